@@ -1,0 +1,221 @@
+"""Configuration dataclasses, ``--set key=value`` overrides and their (de)serialisation.
+
+The config is plain data. Only the ``build_*`` functions read it; modules take typed arguments.
+Named presets live in :mod:`sparsercnn.presets`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+BackboneNorm = Literal["frozen_bn", "bn_eval", "bn"]
+ProposalInit = Literal["image", "center", "grid", "random"]
+DeltaClamp = Literal["official", "mmdet"]
+
+
+@dataclass
+class ModelConfig:
+    """Architecture (spec 2-6, 8). Defaults reproduce the released R50 / 100-proposal model."""
+
+    num_classes: int = 80
+    # Backbone (spec 2.1). "frozen_bn": detectron2 FrozenBN (official); "bn_eval": BatchNorm with
+    # frozen statistics but trainable affine (mmdetection); "bn": ordinary training-mode BatchNorm,
+    # for training from scratch (the CPU demo).
+    backbone_depth: int = 50
+    backbone_norm: BackboneNorm = "frozen_bn"
+    freeze_at: int = 2  # 0: nothing frozen, 1: stem, 2: stem + res2 (spec 2.1), ... 5: everything
+    fpn_dim: int = 256
+    # Proposals (spec 3) and head (spec 5).
+    num_proposals: int = 100
+    proposal_init: ProposalInit = "image"
+    num_stages: int = 6
+    hidden_dim: int = 256
+    num_heads: int = 8
+    ffn_dim: int = 2048
+    dynamic_dim: int = 64
+    dropout: float = 0.0
+    num_cls_layers: int = 1
+    num_reg_layers: int = 3
+    pooler_resolution: int = 7
+    sampling_ratio: int = 2
+    prior_prob: float = 0.01
+    box_delta_clamp: DeltaClamp = "official"  # official: dw,dh <= 8.74; mmdet: |dw|,|dh| <= 4.135
+    # Paper ablations (Tables 3-8, 10); defaults = the released models.
+    use_self_attention: bool = True
+    use_dynamic_conv: bool = True
+    reuse_features: bool = True
+    box_positional_encoding: bool = False
+    # Input normalisation (spec 1.1): RGB, 0-255, torchvision mean/std.
+    pixel_mean: tuple[float, float, float] = (123.675, 116.280, 103.530)
+    pixel_std: tuple[float, float, float] = (58.395, 57.120, 57.375)
+    size_divisibility: int = 32
+    # Post-processing (spec 8): official clips to the image and drops empty boxes; mmdet does not.
+    clip_boxes: bool = True
+
+
+@dataclass
+class LossConfig:
+    """Matching costs and loss weights (spec 7)."""
+
+    class_weight: float = 2.0
+    l1_weight: float = 5.0
+    giou_weight: float = 2.0
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    cost_eps: float = 1e-8  # official focal-cost epsilon (mmdetection: 1e-12)
+    deep_supervision: bool = True
+
+
+@dataclass
+class InputConfig:
+    """Image sizes and augmentation (spec 1.2-1.3)."""
+
+    train_min_sizes: tuple[int, ...] = tuple(range(480, 801, 32))
+    train_max_size: int = 1333
+    test_min_size: int = 800
+    test_max_size: int = 1333
+    flip_prob: float = 0.5
+    crop: bool = False
+    crop_pre_sizes: tuple[int, ...] = (400, 500, 600)
+    crop_size: tuple[int, int] = (384, 600)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation recipe (spec 9). ``lr`` is for ``batch_size`` images; see ``scale_lr``."""
+
+    batch_size: int = 16
+    lr: float = 2.5e-5
+    reference_batch_size: int = 16
+    scale_lr: bool = True  # linear scaling: lr * total_batch / reference_batch_size
+    weight_decay: float = 1e-4
+    max_iter: int = 270_000
+    steps: tuple[int, ...] = (210_000, 250_000)
+    gamma: float = 0.1
+    warmup_iters: int = 1000
+    warmup_factor: float = 0.01
+    clip_grad_norm: float = 1.0
+    grad_accum_steps: int = 1
+    amp: bool = False  # bf16 autocast where supported; matching and losses stay fp32
+    seed: int = 40244023
+    num_workers: int = 2
+    checkpoint_period: int = 5000
+    keep_checkpoints: int = 3
+    eval_period: int = 7330
+    log_period: int = 20
+    max_nonfinite_steps: int = 10
+
+
+@dataclass
+class Config:
+    """The whole resolved configuration; saved beside every checkpoint."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    input: InputConfig = field(default_factory=InputConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Config:
+        """Build a config from :meth:`to_dict` output; unknown keys are an error."""
+        return _from_dict(Config, data, "")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @staticmethod
+    def load(path: str | Path) -> Config:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"cannot read config {path}: {error}") from error
+        return Config.from_dict(data)
+
+    def apply_overrides(self, overrides: list[str]) -> Config:
+        """Return a copy with ``section.key=value`` overrides applied (values parsed as JSON).
+
+        Examples: ``model.num_proposals=300``, ``train.steps=[800,900]``, ``input.crop=true``.
+        A value that is not valid JSON is taken as a string (``model.backbone_norm=bn``).
+        """
+        data = self.to_dict()
+        for item in overrides:
+            key, sep, raw = item.partition("=")
+            parts = key.strip().split(".")
+            if not sep or len(parts) != 2 or parts[0] not in data:
+                raise ValueError(
+                    f"bad override {item!r}: expected section.key=value with section one of "
+                    f"{sorted(data)}, e.g. model.num_proposals=300"
+                )
+            section, name = parts
+            if name not in data[section]:
+                raise ValueError(
+                    f"unknown config key {key!r}; valid keys in {section!r}: "
+                    f"{', '.join(sorted(data[section]))}"
+                )
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+            data[section][name] = value
+        return Config.from_dict(data)
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"config section {where or '<root>'!r} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ValueError(
+            f"unknown config key(s) {sorted(unknown)} in {where or '<root>'!r}; "
+            f"valid: {sorted(names)}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name)
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _from_dict(hint, value, where)  # type: ignore[arg-type]
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"config key {where!r} expects a list, got {value!r}")
+        args = typing.get_args(hint)
+        item = args[0]
+        return tuple(_coerce(item, v, where) for v in value)
+    if origin is typing.Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise ValueError(f"config key {where!r} must be one of {allowed}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"config key {where!r} expects true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"config key {where!r} expects an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"config key {where!r} expects a number, got {value!r}")
+        return float(value)
+    if hint is str and not isinstance(value, str):
+        raise ValueError(f"config key {where!r} expects a string, got {value!r}")
+    return value

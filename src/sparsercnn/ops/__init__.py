@@ -1,0 +1,1 @@
+"""Pure-PyTorch operators: box geometry and RoIAlign (torchvision semantics)."""

@@ -1,0 +1,139 @@
+"""Box geometry as pure functions: format conversions, areas, IoU/GIoU and delta decoding.
+
+All boxes are ``(..., 4)`` tensors; see :mod:`sparsercnn.structures` for the format glossary.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+# Official clamp (detectron2 ``_DEFAULT_SCALE_CLAMP``): dw, dh <= log(100000 / 16) (spec 6).
+OFFICIAL_SCALE_CLAMP = math.log(100000.0 / 16)
+# mmdetection ``wh_ratio_clip=16/1000``: |dw|, |dh| <= |log(16 / 1000)| (spec 6).
+MMDET_SCALE_CLAMP = abs(math.log(16.0 / 1000))
+BOX_DELTA_WEIGHTS = (2.0, 2.0, 1.0, 1.0)
+
+
+def box_cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
+    """``(cx, cy, w, h)`` -> ``(x1, y1, x2, y2)``, any leading shape."""
+    cx, cy, w, h = boxes.unbind(-1)
+    return torch.stack((cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h), dim=-1)
+
+
+def box_xyxy_to_cxcywh(boxes: Tensor) -> Tensor:
+    """``(x1, y1, x2, y2)`` -> ``(cx, cy, w, h)``, any leading shape."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack(((x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1), dim=-1)
+
+
+def box_xyxy_to_xywh(boxes: Tensor) -> Tensor:
+    """``(x1, y1, x2, y2)`` -> COCO ``(x, y, w, h)``."""
+    x1, y1, x2, y2 = boxes.unbind(-1)
+    return torch.stack((x1, y1, x2 - x1, y2 - y1), dim=-1)
+
+
+def box_xywh_to_xyxy(boxes: Tensor) -> Tensor:
+    """COCO ``(x, y, w, h)`` -> ``(x1, y1, x2, y2)``."""
+    x, y, w, h = boxes.unbind(-1)
+    return torch.stack((x, y, x + w, y + h), dim=-1)
+
+
+def box_area(boxes: Tensor) -> Tensor:
+    """Area of xyxy boxes, ``(..., 4)`` -> ``(...)``; degenerate boxes may give <= 0."""
+    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+
+
+def box_iou(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
+    """Pairwise IoU of xyxy boxes ``(N, 4)`` x ``(M, 4)`` -> ``(iou (N, M), union (N, M))``."""
+    area1 = box_area(boxes1)
+    area2 = box_area(boxes2)
+    top_left = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])
+    bottom_right = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    wh = (bottom_right - top_left).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area1[:, None] + area2[None, :] - inter
+    return inter / union, union
+
+
+def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """Pairwise GIoU (Rezatofighi et al. 2019) of xyxy boxes ``(N, 4)`` x ``(M, 4)`` -> ``(N, M)``.
+
+    Values lie in ``[-1, 1]``. Boxes must be well formed (x2 >= x1, y2 >= y1) with positive area.
+    """
+    iou, union = box_iou(boxes1, boxes2)
+    top_left = torch.min(boxes1[:, None, :2], boxes2[None, :, :2])
+    bottom_right = torch.max(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    wh = (bottom_right - top_left).clamp(min=0)
+    hull = wh[..., 0] * wh[..., 1]
+    return iou - (hull - union) / hull
+
+
+def paired_generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
+    """GIoU of corresponding rows, ``(K, 4)`` and ``(K, 4)`` -> ``(K,)`` (the loss's diagonal)."""
+    area1 = box_area(boxes1)
+    area2 = box_area(boxes2)
+    wh_inter = (torch.min(boxes1[:, 2:], boxes2[:, 2:]) - torch.max(boxes1[:, :2], boxes2[:, :2]))
+    wh_inter = wh_inter.clamp(min=0)
+    inter = wh_inter[:, 0] * wh_inter[:, 1]
+    union = area1 + area2 - inter
+    iou = inter / union
+    wh_hull = (torch.max(boxes1[:, 2:], boxes2[:, 2:]) - torch.min(boxes1[:, :2], boxes2[:, :2]))
+    hull = wh_hull[:, 0] * wh_hull[:, 1]
+    return iou - (hull - union) / hull
+
+
+def decode_box_deltas(
+    deltas: Tensor,
+    boxes: Tensor,
+    weights: tuple[float, float, float, float] = BOX_DELTA_WEIGHTS,
+    scale_clamp: tuple[float, float] = (-math.inf, OFFICIAL_SCALE_CLAMP),
+) -> Tensor:
+    """Apply ``(dx, dy, dw, dh)`` deltas to xyxy boxes (spec 6), ``(..., 4)`` each -> ``(..., 4)``.
+
+    ``cx' = cx + dx/wx * w``, ``w' = w * exp(clamp(dw/ww))``; widths are ``x2 - x1`` (no +1).
+    ``scale_clamp`` is ``(min, max)`` for the scaled ``dw, dh``: official ``(-inf, 8.74)``,
+    mmdetection ``(-4.135, 4.135)``.
+    """
+    widths = boxes[..., 2] - boxes[..., 0]
+    heights = boxes[..., 3] - boxes[..., 1]
+    ctr_x = boxes[..., 0] + 0.5 * widths
+    ctr_y = boxes[..., 1] + 0.5 * heights
+    wx, wy, ww, wh = weights
+    dx = deltas[..., 0] / wx
+    dy = deltas[..., 1] / wy
+    dw = (deltas[..., 2] / ww).clamp(min=scale_clamp[0], max=scale_clamp[1])
+    dh = (deltas[..., 3] / wh).clamp(min=scale_clamp[0], max=scale_clamp[1])
+    pred_ctr_x = dx * widths + ctr_x
+    pred_ctr_y = dy * heights + ctr_y
+    pred_w = torch.exp(dw) * widths
+    pred_h = torch.exp(dh) * heights
+    return torch.stack(
+        (
+            pred_ctr_x - 0.5 * pred_w,
+            pred_ctr_y - 0.5 * pred_h,
+            pred_ctr_x + 0.5 * pred_w,
+            pred_ctr_y + 0.5 * pred_h,
+        ),
+        dim=-1,
+    )
+
+
+def scale_clamp_for(mode: str) -> tuple[float, float]:
+    """The ``(min, max)`` clamp of the scaled ``dw, dh`` for ``mode`` "official" or "mmdet"."""
+    if mode == "official":
+        return (-math.inf, OFFICIAL_SCALE_CLAMP)
+    if mode == "mmdet":
+        return (-MMDET_SCALE_CLAMP, MMDET_SCALE_CLAMP)
+    raise ValueError(f"unknown box delta clamp {mode!r}; use 'official' or 'mmdet'")
+
+
+def clip_boxes(boxes: Tensor, height: int | Tensor, width: int | Tensor) -> Tensor:
+    """Clip xyxy boxes to ``[0, width] x [0, height]``."""
+    x = boxes[..., 0::2].clamp(min=0)
+    y = boxes[..., 1::2].clamp(min=0)
+    x = torch.minimum(x, torch.as_tensor(width, dtype=boxes.dtype, device=boxes.device))
+    y = torch.minimum(y, torch.as_tensor(height, dtype=boxes.dtype, device=boxes.device))
+    return torch.stack((x[..., 0], y[..., 0], x[..., 1], y[..., 1]), dim=-1)

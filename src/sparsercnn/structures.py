@@ -1,0 +1,182 @@
+"""Data contracts shared by every layer of the package, written once.
+
+Box formats (names carry the format wherever it is not absolute xyxy pixels):
+
+- ``boxes`` (no qualifier): absolute ``(x1, y1, x2, y2)`` pixels of the image the tensor belongs
+  to. Inside the model and the loss that is the *input image* (after resize/crop, before padding);
+  in :class:`Detections` returned to users it is the *original image*.
+- ``boxes_cxcywh_norm``: ``(cx, cy, w, h)`` divided by ``(W, H, W, H)`` of the unpadded input image
+  (the learnable proposal parametrisation, spec 3).
+- ``boxes_xyxy_norm``: ``(x1, y1, x2, y2)`` divided by ``(W, H, W, H)`` (the matching L1 cost, spec 7).
+- ``bbox_xywh``: COCO JSON ``[x, y, w, h]`` absolute pixels of the original image.
+
+Sizes are always ``(h, w)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TypedDict
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class ImageBatch:
+    """A padded batch of images plus each image's unpadded size.
+
+    Attributes:
+        tensor: ``(B, 3, Hp, Wp)`` float, already normalised, zero-padded at the bottom/right so
+            that ``Hp`` and ``Wp`` are multiples of the size divisibility (32 for ResNet-FPN).
+        image_sizes: ``(B, 2)`` int64, ``(h, w)`` of every image before padding.
+    """
+
+    tensor: Tensor
+    image_sizes: Tensor
+
+    @staticmethod
+    def from_tensors(
+        images: Sequence[Tensor], size_divisibility: int = 32, pad_value: float = 0.0
+    ) -> ImageBatch:
+        """Pad ``images`` (each ``(3, h, w)``) to a common size divisible by ``size_divisibility``.
+
+        This is the one place where padding happens (spec 1.1: bottom/right, after normalisation).
+        """
+        if len(images) == 0:
+            raise ValueError("ImageBatch.from_tensors needs at least one image, got an empty list")
+        for i, image in enumerate(images):
+            if image.dim() != 3 or image.shape[0] != 3:
+                raise ValueError(
+                    f"image {i} has shape {tuple(image.shape)}; expected (3, H, W) RGB. "
+                    "Convert grayscale/RGBA images to RGB before batching."
+                )
+        max_h = max(int(image.shape[1]) for image in images)
+        max_w = max(int(image.shape[2]) for image in images)
+        if size_divisibility > 1:
+            max_h = -(-max_h // size_divisibility) * size_divisibility
+            max_w = -(-max_w // size_divisibility) * size_divisibility
+        first = images[0]
+        tensor = first.new_full((len(images), 3, max_h, max_w), pad_value)
+        for i, image in enumerate(images):
+            tensor[i, :, : image.shape[1], : image.shape[2]].copy_(image)
+        sizes = torch.tensor(
+            [[int(image.shape[1]), int(image.shape[2])] for image in images],
+            dtype=torch.int64,
+            device=first.device,
+        )
+        return ImageBatch(tensor=tensor, image_sizes=sizes)
+
+    def to(self, device: torch.device | str) -> ImageBatch:
+        return ImageBatch(self.tensor.to(device), self.image_sizes.to(device))
+
+    def __len__(self) -> int:
+        return int(self.tensor.shape[0])
+
+
+@dataclass
+class Target:
+    """Ground truth of one image, in input-image coordinates.
+
+    Attributes:
+        boxes: ``(M, 4)`` float32, absolute xyxy pixels of the input image (after transforms).
+        labels: ``(M,)`` int64 contiguous labels in ``[0, num_classes)``.
+    """
+
+    boxes: Tensor
+    labels: Tensor
+
+    def to(self, device: torch.device | str) -> Target:
+        return Target(self.boxes.to(device), self.labels.to(device))
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass
+class StageOutput:
+    """Predictions of one refinement stage for a batch.
+
+    Attributes:
+        logits: ``(B, N, C)`` class logits (sigmoid, no background class).
+        boxes: ``(B, N, 4)`` absolute xyxy pixels of each input image.
+    """
+
+    logits: Tensor
+    boxes: Tensor
+
+
+@dataclass
+class ModelOutput:
+    """What :class:`~sparsercnn.model.detector.SparseRCNN` returns, in training and inference.
+
+    Attributes:
+        stages: one :class:`StageOutput` per stage run, first to last (deep supervision uses all,
+            inference the last).
+        image_sizes: ``(B, 2)`` int64 ``(h, w)`` of the unpadded input images.
+        proposal_boxes: ``(B, N, 4)`` the learned proposals scaled to each input image (xyxy).
+    """
+
+    stages: list[StageOutput]
+    image_sizes: Tensor
+    proposal_boxes: Tensor
+
+    @property
+    def last(self) -> StageOutput:
+        return self.stages[-1]
+
+
+class Detections(TypedDict):
+    """torchvision-style detections of one image.
+
+    ``boxes``: ``(K, 4)`` absolute xyxy pixels of the *original* image; ``scores``: ``(K,)``;
+    ``labels``: ``(K,)`` int64 contiguous labels.
+    """
+
+    boxes: Tensor
+    scores: Tensor
+    labels: Tensor
+
+
+@dataclass
+class Sample:
+    """One item produced by a dataset: a transformed image and its ground truth.
+
+    Attributes:
+        image: ``(3, h, w)`` uint8 RGB input image (after resize/flip/crop).
+        target: ground truth in input-image coordinates.
+        image_id: the dataset's image id (COCO ``images[].id``).
+        original_size: ``(h, w)`` of the image as stored on disk (after EXIF orientation).
+        file_name: path of the image relative to the image folder.
+    """
+
+    image: Tensor
+    target: Target
+    image_id: int
+    original_size: tuple[int, int]
+    file_name: str = ""
+
+
+@dataclass
+class Batch:
+    """A collated list of samples (images stay unpadded; the model pads them)."""
+
+    images: list[Tensor]
+    targets: list[Target]
+    image_ids: list[int]
+    original_sizes: list[tuple[int, int]]
+    file_names: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def collate(samples: Sequence[Sample]) -> Batch:
+        return Batch(
+            images=[s.image for s in samples],
+            targets=[s.target for s in samples],
+            image_ids=[s.image_id for s in samples],
+            original_sizes=[s.original_size for s in samples],
+            file_names=[s.file_name for s in samples],
+        )
+
+    def __len__(self) -> int:
+        return len(self.images)
