@@ -5,9 +5,9 @@ Box formats (names carry the format wherever it is not absolute xyxy pixels):
 - ``boxes`` (no qualifier): absolute ``(x1, y1, x2, y2)`` pixels of the image the tensor belongs
   to. Inside the model and the loss that is the *input image* (after resize/crop, before padding);
   in :class:`Detections` returned to users it is the *original image*.
-- ``boxes_cxcywh_norm``: ``(cx, cy, w, h)`` divided by ``(W, H, W, H)`` of the unpadded input image
-  (the learnable proposal parametrisation, spec 3).
-- ``boxes_xyxy_norm``: ``(x1, y1, x2, y2)`` divided by ``(W, H, W, H)`` (the matching L1 cost, spec 7).
+- ``boxes_cxcywh_norm``: ``(cx, cy, w, h)`` divided by ``(W, H, W, H)`` of the unpadded input
+  image (the learnable proposal parametrisation, spec 3).
+- ``boxes_xyxy_norm``: ``(x1, y1, x2, y2)`` divided by ``(W, H, W, H)`` (matching L1 cost, spec 7).
 - ``bbox_xywh``: COCO JSON ``[x, y, w, h]`` absolute pixels of the original image.
 
 Sizes are always ``(h, w)``.

@@ -1,0 +1,5 @@
+"""``python -m sparsercnn`` is the ``sparsercnn`` command."""
+
+from sparsercnn.cli.main import main
+
+raise SystemExit(main())

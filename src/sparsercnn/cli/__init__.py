@@ -1,0 +1,1 @@
+"""The ``sparsercnn`` command line: argument parsing and short handlers over library calls."""

@@ -1,0 +1,49 @@
+"""``sparsercnn eval``: COCO metrics of a model file on a COCO-format dataset."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sparsercnn.cli.common import add_device_argument, resolve_device
+from sparsercnn.engine.pipeline import evaluate_model_file
+from sparsercnn.model_file import atomic_write
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a model file with the COCO protocol",
+        description="COCO bbox evaluation (maxDets 100, no score threshold): AP, AP50, AP75, "
+        "APs, APm, APl and per-class AP, plus model-only and end-to-end images/s.",
+    )
+    parser.add_argument("--checkpoint", type=Path, required=True, help="model file (.safetensors)")
+    parser.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
+    parser.add_argument("--images", type=Path, required=True, help="image folder")
+    parser.add_argument("--output", type=Path, help="write the metrics as JSON here")
+    parser.add_argument("--results", type=Path, help="write the COCO results JSON here")
+    parser.add_argument("--stages", type=int, help="use only the first k stages")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2)
+    add_device_argument(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = evaluate_model_file(
+        args.checkpoint,
+        args.json,
+        args.images,
+        device=resolve_device(args.device),
+        num_stages=args.stages,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        results_path=args.results,
+    )
+    print(report.format())
+    if args.output:
+        text = json.dumps(report.to_dict(), indent=2)
+        atomic_write(args.output, lambda tmp: tmp.write_text(text))
+        print(f"metrics written to {args.output}")
+    return 0

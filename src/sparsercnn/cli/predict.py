@@ -1,0 +1,66 @@
+"""``sparsercnn predict``: detections for image files and folders, as COCO JSON and drawings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sparsercnn.cli.common import add_device_argument, resolve_device
+from sparsercnn.data.image_io import load_image
+from sparsercnn.model_file import atomic_write
+from sparsercnn.predictor import Predictor
+from sparsercnn.visualization.draw import draw_detections
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="detect objects in images or folders",
+        description="Write COCO result records (file_name, category_id, bbox [x,y,w,h] in "
+        "original pixels, score) for every image, and optionally the images with boxes drawn.",
+    )
+    parser.add_argument("--checkpoint", type=Path, required=True, help="model file (.safetensors)")
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images or folders")
+    parser.add_argument("--output", type=Path, default=Path("predictions.json"), help="COCO JSON")
+    parser.add_argument("--save-images", type=Path, metavar="DIR", help="draw detections here")
+    parser.add_argument(
+        "--score-threshold", type=float, default=0.3, help="minimum score for drawing only"
+    )
+    parser.add_argument("--stages", type=int, help="use only the first k stages")
+    parser.add_argument("--batch-size", type=int, default=4)
+    add_device_argument(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    predictor = Predictor.from_file(
+        args.checkpoint,
+        device=resolve_device(args.device),
+        batch_size=args.batch_size,
+        num_stages=args.stages,
+    )
+    records: list[dict] = []
+    num_images = 0
+    for prediction in predictor.iter_predictions(list(args.paths)):
+        num_images += 1
+        records.extend(prediction.to_coco_results(predictor.categories.category_ids))
+        if args.save_images:
+            shown = prediction.above(args.score_threshold)
+            drawing = draw_detections(
+                load_image(prediction.source),
+                shown.boxes,
+                shown.labels,
+                shown.scores,
+                predictor.categories.names,
+                score_threshold=args.score_threshold,
+            )
+            target = args.save_images / (Path(prediction.source).stem + ".jpg")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            drawing.save(target, quality=92)
+    text = json.dumps(records)
+    atomic_write(args.output, lambda tmp: tmp.write_text(text))
+    print(f"{len(records)} detections on {num_images} images written to {args.output}")
+    if args.save_images:
+        print(f"drawn detections (score >= {args.score_threshold}) in {args.save_images}")
+    return 0

@@ -1,0 +1,65 @@
+"""``sparsercnn train``: train on a COCO-format dataset (single process or under torchrun)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from sparsercnn.cli.common import add_config_arguments, add_device_argument, resolve_config
+from sparsercnn.engine.distributed import cleanup, init_distributed
+from sparsercnn.engine.pipeline import train_from_coco
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a detector on COCO-format data",
+        description="Train Sparse R-CNN. Launch with `torchrun --nproc-per-node N -m sparsercnn "
+        "train ...` to train with DDP on several GPUs or machines.",
+    )
+    parser.add_argument("--train-json", type=Path, required=True, help="COCO instances JSON")
+    parser.add_argument("--train-images", type=Path, required=True, help="training image folder")
+    parser.add_argument("--val-json", type=Path, help="validation COCO JSON (enables evaluation)")
+    parser.add_argument("--val-images", type=Path, help="validation image folder")
+    parser.add_argument("--output-dir", type=Path, required=True, help="run folder")
+    add_config_arguments(parser, default_preset=None)
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="MINUTES",
+        help="fit the schedule to this wall-clock budget and stop gracefully when it is spent",
+    )
+    parser.add_argument(
+        "--skip-invalid", action="store_true", help="drop invalid annotations/images with a warning"
+    )
+    add_device_argument(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if (args.val_json is None) != (args.val_images is None):
+        raise ValueError("give both --val-json and --val-images, or neither")
+    cfg = resolve_config(args)
+    dist_info = init_distributed(args.device)
+    try:
+        result = train_from_coco(
+            cfg,
+            train_json=args.train_json,
+            train_images=args.train_images,
+            val_json=args.val_json,
+            val_images=args.val_images,
+            output_dir=args.output_dir,
+            resume=args.resume,
+            time_budget_minutes=args.time_budget,
+            skip_invalid=args.skip_invalid,
+            dist_info=dist_info,
+        )
+    finally:
+        cleanup()
+    if dist_info.rank == 0:
+        print(result.summary())
+    return 0

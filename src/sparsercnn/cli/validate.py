@@ -1,0 +1,27 @@
+"""``sparsercnn validate``: check a COCO dataset before training."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sparsercnn.data.validation import validate_coco
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "validate",
+        help="check a COCO-format dataset (files, ids, boxes) and print a summary",
+        description="Report missing or unreadable images, bad boxes, unknown or duplicate ids, "
+        "and summarise the dataset. Exit code 1 when errors were found.",
+    )
+    parser.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
+    parser.add_argument("--images", type=Path, required=True, help="image folder")
+    parser.add_argument("--no-image-check", action="store_true", help="skip opening image files")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = validate_coco(args.json, args.images, check_images=not args.no_image_check)
+    print(report.format())
+    return 1 if report.errors else 0

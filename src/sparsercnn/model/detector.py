@@ -1,0 +1,112 @@
+"""The Sparse R-CNN detector: backbone + FPN + learned proposals + dynamic head.
+
+The forward pass is the same in training and inference: it returns every stage's logits and
+boxes (:class:`~sparsercnn.structures.ModelOutput`). :class:`~sparsercnn.loss.SetCriterion` turns
+that into losses and :class:`~sparsercnn.model.postprocess.PostProcessor` into detections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from sparsercnn.model.backbone import ResNet
+from sparsercnn.model.dynamic_head import DynamicHead
+from sparsercnn.model.fpn import FPN
+from sparsercnn.model.proposals import LearnedProposals
+from sparsercnn.structures import ImageBatch, ModelOutput, StageOutput
+
+
+class SparseRCNN(nn.Module):
+    """End-to-end detector with learnable proposals (Sun et al., CVPR 2021).
+
+    Args:
+        backbone: ResNet returning C2-C5.
+        fpn: FPN returning P2-P5 with ``hidden_dim`` channels.
+        proposals: the N learned boxes and features.
+        head: the refinement stages.
+        pixel_mean, pixel_std: RGB normalisation on 0-255 values (spec 1.1).
+        size_divisibility: padded sizes are multiples of this (32).
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: ResNet,
+        fpn: FPN,
+        proposals: LearnedProposals,
+        head: DynamicHead,
+        pixel_mean: Sequence[float],
+        pixel_std: Sequence[float],
+        size_divisibility: int = 32,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.fpn = fpn
+        self.proposals = proposals
+        self.head = head
+        self.size_divisibility = size_divisibility
+        # Not persistent: the config records them, and the reference checkpoints have none.
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(3, 1, 1), persistent=False)
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.head.stages)
+
+    @property
+    def num_proposals(self) -> int:
+        return self.proposals.boxes.num_embeddings
+
+    def preprocess(self, images: Sequence[Tensor]) -> ImageBatch:
+        """Normalise RGB 0-255 images (uint8 or float, each ``(3, h, w)``) and pad them to /32.
+
+        Padding is zeros after normalisation (spec 1.1).
+        """
+        if isinstance(images, Tensor) and images.dim() == 3:
+            images = [images]
+        device = self.pixel_mean.device
+        normalised = []
+        for i, image in enumerate(images):
+            if not isinstance(image, Tensor) or image.dim() != 3 or image.shape[0] != 3:
+                shape = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
+                raise ValueError(
+                    f"image {i}: expected a (3, H, W) RGB tensor with values 0-255, got {shape}"
+                )
+            image = image.to(device=device, dtype=self.pixel_mean.dtype, non_blocking=True)
+            normalised.append((image - self.pixel_mean) / self.pixel_std)
+        return ImageBatch.from_tensors(normalised, self.size_divisibility)
+
+    def extract_features(self, images: ImageBatch) -> list[Tensor]:
+        """P2-P5 of the padded batch, each ``(B, d, H/s, W/s)``, channels-last."""
+        x = images.tensor.contiguous(memory_format=torch.channels_last)
+        return self.fpn(self.backbone(x))
+
+    def forward(
+        self, images: ImageBatch | Sequence[Tensor], num_stages: int | None = None
+    ) -> ModelOutput:
+        """Run the detector.
+
+        Args:
+            images: an :class:`ImageBatch` (normalised, padded) or a list of ``(3, h, w)`` RGB
+                0-255 images of any sizes.
+            num_stages: run only the first k stages (default: all). Each stage is a full
+                detector thanks to deep supervision, so fewer stages trade accuracy for speed.
+
+        Returns:
+            :class:`ModelOutput` with one :class:`StageOutput` per stage run; boxes are absolute
+            xyxy pixels of each (unpadded) input image.
+        """
+        batch = images if isinstance(images, ImageBatch) else self.preprocess(images)
+        features = self.extract_features(batch)
+        proposal_boxes, proposal_features = self.proposals(batch.image_sizes)
+        stages = self.head(
+            features, proposal_boxes, proposal_features, batch.image_sizes, num_stages=num_stages
+        )
+        return ModelOutput(
+            stages=[StageOutput(logits=logits, boxes=boxes) for logits, boxes in stages],
+            image_sizes=batch.image_sizes,
+            proposal_boxes=proposal_boxes,
+        )

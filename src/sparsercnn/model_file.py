@@ -1,0 +1,142 @@
+"""Our released model format: one safetensors file holding weights, config and label map.
+
+The file's metadata carries ``format`` ("sparsercnn"), ``format_version``, ``config`` (the resolved
+:class:`~sparsercnn.config.Config` as JSON) and ``categories`` (the label map: contiguous label ->
+dataset category id and name). Loading never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from sparsercnn.config import Config
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.model import SparseRCNN, build_model
+
+FORMAT_NAME = "sparsercnn"
+FORMAT_VERSION = "1"
+
+
+@dataclass
+class LoadedModel:
+    """What :func:`load_model_file` returns."""
+
+    model: SparseRCNN
+    config: Config
+    categories: CategoryMap
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then rename into ``path``: readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def model_state_dict(model: nn.Module) -> dict[str, Tensor]:
+    """The model's persistent tensors, unwrapped from DDP/compile and made contiguous on CPU."""
+    module = getattr(model, "module", model)
+    module = getattr(module, "_orig_mod", module)
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def save_model_file(
+    path: str | Path, model: nn.Module, config: Config, categories: CategoryMap
+) -> Path:
+    """Write the model to ``path`` (``.safetensors``) atomically."""
+    path = Path(path)
+    if len(categories) != config.model.num_classes:
+        raise ValueError(
+            f"label map has {len(categories)} classes but the model has {config.model.num_classes}"
+        )
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "config": config.to_json(),
+        "categories": json.dumps(categories.to_dict()),
+    }
+    tensors = model_state_dict(model)
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    return path
+
+
+def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, CategoryMap]:
+    """Read weights, config and label map from a file written by :func:`save_model_file`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(
+            f"{path} is not a sparsercnn model file (safetensors could not read it: {error}). "
+            "Convert official/mmdetection checkpoints with `sparsercnn convert`."
+        ) from error
+    if metadata.get("format") != FORMAT_NAME:
+        raise ValueError(
+            f"{path} is a safetensors file but not a sparsercnn model (metadata format="
+            f"{metadata.get('format')!r}); convert it with `sparsercnn convert`"
+        )
+    try:
+        config = Config.from_dict(json.loads(metadata["config"]))
+        categories = CategoryMap.from_dict(json.loads(metadata["categories"]))
+    except (KeyError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: damaged metadata ({error}); re-export the model") from error
+    return tensors, config, categories
+
+
+def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
+    """Build the model described by the file and load its weights strictly."""
+    tensors, config, categories = read_model_file(path)
+    model = build_model(config)
+    load_state_dict_strict(model, tensors, source=str(path))
+    model.to(device)
+    return LoadedModel(model=model, config=config, categories=categories)
+
+
+def load_state_dict_strict(model: nn.Module, tensors: dict[str, Tensor], source: str) -> None:
+    """Load ``tensors`` into ``model``; any missing, unexpected or mis-shaped key is an error."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    mismatched = sorted(
+        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in set(own) & set(tensors)
+        if tensors[k].shape != own[k].shape
+    )
+    if missing or unexpected or mismatched:
+        parts = []
+        for title, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("mis-shaped", mismatched),
+        ):
+            if keys:
+                shown = ", ".join(keys[:10]) + (
+                    f" ... ({len(keys)} in all)" if len(keys) > 10 else ""
+                )
+                parts.append(f"{title} keys: {shown}")
+        raise ValueError(f"{source} does not fit the model: " + "; ".join(parts))
+    model.load_state_dict(tensors, strict=True)

@@ -1,0 +1,209 @@
+"""End-user inference: a model file in, detections in original pixels out.
+
+:class:`Predictor` takes image paths, folders, PIL images, numpy arrays or tensors, resizes them as
+the model was evaluated (test transform), batches them and returns one :class:`Prediction` each.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from sparsercnn.config import Config
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.data.image_io import load_image, to_rgb
+from sparsercnn.data.transforms import build_test_transform
+from sparsercnn.evaluation.results import CocoResult, detections_to_coco_results
+from sparsercnn.model import SparseRCNN, build_postprocessor
+from sparsercnn.model_file import load_model_file
+from sparsercnn.structures import Detections
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+ImageInput = str | Path | Image.Image | np.ndarray | Tensor
+
+
+@dataclass
+class Prediction:
+    """Detections of one image.
+
+    Attributes:
+        boxes: ``(K, 4)`` absolute xyxy pixels of the original image.
+        scores: ``(K,)`` sigmoid scores, descending.
+        labels: ``(K,)`` contiguous labels.
+        class_names: name of every detection's class.
+        category_ids: dataset category id of every detection's class.
+        image_size: ``(h, w)`` of the original image.
+        source: the file the image came from, or ``"<input i>"``.
+    """
+
+    boxes: Tensor
+    scores: Tensor
+    labels: Tensor
+    class_names: list[str]
+    category_ids: list[int]
+    image_size: tuple[int, int]
+    source: str
+
+    def above(self, score_threshold: float) -> Prediction:
+        """Only the detections scoring at least ``score_threshold`` (for display)."""
+        keep = (self.scores >= score_threshold).nonzero().flatten().tolist()
+        return Prediction(
+            boxes=self.boxes[keep],
+            scores=self.scores[keep],
+            labels=self.labels[keep],
+            class_names=[self.class_names[i] for i in keep],
+            category_ids=[self.category_ids[i] for i in keep],
+            image_size=self.image_size,
+            source=self.source,
+        )
+
+    def to_coco_results(
+        self, category_ids: Sequence[int], image_id: int | None = None
+    ) -> list[CocoResult]:
+        """COCO result records (``bbox`` as ``[x, y, w, h]``); ``file_name`` is the source."""
+        detections = Detections(boxes=self.boxes, scores=self.scores, labels=self.labels)
+        records = detections_to_coco_results(
+            image_id if image_id is not None else -1,
+            detections,
+            category_ids,
+            file_name=self.source,
+        )
+        if image_id is None:
+            for record in records:
+                del record["image_id"]  # type: ignore[misc]
+        return records
+
+
+def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> list[tuple[ImageInput, str]]:
+    """Flatten inputs into ``(image or path, source name)`` pairs; folders expand to their images.
+
+    Raises:
+        FileNotFoundError: a path does not exist, or a folder holds no image file.
+    """
+    items = [inputs] if not isinstance(inputs, list | tuple) else list(inputs)
+    expanded: list[tuple[ImageInput, str]] = []
+    for i, item in enumerate(items):
+        if isinstance(item, str | Path):
+            path = Path(item)
+            if path.is_dir():
+                files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+                if not files:
+                    raise FileNotFoundError(
+                        f"folder {path} contains no image files ({', '.join(IMAGE_SUFFIXES)})"
+                    )
+                expanded.extend((f, str(f)) for f in files)
+            elif path.is_file():
+                expanded.append((path, str(path)))
+            else:
+                raise FileNotFoundError(f"input {path} does not exist")
+        else:
+            expanded.append((item, f"<input {i}>"))
+    return expanded
+
+
+def to_pil(image: ImageInput) -> Image.Image:
+    """Load or convert one input to an RGB PIL image (EXIF orientation applied for files)."""
+    if isinstance(image, str | Path):
+        return load_image(image)
+    if isinstance(image, Image.Image):
+        return to_rgb(image)
+    if isinstance(image, Tensor):
+        if image.dim() != 3 or image.shape[0] not in (1, 3):
+            raise ValueError(
+                f"tensor images must be (3, H, W) or (1, H, W), got {tuple(image.shape)}"
+            )
+        array = image.detach().cpu()
+        if array.is_floating_point():
+            array = array.clamp(0, 255).round()
+        image = array.to(torch.uint8).permute(1, 2, 0).numpy()
+    if isinstance(image, np.ndarray):
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[:, :, 0]
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+            raise ValueError(f"array images must be HxW, HxWx3 or HxWx4, got shape {image.shape}")
+        if image.dtype != np.uint8:
+            raise ValueError(f"array images must be uint8 RGB (0-255), got dtype {image.dtype}")
+        return to_rgb(Image.fromarray(image))
+    raise TypeError(f"unsupported image input of type {type(image).__name__}")
+
+
+class Predictor:
+    """Run a trained model on images.
+
+    Args:
+        model: the detector (moved to ``device`` and put in eval mode).
+        config: its resolved config (test resize and post-processing come from it).
+        categories: label map (names and dataset category ids).
+        device: where to run.
+        batch_size: images per forward pass.
+        num_stages: run only the first k stages (default all).
+    """
+
+    def __init__(
+        self,
+        model: SparseRCNN,
+        config: Config,
+        categories: CategoryMap,
+        *,
+        device: torch.device | str = "cpu",
+        batch_size: int = 4,
+        num_stages: int | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.config = config
+        self.categories = categories
+        self.batch_size = batch_size
+        self.num_stages = num_stages
+        self.transform = build_test_transform(config.input)
+        self.postprocessor = build_postprocessor(config)
+
+    @staticmethod
+    def from_file(path: str | Path, **kwargs: Any) -> Predictor:
+        """Build a predictor from a model file (see :mod:`sparsercnn.model_file`)."""
+        loaded = load_model_file(path)
+        return Predictor(loaded.model, loaded.config, loaded.categories, **kwargs)
+
+    def __call__(self, inputs: ImageInput | Sequence[ImageInput]) -> list[Prediction]:
+        """Detect objects in ``inputs`` (a path, folder, PIL image, HxWx3 uint8 array, (3, H, W)
+        tensor, or a list of these). Returns one :class:`Prediction` per image, in input order."""
+        return list(self.iter_predictions(inputs))
+
+    def iter_predictions(self, inputs: ImageInput | Sequence[ImageInput]) -> Iterator[Prediction]:
+        """Like :meth:`__call__`, but yields predictions batch by batch (for large folders)."""
+        items = expand_inputs(inputs)
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start : start + self.batch_size]
+            yield from self._predict_batch(
+                [to_pil(image) for image, _ in chunk], [s for _, s in chunk]
+            )
+
+    @torch.no_grad()
+    def _predict_batch(self, images: list[Image.Image], sources: list[str]) -> list[Prediction]:
+        no_boxes = torch.zeros((0, 4))
+        tensors = [self.transform(image, no_boxes, random.Random(0))[0] for image in images]
+        sizes = [(image.height, image.width) for image in images]
+        output = self.model([t.to(self.device) for t in tensors], num_stages=self.num_stages)
+        detections = self.postprocessor(output, sizes)
+        items = zip(detections, sizes, sources, strict=True)
+        return [self._prediction(d, size, source) for d, size, source in items]
+
+    def _prediction(self, detections: Detections, size: tuple[int, int], source: str) -> Prediction:
+        labels = detections["labels"].cpu()
+        return Prediction(
+            boxes=detections["boxes"].float().cpu(),
+            scores=detections["scores"].float().cpu(),
+            labels=labels,
+            class_names=[self.categories.names[i] for i in labels.tolist()],
+            category_ids=[self.categories.category_ids[i] for i in labels.tolist()],
+            image_size=size,
+            source=source,
+        )

@@ -1,0 +1,41 @@
+"""Tests of inference post-processing (spec 8)."""
+
+from __future__ import annotations
+
+import torch
+
+from sparsercnn.model import PostProcessor
+from sparsercnn.structures import ModelOutput, StageOutput
+
+
+def make_output(logits: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> ModelOutput:
+    sizes = torch.tensor([size] * logits.shape[0])
+    return ModelOutput([StageOutput(logits, boxes)], sizes, boxes)
+
+
+def test_top_k_over_flattened_scores_and_rescale() -> None:
+    logits = torch.full((1, 3, 2), -10.0)
+    logits[0, 1, 0] = 5.0  # proposal 1, class 0
+    logits[0, 1, 1] = 4.0  # same box, class 1: a box may appear with several classes
+    logits[0, 2, 1] = 3.0
+    boxes = torch.tensor(
+        [[[0.0, 0.0, 10.0, 10.0], [10.0, 20.0, 30.0, 40.0], [5.0, 5.0, 50.0, 50.0]]]
+    )
+    output = make_output(logits, boxes, (100, 50))  # input h=100, w=50
+    (det,) = PostProcessor(clip_boxes=False)(output, [(200, 100)])
+    assert det["labels"].tolist() == [0, 1, 1]
+    torch.testing.assert_close(det["scores"][:3], torch.sigmoid(torch.tensor([5.0, 4.0, 3.0])))
+    torch.testing.assert_close(det["boxes"][0], torch.tensor([20.0, 40.0, 60.0, 80.0]))
+    torch.testing.assert_close(det["boxes"][1], torch.tensor([20.0, 40.0, 60.0, 80.0]))
+    assert det["boxes"].shape == (3, 4)  # k = N = 3, no threshold
+
+
+def test_official_clips_and_drops_empty_boxes_mmdet_keeps_them() -> None:
+    logits = torch.tensor([[[2.0], [1.0]]])
+    boxes = torch.tensor([[[-10.0, -5.0, 20.0, 200.0], [120.0, 10.0, 130.0, 20.0]]])
+    output = make_output(logits, boxes, (100, 100))
+    (official,) = PostProcessor(clip_boxes=True)(output, [(100, 100)])
+    assert official["boxes"].tolist() == [[0.0, 0.0, 20.0, 100.0]]  # second box is outside: dropped
+    (mmdet,) = PostProcessor(clip_boxes=False)(output, [(100, 100)])
+    assert mmdet["boxes"].shape == (2, 4)
+    assert mmdet["boxes"][0].tolist() == [-10.0, -5.0, 20.0, 200.0]

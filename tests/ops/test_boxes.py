@@ -1,0 +1,74 @@
+"""Box geometry against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from sparsercnn.ops.boxes import (
+    MMDET_SCALE_CLAMP,
+    OFFICIAL_SCALE_CLAMP,
+    box_area,
+    box_cxcywh_to_xyxy,
+    box_iou,
+    box_xywh_to_xyxy,
+    box_xyxy_to_cxcywh,
+    box_xyxy_to_xywh,
+    clip_boxes,
+    decode_box_deltas,
+    generalized_box_iou,
+    paired_generalized_box_iou,
+    scale_clamp_for,
+)
+
+
+def test_format_round_trips() -> None:
+    boxes = torch.tensor([[1.0, 2.0, 5.0, 10.0], [0.0, 0.0, 3.0, 3.0]])
+    torch.testing.assert_close(box_cxcywh_to_xyxy(box_xyxy_to_cxcywh(boxes)), boxes)
+    torch.testing.assert_close(box_xywh_to_xyxy(box_xyxy_to_xywh(boxes)), boxes)
+    assert box_xyxy_to_cxcywh(boxes)[0].tolist() == [3.0, 6.0, 4.0, 8.0]
+    assert box_area(boxes).tolist() == [32.0, 9.0]
+
+
+def test_iou_and_giou_hand_computed() -> None:
+    a = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+    b = torch.tensor([[1.0, 1.0, 3.0, 3.0], [4.0, 0.0, 6.0, 2.0], [0.0, 0.0, 2.0, 2.0]])
+    iou, union = box_iou(a, b)
+    torch.testing.assert_close(iou, torch.tensor([[1 / 7, 0.0, 1.0]]))
+    assert union[0, 0].item() == 7.0
+    giou = generalized_box_iou(a, b)
+    # (a, b0): hull 3x3 = 9 -> 1/7 - (9-7)/9; (a, b1): hull 6x2 = 12 -> 0 - (12-8)/12.
+    torch.testing.assert_close(giou, torch.tensor([[1 / 7 - 2 / 9, -1 / 3, 1.0]]))
+    paired = paired_generalized_box_iou(a.expand(3, 4), b)
+    torch.testing.assert_close(paired, giou[0])
+
+
+def test_zero_deltas_are_identity_and_weights_apply() -> None:
+    boxes = torch.tensor([[10.0, 20.0, 50.0, 100.0]])
+    torch.testing.assert_close(decode_box_deltas(torch.zeros(1, 4), boxes), boxes)
+    # dx = 2 with weight 2 moves the centre by one width; dw = log 2 doubles the width.
+    out = decode_box_deltas(torch.tensor([[2.0, 0.0, math.log(2.0), 0.0]]), boxes)
+    torch.testing.assert_close(out, torch.tensor([[30.0, 20.0, 110.0, 100.0]]))
+
+
+def test_scale_clamps() -> None:
+    boxes = torch.tensor([[0.0, 0.0, 1.0, 1.0]])
+    huge = torch.tensor([[0.0, 0.0, 100.0, -100.0]])
+    official = decode_box_deltas(huge, boxes, scale_clamp=scale_clamp_for("official"))
+    width = official[0, 2] - official[0, 0]
+    assert width.item() == pytest.approx(math.exp(OFFICIAL_SCALE_CLAMP), rel=1e-4)
+    assert (official[0, 3] - official[0, 1]).item() == pytest.approx(math.exp(-100.0), abs=1e-30)
+    mmdet = decode_box_deltas(huge, boxes, scale_clamp=scale_clamp_for("mmdet"))
+    assert (mmdet[0, 2] - mmdet[0, 0]).item() == pytest.approx(1000 / 16, rel=1e-4)
+    assert (mmdet[0, 3] - mmdet[0, 1]).item() == pytest.approx(
+        math.exp(-MMDET_SCALE_CLAMP), rel=1e-4
+    )
+    with pytest.raises(ValueError, match="official"):
+        scale_clamp_for("bogus")
+
+
+def test_clip_boxes() -> None:
+    boxes = torch.tensor([[-5.0, -1.0, 20.0, 30.0]])
+    assert clip_boxes(boxes, 25, 10).tolist() == [[0.0, 0.0, 10.0, 25.0]]

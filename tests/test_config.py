@@ -1,0 +1,60 @@
+"""Config overrides, serialisation round trips and presets."""
+
+from __future__ import annotations
+
+import pytest
+
+from sparsercnn.config import Config
+from sparsercnn.presets import PRESETS, get_preset
+
+
+def test_round_trip_through_json(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    cfg = get_preset("r50_300pro_3x")
+    path = tmp_path / "config.json"
+    path.write_text(cfg.to_json())
+    assert Config.load(path) == cfg
+
+
+def test_overrides_parse_values_and_reject_unknown_keys() -> None:
+    cfg = get_preset("demo").apply_overrides(
+        [
+            "model.num_proposals=300",
+            "train.steps=[10,20]",
+            "input.crop=true",
+            "model.backbone_norm=bn_eval",
+        ]
+    )
+    assert cfg.model.num_proposals == 300
+    assert cfg.train.steps == (10, 20)
+    assert cfg.input.crop is True
+    assert cfg.model.backbone_norm == "bn_eval"
+    with pytest.raises(ValueError, match=r"unknown config key 'model\.num_proposal'"):
+        cfg.apply_overrides(["model.num_proposal=3"])
+    with pytest.raises(ValueError, match=r"section\.key=value"):
+        cfg.apply_overrides(["num_proposals=3"])
+    with pytest.raises(ValueError, match="expects an integer"):
+        cfg.apply_overrides(["model.num_proposals=1.5"])
+    with pytest.raises(ValueError, match="must be one of"):
+        cfg.apply_overrides(["model.backbone_norm=group"])
+
+
+def test_presets_are_fresh_and_faithful() -> None:
+    assert set(PRESETS) >= {
+        "r50_100pro_3x",
+        "r50_300pro_3x",
+        "r101_100pro_3x",
+        "r101_300pro_3x",
+        "demo",
+    }
+    a, b = get_preset("demo"), get_preset("demo")
+    a.model.num_proposals = 1
+    assert b.model.num_proposals != 1
+    r50 = get_preset("r50_300pro_3x")
+    assert (r50.model.num_proposals, r50.input.crop, r50.model.backbone_depth) == (300, True, 50)
+    assert (
+        r50.train.lr == 2.5e-5
+        and r50.train.max_iter == 270_000
+        and r50.train.steps == (210_000, 250_000)
+    )
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_preset("r50")

@@ -1,0 +1,74 @@
+"""Imports point one way: structures/ops -> model, loss -> engine -> CLI (conventions.md).
+
+Data and evaluation never import the model; nothing below the CLI imports the CLI.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sparsercnn"
+
+# Layer of each top-level module or subpackage, and the layers it must not import.
+FORBIDDEN = {
+    "structures": {
+        "model",
+        "loss",
+        "data",
+        "evaluation",
+        "engine",
+        "cli",
+        "predictor",
+        "visualization",
+    },
+    "config": {
+        "model",
+        "loss",
+        "data",
+        "evaluation",
+        "engine",
+        "cli",
+        "predictor",
+        "visualization",
+    },
+    "ops": {"model", "loss", "data", "evaluation", "engine", "cli", "predictor", "visualization"},
+    "model": {"loss", "data", "evaluation", "engine", "cli", "predictor", "visualization"},
+    "loss": {"model", "data", "evaluation", "engine", "cli", "predictor", "visualization"},
+    "data": {"model", "loss", "evaluation", "engine", "cli", "predictor", "visualization"},
+    "evaluation": {"model", "loss", "data", "engine", "cli", "predictor"},
+    "visualization": {"model", "loss", "engine", "cli", "predictor"},
+    "engine": {"cli", "predictor"},
+    "predictor": {"cli", "engine"},
+}
+
+
+def imported_layers(path: Path) -> set[str]:
+    layers = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "sparsercnn" and len(parts) > 1:
+                layers.add(parts[1])
+    return layers
+
+
+def layer_of(path: Path) -> str:
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0].removesuffix(".py")
+
+
+@pytest.mark.parametrize(
+    "path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(PACKAGE))
+)
+def test_imports_point_one_way(path: Path) -> None:
+    forbidden = FORBIDDEN.get(layer_of(path), set())
+    wrong = imported_layers(path) & forbidden
+    assert not wrong, f"{path.relative_to(PACKAGE)} imports {sorted(wrong)}"
