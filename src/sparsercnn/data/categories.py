@@ -1,0 +1,160 @@
+"""The label map: dataset category ids <-> contiguous labels ``0..K-1`` and class names.
+
+Labels are ordered by category id (spec 1.4: COCO's 80 classes are numbered by increasing
+category id), whatever the order of the ``categories`` list in the JSON file. The map travels in
+every checkpoint through :meth:`CategoryMap.to_dict` / :meth:`CategoryMap.from_dict`, so that
+predictions can be written back with the dataset's own category ids and names.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class CategoryMap:
+    """Bijection between dataset category ids and contiguous labels, with class names.
+
+    Args:
+        category_ids: distinct integer category ids, in any order.
+        names: one name per entry of ``category_ids`` (same order).
+
+    Raises:
+        ValueError: ids are not integers or repeat, or ``names`` has the wrong length or type.
+    """
+
+    def __init__(self, category_ids: Sequence[int], names: Sequence[str]) -> None:
+        if len(category_ids) != len(names):
+            raise ValueError(
+                f"CategoryMap needs one name per category id, got {len(category_ids)} ids and "
+                f"{len(names)} names"
+            )
+        seen: set[int] = set()
+        for cat_id, name in zip(category_ids, names, strict=True):
+            if not _is_int(cat_id):
+                raise ValueError(f"category id {cat_id!r} is not an integer")
+            if cat_id in seen:
+                raise ValueError(f"category id {cat_id} appears more than once")
+            if not isinstance(name, str):
+                raise ValueError(f"name of category {cat_id} is {name!r}, not a string")
+            seen.add(cat_id)
+        order = sorted(range(len(category_ids)), key=lambda i: category_ids[i])
+        self._category_ids: tuple[int, ...] = tuple(int(category_ids[i]) for i in order)
+        self._names: tuple[str, ...] = tuple(names[i] for i in order)
+        self._labels = {cat_id: label for label, cat_id in enumerate(self._category_ids)}
+
+    @staticmethod
+    def from_coco(categories: Iterable[Mapping[str, Any]]) -> CategoryMap:
+        """Build the map from a COCO ``categories`` list (entries with ``id`` and ``name``).
+
+        Raises:
+            ValueError: an entry is not a mapping, lacks ``id``/``name``, or an id repeats.
+        """
+        ids: list[int] = []
+        names: list[str] = []
+        for position, entry in enumerate(categories):
+            if not isinstance(entry, Mapping) or "id" not in entry or "name" not in entry:
+                raise ValueError(
+                    f"categories[{position}] = {entry!r} must be an object with 'id' and 'name'"
+                )
+            ids.append(entry["id"])
+            names.append(entry["name"])
+        return CategoryMap(ids, names)
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> CategoryMap:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: ``data`` does not have the layout :meth:`to_dict` writes.
+        """
+        if not isinstance(data, Mapping) or not isinstance(data.get("categories"), list):
+            raise ValueError(
+                f"a label map must be {{'categories': [{{'id': ..., 'name': ...}}, ...]}}, "
+                f"got {data!r:.200}"
+            )
+        return CategoryMap.from_coco(data["categories"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, ``{"categories": [{"id", "name", "label"}, ...]}`` in label order."""
+        return {
+            "categories": [
+                {"id": cat_id, "name": name, "label": label}
+                for label, (cat_id, name) in enumerate(
+                    zip(self._category_ids, self._names, strict=True)
+                )
+            ]
+        }
+
+    @property
+    def category_ids(self) -> list[int]:
+        """Dataset category id of every label, ``category_ids[label]``."""
+        return list(self._category_ids)
+
+    @property
+    def names(self) -> list[str]:
+        """Class name of every label, ``names[label]``."""
+        return list(self._names)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self._category_ids)
+
+    def to_label(self, category_id: int) -> int:
+        """Contiguous label of a dataset category id.
+
+        Raises:
+            KeyError: the id is not one of the dataset's categories.
+        """
+        try:
+            return self._labels[category_id]
+        except KeyError:
+            raise KeyError(
+                f"category id {category_id!r} is not in the label map "
+                f"(known ids: {list(self._category_ids)[:20]}"
+                f"{' ...' if self.num_classes > 20 else ''})"
+            ) from None
+
+    def to_category_id(self, label: int) -> int:
+        """Dataset category id of a contiguous label.
+
+        Raises:
+            IndexError: ``label`` is outside ``[0, num_classes)``.
+        """
+        return self._category_ids[self._check_label(label)]
+
+    def name_of(self, label: int) -> str:
+        """Class name of a contiguous label (``IndexError`` outside ``[0, num_classes)``)."""
+        return self._names[self._check_label(label)]
+
+    def _check_label(self, label: int) -> int:
+        try:
+            index = operator.index(label)  # accepts numpy integers, rejects floats
+        except TypeError:
+            index = -1
+        if isinstance(label, bool) or not 0 <= index < self.num_classes:
+            raise IndexError(f"label {label!r} is outside [0, {self.num_classes})")
+        return index
+
+    def __len__(self) -> int:
+        return self.num_classes
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CategoryMap):
+            return NotImplemented
+        return self._category_ids == other._category_ids and self._names == other._names
+
+    def __hash__(self) -> int:
+        return hash((self._category_ids, self._names))
+
+    def __repr__(self) -> str:
+        pairs = ", ".join(
+            f"{i}:{n!r}" for i, n in zip(self._category_ids[:5], self._names[:5], strict=True)
+        )
+        more = ", ..." if self.num_classes > 5 else ""
+        return f"CategoryMap({self.num_classes} classes: {pairs}{more})"

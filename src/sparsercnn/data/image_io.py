@@ -1,0 +1,188 @@
+"""Image decoding: every file becomes an 8-bit RGB PIL image in its display orientation.
+
+The dataset reads pixels only through :func:`load_image`; validation reads sizes through
+:func:`image_size` / :func:`read_image_header`, which parse the file header without decoding the
+pixels. Both apply the EXIF orientation tag, as the reference decoder does (spec 1.1: PIL, RGB,
+EXIF applied), so sizes and pixels agree with what image viewers and annotation tools show.
+
+Mode conversions done by :func:`to_rgb`:
+
+- ``L``, ``1``, ``P``, ``CMYK``, ``YCbCr``, ``RGBX``: Pillow's own conversion to RGB;
+- ``RGBA``, ``LA``, ``PA`` and palette images with a transparent colour: the alpha channel is
+  dropped, keeping the stored colours (as ``cv2.imread`` and ``Image.convert("RGB")`` do, which is
+  what most annotation and training tools saw). Compositing on a background would instead turn
+  images whose exporter wrote an all-zero alpha channel completely black;
+- ``I;16*`` (16-bit): scaled by ``255 / 65535`` and rounded, so the full 16-bit range maps to the
+  full 8-bit range; ``I`` (32-bit int) is treated the same when its values lie in ``[0, 65535]``
+  (older Pillow versions open 16-bit PNGs as ``I``); ``F`` (float) in ``[0, 1]`` is scaled by 255.
+  Any other ``I``/``F`` image is stretched linearly from its own minimum and maximum to 0-255.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image, ImageOps
+
+logger = logging.getLogger(__name__)
+
+_ORIENTATION_TAG = 0x0112
+# EXIF orientations 5-8 rotate by 90 or 270 degrees: the displayed image has w and h swapped.
+_TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_UINT16_MAX = 65535
+
+
+class ImageReadError(OSError):
+    """An image file is missing, unreadable or not an image.
+
+    Attributes:
+        path: the offending file, as given by the caller.
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        # A single argument keeps OSError from reading it as (errno, strerror) and lets the
+        # DataLoader re-raise worker errors as this type (it calls ``type(exc)(message)``).
+        super().__init__(message)
+        self.path = path
+
+
+class ImageHeader(NamedTuple):
+    """What the header of an image file says, sizes in display orientation (after EXIF).
+
+    Attributes:
+        height, width: size of the image as :func:`load_image` returns it.
+        orientation: EXIF orientation tag (1-8, 1 when absent or unreadable).
+        format: Pillow's format name (``"JPEG"``, ``"PNG"``, ...).
+        mode: Pillow's mode of the stored pixels (``"RGB"``, ``"L"``, ``"I;16"``, ...).
+    """
+
+    height: int
+    width: int
+    orientation: int
+    format: str
+    mode: str
+
+
+def load_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Decode an image file to 8-bit RGB in display orientation.
+
+    Args:
+        path: image file of any format Pillow reads.
+
+    Returns:
+        A loaded ``PIL.Image.Image`` in mode ``"RGB"``, EXIF orientation applied (see the module
+        docstring for how other modes are converted).
+
+    Raises:
+        ImageReadError: the file is missing, truncated, not an image or in an unsupported mode.
+    """
+    name = os.fspath(path)
+    try:
+        with Image.open(name) as opened:
+            opened.load()
+            image = to_rgb(_apply_exif_orientation(opened, name))
+            # Closing the file also invalidates ``opened``: never hand it out.
+            return opened.copy() if image is opened else image
+    except FileNotFoundError:
+        raise ImageReadError(f"image file not found: {name!r}", name) from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageReadError(f"cannot read image {name!r}: {exc}", name) from exc
+
+
+def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:
+    """Read an image's size, orientation, format and mode from its header (no pixel decoding).
+
+    Raises:
+        ImageReadError: the file is missing or its header is not a readable image header.
+    """
+    name = os.fspath(path)
+    try:
+        with Image.open(name) as image:
+            width, height = image.size
+            orientation = _orientation(image)
+            image_format, mode = image.format or "", image.mode
+    except FileNotFoundError:
+        raise ImageReadError(f"image file not found: {name!r}", name) from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageReadError(f"cannot read image {name!r}: {exc}", name) from exc
+    if orientation in _TRANSPOSING_ORIENTATIONS:
+        width, height = height, width
+    return ImageHeader(height, width, orientation, image_format, mode)
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(h, w)`` of the image as :func:`load_image` returns it, read from the header only.
+
+    Caveat: a PNG whose EXIF chunk comes after the pixel data is read as orientation 1 here
+    (reaching that chunk would need a full decode), while :func:`load_image` applies it.
+
+    Raises:
+        ImageReadError: the file is missing or is not a readable image.
+    """
+    header = read_image_header(path)
+    return header.height, header.width
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert a PIL image of any mode to 8-bit RGB (rules in the module docstring).
+
+    Raises:
+        ValueError: Pillow cannot convert this mode to RGB.
+    """
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
+        gray = Image.fromarray(_to_uint8(np.asarray(image), mode))
+        return gray.convert("RGB")
+    if mode == "La":  # premultiplied; Pillow converts it to nothing but LA
+        image = image.convert("LA")
+    if image.mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
+        # Through RGBA: Pillow warns when converting a palette with transparency straight to RGB.
+        image = image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def _to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
+    """Map a 2-D 16-bit / 32-bit int / float array to uint8 without clipping its range."""
+    data = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
+    if mode in _SIXTEEN_BIT_MODES or (mode == "I" and low >= 0 and high <= _UINT16_MAX):
+        scaled = data * (255.0 / _UINT16_MAX)
+    elif mode == "F" and low >= 0.0 and high <= 1.0:
+        scaled = data * 255.0
+    elif high > low:
+        logger.debug("stretching a %s image from [%g, %g] to [0, 255]", mode, low, high)
+        scaled = (data - low) * (255.0 / (high - low))
+    else:
+        scaled = np.zeros_like(data)
+    # The clip only guards against rounding: every branch already maps into [0, 255].
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _orientation(image: Image.Image) -> int:
+    """EXIF orientation (1-8) of an opened image; 1 when absent or malformed."""
+    if image.format == "PNG" and "exif" not in image.info:
+        # Pillow would decode the whole PNG to look for an EXIF chunk after the pixel data.
+        return 1
+    try:
+        value = image.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception as exc:  # malformed EXIF raises many types (struct.error, KeyError, ...)
+        logger.debug("ignoring unreadable EXIF data: %s", exc)
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _apply_exif_orientation(image: Image.Image, name: str) -> Image.Image:
+    """Rotate/flip a loaded image as its EXIF orientation tag says."""
+    try:
+        transposed = ImageOps.exif_transpose(image)
+    except Exception as exc:  # malformed EXIF: keep the stored orientation rather than fail
+        logger.warning("ignoring malformed EXIF orientation of %r: %s", name, exc)
+        return image
+    return transposed if transposed is not None else image

@@ -1,0 +1,106 @@
+"""Data loaders: a dataset plus a sampler, batched into :class:`~sparsercnn.structures.Batch`.
+
+The training loader is an endless iterator for iteration-based training. Its order is fixed by
+:class:`~sparsercnn.data.sampler.TrainingSampler`, which runs in the main process, so the batches
+do not depend on the number of workers, and a run resumed at iteration ``k`` sees the same
+batches as an uninterrupted run from iteration ``k`` on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sized
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from sparsercnn.data.sampler import InferenceSampler, TrainingSampler
+from sparsercnn.structures import Batch, Sample
+
+
+def _dataset_size(dataset: Dataset[Sample]) -> int:
+    if not isinstance(dataset, Sized):
+        raise TypeError(f"the dataset {type(dataset).__name__} must define __len__")
+    return len(dataset)
+
+
+def build_train_loader(
+    dataset: Dataset[Sample],
+    batch_size: int,
+    num_workers: int,
+    seed: int,
+    start_iter: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Iterator[Batch]:
+    """Endless iterator of training batches.
+
+    Args:
+        dataset: map-style dataset whose ``__getitem__`` accepts ``(index, sample_seed)`` and
+            returns a :class:`~sparsercnn.structures.Sample`.
+        batch_size: images per batch on this rank.
+        num_workers: loading processes (0: load in the main process). Workers persist across
+            epochs.
+        seed: the run's seed, the same on every rank.
+        start_iter: iterations already done; the first batch is the one an uninterrupted run
+            would see at this iteration.
+        rank, world_size: this process's shard of the data.
+
+    Returns:
+        An iterator of :class:`~sparsercnn.structures.Batch` that never ends.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if start_iter < 0:
+        raise ValueError(f"start_iter must be >= 0, got {start_iter}")
+    sampler = TrainingSampler(
+        _dataset_size(dataset),
+        seed=seed,
+        rank=rank,
+        world_size=world_size,
+        start=start_iter * batch_size,
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=num_workers,
+        collate_fn=Batch.collate,
+        pin_memory=False,
+        persistent_workers=num_workers > 0,
+        # Only seeds the workers' global RNGs; augmentation uses the per-sample seeds.
+        generator=torch.Generator().manual_seed(seed + rank),
+    )
+    return iter(loader)
+
+
+def build_test_loader(
+    dataset: Dataset[Sample],
+    batch_size: int,
+    num_workers: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader[Sample]:
+    """Loader for evaluation: this rank's contiguous shard, each image once, in dataset order.
+
+    Args:
+        dataset: map-style dataset whose ``__getitem__`` accepts an ``int`` index.
+        batch_size: images per batch (the last batch may be smaller).
+        num_workers: loading processes (0: load in the main process).
+        rank, world_size: this process's shard of the data.
+
+    Returns:
+        A re-iterable loader yielding :class:`~sparsercnn.structures.Batch`.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    sampler = InferenceSampler(_dataset_size(dataset), rank=rank, world_size=world_size)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        drop_last=False,
+        num_workers=num_workers,
+        collate_fn=Batch.collate,
+        pin_memory=False,
+    )

@@ -1,0 +1,123 @@
+"""Samplers: an infinite, resumable, sharded stream for iteration-based training, and an
+in-order sharded pass for evaluation.
+
+:class:`TrainingSampler` yields ``(index, sample_seed)`` pairs that the dataset's
+``__getitem__`` accepts; the seed fixes the sample's augmentation, so what a sample looks like
+depends only on ``(seed, epoch, position)`` and not on the number of data-loading workers or on
+where a run was interrupted. Samplers take the rank and world size as arguments; they never ask
+``torch.distributed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Sampler
+
+# Sample seeds are drawn in [0, 2**62): plenty for random.Random and safe in int64.
+SAMPLE_SEED_BOUND = 2**62
+
+
+def _check_shard(rank: int, world_size: int) -> None:
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(
+            f"need world_size >= 1 and 0 <= rank < world_size, got {rank=}, {world_size=}"
+        )
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The ``torch.Generator`` of one epoch: a well-mixed function of ``(seed, epoch)``."""
+    entropy = [seed % 2**64, epoch]
+    state = np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+class TrainingSampler(Sampler[tuple[int, int]]):
+    """Endless stream of ``(index, sample_seed)``, reshuffled every epoch, sharded over ranks.
+
+    Epoch ``e`` is a permutation of ``range(size)`` drawn from :func:`epoch_generator`
+    ``(seed, e)``, padded by repeating its head to a multiple of ``world_size``; rank ``r`` takes
+    positions ``r, r + world_size, ...``, so the ranks' shards of an epoch are disjoint (up to the
+    padding) and cover it. Each position also gets a sample seed drawn from the same generator.
+
+    Args:
+        size: number of samples in the dataset.
+        seed: the run's seed; every rank must use the same one.
+        rank: this process's rank in ``[0, world_size)``.
+        world_size: number of processes sharing the data.
+        start: samples this rank has already consumed (``iteration * batch_size`` when resuming);
+            the stream continues exactly where an uninterrupted run would be.
+        shuffle: ``False`` keeps every epoch in dataset order (seeds still vary per epoch).
+    """
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        start: int = 0,
+        shuffle: bool = True,
+    ) -> None:
+        if size < 1:
+            raise ValueError(f"TrainingSampler needs a non-empty dataset, got size={size}")
+        if start < 0:
+            raise ValueError(f"start must be >= 0 samples, got {start}")
+        _check_shard(rank, world_size)
+        self.size = size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.start = start
+        self.shuffle = shuffle
+
+    @property
+    def samples_per_epoch(self) -> int:
+        """Samples each rank sees per epoch: ``ceil(size / world_size)``."""
+        return -(-self.size // self.world_size)
+
+    def epoch_order(self, epoch: int) -> tuple[Tensor, Tensor]:
+        """This rank's ``(indices, sample_seeds)`` in ``epoch``, each ``(samples_per_epoch,)``."""
+        generator = epoch_generator(self.seed, epoch)
+        if self.shuffle:
+            order = torch.randperm(self.size, generator=generator)
+        else:
+            order = torch.arange(self.size)
+        total = self.samples_per_epoch * self.world_size
+        seeds = torch.randint(0, SAMPLE_SEED_BOUND, (total,), generator=generator)
+        # Pad by repeating the permutation (several times when world_size > size).
+        order = order.repeat(-(-total // self.size))[:total]
+        return order[self.rank :: self.world_size], seeds[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, offset = divmod(self.start, self.samples_per_epoch)
+        while True:
+            indices, seeds = self.epoch_order(epoch)
+            yield from zip(indices[offset:].tolist(), seeds[offset:].tolist(), strict=True)
+            epoch += 1
+            offset = 0
+
+
+class InferenceSampler(Sampler[int]):
+    """Each index once, in order, split into contiguous per-rank shards.
+
+    Concatenating the shards of ranks ``0 .. world_size - 1`` gives ``range(size)``; the shards
+    differ in length by at most one.
+    """
+
+    def __init__(self, size: int, *, rank: int = 0, world_size: int = 1) -> None:
+        if size < 0:
+            raise ValueError(f"size must be >= 0, got {size}")
+        _check_shard(rank, world_size)
+        self.begin = rank * size // world_size
+        self.end = (rank + 1) * size // world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.begin, self.end))
+
+    def __len__(self) -> int:
+        return self.end - self.begin

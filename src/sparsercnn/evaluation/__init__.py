@@ -1,0 +1,25 @@
+"""COCO evaluation: detections -> COCO result records -> bbox metrics (never imports the model)."""
+
+from sparsercnn.evaluation.coco_evaluator import (
+    CocoEvaluator,
+    EvaluationResult,
+    PrecisionRecallCurve,
+    precision_recall_curves,
+)
+from sparsercnn.evaluation.results import (
+    CocoResult,
+    detections_to_coco_results,
+    load_results_json,
+    write_results_json,
+)
+
+__all__ = [
+    "CocoEvaluator",
+    "CocoResult",
+    "EvaluationResult",
+    "PrecisionRecallCurve",
+    "detections_to_coco_results",
+    "load_results_json",
+    "precision_recall_curves",
+    "write_results_json",
+]

@@ -1,0 +1,371 @@
+"""COCO bbox evaluation of accumulated detections with faster-coco-eval (pycocotools semantics).
+
+The engine feeds per-image :class:`~sparsercnn.structures.Detections` (absolute xyxy pixels of
+the original image, contiguous labels) to :class:`CocoEvaluator`; :meth:`CocoEvaluator.evaluate`
+turns them into COCO result records, runs ``COCOeval_faster`` (bbox, maxDets 1/10/100, no score
+threshold, spec 8.4) on exactly the images that were updated, and returns an
+:class:`EvaluationResult` with the 12 COCO summary metrics, per-class AP and per-class
+precision-recall curves.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from faster_coco_eval import COCO, COCOeval_faster
+
+from sparsercnn.evaluation.results import (
+    CocoResult,
+    detections_to_coco_results,
+    label_to_category_lookup,
+)
+from sparsercnn.structures import Detections
+
+logger = logging.getLogger(__name__)
+
+# Order of COCOeval ``stats`` for bbox with the default area ranges and maxDets (1, 10, 100).
+METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+RECALL_NAMES = ("AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+
+
+@dataclass
+class PrecisionRecallCurve:
+    """Interpolated precision of one class at COCO's 101 recall thresholds (area all, 100 dets).
+
+    Attributes:
+        name: class name.
+        category_id: dataset category id.
+        recall: ``(R,)`` recall thresholds ``0, 0.01, ..., 1``.
+        precision_50: ``(R,)`` precision at IoU 0.5.
+        precision_50_95: ``(R,)`` precision averaged over IoU 0.5:0.05:0.95.
+    """
+
+    name: str
+    category_id: int
+    recall: np.ndarray
+    precision_50: np.ndarray
+    precision_50_95: np.ndarray
+
+
+def precision_recall_curves(
+    precision: np.ndarray,
+    iou_thresholds: np.ndarray,
+    recall_thresholds: np.ndarray,
+    category_ids: Sequence[int],
+    names: Mapping[int, str],
+) -> list[PrecisionRecallCurve]:
+    """Per-class curves from COCOeval's accumulated ``eval["precision"]``.
+
+    Args:
+        precision: ``(T, R, K, A, M)`` (IoU thresholds, recall thresholds, classes, area ranges,
+            maxDets), ``-1`` where a class has no ground truth. Area index 0 ("all") and the last
+            maxDets are used.
+        iou_thresholds: ``(T,)``, must contain 0.5.
+        recall_thresholds: ``(R,)``.
+        category_ids: the ``K`` dataset category ids, in the order of ``params.catIds``.
+        names: category id -> class name.
+
+    Returns:
+        One curve per class that has ground truth (classes without are omitted).
+    """
+    iou50 = np.flatnonzero(np.isclose(iou_thresholds, 0.5))
+    if iou50.size == 0:
+        raise ValueError(f"IoU thresholds {iou_thresholds.tolist()} do not contain 0.5")
+    curves = []
+    for k, category_id in enumerate(category_ids):
+        p = precision[:, :, k, 0, -1]  # (T, R)
+        valid = p > -1
+        if not valid.any():
+            continue
+        mean = np.where(valid, p, 0.0).sum(0) / np.maximum(valid.sum(0), 1)
+        curves.append(
+            PrecisionRecallCurve(
+                name=names[category_id],
+                category_id=int(category_id),
+                recall=np.asarray(recall_thresholds, dtype=np.float64).copy(),
+                precision_50=np.clip(p[iou50[0]], 0.0, None).astype(np.float64),
+                precision_50_95=mean.astype(np.float64),
+            )
+        )
+    return curves
+
+
+@dataclass
+class EvaluationResult:
+    """COCO bbox metrics, all in ``[0, 1]``.
+
+    ``AP`` is AP@[.5:.95], ``AP50``/``AP75`` at one IoU, ``APs/APm/APl`` by object area, ``AR1``,
+    ``AR10``, ``AR100`` recall at 1/10/100 detections per image, ``ARs/ARm/ARl`` by area. Area
+    metrics are ``None`` when the evaluated images hold no ground truth of that size (COCOeval's
+    ``-1``). The overall metrics are 0.0 (and a warning is logged) if there is no ground truth
+    at all. ``per_class`` maps class name -> AP@[.5:.95] for the classes with ground truth in the
+    evaluated images only; classes without are omitted rather than reported as NaN or -1.
+    ``precision_recall`` holds the per-class curves and is left out of :meth:`to_dict`.
+    """
+
+    AP: float
+    AP50: float
+    AP75: float
+    APs: float | None
+    APm: float | None
+    APl: float | None
+    AR1: float
+    AR10: float
+    AR100: float
+    ARs: float | None
+    ARm: float | None
+    ARl: float | None
+    per_class: dict[str, float]
+    num_images: int
+    num_gt_images: int
+    num_detections: int
+    precision_recall: list[PrecisionRecallCurve] = field(default_factory=list, repr=False)
+
+    @property
+    def is_subset(self) -> bool:
+        """Whether only some of the ground-truth images were evaluated."""
+        return self.num_images < self.num_gt_images
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary: the 12 metrics, ``per_class``, image and detection counts."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in METRIC_NAMES + RECALL_NAMES}
+        out["per_class"] = dict(self.per_class)
+        out["num_images"] = self.num_images
+        out["num_gt_images"] = self.num_gt_images
+        out["num_detections"] = self.num_detections
+        return out
+
+    def format_table(self) -> str:
+        """A readable summary (values x100) followed by a per-class AP table."""
+        scope = f"{self.num_images} images"
+        if self.is_subset:
+            scope = f"{self.num_images} of {self.num_gt_images} images (subset)"
+        lines = [f"COCO bbox evaluation on {scope}, {self.num_detections} detections"]
+        for ap_name, ar_name in zip(METRIC_NAMES, RECALL_NAMES, strict=True):
+            ap, ar = getattr(self, ap_name), getattr(self, ar_name)
+            lines.append(f"  {ap_name:<5} {_percent(ap):>6}    {ar_name:<5} {_percent(ar):>6}")
+        if self.per_class:
+            lines.append("Per-class AP:")
+            lines.extend(_columns([(n, _percent(v)) for n, v in self.per_class.items()], 3))
+        return "\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100.0 * value:.2f}"
+
+
+def _columns(cells: list[tuple[str, str]], num_columns: int) -> list[str]:
+    """Lay ``(name, value)`` cells out row-major in ``num_columns`` aligned column pairs."""
+    name_width = max(len(name) for name, _ in cells)
+    value_width = max(len(value) for _, value in cells)
+    rows = []
+    for start in range(0, len(cells), num_columns):
+        row = cells[start : start + num_columns]
+        rows.append(
+            "  " + "   ".join(f"{n:<{name_width}} {v:>{value_width}}" for n, v in row).rstrip()
+        )
+    return rows
+
+
+def _load_ground_truth(ground_truth: Mapping[str, Any] | str | Path) -> tuple[dict[str, Any], str]:
+    """A private deep copy of the GT dict (COCOeval mutates annotations) and a description."""
+    if isinstance(ground_truth, (str, Path)):
+        with open(ground_truth, encoding="utf-8") as f:
+            data = json.load(f)
+        source = str(ground_truth)
+    else:
+        data = copy.deepcopy(dict(ground_truth))
+        source = "the ground-truth dict"
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise ValueError(f"{source}: COCO ground truth needs a list under {key!r}")
+    for ann in data["annotations"]:
+        # pycocotools needs both for the area ranges and crowd handling; COCO files have them.
+        ann.setdefault("iscrowd", 0)
+        if "area" not in ann:
+            ann["area"] = float(ann["bbox"][2]) * float(ann["bbox"][3])
+    return data, source
+
+
+class CocoEvaluator:
+    """Accumulates detections per image and computes COCO bbox metrics.
+
+    Args:
+        ground_truth: a COCO instances dict (already loaded JSON; it is copied, never modified)
+            or the path of one.
+        label_to_category_id: dataset category id of every contiguous label (index = label).
+            Only these categories are evaluated; GT categories outside it are left out (warned).
+        class_names: name of every contiguous label; defaults to the GT category names.
+
+    ``image_ids`` and ``results`` are plain parallel lists (one list of :class:`CocoResult`
+    per updated image), so a distributed engine can all-gather them and :meth:`extend` the
+    evaluator of the main process. An image id seen twice (a padded distributed sampler) is
+    evaluated once.
+    """
+
+    def __init__(
+        self,
+        ground_truth: Mapping[str, Any] | str | Path,
+        label_to_category_id: Sequence[int] | Mapping[int, int],
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        data, self._source = _load_ground_truth(ground_truth)
+        self._lookup = label_to_category_lookup(label_to_category_id)
+        gt_names = {int(c["id"]): str(c["name"]) for c in data["categories"]}
+        missing = [c for c in self._lookup if c not in gt_names]
+        if missing:
+            raise ValueError(
+                f"category ids {missing} of the label map are not in {self._source} "
+                f"(which has {sorted(gt_names)}); the label map does not match this data set"
+            )
+        if len(set(self._lookup)) != len(self._lookup):
+            raise ValueError(f"label -> category id mapping has duplicates: {self._lookup}")
+        if class_names is None:
+            class_names = [gt_names[c] for c in self._lookup]
+        if len(class_names) != len(self._lookup):
+            raise ValueError(
+                f"{len(class_names)} class names for {len(self._lookup)} labels; give one per label"
+            )
+        self._names = {c: str(n) for c, n in zip(self._lookup, class_names, strict=True)}
+        ignored = sorted(set(gt_names) - set(self._lookup))
+        if ignored:
+            logger.warning(
+                "%s: categories %s are not in the label map and are not evaluated",
+                self._source,
+                ignored,
+            )
+        self._coco_gt = COCO(data)
+        self._gt_image_ids = frozenset(int(i) for i in self._coco_gt.getImgIds())
+        self.image_ids: list[int] = []
+        self.results: list[list[CocoResult]] = []
+
+    def reset(self) -> None:
+        """Forget all accumulated detections."""
+        self.image_ids.clear()
+        self.results.clear()
+
+    def update(self, image_ids: Sequence[int], detections: Sequence[Detections]) -> None:
+        """Add the detections of a batch (boxes absolute xyxy pixels of the original images)."""
+        if len(image_ids) != len(detections):
+            raise ValueError(f"{len(image_ids)} image ids for {len(detections)} detections")
+        results = [
+            detections_to_coco_results(int(i), d, self._lookup)
+            for i, d in zip(image_ids, detections, strict=True)
+        ]
+        self.extend([int(i) for i in image_ids], results)
+
+    def extend(self, image_ids: Sequence[int], results: Sequence[list[CocoResult]]) -> None:
+        """Add converted records (e.g. gathered from other processes), one list per image."""
+        if len(image_ids) != len(results):
+            raise ValueError(f"{len(image_ids)} image ids for {len(results)} result lists")
+        for image_id in image_ids:
+            if int(image_id) not in self._gt_image_ids:
+                raise ValueError(
+                    f"image id {image_id} is not in {self._source}; evaluate with the annotation "
+                    "file the images came from"
+                )
+        self.image_ids.extend(int(i) for i in image_ids)
+        self.results.extend(list(r) for r in results)
+
+    def coco_results(self) -> list[CocoResult]:
+        """All accumulated records, each image once (first update wins), for the results JSON."""
+        per_image: dict[int, list[CocoResult]] = {}
+        for image_id, image_records in zip(self.image_ids, self.results, strict=True):
+            per_image.setdefault(image_id, image_records)
+        return [record for records in per_image.values() for record in records]
+
+    def evaluate(self) -> EvaluationResult:
+        """Run COCOeval on the updated images (``params.imgIds`` = those images, no others)."""
+        if not self.image_ids:
+            raise RuntimeError("CocoEvaluator.evaluate() called before any update()")
+        image_ids = sorted(set(self.image_ids))
+        # Copies: loadRes adds keys (id, area, segmentation) to the records it is given.
+        records = [copy.copy(r) for r in self.coco_results()]
+        if len(image_ids) < len(self._gt_image_ids):
+            logger.info(
+                "evaluating %d of the %d images of %s (params.imgIds restricted to them)",
+                len(image_ids),
+                len(self._gt_image_ids),
+                self._source,
+            )
+        coco_eval = self._run(image_ids, records)
+        stats = dict(zip(METRIC_NAMES + RECALL_NAMES, coco_eval.stats[:12].tolist(), strict=True))
+        if stats["AP"] <= -1:
+            logger.warning("no ground-truth boxes in the evaluated images of %s", self._source)
+        params = coco_eval.params
+        curves = precision_recall_curves(
+            coco_eval.eval["precision"], params.iouThrs, params.recThrs, params.catIds, self._names
+        )
+        result = EvaluationResult(
+            AP=_overall(stats["AP"]),
+            AP50=_overall(stats["AP50"]),
+            AP75=_overall(stats["AP75"]),
+            APs=_by_area(stats["APs"]),
+            APm=_by_area(stats["APm"]),
+            APl=_by_area(stats["APl"]),
+            AR1=_overall(stats["AR1"]),
+            AR10=_overall(stats["AR10"]),
+            AR100=_overall(stats["AR100"]),
+            ARs=_by_area(stats["ARs"]),
+            ARm=_by_area(stats["ARm"]),
+            ARl=_by_area(stats["ARl"]),
+            per_class={c.name: float(c.precision_50_95.mean()) for c in curves},
+            num_images=len(image_ids),
+            num_gt_images=len(self._gt_image_ids),
+            num_detections=len(records),
+            precision_recall=curves,
+        )
+        logger.info(
+            "COCO bbox AP %.4f AP50 %.4f AP75 %.4f on %d images",
+            result.AP,
+            result.AP50,
+            result.AP75,
+            result.num_images,
+        )
+        return result
+
+    def _run(self, image_ids: list[int], records: list[CocoResult]) -> COCOeval_faster:
+        if not records:
+            # pycocotools and older faster-coco-eval fail on empty results. One zero-score box
+            # far outside every image matches nothing: with no true positive, precision is 0
+            # at every recall threshold, exactly the metrics of no detections.
+            bbox = [-1e6, -1e6, 1.0, 1.0]
+            records = [
+                {
+                    "image_id": image_ids[0],
+                    "category_id": self._lookup[0],
+                    "bbox": bbox,
+                    "score": 0.0,
+                }
+            ]
+        coco_dt = self._coco_gt.loadRes(records)
+        coco_eval = COCOeval_faster(self._coco_gt, coco_dt, iouType="bbox", print_function=_quiet)
+        coco_eval.params.imgIds = image_ids
+        coco_eval.params.catIds = sorted(self._lookup)
+        coco_eval.params.maxDets = [1, 10, 100]
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+        return coco_eval
+
+
+def _overall(value: float) -> float:
+    """COCOeval's ``-1`` (no ground truth at all) becomes 0.0."""
+    return float(value) if value > -1 else 0.0
+
+
+def _by_area(value: float) -> float | None:
+    """COCOeval's ``-1`` (no ground truth of this size) becomes None."""
+    return float(value) if value > -1 else None
+
+
+def _quiet(*args: object) -> None:
+    """faster-coco-eval's progress messages go to debug logging."""
+    logger.debug(" ".join(str(a) for a in args))

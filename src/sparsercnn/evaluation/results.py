@@ -1,0 +1,138 @@
+"""COCO result records: per-image :class:`~sparsercnn.structures.Detections` to COCO JSON.
+
+Sits between inference and evaluation: detections (absolute xyxy pixels of the original image,
+contiguous labels) become ``{"image_id", "category_id", "bbox", "score"}`` records with the
+dataset's category ids and ``bbox_xywh`` boxes, the format of the COCO results JSON that
+:class:`~sparsercnn.evaluation.coco_evaluator.CocoEvaluator` and the COCO servers consume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TypedDict
+
+import torch
+
+from sparsercnn.ops.boxes import box_xyxy_to_xywh
+from sparsercnn.structures import Detections
+
+
+class _CocoResultRequired(TypedDict):
+    image_id: int
+    category_id: int
+    bbox: list[float]
+    score: float
+
+
+class CocoResult(_CocoResultRequired, total=False):
+    """One COCO detection result record.
+
+    ``bbox`` is ``bbox_xywh``: ``[x, y, w, h]`` absolute pixels of the original image.
+    ``category_id`` is the dataset's category id (not the contiguous label). ``file_name`` is
+    optional and ignored by COCO tools; it helps when reading the JSON by eye.
+    """
+
+    file_name: str
+
+
+def label_to_category_lookup(label_to_category_id: Sequence[int] | Mapping[int, int]) -> list[int]:
+    """Turn a label -> category-id mapping into a list indexed by contiguous label.
+
+    Args:
+        label_to_category_id: a sequence (index = contiguous label) or a mapping whose keys must be
+            exactly ``0 .. num_classes - 1``.
+    """
+    if isinstance(label_to_category_id, Mapping):
+        labels = sorted(label_to_category_id)
+        if labels != list(range(len(labels))):
+            raise ValueError(
+                f"label -> category id mapping has keys {labels[:10]}...; expected the contiguous "
+                f"labels 0..{len(labels) - 1}"
+            )
+        return [int(label_to_category_id[label]) for label in labels]
+    return [int(category_id) for category_id in label_to_category_id]
+
+
+def detections_to_coco_results(
+    image_id: int,
+    detections: Detections,
+    label_to_category_id: Sequence[int] | Mapping[int, int],
+    file_name: str | None = None,
+    bbox_decimals: int = 2,
+    score_digits: int = 6,
+) -> list[CocoResult]:
+    """Convert the detections of one image to COCO result records (no score threshold).
+
+    Args:
+        image_id: the dataset's image id (COCO ``images[].id``).
+        detections: ``boxes`` ``(K, 4)`` absolute xyxy pixels of the original image, ``scores``
+            ``(K,)``, ``labels`` ``(K,)`` contiguous labels.
+        label_to_category_id: dataset category id of every contiguous label (list or mapping).
+        file_name: stored in every record when given.
+        bbox_decimals: decimals kept in ``bbox`` (2 = 1/100 pixel, negligible for IoU).
+        score_digits: significant digits kept in ``score`` (keeps the order of tiny scores).
+
+    Returns:
+        ``K`` records, in the order of the detections, ``bbox`` in ``bbox_xywh`` format.
+    """
+    lookup = label_to_category_lookup(label_to_category_id)
+    boxes = detections["boxes"].detach().to("cpu", torch.float64)
+    scores = detections["scores"].detach().to("cpu", torch.float64)
+    labels = detections["labels"].detach().to("cpu", torch.int64)
+    num = int(scores.shape[0]) if scores.dim() == 1 else -1
+    if boxes.shape != (num, 4) or labels.shape != (num,):
+        raise ValueError(
+            f"image {image_id}: detections must be boxes (K, 4), scores (K,), labels (K,); got "
+            f"{tuple(boxes.shape)}, {tuple(scores.shape)}, {tuple(labels.shape)}"
+        )
+    if num > 0 and (int(labels.min()) < 0 or int(labels.max()) >= len(lookup)):
+        raise ValueError(
+            f"image {image_id}: labels span [{int(labels.min())}, {int(labels.max())}] but the "
+            f"label -> category id mapping has {len(lookup)} entries; check num_classes"
+        )
+    bboxes = box_xyxy_to_xywh(boxes).round(decimals=bbox_decimals).tolist()
+    results: list[CocoResult] = []
+    for bbox, score, label in zip(bboxes, scores.tolist(), labels.tolist(), strict=True):
+        record: CocoResult = {
+            "image_id": int(image_id),
+            "category_id": lookup[label],
+            "bbox": bbox,
+            "score": float(f"{score:.{score_digits}g}"),
+        }
+        if file_name is not None:
+            record["file_name"] = file_name
+        results.append(record)
+    return results
+
+
+def write_results_json(results: Sequence[CocoResult], path: str | Path) -> Path:
+    """Write ``results`` as a COCO results JSON list, atomically (temp file + ``os.replace``).
+
+    A reader never sees a half-written file, even if the process dies while writing.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(list(results), f, separators=(",", ":"))
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_results_json(path: str | Path) -> list[CocoResult]:
+    """Read a COCO results JSON list written by :func:`write_results_json` (or any COCO tool)."""
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    if not isinstance(data, list):
+        raise ValueError(
+            f"{path}: a COCO results file holds a JSON list, got {type(data).__name__}"
+        )
+    return data

@@ -1,0 +1,77 @@
+"""Feature pyramid network (spec 2.2): backbone maps C2..C5 in, P2..P5 with a common width out.
+
+detectron2-style top-down pathway without the parameter-free P6 (the dynamic head pools only
+from P2..P5). The pyramid feeds the RoI feature extraction of every head stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+
+class FPN(nn.Module):
+    """Lateral 1x1 convs, nearest-neighbour top-down sum, 3x3 output convs.
+
+    Index 0 of ``lateral_convs`` / ``output_convs`` is level 2 (stride 4), as in mmdetection's
+    ``lateral_convs.{0..3}`` / ``fpn_convs.{0..3}`` and detectron2's ``fpn_lateral{2..5}`` /
+    ``fpn_output{2..5}`` (spec 11.3).
+
+    Args:
+        in_channels: channels of C2..C5, e.g. ``ResNet.out_channels``.
+        out_dim: channels of every output level (256 in both references).
+
+    Attributes:
+        strides: stride of P2..P5 relative to the input image.
+    """
+
+    strides: tuple[int, ...] = (4, 8, 16, 32)
+
+    def __init__(self, in_channels: Sequence[int], out_dim: int = 256) -> None:
+        super().__init__()
+        if len(in_channels) != len(self.strides):
+            raise ValueError(
+                f"FPN takes {len(self.strides)} input levels (C2..C5), "
+                f"got in_channels={list(in_channels)}"
+            )
+        self.out_dim = out_dim
+        self.lateral_convs = nn.ModuleList(nn.Conv2d(c, out_dim, 1) for c in in_channels)
+        self.output_convs = nn.ModuleList(
+            nn.Conv2d(out_dim, out_dim, 3, padding=1) for _ in in_channels
+        )
+        self._reset_parameters()
+
+    def _reset_parameters(self) -> None:
+        # detectron2 c2_xavier_fill: kaiming_uniform(a=1) = U(+-sqrt(3 / fan_in)), zero bias.
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_uniform_(module.weight, a=1)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def forward(self, features: list[Tensor]) -> list[Tensor]:
+        """Build the pyramid.
+
+        Args:
+            features: ``[C2, C3, C4, C5]``, ``Ck`` of shape ``(B, in_channels[k-2], Hk, Wk)``
+                with ``Hk ~ H / 2**k`` (any size; odd sizes are handled).
+
+        Returns:
+            ``[P2, P3, P4, P5]``, ``Pk`` of shape ``(B, out_dim, Hk, Wk)``.
+        """
+        if len(features) != len(self.lateral_convs):
+            raise ValueError(
+                f"FPN expects {len(self.lateral_convs)} feature maps (C2..C5), got {len(features)}"
+            )
+        merged = self.lateral_convs[-1](features[-1])
+        outputs = [self.output_convs[-1](merged)]
+        for level in range(len(features) - 2, -1, -1):
+            lateral = self.lateral_convs[level](features[level])
+            # Upsampling to the lateral's exact size equals detectron2's scale_factor=2 when the
+            # input is padded to a multiple of 32, and still works when it is not.
+            top_down = F.interpolate(merged, size=lateral.shape[-2:], mode="nearest")
+            merged = lateral + top_down
+            outputs.insert(0, self.output_convs[level](merged))
+        return outputs

@@ -1,0 +1,151 @@
+"""Drawing detections and ground truth on PIL images (demo output, evaluation samples).
+
+Boxes are absolute xyxy pixels of the image drawn on (the original image for
+:class:`~sparsercnn.structures.Detections`). Every class gets a fixed, distinct colour so the
+same class looks the same across images and between ground truth and predictions.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+ArrayLike = torch.Tensor | np.ndarray | Sequence[float] | Sequence[Sequence[float]]
+
+_GOLDEN_RATIO_CONJUGATE = 0.618033988749895
+
+
+def class_color(label: int) -> tuple[int, int, int]:
+    """A bright RGB colour for ``label``; consecutive labels get well separated hues."""
+    hue = (0.12 + label * _GOLDEN_RATIO_CONJUGATE) % 1.0
+    # Alternate value and saturation a little so that hues that come close again still differ.
+    saturation = 0.85 if label % 2 == 0 else 0.65
+    value = 0.95 if (label // 2) % 2 == 0 else 0.8
+    r, g, b = colorsys.hsv_to_rgb(hue, saturation, value)
+    return round(r * 255), round(g * 255), round(b * 255)
+
+
+def _as_numpy(values: ArrayLike | None, dtype: type, shape_tail: tuple[int, ...]) -> np.ndarray:
+    if values is None:
+        return np.zeros((0, *shape_tail), dtype=dtype)
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=dtype).reshape(-1, *shape_tail)
+
+
+@lru_cache(maxsize=16)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: fixed-size bitmap font only
+        return ImageFont.load_default()
+
+
+def _text_color(background: tuple[int, int, int]) -> tuple[int, int, int]:
+    luminance = 0.299 * background[0] + 0.587 * background[1] + 0.114 * background[2]
+    return (0, 0, 0) if luminance > 140 else (255, 255, 255)
+
+
+def draw_detections(
+    image: Image.Image,
+    boxes: ArrayLike,
+    labels: ArrayLike,
+    scores: ArrayLike | None,
+    class_names: Sequence[str],
+    score_threshold: float = 0.3,
+    line_width: int | None = None,
+    font_size: int | None = None,
+) -> Image.Image:
+    """Draw boxes with ``"name score"`` captions on a copy of ``image``.
+
+    Args:
+        image: any PIL image; the result is RGB of the same size.
+        boxes: ``(K, 4)`` absolute xyxy pixels of ``image``.
+        labels: ``(K,)`` contiguous labels, indices into ``class_names``.
+        scores: ``(K,)`` or None (ground truth: everything is drawn, captions without score).
+        class_names: name of every contiguous label; unknown labels are shown as ``"class N"``.
+        score_threshold: detections scoring below are not drawn.
+        line_width: box outline width; default scales with the image (1 px per 320 px side).
+        font_size: caption size; default scales with the image.
+
+    Returns:
+        A new RGB image; ``image`` is not modified.
+    """
+    canvas = image.convert("RGB")  # always a copy
+    boxes_np = _as_numpy(boxes, np.float64, (4,))
+    labels_np = _as_numpy(labels, np.int64, ())
+    scores_np = None if scores is None else _as_numpy(scores, np.float64, ())
+    if len(labels_np) != len(boxes_np) or (
+        scores_np is not None and len(scores_np) != len(boxes_np)
+    ):
+        raise ValueError(
+            f"draw_detections: {len(boxes_np)} boxes, {len(labels_np)} labels and "
+            f"{'no' if scores_np is None else len(scores_np)} scores; they must match"
+        )
+    longest = max(canvas.size)
+    width = line_width if line_width is not None else max(1, round(longest / 320))
+    font = _font(font_size if font_size is not None else max(10, round(longest / 50)))
+    order = np.arange(len(boxes_np))
+    if scores_np is not None:
+        keep = scores_np >= score_threshold
+        order = order[keep][np.argsort(scores_np[keep], kind="stable")]  # best drawn last, on top
+    draw = ImageDraw.Draw(canvas)
+    for i in order.tolist():
+        label = int(labels_np[i])
+        name = class_names[label] if 0 <= label < len(class_names) else f"class {label}"
+        caption = name if scores_np is None else f"{name} {scores_np[i]:.2f}"
+        _draw_box(draw, boxes_np[i].tolist(), caption, class_color(label), width, font)
+    return canvas
+
+
+def _draw_box(
+    draw: ImageDraw.ImageDraw,
+    box: list[float],
+    caption: str,
+    color: tuple[int, int, int],
+    width: int,
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+) -> None:
+    x1, y1, x2, y2 = box
+    draw.rectangle((x1, y1, max(x1, x2), max(y1, y2)), outline=color, width=width)
+    left, top, right, bottom = draw.textbbox((0, 0), caption, font=font)
+    text_w, text_h = right - left, bottom - top
+    pad = max(1, width)
+    # Caption above the box, or inside its top edge when there is no room above.
+    y_text = y1 - text_h - 2 * pad if y1 - text_h - 2 * pad >= 0 else y1
+    draw.rectangle((x1, y_text, x1 + text_w + 2 * pad, y_text + text_h + 2 * pad), fill=color)
+    draw.text((x1 + pad - left, y_text + pad - top), caption, fill=_text_color(color), font=font)
+
+
+def draw_ground_truth_and_predictions(
+    image: Image.Image,
+    gt_boxes: ArrayLike,
+    gt_labels: ArrayLike,
+    pred_boxes: ArrayLike,
+    pred_labels: ArrayLike,
+    pred_scores: ArrayLike,
+    class_names: Sequence[str],
+    score_threshold: float = 0.3,
+    gap: int = 8,
+) -> Image.Image:
+    """Ground truth (left) and predictions (right) of one image, side by side.
+
+    Boxes are absolute xyxy pixels of ``image``; see :func:`draw_detections` for the rest.
+
+    Returns:
+        An RGB image of size ``(2 * W + gap, H)``, the gap white.
+    """
+    left = draw_detections(image, gt_boxes, gt_labels, None, class_names)
+    right = draw_detections(
+        image, pred_boxes, pred_labels, pred_scores, class_names, score_threshold=score_threshold
+    )
+    w, h = left.size
+    canvas = Image.new("RGB", (2 * w + gap, h), (255, 255, 255))
+    canvas.paste(left, (0, 0))
+    canvas.paste(right, (w + gap, 0))
+    return canvas

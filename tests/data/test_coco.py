@@ -1,0 +1,233 @@
+"""CocoDataset: targets (spec 1.4), seeded transforms, invalid data and unreadable files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import Tensor
+
+from sparsercnn.data.coco import CocoDataset, DatasetError, Transform
+from sparsercnn.data.image_io import ImageReadError
+
+CATEGORIES = [{"id": 90, "name": "zebra"}, {"id": 3, "name": "car"}, {"id": 7, "name": "bus"}]
+
+
+def write_dataset(
+    tmp_path: Path,
+    images: list[dict[str, Any]],
+    annotations: list[dict[str, Any]],
+    categories: list[dict[str, Any]] = CATEGORIES,
+    skip_files: tuple[str, ...] = (),
+) -> tuple[Path, Path]:
+    """Write the JSON and, per image, a PNG whose pixel value encodes its id (at its JSON size)."""
+    image_dir = tmp_path / "images"
+    image_dir.mkdir(exist_ok=True)
+    for image in images:
+        if image["file_name"] not in skip_files:
+            size = (image["width"], image["height"])
+            Image.new("RGB", size, (image["id"], 0, 0)).save(image_dir / image["file_name"])
+    json_path = tmp_path / "instances.json"
+    data = {"images": images, "annotations": annotations, "categories": categories}
+    json_path.write_text(json.dumps(data))
+    return json_path, image_dir
+
+
+def image(image_id: int, file_name: str, width: int = 40, height: int = 30) -> dict[str, Any]:
+    return {"id": image_id, "file_name": file_name, "width": width, "height": height}
+
+
+def box(
+    ann_id: int, image_id: int, category_id: int, bbox: list[float], **extra: Any
+) -> dict[str, Any]:
+    return {"id": ann_id, "image_id": image_id, "category_id": category_id, "bbox": bbox, **extra}
+
+
+@pytest.fixture
+def dataset_files(tmp_path: Path) -> tuple[Path, Path]:
+    images = [image(5, "five.png"), image(2, "two.png", 20, 10), image(9, "nine.png")]
+    annotations = [
+        box(1, 5, 7, [1, 2, 10, 20]),
+        box(2, 5, 3, [0, 0, 4, 4]),
+        box(3, 5, 90, [5, 5, 2, 2], iscrowd=1),
+        box(4, 9, 90, [10, 10, 5, 5]),
+        box(5, 9, 3, [0, 0, 40, 30], iscrowd=0),
+    ]
+    return write_dataset(tmp_path, images, annotations)
+
+
+def test_samples_follow_the_spec(dataset_files: tuple[Path, Path]) -> None:
+    dataset = CocoDataset(*dataset_files)
+    assert len(dataset) == 3
+    assert dataset.image_ids == [5, 2, 9]
+    assert dataset.category_map.category_ids == [3, 7, 90]
+    assert dataset.num_boxes_per_image == [2, 0, 2]  # the crowd box of image 5 is not a target
+    assert dataset.image_sizes == [(30, 40), (10, 20), (30, 40)]
+    assert dataset.image_info(1) == {"id": 2, "file_name": "two.png", "height": 10, "width": 20}
+
+    sample = dataset[0]
+    assert sample.image_id == 5 and sample.file_name == "five.png"
+    assert sample.original_size == (30, 40)
+    assert sample.image.dtype == torch.uint8 and sample.image.shape == (3, 30, 40)
+    assert int(sample.image[0, 0, 0]) == 5 and int(sample.image[1:].max()) == 0
+    assert sample.target.boxes.dtype == torch.float32
+    torch.testing.assert_close(sample.target.boxes, torch.tensor([[1.0, 2, 11, 22], [0, 0, 4, 4]]))
+    assert sample.target.labels.tolist() == [1, 0]  # bus (id 7) -> 1, car (id 3) -> 0
+
+    empty = dataset[1]  # images without boxes are kept
+    assert empty.target.boxes.shape == (0, 4) and empty.target.labels.shape == (0,)
+    assert empty.target.labels.dtype == torch.int64
+    assert dataset[-1].image_id == 9
+    with pytest.raises(IndexError):
+        dataset[3]
+
+
+class RandomCropLike:
+    """A random dummy transform: shifts boxes by a random offset and drops a random box."""
+
+    def __call__(
+        self, image: Image.Image, boxes: Tensor, rng: random.Random
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        shift = rng.uniform(0, 3)
+        keep = torch.tensor([i for i in range(len(boxes)) if rng.random() < 0.7], dtype=torch.int64)
+        array = np.array(image, dtype=np.uint8)
+        array[0, 0, 1] = rng.randrange(256)
+        return torch.from_numpy(array).permute(2, 0, 1), (boxes[keep] + shift), keep
+
+
+def test_seeded_key_is_deterministic(dataset_files: tuple[Path, Path]) -> None:
+    transform: Transform = RandomCropLike()
+    dataset = CocoDataset(*dataset_files, transform=transform)
+    samples = [dataset[0, seed] for seed in range(8)]
+    for seed, first in enumerate(samples):
+        again = dataset[0, seed]
+        assert torch.equal(first.image, again.image)
+        assert torch.equal(first.target.boxes, again.target.boxes)
+        assert torch.equal(first.target.labels, again.target.labels)
+    assert len({tuple(s.target.boxes.flatten().tolist()) for s in samples}) > 1
+
+    random.seed(123)
+    plain = dataset[0]
+    random.seed(123)
+    assert torch.equal(plain.target.boxes, dataset[0].target.boxes)
+
+
+def test_labels_follow_kept_boxes_and_degenerate_boxes_are_dropped(
+    dataset_files: tuple[Path, Path],
+) -> None:
+    def reverse_and_squash(
+        image: Image.Image, boxes: Tensor, rng: random.Random
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        keep = torch.arange(len(boxes) - 1, -1, -1)
+        out = boxes[keep].clone()
+        out[0, 2] = out[0, 0] + 1e-6  # width below the 1e-5 threshold
+        return torch.zeros(3, 8, 8, dtype=torch.uint8), out, keep
+
+    dataset = CocoDataset(*dataset_files, transform=reverse_and_squash)
+    target = dataset[2].target  # image 9: [zebra box, car box] -> reversed, car squashed
+    assert target.labels.tolist() == [2]
+    torch.testing.assert_close(target.boxes, torch.tensor([[10.0, 10, 15, 15]]))
+
+
+def test_transform_breaking_the_contract_raises(dataset_files: tuple[Path, Path]) -> None:
+    def float_image(image: Image.Image, boxes: Tensor, rng: random.Random) -> Any:
+        return torch.zeros(3, 4, 4), boxes, torch.arange(len(boxes))
+
+    with pytest.raises(TypeError, match="uint8"):
+        CocoDataset(*dataset_files, transform=float_image)[0]
+
+
+def bad_dataset(tmp_path: Path) -> tuple[Path, Path]:
+    images = [image(1, "a.png"), image(2, "b.png"), image(3, "gone.png")]
+    annotations = [
+        box(10, 1, 3, [1, 1, 5, 5]),
+        box(11, 1, 42, [1, 1, 5, 5]),  # unknown category
+        box(12, 2, 3, [1, 1, -5, 5]),  # negative width
+        box(13, 2, 7, [30, 20, 11, 5]),  # x2 = 41: clipped to 40
+        box(14, 3, 7, [1, 1, 5, 5]),  # image file missing
+        box(15, 77, 7, [1, 1, 5, 5]),  # unknown image
+    ]
+    return write_dataset(tmp_path, images, annotations, skip_files=("gone.png",))
+
+
+def test_invalid_data_raises_with_the_first_problems(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError) as info:
+        CocoDataset(*bad_dataset(tmp_path))
+    message = str(info.value)
+    assert isinstance(info.value, ValueError)
+    for text in ("annotation 11", "annotation 12", "image id 77", "gone.png"):
+        assert text in message
+    assert "sparsercnn validate" in message and "skip_invalid=True" in message
+
+
+def test_skip_invalid_drops_exactly_the_bad_items(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="sparsercnn.data.coco"):
+        dataset = CocoDataset(*bad_dataset(tmp_path), skip_invalid=True)
+    assert dataset.image_ids == [1, 2]
+    assert dataset.num_boxes_per_image == [1, 1]
+    torch.testing.assert_close(dataset[1].target.boxes, torch.tensor([[30.0, 20, 40, 25]]))
+    assert dataset[1].target.labels.tolist() == [1]
+    assert "drops 1 of 3 images and 4 of 6 annotations" in caplog.text
+    assert "box_clipped" in caplog.text and "annotation 13" in caplog.text
+
+    gt = dataset.gt_dict()
+    assert [im["id"] for im in gt["images"]] == [1, 2]
+    assert [ann["id"] for ann in gt["annotations"]] == [10, 13]
+    assert gt["annotations"][1]["bbox"] == [30.0, 20.0, 10.0, 5.0]
+    assert gt["annotations"][1]["area"] == 50.0 and gt["annotations"][1]["iscrowd"] == 0
+    assert [c["id"] for c in gt["categories"]] == [90, 3, 7]
+
+
+def test_gt_dict_keeps_crowd_regions(dataset_files: tuple[Path, Path]) -> None:
+    gt = CocoDataset(*dataset_files).gt_dict()
+    assert len(gt["images"]) == 3 and len(gt["annotations"]) == 5
+    crowd = next(ann for ann in gt["annotations"] if ann["id"] == 3)
+    assert crowd["iscrowd"] == 1
+
+
+def test_file_unreadable_after_construction_is_skipped(
+    dataset_files: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    json_path, image_dir = dataset_files
+    dataset = CocoDataset(json_path, image_dir)
+    (image_dir / "two.png").unlink()
+    with caplog.at_level(logging.WARNING, logger="sparsercnn.data.coco"):
+        sample = dataset[1, 0]
+    assert sample.image_id == 9  # the next image, deterministically
+    assert "two.png" in caplog.text and "skipping image 2" in caplog.text
+
+    with pytest.raises(ImageReadError, match=r"two\.png"):
+        CocoDataset(json_path, image_dir, check_files=False, skip_unreadable=False)[1]
+
+    for name in ("five.png", "nine.png"):
+        (image_dir / name).unlink()
+    with pytest.raises(DatasetError, match="could not be read"):
+        dataset[0]
+
+
+def test_dataset_pickles_for_worker_processes(dataset_files: tuple[Path, Path]) -> None:
+    dataset = CocoDataset(*dataset_files)
+    restored = pickle.loads(pickle.dumps(dataset))
+    assert restored.image_ids == dataset.image_ids
+    assert torch.equal(restored[0].target.boxes, dataset[0].target.boxes)
+
+
+def test_zero_size_box_is_dropped_without_failing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # COCO train2017 has two annotations of height 0; the reference drops them (spec 1.4).
+    annotations = [box(918, 1, 3, [29.6, 8.3, 1.03, 0.0]), box(919, 1, 3, [1, 1, 5, 5])]
+    with caplog.at_level(logging.WARNING, logger="sparsercnn.data.coco"):
+        dataset = CocoDataset(*write_dataset(tmp_path, [image(1, "a.png")], annotations))
+    assert dataset.num_boxes_per_image == [1]
+    assert "empty_box" in caplog.text and "annotation 918" in caplog.text

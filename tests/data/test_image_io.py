@@ -1,0 +1,170 @@
+"""Image decoding: EXIF orientation, mode conversions to 8-bit RGB, header-only sizes, errors."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sparsercnn.data.image_io import (
+    ImageReadError,
+    image_size,
+    load_image,
+    read_image_header,
+    to_rgb,
+)
+
+RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
+
+
+def _quadrants(height: int, width: int) -> np.ndarray:
+    """(h, w, 3) uint8 in four quadrants: red, green (top row); blue, white (bottom row)."""
+    array = np.zeros((height, width, 3), dtype=np.uint8)
+    h2, w2 = height // 2, width // 2
+    array[:h2, :w2], array[:h2, w2:] = RED, GREEN
+    array[h2:, :w2], array[h2:, w2:] = BLUE, WHITE
+    return array
+
+
+def _quadrant_centres(array: np.ndarray) -> list[np.ndarray]:
+    h, w = array.shape[:2]
+    return [array[y, x].astype(int) for y in (h // 4, 3 * h // 4) for x in (w // 4, 3 * w // 4)]
+
+
+def test_exif_orientation_6_rotates_pixels_and_swaps_size(tmp_path: Path) -> None:
+    raw = _quadrants(20, 40)  # stored 40 wide, 20 tall
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(raw).save(path, quality=95, exif=exif)
+
+    image = load_image(path)
+
+    assert image.mode == "RGB"
+    assert image.size == (20, 40)  # PIL size is (w, h): displayed 20 wide, 40 tall
+    assert image_size(path) == (40, 20)
+    assert read_image_header(path).orientation == 6
+    expected = np.rot90(raw, k=-1)  # clockwise
+    got = np.asarray(image)
+    assert got.shape == expected.shape
+    # Clockwise: the stored bottom-left (blue) is displayed top-left, top-left (red) top-right.
+    for got_pixel, expected_pixel in zip(
+        _quadrant_centres(got), _quadrant_centres(expected), strict=True
+    ):
+        assert np.abs(got_pixel - expected_pixel).max() < 30
+    assert np.abs(got[5, 5].astype(int) - BLUE).max() < 30
+
+
+def test_rgb_png_is_returned_exactly(tmp_path: Path) -> None:
+    raw = np.random.default_rng(0).integers(0, 256, (9, 13, 3), dtype=np.uint8)
+    path = tmp_path / "rgb.png"
+    Image.fromarray(raw).save(path)
+    image = load_image(path)
+    assert image.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(image), raw)
+    assert image_size(path) == (9, 13)
+
+
+def test_grayscale_becomes_three_equal_channels(tmp_path: Path) -> None:
+    gray = np.arange(0, 240, 10, dtype=np.uint8).reshape(4, 6)
+    path = tmp_path / "gray.png"
+    Image.fromarray(gray).save(path)
+    got = np.asarray(load_image(path))
+    assert got.shape == (4, 6, 3) and got.dtype == np.uint8
+    for channel in range(3):
+        np.testing.assert_array_equal(got[..., channel], gray)
+
+
+def test_palette_with_transparency_keeps_palette_colours(tmp_path: Path) -> None:
+    image = Image.new("P", (4, 2))
+    image.putpalette([*RED, *GREEN, *BLUE] + [0] * (256 * 3 - 9))
+    image.putdata([0, 1, 2, 0, 1, 2, 0, 1])
+    path = tmp_path / "palette.png"
+    image.save(path, transparency=0)  # red is the transparent colour
+    got = np.asarray(load_image(path))
+    assert got.shape == (2, 4, 3)
+    assert tuple(got[0, 0]) == RED  # alpha dropped, stored colour kept
+    assert tuple(got[0, 1]) == GREEN and tuple(got[0, 2]) == BLUE
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_alpha_channel_is_dropped(tmp_path: Path, mode: str) -> None:
+    rgba = np.zeros((3, 5, 4), dtype=np.uint8)
+    rgba[..., :3] = (200, 100, 50) if mode == "RGBA" else (120, 120, 120)
+    rgba[..., 3] = 0  # fully transparent: an exporter bug that must not turn the image black
+    image = Image.fromarray(rgba).convert(mode)
+    path = tmp_path / f"{mode}.png"
+    image.save(path)
+    got = np.asarray(load_image(path))
+    expected = (200, 100, 50) if mode == "RGBA" else (120, 120, 120)
+    assert got.shape == (3, 5, 3)
+    assert (got == np.array(expected, dtype=np.uint8)).all()
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
+    values = np.array([[0, 257 * 100, 30000, 65535]], dtype=np.uint16)
+    path = tmp_path / "depth16.png"
+    Image.fromarray(values).save(path)
+    assert Image.open(path).mode.startswith("I")
+    got = np.asarray(load_image(path))
+    assert got.shape == (1, 4, 3) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got[0, :, 0], [0, 100, round(30000 / 257), 255])
+
+
+def test_int32_and_float_modes() -> None:
+    in_16bit_range = Image.fromarray(np.array([[0, 65535]], dtype=np.int32))
+    assert in_16bit_range.mode == "I"
+    np.testing.assert_array_equal(np.asarray(to_rgb(in_16bit_range))[0, :, 0], [0, 255])
+    wide = Image.fromarray(np.array([[-1000, 0, 1000]], dtype=np.int32))
+    np.testing.assert_array_equal(np.asarray(to_rgb(wide))[0, :, 0], [0, 128, 255])
+    unit = Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32))
+    assert unit.mode == "F"
+    np.testing.assert_array_equal(np.asarray(to_rgb(unit))[0, :, 0], [0, 128, 255])
+
+
+def test_cmyk_becomes_rgb(tmp_path: Path) -> None:
+    cmyk = Image.new("CMYK", (2, 1))
+    cmyk.putdata([(0, 0, 0, 0), (255, 0, 0, 0)])  # white paper, pure cyan ink
+    path = tmp_path / "cmyk.tif"
+    cmyk.save(path)
+    got = np.asarray(load_image(path))
+    assert got.shape == (1, 2, 3)
+    assert tuple(got[0, 0]) == WHITE
+    assert tuple(got[0, 1]) == (0, 255, 255)
+
+
+def test_missing_file_raises_image_read_error_naming_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "nope.jpg"
+    for read in (load_image, image_size):
+        with pytest.raises(ImageReadError, match=r"nope\.jpg") as info:
+            read(path)
+        assert isinstance(info.value, OSError)
+        assert info.value.path == str(path)
+
+
+def test_non_image_and_truncated_files_raise_image_read_error(tmp_path: Path) -> None:
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is not an image")
+    with pytest.raises(ImageReadError, match=r"notes\.jpg"):
+        load_image(text)
+    with pytest.raises(ImageReadError, match=r"notes\.jpg"):
+        image_size(text)
+
+    full = tmp_path / "full.jpg"
+    Image.fromarray(_quadrants(64, 64)).save(full)
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(full.read_bytes()[:300])
+    with pytest.raises(ImageReadError, match=r"truncated\.jpg"):
+        load_image(truncated)
+
+
+def test_image_read_error_survives_pickling() -> None:
+    error = ImageReadError("cannot read image 'a.jpg': broken", "a.jpg")
+    restored = pickle.loads(pickle.dumps(error))
+    assert isinstance(restored, ImageReadError)
+    assert restored.path == "a.jpg" and str(restored) == str(error)
+    # The DataLoader re-raises worker errors as type(exc)(message).
+    assert str(ImageReadError(str(error))) == str(error)

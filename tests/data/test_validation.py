@@ -1,0 +1,245 @@
+"""validate_coco: every rule on hand-made bad data (with the right ids), and the summary."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from sparsercnn.data.validation import (
+    DatasetError,
+    Issue,
+    ValidationReport,
+    check_coco,
+    validate_coco,
+)
+
+
+def write_dataset(
+    tmp_path: Path,
+    images: list[dict[str, Any]],
+    annotations: list[dict[str, Any]],
+    categories: list[dict[str, Any]],
+    skip_files: tuple[str, ...] = (),
+) -> tuple[Path, Path]:
+    """Write the JSON and a solid-grey image file per valid entry (at its JSON size)."""
+    image_dir = tmp_path / "images"
+    image_dir.mkdir(exist_ok=True)
+    for image in images:
+        name = image.get("file_name")
+        if isinstance(name, str) and name not in skip_files and image.get("width", 0) > 0:
+            Image.new("RGB", (image["width"], image["height"]), (90, 90, 90)).save(image_dir / name)
+    json_path = tmp_path / "instances.json"
+    data = {"images": images, "annotations": annotations, "categories": categories}
+    json_path.write_text(json.dumps(data))
+    return json_path, image_dir
+
+
+def image(image_id: int, file_name: str, width: int = 40, height: int = 30) -> dict[str, Any]:
+    return {"id": image_id, "file_name": file_name, "width": width, "height": height}
+
+
+def box(ann_id: int, image_id: int, category_id: int, bbox: Any, **extra: Any) -> dict[str, Any]:
+    return {"id": ann_id, "image_id": image_id, "category_id": category_id, "bbox": bbox, **extra}
+
+
+def by_code(report: ValidationReport, code: str) -> list[Issue]:
+    return [issue for issue in report.issues if issue.code == code]
+
+
+@pytest.fixture
+def bad_report(tmp_path: Path) -> ValidationReport:
+    images = [
+        image(1, "a.png"),
+        image(2, "b.png"),
+        image(1, "dup.png"),
+        image(3, "missing.png"),
+        image(4, "broken.png"),
+        image(5, "sized.png"),
+        {"id": 6, "file_name": "c.png", "width": 0, "height": 30},
+    ]
+    categories = [{"id": 3, "name": "car"}, {"id": 7, "name": "bus"}, {"id": 3, "name": "again"}]
+    annotations = [
+        box(10, 1, 3, [1, 2, 10, 10]),
+        box(10, 1, 3, [1, 2, 10, 10]),
+        box(11, 99, 3, [1, 2, 10, 10]),
+        box(12, 1, 5, [1, 2, 10, 10]),
+        box(13, 1, 3, [1, 2, 3]),
+        box(14, 1, 3, [1, math.nan, 3, 4]),
+        box(15, 1, 3, [1, 2, 0, 4]),  # zero height: dropped with a warning (as in COCO train2017)
+        box(21, 1, 3, [1, 2, -3, 4]),
+        box(16, 1, 3, [35, 5, 6, 5]),  # x2 = 41 > 40, within 5% of 40: clipped
+        box(17, 1, 3, [30, 5, 20, 5]),  # x2 = 50: far outside
+        box(18, 1, 7, [0, 0, 10, 10], iscrowd=1),
+        box(19, 5, 7, [0, 0, 5, 5]),
+        box(20, 6, 7, [0, 0, 5, 5]),  # belongs to the invalid image 6: dropped with it
+    ]
+    json_path, image_dir = write_dataset(
+        tmp_path, images, annotations, categories, skip_files=("missing.png", "sized.png")
+    )
+    (image_dir / "broken.png").write_bytes(b"\x89PNG not really")
+    Image.new("RGB", (40, 30)).save(image_dir / "sized.png")
+    images[5]["width"] = 50  # the JSON now disagrees with the file
+    json_path.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
+    return validate_coco(json_path, image_dir)
+
+
+@pytest.mark.parametrize(
+    ("code", "image_id", "annotation_id", "text"),
+    [
+        ("duplicate_image_id", 1, None, "dup.png"),
+        ("duplicate_category_id", None, None, "category id 3"),
+        ("duplicate_annotation_id", 1, 10, "annotation id 10"),
+        ("unknown_image_id", 99, 11, "image id 99"),
+        ("unknown_category_id", 1, 12, "category id 5"),
+        ("negative_size", 1, 21, "annotation 21"),
+        ("box_outside_image", 1, 17, "annotation 17"),
+        ("image_file_missing", 3, None, "missing.png"),
+        ("image_file_unreadable", 4, None, "broken.png"),
+        ("bad_image", 6, None, "'width'"),
+    ],
+)
+def test_each_error_is_reported_with_its_ids(
+    bad_report: ValidationReport,
+    code: str,
+    image_id: int | None,
+    annotation_id: int | None,
+    text: str,
+) -> None:
+    found = by_code(bad_report, code)
+    assert len(found) == 1, f"{code}: {found}"
+    issue = found[0]
+    assert issue.severity == "error"
+    assert (issue.image_id, issue.annotation_id) == (image_id, annotation_id)
+    assert text in issue.message
+    if annotation_id is not None:
+        assert str(annotation_id) in issue.message
+
+
+def test_malformed_boxes_and_warnings(bad_report: ValidationReport) -> None:
+    malformed = by_code(bad_report, "malformed_bbox")
+    assert sorted(issue.annotation_id for issue in malformed) == [13, 14]  # type: ignore[type-var]
+    assert "NaN" in next(issue.message for issue in malformed if issue.annotation_id == 14)
+
+    (clipped,) = by_code(bad_report, "box_clipped")
+    assert clipped.severity == "warning" and clipped.annotation_id == 16
+    assert "[35.0, 5.0, 5.0, 5.0]" in clipped.message
+
+    (zero,) = by_code(bad_report, "empty_box")
+    assert zero.severity == "warning" and zero.annotation_id == 15
+
+    (mismatch,) = by_code(bad_report, "image_size_mismatch")
+    assert mismatch.severity == "warning" and mismatch.image_id == 5 and "50x30" in mismatch.message
+
+    (empty,) = by_code(bad_report, "image_without_boxes")
+    assert empty.severity == "info" and empty.image_id == 2
+
+    # Annotation 20 belongs to the invalid image 6: no issue of its own.
+    assert not [issue for issue in bad_report.issues if issue.annotation_id == 20]
+    assert not bad_report.ok
+    assert "FAILED" in bad_report.format()
+
+
+def test_usable_part_is_summarised(bad_report: ValidationReport) -> None:
+    summary = bad_report.summary
+    assert summary.num_images_in_json == 7 and summary.num_annotations_in_json == 13
+    assert summary.num_images == 3  # images 1, 2 and 5
+    assert summary.num_boxes == 3  # annotations 10, 16 (clipped) and 19
+    assert summary.num_crowd_boxes == 1
+
+
+def test_summary_of_a_clean_dataset(tmp_path: Path) -> None:
+    categories = [{"id": 90, "name": "zebra"}, {"id": 7, "name": "bus"}, {"id": 3, "name": "car"}]
+    annotations = [
+        box(1, 1, 3, [0, 0, 4, 4]),  # sqrt area 4, small
+        box(2, 1, 3, [10, 10, 10, 10]),  # 10, small
+        box(3, 1, 7, [0, 0, 40, 30]),  # 34.6, medium
+        box(4, 1, 7, [50, 20, 100, 100]),  # 100, large
+        box(5, 3, 7, [0, 0, 5, 5], iscrowd=1),
+    ]
+    images = [image(1, "one.png", 200, 150), image(2, "two.png"), image(3, "three.png")]
+    report = validate_coco(*write_dataset(tmp_path, images, annotations, categories))
+
+    assert report.ok and not report.errors and not report.warnings
+    summary = report.summary
+    assert (summary.num_images, summary.num_boxes, summary.num_crowd_boxes) == (3, 4, 1)
+    assert summary.boxes_per_category == [(3, "car", 2), (7, "bus", 2), (90, "zebra", 0)]
+    assert summary.objects_per_image_min == 0 and summary.objects_per_image_max == 4
+    assert summary.objects_per_image_mean == pytest.approx(4 / 3)
+    assert summary.num_images_without_boxes == 2
+    assert (summary.num_small, summary.num_medium, summary.num_large) == (2, 1, 1)
+    assert summary.sqrt_area_min == pytest.approx(4.0)
+    assert summary.sqrt_area_median == pytest.approx((10 + math.sqrt(1200)) / 2)
+    assert summary.sqrt_area_max == pytest.approx(100.0)
+    assert sorted(issue.image_id for issue in report.infos) == [2, 3]  # type: ignore[type-var]
+
+    text = report.format()
+    assert "OK" in text and "zebra" in text and "mean 1.33" in text
+
+
+def test_too_many_boxes_and_wrong_image_folder(tmp_path: Path) -> None:
+    annotations = [box(i, 1, 1, [0, 0, 5, 5]) for i in range(1, 5)]
+    json_path, image_dir = write_dataset(
+        tmp_path, [image(1, "a.png"), image(2, "b.png")], annotations, [{"id": 1, "name": "x"}]
+    )
+    (crowded,) = by_code(validate_coco(json_path, image_dir, num_proposals=3), "too_many_boxes")
+    assert crowded.image_id == 1 and "4 boxes" in crowded.message
+
+    report = validate_coco(json_path, tmp_path / "elsewhere")
+    assert report.errors[0].code == "no_image_found"
+    assert len(by_code(report, "image_file_missing")) == 2
+    assert validate_coco(json_path, tmp_path / "elsewhere", check_images=False).ok
+
+
+def test_exif_rotation_mismatch_gets_a_hint(tmp_path: Path) -> None:
+    json_path, image_dir = write_dataset(tmp_path, [], [], [{"id": 1, "name": "x"}])
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (40, 30)).save(image_dir / "phone.jpg", exif=exif)
+    data = {
+        "images": [image(1, "phone.jpg")],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "x"}],
+    }
+    json_path.write_text(json.dumps(data))
+    (mismatch,) = by_code(validate_coco(json_path, image_dir), "image_size_mismatch")
+    assert "EXIF orientation 6" in mismatch.message
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("[]", "JSON list"),
+        ('[{"image_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}]', "detection results"),
+        ('{"images": [], "annotations": []}', "'categories' missing"),
+        ('{"images": {}, "annotations": [], "categories": []}', "'images' must be a JSON list"),
+        ('{"images": [', "as JSON"),
+    ],
+)
+def test_files_that_are_not_coco_instances(tmp_path: Path, content: str, match: str) -> None:
+    json_path = tmp_path / "weird.json"
+    json_path.write_text(content)
+    with pytest.raises(DatasetError, match=match) as info:
+        validate_coco(json_path, tmp_path)
+    assert "weird.json" in str(info.value)
+
+
+def test_missing_json_and_bad_entries(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="not found"):
+        validate_coco(tmp_path / "absent.json", tmp_path)
+    data = {
+        "images": [{"file_name": "a.png"}, image(1, "")],
+        "annotations": [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}, "oops"],
+        "categories": [{"id": 1}, {"name": "no id"}],
+    }
+    checked = check_coco(data, "inline.json")
+    codes = sorted(issue.code for issue in checked.issues)
+    assert codes.count("bad_category") == 2 and codes.count("bad_image") == 2
+    assert codes.count("bad_annotation") == 2 and "no_categories" in codes
+    assert not checked.images and not checked.annotations and not checked.categories

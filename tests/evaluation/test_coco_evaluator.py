@@ -1,0 +1,284 @@
+"""CocoEvaluator: perfect/empty/shifted detections, pycocotools parity, label maps, subsets."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from sparsercnn.evaluation import CocoEvaluator, EvaluationResult, precision_recall_curves
+from sparsercnn.structures import Detections
+
+CATEGORY_IDS = [3, 7, 90]
+NAMES = ["cat", "dog", "eel"]
+
+
+def _image(image_id: int) -> dict[str, Any]:
+    return {"id": image_id, "width": 640, "height": 480, "file_name": f"{image_id}.jpg"}
+
+
+def _ann(ann_id: int, image_id: int, category_id: int, bbox: list[float]) -> dict[str, Any]:
+    return {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": category_id,
+        "bbox": bbox,
+        "area": bbox[2] * bbox[3],
+        "iscrowd": 0,
+    }
+
+
+@pytest.fixture
+def ground_truth() -> dict[str, Any]:
+    """4 images, non-contiguous category ids, small (<32^2), medium and large boxes."""
+    boxes = [
+        (1, 3, [10.0, 20.0, 200.0, 150.0]),  # large
+        (1, 7, [300.0, 40.0, 50.0, 60.0]),  # medium
+        (2, 3, [5.0, 5.0, 20.0, 20.0]),  # small
+        (2, 90, [100.0, 100.0, 120.0, 90.0]),  # large
+        (3, 7, [400.0, 300.0, 64.0, 48.0]),  # medium
+        (4, 90, [50.0, 60.0, 25.0, 30.0]),  # small
+        (4, 3, [200.0, 200.0, 300.0, 250.0]),  # large
+    ]
+    return {
+        "images": [_image(i) for i in (1, 2, 3, 4)],
+        "annotations": [_ann(k + 1, i, c, b) for k, (i, c, b) in enumerate(boxes)],
+        "categories": [{"id": c, "name": n} for c, n in zip(CATEGORY_IDS, NAMES, strict=True)],
+    }
+
+
+def _gt_detections(
+    gt: dict[str, Any], image_id: int, shift: float = 0.0, score: float = 0.9
+) -> Detections:
+    """The image's GT boxes as detections (xyxy), shifted right by ``shift`` x their width."""
+    anns = [a for a in gt["annotations"] if a["image_id"] == image_id]
+    boxes = []
+    for a in anns:
+        x, y, w, h = a["bbox"]
+        boxes.append([x + shift * w, y, x + shift * w + w, y + h])
+    return {
+        "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        "scores": torch.full((len(anns),), score),
+        "labels": torch.tensor([CATEGORY_IDS.index(a["category_id"]) for a in anns]),
+    }
+
+
+def _empty() -> Detections:
+    return {
+        "boxes": torch.zeros(0, 4),
+        "scores": torch.zeros(0),
+        "labels": torch.zeros(0, dtype=torch.int64),
+    }
+
+
+def _evaluate(gt: dict[str, Any], detections: dict[int, Detections]) -> EvaluationResult:
+    evaluator = CocoEvaluator(gt, CATEGORY_IDS, NAMES)
+    evaluator.update(list(detections), list(detections.values()))
+    return evaluator.evaluate()
+
+
+def test_perfect_detections_give_ap_one(ground_truth: dict[str, Any]) -> None:
+    result = _evaluate(ground_truth, {i: _gt_detections(ground_truth, i) for i in (1, 2, 3, 4)})
+    for name in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100"):
+        assert getattr(result, name) == pytest.approx(1.0), name
+    assert result.per_class == {
+        "cat": pytest.approx(1.0),
+        "dog": pytest.approx(1.0),
+        "eel": pytest.approx(1.0),
+    }
+    assert result.num_images == 4 and result.num_detections == 7 and not result.is_subset
+
+
+def test_no_detections_give_zero_without_crash(ground_truth: dict[str, Any]) -> None:
+    result = _evaluate(ground_truth, {i: _empty() for i in (1, 2, 3, 4)})
+    for name in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100"):
+        assert getattr(result, name) == 0.0, name
+    assert result.per_class == {"cat": 0.0, "dog": 0.0, "eel": 0.0}
+    assert result.num_detections == 0
+    assert "AP" in result.format_table()
+
+
+def test_shifted_boxes_give_intermediate_ap(ground_truth: dict[str, Any]) -> None:
+    # A shift of 0.2 x width gives IoU 0.8/1.2 = 0.667: a hit at 0.5..0.65, a miss above.
+    result = _evaluate(
+        ground_truth, {i: _gt_detections(ground_truth, i, shift=0.2) for i in (1, 2, 3, 4)}
+    )
+    assert math.isclose(result.AP50, 1.0, abs_tol=1e-12)
+    assert math.isclose(result.AP75, 0.0, abs_tol=1e-12)
+    assert 0.0 < result.AP < 1.0
+    assert math.isclose(result.AP, 0.4)  # 4 of the 10 IoU thresholds hit
+
+
+def test_non_contiguous_category_ids_map_to_names(ground_truth: dict[str, Any]) -> None:
+    # Only label 2 (category 90, "eel") is detected: eel AP 1, the others 0.
+    detections = {}
+    for image_id in (1, 2, 3, 4):
+        dets = _gt_detections(ground_truth, image_id)
+        keep = dets["labels"] == 2
+        detections[image_id] = Detections(
+            boxes=dets["boxes"][keep], scores=dets["scores"][keep], labels=dets["labels"][keep]
+        )
+    evaluator = CocoEvaluator(ground_truth, CATEGORY_IDS, NAMES)
+    evaluator.update(list(detections), list(detections.values()))
+    assert {r["category_id"] for recs in evaluator.results for r in recs} == {90}
+    result = evaluator.evaluate()
+    assert result.per_class == {"cat": 0.0, "dog": 0.0, "eel": pytest.approx(1.0)}
+    assert math.isclose(result.AP, 1.0 / 3.0, abs_tol=1e-12)
+
+
+def test_class_without_ground_truth_is_omitted(ground_truth: dict[str, Any]) -> None:
+    gt = copy.deepcopy(ground_truth)
+    gt["annotations"] = [a for a in gt["annotations"] if a["category_id"] != 7]
+    result = _evaluate(gt, {i: _gt_detections(gt, i) for i in (1, 2, 3, 4)})
+    assert set(result.per_class) == {"cat", "eel"}
+    assert math.isclose(result.AP, 1.0, abs_tol=1e-12)
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_subset_of_images_restricts_evaluation(ground_truth: dict[str, Any]) -> None:
+    # Images 3 and 4 were not run: their GT must not count as missed.
+    result = _evaluate(ground_truth, {i: _gt_detections(ground_truth, i) for i in (1, 2)})
+    assert math.isclose(result.AP, 1.0, abs_tol=1e-12)
+    assert result.is_subset and result.num_images == 2 and result.num_gt_images == 4
+    assert "subset" in result.format_table()
+
+
+def test_images_without_detections_count(ground_truth: dict[str, Any]) -> None:
+    detections = {i: _gt_detections(ground_truth, i) for i in (1, 2, 3)}
+    detections[4] = _empty()
+    result = _evaluate(ground_truth, detections)
+    assert 0.0 < result.AP < 1.0
+    assert math.isclose(result.AR100, (2 / 3 + 1 + 1 / 2) / 3)  # recall cat 2/3, dog 1, eel 1/2
+
+
+def test_duplicate_image_ids_count_once(ground_truth: dict[str, Any]) -> None:
+    evaluator = CocoEvaluator(ground_truth, CATEGORY_IDS, NAMES)
+    evaluator.update([1, 2], [_gt_detections(ground_truth, 1), _gt_detections(ground_truth, 2)])
+    evaluator.update([2], [_gt_detections(ground_truth, 2, score=0.5)])
+    assert [r["score"] for r in evaluator.coco_results()] == pytest.approx([0.9] * 4)
+    result = evaluator.evaluate()
+    assert result.num_images == 2 and result.num_detections == 4
+    assert math.isclose(result.AP, 1.0, abs_tol=1e-12)
+
+
+def test_invalid_inputs_raise_clear_errors(ground_truth: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="category ids \\[5\\]"):
+        CocoEvaluator(ground_truth, [3, 5])
+    with pytest.raises(ValueError, match="class names"):
+        CocoEvaluator(ground_truth, CATEGORY_IDS, ["cat"])
+    evaluator = CocoEvaluator(ground_truth, CATEGORY_IDS)
+    with pytest.raises(RuntimeError, match="before any update"):
+        evaluator.evaluate()
+    with pytest.raises(ValueError, match="image id 99"):
+        evaluator.update([99], [_empty()])
+
+
+def test_ground_truth_from_path_and_left_unmodified(
+    ground_truth: dict[str, Any], tmp_path: Path
+) -> None:
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(ground_truth))
+    before = copy.deepcopy(ground_truth)
+    from_dict = _evaluate(ground_truth, {1: _gt_detections(ground_truth, 1, shift=0.1)})
+    assert ground_truth == before
+    evaluator = CocoEvaluator(path, CATEGORY_IDS)  # names from the file
+    evaluator.update([1], [_gt_detections(ground_truth, 1, shift=0.1)])
+    from_path = evaluator.evaluate()
+    assert from_path.to_dict() == from_dict.to_dict()
+
+
+def test_precision_recall_curves(ground_truth: dict[str, Any]) -> None:
+    result = _evaluate(ground_truth, {i: _gt_detections(ground_truth, i) for i in (1, 2, 3, 4)})
+    assert [c.name for c in result.precision_recall] == NAMES
+    for curve in result.precision_recall:
+        assert curve.recall.shape == curve.precision_50.shape == (101,)
+        np.testing.assert_allclose(curve.precision_50_95, 1.0)
+    # Hand-made array: class 0 has no GT (all -1) and is omitted; class 1 is averaged over IoUs.
+    precision = -np.ones((10, 101, 2, 4, 3))
+    precision[:, :, 1, 0, -1] = np.linspace(1.0, 0.0, 10)[:, None]
+    curves = precision_recall_curves(
+        precision, np.linspace(0.5, 0.95, 10), np.linspace(0, 1, 101), [3, 7], {3: "a", 7: "b"}
+    )
+    assert [c.name for c in curves] == ["b"]
+    np.testing.assert_allclose(curves[0].precision_50, 1.0)
+    np.testing.assert_allclose(curves[0].precision_50_95, 0.5)
+
+
+def _random_dataset(rng: np.random.Generator) -> tuple[dict[str, Any], dict[int, Detections]]:
+    """Random GT (some crowd) and detections: jittered GT boxes plus random false positives."""
+    images, anns, detections = [], [], {}
+    for image_id in range(1, 9):
+        images.append(_image(image_id))
+        gt_boxes, gt_cats = [], []
+        for _ in range(rng.integers(0, 12)):
+            w, h = rng.uniform(4, 250, size=2)
+            x, y = rng.uniform(0, 640 - w), rng.uniform(0, 480 - h)
+            category = int(rng.choice(CATEGORY_IDS))
+            ann = _ann(len(anns) + 1, image_id, category, [x, y, w, h])
+            ann["iscrowd"] = int(rng.random() < 0.1)
+            anns.append(ann)
+            gt_boxes.append([x, y, x + w, y + h])
+            gt_cats.append(CATEGORY_IDS.index(category))
+        num_random = int(rng.integers(0, 120))  # sometimes more than maxDets=100
+        wh = rng.uniform(4, 250, size=(num_random, 2))
+        xy = rng.uniform(0, 380, size=(num_random, 2))
+        boxes = np.concatenate([np.array(gt_boxes).reshape(-1, 4), np.hstack([xy, xy + wh])])
+        boxes[: len(gt_boxes)] += rng.normal(0, 6, size=(len(gt_boxes), 4))
+        labels = np.concatenate([gt_cats, rng.integers(0, 3, size=num_random)])
+        labels[: len(gt_cats)][rng.random(len(gt_cats)) < 0.2] = rng.integers(0, 3)
+        detections[image_id] = {
+            "boxes": torch.tensor(boxes, dtype=torch.float32),
+            "scores": torch.tensor(rng.random(len(boxes)), dtype=torch.float32),
+            "labels": torch.tensor(labels, dtype=torch.int64),
+        }
+    categories = [{"id": c, "name": n} for c, n in zip(CATEGORY_IDS, NAMES, strict=True)]
+    return {"images": images, "annotations": anns, "categories": categories}, detections
+
+
+def test_matches_pycocotools_on_random_data() -> None:
+    pycocotools_coco = pytest.importorskip("pycocotools.coco")
+    pycocotools_eval = pytest.importorskip("pycocotools.cocoeval")
+    gt, detections = _random_dataset(np.random.default_rng(0))
+    evaluator = CocoEvaluator(gt, CATEGORY_IDS, NAMES)
+    evaluator.update(list(detections), list(detections.values()))
+    result = evaluator.evaluate()
+    records = [dict(r) for r in evaluator.coco_results()]
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = pycocotools_coco.COCO()
+        coco_gt.dataset = copy.deepcopy(gt)
+        coco_gt.createIndex()
+        reference = pycocotools_eval.COCOeval(coco_gt, coco_gt.loadRes(records), "bbox")
+        reference.evaluate()
+        reference.accumulate()
+        reference.summarize()
+    ours = [
+        result.to_dict()[k]
+        for k in (
+            "AP",
+            "AP50",
+            "AP75",
+            "APs",
+            "APm",
+            "APl",
+            "AR1",
+            "AR10",
+            "AR100",
+            "ARs",
+            "ARm",
+            "ARl",
+        )
+    ]
+    assert all(v is not None for v in ours) and 0.05 < result.AP < 0.95
+    np.testing.assert_allclose(ours, reference.stats, rtol=0, atol=1e-12)
+    for k, name in enumerate(NAMES):
+        p = reference.eval["precision"][:, :, k, 0, -1]
+        assert result.per_class[name] == pytest.approx(float(p[p > -1].mean()), abs=1e-12)
+    assert not any(math.isnan(v) for v in result.per_class.values())

@@ -1,0 +1,91 @@
+"""COCO result records: xyxy -> xywh, label -> category id, atomic JSON round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from sparsercnn.evaluation import detections_to_coco_results, load_results_json, write_results_json
+from sparsercnn.ops.boxes import box_xywh_to_xyxy
+from sparsercnn.structures import Detections
+
+
+def _detections() -> Detections:
+    return {
+        "boxes": torch.tensor([[10.0, 20.0, 110.5, 70.25], [0.123, 0.456, 3.789, 9.0]]),
+        "scores": torch.tensor([0.9, 1.5e-7]),
+        "labels": torch.tensor([2, 0]),
+    }
+
+
+def test_xyxy_to_xywh_and_category_ids() -> None:
+    results = detections_to_coco_results(42, _detections(), [3, 7, 90], file_name="a/b.jpg")
+    assert results[0] == {
+        "image_id": 42,
+        "category_id": 90,
+        "bbox": [10.0, 20.0, 100.5, 50.25],
+        "score": pytest.approx(0.9, abs=1e-6),
+        "file_name": "a/b.jpg",
+    }
+    assert results[1]["category_id"] == 3
+    assert results[1]["bbox"] == [0.12, 0.46, 3.67, 8.54]  # 2 decimals
+    assert results[1]["score"] == pytest.approx(1.5e-7, rel=1e-5)  # tiny scores survive
+    assert isinstance(results[0]["score"], float) and isinstance(results[0]["image_id"], int)
+
+
+def test_mapping_label_map_equals_list() -> None:
+    as_list = detections_to_coco_results(1, _detections(), [3, 7, 90])
+    as_mapping = detections_to_coco_results(1, _detections(), {2: 90, 0: 3, 1: 7})
+    assert as_list == as_mapping
+    assert "file_name" not in as_list[0]
+    with pytest.raises(ValueError, match="contiguous"):
+        detections_to_coco_results(1, _detections(), {0: 3, 2: 90})
+
+
+def test_json_round_trip(tmp_path: Path) -> None:
+    generator = torch.Generator().manual_seed(0)
+    xy = torch.rand(20, 2, generator=generator) * 500
+    boxes = torch.cat([xy, xy + 1 + torch.rand(20, 2, generator=generator) * 200], dim=1)
+    detections: Detections = {
+        "boxes": boxes,
+        "scores": torch.rand(20, generator=generator),
+        "labels": torch.randint(0, 3, (20,), generator=generator),
+    }
+    results = detections_to_coco_results(7, detections, [3, 7, 90])
+    path = write_results_json(results, tmp_path / "out" / "results.json")
+    assert [p.name for p in path.parent.iterdir()] == ["results.json"]  # no temp file left
+    loaded = load_results_json(path)
+    assert loaded == results
+    back = box_xywh_to_xyxy(torch.tensor([r["bbox"] for r in loaded], dtype=torch.float64))
+    torch.testing.assert_close(back, boxes.double(), atol=0.011, rtol=0)
+    assert [r["category_id"] for r in loaded] == [[3, 7, 90][i] for i in detections["labels"]]
+
+
+def test_empty_detections_give_no_records(tmp_path: Path) -> None:
+    empty: Detections = {
+        "boxes": torch.zeros(0, 4),
+        "scores": torch.zeros(0),
+        "labels": torch.zeros(0, dtype=torch.int64),
+    }
+    assert detections_to_coco_results(1, empty, [1]) == []
+    assert load_results_json(write_results_json([], tmp_path / "r.json")) == []
+
+
+def test_invalid_detections_raise() -> None:
+    bad_label = _detections()
+    bad_label["labels"] = torch.tensor([3, 0])
+    with pytest.raises(ValueError, match="image 5: labels span"):
+        detections_to_coco_results(5, bad_label, [3, 7, 90])
+    bad_shape = _detections()
+    bad_shape["scores"] = torch.tensor([0.5])
+    with pytest.raises(ValueError, match="image 5"):
+        detections_to_coco_results(5, bad_shape, [3, 7, 90])
+
+
+def test_load_rejects_non_list(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text('{"annotations": []}')
+    with pytest.raises(ValueError, match="JSON list"):
+        load_results_json(path)

@@ -1,0 +1,91 @@
+"""Drawing: same-size output, class colours at box edges, thresholding, side-by-side layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sparsercnn.visualization import (
+    class_color,
+    draw_detections,
+    draw_ground_truth_and_predictions,
+)
+
+NAMES = ["cat", "dog", "eel"]
+
+
+def _gray(width: int = 320, height: int = 240) -> Image.Image:
+    return Image.new("RGB", (width, height), (128, 128, 128))
+
+
+def test_draws_boxes_in_class_colours() -> None:
+    image = _gray()
+    boxes = torch.tensor([[50.0, 60.0, 150.0, 200.0], [200.0, 100.0, 300.0, 220.0]])
+    out = draw_detections(image, boxes, torch.tensor([1, 2]), torch.tensor([0.9, 0.8]), NAMES)
+    assert out.size == image.size and out.mode == "RGB"
+    pixels = np.asarray(out)
+    assert tuple(pixels[130, 50]) == class_color(1)  # left edge, mid height
+    assert tuple(pixels[200, 100]) == class_color(1)  # bottom edge
+    assert tuple(pixels[160, 300]) == class_color(2)  # right edge
+    assert tuple(pixels[130, 100]) == (128, 128, 128)  # box interior untouched
+    assert np.asarray(image).max() == 128  # input not modified
+
+
+def test_score_threshold_hides_low_scores() -> None:
+    image = _gray()
+    boxes = np.array([[50.0, 60.0, 150.0, 200.0]])
+    low = draw_detections(image, boxes, [0], [0.1], NAMES, score_threshold=0.3)
+    assert np.array_equal(np.asarray(low), np.asarray(image))
+    high = draw_detections(image, boxes, [0], [0.1], NAMES, score_threshold=0.05)
+    assert not np.array_equal(np.asarray(high), np.asarray(image))
+
+
+def test_ground_truth_without_scores_and_unknown_labels() -> None:
+    image = Image.new("L", (100, 80), 0)  # grayscale input becomes RGB
+    out = draw_detections(image, [[10.0, 30.0, 60.0, 70.0]], [7], None, NAMES)
+    assert out.size == (100, 80) and out.mode == "RGB"
+    assert tuple(np.asarray(out)[50, 10]) == class_color(7)
+
+
+def test_line_width_scales_with_image_size() -> None:
+    box = [[100.0, 100.0, 500.0, 500.0]]
+    small = np.asarray(draw_detections(_gray(640, 640), box, [0], [1.0], NAMES))
+    large = np.asarray(draw_detections(_gray(1600, 1600), box, [0], [1.0], NAMES))
+    color = np.array(class_color(0))
+
+    def edge_width(pixels: np.ndarray) -> int:
+        return int((pixels[300, 90:120] == color).all(axis=1).sum())
+
+    assert edge_width(large) > edge_width(small) >= 1
+
+
+def test_mismatched_inputs_raise() -> None:
+    with pytest.raises(ValueError, match="must match"):
+        draw_detections(_gray(), [[0.0, 0.0, 10.0, 10.0]], [0, 1], [0.5], NAMES)
+
+
+def test_side_by_side_layout() -> None:
+    image = _gray(200, 100)
+    out = draw_ground_truth_and_predictions(
+        image,
+        gt_boxes=[[20.0, 30.0, 80.0, 90.0]],
+        gt_labels=[0],
+        pred_boxes=[[22.0, 30.0, 84.0, 90.0]],
+        pred_labels=[1],
+        pred_scores=[0.95],
+        class_names=NAMES,
+        gap=10,
+    )
+    assert out.size == (410, 100)
+    pixels = np.asarray(out)
+    assert tuple(pixels[60, 20]) == class_color(0)  # GT on the left
+    assert tuple(pixels[60, 210 + 22]) == class_color(1)  # prediction on the right
+    assert tuple(pixels[50, 205]) == (255, 255, 255)  # the gap
+
+
+def test_class_colours_are_distinct() -> None:
+    colors = [class_color(label) for label in range(80)]
+    assert len(set(colors)) == 80
+    assert class_color(5) == class_color(5)
