@@ -14,6 +14,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sparsercnn"
 
 # Layer of each top-level module or subpackage, and the layers it must not import.
 FORBIDDEN = {
+    "atomic_file": {
+        "model",
+        "loss",
+        "data",
+        "evaluation",
+        "engine",
+        "cli",
+        "predictor",
+        "visualization",
+        "config",
+        "structures",
+    },
     "structures": {
         "model",
         "loss",
@@ -40,6 +52,7 @@ FORBIDDEN = {
     "data": {"model", "loss", "evaluation", "engine", "cli", "predictor", "visualization"},
     "evaluation": {"model", "loss", "data", "engine", "cli", "predictor"},
     "visualization": {"model", "loss", "engine", "cli", "predictor"},
+    "checkpoints": {"engine", "cli", "predictor", "loss", "evaluation", "visualization"},
     "engine": {"cli", "predictor"},
     "predictor": {"cli", "engine"},
 }

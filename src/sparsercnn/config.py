@@ -17,6 +17,7 @@ from typing import Any, Literal
 BackboneNorm = Literal["frozen_bn", "bn_eval", "bn"]
 ProposalInit = Literal["image", "center", "grid", "random"]
 DeltaClamp = Literal["official", "mmdet"]
+Freeze = Literal["none", "backbone", "all_but_class_logits"]
 
 
 @dataclass
@@ -110,6 +111,13 @@ class TrainConfig:
     eval_period: int = 7330
     log_period: int = 20
     max_nonfinite_steps: int = 10
+    # Starting weights: a detector checkpoint (ours, official, mmdetection; path, URL or published
+    # name) and/or ImageNet backbone weights (torchvision ResNet). A different class set
+    # re-initialises only the class logits.
+    init_from: str = ""
+    backbone_weights: str = ""
+    # For very small datasets: train the head only, or only the class logits.
+    freeze: Freeze = "none"
 
 
 @dataclass

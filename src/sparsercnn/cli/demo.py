@@ -8,9 +8,12 @@ from pathlib import Path
 
 from sparsercnn.cli.common import add_device_argument, resolve_device
 from sparsercnn.data.demo_dataset import generate_demo_dataset
+from sparsercnn.data.image_io import load_image
 from sparsercnn.engine.distributed import DistInfo
-from sparsercnn.engine.pipeline import draw_predictions, evaluate_model_file, train_from_coco
+from sparsercnn.engine.pipeline import evaluate_model_file, train_from_coco
+from sparsercnn.predictor import Predictor
 from sparsercnn.presets import get_preset
+from sparsercnn.visualization.draw import draw_detections
 
 DEFAULT_TIME_BUDGET_MINUTES = 7.0
 
@@ -37,6 +40,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def draw_predictions(model_file: Path, image_dir: Path, output_dir: Path, limit: int) -> Path:
+    """Draw the detections (score >= 0.3) of the first ``limit`` images of ``image_dir``."""
+    predictor = Predictor.from_file(model_file)
+    images = sorted(image_dir.iterdir())[:limit]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for prediction in predictor(images):
+        shown = prediction.above(0.3)
+        drawing = draw_detections(
+            load_image(prediction.source),
+            shown.boxes,
+            shown.labels,
+            shown.scores,
+            predictor.categories.names,
+        )
+        drawing.save(output_dir / (Path(prediction.source).stem + ".jpg"), quality=92)
+    return output_dir
+
+
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     out: Path = args.output_dir
@@ -53,10 +74,12 @@ def run(args: argparse.Namespace) -> int:
         output_dir=out / "train",
         resume=args.resume,
         time_budget_minutes=args.time_budget,
-        dist_info=DistInfo(rank=0, world_size=1, local_rank=0, device=device),
+        dist_info=DistInfo(device=device),
     )
+    model_path = result.model_best_path or result.model_final_path
+    assert model_path is not None  # written by the single (main) process
     report = evaluate_model_file(
-        result.final_model,
+        model_path,
         data.val_json,
         data.val_images,
         device=device,
@@ -64,16 +87,16 @@ def run(args: argparse.Namespace) -> int:
         metrics_path=out / "metrics.json",
     )
     print(report.format())
-    drawings = draw_predictions(result.final_model, data.val_images, out / "predictions", limit=12)
+    drawings = draw_predictions(model_path, data.val_images, out / "predictions", limit=12)
     minutes = (time.perf_counter() - start) / 60
     print(
         f"\nDemo finished in {minutes:.1f} min. AP = {report.result.AP:.3f} on "
         f"{report.result.num_images} validation images.\n"
-        f"  model:        {result.final_model}\n"
+        f"  model:        {model_path}\n"
         f"  metrics:      {out / 'metrics.json'} (COCO results: {out / 'val_results.json'})\n"
         f"  curves:       {out / 'train' / 'curves.png'}\n"
         f"  training log: {out / 'train' / 'metrics.jsonl'}\n"
         f"  drawings:     {drawings} (score >= 0.3)\n"
-        f"Predict on your own images: sparsercnn predict --checkpoint {result.final_model} IMAGE..."
+        f"Predict on your own images: sparsercnn predict --checkpoint {model_path} IMAGE..."
     )
     return 0

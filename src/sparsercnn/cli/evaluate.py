@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from sparsercnn.cli.common import add_device_argument, resolve_device
 from sparsercnn.engine.pipeline import evaluate_model_file
-from sparsercnn.model_file import atomic_write
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,10 +38,9 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         num_workers=args.workers,
         results_path=args.results,
+        metrics_path=args.output,
     )
     print(report.format())
     if args.output:
-        text = json.dumps(report.to_dict(), indent=2)
-        atomic_write(args.output, lambda tmp: tmp.write_text(text))
         print(f"metrics written to {args.output}")
     return 0

@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 
 from sparsercnn import __version__
-from sparsercnn.cli import demo, evaluate, predict, train, validate
+from sparsercnn.cli import convert, demo, evaluate, predict, train, validate
 
-COMMANDS = (demo, train, evaluate, predict, validate)
+COMMANDS = (demo, train, evaluate, predict, validate, convert)
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 

@@ -6,9 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from sparsercnn.atomic_file import atomic_write
 from sparsercnn.cli.common import add_device_argument, resolve_device
 from sparsercnn.data.image_io import load_image
-from sparsercnn.model_file import atomic_write
 from sparsercnn.predictor import Predictor
 from sparsercnn.visualization.draw import draw_detections
 

@@ -34,6 +34,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="fit the schedule to this wall-clock budget and stop gracefully when it is spent",
     )
     parser.add_argument(
+        "--init-from",
+        metavar="CHECKPOINT",
+        help="start from a detector checkpoint (ours, official or mmdetection; path, URL or "
+        "published name); a different class set re-initialises only the class logits",
+    )
+    parser.add_argument(
+        "--backbone-weights",
+        metavar="RESNET",
+        help="ImageNet ResNet weights (torchvision .pth, path or URL) for the backbone",
+    )
+    parser.add_argument(
+        "--freeze",
+        choices=["none", "backbone", "all_but_class_logits"],
+        help="train only the head (backbone) or only the class logits, for very small datasets",
+    )
+    parser.add_argument(
         "--skip-invalid", action="store_true", help="drop invalid annotations/images with a warning"
     )
     add_device_argument(parser)
@@ -44,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
     if (args.val_json is None) != (args.val_images is None):
         raise ValueError("give both --val-json and --val-images, or neither")
     cfg = resolve_config(args)
+    weights = {
+        "train.init_from": args.init_from,
+        "train.backbone_weights": args.backbone_weights,
+        "train.freeze": args.freeze,
+    }
+    cfg = cfg.apply_overrides([f"{key}={value}" for key, value in weights.items() if value])
     dist_info = init_distributed(args.device)
     try:
         result = train_from_coco(
@@ -60,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         cleanup()
-    if dist_info.rank == 0:
-        print(result.summary())
+    if dist_info.is_main:
+        print(f"training stopped at iteration {result.iteration}; outputs in {result.output_dir}")
+        if result.final_metrics is not None:
+            print(f"final AP {result.final_metrics['AP']:.4f}")
     return 0

@@ -9,14 +9,13 @@ dataset's category ids and ``bbox_xywh`` boxes, the format of the COCO results J
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TypedDict
 
 import torch
 
+from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.ops.boxes import box_xyxy_to_xywh
 from sparsercnn.structures import Detections
 
@@ -114,17 +113,7 @@ def write_results_json(results: Sequence[CocoResult], path: str | Path) -> Path:
 
     A reader never sees a half-written file, even if the process dies while writing.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(list(results), f, separators=(",", ":"))
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, json.dumps(list(results), separators=(",", ":")))
 
 
 def load_results_json(path: str | Path) -> list[CocoResult]:

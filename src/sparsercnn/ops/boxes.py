@@ -75,12 +75,12 @@ def paired_generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """GIoU of corresponding rows, ``(K, 4)`` and ``(K, 4)`` -> ``(K,)`` (the loss's diagonal)."""
     area1 = box_area(boxes1)
     area2 = box_area(boxes2)
-    wh_inter = (torch.min(boxes1[:, 2:], boxes2[:, 2:]) - torch.max(boxes1[:, :2], boxes2[:, :2]))
+    wh_inter = torch.min(boxes1[:, 2:], boxes2[:, 2:]) - torch.max(boxes1[:, :2], boxes2[:, :2])
     wh_inter = wh_inter.clamp(min=0)
     inter = wh_inter[:, 0] * wh_inter[:, 1]
     union = area1 + area2 - inter
     iou = inter / union
-    wh_hull = (torch.max(boxes1[:, 2:], boxes2[:, 2:]) - torch.min(boxes1[:, :2], boxes2[:, :2]))
+    wh_hull = torch.max(boxes1[:, 2:], boxes2[:, 2:]) - torch.min(boxes1[:, :2], boxes2[:, :2])
     hull = wh_hull[:, 0] * wh_hull[:, 1]
     return iou - (hull - union) / hull
 

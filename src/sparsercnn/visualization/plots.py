@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +24,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 
+from sparsercnn.atomic_file import atomic_write
 from sparsercnn.evaluation.coco_evaluator import PrecisionRecallCurve
 
 logger = logging.getLogger(__name__)
@@ -147,20 +146,8 @@ def _plot_eval(ax: Axes, records: list[dict[str, Any]]) -> None:
 
 def save_figure(figure: Figure, output_png: str | Path, dpi: int = 100) -> Path:
     """Render ``figure`` with Agg and write it as PNG atomically (temp file + ``os.replace``)."""
-    output_png = Path(output_png)
-    output_png.parent.mkdir(parents=True, exist_ok=True)
     canvas = FigureCanvasAgg(figure)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{output_png.name}.", suffix=".tmp", dir=output_png.parent
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            canvas.print_png(f, metadata=None)
-        os.replace(tmp_name, output_png)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return output_png
+    return atomic_write(output_png, lambda tmp: canvas.print_png(str(tmp), metadata=None))
 
 
 def plot_training_curves(metrics_jsonl: str | Path, output_png: str | Path) -> Path:

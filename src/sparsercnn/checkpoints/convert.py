@@ -1,0 +1,332 @@
+"""Converting reference checkpoints to our model: rename, infer the architecture, check strictly.
+
+:func:`convert_checkpoint` turns an official (detectron2) or mmdetection Sparse R-CNN checkpoint
+into our state dict, a :class:`~sparsercnn.config.Config` whose architecture is read from the
+tensor shapes and whose source-specific behaviour (spec 12: backbone norm, delta clamp, box
+clipping) reproduces the code base that trained it, and the COCO label map. Nothing but key names
+changes (spec 11.6). :func:`export_state_dict` goes back to a reference layout, for round trips.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from safetensors.torch import save_file
+from torch import Tensor
+
+from sparsercnn.atomic_file import atomic_write
+from sparsercnn.checkpoints.key_tables import Layout, rename_keys
+from sparsercnn.checkpoints.readers import BACKBONE_FORMAT_NAME, RawCheckpoint, read_checkpoint
+from sparsercnn.config import Config, ModelConfig
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.model import build_model
+from sparsercnn.model.backbone import ARCHITECTURES, Bottleneck
+from sparsercnn.model_file import load_state_dict_strict, save_model_file
+
+logger = logging.getLogger(__name__)
+
+COUNTER = "num_batches_tracked"
+
+# The 80 COCO classes: (category id, name), in label order (spec 1.4, 11.6).
+COCO_CATEGORIES: tuple[tuple[int, str], ...] = (
+    (1, "person"), (2, "bicycle"), (3, "car"), (4, "motorcycle"), (5, "airplane"), (6, "bus"),
+    (7, "train"), (8, "truck"), (9, "boat"), (10, "traffic light"), (11, "fire hydrant"),
+    (13, "stop sign"), (14, "parking meter"), (15, "bench"), (16, "bird"), (17, "cat"),
+    (18, "dog"), (19, "horse"), (20, "sheep"), (21, "cow"), (22, "elephant"), (23, "bear"),
+    (24, "zebra"), (25, "giraffe"), (27, "backpack"), (28, "umbrella"), (31, "handbag"),
+    (32, "tie"), (33, "suitcase"), (34, "frisbee"), (35, "skis"), (36, "snowboard"),
+    (37, "sports ball"), (38, "kite"), (39, "baseball bat"), (40, "baseball glove"),
+    (41, "skateboard"), (42, "surfboard"), (43, "tennis racket"), (44, "bottle"),
+    (46, "wine glass"), (47, "cup"), (48, "fork"), (49, "knife"), (50, "spoon"), (51, "bowl"),
+    (52, "banana"), (53, "apple"), (54, "sandwich"), (55, "orange"), (56, "broccoli"),
+    (57, "carrot"), (58, "hot dog"), (59, "pizza"), (60, "donut"), (61, "cake"), (62, "chair"),
+    (63, "couch"), (64, "potted plant"), (65, "bed"), (67, "dining table"), (70, "toilet"),
+    (72, "tv"), (73, "laptop"), (74, "mouse"), (75, "remote"), (76, "keyboard"),
+    (77, "cell phone"), (78, "microwave"), (79, "oven"), (80, "toaster"), (81, "sink"),
+    (82, "refrigerator"), (84, "book"), (85, "clock"), (86, "vase"), (87, "scissors"),
+    (88, "teddy bear"), (89, "hair drier"), (90, "toothbrush"),
+)  # fmt: skip
+
+# What each reference code base does where they differ (spec 12), recorded in the config so
+# that evaluating a converted checkpoint reproduces its source.
+SOURCE_BEHAVIOUR: dict[str, dict[str, Any]] = {
+    "official": {"backbone_norm": "frozen_bn", "box_delta_clamp": "official", "clip_boxes": True},
+    "mmdet": {"backbone_norm": "bn_eval", "box_delta_clamp": "mmdet", "clip_boxes": False},
+}
+
+
+class ConvertedCheckpoint(NamedTuple):
+    """A checkpoint in our names with the config and label map that go with it."""
+
+    state_dict: dict[str, Tensor]
+    config: Config
+    categories: CategoryMap
+
+
+def coco_categories() -> CategoryMap:
+    """The COCO 2017 label map (80 classes, ids 1..90 with gaps)."""
+    return CategoryMap([i for i, _ in COCO_CATEGORIES], [name for _, name in COCO_CATEGORIES])
+
+
+def convert_checkpoint(src: str | Path, layout: Layout | None = None) -> ConvertedCheckpoint:
+    """Read a detector checkpoint of any supported layout and convert it to ours.
+
+    Args:
+        src: official ``.pth``, mmdetection ``.pth``, our ``.safetensors``, or a raw state dict
+            in our names.
+        layout: force ``"official"``, ``"mmdet"`` or ``"ours"`` instead of detecting it.
+
+    Raises:
+        ValueError: unreadable file, a backbone-only (torchvision) file, or tensors that do not
+            make a consistent model (the message lists the offending keys).
+    """
+    return convert_raw(read_checkpoint(src, layout))
+
+
+def convert_raw(checkpoint: RawCheckpoint, base: ModelConfig | None = None) -> ConvertedCheckpoint:
+    """Convert what :func:`~sparsercnn.checkpoints.readers.read_checkpoint` returned.
+
+    Args:
+        checkpoint: tensors in their own names, with layout and stored class names.
+        base: values for what shapes cannot tell (``num_heads``, ``dropout``, pixel statistics,
+            ...); defaults to :class:`ModelConfig`'s, which are the released models' (spec 5).
+    """
+    source, layout = checkpoint.source, checkpoint.layout
+    if layout == "torchvision":
+        raise ValueError(
+            f"{source} holds only a torchvision ResNet (no FPN, proposals or head); use it as "
+            "backbone weights (train --backbone-weights, load_backbone_weights) instead"
+        )
+    if checkpoint.config is not None and checkpoint.categories is not None:
+        tensors = check_fits(checkpoint.tensors, checkpoint.config.model, source)
+        return ConvertedCheckpoint(tensors, checkpoint.config, checkpoint.categories)
+    tensors = to_our_names(checkpoint.tensors, layout, source)
+    if layout == "ours":
+        norm = "bn_eval" if any(k.endswith(COUNTER) for k in tensors) else "frozen_bn"
+        behaviour: dict[str, Any] = {"backbone_norm": norm}
+        logger.warning(
+            "%s is a bare state dict without a config: settings that tensor shapes do not show "
+            "(num_heads, dropout, box clamp, ...) take their default values; save models with "
+            "save_model_file to keep them",
+            source,
+        )
+    else:
+        behaviour = SOURCE_BEHAVIOUR[layout]
+    model_cfg = replace(infer_model_config(tensors, source, base), **behaviour)
+    tensors = check_fits(tensors, model_cfg, source)
+    categories = categories_for(model_cfg.num_classes, checkpoint.class_names, source)
+    logger.info(
+        "converted %s (%s layout): ResNet-%d, %d proposals, %d stages, %d classes, %s",
+        source,
+        layout,
+        model_cfg.backbone_depth,
+        model_cfg.num_proposals,
+        model_cfg.num_stages,
+        model_cfg.num_classes,
+        ", ".join(f"{k}={v}" for k, v in behaviour.items()),
+    )
+    return ConvertedCheckpoint(tensors, Config(model=model_cfg), categories)
+
+
+def to_our_names(tensors: Mapping[str, Tensor], layout: Layout, source: str) -> dict[str, Tensor]:
+    """Rename with the key table; a key the table does not know is an error that lists it."""
+    renamed, dropped, unmatched = rename_keys(tensors, layout, "ours")
+    if unmatched:
+        raise ValueError(
+            f"{source}: {len(unmatched)} key(s) are not part of the {layout} Sparse R-CNN layout: "
+            f"{_listing(unmatched)}"
+        )
+    if dropped:
+        logger.info("%s: dropped %d unused tensor(s): %s", source, len(dropped), _listing(dropped))
+    return renamed
+
+
+def infer_model_config(
+    tensors: Mapping[str, Tensor], source: str, base: ModelConfig | None = None
+) -> ModelConfig:
+    """Read the architecture from the tensor shapes (spec 11.6), in our key names.
+
+    Depth comes from the number of blocks per ResNet stage (res4/layer3: 6 -> 50, 23 -> 101),
+    proposals and width from the embeddings, classes from the class logits, the remaining
+    widths from the first head stage. Everything else comes from ``base``.
+    """
+
+    def shape(key: str) -> tuple[int, ...]:
+        if key not in tensors:
+            raise ValueError(f"{source}: missing key {key!r}; the checkpoint is incomplete")
+        return tuple(tensors[key].shape)
+
+    stage = "head.stages.0."
+    num_proposals, hidden_dim = shape("proposals.features.weight")
+    flat_roi = shape(stage + "instance_interaction.out_layer.weight")[1]
+    resolution = math.isqrt(flat_roi // hidden_dim)
+    if resolution**2 * hidden_dim != flat_roi:
+        raise ValueError(f"{source}: out_layer input {flat_roi} is not S*S*{hidden_dim}")
+    towers = {name: _indices(tensors, f"{stage}{name}.") for name in ("cls_tower", "reg_tower")}
+    return replace(
+        base or ModelConfig(),
+        backbone_depth=infer_depth(tensors, source),
+        fpn_dim=shape("fpn.lateral_convs.0.weight")[0],
+        num_proposals=num_proposals,
+        num_stages=len(_indices(tensors, "head.stages.")),
+        hidden_dim=hidden_dim,
+        num_classes=shape(stage + "class_logits.weight")[0],
+        ffn_dim=shape(stage + "ffn_linear1.weight")[0],
+        dynamic_dim=shape(stage + "instance_interaction.norm_in.weight")[0],
+        pooler_resolution=resolution,
+        # Each tower layer is (Linear, LayerNorm, ReLU): Linear indices are multiples of 3.
+        num_cls_layers=sum(1 for i in towers["cls_tower"] if i % 3 == 0),
+        num_reg_layers=sum(1 for i in towers["reg_tower"] if i % 3 == 0),
+        use_self_attention=stage + "self_attn.in_proj_weight" in tensors,
+        use_dynamic_conv=stage + "instance_interaction.dynamic_layer.weight" in tensors,
+    )
+
+
+def infer_depth(tensors: Mapping[str, Tensor], source: str) -> int:
+    """ResNet depth from the block count of each ``backbone.layer{1..4}`` and the block type."""
+    blocks = tuple(len(_indices(tensors, f"backbone.layer{k}.")) for k in range(1, 5))
+    bottleneck = "backbone.layer1.0.conv3.weight" in tensors
+    for depth, (block, counts) in ARCHITECTURES.items():
+        if counts == blocks and (block is Bottleneck) == bottleneck:
+            return depth
+    raise ValueError(
+        f"{source}: a ResNet with {blocks} blocks per stage "
+        f"({'bottleneck' if bottleneck else 'basic'} blocks) is not one of depths "
+        f"{sorted(ARCHITECTURES)}"
+    )
+
+
+def _indices(tensors: Mapping[str, Tensor], prefix: str) -> list[int]:
+    """Sorted distinct integers found right after ``prefix`` in the keys."""
+    found = set()
+    for key in tensors:
+        if key.startswith(prefix):
+            head = key[len(prefix) :].split(".", 1)[0]
+            if head.isdigit():
+                found.add(int(head))
+    return sorted(found)
+
+
+def check_fits(
+    tensors: Mapping[str, Tensor], model_cfg: ModelConfig, source: str
+) -> dict[str, Tensor]:
+    """Check ``tensors`` against the model ``model_cfg`` builds, allocating no weights.
+
+    Returns:
+        ``tensors`` with BatchNorm counters reconciled (:func:`reconcile_counters`).
+
+    Raises:
+        ValueError: missing, unexpected or mis-shaped keys, all listed.
+    """
+    with torch.device("meta"):
+        model = build_model(model_cfg)
+    fitted = reconcile_counters(tensors, set(model.state_dict()))
+    load_state_dict_strict(model, {k: v.to("meta") for k, v in fitted.items()}, source)
+    return fitted
+
+
+def reconcile_counters(
+    tensors: Mapping[str, Tensor], expected: Collection[str]
+) -> dict[str, Tensor]:
+    """Drop BatchNorm ``num_batches_tracked`` counters the target lacks, add zeros it needs.
+
+    FrozenBN (official) has no counter; BatchNorm (mmdetection, ``bn_eval``) has one per layer.
+    The counter only matters for BatchNorm with ``momentum=None``, which is never used here.
+    """
+    out = {k: v for k, v in tensors.items() if not k.endswith(COUNTER) or k in expected}
+    added = [k for k in expected if k.endswith(COUNTER) and k not in out]
+    for key in added:
+        out[key] = torch.zeros((), dtype=torch.int64)
+    dropped = len(tensors) - (len(out) - len(added))
+    if dropped or added:
+        logger.debug("num_batches_tracked: dropped %d, added %d", dropped, len(added))
+    return out
+
+
+def categories_for(num_classes: int, class_names: list[str] | None, source: str) -> CategoryMap:
+    """The label map of a converted checkpoint: COCO when it is COCO, else ids ``1..K``."""
+    coco = coco_categories()
+    if class_names is not None and len(class_names) != num_classes:
+        raise ValueError(
+            f"{source}: the file names {len(class_names)} classes but the class logits have "
+            f"{num_classes} rows"
+        )
+    if num_classes == len(coco) and class_names in (None, coco.names):
+        return coco
+    names = class_names or [f"class_{i}" for i in range(1, num_classes + 1)]
+    logger.warning(
+        "%s: %d classes that are not COCO's; assigning category ids 1..%d in stored order",
+        source,
+        num_classes,
+        num_classes,
+    )
+    return CategoryMap(list(range(1, num_classes + 1)), names)
+
+
+def export_state_dict(tensors: Mapping[str, Tensor], layout: Layout) -> dict[str, Tensor]:
+    """Rename our state dict to a reference layout (the inverse of the conversion).
+
+    The official layout has no ``num_batches_tracked``; mmdetection has one per BatchNorm
+    (zeros are added where ours has none). ``"torchvision"`` exports the backbone only.
+    """
+    renamed, _, unmatched = rename_keys(tensors, "ours", layout)
+    if unmatched:
+        raise ValueError(f"keys without a {layout} name: {_listing(unmatched)}")
+    if layout == "official":
+        return {k: v for k, v in renamed.items() if not k.endswith(COUNTER)}
+    counters = {
+        k.removesuffix("running_mean") + COUNTER for k in renamed if k.endswith("running_mean")
+    }
+    return reconcile_counters(renamed, counters | set(renamed))
+
+
+def backbone_state_dict(src: str | Path, layout: Layout | None = None) -> dict[str, Tensor]:
+    """The ResNet weights of any supported file, in our names (``backbone.*``).
+
+    ``src`` may be a torchvision ImageNet ResNet (``fc.*`` is dropped), a backbone file written
+    by :func:`save_converted`, or a whole detector checkpoint of any layout.
+    """
+    return _backbone_of(read_checkpoint(src, layout))
+
+
+def _backbone_of(checkpoint: RawCheckpoint) -> dict[str, Tensor]:
+    tensors = to_our_names(checkpoint.tensors, checkpoint.layout, checkpoint.source)
+    backbone = {k: v for k, v in tensors.items() if k.startswith("backbone.")}
+    if not backbone:
+        raise ValueError(f"{checkpoint.source} holds no ResNet weights")
+    infer_depth(backbone, checkpoint.source)
+    return backbone
+
+
+def save_converted(src: str | Path, dst: str | Path, layout: Layout | None = None) -> Path:
+    """Convert ``src`` and write it to ``dst`` (``.safetensors``).
+
+    A detector checkpoint becomes our model file (weights, config, label map) readable with
+    :func:`~sparsercnn.model_file.load_model_file`; a torchvision ResNet becomes a backbone file
+    (``backbone.*`` tensors) for ``train --backbone-weights``.
+    """
+    dst = Path(dst)
+    checkpoint = read_checkpoint(src, layout)
+    if checkpoint.layout == "torchvision":
+        tensors = {k: v.contiguous() for k, v in _backbone_of(checkpoint).items()}
+        metadata = {
+            "format": BACKBONE_FORMAT_NAME,
+            "depth": str(infer_depth(tensors, checkpoint.source)),
+        }
+        atomic_write(dst, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+        return dst
+    converted = convert_raw(checkpoint)
+    model = build_model(converted.config)
+    load_state_dict_strict(model, converted.state_dict, checkpoint.source)
+    return save_model_file(dst, model, converted.config, converted.categories)
+
+
+def _listing(keys: list[str], limit: int = 10) -> str:
+    more = f" ... ({len(keys)} in all)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more

@@ -1,0 +1,293 @@
+"""Getting published weights: a name, URL or path in, a ready model out.
+
+:func:`fetch` resolves a published name (:data:`PUBLISHED_CHECKPOINTS`), an ``http(s)://`` URL,
+a ``file://`` URL or a local path to a verified local file. Downloads go to a cache folder
+(``$SPARSERCNN_CACHE`` or ``~/.cache/sparsercnn``) through a ``.part`` file that is resumed with
+an HTTP Range request after an interruption and renamed into place only once complete and
+checked. :func:`from_pretrained` then converts any supported layout on the fly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from sparsercnn.checkpoints.convert import convert_checkpoint
+from sparsercnn.checkpoints.key_tables import Layout
+from sparsercnn.model import build_model
+from sparsercnn.model_file import LoadedModel, load_state_dict_strict
+
+logger = logging.getLogger(__name__)
+
+CACHE_ENV = "SPARSERCNN_CACHE"
+CHUNK_SIZE = 1 << 20
+# mmdetection's publish_model convention: "<name>-<first 8 hex digits of the sha256>.pth".
+HASH_IN_NAME = re.compile(r"-([0-9a-f]{8})\.pth$")
+OFFICIAL_URL = "https://github.com/PeizeSun/SparseR-CNN/releases/download/v0.1/{}"
+MMDET_URL = "https://download.openmmlab.com/mmdetection/v2.0/sparse_rcnn/{0}/{0}_{1}.pth"
+
+
+@dataclass(frozen=True)
+class PublishedCheckpoint:
+    """A released COCO model (spec 10.1, 10.2).
+
+    Attributes:
+        url: where to download it.
+        layout: its key layout.
+        box_ap: COCO val2017 box AP its authors report.
+        sha256: expected checksum or prefix, when published (mmdetection: in the file name).
+    """
+
+    url: str
+    layout: Layout
+    box_ap: float
+    sha256: str | None = None
+
+
+def _mmdet(config: str, stamp_and_hash: str, box_ap: float) -> PublishedCheckpoint:
+    return PublishedCheckpoint(MMDET_URL.format(config, stamp_and_hash), "mmdet", box_ap)
+
+
+PUBLISHED_CHECKPOINTS: dict[str, PublishedCheckpoint] = {
+    "r50_100pro_3x": PublishedCheckpoint(
+        OFFICIAL_URL.format("r50_100pro_3x_model.pth"), "official", 42.8
+    ),
+    "r50_300pro_3x": PublishedCheckpoint(
+        OFFICIAL_URL.format("r50_300pro_3x_model.pth"), "official", 45.0
+    ),
+    "r101_100pro_3x": PublishedCheckpoint(
+        OFFICIAL_URL.format("r101_100pro_3x_model.pth"), "official", 44.1
+    ),
+    # File name inferred from the pattern of the other three (spec 10.1).
+    "r101_300pro_3x": PublishedCheckpoint(
+        OFFICIAL_URL.format("r101_300pro_3x_model.pth"), "official", 46.4
+    ),
+    "mmdet_r50_100pro_1x": _mmdet("sparse_rcnn_r50_fpn_1x_coco", "20201222_214453-dc79b137", 37.9),
+    "mmdet_r50_100pro_3x": _mmdet(
+        "sparse_rcnn_r50_fpn_mstrain_480-800_3x_coco", "20201218_154234-7bc5c054", 42.8
+    ),
+    "mmdet_r50_300pro_3x": _mmdet(
+        "sparse_rcnn_r50_fpn_300_proposals_crop_mstrain_480-800_3x_coco",
+        "20201223_024605-9fe92701",
+        45.0,
+    ),
+    "mmdet_r101_100pro_3x": _mmdet(
+        "sparse_rcnn_r101_fpn_mstrain_480-800_3x_coco", "20201223_121552-6c46c9d6", 44.2
+    ),
+    "mmdet_r101_300pro_3x": _mmdet(
+        "sparse_rcnn_r101_fpn_300_proposals_crop_mstrain_480-800_3x_coco",
+        "20201223_023452-c23c3564",
+        46.2,
+    ),
+}
+
+
+def default_cache_dir() -> Path:
+    """``$SPARSERCNN_CACHE`` if set, else ``~/.cache/sparsercnn``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "sparsercnn")
+
+
+def from_pretrained(
+    path_or_url: str | Path,
+    sha256: str | None = None,
+    cache_dir: str | Path | None = None,
+    device: torch.device | str = "cpu",
+    layout: Layout | None = None,
+) -> LoadedModel:
+    """Build the model of a published name, URL or file and load its weights strictly.
+
+    Args:
+        path_or_url: a key of :data:`PUBLISHED_CHECKPOINTS`, an ``http(s)://`` or ``file://``
+            URL, or a local path; official, mmdetection or our own format (detected from the
+            key names).
+        sha256: expected SHA-256 (hex, or a prefix of at least 8 digits). Without it, a file
+            named the mmdetection way (``...-<8 hex>.pth``) is checked against its name.
+        cache_dir: where downloads go (default :func:`default_cache_dir`).
+        device: where the model is put.
+        layout: force the key layout instead of detecting it.
+
+    Returns:
+        The model (with the source's post-processing recorded in its config), config and label map.
+    """
+    path = fetch(path_or_url, sha256=sha256, cache_dir=cache_dir)
+    converted = convert_checkpoint(path, layout)
+    model = build_model(converted.config)
+    load_state_dict_strict(model, converted.state_dict, str(path))
+    model.to(device)
+    return LoadedModel(model=model, config=converted.config, categories=converted.categories)
+
+
+def fetch(
+    path_or_url: str | Path,
+    sha256: str | None = None,
+    cache_dir: str | Path | None = None,
+    max_attempts: int = 3,
+) -> Path:
+    """A verified local file for a published name, a path, a ``file://`` or ``http(s)://`` URL.
+
+    A key of :data:`PUBLISHED_CHECKPOINTS` (that is not also an existing path) stands for its
+    URL and checksum. URLs are downloaded once into ``cache_dir`` (named after the URL's last
+    path component); a cached file is checked again and fetched anew if it fails the check.
+
+    Raises:
+        FileNotFoundError: a local file does not exist.
+        ValueError: the checksum does not match, or the URL scheme is not supported.
+        ConnectionError: the download failed ``max_attempts`` times; the partial file is kept
+            and the next call resumes it.
+    """
+    text = str(path_or_url)
+    published = PUBLISHED_CHECKPOINTS.get(text)
+    if published is not None and not Path(text).exists():
+        text, sha256 = published.url, sha256 or published.sha256
+    scheme = urllib.parse.urlparse(text).scheme
+    if scheme in ("http", "https"):
+        name = Path(urllib.parse.urlparse(text).path).name or "checkpoint.pth"
+        dst = Path(cache_dir if cache_dir is not None else default_cache_dir()) / name
+        expected = expected_sha256(name, sha256)
+        if dst.is_file():
+            try:
+                verify_sha256(dst, expected)
+                logger.info("using cached %s", dst)
+                return dst
+            except ValueError as error:
+                logger.warning("%s; downloading it again", error)
+                dst.unlink()
+        return download(text, dst, sha256=expected, max_attempts=max_attempts)
+    if scheme == "file":
+        path = Path(urllib.request.url2pathname(urllib.parse.urlparse(text).path))
+    elif len(scheme) > 1:  # one letter is a Windows drive
+        raise ValueError(f"unsupported URL scheme {scheme!r} in {text}; use http(s)://, file://")
+    else:
+        path = Path(text).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    verify_sha256(path, expected_sha256(path.name, sha256))
+    return path
+
+
+def expected_sha256(file_name: str, sha256: str | None) -> str | None:
+    """The explicit checksum if given, else the 8-digit prefix in an mmdetection file name."""
+    if sha256 is not None:
+        sha256 = sha256.strip().lower()
+        if not re.fullmatch(r"[0-9a-f]{8,64}", sha256):
+            raise ValueError(f"sha256 {sha256!r} must be 8 to 64 hexadecimal digits")
+        return sha256
+    match = HASH_IN_NAME.search(file_name)
+    return match.group(1) if match else None
+
+
+def verify_sha256(path: Path, expected: str | None) -> None:
+    """Check that the file's SHA-256 starts with ``expected`` (no check when ``None``).
+
+    Raises:
+        ValueError: naming the file, the expected and the actual digest.
+    """
+    if expected is None:
+        return
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(CHUNK_SIZE):
+            digest.update(block)
+    actual = digest.hexdigest()
+    if not actual.startswith(expected):
+        raise ValueError(
+            f"checksum mismatch for {path}: expected sha256 {expected}..., got {actual}; the "
+            "file is damaged or not the published one"
+        )
+
+
+def download(
+    url: str,
+    dst: Path,
+    sha256: str | None = None,
+    max_attempts: int = 3,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``url`` to ``dst`` through ``dst.part``, resuming, verifying, renaming at the end.
+
+    Raises:
+        ConnectionError: every attempt failed (the ``.part`` file stays, for resuming).
+        ValueError: the server refused the URL (4xx) or the checksum does not match (the
+            ``.part`` file is deleted).
+    """
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    part = dst.with_name(dst.name + ".part")
+    for attempt in range(1, max_attempts + 1):
+        try:
+            _download_once(url, part, timeout)
+            break
+        except urllib.error.HTTPError as error:
+            if 400 <= error.code < 500:
+                raise ValueError(
+                    f"cannot download {url}: HTTP {error.code} {error.reason}"
+                ) from error
+            failure: Exception = error
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
+            failure = error
+        have = part.stat().st_size if part.exists() else 0
+        if attempt == max_attempts:
+            raise ConnectionError(
+                f"downloading {url} failed after {attempt} attempt(s) ({failure}); {have} bytes "
+                f"are kept in {part} and the next attempt resumes from there"
+            ) from failure
+        logger.warning("download of %s interrupted at %d bytes (%s); resuming", url, have, failure)
+    try:
+        verify_sha256(part, sha256)
+    except ValueError:
+        part.unlink()
+        raise
+    os.replace(part, dst)
+    logger.info("downloaded %s to %s", url, dst)
+    return dst
+
+
+def _download_once(url: str, part: Path, timeout: float) -> None:
+    """Append the rest of ``url`` to ``part`` (or start over if the server ignores Range)."""
+    offset = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": "sparsercnn"}
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        response = urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers), timeout=timeout
+        )
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:  # nothing left after ``offset``: already complete
+            return
+        raise
+    with response:
+        content_range = response.headers.get("Content-Range", "")
+        if not (offset and response.status == 206 and content_range.startswith(f"bytes {offset}-")):
+            offset = 0
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length is not None else None
+        written = offset
+        with (
+            open(part, "ab" if offset else "wb") as handle,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=part.name.removesuffix(".part"),
+                disable=None,
+            ) as bar,
+        ):
+            while chunk := response.read(CHUNK_SIZE):
+                handle.write(chunk)
+                written += len(chunk)
+                bar.update(len(chunk))
+    if total is not None and written < total:
+        raise ConnectionError(f"connection closed after {written} of {total} bytes")

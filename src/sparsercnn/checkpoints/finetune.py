@@ -1,0 +1,152 @@
+"""Starting training from published weights: backbone-only or whole-detector initialisation.
+
+:func:`init_from_checkpoint` loads a detector checkpoint (any layout) into a model that may have
+another class set: only the class logits of every stage are re-initialised (spec 5.2: Xavier
+weight, focal prior bias); the learned proposals, the stages and the backbone are kept.
+:func:`load_backbone_weights` loads ImageNet (torchvision) or detector ResNet weights into the
+backbone. The freezing helpers choose what the optimiser may change.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from torch import Tensor, nn
+
+from sparsercnn.checkpoints.convert import (
+    backbone_state_dict,
+    convert_checkpoint,
+    infer_depth,
+    reconcile_counters,
+)
+from sparsercnn.checkpoints.download import fetch
+from sparsercnn.checkpoints.key_tables import Layout
+from sparsercnn.model import SparseRCNN
+from sparsercnn.model.backbone import NUM_FREEZABLE_PARTS
+from sparsercnn.model_file import load_state_dict_strict
+
+logger = logging.getLogger(__name__)
+
+CLASS_LOGIT_KEY = re.compile(r"head\.stages\.\d+\.class_logits\.(weight|bias)")
+
+
+def init_from_checkpoint(
+    model: SparseRCNN,
+    src: str | Path,
+    layout: Layout | None = None,
+    prior_prob: float = 0.01,
+    sha256: str | None = None,
+) -> list[str]:
+    """Initialise ``model`` from a detector checkpoint (published name, path or URL).
+
+    Args:
+        model: the model to train; its architecture must match the checkpoint's except for the
+            number of classes (and the backbone norm type, whose counters are reconciled).
+        src: anything :func:`~sparsercnn.checkpoints.download.fetch` accepts.
+        layout: force the checkpoint's key layout.
+        prior_prob: foreground prior of re-initialised class logits (``cfg.model.prior_prob``).
+        sha256: expected checksum of ``src``.
+
+    Returns:
+        The keys that were re-initialised instead of loaded (empty when the classes match).
+    """
+    path = fetch(src, sha256=sha256)
+    converted = convert_checkpoint(path, layout)
+    return load_for_finetuning(model, converted.state_dict, str(path), prior_prob)
+
+
+def load_for_finetuning(
+    model: SparseRCNN, tensors: Mapping[str, Tensor], source: str, prior_prob: float = 0.01
+) -> list[str]:
+    """Load ``tensors`` (our names) strictly, except class logits whose class count differs.
+
+    Raises:
+        ValueError: any other missing, unexpected or mis-shaped key (all listed).
+    """
+    own = model.state_dict()
+    tensors = reconcile_counters(tensors, set(own))
+    logit_keys = [key for key in own if CLASS_LOGIT_KEY.fullmatch(key)]
+    differs = any(key in tensors and tensors[key].shape != own[key].shape for key in logit_keys)
+    if not differs:
+        load_state_dict_strict(model, tensors, source)
+        return []
+    source_classes = next(tensors[k].shape[0] for k in logit_keys if k in tensors)
+    # The model's own logits stand in for the source's, then are re-initialised.
+    load_state_dict_strict(model, {**tensors, **{key: own[key] for key in logit_keys}}, source)
+    reset_class_logits(model, prior_prob)
+    logger.info(
+        "%s: class logits of all %d stages re-initialised for %d classes (the checkpoint has %d); "
+        "proposals, stages and backbone loaded",
+        source,
+        model.num_stages,
+        own[logit_keys[0]].shape[0],
+        source_classes,
+    )
+    return logit_keys
+
+
+def reset_class_logits(model: SparseRCNN, prior_prob: float = 0.01) -> None:
+    """Xavier-uniform weight and bias ``-log((1 - p) / p)`` for every stage (spec 5.2)."""
+    bias = -math.log((1 - prior_prob) / prior_prob)
+    for name, param in model.named_parameters():
+        match = CLASS_LOGIT_KEY.fullmatch(name)
+        if match is not None and match.group(1) == "weight":
+            nn.init.xavier_uniform_(param)
+        elif match is not None:
+            nn.init.constant_(param, bias)
+
+
+def load_backbone_weights(model: SparseRCNN, src: str | Path, layout: Layout | None = None) -> None:
+    """Load ResNet weights into ``model.backbone`` strictly.
+
+    Args:
+        model: the detector.
+        src: a torchvision ImageNet ResNet ``.pth`` (its ``fc`` is ignored), a backbone file from
+            ``sparsercnn convert``, or any detector checkpoint (its backbone is taken); path or URL.
+        layout: force the file's key layout.
+
+    Raises:
+        ValueError: the file's ResNet depth differs from the model's, or keys do not fit.
+    """
+    path = fetch(src)
+    tensors = backbone_state_dict(path, layout)
+    depth = infer_depth(tensors, str(path))
+    if depth != model.backbone.depth:
+        raise ValueError(
+            f"{path} holds a ResNet-{depth} but the model's backbone is a "
+            f"ResNet-{model.backbone.depth}; set model.backbone_depth={depth} or use other weights"
+        )
+    own = model.backbone.state_dict()
+    stripped = {key.removeprefix("backbone."): value for key, value in tensors.items()}
+    load_state_dict_strict(model.backbone, reconcile_counters(stripped, set(own)), str(path))
+    logger.info("loaded ResNet-%d backbone weights from %s", depth, path)
+
+
+def freeze_backbone(model: SparseRCNN) -> None:
+    """Stop training the ResNet and the FPN: no gradients, BatchNorm statistics frozen.
+
+    The backbone is marked fully frozen (``freeze_at`` = all parts), so a later
+    ``model.train()`` keeps its BatchNorm layers in eval mode.
+    """
+    model.backbone.freeze_at = NUM_FREEZABLE_PARTS
+    model.backbone.requires_grad_(False)
+    model.fpn.requires_grad_(False)
+    model.backbone.train(model.backbone.training)
+
+
+def freeze_all_but_class_logits(model: SparseRCNN) -> list[str]:
+    """Train only the class logits of every stage (a linear probe on a new class set).
+
+    Returns:
+        The names of the parameters left trainable.
+    """
+    freeze_backbone(model)
+    model.proposals.requires_grad_(False)
+    model.head.requires_grad_(False)
+    for stage in model.head.stages:
+        stage.class_logits.requires_grad_(True)
+    return [name for name, param in model.named_parameters() if param.requires_grad]

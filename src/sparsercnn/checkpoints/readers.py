@@ -1,0 +1,236 @@
+"""Reading checkpoint files of every supported container safely, and telling their layout.
+
+Containers (spec 11.1): a PyTorch ``.pth`` holding a flat state dict, ``{"model": ...}``
+(detectron2) or ``{"meta": ..., "state_dict": ...}`` (mmdetection), with tensors or numpy arrays;
+safetensors files (ours, with config and label map, or a bare state dict). ``.pth`` files are read
+with ``torch.load(weights_only=True)``: only tensors, containers, numbers, strings and plain numpy
+arrays are rebuilt, so a file that tries to run code is refused. detectron2 ``.pkl`` pickles are
+refused outright. :mod:`sparsercnn.checkpoints.convert` renames what this module returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from torch import Tensor
+
+from sparsercnn.checkpoints.key_tables import LAYOUTS, Layout
+from sparsercnn.config import Config
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.model_file import FORMAT_NAME, read_model_file
+
+logger = logging.getLogger(__name__)
+
+PICKLE_SUFFIXES = (".pkl", ".pickle")
+# Metadata format of the backbone-only safetensors files that `sparsercnn convert` writes.
+BACKBONE_FORMAT_NAME = "sparsercnn-backbone"
+# Keys that identify a layout: any key starting with one of these prefixes.
+LAYOUT_MARKERS: dict[Layout, tuple[str, ...]] = {
+    "official": ("backbone.bottom_up.", "head.head_series.", "init_proposal_boxes."),
+    "mmdet": ("roi_head.bbox_head.", "rpn_head.", "neck."),
+    "ours": ("head.stages.", "proposals.", "fpn."),
+    "torchvision": ("layer1.", "conv1.", "bn1."),
+}
+
+
+@dataclass
+class RawCheckpoint:
+    """A checkpoint's tensors under their original names, with what the container says.
+
+    Attributes:
+        tensors: state dict in the file's own key names.
+        layout: the detected (or forced) key layout.
+        source: the file, for error messages.
+        class_names: class names stored in the file (mmdetection ``meta["CLASSES"]``), if any.
+        config: the config, for our own model files.
+        categories: the label map, for our own model files.
+    """
+
+    tensors: dict[str, Tensor]
+    layout: Layout
+    source: str
+    class_names: list[str] | None = None
+    config: Config | None = None
+    categories: CategoryMap | None = None
+
+
+def read_checkpoint(path: str | Path, layout: Layout | None = None) -> RawCheckpoint:
+    """Read the state dict of a checkpoint file and detect its layout.
+
+    Args:
+        path: a ``.pth``/``.pt`` (official, mmdetection, torchvision or a raw state dict in our
+            names) or ``.safetensors`` file.
+        layout: force the layout instead of detecting it from the keys.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is a pickle, not a checkpoint, holds objects safe loading refuses,
+            or its layout cannot be told (the message names the file and says what to do).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if layout is not None and layout not in LAYOUTS:
+        raise ValueError(f"unknown checkpoint layout {layout!r}; choose one of {LAYOUTS}")
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ValueError(
+            f"{path} is a Python pickle (a detectron2 .pkl); pickles can run arbitrary code when "
+            "loaded, so they are not read. Use the .pth release of the model, or, only if you "
+            "trust the file, re-save its tensors with torch.save and convert that."
+        )
+    if _is_safetensors(path):
+        checkpoint = _read_safetensors(path, layout)
+    else:
+        checkpoint = _read_torch(path, layout)
+    logger.info("read %s: %d tensors, %s layout", path, len(checkpoint.tensors), checkpoint.layout)
+    return checkpoint
+
+
+def detect_layout(keys: list[str], source: str) -> Layout:
+    """The layout whose marker prefixes the keys carry; exactly one must fit.
+
+    Raises:
+        ValueError: no layout or several layouts fit; the message suggests ``--from``.
+    """
+    found = [
+        layout
+        for layout, prefixes in LAYOUT_MARKERS.items()
+        if any(key.startswith(prefixes) for key in keys)
+    ]
+    # A torchvision ResNet has top-level conv1/bn1/layerK keys and nothing else.
+    if len(found) > 1 and "torchvision" in found:
+        found.remove("torchvision")
+    if len(found) != 1:
+        shown = ", ".join(keys[:5])
+        what = "matches several layouts " + str(found) if found else "matches no known layout"
+        raise ValueError(
+            f"{source}: the key names ({shown}, ...) {what}; pass the layout explicitly "
+            f"(--from / layout=) as one of {', '.join(LAYOUTS)}"
+        )
+    return found[0]
+
+
+def _is_safetensors(path: Path) -> bool:
+    """safetensors files start with an 8-byte little-endian header length, then ``{``."""
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    return 0 < int.from_bytes(head[:8], "little") < path.stat().st_size
+
+
+def _read_safetensors(path: Path, layout: Layout | None) -> RawCheckpoint:
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = dict(handle.metadata() or {})
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"{path}: unreadable safetensors file ({error})") from error
+    if metadata.get("format") == FORMAT_NAME:
+        tensors, config, categories = read_model_file(path)
+        return RawCheckpoint(tensors, "ours", str(path), categories.names, config, categories)
+    with safe_open(str(path), framework="pt") as handle:
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    if metadata.get("format") == BACKBONE_FORMAT_NAME:
+        layout = layout or "ours"
+    return RawCheckpoint(tensors, layout or detect_layout(list(tensors), str(path)), str(path))
+
+
+def _numpy_globals() -> list[Any]:
+    """The numpy globals a pickled plain array needs, under numpy 1.x and 2.x module names."""
+    multiarray = (getattr(np, "_core", None) or np.core).multiarray
+    allowed: list[Any] = [np.ndarray, np.dtype]
+    # Arrays, and scalars such as a score in mmdetection's ``meta``; both only copy bytes.
+    for name in ("_reconstruct", "scalar"):
+        function = getattr(multiarray, name)
+        allowed += [(function, f"numpy.{core}.multiarray.{name}") for core in ("core", "_core")]
+    # Rebuilt dtype instances are of these per-dtype classes (numpy >= 1.25).
+    kinds = (np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64)
+    allowed += [type(np.dtype(kind)) for kind in (*kinds, np.uint8, np.bool_)]
+    return allowed
+
+
+@contextmanager
+def _numpy_allowed() -> Iterator[None]:
+    """Allow plain numpy arrays in ``torch.load(weights_only=True)`` for this block only."""
+    if not hasattr(torch.serialization, "safe_globals"):  # torch < 2.5: no numpy arrays
+        yield
+        return
+    with torch.serialization.safe_globals(_numpy_globals()):
+        yield
+
+
+def _read_torch(path: Path, layout: Layout | None) -> RawCheckpoint:
+    try:
+        with _numpy_allowed():
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise ValueError(
+            f"{path} could not be read as a PyTorch checkpoint with safe loading "
+            f"({_load_failure(error)}). It is either not a checkpoint, or it holds Python objects "
+            "other than tensors, which are never unpickled here. If you trust the file, re-save "
+            "only its state dict with torch.save and convert that."
+        ) from error
+    tensors, meta = _find_state_dict(obj, path)
+    tensors = _strip_prefix(tensors, "module.")
+    class_names = None
+    if isinstance(meta, Mapping) and meta.get("CLASSES") is not None:
+        class_names = [str(name) for name in meta["CLASSES"]]
+    layout = layout or detect_layout(list(tensors), str(path))
+    return RawCheckpoint(tensors, layout, str(path), class_names)
+
+
+def _load_failure(error: Exception) -> str:
+    """The informative part of torch.load's error (not its advice to allowlist globals)."""
+    text = str(error)
+    found = re.search(r"GLOBAL (\S+)", text)
+    if found:
+        return f"it refers to the Python object {found.group(1)}"
+    detail = text.split("WeightsUnpickler error:")[-1].strip().splitlines()
+    return f"{type(error).__name__}: {detail[0] if detail else ''}"[:200]
+
+
+def _find_state_dict(obj: object, path: Path) -> tuple[dict[str, Tensor], object]:
+    """The state dict inside a loaded container, and mmdetection's ``meta`` if any."""
+    if not isinstance(obj, Mapping):
+        raise ValueError(
+            f"{path} holds a {type(obj).__name__}, not a state dict; expected a mapping of "
+            "tensor names to tensors, {'model': ...} or {'state_dict': ..., 'meta': ...}"
+        )
+    for container_key in ("state_dict", "model"):
+        if isinstance(obj.get(container_key), Mapping):
+            return _as_tensors(obj[container_key], path), obj.get("meta")
+    return _as_tensors(obj, path), None
+
+
+def _as_tensors(state: Mapping[str, Any], path: Path) -> dict[str, Tensor]:
+    tensors: dict[str, Tensor] = {}
+    for key, value in state.items():
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind not in "fiub":
+                raise ValueError(f"{path}: {key!r} is a numpy array of dtype {value.dtype}")
+            value = torch.from_numpy(np.ascontiguousarray(value))
+        if not isinstance(value, Tensor):
+            raise ValueError(
+                f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor; the file "
+                "does not hold a plain state dict"
+            )
+        tensors[str(key)] = value
+    if not tensors:
+        raise ValueError(f"{path} holds an empty state dict")
+    return tensors
+
+
+def _strip_prefix(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """Remove a wrapper prefix (DistributedDataParallel's ``module.``) carried by every key."""
+    if all(key.startswith(prefix) for key in tensors):
+        return {key[len(prefix) :]: value for key, value in tensors.items()}
+    return tensors

@@ -1,0 +1,38 @@
+"""``sparsercnn convert``: turn a published checkpoint into our model file (or backbone file)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sparsercnn.checkpoints.convert import save_converted
+from sparsercnn.checkpoints.download import PUBLISHED_CHECKPOINTS, fetch
+
+SOURCE_LAYOUTS = ("official", "mmdet", "torchvision")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert an official/mmdetection checkpoint (or a torchvision ResNet) to safetensors",
+        description="Rename the keys of a published checkpoint to ours, infer the architecture "
+        "from its tensor shapes, check it strictly and write one .safetensors file with the "
+        "config and label map. A torchvision ResNet becomes a backbone file for training. "
+        f"SRC is a path, a URL or a published name ({', '.join(PUBLISHED_CHECKPOINTS)}).",
+    )
+    parser.add_argument("src", metavar="SRC", help="checkpoint path, URL or published name")
+    parser.add_argument("--output", type=Path, required=True, help="the .safetensors to write")
+    parser.add_argument(
+        "--from",
+        dest="layout",
+        choices=SOURCE_LAYOUTS,
+        help="the checkpoint's key layout (default: detected from the key names)",
+    )
+    parser.add_argument("--sha256", help="expected SHA-256 of SRC (or its first 8+ hex digits)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    output = save_converted(fetch(args.src, sha256=args.sha256), args.output, args.layout)
+    print(f"wrote {output}")
+    return 0

@@ -1,0 +1,159 @@
+"""Multi-process training and evaluation glue around ``torch.distributed``.
+
+:func:`init_distributed` reads the environment ``torchrun`` sets (``RANK``, ``WORLD_SIZE``,
+``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) and returns a :class:`DistInfo` that the engine
+passes around explicitly. The helpers (:func:`is_main_process`, :func:`all_gather_object`,
+:func:`barrier`, :func:`cleanup`) ask ``torch.distributed`` itself and are no-ops in a single
+process, so the same code runs with and without ``torchrun``. This module keeps no state of its
+own.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_ENV = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in a (possibly single-process) run.
+
+    Attributes:
+        rank: global rank in ``[0, world_size)``.
+        world_size: number of processes.
+        local_rank: rank on this machine (selects the GPU).
+        device: the device this process computes on.
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        """Whether this process logs, writes files and evaluates (rank 0)."""
+        return self.rank == 0
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def default_device() -> torch.device:
+    """The first CUDA device when there is one, else the CPU."""
+    return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+
+
+def _env_int(name: str) -> int:
+    value = os.environ.get(name, "")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+
+
+def init_distributed(
+    device: torch.device | str | None = None, timeout_s: float = 1800.0
+) -> DistInfo:
+    """Join the process group described by torchrun's environment, or run single-process.
+
+    Without ``WORLD_SIZE`` (or with ``WORLD_SIZE=1``) nothing is initialised and the returned
+    :class:`DistInfo` describes a single process on ``device`` (default: GPU 0 if present).
+    Otherwise the process group is initialised from the environment (``env://``) with NCCL when
+    CUDA is used (the process takes GPU ``LOCAL_RANK``) and gloo on the CPU. An already
+    initialised group is reused.
+
+    Args:
+        device: ``"cpu"`` forces gloo on the CPU even where GPUs exist; ``"cuda"`` or ``None``
+            use GPU ``LOCAL_RANK`` when CUDA is available.
+        timeout_s: how long collective operations wait for the other processes before failing.
+
+    Returns:
+        This process's :class:`DistInfo`.
+    """
+    requested = torch.device(device) if device is not None else None
+    world_size = _env_int("WORLD_SIZE") if "WORLD_SIZE" in os.environ else 1
+    if world_size <= 1:
+        return DistInfo(device=requested or default_device())
+    missing = [name for name in REQUIRED_ENV if name not in os.environ]
+    if missing:
+        raise RuntimeError(
+            f"WORLD_SIZE={world_size} but {', '.join(missing)} not set; launch multi-process "
+            "training with `torchrun --nproc_per_node=N ...`, which sets them"
+        )
+    rank, local_rank = _env_int("RANK"), _env_int("LOCAL_RANK")
+    use_cuda = torch.cuda.is_available() and (requested is None or requested.type == "cuda")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        device_used, backend = torch.device("cuda", local_rank), "nccl"
+    else:
+        device_used, backend = torch.device("cpu"), "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(
+            backend=backend,
+            init_method="env://",
+            rank=rank,
+            world_size=world_size,
+            timeout=datetime.timedelta(seconds=timeout_s),
+        )
+        logger.info("rank %d of %d joined the %s process group", rank, world_size, backend)
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device_used)
+
+
+def is_initialized() -> bool:
+    """Whether a ``torch.distributed`` process group exists."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def get_rank() -> int:
+    return dist.get_rank() if is_initialized() else 0
+
+
+def get_world_size() -> int:
+    return dist.get_world_size() if is_initialized() else 1
+
+
+def is_main_process() -> bool:
+    """True on rank 0 and in a single-process run."""
+    return get_rank() == 0
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    """Every rank's ``obj`` (picklable), in rank order; ``[obj]`` in a single process.
+
+    All ranks must call it. Objects travel pickled, so keep them to plain data (lists of
+    numbers and strings, CPU tensors).
+    """
+    world_size = get_world_size()
+    if world_size == 1:
+        return [obj]
+    gathered: list[Any] = [None] * world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def barrier() -> None:
+    """Wait for every rank; a no-op in a single process."""
+    if not is_initialized():
+        return
+    if dist.get_backend() == "nccl":
+        dist.barrier(device_ids=[torch.cuda.current_device()])
+    else:
+        dist.barrier()
+
+
+def cleanup() -> None:
+    """Leave and destroy the process group, if any."""
+    if is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,135 @@
+"""The learning-rate schedule as pure functions of the iteration (spec 9).
+
+:func:`lr_factor` is the multiplier of the base learning rate at an iteration (linear warm-up,
+then step decay), :func:`scaled_lr` the base learning rate for the actual batch size, and
+:func:`fit_schedule_to_budget` shortens a schedule so that training fits a time budget. The
+trainer sets ``lr = scaled_lr(...) * lr_factor(iteration, ...)`` before every optimiser step.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+def lr_factor(
+    iteration: int,
+    *,
+    steps: Sequence[int],
+    gamma: float,
+    warmup_iters: int,
+    warmup_factor: float,
+) -> float:
+    """Multiplier of the base learning rate at ``iteration`` (0-based, the step about to be taken).
+
+    Linear warm-up followed by multi-step decay, as detectron2's ``WarmupMultiStepLR`` (spec 9):
+
+    - decay: ``gamma ** k`` with ``k`` the number of ``steps`` that are ``<= iteration``;
+    - warm-up, for ``iteration < warmup_iters``: the decay is multiplied by
+      ``warmup_factor * (1 - a) + a`` with ``a = iteration / warmup_iters``, so the factor is
+      ``warmup_factor`` at iteration 0 and reaches 1 at ``warmup_iters``.
+
+    Args:
+        iteration: number of optimiser steps already taken, ``>= 0``.
+        steps: iterations at which the learning rate is multiplied by ``gamma`` (any order).
+        gamma: decay per step (0.1 in the paper).
+        warmup_iters: length of the linear warm-up; 0 disables it.
+        warmup_factor: factor at iteration 0 (0.01 official, 0.001 mmdetection).
+
+    Returns:
+        The factor, ``> 0`` for positive ``gamma`` and ``warmup_factor``.
+    """
+    if iteration < 0:
+        raise ValueError(f"iteration must be >= 0, got {iteration}")
+    decay = gamma ** bisect.bisect_right(sorted(steps), iteration)
+    if iteration >= warmup_iters:
+        return decay
+    alpha = iteration / warmup_iters
+    return decay * (warmup_factor * (1.0 - alpha) + alpha)
+
+
+def scaled_lr(base_lr: float, total_batch: int, reference_batch: int, enabled: bool) -> float:
+    """The learning rate for ``total_batch`` images per optimiser step (linear scaling rule).
+
+    The recipe's ``base_lr`` (2.5e-5) was tuned for ``reference_batch`` images per step (16 =
+    8 GPUs x 2). The linear scaling rule (Goyal et al., 2017, "Accurate, Large Minibatch SGD")
+    keeps the expected update per image constant by scaling the rate with the batch:
+    ``base_lr * total_batch / reference_batch``. It is an approximation for AdamW; with very
+    small batches the official repository's issues (spec 13, #2 and #3) suggest not going above
+    the scaled value.
+
+    Args:
+        base_lr: learning rate tuned for ``reference_batch``.
+        total_batch: images per optimiser step over all processes and accumulated micro-batches
+            (``batch_size * world_size * grad_accum_steps``).
+        reference_batch: batch size ``base_lr`` belongs to.
+        enabled: False returns ``base_lr`` unchanged.
+    """
+    if base_lr <= 0:
+        raise ValueError(f"the learning rate must be > 0, got {base_lr}")
+    if total_batch < 1 or reference_batch < 1:
+        raise ValueError(
+            f"batch sizes must be >= 1, got total_batch={total_batch}, "
+            f"reference_batch={reference_batch}"
+        )
+    if not enabled:
+        return base_lr
+    return base_lr * total_batch / reference_batch
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The length-related part of a schedule, all in iterations.
+
+    Attributes:
+        max_iter: total number of optimiser steps.
+        steps: iterations at which the learning rate decays.
+        warmup_iters: length of the linear warm-up.
+    """
+
+    max_iter: int
+    steps: tuple[int, ...]
+    warmup_iters: int
+
+
+def fit_schedule_to_budget(
+    schedule: Schedule,
+    *,
+    iteration: int,
+    seconds_per_iter: float,
+    remaining_seconds: float,
+) -> Schedule:
+    """Shorten ``schedule`` so that the remaining iterations fit in ``remaining_seconds``.
+
+    The new length is ``iteration + floor(remaining_seconds / seconds_per_iter)``, never longer
+    than the original schedule and never shorter than ``iteration`` (which means: stop now).
+    The decay steps and the warm-up are scaled by ``new_max_iter / max_iter``, so each step keeps
+    its fraction of the schedule (e.g. 210k/270k stays at 7/9 of the run). Steps that were already
+    passed stay passed, since the scale is at most 1.
+
+    Args:
+        schedule: the configured schedule.
+        iteration: optimiser steps already taken.
+        seconds_per_iter: measured wall-clock seconds per iteration (> 0), including whatever
+            per-iteration overhead (periodic evaluation, checkpoints) the caller amortises in.
+        remaining_seconds: time left for the remaining iterations (may be negative: stop now).
+
+    Returns:
+        The fitted schedule (``schedule`` itself when it already fits).
+    """
+    if seconds_per_iter <= 0 or not math.isfinite(seconds_per_iter):
+        raise ValueError(f"seconds_per_iter must be a positive number, got {seconds_per_iter}")
+    if iteration < 0:
+        raise ValueError(f"iteration must be >= 0, got {iteration}")
+    affordable = math.floor(max(remaining_seconds, 0.0) / seconds_per_iter)
+    new_max_iter = max(iteration, min(schedule.max_iter, iteration + affordable))
+    if new_max_iter >= schedule.max_iter:
+        return schedule
+    scale = new_max_iter / schedule.max_iter
+    return Schedule(
+        max_iter=new_max_iter,
+        steps=tuple(round(step * scale) for step in schedule.steps),
+        warmup_iters=round(schedule.warmup_iters * scale),
+    )

@@ -1,0 +1,41 @@
+"""Starting weights and frozen parts of a model about to be trained (``cfg.train`` fields)."""
+
+from __future__ import annotations
+
+import logging
+
+from sparsercnn.checkpoints import (
+    freeze_all_but_class_logits,
+    freeze_backbone,
+    init_from_checkpoint,
+    load_backbone_weights,
+)
+from sparsercnn.config import Config
+from sparsercnn.model import SparseRCNN
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_model(model: SparseRCNN, cfg: Config, *, load_weights: bool = True) -> None:
+    """Load ``train.backbone_weights`` then ``train.init_from`` and apply ``train.freeze``.
+
+    Weights are skipped when ``load_weights`` is False (a resumed run restores its own); freezing
+    is always applied, before the optimizer is built, so a resumed run trains the same tensors.
+    """
+    train = cfg.train
+    if load_weights and train.backbone_weights:
+        load_backbone_weights(model, train.backbone_weights)
+        logger.info("backbone initialised from %s", train.backbone_weights)
+    if load_weights and train.init_from:
+        reset = init_from_checkpoint(model, train.init_from, prior_prob=cfg.model.prior_prob)
+        logger.info(
+            "model initialised from %s%s",
+            train.init_from,
+            f" ({len(reset)} class-logit tensors re-initialised)" if reset else "",
+        )
+    if train.freeze == "backbone":
+        freeze_backbone(model)
+        logger.info("backbone and FPN frozen: training the proposals and the dynamic head only")
+    elif train.freeze == "all_but_class_logits":
+        trainable = freeze_all_but_class_logits(model)
+        logger.info("training only the class logits (%d tensors)", len(trainable))

@@ -1,0 +1,89 @@
+"""A wall-clock budget for a training run: measure the pace, then stop in time.
+
+:class:`TimeBudget` records iteration durations (skipping the first, slow ones), reports the
+measured seconds per iteration once enough are seen, and says when the next iteration plus the
+end-of-run work (final checkpoint and evaluation) would no longer fit. The trainer uses the
+measurement to shorten its schedule with
+:func:`~sparsercnn.engine.lr_schedule.fit_schedule_to_budget`.
+"""
+
+from __future__ import annotations
+
+import time
+
+# Before the first evaluation, its cost per image is guessed as this fraction of a training
+# iteration's cost per image (a forward pass only, no matching or backward), plus a fixed
+# COCOeval overhead.
+EVAL_COST_RATIO = 0.5
+EVAL_OVERHEAD_S = 2.0
+# Writing the final model file and drawing the training curves.
+FINISH_OVERHEAD_S = 2.0
+
+
+class TimeBudget:
+    """Tracks elapsed time against a budget of ``seconds`` that began at ``start``.
+
+    Args:
+        seconds: the whole budget.
+        start: ``time.perf_counter()`` value at which the budget began.
+        skip_iters: first iterations left out of the measurement (start-up, allocator warm-up).
+        measure_iters: iterations averaged for :attr:`seconds_per_iter`.
+    """
+
+    def __init__(
+        self, seconds: float, start: float, *, skip_iters: int = 2, measure_iters: int = 8
+    ) -> None:
+        if seconds <= 0:
+            raise ValueError(f"the time budget must be positive, got {seconds} s")
+        if measure_iters < 1 or skip_iters < 0:
+            raise ValueError(
+                f"need measure_iters >= 1 and skip_iters >= 0, got {measure_iters}, {skip_iters}"
+            )
+        self.seconds = seconds
+        self.start = start
+        self.skip_iters = skip_iters
+        self.measure_iters = measure_iters
+        self._seen = 0
+        self._measured: list[float] = []
+
+    def record(self, iteration_seconds: float) -> bool:
+        """Note one iteration's duration; True exactly when the measurement just completed."""
+        self._seen += 1
+        if self._seen <= self.skip_iters or self.measured:
+            return False
+        self._measured.append(iteration_seconds)
+        return self.measured
+
+    @property
+    def measured(self) -> bool:
+        return len(self._measured) >= self.measure_iters
+
+    @property
+    def seconds_per_iter(self) -> float | None:
+        """Mean duration of the measured iterations so far (``None`` before the first)."""
+        return sum(self._measured) / len(self._measured) if self._measured else None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def remaining(self) -> float:
+        """Seconds left (negative once overrun)."""
+        return self.seconds - self.elapsed()
+
+    def should_stop(self, next_iter_seconds: float, reserve_seconds: float) -> bool:
+        """Whether one more iteration and the ``reserve_seconds`` of final work overrun."""
+        return next_iter_seconds + reserve_seconds > self.remaining()
+
+
+def estimate_eval_seconds(
+    seconds_per_iter: float, images_per_iter: int, num_eval_images: int
+) -> float:
+    """Guess the duration of an evaluation that has not been measured yet.
+
+    Args:
+        seconds_per_iter: measured seconds of one training iteration on this process.
+        images_per_iter: images one training iteration processes on this process.
+        num_eval_images: images this process evaluates (its shard).
+    """
+    per_image = seconds_per_iter / max(images_per_iter, 1)
+    return EVAL_COST_RATIO * per_image * num_eval_images + EVAL_OVERHEAD_S

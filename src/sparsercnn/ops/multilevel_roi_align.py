@@ -1,0 +1,206 @@
+"""Multi-level RoIAlign over the FPN levels P2-P5, as the dynamic head consumes it (spec 4, 5.1).
+
+The levels are flattened once per forward into one channels-last table
+(:func:`flatten_levels`); each refinement stage then pools its boxes with
+:func:`multilevel_roi_align`, where every RoI samples its own level (:func:`assign_levels`) in
+one fixed-shape gather. The result equals :func:`sparsercnn.ops.roi_align.roi_align`
+(aligned, sampling ratio 2) on the assigned level, already in the head's ``(B*N, 49, C)`` layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from sparsercnn.ops.roi_align import coordinate_dtype, regular_samples, weighted_gather
+
+
+def assign_levels(
+    boxes: Tensor,
+    num_levels: int = 4,
+    canonical_size: float = 224.0,
+    canonical_level: int = 4,
+    min_level: int = 2,
+) -> Tensor:
+    """FPN level of each box (spec 4, the official ``ROIPooler`` rule).
+
+    ``k = floor(canonical_level + log2(sqrt(area) / canonical_size + 1e-8))``, clamped to
+    ``[min_level, min_level + num_levels - 1]``. With the defaults, sqrt(area) < 112 -> P2,
+    [112, 224) -> P3, [224, 448) -> P4, >= 448 -> P5.
+
+    Args:
+        boxes: ``(..., 4)`` xyxy input-image pixels. Degenerate boxes (negative area) go to the
+            finest level.
+
+    Returns:
+        ``(...)`` int64 level index ``k - min_level`` in ``[0, num_levels)``.
+    """
+    boxes = boxes.to(coordinate_dtype(boxes.dtype))
+    area = ((boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])).clamp(min=0)
+    level = torch.floor(canonical_level + torch.log2(area.sqrt() / canonical_size + 1e-8))
+    max_level = min_level + num_levels - 1
+    level = level.clamp(min_level, max_level).to(torch.int64)
+    # The integer clamp only matters for NaN boxes, whose float -> int conversion is arbitrary.
+    return level.clamp(min_level, max_level) - min_level
+
+
+@dataclass(frozen=True)
+class FlattenedLevels:
+    """All FPN levels of a batch as one channels-last table, built once per forward.
+
+    Row ``level_starts[l] + b * H_l * W_l + y * W_l + x`` holds pixel ``(y, x)`` of image ``b``
+    on level ``l``. The small per-level tensors live on the table's device.
+
+    Attributes:
+        table: ``(sum_l B * H_l * W_l, C)`` features, dtype of the inputs.
+        level_starts: ``(L,)`` int64 first row of each level.
+        heights, widths: ``(L,)`` int64 ``H_l``, ``W_l``.
+        scales: ``(L,)`` ``1 / stride_l`` (float32, or float64 for float64 features).
+        num_images: B.
+    """
+
+    table: Tensor
+    level_starts: Tensor
+    heights: Tensor
+    widths: Tensor
+    scales: Tensor
+    num_images: int
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.heights)
+
+
+class _FlattenLevels(torch.autograd.Function):
+    """Copies NCHW levels into one channels-last table; the backward returns views, no copies."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, *features: Tensor) -> Tensor:
+        shapes = [f.shape for f in features]
+        ctx.shapes = shapes  # type: ignore[attr-defined]
+        num_images, channels = shapes[0][0], shapes[0][1]
+        rows = [num_images * h * w for _, _, h, w in shapes]
+        table = features[0].new_empty(sum(rows), channels)
+        for part, feature in zip(table.split(rows), features, strict=True):
+            # (B*H*W, C) slice viewed as (B, H, W, C) <- (B, C, H, W) permuted
+            part.view(num_images, feature.shape[2], feature.shape[3], channels).copy_(
+                feature.permute(0, 2, 3, 1)
+            )
+        return table
+
+    @staticmethod
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, grad_table: Tensor
+    ) -> tuple[Tensor, ...]:
+        shapes = ctx.shapes  # type: ignore[attr-defined]
+        rows = [b * h * w for b, _, h, w in shapes]
+        return tuple(
+            grad.reshape(b, h, w, c).permute(0, 3, 1, 2)
+            for grad, (b, c, h, w) in zip(grad_table.split(rows), shapes, strict=True)
+        )
+
+
+def _small_vector(values: Sequence[float], dtype: torch.dtype, device: torch.device) -> Tensor:
+    # Device-side fills rather than torch.tensor(values, device=...): no host-to-device copy,
+    # so building the levels can be captured in a CUDA graph.
+    return torch.stack([torch.full((), v, dtype=dtype, device=device) for v in values])
+
+
+def flatten_levels(features: Sequence[Tensor], strides: Sequence[int]) -> FlattenedLevels:
+    """Prepare FPN levels for :func:`multilevel_roi_align`; call once, reuse for every stage.
+
+    Args:
+        features: L levels, each ``(B, C, H_l, W_l)`` (any memory format), same B, C, dtype.
+        strides: input-image pixels per feature pixel of each level (P2-P5: 4, 8, 16, 32).
+
+    Returns:
+        The :class:`FlattenedLevels`; gradients flow from its table back to ``features``.
+    """
+    if len(features) == 0 or len(features) != len(strides):
+        raise ValueError(
+            f"flatten_levels: need one stride per feature level, got {len(features)} levels "
+            f"and strides {tuple(strides)}"
+        )
+    num_images, channels = features[0].shape[:2]
+    for i, f in enumerate(features):
+        if f.dim() != 4 or f.shape[:2] != (num_images, channels) or f.dtype != features[0].dtype:
+            raise ValueError(
+                f"flatten_levels: level {i} is {tuple(f.shape)} {f.dtype}, expected "
+                f"({num_images}, {channels}, H, W) {features[0].dtype} like level 0"
+            )
+    table: Tensor = _FlattenLevels.apply(*features)
+    device = table.device
+    sizes = [(f.shape[2], f.shape[3]) for f in features]
+    starts = [0]
+    for h, w in sizes[:-1]:
+        starts.append(starts[-1] + num_images * h * w)
+    return FlattenedLevels(
+        table=table,
+        level_starts=_small_vector(starts, torch.int64, device),
+        heights=_small_vector([h for h, _ in sizes], torch.int64, device),
+        widths=_small_vector([w for _, w in sizes], torch.int64, device),
+        scales=_small_vector([1.0 / s for s in strides], coordinate_dtype(table.dtype), device),
+        num_images=num_images,
+    )
+
+
+def multilevel_roi_align(
+    levels: FlattenedLevels,
+    boxes: Tensor,
+    output_size: int = 7,
+    sampling_ratio: int = 2,
+    aligned: bool = True,
+) -> Tensor:
+    """RoIAlign of every box on its own FPN level, in one gather with data-independent shapes.
+
+    Equals ``roi_align(level_l, rois, output_size, 1 / stride_l, sampling_ratio, aligned)`` on
+    the level ``l = assign_levels(box)`` of each box, flattened to ``(K, ph * pw, C)``.
+
+    Args:
+        levels: from :func:`flatten_levels` (``assign_levels`` uses P2-P5 numbering, so the
+            first level must be P2).
+        boxes: ``(B, N, 4)`` xyxy input-image pixels; receive no gradient.
+        output_size: bins per side (7).
+        sampling_ratio: samples per bin per axis, must be > 0 (fixed shapes); 2 in spec 4.
+        aligned: half-pixel offset ("ROIAlignV2"), True in spec 4.
+
+    Returns:
+        ``(B * N, output_size ** 2, C)`` channels last, spatial index ``s = output_size * row +
+        col``, RoI index ``b * N + n``; dtype of the features.
+    """
+    if boxes.dim() != 3 or boxes.shape[0] != levels.num_images or boxes.shape[2] != 4:
+        raise ValueError(
+            f"multilevel_roi_align: boxes must be ({levels.num_images}, N, 4) xyxy, "
+            f"got {tuple(boxes.shape)}"
+        )
+    if sampling_ratio <= 0:
+        raise ValueError(
+            f"multilevel_roi_align: sampling_ratio must be > 0 for fixed shapes, got "
+            f"{sampling_ratio}; use roi_align for the adaptive grid"
+        )
+    num_images, num_boxes = boxes.shape[:2]
+    boxes = boxes.detach().to(levels.scales.dtype)
+    level = assign_levels(boxes, num_levels=levels.num_levels).flatten()  # (K,)
+    scale = levels.scales[level]
+    height, width = levels.heights[level], levels.widths[level]
+    image = torch.arange(num_images, device=boxes.device).repeat_interleave(num_boxes)
+    image_base = levels.level_starts[level] + image * height * width
+
+    offset = 0.5 if aligned else 0.0
+    x1, y1, x2, y2 = (boxes.flatten(0, 1) * scale[:, None] - offset).unbind(1)
+    roi_w, roi_h = x2 - x1, y2 - y1
+    if not aligned:
+        roi_w, roi_h = roi_w.clamp(min=1.0), roi_h.clamp(min=1.0)
+    index, weight = regular_samples(
+        image_base,
+        (y1, roi_h / output_size, output_size, height),
+        (x1, roi_w / output_size, output_size, width),
+        sampling_ratio,
+    )
+    # Folding the average into the weights is exact for power-of-two sample counts (4).
+    weight = (weight / (sampling_ratio * sampling_ratio)).to(levels.table.dtype)
+    out = weighted_gather(levels.table, index, weight)  # (K * ph * pw, C)
+    return out.view(num_images * num_boxes, output_size * output_size, levels.table.shape[1])

@@ -1,0 +1,172 @@
+"""Conversion on small real tensors: bit-exact round trips, official = mmdetection outputs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import COCO_CLASSES, TINY, ReferencePair, make_pair, save_mmdet, save_official
+
+from sparsercnn.checkpoints.convert import (
+    COCO_CATEGORIES,
+    coco_categories,
+    convert_checkpoint,
+    export_state_dict,
+    save_converted,
+)
+from sparsercnn.cli import convert as convert_cli
+from sparsercnn.model import build_model, build_postprocessor
+from sparsercnn.model_file import load_model_file, load_state_dict_strict, read_model_file
+from sparsercnn.ops.boxes import clip_boxes
+
+
+def test_coco_table() -> None:
+    ids = [i for i, _ in COCO_CATEGORIES]
+    assert len(ids) == 80 and ids == sorted(set(ids)) and ids[0] == 1 and ids[-1] == 90
+    assert coco_categories().names == list(COCO_CLASSES)
+    assert coco_categories().to_category_id(11) == 13  # "stop sign": the first gap
+
+
+@pytest.mark.parametrize("layout", ["official", "mmdet"])
+def test_round_trip_is_bit_exact(
+    tmp_path: Path, tiny_files: dict[str, Path], tiny_pair: ReferencePair, layout: str
+) -> None:
+    """reference -> our safetensors file -> reference names: every tensor bit for bit."""
+    dst = save_converted(tiny_files[layout], tmp_path / "model.safetensors")
+    tensors, config, categories = read_model_file(dst)
+    assert categories == coco_categories()
+    assert config.model.box_delta_clamp == layout
+    source = tiny_pair.official if layout == "official" else tiny_pair.mmdet
+    exported = export_state_dict(tensors, layout)
+    assert set(exported) == set(source)
+    for key, value in source.items():
+        assert exported[key].dtype == value.dtype, key
+        assert torch.equal(exported[key], value), key
+
+
+def _outputs(path: Path, image: torch.Tensor) -> tuple[object, object]:
+    converted = convert_checkpoint(path)
+    model = build_model(converted.config)
+    load_state_dict_strict(model, converted.state_dict, str(path))
+    model.eval()
+    with torch.no_grad():
+        output = model([image])
+    detections = build_postprocessor(converted.config)(output, [(90, 120)])
+    return output, detections[0]
+
+
+def test_official_and_mmdet_give_the_same_outputs(tiny_files: dict[str, Path]) -> None:
+    image = torch.rand(3, 72, 96, generator=torch.Generator().manual_seed(1)) * 255
+    official, official_dets = _outputs(tiny_files["official"], image)
+    mmdet, mmdet_dets = _outputs(tiny_files["mmdet"], image)
+    for a, b in zip(official.stages, mmdet.stages, strict=True):
+        # FrozenBN vs eval-mode BatchNorm: the same arithmetic, rounded differently.
+        torch.testing.assert_close(a.logits, b.logits, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(a.boxes, b.boxes, rtol=1e-4, atol=1e-3)
+    # The documented difference (spec 8, 12): official clips to the image, mmdetection does not.
+    raw = mmdet_dets["boxes"]
+    outside = (raw[:, :2] < 0).any() | (raw[:, 2] > 120).any() | (raw[:, 3] > 90).any()
+    assert outside, "the test image should produce boxes crossing the border"
+    assert len(official_dets["boxes"]) == len(raw)
+    torch.testing.assert_close(official_dets["boxes"], clip_boxes(raw, 90, 120), atol=1e-3, rtol=0)
+    torch.testing.assert_close(official_dets["scores"], mmdet_dets["scores"], atol=1e-4, rtol=0)
+    assert torch.equal(official_dets["labels"], mmdet_dets["labels"])
+
+
+def test_missing_and_misshaped_keys_are_listed(tmp_path: Path, tiny_pair: ReferencePair) -> None:
+    tensors = dict(tiny_pair.official)
+    del tensors["head.head_series.1.norm3.bias"]
+    with pytest.raises(ValueError, match=r"missing keys: head\.stages\.1\.ffn_norm\.bias"):
+        convert_checkpoint(save_official(tmp_path / "missing.pth", tensors))
+    tensors = dict(tiny_pair.official)
+    tensors["head.head_series.1.class_logits.weight"] = torch.zeros(5, TINY.hidden)
+    with pytest.raises(ValueError, match=r"mis-shaped keys: head\.stages\.1\.class_logits\.weight"):
+        convert_checkpoint(save_official(tmp_path / "shape.pth", tensors))
+    tensors = dict(tiny_pair.official)
+    tensors["head.head_series.2.norm1.weight"] = torch.zeros(TINY.hidden)  # a third stage, partly
+    with pytest.raises(ValueError, match=r"head\.stages\.2\."):
+        convert_checkpoint(save_official(tmp_path / "extra.pth", tensors))
+
+
+def test_backbone_counters_are_dropped_or_synthesised(tmp_path: Path) -> None:
+    pair = make_pair(TINY)
+    # An official-layout file that nevertheless carries BatchNorm counters: dropped for FrozenBN.
+    with_counters = dict(pair.official)
+    with_counters["backbone.bottom_up.stem.conv1.norm.num_batches_tracked"] = torch.tensor(5)
+    converted = convert_checkpoint(save_official(tmp_path / "c.pth", with_counters))
+    assert not any(k.endswith("num_batches_tracked") for k in converted.state_dict)
+    # An mmdetection file without counters: zeros are added for BatchNorm (bn_eval).
+    without = {k: v for k, v in pair.mmdet.items() if not k.endswith("num_batches_tracked")}
+    converted = convert_checkpoint(save_mmdet(tmp_path / "m.pth", without))
+    assert converted.state_dict["backbone.bn1.num_batches_tracked"].item() == 0
+
+
+def test_class_names_other_than_coco(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    arch = TINY.__class__(**{**TINY.__dict__, "num_classes": 3})
+    pair = make_pair(arch)
+    path = save_mmdet(tmp_path / "mine.pth", pair.mmdet, classes=("cat", "dog", "bird"))
+    with caplog.at_level(logging.WARNING):
+        converted = convert_checkpoint(path)
+    assert converted.categories.names == ["cat", "dog", "bird"]
+    assert converted.categories.category_ids == [1, 2, 3]
+    assert "not COCO's" in caplog.text
+    path = save_mmdet(tmp_path / "wrong.pth", pair.mmdet, classes=("cat", "dog"))
+    with pytest.raises(ValueError, match="names 2 classes but the class logits have 3 rows"):
+        convert_checkpoint(path)
+
+
+def test_our_own_file_passes_through(tmp_path: Path, tiny_files: dict[str, Path]) -> None:
+    dst = save_converted(tiny_files["mmdet"], tmp_path / "ours.safetensors")
+    first = convert_checkpoint(tiny_files["mmdet"])
+    again = convert_checkpoint(dst)
+    assert again.config == first.config and again.categories == first.categories
+    assert all(torch.equal(again.state_dict[k], v) for k, v in first.state_dict.items())
+
+
+def test_torchvision_file_is_not_a_detector(tmp_path: Path, tiny_pair: ReferencePair) -> None:
+    backbone = {
+        k.removeprefix("backbone."): v
+        for k, v in tiny_pair.mmdet.items()
+        if k.startswith("backbone.")
+    }
+    path = tmp_path / "resnet18.pth"
+    torch.save(backbone, path)
+    with pytest.raises(ValueError, match="only a torchvision ResNet"):
+        convert_checkpoint(path)
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    convert_cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+def test_cli_convert(
+    tmp_path: Path, tiny_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dst = tmp_path / "out.safetensors"
+    assert _cli(["convert", str(tiny_files["official"]), "--output", str(dst)]) == 0
+    assert str(dst) in capsys.readouterr().out
+    loaded = load_model_file(dst)
+    assert loaded.config.model.backbone_depth == 18
+    assert loaded.config.model.clip_boxes is True
+    with pytest.raises(
+        ValueError, match=r"r18_mmdet\.pth: \d+ key\(s\) are not part of the official"
+    ):
+        _cli(["convert", str(tiny_files["mmdet"]), "--output", str(dst), "--from", "official"])
+
+
+def test_bare_state_dict_in_our_names(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    model = build_model("tiny")
+    path = tmp_path / "bare.pth"
+    torch.save(model.state_dict(), path)
+    with caplog.at_level(logging.WARNING):
+        converted = convert_checkpoint(path)
+    assert "without a config" in caplog.text
+    assert converted.config.model.backbone_norm == "bn_eval"  # it has BatchNorm counters
+    assert converted.config.model.num_proposals == 16 and converted.config.model.num_stages == 2
+    assert all(torch.equal(converted.state_dict[k], v) for k, v in model.state_dict().items())

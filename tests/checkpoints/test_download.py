@@ -1,0 +1,190 @@
+"""from_pretrained: local files and file:// URLs with checksums; resumable HTTP downloads."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from sparsercnn.checkpoints.download import (
+    PUBLISHED_CHECKPOINTS,
+    download,
+    expected_sha256,
+    fetch,
+    from_pretrained,
+)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_published_table() -> None:
+    assert {c.layout for c in PUBLISHED_CHECKPOINTS.values()} == {"official", "mmdet"}
+    official = PUBLISHED_CHECKPOINTS["r50_100pro_3x"]
+    assert official.url.endswith("/releases/download/v0.1/r50_100pro_3x_model.pth")
+    assert official.box_ap == 42.8
+    mmdet = PUBLISHED_CHECKPOINTS["mmdet_r50_100pro_3x"]
+    assert mmdet.url == (
+        "https://download.openmmlab.com/mmdetection/v2.0/sparse_rcnn/"
+        "sparse_rcnn_r50_fpn_mstrain_480-800_3x_coco/"
+        "sparse_rcnn_r50_fpn_mstrain_480-800_3x_coco_20201218_154234-7bc5c054.pth"
+    )
+    assert expected_sha256(mmdet.url.rsplit("/", 1)[1], None) == "7bc5c054"
+
+
+def test_published_name_uses_the_cache_offline(tmp_path: Path, tiny_files: dict[str, Path]) -> None:
+    cached = shutil.copy(tiny_files["official"], tmp_path / "r50_100pro_3x_model.pth")
+    assert fetch("r50_100pro_3x", cache_dir=tmp_path) == Path(cached)
+
+
+def test_file_url_with_right_and_wrong_checksum(
+    tmp_path: Path, tiny_files: dict[str, Path]
+) -> None:
+    path = tiny_files["official"]
+    loaded = from_pretrained(path.as_uri(), sha256=_sha256(path))
+    assert loaded.config.model.backbone_norm == "frozen_bn"
+    assert len(loaded.categories) == 80
+    assert from_pretrained(str(path), sha256=_sha256(path)[:8]).config == loaded.config
+    with pytest.raises(ValueError, match=r"checksum mismatch for .*r18_official\.pth"):
+        from_pretrained(path.as_uri(), sha256="0" * 64)
+    with pytest.raises(ValueError, match="hexadecimal"):
+        from_pretrained(path.as_uri(), sha256="xyz")
+
+
+def test_mmdet_file_name_carries_the_checksum(tmp_path: Path, tiny_files: dict[str, Path]) -> None:
+    digest = _sha256(tiny_files["mmdet"])
+    good = shutil.copy(
+        tiny_files["mmdet"], tmp_path / f"sparse_rcnn_tiny_20201218-{digest[:8]}.pth"
+    )
+    assert from_pretrained(Path(good).as_uri()).config.model.box_delta_clamp == "mmdet"
+    bad = shutil.copy(tiny_files["mmdet"], tmp_path / "sparse_rcnn_tiny_20201218-00000000.pth")
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        from_pretrained(str(bad))
+
+
+def test_missing_local_file_and_bad_scheme(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"nothing\.pth"):
+        fetch((tmp_path / "nothing.pth").as_uri())
+    with pytest.raises(ValueError, match="unsupported URL scheme 'ftp'"):
+        fetch("ftp://example.org/model.pth")
+
+
+@dataclass
+class _Server:
+    """What the test server serves and what it saw."""
+
+    payload: bytes
+    truncate_first: int | None = None  # bytes sent by the first response before hanging up
+    honour_range: bool = True
+    ranges: list[str | None] = field(default_factory=list)
+    url: str = ""
+
+
+def _handler(state: _Server) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if not self.path.endswith(".pth"):
+                self.send_error(404)
+                return
+            requested = self.headers.get("Range")
+            state.ranges.append(requested)
+            start = 0
+            if requested and state.honour_range:
+                start = int(requested.removeprefix("bytes=").split("-")[0])
+                if start >= len(state.payload):
+                    self.send_error(416)
+                    return
+                self.send_response(206)
+                end = len(state.payload) - 1
+                self.send_header("Content-Range", f"bytes {start}-{end}/{len(state.payload)}")
+            else:
+                self.send_response(200)
+            body = state.payload[start:]
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if state.truncate_first is not None and len(state.ranges) == 1:
+                body = body[: state.truncate_first]
+                self.close_connection = True
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            del format, args
+
+    return Handler
+
+
+@pytest.fixture
+def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Server]:
+    """An HTTP server with Range support on 127.0.0.1, shut down after the test."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    state = _Server(payload=b"")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_interrupted_download_resumes(
+    tmp_path: Path, serve: _Server, tiny_files: dict[str, Path]
+) -> None:
+    serve.payload = tiny_files["official"].read_bytes()
+    serve.truncate_first = len(serve.payload) // 3
+    url = f"{serve.url}/official/r18_model.pth"
+    cache = tmp_path / "cache"
+    with pytest.raises(ConnectionError, match="next attempt resumes"):
+        fetch(url, cache_dir=cache, max_attempts=1)
+    part = cache / "r18_model.pth.part"
+    assert part.stat().st_size == serve.truncate_first
+    assert not (cache / "r18_model.pth").exists()
+    path = fetch(url, cache_dir=cache, sha256=hashlib.sha256(serve.payload).hexdigest())
+    assert serve.ranges == [None, f"bytes={serve.truncate_first}-"]
+    assert path.read_bytes() == serve.payload and not part.exists()
+    fetch(url, cache_dir=cache)  # cached: no new request
+    assert len(serve.ranges) == 2
+
+
+def test_from_pretrained_over_http_retries_and_converts(
+    tmp_path: Path, serve: _Server, tiny_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve.payload = tiny_files["mmdet"].read_bytes()
+    serve.truncate_first = 1000
+    monkeypatch.setenv("SPARSERCNN_CACHE", str(tmp_path / "env_cache"))
+    loaded = from_pretrained(f"{serve.url}/mm/sparse_rcnn_tiny.pth")
+    assert loaded.config.model.clip_boxes is False
+    assert (tmp_path / "env_cache" / "sparse_rcnn_tiny.pth").is_file()
+    assert serve.ranges == [None, "bytes=1000-"]
+
+
+def test_server_without_range_support_restarts(tmp_path: Path, serve: _Server) -> None:
+    serve.payload = bytes(range(256)) * 64
+    serve.honour_range = False
+    dst = tmp_path / "blob.pth"
+    dst.with_name("blob.pth.part").write_bytes(b"stale bytes")
+    download(f"{serve.url}/blob.pth", dst)
+    assert dst.read_bytes() == serve.payload
+
+
+def test_wrong_download_is_deleted_and_404_is_not_retried(tmp_path: Path, serve: _Server) -> None:
+    serve.payload = b"not the published file"
+    dst = tmp_path / "model.pth"
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        download(f"{serve.url}/model.pth", dst, sha256="deadbeef")
+    assert not dst.exists() and not dst.with_name("model.pth.part").exists()
+    with pytest.raises(ValueError, match="HTTP 404"):
+        download(f"{serve.url}/missing.bin", dst)
+    assert len(serve.ranges) == 1

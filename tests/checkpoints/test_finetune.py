@@ -1,0 +1,135 @@
+"""Starting training from published weights: new class sets, ImageNet backbones, freezing."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ReferencePair
+
+from sparsercnn.checkpoints.convert import convert_checkpoint, save_converted
+from sparsercnn.checkpoints.finetune import (
+    freeze_all_but_class_logits,
+    freeze_backbone,
+    init_from_checkpoint,
+    load_backbone_weights,
+)
+from sparsercnn.config import Config
+from sparsercnn.loss import build_criterion
+from sparsercnn.model import build_model
+from sparsercnn.presets import get_preset
+from sparsercnn.structures import Target
+
+PRIOR_BIAS = -math.log((1 - 0.01) / 0.01)
+
+
+def test_three_classes_from_an_80_class_checkpoint(
+    tiny_files: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    source = convert_checkpoint(tiny_files["official"])
+    # A model for a 3-class data set, trained with ordinary BatchNorm: counters get synthesised.
+    cfg = Config(model=replace(source.config.model, num_classes=3, backbone_norm="bn"))
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    with caplog.at_level("INFO"):
+        reinitialised = init_from_checkpoint(model, tiny_files["official"])
+    assert sorted(reinitialised) == sorted(
+        f"head.stages.{s}.class_logits.{p}" for s in range(2) for p in ("weight", "bias")
+    )
+    assert "re-initialised for 3 classes (the checkpoint has 80)" in caplog.text
+    loaded = {k: v.clone() for k, v in model.state_dict().items()}
+    for key, value in source.state_dict.items():
+        if key not in reinitialised:
+            assert torch.equal(loaded[key], value), key
+    assert torch.allclose(loaded["head.stages.1.class_logits.bias"], torch.full((3,), PRIOR_BIAS))
+
+    trainable = freeze_all_but_class_logits(model)
+    assert sorted(trainable) == sorted(reinitialised)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    image = torch.rand(3, 64, 80, generator=torch.Generator().manual_seed(2)) * 255
+    target = Target(boxes=torch.tensor([[4.0, 6.0, 40.0, 50.0]]), labels=torch.tensor([2]))
+    loss = build_criterion(cfg)(model([image]), [target])
+    assert torch.isfinite(loss.total)
+    loss.total.backward()
+    optimizer.step()
+
+    after = model.state_dict()
+    for key, value in source.state_dict.items():
+        if key not in reinitialised:
+            assert torch.equal(after[key], value), key  # BatchNorm statistics included
+    assert not torch.equal(
+        after["head.stages.0.class_logits.weight"], loaded["head.stages.0.class_logits.weight"]
+    )
+
+
+def test_same_classes_load_everything(tiny_files: dict[str, Path]) -> None:
+    source = convert_checkpoint(tiny_files["mmdet"])
+    model = build_model(source.config)
+    assert init_from_checkpoint(model, tiny_files["mmdet"].as_uri()) == []
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in source.state_dict.items())
+
+
+def test_other_architecture_is_an_error(tiny_files: dict[str, Path]) -> None:
+    cfg = convert_checkpoint(tiny_files["official"]).config
+    model = build_model(Config(model=replace(cfg.model, num_proposals=5)))
+    with pytest.raises(ValueError, match=r"mis-shaped keys: proposals\.boxes\.weight"):
+        init_from_checkpoint(model, tiny_files["official"])
+
+
+def _torchvision_resnet18(pair: ReferencePair) -> dict[str, torch.Tensor]:
+    """torchvision's names: mmdetection's backbone keys without the prefix, plus ``fc``."""
+    tensors = {
+        k.removeprefix("backbone."): v for k, v in pair.mmdet.items() if k.startswith("backbone.")
+    }
+    tensors["fc.weight"] = torch.zeros(1000, 512)
+    tensors["fc.bias"] = torch.zeros(1000)
+    return tensors
+
+
+@pytest.mark.parametrize("through_convert", [False, True])
+@pytest.mark.parametrize("norm", ["frozen_bn", "bn"])
+def test_torchvision_backbone_loads_without_missing_keys(
+    tmp_path: Path, tiny_pair: ReferencePair, norm: str, through_convert: bool
+) -> None:
+    tensors = _torchvision_resnet18(tiny_pair)
+    path = tmp_path / "resnet18.pth"
+    torch.save(tensors, path)
+    if through_convert:
+        path = save_converted(path, tmp_path / "resnet18.safetensors")
+    cfg = get_preset("tiny")
+    cfg.model.backbone_norm = norm
+    model = build_model(cfg)
+    load_backbone_weights(model, path)
+    loaded = model.backbone.state_dict()
+    for key, value in loaded.items():
+        if not key.endswith("num_batches_tracked"):
+            assert torch.equal(value, tensors[key]), key
+
+
+def test_backbone_depth_mismatch(tmp_path: Path) -> None:
+    # A ResNet-50's block structure (values irrelevant: the depth is checked first).
+    fake = {"conv1.weight": torch.zeros(1)}
+    for layer, blocks in enumerate((3, 4, 6, 3), start=1):
+        for i in range(blocks):
+            fake[f"layer{layer}.{i}.conv3.weight"] = torch.zeros(1)
+    path = tmp_path / "resnet50.pth"
+    torch.save(fake, path)
+    with pytest.raises(
+        ValueError, match="holds a ResNet-50 but the model's backbone is a ResNet-18"
+    ):
+        load_backbone_weights(build_model("tiny"), path)
+
+
+def test_freeze_backbone_survives_train_mode() -> None:
+    model = build_model("tiny")  # ordinary BatchNorm, nothing frozen
+    freeze_backbone(model)
+    model.train()
+    batch_norms = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert batch_norms and not any(m.training for m in batch_norms)
+    assert not any(p.requires_grad for p in model.backbone.parameters())
+    assert not any(p.requires_grad for p in model.fpn.parameters())
+    assert all(p.requires_grad for p in model.head.parameters())

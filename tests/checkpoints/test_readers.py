@@ -1,0 +1,138 @@
+"""Containers are read safely: tensors or numpy arrays in, pickles and code execution refused."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import COCO_CLASSES, ReferencePair, save_mmdet, save_official
+from safetensors.torch import save_file
+
+from sparsercnn.checkpoints.readers import detect_layout, read_checkpoint
+
+
+@pytest.mark.parametrize("wrap", [True, False])
+def test_official_flat_or_wrapped(tmp_path: Path, tiny_pair: ReferencePair, wrap: bool) -> None:
+    path = save_official(tmp_path / "model.pth", tiny_pair.official, wrap=wrap)
+    checkpoint = read_checkpoint(path)
+    assert checkpoint.layout == "official"
+    assert checkpoint.class_names is None
+    assert checkpoint.tensors.keys() == tiny_pair.official.keys()
+    assert all(torch.equal(checkpoint.tensors[k], v) for k, v in tiny_pair.official.items())
+
+
+def test_mmdet_container_with_meta(tmp_path: Path, tiny_pair: ReferencePair) -> None:
+    checkpoint = read_checkpoint(save_mmdet(tmp_path / "mm.pth", tiny_pair.mmdet))
+    assert checkpoint.layout == "mmdet"
+    assert checkpoint.class_names == list(COCO_CLASSES)
+    assert checkpoint.tensors["backbone.bn1.num_batches_tracked"].dtype == torch.int64
+
+
+def test_numpy_scalars_in_mmdet_meta(tmp_path: Path, tiny_pair: ReferencePair) -> None:
+    path = tmp_path / "mm.pth"
+    meta = {"CLASSES": COCO_CLASSES, "hook_msgs": {"best_score": np.float64(0.428)}}
+    torch.save({"meta": meta, "state_dict": tiny_pair.mmdet}, path)
+    assert read_checkpoint(path).layout == "mmdet"
+
+
+def test_numpy_arrays_become_tensors(tmp_path: Path, tiny_pair: ReferencePair) -> None:
+    arrays = {k: v.numpy() for k, v in tiny_pair.official.items()}
+    path = tmp_path / "from_pkl.pth"
+    torch.save({"model": arrays, "__author__": "someone"}, path)
+    checkpoint = read_checkpoint(path)
+    assert all(torch.equal(checkpoint.tensors[k], v) for k, v in tiny_pair.official.items())
+
+
+def test_numpy_1x_module_names_are_accepted(tmp_path: Path) -> None:
+    """Files pickled under numpy 1.x name ``numpy.core.multiarray._reconstruct``."""
+    arrays = {"init_proposal_boxes.weight": np.arange(8, dtype=np.float32).reshape(2, 4)}
+    path = tmp_path / "legacy.pth"
+    torch.save(arrays, path, _use_new_zipfile_serialization=False)
+    data = path.read_bytes()
+    assert b"numpy._core.multiarray" in data  # numpy 2 wrote it; rewrite as numpy 1 would
+    path.write_bytes(data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray"))
+    checkpoint = read_checkpoint(path)
+    assert torch.equal(
+        checkpoint.tensors["init_proposal_boxes.weight"], torch.arange(8.0).view(2, 4)
+    )
+
+
+def test_ddp_prefix_is_stripped(tmp_path: Path, tiny_pair: ReferencePair) -> None:
+    path = tmp_path / "ddp.pth"
+    torch.save({f"module.{k}": v for k, v in tiny_pair.official.items()}, path)
+    assert read_checkpoint(path).tensors.keys() == tiny_pair.official.keys()
+
+
+class _RunsCode:
+    """Pickles as a call of ``exec``: what a malicious checkpoint does."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (exec, (f"open({str(self.marker)!r}, 'w').close()",))
+
+
+def test_a_checkpoint_that_runs_code_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"model": {"conv1.weight": torch.zeros(1), "payload": _RunsCode(marker)}}, path)
+    with pytest.raises(ValueError, match=r"evil\.pth.*safe loading.*Python object exec"):
+        read_checkpoint(path)
+    assert not marker.exists()
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_a_plain_pickle_is_refused_without_being_opened(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "model_final.pkl"
+    path.write_bytes(pickle.dumps({"model": _RunsCode(marker)}))
+    with pytest.raises(ValueError, match=r"model_final\.pkl is a Python pickle"):
+        read_checkpoint(path)
+    renamed = path.rename(tmp_path / "model_final.pth")
+    with pytest.raises(ValueError, match=r"model_final\.pth could not be read"):
+        read_checkpoint(renamed)
+    assert not marker.exists()
+
+
+def test_not_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "notes.pth"
+    path.write_text("hello")
+    with pytest.raises(ValueError, match=r"notes\.pth could not be read"):
+        read_checkpoint(path)
+    with pytest.raises(FileNotFoundError, match=r"missing\.pth"):
+        read_checkpoint(tmp_path / "missing.pth")
+    path = tmp_path / "list.pth"
+    torch.save([torch.zeros(1)], path)
+    with pytest.raises(ValueError, match=r"list\.pth holds a list"):
+        read_checkpoint(path)
+    path = tmp_path / "mixed.pth"
+    torch.save({"conv1.weight": torch.zeros(1), "epoch": 3}, path)
+    with pytest.raises(ValueError, match=r"'epoch' is a int, not a tensor"):
+        read_checkpoint(path)
+
+
+def test_safetensors_state_dict_and_layout_detection(
+    tmp_path: Path, tiny_pair: ReferencePair
+) -> None:
+    path = tmp_path / "mm.safetensors"
+    save_file({k: v.contiguous() for k, v in tiny_pair.mmdet.items()}, str(path))
+    assert read_checkpoint(path).layout == "mmdet"
+    assert detect_layout(["conv1.weight", "layer1.0.conv1.weight", "fc.weight"], "x") == (
+        "torchvision"
+    )
+    with pytest.raises(ValueError, match=r"matches no known layout.*--from"):
+        detect_layout(["foo.weight"], "x")
+    with pytest.raises(ValueError, match="several layouts"):
+        detect_layout(["backbone.bottom_up.stem.conv1.weight", "neck.x"], "x")
+
+
+def test_forced_layout_skips_detection(tmp_path: Path) -> None:
+    path = tmp_path / "odd.pth"
+    torch.save({"foo.weight": torch.zeros(1)}, path)
+    assert read_checkpoint(path, layout="official").layout == "official"
+    with pytest.raises(ValueError, match="unknown checkpoint layout"):
+        read_checkpoint(path, layout="detectron")

@@ -1,0 +1,177 @@
+"""Training checkpoints: round trip, RNG states, atomic writes, pruning, refusal of bad files."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sparsercnn.config import Config
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.engine import checkpoint as checkpoint_module
+from sparsercnn.engine.checkpoint import (
+    LAST_CHECKPOINT_FILE,
+    find_last_checkpoint,
+    list_checkpoints,
+    load_training_checkpoint,
+    restore_rng_states,
+    rng_states,
+    save_training_checkpoint,
+)
+
+CATEGORIES = CategoryMap([1, 2], ["cat", "dog"])
+
+
+def _model_and_optimizer() -> tuple[nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    model(torch.randn(5, 4)).sum().backward()
+    optimizer.step()
+    return model, optimizer
+
+
+def _save(directory: Path, iteration: int, keep: int = 0, **kwargs: Any) -> Path:
+    model, optimizer = _model_and_optimizer()
+    return save_training_checkpoint(
+        directory, iteration, model, optimizer, None, Config(), CATEGORIES, keep=keep, **kwargs
+    )
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    model, optimizer = _model_and_optimizer()
+    config = Config()
+    config.train.max_iter = 1234
+    path = save_training_checkpoint(
+        tmp_path, 17, model, optimizer, None, config, CATEGORIES, extra={"best_ap": 0.25}
+    )
+    assert path.name == "checkpoint_0000017.pt"
+    state = load_training_checkpoint(tmp_path)
+    assert state["path"] == str(path)
+    assert state["iteration"] == 17
+    assert state["scaler"] is None
+    assert state["extra"] == {"best_ap": 0.25}
+    assert Config.from_dict(state["config"]) == config
+    assert CategoryMap.from_dict(state["categories"]) == CATEGORIES
+    for key, value in model.state_dict().items():
+        assert torch.equal(state["model"][key], value)
+    fresh = torch.optim.AdamW(model.parameters(), lr=1.0)
+    fresh.load_state_dict(state["optimizer"])
+    assert fresh.state_dict()["param_groups"] == optimizer.state_dict()["param_groups"]
+    moments = fresh.state_dict()["state"][0]["exp_avg"]
+    assert torch.equal(moments, optimizer.state_dict()["state"][0]["exp_avg"])
+
+
+def test_rng_states_restore_every_generator() -> None:
+    torch.manual_seed(1)
+    random.seed(2)
+    np.random.seed(3)
+    states = rng_states()
+    first = (torch.rand(3), random.random(), np.random.rand(3))
+    restore_rng_states(states)
+    second = (torch.rand(3), random.random(), np.random.rand(3))
+    assert torch.equal(first[0], second[0])
+    assert first[1] == second[1]
+    assert np.array_equal(first[2], second[2])
+
+
+def test_rng_states_survive_the_file(tmp_path: Path) -> None:
+    np.random.seed(5)
+    np.random.randn()  # leaves a cached Gaussian in the NumPy state
+    _save(tmp_path, 1)
+    expected = (torch.rand(2), random.random(), np.random.randn(2))
+    restore_rng_states(load_training_checkpoint(tmp_path)["rng"][0])
+    assert torch.equal(torch.rand(2), expected[0])
+    assert random.random() == expected[1]
+    assert np.array_equal(np.random.randn(2), expected[2])
+
+
+def test_failed_write_leaves_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _save(tmp_path, 1)
+
+    def broken_save(obj: object, path: Path) -> None:
+        Path(path).write_bytes(b"PK\x03\x04 half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        _save(tmp_path, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint_0000001.pt",
+        LAST_CHECKPOINT_FILE,
+    ]
+    assert load_training_checkpoint(tmp_path)["iteration"] == 1
+
+
+def test_keeps_only_the_newest(tmp_path: Path) -> None:
+    for iteration in (10, 20, 30, 40, 50):
+        _save(tmp_path, iteration, keep=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == [
+        "checkpoint_0000040.pt",
+        "checkpoint_0000050.pt",
+    ]
+    assert (tmp_path / LAST_CHECKPOINT_FILE).read_text().strip() == "checkpoint_0000050.pt"
+    assert load_training_checkpoint(tmp_path)["iteration"] == 50
+
+
+def test_keep_zero_keeps_all(tmp_path: Path) -> None:
+    for iteration in (1, 2, 3):
+        _save(tmp_path, iteration, keep=0)
+    assert len(list_checkpoints(tmp_path)) == 3
+
+
+def test_stale_pointer_falls_back_to_newest(tmp_path: Path) -> None:
+    _save(tmp_path, 3)
+    _save(tmp_path, 7)
+    (tmp_path / LAST_CHECKPOINT_FILE).write_text("checkpoint_0000099.pt\n")
+    found = find_last_checkpoint(tmp_path)
+    assert found is not None and found.name == "checkpoint_0000007.pt"
+
+
+def test_missing_checkpoint_errors_name_the_place(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path))):
+        load_training_checkpoint(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"checkpoint_0000005\.pt"):
+        load_training_checkpoint(tmp_path / "checkpoint_0000005.pt")
+
+
+def test_truncated_file_gives_clear_error(tmp_path: Path) -> None:
+    path = _save(tmp_path, 4)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"checkpoint_0000004\.pt is damaged.*earlier checkpoint"):
+        load_training_checkpoint(tmp_path)
+
+
+def test_foreign_file_is_not_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint_0000001.pt"
+    torch.save({"model": {}}, path)
+    with pytest.raises(ValueError, match="not a sparsercnn training checkpoint"):
+        load_training_checkpoint(path)
+
+
+class _Exploit:
+    """Unpickling this runs code: it writes the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",))
+
+
+def test_pickle_that_runs_code_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned.txt"
+    path = tmp_path / "checkpoint_0000001.pt"
+    torch.save({"format": "sparsercnn-training-checkpoint", "payload": _Exploit(marker)}, path)
+    with pytest.raises(ValueError, match="not loaded"):
+        load_training_checkpoint(path)
+    assert not marker.exists()

@@ -1,0 +1,169 @@
+"""Two-process data-parallel training with gloo on the CPU, launched as subprocesses.
+
+Each process runs this file as a script (``python test_distributed.py RANK ...``) with the
+environment torchrun would set, trains the tiny model for two steps on its shard of the data,
+evaluates, and saves its first-step gradients and final weights for the test to compare.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from synthetic_coco import TinyCoco, tiny_config
+
+from sparsercnn.engine.distributed import (
+    DistInfo,
+    all_gather_object,
+    barrier,
+    cleanup,
+    init_distributed,
+    is_main_process,
+)
+
+TIMEOUT_S = 180
+WORLD_SIZE = 2
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_single_process_without_torchrun_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    info = init_distributed(device="cpu")
+    assert info == DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    assert info.is_main and not info.is_distributed
+    assert is_main_process()
+    assert all_gather_object({"a": 1}) == [{"a": 1}]
+    barrier()
+    cleanup()
+
+
+def test_incomplete_torchrun_env_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    with pytest.raises(RuntimeError, match="torchrun"):
+        init_distributed(device="cpu")
+
+
+def _worker(rank: int, config_json: Path, data_json: Path, image_dir: Path, out: Path) -> None:
+    """One rank: train, evaluate, dump gradients of the first step and the final weights."""
+    from sparsercnn.config import Config
+    from sparsercnn.data.coco import CocoDataset
+    from sparsercnn.data.transforms import build_test_transform, build_train_transform
+    from sparsercnn.engine.trainer import Trainer
+
+    info = init_distributed(device="cpu", timeout_s=TIMEOUT_S / 2)
+    try:
+        cfg = Config.load(config_json)
+        train = CocoDataset(data_json, image_dir, build_train_transform(cfg.input))
+        val = CocoDataset(data_json, image_dir, build_test_transform(cfg.input))
+        trainer = Trainer(cfg, train, out / "run", val_dataset=val, dist_info=info, progress=False)
+        grads: dict[str, torch.Tensor] = {}
+
+        def keep_first_gradients(optimizer: Any, args: Any, kwargs: Any) -> None:
+            if not grads:
+                for name, param in trainer.model.named_parameters():
+                    if param.grad is not None:
+                        grads[name] = param.grad.detach().clone()
+
+        trainer.optimizer.register_step_pre_hook(keep_first_gradients)
+        result = trainer.train()
+        torch.save(
+            {
+                "grads": grads,
+                # Parameters only: BatchNorm running statistics are per rank by design (DDP
+                # broadcasts rank 0's at the start of each forward pass).
+                "weights": {n: p.detach() for n, p in trainer.model.named_parameters()},
+                "world_size": info.world_size,
+                "final_metrics": result.final_metrics,
+            },
+            out / f"rank{rank}.pt",
+        )
+    finally:
+        cleanup()
+
+
+def _launch(tmp_path: Path, data: TinyCoco, config_json: Path) -> list[subprocess.Popen[str]]:
+    env = {
+        **os.environ,
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_free_port()),
+        "WORLD_SIZE": str(WORLD_SIZE),
+        "OMP_NUM_THREADS": "1",
+    }
+    args = [str(config_json), str(data.json_path), str(data.image_dir), str(tmp_path)]
+    return [
+        subprocess.Popen(
+            [sys.executable, __file__, str(rank), *args],
+            env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in range(WORLD_SIZE)
+    ]
+
+
+def _wait(processes: list[subprocess.Popen[str]]) -> list[str]:
+    outputs = []
+    try:
+        for process in processes:
+            output, _ = process.communicate(timeout=TIMEOUT_S)
+            outputs.append(output)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return outputs
+
+
+def _run_ranks(tmp_path: Path, data: TinyCoco, config_json: Path) -> None:
+    """Launch the ranks and wait; one retry if the free port was taken in between."""
+    for attempt in range(2):
+        processes = _launch(tmp_path, data, config_json)
+        outputs = _wait(processes)
+        if all(p.returncode == 0 for p in processes):
+            return
+        if attempt == 0 and any("address already in use" in o.lower() for o in outputs):
+            continue
+        for rank, (process, output) in enumerate(zip(processes, outputs, strict=True)):
+            assert process.returncode == 0, f"rank {rank} failed:\n{output[-4000:]}"
+
+
+def test_two_process_gloo_training_stays_in_sync(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+    cfg = tiny_config()
+    cfg.train.max_iter = 2
+    config_json = tmp_path / "config.json"
+    config_json.write_text(cfg.to_json())
+    _run_ranks(tmp_path, tiny_coco, config_json)
+
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(WORLD_SIZE)]
+    assert all(r["world_size"] == WORLD_SIZE for r in ranks)
+    grads = [r["grads"] for r in ranks]
+    assert grads[0] and grads[0].keys() == grads[1].keys()
+    assert any(g.abs().sum() > 0 for g in grads[0].values())
+    for name, grad in grads[0].items():
+        assert torch.equal(grad, grads[1][name]), f"gradient of {name} differs between ranks"
+    for name, weight in ranks[0]["weights"].items():
+        assert torch.equal(weight, ranks[1]["weights"][name]), f"{name} differs between ranks"
+    # Rank 0 evaluated the detections of both shards; rank 1 got nothing back.
+    assert ranks[0]["final_metrics"]["num_images"] == tiny_coco.num_images
+    assert ranks[1]["final_metrics"] is None
+    assert (tmp_path / "run" / "checkpoint_0000002.pt").is_file()
+    assert (tmp_path / "run" / "model_final.safetensors").is_file()
+
+
+if __name__ == "__main__":
+    _worker(int(sys.argv[1]), *(Path(arg) for arg in sys.argv[2:6]))

@@ -1,0 +1,108 @@
+"""The learning-rate schedule: warm-up and step boundaries, linear scaling, budget fitting."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+
+from sparsercnn.engine.lr_schedule import Schedule, fit_schedule_to_budget, lr_factor, scaled_lr
+
+
+def official(iteration: int) -> float:
+    """The official schedule: 1000-iteration warm-up from 0.01, x0.1 at 210k and 250k."""
+    return lr_factor(
+        iteration, steps=(210_000, 250_000), gamma=0.1, warmup_iters=1000, warmup_factor=0.01
+    )
+
+
+def test_warmup_starts_at_warmup_factor_and_reaches_one() -> None:
+    assert official(0) == pytest.approx(0.01)
+    assert official(500) == pytest.approx(0.01 * 0.5 + 0.5)
+    assert official(999) == pytest.approx(0.01 * 0.001 + 0.999)
+    assert official(1000) == 1.0
+
+
+def test_warmup_is_linear() -> None:
+    factors = [official(i) for i in range(0, 1001, 100)]
+    differences = [b - a for a, b in itertools.pairwise(factors)]
+    assert differences == pytest.approx([differences[0]] * len(differences))
+
+
+def test_decay_applies_at_each_step_and_after() -> None:
+    assert official(209_999) == 1.0
+    assert official(210_000) == pytest.approx(0.1)
+    assert official(249_999) == pytest.approx(0.1)
+    assert official(250_000) == pytest.approx(0.01)
+    assert official(269_999) == pytest.approx(0.01)
+    assert official(10**7) == pytest.approx(0.01)
+
+
+def test_step_inside_warmup_multiplies() -> None:
+    factor = lr_factor(5, steps=(5,), gamma=0.5, warmup_iters=10, warmup_factor=0.0)
+    assert factor == pytest.approx(0.5 * 0.5)
+
+
+def test_no_warmup_and_unsorted_steps() -> None:
+    def factor(iteration: int) -> float:
+        return lr_factor(iteration, steps=(20, 10), gamma=0.1, warmup_iters=0, warmup_factor=0.01)
+
+    assert factor(0) == 1.0
+    assert factor(15) == pytest.approx(0.1)
+    assert factor(20) == pytest.approx(0.01)
+
+
+def test_negative_iteration_is_rejected() -> None:
+    with pytest.raises(ValueError, match="iteration"):
+        official(-1)
+
+
+def test_scaled_lr_linear_rule() -> None:
+    assert scaled_lr(2.5e-5, 16, 16, True) == pytest.approx(2.5e-5)
+    assert scaled_lr(2.5e-5, 4, 16, True) == pytest.approx(2.5e-5 / 4)
+    assert scaled_lr(2.5e-5, 32, 16, True) == pytest.approx(5e-5)
+    assert scaled_lr(2.5e-5, 4, 16, False) == 2.5e-5
+
+
+@pytest.mark.parametrize(("lr", "total", "reference"), [(0.0, 16, 16), (1e-4, 0, 16), (1e-4, 8, 0)])
+def test_scaled_lr_rejects_invalid(lr: float, total: int, reference: int) -> None:
+    with pytest.raises(ValueError):
+        scaled_lr(lr, total, reference, True)
+
+
+SCHEDULE = Schedule(max_iter=1000, steps=(700, 900), warmup_iters=100)
+
+
+def test_budget_that_fits_keeps_the_schedule() -> None:
+    fitted = fit_schedule_to_budget(
+        SCHEDULE, iteration=10, seconds_per_iter=0.1, remaining_seconds=1000.0
+    )
+    assert fitted == SCHEDULE
+
+
+def test_budget_shortens_schedule_proportionally() -> None:
+    # 40 s at 0.1 s/it: 400 more iterations after the 10 already done.
+    fitted = fit_schedule_to_budget(
+        SCHEDULE, iteration=10, seconds_per_iter=0.1, remaining_seconds=40.0
+    )
+    assert fitted.max_iter == 410
+    assert fitted.steps == (287, 369)
+    assert fitted.warmup_iters == 41
+    for old, new in zip(SCHEDULE.steps, fitted.steps, strict=True):
+        assert abs(new / fitted.max_iter - old / SCHEDULE.max_iter) <= 1 / fitted.max_iter
+
+
+def test_budget_already_spent_stops_now() -> None:
+    fitted = fit_schedule_to_budget(
+        SCHEDULE, iteration=10, seconds_per_iter=0.1, remaining_seconds=-5.0
+    )
+    assert fitted.max_iter == 10
+
+
+def test_budget_rejects_bad_pace() -> None:
+    for pace in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="seconds_per_iter"):
+            fit_schedule_to_budget(
+                SCHEDULE, iteration=0, seconds_per_iter=pace, remaining_seconds=1.0
+            )

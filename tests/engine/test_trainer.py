@@ -1,0 +1,216 @@
+"""The training loop on the "tiny" preset and a tiny COCO data set written to a temp folder."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from synthetic_coco import TinyCoco, tiny_config
+
+from sparsercnn.config import Config
+from sparsercnn.data.coco import CocoDataset
+from sparsercnn.data.transforms import build_test_transform, build_train_transform
+from sparsercnn.engine.checkpoint import LAST_CHECKPOINT_FILE, load_training_checkpoint
+from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, TimeBudget
+from sparsercnn.engine.train_step import NonFiniteLossError
+from sparsercnn.engine.trainer import Trainer
+from sparsercnn.loss import SetLoss
+from sparsercnn.model_file import load_model_file
+from sparsercnn.structures import ModelOutput, Target
+
+
+def _datasets(data: TinyCoco, cfg: Config) -> tuple[CocoDataset, CocoDataset]:
+    train = CocoDataset(data.json_path, data.image_dir, build_train_transform(cfg.input))
+    val = CocoDataset(
+        data.json_path, data.image_dir, build_test_transform(cfg.input), skip_unreadable=False
+    )
+    return train, val
+
+
+def _trainer(data: TinyCoco, cfg: Config, output_dir: Path, **kwargs: Any) -> Trainer:
+    train, val = _datasets(data, cfg)
+    val_dataset = val if kwargs.pop("with_val", False) else None
+    return Trainer(
+        cfg, train, output_dir, val_dataset=val_dataset, device="cpu", progress=False, **kwargs
+    )
+
+
+def _records(output_dir: Path) -> list[dict[str, Any]]:
+    lines = (output_dir / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_training_writes_outputs(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+    cfg = tiny_config()
+    cfg.train.checkpoint_period = 2
+    trainer = _trainer(tiny_coco, cfg, tmp_path, with_val=True)
+    initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    result = trainer.train()
+
+    assert result.iteration == 3 and not result.stopped_early
+    assert {"loss", "loss_cls/stage0", "loss_l1/stage1", "loss_giou/stage1"} <= set(
+        result.last_losses
+    )
+    assert all(math.isfinite(v) for v in result.last_losses.values())
+    records = _records(tmp_path)
+    train_records = [r for r in records if "loss" in r]
+    assert [r["iter"] for r in train_records] == [1, 2, 3]
+    assert train_records[0]["lr"] == pytest.approx(cfg.train.lr * cfg.train.warmup_factor)
+    assert all(math.isfinite(r["loss"]) and r["images_per_s"] > 0 for r in train_records)
+    eval_records = [r for r in records if "eval" in r]
+    assert [r["iter"] for r in eval_records] == [3]
+    assert eval_records[0]["eval"]["num_images"] == tiny_coco.num_images
+    assert result.final_metrics == eval_records[0]["eval"]
+
+    assert sorted(p.name for p in tmp_path.glob("checkpoint_*.pt")) == [
+        "checkpoint_0000002.pt",
+        "checkpoint_0000003.pt",
+    ]
+    assert (tmp_path / LAST_CHECKPOINT_FILE).read_text().strip() == "checkpoint_0000003.pt"
+    assert Config.load(tmp_path / "config.json") == cfg
+    loaded = load_model_file(result.model_final_path or "")
+    assert loaded.config == cfg
+    changed = [k for k, v in loaded.model.state_dict().items() if not torch.equal(v, initial[k])]
+    assert changed, "training did not change any weight"
+    assert result.model_best_path is not None and result.model_best_path.is_file()
+    assert result.curves_path is not None and result.curves_path.is_file()
+    assert cfg.train.max_iter == 3  # the caller's config is untouched
+
+
+def test_refuses_to_overwrite_a_run(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+    (tmp_path / "checkpoint_0000005.pt").write_bytes(b"")
+    with pytest.raises(FileExistsError, match="resume"):
+        _trainer(tiny_coco, tiny_config(), tmp_path)
+
+
+def test_resume_continues_bit_identically(
+    tiny_coco: TinyCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = tiny_config()
+    cfg.model.dropout = 0.1  # the RNG state matters
+    cfg.train.grad_accum_steps = 2  # the data order spans micro-batches
+    cfg.train.max_iter = 4
+    _trainer(tiny_coco, cfg, tmp_path / "straight").train()
+
+    short = copy.deepcopy(cfg)
+    short.train.max_iter = 2
+    _trainer(tiny_coco, short, tmp_path / "resumed").train()
+    with caplog.at_level(logging.INFO, logger="sparsercnn.engine.trainer"):
+        result = _trainer(tiny_coco, cfg, tmp_path / "resumed", resume=True).train()
+    assert result.iteration == 4
+    assert "schedule extended on resume: max_iter 2 -> 4" in caplog.text
+
+    straight = load_training_checkpoint(tmp_path / "straight")
+    resumed = load_training_checkpoint(tmp_path / "resumed")
+    assert straight["iteration"] == resumed["iteration"] == 4
+    for key, value in straight["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
+    for index, state in straight["optimizer"]["state"].items():
+        assert torch.equal(state["exp_avg_sq"], resumed["optimizer"]["state"][index]["exp_avg_sq"])
+    losses = [(r["iter"], r["loss"]) for r in _records(tmp_path / "straight")]
+    assert [(r["iter"], r["loss"]) for r in _records(tmp_path / "resumed")] == losses
+
+
+class _PoisonedCriterion:
+    """Wraps the criterion and makes the loss NaN for the first ``count`` calls."""
+
+    def __init__(self, criterion: Any, count: int) -> None:
+        self.criterion = criterion
+        self.remaining = count
+
+    def __call__(self, output: ModelOutput, targets: list[Target]) -> SetLoss:
+        loss = self.criterion(output, targets)
+        if self.remaining > 0:
+            self.remaining -= 1
+            loss = SetLoss(total=loss.total * math.nan, terms=loss.terms, indices=loss.indices)
+        return loss
+
+
+def test_nonfinite_loss_skips_the_step(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+    cfg = tiny_config()
+    cfg.train.max_iter = 2
+    trainer = _trainer(tiny_coco, cfg, tmp_path)
+    trainer.step.criterion = _PoisonedCriterion(trainer.step.criterion, count=1)
+    result = trainer.train()
+    assert result.iteration == 2 and result.skipped_steps == 1
+    first, second = (r for r in _records(tmp_path) if "iter" in r and "eval" not in r)
+    assert first["skipped"] == 1 and "loss" not in first
+    assert second["skipped"] == 0 and math.isfinite(second["loss"])
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_repeated_nonfinite_loss_raises(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+    cfg = tiny_config()
+    cfg.train.max_iter = 10
+    cfg.train.max_nonfinite_steps = 2
+    trainer = _trainer(tiny_coco, cfg, tmp_path)
+    initial = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+    trainer.step.criterion = _PoisonedCriterion(trainer.step.criterion, count=100)
+    with pytest.raises(NonFiniteLossError, match=r"2 consecutive steps with a non-finite loss"):
+        trainer.train()
+    assert trainer.iteration == 1  # raised during the second step
+    for key, value in trainer.model.named_parameters():
+        assert torch.equal(value, initial[key]), key  # no update was applied
+
+
+def test_time_budget_stops_gracefully(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+    cfg = tiny_config()
+    cfg.train.max_iter = 1000
+    trainer = _trainer(tiny_coco, cfg, tmp_path, time_budget_minutes=0.001)
+    result = trainer.train()
+    assert result.stopped_early and result.iteration == 1
+    assert load_training_checkpoint(tmp_path)["iteration"] == 1
+    assert result.model_final_path is not None and result.model_final_path.is_file()
+
+
+class _VirtualClockBudget(TimeBudget):
+    """Every iteration takes one virtual second, whatever the load of the machine."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds, time.perf_counter(), skip_iters=1, measure_iters=2)
+        self.virtual_elapsed = 0.0
+
+    def record(self, iteration_seconds: float) -> bool:
+        self.virtual_elapsed += 1.0
+        return super().record(1.0)
+
+    def elapsed(self) -> float:
+        return self.virtual_elapsed
+
+
+def test_time_budget_shortens_the_schedule(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+    cfg = tiny_config()
+    cfg.train.max_iter = 1000
+    cfg.train.steps = (800, 900)
+    cfg.train.warmup_iters = 100
+    trainer = _trainer(tiny_coco, cfg, tmp_path, time_budget_minutes=1.0)
+    trainer.budget = _VirtualClockBudget(10.0)
+    result = trainer.train()
+
+    # Measured after 3 iterations (1 skipped, 2 averaged): 1 s each. Left: 10 - 3 s, minus the
+    # end reserve (FINISH_OVERHEAD_S; no checkpoint or evaluation yet), at 1 s per iteration.
+    expected_max_iter = 3 + int(10 - 3 - FINISH_OVERHEAD_S)
+    fitted = Config.load(tmp_path / "config.json").train
+    assert fitted.max_iter == expected_max_iter == result.iteration
+    scale = expected_max_iter / 1000
+    assert fitted.steps == (round(800 * scale), round(900 * scale))
+    assert fitted.warmup_iters == round(100 * scale)
+    assert not result.stopped_early  # the fitted schedule ran to its end
+
+
+def test_bf16_autocast_on_cpu(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+    cfg = tiny_config()
+    cfg.train.max_iter = 1
+    cfg.train.amp = True
+    trainer = _trainer(tiny_coco, cfg, tmp_path)
+    assert trainer.amp_dtype == torch.bfloat16 and trainer.scaler is None
+    result = trainer.train()
+    assert result.skipped_steps == 0 and math.isfinite(result.last_losses["loss"])
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
