@@ -53,7 +53,10 @@ FORBIDDEN = {
     "evaluation": {"model", "loss", "data", "engine", "cli", "predictor"},
     "visualization": {"model", "loss", "engine", "cli", "predictor"},
     "checkpoints": {"engine", "cli", "predictor", "loss", "evaluation", "visualization"},
-    "engine": {"cli", "predictor"},
+    "engine": {"cli", "predictor", "diagnostics"},
+    "diagnostics": {"cli"},
+    "export": {"cli", "engine", "loss", "diagnostics"},
+    "benchmarking": {"cli", "engine", "loss", "diagnostics"},
     "predictor": {"cli", "engine"},
 }
 

@@ -25,6 +25,7 @@ from sparsercnn.evaluation.results import CocoResult, detections_to_coco_results
 from sparsercnn.model import SparseRCNN, build_postprocessor
 from sparsercnn.model_file import load_model_file
 from sparsercnn.structures import Detections
+from sparsercnn.visualization.draw import draw_detections
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 ImageInput = str | Path | Image.Image | np.ndarray | Tensor
@@ -135,7 +136,33 @@ def to_pil(image: ImageInput) -> Image.Image:
     raise TypeError(f"unsupported image input of type {type(image).__name__}")
 
 
-class Predictor:
+class BatchPredictor:
+    """Shared front end of the predictors: expand inputs, batch them, convert them to PIL.
+
+    Subclasses set ``batch_size`` and implement :meth:`_predict_batch`.
+    """
+
+    batch_size: int
+
+    def __call__(self, inputs: ImageInput | Sequence[ImageInput]) -> list[Prediction]:
+        """Detect objects in ``inputs`` (a path, folder, PIL image, HxWx3 uint8 array, (3, H, W)
+        tensor, or a list of these). Returns one :class:`Prediction` per image, in input order."""
+        return list(self.iter_predictions(inputs))
+
+    def iter_predictions(self, inputs: ImageInput | Sequence[ImageInput]) -> Iterator[Prediction]:
+        """Like :meth:`__call__`, but yields predictions batch by batch (for large folders)."""
+        items = expand_inputs(inputs)
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start : start + self.batch_size]
+            yield from self._predict_batch(
+                [to_pil(image) for image, _ in chunk], [s for _, s in chunk]
+            )
+
+    def _predict_batch(self, images: list[Image.Image], sources: list[str]) -> list[Prediction]:
+        raise NotImplementedError
+
+
+class Predictor(BatchPredictor):
     """Run a trained model on images.
 
     Args:
@@ -172,20 +199,6 @@ class Predictor:
         loaded = load_model_file(path)
         return Predictor(loaded.model, loaded.config, loaded.categories, **kwargs)
 
-    def __call__(self, inputs: ImageInput | Sequence[ImageInput]) -> list[Prediction]:
-        """Detect objects in ``inputs`` (a path, folder, PIL image, HxWx3 uint8 array, (3, H, W)
-        tensor, or a list of these). Returns one :class:`Prediction` per image, in input order."""
-        return list(self.iter_predictions(inputs))
-
-    def iter_predictions(self, inputs: ImageInput | Sequence[ImageInput]) -> Iterator[Prediction]:
-        """Like :meth:`__call__`, but yields predictions batch by batch (for large folders)."""
-        items = expand_inputs(inputs)
-        for start in range(0, len(items), self.batch_size):
-            chunk = items[start : start + self.batch_size]
-            yield from self._predict_batch(
-                [to_pil(image) for image, _ in chunk], [s for _, s in chunk]
-            )
-
     @torch.no_grad()
     def _predict_batch(self, images: list[Image.Image], sources: list[str]) -> list[Prediction]:
         no_boxes = torch.zeros((0, 4))
@@ -207,3 +220,22 @@ class Predictor:
             image_size=size,
             source=source,
         )
+
+
+def save_drawing(
+    prediction: Prediction, class_names: Sequence[str], output_dir: Path, score_threshold: float
+) -> Path:
+    """Draw the detections scoring at least ``score_threshold`` on the prediction's source image
+    file and save it as ``output_dir/<stem>.jpg``."""
+    drawing = draw_detections(
+        load_image(prediction.source),
+        prediction.boxes,
+        prediction.labels,
+        prediction.scores,
+        class_names,
+        score_threshold=score_threshold,
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    target = output_dir / (Path(prediction.source).stem + ".jpg")
+    drawing.save(target, quality=92)
+    return target

@@ -35,39 +35,44 @@ def r101_300pro_3x() -> Config:
 
 
 def demo() -> Config:
-    """CPU-scale Sparse R-CNN trained from scratch: ResNet-18, a narrower head, small images.
+    """CPU-scale Sparse R-CNN trained from scratch in minutes: ResNet-18, a narrow head, 160 px.
 
-    The architecture is the paper's (6 dynamic stages, 2/5/2 set loss); only widths, input size and
-    the learning rate (no ImageNet weights to start from) are changed so that training on two CPU
-    cores takes minutes. Usable on any dataset.
+    The architecture is the paper's (learned proposals, 6 dynamic stages, the 2/5/2 set loss with
+    deep supervision); what changes is scale: ResNet-18 with training-mode BatchNorm (no ImageNet
+    weights offline), widths 64 (FPN and head), 50 proposals on the paper's ``grid``
+    initialisation (Table 6; a spatial prior that converges faster than whole-image boxes when
+    training is short), bf16 autocast, and a learning rate for training from scratch. Usable on
+    any dataset; raise ``input.*`` sizes for larger images.
     """
     return Config(
         model=ModelConfig(
             backbone_depth=18,
             backbone_norm="bn",
             freeze_at=0,
-            fpn_dim=128,
+            fpn_dim=64,
             num_proposals=50,
-            hidden_dim=128,
+            proposal_init="grid",
+            hidden_dim=64,
             num_heads=4,
-            ffn_dim=512,
-            dynamic_dim=32,
+            ffn_dim=256,
+            dynamic_dim=16,
         ),
         input=InputConfig(
-            train_min_sizes=(224, 256, 288, 320),
-            train_max_size=480,
-            test_min_size=288,
-            test_max_size=480,
+            train_min_sizes=(160,),
+            train_max_size=160,
+            test_min_size=160,
+            test_max_size=160,
         ),
         train=TrainConfig(
             batch_size=8,
-            lr=2e-4,
+            lr=7e-4,
             scale_lr=False,
-            max_iter=1500,
-            steps=(1200, 1400),
-            warmup_iters=100,
+            max_iter=3000,
+            steps=(2400, 2800),
+            warmup_iters=50,
+            amp=True,
             checkpoint_period=500,
-            eval_period=500,
+            eval_period=0,
             log_period=10,
         ),
     )
@@ -86,8 +91,10 @@ def tiny() -> Config:
     cfg.input = InputConfig(
         train_min_sizes=(96, 128), train_max_size=160, test_min_size=128, test_max_size=160
     )
+    cfg.model.proposal_init = "image"
     cfg.train.batch_size = 2
     cfg.train.num_workers = 0
+    cfg.train.amp = False  # exact fp32 arithmetic for tests
     return cfg
 
 

@@ -19,8 +19,11 @@ def test_measures_after_skipped_iterations() -> None:
     assert budget.seconds_per_iter == pytest.approx(1.5)
     assert budget.record(3.0) is True
     assert budget.seconds_per_iter == pytest.approx(2.0)
-    assert budget.record(50.0) is False  # the measurement is over
-    assert budget.seconds_per_iter == pytest.approx(2.0)
+    # A sliding window of the last 3 iterations; a refit is asked for every 25 iterations.
+    assert budget.record(4.0) is False
+    assert budget.seconds_per_iter == pytest.approx(3.0)
+    assert [budget.record(1.0) for _ in range(24)] == [False] * 23 + [True]
+    assert budget.seconds_per_iter == pytest.approx(1.0)
 
 
 def test_should_stop_accounts_for_the_reserve() -> None:

@@ -8,10 +8,32 @@ import sys
 from collections.abc import Sequence
 
 from sparsercnn import __version__
-from sparsercnn.cli import convert, demo, evaluate, predict, train, validate
+from sparsercnn.cli import (
+    benchmark,
+    convert,
+    demo,
+    diagnose,
+    evaluate,
+    export,
+    predict,
+    train,
+    validate,
+    visualize,
+)
 
-COMMANDS = (demo, train, evaluate, predict, validate, convert)
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+COMMANDS = (
+    demo,
+    train,
+    evaluate,
+    predict,
+    validate,
+    convert,
+    export,
+    benchmark,
+    visualize,
+    diagnose,
+)
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sparsercnn.atomic_file import atomic_write
 from sparsercnn.cli.common import add_device_argument, resolve_device
-from sparsercnn.data.image_io import load_image
-from sparsercnn.predictor import Predictor
-from sparsercnn.visualization.draw import draw_detections
+from sparsercnn.evaluation.results import CocoResult
+from sparsercnn.export.onnx_runtime import OnnxPredictor
+from sparsercnn.predictor import Predictor, save_drawing
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Write COCO result records (file_name, category_id, bbox [x,y,w,h] in "
         "original pixels, score) for every image, and optionally the images with boxes drawn.",
     )
-    parser.add_argument("--checkpoint", type=Path, required=True, help="model file (.safetensors)")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--checkpoint", type=Path, help="model file (.safetensors)")
+    model.add_argument("--onnx", type=Path, help="ONNX file from `sparsercnn export`")
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images or folders")
     parser.add_argument("--output", type=Path, default=Path("predictions.json"), help="COCO JSON")
     parser.add_argument("--save-images", type=Path, metavar="DIR", help="draw detections here")
@@ -34,30 +36,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    predictor = Predictor.from_file(
-        args.checkpoint,
-        device=resolve_device(args.device),
-        batch_size=args.batch_size,
-        num_stages=args.stages,
-    )
-    records: list[dict] = []
+    predictor: Predictor | OnnxPredictor
+    if args.onnx is not None:
+        if args.stages is not None or args.device not in (None, "cpu"):
+            raise ValueError("--stages and --device apply to --checkpoint, not to --onnx (CPU)")
+        predictor = OnnxPredictor(args.onnx, batch_size=args.batch_size)
+    else:
+        predictor = Predictor.from_file(
+            args.checkpoint,
+            device=resolve_device(args.device),
+            batch_size=args.batch_size,
+            num_stages=args.stages,
+        )
+    records: list[CocoResult] = []
     num_images = 0
     for prediction in predictor.iter_predictions(list(args.paths)):
         num_images += 1
         records.extend(prediction.to_coco_results(predictor.categories.category_ids))
         if args.save_images:
-            shown = prediction.above(args.score_threshold)
-            drawing = draw_detections(
-                load_image(prediction.source),
-                shown.boxes,
-                shown.labels,
-                shown.scores,
-                predictor.categories.names,
-                score_threshold=args.score_threshold,
+            save_drawing(
+                prediction, predictor.categories.names, args.save_images, args.score_threshold
             )
-            target = args.save_images / (Path(prediction.source).stem + ".jpg")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            drawing.save(target, quality=92)
     text = json.dumps(records)
     atomic_write(args.output, lambda tmp: tmp.write_text(text))
     print(f"{len(records)} detections on {num_images} images written to {args.output}")

@@ -32,12 +32,15 @@ from PIL import Image, ImageDraw
 logger = logging.getLogger(__name__)
 
 DEMO_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star", "ring", "cross")
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MARKER_NAME = "demo_dataset.json"
 
 # Smallest circumscribed diameter (px) per class at which its silhouette stays unambiguous.
 _MIN_SIZE = {"circle": 10, "square": 12, "triangle": 12, "star": 16, "ring": 14, "cross": 12}
 _MAX_SIZE = 110
+_REFERENCE_SIDE = 256
+_SMALLEST = 8
+_MIN_IMAGE_SIDE = 96
 _MIN_VISIBLE_FRACTION = 0.7
 _EMPTY_FRACTION = 0.05
 
@@ -212,11 +215,15 @@ def render_scene(
     windows: list[tuple[slice, slice]] = []
     visible: list[int] = []
     areas: list[int] = []
-    max_size = _MAX_SIZE if num_objects <= 8 else (70 if num_objects <= 18 else 48)
+    # Sizes are set for a 256-pixel short side and scale with the image; small objects stay
+    # at least _SMALLEST pixels.
+    scale = min(height, width) / _REFERENCE_SIDE
+    max_size = (_MAX_SIZE if num_objects <= 8 else (70 if num_objects <= 18 else 48)) * scale
     for _ in range(num_objects):
         label = int(rng.integers(0, len(DEMO_CLASSES)))
         kind = DEMO_CLASSES[label]
-        size = math.exp(rng.uniform(math.log(_MIN_SIZE[kind]), math.log(max_size)))
+        min_size = max(_SMALLEST, _MIN_SIZE[kind] * scale)
+        size = math.exp(rng.uniform(math.log(min_size), math.log(max(max_size, min_size + 1))))
         mask = shape_mask(kind, size, float(rng.uniform(0, 2 * math.pi)))
         corner = _place(rng, id_map, visible, areas, mask)
         colour = _saturated_colour(rng)
@@ -327,9 +334,9 @@ def generate_demo_dataset(
     root = Path(root)
     if num_train < 0 or num_val < 0:
         raise ValueError(f"num_train and num_val must be >= 0, got {num_train}, {num_val}")
-    if not _MAX_SIZE + 4 <= image_size[0] <= image_size[1]:
+    if not _MIN_IMAGE_SIDE <= image_size[0] <= image_size[1]:
         raise ValueError(
-            f"image_size must be (lo, hi) with {_MAX_SIZE + 4} <= lo <= hi, got {image_size}"
+            f"image_size must be (lo, hi) with {_MIN_IMAGE_SIDE} <= lo <= hi, got {image_size}"
         )
     params = {
         "generator_version": GENERATOR_VERSION,

@@ -1,8 +1,10 @@
 """A wall-clock budget for a training run: measure the pace, then stop in time.
 
 :class:`TimeBudget` records iteration durations (skipping the first, slow ones), reports the
-measured seconds per iteration once enough are seen, and says when the next iteration plus the
-end-of-run work (final checkpoint and evaluation) would no longer fit. The trainer uses the
+pace over a sliding window of recent iterations, asks for a refit of the schedule once the first
+window is full and then every ``refit_every`` iterations (the pace drifts with the machine's
+load and the data), and says when the next iteration plus the end-of-run work (final checkpoint
+and evaluation) would no longer fit. The trainer uses the
 measurement to shorten its schedule with
 :func:`~sparsercnn.engine.lr_schedule.fit_schedule_to_budget`.
 """
@@ -10,6 +12,7 @@ measurement to shorten its schedule with
 from __future__ import annotations
 
 import time
+from collections import deque
 
 # Before the first evaluation, its cost per image is guessed as this fraction of a training
 # iteration's cost per image (a forward pass only, no matching or backward), plus a fixed
@@ -27,41 +30,53 @@ class TimeBudget:
         seconds: the whole budget.
         start: ``time.perf_counter()`` value at which the budget began.
         skip_iters: first iterations left out of the measurement (start-up, allocator warm-up).
-        measure_iters: iterations averaged for :attr:`seconds_per_iter`.
+        measure_iters: recent iterations averaged for :attr:`seconds_per_iter`.
+        refit_every: after the first measurement, ask for a refit this often (iterations).
     """
 
     def __init__(
-        self, seconds: float, start: float, *, skip_iters: int = 2, measure_iters: int = 8
+        self,
+        seconds: float,
+        start: float,
+        *,
+        skip_iters: int = 2,
+        measure_iters: int = 8,
+        refit_every: int = 25,
     ) -> None:
         if seconds <= 0:
             raise ValueError(f"the time budget must be positive, got {seconds} s")
-        if measure_iters < 1 or skip_iters < 0:
+        if measure_iters < 1 or skip_iters < 0 or refit_every < 1:
             raise ValueError(
-                f"need measure_iters >= 1 and skip_iters >= 0, got {measure_iters}, {skip_iters}"
+                "need measure_iters >= 1, skip_iters >= 0 and refit_every >= 1, got "
+                f"{measure_iters}, {skip_iters}, {refit_every}"
             )
         self.seconds = seconds
         self.start = start
         self.skip_iters = skip_iters
         self.measure_iters = measure_iters
+        self.refit_every = refit_every
         self._seen = 0
-        self._measured: list[float] = []
+        self._num_measured = 0
+        self._recent: deque[float] = deque(maxlen=measure_iters)
 
     def record(self, iteration_seconds: float) -> bool:
-        """Note one iteration's duration; True exactly when the measurement just completed."""
+        """Note one iteration's duration; True when the schedule should be (re)fitted now."""
         self._seen += 1
-        if self._seen <= self.skip_iters or self.measured:
+        if self._seen <= self.skip_iters:
             return False
-        self._measured.append(iteration_seconds)
-        return self.measured
+        self._recent.append(iteration_seconds)
+        self._num_measured += 1
+        past_first = self._num_measured - self.measure_iters
+        return past_first >= 0 and past_first % self.refit_every == 0
 
     @property
     def measured(self) -> bool:
-        return len(self._measured) >= self.measure_iters
+        return self._num_measured >= self.measure_iters
 
     @property
     def seconds_per_iter(self) -> float | None:
-        """Mean duration of the measured iterations so far (``None`` before the first)."""
-        return sum(self._measured) / len(self._measured) if self._measured else None
+        """Mean duration of the last ``measure_iters`` measured iterations (``None`` before)."""
+        return sum(self._recent) / len(self._recent) if self._recent else None
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start

@@ -159,7 +159,8 @@ class Trainer:
         seed_everything(self.cfg.train.seed)
         self.model = build_model(self.cfg)
         prepare_model(self.model, self.cfg, load_weights=not resume)
-        self.model.to(self.device)
+        # Channels-last convolutions are faster with oneDNN on CPUs and with cuDNN under AMP.
+        self.model.to(self.device, memory_format=torch.channels_last)
         self.postprocessor = build_postprocessor(self.cfg)
         self.optimizer = torch.optim.AdamW(
             [p for p in self.model.parameters() if p.requires_grad],
@@ -184,6 +185,8 @@ class Trainer:
         self.last_losses: dict[str, float] = {}
         if resume:
             self._resume()
+        train = self.cfg.train
+        self.configured_schedule = Schedule(train.max_iter, train.steps, train.warmup_iters)
         self.step = TrainStep(
             self._wrap_ddp(),
             build_criterion(self.cfg),
@@ -495,8 +498,9 @@ class Trainer:
         if self.val_dataset is not None and train.eval_period > 0:
             per_iter += (self.eval_seconds or 0.0) / train.eval_period
         old = Schedule(train.max_iter, train.steps, train.warmup_iters)
+        # Always scale the configured schedule, so a faster pace later can lengthen the run again.
         fitted = fit_schedule_to_budget(
-            old,
+            self.configured_schedule,
             iteration=self.iteration,
             seconds_per_iter=per_iter,
             remaining_seconds=self.budget.remaining() - self._end_reserve(measured),

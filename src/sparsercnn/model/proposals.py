@@ -23,8 +23,9 @@ def initial_proposal_boxes(
 
     - ``image``: every box is the whole image ``(0.5, 0.5, 1, 1)`` (the released models).
     - ``center``: every box at the image centre with 0.1 of the image's width and height.
-    - ``grid``: a regular ``ceil(sqrt(N))`` x ``ceil(sqrt(N))`` grid of cell-sized boxes (first N
-      cells, row-major), like the initial anchors of G-CNN.
+    - ``grid``: a regular grid of cell-sized boxes, like the initial anchors of G-CNN: ``rows =
+      round(sqrt(N))`` by ``cols = ceil(N / rows)`` cells; when that is more than N cells, N of
+      them are taken evenly spaced in row-major order, so the whole image stays covered.
     - ``random``: centres and sizes drawn from a Gaussian ``N(0.5, 0.25)``, clamped to
       ``[0, 1]`` for centres and ``[0.01, 1]`` for sizes.
     """
@@ -33,12 +34,18 @@ def initial_proposal_boxes(
     if init == "center":
         return torch.tensor([0.5, 0.5, 0.1, 0.1]).repeat(num_proposals, 1)
     if init == "grid":
-        side = math.ceil(math.sqrt(num_proposals))
-        centres = (torch.arange(side, dtype=torch.float32) + 0.5) / side
-        cy, cx = torch.meshgrid(centres, centres, indexing="ij")
-        size = torch.full_like(cx, 1.0 / side)
-        grid = torch.stack((cx, cy, size, size), dim=-1).reshape(-1, 4)
-        return grid[:num_proposals].clone()
+        rows = max(1, round(math.sqrt(num_proposals)))
+        cols = math.ceil(num_proposals / rows)
+        cy, cx = torch.meshgrid(
+            (torch.arange(rows, dtype=torch.float32) + 0.5) / rows,
+            (torch.arange(cols, dtype=torch.float32) + 0.5) / cols,
+            indexing="ij",
+        )
+        grid = torch.stack(
+            (cx, cy, torch.full_like(cx, 1.0 / cols), torch.full_like(cy, 1.0 / rows)), dim=-1
+        ).reshape(-1, 4)
+        picked = torch.linspace(0, rows * cols - 1, num_proposals).round().long()
+        return grid[picked].clone()
     if init == "random":
         boxes = torch.normal(0.5, 0.25, (num_proposals, 4), generator=generator)
         boxes[:, :2] = boxes[:, :2].clamp(0.0, 1.0)

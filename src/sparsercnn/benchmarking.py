@@ -1,0 +1,339 @@
+"""Inference latency and throughput of one model, backend, device and input size.
+
+:func:`run_benchmark` times the three parts of inference separately, each with a device
+synchronisation around it: preprocessing (normalise + pad a batch of resized uint8 images),
+the model, and post-processing (top-k, rescale, clip), plus backbone + FPN alone so that the
+head's share is visible. Backends: ``eager`` PyTorch (channels-last), ``compile``
+(``torch.compile`` at the fixed input size) and ``onnx`` (an export run by onnxruntime, where
+normalisation and post-processing are inside the graph: its preprocess is the host-side padding
+and its postprocess the removal of score-0 entries). Results carry the hardware, library
+versions and settings, as JSON and as a ``BENCHMARKS.md`` table row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from sparsercnn.config import Config
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.data.transforms import resized_shape
+from sparsercnn.model import SparseRCNN, build_model, build_postprocessor
+from sparsercnn.model_file import LoadedModel, load_model_file
+from sparsercnn.presets import get_preset
+from sparsercnn.structures import ImageBatch
+
+Backend = Literal["eager", "compile", "onnx"]
+PARTS = ("preprocess", "model", "postprocess", "total", "backbone_fpn")
+
+
+@dataclass
+class BenchmarkSettings:
+    """What to time.
+
+    Attributes:
+        checkpoint: a model file; None benchmarks ``preset`` with random weights.
+        preset: preset name used when there is no checkpoint.
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        backend: ``eager``, ``compile`` or ``onnx`` (CPU, fp32 only).
+        batch_size: images per run.
+        image_size: ``(h, w)`` of the resized input images; None: the test resize of a 480x640
+            (COCO-like) image.
+        dtype: ``fp32`` or ``bf16`` (autocast).
+        threads: intra-op CPU threads; None keeps the library default.
+        warmup, iters: untimed and timed runs.
+    """
+
+    checkpoint: Path | None = None
+    preset: str = "r50_100pro_3x"
+    device: str = "cpu"
+    backend: Backend = "eager"
+    batch_size: int = 1
+    image_size: tuple[int, int] | None = None
+    dtype: Literal["fp32", "bf16"] = "fp32"
+    threads: int | None = None
+    warmup: int = 3
+    iters: int = 20
+
+
+@dataclass
+class PartTiming:
+    """Latency statistics of one part, in milliseconds per batch; throughput from the median."""
+
+    p50_ms: float
+    p95_ms: float
+    mean_ms: float
+    images_per_s: float
+
+    @staticmethod
+    def from_seconds(seconds: list[float], batch_size: int) -> PartTiming:
+        p50, p95 = np.percentile(np.asarray(seconds), [50, 95])
+        return PartTiming(
+            p50_ms=float(p50) * 1e3,
+            p95_ms=float(p95) * 1e3,
+            mean_ms=float(np.mean(seconds)) * 1e3,
+            images_per_s=batch_size / max(float(p50), 1e-12),
+        )
+
+
+@dataclass
+class BenchmarkResult:
+    """Everything a benchmark row needs: settings, timings, hardware, versions."""
+
+    model: str
+    settings: dict[str, Any]
+    timings: dict[str, PartTiming]
+    hardware: dict[str, Any]
+    versions: dict[str, str]
+    setup_seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def markdown_header() -> str:
+        columns = [
+            "model", "backend", "device", "dtype", "batch", "input h x w", "threads",
+            "preprocess ms", "model ms (p50 / p95)", "postprocess ms", "backbone+FPN ms",
+            "images/s", "hardware", "torch",
+        ]  # fmt: skip
+        return "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
+
+    def markdown_row(self) -> str:
+        """One ``BENCHMARKS.md`` row (p50 unless stated; images/s of the whole pipeline)."""
+        s, t = self.settings, self.timings
+        hardware = self.hardware.get("gpu") or self.hardware["cpu"]
+        cells = [
+            self.model, s["backend"], s["device"], s["dtype"], str(s["batch_size"]),
+            f"{s['image_size'][0]} x {s['image_size'][1]}", str(s["threads"]),
+            f"{t['preprocess'].p50_ms:.1f}",
+            f"{t['model'].p50_ms:.1f} / {t['model'].p95_ms:.1f}",
+            f"{t['postprocess'].p50_ms:.2f}", f"{t['backbone_fpn'].p50_ms:.1f}",
+            f"{t['total'].images_per_s:.2f}", hardware, self.versions["torch"],
+        ]  # fmt: skip
+        return "| " + " | ".join(cells) + " |"
+
+
+@dataclass
+class _Parts:
+    """The timed callables of one backend; ``model`` consumes what ``preprocess`` returns."""
+
+    preprocess: Callable[[], Any]
+    model: Callable[[Any], Any]
+    postprocess: Callable[[Any], Any]
+    backbone_fpn: Callable[[Any], Any]
+
+
+def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
+    """Build the model and backend, warm up, then time ``settings.iters`` runs of every part.
+
+    Raises:
+        ValueError: an impossible combination (onnx on CUDA or in bf16, CUDA missing, ...).
+    """
+    device = torch.device(settings.device)
+    _check_settings(settings, device)
+    loaded = _load(settings)
+    height, width = settings.image_size or resized_shape(
+        480, 640, loaded.config.input.test_min_size, loaded.config.input.test_max_size
+    )
+    generator = torch.Generator().manual_seed(0)
+    images = [
+        torch.randint(0, 256, (3, height, width), generator=generator, dtype=torch.uint8)
+        for _ in range(settings.batch_size)
+    ]
+    previous_threads = torch.get_num_threads()
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    try:
+        start = time.perf_counter()
+        with contextlib.ExitStack() as stack:
+            if settings.backend == "onnx":
+                folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                parts = _onnx_parts(loaded, images, settings.threads, folder)
+            else:
+                parts = _torch_parts(loaded, images, settings, device)
+            stack.enter_context(torch.no_grad())
+            if settings.dtype == "bf16":
+                stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16))
+            sync = _synchronizer(device)
+            _run_parts(parts, sync)  # first run: compilation / session initialisation
+            setup = time.perf_counter() - start
+            seconds = _time_parts(parts, settings.warmup, settings.iters, sync)
+    finally:
+        torch.set_num_threads(previous_threads)
+    resolved = {**asdict(settings), "image_size": [height, width]}
+    resolved["checkpoint"] = str(settings.checkpoint) if settings.checkpoint else None
+    resolved["threads"] = settings.threads or previous_threads
+    return BenchmarkResult(
+        model=settings.checkpoint.name if settings.checkpoint else settings.preset,
+        settings=resolved,
+        timings={k: PartTiming.from_seconds(v, settings.batch_size) for k, v in seconds.items()},
+        hardware=hardware_info(device),
+        versions=library_versions(),
+        setup_seconds=setup,
+    )
+
+
+def _check_settings(settings: BenchmarkSettings, device: torch.device) -> None:
+    if settings.batch_size < 1 or settings.iters < 1 or settings.warmup < 0:
+        raise ValueError("batch_size and iters must be >= 1 and warmup >= 0")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {settings.device} asked for CUDA, but none is available")
+    if settings.backend == "onnx" and (device.type != "cpu" or settings.dtype != "fp32"):
+        raise ValueError("the onnx backend runs onnxruntime's CPU provider in fp32 only")
+    if settings.backend not in ("eager", "compile", "onnx"):
+        raise ValueError(f"unknown backend {settings.backend!r}; use eager, compile or onnx")
+
+
+def _load(settings: BenchmarkSettings) -> LoadedModel:
+    if settings.checkpoint is not None:
+        return load_model_file(settings.checkpoint)
+    config: Config = get_preset(settings.preset)
+    num_classes = config.model.num_classes
+    categories = CategoryMap(list(range(num_classes)), [str(i) for i in range(num_classes)])
+    return LoadedModel(model=build_model(config).eval(), config=config, categories=categories)
+
+
+def _torch_parts(
+    loaded: LoadedModel, images: list[Tensor], settings: BenchmarkSettings, device: torch.device
+) -> _Parts:
+    model: SparseRCNN = loaded.model.eval().to(device)
+    # Module.to accepts memory_format at runtime; torch's stubs do not list it.
+    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    postprocessor = build_postprocessor(loaded.config)
+    sizes = [(int(i.shape[1]), int(i.shape[2])) for i in images]
+    forward: Callable[[ImageBatch], Any] = model
+    features: Callable[[ImageBatch], Any] = model.extract_features
+    if settings.backend == "compile":
+        # Fixed input sizes: no dynamic shapes, so the compiled graphs are specialised to them.
+        forward = torch.compile(model, dynamic=False)
+        features = torch.compile(model.extract_features, dynamic=False)
+    return _Parts(
+        preprocess=lambda: model.preprocess(images),
+        model=forward,
+        postprocess=lambda output: postprocessor(output, sizes),
+        backbone_fpn=features,
+    )
+
+
+def _onnx_parts(
+    loaded: LoadedModel, images: list[Tensor], threads: int | None, folder: Path
+) -> _Parts:
+    import onnxruntime
+
+    from sparsercnn.export.onnx_export import export_backbone_fpn, export_onnx
+    from sparsercnn.export.onnx_runtime import OnnxPredictor
+
+    export_onnx(loaded, folder / "model.onnx", check=False)
+    predictor = OnnxPredictor(folder / "model.onnx", num_threads=threads)
+    divisor = loaded.model.size_divisibility
+    example = loaded.model.preprocess(images).tensor
+    options = onnxruntime.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    backbone = onnxruntime.InferenceSession(
+        str(export_backbone_fpn(loaded.model, example, folder / "backbone_fpn.onnx")),
+        sess_options=options,
+        providers=["CPUExecutionProvider"],
+    )
+    originals = np.array([(i.shape[1], i.shape[2]) for i in images], dtype=np.int64)
+
+    def preprocess() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        batch = ImageBatch.from_tensors(images, divisor)
+        return batch.tensor.float().numpy(), batch.image_sizes.numpy(), originals
+
+    def postprocess(outputs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[np.ndarray]:
+        boxes, scores, _ = outputs
+        return [b[s > 0] for b, s in zip(boxes, scores, strict=True)]
+
+    return _Parts(
+        preprocess=preprocess,
+        model=lambda inputs: predictor.run(*inputs),
+        postprocess=postprocess,
+        backbone_fpn=lambda inputs: backbone.run(None, {"images": example.numpy()}),
+    )
+
+
+def _synchronizer(device: torch.device) -> Callable[[], None]:
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
+def _run_parts(parts: _Parts, sync: Callable[[], None]) -> None:
+    batch = parts.preprocess()
+    parts.postprocess(parts.model(batch))
+    parts.backbone_fpn(batch)
+    sync()
+
+
+def _time_parts(
+    parts: _Parts, warmup: int, iters: int, sync: Callable[[], None]
+) -> dict[str, list[float]]:
+    for _ in range(warmup):
+        _run_parts(parts, sync)
+    seconds: dict[str, list[float]] = {name: [] for name in PARTS}
+    for _ in range(iters):
+        ticks = [time.perf_counter()]
+        batch = parts.preprocess()
+        sync()
+        ticks.append(time.perf_counter())
+        output = parts.model(batch)
+        sync()
+        ticks.append(time.perf_counter())
+        parts.postprocess(output)
+        sync()
+        ticks.append(time.perf_counter())
+        for name, begin, end in zip(PARTS[:3], ticks[:-1], ticks[1:], strict=True):
+            seconds[name].append(end - begin)
+        seconds["total"].append(ticks[-1] - ticks[0])
+    for _ in range(iters):
+        with _stopwatch(seconds["backbone_fpn"], sync):
+            parts.backbone_fpn(batch)
+    return seconds
+
+
+@contextlib.contextmanager
+def _stopwatch(into: list[float], sync: Callable[[], None]) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    sync()
+    into.append(time.perf_counter() - start)
+
+
+def hardware_info(device: torch.device) -> dict[str, Any]:
+    """CPU model and core count, and the GPU's name when ``device`` is CUDA."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    info: dict[str, Any] = {"cpu": cpu, "cpu_count": os.cpu_count(), "gpu": None}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python, torch, numpy, onnxruntime and sparsercnn."""
+    versions = {"python": platform.python_version(), "torch": torch.__version__}
+    for package in ("numpy", "onnxruntime", "sparsercnn"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions

@@ -1,0 +1,93 @@
+"""``sparsercnn benchmark``: latency and throughput of inference, part by part."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sparsercnn.atomic_file import atomic_write_text
+from sparsercnn.benchmarking import BenchmarkResult, BenchmarkSettings, run_benchmark
+from sparsercnn.presets import PRESETS
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "benchmark",
+        help="time inference (preprocess, model, postprocess, backbone+FPN)",
+        description="Warm up, then time preprocessing (normalise + pad), the model, "
+        "post-processing and backbone+FPN alone on random images of a fixed size; prints "
+        "p50/p95 latency and images/s with the hardware and library versions. Run it on an "
+        "otherwise idle machine.",
+    )
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--checkpoint", type=Path, help="model file (.safetensors)")
+    model.add_argument(
+        "--preset",
+        default="r50_100pro_3x",
+        choices=sorted(PRESETS),
+        help="random weights of this preset (default r50_100pro_3x)",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--backend", choices=["eager", "compile", "onnx"], default="eager")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="resized input size (default: the test resize of a 480x640 image)",
+    )
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--threads", type=int, help="intra-op CPU threads")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed runs after the first")
+    parser.add_argument("--iters", type=int, default=20, help="timed runs")
+    parser.add_argument("--output", type=Path, help="write the result as JSON here")
+    parser.add_argument(
+        "--markdown", action="store_true", help="print a table row for BENCHMARKS.md"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = BenchmarkSettings(
+        checkpoint=args.checkpoint,
+        preset=args.preset,
+        device=args.device,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        image_size=tuple(args.image_size) if args.image_size else None,
+        dtype=args.dtype,
+        threads=args.threads,
+        warmup=args.warmup,
+        iters=args.iters,
+    )
+    result = run_benchmark(settings)
+    print(format_result(result))
+    if args.markdown:
+        print()
+        print(BenchmarkResult.markdown_header())
+        print(result.markdown_row())
+    if args.output:
+        atomic_write_text(args.output, json.dumps(result.to_dict(), indent=2) + "\n")
+        print(f"result written to {args.output}")
+    return 0
+
+
+def format_result(result: BenchmarkResult) -> str:
+    """Settings, hardware, versions and one line per timed part."""
+    s = result.settings
+    lines = [
+        f"model {result.model}: backend {s['backend']}, device {s['device']}, dtype "
+        f"{s['dtype']}, batch {s['batch_size']}, input {s['image_size'][0]}x"
+        f"{s['image_size'][1]}, threads {s['threads']}, {s['warmup']} warm-up + "
+        f"{s['iters']} timed runs (setup {result.setup_seconds:.1f} s)",
+        "hardware: " + ", ".join(f"{k} {v}" for k, v in result.hardware.items() if v),
+        "versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()),
+        f"{'part':<14}{'p50 ms':>10}{'p95 ms':>10}{'images/s':>10}",
+    ]
+    for name, timing in result.timings.items():
+        lines.append(
+            f"{name:<14}{timing.p50_ms:>10.2f}{timing.p95_ms:>10.2f}{timing.images_per_s:>10.2f}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,123 @@
+"""``sparsercnn diagnose``: per-stage accuracy and latency, proposal-slot statistics, and the
+evaluation plots of a model file on a COCO-format dataset."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sparsercnn.cli.common import add_device_argument, resolve_device
+from sparsercnn.diagnostics.evaluation_report import write_evaluation_report
+from sparsercnn.diagnostics.slot_statistics import (
+    slot_statistics_of_model_file,
+    write_slot_statistics,
+)
+from sparsercnn.diagnostics.stage_evaluation import (
+    evaluate_model_file_stages,
+    write_stage_evaluation,
+)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", type=Path, required=True, help="model file (.safetensors)")
+    parser.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
+    parser.add_argument("--images", type=Path, required=True, help="image folder")
+    parser.add_argument(
+        "--output-dir", type=Path, default=Path("diagnostics"), help="where files are written"
+    )
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2)
+    add_device_argument(parser)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "diagnose",
+        help="per-stage AP and latency, proposal-slot statistics, evaluation plots",
+        description="Look inside a model file on a COCO-format dataset.",
+    )
+    kinds = parser.add_subparsers(dest="diagnosis", metavar="DIAGNOSIS", required=True)
+
+    stages = kinds.add_parser(
+        "stages",
+        help="AP of every stage's output and latency of running only the first k",
+        description="Evaluates every stage's detections in one pass (deep supervision makes "
+        "each stage a full detector) and times the model stopped after k stages. Writes "
+        "stages.json and stages.png.",
+    )
+    _add_common(stages)
+    stages.add_argument(
+        "--latency-images", type=int, default=5, help="images timed per k (0: no timing)"
+    )
+    stages.set_defaults(handler=run_stages)
+
+    slots = kinds.add_parser(
+        "slots",
+        help="what each proposal slot matches: counts, classes, sizes, positions, dead slots",
+        description="Matches the last stage to the ground truth with the model's Hungarian "
+        "matcher. Writes slots.json, slot_matches.png, slot_centres.png and slot_sizes.png.",
+    )
+    _add_common(slots)
+    slots.add_argument(
+        "--score-threshold", type=float, default=0.3, help="score of a confident slot"
+    )
+    slots.set_defaults(handler=run_slots)
+
+    report = kinds.add_parser(
+        "report",
+        help="precision-recall curves, confusion matrix, sample images, label summary",
+        description="Writes precision_recall.png, confusion_matrix.png/.json, "
+        "dataset_labels.png and samples/<image id>.png.",
+    )
+    _add_common(report)
+    report.add_argument("--score-threshold", type=float, default=0.3)
+    report.add_argument("--samples", type=int, default=4, help="images drawn with GT and boxes")
+    report.set_defaults(handler=run_report)
+
+
+def run_stages(args: argparse.Namespace) -> int:
+    evaluation = evaluate_model_file_stages(
+        args.checkpoint,
+        args.json,
+        args.images,
+        device=resolve_device(args.device),
+        num_latency_images=args.latency_images,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+    )
+    print(evaluation.format_table())
+    paths = write_stage_evaluation(evaluation, args.output_dir)
+    print(f"written: {paths['json']}, {paths['plot']}")
+    return 0
+
+
+def run_slots(args: argparse.Namespace) -> int:
+    statistics = slot_statistics_of_model_file(
+        args.checkpoint,
+        args.json,
+        args.images,
+        device=resolve_device(args.device),
+        score_threshold=args.score_threshold,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+    )
+    print(statistics.format())
+    paths = write_slot_statistics(statistics, args.output_dir)
+    print("written: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    paths = write_evaluation_report(
+        args.checkpoint,
+        args.json,
+        args.images,
+        args.output_dir,
+        device=resolve_device(args.device),
+        score_threshold=args.score_threshold,
+        num_samples=args.samples,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+    )
+    print(f"{len(paths)} files written to {args.output_dir}")
+    return 0

@@ -1,0 +1,57 @@
+"""``sparsercnn export``: a model file to a self-describing, NMS-free ONNX file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sparsercnn.export.onnx_export import DEFAULT_OPSET, OnnxCheckError, export_onnx
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export a model file to ONNX (onnxruntime, TensorRT, ...)",
+        description="Export to ONNX with dynamic height/width (and batch): inputs are resized "
+        "RGB 0-255 images with their sizes and original sizes, outputs the top-N boxes (xyxy, "
+        "original pixels), scores and labels; normalisation, padding and post-processing are "
+        "inside the graph. Label map and test resize are stored in the file's metadata.",
+    )
+    parser.add_argument("--checkpoint", type=Path, required=True, help="model file (.safetensors)")
+    parser.add_argument("--output", type=Path, required=True, help="destination .onnx file")
+    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (>= 17)")
+    parser.add_argument(
+        "--batch",
+        choices=["dynamic", "static"],
+        default="dynamic",
+        help="dynamic batch axis, or a fixed batch of 1",
+    )
+    parser.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="skip the onnxruntime-vs-PyTorch comparison on sample images",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.opset < 17:
+        raise ValueError(f"--opset {args.opset}: the graph needs opset 17 or newer")
+    try:
+        report = export_onnx(
+            args.checkpoint,
+            args.output,
+            opset=args.opset,
+            dynamic_batch=args.batch == "dynamic",
+            check=args.check,
+        )
+    except ImportError as error:
+        print(f"sparsercnn export: error: {error}", file=sys.stderr)
+        return 2
+    except OnnxCheckError as error:
+        print(f"sparsercnn export: check failed: {error}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0

@@ -1,0 +1,52 @@
+"""``sparsercnn visualize``: the refinement figure of an image (proposals, stages, trajectories)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sparsercnn.cli.common import add_device_argument, resolve_device
+from sparsercnn.diagnostics.stage_boxes import write_stage_figure
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "visualize",
+        help="draw the learned proposals and chosen stages' boxes on an image",
+        description="One PNG, panels side by side: all N learned proposal boxes, the detections "
+        "of the chosen stages above the score threshold, and the trajectory of each final "
+        "detection's box through the stages (centres joined, coloured by class).",
+    )
+    parser.add_argument("--checkpoint", type=Path, required=True, help="model file (.safetensors)")
+    parser.add_argument("image", type=Path, metavar="IMAGE", help="the image to draw on")
+    parser.add_argument(
+        "--stages",
+        type=int,
+        nargs="+",
+        help="1-based stages to show (default 1 3 6 for six stages, else first, middle, last)",
+    )
+    parser.add_argument("--score-threshold", type=float, default=0.3)
+    parser.add_argument("--output", type=Path, default=Path("stages.png"), help="PNG to write")
+    parser.add_argument(
+        "--no-trajectories", action="store_true", help="leave out the trajectory panel"
+    )
+    parser.add_argument(
+        "--max-panel-side", type=int, default=640, help="longest side of each panel in pixels"
+    )
+    add_device_argument(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = write_stage_figure(
+        args.checkpoint,
+        args.image,
+        args.output,
+        stages=args.stages,
+        score_threshold=args.score_threshold,
+        trajectories=not args.no_trajectories,
+        device=resolve_device(args.device),
+        max_panel_side=args.max_panel_side,
+    )
+    print(f"stage figure written to {path}")
+    return 0

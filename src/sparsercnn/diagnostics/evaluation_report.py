@@ -1,0 +1,226 @@
+"""The plots of an evaluation run, written into a run folder.
+
+Precision-recall curves per class, a confusion matrix (:mod:`~sparsercnn.diagnostics.confusion`),
+a few images with ground truth and predictions side by side, and the dataset's label summary.
+:func:`write_evaluation_report` starts from a model file; :func:`write_evaluation_plots` from a
+model in memory (the end of training); :func:`write_detection_plots` from detections already
+computed, so a caller that has just run inference does not run it again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from sparsercnn.atomic_file import atomic_write, atomic_write_text
+from sparsercnn.data.coco import CocoDataset
+from sparsercnn.data.image_io import load_image
+from sparsercnn.data.loader import build_test_loader
+from sparsercnn.diagnostics.confusion import BACKGROUND, MISSED, confusion_matrix
+from sparsercnn.diagnostics.ground_truth import (
+    ImageGroundTruth,
+    LabelSummary,
+    ground_truth_by_image,
+)
+from sparsercnn.diagnostics.loading import load_model_and_dataset
+from sparsercnn.engine.inference import run_inference
+from sparsercnn.evaluation import CocoEvaluator, EvaluationResult
+from sparsercnn.model import PostProcessor, build_postprocessor
+from sparsercnn.structures import Detections
+from sparsercnn.visualization.diagnostic_plots import plot_confusion_matrix
+from sparsercnn.visualization.draw import draw_ground_truth_and_predictions
+from sparsercnn.visualization.plots import plot_precision_recall
+
+logger = logging.getLogger(__name__)
+
+
+def write_detection_plots(
+    dataset: CocoDataset,
+    image_ids: Sequence[int],
+    detections: Sequence[Detections],
+    output_dir: str | Path,
+    *,
+    result: EvaluationResult | None = None,
+    score_threshold: float = 0.3,
+    iou_threshold: float = 0.5,
+    num_samples: int = 4,
+    num_proposals: int | None = None,
+) -> dict[str, Path]:
+    """Write the evaluation plots of detections on ``dataset`` into ``output_dir``.
+
+    Files: ``precision_recall.png``, ``confusion_matrix.png`` and ``.json``,
+    ``dataset_labels.png`` and ``samples/<image id>.png``.
+
+    Args:
+        dataset: the evaluated dataset (ground truth, label map, image folder).
+        image_ids: the image of every entry of ``detections``.
+        detections: boxes in absolute xyxy pixels of the original images.
+        output_dir: the folder to write into (created if needed).
+        result: the COCO evaluation of these detections; computed when not given.
+        score_threshold: least score of a detection in the confusion matrix and the samples.
+        iou_threshold: least IoU of a match in the confusion matrix.
+        num_samples: images drawn with ground truth and predictions, in dataset order.
+        num_proposals: N of the model, marked on the objects-per-image histogram.
+
+    Returns:
+        Name -> path of every file written: ``precision_recall``, ``confusion_matrix``,
+        ``confusion_matrix_json``, ``dataset_labels`` and ``sample_<image id>``.
+    """
+    output_dir = Path(output_dir)
+    categories = dataset.category_map
+    ground_truth = dataset.gt_dict()
+    if result is None:
+        evaluator = CocoEvaluator(ground_truth, categories.category_ids, categories.names)
+        evaluator.update(image_ids, detections)
+        result = evaluator.evaluate()
+    by_image = ground_truth_by_image(ground_truth, categories)
+    paths = {
+        "precision_recall": plot_precision_recall(
+            result.precision_recall, output_dir / "precision_recall.png"
+        )
+    }
+    paths.update(
+        _write_confusion(
+            [by_image[i] for i in image_ids],
+            detections,
+            list(categories.names),
+            output_dir,
+            score_threshold,
+            iou_threshold,
+        )
+    )
+    paths["dataset_labels"] = LabelSummary.from_ground_truth(by_image, categories).plot(
+        output_dir / "dataset_labels.png", num_proposals=num_proposals
+    )
+    samples = list(zip(image_ids, detections, strict=True))[:num_samples]
+    for image_id, image_detections in samples:
+        paths[f"sample_{image_id}"] = _write_sample(
+            dataset, image_id, by_image[image_id], image_detections, output_dir, score_threshold
+        )
+    logger.info("wrote %d evaluation plots to %s", len(paths), output_dir)
+    return paths
+
+
+def _write_confusion(
+    ground_truths: list[ImageGroundTruth],
+    detections: Sequence[Detections],
+    class_names: list[str],
+    output_dir: Path,
+    score_threshold: float,
+    iou_threshold: float,
+) -> dict[str, Path]:
+    matrix = confusion_matrix(
+        [(d["boxes"], d["labels"], d["scores"]) for d in detections],
+        [(g.boxes, g.labels) for g in ground_truths],
+        len(class_names),
+        score_threshold=score_threshold,
+        iou_threshold=iou_threshold,
+    )
+    rows, columns = [*class_names, BACKGROUND], [*class_names, MISSED]
+    record = {
+        "rows (ground truth)": rows,
+        "columns (predicted)": columns,
+        "score_threshold": score_threshold,
+        "iou_threshold": iou_threshold,
+        "matrix": matrix.tolist(),
+    }
+    title = f"confusion matrix (score >= {score_threshold}, IoU >= {iou_threshold})"
+    return {
+        "confusion_matrix": plot_confusion_matrix(
+            matrix, rows, columns, output_dir / "confusion_matrix.png", title=title
+        ),
+        "confusion_matrix_json": atomic_write_text(
+            output_dir / "confusion_matrix.json", json.dumps(record, indent=2)
+        ),
+    }
+
+
+def _write_sample(
+    dataset: CocoDataset,
+    image_id: int,
+    ground_truth: ImageGroundTruth,
+    detections: Detections,
+    output_dir: Path,
+    score_threshold: float,
+) -> Path:
+    """Draw one original image with its ground truth (left) and detections (right)."""
+    info = dataset.image_info(dataset.image_ids.index(image_id))
+    drawing = draw_ground_truth_and_predictions(
+        load_image(dataset.image_dir / info["file_name"]),
+        ground_truth.boxes,
+        ground_truth.labels,
+        detections["boxes"],
+        detections["labels"],
+        detections["scores"],
+        dataset.category_map.names,
+        score_threshold=score_threshold,
+    )
+    path = output_dir / "samples" / f"{image_id}.png"
+    return atomic_write(path, lambda tmp: drawing.save(tmp, format="PNG"))
+
+
+def write_evaluation_plots(
+    model: nn.Module,
+    postprocessor: PostProcessor,
+    dataset: CocoDataset,
+    output_dir: str | Path,
+    *,
+    score_threshold: float = 0.3,
+    iou_threshold: float = 0.5,
+    num_samples: int = 4,
+    batch_size: int = 1,
+    num_workers: int = 0,
+) -> dict[str, Path]:
+    """Run ``model`` over ``dataset`` (test transform) and :func:`write_detection_plots`."""
+    image_ids, detections, _ = run_inference(
+        model, postprocessor, build_test_loader(dataset, batch_size, num_workers)
+    )
+    module = getattr(model, "module", model)
+    proposals = getattr(module, "num_proposals", None)
+    return write_detection_plots(
+        dataset,
+        image_ids,
+        detections,
+        output_dir,
+        score_threshold=score_threshold,
+        iou_threshold=iou_threshold,
+        num_samples=num_samples,
+        num_proposals=proposals if isinstance(proposals, int) else None,
+    )
+
+
+def write_evaluation_report(
+    model_file: str | Path,
+    json_path: str | Path,
+    image_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    score_threshold: float = 0.3,
+    iou_threshold: float = 0.5,
+    num_samples: int = 4,
+    batch_size: int = 1,
+    num_workers: int = 0,
+) -> dict[str, Path]:
+    """:func:`write_evaluation_plots` of a model file on a COCO dataset.
+
+    Returns:
+        Name -> path of every file written (see :func:`write_detection_plots`).
+    """
+    loaded, dataset = load_model_and_dataset(model_file, json_path, image_dir, device)
+    return write_evaluation_plots(
+        loaded.model,
+        build_postprocessor(loaded.config),
+        dataset,
+        output_dir,
+        score_threshold=score_threshold,
+        iou_threshold=iou_threshold,
+        num_samples=num_samples,
+        batch_size=batch_size,
+        num_workers=num_workers,
+    )

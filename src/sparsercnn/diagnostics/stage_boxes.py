@@ -1,0 +1,269 @@
+"""Every stage's boxes on one image: the data behind the refinement figure (paper Fig. 5).
+
+:func:`compute_stage_boxes` runs the model once on an image with the test transform and keeps
+the learned proposals and every stage's boxes and scores in original-image pixels, plus each
+stage post-processed into detections. :func:`final_detection_tracks` follows every final
+detection back through the stages: a detection is one proposal slot (top-k over the ``N x C``
+scores, slot = flat index // C), so its box at stage ``s`` is that slot's box at ``s``.
+:func:`write_stage_figure` draws it all with
+:func:`~sparsercnn.visualization.stage_figure.draw_stage_figure`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from sparsercnn.atomic_file import atomic_write
+from sparsercnn.data.transforms import InferenceTransform, build_test_transform
+from sparsercnn.diagnostics.loading import model_device
+from sparsercnn.model import PostProcessor, SparseRCNN, build_postprocessor
+from sparsercnn.model_file import LoadedModel, load_model_file
+from sparsercnn.ops.boxes import clip_boxes
+from sparsercnn.predictor import ImageInput, to_pil
+from sparsercnn.structures import Detections
+from sparsercnn.visualization.stage_figure import StagePanel, Trajectories, draw_stage_figure
+
+logger = logging.getLogger(__name__)
+
+# The stages of the paper's figure (1-based), for a six-stage model.
+PAPER_FIGURE_STAGES = (1, 3, 6)
+
+
+@dataclass
+class StageBoxes:
+    """The model's view of one image, every box in absolute xyxy pixels of the original image.
+
+    Attributes:
+        image: the original RGB image.
+        proposal_boxes: ``(N, 4)`` the learned proposals scaled to the image.
+        boxes: ``(S, N, 4)`` the box of every slot after each stage (not clipped).
+        scores: ``(S, N, C)`` sigmoid class scores of every slot after each stage.
+        detections: per stage, the post-processed detections (as evaluation sees them).
+    """
+
+    image: Image.Image
+    proposal_boxes: Tensor
+    boxes: Tensor
+    scores: Tensor
+    detections: list[Detections]
+
+    @property
+    def num_stages(self) -> int:
+        return int(self.boxes.shape[0])
+
+
+@dataclass
+class DetectionTracks:
+    """Final detections and their boxes through the refinement, one row per detection.
+
+    Attributes:
+        slots: ``(K,)`` int64 proposal slot of each detection.
+        labels: ``(K,)`` int64 contiguous label.
+        scores: ``(K,)`` final score, descending.
+        boxes: ``(K, S + 1, 4)`` absolute xyxy pixels of the original image, clipped to it: the
+            learned proposal, then the box after each stage.
+    """
+
+    slots: Tensor
+    labels: Tensor
+    scores: Tensor
+    boxes: Tensor
+
+
+@torch.no_grad()
+def compute_stage_boxes(
+    model: SparseRCNN,
+    postprocessor: PostProcessor,
+    transform: InferenceTransform,
+    image: ImageInput,
+    num_stages: int | None = None,
+) -> StageBoxes:
+    """Run ``model`` (eval mode, restored after) on one image and keep every stage's boxes.
+
+    Args:
+        model: the detector, on any device.
+        postprocessor: turns each stage into detections.
+        transform: the model's test transform (the resize evaluation uses).
+        image: a path, PIL image, ``HxWx3`` uint8 array or ``(3, H, W)`` tensor.
+        num_stages: run only the first k stages (default all).
+
+    Returns:
+        The proposals, the ``S`` stages' boxes and scores and their detections.
+    """
+    pil = to_pil(image)
+    tensor = transform(pil, torch.zeros((0, 4)), random.Random(0))[0]
+    was_training = model.training
+    model.eval()
+    try:
+        output = model([tensor.to(model_device(model))], num_stages=num_stages)
+    finally:
+        model.train(was_training)
+    original_size = (pil.height, pil.width)
+    input_h, input_w = (float(v) for v in output.image_sizes[0].tolist())
+    scale = output.proposal_boxes.new_tensor(
+        [pil.width / input_w, pil.height / input_h, pil.width / input_w, pil.height / input_h]
+    )
+    stages = range(len(output.stages))
+    return StageBoxes(
+        image=pil,
+        proposal_boxes=(output.proposal_boxes[0] * scale).float().cpu(),
+        boxes=torch.stack([output.stages[s].boxes[0] * scale for s in stages]).float().cpu(),
+        scores=torch.stack([output.stages[s].logits[0].sigmoid() for s in stages]).float().cpu(),
+        detections=[_cpu(postprocessor(output, [original_size], stage=s)[0]) for s in stages],
+    )
+
+
+def _cpu(detections: Detections) -> Detections:
+    return Detections(
+        boxes=detections["boxes"].float().cpu(),
+        scores=detections["scores"].float().cpu(),
+        labels=detections["labels"].cpu(),
+    )
+
+
+def final_detection_tracks(
+    stage_boxes: StageBoxes, score_threshold: float = 0.3, top_k: int | None = None
+) -> DetectionTracks:
+    """The final (last-stage) detections at or above ``score_threshold`` and their trajectories.
+
+    Detections are the post-processor's top-k over the flattened ``N x C`` last-stage scores
+    (k = N by default); a slot that scores for several classes appears once, with its best.
+    """
+    last = stage_boxes.scores[-1]  # (N, C)
+    num_proposals, num_classes = last.shape
+    k = min(top_k or num_proposals, num_proposals * num_classes)
+    scores, indices = last.flatten().topk(k)
+    keep = scores >= score_threshold
+    scores, indices = scores[keep], indices[keep]
+    slots, labels = indices // num_classes, indices % num_classes
+    first = _first_per_slot(slots)
+    slots, labels, scores = slots[first], labels[first], scores[first]
+    steps = torch.cat([stage_boxes.proposal_boxes[None], stage_boxes.boxes])  # (S + 1, N, 4)
+    height, width = stage_boxes.image.height, stage_boxes.image.width
+    boxes = clip_boxes(steps[:, slots].permute(1, 0, 2), height, width)  # (K, S + 1, 4)
+    return DetectionTracks(slots=slots, labels=labels, scores=scores, boxes=boxes)
+
+
+def _first_per_slot(slots: Tensor) -> list[int]:
+    """Positions of the first occurrence of every slot (scores descend: each slot's best)."""
+    seen: set[int] = set()
+    first = []
+    for position, slot in enumerate(slots.tolist()):
+        if slot not in seen:
+            seen.add(slot)
+            first.append(position)
+    return first
+
+
+def default_figure_stages(num_stages: int) -> list[int]:
+    """1-based stages to show: the paper's 1, 3, 6 for six stages, else first, middle and last."""
+    if num_stages == 6:
+        return list(PAPER_FIGURE_STAGES)
+    return sorted({1, (num_stages + 1) // 2, num_stages})
+
+
+def check_figure_stages(stages: Sequence[int], num_stages: int) -> list[int]:
+    """``stages`` (1-based) checked against the model's ``num_stages``.
+
+    Raises:
+        ValueError: a stage is outside ``1..num_stages``.
+    """
+    wrong = [s for s in stages if not 1 <= s <= num_stages]
+    if wrong or not stages:
+        raise ValueError(
+            f"stages {list(stages)} are not all in 1..{num_stages} (1-based; the model has "
+            f"{num_stages} stages)"
+        )
+    return list(stages)
+
+
+def draw_model_stage_figure(
+    loaded: LoadedModel,
+    image: ImageInput,
+    *,
+    stages: Sequence[int] | None = None,
+    score_threshold: float = 0.3,
+    trajectories: bool = True,
+    max_panel_side: int | None = 640,
+) -> Image.Image:
+    """The refinement figure of one image: proposals, chosen stages, detection trajectories.
+
+    Args:
+        loaded: a model with its config and label map (:func:`load_model_file`).
+        image: a path, PIL image, ``HxWx3`` uint8 array or ``(3, H, W)`` tensor.
+        stages: 1-based stages to show (default :func:`default_figure_stages`).
+        score_threshold: stage detections and trajectories below it are not drawn.
+        trajectories: add the trajectory panel of the final detections.
+        max_panel_side: longest side of each panel in pixels (``None``: original size).
+
+    Returns:
+        One RGB image, panels side by side.
+    """
+    num_stages = loaded.model.num_stages
+    chosen = check_figure_stages(stages or default_figure_stages(num_stages), num_stages)
+    result = compute_stage_boxes(
+        loaded.model,
+        build_postprocessor(loaded.config),
+        build_test_transform(loaded.config.input),
+        image,
+    )
+    panels = [
+        StagePanel(
+            title=f"stage {s}",
+            boxes=result.detections[s - 1]["boxes"],
+            labels=result.detections[s - 1]["labels"],
+            scores=result.detections[s - 1]["scores"],
+        )
+        for s in chosen
+    ]
+    tracks = None
+    if trajectories:
+        final = final_detection_tracks(result, score_threshold)
+        tracks = Trajectories(boxes=final.boxes, labels=final.labels)
+    return draw_stage_figure(
+        result.image,
+        result.proposal_boxes,
+        panels,
+        loaded.categories.names,
+        trajectories=tracks,
+        score_threshold=score_threshold,
+        max_panel_side=max_panel_side,
+    )
+
+
+def write_stage_figure(
+    model_file: str | Path,
+    image: str | Path,
+    output_png: str | Path,
+    *,
+    stages: Sequence[int] | None = None,
+    score_threshold: float = 0.3,
+    trajectories: bool = True,
+    device: torch.device | str = "cpu",
+    max_panel_side: int | None = 640,
+) -> Path:
+    """Draw :func:`draw_model_stage_figure` for a model file and an image file into a PNG.
+
+    Returns:
+        ``output_png``, written atomically.
+    """
+    loaded = load_model_file(model_file, device=device)
+    figure = draw_model_stage_figure(
+        loaded,
+        image,
+        stages=stages,
+        score_threshold=score_threshold,
+        trajectories=trajectories,
+        max_panel_side=max_panel_side,
+    )
+    path = atomic_write(output_png, lambda tmp: figure.save(tmp, format="PNG"))
+    logger.info("wrote the stage figure of %s to %s", image, path)
+    return path

@@ -1,0 +1,248 @@
+"""Accuracy of every refinement stage, and the latency of stopping after the first k.
+
+Deep supervision trains every stage to be a full detector, so one pass of the model with all
+stages gives, through ``PostProcessor(..., stage=s)``, the COCO metrics of each stage's output
+(:func:`evaluate_every_stage`); the last equals ordinary evaluation. The speed side is
+:func:`measure_stage_latency`, which times ``model(images, num_stages=k)``. Together they say
+how many stages a deployment needs (``--stages k`` in ``eval`` and ``predict``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sparsercnn.atomic_file import atomic_write_text
+from sparsercnn.data.coco import CocoDataset
+from sparsercnn.data.loader import build_test_loader
+from sparsercnn.diagnostics.loading import load_model_and_dataset, model_device
+from sparsercnn.evaluation import CocoEvaluator, EvaluationResult
+from sparsercnn.model import PostProcessor, SparseRCNN, build_postprocessor
+from sparsercnn.visualization.diagnostic_plots import plot_stage_metrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StageMetrics:
+    """COCO metrics (in [0, 1]) of one stage's output and the speed of stopping there.
+
+    Attributes:
+        stage: 1-based stage number ``k``.
+        AP, AP50, AP75: COCO bbox AP@[.5:.95], AP50 and AP75 of stage ``k``'s detections.
+        seconds_per_image: model time per image when running only the first ``k`` stages
+            (batch of one), ``None`` when not measured.
+    """
+
+    stage: int
+    AP: float
+    AP50: float
+    AP75: float
+    seconds_per_image: float | None = None
+
+
+@dataclass
+class StageEvaluation:
+    """What :func:`evaluate_stages` returns: one row per stage, first to last."""
+
+    stages: list[StageMetrics]
+    num_images: int
+    num_latency_images: int
+    device: str
+    results: list[EvaluationResult] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: every row, the image counts and the device."""
+        return {
+            "stages": [asdict(row) for row in self.stages],
+            "num_images": self.num_images,
+            "num_latency_images": self.num_latency_images,
+            "device": self.device,
+        }
+
+    def format_table(self) -> str:
+        """The rows as a table, AP values x100, latency in ms per image."""
+        lines = [
+            f"per-stage COCO bbox evaluation on {self.num_images} images; latency of running "
+            f"only the first k stages on {self.device} ({self.num_latency_images} images)",
+            f"  {'stage':>5} {'AP':>6} {'AP50':>6} {'AP75':>6} {'ms/image':>9}",
+        ]
+        for row in self.stages:
+            ms = "-" if row.seconds_per_image is None else f"{1000 * row.seconds_per_image:.1f}"
+            lines.append(
+                f"  {row.stage:>5} {100 * row.AP:>6.2f} {100 * row.AP50:>6.2f} "
+                f"{100 * row.AP75:>6.2f} {ms:>9}"
+            )
+        return "\n".join(lines)
+
+
+def evaluate_every_stage(
+    model: SparseRCNN,
+    postprocessor: PostProcessor,
+    dataset: CocoDataset,
+    *,
+    batch_size: int = 1,
+    num_workers: int = 0,
+) -> list[EvaluationResult]:
+    """COCO metrics of every stage's output, from one pass of the model with all stages.
+
+    Args:
+        model: the detector (eval mode during the pass, its mode restored after).
+        postprocessor: applied to each stage (``stage=s``).
+        dataset: images with the test transform and COCO ground truth.
+        batch_size: images per forward pass.
+        num_workers: data-loading processes.
+
+    Returns:
+        One :class:`EvaluationResult` per stage, first to last.
+    """
+    device = model_device(model)
+    ground_truth = dataset.gt_dict()
+    categories = dataset.category_map
+    evaluators = [
+        CocoEvaluator(ground_truth, categories.category_ids, categories.names)
+        for _ in range(model.num_stages)
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for batch in build_test_loader(dataset, batch_size, num_workers):
+                output = model([image.to(device) for image in batch.images])
+                for stage, evaluator in enumerate(evaluators):
+                    detections = postprocessor(output, batch.original_sizes, stage=stage)
+                    evaluator.update(batch.image_ids, detections)
+    finally:
+        model.train(was_training)
+    return [evaluator.evaluate() for evaluator in evaluators]
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def measure_stage_latency(
+    model: SparseRCNN, images: Sequence[Tensor], *, warmup: int = 1
+) -> list[float]:
+    """Mean model time per image of ``model([image], num_stages=k)`` for ``k = 1 .. S``.
+
+    Args:
+        model: the detector (eval mode during timing, its mode restored after).
+        images: ``(3, h, w)`` uint8 images after the test transform, run one at a time.
+        warmup: untimed passes per ``k`` before timing.
+
+    Returns:
+        ``S`` seconds per image (forward pass only; the device is synchronised around it).
+    """
+    if not images:
+        raise ValueError("measure_stage_latency needs at least one image")
+    device = model_device(model)
+    inputs = [image.to(device) for image in images]
+    was_training = model.training
+    model.eval()
+    seconds = []
+    try:
+        for k in range(1, model.num_stages + 1):
+            for _ in range(warmup):
+                model([inputs[0]], num_stages=k)
+            _synchronize(device)
+            start = time.perf_counter()
+            for image in inputs:
+                model([image], num_stages=k)
+            _synchronize(device)
+            seconds.append((time.perf_counter() - start) / len(inputs))
+    finally:
+        model.train(was_training)
+    return seconds
+
+
+def evaluate_stages(
+    model: SparseRCNN,
+    postprocessor: PostProcessor,
+    dataset: CocoDataset,
+    *,
+    num_latency_images: int = 5,
+    batch_size: int = 1,
+    num_workers: int = 0,
+) -> StageEvaluation:
+    """Per-stage metrics (:func:`evaluate_every_stage`) and latency on the first images.
+
+    Args:
+        num_latency_images: images timed per ``k`` (0: no timing).
+        See :func:`evaluate_every_stage` for the rest.
+    """
+    results = evaluate_every_stage(
+        model, postprocessor, dataset, batch_size=batch_size, num_workers=num_workers
+    )
+    num_timed = min(num_latency_images, len(dataset))
+    latency: list[float | None] = [None] * len(results)
+    if num_timed > 0:
+        images = [dataset[i].image for i in range(num_timed)]
+        latency = list(measure_stage_latency(model, images))
+    rows = [
+        StageMetrics(stage=s + 1, AP=r.AP, AP50=r.AP50, AP75=r.AP75, seconds_per_image=t)
+        for s, (r, t) in enumerate(zip(results, latency, strict=True))
+    ]
+    evaluation = StageEvaluation(
+        stages=rows,
+        num_images=results[-1].num_images if results else 0,
+        num_latency_images=num_timed,
+        device=str(model_device(model)),
+        results=results,
+    )
+    logger.debug("%s", evaluation.format_table())
+    return evaluation
+
+
+def evaluate_model_file_stages(
+    model_file: str | Path,
+    json_path: str | Path,
+    image_dir: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    num_latency_images: int = 5,
+    batch_size: int = 1,
+    num_workers: int = 0,
+) -> StageEvaluation:
+    """:func:`evaluate_stages` of a model file on a COCO dataset (test transform of the model)."""
+    loaded, dataset = load_model_and_dataset(model_file, json_path, image_dir, device)
+    return evaluate_stages(
+        loaded.model,
+        build_postprocessor(loaded.config),
+        dataset,
+        num_latency_images=num_latency_images,
+        batch_size=batch_size,
+        num_workers=num_workers,
+    )
+
+
+def write_stage_evaluation(evaluation: StageEvaluation, output_dir: str | Path) -> dict[str, Path]:
+    """Write ``stages.json`` (:meth:`StageEvaluation.to_dict`) and ``stages.png`` (AP and
+    latency against the number of stages) into ``output_dir``.
+
+    Returns:
+        ``{"json": ..., "plot": ...}``.
+    """
+    output_dir = Path(output_dir)
+    rows = evaluation.stages
+    times = [r.seconds_per_image for r in rows]
+    plot = plot_stage_metrics(
+        [r.stage for r in rows],
+        [r.AP for r in rows],
+        [r.AP50 for r in rows],
+        [r.AP75 for r in rows],
+        None if any(t is None for t in times) else [float(t or 0.0) for t in times],
+        output_dir / "stages.png",
+    )
+    text = json.dumps(evaluation.to_dict(), indent=2)
+    return {"json": atomic_write_text(output_dir / "stages.json", text), "plot": plot}

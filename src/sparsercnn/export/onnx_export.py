@@ -1,0 +1,457 @@
+"""Export a trained model to ONNX, describe it in the file's metadata, and check the result.
+
+:func:`export_onnx` traces :class:`~sparsercnn.export.onnx_wrapper.SparseRCNNOnnxModel` with
+``torch.export`` (``torch.onnx.export(..., dynamo=True)``, which needs ``onnxscript``); the
+TorchScript-based exporter cannot handle the multi-level RoIAlign's in-place level flattening.
+The graph has dynamic batch (optional), height and width axes. The file's ``metadata_props``
+carry the label map, the test resize and the source config (:data:`METADATA_FORMAT`), so that
+:class:`~sparsercnn.export.onnx_runtime.OnnxPredictor` needs nothing else. Before the file
+appears at its destination, onnxruntime runs it on sample images of two sizes and the outputs
+are compared with PyTorch's.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import logging
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from sparsercnn import __version__
+from sparsercnn.atomic_file import atomic_write
+from sparsercnn.config import Config
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.data.transforms import resized_shape
+from sparsercnn.export.onnx_wrapper import INPUT_NAMES, OUTPUT_NAMES, SparseRCNNOnnxModel
+from sparsercnn.model import SparseRCNN
+from sparsercnn.model_file import LoadedModel, load_model_file
+
+logger = logging.getLogger(__name__)
+
+METADATA_FORMAT = "sparsercnn-onnx"
+METADATA_VERSION = "1"
+DEFAULT_OPSET = 18
+# Height and width must exceed one stride of P5 (32): torch.export specialises a 1x1 P5 level.
+MIN_SIDE = 33
+MAX_SIDE = 4096
+# Original (h, w) of the check images before the test resize: landscape and portrait COCO-like.
+CHECK_ORIGINAL_SIZES = ((480, 640), (640, 427))
+BOX_TOLERANCE = 1e-3  # of the original image's longer side
+SCORE_TOLERANCE = 1e-4
+EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "onnxscript", "onnx_ir")
+
+
+class OnnxCheckError(RuntimeError):
+    """onnxruntime's outputs differ from PyTorch's beyond the tolerances."""
+
+
+@dataclass
+class ParityCheck:
+    """How closely onnxruntime reproduces PyTorch on the check images.
+
+    Attributes:
+        inputs: ``(batch, height, width)`` of each checked input tensor.
+        max_box_diff: largest coordinate difference of matched detections, original pixels.
+        max_box_rel_diff: the same divided by the image's longer side.
+        max_score_diff: largest difference of the sorted scores.
+        unmatched: detections without a counterpart (same label, score and box); near-ties at
+            the top-k boundary are not counted.
+    """
+
+    inputs: list[tuple[int, int, int]]
+    max_box_diff: float
+    max_box_rel_diff: float
+    max_score_diff: float
+    unmatched: int
+
+    @property
+    def passed(self) -> bool:
+        return (
+            self.max_box_rel_diff <= BOX_TOLERANCE
+            and self.max_score_diff <= SCORE_TOLERANCE
+            and self.unmatched == 0
+        )
+
+
+@dataclass
+class ExportReport:
+    """What :func:`export_onnx` did.
+
+    Attributes:
+        path: the written ``.onnx`` file.
+        opset: ONNX opset of the default domain.
+        exporter: which torch exporter produced the graph.
+        dynamic_batch: whether the batch axis is dynamic (else fixed at 1).
+        num_bytes: file size.
+        seconds: wall time of export, metadata and check.
+        check: the onnxruntime-vs-PyTorch comparison, None when skipped.
+        metadata: the ``metadata_props`` written into the file.
+    """
+
+    path: Path
+    opset: int
+    exporter: str
+    dynamic_batch: bool
+    num_bytes: int
+    seconds: float
+    check: ParityCheck | None
+    metadata: dict[str, str] = field(repr=False)
+
+    def summary(self) -> str:
+        """A few human-readable lines for the CLI and logs."""
+        lines = [
+            f"wrote {self.path} ({self.num_bytes / 2**20:.1f} MiB, opset {self.opset}, "
+            f"{self.exporter}, batch {'dynamic' if self.dynamic_batch else 'static (1)'}, "
+            f"{self.seconds:.1f} s)"
+        ]
+        if self.check is not None:
+            c = self.check
+            lines.append(
+                f"onnxruntime vs PyTorch on inputs {c.inputs} (batch, h, w): max box difference "
+                f"{c.max_box_diff:.2e} px ({c.max_box_rel_diff:.1e} of the image side), max score "
+                f"difference {c.max_score_diff:.1e}, unmatched detections {c.unmatched}"
+            )
+        return "\n".join(lines)
+
+
+def export_onnx(
+    model_file_or_loaded: str | Path | LoadedModel,
+    output_path: str | Path,
+    *,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
+    check: bool = True,
+    num_stages: int | None = None,
+) -> ExportReport:
+    """Export a model file (or a loaded model) to a self-describing, NMS-free ONNX file.
+
+    The graph's inputs and outputs are those of :meth:`SparseRCNNOnnxModel.forward`: ``images``
+    ``(B, 3, H, W)`` float32 RGB 0-255, ``image_sizes`` and ``original_sizes`` ``(B, 2)`` int64
+    ``(h, w)``; ``boxes (B, N, 4)`` xyxy original pixels, ``scores (B, N)``, ``labels (B, N)``.
+    ``H`` and ``W`` are dynamic (33-4096); ``B`` is dynamic unless ``dynamic_batch`` is False
+    (then 1). Boxes removed by the official clipping have score 0 (see the wrapper).
+
+    Args:
+        model_file_or_loaded: a model file path or a :class:`LoadedModel`.
+        output_path: destination ``.onnx``; written atomically, weights inside the file.
+        opset: ONNX opset (17 or newer: LayerNormalization).
+        dynamic_batch: dynamic batch axis (else fixed at 1).
+        check: run the file with onnxruntime on two image sizes and compare with PyTorch.
+        num_stages: export only the first k stages (default all).
+
+    Raises:
+        ImportError: ``onnx``, ``onnxscript`` or (with ``check``) ``onnxruntime`` is missing.
+        OnnxCheckError: the check found differences beyond the tolerances (nothing is written).
+    """
+    _require("onnx", "onnxscript", *(["onnxruntime"] if check else []))
+    start = time.perf_counter()
+    loaded = (
+        model_file_or_loaded
+        if isinstance(model_file_or_loaded, LoadedModel)
+        else load_model_file(model_file_or_loaded)
+    )
+    model = loaded.model
+    if next(model.parameters()).device.type != "cpu" or model.pixel_mean.dtype != torch.float32:
+        model = copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
+    wrapper = SparseRCNNOnnxModel(
+        model, clip_boxes=loaded.config.model.clip_boxes, num_stages=num_stages
+    )
+    was_training = model.training
+    wrapper.eval()
+    try:
+        example = sample_inputs(loaded.config, batch_size=2 if dynamic_batch else 1)[0]
+        program = _export_program(wrapper, example, opset=opset, dynamic_batch=dynamic_batch)
+        report = _write(program, wrapper, loaded, output_path, opset, dynamic_batch, check)
+    finally:
+        model.train(was_training)
+    report.seconds = time.perf_counter() - start
+    logger.info("exported %s in %.1f s", report.path, report.seconds)
+    return report
+
+
+def _write(
+    program: torch.onnx.ONNXProgram,
+    wrapper: SparseRCNNOnnxModel,
+    loaded: LoadedModel,
+    output_path: str | Path,
+    opset: int,
+    dynamic_batch: bool,
+    check: bool,
+) -> ExportReport:
+    """Add the metadata, save to a temporary file, check it, then move it into place."""
+    import onnx
+
+    proto = program.model_proto
+    metadata = build_metadata(loaded.config, loaded.categories, wrapper.num_stages)
+    onnx.helper.set_model_props(proto, metadata)
+    parity: list[ParityCheck] = []
+
+    def write(tmp: Path) -> None:
+        onnx.save_model(proto, str(tmp))
+        if check:
+            parity.append(check_parity(wrapper, tmp, loaded.config, dynamic_batch))
+            if not parity[0].passed:
+                raise OnnxCheckError(
+                    f"{output_path}: onnxruntime disagrees with PyTorch ({parity[0]}); "
+                    "the file was not written"
+                )
+
+    path = atomic_write(output_path, write)
+    return ExportReport(
+        path=path,
+        opset=opset,
+        exporter="torch.onnx.export(dynamo=True) via torch.export",
+        dynamic_batch=dynamic_batch,
+        num_bytes=path.stat().st_size,
+        seconds=0.0,
+        check=parity[0] if parity else None,
+        metadata=metadata,
+    )
+
+
+def _require(*modules: str) -> None:
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(
+            f"ONNX export needs {', '.join(missing)}: pip install 'sparsercnn[export]' "
+            "(onnx, onnxscript, onnxruntime)"
+        )
+
+
+def _export_program(
+    wrapper: SparseRCNNOnnxModel,
+    example: tuple[Tensor, Tensor, Tensor],
+    *,
+    opset: int,
+    dynamic_batch: bool,
+) -> torch.onnx.ONNXProgram:
+    batch = torch.export.Dim("batch", min=1, max=1024) if dynamic_batch else None
+    height = torch.export.Dim("height", min=MIN_SIDE, max=MAX_SIDE)
+    width = torch.export.Dim("width", min=MIN_SIDE, max=MAX_SIDE)
+    batch_axis = {0: batch} if batch is not None else {}
+    dynamic_shapes = {
+        "images": {**batch_axis, 2: height, 3: width},
+        "image_sizes": batch_axis,
+        "original_sizes": batch_axis,
+    }
+    return _torch_export(wrapper, example, INPUT_NAMES, OUTPUT_NAMES, opset, dynamic_shapes)
+
+
+def _torch_export(
+    module: nn.Module,
+    example: tuple[Tensor, ...],
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    opset: int,
+    dynamic_shapes: dict[str, Any] | None = None,
+) -> torch.onnx.ONNXProgram:
+    """``torch.onnx.export(dynamo=True)`` with weights inside the model and a quiet console."""
+    loggers = [logging.getLogger(name) for name in EXPORTER_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    try:
+        # The exporter logs every graph pass and the absence of torchvision, and warns about
+        # axis renaming and deprecated pytree internals: nothing actionable for our users.
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore", (UserWarning, FutureWarning, DeprecationWarning))
+            program = torch.onnx.export(
+                module,
+                example,
+                dynamo=True,
+                external_data=False,
+                input_names=list(input_names),
+                output_names=list(output_names),
+                dynamic_shapes=dynamic_shapes,
+                opset_version=opset,
+                optimize=True,
+                verbose=False,
+            )
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+    assert program is not None  # dynamo=True always returns the program
+    return program
+
+
+class _BackboneFPN(nn.Module):
+    """Backbone + FPN of a detector, for timing the head's share (normalised input)."""
+
+    def __init__(self, model: SparseRCNN) -> None:
+        super().__init__()
+        self.backbone = model.backbone
+        self.fpn = model.fpn
+
+    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
+        return tuple(self.fpn(self.backbone(images)))
+
+
+def export_backbone_fpn(
+    model: SparseRCNN, example: Tensor, output_path: str | Path, opset: int = DEFAULT_OPSET
+) -> Path:
+    """Export backbone + FPN alone with static shapes (benchmarks time it separately).
+
+    Args:
+        model: the detector (CPU, float32, eval mode).
+        example: ``(B, 3, H, W)`` normalised, padded images; the graph's fixed input shape.
+        output_path: destination; input ``images``, outputs ``p2`` ... ``p5``.
+    """
+    _require("onnx", "onnxscript")
+    names = ("p2", "p3", "p4", "p5")
+    program = _torch_export(_BackboneFPN(model), (example,), ["images"], names, opset)
+    return atomic_write(output_path, lambda tmp: program.save(str(tmp), external_data=False))
+
+
+def build_metadata(
+    config: Config, categories: CategoryMap, num_stages: int | None = None
+) -> dict[str, str]:
+    """The ``metadata_props`` of an exported file: label map, preprocessing, source config."""
+    model_cfg = config.model
+    return {
+        "format": METADATA_FORMAT,
+        "format_version": METADATA_VERSION,
+        "producer": f"sparsercnn {__version__}, torch {torch.__version__}",
+        "class_names": json.dumps(categories.names),
+        "category_ids": json.dumps(categories.category_ids),
+        "num_classes": str(model_cfg.num_classes),
+        "num_proposals": str(model_cfg.num_proposals),
+        "num_stages": str(num_stages or model_cfg.num_stages),
+        "test_min_size": str(config.input.test_min_size),
+        "test_max_size": str(config.input.test_max_size),
+        "size_divisibility": str(model_cfg.size_divisibility),
+        "pixel_mean": json.dumps(list(model_cfg.pixel_mean)),
+        "pixel_std": json.dumps(list(model_cfg.pixel_std)),
+        "preprocessing": (
+            "resize RGB so the short side is test_min_size and the long side at most "
+            "test_max_size (bilinear); feed float32 0-255 (B, 3, H, W) with each image in the "
+            "top-left corner; the graph normalises with pixel_mean/pixel_std and pads to "
+            "size_divisibility itself"
+        ),
+        "clip_boxes": json.dumps(model_cfg.clip_boxes),
+        "removed_boxes": (
+            "score 0, sorted last" if model_cfg.clip_boxes else "none (boxes are not clipped)"
+        ),
+        "config": config.to_json(),
+    }
+
+
+def parse_metadata(metadata: Mapping[str, str], source: str) -> tuple[Config, CategoryMap]:
+    """Config and label map from an exported file's metadata (inverse of :func:`build_metadata`).
+
+    Raises:
+        ValueError: the metadata is not that of a sparsercnn export (message names ``source``).
+    """
+    if metadata.get("format") != METADATA_FORMAT:
+        raise ValueError(
+            f"{source} is an ONNX model but not a sparsercnn export (metadata format="
+            f"{metadata.get('format')!r}); export one with `sparsercnn export`"
+        )
+    if metadata.get("format_version") != METADATA_VERSION:
+        raise ValueError(
+            f"{source} has export format version {metadata.get('format_version')!r}; this "
+            f"sparsercnn reads version {METADATA_VERSION}: re-export the model"
+        )
+    try:
+        config = Config.from_dict(json.loads(metadata["config"]))
+        categories = CategoryMap(
+            json.loads(metadata["category_ids"]), json.loads(metadata["class_names"])
+        )
+        config.input.test_min_size = int(metadata["test_min_size"])
+        config.input.test_max_size = int(metadata["test_max_size"])
+    except (KeyError, ValueError, TypeError) as error:
+        raise ValueError(f"{source}: damaged sparsercnn metadata ({error}); re-export") from error
+    return config, categories
+
+
+def sample_inputs(
+    config: Config, batch_size: int, seed: int = 0
+) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """Random inputs of the export's signature at the two :data:`CHECK_ORIGINAL_SIZES`.
+
+    Each is ``(images (B, 3, H, W) float32 0-255, image_sizes (B, 2), original_sizes (B, 2))``
+    with ``(H, W)`` the test-resized size; with ``B > 1`` the other images are smaller than
+    the tensor, so padding is exercised.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    samples = []
+    for original in CHECK_ORIGINAL_SIZES:
+        size = resized_shape(*original, config.input.test_min_size, config.input.test_max_size)
+        images = torch.randint(0, 256, (batch_size, 3, *size), generator=generator).float()
+        sizes = torch.tensor([size] * batch_size, dtype=torch.int64)
+        originals = torch.tensor([original] * batch_size, dtype=torch.int64)
+        for i in range(1, batch_size):
+            # Smaller images (zero outside) of proportionally smaller originals.
+            sizes[i] = (sizes[0] * (1.0 - 0.15 * i)).to(torch.int64)
+            originals[i] = (originals[0] * (1.0 - 0.15 * i)).to(torch.int64)
+            images[i, :, sizes[i, 0] :, :] = 0
+            images[i, :, :, sizes[i, 1] :] = 0
+        samples.append((images, sizes, originals))
+    return samples
+
+
+def check_parity(
+    wrapper: SparseRCNNOnnxModel, onnx_path: Path, config: Config, dynamic_batch: bool
+) -> ParityCheck:
+    """Run ``onnx_path`` with onnxruntime and ``wrapper`` in PyTorch on :func:`sample_inputs`."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    batch_sizes = (2, 1) if dynamic_batch else (1, 1)
+    inputs: list[tuple[int, int, int]] = []
+    box_diff = box_rel_diff = score_diff = 0.0
+    unmatched = 0
+    samples = sample_inputs(config, max(batch_sizes))
+    for batch_size, full_sample in zip(batch_sizes, samples, strict=True):
+        sample = [t[:batch_size] for t in full_sample]
+        images, _, originals = sample
+        inputs.append((batch_size, int(images.shape[2]), int(images.shape[3])))
+        with torch.no_grad():
+            expected = [t.numpy() for t in wrapper(*sample)]
+        feeds = {name: t.numpy() for name, t in zip(INPUT_NAMES, sample, strict=True)}
+        actual = session.run(list(OUTPUT_NAMES), feeds)
+        for i in range(batch_size):
+            diff, missing = match_detections(
+                [a[i] for a in actual], [e[i] for e in expected], SCORE_TOLERANCE
+            )
+            box_diff = max(box_diff, diff)
+            box_rel_diff = max(box_rel_diff, diff / float(originals[i].max()))
+            unmatched += missing
+        score_diff = max(score_diff, float(np.abs(actual[1] - expected[1]).max()))
+    return ParityCheck(inputs, box_diff, box_rel_diff, score_diff, unmatched)
+
+
+def match_detections(
+    actual: list[np.ndarray[Any, Any]], expected: list[np.ndarray[Any, Any]], score_tol: float
+) -> tuple[float, int]:
+    """Compare one image's ``(boxes (k, 4), scores (k,), labels (k,))`` from two runtimes.
+
+    Near-equal scores may be ordered differently by the two top-k implementations, so every
+    actual detection is matched to the expected one with the same label, a score within
+    ``score_tol`` and the closest box.
+
+    Returns:
+        ``(largest box coordinate difference of a matched detection, number of actual
+        detections without a match)``; detections within ``score_tol`` of the lowest score may
+        have been cut by the other top-k and do not count as unmatched.
+    """
+    boxes_a, scores_a, labels_a = actual
+    boxes_e, scores_e, labels_e = expected
+    box_diff = np.abs(boxes_a[:, None, :] - boxes_e[None, :, :]).max(-1)  # (k, k)
+    candidate = (labels_a[:, None] == labels_e[None, :]) & (
+        np.abs(scores_a[:, None] - scores_e[None, :]) <= score_tol
+    )
+    best = np.where(candidate, box_diff, np.inf).min(1)  # (k,)
+    at_boundary = scores_a <= min(scores_a.min(), scores_e.min()) + score_tol
+    matched = np.isfinite(best)
+    largest = float(best[matched].max()) if matched.any() else 0.0
+    return largest, int((~matched & ~at_boundary).sum())

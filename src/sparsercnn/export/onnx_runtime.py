@@ -1,0 +1,133 @@
+"""Inference with an exported ``.onnx`` file and onnxruntime, without the PyTorch model.
+
+:class:`OnnxPredictor` mirrors :class:`~sparsercnn.predictor.Predictor`: the same inputs (paths,
+folders, PIL images, arrays, tensors), the same test resize and padding (rebuilt from the file's
+metadata), the same batching, and the same :class:`~sparsercnn.predictor.Prediction` outputs.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sparsercnn.data.transforms import build_test_transform
+from sparsercnn.export.onnx_export import parse_metadata
+from sparsercnn.export.onnx_wrapper import INPUT_NAMES, OUTPUT_NAMES
+from sparsercnn.predictor import BatchPredictor, Prediction
+from sparsercnn.structures import ImageBatch
+
+
+class OnnxPredictor(BatchPredictor):
+    """Run a file written by :func:`~sparsercnn.export.export_onnx` with onnxruntime.
+
+    Args:
+        path: the ``.onnx`` file.
+        batch_size: images per session run (a file exported with a static batch forces 1).
+        num_threads: onnxruntime intra-op threads (default: onnxruntime's choice).
+        providers: onnxruntime execution providers (default CPU).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is not a readable ONNX model or not a sparsercnn export.
+        ImportError: onnxruntime is not installed.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        batch_size: int = 4,
+        num_threads: int | None = None,
+        providers: Sequence[str] = ("CPUExecutionProvider",),
+    ) -> None:
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise ImportError(
+                "OnnxPredictor needs onnxruntime: pip install 'sparsercnn[export]'"
+            ) from error
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"ONNX model {self.path} does not exist")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        options = onnxruntime.SessionOptions()
+        if num_threads is not None:
+            options.intra_op_num_threads = num_threads
+        try:
+            self.session = onnxruntime.InferenceSession(
+                str(self.path), sess_options=options, providers=list(providers)
+            )
+        except Exception as error:  # onnxruntime's errors share no base class but Exception
+            raise ValueError(
+                f"{self.path} is not a valid ONNX model (onnxruntime could not load it: "
+                f"{error}); re-export it with `sparsercnn export`"
+            ) from error
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        self.config, self.categories = parse_metadata(metadata, str(self.path))
+        inputs = self.session.get_inputs()
+        names = tuple(i.name for i in inputs)
+        if names != INPUT_NAMES:
+            raise ValueError(f"{self.path}: graph inputs are {names}, expected {INPUT_NAMES}")
+        fixed_batch = inputs[0].shape[0]
+        self.batch_size = fixed_batch if isinstance(fixed_batch, int) else batch_size
+        self.transform = build_test_transform(self.config.input)
+        self.size_divisibility = self.config.model.size_divisibility
+        # Official clipping marks removed boxes with score 0 (see SparseRCNNOnnxModel).
+        self.drop_zero_scores = self.config.model.clip_boxes
+
+    @staticmethod
+    def from_file(path: str | Path, **kwargs: Any) -> OnnxPredictor:
+        """Same as the constructor; mirrors :meth:`Predictor.from_file`."""
+        return OnnxPredictor(path, **kwargs)
+
+    def run(
+        self, images: np.ndarray, image_sizes: np.ndarray, original_sizes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One session run on prepared inputs (shapes as in the exported graph).
+
+        Args:
+            images: ``(B, 3, H, W)`` float32 RGB 0-255, already resized, image ``i`` in the
+                top-left ``image_sizes[i]`` corner.
+            image_sizes, original_sizes: ``(B, 2)`` int64 ``(h, w)``.
+
+        Returns:
+            ``boxes (B, N, 4)`` xyxy original pixels, ``scores (B, N)``, ``labels (B, N)``.
+        """
+        feeds = dict(zip(INPUT_NAMES, (images, image_sizes, original_sizes), strict=True))
+        boxes, scores, labels = self.session.run(list(OUTPUT_NAMES), feeds)
+        return boxes, scores, labels
+
+    def prepare(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Test-resize and pad PIL images like :class:`Predictor` into :meth:`run`'s inputs."""
+        no_boxes = torch.zeros((0, 4))
+        tensors = [self.transform(image, no_boxes, random.Random(0))[0] for image in images]
+        batch = ImageBatch.from_tensors(tensors, self.size_divisibility)
+        originals = np.array([(image.height, image.width) for image in images], dtype=np.int64)
+        return batch.tensor.float().numpy(), batch.image_sizes.numpy(), originals
+
+    def _predict_batch(self, images: list[Image.Image], sources: list[str]) -> list[Prediction]:
+        inputs = self.prepare(images)
+        boxes, scores, labels = self.run(*inputs)
+        predictions = []
+        for i, source in enumerate(sources):
+            keep = scores[i] > 0 if self.drop_zero_scores else np.ones_like(scores[i], bool)
+            image_labels = labels[i][keep].tolist()
+            predictions.append(
+                Prediction(
+                    boxes=torch.from_numpy(boxes[i][keep]),
+                    scores=torch.from_numpy(scores[i][keep]),
+                    labels=torch.from_numpy(labels[i][keep]),
+                    class_names=[self.categories.names[j] for j in image_labels],
+                    category_ids=[self.categories.category_ids[j] for j in image_labels],
+                    image_size=(int(inputs[2][i, 0]), int(inputs[2][i, 1])),
+                    source=source,
+                )
+            )
+        return predictions

@@ -1,0 +1,324 @@
+"""Diagnostic plots: accuracy and latency per stage, proposal-slot statistics, the confusion
+matrix and a dataset's label summary.
+
+Plain numbers in, PNG out: :mod:`sparsercnn.diagnostics` computes the statistics with the model,
+these functions only draw them. Figures use :class:`matplotlib.figure.Figure` with an Agg canvas
+(:func:`~sparsercnn.visualization.plots.save_figure`), never pyplot, and are written atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from sparsercnn.visualization.draw import class_color
+from sparsercnn.visualization.plots import save_figure
+
+# Confusion-matrix cells are annotated with their counts up to this many rows.
+MAX_ANNOTATED_CLASSES = 30
+
+
+def _rgb(label: int) -> tuple[float, float, float]:
+    """The drawing colour of ``label`` (:func:`class_color`) as matplotlib RGB floats."""
+    r, g, b = class_color(label)
+    return r / 255, g / 255, b / 255
+
+
+def _no_data(ax: Axes, what: str) -> None:
+    ax.text(0.5, 0.5, f"no {what}", ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def plot_stage_metrics(
+    stages: Sequence[int],
+    ap: Sequence[float],
+    ap50: Sequence[float],
+    ap75: Sequence[float],
+    seconds_per_image: Sequence[float] | None,
+    output_png: str | Path,
+) -> Path:
+    """AP of every stage's output (left) and the latency of running only the first k (right).
+
+    Args:
+        stages: 1-based stage numbers ``k``.
+        ap, ap50, ap75: COCO AP@[.5:.95], AP50 and AP75 of stage ``k``'s detections, in [0, 1].
+        seconds_per_image: model time per image when stopping after ``k`` stages (``None``: not
+            measured).
+        output_png: where to write the PNG.
+
+    Returns:
+        ``output_png``.
+    """
+    figure = Figure(figsize=(11, 4.5), layout="constrained")
+    ax_ap, ax_time = figure.subplots(1, 2)
+    for values, name in ((ap, "AP"), (ap50, "AP50"), (ap75, "AP75")):
+        ax_ap.plot(stages, [100 * v for v in values], marker="o", label=name)
+    ax_ap.set_title("accuracy of each stage's output")
+    ax_ap.set_xlabel("stage")
+    ax_ap.set_ylabel("COCO AP (%)")
+    ax_ap.set_xticks(list(stages))
+    ax_ap.legend(fontsize="small")
+    if seconds_per_image:
+        ax_time.plot(stages, [1000 * s for s in seconds_per_image], marker="o", color="black")
+        ax_time.set_title("latency when stopping after k stages")
+        ax_time.set_xlabel("stages run (k)")
+        ax_time.set_ylabel("model time (ms / image)")
+        ax_time.set_xticks(list(stages))
+        ax_time.set_ylim(bottom=0)
+    else:
+        _no_data(ax_time, "latency measured")
+    return save_figure(figure, output_png)
+
+
+def plot_slot_match_counts(
+    matched_counts: Sequence[int] | np.ndarray,
+    confident_counts: Sequence[int] | np.ndarray,
+    output_png: str | Path,
+) -> Path:
+    """Per proposal slot: how often it was matched to ground truth, and how often it was confident.
+
+    Args:
+        matched_counts: ``(N,)`` matches of each slot over the data set.
+        confident_counts: ``(N,)`` images in which the slot's best score passed the threshold.
+        output_png: where to write the PNG.
+
+    Returns:
+        ``output_png``.
+    """
+    matched = np.asarray(matched_counts)
+    confident = np.asarray(confident_counts)
+    slots = np.arange(len(matched))
+    figure = Figure(figsize=(max(8.0, min(24.0, len(slots) / 12)), 6), layout="constrained")
+    ax_matched, ax_confident = figure.subplots(2, 1, sharex=True)
+    ax_matched.bar(slots, matched, width=0.85, color="tab:blue")
+    ax_matched.set_ylabel("times matched")
+    dead = int((matched == 0).sum())
+    ax_matched.set_title(f"Hungarian matches per proposal slot ({dead} of {len(slots)} never)")
+    ax_confident.bar(slots, confident, width=0.85, color="tab:orange")
+    ax_confident.set_ylabel("confident detections")
+    ax_confident.set_xlabel("proposal slot")
+    ax_confident.set_xlim(-0.5, len(slots) - 0.5)
+    for ax in (ax_matched, ax_confident):
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return save_figure(figure, output_png)
+
+
+def plot_slot_centres(
+    mean_centres: np.ndarray,
+    dominant_labels: Sequence[int] | np.ndarray,
+    matched_counts: Sequence[int] | np.ndarray,
+    class_names: Sequence[str],
+    output_png: str | Path,
+    proposal_centres: np.ndarray | None = None,
+) -> Path:
+    """Where each slot's matched objects lie: mean normalised centre, coloured by dominant class.
+
+    Args:
+        mean_centres: ``(N, 2)`` mean ``(cx, cy)`` of the matched ground truth divided by the
+            image ``(w, h)``; NaN for slots never matched.
+        dominant_labels: ``(N,)`` most frequent matched class of each slot, -1 if never matched.
+        matched_counts: ``(N,)`` matches per slot (marker area).
+        class_names: name of every contiguous label (legend).
+        output_png: where to write the PNG.
+        proposal_centres: ``(N, 2)`` normalised centres of the learned proposals; the never
+            matched slots are marked there with grey crosses.
+
+    Returns:
+        ``output_png``.
+    """
+    centres = np.asarray(mean_centres, dtype=np.float64).reshape(-1, 2)
+    labels = np.asarray(dominant_labels, dtype=np.int64)
+    counts = np.asarray(matched_counts, dtype=np.float64)
+    figure = Figure(figsize=(7.5, 7), layout="constrained")
+    ax = figure.subplots()
+    sizes = 20 + 200 * counts / max(counts.max(initial=0.0), 1.0)
+    for label in sorted(set(labels.tolist()) - {-1}):
+        keep = labels == label
+        name = class_names[label] if 0 <= label < len(class_names) else f"class {label}"
+        ax.scatter(
+            centres[keep, 0],
+            centres[keep, 1],
+            s=sizes[keep],
+            color=_rgb(label),
+            edgecolor="black",
+            linewidth=0.5,
+            alpha=0.8,
+            label=name,
+        )
+    dead = labels == -1
+    if proposal_centres is not None and dead.any():
+        unused = np.asarray(proposal_centres, dtype=np.float64).reshape(-1, 2)[dead]
+        ax.scatter(
+            unused[:, 0],
+            unused[:, 1],
+            marker="x",
+            color="grey",
+            label=f"never matched ({int(dead.sum())}, at proposal centre)",
+        )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(1, 0)  # image coordinates: y grows downwards
+    ax.set_aspect("equal")
+    ax.set_xlabel("centre x / image width")
+    ax.set_ylabel("centre y / image height")
+    ax.set_title("mean centre of each slot's matched objects (size: matches)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return save_figure(figure, output_png)
+
+
+def plot_slot_size_histograms(
+    groups: Sequence[tuple[str, np.ndarray]], output_png: str | Path, num_bins: int = 30
+) -> Path:
+    """Histograms of matched object sizes, one per group of slots, on a shared log scale.
+
+    Distinct histograms mean the slots specialise in object sizes.
+
+    Args:
+        groups: ``(name, sqrt_areas)`` per group; ``sqrt_areas`` are the square roots of the
+            areas (pixels of the original images) of the objects the group's slots matched.
+        output_png: where to write the PNG.
+        num_bins: histogram bins.
+
+    Returns:
+        ``output_png``.
+    """
+    figure = Figure(figsize=(9, 5), layout="constrained")
+    ax = figure.subplots()
+    values = [np.asarray(v, dtype=np.float64) for _, v in groups]
+    finite = np.concatenate([v[v > 0] for v in values]) if values else np.zeros(0)
+    if finite.size == 0:
+        _no_data(ax, "matched objects")
+        return save_figure(figure, output_png)
+    low, high = finite.min(), finite.max()
+    # Log-spaced bins over the data; one value only gets bins around it.
+    bins = np.geomspace(low, high, num_bins + 1) if high > low else np.array([low / 2, low * 2])
+    for (name, _), group_values in zip(groups, values, strict=True):
+        if group_values.size:
+            ax.hist(
+                group_values[group_values > 0],
+                bins=bins.tolist(),
+                histtype="stepfilled",
+                alpha=0.35,
+                edgecolor="black",
+                linewidth=0.8,
+                label=f"{name} ({group_values.size} matches)",
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("sqrt(area) of the matched object (original pixels)")
+    ax.set_ylabel("matches")
+    ax.set_title("object sizes matched by slot groups (slots sorted by mean matched size)")
+    ax.legend(fontsize="small")
+    return save_figure(figure, output_png)
+
+
+def plot_confusion_matrix(
+    matrix: np.ndarray,
+    row_names: Sequence[str],
+    column_names: Sequence[str],
+    output_png: str | Path,
+    title: str = "confusion matrix",
+) -> Path:
+    """A count matrix as a heat map, colours normalised per row, counts written in the cells.
+
+    Args:
+        matrix: ``(R, K)`` integer counts; rows are ground truth, columns predictions.
+        row_names: ``R`` row labels (ground-truth classes, then e.g. ``"background"``).
+        column_names: ``K`` column labels (predicted classes, then e.g. ``"missed"``).
+        output_png: where to write the PNG.
+        title: figure title.
+
+    Returns:
+        ``output_png``.
+    """
+    counts = np.asarray(matrix, dtype=np.int64)
+    if counts.shape != (len(row_names), len(column_names)):
+        raise ValueError(
+            f"confusion matrix of shape {counts.shape} for {len(row_names)} row and "
+            f"{len(column_names)} column names"
+        )
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    side = max(5.0, min(30.0, 0.45 * len(column_names) + 2.5))
+    figure = Figure(figsize=(side + 1.5, side), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+    figure.colorbar(image, ax=ax, fraction=0.046, label="fraction of the row")
+    ax.set_xticks(range(len(column_names)), list(column_names), rotation=90, fontsize="small")
+    ax.set_yticks(range(len(row_names)), list(row_names), fontsize="small")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("ground truth")
+    ax.set_title(title)
+    if len(row_names) <= MAX_ANNOTATED_CLASSES:
+        for (r, k), count in np.ndenumerate(counts):
+            if count:
+                color = "white" if rates[r, k] > 0.5 else "black"
+                ax.text(k, r, str(count), ha="center", va="center", fontsize="x-small", color=color)
+    return save_figure(figure, output_png)
+
+
+def plot_dataset_summary(
+    class_names: Sequence[str],
+    class_counts: Sequence[int] | np.ndarray,
+    sqrt_areas: Sequence[float] | np.ndarray,
+    objects_per_image: Sequence[int] | np.ndarray,
+    output_png: str | Path,
+    num_proposals: int | None = None,
+    title: str = "dataset labels",
+) -> Path:
+    """Boxes per class, box sizes and objects per image of a data set.
+
+    Args:
+        class_names: name of every contiguous label.
+        class_counts: ``(C,)`` boxes of each class.
+        sqrt_areas: ``(M,)`` square root of every box's area (original pixels).
+        objects_per_image: ``(I,)`` boxes in each image.
+        output_png: where to write the PNG.
+        num_proposals: N of the model; drawn as a line on the objects-per-image histogram.
+        title: figure title.
+
+    Returns:
+        ``output_png``.
+    """
+    figure = Figure(figsize=(15, 4.8), layout="constrained")
+    ax_classes, ax_sizes, ax_objects = figure.subplots(1, 3)
+    counts = np.asarray(class_counts, dtype=np.int64)
+    colors = [_rgb(label) for label in range(len(counts))]
+    ax_classes.bar(range(len(counts)), counts, color=colors, edgecolor="black", linewidth=0.3)
+    ax_classes.set_xticks(range(len(counts)), list(class_names), rotation=90, fontsize="x-small")
+    ax_classes.set_title(f"boxes per class ({int(counts.sum())} in all)")
+    areas = np.asarray(sqrt_areas, dtype=np.float64)
+    if areas.size:
+        ax_sizes.hist(areas, bins=40, color="tab:blue")
+        for edge, name in ((32, "small | medium"), (96, "medium | large")):
+            ax_sizes.axvline(edge, color="black", linestyle="--", linewidth=0.8)
+            ax_sizes.text(
+                edge,
+                1.0,
+                f" {name}",
+                transform=ax_sizes.get_xaxis_transform(),
+                va="top",
+                fontsize="x-small",
+                rotation=90,
+            )
+        ax_sizes.set_xlabel("sqrt(area) (pixels)")
+        ax_sizes.set_title("box sizes (COCO small < 32, large >= 96)")
+    else:
+        _no_data(ax_sizes, "boxes")
+    objects = np.asarray(objects_per_image, dtype=np.int64)
+    if objects.size:
+        ax_objects.hist(objects, bins=np.arange(objects.max() + 2) - 0.5, color="tab:green")
+        if num_proposals is not None:
+            ax_objects.axvline(num_proposals, color="red", label=f"N = {num_proposals} proposals")
+            ax_objects.legend(fontsize="small")
+        ax_objects.set_xlabel("objects in the image")
+        ax_objects.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax_objects.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax_objects.set_title(f"objects per image (max {int(objects.max())})")
+    else:
+        _no_data(ax_objects, "images")
+    figure.suptitle(title)
+    return save_figure(figure, output_png)

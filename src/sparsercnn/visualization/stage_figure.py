@@ -1,0 +1,231 @@
+"""The iterative-refinement figure of Sparse R-CNN (paper Fig. 5) drawn on one image.
+
+Panels side by side, each titled: the N learned proposal boxes, the detections of chosen stages
+above a score threshold, and the trajectory of every final detection's box through the stages.
+Pure PIL drawing on arrays of boxes; :mod:`sparsercnn.diagnostics.stage_boxes` runs the model
+and fills :class:`StagePanel` and :class:`Trajectories`. Boxes are absolute xyxy pixels of the
+image drawn on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from sparsercnn.visualization.draw import ArrayLike, class_color, draw_detections
+
+PROPOSAL_COLOR = (255, 255, 255)
+
+
+@dataclass
+class StagePanel:
+    """Detections of one stage, for :func:`draw_stage_figure`.
+
+    Attributes:
+        title: caption above the panel (e.g. ``"stage 3"``).
+        boxes: ``(K, 4)`` absolute xyxy pixels of the image.
+        labels: ``(K,)`` contiguous labels.
+        scores: ``(K,)`` scores; only those at or above the figure's threshold are drawn.
+    """
+
+    title: str
+    boxes: ArrayLike
+    labels: ArrayLike
+    scores: ArrayLike
+
+
+@dataclass
+class Trajectories:
+    """The box of each final detection at every refinement step, for :func:`draw_trajectories`.
+
+    Attributes:
+        boxes: ``(K, S, 4)`` absolute xyxy pixels of the image: detection ``k``'s box at step
+            ``s`` (the learned proposal first, the last stage last).
+        labels: ``(K,)`` contiguous label of each detection (its colour).
+    """
+
+    boxes: ArrayLike
+    labels: ArrayLike
+
+
+def _array(values: ArrayLike, dtype: type, shape_tail: tuple[int, ...]) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=dtype).reshape(-1, *shape_tail)
+
+
+@lru_cache(maxsize=8)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: fixed-size bitmap font only
+        return ImageFont.load_default()
+
+
+def _line_width(image: Image.Image, line_width: int | None) -> int:
+    return line_width if line_width is not None else max(1, round(max(image.size) / 320))
+
+
+def draw_proposals(
+    image: Image.Image,
+    boxes: ArrayLike,
+    color: tuple[int, int, int] = PROPOSAL_COLOR,
+    opacity: float = 0.7,
+    line_width: int | None = None,
+) -> Image.Image:
+    """Draw every proposal box as a thin translucent outline on a copy of ``image``.
+
+    Args:
+        image: any PIL image; the result is RGB of the same size.
+        boxes: ``(N, 4)`` absolute xyxy pixels of ``image``, all drawn (no score).
+        color: outline colour.
+        opacity: outline opacity in ``[0, 1]`` (hundreds of overlapping boxes stay readable).
+        line_width: outline width; default scales with the image (1 px per 320 px side).
+
+    Returns:
+        A new RGB image.
+    """
+    canvas = image.convert("RGBA")
+    overlay = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    fill = (*color, round(255 * min(max(opacity, 0.0), 1.0)))
+    width = _line_width(canvas, line_width)
+    for x1, y1, x2, y2 in _array(boxes, np.float64, (4,)).tolist():
+        draw.rectangle((x1, y1, max(x1, x2), max(y1, y2)), outline=fill, width=width)
+    return Image.alpha_composite(canvas, overlay).convert("RGB")
+
+
+def draw_trajectories(
+    image: Image.Image,
+    boxes: ArrayLike,
+    labels: ArrayLike,
+    line_width: int | None = None,
+) -> Image.Image:
+    """Draw each detection's boxes at every step, joined by the path of their centres.
+
+    Earlier steps are fainter; the last box is opaque and a dot marks every centre.
+
+    Args:
+        image: any PIL image; the result is RGB of the same size.
+        boxes: ``(K, S, 4)`` absolute xyxy pixels of ``image``, step 0 (the proposal) first.
+        labels: ``(K,)`` contiguous labels, which set the colours (:func:`class_color`).
+        line_width: outline width; default scales with the image.
+
+    Returns:
+        A new RGB image.
+    """
+    labels_np = _array(labels, np.int64, ())
+    canvas = image.convert("RGBA")
+    if len(labels_np) == 0:
+        return canvas.convert("RGB")
+    steps = _array(boxes, np.float64, (4,)).reshape(len(labels_np), -1, 4)  # (K, S, 4)
+    overlay = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    width = _line_width(canvas, line_width)
+    num_steps = steps.shape[1]
+    for track, label in zip(steps, labels_np.tolist(), strict=True):
+        color = class_color(label)
+        for s, (x1, y1, x2, y2) in enumerate(track.tolist()):
+            alpha = round(255 * (0.25 + 0.75 * s / max(num_steps - 1, 1)))
+            draw.rectangle((x1, y1, max(x1, x2), max(y1, y2)), outline=(*color, alpha), width=width)
+        centres = [((x1 + x2) / 2, (y1 + y2) / 2) for x1, y1, x2, y2 in track.tolist()]
+        if len(centres) > 1:
+            draw.line(centres, fill=(*color, 255), width=width + 1, joint="curve")
+        radius = width + 1
+        for cx, cy in centres:
+            draw.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=(*color, 255))
+    return Image.alpha_composite(canvas, overlay).convert("RGB")
+
+
+def compose_panels(
+    panels: Sequence[tuple[str, Image.Image]], gap: int = 8, font_size: int | None = None
+) -> Image.Image:
+    """Lay titled panels out in one row on white, each title centred above its panel.
+
+    Args:
+        panels: ``(title, image)`` pairs, left to right; images may differ in size.
+        gap: white pixels between panels and around the row.
+        font_size: title size; default scales with the tallest panel.
+
+    Returns:
+        One RGB image.
+    """
+    if not panels:
+        raise ValueError("compose_panels needs at least one panel")
+    height = max(image.height for _, image in panels)
+    font = _font(font_size if font_size is not None else max(12, round(height / 25)))
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    boxes = [measure.textbbox((0, 0), title, font=font) for title, _ in panels]  # (l, t, r, b)
+    # Each column is as wide as its image or its title, whichever is wider.
+    widths = [math.ceil(box[2] - box[0]) for box in boxes]
+    columns = [max(image.width, w) for (_, image), w in zip(panels, widths, strict=True)]
+    top = gap + math.ceil(max(box[3] for box in boxes)) + gap
+    canvas = Image.new("RGB", (gap + sum(c + gap for c in columns), top + height + gap), "white")
+    draw = ImageDraw.Draw(canvas)
+    x = gap
+    for (title, image), (left, _, right, _), column in zip(panels, boxes, columns, strict=True):
+        draw.text((x + (column - (right - left)) / 2 - left, gap), title, (0, 0, 0), font)
+        canvas.paste(image.convert("RGB"), (x + (column - image.width) // 2, top))
+        x += column + gap
+    return canvas
+
+
+def _fit(image: Image.Image, max_side: int | None) -> tuple[Image.Image, float]:
+    """``image`` scaled so that its longer side is at most ``max_side``, and the scale."""
+    if max_side is None or max(image.size) <= max_side:
+        return image, 1.0
+    scale = max_side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BILINEAR), scale
+
+
+def draw_stage_figure(
+    image: Image.Image,
+    proposal_boxes: ArrayLike,
+    stages: Sequence[StagePanel],
+    class_names: Sequence[str],
+    *,
+    trajectories: Trajectories | None = None,
+    score_threshold: float = 0.3,
+    max_panel_side: int | None = 640,
+) -> Image.Image:
+    """The refinement figure: proposals | one panel per stage | trajectories, in one row.
+
+    Args:
+        image: the original image; all boxes are absolute xyxy pixels of it.
+        proposal_boxes: ``(N, 4)`` the learned proposals, all drawn.
+        stages: the stages to show, left to right.
+        class_names: name of every contiguous label (captions).
+        trajectories: when given, a last panel draws them (see :func:`draw_trajectories`).
+        score_threshold: stage detections scoring below are not drawn.
+        max_panel_side: panels are downscaled so their longer side is at most this (``None``:
+            full size); boxes are scaled with them.
+
+    Returns:
+        One RGB image.
+    """
+    base, scale = _fit(image.convert("RGB"), max_panel_side)
+    proposals = _array(proposal_boxes, np.float64, (4,)) * scale
+    panels = [(f"{len(proposals)} learned proposals", draw_proposals(base, proposals))]
+    for stage in stages:
+        drawing = draw_detections(
+            base,
+            _array(stage.boxes, np.float64, (4,)) * scale,
+            stage.labels,
+            stage.scores,
+            class_names,
+            score_threshold=score_threshold,
+        )
+        panels.append((stage.title, drawing))
+    if trajectories is not None:
+        tracks = _array(trajectories.boxes, np.float64, (4,)) * scale  # (K * S, 4)
+        labels = _array(trajectories.labels, np.int64, ())
+        title = f"trajectories of {len(labels)} detections"
+        panels.append((title, draw_trajectories(base, tracks, labels)))
+    return compose_panels(panels)

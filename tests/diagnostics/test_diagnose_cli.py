@@ -1,0 +1,79 @@
+"""The ``visualize`` and ``diagnose`` subcommands: arguments reach the library, files appear.
+
+The handlers are registered on a parser built here, the way ``cli/main.py`` registers them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+from diagnostics_data import DiagnosticsData, write_subset_json
+
+from sparsercnn.cli import diagnose, visualize
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="sparsercnn")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    visualize.add_parser(subparsers)
+    diagnose.add_parser(subparsers)
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+def _dataset_args(data: DiagnosticsData, output: Path) -> list[str]:
+    """Arguments of a ``diagnose`` kind, on the first two images (one of them crowded)."""
+    subset = write_subset_json(data, 2, output.parent / f"{output.name}_subset.json")
+    return [
+        "--checkpoint",
+        str(data.model_file),
+        "--json",
+        str(subset),
+        "--images",
+        str(data.image_dir),
+        "--output-dir",
+        str(output),
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+    ]
+
+
+def test_visualize(data: DiagnosticsData, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    output = tmp_path / "figure.png"
+    image = str(data.image_dir / "000.png")
+    argv = ["visualize", "--checkpoint", str(data.model_file), image, "--stages", "1", "2"]
+    assert _run([*argv, "--output", str(output), "--device", "cpu"]) == 0
+    assert output.stat().st_size > 0 and str(output) in capsys.readouterr().out
+
+
+def test_diagnose_stages(
+    data: DiagnosticsData, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    output = tmp_path / "out"
+    argv = ["diagnose", "stages", *_dataset_args(data, output), "--latency-images", "1"]
+    assert _run(argv) == 0
+    assert "AP50" in capsys.readouterr().out
+    record = json.loads((output / "stages.json").read_text())
+    assert [row["stage"] for row in record["stages"]] == [1, 2] and record["num_images"] == 2
+    assert (output / "stages.png").stat().st_size > 0
+
+
+def test_diagnose_slots_and_report(data: DiagnosticsData, tmp_path: Path) -> None:
+    output = tmp_path / "out"
+    assert _run(["diagnose", "slots", *_dataset_args(data, output)]) == 0
+    names = {p.name for p in output.iterdir()}
+    assert {"slots.json", "slot_matches.png", "slot_centres.png", "slot_sizes.png"} <= names
+    assert json.loads((output / "slots.json").read_text())["num_images"] == 2
+    assert _run(["diagnose", "report", *_dataset_args(data, output), "--samples", "1"]) == 0
+    assert (output / "confusion_matrix.png").is_file()
+    assert [p.name for p in (output / "samples").iterdir()] == ["1.png"]
+
+
+def test_diagnose_needs_a_kind() -> None:
+    with pytest.raises(SystemExit):
+        _run(["diagnose"])

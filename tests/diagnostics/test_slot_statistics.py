@@ -1,0 +1,107 @@
+"""Slot statistics: counts add up to the matches, confidence thresholds, advice, JSON and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from diagnostics_data import CROWDED_OBJECTS, NUM_PROPOSALS, DiagnosticsData
+from PIL import Image
+
+from sparsercnn.diagnostics.slot_statistics import (
+    SlotStatistics,
+    slot_statistics_of_model_file,
+    write_slot_statistics,
+)
+
+
+@pytest.fixture(scope="module")
+def statistics(data: DiagnosticsData) -> SlotStatistics:
+    return slot_statistics_of_model_file(
+        data.model_file, data.json_path, data.image_dir, score_threshold=0.0
+    )
+
+
+def test_counts_add_up_to_the_matches(statistics: SlotStatistics, data: DiagnosticsData) -> None:
+    expected = sum(min(n, NUM_PROPOSALS) for n in data.objects_per_image)
+    assert statistics.num_matched == expected
+    assert int(statistics.matched_counts.sum()) == expected
+    assert int(statistics.class_counts.sum()) == expected
+    assert np.array_equal(statistics.class_counts.sum(axis=1), statistics.matched_counts)
+    assert statistics.num_gt_boxes == sum(data.objects_per_image)
+    assert statistics.max_objects_per_image == CROWDED_OBJECTS
+    assert statistics.num_images == len(data.objects_per_image)
+    sizes = np.concatenate([values for _, values in statistics.size_groups()])
+    assert len(sizes) == expected
+
+
+def test_per_match_values(statistics: SlotStatistics) -> None:
+    assert statistics.match_centres_norm.shape == (statistics.num_matched, 2)
+    assert ((statistics.match_centres_norm > 0) & (statistics.match_centres_norm < 1)).all()
+    # Sizes are in original pixels: the 12 x 12 squares of the crowded image and 32 x 24 cells.
+    assert statistics.match_sqrt_areas.min() == pytest.approx(12.0, rel=1e-3)
+    assert statistics.match_sqrt_areas.max() <= np.sqrt(110 * 80) + 1e-3
+    dominant = statistics.dominant_labels
+    matched = statistics.matched_counts > 0
+    assert ((dominant >= 0) == matched).all()
+    assert np.isnan(statistics.mean_centres_norm[~matched]).all()
+
+
+def test_confidence_threshold(statistics: SlotStatistics) -> None:
+    # Every slot's best score is >= 0 in every image.
+    assert (statistics.confident_counts == statistics.num_images).all()
+    assert statistics.never_confident == [] and statistics.dead_slots == []
+
+
+def _hand_made(matched: list[int], confident: list[int], most: int) -> SlotStatistics:
+    """Statistics of 3 slots and 1 class, one match per count, all at the image centre."""
+    slots = np.repeat(np.arange(3), matched)
+    return SlotStatistics(
+        class_names=["thing"],
+        num_images=4,
+        num_gt_boxes=len(slots),
+        max_objects_per_image=most,
+        score_threshold=0.5,
+        matched_counts=np.array(matched),
+        confident_counts=np.array(confident),
+        class_counts=np.array(matched)[:, None],
+        proposal_boxes_cxcywh_norm=np.full((3, 4), 0.5),
+        match_slots=slots,
+        match_labels=np.zeros(len(slots), dtype=np.int64),
+        match_centres_norm=np.full((len(slots), 2), 0.5),
+        match_sqrt_areas=np.arange(1.0, len(slots) + 1),
+    )
+
+
+def test_dead_slots_and_advice_by_hand() -> None:
+    statistics = _hand_made(matched=[3, 0, 0], confident=[4, 2, 0], most=2)
+    assert statistics.never_matched == [1, 2]
+    assert statistics.never_confident == [2]
+    assert statistics.dead_slots == [2]
+    assert statistics.mean_sqrt_areas[0] == pytest.approx(2.0)
+    assert statistics.dominant_labels.tolist() == [0, -1, -1]
+    assert [line.split(" ")[0] for line in statistics.advice()] == ["1"]  # one dead slot only
+    crowded = _hand_made(matched=[1, 1, 1], confident=[1, 1, 1], most=3).advice()
+    assert len(crowded) == 1 and "(> 80%)" in crowded[0]
+    overfull = _hand_made(matched=[1, 1, 1], confident=[1, 1, 1], most=5).advice()
+    assert "2 of them can never be detected" in overfull[0]
+    assert "num_proposals >= 7" in overfull[0]
+
+
+def test_advice_about_too_few_proposals(statistics: SlotStatistics) -> None:
+    advice = " ".join(statistics.advice())
+    assert f"{CROWDED_OBJECTS} objects" in advice and f"N = {NUM_PROPOSALS}" in advice
+    assert "advice:" in statistics.format()
+
+
+def test_write_slot_statistics(statistics: SlotStatistics, tmp_path: Path) -> None:
+    paths = write_slot_statistics(statistics, tmp_path)
+    record = json.loads(paths["json"].read_text())
+    assert record["num_matched"] == statistics.num_matched
+    assert sum(slot["matched"] for slot in record["slots"]) == statistics.num_matched
+    assert sum(sum(slot["classes"].values()) for slot in record["slots"]) == record["num_matched"]
+    for key in ("matches", "centres", "sizes"):
+        with Image.open(paths[key]) as image:
+            assert image.format == "PNG" and image.width > 100

@@ -1,0 +1,117 @@
+"""Stage boxes: shapes, original-pixel scale, parity with the predictor, stopping after k
+stages, trajectories of the final detections, and the figure PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from diagnostics_data import NUM_PROPOSALS, DiagnosticsData
+from PIL import Image
+
+from sparsercnn.data.transforms import build_test_transform
+from sparsercnn.diagnostics.stage_boxes import (
+    StageBoxes,
+    check_figure_stages,
+    compute_stage_boxes,
+    default_figure_stages,
+    final_detection_tracks,
+    write_stage_figure,
+)
+from sparsercnn.model import build_postprocessor
+from sparsercnn.model_file import LoadedModel, load_model_file
+from sparsercnn.predictor import Predictor
+
+
+@pytest.fixture(scope="module")
+def loaded(data: DiagnosticsData) -> LoadedModel:
+    return load_model_file(data.model_file)
+
+
+def _compute(loaded: LoadedModel, image: Path, num_stages: int | None = None) -> StageBoxes:
+    return compute_stage_boxes(
+        loaded.model,
+        build_postprocessor(loaded.config),
+        build_test_transform(loaded.config.input),
+        image,
+        num_stages=num_stages,
+    )
+
+
+def test_shapes_and_original_pixels(loaded: LoadedModel, data: DiagnosticsData) -> None:
+    result = _compute(loaded, data.image_dir / "000.png")
+    num_stages, num_classes = loaded.model.num_stages, loaded.config.model.num_classes
+    assert result.image.size == (128, 96)
+    assert result.proposal_boxes.shape == (NUM_PROPOSALS, 4)
+    assert result.boxes.shape == (num_stages, NUM_PROPOSALS, 4)
+    assert result.scores.shape == (num_stages, NUM_PROPOSALS, num_classes)
+    assert len(result.detections) == num_stages
+    # Grid proposals: 4 x 4 cells of the *original* 128 x 96 image, row-major.
+    assert torch.allclose(result.proposal_boxes[0], torch.tensor([0.0, 0.0, 32.0, 24.0]))
+    assert torch.allclose(result.proposal_boxes[-1], torch.tensor([96.0, 72.0, 128.0, 96.0]))
+
+
+def test_last_stage_matches_the_predictor(loaded: LoadedModel, data: DiagnosticsData) -> None:
+    image = data.image_dir / "003.png"
+    result = _compute(loaded, image)
+    prediction = Predictor(loaded.model, loaded.config, loaded.categories)(image)[0]
+    last = result.detections[-1]
+    assert torch.equal(last["labels"], prediction.labels)
+    assert torch.allclose(last["scores"], prediction.scores)
+    assert torch.allclose(last["boxes"], prediction.boxes)
+
+
+def test_stopping_after_k_stages_gives_that_stages_boxes(
+    loaded: LoadedModel, data: DiagnosticsData
+) -> None:
+    image = data.image_dir / "004.png"
+    full = _compute(loaded, image)
+    first = _compute(loaded, image, num_stages=1)
+    assert full.num_stages == 2 and first.num_stages == 1
+    assert torch.allclose(first.boxes[0], full.boxes[0], atol=1e-5)
+    assert torch.allclose(first.scores[0], full.scores[0], atol=1e-6)
+    assert not torch.allclose(full.boxes[0], full.boxes[1])  # the second stage moved the boxes
+
+
+def test_tracks_follow_the_final_detections(loaded: LoadedModel, data: DiagnosticsData) -> None:
+    result = _compute(loaded, data.image_dir / "000.png")
+    tracks = final_detection_tracks(result, score_threshold=0.0)
+    num = len(tracks.slots)
+    assert num == len(set(tracks.slots.tolist())) > 0  # one track per slot
+    assert tracks.boxes.shape == (num, result.num_stages + 1, 4)
+    assert bool((tracks.scores[:-1] >= tracks.scores[1:]).all())
+    assert torch.allclose(tracks.boxes[:, 0], result.proposal_boxes[tracks.slots])
+    # Each track ends at the post-processed detection with the same score and label.
+    final = result.detections[-1]
+    for k in range(num):
+        same = (final["scores"] == tracks.scores[k]) & (final["labels"] == tracks.labels[k])
+        assert torch.allclose(final["boxes"][same][0], tracks.boxes[k, -1], atol=1e-4)
+    assert len(final_detection_tracks(result, score_threshold=1.01).slots) == 0
+
+
+def test_figure_stages() -> None:
+    assert default_figure_stages(6) == [1, 3, 6]
+    assert default_figure_stages(2) == [1, 2]
+    assert default_figure_stages(1) == [1]
+    assert check_figure_stages([2, 1], 2) == [2, 1]
+    for wrong in ([0], [3], []):
+        with pytest.raises(ValueError, match="1-based"):
+            check_figure_stages(wrong, 2)
+
+
+def test_write_stage_figure(data: DiagnosticsData, tmp_path: Path) -> None:
+    image = data.image_dir / "000.png"
+    with_tracks = write_stage_figure(
+        data.model_file, image, tmp_path / "fig.png", stages=[1, 2], score_threshold=0.0
+    )
+    without = write_stage_figure(
+        data.model_file, image, tmp_path / "plain.png", stages=[2], trajectories=False
+    )
+    with Image.open(with_tracks) as full, Image.open(without) as plain:
+        assert full.format == "PNG" and plain.format == "PNG"
+        # Panels: proposals, stage 1, stage 2, trajectories vs proposals, stage 2.
+        assert full.width >= 4 * 128 and plain.width >= 2 * 128
+        assert full.width > plain.width and full.height > 96
+    with pytest.raises(ValueError, match="1-based"):
+        write_stage_figure(data.model_file, image, tmp_path / "bad.png", stages=[3])

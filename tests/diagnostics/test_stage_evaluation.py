@@ -1,0 +1,75 @@
+"""Per-stage evaluation: the last stage equals ordinary evaluation, the first equals evaluation
+stopped after one stage, latency per k, and the written JSON and plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from diagnostics_data import DiagnosticsData
+from PIL import Image
+
+from sparsercnn.diagnostics.stage_evaluation import (
+    StageEvaluation,
+    evaluate_model_file_stages,
+    measure_stage_latency,
+    write_stage_evaluation,
+)
+from sparsercnn.engine.pipeline import evaluate_model_file
+from sparsercnn.model import build_model
+
+
+@pytest.fixture(scope="module")
+def evaluation(data: DiagnosticsData) -> StageEvaluation:
+    return evaluate_model_file_stages(
+        data.model_file, data.json_path, data.image_dir, num_latency_images=1
+    )
+
+
+def test_last_stage_equals_normal_evaluation(
+    evaluation: StageEvaluation, data: DiagnosticsData
+) -> None:
+    report = evaluate_model_file(data.model_file, data.json_path, data.image_dir, num_workers=0)
+    assert report.result.AP > 0  # the comparison means something
+    assert evaluation.results[-1].to_dict() == report.result.to_dict()
+    assert evaluation.stages[-1].AP == report.result.AP
+
+
+def test_first_stage_equals_evaluation_stopped_after_one_stage(
+    evaluation: StageEvaluation, data: DiagnosticsData
+) -> None:
+    report = evaluate_model_file(
+        data.model_file, data.json_path, data.image_dir, num_workers=0, num_stages=1
+    )
+    assert evaluation.results[0].to_dict() == report.result.to_dict()
+    assert evaluation.results[0].to_dict() != evaluation.results[1].to_dict()
+
+
+def test_rows_and_latency(evaluation: StageEvaluation) -> None:
+    assert [row.stage for row in evaluation.stages] == [1, 2]
+    assert evaluation.num_images == 5 and evaluation.num_latency_images == 1
+    for row, result in zip(evaluation.stages, evaluation.results, strict=True):
+        assert (row.AP, row.AP50, row.AP75) == (result.AP, result.AP50, result.AP75)
+        assert row.seconds_per_image is not None and row.seconds_per_image > 0
+    table = evaluation.format_table()
+    assert "ms/image" in table and len(table.splitlines()) == 4
+
+
+def test_write_stage_evaluation(evaluation: StageEvaluation, tmp_path: Path) -> None:
+    paths = write_stage_evaluation(evaluation, tmp_path / "out")
+    assert json.loads(paths["json"].read_text()) == evaluation.to_dict()
+    with Image.open(paths["plot"]) as image:
+        assert image.format == "PNG" and image.width > 100 and image.height > 100
+
+
+def test_latency_needs_images() -> None:
+    with pytest.raises(ValueError, match="at least one image"):
+        measure_stage_latency(build_model("tiny"), [])
+
+
+def test_latency_restores_training_mode() -> None:
+    model = build_model("tiny").train()
+    seconds = measure_stage_latency(model, [torch.zeros(3, 64, 64, dtype=torch.uint8)], warmup=0)
+    assert len(seconds) == model.num_stages and model.training

@@ -1,0 +1,240 @@
+"""ONNX export: onnxruntime parity with the eager model + PostProcessor, metadata, OnnxPredictor.
+
+One tiny model is exported once per module (the slow part, ~20-40 s on two CPU cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sparsercnn import build_model, get_preset
+from sparsercnn.cli import predict as predict_cli
+from sparsercnn.config import Config
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.export import OnnxPredictor, SparseRCNNOnnxModel, export_onnx
+from sparsercnn.export.onnx_export import ExportReport, match_detections
+from sparsercnn.model import PostProcessor
+from sparsercnn.model_file import LoadedModel, load_model_file, save_model_file
+from sparsercnn.predictor import Predictor
+from sparsercnn.structures import ImageBatch
+
+onnxruntime = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    config = get_preset("tiny")
+    model = build_model(config)
+    num_classes = config.model.num_classes
+    # Category ids with gaps, so that label -> id mapping errors would show.
+    categories = CategoryMap(
+        [3 * i + 1 for i in range(num_classes)], [f"class{i}" for i in range(num_classes)]
+    )
+    return save_model_file(
+        tmp_path_factory.mktemp("model") / "tiny.safetensors", model, config, categories
+    )
+
+
+@pytest.fixture(scope="module")
+def loaded(model_file: Path) -> LoadedModel:
+    return load_model_file(model_file)
+
+
+@pytest.fixture(scope="module")
+def exported(model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> ExportReport:
+    pytest.importorskip("onnxscript")
+    pytest.importorskip("onnx")
+    return export_onnx(model_file, tmp_path_factory.mktemp("onnx") / "tiny.onnx", check=True)
+
+
+@pytest.mark.slow
+def test_export_checks_itself(exported: ExportReport) -> None:
+    assert exported.path.is_file() and exported.num_bytes == exported.path.stat().st_size
+    assert exported.dynamic_batch
+    check = exported.check
+    assert check is not None and check.passed
+    assert [b for b, _, _ in check.inputs] == [2, 1]
+    assert check.max_box_rel_diff <= 1e-3 and check.unmatched == 0
+    # Only the final file remains in the folder: the atomic write cleaned up.
+    assert [p.name for p in exported.path.parent.iterdir()] == ["tiny.onnx"]
+
+
+@pytest.mark.slow
+def test_metadata_describes_the_model(exported: ExportReport, loaded: LoadedModel) -> None:
+    session = onnxruntime.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"])
+    metadata = session.get_modelmeta().custom_metadata_map
+    assert metadata["format"] == "sparsercnn-onnx"
+    assert json.loads(metadata["class_names"]) == loaded.categories.names
+    assert json.loads(metadata["category_ids"]) == loaded.categories.category_ids
+    assert int(metadata["test_min_size"]) == loaded.config.input.test_min_size
+    assert int(metadata["test_max_size"]) == loaded.config.input.test_max_size
+    assert int(metadata["size_divisibility"]) == 32
+    assert int(metadata["num_proposals"]) == loaded.config.model.num_proposals
+    assert Config.from_dict(json.loads(metadata["config"])) == loaded.config
+    assert "pixel_mean" in metadata and "preprocessing" in metadata
+    # Dynamic batch, height and width axes.
+    assert [i.name for i in session.get_inputs()] == ["images", "image_sizes", "original_sizes"]
+    batch, _, height, width = session.get_inputs()[0].shape
+    assert all(isinstance(axis, str) for axis in (batch, height, width))
+    assert [o.name for o in session.get_outputs()] == ["boxes", "scores", "labels"]
+
+
+def _inputs(
+    batch_size: int, size: tuple[int, int], seed: int
+) -> tuple[list[torch.Tensor], list[tuple[int, int]]]:
+    """uint8 resized images (the first ``size``, the others smaller) and their original sizes."""
+    generator = torch.Generator().manual_seed(seed)
+    images, originals = [], []
+    for i in range(batch_size):
+        h, w = size[0] - 9 * i, size[1] - 13 * i
+        images.append(torch.randint(0, 256, (3, h, w), generator=generator, dtype=torch.uint8))
+        originals.append((int(h * 2.5), int(w * 2.5)))
+    return images, originals
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch_size", [1, 3])
+@pytest.mark.parametrize("size", [(128, 171), (160, 107)])
+def test_onnxruntime_matches_pytorch(
+    exported: ExportReport,
+    loaded: LoadedModel,
+    batch_size: int,
+    size: tuple[int, int],
+) -> None:
+    images, originals = _inputs(batch_size, size, seed=batch_size * 1000 + size[0])
+    with torch.no_grad():
+        output = loaded.model.eval()([image.float() for image in images])
+    expected = PostProcessor(clip_boxes=True)(output, originals)
+
+    session = onnxruntime.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"])
+    batch = ImageBatch.from_tensors(images, 32)
+    boxes, scores, labels = session.run(
+        None,
+        {
+            "images": batch.tensor.float().numpy(),
+            "image_sizes": batch.image_sizes.numpy(),
+            "original_sizes": np.array(originals, dtype=np.int64),
+        },
+    )
+    assert boxes.shape == (batch_size, loaded.config.model.num_proposals, 4)
+    assert labels.dtype == np.int64
+    for i, detections in enumerate(expected):
+        keep = scores[i] > 0
+        num_kept = int(keep.sum())
+        # Removed (empty after clipping) boxes are marked with score 0 and come last.
+        assert keep[:num_kept].all() and not keep[num_kept:].any()
+        assert num_kept == len(detections["scores"])
+        np.testing.assert_array_equal(labels[i][keep], detections["labels"].numpy())
+        torch.testing.assert_close(
+            torch.from_numpy(boxes[i][keep]), detections["boxes"], rtol=1e-3, atol=1e-2
+        )
+        torch.testing.assert_close(
+            torch.from_numpy(scores[i][keep]), detections["scores"], rtol=0, atol=1e-5
+        )
+
+
+def test_removed_boxes_get_score_zero_and_go_last() -> None:
+    wrapper = SparseRCNNOnnxModel(build_model(get_preset("tiny")))
+    logits = torch.tensor([[[4.0, -9.0], [3.0, -9.0], [2.0, -9.0]]])  # (1, N=3, C=2)
+    boxes = torch.tensor([[[10.0, 10, 50, 50], [-40, 5, -10, 30], [20, 20, 60, 90]]])
+    sizes = torch.tensor([[100, 100]])
+    out_boxes, scores, labels = wrapper.detections(logits, boxes, sizes, sizes * 2)
+    # Proposal 1 lies left of the image: clipped to zero width, score 0, moved last.
+    torch.testing.assert_close(scores[0, :2], torch.sigmoid(torch.tensor([4.0, 2.0])))
+    assert (scores[0, 2:] == 0).all()
+    torch.testing.assert_close(out_boxes[0, 0], torch.tensor([20.0, 20, 100, 100]))
+    torch.testing.assert_close(out_boxes[0, 1], torch.tensor([40.0, 40, 120, 180]))
+    assert out_boxes[0, 2, 2] <= out_boxes[0, 2, 0]
+    assert labels[0, :2].tolist() == [0, 0]
+
+    unclipped = SparseRCNNOnnxModel(wrapper.model, clip_boxes=False)
+    _, raw_scores, _ = unclipped.detections(logits, boxes, sizes, sizes * 2)
+    assert (raw_scores > 0).all()
+
+
+def _write_images(folder: Path) -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, (h, w) in {"a.png": (300, 400), "b.png": (420, 280), "c.jpg": (250, 250)}.items():
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / name)
+    return folder
+
+
+@pytest.mark.slow
+def test_onnx_predictor_matches_predictor(
+    exported: ExportReport, loaded: LoadedModel, tmp_path: Path
+) -> None:
+    folder = _write_images(tmp_path / "images")
+    expected = Predictor(loaded.model, loaded.config, loaded.categories, batch_size=2)(folder)
+    actual = OnnxPredictor(exported.path, batch_size=2)(folder)
+    assert [p.source for p in actual] == [p.source for p in expected]
+    for a, e in zip(actual, expected, strict=True):
+        assert a.image_size == e.image_size
+        assert a.labels.tolist() == e.labels.tolist()
+        assert a.class_names == e.class_names and a.category_ids == e.category_ids
+        torch.testing.assert_close(a.boxes, e.boxes, rtol=1e-3, atol=1e-2)
+        torch.testing.assert_close(a.scores, e.scores, rtol=0, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_predict_cli_with_onnx(exported: ExportReport, tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    predict_cli.add_parser(parser.add_subparsers())
+    folder = _write_images(tmp_path / "images")
+    output = tmp_path / "predictions.json"
+    args = parser.parse_args(
+        ["predict", "--onnx", str(exported.path), str(folder), "--output", str(output)]
+    )
+    assert args.handler(args) == 0
+    records = json.loads(output.read_text())
+    assert {r["file_name"] for r in records} == {str(p) for p in folder.iterdir()}
+    assert all(r["category_id"] % 3 == 1 for r in records)
+    with pytest.raises(SystemExit):  # --checkpoint and --onnx are mutually exclusive
+        parser.parse_args(["predict", "--onnx", "a.onnx", "--checkpoint", "b", str(folder)])
+
+
+def test_corrupt_onnx_file_gives_a_clear_error(tmp_path: Path) -> None:
+    corrupt = tmp_path / "broken.onnx"
+    corrupt.write_bytes(b"\x08\x07this is not a protobuf" * 10)
+    with pytest.raises(ValueError, match=r"broken\.onnx is not a valid ONNX model"):
+        OnnxPredictor(corrupt)
+    with pytest.raises(FileNotFoundError, match=r"missing\.onnx"):
+        OnnxPredictor(tmp_path / "missing.onnx")
+
+
+def test_foreign_onnx_file_is_rejected(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    helper = onnx.helper
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "identity",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
+    path = tmp_path / "identity.onnx"
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    onnx.save(model, str(path))
+    with pytest.raises(ValueError, match=r"identity\.onnx is an ONNX model but not a sparsercnn"):
+        OnnxPredictor(path)
+
+
+def test_match_detections_tolerates_swapped_near_ties() -> None:
+    boxes = np.array([[0.0, 0, 10, 10], [5, 5, 20, 20], [1, 1, 2, 2]], dtype=np.float32)
+    scores = np.array([0.9, 0.5, 0.1], dtype=np.float32)
+    labels = np.array([1, 2, 3])
+    swapped = [1, 0, 2]
+    expected = [boxes[swapped], scores[swapped] + 1e-6, labels[swapped]]
+    assert match_detections([boxes + 0.01, scores, labels], expected, 1e-4) == (
+        pytest.approx(0.01, abs=1e-6),
+        0,
+    )
+    wrong_labels = [boxes, scores, labels + 1]
+    assert match_detections(wrong_labels, [boxes, scores, labels], 1e-4)[1] == 2

@@ -1,0 +1,98 @@
+"""The benchmark library on a tiny preset: every field present and sane (speed is not asserted)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from sparsercnn.benchmarking import (
+    PARTS,
+    BenchmarkResult,
+    BenchmarkSettings,
+    PartTiming,
+    run_benchmark,
+)
+from sparsercnn.cli import benchmark as benchmark_cli
+
+
+@pytest.fixture(scope="module")
+def result() -> BenchmarkResult:
+    settings = BenchmarkSettings(
+        preset="tiny", batch_size=2, image_size=(64, 96), threads=1, warmup=1, iters=2
+    )
+    return run_benchmark(settings)
+
+
+def test_every_part_is_timed(result: BenchmarkResult) -> None:
+    assert set(result.timings) == set(PARTS)
+    for name, timing in result.timings.items():
+        values = (timing.p50_ms, timing.p95_ms, timing.mean_ms, timing.images_per_s)
+        assert all(math.isfinite(v) and v > 0 for v in values), name
+        assert timing.p95_ms >= timing.p50_ms
+    parts = sum(result.timings[name].p50_ms for name in ("preprocess", "model", "postprocess"))
+    assert result.timings["total"].p50_ms == pytest.approx(parts, rel=0.5)
+    assert result.setup_seconds > 0
+
+
+def test_settings_hardware_and_versions_are_recorded(result: BenchmarkResult) -> None:
+    assert result.model == "tiny"
+    assert result.settings["image_size"] == [64, 96]
+    assert result.settings["threads"] == 1 and result.settings["backend"] == "eager"
+    assert result.hardware["cpu"] and result.hardware["cpu_count"] >= 1
+    assert result.versions["torch"] == torch.__version__
+    assert {"python", "numpy", "onnxruntime", "sparsercnn"} <= set(result.versions)
+    assert json.loads(json.dumps(result.to_dict()))["timings"]["model"]["p50_ms"] > 0
+
+
+def test_markdown_row_matches_header(result: BenchmarkResult) -> None:
+    header = BenchmarkResult.markdown_header().splitlines()[0]
+    row = result.markdown_row()
+    assert row.count("|") == header.count("|")
+    assert "| tiny | eager | cpu | fp32 | 2 | 64 x 96 |" in row
+
+
+def test_thread_count_is_restored() -> None:
+    before = torch.get_num_threads()
+    run_benchmark(
+        BenchmarkSettings(preset="tiny", image_size=(64, 64), threads=1, warmup=0, iters=1)
+    )
+    assert torch.get_num_threads() == before
+
+
+def test_percentiles_and_throughput() -> None:
+    timing = PartTiming.from_seconds([0.1, 0.2, 0.3, 0.4, 1.0], batch_size=4)
+    assert timing.p50_ms == pytest.approx(300.0)
+    assert timing.p95_ms == pytest.approx(880.0)
+    assert timing.images_per_s == pytest.approx(4 / 0.3)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"backend": "onnx", "dtype": "bf16"},
+        {"backend": "tensorrt"},
+        {"iters": 0},
+    ],
+)
+def test_impossible_settings_are_rejected(changes: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        run_benchmark(BenchmarkSettings(preset="tiny", **changes))  # type: ignore[arg-type]
+
+
+def test_cli_writes_json_and_markdown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    benchmark_cli.add_parser(parser.add_subparsers())
+    output = tmp_path / "result.json"
+    args = parser.parse_args(
+        "benchmark --preset tiny --image-size 64 64 --threads 1 --warmup 0 --iters 1 "
+        f"--markdown --output {output}".split()
+    )
+    assert args.handler(args) == 0
+    printed = capsys.readouterr().out
+    assert "backbone_fpn" in printed and "| tiny | eager |" in printed
+    assert json.loads(output.read_text())["settings"]["image_size"] == [64, 64]

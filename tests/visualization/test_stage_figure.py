@@ -1,0 +1,83 @@
+"""Stage figure: proposals and trajectories drawn where the boxes are, titled panels in a row,
+downscaling for large images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sparsercnn.visualization.draw import class_color
+from sparsercnn.visualization.stage_figure import (
+    PROPOSAL_COLOR,
+    StagePanel,
+    Trajectories,
+    compose_panels,
+    draw_proposals,
+    draw_stage_figure,
+    draw_trajectories,
+)
+
+NAMES = ["cat", "dog"]
+
+
+def _black(width: int = 200, height: int = 100) -> Image.Image:
+    return Image.new("RGB", (width, height), (0, 0, 0))
+
+
+def test_proposals_are_translucent_outlines() -> None:
+    image = _black()
+    out = draw_proposals(image, torch.tensor([[10.0, 20.0, 110.0, 80.0]]), opacity=1.0)
+    pixels = np.asarray(out)
+    assert out.size == image.size and out.mode == "RGB"
+    assert tuple(pixels[50, 10]) == PROPOSAL_COLOR  # left edge
+    assert tuple(pixels[50, 60]) == (0, 0, 0)  # inside untouched
+    faint = np.asarray(draw_proposals(image, [[10.0, 20.0, 110.0, 80.0]], opacity=0.5))
+    assert 0 < faint[50, 10, 0] < 255
+    assert np.asarray(image).max() == 0  # input not modified
+
+
+def test_trajectories_join_the_centres() -> None:
+    # One detection moving right: centres (30, 50) -> (70, 50) -> (110, 50).
+    boxes = torch.tensor(
+        [[[10.0, 30.0, 50.0, 70.0], [50.0, 30.0, 90.0, 70.0], [90.0, 30, 130, 70]]]
+    )
+    out = np.asarray(draw_trajectories(_black(), boxes, torch.tensor([1])))
+    color = class_color(1)
+    assert tuple(out[50, 50]) == color  # on the centre line between the first two steps
+    assert tuple(out[50, 130]) == color  # the last box is opaque
+    assert 0 < out[50, 10].max() < max(color)  # the first box is faint
+    assert tuple(out[10, 100]) == (0, 0, 0)
+
+
+def test_no_trajectories() -> None:
+    out = draw_trajectories(_black(), torch.zeros(0, 3, 4), torch.zeros(0, dtype=torch.int64))
+    assert np.asarray(out).max() == 0
+
+
+def test_compose_panels_titles_and_widths() -> None:
+    panels = [("a", _black(50, 40)), ("a much longer title than the panel", _black(30, 60))]
+    out = compose_panels(panels, gap=4, font_size=12)
+    pixels = np.asarray(out)
+    assert out.height > 60 + 12 and out.width > 50 + 30 + 3 * 4
+    assert (pixels[:4] == 255).all()  # white margin
+    with pytest.raises(ValueError, match="at least one panel"):
+        compose_panels([])
+
+
+def test_stage_figure_panels_and_downscaling() -> None:
+    image = Image.new("RGB", (1280, 960), (90, 90, 90))
+    stage = StagePanel("stage 1", [[100.0, 100.0, 600.0, 500.0]], [0], [0.9])
+    tracks = Trajectories(
+        boxes=torch.tensor([[[0.0, 0, 1280, 960], [100, 100, 600, 500]]]), labels=[1]
+    )
+    proposals = torch.tensor([[0.0, 0.0, 1280.0, 960.0]] * 3)
+    out = draw_stage_figure(image, proposals, [stage, stage], NAMES, trajectories=tracks)
+    assert 4 * 640 < out.width < 4 * 640 + 200 and 480 < out.height < 600
+    smaller = draw_stage_figure(image, proposals, [stage], NAMES, max_panel_side=320)
+    assert 2 * 320 < smaller.width < 2 * 320 + 100
+    # The box (scaled by 1/4) is drawn in the stage panel: its left edge at x = 25 of the panel.
+    pixels = np.asarray(smaller)
+    column = pixels[:, smaller.width // 2 :]
+    assert (column == class_color(0)).all(axis=-1).any()
