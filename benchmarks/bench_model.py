@@ -133,11 +133,13 @@ def main() -> None:
         f"{platform.processor() or platform.machine()}"
     )
     lines = [f"### Model timing ({setting})", "", "| what | median s |", "|---|---|"]
-    lines += [f"| inference 800x1216: {name} | {seconds:.3f} |" for name, seconds in inference.items()]
+    lines += [f"| inference 800x1216: {name} | {sec:.3f} |" for name, sec in inference.items()]
     lines.append(f"| training step, batch 2 at 512x640 | {train:.3f} |")
     lines.append("")
-    lines.append(f"Command: `python benchmarks/bench_model.py --preset {args.preset} "
-                 f"--threads {args.threads} --repeats {args.repeats} --dtype {args.dtype}`")
+    lines.append(
+        f"Command: `python benchmarks/bench_model.py --preset {args.preset} "
+        f"--threads {args.threads} --repeats {args.repeats} --dtype {args.dtype}`"
+    )
     text = "\n".join(lines)
     print(text)
     if args.write:

@@ -89,7 +89,9 @@ def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> list[tuple[Image
     Raises:
         FileNotFoundError: a path does not exist, or a folder holds no image file.
     """
-    items = [inputs] if not isinstance(inputs, list | tuple) else list(inputs)
+    items: list[ImageInput] = (
+        list(inputs) if isinstance(inputs, list | tuple) else [inputs]  # type: ignore[list-item]
+    )
     expanded: list[tuple[ImageInput, str]] = []
     for i, item in enumerate(items):
         if isinstance(item, str | Path):

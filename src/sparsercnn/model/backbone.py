@@ -9,6 +9,7 @@ consumes the output.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -46,6 +47,43 @@ def _projection(in_dim: int, out_dim: int, stride: int, norm: str) -> nn.Sequent
     )
 
 
+def frozen_affine(norm: nn.Module) -> tuple[Tensor, Tensor] | None:
+    """``(scale, shift)`` with ``norm(x) == x * scale + shift`` per channel, for a norm whose
+    statistics are fixed (FrozenBN, or BatchNorm in eval mode); ``None`` for a training-mode
+    BatchNorm, whose output depends on the batch."""
+    if isinstance(norm, FrozenBatchNorm2d):
+        running_mean, running_var, eps = norm.running_mean, norm.running_var, norm.eps
+    elif isinstance(norm, nn.BatchNorm2d) and not norm.training:
+        assert norm.running_mean is not None and norm.running_var is not None
+        running_mean, running_var, eps = norm.running_mean, norm.running_var, norm.eps
+    else:
+        return None
+    scale = norm.weight * torch.rsqrt(running_var + eps)
+    return scale, norm.bias - running_mean * scale
+
+
+def conv_norm(conv: nn.Conv2d, norm: nn.Module, x: Tensor) -> Tensor:
+    """``norm(conv(x))`` for a bias-free conv; a fixed-statistics norm is folded into the
+    convolution (weight ``w * scale``, bias ``shift``), which saves two passes over the
+    activation. Same arithmetic up to rounding; gradients reach the conv weight and the norm's
+    affine parameters as before."""
+    affine = frozen_affine(norm)
+    if affine is None:
+        return norm(conv(x))
+    scale, shift = affine
+    weight = conv.weight * scale.reshape(-1, 1, 1, 1)
+    return F.conv2d(x, weight, shift, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def shortcut(downsample: nn.Sequential | None, x: Tensor) -> Tensor:
+    """The residual branch: identity, or the projection ``downsample = (conv, norm)``."""
+    if downsample is None:
+        return x
+    conv, norm = downsample[0], downsample[1]
+    assert isinstance(conv, nn.Conv2d)
+    return conv_norm(conv, norm, x)
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 convs with a residual connection (ResNet-18/34).
 
@@ -68,9 +106,9 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, in_dim, H, W)`` -> ``(B, mid_dim, ceil(H / stride), ceil(W / stride))``."""
-        identity = x if self.downsample is None else self.downsample(x)
-        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
-        out = self.bn2(self.conv2(out))
+        identity = shortcut(self.downsample, x)
+        out = F.relu(conv_norm(self.conv1, self.bn1, x), inplace=True)
+        out = conv_norm(self.conv2, self.bn2, out)
         return F.relu(out + identity, inplace=True)
 
 
@@ -100,10 +138,10 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, in_dim, H, W)`` -> ``(B, 4 * mid_dim, ceil(H / stride), ceil(W / stride))``."""
-        identity = x if self.downsample is None else self.downsample(x)
-        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
-        out = F.relu(self.bn2(self.conv2(out)), inplace=True)
-        out = self.bn3(self.conv3(out))
+        identity = shortcut(self.downsample, x)
+        out = F.relu(conv_norm(self.conv1, self.bn1, x), inplace=True)
+        out = F.relu(conv_norm(self.conv2, self.bn2, out), inplace=True)
+        out = conv_norm(self.conv3, self.bn3, out)
         return F.relu(out + identity, inplace=True)
 
 
@@ -223,7 +261,7 @@ class ResNet(nn.Module):
         """
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"ResNet expects a (B, 3, H, W) RGB batch, got shape {tuple(x.shape)}")
-        x = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        x = F.relu(conv_norm(self.conv1, self.bn1, x), inplace=True)
         x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
         features = []
         for stage in (self.layer1, self.layer2, self.layer3, self.layer4):

@@ -31,6 +31,9 @@ class SparseRCNN(nn.Module):
         size_divisibility: padded sizes are multiples of this (32).
     """
 
+    pixel_mean: Tensor
+    pixel_std: Tensor
+
     def __init__(
         self,
         *,

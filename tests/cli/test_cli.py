@@ -1,0 +1,161 @@
+"""The ``sparsercnn`` command line: help of every command, and the predict/eval/validate jobs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from sparsercnn.cli.main import COMMANDS, build_parser, main
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.model import build_model
+from sparsercnn.model_file import save_model_file
+from sparsercnn.presets import get_preset
+
+
+def command_names() -> list[str]:
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "command")
+    return sorted(subparsers.choices)  # type: ignore[attr-defined]
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    names = command_names()
+    assert len(names) == len(COMMANDS)
+    assert {"demo", "train", "eval", "predict", "validate", "convert", "export"} <= set(names)
+    for name in names:
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--help"])
+        assert exit_info.value.code == 0
+        assert f"usage: sparsercnn {name}" in capsys.readouterr().out
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> Path:
+    cfg = get_preset("tiny")
+    cfg.model.num_classes = 2
+    torch.manual_seed(0)
+    categories = CategoryMap([3, 7], ["cat", "dog"])
+    return save_model_file(tmp_path / "model.safetensors", build_model(cfg), cfg, categories)
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "images"
+    (folder / "nested").mkdir(parents=True)
+    generator = torch.Generator().manual_seed(0)
+    for name, size in (("a.jpg", (120, 90)), ("b.png", (64, 100)), ("nested/c.jpg", (80, 80))):
+        pixels = torch.randint(
+            0, 256, (size[1], size[0], 3), generator=generator, dtype=torch.uint8
+        )
+        Image.fromarray(pixels.numpy()).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def test_predict_on_a_folder_writes_coco_results(
+    model_file: Path, image_folder: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "preds.json"
+    drawn = tmp_path / "drawn"
+    code = main(
+        [
+            "predict",
+            "--checkpoint",
+            str(model_file),
+            str(image_folder),
+            "--output",
+            str(output),
+            "--save-images",
+            str(drawn),
+            "--score-threshold",
+            "0.0",
+        ]
+    )
+    assert code == 0
+    records = json.loads(output.read_text())
+    files = {Path(r["file_name"]).name for r in records}
+    assert files == {"a.jpg", "b.png", "c.jpg"}
+    sizes = {"a.jpg": (90, 120), "b.png": (100, 64), "c.jpg": (80, 80)}
+    for record in records:
+        assert record["category_id"] in (3, 7)  # dataset ids, not contiguous labels
+        x, y, w, h = record["bbox"]
+        height, width = sizes[Path(record["file_name"]).name]
+        assert x >= 0 and y >= 0 and x + w <= width + 0.01 and y + h <= height + 0.01
+        assert 0.0 <= record["score"] <= 1.0
+    assert sorted(p.name for p in drawn.iterdir()) == ["a.jpg", "b.jpg", "c.jpg"]
+
+
+def test_user_errors_are_reported_without_traceback(
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["predict", "--checkpoint", str(model_file), str(tmp_path / "missing.jpg")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "missing.jpg" in err and "Traceback" not in err
+    code = main(["predict", "--checkpoint", str(tmp_path / "none.safetensors"), str(tmp_path)])
+    assert code == 2
+    assert "none.safetensors" in capsys.readouterr().err
+
+
+def test_validate_and_eval_on_a_small_coco_dataset(
+    model_file: Path, image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    coco = {
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "height": 90, "width": 120},
+            {"id": 2, "file_name": "b.png", "height": 100, "width": 64},
+        ],
+        "annotations": [
+            {
+                "id": 10,
+                "image_id": 1,
+                "category_id": 3,
+                "bbox": [10, 10, 40, 30],
+                "area": 1200,
+                "iscrowd": 0,
+            },
+            {
+                "id": 11,
+                "image_id": 2,
+                "category_id": 7,
+                "bbox": [5, 20, 30, 50],
+                "area": 1500,
+                "iscrowd": 0,
+            },
+        ],
+        "categories": [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}],
+    }
+    json_path = tmp_path / "val.json"
+    json_path.write_text(json.dumps(coco))
+    assert main(["validate", "--json", str(json_path), "--images", str(image_folder)]) == 0
+    metrics = tmp_path / "metrics.json"
+    code = main(
+        [
+            "eval",
+            "--checkpoint",
+            str(model_file),
+            "--json",
+            str(json_path),
+            "--images",
+            str(image_folder),
+            "--output",
+            str(metrics),
+            "--workers",
+            "0",
+        ]
+    )
+    assert code == 0
+    values = json.loads(metrics.read_text())
+    for key in ("AP", "AP50", "AP75", "APs", "APm", "APl", "per_class"):
+        assert key in values
+    assert 0.0 <= values["AP"] <= 1.0
+    assert "images/s" in capsys.readouterr().out
+    # A broken annotation makes validate fail with the annotation id in the report.
+    coco["annotations"][0]["bbox"] = [10, 10, -5, 30]
+    json_path.write_text(json.dumps(coco))
+    assert main(["validate", "--json", str(json_path), "--images", str(image_folder)]) == 1
+    assert "10" in capsys.readouterr().out
