@@ -146,6 +146,8 @@ def test_validate_and_eval_on_a_small_coco_dataset(
             str(metrics),
             "--workers",
             "0",
+            "--report-dir",
+            str(tmp_path / "report"),
         ]
     )
     assert code == 0
@@ -153,6 +155,7 @@ def test_validate_and_eval_on_a_small_coco_dataset(
     for key in ("AP", "AP50", "AP75", "APs", "APm", "APl", "per_class"):
         assert key in values
     assert 0.0 <= values["AP"] <= 1.0
+    assert (tmp_path / "report" / "confusion_matrix.png").stat().st_size > 0
     assert "images/s" in capsys.readouterr().out
     # A broken annotation makes validate fail with the annotation id in the report.
     coco["annotations"][0]["bbox"] = [10, 10, -5, 30]

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from sparsercnn.cli.common import add_device_argument, resolve_device
+from sparsercnn.diagnostics import write_evaluation_report
 from sparsercnn.engine.pipeline import evaluate_model_file
 
 
@@ -21,6 +22,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--images", type=Path, required=True, help="image folder")
     parser.add_argument("--output", type=Path, help="write the metrics as JSON here")
     parser.add_argument("--results", type=Path, help="write the COCO results JSON here")
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        help="also write PR curves, a confusion matrix, sample images and a label summary here",
+    )
     parser.add_argument("--stages", type=int, help="use only the first k stages")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
@@ -43,4 +49,13 @@ def run(args: argparse.Namespace) -> int:
     print(report.format())
     if args.output:
         print(f"metrics written to {args.output}")
+    if args.report_dir:
+        write_evaluation_report(
+            args.checkpoint,
+            args.json,
+            args.images,
+            args.report_dir,
+            device=resolve_device(args.device),
+        )
+        print(f"evaluation plots in {args.report_dir}")
     return 0

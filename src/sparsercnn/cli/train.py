@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from sparsercnn.cli.common import add_config_arguments, add_device_argument, resolve_config
+from sparsercnn.diagnostics import write_evaluation_report
 from sparsercnn.engine.distributed import cleanup, init_distributed
 from sparsercnn.engine.pipeline import train_from_coco
 
@@ -86,4 +87,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"training stopped at iteration {result.iteration}; outputs in {result.output_dir}")
         if result.final_metrics is not None:
             print(f"final AP {result.final_metrics['AP']:.4f}")
+        model_path = result.model_best_path or result.model_final_path
+        if args.val_json is not None and model_path is not None:
+            # Run-folder diagnostics: PR curves, confusion matrix, samples, label summary.
+            report_dir = args.output_dir / "report"
+            write_evaluation_report(
+                model_path, args.val_json, args.val_images, report_dir, device=dist_info.device
+            )
+            print(f"evaluation plots of {model_path.name} in {report_dir}")
     return 0
