@@ -30,7 +30,8 @@ def class_color(label: int) -> tuple[int, int, int]:
     return round(r * 255), round(g * 255), round(b * 255)
 
 
-def _as_numpy(values: ArrayLike | None, dtype: type, shape_tail: tuple[int, ...]) -> np.ndarray:
+def as_array(values: ArrayLike | None, dtype: type, shape_tail: tuple[int, ...]) -> np.ndarray:
+    """Tensor, array or sequence -> numpy ``(K, *shape_tail)`` of ``dtype`` (``None``: empty)."""
     if values is None:
         return np.zeros((0, *shape_tail), dtype=dtype)
     if isinstance(values, torch.Tensor):
@@ -39,7 +40,8 @@ def _as_numpy(values: ArrayLike | None, dtype: type, shape_tail: tuple[int, ...]
 
 
 @lru_cache(maxsize=16)
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def label_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """Pillow's default font at ``size`` (a fixed bitmap font on Pillow < 10.1)."""
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: fixed-size bitmap font only
@@ -77,9 +79,9 @@ def draw_detections(
         A new RGB image; ``image`` is not modified.
     """
     canvas = image.convert("RGB")  # always a copy
-    boxes_np = _as_numpy(boxes, np.float64, (4,))
-    labels_np = _as_numpy(labels, np.int64, ())
-    scores_np = None if scores is None else _as_numpy(scores, np.float64, ())
+    boxes_np = as_array(boxes, np.float64, (4,))
+    labels_np = as_array(labels, np.int64, ())
+    scores_np = None if scores is None else as_array(scores, np.float64, ())
     if len(labels_np) != len(boxes_np) or (
         scores_np is not None and len(scores_np) != len(boxes_np)
     ):
@@ -89,7 +91,7 @@ def draw_detections(
         )
     longest = max(canvas.size)
     width = line_width if line_width is not None else max(1, round(longest / 320))
-    font = _font(font_size if font_size is not None else max(10, round(longest / 50)))
+    font = label_font(font_size if font_size is not None else max(10, round(longest / 50)))
     order = np.arange(len(boxes_np))
     if scores_np is not None:
         keep = scores_np >= score_threshold

@@ -12,13 +12,17 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from sparsercnn.visualization.draw import ArrayLike, class_color, draw_detections
+from sparsercnn.visualization.draw import (
+    ArrayLike,
+    as_array,
+    class_color,
+    draw_detections,
+    label_font,
+)
 
 PROPOSAL_COLOR = (255, 255, 255)
 
@@ -54,20 +58,6 @@ class Trajectories:
     labels: ArrayLike
 
 
-def _array(values: ArrayLike, dtype: type, shape_tail: tuple[int, ...]) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().numpy()
-    return np.asarray(values, dtype=dtype).reshape(-1, *shape_tail)
-
-
-@lru_cache(maxsize=8)
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: fixed-size bitmap font only
-        return ImageFont.load_default()
-
-
 def _line_width(image: Image.Image, line_width: int | None) -> int:
     return line_width if line_width is not None else max(1, round(max(image.size) / 320))
 
@@ -96,7 +86,7 @@ def draw_proposals(
     draw = ImageDraw.Draw(overlay)
     fill = (*color, round(255 * min(max(opacity, 0.0), 1.0)))
     width = _line_width(canvas, line_width)
-    for x1, y1, x2, y2 in _array(boxes, np.float64, (4,)).tolist():
+    for x1, y1, x2, y2 in as_array(boxes, np.float64, (4,)).tolist():
         draw.rectangle((x1, y1, max(x1, x2), max(y1, y2)), outline=fill, width=width)
     return Image.alpha_composite(canvas, overlay).convert("RGB")
 
@@ -120,11 +110,11 @@ def draw_trajectories(
     Returns:
         A new RGB image.
     """
-    labels_np = _array(labels, np.int64, ())
+    labels_np = as_array(labels, np.int64, ())
     canvas = image.convert("RGBA")
     if len(labels_np) == 0:
         return canvas.convert("RGB")
-    steps = _array(boxes, np.float64, (4,)).reshape(len(labels_np), -1, 4)  # (K, S, 4)
+    steps = as_array(boxes, np.float64, (4,)).reshape(len(labels_np), -1, 4)  # (K, S, 4)
     overlay = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
     width = _line_width(canvas, line_width)
@@ -159,7 +149,7 @@ def compose_panels(
     if not panels:
         raise ValueError("compose_panels needs at least one panel")
     height = max(image.height for _, image in panels)
-    font = _font(font_size if font_size is not None else max(12, round(height / 25)))
+    font = label_font(font_size if font_size is not None else max(12, round(height / 25)))
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     boxes = [measure.textbbox((0, 0), title, font=font) for title, _ in panels]  # (l, t, r, b)
     # Each column is as wide as its image or its title, whichever is wider.
@@ -211,12 +201,12 @@ def draw_stage_figure(
         One RGB image.
     """
     base, scale = _fit(image.convert("RGB"), max_panel_side)
-    proposals = _array(proposal_boxes, np.float64, (4,)) * scale
+    proposals = as_array(proposal_boxes, np.float64, (4,)) * scale
     panels = [(f"{len(proposals)} learned proposals", draw_proposals(base, proposals))]
     for stage in stages:
         drawing = draw_detections(
             base,
-            _array(stage.boxes, np.float64, (4,)) * scale,
+            as_array(stage.boxes, np.float64, (4,)) * scale,
             stage.labels,
             stage.scores,
             class_names,
@@ -224,8 +214,8 @@ def draw_stage_figure(
         )
         panels.append((stage.title, drawing))
     if trajectories is not None:
-        tracks = _array(trajectories.boxes, np.float64, (4,)) * scale  # (K * S, 4)
-        labels = _array(trajectories.labels, np.int64, ())
+        tracks = as_array(trajectories.boxes, np.float64, (4,)) * scale  # (K * S, 4)
+        labels = as_array(trajectories.labels, np.int64, ())
         title = f"trajectories of {len(labels)} detections"
         panels.append((title, draw_trajectories(base, tracks, labels)))
     return compose_panels(panels)
