@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from sparsercnn.atomic_file import atomic_write
@@ -67,11 +67,9 @@ def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, Catego
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-        tensors = load_file(str(path))
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as error:
         raise ValueError(
             f"{path} is not a sparsercnn model file (safetensors could not read it: {error}). "

@@ -16,12 +16,13 @@ from synthetic_coco import TinyCoco, tiny_config
 
 from sparsercnn.config import Config
 from sparsercnn.data.coco import CocoDataset
+from sparsercnn.data.loader import build_train_loader
 from sparsercnn.data.transforms import build_test_transform, build_train_transform
 from sparsercnn.engine.checkpoint import LAST_CHECKPOINT_FILE, load_training_checkpoint
 from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, TimeBudget
 from sparsercnn.engine.train_step import NonFiniteLossError
 from sparsercnn.engine.trainer import Trainer
-from sparsercnn.loss import SetLoss
+from sparsercnn.loss import NonFiniteCostError, SetLoss
 from sparsercnn.model_file import load_model_file
 from sparsercnn.structures import ModelOutput, Target
 
@@ -144,6 +145,37 @@ def test_nonfinite_loss_skips_the_step(tiny_coco: TinyCoco, tmp_path: Path) -> N
     assert first["skipped"] == 1 and "loss" not in first
     assert second["skipped"] == 0 and math.isfinite(second["loss"])
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+class _DivergedMatching:
+    """Raises the matcher's non-finite-cost error for the first ``count`` calls."""
+
+    def __init__(self, criterion: Any, count: int) -> None:
+        self.criterion = criterion
+        self.remaining = count
+
+    def __call__(self, output: ModelOutput, targets: list[Target]) -> SetLoss:
+        if self.remaining > 0:
+            self.remaining -= 1
+            raise NonFiniteCostError("Hungarian matching cost for image 0 has 3 non-finite entries")
+        return self.criterion(output, targets)
+
+
+def test_nonfinite_matching_cost_skips_the_step(
+    tiny_coco: TinyCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = tiny_config()
+    cfg.train.max_iter = 2
+    trainer = _trainer(tiny_coco, cfg, tmp_path)
+    initial = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
+    trainer.step.criterion = _DivergedMatching(trainer.step.criterion, count=1)
+    loader = build_train_loader(trainer.train_dataset, batch_size=2, num_workers=0, seed=0)
+    step = trainer.step(loader, lr=1e-4, iteration=0)
+    assert not step.applied and trainer.step.skipped_steps == 1
+    assert "non-finite entries" in caplog.text
+    for key, value in trainer.model.named_parameters():
+        assert torch.equal(value, initial[key]), key  # the skipped step changed nothing
+    assert trainer.step(loader, lr=1e-4, iteration=1).applied
 
 
 def test_repeated_nonfinite_loss_raises(tiny_coco: TinyCoco, tmp_path: Path) -> None:

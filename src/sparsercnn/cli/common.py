@@ -19,6 +19,17 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_model_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint``, ``--json``, ``--images``, ``--batch-size``, ``--workers``, ``--device``:
+    a model file run over a COCO-format dataset."""
+    parser.add_argument("--checkpoint", type=Path, required=True, help="model file (.safetensors)")
+    parser.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
+    parser.add_argument("--images", type=Path, required=True, help="image folder")
+    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    add_device_argument(parser)
+
+
 def resolve_device(name: str | None) -> torch.device:
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sparsercnn.cli.common import add_device_argument, resolve_device
+from sparsercnn.cli.common import add_model_dataset_arguments, resolve_device
 from sparsercnn.diagnostics.evaluation_report import write_evaluation_report
 from sparsercnn.diagnostics.slot_statistics import (
     slot_statistics_of_model_file,
@@ -19,15 +19,10 @@ from sparsercnn.diagnostics.stage_evaluation import (
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", type=Path, required=True, help="model file (.safetensors)")
-    parser.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
-    parser.add_argument("--images", type=Path, required=True, help="image folder")
+    add_model_dataset_arguments(parser)
     parser.add_argument(
         "--output-dir", type=Path, default=Path("diagnostics"), help="where files are written"
     )
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=2)
-    add_device_argument(parser)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sparsercnn.cli.common import add_device_argument, resolve_device
+from sparsercnn.cli.common import add_model_dataset_arguments, resolve_device
 from sparsercnn.diagnostics import write_evaluation_report
 from sparsercnn.engine.pipeline import evaluate_model_file
 
@@ -17,9 +17,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="COCO bbox evaluation (maxDets 100, no score threshold): AP, AP50, AP75, "
         "APs, APm, APl and per-class AP, plus model-only and end-to-end images/s.",
     )
-    parser.add_argument("--checkpoint", type=Path, required=True, help="model file (.safetensors)")
-    parser.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
-    parser.add_argument("--images", type=Path, required=True, help="image folder")
+    add_model_dataset_arguments(parser)
     parser.add_argument("--output", type=Path, help="write the metrics as JSON here")
     parser.add_argument("--results", type=Path, help="write the COCO results JSON here")
     parser.add_argument(
@@ -28,9 +26,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="also write PR curves, a confusion matrix, sample images and a label summary here",
     )
     parser.add_argument("--stages", type=int, help="use only the first k stages")
-    parser.add_argument("--batch-size", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=2)
-    add_device_argument(parser)
     parser.set_defaults(handler=run)
 
 

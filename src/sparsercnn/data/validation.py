@@ -271,7 +271,7 @@ class _Checker:
                 )
                 self.add("error", "duplicate_annotation_id", message, image_id, ann_id)
             elif image_id in self.bad_image_ids or cat_id in self.bad_category_ids:
-                pass
+                pass  # its image or category was already reported; one error is enough
             elif image_id not in images:
                 message = f"annotation {ann_id} refers to image id {image_id}, not in 'images'"
                 self.add("error", "unknown_image_id", message, image_id, ann_id)

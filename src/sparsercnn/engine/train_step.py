@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from sparsercnn.engine.metrics_log import StepStats
-from sparsercnn.loss import SetLoss
+from sparsercnn.loss import NonFiniteCostError, SetLoss
 from sparsercnn.structures import Batch, ModelOutput, Target
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,10 @@ class TrainStep:
             data_seconds += time.perf_counter() - data_start
             with self._sync_context(last=micro == self.grad_accum_steps - 1):
                 loss = self._forward_backward(batch)
-            totals.append(loss.total.detach())
+            if loss is None:  # non-finite matching cost: the step will be skipped
+                totals.append(torch.tensor(math.nan))
+                continue
+            totals.append(loss.total.detach().cpu())
             for key, value in loss.terms.items():
                 share = value.detach() / self.grad_accum_steps
                 terms[key] = terms[key] + share if key in terms else share
@@ -142,12 +145,22 @@ class TrainStep:
             return nullcontext()
         return self.model.no_sync()
 
-    def _forward_backward(self, batch: Batch) -> SetLoss:
+    def _forward_backward(self, batch: Batch) -> SetLoss | None:
+        """Forward, loss and backward of one micro-batch; ``None`` when matching found
+        non-finite costs (diverged predictions), in which case the step must be skipped."""
         images = [image.to(self.device, non_blocking=True) for image in batch.images]
         use_amp = self.amp_dtype is not None
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=use_amp):
             output = self.model(images)
-        loss = self.criterion(output, batch.targets)  # fp32 inside, whatever the autocast
+        try:
+            loss = self.criterion(output, batch.targets)  # fp32 inside, whatever the autocast
+        except NonFiniteCostError as error:
+            logger.warning("%s", error)
+            # Backpropagate zero through every output so this rank still joins DDP's gradient
+            # all-reduce; the non-finite loss then makes every rank skip the step.
+            zero = sum(stage.logits.sum() + stage.boxes.sum() for stage in output.stages)
+            (zero * 0.0).backward()
+            return None
         scaled = loss.total / self.grad_accum_steps
         if self.scaler is not None:
             scaled = self.scaler.scale(scaled)

@@ -23,6 +23,13 @@ def image_whwh(image_sizes: Tensor) -> Tensor:
     return torch.stack((sizes[:, 1], sizes[:, 0], sizes[:, 1], sizes[:, 0]), dim=-1)
 
 
+class NonFiniteCostError(ValueError):
+    """A matching cost matrix has NaN/inf entries: the predictions (or the data) are broken.
+
+    The trainer catches it and skips the step like any other non-finite loss.
+    """
+
+
 class HungarianMatcher:
     """Minimum-cost one-to-one assignment of predictions to ground-truth boxes, per image.
 
@@ -127,8 +134,9 @@ class HungarianMatcher:
             order); prediction ``pred_indices[k]`` is matched to ground truth ``gt_indices[k]``.
 
         Raises:
-            ValueError: if the shapes disagree, or if a cost matrix has NaN/inf entries (which
-                usually means training diverged).
+            ValueError: if the shapes disagree.
+            NonFiniteCostError: if a cost matrix has NaN/inf entries (which usually means
+                training diverged).
         """
         num_images = int(logits.shape[0])
         if logits.dim() != 3 or boxes.shape[:2] != logits.shape[:2] or boxes.shape[-1] != 4:
@@ -196,13 +204,13 @@ class HungarianMatcher:
         logits: Tensor,
         boxes: Tensor,
         targets: list[Target],
-    ) -> ValueError:
+    ) -> NonFiniteCostError:
         where = f"image {index} of the batch" + ("" if stage is None else f" at stage {stage}")
         bad = int((~np.isfinite(cost)).sum())
         logits_ok = bool(torch.isfinite(logits[index]).all())
         boxes_ok = bool(torch.isfinite(boxes[index]).all())
         gt_ok = bool(torch.isfinite(targets[index].boxes).all())
-        return ValueError(
+        return NonFiniteCostError(
             f"Hungarian matching cost for {where} has {bad} non-finite (NaN/inf) entries "
             f"(finite predicted logits: {logits_ok}, finite predicted boxes: {boxes_ok}, "
             f"finite ground-truth boxes: {gt_ok}). Non-finite predictions mean training has "

@@ -89,9 +89,9 @@ class DynamicHead(nn.Module):
         Returns:
             One ``(logits (B, N, C), boxes (B, N, 4) xyxy)`` pair per stage run.
         """
-        stages = self.stages if num_stages is None else self.stages[:num_stages]
         if num_stages is not None and not 1 <= num_stages <= len(self.stages):
             raise ValueError(f"num_stages must be in [1, {len(self.stages)}], got {num_stages}")
+        stages = self.stages if num_stages is None else self.stages[:num_stages]
         levels = flatten_levels(list(features), self.strides)
         boxes, q = proposal_boxes, proposal_features
         outputs: list[tuple[Tensor, Tensor]] = []

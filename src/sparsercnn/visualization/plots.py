@@ -144,8 +144,8 @@ def _plot_eval(ax: Axes, records: list[dict[str, Any]]) -> None:
     ax.legend(fontsize="small")
 
 
-def save_figure(figure: Figure, output_png: str | Path, dpi: int = 100) -> Path:
-    """Render ``figure`` with Agg and write it as PNG atomically (temp file + ``os.replace``)."""
+def save_figure(figure: Figure, output_png: str | Path) -> Path:
+    """Render ``figure`` (at its own dpi) with Agg and write it as PNG atomically."""
     canvas = FigureCanvasAgg(figure)
     return atomic_write(output_png, lambda tmp: canvas.print_png(str(tmp), metadata=None))
 
