@@ -25,6 +25,7 @@ import torch
 from sparsercnn import build_model, get_preset
 from sparsercnn.loss import build_criterion
 from sparsercnn.ops import multilevel_roi_align as mra
+from sparsercnn.runtime import retain_freed_memory
 from sparsercnn.structures import Target
 
 
@@ -126,6 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
+    retain_freed_memory()  # as the CLI does
     inference = bench_inference(args.preset, args.repeats, args.dtype)
     train = bench_train_step(args.preset, args.repeats, args.dtype)
     setting = (

@@ -7,7 +7,8 @@ head's share is visible. Backends: ``eager`` PyTorch (channels-last), ``compile`
 (``torch.compile`` at the fixed input size) and ``onnx`` (an export run by onnxruntime, where
 normalisation and post-processing are inside the graph: its preprocess is the host-side padding
 and its postprocess the removal of score-0 entries). Results carry the hardware, library
-versions and settings, as JSON and as a ``BENCHMARKS.md`` table row.
+versions and settings, as JSON and as a ``BENCHMARKS.md`` table row. Running a benchmark
+configures the process allocator with :func:`~sparsercnn.runtime.retain_freed_memory`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sparsercnn.data.transforms import resized_shape
 from sparsercnn.model import SparseRCNN, build_model, build_postprocessor
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.presets import get_preset
+from sparsercnn.runtime import fast_bf16_supported, retain_freed_memory
 from sparsercnn.structures import ImageBatch
 
 Backend = Literal["eager", "compile", "onnx"]
@@ -145,6 +147,11 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
     """
     device = torch.device(settings.device)
     _check_settings(settings, device)
+    notes = []
+    if not retain_freed_memory():
+        notes.append("glibc could not be told to reuse freed memory: large tensors page-fault")
+    if settings.dtype == "bf16" and not fast_bf16_supported(device):
+        notes.append(f"{device.type} has no native bf16: bf16 is emulated (slower than fp32)")
     loaded = _load(settings)
     height, width = settings.image_size or resized_shape(
         480, 640, loaded.config.input.test_min_size, loaded.config.input.test_max_size
@@ -184,6 +191,7 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
         hardware=hardware_info(device),
         versions=library_versions(),
         setup_seconds=setup,
+        notes=notes,
     )
 
 

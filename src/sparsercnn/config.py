@@ -31,6 +31,9 @@ class ModelConfig:
     backbone_depth: int = 50
     backbone_norm: BackboneNorm = "frozen_bn"
     freeze_at: int = 2  # 0: nothing frozen, 1: stem, 2: stem + res2 (spec 2.1), ... 5: everything
+    # Stem/res2 channels, doubled by each later stage; 64 is the standard ResNet (all published
+    # weights), narrower backbones are for training from scratch on a CPU (the demo: 32).
+    backbone_width: int = 64
     fpn_dim: int = 256
     # Proposals (spec 3) and head (spec 5).
     num_proposals: int = 100

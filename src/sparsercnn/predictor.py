@@ -24,6 +24,7 @@ from sparsercnn.data.transforms import build_test_transform
 from sparsercnn.evaluation.results import CocoResult, detections_to_coco_results
 from sparsercnn.model import SparseRCNN, build_postprocessor
 from sparsercnn.model_file import load_model_file
+from sparsercnn.runtime import retain_freed_memory
 from sparsercnn.structures import Detections
 from sparsercnn.visualization.draw import draw_detections
 
@@ -174,6 +175,9 @@ class Predictor(BatchPredictor):
         device: where to run.
         batch_size: images per forward pass.
         num_stages: run only the first k stages (default all).
+
+    On the CPU, constructing a predictor configures the process allocator to reuse freed memory
+    (:func:`~sparsercnn.runtime.retain_freed_memory`), which makes inference much faster.
     """
 
     def __init__(
@@ -187,6 +191,8 @@ class Predictor(BatchPredictor):
         num_stages: int | None = None,
     ) -> None:
         self.device = torch.device(device)
+        if self.device.type == "cpu":
+            retain_freed_memory()
         self.model = model.to(self.device).eval()
         self.config = config
         self.categories = categories

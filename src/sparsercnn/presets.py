@@ -35,18 +35,21 @@ def r101_300pro_3x() -> Config:
 
 
 def demo() -> Config:
-    """CPU-scale Sparse R-CNN trained from scratch in minutes: ResNet-18, a narrow head, 160 px.
+    """CPU-scale Sparse R-CNN trained from scratch in minutes: a half-width ResNet-18, a narrow
+    head, 160 px.
 
     The architecture is the paper's (learned proposals, 6 dynamic stages, the 2/5/2 set loss with
-    deep supervision); what changes is scale: ResNet-18 with training-mode BatchNorm (no ImageNet
-    weights offline), widths 64 (FPN and head), 50 proposals on the paper's ``grid``
-    initialisation (Table 6; a spatial prior that converges faster than whole-image boxes when
-    training is short), bf16 autocast, and a learning rate for training from scratch. Usable on
-    any dataset; raise ``input.*`` sizes for larger images.
+    deep supervision); what changes is scale: ResNet-18 at half width (32-256 channels, a quarter
+    of the FLOPs) with training-mode BatchNorm (no ImageNet weights offline), widths 64 (FPN and
+    head), 50 proposals on the paper's ``grid`` initialisation (Table 6; a spatial prior that
+    converges faster than whole-image boxes when training is short), bf16 autocast where the
+    hardware runs bf16 natively (fp32 elsewhere), and a learning rate for training from scratch.
+    Usable on any dataset; raise ``input.*`` sizes for larger images.
     """
     return Config(
         model=ModelConfig(
             backbone_depth=18,
+            backbone_width=32,
             backbone_norm="bn",
             freeze_at=0,
             fpn_dim=64,
@@ -71,6 +74,9 @@ def demo() -> Config:
             steps=(2400, 2800),
             warmup_iters=50,
             amp=True,
+            # 160 px images decode in 1.6 ms: loading in the main process costs less than
+            # worker processes competing with the compute threads for a small CPU's cores.
+            num_workers=0,
             checkpoint_period=500,
             eval_period=0,
             log_period=10,
@@ -81,6 +87,8 @@ def demo() -> Config:
 def tiny() -> Config:
     """The smallest sensible model, for tests and smoke runs (seconds on a CPU)."""
     cfg = demo()
+    # The standard ResNet-18, so checkpoints in the published layouts load into it.
+    cfg.model.backbone_width = ModelConfig.backbone_width
     cfg.model.num_proposals = 16
     cfg.model.num_stages = 2
     cfg.model.hidden_dim = 32

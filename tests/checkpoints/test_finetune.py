@@ -124,6 +124,15 @@ def test_backbone_depth_mismatch(tmp_path: Path) -> None:
         load_backbone_weights(build_model("tiny"), path)
 
 
+def test_backbone_width_mismatch(tmp_path: Path, tiny_pair: ReferencePair) -> None:
+    path = tmp_path / "resnet18.pth"
+    torch.save(_torchvision_resnet18(tiny_pair), path)
+    cfg = get_preset("tiny")
+    cfg.model.backbone_width = 32
+    with pytest.raises(ValueError, match="width 64 but the model's backbone has width 32"):
+        load_backbone_weights(build_model(cfg), path)
+
+
 def test_freeze_backbone_survives_train_mode() -> None:
     model = build_model("tiny")  # ordinary BatchNorm, nothing frozen
     freeze_backbone(model)

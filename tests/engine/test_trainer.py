@@ -20,6 +20,7 @@ from sparsercnn.data.loader import build_train_loader
 from sparsercnn.data.transforms import build_test_transform, build_train_transform
 from sparsercnn.engine.checkpoint import LAST_CHECKPOINT_FILE, load_training_checkpoint
 from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, TimeBudget
+from sparsercnn.engine import train_step
 from sparsercnn.engine.train_step import NonFiniteLossError
 from sparsercnn.engine.trainer import Trainer
 from sparsercnn.loss import NonFiniteCostError, SetLoss
@@ -237,7 +238,12 @@ def test_time_budget_shortens_the_schedule(tiny_coco: TinyCoco, tmp_path: Path) 
     assert not result.stopped_early  # the fitted schedule ran to its end
 
 
-def test_bf16_autocast_on_cpu(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+def test_bf16_autocast_on_cpu(
+    tiny_coco: TinyCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bf16 path must work whatever this CPU runs natively (where it is emulated, it is
+    # only slow).
+    monkeypatch.setattr(train_step, "fast_bf16_supported", lambda device: True)
     cfg = tiny_config()
     cfg.train.max_iter = 1
     cfg.train.amp = True
@@ -246,3 +252,13 @@ def test_bf16_autocast_on_cpu(tiny_coco: TinyCoco, tmp_path: Path) -> None:
     result = trainer.train()
     assert result.skipped_steps == 0 and math.isfinite(result.last_losses["loss"])
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+
+
+def test_amp_falls_back_to_fp32_without_native_bf16(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(train_step, "fast_bf16_supported", lambda device: False)
+    with caplog.at_level("WARNING"):
+        assert train_step.autocast_dtype(torch.device("cpu"), enabled=True) is None
+    assert "no native bf16" in caplog.text
+    assert train_step.autocast_dtype(torch.device("cpu"), enabled=False) is None

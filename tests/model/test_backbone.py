@@ -129,6 +129,23 @@ def test_output_shapes(depth: int) -> None:
         assert feature.shape == (2, channels, 64 // stride, 96 // stride)
 
 
+@pytest.mark.parametrize("depth", [18, 50])
+def test_narrow_width_scales_channels_and_keeps_names(depth: int) -> None:
+    standard, narrow = ResNet(depth), ResNet(depth, width=32)
+    assert narrow.out_channels == [c // 2 for c in standard.out_channels]
+    assert set(narrow.state_dict()) == set(standard.state_dict())
+    # Every conv has half the input and output channels (the stem half the output): ~1/4 FLOPs.
+    assert count_with_norm_affine(narrow) < 0.27 * count_with_norm_affine(standard)
+    with torch.no_grad():
+        features = narrow.eval()(torch.randn(1, 3, 64, 64))
+    assert [f.shape[1] for f in features] == narrow.out_channels
+
+
+def test_invalid_width_raises() -> None:
+    with pytest.raises(ValueError, match="width must be >= 1"):
+        ResNet(18, width=0)
+
+
 def test_odd_input_sizes_round_up() -> None:
     with torch.no_grad():
         features = ResNet(18).eval()(torch.randn(1, 3, 65, 97))

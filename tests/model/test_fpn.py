@@ -10,7 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from sparsercnn.model.backbone import ResNet
-from sparsercnn.model.fpn import FPN
+from sparsercnn.model.fpn import FPN, add_upsampled
 
 R50_CHANNELS = [256, 512, 1024, 2048]
 SMALL_CHANNELS = [8, 16, 24, 32]
@@ -63,6 +63,26 @@ def test_matches_detectron2_formulation_on_padded_input() -> None:
             expected.insert(0, fpn.output_convs[level](merged))
     for actual, reference in zip(outputs, expected, strict=True):
         torch.testing.assert_close(actual, reference)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("size", [(8, 12), (7, 11), (8, 11)])
+def test_add_upsampled_equals_interpolate_sum(
+    size: tuple[int, int], memory_format: torch.memory_format
+) -> None:
+    generator = torch.Generator().manual_seed(0)
+    lateral = torch.randn(2, 5, *size, generator=generator)
+    lateral = lateral.contiguous(memory_format=memory_format).requires_grad_()
+    top = torch.randn(2, 5, 4, 6, generator=generator, requires_grad=True)
+    upstream = torch.randn(2, 5, *size, generator=generator)
+    expected = lateral + F.interpolate(top, size=size, mode="nearest")
+    expected_grads = torch.autograd.grad(expected, [lateral, top], upstream)
+    # The in-place fast path writes into its input: give it a non-leaf copy, as the FPN does.
+    actual = add_upsampled(lateral * 1, top)
+    grads = torch.autograd.grad(actual, [lateral, top], upstream)
+    assert torch.equal(actual, expected)
+    for grad, expected_grad in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(grad, expected_grad, rtol=0, atol=1e-6)
 
 
 def test_top_down_pathway() -> None:

@@ -120,6 +120,13 @@ def load_backbone_weights(model: SparseRCNN, src: str | Path, layout: Layout | N
             f"{path} holds a ResNet-{depth} but the model's backbone is a "
             f"ResNet-{model.backbone.depth}; set model.backbone_depth={depth} or use other weights"
         )
+    stem = tensors.get("backbone.conv1.weight")
+    width = int(stem.shape[0]) if stem is not None else None
+    if width is not None and width != model.backbone.width:
+        raise ValueError(
+            f"{path} holds a ResNet of width {width} but the model's backbone has width "
+            f"{model.backbone.width}; set model.backbone_width={width} or train from scratch"
+        )
     own = model.backbone.state_dict()
     stripped = {key.removeprefix("backbone."): value for key, value in tensors.items()}
     load_state_dict_strict(model.backbone, reconcile_counters(stripped, set(own)), str(path))

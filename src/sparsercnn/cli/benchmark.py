@@ -84,6 +84,7 @@ def format_result(result: BenchmarkResult) -> str:
         f"{s['iters']} timed runs (setup {result.setup_seconds:.1f} s)",
         "hardware: " + ", ".join(f"{k} {v}" for k, v in result.hardware.items() if v),
         "versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()),
+        *(f"note: {note}" for note in result.notes),
         f"{'part':<14}{'p50 ms':>10}{'p95 ms':>10}{'images/s':>10}",
     ]
     for name, timing in result.timings.items():

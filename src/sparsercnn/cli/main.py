@@ -20,6 +20,7 @@ from sparsercnn.cli import (
     validate,
     visualize,
 )
+from sparsercnn.runtime import retain_freed_memory
 
 COMMANDS = (
     demo,
@@ -57,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    # Every command runs models on large tensors: reuse their memory instead of re-mapping it.
+    retain_freed_memory()
     try:
         return int(args.handler(args))
     except USER_ERRORS as error:

@@ -44,7 +44,12 @@ from sparsercnn.engine.lr_schedule import Schedule, fit_schedule_to_budget, lr_f
 from sparsercnn.engine.metrics_log import LogWindow, MetricsLog
 from sparsercnn.engine.model_init import prepare_model
 from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, TimeBudget, estimate_eval_seconds
-from sparsercnn.engine.train_step import TrainStep, autocast_dtype, grad_scaler_for
+from sparsercnn.engine.train_step import (
+    TrainStep,
+    autocast_dtype,
+    build_adamw,
+    grad_scaler_for,
+)
 from sparsercnn.loss import build_criterion
 from sparsercnn.model import build_model, build_postprocessor
 from sparsercnn.model_file import load_state_dict_strict, save_model_file
@@ -163,7 +168,7 @@ class Trainer:
         # (torch's type stubs omit Module.to's memory_format keyword.)
         self.model.to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.postprocessor = build_postprocessor(self.cfg)
-        self.optimizer = torch.optim.AdamW(
+        self.optimizer = build_adamw(
             [p for p in self.model.parameters() if p.requires_grad],
             lr=self.cfg.train.lr,
             weight_decay=self.cfg.train.weight_decay,

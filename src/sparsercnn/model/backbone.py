@@ -16,7 +16,8 @@ from torch.nn import functional as F
 from sparsercnn.model.frozen_batch_norm import FrozenBatchNorm2d
 
 NORM_TYPES = ("frozen_bn", "bn_eval", "bn")
-STEM_DIM = 64
+# Channels of the stem and of layer1's convs in the standard (torchvision) ResNets.
+STANDARD_WIDTH = 64
 # Stem plus the four stages; ``freeze_at=k`` freezes the first ``k`` of them.
 NUM_FREEZABLE_PARTS = 5
 
@@ -166,13 +167,18 @@ class ResNet(nn.Module):
             parts have ``requires_grad=False`` and their BatchNorm layers always run in eval
             mode. The default 2 (stem + layer1) is detectron2 ``FREEZE_AT=2`` = mmdetection
             ``frozen_stages=1``.
+        width: channels of the stem and of layer1's convs; each later stage doubles them. 64 is
+            the standard ResNet, the only width published weights exist for; narrower
+            networks (32: a quarter of the FLOPs) are for training from scratch on a CPU.
 
     Attributes:
         out_channels: channels of C2..C5, ``[64, 128, 256, 512]`` for depths 18/34,
-            ``[256, 512, 1024, 2048]`` for 50/101.
+            ``[256, 512, 1024, 2048]`` for 50/101 (at width 64; proportional otherwise).
     """
 
-    def __init__(self, depth: int, norm: str = "frozen_bn", freeze_at: int = 2) -> None:
+    def __init__(
+        self, depth: int, norm: str = "frozen_bn", freeze_at: int = 2, width: int = STANDARD_WIDTH
+    ) -> None:
         super().__init__()
         if depth not in ARCHITECTURES:
             raise ValueError(
@@ -185,17 +191,20 @@ class ResNet(nn.Module):
                 f"freeze_at must be in 0..{NUM_FREEZABLE_PARTS} (0 = nothing frozen, 1 = stem, "
                 f"2 = stem + layer1, ..., 5 = everything), got {freeze_at}"
             )
+        if width < 1:
+            raise ValueError(f"ResNet width must be >= 1, got {width}")
         self.depth = depth
         self.norm = norm
         self.freeze_at = freeze_at
+        self.width = width
 
         block, num_blocks = ARCHITECTURES[depth]
-        self.conv1 = nn.Conv2d(3, STEM_DIM, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = make_norm(norm, STEM_DIM)
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = make_norm(norm, width)
         stages = []
-        in_dim = STEM_DIM
+        in_dim = width
         for index, count in enumerate(num_blocks):
-            mid_dim = STEM_DIM * 2**index
+            mid_dim = width * 2**index
             # layer1 follows the stride-2 max-pool, so only layers 2-4 downsample.
             first_stride = 1 if index == 0 else 2
             blocks = []
@@ -204,7 +213,7 @@ class ResNet(nn.Module):
                 in_dim = mid_dim * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
-        self.out_channels: list[int] = [STEM_DIM * 2**k * block.expansion for k in range(4)]
+        self.out_channels: list[int] = [width * 2**k * block.expansion for k in range(4)]
 
         self._reset_parameters()
         for part in self._frozen_parts():

@@ -40,7 +40,12 @@ def build_model(config: Config | ModelConfig | str, num_classes: int | None = No
             f"model.hidden_dim ({cfg.hidden_dim}) must be divisible by "
             f"model.num_heads ({cfg.num_heads})"
         )
-    backbone = ResNet(cfg.backbone_depth, norm=cfg.backbone_norm, freeze_at=cfg.freeze_at)
+    backbone = ResNet(
+        cfg.backbone_depth,
+        norm=cfg.backbone_norm,
+        freeze_at=cfg.freeze_at,
+        width=cfg.backbone_width,
+    )
     fpn = FPN(backbone.out_channels, cfg.fpn_dim)
     head = DynamicHead(
         strides=fpn.strides,

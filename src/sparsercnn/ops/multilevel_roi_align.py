@@ -194,13 +194,13 @@ def multilevel_roi_align(
     roi_w, roi_h = x2 - x1, y2 - y1
     if not aligned:
         roi_w, roi_h = roi_w.clamp(min=1.0), roi_h.clamp(min=1.0)
+    # Folding the bin average into the weights is exact for power-of-two sample counts (4).
     index, weight = regular_samples(
         image_base,
         (y1, roi_h / output_size, output_size, height),
         (x1, roi_w / output_size, output_size, width),
         sampling_ratio,
+        weight_scale=1.0 / (sampling_ratio * sampling_ratio),
     )
-    # Folding the average into the weights is exact for power-of-two sample counts (4).
-    weight = (weight / (sampling_ratio * sampling_ratio)).to(levels.table.dtype)
-    out = weighted_gather(levels.table, index, weight)  # (K * ph * pw, C)
+    out = weighted_gather(levels.table, index, weight.to(levels.table.dtype))  # (K * ph * pw, C)
     return out.view(num_images * num_boxes, output_size * output_size, levels.table.shape[1])

@@ -80,11 +80,12 @@ def regular_samples(
     axis_h: tuple[Tensor, Tensor, int, Tensor | int],
     axis_w: tuple[Tensor, Tensor, int, Tensor | int],
     grid: int,
+    weight_scale: float = 1.0,
 ) -> tuple[Tensor, Tensor]:
     """Table rows and bilinear weights of a fixed ``grid x grid`` sampling of every bin.
 
-    The grid is separable: corners and weights are computed per axis, ``(K, bins, grid, 2)``
-    each, and combined by broadcasting.
+    The grid is separable: corners and weights are computed per axis, ``(K, bins, 2 * grid)``
+    each (sample-major, corner-minor), and combined by one broadcast each.
 
     Args:
         image_base: ``(K,)`` int64 table row of pixel (0, 0) of each RoI's feature map, in a
@@ -92,11 +93,13 @@ def regular_samples(
         axis_h, axis_w: ``(roi_start (K,), bin_size (K,), num_bins, length)`` per axis, in
             feature-map pixels; ``length`` (H or W) is an int or a ``(K,)`` int64 tensor.
         grid: samples per bin along each axis.
+        weight_scale: multiplies every weight (``1 / grid**2`` folds the bin average in; exact
+            when ``grid`` is a power of two).
 
     Returns:
         ``index`` (int64) and ``weight``, both ``(K * ph * pw, grid * grid * 4)``; bins are
-        row-major, entries ordered (iy, ix, y corner, x corner) like torchvision's accumulation;
-        weights are ``hy * hx`` (not yet divided by the sample count).
+        row-major, entries ordered (iy, y corner, ix, x corner); weights are
+        ``hy * (hx * weight_scale)``.
     """
     start_h, bin_h, pooled_h, height = axis_h
     start_w, bin_w, pooled_w, width = axis_w
@@ -104,14 +107,18 @@ def regular_samples(
     x_low, x_high, hx, lx = _axis_grid(start_w, bin_w, pooled_w, grid, width)
     if isinstance(width, Tensor):
         width = width[:, None, None, None]
-    # y parts (K, ph, 1, gy, 1, 2, 1); x parts (K, 1, pw, 1, gx, 1, 2)
-    rows = torch.stack((y_low, y_high), -1) * width + image_base[:, None, None, None]
-    cols = torch.stack((x_low, x_high), -1)[:, None, :, None, :, None, :]
-    wy = torch.stack((hy, ly), -1)[:, :, None, :, None, :, None]
-    wx = torch.stack((hx, lx), -1)[:, None, :, None, :, None, :]
-    index = rows[:, :, None, :, None, :, None] + cols
-    # (K, ph, pw, gy, gx, 2, 2) -> (K * ph * pw, S)
-    return index.flatten(3).flatten(0, 2), (wy * wx).flatten(3).flatten(0, 2)
+    # Per axis (K, bins, grid, 2) -> (K, bins, 2 * grid).
+    rows = (torch.stack((y_low, y_high), -1) * width + image_base[:, None, None, None]).flatten(2)
+    cols = torch.stack((x_low, x_high), -1).flatten(2)
+    wy = torch.stack((hy, ly), -1).flatten(2)
+    wx = torch.stack((hx, lx), -1).flatten(2)
+    if weight_scale != 1.0:
+        wx = wx * weight_scale
+    # (K, ph, 1, 2gy, 1) with (K, 1, pw, 1, 2gx) -> (K, ph, pw, 2gy, 2gx): inner runs of 2gx
+    # elements, several times faster than broadcasting over separate sample and corner axes.
+    index = rows[:, :, None, :, None] + cols[:, None, :, None, :]
+    weight = wy[:, :, None, :, None] * wx[:, None, :, None, :]
+    return index.flatten(3).flatten(0, 2), weight.flatten(3).flatten(0, 2)
 
 
 def _adaptive_samples(
@@ -208,14 +215,17 @@ class _WeightedGather(torch.autograd.Function):
         # bag over the output gradients. One pass writes the whole (P, C) gradient (untouched
         # rows are empty bags -> 0); no atomics, no (E, C) temporary, data-independent shapes.
         flat_index = index.flatten()
-        order = torch.argsort(flat_index)
+        # A stable sort of integer keys is a radix sort on CPUs, and 32-bit keys halve its
+        # passes: 2.7x faster than argsort for a 300k-entry stage of the demo.
+        keys = flat_index.to(torch.int32) if num_rows < 2**31 else flat_index
+        order = torch.sort(keys, stable=True).indices
         if ragged:
             # Bag of each entry: the last bag starting at or before it (empty bags share starts).
             bag = torch.searchsorted(ragged[0], order, right=True) - 1
         else:
             bag = order // index.shape[1]
-        rows = torch.arange(num_rows, device=index.device)
-        row_starts = torch.searchsorted(flat_index[order], rows)
+        counts = torch.bincount(flat_index, minlength=num_rows)
+        row_starts = counts.cumsum(0) - counts
         grad_table = F.embedding_bag(
             bag, grad_out, row_starts, per_sample_weights=weight.flatten()[order], mode="sum"
         )
