@@ -18,9 +18,9 @@ from sparsercnn.config import Config
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.loader import build_train_loader
 from sparsercnn.data.transforms import build_test_transform, build_train_transform
+from sparsercnn.engine import train_step
 from sparsercnn.engine.checkpoint import LAST_CHECKPOINT_FILE, load_training_checkpoint
 from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, TimeBudget
-from sparsercnn.engine import train_step
 from sparsercnn.engine.train_step import NonFiniteLossError
 from sparsercnn.engine.trainer import Trainer
 from sparsercnn.loss import NonFiniteCostError, SetLoss

@@ -64,3 +64,14 @@ def test_focal_cost_eps_keeps_saturated_probabilities_finite() -> None:
     torch.testing.assert_close(
         cost, torch.tensor([[-0.75 * -math.log(1e-8), 0.25 * -math.log(1e-8)]])
     )
+
+
+def test_focal_cost_broadcasts_over_batch_dimensions() -> None:
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 6, 5, generator=generator) * 3
+    labels = torch.randint(0, 5, (3, 4), generator=generator)
+    batched = focal_cost(logits, labels)
+    assert batched.shape == (3, 6, 4)
+    for b in range(3):
+        # Equal up to the last bit's rounding of vectorised versus scalar log/pow.
+        torch.testing.assert_close(batched[b], focal_cost(logits[b], labels[b]), rtol=1e-6, atol=0)

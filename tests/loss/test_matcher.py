@@ -3,6 +3,7 @@
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import Tensor
@@ -126,6 +127,23 @@ def test_batched_equals_per_image() -> None:
         assert torch.equal(gt_ids, single_gt)
 
 
+def test_padded_batch_cost_equals_each_image_alone() -> None:
+    # Images with different numbers of ground-truth boxes are costed together, padded to the
+    # largest; each image's costs must equal those of the image costed on its own.
+    num_gts = [3, 0, 7, 1]
+    logits, boxes, targets, sizes = random_problem(num_gts, 10, 5, seed=12)
+    matcher = HungarianMatcher()
+    costs = matcher._image_costs(logits, boxes, targets, sizes)
+    whwh = sizes.flip(-1).repeat(1, 2).float()
+    for i, target in enumerate(targets):
+        alone = matcher.cost_matrix(logits[i], boxes[i], target.labels, target.boxes, whwh[i])
+        assert costs[i].shape == (10, num_gts[i])
+        # Equal up to the last bit's rounding of vectorised versus scalar log/pow.
+        torch.testing.assert_close(torch.from_numpy(costs[i]).float(), alone, rtol=1e-6, atol=1e-6)
+        reference = np.array(reference_matrix(logits[i], boxes[i], target, *sizes[i].tolist()))
+        np.testing.assert_allclose(costs[i], reference.reshape(10, num_gts[i]), atol=1e-4)
+
+
 def test_empty_targets_give_empty_indices() -> None:
     logits, boxes, targets, sizes = random_problem([0, 2], 6, 3, seed=5)
     matcher = HungarianMatcher()
@@ -188,6 +206,6 @@ def test_low_precision_inputs_are_matched_in_float32(dtype: torch.dtype) -> None
         sizes,
     )
 
-    assert matcher.dtypes == [torch.float32, torch.float32]  # one cost matrix per image
+    assert matcher.dtypes == [torch.float32]  # one cost matrix for the whole batch
     for (pred, gt), (ref_pred, ref_gt) in zip(matches, reference, strict=True):
         assert torch.equal(pred, ref_pred) and torch.equal(gt, ref_gt)

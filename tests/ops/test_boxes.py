@@ -45,6 +45,20 @@ def test_iou_and_giou_hand_computed() -> None:
     torch.testing.assert_close(paired, giou[0])
 
 
+def test_pairwise_iou_and_giou_broadcast_over_batch_dimensions() -> None:
+    generator = torch.Generator().manual_seed(0)
+    corners = torch.rand(3, 9, 2, generator=generator) * 50
+    boxes = torch.cat((corners, corners + 1 + torch.rand(3, 9, 2, generator=generator) * 30), -1)
+    first, second = boxes[:, :5], boxes[:, 5:]
+    batched_iou, batched_union = box_iou(first, second)
+    batched_giou = generalized_box_iou(first, second)
+    assert batched_giou.shape == (3, 5, 4)
+    for b in range(3):
+        iou, union = box_iou(first[b], second[b])
+        assert torch.equal(batched_iou[b], iou) and torch.equal(batched_union[b], union)
+        assert torch.equal(batched_giou[b], generalized_box_iou(first[b], second[b]))
+
+
 def test_zero_deltas_are_identity_and_weights_apply() -> None:
     boxes = torch.tensor([[10.0, 20.0, 50.0, 100.0]])
     torch.testing.assert_close(decode_box_deltas(torch.zeros(1, 4), boxes), boxes)

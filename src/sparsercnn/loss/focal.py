@@ -52,17 +52,19 @@ def focal_cost(
     ``eps`` is 1e-8 in the official code, 1e-12 in mmdetection.
 
     Args:
-        logits: ``(P, C)`` class logits of ``P`` predictions.
-        labels: ``(G,)`` int64 class of each of ``G`` ground-truth boxes, in ``[0, C)``.
+        logits: ``(..., P, C)`` class logits of ``P`` predictions.
+        labels: ``(..., G)`` int64 class of each of ``G`` ground-truth boxes, in ``[0, C)``;
+            leading (batch) dimensions as in ``logits``.
         alpha: weight of the positive term.
         gamma: focusing exponent.
         eps: keeps the logarithms finite when ``p`` saturates at 0 or 1.
 
     Returns:
-        ``(P, G)`` cost, lower is a better match.
+        ``(..., P, G)`` cost, lower is a better match.
     """
-    # Only the G target columns are needed: (P, C) -> (P, G) before any arithmetic.
-    prob = logits[:, labels].sigmoid()
+    # Only the G target columns are needed: (..., P, C) -> (..., P, G) before any arithmetic.
+    columns = labels.unsqueeze(-2).expand(*logits.shape[:-1], labels.shape[-1])
+    prob = logits.gather(-1, columns).sigmoid()
     positive = alpha * (1 - prob) ** gamma * -(prob + eps).log()
     negative = (1 - alpha) * prob**gamma * -(1 - prob + eps).log()
     return positive - negative

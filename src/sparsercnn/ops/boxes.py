@@ -47,25 +47,27 @@ def box_area(boxes: Tensor) -> Tensor:
 
 
 def box_iou(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
-    """Pairwise IoU of xyxy boxes ``(N, 4)`` x ``(M, 4)`` -> ``(iou (N, M), union (N, M))``."""
+    """Pairwise IoU of xyxy boxes ``(..., N, 4)`` x ``(..., M, 4)`` -> ``(iou, union)``, each
+    ``(..., N, M)``; leading (batch) dimensions broadcast."""
     area1 = box_area(boxes1)
     area2 = box_area(boxes2)
-    top_left = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])
-    bottom_right = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    top_left = torch.max(boxes1[..., :, None, :2], boxes2[..., None, :, :2])
+    bottom_right = torch.min(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])
     wh = (bottom_right - top_left).clamp(min=0)
     inter = wh[..., 0] * wh[..., 1]
-    union = area1[:, None] + area2[None, :] - inter
+    union = area1[..., :, None] + area2[..., None, :] - inter
     return inter / union, union
 
 
 def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
-    """Pairwise GIoU (Rezatofighi et al. 2019) of xyxy boxes ``(N, 4)`` x ``(M, 4)`` -> ``(N, M)``.
+    """Pairwise GIoU (Rezatofighi et al. 2019) of xyxy boxes ``(..., N, 4)`` x ``(..., M, 4)``
+    -> ``(..., N, M)``; leading (batch) dimensions broadcast.
 
     Values lie in ``[-1, 1]``. Boxes must be well formed (x2 >= x1, y2 >= y1) with positive area.
     """
     iou, union = box_iou(boxes1, boxes2)
-    top_left = torch.min(boxes1[:, None, :2], boxes2[None, :, :2])
-    bottom_right = torch.max(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    top_left = torch.min(boxes1[..., :, None, :2], boxes2[..., None, :, :2])
+    bottom_right = torch.max(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])
     wh = (bottom_right - top_left).clamp(min=0)
     hull = wh[..., 0] * wh[..., 1]
     return iou - (hull - union) / hull
