@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from sparsercnn import benchmarking
 from sparsercnn.benchmarking import (
     PARTS,
     BenchmarkResult,
@@ -62,6 +63,16 @@ def test_thread_count_is_restored() -> None:
         BenchmarkSettings(preset="tiny", image_size=(64, 64), threads=1, warmup=0, iters=1)
     )
     assert torch.get_num_threads() == before
+
+
+def test_emulated_bf16_is_noted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(benchmarking, "fast_bf16_supported", lambda device: False)
+    settings = BenchmarkSettings(
+        preset="tiny", image_size=(64, 64), dtype="bf16", threads=1, warmup=0, iters=1
+    )
+    result = run_benchmark(settings)
+    assert any("no native bf16" in note for note in result.notes)
+    assert "note: cpu has no native bf16" in benchmark_cli.format_result(result)
 
 
 def test_percentiles_and_throughput() -> None:

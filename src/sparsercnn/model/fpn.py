@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from sparsercnn.ops.roi_align import is_exporting
 
 
 class FPN(nn.Module):
@@ -87,9 +88,9 @@ def add_upsampled(lateral: Tensor, top: Tensor) -> Tensor:
         sizes (unpadded odd inputs) use the nearest sample at ``size=(H, W)`` (mmdetection).
     """
     (height, width), (top_height, top_width) = lateral.shape[-2:], top.shape[-2:]
-    if not torch.compiler.is_compiling() and (height, width) == (2 * top_height, 2 * top_width):
+    if not is_exporting() and (height, width) == (2 * top_height, 2 * top_width):
         # Add each top pixel to its 2x2 block through a view: one pass, no upsampled copy
-        # (a 62 MB tensor for P2 at 800x1216). Traced graphs (export, compile) take the
+        # (a 62 MB tensor for P2 at 800x1216). Exported graphs (dynamic sizes) take the
         # interpolation below, whose shapes need no guard.
         blocks = lateral.unflatten(3, (top_width, 2)).unflatten(2, (top_height, 2))
         blocks.add_(top[:, :, :, None, :, None])

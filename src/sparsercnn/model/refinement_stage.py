@@ -70,7 +70,8 @@ class RefinementStage(nn.Module):
         self.ffn_linear1 = nn.Linear(hidden_dim, ffn_dim)
         self.ffn_linear2 = nn.Linear(ffn_dim, hidden_dim)
         self.ffn_norm = nn.LayerNorm(hidden_dim)
-        self.dropout = nn.Dropout(dropout)
+        # Training-mode dropout with p = 0 still copies its input and draws a mask.
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.cls_tower = _tower(hidden_dim, num_cls_layers)
         self.reg_tower = _tower(hidden_dim, num_reg_layers)
         self.class_logits = nn.Linear(hidden_dim, num_classes)

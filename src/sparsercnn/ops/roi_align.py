@@ -199,7 +199,7 @@ class _WeightedGather(torch.autograd.Function):
         else:
             ctx.save_for_backward(index, weight, offsets)
         ctx.table_rows = table.shape[0]  # type: ignore[attr-defined]
-        if offsets is None and (torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()):
+        if offsets is None and (is_exporting() or torch.onnx.is_in_onnx_export()):
             # Plain gather + matmul for torch.export / ONNX; materialises (M, S, C).
             rows = table.index_select(0, index.flatten()).unflatten(0, index.shape)
             return torch.matmul(weight.unsqueeze(1), rows).squeeze(1)
@@ -230,6 +230,15 @@ class _WeightedGather(torch.autograd.Function):
             bag, grad_out, row_starts, per_sample_weights=weight.flatten()[order], mode="sum"
         )
         return grad_table, None, None, None
+
+
+def is_exporting() -> bool:
+    """Whether ``torch.export`` is tracing (``torch.compile`` alone keeps the eager kernels).
+
+    Torch releases without ``torch.compiler.is_exporting`` report any compilation instead.
+    """
+    check = getattr(torch.compiler, "is_exporting", torch.compiler.is_compiling)
+    return bool(check())
 
 
 def weighted_gather(
