@@ -12,53 +12,24 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sparsercnn"
 
+# Everything built on the bottom layer (structures, config, ops).
+ABOVE_BOTTOM = {
+    "model",
+    "loss",
+    "data",
+    "evaluation",
+    "engine",
+    "cli",
+    "predictor",
+    "visualization",
+}
+
 # Layer of each top-level module or subpackage, and the layers it must not import.
 FORBIDDEN = {
-    "atomic_file": {
-        "model",
-        "loss",
-        "data",
-        "evaluation",
-        "engine",
-        "cli",
-        "predictor",
-        "visualization",
-        "config",
-        "structures",
-    },
-    "structures": {
-        "model",
-        "loss",
-        "data",
-        "evaluation",
-        "engine",
-        "cli",
-        "predictor",
-        "visualization",
-    },
-    "config": {
-        "model",
-        "loss",
-        "data",
-        "evaluation",
-        "engine",
-        "cli",
-        "predictor",
-        "visualization",
-    },
-    "runtime": {
-        "model",
-        "loss",
-        "data",
-        "evaluation",
-        "engine",
-        "cli",
-        "predictor",
-        "visualization",
-        "config",
-        "structures",
-        "ops",
-    },
+    "atomic_file": ABOVE_BOTTOM | {"config", "structures"},
+    "runtime": ABOVE_BOTTOM | {"config", "structures", "ops"},
+    "structures": ABOVE_BOTTOM,
+    "config": ABOVE_BOTTOM,
     "ops": {"model", "loss", "data", "evaluation", "engine", "cli", "predictor", "visualization"},
     "model": {"loss", "data", "evaluation", "engine", "cli", "predictor", "visualization"},
     "loss": {"model", "data", "evaluation", "engine", "cli", "predictor", "visualization"},
