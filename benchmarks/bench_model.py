@@ -66,7 +66,7 @@ def autocast(dtype: str) -> contextlib.AbstractContextManager[object]:
 
 
 def bench_inference(preset: str, repeats: int, dtype: str) -> dict[str, float]:
-    model = build_model(preset).eval().to(memory_format=torch.channels_last)
+    model = build_model(preset).eval()
     image = [torch.rand(3, 800, 1216) * 255]
     with torch.no_grad(), autocast(dtype):
         batch = model.preprocess(image)
@@ -93,7 +93,7 @@ def bench_inference(preset: str, repeats: int, dtype: str) -> dict[str, float]:
 
 def bench_train_step(preset: str, repeats: int, dtype: str) -> float:
     cfg = get_preset(preset)
-    model = build_model(cfg).train().to(memory_format=torch.channels_last)
+    model = build_model(cfg).train()
     criterion = build_criterion(cfg)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     images = [torch.rand(3, 512, 640) * 255 for _ in range(2)]

@@ -20,7 +20,6 @@ from sparsercnn.cli import main as cli_main
 def test_retain_freed_memory_configures_glibc_once() -> None:
     assert runtime.retain_freed_memory() is True
     assert runtime.retain_freed_memory() is True  # cached: glibc is told once
-    assert runtime.retain_freed_memory.cache_info().misses <= 1
 
 
 class _MallInfo2(ctypes.Structure):

@@ -219,8 +219,6 @@ def _torch_parts(
     loaded: LoadedModel, images: list[Tensor], settings: BenchmarkSettings, device: torch.device
 ) -> _Parts:
     model: SparseRCNN = loaded.model.eval().to(device)
-    # Module.to accepts memory_format at runtime; torch's stubs do not list it.
-    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     postprocessor = build_postprocessor(loaded.config)
     sizes = [(int(i.shape[1]), int(i.shape[2])) for i in images]
     forward: Callable[[ImageBatch], Any] = model

@@ -89,16 +89,11 @@ def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, Catego
 
 
 def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
-    """Build the model described by the file and load its weights strictly.
-
-    The convolution weights are put in channels-last layout, the layout the detector runs its
-    features in (5% faster R50-FPN inference on a 2-core CPU than reordering them every call).
-    """
+    """Build the model described by the file and load its weights strictly."""
     tensors, config, categories = read_model_file(path)
     model = build_model(config)
     load_state_dict_strict(model, tensors, source=str(path))
-    # (torch's type stubs omit Module.to's memory_format keyword.)
-    model.to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model.to(device)
     return LoadedModel(model=model, config=config, categories=categories)
 
 

@@ -12,6 +12,9 @@ Two things matter on CPUs and are invisible from the model code:
 - **bf16.** CPUs without AVX-512 (or ARM's BF16 extension) run bf16 convolutions and matmuls
   through slow emulation, ten times slower than fp32 on an AVX2 EPYC; autocast must not pick it
   there. :func:`fast_bf16_supported` says whether the device runs bf16 natively.
+
+:func:`is_exporting` tells the few places whose fastest eager kernel does not trace (in-place
+view updates, ``embedding_bag``) to take their portable form under ``torch.export``.
 """
 
 from __future__ import annotations
@@ -75,3 +78,12 @@ def fast_bf16_supported(device: torch.device) -> bool:
         except (AttributeError, RuntimeError):  # a build without oneDNN
             return False
     return False
+
+
+def is_exporting() -> bool:
+    """Whether ``torch.export`` is tracing (``torch.compile`` alone keeps the eager kernels).
+
+    Torch releases without ``torch.compiler.is_exporting`` report any compilation instead.
+    """
+    check = getattr(torch.compiler, "is_exporting", torch.compiler.is_compiling)
+    return bool(check())

@@ -121,11 +121,11 @@ def load_backbone_weights(model: SparseRCNN, src: str | Path, layout: Layout | N
             f"ResNet-{model.backbone.depth}; set model.backbone_depth={depth} or use other weights"
         )
     stem = tensors.get("backbone.conv1.weight")
-    width = int(stem.shape[0]) if stem is not None else None
-    if width is not None and width != model.backbone.width:
+    if stem is not None and stem.shape[0] != model.backbone.width:
         raise ValueError(
-            f"{path} holds a ResNet of width {width} but the model's backbone has width "
-            f"{model.backbone.width}; set model.backbone_width={width} or train from scratch"
+            f"{path} holds a ResNet of width {stem.shape[0]} but the model's backbone has width "
+            f"{model.backbone.width}; set model.backbone_width={stem.shape[0]} or train from "
+            "scratch"
         )
     own = model.backbone.state_dict()
     stripped = {key.removeprefix("backbone."): value for key, value in tensors.items()}

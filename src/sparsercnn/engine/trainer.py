@@ -164,9 +164,7 @@ class Trainer:
         seed_everything(self.cfg.train.seed)
         self.model = build_model(self.cfg)
         prepare_model(self.model, self.cfg, load_weights=not resume)
-        # Channels-last convolutions are faster with oneDNN on CPUs and with cuDNN under AMP.
-        # (torch's type stubs omit Module.to's memory_format keyword.)
-        self.model.to(self.device, memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.model.to(self.device)
         self.postprocessor = build_postprocessor(self.cfg)
         self.optimizer = build_adamw(
             [p for p in self.model.parameters() if p.requires_grad],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from sparsercnn.config import Config, ModelConfig
@@ -16,7 +17,7 @@ from sparsercnn.presets import get_preset
 
 
 def build_model(config: Config | ModelConfig | str, num_classes: int | None = None) -> SparseRCNN:
-    """Build a randomly initialised :class:`SparseRCNN`.
+    """Build a randomly initialised :class:`SparseRCNN`, convolution weights channels-last.
 
     Args:
         config: a preset name (``"r50_100pro_3x"``, ``"demo"``, ...), a :class:`Config` or a
@@ -67,7 +68,7 @@ def build_model(config: Config | ModelConfig | str, num_classes: int | None = No
         use_self_attention=cfg.use_self_attention,
         use_dynamic_conv=cfg.use_dynamic_conv,
     )
-    return SparseRCNN(
+    model = SparseRCNN(
         backbone=backbone,
         fpn=fpn,
         proposals=LearnedProposals(cfg.num_proposals, cfg.hidden_dim, cfg.proposal_init),
@@ -76,6 +77,9 @@ def build_model(config: Config | ModelConfig | str, num_classes: int | None = No
         pixel_std=cfg.pixel_std,
         size_divisibility=cfg.size_divisibility,
     )
+    # The detector runs its features channels-last (oneDNN's and cuDNN's fast layout); weights
+    # in the same layout are not reordered at every call. (torch's stubs omit memory_format.)
+    return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def build_postprocessor(config: Config | ModelConfig) -> PostProcessor:

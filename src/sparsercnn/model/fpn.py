@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from sparsercnn.ops.roi_align import is_exporting
+from sparsercnn.runtime import is_exporting
 
 
 class FPN(nn.Module):

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sparsercnn.runtime import is_exporting
+
 
 def roi_align(
     input: Tensor,
@@ -230,15 +232,6 @@ class _WeightedGather(torch.autograd.Function):
             bag, grad_out, row_starts, per_sample_weights=weight.flatten()[order], mode="sum"
         )
         return grad_table, None, None, None
-
-
-def is_exporting() -> bool:
-    """Whether ``torch.export`` is tracing (``torch.compile`` alone keeps the eager kernels).
-
-    Torch releases without ``torch.compiler.is_exporting`` report any compilation instead.
-    """
-    check = getattr(torch.compiler, "is_exporting", torch.compiler.is_compiling)
-    return bool(check())
 
 
 def weighted_gather(
