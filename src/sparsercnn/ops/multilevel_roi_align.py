@@ -74,35 +74,6 @@ class FlattenedLevels:
         return len(self.heights)
 
 
-class _FlattenLevels(torch.autograd.Function):
-    """Copies NCHW levels into one channels-last table; the backward returns views, no copies."""
-
-    @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, *features: Tensor) -> Tensor:
-        shapes = [f.shape for f in features]
-        ctx.shapes = shapes  # type: ignore[attr-defined]
-        num_images, channels = shapes[0][0], shapes[0][1]
-        rows = [num_images * h * w for _, _, h, w in shapes]
-        table = features[0].new_empty(sum(rows), channels)
-        for part, feature in zip(table.split(rows), features, strict=True):
-            # (B*H*W, C) slice viewed as (B, H, W, C) <- (B, C, H, W) permuted
-            part.view(num_images, feature.shape[2], feature.shape[3], channels).copy_(
-                feature.permute(0, 2, 3, 1)
-            )
-        return table
-
-    @staticmethod
-    def backward(
-        ctx: torch.autograd.function.FunctionCtx, grad_table: Tensor
-    ) -> tuple[Tensor, ...]:
-        shapes = ctx.shapes  # type: ignore[attr-defined]
-        rows = [b * h * w for b, _, h, w in shapes]
-        return tuple(
-            grad.reshape(b, h, w, c).permute(0, 3, 1, 2)
-            for grad, (b, c, h, w) in zip(grad_table.split(rows), shapes, strict=True)
-        )
-
-
 def _small_vector(values: Sequence[float], dtype: torch.dtype, device: torch.device) -> Tensor:
     # Device-side fills rather than torch.tensor(values, device=...): no host-to-device copy,
     # so building the levels can be captured in a CUDA graph.
@@ -113,7 +84,8 @@ def flatten_levels(features: Sequence[Tensor], strides: Sequence[int]) -> Flatte
     """Prepare FPN levels for :func:`multilevel_roi_align`; call once, reuse for every stage.
 
     Args:
-        features: L levels, each ``(B, C, H_l, W_l)`` (any memory format), same B, C, dtype.
+        features: L levels, each ``(B, C, H_l, W_l)``, same B, C, dtype; any memory format,
+            channels-last ones are copied once (others twice).
         strides: input-image pixels per feature pixel of each level (P2-P5: 4, 8, 16, 32).
 
     Returns:
@@ -131,7 +103,9 @@ def flatten_levels(features: Sequence[Tensor], strides: Sequence[int]) -> Flatte
                 f"flatten_levels: level {i} is {tuple(f.shape)} {f.dtype}, expected "
                 f"({num_images}, {channels}, H, W) {features[0].dtype} like level 0"
             )
-    table: Tensor = _FlattenLevels.apply(*features)
+    # A view for channels-last levels (the model's layout), so the concatenation is the one copy;
+    # the exporters turn it into one Concat node.
+    table = torch.cat([f.permute(0, 2, 3, 1).reshape(-1, channels) for f in features])
     device = table.device
     sizes = [(f.shape[2], f.shape[3]) for f in features]
     starts = [0]
