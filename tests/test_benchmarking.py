@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -57,6 +58,12 @@ def test_markdown_row_matches_header(result: BenchmarkResult) -> None:
     assert "| tiny | eager | cpu | fp32 | 2 | 64 x 96 |" in row
 
 
+def test_markdown_row_names_the_compile_mode(result: BenchmarkResult) -> None:
+    settings = {**result.settings, "backend": "compile", "compile_mode": "reduce-overhead"}
+    row = dataclasses.replace(result, settings=settings).markdown_row()
+    assert "| tiny | compile (reduce-overhead) | cpu |" in row
+
+
 def test_thread_count_is_restored() -> None:
     before = torch.get_num_threads()
     run_benchmark(
@@ -88,6 +95,8 @@ def test_percentiles_and_throughput() -> None:
         {"backend": "onnx", "dtype": "bf16"},
         {"backend": "tensorrt"},
         {"iters": 0},
+        {"compile_mode": "reduce-overhead"},  # a mode without the compile backend
+        {"backend": "compile", "compile_mode": "max-autotune"},  # a mode on CPU
     ],
 )
 def test_impossible_settings_are_rejected(changes: dict[str, object]) -> None:

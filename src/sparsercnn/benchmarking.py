@@ -38,6 +38,7 @@ from sparsercnn.runtime import fast_bf16_supported, retain_freed_memory
 from sparsercnn.structures import ImageBatch
 
 Backend = Literal["eager", "compile", "onnx"]
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 PARTS = ("preprocess", "model", "postprocess", "total", "backbone_fpn")
 
 
@@ -54,6 +55,9 @@ class BenchmarkSettings:
         image_size: ``(h, w)`` of the resized input images; None: the test resize of a 480x640
             (COCO-like) image.
         dtype: ``fp32`` or ``bf16`` (autocast).
+        compile_mode: ``torch.compile`` mode of the ``compile`` backend on CUDA (``reduce-overhead``
+            replays CUDA graphs); None is the default mode. On CPUs the backend always compiles
+            with frozen weights, which excludes a mode.
         threads: intra-op CPU threads; None keeps the library default.
         warmup, iters: untimed and timed runs.
     """
@@ -65,6 +69,7 @@ class BenchmarkSettings:
     batch_size: int = 1
     image_size: tuple[int, int] | None = None
     dtype: Literal["fp32", "bf16"] = "fp32"
+    compile_mode: CompileMode | None = None
     threads: int | None = None
     warmup: int = 3
     iters: int = 20
@@ -118,8 +123,9 @@ class BenchmarkResult:
         """One ``BENCHMARKS.md`` row (p50 unless stated; images/s of the whole pipeline)."""
         s, t = self.settings, self.timings
         hardware = self.hardware.get("gpu") or self.hardware["cpu"]
+        backend = s["backend"] + (f" ({s['compile_mode']})" if s.get("compile_mode") else "")
         cells = [
-            self.model, s["backend"], s["device"], s["dtype"], str(s["batch_size"]),
+            self.model, backend, s["device"], s["dtype"], str(s["batch_size"]),
             f"{s['image_size'][0]} x {s['image_size'][1]}", str(s["threads"]),
             f"{t['preprocess'].p50_ms:.1f}",
             f"{t['model'].p50_ms:.1f} / {t['model'].p95_ms:.1f}",
@@ -204,6 +210,14 @@ def _check_settings(settings: BenchmarkSettings, device: torch.device) -> None:
         raise ValueError("the onnx backend runs onnxruntime's CPU provider in fp32 only")
     if settings.backend not in ("eager", "compile", "onnx"):
         raise ValueError(f"unknown backend {settings.backend!r}; use eager, compile or onnx")
+    if settings.compile_mode is not None and (
+        settings.backend != "compile" or device.type != "cuda"
+    ):
+        raise ValueError(
+            f"compile_mode {settings.compile_mode!r} needs the compile backend on CUDA (on CPUs "
+            "the compile backend freezes weights instead, which torch.compile cannot combine "
+            "with a mode)"
+        )
 
 
 def _load(settings: BenchmarkSettings) -> LoadedModel:
@@ -227,11 +241,13 @@ def _torch_parts(
         # Fixed input sizes: no dynamic shapes, so the compiled graphs are specialised to them.
         # On CPUs, inference "freezing" turns the weights into graph constants: Inductor then
         # prepacks them for oneDNN and fuses bias, ReLU and residual adds into the convolutions.
+        # On CUDA, a mode may be chosen instead (reduce-overhead: CUDA graphs).
         options: dict[str, str | int | bool | Callable[..., Any]] | None = (
             {"freezing": True} if device.type == "cpu" else None
         )
-        forward = torch.compile(model, dynamic=False, options=options)
-        features = torch.compile(model.extract_features, dynamic=False, options=options)
+        mode = settings.compile_mode
+        forward = torch.compile(model, dynamic=False, mode=mode, options=options)
+        features = torch.compile(model.extract_features, dynamic=False, mode=mode, options=options)
     return _Parts(
         preprocess=lambda: model.preprocess(images),
         model=forward,

@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import get_args
 
 from sparsercnn.atomic_file import atomic_write_text
-from sparsercnn.benchmarking import BenchmarkResult, BenchmarkSettings, run_benchmark
+from sparsercnn.benchmarking import (
+    BenchmarkResult,
+    BenchmarkSettings,
+    CompileMode,
+    run_benchmark,
+)
 from sparsercnn.presets import PRESETS
 
 
@@ -39,6 +45,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="resized input size (default: the test resize of a 480x640 image)",
     )
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument(
+        "--compile-mode",
+        choices=list(get_args(CompileMode)),
+        help="torch.compile mode of --backend compile on CUDA (reduce-overhead: CUDA graphs)",
+    )
     parser.add_argument("--threads", type=int, help="intra-op CPU threads")
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs after the first")
     parser.add_argument("--iters", type=int, default=20, help="timed runs")
@@ -58,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         image_size=tuple(args.image_size) if args.image_size else None,
         dtype=args.dtype,
+        compile_mode=args.compile_mode,
         threads=args.threads,
         warmup=args.warmup,
         iters=args.iters,
@@ -77,9 +89,10 @@ def run(args: argparse.Namespace) -> int:
 def format_result(result: BenchmarkResult) -> str:
     """Settings, hardware, versions and one line per timed part."""
     s = result.settings
+    mode = f", mode {s['compile_mode']}" if s.get("compile_mode") else ""
     lines = [
         f"model {result.model}: backend {s['backend']}, device {s['device']}, dtype "
-        f"{s['dtype']}, batch {s['batch_size']}, input {s['image_size'][0]}x"
+        f"{s['dtype']}{mode}, batch {s['batch_size']}, input {s['image_size'][0]}x"
         f"{s['image_size'][1]}, threads {s['threads']}, {s['warmup']} warm-up + "
         f"{s['iters']} timed runs (setup {result.setup_seconds:.1f} s)",
         "hardware: " + ", ".join(f"{k} {v}" for k, v in result.hardware.items() if v),

@@ -1,0 +1,285 @@
+"""Sparse R-CNN against torchvision's Faster R-CNN R50-FPN on one GPU (issue 5's comparison).
+
+Times, in one process, on one image (800x1333 by default; random weights, eval mode, no_grad,
+a device synchronisation around every timed call):
+
+- sparsercnn's ``r50_100pro_3x`` through :func:`sparsercnn.benchmarking.run_benchmark` for each
+  variant: ``eager``, ``compile`` and ``cudagraphs`` (``torch.compile`` in ``reduce-overhead``
+  mode), each in fp32 and bf16 autocast. "model" is the network, "end to end" adds
+  normalisation, padding and top-k, and backbone+FPN is timed alone;
+- torchvision's ``fasterrcnn_resnet50_fpn`` (``weights=None``) on the same image, already on the
+  device, in fp32 and bf16 autocast: its whole call (normalisation, resize, RPN, RoI heads, NMS,
+  rescaling), and its backbone+FPN alone. With random weights few boxes pass its 0.05 score
+  threshold, so its post-processing is at its cheapest.
+
+Prints a markdown table and issue 5's two GPU ratios: sparsercnn's end-to-end images/s over
+Faster R-CNN's in fp32 eager (target >= 1.3) and sparsercnn's model time over its backbone+FPN
+(target <= 1.15). A variant that fails is reported with its error and the others still run.
+
+Usage: python benchmarks/bench_vs_torchvision.py [--device cuda] [--image-size 800 1333]
+       [--warmup 10] [--iters 50] [--variants eager:fp32,torchvision:fp32,...]
+       [--json FILE] [--write]
+
+Where the package is not installed, prefix ``PYTHONPATH=src``. Each compiled variant compiles the
+model and its backbone+FPN first (a minute or more each on a GPU machine): on a short device lease
+run the eager and torchvision variants first and the compiled ones in a second call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sparsercnn.benchmarking import BenchmarkSettings, hardware_info, run_benchmark
+
+# Variant name -> (benchmark backend, torch.compile mode); "cudagraphs" replays CUDA graphs.
+OUR_BACKENDS: dict[str, tuple[str, str | None]] = {
+    "eager": ("eager", None),
+    "compile": ("compile", None),
+    "cudagraphs": ("compile", "reduce-overhead"),
+}
+DEFAULT_VARIANTS = [
+    f"{backend}:{dtype}"
+    for backend in ("torchvision", "eager", "compile", "cudagraphs")
+    for dtype in ("fp32", "bf16")
+]
+
+
+@dataclass
+class Row:
+    """One timed variant; times are p50 milliseconds per image (p95 for the model too)."""
+
+    implementation: str
+    backend: str
+    dtype: str
+    model_ms: float | None = None
+    model_p95_ms: float | None = None
+    end_to_end_ms: float | None = None
+    backbone_fpn_ms: float | None = None
+    setup_s: float | None = None
+    error: str | None = None
+
+    @property
+    def images_per_s(self) -> float | None:
+        return 1e3 / self.end_to_end_ms if self.end_to_end_ms else None
+
+    @property
+    def head_ratio(self) -> float | None:
+        if self.model_ms is None or not self.backbone_fpn_ms:
+            return None
+        return self.model_ms / self.backbone_fpn_ms
+
+    def markdown(self) -> str:
+        def cell(value: float | None, digits: int = 2) -> str:
+            return "-" if value is None else f"{value:.{digits}f}"
+
+        if self.error is not None:
+            return f"| {self.implementation} | {self.backend} | {self.dtype} | failed: " + (
+                self.error.replace("|", "/")[:160] + " | | | | | |"
+            )
+        return (
+            f"| {self.implementation} | {self.backend} | {self.dtype} | "
+            f"{cell(self.model_ms)} / {cell(self.model_p95_ms)} | {cell(self.end_to_end_ms)} | "
+            f"{cell(self.backbone_fpn_ms)} | {cell(self.head_ratio)} | "
+            f"{cell(self.images_per_s, 1)} | {cell(self.setup_s, 1)} |"
+        )
+
+
+TABLE_HEADER = (
+    "| implementation | backend | dtype | model ms (p50 / p95) | end to end ms | "
+    "backbone+FPN ms | model / backbone+FPN | images/s | setup s |\n|" + "---|" * 9
+)
+
+
+def time_calls(
+    fn: Callable[[], object], warmup: int, iters: int, sync: Callable[[], None]
+) -> list[float]:
+    """Seconds of each of ``iters`` calls after ``warmup`` untimed ones, synchronised."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    seconds = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        fn()
+        sync()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def ours(
+    preset: str, backend: str, dtype: str, args: argparse.Namespace, device: torch.device
+) -> Row:
+    mode_backend, compile_mode = OUR_BACKENDS[backend]
+    settings = BenchmarkSettings(
+        preset=preset,
+        device=str(device),
+        backend=mode_backend,  # type: ignore[arg-type]
+        image_size=(args.image_size[0], args.image_size[1]),
+        dtype=dtype,  # type: ignore[arg-type]
+        compile_mode=compile_mode,  # type: ignore[arg-type]
+        warmup=args.warmup,
+        iters=args.iters,
+    )
+    result = run_benchmark(settings)
+    t = result.timings
+    return Row(
+        implementation=f"sparsercnn {preset}",
+        backend=backend,
+        dtype=dtype,
+        model_ms=t["model"].p50_ms,
+        model_p95_ms=t["model"].p95_ms,
+        end_to_end_ms=t["total"].p50_ms,
+        backbone_fpn_ms=t["backbone_fpn"].p50_ms,
+        setup_s=result.setup_seconds,
+    )
+
+
+def torchvision_faster_rcnn(dtype: str, args: argparse.Namespace, device: torch.device) -> Row:
+    from torchvision.models.detection import fasterrcnn_resnet50_fpn
+
+    model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None).eval().to(device)
+    height, width = args.image_size
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(3, height, width, generator=generator).to(device)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    autocast = (
+        torch.autocast(device.type, dtype=torch.bfloat16)
+        if dtype == "bf16"
+        else contextlib.nullcontext()
+    )
+    with torch.no_grad(), autocast:
+        start = time.perf_counter()
+        model([image])
+        sync()
+        setup = time.perf_counter() - start
+        whole = time_calls(lambda: model([image]), args.warmup, args.iters, sync)
+        padded = model.transform([image])[0].tensors
+        backbone = time_calls(lambda: model.backbone(padded), args.warmup, args.iters, sync)
+    p50, p95 = (float(v) * 1e3 for v in np.percentile(whole, [50, 95]))
+    return Row(
+        implementation="torchvision fasterrcnn_resnet50_fpn",
+        backend="eager",
+        dtype=dtype,
+        model_ms=p50,
+        model_p95_ms=p95,
+        end_to_end_ms=p50,
+        backbone_fpn_ms=float(np.median(backbone)) * 1e3,
+        setup_s=setup,
+    )
+
+
+def run_variant(variant: str, args: argparse.Namespace, device: torch.device) -> Row:
+    backend, _, dtype = variant.partition(":")
+    if dtype not in ("fp32", "bf16") or backend not in {*OUR_BACKENDS, "torchvision"}:
+        raise SystemExit(
+            f"unknown variant {variant!r}: use BACKEND:DTYPE with BACKEND in torchvision, "
+            f"{', '.join(OUR_BACKENDS)} and DTYPE fp32 or bf16"
+        )
+    try:
+        if backend == "torchvision":
+            return torchvision_faster_rcnn(dtype, args, device)
+        return ours(args.preset, backend, dtype, args, device)
+    except Exception as error:  # report and go on: one broken variant must not cost the rest
+        traceback.print_exc()
+        if backend == "torchvision":
+            name, backend = "torchvision fasterrcnn_resnet50_fpn", "eager"
+        else:
+            name = f"sparsercnn {args.preset}"
+        return Row(name, backend, dtype, error=f"{type(error).__name__}: {error}")
+
+
+def summary(rows: list[Row]) -> list[str]:
+    """Issue 5's GPU ratios from the rows that ran."""
+    lines = []
+    by_key = {(r.backend if "sparsercnn" in r.implementation else "tv", r.dtype): r for r in rows}
+    for dtype in ("fp32", "bf16"):
+        tv, ours_eager = by_key.get(("tv", dtype)), by_key.get(("eager", dtype))
+        if tv and ours_eager and tv.images_per_s and ours_eager.images_per_s:
+            ratio = ours_eager.images_per_s / tv.images_per_s
+            target = " (target >= 1.3)" if dtype == "fp32" else ""
+            lines.append(f"{dtype} eager, sparsercnn / Faster R-CNN images/s: {ratio:.2f}x{target}")
+    ours_rows = [r for r in rows if "sparsercnn" in r.implementation and r.head_ratio]
+    if ours_rows:
+        fastest = min(ours_rows, key=lambda r: r.model_ms or float("inf"))
+        lines.append(
+            f"fastest sparsercnn variant {fastest.backend}:{fastest.dtype}: model "
+            f"{fastest.model_ms:.2f} ms = {fastest.head_ratio:.2f}x its backbone+FPN "
+            "(target <= 1.15)"
+        )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--preset", default="r50_100pro_3x")
+    parser.add_argument("--image-size", type=int, nargs=2, default=[800, 1333], metavar=("H", "W"))
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--iters", type=int, default=50)
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
+    parser.add_argument("--json", type=Path, help="write the rows and the environment here")
+    parser.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: CUDA is not available on this machine")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    rows = []
+    for variant in args.variants.split(","):
+        rows.append(run_variant(variant.strip(), args, device))
+        print(rows[-1].markdown(), flush=True)
+    versions = {"torch": torch.__version__}
+    with contextlib.suppress(Exception):
+        import torchvision
+
+        versions["torchvision"] = torchvision.__version__
+    hardware = hardware_info(device)
+    title = (
+        f"### {hardware['gpu'] or hardware['cpu']}: sparsercnn {args.preset} vs torchvision "
+        f"Faster R-CNN R50-FPN ({datetime.date.today()})"
+    )
+    lines = [
+        title,
+        "",
+        f"One {args.image_size[0]}x{args.image_size[1]} image, random weights, {args.warmup} "
+        f"warm-up + {args.iters} timed runs, " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "",
+        TABLE_HEADER,
+        *(row.markdown() for row in rows),
+        "",
+        *summary(rows),
+        "",
+        f"Command: `python benchmarks/bench_vs_torchvision.py --device {args.device} --preset "
+        f"{args.preset} --image-size {args.image_size[0]} {args.image_size[1]} --warmup "
+        f"{args.warmup} --iters {args.iters} --variants {args.variants}`",
+    ]
+    text = "\n".join(lines)
+    print("\n" + text)
+    if args.json:
+        record: dict[str, Any] = {
+            "rows": [asdict(r) for r in rows],
+            "hardware": hardware,
+            "versions": versions,
+        }
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
+    if args.write:
+        path = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+        with path.open("a") as handle:
+            handle.write("\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()

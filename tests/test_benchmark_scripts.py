@@ -1,0 +1,42 @@
+"""The comparison script of benchmarks/ runs end to end on a tiny preset on the CPU.
+
+Its real use is on a GPU machine that CI never has: this keeps the script from rotting between
+the sessions that get one. Speed is not asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_vs_torchvision.py"
+
+
+def test_bench_vs_torchvision_reports_rows_ratios_and_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "rows.json"
+    argv = [str(SCRIPT), "--device", "cpu", "--preset", "tiny", "--image-size", "64", "96"]
+    argv += ["--warmup", "0", "--iters", "2", "--json", str(output)]
+    argv += ["--variants", "eager:fp32,cudagraphs:fp32,torchvision:fp32"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(SCRIPT), run_name="__main__")
+    printed = capsys.readouterr().out
+    rows = json.loads(output.read_text())["rows"]
+    assert [(r["backend"], r["dtype"]) for r in rows] == [
+        ("eager", "fp32"),
+        ("cudagraphs", "fp32"),
+        ("eager", "fp32"),
+    ]
+    ours, graphs, torchvision = rows
+    assert ours["error"] is None and ours["backbone_fpn_ms"] > 0 and ours["model_ms"] > 0
+    assert "needs the compile backend on CUDA" in graphs["error"]  # CUDA graphs need CUDA
+    # torchvision cannot run on the CPU-only development machines; where it can, it is timed.
+    assert torchvision["error"] is not None or torchvision["model_ms"] > 0
+    assert "| sparsercnn tiny | eager | fp32 |" in printed
+    assert "fastest sparsercnn variant eager:fp32" in printed
+    assert "--preset tiny --image-size 64 96" in printed
