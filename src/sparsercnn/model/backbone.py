@@ -110,7 +110,7 @@ class BasicBlock(nn.Module):
         identity = shortcut(self.downsample, x)
         out = F.relu(conv_norm(self.conv1, self.bn1, x), inplace=True)
         out = conv_norm(self.conv2, self.bn2, out)
-        return F.relu(out + identity, inplace=True)
+        return F.relu(out.add_(identity), inplace=True)
 
 
 class Bottleneck(nn.Module):
@@ -143,7 +143,9 @@ class Bottleneck(nn.Module):
         out = F.relu(conv_norm(self.conv1, self.bn1, x), inplace=True)
         out = F.relu(conv_norm(self.conv2, self.bn2, out), inplace=True)
         out = conv_norm(self.conv3, self.bn3, out)
-        return F.relu(out + identity, inplace=True)
+        # In place: the norm's output is not needed by its backward, and a fresh buffer of the
+        # largest activation costs a page fault per 4 KiB whenever the heap has to grow.
+        return F.relu(out.add_(identity), inplace=True)
 
 
 # depth -> (block type, number of blocks in layer1..layer4)
