@@ -36,10 +36,9 @@ class DynamicConv(nn.Module):
 
         ``dynamic_layer`` holds both kernels row-major, the ``d x dd`` "in" kernel in its first
         ``d*dd`` output rows and the ``dd x d`` "out" kernel in the rest. Without autograd the two
-        halves run as one batched product over a view of the weight: two single-threaded products
-        side by side are ~25% faster on CPU than one threaded ``(K, 2*d*dd)`` product of this
-        skinny shape (with autograd the batched backward is slower, so training keeps the plain
-        layer). Both give the same values.
+        halves run as one batched product over a view of the weight, measured ~25% faster on a
+        2-core CPU (MKL) than one ``(K, 2*d*dd)`` product of this skinny shape; with autograd the
+        batched backward is slower, so training keeps the plain layer. Both give the same values.
         """
         num_rois = proposal_features.shape[0]
         d, dd = self.hidden_dim, self.dynamic_dim
