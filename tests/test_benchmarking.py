@@ -64,6 +64,20 @@ def test_markdown_row_names_the_compile_mode(result: BenchmarkResult) -> None:
     assert "| tiny | compile (reduce-overhead) | cpu |" in row
 
 
+def test_page_faults_of_the_timed_runs_are_counted_and_unsteady_runs_noted(
+    result: BenchmarkResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert result.page_faults_per_run is not None and result.page_faults_per_run >= 0
+    counter = iter(range(0, 10**9, 10**6))  # every call: a million more faults
+    monkeypatch.setattr(benchmarking, "minor_page_faults", lambda: next(counter))
+    settings = BenchmarkSettings(preset="tiny", image_size=(64, 64), threads=1, warmup=0, iters=2)
+    faulty = run_benchmark(settings)
+    assert faulty.page_faults_per_run == 500_000  # 10**6 faults over 2 timed runs
+    assert any("page faults per timed run" in note for note in faulty.notes)
+    monkeypatch.setattr(benchmarking, "minor_page_faults", lambda: None)  # no OS counter
+    assert run_benchmark(settings).page_faults_per_run is None
+
+
 def test_thread_count_is_restored() -> None:
     before = torch.get_num_threads()
     run_benchmark(

@@ -1,4 +1,5 @@
-"""Process-level runtime settings: the glibc allocator policy and the native-bf16 check."""
+"""Process-level runtime settings: the glibc allocator policy, page-fault counts and the
+native-bf16 check."""
 
 from __future__ import annotations
 
@@ -51,6 +52,20 @@ def test_freed_large_tensors_stay_in_the_heap_for_reuse() -> None:
     assert during.hblkhd - before.hblkhd < size
     assert during.uordblks - before.uordblks >= size
     assert after.fordblks + after.keepcost >= size
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux counts minor faults")
+def test_minor_page_faults_count_first_touches_of_fresh_memory() -> None:
+    import mmap
+
+    before = runtime.minor_page_faults()
+    assert before is not None
+    pages = 256
+    with mmap.mmap(-1, pages * mmap.PAGESIZE) as fresh:  # anonymous: no page mapped yet
+        for page in range(pages):
+            fresh[page * mmap.PAGESIZE] = 1
+    after = runtime.minor_page_faults()
+    assert after is not None and after - before >= pages // 2  # the kernel may fault around
 
 
 def test_fast_bf16_supported() -> None:

@@ -34,12 +34,16 @@ from sparsercnn.data.transforms import resized_shape
 from sparsercnn.model import SparseRCNN, build_model, build_postprocessor
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.presets import get_preset
-from sparsercnn.runtime import fast_bf16_supported, retain_freed_memory
+from sparsercnn.runtime import fast_bf16_supported, minor_page_faults, retain_freed_memory
 from sparsercnn.structures import ImageBatch
 
 Backend = Literal["eager", "compile", "onnx"]
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 PARTS = ("preprocess", "model", "postprocess", "total", "backbone_fpn")
+# Above this many minor page faults per timed run (4 MiB of fresh 4 KiB pages) memory was still
+# being allocated afresh: each fault costs microseconds (~11 us in a KVM guest), so the timed
+# runs were not in steady state.
+STEADY_FAULTS_PER_RUN = 1024
 
 
 @dataclass
@@ -97,7 +101,12 @@ class PartTiming:
 
 @dataclass
 class BenchmarkResult:
-    """Everything a benchmark row needs: settings, timings, hardware, versions."""
+    """Everything a benchmark row needs: settings, timings, hardware, versions.
+
+    ``page_faults_per_run`` is the process's minor page faults per timed run (None where the OS
+    does not count them); above :data:`STEADY_FAULTS_PER_RUN` a note says the runs were not in
+    steady state.
+    """
 
     model: str
     settings: dict[str, Any]
@@ -105,6 +114,7 @@ class BenchmarkResult:
     hardware: dict[str, Any]
     versions: dict[str, str]
     setup_seconds: float
+    page_faults_per_run: float | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -184,9 +194,22 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
             sync = _synchronizer(device)
             _run_parts(parts, sync)  # first run: compilation / session initialisation
             setup = time.perf_counter() - start
-            seconds = _time_parts(parts, settings.warmup, settings.iters, sync)
+            for _ in range(settings.warmup):
+                _run_parts(parts, sync)
+            faults_before = minor_page_faults()
+            seconds = _time_parts(parts, settings.iters, sync)
+            faults_after = minor_page_faults()
     finally:
         torch.set_num_threads(previous_threads)
+    faults_per_run = None
+    if faults_before is not None and faults_after is not None:
+        faults_per_run = (faults_after - faults_before) / settings.iters
+        if faults_per_run > STEADY_FAULTS_PER_RUN:
+            notes.append(
+                f"{faults_per_run:.0f} minor page faults per timed run: memory was still being "
+                "allocated afresh, so the timed runs may be slower than steady state; use more "
+                "--warmup runs"
+            )
     resolved = {**asdict(settings), "image_size": [height, width]}
     resolved["checkpoint"] = str(settings.checkpoint) if settings.checkpoint else None
     resolved["threads"] = settings.threads or previous_threads
@@ -197,6 +220,7 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
         hardware=hardware_info(device),
         versions=library_versions(),
         setup_seconds=setup,
+        page_faults_per_run=faults_per_run,
         notes=notes,
     )
 
@@ -307,11 +331,7 @@ def _run_parts(parts: _Parts, sync: Callable[[], None]) -> None:
     sync()
 
 
-def _time_parts(
-    parts: _Parts, warmup: int, iters: int, sync: Callable[[], None]
-) -> dict[str, list[float]]:
-    for _ in range(warmup):
-        _run_parts(parts, sync)
+def _time_parts(parts: _Parts, iters: int, sync: Callable[[], None]) -> dict[str, list[float]]:
     seconds: dict[str, list[float]] = {name: [] for name in PARTS}
     for _ in range(iters):
         ticks = [time.perf_counter()]

@@ -8,7 +8,8 @@ Two things matter on CPUs and are invisible from the model code:
   machine that was a third of R50-FPN inference (3.3 s -> 2.2 s at 800x1216).
   :func:`retain_freed_memory` tells glibc to keep freed memory for reuse instead; the CLI calls
   it at start-up, library users may call it once themselves. The price: the process keeps its
-  peak memory until it exits.
+  peak memory until it exits. The heap still grows (and faults) until it reaches its peak, in
+  the first runs; :func:`minor_page_faults` counts the faults so a benchmark can tell.
 - **bf16.** CPUs without AVX-512 (or ARM's BF16 extension) run bf16 convolutions and matmuls
   through slow emulation, ten times slower than fp32 on an AVX2 EPYC; autocast must not pick it
   there. :func:`fast_bf16_supported` says whether the device runs bf16 natively.
@@ -62,6 +63,16 @@ def retain_freed_memory() -> bool:
     )
     logger.debug("glibc keeps freed memory for reuse: %s", applied)
     return applied
+
+
+def minor_page_faults() -> int | None:
+    """Minor page faults of this process so far (first touches of fresh memory pages); None
+    where the OS does not count them (no ``resource`` module, e.g. Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def fast_bf16_supported(device: torch.device) -> bool:

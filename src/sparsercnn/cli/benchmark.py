@@ -90,11 +90,14 @@ def format_result(result: BenchmarkResult) -> str:
     """Settings, hardware, versions and one line per timed part."""
     s = result.settings
     mode = f", mode {s['compile_mode']}" if s.get("compile_mode") else ""
+    faults = ""
+    if result.page_faults_per_run is not None:
+        faults = f", {result.page_faults_per_run:.0f} page faults per timed run"
     lines = [
         f"model {result.model}: backend {s['backend']}, device {s['device']}, dtype "
         f"{s['dtype']}{mode}, batch {s['batch_size']}, input {s['image_size'][0]}x"
         f"{s['image_size'][1]}, threads {s['threads']}, {s['warmup']} warm-up + "
-        f"{s['iters']} timed runs (setup {result.setup_seconds:.1f} s)",
+        f"{s['iters']} timed runs (setup {result.setup_seconds:.1f} s{faults})",
         "hardware: " + ", ".join(f"{k} {v}" for k, v in result.hardware.items() if v),
         "versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()),
         *(f"note: {note}" for note in result.notes),
