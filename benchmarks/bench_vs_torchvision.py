@@ -38,10 +38,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from sparsercnn.benchmarking import BenchmarkSettings, hardware_info, run_benchmark
+from sparsercnn.benchmarking import BenchmarkSettings, PartTiming, hardware_info, run_benchmark
 
 # Variant name -> (benchmark backend, torch.compile mode); "cudagraphs" replays CUDA graphs.
 OUR_BACKENDS: dict[str, tuple[str, str | None]] = {
@@ -167,15 +166,15 @@ def torchvision_faster_rcnn(dtype: str, args: argparse.Namespace, device: torch.
         whole = time_calls(lambda: model([image]), args.warmup, args.iters, sync)
         padded = model.transform([image])[0].tensors
         backbone = time_calls(lambda: model.backbone(padded), args.warmup, args.iters, sync)
-    p50, p95 = (float(v) * 1e3 for v in np.percentile(whole, [50, 95]))
+    timing = PartTiming.from_seconds(whole, batch_size=1)
     return Row(
         implementation="torchvision fasterrcnn_resnet50_fpn",
         backend="eager",
         dtype=dtype,
-        model_ms=p50,
-        model_p95_ms=p95,
-        end_to_end_ms=p50,
-        backbone_fpn_ms=float(np.median(backbone)) * 1e3,
+        model_ms=timing.p50_ms,
+        model_p95_ms=timing.p95_ms,
+        end_to_end_ms=timing.p50_ms,
+        backbone_fpn_ms=PartTiming.from_seconds(backbone, batch_size=1).p50_ms,
         setup_s=setup,
     )
 
