@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from sparsercnn.ops.multilevel_roi_align import assign_levels, flatten_levels, multilevel_roi_align
-from sparsercnn.ops.roi_align import roi_align
+from sparsercnn.ops.roi_sampling import roi_align
 
 STRIDES = (4, 8, 16, 32)
 NUM_IMAGES, CHANNELS, HEIGHT, WIDTH = 2, 256, 800, 1216

@@ -37,7 +37,7 @@ FORBIDDEN = {
     "data": ABOVE_BOTTOM - {"data"},
     "evaluation": {"model", "loss", "data", "engine", "cli", "predictor"},
     "visualization": {"model", "loss", "engine", "cli", "predictor"},
-    "checkpoints": {"engine", "cli", "predictor", "loss", "evaluation", "visualization"},
+    "weights": {"engine", "cli", "predictor", "loss", "evaluation", "visualization"},
     "engine": {"cli", "predictor", "diagnostics"},
     "diagnostics": {"cli"},
     "export": {"cli", "engine", "loss", "diagnostics"},

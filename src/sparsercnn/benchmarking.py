@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sparsercnn.config import Config
+from sparsercnn.config import CompileMode, Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.transforms import resized_shape
 from sparsercnn.model import SparseRCNN, build_model, build_postprocessor
@@ -38,7 +38,6 @@ from sparsercnn.runtime import fast_bf16_supported, minor_page_faults, retain_fr
 from sparsercnn.structures import ImageBatch
 
 Backend = Literal["eager", "compile", "onnx"]
-CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 PARTS = ("preprocess", "model", "postprocess", "total", "backbone_fpn")
 # Above this many minor page faults per timed run (4 MiB of fresh 4 KiB pages) memory was still
 # being allocated afresh: each fault costs microseconds (~11 us in a KVM guest), so the timed

@@ -18,6 +18,8 @@ BackboneNorm = Literal["frozen_bn", "bn_eval", "bn"]
 ProposalInit = Literal["image", "center", "grid", "random"]
 DeltaClamp = Literal["official", "mmdet"]
 Freeze = Literal["none", "backbone", "all_but_class_logits"]
+# torch.compile modes of the benchmark's compile backend on CUDA (reduce-overhead: CUDA graphs).
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 
 
 @dataclass

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -64,7 +66,7 @@ def test_predict_on_a_folder_writes_coco_results(
     code = main(
         [
             "predict",
-            "--checkpoint",
+            "--model",
             str(model_file),
             str(image_folder),
             "--output",
@@ -92,11 +94,11 @@ def test_predict_on_a_folder_writes_coco_results(
 def test_user_errors_are_reported_without_traceback(
     model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = main(["predict", "--checkpoint", str(model_file), str(tmp_path / "missing.jpg")])
+    code = main(["predict", "--model", str(model_file), str(tmp_path / "missing.jpg")])
     assert code == 2
     err = capsys.readouterr().err
     assert "missing.jpg" in err and "Traceback" not in err
-    code = main(["predict", "--checkpoint", str(tmp_path / "none.safetensors"), str(tmp_path)])
+    code = main(["predict", "--model", str(tmp_path / "none.safetensors"), str(tmp_path)])
     assert code == 2
     assert "none.safetensors" in capsys.readouterr().err
 
@@ -136,7 +138,7 @@ def test_validate_and_eval_on_a_small_coco_dataset(
     code = main(
         [
             "eval",
-            "--checkpoint",
+            "--model",
             str(model_file),
             "--json",
             str(json_path),
@@ -162,3 +164,28 @@ def test_validate_and_eval_on_a_small_coco_dataset(
     json_path.write_text(json.dumps(coco))
     assert main(["validate", "--json", str(json_path), "--images", str(image_folder)]) == 1
     assert "10" in capsys.readouterr().out
+
+
+def test_model_flag_accepts_checkpoint_alias_with_a_note(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = build_parser().parse_args(
+        ["eval", "--checkpoint", "m.safetensors", "--json", "j", "--images", "i"]
+    )
+    assert args.model == Path("m.safetensors")
+    assert "--checkpoint is now --model" in capsys.readouterr().err
+    args = build_parser().parse_args(["predict", "--model", "m.safetensors", "x.jpg"])
+    assert args.model == Path("m.safetensors")
+    assert capsys.readouterr().err == ""
+
+
+def test_help_imports_neither_the_model_nor_matplotlib() -> None:
+    code = (
+        "import sys\n"
+        "from sparsercnn.cli.main import build_parser\n"
+        "build_parser().format_help()\n"
+        "heavy = [m for m in ('torch', 'matplotlib', 'sparsercnn.model') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

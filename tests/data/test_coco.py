@@ -69,8 +69,8 @@ def test_samples_follow_the_spec(dataset_files: tuple[Path, Path]) -> None:
     assert len(dataset) == 3
     assert dataset.image_ids == [5, 2, 9]
     assert dataset.category_map.category_ids == [3, 7, 90]
-    assert dataset.num_boxes_per_image == [2, 0, 2]  # the crowd box of image 5 is not a target
-    assert dataset.image_sizes == [(30, 40), (10, 20), (30, 40)]
+    # The crowd box of image 5 is not a target.
+    assert [len(dataset[i].target) for i in range(3)] == [2, 0, 2]
     assert dataset.image_info(1) == {"id": 2, "file_name": "two.png", "height": 10, "width": 20}
 
     sample = dataset[0]
@@ -174,7 +174,7 @@ def test_skip_invalid_drops_exactly_the_bad_items(
     with caplog.at_level(logging.WARNING, logger="sparsercnn.data.coco"):
         dataset = CocoDataset(*bad_dataset(tmp_path), skip_invalid=True)
     assert dataset.image_ids == [1, 2]
-    assert dataset.num_boxes_per_image == [1, 1]
+    assert [len(dataset[i].target) for i in range(2)] == [1, 1]
     torch.testing.assert_close(dataset[1].target.boxes, torch.tensor([[30.0, 20, 40, 25]]))
     assert dataset[1].target.labels.tolist() == [1]
     assert "drops 1 of 3 images and 4 of 6 annotations" in caplog.text
@@ -229,5 +229,5 @@ def test_zero_size_box_is_dropped_without_failing(
     annotations = [box(918, 1, 3, [29.6, 8.3, 1.03, 0.0]), box(919, 1, 3, [1, 1, 5, 5])]
     with caplog.at_level(logging.WARNING, logger="sparsercnn.data.coco"):
         dataset = CocoDataset(*write_dataset(tmp_path, [image(1, "a.png")], annotations))
-    assert dataset.num_boxes_per_image == [1]
+    assert len(dataset[0].target) == 1
     assert "empty_box" in caplog.text and "annotation 918" in caplog.text

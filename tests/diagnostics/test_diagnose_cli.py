@@ -28,7 +28,7 @@ def _dataset_args(data: DiagnosticsData, output: Path) -> list[str]:
     """Arguments of a ``diagnose`` kind, on the first two images (one of them crowded)."""
     subset = write_subset_json(data, 2, output.parent / f"{output.name}_subset.json")
     return [
-        "--checkpoint",
+        "--model",
         str(data.model_file),
         "--json",
         str(subset),
@@ -46,7 +46,7 @@ def _dataset_args(data: DiagnosticsData, output: Path) -> list[str]:
 def test_visualize(data: DiagnosticsData, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     output = tmp_path / "figure.png"
     image = str(data.image_dir / "000.png")
-    argv = ["visualize", "--checkpoint", str(data.model_file), image, "--stages", "1", "2"]
+    argv = ["visualize", "--model", str(data.model_file), image, "--stages", "1", "2"]
     assert _run([*argv, "--output", str(output), "--device", "cpu"]) == 0
     assert output.stat().st_size > 0 and str(output) in capsys.readouterr().out
 

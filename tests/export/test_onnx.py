@@ -208,8 +208,8 @@ def test_predict_cli_with_onnx(exported: ExportReport, tmp_path: Path) -> None:
     records = json.loads(output.read_text())
     assert {r["file_name"] for r in records} == {str(p) for p in folder.iterdir()}
     assert all(r["category_id"] % 3 == 1 for r in records)
-    with pytest.raises(SystemExit):  # --checkpoint and --onnx are mutually exclusive
-        parser.parse_args(["predict", "--onnx", "a.onnx", "--checkpoint", "b", str(folder)])
+    with pytest.raises(SystemExit):  # --model and --onnx are mutually exclusive
+        parser.parse_args(["predict", "--onnx", "a.onnx", "--model", "b", str(folder)])
 
 
 def test_corrupt_onnx_file_gives_a_clear_error(tmp_path: Path) -> None:

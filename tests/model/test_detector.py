@@ -9,7 +9,6 @@ import torch
 
 from sparsercnn import build_model, get_preset
 from sparsercnn.config import ModelConfig
-from sparsercnn.model import count_parameters
 from sparsercnn.structures import ImageBatch
 
 
@@ -32,6 +31,16 @@ def tiny_model(**overrides: object) -> torch.nn.Module:
 def test_parameter_count_matches_spec(depth: int, num_proposals: int, expected: int) -> None:
     model = build_model(ModelConfig(backbone_depth=depth, num_proposals=num_proposals))
     assert count_parameters(model) == expected
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    """Parameters plus norm affine buffers (FrozenBN weight/bias), not running statistics: how
+    spec 5.3 counts."""
+    total = sum(p.numel() for p in module.parameters())
+    for name, buffer in module.named_buffers():
+        if name.rsplit(".", 1)[-1] in ("weight", "bias"):
+            total += buffer.numel()
+    return total
 
 
 def test_head_stage_parameter_count() -> None:

@@ -11,7 +11,7 @@ from sparsercnn.ops.multilevel_roi_align import (
     flatten_levels,
     multilevel_roi_align,
 )
-from sparsercnn.ops.roi_align import roi_align
+from sparsercnn.ops.roi_sampling import roi_align
 
 STRIDES = (4, 8, 16, 32)
 PADDED_H, PADDED_W = 160, 224  # padded batch; the images are 160 x 224 and 120 x 150

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sparsercnn.ops.roi_align import roi_align
+from sparsercnn.ops.roi_sampling import roi_align
 
 
 def _bilinear(feature: np.ndarray, y: np.floating, x: np.floating, dtype: type) -> np.ndarray:

@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 from sparsercnn.atomic_file import atomic_write_text
-from sparsercnn.benchmarking import (
-    BenchmarkResult,
-    BenchmarkSettings,
-    CompileMode,
-    run_benchmark,
-)
+from sparsercnn.cli.common import add_model_argument
+from sparsercnn.config import CompileMode
 from sparsercnn.presets import PRESETS
+
+if TYPE_CHECKING:
+    from sparsercnn.benchmarking import BenchmarkResult
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "otherwise idle machine.",
     )
     model = parser.add_mutually_exclusive_group()
-    model.add_argument("--checkpoint", type=Path, help="model file (.safetensors)")
+    add_model_argument(model, required=False)
     model.add_argument(
         "--preset",
         default="r50_100pro_3x",
@@ -61,8 +60,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sparsercnn.benchmarking import BenchmarkResult, BenchmarkSettings, run_benchmark
+
     settings = BenchmarkSettings(
-        checkpoint=args.checkpoint,
+        checkpoint=args.model,
         preset=args.preset,
         device=args.device,
         backend=args.backend,

@@ -1,14 +1,56 @@
-"""Arguments and steps shared by several subcommands."""
+"""Arguments and steps shared by several subcommands.
+
+Only light modules are imported here and at the top of every subcommand module, so that
+``sparsercnn --help`` starts quickly; each handler imports the library when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from sparsercnn.config import Config
 from sparsercnn.presets import PRESETS, get_preset
+
+if TYPE_CHECKING:
+    import torch
+
+
+class _ModelFileAction(argparse.Action):
+    """Stores ``--model PATH``; ``--checkpoint PATH`` is accepted with a note that it is renamed."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        if option_string == "--checkpoint":
+            print(
+                "note: --checkpoint is now --model (the old name is accepted for one release)",
+                file=sys.stderr,
+            )
+        setattr(namespace, self.dest, values)
+
+
+def add_model_argument(
+    parser: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup, *, required: bool = True
+) -> None:
+    """``--model PATH``: a model file (``--checkpoint`` is its former name, still accepted)."""
+    parser.add_argument(
+        "--model",
+        "--checkpoint",
+        dest="model",
+        type=Path,
+        required=required,
+        action=_ModelFileAction,
+        metavar="PATH",
+        help="model file (.safetensors, from `sparsercnn train` or `convert`)",
+    )
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
@@ -20,9 +62,9 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_model_dataset_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--checkpoint``, ``--json``, ``--images``, ``--batch-size``, ``--workers``, ``--device``:
+    """``--model``, ``--json``, ``--images``, ``--batch-size``, ``--workers``, ``--device``:
     a model file run over a COCO-format dataset."""
-    parser.add_argument("--checkpoint", type=Path, required=True, help="model file (.safetensors)")
+    add_model_argument(parser)
     parser.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
     parser.add_argument("--images", type=Path, required=True, help="image folder")
     parser.add_argument("--batch-size", type=int, default=1)
@@ -31,6 +73,9 @@ def add_model_dataset_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_device(name: str | None) -> torch.device:
+    """``--device`` as a torch device (default: CUDA when available, else the CPU)."""
+    import torch
+
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sparsercnn.checkpoints.convert import save_converted
-from sparsercnn.checkpoints.download import PUBLISHED_CHECKPOINTS, fetch
+from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS
 
 SOURCE_LAYOUTS = ("official", "mmdet", "torchvision")
 
@@ -33,6 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sparsercnn.weights.convert import save_converted
+    from sparsercnn.weights.download import fetch
+
     output = save_converted(fetch(args.src, sha256=args.sha256), args.output, args.layout)
     print(f"wrote {output}")
     return 0

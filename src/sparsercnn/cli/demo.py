@@ -7,11 +7,6 @@ import time
 from pathlib import Path
 
 from sparsercnn.cli.common import add_device_argument, resolve_device
-from sparsercnn.data.demo_dataset import generate_demo_dataset
-from sparsercnn.diagnostics import write_evaluation_report, write_stage_figure
-from sparsercnn.engine.distributed import DistInfo
-from sparsercnn.engine.pipeline import evaluate_model_file, train_from_coco
-from sparsercnn.predictor import Predictor, save_drawing
 from sparsercnn.presets import get_preset
 
 DEFAULT_TIME_BUDGET_MINUTES = 8.75
@@ -42,6 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def draw_predictions(model_file: Path, image_dir: Path, output_dir: Path, limit: int) -> Path:
+    from sparsercnn.predictor import Predictor, save_drawing
+
     """Draw the detections (score >= 0.3) of the first ``limit`` images of ``image_dir``."""
     predictor = Predictor.from_file(model_file)
     images = sorted(image_dir.iterdir())[:limit]
@@ -52,6 +49,11 @@ def draw_predictions(model_file: Path, image_dir: Path, output_dir: Path, limit:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sparsercnn.data.demo_dataset import generate_demo_dataset
+    from sparsercnn.diagnostics import write_evaluation_report, write_stage_figure
+    from sparsercnn.engine.distributed import DistInfo
+    from sparsercnn.engine.pipeline import evaluate_model_file, train_from_coco
+
     start = time.perf_counter()
     out: Path = args.output_dir
     data = generate_demo_dataset(out / "data", image_size=DEMO_IMAGE_SIZE)
@@ -97,6 +99,6 @@ def run(args: argparse.Namespace) -> int:
         f"  drawings:     {drawings} (score >= 0.3)\n"
         f"  diagnostics:  {out / 'report'} (PR curves, confusion matrix, samples, labels)\n"
         f"  stage figure: {figure} (learned proposals and stages 1, 3, 6)\n"
-        f"Predict on your own images: sparsercnn predict --checkpoint {model_path} IMAGE..."
+        f"Predict on your own images: sparsercnn predict --model {model_path} IMAGE..."
     )
     return 0

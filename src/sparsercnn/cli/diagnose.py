@@ -7,15 +7,6 @@ import argparse
 from pathlib import Path
 
 from sparsercnn.cli.common import add_model_dataset_arguments, resolve_device
-from sparsercnn.diagnostics.evaluation_report import write_evaluation_report
-from sparsercnn.diagnostics.slot_statistics import (
-    slot_statistics_of_model_file,
-    write_slot_statistics,
-)
-from sparsercnn.diagnostics.stage_evaluation import (
-    evaluate_model_file_stages,
-    write_stage_evaluation,
-)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -71,8 +62,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_stages(args: argparse.Namespace) -> int:
+    from sparsercnn.diagnostics.stage_evaluation import (
+        evaluate_model_file_stages,
+        write_stage_evaluation,
+    )
+
     evaluation = evaluate_model_file_stages(
-        args.checkpoint,
+        args.model,
         args.json,
         args.images,
         device=resolve_device(args.device),
@@ -87,8 +83,13 @@ def run_stages(args: argparse.Namespace) -> int:
 
 
 def run_slots(args: argparse.Namespace) -> int:
+    from sparsercnn.diagnostics.slot_statistics import (
+        slot_statistics_of_model_file,
+        write_slot_statistics,
+    )
+
     statistics = slot_statistics_of_model_file(
-        args.checkpoint,
+        args.model,
         args.json,
         args.images,
         device=resolve_device(args.device),
@@ -103,8 +104,10 @@ def run_slots(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from sparsercnn.diagnostics.evaluation_report import write_evaluation_report
+
     paths = write_evaluation_report(
-        args.checkpoint,
+        args.model,
         args.json,
         args.images,
         args.output_dir,

@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 
 from sparsercnn.cli.common import add_model_dataset_arguments, resolve_device
-from sparsercnn.diagnostics import write_evaluation_report
-from sparsercnn.engine.pipeline import evaluate_model_file
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -30,8 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sparsercnn.diagnostics import write_evaluation_report
+    from sparsercnn.engine.pipeline import evaluate_model_file
+
     report = evaluate_model_file(
-        args.checkpoint,
+        args.model,
         args.json,
         args.images,
         device=resolve_device(args.device),
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"metrics written to {args.output}")
     if args.report_dir:
         write_evaluation_report(
-            args.checkpoint,
+            args.model,
             args.json,
             args.images,
             args.report_dir,

@@ -6,7 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from sparsercnn.export.onnx_export import DEFAULT_OPSET, OnnxCheckError, export_onnx
+from sparsercnn.cli.common import add_model_argument
+
+# The oldest opset the exported graph runs on (kept in step with onnx_export.DEFAULT_OPSET).
+MIN_OPSET = 17
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,9 +21,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "original pixels), scores and labels; normalisation, padding and post-processing are "
         "inside the graph. Label map and test resize are stored in the file's metadata.",
     )
-    parser.add_argument("--checkpoint", type=Path, required=True, help="model file (.safetensors)")
+    add_model_argument(parser)
     parser.add_argument("--output", type=Path, required=True, help="destination .onnx file")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (>= 17)")
+    parser.add_argument("--opset", type=int, help="ONNX opset (default: the newest tested; >= 17)")
     parser.add_argument(
         "--batch",
         choices=["dynamic", "static"],
@@ -37,13 +40,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.opset < 17:
-        raise ValueError(f"--opset {args.opset}: the graph needs opset 17 or newer")
+    from sparsercnn.export.onnx_export import DEFAULT_OPSET, OnnxCheckError, export_onnx
+
+    opset = DEFAULT_OPSET if args.opset is None else args.opset
+    if opset < MIN_OPSET:
+        raise ValueError(f"--opset {opset}: the graph needs opset {MIN_OPSET} or newer")
     try:
         report = export_onnx(
-            args.checkpoint,
+            args.model,
             args.output,
-            opset=args.opset,
+            opset=opset,
             dynamic_batch=args.batch == "dynamic",
             check=args.check,
         )

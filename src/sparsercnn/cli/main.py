@@ -20,7 +20,6 @@ from sparsercnn.cli import (
     validate,
     visualize,
 )
-from sparsercnn.runtime import retain_freed_memory
 
 COMMANDS = (
     demo,
@@ -59,6 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     # Every command runs models on large tensors: reuse their memory instead of re-mapping it.
+    from sparsercnn.runtime import retain_freed_memory
+
     retain_freed_memory()
     try:
         return int(args.handler(args))

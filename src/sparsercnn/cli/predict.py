@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sparsercnn.atomic_file import atomic_write
-from sparsercnn.cli.common import add_device_argument, resolve_device
-from sparsercnn.evaluation.results import CocoResult
-from sparsercnn.export.onnx_runtime import OnnxPredictor
-from sparsercnn.predictor import Predictor, save_drawing
+from sparsercnn.cli.common import add_device_argument, add_model_argument, resolve_device
+
+if TYPE_CHECKING:
+    from sparsercnn.evaluation.results import CocoResult
+    from sparsercnn.export.onnx_runtime import OnnxPredictor
+    from sparsercnn.predictor import Predictor
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "original pixels, score) for every image, and optionally the images with boxes drawn.",
     )
     model = parser.add_mutually_exclusive_group(required=True)
-    model.add_argument("--checkpoint", type=Path, help="model file (.safetensors)")
+    add_model_argument(model, required=False)
     model.add_argument("--onnx", type=Path, help="ONNX file from `sparsercnn export`")
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images or folders")
     parser.add_argument("--output", type=Path, default=Path("predictions.json"), help="COCO JSON")
@@ -36,14 +39,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sparsercnn.export.onnx_runtime import OnnxPredictor
+    from sparsercnn.predictor import Predictor, save_drawing
+
     predictor: Predictor | OnnxPredictor
     if args.onnx is not None:
         if args.stages is not None or args.device not in (None, "cpu"):
-            raise ValueError("--stages and --device apply to --checkpoint, not to --onnx (CPU)")
+            raise ValueError("--stages and --device apply to --model, not to --onnx (CPU)")
         predictor = OnnxPredictor(args.onnx, batch_size=args.batch_size)
     else:
         predictor = Predictor.from_file(
-            args.checkpoint,
+            args.model,
             device=resolve_device(args.device),
             batch_size=args.batch_size,
             num_stages=args.stages,

@@ -7,9 +7,6 @@ import logging
 from pathlib import Path
 
 from sparsercnn.cli.common import add_config_arguments, add_device_argument, resolve_config
-from sparsercnn.diagnostics import write_evaluation_report
-from sparsercnn.engine.distributed import cleanup, init_distributed
-from sparsercnn.engine.pipeline import train_from_coco
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +55,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sparsercnn.diagnostics import write_evaluation_report
+    from sparsercnn.engine.distributed import cleanup, init_distributed
+    from sparsercnn.engine.pipeline import train_from_coco
+
     if (args.val_json is None) != (args.val_images is None):
         raise ValueError("give both --val-json and --val-images, or neither")
     cfg = resolve_config(args)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sparsercnn.data.validation import validate_coco
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -22,6 +20,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sparsercnn.data.validation import validate_coco
+
     report = validate_coco(args.json, args.images, check_images=not args.no_image_check)
     print(report.format())
     return 1 if report.errors else 0

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sparsercnn.cli.common import add_device_argument, resolve_device
-from sparsercnn.diagnostics.stage_boxes import write_stage_figure
+from sparsercnn.cli.common import add_device_argument, add_model_argument, resolve_device
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "of the chosen stages above the score threshold, and the trajectory of each final "
         "detection's box through the stages (centres joined, coloured by class).",
     )
-    parser.add_argument("--checkpoint", type=Path, required=True, help="model file (.safetensors)")
+    add_model_argument(parser)
     parser.add_argument("image", type=Path, metavar="IMAGE", help="the image to draw on")
     parser.add_argument(
         "--stages",
@@ -38,8 +37,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sparsercnn.diagnostics.stage_boxes import write_stage_figure
+
     path = write_stage_figure(
-        args.checkpoint,
+        args.model,
         args.image,
         args.output,
         stages=args.stages,

@@ -8,7 +8,6 @@ predictions can be written back with the dataset's own category ids and names.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -119,27 +118,6 @@ class CategoryMap:
                 f"(known ids: {list(self._category_ids)[:20]}"
                 f"{' ...' if self.num_classes > 20 else ''})"
             ) from None
-
-    def to_category_id(self, label: int) -> int:
-        """Dataset category id of a contiguous label.
-
-        Raises:
-            IndexError: ``label`` is outside ``[0, num_classes)``.
-        """
-        return self._category_ids[self._check_label(label)]
-
-    def name_of(self, label: int) -> str:
-        """Class name of a contiguous label (``IndexError`` outside ``[0, num_classes)``)."""
-        return self._names[self._check_label(label)]
-
-    def _check_label(self, label: int) -> int:
-        try:
-            index = operator.index(label)  # accepts numpy integers, rejects floats
-        except TypeError:
-            index = -1
-        if isinstance(label, bool) or not 0 <= index < self.num_classes:
-            raise IndexError(f"label {label!r} is outside [0, {self.num_classes})")
-        return index
 
     def __len__(self) -> int:
         return self.num_classes

@@ -15,7 +15,7 @@ import operator
 import os
 import random
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.image_io import ImageReadError, load_image
+from sparsercnn.data.transforms import EMPTY_BOX_THRESHOLD, Transform
 from sparsercnn.data.validation import (
     DEFAULT_CLIP_TOLERANCE,
     REQUIRED_KEYS,
@@ -38,33 +39,13 @@ from sparsercnn.data.validation import (
 )
 from sparsercnn.structures import Sample, Target
 
-__all__ = ["CocoDataset", "DatasetError", "Transform"]
+__all__ = ["CocoDataset", "DatasetError"]
 
 logger = logging.getLogger(__name__)
 
-# detectron2's ``filter_empty_instances`` threshold (spec 1.4): a box must be wider and taller.
-EMPTY_BOX_THRESHOLD = 1e-5
 # Unreadable images in a row after which the dataset stops substituting the next one and raises.
 MAX_CONSECUTIVE_READ_FAILURES = 16
 _MAX_LISTED_PROBLEMS = 10
-
-
-class Transform(Protocol):
-    """A paired image + box transform, called on every sample by :class:`CocoDataset`.
-
-    ``__call__(image, boxes, rng) -> (image, boxes, keep)`` where
-
-    - ``image`` is the RGB ``PIL.Image.Image`` from :func:`~sparsercnn.data.image_io.load_image`
-      (EXIF orientation applied), ``boxes`` its ``(M, 4)`` float32 absolute xyxy boxes, and
-      ``rng`` a ``random.Random`` seeded for this sample: the transform's only randomness;
-    - it returns the ``(3, h, w)`` uint8 input image, its ``(M', 4)`` float32 absolute xyxy
-      boxes, and ``keep``: ``(M',)`` int64 indices into the input boxes of the boxes that
-      survived (a crop may drop some), in the order of the returned boxes.
-    """
-
-    def __call__(
-        self, image: Image.Image, boxes: Tensor, rng: random.Random
-    ) -> tuple[Tensor, Tensor, Tensor]: ...
 
 
 class CocoDataset(Dataset[Sample]):
@@ -262,16 +243,6 @@ class CocoDataset(Dataset[Sample]):
     def image_ids(self) -> list[int]:
         """COCO image id of every index."""
         return self._image_ids.tolist()
-
-    @property
-    def image_sizes(self) -> list[tuple[int, int]]:
-        """``(h, w)`` of every image as the JSON gives it (e.g. for aspect-ratio grouping)."""
-        return [(int(h), int(w)) for h, w in self._sizes]
-
-    @property
-    def num_boxes_per_image(self) -> list[int]:
-        """Number of non-crowd boxes of every image, before any transform."""
-        return np.diff(self._offsets).tolist()
 
     def image_info(self, index: int) -> dict[str, Any]:
         """``{"id", "file_name", "height", "width"}`` of the image at ``index`` (JSON values)."""

@@ -115,19 +115,6 @@ def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:
     return ImageHeader(height, width, orientation, image_format, mode)
 
 
-def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """``(h, w)`` of the image as :func:`load_image` returns it, read from the header only.
-
-    Caveat: a PNG whose EXIF chunk comes after the pixel data is read as orientation 1 here
-    (reaching that chunk would need a full decode), while :func:`load_image` applies it.
-
-    Raises:
-        ImageReadError: the file is missing or is not a readable image.
-    """
-    header = read_image_header(path)
-    return header.height, header.width
-
-
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert a PIL image of any mode to 8-bit RGB (rules in the module docstring).
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from sparsercnn.checkpoints import (
+from sparsercnn.config import Config
+from sparsercnn.model import SparseRCNN
+from sparsercnn.weights import (
     freeze_all_but_class_logits,
     freeze_backbone,
     init_from_checkpoint,
     load_backbone_weights,
 )
-from sparsercnn.config import Config
-from sparsercnn.model import SparseRCNN
 
 logger = logging.getLogger(__name__)
 

@@ -70,10 +70,6 @@ class TimeBudget:
         return past_first >= 0 and past_first % self.refit_every == 0
 
     @property
-    def measured(self) -> bool:
-        return self._num_measured >= self.measure_iters
-
-    @property
     def seconds_per_iter(self) -> float | None:
         """Mean duration of the last ``measure_iters`` measured iterations (``None`` before)."""
         return sum(self._recent) / len(self._recent) if self._recent else None

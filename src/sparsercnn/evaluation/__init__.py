@@ -9,7 +9,6 @@ from sparsercnn.evaluation.coco_evaluator import (
 from sparsercnn.evaluation.results import (
     CocoResult,
     detections_to_coco_results,
-    load_results_json,
     write_results_json,
 )
 
@@ -19,7 +18,6 @@ __all__ = [
     "EvaluationResult",
     "PrecisionRecallCurve",
     "detections_to_coco_results",
-    "load_results_json",
     "precision_recall_curves",
     "write_results_json",
 ]

@@ -114,14 +114,3 @@ def write_results_json(results: Sequence[CocoResult], path: str | Path) -> Path:
     A reader never sees a half-written file, even if the process dies while writing.
     """
     return atomic_write_text(path, json.dumps(list(results), separators=(",", ":")))
-
-
-def load_results_json(path: str | Path) -> list[CocoResult]:
-    """Read a COCO results JSON list written by :func:`write_results_json` (or any COCO tool)."""
-    with open(path, encoding="utf-8") as f:
-        data = json.load(f)
-    if not isinstance(data, list):
-        raise ValueError(
-            f"{path}: a COCO results file holds a JSON list, got {type(data).__name__}"
-        )
-    return data

@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -81,11 +80,6 @@ class OnnxPredictor(BatchPredictor):
         self.size_divisibility = self.config.model.size_divisibility
         # Official clipping marks removed boxes with score 0 (see SparseRCNNOnnxModel).
         self.drop_zero_scores = self.config.model.clip_boxes
-
-    @staticmethod
-    def from_file(path: str | Path, **kwargs: Any) -> OnnxPredictor:
-        """Same as the constructor; mirrors :meth:`Predictor.from_file`."""
-        return OnnxPredictor(path, **kwargs)
 
     def run(
         self, images: np.ndarray, image_sizes: np.ndarray, original_sizes: np.ndarray

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from sparsercnn.config import Config, ModelConfig
 from sparsercnn.model.backbone import ResNet
@@ -86,15 +85,3 @@ def build_postprocessor(config: Config | ModelConfig) -> PostProcessor:
     """The post-processor matching the config's source behaviour (official clips, mmdet not)."""
     cfg = config.model if isinstance(config, Config) else config
     return PostProcessor(clip_boxes=cfg.clip_boxes, top_k=cfg.num_proposals)
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Parameters plus norm affine buffers (FrozenBN weight/bias), not running statistics.
-
-    This is how spec 5.3 counts (106,290,888 for R50 with 100 proposals and 80 classes).
-    """
-    total = sum(p.numel() for p in module.parameters())
-    for name, buffer in module.named_buffers():
-        if name.rsplit(".", 1)[-1] in ("weight", "bias"):
-            total += buffer.numel()
-    return total

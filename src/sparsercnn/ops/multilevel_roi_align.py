@@ -3,7 +3,7 @@
 The levels are flattened once per forward into one channels-last table
 (:func:`flatten_levels`); each refinement stage then pools its boxes with
 :func:`multilevel_roi_align`, where every RoI samples its own level (:func:`assign_levels`) in
-one fixed-shape gather. The result equals :func:`sparsercnn.ops.roi_align.roi_align`
+one fixed-shape gather. The result equals :func:`sparsercnn.ops.roi_sampling.roi_align`
 (aligned, sampling ratio 2) on the assigned level, already in the head's ``(B*N, 49, C)`` layout.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from sparsercnn.ops.roi_align import coordinate_dtype, regular_samples, weighted_gather
+from sparsercnn.ops.roi_sampling import coordinate_dtype, regular_samples, weighted_gather
 
 
 def assign_levels(

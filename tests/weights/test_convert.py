@@ -10,24 +10,24 @@ import pytest
 import torch
 from conftest import COCO_CLASSES, TINY, ReferencePair, make_pair, save_mmdet, save_official
 
-from sparsercnn.checkpoints.convert import (
+from sparsercnn.cli import convert as convert_cli
+from sparsercnn.model import build_model, build_postprocessor
+from sparsercnn.model_file import load_model_file, load_state_dict_strict, read_model_file
+from sparsercnn.ops.boxes import clip_boxes
+from sparsercnn.weights.convert import (
     COCO_CATEGORIES,
     coco_categories,
     convert_checkpoint,
     export_state_dict,
     save_converted,
 )
-from sparsercnn.cli import convert as convert_cli
-from sparsercnn.model import build_model, build_postprocessor
-from sparsercnn.model_file import load_model_file, load_state_dict_strict, read_model_file
-from sparsercnn.ops.boxes import clip_boxes
 
 
 def test_coco_table() -> None:
     ids = [i for i, _ in COCO_CATEGORIES]
     assert len(ids) == 80 and ids == sorted(set(ids)) and ids[0] == 1 and ids[-1] == 90
     assert coco_categories().names == list(COCO_CLASSES)
-    assert coco_categories().to_category_id(11) == 13  # "stop sign": the first gap
+    assert coco_categories().category_ids[11] == 13  # "stop sign": the first gap
 
 
 @pytest.mark.parametrize("layout", ["official", "mmdet"])

@@ -10,18 +10,18 @@ import pytest
 import torch
 from conftest import ReferencePair
 
-from sparsercnn.checkpoints.convert import convert_checkpoint, save_converted
-from sparsercnn.checkpoints.finetune import (
-    freeze_all_but_class_logits,
-    freeze_backbone,
-    init_from_checkpoint,
-    load_backbone_weights,
-)
 from sparsercnn.config import Config
 from sparsercnn.loss import build_criterion
 from sparsercnn.model import build_model
 from sparsercnn.presets import get_preset
 from sparsercnn.structures import Target
+from sparsercnn.weights.convert import convert_checkpoint, save_converted
+from sparsercnn.weights.finetune import (
+    freeze_all_but_class_logits,
+    freeze_backbone,
+    init_from_checkpoint,
+    load_backbone_weights,
+)
 
 PRIOR_BIAS = -math.log((1 - 0.01) / 0.01)
 

@@ -5,7 +5,7 @@ Containers (spec 11.1): a PyTorch ``.pth`` holding a flat state dict, ``{"model"
 safetensors files (ours, with config and label map, or a bare state dict). ``.pth`` files are read
 with ``torch.load(weights_only=True)``: only tensors, containers, numbers, strings and plain numpy
 arrays are rebuilt, so a file that tries to run code is refused. detectron2 ``.pkl`` pickles are
-refused outright. :mod:`sparsercnn.checkpoints.convert` renames what this module returns.
+refused outright. :mod:`sparsercnn.weights.convert` renames what this module returns.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
-from sparsercnn.checkpoints.key_tables import LAYOUTS, Layout
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model_file import FORMAT_NAME, read_model_file
+from sparsercnn.weights.key_tables import LAYOUTS, Layout
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import torch
 from conftest import COCO_CLASSES, ReferencePair, save_mmdet, save_official
 from safetensors.torch import save_file
 
-from sparsercnn.checkpoints.readers import detect_layout, read_checkpoint
+from sparsercnn.weights.readers import detect_layout, read_checkpoint
 
 
 @pytest.mark.parametrize("wrap", [True, False])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sparsercnn.checkpoints.download import (
+from sparsercnn.weights.download import (
     PUBLISHED_CHECKPOINTS,
     download,
     expected_sha256,

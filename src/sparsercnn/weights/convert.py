@@ -21,13 +21,13 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from sparsercnn.atomic_file import atomic_write
-from sparsercnn.checkpoints.key_tables import Layout, rename_keys
-from sparsercnn.checkpoints.readers import BACKBONE_FORMAT_NAME, RawCheckpoint, read_checkpoint
 from sparsercnn.config import Config, ModelConfig
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import build_model
 from sparsercnn.model.backbone import ARCHITECTURES, Bottleneck
 from sparsercnn.model_file import load_state_dict_strict, save_model_file
+from sparsercnn.weights.key_tables import Layout, rename_keys
+from sparsercnn.weights.readers import BACKBONE_FORMAT_NAME, RawCheckpoint, read_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def convert_checkpoint(src: str | Path, layout: Layout | None = None) -> Convert
 
 
 def convert_raw(checkpoint: RawCheckpoint, base: ModelConfig | None = None) -> ConvertedCheckpoint:
-    """Convert what :func:`~sparsercnn.checkpoints.readers.read_checkpoint` returned.
+    """Convert what :func:`~sparsercnn.weights.readers.read_checkpoint` returned.
 
     Args:
         checkpoint: tensors in their own names, with layout and stored class names.

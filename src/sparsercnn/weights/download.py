@@ -17,16 +17,16 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from sparsercnn.checkpoints.convert import convert_checkpoint
-from sparsercnn.checkpoints.key_tables import Layout
 from sparsercnn.model import build_model
 from sparsercnn.model_file import LoadedModel, load_state_dict_strict
+from sparsercnn.weights.convert import convert_checkpoint
+from sparsercnn.weights.key_tables import Layout
+from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS
 
 logger = logging.getLogger(__name__)
 
@@ -34,63 +34,6 @@ CACHE_ENV = "SPARSERCNN_CACHE"
 CHUNK_SIZE = 1 << 20
 # mmdetection's publish_model convention: "<name>-<first 8 hex digits of the sha256>.pth".
 HASH_IN_NAME = re.compile(r"-([0-9a-f]{8})\.pth$")
-OFFICIAL_URL = "https://github.com/PeizeSun/SparseR-CNN/releases/download/v0.1/{}"
-MMDET_URL = "https://download.openmmlab.com/mmdetection/v2.0/sparse_rcnn/{0}/{0}_{1}.pth"
-
-
-@dataclass(frozen=True)
-class PublishedCheckpoint:
-    """A released COCO model (spec 10.1, 10.2).
-
-    Attributes:
-        url: where to download it.
-        layout: its key layout.
-        box_ap: COCO val2017 box AP its authors report.
-        sha256: expected checksum or prefix, when published (mmdetection: in the file name).
-    """
-
-    url: str
-    layout: Layout
-    box_ap: float
-    sha256: str | None = None
-
-
-def _mmdet(config: str, stamp_and_hash: str, box_ap: float) -> PublishedCheckpoint:
-    return PublishedCheckpoint(MMDET_URL.format(config, stamp_and_hash), "mmdet", box_ap)
-
-
-PUBLISHED_CHECKPOINTS: dict[str, PublishedCheckpoint] = {
-    "r50_100pro_3x": PublishedCheckpoint(
-        OFFICIAL_URL.format("r50_100pro_3x_model.pth"), "official", 42.8
-    ),
-    "r50_300pro_3x": PublishedCheckpoint(
-        OFFICIAL_URL.format("r50_300pro_3x_model.pth"), "official", 45.0
-    ),
-    "r101_100pro_3x": PublishedCheckpoint(
-        OFFICIAL_URL.format("r101_100pro_3x_model.pth"), "official", 44.1
-    ),
-    # File name inferred from the pattern of the other three (spec 10.1).
-    "r101_300pro_3x": PublishedCheckpoint(
-        OFFICIAL_URL.format("r101_300pro_3x_model.pth"), "official", 46.4
-    ),
-    "mmdet_r50_100pro_1x": _mmdet("sparse_rcnn_r50_fpn_1x_coco", "20201222_214453-dc79b137", 37.9),
-    "mmdet_r50_100pro_3x": _mmdet(
-        "sparse_rcnn_r50_fpn_mstrain_480-800_3x_coco", "20201218_154234-7bc5c054", 42.8
-    ),
-    "mmdet_r50_300pro_3x": _mmdet(
-        "sparse_rcnn_r50_fpn_300_proposals_crop_mstrain_480-800_3x_coco",
-        "20201223_024605-9fe92701",
-        45.0,
-    ),
-    "mmdet_r101_100pro_3x": _mmdet(
-        "sparse_rcnn_r101_fpn_mstrain_480-800_3x_coco", "20201223_121552-6c46c9d6", 44.2
-    ),
-    "mmdet_r101_300pro_3x": _mmdet(
-        "sparse_rcnn_r101_fpn_300_proposals_crop_mstrain_480-800_3x_coco",
-        "20201223_023452-c23c3564",
-        46.2,
-    ),
-}
 
 
 def default_cache_dir() -> Path:

@@ -17,17 +17,17 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from sparsercnn.checkpoints.convert import (
+from sparsercnn.model import SparseRCNN
+from sparsercnn.model.backbone import NUM_FREEZABLE_PARTS
+from sparsercnn.model_file import load_state_dict_strict
+from sparsercnn.weights.convert import (
     backbone_state_dict,
     convert_checkpoint,
     infer_depth,
     reconcile_counters,
 )
-from sparsercnn.checkpoints.download import fetch
-from sparsercnn.checkpoints.key_tables import Layout
-from sparsercnn.model import SparseRCNN
-from sparsercnn.model.backbone import NUM_FREEZABLE_PARTS
-from sparsercnn.model_file import load_state_dict_strict
+from sparsercnn.weights.download import fetch
+from sparsercnn.weights.key_tables import Layout
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def init_from_checkpoint(
     Args:
         model: the model to train; its architecture must match the checkpoint's except for the
             number of classes (and the backbone norm type, whose counters are reconciled).
-        src: anything :func:`~sparsercnn.checkpoints.download.fetch` accepts.
+        src: anything :func:`~sparsercnn.weights.download.fetch` accepts.
         layout: force the checkpoint's key layout.
         prior_prob: foreground prior of re-initialised class logits (``cfg.model.prior_prob``).
         sha256: expected checksum of ``src``.
