@@ -86,6 +86,9 @@ class InputConfig:
     train_max_size: int = 1333
     test_min_size: int = 800
     test_max_size: int = 1333
+    # Images per forward pass when evaluating, during training and in `sparsercnn eval` alike:
+    # the same batches give bit-identical detections (other sizes differ at float noise).
+    test_batch_size: int = 1
     flip_prob: float = 0.5
     crop: bool = False
     crop_pre_sizes: tuple[int, ...] = (400, 500, 600)

@@ -1,12 +1,15 @@
 """End-user inference: a model file in, detections in original pixels out.
 
 :class:`Predictor` takes image paths, folders, PIL images, numpy arrays or tensors, resizes them as
-the model was evaluated (test transform), batches them and returns one :class:`Prediction` each.
+the model was evaluated (the test transform), batches them and returns one :class:`Prediction`
+each. Only images with the same padded size share a forward pass, so an image's detections do not
+depend on the batch it lands in (see :mod:`sparsercnn.model.inference`).
 """
 
 from __future__ import annotations
 
-import random
+import logging
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +20,20 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from sparsercnn.atomic_file import atomic_write
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.image_io import load_image, to_rgb
-from sparsercnn.data.transforms import build_test_transform
+from sparsercnn.data.transforms import InferenceTransform, build_test_transform
 from sparsercnn.evaluation.results import CocoResult, detections_to_coco_results
 from sparsercnn.model import SparseRCNN, build_postprocessor
+from sparsercnn.model.inference import evaluating, group_by_padded_size, run_model
 from sparsercnn.model_file import load_model_file
 from sparsercnn.runtime import retain_freed_memory
 from sparsercnn.structures import Detections
 from sparsercnn.visualization.draw import draw_detections
+
+logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 ImageInput = str | Path | Image.Image | np.ndarray | Tensor
@@ -68,15 +75,22 @@ class Prediction:
         )
 
     def to_coco_results(
-        self, category_ids: Sequence[int], image_id: int | None = None
+        self, categories: CategoryMap, image_id: int | None = None
     ) -> list[CocoResult]:
-        """COCO result records (``bbox`` as ``[x, y, w, h]``); ``file_name`` is the source."""
+        """COCO result records (``bbox`` as ``[x, y, w, h]``) with the dataset's
+        ``category_id``, its ``category_name`` and the source as ``file_name``.
+
+        Args:
+            categories: the model's label map.
+            image_id: stored in the records when given.
+        """
         detections = Detections(boxes=self.boxes, scores=self.scores, labels=self.labels)
         records = detections_to_coco_results(
             image_id if image_id is not None else -1,
             detections,
-            category_ids,
+            categories.category_ids,
             file_name=self.source,
+            label_names=categories.names,
         )
         if image_id is None:
             for record in records:
@@ -140,12 +154,24 @@ def to_pil(image: ImageInput) -> Image.Image:
 
 
 class BatchPredictor:
-    """Shared front end of the predictors: expand inputs, batch them, convert them to PIL.
+    """Shared front end of the predictors: expand inputs, test-resize them, batch them.
 
-    Subclasses set ``batch_size`` and implement :meth:`_predict_batch`.
+    A batch holds consecutive inputs of the same padded size (``batch_invariant``) or any
+    ``batch_size`` consecutive inputs; predictions come back in input order either way.
+    Subclasses set the attributes below and implement :meth:`_predict_batch`.
+
+    Attributes:
+        batch_size: most images per forward pass.
+        transform: the model's test resize.
+        size_divisibility: the model's padding multiple.
+        batch_invariant: batch only images with the same padded size, so an image's detections
+            do not depend on its batch companions.
     """
 
     batch_size: int
+    transform: InferenceTransform
+    size_divisibility: int
+    batch_invariant: bool = True
 
     def __call__(self, inputs: ImageInput | Sequence[ImageInput]) -> list[Prediction]:
         """Detect objects in ``inputs`` (a path, folder, PIL image, HxWx3 uint8 array, (3, H, W)
@@ -157,11 +183,26 @@ class BatchPredictor:
         items = expand_inputs(inputs)
         for start in range(0, len(items), self.batch_size):
             chunk = items[start : start + self.batch_size]
-            yield from self._predict_batch(
-                [to_pil(image) for image, _ in chunk], [s for _, s in chunk]
-            )
+            originals = [to_pil(image) for image, _ in chunk]
+            resized = [self.transform.image_tensor(image) for image in originals]
+            groups = [list(range(len(chunk)))]
+            if self.batch_invariant:
+                sizes = [(int(t.shape[1]), int(t.shape[2])) for t in resized]
+                groups = group_by_padded_size(sizes, self.size_divisibility)
+            predictions: dict[int, Prediction] = {}
+            for group in groups:
+                batch = self._predict_batch(
+                    [resized[i] for i in group],
+                    [(originals[i].height, originals[i].width) for i in group],
+                    [chunk[i][1] for i in group],
+                )
+                predictions.update(zip(group, batch, strict=True))
+            yield from (predictions[i] for i in range(len(chunk)))
 
-    def _predict_batch(self, images: list[Image.Image], sources: list[str]) -> list[Prediction]:
+    def _predict_batch(
+        self, images: list[Tensor], original_sizes: list[tuple[int, int]], sources: list[str]
+    ) -> list[Prediction]:
+        """Predictions of resized ``(3, h, w)`` uint8 images, one per image, in order."""
         raise NotImplementedError
 
 
@@ -173,8 +214,10 @@ class Predictor(BatchPredictor):
         config: its resolved config (test resize and post-processing come from it).
         categories: label map (names and dataset category ids).
         device: where to run.
-        batch_size: images per forward pass.
+        batch_size: most images per forward pass.
         num_stages: run only the first k stages (default all).
+        batch_invariant: batch only images with the same padded size (default); False pads
+            mixed sizes together as the official code does, which changes their detections.
 
     On the CPU, constructing a predictor configures the process allocator to reuse freed memory
     (:func:`~sparsercnn.runtime.retain_freed_memory`), which makes inference much faster.
@@ -189,7 +232,10 @@ class Predictor(BatchPredictor):
         device: torch.device | str = "cpu",
         batch_size: int = 4,
         num_stages: int | None = None,
+        batch_invariant: bool = True,
     ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = torch.device(device)
         if self.device.type == "cpu":
             retain_freed_memory()
@@ -198,7 +244,9 @@ class Predictor(BatchPredictor):
         self.categories = categories
         self.batch_size = batch_size
         self.num_stages = num_stages
+        self.batch_invariant = batch_invariant
         self.transform = build_test_transform(config.input)
+        self.size_divisibility = model.size_divisibility
         self.postprocessor = build_postprocessor(config)
 
     @staticmethod
@@ -207,43 +255,86 @@ class Predictor(BatchPredictor):
         loaded = load_model_file(path)
         return Predictor(loaded.model, loaded.config, loaded.categories, **kwargs)
 
-    @torch.no_grad()
-    def _predict_batch(self, images: list[Image.Image], sources: list[str]) -> list[Prediction]:
-        no_boxes = torch.zeros((0, 4))
-        tensors = [self.transform(image, no_boxes, random.Random(0))[0] for image in images]
-        sizes = [(image.height, image.width) for image in images]
-        output = self.model([t.to(self.device) for t in tensors], num_stages=self.num_stages)
-        detections = self.postprocessor(output, sizes)
-        items = zip(detections, sizes, sources, strict=True)
+    def _predict_batch(
+        self, images: list[Tensor], original_sizes: list[tuple[int, int]], sources: list[str]
+    ) -> list[Prediction]:
+        with evaluating(self.model):
+            output = run_model(
+                self.model,
+                [image.to(self.device) for image in images],
+                num_stages=self.num_stages,
+                batch_invariant=self.batch_invariant,
+            )
+            detections = self.postprocessor(output, original_sizes)
+        items = zip(detections, original_sizes, sources, strict=True)
         return [self._prediction(d, size, source) for d, size, source in items]
 
     def _prediction(self, detections: Detections, size: tuple[int, int], source: str) -> Prediction:
-        labels = detections["labels"].cpu()
-        return Prediction(
-            boxes=detections["boxes"].float().cpu(),
-            scores=detections["scores"].float().cpu(),
-            labels=labels,
-            class_names=[self.categories.names[i] for i in labels.tolist()],
-            category_ids=[self.categories.category_ids[i] for i in labels.tolist()],
-            image_size=size,
-            source=source,
-        )
+        return prediction_from_detections(detections, self.categories, size, source)
 
 
-def save_drawing(
-    prediction: Prediction, class_names: Sequence[str], output_dir: Path, score_threshold: float
-) -> Path:
-    """Draw the detections scoring at least ``score_threshold`` on the prediction's source image
-    file and save it as ``output_dir/<stem>.jpg``."""
-    drawing = draw_detections(
-        load_image(prediction.source),
-        prediction.boxes,
-        prediction.labels,
-        prediction.scores,
-        class_names,
-        score_threshold=score_threshold,
+def prediction_from_detections(
+    detections: Detections, categories: CategoryMap, image_size: tuple[int, int], source: str
+) -> Prediction:
+    """A :class:`Prediction` of detections (any device and float dtype) with their class names."""
+    labels = detections["labels"].cpu()
+    return Prediction(
+        boxes=detections["boxes"].float().cpu(),
+        scores=detections["scores"].float().cpu(),
+        labels=labels,
+        class_names=[categories.names[i] for i in labels.tolist()],
+        category_ids=[categories.category_ids[i] for i in labels.tolist()],
+        image_size=image_size,
+        source=source,
     )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    target = output_dir / (Path(prediction.source).stem + ".jpg")
-    drawing.save(target, quality=92)
-    return target
+
+
+class DrawingWriter:
+    """Writes drawn predictions under ``output_dir``, keeping each input's path below the
+    inputs' common folder: ``a/x.png`` and ``b/x.png`` become ``output_dir/a/x.png`` and
+    ``output_dir/b/x.png``, so names cannot collide, and each drawing keeps its input's format.
+
+    Args:
+        output_dir: where drawings go.
+        inputs: the paths the user gave (files or folders); their common folder is the root.
+        score_threshold: least score of a drawn detection.
+    """
+
+    def __init__(
+        self, output_dir: Path, inputs: Sequence[str | Path], score_threshold: float
+    ) -> None:
+        self.output_dir = output_dir
+        self.score_threshold = score_threshold
+        folders = [_folder_of(Path(p)) for p in inputs]
+        self.root = Path(os.path.commonpath(folders)) if folders else Path.cwd()
+        self.overwritten: list[Path] = []
+
+    def target(self, source: str | Path) -> Path:
+        """Where the drawing of the image file ``source`` goes."""
+        return self.output_dir / Path(source).resolve().relative_to(self.root)
+
+    def write(self, prediction: Prediction, class_names: Sequence[str]) -> Path:
+        """Draw the prediction on its source image file and save it (atomically).
+
+        A file left there by an earlier run is replaced with a warning (and listed in
+        :attr:`overwritten`).
+        """
+        drawing = draw_detections(
+            load_image(prediction.source),
+            prediction.boxes,
+            prediction.labels,
+            prediction.scores,
+            class_names,
+            score_threshold=self.score_threshold,
+        )
+        target = self.target(prediction.source)
+        if target.exists():
+            self.overwritten.append(target)
+            logger.warning("replacing %s, a drawing from an earlier run", target)
+        image_format = Image.registered_extensions().get(target.suffix.lower(), "PNG")
+        options = {"quality": 92} if image_format == "JPEG" else {}
+        return atomic_write(target, lambda tmp: drawing.save(tmp, format=image_format, **options))
+
+
+def _folder_of(path: Path) -> Path:
+    return path.resolve() if path.is_dir() else path.resolve().parent

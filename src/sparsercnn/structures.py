@@ -23,6 +23,15 @@ import torch
 from torch import Tensor
 
 
+def padded_size(height: int, width: int, size_divisibility: int) -> tuple[int, int]:
+    """``(h, w)`` rounded up to multiples of ``size_divisibility`` (how far an image is padded)."""
+    # -(-x // d) is x / d rounded up.
+    return (
+        -(-height // size_divisibility) * size_divisibility,
+        -(-width // size_divisibility) * size_divisibility,
+    )
+
+
 @dataclass
 class ImageBatch:
     """A padded batch of images plus each image's unpadded size.
@@ -42,7 +51,9 @@ class ImageBatch:
     ) -> ImageBatch:
         """Pad ``images`` (each ``(3, h, w)``) to a common size divisible by ``size_divisibility``.
 
-        This is the one place where padding happens (spec 1.1: bottom/right, after normalisation).
+        The one collation of images into a padded batch (bottom/right). The model's
+        normalisation and zero padding (spec 1.1) is
+        :meth:`~sparsercnn.model.SparseRCNN.normalise_and_pad`.
         """
         if len(images) == 0:
             raise ValueError("ImageBatch.from_tensors needs at least one image, got an empty list")
@@ -52,11 +63,11 @@ class ImageBatch:
                     f"image {i} has shape {tuple(image.shape)}; expected (3, H, W) RGB. "
                     "Convert grayscale/RGBA images to RGB before batching."
                 )
-        max_h = max(int(image.shape[1]) for image in images)
-        max_w = max(int(image.shape[2]) for image in images)
-        if size_divisibility > 1:
-            max_h = -(-max_h // size_divisibility) * size_divisibility
-            max_w = -(-max_w // size_divisibility) * size_divisibility
+        max_h, max_w = padded_size(
+            max(int(image.shape[1]) for image in images),
+            max(int(image.shape[2]) for image in images),
+            max(size_divisibility, 1),
+        )
         first = images[0]
         tensor = first.new_full((len(images), 3, max_h, max_w), pad_value)
         for i, image in enumerate(images):

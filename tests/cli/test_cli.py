@@ -88,7 +88,8 @@ def test_predict_on_a_folder_writes_coco_results(
         height, width = sizes[Path(record["file_name"]).name]
         assert x >= 0 and y >= 0 and x + w <= width + 0.01 and y + h <= height + 0.01
         assert 0.0 <= record["score"] <= 1.0
-    assert sorted(p.name for p in drawn.iterdir()) == ["a.jpg", "b.jpg", "c.jpg"]
+    drawings = sorted(str(p.relative_to(drawn)) for p in drawn.rglob("*") if p.is_file())
+    assert drawings == ["a.jpg", "b.png", "nested/c.jpg"]  # input paths and formats kept
 
 
 def test_user_errors_are_reported_without_traceback(

@@ -10,17 +10,18 @@ import pytest
 from diagnostics_data import DiagnosticsData
 from PIL import Image
 
+from sparsercnn.cli.main import main
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.diagnostics.evaluation_report import write_evaluation_report
 from sparsercnn.diagnostics.ground_truth import LabelSummary, ground_truth_by_image
+from sparsercnn.engine.pipeline import evaluate_model_file
 
 
 def test_report_files(data: DiagnosticsData, tmp_path_factory: pytest.TempPathFactory) -> None:
     output = tmp_path_factory.mktemp("report")
-    paths = write_evaluation_report(
-        data.model_file, data.json_path, data.image_dir, output, score_threshold=0.0, num_samples=2
-    )
+    report = evaluate_model_file(data.model_file, data.json_path, data.image_dir, num_workers=0)
+    paths = write_evaluation_report(report, output, score_threshold=0.0, num_samples=2)
     assert set(paths) == {
         "precision_recall",
         "confusion_matrix",
@@ -57,3 +58,45 @@ def test_label_summary(data: DiagnosticsData) -> None:
     assert summary.sqrt_areas.max() == pytest.approx(np.sqrt(110 * 80))
     large = by_image[3]  # image index 2, id 3: one object at [8, 6, 110, 80] (xywh)
     assert large.boxes.tolist() == [[8.0, 6.0, 118.0, 86.0]] and large.labels.tolist() == [1]
+
+
+def test_eval_stages_report_dir_uses_that_stage(
+    data: DiagnosticsData, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``eval --stages 1 --report-dir``: metrics and plots come from one pass of stage 1."""
+    output = tmp_path_factory.mktemp("eval_stages")
+    code = main(
+        [
+            "eval",
+            "--model",
+            str(data.model_file),
+            "--json",
+            str(data.json_path),
+            "--images",
+            str(data.image_dir),
+            "--workers",
+            "0",
+            "--stages",
+            "1",
+            "--output",
+            str(output / "metrics.json"),
+            "--report-dir",
+            str(output / "report"),
+        ]
+    )
+    assert code == 0
+    metrics = json.loads((output / "metrics.json").read_text())
+    assert metrics["num_stages"] == 1
+    stage_1 = evaluate_model_file(
+        data.model_file, data.json_path, data.image_dir, num_stages=1, num_workers=0
+    )
+    every_stage = evaluate_model_file(
+        data.model_file, data.json_path, data.image_dir, num_workers=0
+    )
+    assert metrics["AP50"] == stage_1.result.AP50
+    assert stage_1.result.AP50 != every_stage.result.AP50  # the check above tells them apart
+    # The precision-recall curves drawn are stage 1's (matplotlib's PNG bytes are reproducible).
+    written = (output / "report" / "precision_recall.png").read_bytes()
+    expected = write_evaluation_report(stage_1, output / "expected")["precision_recall"]
+    last = write_evaluation_report(every_stage, output / "last")["precision_recall"]
+    assert written == expected.read_bytes() != last.read_bytes()

@@ -18,9 +18,11 @@ from sparsercnn import build_model, get_preset
 from sparsercnn.cli import predict as predict_cli
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.export import OnnxPredictor, SparseRCNNOnnxModel, export_onnx
+from sparsercnn.export import OnnxPredictor, export_onnx
 from sparsercnn.export.onnx_export import ExportReport, match_detections
+from sparsercnn.export.onnx_wrapper import drop_invalid_last
 from sparsercnn.model import PostProcessor
+from sparsercnn.model.postprocess import select_top_k
 from sparsercnn.model_file import LoadedModel, load_model_file, save_model_file
 from sparsercnn.predictor import Predictor
 from sparsercnn.structures import ImageBatch
@@ -153,11 +155,11 @@ def test_onnxruntime_matches_pytorch(
 
 
 def test_removed_boxes_get_score_zero_and_go_last() -> None:
-    wrapper = SparseRCNNOnnxModel(build_model(get_preset("tiny")))
     logits = torch.tensor([[[4.0, -9.0], [3.0, -9.0], [2.0, -9.0]]])  # (1, N=3, C=2)
     boxes = torch.tensor([[[10.0, 10, 50, 50], [-40, 5, -10, 30], [20, 20, 60, 90]]])
     sizes = torch.tensor([[100, 100]])
-    out_boxes, scores, labels = wrapper.detections(logits, boxes, sizes, sizes * 2)
+    top = select_top_k(logits, boxes, sizes, sizes * 2, clip=True)
+    out_boxes, scores, labels = drop_invalid_last(top)
     # Proposal 1 lies left of the image: clipped to zero width, score 0, moved last.
     torch.testing.assert_close(scores[0, :2], torch.sigmoid(torch.tensor([4.0, 2.0])))
     assert (scores[0, 2:] == 0).all()
@@ -166,9 +168,8 @@ def test_removed_boxes_get_score_zero_and_go_last() -> None:
     assert out_boxes[0, 2, 2] <= out_boxes[0, 2, 0]
     assert labels[0, :2].tolist() == [0, 0]
 
-    unclipped = SparseRCNNOnnxModel(wrapper.model, clip_boxes=False)
-    _, raw_scores, _ = unclipped.detections(logits, boxes, sizes, sizes * 2)
-    assert (raw_scores > 0).all()
+    unclipped = select_top_k(logits, boxes, sizes, sizes * 2, clip=False)
+    assert (unclipped.scores > 0).all() and unclipped.valid.all()
 
 
 def _write_images(folder: Path) -> Path:

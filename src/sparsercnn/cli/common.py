@@ -67,9 +67,35 @@ def add_model_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_argument(parser)
     parser.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
     parser.add_argument("--images", type=Path, required=True, help="image folder")
-    parser.add_argument("--batch-size", type=int, default=1)
+    add_batch_arguments(parser, default_batch_size=None)
     parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
     add_device_argument(parser)
+
+
+def add_batch_arguments(parser: argparse.ArgumentParser, *, default_batch_size: int | None) -> None:
+    """``--batch-size`` and ``--padded-batches``: how inference batches images.
+
+    ``default_batch_size=None`` takes the model's ``input.test_batch_size``, the batch size of
+    its evaluations during training, whose detections it then reproduces bit for bit.
+    """
+    default = (
+        "the model's input.test_batch_size, as in training-time evaluation"
+        if default_batch_size is None
+        else str(default_batch_size)
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=default_batch_size,
+        help=f"most images per forward pass (default: {default}); only images of the same "
+        "padded size share one, so other batch sizes change detections at float noise only",
+    )
+    parser.add_argument(
+        "--padded-batches",
+        action="store_true",
+        help="batch images of different sizes, zero-padded to the largest, as the official code "
+        "does (faster on mixed sizes, but an image's detections then depend on its batch)",
+    )
 
 
 def resolve_device(name: str | None) -> torch.device:

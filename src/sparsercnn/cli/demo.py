@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sparsercnn.cli.common import add_device_argument, resolve_device
 from sparsercnn.presets import get_preset
+
+if TYPE_CHECKING:
+    from sparsercnn.engine.pipeline import EvaluationReport
 
 DEFAULT_TIME_BUDGET_MINUTES = 8.75
 # Fixed-size images (no padding waste in a batch) at the size the demo preset trains on.
@@ -36,15 +40,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def draw_predictions(model_file: Path, image_dir: Path, output_dir: Path, limit: int) -> Path:
-    from sparsercnn.predictor import Predictor, save_drawing
+def draw_predictions(report: EvaluationReport, output_dir: Path, limit: int) -> Path:
+    """Draw the evaluation's detections (score >= 0.3) of the first ``limit`` images."""
+    from sparsercnn.predictor import DrawingWriter, prediction_from_detections
 
-    """Draw the detections (score >= 0.3) of the first ``limit`` images of ``image_dir``."""
-    predictor = Predictor.from_file(model_file)
-    images = sorted(image_dir.iterdir())[:limit]
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for prediction in predictor(images):
-        save_drawing(prediction, predictor.categories.names, output_dir, score_threshold=0.3)
+    dataset = report.dataset
+    writer = DrawingWriter(output_dir, [dataset.image_dir], score_threshold=0.3)
+    pairs = zip(report.evaluation.image_ids, report.evaluation.detections, strict=True)
+    for image_id, detections in list(pairs)[:limit]:
+        info = dataset.image_info(dataset.image_ids.index(image_id))
+        source = str(dataset.image_dir / info["file_name"])
+        size = (int(info["height"]), int(info["width"]))
+        prediction = prediction_from_detections(detections, dataset.category_map, size, source)
+        writer.write(prediction, dataset.category_map.names)
     return output_dir
 
 
@@ -52,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.data.demo_dataset import generate_demo_dataset
     from sparsercnn.diagnostics import write_evaluation_report, write_stage_figure
     from sparsercnn.engine.distributed import DistInfo
-    from sparsercnn.engine.pipeline import evaluate_model_file, train_from_coco
+    from sparsercnn.engine.pipeline import train_from_coco, training_evaluation_report
+    from sparsercnn.evaluation.units import format_ap
 
     start = time.perf_counter()
     out: Path = args.output_dir
@@ -71,26 +80,19 @@ def run(args: argparse.Namespace) -> int:
         time_budget_minutes=args.time_budget,
         dist_info=DistInfo(device=device),
     )
-    model_path = result.model_best_path or result.model_final_path
-    assert model_path is not None  # written by the single (main) process
-    report = evaluate_model_file(
-        model_path,
-        data.val_json,
-        data.val_images,
-        device=device,
-        results_path=out / "val_results.json",
-        metrics_path=out / "metrics.json",
-    )
+    # The validation pass training ended with is the demo's evaluation: it is not run again.
+    report = training_evaluation_report(result, cfg, data.val_json, data.val_images, device)
+    assert report is not None  # single process with a validation set
+    report.write_files(results_path=out / "val_results.json", metrics_path=out / "metrics.json")
     print(report.format())
-    drawings = draw_predictions(model_path, data.val_images, out / "predictions", limit=12)
-    write_evaluation_report(
-        model_path, data.val_json, data.val_images, out / "report", device=device
-    )
+    drawings = draw_predictions(report, out / "predictions", limit=12)
+    write_evaluation_report(report, out / "report")
     first_val_image = sorted(data.val_images.iterdir())[0]
+    model_path = report.model_file
     figure = write_stage_figure(model_path, first_val_image, out / "stages.png", device=device)
     minutes = (time.perf_counter() - start) / 60
     print(
-        f"\nDemo finished in {minutes:.1f} min. AP = {report.result.AP:.3f} on "
+        f"\nDemo finished in {minutes:.1f} min. AP = {format_ap(report.result.AP)} on "
         f"{report.result.num_images} validation images.\n"
         f"  model:        {model_path}\n"
         f"  metrics:      {out / 'metrics.json'} (COCO results: {out / 'val_results.json'})\n"

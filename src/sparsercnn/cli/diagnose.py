@@ -75,6 +75,7 @@ def run_stages(args: argparse.Namespace) -> int:
         num_latency_images=args.latency_images,
         batch_size=args.batch_size,
         num_workers=args.workers,
+        batch_invariant=not args.padded_batches,
     )
     print(evaluation.format_table())
     paths = write_stage_evaluation(evaluation, args.output_dir)
@@ -96,6 +97,7 @@ def run_slots(args: argparse.Namespace) -> int:
         score_threshold=args.score_threshold,
         batch_size=args.batch_size,
         num_workers=args.workers,
+        batch_invariant=not args.padded_batches,
     )
     print(statistics.format())
     paths = write_slot_statistics(statistics, args.output_dir)
@@ -105,17 +107,19 @@ def run_slots(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics.evaluation_report import write_evaluation_report
+    from sparsercnn.engine.pipeline import evaluate_model_file
 
-    paths = write_evaluation_report(
+    report = evaluate_model_file(
         args.model,
         args.json,
         args.images,
-        args.output_dir,
         device=resolve_device(args.device),
-        score_threshold=args.score_threshold,
-        num_samples=args.samples,
         batch_size=args.batch_size,
         num_workers=args.workers,
+        batch_invariant=not args.padded_batches,
+    )
+    paths = write_evaluation_report(
+        report, args.output_dir, score_threshold=args.score_threshold, num_samples=args.samples
     )
     print(f"{len(paths)} files written to {args.output_dir}")
     return 0

@@ -21,7 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--report-dir",
         type=Path,
-        help="also write PR curves, a confusion matrix, sample images and a label summary here",
+        help="also write PR curves, a confusion matrix, sample images and a label summary here "
+        "(from the same evaluation pass: --stages and --batch-size apply)",
     )
     parser.add_argument("--stages", type=int, help="use only the first k stages")
     parser.set_defaults(handler=run)
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         num_stages=args.stages,
         batch_size=args.batch_size,
         num_workers=args.workers,
+        batch_invariant=not args.padded_batches,
         results_path=args.results,
         metrics_path=args.output,
     )
@@ -46,12 +48,6 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         print(f"metrics written to {args.output}")
     if args.report_dir:
-        write_evaluation_report(
-            args.model,
-            args.json,
-            args.images,
-            args.report_dir,
-            device=resolve_device(args.device),
-        )
-        print(f"evaluation plots in {args.report_dir}")
+        write_evaluation_report(report, args.report_dir)
+        print(f"evaluation plots in {args.report_dir} (from the same detections)")
     return 0

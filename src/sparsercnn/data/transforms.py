@@ -66,18 +66,21 @@ def hflip(image: Image.Image, boxes: Tensor) -> tuple[Image.Image, Tensor]:
     return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), flipped
 
 
-def resize(image: Image.Image, boxes: Tensor, size: tuple[int, int]) -> tuple[Image.Image, Tensor]:
-    """Resize to ``size = (h, w)`` with PIL bilinear (antialiased when downscaling, as detectron2).
-
-    Box x coordinates scale by ``w / W`` and y coordinates by ``h / H``.
-    """
+def resize_image(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Resize to ``size = (h, w)`` with PIL bilinear; antialiased when downscaling (detectron2)."""
     height, width = size
     if (height, width) == (image.height, image.width):
-        return image, boxes
+        return image
+    return image.resize((width, height), Image.Resampling.BILINEAR)
+
+
+def resize(image: Image.Image, boxes: Tensor, size: tuple[int, int]) -> tuple[Image.Image, Tensor]:
+    """:func:`resize_image` plus its boxes: x coordinates scale by ``w / W``, y by ``h / H``."""
+    height, width = size
     scale = boxes.new_tensor(
         [width / image.width, height / image.height, width / image.width, height / image.height]
     )
-    return image.resize((width, height), Image.Resampling.BILINEAR), boxes * scale
+    return resize_image(image, size), boxes * scale
 
 
 def crop(
@@ -203,7 +206,8 @@ class TrainTransform:
 class InferenceTransform:
     """Deterministic evaluation resize: short side ``min_size``, long side capped at ``max_size``.
 
-    ``rng`` is accepted for the protocol and not used.
+    The one inference resize: the dataset calls it with boxes (``rng`` is accepted for the
+    protocol and not used); predictors call :meth:`image_tensor` on images alone.
     """
 
     min_size: int
@@ -216,12 +220,20 @@ class InferenceTransform:
                 f"max_size={self.max_size}"
             )
 
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """``(h, w)`` of the resized image (:func:`resized_shape`)."""
+        return resized_shape(height, width, self.min_size, self.max_size)
+
+    def image_tensor(self, image: Image.Image) -> Tensor:
+        """The ``(3, h, w)`` uint8 input image of an RGB (or convertible) PIL image."""
+        image = image if image.mode == "RGB" else image.convert("RGB")
+        return to_tensor(resize_image(image, self.output_size(image.height, image.width)))
+
     def __call__(
         self, image: Image.Image, boxes: Tensor, rng: random.Random
     ) -> tuple[Tensor, Tensor, Tensor]:
         image, boxes = _check_inputs(image, boxes)
-        size = resized_shape(image.height, image.width, self.min_size, self.max_size)
-        image, boxes = resize(image, boxes, size)
+        image, boxes = resize(image, boxes, self.output_size(image.height, image.width))
         return _finish(image, boxes)
 
 

@@ -17,7 +17,6 @@ visualization, engine and predictor, never the CLI. The figures themselves are d
 from sparsercnn.diagnostics.confusion import confusion_matrix, greedy_match, image_confusion
 from sparsercnn.diagnostics.evaluation_report import (
     write_detection_plots,
-    write_evaluation_plots,
     write_evaluation_report,
 )
 from sparsercnn.diagnostics.ground_truth import LabelSummary, ground_truth_by_image
@@ -68,7 +67,6 @@ __all__ = [
     "measure_stage_latency",
     "slot_statistics_of_model_file",
     "write_detection_plots",
-    "write_evaluation_plots",
     "write_evaluation_report",
     "write_slot_statistics",
     "write_stage_evaluation",

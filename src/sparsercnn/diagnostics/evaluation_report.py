@@ -1,10 +1,10 @@
 """The plots of an evaluation run, written into a run folder.
 
 Precision-recall curves per class, a confusion matrix (:mod:`~sparsercnn.diagnostics.confusion`),
-a few images with ground truth and predictions side by side, and the dataset's label summary.
-:func:`write_evaluation_report` starts from a model file; :func:`write_evaluation_plots` from a
-model in memory (the end of training); :func:`write_detection_plots` from detections already
-computed, so a caller that has just run inference does not run it again.
+a few images with ground truth and predictions side by side, and the dataset's label summary,
+all from detections already computed (:func:`write_detection_plots`, or
+:func:`write_evaluation_report` for an :class:`~sparsercnn.engine.pipeline.EvaluationReport`):
+the model is never run again for its plots.
 """
 
 from __future__ import annotations
@@ -14,23 +14,17 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-from torch import nn
-
 from sparsercnn.atomic_file import atomic_write, atomic_write_text
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.image_io import load_image
-from sparsercnn.data.loader import build_test_loader
 from sparsercnn.diagnostics.confusion import BACKGROUND, MISSED, confusion_matrix
 from sparsercnn.diagnostics.ground_truth import (
     ImageGroundTruth,
     LabelSummary,
     ground_truth_by_image,
 )
-from sparsercnn.diagnostics.loading import load_model_and_dataset
-from sparsercnn.engine.inference import run_inference
+from sparsercnn.engine.pipeline import EvaluationReport
 from sparsercnn.evaluation import CocoEvaluator, EvaluationResult
-from sparsercnn.model import PostProcessor, build_postprocessor
 from sparsercnn.structures import Detections
 from sparsercnn.visualization.diagnostic_plots import plot_confusion_matrix
 from sparsercnn.visualization.draw import draw_ground_truth_and_predictions
@@ -164,63 +158,28 @@ def _write_sample(
     return atomic_write(path, lambda tmp: drawing.save(tmp, format="PNG"))
 
 
-def write_evaluation_plots(
-    model: nn.Module,
-    postprocessor: PostProcessor,
-    dataset: CocoDataset,
-    output_dir: str | Path,
-    *,
-    score_threshold: float = 0.3,
-    iou_threshold: float = 0.5,
-    num_samples: int = 4,
-    batch_size: int = 1,
-    num_workers: int = 0,
-) -> dict[str, Path]:
-    """Run ``model`` over ``dataset`` (test transform) and :func:`write_detection_plots`."""
-    image_ids, detections, _ = run_inference(
-        model, postprocessor, build_test_loader(dataset, batch_size, num_workers)
-    )
-    module = getattr(model, "module", model)
-    proposals = getattr(module, "num_proposals", None)
-    return write_detection_plots(
-        dataset,
-        image_ids,
-        detections,
-        output_dir,
-        score_threshold=score_threshold,
-        iou_threshold=iou_threshold,
-        num_samples=num_samples,
-        num_proposals=proposals if isinstance(proposals, int) else None,
-    )
-
-
 def write_evaluation_report(
-    model_file: str | Path,
-    json_path: str | Path,
-    image_dir: str | Path,
+    report: EvaluationReport,
     output_dir: str | Path,
     *,
-    device: torch.device | str = "cpu",
     score_threshold: float = 0.3,
     iou_threshold: float = 0.5,
     num_samples: int = 4,
-    batch_size: int = 1,
-    num_workers: int = 0,
 ) -> dict[str, Path]:
-    """:func:`write_evaluation_plots` of a model file on a COCO dataset.
+    """:func:`write_detection_plots` of an evaluation that has run (the model is not run again).
 
     Returns:
         Name -> path of every file written (see :func:`write_detection_plots`).
     """
-    loaded, dataset = load_model_and_dataset(model_file, json_path, image_dir, device)
-    return write_evaluation_plots(
-        loaded.model,
-        build_postprocessor(loaded.config),
-        dataset,
+    evaluation = report.evaluation
+    return write_detection_plots(
+        report.dataset,
+        evaluation.image_ids,
+        evaluation.detections,
         output_dir,
+        result=evaluation.result,
         score_threshold=score_threshold,
         iou_threshold=iou_threshold,
         num_samples=num_samples,
-        batch_size=batch_size,
-        num_workers=num_workers,
+        num_proposals=report.num_proposals,
     )

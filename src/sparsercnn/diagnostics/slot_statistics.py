@@ -23,9 +23,10 @@ from torch import Tensor
 from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.loader import build_test_loader
-from sparsercnn.diagnostics.loading import load_model_and_dataset, model_device
+from sparsercnn.engine.pipeline import load_model_and_dataset
 from sparsercnn.loss import HungarianMatcher, build_criterion
 from sparsercnn.model import SparseRCNN
+from sparsercnn.model.inference import evaluating, model_device, run_model
 from sparsercnn.ops.boxes import box_xyxy_to_cxcywh
 from sparsercnn.structures import Target
 from sparsercnn.visualization.diagnostic_plots import (
@@ -243,7 +244,6 @@ def _match_records(
     return torch.stack(rows, dim=1).double().numpy()
 
 
-@torch.no_grad()
 def collect_slot_statistics(
     model: SparseRCNN,
     matcher: HungarianMatcher,
@@ -252,6 +252,7 @@ def collect_slot_statistics(
     score_threshold: float = 0.3,
     batch_size: int = 1,
     num_workers: int = 0,
+    batch_invariant: bool = True,
 ) -> SlotStatistics:
     """Match the last stage to the ground truth over ``dataset`` and count per slot.
 
@@ -262,6 +263,7 @@ def collect_slot_statistics(
         score_threshold: a slot is confident in an image when its best class score reaches it.
         batch_size: images per forward pass.
         num_workers: data-loading processes.
+        batch_invariant: only images of the same padded size share a forward pass.
 
     Returns:
         The statistics; every image contributes ``min(#GT, N)`` matches.
@@ -274,11 +276,10 @@ def collect_slot_statistics(
     proposals = np.zeros((model.num_proposals, 4))
     records: list[np.ndarray] = []  # per match: slot, label, cx, cy, sqrt area
     num_images = num_gt = most = 0
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         for batch in build_test_loader(dataset, batch_size, num_workers):
-            output = model([image.to(device) for image in batch.images])
+            images = [image.to(device) for image in batch.images]
+            output = run_model(model, images, batch_invariant=batch_invariant)
             last = output.last
             sizes = output.image_sizes.float().cpu()  # (B, 2) (h, w) of the input images
             if num_images == 0:
@@ -299,8 +300,6 @@ def collect_slot_statistics(
                 num_gt += len(target)
                 most = max(most, len(target))
             num_images += len(batch)
-    finally:
-        model.train(was_training)
     table = np.concatenate(records) if records else np.zeros((0, 5))
     statistics = SlotStatistics(
         class_names=list(dataset.category_map.names),
@@ -331,6 +330,7 @@ def slot_statistics_of_model_file(
     score_threshold: float = 0.3,
     batch_size: int = 1,
     num_workers: int = 0,
+    batch_invariant: bool = True,
 ) -> SlotStatistics:
     """:func:`collect_slot_statistics` of a model file on a COCO dataset, with its own matcher."""
     loaded, dataset = load_model_and_dataset(model_file, json_path, image_dir, device)
@@ -341,6 +341,7 @@ def slot_statistics_of_model_file(
         score_threshold=score_threshold,
         batch_size=batch_size,
         num_workers=num_workers,
+        batch_invariant=batch_invariant,
     )
 
 

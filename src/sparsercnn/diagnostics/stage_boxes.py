@@ -2,9 +2,10 @@
 
 :func:`compute_stage_boxes` runs the model once on an image with the test transform and keeps
 the learned proposals and every stage's boxes and scores in original-image pixels, plus each
-stage post-processed into detections. :func:`final_detection_tracks` follows every final
-detection back through the stages: a detection is one proposal slot (top-k over the ``N x C``
-scores, slot = flat index // C), so its box at stage ``s`` is that slot's box at ``s``.
+stage post-processed into detections by the same post-processor as evaluation.
+:func:`final_detection_tracks` follows every final detection back through the stages: a
+detection is one proposal slot (the post-processor's top-k over the ``N x C`` scores), so its box
+at stage ``s`` is that slot's box at ``s``.
 :func:`write_stage_figure` draws it all with
 :func:`~sparsercnn.visualization.stage_figure.draw_stage_figure`.
 """
@@ -12,7 +13,6 @@ scores, slot = flat index // C), so its box at stage ``s`` is that slot's box at
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +23,9 @@ from torch import Tensor
 
 from sparsercnn.atomic_file import atomic_write
 from sparsercnn.data.transforms import InferenceTransform, build_test_transform
-from sparsercnn.diagnostics.loading import model_device
 from sparsercnn.model import PostProcessor, SparseRCNN, build_postprocessor
+from sparsercnn.model.inference import evaluating, model_device, run_model
+from sparsercnn.model.postprocess import TopKDetections, rescale_boxes
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.ops.boxes import clip_boxes
 from sparsercnn.predictor import ImageInput, to_pil
@@ -47,6 +48,7 @@ class StageBoxes:
         boxes: ``(S, N, 4)`` the box of every slot after each stage (not clipped).
         scores: ``(S, N, C)`` sigmoid class scores of every slot after each stage.
         detections: per stage, the post-processed detections (as evaluation sees them).
+        final: the last stage's post-processed top-k with the slot of every detection.
     """
 
     image: Image.Image
@@ -54,6 +56,7 @@ class StageBoxes:
     boxes: Tensor
     scores: Tensor
     detections: list[Detections]
+    final: TopKDetections
 
     @property
     def num_stages(self) -> int:
@@ -78,7 +81,6 @@ class DetectionTracks:
     boxes: Tensor
 
 
-@torch.no_grad()
 def compute_stage_boxes(
     model: SparseRCNN,
     postprocessor: PostProcessor,
@@ -99,25 +101,23 @@ def compute_stage_boxes(
         The proposals, the ``S`` stages' boxes and scores and their detections.
     """
     pil = to_pil(image)
-    tensor = transform(pil, torch.zeros((0, 4)), random.Random(0))[0]
-    was_training = model.training
-    model.eval()
-    try:
-        output = model([tensor.to(model_device(model))], num_stages=num_stages)
-    finally:
-        model.train(was_training)
-    original_size = (pil.height, pil.width)
-    input_h, input_w = (float(v) for v in output.image_sizes[0].tolist())
-    scale = output.proposal_boxes.new_tensor(
-        [pil.width / input_w, pil.height / input_h, pil.width / input_w, pil.height / input_h]
-    )
+    with evaluating(model):
+        tensor = transform.image_tensor(pil).to(model_device(model))
+        output = run_model(model, [tensor], num_stages=num_stages)
+    original_size = torch.tensor([[pil.height, pil.width]], device=output.image_sizes.device)
+
+    def in_original_pixels(boxes: Tensor) -> Tensor:  # (1, N, 4) input -> (N, 4) original
+        return rescale_boxes(boxes, output.image_sizes, original_size)[0].float().cpu()
+
     stages = range(len(output.stages))
+    top_k = [postprocessor.select(output, original_size, stage=s) for s in stages]
     return StageBoxes(
         image=pil,
-        proposal_boxes=(output.proposal_boxes[0] * scale).float().cpu(),
-        boxes=torch.stack([output.stages[s].boxes[0] * scale for s in stages]).float().cpu(),
+        proposal_boxes=in_original_pixels(output.proposal_boxes),
+        boxes=torch.stack([in_original_pixels(output.stages[s].boxes) for s in stages]),
         scores=torch.stack([output.stages[s].logits[0].sigmoid() for s in stages]).float().cpu(),
-        detections=[_cpu(postprocessor(output, [original_size], stage=s)[0]) for s in stages],
+        detections=[_cpu(t.per_image()[0]) for t in top_k],
+        final=top_k[-1],
     )
 
 
@@ -130,20 +130,18 @@ def _cpu(detections: Detections) -> Detections:
 
 
 def final_detection_tracks(
-    stage_boxes: StageBoxes, score_threshold: float = 0.3, top_k: int | None = None
+    stage_boxes: StageBoxes, score_threshold: float = 0.3
 ) -> DetectionTracks:
     """The final (last-stage) detections at or above ``score_threshold`` and their trajectories.
 
-    Detections are the post-processor's top-k over the flattened ``N x C`` last-stage scores
-    (k = N by default); a slot that scores for several classes appears once, with its best.
+    Detections are the post-processor's (top-k over the flattened ``N x C`` last-stage scores,
+    boxes clipping emptied dropped); a slot that scores for several classes appears once, with
+    its best.
     """
-    last = stage_boxes.scores[-1]  # (N, C)
-    num_proposals, num_classes = last.shape
-    k = min(top_k or num_proposals, num_proposals * num_classes)
-    scores, indices = last.flatten().topk(k)
-    keep = scores >= score_threshold
-    scores, indices = scores[keep], indices[keep]
-    slots, labels = indices // num_classes, indices % num_classes
+    final = stage_boxes.final
+    keep = final.valid[0] & (final.scores[0] >= score_threshold)
+    slots = final.slots[0][keep].cpu()
+    labels, scores = final.labels[0][keep].cpu(), final.scores[0][keep].float().cpu()
     first = _first_per_slot(slots)
     slots, labels, scores = slots[first], labels[first], scores[first]
     steps = torch.cat([stage_boxes.proposal_boxes[None], stage_boxes.boxes])  # (S + 1, N, 4)

@@ -23,9 +23,11 @@ from torch import Tensor
 from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.loader import build_test_loader
-from sparsercnn.diagnostics.loading import load_model_and_dataset, model_device
+from sparsercnn.engine.pipeline import load_model_and_dataset
 from sparsercnn.evaluation import CocoEvaluator, EvaluationResult
+from sparsercnn.evaluation.units import format_ap
 from sparsercnn.model import PostProcessor, SparseRCNN, build_postprocessor
+from sparsercnn.model.inference import evaluating, model_device, run_model
 from sparsercnn.visualization.diagnostic_plots import plot_stage_metrics
 
 logger = logging.getLogger(__name__)
@@ -69,17 +71,17 @@ class StageEvaluation:
         }
 
     def format_table(self) -> str:
-        """The rows as a table, AP values x100, latency in ms per image."""
+        """The rows as a table, AP values in percent, latency in ms per image."""
         lines = [
             f"per-stage COCO bbox evaluation on {self.num_images} images; latency of running "
             f"only the first k stages on {self.device} ({self.num_latency_images} images)",
-            f"  {'stage':>5} {'AP':>6} {'AP50':>6} {'AP75':>6} {'ms/image':>9}",
+            f"  {'stage':>5} {'AP':>7} {'AP50':>7} {'AP75':>7} {'ms/image':>9}",
         ]
         for row in self.stages:
             ms = "-" if row.seconds_per_image is None else f"{1000 * row.seconds_per_image:.1f}"
             lines.append(
-                f"  {row.stage:>5} {100 * row.AP:>6.2f} {100 * row.AP50:>6.2f} "
-                f"{100 * row.AP75:>6.2f} {ms:>9}"
+                f"  {row.stage:>5} {format_ap(row.AP):>7} {format_ap(row.AP50):>7} "
+                f"{format_ap(row.AP75):>7} {ms:>9}"
             )
         return "\n".join(lines)
 
@@ -91,6 +93,7 @@ def evaluate_every_stage(
     *,
     batch_size: int = 1,
     num_workers: int = 0,
+    batch_invariant: bool = True,
 ) -> list[EvaluationResult]:
     """COCO metrics of every stage's output, from one pass of the model with all stages.
 
@@ -100,6 +103,7 @@ def evaluate_every_stage(
         dataset: images with the test transform and COCO ground truth.
         batch_size: images per forward pass.
         num_workers: data-loading processes.
+        batch_invariant: only images of the same padded size share a forward pass.
 
     Returns:
         One :class:`EvaluationResult` per stage, first to last.
@@ -111,17 +115,13 @@ def evaluate_every_stage(
         CocoEvaluator(ground_truth, categories.category_ids, categories.names)
         for _ in range(model.num_stages)
     ]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for batch in build_test_loader(dataset, batch_size, num_workers):
-                output = model([image.to(device) for image in batch.images])
-                for stage, evaluator in enumerate(evaluators):
-                    detections = postprocessor(output, batch.original_sizes, stage=stage)
-                    evaluator.update(batch.image_ids, detections)
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        for batch in build_test_loader(dataset, batch_size, num_workers):
+            images = [image.to(device) for image in batch.images]
+            output = run_model(model, images, batch_invariant=batch_invariant)
+            for stage, evaluator in enumerate(evaluators):
+                detections = postprocessor(output, batch.original_sizes, stage=stage)
+                evaluator.update(batch.image_ids, detections)
     return [evaluator.evaluate() for evaluator in evaluators]
 
 
@@ -130,7 +130,6 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-@torch.no_grad()
 def measure_stage_latency(
     model: SparseRCNN, images: Sequence[Tensor], *, warmup: int = 1
 ) -> list[float]:
@@ -148,10 +147,8 @@ def measure_stage_latency(
         raise ValueError("measure_stage_latency needs at least one image")
     device = model_device(model)
     inputs = [image.to(device) for image in images]
-    was_training = model.training
-    model.eval()
     seconds = []
-    try:
+    with evaluating(model):
         for k in range(1, model.num_stages + 1):
             for _ in range(warmup):
                 model([inputs[0]], num_stages=k)
@@ -161,8 +158,6 @@ def measure_stage_latency(
                 model([image], num_stages=k)
             _synchronize(device)
             seconds.append((time.perf_counter() - start) / len(inputs))
-    finally:
-        model.train(was_training)
     return seconds
 
 
@@ -174,6 +169,7 @@ def evaluate_stages(
     num_latency_images: int = 5,
     batch_size: int = 1,
     num_workers: int = 0,
+    batch_invariant: bool = True,
 ) -> StageEvaluation:
     """Per-stage metrics (:func:`evaluate_every_stage`) and latency on the first images.
 
@@ -182,7 +178,12 @@ def evaluate_stages(
         See :func:`evaluate_every_stage` for the rest.
     """
     results = evaluate_every_stage(
-        model, postprocessor, dataset, batch_size=batch_size, num_workers=num_workers
+        model,
+        postprocessor,
+        dataset,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        batch_invariant=batch_invariant,
     )
     num_timed = min(num_latency_images, len(dataset))
     latency: list[float | None] = [None] * len(results)
@@ -213,6 +214,7 @@ def evaluate_model_file_stages(
     num_latency_images: int = 5,
     batch_size: int = 1,
     num_workers: int = 0,
+    batch_invariant: bool = True,
 ) -> StageEvaluation:
     """:func:`evaluate_stages` of a model file on a COCO dataset (test transform of the model)."""
     loaded, dataset = load_model_and_dataset(model_file, json_path, image_dir, device)
@@ -223,6 +225,7 @@ def evaluate_model_file_stages(
         num_latency_images=num_latency_images,
         batch_size=batch_size,
         num_workers=num_workers,
+        batch_invariant=batch_invariant,
     )
 
 

@@ -3,15 +3,16 @@
 :func:`run_inference` runs the model and the post-processor over a loader of
 :class:`~sparsercnn.structures.Batch` and returns per-image detections in original-image pixels
 with timings. :func:`evaluate` does that on this process's shard of a data set, gathers the
-COCO result records on rank 0 and scores them with
-:class:`~sparsercnn.evaluation.CocoEvaluator`.
+detections on rank 0 and scores them with :class:`~sparsercnn.evaluation.CocoEvaluator`: the one
+evaluation pass of the package. Its :class:`Evaluation` keeps the detections, so reports, plots
+and the choice of the best model reuse them instead of running the model again.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sized
+from collections.abc import Iterable, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,7 +30,8 @@ from sparsercnn.evaluation import (
     detections_to_coco_results,
     write_results_json,
 )
-from sparsercnn.model import PostProcessor
+from sparsercnn.model import PostProcessor, SparseRCNN
+from sparsercnn.model.inference import evaluating, model_device, run_model
 from sparsercnn.structures import Batch, Detections, Sample
 
 logger = logging.getLogger(__name__)
@@ -85,20 +87,51 @@ class Timing:
 
 @dataclass
 class Evaluation:
-    """What :func:`evaluate` returns on rank 0: the COCO metrics and the slowest rank's timing."""
+    """What :func:`evaluate` returns on rank 0.
+
+    Attributes:
+        result: the COCO metrics.
+        timing: the slowest rank's timing.
+        image_ids: every evaluated image, in dataset order.
+        detections: their detections (CPU, absolute xyxy pixels of the original images).
+        num_stages: the stages whose output was evaluated (``None``: all).
+    """
 
     result: EvaluationResult
     timing: Timing
+    image_ids: list[int]
+    detections: list[Detections]
+    num_stages: int | None = None
+
+    def coco_results(self, category_ids: Sequence[int]) -> list[list[CocoResult]]:
+        """The detections as COCO result records, one list per image."""
+        return coco_results(self.image_ids, self.detections, category_ids)
+
+    def write_results(self, category_ids: Sequence[int], path: str | Path) -> Path:
+        """Write the detections as a COCO results JSON (atomically)."""
+        return _write_results(self.coco_results(category_ids), path)
+
+
+def _write_results(records: Sequence[list[CocoResult]], path: str | Path) -> Path:
+    flat: list[CocoResult] = [r for image in records for r in image]
+    write_results_json(flat, path)
+    logger.info("wrote %d COCO result records to %s", len(flat), path)
+    return Path(path)
+
+
+def coco_results(
+    image_ids: Sequence[int], detections: Sequence[Detections], category_ids: Sequence[int]
+) -> list[list[CocoResult]]:
+    """COCO result records of every image's detections, one list per image."""
+    return [
+        detections_to_coco_results(image_id, image_detections, category_ids)
+        for image_id, image_detections in zip(image_ids, detections, strict=True)
+    ]
 
 
 def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def run_inference(
@@ -107,6 +140,7 @@ def run_inference(
     loader: Iterable[Batch],
     num_stages: int | None = None,
     device: torch.device | str | None = None,
+    batch_invariant: bool = True,
 ) -> tuple[list[int], list[Detections], Timing]:
     """Detect objects in every batch of ``loader``.
 
@@ -120,34 +154,36 @@ def run_inference(
         loader: batches of input images with their ``original_sizes``.
         num_stages: run only the first k refinement stages (default all).
         device: where the images go; default the model's device.
+        batch_invariant: only images of the same padded size share a forward pass
+            (:func:`~sparsercnn.model.inference.run_model`), so an image's detections do not
+            depend on the batch size or order; False pads each batch to its largest image.
 
     Returns:
         ``(image_ids, detections, timing)``: one entry per image in loader order; detections
         on the CPU with boxes in absolute xyxy pixels of the *original* image.
     """
-    module: nn.Module = getattr(model, "module", model)
-    target = torch.device(device) if device is not None else _model_device(module)
-    was_training = module.training
-    module.eval()
+    module = getattr(model, "module", model)
+    if not isinstance(module, SparseRCNN):
+        raise TypeError(f"run_inference needs a SparseRCNN (or a DDP wrapper of one), got {module}")
+    target = torch.device(device) if device is not None else model_device(module)
     image_ids: list[int] = []
     detections: list[Detections] = []
     timing = Timing()
     start = time.perf_counter()
-    try:
-        with torch.no_grad():
-            for batch in loader:
-                images = [image.to(target, non_blocking=True) for image in batch.images]
-                _synchronize(target)
-                model_start = time.perf_counter()
-                output = module(images, num_stages=num_stages)
-                _synchronize(target)
-                timing.model_seconds += time.perf_counter() - model_start
-                results = postprocessor(output, batch.original_sizes)
-                detections.extend(_to_cpu(result) for result in results)
-                image_ids.extend(int(i) for i in batch.image_ids)
-                timing.num_images += len(batch)
-    finally:
-        module.train(was_training)
+    with evaluating(module):
+        for batch in loader:
+            images = [image.to(target, non_blocking=True) for image in batch.images]
+            _synchronize(target)
+            model_start = time.perf_counter()
+            output = run_model(
+                module, images, num_stages=num_stages, batch_invariant=batch_invariant
+            )
+            _synchronize(target)
+            timing.model_seconds += time.perf_counter() - model_start
+            results = postprocessor(output, batch.original_sizes)
+            detections.extend(_to_cpu(result) for result in results)
+            image_ids.extend(int(i) for i in batch.image_ids)
+            timing.num_images += len(batch)
     timing.total_seconds = time.perf_counter() - start
     return image_ids, detections, timing
 
@@ -169,52 +205,53 @@ def evaluate(
     num_workers: int = 0,
     dist_info: DistInfo | None = None,
     num_stages: int | None = None,
+    batch_invariant: bool = True,
     results_path: str | Path | None = None,
 ) -> Evaluation | None:
     """COCO bbox evaluation of ``model`` on ``dataset`` (test transform already in the dataset).
 
-    Every rank runs its contiguous shard of the data set (``InferenceSampler``); the COCO result
-    records are all-gathered to rank 0, which evaluates them. All ranks must call this function.
+    Every rank runs its contiguous shard of the data set (``InferenceSampler``); the detections
+    are all-gathered to rank 0, which evaluates them. All ranks must call this function.
 
     Args:
         model: the detector (a DDP wrapper is unwrapped).
         postprocessor: turns model outputs into detections.
         dataset: images with COCO ground truth (``gt_dict()``) and a label map (``category_map``).
-        batch_size: images per forward pass.
+        batch_size: most images per forward pass.
         num_workers: data-loading processes.
         dist_info: this process's place in the run (default: single process on the model's
             device).
         num_stages: evaluate the output of the first k stages (default all).
+        batch_invariant: see :func:`run_inference`.
         results_path: when given, rank 0 also writes the COCO results JSON there.
 
     Returns:
-        The metrics and timing on rank 0, ``None`` on the other ranks.
+        The metrics, timing and detections on rank 0, ``None`` on the other ranks.
     """
     rank, world_size = (dist_info.rank, dist_info.world_size) if dist_info else (0, 1)
     device = dist_info.device if dist_info else None
     loader = build_test_loader(_as_dataset(dataset), batch_size, num_workers, rank, world_size)
     image_ids, detections, timing = run_inference(
-        model, postprocessor, loader, num_stages=num_stages, device=device
+        model,
+        postprocessor,
+        loader,
+        num_stages=num_stages,
+        device=device,
+        batch_invariant=batch_invariant,
     )
-    category_ids = dataset.category_map.category_ids
-    records = [
-        detections_to_coco_results(image_id, det, category_ids)
-        for image_id, det in zip(image_ids, detections, strict=True)
-    ]
-    gathered = all_gather_object((image_ids, records, timing))
+    gathered = all_gather_object((image_ids, detections, timing))
     if rank != 0:
         return None
-    evaluator = CocoEvaluator(dataset.gt_dict(), category_ids, dataset.category_map.names)
-    for ids, results, _ in gathered:
-        evaluator.extend(ids, results)
+    all_ids = [i for ids, _, _ in gathered for i in ids]
+    all_detections = [d for _, dets, _ in gathered for d in dets]
+    categories = dataset.category_map
     timing = _log_timing([t for _, _, t in gathered])
+    records = coco_results(all_ids, all_detections, categories.category_ids)
+    evaluator = CocoEvaluator(dataset.gt_dict(), categories.category_ids, categories.names)
+    evaluator.extend(all_ids, records)
     if results_path is not None:
-        flat: list[CocoResult] = [
-            r for _, results, _ in gathered for image in results for r in image
-        ]
-        write_results_json(flat, results_path)
-        logger.info("wrote %d COCO result records to %s", len(flat), results_path)
-    return Evaluation(result=evaluator.evaluate(), timing=timing)
+        _write_results(records, results_path)
+    return Evaluation(evaluator.evaluate(), timing, all_ids, all_detections, num_stages)
 
 
 def _as_dataset(dataset: EvaluationDataset) -> Dataset[Sample]:

@@ -14,39 +14,66 @@ from typing import Any
 
 import torch
 
-from sparsercnn.atomic_file import atomic_write
+from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.transforms import build_test_transform, build_train_transform
 from sparsercnn.engine.distributed import DistInfo
-from sparsercnn.engine.inference import Timing, evaluate
+from sparsercnn.engine.inference import Evaluation, Timing, evaluate
 from sparsercnn.engine.trainer import Trainer, TrainResult
 from sparsercnn.evaluation.coco_evaluator import EvaluationResult
 from sparsercnn.model import build_postprocessor
-from sparsercnn.model_file import load_model_file
+from sparsercnn.model_file import LoadedModel, load_model_file
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class EvaluationReport:
-    """COCO metrics of a model file plus its measured speed."""
+    """One evaluation of a model file: metrics, speed and the detections behind them.
 
-    result: EvaluationResult
-    timing: Timing
-    checkpoint: Path
+    Attributes:
+        evaluation: metrics, timing and per-image detections (:func:`evaluate`).
+        dataset: the evaluated dataset (ground truth, label map, image folder), for plots.
+        model_file: the evaluated file.
+        device: where the model ran.
+        num_proposals: the model's N.
+    """
+
+    evaluation: Evaluation
+    dataset: CocoDataset
+    model_file: Path
     device: str
+    num_proposals: int
+
+    @property
+    def result(self) -> EvaluationResult:
+        return self.evaluation.result
+
+    @property
+    def timing(self) -> Timing:
+        return self.evaluation.timing
 
     def to_dict(self) -> dict[str, Any]:
         """The metrics (0-1 floats under AP, AP50, AP75, APs, APm, APl, per_class) and speed."""
         return {
             **self.result.to_dict(),
-            "checkpoint": str(self.checkpoint),
+            "model_file": str(self.model_file),
+            "num_stages": self.evaluation.num_stages,
             "device": self.device,
             "model_images_per_second": 1.0 / max(self.timing.model_seconds_per_image, 1e-12),
             "end_to_end_images_per_second": 1.0 / max(self.timing.total_seconds_per_image, 1e-12),
         }
+
+    def write_files(
+        self, *, results_path: Path | None = None, metrics_path: Path | None = None
+    ) -> None:
+        """Write the COCO results JSON and/or :meth:`to_dict` as JSON (atomically)."""
+        if results_path is not None:
+            self.evaluation.write_results(self.dataset.category_map.category_ids, results_path)
+        if metrics_path is not None:
+            atomic_write_text(metrics_path, json.dumps(self.to_dict(), indent=2))
 
     def format(self) -> str:
         """The COCO table followed by the speed, saying what each figure measures."""
@@ -102,13 +129,7 @@ def train_from_coco(
         cfg = cfg.apply_overrides([f"model.num_classes={num_classes}"])
     val_set = None
     if val_json is not None and val_images is not None:
-        val_set = CocoDataset(
-            val_json,
-            val_images,
-            transform=build_test_transform(cfg.input),
-            skip_invalid=skip_invalid,
-            skip_unreadable=False,
-        )
+        val_set = evaluation_dataset(val_json, val_images, cfg)
         check_same_categories(train_set.category_map, val_set.category_map, str(val_json))
     trainer = Trainer(
         cfg,
@@ -122,40 +143,96 @@ def train_from_coco(
     return trainer.train()
 
 
+def evaluation_dataset(json_path: str | Path, image_dir: str | Path, cfg: Config) -> CocoDataset:
+    """A COCO dataset with ``cfg``'s test transform: what evaluation and its plots see."""
+    return CocoDataset(
+        json_path,
+        image_dir,
+        transform=build_test_transform(cfg.input),
+        skip_unreadable=False,
+    )
+
+
+def load_model_and_dataset(
+    model_file: str | Path,
+    json_path: str | Path,
+    image_dir: str | Path,
+    device: torch.device | str = "cpu",
+) -> tuple[LoadedModel, CocoDataset]:
+    """The model of ``model_file`` (eval mode, on ``device``) and the dataset it is run on.
+
+    Raises:
+        ValueError: the dataset's categories differ from the model's label map.
+    """
+    loaded = load_model_file(model_file, device=device)
+    loaded.model.eval()
+    dataset = evaluation_dataset(json_path, image_dir, loaded.config)
+    check_same_categories(loaded.categories, dataset.category_map, str(json_path))
+    return loaded, dataset
+
+
 def evaluate_model_file(
-    checkpoint: Path,
-    json_path: Path,
-    image_dir: Path,
+    model_file: str | Path,
+    json_path: str | Path,
+    image_dir: str | Path,
     *,
     device: torch.device | str = "cpu",
     num_stages: int | None = None,
-    batch_size: int = 1,
+    batch_size: int | None = None,
     num_workers: int = 2,
+    batch_invariant: bool = True,
     results_path: Path | None = None,
     metrics_path: Path | None = None,
 ) -> EvaluationReport:
-    """COCO evaluation of a model file on a dataset, optionally writing results and metrics."""
-    loaded = load_model_file(checkpoint, device=device)
-    dataset = CocoDataset(
-        json_path,
-        image_dir,
-        transform=build_test_transform(loaded.config.input),
-        skip_unreadable=False,
-    )
-    check_same_categories(loaded.categories, dataset.category_map, str(json_path))
+    """COCO evaluation of a model file on a dataset, optionally writing results and metrics.
+
+    ``batch_size=None`` uses the model's ``input.test_batch_size`` (what its training-time
+    evaluations used, so their detections are reproduced exactly).
+
+    Raises:
+        ValueError: ``num_stages`` is not in ``1..`` the model's stages, or the dataset's
+            categories differ from the model's.
+    """
+    loaded, dataset = load_model_and_dataset(model_file, json_path, image_dir, device)
+    if num_stages is not None and not 1 <= num_stages <= loaded.model.num_stages:
+        raise ValueError(
+            f"--stages {num_stages}: {model_file} has stages 1..{loaded.model.num_stages}"
+        )
     evaluation = evaluate(
-        loaded.model.eval(),
+        loaded.model,
         build_postprocessor(loaded.config),
         dataset,
-        batch_size=batch_size,
+        batch_size=batch_size or loaded.config.input.test_batch_size,
         num_workers=num_workers,
         dist_info=DistInfo(device=torch.device(device)),
         num_stages=num_stages,
-        results_path=results_path,
+        batch_invariant=batch_invariant,
     )
     assert evaluation is not None  # single process: rank 0
-    report = EvaluationReport(evaluation.result, evaluation.timing, checkpoint, str(device))
-    if metrics_path is not None:
-        text = json.dumps(report.to_dict(), indent=2)
-        atomic_write(metrics_path, lambda tmp: tmp.write_text(text))
+    report = EvaluationReport(
+        evaluation, dataset, Path(model_file), str(device), loaded.model.num_proposals
+    )
+    report.write_files(results_path=results_path, metrics_path=metrics_path)
     return report
+
+
+def training_evaluation_report(
+    result: TrainResult,
+    cfg: Config,
+    val_json: str | Path,
+    val_images: str | Path,
+    device: torch.device | str,
+) -> EvaluationReport | None:
+    """The evaluation training ran of ``model_best`` (written in this run), else of
+    ``model_final``, as a report: no second pass over the validation set.
+
+    Returns:
+        ``None`` where training evaluated nothing (no validation set, or not rank 0).
+    """
+    evaluation, model_file = result.best_evaluation, result.model_best_path
+    if evaluation is None:
+        evaluation, model_file = result.final_evaluation, result.model_final_path
+    if evaluation is None or model_file is None:
+        return None
+    dataset = evaluation_dataset(val_json, val_images, cfg)
+    return EvaluationReport(evaluation, dataset, model_file, str(device), cfg.model.num_proposals)

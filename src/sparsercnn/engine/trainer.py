@@ -39,7 +39,7 @@ from sparsercnn.engine.checkpoint import (
     save_training_checkpoint,
 )
 from sparsercnn.engine.distributed import DistInfo, all_gather_object, barrier, default_device
-from sparsercnn.engine.inference import EvaluationDataset, evaluate
+from sparsercnn.engine.inference import Evaluation, EvaluationDataset, evaluate
 from sparsercnn.engine.lr_schedule import Schedule, fit_schedule_to_budget, lr_factor, scaled_lr
 from sparsercnn.engine.metrics_log import LogWindow, MetricsLog
 from sparsercnn.engine.model_init import prepare_model
@@ -50,6 +50,7 @@ from sparsercnn.engine.train_step import (
     build_adamw,
     grad_scaler_for,
 )
+from sparsercnn.evaluation.units import format_ap
 from sparsercnn.loss import build_criterion
 from sparsercnn.model import build_model, build_postprocessor
 from sparsercnn.model_file import load_state_dict_strict, save_model_file
@@ -69,6 +70,9 @@ class TrainResult:
         last_losses: ``loss``, every term and ``grad_norm`` of the last log window.
         final_metrics: the last evaluation (``EvaluationResult.to_dict()``), rank 0 only.
         best_metrics: the evaluation with the highest AP in this invocation, rank 0 only.
+        final_evaluation: the last evaluation with its detections, rank 0 only.
+        best_evaluation: the evaluation of ``model_best`` with its detections, rank 0 only
+            (``None`` when this invocation wrote no ``model_best``).
         best_iteration: the iteration of the best AP (also across a resume).
         skipped_steps: steps skipped for a non-finite loss or gradient norm.
     """
@@ -81,6 +85,8 @@ class TrainResult:
     best_iteration: int | None
     skipped_steps: int
     output_dir: Path
+    final_evaluation: Evaluation | None = None
+    best_evaluation: Evaluation | None = None
     checkpoint_path: Path | None = None
     config_path: Path | None = None
     metrics_path: Path | None = None
@@ -181,6 +187,8 @@ class Trainer:
         self.best_iteration: int | None = None
         self.best_metrics: dict[str, Any] | None = None
         self.final_metrics: dict[str, Any] | None = None
+        self.final_evaluation: Evaluation | None = None
+        self.best_evaluation: Evaluation | None = None
         self.last_eval_iteration: int | None = None
         self.last_checkpoint_iteration: int | None = None
         self.checkpoint_path: Path | None = None
@@ -440,7 +448,7 @@ class Trainer:
             self.model,
             self.postprocessor,
             self.val_dataset,
-            batch_size=self.cfg.train.batch_size,
+            batch_size=self.cfg.input.test_batch_size,
             num_workers=self.cfg.train.num_workers,
             dist_info=self.dist,
         )
@@ -449,16 +457,17 @@ class Trainer:
         if evaluation is None:
             return
         result = evaluation.result
+        self.final_evaluation = evaluation
         self.final_metrics = result.to_dict()
         self.metrics.append({"iter": self.iteration, "eval": self.final_metrics})
         logger.info("evaluation at iteration %d:\n%s", self.iteration, result.format_table())
         if self.best_ap is None or self.best_ap < result.AP:
             self.best_ap, self.best_iteration = result.AP, self.iteration
-            self.best_metrics = self.final_metrics
+            self.best_metrics, self.best_evaluation = self.final_metrics, evaluation
             save_model_file(
                 self.path("model_best.safetensors"), self.model, self.cfg, self.categories
             )
-            logger.info("new best AP %.4f at iteration %d", result.AP, self.iteration)
+            logger.info("new best AP %s at iteration %d", format_ap(result.AP), self.iteration)
 
     def _budget_exhausted(self, seconds: float, bar: tqdm) -> bool:
         """Fit the schedule once the pace is measured; say when time is up (rank 0 decides)."""
@@ -550,6 +559,8 @@ class Trainer:
             best_iteration=self.best_iteration,
             skipped_steps=self.step.skipped_steps,
             output_dir=self.output_dir,
+            final_evaluation=self.final_evaluation,
+            best_evaluation=self.best_evaluation,
             checkpoint_path=self.checkpoint_path,
         )
         if self.dist.is_main:

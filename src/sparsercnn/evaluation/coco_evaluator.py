@@ -26,6 +26,7 @@ from sparsercnn.evaluation.results import (
     detections_to_coco_results,
     label_to_category_lookup,
 )
+from sparsercnn.evaluation.units import format_ap
 from sparsercnn.structures import Detections
 
 logger = logging.getLogger(__name__)
@@ -143,22 +144,18 @@ class EvaluationResult:
         return out
 
     def format_table(self) -> str:
-        """A readable summary (values x100) followed by a per-class AP table."""
+        """A readable summary (AP and AR in percent) followed by a per-class AP table."""
         scope = f"{self.num_images} images"
         if self.is_subset:
             scope = f"{self.num_images} of {self.num_gt_images} images (subset)"
         lines = [f"COCO bbox evaluation on {scope}, {self.num_detections} detections"]
         for ap_name, ar_name in zip(METRIC_NAMES, RECALL_NAMES, strict=True):
             ap, ar = getattr(self, ap_name), getattr(self, ar_name)
-            lines.append(f"  {ap_name:<5} {_percent(ap):>6}    {ar_name:<5} {_percent(ar):>6}")
+            lines.append(f"  {ap_name:<5} {format_ap(ap):>7}    {ar_name:<5} {format_ap(ar):>7}")
         if self.per_class:
             lines.append("Per-class AP:")
-            lines.extend(_columns([(n, _percent(v)) for n, v in self.per_class.items()], 3))
+            lines.extend(_columns([(n, format_ap(v)) for n, v in self.per_class.items()], 3))
         return "\n".join(lines)
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{100.0 * value:.2f}"
 
 
 def _columns(cells: list[tuple[str, str]], num_columns: int) -> list[str]:
@@ -323,10 +320,10 @@ class CocoEvaluator:
             precision_recall=curves,
         )
         logger.info(
-            "COCO bbox AP %.4f AP50 %.4f AP75 %.4f on %d images",
-            result.AP,
-            result.AP50,
-            result.AP75,
+            "COCO bbox AP %s AP50 %s AP75 %s on %d images",
+            format_ap(result.AP),
+            format_ap(result.AP50),
+            format_ap(result.AP75),
             result.num_images,
         )
         return result

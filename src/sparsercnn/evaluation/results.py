@@ -31,10 +31,12 @@ class CocoResult(_CocoResultRequired, total=False):
     """One COCO detection result record.
 
     ``bbox`` is ``bbox_xywh``: ``[x, y, w, h]`` absolute pixels of the original image.
-    ``category_id`` is the dataset's category id (not the contiguous label). ``file_name`` is
-    optional and ignored by COCO tools; it helps when reading the JSON by eye.
+    ``category_id`` is the dataset's category id (not the contiguous label). ``category_name``
+    (the class name) and ``file_name`` are optional and ignored by COCO tools; they help people
+    and programs that read the JSON without the dataset.
     """
 
+    category_name: str
     file_name: str
 
 
@@ -61,6 +63,7 @@ def detections_to_coco_results(
     detections: Detections,
     label_to_category_id: Sequence[int] | Mapping[int, int],
     file_name: str | None = None,
+    label_names: Sequence[str] | None = None,
     bbox_decimals: int = 2,
     score_digits: int = 6,
 ) -> list[CocoResult]:
@@ -72,6 +75,8 @@ def detections_to_coco_results(
             ``(K,)``, ``labels`` ``(K,)`` contiguous labels.
         label_to_category_id: dataset category id of every contiguous label (list or mapping).
         file_name: stored in every record when given.
+        label_names: class name of every contiguous label; each record gets its
+            ``category_name`` when given.
         bbox_decimals: decimals kept in ``bbox`` (2 = 1/100 pixel, negligible for IoU).
         score_digits: significant digits kept in ``score`` (keeps the order of tiny scores).
 
@@ -102,6 +107,8 @@ def detections_to_coco_results(
             "bbox": bbox,
             "score": float(f"{score:.{score_digits}g}"),
         }
+        if label_names is not None:
+            record["category_name"] = label_names[label]
         if file_name is not None:
             record["file_name"] = file_name
         results.append(record)

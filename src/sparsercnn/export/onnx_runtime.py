@@ -7,19 +7,18 @@ metadata), the same batching, and the same :class:`~sparsercnn.predictor.Predict
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from torch import Tensor
 
 from sparsercnn.data.transforms import build_test_transform
 from sparsercnn.export.onnx_export import parse_metadata
 from sparsercnn.export.onnx_wrapper import INPUT_NAMES, OUTPUT_NAMES
-from sparsercnn.predictor import BatchPredictor, Prediction
-from sparsercnn.structures import ImageBatch
+from sparsercnn.predictor import BatchPredictor, Prediction, prediction_from_detections
+from sparsercnn.structures import Detections, ImageBatch
 
 
 class OnnxPredictor(BatchPredictor):
@@ -27,9 +26,11 @@ class OnnxPredictor(BatchPredictor):
 
     Args:
         path: the ``.onnx`` file.
-        batch_size: images per session run (a file exported with a static batch forces 1).
+        batch_size: most images per session run (a file exported with a static batch forces 1).
         num_threads: onnxruntime intra-op threads (default: onnxruntime's choice).
         providers: onnxruntime execution providers (default CPU).
+        batch_invariant: batch only images with the same padded size (see
+            :class:`~sparsercnn.predictor.BatchPredictor`).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -44,6 +45,7 @@ class OnnxPredictor(BatchPredictor):
         batch_size: int = 4,
         num_threads: int | None = None,
         providers: Sequence[str] = ("CPUExecutionProvider",),
+        batch_invariant: bool = True,
     ) -> None:
         try:
             import onnxruntime
@@ -78,6 +80,7 @@ class OnnxPredictor(BatchPredictor):
         self.batch_size = fixed_batch if isinstance(fixed_batch, int) else batch_size
         self.transform = build_test_transform(self.config.input)
         self.size_divisibility = self.config.model.size_divisibility
+        self.batch_invariant = batch_invariant
         # Official clipping marks removed boxes with score 0 (see SparseRCNNOnnxModel).
         self.drop_zero_scores = self.config.model.clip_boxes
 
@@ -98,30 +101,24 @@ class OnnxPredictor(BatchPredictor):
         boxes, scores, labels = self.session.run(list(OUTPUT_NAMES), feeds)
         return boxes, scores, labels
 
-    def prepare(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Test-resize and pad PIL images like :class:`Predictor` into :meth:`run`'s inputs."""
-        no_boxes = torch.zeros((0, 4))
-        tensors = [self.transform(image, no_boxes, random.Random(0))[0] for image in images]
-        batch = ImageBatch.from_tensors(tensors, self.size_divisibility)
-        originals = np.array([(image.height, image.width) for image in images], dtype=np.int64)
-        return batch.tensor.float().numpy(), batch.image_sizes.numpy(), originals
-
-    def _predict_batch(self, images: list[Image.Image], sources: list[str]) -> list[Prediction]:
-        inputs = self.prepare(images)
-        boxes, scores, labels = self.run(*inputs)
+    def _predict_batch(
+        self, images: list[Tensor], original_sizes: list[tuple[int, int]], sources: list[str]
+    ) -> list[Prediction]:
+        batch = ImageBatch.from_tensors(images, self.size_divisibility)
+        boxes, scores, labels = self.run(
+            batch.tensor.float().numpy(),
+            batch.image_sizes.numpy(),
+            np.array(original_sizes, dtype=np.int64),
+        )
         predictions = []
-        for i, source in enumerate(sources):
+        for i, (size, source) in enumerate(zip(original_sizes, sources, strict=True)):
             keep = scores[i] > 0 if self.drop_zero_scores else np.ones_like(scores[i], bool)
-            image_labels = labels[i][keep].tolist()
+            detections = Detections(
+                boxes=torch.from_numpy(boxes[i][keep]),
+                scores=torch.from_numpy(scores[i][keep]),
+                labels=torch.from_numpy(labels[i][keep]),
+            )
             predictions.append(
-                Prediction(
-                    boxes=torch.from_numpy(boxes[i][keep]),
-                    scores=torch.from_numpy(scores[i][keep]),
-                    labels=torch.from_numpy(labels[i][keep]),
-                    class_names=[self.categories.names[j] for j in image_labels],
-                    category_ids=[self.categories.category_ids[j] for j in image_labels],
-                    image_size=(int(inputs[2][i, 0]), int(inputs[2][i, 1])),
-                    source=source,
-                )
+                prediction_from_detections(detections, self.categories, size, source)
             )
         return predictions

@@ -1,21 +1,20 @@
 """The export-only module: padded RGB images in, top-k detections in original pixels out.
 
 :class:`SparseRCNNOnnxModel` wraps a trained :class:`~sparsercnn.model.SparseRCNN` for
-``torch.onnx.export``. It does in one fixed-shape graph what :meth:`SparseRCNN.preprocess`,
-:meth:`SparseRCNN.forward` and :class:`~sparsercnn.model.PostProcessor` do in eager mode
-(spec 1.1 and 8): normalisation and padding to /32, backbone, FPN, every refinement stage with
-multi-level RoIAlign, sigmoid, top-k over ``N x C`` and rescaling to the original images. Only
-the resize (a PIL operation) stays outside the graph.
+``torch.onnx.export``. It runs in one fixed-shape graph the same functions eager inference
+runs (spec 1.1 and 8): :meth:`SparseRCNN.normalise_and_pad`, the forward pass (backbone, FPN,
+every refinement stage with multi-level RoIAlign) and
+:func:`~sparsercnn.model.postprocess.select_top_k` (sigmoid, top-k over ``N x C``, rescaling to
+the original images, clipping). Only the resize (a PIL operation) stays outside the graph.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sparsercnn.model import SparseRCNN
-from sparsercnn.structures import ImageBatch
+from sparsercnn.model.postprocess import TopKDetections, select_top_k
 
 INPUT_NAMES = ("images", "image_sizes", "original_sizes")
 OUTPUT_NAMES = ("boxes", "scores", "labels")
@@ -66,62 +65,33 @@ class SparseRCNNOnnxModel(nn.Module):
             contiguous labels, with ``k = N`` (the number of proposals). With ``clip_boxes``,
             removed boxes have score 0 and come last.
         """
-        batch = ImageBatch(self.normalise_and_pad(images, image_sizes), image_sizes)
+        batch = self.model.normalise_and_pad(images, image_sizes)
         output = self.model(batch, num_stages=self.num_stages)
-        return self.detections(output.last.logits, output.last.boxes, image_sizes, original_sizes)
-
-    def normalise_and_pad(self, images: Tensor, image_sizes: Tensor) -> Tensor:
-        """``(B, 3, H, W)`` 0-255 -> normalised ``(B, 3, Hp, Wp)``, zero outside each image.
-
-        ``Hp, Wp`` are ``H, W`` rounded up to the model's size divisibility. Masking (rather than
-        trusting the caller's padding) makes the padding exactly zero after normalisation.
-        """
-        divisor = self.model.size_divisibility
-        height, width = images.shape[-2:]
-        # (-x) % d pads x up to a multiple of d; F.pad's order is (left, right, top, bottom).
-        images = F.pad(images, (0, (-width) % divisor, 0, (-height) % divisor))
-        mean, std = self.model.pixel_mean, self.model.pixel_std
-        assert isinstance(mean, Tensor) and isinstance(std, Tensor)  # buffers
-        normalised = (images - mean) / std
-        rows = torch.arange(images.shape[-2], device=images.device)
-        cols = torch.arange(images.shape[-1], device=images.device)
-        inside_h = rows[None, :] < image_sizes[:, 0:1]  # (B, Hp)
-        inside_w = cols[None, :] < image_sizes[:, 1:2]  # (B, Wp)
-        inside = inside_h[:, None, :, None] & inside_w[:, None, None, :]  # (B, 1, Hp, Wp)
-        return torch.where(inside, normalised, torch.zeros_like(normalised))
-
-    def detections(
-        self, logits: Tensor, boxes: Tensor, image_sizes: Tensor, original_sizes: Tensor
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Spec 8 with fixed shapes: top-N of the sigmoid scores, rescale, clip.
-
-        Args:
-            logits: ``(B, N, C)`` last-stage class logits.
-            boxes: ``(B, N, 4)`` xyxy input-image pixels.
-            image_sizes, original_sizes: ``(B, 2)`` ``(h, w)`` of input and original images.
-
-        Returns:
-            ``(boxes (B, N, 4), scores (B, N), labels (B, N))`` as :meth:`forward`.
-        """
-        num_proposals, num_classes = logits.shape[1], logits.shape[2]
-        k = min(num_proposals, num_proposals * num_classes)
-        scores, indices = logits.sigmoid().flatten(1).topk(k, dim=1)  # (B, k), descending
-        labels = indices % num_classes
-        picked = boxes.gather(1, (indices // num_classes)[..., None].expand(-1, -1, 4))
-        original = original_sizes.to(picked.dtype)
-        scale = original / image_sizes.to(picked.dtype)  # (B, 2) as (y, x)
-        picked = picked * scale[:, None, :].flip(-1).repeat(1, 1, 2)  # (x, y, x, y)
+        top = select_top_k(
+            output.last.logits,
+            output.last.boxes,
+            image_sizes,
+            original_sizes,
+            clip=self.clip_boxes,
+        )
         if not self.clip_boxes:
-            return picked, scores, labels
-        # Clamps with per-image bounds: (B, 1, 4) lower 0 and upper (w, h, w, h).
-        upper = original.flip(-1).repeat(1, 2)[:, None, :]
-        picked = torch.minimum(picked.clamp(min=0), upper)
-        nonempty = (picked[..., 2] > picked[..., 0]) & (picked[..., 3] > picked[..., 1])
-        scores = torch.where(nonempty, scores, torch.zeros_like(scores))
-        # Move the removed entries last, each group keeping its order: rank + k for removed ones
-        # gives distinct keys, so the order is deterministic (a sort of tied zeros would not be).
-        rank = torch.arange(k, device=scores.device, dtype=scores.dtype)
-        key = torch.where(nonempty, rank, rank + k)
-        order = key.topk(k, dim=1, largest=False).indices
-        picked = picked.gather(1, order[..., None].expand(-1, -1, 4))
-        return picked, scores.gather(1, order), labels.gather(1, order)
+            return top.boxes, top.scores, top.labels
+        return drop_invalid_last(top)
+
+
+def drop_invalid_last(top: TopKDetections) -> tuple[Tensor, Tensor, Tensor]:
+    """Fixed-shape stand-in for dropping the boxes clipping emptied: score 0, sorted last.
+
+    Each group keeps its order: rank + k for the invalid entries gives distinct keys, so the
+    order is deterministic (a sort of tied zeros would not be).
+
+    Returns:
+        ``(boxes (B, k, 4), scores (B, k), labels (B, k))``.
+    """
+    k = top.scores.shape[1]
+    scores = torch.where(top.valid, top.scores, torch.zeros_like(top.scores))
+    rank = torch.arange(k, device=scores.device, dtype=scores.dtype)
+    key = torch.where(top.valid, rank, rank + k)
+    order = key.topk(k, dim=1, largest=False).indices
+    boxes = top.boxes.gather(1, order[..., None].expand(-1, -1, 4))
+    return boxes, scores.gather(1, order), top.labels.gather(1, order)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sparsercnn.model.backbone import ResNet
@@ -66,21 +67,52 @@ class SparseRCNN(nn.Module):
     def preprocess(self, images: Sequence[Tensor]) -> ImageBatch:
         """Normalise RGB 0-255 images (uint8 or float, each ``(3, h, w)``) and pad them to /32.
 
-        Padding is zeros after normalisation (spec 1.1).
+        The images are zero-padded to the largest of the batch (the official batching: every
+        image sees the batch's padding in the backbone), then :meth:`normalise_and_pad`.
         """
         if isinstance(images, Tensor) and images.dim() == 3:
             images = [images]
-        device = self.pixel_mean.device
-        normalised = []
+        device, dtype = self.pixel_mean.device, self.pixel_mean.dtype
         for i, image in enumerate(images):
             if not isinstance(image, Tensor) or image.dim() != 3 or image.shape[0] != 3:
                 shape = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
                 raise ValueError(
                     f"image {i}: expected a (3, H, W) RGB tensor with values 0-255, got {shape}"
                 )
-            image = image.to(device=device, dtype=self.pixel_mean.dtype, non_blocking=True)
-            normalised.append((image - self.pixel_mean) / self.pixel_std)
-        return ImageBatch.from_tensors(normalised, self.size_divisibility)
+        batch = ImageBatch.from_tensors(
+            [image.to(device=device, dtype=dtype, non_blocking=True) for image in images],
+            self.size_divisibility,
+        )
+        return self.normalise_and_pad(batch.tensor, batch.image_sizes)
+
+    def normalise_and_pad(self, images: Tensor, image_sizes: Tensor) -> ImageBatch:
+        """``(B, 3, H, W)`` RGB 0-255 -> normalised, zero outside each image, padded to /32.
+
+        The one normalisation of the package (spec 1.1: ``(x - mean) / std``, then zero padding
+        bottom/right), with data-independent shapes so that the ONNX graph runs it too.
+
+        Args:
+            images: ``(B, 3, H, W)`` float RGB 0-255, image ``i`` in the top-left
+                ``image_sizes[i]`` corner; whatever lies outside it is ignored.
+            image_sizes: ``(B, 2)`` int64 ``(h, w)`` of each unpadded image.
+
+        Returns:
+            An :class:`ImageBatch` whose tensor is ``(B, 3, Hp, Wp)``, ``Hp, Wp`` = ``H, W``
+            rounded up to ``size_divisibility``.
+        """
+        divisor = self.size_divisibility
+        height, width = images.shape[-2:]
+        # (-x) % d pads x up to a multiple of d; F.pad's order is (left, right, top, bottom).
+        images = F.pad(images, (0, (-width) % divisor, 0, (-height) % divisor))
+        normalised = (images - self.pixel_mean) / self.pixel_std
+        rows = torch.arange(images.shape[-2], device=images.device)
+        cols = torch.arange(images.shape[-1], device=images.device)
+        inside_h = rows[None, :] < image_sizes[:, 0:1]  # (B, Hp)
+        inside_w = cols[None, :] < image_sizes[:, 1:2]  # (B, Wp)
+        inside = inside_h[:, None, :, None] & inside_w[:, None, None, :]  # (B, 1, Hp, Wp)
+        return ImageBatch(
+            torch.where(inside, normalised, torch.zeros_like(normalised)), image_sizes
+        )
 
     def extract_features(self, images: ImageBatch) -> list[Tensor]:
         """P2-P5 of the padded batch, each ``(B, d, H/s, W/s)``, channels-last."""

@@ -1,19 +1,115 @@
-"""From the model's raw stage outputs to per-image detections (spec 8).
+"""From the model's raw stage outputs to per-image detections (spec 8), written once.
 
 Sigmoid scores, top-k over the flattened ``N x C`` score matrix (k = N by default), rescaling to
 the original image, then either clipping and dropping empty boxes (official) or nothing
 (mmdetection). No NMS and no score threshold: the set prediction needs neither.
+
+:func:`select_top_k` does all of it with data-independent shapes, so eager inference, the ONNX
+graph (:mod:`sparsercnn.export.onnx_wrapper`), evaluation, the predictor and the per-stage
+diagnostics share it; :class:`PostProcessor` applies it to any stage of a
+:class:`~sparsercnn.structures.ModelOutput` and drops the boxes clipping emptied.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from sparsercnn.ops.boxes import clip_boxes
 from sparsercnn.structures import Detections, ModelOutput
+
+
+@dataclass
+class TopKDetections:
+    """The top-k detections of every image of a batch, fixed shapes.
+
+    Attributes:
+        boxes: ``(B, k, 4)`` absolute xyxy pixels of the original images (clipped to them when
+            clipping is on).
+        scores: ``(B, k)`` sigmoid scores, descending.
+        labels: ``(B, k)`` int64 contiguous labels.
+        slots: ``(B, k)`` int64 proposal slot of each detection (``flat index // C``).
+        valid: ``(B, k)`` bool, False for boxes that clipping made empty (official behaviour
+            drops them); all True without clipping.
+    """
+
+    boxes: Tensor
+    scores: Tensor
+    labels: Tensor
+    slots: Tensor
+    valid: Tensor
+
+    def per_image(self) -> list[Detections]:
+        """The valid detections of each image, score order kept."""
+        return [
+            Detections(
+                boxes=self.boxes[i][self.valid[i]],
+                scores=self.scores[i][self.valid[i]],
+                labels=self.labels[i][self.valid[i]],
+            )
+            for i in range(self.boxes.shape[0])
+        ]
+
+
+def rescale_boxes(boxes: Tensor, image_sizes: Tensor, original_sizes: Tensor) -> Tensor:
+    """Map xyxy boxes from input-image pixels to original-image pixels.
+
+    Args:
+        boxes: ``(B, M, 4)`` absolute xyxy pixels of each (resized, unpadded) input image.
+        image_sizes: ``(B, 2)`` ``(h, w)`` of the input images.
+        original_sizes: ``(B, 2)`` ``(h, w)`` of the images before resizing.
+
+    Returns:
+        ``(B, M, 4)`` absolute xyxy pixels of the original images, in ``boxes``' dtype.
+    """
+    scale = original_sizes.to(boxes.dtype) / image_sizes.to(boxes.dtype)  # (B, 2) as (y, x)
+    return boxes * scale.flip(-1).repeat(1, 2)[:, None, :]  # (x, y, x, y)
+
+
+def clip_to_images(boxes: Tensor, sizes: Tensor) -> Tensor:
+    """Clip ``(B, M, 4)`` xyxy boxes to ``[0, w] x [0, h]`` of each image (``sizes (B, 2)``)."""
+    upper = sizes.to(boxes.dtype).flip(-1).repeat(1, 2)[:, None, :]  # (B, 1, 4) as (w, h, w, h)
+    return torch.minimum(boxes.clamp(min=0), upper)
+
+
+def select_top_k(
+    logits: Tensor,
+    boxes: Tensor,
+    image_sizes: Tensor,
+    original_sizes: Tensor,
+    *,
+    top_k: int | None = None,
+    clip: bool = True,
+) -> TopKDetections:
+    """Spec 8 with fixed shapes: top-k of the sigmoid scores, rescale, clip.
+
+    Args:
+        logits: ``(B, N, C)`` class logits of one stage.
+        boxes: ``(B, N, 4)`` xyxy input-image pixels of the same stage.
+        image_sizes: ``(B, 2)`` int ``(h, w)`` of the input images.
+        original_sizes: ``(B, 2)`` int ``(h, w)`` of the original images.
+        top_k: detections per image; ``None`` means ``N``.
+        clip: clip to the original image and mark boxes with zero width or height invalid.
+
+    Returns:
+        :class:`TopKDetections` with ``k = min(top_k or N, N * C)``.
+    """
+    num_proposals, num_classes = logits.shape[1], logits.shape[2]
+    k = min(top_k or num_proposals, num_proposals * num_classes)
+    scores, indices = logits.sigmoid().flatten(1).topk(k, dim=1)  # (B, k), descending
+    labels = indices % num_classes
+    slots = indices // num_classes
+    picked = boxes.gather(1, slots[..., None].expand(-1, -1, 4))  # (B, k, 4)
+    picked = rescale_boxes(picked, image_sizes, original_sizes)
+    if not clip:
+        return TopKDetections(
+            picked, scores, labels, slots, torch.ones_like(scores, dtype=torch.bool)
+        )
+    picked = clip_to_images(picked, original_sizes)
+    valid = (picked[..., 2] > picked[..., 0]) & (picked[..., 3] > picked[..., 1])
+    return TopKDetections(picked, scores, labels, slots, valid)
 
 
 class PostProcessor:
@@ -28,6 +124,34 @@ class PostProcessor:
     def __init__(self, *, clip_boxes: bool = True, top_k: int | None = None) -> None:
         self.clip_boxes = clip_boxes
         self.top_k = top_k
+
+    def select(
+        self,
+        output: ModelOutput,
+        original_sizes: Sequence[tuple[int, int]] | Tensor,
+        stage: int = -1,
+    ) -> TopKDetections:
+        """The fixed-shape top-k detections of one stage (default the last).
+
+        Args:
+            output: the model's output.
+            original_sizes: ``(h, w)`` of each image before resizing (``(B, 2)`` or a list).
+            stage: which stage's predictions to use (index into ``output.stages``).
+        """
+        last = output.stages[stage]
+        if len(original_sizes) != last.logits.shape[0]:
+            raise ValueError(
+                f"got {len(original_sizes)} original sizes for a batch of {last.logits.shape[0]}"
+            )
+        sizes = torch.as_tensor(original_sizes, device=last.boxes.device)
+        return select_top_k(
+            last.logits,
+            last.boxes,
+            output.image_sizes,
+            sizes,
+            top_k=self.top_k,
+            clip=self.clip_boxes,
+        )
 
     def __call__(
         self,
@@ -44,33 +168,4 @@ class PostProcessor:
             One :class:`Detections` per image, sorted by descending score, boxes in absolute
             xyxy pixels of the original image.
         """
-        logits = output.stages[stage].logits
-        boxes = output.stages[stage].boxes
-        batch, num_proposals, num_classes = logits.shape
-        if len(original_sizes) != batch:
-            raise ValueError(f"got {len(original_sizes)} original sizes for a batch of {batch}")
-        k = min(self.top_k or num_proposals, num_proposals * num_classes)
-        scores, indices = logits.sigmoid().flatten(1).topk(k, dim=1)  # (B, k)
-        labels = indices % num_classes
-        proposal_index = indices // num_classes
-        picked = boxes.gather(1, proposal_index[..., None].expand(-1, -1, 4))  # (B, k, 4)
-        sizes = torch.as_tensor(original_sizes, dtype=picked.dtype, device=picked.device)
-        input_sizes = output.image_sizes.to(picked.dtype)
-        scale_y = sizes[:, 0] / input_sizes[:, 0]
-        scale_x = sizes[:, 1] / input_sizes[:, 1]
-        picked = picked * torch.stack((scale_x, scale_y, scale_x, scale_y), dim=-1)[:, None, :]
-        results: list[Detections] = []
-        for i in range(batch):
-            image_boxes, image_scores, image_labels = picked[i], scores[i], labels[i]
-            if self.clip_boxes:
-                image_boxes = clip_boxes(image_boxes, sizes[i, 0], sizes[i, 1])
-                keep = (image_boxes[:, 2] > image_boxes[:, 0]) & (
-                    image_boxes[:, 3] > image_boxes[:, 1]
-                )
-                image_boxes, image_scores, image_labels = (
-                    image_boxes[keep],
-                    image_scores[keep],
-                    image_labels[keep],
-                )
-            results.append(Detections(boxes=image_boxes, scores=image_scores, labels=image_labels))
-        return results
+        return self.select(output, original_sizes, stage).per_image()

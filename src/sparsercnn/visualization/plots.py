@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 
 from sparsercnn.atomic_file import atomic_write
 from sparsercnn.evaluation.coco_evaluator import PrecisionRecallCurve
+from sparsercnn.evaluation.units import format_ap
 
 logger = logging.getLogger(__name__)
 
@@ -134,13 +135,14 @@ def _plot_eval(ax: Axes, records: list[dict[str, Any]]) -> None:
     for key in _AP_KEYS:
         iters, values = _series(evals, key)
         if values:
-            ax.plot(iters, values, marker="o", label=key)
+            ax.plot(iters, [100.0 * v for v in values], marker="o", label=key)
             plotted = True
     if not plotted:
         _no_data(ax, "evaluation yet")
         return
     ax.set_title("COCO bbox AP")
-    ax.set_ylim(0.0, 1.0)
+    ax.set_ylabel("AP (%)")
+    ax.set_ylim(0.0, 100.0)
     ax.legend(fontsize="small")
 
 
@@ -227,7 +229,7 @@ def plot_precision_recall(
             mean,
             color="black",
             linewidth=2.5,
-            label=f"mean of {len(curves)} classes (AP {mean.mean():.3f})",
+            label=f"mean of {len(curves)} classes (AP {format_ap(float(mean.mean()))})",
         )
         ax.set_title(f"precision-recall, {title}")
         ax.set_xlabel("recall")

@@ -1,0 +1,111 @@
+"""Running the detector for inference: eval mode without autograd, and batch-invariant batches.
+
+Images of a batch are zero-padded to the largest one, the backbone sees that padding, and RoIs
+that cross into it read it, so a batched image's detections depend on its companions (the
+official code behaves the same way). :func:`run_model` avoids that by default: only images with
+the same padded size share a forward pass, so every image is padded exactly as it would be
+alone. Training keeps the official padded batching (:meth:`SparseRCNN.forward` on a list).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor, nn
+
+from sparsercnn.model.detector import SparseRCNN
+from sparsercnn.structures import ModelOutput, StageOutput, padded_size
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no autograd inside the block; the model's previous mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def group_by_padded_size(
+    sizes: Sequence[tuple[int, int]], size_divisibility: int
+) -> list[list[int]]:
+    """Indices of ``sizes`` grouped by padded size, groups in order of first appearance.
+
+    Args:
+        sizes: ``(h, w)`` of every image.
+        size_divisibility: the model's padding multiple.
+
+    Returns:
+        Lists of indices into ``sizes``, ascending within each group.
+    """
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, (height, width) in enumerate(sizes):
+        groups.setdefault(padded_size(height, width, size_divisibility), []).append(index)
+    return list(groups.values())
+
+
+def run_model(
+    model: SparseRCNN,
+    images: Sequence[Tensor],
+    *,
+    num_stages: int | None = None,
+    batch_invariant: bool = True,
+) -> ModelOutput:
+    """The model's output for RGB 0-255 ``(3, h, w)`` images, in their order.
+
+    Call it inside :func:`evaluating` (or under ``torch.no_grad``) for inference.
+
+    Args:
+        model: the detector, on the images' device or any (images are moved to it).
+        images: input images (after the test resize), any sizes.
+        num_stages: run only the first k stages (default all).
+        batch_invariant: run each padded size as its own forward pass, so that every image's
+            output is what it gives alone; False pads the whole batch to its largest image
+            (the official batching, whose outputs depend on the batch).
+
+    Returns:
+        :class:`ModelOutput` with batch entries in the order of ``images``.
+    """
+    groups = [list(range(len(images)))]
+    if batch_invariant:
+        sizes = [(int(image.shape[-2]), int(image.shape[-1])) for image in images]
+        groups = group_by_padded_size(sizes, model.size_divisibility)
+    if len(groups) == 1:
+        return model(list(images), num_stages=num_stages)
+    outputs = [model([images[i] for i in group], num_stages=num_stages) for group in groups]
+    order = torch.tensor([i for group in groups for i in group])
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(len(order))
+    return _concat(outputs, inverse)
+
+
+def _concat(outputs: list[ModelOutput], inverse: Tensor) -> ModelOutput:
+    """Outputs of consecutive groups as one output; ``inverse[i]`` is image ``i``'s row."""
+
+    def join(tensors: list[Tensor]) -> Tensor:
+        joined = torch.cat(tensors)
+        return joined.index_select(0, inverse.to(joined.device))
+
+    num_stages = len(outputs[0].stages)
+    return ModelOutput(
+        stages=[
+            StageOutput(
+                logits=join([o.stages[s].logits for o in outputs]),
+                boxes=join([o.stages[s].boxes for o in outputs]),
+            )
+            for s in range(num_stages)
+        ],
+        image_sizes=join([o.image_sizes for o in outputs]),
+        proposal_boxes=join([o.proposal_boxes for o in outputs]),
+    )
