@@ -40,3 +40,16 @@ def test_bench_vs_torchvision_reports_rows_ratios_and_failures(
     assert "| sparsercnn tiny | eager | fp32 |" in printed
     assert "fastest sparsercnn variant eager:fp32" in printed
     assert "--preset tiny --image-size 64 96" in printed
+
+
+def test_bench_batching_prints_both_batchings(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = SCRIPT.parent / "bench_batching.py"
+    argv = [str(script), "--preset", "tiny", "--images", "8", "--batch-size", "4"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--repeats", "1", "--threads", "1"])
+    runpy.run_path(str(script), run_name="__main__")
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| tiny")]
+    assert len(rows) == 2
+    grouped, padded = (float(row.split("|")[-2]) for row in rows)
+    assert grouped < 1e-3 < padded  # the padded batches change the logits, grouped ones do not

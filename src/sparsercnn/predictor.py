@@ -35,6 +35,8 @@ from sparsercnn.visualization.draw import draw_detections
 
 logger = logging.getLogger(__name__)
 
+# Batches of inputs read ahead to group images of the same padded size.
+LOOKAHEAD_BATCHES = 8
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 ImageInput = str | Path | Image.Image | np.ndarray | Tensor
 
@@ -156,8 +158,9 @@ def to_pil(image: ImageInput) -> Image.Image:
 class BatchPredictor:
     """Shared front end of the predictors: expand inputs, test-resize them, batch them.
 
-    A batch holds consecutive inputs of the same padded size (``batch_invariant``) or any
-    ``batch_size`` consecutive inputs; predictions come back in input order either way.
+    A batch holds inputs of one padded size, taken from a window of :data:`LOOKAHEAD_BATCHES`
+    batches (``batch_invariant``), or any ``batch_size`` consecutive inputs; predictions come
+    back in input order either way.
     Subclasses set the attributes below and implement :meth:`_predict_batch`.
 
     Attributes:
@@ -179,25 +182,34 @@ class BatchPredictor:
         return list(self.iter_predictions(inputs))
 
     def iter_predictions(self, inputs: ImageInput | Sequence[ImageInput]) -> Iterator[Prediction]:
-        """Like :meth:`__call__`, but yields predictions batch by batch (for large folders)."""
+        """Like :meth:`__call__`, but yields predictions as they come (for large folders).
+
+        Inputs are read ``LOOKAHEAD_BATCHES * batch_size`` at a time; within that window,
+        batches are formed of images of the same padded size (when ``batch_invariant``).
+        """
         items = expand_inputs(inputs)
-        for start in range(0, len(items), self.batch_size):
-            chunk = items[start : start + self.batch_size]
-            originals = [to_pil(image) for image, _ in chunk]
-            resized = [self.transform.image_tensor(image) for image in originals]
-            groups = [list(range(len(chunk)))]
-            if self.batch_invariant:
-                sizes = [(int(t.shape[1]), int(t.shape[2])) for t in resized]
-                groups = group_by_padded_size(sizes, self.size_divisibility)
-            predictions: dict[int, Prediction] = {}
-            for group in groups:
-                batch = self._predict_batch(
-                    [resized[i] for i in group],
-                    [(originals[i].height, originals[i].width) for i in group],
-                    [chunk[i][1] for i in group],
+        window = self.batch_size * LOOKAHEAD_BATCHES
+        for start in range(0, len(items), window):
+            yield from self._predict_window(items[start : start + window])
+
+    def _predict_window(self, items: list[tuple[ImageInput, str]]) -> list[Prediction]:
+        originals = [to_pil(image) for image, _ in items]
+        resized = [self.transform.image_tensor(image) for image in originals]
+        groups = [list(range(len(items)))]
+        if self.batch_invariant:
+            sizes = [(int(t.shape[1]), int(t.shape[2])) for t in resized]
+            groups = group_by_padded_size(sizes, self.size_divisibility)
+        predictions: dict[int, Prediction] = {}
+        for group in groups:
+            for begin in range(0, len(group), self.batch_size):
+                batch = group[begin : begin + self.batch_size]
+                results = self._predict_batch(
+                    [resized[i] for i in batch],
+                    [(originals[i].height, originals[i].width) for i in batch],
+                    [items[i][1] for i in batch],
                 )
-                predictions.update(zip(group, batch, strict=True))
-            yield from (predictions[i] for i in range(len(chunk)))
+                predictions.update(zip(batch, results, strict=True))
+        return [predictions[i] for i in range(len(items))]
 
     def _predict_batch(
         self, images: list[Tensor], original_sizes: list[tuple[int, int]], sources: list[str]

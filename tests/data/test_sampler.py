@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sparsercnn.data.loader import build_test_loader, build_train_loader
-from sparsercnn.data.sampler import InferenceSampler, TrainingSampler
+from sparsercnn.data.sampler import InferenceSampler, SizeGroupedBatchSampler, TrainingSampler
 from sparsercnn.structures import Batch, Sample, Target
 
 
@@ -135,3 +135,14 @@ def test_test_loader_yields_every_image_once_in_order() -> None:
     assert [i for batch in batches for i in batch.image_ids] == list(range(7))
     shard = build_test_loader(TinyDataset(7), batch_size=4, num_workers=0, rank=1, world_size=2)
     assert [i for batch in shard for i in batch.image_ids] == [3, 4, 5, 6]
+
+
+def test_size_grouped_batches_hold_one_size_each() -> None:
+    keys = [(96, 128), (64, 64), (96, 128), (128, 96), (64, 64), (96, 128), (96, 128)]
+    shard = InferenceSampler(len(keys), rank=0, world_size=1)
+    batches = list(SizeGroupedBatchSampler(shard, keys, batch_size=3))
+    assert sorted(i for batch in batches for i in batch) == list(range(len(keys)))
+    assert all(len({keys[i] for i in batch}) == 1 and len(batch) <= 3 for batch in batches)
+    assert batches == [[1, 4], [0, 2, 5], [6], [3]]  # sorted by size, dataset order within
+    second = SizeGroupedBatchSampler(InferenceSampler(len(keys), rank=1, world_size=2), keys, 2)
+    assert sorted(i for batch in second for i in batch) == [3, 4, 5, 6]

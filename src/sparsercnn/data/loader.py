@@ -8,12 +8,13 @@ batches as an uninterrupted run from iteration ``k`` on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sized
+from collections.abc import Iterator, Sequence, Sized
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sparsercnn.data.sampler import InferenceSampler, TrainingSampler
+from sparsercnn.data.sampler import InferenceSampler, SizeGroupedBatchSampler, TrainingSampler
 from sparsercnn.structures import Batch, Sample
 
 
@@ -80,14 +81,18 @@ def build_test_loader(
     num_workers: int,
     rank: int = 0,
     world_size: int = 1,
+    size_keys: Sequence[tuple[int, int]] | None = None,
 ) -> DataLoader[Sample]:
-    """Loader for evaluation: this rank's contiguous shard, each image once, in dataset order.
+    """Loader for evaluation: this rank's contiguous shard, each image once.
 
     Args:
         dataset: map-style dataset whose ``__getitem__`` accepts an ``int`` index.
-        batch_size: images per batch (the last batch may be smaller).
+        batch_size: most images per batch.
         num_workers: loading processes (0: load in the main process).
         rank, world_size: this process's shard of the data.
+        size_keys: the padded input size of every image: batches then hold one size each,
+            in order of size (:class:`SizeGroupedBatchSampler`). ``None``: dataset order,
+            ``batch_size`` consecutive images per batch.
 
     Returns:
         A re-iterable loader yielding :class:`~sparsercnn.structures.Batch`.
@@ -95,12 +100,12 @@ def build_test_loader(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     sampler = InferenceSampler(_dataset_size(dataset), rank=rank, world_size=world_size)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        drop_last=False,
-        num_workers=num_workers,
-        collate_fn=Batch.collate,
-        pin_memory=False,
-    )
+    common: dict[str, Any] = {
+        "num_workers": num_workers,
+        "collate_fn": Batch.collate,
+        "pin_memory": False,
+    }
+    if size_keys is not None:
+        batches = SizeGroupedBatchSampler(sampler, size_keys, batch_size)
+        return DataLoader(dataset, batch_sampler=batches, **common)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=False, **common)

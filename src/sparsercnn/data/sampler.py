@@ -10,7 +10,7 @@ where a run was interrupted. Samplers take the rank and world size as arguments;
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -121,3 +121,36 @@ class InferenceSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.end - self.begin
+
+
+class SizeGroupedBatchSampler(Sampler[list[int]]):
+    """Batches of an :class:`InferenceSampler` shard in which every image has the same key.
+
+    With the padded input size as the key, no image of a batch is padded beyond its own size,
+    so batching does not change its detections; sorting by key keeps batches full.
+
+    Args:
+        shard: the shard's indices.
+        keys: a sortable key (e.g. the padded ``(h, w)``) of every index of the dataset.
+        batch_size: most indices per batch.
+    """
+
+    def __init__(
+        self, shard: InferenceSampler, keys: Sequence[tuple[int, int]], batch_size: int
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index in sorted(shard, key=lambda i: keys[i]):
+            groups.setdefault(keys[index], []).append(index)
+        self.batches = [
+            group[start : start + batch_size]
+            for group in groups.values()
+            for start in range(0, len(group), batch_size)
+        ]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)

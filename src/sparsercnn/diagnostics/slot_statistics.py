@@ -328,7 +328,7 @@ def slot_statistics_of_model_file(
     *,
     device: torch.device | str = "cpu",
     score_threshold: float = 0.3,
-    batch_size: int = 1,
+    batch_size: int | None = None,
     num_workers: int = 0,
     batch_invariant: bool = True,
 ) -> SlotStatistics:
@@ -339,7 +339,7 @@ def slot_statistics_of_model_file(
         build_criterion(loaded.config).matcher,
         dataset,
         score_threshold=score_threshold,
-        batch_size=batch_size,
+        batch_size=batch_size or loaded.config.input.test_batch_size,
         num_workers=num_workers,
         batch_invariant=batch_invariant,
     )

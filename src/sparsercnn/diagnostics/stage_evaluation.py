@@ -212,7 +212,7 @@ def evaluate_model_file_stages(
     *,
     device: torch.device | str = "cpu",
     num_latency_images: int = 5,
-    batch_size: int = 1,
+    batch_size: int | None = None,
     num_workers: int = 0,
     batch_invariant: bool = True,
 ) -> StageEvaluation:
@@ -223,7 +223,7 @@ def evaluate_model_file_stages(
         build_postprocessor(loaded.config),
         dataset,
         num_latency_images=num_latency_images,
-        batch_size=batch_size,
+        batch_size=batch_size or loaded.config.input.test_batch_size,
         num_workers=num_workers,
         batch_invariant=batch_invariant,
     )

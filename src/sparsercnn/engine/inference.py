@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from sparsercnn.data.loader import build_test_loader
+from sparsercnn.data.transforms import InferenceTransform
 from sparsercnn.engine.distributed import DistInfo, all_gather_object
 from sparsercnn.evaluation import (
     CocoEvaluator,
@@ -32,7 +33,7 @@ from sparsercnn.evaluation import (
 )
 from sparsercnn.model import PostProcessor, SparseRCNN
 from sparsercnn.model.inference import evaluating, model_device, run_model
-from sparsercnn.structures import Batch, Detections, Sample
+from sparsercnn.structures import Batch, Detections, Sample, padded_size
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,11 @@ class EvaluationDataset(Protocol):
 
     @property
     def category_map(self) -> LabelMap: ...
+
+    @property
+    def image_ids(self) -> list[int]: ...
+
+    def image_info(self, index: int) -> dict[str, Any]: ...
 
     def gt_dict(self) -> dict[str, Any]: ...
 
@@ -162,9 +168,7 @@ def run_inference(
         ``(image_ids, detections, timing)``: one entry per image in loader order; detections
         on the CPU with boxes in absolute xyxy pixels of the *original* image.
     """
-    module = getattr(model, "module", model)
-    if not isinstance(module, SparseRCNN):
-        raise TypeError(f"run_inference needs a SparseRCNN (or a DDP wrapper of one), got {module}")
+    module = _detector(model)
     target = torch.device(device) if device is not None else model_device(module)
     image_ids: list[int] = []
     detections: list[Detections] = []
@@ -230,7 +234,11 @@ def evaluate(
     """
     rank, world_size = (dist_info.rank, dist_info.world_size) if dist_info else (0, 1)
     device = dist_info.device if dist_info else None
-    loader = build_test_loader(_as_dataset(dataset), batch_size, num_workers, rank, world_size)
+    divisor = _detector(model).size_divisibility
+    size_keys = _padded_input_sizes(dataset, divisor) if batch_invariant else None
+    loader = build_test_loader(
+        _as_dataset(dataset), batch_size, num_workers, rank, world_size, size_keys=size_keys
+    )
     image_ids, detections, timing = run_inference(
         model,
         postprocessor,
@@ -242,8 +250,14 @@ def evaluate(
     gathered = all_gather_object((image_ids, detections, timing))
     if rank != 0:
         return None
-    all_ids = [i for ids, _, _ in gathered for i in ids]
-    all_detections = [d for _, dets, _ in gathered for d in dets]
+    # Batches run in order of size: back to dataset order.
+    position = {image_id: i for i, image_id in enumerate(dataset.image_ids)}
+    pairs = sorted(
+        ((i, d) for ids, dets, _ in gathered for i, d in zip(ids, dets, strict=True)),
+        key=lambda pair: position[pair[0]],
+    )
+    all_ids = [i for i, _ in pairs]
+    all_detections = [d for _, d in pairs]
     categories = dataset.category_map
     timing = _log_timing([t for _, _, t in gathered])
     records = coco_results(all_ids, all_detections, categories.category_ids)
@@ -252,6 +266,30 @@ def evaluate(
     if results_path is not None:
         _write_results(records, results_path)
     return Evaluation(evaluator.evaluate(), timing, all_ids, all_detections, num_stages)
+
+
+def _detector(model: nn.Module) -> SparseRCNN:
+    """The detector itself (a DDP wrapper is unwrapped)."""
+    module = getattr(model, "module", model)
+    if not isinstance(module, SparseRCNN):
+        raise TypeError(f"inference needs a SparseRCNN (or a DDP wrapper of one), got {module}")
+    return module
+
+
+def _padded_input_sizes(
+    dataset: EvaluationDataset, size_divisibility: int
+) -> list[tuple[int, int]] | None:
+    """Padded size of every image after the dataset's test resize, from the annotation file's
+    sizes; ``None`` when the dataset has no test resize to predict them with."""
+    transform = getattr(dataset, "transform", None)
+    if not isinstance(transform, InferenceTransform):
+        return None
+    sizes = []
+    for index in range(len(dataset)):
+        info = dataset.image_info(index)
+        height, width = transform.output_size(int(info["height"]), int(info["width"]))
+        sizes.append(padded_size(height, width, size_divisibility))
+    return sizes
 
 
 def _as_dataset(dataset: EvaluationDataset) -> Dataset[Sample]:

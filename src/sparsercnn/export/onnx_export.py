@@ -34,6 +34,7 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.transforms import resized_shape
 from sparsercnn.export.onnx_wrapper import INPUT_NAMES, OUTPUT_NAMES, SparseRCNNOnnxModel
 from sparsercnn.model import SparseRCNN
+from sparsercnn.model.inference import evaluating
 from sparsercnn.model_file import LoadedModel, load_model_file
 
 logger = logging.getLogger(__name__)
@@ -166,14 +167,10 @@ def export_onnx(
     wrapper = SparseRCNNOnnxModel(
         model, clip_boxes=loaded.config.model.clip_boxes, num_stages=num_stages
     )
-    was_training = model.training
-    wrapper.eval()
-    try:
+    with evaluating(wrapper):
         example = sample_inputs(loaded.config, batch_size=2 if dynamic_batch else 1)[0]
         program = _export_program(wrapper, example, opset=opset, dynamic_batch=dynamic_batch)
         report = _write(program, wrapper, loaded, output_path, opset, dynamic_batch, check)
-    finally:
-        model.train(was_training)
     report.seconds = time.perf_counter() - start
     logger.info("exported %s in %.1f s", report.path, report.seconds)
     return report
@@ -415,7 +412,7 @@ def check_parity(
         sample = [t[:batch_size] for t in full_sample]
         images, _, originals = sample
         inputs.append((batch_size, int(images.shape[2]), int(images.shape[3])))
-        with torch.no_grad():
+        with evaluating(wrapper):
             expected = [t.numpy() for t in wrapper(*sample)]
         feeds = {name: t.numpy() for name, t in zip(INPUT_NAMES, sample, strict=True)}
         actual = session.run(list(OUTPUT_NAMES), feeds)
