@@ -65,6 +65,7 @@ def demo() -> Config:
             train_max_size=160,
             test_min_size=160,
             test_max_size=160,
+            test_batch_size=8,
         ),
         train=TrainConfig(
             batch_size=8,
