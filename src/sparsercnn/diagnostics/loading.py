@@ -35,7 +35,6 @@ def load_model_and_dataset(
         json_path,
         image_dir,
         transform=build_test_transform(loaded.config.input),
-        skip_unreadable=False,
     )
     check_same_categories(loaded.categories, dataset.category_map, str(json_path))
     return loaded, dataset

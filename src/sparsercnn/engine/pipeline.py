@@ -84,12 +84,20 @@ def train_from_coco(
     skip_invalid: bool = False,
     dist_info: DistInfo | None = None,
 ) -> TrainResult:
-    """Train on a COCO-format dataset; ``model.num_classes`` is taken from the dataset."""
+    """Train on a COCO-format dataset; ``model.num_classes`` is taken from the dataset.
+
+    The data policy (:mod:`sparsercnn.data.policy`) runs before the model is built: data with
+    errors is refused (:class:`~sparsercnn.data.policy.InvalidDataError`, every bad file named),
+    or with ``skip_invalid`` its bad images and annotations are dropped up front, and an image
+    that fails to load later is then replaced and counted (``skipped_images`` in
+    ``metrics.jsonl``) instead of stopping the run.
+    """
     train_set = CocoDataset(
         train_json,
         train_images,
         transform=build_train_transform(cfg.input),
         skip_invalid=skip_invalid,
+        skip_unreadable=skip_invalid,
     )
     num_classes = train_set.category_map.num_classes
     if cfg.model.num_classes != num_classes:
@@ -107,7 +115,6 @@ def train_from_coco(
             val_images,
             transform=build_test_transform(cfg.input),
             skip_invalid=skip_invalid,
-            skip_unreadable=False,
         )
         check_same_categories(train_set.category_map, val_set.category_map, str(val_json))
     trainer = Trainer(
@@ -140,7 +147,6 @@ def evaluate_model_file(
         json_path,
         image_dir,
         transform=build_test_transform(loaded.config.input),
-        skip_unreadable=False,
     )
     check_same_categories(loaded.categories, dataset.category_map, str(json_path))
     evaluation = evaluate(
