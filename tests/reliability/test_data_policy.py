@@ -14,7 +14,11 @@ import pytest
 from PIL import Image
 
 from sparsercnn.cli.main import main
+from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine import pipeline
+from sparsercnn.model import build_model
+from sparsercnn.model_file import save_model_file
+from sparsercnn.presets import get_preset
 
 NUM_IMAGES = 6
 
@@ -147,6 +151,27 @@ def test_zero_annotations_is_an_error_before_training(
         assert train(json_path, image_dir, tmp_path / "run", *extra) == 2
         err = capsys.readouterr().err
         assert "no usable box" in err and "nothing to learn" in err
+
+
+def test_eval_refuses_unreadable_images_before_running_the_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    json_path, image_dir = write_coco(tmp_path)
+    spoil(image_dir / "002.jpg", "truncated")
+    cfg = get_preset("tiny")
+    cfg.model.num_classes = 1
+    model_path = save_model_file(
+        tmp_path / "model.safetensors", build_model(cfg), cfg, CategoryMap([1], ["red"])
+    )
+
+    def run_model(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the model ran: the data should have been refused first")
+
+    monkeypatch.setattr(pipeline, "evaluate", run_model)
+    args = ["--json", str(json_path), "--images", str(image_dir), "--workers", "0"]
+    assert main(["eval", "--model", str(model_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert "bad files (1): 002.jpg" in err
 
 
 def spoil_after_the_check(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:

@@ -104,7 +104,6 @@ class CocoDataset(Dataset[Sample]):
         self.coco_json = Path(json_path)
         self.image_dir = Path(image_dir)
         self.transform = transform
-        self.skip_invalid = skip_invalid
         self.skip_unreadable = skip_unreadable
         self.clip_tolerance = clip_tolerance
         inspection = inspect_dataset(

@@ -157,9 +157,9 @@ def apply_policy(inspection: Inspection, *, skip_invalid: bool) -> CheckedCoco:
     source, checked = inspection.source, inspection.checked
     errors = [issue for issue in inspection.errors if issue.code not in _DATASET_CODES]
     if errors and not skip_invalid:
-        raise InvalidDataError(refusal_message(inspection.source, inspection.image_dir, errors))
+        raise InvalidDataError(_refusal_message(inspection.source, inspection.image_dir, errors))
     if errors:
-        logger.warning("%s", dropped_summary(source, checked, errors))
+        logger.warning("%s", _dropped_summary(source, checked, errors))
     warnings = [issue for issue in inspection.issues if issue.severity == "warning"]
     if warnings:
         lines = "\n".join(format_issues(warnings, max_per_code=3))
@@ -184,7 +184,7 @@ def apply_policy(inspection: Inspection, *, skip_invalid: bool) -> CheckedCoco:
     return checked
 
 
-def refusal_message(source: str, image_dir: str, errors: list[Issue]) -> str:
+def _refusal_message(source: str, image_dir: str, errors: list[Issue]) -> str:
     """Why a dataset is refused: every bad file (capped), the first issues, what to do."""
     files = list(dict.fromkeys(issue.file for issue in errors if issue.file is not None))
     lines = [f"{source}: {len(errors)} error(s) in the dataset (images in {image_dir})"]
@@ -204,7 +204,7 @@ def refusal_message(source: str, image_dir: str, errors: list[Issue]) -> str:
     return "\n".join(lines)
 
 
-def dropped_summary(source: str, checked: CheckedCoco, errors: list[Issue]) -> str:
+def _dropped_summary(source: str, checked: CheckedCoco, errors: list[Issue]) -> str:
     """One line: how many images and annotations ``--skip-invalid`` dropped, and why."""
     by_code: dict[str, list[str]] = {}
     for issue in errors:
