@@ -67,7 +67,8 @@ class Inspection:
         source: the JSON file, for messages.
         image_dir: the image folder.
         checked: the entries that pass every check (what ``--skip-invalid`` keeps).
-        issues: every finding, errors first in file order within each check.
+        issues: every finding: the JSON rules', the image files', then what is left to learn
+            from, each in file order.
     """
 
     source: str
