@@ -160,6 +160,9 @@ class Sample:
         image_id: the dataset's image id (COCO ``images[].id``).
         original_size: ``(h, w)`` of the image as stored on disk (after EXIF orientation).
         file_name: path of the image relative to the image folder.
+        replaced_files: files that failed to load and were replaced by this sample (training
+            with ``--skip-invalid`` only; carried in the data so that the count reaches the
+            metrics from data-loading worker processes).
     """
 
     image: Tensor
@@ -167,17 +170,22 @@ class Sample:
     image_id: int
     original_size: tuple[int, int]
     file_name: str = ""
+    replaced_files: tuple[str, ...] = ()
 
 
 @dataclass
 class Batch:
-    """A collated list of samples (images stay unpadded; the model pads them)."""
+    """A collated list of samples (images stay unpadded; the model pads them).
+
+    ``replaced_files`` lists the files that failed to load and were replaced, over all samples.
+    """
 
     images: list[Tensor]
     targets: list[Target]
     image_ids: list[int]
     original_sizes: list[tuple[int, int]]
     file_names: list[str] = field(default_factory=list)
+    replaced_files: list[str] = field(default_factory=list)
 
     @staticmethod
     def collate(samples: Sequence[Sample]) -> Batch:
@@ -187,6 +195,7 @@ class Batch:
             image_ids=[s.image_id for s in samples],
             original_sizes=[s.original_size for s in samples],
             file_names=[s.file_name for s in samples],
+            replaced_files=[file for s in samples for file in s.replaced_files],
         )
 
     def __len__(self) -> int:

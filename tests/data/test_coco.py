@@ -1,4 +1,5 @@
-"""CocoDataset: targets (spec 1.4), seeded transforms, invalid data and unreadable files."""
+"""CocoDataset: targets (spec 1.4), seeded transforms, the data policy at construction, and
+files that fail to load later."""
 
 from __future__ import annotations
 
@@ -15,8 +16,14 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from sparsercnn.data.coco import CocoDataset, DatasetError, Transform
-from sparsercnn.data.image_io import ImageReadError
+from sparsercnn.data.coco import (
+    CocoDataset,
+    DatasetError,
+    ImageChangedError,
+    InvalidDataError,
+    Transform,
+)
+from sparsercnn.structures import Batch
 
 CATEGORIES = [{"id": 90, "name": "zebra"}, {"id": 3, "name": "car"}, {"id": 7, "name": "bus"}]
 
@@ -158,26 +165,29 @@ def bad_dataset(tmp_path: Path) -> tuple[Path, Path]:
     return write_dataset(tmp_path, images, annotations, skip_files=("gone.png",))
 
 
-def test_invalid_data_raises_with_the_first_problems(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError) as info:
+def test_invalid_data_raises_naming_every_bad_file(tmp_path: Path) -> None:
+    with pytest.raises(InvalidDataError) as info:
         CocoDataset(*bad_dataset(tmp_path))
     message = str(info.value)
     assert isinstance(info.value, ValueError)
     for text in ("annotation 11", "annotation 12", "image id 77", "gone.png"):
         assert text in message
-    assert "sparsercnn validate" in message and "skip_invalid=True" in message
+    assert "bad files (3): a.png, b.png, gone.png" in message
+    assert "sparsercnn validate" in message and "--skip-invalid" in message
 
 
 def test_skip_invalid_drops_exactly_the_bad_items(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="sparsercnn.data.coco"):
+    with caplog.at_level(logging.WARNING, logger="sparsercnn.data"):
         dataset = CocoDataset(*bad_dataset(tmp_path), skip_invalid=True)
     assert dataset.image_ids == [1, 2]
     assert [len(dataset[i].target) for i in range(2)] == [1, 1]
     torch.testing.assert_close(dataset[1].target.boxes, torch.tensor([[30.0, 20, 40, 25]]))
     assert dataset[1].target.labels.tolist() == [1]
-    assert "drops 1 of 3 images and 4 of 6 annotations" in caplog.text
+    (summary,) = [r.message for r in caplog.records if "--skip-invalid dropped" in r.message]
+    assert "dropped 1 of 3 images and 4 of 6 annotations" in summary
+    assert "1 image_file_missing (gone.png)" in summary and "annotation 11" in summary
     assert "box_clipped" in caplog.text and "annotation 13" in caplog.text
 
     gt = dataset.gt_dict()
@@ -188,6 +198,38 @@ def test_skip_invalid_drops_exactly_the_bad_items(
     assert [c["id"] for c in gt["categories"]] == [90, 3, 7]
 
 
+def test_truncated_image_is_an_error_when_the_dataset_is_built(
+    dataset_files: tuple[Path, Path],
+) -> None:
+    json_path, image_dir = dataset_files
+    path = image_dir / "two.png"
+    Image.new("RGB", (20, 10)).save(path, compress_level=0)  # big enough to cut after the header
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    with pytest.raises(InvalidDataError, match=r"two\.png"):
+        CocoDataset(json_path, image_dir)
+    # Existence alone does not see it: the file then fails on first load, named.
+    dataset = CocoDataset(json_path, image_dir, image_check="exists")
+    with pytest.raises(ImageChangedError, match=r"two\.png.*--skip-invalid"):
+        dataset[1]
+
+
+def test_no_usable_box_is_an_error(tmp_path: Path) -> None:
+    files = write_dataset(tmp_path, [image(1, "a.png"), image(2, "b.png")], [])
+    with pytest.raises(DatasetError, match="no usable box") as info:
+        CocoDataset(*files, skip_invalid=True)
+    assert not isinstance(info.value, InvalidDataError)  # --skip-invalid cannot help
+
+
+def test_images_without_boxes_give_one_info_line(
+    dataset_files: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="sparsercnn.data"):
+        CocoDataset(*dataset_files)
+    lines = [r for r in caplog.records if "no boxes" in r.message]
+    assert len(lines) == 1 and lines[0].levelno == logging.INFO
+    assert "1 of 3 images have no boxes" in lines[0].message
+
+
 def test_gt_dict_keeps_crowd_regions(dataset_files: tuple[Path, Path]) -> None:
     gt = CocoDataset(*dataset_files).gt_dict()
     assert len(gt["images"]) == 3 and len(gt["annotations"]) == 5
@@ -195,23 +237,35 @@ def test_gt_dict_keeps_crowd_regions(dataset_files: tuple[Path, Path]) -> None:
     assert crowd["iscrowd"] == 1
 
 
-def test_file_unreadable_after_construction_is_skipped(
-    dataset_files: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+def test_file_unreadable_after_construction_stops_with_the_file_named(
+    dataset_files: tuple[Path, Path],
 ) -> None:
     json_path, image_dir = dataset_files
     dataset = CocoDataset(json_path, image_dir)
+    (image_dir / "two.png").write_text("changed since")
+    with pytest.raises(ImageChangedError, match=r"image 2 \('two\.png'\).*changed on disk"):
+        dataset[1]
+    assert isinstance(ImageChangedError("x"), ValueError)  # the CLI's one-line errors
+
+
+def test_skip_unreadable_replaces_and_records_the_file(
+    dataset_files: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    json_path, image_dir = dataset_files
+    dataset = CocoDataset(json_path, image_dir, skip_unreadable=True)
+    assert dataset[1, 0].replaced_files == ()
     (image_dir / "two.png").unlink()
     with caplog.at_level(logging.WARNING, logger="sparsercnn.data.coco"):
         sample = dataset[1, 0]
     assert sample.image_id == 9  # the next image, deterministically
-    assert "two.png" in caplog.text and "skipping image 2" in caplog.text
-
-    with pytest.raises(ImageReadError, match=r"two\.png"):
-        CocoDataset(json_path, image_dir, check_files=False, skip_unreadable=False)[1]
+    assert sample.replaced_files == ("two.png",)
+    assert "two.png" in caplog.text and "replacing image 2" in caplog.text
+    batch = Batch.collate([sample, dataset[0, 0]])
+    assert batch.replaced_files == ["two.png"]
 
     for name in ("five.png", "nine.png"):
         (image_dir / name).unlink()
-    with pytest.raises(DatasetError, match="could not be read"):
+    with pytest.raises(ImageChangedError, match="could not be loaded"):
         dataset[0]
 
 

@@ -7,16 +7,12 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from sparsercnn.data.validation import (
-    DatasetError,
-    Issue,
-    ValidationReport,
-    check_coco,
-    validate_coco,
-)
+from sparsercnn.data.dataset_report import ValidationReport, validate_coco
+from sparsercnn.data.validation import DatasetError, Issue, check_coco
 
 
 def write_dataset(
@@ -143,7 +139,8 @@ def test_malformed_boxes_and_warnings(bad_report: ValidationReport) -> None:
     # Annotation 20 belongs to the invalid image 6: no issue of its own.
     assert not [issue for issue in bad_report.issues if issue.annotation_id == 20]
     assert not bad_report.ok
-    assert "FAILED" in bad_report.format()
+    assert "FAILED" in bad_report.format() and "--skip-invalid" in bad_report.format()
+    assert "skip_invalid=True in Python" in bad_report.format()
 
 
 def test_usable_part_is_summarised(bad_report: ValidationReport) -> None:
@@ -243,3 +240,20 @@ def test_missing_json_and_bad_entries(tmp_path: Path) -> None:
     assert codes.count("bad_category") == 2 and codes.count("bad_image") == 2
     assert codes.count("bad_annotation") == 2 and "no_categories" in codes
     assert not checked.images and not checked.annotations and not checked.categories
+
+
+def test_truncated_image_and_zero_boxes_are_errors(tmp_path: Path) -> None:
+    json_path, image_dir = write_dataset(
+        tmp_path, [image(1, "a.jpg"), image(2, "b.jpg")], [], [{"id": 1, "name": "x"}]
+    )
+    pixels = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(image_dir / "b.jpg", quality=95)
+    data = (image_dir / "b.jpg").read_bytes()
+    (image_dir / "b.jpg").write_bytes(data[: len(data) // 3])
+    report = validate_coco(json_path, image_dir)
+    (truncated,) = by_code(report, "image_file_unreadable")
+    assert truncated.image_id == 2 and "b.jpg" in truncated.message
+    assert "truncated" in truncated.message
+    (empty,) = by_code(report, "no_boxes")
+    assert empty.severity == "error" and "nothing to learn" in empty.message
+    assert report.summary.num_images == 1

@@ -48,7 +48,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="train only the head (backbone) or only the class logits, for very small datasets",
     )
     parser.add_argument(
-        "--skip-invalid", action="store_true", help="drop invalid annotations/images with a warning"
+        "--skip-invalid",
+        action="store_true",
+        help="drop the images and annotations `sparsercnn validate` reports as errors, up front "
+        "with one summary line, and replace images that fail to load later (counted as "
+        "skipped_images in metrics.jsonl); without it such data is refused",
     )
     add_device_argument(parser)
     parser.set_defaults(handler=run)

@@ -1,4 +1,5 @@
-"""``sparsercnn validate``: check a COCO dataset before training."""
+"""``sparsercnn validate``: check a COCO dataset before training, with the rules ``train`` and
+``eval`` apply (:mod:`sparsercnn.data.policy`)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "validate",
         help="check a COCO-format dataset (files, ids, boxes) and print a summary",
-        description="Report missing or unreadable images, bad boxes, unknown or duplicate ids, "
-        "and summarise the dataset. Exit code 1 when errors were found.",
+        description="Report missing, undecodable or truncated images, bad boxes, unknown or "
+        "duplicate ids, and summarise the dataset; every image is decoded. What this reports as "
+        "an error, `train` and `eval` refuse. Exit code 1 when errors were found.",
     )
     parser.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
     parser.add_argument("--images", type=Path, required=True, help="image folder")
-    parser.add_argument("--no-image-check", action="store_true", help="skip opening image files")
+    parser.add_argument(
+        "--no-image-check", action="store_true", help="skip opening and decoding image files"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparsercnn.data.validation import validate_coco
+    from sparsercnn.data.dataset_report import validate_coco
 
     report = validate_coco(args.json, args.images, check_images=not args.no_image_check)
     print(report.format())

@@ -4,8 +4,9 @@ folder into :class:`~sparsercnn.structures.Sample` s for training and evaluation
 Rules (spec 1.4): labels are contiguous and ordered by category id
 (:class:`~sparsercnn.data.categories.CategoryMap`); images without boxes are kept; crowd regions
 (``iscrowd=1``) are not training targets; ``bbox`` ``[x, y, w, h]`` becomes float32 absolute
-xyxy; boxes whose width or height is not above 1e-5 after the transform are dropped. The file
-is checked when the dataset is built, with the rules of :mod:`sparsercnn.data.validation`.
+xyxy; boxes whose width or height is not above 1e-5 after the transform are dropped. The data
+is checked when the dataset is built, with the data policy (:mod:`sparsercnn.data.policy`) that
+``sparsercnn validate`` applies.
 """
 
 from __future__ import annotations
@@ -25,51 +26,64 @@ from torch.utils.data import Dataset
 
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.image_io import ImageReadError, load_image
+from sparsercnn.data.policy import (
+    ImageCheck,
+    InvalidDataError,
+    apply_policy,
+    inspect_dataset,
+    read_failure_message,
+)
 from sparsercnn.data.transforms import EMPTY_BOX_THRESHOLD, Transform
 from sparsercnn.data.validation import (
     DEFAULT_CLIP_TOLERANCE,
     REQUIRED_KEYS,
     CheckedCoco,
     DatasetError,
-    Issue,
     check_coco,
-    check_image_files,
-    format_issues,
     load_coco_json,
 )
 from sparsercnn.structures import Sample, Target
 
-__all__ = ["CocoDataset", "DatasetError"]
+__all__ = ["CocoDataset", "DatasetError", "ImageChangedError", "InvalidDataError"]
 
 logger = logging.getLogger(__name__)
 
-# Unreadable images in a row after which the dataset stops substituting the next one and raises.
+# Unreadable images in a row after which the dataset stops replacing them and raises.
 MAX_CONSECUTIVE_READ_FAILURES = 16
-_MAX_LISTED_PROBLEMS = 10
+
+
+class ImageChangedError(DatasetError):
+    """An image that passed the check when the dataset was built failed to load later."""
 
 
 class CocoDataset(Dataset[Sample]):
     """Map-style dataset over a COCO instances file.
 
-    Building it parses the JSON once, checks every entry and that every image file exists
-    (:mod:`~sparsercnn.data.validation`), clips boxes slightly outside their image (with a
-    logged warning), and keeps only compact arrays (no per-annotation Python objects, so
-    forked data-loading workers share them).
+    Building it applies the data policy (:mod:`~sparsercnn.data.policy`): it parses the JSON
+    once, checks every entry and, by default, decodes every image file; boxes slightly outside
+    their image are clipped (with a logged warning). It keeps only compact arrays (no
+    per-annotation Python objects, so forked data-loading workers share them).
 
     Args:
         json_path: COCO instances JSON (``images``, ``annotations``, ``categories``).
         image_dir: folder that ``images[].file_name`` is relative to.
         transform: see :class:`Transform`; ``None`` gives the decoded image as a uint8 tensor.
-        skip_invalid: drop invalid images/annotations with a logged warning instead of raising.
-        check_files: check at construction that every image file exists.
-        skip_unreadable: when an image cannot be read during training, log a warning and return
-            the next readable sample (same seed) instead of raising. Pass ``False`` for
-            evaluation, where a substitute would be scored as the wrong image.
+        skip_invalid: drop the images/annotations with errors up front, with one logged summary
+            line, instead of raising (``--skip-invalid`` on the command line).
+        image_check: how far the image files are checked at construction (see
+            :data:`~sparsercnn.data.policy.ImageCheck`); ``"exists"`` is fast but lets a
+            truncated file through to the first time it is loaded.
+        skip_unreadable: when an image fails to load after construction (it changed on disk),
+            return the next readable sample (same seed) and list the file in
+            ``Sample.replaced_files``, instead of raising :class:`ImageChangedError`. For
+            training with ``--skip-invalid`` only: in evaluation a substitute would be scored
+            as the wrong image.
         clip_tolerance: see :data:`~sparsercnn.data.validation.DEFAULT_CLIP_TOLERANCE`.
 
     Raises:
-        DatasetError: the file is not a COCO instances file, or it has errors and
-            ``skip_invalid`` is false (the message lists the first ones), or nothing is left.
+        InvalidDataError: the data has errors and ``skip_invalid`` is false (the message names
+            every bad file, capped).
+        DatasetError: the file is not a COCO instances file, or no usable image or box is left.
 
     ``dataset[index]`` draws the transform's randomness from Python's global ``random``
     module (which PyTorch seeds in every data-loading worker); ``dataset[index, seed]`` uses
@@ -83,55 +97,22 @@ class CocoDataset(Dataset[Sample]):
         transform: Transform | None = None,
         skip_invalid: bool = False,
         *,
-        check_files: bool = True,
-        skip_unreadable: bool = True,
+        image_check: ImageCheck = "decode",
+        skip_unreadable: bool = False,
         clip_tolerance: float = DEFAULT_CLIP_TOLERANCE,
     ) -> None:
         self.coco_json = Path(json_path)
         self.image_dir = Path(image_dir)
         self.transform = transform
-        self.skip_invalid = skip_invalid
         self.skip_unreadable = skip_unreadable
         self.clip_tolerance = clip_tolerance
-        checked = self._checked(check_files)
+        inspection = inspect_dataset(
+            json_path, image_dir, image_check=image_check, clip_tolerance=clip_tolerance
+        )
+        checked = apply_policy(inspection, skip_invalid=skip_invalid)
         self.category_map = CategoryMap.from_coco(checked.categories)
         self._build_index(checked)
         self._size_warned: set[int] = set()
-
-    def _checked(self, check_files: bool) -> CheckedCoco:
-        """Parse and check the file; raise on errors or drop what they concern."""
-        source = str(self.coco_json)
-        checked = check_coco(
-            load_coco_json(self.coco_json), source, clip_tolerance=self.clip_tolerance
-        )
-        issues = list(checked.issues)
-        if check_files:
-            file_issues = check_image_files(checked.images, self.image_dir, read_headers=False)
-            issues += file_issues
-            missing = {issue.image_id for issue in file_issues if issue.image_id is not None}
-            checked = checked.without_images(missing)
-        errors = [issue for issue in issues if issue.severity == "error"]
-        if errors and not self.skip_invalid:
-            raise DatasetError(_problems_message(source, errors))
-        if errors:
-            logger.warning(
-                "%s: skip_invalid drops %d of %d images and %d of %d annotations because of:\n%s",
-                source,
-                checked.num_images_in_json - len(checked.images),
-                checked.num_images_in_json,
-                checked.num_annotations_in_json - len(checked.annotations),
-                checked.num_annotations_in_json,
-                "\n".join(format_issues(errors, max_per_code=3)),
-            )
-        warnings = [issue for issue in issues if issue.severity == "warning"]
-        if warnings:
-            lines = "\n".join(format_issues(warnings, max_per_code=3))
-            logger.warning("%s: %d warning(s):\n%s", source, len(warnings), lines)
-        if not checked.images:
-            raise DatasetError(f"{source}: no usable image is left (image folder {self.image_dir})")
-        if not checked.categories:
-            raise DatasetError(f"{source}: the file has no valid category")
-        return checked
 
     def _build_index(self, checked: CheckedCoco) -> None:
         """Store images and non-crowd boxes as flat arrays; boxes of image i are in
@@ -160,30 +141,29 @@ class CocoDataset(Dataset[Sample]):
     def __getitem__(self, key: int | tuple[int, int]) -> Sample:
         """The sample at ``key``: an index, or ``(index, seed)`` for a reproducible transform.
 
-        An unreadable image is replaced by the next readable one (with the same seed), see
-        ``skip_unreadable``.
+        Raises:
+            ImageChangedError: the image fails to load (see ``skip_unreadable``), or, with
+                ``skip_unreadable``, so do the next ones, many in a row.
         """
         index, rng = self._parse_key(key)
-        attempts = min(MAX_CONSECUTIVE_READ_FAILURES, len(self))
-        for attempt in range(attempts):
+        replaced: list[str] = []
+        for attempt in range(min(MAX_CONSECUTIVE_READ_FAILURES, len(self))):
             position = (index + attempt) % len(self)
+            file = str(self._file_names[position])
             try:
-                image = load_image(self.image_dir / str(self._file_names[position]))
+                image = load_image(self.image_dir / file)
             except ImageReadError as exc:
+                image_id = int(self._image_ids[position])
+                message = read_failure_message(file, image_id, str(self.coco_json), exc)
                 if not self.skip_unreadable:
-                    raise
-                logger.warning(
-                    "skipping image %d (index %d) of %s: %s; using the next image instead",
-                    self._image_ids[position],
-                    position,
-                    self.coco_json,
-                    exc,
-                )
+                    raise ImageChangedError(message) from exc
+                logger.warning("--skip-invalid: replacing image %d (%r): %s", image_id, file, exc)
+                replaced.append(file)
                 continue
-            return self._sample(position, image, rng)
-        raise DatasetError(
-            f"{attempts} images in a row, from index {index} of {self.coco_json}, could not be "
-            f"read from {self.image_dir} (see the warnings above): check the image folder"
+            return self._sample(position, image, rng, tuple(replaced))
+        raise ImageChangedError(
+            f"{len(replaced)} images in a row, from index {index} of {self.coco_json}, could not "
+            f"be loaded from {self.image_dir} (first {replaced[0]!r}): check the image folder"
         )
 
     def _parse_key(self, key: int | tuple[int, int]) -> tuple[int, random.Random]:
@@ -197,7 +177,9 @@ class CocoDataset(Dataset[Sample]):
             raise IndexError(f"index {index} is out of range for {len(self)} images")
         return index % len(self), rng
 
-    def _sample(self, position: int, image: Image.Image, rng: random.Random) -> Sample:
+    def _sample(
+        self, position: int, image: Image.Image, rng: random.Random, replaced: tuple[str, ...]
+    ) -> Sample:
         start, end = int(self._offsets[position]), int(self._offsets[position + 1])
         boxes = torch.from_numpy(self._boxes[start:end].copy())
         labels = torch.from_numpy(self._labels[start:end].copy())
@@ -219,6 +201,7 @@ class CocoDataset(Dataset[Sample]):
             image_id=int(self._image_ids[position]),
             original_size=original_size,
             file_name=str(self._file_names[position]),
+            replaced_files=replaced,
         )
 
     def _check_size(self, position: int, size: tuple[int, int]) -> None:
@@ -279,18 +262,6 @@ class CocoDataset(Dataset[Sample]):
             "annotations": annotations,
             "categories": checked.categories,
         }
-
-
-def _problems_message(source: str, errors: list[Issue]) -> str:
-    lines = [f"{source}: {len(errors)} problem(s) in the dataset:"]
-    lines += [f"  {issue}" for issue in errors[:_MAX_LISTED_PROBLEMS]]
-    if len(errors) > _MAX_LISTED_PROBLEMS:
-        lines.append(f"  ... and {len(errors) - _MAX_LISTED_PROBLEMS} more")
-    lines.append(
-        "Run `sparsercnn validate` on this dataset for a full report, or pass "
-        "skip_invalid=True to drop the offending images and annotations with a warning."
-    )
-    return "\n".join(lines)
 
 
 def _check_transform_output(image: Tensor, boxes: Tensor, keep: Tensor, num_boxes: int) -> None:

@@ -1,9 +1,11 @@
 """Image decoding: every file becomes an 8-bit RGB PIL image in its display orientation.
 
-The dataset reads pixels only through :func:`load_image`; validation reads sizes through
-:func:`image_size` / :func:`read_image_header`, which parse the file header without decoding the
-pixels. Both apply the EXIF orientation tag, as the reference decoder does (spec 1.1: PIL, RGB,
-EXIF applied), so sizes and pixels agree with what image viewers and annotation tools show.
+The dataset reads pixels only through :func:`load_image`, and so does the data policy's image
+check (:mod:`sparsercnn.data.image_check`), so a file that passes the check loads in training;
+:func:`read_image_header` parses the header alone. Both apply the EXIF orientation tag, as the
+reference decoder does (spec 1.1: PIL, RGB, EXIF applied), so sizes and pixels agree with what
+image viewers and annotation tools show. A truncated file raises: nothing in the package turns on
+Pillow's global ``ImageFile.LOAD_TRUNCATED_IMAGES``, which would fill the missing rows with grey.
 
 Mode conversions done by :func:`to_rgb`:
 

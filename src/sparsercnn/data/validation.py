@@ -1,18 +1,17 @@
-"""Checks of COCO instances files, shared by :func:`validate_coco` and the dataset.
+"""The rules for the entries of a COCO instances file (no file-system access beyond the JSON).
 
-:func:`check_coco` applies the rules to a parsed file and returns the entries that pass (boxes
-slightly outside their image clipped) with an :class:`Issue` for every problem, each naming the
-image id, annotation id and file; :func:`check_image_files` checks the image files.
-:func:`validate_coco` (behind ``sparsercnn validate``) runs both and adds statistics;
-:class:`~sparsercnn.data.coco.CocoDataset` runs the cheap part when it is built.
+:func:`load_coco_json` parses the file and checks its top-level structure; :func:`check_coco`
+applies the rules to the entries and returns those that pass (boxes slightly outside their
+image clipped) with an :class:`Issue` for every problem, each naming the image id, annotation id
+and file. This is the JSON half of the data policy (:mod:`sparsercnn.data.policy`); the image
+files are checked by :mod:`sparsercnn.data.image_check`.
 
 Issue codes. Errors: ``bad_category``, ``duplicate_category_id``, ``no_categories``,
 ``bad_image``, ``duplicate_image_id``, ``bad_annotation``, ``duplicate_annotation_id``,
 ``unknown_image_id``, ``unknown_category_id``, ``malformed_bbox``, ``negative_size``,
-``box_outside_image``, ``image_file_missing``, ``no_image_found``, ``image_file_unreadable``.
-Warnings: ``box_clipped``, ``empty_box`` (zero width or height: dropped, as the reference does,
-spec 1.4; COCO train2017 has two), ``duplicate_category_name``, ``duplicate_file_name``,
-``image_size_mismatch``, ``too_many_boxes``. Info: ``image_without_boxes``.
+``box_outside_image``. Warnings: ``box_clipped``, ``empty_box`` (zero width or height: dropped,
+as the reference does, spec 1.4; COCO train2017 has two), ``duplicate_category_name``,
+``duplicate_file_name``.
 """
 
 from __future__ import annotations
@@ -20,25 +19,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections import Counter
 from collections.abc import Collection, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Literal, TypeGuard
-
-import numpy as np
-
-from sparsercnn.data.categories import CategoryMap
-from sparsercnn.data.image_io import ImageReadError, read_image_header
 
 # How far a box may extend past the image border, as a fraction of the image width (for x) or
 # height (for y), and still be clipped with a warning instead of being rejected.
 DEFAULT_CLIP_TOLERANCE = 0.05
 REQUIRED_KEYS = ("images", "annotations", "categories")
-# COCO evaluation's size ranges (APs / APm / APl), on the box area in px^2.
-SMALL_AREA, LARGE_AREA = 32**2, 96**2
-_HEADER_THREADS = 8
 
 Severity = Literal["error", "warning", "info"]
 
@@ -367,159 +355,6 @@ def _fit_to_image(
     return clipped, f"bbox {bbox} is slightly outside {size}; clipped to {clipped}"
 
 
-def check_image_files(
-    images: Iterable[dict[str, Any]], image_dir: str | os.PathLike[str], *, read_headers: bool
-) -> list[Issue]:
-    """Check that every image file exists and, with ``read_headers``, that its header reads.
-
-    Existence is checked by listing each folder once (cheap even for 100k files). Headers are
-    read with :func:`~sparsercnn.data.image_io.read_image_header` (pixels are not decoded, so a
-    file truncated after its header passes); a size that differs from the JSON's ``width`` /
-    ``height`` after EXIF orientation gives an ``image_size_mismatch`` warning.
-    """
-    root = Path(image_dir)
-    listings: dict[Path, set[str]] = {}
-    issues: list[Issue] = []
-    present: list[tuple[dict[str, Any], Path]] = []
-    images = list(images)
-    for image in images:
-        path = root / image["file_name"]
-        if path.parent not in listings:
-            listings[path.parent] = _list_dir(path.parent)
-        # is_file() as a fallback: case-insensitive file systems and odd names.
-        if path.name in listings[path.parent] or path.is_file():
-            present.append((image, path))
-        else:
-            message = f"image {image['id']}: file {os.fspath(path)!r} does not exist"
-            file = image["file_name"]
-            issues.append(Issue("error", "image_file_missing", message, image["id"], None, file))
-    if len(images) > 1 and not present:
-        message = (
-            f"none of the {len(images)} image files exist under {os.fspath(root)!r} (e.g. "
-            f"{images[0]['file_name']!r}): is the image folder right?"
-        )
-        issues.insert(0, Issue("error", "no_image_found", message))
-    if read_headers and present:
-        with ThreadPoolExecutor(_HEADER_THREADS) as pool:
-            found = pool.map(lambda item: _header_issue(*item), present)
-            issues.extend(issue for issue in found if issue is not None)
-    return issues
-
-
-def _list_dir(folder: Path) -> set[str]:
-    try:
-        return set(os.listdir(folder))
-    except OSError:
-        return set()
-
-
-def _header_issue(image: dict[str, Any], path: Path) -> Issue | None:
-    image_id, file = image["id"], image["file_name"]
-    try:
-        header = read_image_header(path)
-    except ImageReadError as exc:
-        return Issue(
-            "error", "image_file_unreadable", f"image {image_id}: {exc}", image_id, None, file
-        )
-    json_size = (int(image["height"]), int(image["width"]))
-    if (header.height, header.width) == json_size:
-        return None
-    message = (
-        f"image {image_id} ({file!r}): the JSON gives {json_size[1]}x{json_size[0]} (w x h) but "
-        f"the file is {header.width}x{header.height} after EXIF orientation"
-    )
-    if (header.width, header.height) == json_size:
-        message += (
-            f" (EXIF orientation {header.orientation} turns it by 90 degrees; the JSON has the "
-            "stored size, so the annotation tool may have ignored the tag: check a few boxes "
-            "on the images, and remove the tag from the files if the boxes fit the unrotated image)"
-        )
-    return Issue("warning", "image_size_mismatch", message, image_id, None, file)
-
-
-@dataclass
-class DatasetSummary:
-    """Statistics of the entries that pass every check (what ``skip_invalid=True`` trains on).
-
-    Boxes are the non-crowd annotations; sizes use the (clipped) ``bbox`` area, with COCO's
-    ranges: small ``< 32^2``, medium ``[32^2, 96^2)``, large ``>= 96^2`` px^2. The sqrt-area
-    statistics are ``None`` when there is no box.
-    """
-
-    num_images_in_json: int
-    num_annotations_in_json: int
-    num_images: int
-    num_boxes: int
-    num_crowd_boxes: int
-    boxes_per_category: list[tuple[int, str, int]]  # (category id, name, boxes), label order
-    objects_per_image_min: int
-    objects_per_image_mean: float
-    objects_per_image_max: int
-    num_images_without_boxes: int
-    num_small: int
-    num_medium: int
-    num_large: int
-    sqrt_area_min: float | None
-    sqrt_area_median: float | None
-    sqrt_area_max: float | None
-
-    @staticmethod
-    def from_checked(checked: CheckedCoco) -> DatasetSummary:
-        """Compute the statistics of the entries in ``checked``."""
-        boxes = [ann for ann in checked.annotations if not ann.get("iscrowd", 0)]
-        per_image = Counter(ann["image_id"] for ann in boxes)
-        counts = np.array([per_image[image["id"]] for image in checked.images], dtype=np.int64)
-        per_category = Counter(ann["category_id"] for ann in boxes)
-        category_map = CategoryMap.from_coco(checked.categories)
-        areas = np.array([ann["bbox"][2] * ann["bbox"][3] for ann in boxes], dtype=np.float64)
-        sqrt_areas = np.sqrt(areas)
-        has_boxes = areas.size > 0
-        return DatasetSummary(
-            num_images_in_json=checked.num_images_in_json,
-            num_annotations_in_json=checked.num_annotations_in_json,
-            num_images=len(checked.images),
-            num_boxes=len(boxes),
-            num_crowd_boxes=len(checked.annotations) - len(boxes),
-            boxes_per_category=[
-                (cat_id, name, per_category[cat_id])
-                for cat_id, name in zip(category_map.category_ids, category_map.names, strict=True)
-            ],
-            objects_per_image_min=int(counts.min()) if counts.size else 0,
-            objects_per_image_mean=float(counts.mean()) if counts.size else 0.0,
-            objects_per_image_max=int(counts.max()) if counts.size else 0,
-            num_images_without_boxes=int((counts == 0).sum()),
-            num_small=int((areas < SMALL_AREA).sum()),
-            num_medium=int(((areas >= SMALL_AREA) & (areas < LARGE_AREA)).sum()),
-            num_large=int((areas >= LARGE_AREA).sum()),
-            sqrt_area_min=float(sqrt_areas.min()) if has_boxes else None,
-            sqrt_area_median=float(np.median(sqrt_areas)) if has_boxes else None,
-            sqrt_area_max=float(sqrt_areas.max()) if has_boxes else None,
-        )
-
-    def format(self) -> list[str]:
-        """Readable lines, one statistic per line."""
-        s = self
-        lines = [
-            f"images: {s.num_images} usable of {s.num_images_in_json} in the file, "
-            f"{s.num_images_without_boxes} of them without boxes",
-            f"annotations: {s.num_annotations_in_json} in the file; usable: {s.num_boxes} boxes "
-            f"and {s.num_crowd_boxes} crowd regions (not trained on)",
-            f"boxes per image: min {s.objects_per_image_min}, "
-            f"mean {s.objects_per_image_mean:.2f}, max {s.objects_per_image_max}",
-        ]
-        if s.sqrt_area_min is not None:
-            lines.append(
-                f"box size, sqrt(area) px: min {s.sqrt_area_min:.1f}, median "
-                f"{s.sqrt_area_median:.1f}, max {s.sqrt_area_max:.1f}; COCO small {s.num_small}, "
-                f"medium {s.num_medium}, large {s.num_large}"
-            )
-        lines.append(f"boxes per category ({len(s.boxes_per_category)} categories):")
-        lines.append(f"  {'label':>5} {'id':>6} {'boxes':>8}  name")
-        for label, (cat_id, name, count) in enumerate(s.boxes_per_category):
-            lines.append(f"  {label:>5} {cat_id:>6} {count:>8}  {name}")
-        return lines
-
-
 def format_issues(issues: Iterable[Issue], max_per_code: int = 10) -> list[str]:
     """One line per issue, at most ``max_per_code`` per code, then a count of the rest."""
     by_code: dict[str, list[Issue]] = {}
@@ -531,103 +366,3 @@ def format_issues(issues: Iterable[Issue], max_per_code: int = 10) -> list[str]:
         if len(found) > max_per_code:
             lines.append(f"  ... and {len(found) - max_per_code} more [{code}]")
     return lines
-
-
-@dataclass
-class ValidationReport:
-    """What :func:`validate_coco` found: the issues and the statistics of the usable data."""
-
-    json_path: str
-    image_dir: str
-    issues: list[Issue]
-    summary: DatasetSummary
-
-    @property
-    def errors(self) -> list[Issue]:
-        return [issue for issue in self.issues if issue.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Issue]:
-        return [issue for issue in self.issues if issue.severity == "warning"]
-
-    @property
-    def infos(self) -> list[Issue]:
-        return [issue for issue in self.issues if issue.severity == "info"]
-
-    @property
-    def ok(self) -> bool:
-        """True when there is no error (warnings do not stop training)."""
-        return not self.errors
-
-    def format(self, max_per_code: int = 10) -> str:
-        """The report as readable multi-line text (at most ``max_per_code`` issues per code)."""
-        lines = [f"dataset {self.json_path} (images in {self.image_dir})"]
-        lines += [f"  {line}" for line in self.summary.format()]
-        for title, found, limit in (
-            ("errors", self.errors, max_per_code),
-            ("warnings", self.warnings, max_per_code),
-            ("info", self.infos, min(max_per_code, 3)),
-        ):
-            if found:
-                lines.append(f"{len(found)} {title}:")
-                lines += format_issues(found, limit)
-        if self.ok:
-            lines.append("OK: no errors.")
-        else:
-            lines.append(
-                f"FAILED: {len(self.errors)} error(s). Fix the file, or train with "
-                "skip_invalid=True to drop the offending images and annotations."
-            )
-        return "\n".join(lines)
-
-
-def validate_coco(
-    json_path: str | os.PathLike[str],
-    image_dir: str | os.PathLike[str],
-    check_images: bool = True,
-    clip_tolerance: float = DEFAULT_CLIP_TOLERANCE,
-    num_proposals: int | None = None,
-) -> ValidationReport:
-    """Check a COCO instances dataset and describe it.
-
-    Args:
-        json_path: the COCO instances JSON file.
-        image_dir: the folder that ``images[].file_name`` is relative to.
-        check_images: also check that every image file exists and that its header reads, and
-            compare its size with the JSON (no pixel decoding).
-        clip_tolerance: see :data:`DEFAULT_CLIP_TOLERANCE`.
-        num_proposals: if given, warn about images with more boxes than proposals (every box
-            needs its own proposal in the matching, spec 7.1).
-
-    Returns:
-        The report; its summary counts only the entries that pass every check.
-
-    Raises:
-        DatasetError: the file is missing, not JSON, or not a COCO instances file.
-    """
-    checked = check_coco(
-        load_coco_json(json_path), os.fspath(json_path), clip_tolerance=clip_tolerance
-    )
-    issues = list(checked.issues)
-    if check_images:
-        file_issues = check_image_files(checked.images, image_dir, read_headers=True)
-        issues += file_issues
-        unusable = {
-            i.image_id for i in file_issues if i.severity == "error" and i.image_id is not None
-        }
-        checked = checked.without_images(unusable)
-    per_image = Counter(ann["image_id"] for ann in checked.annotations if not ann.get("iscrowd", 0))
-    for image in checked.images:
-        image_id, file, count = image["id"], image["file_name"], per_image[image["id"]]
-        if count == 0:
-            message = f"image {image_id} ({file!r}) has no boxes (kept as a negative example)"
-            issues.append(Issue("info", "image_without_boxes", message, image_id, None, file))
-        elif num_proposals is not None and count > num_proposals:
-            message = (
-                f"image {image_id} ({file!r}) has {count} boxes, more than the {num_proposals} "
-                "proposals (each box needs its own): use more proposals"
-            )
-            issues.append(Issue("warning", "too_many_boxes", message, image_id, None, file))
-    return ValidationReport(
-        os.fspath(json_path), os.fspath(image_dir), issues, DatasetSummary.from_checked(checked)
-    )

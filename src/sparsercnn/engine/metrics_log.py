@@ -2,8 +2,11 @@
 file ``metrics.jsonl`` they go to.
 
 Each training record is ``{"iter", "lr", "loss", <every loss term>, "grad_norm", "time",
-"data_time", "images_per_s", "skipped"}`` averaged over the steps since the previous record;
-evaluation records are ``{"iter", "eval": {...}}``. ``iter`` counts optimiser steps taken.
+"data_time", "images_per_s", "skipped", "skipped_images"}`` averaged over the steps since the
+previous record, except the counts ``skipped`` (steps skipped for a non-finite loss) and
+``skipped_images`` (images that failed to load and were replaced, ``--skip-invalid``), which
+are summed; evaluation records are ``{"iter", "eval": {...}}``. ``iter`` counts optimiser steps
+taken. In multi-process training the counts are this process's (rank 0's).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class StepStats:
         seconds: wall-clock duration of the step, data loading included.
         data_seconds: time spent waiting for batches.
         applied: False when the step was skipped (non-finite loss or gradient norm).
+        skipped_images: images of the step's batches that failed to load and were replaced
+            (``Batch.replaced_files``).
     """
 
     terms: dict[str, float]
@@ -41,6 +46,7 @@ class StepStats:
     seconds: float
     data_seconds: float
     applied: bool
+    skipped_images: int = 0
 
 
 @dataclass
@@ -62,7 +68,8 @@ class LogWindow:
         return out
 
     def timing(self, images_per_step: int) -> dict[str, Any]:
-        """Mean step time, data time, throughput and the number of skipped steps."""
+        """Mean step time, data time and throughput; the numbers of skipped steps and of
+        replaced images."""
         count = max(len(self.steps), 1)
         seconds = sum(s.seconds for s in self.steps) / count
         return {
@@ -70,6 +77,7 @@ class LogWindow:
             "data_time": sum(s.data_seconds for s in self.steps) / count,
             "images_per_s": images_per_step / seconds if seconds > 0 else None,
             "skipped": sum(not s.applied for s in self.steps),
+            "skipped_images": sum(s.skipped_images for s in self.steps),
         }
 
 

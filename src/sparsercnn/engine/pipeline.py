@@ -111,12 +111,20 @@ def train_from_coco(
     skip_invalid: bool = False,
     dist_info: DistInfo | None = None,
 ) -> TrainResult:
-    """Train on a COCO-format dataset; ``model.num_classes`` is taken from the dataset."""
+    """Train on a COCO-format dataset; ``model.num_classes`` is taken from the dataset.
+
+    The data policy (:mod:`sparsercnn.data.policy`) runs before the model is built: data with
+    errors is refused (:class:`~sparsercnn.data.policy.InvalidDataError`, every bad file named),
+    or with ``skip_invalid`` its bad images and annotations are dropped up front, and an image
+    that fails to load later is then replaced and counted (``skipped_images`` in
+    ``metrics.jsonl``) instead of stopping the run.
+    """
     train_set = CocoDataset(
         train_json,
         train_images,
         transform=build_train_transform(cfg.input),
         skip_invalid=skip_invalid,
+        skip_unreadable=skip_invalid,
     )
     num_classes = train_set.category_map.num_classes
     if cfg.model.num_classes != num_classes:
@@ -129,7 +137,7 @@ def train_from_coco(
         cfg = cfg.apply_overrides([f"model.num_classes={num_classes}"])
     val_set = None
     if val_json is not None and val_images is not None:
-        val_set = evaluation_dataset(val_json, val_images, cfg)
+        val_set = evaluation_dataset(val_json, val_images, cfg, skip_invalid=skip_invalid)
         check_same_categories(train_set.category_map, val_set.category_map, str(val_json))
     trainer = Trainer(
         cfg,
@@ -143,13 +151,16 @@ def train_from_coco(
     return trainer.train()
 
 
-def evaluation_dataset(json_path: str | Path, image_dir: str | Path, cfg: Config) -> CocoDataset:
-    """A COCO dataset with ``cfg``'s test transform: what evaluation and its plots see."""
+def evaluation_dataset(
+    json_path: str | Path, image_dir: str | Path, cfg: Config, *, skip_invalid: bool = False
+) -> CocoDataset:
+    """A COCO dataset with ``cfg``'s test transform: what evaluation and its plots see.
+
+    Its images are checked up front (the data policy, :mod:`sparsercnn.data.policy`): invalid
+    ones are an error naming them, or dropped with ``skip_invalid``; none is swapped later.
+    """
     return CocoDataset(
-        json_path,
-        image_dir,
-        transform=build_test_transform(cfg.input),
-        skip_unreadable=False,
+        json_path, image_dir, transform=build_test_transform(cfg.input), skip_invalid=skip_invalid
     )
 
 

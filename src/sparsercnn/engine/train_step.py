@@ -126,12 +126,14 @@ class TrainStep:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         data_seconds = 0.0
+        skipped_images = 0
         totals: list[Tensor] = []
         terms: dict[str, Tensor] = {}
         for micro in range(self.grad_accum_steps):
             data_start = time.perf_counter()
             batch = next(loader)
             data_seconds += time.perf_counter() - data_start
+            skipped_images += len(batch.replaced_files)
             with self._sync_context(last=micro == self.grad_accum_steps - 1):
                 loss = self._forward_backward(batch)
             if loss is None:  # non-finite matching cost: the step will be skipped
@@ -153,6 +155,7 @@ class TrainStep:
             seconds=time.perf_counter() - start,
             data_seconds=data_seconds,
             applied=applied,
+            skipped_images=skipped_images,
         )
 
     def _sync_context(self, last: bool) -> AbstractContextManager[Any]:

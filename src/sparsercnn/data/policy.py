@@ -1,0 +1,234 @@
+"""The data policy: which images and annotations of a COCO dataset are used, decided once.
+
+``sparsercnn validate`` (through :func:`~sparsercnn.data.dataset_report.validate_coco`),
+training, evaluation and :class:`~sparsercnn.data.coco.CocoDataset` all call
+:func:`inspect_dataset`, so what ``validate`` calls an error is what ``train`` and ``eval``
+refuse. Each finding is an :class:`~sparsercnn.data.validation.Issue`:
+
+- error: an entry that cannot be used as given (the JSON rules of
+  :mod:`~sparsercnn.data.validation`; a missing, undecodable or truncated image file,
+  :mod:`~sparsercnn.data.image_check`), or ``no_boxes``: no usable box in the whole file,
+  nothing to learn or to evaluate against;
+- warning: used after a fix (a clipped box, a zero-size box dropped) or as it is (a size that
+  disagrees with the JSON, ``too_many_boxes``, repeated names);
+- info: ``image_without_boxes``, kept as a negative example.
+
+:func:`apply_policy` then raises :class:`InvalidDataError`, naming every bad file (capped), or,
+with ``--skip-invalid`` (``skip_invalid=True`` in Python), drops the images and annotations
+concerned up front and logs one summary line. ``no_boxes`` and an empty remainder are never
+skipped. After this check a file that fails to load (changed on disk) stops the run
+(:func:`read_failure_message`), unless the training set was built with ``--skip-invalid``:
+then the sample is replaced and the replacement counted (``skipped_images`` in
+``metrics.jsonl``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Literal
+
+from sparsercnn.data.image_check import check_image_files
+from sparsercnn.data.validation import (
+    DEFAULT_CLIP_TOLERANCE,
+    CheckedCoco,
+    DatasetError,
+    Issue,
+    check_coco,
+    format_issues,
+    load_coco_json,
+)
+
+logger = logging.getLogger(__name__)
+
+ImageCheck = Literal["none", "exists", "decode"]
+"""How far image files are checked up front: not at all, that they exist, or fully decoded."""
+
+SKIP_INVALID_HINT = "pass --skip-invalid to `sparsercnn train` (skip_invalid=True in Python)"
+# Issues about the dataset as a whole: --skip-invalid cannot drop them away.
+_DATASET_CODES = frozenset({"no_boxes"})
+_MAX_LISTED_ISSUES = 10
+_MAX_LISTED_FILES = 20
+
+
+class InvalidDataError(DatasetError):
+    """A dataset has errors and ``--skip-invalid`` was not given; the message names every bad
+    file (capped with a count) and says how to go on."""
+
+
+@dataclass
+class Inspection:
+    """What :func:`inspect_dataset` found.
+
+    Attributes:
+        source: the JSON file, for messages.
+        image_dir: the image folder.
+        checked: the entries that pass every check (what ``--skip-invalid`` keeps).
+        issues: every finding: the JSON rules', the image files', then what is left to learn
+            from, each in file order.
+    """
+
+    source: str
+    image_dir: str
+    checked: CheckedCoco
+    issues: list[Issue]
+
+    @property
+    def errors(self) -> list[Issue]:
+        return [issue for issue in self.issues if issue.severity == "error"]
+
+
+def inspect_dataset(
+    json_path: str | os.PathLike[str],
+    image_dir: str | os.PathLike[str],
+    *,
+    image_check: ImageCheck = "decode",
+    clip_tolerance: float = DEFAULT_CLIP_TOLERANCE,
+    num_proposals: int | None = None,
+) -> Inspection:
+    """Check a COCO dataset's JSON entries, its image files and what is left to learn from.
+
+    Args:
+        json_path: the COCO instances JSON file.
+        image_dir: the folder that ``images[].file_name`` is relative to.
+        image_check: see :data:`ImageCheck`; ``"decode"`` reads every pixel, in parallel.
+        clip_tolerance: see :data:`~sparsercnn.data.validation.DEFAULT_CLIP_TOLERANCE`.
+        num_proposals: if given, warn about images with more boxes than proposals (every box
+            needs its own proposal in the matching, spec 7.1).
+
+    Raises:
+        DatasetError: the file is missing, not JSON, or not a COCO instances file.
+    """
+    source = os.fspath(json_path)
+    checked = check_coco(load_coco_json(json_path), source, clip_tolerance=clip_tolerance)
+    issues = list(checked.issues)
+    if image_check != "none":
+        start = time.perf_counter()
+        file_issues = check_image_files(checked.images, image_dir, decode=image_check == "decode")
+        if image_check == "decode":
+            seconds = time.perf_counter() - start
+            logger.info("%s: decoded %d images in %.1f s", source, len(checked.images), seconds)
+        issues += file_issues
+        bad = {i.image_id for i in file_issues if i.severity == "error" and i.image_id is not None}
+        checked = checked.without_images(bad)
+    issues += _content_issues(checked, source, num_proposals)
+    return Inspection(source, os.fspath(image_dir), checked, issues)
+
+
+def _content_issues(checked: CheckedCoco, source: str, num_proposals: int | None) -> list[Issue]:
+    """``no_boxes`` (error), ``too_many_boxes`` (warning), ``image_without_boxes`` (info)."""
+    per_image = Counter(ann["image_id"] for ann in checked.annotations if not ann.get("iscrowd", 0))
+    issues: list[Issue] = []
+    if checked.images and not per_image:
+        message = (
+            f"{source}: no usable box ({checked.num_annotations_in_json} annotation(s) in the "
+            "file, none usable and not crowd): nothing to learn or evaluate against; check that "
+            "'annotations' is filled and refers to the ids in 'images'"
+        )
+        issues.append(Issue("error", "no_boxes", message))
+    for image in checked.images:
+        image_id, file, count = image["id"], image["file_name"], per_image[image["id"]]
+        if count == 0:
+            message = f"image {image_id} ({file!r}) has no boxes (kept as a negative example)"
+            issues.append(Issue("info", "image_without_boxes", message, image_id, None, file))
+        elif num_proposals is not None and count > num_proposals:
+            message = (
+                f"image {image_id} ({file!r}) has {count} boxes, more than the {num_proposals} "
+                "proposals (each box needs its own): use more proposals"
+            )
+            issues.append(Issue("warning", "too_many_boxes", message, image_id, None, file))
+    return issues
+
+
+def apply_policy(inspection: Inspection, *, skip_invalid: bool) -> CheckedCoco:
+    """The entries to use, or an error; logs what was dropped, the warnings and the empty images.
+
+    Args:
+        inspection: from :func:`inspect_dataset`.
+        skip_invalid: drop the images and annotations with errors (one summary line) instead
+            of raising.
+
+    Raises:
+        InvalidDataError: there are errors and ``skip_invalid`` is false.
+        DatasetError: no usable image, category or box is left.
+    """
+    source, checked = inspection.source, inspection.checked
+    errors = [issue for issue in inspection.errors if issue.code not in _DATASET_CODES]
+    if errors and not skip_invalid:
+        raise InvalidDataError(_refusal_message(inspection.source, inspection.image_dir, errors))
+    if errors:
+        logger.warning("%s", _dropped_summary(source, checked, errors))
+    warnings = [issue for issue in inspection.issues if issue.severity == "warning"]
+    if warnings:
+        lines = "\n".join(format_issues(warnings, max_per_code=3))
+        logger.warning("%s: %d warning(s):\n%s", source, len(warnings), lines)
+    empty = sum(issue.code == "image_without_boxes" for issue in inspection.issues)
+    if empty:
+        logger.info(
+            "%s: %d of %d images have no boxes (kept as negative examples)",
+            source,
+            empty,
+            len(checked.images),
+        )
+    if not checked.images:
+        raise DatasetError(
+            f"{source}: no usable image is left (image folder {inspection.image_dir})"
+        )
+    if not checked.categories:
+        raise DatasetError(f"{source}: the file has no valid category")
+    for issue in inspection.errors:
+        if issue.code in _DATASET_CODES:
+            raise DatasetError(issue.message)
+    return checked
+
+
+def _refusal_message(source: str, image_dir: str, errors: list[Issue]) -> str:
+    """Why a dataset is refused: every bad file (capped), the first issues, what to do."""
+    files = list(dict.fromkeys(issue.file for issue in errors if issue.file is not None))
+    lines = [f"{source}: {len(errors)} error(s) in the dataset (images in {image_dir})"]
+    if files:
+        listed = ", ".join(files[:_MAX_LISTED_FILES])
+        more = (
+            f" and {len(files) - _MAX_LISTED_FILES} more" if len(files) > _MAX_LISTED_FILES else ""
+        )
+        lines.append(f"  bad files ({len(files)}): {listed}{more}")
+    lines += [f"  {issue}" for issue in errors[:_MAX_LISTED_ISSUES]]
+    if len(errors) > _MAX_LISTED_ISSUES:
+        lines.append(f"  ... and {len(errors) - _MAX_LISTED_ISSUES} more")
+    lines.append(
+        f"Fix or remove them (`sparsercnn validate --json {source} --images {image_dir}` lists "
+        f"all), or {SKIP_INVALID_HINT} to drop them up front."
+    )
+    return "\n".join(lines)
+
+
+def _dropped_summary(source: str, checked: CheckedCoco, errors: list[Issue]) -> str:
+    """One line: how many images and annotations ``--skip-invalid`` dropped, and why."""
+    by_code: dict[str, list[str]] = {}
+    for issue in errors:
+        ann = issue.annotation_id
+        what = f"annotation {ann}" if ann is not None else issue.file or ""
+        by_code.setdefault(issue.code, []).append(what)
+    reasons = []
+    for code, whats in by_code.items():
+        named = [what for what in dict.fromkeys(whats) if what][:3]
+        more = ", ..." if len(set(whats)) > len(named) else ""
+        reasons.append(f"{len(whats)} {code}" + (f" ({', '.join(named)}{more})" if named else ""))
+    return (
+        f"{source}: --skip-invalid dropped {checked.num_images_in_json - len(checked.images)} of "
+        f"{checked.num_images_in_json} images and "
+        f"{checked.num_annotations_in_json - len(checked.annotations)} of "
+        f"{checked.num_annotations_in_json} annotations: {'; '.join(reasons)}"
+    )
+
+
+def read_failure_message(file: str, image_id: int, source: str, error: Exception) -> str:
+    """Why training or evaluation stops when an image that passed the check fails to load."""
+    return (
+        f"image {image_id} ({file!r}) of {source} could not be loaded: {error}. It passed the "
+        "check when the dataset was built, so it changed on disk since; restore or fix it, or "
+        f"{SKIP_INVALID_HINT} to replace such images and count them in metrics.jsonl"
+    )
