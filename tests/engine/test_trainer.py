@@ -20,7 +20,7 @@ from sparsercnn.data.loader import build_train_loader
 from sparsercnn.data.transforms import build_test_transform, build_train_transform
 from sparsercnn.engine import train_step
 from sparsercnn.engine.checkpoint import LAST_CHECKPOINT_FILE, load_training_checkpoint
-from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, TimeBudget
+from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, BudgetedSchedule, TimeBudget
 from sparsercnn.engine.train_step import NonFiniteLossError
 from sparsercnn.engine.trainer import Trainer
 from sparsercnn.loss import NonFiniteCostError, SetLoss
@@ -104,7 +104,7 @@ def test_resume_continues_bit_identically(
     short = copy.deepcopy(cfg)
     short.train.max_iter = 2
     _trainer(tiny_coco, short, tmp_path / "resumed").train()
-    with caplog.at_level(logging.INFO, logger="sparsercnn.engine.trainer"):
+    with caplog.at_level(logging.INFO, logger="sparsercnn.engine"):
         result = _trainer(tiny_coco, cfg, tmp_path / "resumed", resume=True).train()
     assert result.iteration == 4
     assert "schedule extended on resume: max_iter 2 -> 4" in caplog.text
@@ -224,7 +224,7 @@ def test_time_budget_shortens_the_schedule(tiny_coco: TinyCoco, tmp_path: Path) 
     cfg.train.steps = (800, 900)
     cfg.train.warmup_iters = 100
     trainer = _trainer(tiny_coco, cfg, tmp_path, time_budget_minutes=1.0)
-    trainer.budget = _VirtualClockBudget(10.0)
+    trainer.budget = BudgetedSchedule(_VirtualClockBudget(10.0), trainer.cfg.train)
     result = trainer.train()
 
     # Measured after 3 iterations (1 skipped, 2 averaged): 1 s each. Left: 10 - 3 s, minus the
