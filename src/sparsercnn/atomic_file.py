@@ -97,8 +97,9 @@ def ensure_writable_dir(directory: str | Path) -> Path:
         with tempfile.TemporaryFile(dir=directory):
             pass
     except (FileExistsError, NotADirectoryError) as error:
+        blocker = next(p for p in directory.parents if p.exists() and not p.is_dir())
         raise NotADirectoryError(
-            f"cannot create output folder {directory}: {error.filename} is a file, not a folder; "
+            f"cannot create output folder {directory}: {blocker} is a file, not a folder; "
             "choose another folder path"
         ) from error
     except OSError as error:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import pickle
 import re
+import sys
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -148,7 +149,25 @@ def _save_payload(payload: dict[str, Any], path: Path) -> None:
     # Through a file object: torch.save names the archive inside the zip after a path's file name
     # (here the random temporary one), which would make equal checkpoints differ in bytes.
     with open(path, "wb") as handle:
-        torch.save(payload, handle)
+        torch.save(_by_value(payload), handle)
+
+
+def _by_value(value: Any) -> Any:
+    """``value`` rebuilt with every string interned, so that its pickle depends on values only.
+
+    Pickle writes an object it has seen as a reference to it: a key that is one string object in
+    a fresh run (``"lr"`` in the config and the optimizer) but two equal ones in a resumed run
+    (one read back from the checkpoint) would otherwise change the bytes.
+    """
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        return {_by_value(key): _by_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_by_value(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_by_value(item) for item in value)
+    return value
 
 
 def prune_checkpoints(directory: str | Path, keep: int) -> list[Path]:
