@@ -22,6 +22,7 @@ from sparsercnn.engine.checkpoint import (
     find_last_checkpoint,
     list_checkpoints,
     load_training_checkpoint,
+    log_config_changes,
     save_training_checkpoint,
 )
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
@@ -207,3 +208,13 @@ def test_equal_states_give_equal_bytes(tmp_path: Path) -> None:
     first = _save(tmp_path / "a", 3, rng=[{"seed": torch.tensor([1, 2])}])
     second = _save(tmp_path / "b", 3, rng=[{"seed": torch.tensor([1, 2])}])
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_config_changes_on_resume_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    saved, current = Config(), Config()
+    saved.train.max_iter, current.train.max_iter = 2, 4
+    current.model.dropout = 0.5
+    with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
+        log_config_changes(saved, current)
+    assert "schedule extended on resume: max_iter 2 -> 4" in caplog.text
+    assert "resuming with changed model settings: ['dropout']" in caplog.text

@@ -9,6 +9,7 @@ byte for byte.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -28,6 +29,7 @@ OVERRIDES = [
     "input.test_min_size=64",
     "input.test_max_size=96",
     "train.batch_size=1",
+    "train.grad_accum_steps=2",  # the data order spans micro-batches
     "train.num_workers=0",
     f"train.max_iter={MAX_ITER}",
     "train.log_period=1",
@@ -108,3 +110,8 @@ class TrainingRun:
 
     def file(self, name: str) -> Path:
         return self.output_dir / name
+
+    def losses(self) -> list[tuple[int, float]]:
+        """``(iteration, loss)`` of every training record of ``metrics.jsonl``."""
+        records = [json.loads(line) for line in self.file("metrics.jsonl").read_text().splitlines()]
+        return [(record["iter"], record["loss"]) for record in records if "loss" in record]
