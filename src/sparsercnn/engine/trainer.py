@@ -5,7 +5,7 @@
 (each one a :class:`~sparsercnn.engine.train_step.TrainStep`: accumulation, mixed precision,
 clipping, non-finite guard) with warm-up and step decay of the learning rate, periodic
 checkpoints and evaluation, an optional wall-clock budget, metrics in ``metrics.jsonl`` and model
-files at the end. A run resumed from its last checkpoint continues bit-identically on the CPU.
+files at the end. A run resumed from a checkpoint continues bit-identically on the CPU.
 """
 
 from __future__ import annotations
@@ -133,10 +133,15 @@ class Trainer:
         self.last_losses: dict[str, float] = {}
         if resume:
             self._resume(self.output_dir if resume is True else Path(resume))
+        self.step = self._build_step()
+
+    def _build_step(self) -> TrainStep:
+        """One optimiser step, on the DDP-wrapped model in a multi-process run (wrapped after
+        resuming: DDP broadcasts rank 0's weights when it wraps)."""
         train = self.cfg.train
         # Without deep supervision the earlier stages' heads get no gradient.
         unused = not self.cfg.loss.deep_supervision
-        self.step = TrainStep(
+        return TrainStep(
             wrap_ddp(self.model, self.dist, find_unused_parameters=unused),
             build_criterion(self.cfg),
             self.optimizer,
@@ -237,7 +242,6 @@ class Trainer:
         """
         train = self.cfg.train
         if self.dist.is_main:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
             self._write_config()
             self.metrics.start(self.iteration)
         self._log_setup()
