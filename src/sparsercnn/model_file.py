@@ -2,7 +2,8 @@
 
 The file's metadata carries ``format`` ("sparsercnn"), ``format_version``, ``config`` (the resolved
 :class:`~sparsercnn.config.Config` as JSON) and ``categories`` (the label map: contiguous label ->
-dataset category id and name). Loading never unpickles anything.
+dataset category id and name). Loading never unpickles anything. The same weights, config and
+label map always give the same bytes.
 """
 
 from __future__ import annotations
@@ -57,8 +58,30 @@ def save_model_file(
         "categories": json.dumps(categories.to_dict()),
     }
     tensors = model_state_dict(model)
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+
+    def write(tmp: Path) -> None:
+        save_file(tensors, str(tmp), metadata=metadata)
+        _sort_header(tmp)
+
+    atomic_write(path, write)
     return path
+
+
+def _sort_header(path: Path) -> None:
+    """Rewrite a safetensors file's JSON header with sorted keys, in place.
+
+    safetensors writes its metadata in hash-map order, which changes from one process to the
+    next, so that equal models would differ in bytes. Sorting keeps the header's length (the same
+    entries, compact JSON, padded with spaces as before) and every tensor's data offsets.
+    """
+    with open(path, "r+b") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(size))
+        text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        encoded = text.encode("utf-8")
+        assert len(encoded) <= size, "sorted safetensors header longer than the original"
+        handle.seek(8)
+        handle.write(encoded.ljust(size))
 
 
 def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, CategoryMap]:

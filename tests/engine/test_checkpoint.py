@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import random
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pytest
@@ -17,13 +18,14 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine import checkpoint as checkpoint_module
 from sparsercnn.engine.checkpoint import (
     LAST_CHECKPOINT_FILE,
+    DamagedCheckpointError,
     find_last_checkpoint,
     list_checkpoints,
     load_training_checkpoint,
-    restore_rng_states,
-    rng_states,
+    log_config_changes,
     save_training_checkpoint,
 )
+from sparsercnn.engine.rng_state import restore_rng_states, rng_states
 
 CATEGORIES = CategoryMap([1, 2], ["cat", "dog"])
 
@@ -97,13 +99,14 @@ def test_failed_write_leaves_no_partial_file(
 ) -> None:
     _save(tmp_path, 1)
 
-    def broken_save(obj: object, path: Path) -> None:
-        Path(path).write_bytes(b"PK\x03\x04 half a checkpoint")
-        raise OSError("disk full")
+    def broken_save(obj: object, handle: BinaryIO) -> None:
+        handle.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpoint_module.torch, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OSError, match=r"checkpoint_0000002\.pt \(No space left") as caught:
         _save(tmp_path, 2)
+    assert caught.value.errno == errno.ENOSPC
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "checkpoint_0000001.pt",
         LAST_CHECKPOINT_FILE,
@@ -147,7 +150,9 @@ def test_truncated_file_gives_clear_error(tmp_path: Path) -> None:
     path = _save(tmp_path, 4)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match=r"checkpoint_0000004\.pt is damaged.*earlier checkpoint"):
+    with pytest.raises(DamagedCheckpointError, match=r"checkpoint_0000004\.pt is damaged"):
+        load_training_checkpoint(path)
+    with pytest.raises(DamagedCheckpointError, match=r"every training checkpoint.*_0000004\.pt"):
         load_training_checkpoint(tmp_path)
 
 
@@ -175,3 +180,41 @@ def test_pickle_that_runs_code_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not loaded"):
         load_training_checkpoint(path)
     assert not marker.exists()
+
+
+def test_damaged_newest_falls_back_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _save(tmp_path, 3)
+    _save(tmp_path, 5)
+    newest = _save(tmp_path, 7)
+    newest.write_bytes(newest.read_bytes()[:100])
+    (tmp_path / "checkpoint_0000005.pt").write_bytes(b"")
+    with caplog.at_level("WARNING"):
+        state = load_training_checkpoint(tmp_path)
+    assert state["iteration"] == 3
+    assert "checkpoint_0000007.pt" in caplog.text and "checkpoint_0000005.pt" in caplog.text
+    assert "resuming from checkpoint_0000003.pt" in caplog.text
+
+
+def test_model_file_is_not_a_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "model_final.safetensors"
+    path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    with pytest.raises(ValueError, match=r"model_final\.safetensors is a model file.*--init-from"):
+        load_training_checkpoint(path)
+
+
+def test_equal_states_give_equal_bytes(tmp_path: Path) -> None:
+    first = _save(tmp_path / "a", 3, rng=[{"seed": torch.tensor([1, 2])}])
+    second = _save(tmp_path / "b", 3, rng=[{"seed": torch.tensor([1, 2])}])
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_config_changes_on_resume_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    saved, current = Config(), Config()
+    saved.train.max_iter, current.train.max_iter = 2, 4
+    current.model.dropout = 0.5
+    with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
+        log_config_changes(saved, current)
+    assert "schedule extended on resume: max_iter 2 -> 4" in caplog.text
+    assert "resuming with changed model settings: ['dropout']" in caplog.text

@@ -1,4 +1,5 @@
-"""TimeBudget: measurement window, stop decision; the evaluation-time guess."""
+"""TimeBudget: measurement window, stop decision; the evaluation-time guess; the periodic work's
+share of the budget and the schedule refit of a run."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import time
 
 import pytest
 
+from sparsercnn.config import TrainConfig
 from sparsercnn.engine.time_budget import (
     EVAL_OVERHEAD_S,
+    FINISH_OVERHEAD_S,
+    BudgetedSchedule,
+    PeriodicWork,
     TimeBudget,
     estimate_eval_seconds,
 )
@@ -43,3 +48,39 @@ def test_eval_estimate_scales_with_images() -> None:
     large = estimate_eval_seconds(2.0, images_per_iter=4, num_eval_images=1000)
     assert small > EVAL_OVERHEAD_S
     assert large - EVAL_OVERHEAD_S == pytest.approx(100 * (small - EVAL_OVERHEAD_S))
+
+
+def _work(eval_seconds: float | None, eval_images: int | None = 10) -> PeriodicWork:
+    return PeriodicWork(
+        checkpoint_period=10,
+        checkpoint_seconds=3.0,
+        eval_period=20,
+        eval_seconds=eval_seconds,
+        eval_images=eval_images,
+        images_per_iter=2,
+    )
+
+
+def test_periodic_work_reserve_and_spread() -> None:
+    unmeasured = _work(eval_seconds=None)
+    guess = estimate_eval_seconds(1.0, images_per_iter=2, num_eval_images=10)
+    assert unmeasured.end_reserve(1.0) == pytest.approx(3.0 + FINISH_OVERHEAD_S + guess)
+    measured = _work(eval_seconds=8.0)
+    assert measured.end_reserve(1.0) == pytest.approx(3.0 + FINISH_OVERHEAD_S + 8.0)
+    assert measured.cost_per_iter(1.0) == pytest.approx(1.0 + 3.0 / 10 + 8.0 / 20)
+    no_eval = _work(eval_seconds=None, eval_images=None)
+    assert no_eval.end_reserve(1.0) == pytest.approx(3.0 + FINISH_OVERHEAD_S)
+
+
+def test_budgeted_schedule_shortens_the_configured_schedule_then_stops() -> None:
+    train = TrainConfig(max_iter=1000, steps=(800, 900), warmup_iters=100, checkpoint_period=0)
+    budget = TimeBudget(20.0, time.perf_counter(), skip_iters=0, measure_iters=2)
+    schedule = BudgetedSchedule(budget, train)
+    work = _work(eval_seconds=None, eval_images=None)
+    assert schedule.after_step(0.5, iteration=1, work=work) == (False, False)
+    refitted, stop = schedule.after_step(0.5, iteration=2, work=work)
+    # About 20 - 2 (reserve) seconds left at 0.5 s per iteration (plus the checkpoint share).
+    assert refitted and not stop and 2 < train.max_iter < 40
+    assert train.steps == (round(800 * train.max_iter / 1000), round(900 * train.max_iter / 1000))
+    budget.start -= 30.0  # the budget is spent
+    assert schedule.after_step(0.5, iteration=3, work=work) == (False, True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from sparsercnn.cli.common import add_config_arguments, add_device_argument, resolve_config
@@ -24,7 +25,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--val-images", type=Path, help="validation image folder")
     parser.add_argument("--output-dir", type=Path, required=True, help="run folder")
     add_config_arguments(parser, default_preset=None)
-    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        type=Path,
+        metavar="CHECKPOINT",
+        help="continue the run in --output-dir from its newest readable checkpoint, or from "
+        "CHECKPOINT (a checkpoint_*.pt of a run with the same model and classes)",
+    )
     parser.add_argument(
         "--time-budget",
         type=float,
@@ -67,12 +77,14 @@ def run(args: argparse.Namespace) -> int:
     if (args.val_json is None) != (args.val_images is None):
         raise ValueError("give both --val-json and --val-images, or neither")
     cfg = resolve_config(args)
+    # Typed values go into the config as they are (a checkpoint named "2024" stays a string).
     weights = {
-        "train.init_from": args.init_from,
-        "train.backbone_weights": args.backbone_weights,
-        "train.freeze": args.freeze,
+        "init_from": args.init_from,
+        "backbone_weights": args.backbone_weights,
+        "freeze": args.freeze,
     }
-    cfg = cfg.apply_overrides([f"{key}={value}" for key, value in weights.items() if value])
+    given = {name: value for name, value in weights.items() if value}
+    cfg = replace(cfg, train=replace(cfg.train, **given))
     dist_info = init_distributed(args.device)
     try:
         result = train_from_coco(

@@ -1,9 +1,10 @@
 """Training and evaluation engine: the top layer of the library, below only the CLI.
 
-- :mod:`~sparsercnn.engine.trainer`: :class:`Trainer` (the iteration-based training loop) and
-  :class:`TrainResult`;
+- :mod:`~sparsercnn.engine.trainer`: :class:`Trainer` (the iteration-based training loop), and
+  :class:`TrainResult` (:mod:`~sparsercnn.engine.train_result`), what it returns;
 - :mod:`~sparsercnn.engine.inference`: :func:`run_inference` and :func:`evaluate`;
-- :mod:`~sparsercnn.engine.checkpoint`: resumable training checkpoints;
+- :mod:`~sparsercnn.engine.checkpoint`: resumable training checkpoints, and
+  :mod:`~sparsercnn.engine.rng_state` the random number generator states they hold;
 - :mod:`~sparsercnn.engine.lr_schedule`: the learning-rate schedule as pure functions;
 - :mod:`~sparsercnn.engine.distributed`: ``torchrun`` process-group set-up and helpers;
 - :mod:`~sparsercnn.engine.time_budget` and :mod:`~sparsercnn.engine.metrics_log`: the
@@ -23,7 +24,7 @@ from sparsercnn.engine.lr_schedule import fit_schedule_to_budget, lr_factor, sca
 
 _LAZY = {
     "Trainer": "sparsercnn.engine.trainer",
-    "TrainResult": "sparsercnn.engine.trainer",
+    "TrainResult": "sparsercnn.engine.train_result",
     "run_inference": "sparsercnn.engine.inference",
     "evaluate": "sparsercnn.engine.inference",
     "Timing": "sparsercnn.engine.inference",
@@ -34,8 +35,9 @@ _LAZY = {
 if TYPE_CHECKING:
     from sparsercnn.engine.checkpoint import load_training_checkpoint
     from sparsercnn.engine.inference import Timing, evaluate, run_inference
+    from sparsercnn.engine.train_result import TrainResult
     from sparsercnn.engine.train_step import NonFiniteLossError
-    from sparsercnn.engine.trainer import Trainer, TrainResult
+    from sparsercnn.engine.trainer import Trainer
 
 
 def __getattr__(name: str) -> Any:

@@ -5,28 +5,33 @@ optimizer states, the gradient-scaler state (or ``None``), the iteration, the ra
 generator states (torch CPU and CUDA, Python ``random``, NumPy), the resolved config and the label
 map. Everything is stored as tensors, numbers, strings, lists and dicts, so that it loads with
 ``torch.load(weights_only=True)``: loading never unpickles arbitrary objects. Files are written
-atomically, a ``last_checkpoint`` text file names the newest one, and only the newest ``keep``
-are kept. Released models use :mod:`sparsercnn.model_file` instead.
+atomically (the same state gives the same bytes), a ``last_checkpoint`` text file names the newest
+one, and only the newest ``keep`` are kept. Resuming reads the newest readable checkpoint (a
+damaged one is skipped with a warning), checks that it belongs to a compatible run and restores
+the model, optimizer, scaler and RNG states (:func:`restore_training_state`). Released models use
+:mod:`sparsercnn.model_file` instead.
 """
 
 from __future__ import annotations
 
 import logging
 import pickle
-import random
 import re
+import sys
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 from torch import nn
 
 from sparsercnn.atomic_file import atomic_write
 from sparsercnn.config import Config
-from sparsercnn.model_file import model_state_dict
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.engine.rng_state import restore_rng_states, rng_states
+from sparsercnn.model_file import load_state_dict_strict, model_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +46,27 @@ class SupportsToDict(Protocol):
     """A label map (``CategoryMap``): anything that serialises itself to a plain dict."""
 
     def to_dict(self) -> dict[str, Any]: ...
+
+
+class DamagedCheckpointError(ValueError):
+    """A training checkpoint that cannot be read back: truncated, corrupt or incomplete."""
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a resumed run continues (see :func:`restore_training_state`).
+
+    Attributes:
+        path: the checkpoint read.
+        iteration: optimiser steps already taken.
+        best_ap: the best evaluation AP of the run so far (``None``: never evaluated).
+        best_iteration: the iteration of ``best_ap``.
+    """
+
+    path: Path
+    iteration: int
+    best_ap: float | None
+    best_iteration: int | None
 
 
 def checkpoint_name(iteration: int) -> str:
@@ -59,54 +85,6 @@ def list_checkpoints(directory: str | Path) -> list[Path]:
         if match and path.is_file():
             found.append((int(match.group(1)), path))
     return [path for _, path in sorted(found)]
-
-
-def rng_states() -> dict[str, Any]:
-    """The global RNG states as tensors and plain numbers (``weights_only``-loadable)."""
-    version, python_state, gauss_next = random.getstate()
-    _, keys, position, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "python": {"version": version, "state": list(python_state), "gauss_next": gauss_next},
-        "numpy": {
-            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-            "position": int(position),
-            "has_gauss": int(has_gauss),
-            "cached_gaussian": float(cached_gaussian),
-        },
-    }
-
-
-def restore_rng_states(states: Mapping[str, Any]) -> None:
-    """Set the global RNGs to ``states`` as returned by :func:`rng_states`.
-
-    CUDA states are restored only when CUDA is available and the device counts match (a warning
-    is logged otherwise: the run continues, but not bit-identically on the GPU).
-    """
-    torch.set_rng_state(states["torch"])
-    cuda_states = list(states.get("cuda", []))
-    if cuda_states and torch.cuda.is_available():
-        if len(cuda_states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda_states)
-        else:
-            logger.warning(
-                "checkpoint has CUDA RNG states of %d devices, this machine has %d; not restored",
-                len(cuda_states),
-                torch.cuda.device_count(),
-            )
-    python = states["python"]
-    random.setstate((python["version"], tuple(python["state"]), python["gauss_next"]))
-    numpy = states["numpy"]
-    np.random.set_state(
-        (
-            "MT19937",
-            numpy["keys"].numpy().astype(np.uint32),
-            numpy["position"],
-            numpy["has_gauss"],
-            numpy["cached_gaussian"],
-        )
-    )
 
 
 def save_training_checkpoint(
@@ -137,7 +115,7 @@ def save_training_checkpoint(
         extra: more state of the caller (best metric so far, ...): tensors, numbers, strings,
             lists and dicts only.
         keep: keep the newest ``keep`` checkpoints and delete older ones; ``<= 0`` keeps all.
-        rng: the RNG states of every rank (:func:`rng_states` gathered in rank order); default
+        rng: the RNG states of every rank (``rng_states()`` gathered in rank order); default
             this process's only.
 
     Returns:
@@ -159,12 +137,37 @@ def save_training_checkpoint(
         "categories": categories.to_dict(),
         "extra": dict(extra or {}),
     }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    atomic_write(path, lambda tmp: _save_payload(payload, tmp))
     atomic_write(directory / LAST_CHECKPOINT_FILE, lambda tmp: tmp.write_text(path.name + "\n"))
     if keep > 0:
         prune_checkpoints(directory, keep)
     logger.info("saved training checkpoint %s", path)
     return path
+
+
+def _save_payload(payload: dict[str, Any], path: Path) -> None:
+    # Through a file object: torch.save names the archive inside the zip after a path's file name
+    # (here the random temporary one), which would make equal checkpoints differ in bytes.
+    with open(path, "wb") as handle:
+        torch.save(_by_value(payload), handle)
+
+
+def _by_value(value: Any) -> Any:
+    """``value`` rebuilt with every string interned, so that its pickle depends on values only.
+
+    Pickle writes an object it has seen as a reference to it: a key that is one string object in
+    a fresh run (``"lr"`` in the config and the optimizer) but two equal ones in a resumed run
+    (one read back from the checkpoint) would otherwise change the bytes.
+    """
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        return {_by_value(key): _by_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_by_value(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_by_value(item) for item in value)
+    return value
 
 
 def prune_checkpoints(directory: str | Path, keep: int) -> list[Path]:
@@ -214,20 +217,60 @@ def load_training_checkpoint(path_or_dir: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_training_checkpoint`, safely.
 
     Args:
-        path_or_dir: a ``checkpoint_*.pt`` file, or a run folder (its ``last_checkpoint``).
+        path_or_dir: a ``checkpoint_*.pt`` file, or a run folder: the checkpoint its
+            ``last_checkpoint`` names, else the newest; a damaged one is skipped with a warning
+            naming it, and the next newest readable one is read.
 
     Returns:
         The checkpoint dict (tensors on the CPU) with keys ``iteration``, ``model``,
-        ``optimizer``, ``scaler``, ``rng`` (a list: one :func:`rng_states` dict per rank),
+        ``optimizer``, ``scaler``, ``rng`` (a list: one ``rng_states()`` dict per rank),
         ``config``, ``categories``, ``extra`` and ``path`` (the file read).
 
     Raises:
         FileNotFoundError: no such file, or no checkpoint in the folder.
-        ValueError: the file is truncated or damaged, not a training checkpoint, or holds Python
-            objects other than plain data (refused rather than unpickled). The message names the
-            file and what to do.
+        DamagedCheckpointError: the file (or every checkpoint of the folder) is truncated or
+            damaged; the message names the files.
+        ValueError: not a training checkpoint, or it holds Python objects other than plain data
+            (refused rather than unpickled). The message names the file and what to do.
     """
-    path = resolve_checkpoint_path(path_or_dir)
+    path = Path(path_or_dir)
+    if not path.is_dir():
+        return _read_checkpoint(resolve_checkpoint_path(path))
+    resolve_checkpoint_path(path)  # no checkpoint at all: FileNotFoundError
+    damaged: list[str] = []
+    for candidate in _newest_first(path):
+        try:
+            state = _read_checkpoint(candidate)
+        except DamagedCheckpointError as error:
+            damaged.append(f"{candidate.name} ({error.__cause__ or 'incomplete'})")
+            continue
+        if damaged:
+            logger.warning(
+                "skipped damaged training checkpoint(s) in %s: %s; resuming from %s",
+                path,
+                "; ".join(damaged),
+                candidate.name,
+            )
+        return state
+    raise DamagedCheckpointError(
+        f"every training checkpoint in {path} is damaged or truncated: {'; '.join(damaged)}. "
+        "Start a new run in another output folder."
+    )
+
+
+def _newest_first(directory: Path) -> list[Path]:
+    """The checkpoints of ``directory`` in the order resuming tries them."""
+    first = find_last_checkpoint(directory)
+    rest = [path for path in reversed(list_checkpoints(directory)) if path != first]
+    return ([first] if first is not None else []) + rest
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    if path.suffix == ".safetensors":
+        raise ValueError(
+            f"{path} is a model file, not a training checkpoint; resume from a checkpoint_*.pt "
+            "of the run, or start a new run from this model with --init-from"
+        )
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -237,9 +280,9 @@ def load_training_checkpoint(path_or_dir: str | Path) -> dict[str, Any]:
             f"checkpoint; use one written by `sparsercnn train`. Details: {error}"
         ) from error
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as error:
-        raise ValueError(
-            f"training checkpoint {path} is damaged or truncated ({error}). Delete it and resume "
-            "from an earlier checkpoint_*.pt in the same folder (pass that file explicitly)."
+        raise DamagedCheckpointError(
+            f"training checkpoint {path} is damaged or truncated ({error}); resume from another "
+            "checkpoint_*.pt of the run (`--resume` alone skips damaged ones)"
         ) from error
     return _validated(data, path)
 
@@ -257,9 +300,88 @@ def _validated(data: Any, path: Path) -> dict[str, Any]:
         )
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
-        raise ValueError(f"training checkpoint {path} lacks {missing}; it is damaged")
+        raise DamagedCheckpointError(f"training checkpoint {path} lacks {missing}; it is damaged")
     if not isinstance(data["rng"], list) or not data["rng"]:
-        raise ValueError(f"training checkpoint {path} has no RNG states; it is damaged")
+        raise DamagedCheckpointError(f"training checkpoint {path} has no RNG states; it is damaged")
     data.setdefault("extra", {})
     data["path"] = str(path)
     return data
+
+
+def restore_training_state(
+    source: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None,
+    config: Config,
+    categories: CategoryMap,
+    rank: int = 0,
+) -> ResumePoint:
+    """Continue a run: load a checkpoint into the model, optimizer and scaler, restore the RNGs.
+
+    Args:
+        source: a ``checkpoint_*.pt`` file, or the run folder (its newest readable checkpoint).
+        model, optimizer, scaler: built from ``config`` as for a new run; loaded in place.
+        config: the configuration of the resumed run; schedule changes are logged, changed
+            model, loss or input settings are warned about.
+        categories: the label map of the data; it must equal the checkpoint's.
+        rank: this process's rank, whose RNG states are restored (rank 0's when the checkpoint
+            holds fewer ranks).
+
+    Raises:
+        ValueError: the checkpoint is of a run with another label map or another model
+            architecture, or cannot be read (see :func:`load_training_checkpoint`).
+    """
+    state = load_training_checkpoint(source)
+    path = Path(state["path"])
+    saved_config = Config.from_dict(state["config"])
+    saved_categories = CategoryMap.from_dict(state["categories"])
+    if saved_categories != categories:
+        raise ValueError(
+            f"{path} was trained with {saved_categories}, but the data set has {categories}; "
+            "resume with the data set of that run"
+        )
+    try:
+        load_state_dict_strict(model, state["model"], source=str(path))
+    except ValueError as error:
+        changed = _changed_keys(saved_config.model, config.model)
+        raise ValueError(
+            f"{path} is from a run with another model (changed model settings: {changed}); "
+            f"resume with that run's config, or start a new run. {error}"
+        ) from error
+    optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state["scaler"] is not None:
+        scaler.load_state_dict(state["scaler"])
+    rng = state["rng"]
+    restore_rng_states(rng[rank] if rank < len(rng) else rng[0])
+    log_config_changes(saved_config, config)
+    iteration = int(state["iteration"])
+    logger.info("resumed from %s at iteration %d", path, iteration)
+    extra = state["extra"]
+    return ResumePoint(path, iteration, extra.get("best_ap"), extra.get("best_iteration"))
+
+
+def log_config_changes(saved: Config, current: Config) -> None:
+    """Log a changed schedule (info) and changed model, loss or input settings (warning)."""
+    old, new = saved.train, current.train
+    before = (old.max_iter, old.steps, old.warmup_iters)
+    if before != (new.max_iter, new.steps, new.warmup_iters):
+        logger.info(
+            "schedule %s on resume: max_iter %d -> %d, steps %s -> %s, warm-up %d -> %d",
+            "extended" if new.max_iter > old.max_iter else "changed",
+            old.max_iter,
+            new.max_iter,
+            list(old.steps),
+            list(new.steps),
+            old.warmup_iters,
+            new.warmup_iters,
+        )
+    for section in ("model", "loss", "input"):
+        changed = _changed_keys(getattr(saved, section), getattr(current, section))
+        if changed:
+            logger.warning("resuming with changed %s settings: %s", section, changed)
+
+
+def _changed_keys(saved: object, current: object) -> list[str]:
+    was, now = vars(saved), vars(current)
+    return sorted(key for key in now if was.get(key) != now[key])

@@ -3,9 +3,9 @@
 :func:`init_distributed` reads the environment ``torchrun`` sets (``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) and returns a :class:`DistInfo` that the engine
 passes around explicitly. The helpers (:func:`is_main_process`, :func:`all_gather_object`,
-:func:`barrier`, :func:`cleanup`) ask ``torch.distributed`` itself and are no-ops in a single
-process, so the same code runs with and without ``torchrun``. This module keeps no state of its
-own.
+:func:`mean_over_ranks`, :func:`barrier`, :func:`wrap_ddp`, :func:`cleanup`) ask
+``torch.distributed`` itself and are no-ops in a single process, so the same code runs with and
+without ``torchrun``. This module keeps no state of its own.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +143,30 @@ def all_gather_object(obj: Any) -> list[Any]:
     gathered: list[Any] = [None] * world_size
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+def mean_over_ranks(values: dict[str, float], device: torch.device) -> dict[str, float]:
+    """Each value averaged over the ranks (all must call it with the same keys); as is in a
+    single process. ``device``: where the collective runs (this rank's GPU with NCCL)."""
+    world_size = get_world_size()
+    if world_size == 1 or not values:
+        return values
+    stacked = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
+    dist.all_reduce(stacked)
+    return dict(zip(values, (stacked / world_size).tolist(), strict=True))
+
+
+def wrap_ddp(model: nn.Module, info: DistInfo, find_unused_parameters: bool) -> nn.Module:
+    """``model`` in ``DistributedDataParallel`` on ``info.device``; itself in a single process.
+
+    ``find_unused_parameters`` must be True when some parameters get no gradient in a step.
+    """
+    if not info.is_distributed:
+        return model
+    device_ids = [info.device.index] if info.device.type == "cuda" else None
+    return DistributedDataParallel(
+        model, device_ids=device_ids, find_unused_parameters=find_unused_parameters
+    )
 
 
 def barrier() -> None:

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from sparsercnn.atomic_file import atomic_write_text
+from sparsercnn.atomic_file import atomic_write_text, ensure_writable_dir
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.transforms import build_test_transform, build_train_transform
 from sparsercnn.engine.distributed import DistInfo
 from sparsercnn.engine.inference import Evaluation, Timing, evaluate
-from sparsercnn.engine.trainer import Trainer, TrainResult
+from sparsercnn.engine.train_result import TrainResult
+from sparsercnn.engine.trainer import Trainer
 from sparsercnn.evaluation.coco_evaluator import EvaluationResult
 from sparsercnn.model import build_postprocessor
 from sparsercnn.model_file import LoadedModel, load_model_file
@@ -106,7 +107,7 @@ def train_from_coco(
     output_dir: Path,
     val_json: Path | None = None,
     val_images: Path | None = None,
-    resume: bool = False,
+    resume: bool | Path = False,
     time_budget_minutes: float | None = None,
     skip_invalid: bool = False,
     dist_info: DistInfo | None = None,
@@ -118,7 +119,13 @@ def train_from_coco(
     or with ``skip_invalid`` its bad images and annotations are dropped up front, and an image
     that fails to load later is then replaced and counted (``skipped_images`` in
     ``metrics.jsonl``) instead of stopping the run.
+
+    ``resume``: ``True`` continues the run in ``output_dir``, a path from that checkpoint (see
+    :class:`~sparsercnn.engine.trainer.Trainer`). The output folder is checked before the data
+    are read.
     """
+    if dist_info is None or dist_info.is_main:
+        ensure_writable_dir(output_dir)
     train_set = CocoDataset(
         train_json,
         train_images,
@@ -134,7 +141,7 @@ def train_from_coco(
             train_json,
             cfg.model.num_classes,
         )
-        cfg = cfg.apply_overrides([f"model.num_classes={num_classes}"])
+        cfg = replace(cfg, model=replace(cfg.model, num_classes=num_classes))
     val_set = None
     if val_json is not None and val_images is not None:
         val_set = evaluation_dataset(val_json, val_images, cfg, skip_invalid=skip_invalid)

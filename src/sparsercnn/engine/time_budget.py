@@ -4,15 +4,24 @@
 pace over a sliding window of recent iterations, asks for a refit of the schedule once the first
 window is full and then every ``refit_every`` iterations (the pace drifts with the machine's
 load and the data), and says when the next iteration plus the end-of-run work (final checkpoint
-and evaluation) would no longer fit. The trainer uses the
-measurement to shorten its schedule with
-:func:`~sparsercnn.engine.lr_schedule.fit_schedule_to_budget`.
+and evaluation) would no longer fit. :func:`fit_to_budget` turns the measurement into a shorter
+schedule (:func:`~sparsercnn.engine.lr_schedule.fit_schedule_to_budget`), counting the periodic
+and end-of-run work of :class:`PeriodicWork`; :class:`BudgetedSchedule` applies both to a
+training run after each step.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
+from dataclasses import dataclass
+
+from sparsercnn.config import TrainConfig
+from sparsercnn.engine.distributed import all_gather_object
+from sparsercnn.engine.lr_schedule import Schedule, fit_schedule_to_budget
+
+logger = logging.getLogger(__name__)
 
 # Before the first evaluation, its cost per image is guessed as this fraction of a training
 # iteration's cost per image (a forward pass only, no matching or backward), plus a fixed
@@ -58,10 +67,12 @@ class TimeBudget:
         self._seen = 0
         self._num_measured = 0
         self._recent: deque[float] = deque(maxlen=measure_iters)
+        self._last = 0.0
 
     def record(self, iteration_seconds: float) -> bool:
         """Note one iteration's duration; True when the schedule should be (re)fitted now."""
         self._seen += 1
+        self._last = iteration_seconds
         if self._seen <= self.skip_iters:
             return False
         self._recent.append(iteration_seconds)
@@ -73,6 +84,11 @@ class TimeBudget:
     def seconds_per_iter(self) -> float | None:
         """Mean duration of the last ``measure_iters`` measured iterations (``None`` before)."""
         return sum(self._recent) / len(self._recent) if self._recent else None
+
+    @property
+    def pace(self) -> float:
+        """:attr:`seconds_per_iter` once measured, else the last recorded iteration's duration."""
+        return self.seconds_per_iter or self._last
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -98,3 +114,129 @@ def estimate_eval_seconds(
     """
     per_image = seconds_per_iter / max(images_per_iter, 1)
     return EVAL_COST_RATIO * per_image * num_eval_images + EVAL_OVERHEAD_S
+
+
+@dataclass(frozen=True)
+class PeriodicWork:
+    """The work of a run besides its optimiser steps, with what it has cost so far.
+
+    Attributes:
+        checkpoint_period: iterations between checkpoints (``<= 0``: only at the end).
+        checkpoint_seconds: duration of the last checkpoint (0 before the first).
+        eval_period: iterations between evaluations (``<= 0``: only at the end).
+        eval_seconds: duration of the last evaluation (``None``: not measured yet).
+        eval_images: images this process evaluates (``None``: no evaluation).
+        images_per_iter: training images one iteration processes on this process.
+    """
+
+    checkpoint_period: int
+    checkpoint_seconds: float
+    eval_period: int
+    eval_seconds: float | None
+    eval_images: int | None
+    images_per_iter: int
+
+    def end_reserve(self, seconds_per_iter: float) -> float:
+        """Seconds the end of the run needs: final checkpoint, evaluation, model file, plot."""
+        reserve = self.checkpoint_seconds + FINISH_OVERHEAD_S
+        if self.eval_images is not None:
+            if self.eval_seconds is None:
+                reserve += estimate_eval_seconds(
+                    seconds_per_iter, self.images_per_iter, self.eval_images
+                )
+            else:
+                reserve += self.eval_seconds
+        return reserve
+
+    def cost_per_iter(self, seconds_per_iter: float) -> float:
+        """An iteration's ``seconds_per_iter`` plus its share of the periodic checkpoints and
+        evaluations."""
+        seconds = seconds_per_iter
+        if self.checkpoint_period > 0:
+            seconds += self.checkpoint_seconds / self.checkpoint_period
+        if self.eval_images is not None and self.eval_period > 0:
+            seconds += (self.eval_seconds or 0.0) / self.eval_period
+        return seconds
+
+
+def fit_to_budget(
+    budget: TimeBudget, configured: Schedule, iteration: int, work: PeriodicWork
+) -> Schedule:
+    """The ``configured`` schedule scaled to end, with ``work``, within the budget's time left.
+
+    Always the configured schedule is scaled (not the last fitted one), so that a faster pace
+    later can lengthen the run again. Needs a measured pace (:attr:`TimeBudget.seconds_per_iter`).
+    """
+    measured = budget.seconds_per_iter
+    assert measured is not None, "fit_to_budget before the pace was measured"
+    return fit_schedule_to_budget(
+        configured,
+        iteration=iteration,
+        seconds_per_iter=work.cost_per_iter(measured),
+        remaining_seconds=budget.remaining() - work.end_reserve(measured),
+    )
+
+
+def out_of_time(budget: TimeBudget, work: PeriodicWork) -> bool:
+    """Whether one more iteration and the end-of-run ``work`` would overrun the budget."""
+    return budget.should_stop(budget.pace, work.end_reserve(budget.pace))
+
+
+class BudgetedSchedule:
+    """Keeps a training run's schedule within a :class:`TimeBudget`.
+
+    Args:
+        budget: the wall-clock budget of the run.
+        train: the run's training config; ``max_iter``, ``steps`` and ``warmup_iters`` are
+            changed in place when the schedule is refitted. Its values at construction are the
+            configured schedule that every refit scales.
+    """
+
+    def __init__(self, budget: TimeBudget, train: TrainConfig) -> None:
+        self.budget = budget
+        self.train = train
+        self.configured = Schedule(train.max_iter, train.steps, train.warmup_iters)
+
+    def after_step(self, seconds: float, iteration: int, work: PeriodicWork) -> tuple[bool, bool]:
+        """Record an iteration of ``seconds`` that brought the run to ``iteration``.
+
+        In a multi-process run every rank must call this; rank 0's measurements decide for all.
+
+        Returns:
+            ``(refitted, stop)``: the schedule in ``train`` was changed; the run must stop now
+            (one more iteration and ``work``'s end-of-run reserve would overrun the budget).
+        """
+        refitted = False
+        if self.budget.record(seconds):
+            fitted = fit_to_budget(self.budget, self.configured, iteration, work)
+            refitted = self._apply(all_gather_object(fitted)[0])
+        stop = out_of_time(self.budget, work)
+        stop = bool(all_gather_object(stop)[0]) and iteration < self.train.max_iter
+        if stop:
+            logger.warning(
+                "time budget of %.1f min reached at iteration %d of %d; stopping",
+                self.budget.seconds / 60.0,
+                iteration,
+                self.train.max_iter,
+            )
+        return refitted, stop
+
+    def _apply(self, fitted: Schedule) -> bool:
+        train = self.train
+        old = Schedule(train.max_iter, train.steps, train.warmup_iters)
+        if fitted == old:
+            logger.info("time budget: %.3f s/iteration, the schedule fits", self.budget.pace)
+            return False
+        train.max_iter, train.steps = fitted.max_iter, fitted.steps
+        train.warmup_iters = fitted.warmup_iters
+        logger.info(
+            "time budget %.1f min at %.3f s/iteration: schedule shortened to max_iter %d "
+            "(was %d), steps %s, warm-up %d",
+            self.budget.seconds / 60.0,
+            self.budget.pace,
+            fitted.max_iter,
+            old.max_iter,
+            list(fitted.steps),
+            fitted.warmup_iters,
+        )
+        return True

@@ -5,45 +5,46 @@
 (each one a :class:`~sparsercnn.engine.train_step.TrainStep`: accumulation, mixed precision,
 clipping, non-finite guard) with warm-up and step decay of the learning rate, periodic
 checkpoints and evaluation, an optional wall-clock budget, metrics in ``metrics.jsonl`` and model
-files at the end. A run resumed from its last checkpoint continues bit-identically on the CPU.
+files at the end. A run resumed from a checkpoint continues bit-identically on the CPU.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.distributed as dist
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from sparsercnn.atomic_file import atomic_write
+from sparsercnn.atomic_file import atomic_write, ensure_writable_dir
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.loader import build_train_loader
 from sparsercnn.engine.checkpoint import (
     list_checkpoints,
-    load_training_checkpoint,
-    restore_rng_states,
-    rng_states,
+    restore_training_state,
     save_training_checkpoint,
 )
-from sparsercnn.engine.distributed import DistInfo, all_gather_object, barrier, default_device
+from sparsercnn.engine.distributed import (
+    DistInfo,
+    all_gather_object,
+    barrier,
+    default_device,
+    mean_over_ranks,
+    wrap_ddp,
+)
 from sparsercnn.engine.inference import Evaluation, EvaluationDataset, evaluate
-from sparsercnn.engine.lr_schedule import Schedule, fit_schedule_to_budget, lr_factor, scaled_lr
+from sparsercnn.engine.lr_schedule import lr_factor, scaled_lr
 from sparsercnn.engine.metrics_log import LogWindow, MetricsLog
 from sparsercnn.engine.model_init import prepare_model
-from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, TimeBudget, estimate_eval_seconds
+from sparsercnn.engine.rng_state import rng_states, seed_everything
+from sparsercnn.engine.time_budget import BudgetedSchedule, PeriodicWork, TimeBudget
+from sparsercnn.engine.train_result import TrainResult
 from sparsercnn.engine.train_step import (
     TrainStep,
     autocast_dtype,
@@ -53,57 +54,14 @@ from sparsercnn.engine.train_step import (
 from sparsercnn.evaluation.units import format_ap
 from sparsercnn.loss import build_criterion
 from sparsercnn.model import build_model, build_postprocessor
-from sparsercnn.model_file import load_state_dict_strict, save_model_file
+from sparsercnn.model_file import save_model_file
 from sparsercnn.structures import Sample
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class TrainResult:
-    """What :meth:`Trainer.train` did and wrote (paths are ``None`` where nothing was written,
-    e.g. on ranks other than 0).
-
-    Attributes:
-        iteration: optimiser steps taken when training ended.
-        stopped_early: the time budget ended training before the configured ``max_iter``.
-        last_losses: ``loss``, every term and ``grad_norm`` of the last log window.
-        final_metrics: the last evaluation (``EvaluationResult.to_dict()``), rank 0 only.
-        best_metrics: the evaluation with the highest AP in this invocation, rank 0 only.
-        final_evaluation: the last evaluation with its detections, rank 0 only.
-        best_evaluation: the evaluation of ``model_best`` with its detections, rank 0 only
-            (``None`` when this invocation wrote no ``model_best``).
-        best_iteration: the iteration of the best AP (also across a resume).
-        skipped_steps: steps skipped for a non-finite loss or gradient norm.
-    """
-
-    iteration: int
-    stopped_early: bool
-    last_losses: dict[str, float]
-    final_metrics: dict[str, Any] | None
-    best_metrics: dict[str, Any] | None
-    best_iteration: int | None
-    skipped_steps: int
-    output_dir: Path
-    final_evaluation: Evaluation | None = None
-    best_evaluation: Evaluation | None = None
-    checkpoint_path: Path | None = None
-    config_path: Path | None = None
-    metrics_path: Path | None = None
-    model_final_path: Path | None = None
-    model_best_path: Path | None = None
-    curves_path: Path | None = None
-
-
 def _due(iteration: int, period: int) -> bool:
     return period > 0 and iteration % period == 0
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), Python ``random`` and NumPy's global generator."""
-    torch.manual_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
 
 
 class Trainer:
@@ -121,8 +79,9 @@ class Trainer:
         val_dataset: evaluated every ``cfg.train.eval_period`` iterations and at the end
             (``CocoDataset`` with the test transform); ``None`` skips evaluation.
         device: where to train when ``dist_info`` is not given (default: GPU 0 if present).
-        resume: continue from the last checkpoint in ``output_dir``; a ``cfg`` with a larger
-            ``max_iter`` or other ``steps`` changes the schedule from there on.
+        resume: ``True`` continues from the newest readable checkpoint in ``output_dir``, a path
+            from that ``checkpoint_*.pt`` (of a run with the same model and label map); a ``cfg``
+            with a larger ``max_iter`` or other ``steps`` changes the schedule from there on.
         time_budget_minutes: wall-clock limit of this invocation (from construction, the final
             checkpoint and evaluation included): the schedule is shortened to fit after a few
             measured iterations, and training stops early if time still runs out.
@@ -139,7 +98,7 @@ class Trainer:
         output_dir: str | Path,
         val_dataset: EvaluationDataset | None = None,
         device: torch.device | str | None = None,
-        resume: bool = False,
+        resume: bool | str | Path = False,
         time_budget_minutes: float | None = None,
         dist_info: DistInfo | None = None,
         categories: CategoryMap | None = None,
@@ -155,32 +114,12 @@ class Trainer:
         self.progress = progress
         self.budget = None
         if time_budget_minutes is not None:
-            self.budget = TimeBudget(60.0 * time_budget_minutes, start)
+            budget = TimeBudget(60.0 * time_budget_minutes, start)
+            self.budget = BudgetedSchedule(budget, self.cfg.train)
         self.categories = self._resolve_categories(categories)
-        if not resume and list_checkpoints(self.output_dir):
-            raise FileExistsError(
-                f"{self.output_dir} already holds training checkpoints; resume that run or "
-                "choose another output folder"
-            )
+        self._check_output_dir(resume)
         self.metrics = MetricsLog(self.output_dir / "metrics.jsonl")
-
-        # Denormal floats (tiny Adam second moments, tiny gradients) make CPU arithmetic tens of
-        # times slower; flushing them to zero changes nothing measurable in training.
-        torch.set_flush_denormal(True)
-        seed_everything(self.cfg.train.seed)
-        self.model = build_model(self.cfg)
-        prepare_model(self.model, self.cfg, load_weights=not resume)
-        self.model.to(self.device)
-        self.postprocessor = build_postprocessor(self.cfg)
-        self.optimizer = build_adamw(
-            [p for p in self.model.parameters() if p.requires_grad],
-            lr=self.cfg.train.lr,
-            weight_decay=self.cfg.train.weight_decay,
-        )
-        self.amp_dtype = autocast_dtype(self.device, self.cfg.train.amp)
-        self.scaler = grad_scaler_for(self.amp_dtype, self.device)
-        # Each rank sees different data; it also gets its own dropout masks.
-        seed_everything(self.cfg.train.seed + self.dist.rank)
+        self._build_model(load_weights=not resume)
 
         self.iteration = 0
         self.best_ap: float | None = None
@@ -196,21 +135,58 @@ class Trainer:
         self.checkpoint_seconds = 0.0
         self.last_losses: dict[str, float] = {}
         if resume:
-            self._resume()
+            self._resume(self.output_dir if resume is True else Path(resume))
+        self.step = self._build_step()
+
+    def _build_step(self) -> TrainStep:
+        """One optimiser step, on the DDP-wrapped model in a multi-process run (wrapped after
+        resuming: DDP broadcasts rank 0's weights when it wraps)."""
         train = self.cfg.train
-        self.configured_schedule = Schedule(train.max_iter, train.steps, train.warmup_iters)
-        self.step = TrainStep(
-            self._wrap_ddp(),
+        # Without deep supervision the earlier stages' heads get no gradient.
+        unused = not self.cfg.loss.deep_supervision
+        return TrainStep(
+            wrap_ddp(self.model, self.dist, find_unused_parameters=unused),
             build_criterion(self.cfg),
             self.optimizer,
             self.scaler,
             device=self.device,
             amp_dtype=self.amp_dtype,
-            grad_accum_steps=self.cfg.train.grad_accum_steps,
-            clip_grad_norm=self.cfg.train.clip_grad_norm,
-            max_nonfinite_steps=self.cfg.train.max_nonfinite_steps,
+            grad_accum_steps=train.grad_accum_steps,
+            clip_grad_norm=train.clip_grad_norm,
+            max_nonfinite_steps=train.max_nonfinite_steps,
             distributed=self.dist.is_distributed,
         )
+
+    def _check_output_dir(self, resume: bool | str | Path) -> None:
+        """Fail before any work if the output folder cannot be written or holds another run."""
+        if self.dist.is_main:
+            ensure_writable_dir(self.output_dir)
+        if not resume and list_checkpoints(self.output_dir):
+            raise FileExistsError(
+                f"{self.output_dir} already holds training checkpoints; resume that run or "
+                "choose another output folder"
+            )
+
+    def _build_model(self, load_weights: bool) -> None:
+        """The model (seeded, starting weights loaded unless resuming), post-processor,
+        optimizer and gradient scaler."""
+        # Denormal floats (tiny Adam second moments, tiny gradients) make CPU arithmetic tens of
+        # times slower; flushing them to zero changes nothing measurable in training.
+        torch.set_flush_denormal(True)
+        seed_everything(self.cfg.train.seed)
+        self.model = build_model(self.cfg)
+        prepare_model(self.model, self.cfg, load_weights=load_weights)
+        self.model.to(self.device)
+        self.postprocessor = build_postprocessor(self.cfg)
+        self.optimizer = build_adamw(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=self.cfg.train.lr,
+            weight_decay=self.cfg.train.weight_decay,
+        )
+        self.amp_dtype = autocast_dtype(self.device, self.cfg.train.amp)
+        self.scaler = grad_scaler_for(self.amp_dtype, self.device)
+        # Each rank sees different data; it also gets its own dropout masks.
+        seed_everything(self.cfg.train.seed + self.dist.rank)
 
     def path(self, name: str) -> Path:
         """Output file ``name`` (``config.json``, ``model_final.safetensors``, ...)."""
@@ -244,60 +220,21 @@ class Trainer:
             )
         return found
 
-    def _resume(self) -> None:
-        """Restore model, optimizer, scaler, iteration, RNG and the best AP from the last
-        checkpoint of the output folder."""
-        state = load_training_checkpoint(self.output_dir)
-        source = state["path"]
-        saved_categories = CategoryMap.from_dict(state["categories"])
-        if saved_categories != self.categories:
-            raise ValueError(
-                f"{source} was trained with {saved_categories}, but the data set has "
-                f"{self.categories}; resume with the data set of that run"
-            )
-        load_state_dict_strict(self.model, state["model"], source=source)
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scaler is not None and state["scaler"] is not None:
-            self.scaler.load_state_dict(state["scaler"])
-        self.iteration = self.last_checkpoint_iteration = int(state["iteration"])
-        self.checkpoint_path = Path(source)
-        self.best_ap = state["extra"].get("best_ap")
-        self.best_iteration = state["extra"].get("best_iteration")
-        rng = state["rng"]
-        restore_rng_states(rng[self.dist.rank] if self.dist.rank < len(rng) else rng[0])
-        self._log_config_changes(Config.from_dict(state["config"]))
-        logger.info("resumed from %s at iteration %d", source, self.iteration)
-
-    def _log_config_changes(self, saved: Config) -> None:
-        old, new = saved.train, self.cfg.train
-        before = (old.max_iter, old.steps, old.warmup_iters)
-        if before != (new.max_iter, new.steps, new.warmup_iters):
-            logger.info(
-                "schedule %s on resume: max_iter %d -> %d, steps %s -> %s, warm-up %d -> %d",
-                "extended" if new.max_iter > old.max_iter else "changed",
-                old.max_iter,
-                new.max_iter,
-                list(old.steps),
-                list(new.steps),
-                old.warmup_iters,
-                new.warmup_iters,
-            )
-        for section in ("model", "loss", "input"):
-            was, now = vars(getattr(saved, section)), vars(getattr(self.cfg, section))
-            changed = sorted(key for key in now if was.get(key) != now[key])
-            if changed:
-                logger.warning("resuming with changed %s settings: %s", section, changed)
-
-    def _wrap_ddp(self) -> nn.Module:
-        if not self.dist.is_distributed:
-            return self.model
-        device_ids = [self.device.index] if self.device.type == "cuda" else None
-        # Without deep supervision the earlier stages' heads get no gradient.
-        return DistributedDataParallel(
+    def _resume(self, source: Path) -> None:
+        """Restore model, optimizer, scaler, iteration, RNG and the best AP from ``source`` (a
+        checkpoint, or the run folder: its newest readable checkpoint)."""
+        point = restore_training_state(
+            source,
             self.model,
-            device_ids=device_ids,
-            find_unused_parameters=not self.cfg.loss.deep_supervision,
+            self.optimizer,
+            self.scaler,
+            self.cfg,
+            self.categories,
+            rank=self.dist.rank,
         )
+        self.iteration = self.last_checkpoint_iteration = point.iteration
+        self.checkpoint_path = point.path
+        self.best_ap, self.best_iteration = point.best_ap, point.best_iteration
 
     def train(self) -> TrainResult:
         """Run the remaining iterations, then checkpoint, evaluate and write the model files.
@@ -308,7 +245,6 @@ class Trainer:
         """
         train = self.cfg.train
         if self.dist.is_main:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
             self._write_config()
             self.metrics.start(self.iteration)
         self._log_setup()
@@ -331,13 +267,6 @@ class Trainer:
             dynamic_ncols=True,
             disable=not (self.progress and self.dist.is_main),
         )
-        if self.iteration >= train.max_iter:
-            logger.info(
-                "iteration %d already reaches max_iter %d: nothing to train (raise "
-                "train.max_iter to continue the run)",
-                self.iteration,
-                train.max_iter,
-            )
         with bar, logging_redirect_tqdm():
             while self.iteration < self.cfg.train.max_iter:
                 stats = self.step(loader, self._lr(), self.iteration)
@@ -369,6 +298,13 @@ class Trainer:
             train.warmup_iters,
             self.amp_dtype or "off",
         )
+        if self.iteration >= train.max_iter:
+            logger.info(
+                "iteration %d already reaches max_iter %d: nothing to train (raise "
+                "train.max_iter to continue the run)",
+                self.iteration,
+                train.max_iter,
+            )
 
     def _lr(self) -> float:
         train = self.cfg.train
@@ -394,7 +330,7 @@ class Trainer:
 
     def _log_window(self, window: LogWindow, bar: tqdm | None) -> None:
         """Write one record averaged over the window (and over ranks) and refresh the bar."""
-        means = self._mean_over_ranks(window.loss_means())
+        means = mean_over_ranks(window.loss_means(), self.device)
         if means:
             self.last_losses = means
         record = {
@@ -408,13 +344,6 @@ class Trainer:
             self.metrics.append(record)
             if bar is not None and means:
                 bar.set_postfix(loss=f"{means['loss']:.4f}", lr=f"{record['lr']:.3g}")
-
-    def _mean_over_ranks(self, means: dict[str, float]) -> dict[str, float]:
-        if not self.dist.is_distributed or not means:
-            return means
-        values = torch.tensor(list(means.values()), dtype=torch.float64, device=self.device)
-        dist.all_reduce(values)
-        return dict(zip(means, (values / self.dist.world_size).tolist(), strict=True))
 
     def _write_config(self) -> None:
         text = self.cfg.to_json() + "\n"
@@ -473,74 +402,27 @@ class Trainer:
         """Fit the schedule once the pace is measured; say when time is up (rank 0 decides)."""
         if self.budget is None:
             return False
-        if self.budget.record(seconds):
-            self._fit_to_budget(bar)
-        per_iter = self.budget.seconds_per_iter or seconds
-        stop = self.budget.should_stop(per_iter, self._end_reserve(per_iter))
-        stop = bool(all_gather_object(stop)[0]) and self.iteration < self.cfg.train.max_iter
-        if stop:
-            logger.warning(
-                "time budget of %.1f min reached at iteration %d of %d; stopping",
-                self.budget.seconds / 60.0,
-                self.iteration,
-                self.cfg.train.max_iter,
-            )
+        refitted, stop = self.budget.after_step(seconds, self.iteration, self._periodic_work())
+        if refitted:
+            bar.total = self.cfg.train.max_iter
+            bar.refresh()
+            if self.dist.is_main:
+                self._write_config()
         return stop
 
-    def _end_reserve(self, seconds_per_iter: float) -> float:
-        """Seconds the end of the run needs: final checkpoint, evaluation, model file, plot."""
-        reserve = self.checkpoint_seconds + FINISH_OVERHEAD_S
-        if self.val_dataset is not None:
-            if self.eval_seconds is None:
-                images_per_iter = self.cfg.train.batch_size * self.cfg.train.grad_accum_steps
-                shard = -(-len(self.val_dataset) // self.dist.world_size)
-                reserve += estimate_eval_seconds(seconds_per_iter, images_per_iter, shard)
-            else:
-                reserve += self.eval_seconds
-        return reserve
-
-    def _fit_to_budget(self, bar: tqdm) -> None:
-        """Shorten max_iter, steps and warm-up proportionally so that the run fits the budget."""
-        assert self.budget is not None and self.budget.seconds_per_iter is not None
+    def _periodic_work(self) -> PeriodicWork:
         train = self.cfg.train
-        measured = self.budget.seconds_per_iter
-        # Periodic checkpoints and evaluations are spread over the iterations.
-        per_iter = measured
-        if train.checkpoint_period > 0:
-            per_iter += self.checkpoint_seconds / train.checkpoint_period
-        if self.val_dataset is not None and train.eval_period > 0:
-            per_iter += (self.eval_seconds or 0.0) / train.eval_period
-        old = Schedule(train.max_iter, train.steps, train.warmup_iters)
-        # Always scale the configured schedule, so a faster pace later can lengthen the run again.
-        fitted = fit_schedule_to_budget(
-            self.configured_schedule,
-            iteration=self.iteration,
-            seconds_per_iter=per_iter,
-            remaining_seconds=self.budget.remaining() - self._end_reserve(measured),
+        eval_images = None
+        if self.val_dataset is not None:
+            eval_images = -(-len(self.val_dataset) // self.dist.world_size)
+        return PeriodicWork(
+            checkpoint_period=train.checkpoint_period,
+            checkpoint_seconds=self.checkpoint_seconds,
+            eval_period=train.eval_period,
+            eval_seconds=self.eval_seconds,
+            eval_images=eval_images,
+            images_per_iter=train.batch_size * train.grad_accum_steps,
         )
-        fitted = all_gather_object(fitted)[0]
-        if fitted == old:
-            logger.info("time budget: %.3f s/iteration, the schedule fits", measured)
-            return
-        train.max_iter, train.steps, train.warmup_iters = (
-            fitted.max_iter,
-            fitted.steps,
-            fitted.warmup_iters,
-        )
-        bar.total = fitted.max_iter
-        bar.refresh()
-        logger.info(
-            "time budget %.1f min at %.3f s/iteration: schedule shortened to max_iter %d "
-            "(was %d), steps %s, warm-up %d",
-            self.budget.seconds / 60.0,
-            measured,
-            fitted.max_iter,
-            old.max_iter,
-            list(fitted.steps),
-            fitted.warmup_iters,
-        )
-        if self.dist.is_main:
-            self._write_config()
 
     def _finish(self, stopped_early: bool, window: LogWindow) -> TrainResult:
         """Final checkpoint and evaluation, the final model file and the curves."""

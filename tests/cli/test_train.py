@@ -1,0 +1,57 @@
+"""``sparsercnn train`` argument handling: typed values reach the config unchanged, ``--resume``
+with and without a path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sparsercnn.cli.main import main
+from sparsercnn.config import Config
+from sparsercnn.engine import pipeline
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """What ``train`` passes to ``train_from_coco`` (which is not run)."""
+    seen: list[dict[str, Any]] = []
+
+    def record(cfg: Config, **kwargs: Any) -> Any:
+        seen.append({"cfg": cfg, **kwargs})
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(pipeline, "train_from_coco", record)
+    return seen
+
+
+def _train(tmp_path: Path, *extra: str) -> list[str]:
+    data = ["--train-json", str(tmp_path / "a.json"), "--train-images", str(tmp_path)]
+    return ["train", *data, "--output-dir", str(tmp_path / "run"), "--preset", "tiny", *extra]
+
+
+def test_weight_options_keep_their_type(
+    tmp_path: Path, calls: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("2024").write_bytes(b"")  # a checkpoint literally named 2024
+    extra = ("--init-from", "2024", "--backbone-weights", "true", "--freeze", "backbone")
+    assert main(_train(tmp_path, *extra)) == 2
+    train = calls[0]["cfg"].train
+    assert train.init_from == "2024" and isinstance(train.init_from, str)
+    assert train.backbone_weights == "true" and train.freeze == "backbone"
+
+
+def test_set_overrides_are_still_parsed(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
+    assert main(_train(tmp_path, "--set", "train.max_iter=7", "train.init_from=x")) == 2
+    assert calls[0]["cfg"].train.max_iter == 7 and calls[0]["cfg"].train.init_from == "x"
+
+
+def test_resume_with_and_without_a_path(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
+    main(_train(tmp_path))
+    main(_train(tmp_path, "--resume"))
+    main(_train(tmp_path, "--resume", "old/checkpoint_0000010.pt"))
+    main(["train", "--resume", *_train(tmp_path)[1:]])  # a flag before the next option
+    resumes = [call["resume"] for call in calls]
+    assert resumes == [False, True, Path("old/checkpoint_0000010.pt"), True]

@@ -1,0 +1,94 @@
+"""A run killed with SIGKILL and resumed ends exactly where an uninterrupted run ends, also
+from a damaged newest checkpoint or a checkpoint named with ``--resume PATH``."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from synthetic_coco import TinyCoco
+from training_run import MAX_ITER, TrainingRun, sha256
+
+from sparsercnn.cli.main import main
+
+FINAL_FILES = ("model_final.safetensors", f"checkpoint_{MAX_ITER:07d}.pt", "config.json")
+
+
+@pytest.fixture(scope="module")
+def killed_run(tiny_coco: TinyCoco, tmp_path_factory: pytest.TempPathFactory) -> TrainingRun:
+    """A run killed (SIGKILL) after its second checkpoint; copy it before resuming."""
+    run = TrainingRun(tiny_coco, tmp_path_factory.mktemp("killed") / "run")
+    run.kill_after_checkpoint(2)
+    return run
+
+
+def _copy(run: TrainingRun, destination: Path) -> TrainingRun:
+    shutil.copytree(run.output_dir, destination)
+    return TrainingRun(run.data, destination)
+
+
+def _assert_same_files(run: TrainingRun, reference: TrainingRun) -> None:
+    for name in FINAL_FILES:
+        assert sha256(run.file(name)) == sha256(reference.file(name)), name
+    assert run.losses() == reference.losses()  # the redone iterations replace their records
+
+
+def test_killed_run_resumes_to_identical_files(
+    killed_run: TrainingRun, straight_run: TrainingRun, tmp_path: Path
+) -> None:
+    run = _copy(killed_run, tmp_path / "run")
+    output = run.complete("--resume")
+    assert "resumed from" in output
+    _assert_same_files(run, straight_run)
+
+
+def test_damaged_newest_checkpoint_falls_back_with_a_warning(
+    killed_run: TrainingRun, straight_run: TrainingRun, tmp_path: Path
+) -> None:
+    run = _copy(killed_run, tmp_path / "run")
+    # The checkpoint resume tries first: the kill may land after a checkpoint is written and
+    # before last_checkpoint names it, so that one need not be the newest file.
+    newest = run.output_dir / (run.output_dir / "last_checkpoint").read_text().strip()
+    newest.write_bytes(newest.read_bytes()[:1000])
+    output = run.complete("--resume")
+    assert f"skipped damaged training checkpoint(s) in {run.output_dir}: {newest.name}" in output
+    _assert_same_files(run, straight_run)
+
+
+def test_resume_from_a_named_checkpoint(
+    killed_run: TrainingRun, straight_run: TrainingRun, tmp_path: Path
+) -> None:
+    run = _copy(killed_run, tmp_path / "run")
+    output = run.complete("--resume", str(run.file("checkpoint_0000001.pt")))
+    assert "checkpoint_0000001.pt at iteration 1" in output
+    _assert_same_files(run, straight_run)
+
+
+def _train_cli(run: TrainingRun, *extra: str, overrides: tuple[str, ...] = ()) -> list[str]:
+    return run.command(*extra, overrides=overrides)[3:]  # after `python -m sparsercnn`
+
+
+def test_resume_path_must_be_a_compatible_training_checkpoint(
+    killed_run: TrainingRun,
+    straight_run: TrainingRun,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = TrainingRun(killed_run.data, tmp_path / "run")
+    model_file = straight_run.file("model_final.safetensors")
+    assert main(_train_cli(run, "--resume", str(model_file))) == 2
+    error = capsys.readouterr().err.strip()
+    assert "model_final.safetensors is a model file, not a training checkpoint" in error
+    assert len(error.splitlines()) == 1
+
+    checkpoint = killed_run.file("checkpoint_0000001.pt")
+    other_model = _train_cli(run, "--resume", str(checkpoint), overrides=("model.num_proposals=8",))
+    assert main(other_model) == 2
+    error = capsys.readouterr().err.strip()
+    assert f"{checkpoint} is from a run with another model" in error
+    assert "['num_proposals']" in error and len(error.splitlines()) == 1
+
+    missing = tmp_path / "checkpoint_0000099.pt"
+    assert main(_train_cli(run, "--resume", str(missing))) == 2
+    assert f"training checkpoint {missing} does not exist" in capsys.readouterr().err
