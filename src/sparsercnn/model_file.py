@@ -64,6 +64,8 @@ def save_model_file(
 def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, CategoryMap]:
     """Read weights, config and label map from a file written by :func:`save_model_file`."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"model file {path} is a folder; give the .safetensors file in it")
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     try:
