@@ -155,10 +155,10 @@ def message_lines(error: Exception, max_lines: int) -> list[str]:
         target = f" -> {error.filename2}" if error.filename2 is not None else ""
         message = f"{error.filename}{target}: {error.strerror}"
     else:
-        message = str(error) or type(error).__name__
+        message = str(error)
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     if not lines:
-        return [type(error).__name__]
+        return ["(no message)"]
     if len(lines) > max_lines:
         lines = lines[:max_lines]
         lines[-1] += " [...]"
