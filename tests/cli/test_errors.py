@@ -249,3 +249,23 @@ def test_warnings_logged_before_a_failure_still_show(tmp_path: Path) -> None:
     lines = done.stderr.strip().splitlines()
     assert "WARNING sparsercnn.data: image 7 has no annotations" in lines[0]
     assert lines[1:] == ["sparsercnn validate: failed: RuntimeError: boom", DEBUG_HINT]
+
+
+def test_convert_names_the_published_checkpoints_for_an_unknown_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["convert", "r50_100pro", "--output", str(tmp_path / "m.safetensors")]) == 2
+    (line,) = error_lines(capsys)
+    assert "SRC r50_100pro is not a file, a URL or a published name" in line
+    assert "r50_100pro_3x" in line
+
+
+@pytest.mark.parametrize("command", ["export", "visualize"])
+def test_output_inside_a_file_fails_before_any_work(
+    command: str, model_file: Path, image: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = image / "out.png"
+    argv = [command, "--model", str(model_file), "--output", str(output)]
+    assert main([*argv, str(image)] if command == "visualize" else argv) == 2
+    (line,) = error_lines(capsys)
+    assert f"--output {output}: {image} is a file, not a folder" in line

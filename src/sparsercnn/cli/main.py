@@ -104,9 +104,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         name for name in (args.command, getattr(args, "diagnosis", None)) if name is not None
     )
     try:
-        # Every command runs models on large tensors: reuse their memory, don't re-map it.
-        from sparsercnn.runtime import retain_freed_memory
-
         retain_freed_memory()
         return int(args.handler(args))
     except KeyboardInterrupt:
@@ -117,6 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(report_error(command, error), file=sys.stderr)
         return EXIT_BAD_INPUT if is_bad_input(error) else EXIT_FAILED
+
+
+def retain_freed_memory() -> bool:
+    """Every command runs models on large tensors: reuse their memory instead of re-mapping it
+    (:func:`sparsercnn.runtime.retain_freed_memory`, imported here so ``--help`` skips torch)."""
+    from sparsercnn import runtime
+
+    return runtime.retain_freed_memory()
 
 
 def is_bad_input(error: Exception) -> bool:
