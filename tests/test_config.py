@@ -38,6 +38,19 @@ def test_overrides_parse_values_and_reject_unknown_keys() -> None:
         cfg.apply_overrides(["model.backbone_norm=group"])
 
 
+def test_override_errors_suggest_the_near_miss() -> None:
+    cfg = get_preset("tiny")
+    with pytest.raises(ValueError, match=r"\(did you mean 'model\.num_proposals'\?\)"):
+        cfg.apply_overrides(["model.num_proposal=3"])
+    with pytest.raises(ValueError, match=r"unknown section 'modle' \(did you mean 'model'\?\)"):
+        cfg.apply_overrides(["modle.num_proposals=3"])
+    with pytest.raises(ValueError, match=r"bad override 'train\.max_iter': expected"):
+        cfg.apply_overrides(["train.max_iter"])
+    with pytest.raises(ValueError) as info:
+        cfg.apply_overrides(["train.zzz=1"])
+    assert "did you mean" not in str(info.value) and "\n" not in str(info.value)
+
+
 def test_presets_are_fresh_and_faithful() -> None:
     assert set(PRESETS) >= {
         "r50_100pro_3x",

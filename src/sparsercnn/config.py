@@ -7,6 +7,7 @@ Named presets live in :mod:`sparsercnn.presets`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import types
 import typing
@@ -167,15 +168,22 @@ class Config:
         for item in overrides:
             key, sep, raw = item.partition("=")
             parts = key.strip().split(".")
-            if not sep or len(parts) != 2 or parts[0] not in data:
+            if not sep or len(parts) != 2:
                 raise ValueError(
-                    f"bad override {item!r}: expected section.key=value with section one of "
-                    f"{sorted(data)}, e.g. model.num_proposals=300"
+                    f"bad override {item!r}: expected section.key=value, e.g. "
+                    "model.num_proposals=300"
                 )
             section, name = parts
-            if name not in data[section]:
+            if section not in data:
+                hint = _did_you_mean(section, data)
                 raise ValueError(
-                    f"unknown config key {key!r}; valid keys in {section!r}: "
+                    f"bad override {item!r}: unknown section {section!r}{hint}; sections: "
+                    f"{', '.join(sorted(data))}"
+                )
+            if name not in data[section]:
+                hint = _did_you_mean(name, data[section], prefix=f"{section}.")
+                raise ValueError(
+                    f"unknown config key {key.strip()!r}{hint}; valid keys in {section!r}: "
                     f"{', '.join(sorted(data[section]))}"
                 )
             try:
@@ -184,6 +192,12 @@ class Config:
                 value = raw
             data[section][name] = value
         return Config.from_dict(data)
+
+
+def _did_you_mean(name: str, choices: dict[str, Any], prefix: str = "") -> str:
+    """`` (did you mean 'model.num_proposals'?)`` for a near miss, else ``""``."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {prefix + close[0]!r}?)" if close else ""
 
 
 def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:

@@ -87,6 +87,8 @@ def _sort_header(path: Path) -> None:
 def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, CategoryMap]:
     """Read weights, config and label map from a file written by :func:`save_model_file`."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"model file {path} is a folder; give the .safetensors file in it")
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
     try:
@@ -94,10 +96,7 @@ def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, Catego
             metadata = handle.metadata() or {}
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as error:
-        raise ValueError(
-            f"{path} is not a sparsercnn model file (safetensors could not read it: {error}). "
-            "Convert official/mmdetection checkpoints with `sparsercnn convert`."
-        ) from error
+        raise ValueError(unreadable_model_file_message(path, error)) from error
     if metadata.get("format") != FORMAT_NAME:
         raise ValueError(
             f"{path} is a safetensors file but not a sparsercnn model (metadata format="
@@ -109,6 +108,22 @@ def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, Catego
     except (KeyError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: damaged metadata ({error}); re-export the model") from error
     return tensors, config, categories
+
+
+def unreadable_model_file_message(path: Path, error: Exception) -> str:
+    """One line saying what ``path``, which safetensors could not read, is and what to do."""
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if head == b"PK" or head[:1] == b"\x80":  # torch.save's zip archive, or a bare pickle
+        return (
+            f"{path} is a PyTorch checkpoint, not a model file (.safetensors): convert a published "
+            "checkpoint with `sparsercnn convert`; a run's model files are model_final.safetensors "
+            "and model_best.safetensors (checkpoint_*.pt only resume training)"
+        )
+    return (
+        f"{path} is damaged or not a model file (safetensors: {error}); copy it again, or "
+        "convert official/mmdetection checkpoints with `sparsercnn convert`"
+    )
 
 
 def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:

@@ -1,4 +1,5 @@
-"""Diagnostic plots: valid PNGs from synthetic statistics, empty inputs handled, shapes checked."""
+"""Diagnostic plots: the saved figures show the statistics (plotted values, colours, titles,
+labels), empty inputs are noted in their panel, shapes are checked, the PNGs are valid."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
+from figure_inspection import axis_texts, bar_heights, legend_labels, line_data, panels
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
 from PIL import Image
 
 from sparsercnn.visualization.diagnostic_plots import (
@@ -17,6 +21,11 @@ from sparsercnn.visualization.diagnostic_plots import (
     plot_slot_size_histograms,
     plot_stage_metrics,
 )
+from sparsercnn.visualization.draw import class_color
+
+
+def _rgb(label: int) -> tuple[float, ...]:
+    return tuple(c / 255 for c in class_color(label))
 
 
 def _assert_png(path: Path) -> None:
@@ -27,46 +36,117 @@ def _assert_png(path: Path) -> None:
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
 
 
-def test_stage_metrics(tmp_path: Path) -> None:
+def test_stage_metrics(tmp_path: Path, saved_figures: list[Figure]) -> None:
     backend = matplotlib.get_backend()
-    ap = [0.3, 0.4, 0.42]
-    _assert_png(plot_stage_metrics([1, 2, 3], ap, ap, ap, [0.01, 0.012, 0.014], tmp_path / "a.png"))
-    _assert_png(plot_stage_metrics([1, 2, 3], ap, ap, ap, None, tmp_path / "b.png"))
+    ap, ap50, ap75 = [0.3, 0.4, 0.42], [0.5, 0.6, 0.61], [0.3, 0.41, 0.44]
+    seconds = [0.01, 0.012, 0.014]
+    _assert_png(plot_stage_metrics([1, 2, 3], ap, ap50, ap75, seconds, tmp_path / "a.png"))
+    _assert_png(plot_stage_metrics([1, 2, 3], ap, ap50, ap75, None, tmp_path / "b.png"))
     assert matplotlib.get_backend() == backend
 
+    ax_ap, ax_time = saved_figures[0].axes
+    assert ax_ap.get_ylabel() == "COCO AP (%)" and list(ax_ap.get_xticks()) == [1, 2, 3]
+    assert legend_labels(ax_ap) == ["AP", "AP50", "AP75"]
+    for name, values in (("AP", ap), ("AP50", ap50), ("AP75", ap75)):
+        x, y = line_data(ax_ap, name)
+        assert x.tolist() == [1, 2, 3] and y == pytest.approx([100 * v for v in values])
+    (latency,) = ax_time.get_lines()
+    assert list(latency.get_ydata()) == pytest.approx([10.0, 12.0, 14.0])
+    assert ax_time.get_ylabel() == "model time (ms / image)" and ax_time.get_ylim()[0] == 0
+    _, unmeasured = saved_figures[1].axes
+    assert axis_texts(unmeasured) == ["no latency measured"] and not unmeasured.get_lines()
 
-def test_slot_plots(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    matched = rng.integers(0, 20, 100)
-    matched[:5] = 0
-    _assert_png(plot_slot_match_counts(matched, rng.integers(0, 9, 100), tmp_path / "m.png"))
-    centres = rng.random((100, 2))
-    centres[:5] = np.nan
-    labels = np.where(matched > 0, rng.integers(0, 3, 100), -1)
+
+def test_slot_match_counts(tmp_path: Path, saved_figures: list[Figure]) -> None:
+    matched = np.array([0, 3, 0, 7, 1])
+    confident = np.array([0, 2, 1, 6, 0])
+    _assert_png(plot_slot_match_counts(matched, confident, tmp_path / "m.png"))
+    ax_matched, ax_confident = saved_figures[0].axes
+    assert bar_heights(ax_matched) == matched.tolist()
+    assert bar_heights(ax_confident) == confident.tolist()
+    assert ax_matched.get_title().endswith("(2 of 5 never)")
+    assert ax_confident.get_xlabel() == "proposal slot"
+
+
+def test_slot_centres(tmp_path: Path, saved_figures: list[Figure]) -> None:
+    centres = np.array([[0.2, 0.3], [np.nan, np.nan], [0.8, 0.1], [0.5, 0.5]])
+    labels = np.array([0, -1, 2, 0])
+    proposals = np.array([[0.1, 0.1], [0.6, 0.7], [0.3, 0.3], [0.9, 0.9]])
     out = plot_slot_centres(
-        centres, labels, matched, ["a", "b", "c"], tmp_path / "c.png", rng.random((100, 2))
+        centres, labels, [4, 0, 2, 8], ["a", "b", "c"], tmp_path / "c.png", proposals
     )
     _assert_png(out)
-    groups = [("small", rng.uniform(5, 30, 50)), ("large", rng.uniform(40, 300, 50))]
+    (ax,) = saved_figures[0].axes
+    class_a, class_c, unused = ax.collections
+    assert class_a.get_offsets().tolist() == [[0.2, 0.3], [0.5, 0.5]]
+    assert tuple(class_a.get_facecolor()[0][:3]) == pytest.approx(_rgb(0))
+    assert class_c.get_offsets().tolist() == [[0.8, 0.1]]
+    assert tuple(class_c.get_facecolor()[0][:3]) == pytest.approx(_rgb(2))
+    # Marker area grows with the matches: 20 + 200 * count / max.
+    assert class_a.get_sizes().tolist() == [120.0, 220.0]
+    assert unused.get_offsets().tolist() == [[0.6, 0.7]]  # never matched: at its proposal
+    assert legend_labels(ax) == ["a", "c", "never matched (1, at proposal centre)"]
+    assert ax.get_ylim() == (1.0, 0.0)  # image coordinates: y down
+
+
+def test_slot_size_histograms(tmp_path: Path, saved_figures: list[Figure]) -> None:
+    rng = np.random.default_rng(0)
+    groups = [("small", rng.uniform(5, 30, 50)), ("large", rng.uniform(40, 300, 40))]
     _assert_png(plot_slot_size_histograms(groups, tmp_path / "s.png"))
     _assert_png(plot_slot_size_histograms([("one", np.array([12.0]))], tmp_path / "one.png"))
     _assert_png(plot_slot_size_histograms([], tmp_path / "none.png"))
+    (ax,) = saved_figures[0].axes
+    assert len(ax.patches) == 2 and ax.get_xscale() == "log"
+    assert legend_labels(ax) == ["small (50 matches)", "large (40 matches)"]
+    # Each group's filled bins (vertices above zero height) lie in its own size range.
+    small, large = (patch.get_path().vertices for patch in ax.patches)
+    small_x, large_x = small[small[:, 1] > 0, 0], large[large[:, 1] > 0, 0]
+    assert small_x.min() <= 6 and large_x.max() >= 250
+    assert small_x.max() <= large_x.min()
+    (single,) = saved_figures[1].axes
+    assert len(single.patches) == 1
+    (empty,) = saved_figures[2].axes
+    assert axis_texts(empty) == ["no matched objects"] and not empty.patches
 
 
-def test_confusion_matrix_plot(tmp_path: Path) -> None:
+def test_confusion_matrix_plot(tmp_path: Path, saved_figures: list[Figure]) -> None:
     matrix = np.array([[5, 1, 2], [0, 7, 1], [3, 2, 0]])
     names = ["cat", "dog"]
     out = plot_confusion_matrix(
         matrix, [*names, "background"], [*names, "missed"], tmp_path / "c.png"
     )
     _assert_png(out)
+    (ax,) = panels(saved_figures[0])
+    (image,) = ax.get_images()
+    np.testing.assert_allclose(image.get_array(), matrix / matrix.sum(axis=1, keepdims=True))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["cat", "dog", "missed"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["cat", "dog", "background"]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("predicted", "ground truth")
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
+    assert {cell: int(t.get_text()) for cell, t in cells.items()} == {
+        (r, k): int(count) for (r, k), count in np.ndenumerate(matrix) if count
+    }
+    assert to_rgb(cells[(1, 1)].get_color()) == (1.0, 1.0, 1.0)  # 7/8 of the row: dark cell
+    assert to_rgb(cells[(0, 1)].get_color()) == (0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="shape"):
         plot_confusion_matrix(matrix, names, names, tmp_path / "bad.png")
 
 
-def test_dataset_summary(tmp_path: Path) -> None:
+def test_dataset_summary(tmp_path: Path, saved_figures: list[Figure]) -> None:
     out = plot_dataset_summary(
         ["cat", "dog"], [10, 4], np.array([10.0, 40.0, 120.0]), [3, 0, 11], tmp_path / "d.png", 16
     )
     _assert_png(out)
     _assert_png(plot_dataset_summary(["cat"], [0], [], [], tmp_path / "empty.png"))
+    ax_classes, ax_sizes, ax_objects = saved_figures[0].axes
+    assert bar_heights(ax_classes) == [10, 4]
+    assert [tuple(p.get_facecolor()[:3]) for p in ax_classes.patches] == [_rgb(0), _rgb(1)]
+    assert ax_classes.get_title() == "boxes per class (14 in all)"
+    assert [t.get_text() for t in ax_classes.get_xticklabels()] == ["cat", "dog"]
+    assert sum(bar_heights(ax_sizes)) == 3
+    assert sum(bar_heights(ax_objects)) == 3 and ax_objects.get_title().endswith("(max 11)")
+    (proposals_line,) = [line for line in ax_objects.get_lines() if line.get_label() != "_"]
+    assert list(proposals_line.get_xdata()) == [16, 16]
+    assert legend_labels(ax_objects) == ["N = 16 proposals"]
+    _, no_sizes, no_objects = saved_figures[1].axes
+    assert axis_texts(no_sizes) == ["no boxes"] and axis_texts(no_objects) == ["no images"]

@@ -33,6 +33,29 @@ def test_draws_boxes_in_class_colours() -> None:
     assert np.asarray(image).max() == 128  # input not modified
 
 
+def caption_width(pixels: np.ndarray, row: int, color: tuple[int, int, int]) -> int:
+    """Pixels of ``color`` in ``row``: the caption tag's width where the row crosses it."""
+    return int((pixels[row] == color).all(axis=-1).sum())
+
+
+def test_captions_are_tags_above_the_box_or_inside_at_the_top() -> None:
+    boxes = [[50.0, 60.0, 150.0, 200.0], [200.0, 0.0, 300.0, 100.0]]
+    out = np.asarray(draw_detections(_gray(), boxes, [1, 2], [0.9, 0.8], NAMES))
+    tag_rows = np.nonzero((out[:60, 50:150] == class_color(1)).all(axis=-1).any(axis=1))[0]
+    assert len(tag_rows) > 5 and tag_rows.max() == 59  # a filled tag ending on the box's top
+    row = int(tag_rows.mean())
+    tag = out[row, 50:150]
+    text = ~(tag == class_color(1)).all(axis=-1) & ~(tag == 128).all(axis=-1)
+    assert text.any()  # the caption is written on the tag
+    # No room above the second box: its tag is inside the box, below the top edge.
+    assert (out[10:20, 202:220] == class_color(2)).all(axis=-1).any()
+    # Detections are captioned with their score, ground truth with the name only.
+    without_score = np.asarray(draw_detections(_gray(), boxes[:1], [1], None, NAMES))
+    assert caption_width(out, row, class_color(1)) > caption_width(
+        without_score, row, class_color(1)
+    )
+
+
 def test_score_threshold_hides_low_scores() -> None:
     image = _gray()
     boxes = np.array([[50.0, 60.0, 150.0, 200.0]])

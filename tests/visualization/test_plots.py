@@ -1,4 +1,5 @@
-"""Run plots: valid PNGs from synthetic metrics, missing pieces handled, backend untouched."""
+"""Run plots: the saved figures show the metrics (panels, titles, plotted values), missing pieces
+are noted in their panel, the PNGs are valid and the matplotlib backend is untouched."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 import matplotlib
 import numpy as np
 import pytest
+from figure_inspection import axis_texts, legend_labels, line_data
+from matplotlib.figure import Figure
 from PIL import Image
 
 from sparsercnn.evaluation import PrecisionRecallCurve
@@ -42,7 +45,7 @@ def _assert_png(path: Path) -> None:
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
 
 
-def test_training_curves_with_eval(tmp_path: Path) -> None:
+def test_training_curves_with_eval(tmp_path: Path, saved_figures: list[Figure]) -> None:
     records = [_training_record(step) for step in range(0, 1000, 10)]
     records += [
         {"iter": step, "eval": {"AP": step / 4000, "AP50": step / 2000}} for step in (250, 500, 750)
@@ -54,16 +57,62 @@ def test_training_curves_with_eval(tmp_path: Path) -> None:
     _assert_png(out)
     assert matplotlib.get_backend() == backend
 
+    (figure,) = saved_figures
+    assert [text.get_text() for text in figure.texts] == ["metrics.jsonl"]  # the suptitle
+    ax_loss, ax_terms, ax_lr, ax_ap = figure.axes
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles == ["total loss", "loss terms", "learning rate", "COCO bbox AP"]
+    for ax in figure.axes:
+        assert ax.get_xlabel() == "iteration" and ax.get_xlim() == (0.0, 990.0)
+    training = records[:100]
+    # 100 points: drawn faint, with a moving average on top under the label.
+    assert len(ax_loss.get_lines()) == 2
+    iters, smoothed = line_data(ax_loss, "loss")
+    assert iters.tolist() == [r["iter"] for r in training]
+    assert smoothed[-1] == pytest.approx(np.mean([r["loss"] for r in training[-2:]]))
+    # Per term: the sum over stages (raw + smoothed) and the last stage, dashed.
+    assert len(ax_terms.get_lines()) == 3 * 3 and ax_terms.get_yscale() == "log"
+    assert legend_labels(ax_terms) == [
+        f"{term} ({which})"
+        for term in ("loss_bbox", "loss_cls", "loss_giou")
+        for which in ("all stages", "stage 5")
+    ]
+    _, last_stage = line_data(ax_terms, "loss_giou (stage 5)")
+    assert last_stage.tolist() == [r["loss_giou/stage5"] for r in training]
+    (lr_line,) = ax_lr.get_lines()
+    assert list(lr_line.get_ydata()) == [r["lr"] for r in training]
+    assert legend_labels(ax_ap) == ["AP", "AP50"] and ax_ap.get_ylim() == (0.0, 1.0)
+    ap_iters, ap = line_data(ax_ap, "AP")
+    assert ap_iters.tolist() == [250, 500, 750] and ap.tolist() == [0.0625, 0.125, 0.1875]
 
-def test_training_curves_without_eval_or_stages(tmp_path: Path) -> None:
+
+def test_training_curves_without_eval_or_stages(
+    tmp_path: Path, saved_figures: list[Figure]
+) -> None:
     records = [{"iter": i, "loss": 10.0 / (i + 1)} for i in range(5)]
     jsonl = _write_jsonl(tmp_path / "metrics.jsonl", records)
     _assert_png(plot_training_curves(jsonl, tmp_path / "training.png"))
+    ax_loss, ax_terms, ax_lr, ax_ap = saved_figures[0].axes
+    assert len(ax_loss.get_lines()) == 1  # few points: no smoothing
+    assert line_data(ax_loss, "loss")[1].tolist() == [r["loss"] for r in records]
+    for ax, note in (
+        (ax_terms, "no per-term losses"),
+        (ax_lr, "no learning rate"),
+        (ax_ap, "no evaluation yet"),
+    ):
+        assert axis_texts(ax) == [note] and not ax.axison and not ax.get_lines()
 
 
-def test_training_curves_from_empty_file(tmp_path: Path) -> None:
+def test_training_curves_from_empty_file(tmp_path: Path, saved_figures: list[Figure]) -> None:
     jsonl = _write_jsonl(tmp_path / "metrics.jsonl", [])
     _assert_png(plot_training_curves(jsonl, tmp_path / "training.png"))
+    notes = [axis_texts(ax) for ax in saved_figures[0].axes]
+    assert notes == [
+        ["no total loss"],
+        ["no per-term losses"],
+        ["no learning rate"],
+        ["no evaluation yet"],
+    ]
 
 
 def test_read_metrics_skips_broken_lines(tmp_path: Path) -> None:
@@ -72,7 +121,9 @@ def test_read_metrics_skips_broken_lines(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("num_classes", [0, 3, 30])
-def test_precision_recall_plot(tmp_path: Path, num_classes: int) -> None:
+def test_precision_recall_plot(
+    tmp_path: Path, num_classes: int, saved_figures: list[Figure]
+) -> None:
     recall = np.linspace(0.0, 1.0, 101)
     curves = [
         PrecisionRecallCurve(
@@ -85,3 +136,21 @@ def test_precision_recall_plot(tmp_path: Path, num_classes: int) -> None:
         for k in range(num_classes)
     ]
     _assert_png(plot_precision_recall(curves, tmp_path / "pr.png"))
+    axes = saved_figures[0].axes
+    assert axes[0].get_ylabel() == "precision"
+    if num_classes == 0:
+        assert [axis_texts(ax) for ax in axes] == [["no classes with ground truth"]] * 2
+        return
+    for ax, iou, attribute in zip(
+        axes, ("0.5", "0.5:0.95"), ("precision_50", "precision_50_95"), strict=True
+    ):
+        assert ax.get_title() == f"precision-recall, IoU {iou}" and ax.get_xlabel() == "recall"
+        assert len(ax.get_lines()) == num_classes + 1
+        expected = np.mean([getattr(c, attribute) for c in curves], axis=0)
+        mean_label = f"mean of {num_classes} classes (AP {expected.mean():.3f})"
+        x, mean = line_data(ax, mean_label)
+        np.testing.assert_allclose(x, recall)
+        np.testing.assert_allclose(mean, expected)
+        # Up to max_legend (20) classes are named; more would crowd the legend.
+        named = [c.name for c in curves] if num_classes <= 20 else []
+        assert legend_labels(ax) == [*named, mean_label]

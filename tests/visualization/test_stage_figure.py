@@ -62,6 +62,20 @@ def test_compose_panels_titles_and_widths() -> None:
     pixels = np.asarray(out)
     assert out.height > 60 + 12 and out.width > 50 + 30 + 3 * 4
     assert (pixels[:4] == 255).all()  # white margin
+    # Panels sit side by side, top-aligned below the titles, each centred in its column.
+    black = (pixels == 0).all(axis=-1)
+    panel_rows = np.nonzero(black[:, 4:54].all(axis=1))[0]
+    top = int(panel_rows.min())
+    assert panel_rows.tolist() == list(range(top, top + 40))
+    assert top + 60 == out.height - 4  # the taller panel reaches the bottom margin
+    title_band = black[4:top]
+    assert title_band[:, 4:54].any()  # "a" is drawn above the first panel
+    second = np.nonzero(black[top:, 58:].any(axis=0))[0]
+    assert second.max() + 1 - second.min() == 30  # the 30 px wide panel
+    title_columns = np.nonzero(title_band[:, 58:].any(axis=0))[0]
+    assert title_columns.max() - title_columns.min() > 30  # the long title is wider than it
+    centre = 58 + (title_columns.min() + title_columns.max()) / 2
+    assert abs(58 + (second.min() + second.max()) / 2 - centre) <= 8  # both centred (ink ~ box)
     with pytest.raises(ValueError, match="at least one panel"):
         compose_panels([])
 
@@ -81,3 +95,17 @@ def test_stage_figure_panels_and_downscaling() -> None:
     pixels = np.asarray(smaller)
     column = pixels[:, smaller.width // 2 :]
     assert (column == class_color(0)).all(axis=-1).any()
+    # The proposals (the whole image) outline the first panel: its untouched grey is smaller
+    # than the 640x480 panel, while the stage panel's grey fills it (its box is inside).
+    grey = (np.asarray(out) == 90).all(axis=-1)
+
+    def grey_extent(columns: slice) -> tuple[int, int]:
+        rows, cols = np.nonzero(grey[:, columns])
+        return int(cols.max() - cols.min() + 1), int(rows.max() - rows.min() + 1)
+
+    proposals_width, proposals_height = grey_extent(slice(0, 656))
+    assert proposals_width < 640 and proposals_height < 480
+    assert grey_extent(slice(656, 1304)) == (640, 480)
+    # The trajectory panel, last, draws the class-1 track.
+    track = (np.asarray(out)[:, 3 * 640 :] == class_color(1)).all(axis=-1)
+    assert track.any() and not (np.asarray(out)[:, : 3 * 640] == class_color(1)).all(axis=-1).any()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
 from sparsercnn.atomic_file import atomic_write_text
-from sparsercnn.cli.common import add_model_argument
+from sparsercnn.cli.common import add_model_argument, check_output_path, device_name, int_at_least
 from sparsercnn.config import CompileMode
 from sparsercnn.presets import PRESETS
 
@@ -33,12 +33,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=sorted(PRESETS),
         help="random weights of this preset (default r50_100pro_3x)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--backend", choices=["eager", "compile", "onnx"], default="eager")
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--batch-size", type=int_at_least(1), default=1)
     parser.add_argument(
         "--image-size",
-        type=int,
+        type=int_at_least(1),
         nargs=2,
         metavar=("H", "W"),
         help="resized input size (default: the test resize of a 480x640 image)",
@@ -49,9 +49,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=list(get_args(CompileMode)),
         help="torch.compile mode of --backend compile on CUDA (reduce-overhead: CUDA graphs)",
     )
-    parser.add_argument("--threads", type=int, help="intra-op CPU threads")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed runs after the first")
-    parser.add_argument("--iters", type=int, default=20, help="timed runs")
+    parser.add_argument("--threads", type=int_at_least(1), help="intra-op CPU threads")
+    parser.add_argument(
+        "--warmup", type=int_at_least(0), default=3, help="untimed runs after the first"
+    )
+    parser.add_argument("--iters", type=int_at_least(1), default=20, help="timed runs")
     parser.add_argument("--output", type=Path, help="write the result as JSON here")
     parser.add_argument(
         "--markdown", action="store_true", help="print a table row for BENCHMARKS.md"
@@ -62,6 +64,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sparsercnn.benchmarking import BenchmarkResult, BenchmarkSettings, run_benchmark
 
+    if args.output:
+        check_output_path(args.output, "--output")
     settings = BenchmarkSettings(
         checkpoint=args.model,
         preset=args.preset,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,9 +53,52 @@ def add_model_argument(
     )
 
 
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer ``>= minimum`` (argparse names the flag on error)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def fraction(text: str) -> float:
+    """An argparse ``type``: a number in [0, 1] (a score threshold)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """An argparse ``type``: a torch device name whose device exists here (imports torch, which
+    only happens when ``--device`` is given)."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a device; use cpu, cuda or cuda:N"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: no CUDA device is available; use cpu")
+    return text
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",
+        type=device_name,
         default=None,
         help="cpu, cuda or cuda:N (default: cuda when available, else cpu)",
     )
@@ -68,7 +111,7 @@ def add_model_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
     parser.add_argument("--images", type=Path, required=True, help="image folder")
     add_batch_arguments(parser, default_batch_size=None)
-    parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    parser.add_argument("--workers", type=int_at_least(0), default=2, help="data-loading processes")
     add_device_argument(parser)
 
 
@@ -85,7 +128,7 @@ def add_batch_arguments(parser: argparse.ArgumentParser, *, default_batch_size: 
     )
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=int_at_least(1),
         default=default_batch_size,
         help=f"most images per forward pass (default: {default}); only images of the same "
         "padded size share one, so other batch sizes change detections at float noise only",
@@ -98,28 +141,49 @@ def add_batch_arguments(parser: argparse.ArgumentParser, *, default_batch_size: 
     )
 
 
+def check_output_path(path: Path, flag: str, *, folder: bool = False) -> None:
+    """Fail before any work when ``path`` (a file, or with ``folder`` a folder) cannot be written:
+    it is a folder where a file is wanted (or the reverse), or it would sit inside a file."""
+    if not folder and path.is_dir():
+        raise IsADirectoryError(f"{flag} {path} is a folder; give a file name")
+    if folder and path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{flag} {path} is a file; give a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(
+                    f"{flag} {path}: {parent} is a file, not a folder; choose another path"
+                )
+            return
+
+
 def resolve_device(name: str | None) -> torch.device:
     """``--device`` as a torch device (default: CUDA when available, else the CPU)."""
     import torch
 
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r} is not a device; use cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name} asked for CUDA, but no CUDA device is available")
     return device
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str | None) -> None:
-    parser.add_argument(
+    """``--preset NAME`` or ``--config FILE`` (one of them is required when there is no default
+    preset), and ``--set KEY=VALUE...``."""
+    start = parser.add_mutually_exclusive_group(required=default_preset is None)
+    start.add_argument(
         "--preset",
         default=default_preset,
-        required=default_preset is None,
         choices=sorted(PRESETS),
         help="named configuration to start from",
     )
-    parser.add_argument(
-        "--config", type=Path, help="a config.json to start from instead of a preset"
+    start.add_argument(
+        "--config", type=Path, help="a config.json (e.g. a run's) to start from instead"
     )
     parser.add_argument(
         "--set",
@@ -132,5 +196,15 @@ def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str | 
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
-    cfg = Config.load(args.config) if args.config else get_preset(args.preset)
+    """The config of ``--preset`` or ``--config``, with the ``--set`` overrides applied."""
+    if not args.config:
+        return get_preset(args.preset).apply_overrides(list(args.overrides))
+    if not args.config.is_file():
+        raise FileNotFoundError(f"--config {args.config} is not a file")
+    try:
+        cfg = Config.load(args.config)
+    except ValueError as error:
+        if str(args.config) in str(error):
+            raise
+        raise ValueError(f"--config {args.config}: {error}") from error
     return cfg.apply_overrides(list(args.overrides))

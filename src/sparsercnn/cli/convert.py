@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sparsercnn.cli.common import check_output_path
 from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS
 
 SOURCE_LAYOUTS = ("official", "mmdet", "torchvision")
@@ -35,6 +36,24 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.weights.convert import save_converted
     from sparsercnn.weights.download import fetch
 
+    check_source(args.src)
+    check_output_path(args.output, "--output")
     output = save_converted(fetch(args.src, sha256=args.sha256), args.output, args.layout)
     print(f"wrote {output}")
     return 0
+
+
+def check_source(src: str) -> None:
+    """Fail early, naming the choices, when SRC is neither a URL, a published name nor a file."""
+    if "://" in src or src in PUBLISHED_CHECKPOINTS:
+        return
+    path = Path(src).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(f"SRC {src} is a folder; give the checkpoint file in it")
+    if not path.exists() and (path.suffix or len(path.parts) > 1):
+        raise FileNotFoundError(f"SRC {src} does not exist")
+    if not path.exists():
+        raise FileNotFoundError(
+            f"SRC {src} is not a file, a URL or a published name "
+            f"({', '.join(PUBLISHED_CHECKPOINTS)})"
+        )

@@ -6,7 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sparsercnn.cli.common import add_model_dataset_arguments, resolve_device
+from sparsercnn.cli.common import (
+    add_model_dataset_arguments,
+    check_output_path,
+    fraction,
+    int_at_least,
+    resolve_device,
+)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +39,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_common(stages)
     stages.add_argument(
-        "--latency-images", type=int, default=5, help="images timed per k (0: no timing)"
+        "--latency-images",
+        type=int_at_least(0),
+        default=5,
+        help="images timed per k (0: no timing)",
     )
     stages.set_defaults(handler=run_stages)
 
@@ -45,7 +54,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_common(slots)
     slots.add_argument(
-        "--score-threshold", type=float, default=0.3, help="score of a confident slot"
+        "--score-threshold", type=fraction, default=0.3, help="score of a confident slot"
     )
     slots.set_defaults(handler=run_slots)
 
@@ -56,8 +65,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "dataset_labels.png and samples/<image id>.png.",
     )
     _add_common(report)
-    report.add_argument("--score-threshold", type=float, default=0.3)
-    report.add_argument("--samples", type=int, default=4, help="images drawn with GT and boxes")
+    report.add_argument("--score-threshold", type=fraction, default=0.3)
+    report.add_argument(
+        "--samples", type=int_at_least(0), default=4, help="images drawn with GT and boxes"
+    )
     report.set_defaults(handler=run_report)
 
 
@@ -67,6 +78,7 @@ def run_stages(args: argparse.Namespace) -> int:
         write_stage_evaluation,
     )
 
+    check_output_path(args.output_dir, "--output-dir", folder=True)
     evaluation = evaluate_model_file_stages(
         args.model,
         args.json,
@@ -89,6 +101,7 @@ def run_slots(args: argparse.Namespace) -> int:
         write_slot_statistics,
     )
 
+    check_output_path(args.output_dir, "--output-dir", folder=True)
     statistics = slot_statistics_of_model_file(
         args.model,
         args.json,
@@ -109,6 +122,7 @@ def run_report(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics.evaluation_report import write_evaluation_report
     from sparsercnn.engine.pipeline import evaluate_model_file
 
+    check_output_path(args.output_dir, "--output-dir", folder=True)
     report = evaluate_model_file(
         args.model,
         args.json,

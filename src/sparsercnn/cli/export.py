@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from sparsercnn.cli.common import add_model_argument
+from sparsercnn.cli.common import add_model_argument, check_output_path
 
 # The oldest opset the exported graph runs on (kept in step with onnx_export.DEFAULT_OPSET).
 MIN_OPSET = 17
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     if opset < MIN_OPSET:
         raise ValueError(f"--opset {opset}: the graph needs opset {MIN_OPSET} or newer")
+    check_output_path(args.output, "--output")
     try:
         report = export_onnx(
             args.model,
@@ -53,11 +54,9 @@ def run(args: argparse.Namespace) -> int:
             dynamic_batch=args.batch == "dynamic",
             check=args.check,
         )
-    except ImportError as error:
-        print(f"sparsercnn export: error: {error}", file=sys.stderr)
-        return 2
     except OnnxCheckError as error:
         print(f"sparsercnn export: check failed: {error}", file=sys.stderr)
+        print("export with --no-check to write the file anyway", file=sys.stderr)
         return 1
     print(report.summary())
     return 0

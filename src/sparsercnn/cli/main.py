@@ -1,8 +1,15 @@
-"""Entry point of the ``sparsercnn`` command: subcommand registry, logging and error reporting."""
+"""Entry point of the ``sparsercnn`` command: subcommand registry, logging and error reporting.
+
+Every fault ends in one or two lines on stderr and an exit code: 2 when the input is wrong (a
+path, a flag, a config key, a file's content; the message names it and says what to do), 1 when
+the run failed for another reason (a full disk, out of memory, a bug), 130 when interrupted.
+``--debug`` re-raises instead, with the full traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from collections.abc import Sequence
@@ -33,7 +40,21 @@ COMMANDS = (
     visualize,
     diagnose,
 )
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError)
+# Exceptions that mean the input is wrong. ValueError covers json.JSONDecodeError and
+# UnicodeDecodeError (unreadable files); ImportError is a missing optional extra (onnx, ...).
+BAD_INPUT_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+    FileExistsError,
+    PermissionError,
+    ImportError,
+)
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+DEBUG_HINT = "run again with --debug for the full traceback"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,12 +63,34 @@ def build_parser() -> argparse.ArgumentParser:
         description="Sparse R-CNN: train, evaluate and run end-to-end object detectors.",
     )
     parser.add_argument("--version", action="version", version=f"sparsercnn {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    add_global_flags(parser, default=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.add_parser(subparsers)
+    for subparser in subcommand_parsers(parser):
+        add_global_flags(subparser, default=argparse.SUPPRESS)
     return parser
+
+
+def add_global_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    """``-v`` and ``--debug``, accepted before and after the command name (a subcommand's
+    ``SUPPRESS`` default leaves the value given before the command alone)."""
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="debug logging"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", default=default, help="show full tracebacks on errors"
+    )
+
+
+def subcommand_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser below ``parser`` (commands, and kinds such as ``diagnose stages``)."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += [child, *subcommand_parsers(child)]
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,17 +100,80 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    # Every command runs models on large tensors: reuse their memory instead of re-mapping it.
-    from sparsercnn.runtime import retain_freed_memory
-
-    retain_freed_memory()
+    command = " ".join(
+        name for name in (args.command, getattr(args, "diagnosis", None)) if name is not None
+    )
     try:
+        retain_freed_memory()
         return int(args.handler(args))
-    except USER_ERRORS as error:
+    except KeyboardInterrupt:
+        print(f"sparsercnn {command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as error:
         if args.debug:
             raise
-        print(f"sparsercnn {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"sparsercnn {args.command}: interrupted", file=sys.stderr)
-        return 130
+        print(report_error(command, error), file=sys.stderr)
+        return EXIT_BAD_INPUT if is_bad_input(error) else EXIT_FAILED
+
+
+def retain_freed_memory() -> bool:
+    """Every command runs models on large tensors: reuse their memory instead of re-mapping it
+    (:func:`sparsercnn.runtime.retain_freed_memory`, imported here so ``--help`` skips torch)."""
+    from sparsercnn import runtime
+
+    return runtime.retain_freed_memory()
+
+
+def is_bad_input(error: Exception) -> bool:
+    """Whether ``error`` means the input is wrong (exit 2) rather than the run failing (exit 1).
+
+    An unreadable image is bad input though it is an OSError; its module is only looked up
+    when already imported (it raised, so it was), which keeps ``--help`` free of PIL.
+    """
+    image_io = sys.modules.get("sparsercnn.data.image_io")
+    if image_io is not None and isinstance(error, image_io.ImageReadError):
+        return True
+    return isinstance(error, BAD_INPUT_ERRORS)
+
+
+def report_error(command: str, error: Exception) -> str:
+    """What stderr shows for ``error``: at most two lines, without a traceback.
+
+    Bad input: ``sparsercnn COMMAND: error: MESSAGE`` (a second message line is kept).
+    Anything else: ``sparsercnn COMMAND: failed: TYPE: MESSAGE`` and the ``--debug`` hint.
+    """
+    if is_bad_input(error):
+        lines = message_lines(error, max_lines=2)
+        return "\n".join([f"sparsercnn {command}: error: {lines[0]}", *lines[1:]])
+    (line,) = message_lines(error, max_lines=1)
+    hint = failure_hint(error)
+    line = f"{line} ({hint})" if hint else line
+    return f"sparsercnn {command}: failed: {type(error).__name__}: {line}\n{DEBUG_HINT}"
+
+
+def message_lines(error: Exception, max_lines: int) -> list[str]:
+    """The error's message as at most ``max_lines`` non-empty lines; ``[...]`` marks a cut.
+
+    An OS error with a file name reads ``PATH: reason`` rather than ``[Errno N] reason: 'PATH'``.
+    """
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        target = f" -> {error.filename2}" if error.filename2 is not None else ""
+        message = f"{error.filename}{target}: {error.strerror}"
+    else:
+        message = str(error)
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if not lines:
+        return ["(no message)"]
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] += " [...]"
+    return lines
+
+
+def failure_hint(error: Exception) -> str:
+    """What to do about common runtime failures, or ``""``."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return "free disk space, or write to another --output/--output-dir"
+    if type(error).__name__ == "OutOfMemoryError":
+        return "lower the batch size (--batch-size or --set train.batch_size=N) or the image sizes"
+    return ""

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sparsercnn.cli.common import add_device_argument, add_model_argument, resolve_device
+from sparsercnn.cli.common import (
+    add_device_argument,
+    add_model_argument,
+    check_output_path,
+    fraction,
+    int_at_least,
+    resolve_device,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,13 +31,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         help="1-based stages to show (default 1 3 6 for six stages, else first, middle, last)",
     )
-    parser.add_argument("--score-threshold", type=float, default=0.3)
+    parser.add_argument("--score-threshold", type=fraction, default=0.3)
     parser.add_argument("--output", type=Path, default=Path("stages.png"), help="PNG to write")
     parser.add_argument(
         "--no-trajectories", action="store_true", help="leave out the trajectory panel"
     )
     parser.add_argument(
-        "--max-panel-side", type=int, default=640, help="longest side of each panel in pixels"
+        "--max-panel-side",
+        type=int_at_least(32),
+        default=640,
+        help="longest side of each panel in pixels",
     )
     add_device_argument(parser)
     parser.set_defaults(handler=run)
@@ -39,6 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics.stage_boxes import write_stage_figure
 
+    check_output_path(args.output, "--output")
     path = write_stage_figure(
         args.model,
         args.image,

@@ -1,0 +1,271 @@
+"""How the ``sparsercnn`` command ends on faults: exit 2 and one named line for bad input, exit 1
+with the exception type and a ``--debug`` hint for other failures, 130 when interrupted, and the
+full traceback only with ``--debug``."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+import torch
+from PIL import Image
+
+from sparsercnn.cli import validate
+from sparsercnn.cli.main import DEBUG_HINT, main
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.model import build_model
+from sparsercnn.model_file import save_model_file
+from sparsercnn.presets import get_preset
+
+VALIDATE = ["validate", "--json", "x.json", "--images", "x"]
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> Path:
+    cfg = get_preset("tiny")
+    cfg.model.num_classes = 2
+    torch.manual_seed(0)
+    categories = CategoryMap([3, 7], ["cat", "dog"])
+    return save_model_file(tmp_path / "model.safetensors", build_model(cfg), cfg, categories)
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "a.png"
+    Image.new("RGB", (64, 48), (90, 120, 30)).save(path)
+    return path
+
+
+def raising_handler(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    """Make ``validate``'s handler raise ``error`` (the parser looks it up when built)."""
+
+    def handler(args: argparse.Namespace) -> NoReturn:
+        raise error
+
+    monkeypatch.setattr(validate, "run", handler)
+
+
+def error_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return capsys.readouterr().err.strip().splitlines()
+
+
+def test_missing_input_file_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing.json"
+    assert main(["validate", "--json", str(missing), "--images", str(tmp_path)]) == 2
+    (line,) = error_lines(capsys)
+    assert line.startswith("sparsercnn validate: error: ") and str(missing) in line
+
+
+def test_a_folder_given_as_model_file_is_bad_input(
+    tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    assert main(["predict", "--model", str(folder), str(image)]) == 2
+    (line,) = error_lines(capsys)
+    assert f"model file {folder} is a folder" in line
+
+
+def test_an_output_path_inside_a_file_is_bad_input(
+    model_file: Path, image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # FileExistsError from creating the output's folder, where a file is.
+    output = tmp_path / "a.png" / "predictions.json"
+    assert main(["predict", "--model", str(model_file), str(image), "--output", str(output)]) == 2
+    (line,) = error_lines(capsys)
+    assert line.startswith("sparsercnn predict: error: ") and str(image) in line
+    assert "Errno" not in line
+
+
+def test_an_unreadable_image_is_bad_input(
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = tmp_path / "fake.jpg"
+    fake.write_bytes(b"\xff\xd8\xff not a jpeg")
+    output = tmp_path / "p.json"
+    assert main(["predict", "--model", str(model_file), str(fake), "--output", str(output)]) == 2
+    (line,) = error_lines(capsys)
+    assert line.startswith("sparsercnn predict: error: ") and str(fake) in line
+
+
+def test_an_unknown_set_key_names_the_key_and_the_near_miss(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["train", "--train-json", "t.json", "--train-images", "t", "--output-dir"]
+    argv += [str(tmp_path / "run"), "--preset", "tiny", "--set", "model.num_proposal=8"]
+    assert main(argv) == 2
+    (line,) = error_lines(capsys)
+    assert "'model.num_proposal'" in line and "did you mean 'model.num_proposals'?" in line
+
+
+def test_a_badly_typed_set_value_names_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    argv = ["train", "--train-json", "t.json", "--train-images", "t", "--output-dir", str(run)]
+    assert main([*argv, "--preset", "tiny", "--set", "train.max_iter=many"]) == 2
+    assert not run.exists()
+    (line,) = error_lines(capsys)
+    assert "'train.max_iter' expects an integer, got 'many'" in line
+
+
+def test_config_file_alone_is_enough_and_a_foreign_one_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    foreign = tmp_path / "coco.json"
+    foreign.write_text(json.dumps({"images": []}))
+    argv = ["train", "--train-json", "t.json", "--train-images", "t", "--output-dir", "o"]
+    assert main([*argv, "--config", str(foreign)]) == 2
+    (line,) = error_lines(capsys)
+    assert f"--config {foreign}" in line and "unknown config key" in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (
+            ["eval", "--model", "m", "--json", "j", "--images", "i", "--batch-size", "-1"],
+            "--batch-size",
+        ),
+        (["eval", "--model", "m", "--json", "j", "--images", "i", "--workers", "-1"], "--workers"),
+        (["eval", "--model", "m", "--json", "j", "--images", "i", "--device", "gpu"], "--device"),
+        (["benchmark", "--threads", "0"], "--threads"),
+        (["benchmark", "--image-size", "0", "64"], "--image-size"),
+        (["visualize", "--model", "m", "x.jpg", "--score-threshold", "2"], "--score-threshold"),
+        (
+            [
+                "diagnose",
+                "report",
+                "--model",
+                "m",
+                "--json",
+                "j",
+                "--images",
+                "i",
+                "--samples",
+                "-1",
+            ],
+            "--samples",
+        ),
+    ],
+)
+def test_bad_flag_values_stop_at_parsing_naming_the_flag(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert f"error: argument {named}" in capsys.readouterr().err
+
+
+def test_a_multi_line_message_keeps_two_lines(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raising_handler(monkeypatch, ValueError("x.json: 3 problems\n[a] first\n[b] second\n"))
+    assert main(VALIDATE) == 2
+    assert error_lines(capsys) == [
+        "sparsercnn validate: error: x.json: 3 problems",
+        "[a] first [...]",
+    ]
+
+
+def test_a_full_disk_is_a_runtime_failure_without_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    error = OSError(errno.ENOSPC, "No space left on device", "/runs/model_final.safetensors")
+    raising_handler(monkeypatch, error)
+    assert main(VALIDATE) == 1
+    first, second = error_lines(capsys)
+    assert first.startswith(
+        "sparsercnn validate: failed: OSError: /runs/model_final.safetensors: No space left on "
+        "device (free disk space"
+    )
+    assert second == DEBUG_HINT
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (RuntimeError("kernel failed\ndetails\nmore"), "failed: RuntimeError: kernel failed [...]"),
+        (torch.OutOfMemoryError("CUDA out of memory."), "lower the batch size"),
+        (KeyError("images"), "failed: KeyError: 'images'"),
+        (AssertionError(), "failed: AssertionError: (no message)"),
+    ],
+)
+def test_other_exceptions_exit_1_with_their_type_and_the_debug_hint(
+    error: Exception,
+    shown: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    raising_handler(monkeypatch, error)
+    assert main(VALIDATE) == 1
+    err = capsys.readouterr().err
+    first, second = err.strip().splitlines()
+    assert shown in first and second == DEBUG_HINT and "Traceback" not in err
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_re_raises_before_or_after_the_command(
+    where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    raising_handler(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
+    argv = ["--debug", *VALIDATE] if where == "before" else [*VALIDATE, "--debug"]
+    with pytest.raises(OSError, match="No space left"):
+        main(argv)
+
+
+def test_interrupt_exits_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raising_handler(monkeypatch, KeyboardInterrupt())
+    assert main(VALIDATE) == 130
+    assert error_lines(capsys) == ["sparsercnn validate: interrupted"]
+
+
+def test_warnings_logged_before_a_failure_still_show(tmp_path: Path) -> None:
+    # In a real process (pytest's log capture would swallow the records in this one).
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import logging, sys\n"
+        "from sparsercnn.cli import validate\n"
+        "from sparsercnn.cli.main import main\n"
+        "def handler(args):\n"
+        "    logging.getLogger('sparsercnn.data').warning('image 7 has no annotations')\n"
+        "    raise RuntimeError('boom')\n"
+        "validate.run = handler\n"
+        "sys.exit(main(['validate', '--json', 'j', '--images', 'i']))\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert "WARNING sparsercnn.data: image 7 has no annotations" in lines[0]
+    assert lines[1:] == ["sparsercnn validate: failed: RuntimeError: boom", DEBUG_HINT]
+
+
+def test_convert_names_the_published_checkpoints_for_an_unknown_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["convert", "r50_100pro", "--output", str(tmp_path / "m.safetensors")]) == 2
+    (line,) = error_lines(capsys)
+    assert "SRC r50_100pro is not a file, a URL or a published name" in line
+    assert "r50_100pro_3x" in line
+
+
+@pytest.mark.parametrize("command", ["export", "visualize"])
+def test_output_inside_a_file_fails_before_any_work(
+    command: str, model_file: Path, image: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = image / "out.png"
+    argv = [command, "--model", str(model_file), "--output", str(output)]
+    assert main([*argv, str(image)] if command == "visualize" else argv) == 2
+    (line,) = error_lines(capsys)
+    assert f"--output {output}: {image} is a file, not a folder" in line

@@ -1,0 +1,65 @@
+"""The ``train`` and ``demo`` handlers end to end, on a few small synthetic images."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import pytest
+
+from sparsercnn.cli.main import main
+from sparsercnn.data import demo_dataset
+from sparsercnn.data.demo_dataset import DEMO_CLASSES, generate_demo_dataset
+
+
+@pytest.mark.slow
+def test_train_writes_the_model_file_and_the_metrics_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = generate_demo_dataset(tmp_path / "data", num_train=4, num_val=0, image_size=(96, 128))
+    run = tmp_path / "run"
+    argv = ["train", "--train-json", str(data.train_json), "--train-images"]
+    argv += [str(data.train_images), "--output-dir", str(run), "--preset", "tiny"]
+    argv += ["--set", "train.max_iter=2", "train.log_period=1", "--device", "cpu"]
+    assert main(argv) == 0
+    assert "training stopped at iteration 2" in capsys.readouterr().out
+    from sparsercnn.model_file import read_model_file
+
+    _, config, categories = read_model_file(run / "model_final.safetensors")
+    assert config.model.num_classes == len(DEMO_CLASSES) and config.train.max_iter == 2
+    assert categories.names == list(DEMO_CLASSES)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if "loss" in r]
+    assert [r["iter"] for r in steps] == [1, 2]
+    assert all(r["loss"] > 0 for r in steps)
+
+
+@pytest.mark.slow
+def test_demo_trains_evaluates_and_writes_every_listed_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The demo's data set, cut from 600 + 100 images to 6 + 3.
+    small = functools.partial(generate_demo_dataset, num_train=6, num_val=3)
+    monkeypatch.setattr(demo_dataset, "generate_demo_dataset", small)
+    out = tmp_path / "demo"
+    argv = ["demo", "--output-dir", str(out), "--time-budget", "0.5", "--device", "cpu"]
+    assert main([*argv, "--set", "train.max_iter=2", "train.batch_size=2"]) == 0
+    printed = capsys.readouterr().out
+    assert "AP = " in printed and "on 3 validation images" in printed
+    # The best model when an evaluation ran within the budget, else the final one.
+    model = Path(printed.split("model:")[1].split()[0])
+    assert model.parent == out / "train" and model.name.endswith(".safetensors")
+    listed = [
+        model,
+        out / "metrics.json",
+        out / "val_results.json",
+        out / "train" / "curves.png",
+        out / "train" / "metrics.jsonl",
+        out / "stages.png",
+    ]
+    for path in listed:
+        assert str(path) in printed and path.stat().st_size > 0, path
+    assert (out / "report" / "confusion_matrix.png").stat().st_size > 0
+    assert len(list((out / "predictions").iterdir())) == 3
+    assert 0.0 <= json.loads((out / "metrics.json").read_text())["AP"] <= 1.0
