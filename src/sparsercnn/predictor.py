@@ -248,6 +248,10 @@ class Predictor(BatchPredictor):
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if num_stages is not None and not 1 <= num_stages <= model.num_stages:
+            raise ValueError(
+                f"num_stages (--stages) {num_stages}: the model has stages 1..{model.num_stages}"
+            )
         self.device = torch.device(device)
         if self.device.type == "cpu":
             retain_freed_memory()

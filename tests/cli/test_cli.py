@@ -163,7 +163,7 @@ def test_validate_and_eval_on_a_small_coco_dataset(
     # A broken annotation makes validate fail with the annotation id in the report.
     coco["annotations"][0]["bbox"] = [10, 10, -5, 30]
     json_path.write_text(json.dumps(coco))
-    assert main(["validate", "--json", str(json_path), "--images", str(image_folder)]) == 1
+    assert main(["validate", "--json", str(json_path), "--images", str(image_folder)]) == 2
     assert "10" in capsys.readouterr().out
 
 

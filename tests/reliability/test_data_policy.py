@@ -104,7 +104,7 @@ def test_validate_reports_a_truncated_jpeg(
 ) -> None:
     json_path, image_dir = write_coco(tmp_path)
     spoil(image_dir / "003.jpg", "truncated")
-    assert validate(json_path, image_dir) == 1
+    assert validate(json_path, image_dir) == 2
     out = capsys.readouterr().out
     assert "[image_file_unreadable]" in out and "003.jpg" in out and "truncated" in out
     assert "FAILED" in out and "--skip-invalid" in out
@@ -117,7 +117,7 @@ def test_train_refuses_what_validate_calls_an_error(
     json_path, image_dir = write_coco(tmp_path)
     spoil(image_dir / "001.jpg", how)
     spoil(image_dir / "004.jpg", how)
-    assert validate(json_path, image_dir) == 1
+    assert validate(json_path, image_dir) == 2
     assert train(json_path, image_dir, tmp_path / "run") == 2
     err = capsys.readouterr().err
     assert err.startswith("sparsercnn train: error: ")
@@ -145,7 +145,7 @@ def test_zero_annotations_is_an_error_before_training(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], no_trainer: None
 ) -> None:
     json_path, image_dir = write_coco(tmp_path, with_boxes=False)
-    assert validate(json_path, image_dir) == 1
+    assert validate(json_path, image_dir) == 2
     assert "[no_boxes]" in capsys.readouterr().out
     for extra in ((), ("--skip-invalid",)):
         assert train(json_path, image_dir, tmp_path / "run", *extra) == 2

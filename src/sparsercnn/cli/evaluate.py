@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sparsercnn.cli.common import add_model_dataset_arguments, resolve_device
+from sparsercnn.cli.common import (
+    add_model_dataset_arguments,
+    check_output_path,
+    resolve_device,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +36,11 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics import write_evaluation_report
     from sparsercnn.engine.pipeline import evaluate_model_file
 
+    for path, flag in ((args.output, "--output"), (args.results, "--results")):
+        if path is not None:
+            check_output_path(path, flag)
+    if args.report_dir is not None:
+        check_output_path(args.report_dir, "--report-dir", folder=True)
     report = evaluate_model_file(
         args.model,
         args.json,

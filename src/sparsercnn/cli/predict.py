@@ -12,6 +12,7 @@ from sparsercnn.cli.common import (
     add_batch_arguments,
     add_device_argument,
     add_model_argument,
+    check_output_path,
     resolve_device,
 )
 
@@ -48,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.export.onnx_runtime import OnnxPredictor
     from sparsercnn.predictor import DrawingWriter, Predictor
 
+    check_output_path(args.output, "--output")
+    if args.save_images is not None:
+        check_output_path(args.save_images, "--save-images", folder=True)
     predictor: Predictor | OnnxPredictor
     if args.onnx is not None:
         if args.stages is not None or args.device not in (None, "cpu"):

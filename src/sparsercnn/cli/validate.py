@@ -13,7 +13,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="check a COCO-format dataset (files, ids, boxes) and print a summary",
         description="Report missing, undecodable or truncated images, bad boxes, unknown or "
         "duplicate ids, and summarise the dataset; every image is decoded. What this reports as "
-        "an error, `train` and `eval` refuse. Exit code 1 when errors were found.",
+        "an error, `train` and `eval` refuse. Exit code 2 when errors were found (bad input, as "
+        "for every command).",
     )
     parser.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
     parser.add_argument("--images", type=Path, required=True, help="image folder")
@@ -28,4 +29,4 @@ def run(args: argparse.Namespace) -> int:
 
     report = validate_coco(args.json, args.images, check_images=not args.no_image_check)
     print(report.format())
-    return 1 if report.errors else 0
+    return 2 if report.errors else 0

@@ -214,7 +214,8 @@ def evaluate_model_file(
     loaded, dataset = load_model_and_dataset(model_file, json_path, image_dir, device)
     if num_stages is not None and not 1 <= num_stages <= loaded.model.num_stages:
         raise ValueError(
-            f"--stages {num_stages}: {model_file} has stages 1..{loaded.model.num_stages}"
+            f"num_stages (--stages) {num_stages}: {model_file} has stages "
+            f"1..{loaded.model.num_stages}"
         )
     evaluation = evaluate(
         loaded.model,
