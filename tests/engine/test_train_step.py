@@ -135,6 +135,7 @@ def test_overflowing_gradients_are_skipped_by_the_scaler() -> None:
     for iteration in range(3):  # more than max_nonfinite_steps: overflow is not a failure
         stats = step(loader, lr=0.1, iteration=iteration)
         assert math.isfinite(stats.loss) and not math.isfinite(stats.grad_norm)
+        assert not stats.applied  # the scaler skipped the update
     assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before, strict=True))
     assert scaler.get_scale() == INIT_SCALE / 8  # halved at each skipped step
-    assert step.skipped_steps == 0
+    assert step.skipped_steps == 3 and step.consecutive_nonfinite == 0

@@ -207,11 +207,17 @@ class TrainStep:
             finite = bool(flag.item() > 0)
         if finite:
             self.consecutive_nonfinite = 0
-            if self.scaler is not None:
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
+            if self.scaler is None:
                 self.optimizer.step()
+                return True
+            scale = self.scaler.get_scale()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            # The scaler skips the update and lowers the scale when gradients overflowed.
+            if self.scaler.get_scale() < scale:
+                self.skipped_steps += 1
+                logger.debug("iteration %d: fp16 gradients overflowed; step skipped", iteration)
+                return False
             return True
         if self.scaler is not None:
             self.scaler.update()
