@@ -81,9 +81,10 @@ def test_training_curves_with_eval(tmp_path: Path, saved_figures: list[Figure]) 
     assert last_stage.tolist() == [r["loss_giou/stage5"] for r in training]
     (lr_line,) = ax_lr.get_lines()
     assert list(lr_line.get_ydata()) == [r["lr"] for r in training]
-    assert legend_labels(ax_ap) == ["AP", "AP50"] and ax_ap.get_ylim() == (0.0, 1.0)
+    assert legend_labels(ax_ap) == ["AP", "AP50"] and ax_ap.get_ylim() == (0.0, 100.0)
+    assert ax_ap.get_ylabel() == "AP (%)"  # the metrics.jsonl fractions, shown in percent
     ap_iters, ap = line_data(ax_ap, "AP")
-    assert ap_iters.tolist() == [250, 500, 750] and ap.tolist() == [0.0625, 0.125, 0.1875]
+    assert ap_iters.tolist() == [250, 500, 750] and ap.tolist() == [6.25, 12.5, 18.75]
 
 
 def test_training_curves_without_eval_or_stages(
@@ -147,7 +148,7 @@ def test_precision_recall_plot(
         assert ax.get_title() == f"precision-recall, IoU {iou}" and ax.get_xlabel() == "recall"
         assert len(ax.get_lines()) == num_classes + 1
         expected = np.mean([getattr(c, attribute) for c in curves], axis=0)
-        mean_label = f"mean of {num_classes} classes (AP {expected.mean():.3f})"
+        mean_label = f"mean of {num_classes} classes (AP {100 * expected.mean():.2f}%)"
         x, mean = line_data(ax, mean_label)
         np.testing.assert_allclose(x, recall)
         np.testing.assert_allclose(mean, expected)

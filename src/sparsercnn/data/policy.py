@@ -186,23 +186,27 @@ def apply_policy(inspection: Inspection, *, skip_invalid: bool) -> CheckedCoco:
 
 
 def _refusal_message(source: str, image_dir: str, errors: list[Issue]) -> str:
-    """Why a dataset is refused: every bad file (capped), the first issues, what to do."""
+    """Why a dataset is refused, in two lines: what is wrong and what to do, then every bad file
+    (capped) or, for annotation errors, the first issues. ``validate`` lists them all."""
+    first = (
+        f"{source}: {len(errors)} error(s) in the dataset (images in {image_dir}); fix or remove "
+        f"them (`sparsercnn validate --json {source} --images {image_dir}` lists each), or "
+        f"{SKIP_INVALID_HINT} to drop them up front"
+    )
     files = list(dict.fromkeys(issue.file for issue in errors if issue.file is not None))
-    lines = [f"{source}: {len(errors)} error(s) in the dataset (images in {image_dir})"]
     if files:
         listed = ", ".join(files[:_MAX_LISTED_FILES])
         more = (
             f" and {len(files) - _MAX_LISTED_FILES} more" if len(files) > _MAX_LISTED_FILES else ""
         )
-        lines.append(f"  bad files ({len(files)}): {listed}{more}")
-    lines += [f"  {issue}" for issue in errors[:_MAX_LISTED_ISSUES]]
-    if len(errors) > _MAX_LISTED_ISSUES:
-        lines.append(f"  ... and {len(errors) - _MAX_LISTED_ISSUES} more")
-    lines.append(
-        f"Fix or remove them (`sparsercnn validate --json {source} --images {image_dir}` lists "
-        f"all), or {SKIP_INVALID_HINT} to drop them up front."
+        return f"{first}\nbad files ({len(files)}): {listed}{more}"
+    shown = "; ".join(str(issue) for issue in errors[:_MAX_LISTED_ISSUES])
+    more = (
+        f"; ... and {len(errors) - _MAX_LISTED_ISSUES} more"
+        if len(errors) > _MAX_LISTED_ISSUES
+        else ""
     )
-    return "\n".join(lines)
+    return f"{first}\n{shown}{more}"
 
 
 def _dropped_summary(source: str, checked: CheckedCoco, errors: list[Issue]) -> str:
