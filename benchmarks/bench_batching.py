@@ -15,7 +15,6 @@ Usage: python benchmarks/bench_batching.py [--preset r50_100pro_3x] [--images 16
 from __future__ import annotations
 
 import argparse
-import platform
 import random
 import statistics
 import time
@@ -24,9 +23,10 @@ from pathlib import Path
 import torch
 
 from sparsercnn import build_model, get_preset
+from sparsercnn.benchmarking import hardware_info
 from sparsercnn.data.transforms import resized_shape
 from sparsercnn.model.inference import evaluating, group_by_padded_size, run_model
-from sparsercnn.runtime import retain_freed_memory
+from sparsercnn.runtime import fast_bf16_supported, retain_freed_memory
 
 # (h, w) of common photo shapes: landscape and portrait 4:3 and 3:2, square, panorama.
 ORIGINAL_SHAPES = [(480, 640), (640, 480), (427, 640), (640, 427), (500, 500), (360, 640)]
@@ -93,8 +93,10 @@ def main() -> None:
             f"| {args.preset} | {args.images} mixed | {args.batch_size} | {name} | "
             f"{statistics.median(seconds[invariant]):.3f} | {deviation:.2e} |"
         )
+    cpu = torch.device("cpu")
+    kind = "native bf16 (AVX-512)" if fast_bf16_supported(cpu) else "no native bf16 (AVX2)"
     header = (
-        f"Batching cost on {platform.processor() or platform.machine()}, {args.threads} threads, "
+        f"Batching cost on {hardware_info(cpu)['cpu']}, {kind}, {args.threads} threads, "
         f"median of {args.repeats} alternating runs "
         f"(`python benchmarks/bench_batching.py --preset {args.preset} --images {args.images} "
         f"--batch-size {args.batch_size} --repeats {args.repeats}`):\n\n"

@@ -115,6 +115,19 @@ class MetricsLog:
         lines = self.path.read_text(encoding="utf-8").splitlines()
         return [json.loads(line) for line in lines if line.strip()]
 
+    def plot(self, output_png: Path) -> Path | None:
+        """Draw the curves of the log into ``output_png``; a plotting failure is logged, never
+        fatal to a finished run. Returns the PNG, or ``None`` when plotting failed."""
+        # Imported here: matplotlib is slow to import and needed once per run.
+        from sparsercnn.visualization.plots import plot_training_curves
+
+        try:
+            plot_training_curves(self.path, output_png)
+        except Exception as error:
+            logger.warning("could not plot the training curves: %s", error)
+            return None
+        return output_png
+
 
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):

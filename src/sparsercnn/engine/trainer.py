@@ -14,7 +14,6 @@ import copy
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -38,7 +37,8 @@ from sparsercnn.engine.distributed import (
     mean_over_ranks,
     wrap_ddp,
 )
-from sparsercnn.engine.inference import Evaluation, EvaluationDataset, evaluate
+from sparsercnn.engine.evaluation_history import EvaluationHistory
+from sparsercnn.engine.inference import EvaluationDataset, evaluate
 from sparsercnn.engine.lr_schedule import lr_factor, scaled_lr
 from sparsercnn.engine.metrics_log import LogWindow, MetricsLog
 from sparsercnn.engine.model_init import prepare_model
@@ -122,16 +122,9 @@ class Trainer:
         self._build_model(load_weights=not resume)
 
         self.iteration = 0
-        self.best_ap: float | None = None
-        self.best_iteration: int | None = None
-        self.best_metrics: dict[str, Any] | None = None
-        self.final_metrics: dict[str, Any] | None = None
-        self.final_evaluation: Evaluation | None = None
-        self.best_evaluation: Evaluation | None = None
-        self.last_eval_iteration: int | None = None
+        self.evaluations = EvaluationHistory()
         self.last_checkpoint_iteration: int | None = None
         self.checkpoint_path: Path | None = None
-        self.eval_seconds: float | None = None
         self.checkpoint_seconds = 0.0
         self.last_losses: dict[str, float] = {}
         if resume:
@@ -234,7 +227,7 @@ class Trainer:
         )
         self.iteration = self.last_checkpoint_iteration = point.iteration
         self.checkpoint_path = point.path
-        self.best_ap, self.best_iteration = point.best_ap, point.best_iteration
+        self.evaluations = EvaluationHistory(point.best_ap, point.best_iteration)
 
     def train(self) -> TrainResult:
         """Run the remaining iterations, then checkpoint, evaluate and write the model files.
@@ -362,7 +355,10 @@ class Trainer:
                 self.scaler,
                 self.cfg,
                 self.categories,
-                extra={"best_ap": self.best_ap, "best_iteration": self.best_iteration},
+                extra={
+                    "best_ap": self.evaluations.best_ap,
+                    "best_iteration": self.evaluations.best_iteration,
+                },
                 keep=self.cfg.train.keep_checkpoints,
                 rng=states,
             )
@@ -381,18 +377,14 @@ class Trainer:
             num_workers=self.cfg.train.num_workers,
             dist_info=self.dist,
         )
-        self.eval_seconds = time.perf_counter() - start
-        self.last_eval_iteration = self.iteration
+        self.evaluations.seconds = time.perf_counter() - start
+        self.evaluations.last_iteration = self.iteration
         if evaluation is None:
             return
         result = evaluation.result
-        self.final_evaluation = evaluation
-        self.final_metrics = result.to_dict()
-        self.metrics.append({"iter": self.iteration, "eval": self.final_metrics})
+        self.metrics.append({"iter": self.iteration, "eval": result.to_dict()})
         logger.info("evaluation at iteration %d:\n%s", self.iteration, result.format_table())
-        if self.best_ap is None or self.best_ap < result.AP:
-            self.best_ap, self.best_iteration = result.AP, self.iteration
-            self.best_metrics, self.best_evaluation = self.final_metrics, evaluation
+        if self.evaluations.record(evaluation, self.iteration):
             save_model_file(
                 self.path("model_best.safetensors"), self.model, self.cfg, self.categories
             )
@@ -419,7 +411,7 @@ class Trainer:
             checkpoint_period=train.checkpoint_period,
             checkpoint_seconds=self.checkpoint_seconds,
             eval_period=train.eval_period,
-            eval_seconds=self.eval_seconds,
+            eval_seconds=self.evaluations.seconds,
             eval_images=eval_images,
             images_per_iter=train.batch_size * train.grad_accum_steps,
         )
@@ -430,19 +422,20 @@ class Trainer:
             self._log_window(window, None)
         if self.last_checkpoint_iteration != self.iteration:
             self._save_checkpoint()
-        if self.val_dataset is not None and self.last_eval_iteration != self.iteration:
+        evaluations = self.evaluations
+        if self.val_dataset is not None and evaluations.last_iteration != self.iteration:
             self._evaluate()
         result = TrainResult(
             iteration=self.iteration,
             stopped_early=stopped_early,
             last_losses=self.last_losses,
-            final_metrics=self.final_metrics,
-            best_metrics=self.best_metrics,
-            best_iteration=self.best_iteration,
+            final_metrics=evaluations.last.result.to_dict() if evaluations.last else None,
+            best_metrics=evaluations.best.result.to_dict() if evaluations.best else None,
+            best_iteration=evaluations.best_iteration,
             skipped_steps=self.step.skipped_steps,
             output_dir=self.output_dir,
-            final_evaluation=self.final_evaluation,
-            best_evaluation=self.best_evaluation,
+            final_evaluation=evaluations.last,
+            best_evaluation=evaluations.best,
             checkpoint_path=self.checkpoint_path,
         )
         if self.dist.is_main:
@@ -452,22 +445,9 @@ class Trainer:
             result.model_final_path = final
             result.model_best_path = best if best.is_file() else None
             result.config_path, result.metrics_path = self.path("config.json"), self.metrics.path
-            result.curves_path = self._plot_curves()
+            result.curves_path = self.metrics.plot(self.path("curves.png"))
             logger.info(
                 "training ended at iteration %d; outputs in %s", self.iteration, self.output_dir
             )
         barrier()
         return result
-
-    def _plot_curves(self) -> Path | None:
-        """Draw ``curves.png``; a plotting failure is logged, never fatal to a finished run."""
-        # Imported here: matplotlib is slow to import and needed once per run.
-        from sparsercnn.visualization.plots import plot_training_curves
-
-        curves = self.path("curves.png")
-        try:
-            plot_training_curves(self.metrics.path, curves)
-        except Exception as error:
-            logger.warning("could not plot the training curves: %s", error)
-            return None
-        return curves
