@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -18,6 +17,8 @@ from sparsercnn.model import build_model
 from sparsercnn.model_file import save_model_file
 from sparsercnn.predictor import DrawingWriter, Predictor
 from sparsercnn.presets import get_preset
+from tests import synthetic_coco
+from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco
 
 CATEGORIES = [{"id": 4, "name": "cat"}, {"id": 9, "name": "dog"}]
 # (h, w) of the test images: mixed sizes, two pairs sharing a padded size (after the tiny
@@ -35,33 +36,14 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The images of :data:`SIZES` with one box each, as a COCO JSON and image folder."""
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> SyntheticCoco:
+    """The images of :data:`SIZES` with one box each."""
+    boxes = [
+        [Box(CATEGORIES[index % 2]["id"], (4, 4, width // 2, height // 2))]
+        for index, (height, width) in enumerate(SIZES)
+    ]
     root = tmp_path_factory.mktemp("mixed")
-    rng = np.random.default_rng(0)
-    images, annotations = [], []
-    for index, (height, width) in enumerate(SIZES):
-        name = f"{index}.png"
-        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(root / name)
-        images.append({"id": index + 1, "file_name": name, "height": height, "width": width})
-        annotations.append(
-            {
-                "id": index + 1,
-                "image_id": index + 1,
-                "category_id": CATEGORIES[index % 2]["id"],
-                "bbox": [4, 4, width // 2, height // 2],
-                "area": width * height / 4,
-                "iscrowd": 0,
-            }
-        )
-    json_path = root / "instances.json"
-    coco = {"images": images, "annotations": annotations, "categories": CATEGORIES}
-    json_path.write_text(json.dumps(coco))
-    return json_path, root
-
-
-def _images(dataset: tuple[Path, Path]) -> list[Path]:
-    return [dataset[1] / f"{i}.png" for i in range(len(SIZES))]
+    return synthetic_coco.write_coco(root, size=SIZES, categories=CATEGORIES, boxes=boxes)
 
 
 def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
@@ -73,10 +55,8 @@ def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None
     torch.testing.assert_close(a["boxes"], b["boxes"], rtol=0, atol=2e-3)
 
 
-def test_batch_size_does_not_change_detections(
-    model_file: Path, dataset: tuple[Path, Path]
-) -> None:
-    images = _images(dataset)
+def test_batch_size_does_not_change_detections(model_file: Path, dataset: SyntheticCoco) -> None:
+    images = dataset.image_paths
     one = Predictor.from_file(model_file, batch_size=1)(images)
     four = Predictor.from_file(model_file, batch_size=4)(images)
     reversed_order = Predictor.from_file(model_file, batch_size=4)(images[::-1])[::-1]
@@ -86,10 +66,10 @@ def test_batch_size_does_not_change_detections(
         _assert_same(vars(a), vars(c))
 
 
-def test_padded_batches_depend_on_the_batch(model_file: Path, dataset: tuple[Path, Path]) -> None:
+def test_padded_batches_depend_on_the_batch(model_file: Path, dataset: SyntheticCoco) -> None:
     """The official batching (kept as an option) changes an image's detections: what the
     default batching prevents."""
-    images = _images(dataset)
+    images = dataset.image_paths
     alone = Predictor.from_file(model_file, batch_size=1)(images)
     padded = Predictor.from_file(model_file, batch_size=4, batch_invariant=False)(images)
     assert any(
@@ -99,36 +79,34 @@ def test_padded_batches_depend_on_the_batch(model_file: Path, dataset: tuple[Pat
 
 
 def test_predictor_and_evaluation_give_the_same_detections(
-    model_file: Path, dataset: tuple[Path, Path]
+    model_file: Path, dataset: SyntheticCoco
 ) -> None:
-    json_path, image_dir = dataset
-    report = evaluate_model_file(model_file, json_path, image_dir, batch_size=3, num_workers=0)
-    predictions = Predictor.from_file(model_file, batch_size=3)(_images(dataset))
+    report = evaluate_model_file(
+        model_file, dataset.json_path, dataset.image_dir, batch_size=3, num_workers=0
+    )
+    predictions = Predictor.from_file(model_file, batch_size=3)(dataset.image_paths)
     assert report.evaluation.image_ids == list(range(1, len(SIZES) + 1))
     for detections, prediction in zip(report.evaluation.detections, predictions, strict=True):
         for key in ("boxes", "scores", "labels"):  # same batches: bit for bit
             assert torch.equal(detections[key], getattr(prediction, key)), key
 
 
-def test_records_carry_the_class_name(model_file: Path, dataset: tuple[Path, Path]) -> None:
+def test_records_carry_the_class_name(model_file: Path, dataset: SyntheticCoco) -> None:
     predictor = Predictor.from_file(model_file)
-    (prediction,) = predictor(_images(dataset)[:1])
+    (prediction,) = predictor(dataset.image_paths[:1])
     records = prediction.to_coco_results(predictor.categories)
     assert len(records) == len(prediction.scores) > 0
     names = {4: "cat", 9: "dog"}
     assert all(r["category_name"] == names[r["category_id"]] for r in records)
 
 
-def test_same_stem_inputs_get_separate_drawings(model_file: Path, tmp_path: Path) -> None:
-    rng = np.random.default_rng(1)
-    inputs = []
-    for folder in ("a", "b", "a/c"):
-        (tmp_path / "in" / folder).mkdir(parents=True, exist_ok=True)
-        path = tmp_path / "in" / folder / "x.png"
-        Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(path)
-        inputs.append(path)
-    jpeg = tmp_path / "in" / "a" / "x.jpg"  # same stem, other format, same folder
-    Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(jpeg)
+def test_same_stem_inputs_get_separate_drawings(
+    model_file: Path, write_coco: WriteCoco, tmp_path: Path
+) -> None:
+    # Same stem in several folders, and in one folder the same stem in another format.
+    names = ["a/x.png", "b/x.png", "a/c/x.png", "a/x.jpg"]
+    images = write_coco(file_names=names, size=(40, 60), objects_per_image=0)
+    inputs = images.image_paths
     drawn = tmp_path / "drawn"
     code = main(
         [
@@ -141,7 +119,7 @@ def test_same_stem_inputs_get_separate_drawings(model_file: Path, tmp_path: Path
             str(drawn),
             str(inputs[0]),
             str(inputs[1]),
-            str(tmp_path / "in/a"),
+            str(images.image_dir / "a"),
         ]
     )
     assert code == 0
@@ -154,10 +132,9 @@ def test_same_stem_inputs_get_separate_drawings(model_file: Path, tmp_path: Path
 
 
 def test_a_second_run_replaces_drawings_with_a_warning(
-    model_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    model_file: Path, write_coco: WriteCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    image = tmp_path / "x.png"
-    Image.fromarray(np.zeros((40, 60, 3), dtype=np.uint8)).save(image)
+    (image,) = write_coco(file_names=["x.png"], size=(40, 60), objects_per_image=0).image_paths
     predictor = Predictor.from_file(model_file)
     writer = DrawingWriter(tmp_path / "drawn", [image], score_threshold=0.3)
     (prediction,) = predictor(image)

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
 from sparsercnn.cli.main import COMMANDS, build_parser, main
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import build_model
 from sparsercnn.model_file import save_model_file
 from sparsercnn.presets import get_preset
+from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco
 
 
 def command_names() -> list[str]:
@@ -45,21 +45,20 @@ def model_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def image_folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "images"
-    (folder / "nested").mkdir(parents=True)
-    generator = torch.Generator().manual_seed(0)
-    for name, size in (("a.jpg", (120, 90)), ("b.png", (64, 100)), ("nested/c.jpg", (80, 80))):
-        pixels = torch.randint(
-            0, 256, (size[1], size[0], 3), generator=generator, dtype=torch.uint8
-        )
-        Image.fromarray(pixels.numpy()).save(folder / name)
-    (folder / "notes.txt").write_text("not an image")
-    return folder
+def dataset(write_coco: WriteCoco) -> SyntheticCoco:
+    """Images of mixed sizes and formats, one in a subfolder (without boxes), and a text file."""
+    data = write_coco(
+        file_names=["a.jpg", "b.png", "nested/c.jpg"],
+        size=[(90, 120), (100, 64), (80, 80)],
+        categories=[{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}],
+        boxes=[[Box(3, (10, 10, 40, 30))], [Box(7, (5, 20, 30, 50))], []],
+    )
+    (data.image_dir / "notes.txt").write_text("not an image")
+    return data
 
 
 def test_predict_on_a_folder_writes_coco_results(
-    model_file: Path, image_folder: Path, tmp_path: Path
+    model_file: Path, dataset: SyntheticCoco, tmp_path: Path
 ) -> None:
     output = tmp_path / "preds.json"
     drawn = tmp_path / "drawn"
@@ -68,7 +67,7 @@ def test_predict_on_a_folder_writes_coco_results(
             "predict",
             "--model",
             str(model_file),
-            str(image_folder),
+            str(dataset.image_dir),
             "--output",
             str(output),
             "--save-images",
@@ -105,35 +104,9 @@ def test_user_errors_are_reported_without_traceback(
 
 
 def test_validate_and_eval_on_a_small_coco_dataset(
-    model_file: Path, image_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    model_file: Path, dataset: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    coco = {
-        "images": [
-            {"id": 1, "file_name": "a.jpg", "height": 90, "width": 120},
-            {"id": 2, "file_name": "b.png", "height": 100, "width": 64},
-        ],
-        "annotations": [
-            {
-                "id": 10,
-                "image_id": 1,
-                "category_id": 3,
-                "bbox": [10, 10, 40, 30],
-                "area": 1200,
-                "iscrowd": 0,
-            },
-            {
-                "id": 11,
-                "image_id": 2,
-                "category_id": 7,
-                "bbox": [5, 20, 30, 50],
-                "area": 1500,
-                "iscrowd": 0,
-            },
-        ],
-        "categories": [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}],
-    }
-    json_path = tmp_path / "val.json"
-    json_path.write_text(json.dumps(coco))
+    json_path, image_folder = dataset.json_path, dataset.image_dir
     assert main(["validate", "--json", str(json_path), "--images", str(image_folder)]) == 0
     metrics = tmp_path / "metrics.json"
     code = main(
@@ -161,10 +134,11 @@ def test_validate_and_eval_on_a_small_coco_dataset(
     assert (tmp_path / "report" / "confusion_matrix.png").stat().st_size > 0
     assert "images/s" in capsys.readouterr().out
     # A broken annotation makes validate fail with the annotation id in the report.
-    coco["annotations"][0]["bbox"] = [10, 10, -5, 30]
-    json_path.write_text(json.dumps(coco))
+    coco = dataset.read_json()
+    coco["annotations"][1]["bbox"] = [5, 20, -5, 50]
+    dataset.write_json(coco)
     assert main(["validate", "--json", str(json_path), "--images", str(image_folder)]) == 2
-    assert "10" in capsys.readouterr().out
+    assert "annotation 2" in capsys.readouterr().out
 
 
 def test_model_flag_accepts_checkpoint_alias_with_a_note(

@@ -14,7 +14,6 @@ from typing import NoReturn
 
 import pytest
 import torch
-from PIL import Image
 
 from sparsercnn.cli import validate
 from sparsercnn.cli.main import DEBUG_HINT, main
@@ -22,6 +21,7 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import build_model
 from sparsercnn.model_file import save_model_file
 from sparsercnn.presets import get_preset
+from tests.synthetic_coco import WriteCoco
 
 VALIDATE = ["validate", "--json", "x.json", "--images", "x"]
 
@@ -36,9 +36,8 @@ def model_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def image(tmp_path: Path) -> Path:
-    path = tmp_path / "a.png"
-    Image.new("RGB", (64, 48), (90, 120, 30)).save(path)
+def image(write_coco: WriteCoco) -> Path:
+    (path,) = write_coco(file_names=["a.png"], size=(48, 64)).image_paths
     return path
 
 
@@ -75,10 +74,10 @@ def test_a_folder_given_as_model_file_is_bad_input(
 
 
 def test_an_output_path_inside_a_file_is_bad_input(
-    model_file: Path, image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    model_file: Path, image: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # FileExistsError from creating the output's folder, where a file is.
-    output = tmp_path / "a.png" / "predictions.json"
+    output = image / "predictions.json"
     assert main(["predict", "--model", str(model_file), str(image), "--output", str(output)]) == 2
     (line,) = error_lines(capsys)
     assert line.startswith("sparsercnn predict: error: ") and str(image) in line

@@ -3,10 +3,10 @@ files that fail to load later."""
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,32 +24,9 @@ from sparsercnn.data.coco import (
     Transform,
 )
 from sparsercnn.structures import Batch
+from tests.synthetic_coco import Box, WriteCoco, truncate
 
 CATEGORIES = [{"id": 90, "name": "zebra"}, {"id": 3, "name": "car"}, {"id": 7, "name": "bus"}]
-
-
-def write_dataset(
-    tmp_path: Path,
-    images: list[dict[str, Any]],
-    annotations: list[dict[str, Any]],
-    categories: list[dict[str, Any]] = CATEGORIES,
-    skip_files: tuple[str, ...] = (),
-) -> tuple[Path, Path]:
-    """Write the JSON and, per image, a PNG whose pixel value encodes its id (at its JSON size)."""
-    image_dir = tmp_path / "images"
-    image_dir.mkdir(exist_ok=True)
-    for image in images:
-        if image["file_name"] not in skip_files:
-            size = (image["width"], image["height"])
-            Image.new("RGB", size, (image["id"], 0, 0)).save(image_dir / image["file_name"])
-    json_path = tmp_path / "instances.json"
-    data = {"images": images, "annotations": annotations, "categories": categories}
-    json_path.write_text(json.dumps(data))
-    return json_path, image_dir
-
-
-def image(image_id: int, file_name: str, width: int = 40, height: int = 30) -> dict[str, Any]:
-    return {"id": image_id, "file_name": file_name, "width": width, "height": height}
 
 
 def box(
@@ -59,16 +36,19 @@ def box(
 
 
 @pytest.fixture
-def dataset_files(tmp_path: Path) -> tuple[Path, Path]:
-    images = [image(5, "five.png"), image(2, "two.png", 20, 10), image(9, "nine.png")]
-    annotations = [
-        box(1, 5, 7, [1, 2, 10, 20]),
-        box(2, 5, 3, [0, 0, 4, 4]),
-        box(3, 5, 90, [5, 5, 2, 2], iscrowd=1),
-        box(4, 9, 90, [10, 10, 5, 5]),
-        box(5, 9, 3, [0, 0, 40, 30], iscrowd=0),
-    ]
-    return write_dataset(tmp_path, images, annotations)
+def dataset_files(write_coco: WriteCoco) -> tuple[Path, Path]:
+    data = write_coco(
+        image_ids=[5, 2, 9],
+        file_names=["five.png", "two.png", "nine.png"],
+        size=[(30, 40), (10, 20), (30, 40)],
+        categories=CATEGORIES,
+        boxes=[
+            [Box(7, (1, 2, 10, 20)), Box(3, (0, 0, 4, 4)), Box(90, (5, 5, 2, 2), iscrowd=True)],
+            [],
+            [Box(90, (10, 10, 5, 5)), Box(3, (0, 0, 40, 30))],
+        ],
+    )
+    return data.json_path, data.image_dir
 
 
 def test_samples_follow_the_spec(dataset_files: tuple[Path, Path]) -> None:
@@ -84,7 +64,8 @@ def test_samples_follow_the_spec(dataset_files: tuple[Path, Path]) -> None:
     assert sample.image_id == 5 and sample.file_name == "five.png"
     assert sample.original_size == (30, 40)
     assert sample.image.dtype == torch.uint8 and sample.image.shape == (3, 30, 40)
-    assert int(sample.image[0, 0, 0]) == 5 and int(sample.image[1:].max()) == 0
+    with Image.open(dataset_files[1] / "five.png") as five:  # its own file, channels in order
+        assert torch.equal(sample.image, torch.from_numpy(np.array(five)).permute(2, 0, 1))
     assert sample.target.boxes.dtype == torch.float32
     torch.testing.assert_close(sample.target.boxes, torch.tensor([[1.0, 2, 11, 22], [0, 0, 4, 4]]))
     assert sample.target.labels.tolist() == [1, 0]  # bus (id 7) -> 1, car (id 3) -> 0
@@ -152,9 +133,15 @@ def test_transform_breaking_the_contract_raises(dataset_files: tuple[Path, Path]
         CocoDataset(*dataset_files, transform=float_image)[0]
 
 
-def bad_dataset(tmp_path: Path) -> tuple[Path, Path]:
-    images = [image(1, "a.png"), image(2, "b.png"), image(3, "gone.png")]
-    annotations = [
+def bad_dataset(write_coco: WriteCoco) -> tuple[Path, Path]:
+    data = write_coco(
+        file_names=["a.png", "b.png", "gone.png"],
+        size=(30, 40),
+        categories=CATEGORIES,
+        objects_per_image=0,
+    )
+    coco = data.read_json()
+    coco["annotations"] = [
         box(10, 1, 3, [1, 1, 5, 5]),
         box(11, 1, 42, [1, 1, 5, 5]),  # unknown category
         box(12, 2, 3, [1, 1, -5, 5]),  # negative width
@@ -162,12 +149,14 @@ def bad_dataset(tmp_path: Path) -> tuple[Path, Path]:
         box(14, 3, 7, [1, 1, 5, 5]),  # image file missing
         box(15, 77, 7, [1, 1, 5, 5]),  # unknown image
     ]
-    return write_dataset(tmp_path, images, annotations, skip_files=("gone.png",))
+    data.write_json(coco)
+    (data.image_dir / "gone.png").unlink()
+    return data.json_path, data.image_dir
 
 
-def test_invalid_data_raises_naming_every_bad_file(tmp_path: Path) -> None:
+def test_invalid_data_raises_naming_every_bad_file(write_coco: WriteCoco) -> None:
     with pytest.raises(InvalidDataError) as info:
-        CocoDataset(*bad_dataset(tmp_path))
+        CocoDataset(*bad_dataset(write_coco))
     message = str(info.value)
     assert isinstance(info.value, ValueError)
     for text in ("annotation 11", "annotation 12", "image id 77", "gone.png"):
@@ -177,10 +166,10 @@ def test_invalid_data_raises_naming_every_bad_file(tmp_path: Path) -> None:
 
 
 def test_skip_invalid_drops_exactly_the_bad_items(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    write_coco: WriteCoco, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="sparsercnn.data"):
-        dataset = CocoDataset(*bad_dataset(tmp_path), skip_invalid=True)
+        dataset = CocoDataset(*bad_dataset(write_coco), skip_invalid=True)
     assert dataset.image_ids == [1, 2]
     assert [len(dataset[i].target) for i in range(2)] == [1, 1]
     torch.testing.assert_close(dataset[1].target.boxes, torch.tensor([[30.0, 20, 40, 25]]))
@@ -202,9 +191,7 @@ def test_truncated_image_is_an_error_when_the_dataset_is_built(
     dataset_files: tuple[Path, Path],
 ) -> None:
     json_path, image_dir = dataset_files
-    path = image_dir / "two.png"
-    Image.new("RGB", (20, 10)).save(path, compress_level=0)  # big enough to cut after the header
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    truncate(image_dir / "two.png")
     with pytest.raises(InvalidDataError, match=r"two\.png"):
         CocoDataset(json_path, image_dir)
     # Existence alone does not see it: the file then fails on first load, named.
@@ -213,10 +200,10 @@ def test_truncated_image_is_an_error_when_the_dataset_is_built(
         dataset[1]
 
 
-def test_no_usable_box_is_an_error(tmp_path: Path) -> None:
-    files = write_dataset(tmp_path, [image(1, "a.png"), image(2, "b.png")], [])
+def test_no_usable_box_is_an_error(write_coco: WriteCoco) -> None:
+    data = write_coco(num_images=2, objects_per_image=0)
     with pytest.raises(DatasetError, match="no usable box") as info:
-        CocoDataset(*files, skip_invalid=True)
+        CocoDataset(data.json_path, data.image_dir, skip_invalid=True)
     assert not isinstance(info.value, InvalidDataError)  # --skip-invalid cannot help
 
 
@@ -277,11 +264,13 @@ def test_dataset_pickles_for_worker_processes(dataset_files: tuple[Path, Path]) 
 
 
 def test_zero_size_box_is_dropped_without_failing(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    write_coco: WriteCoco, caplog: pytest.LogCaptureFixture
 ) -> None:
     # COCO train2017 has two annotations of height 0; the reference drops them (spec 1.4).
-    annotations = [box(918, 1, 3, [29.6, 8.3, 1.03, 0.0]), box(919, 1, 3, [1, 1, 5, 5])]
+    boxes = [[Box(3, (29.6, 8.3, 1.03, 0.0)), Box(3, (1, 1, 5, 5))]]  # annotations 1 and 2
+    data = write_coco(size=(30, 40), boxes=boxes)
     with caplog.at_level(logging.WARNING, logger="sparsercnn.data.coco"):
-        dataset = CocoDataset(*write_dataset(tmp_path, [image(1, "a.png")], annotations))
+        dataset = CocoDataset(data.json_path, data.image_dir)
     assert len(dataset[0].target) == 1
-    assert "empty_box" in caplog.text and "annotation 918" in caplog.text
+    assert "empty_box" in caplog.text and re.search(r"annotation 1\b", caplog.text)
+    assert not re.search(r"annotation 2\b", caplog.text)

@@ -5,22 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from sparsercnn.data.image_check import check_image_files
-
-
-def noise_jpeg(path: Path, width: int = 64, height: int = 48) -> None:
-    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path, quality=95)
-
-
-def truncate(path: Path) -> None:
-    """Keep the first third of the bytes: the header still reads, the pixels do not."""
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 3])
+from tests.synthetic_coco import WriteCoco, truncate
 
 
 def entry(image_id: int, file_name: str, width: int = 64, height: int = 48) -> dict[str, Any]:
@@ -28,14 +16,13 @@ def entry(image_id: int, file_name: str, width: int = 64, height: int = 48) -> d
 
 
 @pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    for name in ("good.jpg", "truncated.jpg", "small.jpg"):
-        noise_jpeg(tmp_path / name)
-    truncate(tmp_path / "truncated.jpg")
-    (tmp_path / "empty.jpg").write_bytes(b"")
-    (tmp_path / "text.jpg").write_text("this is not a JPEG")
-    noise_jpeg(tmp_path / "small.jpg", 32, 48)
-    return tmp_path
+def folder(write_coco: WriteCoco) -> Path:
+    names = ["good.jpg", "truncated.jpg", "small.jpg"]
+    data = write_coco(file_names=names, size=[(48, 64), (48, 64), (48, 32)], objects_per_image=0)
+    truncate(data.image_dir / "truncated.jpg")
+    (data.image_dir / "empty.jpg").write_bytes(b"")
+    (data.image_dir / "text.jpg").write_text("this is not a JPEG")
+    return data.image_dir
 
 
 def test_decoding_finds_every_unreadable_file(folder: Path) -> None:

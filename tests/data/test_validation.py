@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 from PIL import Image
 
 from sparsercnn.data.dataset_report import ValidationReport, validate_coco
 from sparsercnn.data.validation import DatasetError, Issue, check_coco
-
-
-def write_dataset(
-    tmp_path: Path,
-    images: list[dict[str, Any]],
-    annotations: list[dict[str, Any]],
-    categories: list[dict[str, Any]],
-    skip_files: tuple[str, ...] = (),
-) -> tuple[Path, Path]:
-    """Write the JSON and a solid-grey image file per valid entry (at its JSON size)."""
-    image_dir = tmp_path / "images"
-    image_dir.mkdir(exist_ok=True)
-    for image in images:
-        name = image.get("file_name")
-        if isinstance(name, str) and name not in skip_files and image.get("width", 0) > 0:
-            Image.new("RGB", (image["width"], image["height"]), (90, 90, 90)).save(image_dir / name)
-    json_path = tmp_path / "instances.json"
-    data = {"images": images, "annotations": annotations, "categories": categories}
-    json_path.write_text(json.dumps(data))
-    return json_path, image_dir
+from tests.synthetic_coco import Box, WriteCoco, truncate
 
 
 def image(image_id: int, file_name: str, width: int = 40, height: int = 30) -> dict[str, Any]:
@@ -48,14 +27,17 @@ def by_code(report: ValidationReport, code: str) -> list[Issue]:
 
 
 @pytest.fixture
-def bad_report(tmp_path: Path) -> ValidationReport:
+def bad_report(write_coco: WriteCoco) -> ValidationReport:
+    names = ["a.png", "b.png", "dup.png", "broken.png", "sized.png"]
+    data = write_coco(file_names=names, size=(30, 40), objects_per_image=0)
+    (data.image_dir / "broken.png").write_bytes(b"\x89PNG not really")
     images = [
         image(1, "a.png"),
         image(2, "b.png"),
         image(1, "dup.png"),
         image(3, "missing.png"),
         image(4, "broken.png"),
-        image(5, "sized.png"),
+        image(5, "sized.png", width=50),  # the file is 40 wide
         {"id": 6, "file_name": "c.png", "width": 0, "height": 30},
     ]
     categories = [{"id": 3, "name": "car"}, {"id": 7, "name": "bus"}, {"id": 3, "name": "again"}]
@@ -74,16 +56,8 @@ def bad_report(tmp_path: Path) -> ValidationReport:
         box(19, 5, 7, [0, 0, 5, 5]),
         box(20, 6, 7, [0, 0, 5, 5]),  # belongs to the invalid image 6: dropped with it
     ]
-    json_path, image_dir = write_dataset(
-        tmp_path, images, annotations, categories, skip_files=("missing.png", "sized.png")
-    )
-    (image_dir / "broken.png").write_bytes(b"\x89PNG not really")
-    Image.new("RGB", (40, 30)).save(image_dir / "sized.png")
-    images[5]["width"] = 50  # the JSON now disagrees with the file
-    json_path.write_text(
-        json.dumps({"images": images, "annotations": annotations, "categories": categories})
-    )
-    return validate_coco(json_path, image_dir)
+    data.write_json({"images": images, "annotations": annotations, "categories": categories})
+    return validate_coco(data.json_path, data.image_dir)
 
 
 @pytest.mark.parametrize(
@@ -151,17 +125,27 @@ def test_usable_part_is_summarised(bad_report: ValidationReport) -> None:
     assert summary.num_crowd_boxes == 1
 
 
-def test_summary_of_a_clean_dataset(tmp_path: Path) -> None:
-    categories = [{"id": 90, "name": "zebra"}, {"id": 7, "name": "bus"}, {"id": 3, "name": "car"}]
-    annotations = [
-        box(1, 1, 3, [0, 0, 4, 4]),  # sqrt area 4, small
-        box(2, 1, 3, [10, 10, 10, 10]),  # 10, small
-        box(3, 1, 7, [0, 0, 40, 30]),  # 34.6, medium
-        box(4, 1, 7, [50, 20, 100, 100]),  # 100, large
-        box(5, 3, 7, [0, 0, 5, 5], iscrowd=1),
-    ]
-    images = [image(1, "one.png", 200, 150), image(2, "two.png"), image(3, "three.png")]
-    report = validate_coco(*write_dataset(tmp_path, images, annotations, categories))
+def test_summary_of_a_clean_dataset(write_coco: WriteCoco) -> None:
+    data = write_coco(
+        file_names=["one.png", "two.png", "three.png"],
+        size=[(150, 200), (30, 40), (30, 40)],
+        categories=[
+            {"id": 90, "name": "zebra"},
+            {"id": 7, "name": "bus"},
+            {"id": 3, "name": "car"},
+        ],
+        boxes=[
+            [
+                Box(3, (0, 0, 4, 4)),  # sqrt area 4, small
+                Box(3, (10, 10, 10, 10)),  # 10, small
+                Box(7, (0, 0, 40, 30)),  # 34.6, medium
+                Box(7, (50, 20, 100, 100)),  # 100, large
+            ],
+            [],
+            [Box(7, (0, 0, 5, 5), iscrowd=True)],
+        ],
+    )
+    report = validate_coco(data.json_path, data.image_dir)
 
     assert report.ok and not report.errors and not report.warnings
     summary = report.summary
@@ -180,11 +164,14 @@ def test_summary_of_a_clean_dataset(tmp_path: Path) -> None:
     assert "OK" in text and "zebra" in text and "mean 1.33" in text
 
 
-def test_too_many_boxes_and_wrong_image_folder(tmp_path: Path) -> None:
-    annotations = [box(i, 1, 1, [0, 0, 5, 5]) for i in range(1, 5)]
-    json_path, image_dir = write_dataset(
-        tmp_path, [image(1, "a.png"), image(2, "b.png")], annotations, [{"id": 1, "name": "x"}]
+def test_too_many_boxes_and_wrong_image_folder(write_coco: WriteCoco, tmp_path: Path) -> None:
+    data = write_coco(
+        file_names=["a.png", "b.png"],
+        size=(30, 40),
+        categories=[{"id": 1, "name": "x"}],
+        boxes=[[Box(1, (0, 0, 5, 5))] * 4, []],
     )
+    json_path, image_dir = data.json_path, data.image_dir
     (crowded,) = by_code(validate_coco(json_path, image_dir, num_proposals=3), "too_many_boxes")
     assert crowded.image_id == 1 and "4 boxes" in crowded.message
 
@@ -194,17 +181,12 @@ def test_too_many_boxes_and_wrong_image_folder(tmp_path: Path) -> None:
     assert validate_coco(json_path, tmp_path / "elsewhere", check_images=False).ok
 
 
-def test_exif_rotation_mismatch_gets_a_hint(tmp_path: Path) -> None:
-    json_path, image_dir = write_dataset(tmp_path, [], [], [{"id": 1, "name": "x"}])
+def test_exif_rotation_mismatch_gets_a_hint(write_coco: WriteCoco) -> None:
+    data = write_coco(file_names=["phone.jpg"], size=(30, 40), objects_per_image=0)
     exif = Image.Exif()
-    exif[0x0112] = 6
-    Image.new("RGB", (40, 30)).save(image_dir / "phone.jpg", exif=exif)
-    data = {
-        "images": [image(1, "phone.jpg")],
-        "annotations": [],
-        "categories": [{"id": 1, "name": "x"}],
-    }
-    json_path.write_text(json.dumps(data))
+    exif[0x0112] = 6  # displayed turned: 30 wide, 40 high
+    Image.new("RGB", (40, 30)).save(data.image_paths[0], exif=exif)
+    json_path, image_dir = data.json_path, data.image_dir
     (mismatch,) = by_code(validate_coco(json_path, image_dir), "image_size_mismatch")
     assert "EXIF orientation 6" in mismatch.message
 
@@ -242,14 +224,10 @@ def test_missing_json_and_bad_entries(tmp_path: Path) -> None:
     assert not checked.images and not checked.annotations and not checked.categories
 
 
-def test_truncated_image_and_zero_boxes_are_errors(tmp_path: Path) -> None:
-    json_path, image_dir = write_dataset(
-        tmp_path, [image(1, "a.jpg"), image(2, "b.jpg")], [], [{"id": 1, "name": "x"}]
-    )
-    pixels = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(image_dir / "b.jpg", quality=95)
-    data = (image_dir / "b.jpg").read_bytes()
-    (image_dir / "b.jpg").write_bytes(data[: len(data) // 3])
+def test_truncated_image_and_zero_boxes_are_errors(write_coco: WriteCoco) -> None:
+    data = write_coco(file_names=["a.jpg", "b.jpg"], size=(30, 40), objects_per_image=0)
+    truncate(data.image_dir / "b.jpg")
+    json_path, image_dir = data.json_path, data.image_dir
     report = validate_coco(json_path, image_dir)
     (truncated,) = by_code(report, "image_file_unreadable")
     assert truncated.image_id == 2 and "b.jpg" in truncated.message

@@ -1,9 +1,10 @@
-"""Fixtures of the diagnostics tests (the data itself is made by :mod:`diagnostics_data`)."""
+"""Fixtures of the diagnostics tests (the data is made by :mod:`.diagnostics_data`)."""
 
 from __future__ import annotations
 
 import pytest
-from diagnostics_data import DiagnosticsData, write_diagnostics_data
+
+from tests.diagnostics.diagnostics_data import DiagnosticsData, write_diagnostics_data
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 
 import pytest
-from diagnostics_data import DiagnosticsData, write_subset_json
 
 from sparsercnn.cli import diagnose, visualize
+from tests.diagnostics.diagnostics_data import DiagnosticsData, write_subset_json
 
 
 def _run(argv: list[str]) -> int:

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-from diagnostics_data import DiagnosticsData
 from PIL import Image
 
 from sparsercnn.cli.main import main
@@ -16,6 +15,7 @@ from sparsercnn.data.coco import CocoDataset
 from sparsercnn.diagnostics.evaluation_report import write_evaluation_report
 from sparsercnn.diagnostics.ground_truth import LabelSummary, ground_truth_by_image
 from sparsercnn.engine.pipeline import evaluate_model_file
+from tests.diagnostics.diagnostics_data import DiagnosticsData
 
 
 def test_report_files(data: DiagnosticsData, tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from diagnostics_data import CROWDED_OBJECTS, NUM_PROPOSALS, DiagnosticsData
 from PIL import Image
 
 from sparsercnn.diagnostics.slot_statistics import (
@@ -15,6 +14,7 @@ from sparsercnn.diagnostics.slot_statistics import (
     slot_statistics_of_model_file,
     write_slot_statistics,
 )
+from tests.diagnostics.diagnostics_data import CROWDED_OBJECTS, NUM_PROPOSALS, DiagnosticsData
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from diagnostics_data import NUM_PROPOSALS, DiagnosticsData
 from PIL import Image
 
 from sparsercnn.data.transforms import build_test_transform
@@ -22,6 +21,7 @@ from sparsercnn.diagnostics.stage_boxes import (
 from sparsercnn.model import build_postprocessor
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.predictor import Predictor
+from tests.diagnostics.diagnostics_data import NUM_PROPOSALS, DiagnosticsData
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from diagnostics_data import DiagnosticsData
 from PIL import Image
 
 from sparsercnn.diagnostics.stage_evaluation import (
@@ -19,6 +18,7 @@ from sparsercnn.diagnostics.stage_evaluation import (
 )
 from sparsercnn.engine.pipeline import evaluate_model_file
 from sparsercnn.model import build_model
+from tests.diagnostics.diagnostics_data import DiagnosticsData
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Two-process data-parallel training with gloo on the CPU, launched as subprocesses.
 
-Each process runs this file as a script (``python test_distributed.py RANK ...``) with the
+Each process runs this file as a module from the repository root (``python -m
+tests.engine.test_distributed RANK ...``, so that ``tests.synthetic_coco`` imports) with the
 environment torchrun would set, trains the tiny model for two steps on its shard of the data,
 evaluates, and saves its first-step gradients and final weights for the test to compare.
 """
@@ -16,7 +17,6 @@ from typing import Any
 
 import pytest
 import torch
-from synthetic_coco import TinyCoco, tiny_config
 
 from sparsercnn.engine.distributed import (
     DistInfo,
@@ -26,8 +26,10 @@ from sparsercnn.engine.distributed import (
     init_distributed,
     is_main_process,
 )
+from tests.synthetic_coco import SyntheticCoco, tiny_config
 
 TIMEOUT_S = 180
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 WORLD_SIZE = 2
 
 
@@ -94,7 +96,7 @@ def _worker(rank: int, config_json: Path, data_json: Path, image_dir: Path, out:
         cleanup()
 
 
-def _launch(tmp_path: Path, data: TinyCoco, config_json: Path) -> list[subprocess.Popen[str]]:
+def _launch(tmp_path: Path, data: SyntheticCoco, config_json: Path) -> list[subprocess.Popen[str]]:
     env = {
         **os.environ,
         "MASTER_ADDR": "127.0.0.1",
@@ -105,7 +107,8 @@ def _launch(tmp_path: Path, data: TinyCoco, config_json: Path) -> list[subproces
     args = [str(config_json), str(data.json_path), str(data.image_dir), str(tmp_path)]
     return [
         subprocess.Popen(
-            [sys.executable, __file__, str(rank), *args],
+            [sys.executable, "-m", "tests.engine.test_distributed", str(rank), *args],
+            cwd=REPOSITORY_ROOT,
             env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -129,7 +132,7 @@ def _wait(processes: list[subprocess.Popen[str]]) -> list[str]:
     return outputs
 
 
-def _run_ranks(tmp_path: Path, data: TinyCoco, config_json: Path) -> None:
+def _run_ranks(tmp_path: Path, data: SyntheticCoco, config_json: Path) -> None:
     """Launch the ranks and wait; one retry if the free port was taken in between."""
     for attempt in range(2):
         processes = _launch(tmp_path, data, config_json)
@@ -142,7 +145,7 @@ def _run_ranks(tmp_path: Path, data: TinyCoco, config_json: Path) -> None:
             assert process.returncode == 0, f"rank {rank} failed:\n{output[-4000:]}"
 
 
-def test_two_process_gloo_training_stays_in_sync(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+def test_two_process_gloo_training_stays_in_sync(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:
     cfg = tiny_config()
     cfg.train.max_iter = 2
     config_json = tmp_path / "config.json"

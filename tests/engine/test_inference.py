@@ -6,16 +6,16 @@ import json
 from pathlib import Path
 
 import torch
-from synthetic_coco import TinyCoco, tiny_config
 
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.loader import build_test_loader
 from sparsercnn.data.transforms import build_test_transform
 from sparsercnn.engine.inference import evaluate, run_inference
 from sparsercnn.model import PostProcessor, SparseRCNN, build_model, build_postprocessor
+from tests.synthetic_coco import SyntheticCoco, tiny_config
 
 
-def _setup(data: TinyCoco) -> tuple[SparseRCNN, PostProcessor, CocoDataset]:
+def _setup(data: SyntheticCoco) -> tuple[SparseRCNN, PostProcessor, CocoDataset]:
     cfg = tiny_config()
     cfg.model.clip_boxes = False  # keep every box: check the rescaling itself
     torch.manual_seed(0)
@@ -25,7 +25,7 @@ def _setup(data: TinyCoco) -> tuple[SparseRCNN, PostProcessor, CocoDataset]:
     return build_model(cfg), build_postprocessor(cfg), dataset
 
 
-def test_run_inference_returns_original_pixel_boxes(tiny_coco: TinyCoco) -> None:
+def test_run_inference_returns_original_pixel_boxes(tiny_coco: SyntheticCoco) -> None:
     model, postprocessor, dataset = _setup(tiny_coco)
     model.train()
     loader = build_test_loader(dataset, batch_size=4, num_workers=0)
@@ -45,7 +45,7 @@ def test_run_inference_returns_original_pixel_boxes(tiny_coco: TinyCoco) -> None
     assert all(d["boxes"].device.type == "cpu" for d in detections)
 
 
-def test_evaluate_scores_and_writes_results(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+def test_evaluate_scores_and_writes_results(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:
     model, postprocessor, dataset = _setup(tiny_coco)
     results_path = tmp_path / "results.json"
     evaluation = evaluate(model, postprocessor, dataset, batch_size=3, results_path=results_path)

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import torch
-from synthetic_coco import TinyCoco, tiny_config
 
 from sparsercnn.config import Config
 from sparsercnn.data.coco import CocoDataset
@@ -24,9 +23,10 @@ from sparsercnn.engine.trainer import Trainer
 from sparsercnn.loss import NonFiniteCostError, SetLoss
 from sparsercnn.model_file import load_model_file
 from sparsercnn.structures import ModelOutput, Target
+from tests.synthetic_coco import SyntheticCoco, tiny_config
 
 
-def _datasets(data: TinyCoco, cfg: Config) -> tuple[CocoDataset, CocoDataset]:
+def _datasets(data: SyntheticCoco, cfg: Config) -> tuple[CocoDataset, CocoDataset]:
     train = CocoDataset(data.json_path, data.image_dir, build_train_transform(cfg.input))
     val = CocoDataset(
         data.json_path, data.image_dir, build_test_transform(cfg.input), skip_unreadable=False
@@ -34,7 +34,7 @@ def _datasets(data: TinyCoco, cfg: Config) -> tuple[CocoDataset, CocoDataset]:
     return train, val
 
 
-def _trainer(data: TinyCoco, cfg: Config, output_dir: Path, **kwargs: Any) -> Trainer:
+def _trainer(data: SyntheticCoco, cfg: Config, output_dir: Path, **kwargs: Any) -> Trainer:
     train, val = _datasets(data, cfg)
     val_dataset = val if kwargs.pop("with_val", False) else None
     return Trainer(
@@ -47,7 +47,7 @@ def _records(output_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines]
 
 
-def test_training_writes_outputs(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+def test_training_writes_outputs(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:
     cfg = tiny_config()
     cfg.train.checkpoint_period = 2
     trainer = _trainer(tiny_coco, cfg, tmp_path, with_val=True)
@@ -84,7 +84,7 @@ def test_training_writes_outputs(tiny_coco: TinyCoco, tmp_path: Path) -> None:
     assert cfg.train.max_iter == 3  # the caller's config is untouched
 
 
-def test_refuses_to_overwrite_a_run(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+def test_refuses_to_overwrite_a_run(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:
     (tmp_path / "checkpoint_0000005.pt").write_bytes(b"")
     with pytest.raises(FileExistsError, match="resume"):
         _trainer(tiny_coco, tiny_config(), tmp_path)
@@ -105,7 +105,7 @@ class _PoisonedCriterion:
         return loss
 
 
-def test_nonfinite_loss_skips_the_step(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+def test_nonfinite_loss_skips_the_step(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:
     cfg = tiny_config()
     cfg.train.max_iter = 2
     trainer = _trainer(tiny_coco, cfg, tmp_path)
@@ -133,7 +133,7 @@ class _DivergedMatching:
 
 
 def test_nonfinite_matching_cost_skips_the_step(
-    tiny_coco: TinyCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     cfg = tiny_config()
     cfg.train.max_iter = 2
@@ -149,7 +149,7 @@ def test_nonfinite_matching_cost_skips_the_step(
     assert trainer.step(loader, lr=1e-4, iteration=1).applied
 
 
-def test_repeated_nonfinite_loss_raises(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+def test_repeated_nonfinite_loss_raises(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:
     cfg = tiny_config()
     cfg.train.max_iter = 10
     cfg.train.max_nonfinite_steps = 2
@@ -163,7 +163,7 @@ def test_repeated_nonfinite_loss_raises(tiny_coco: TinyCoco, tmp_path: Path) -> 
         assert torch.equal(value, initial[key]), key  # no update was applied
 
 
-def test_time_budget_stops_gracefully(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+def test_time_budget_stops_gracefully(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:
     cfg = tiny_config()
     cfg.train.max_iter = 1000
     trainer = _trainer(tiny_coco, cfg, tmp_path, time_budget_minutes=0.001)
@@ -188,7 +188,7 @@ class _VirtualClockBudget(TimeBudget):
         return self.virtual_elapsed
 
 
-def test_time_budget_shortens_the_schedule(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+def test_time_budget_shortens_the_schedule(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:
     cfg = tiny_config()
     cfg.train.max_iter = 1000
     cfg.train.steps = (800, 900)
@@ -209,7 +209,7 @@ def test_time_budget_shortens_the_schedule(tiny_coco: TinyCoco, tmp_path: Path) 
 
 
 def test_bf16_autocast_on_cpu(
-    tiny_coco: TinyCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The bf16 path must work whatever this CPU runs natively (where it is emulated, it is
     # only slow).

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from synthetic_coco import TinyCoco, tiny_config
 
 from sparsercnn.engine import inference
 from sparsercnn.engine.pipeline import (
@@ -15,10 +14,11 @@ from sparsercnn.engine.pipeline import (
     train_from_coco,
     training_evaluation_report,
 )
+from tests.synthetic_coco import SyntheticCoco, tiny_config
 
 
 def test_eval_of_the_saved_model_reproduces_training_evaluation(
-    tiny_coco: TinyCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cfg = tiny_config()
     cfg.train.batch_size = 2  # the training batch no longer decides the evaluation batches

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from sparsercnn import build_model, get_preset
 from sparsercnn.cli import predict as predict_cli
@@ -26,6 +25,7 @@ from sparsercnn.model.postprocess import select_top_k
 from sparsercnn.model_file import LoadedModel, load_model_file, save_model_file
 from sparsercnn.predictor import Predictor
 from sparsercnn.structures import ImageBatch
+from tests.synthetic_coco import WriteCoco
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
@@ -172,19 +172,17 @@ def test_removed_boxes_get_score_zero_and_go_last() -> None:
     assert (unclipped.scores > 0).all() and unclipped.valid.all()
 
 
-def _write_images(folder: Path) -> Path:
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for name, (h, w) in {"a.png": (300, 400), "b.png": (420, 280), "c.jpg": (250, 250)}.items():
-        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / name)
-    return folder
+def _write_images(write_coco: WriteCoco) -> Path:
+    """A folder of three images of mixed sizes and formats."""
+    names = ["a.png", "b.png", "c.jpg"]
+    return write_coco(file_names=names, size=[(300, 400), (420, 280), (250, 250)]).image_dir
 
 
 @pytest.mark.slow
 def test_onnx_predictor_matches_predictor(
-    exported: ExportReport, loaded: LoadedModel, tmp_path: Path
+    exported: ExportReport, loaded: LoadedModel, write_coco: WriteCoco
 ) -> None:
-    folder = _write_images(tmp_path / "images")
+    folder = _write_images(write_coco)
     expected = Predictor(loaded.model, loaded.config, loaded.categories, batch_size=2)(folder)
     actual = OnnxPredictor(exported.path, batch_size=2)(folder)
     assert [p.source for p in actual] == [p.source for p in expected]
@@ -197,10 +195,12 @@ def test_onnx_predictor_matches_predictor(
 
 
 @pytest.mark.slow
-def test_predict_cli_with_onnx(exported: ExportReport, tmp_path: Path) -> None:
+def test_predict_cli_with_onnx(
+    exported: ExportReport, write_coco: WriteCoco, tmp_path: Path
+) -> None:
     parser = argparse.ArgumentParser()
     predict_cli.add_parser(parser.add_subparsers())
-    folder = _write_images(tmp_path / "images")
+    folder = _write_images(write_coco)
     output = tmp_path / "predictions.json"
     args = parser.parse_args(
         ["predict", "--onnx", str(exported.path), str(folder), "--output", str(output)]

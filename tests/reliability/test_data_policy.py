@@ -9,9 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from sparsercnn.cli.main import main
 from sparsercnn.data.categories import CategoryMap
@@ -19,37 +17,25 @@ from sparsercnn.engine import pipeline
 from sparsercnn.model import build_model
 from sparsercnn.model_file import save_model_file
 from sparsercnn.presets import get_preset
+from tests.synthetic_coco import WriteCoco, truncate
 
 NUM_IMAGES = 6
 
 
-def write_coco(root: Path, *, with_boxes: bool = True) -> tuple[Path, Path]:
-    """Six 96x128 noise JPEGs ``000.jpg``... with a bright box each, and their COCO JSON."""
-    image_dir = root / "images"
-    image_dir.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    images: list[dict[str, Any]] = []
-    annotations: list[dict[str, Any]] = []
-    for index in range(NUM_IMAGES):
-        pixels = rng.integers(0, 60, (96, 128, 3), dtype=np.uint8)
-        x, y = int(rng.integers(0, 80)), int(rng.integers(0, 50))
-        pixels[y : y + 40, x : x + 40] = (220, 60, 60)
-        name = f"{index:03d}.jpg"
-        Image.fromarray(pixels).save(image_dir / name, quality=95)
-        images.append({"id": index + 1, "file_name": name, "width": 128, "height": 96})
-        if with_boxes:
-            box = {"id": index + 1, "image_id": index + 1, "category_id": 1, "bbox": [x, y, 40, 40]}
-            annotations.append(box)
-    json_path = root / "instances.json"
-    data = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "red"}]}
-    json_path.write_text(json.dumps(data))
-    return json_path, image_dir
+def write_jpegs(write_coco: WriteCoco, *, with_boxes: bool = True) -> tuple[Path, Path]:
+    """Six 96x128 JPEGs ``000.jpg``... with a red box each (or none), and their COCO JSON."""
+    data = write_coco(
+        num_images=NUM_IMAGES,
+        file_format="jpg",
+        categories=[{"id": 1, "name": "red"}],
+        objects_per_image=1 if with_boxes else 0,
+    )
+    return data.json_path, data.image_dir
 
 
 def spoil(path: Path, how: str) -> None:
-    if how == "truncated":  # the first third of the bytes: the header reads, the pixels do not
-        data = path.read_bytes()
-        path.write_bytes(data[: len(data) // 3])
+    if how == "truncated":
+        truncate(path)
     elif how == "empty":
         path.write_bytes(b"")
     else:
@@ -100,9 +86,9 @@ def no_trainer(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_validate_reports_a_truncated_jpeg(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    write_coco: WriteCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    json_path, image_dir = write_coco(tmp_path)
+    json_path, image_dir = write_jpegs(write_coco)
     spoil(image_dir / "003.jpg", "truncated")
     assert validate(json_path, image_dir) == 2
     out = capsys.readouterr().out
@@ -112,9 +98,13 @@ def test_validate_reports_a_truncated_jpeg(
 
 @pytest.mark.parametrize("how", ["truncated", "empty", "text"])
 def test_train_refuses_what_validate_calls_an_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_trainer: None, how: str
+    write_coco: WriteCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    no_trainer: None,
+    how: str,
 ) -> None:
-    json_path, image_dir = write_coco(tmp_path)
+    json_path, image_dir = write_jpegs(write_coco)
     spoil(image_dir / "001.jpg", how)
     spoil(image_dir / "004.jpg", how)
     assert validate(json_path, image_dir) == 2
@@ -127,9 +117,9 @@ def test_train_refuses_what_validate_calls_an_error(
 
 
 def test_skip_invalid_drops_bad_images_up_front_and_trains(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    write_coco: WriteCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    json_path, image_dir = write_coco(tmp_path)
+    json_path, image_dir = write_jpegs(write_coco)
     spoil(image_dir / "002.jpg", "truncated")
     with caplog.at_level(logging.INFO):
         assert train(json_path, image_dir, tmp_path / "run", "--skip-invalid") == 0
@@ -142,9 +132,9 @@ def test_skip_invalid_drops_bad_images_up_front_and_trains(
 
 
 def test_zero_annotations_is_an_error_before_training(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], no_trainer: None
+    write_coco: WriteCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_trainer: None
 ) -> None:
-    json_path, image_dir = write_coco(tmp_path, with_boxes=False)
+    json_path, image_dir = write_jpegs(write_coco, with_boxes=False)
     assert validate(json_path, image_dir) == 2
     assert "[no_boxes]" in capsys.readouterr().out
     for extra in ((), ("--skip-invalid",)):
@@ -154,9 +144,12 @@ def test_zero_annotations_is_an_error_before_training(
 
 
 def test_eval_refuses_unreadable_images_before_running_the_model(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    write_coco: WriteCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    json_path, image_dir = write_coco(tmp_path)
+    json_path, image_dir = write_jpegs(write_coco)
     spoil(image_dir / "002.jpg", "truncated")
     cfg = get_preset("tiny")
     cfg.model.num_classes = 1
@@ -186,9 +179,12 @@ def spoil_after_the_check(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
 
 
 def test_image_failing_mid_run_stops_training_with_the_file_named(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    write_coco: WriteCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    json_path, image_dir = write_coco(tmp_path)
+    json_path, image_dir = write_jpegs(write_coco)
     spoil_after_the_check(monkeypatch, image_dir / "005.jpg")
     # 3 steps of 2 images: the first epoch, every image once.
     assert train(json_path, image_dir, tmp_path / "run") == 2
@@ -197,9 +193,12 @@ def test_image_failing_mid_run_stops_training_with_the_file_named(
 
 
 def test_image_failing_mid_run_with_skip_invalid_is_replaced_and_counted(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    write_coco: WriteCoco,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    json_path, image_dir = write_coco(tmp_path)
+    json_path, image_dir = write_jpegs(write_coco)
     spoil_after_the_check(monkeypatch, image_dir / "005.jpg")
     # A data-loading worker process: the count must travel with the batches.
     workers = ("--set", "train.num_workers=1")

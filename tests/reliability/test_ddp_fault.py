@@ -10,8 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from synthetic_coco import TinyCoco
-from training_run import TrainingRun
+from tests.reliability.training_run import TrainingRun
+from tests.synthetic_coco import SyntheticCoco
 
 WORLD_SIZE = 2
 # Far below the 30 min collective timeout: a lost peer must be noticed, not waited out.
@@ -46,7 +46,7 @@ def _launch(run: TrainingRun) -> list[subprocess.Popen[str]]:
     ]
 
 
-def test_killed_rank_ends_the_job(tiny_coco: TinyCoco, tmp_path: Path) -> None:
+def test_killed_rank_ends_the_job(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:
     run = TrainingRun(tiny_coco, tmp_path / "run")
     ranks = _launch(run)
     try:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthetic_coco import TinyCoco
-from training_run import MAX_ITER, TrainingRun, sha256
+from tests.reliability.training_run import MAX_ITER, TrainingRun, sha256
+from tests.synthetic_coco import SyntheticCoco
 
 
 def test_repeated_run_writes_identical_files(
-    tiny_coco: TinyCoco, straight_run: TrainingRun, tmp_path: Path
+    tiny_coco: SyntheticCoco, straight_run: TrainingRun, tmp_path: Path
 ) -> None:
     # Another process (other hash seeds) and another output folder.
     again = TrainingRun(tiny_coco, tmp_path / "elsewhere")

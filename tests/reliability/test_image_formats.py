@@ -4,7 +4,6 @@ inside each annotated box are the bright object drawn there in the *displayed* o
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.dataset_report import validate_coco
 from sparsercnn.data.transforms import build_test_transform
 from sparsercnn.presets import get_preset
+from tests.synthetic_coco import Box, WriteCoco
 
 WIDTH, HEIGHT = 80, 60  # displayed size
 BOX_XYWH = (44, 10, 24, 36)  # the bright object, displayed coordinates
@@ -78,16 +78,16 @@ WRITERS = {
 }
 
 
-def write_one_image_coco(root: Path, name: str) -> tuple[Path, Path]:
-    WRITERS[name](root / name)
-    data = {
-        "images": [{"id": 1, "file_name": name, "width": WIDTH, "height": HEIGHT}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": list(BOX_XYWH)}],
-        "categories": [{"id": 1, "name": "object"}],
-    }
-    json_path = root / "instances.json"
-    json_path.write_text(json.dumps(data))
-    return json_path, root
+def write_one_image_coco(write_coco: WriteCoco, name: str) -> tuple[Path, Path]:
+    """A data set of one image ``name`` with its object at BOX_XYWH, in the format under test."""
+    data = write_coco(
+        file_names=[name],
+        size=(HEIGHT, WIDTH),
+        categories=[{"id": 1, "name": "object"}],
+        boxes=[[Box(1, BOX_XYWH)]],
+    )
+    WRITERS[name](data.image_paths[0])  # the same object, stored as cameras and tools do
+    return data.json_path, data.image_dir
 
 
 def inside_and_outside(image: torch.Tensor, box: torch.Tensor) -> tuple[float, float]:
@@ -102,8 +102,8 @@ def inside_and_outside(image: torch.Tensor, box: torch.Tensor) -> tuple[float, f
 
 
 @pytest.mark.parametrize("name", sorted(WRITERS))
-def test_box_lines_up_with_the_bright_object(tmp_path: Path, name: str) -> None:
-    json_path, image_dir = write_one_image_coco(tmp_path, name)
+def test_box_lines_up_with_the_bright_object(write_coco: WriteCoco, name: str) -> None:
+    json_path, image_dir = write_one_image_coco(write_coco, name)
     report = validate_coco(json_path, image_dir)
     assert not report.errors and not report.warnings, report.format()
 

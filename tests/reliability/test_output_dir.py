@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 
 import pytest
-from synthetic_coco import TinyCoco
-from training_run import TrainingRun
 
 from sparsercnn import atomic_file, model_file
 from sparsercnn.cli.main import main
+from tests.reliability.training_run import TrainingRun
+from tests.synthetic_coco import SyntheticCoco
 
 
 def _train(run: TrainingRun) -> list[str]:
@@ -26,7 +26,7 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_output_dir_that_is_a_file(
-    tiny_coco: TinyCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_coco: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     existing = tmp_path / "run"
     existing.write_text("not a folder")
@@ -44,7 +44,7 @@ def test_output_dir_that_is_a_file(
     reason="root writes into read-only folders; test_output_dir_without_write_permission covers it",
 )
 def test_output_dir_that_cannot_be_written(
-    tiny_coco: TinyCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_coco: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -57,7 +57,7 @@ def test_output_dir_that_cannot_be_written(
 
 
 def test_output_dir_without_write_permission(
-    tiny_coco: TinyCoco,
+    tiny_coco: SyntheticCoco,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
@@ -74,7 +74,7 @@ def test_output_dir_without_write_permission(
 
 
 def test_disk_full_while_writing_the_model_names_the_file(
-    tiny_coco: TinyCoco,
+    tiny_coco: SyntheticCoco,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

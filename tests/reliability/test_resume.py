@@ -7,16 +7,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-from synthetic_coco import TinyCoco
-from training_run import MAX_ITER, TrainingRun, sha256
 
 from sparsercnn.cli.main import main
+from tests.reliability.training_run import MAX_ITER, TrainingRun, sha256
+from tests.synthetic_coco import SyntheticCoco
 
 FINAL_FILES = ("model_final.safetensors", f"checkpoint_{MAX_ITER:07d}.pt", "config.json")
 
 
 @pytest.fixture(scope="module")
-def killed_run(tiny_coco: TinyCoco, tmp_path_factory: pytest.TempPathFactory) -> TrainingRun:
+def killed_run(tiny_coco: SyntheticCoco, tmp_path_factory: pytest.TempPathFactory) -> TrainingRun:
     """A run killed (SIGKILL) after its second checkpoint; copy it before resuming."""
     run = TrainingRun(tiny_coco, tmp_path_factory.mktemp("killed") / "run")
     run.kill_after_checkpoint(2)

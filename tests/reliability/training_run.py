@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from synthetic_coco import TinyCoco
+from tests.synthetic_coco import SyntheticCoco
 
 MAX_ITER = 8
 TIMEOUT_S = 240
@@ -46,7 +46,7 @@ def sha256(path: Path) -> str:
 class TrainingRun:
     """One output folder of ``sparsercnn train`` on ``data`` with the tiny configuration."""
 
-    def __init__(self, data: TinyCoco, output_dir: Path) -> None:
+    def __init__(self, data: SyntheticCoco, output_dir: Path) -> None:
         self.data = data
         self.output_dir = output_dir
 

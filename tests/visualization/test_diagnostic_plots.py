@@ -8,7 +8,6 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
-from figure_inspection import axis_texts, bar_heights, legend_labels, line_data, panels
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from PIL import Image
@@ -22,6 +21,13 @@ from sparsercnn.visualization.diagnostic_plots import (
     plot_stage_metrics,
 )
 from sparsercnn.visualization.draw import class_color
+from tests.visualization.figure_inspection import (
+    axis_texts,
+    bar_heights,
+    legend_labels,
+    line_data,
+    panels,
+)
 
 
 def _rgb(label: int) -> tuple[float, ...]:

@@ -11,13 +11,13 @@ from typing import Any
 import matplotlib
 import numpy as np
 import pytest
-from figure_inspection import axis_texts, legend_labels, line_data
 from matplotlib.figure import Figure
 from PIL import Image
 
 from sparsercnn.evaluation import PrecisionRecallCurve
 from sparsercnn.visualization import plot_precision_recall, plot_training_curves
 from sparsercnn.visualization.plots import read_metrics_jsonl
+from tests.visualization.figure_inspection import axis_texts, legend_labels, line_data
 
 
 def _training_record(step: int) -> dict[str, Any]:

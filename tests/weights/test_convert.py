@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import COCO_CLASSES, TINY, ReferencePair, make_pair, save_mmdet, save_official
 
 from sparsercnn.cli import convert as convert_cli
 from sparsercnn.model import build_model, build_postprocessor
@@ -20,6 +19,14 @@ from sparsercnn.weights.convert import (
     convert_checkpoint,
     export_state_dict,
     save_converted,
+)
+from tests.weights.reference_checkpoints import (
+    COCO_CLASSES,
+    TINY,
+    ReferencePair,
+    make_pair,
+    save_mmdet,
+    save_official,
 )
 
 

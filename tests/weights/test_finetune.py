@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ReferencePair
 
 from sparsercnn.config import Config
 from sparsercnn.loss import build_criterion
@@ -22,6 +21,7 @@ from sparsercnn.weights.finetune import (
     init_from_checkpoint,
     load_backbone_weights,
 )
+from tests.weights.reference_checkpoints import ReferencePair
 
 PRIOR_BIAS = -math.log((1 - 0.01) / 0.01)
 

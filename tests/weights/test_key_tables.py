@@ -6,13 +6,13 @@ import re
 
 import pytest
 import torch
-from conftest import R50_100, R101_300, make_pair
 
 from sparsercnn.model import build_model
 from sparsercnn.model.backbone import ResNet
 from sparsercnn.weights.convert import convert_raw, export_state_dict, to_our_names
 from sparsercnn.weights.key_tables import KEY_TABLE, LAYOUTS, rename_keys
 from sparsercnn.weights.readers import RawCheckpoint
+from tests.weights.reference_checkpoints import R50_100, R101_300, make_pair
 
 
 def test_every_row_uses_the_same_placeholders_in_every_layout() -> None:

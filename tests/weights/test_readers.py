@@ -8,10 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import COCO_CLASSES, ReferencePair, save_mmdet, save_official
 from safetensors.torch import save_file
 
 from sparsercnn.weights.readers import detect_layout, read_checkpoint
+from tests.weights.reference_checkpoints import (
+    COCO_CLASSES,
+    ReferencePair,
+    save_mmdet,
+    save_official,
+)
 
 
 @pytest.mark.parametrize("wrap", [True, False])

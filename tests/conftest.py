@@ -1,0 +1,33 @@
+"""Fixtures shared by every test folder: synthetic COCO data sets made by
+:func:`tests.synthetic_coco.write_coco`."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import synthetic_coco
+from tests.synthetic_coco import SyntheticCoco, WriteCoco
+
+
+@pytest.fixture
+def write_coco(tmp_path: Path) -> WriteCoco:
+    """``write_coco(**options)`` writes a data set into ``tmp_path/coco`` (then ``coco1``, ...);
+    the options are those of :func:`tests.synthetic_coco.write_coco`."""
+    counter = itertools.count()
+
+    def write(**options: Any) -> SyntheticCoco:
+        index = next(counter)
+        return synthetic_coco.write_coco(tmp_path / f"coco{index or ''}", **options)
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def tiny_coco(tmp_path_factory: pytest.TempPathFactory) -> SyntheticCoco:
+    """The default data set, shared by the session (read it, never change it): six noisy
+    96x128 PNGs with a red box (category 1) and a green box (category 3) each."""
+    return synthetic_coco.write_coco(tmp_path_factory.mktemp("tiny_coco"))
