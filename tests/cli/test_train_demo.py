@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sparsercnn.cli.main import main
 from sparsercnn.data import demo_dataset
 from sparsercnn.data.demo_dataset import DEMO_CLASSES, generate_demo_dataset
+from sparsercnn.engine import inference
 
 
 @pytest.mark.slow
@@ -42,9 +44,18 @@ def test_demo_trains_evaluates_and_writes_every_listed_file(
     # The demo's data set, cut from 600 + 100 images to 6 + 3.
     small = functools.partial(generate_demo_dataset, num_train=6, num_val=3)
     monkeypatch.setattr(demo_dataset, "generate_demo_dataset", small)
+    passes: list[int] = []  # validation passes: the one at the end of training, nothing after
+    run_inference = inference.run_inference
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        passes.append(1)
+        return run_inference(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "run_inference", counted)
     out = tmp_path / "demo"
     argv = ["demo", "--output-dir", str(out), "--time-budget", "0.5", "--device", "cpu"]
     assert main([*argv, "--set", "train.max_iter=2", "train.batch_size=2"]) == 0
+    assert len(passes) == 1
     printed = capsys.readouterr().out
     assert "AP = " in printed and "on 3 validation images" in printed
     # The best model when an evaluation ran within the budget, else the final one.

@@ -187,26 +187,30 @@ def apply_policy(inspection: Inspection, *, skip_invalid: bool) -> CheckedCoco:
 
 def _refusal_message(source: str, image_dir: str, errors: list[Issue]) -> str:
     """Why a dataset is refused, in two lines: what is wrong and what to do, then every bad file
-    (capped) or, for annotation errors, the first issues. ``validate`` lists them all."""
+    (capped) and the first annotation issues. ``validate`` lists them all."""
     first = (
         f"{source}: {len(errors)} error(s) in the dataset (images in {image_dir}); fix or remove "
         f"them (`sparsercnn validate --json {source} --images {image_dir}` lists each), or "
         f"{SKIP_INVALID_HINT} to drop them up front"
     )
+    parts = []
     files = list(dict.fromkeys(issue.file for issue in errors if issue.file is not None))
     if files:
-        listed = ", ".join(files[:_MAX_LISTED_FILES])
-        more = (
-            f" and {len(files) - _MAX_LISTED_FILES} more" if len(files) > _MAX_LISTED_FILES else ""
-        )
-        return f"{first}\nbad files ({len(files)}): {listed}{more}"
-    shown = "; ".join(str(issue) for issue in errors[:_MAX_LISTED_ISSUES])
-    more = (
-        f"; ... and {len(errors) - _MAX_LISTED_ISSUES} more"
-        if len(errors) > _MAX_LISTED_ISSUES
-        else ""
-    )
-    return f"{first}\n{shown}{more}"
+        parts.append(f"bad files ({len(files)}): {_capped(files)}")
+    # Issues no file names (an annotation's box or ids, the JSON itself): the first few, in full.
+    unnamed = [issue for issue in errors if issue.file is None or issue.annotation_id is not None]
+    shown = unnamed[:_MAX_LISTED_ISSUES]
+    parts += [str(issue) for issue in shown]
+    if len(unnamed) > len(shown):
+        parts.append(f"... and {len(unnamed) - len(shown)} more")
+    return f"{first}\n{'; '.join(parts)}"
+
+
+def _capped(names: list[str]) -> str:
+    """The first :data:`_MAX_LISTED_FILES` names, then how many more there are."""
+    listed = ", ".join(names[:_MAX_LISTED_FILES])
+    more = len(names) - _MAX_LISTED_FILES
+    return f"{listed} and {more} more" if more > 0 else listed
 
 
 def _dropped_summary(source: str, checked: CheckedCoco, errors: list[Issue]) -> str:
