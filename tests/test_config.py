@@ -71,3 +71,17 @@ def test_presets_are_fresh_and_faithful() -> None:
     )
     with pytest.raises(ValueError, match="unknown preset"):
         get_preset("r50")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.max_iter=0", "train.max_iter must be >= 1, got 0"),
+        ("train.batch_size=-1", "train.batch_size must be >= 1, got -1"),
+        ("train.num_workers=-2", "train.num_workers must be >= 0, got -2"),
+        ("input.test_batch_size=0", "input.test_batch_size must be >= 1, got 0"),
+    ],
+)
+def test_counts_below_their_minimum_are_refused_naming_the_key(override: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        get_preset("tiny").apply_overrides([override])
