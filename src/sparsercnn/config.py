@@ -90,13 +90,13 @@ class InputConfig:
     # Images per forward pass when evaluating, during training and in `sparsercnn eval` alike:
     # the same batches give bit-identical detections (other sizes differ at float noise).
     test_batch_size: int = 1
-
-    def __post_init__(self) -> None:
-        _check_at_least(self, "input", 1, "test_min_size", "test_max_size", "test_batch_size")
     flip_prob: float = 0.5
     crop: bool = False
     crop_pre_sizes: tuple[int, ...] = (400, 500, 600)
     crop_size: tuple[int, int] = (384, 600)
+
+    def __post_init__(self) -> None:
+        _check_at_least(self, "input", 1, "test_min_size", "test_max_size", "test_batch_size")
 
 
 def _check_at_least(section: object, name: str, least: int, *fields: str) -> None:
@@ -141,8 +141,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_at_least(self, "train", 1, "batch_size", "reference_batch_size", "max_iter")
-        _check_at_least(self, "train", 1, "grad_accum_steps", "keep_checkpoints")
-        _check_at_least(self, "train", 1, "max_nonfinite_steps")
+        _check_at_least(self, "train", 1, "grad_accum_steps", "max_nonfinite_steps")
         _check_at_least(self, "train", 0, "num_workers")
 
 

@@ -28,6 +28,7 @@ from sparsercnn.data.transforms import InferenceTransform, build_test_transform
 from sparsercnn.evaluation.results import CocoResult, detections_to_coco_results
 from sparsercnn.model import SparseRCNN, build_postprocessor
 from sparsercnn.model.inference import evaluating, group_by_padded_size, run_model
+from sparsercnn.model.postprocess import detections_to_cpu
 from sparsercnn.model_file import load_model_file
 from sparsercnn.runtime import retain_freed_memory
 from sparsercnn.structures import Detections
@@ -293,10 +294,11 @@ def prediction_from_detections(
     detections: Detections, categories: CategoryMap, image_size: tuple[int, int], source: str
 ) -> Prediction:
     """A :class:`Prediction` of detections (any device and float dtype) with their class names."""
-    labels = detections["labels"].cpu()
+    detections = detections_to_cpu(detections)
+    labels = detections["labels"]
     return Prediction(
-        boxes=detections["boxes"].float().cpu(),
-        scores=detections["scores"].float().cpu(),
+        boxes=detections["boxes"],
+        scores=detections["scores"],
         labels=labels,
         class_names=[categories.names[i] for i in labels.tolist()],
         category_ids=[categories.category_ids[i] for i in labels.tolist()],
@@ -327,7 +329,7 @@ class DrawingWriter:
 
     def target(self, source: str | Path) -> Path:
         """Where the drawing of the image file ``source`` goes."""
-        return self.output_dir / Path(source).resolve().relative_to(self.root)
+        return self.output_dir / Path(os.path.abspath(source)).relative_to(self.root)
 
     def write(self, prediction: Prediction, class_names: Sequence[str]) -> Path:
         """Draw the prediction on its source image file and save it (atomically).
@@ -353,4 +355,6 @@ class DrawingWriter:
 
 
 def _folder_of(path: Path) -> Path:
-    return path.resolve() if path.is_dir() else path.resolve().parent
+    # Absolute without resolving links: an image linked into an input folder stays below it.
+    absolute = Path(os.path.abspath(path))
+    return absolute if path.is_dir() else absolute.parent

@@ -47,14 +47,15 @@ def test_run_inference_returns_original_pixel_boxes(tiny_coco: SyntheticCoco) ->
 
 def test_evaluate_scores_and_writes_results(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:
     model, postprocessor, dataset = _setup(tiny_coco)
-    results_path = tmp_path / "results.json"
-    evaluation = evaluate(model, postprocessor, dataset, batch_size=3, results_path=results_path)
+    evaluation = evaluate(model, postprocessor, dataset, batch_size=3)
     assert evaluation is not None
     result = evaluation.result
     assert evaluation.timing.num_images == tiny_coco.num_images
     assert 0 < evaluation.timing.model_seconds <= evaluation.timing.total_seconds
     assert result.num_images == tiny_coco.num_images
     assert 0.0 <= result.AP <= 1.0
+    assert evaluation is not None
+    results_path = evaluation.write_results(dataset.category_map.category_ids, tmp_path / "r.json")
     records = json.loads(results_path.read_text())
     assert len(records) == result.num_detections
     assert {r["category_id"] for r in records} <= {1, 3}

@@ -12,7 +12,6 @@ from sparsercnn.engine import inference
 from sparsercnn.engine.pipeline import (
     evaluate_model_file,
     train_from_coco,
-    training_evaluation_report,
 )
 from tests.synthetic_coco import SyntheticCoco, tiny_config
 
@@ -40,9 +39,7 @@ def test_eval_of_the_saved_model_reproduces_training_evaluation(
         output_dir=tmp_path / "run",
     )
     assert len(passes) == 1  # eval_period 0: one evaluation, at the end
-    report = training_evaluation_report(
-        result, cfg, tiny_coco.json_path, tiny_coco.image_dir, "cpu"
-    )
+    report = result.evaluation_report
     assert report is not None and report.evaluation is result.best_evaluation
     assert report.model_file == result.model_best_path
 

@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.data.demo_dataset import generate_demo_dataset
     from sparsercnn.diagnostics import write_evaluation_report, write_stage_figure
     from sparsercnn.engine.distributed import DistInfo
-    from sparsercnn.engine.pipeline import train_from_coco, training_evaluation_report
-    from sparsercnn.evaluation.units import format_ap
+    from sparsercnn.engine.pipeline import train_from_coco
+    from sparsercnn.evaluation.units import format_percent
 
     start = time.perf_counter()
     out: Path = args.output_dir
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         dist_info=DistInfo(device=device),
     )
     # The validation pass training ended with is the demo's evaluation: it is not run again.
-    report = training_evaluation_report(result, cfg, data.val_json, data.val_images, device)
+    report = result.evaluation_report
     assert report is not None  # single process with a validation set
     report.write_files(results_path=out / "val_results.json", metrics_path=out / "metrics.json")
     print(report.format())
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     figure = write_stage_figure(model_path, first_val_image, out / "stages.png", device=device)
     minutes = (time.perf_counter() - start) / 60
     print(
-        f"\nDemo finished in {minutes:.1f} min. AP = {format_ap(report.result.AP)} on "
+        f"\nDemo finished in {minutes:.1f} min. AP = {format_percent(report.result.AP)} on "
         f"{report.result.num_images} validation images.\n"
         f"  model:        {model_path}\n"
         f"  metrics:      {out / 'metrics.json'} (COCO results: {out / 'val_results.json'})\n"

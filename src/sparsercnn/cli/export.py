@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sparsercnn.cli.common import add_model_argument, check_output_path
 
-# The oldest opset the exported graph runs on (kept in step with onnx_export.DEFAULT_OPSET).
+# The oldest opset the exported graph runs on (the export's default is newer: DEFAULT_OPSET).
 MIN_OPSET = 17
 
 

@@ -71,8 +71,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics import write_evaluation_report
     from sparsercnn.engine.distributed import cleanup, init_distributed
-    from sparsercnn.engine.pipeline import train_from_coco, training_evaluation_report
-    from sparsercnn.evaluation.units import format_ap
+    from sparsercnn.engine.pipeline import train_from_coco
+    from sparsercnn.evaluation.units import format_percent
 
     if (args.val_json is None) != (args.val_images is None):
         raise ValueError("give both --val-json and --val-images, or neither")
@@ -105,14 +105,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"training stopped at iteration {result.iteration}; outputs in {result.output_dir}")
     if result.final_evaluation is not None:
-        print(f"final AP {format_ap(result.final_evaluation.result.AP)}")
-    if args.val_json is not None:
-        # Run-folder diagnostics (PR curves, confusion matrix, samples, label summary) from the
-        # evaluation training ran.
-        report = training_evaluation_report(
-            result, cfg, args.val_json, args.val_images, dist_info.device
-        )
-        if report is not None:
-            write_evaluation_report(report, args.output_dir / "report")
-            print(f"evaluation plots of {report.model_file.name} in {args.output_dir / 'report'}")
+        print(f"final AP {format_percent(result.final_evaluation.result.AP)}")
+    # Run-folder diagnostics (PR curves, confusion matrix, samples, label summary) from the
+    # evaluation training ran.
+    report = result.evaluation_report
+    if report is not None:
+        write_evaluation_report(report, args.output_dir / "report")
+        print(f"evaluation plots of {report.model_file.name} in {args.output_dir / 'report'}")
     return 0

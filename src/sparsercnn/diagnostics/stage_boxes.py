@@ -25,7 +25,7 @@ from sparsercnn.atomic_file import atomic_write
 from sparsercnn.data.transforms import InferenceTransform, build_test_transform
 from sparsercnn.model import PostProcessor, SparseRCNN, build_postprocessor
 from sparsercnn.model.inference import evaluating, model_device, run_model
-from sparsercnn.model.postprocess import TopKDetections, rescale_boxes
+from sparsercnn.model.postprocess import TopKDetections, detections_to_cpu, rescale_boxes
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.ops.boxes import clip_boxes
 from sparsercnn.predictor import ImageInput, to_pil
@@ -116,16 +116,8 @@ def compute_stage_boxes(
         proposal_boxes=in_original_pixels(output.proposal_boxes),
         boxes=torch.stack([in_original_pixels(output.stages[s].boxes) for s in stages]),
         scores=torch.stack([output.stages[s].logits[0].sigmoid() for s in stages]).float().cpu(),
-        detections=[_cpu(t.per_image()[0]) for t in top_k],
+        detections=[detections_to_cpu(t.per_image()[0]) for t in top_k],
         final=top_k[-1],
-    )
-
-
-def _cpu(detections: Detections) -> Detections:
-    return Detections(
-        boxes=detections["boxes"].float().cpu(),
-        scores=detections["scores"].float().cpu(),
-        labels=detections["labels"].cpu(),
     )
 
 

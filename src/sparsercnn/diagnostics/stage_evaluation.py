@@ -25,9 +25,9 @@ from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.loader import build_test_loader
 from sparsercnn.engine.pipeline import load_model_and_dataset
 from sparsercnn.evaluation import CocoEvaluator, EvaluationResult
-from sparsercnn.evaluation.units import format_ap
+from sparsercnn.evaluation.units import format_percent
 from sparsercnn.model import PostProcessor, SparseRCNN, build_postprocessor
-from sparsercnn.model.inference import evaluating, model_device, run_model
+from sparsercnn.model.inference import evaluating, model_device, run_model, synchronize
 from sparsercnn.visualization.diagnostic_plots import plot_stage_metrics
 
 logger = logging.getLogger(__name__)
@@ -80,8 +80,8 @@ class StageEvaluation:
         for row in self.stages:
             ms = "-" if row.seconds_per_image is None else f"{1000 * row.seconds_per_image:.1f}"
             lines.append(
-                f"  {row.stage:>5} {format_ap(row.AP):>7} {format_ap(row.AP50):>7} "
-                f"{format_ap(row.AP75):>7} {ms:>9}"
+                f"  {row.stage:>5} {format_percent(row.AP):>7} {format_percent(row.AP50):>7} "
+                f"{format_percent(row.AP75):>7} {ms:>9}"
             )
         return "\n".join(lines)
 
@@ -125,11 +125,6 @@ def evaluate_every_stage(
     return [evaluator.evaluate() for evaluator in evaluators]
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def measure_stage_latency(
     model: SparseRCNN, images: Sequence[Tensor], *, warmup: int = 1
 ) -> list[float]:
@@ -152,11 +147,11 @@ def measure_stage_latency(
         for k in range(1, model.num_stages + 1):
             for _ in range(warmup):
                 model([inputs[0]], num_stages=k)
-            _synchronize(device)
+            synchronize(device)
             start = time.perf_counter()
             for image in inputs:
                 model([image], num_stages=k)
-            _synchronize(device)
+            synchronize(device)
             seconds.append((time.perf_counter() - start) / len(inputs))
     return seconds
 

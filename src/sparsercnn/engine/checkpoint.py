@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from sparsercnn.atomic_file import atomic_write
+from sparsercnn.atomic_file import atomic_write, ensure_writable_dir
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
@@ -385,3 +385,15 @@ def log_config_changes(saved: Config, current: Config) -> None:
 def _changed_keys(saved: object, current: object) -> list[str]:
     was, now = vars(saved), vars(current)
     return sorted(key for key in now if was.get(key) != now[key])
+
+
+def check_run_folder(output_dir: str | Path, resume: bool | str | Path, *, is_main: bool) -> None:
+    """Fail before any work when the run folder cannot be written (rank 0 checks) or, for a new
+    run, already holds another run's checkpoints."""
+    if is_main:
+        ensure_writable_dir(output_dir)
+    if not resume and list_checkpoints(output_dir):
+        raise FileExistsError(
+            f"{output_dir} already holds training checkpoints; resume that run (--resume) or "
+            "choose another output folder"
+        )

@@ -14,7 +14,8 @@ class EvaluationHistory:
     best_ap: the best AP of the run so far, also one restored from a checkpoint (``None``:
         never evaluated).
     best_iteration: the iteration of ``best_ap``.
-    best: the best evaluation of this invocation (rank 0 only).
+    best: the evaluation that last beat ``best_ap`` in this invocation, whose model is
+        ``model_best`` (rank 0 only; ``None`` if none beat an AP restored on resume).
     last: the last evaluation (rank 0 only).
     last_iteration: the iteration of the last evaluation, on every rank.
     seconds: how long the last evaluation took, on every rank.

@@ -32,7 +32,8 @@ from sparsercnn.evaluation import (
     write_results_json,
 )
 from sparsercnn.model import PostProcessor, SparseRCNN
-from sparsercnn.model.inference import evaluating, model_device, run_model
+from sparsercnn.model.inference import evaluating, model_device, run_model, synchronize
+from sparsercnn.model.postprocess import detections_to_cpu
 from sparsercnn.structures import Batch, Detections, Sample, padded_size
 
 logger = logging.getLogger(__name__)
@@ -115,14 +116,10 @@ class Evaluation:
 
     def write_results(self, category_ids: Sequence[int], path: str | Path) -> Path:
         """Write the detections as a COCO results JSON (atomically)."""
-        return _write_results(self.coco_results(category_ids), path)
-
-
-def _write_results(records: Sequence[list[CocoResult]], path: str | Path) -> Path:
-    flat: list[CocoResult] = [r for image in records for r in image]
-    write_results_json(flat, path)
-    logger.info("wrote %d COCO result records to %s", len(flat), path)
-    return Path(path)
+        flat = [r for image in self.coco_results(category_ids) for r in image]
+        write_results_json(flat, path)
+        logger.info("wrote %d COCO result records to %s", len(flat), path)
+        return Path(path)
 
 
 def coco_results(
@@ -133,11 +130,6 @@ def coco_results(
         detections_to_coco_results(image_id, image_detections, category_ids)
         for image_id, image_detections in zip(image_ids, detections, strict=True)
     ]
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def run_inference(
@@ -177,27 +169,19 @@ def run_inference(
     with evaluating(module):
         for batch in loader:
             images = [image.to(target, non_blocking=True) for image in batch.images]
-            _synchronize(target)
+            synchronize(target)
             model_start = time.perf_counter()
             output = run_model(
                 module, images, num_stages=num_stages, batch_invariant=batch_invariant
             )
-            _synchronize(target)
+            synchronize(target)
             timing.model_seconds += time.perf_counter() - model_start
             results = postprocessor(output, batch.original_sizes)
-            detections.extend(_to_cpu(result) for result in results)
+            detections.extend(detections_to_cpu(result) for result in results)
             image_ids.extend(int(i) for i in batch.image_ids)
             timing.num_images += len(batch)
     timing.total_seconds = time.perf_counter() - start
     return image_ids, detections, timing
-
-
-def _to_cpu(detections: Detections) -> Detections:
-    return Detections(
-        boxes=detections["boxes"].cpu(),
-        scores=detections["scores"].cpu(),
-        labels=detections["labels"].cpu(),
-    )
 
 
 def evaluate(
@@ -210,7 +194,6 @@ def evaluate(
     dist_info: DistInfo | None = None,
     num_stages: int | None = None,
     batch_invariant: bool = True,
-    results_path: str | Path | None = None,
 ) -> Evaluation | None:
     """COCO bbox evaluation of ``model`` on ``dataset`` (test transform already in the dataset).
 
@@ -227,7 +210,6 @@ def evaluate(
             device).
         num_stages: evaluate the output of the first k stages (default all).
         batch_invariant: see :func:`run_inference`.
-        results_path: when given, rank 0 also writes the COCO results JSON there.
 
     Returns:
         The metrics, timing and detections on rank 0, ``None`` on the other ranks.
@@ -263,8 +245,6 @@ def evaluate(
     records = coco_results(all_ids, all_detections, categories.category_ids)
     evaluator = CocoEvaluator(dataset.gt_dict(), categories.category_ids, categories.names)
     evaluator.extend(all_ids, records)
-    if results_path is not None:
-        _write_results(records, results_path)
     return Evaluation(evaluator.evaluate(), timing, all_ids, all_detections, num_stages)
 
 

@@ -14,11 +14,12 @@ from typing import Any
 
 import torch
 
-from sparsercnn.atomic_file import atomic_write_text, ensure_writable_dir
+from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.transforms import build_test_transform, build_train_transform
+from sparsercnn.engine.checkpoint import check_run_folder
 from sparsercnn.engine.distributed import DistInfo
 from sparsercnn.engine.inference import Evaluation, Timing, evaluate
 from sparsercnn.engine.train_result import TrainResult
@@ -124,8 +125,7 @@ def train_from_coco(
     :class:`~sparsercnn.engine.trainer.Trainer`). The output folder is checked before the data
     are read.
     """
-    if dist_info is None or dist_info.is_main:
-        ensure_writable_dir(output_dir)
+    check_run_folder(output_dir, resume, is_main=dist_info is None or dist_info.is_main)
     train_set = CocoDataset(
         train_json,
         train_images,
@@ -155,7 +155,10 @@ def train_from_coco(
         time_budget_minutes=time_budget_minutes,
         dist_info=dist_info,
     )
-    return trainer.train()
+    result = trainer.train()
+    if val_set is not None:
+        result.evaluation_report = _training_evaluation_report(result, val_set, cfg, trainer.device)
+    return result
 
 
 def evaluation_dataset(
@@ -211,12 +214,14 @@ def evaluate_model_file(
         ValueError: ``num_stages`` is not in ``1..`` the model's stages, or the dataset's
             categories differ from the model's.
     """
-    loaded, dataset = load_model_and_dataset(model_file, json_path, image_dir, device)
+    loaded = load_model_file(model_file, device=device)
     if num_stages is not None and not 1 <= num_stages <= loaded.model.num_stages:
         raise ValueError(
             f"num_stages (--stages) {num_stages}: {model_file} has stages "
             f"1..{loaded.model.num_stages}"
         )
+    dataset = evaluation_dataset(json_path, image_dir, loaded.config)
+    check_same_categories(loaded.categories, dataset.category_map, str(json_path))
     evaluation = evaluate(
         loaded.model,
         build_postprocessor(loaded.config),
@@ -235,23 +240,18 @@ def evaluate_model_file(
     return report
 
 
-def training_evaluation_report(
-    result: TrainResult,
-    cfg: Config,
-    val_json: str | Path,
-    val_images: str | Path,
-    device: torch.device | str,
+def _training_evaluation_report(
+    result: TrainResult, dataset: CocoDataset, cfg: Config, device: torch.device | str
 ) -> EvaluationReport | None:
     """The evaluation training ran of ``model_best`` (written in this run), else of
-    ``model_final``, as a report: no second pass over the validation set.
+    ``model_final``, as a report on the validation set it used: no second pass.
 
     Returns:
-        ``None`` where training evaluated nothing (no validation set, or not rank 0).
+        ``None`` where training evaluated nothing (not rank 0).
     """
     evaluation, model_file = result.best_evaluation, result.model_best_path
     if evaluation is None:
         evaluation, model_file = result.final_evaluation, result.model_final_path
     if evaluation is None or model_file is None:
         return None
-    dataset = evaluation_dataset(val_json, val_images, cfg)
     return EvaluationReport(evaluation, dataset, model_file, str(device), cfg.model.num_proposals)

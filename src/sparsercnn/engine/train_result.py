@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sparsercnn.engine.inference import Evaluation
+
+if TYPE_CHECKING:
+    from sparsercnn.engine.pipeline import EvaluationReport
 
 
 @dataclass
@@ -23,6 +26,8 @@ class TrainResult:
         final_evaluation: the last evaluation with its detections, rank 0 only.
         best_evaluation: the evaluation of ``model_best`` with its detections, rank 0 only
             (``None`` when this invocation wrote no ``model_best``).
+        evaluation_report: that evaluation (``model_best``'s, else the last) as a report on the
+            validation set, set by :func:`~sparsercnn.engine.pipeline.train_from_coco`.
         best_iteration: the iteration of the best AP (also across a resume).
         skipped_steps: steps skipped for a non-finite loss or gradient norm.
     """
@@ -37,6 +42,7 @@ class TrainResult:
     output_dir: Path
     final_evaluation: Evaluation | None = None
     best_evaluation: Evaluation | None = None
+    evaluation_report: EvaluationReport | None = None
     checkpoint_path: Path | None = None
     config_path: Path | None = None
     metrics_path: Path | None = None

@@ -20,12 +20,12 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from sparsercnn.atomic_file import atomic_write, ensure_writable_dir
+from sparsercnn.atomic_file import atomic_write
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.loader import build_train_loader
 from sparsercnn.engine.checkpoint import (
-    list_checkpoints,
+    check_run_folder,
     restore_training_state,
     save_training_checkpoint,
 )
@@ -51,7 +51,7 @@ from sparsercnn.engine.train_step import (
     build_adamw,
     grad_scaler_for,
 )
-from sparsercnn.evaluation.units import format_ap
+from sparsercnn.evaluation.units import format_percent
 from sparsercnn.loss import build_criterion
 from sparsercnn.model import build_model, build_postprocessor
 from sparsercnn.model_file import save_model_file
@@ -117,7 +117,7 @@ class Trainer:
             budget = TimeBudget(60.0 * time_budget_minutes, start)
             self.budget = BudgetedSchedule(budget, self.cfg.train)
         self.categories = self._resolve_categories(categories)
-        self._check_output_dir(resume)
+        check_run_folder(self.output_dir, resume, is_main=self.dist.is_main)
         self.metrics = MetricsLog(self.output_dir / "metrics.jsonl")
         self._build_model(load_weights=not resume)
 
@@ -149,16 +149,6 @@ class Trainer:
             max_nonfinite_steps=train.max_nonfinite_steps,
             distributed=self.dist.is_distributed,
         )
-
-    def _check_output_dir(self, resume: bool | str | Path) -> None:
-        """Fail before any work if the output folder cannot be written or holds another run."""
-        if self.dist.is_main:
-            ensure_writable_dir(self.output_dir)
-        if not resume and list_checkpoints(self.output_dir):
-            raise FileExistsError(
-                f"{self.output_dir} already holds training checkpoints; resume that run or "
-                "choose another output folder"
-            )
 
     def _build_model(self, load_weights: bool) -> None:
         """The model (seeded, starting weights loaded unless resuming), post-processor,
@@ -388,7 +378,7 @@ class Trainer:
             save_model_file(
                 self.path("model_best.safetensors"), self.model, self.cfg, self.categories
             )
-            logger.info("new best AP %s at iteration %d", format_ap(result.AP), self.iteration)
+            logger.info("new best AP %s at iteration %d", format_percent(result.AP), self.iteration)
 
     def _budget_exhausted(self, seconds: float, bar: tqdm) -> bool:
         """Fit the schedule once the pace is measured; say when time is up (rank 0 decides)."""

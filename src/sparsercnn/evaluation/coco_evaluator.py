@@ -26,7 +26,7 @@ from sparsercnn.evaluation.results import (
     detections_to_coco_results,
     label_to_category_lookup,
 )
-from sparsercnn.evaluation.units import format_ap
+from sparsercnn.evaluation.units import format_percent
 from sparsercnn.structures import Detections
 
 logger = logging.getLogger(__name__)
@@ -151,10 +151,12 @@ class EvaluationResult:
         lines = [f"COCO bbox evaluation on {scope}, {self.num_detections} detections"]
         for ap_name, ar_name in zip(METRIC_NAMES, RECALL_NAMES, strict=True):
             ap, ar = getattr(self, ap_name), getattr(self, ar_name)
-            lines.append(f"  {ap_name:<5} {format_ap(ap):>7}    {ar_name:<5} {format_ap(ar):>7}")
+            lines.append(
+                f"  {ap_name:<5} {format_percent(ap):>7}    {ar_name:<5} {format_percent(ar):>7}"
+            )
         if self.per_class:
             lines.append("Per-class AP:")
-            lines.extend(_columns([(n, format_ap(v)) for n, v in self.per_class.items()], 3))
+            lines.extend(_columns([(n, format_percent(v)) for n, v in self.per_class.items()], 3))
         return "\n".join(lines)
 
 
@@ -321,9 +323,9 @@ class CocoEvaluator:
         )
         logger.info(
             "COCO bbox AP %s AP50 %s AP75 %s on %d images",
-            format_ap(result.AP),
-            format_ap(result.AP50),
-            format_ap(result.AP75),
+            format_percent(result.AP),
+            format_percent(result.AP50),
+            format_percent(result.AP75),
             result.num_images,
         )
         return result

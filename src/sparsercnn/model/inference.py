@@ -37,6 +37,12 @@ def model_device(model: nn.Module) -> torch.device:
     return parameter.device if parameter is not None else torch.device("cpu")
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); a no-op on the CPU. For timing."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def group_by_padded_size(
     sizes: Sequence[tuple[int, int]], size_divisibility: int
 ) -> list[list[int]]:

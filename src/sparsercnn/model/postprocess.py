@@ -53,6 +53,16 @@ class TopKDetections:
         ]
 
 
+def detections_to_cpu(detections: Detections) -> Detections:
+    """``detections`` on the CPU, boxes and scores as float32 (whatever the model's device and
+    dtype), labels int64."""
+    return Detections(
+        boxes=detections["boxes"].float().cpu(),
+        scores=detections["scores"].float().cpu(),
+        labels=detections["labels"].cpu(),
+    )
+
+
 def rescale_boxes(boxes: Tensor, image_sizes: Tensor, original_sizes: Tensor) -> Tensor:
     """Map xyxy boxes from input-image pixels to original-image pixels.
 

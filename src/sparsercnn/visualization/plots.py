@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from sparsercnn.atomic_file import atomic_write
 from sparsercnn.evaluation.coco_evaluator import PrecisionRecallCurve
-from sparsercnn.evaluation.units import format_ap
+from sparsercnn.evaluation.units import format_percent
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ def plot_precision_recall(
             mean,
             color="black",
             linewidth=2.5,
-            label=f"mean of {len(curves)} classes (AP {format_ap(float(mean.mean()))})",
+            label=f"mean of {len(curves)} classes (AP {format_percent(float(mean.mean()))})",
         )
         ax.set_title(f"precision-recall, {title}")
         ax.set_xlabel("recall")
