@@ -1,7 +1,8 @@
 """How AP and AR are shown to people: percent, always with its sign (``42.80%``).
 
 Files for programs (``metrics.json``, ``metrics.jsonl``, :meth:`EvaluationResult.to_dict`) keep
-COCOeval's fractions in ``[0, 1]``; everything printed or logged goes through :func:`format_percent`.
+COCOeval's fractions in ``[0, 1]``; everything printed or logged goes through
+:func:`format_percent`.
 """
 
 from __future__ import annotations
