@@ -8,6 +8,7 @@ from pathlib import Path
 from sparsercnn.cli.common import (
     add_model_dataset_arguments,
     check_output_path,
+    int_at_least,
     resolve_device,
 )
 
@@ -28,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="also write PR curves, a confusion matrix, sample images and a label summary here "
         "(from the same evaluation pass: --stages and --batch-size apply)",
     )
-    parser.add_argument("--stages", type=int, help="use only the first k stages")
+    parser.add_argument("--stages", type=int_at_least(1), help="use only the first k stages")
     parser.set_defaults(handler=run)
 
 

@@ -13,6 +13,8 @@ from sparsercnn.cli.common import (
     add_device_argument,
     add_model_argument,
     check_output_path,
+    fraction,
+    int_at_least,
     resolve_device,
 )
 
@@ -37,9 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", type=Path, default=Path("predictions.json"), help="COCO JSON")
     parser.add_argument("--save-images", type=Path, metavar="DIR", help="draw detections here")
     parser.add_argument(
-        "--score-threshold", type=float, default=0.3, help="minimum score for drawing only"
+        "--score-threshold", type=fraction, default=0.3, help="minimum score for drawing only"
     )
-    parser.add_argument("--stages", type=int, help="use only the first k stages")
+    parser.add_argument("--stages", type=int_at_least(1), help="use only the first k stages")
     add_batch_arguments(parser, default_batch_size=4)
     add_device_argument(parser)
     parser.set_defaults(handler=run)
