@@ -1,5 +1,5 @@
 """Fixtures shared by every test folder: synthetic COCO data sets made by
-:func:`tests.synthetic_coco.write_coco`."""
+:func:`tests.synthetic_coco.write_coco`, and an untrained tiny model file."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.model import build_model
+from sparsercnn.model_file import save_model_file
+from sparsercnn.presets import get_preset
 from tests import synthetic_coco
 from tests.synthetic_coco import SyntheticCoco, WriteCoco
 
@@ -31,3 +36,13 @@ def tiny_coco(tmp_path_factory: pytest.TempPathFactory) -> SyntheticCoco:
     """The default data set, shared by the session (read it, never change it): six noisy
     96x128 PNGs with a red box (category 1) and a green box (category 3) each."""
     return synthetic_coco.write_coco(tmp_path_factory.mktemp("tiny_coco"))
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> Path:
+    """An untrained "tiny" model file with two classes: category ids 3 ("cat") and 7 ("dog")."""
+    cfg = get_preset("tiny")
+    cfg.model.num_classes = 2
+    torch.manual_seed(0)
+    categories = CategoryMap([3, 7], ["cat", "dog"])
+    return save_model_file(tmp_path / "model.safetensors", build_model(cfg), cfg, categories)

@@ -8,19 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from sparsercnn.data.categories import CategoryMap
-from sparsercnn.model import build_model
-from sparsercnn.model_file import load_model_file, read_model_file, save_model_file
-from sparsercnn.presets import get_preset
-
-
-@pytest.fixture
-def model_file(tmp_path: Path) -> Path:
-    cfg = get_preset("tiny")
-    cfg.model.num_classes = 2
-    torch.manual_seed(0)
-    categories = CategoryMap([3, 7], ["cat", "dog"])
-    return save_model_file(tmp_path / "model.safetensors", build_model(cfg), cfg, categories)
+from sparsercnn.model_file import load_model_file, read_model_file
 
 
 def test_round_trip(model_file: Path) -> None:

@@ -8,13 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from sparsercnn.cli.main import COMMANDS, build_parser, main
-from sparsercnn.data.categories import CategoryMap
-from sparsercnn.model import build_model
-from sparsercnn.model_file import save_model_file
-from sparsercnn.presets import get_preset
 from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco
 
 
@@ -33,15 +28,6 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
             main([name, "--help"])
         assert exit_info.value.code == 0
         assert f"usage: sparsercnn {name}" in capsys.readouterr().out
-
-
-@pytest.fixture
-def model_file(tmp_path: Path) -> Path:
-    cfg = get_preset("tiny")
-    cfg.model.num_classes = 2
-    torch.manual_seed(0)
-    categories = CategoryMap([3, 7], ["cat", "dog"])
-    return save_model_file(tmp_path / "model.safetensors", build_model(cfg), cfg, categories)
 
 
 @pytest.fixture

@@ -17,22 +17,9 @@ import torch
 
 from sparsercnn.cli import validate
 from sparsercnn.cli.main import DEBUG_HINT, main
-from sparsercnn.data.categories import CategoryMap
-from sparsercnn.model import build_model
-from sparsercnn.model_file import save_model_file
-from sparsercnn.presets import get_preset
 from tests.synthetic_coco import WriteCoco
 
 VALIDATE = ["validate", "--json", "x.json", "--images", "x"]
-
-
-@pytest.fixture
-def model_file(tmp_path: Path) -> Path:
-    cfg = get_preset("tiny")
-    cfg.model.num_classes = 2
-    torch.manual_seed(0)
-    categories = CategoryMap([3, 7], ["cat", "dog"])
-    return save_model_file(tmp_path / "model.safetensors", build_model(cfg), cfg, categories)
 
 
 @pytest.fixture
