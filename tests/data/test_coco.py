@@ -274,3 +274,16 @@ def test_zero_size_box_is_dropped_without_failing(
     assert len(dataset[0].target) == 1
     assert "empty_box" in caplog.text and re.search(r"annotation 1\b", caplog.text)
     assert not re.search(r"annotation 2\b", caplog.text)
+
+
+def test_images_with_more_boxes_than_proposals_are_warned_about(
+    write_coco: WriteCoco, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = write_coco(num_images=2, objects_per_image=3)
+    with caplog.at_level(logging.WARNING, logger="sparsercnn.data.policy"):
+        CocoDataset(data.json_path, data.image_dir, num_proposals=2)
+    assert "has 3 boxes, more than the 2 proposals" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sparsercnn.data.policy"):
+        CocoDataset(data.json_path, data.image_dir, num_proposals=3)
+    assert "proposals" not in caplog.text

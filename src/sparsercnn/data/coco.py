@@ -79,6 +79,7 @@ class CocoDataset(Dataset[Sample]):
             training with ``--skip-invalid`` only: in evaluation a substitute would be scored
             as the wrong image.
         clip_tolerance: see :data:`~sparsercnn.data.validation.DEFAULT_CLIP_TOLERANCE`.
+        num_proposals: the model's N, to warn about images with more boxes than proposals.
 
     Raises:
         InvalidDataError: the data has errors and ``skip_invalid`` is false (the message names
@@ -100,6 +101,7 @@ class CocoDataset(Dataset[Sample]):
         image_check: ImageCheck = "decode",
         skip_unreadable: bool = False,
         clip_tolerance: float = DEFAULT_CLIP_TOLERANCE,
+        num_proposals: int | None = None,
     ) -> None:
         self.coco_json = Path(json_path)
         self.image_dir = Path(image_dir)
@@ -107,7 +109,11 @@ class CocoDataset(Dataset[Sample]):
         self.skip_unreadable = skip_unreadable
         self.clip_tolerance = clip_tolerance
         inspection = inspect_dataset(
-            json_path, image_dir, image_check=image_check, clip_tolerance=clip_tolerance
+            json_path,
+            image_dir,
+            image_check=image_check,
+            clip_tolerance=clip_tolerance,
+            num_proposals=num_proposals,
         )
         checked = apply_policy(inspection, skip_invalid=skip_invalid)
         self.category_map = CategoryMap.from_coco(checked.categories)

@@ -58,6 +58,10 @@ class EvaluationDataset(Protocol):
     @property
     def image_ids(self) -> list[int]: ...
 
+    @property
+    def transform(self) -> object:
+        """The dataset's transform; an ``InferenceTransform`` lets batches be sorted by size."""
+
     def image_info(self, index: int) -> dict[str, Any]: ...
 
     def gt_dict(self) -> dict[str, Any]: ...
@@ -261,7 +265,7 @@ def _padded_input_sizes(
 ) -> list[tuple[int, int]] | None:
     """Padded size of every image after the dataset's test resize, from the annotation file's
     sizes; ``None`` when the dataset has no test resize to predict them with."""
-    transform = getattr(dataset, "transform", None)
+    transform = dataset.transform
     if not isinstance(transform, InferenceTransform):
         return None
     sizes = []

@@ -132,6 +132,7 @@ def train_from_coco(
         transform=build_train_transform(cfg.input),
         skip_invalid=skip_invalid,
         skip_unreadable=skip_invalid,
+        num_proposals=cfg.model.num_proposals,
     )
     num_classes = train_set.category_map.num_classes
     if cfg.model.num_classes != num_classes:
