@@ -9,5 +9,5 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 python -c "import torch" 2>/dev/null || python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}" 2>&1 | grep -v "is ignored" || true
-python -m pip install -q -e ".[dev,export]" 2>&1 | grep -v "is ignored" || true
+python -m pip install -q -e ".[dev,export,serve,video]" 2>&1 | grep -v "is ignored" || true
 python -c "import sparsercnn, torch; print(f'sparsercnn ready (torch {torch.__version__})')"
