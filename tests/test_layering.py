@@ -22,6 +22,7 @@ ABOVE_BOTTOM = {
     "cli",
     "predictor",
     "visualization",
+    "recipe",
 }
 
 # Layer of each top-level module or subpackage, and the layers it must not import.
@@ -35,10 +36,12 @@ FORBIDDEN = {
     "model": ABOVE_BOTTOM - {"model"},
     "loss": ABOVE_BOTTOM - {"loss"},
     "data": ABOVE_BOTTOM - {"data"},
-    "evaluation": {"model", "loss", "data", "engine", "cli", "predictor"},
-    "visualization": {"model", "loss", "engine", "cli", "predictor"},
-    "weights": {"engine", "cli", "predictor", "loss", "evaluation", "visualization"},
-    "engine": {"cli", "predictor", "diagnostics"},
+    "evaluation": {"model", "loss", "data", "engine", "cli", "predictor", "recipe"},
+    "visualization": {"model", "loss", "engine", "cli", "predictor", "recipe"},
+    "weights": {"engine", "cli", "predictor", "loss", "evaluation", "visualization", "recipe"},
+    "engine": {"cli", "predictor", "diagnostics", "recipe"},
+    # The automatic recipe times training steps (engine) and sits under the CLI only.
+    "recipe": {"cli", "predictor", "diagnostics", "export", "evaluation", "visualization"},
     "diagnostics": {"cli"},
     "export": {"cli", "engine", "loss", "diagnostics"},
     "benchmarking": {"cli", "engine", "loss", "diagnostics"},

@@ -34,9 +34,9 @@ def r101_300pro_3x() -> Config:
     )
 
 
-def demo() -> Config:
+def small() -> Config:
     """CPU-scale Sparse R-CNN trained from scratch in minutes: a half-width ResNet-18, a narrow
-    head, 160 px.
+    head, 160 px (the demo's model).
 
     The architecture is the paper's (learned proposals, 6 dynamic stages, the 2/5/2 set loss with
     deep supervision); what changes is scale: ResNet-18 at half width (32-256 channels, a quarter
@@ -44,7 +44,7 @@ def demo() -> Config:
     head), 50 proposals on the paper's ``grid`` initialisation (Table 6; a spatial prior that
     converges faster than whole-image boxes when training is short), bf16 autocast where the
     hardware runs bf16 natively (fp32 elsewhere), and a learning rate for training from scratch.
-    Usable on any dataset; raise ``input.*`` sizes for larger images.
+    Usable on any dataset; ``--preset auto`` (the default) sets the sizes from the data.
     """
     return Config(
         model=ModelConfig(
@@ -85,9 +85,28 @@ def demo() -> Config:
     )
 
 
+def medium() -> Config:
+    """The next size up for CPUs: the standard-width ResNet-18 (four times the small model's
+    backbone FLOPs) and a head twice as wide (128), 100 proposals; otherwise as :func:`small`."""
+    cfg = small()
+    cfg.model.backbone_width = ModelConfig.backbone_width
+    cfg.model.fpn_dim = 128
+    cfg.model.hidden_dim = 128
+    cfg.model.num_heads = 8
+    cfg.model.ffn_dim = 512
+    cfg.model.dynamic_dim = 32
+    cfg.model.num_proposals = 100
+    return cfg
+
+
+def demo() -> Config:
+    """The offline demo: the :func:`small` model at 160 px on the demo's 160 px images."""
+    return small()
+
+
 def tiny() -> Config:
     """The smallest sensible model, for tests and smoke runs (seconds on a CPU)."""
-    cfg = demo()
+    cfg = small()
     # The standard ResNet-18, so checkpoints in the published layouts load into it.
     cfg.model.backbone_width = ModelConfig.backbone_width
     cfg.model.num_proposals = 16
@@ -112,6 +131,8 @@ PRESETS: dict[str, Callable[[], Config]] = {
     "r50_300pro_3x": r50_300pro_3x,
     "r101_100pro_3x": r101_100pro_3x,
     "r101_300pro_3x": r101_300pro_3x,
+    "small": small,
+    "medium": medium,
     "demo": demo,
     "tiny": tiny,
 }

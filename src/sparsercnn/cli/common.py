@@ -172,15 +172,20 @@ def resolve_device(name: str | None) -> torch.device:
     return device
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str | None) -> None:
-    """``--preset NAME`` or ``--config FILE`` (one of them is required when there is no default
-    preset), and ``--set KEY=VALUE...``."""
-    start = parser.add_mutually_exclusive_group(required=default_preset is None)
+AUTO_PRESET = "auto"
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--preset NAME`` (default ``auto``: chosen from the data) or ``--config FILE``, and
+    ``--set KEY=VALUE...``."""
+    start = parser.add_mutually_exclusive_group()
     start.add_argument(
         "--preset",
-        default=default_preset,
-        choices=sorted(PRESETS),
-        help="named configuration to start from",
+        default=AUTO_PRESET,
+        choices=[AUTO_PRESET, *sorted(PRESETS)],
+        help="named configuration to start from; 'auto' (the default) chooses the model size, "
+        "input size, proposals, schedule and precision from the training set, the device and "
+        "--time-budget, prints each choice with its reason and saves them in config.json",
     )
     start.add_argument(
         "--config", type=Path, help="a config.json (e.g. a run's) to start from instead"
@@ -196,15 +201,19 @@ def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str | 
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
-    """The config of ``--preset`` or ``--config``, with the ``--set`` overrides applied."""
+    """The config of a fixed ``--preset`` or ``--config``, with the ``--set`` overrides applied."""
     if not args.config:
         return get_preset(args.preset).apply_overrides(list(args.overrides))
-    if not args.config.is_file():
-        raise FileNotFoundError(f"--config {args.config} is not a file")
+    return load_config_file(args.config, "--config").apply_overrides(list(args.overrides))
+
+
+def load_config_file(path: Path, what: str) -> Config:
+    """A ``config.json``; errors name ``what`` (the flag or the run folder) and the file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} is not a file")
     try:
-        cfg = Config.load(args.config)
+        return Config.load(path)
     except ValueError as error:
-        if str(args.config) in str(error):
+        if str(path) in str(error):
             raise
-        raise ValueError(f"--config {args.config}: {error}") from error
-    return cfg.apply_overrides(list(args.overrides))
+        raise ValueError(f"{what} {path}: {error}") from error

@@ -1,0 +1,131 @@
+"""The automatic recipe of a COCO training set on a device: read, time, choose.
+
+:func:`recipe_for_dataset` profiles the training JSON, describes the device, reads the
+architecture of the starting weights if any, and gives :func:`choose_recipe` a step pricer that
+times real training steps of a candidate config at two input sizes (a few seconds on a CPU for the
+small model) plus the decoding of a few of the set's own images.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from sparsercnn.config import Config, ModelConfig
+from sparsercnn.data.image_io import ImageReadError, load_image
+from sparsercnn.data.transforms import resize_image, resized_shape
+from sparsercnn.recipe.auto_recipe import Budget, Recipe, choose_recipe
+from sparsercnn.recipe.dataset_profile import DatasetProfile
+from sparsercnn.recipe.hardware import detect_hardware
+from sparsercnn.recipe.step_timing import StepCost, measure_step_seconds
+
+logger = logging.getLogger(__name__)
+
+# The two short sides the step cost is timed at (the long side follows the images' aspect).
+TIMING_SIDES = (160, 384)
+# Images decoded to price data loading (in the training process: workers are off on CPUs).
+TIMED_IMAGES = 4
+
+
+def recipe_for_dataset(
+    train_json: str | os.PathLike[str],
+    train_images: str | os.PathLike[str],
+    device: torch.device,
+    *,
+    time_budget_minutes: float | None = None,
+    max_iter: int | None = None,
+    init_from: str = "",
+    backbone_weights: str = "",
+) -> Recipe:
+    """Choose the training config for a COCO set (``--preset auto``).
+
+    Args:
+        train_json, train_images: the training set.
+        device: where training will run (and where the steps are timed).
+        time_budget_minutes: the wall-clock budget; without it the schedule counts epochs.
+        max_iter: a step count to fit the schedule to instead (with no time budget).
+        init_from: detector weights to start from (their architecture is kept).
+        backbone_weights: ImageNet ResNet weights for the backbone.
+
+    Raises:
+        ValueError: no usable box, or a budget shorter than one logged window of steps.
+        DatasetError: the JSON is missing or not a COCO instances file.
+    """
+    profile = DatasetProfile.from_json(train_json)
+    if profile.num_boxes == 0:
+        raise ValueError(f"{train_json}: no usable box in the training set: nothing to learn")
+    seconds = None if time_budget_minutes is None else time_budget_minutes * 60
+    load_seconds = _image_load_seconds(profile, Path(train_images))
+
+    def step_cost_of(cfg: Config) -> StepCost:
+        return _time_step_cost(cfg, profile, device, load_seconds)
+
+    return choose_recipe(
+        profile,
+        detect_hardware(device),
+        Budget(seconds=seconds, iterations=max_iter),
+        step_cost_of,
+        init_from=init_from,
+        backbone_weights=backbone_weights,
+        init_model=_checkpoint_model(init_from) if init_from else None,
+        backbone_depth=_backbone_depth(backbone_weights) if backbone_weights else None,
+    )
+
+
+def _time_step_cost(
+    cfg: Config, profile: DatasetProfile, device: torch.device, load_seconds: float
+) -> StepCost:
+    """Time ``cfg``'s step at the two TIMING_SIDES; add the data loading of a batch."""
+    boxes = max(1, int(statistics.median(profile.objects_per_image.tolist())))
+    aspect = min(profile.long_to_short, 1333 / 800)
+    timings = []
+    for side in TIMING_SIDES:
+        size = (side, int(side * aspect) // 32 * 32)
+        start = time.perf_counter()
+        step = measure_step_seconds(cfg, size, device, num_boxes=boxes)
+        logger.info(
+            "timed %s steps at %dx%d: %.2f s each (%.1f s spent timing)",
+            cfg.model.backbone_depth,
+            *size,
+            step,
+            time.perf_counter() - start,
+        )
+        timings.append((size[0] * size[1], step + load_seconds * cfg.train.batch_size))
+    return StepCost.fit(timings[0], timings[1])
+
+
+def _image_load_seconds(profile: DatasetProfile, image_dir: Path) -> float:
+    """Median seconds to decode and resize one of the set's images (a few, spread over it)."""
+    names = profile.file_names[:: max(1, profile.num_images // TIMED_IMAGES)][:TIMED_IMAGES]
+    seconds = []
+    for name in names:
+        start = time.perf_counter()
+        try:
+            pil = load_image(image_dir / name)
+        except ImageReadError:  # the data policy reports it when training starts
+            continue
+        resize_image(pil, resized_shape(pil.height, pil.width, TIMING_SIDES[0], 10_000))
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds) if seconds else 0.0
+
+
+def _checkpoint_model(init_from: str) -> ModelConfig:
+    """The architecture of a detector checkpoint (published name, path or URL)."""
+    from sparsercnn.weights.convert import convert_checkpoint
+    from sparsercnn.weights.download import fetch
+
+    return convert_checkpoint(fetch(init_from)).config.model
+
+
+def _backbone_depth(backbone_weights: str) -> int:
+    """The ResNet depth of backbone weights (path or URL)."""
+    from sparsercnn.weights.convert import backbone_state_dict, infer_depth
+    from sparsercnn.weights.download import fetch
+
+    path = fetch(backbone_weights)
+    return infer_depth(backbone_state_dict(path), str(path))

@@ -1,0 +1,67 @@
+"""``sparsercnn train`` without ``--preset``: the automatic recipe is chosen, printed, saved in
+``recipe.json`` and ``config.json``, reused on ``--resume``, and a hopeless budget is refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sparsercnn.cli.main import main
+from sparsercnn.config import Config
+from sparsercnn.recipe import for_dataset
+from tests.synthetic_coco import SyntheticCoco
+
+
+def _train(data: SyntheticCoco, run: Path, *extra: str) -> list[str]:
+    files = ["--train-json", str(data.json_path), "--train-images", str(data.image_dir)]
+    return ["train", *files, "--output-dir", str(run), *extra]
+
+
+@pytest.mark.slow
+def test_auto_is_the_default_and_its_choices_are_saved(
+    tiny_coco: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "run"
+    assert main(_train(tiny_coco, run, "--set", "train.max_iter=3")) == 0
+    out = capsys.readouterr().out
+    assert "auto recipe" in out and "input size" in out and "training stopped at iteration 3" in out
+    recipe = json.loads((run / "recipe.json").read_text())
+    names = [choice["name"] for choice in recipe["choices"]]
+    assert {"precision", "proposals", "input size", "schedule"} <= set(names)
+    cfg = Config.load(run / "config.json")
+    # 96x128 images: the smallest input size (128), a fitted schedule of the 3 steps asked for.
+    assert cfg.input.test_min_size == 128 and cfg.input.train_min_sizes == (128,)
+    assert cfg.train.max_iter == 3 and cfg.train.steps == (2, 3)
+    assert cfg.model.num_classes == 2 and cfg.model.num_proposals == 50
+
+    # Resuming takes the run's own config (no new recipe), with the new overrides.
+    assert main(_train(tiny_coco, run, "--resume", "--set", "train.max_iter=4")) == 0
+    out = capsys.readouterr().out
+    assert "auto recipe" not in out and "training stopped at iteration 4" in out
+    resumed = Config.load(run / "config.json")
+    assert resumed.input == cfg.input and resumed.train.max_iter == 4
+
+
+def test_resume_without_a_config_names_the_file(
+    tiny_coco: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(_train(tiny_coco, tmp_path / "nothing", "--resume")) == 2
+    err = capsys.readouterr().err
+    assert "--resume: the run's config" in err and "config.json" in err
+
+
+@pytest.mark.slow
+def test_a_budget_shorter_than_one_logged_window_is_refused_before_training(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(for_dataset, "TIMING_SIDES", (96, 128))  # a quicker timing
+    run = tmp_path / "run"
+    assert main(_train(tiny_coco, run, "--time-budget", "0.001")) == 2
+    err = capsys.readouterr().err
+    assert "--time-budget" in err and "one logged window" in err
+    assert not (run / "config.json").exists() and not list(run.glob("checkpoint_*"))

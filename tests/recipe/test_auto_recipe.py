@@ -1,0 +1,198 @@
+"""Tests for the automatic recipe's decisions (pure: profiles, hardware and step costs are made
+up here, so every rule is checked against numbers worked out by hand)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sparsercnn.config import Config
+from sparsercnn.data.validation import check_coco
+from sparsercnn.presets import r50_300pro_3x
+from sparsercnn.recipe import Budget, DatasetProfile, Hardware, StepCost, choose_recipe
+from sparsercnn.recipe.auto_recipe import MIN_ITERATIONS, TARGET_BOX_PX
+
+CPU = Hardware(device="cpu", cpu_threads=2, native_bf16=True)
+# 0.2 s per step plus 1 s per megapixel: 160x160 -> 0.226 s, 640x640 -> 0.61 s.
+COST = StepCost(fixed=0.2, per_pixel=1e-6)
+
+
+def profile_of(
+    image_size: tuple[int, int],
+    box_sides: list[float],
+    *,
+    num_images: int = 200,
+    num_classes: int = 2,
+    objects_per_image: int | None = None,
+) -> DatasetProfile:
+    """``num_images`` images of ``image_size`` (h, w); the square boxes of ``box_sides`` are dealt
+    round-robin over the images (or ``objects_per_image`` of them go to the first image), their
+    classes alternating."""
+    height, width = image_size
+    images = [
+        {"id": i + 1, "file_name": f"{i}.jpg", "height": height, "width": width}
+        for i in range(num_images)
+    ]
+    annotations = []
+    for k, side in enumerate(box_sides):
+        image_id = 1 if objects_per_image and k < objects_per_image else k % num_images + 1
+        annotations.append(
+            {
+                "id": k + 1,
+                "image_id": image_id,
+                "category_id": k % num_classes + 1,
+                "bbox": [0.0, 0.0, side, side],
+                "area": side * side,
+                "iscrowd": 0,
+            }
+        )
+    categories = [{"id": c + 1, "name": f"class{c}"} for c in range(num_classes)]
+    data = {"images": images, "annotations": annotations, "categories": categories}
+    return DatasetProfile.from_checked(check_coco(data, "test.json"))
+
+
+def choose(profile: DatasetProfile, minutes: float | None = 10.0, **kwargs: Any) -> Any:
+    budget = Budget(seconds=None if minutes is None else minutes * 60)
+    hardware = kwargs.pop("hardware", CPU)
+    cost = kwargs.pop("cost", COST)
+    return choose_recipe(profile, hardware, budget, lambda cfg: cost, **kwargs)
+
+
+def test_profile_box_sizes_follow_the_test_resize() -> None:
+    profile = profile_of((1000, 1500), [20.0, 40.0, 80.0], num_images=3)
+    assert profile.num_images == 3 and profile.num_boxes == 3 and profile.max_objects == 1
+    assert profile.median_short_side == 1000 and profile.long_to_short == pytest.approx(1.5)
+    # Short side 500 -> scale 0.5 (the long side 750 is under the cap)...
+    np.testing.assert_allclose(profile.box_sides_at(500, 1000), [10.0, 20.0, 40.0])
+    # ...and a cap of 600 on the long side makes it 0.4.
+    np.testing.assert_allclose(profile.box_sides_at(500, 600), [8.0, 16.0, 32.0])
+
+
+def test_small_objects_on_large_images_get_a_larger_input() -> None:
+    # 20-px objects on 1000 px images: 12 px needs a scale of 0.6, i.e. a short side of 600.
+    profile = profile_of((1000, 1000), [20.0] * 400)
+    recipe = choose(profile, minutes=20)
+    side = recipe.config.input.test_min_size
+    assert side == 608  # the first multiple of 32 at or above 600
+    assert recipe.config.input.train_min_sizes == (608,)
+    assert np.quantile(profile.box_sides_at(side, side), 0.1) >= TARGET_BOX_PX
+    assert not any("under 8 px" in w for w in recipe.warnings)
+
+
+def test_a_short_budget_trades_size_for_steps_and_says_what_budget_would_do() -> None:
+    profile = profile_of((1000, 1000), [20.0] * 400)
+    recipe = choose(profile, minutes=5)
+    side = recipe.config.input.test_min_size
+    # The largest size at which MIN_ITERATIONS steps fit in 90% of 5 minutes.
+    assert COST.seconds((side, side)) * MIN_ITERATIONS <= 270
+    assert COST.seconds((side + 32, side + 32)) * MIN_ITERATIONS > 270
+    assert any("--time-budget" in w and "608" in w for w in recipe.warnings), recipe.warnings
+    assert any("under 8 px" in w for w in recipe.warnings)
+
+
+def test_a_roomy_budget_buys_resolution_beyond_what_the_objects_need() -> None:
+    profile = profile_of((1000, 1000), [20.0] * 400)
+    recipe = choose(profile, minutes=30)
+    side = recipe.config.input.test_min_size
+    # The largest size with 2000 steps in 90% of 30 minutes (0.2 + side^2 * 1e-6 s each).
+    assert COST.seconds((side, side)) * 2000 <= 1620 < COST.seconds((side + 32,) * 2) * 2000
+    assert side == 768
+    assert choose(profile, minutes=600).config.input.test_min_size == 800  # the largest
+
+
+def test_images_are_not_upsampled() -> None:
+    recipe = choose(profile_of((160, 160), [6.0, 30.0] * 50))
+    assert recipe.config.input.test_min_size == 160
+    text = recipe.format()
+    assert "images' own size" in text and "inputs are never upscaled" in text
+
+
+def test_proposals_stay_above_the_most_objects_in_an_image() -> None:
+    profile = profile_of((512, 512), [30.0] * 400, objects_per_image=120)
+    recipe = choose(profile)
+    assert recipe.config.model.num_proposals == 160  # 120 * 1.25 + 5 = 155, rounded up to 10
+    crowded = profile_of((512, 512), [30.0] * 700, objects_per_image=600)
+    recipe = choose(crowded)
+    assert recipe.config.model.num_proposals == 500
+    assert any("more objects than the 500 proposals" in w for w in recipe.warnings)
+
+
+def test_budget_shorter_than_one_logged_window_is_refused() -> None:
+    profile = profile_of((160, 160), [30.0] * 400)
+    with pytest.raises(ValueError, match=r"--time-budget .* shorter than one logged window"):
+        choose(profile, minutes=0.02)  # 1.2 s < 10 steps of 0.226 s
+
+
+def test_too_short_a_budget_is_warned_with_the_budget_that_would_do() -> None:
+    recipe = choose(profile_of((160, 160), [30.0] * 400), minutes=1)
+    warning = next(w for w in recipe.warnings if "too short to learn" in w)
+    minutes = COST.seconds((160, 160)) * MIN_ITERATIONS / 0.9 / 60
+    assert f"about {minutes:.0f} minutes" in warning
+
+
+def test_a_set_without_boxes_is_refused() -> None:
+    with pytest.raises(ValueError, match="no usable box"):
+        choose(profile_of((160, 160), []))
+
+
+def test_precision_follows_native_bf16() -> None:
+    profile = profile_of((160, 160), [30.0] * 400)
+    assert choose(profile).config.train.amp
+    avx2 = Hardware(device="cpu", cpu_threads=2, native_bf16=False)
+    recipe = choose(profile, hardware=avx2)
+    assert not recipe.config.train.amp and "emulate bf16" in recipe.format()
+
+
+def test_a_long_budget_takes_the_medium_model() -> None:
+    profile = profile_of((160, 160), [30.0] * 400)
+    assert choose(profile, minutes=10).config.model.hidden_dim == 64
+    recipe = choose(profile, minutes=120)
+    assert recipe.config.model.hidden_dim == 128 and recipe.config.model.backbone_width == 64
+
+
+def test_schedule_fits_the_budget_with_headroom_or_counts_epochs() -> None:
+    profile = profile_of((160, 160), [30.0] * 400, num_images=400)
+    recipe = choose(profile, minutes=10)
+    expected = int(540 / COST.seconds((160, 160)))
+    assert recipe.iterations == expected
+    train = recipe.config.train
+    assert train.max_iter == 2 * expected  # the trainer shortens it to its measured pace
+    assert train.steps == (round(0.8 * train.max_iter), round(train.max_iter * 14 / 15))
+    no_budget = choose(profile, minutes=None)
+    assert no_budget.config.train.max_iter == 60 * 400 // 8  # 60 epochs of 400 images
+    assert no_budget.seconds_per_iteration is None
+
+
+def test_warnings_for_rare_classes_and_small_sets() -> None:
+    sides = [30.0] * 40 + [30.0] * 3
+    profile = profile_of((160, 160), sides, num_images=30, num_classes=2)
+    recipe = choose(profile)
+    assert any("fewer than 10 boxes" in w for w in recipe.warnings) is False
+    rare = profile_of((160, 160), [30.0] * 61, num_images=30, num_classes=20)
+    warnings = choose(rare).warnings
+    assert any("classes have fewer than 10 boxes" in w for w in warnings)
+    assert any("--init-from" in w for w in warnings)
+
+
+def test_finetuning_keeps_the_checkpoint_architecture_and_freezes_on_few_boxes() -> None:
+    model = r50_300pro_3x().model
+    profile = profile_of((480, 640), [60.0] * 100, num_images=50)
+    recipe = choose(profile, init_from="r50_300pro_3x", init_model=model)
+    cfg: Config = recipe.config
+    assert cfg.model.num_proposals == 300 and cfg.model.backbone_depth == 50
+    assert cfg.model.num_classes == 2
+    assert cfg.train.init_from == "r50_300pro_3x" and cfg.train.scale_lr
+    assert cfg.train.freeze == "backbone"
+    assert not any("--init-from" in w for w in recipe.warnings)
+
+
+def test_format_and_to_dict_name_every_choice() -> None:
+    recipe = choose(profile_of((1000, 1000), [20.0] * 400), minutes=5)
+    text = recipe.format()
+    names = [c.name for c in recipe.choices]
+    for name in ("precision", "batch size", "proposals", "model", "input size", "schedule"):
+        assert name in names and name in text
+    data = recipe.to_dict()
+    assert data["choices"][0]["name"] == names[0] and data["warnings"] == recipe.warnings
