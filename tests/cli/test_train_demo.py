@@ -13,6 +13,7 @@ from sparsercnn.cli.main import main
 from sparsercnn.data import demo_dataset
 from sparsercnn.data.demo_dataset import DEMO_CLASSES, generate_demo_dataset
 from sparsercnn.engine import inference
+from sparsercnn.recipe import for_dataset
 
 
 @pytest.mark.slow
@@ -52,12 +53,14 @@ def test_demo_trains_evaluates_and_writes_every_listed_file(
         return run_inference(*args, **kwargs)
 
     monkeypatch.setattr(inference, "run_inference", counted)
+    monkeypatch.setattr(for_dataset, "TIMING_SIDES", (96, 128))  # a quicker recipe timing
     out = tmp_path / "demo"
     argv = ["demo", "--output-dir", str(out), "--time-budget", "0.5", "--device", "cpu"]
     assert main([*argv, "--set", "train.max_iter=2", "train.batch_size=2"]) == 0
     assert len(passes) == 1
     printed = capsys.readouterr().out
     assert "AP = " in printed and "on 3 validation images" in printed
+    assert "auto recipe" in printed and "input size" in printed
     # The best model when an evaluation ran within the budget, else the final one.
     model = Path(printed.split("model:")[1].split()[0])
     assert model.parent == out / "train" and model.name.endswith(".safetensors")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,8 @@ from sparsercnn.presets import PRESETS, get_preset
 
 if TYPE_CHECKING:
     import torch
+
+    from sparsercnn.engine.distributed import DistInfo
 
 
 class _ModelFileAction(argparse.Action):
@@ -217,3 +221,97 @@ def load_config_file(path: Path, what: str) -> Config:
         if str(path) in str(error):
             raise
         raise ValueError(f"{what} {path}: {error}") from error
+
+
+def training_config(
+    args: argparse.Namespace,
+    train_json: Path,
+    train_images: Path,
+    output_dir: Path,
+    dist_info: DistInfo,
+) -> Config:
+    """The config of a training run (``train``, ``demo``): a fixed ``--preset`` or ``--config``;
+    with ``--preset auto``, the recipe chosen from the training set (rank 0 chooses, every rank
+    trains with it), or on ``--resume`` the run's own ``config.json``. ``--set`` overrides apply
+    last, then ``--init-from``, ``--backbone-weights`` and ``--freeze``."""
+    from sparsercnn.config import Config
+    from sparsercnn.engine.distributed import all_gather_object
+
+    if args.config or args.preset != AUTO_PRESET:
+        cfg = resolve_config(args)
+    elif args.resume:
+        cfg = load_config_file(output_dir / "config.json", "--resume: the run's config")
+        cfg = cfg.apply_overrides(list(args.overrides))
+    else:
+        chosen = None
+        if dist_info.is_main:
+            chosen = _auto_config(args, train_json, train_images, output_dir, dist_info).to_dict()
+        cfg = Config.from_dict(all_gather_object(chosen)[0])
+    # Typed values go into the config as they are (a checkpoint named "2024" stays a string).
+    weights = {
+        "init_from": args.init_from,
+        "backbone_weights": args.backbone_weights,
+        "freeze": args.freeze,
+    }
+    given = {name: value for name, value in weights.items() if value}
+    return replace(cfg, train=replace(cfg.train, **given))
+
+
+def remaining_budget(time_budget: float | None, start: float) -> float | None:
+    """Minutes of ``--time-budget`` left after what was spent since ``start``
+    (``time.perf_counter()``) choosing the recipe; ``None`` without a budget.
+
+    Raises:
+        ValueError: the choice used the whole budget.
+    """
+    if time_budget is None:
+        return None
+    spent = (time.perf_counter() - start) / 60
+    if spent >= time_budget:
+        raise ValueError(
+            f"--time-budget {time_budget:g} min was used up choosing the recipe ({spent * 60:.0f} "
+            "s of timing); give a longer budget, or a fixed --preset"
+        )
+    return time_budget - spent
+
+
+def _auto_config(
+    args: argparse.Namespace,
+    train_json: Path,
+    train_images: Path,
+    output_dir: Path,
+    dist_info: DistInfo,
+) -> Config:
+    """Choose the recipe for the training set, print it and save it as ``recipe.json``."""
+    import json
+
+    from sparsercnn.atomic_file import atomic_write
+    from sparsercnn.engine.checkpoint import check_run_folder
+    from sparsercnn.recipe import recipe_for_dataset
+
+    check_run_folder(output_dir, False, is_main=True)
+    overrides = list(args.overrides)
+    max_iter = _overridden_max_iter(overrides)
+    recipe = recipe_for_dataset(
+        train_json,
+        train_images,
+        dist_info.device,
+        time_budget_minutes=args.time_budget,
+        max_iter=max_iter,
+        init_from=args.init_from or "",
+        backbone_weights=args.backbone_weights or "",
+    )
+    print(recipe.format(), flush=True)
+    text = json.dumps(recipe.to_dict(), indent=2)
+    atomic_write(output_dir / "recipe.json", lambda tmp: tmp.write_text(text))
+    return recipe.config.apply_overrides(overrides)
+
+
+def _overridden_max_iter(overrides: list[str]) -> int | None:
+    """``N`` of a ``train.max_iter=N`` override: the step budget the recipe fits its schedule to."""
+    from sparsercnn.config import Config
+
+    keys = [item.partition("=")[0].strip() for item in overrides]
+    if "train.max_iter" not in keys:
+        return None
+    return Config().apply_overrides(overrides).train.max_iter

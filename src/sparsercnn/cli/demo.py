@@ -7,8 +7,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sparsercnn.cli.common import add_device_argument, resolve_device
-from sparsercnn.presets import get_preset
+from sparsercnn.cli.common import (
+    AUTO_PRESET,
+    add_device_argument,
+    remaining_budget,
+    resolve_device,
+    training_config,
+)
+from sparsercnn.presets import PRESETS
 
 if TYPE_CHECKING:
     from sparsercnn.engine.pipeline import EvaluationReport
@@ -34,8 +40,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="MINUTES",
         help=f"training time budget (default {DEFAULT_TIME_BUDGET_MINUTES:g})",
     )
+    parser.add_argument(
+        "--preset",
+        default=AUTO_PRESET,
+        choices=[AUTO_PRESET, *sorted(PRESETS)],
+        help="'auto' (the default) chooses the recipe from the demo data and the budget, as "
+        "`train` does; 'demo' is the fixed recipe it arrives at on a CPU",
+    )
     parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted demo run")
+    # What `train` also reads; the demo trains from scratch on its own data.
+    parser.set_defaults(config=None, init_from=None, backbone_weights=None, freeze=None)
     add_device_argument(parser)
     parser.set_defaults(handler=run)
 
@@ -67,8 +82,10 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.output_dir
     data = generate_demo_dataset(out / "data", image_size=DEMO_IMAGE_SIZE)
     print(f"demo data: {data.train_json} / {data.val_json}")
-    cfg = get_preset("demo").apply_overrides(list(args.overrides))
     device = resolve_device(args.device)
+    dist_info = DistInfo(device=device)
+    budget_start = time.perf_counter()
+    cfg = training_config(args, data.train_json, data.train_images, out / "train", dist_info)
     result = train_from_coco(
         cfg,
         train_json=data.train_json,
@@ -77,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
         val_images=data.val_images,
         output_dir=out / "train",
         resume=args.resume,
-        time_budget_minutes=args.time_budget,
-        dist_info=DistInfo(device=device),
+        # The recipe's timing counts against the budget.
+        time_budget_minutes=remaining_budget(args.time_budget, budget_start),
+        dist_info=dist_info,
     )
     # The validation pass training ended with is the demo's evaluation: it is not run again.
     report = result.evaluation_report

@@ -5,21 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sparsercnn.cli.common import (
-    AUTO_PRESET,
     add_config_arguments,
     add_device_argument,
-    load_config_file,
-    resolve_config,
+    remaining_budget,
+    training_config,
 )
-
-if TYPE_CHECKING:
-    from sparsercnn.config import Config
-    from sparsercnn.engine.distributed import DistInfo
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +84,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     dist_info = init_distributed(args.device)
     try:
-        cfg = training_config(args, dist_info)
-        # The recipe's timing counts against the budget.
-        spent = (time.perf_counter() - start) / 60
+        cfg = training_config(args, args.train_json, args.train_images, args.output_dir, dist_info)
         result = train_from_coco(
             cfg,
             train_json=args.train_json,
@@ -102,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
             val_images=args.val_images,
             output_dir=args.output_dir,
             resume=args.resume,
-            time_budget_minutes=None if args.time_budget is None else args.time_budget - spent,
+            # The recipe's timing counts against the budget.
+            time_budget_minutes=remaining_budget(args.time_budget, start),
             skip_invalid=args.skip_invalid,
             dist_info=dist_info,
         )
@@ -120,64 +112,3 @@ def run(args: argparse.Namespace) -> int:
         write_evaluation_report(report, args.output_dir / "report")
         print(f"evaluation plots of {report.model_file.name} in {args.output_dir / 'report'}")
     return 0
-
-
-def training_config(args: argparse.Namespace, dist_info: DistInfo) -> Config:
-    """The run's config: a fixed preset or ``--config``; with ``--preset auto``, the recipe
-    chosen from the data (rank 0 chooses, every rank trains with it), or on ``--resume`` the
-    run's own ``config.json``. ``--set`` overrides apply last."""
-    from sparsercnn.config import Config
-    from sparsercnn.engine.distributed import all_gather_object
-
-    if args.config or args.preset != AUTO_PRESET:
-        cfg = resolve_config(args)
-    elif args.resume:
-        cfg = load_config_file(args.output_dir / "config.json", "--resume: the run's config")
-        cfg = cfg.apply_overrides(list(args.overrides))
-    else:
-        chosen = _auto_config(args, dist_info).to_dict() if dist_info.is_main else None
-        cfg = Config.from_dict(all_gather_object(chosen)[0])
-    # Typed values go into the config as they are (a checkpoint named "2024" stays a string).
-    weights = {
-        "init_from": args.init_from,
-        "backbone_weights": args.backbone_weights,
-        "freeze": args.freeze,
-    }
-    given = {name: value for name, value in weights.items() if value}
-    return replace(cfg, train=replace(cfg.train, **given))
-
-
-def _auto_config(args: argparse.Namespace, dist_info: DistInfo) -> Config:
-    """Choose the recipe for the training set, print it and save it as ``recipe.json``."""
-    import json
-
-    from sparsercnn.atomic_file import atomic_write
-    from sparsercnn.engine.checkpoint import check_run_folder
-    from sparsercnn.recipe import recipe_for_dataset
-
-    check_run_folder(args.output_dir, False, is_main=True)
-    overrides = list(args.overrides)
-    max_iter = _overridden_max_iter(overrides)
-    recipe = recipe_for_dataset(
-        args.train_json,
-        args.train_images,
-        dist_info.device,
-        time_budget_minutes=args.time_budget,
-        max_iter=max_iter,
-        init_from=args.init_from or "",
-        backbone_weights=args.backbone_weights or "",
-    )
-    print(recipe.format(), flush=True)
-    text = json.dumps(recipe.to_dict(), indent=2)
-    atomic_write(args.output_dir / "recipe.json", lambda tmp: tmp.write_text(text))
-    return recipe.config.apply_overrides(overrides)
-
-
-def _overridden_max_iter(overrides: list[str]) -> int | None:
-    """``N`` of a ``train.max_iter=N`` override: the step budget the recipe fits its schedule to."""
-    from sparsercnn.config import Config
-
-    keys = [item.partition("=")[0].strip() for item in overrides]
-    if "train.max_iter" not in keys:
-        return None
-    return Config().apply_overrides(overrides).train.max_iter

@@ -301,11 +301,15 @@ class _Builder:
         seconds = self.cost.seconds(self._input_shape(side))
         # The trainer shortens the schedule to the pace it measures, never lengthens it: room
         # for a machine faster than the timing.
-        self._set_schedule(
+        total = BUDGET_HEADROOM * self.iterations
+        reason = (
             f"~{self.iterations} steps of {seconds:.2f} s (timed) fit the budget; the trainer "
-            "fits the schedule to its measured pace",
-            total=BUDGET_HEADROOM * self.iterations,
+            "fits the schedule to its measured pace"
         )
+        if self.budget.iterations is not None and self.budget.iterations < self.iterations:
+            reason = f"the given number of steps (the budget would allow ~{self.iterations})"
+            self.iterations = total = self.budget.iterations
+        self._set_schedule(reason, total=total)
 
     def _candidate_sides(self) -> list[int]:
         """Short sides from MIN_SHORT_SIDE up to the images' own (median), in SIZE_STEP steps."""

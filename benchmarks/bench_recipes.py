@@ -1,0 +1,147 @@
+"""``--preset auto`` against the fixed presets: the same wall-clock budget on synthetic datasets of
+different character, from scratch, no flags but the data.
+
+For every dataset (:data:`sparsercnn.data.synthetic_styles.DATASET_STYLES`) and recipe, runs
+``sparsercnn train --preset RECIPE --time-budget MINUTES`` in a fresh process on the dataset's
+train split with its val split, and reads the final COCO evaluation from the run's
+``metrics.jsonl``. Prints a markdown table of AP / APs per dataset and recipe, the input size and
+steps each run got, and auto's gap to the best fixed preset (the issue's target: >= -0.02), and
+appends it to BENCHMARKS.md with ``--write``.
+
+Usage: python benchmarks/bench_recipes.py [--datasets small_objects crowded ...]
+       [--recipes auto small medium] [--minutes 10] [--root runs/bench_recipes] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sparsercnn.config import Config
+from sparsercnn.data.synthetic_styles import DATASET_STYLES, generate_styled_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class RunResult:
+    dataset: str
+    recipe: str
+    ap: float
+    ap_small: float
+    ap50: float
+    steps: int
+    input_size: int
+    minutes: float
+
+    def cell(self) -> str:
+        small = "-" if self.ap_small < 0 else f"{self.ap_small:.3f}"
+        return f"{self.ap:.3f} / {small} ({self.input_size} px, {self.steps} steps)"
+
+
+def train_once(data_root: Path, run: Path, recipe: str, minutes: float) -> RunResult:
+    """One ``sparsercnn train`` run in a fresh process; the final evaluation of its log."""
+    command = [
+        sys.executable,
+        "-m",
+        "sparsercnn",
+        "train",
+        "--train-json",
+        str(data_root / "train.json"),
+        "--train-images",
+        str(data_root / "train"),
+        "--val-json",
+        str(data_root / "val.json"),
+        "--val-images",
+        str(data_root / "val"),
+        "--output-dir",
+        str(run),
+        "--preset",
+        recipe,
+        "--time-budget",
+        str(minutes),
+    ]
+    start = time.perf_counter()
+    with open(run.parent / f"{run.name}.log", "w") as log:
+        subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    elapsed = (time.perf_counter() - start) / 60
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    final = [r for r in records if "eval" in r][-1]
+    cfg = Config.load(run / "config.json")
+    return RunResult(
+        dataset=data_root.name,
+        recipe=recipe,
+        ap=final["eval"]["AP"],
+        ap_small=final["eval"]["APs"],
+        ap50=final["eval"]["AP50"],
+        steps=final["iter"],
+        input_size=cfg.input.test_min_size,
+        minutes=elapsed,
+    )
+
+
+def machine_kind() -> str:
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if "avx512_bf16" in flags:
+        return "machine A (AVX-512 + native bf16)"
+    return "machine B (AVX2 only)" if "avx2" in flags else platform.machine()
+
+
+def table(results: list[RunResult], recipes: list[str], minutes: float, command: str) -> str:
+    lines = [
+        f"### Automatic recipe vs fixed presets, {minutes:g}-minute budget ({machine_kind()})",
+        "",
+        f"`{command}`; cells: AP / APs (input size, steps); from scratch, synthetic data.",
+        "",
+        "| dataset | " + " | ".join(recipes) + " | auto - best fixed |",
+        "|---" * (len(recipes) + 2) + "|",
+    ]
+    for dataset in dict.fromkeys(r.dataset for r in results):
+        row = {r.recipe: r for r in results if r.dataset == dataset}
+        cells = [row[name].cell() if name in row else "-" for name in recipes]
+        fixed = [r.ap for name, r in row.items() if name != "auto"]
+        gap = f"{row['auto'].ap - max(fixed):+.3f}" if "auto" in row and fixed else "-"
+        lines.append(f"| {dataset} | " + " | ".join(cells) + f" | {gap} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASET_STYLES))
+    parser.add_argument("--recipes", nargs="+", default=["auto", "small", "medium"])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--root", type=Path, default=REPO / "runs" / "bench_recipes")
+    parser.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
+    args = parser.parse_args()
+    command = "python benchmarks/bench_recipes.py " + " ".join(sys.argv[1:])
+    results = []
+    for dataset in args.datasets:
+        data_root = generate_styled_dataset(dataset, args.root / "data" / dataset)
+        for recipe in args.recipes:
+            run = args.root / "runs" / f"{dataset}-{recipe}-{args.minutes:g}min"
+            if run.exists():
+                raise SystemExit(f"{run} exists: remove it or choose another --root")
+            run.parent.mkdir(parents=True, exist_ok=True)
+            result = train_once(data_root.root, run, recipe, args.minutes)
+            results.append(result)
+            print(
+                f"{dataset:>14} {recipe:>7}: AP {result.ap:.3f} APs {result.ap_small:.3f} "
+                f"AP50 {result.ap50:.3f}, {result.input_size} px, {result.steps} steps, "
+                f"{result.minutes:.1f} min",
+                flush=True,
+            )
+    text = table(results, args.recipes, args.minutes, command)
+    print(text)
+    if args.write:
+        with open(REPO / "BENCHMARKS.md", "a") as handle:
+            handle.write("\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
