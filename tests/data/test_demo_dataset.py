@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 from collections import Counter
@@ -17,6 +18,7 @@ from sparsercnn.data.demo_dataset import (
     DEMO_CLASSES,
     MARKER_NAME,
     DemoDatasetPaths,
+    _num_objects,
     generate_demo_dataset,
     render_scene,
     shape_mask,
@@ -129,3 +131,27 @@ def test_shapes_have_distinct_silhouettes() -> None:
     assert fill["ring"] < fill["circle"] and fill["star"] < fill["triangle"] < fill["square"]
     with pytest.raises(ValueError, match="unknown demo shape"):
         shape_mask("hexagon", 20.0, 0.0)
+
+
+def test_default_output_is_pinned(tmp_path: Path) -> None:
+    """Digests of the default output, taken before :class:`SceneStyle` existed: the demo data and
+    the figures measured on it stay valid only while these hold."""
+    data = generate_demo_dataset(tmp_path / "pinned", num_train=6, num_val=2)
+    assert _digest(data.train_json).startswith("3c37482f4bfd187699a4b9e8ab759266")
+    assert _digest(data.val_json).startswith("c75df1e6d8455c918ee99f80e0faea8b")
+    assert json.loads((data.root / MARKER_NAME).read_text()) == {
+        "generator_version": 2,
+        "num_train": 6,
+        "num_val": 2,
+        "seed": 0,
+        "image_size": [256, 384],
+    }
+    # The pixels, before JPEG encoding (whose bytes depend on the libjpeg build), of train image 1.
+    rng = np.random.default_rng([0, 0, 1])
+    height, width = (int(v) for v in rng.integers(256, 385, 2))
+    image, _, objects = render_scene(rng, height, width, _num_objects(rng))
+    assert (height, width, len(objects)) == (370, 313, 7)
+    assert hashlib.sha256(image.tobytes()).hexdigest().startswith("05970d510f0530b39d5acd971501392")
+    encoded = io.BytesIO()
+    Image.fromarray(image).save(encoded, format="JPEG", quality=92, subsampling=0)
+    assert (data.train_images / "000001.jpg").read_bytes() == encoded.getvalue()

@@ -6,10 +6,13 @@ range from ~10 px to ~110 px, may partially occlude each other (each keeps at le
 pixels visible) and crowd up to 30 per image; about 5 % of the images have no object. Boxes are
 the extents of the *visible* pixels, so they are tight. Everything is a deterministic function
 of the seed (numpy + PIL only), written atomically, and not rewritten when already complete.
+A :class:`SceneStyle` changes the character of the data (object sizes, crowding, classes defined
+by shape and colour, grayscale/RGBA files); the default style gives exactly the demo data above.
+Named presets for benchmarks are in :mod:`sparsercnn.data.synthetic_styles`.
 
-Layout under ``root``: ``train/*.jpg``, ``val/*.jpg``, ``train.json``, ``val.json`` (COCO,
-category ids 1..6 in :data:`DEMO_CLASSES` order, ``bbox`` = ``[x, y, w, h]``) and the marker
-``demo_dataset.json``.
+Layout under ``root``: ``train/*.jpg``, ``val/*.jpg`` (``*.png`` for RGBA images),
+``train.json``, ``val.json`` (COCO, category ids 1..K in :func:`class_names` order, ``bbox`` =
+``[x, y, w, h]``) and the marker ``demo_dataset.json``.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -43,6 +46,115 @@ _SMALLEST = 8
 _MIN_IMAGE_SIDE = 96
 _MIN_VISIBLE_FRACTION = 0.7
 _EMPTY_FRACTION = 0.05
+# Scenes of up to _FEW_TRIES_CROWD objects (every default scene) try 20 corners per object; larger
+# crowds try more, so 100+ objects get placed whenever their sizes leave room.
+_FEW_TRIES_CROWD = 30
+_PLACE_TRIES = (20, 100)
+# Hue families of the colour classes: n bands centred at hue k / n, named after the nearest of
+# these twelve hues (30 degrees apart); an object's hue stays within 30 % of a band of its centre.
+_HUE_NAMES = (
+    "red", "orange", "yellow", "lime", "green", "spring",
+    "cyan", "azure", "blue", "violet", "magenta", "rose",
+)  # fmt: skip
+_HUE_SPREAD = 0.3
+# "mixed" colour mode: fractions of each split saved as grayscale JPEG and as RGBA PNG.
+_GRAY_FRACTION = 0.2
+_RGBA_FRACTION = 0.1
+_TRANSPARENT_CORNER = 4
+
+ColourMode = Literal["rgb", "gray", "mixed"]
+
+
+@dataclass(frozen=True)
+class SceneStyle:
+    """What the generated scenes look like; the default is the demo data set.
+
+    Attributes:
+        object_size: ``(lo, hi)`` px range of the shape diameter (log-uniform); a shape whose
+            silhouette needs more than ``lo`` (star 16, ring 14, square/triangle/cross 12) starts
+            there. ``None``: relative to the image's short side (~10-110 px at 256 px), capped
+            for crowds: 70 px (scaled) above 8 objects, 48 above 18 and, above 30 objects,
+            ``1.2 * sqrt(h * w / n)`` so that the crowd covers about a third of the image.
+        objects_per_image: ``(lo, hi)`` inclusive range of objects per non-empty image.
+            ``None``: 1-8 (65 %), 9-18 (25 %) or 19-30 (10 %). Objects that find no place
+            (after 20 tries, 100 above 30 objects) are left out.
+        num_classes: up to 6, the first k shapes of :data:`DEMO_CLASSES` in any colour; 12, 18,
+            24, 30 or 36: each shape in 2-6 hue families (``"star/red"``), needs ``"rgb"``.
+        colour_mode: ``"rgb"`` RGB JPEG; ``"gray"`` every image an 8-bit grayscale JPEG;
+            ``"mixed"``: 20 % of each split grayscale JPEG, 10 % RGBA PNG (opaque but for a
+            transparent 4x4 top-left corner), the rest RGB JPEG.
+    """
+
+    object_size: tuple[float, float] | None = None
+    objects_per_image: tuple[int, int] | None = None
+    num_classes: int = len(DEMO_CLASSES)
+    colour_mode: ColourMode = "rgb"
+
+    def __post_init__(self) -> None:
+        if (
+            self.object_size is not None
+            and not _SMALLEST <= self.object_size[0] <= self.object_size[1]
+        ):
+            raise ValueError(
+                f"object_size must be (lo, hi) with {_SMALLEST} <= lo <= hi, got {self.object_size}"
+            )
+        count = self.objects_per_image
+        if count is not None and not 1 <= count[0] <= count[1]:
+            raise ValueError(f"objects_per_image must be (lo, hi) with 1 <= lo <= hi, got {count}")
+        class_names(self.num_classes)
+        if self.colour_mode not in ("rgb", "gray", "mixed"):
+            raise ValueError(
+                f"colour_mode must be 'rgb', 'gray' or 'mixed', got {self.colour_mode!r}"
+            )
+        if self.num_classes > len(DEMO_CLASSES) and self.colour_mode != "rgb":
+            raise ValueError(
+                f"num_classes={self.num_classes} tells classes apart by colour: colour_mode must "
+                f"be 'rgb', got {self.colour_mode!r}"
+            )
+
+    def marker_fields(self) -> dict[str, Any]:
+        """The fields that differ from the default style, as JSON values (the marker's
+        ``"style"``; absent for the default style, so default data sets keep their marker)."""
+        default = SceneStyle()
+        changed = {}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value != getattr(default, field.name):
+                changed[field.name] = list(value) if isinstance(value, tuple) else value
+        return changed
+
+
+def class_names(num_classes: int = len(DEMO_CLASSES)) -> tuple[str, ...]:
+    """Class names in label order (category id = label + 1): shapes, or ``"shape/hue"`` pairs
+    (shape-major) when ``num_classes`` is a multiple of 6 above 6.
+
+    Raises:
+        ValueError: ``num_classes`` is not in 1-6 or one of 12, 18, 24, 30, 36.
+    """
+    shapes = len(DEMO_CLASSES)
+    if 1 <= num_classes <= shapes:
+        return DEMO_CLASSES[:num_classes]
+    bands = num_classes // shapes
+    if num_classes % shapes or not 2 <= bands <= len(_HUE_NAMES) // 2:
+        raise ValueError(
+            f"num_classes must be 1-6 (shapes) or 12, 18, 24, 30 or 36 (shapes x hue families), "
+            f"got {num_classes}"
+        )
+    hues = [_HUE_NAMES[round(k * len(_HUE_NAMES) / bands) % len(_HUE_NAMES)] for k in range(bands)]
+    return tuple(f"{shape}/{hue}" for shape in DEMO_CLASSES for hue in hues)
+
+
+DEFAULT_STYLE = SceneStyle()
+
+
+def hue_band(label: int, num_classes: int) -> tuple[float, float]:
+    """``(lo, hi)`` hue range (fractions of the colour circle, ``lo`` may be negative: it wraps)
+    of class ``label``'s objects; ``(0, 1)`` when classes are shapes only."""
+    bands = num_classes // len(DEMO_CLASSES)
+    if num_classes <= len(DEMO_CLASSES):
+        return 0.0, 1.0
+    centre = (label % bands) / bands
+    return centre - _HUE_SPREAD / bands, centre + _HUE_SPREAD / bands
 
 
 @dataclass(frozen=True)
@@ -64,7 +176,7 @@ class DemoDatasetPaths:
 
 @dataclass
 class DemoObject:
-    """One drawn object: ``label`` indexes :data:`DEMO_CLASSES`; ``box`` is the xyxy pixel extent
+    """One drawn object: ``label`` indexes :func:`class_names`; ``box`` is the xyxy pixel extent
     (exclusive right/bottom) of its visible pixels, ``area`` their count."""
 
     label: int
@@ -130,10 +242,12 @@ def _muted_colour(rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(50, 190) + rng.uniform(-20, 20, 3)
 
 
-def _saturated_colour(rng: np.random.Generator) -> tuple[int, int, int]:
-    """An object colour: any hue, saturation 0.65-1, value 0.75-1."""
-    hue, saturation, value = rng.uniform(0, 1), rng.uniform(0.65, 1), rng.uniform(0.75, 1)
-    red, green, blue = colorsys.hsv_to_rgb(hue, saturation, value)
+def _saturated_colour(
+    rng: np.random.Generator, hues: tuple[float, float] = (0.0, 1.0)
+) -> tuple[int, int, int]:
+    """An object colour: hue in ``hues`` (wrapping), saturation 0.65-1, value 0.75-1."""
+    hue, saturation, value = rng.uniform(*hues), rng.uniform(0.65, 1), rng.uniform(0.75, 1)
+    red, green, blue = colorsys.hsv_to_rgb(hue % 1.0, saturation, value)
     return round(red * 255), round(green * 255), round(blue * 255)
 
 
@@ -183,27 +297,50 @@ def _place(
     visible: list[int],
     areas: list[int],
     mask: np.ndarray,
+    tries: int = 20,
 ) -> tuple[int, int] | None:
     """Find a top-left corner for ``mask`` that leaves every earlier object at least
-    :data:`_MIN_VISIBLE_FRACTION` visible; ``None`` after 20 failed tries."""
+    :data:`_MIN_VISIBLE_FRACTION` visible; ``None`` after ``tries`` failed tries."""
     height, width = id_map.shape
-    for _ in range(20):
+    visible_now, needed = np.asarray(visible), _MIN_VISIBLE_FRACTION * np.asarray(areas)
+    for _ in range(tries):
         top = int(rng.integers(0, height - mask.shape[0] + 1))
         left = int(rng.integers(0, width - mask.shape[1] + 1))
         covered = id_map[top : top + mask.shape[0], left : left + mask.shape[1]][mask]
         counts = np.bincount(covered, minlength=len(visible) + 1)[1:]
-        if all(
-            v - n >= _MIN_VISIBLE_FRACTION * a
-            for v, n, a in zip(visible, counts, areas, strict=True)
-        ):
+        if np.all(visible_now - counts >= needed):
             return top, left
     return None
 
 
+def _size_range(
+    kind: str, num_objects: int, height: int, width: int, style: SceneStyle
+) -> tuple[float, float]:
+    """``(lo, hi)`` diameter range (px) of a ``kind`` shape in a scene of ``num_objects``."""
+    if style.object_size is not None:
+        lo, hi = style.object_size
+        return min(max(lo, _MIN_SIZE[kind]), hi), hi
+    # Sizes are set for a 256-pixel short side and scale with the image; small objects stay
+    # at least _SMALLEST pixels. Crowds get smaller objects so that they fit.
+    scale = min(height, width) / _REFERENCE_SIDE
+    max_size = (_MAX_SIZE if num_objects <= 8 else (70 if num_objects <= 18 else 48)) * scale
+    if num_objects > _FEW_TRIES_CROWD:
+        max_size = min(max_size, 1.2 * math.sqrt(height * width / num_objects))
+    min_size = max(_SMALLEST, _MIN_SIZE[kind] * scale)
+    return min_size, max(max_size, min_size + 1)
+
+
 def render_scene(
-    rng: np.random.Generator, height: int, width: int, num_objects: int
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    num_objects: int,
+    style: SceneStyle = DEFAULT_STYLE,
 ) -> tuple[np.ndarray, np.ndarray, list[DemoObject]]:
     """Draw up to ``num_objects`` shapes (fewer when they do not fit) on a textured background.
+
+    Args:
+        style: sizes and classes of the objects (``object_size``, ``num_classes``).
 
     Returns:
         ``image``: ``(h, w, 3)`` uint8 RGB; ``id_map``: ``(h, w)`` int32, ``k + 1`` where object
@@ -215,18 +352,16 @@ def render_scene(
     windows: list[tuple[slice, slice]] = []
     visible: list[int] = []
     areas: list[int] = []
-    # Sizes are set for a 256-pixel short side and scale with the image; small objects stay
-    # at least _SMALLEST pixels.
-    scale = min(height, width) / _REFERENCE_SIDE
-    max_size = (_MAX_SIZE if num_objects <= 8 else (70 if num_objects <= 18 else 48)) * scale
+    tries = _PLACE_TRIES[num_objects > _FEW_TRIES_CROWD]
+    bands = max(style.num_classes // len(DEMO_CLASSES), 1)
     for _ in range(num_objects):
-        label = int(rng.integers(0, len(DEMO_CLASSES)))
-        kind = DEMO_CLASSES[label]
-        min_size = max(_SMALLEST, _MIN_SIZE[kind] * scale)
-        size = math.exp(rng.uniform(math.log(min_size), math.log(max(max_size, min_size + 1))))
+        label = int(rng.integers(0, style.num_classes))
+        kind = DEMO_CLASSES[label // bands]
+        lo, hi = _size_range(kind, num_objects, height, width, style)
+        size = math.exp(rng.uniform(math.log(lo), math.log(hi)))
         mask = shape_mask(kind, size, float(rng.uniform(0, 2 * math.pi)))
-        corner = _place(rng, id_map, visible, areas, mask)
-        colour = _saturated_colour(rng)
+        corner = _place(rng, id_map, visible, areas, mask, tries)
+        colour = _saturated_colour(rng, hue_band(label, style.num_classes))
         if corner is None:
             continue
         top, left = corner
@@ -250,8 +385,10 @@ def render_scene(
     return image, id_map, objects
 
 
-def _num_objects(rng: np.random.Generator) -> int:
-    """Objects per non-empty image: mostly a few, sometimes a crowd of up to 30."""
+def _num_objects(rng: np.random.Generator, style: SceneStyle = DEFAULT_STYLE) -> int:
+    """Objects per non-empty image: the style's range, else mostly a few, sometimes up to 30."""
+    if style.objects_per_image is not None:
+        return int(rng.integers(style.objects_per_image[0], style.objects_per_image[1] + 1))
     crowd = rng.uniform()
     if crowd < 0.65:
         return int(rng.integers(1, 9))
@@ -260,8 +397,40 @@ def _num_objects(rng: np.random.Generator) -> int:
     return int(rng.integers(19, 31))
 
 
+def _file_modes(
+    colour_mode: ColourMode, num_images: int, seed: int, split: int
+) -> list[Literal["RGB", "L", "RGBA"]]:
+    """The PIL mode each image of a split is saved in (a deterministic choice for "mixed")."""
+    if colour_mode != "mixed":
+        return ["L" if colour_mode == "gray" else "RGB"] * num_images
+    order = np.random.default_rng([seed, split, 2**31 + 1]).permutation(num_images).tolist()
+    num_gray, num_rgba = round(_GRAY_FRACTION * num_images), round(_RGBA_FRACTION * num_images)
+    modes: list[Literal["RGB", "L", "RGBA"]] = ["RGB"] * num_images
+    for rank, index in enumerate(order[: num_gray + num_rgba]):
+        modes[index] = "L" if rank < num_gray else "RGBA"
+    return modes
+
+
+def _save_image(image: np.ndarray, folder: Path, index: int, mode: str) -> str:
+    """Save ``(h, w, 3)`` uint8 RGB ``image`` in ``mode``; return its file name."""
+    if mode == "RGBA":
+        alpha = np.full(image.shape[:2], 255, dtype=np.uint8)
+        alpha[:_TRANSPARENT_CORNER, :_TRANSPARENT_CORNER] = 0
+        file_name = f"{index:06d}.png"
+        Image.fromarray(np.dstack([image, alpha])).save(folder / file_name, compress_level=1)
+        return file_name
+    file_name = f"{index:06d}.jpg"
+    Image.fromarray(image).convert(mode).save(folder / file_name, quality=92, subsampling=0)
+    return file_name
+
+
 def _write_split(
-    folder: Path, split: int, num_images: int, seed: int, image_size: tuple[int, int]
+    folder: Path,
+    split: int,
+    num_images: int,
+    seed: int,
+    image_size: tuple[int, int],
+    style: SceneStyle,
 ) -> dict[str, Any]:
     """Render and save one split's images; return its COCO dict."""
     folder.mkdir(parents=True)
@@ -269,15 +438,15 @@ def _write_split(
     empty = set(
         np.random.default_rng([seed, split, 2**31]).permutation(num_images)[:num_empty].tolist()
     )
+    modes = _file_modes(style.colour_mode, num_images, seed, split)
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     for index in range(num_images):
         rng = np.random.default_rng([seed, split, index])
         height, width = (int(v) for v in rng.integers(image_size[0], image_size[1] + 1, 2))
-        num_objects = 0 if index in empty else _num_objects(rng)
-        image, _, objects = render_scene(rng, height, width, num_objects)
-        file_name = f"{index:06d}.jpg"
-        Image.fromarray(image).save(folder / file_name, quality=92, subsampling=0)
+        num_objects = 0 if index in empty else _num_objects(rng, style)
+        image, _, objects = render_scene(rng, height, width, num_objects, style)
+        file_name = _save_image(image, folder, index, modes[index])
         images.append({"id": index + 1, "file_name": file_name, "height": height, "width": width})
         for obj in objects:
             x1, y1, x2, y2 = obj.box
@@ -292,7 +461,8 @@ def _write_split(
                 }
             )
     categories = [
-        {"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(DEMO_CLASSES)
+        {"id": i + 1, "name": name, "supercategory": "shape"}
+        for i, name in enumerate(class_names(style.num_classes))
     ]
     info = {"description": "sparsercnn synthetic shapes", "version": str(GENERATOR_VERSION)}
     return {
@@ -318,6 +488,7 @@ def generate_demo_dataset(
     num_val: int = 100,
     seed: int = 0,
     image_size: tuple[int, int] = (256, 384),
+    style: SceneStyle = DEFAULT_STYLE,
 ) -> DemoDatasetPaths:
     """Write the synthetic data set under ``root`` unless a complete copy is already there.
 
@@ -327,6 +498,8 @@ def generate_demo_dataset(
         num_train, num_val: images per split.
         seed: the data set is a deterministic function of ``seed`` and the other arguments.
         image_size: ``(lo, hi)`` inclusive range from which each image's height and width are drawn.
+        style: the character of the scenes and files (:class:`SceneStyle`); the fields that
+            differ from the default are part of the marker, so changing them regenerates.
 
     Returns:
         The paths of the image folders and COCO JSON files.
@@ -345,6 +518,8 @@ def generate_demo_dataset(
         "seed": seed,
         "image_size": list(image_size),
     }
+    if style.marker_fields():
+        params["style"] = style.marker_fields()
     paths = DemoDatasetPaths.under(root)
     if _read_marker(root) == params:
         logger.info("demo data set already complete at %s", root)
@@ -361,7 +536,7 @@ def generate_demo_dataset(
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
     try:
         for split, (name, count) in enumerate((("train", num_train), ("val", num_val))):
-            coco = _write_split(tmp / name, split, count, seed, image_size)
+            coco = _write_split(tmp / name, split, count, seed, image_size, style)
             (tmp / f"{name}.json").write_text(json.dumps(coco))
         (tmp / MARKER_NAME).write_text(json.dumps(params, indent=2))
         try:
