@@ -12,7 +12,7 @@ from sparsercnn.config import Config
 from sparsercnn.data.validation import check_coco
 from sparsercnn.presets import r50_300pro_3x
 from sparsercnn.recipe import Budget, DatasetProfile, Hardware, StepCost, choose_recipe
-from sparsercnn.recipe.auto_recipe import MIN_ITERATIONS, TARGET_BOX_PX
+from sparsercnn.recipe.input_size import RESOLVED_BOX_PX, resolvable_share, training_progress
 
 CPU = Hardware(device="cpu", cpu_threads=2, native_bf16=True)
 # 0.2 s per step plus 1 s per megapixel: 160x160 -> 0.226 s, 640x640 -> 0.61 s.
@@ -70,26 +70,37 @@ def test_profile_box_sizes_follow_the_test_resize() -> None:
     np.testing.assert_allclose(profile.box_sides_at(500, 600), [8.0, 16.0, 32.0])
 
 
+def test_resolvable_share_and_training_progress() -> None:
+    profile = profile_of((1000, 1000), [20.0, 40.0])
+    # At 400 px the boxes are 8 and 16 px: half way up the 4-12 px ramp, and resolved.
+    assert resolvable_share(profile, 400) == pytest.approx((0.5 + 1.0) / 2)
+    assert resolvable_share(profile, 200) == pytest.approx((0.0 + 0.5) / 2)
+    assert training_progress(0) == 0 and training_progress(800) == pytest.approx(1 - np.exp(-1))
+
+
 def test_small_objects_on_large_images_get_a_larger_input() -> None:
     # 20-px objects on 1000 px images: 12 px needs a scale of 0.6, i.e. a short side of 600.
     profile = profile_of((1000, 1000), [20.0] * 400)
     recipe = choose(profile, minutes=20)
     side = recipe.config.input.test_min_size
+    # 608 (share 1.0, 1896 steps) beats 576 (share 0.94, 2031 steps) and 640 (1.0, 1772 steps).
     assert side == 608  # the first multiple of 32 at or above 600
     assert recipe.config.input.train_min_sizes == (608,)
-    assert np.quantile(profile.box_sides_at(side, side), 0.1) >= TARGET_BOX_PX
+    assert np.quantile(profile.box_sides_at(side, side), 0.1) >= RESOLVED_BOX_PX
     assert not any("under 8 px" in w for w in recipe.warnings)
 
 
 def test_a_short_budget_trades_size_for_steps_and_says_what_budget_would_do() -> None:
     profile = profile_of((1000, 1000), [20.0] * 400)
-    recipe = choose(profile, minutes=5)
+    # Pixels four times dearer: at a few hundred steps, share / step cost decides, and it peaks
+    # around 416-448 px (boxes of 8-9 px) rather than at the 608 px that resolves them all.
+    costly = StepCost(fixed=0.05, per_pixel=4e-6)
+    recipe = choose(profile, minutes=3, cost=costly)
     side = recipe.config.input.test_min_size
-    # The largest size at which MIN_ITERATIONS steps fit in 90% of 5 minutes.
-    assert COST.seconds((side, side)) * MIN_ITERATIONS <= 270
-    assert COST.seconds((side + 32, side + 32)) * MIN_ITERATIONS > 270
-    assert any("--time-budget" in w and "608" in w for w in recipe.warnings), recipe.warnings
-    assert any("under 8 px" in w for w in recipe.warnings)
+    assert 384 <= side <= 480
+    warning = next(w for w in recipe.warnings if "would resolve the boxes" in w)
+    minutes = int(np.ceil(costly.seconds((608, 608)) * 1000 / 0.9 / 60))
+    assert "input size 608 would resolve" in warning and f"--time-budget {minutes} " in warning
 
 
 def test_a_roomy_budget_buys_resolution_beyond_what_the_objects_need() -> None:
@@ -127,9 +138,10 @@ def test_budget_shorter_than_one_logged_window_is_refused() -> None:
 
 def test_too_short_a_budget_is_warned_with_the_budget_that_would_do() -> None:
     recipe = choose(profile_of((160, 160), [30.0] * 400), minutes=1)
+    # 30-px boxes are resolved at 128 px, where 54 s give 249 steps of 0.216 s.
+    assert recipe.config.input.test_min_size == 128
     warning = next(w for w in recipe.warnings if "too short to learn" in w)
-    minutes = COST.seconds((160, 160)) * MIN_ITERATIONS / 0.9 / 60
-    assert f"about {minutes:.0f} minutes" in warning
+    assert "~249 steps" in warning and "--time-budget 5 " in warning
 
 
 def test_a_set_without_boxes_is_refused() -> None:

@@ -4,10 +4,11 @@
 device description, a budget and a step pricer in, a :class:`Recipe` out).
 """
 
-from sparsercnn.recipe.auto_recipe import Budget, Choice, Recipe, choose_recipe
+from sparsercnn.recipe.auto_recipe import choose_recipe
 from sparsercnn.recipe.dataset_profile import DatasetProfile
 from sparsercnn.recipe.for_dataset import recipe_for_dataset
 from sparsercnn.recipe.hardware import Hardware, detect_hardware
+from sparsercnn.recipe.recipe import Budget, Choice, Recipe
 from sparsercnn.recipe.step_timing import StepCost, measure_step_seconds
 
 __all__ = [

@@ -19,9 +19,10 @@ import torch
 from sparsercnn.config import Config, ModelConfig
 from sparsercnn.data.image_io import ImageReadError, load_image
 from sparsercnn.data.transforms import resize_image, resized_shape
-from sparsercnn.recipe.auto_recipe import Budget, Recipe, choose_recipe
+from sparsercnn.recipe.auto_recipe import choose_recipe
 from sparsercnn.recipe.dataset_profile import DatasetProfile
 from sparsercnn.recipe.hardware import detect_hardware
+from sparsercnn.recipe.recipe import Budget, Recipe
 from sparsercnn.recipe.step_timing import StepCost, measure_step_seconds
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,86 @@
+"""Warnings about a training set that no recipe can fix: tiny boxes, crowds beyond the proposals,
+rare classes, too few images to learn from scratch. Each names what and how many, and what to do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sparsercnn.recipe.dataset_profile import DatasetProfile
+
+# A box whose sqrt(w * h) falls below this after resizing covers under two cells of the
+# stride-4 level (P2) that small boxes are pooled from: the model can hardly tell it apart.
+MIN_RESOLVABLE_PX = 8.0
+# Tiny boxes are warned about from this share of the boxes on.
+TINY_BOX_WARNING_SHARE = 0.02
+FEW_BOXES_PER_CLASS = 10
+# Below these, training from scratch cannot learn much: start from a published model.
+SMALL_SET_IMAGES = 100
+SMALL_SET_BOXES = 300
+
+
+def tiny_box_warning(
+    profile: DatasetProfile, side: int, max_size: int, *, upscale_would_help: bool
+) -> str | None:
+    """How many boxes are under MIN_RESOLVABLE_PX at the input size, and of which classes."""
+    tiny = profile.box_sides_at(side, max_size) < MIN_RESOLVABLE_PX
+    if tiny.mean() < TINY_BOX_WARNING_SHARE:
+        return None
+    advice = (
+        "a longer --time-budget allows a larger input size"
+        if upscale_would_help
+        else "they are that small in the images themselves (inputs are never upscaled)"
+    )
+    return (
+        f"{int(tiny.sum())} of {tiny.size} boxes ({tiny.mean():.0%}) are under "
+        f"{MIN_RESOLVABLE_PX:.0f} px at input size {side} ({most_affected_classes(profile, tiny)}) "
+        f"and will be hard to detect; {advice}"
+    )
+
+
+def crowd_warning(profile: DatasetProfile, num_proposals: int, *, from_scratch: bool) -> str | None:
+    """Images with more objects than proposals: the extra objects cannot be detected."""
+    crowded = int((profile.objects_per_image > num_proposals).sum())
+    if not crowded:
+        return None
+    return (
+        f"{crowded} images have more objects than the {num_proposals} proposals (up to "
+        f"{profile.max_objects}): the extra objects cannot be detected; raise "
+        "model.num_proposals" + ("" if from_scratch else " (this re-initialises the proposals)")
+    )
+
+
+def rare_class_warning(profile: DatasetProfile) -> str | None:
+    """Classes with fewer than FEW_BOXES_PER_CLASS boxes."""
+    counts = profile.boxes_per_class.tolist()
+    few = [
+        f"{name} ({count})"
+        for name, count in zip(profile.class_names, counts, strict=True)
+        if count < FEW_BOXES_PER_CLASS
+    ]
+    if not few:
+        return None
+    listed = ", ".join(few[:8]) + (" ..." if len(few) > 8 else "")
+    return (
+        f"{len(few)} classes have fewer than {FEW_BOXES_PER_CLASS} boxes: {listed}; expect a low "
+        "AP on them"
+    )
+
+
+def small_set_warning(profile: DatasetProfile) -> str | None:
+    """A set too small to train a detector from scratch."""
+    if profile.num_images >= SMALL_SET_IMAGES and profile.num_boxes >= SMALL_SET_BOXES:
+        return None
+    return (
+        f"{profile.num_images} images with {profile.num_boxes} boxes are few to train a detector "
+        "from scratch: start from a published model with --init-from r50_100pro_3x (weights "
+        "downloaded once) or your own model file"
+    )
+
+
+def most_affected_classes(profile: DatasetProfile, tiny: np.ndarray, limit: int = 4) -> str:
+    """``"star 40%, ring 12%"``: the classes with the largest share of tiny boxes."""
+    counts = np.bincount(profile.box_labels[tiny], minlength=profile.num_classes)
+    shares = counts / np.maximum(profile.boxes_per_class, 1)
+    order = [i for i in np.argsort(-shares) if counts[i] > 0][:limit]
+    return ", ".join(f"{profile.class_names[i]} {shares[i]:.0%}" for i in order)

@@ -1,0 +1,36 @@
+"""Tests for the recipe's step timing and its straight-line cost model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sparsercnn.presets import get_preset
+from sparsercnn.recipe import StepCost, measure_step_seconds
+from sparsercnn.recipe.step_timing import synthetic_batch
+
+
+def test_step_cost_is_a_line_through_two_timings() -> None:
+    cost = StepCost.fit((10_000, 0.3), (40_000, 0.6))
+    assert cost.per_pixel == pytest.approx(1e-5) and cost.fixed == pytest.approx(0.2)
+    assert cost.seconds((100, 500)) == pytest.approx(0.7)
+    # A noisy timing that makes the larger size cheaper gives a flat cost, never a falling one.
+    flat = StepCost.fit((10_000, 0.5), (40_000, 0.4))
+    assert flat.per_pixel == 0 and flat.seconds((1000, 1000)) == pytest.approx(0.5)
+
+
+def test_synthetic_batch_has_valid_boxes_inside_the_images() -> None:
+    batch = synthetic_batch(3, (40, 60), num_classes=4, num_boxes=5)
+    assert [tuple(image.shape) for image in batch.images] == [(3, 40, 60)] * 3
+    for target in batch.targets:
+        boxes = target.boxes
+        assert boxes.shape == (5, 4) and target.labels.max() < 4
+        assert (boxes[:, 2] >= boxes[:, 0]).all() and (boxes[:, 3] >= boxes[:, 1]).all()
+        assert boxes[:, 0::2].max() <= 60 and boxes[:, 1::2].max() <= 40
+
+
+def test_measure_step_seconds_runs_real_steps() -> None:
+    cfg = get_preset("tiny")
+    cfg.model.num_classes = 3
+    seconds = measure_step_seconds(cfg, (64, 96), torch.device("cpu"), num_boxes=2)
+    assert 0 < seconds < 60
