@@ -31,8 +31,8 @@ def test_auto_is_the_default_and_its_choices_are_saved(
     names = [choice["name"] for choice in recipe["choices"]]
     assert {"precision", "proposals", "input size", "schedule"} <= set(names)
     cfg = Config.load(run / "config.json")
-    # 96x128 images: the smallest input size (128), a fitted schedule of the 3 steps asked for.
-    assert cfg.input.test_min_size == 128 and cfg.input.train_min_sizes == (128,)
+    # 96x128 images: their own size (never upscaled), a schedule of the 3 steps asked for.
+    assert cfg.input.test_min_size == 96 and cfg.input.train_min_sizes == (96,)
     assert cfg.train.max_iter == 3 and cfg.train.steps == (2, 3)
     assert cfg.model.num_classes == 2 and cfg.model.num_proposals == 50
 
