@@ -8,7 +8,6 @@ two such timings, so the recipe can price every candidate input size without tim
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ from sparsercnn.loss import build_criterion
 from sparsercnn.model import build_model
 from sparsercnn.structures import Batch, Target
 
-# Steps timed after the first, which pays for allocations and kernel selection.
-TIMED_STEPS = 2
+# Steps timed after the first, which pays for allocations and kernel selection. The fastest is
+# kept: other work on the machine only ever slows a step down.
+TIMED_STEPS = 3
 
 
 def synthetic_batch(
@@ -52,8 +52,8 @@ def synthetic_batch(
 def measure_step_seconds(
     cfg: Config, size: tuple[int, int], device: torch.device, num_boxes: int = 8
 ) -> float:
-    """Median seconds of a training step of ``cfg``'s model at ``cfg.train.batch_size`` images
-    of ``size`` ``(h, w)`` on ``device`` (the first of ``TIMED_STEPS + 1`` steps is not timed).
+    """Seconds of a training step of ``cfg``'s model at ``cfg.train.batch_size`` images of
+    ``size`` ``(h, w)`` on ``device``: the fastest of ``TIMED_STEPS`` steps after a first one.
 
     The model starts from random weights; the timing does not depend on them.
     """
@@ -87,7 +87,7 @@ def measure_step_seconds(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds[1:])
+    return min(seconds[1:])
 
 
 @dataclass(frozen=True)
@@ -101,9 +101,18 @@ class StepCost:
 
     @staticmethod
     def fit(small: tuple[int, float], large: tuple[int, float]) -> StepCost:
-        """Through two ``(pixels, seconds)`` timings (a straight line, never decreasing)."""
+        """Through two ``(pixels, seconds)`` timings, ``small`` with fewer pixels.
+
+        A larger input never costs less; when the timings say so (the machine was busier during
+        the first), the larger one is taken as all pixel cost: pessimistic for large inputs,
+        which is the safe side.
+        """
         (p0, s0), (p1, s1) = small, large
-        per_pixel = max((s1 - s0) / (p1 - p0), 0.0) if p1 != p0 else 0.0
+        if not 0 < p0 < p1:
+            raise ValueError(f"need 0 < small pixels < large pixels, got {p0} and {p1}")
+        if s1 <= s0:
+            return StepCost(fixed=0.0, per_pixel=s1 / p1)
+        per_pixel = (s1 - s0) / (p1 - p0)
         return StepCost(fixed=max(s0 - per_pixel * p0, 0.0), per_pixel=per_pixel)
 
     def seconds(self, size: tuple[int, int]) -> float:
