@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparsercnn.config import Config
+from sparsercnn.data.demo_dataset import DemoDatasetPaths, generate_demo_dataset
 from sparsercnn.data.synthetic_styles import DATASET_STYLES, generate_styled_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,11 +40,18 @@ class RunResult:
     ap50: float
     steps: int
     input_size: int
+    num_proposals: int
+    model: str
+    train_images_per_s: float
     minutes: float
 
-    def cell(self) -> str:
+    def row(self) -> str:
         small = "-" if self.ap_small < 0 else f"{self.ap_small:.3f}"
-        return f"{self.ap:.3f} / {small} ({self.input_size} px, {self.steps} steps)"
+        return (
+            f"| {self.dataset} | {self.recipe} | {self.model} | {self.input_size} | "
+            f"{self.num_proposals} | {self.steps} | {self.train_images_per_s:.1f} | "
+            f"{self.ap:.3f} | {self.ap50:.3f} | {small} | {self.minutes:.1f} |"
+        )
 
 
 def train_once(data_root: Path, run: Path, recipe: str, minutes: float) -> RunResult:
@@ -73,15 +82,20 @@ def train_once(data_root: Path, run: Path, recipe: str, minutes: float) -> RunRe
     elapsed = (time.perf_counter() - start) / 60
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     final = [r for r in records if "eval" in r][-1]
+    speeds = [r["images_per_s"] for r in records if r.get("images_per_s")]
     cfg = Config.load(run / "config.json")
+    width = cfg.model.backbone_width
     return RunResult(
-        dataset=data_root.name,
+        dataset=data_root.name.split("-")[0],
         recipe=recipe,
         ap=final["eval"]["AP"],
         ap_small=final["eval"]["APs"],
         ap50=final["eval"]["AP50"],
         steps=final["iter"],
         input_size=cfg.input.test_min_size,
+        num_proposals=cfg.model.num_proposals,
+        model=f"R{cfg.model.backbone_depth}/{width}, head {cfg.model.hidden_dim}",
+        train_images_per_s=statistics.median(speeds) if speeds else 0.0,
         minutes=elapsed,
     )
 
@@ -94,21 +108,45 @@ def machine_kind() -> str:
 
 
 def table(results: list[RunResult], recipes: list[str], minutes: float, command: str) -> str:
+    """The AP of every dataset and recipe with auto's gap to the best fixed preset, then every
+    run's details."""
     lines = [
         f"### Automatic recipe vs fixed presets, {minutes:g}-minute budget ({machine_kind()})",
         "",
-        f"`{command}`; cells: AP / APs (input size, steps); from scratch, synthetic data.",
+        f"`{command}`; from scratch, synthetic data (`sparsercnn.data.synthetic_styles`), "
+        "COCO AP on the validation split.",
         "",
-        "| dataset | " + " | ".join(recipes) + " | auto - best fixed |",
+        "| dataset | " + " | ".join(f"AP {name}" for name in recipes) + " | auto - best fixed |",
         "|---" * (len(recipes) + 2) + "|",
     ]
     for dataset in dict.fromkeys(r.dataset for r in results):
         row = {r.recipe: r for r in results if r.dataset == dataset}
-        cells = [row[name].cell() if name in row else "-" for name in recipes]
+        cells = [f"{row[name].ap:.3f}" if name in row else "-" for name in recipes]
         fixed = [r.ap for name, r in row.items() if name != "auto"]
         gap = f"{row['auto'].ap - max(fixed):+.3f}" if "auto" in row and fixed else "-"
         lines.append(f"| {dataset} | " + " | ".join(cells) + f" | {gap} |")
+    lines += [
+        "",
+        "| dataset | recipe | model | input | proposals | steps | train img/s | AP | AP50 | APs "
+        "| minutes |",
+        "|---" * 11 + "|",
+        *[r.row() for r in results],
+    ]
     return "\n".join(lines)
+
+
+def styled_dataset(name: str, root: Path, max_images: int | None) -> DemoDatasetPaths:
+    """The named synthetic set under ``root / name``, cut to ``max_images`` training images."""
+    if max_images is None:
+        return generate_styled_dataset(name, root / name)
+    spec = DATASET_STYLES[name]
+    return generate_demo_dataset(
+        root / f"{name}-{max_images}",
+        num_train=min(spec.num_train, max_images),
+        num_val=min(spec.num_val, max(1, max_images // 4)),
+        image_size=spec.image_size,
+        style=spec.style,
+    )
 
 
 def main() -> None:
@@ -117,12 +155,15 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", default=["auto", "small", "medium"])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--root", type=Path, default=REPO / "runs" / "bench_recipes")
+    parser.add_argument(
+        "--max-images", type=int, help="at most this many train images (and a quarter for val)"
+    )
     parser.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = parser.parse_args()
     command = "python benchmarks/bench_recipes.py " + " ".join(sys.argv[1:])
     results = []
     for dataset in args.datasets:
-        data_root = generate_styled_dataset(dataset, args.root / "data" / dataset)
+        data_root = styled_dataset(dataset, args.root / "data", args.max_images)
         for recipe in args.recipes:
             run = args.root / "runs" / f"{dataset}-{recipe}-{args.minutes:g}min"
             if run.exists():
@@ -130,12 +171,7 @@ def main() -> None:
             run.parent.mkdir(parents=True, exist_ok=True)
             result = train_once(data_root.root, run, recipe, args.minutes)
             results.append(result)
-            print(
-                f"{dataset:>14} {recipe:>7}: AP {result.ap:.3f} APs {result.ap_small:.3f} "
-                f"AP50 {result.ap50:.3f}, {result.input_size} px, {result.steps} steps, "
-                f"{result.minutes:.1f} min",
-                flush=True,
-            )
+            print(result.row(), flush=True)
     text = table(results, args.recipes, args.minutes, command)
     print(text)
     if args.write:

@@ -53,3 +53,23 @@ def test_bench_batching_prints_both_batchings(
     assert len(rows) == 2
     grouped, padded = (float(row.split("|")[-2]) for row in rows)
     assert grouped < 1e-3 < padded  # the padded batches change the logits, grouped ones do not
+
+
+@pytest.mark.slow
+def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = SCRIPT.parent / "bench_recipes.py"
+    argv = [str(script), "--datasets", "shapes", "--recipes", "auto", "tiny", "--minutes", "0.5"]
+    argv += ["--max-images", "8", "--root", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(script), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if "auto - best fixed" in line)
+    summary = lines[header + 2]  # below the header's separator row
+    assert summary.startswith("| shapes |")
+    auto_ap, tiny_ap, gap = (float(cell) for cell in summary.split("|")[2:5])
+    assert gap == pytest.approx(auto_ap - tiny_ap, abs=1e-3)
+    details = [line for line in lines[header + 3 :] if line.startswith("| shapes |")]
+    assert [line.split("|")[2].strip() for line in details] == ["auto", "tiny"]
+    assert (tmp_path / "runs" / "shapes-auto-0.5min" / "recipe.json").is_file()
