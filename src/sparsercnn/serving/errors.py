@@ -8,13 +8,9 @@ client always gets JSON and the server keeps serving.
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-logger = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -68,7 +64,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(error.status_code, str(error.detail))
 
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        logger.exception("request %s %s failed", request.method, request.url.path)
+        # Starlette re-raises the error after this answer, for the server to log it.
         return error_response(500, f"internal error: {type(error).__name__}: {error}")
 
     app.add_exception_handler(ApiError, api_error)
