@@ -47,6 +47,10 @@ FORBIDDEN = {
     "benchmarking": {"cli", "engine", "loss", "diagnostics"},
     "predictor": {"cli", "engine"},
 }
+# The server is an entry point like the CLI: only the CLI imports it.
+for _layer, _forbidden in FORBIDDEN.items():
+    _forbidden.add("serving")
+FORBIDDEN["serving"] = {"cli", "engine", "loss"}
 
 
 def imported_layers(path: Path) -> set[str]:

@@ -143,3 +143,19 @@ def test_a_second_run_replaces_drawings_with_a_warning(
     writer.write(prediction, predictor.categories.names)
     assert writer.overwritten == [tmp_path / "drawn" / "x.png"]
     assert "replacing" in caplog.text
+
+
+def test_with_stages_shares_the_model_and_matches_a_stage_limited_predictor(
+    model_file: Path, dataset: SyntheticCoco
+) -> None:
+    full = Predictor.from_file(model_file)
+    first = full.with_stages(1)
+    assert first.model is full.model and first.num_stages == 1 and full.num_stages is None
+    assert full.with_stages(None) is full
+    expected = Predictor.from_file(model_file, num_stages=1)(dataset.image_paths[:2])
+    got = first(dataset.image_paths[:2])
+    for a, b in zip(got, expected, strict=True):
+        assert torch.equal(a.scores, b.scores) and torch.equal(a.boxes, b.boxes)
+    assert not torch.equal(got[0].scores, full(dataset.image_paths[:1])[0].scores)
+    with pytest.raises(ValueError, match=r"stages 1\.\.2"):
+        full.with_stages(3)

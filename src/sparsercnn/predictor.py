@@ -8,6 +8,7 @@ depend on the batch it lands in (see :mod:`sparsercnn.model.inference`).
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -265,6 +266,23 @@ class Predictor(BatchPredictor):
         self.transform = build_test_transform(config.input)
         self.size_divisibility = model.size_divisibility
         self.postprocessor = build_postprocessor(config)
+
+    def with_stages(self, num_stages: int | None) -> Predictor:
+        """A predictor sharing this one's model and settings that runs only the first
+        ``num_stages`` stages (``None``: all); ``self`` is returned when nothing changes.
+
+        Raises:
+            ValueError: ``num_stages`` is outside ``1..model.num_stages``.
+        """
+        if num_stages == self.num_stages:
+            return self
+        if num_stages is not None and not 1 <= num_stages <= self.model.num_stages:
+            raise ValueError(
+                f"num_stages (stages) {num_stages}: the model has stages 1..{self.model.num_stages}"
+            )
+        other = copy.copy(self)
+        other.num_stages = num_stages
+        return other
 
     @staticmethod
     def from_file(path: str | Path, **kwargs: Any) -> Predictor:

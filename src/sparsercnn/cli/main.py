@@ -23,6 +23,7 @@ from sparsercnn.cli import (
     evaluate,
     export,
     predict,
+    serve,
     train,
     validate,
     visualize,
@@ -39,6 +40,7 @@ COMMANDS = (
     benchmark,
     visualize,
     diagnose,
+    serve,
 )
 # Exceptions that mean the input is wrong. ValueError covers json.JSONDecodeError and
 # UnicodeDecodeError (unreadable files); ImportError is a missing optional extra (onnx, ...).

@@ -1,0 +1,92 @@
+"""``sparsercnn serve``: an HTTP detection server with a web page (needs the ``serve`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sparsercnn.cli.common import add_device_argument, add_model_argument, int_at_least
+
+SERVE_EXTRA_HINT = "pip install 'sparsercnn[serve]'"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve detections over HTTP, with a web page",
+        description="Serve a model over HTTP: POST /v1/detect (multipart files or JSON with "
+        "base64 images), POST /v1/stages (every stage of one image), GET /v1/model, "
+        "GET /health, the API docs at /docs and a page at / that draws the detections and "
+        "every refinement stage. Concurrent requests are batched.",
+    )
+    add_model_argument(parser)
+    parser.add_argument(
+        "--onnx", type=Path, help="ONNX export of the model, for requests running every stage"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int_at_least(0), default=8000, help="port to listen on")
+    parser.add_argument(
+        "--max-batch",
+        type=int_at_least(1),
+        default=8,
+        help="most images per batch of concurrent requests (1 turns batching off)",
+    )
+    parser.add_argument(
+        "--max-wait-ms",
+        type=int_at_least(0),
+        default=10,
+        help="how long a batch waits for more requests after its first (ms)",
+    )
+    parser.add_argument(
+        "--max-images", type=int_at_least(1), default=16, help="most images per request"
+    )
+    parser.add_argument(
+        "--max-image-bytes",
+        type=int_at_least(1),
+        default=20 * 1024 * 1024,
+        help="most bytes of one image file",
+    )
+    parser.add_argument(
+        "--max-image-pixels",
+        type=int_at_least(1),
+        default=40_000_000,
+        help="most pixels (height x width) of one image",
+    )
+    add_device_argument(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+        from starlette import requests as starlette_requests
+
+        from sparsercnn.serving import Limits, create_app
+    except ImportError as error:
+        raise ImportError(
+            f"sparsercnn serve needs FastAPI and uvicorn ({error}): {SERVE_EXTRA_HINT}"
+        ) from error
+    if starlette_requests.parse_options_header is None:  # set when python-multipart imports
+        raise ImportError(
+            f"sparsercnn serve needs python-multipart for uploads: {SERVE_EXTRA_HINT}"
+        )
+    from sparsercnn.cli.common import resolve_device
+
+    if args.port > 65535:
+        raise ValueError(f"--port {args.port} is not a port; use 1..65535 (0: any free port)")
+    limits = Limits(
+        max_image_bytes=args.max_image_bytes,
+        max_image_pixels=args.max_image_pixels,
+        max_images=args.max_images,
+    )
+    app = create_app(
+        args.model,
+        onnx_file=args.onnx,
+        device=resolve_device(args.device),
+        limits=limits,
+        max_batch_images=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+    )
+    print(f"serving {args.model} at http://{args.host}:{args.port}/ (API docs at /docs)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0

@@ -1,0 +1,254 @@
+"""The HTTP routes and :func:`create_app`.
+
+Routes: ``POST /v1/detect`` (detections of one or several images, batched with concurrent
+requests), ``POST /v1/stages`` (the proposals and every stage's detections of one image, for the
+page), ``GET /v1/model``, ``GET /health``, the page at ``/`` with its files under ``/static``,
+and FastAPI's ``/docs``. Decoding runs in the thread pool and the model on the batcher's thread,
+so the event loop only parses and answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+
+from sparsercnn import __version__
+from sparsercnn.predictor import prediction_from_detections
+from sparsercnn.serving.batching import RequestBatcher
+from sparsercnn.serving.errors import ApiError, install_error_handlers
+from sparsercnn.serving.limits import BodySizeLimit, Limits
+from sparsercnn.serving.request_parsing import (
+    IMAGES_FIELD,
+    UploadedImage,
+    read_image_request,
+)
+from sparsercnn.serving.schemas import (
+    DetectJsonRequest,
+    DetectOptions,
+    DetectResponse,
+    Health,
+    ImageDetections,
+    ModelInfo,
+    StagesJsonRequest,
+    StagesOptions,
+    StageView,
+    Timing,
+    detections_of,
+    limit_prediction,
+)
+from sparsercnn.serving.service import DetectionService
+from sparsercnn.serving.uploads import decode_image
+
+STATIC_PACKAGE = ("sparsercnn.serving", "static")
+
+
+def create_app(
+    model_file: str | Path,
+    *,
+    onnx_file: str | Path | None = None,
+    device: torch.device | str = "cpu",
+    limits: Limits | None = None,
+    max_batch_images: int = 8,
+    max_wait_ms: float = 10.0,
+) -> FastAPI:
+    """The detection server of a model file (loaded now; the batcher starts with the app).
+
+    Args:
+        model_file: the ``.safetensors`` model file.
+        onnx_file: its ONNX export, used for requests that run every stage.
+        device: where the PyTorch model runs.
+        limits: per-request limits (default :class:`Limits`).
+        max_batch_images: most images per batch (1 turns batching off).
+        max_wait_ms: how long a batch waits for more requests after its first.
+
+    Raises:
+        FileNotFoundError, ValueError: a model file is missing or unreadable.
+    """
+    service = DetectionService(
+        model_file,
+        onnx_file=onnx_file,
+        device=device,
+        limits=limits,
+        max_batch_images=max_batch_images,
+        max_wait_ms=max_wait_ms,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = FastAPI(
+        title="sparsercnn",
+        version=__version__,
+        description="Sparse R-CNN object detection: detections, every refinement stage, and a "
+        "page at / that draws them.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.add_middleware(BodySizeLimit, max_bytes=service.limits.max_body_bytes)
+    install_error_handlers(app)
+    app.mount("/static", StaticFiles(packages=[STATIC_PACKAGE]), name="static")
+    _add_routes(app, service)
+    return app
+
+
+def _add_routes(app: FastAPI, service: DetectionService) -> None:
+    limits = service.limits
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        html = resources.files(STATIC_PACKAGE[0]).joinpath("static/index.html").read_text()
+        return HTMLResponse(html)
+
+    @app.get("/health", response_model=Health)
+    async def health() -> Health:
+        batcher = _batcher(service)
+        stats = batcher.stats
+        return Health(
+            status="ok",
+            batches=stats.batches,
+            images=stats.images,
+            largest_batch=stats.largest,
+            queued=batcher.queued,
+        )
+
+    @app.get("/v1/model", response_model=ModelInfo)
+    async def model_info() -> ModelInfo:
+        return service.info()
+
+    @app.post(
+        "/v1/detect",
+        response_model=DetectResponse,
+        openapi_extra=_request_body(DetectJsonRequest, DetectOptions, many=True),
+    )
+    async def detect(request: Request) -> DetectResponse:
+        """Detect objects in one or several images (at most the server's ``--max-images``)."""
+        start = time.perf_counter()
+        uploads, options = await read_image_request(request, DetectOptions, limits.max_images)
+        _check_stages(options.stages, service.num_stages)
+        images = await _decode(uploads, limits)
+        decoded = time.perf_counter()
+        future = _batcher(service).submit(images, options.stages)
+        result = await asyncio.wrap_future(future)
+        return DetectResponse(
+            images=[
+                ImageDetections(
+                    name=upload.name,
+                    width=image.width,
+                    height=image.height,
+                    detections=detections_of(
+                        limit_prediction(prediction, options), service.categories
+                    ),
+                )
+                for upload, image, prediction in zip(
+                    uploads, images, result.predictions, strict=True
+                )
+            ],
+            stages=options.stages or service.num_stages,
+            timing=Timing(
+                decode_ms=_ms(decoded - start),
+                queue_ms=round(result.queue_ms, 3),
+                inference_ms=round(result.inference_ms, 3),
+                total_ms=_ms(time.perf_counter() - start),
+                batch_images=result.batch_images,
+            ),
+        )
+
+    @app.post(
+        "/v1/stages",
+        response_model=StageView,
+        openapi_extra=_request_body(StagesJsonRequest, StagesOptions, many=False),
+    )
+    async def stages(request: Request) -> StageView:
+        """The learned proposals and every stage's detections of one image (one forward pass):
+        the refinement figure of the paper, drawn by the page at ``/``."""
+        uploads, _ = await read_image_request(request, StagesOptions, max_images=1)
+        (image,) = await _decode(uploads, limits)
+        start = time.perf_counter()
+        result = await asyncio.wrap_future(
+            _batcher(service).call(lambda: service.stage_boxes(image))
+        )
+        inference_ms = _ms(time.perf_counter() - start)
+        size = (image.height, image.width)
+        return StageView(
+            name=uploads[0].name,
+            width=image.width,
+            height=image.height,
+            num_stages=result.num_stages,
+            proposals=result.proposal_boxes.double().round(decimals=2).tolist(),
+            stages=[
+                detections_of(
+                    prediction_from_detections(d, service.categories, size, uploads[0].name),
+                    service.categories,
+                )
+                for d in result.detections
+            ],
+            inference_ms=inference_ms,
+        )
+
+
+def _batcher(service: DetectionService) -> RequestBatcher:
+    if service.batcher is None:
+        raise RuntimeError("the batcher is not running: serve the app with its lifespan")
+    return service.batcher
+
+
+def _check_stages(stages: int | None, num_stages: int) -> None:
+    if stages is not None and stages > num_stages:
+        raise ApiError(
+            400,
+            f"parameter stages: {stages} is out of range; the model has stages 1..{num_stages}",
+            "stages",
+        )
+
+
+async def _decode(uploads: list[UploadedImage], limits: Limits) -> list[Image.Image]:
+    """Decode every upload in the thread pool (Pillow releases the GIL while decoding)."""
+    return [
+        await run_in_threadpool(decode_image, u.data, u.field, limits, u.file_name) for u in uploads
+    ]
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def _request_body(json_model: Any, options_model: Any, *, many: bool) -> dict[str, Any]:
+    """The OpenAPI request body of an image endpoint: multipart files or JSON (FastAPI cannot
+    infer it, since the route reads the request itself to refuse unknown names)."""
+    options = options_model.model_json_schema().get("properties", {})
+    images = {"type": "string", "format": "binary"}
+    multipart = {
+        "type": "object",
+        "properties": {
+            IMAGES_FIELD: {"type": "array", "items": images} if many else images,
+            **options,
+        },
+        "required": [IMAGES_FIELD],
+        "additionalProperties": False,
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": multipart},
+                "application/json": {"schema": json_model.model_json_schema()},
+            },
+        }
+    }

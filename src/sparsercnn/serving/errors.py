@@ -1,0 +1,73 @@
+"""The server's error answers: one JSON shape, ``{"error": MESSAGE, "field": NAME | null}``.
+
+Route code raises :class:`ApiError` for bad input (a 4xx status and a message naming the field
+and what to do); :func:`install_error_handlers` turns it, Starlette's own HTTP errors (unknown
+route, wrong method, unparsable multipart body) and unexpected failures into that shape, so a
+client always gets JSON and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    """A request the server refuses.
+
+    Args:
+        status: the HTTP status (400 bad value, 413 too large, 415 wrong content type, ...).
+        message: what is wrong and what to do, naming the field.
+        field: the offending field (``images[1]``, ``stages``), when there is one.
+    """
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+class BodyTooLarge(Exception):
+    """A request body passed the size limit while it was being read (no Content-Length)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(max_bytes)
+        self.max_bytes = max_bytes
+
+
+def error_response(status: int, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "field": field}, status_code=status)
+
+
+def body_too_large_message(max_bytes: int) -> str:
+    return (
+        f"request body is larger than {max_bytes} bytes; send fewer or smaller images "
+        "(the server's --max-image-bytes and --max-images set this limit)"
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error of ``app`` with the JSON shape of this module."""
+
+    async def api_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, ApiError)
+        return error_response(error.status, error.message, error.field)
+
+    async def too_large(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, BodyTooLarge)
+        return error_response(413, body_too_large_message(error.max_bytes))
+
+    async def http_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        return error_response(error.status_code, str(error.detail))
+
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        # Starlette re-raises the error after this answer, for the server to log it.
+        return error_response(500, f"internal error: {type(error).__name__}: {error}")
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(BodyTooLarge, too_large)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

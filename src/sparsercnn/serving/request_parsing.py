@@ -1,0 +1,176 @@
+"""Reading an image request: multipart uploads or JSON with base64 images, plus parameters.
+
+Both endpoints take their images in a field named ``images`` (repeated file parts, or a JSON
+list of base64 strings) and their parameters as query parameters, form fields or JSON keys.
+Every name the endpoint does not know is refused (FastAPI would ignore it), as are a parameter
+given twice, an empty body, too many images and other content types.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from fastapi import Request
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import UploadFile
+
+from sparsercnn.serving.errors import ApiError, BodyTooLarge
+from sparsercnn.serving.uploads import decode_base64
+
+IMAGES_FIELD = "images"
+# Parts a multipart body may have (before our own count check names the limit).
+MULTIPART_SLACK = 16
+Options = TypeVar("Options", bound=BaseModel)
+
+
+@dataclass
+class UploadedImage:
+    """One image of a request, still encoded.
+
+    Attributes:
+        name: the upload's file name, or ``images[i]``.
+        field: ``images[i]``.
+        data: the encoded file.
+        file_name: the upload's file name, when it has one.
+    """
+
+    name: str
+    field: str
+    data: bytes
+    file_name: str | None = None
+
+
+async def read_image_request(
+    request: Request, options_model: type[Options], max_images: int
+) -> tuple[list[UploadedImage], Options]:
+    """The images and validated parameters of ``request``.
+
+    Args:
+        request: a ``multipart/form-data`` or ``application/json`` request.
+        options_model: the endpoint's parameters (a pydantic model forbidding other names).
+        max_images: most images allowed.
+
+    Raises:
+        ApiError: 400 (malformed, unknown or repeated parameter, bad value, no image),
+            413 (more than ``max_images`` images), 415 (another content type).
+    """
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.headers.get("content-length") == "0":
+        raise ApiError(400, f"request body is empty; {_how_to_send()}")
+    values: dict[str, Any] = {}
+    for name, value in request.query_params.multi_items():
+        _put(values, name, value, "query string")
+    if content_type == "multipart/form-data":
+        images = await _read_multipart(request, values, max_images)
+    elif content_type == "application/json":
+        images = await _read_json(request, values)
+    else:
+        raise ApiError(
+            415, f"content type {content_type or '(none)'!r} is not accepted; {_how_to_send()}"
+        )
+    if not images:
+        raise ApiError(400, f"no image in the request; {_how_to_send()}", IMAGES_FIELD)
+    if len(images) > max_images:
+        raise ApiError(
+            413,
+            f"{len(images)} images in one request, more than the limit of {max_images}; "
+            "split them over several requests",
+            IMAGES_FIELD,
+        )
+    return images, validate_options(options_model, values)
+
+
+def validate_options(options_model: type[Options], values: dict[str, Any]) -> Options:
+    """``values`` as ``options_model``; unknown names and bad values raise a 400 naming them."""
+    known = set(options_model.model_fields) - {IMAGES_FIELD}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        accepted = ", ".join([IMAGES_FIELD, *sorted(known)])
+        raise ApiError(
+            400, f"unknown parameter {unknown[0]!r}; this endpoint accepts: {accepted}", unknown[0]
+        )
+    try:
+        return options_model.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        raise ApiError(
+            400, f"parameter {field}: {first['msg']} (got {first.get('input')!r})", field
+        ) from None
+
+
+async def _read_multipart(
+    request: Request, values: dict[str, Any], max_images: int
+) -> list[UploadedImage]:
+    try:
+        form = await request.form(max_files=max_images + MULTIPART_SLACK, max_fields=64)
+    except BodyTooLarge:
+        raise
+    except ApiError:
+        raise
+    except Exception as error:  # python-multipart raises several types on malformed bodies
+        detail = getattr(error, "detail", None) or error
+        raise ApiError(400, f"the multipart body could not be parsed: {detail}") from None
+    images: list[UploadedImage] = []
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            if name != IMAGES_FIELD:
+                raise ApiError(
+                    400, f"unknown file field {name!r}; send image files as {IMAGES_FIELD!r}", name
+                )
+            field = f"{IMAGES_FIELD}[{len(images)}]"
+            data = await value.read()
+            images.append(UploadedImage(value.filename or field, field, data, value.filename))
+        elif name == IMAGES_FIELD:
+            raise ApiError(
+                400,
+                f"{IMAGES_FIELD} must be file parts (multipart files), got a text field; "
+                "with curl: -F images=@photo.jpg",
+                IMAGES_FIELD,
+            )
+        else:
+            _put(values, name, value, "form fields")
+    return images
+
+
+async def _read_json(request: Request, values: dict[str, Any]) -> list[UploadedImage]:
+    body = await request.body()
+    if not body.strip():
+        raise ApiError(400, f"request body is empty; {_how_to_send()}")
+    try:
+        document = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ApiError(400, f"request body is not valid JSON ({error})") from None
+    if not isinstance(document, dict):
+        raise ApiError(
+            400, f'the JSON body must be an object like {{"{IMAGES_FIELD}": ["<base64>"]}}'
+        )
+    encoded = document.pop(IMAGES_FIELD, None)
+    if not isinstance(encoded, list) or not all(isinstance(item, str) for item in encoded):
+        raise ApiError(
+            400, f"{IMAGES_FIELD} must be a list of base64 strings (image files)", IMAGES_FIELD
+        )
+    for name, value in document.items():
+        _put(values, name, value, "JSON body")
+    images = []
+    for index, text in enumerate(encoded):
+        field = f"{IMAGES_FIELD}[{index}]"
+        images.append(UploadedImage(field, field, decode_base64(text, field)))
+    return images
+
+
+def _put(values: dict[str, Any], name: str, value: Any, where: str) -> None:
+    if name in values:
+        raise ApiError(
+            400, f"parameter {name!r} is given twice ({where} and before); give it once", name
+        )
+    values[name] = value
+
+
+def _how_to_send() -> str:
+    return (
+        f"send multipart/form-data with image files in {IMAGES_FIELD!r} (curl -F "
+        f'{IMAGES_FIELD}=@photo.jpg) or application/json {{"{IMAGES_FIELD}": ["<base64>"]}}'
+    )

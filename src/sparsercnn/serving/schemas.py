@@ -1,0 +1,161 @@
+"""The request parameters and response bodies of the HTTP API (pydantic models, shown at
+``/docs``), and the conversion of :class:`~sparsercnn.predictor.Prediction` into them.
+
+Boxes are in pixels of the original image (after its EXIF orientation): ``bbox.xyxy`` is
+``[x1, y1, x2, y2]`` and ``bbox.xywh`` the COCO ``[x, y, width, height]``, both from
+:meth:`~sparsercnn.predictor.Prediction.to_coco_results`' rounding (1/100 pixel).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.predictor import Prediction
+
+
+class DetectOptions(BaseModel):
+    """Parameters of ``POST /v1/detect`` (query string, form fields or JSON keys)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    score_threshold: float = Field(
+        0.0, ge=0.0, le=1.0, description="drop detections scoring below this (default: keep all)"
+    )
+    max_detections: int | None = Field(
+        None, ge=1, description="keep at most this many detections per image (highest scores)"
+    )
+    stages: int | None = Field(
+        None, ge=1, description="run only the first k refinement stages (default: all)"
+    )
+
+
+class DetectJsonRequest(DetectOptions):
+    """``POST /v1/detect`` as JSON: base64 image files (a ``data:`` URL prefix is allowed)."""
+
+    images: list[str] = Field(description="base64-encoded image files (PNG, JPEG, ...)")
+
+
+class StagesOptions(BaseModel):
+    """``POST /v1/stages`` takes no parameter besides its one image."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StagesJsonRequest(StagesOptions):
+    """``POST /v1/stages`` as JSON: one base64 image file."""
+
+    images: list[str] = Field(description="exactly one base64-encoded image file")
+
+
+class BBox(BaseModel):
+    xyxy: list[float] = Field(description="[x1, y1, x2, y2], original pixels")
+    xywh: list[float] = Field(description="COCO [x, y, width, height], original pixels")
+
+
+class Detection(BaseModel):
+    bbox: BBox
+    score: float
+    category_id: int = Field(description="the dataset's category id")
+    category_name: str
+
+
+class Timing(BaseModel):
+    decode_ms: float = Field(description="decoding this request's images")
+    queue_ms: float = Field(description="waiting for a batch to start")
+    inference_ms: float = Field(description="the batch's model run (all its images)")
+    total_ms: float = Field(description="from receiving the request to answering it")
+    batch_images: int = Field(description="images in the batch that served this request")
+
+
+class ImageDetections(BaseModel):
+    name: str = Field(description="the upload's file name, or images[i]")
+    width: int
+    height: int
+    detections: list[Detection] = Field(description="by descending score")
+
+
+class DetectResponse(BaseModel):
+    images: list[ImageDetections]
+    stages: int = Field(description="refinement stages run")
+    timing: Timing
+
+
+class StageView(BaseModel):
+    """Every stage of one image: the data of the paper's refinement figure."""
+
+    name: str
+    width: int
+    height: int
+    num_stages: int
+    proposals: list[list[float]] = Field(
+        description="the learned proposal boxes scaled to the image, xyxy original pixels"
+    )
+    stages: list[list[Detection]] = Field(
+        description="stage s (1-based) is item s-1: its post-processed detections"
+    )
+    inference_ms: float
+
+
+class CategoryInfo(BaseModel):
+    id: int
+    name: str
+
+
+class ModelInfo(BaseModel):
+    name: str = Field(description="the model file's name")
+    version: str = Field(description="sparsercnn version")
+    engine: str = Field(description="'torch', or 'onnx' (full-stage requests) with --onnx")
+    device: str
+    precision: str
+    classes: list[CategoryInfo]
+    num_stages: int
+    num_proposals: int
+    input_min_size: int = Field(description="test resize: shorter side")
+    input_max_size: int = Field(description="test resize: longest side at most")
+    size_divisibility: int
+    max_batch_images: int
+    max_wait_ms: float
+    max_images: int
+    max_image_bytes: int
+    max_image_pixels: int
+
+
+class Health(BaseModel):
+    status: str
+    batches: int = Field(description="model calls of the batcher since the start")
+    images: int = Field(description="images detected since the start")
+    largest_batch: int
+    queued: int = Field(description="requests waiting for the model")
+
+
+def detections_of(prediction: Prediction, categories: CategoryMap) -> list[Detection]:
+    """The prediction's detections as response items, in its order (descending score)."""
+    records = prediction.to_coco_results(categories)
+    xyxy = prediction.boxes.double().round(decimals=2).tolist()
+    return [
+        Detection(
+            bbox=BBox(xyxy=box, xywh=record["bbox"]),
+            score=record["score"],
+            category_id=record["category_id"],
+            category_name=record["category_name"],
+        )
+        for box, record in zip(xyxy, records, strict=True)
+    ]
+
+
+def limit_prediction(prediction: Prediction, options: DetectOptions) -> Prediction:
+    """``prediction`` above the score threshold, its first ``max_detections``."""
+    kept = prediction.above(options.score_threshold)
+    if options.max_detections is None or len(kept.scores) <= options.max_detections:
+        return kept
+    first = options.max_detections
+    return Prediction(
+        boxes=kept.boxes[:first],
+        scores=kept.scores[:first],
+        labels=kept.labels[:first],
+        class_names=kept.class_names[:first],
+        category_ids=kept.category_ids[:first],
+        image_size=kept.image_size,
+        source=kept.source,
+    )

@@ -1,0 +1,152 @@
+"""The model side of the server: the predictor(s), the batcher in front of them, and what
+``GET /v1/model`` reports.
+
+Detection requests go through :class:`~sparsercnn.predictor.Predictor` (or, with an ONNX file,
+:class:`~sparsercnn.export.onnx_runtime.OnnxPredictor` for requests running every stage), the
+package's one inference path: same resize, size-grouped batches, post-processing and label map
+as ``predict`` and ``eval``. The stage view runs
+:func:`~sparsercnn.diagnostics.stage_boxes.compute_stage_boxes` with the predictor's own model,
+transform and post-processor.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from PIL import Image
+
+from sparsercnn import __version__
+from sparsercnn.diagnostics.stage_boxes import StageBoxes, compute_stage_boxes
+from sparsercnn.predictor import Prediction, Predictor
+from sparsercnn.serving.batching import RequestBatcher
+from sparsercnn.serving.limits import Limits
+from sparsercnn.serving.schemas import CategoryInfo, ModelInfo
+
+if TYPE_CHECKING:
+    from sparsercnn.export.onnx_runtime import OnnxPredictor
+
+logger = logging.getLogger(__name__)
+
+
+class DetectionService:
+    """A loaded model behind a request batcher.
+
+    Args:
+        model_file: the ``.safetensors`` model file.
+        onnx_file: an export of the same model; requests running every stage use it.
+        device: where the PyTorch model runs.
+        limits: per-request limits (reported by :meth:`info`).
+        max_batch_images: most images per batch (1: no batching).
+        max_wait_ms: how long the batcher waits for more requests after the first.
+
+    Raises:
+        FileNotFoundError, ValueError: a file is missing or not a model of this package, or the
+            ONNX file's classes differ from the model file's.
+    """
+
+    def __init__(
+        self,
+        model_file: str | Path,
+        *,
+        onnx_file: str | Path | None = None,
+        device: torch.device | str = "cpu",
+        limits: Limits | None = None,
+        max_batch_images: int = 8,
+        max_wait_ms: float = 10.0,
+    ) -> None:
+        self.model_file = Path(model_file)
+        self.limits = limits or Limits()
+        self.predictor = Predictor.from_file(model_file, device=device, batch_size=max_batch_images)
+        self.categories = self.predictor.categories
+        self.onnx: OnnxPredictor | None = None
+        if onnx_file is not None:
+            self.onnx = _load_onnx(Path(onnx_file), max_batch_images, self.predictor)
+        self.max_batch_images = max_batch_images
+        self.max_wait_ms = max_wait_ms
+        self.batcher: RequestBatcher | None = None
+
+    @property
+    def num_stages(self) -> int:
+        return self.predictor.model.num_stages
+
+    def start(self) -> RequestBatcher:
+        """Start the batcher's worker thread (the one thread that runs the model)."""
+        if self.batcher is None:
+            self.batcher = RequestBatcher(
+                self.detect, max_batch_images=self.max_batch_images, max_wait_ms=self.max_wait_ms
+            )
+        return self.batcher
+
+    def stop(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
+            self.batcher = None
+
+    def detect(self, images: list[Image.Image], num_stages: int | None) -> list[Prediction]:
+        """Detections of RGB ``images`` with the first ``num_stages`` stages (None: all).
+
+        Called by the batcher's worker thread only.
+        """
+        if num_stages == self.num_stages:
+            num_stages = None
+        if num_stages is None and self.onnx is not None:
+            return self.onnx(images)
+        return self.predictor.with_stages(num_stages)(images)
+
+    def stage_boxes(self, image: Image.Image) -> StageBoxes:
+        """Proposals and every stage's boxes and detections of one image (one forward pass).
+
+        Called by the batcher's worker thread only (:meth:`RequestBatcher.call`).
+        """
+        predictor = self.predictor
+        return compute_stage_boxes(
+            predictor.model, predictor.postprocessor, predictor.transform, image
+        )
+
+    def info(self) -> ModelInfo:
+        """What ``GET /v1/model`` answers."""
+        model, config = self.predictor.model, self.predictor.config
+        precision = str(next(model.parameters()).dtype).removeprefix("torch.")
+        return ModelInfo(
+            name=self.model_file.name,
+            version=__version__,
+            engine="onnx" if self.onnx is not None else "torch",
+            device=str(self.predictor.device),
+            precision=precision,
+            classes=[
+                CategoryInfo(id=i, name=n)
+                for i, n in zip(self.categories.category_ids, self.categories.names, strict=True)
+            ],
+            num_stages=self.num_stages,
+            num_proposals=config.model.num_proposals,
+            input_min_size=config.input.test_min_size,
+            input_max_size=config.input.test_max_size,
+            size_divisibility=self.predictor.size_divisibility,
+            max_batch_images=self.max_batch_images,
+            max_wait_ms=self.max_wait_ms,
+            max_images=self.limits.max_images,
+            max_image_bytes=self.limits.max_image_bytes,
+            max_image_pixels=self.limits.max_image_pixels,
+        )
+
+
+def _load_onnx(path: Path, batch_size: int, predictor: Predictor) -> OnnxPredictor:
+    """The ONNX predictor of ``path``, checked to have the model file's classes and stages."""
+    from sparsercnn.export.onnx_runtime import OnnxPredictor
+
+    onnx = OnnxPredictor(path, batch_size=batch_size)
+    ours, theirs = predictor.categories, onnx.categories
+    if (ours.category_ids, ours.names) != (theirs.category_ids, theirs.names):
+        raise ValueError(
+            f"--onnx {path} has classes {theirs.names} (ids {theirs.category_ids}) but --model "
+            f"has {ours.names} (ids {ours.category_ids}); export the ONNX file from that model"
+        )
+    if onnx.config.model.num_stages != predictor.model.num_stages:
+        raise ValueError(
+            f"--onnx {path} runs {onnx.config.model.num_stages} stages but --model has "
+            f"{predictor.model.num_stages}; export it with every stage"
+        )
+    return onnx

@@ -1,0 +1,101 @@
+"""Uploaded image bytes to RGB PIL images, through the package's one decoder.
+
+The bytes go to a temporary file read by :func:`~sparsercnn.data.image_io.read_image_header`
+(the pixel limit is checked on the header's size, before any pixel is decoded) and then
+:func:`~sparsercnn.data.image_io.load_image` (full decode: a truncated file fails; EXIF
+orientation and mode conversion as in training and ``predict``). Every failure is an
+:class:`~sparsercnn.serving.errors.ApiError` naming the field.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import tempfile
+
+from PIL import Image
+
+from sparsercnn.data.image_io import ImageReadError, load_image, read_image_header
+from sparsercnn.serving.errors import ApiError
+from sparsercnn.serving.limits import Limits
+
+
+def decode_image(
+    data: bytes, field: str, limits: Limits, file_name: str | None = None
+) -> Image.Image:
+    """Decode one uploaded image file.
+
+    Args:
+        data: the encoded file (PNG, JPEG, ... anything Pillow reads).
+        field: how the request names it (``images[0]``).
+        limits: byte and pixel limits.
+        file_name: the upload's file name, added to messages.
+
+    Returns:
+        A loaded RGB image in display orientation.
+
+    Raises:
+        ApiError: 400 empty, not an image, truncated or damaged; 413 over a limit.
+    """
+    label = f"{field} ({file_name})" if file_name else field
+    if not data:
+        raise ApiError(400, f"{label} is empty (0 bytes); send the image file's contents", field)
+    if len(data) > limits.max_image_bytes:
+        raise ApiError(
+            413,
+            f"{label} is {len(data)} bytes, more than the limit of {limits.max_image_bytes}; "
+            "send a smaller file",
+            field,
+        )
+    with tempfile.NamedTemporaryFile(prefix="sparsercnn-upload-") as handle:
+        handle.write(data)
+        handle.flush()
+        try:
+            header = read_image_header(handle.name)
+        except ImageReadError as error:
+            raise ApiError(
+                400,
+                f"{label} is not an image file Pillow can read "
+                f"({_reason(error, handle.name)}); send a PNG, JPEG, BMP, TIFF, WebP or GIF file",
+                field,
+            ) from None
+        pixels = header.height * header.width
+        if pixels > limits.max_image_pixels:
+            raise ApiError(
+                413,
+                f"{label} is {header.width}x{header.height} = {pixels} pixels, more than the "
+                f"limit of {limits.max_image_pixels}; downscale it first",
+                field,
+            )
+        try:
+            return load_image(handle.name)
+        except ImageReadError as error:
+            raise ApiError(
+                400,
+                f"{label} could not be decoded ({_reason(error, handle.name)}): the file is "
+                "truncated or damaged; send the complete file",
+                field,
+            ) from None
+
+
+def decode_base64(text: str, field: str) -> bytes:
+    """The bytes of a base64 string, with or without a ``data:...;base64,`` URL prefix.
+
+    Raises:
+        ApiError: 400 when ``text`` is not base64.
+    """
+    if text.startswith("data:") and "," in text:
+        text = text.split(",", 1)[1]
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(
+            400, f"{field} is not valid base64; encode the image file with base64", field
+        ) from None
+
+
+def _reason(error: ImageReadError, temporary_name: str) -> str:
+    """Pillow's reason, without the temporary file's name."""
+    cause = error.__cause__
+    reason = str(cause) if cause is not None else "unreadable"
+    return reason.replace(f" {temporary_name!r}", "").replace(temporary_name, "the upload")

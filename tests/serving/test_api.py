@@ -1,0 +1,367 @@
+"""The HTTP API on the tiny model, in process: every route, results equal to the Predictor's,
+and every kind of bad input answered with a 4xx JSON error while the server keeps serving."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+
+from sparsercnn.data.transforms import build_test_transform
+from sparsercnn.diagnostics.stage_boxes import compute_stage_boxes
+from sparsercnn.model import build_postprocessor
+from sparsercnn.model_file import load_model_file
+from sparsercnn.ops.boxes import box_xyxy_to_xywh
+from sparsercnn.predictor import Predictor
+from tests.serving.conftest import MakeClient, TestClient, decoded, encoded_image
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+PNG = encoded_image(128, 96, seed=1)
+WIDE_PNG = encoded_image(150, 70, seed=2)
+
+
+def files(*images: bytes, field: str = "images") -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [(field, (f"image{i}.png", data, "image/png")) for i, data in enumerate(images)]
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def assert_matches(detections: list[dict[str, Any]], expected: Any, atol: float = 2e-3) -> None:
+    """Response detections equal a Prediction (up to the response's 1/100 px rounding)."""
+    assert len(detections) == len(expected.scores) > 0
+    xyxy = torch.tensor([d["bbox"]["xyxy"] for d in detections], dtype=torch.float64)
+    xywh = torch.tensor([d["bbox"]["xywh"] for d in detections], dtype=torch.float64)
+    torch.testing.assert_close(xyxy, expected.boxes.double(), rtol=0, atol=0.006 + atol)
+    torch.testing.assert_close(xywh, box_xyxy_to_xywh(xyxy), rtol=0, atol=0.011)
+    scores = torch.tensor([d["score"] for d in detections], dtype=torch.float64)
+    torch.testing.assert_close(scores, expected.scores.double(), rtol=1e-5, atol=1e-5)
+    assert [d["category_name"] for d in detections] == expected.class_names
+    assert [d["category_id"] for d in detections] == expected.category_ids
+
+
+def assert_same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> None:
+    """Same detections up to the float noise of other batch sizes (see tests/test_predictor)."""
+    assert [(d["category_id"], d["category_name"]) for d in a] == [
+        (d["category_id"], d["category_name"]) for d in b
+    ]
+    for key in ("xyxy", "xywh"):
+        torch.testing.assert_close(
+            torch.tensor([d["bbox"][key] for d in a]),
+            torch.tensor([d["bbox"][key] for d in b]),
+            rtol=0,
+            atol=0.02,
+        )
+    torch.testing.assert_close(
+        torch.tensor([d["score"] for d in a]),
+        torch.tensor([d["score"] for d in b]),
+        atol=1e-5,
+        rtol=0,
+    )
+
+
+def assert_serving(client: TestClient) -> None:
+    response = client.post("/v1/detect", files=files(PNG))
+    assert response.status_code == 200, response.text
+    assert len(response.json()["images"][0]["detections"]) > 0
+
+
+def test_detect_multipart_gives_the_predictors_detections(
+    client: TestClient, model_file: Path
+) -> None:
+    response = client.post("/v1/detect", files=files(PNG, WIDE_PNG))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    expected = Predictor.from_file(model_file)([decoded(PNG), decoded(WIDE_PNG)])
+    assert [(i["name"], i["width"], i["height"]) for i in body["images"]] == [
+        ("image0.png", 128, 96),
+        ("image1.png", 150, 70),
+    ]
+    for image, prediction in zip(body["images"], expected, strict=True):
+        assert_matches(image["detections"], prediction)
+    assert body["stages"] == 2
+    timing = body["timing"]
+    assert timing["inference_ms"] > 0 and timing["total_ms"] >= timing["decode_ms"] > 0
+    assert timing["batch_images"] == 2
+
+
+def test_detect_json_base64_equals_multipart(client: TestClient) -> None:
+    multipart = client.post("/v1/detect", files=files(PNG)).json()
+    as_json = client.post(
+        "/v1/detect", json={"images": [b64(PNG), "data:image/png;base64," + b64(PNG)]}
+    ).json()
+    assert [i["name"] for i in as_json["images"]] == ["images[0]", "images[1]"]
+    for image in as_json["images"]:
+        assert_same(image["detections"], multipart["images"][0]["detections"])
+
+
+def test_score_threshold_and_max_detections_filter_detections(client: TestClient) -> None:
+    everything = client.post("/v1/detect", files=files(PNG)).json()["images"][0]["detections"]
+    scores = [d["score"] for d in everything]
+    assert scores == sorted(scores, reverse=True) and len(scores) > 3
+    threshold = (scores[2] + scores[3]) / 2
+    assert scores[3] < threshold < scores[2]
+    above = client.post("/v1/detect", files=files(PNG), data={"score_threshold": str(threshold)})
+    assert above.json()["images"][0]["detections"] == everything[:3]
+    query = client.post("/v1/detect?max_detections=2", json={"images": [b64(PNG)]})
+    assert query.json()["images"][0]["detections"] == everything[:2]
+
+
+def test_stages_parameter_runs_the_first_stages(client: TestClient, model_file: Path) -> None:
+    body = client.post("/v1/detect", files=files(PNG), data={"stages": "1"}).json()
+    assert body["stages"] == 1
+    expected = Predictor.from_file(model_file, num_stages=1)([decoded(PNG)])[0]
+    assert_matches(body["images"][0]["detections"], expected)
+    full = client.post("/v1/detect", files=files(PNG), data={"stages": "2"}).json()
+    assert full["images"][0]["detections"] != body["images"][0]["detections"]
+
+
+def test_stage_view_is_compute_stage_boxes(client: TestClient, model_file: Path) -> None:
+    response = client.post("/v1/stages", files=files(WIDE_PNG))
+    assert response.status_code == 200, response.text
+    view = response.json()
+    loaded = load_model_file(model_file)
+    expected = compute_stage_boxes(
+        loaded.model,
+        build_postprocessor(loaded.config),
+        build_test_transform(loaded.config.input),
+        decoded(WIDE_PNG),
+    )
+    assert (view["width"], view["height"], view["num_stages"]) == (150, 70, 2)
+    assert len(view["proposals"]) == loaded.config.model.num_proposals
+    torch.testing.assert_close(
+        torch.tensor(view["proposals"]), expected.proposal_boxes, rtol=0, atol=0.006
+    )
+    assert len(view["stages"]) == 2
+    for stage, detections in zip(view["stages"], expected.detections, strict=True):
+        torch.testing.assert_close(
+            torch.tensor([d["score"] for d in stage], dtype=torch.float64),
+            detections["scores"].double(),
+            rtol=1e-5,
+            atol=1e-6,
+        )
+    # The last stage is what /v1/detect answers.
+    detect = client.post("/v1/detect", files=files(WIDE_PNG)).json()["images"][0]["detections"]
+    assert [d["score"] for d in detect] == [d["score"] for d in view["stages"][-1]]
+
+
+def test_model_health_page_static_and_docs(client: TestClient) -> None:
+    model = client.get("/v1/model").json()
+    assert model["classes"] == [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]
+    assert (model["num_stages"], model["num_proposals"], model["engine"]) == (2, 16, "torch")
+    assert (model["input_min_size"], model["input_max_size"]) == (128, 160)
+    assert model["precision"] == "float32" and model["version"]
+    assert model["max_images"] == 3 and model["max_batch_images"] == 4
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["queued"] == 0
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="canvas"' in page.text
+    assert "/static/app.js" in page.text and "cdn" not in page.text.lower()
+    for name in ("app.js", "style.css"):
+        assert client.get(f"/static/{name}").status_code == 200
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    content = paths["/v1/detect"]["post"]["requestBody"]["content"]
+    assert set(content) == {"multipart/form-data", "application/json"}
+    assert "stages" in content["multipart/form-data"]["schema"]["properties"]
+    assert "/v1/stages" in paths and "/health" in paths and "/v1/model" in paths
+
+
+def _solid_png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 20, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+JPEG = encoded_image(128, 96, image_format="JPEG")
+# (request options, status, text the error must hold, field named)
+BAD_REQUESTS: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
+    "not an image": (
+        {"files": files(b"this is text, not pixels")},
+        400,
+        "not an image file",
+        "images[0]",
+    ),
+    "truncated png": ({"files": files(PNG[: len(PNG) // 2])}, 400, "truncated", "images[0]"),
+    "truncated jpeg": ({"files": files(JPEG[: len(JPEG) // 2])}, 400, "truncated", "images[0]"),
+    "empty file": ({"files": files(b"")}, 400, "is empty", "images[0]"),
+    "empty json body": (
+        {"content": b"", "headers": {"content-type": "application/json"}},
+        400,
+        "request body is empty",
+        None,
+    ),
+    "empty multipart body": (
+        {"content": b"", "headers": {"content-type": "multipart/form-data; boundary=x"}},
+        400,
+        "request body is empty",
+        None,
+    ),
+    "no image": ({"json": {"images": []}}, 400, "no image in the request", "images"),
+    "too many bytes": (
+        {"files": files(encoded_image(200, 190))},
+        413,
+        "more than the limit of 60000",
+        "images[0]",
+    ),
+    "too many pixels": (
+        {"files": files(_solid_png(300, 300))},
+        413,
+        "300x300 = 90000 pixels",
+        "images[0]",
+    ),
+    "too many images": ({"files": files(PNG, PNG, PNG, PNG)}, 413, "limit of 3", "images"),
+    "body too large": (
+        {"content": b"x" * 400_000, "headers": {"content-type": "application/json"}},
+        413,
+        "request body is larger than",
+        None,
+    ),
+    "unknown query parameter": (
+        {"files": files(PNG), "params": {"treshold": "0.5"}},
+        400,
+        "unknown parameter 'treshold'",
+        "treshold",
+    ),
+    "unknown form field": (
+        {"files": files(PNG), "data": {"max_dets": "3"}},
+        400,
+        "unknown parameter 'max_dets'",
+        "max_dets",
+    ),
+    "unknown json key": (
+        {"json": {"images": [b64(PNG)], "nms": True}},
+        400,
+        "unknown parameter 'nms'",
+        "nms",
+    ),
+    "unknown file field": (
+        {"files": files(PNG, field="image")},
+        400,
+        "unknown file field 'image'",
+        "image",
+    ),
+    "stages too high": ({"files": files(PNG), "data": {"stages": "3"}}, 400, "1..2", "stages"),
+    "stages zero": ({"json": {"images": [b64(PNG)], "stages": 0}}, 400, "stages", "stages"),
+    "score not a number": (
+        {"files": files(PNG), "data": {"score_threshold": "high"}},
+        400,
+        "score_threshold",
+        "score_threshold",
+    ),
+    "parameter twice": (
+        {"files": files(PNG), "data": {"stages": "1"}, "params": {"stages": "1"}},
+        400,
+        "given twice",
+        "stages",
+    ),
+    "bad base64": ({"json": {"images": ["not base64!"]}}, 400, "not valid base64", "images[0]"),
+    "json not an object": ({"json": [b64(PNG)]}, 400, "must be an object", None),
+    "images not strings": ({"json": {"images": [1]}}, 400, "list of base64 strings", "images"),
+    "invalid json": (
+        {"content": b"{nope", "headers": {"content-type": "application/json"}},
+        400,
+        "not valid JSON",
+        None,
+    ),
+    "text content type": (
+        {"content": b"hello", "headers": {"content-type": "text/plain"}},
+        415,
+        "'text/plain' is not accepted",
+        None,
+    ),
+    "broken multipart": (
+        {"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data"}},
+        400,
+        "multipart",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_input_gets_a_json_error_and_the_server_keeps_serving(
+    client: TestClient, case: str
+) -> None:
+    options, status, text, field = BAD_REQUESTS[case]
+    response = client.post("/v1/detect", **options)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert text in body["error"]
+    assert body["field"] == field
+    assert_serving(client)
+
+
+def test_chunked_body_over_the_limit_is_refused(client: TestClient) -> None:
+    def chunks() -> Any:
+        for _ in range(40):
+            yield b"x" * 10_000
+
+    response = client.post(
+        "/v1/detect", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413 and "larger than" in response.json()["error"]
+    assert_serving(client)
+
+
+def test_stage_view_takes_exactly_one_image_and_no_parameter(client: TestClient) -> None:
+    two = client.post("/v1/stages", files=files(PNG, PNG))
+    assert two.status_code == 413 and "limit of 1" in two.json()["error"]
+    extra = client.post("/v1/stages", files=files(PNG), data={"stages": "1"})
+    assert extra.status_code == 400 and "unknown parameter 'stages'" in extra.json()["error"]
+    assert client.post("/v1/stages", files=files(b"GIF89a")).status_code == 400
+    assert client.post("/v1/stages", files=files(PNG)).status_code == 200
+
+
+def test_unknown_routes_and_methods_answer_json(client: TestClient) -> None:
+    missing = client.get("/v2/detect")
+    assert missing.status_code == 404 and missing.json()["error"] == "Not Found"
+    wrong = client.get("/v1/detect")
+    assert wrong.status_code == 405 and "error" in wrong.json()
+
+
+def test_a_failing_batch_answers_500_and_the_next_request_succeeds(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real server logs the traceback and keeps serving; TestClient would re-raise it.
+    client = make_client(raise_server_exceptions=False)
+    service = client.app.state.service  # type: ignore[attr-defined]
+    original = service.predictor.with_stages
+    calls = {"n": 0}
+
+    def failing_once(num_stages: int | None) -> Predictor:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("simulated out of memory")
+        return original(num_stages)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(service.predictor, "with_stages", failing_once)
+    failed = client.post("/v1/detect", files=files(PNG))
+    assert failed.status_code == 500 and "simulated out of memory" in failed.json()["error"]
+    assert_serving(client)
+
+
+@pytest.mark.slow
+def test_onnx_engine_serves_full_stage_requests(make_client: MakeClient, model_file: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from sparsercnn.export import export_onnx
+
+    onnx_file = model_file.with_suffix(".onnx")
+    export_onnx(model_file, onnx_file)
+    client = make_client(onnx_file=onnx_file)
+    assert client.get("/v1/model").json()["engine"] == "onnx"
+    body = client.post("/v1/detect", files=files(PNG)).json()
+    expected = Predictor.from_file(model_file)([decoded(PNG)])[0]
+    assert_matches(body["images"][0]["detections"], expected, atol=1e-2)
+    first = client.post("/v1/detect", files=files(PNG), data={"stages": "1"}).json()
+    assert_matches(
+        first["images"][0]["detections"],
+        Predictor.from_file(model_file, num_stages=1)([decoded(PNG)])[0],
+    )

@@ -1,0 +1,202 @@
+"""The request batcher: it forms batches within its image and time limits, keeps stage counts
+apart, survives failures and cancelled callers; through the app, concurrent requests are
+batched by padded size and get the detections they get one by one."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+
+from sparsercnn.predictor import Prediction
+from sparsercnn.serving.batching import RequestBatcher
+from sparsercnn.structures import padded_size
+from tests.serving.conftest import MakeClient, encoded_image
+from tests.serving.test_api import assert_same, files
+
+
+class FakeModel:
+    """A detect function recording every call's (image widths, num_stages); it can block."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[int], int | None]] = []
+        self.thread_names: list[str] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, images: list[Image.Image], num_stages: int | None) -> list[Prediction]:
+        self.gate.wait(10)
+        self.calls.append(([image.width for image in images], num_stages))
+        self.thread_names.append(threading.current_thread().name)
+        if any(image.width == 13 for image in images):
+            raise RuntimeError("width 13 is unlucky")
+        return [_prediction(image.width) for image in images]
+
+
+def _prediction(width: int) -> Prediction:
+    return Prediction(
+        boxes=torch.zeros(0, 4),
+        scores=torch.zeros(0),
+        labels=torch.zeros(0, dtype=torch.int64),
+        class_names=[],
+        category_ids=[],
+        image_size=(1, width),
+        source=f"width {width}",
+    )
+
+
+def _images(*widths: int) -> list[Image.Image]:
+    return [Image.new("RGB", (width, 4)) for width in widths]
+
+
+def test_jobs_queued_together_form_one_batch_up_to_the_image_limit() -> None:
+    model = FakeModel()
+    model.gate.clear()  # hold the first batch so that the others queue up behind it
+    batcher = RequestBatcher(model, max_batch_images=4, max_wait_ms=0)
+    try:
+        first = batcher.submit(_images(1), None)
+        time.sleep(0.05)
+        futures = [batcher.submit(_images(10 + i, 20 + i), None) for i in range(3)]
+        model.gate.set()
+        results = [f.result(5) for f in [first, *futures]]
+    finally:
+        batcher.close()
+    assert model.calls == [([1], None), ([10, 20, 11, 21], None), ([12, 22], None)]
+    assert [[p.source for p in r.predictions] for r in results[1:]] == [
+        ["width 10", "width 20"],
+        ["width 11", "width 21"],
+        ["width 12", "width 22"],
+    ]
+    assert [r.batch_images for r in results] == [1, 4, 4, 2]
+    assert (batcher.stats.batches, batcher.stats.images, batcher.stats.largest) == (3, 7, 4)
+    assert set(model.thread_names) == {"sparsercnn-batcher"}
+
+
+def test_the_batcher_waits_for_more_jobs_up_to_max_wait() -> None:
+    model = FakeModel()
+    batcher = RequestBatcher(model, max_batch_images=8, max_wait_ms=300)
+    try:
+        first = batcher.submit(_images(1), None)
+        time.sleep(0.05)
+        second = batcher.submit(_images(2), None)
+        assert first.result(5).batch_images == second.result(5).batch_images == 2
+    finally:
+        batcher.close()
+    assert model.calls == [([1, 2], None)]
+
+
+def test_max_batch_one_runs_every_job_alone_and_stage_counts_never_mix() -> None:
+    model = FakeModel()
+    model.gate.clear()
+    alone = RequestBatcher(model, max_batch_images=1, max_wait_ms=100)
+    try:
+        futures = [alone.submit(_images(w), None) for w in (1, 2, 3)]
+        model.gate.set()
+        for future in futures:
+            future.result(5)
+    finally:
+        alone.close()
+    assert model.calls == [([1], None), ([2], None), ([3], None)]
+    model = FakeModel()
+    model.gate.clear()
+    mixed = RequestBatcher(model, max_batch_images=8, max_wait_ms=0)
+    try:
+        futures = [mixed.submit(_images(0), None)]
+        time.sleep(0.05)
+        futures += [mixed.submit(_images(w), k) for w, k in ((1, 1), (2, None), (3, 1))]
+        model.gate.set()
+        for future in futures:
+            future.result(5)
+    finally:
+        mixed.close()
+    assert model.calls == [([0], None), ([1, 3], 1), ([2], None)]
+
+
+def test_a_failing_batch_fails_its_jobs_only_and_cancelled_jobs_are_skipped() -> None:
+    # One job per batch here: a failing batch fails every job in it.
+    model = FakeModel()
+    model.gate.clear()
+    batcher = RequestBatcher(model, max_batch_images=1, max_wait_ms=0)
+    try:
+        blocker = batcher.submit(_images(1), None)
+        time.sleep(0.05)
+        unlucky = batcher.submit(_images(13), None)
+        cancelled = batcher.submit(_images(99), None)
+        assert cancelled.cancel()  # its client went away before the batch started
+        later = batcher.submit(_images(5), None)
+        model.gate.set()
+        blocker.result(5)
+        with pytest.raises(RuntimeError, match="unlucky"):
+            unlucky.result(5)
+        assert later.result(5).predictions[0].source == "width 5"
+        assert batcher.call(lambda: threading.current_thread().name).result(5) == (
+            "sparsercnn-batcher"
+        )
+    finally:
+        batcher.close()
+    assert all(99 not in widths for widths, _ in model.calls)
+
+
+def test_close_fails_queued_jobs() -> None:
+    model = FakeModel()
+    model.gate.clear()
+    batcher = RequestBatcher(model, max_batch_images=1, max_wait_ms=0)
+    running = batcher.submit(_images(1), None)
+    time.sleep(0.05)
+    queued = batcher.submit(_images(2), None)
+    closer = threading.Thread(target=batcher.close)
+    closer.start()
+    time.sleep(0.05)
+    model.gate.set()
+    closer.join(5)
+    assert running.result(5).predictions[0].source == "width 1"
+    with pytest.raises(RuntimeError, match="shutting down"):
+        queued.result(5)
+    with pytest.raises(RuntimeError, match="closed"):
+        batcher.submit(_images(3), None)
+
+
+def test_concurrent_requests_are_batched_by_padded_size_and_match_one_by_one(
+    make_client: MakeClient,
+) -> None:
+    # Two padded sizes after the tiny preset's resize (128x96 -> 160x128 padded, 150x70 ->
+    # 160x96 padded), four images each, sent as 32 requests from 8 threads.
+    sizes = [(128, 96), (150, 70)]
+    images = [encoded_image(*sizes[i % 2], seed=i) for i in range(8)]
+    one_by_one_client = make_client(max_batch_images=1, max_wait_ms=0)
+    one_by_one = [
+        one_by_one_client.post("/v1/detect", files=files(image)).json()["images"][0]
+        for image in images
+    ]
+    client = make_client(max_batch_images=8, max_wait_ms=100)
+    model = client.app.state.service.predictor.model  # type: ignore[attr-defined]
+    forwards: list[list[tuple[int, int]]] = []
+
+    def record(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        forwards.append([(int(t.shape[-2]), int(t.shape[-1])) for t in args[0]])
+
+    handle = model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            responses = list(
+                pool.map(lambda i: client.post("/v1/detect", files=files(images[i % 8])), range(32))
+            )
+    finally:
+        handle.remove()
+    for index, response in enumerate(responses):
+        assert response.status_code == 200, response.text
+        got = response.json()["images"][0]
+        assert (got["width"], got["height"]) == sizes[index % 2]
+        assert_same(got["detections"], one_by_one[index % 8]["detections"])
+    assert sum(len(f) for f in forwards) == 32
+    assert max(len(f) for f in forwards) > 1, f"no batch formed: {forwards}"
+    for forward in forwards:
+        assert len({padded_size(h, w, model.size_divisibility) for h, w in forward}) == 1
+    health = client.get("/health").json()
+    assert health["images"] == 32 and health["batches"] < 32 and health["largest_batch"] > 1
+    assert max(r.json()["timing"]["batch_images"] for r in responses) > 1

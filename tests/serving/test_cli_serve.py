@@ -1,0 +1,55 @@
+"""``sparsercnn serve``: a real uvicorn server answers, errors are one line with exit code 2, and
+``sparsercnn --help`` does not import FastAPI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sparsercnn.cli.main import main
+from tests.serving.conftest import encoded_image
+
+
+def test_real_server_answers_every_route(served: str) -> None:
+    assert httpx.get(f"{served}/health").json()["status"] == "ok"
+    assert httpx.get(f"{served}/v1/model").json()["num_stages"] == 2
+    assert 'id="stage-slider"' in httpx.get(f"{served}/").text
+    image = encoded_image(128, 96)
+    detect = httpx.post(f"{served}/v1/detect", files=[("images", ("a.png", image, "image/png"))])
+    assert detect.status_code == 200 and detect.json()["images"][0]["detections"]
+    bad = httpx.post(f"{served}/v1/detect", files=[("images", ("a.png", b"nope", "image/png"))])
+    assert bad.status_code == 400 and "images[0] (a.png)" in bad.json()["error"]
+    stages = httpx.post(f"{served}/v1/stages", files=[("images", ("a.png", image, "image/png"))])
+    assert len(stages.json()["stages"]) == 2
+
+
+def test_missing_extra_is_one_line_naming_the_install(
+    model_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn now raises ImportError
+    assert main(["serve", "--model", str(model_file)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'sparsercnn[serve]'" in lines[0]
+
+
+def test_bad_model_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "missing.safetensors"
+    assert main(["serve", "--model", str(missing), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sparsercnn serve: error:") and str(missing) in err
+
+
+def test_help_does_not_import_fastapi() -> None:
+    code = (
+        "import sys\n"
+        "from sparsercnn.cli.main import build_parser\n"
+        "build_parser().format_help()\n"
+        "print(','.join(m for m in ('fastapi', 'uvicorn', 'sparsercnn.serving') "
+        "if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

@@ -1,0 +1,84 @@
+"""The page at ``/`` in headless Chromium against a real server: upload an image, see boxes
+drawn, move the stage slider through the proposals and every stage. The screenshot is kept in
+``test-artifacts/`` at the repository root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.serving.conftest import REPO, encoded_image
+
+CHROMIUM = Path("/usr/bin/chromium")
+# The machines are offline: stop Chromium from reaching out (updates, sync, QUIC probes).
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = REPO / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"no browser at {CHROMIUM}: `bash scripts/setup.sh --browser` installs Chromium",
+    ),
+]
+
+
+def test_page_draws_detections_and_every_stage(served: str, tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    image = tmp_path / "street.png"
+    image.write_bytes(encoded_image(320, 240, seed=3))
+    ARTIFACTS.mkdir(exist_ok=True)
+    screenshot = ARTIFACTS / "serve_page.png"
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 760})
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.goto(served + "/")
+            page.wait_for_function("document.getElementById('stage-slider').max === '2'")
+            page.set_input_files("#file-input", str(image))
+            canvas = page.locator("#canvas")
+            page.wait_for_function("document.getElementById('canvas').dataset.stage === '2'")
+            assert "street.png: 320x240" in page.inner_text("#status")
+
+            def drawn(stage: int, score: float) -> int:
+                page.eval_on_selector("#score-slider", f"s => {{ s.value = '{score}'; }}")
+                page.eval_on_selector(
+                    "#stage-slider",
+                    f"s => {{ s.value = '{stage}'; s.dispatchEvent(new Event('input')); }}",
+                )
+                assert canvas.get_attribute("data-stage") == str(stage)
+                return int(canvas.get_attribute("data-drawn-boxes") or -1)
+
+            # The untrained tiny model scores low: threshold 0 shows every detection.
+            assert drawn(0, 0.0) == 16  # the learned proposals
+            counts = [drawn(stage, 0.0) for stage in (1, 2)]
+            assert all(count > 0 for count in counts), counts
+            assert drawn(2, 1.0) == 0  # nothing scores 1.0
+            assert drawn(2, 0.0) == counts[1]
+            assert page.locator("#detection-list li").count() == counts[1]
+            # Boxes are really painted: the canvas is not just the image (labels are white
+            # on a class colour, proposals white), so its pixels differ between stages.
+            stage_two = canvas.screenshot()
+            drawn(0, 0.0)
+            assert canvas.screenshot() != stage_two
+            drawn(2, 0.0)
+            page.screenshot(path=str(screenshot), full_page=True)
+            assert not errors, errors
+        finally:
+            browser.close()
+    print(f"screenshot of the page: {screenshot}")
+    assert screenshot.stat().st_size > 10_000
+    assert os.access(screenshot, os.R_OK)
