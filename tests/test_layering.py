@@ -22,6 +22,7 @@ ABOVE_BOTTOM = {
     "cli",
     "predictor",
     "visualization",
+    "video",
 }
 
 # Layer of each top-level module or subpackage, and the layers it must not import.
@@ -43,6 +44,7 @@ FORBIDDEN = {
     "export": {"cli", "engine", "loss", "diagnostics"},
     "benchmarking": {"cli", "engine", "loss", "diagnostics"},
     "predictor": {"cli", "engine"},
+    "video": {"cli", "engine", "export"},
 }
 
 
