@@ -141,6 +141,8 @@ class VideoWriter:
         codec = self.codec or choose_codec(width, height)
         stream = container.add_stream(codec, rate=self.fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": "18"}  # near-transparent: thin boxes and captions stay sharp
         if codec == "mpeg4":
             # Its default 200 kb/s blurs boxes and captions; give ~0.2 bits per pixel.
             stream.bit_rate = max(1_000_000, int(0.2 * width * height * float(self.fps)))
