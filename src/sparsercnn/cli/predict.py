@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.output, "--output")
     if args.save_images is not None:
         check_output_path(args.save_images, "--save-images", folder=True)
+    predictor = build_predictor(args)
     groups = input_groups(args.paths, args.fps)  # opens every video: bad ones fail before work
     drawings = None
     video_targets: dict[Path, Path] = {}
@@ -122,7 +123,6 @@ def run(args: argparse.Namespace) -> int:
         video_targets = annotated_video_targets(drawings, groups)
         ensure_writable_dir(args.save_images)
     ensure_writable_dir(args.output.parent)
-    predictor = build_predictor(args)
     records: list[Mapping[str, Any]] = []
     num_images = num_frames = 0
     bar = tqdm(
