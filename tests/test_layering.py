@@ -23,6 +23,7 @@ ABOVE_BOTTOM = {
     "predictor",
     "visualization",
     "recipe",
+    "video",
 }
 
 # Layer of each top-level module or subpackage, and the layers it must not import.
@@ -41,11 +42,12 @@ FORBIDDEN = {
     "weights": {"engine", "cli", "predictor", "loss", "evaluation", "visualization", "recipe"},
     "engine": {"cli", "predictor", "diagnostics", "recipe"},
     # The automatic recipe times training steps (engine) and sits under the CLI only.
-    "recipe": {"cli", "predictor", "diagnostics", "export", "evaluation", "visualization"},
+    "recipe": {"cli", "predictor", "diagnostics", "export", "evaluation", "visualization", "video"},
     "diagnostics": {"cli"},
     "export": {"cli", "engine", "loss", "diagnostics"},
     "benchmarking": {"cli", "engine", "loss", "diagnostics"},
     "predictor": {"cli", "engine"},
+    "video": {"cli", "engine", "export"},
 }
 # The server is an entry point like the CLI: only the CLI imports it.
 for _layer, _forbidden in FORBIDDEN.items():

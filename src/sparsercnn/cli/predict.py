@@ -1,11 +1,19 @@
-"""``sparsercnn predict``: detections for image files and folders, as COCO JSON and drawings."""
+"""``sparsercnn predict``: detections for images, videos and folders, as COCO JSON and drawings.
+
+Inputs run in the order given: consecutive images share batches, and each video (or, with
+``--fps``, each folder of frames) runs through :func:`sparsercnn.video.predict_video`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sparsercnn.atomic_file import atomic_write
 from sparsercnn.cli.common import (
@@ -19,25 +27,74 @@ from sparsercnn.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from sparsercnn.evaluation.results import CocoResult
+    from tqdm import tqdm
+
     from sparsercnn.export.onnx_runtime import OnnxPredictor
-    from sparsercnn.predictor import Predictor
+    from sparsercnn.predictor import DrawingWriter, Predictor
+    from sparsercnn.video import FrameSequence
+
+    InputGroup = list[Path] | FrameSequence
+
+# Kept in step with sparsercnn.video.VIDEO_SUFFIXES (a test checks); importing it here would
+# load torch for `--help`.
+VIDEO_SUFFIXES_HELP = ".mp4 .mov .avi .mkv .webm .m4v"
+
+
+def positive_number(text: str) -> float:
+    """An argparse ``type``: a finite number > 0 (a frame rate)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "predict",
-        help="detect objects in images or folders",
+        help="detect objects in images, videos or folders",
         description="Write COCO result records (file_name, category_id, category_name, bbox "
-        "[x,y,w,h] in original pixels, score) for every image, and optionally the images with "
-        "boxes drawn (same relative paths and formats as the inputs, below their common folder).",
+        "[x,y,w,h] in original pixels, score) for every image and video frame; frame records "
+        "also carry frame_index and timestamp (seconds), and file_name is the video. Optionally "
+        "draw the detections: images keep their relative paths and formats below the inputs' "
+        "common folder, videos and frame folders become annotated .mp4 videos there.",
     )
     model = parser.add_mutually_exclusive_group(required=True)
     add_model_argument(model, required=False)
     model.add_argument("--onnx", type=Path, help="ONNX file from `sparsercnn export`")
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images or folders")
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help=f"images, videos ({VIDEO_SUFFIXES_HELP}; needs pip install 'sparsercnn[video]') "
+        "or folders of them",
+    )
     parser.add_argument("--output", type=Path, default=Path("predictions.json"), help="COCO JSON")
-    parser.add_argument("--save-images", type=Path, metavar="DIR", help="draw detections here")
+    parser.add_argument(
+        "--save-images",
+        type=Path,
+        metavar="DIR",
+        help="draw detections here: images as images, each video or frame folder as one "
+        "annotated video DIR/<relative path>.mp4 (H.264, or MPEG-4 for odd sizes) at its "
+        "frame rate / --every",
+    )
+    parser.add_argument(
+        "--every",
+        type=int_at_least(1),
+        default=1,
+        metavar="N",
+        help="predict frames 0, N, 2N, ... of each video or frame folder (default: every frame)",
+    )
+    parser.add_argument(
+        "--fps",
+        type=positive_number,
+        metavar="F",
+        help="read each folder as one video: its images are frames at F per second, sorted by "
+        "name (numbers compared as numbers), with timestamps index / F",
+    )
     parser.add_argument(
         "--score-threshold", type=fraction, default=0.3, help="minimum score for drawing only"
     )
@@ -48,47 +105,210 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparsercnn.export.onnx_runtime import OnnxPredictor
-    from sparsercnn.predictor import DrawingWriter, Predictor
+    from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from sparsercnn.atomic_file import ensure_writable_dir
+    from sparsercnn.predictor import DrawingWriter
 
     check_output_path(args.output, "--output")
     if args.save_images is not None:
         check_output_path(args.save_images, "--save-images", folder=True)
-    predictor: Predictor | OnnxPredictor
+    predictor = build_predictor(args)
+    groups = input_groups(args.paths, args.fps)  # opens every video: bad ones fail before work
+    drawings = None
+    video_targets: dict[Path, Path] = {}
+    if args.save_images is not None:
+        drawings = DrawingWriter(args.save_images, args.paths, args.score_threshold)
+        video_targets = annotated_video_targets(drawings, groups)
+        ensure_writable_dir(args.save_images)
+    ensure_writable_dir(args.output.parent)
+    records: list[Mapping[str, Any]] = []
+    num_images = num_frames = 0
+    bar = tqdm(
+        total=num_items(groups, args.every),
+        desc="predict",
+        unit="image",
+        file=sys.stderr,
+        disable=None,  # no bar when stderr is not a terminal
+        dynamic_ncols=True,
+    )
+    with bar, logging_redirect_tqdm():
+        for group in groups:
+            if isinstance(group, list):
+                for prediction in predictor.iter_predictions(group):
+                    records.extend(prediction.to_coco_results(predictor.categories))
+                    if drawings is not None:
+                        drawings.write(prediction, predictor.categories.names)
+                    bar.update()
+                num_images += len(group)
+            else:
+                target = video_targets.get(group.path)
+                num_frames += predict_sequence(predictor, group, args, target, records, bar)
+    text = json.dumps(records)
+    atomic_write(args.output, lambda tmp: tmp.write_text(text))
+    print(
+        f"{len(records)} detections on {describe(groups, num_images, num_frames)} written to "
+        f"{args.output}"
+    )
+    if drawings is not None:
+        replaced = drawings.overwritten
+        print(
+            f"drawn detections (score >= {args.score_threshold}) in {args.save_images}"
+            + (f" ({len(replaced)} earlier drawings replaced)" if replaced else "")
+        )
+    return 0
+
+
+def build_predictor(args: argparse.Namespace) -> Predictor | OnnxPredictor:
+    from sparsercnn.export.onnx_runtime import OnnxPredictor
+    from sparsercnn.predictor import Predictor
+
     if args.onnx is not None:
         if args.stages is not None or args.device not in (None, "cpu"):
             raise ValueError("--stages and --device apply to --model, not to --onnx (CPU)")
-        predictor = OnnxPredictor(
+        return OnnxPredictor(
             args.onnx, batch_size=args.batch_size, batch_invariant=not args.padded_batches
         )
-    else:
-        predictor = Predictor.from_file(
-            args.model,
-            device=resolve_device(args.device),
-            batch_size=args.batch_size,
-            num_stages=args.stages,
-            batch_invariant=not args.padded_batches,
-        )
-    drawings = None
-    if args.save_images:
-        drawings = DrawingWriter(args.save_images, args.paths, args.score_threshold)
-    records: list[CocoResult] = []
-    num_images = 0
-    for prediction in predictor.iter_predictions(list(args.paths)):
-        num_images += 1
-        records.extend(prediction.to_coco_results(predictor.categories))
-        if drawings is not None:
-            drawings.write(prediction, predictor.categories.names)
-    text = json.dumps(records)
-    atomic_write(args.output, lambda tmp: tmp.write_text(text))
-    print(f"{len(records)} detections on {num_images} images written to {args.output}")
-    if drawings is not None:
-        print(
-            f"drawn detections (score >= {args.score_threshold}) in {args.save_images}"
-            + (
-                f" ({len(drawings.overwritten)} earlier drawings replaced)"
-                if drawings.overwritten
-                else ""
+    return Predictor.from_file(
+        args.model,
+        device=resolve_device(args.device),
+        batch_size=args.batch_size,
+        num_stages=args.stages,
+        batch_invariant=not args.padded_batches,
+    )
+
+
+def input_groups(paths: list[Path], fps: float | None) -> list[InputGroup]:
+    """The inputs in order as runs of consecutive image files and opened frame sequences
+    (videos, and with ``fps`` folders); a folder otherwise stands for its images and videos,
+    sorted by path."""
+    from sparsercnn.predictor import IMAGE_SUFFIXES
+    from sparsercnn.video import VIDEO_SUFFIXES, FrameFolder, VideoFile
+
+    items: list[Path | FrameSequence] = []
+    for path in paths:
+        if path.is_dir() and fps is not None:
+            items.append(FrameFolder(path, fps))
+        elif path.is_dir():
+            suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes)
+            if not found:
+                raise FileNotFoundError(
+                    f"folder {path} contains no image or video files ({' '.join(suffixes)})"
+                )
+            items.extend(VideoFile(p) if p.suffix.lower() in VIDEO_SUFFIXES else p for p in found)
+        elif not path.exists():
+            raise FileNotFoundError(f"input {path} does not exist")
+        elif path.suffix.lower() in VIDEO_SUFFIXES:
+            items.append(VideoFile(path))
+        else:
+            items.append(path)
+    if fps is not None and not any(isinstance(item, FrameFolder) for item in items):
+        raise ValueError("--fps reads folders as frame sequences, but no folder was given")
+    groups: list[InputGroup] = []
+    for item in items:
+        if not isinstance(item, Path):
+            groups.append(item)
+        elif groups and isinstance(groups[-1], list):
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+def annotated_video_targets(drawings: DrawingWriter, groups: list[InputGroup]) -> dict[Path, Path]:
+    """Where each sequence's annotated video goes: its drawing path with suffix ``.mp4``
+    (a folder ``f`` gives ``f.mp4``).
+
+    Raises:
+        ValueError: two sequences would share a video, or a video would replace its input.
+    """
+    targets: dict[Path, Path] = {}
+    for group in groups:
+        if isinstance(group, list):
+            continue
+        path = group.path
+        target = drawings.target(path)
+        if not path.is_dir():
+            target = target.with_suffix(".mp4")
+        elif target == drawings.output_dir:  # the folder is the inputs' common folder
+            target = target / f"{Path(os.path.abspath(path)).name}.mp4"
+        else:
+            target = target.with_name(f"{target.name}.mp4")
+        clash = next((p for p, t in targets.items() if t == target), None)
+        if clash is not None:
+            raise ValueError(
+                f"--save-images: {clash} and {path} would both be drawn to {target}; "
+                "give them separately or rename one"
             )
-        )
-    return 0
+        if target.exists() and target.resolve() == path.resolve():
+            raise ValueError(
+                f"--save-images {drawings.output_dir} would replace the input video {path} "
+                "with its drawing; choose another folder"
+            )
+        targets[path] = target
+    return targets
+
+
+def predict_sequence(
+    predictor: Predictor | OnnxPredictor,
+    sequence: FrameSequence,
+    args: argparse.Namespace,
+    target: Path | None,
+    records: list[Mapping[str, Any]],
+    bar: tqdm,
+) -> int:
+    """Add the records of every ``--every``-th frame of ``sequence`` to ``records`` and, with a
+    ``target``, write its annotated video there. Returns the number of frames predicted."""
+    import logging
+    from contextlib import nullcontext
+
+    from PIL import Image
+
+    from sparsercnn.video import VideoWriter, frame_records, predict_video
+    from sparsercnn.visualization.draw import draw_detections
+
+    writer = None
+    if target is not None:
+        if target.exists():
+            logging.getLogger(__name__).warning("replacing %s, a video from an earlier run", target)
+        writer = VideoWriter(target, sequence.fps / args.every)
+    count = 0
+    with writer if writer is not None else nullcontext():
+        for frame, prediction in predict_video(predictor, sequence, every=args.every):
+            records.extend(frame_records(frame, prediction, predictor.categories))
+            if writer is not None:
+                drawing = draw_detections(
+                    Image.fromarray(frame.image),
+                    prediction.boxes,
+                    prediction.labels,
+                    prediction.scores,
+                    predictor.categories.names,
+                    score_threshold=args.score_threshold,
+                )
+                writer.write(drawing)
+            bar.update()
+            count += 1
+    return count
+
+
+def num_items(groups: list[InputGroup], every: int) -> int | None:
+    """Images and kept frames to predict, or None when a container does not give its length."""
+    total = 0
+    for group in groups:
+        if isinstance(group, list):
+            total += len(group)
+        elif group.num_frames is None:
+            return None
+        else:
+            total += -(-group.num_frames // every)
+    return total
+
+
+def describe(groups: list[InputGroup], num_images: int, num_frames: int) -> str:
+    num_sequences = sum(not isinstance(group, list) for group in groups)
+    if num_sequences == 0:
+        return f"{num_images} images"
+    videos = f"{num_frames} frames of {num_sequences} video{'s' if num_sequences > 1 else ''}"
+    return f"{num_images} images and {videos}" if num_images else videos

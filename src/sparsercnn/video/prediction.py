@@ -1,0 +1,92 @@
+"""Detections on the frames of a video or frame folder, through a predictor's own batching.
+
+Frames go to :meth:`~sparsercnn.predictor.BatchPredictor.iter_predictions` ``batch_size`` at a
+time as arrays, so video inference uses the same resize, batching and post-processing as images,
+with :class:`~sparsercnn.predictor.Predictor` and the ONNX predictor alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.predictor import BatchPredictor, Prediction
+from sparsercnn.video.reader import Frame, FrameFolder, FrameSequence, VideoFile, check_every
+
+
+def open_sequence(path: str | Path, fps: float | Fraction | None = None) -> FrameSequence:
+    """A video file, or with ``fps`` a folder of frames, as a :class:`FrameSequence`.
+
+    Raises:
+        FileNotFoundError, ValueError, ImportError: see :class:`VideoFile` and
+            :class:`FrameFolder`; a folder without ``fps`` is a ValueError.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if fps is None:
+            raise ValueError(f"{path} is a folder: give its frame rate (fps, --fps) to read it")
+        return FrameFolder(path, fps)
+    return VideoFile(path)
+
+
+def predict_video(
+    predictor: BatchPredictor,
+    video: str | Path | FrameSequence,
+    *,
+    every: int = 1,
+    fps: float | Fraction | None = None,
+) -> Iterator[tuple[Frame, Prediction]]:
+    """Detect objects in every ``every``-th frame of a video, in frame order.
+
+    Args:
+        predictor: a :class:`~sparsercnn.predictor.Predictor` or
+            :class:`~sparsercnn.export.onnx_runtime.OnnxPredictor`; its ``batch_size`` frames
+            share a forward pass.
+        video: a video file, a frame folder (with ``fps``) or an opened sequence.
+        every: keep frames ``0, every, 2 * every, ...``.
+        fps: frame rate of a frame folder.
+
+    Yields:
+        ``(frame, prediction)``: the frame (pixels, index, timestamp) and its detections in
+        frame pixels, whose ``source`` is the video's path.
+    """
+    check_every(every)
+    sequence = video if not isinstance(video, str | Path) else open_sequence(video, fps)
+    source = str(sequence.path)
+    batch: list[Frame] = []
+    for frame in sequence.frames(every):
+        batch.append(frame)
+        if len(batch) == predictor.batch_size:
+            yield from _predict_batch(predictor, batch, source)
+            batch = []
+    yield from _predict_batch(predictor, batch, source)
+
+
+def _predict_batch(
+    predictor: BatchPredictor, frames: list[Frame], source: str
+) -> Iterator[tuple[Frame, Prediction]]:
+    if not frames:
+        return
+    predictions = predictor.iter_predictions([frame.image for frame in frames])
+    for frame, prediction in zip(frames, predictions, strict=True):
+        yield frame, dataclasses.replace(prediction, source=source)
+
+
+def frame_records(
+    frame: Frame, prediction: Prediction, categories: CategoryMap
+) -> list[dict[str, Any]]:
+    """COCO result records of one frame: ``file_name`` (the video), ``frame_index``,
+    ``timestamp`` (seconds, to the microsecond), ``frame_file`` (frame folders only), then
+    ``category_id``, ``category_name``, ``bbox`` ``[x, y, w, h]`` in frame pixels and ``score``."""
+    position: dict[str, Any] = {
+        "file_name": prediction.source,
+        "frame_index": frame.index,
+        "timestamp": round(frame.timestamp, 6),
+    }
+    if frame.file is not None:
+        position["frame_file"] = str(frame.file)
+    return [{**position, **record} for record in prediction.to_coco_results(categories)]

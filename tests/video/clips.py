@@ -1,0 +1,80 @@
+"""Short test videos written with PyAV directly (not with the code under test): a red box moving
+right by 2 pixels a frame and a still green box on grey, at a known frame rate or known times."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+RED_BOX_Y = (8, 28)  # rows of the red box
+GREEN_BOX = (40, 60, 60, 90)  # y1, y2, x1, x2 (for 64x96 frames)
+
+
+def red_box_x(index: int) -> tuple[int, int]:
+    """Columns of the red box in frame ``index``."""
+    return 4 + 2 * index, 24 + 2 * index
+
+
+def clip_frame(index: int, size: tuple[int, int] = (64, 96)) -> np.ndarray:
+    """Frame ``index`` as ``(H, W, 3)`` uint8 RGB."""
+    image = np.full((*size, 3), 96, np.uint8)
+    x1, x2 = red_box_x(index)
+    image[RED_BOX_Y[0] : RED_BOX_Y[1], x1:x2] = (230, 20, 20)
+    y1, y2, gx1, gx2 = GREEN_BOX
+    image[y1:y2, gx1:gx2] = (20, 200, 20)
+    return image
+
+
+def write_clip(
+    path: Path,
+    num_frames: int = 24,
+    *,
+    fps: int = 12,
+    size: tuple[int, int] = (64, 96),
+    times_ms: Sequence[int] | None = None,
+) -> Path:
+    """Write an H.264 MP4 of :func:`clip_frame` frames; ``times_ms`` gives each frame's
+    presentation time (a variable frame rate) instead of ``index / fps``."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = size
+        stream.pix_fmt = "yuv420p"
+        if times_ms is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        for index in range(num_frames if times_ms is None else len(times_ms)):
+            frame = av.VideoFrame.from_ndarray(clip_frame(index, size), format="rgb24")
+            if times_ms is not None:
+                frame.pts, frame.time_base = times_ms[index], Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def write_audio_only(path: Path) -> Path:
+    """An MP4 holding one AAC audio stream and no video."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=8000)
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+        )
+        frame.sample_rate = 8000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def decode(path: Path) -> tuple[list[np.ndarray], Fraction, str]:
+    """Every frame of a video (RGB), its average frame rate and its codec name."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        return frames, Fraction(stream.average_rate or 0), stream.codec_context.name

@@ -1,0 +1,200 @@
+"""``sparsercnn predict`` on videos, frame folders and mixed inputs: records, annotated videos,
+progress, and bad input reported in one line that names the file or flag."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sparsercnn.cli import predict
+from sparsercnn.cli.main import main
+from sparsercnn.video import VIDEO_SUFFIXES
+from sparsercnn.visualization.draw import draw_detections
+from tests.video.clips import clip_frame, decode, write_audio_only, write_clip
+from tests.video.test_reader import write_frames
+
+
+def run_predict(model: Path, *args: str | Path) -> int:
+    return main(["predict", "--model", str(model), *map(str, args)])
+
+
+def frames_of(records: list[dict[str, Any]]) -> dict[tuple[str, int | None], list[dict[str, Any]]]:
+    grouped = defaultdict(list)
+    for record in records:
+        grouped[record["file_name"], record.get("frame_index")].append(record)
+    return grouped
+
+
+def error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("sparsercnn predict: error: ")
+    return line
+
+
+def test_a_video_gives_frame_records_and_an_annotated_video(
+    unclipped_model_file: Path, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output, drawn = tmp_path / "preds.json", tmp_path / "drawn"
+    args = [clip, "--every", "4", "--output", output, "--save-images", drawn]
+    assert run_predict(unclipped_model_file, *args, "--score-threshold", "0") == 0
+    assert "on 6 frames of 1 video written to" in capsys.readouterr().out
+    records = json.loads(output.read_text())
+    grouped = frames_of(records)
+    assert sorted(grouped) == [(str(clip), i) for i in range(0, 24, 4)]
+    for (_, index), frame_records in grouped.items():
+        for record in frame_records:
+            assert record["timestamp"] == pytest.approx(index / 12, abs=1e-6)
+            assert record["category_id"] in (3, 7) and len(record["bbox"]) == 4
+            assert "frame_file" not in record
+    frames, fps, _ = decode(drawn / "clip.mp4")
+    assert len(frames) == 6 and fps == 3 and frames[0].shape == (64, 96, 3)
+    for i, frame in enumerate(frames):  # every detection drawn (threshold 0), in frame order
+        frame_records = grouped[str(clip), 4 * i]
+        boxes = [[x, y, x + w, y + h] for x, y, w, h in (r["bbox"] for r in frame_records)]
+        labels = [(3, 7).index(r["category_id"]) for r in frame_records]
+        scores = [r["score"] for r in frame_records]
+        image = Image.fromarray(clip_frame(4 * i))
+        expected = np.asarray(draw_detections(image, boxes, labels, scores, ["cat", "dog"], 0))
+        gray = frame.astype(float).mean(axis=2)
+        # Closer to the expected drawing than to the frame undrawn, despite compression.
+        drawn_error = np.abs(gray - expected.mean(axis=2)).mean()
+        assert drawn_error < np.abs(gray - clip_frame(4 * i).mean(axis=2)).mean()
+
+
+def test_mixed_inputs_keep_their_relative_paths(
+    unclipped_model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inputs = tmp_path / "in"
+    (inputs / "media" / "nested").mkdir(parents=True)
+    Image.fromarray(clip_frame(0)).save(inputs / "a.png")
+    Image.fromarray(clip_frame(1)).save(inputs / "media" / "b.jpg")
+    write_clip(inputs / "clip.mkv", 6)
+    write_clip(inputs / "media" / "nested" / "c.mp4", 4)
+    output, drawn = tmp_path / "preds.json", tmp_path / "drawn"
+    paths = [inputs / "a.png", inputs / "clip.mkv", inputs / "media"]
+    assert run_predict(unclipped_model_file, *paths, "--every", "3", "--output", output,
+                       "--save-images", drawn) == 0  # fmt: skip
+    assert "on 2 images and 4 frames of 2 videos" in capsys.readouterr().out
+    grouped = frames_of(json.loads(output.read_text()))
+    assert sorted(grouped, key=str) == sorted(
+        [
+            (str(inputs / "a.png"), None),
+            (str(inputs / "clip.mkv"), 0),
+            (str(inputs / "clip.mkv"), 3),
+            (str(inputs / "media" / "b.jpg"), None),
+            (str(inputs / "media" / "nested" / "c.mp4"), 0),
+            (str(inputs / "media" / "nested" / "c.mp4"), 3),
+        ],
+        key=str,
+    )
+    drawings = sorted(p.relative_to(drawn).as_posix() for p in drawn.rglob("*") if p.is_file())
+    assert drawings == ["a.png", "clip.mp4", "media/b.jpg", "media/nested/c.mp4"]
+    assert len(decode(drawn / "media" / "nested" / "c.mp4")[0]) == 2
+
+
+def test_a_frame_folder_with_fps_is_one_video(unclipped_model_file: Path, tmp_path: Path) -> None:
+    paths = write_frames(tmp_path / "frames", 6)
+    output, drawn = tmp_path / "preds.json", tmp_path / "drawn"
+    args = [tmp_path / "frames", "--fps", "6", "--every", "2", "--output", output]
+    assert run_predict(unclipped_model_file, *args, "--save-images", drawn) == 0
+    records = json.loads(output.read_text())
+    positions = {(r["frame_index"], r["timestamp"], r["frame_file"]) for r in records}
+    assert positions == {(0, 0.0, str(paths[0])), (2, 0.333333, str(paths[2])),
+                         (4, 0.666667, str(paths[4]))}  # fmt: skip
+    assert {r["file_name"] for r in records} == {str(tmp_path / "frames")}
+    assert [p.name for p in drawn.iterdir()] == ["frames.mp4"]
+    frames, fps, _ = decode(drawn / "frames.mp4")
+    assert len(frames) == 3 and fps == Fraction(3)
+
+
+def test_a_progress_bar_counts_frames_on_a_terminal(
+    unclipped_model_file: Path,
+    clip: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    args = [clip, "--every", "6", "--output", tmp_path / "p.json"]
+    assert run_predict(unclipped_model_file, *args) == 0
+    err = capsys.readouterr().err
+    assert "predict" in err and "4/4" in err
+
+
+def test_a_failure_part_way_writes_nothing(
+    unclipped_model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_frames(tmp_path / "frames", 3)
+    bad = tmp_path / "frames" / "frame_3.png"
+    Image.fromarray(clip_frame(3, (32, 48))).save(bad)
+    output, drawn = tmp_path / "preds.json", tmp_path / "drawn"
+    output.write_text("[]")
+    args = [tmp_path / "frames", "--fps", "5", "--output", output, "--save-images", drawn]
+    assert run_predict(unclipped_model_file, *args) == 2
+    assert str(bad) in error_line(capsys)
+    assert output.read_text() == "[]"
+    assert [p for p in drawn.rglob("*") if p.is_file()] == []
+
+
+def test_bad_videos_are_named(
+    model_file: Path, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"not a video" * 50)
+    assert run_predict(model_file, clip, garbage) == 2
+    assert f"video {garbage} could not be read" in error_line(capsys)
+    audio = write_audio_only(tmp_path / "audio.m4v")
+    assert run_predict(model_file, audio) == 2
+    assert f"video {audio} has no video stream" in error_line(capsys)
+    assert not (tmp_path / "predictions.json").exists()
+
+
+def test_bad_flags_are_named(
+    model_file: Path, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for flag, value in [("--every", "0"), ("--fps", "0"), ("--fps", "nan")]:
+        with pytest.raises(SystemExit) as exit_info:
+            run_predict(model_file, clip, flag, value)
+        assert exit_info.value.code == 2 and f"argument {flag}" in capsys.readouterr().err
+    assert run_predict(model_file, clip, "--fps", "25") == 2
+    assert "--fps reads folders as frame sequences" in error_line(capsys)
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("")
+    assert run_predict(model_file, clip, "--save-images", a_file) == 2
+    assert f"--save-images {a_file} is a file" in error_line(capsys)
+    assert run_predict(model_file, clip, "--output", a_file / "p.json") == 2
+    assert str(a_file) in error_line(capsys)
+
+
+def test_drawings_that_would_collide_or_replace_an_input_are_refused(
+    model_file: Path, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = write_clip(tmp_path / "clip.mov", 2)
+    assert run_predict(model_file, clip, other, "--save-images", tmp_path / "drawn") == 2
+    assert "would both be drawn to" in error_line(capsys)
+    assert run_predict(model_file, clip, "--save-images", tmp_path) == 2
+    assert f"would replace the input video {clip}" in error_line(capsys)
+    assert not (tmp_path / "drawn").exists()
+
+
+def test_without_pyav_a_video_says_how_to_install_it(
+    model_file: Path,
+    clip: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "av", None)
+    assert run_predict(model_file, clip) == 2
+    assert "pip install 'sparsercnn[video]'" in error_line(capsys)
+
+
+def test_help_lists_the_video_suffixes() -> None:
+    assert predict.VIDEO_SUFFIXES_HELP.split() == list(VIDEO_SUFFIXES)

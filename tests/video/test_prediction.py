@@ -1,0 +1,107 @@
+"""predict_video: one prediction per kept frame, through the predictor's own batching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor
+
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.predictor import BatchPredictor, Prediction, Predictor
+from sparsercnn.video import FrameFolder, VideoFile, frame_records, predict_video
+from tests.video.clips import write_clip
+from tests.video.test_reader import write_frames
+
+
+@pytest.fixture
+def predictor(model_file: Path) -> Predictor:
+    return Predictor.from_file(model_file, batch_size=4)
+
+
+@pytest.mark.parametrize("every", [1, 4])
+def test_every_kept_frame_gets_a_prediction_in_frame_order(
+    unclipped_model_file: Path, tmp_path: Path, every: int
+) -> None:
+    predictor = Predictor.from_file(unclipped_model_file, batch_size=4)
+    clip = write_clip(tmp_path / "short.mp4", 10)
+    results = list(predict_video(predictor, clip, every=every))
+    assert [frame.index for frame, _ in results] == list(range(0, 10, every))
+    for _, prediction in results:
+        assert prediction.source == str(clip) and prediction.image_size == (64, 96)
+        assert len(prediction.scores) > 0
+        assert torch.isfinite(prediction.boxes).all()
+
+
+def test_frames_get_the_detections_of_the_same_images(predictor: Predictor, clip: Path) -> None:
+    results = list(predict_video(predictor, clip, every=5))
+    as_images = predictor([frame.image for frame, _ in results])
+    for (_, prediction), expected in zip(results, as_images, strict=True):
+        torch.testing.assert_close(prediction.boxes, expected.boxes)
+        torch.testing.assert_close(prediction.scores, expected.scores)
+        assert prediction.class_names == expected.class_names
+
+
+class RecordingPredictor(BatchPredictor):
+    """Any BatchPredictor (the ONNX one included) works: this one records its batches and
+    "detects" one box whose score encodes the frame's mean brightness."""
+
+    def __init__(self, transform: object, batch_size: int) -> None:
+        self.transform = transform  # type: ignore[assignment]
+        self.batch_size = batch_size
+        self.size_divisibility = 32
+        self.batches: list[int] = []
+
+    def _predict_batch(
+        self, images: list[Tensor], original_sizes: list[tuple[int, int]], sources: list[str]
+    ) -> list[Prediction]:
+        self.batches.append(len(images))
+        return [
+            Prediction(
+                boxes=torch.tensor([[0.0, 0.0, w / 2, h / 2]]),
+                scores=torch.tensor([image.float().mean().item() / 255]),
+                labels=torch.tensor([1]),
+                class_names=["dog"],
+                category_ids=[7],
+                image_size=(h, w),
+                source=source,
+            )
+            for image, (h, w), source in zip(images, original_sizes, sources, strict=True)
+        ]
+
+
+def test_frames_are_batched_batch_size_at_a_time(predictor: Predictor, clip: Path) -> None:
+    recording = RecordingPredictor(predictor.transform, batch_size=3)
+    results = list(predict_video(recording, VideoFile(clip), every=2))
+    assert recording.batches == [3, 3, 3, 3]  # 12 kept frames
+    assert [frame.index for frame, _ in results] == list(range(0, 24, 2))
+
+
+def test_frame_records_carry_the_frame_position(predictor: Predictor, tmp_path: Path) -> None:
+    write_frames(tmp_path / "frames", 5)
+    results = list(predict_video(predictor, tmp_path / "frames", fps=2, every=2))
+    assert [(frame.index, frame.timestamp) for frame, _ in results] == [(0, 0), (2, 1), (4, 2)]
+    frame, prediction = results[1]
+    records = frame_records(frame, prediction, predictor.categories)
+    assert len(records) == len(prediction.scores) > 0
+    for record, box in zip(records, prediction.boxes.tolist(), strict=True):
+        assert list(record)[:4] == ["file_name", "frame_index", "timestamp", "frame_file"]
+        assert record["file_name"] == str(tmp_path / "frames")
+        assert (record["frame_index"], record["timestamp"]) == (2, 1.0)
+        assert record["frame_file"] == str(tmp_path / "frames" / "frame_2.png")
+        assert record["category_id"] in (3, 7) and record["category_name"] in ("cat", "dog")
+        x, y, w, h = record["bbox"]
+        assert [x, y, x + w, y + h] == pytest.approx(box, abs=0.01)
+
+
+def test_video_records_have_no_frame_file(predictor: Predictor, clip: Path) -> None:
+    frame, prediction = next(predict_video(predictor, clip, every=12))
+    (record, *_) = frame_records(frame, prediction, CategoryMap([3, 7], ["cat", "dog"]))
+    assert "frame_file" not in record and record["file_name"] == str(clip)
+
+
+def test_a_folder_sequence_can_be_given_opened(predictor: Predictor, tmp_path: Path) -> None:
+    write_frames(tmp_path / "frames", 3)
+    results = list(predict_video(predictor, FrameFolder(tmp_path / "frames", fps=30)))
+    assert [frame.index for frame, _ in results] == [0, 1, 2]

@@ -1,0 +1,119 @@
+"""Frames of video files and frame folders: indices, timestamps, pixels, ``every``, bad input."""
+
+from __future__ import annotations
+
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sparsercnn.video import FrameFolder, VideoFile, import_av, open_sequence
+from tests.video.clips import RED_BOX_Y, clip_frame, red_box_x, write_audio_only, write_clip
+
+
+def test_a_video_file_gives_its_rate_length_and_size(clip: Path) -> None:
+    video = VideoFile(clip)
+    assert (video.fps, video.num_frames, video.size) == (Fraction(12), 24, (64, 96))
+
+
+def test_frames_are_rgb_in_order_with_pts_timestamps(clip: Path) -> None:
+    frames = list(VideoFile(clip).frames())
+    assert [f.index for f in frames] == list(range(24))
+    assert [f.timestamp for f in frames] == pytest.approx([i / 12 for i in range(24)])
+    for frame in frames:
+        assert frame.image.shape == (64, 96, 3) and frame.image.dtype == np.uint8
+        assert frame.file is None
+        # The red box sits where frame `index` drew it, in RGB order (not BGR).
+        x1, x2 = red_box_x(frame.index)
+        red = frame.image[RED_BOX_Y[0] + 4 : RED_BOX_Y[1] - 4, x1 + 4 : x2 - 4].mean(axis=(0, 1))
+        assert red[0] > 180 and red[1] < 70 and red[2] < 70
+        assert np.abs(frame.image.astype(int) - clip_frame(frame.index)).mean() < 6
+
+
+def test_every_keeps_frames_0_n_2n(clip: Path) -> None:
+    frames = list(VideoFile(clip).frames(every=5))
+    assert [f.index for f in frames] == [0, 5, 10, 15, 20]
+    assert [f.timestamp for f in frames] == pytest.approx([0, 5 / 12, 10 / 12, 15 / 12, 20 / 12])
+    # Each call decodes from the start again.
+    assert [f.index for f in VideoFile(clip).frames(every=7)] == [0, 7, 14, 21]
+
+
+def test_timestamps_come_from_the_stream_not_the_frame_rate(tmp_path: Path) -> None:
+    times_ms = [0, 100, 250, 300, 700]
+    video = write_clip(tmp_path / "vfr.mp4", times_ms=times_ms)
+    frames = list(VideoFile(video).frames())
+    assert [f.timestamp for f in frames] == pytest.approx([t / 1000 for t in times_ms])
+    assert [f.index for f in frames] == [0, 1, 2, 3, 4]
+
+
+def write_frames(folder: Path, count: int, size: tuple[int, int] = (64, 96)) -> list[Path]:
+    folder.mkdir()
+    paths = []
+    for i in range(count):
+        paths.append(folder / f"frame_{i}.png")
+        Image.fromarray(clip_frame(i, size)).save(paths[-1])
+    return paths
+
+
+def test_a_frame_folder_is_sorted_by_number_and_timed_by_fps(tmp_path: Path) -> None:
+    paths = write_frames(tmp_path / "frames", 12)  # frame_10 sorts before frame_2 as text
+    sequence = FrameFolder(tmp_path / "frames", fps=4)
+    assert sequence.num_frames == 12 and sequence.fps == 4
+    frames = list(sequence.frames(every=2))
+    assert [f.index for f in frames] == [0, 2, 4, 6, 8, 10]
+    assert [f.file for f in frames] == paths[::2]
+    assert [f.timestamp for f in frames] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert all(np.array_equal(f.image, clip_frame(f.index)) for f in frames)  # PNG: lossless
+
+
+def test_frames_of_another_size_are_refused_naming_the_frame(tmp_path: Path) -> None:
+    write_frames(tmp_path / "frames", 3)
+    Image.fromarray(clip_frame(3, (32, 48))).save(tmp_path / "frames" / "frame_3.png")
+    with pytest.raises(ValueError, match=r"frame_3\.png is 48x32 but the first frame"):
+        list(FrameFolder(tmp_path / "frames", fps=10).frames())
+
+
+def test_a_folder_needs_a_frame_rate_and_images(tmp_path: Path) -> None:
+    write_frames(tmp_path / "frames", 2)
+    with pytest.raises(ValueError, match="is a folder: give its frame rate"):
+        open_sequence(tmp_path / "frames")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty contains no image files"):
+        FrameFolder(tmp_path / "empty", fps=10)
+    with pytest.raises(ValueError, match="fps"):
+        FrameFolder(tmp_path / "frames", fps=0)
+
+
+def test_bad_video_files_are_named(tmp_path: Path, clip: Path) -> None:
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"not a video at all" * 20)
+    with pytest.raises(ValueError, match=r"video .*garbage\.mp4 could not be read"):
+        VideoFile(garbage)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"truncated\.mp4"):
+        list(VideoFile(truncated).frames())
+    audio = write_audio_only(tmp_path / "audio.mp4")
+    with pytest.raises(ValueError, match=r"audio\.mp4 has no video stream \(streams: audio\)"):
+        VideoFile(audio)
+    with pytest.raises(FileNotFoundError, match=r"missing\.mp4 does not exist"):
+        VideoFile(tmp_path / "missing.mp4")
+
+
+@pytest.mark.parametrize("every", [0, -1, 1.5])
+def test_every_must_be_a_positive_integer(clip: Path, every: int) -> None:
+    with pytest.raises(ValueError, match="every"):
+        next(VideoFile(clip).frames(every=every))
+
+
+def test_without_pyav_the_error_says_how_to_install_it(
+    clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` now raises ImportError
+    with pytest.raises(ImportError, match=r"pip install 'sparsercnn\[video\]'"):
+        import_av()
+    with pytest.raises(ImportError, match="PyAV"):
+        VideoFile(clip)
