@@ -21,3 +21,13 @@ def test_profile_from_a_coco_file(write_coco: WriteCoco) -> None:
     assert profile.median_short_side == 96
     # Short side 48: the first image halves, the third (100 px wide) halves too.
     np.testing.assert_allclose(profile.box_sides_at(48, 1000), [10.0, 10.0, 3.84])
+
+
+def test_padded_batches_of_mixed_orientations_cost_more(write_coco: WriteCoco) -> None:
+    boxes = [[Box(1, (0, 0, 10, 10))]] * 4
+    landscape = write_coco(size=[(100, 200)] * 4, boxes=boxes)
+    mixed = write_coco(size=[(100, 200), (200, 100)] * 2, boxes=boxes)
+    # Short side 64: 64x128 images; a batch of both orientations pads to 128x128.
+    same = DatasetProfile.from_json(landscape.json_path).padded_batch_pixels(64, 1000, 4)
+    both = DatasetProfile.from_json(mixed.json_path).padded_batch_pixels(64, 1000, 4)
+    assert same == 64 * 128 and both == 128 * 128

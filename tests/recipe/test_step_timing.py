@@ -13,11 +13,11 @@ from sparsercnn.recipe.step_timing import synthetic_batch
 def test_step_cost_is_a_line_through_two_timings() -> None:
     cost = StepCost.fit((10_000, 0.3), (40_000, 0.6))
     assert cost.per_pixel == pytest.approx(1e-5) and cost.fixed == pytest.approx(0.2)
-    assert cost.seconds((100, 500)) == pytest.approx(0.7)
+    assert cost.seconds(100 * 500) == pytest.approx(0.7)
     # A busy machine made the smaller size slower: the larger timing becomes all pixel cost, so
     # large inputs are priced high (never a flat or falling cost that makes them look free).
     noisy = StepCost.fit((10_000, 0.5), (40_000, 0.4))
-    assert noisy.fixed == 0 and noisy.seconds((1000, 1000)) == pytest.approx(10.0)
+    assert noisy.fixed == 0 and noisy.seconds(1000 * 1000) == pytest.approx(10.0)
     with pytest.raises(ValueError, match="small pixels < large pixels"):
         StepCost.fit((40_000, 0.4), (10_000, 0.5))
 

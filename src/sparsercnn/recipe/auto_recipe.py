@@ -124,6 +124,7 @@ class _Builder:
         self.warnings: list[str] = []
         self.cost: StepCost | None = None
         self.iterations = 0
+        self._padded_pixels: dict[int, float] = {}
 
     def note(self, name: str, value: object, reason: str) -> None:
         self.choices.append(Choice(name, str(value), reason))
@@ -148,7 +149,7 @@ class _Builder:
     def result(self) -> Recipe:
         seconds = None
         if self.cost is not None:
-            seconds = self.cost.seconds(self._input_shape(self.cfg.input.test_min_size))
+            seconds = self.cost.seconds(self._pixels(self.cfg.input.test_min_size))
         return Recipe(self.cfg, self.choices, self.warnings, seconds, self.iterations)
 
     def _precision_and_batch(self) -> None:
@@ -200,7 +201,7 @@ class _Builder:
         self.iterations = int(self._steps_at(side))
         self._check_budget(choice)
         total = BUDGET_HEADROOM * self.iterations
-        seconds = self.cost.seconds(self._input_shape(side))
+        seconds = self.cost.seconds(self._pixels(side))
         reason = (
             f"~{self.iterations} steps of {seconds:.2f} s (timed) fit the budget; the trainer "
             "fits the schedule to its measured pace"
@@ -210,13 +211,18 @@ class _Builder:
             self.iterations = total = self.budget.iterations
         self._set_schedule(reason, total=total)
 
-    def _input_shape(self, side: int) -> tuple[int, int]:
-        return side, max_size_for(self.profile, side)
+    def _pixels(self, side: int) -> float:
+        """Pixels of a padded training batch image at short side ``side``."""
+        if side not in self._padded_pixels:
+            max_size = max_size_for(self.profile, side)
+            batch = self.cfg.train.batch_size
+            self._padded_pixels[side] = self.profile.padded_batch_pixels(side, max_size, batch)
+        return self._padded_pixels[side]
 
     def _steps_at(self, side: int) -> float:
         assert self.cost is not None and self.budget.seconds is not None
         usable = self.budget.seconds * (1 - BUDGET_RESERVE)
-        return usable / self.cost.seconds(self._input_shape(side))
+        return usable / self.cost.seconds(self._pixels(side))
 
     def _try_medium(self, side: int) -> str | None:
         """Switch to the medium model when it still gets MEDIUM_MODEL_ITERATIONS steps."""
@@ -227,7 +233,7 @@ class _Builder:
         )
         cost = self.step_cost_of(replace(self.cfg, model=candidate))
         assert self.budget.seconds is not None
-        steps = self.budget.seconds * (1 - BUDGET_RESERVE) / cost.seconds(self._input_shape(side))
+        steps = self.budget.seconds * (1 - BUDGET_RESERVE) / cost.seconds(self._pixels(side))
         if steps < MEDIUM_MODEL_ITERATIONS:
             return None
         self.cfg.model, self.cost = candidate, cost
@@ -250,7 +256,7 @@ class _Builder:
     def _check_budget(self, choice: SideChoice) -> None:
         """Refuse a budget under one logged window; warn about one too short to learn."""
         assert self.cost is not None and self.budget.seconds is not None
-        step = self.cost.seconds(self._input_shape(choice.side))
+        step = self.cost.seconds(self._pixels(choice.side))
         window = step * self.cfg.train.log_period
         if self.budget.seconds < window:
             raise ValueError(
@@ -277,7 +283,7 @@ class _Builder:
     def _minutes_for(self, side: int) -> int:
         """Whole minutes of budget that give MIN_ITERATIONS steps at ``side``."""
         assert self.cost is not None
-        seconds = self.cost.seconds(self._input_shape(side)) * MIN_ITERATIONS
+        seconds = self.cost.seconds(self._pixels(side)) * MIN_ITERATIONS
         return math.ceil(seconds / (1 - BUDGET_RESERVE) / 60)
 
     def _epoch_iterations(self) -> int:

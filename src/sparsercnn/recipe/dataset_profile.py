@@ -112,6 +112,30 @@ class DatasetProfile:
             [resized_shape(h, w, short_edge, max_size)[0] / h for h, w in sizes], dtype=np.float64
         )
 
+    def padded_batch_pixels(
+        self,
+        short_edge: int,
+        max_size: int,
+        batch_size: int,
+        *,
+        size_divisibility: int = 32,
+        num_batches: int = 64,
+    ) -> float:
+        """Mean pixels of a padded training batch image: batches of ``batch_size`` random images
+        are padded to their largest height and largest width (rounded up to
+        ``size_divisibility``), so a mix of portrait and landscape images costs more than any
+        one of them."""
+        heights = np.round(self.image_heights * self.resize_scales(short_edge, max_size))
+        widths = np.round(self.image_widths * self.resize_scales(short_edge, max_size))
+        rng = np.random.default_rng(0)
+        batch = min(batch_size, self.num_images)
+        picks = np.stack(
+            [rng.choice(self.num_images, size=batch, replace=False) for _ in range(num_batches)]
+        )  # (num_batches, batch)
+        padded_h = np.ceil(heights[picks].max(1) / size_divisibility) * size_divisibility
+        padded_w = np.ceil(widths[picks].max(1) / size_divisibility) * size_divisibility
+        return float((padded_h * padded_w).mean())
+
     def box_sides_at(self, short_edge: int, max_size: int) -> np.ndarray:
         """``(M,)`` every box's ``sqrt(w * h)`` in pixels of the resized image."""
         return self.box_sides * self.resize_scales(short_edge, max_size)[self.box_images]

@@ -115,5 +115,6 @@ class StepCost:
         per_pixel = (s1 - s0) / (p1 - p0)
         return StepCost(fixed=max(s0 - per_pixel * p0, 0.0), per_pixel=per_pixel)
 
-    def seconds(self, size: tuple[int, int]) -> float:
-        return self.fixed + self.per_pixel * size[0] * size[1]
+    def seconds(self, pixels: float) -> float:
+        """Seconds of a step whose (padded) images have ``pixels`` pixels each."""
+        return self.fixed + self.per_pixel * pixels
