@@ -34,6 +34,7 @@ from sparsercnn.recipe.input_size import (
     candidate_sides,
     choose_input_side,
     max_size_for,
+    proposal_coverage,
 )
 from sparsercnn.recipe.recipe import Budget, Choice, Recipe
 from sparsercnn.recipe.step_timing import StepCost
@@ -135,7 +136,6 @@ class _Builder:
 
     def choose(self, model_reason: str) -> None:
         self._precision_and_batch()
-        self._proposals()
         if self.budget.seconds is None:
             self.note("model", _model_name(self.cfg), model_reason)
             self._untimed_size_and_schedule()
@@ -167,18 +167,24 @@ class _Builder:
         where = "the GPU" if self.hardware.is_gpu else "a CPU"
         self.note("batch size", train.batch_size, f"images per step on {where}")
 
-    def _proposals(self) -> None:
-        most = self.profile.max_objects
+    def _wanted_proposals(self) -> int:
+        """Comfortably above the most objects in one image (from scratch; else the weights')."""
+        if not self.from_scratch:
+            return self.cfg.model.num_proposals
+        wanted = _round_up(self.profile.max_objects * 1.25 + 5, 10)
+        return min(max(self.cfg.model.num_proposals, wanted), MAX_PROPOSALS)
+
+    def _set_proposals(self, proposals: int, reason: str) -> None:
+        self.cfg.model.num_proposals = proposals
         if self.from_scratch:
-            wanted = max(self.cfg.model.num_proposals, _round_up(most * 1.25 + 5, 10))
-            self.cfg.model.num_proposals = min(wanted, MAX_PROPOSALS)
-            reason = f"at most {most} objects in one image (each needs its own proposal)"
-            self.note("proposals", self.cfg.model.num_proposals, reason)
-        proposals = self.cfg.model.num_proposals
+            self.note("proposals", proposals, reason)
         self.warn(advice.crowd_warning(self.profile, proposals, from_scratch=self.from_scratch))
 
     def _untimed_size_and_schedule(self) -> None:
-        """Without a time budget: the smallest size resolving the boxes, steps by epochs."""
+        """Without a time budget: enough proposals, the smallest size resolving the boxes, steps
+        by epochs."""
+        most = self.profile.max_objects
+        self._set_proposals(self._wanted_proposals(), f"at most {most} objects in one image")
         steps = self.budget.iterations or self._epoch_iterations()
         choice = choose_input_side(self.profile, lambda side: steps)
         self._set_input(choice, choice.resolving_side, "the smallest size resolving the boxes")
@@ -191,9 +197,9 @@ class _Builder:
             self._set_schedule(f"{epochs} epochs of {images} images, without a time budget")
 
     def _timed_size_and_schedule(self, model_reason: str) -> None:
-        self.cost = self.step_cost_of(self.cfg)
-        choice = choose_input_side(self.profile, self._steps_at)
+        choice = self._choose_proposals_and_side()
         side = choice.side
+        assert self.cost is not None
         if self.from_scratch and self._steps_at(side) >= 2 * MEDIUM_MODEL_ITERATIONS:
             model_reason = self._try_medium(side) or model_reason
         self.note("model", _model_name(self.cfg), model_reason)
@@ -210,6 +216,32 @@ class _Builder:
             reason = f"the given number of steps (the budget would allow ~{self.iterations})"
             self.iterations = total = self.budget.iterations
         self._set_schedule(reason, total=total)
+
+    def _choose_proposals_and_side(self) -> SideChoice:
+        """Proposals and input size together: each proposal count is timed (more proposals, a
+        costlier head and matching), and the count whose best size gives the most resolvable
+        boxes x detectable boxes x training progress wins."""
+        wanted = self._wanted_proposals()
+        counts = sorted({self.cfg.model.num_proposals, wanted})
+        options = []
+        for count in counts:
+            model = replace(self.cfg.model, num_proposals=count)
+            cost = self.step_cost_of(replace(self.cfg, model=model))
+            self.cost = cost
+            choice = choose_input_side(self.profile, self._steps_at)
+            coverage = proposal_coverage(self.profile, count)
+            options.append((choice.value * coverage, count, cost, choice, coverage))
+        _, count, self.cost, choice, coverage = max(options, key=lambda o: (o[0], o[1]))
+        most = self.profile.max_objects
+        reason = f"at most {most} objects in one image (each needs its own proposal)"
+        if count < wanted:
+            steps = int(self._steps_at(choice.side))
+            reason = (
+                f"{coverage:.0%} of the boxes detectable (up to {most} objects in an image) with "
+                f"~{steps} steps: more proposals would cost more in steps than they gain"
+            )
+        self._set_proposals(count, reason)
+        return choice
 
     def _pixels(self, side: int) -> float:
         """Pixels of a padded training batch image at short side ``side``."""
