@@ -43,10 +43,14 @@ def crowd_warning(profile: DatasetProfile, num_proposals: int, *, from_scratch: 
     crowded = int((profile.objects_per_image > num_proposals).sum())
     if not crowded:
         return None
+    advice = (
+        "a longer --time-budget affords more, or set model.num_proposals"
+        if from_scratch
+        else "set model.num_proposals (this re-initialises the proposals)"
+    )
     return (
         f"{crowded} images have more objects than the {num_proposals} proposals (up to "
-        f"{profile.max_objects}): the extra objects cannot be detected; raise "
-        "model.num_proposals" + ("" if from_scratch else " (this re-initialises the proposals)")
+        f"{profile.max_objects}): the extra objects cannot be detected; {advice}"
     )
 
 
