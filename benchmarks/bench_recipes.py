@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sparsercnn.benchmarking import machine_kind
 from sparsercnn.config import Config
 from sparsercnn.data.demo_dataset import DemoDatasetPaths, generate_demo_dataset
 from sparsercnn.data.synthetic_styles import DATASET_STYLES, generate_styled_dataset
@@ -98,13 +98,6 @@ def train_once(data_root: Path, run: Path, recipe: str, minutes: float) -> RunRe
         train_images_per_s=statistics.median(speeds) if speeds else 0.0,
         minutes=elapsed,
     )
-
-
-def machine_kind() -> str:
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    if "avx512_bf16" in flags:
-        return "machine A (AVX-512 + native bf16)"
-    return "machine B (AVX2 only)" if "avx2" in flags else platform.machine()
 
 
 def table(results: list[RunResult], recipes: list[str], minutes: float, command: str) -> str:

@@ -33,29 +33,13 @@ import torch
 from PIL import Image
 
 from sparsercnn import build_model, get_preset
+from sparsercnn.benchmarking import machine_kind
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model_file import save_model_file
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120.0
 WARMUP_REQUESTS = 3
-
-
-def machine_kind() -> str:
-    """``machine A`` (AVX-512 with avx512_bf16), ``machine B`` (AVX2 only) or the CPU model."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown machine (no lscpu)"
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    flags = fields.get("Flags", "").split()
-    name = fields.get("Model name", "unknown CPU").strip()
-    cores = fields.get("CPU(s)", "?").strip()
-    if "avx512_bf16" in flags:
-        return f"machine A ({name}, {cores} CPUs, AVX-512 with avx512_bf16)"
-    if "avx2" in flags:
-        return f"machine B ({name}, {cores} CPUs, AVX2 only)"
-    return f"{name}, {cores} CPUs"
 
 
 def random_model_file(preset: str, folder: Path) -> Path:

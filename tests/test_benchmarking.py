@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import math
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,16 @@ def test_cli_writes_json_and_markdown(tmp_path: Path, capsys: pytest.CaptureFixt
     printed = capsys.readouterr().out
     assert "backbone_fpn" in printed and "| tiny | eager |" in printed
     assert json.loads(output.read_text())["settings"]["image_size"] == [64, 64]
+
+
+@pytest.mark.parametrize(
+    ("flags", "kind"),
+    [("avx2 avx512f avx512_bf16", "machine A"), ("sse4_2 avx2", "machine B"), ("neon", "ARM")],
+)
+def test_machine_kind_names_the_development_machines(
+    monkeypatch: pytest.MonkeyPatch, flags: str, kind: str
+) -> None:
+    listing = f"Model name: ARM\nCPU(s): 2\nFlags: {flags}\n"
+    completed = subprocess.CompletedProcess(["lscpu"], 0, stdout=listing, stderr="")
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: completed)
+    assert benchmarking.machine_kind().startswith(kind)

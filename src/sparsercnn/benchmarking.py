@@ -17,6 +17,7 @@ import contextlib
 import importlib.metadata
 import os
 import platform
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -372,6 +373,24 @@ def hardware_info(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info
+
+
+def machine_kind() -> str:
+    """The development machine kind for benchmark tables: ``machine A`` (AVX-512 with
+    avx512_bf16), ``machine B`` (AVX2 only), or the CPU model (from ``lscpu``)."""
+    try:
+        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown machine (no lscpu)"
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    flags = fields.get("Flags", "").split()
+    name = fields.get("Model name", "unknown CPU").strip()
+    cores = fields.get("CPU(s)", "?").strip()
+    if "avx512_bf16" in flags:
+        return f"machine A ({name}, {cores} CPUs, AVX-512 with avx512_bf16)"
+    if "avx2" in flags:
+        return f"machine B ({name}, {cores} CPUs, AVX2 only)"
+    return f"{name}, {cores} CPUs"
 
 
 def library_versions() -> dict[str, str]:
