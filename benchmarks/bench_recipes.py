@@ -36,7 +36,7 @@ class RunResult:
     dataset: str
     recipe: str
     ap: float
-    ap_small: float
+    ap_small: float | None  # None (or -1) when the validation set has no small box
     ap50: float
     steps: int
     input_size: int
@@ -46,7 +46,7 @@ class RunResult:
     minutes: float
 
     def row(self) -> str:
-        small = "-" if self.ap_small < 0 else f"{self.ap_small:.3f}"
+        small = "-" if self.ap_small is None or self.ap_small < 0 else f"{self.ap_small:.3f}"
         return (
             f"| {self.dataset} | {self.recipe} | {self.model} | {self.input_size} | "
             f"{self.num_proposals} | {self.steps} | {self.train_images_per_s:.1f} | "
