@@ -6,10 +6,12 @@ the sessions that get one. Speed is not asserted.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import runpy
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -73,3 +75,87 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
     details = [line for line in lines[header + 3 :] if line.startswith("| shapes |")]
     assert [line.split("|")[2].strip() for line in details] == ["auto", "tiny"]
     assert (tmp_path / "runs" / "shapes-auto-0.5min" / "recipe.json").is_file()
+
+
+def _load_bench_speed(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The script as a module whose functions a test can replace (its dataclasses need it
+    registered in ``sys.modules`` while it executes)."""
+    spec = importlib.util.spec_from_file_location("bench_speed", SCRIPT.parent / "bench_speed.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_speed", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_speed_measures_our_inference_and_training_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bench = _load_bench_speed(monkeypatch)
+    monkeypatch.setattr(bench, "PRESET", "tiny")
+    monkeypatch.setattr(bench, "INFER_SIZE", (64, 96))
+    monkeypatch.setattr(bench, "TRAIN_SIZE", (64, 96))
+    infer = bench.measure_ours(bench.Variant.parse("infer:eager:fp32"), iters=1, threads=1)
+    assert infer["backbone_fpn_s"] > 0 and 0 < infer["median_s"] < 60
+    train = bench.measure_ours(bench.Variant.parse("train:eager:fp32"), iters=1, threads=1)
+    assert 0 < train["median_s"] < 60
+
+
+def test_bench_speed_interleaves_rounds_and_judges_ratios_against_targets(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bench = _load_bench_speed(monkeypatch)
+    calls: list[str] = []
+
+    def official(what: str, iters: int, threads: int, peers: Path) -> dict[str, float]:
+        calls.append(f"official {what}")
+        if what == "train" and len(calls) > 5:
+            raise RuntimeError("exit 1: out of memory")
+        keys = bench.OFFICIAL_KEYS
+        if what == "train":
+            return {keys["train"]: 5.0}
+        return {keys["infer"]: 3.0, keys["backbone"]: 2.5}
+
+    def ours(variant: object, iters: int, threads: int) -> dict[str, float]:
+        calls.append(f"ours {variant}")
+        if str(variant).startswith("infer"):
+            return {"median_s": 1.0, "backbone_fpn_s": 0.5}
+        return {"median_s": 2.5}
+
+    monkeypatch.setattr(bench, "official", official)
+    monkeypatch.setattr(bench, "ours", ours)
+    variants = [bench.Variant.parse(v) for v in ("infer:eager:fp32", "train:eager:fp32")]
+    theirs, mine = bench.run_rounds(variants, rounds=2, iters=1, threads=1, peers=tmp_path)
+    assert (
+        calls
+        == [
+            "official official,backbone",
+            "ours infer:eager:fp32",
+            "official train",
+            "ours train:eager:fp32",
+        ]
+        * 2
+    )
+    text = bench.table(variants, theirs, mine)
+    # 3.0 / 1.0 against a 2.2x target; the training ratio comes from the one round whose
+    # official step was measured: 5.0 / 2.5 = 2.0x against 1.6x.
+    assert (
+        "| inference eager fp32 | 3.000 / 3.000 | 1.000 / 1.000 | **3.00x** (3.00-3.00) "
+        "| >= 2.2x | yes |" in text
+    )
+    assert "| ... its backbone+FPN | 2.500 / 2.500 | 0.500 / 0.500 | 5.00x |" in text
+    assert "| training step eager fp32 | 5.000 / failed | 2.500 / 2.500 | **2.00x**" in text
+    assert theirs["train"].errors == ["exit 1: out of memory"]
+
+
+def test_bench_speed_refuses_bad_variants_and_missing_peers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bench = _load_bench_speed(monkeypatch)
+    with pytest.raises(SystemExit, match="not KIND:BACKEND:PRECISION"):
+        bench.Variant.parse("eager-fp32")
+    with pytest.raises(SystemExit, match="training runs on the eager backend only"):
+        bench.Variant.parse("train:onnx:fp32")
+    monkeypatch.setattr(sys, "argv", ["bench_speed.py", "--peers", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"no peers environment in .*setup.sh first"):
+        bench.main()

@@ -7,7 +7,6 @@ import torch
 
 from sparsercnn.presets import get_preset
 from sparsercnn.recipe import StepCost, measure_step_seconds
-from sparsercnn.recipe.step_timing import synthetic_batch
 
 
 def test_step_cost_is_a_line_through_two_timings() -> None:
@@ -20,16 +19,6 @@ def test_step_cost_is_a_line_through_two_timings() -> None:
     assert noisy.fixed == 0 and noisy.seconds(1000 * 1000) == pytest.approx(10.0)
     with pytest.raises(ValueError, match="small pixels < large pixels"):
         StepCost.fit((40_000, 0.4), (10_000, 0.5))
-
-
-def test_synthetic_batch_has_valid_boxes_inside_the_images() -> None:
-    batch = synthetic_batch(3, (40, 60), num_classes=4, num_boxes=5)
-    assert [tuple(image.shape) for image in batch.images] == [(3, 40, 60)] * 3
-    for target in batch.targets:
-        boxes = target.boxes
-        assert boxes.shape == (5, 4) and target.labels.max() < 4
-        assert (boxes[:, 2] >= boxes[:, 0]).all() and (boxes[:, 3] >= boxes[:, 1]).all()
-        assert boxes[:, 0::2].max() <= 60 and boxes[:, 1::2].max() <= 40
 
 
 def test_measure_step_seconds_runs_real_steps() -> None:

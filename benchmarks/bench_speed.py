@@ -1,0 +1,302 @@
+"""Side by side with the official Sparse R-CNN: every speed target as a ratio measured in one run.
+
+Development machines differ (AVX-512 with native bf16, or AVX2 only) and drift 10-20% between
+runs, so speed is judged as the ratio to the official code timed on the same machine in the same
+run. Each round times, every measurement in a fresh process:
+
+1. the official inference (R50-FPN, 100 proposals, one random 800x1216 image, random weights)
+   and its backbone+FPN alone, with ``../shared/peers/time_official.py`` in the peers' venv;
+2. ours on the same input for each inference variant (``sparsercnn.benchmarking``: normalise +
+   pad, model, post-processing);
+3. the official training step (batch 2 at 512x640, three boxes per image, AdamW, clipping);
+4. ours on the same batch and boxes (:func:`sparsercnn.engine.step_timing.time_train_steps`,
+   the trainer's own step), in fp32 and bf16.
+
+A round's ratio is the official median over ours; the table gives the mean and range over the
+rounds, the target and whether it is met. ``--write`` appends the table to BENCHMARKS.md with
+the command and the machine kind. Needs the peers' environment (``bash
+../shared/peers/setup.sh``, ~4 min); run it on an otherwise idle machine.
+
+Usage: python benchmarks/bench_speed.py [--rounds 2] [--iters 5] [--threads 2]
+       [--variants infer:eager:fp32,infer:eager:bf16,train:eager:fp32,...] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PEERS_SCRIPTS = REPO.parent / "shared" / "peers"
+PRESET = "r50_100pro_3x"
+INFER_SIZE = (800, 1216)
+TRAIN_SIZE = (512, 640)
+TRAIN_BATCH = 2
+# The official training step's ground truth (time_official.py): the same three boxes per image.
+OFFICIAL_TRAIN_BOXES = [[10.0, 20, 100, 110], [60, 30, 150, 120], [5, 5, 40, 30]]
+DEFAULT_VARIANTS = (
+    "infer:eager:fp32",
+    "infer:onnx:fp32",
+    "infer:eager:bf16",
+    "train:eager:fp32",
+    "train:eager:bf16",
+)
+# Issue 14's targets: ratio to the official code, by (kind, precision).
+TARGETS = {
+    ("infer", "fp32"): 2.2,
+    ("infer", "bf16"): 4.0,
+    ("infer", "int8"): 6.0,
+    ("train", "fp32"): 1.6,
+    ("train", "bf16"): 2.8,
+}
+OFFICIAL_KEYS = {
+    "infer": f"official_r50_100pro_{INFER_SIZE[0]}x{INFER_SIZE[1]}",
+    "backbone": f"official_backbone_fpn_{INFER_SIZE[0]}x{INFER_SIZE[1]}",
+    "train": f"official_train_step_b{TRAIN_BATCH}_{TRAIN_SIZE[0]}x{TRAIN_SIZE[1]}",
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One of our measurements: ``kind`` infer or train, a benchmark backend, a precision."""
+
+    kind: str
+    backend: str
+    precision: str
+
+    @staticmethod
+    def parse(text: str) -> Variant:
+        parts = text.split(":")
+        if len(parts) != 3 or parts[0] not in ("infer", "train"):
+            raise SystemExit(
+                f"--variants: {text!r} is not KIND:BACKEND:PRECISION (e.g. infer:eager:fp32, "
+                "train:eager:bf16)"
+            )
+        variant = Variant(*parts)
+        if variant.kind == "train" and variant.backend != "eager":
+            raise SystemExit(f"--variants: {text!r}: training runs on the eager backend only")
+        return variant
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.backend}:{self.precision}"
+
+
+@dataclass
+class Rounds:
+    """Median seconds per round of one measurement (None where it failed, with the error)."""
+
+    seconds: list[float | None] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, seconds: float | None, error: str | None) -> None:
+        self.seconds.append(seconds)
+        if error is not None:
+            self.errors.append(error)
+
+
+def measure_ours(variant: Variant, iters: int, threads: int) -> dict[str, float]:
+    """Run in the worker process: median seconds of one variant (and its backbone+FPN)."""
+    import torch
+
+    from sparsercnn.runtime import retain_freed_memory
+
+    torch.set_num_threads(threads)
+    retain_freed_memory()  # as the CLI and the Predictor do
+    if variant.kind == "train":
+        from sparsercnn.engine.step_timing import synthetic_batch, time_train_steps
+        from sparsercnn.presets import get_preset
+
+        cfg = get_preset(PRESET)
+        cfg.train.batch_size = TRAIN_BATCH
+        cfg.train.amp = variant.precision == "bf16"
+        batch = synthetic_batch(
+            TRAIN_BATCH,
+            TRAIN_SIZE,
+            cfg.model.num_classes,
+            num_boxes=0,
+            boxes=torch.tensor(OFFICIAL_TRAIN_BOXES),
+        )
+        steps = time_train_steps(cfg, batch, torch.device("cpu"), iters + 1)[1:]
+        return {"median_s": statistics.median(steps)}
+    from sparsercnn.benchmarking import BenchmarkSettings, run_benchmark
+
+    settings = BenchmarkSettings(
+        preset=PRESET,
+        backend=variant.backend,  # type: ignore[arg-type]
+        image_size=INFER_SIZE,
+        dtype=variant.precision,  # type: ignore[arg-type]
+        threads=threads,
+        warmup=1,
+        iters=iters,
+    )
+    result = run_benchmark(settings)
+    return {
+        "median_s": result.timings["total"].p50_ms / 1e3,
+        "backbone_fpn_s": result.timings["backbone_fpn"].p50_ms / 1e3,
+    }
+
+
+def run_json(command: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
+    """Run a measuring process; its last stdout line is JSON."""
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"exit {done.returncode}: {tail}")
+    return json.loads(lines[-1])
+
+
+def official(what: str, iters: int, threads: int, peers: Path) -> dict[str, float]:
+    """Median seconds of the official code's measurements ``what`` (time_official.py keys)."""
+    env = {**os.environ, "SPARSERCNN_OFFICIAL": str(peers / "SparseR-CNN")}
+    command = [str(peers / "venv" / "bin" / "python"), str(PEERS_SCRIPTS / "time_official.py")]
+    command += ["--what", what, "--iters", str(iters), "--threads", str(threads)]
+    results = run_json(command, env)
+    return {key: value["median_s"] for key, value in results.items()}  # type: ignore[index]
+
+
+def ours(variant: Variant, iters: int, threads: int) -> dict[str, float]:
+    command = [sys.executable, __file__, "--worker", str(variant)]
+    command += ["--iters", str(iters), "--threads", str(threads)]
+    return run_json(command)  # type: ignore[return-value]
+
+
+def attempt(measure: Callable[[], dict[str, float]]) -> tuple[dict[str, float], str | None]:
+    """``measure()``, or an empty result and the error, printed, where it failed."""
+    try:
+        return measure(), None
+    except (RuntimeError, OSError, json.JSONDecodeError) as error:
+        print(f"  failed: {error}", flush=True)
+        return {}, str(error)
+
+
+def run_rounds(
+    variants: list[Variant], rounds: int, iters: int, threads: int, peers: Path
+) -> tuple[dict[str, Rounds], dict[str, Rounds]]:
+    """Official and ours, interleaved per round. Returns (official by key of
+    :data:`OFFICIAL_KEYS`, ours by variant and ``VARIANT:backbone``)."""
+    theirs = {key: Rounds() for key in OFFICIAL_KEYS}
+    mine = {str(v): Rounds() for v in variants}
+    mine.update({f"{v}:backbone": Rounds() for v in variants if v.kind == "infer"})
+    for round_index in range(rounds):
+        for kind in ("infer", "train"):
+            todo = [v for v in variants if v.kind == kind]
+            if not todo:
+                continue
+            what = "official,backbone" if kind == "infer" else "train"
+            print(f"round {round_index + 1}: official {what}", flush=True)
+            peer, error = attempt(partial(official, what, iters, threads, peers))
+            theirs[kind].add(peer.get(OFFICIAL_KEYS[kind]), error)
+            if kind == "infer":
+                theirs["backbone"].add(peer.get(OFFICIAL_KEYS["backbone"]), error)
+            for variant in todo:
+                print(f"round {round_index + 1}: ours {variant}", flush=True)
+                result, error = attempt(partial(ours, variant, iters, threads))
+                mine[str(variant)].add(result.get("median_s"), error)
+                if kind == "infer":
+                    mine[f"{variant}:backbone"].add(result.get("backbone_fpn_s"), error)
+    return theirs, mine
+
+
+def ratios(official_rounds: Rounds, our_rounds: Rounds) -> list[float]:
+    """Official over ours, round by round, where both were measured."""
+    pairs = zip(official_rounds.seconds, our_rounds.seconds, strict=False)
+    return [o / s for o, s in pairs if o is not None and s is not None]
+
+
+def seconds_cell(rounds: Rounds) -> str:
+    return " / ".join("failed" if s is None else f"{s:.3f}" for s in rounds.seconds)
+
+
+def table(variants: list[Variant], theirs: dict[str, Rounds], mine: dict[str, Rounds]) -> str:
+    """The markdown table: seconds per round, ratio (mean and range), target, met."""
+    lines = [
+        "| measurement | official s (per round) | ours s (per round) | ratio (mean, range) "
+        "| target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant in variants:
+        official_rounds = theirs[variant.kind]
+        values = ratios(official_rounds, mine[str(variant)])
+        target = TARGETS.get((variant.kind, variant.precision))
+        if values:
+            mean = statistics.fmean(values)
+            ratio = f"**{mean:.2f}x** ({min(values):.2f}-{max(values):.2f})"
+            met = "-" if target is None else ("yes" if mean >= target else "no")
+        else:
+            ratio, met = "not measured", "-"
+        what = "inference" if variant.kind == "infer" else "training step"
+        lines.append(
+            f"| {what} {variant.backend} {variant.precision} | {seconds_cell(official_rounds)} "
+            f"| {seconds_cell(mine[str(variant)])} | {ratio} "
+            f"| {'-' if target is None else f'>= {target}x'} | {met} |"
+        )
+        if variant.kind == "infer":
+            backbone = ratios(theirs["backbone"], mine[f"{variant}:backbone"])
+            mean_text = f"{statistics.fmean(backbone):.2f}x" if backbone else "not measured"
+            lines.append(
+                f"| ... its backbone+FPN | {seconds_cell(theirs['backbone'])} "
+                f"| {seconds_cell(mine[f'{variant}:backbone'])} | {mean_text} | - | - |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--iters", type=int, default=5, help="timed runs per measurement")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
+    parser.add_argument("--peers", type=Path, default=Path(os.environ.get("PEERS", "/tmp/peers")))
+    parser.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(measure_ours(Variant.parse(args.worker), args.iters, args.threads)))
+        return
+    if not (args.peers / "venv" / "bin" / "python").is_file():
+        raise SystemExit(
+            f"no peers environment in {args.peers}: run bash {PEERS_SCRIPTS}/setup.sh first "
+            "(or pass --peers DIR)"
+        )
+    from sparsercnn.benchmarking import machine_kind
+
+    variants = [Variant.parse(text) for text in args.variants.split(",")]
+    start = time.perf_counter()
+    theirs, mine = run_rounds(variants, args.rounds, args.iters, args.threads, args.peers)
+    minutes = (time.perf_counter() - start) / 60
+    command = (
+        f"python benchmarks/bench_speed.py --rounds {args.rounds} --iters {args.iters} "
+        f"--threads {args.threads} --variants {args.variants}"
+    )
+    text = "\n".join(
+        [
+            f"### Side by side with the official code, {machine_kind()}, "
+            f"{time.strftime('%Y-%m-%d')}",
+            "",
+            f"Command: `{command}` ({minutes:.0f} min). R50-FPN, 100 proposals, random weights, "
+            f"{args.threads} threads; inference one {INFER_SIZE[0]}x{INFER_SIZE[1]} image "
+            f"(ours: normalise + pad + model + post-processing), training step batch "
+            f"{TRAIN_BATCH} at {TRAIN_SIZE[0]}x{TRAIN_SIZE[1]}; medians of {args.iters} runs, "
+            "each measurement in a fresh process, official and ours interleaved per round.",
+            "",
+            table(variants, theirs, mine),
+        ]
+    )
+    print("\n" + text)
+    if args.write:
+        with (REPO / "BENCHMARKS.md").open("a") as handle:
+            handle.write("\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
