@@ -77,3 +77,15 @@ def test_diagnose_slots_and_report(data: DiagnosticsData, tmp_path: Path) -> Non
 def test_diagnose_needs_a_kind() -> None:
     with pytest.raises(SystemExit):
         _run(["diagnose"])
+
+
+def test_diagnose_reads(
+    data: DiagnosticsData, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    output = tmp_path / "out"
+    argv = ["diagnose", "reads", "--model", str(data.model_file), "--json", str(data.json_path)]
+    argv += ["--images", str(data.image_dir), "--output-dir", str(output), "--workers", "0"]
+    assert _run([*argv, "--max-images", "2", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "over 2 images" in printed and "16x16 tiles" in printed
+    assert json.loads((output / "feature_reads.json").read_text())["num_images"] == 2

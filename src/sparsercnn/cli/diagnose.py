@@ -1,5 +1,5 @@
-"""``sparsercnn diagnose``: per-stage accuracy and latency, proposal-slot statistics, and the
-evaluation plots of a model file on a COCO-format dataset."""
+"""``sparsercnn diagnose``: per-stage accuracy and latency, proposal-slot statistics, the
+evaluation plots and the FPN reads of a model file on a COCO-format dataset."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 
 from sparsercnn.cli.common import (
+    add_device_argument,
+    add_model_argument,
     add_model_dataset_arguments,
     check_output_path,
     fraction,
@@ -71,6 +73,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     report.set_defaults(handler=run_report)
 
+    reads = kinds.add_parser(
+        "reads",
+        help="which part of each FPN level (P2-P5) the stages' RoIAlign reads",
+        description="Runs the model image by image and counts, per FPN level, the feature "
+        "pixels and 8/16/32-pixel tiles that some stage samples: what an FPN computed only "
+        "where it is read would compute. Writes feature_reads.json.",
+    )
+    add_model_argument(reads)
+    reads.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
+    reads.add_argument("--images", type=Path, required=True, help="image folder")
+    reads.add_argument(
+        "--max-images", type=int_at_least(1), help="stop after this many images (default all)"
+    )
+    reads.add_argument("--workers", type=int_at_least(0), default=2, help="data-loading processes")
+    add_device_argument(reads)
+    reads.add_argument(
+        "--output-dir", type=Path, default=Path("diagnostics"), help="where files are written"
+    )
+    reads.set_defaults(handler=run_reads)
+
 
 def run_stages(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics.stage_evaluation import (
@@ -115,6 +137,23 @@ def run_slots(args: argparse.Namespace) -> int:
     print(statistics.format())
     paths = write_slot_statistics(statistics, args.output_dir)
     print("written: " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def run_reads(args: argparse.Namespace) -> int:
+    from sparsercnn.diagnostics.feature_reads import collect_feature_reads, write_feature_reads
+
+    check_output_path(args.output_dir, "--output-dir", folder=True)
+    reads = collect_feature_reads(
+        args.model,
+        args.json,
+        args.images,
+        device=resolve_device(args.device),
+        max_images=args.max_images,
+        num_workers=args.workers,
+    )
+    print(reads.format_table())
+    print(f"written: {write_feature_reads(reads, args.output_dir)}")
     return 0
 
 

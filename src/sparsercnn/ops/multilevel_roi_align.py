@@ -145,6 +145,31 @@ def multilevel_roi_align(
         ``(B * N, output_size ** 2, C)`` channels last, spatial index ``s = output_size * row +
         col``, RoI index ``b * N + n``; dtype of the features.
     """
+    index, weight = roi_sample_rows(levels, boxes, output_size, sampling_ratio, aligned)
+    out = weighted_gather(levels.table, index, weight.to(levels.table.dtype))  # (K * ph * pw, C)
+    num_rois = boxes.shape[0] * boxes.shape[1]
+    return out.view(num_rois, output_size * output_size, levels.table.shape[1])
+
+
+def roi_sample_rows(
+    levels: FlattenedLevels,
+    boxes: Tensor,
+    output_size: int = 7,
+    sampling_ratio: int = 2,
+    aligned: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """The table rows :func:`multilevel_roi_align` reads for ``boxes``, with their weights.
+
+    Only the levels' shapes are used, not the table's values: a one-channel table of the same
+    level shapes gives the same rows (what :mod:`sparsercnn.diagnostics.feature_reads` counts).
+
+    Args: as :func:`multilevel_roi_align`.
+
+    Returns:
+        ``index`` (int64) and ``weight`` (the levels' coordinate dtype), both ``(B * N * ph *
+        pw, 4 * sampling_ratio ** 2)``: row of every bilinear corner of every sample, and its
+        weight with the bin average folded in (0 for samples outside the feature map).
+    """
     if boxes.dim() != 3 or boxes.shape[0] != levels.num_images or boxes.shape[2] != 4:
         raise ValueError(
             f"multilevel_roi_align: boxes must be ({levels.num_images}, N, 4) xyxy, "
@@ -169,12 +194,10 @@ def multilevel_roi_align(
     if not aligned:
         roi_w, roi_h = roi_w.clamp(min=1.0), roi_h.clamp(min=1.0)
     # Folding the bin average into the weights is exact for power-of-two sample counts (4).
-    index, weight = regular_samples(
+    return regular_samples(
         image_base,
         (y1, roi_h / output_size, output_size, height),
         (x1, roi_w / output_size, output_size, width),
         sampling_ratio,
         weight_scale=1.0 / (sampling_ratio * sampling_ratio),
     )
-    out = weighted_gather(levels.table, index, weight.to(levels.table.dtype))  # (K * ph * pw, C)
-    return out.view(num_images * num_boxes, output_size * output_size, levels.table.shape[1])
