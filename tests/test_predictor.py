@@ -17,6 +17,7 @@ from sparsercnn.model import build_model
 from sparsercnn.model_file import save_model_file
 from sparsercnn.predictor import DrawingWriter, Predictor
 from sparsercnn.presets import get_preset
+from sparsercnn.runtime import fast_bf16_supported
 from tests import synthetic_coco
 from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco
 
@@ -89,6 +90,18 @@ def test_predictor_and_evaluation_give_the_same_detections(
     for detections, prediction in zip(report.evaluation.detections, predictions, strict=True):
         for key in ("boxes", "scores", "labels"):  # same batches: bit for bit
             assert torch.equal(detections[key], getattr(prediction, key)), key
+
+
+@pytest.mark.skipif(not fast_bf16_supported(torch.device("cpu")), reason="no native bf16 here")
+def test_bf16_predictions_stay_close_to_fp32(model_file: Path, dataset: SyntheticCoco) -> None:
+    fp32 = Predictor.from_file(model_file)(dataset.image_paths)
+    bf16 = Predictor.from_file(model_file, precision="bf16")(dataset.image_paths)
+    for exact, fast in zip(fp32, bf16, strict=True):
+        assert fast.scores.dtype == torch.float32 and fast.boxes.dtype == torch.float32
+        # The best detection is the same one, its score and box at bf16 rounding (8 bits).
+        assert fast.labels[0] == exact.labels[0]
+        torch.testing.assert_close(fast.scores[0], exact.scores[0], atol=0.02, rtol=0)
+        torch.testing.assert_close(fast.boxes[0], exact.boxes[0], atol=3.0, rtol=0)
 
 
 def test_records_carry_the_class_name(model_file: Path, dataset: SyntheticCoco) -> None:

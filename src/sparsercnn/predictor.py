@@ -28,7 +28,14 @@ from sparsercnn.data.image_io import load_image, to_rgb
 from sparsercnn.data.transforms import InferenceTransform, build_test_transform
 from sparsercnn.evaluation.results import CocoResult, detections_to_coco_results
 from sparsercnn.model import SparseRCNN, build_postprocessor
-from sparsercnn.model.inference import evaluating, group_by_padded_size, run_model
+from sparsercnn.model.inference import (
+    PRECISIONS,
+    Precision,
+    check_bf16,
+    evaluating,
+    group_by_padded_size,
+    run_model,
+)
 from sparsercnn.model.postprocess import detections_to_cpu
 from sparsercnn.model_file import load_model_file
 from sparsercnn.runtime import retain_freed_memory
@@ -232,6 +239,8 @@ class Predictor(BatchPredictor):
         num_stages: run only the first k stages (default all).
         batch_invariant: batch only images with the same padded size (default); False pads
             mixed sizes together as the official code does, which changes their detections.
+        precision: ``fp32``, or ``bf16`` autocast on devices with native bf16 (about twice as
+            fast on AVX-512 BF16 CPUs; scores and boxes differ at bf16 rounding).
 
     On the CPU, constructing a predictor configures the process allocator to reuse freed memory
     (:func:`~sparsercnn.runtime.retain_freed_memory`), which makes inference much faster.
@@ -247,6 +256,7 @@ class Predictor(BatchPredictor):
         batch_size: int = 4,
         num_stages: int | None = None,
         batch_invariant: bool = True,
+        precision: Precision = "fp32",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -255,6 +265,11 @@ class Predictor(BatchPredictor):
                 f"num_stages (--stages) {num_stages}: the model has stages 1..{model.num_stages}"
             )
         self.device = torch.device(device)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision == "bf16":
+            check_bf16(self.device)
+        self.precision = precision
         if self.device.type == "cpu":
             retain_freed_memory()
         self.model = model.to(self.device).eval()
@@ -293,7 +308,7 @@ class Predictor(BatchPredictor):
     def _predict_batch(
         self, images: list[Tensor], original_sizes: list[tuple[int, int]], sources: list[str]
     ) -> list[Prediction]:
-        with evaluating(self.model):
+        with evaluating(self.model, self.precision):
             output = run_model(
                 self.model,
                 [image.to(self.device) for image in images],

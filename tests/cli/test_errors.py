@@ -60,6 +60,16 @@ def test_a_folder_given_as_model_file_is_bad_input(
     assert f"model file {folder} is a folder" in line
 
 
+def test_precision_applies_to_a_model_file_not_to_an_onnx_file(
+    tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    onnx = tmp_path / "model.onnx"
+    onnx.write_bytes(b"never read")
+    assert main(["predict", "--onnx", str(onnx), "--precision", "bf16", str(image)]) == 2
+    (line,) = error_lines(capsys)
+    assert "--precision apply to --model, not to --onnx" in line
+
+
 def test_an_output_path_inside_a_file_is_bad_input(
     model_file: Path, image: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

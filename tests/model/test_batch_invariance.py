@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sparsercnn.model import build_model
+from sparsercnn.model import build_model, inference
 from sparsercnn.model.inference import evaluating, group_by_padded_size, run_model
 from sparsercnn.presets import get_preset
+from sparsercnn.runtime import fast_bf16_supported
 from sparsercnn.structures import padded_size
 
 
@@ -31,6 +32,35 @@ def test_evaluating_restores_the_mode_and_disables_autograd() -> None:
     assert model.training and torch.is_grad_enabled()
     with pytest.raises(RuntimeError), evaluating(model):
         raise RuntimeError("restored on errors too")
+    assert model.training
+
+
+@pytest.mark.skipif(not fast_bf16_supported(torch.device("cpu")), reason="no native bf16 here")
+def test_evaluating_in_bf16_runs_convolutions_in_bf16_and_restores_fp32() -> None:
+    conv = torch.nn.Conv2d(3, 4, 3)
+    with evaluating(conv, "bf16"):
+        assert conv(torch.ones(1, 3, 8, 8)).dtype == torch.bfloat16
+    assert conv(torch.ones(1, 3, 8, 8)).dtype == torch.float32
+
+
+def test_evaluating_refuses_emulated_bf16_and_unknown_precisions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = torch.nn.Linear(2, 2).train()
+    monkeypatch.setattr(inference, "fast_bf16_supported", lambda device: False)
+    with (
+        pytest.raises(ValueError, match=r"cpu has no native bf16.*use fp32"),
+        evaluating(model, "bf16"),
+    ):
+        pass
+    with (
+        pytest.raises(ValueError, match="precision must be one of fp32, bf16"),
+        evaluating(
+            model,
+            "fp16",  # type: ignore[arg-type]
+        ),
+    ):
+        pass
     assert model.training
 
 

@@ -20,6 +20,7 @@ from sparsercnn.cli.common import (
     add_batch_arguments,
     add_device_argument,
     add_model_argument,
+    add_precision_argument,
     check_output_path,
     fraction,
     int_at_least,
@@ -101,6 +102,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stages", type=int_at_least(1), help="use only the first k stages")
     add_batch_arguments(parser, default_batch_size=4)
     add_device_argument(parser)
+    add_precision_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -165,8 +167,11 @@ def build_predictor(args: argparse.Namespace) -> Predictor | OnnxPredictor:
     from sparsercnn.predictor import Predictor
 
     if args.onnx is not None:
-        if args.stages is not None or args.device not in (None, "cpu"):
-            raise ValueError("--stages and --device apply to --model, not to --onnx (CPU)")
+        if args.stages is not None or args.device not in (None, "cpu") or args.precision != "fp32":
+            raise ValueError(
+                "--stages, --device and --precision apply to --model, not to --onnx (CPU; its "
+                "precision is the file's)"
+            )
         return OnnxPredictor(
             args.onnx, batch_size=args.batch_size, batch_invariant=not args.padded_batches
         )
@@ -176,6 +181,7 @@ def build_predictor(args: argparse.Namespace) -> Predictor | OnnxPredictor:
         batch_size=args.batch_size,
         num_stages=args.stages,
         batch_invariant=not args.padded_batches,
+        precision=args.precision,
     )
 
 

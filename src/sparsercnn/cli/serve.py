@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sparsercnn.cli.common import add_device_argument, add_model_argument, int_at_least
+from sparsercnn.cli.common import (
+    add_device_argument,
+    add_model_argument,
+    add_precision_argument,
+    int_at_least,
+)
 
 SERVE_EXTRA_HINT = "pip install 'sparsercnn[serve]'"
 
@@ -53,6 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="most pixels (height x width) of one image",
     )
     add_device_argument(parser)
+    add_precision_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -83,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         args.model,
         onnx_file=args.onnx,
         device=resolve_device(args.device),
+        precision=args.precision,
         limits=limits,
         max_batch_images=args.max_batch,
         max_wait_ms=args.max_wait_ms,

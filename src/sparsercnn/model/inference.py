@@ -11,24 +11,57 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from sparsercnn.model.detector import SparseRCNN
+from sparsercnn.runtime import fast_bf16_supported
 from sparsercnn.structures import ModelOutput, StageOutput, padded_size
+
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
 
 
 @contextmanager
-def evaluating(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no autograd inside the block; the model's previous mode is restored after."""
+def evaluating(model: nn.Module, precision: Precision = "fp32") -> Iterator[None]:
+    """Eval mode and no autograd inside the block; the model's previous mode is restored after.
+
+    ``precision="bf16"`` runs the model's convolutions and matrix products under bf16 autocast
+    (the training's mixed precision); box decoding and post-processing stay in float32.
+
+    Raises:
+        ValueError: bf16 on a device that would only emulate it (many times slower than fp32).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    device = model_device(model)
+    if precision == "bf16":
+        check_bf16(device)
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with (
+            torch.no_grad(),
+            torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16"),
+        ):
             yield
     finally:
         model.train(was_training)
+
+
+def check_bf16(device: torch.device) -> None:
+    """Refuse bf16 inference where ``device`` has no native bf16.
+
+    Raises:
+        ValueError: naming the device and what to use instead.
+    """
+    if not fast_bf16_supported(device):
+        raise ValueError(
+            f"precision bf16: {device} has no native bf16 (CPUs need AVX-512 BF16 or AMX, GPUs "
+            "Ampere or newer), so it would run many times slower than fp32; use fp32"
+        )
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -154,9 +154,11 @@ class PostProcessor:
                 f"got {len(original_sizes)} original sizes for a batch of {last.logits.shape[0]}"
             )
         sizes = torch.as_tensor(original_sizes, device=last.boxes.device)
+        # float32 scores and boxes whatever the model ran in: bf16 scores would tie in the
+        # ranking that AP depends on.
         return select_top_k(
-            last.logits,
-            last.boxes,
+            last.logits.float(),
+            last.boxes.float(),
             output.image_sizes,
             sizes,
             top_k=self.top_k,

@@ -25,6 +25,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from sparsercnn import __version__
+from sparsercnn.model.inference import Precision
 from sparsercnn.predictor import prediction_from_detections
 from sparsercnn.serving.batching import RequestBatcher
 from sparsercnn.serving.errors import ApiError, install_error_handlers
@@ -59,6 +60,7 @@ def create_app(
     *,
     onnx_file: str | Path | None = None,
     device: torch.device | str = "cpu",
+    precision: Precision = "fp32",
     limits: Limits | None = None,
     max_batch_images: int = 8,
     max_wait_ms: float = 10.0,
@@ -69,6 +71,7 @@ def create_app(
         model_file: the ``.safetensors`` model file.
         onnx_file: its ONNX export, used for requests that run every stage.
         device: where the PyTorch model runs.
+        precision: ``fp32``, or ``bf16`` autocast where the device runs it natively.
         limits: per-request limits (default :class:`Limits`).
         max_batch_images: most images per batch (1 turns batching off).
         max_wait_ms: how long a batch waits for more requests after its first.
@@ -80,6 +83,7 @@ def create_app(
         model_file,
         onnx_file=onnx_file,
         device=device,
+        precision=precision,
         limits=limits,
         max_batch_images=max_batch_images,
         max_wait_ms=max_wait_ms,

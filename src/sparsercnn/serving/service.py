@@ -20,6 +20,7 @@ from PIL import Image
 
 from sparsercnn import __version__
 from sparsercnn.diagnostics.stage_boxes import StageBoxes, compute_stage_boxes
+from sparsercnn.model.inference import Precision
 from sparsercnn.predictor import Prediction, Predictor
 from sparsercnn.serving.batching import RequestBatcher
 from sparsercnn.serving.limits import Limits
@@ -38,6 +39,7 @@ class DetectionService:
         model_file: the ``.safetensors`` model file.
         onnx_file: an export of the same model; requests running every stage use it.
         device: where the PyTorch model runs.
+        precision: ``fp32``, or ``bf16`` autocast where the device runs it natively.
         limits: per-request limits (reported by :meth:`info`).
         max_batch_images: most images per batch (1: no batching).
         max_wait_ms: how long the batcher waits for more requests after the first.
@@ -53,13 +55,16 @@ class DetectionService:
         *,
         onnx_file: str | Path | None = None,
         device: torch.device | str = "cpu",
+        precision: Precision = "fp32",
         limits: Limits | None = None,
         max_batch_images: int = 8,
         max_wait_ms: float = 10.0,
     ) -> None:
         self.model_file = Path(model_file)
         self.limits = limits or Limits()
-        self.predictor = Predictor.from_file(model_file, device=device, batch_size=max_batch_images)
+        self.predictor = Predictor.from_file(
+            model_file, device=device, batch_size=max_batch_images, precision=precision
+        )
         self.categories = self.predictor.categories
         self.onnx: OnnxPredictor | None = None
         if onnx_file is not None:
@@ -108,14 +113,13 @@ class DetectionService:
 
     def info(self) -> ModelInfo:
         """What ``GET /v1/model`` answers."""
-        model, config = self.predictor.model, self.predictor.config
-        precision = str(next(model.parameters()).dtype).removeprefix("torch.")
+        config = self.predictor.config
         return ModelInfo(
             name=self.model_file.name,
             version=__version__,
             engine="onnx" if self.onnx is not None else "torch",
             device=str(self.predictor.device),
-            precision=precision,
+            precision=self.predictor.precision,
             classes=[
                 CategoryInfo(id=i, name=n)
                 for i, n in zip(self.categories.category_ids, self.categories.names, strict=True)
