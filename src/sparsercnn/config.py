@@ -38,6 +38,9 @@ class ModelConfig:
     # weights), narrower backbones are for training from scratch on a CPU (the demo: 32).
     backbone_width: int = 64
     fpn_dim: int = 256
+    # Inference: the finest FPN levels (2: P2 and P3) whose 3x3 output conv runs only on the
+    # 16x16 tiles RoIAlign reads; the same values where read. 0: every level dense.
+    fpn_on_demand_levels: int = 2
     # Proposals (spec 3) and head (spec 5).
     num_proposals: int = 100
     proposal_init: ProposalInit = "image"

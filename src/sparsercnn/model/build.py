@@ -35,6 +35,11 @@ def build_model(config: Config | ModelConfig | str, num_classes: int | None = No
             f"model.fpn_dim ({cfg.fpn_dim}) must equal model.hidden_dim ({cfg.hidden_dim}): "
             "RoI features feed the dynamic head directly"
         )
+    if not 0 <= cfg.fpn_on_demand_levels <= 3:
+        raise ValueError(
+            f"model.fpn_on_demand_levels must be 0-3 (P2..P4; P5 is always dense), got "
+            f"{cfg.fpn_on_demand_levels}"
+        )
     if cfg.hidden_dim % cfg.num_heads != 0:
         raise ValueError(
             f"model.hidden_dim ({cfg.hidden_dim}) must be divisible by "
@@ -75,6 +80,7 @@ def build_model(config: Config | ModelConfig | str, num_classes: int | None = No
         pixel_mean=cfg.pixel_mean,
         pixel_std=cfg.pixel_std,
         size_divisibility=cfg.size_divisibility,
+        fpn_on_demand_levels=cfg.fpn_on_demand_levels,
     )
     # The detector runs its features channels-last (oneDNN's and cuDNN's fast layout); weights
     # in the same layout are not reordered at every call. (torch's stubs omit memory_format.)

@@ -17,6 +17,7 @@ from sparsercnn.model.backbone import ResNet
 from sparsercnn.model.dynamic_head import DynamicHead
 from sparsercnn.model.fpn import FPN
 from sparsercnn.model.proposals import LearnedProposals
+from sparsercnn.runtime import is_exporting
 from sparsercnn.structures import ImageBatch, ModelOutput, StageOutput
 
 
@@ -30,6 +31,9 @@ class SparseRCNN(nn.Module):
         head: the refinement stages.
         pixel_mean, pixel_std: RGB normalisation on 0-255 values (spec 1.1).
         size_divisibility: padded sizes are multiples of this (32).
+        fpn_on_demand_levels: in inference (no autograd, not exporting or compiling), the
+            finest FPN levels whose output convolution runs only on the tiles RoIAlign reads
+            (:class:`~sparsercnn.model.on_demand_level.OnDemandLevel`); 0: all dense.
     """
 
     pixel_mean: Tensor
@@ -45,6 +49,7 @@ class SparseRCNN(nn.Module):
         pixel_mean: Sequence[float],
         pixel_std: Sequence[float],
         size_divisibility: int = 32,
+        fpn_on_demand_levels: int = 0,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -52,6 +57,7 @@ class SparseRCNN(nn.Module):
         self.proposals = proposals
         self.head = head
         self.size_divisibility = size_divisibility
+        self.fpn_on_demand_levels = fpn_on_demand_levels
         # Not persistent: the config records them, and the reference checkpoints have none.
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(3, 1, 1), persistent=False)
@@ -119,6 +125,16 @@ class SparseRCNN(nn.Module):
         x = images.tensor.contiguous(memory_format=torch.channels_last)
         return self.fpn(self.backbone(x))
 
+    def _computes_on_demand(self) -> bool:
+        """On-demand FPN levels need eager inference: no gradient to carry (training keeps
+        the dense levels) and no graph capture (data-dependent tile sets)."""
+        return (
+            self.fpn_on_demand_levels > 0
+            and not torch.is_grad_enabled()
+            and not is_exporting()
+            and not torch.compiler.is_compiling()
+        )
+
     def forward(
         self, images: ImageBatch | Sequence[Tensor], num_stages: int | None = None
     ) -> ModelOutput:
@@ -135,10 +151,19 @@ class SparseRCNN(nn.Module):
             xyxy pixels of each (unpadded) input image.
         """
         batch = images if isinstance(images, ImageBatch) else self.preprocess(images)
-        features = self.extract_features(batch)
+        if self._computes_on_demand():
+            x = batch.tensor.contiguous(memory_format=torch.channels_last)
+            features, on_demand = self.fpn.pyramid(self.backbone(x), self.fpn_on_demand_levels)
+        else:
+            features, on_demand = self.extract_features(batch), []
         proposal_boxes, proposal_features = self.proposals(batch.image_sizes)
         stages = self.head(
-            features, proposal_boxes, proposal_features, batch.image_sizes, num_stages=num_stages
+            features,
+            proposal_boxes,
+            proposal_features,
+            batch.image_sizes,
+            num_stages=num_stages,
+            on_demand=on_demand,
         )
         return ModelOutput(
             stages=[StageOutput(logits=logits, boxes=boxes) for logits, boxes in stages],

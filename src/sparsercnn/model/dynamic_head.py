@@ -12,8 +12,15 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from sparsercnn.model.box_encoding import box_sine_encoding
+from sparsercnn.model.on_demand_level import OnDemandLevel
 from sparsercnn.model.refinement_stage import RefinementStage
-from sparsercnn.ops.multilevel_roi_align import flatten_levels, multilevel_roi_align
+from sparsercnn.ops.multilevel_roi_align import (
+    FlattenedLevels,
+    flatten_levels,
+    multilevel_roi_align,
+    roi_sample_rows,
+)
+from sparsercnn.ops.roi_sampling import weighted_gather
 
 
 class DynamicHead(nn.Module):
@@ -77,6 +84,7 @@ class DynamicHead(nn.Module):
         proposal_features: Tensor,
         image_sizes: Tensor,
         num_stages: int | None = None,
+        on_demand: Sequence[OnDemandLevel] = (),
     ) -> list[tuple[Tensor, Tensor]]:
         """Run the first ``num_stages`` stages (all by default).
 
@@ -85,6 +93,8 @@ class DynamicHead(nn.Module):
             proposal_boxes: ``(B, N, 4)`` xyxy input-image pixels.
             proposal_features: ``(B, N, d)``.
             image_sizes: ``(B, 2)`` ``(h, w)`` of the unpadded input images.
+            on_demand: levels of ``features`` that are zeros until computed where a stage
+                reads them (inference only).
 
         Returns:
             One ``(logits (B, N, C), boxes (B, N, 4) xyxy)`` pair per stage run.
@@ -96,13 +106,7 @@ class DynamicHead(nn.Module):
         boxes, q = proposal_boxes, proposal_features
         outputs: list[tuple[Tensor, Tensor]] = []
         for stage in stages:
-            roi_features = multilevel_roi_align(
-                levels,
-                boxes,
-                output_size=self.pooler_resolution,
-                sampling_ratio=self.sampling_ratio,
-                aligned=True,
-            )
+            roi_features = self._pool(levels, boxes, on_demand)
             if self.box_positional_encoding:
                 q = q + box_sine_encoding(boxes, image_sizes, q.shape[-1])
             logits, new_boxes, object_features = stage(roi_features, q, boxes)
@@ -111,3 +115,22 @@ class DynamicHead(nn.Module):
             boxes = new_boxes.detach()
             q = object_features if self.reuse_features else proposal_features
         return outputs
+
+    def _pool(
+        self, levels: FlattenedLevels, boxes: Tensor, on_demand: Sequence[OnDemandLevel]
+    ) -> Tensor:
+        """RoIAlign of ``boxes`` ``(B, N, 4)`` -> ``(B * N, 49, d)``, after computing the
+        on-demand levels where they are read."""
+        if not on_demand:
+            return multilevel_roi_align(
+                levels, boxes, self.pooler_resolution, self.sampling_ratio, aligned=True
+            )
+        index, weight = roi_sample_rows(
+            levels, boxes, self.pooler_resolution, self.sampling_ratio, aligned=True
+        )
+        read = index[weight != 0]
+        for level in on_demand:
+            level.fill(levels, read)
+        pooled = weighted_gather(levels.table, index, weight.to(levels.table.dtype))
+        num_rois = boxes.shape[0] * boxes.shape[1]
+        return pooled.view(num_rois, self.pooler_resolution**2, levels.table.shape[1])

@@ -7,10 +7,12 @@ from P2..P5). The pyramid feeds the RoI feature extraction of every head stage.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from sparsercnn.model.on_demand_level import OnDemandLevel
 from sparsercnn.runtime import is_exporting
 
 
@@ -63,16 +65,42 @@ class FPN(nn.Module):
         Returns:
             ``[P2, P3, P4, P5]``, ``Pk`` of shape ``(B, out_dim, Hk, Wk)``.
         """
+        return self.pyramid(features)[0]
+
+    def pyramid(
+        self, features: list[Tensor], num_on_demand: int = 0
+    ) -> tuple[list[Tensor], list[OnDemandLevel]]:
+        """The pyramid, with the ``num_on_demand`` finest output convolutions left to compute
+        where they are read (:class:`OnDemandLevel`; inference only).
+
+        Returns:
+            ``[P2, P3, P4, P5]`` as :meth:`forward`, on-demand levels as zeros of their shape,
+            and the :class:`OnDemandLevel` of each of those, finest first.
+        """
         if len(features) != len(self.lateral_convs):
             raise ValueError(
                 f"FPN expects {len(self.lateral_convs)} feature maps (C2..C5), got {len(features)}"
             )
+        if not 0 <= num_on_demand < len(features):
+            raise ValueError(
+                f"model.fpn_on_demand_levels must be in [0, {len(features) - 1}], got "
+                f"{num_on_demand}"
+            )
         merged = self.lateral_convs[-1](features[-1])
         outputs = [self.output_convs[-1](merged)]
+        on_demand: list[OnDemandLevel] = []
         for level in range(len(features) - 2, -1, -1):
             merged = add_upsampled(self.lateral_convs[level](features[level]), merged)
-            outputs.insert(0, self.output_convs[level](merged))
-        return outputs
+            if level < num_on_demand:
+                # Kept as is: the finer level's sum writes into its own lateral, not into this.
+                conv = cast(nn.Conv2d, self.output_convs[level])
+                on_demand.insert(0, OnDemandLevel(level, merged, conv))
+                outputs.insert(0, merged)  # replaced by a placeholder below
+            else:
+                outputs.insert(0, self.output_convs[level](merged))
+        for deferred in on_demand:
+            outputs[deferred.level] = deferred.placeholder(outputs[num_on_demand])
+        return outputs, on_demand
 
 
 def add_upsampled(lateral: Tensor, top: Tensor) -> Tensor:
