@@ -10,7 +10,7 @@ from torch import nn
 from sparsercnn.model import build_model
 from sparsercnn.model.inference import evaluating
 from sparsercnn.model.on_demand_level import OnDemandLevel
-from sparsercnn.ops.multilevel_roi_align import flatten_levels
+from sparsercnn.ops.multilevel_roi_align import FlattenedLevels, flatten_levels
 from sparsercnn.presets import get_preset
 
 
@@ -56,6 +56,11 @@ def test_a_tile_is_computed_once() -> None:
     assert calls == [1, 1]
 
 
+def test_small_levels_stay_dense() -> None:
+    assert not OnDemandLevel.pays(40, 40)  # a 160x160 image's P2: 3x3 tiles
+    assert OnDemandLevel.pays(128, 128) and not OnDemandLevel.pays(112, 128)  # 8x8, 7x8
+
+
 def test_only_3x3_output_convolutions_can_be_deferred() -> None:
     with pytest.raises(ValueError, match="3x3 convolution with stride 1 and padding 1"):
         OnDemandLevel(0, torch.zeros(1, 4, 8, 8), nn.Conv2d(4, 4, 1))
@@ -76,11 +81,24 @@ def _varied_tiny_model(on_demand: int) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("num_levels", [1, 2, 3])
-def test_model_outputs_do_not_change_with_on_demand_levels(num_levels: int) -> None:
-    images = [torch.randint(0, 256, (3, h, w)).float() for h, w in [(300, 420), (300, 400)]]
+def test_model_outputs_do_not_change_with_on_demand_levels(
+    num_levels: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Large enough for P2-P4 to have >= MIN_TILES tiles (P4 of 1024x1280 is 64x80: 4x5 tiles,
+    # so P4 stays dense: MIN_TILES decides, which the count below checks).
+    images = [torch.randint(0, 256, (3, h, w)).float() for h, w in [(1024, 1280), (1000, 1270)]]
     dense, on_demand = _varied_tiny_model(0), _varied_tiny_model(num_levels)
+    filled: set[int] = set()
+    original = OnDemandLevel.fill
+
+    def fill(self: OnDemandLevel, levels: FlattenedLevels, rows: torch.Tensor) -> None:
+        filled.add(self.level)
+        original(self, levels, rows)
+
+    monkeypatch.setattr(OnDemandLevel, "fill", fill)
     with evaluating(dense), evaluating(on_demand):
         expected, actual = dense(images), on_demand(images)
+    assert filled == set(range(min(num_levels, 2)))
     for a, b in zip(expected.stages, actual.stages, strict=True):
         torch.testing.assert_close(b.logits, a.logits, rtol=0, atol=1e-5)
         torch.testing.assert_close(b.boxes, a.boxes, rtol=0, atol=1e-3)

@@ -71,7 +71,8 @@ class FPN(nn.Module):
         self, features: list[Tensor], num_on_demand: int = 0
     ) -> tuple[list[Tensor], list[OnDemandLevel]]:
         """The pyramid, with the ``num_on_demand`` finest output convolutions left to compute
-        where they are read (:class:`OnDemandLevel`; inference only).
+        where they are read (:class:`OnDemandLevel`; inference only) where the level is large
+        enough for that to pay (:meth:`OnDemandLevel.pays`).
 
         Returns:
             ``[P2, P3, P4, P5]`` as :meth:`forward`, on-demand levels as zeros of their shape,
@@ -91,7 +92,7 @@ class FPN(nn.Module):
         on_demand: list[OnDemandLevel] = []
         for level in range(len(features) - 2, -1, -1):
             merged = add_upsampled(self.lateral_convs[level](features[level]), merged)
-            if level < num_on_demand:
+            if level < num_on_demand and OnDemandLevel.pays(*merged.shape[-2:]):
                 # Kept as is: the finer level's sum writes into its own lateral, not into this.
                 conv = cast(nn.Conv2d, self.output_convs[level])
                 on_demand.insert(0, OnDemandLevel(level, merged, conv))
@@ -99,7 +100,7 @@ class FPN(nn.Module):
             else:
                 outputs.insert(0, self.output_convs[level](merged))
         for deferred in on_demand:
-            outputs[deferred.level] = deferred.placeholder(outputs[num_on_demand])
+            outputs[deferred.level] = deferred.placeholder(outputs[-1])
         return outputs, on_demand
 
 
