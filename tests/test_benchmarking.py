@@ -149,3 +149,18 @@ def test_machine_kind_names_the_development_machines(
     completed = subprocess.CompletedProcess(["lscpu"], 0, stdout=listing, stderr="")
     monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: completed)
     assert benchmarking.machine_kind().startswith(kind)
+
+
+@pytest.mark.slow
+def test_onnx_int8_backend_times_a_quantized_graph() -> None:
+    pytest.importorskip("onnxruntime.quantization")
+    pytest.importorskip("onnxscript")
+    settings = BenchmarkSettings(
+        preset="tiny", backend="onnx-int8", image_size=(64, 96), threads=1, warmup=0, iters=1
+    )
+    result = run_benchmark(settings)
+    assert result.settings["backend"] == "onnx-int8"
+    assert all(result.timings[name].p50_ms > 0 for name in PARTS)
+    assert any("timing-only" in note for note in result.notes)
+    with pytest.raises(ValueError, match="onnx-int8 backend runs onnxruntime's CPU provider"):
+        run_benchmark(dataclasses.replace(settings, dtype="bf16"))

@@ -4,9 +4,11 @@
 synchronisation around it: preprocessing (normalise + pad a batch of resized uint8 images),
 the model, and post-processing (top-k, rescale, clip), plus backbone + FPN alone so that the
 head's share is visible. Backends: ``eager`` PyTorch (channels-last), ``compile``
-(``torch.compile`` at the fixed input size) and ``onnx`` (an export run by onnxruntime, where
+(``torch.compile`` at the fixed input size), ``onnx`` (an export run by onnxruntime, where
 normalisation and post-processing are inside the graph: its preprocess is the host-side padding
-and its postprocess the removal of score-0 entries). Results carry the hardware, library
+and its postprocess the removal of score-0 entries) and ``onnx-int8`` (the same export with
+int8 convolutions, :mod:`sparsercnn.export.quantization`, calibrated on the benchmark's random
+images: timing only). Results carry the hardware, library
 versions and settings, as JSON and as a ``BENCHMARKS.md`` table row. Running a benchmark
 configures the process allocator with :func:`~sparsercnn.runtime.retain_freed_memory`.
 """
@@ -38,7 +40,8 @@ from sparsercnn.presets import get_preset
 from sparsercnn.runtime import fast_bf16_supported, minor_page_faults, retain_freed_memory
 from sparsercnn.structures import ImageBatch
 
-Backend = Literal["eager", "compile", "onnx"]
+Backend = Literal["eager", "compile", "onnx", "onnx-int8"]
+ONNX_BACKENDS = ("onnx", "onnx-int8")
 PARTS = ("preprocess", "model", "postprocess", "total", "backbone_fpn")
 # Above this many minor page faults per timed run (4 MiB of fresh 4 KiB pages) memory was still
 # being allocated afresh: each fault costs microseconds (~11 us in a KVM guest), so the timed
@@ -54,7 +57,7 @@ class BenchmarkSettings:
         checkpoint: a model file; None benchmarks ``preset`` with random weights.
         preset: preset name used when there is no checkpoint.
         device: ``cpu``, ``cuda`` or ``cuda:N``.
-        backend: ``eager``, ``compile`` or ``onnx`` (CPU, fp32 only).
+        backend: ``eager``, ``compile``, ``onnx`` or ``onnx-int8`` (CPU, fp32 inputs only).
         batch_size: images per run.
         image_size: ``(h, w)`` of the resized input images; None: the test resize of a 480x640
             (COCO-like) image.
@@ -166,6 +169,11 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
     notes = []
     if not retain_freed_memory():
         notes.append("glibc could not be told to reuse freed memory: large tensors page-fault")
+    if settings.backend == "onnx-int8":
+        notes.append(
+            "int8 calibrated on the benchmark's random images: a timing-only graph (calibrate "
+            "on real images with `sparsercnn export --int8` for accuracy)"
+        )
     if settings.dtype == "bf16" and not fast_bf16_supported(device):
         notes.append(f"{device.type} has no native bf16: bf16 is emulated (slower than fp32)")
     loaded = _load(settings)
@@ -188,9 +196,10 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
     try:
         start = time.perf_counter()
         with contextlib.ExitStack() as stack:
-            if settings.backend == "onnx":
+            if settings.backend in ONNX_BACKENDS:
                 folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-                parts = _onnx_parts(loaded, images, settings.threads, folder)
+                int8 = settings.backend == "onnx-int8"
+                parts = _onnx_parts(loaded, images, settings.threads, folder, int8=int8)
             else:
                 parts = _torch_parts(loaded, images, settings, device)
             stack.enter_context(torch.no_grad())
@@ -235,10 +244,14 @@ def _check_settings(settings: BenchmarkSettings, device: torch.device) -> None:
         raise ValueError("batch_size and iters must be >= 1 and warmup >= 0")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {settings.device} asked for CUDA, but none is available")
-    if settings.backend == "onnx" and (device.type != "cpu" or settings.dtype != "fp32"):
-        raise ValueError("the onnx backend runs onnxruntime's CPU provider in fp32 only")
-    if settings.backend not in ("eager", "compile", "onnx"):
-        raise ValueError(f"unknown backend {settings.backend!r}; use eager, compile or onnx")
+    if settings.backend in ONNX_BACKENDS and (device.type != "cpu" or settings.dtype != "fp32"):
+        raise ValueError(
+            f"the {settings.backend} backend runs onnxruntime's CPU provider with fp32 inputs only"
+        )
+    if settings.backend not in ("eager", "compile", *ONNX_BACKENDS):
+        raise ValueError(
+            f"unknown backend {settings.backend!r}; use eager, compile, onnx or onnx-int8"
+        )
     if settings.compile_mode is not None and (
         settings.backend != "compile" or device.type != "cuda"
     ):
@@ -289,24 +302,35 @@ def _torch_parts(
 
 
 def _onnx_parts(
-    loaded: LoadedModel, images: list[Tensor], threads: int | None, folder: Path
+    loaded: LoadedModel,
+    images: list[Tensor],
+    threads: int | None,
+    folder: Path,
+    *,
+    int8: bool = False,
 ) -> _Parts:
     import onnxruntime
 
     from sparsercnn.export.onnx_export import export_backbone_fpn, export_onnx
     from sparsercnn.export.onnx_runtime import OnnxPredictor
+    from sparsercnn.export.quantization import export_int8_onnx, quantize_graph
 
-    export_onnx(loaded, folder / "model.onnx", check=False)
-    predictor = OnnxPredictor(folder / "model.onnx", num_threads=threads)
     divisor = loaded.model.size_divisibility
     example = loaded.model.preprocess(images).tensor
+    backbone_path = export_backbone_fpn(loaded.model, example, folder / "backbone_fpn.onnx")
+    if int8:
+        export_int8_onnx(loaded, folder / "model.onnx", images, check=False, compare=False)
+        feeds = [{"images": example.numpy()}]
+        quantize_graph(backbone_path, folder / "backbone_fpn_int8.onnx", feeds, lambda x: x)
+        backbone_path = folder / "backbone_fpn_int8.onnx"
+    else:
+        export_onnx(loaded, folder / "model.onnx", check=False)
+    predictor = OnnxPredictor(folder / "model.onnx", num_threads=threads)
     options = onnxruntime.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
     backbone = onnxruntime.InferenceSession(
-        str(export_backbone_fpn(loaded.model, example, folder / "backbone_fpn.onnx")),
-        sess_options=options,
-        providers=["CPUExecutionProvider"],
+        str(backbone_path), sess_options=options, providers=["CPUExecutionProvider"]
     )
     originals = np.array([(i.shape[1], i.shape[2]) for i in images], dtype=np.int64)
 

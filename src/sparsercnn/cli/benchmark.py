@@ -34,7 +34,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="random weights of this preset (default r50_100pro_3x)",
     )
     parser.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--backend", choices=["eager", "compile", "onnx"], default="eager")
+    parser.add_argument(
+        "--backend",
+        choices=["eager", "compile", "onnx", "onnx-int8"],
+        default="eager",
+        help="onnx-int8: the onnx export with int8 convolutions, calibrated on the random "
+        "benchmark images (timing only)",
+    )
     parser.add_argument("--batch-size", type=int_at_least(1), default=1)
     parser.add_argument(
         "--image-size",

@@ -119,10 +119,18 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_model_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_dataset_arguments(parser: argparse.ArgumentParser, *, onnx: bool = False) -> None:
     """``--model``, ``--json``, ``--images``, ``--batch-size``, ``--workers``, ``--device``:
-    a model file run over a COCO-format dataset."""
-    add_model_argument(parser)
+    a model file run over a COCO-format dataset; with ``onnx``, ``--onnx FILE`` (an export)
+    may replace ``--model``."""
+    if onnx:
+        model = parser.add_mutually_exclusive_group(required=True)
+        add_model_argument(model, required=False)
+        model.add_argument(
+            "--onnx", type=Path, help="ONNX file from `sparsercnn export` (run by onnxruntime)"
+        )
+    else:
+        add_model_argument(parser)
     parser.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
     parser.add_argument("--images", type=Path, required=True, help="image folder")
     add_batch_arguments(parser, default_batch_size=None)

@@ -16,11 +16,12 @@ from sparsercnn.cli.common import (
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
-        help="evaluate a model file with the COCO protocol",
+        help="evaluate a model file (or an ONNX export) with the COCO protocol",
         description="COCO bbox evaluation (maxDets 100, no score threshold): AP, AP50, AP75, "
-        "APs, APm, APl and per-class AP, plus model-only and end-to-end images/s.",
+        "APs, APm, APl and per-class AP, plus model-only and end-to-end images/s. With --onnx, "
+        "an exported file (fp32 or int8) runs in onnxruntime on the CPU instead of the model.",
     )
-    add_model_dataset_arguments(parser)
+    add_model_dataset_arguments(parser, onnx=True)
     parser.add_argument("--output", type=Path, help="write the metrics as JSON here")
     parser.add_argument("--results", type=Path, help="write the COCO results JSON here")
     parser.add_argument(
@@ -35,25 +36,39 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics import write_evaluation_report
-    from sparsercnn.engine.pipeline import evaluate_model_file
+    from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
 
     for path, flag in ((args.output, "--output"), (args.results, "--results")):
         if path is not None:
             check_output_path(path, flag)
     if args.report_dir is not None:
         check_output_path(args.report_dir, "--report-dir", folder=True)
-    report = evaluate_model_file(
-        args.model,
-        args.json,
-        args.images,
-        device=resolve_device(args.device),
-        num_stages=args.stages,
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        batch_invariant=not args.padded_batches,
-        results_path=args.results,
-        metrics_path=args.output,
-    )
+    if args.onnx is not None:
+        if args.stages is not None or args.device not in (None, "cpu"):
+            raise ValueError("--stages and --device apply to --model, not to --onnx (CPU)")
+        report = evaluate_onnx_file(
+            args.onnx,
+            args.json,
+            args.images,
+            batch_size=args.batch_size,
+            num_workers=args.workers,
+            batch_invariant=not args.padded_batches,
+            results_path=args.results,
+            metrics_path=args.output,
+        )
+    else:
+        report = evaluate_model_file(
+            args.model,
+            args.json,
+            args.images,
+            device=resolve_device(args.device),
+            num_stages=args.stages,
+            batch_size=args.batch_size,
+            num_workers=args.workers,
+            batch_invariant=not args.padded_batches,
+            results_path=args.results,
+            metrics_path=args.output,
+        )
     print(report.format())
     if args.output:
         print(f"metrics written to {args.output}")

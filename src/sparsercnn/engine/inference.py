@@ -2,23 +2,27 @@
 
 :func:`run_inference` runs the model and the post-processor over a loader of
 :class:`~sparsercnn.structures.Batch` and returns per-image detections in original-image pixels
-with timings. :func:`evaluate` does that on this process's shard of a data set, gathers the
-detections on rank 0 and scores them with :class:`~sparsercnn.evaluation.CocoEvaluator`: the one
-evaluation pass of the package. Its :class:`Evaluation` keeps the detections, so reports, plots
-and the choice of the best model reuse them instead of running the model again.
+with timings; in place of the model and post-processor it also takes an
+:class:`ExportedDetector` (an ONNX file run by onnxruntime). :func:`evaluate` does that on this
+process's shard of a data set, gathers the detections on rank 0 and scores them with
+:class:`~sparsercnn.evaluation.CocoEvaluator`: the one evaluation pass of the package. Its
+:class:`Evaluation` keeps the detections, so reports, plots and the choice of the best model
+reuse them instead of running the model again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import time
-from collections.abc import Iterable, Sequence, Sized
+from collections.abc import Callable, Iterable, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from sparsercnn.data.loader import build_test_loader
@@ -37,6 +41,9 @@ from sparsercnn.model.postprocess import detections_to_cpu
 from sparsercnn.structures import Batch, Detections, Sample, padded_size
 
 logger = logging.getLogger(__name__)
+
+# One batch's step: (images on the device, original sizes) -> (detections, model seconds).
+BatchStep = Callable[[list[Tensor], list[tuple[int, int]]], tuple[list[Detections], float]]
 
 
 class LabelMap(Protocol):
@@ -69,6 +76,21 @@ class EvaluationDataset(Protocol):
     def __len__(self) -> int: ...
 
     def __getitem__(self, index: int) -> Sample: ...
+
+
+class ExportedDetector(Protocol):
+    """A detector run outside PyTorch, like :class:`~sparsercnn.export.OnnxPredictor`:
+    test-resized images in, post-processed detections out."""
+
+    @property
+    def size_divisibility(self) -> int: ...
+
+    def detect(
+        self, images: Sequence[Tensor], original_sizes: Sequence[tuple[int, int]]
+    ) -> list[Detections]:
+        """Detections (absolute xyxy pixels of the original images) of ``(3, h, w)`` uint8
+        test-resized images, one per image."""
+        ...
 
 
 @dataclass
@@ -137,8 +159,8 @@ def coco_results(
 
 
 def run_inference(
-    model: nn.Module,
-    postprocessor: PostProcessor,
+    model: nn.Module | ExportedDetector,
+    postprocessor: PostProcessor | None,
     loader: Iterable[Batch],
     num_stages: int | None = None,
     device: torch.device | str | None = None,
@@ -151,10 +173,12 @@ def run_inference(
     shards may differ in length.
 
     Args:
-        model: a :class:`~sparsercnn.model.SparseRCNN` (or a DDP wrapper of one).
-        postprocessor: turns the model output into detections.
+        model: a :class:`~sparsercnn.model.SparseRCNN` (or a DDP wrapper of one), or an
+            :class:`ExportedDetector` (on the CPU; its model time includes the post-processing
+            inside its graph).
+        postprocessor: turns the model output into detections; None for an exported detector.
         loader: batches of input images with their ``original_sizes``.
-        num_stages: run only the first k refinement stages (default all).
+        num_stages: run only the first k refinement stages (default all; PyTorch model only).
         device: where the images go; default the model's device.
         batch_invariant: only images of the same padded size share a forward pass
             (:func:`~sparsercnn.model.inference.run_model`), so an image's detections do not
@@ -164,23 +188,28 @@ def run_inference(
         ``(image_ids, detections, timing)``: one entry per image in loader order; detections
         on the CPU with boxes in absolute xyxy pixels of the *original* image.
     """
-    module = _detector(model)
-    target = torch.device(device) if device is not None else model_device(module)
+    step: BatchStep
+    if isinstance(model, nn.Module):
+        module = _detector(model)
+        if postprocessor is None:
+            raise ValueError("inference with a PyTorch model needs its postprocessor")
+        target = torch.device(device) if device is not None else model_device(module)
+        context: contextlib.AbstractContextManager[object] = evaluating(module)
+        step = functools.partial(
+            _torch_step, module, postprocessor, num_stages, batch_invariant, target
+        )
+    else:
+        target, context = torch.device("cpu"), contextlib.nullcontext()
+        step = functools.partial(_exported_step, model)
     image_ids: list[int] = []
     detections: list[Detections] = []
     timing = Timing()
     start = time.perf_counter()
-    with evaluating(module):
+    with context:
         for batch in loader:
             images = [image.to(target, non_blocking=True) for image in batch.images]
-            synchronize(target)
-            model_start = time.perf_counter()
-            output = run_model(
-                module, images, num_stages=num_stages, batch_invariant=batch_invariant
-            )
-            synchronize(target)
-            timing.model_seconds += time.perf_counter() - model_start
-            results = postprocessor(output, batch.original_sizes)
+            results, model_seconds = step(images, batch.original_sizes)
+            timing.model_seconds += model_seconds
             detections.extend(detections_to_cpu(result) for result in results)
             image_ids.extend(int(i) for i in batch.image_ids)
             timing.num_images += len(batch)
@@ -188,9 +217,36 @@ def run_inference(
     return image_ids, detections, timing
 
 
-def evaluate(
-    model: nn.Module,
+def _torch_step(
+    model: SparseRCNN,
     postprocessor: PostProcessor,
+    num_stages: int | None,
+    batch_invariant: bool,
+    device: torch.device,
+    images: list[Tensor],
+    original_sizes: list[tuple[int, int]],
+) -> tuple[list[Detections], float]:
+    """One batch's detections and the seconds of its forward pass (device synchronised)."""
+    synchronize(device)
+    start = time.perf_counter()
+    output = run_model(model, images, num_stages=num_stages, batch_invariant=batch_invariant)
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    return postprocessor(output, original_sizes), seconds
+
+
+def _exported_step(
+    detector: ExportedDetector, images: list[Tensor], original_sizes: list[tuple[int, int]]
+) -> tuple[list[Detections], float]:
+    """One batch's detections and the seconds of the whole run (post-processing included)."""
+    start = time.perf_counter()
+    detections = detector.detect(images, original_sizes)
+    return detections, time.perf_counter() - start
+
+
+def evaluate(
+    model: nn.Module | ExportedDetector,
+    postprocessor: PostProcessor | None,
     dataset: EvaluationDataset,
     *,
     batch_size: int = 1,
@@ -205,8 +261,8 @@ def evaluate(
     are all-gathered to rank 0, which evaluates them. All ranks must call this function.
 
     Args:
-        model: the detector (a DDP wrapper is unwrapped).
-        postprocessor: turns model outputs into detections.
+        model: the detector (a DDP wrapper is unwrapped), or an :class:`ExportedDetector`.
+        postprocessor: turns model outputs into detections; None for an exported detector.
         dataset: images with COCO ground truth (``gt_dict()``) and a label map (``category_map``).
         batch_size: most images per forward pass.
         num_workers: data-loading processes.
@@ -220,7 +276,11 @@ def evaluate(
     """
     rank, world_size = (dist_info.rank, dist_info.world_size) if dist_info else (0, 1)
     device = dist_info.device if dist_info else None
-    divisor = _detector(model).size_divisibility
+    divisor = (
+        _detector(model).size_divisibility
+        if isinstance(model, nn.Module)
+        else model.size_divisibility
+    )
     size_keys = _padded_input_sizes(dataset, divisor) if batch_invariant else None
     loader = build_test_loader(
         _as_dataset(dataset), batch_size, num_workers, rank, world_size, size_keys=size_keys

@@ -241,6 +241,50 @@ def evaluate_model_file(
     return report
 
 
+def evaluate_onnx_file(
+    onnx_path: str | Path,
+    json_path: str | Path,
+    image_dir: str | Path,
+    *,
+    batch_size: int | None = None,
+    num_workers: int = 2,
+    num_threads: int | None = None,
+    batch_invariant: bool = True,
+    results_path: Path | None = None,
+    metrics_path: Path | None = None,
+) -> EvaluationReport:
+    """COCO evaluation of an exported ``.onnx`` file (fp32 or int8) run by onnxruntime on the
+    CPU: the same dataset, test resize, evaluation pass and report as :func:`evaluate_model_file`.
+
+    ``batch_size=None`` uses the exported config's ``input.test_batch_size`` (a file exported
+    with a static batch runs one image at a time).
+
+    Raises:
+        ValueError: the file is not a sparsercnn export, or the dataset's categories differ.
+        ImportError: onnxruntime is not installed.
+    """
+    from sparsercnn.export.onnx_runtime import OnnxPredictor
+
+    predictor = OnnxPredictor(onnx_path, num_threads=num_threads, batch_invariant=batch_invariant)
+    config = predictor.config
+    dataset = evaluation_dataset(json_path, image_dir, config)
+    check_same_categories(predictor.categories, dataset.category_map, str(json_path))
+    evaluation = evaluate(
+        predictor,
+        None,
+        dataset,
+        batch_size=predictor.fixed_batch or batch_size or config.input.test_batch_size,
+        num_workers=num_workers,
+        batch_invariant=batch_invariant,
+    )
+    assert evaluation is not None  # single process: rank 0
+    report = EvaluationReport(
+        evaluation, dataset, Path(onnx_path), "cpu (onnxruntime)", config.model.num_proposals
+    )
+    report.write_files(results_path=results_path, metrics_path=metrics_path)
+    return report
+
+
 def _training_evaluation_report(
     result: TrainResult, dataset: CocoDataset, cfg: Config, device: torch.device | str
 ) -> EvaluationReport | None:

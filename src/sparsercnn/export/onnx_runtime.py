@@ -76,8 +76,10 @@ class OnnxPredictor(BatchPredictor):
         names = tuple(i.name for i in inputs)
         if names != INPUT_NAMES:
             raise ValueError(f"{self.path}: graph inputs are {names}, expected {INPUT_NAMES}")
-        fixed_batch = inputs[0].shape[0]
-        self.batch_size = fixed_batch if isinstance(fixed_batch, int) else batch_size
+        batch_axis = inputs[0].shape[0]
+        # The batch size of a file exported with a static batch, else None.
+        self.fixed_batch: int | None = batch_axis if isinstance(batch_axis, int) else None
+        self.batch_size = self.fixed_batch or batch_size
         self.transform = build_test_transform(self.config.input)
         self.size_divisibility = self.config.model.size_divisibility
         self.batch_invariant = batch_invariant
@@ -101,24 +103,42 @@ class OnnxPredictor(BatchPredictor):
         boxes, scores, labels = self.session.run(list(OUTPUT_NAMES), feeds)
         return boxes, scores, labels
 
-    def _predict_batch(
-        self, images: list[Tensor], original_sizes: list[tuple[int, int]], sources: list[str]
-    ) -> list[Prediction]:
-        batch = ImageBatch.from_tensors(images, self.size_divisibility)
-        boxes, scores, labels = self.run(
+    def prepare(
+        self, images: Sequence[Tensor], original_sizes: Sequence[tuple[int, int]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The inputs of :meth:`run` for test-resized ``(3, h, w)`` uint8 images: zero-padded
+        into one float32 batch, with their sizes and ``(h, w)`` before resizing."""
+        batch = ImageBatch.from_tensors(list(images), self.size_divisibility)
+        return (
             batch.tensor.float().numpy(),
             batch.image_sizes.numpy(),
             np.array(original_sizes, dtype=np.int64),
         )
-        predictions = []
-        for i, (size, source) in enumerate(zip(original_sizes, sources, strict=True)):
+
+    def detect(
+        self, images: Sequence[Tensor], original_sizes: Sequence[tuple[int, int]]
+    ) -> list[Detections]:
+        """Detections (absolute xyxy pixels of the original images, CPU) of test-resized
+        ``(3, h, w)`` uint8 images in one session run, one per image."""
+        boxes, scores, labels = self.run(*self.prepare(images, original_sizes))
+        detections = []
+        for i in range(len(images)):
             keep = scores[i] > 0 if self.drop_zero_scores else np.ones_like(scores[i], bool)
-            detections = Detections(
-                boxes=torch.from_numpy(boxes[i][keep]),
-                scores=torch.from_numpy(scores[i][keep]),
-                labels=torch.from_numpy(labels[i][keep]),
+            detections.append(
+                Detections(
+                    boxes=torch.from_numpy(boxes[i][keep]),
+                    scores=torch.from_numpy(scores[i][keep]),
+                    labels=torch.from_numpy(labels[i][keep]),
+                )
             )
-            predictions.append(
-                prediction_from_detections(detections, self.categories, size, source)
-            )
-        return predictions
+        return detections
+
+    def _predict_batch(
+        self, images: list[Tensor], original_sizes: list[tuple[int, int]], sources: list[str]
+    ) -> list[Prediction]:
+        detections = self.detect(images, original_sizes)
+        items = zip(detections, original_sizes, sources, strict=True)
+        return [
+            prediction_from_detections(d, self.categories, size, source)
+            for d, size, source in items
+        ]

@@ -1,0 +1,248 @@
+"""int8 export: the quantized graph, its metadata, OnnxPredictor on it, the CLI's checks, and
+``eval --onnx`` against ``eval --model``.
+
+One tiny model (categories of the synthetic data set) is exported once per module, through the
+CLI with ``--int8``, calibrated on the synthetic images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sparsercnn import build_model, get_preset
+from sparsercnn.cli.main import main
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
+from sparsercnn.export import OnnxPredictor, export_onnx, quantization
+from sparsercnn.export.quantization import (
+    calibration_images,
+    quantization_record,
+    quantize_onnx,
+)
+from sparsercnn.model_file import save_model_file
+from tests import synthetic_coco
+from tests.synthetic_coco import SyntheticCoco
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime.quantization")
+pytest.importorskip("onnxscript")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> SyntheticCoco:
+    """Eight 96x128 images with a red (id 1) and a green (id 3) box each."""
+    return synthetic_coco.write_coco(tmp_path_factory.mktemp("coco"), num_images=8)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    config = get_preset("tiny")
+    config.model.num_classes = 2
+    categories = CategoryMap([1, 3], ["red", "green"])
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    return save_model_file(path, build_model(config), config, categories)
+
+
+@pytest.fixture(scope="module")
+def fp32_path(model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return export_onnx(model_file, tmp_path_factory.mktemp("fp32") / "tiny.onnx").path
+
+
+@pytest.fixture(scope="module")
+def int8_export(
+    model_file: Path, dataset: SyntheticCoco, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, str]:
+    """``sparsercnn export --int8`` on the tiny model: the file and what the command printed."""
+    output = tmp_path_factory.mktemp("int8") / "tiny_int8.onnx"
+    argv = ["export", "--model", str(model_file), "--output", str(output), "--int8"]
+    argv += ["--calibration", str(dataset.image_dir), "--calibration-images", "5"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(argv) == 0
+    return output, printed.getvalue()
+
+
+@pytest.mark.slow
+def test_int8_file_has_int8_convolutions_and_fp32_head(int8_export: tuple[Path, str]) -> None:
+    model = onnx.load(str(int8_export[0]))
+    producers = {out: node for node in model.graph.node for out in node.output}
+    initializers = {init.name: init for init in model.graph.initializer}
+    convs = [node for node in model.graph.node if node.op_type == "Conv"]
+    assert convs
+    for conv in convs:
+        data, weight = (producers.get(name) for name in conv.input[:2])
+        assert data is not None and data.op_type == "DequantizeLinear"
+        assert weight is not None and weight.op_type == "DequantizeLinear"
+        stored = initializers[weight.input[0]]
+        assert stored.data_type == onnx.TensorProto.INT8
+        assert len(onnx.numpy_helper.to_array(initializers[weight.input[1]])) > 1  # per channel
+    # The head's matrix products stay fp32: no DequantizeLinear feeds them.
+    matmuls = [n for n in model.graph.node if n.op_type in ("MatMul", "Gemm")]
+    assert matmuls
+    for node in matmuls:
+        assert all(
+            producers[name].op_type != "DequantizeLinear"
+            for name in node.input
+            if name in producers
+        )
+
+
+@pytest.mark.slow
+def test_int8_metadata_keeps_the_export_and_records_the_quantization(
+    int8_export: tuple[Path, str], fp32_path: Path
+) -> None:
+    path, printed = int8_export
+
+    def props(p: Path) -> dict[str, str]:
+        return {prop.key: prop.value for prop in onnx.load(str(p)).metadata_props}
+
+    int8_props, fp32_props = props(path), props(fp32_path)
+    record = json.loads(int8_props.pop("quantization"))
+    assert int8_props == fp32_props
+    assert record["num_calibration_images"] == 5
+    assert record["op_types"] == ["Conv"]
+    assert "QDQ" in record["method"] and record["calibration"] == "MinMax"
+    assert quantization_record(path) == record and quantization_record(fp32_path) is None
+    assert "int8 Conv, calibrated on 5 images" in printed
+    assert "int8 vs fp32 on 4 calibration images" in printed
+    assert not list(path.parent.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_onnx_predictor_runs_int8_close_to_fp32(
+    int8_export: tuple[Path, str], fp32_path: Path, dataset: SyntheticCoco
+) -> None:
+    int8 = OnnxPredictor(int8_export[0], batch_size=2)
+    fp32 = OnnxPredictor(fp32_path, batch_size=2)
+    assert int8.categories.category_ids == fp32.categories.category_ids == [1, 3]
+    actual, expected = int8(dataset.image_dir), fp32(dataset.image_dir)
+    assert [p.source for p in actual] == [p.source for p in expected]
+    num_proposals = int8.config.model.num_proposals
+    for a, e in zip(actual, expected, strict=True):
+        assert a.image_size == e.image_size and 0 < len(a.boxes) <= num_proposals
+        assert a.boxes.shape == (len(a.scores), 4) and a.labels.shape == a.scores.shape
+        assert torch.isfinite(a.boxes).all() and ((a.scores > 0) & (a.scores <= 1)).all()
+        assert (a.scores[:-1] >= a.scores[1:]).all()
+        # Clipping may empty a different few boxes; the sorted scores stay close.
+        k = min(len(a.scores), len(e.scores))
+        torch.testing.assert_close(a.scores[:k], e.scores[:k], rtol=0, atol=0.05)
+    comparison = quantization.compare_predictions(fp32, int8, dataset.image_paths)
+    assert comparison.num_images == len(dataset.image_paths)
+    assert comparison.num_compared >= len(dataset.image_paths)
+    assert 0.0 < comparison.mean_iou <= 1.0 and 0.0 < comparison.max_score_diff < 0.05
+
+
+def test_calibration_images_are_spread_over_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    for i in range(10):
+        image = np.full((4, 4, 3), i, dtype=np.uint8)
+        folder = tmp_path / "sub" if i % 2 else tmp_path
+        np.save(folder / f"skip{i}.npy", image)  # not an image: ignored
+        from PIL import Image
+
+        Image.fromarray(image).save(folder / f"{i:02d}.png")
+    chosen = calibration_images(tmp_path, 3)
+    assert len(chosen) == 3 and all(p.suffix == ".png" for p in chosen)
+    assert chosen[0] != chosen[1] != chosen[2]
+    assert len(calibration_images(tmp_path, 100)) == 10
+    with pytest.raises(ValueError, match="at least 1"):
+        calibration_images(tmp_path, 0)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--int8"], "--int8 needs --calibration DIR"),
+        (["--calibration", "{images}"], "apply to int8 export only; add --int8"),
+        (["--calibration-images", "3"], "apply to int8 export only; add --int8"),
+        (["--int8", "--calibration", "{missing}"], "--calibration: calibration folder"),
+        (["--int8", "--calibration", "{empty}"], "contains no image files"),
+        (["--int8", "--calibration", "{file}"], "is a file; calibration needs a folder"),
+    ],
+)
+def test_bad_int8_flags_fail_before_any_work(
+    extra: list[str],
+    message: str,
+    model_file: Path,
+    dataset: SyntheticCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file.png").write_bytes(b"")
+    names = {
+        "images": dataset.image_dir,
+        "missing": tmp_path / "missing",
+        "empty": tmp_path / "empty",
+        "file": tmp_path / "file.png",
+    }
+    output = tmp_path / "out" / "model.onnx"
+    argv = ["export", "--model", str(model_file), "--output", str(output)]
+    assert main(argv + [arg.format(**names) for arg in extra]) == 2
+    error = capsys.readouterr().err
+    assert message in error and "sparsercnn export: error:" in error
+    assert len(error.strip().splitlines()) <= 2
+    assert not output.parent.exists()
+
+
+def test_calibration_images_flag_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["export", "--model", "m", "--output", "o.onnx", "--calibration-images", "0"])
+    assert "--calibration-images" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_failed_quantization_writes_nothing(
+    fp32_path: Path, dataset: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("calibration failed")
+
+    monkeypatch.setattr(quantization, "quantize_graph", fail)
+    output = tmp_path / "int8.onnx"
+    with pytest.raises(RuntimeError, match="calibration failed"):
+        quantize_onnx(fp32_path, output, dataset.image_paths[:2])
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="at least one image"):
+        quantize_onnx(fp32_path, output, [])
+
+
+@pytest.mark.slow
+def test_eval_onnx_gives_the_metrics_of_eval_model(
+    model_file: Path, fp32_path: Path, dataset: SyntheticCoco
+) -> None:
+    expected = evaluate_model_file(model_file, dataset.json_path, dataset.image_dir, num_workers=0)
+    actual = evaluate_onnx_file(fp32_path, dataset.json_path, dataset.image_dir, num_workers=0)
+    assert actual.evaluation.image_ids == expected.evaluation.image_ids
+    for a, e in zip(actual.evaluation.detections, expected.evaluation.detections, strict=True):
+        assert a["labels"].tolist() == e["labels"].tolist()
+        torch.testing.assert_close(a["boxes"], e["boxes"], rtol=1e-3, atol=1e-2)
+        torch.testing.assert_close(a["scores"], e["scores"], rtol=0, atol=1e-5)
+    a_metrics, e_metrics = actual.result.to_dict(), expected.result.to_dict()
+    for key in ("AP", "AP50", "AP75"):
+        assert a_metrics[key] == pytest.approx(e_metrics[key], abs=1e-4)
+    assert actual.to_dict()["device"] == "cpu (onnxruntime)"
+
+
+@pytest.mark.slow
+def test_eval_cli_with_onnx(
+    fp32_path: Path, dataset: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    metrics = tmp_path / "metrics.json"
+    base = ["eval", "--json", str(dataset.json_path), "--images", str(dataset.image_dir)]
+    code = main([*base, "--onnx", str(fp32_path), "--workers", "0", "--output", str(metrics)])
+    assert code == 0
+    assert 0.0 <= json.loads(metrics.read_text())["AP"] <= 1.0
+    assert "cpu (onnxruntime)" in capsys.readouterr().out
+    assert main([*base, "--onnx", str(fp32_path), "--stages", "1"]) == 2
+    assert "--stages and --device apply to --model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # --model and --onnx are mutually exclusive
+        main([*base, "--onnx", str(fp32_path), "--model", "m.safetensors"])
