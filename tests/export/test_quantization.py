@@ -243,6 +243,6 @@ def test_eval_cli_with_onnx(
     assert 0.0 <= json.loads(metrics.read_text())["AP"] <= 1.0
     assert "cpu (onnxruntime)" in capsys.readouterr().out
     assert main([*base, "--onnx", str(fp32_path), "--stages", "1"]) == 2
-    assert "--stages and --device apply to --model" in capsys.readouterr().err
+    assert "--stages, --device and --precision apply to --model" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --model and --onnx are mutually exclusive
         main([*base, "--onnx", str(fp32_path), "--model", "m.safetensors"])

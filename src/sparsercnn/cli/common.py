@@ -119,6 +119,16 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def refuse_model_flags_with_onnx(args: argparse.Namespace) -> None:
+    """``--stages``, ``--device`` and ``--precision`` configure a PyTorch model file; an ONNX
+    file runs every stage on onnxruntime's CPU provider at the precision it was exported in."""
+    if args.stages is not None or args.device not in (None, "cpu") or args.precision != "fp32":
+        raise ValueError(
+            "--stages, --device and --precision apply to --model, not to --onnx (CPU; its "
+            "precision is the file's)"
+        )
+
+
 def add_model_dataset_arguments(parser: argparse.ArgumentParser, *, onnx: bool = False) -> None:
     """``--model``, ``--json``, ``--images``, ``--batch-size``, ``--workers``, ``--device``:
     a model file run over a COCO-format dataset; with ``onnx``, ``--onnx FILE`` (an export)

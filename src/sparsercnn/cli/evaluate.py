@@ -7,8 +7,10 @@ from pathlib import Path
 
 from sparsercnn.cli.common import (
     add_model_dataset_arguments,
+    add_precision_argument,
     check_output_path,
     int_at_least,
+    refuse_model_flags_with_onnx,
     resolve_device,
 )
 
@@ -22,6 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "an exported file (fp32 or int8) runs in onnxruntime on the CPU instead of the model.",
     )
     add_model_dataset_arguments(parser, onnx=True)
+    add_precision_argument(parser)
     parser.add_argument("--output", type=Path, help="write the metrics as JSON here")
     parser.add_argument("--results", type=Path, help="write the COCO results JSON here")
     parser.add_argument(
@@ -44,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report_dir is not None:
         check_output_path(args.report_dir, "--report-dir", folder=True)
     if args.onnx is not None:
-        if args.stages is not None or args.device not in (None, "cpu"):
-            raise ValueError("--stages and --device apply to --model, not to --onnx (CPU)")
+        refuse_model_flags_with_onnx(args)
         report = evaluate_onnx_file(
             args.onnx,
             args.json,
@@ -66,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             num_workers=args.workers,
             batch_invariant=not args.padded_batches,
+            precision=args.precision,
             results_path=args.results,
             metrics_path=args.output,
         )

@@ -24,6 +24,7 @@ from sparsercnn.cli.common import (
     check_output_path,
     fraction,
     int_at_least,
+    refuse_model_flags_with_onnx,
     resolve_device,
 )
 
@@ -167,11 +168,7 @@ def build_predictor(args: argparse.Namespace) -> Predictor | OnnxPredictor:
     from sparsercnn.predictor import Predictor
 
     if args.onnx is not None:
-        if args.stages is not None or args.device not in (None, "cpu") or args.precision != "fp32":
-            raise ValueError(
-                "--stages, --device and --precision apply to --model, not to --onnx (CPU; its "
-                "precision is the file's)"
-            )
+        refuse_model_flags_with_onnx(args)
         return OnnxPredictor(
             args.onnx, batch_size=args.batch_size, batch_invariant=not args.padded_batches
         )

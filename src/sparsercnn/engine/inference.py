@@ -36,7 +36,13 @@ from sparsercnn.evaluation import (
     write_results_json,
 )
 from sparsercnn.model import PostProcessor, SparseRCNN
-from sparsercnn.model.inference import evaluating, model_device, run_model, synchronize
+from sparsercnn.model.inference import (
+    Precision,
+    evaluating,
+    model_device,
+    run_model,
+    synchronize,
+)
 from sparsercnn.model.postprocess import detections_to_cpu
 from sparsercnn.structures import Batch, Detections, Sample, padded_size
 
@@ -165,6 +171,7 @@ def run_inference(
     num_stages: int | None = None,
     device: torch.device | str | None = None,
     batch_invariant: bool = True,
+    precision: Precision = "fp32",
 ) -> tuple[list[int], list[Detections], Timing]:
     """Detect objects in every batch of ``loader``.
 
@@ -183,6 +190,8 @@ def run_inference(
         batch_invariant: only images of the same padded size share a forward pass
             (:func:`~sparsercnn.model.inference.run_model`), so an image's detections do not
             depend on the batch size or order; False pads each batch to its largest image.
+        precision: ``fp32`` or ``bf16`` autocast (PyTorch model only; see
+            :func:`~sparsercnn.model.inference.evaluating`).
 
     Returns:
         ``(image_ids, detections, timing)``: one entry per image in loader order; detections
@@ -194,7 +203,7 @@ def run_inference(
         if postprocessor is None:
             raise ValueError("inference with a PyTorch model needs its postprocessor")
         target = torch.device(device) if device is not None else model_device(module)
-        context: contextlib.AbstractContextManager[object] = evaluating(module)
+        context: contextlib.AbstractContextManager[object] = evaluating(module, precision)
         step = functools.partial(
             _torch_step, module, postprocessor, num_stages, batch_invariant, target
         )
@@ -254,6 +263,7 @@ def evaluate(
     dist_info: DistInfo | None = None,
     num_stages: int | None = None,
     batch_invariant: bool = True,
+    precision: Precision = "fp32",
 ) -> Evaluation | None:
     """COCO bbox evaluation of ``model`` on ``dataset`` (test transform already in the dataset).
 
@@ -269,7 +279,7 @@ def evaluate(
         dist_info: this process's place in the run (default: single process on the model's
             device).
         num_stages: evaluate the output of the first k stages (default all).
-        batch_invariant: see :func:`run_inference`.
+        batch_invariant, precision: see :func:`run_inference`.
 
     Returns:
         The metrics, timing and detections on rank 0, ``None`` on the other ranks.
@@ -292,6 +302,7 @@ def evaluate(
         num_stages=num_stages,
         device=device,
         batch_invariant=batch_invariant,
+        precision=precision,
     )
     gathered = all_gather_object((image_ids, detections, timing))
     if rank != 0:

@@ -26,6 +26,7 @@ from sparsercnn.engine.train_result import TrainResult
 from sparsercnn.engine.trainer import Trainer
 from sparsercnn.evaluation.coco_evaluator import EvaluationResult
 from sparsercnn.model import build_postprocessor
+from sparsercnn.model.inference import Precision
 from sparsercnn.model_file import LoadedModel, load_model_file
 
 logger = logging.getLogger(__name__)
@@ -203,6 +204,7 @@ def evaluate_model_file(
     batch_size: int | None = None,
     num_workers: int = 2,
     batch_invariant: bool = True,
+    precision: Precision = "fp32",
     results_path: Path | None = None,
     metrics_path: Path | None = None,
 ) -> EvaluationReport:
@@ -232,6 +234,7 @@ def evaluate_model_file(
         dist_info=DistInfo(device=torch.device(device)),
         num_stages=num_stages,
         batch_invariant=batch_invariant,
+        precision=precision,
     )
     assert evaluation is not None  # single process: rank 0
     report = EvaluationReport(
