@@ -23,10 +23,11 @@ import torch
 from sparsercnn.benchmarking import machine_kind
 from sparsercnn.data.loader import build_test_loader
 from sparsercnn.diagnostics.feature_reads import count_image_reads, empty_feature_reads
-from sparsercnn.engine.pipeline import load_model_and_dataset
+from sparsercnn.engine.pipeline import evaluation_dataset
 from sparsercnn.model import SparseRCNN
 from sparsercnn.model.inference import evaluating
 from sparsercnn.model.on_demand_level import DEFAULT_TILE
+from sparsercnn.model_file import load_model_file
 from sparsercnn.runtime import retain_freed_memory
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,13 +49,23 @@ def main() -> None:
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--images", type=Path, required=True)
     parser.add_argument("--max-images", type=int, default=20)
+    parser.add_argument(
+        "--test-size",
+        type=int,
+        nargs=2,
+        metavar=("SHORT", "LONG_MAX"),
+        help="test resize instead of the model's (e.g. a model trained small, run large)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     retain_freed_memory()
-    loaded, dataset = load_model_and_dataset(args.model, args.json, args.images)
+    loaded = load_model_file(args.model)
+    if args.test_size is not None:
+        loaded.config.input.test_min_size, loaded.config.input.test_max_size = args.test_size
+    dataset = evaluation_dataset(args.json, args.images, loaded.config)
     model = loaded.model
     reads = empty_feature_reads(model.head.strides, model.num_stages)
     dense_s, on_demand_s, max_logit, max_box = [], [], 0.0, 0.0
@@ -92,7 +103,9 @@ def main() -> None:
             "",
             f"Command: `python benchmarks/bench_on_demand.py --model {args.model} --json "
             f"{args.json} --images {args.images} --max-images {args.max_images} --threads "
-            f"{args.threads} --precision {args.precision}`; {len(dense_s)} images ({shapes}), "
+            f"{args.threads} --precision {args.precision}"
+            + (f" --test-size {args.test_size[0]} {args.test_size[1]}" if args.test_size else "")
+            + f"`; {len(dense_s)} images ({shapes}), "
             "dense and on-demand alternating per image.",
             "",
             "| pyramid | model s per image (median) | 16x16 tiles computed |",

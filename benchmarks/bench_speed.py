@@ -29,6 +29,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ DEFAULT_VARIANTS = (
     "infer:eager:fp32",
     "infer:onnx:fp32",
     "infer:eager:bf16",
+    "infer:onnx-int8:int8",
     "train:eager:fp32",
     "train:eager:bf16",
 )
@@ -133,7 +135,8 @@ def measure_ours(variant: Variant, iters: int, threads: int) -> dict[str, float]
         preset=PRESET,
         backend=variant.backend,  # type: ignore[arg-type]
         image_size=INFER_SIZE,
-        dtype=variant.precision,  # type: ignore[arg-type]
+        # int8 is the backend's business (onnx-int8 takes fp32 inputs); bf16 is autocast.
+        dtype="bf16" if variant.precision == "bf16" else "fp32",
         threads=threads,
         warmup=1,
         iters=iters,
@@ -250,6 +253,46 @@ def table(variants: list[Variant], theirs: dict[str, Rounds], mine: dict[str, Ro
     return "\n".join(lines)
 
 
+def evaluate_ap(command: list[str], metrics: Path) -> float:
+    """COCO AP of one ``sparsercnn eval`` run (its ``--output`` metrics JSON)."""
+    run_cli([*command, "--output", str(metrics)])
+    return float(json.loads(metrics.read_text())["AP"])
+
+
+def run_cli(command: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "sparsercnn", *command], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"sparsercnn {command[0]} failed ({done.returncode}): {tail}")
+
+
+def accuracy_rows(model: Path, json_path: Path, images: Path, calibration: Path) -> list[str]:
+    """AP of a trained model in fp32, bf16 and int8 (exported with ``--int8``, calibrated on
+    ``calibration``) on one dataset: table rows with the difference to fp32 and the target
+    (int8 within 1.0 AP point)."""
+    data = ["--json", str(json_path), "--images", str(images), "--workers", "0"]
+    with tempfile.TemporaryDirectory() as folder:
+        scratch = Path(folder)
+        fp32 = evaluate_ap(["eval", "--model", str(model), *data], scratch / "fp32.json")
+        rows = [f"| {model} | fp32 | {fp32:.2%} | - | - |"]
+        bf16 = evaluate_ap(
+            ["eval", "--model", str(model), *data, "--precision", "bf16"], scratch / "bf16.json"
+        )
+        rows.append(f"| {model} | bf16 | {bf16:.2%} | {100 * (bf16 - fp32):+.2f} | - |")
+        int8_file = scratch / "model_int8.onnx"
+        export = ["export", "--model", str(model), "--output", str(int8_file), "--int8"]
+        run_cli([*export, "--calibration", str(calibration)])
+        int8 = evaluate_ap(["eval", "--onnx", str(int8_file), *data], scratch / "int8.json")
+        met = "yes" if abs(int8 - fp32) <= 0.01 else "no"
+        rows.append(
+            f"| {model} | int8 (ONNX Runtime) | {int8:.2%} | {100 * (int8 - fp32):+.2f} "
+            f"| within 1.0: {met} |"
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
@@ -257,6 +300,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
     parser.add_argument("--peers", type=Path, default=Path(os.environ.get("PEERS", "/tmp/peers")))
+    parser.add_argument(
+        "--check",
+        nargs=4,
+        action="append",
+        default=[],
+        metavar=("MODEL", "JSON", "IMAGES", "CALIBRATION"),
+        help="also evaluate this trained model file in fp32, bf16 and int8 (calibrated on the "
+        "CALIBRATION folder) on the JSON/IMAGES dataset; repeatable",
+    )
     parser.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -292,6 +344,17 @@ def main() -> None:
             table(variants, theirs, mine),
         ]
     )
+    if args.check:
+        rows = [row for check in args.check for row in accuracy_rows(*map(Path, check))]
+        text += "\n\n" + "\n".join(
+            [
+                "Accuracy of the fast modes on trained models (COCO AP on their validation sets):",
+                "",
+                "| model | mode | AP | vs fp32 (points) | target |",
+                "|---|---|---|---|---|",
+                *rows,
+            ]
+        )
     print("\n" + text)
     if args.write:
         with (REPO / "BENCHMARKS.md").open("a") as handle:
