@@ -52,11 +52,6 @@ def test_settings_hardware_and_versions_are_recorded(result: BenchmarkResult) ->
     assert json.loads(json.dumps(result.to_dict()))["timings"]["model"]["p50_ms"] > 0
 
 
-def test_random_weights_time_the_dense_pyramid(result: BenchmarkResult) -> None:
-    assert any("the FPN is computed densely" in note for note in result.notes)
-    assert benchmarking._load(BenchmarkSettings(preset="tiny")).model.fpn_on_demand_levels == 0
-
-
 def test_markdown_row_matches_header(result: BenchmarkResult) -> None:
     header = BenchmarkResult.markdown_header().splitlines()[0]
     row = result.markdown_row()

@@ -177,11 +177,6 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
     if settings.dtype == "bf16" and not fast_bf16_supported(device):
         notes.append(f"{device.type} has no native bf16: bf16 is emulated (slower than fp32)")
     loaded = _load(settings)
-    if settings.checkpoint is None:
-        notes.append(
-            "random weights: the FPN is computed densely (on-demand levels read where trained "
-            "proposals go); time a trained model file for its on-demand levels"
-        )
     height, width = settings.image_size or resized_shape(
         480, 640, loaded.config.input.test_min_size, loaded.config.input.test_max_size
     )
@@ -266,9 +261,6 @@ def _load(settings: BenchmarkSettings) -> LoadedModel:
     if settings.checkpoint is not None:
         return load_model_file(settings.checkpoint)
     config: Config = get_preset(settings.preset)
-    # Random weights leave the proposals where they start (whole-image boxes read P5 only), so
-    # on-demand FPN levels would skip work a trained model does: time the dense pyramid.
-    config.model.fpn_on_demand_levels = 0
     num_classes = config.model.num_classes
     categories = CategoryMap(list(range(num_classes)), [str(i) for i in range(num_classes)])
     return LoadedModel(model=build_model(config).eval(), config=config, categories=categories)

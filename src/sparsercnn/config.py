@@ -39,8 +39,9 @@ class ModelConfig:
     backbone_width: int = 64
     fpn_dim: int = 256
     # Inference: the finest FPN levels (2: P2 and P3) whose 3x3 output conv runs only on the
-    # 16x16 tiles RoIAlign reads; the same values where read. 0: every level dense.
-    fpn_on_demand_levels: int = 2
+    # 16x16 tiles RoIAlign reads; the same values where read. 0 (default): every level dense,
+    # as the trained models measured so far read 88-100% of P2's tiles (BENCHMARKS.md).
+    fpn_on_demand_levels: int = 0
     # Proposals (spec 3) and head (spec 5).
     num_proposals: int = 100
     proposal_init: ProposalInit = "image"

@@ -255,11 +255,7 @@ class ReferenceRuns:
     @staticmethod
     def _infer(model: SparseRCNN, images: list[Tensor]) -> Run:
         with torch.no_grad(), recording(model) as run:
-            # Inference computes P2 and P3 where the stages read them (on-demand levels), so
-            # FPN.forward is not called: the dense levels are recorded by a second call.
             run.output = model(images)
-            if not run.levels:
-                model.extract_features(model.preprocess(images))
         return run
 
     def _custom(self) -> Run:
