@@ -84,3 +84,19 @@ def test_budgeted_schedule_shortens_the_configured_schedule_then_stops() -> None
     assert train.steps == (round(800 * train.max_iter / 1000), round(900 * train.max_iter / 1000))
     budget.start -= 30.0  # the budget is spent
     assert schedule.after_step(0.5, iteration=3, work=work) == (False, True)
+
+
+def test_a_refit_says_whether_it_shortened_or_lengthened_the_schedule(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    train = TrainConfig(max_iter=1000, steps=(800, 900), warmup_iters=100, checkpoint_period=0)
+    budget = TimeBudget(60.0, time.perf_counter(), skip_iters=0, measure_iters=2, refit_every=2)
+    schedule = BudgetedSchedule(budget, train)
+    work = _work(eval_seconds=None, eval_images=None)
+    with caplog.at_level("INFO", logger="sparsercnn.engine.time_budget"):
+        for iteration, seconds in enumerate([1.0, 1.0, 0.2, 0.2], start=1):
+            schedule.after_step(seconds, iteration=iteration, work=work)
+    refits = [r.getMessage() for r in caplog.records if "max_iter" in r.getMessage()]
+    assert len(refits) == 2
+    assert "schedule shortened to max_iter" in refits[0]
+    assert "schedule lengthened to max_iter" in refits[1]
