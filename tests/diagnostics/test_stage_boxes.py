@@ -21,6 +21,7 @@ from sparsercnn.diagnostics.stage_boxes import (
 from sparsercnn.model import build_postprocessor
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.predictor import Predictor
+from sparsercnn.runtime import fast_bf16_supported
 from tests.diagnostics.diagnostics_data import NUM_PROPOSALS, DiagnosticsData
 
 
@@ -29,13 +30,16 @@ def loaded(data: DiagnosticsData) -> LoadedModel:
     return load_model_file(data.model_file)
 
 
-def _compute(loaded: LoadedModel, image: Path, num_stages: int | None = None) -> StageBoxes:
+def _compute(
+    loaded: LoadedModel, image: Path, num_stages: int | None = None, precision: str = "fp32"
+) -> StageBoxes:
     return compute_stage_boxes(
         loaded.model,
         build_postprocessor(loaded.config),
         build_test_transform(loaded.config.input),
         image,
         num_stages=num_stages,
+        precision=precision,  # type: ignore[arg-type]
     )
 
 
@@ -60,6 +64,18 @@ def test_last_stage_matches_the_predictor(loaded: LoadedModel, data: Diagnostics
     assert torch.equal(last["labels"], prediction.labels)
     assert torch.allclose(last["scores"], prediction.scores)
     assert torch.allclose(last["boxes"], prediction.boxes)
+
+
+@pytest.mark.skipif(not fast_bf16_supported(torch.device("cpu")), reason="no native bf16 here")
+def test_bf16_stages_match_the_bf16_predictor(loaded: LoadedModel, data: DiagnosticsData) -> None:
+    image = data.image_dir / "003.png"
+    last = _compute(loaded, image, precision="bf16").detections[-1]
+    predictor = Predictor(loaded.model, loaded.config, loaded.categories, precision="bf16")
+    prediction = predictor(image)[0]
+    assert torch.equal(last["scores"], prediction.scores)
+    assert torch.equal(last["boxes"], prediction.boxes)
+    fp32 = _compute(loaded, image).detections[-1]
+    assert not torch.equal(fp32["scores"], last["scores"])  # bf16 did run
 
 
 def test_stopping_after_k_stages_gives_that_stages_boxes(

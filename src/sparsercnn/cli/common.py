@@ -115,7 +115,7 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
         choices=["fp32", "bf16"],
         default="fp32",
         help="fp32, or bf16 autocast on devices with native bf16 (AVX-512 BF16 or AMX CPUs, "
-        "Ampere+ GPUs): about twice as fast, scores and boxes differ at bf16 rounding",
+        "Ampere+ GPUs): faster, scores and boxes differ at bf16 rounding",
     )
 
 
@@ -129,10 +129,12 @@ def refuse_model_flags_with_onnx(args: argparse.Namespace) -> None:
         )
 
 
-def add_model_dataset_arguments(parser: argparse.ArgumentParser, *, onnx: bool = False) -> None:
+def add_model_dataset_arguments(
+    parser: argparse.ArgumentParser, *, onnx: bool = False, batches: bool = True
+) -> None:
     """``--model``, ``--json``, ``--images``, ``--batch-size``, ``--workers``, ``--device``:
     a model file run over a COCO-format dataset; with ``onnx``, ``--onnx FILE`` (an export)
-    may replace ``--model``."""
+    may replace ``--model``; without ``batches``, no batch arguments (one image at a time)."""
     if onnx:
         model = parser.add_mutually_exclusive_group(required=True)
         add_model_argument(model, required=False)
@@ -143,7 +145,8 @@ def add_model_dataset_arguments(parser: argparse.ArgumentParser, *, onnx: bool =
         add_model_argument(parser)
     parser.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
     parser.add_argument("--images", type=Path, required=True, help="image folder")
-    add_batch_arguments(parser, default_batch_size=None)
+    if batches:
+        add_batch_arguments(parser, default_batch_size=None)
     parser.add_argument("--workers", type=int_at_least(0), default=2, help="data-loading processes")
     add_device_argument(parser)
 

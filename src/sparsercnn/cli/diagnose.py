@@ -7,8 +7,6 @@ import argparse
 from pathlib import Path
 
 from sparsercnn.cli.common import (
-    add_device_argument,
-    add_model_argument,
     add_model_dataset_arguments,
     check_output_path,
     fraction,
@@ -17,8 +15,8 @@ from sparsercnn.cli.common import (
 )
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    add_model_dataset_arguments(parser)
+def _add_common(parser: argparse.ArgumentParser, *, batches: bool = True) -> None:
+    add_model_dataset_arguments(parser, batches=batches)
     parser.add_argument(
         "--output-dir", type=Path, default=Path("diagnostics"), help="where files are written"
     )
@@ -80,16 +78,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "pixels and 8/16/32-pixel tiles that some stage samples: what an FPN computed only "
         "where it is read would compute. Writes feature_reads.json.",
     )
-    add_model_argument(reads)
-    reads.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
-    reads.add_argument("--images", type=Path, required=True, help="image folder")
+    _add_common(reads, batches=False)
     reads.add_argument(
         "--max-images", type=int_at_least(1), help="stop after this many images (default all)"
-    )
-    reads.add_argument("--workers", type=int_at_least(0), default=2, help="data-loading processes")
-    add_device_argument(reads)
-    reads.add_argument(
-        "--output-dir", type=Path, default=Path("diagnostics"), help="where files are written"
     )
     reads.set_defaults(handler=run_reads)
 

@@ -122,9 +122,7 @@ def count_image_reads(model: SparseRCNN, image: Tensor, into: FeatureReads) -> N
     levels = flatten_levels([batch.tensor.new_zeros(1, 1, h, w) for h, w in shapes], strides)
     stage_boxes = [output.proposal_boxes] + [stage.boxes for stage in output.stages[:-1]]
     read_any = torch.zeros(levels.table.shape[0], dtype=torch.bool, device=batch.tensor.device)
-    starts = [0]
-    for h, w in shapes:
-        starts.append(starts[-1] + h * w)
+    starts = [*levels.level_starts.tolist(), levels.table.shape[0]]
     for stage, boxes in enumerate(stage_boxes):
         index, weight = roi_sample_rows(
             levels, boxes, model.head.pooler_resolution, model.head.sampling_ratio, aligned=True

@@ -24,7 +24,7 @@ from torch import Tensor
 from sparsercnn.atomic_file import atomic_write
 from sparsercnn.data.transforms import InferenceTransform, build_test_transform
 from sparsercnn.model import PostProcessor, SparseRCNN, build_postprocessor
-from sparsercnn.model.inference import evaluating, model_device, run_model
+from sparsercnn.model.inference import Precision, evaluating, model_device, run_model
 from sparsercnn.model.postprocess import TopKDetections, detections_to_cpu, rescale_boxes
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.ops.boxes import clip_boxes
@@ -87,6 +87,7 @@ def compute_stage_boxes(
     transform: InferenceTransform,
     image: ImageInput,
     num_stages: int | None = None,
+    precision: Precision = "fp32",
 ) -> StageBoxes:
     """Run ``model`` (eval mode, restored after) on one image and keep every stage's boxes.
 
@@ -96,12 +97,13 @@ def compute_stage_boxes(
         transform: the model's test transform (the resize evaluation uses).
         image: a path, PIL image, ``HxWx3`` uint8 array or ``(3, H, W)`` tensor.
         num_stages: run only the first k stages (default all).
+        precision: ``fp32`` or ``bf16`` autocast (see :func:`evaluating`).
 
     Returns:
         The proposals, the ``S`` stages' boxes and scores and their detections.
     """
     pil = to_pil(image)
-    with evaluating(model):
+    with evaluating(model, precision):
         tensor = transform.image_tensor(pil).to(model_device(model))
         output = run_model(model, [tensor], num_stages=num_stages)
     original_size = torch.tensor([[pil.height, pil.width]], device=output.image_sizes.device)

@@ -18,6 +18,7 @@ from sparsercnn.config import Config
 from sparsercnn.engine.train_step import TrainStep, autocast_dtype, build_adamw
 from sparsercnn.loss import build_criterion
 from sparsercnn.model import build_model
+from sparsercnn.model.inference import synchronize
 from sparsercnn.structures import Batch, Target
 
 
@@ -86,11 +87,9 @@ def time_train_steps(
     loader = batches()
     seconds = []
     for iteration in range(num_steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         start = time.perf_counter()
         step(loader, lr=cfg.train.lr, iteration=iteration)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         seconds.append(time.perf_counter() - start)
     return seconds

@@ -229,14 +229,15 @@ class BudgetedSchedule:
             return False
         train.max_iter, train.steps = fitted.max_iter, fitted.steps
         train.warmup_iters = fitted.warmup_iters
+        change = "refitted"
+        if fitted.max_iter != old.max_iter:
+            change = "lengthened" if fitted.max_iter > old.max_iter else "shortened"
         logger.info(
             "time budget %.1f min at %.3f s/iteration: schedule %s to max_iter %d "
             "(was %d), steps %s, warm-up %d",
             self.budget.seconds / 60.0,
             self.budget.pace,
-            {-1: "shortened", 0: "refitted", 1: "lengthened"}[
-                (fitted.max_iter > old.max_iter) - (fitted.max_iter < old.max_iter)
-            ],
+            change,
             fitted.max_iter,
             old.max_iter,
             list(fitted.steps),

@@ -82,11 +82,6 @@ class FPN(nn.Module):
             raise ValueError(
                 f"FPN expects {len(self.lateral_convs)} feature maps (C2..C5), got {len(features)}"
             )
-        if not 0 <= num_on_demand < len(features):
-            raise ValueError(
-                f"model.fpn_on_demand_levels must be in [0, {len(features) - 1}], got "
-                f"{num_on_demand}"
-            )
         merged = self.lateral_convs[-1](features[-1])
         outputs = [self.output_convs[-1](merged)]
         on_demand: list[OnDemandLevel] = []

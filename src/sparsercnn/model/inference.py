@@ -34,11 +34,8 @@ def evaluating(model: nn.Module, precision: Precision = "fp32") -> Iterator[None
     Raises:
         ValueError: bf16 on a device that would only emulate it (many times slower than fp32).
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     device = model_device(model)
-    if precision == "bf16":
-        check_bf16(device)
+    check_precision(precision, device)
     was_training = model.training
     model.eval()
     try:
@@ -51,13 +48,15 @@ def evaluating(model: nn.Module, precision: Precision = "fp32") -> Iterator[None
         model.train(was_training)
 
 
-def check_bf16(device: torch.device) -> None:
-    """Refuse bf16 inference where ``device`` has no native bf16.
+def check_precision(precision: str, device: torch.device) -> None:
+    """Refuse an unknown precision, and bf16 inference where ``device`` has no native bf16.
 
     Raises:
-        ValueError: naming the device and what to use instead.
+        ValueError: naming the precision or the device, and what to use instead.
     """
-    if not fast_bf16_supported(device):
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bf16" and not fast_bf16_supported(device):
         raise ValueError(
             f"precision bf16: {device} has no native bf16 (CPUs need AVX-512 BF16 or AMX, GPUs "
             "Ampere or newer), so it would run many times slower than fp32; use fp32"

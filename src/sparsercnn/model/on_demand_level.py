@@ -21,7 +21,7 @@ from sparsercnn.ops.multilevel_roi_align import FlattenedLevels
 DEFAULT_TILE = 16
 # Levels with fewer tiles than this stay dense: on small inputs the stages read nearly all of
 # them and the bookkeeping costs more than it saves (a 160x160 demo image: P2 is 3x3 tiles,
-# all read, 0.79x the dense model's speed).
+# all read, 0.79x the dense model's speed on a busy machine).
 MIN_TILES = 64
 
 

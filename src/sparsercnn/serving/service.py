@@ -108,7 +108,11 @@ class DetectionService:
         """
         predictor = self.predictor
         return compute_stage_boxes(
-            predictor.model, predictor.postprocessor, predictor.transform, image
+            predictor.model,
+            predictor.postprocessor,
+            predictor.transform,
+            image,
+            precision=predictor.precision,
         )
 
     def info(self) -> ModelInfo:
