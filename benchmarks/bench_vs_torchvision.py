@@ -4,21 +4,28 @@ Times, in one process, on one image (800x1333 by default; random weights, eval m
 a device synchronisation around every timed call):
 
 - sparsercnn's ``r50_100pro_3x`` through :func:`sparsercnn.benchmarking.run_benchmark` for each
-  variant: ``eager``, ``compile`` and ``cudagraphs`` (``torch.compile`` in ``reduce-overhead``
-  mode), each in fp32 and bf16 autocast. "model" is the network, "end to end" adds
-  normalisation, padding and top-k, and backbone+FPN is timed alone;
+  variant: ``eager``, ``graphs`` (the eager kernels replayed from CUDA graphs, no compiler),
+  ``compile`` and ``cudagraphs`` (``torch.compile`` in ``reduce-overhead`` mode), each in fp32
+  and bf16 autocast. "model" is the network, "end to end" adds normalisation, padding and
+  top-k, and backbone+FPN is timed alone;
 - torchvision's ``fasterrcnn_resnet50_fpn`` (``weights=None``) on the same image, already on the
   device, in fp32 and bf16 autocast: its whole call (normalisation, resize, RPN, RoI heads, NMS,
   rescaling), and its backbone+FPN alone. With random weights few boxes pass its 0.05 score
   threshold, so its post-processing is at its cheapest.
+
+With ``train:DTYPE`` and ``torchvision-train:DTYPE`` variants it also times one training step
+(forward, loss, backward, optimiser step) at ``--train-batch`` images of the same size: ours
+through the trainer's own step (:func:`sparsercnn.engine.step_timing.time_train_steps`, AdamW,
+20 random boxes per image), Faster R-CNN's with the same boxes and SGD; "end to end" is then
+the step and images/s counts the batch.
 
 Prints a markdown table and issue 5's two GPU ratios: sparsercnn's end-to-end images/s over
 Faster R-CNN's in fp32 eager (target >= 1.3) and sparsercnn's model time over its backbone+FPN
 (target <= 1.15). A variant that fails is reported with its error and the others still run.
 
 Usage: python benchmarks/bench_vs_torchvision.py [--device cuda] [--image-size 800 1333]
-       [--warmup 10] [--iters 50] [--variants eager:fp32,torchvision:fp32,...]
-       [--json FILE] [--write]
+       [--warmup 10] [--iters 50] [--variants eager:fp32,torchvision:fp32,train:bf16,...]
+       [--train-batch 4] [--json FILE] [--write]
 
 Where the package is not installed, prefix ``PYTHONPATH=src``. Each compiled variant compiles the
 model and its backbone+FPN first (a minute or more each on a GPU machine): on a short device lease
@@ -41,18 +48,23 @@ from typing import Any
 import torch
 
 from sparsercnn.benchmarking import BenchmarkSettings, PartTiming, hardware_info, run_benchmark
+from sparsercnn.engine.step_timing import synthetic_batch, time_train_steps
+from sparsercnn.presets import get_preset
+from sparsercnn.structures import Batch
 
 # Variant name -> (benchmark backend, torch.compile mode); "cudagraphs" replays CUDA graphs.
 OUR_BACKENDS: dict[str, tuple[str, str | None]] = {
     "eager": ("eager", None),
     "compile": ("compile", None),
     "cudagraphs": ("compile", "reduce-overhead"),
+    "graphs": ("cuda-graphs", None),
 }
 DEFAULT_VARIANTS = [
     f"{backend}:{dtype}"
-    for backend in ("torchvision", "eager", "compile", "cudagraphs")
+    for backend in ("torchvision", "eager", "graphs", "compile", "cudagraphs")
     for dtype in ("fp32", "bf16")
 ]
+TRAIN_BOXES = 20  # random boxes per training image
 
 
 @dataclass
@@ -68,10 +80,11 @@ class Row:
     backbone_fpn_ms: float | None = None
     setup_s: float | None = None
     error: str | None = None
+    batch_size: int = 1
 
     @property
     def images_per_s(self) -> float | None:
-        return 1e3 / self.end_to_end_ms if self.end_to_end_ms else None
+        return self.batch_size * 1e3 / self.end_to_end_ms if self.end_to_end_ms else None
 
     @property
     def head_ratio(self) -> float | None:
@@ -179,36 +192,114 @@ def torchvision_faster_rcnn(dtype: str, args: argparse.Namespace, device: torch.
     )
 
 
+def training_batch(args: argparse.Namespace) -> Batch:
+    """``--train-batch`` random images of ``--image-size`` with the same random boxes."""
+    return synthetic_batch(
+        args.train_batch, (args.image_size[0], args.image_size[1]), 80, TRAIN_BOXES
+    )
+
+
+def ours_training(preset: str, dtype: str, args: argparse.Namespace, device: torch.device) -> Row:
+    cfg = get_preset(preset)
+    cfg.train.amp = dtype == "bf16"
+    start = time.perf_counter()
+    seconds = time_train_steps(cfg, training_batch(args), device, args.warmup + args.iters)
+    timing = PartTiming.from_seconds(seconds[args.warmup :], batch_size=1)
+    return Row(
+        implementation=f"sparsercnn {preset}",
+        backend="train",
+        dtype=dtype,
+        model_ms=timing.p50_ms,
+        model_p95_ms=timing.p95_ms,
+        end_to_end_ms=timing.p50_ms,
+        setup_s=time.perf_counter() - start - sum(seconds[args.warmup :]),
+        batch_size=args.train_batch,
+    )
+
+
+def torchvision_training(dtype: str, args: argparse.Namespace, device: torch.device) -> Row:
+    from torchvision.models.detection import fasterrcnn_resnet50_fpn
+
+    model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None).train().to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    batch = training_batch(args)
+    images = [image.to(device).float() / 255 for image in batch.images]
+    targets = [
+        {"boxes": t.boxes.to(device), "labels": t.labels.to(device) + 1} for t in batch.targets
+    ]
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16"):
+            losses = model(images, targets)
+        optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        optimizer.step()
+
+    start = time.perf_counter()
+    seconds = time_calls(step, args.warmup, args.iters, sync)
+    timing = PartTiming.from_seconds(seconds, batch_size=1)
+    return Row(
+        implementation="torchvision fasterrcnn_resnet50_fpn",
+        backend="train",
+        dtype=dtype,
+        model_ms=timing.p50_ms,
+        model_p95_ms=timing.p95_ms,
+        end_to_end_ms=timing.p50_ms,
+        setup_s=time.perf_counter() - start - sum(seconds),
+        batch_size=args.train_batch,
+    )
+
+
+VARIANTS: dict[str, Callable[[str, argparse.Namespace, torch.device], Row]] = {
+    "torchvision": torchvision_faster_rcnn,
+    "torchvision-train": torchvision_training,
+    "train": lambda dtype, args, device: ours_training(args.preset, dtype, args, device),
+    **{
+        backend: (
+            lambda dtype, args, device, backend=backend: ours(
+                args.preset, backend, dtype, args, device
+            )
+        )
+        for backend in OUR_BACKENDS
+    },
+}
+
+
 def run_variant(variant: str, args: argparse.Namespace, device: torch.device) -> Row:
     backend, _, dtype = variant.partition(":")
-    if dtype not in ("fp32", "bf16") or backend not in {*OUR_BACKENDS, "torchvision"}:
+    if dtype not in ("fp32", "bf16") or backend not in VARIANTS:
         raise SystemExit(
-            f"unknown variant {variant!r}: use BACKEND:DTYPE with BACKEND in torchvision, "
-            f"{', '.join(OUR_BACKENDS)} and DTYPE fp32 or bf16"
+            f"unknown variant {variant!r}: use BACKEND:DTYPE with BACKEND in "
+            f"{', '.join(VARIANTS)} and DTYPE fp32 or bf16"
         )
     try:
-        if backend == "torchvision":
-            return torchvision_faster_rcnn(dtype, args, device)
-        return ours(args.preset, backend, dtype, args, device)
+        return VARIANTS[backend](dtype, args, device)
     except Exception as error:  # report and go on: one broken variant must not cost the rest
         traceback.print_exc()
-        if backend == "torchvision":
-            name, backend = "torchvision fasterrcnn_resnet50_fpn", "eager"
-        else:
-            name = f"sparsercnn {args.preset}"
-        return Row(name, backend, dtype, error=f"{type(error).__name__}: {error}")
+        theirs = backend.startswith("torchvision")
+        name = "torchvision fasterrcnn_resnet50_fpn" if theirs else f"sparsercnn {args.preset}"
+        shown = "train" if backend.endswith("train") else ("eager" if theirs else backend)
+        return Row(name, shown, dtype, error=f"{type(error).__name__}: {error}")
 
 
 def summary(rows: list[Row]) -> list[str]:
     """Issue 5's GPU ratios from the rows that ran."""
     lines = []
-    by_key = {(r.backend if "sparsercnn" in r.implementation else "tv", r.dtype): r for r in rows}
+    by_key = {
+        (r.backend if "sparsercnn" in r.implementation else f"tv-{r.backend}", r.dtype): r
+        for r in rows
+    }
     for dtype in ("fp32", "bf16"):
-        tv, ours_eager = by_key.get(("tv", dtype)), by_key.get(("eager", dtype))
+        tv, ours_eager = by_key.get(("tv-eager", dtype)), by_key.get(("eager", dtype))
         if tv and ours_eager and tv.images_per_s and ours_eager.images_per_s:
             ratio = ours_eager.images_per_s / tv.images_per_s
             target = " (target >= 1.3)" if dtype == "fp32" else ""
             lines.append(f"{dtype} eager, sparsercnn / Faster R-CNN images/s: {ratio:.2f}x{target}")
+        tv_train, ours_train = by_key.get(("tv-train", dtype)), by_key.get(("train", dtype))
+        if tv_train and ours_train and tv_train.images_per_s and ours_train.images_per_s:
+            ratio = ours_train.images_per_s / tv_train.images_per_s
+            lines.append(f"{dtype} training, sparsercnn / Faster R-CNN images/s: {ratio:.2f}x")
     ours_rows = [r for r in rows if "sparsercnn" in r.implementation and r.head_ratio]
     if ours_rows:
         fastest = min(ours_rows, key=lambda r: r.model_ms or float("inf"))
@@ -228,6 +319,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
+    parser.add_argument(
+        "--train-batch", type=int, default=4, help="images per step of the train variants"
+    )
     parser.add_argument("--json", type=Path, help="write the rows and the environment here")
     parser.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = parser.parse_args()
@@ -263,7 +357,8 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/bench_vs_torchvision.py --device {args.device} --preset "
         f"{args.preset} --image-size {args.image_size[0]} {args.image_size[1]} --warmup "
-        f"{args.warmup} --iters {args.iters} --variants {args.variants}`",
+        f"{args.warmup} --iters {args.iters} --train-batch {args.train_batch} --variants "
+        f"{args.variants}`",
     ]
     text = "\n".join(lines)
     print("\n" + text)

@@ -24,7 +24,8 @@ def test_bench_vs_torchvision_reports_rows_ratios_and_failures(
     output = tmp_path / "rows.json"
     argv = [str(SCRIPT), "--device", "cpu", "--preset", "tiny", "--image-size", "64", "96"]
     argv += ["--warmup", "0", "--iters", "2", "--json", str(output)]
-    argv += ["--variants", "eager:fp32,cudagraphs:fp32,torchvision:fp32"]
+    argv += ["--variants", "eager:fp32,cudagraphs:fp32,torchvision:fp32,train:fp32"]
+    argv += ["--train-batch", "2"]
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(SCRIPT), run_name="__main__")
     printed = capsys.readouterr().out
@@ -33,12 +34,15 @@ def test_bench_vs_torchvision_reports_rows_ratios_and_failures(
         ("eager", "fp32"),
         ("cudagraphs", "fp32"),
         ("eager", "fp32"),
+        ("train", "fp32"),
     ]
-    ours, graphs, torchvision = rows
+    ours, graphs, torchvision, training = rows
     assert ours["error"] is None and ours["backbone_fpn_ms"] > 0 and ours["model_ms"] > 0
     assert "needs the compile backend on CUDA" in graphs["error"]  # CUDA graphs need CUDA
     # torchvision cannot run on the CPU-only development machines; where it can, it is timed.
     assert torchvision["error"] is not None or torchvision["model_ms"] > 0
+    assert training["error"] is None and training["batch_size"] == 2
+    assert training["end_to_end_ms"] > 0 and training["backbone_fpn_ms"] is None
     assert "| sparsercnn tiny | eager | fp32 |" in printed
     assert "fastest sparsercnn variant eager:fp32" in printed
     assert "--preset tiny --image-size 64 96" in printed

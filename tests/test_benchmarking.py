@@ -159,3 +159,12 @@ def test_onnx_int8_backend_times_a_quantized_graph() -> None:
     assert any("timing-only" in note for note in result.notes)
     with pytest.raises(ValueError, match="onnx-int8 backend runs onnxruntime's CPU provider"):
         run_benchmark(dataclasses.replace(settings, dtype="bf16"))
+
+
+def test_cuda_graphs_backend_needs_cuda() -> None:
+    settings = BenchmarkSettings(preset="tiny", backend="cuda-graphs", image_size=(64, 96))
+    with pytest.raises(ValueError, match="cuda-graphs backend needs a CUDA device, not cpu"):
+        run_benchmark(settings)
+    if torch.cuda.is_available():  # where it can run, it times every part
+        result = run_benchmark(dataclasses.replace(settings, device="cuda", iters=2))
+        assert all(result.timings[name].p50_ms > 0 for name in PARTS)

@@ -35,12 +35,13 @@ from sparsercnn.config import CompileMode, Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.transforms import resized_shape
 from sparsercnn.model import SparseRCNN, build_model, build_postprocessor
+from sparsercnn.model.cuda_graphs import CudaGraphs
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.presets import get_preset
 from sparsercnn.runtime import fast_bf16_supported, minor_page_faults, retain_freed_memory
 from sparsercnn.structures import ImageBatch
 
-Backend = Literal["eager", "compile", "onnx", "onnx-int8"]
+Backend = Literal["eager", "compile", "cuda-graphs", "onnx", "onnx-int8"]
 ONNX_BACKENDS = ("onnx", "onnx-int8")
 PARTS = ("preprocess", "model", "postprocess", "total", "backbone_fpn")
 # Above this many minor page faults per timed run (4 MiB of fresh 4 KiB pages) memory was still
@@ -57,7 +58,8 @@ class BenchmarkSettings:
         checkpoint: a model file; None benchmarks ``preset`` with random weights.
         preset: preset name used when there is no checkpoint.
         device: ``cpu``, ``cuda`` or ``cuda:N``.
-        backend: ``eager``, ``compile``, ``onnx`` or ``onnx-int8`` (CPU, fp32 inputs only).
+        backend: ``eager``, ``compile``, ``cuda-graphs`` (CUDA: the eager kernels replayed from
+            CUDA graphs) or ``onnx`` / ``onnx-int8`` (CPU, fp32 inputs only).
         batch_size: images per run.
         image_size: ``(h, w)`` of the resized input images; None: the test resize of a 480x640
             (COCO-like) image.
@@ -243,10 +245,13 @@ def _check_settings(settings: BenchmarkSettings, device: torch.device) -> None:
         raise ValueError(
             f"the {settings.backend} backend runs onnxruntime's CPU provider with fp32 inputs only"
         )
-    if settings.backend not in ("eager", "compile", *ONNX_BACKENDS):
+    if settings.backend not in ("eager", "compile", "cuda-graphs", *ONNX_BACKENDS):
         raise ValueError(
-            f"unknown backend {settings.backend!r}; use eager, compile, onnx or onnx-int8"
+            f"unknown backend {settings.backend!r}; use eager, compile, cuda-graphs, onnx or "
+            "onnx-int8"
         )
+    if settings.backend == "cuda-graphs" and device.type != "cuda":
+        raise ValueError(f"the cuda-graphs backend needs a CUDA device, not {settings.device}")
     if settings.compile_mode is not None and (
         settings.backend != "compile" or device.type != "cuda"
     ):
@@ -285,6 +290,9 @@ def _torch_parts(
         mode = settings.compile_mode
         forward = torch.compile(model, dynamic=False, mode=mode, options=options)
         features = torch.compile(model.extract_features, dynamic=False, mode=mode, options=options)
+    elif settings.backend == "cuda-graphs":
+        forward = CudaGraphs(model)
+        features = CudaGraphs(model, lambda batch, _: model.extract_features(batch))
     return _Parts(
         preprocess=lambda: model.preprocess(images),
         model=forward,

@@ -67,7 +67,19 @@ def test_precision_applies_to_a_model_file_not_to_an_onnx_file(
     onnx.write_bytes(b"never read")
     assert main(["predict", "--onnx", str(onnx), "--precision", "bf16", str(image)]) == 2
     (line,) = error_lines(capsys)
-    assert "--precision apply to --model, not to --onnx" in line
+    assert "--cuda-graphs apply to --model, not to --onnx" in line
+    evaluation = ["eval", "--onnx", str(onnx), "--json", "x.json", "--images", "."]
+    assert main([*evaluation, "--cuda-graphs"]) == 2
+    assert "--cuda-graphs apply to --model, not to --onnx" in error_lines(capsys)[0]
+
+
+def test_cuda_graphs_on_a_cpu_name_the_flag_and_the_device(
+    model_file: Path, image: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["predict", "--model", str(model_file), str(image), "--device", "cpu", "--cuda-graphs"]
+    assert main(args) == 2
+    (line,) = error_lines(capsys)
+    assert "--cuda-graphs" in line and "--device cuda" in line and "on cpu" in line
 
 
 def test_an_output_path_inside_a_file_is_bad_input(

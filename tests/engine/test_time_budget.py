@@ -19,16 +19,25 @@ from sparsercnn.engine.time_budget import (
 
 
 def test_measures_after_skipped_iterations() -> None:
-    budget = TimeBudget(100.0, time.perf_counter(), skip_iters=2, measure_iters=3)
+    budget = TimeBudget(100.0, time.perf_counter(), skip_iters=2, measure_iters=3, pace_window=5)
     assert [budget.record(s) for s in (9.0, 9.0, 1.0, 2.0)] == [False] * 4
     assert budget.seconds_per_iter == pytest.approx(1.5)
-    assert budget.record(3.0) is True
+    assert budget.record(3.0) is True  # the first refit once 3 are measured
     assert budget.seconds_per_iter == pytest.approx(2.0)
-    # A sliding window of the last 3 iterations; a refit is asked for every 25 iterations.
+    # The pace averages up to 5 recent iterations; a refit is asked for every 25 iterations.
     assert budget.record(4.0) is False
-    assert budget.seconds_per_iter == pytest.approx(3.0)
+    assert budget.seconds_per_iter == pytest.approx(2.5)
     assert [budget.record(1.0) for _ in range(24)] == [False] * 23 + [True]
     assert budget.seconds_per_iter == pytest.approx(1.0)
+
+
+def test_a_few_slow_steps_barely_move_the_pace() -> None:
+    budget = TimeBudget(1000.0, time.perf_counter(), skip_iters=0)  # default window: 100
+    for _ in range(100):
+        budget.record(0.1)
+    for _ in range(8):  # an evaluation's worth of slow steps used to double the pace
+        budget.record(0.3)
+    assert budget.seconds_per_iter == pytest.approx(0.116)
 
 
 def test_should_stop_accounts_for_the_reserve() -> None:
@@ -100,3 +109,23 @@ def test_a_refit_says_whether_it_shortened_or_lengthened_the_schedule(
     assert len(refits) == 2
     assert "schedule shortened to max_iter" in refits[0]
     assert "schedule lengthened to max_iter" in refits[1]
+
+
+def test_a_longer_refit_never_moves_a_passed_step_or_warm_up_back() -> None:
+    train = TrainConfig(max_iter=1000, steps=(800, 900), warmup_iters=100, checkpoint_period=0)
+    budget = TimeBudget(
+        1000.0, time.perf_counter(), skip_iters=0, measure_iters=1, refit_every=1, pace_window=1
+    )
+    schedule = BudgetedSchedule(budget, train)
+    work = _work(eval_seconds=None, eval_images=None)
+    budget.start -= 500.0  # half the budget spent, at 1 s per step: about 500 steps left
+    schedule.after_step(1.0, iteration=490, work=work)
+    shortened = (train.max_iter, train.steps, train.warmup_iters)
+    assert shortened[0] < 1000 and shortened[1][0] < 800
+    assert shortened[2] == 100  # the warm-up was over at iteration 490: not scaled
+    # Past the first step, the pace halves: the run is lengthened, the passed step stays put.
+    passed = shortened[1][0] + 1
+    schedule.after_step(0.5, iteration=passed, work=work)
+    assert train.max_iter > shortened[0]
+    assert train.steps[0] == shortened[1][0] and train.steps[1] > shortened[1][1]
+    assert train.warmup_iters == 100

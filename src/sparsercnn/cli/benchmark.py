@@ -36,10 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument(
         "--backend",
-        choices=["eager", "compile", "onnx", "onnx-int8"],
+        choices=["eager", "compile", "cuda-graphs", "onnx", "onnx-int8"],
         default="eager",
-        help="onnx-int8: the onnx export with int8 convolutions, calibrated on the random "
-        "benchmark images (timing only)",
+        help="cuda-graphs: the eager kernels replayed from CUDA graphs (CUDA only); onnx-int8: "
+        "the onnx export with int8 convolutions, calibrated on the random benchmark images "
+        "(timing only)",
     )
     parser.add_argument("--batch-size", type=int_at_least(1), default=1)
     parser.add_argument(

@@ -119,13 +119,30 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_cuda_graphs_argument(parser: argparse.ArgumentParser) -> None:
+    """``--cuda-graphs``: replay the PyTorch model's forward pass from CUDA graphs."""
+    parser.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="on CUDA, replay the forward pass from CUDA graphs captured per input shape: the "
+        "same detections without the kernel-launch overhead of eager GPU inference (the first "
+        "batch of each new shape pays for a capture)",
+    )
+
+
 def refuse_model_flags_with_onnx(args: argparse.Namespace) -> None:
-    """``--stages``, ``--device`` and ``--precision`` configure a PyTorch model file; an ONNX
-    file runs every stage on onnxruntime's CPU provider at the precision it was exported in."""
-    if args.stages is not None or args.device not in (None, "cpu") or args.precision != "fp32":
+    """``--stages``, ``--device``, ``--precision`` and ``--cuda-graphs`` configure a PyTorch
+    model file; an ONNX file runs every stage on onnxruntime's CPU provider at the precision it
+    was exported in."""
+    if (
+        args.stages is not None
+        or args.device not in (None, "cpu")
+        or args.precision != "fp32"
+        or args.cuda_graphs
+    ):
         raise ValueError(
-            "--stages, --device and --precision apply to --model, not to --onnx (CPU; its "
-            "precision is the file's)"
+            "--stages, --device, --precision and --cuda-graphs apply to --model, not to --onnx "
+            "(CPU; its precision is the file's)"
         )
 
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from sparsercnn.cli.common import (
+    add_cuda_graphs_argument,
     add_model_dataset_arguments,
     add_precision_argument,
     check_output_path,
@@ -25,6 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_dataset_arguments(parser, onnx=True)
     add_precision_argument(parser)
+    add_cuda_graphs_argument(parser)
     parser.add_argument("--output", type=Path, help="write the metrics as JSON here")
     parser.add_argument("--results", type=Path, help="write the COCO results JSON here")
     parser.add_argument(
@@ -69,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             num_workers=args.workers,
             batch_invariant=not args.padded_batches,
             precision=args.precision,
+            cuda_graphs=args.cuda_graphs,
             results_path=args.results,
             metrics_path=args.output,
         )

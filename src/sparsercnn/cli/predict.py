@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sparsercnn.atomic_file import atomic_write
 from sparsercnn.cli.common import (
     add_batch_arguments,
+    add_cuda_graphs_argument,
     add_device_argument,
     add_model_argument,
     add_precision_argument,
@@ -104,6 +105,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_batch_arguments(parser, default_batch_size=4)
     add_device_argument(parser)
     add_precision_argument(parser)
+    add_cuda_graphs_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -179,6 +181,7 @@ def build_predictor(args: argparse.Namespace) -> Predictor | OnnxPredictor:
         num_stages=args.stages,
         batch_invariant=not args.padded_batches,
         precision=args.precision,
+        cuda_graphs=args.cuda_graphs,
     )
 
 

@@ -36,6 +36,7 @@ from sparsercnn.evaluation import (
     write_results_json,
 )
 from sparsercnn.model import PostProcessor, SparseRCNN
+from sparsercnn.model.cuda_graphs import CudaGraphs
 from sparsercnn.model.inference import (
     Precision,
     evaluating,
@@ -44,7 +45,7 @@ from sparsercnn.model.inference import (
     synchronize,
 )
 from sparsercnn.model.postprocess import detections_to_cpu
-from sparsercnn.structures import Batch, Detections, Sample, padded_size
+from sparsercnn.structures import Batch, Detections, ModelOutput, Sample, padded_size
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +173,7 @@ def run_inference(
     device: torch.device | str | None = None,
     batch_invariant: bool = True,
     precision: Precision = "fp32",
+    cuda_graphs: bool = False,
 ) -> tuple[list[int], list[Detections], Timing]:
     """Detect objects in every batch of ``loader``.
 
@@ -192,6 +194,8 @@ def run_inference(
             depend on the batch size or order; False pads each batch to its largest image.
         precision: ``fp32`` or ``bf16`` autocast (PyTorch model only; see
             :func:`~sparsercnn.model.inference.evaluating`).
+        cuda_graphs: replay the forward pass from CUDA graphs, one per padded batch shape
+            (:class:`~sparsercnn.model.cuda_graphs.CudaGraphs`; PyTorch model on CUDA only).
 
     Returns:
         ``(image_ids, detections, timing)``: one entry per image in loader order; detections
@@ -204,10 +208,13 @@ def run_inference(
             raise ValueError("inference with a PyTorch model needs its postprocessor")
         target = torch.device(device) if device is not None else model_device(module)
         context: contextlib.AbstractContextManager[object] = evaluating(module, precision)
+        graphs: CudaGraphs[ModelOutput] | None = CudaGraphs(module) if cuda_graphs else None
         step = functools.partial(
-            _torch_step, module, postprocessor, num_stages, batch_invariant, target
+            _torch_step, module, postprocessor, num_stages, batch_invariant, graphs, target
         )
     else:
+        if cuda_graphs:
+            raise ValueError("CUDA graphs replay a PyTorch model, not an exported detector")
         target, context = torch.device("cpu"), contextlib.nullcontext()
         step = functools.partial(_exported_step, model)
     image_ids: list[int] = []
@@ -231,6 +238,7 @@ def _torch_step(
     postprocessor: PostProcessor,
     num_stages: int | None,
     batch_invariant: bool,
+    graphs: CudaGraphs[ModelOutput] | None,
     device: torch.device,
     images: list[Tensor],
     original_sizes: list[tuple[int, int]],
@@ -238,7 +246,9 @@ def _torch_step(
     """One batch's detections and the seconds of its forward pass (device synchronised)."""
     synchronize(device)
     start = time.perf_counter()
-    output = run_model(model, images, num_stages=num_stages, batch_invariant=batch_invariant)
+    output = run_model(
+        model, images, num_stages=num_stages, batch_invariant=batch_invariant, graphs=graphs
+    )
     synchronize(device)
     seconds = time.perf_counter() - start
     return postprocessor(output, original_sizes), seconds
@@ -264,6 +274,7 @@ def evaluate(
     num_stages: int | None = None,
     batch_invariant: bool = True,
     precision: Precision = "fp32",
+    cuda_graphs: bool = False,
 ) -> Evaluation | None:
     """COCO bbox evaluation of ``model`` on ``dataset`` (test transform already in the dataset).
 
@@ -279,7 +290,7 @@ def evaluate(
         dist_info: this process's place in the run (default: single process on the model's
             device).
         num_stages: evaluate the output of the first k stages (default all).
-        batch_invariant, precision: see :func:`run_inference`.
+        batch_invariant, precision, cuda_graphs: see :func:`run_inference`.
 
     Returns:
         The metrics, timing and detections on rank 0, ``None`` on the other ranks.
@@ -303,6 +314,7 @@ def evaluate(
         device=device,
         batch_invariant=batch_invariant,
         precision=precision,
+        cuda_graphs=cuda_graphs,
     )
     gathered = all_gather_object((image_ids, detections, timing))
     if rank != 0:

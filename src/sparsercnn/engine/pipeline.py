@@ -205,6 +205,7 @@ def evaluate_model_file(
     num_workers: int = 2,
     batch_invariant: bool = True,
     precision: Precision = "fp32",
+    cuda_graphs: bool = False,
     results_path: Path | None = None,
     metrics_path: Path | None = None,
 ) -> EvaluationReport:
@@ -235,6 +236,7 @@ def evaluate_model_file(
         num_stages=num_stages,
         batch_invariant=batch_invariant,
         precision=precision,
+        cuda_graphs=cuda_graphs,
     )
     assert evaluation is not None  # single process: rank 0
     report = EvaluationReport(

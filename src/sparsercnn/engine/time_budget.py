@@ -1,9 +1,10 @@
 """A wall-clock budget for a training run: measure the pace, then stop in time.
 
 :class:`TimeBudget` records iteration durations (skipping the first, slow ones), reports the
-pace over a sliding window of recent iterations, asks for a refit of the schedule once the first
-window is full and then every ``refit_every`` iterations (the pace drifts with the machine's
-load and the data), and says when the next iteration plus the end-of-run work (final checkpoint
+pace as the mean of up to ``pace_window`` recent iterations (long enough that a few slow steps
+do not swing the schedule, short enough to follow the machine's load and the data), asks for a
+refit of the schedule once ``measure_iters`` are measured and then every ``refit_every``
+iterations, and says when the next iteration plus the end-of-run work (final checkpoint
 and evaluation) would no longer fit. :func:`fit_to_budget` turns the measurement into a shorter
 schedule (:func:`~sparsercnn.engine.lr_schedule.fit_schedule_to_budget`), counting the periodic
 and end-of-run work of :class:`PeriodicWork`; :class:`BudgetedSchedule` applies both to a
@@ -39,8 +40,9 @@ class TimeBudget:
         seconds: the whole budget.
         start: ``time.perf_counter()`` value at which the budget began.
         skip_iters: first iterations left out of the measurement (start-up, allocator warm-up).
-        measure_iters: recent iterations averaged for :attr:`seconds_per_iter`.
-        refit_every: after the first measurement, ask for a refit this often (iterations).
+        measure_iters: iterations measured before the first refit.
+        refit_every: after the first refit, ask for one this often (iterations).
+        pace_window: most recent iterations averaged for :attr:`seconds_per_iter`.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class TimeBudget:
         skip_iters: int = 2,
         measure_iters: int = 8,
         refit_every: int = 25,
+        pace_window: int = 100,
     ) -> None:
         if seconds <= 0:
             raise ValueError(f"the time budget must be positive, got {seconds} s")
@@ -66,7 +69,7 @@ class TimeBudget:
         self.refit_every = refit_every
         self._seen = 0
         self._num_measured = 0
-        self._recent: deque[float] = deque(maxlen=measure_iters)
+        self._recent: deque[float] = deque(maxlen=max(pace_window, measure_iters))
         self._last = 0.0
 
     def record(self, iteration_seconds: float) -> bool:
@@ -82,7 +85,7 @@ class TimeBudget:
 
     @property
     def seconds_per_iter(self) -> float | None:
-        """Mean duration of the last ``measure_iters`` measured iterations (``None`` before)."""
+        """Mean duration of the last ``pace_window`` measured iterations (``None`` before one)."""
         return sum(self._recent) / len(self._recent) if self._recent else None
 
     @property
@@ -190,6 +193,9 @@ class BudgetedSchedule:
         train: the run's training config; ``max_iter``, ``steps`` and ``warmup_iters`` are
             changed in place when the schedule is refitted. Its values at construction are the
             configured schedule that every refit scales.
+
+    A refit never moves a learning-rate step or the end of the warm-up that the run has passed:
+    a longer schedule would otherwise put a decayed learning rate back up.
     """
 
     def __init__(self, budget: TimeBudget, train: TrainConfig) -> None:
@@ -209,7 +215,7 @@ class BudgetedSchedule:
         refitted = False
         if self.budget.record(seconds):
             fitted = fit_to_budget(self.budget, self.configured, iteration, work)
-            refitted = self._apply(all_gather_object(fitted)[0])
+            refitted = self._apply(all_gather_object(fitted)[0], iteration)
         stop = out_of_time(self.budget, work)
         stop = bool(all_gather_object(stop)[0]) and iteration < self.train.max_iter
         if stop:
@@ -221,9 +227,17 @@ class BudgetedSchedule:
             )
         return refitted, stop
 
-    def _apply(self, fitted: Schedule) -> bool:
+    def _apply(self, fitted: Schedule, iteration: int) -> bool:
         train = self.train
         old = Schedule(train.max_iter, train.steps, train.warmup_iters)
+        fitted = Schedule(
+            fitted.max_iter,
+            tuple(
+                was if was <= iteration else new
+                for was, new in zip(old.steps, fitted.steps, strict=True)
+            ),
+            old.warmup_iters if old.warmup_iters <= iteration else fitted.warmup_iters,
+        )
         if fitted == old:
             logger.info("time budget: %.3f s/iteration, the schedule fits", self.budget.pace)
             return False

@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from sparsercnn.model.cuda_graphs import CudaGraphs
 from sparsercnn.model.detector import SparseRCNN
 from sparsercnn.runtime import fast_bf16_supported
 from sparsercnn.structures import ModelOutput, StageOutput, padded_size
@@ -99,6 +100,7 @@ def run_model(
     *,
     num_stages: int | None = None,
     batch_invariant: bool = True,
+    graphs: CudaGraphs[ModelOutput] | None = None,
 ) -> ModelOutput:
     """The model's output for RGB 0-255 ``(3, h, w)`` images, in their order.
 
@@ -111,6 +113,8 @@ def run_model(
         batch_invariant: run each padded size as its own forward pass, so that every image's
             output is what it gives alone; False pads the whole batch to its largest image
             (the official batching, whose outputs depend on the batch).
+        graphs: replay ``model``'s forward pass from these CUDA graphs (pre-processing stays
+            eager); the same outputs, without the kernel-launch overhead.
 
     Returns:
         :class:`ModelOutput` with batch entries in the order of ``images``.
@@ -119,9 +123,15 @@ def run_model(
     if batch_invariant:
         sizes = [(int(image.shape[-2]), int(image.shape[-1])) for image in images]
         groups = group_by_padded_size(sizes, model.size_divisibility)
+
+    def forward(group: list[Tensor]) -> ModelOutput:
+        if graphs is None:
+            return model(group, num_stages=num_stages)
+        return graphs(model.preprocess(group), num_stages=num_stages)
+
     if len(groups) == 1:
-        return model(list(images), num_stages=num_stages)
-    outputs = [model([images[i] for i in group], num_stages=num_stages) for group in groups]
+        return forward(list(images))
+    outputs = [forward([images[i] for i in group]) for group in groups]
     order = torch.tensor([i for group in groups for i in group])
     inverse = torch.empty_like(order)
     inverse[order] = torch.arange(len(order))

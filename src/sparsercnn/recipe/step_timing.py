@@ -35,28 +35,31 @@ def measure_step_seconds(
 @dataclass(frozen=True)
 class StepCost:
     """Seconds of one training step as a function of the input size:
-    ``fixed + per_pixel * h * w`` (the head's cost does not grow with the image, the
-    backbone's and FPN's grow with its pixels)."""
+    ``max(fixed + per_pixel * h * w, minimum)`` (the head's cost does not grow with the image,
+    the backbone's and FPN's grow with its pixels; ``minimum`` is the floor of a step that does
+    not grow at all over the timed sizes)."""
 
     fixed: float
     per_pixel: float
+    minimum: float = 0.0
 
     @staticmethod
     def fit(small: tuple[int, float], large: tuple[int, float]) -> StepCost:
         """Through two ``(pixels, seconds)`` timings, ``small`` with fewer pixels.
 
-        A larger input never costs less; when the timings say so (the machine was busier during
-        the first), the larger one is taken as all pixel cost: pessimistic for large inputs,
-        which is the safe side.
+        A larger input never costs less. When the timings say so (a GPU step bound by kernel
+        launches rather than pixels, or a CPU that was busier during the first timing), a step
+        is priced at the larger timing up to its size, and in proportion to the pixels beyond
+        it: no size looks cheaper than a measured step, and large inputs are not priced as free.
         """
         (p0, s0), (p1, s1) = small, large
         if not 0 < p0 < p1:
             raise ValueError(f"need 0 < small pixels < large pixels, got {p0} and {p1}")
         if s1 <= s0:
-            return StepCost(fixed=0.0, per_pixel=s1 / p1)
+            return StepCost(fixed=0.0, per_pixel=s1 / p1, minimum=s1)
         per_pixel = (s1 - s0) / (p1 - p0)
         return StepCost(fixed=max(s0 - per_pixel * p0, 0.0), per_pixel=per_pixel)
 
     def seconds(self, pixels: float) -> float:
         """Seconds of a step whose (padded) images have ``pixels`` pixels each."""
-        return self.fixed + self.per_pixel * pixels
+        return max(self.fixed + self.per_pixel * pixels, self.minimum)
