@@ -6,10 +6,13 @@ For every dataset (:data:`sparsercnn.data.synthetic_styles.DATASET_STYLES`) and 
 train split with its val split, and reads the final COCO evaluation from the run's
 ``metrics.jsonl``. Prints a markdown table of AP / APs per dataset and recipe, the input size and
 steps each run got, and auto's gap to the best fixed preset (the issue's target: >= -0.02), and
-appends it to BENCHMARKS.md with ``--write``.
+appends it to BENCHMARKS.md with ``--write``. With ``--seeds``, every run is repeated with each
+training seed (``--set train.seed=N``) and the summary compares mean APs (with their range): one run
+per recipe cannot tell a better recipe from a luckier trajectory.
 
 Usage: python benchmarks/bench_recipes.py [--datasets small_objects crowded ...]
-       [--recipes auto small medium] [--minutes 10] [--root runs/bench_recipes] [--write]
+       [--recipes auto small medium] [--minutes 10] [--seeds 1 2] [--root runs/bench_recipes]
+       [--write]
 """
 
 from __future__ import annotations
@@ -44,17 +47,21 @@ class RunResult:
     model: str
     train_images_per_s: float
     minutes: float
+    seed: int | None = None  # None: the config's own
 
     def row(self) -> str:
         small = "-" if self.ap_small is None or self.ap_small < 0 else f"{self.ap_small:.3f}"
+        seed = "-" if self.seed is None else str(self.seed)
         return (
-            f"| {self.dataset} | {self.recipe} | {self.model} | {self.input_size} | "
+            f"| {self.dataset} | {self.recipe} | {seed} | {self.model} | {self.input_size} | "
             f"{self.num_proposals} | {self.steps} | {self.train_images_per_s:.1f} | "
             f"{self.ap:.3f} | {self.ap50:.3f} | {small} | {self.minutes:.1f} |"
         )
 
 
-def train_once(data_root: Path, run: Path, recipe: str, minutes: float) -> RunResult:
+def train_once(
+    data_root: Path, run: Path, recipe: str, minutes: float, seed: int | None = None
+) -> RunResult:
     """One ``sparsercnn train`` run in a fresh process; the final evaluation of its log."""
     command = [
         sys.executable,
@@ -75,6 +82,7 @@ def train_once(data_root: Path, run: Path, recipe: str, minutes: float) -> RunRe
         recipe,
         "--time-budget",
         str(minutes),
+        *([] if seed is None else ["--set", f"train.seed={seed}"]),
     ]
     start = time.perf_counter()
     with open(run.parent / f"{run.name}.log", "w") as log:
@@ -97,12 +105,13 @@ def train_once(data_root: Path, run: Path, recipe: str, minutes: float) -> RunRe
         model=f"R{cfg.model.backbone_depth}/{width}, head {cfg.model.hidden_dim}",
         train_images_per_s=statistics.median(speeds) if speeds else 0.0,
         minutes=elapsed,
+        seed=seed,
     )
 
 
 def table(results: list[RunResult], recipes: list[str], minutes: float, command: str) -> str:
-    """The AP of every dataset and recipe with auto's gap to the best fixed preset, then every
-    run's details."""
+    """The AP of every dataset and recipe (the mean over seeds, with the range where there are
+    several) with auto's gap to the best fixed preset, then every run's details."""
     lines = [
         f"### Automatic recipe vs fixed presets, {minutes:g}-minute budget ({machine_kind()})",
         "",
@@ -113,19 +122,29 @@ def table(results: list[RunResult], recipes: list[str], minutes: float, command:
         "|---" * (len(recipes) + 2) + "|",
     ]
     for dataset in dict.fromkeys(r.dataset for r in results):
-        row = {r.recipe: r for r in results if r.dataset == dataset}
-        cells = [f"{row[name].ap:.3f}" if name in row else "-" for name in recipes]
-        fixed = [r.ap for name, r in row.items() if name != "auto"]
-        gap = f"{row['auto'].ap - max(fixed):+.3f}" if "auto" in row and fixed else "-"
+        aps: dict[str, list[float]] = {}
+        for r in results:
+            if r.dataset == dataset:
+                aps.setdefault(r.recipe, []).append(r.ap)
+        mean = {name: statistics.mean(values) for name, values in aps.items()}
+        cells = [_ap_cell(aps[name]) if name in aps else "-" for name in recipes]
+        fixed = [ap for name, ap in mean.items() if name != "auto"]
+        gap = f"{mean['auto'] - max(fixed):+.3f}" if "auto" in mean and fixed else "-"
         lines.append(f"| {dataset} | " + " | ".join(cells) + f" | {gap} |")
     lines += [
         "",
-        "| dataset | recipe | model | input | proposals | steps | train img/s | AP | AP50 | APs "
-        "| minutes |",
-        "|---" * 11 + "|",
+        "| dataset | recipe | seed | model | input | proposals | steps | train img/s | AP | AP50 "
+        "| APs | minutes |",
+        "|---" * 12 + "|",
         *[r.row() for r in results],
     ]
     return "\n".join(lines)
+
+
+def _ap_cell(aps: list[float]) -> str:
+    """``0.245``, or ``0.245 (0.243-0.247)`` over several seeds."""
+    mean = f"{statistics.mean(aps):.3f}"
+    return mean if len(aps) == 1 else f"{mean} ({min(aps):.3f}-{max(aps):.3f})"
 
 
 def styled_dataset(name: str, root: Path, max_images: int | None) -> DemoDatasetPaths:
@@ -147,6 +166,9 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASET_STYLES))
     parser.add_argument("--recipes", nargs="+", default=["auto", "small", "medium"])
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", help="train each recipe once per seed (default: once)"
+    )
     parser.add_argument("--root", type=Path, default=REPO / "runs" / "bench_recipes")
     parser.add_argument(
         "--max-images", type=int, help="at most this many train images (and a quarter for val)"
@@ -158,13 +180,15 @@ def main() -> None:
     for dataset in args.datasets:
         data_root = styled_dataset(dataset, args.root / "data", args.max_images)
         for recipe in args.recipes:
-            run = args.root / "runs" / f"{dataset}-{recipe}-{args.minutes:g}min"
-            if run.exists():
-                raise SystemExit(f"{run} exists: remove it or choose another --root")
-            run.parent.mkdir(parents=True, exist_ok=True)
-            result = train_once(data_root.root, run, recipe, args.minutes)
-            results.append(result)
-            print(result.row(), flush=True)
+            for seed in args.seeds or [None]:
+                name = f"{dataset}-{recipe}-{args.minutes:g}min"
+                run = args.root / "runs" / (name if seed is None else f"{name}-seed{seed}")
+                if run.exists():
+                    raise SystemExit(f"{run} exists: remove it or choose another --root")
+                run.parent.mkdir(parents=True, exist_ok=True)
+                result = train_once(data_root.root, run, recipe, args.minutes, seed)
+                results.append(result)
+                print(result.row(), flush=True)
     text = table(results, args.recipes, args.minutes, command)
     print(text)
     if args.write:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import json
 import time
 import traceback
@@ -49,6 +50,7 @@ import torch
 
 from sparsercnn.benchmarking import BenchmarkSettings, PartTiming, hardware_info, run_benchmark
 from sparsercnn.engine.step_timing import synthetic_batch, time_train_steps
+from sparsercnn.model.inference import synchronize
 from sparsercnn.presets import get_preset
 from sparsercnn.structures import Batch
 
@@ -65,6 +67,7 @@ DEFAULT_VARIANTS = [
     for dtype in ("fp32", "bf16")
 ]
 TRAIN_BOXES = 20  # random boxes per training image
+TORCHVISION = "torchvision fasterrcnn_resnet50_fpn"
 
 
 @dataclass
@@ -112,6 +115,32 @@ TABLE_HEADER = (
     "| implementation | backend | dtype | model ms (p50 / p95) | end to end ms | "
     "backbone+FPN ms | model / backbone+FPN | images/s | setup s |\n|" + "---|" * 9
 )
+
+
+def timed_row(
+    implementation: str,
+    backend: str,
+    dtype: str,
+    seconds: list[float],
+    setup_s: float,
+    *,
+    backbone_seconds: list[float] | None = None,
+    batch_size: int = 1,
+) -> Row:
+    """A row of calls timed whole (end to end = the call), ``batch_size`` images each."""
+    timing = PartTiming.from_seconds(seconds, batch_size=1)
+    backbone = PartTiming.from_seconds(backbone_seconds, 1) if backbone_seconds else None
+    return Row(
+        implementation=implementation,
+        backend=backend,
+        dtype=dtype,
+        model_ms=timing.p50_ms,
+        model_p95_ms=timing.p95_ms,
+        end_to_end_ms=timing.p50_ms,
+        backbone_fpn_ms=backbone.p50_ms if backbone else None,
+        setup_s=setup_s,
+        batch_size=batch_size,
+    )
 
 
 def time_calls(
@@ -165,7 +194,7 @@ def torchvision_faster_rcnn(dtype: str, args: argparse.Namespace, device: torch.
     height, width = args.image_size
     generator = torch.Generator().manual_seed(0)
     image = torch.rand(3, height, width, generator=generator).to(device)
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    sync = functools.partial(synchronize, device)
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16)
         if dtype == "bf16"
@@ -179,17 +208,7 @@ def torchvision_faster_rcnn(dtype: str, args: argparse.Namespace, device: torch.
         whole = time_calls(lambda: model([image]), args.warmup, args.iters, sync)
         padded = model.transform([image])[0].tensors
         backbone = time_calls(lambda: model.backbone(padded), args.warmup, args.iters, sync)
-    timing = PartTiming.from_seconds(whole, batch_size=1)
-    return Row(
-        implementation="torchvision fasterrcnn_resnet50_fpn",
-        backend="eager",
-        dtype=dtype,
-        model_ms=timing.p50_ms,
-        model_p95_ms=timing.p95_ms,
-        end_to_end_ms=timing.p50_ms,
-        backbone_fpn_ms=PartTiming.from_seconds(backbone, batch_size=1).p50_ms,
-        setup_s=setup,
-    )
+    return timed_row(TORCHVISION, "eager", dtype, whole, setup, backbone_seconds=backbone)
 
 
 def training_batch(args: argparse.Namespace) -> Batch:
@@ -204,17 +223,10 @@ def ours_training(preset: str, dtype: str, args: argparse.Namespace, device: tor
     cfg.train.amp = dtype == "bf16"
     start = time.perf_counter()
     seconds = time_train_steps(cfg, training_batch(args), device, args.warmup + args.iters)
-    timing = PartTiming.from_seconds(seconds[args.warmup :], batch_size=1)
-    return Row(
-        implementation=f"sparsercnn {preset}",
-        backend="train",
-        dtype=dtype,
-        model_ms=timing.p50_ms,
-        model_p95_ms=timing.p95_ms,
-        end_to_end_ms=timing.p50_ms,
-        setup_s=time.perf_counter() - start - sum(seconds[args.warmup :]),
-        batch_size=args.train_batch,
-    )
+    timed = seconds[args.warmup :]
+    setup = time.perf_counter() - start - sum(timed)
+    name = f"sparsercnn {preset}"
+    return timed_row(name, "train", dtype, timed, setup, batch_size=args.train_batch)
 
 
 def torchvision_training(dtype: str, args: argparse.Namespace, device: torch.device) -> Row:
@@ -227,7 +239,7 @@ def torchvision_training(dtype: str, args: argparse.Namespace, device: torch.dev
     targets = [
         {"boxes": t.boxes.to(device), "labels": t.labels.to(device) + 1} for t in batch.targets
     ]
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    sync = functools.partial(synchronize, device)
 
     def step() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16"):
@@ -238,17 +250,8 @@ def torchvision_training(dtype: str, args: argparse.Namespace, device: torch.dev
 
     start = time.perf_counter()
     seconds = time_calls(step, args.warmup, args.iters, sync)
-    timing = PartTiming.from_seconds(seconds, batch_size=1)
-    return Row(
-        implementation="torchvision fasterrcnn_resnet50_fpn",
-        backend="train",
-        dtype=dtype,
-        model_ms=timing.p50_ms,
-        model_p95_ms=timing.p95_ms,
-        end_to_end_ms=timing.p50_ms,
-        setup_s=time.perf_counter() - start - sum(seconds),
-        batch_size=args.train_batch,
-    )
+    setup = time.perf_counter() - start - sum(seconds)
+    return timed_row(TORCHVISION, "train", dtype, seconds, setup, batch_size=args.train_batch)
 
 
 VARIANTS: dict[str, Callable[[str, argparse.Namespace, torch.device], Row]] = {
@@ -278,7 +281,7 @@ def run_variant(variant: str, args: argparse.Namespace, device: torch.device) ->
     except Exception as error:  # report and go on: one broken variant must not cost the rest
         traceback.print_exc()
         theirs = backend.startswith("torchvision")
-        name = "torchvision fasterrcnn_resnet50_fpn" if theirs else f"sparsercnn {args.preset}"
+        name = TORCHVISION if theirs else f"sparsercnn {args.preset}"
         shown = "train" if backend.endswith("train") else ("eager" if theirs else backend)
         return Row(name, shown, dtype, error=f"{type(error).__name__}: {error}")
 

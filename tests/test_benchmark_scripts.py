@@ -67,18 +67,28 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
 ) -> None:
     script = SCRIPT.parent / "bench_recipes.py"
     argv = [str(script), "--datasets", "shapes", "--recipes", "auto", "tiny", "--minutes", "0.5"]
-    argv += ["--max-images", "8", "--root", str(tmp_path)]
+    argv += ["--max-images", "8", "--root", str(tmp_path), "--seeds", "1", "2"]
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(script), run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(lines) if "auto - best fixed" in line)
     summary = lines[header + 2]  # below the header's separator row
     assert summary.startswith("| shapes |")
-    auto_ap, tiny_ap, gap = (float(cell) for cell in summary.split("|")[2:5])
-    assert gap == pytest.approx(auto_ap - tiny_ap, abs=1e-3)
-    details = [line for line in lines[header + 3 :] if line.startswith("| shapes |")]
-    assert [line.split("|")[2].strip() for line in details] == ["auto", "tiny"]
-    assert (tmp_path / "runs" / "shapes-auto-0.5min" / "recipe.json").is_file()
+    details = [line.split("|") for line in lines[header + 3 :] if line.startswith("| shapes |")]
+    assert [(cells[2].strip(), cells[3].strip()) for cells in details] == [
+        ("auto", "1"),
+        ("auto", "2"),
+        ("tiny", "1"),
+        ("tiny", "2"),
+    ]
+    aps = [float(cells[9]) for cells in details]
+    auto_cell, tiny_cell, gap = (cell.strip() for cell in summary.split("|")[2:5])
+    assert auto_cell.startswith(f"{(aps[0] + aps[1]) / 2:.3f} (")  # the mean, then the range
+    assert tiny_cell.startswith(f"{(aps[2] + aps[3]) / 2:.3f} (")
+    assert float(gap) == pytest.approx((aps[0] + aps[1] - aps[2] - aps[3]) / 2, abs=2e-3)
+    for seed in (1, 2):
+        run = tmp_path / "runs" / f"shapes-auto-0.5min-seed{seed}"
+        assert json.loads((run / "config.json").read_text())["train"]["seed"] == seed
 
 
 def _load_bench_speed(monkeypatch: pytest.MonkeyPatch) -> ModuleType:

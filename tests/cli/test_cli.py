@@ -117,8 +117,9 @@ def test_validate_and_eval_on_a_small_coco_dataset(
     for key in ("AP", "AP50", "AP75", "APs", "APm", "APl", "per_class"):
         assert key in values
     assert 0.0 <= values["AP"] <= 1.0
+    assert values["precision"] == "fp32" and values["cuda_graphs"] is False
     assert (tmp_path / "report" / "confusion_matrix.png").stat().st_size > 0
-    assert "images/s" in capsys.readouterr().out
+    assert "speed on cpu (fp32): " in capsys.readouterr().out
     # A broken annotation makes validate fail with the annotation id in the report.
     coco = dataset.read_json()
     coco["annotations"][1]["bbox"] = [5, 20, -5, 50]

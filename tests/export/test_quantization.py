@@ -123,6 +123,7 @@ def test_onnx_predictor_runs_int8_close_to_fp32(
     int8 = OnnxPredictor(int8_export[0], batch_size=2)
     fp32 = OnnxPredictor(fp32_path, batch_size=2)
     assert int8.categories.category_ids == fp32.categories.category_ids == [1, 3]
+    assert (int8.precision, fp32.precision) == ("int8", "fp32")  # what eval's metrics record
     actual, expected = int8(dataset.image_dir), fp32(dataset.image_dir)
     assert [p.source for p in actual] == [p.source for p in expected]
     num_proposals = int8.config.model.num_proposals
@@ -241,8 +242,11 @@ def test_eval_cli_with_onnx(
     code = main([*base, "--onnx", str(fp32_path), "--workers", "0", "--output", str(metrics)])
     assert code == 0
     assert 0.0 <= json.loads(metrics.read_text())["AP"] <= 1.0
-    assert "cpu (onnxruntime)" in capsys.readouterr().out
+    assert json.loads(metrics.read_text())["precision"] == "fp32"
+    assert "cpu (onnxruntime) (fp32)" in capsys.readouterr().out
     assert main([*base, "--onnx", str(fp32_path), "--stages", "1"]) == 2
-    assert "--stages, --device and --precision apply to --model" in capsys.readouterr().err
+    assert "--stages, --device, --precision and --cuda-graphs apply to --model" in (
+        capsys.readouterr().err
+    )
     with pytest.raises(SystemExit):  # --model and --onnx are mutually exclusive
         main([*base, "--onnx", str(fp32_path), "--model", "m.safetensors"])

@@ -157,7 +157,7 @@ def test_model_health_page_static_and_docs(client: TestClient) -> None:
     assert model["classes"] == [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]
     assert (model["num_stages"], model["num_proposals"], model["engine"]) == (2, 16, "torch")
     assert (model["input_min_size"], model["input_max_size"]) == (128, 160)
-    assert model["precision"] == "fp32" and model["version"]
+    assert model["precision"] == "fp32" and model["version"] and model["cuda_graphs"] is False
     assert model["max_images"] == 3 and model["max_batch_images"] == 4
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["queued"] == 0

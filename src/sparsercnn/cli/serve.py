@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from sparsercnn.cli.common import (
+    add_cuda_graphs_argument,
     add_device_argument,
     add_model_argument,
     add_precision_argument,
@@ -59,6 +60,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_device_argument(parser)
     add_precision_argument(parser)
+    add_cuda_graphs_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -90,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         onnx_file=args.onnx,
         device=resolve_device(args.device),
         precision=args.precision,
+        cuda_graphs=args.cuda_graphs,
         limits=limits,
         max_batch_images=args.max_batch,
         max_wait_ms=args.max_wait_ms,

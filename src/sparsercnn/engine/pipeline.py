@@ -42,6 +42,9 @@ class EvaluationReport:
         model_file: the evaluated file.
         device: where the model ran.
         num_proposals: the model's N.
+        precision: how it computed: ``fp32``, ``bf16`` (autocast) or ``int8`` (an ONNX file
+            quantized by ``export --int8``).
+        cuda_graphs: the forward passes were replayed from CUDA graphs.
     """
 
     evaluation: Evaluation
@@ -49,6 +52,8 @@ class EvaluationReport:
     model_file: Path
     device: str
     num_proposals: int
+    precision: str = "fp32"
+    cuda_graphs: bool = False
 
     @property
     def result(self) -> EvaluationResult:
@@ -65,6 +70,8 @@ class EvaluationReport:
             "model_file": str(self.model_file),
             "num_stages": self.evaluation.num_stages,
             "device": self.device,
+            "precision": self.precision,
+            "cuda_graphs": self.cuda_graphs,
             "model_images_per_second": 1.0 / max(self.timing.model_seconds_per_image, 1e-12),
             "end_to_end_images_per_second": 1.0 / max(self.timing.total_seconds_per_image, 1e-12),
         }
@@ -80,12 +87,14 @@ class EvaluationReport:
 
     def format(self) -> str:
         """The COCO table followed by the speed, saying what each figure measures."""
+        how = self.precision + (", CUDA graphs" if self.cuda_graphs else "")
+        model_rate = 1.0 / max(self.timing.model_seconds_per_image, 1e-12)
+        total_rate = 1.0 / max(self.timing.total_seconds_per_image, 1e-12)
         return (
             f"{self.result.format_table()}\n"
-            f"speed on {self.device}: {1.0 / max(self.timing.model_seconds_per_image, 1e-12):.2f} "
-            f"images/s model only (forward pass), "
-            f"{1.0 / max(self.timing.total_seconds_per_image, 1e-12):.2f} images/s end to end "
-            f"(decode, resize, forward, post-processing) over {self.timing.num_images} images"
+            f"speed on {self.device} ({how}): {model_rate:.2f} images/s model only (forward "
+            f"pass), {total_rate:.2f} images/s end to end (decode, resize, forward, "
+            f"post-processing) over {self.timing.num_images} images"
         )
 
 
@@ -240,7 +249,13 @@ def evaluate_model_file(
     )
     assert evaluation is not None  # single process: rank 0
     report = EvaluationReport(
-        evaluation, dataset, Path(model_file), str(device), loaded.model.num_proposals
+        evaluation,
+        dataset,
+        Path(model_file),
+        str(device),
+        loaded.model.num_proposals,
+        precision=precision,
+        cuda_graphs=cuda_graphs,
     )
     report.write_files(results_path=results_path, metrics_path=metrics_path)
     return report
@@ -284,7 +299,12 @@ def evaluate_onnx_file(
     )
     assert evaluation is not None  # single process: rank 0
     report = EvaluationReport(
-        evaluation, dataset, Path(onnx_path), "cpu (onnxruntime)", config.model.num_proposals
+        evaluation,
+        dataset,
+        Path(onnx_path),
+        "cpu (onnxruntime)",
+        config.model.num_proposals,
+        precision=predictor.precision,
     )
     report.write_files(results_path=results_path, metrics_path=metrics_path)
     return report

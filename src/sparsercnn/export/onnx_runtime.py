@@ -20,6 +20,9 @@ from sparsercnn.export.onnx_wrapper import INPUT_NAMES, OUTPUT_NAMES
 from sparsercnn.predictor import BatchPredictor, Prediction, prediction_from_detections
 from sparsercnn.structures import Detections, ImageBatch
 
+# The metadata key of an int8 file's quantization record (written by ``export --int8``).
+QUANTIZATION_KEY = "quantization"
+
 
 class OnnxPredictor(BatchPredictor):
     """Run a file written by :func:`~sparsercnn.export.export_onnx` with onnxruntime.
@@ -31,6 +34,9 @@ class OnnxPredictor(BatchPredictor):
         providers: onnxruntime execution providers (default CPU).
         batch_invariant: batch only images with the same padded size (see
             :class:`~sparsercnn.predictor.BatchPredictor`).
+
+    Attributes:
+        precision: ``int8`` for a file quantized by ``sparsercnn export --int8``, else ``fp32``.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -72,6 +78,7 @@ class OnnxPredictor(BatchPredictor):
             ) from error
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.config, self.categories = parse_metadata(metadata, str(self.path))
+        self.precision = "int8" if QUANTIZATION_KEY in metadata else "fp32"
         inputs = self.session.get_inputs()
         names = tuple(i.name for i in inputs)
         if names != INPUT_NAMES:

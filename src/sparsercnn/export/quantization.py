@@ -30,7 +30,7 @@ import torch
 
 from sparsercnn.atomic_file import atomic_write
 from sparsercnn.export.onnx_export import DEFAULT_OPSET, ParityCheck, export_onnx
-from sparsercnn.export.onnx_runtime import OnnxPredictor
+from sparsercnn.export.onnx_runtime import QUANTIZATION_KEY, OnnxPredictor
 from sparsercnn.export.onnx_wrapper import INPUT_NAMES
 from sparsercnn.model_file import LoadedModel
 from sparsercnn.ops.boxes import box_iou
@@ -47,7 +47,6 @@ COMPARISON_IMAGES = 4
 # fp32 detections at least this confident are looked for among the int8 ones.
 COMPARISON_SCORE = 0.3
 QUANTIZATION_METHOD = "onnxruntime static quantization, QDQ format"
-METADATA_KEY = "quantization"
 
 
 @dataclass
@@ -288,7 +287,7 @@ def quantize_onnx(
         quantize_graph(fp32.path, tmp, calibration, prepare, op_types)
         model = onnx.load(str(tmp))
         metadata = fp32.session.get_modelmeta().custom_metadata_map
-        onnx.helper.set_model_props(model, {**metadata, METADATA_KEY: json.dumps(record)})
+        onnx.helper.set_model_props(model, {**metadata, QUANTIZATION_KEY: json.dumps(record)})
         onnx.save_model(model, str(tmp))
         if compare:
             int8 = OnnxPredictor(tmp, batch_size=1)
@@ -312,7 +311,7 @@ def quantization_record(path: str | Path) -> dict[str, object] | None:
 
     model = onnx.load(str(path), load_external_data=False)
     props = {p.key: p.value for p in model.metadata_props}
-    return json.loads(props[METADATA_KEY]) if METADATA_KEY in props else None
+    return json.loads(props[QUANTIZATION_KEY]) if QUANTIZATION_KEY in props else None
 
 
 def compare_predictions(

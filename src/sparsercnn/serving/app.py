@@ -61,6 +61,7 @@ def create_app(
     onnx_file: str | Path | None = None,
     device: torch.device | str = "cpu",
     precision: Precision = "fp32",
+    cuda_graphs: bool = False,
     limits: Limits | None = None,
     max_batch_images: int = 8,
     max_wait_ms: float = 10.0,
@@ -72,6 +73,7 @@ def create_app(
         onnx_file: its ONNX export, used for requests that run every stage.
         device: where the PyTorch model runs.
         precision: ``fp32``, or ``bf16`` autocast where the device runs it natively.
+        cuda_graphs: replay the PyTorch model from CUDA graphs, one per batch shape.
         limits: per-request limits (default :class:`Limits`).
         max_batch_images: most images per batch (1 turns batching off).
         max_wait_ms: how long a batch waits for more requests after its first.
@@ -84,6 +86,7 @@ def create_app(
         onnx_file=onnx_file,
         device=device,
         precision=precision,
+        cuda_graphs=cuda_graphs,
         limits=limits,
         max_batch_images=max_batch_images,
         max_wait_ms=max_wait_ms,

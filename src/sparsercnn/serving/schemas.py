@@ -108,6 +108,7 @@ class ModelInfo(BaseModel):
     engine: str = Field(description="'torch', or 'onnx' (full-stage requests) with --onnx")
     device: str
     precision: str
+    cuda_graphs: bool = Field(description="the PyTorch model replays CUDA graphs")
     classes: list[CategoryInfo]
     num_stages: int
     num_proposals: int

@@ -40,6 +40,8 @@ class DetectionService:
         onnx_file: an export of the same model; requests running every stage use it.
         device: where the PyTorch model runs.
         precision: ``fp32``, or ``bf16`` autocast where the device runs it natively.
+        cuda_graphs: replay the PyTorch model from CUDA graphs (see
+            :class:`~sparsercnn.predictor.Predictor`).
         limits: per-request limits (reported by :meth:`info`).
         max_batch_images: most images per batch (1: no batching).
         max_wait_ms: how long the batcher waits for more requests after the first.
@@ -56,6 +58,7 @@ class DetectionService:
         onnx_file: str | Path | None = None,
         device: torch.device | str = "cpu",
         precision: Precision = "fp32",
+        cuda_graphs: bool = False,
         limits: Limits | None = None,
         max_batch_images: int = 8,
         max_wait_ms: float = 10.0,
@@ -63,7 +66,11 @@ class DetectionService:
         self.model_file = Path(model_file)
         self.limits = limits or Limits()
         self.predictor = Predictor.from_file(
-            model_file, device=device, batch_size=max_batch_images, precision=precision
+            model_file,
+            device=device,
+            batch_size=max_batch_images,
+            precision=precision,
+            cuda_graphs=cuda_graphs,
         )
         self.categories = self.predictor.categories
         self.onnx: OnnxPredictor | None = None
@@ -124,6 +131,7 @@ class DetectionService:
             engine="onnx" if self.onnx is not None else "torch",
             device=str(self.predictor.device),
             precision=self.predictor.precision,
+            cuda_graphs=self.predictor.graphs is not None,
             classes=[
                 CategoryInfo(id=i, name=n)
                 for i, n in zip(self.categories.category_ids, self.categories.names, strict=True)
