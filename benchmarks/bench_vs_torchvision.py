@@ -19,9 +19,10 @@ through the trainer's own step (:func:`sparsercnn.engine.step_timing.time_train_
 20 random boxes per image), Faster R-CNN's with the same boxes and SGD; "end to end" is then
 the step and images/s counts the batch.
 
-Prints a markdown table and issue 5's two GPU ratios: sparsercnn's end-to-end images/s over
-Faster R-CNN's in fp32 eager (target >= 1.3) and sparsercnn's model time over its backbone+FPN
-(target <= 1.15). A variant that fails is reported with its error and the others still run.
+Prints a markdown table and the issue's two GPU ratios: each sparsercnn inference variant's
+end-to-end images/s over Faster R-CNN's (eager, same dtype; target >= 1.3 in fp32) and the
+fastest variant's model time over its backbone+FPN (target <= 1.15), plus the training ratio.
+A variant that fails is reported with its error and the others still run.
 
 Usage: python benchmarks/bench_vs_torchvision.py [--device cuda] [--image-size 800 1333]
        [--warmup 10] [--iters 50] [--variants eager:fp32,torchvision:fp32,train:bf16,...]
@@ -294,11 +295,20 @@ def summary(rows: list[Row]) -> list[str]:
         for r in rows
     }
     for dtype in ("fp32", "bf16"):
-        tv, ours_eager = by_key.get(("tv-eager", dtype)), by_key.get(("eager", dtype))
-        if tv and ours_eager and tv.images_per_s and ours_eager.images_per_s:
-            ratio = ours_eager.images_per_s / tv.images_per_s
-            target = " (target >= 1.3)" if dtype == "fp32" else ""
-            lines.append(f"{dtype} eager, sparsercnn / Faster R-CNN images/s: {ratio:.2f}x{target}")
+        tv = by_key.get(("tv-eager", dtype))
+        target = " (target >= 1.3)" if dtype == "fp32" else ""
+        inference = [
+            r
+            for r in rows
+            if "sparsercnn" in r.implementation and r.backend != "train" and r.dtype == dtype
+        ]
+        for ours_row in inference:
+            if tv and tv.images_per_s and ours_row.images_per_s:
+                ratio = ours_row.images_per_s / tv.images_per_s
+                lines.append(
+                    f"{dtype} {ours_row.backend}, sparsercnn / Faster R-CNN eager images/s: "
+                    f"{ratio:.2f}x{target}"
+                )
         tv_train, ours_train = by_key.get(("tv-train", dtype)), by_key.get(("train", dtype))
         if tv_train and ours_train and tv_train.images_per_s and ours_train.images_per_s:
             ratio = ours_train.images_per_s / tv_train.images_per_s
