@@ -15,7 +15,7 @@ from torch import Tensor
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import SparseRCNN, build_model
 from sparsercnn.model.cuda_graphs import CudaGraphs, _copy
-from sparsercnn.model.inference import evaluating, run_model
+from sparsercnn.model.inference import Precision, evaluating, run_model
 from sparsercnn.predictor import Predictor
 from sparsercnn.presets import get_preset
 from sparsercnn.runtime import fast_bf16_supported
@@ -78,13 +78,13 @@ def test_output_copy_is_deep_and_keeps_structure() -> None:
 
 @needs_cuda
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_replay_equals_eager_per_shape_and_stage_count(precision: str) -> None:
+def test_replay_equals_eager_per_shape_and_stage_count(precision: Precision) -> None:
     if precision == "bf16" and not fast_bf16_supported(torch.device("cuda")):
         pytest.skip("this GPU has no native bf16")
     model = tiny_model().cuda()
     graphs = CudaGraphs(model)
     batches = [images((96, 128), (96, 128)), images((64, 64)), images((96, 128), (90, 120), seed=1)]
-    with evaluating(model, precision):  # type: ignore[arg-type]
+    with evaluating(model, precision):
         for num_stages in (None, 2):
             for batch in batches:
                 cuda = [image.cuda() for image in batch]

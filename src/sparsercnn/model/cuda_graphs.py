@@ -29,8 +29,9 @@ from torch import Tensor
 from sparsercnn.model.detector import SparseRCNN
 from sparsercnn.structures import ImageBatch
 
-# Graphs kept before the least recently used one is dropped. All graphs share one memory pool,
-# so more graphs cost little memory (their outputs) but each new one a capture.
+# Graphs kept before the least recently used one is dropped. All graphs share one memory pool
+# for their intermediate tensors, so each more graph costs its input and output buffers and a
+# capture.
 MAX_GRAPHS = 32
 # Forward passes on a side stream before a capture: cuDNN's algorithm search, lazy
 # initialisation and the allocator's first blocks must not happen inside the graph.
