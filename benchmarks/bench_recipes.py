@@ -42,7 +42,7 @@ class RunResult:
     ap_small: float | None  # None (or -1) when the validation set has no small box
     ap50: float
     steps: int
-    input_size: int
+    input_size: str  # short side / long-side cap
     num_proposals: int
     model: str
     train_images_per_s: float
@@ -100,7 +100,7 @@ def train_once(
         ap_small=final["eval"]["APs"],
         ap50=final["eval"]["AP50"],
         steps=final["iter"],
-        input_size=cfg.input.test_min_size,
+        input_size=f"{cfg.input.test_min_size}/{cfg.input.test_max_size}",
         num_proposals=cfg.model.num_proposals,
         model=f"R{cfg.model.backbone_depth}/{width}, head {cfg.model.hidden_dim}",
         train_images_per_s=statistics.median(speeds) if speeds else 0.0,

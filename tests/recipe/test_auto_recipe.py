@@ -3,6 +3,7 @@ up here, so every rule is checked against numbers worked out by hand)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,16 @@ from sparsercnn.config import Config
 from sparsercnn.data.validation import check_coco
 from sparsercnn.presets import r50_300pro_3x
 from sparsercnn.recipe import Budget, DatasetProfile, Hardware, StepCost, choose_recipe
-from sparsercnn.recipe.input_size import RESOLVED_BOX_PX, resolvable_share, training_progress
+from sparsercnn.recipe.input_size import (
+    FULL_BOX_PX,
+    RESOLVED_BOX_PX,
+    SMALLEST_BOX_PX,
+    InputSize,
+    candidate_inputs,
+    resolvable_share,
+    size_score,
+    training_progress,
+)
 
 CPU = Hardware(device="cpu", cpu_threads=2, native_bf16=True)
 # 0.2 s per step plus 1 s per megapixel: 160x160 -> 0.226 s, 640x640 -> 0.61 s (the test sets
@@ -71,43 +81,80 @@ def test_profile_box_sizes_follow_the_test_resize() -> None:
     np.testing.assert_allclose(profile.box_sides_at(500, 600), [8.0, 16.0, 32.0])
 
 
-def test_resolvable_share_and_training_progress() -> None:
+def test_size_score_resolvable_share_and_training_progress() -> None:
     profile = profile_of((1000, 1000), [20.0, 40.0])
-    # At 400 px the boxes are 8 and 16 px: half way up the 4-12 px ramp, and resolved.
-    assert resolvable_share(profile, 400) == pytest.approx((0.5 + 1.0) / 2)
-    assert resolvable_share(profile, 200) == pytest.approx((0.0 + 0.5) / 2)
+    # At 400 px the boxes are 8 and 16 px: half way up the 4-12 px ramp, and resolved; one and
+    # two doublings above SMALLEST_BOX_PX on the log scale up to FULL_BOX_PX.
+    assert resolvable_share(profile, InputSize(400, 400)) == pytest.approx((0.5 + 1.0) / 2)
+    assert resolvable_share(profile, InputSize(200, 200)) == pytest.approx((0.0 + 0.5) / 2)
+    octaves = np.log2(FULL_BOX_PX / SMALLEST_BOX_PX)
+    assert size_score(profile, InputSize(400, 400)) == pytest.approx((1 + 2) / 2 / octaves)
+    assert size_score(profile, InputSize(100, 100)) == 0  # 2 and 4 px: not detected
+    # Boxes past FULL_BOX_PX gain nothing more.
+    assert size_score(profile_of((1000, 1000), [500.0]), InputSize(800, 800)) == 1
     assert training_progress(0) == training_progress(300) == 0
     assert training_progress(1100) == pytest.approx(1 - np.exp(-1))
 
 
+def test_mixed_orientations_are_fitted_into_a_square() -> None:
+    # Landscape, portrait and square images: a batch mixing them is padded to the long side
+    # both ways, so fitting every image into a square gives the square ones more pixels for
+    # about the same padded batch as a short side with its long-side cap.
+    sizes = [(1000, 1500), (1500, 1000), (1200, 1200)]
+    images = [sizes[i % 3] for i in range(150)]
+    profile = profile_of((1000, 1000), [150.0] * 300, num_images=150)
+    profile = replace(
+        profile,
+        image_heights=np.array([h for h, _ in images]),
+        image_widths=np.array([w for _, w in images]),
+    )
+    candidates = candidate_inputs(profile)
+    assert InputSize(192, 192) in candidates and InputSize(128, 192) in candidates
+    pixels = [profile.padded_batch_pixels(s.short, s.long, 8) for s in candidates]
+    assert pixels == sorted(pixels)  # cheapest first
+    square, capped = (
+        pixels[candidates.index(s)] for s in (InputSize(192, 192), InputSize(128, 192))
+    )
+    assert capped < square < 1.05 * capped  # a batch without portraits pads less when capped
+    assert size_score(profile, InputSize(192, 192)) > size_score(profile, InputSize(128, 192))
+    size = choose(profile).config.input
+    assert size.test_min_size == size.test_max_size == size.train_max_size
+    assert size.train_min_sizes == (size.test_min_size,)
+
+
 def test_small_objects_on_large_images_get_a_larger_input() -> None:
-    # 20-px objects on 1000 px images: 12 px needs a scale of 0.6, i.e. a short side of 600.
+    # 20-px objects on 1000 px images, 15 minutes: 640 px (boxes of 12.8 px, score 0.315, 1328
+    # steps, value 0.2282) beats 608 (0.301, 1421 steps, 0.2273) and 672 (0.329, 1243, 0.2275).
     profile = profile_of((1000, 1000), [20.0] * 400)
-    recipe = choose(profile, minutes=20)
+    recipe = choose(profile, minutes=15)
     side = recipe.config.input.test_min_size
-    # 608 (share 1.0, 1896 steps) beats 576 (share 0.94, 2031 steps) and 640 (1.0, 1772 steps).
-    assert side == 608  # the first multiple of 32 at or above 600
-    assert recipe.config.input.train_min_sizes == (608,)
+    assert side == 640
+    assert recipe.config.input.train_min_sizes == (640,)
     assert np.quantile(profile.box_sides_at(side, side), 0.1) >= RESOLVED_BOX_PX
     assert not any("under 8 px" in w for w in recipe.warnings)
+    reason = next(c.reason for c in recipe.choices if c.name == "input size")
+    assert reason.startswith("boxes of 13 px (median) with ~1328 steps")
 
 
 def test_a_short_budget_trades_size_for_steps_and_says_what_budget_would_do() -> None:
     profile = profile_of((1000, 1000), [20.0] * 400)
     # Pixels four times dearer and 3 minutes: 608 px gives 105 steps (nothing learned yet); 256
-    # px gives 519 steps (progress 0.24) on boxes of 5 px (resolvable share 0.14), the best
-    # product (224 px: 648 steps, 0.35 x 0.06; 320 px: 352 steps, 0.06 x 0.3).
+    # px gives 518 steps (progress 0.24) on boxes of 5 px (score 0.067), the best product
+    # (224 px: 646 steps, 0.35 x 0.031; 288 px: 424 steps, 0.14 x 0.099).
     costly = StepCost(fixed=0.05, per_pixel=4e-6)
     recipe = choose(profile, minutes=3, cost=costly)
     side = recipe.config.input.test_min_size
     assert side == 256
     warning = next(w for w in recipe.warnings if "would resolve the boxes" in w)
     minutes = int(np.ceil(costly.seconds(608 * 608) * 1000 / 0.9 / 60))
-    assert "input size 608 would resolve" in warning and f"--time-budget {minutes} " in warning
+    assert "input size fit into 608x608 would resolve" in warning
+    assert f"--time-budget {minutes} " in warning
 
 
 def test_a_roomy_budget_buys_resolution_beyond_what_the_objects_need() -> None:
-    profile = profile_of((1000, 1000), [20.0] * 400)
+    # 400-px objects are past FULL_BOX_PX from 416 px on: the trade alone stops there.
+    profile = profile_of((1000, 1000), [400.0] * 400)
+    assert choose(profile, minutes=10).config.input.test_min_size == 320
     recipe = choose(profile, minutes=30)
     side = recipe.config.input.test_min_size
     # The largest size with 2000 steps in 90% of 30 minutes (0.2 + side^2 * 1e-6 s each).

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from sparsercnn.recipe.dataset_profile import DatasetProfile
+from sparsercnn.recipe.input_size import InputSize
 
 # A box whose sqrt(w * h) falls below this after resizing covers under two cells of the
 # stride-4 level (P2) that small boxes are pooled from: the model can hardly tell it apart.
@@ -20,10 +21,10 @@ SMALL_SET_BOXES = 300
 
 
 def tiny_box_warning(
-    profile: DatasetProfile, side: int, max_size: int, *, upscale_would_help: bool
+    profile: DatasetProfile, size: InputSize, *, upscale_would_help: bool
 ) -> str | None:
     """How many boxes are under MIN_RESOLVABLE_PX at the input size, and of which classes."""
-    tiny = profile.box_sides_at(side, max_size) < MIN_RESOLVABLE_PX
+    tiny = profile.box_sides_at(size.short, size.long) < MIN_RESOLVABLE_PX
     if tiny.mean() < TINY_BOX_WARNING_SHARE:
         return None
     advice = (
@@ -33,7 +34,7 @@ def tiny_box_warning(
     )
     return (
         f"{int(tiny.sum())} of {tiny.size} boxes ({tiny.mean():.0%}) are under "
-        f"{MIN_RESOLVABLE_PX:.0f} px at input size {side} ({most_affected_classes(profile, tiny)}) "
+        f"{MIN_RESOLVABLE_PX:.0f} px at input size {size} ({most_affected_classes(profile, tiny)}) "
         f"and will be hard to detect; {advice}"
     )
 

@@ -4,7 +4,7 @@
 :func:`~sparsercnn.presets.medium` when the budget has room for it, the paper's R50 recipe from
 published weights) and sets, each with its reason:
 
-- the **input size** (:func:`~sparsercnn.recipe.input_size.choose_input_side`): the best trade
+- the **input size** (:func:`~sparsercnn.recipe.input_size.choose_input_size`): the best trade
   of small objects against training steps, priced with a short timing of real training steps
   (:class:`~sparsercnn.recipe.step_timing.StepCost`);
 - the **number of proposals**: comfortably above the most objects in one image;
@@ -30,11 +30,12 @@ from sparsercnn.recipe import advice
 from sparsercnn.recipe.dataset_profile import DatasetProfile
 from sparsercnn.recipe.hardware import Hardware
 from sparsercnn.recipe.input_size import (
-    SideChoice,
-    candidate_sides,
-    choose_input_side,
-    max_size_for,
+    InputChoice,
+    InputSize,
+    choose_input_size,
+    enlarges,
     proposal_coverage,
+    resolvable_share,
 )
 from sparsercnn.recipe.recipe import Budget, Choice, Recipe
 from sparsercnn.recipe.step_timing import StepCost
@@ -125,7 +126,8 @@ class _Builder:
         self.warnings: list[str] = []
         self.cost: StepCost | None = None
         self.iterations = 0
-        self._padded_pixels: dict[int, float] = {}
+        self.size: InputSize | None = None
+        self._padded_pixels: dict[InputSize, float] = {}
 
     def note(self, name: str, value: object, reason: str) -> None:
         self.choices.append(Choice(name, str(value), reason))
@@ -148,8 +150,8 @@ class _Builder:
 
     def result(self) -> Recipe:
         seconds = None
-        if self.cost is not None:
-            seconds = self.cost.seconds(self._pixels(self.cfg.input.test_min_size))
+        if self.cost is not None and self.size is not None:
+            seconds = self.cost.seconds(self._pixels(self.size))
         return Recipe(self.cfg, self.choices, self.warnings, seconds, self.iterations)
 
     def _precision_and_batch(self) -> None:
@@ -186,8 +188,8 @@ class _Builder:
         most = self.profile.max_objects
         self._set_proposals(self._wanted_proposals(), f"at most {most} objects in one image")
         steps = self.budget.iterations or self._epoch_iterations()
-        choice = choose_input_side(self.profile, lambda side: steps)
-        self._set_input(choice, choice.resolving_side, "the smallest size resolving the boxes")
+        choice = choose_input_size(self.profile, lambda size: steps)
+        self._set_input(choice.resolving, "the smallest size resolving the boxes")
         self.iterations = steps
         if self.budget.iterations is not None:
             self._set_schedule("the given number of steps")
@@ -197,17 +199,17 @@ class _Builder:
             self._set_schedule(f"{epochs} epochs of {images} images, without a time budget")
 
     def _timed_size_and_schedule(self, model_reason: str) -> None:
-        choice = self._choose_proposals_and_side()
-        side = choice.side
+        choice = self._choose_proposals_and_size()
+        size = choice.size
         assert self.cost is not None
-        if self.from_scratch and self._steps_at(side) >= 2 * MEDIUM_MODEL_ITERATIONS:
-            model_reason = self._try_medium(side) or model_reason
+        if self.from_scratch and self._steps_at(size) >= 2 * MEDIUM_MODEL_ITERATIONS:
+            model_reason = self._try_medium(size) or model_reason
         self.note("model", _model_name(self.cfg), model_reason)
-        self._set_input(choice, side, choice.reason)
-        self.iterations = int(self._steps_at(side))
+        self._set_input(size, choice.reason)
+        self.iterations = int(self._steps_at(size))
         self._check_budget(choice)
         total = BUDGET_HEADROOM * self.iterations
-        seconds = self.cost.seconds(self._pixels(side))
+        seconds = self.cost.seconds(self._pixels(size))
         reason = (
             f"~{self.iterations} steps of {seconds:.2f} s (timed) fit the budget; the trainer "
             "fits the schedule to its measured pace"
@@ -217,7 +219,7 @@ class _Builder:
             self.iterations = total = self.budget.iterations
         self._set_schedule(reason, total=total)
 
-    def _choose_proposals_and_side(self) -> SideChoice:
+    def _choose_proposals_and_size(self) -> InputChoice:
         """Proposals and input size together: each proposal count is timed (more proposals, a
         costlier head and matching), and the count whose best size gives the most resolvable
         boxes x detectable boxes x training progress wins."""
@@ -228,14 +230,14 @@ class _Builder:
             model = replace(self.cfg.model, num_proposals=count)
             cost = self.step_cost_of(replace(self.cfg, model=model))
             self.cost = cost
-            choice = choose_input_side(self.profile, self._steps_at)
+            choice = choose_input_size(self.profile, self._steps_at)
             coverage = proposal_coverage(self.profile, count)
             options.append((choice.value * coverage, count, cost, choice, coverage))
         _, count, self.cost, choice, coverage = max(options, key=lambda o: (o[0], o[1]))
         most = self.profile.max_objects
         reason = f"at most {most} objects in one image (each needs its own proposal)"
         if count < wanted:
-            steps = int(self._steps_at(choice.side))
+            steps = int(self._steps_at(choice.size))
             reason = (
                 f"{coverage:.0%} of the boxes detectable (up to {most} objects in an image) with "
                 f"~{steps} steps: more proposals would cost more in steps than they gain"
@@ -243,20 +245,20 @@ class _Builder:
         self._set_proposals(count, reason)
         return choice
 
-    def _pixels(self, side: int) -> float:
-        """Pixels of a padded training batch image at short side ``side``."""
-        if side not in self._padded_pixels:
-            max_size = max_size_for(self.profile, side)
+    def _pixels(self, size: InputSize) -> float:
+        """Pixels of a padded training batch image at ``size``."""
+        if size not in self._padded_pixels:
             batch = self.cfg.train.batch_size
-            self._padded_pixels[side] = self.profile.padded_batch_pixels(side, max_size, batch)
-        return self._padded_pixels[side]
+            pixels = self.profile.padded_batch_pixels(size.short, size.long, batch)
+            self._padded_pixels[size] = pixels
+        return self._padded_pixels[size]
 
-    def _steps_at(self, side: int) -> float:
+    def _steps_at(self, size: InputSize) -> float:
         assert self.cost is not None and self.budget.seconds is not None
         usable = self.budget.seconds * (1 - BUDGET_RESERVE)
-        return usable / self.cost.seconds(self._pixels(side))
+        return usable / self.cost.seconds(self._pixels(size))
 
-    def _try_medium(self, side: int) -> str | None:
+    def _try_medium(self, size: InputSize) -> str | None:
         """Switch to the medium model when it still gets MEDIUM_MODEL_ITERATIONS steps."""
         candidate = medium().model
         proposals = max(self.cfg.model.num_proposals, candidate.num_proposals)
@@ -265,30 +267,30 @@ class _Builder:
         )
         cost = self.step_cost_of(replace(self.cfg, model=candidate))
         assert self.budget.seconds is not None
-        steps = self.budget.seconds * (1 - BUDGET_RESERVE) / cost.seconds(self._pixels(side))
+        steps = self.budget.seconds * (1 - BUDGET_RESERVE) / cost.seconds(self._pixels(size))
         if steps < MEDIUM_MODEL_ITERATIONS:
             return None
         self.cfg.model, self.cost = candidate, cost
-        return f"the budget allows ~{int(steps)} steps of the medium model at {side} px"
+        return f"the budget allows ~{int(steps)} steps of the medium model at input size {size}"
 
-    def _set_input(self, choice: SideChoice, side: int, reason: str) -> None:
-        max_size = max_size_for(self.profile, side)
+    def _set_input(self, size: InputSize, reason: str) -> None:
+        self.size = size
         self.cfg.input = replace(
             self.cfg.input,
-            train_min_sizes=(side,),
-            train_max_size=max_size,
-            test_min_size=side,
-            test_max_size=max_size,
+            train_min_sizes=(size.short,),
+            train_max_size=size.long,
+            test_min_size=size.short,
+            test_max_size=size.long,
             crop=False,
         )
-        self.note("input size", f"{side} (long side <= {max_size})", reason)
-        upscale = side < candidate_sides(self.profile)[-1]
-        self.warn(advice.tiny_box_warning(self.profile, side, max_size, upscale_would_help=upscale))
+        self.note("input size", str(size), reason)
+        upscale = enlarges(self.profile, size)
+        self.warn(advice.tiny_box_warning(self.profile, size, upscale_would_help=upscale))
 
-    def _check_budget(self, choice: SideChoice) -> None:
+    def _check_budget(self, choice: InputChoice) -> None:
         """Refuse a budget under one logged window; warn about one too short to learn."""
         assert self.cost is not None and self.budget.seconds is not None
-        step = self.cost.seconds(self._pixels(choice.side))
+        step = self.cost.seconds(self._pixels(choice.size))
         window = step * self.cfg.train.log_period
         if self.budget.seconds < window:
             raise ValueError(
@@ -297,25 +299,28 @@ class _Builder:
                 f"{math.ceil(window / 60 * 10) / 10:.1f} min"
             )
         steps = self.iterations
-        if choice.side < choice.resolving_side:
-            side, minutes = choice.resolving_side, self._minutes_for(choice.resolving_side)
+        resolving, minutes = choice.resolving, self._minutes_for(choice.resolving)
+        unresolved = resolvable_share(self.profile, choice.size) < 0.99
+        resolvable = resolvable_share(self.profile, resolving) >= 0.99
+        if unresolved and resolvable and minutes * 60 > self.budget.seconds:
             self.warn(
-                f"the budget gives ~{steps} steps at input size {choice.side}; input size {side} "
-                f"would resolve the boxes, and {MIN_ITERATIONS} steps there take about {minutes} "
-                f"minutes: pass --time-budget {minutes} or more"
+                f"the budget gives ~{steps} steps at input size {choice.size}; input size "
+                f"{resolving} would resolve the boxes, and {MIN_ITERATIONS} steps there take "
+                f"about {minutes} minutes: pass --time-budget {minutes} or more"
             )
         elif steps < MIN_ITERATIONS:
-            minutes = self._minutes_for(choice.side)
+            minutes = self._minutes_for(choice.size)
             self.warn(
-                f"the budget gives only ~{steps} steps ({step:.2f} s each at {choice.side} px): "
+                f"the budget gives only ~{steps} steps ({step:.2f} s each at input size "
+                f"{choice.size}): "
                 f"too short to learn much; {MIN_ITERATIONS} steps take about {minutes} minutes: "
                 f"pass --time-budget {minutes} or more"
             )
 
-    def _minutes_for(self, side: int) -> int:
-        """Whole minutes of budget that give MIN_ITERATIONS steps at ``side``."""
+    def _minutes_for(self, size: InputSize) -> int:
+        """Whole minutes of budget that give MIN_ITERATIONS steps at ``size``."""
         assert self.cost is not None
-        seconds = self.cost.seconds(self._pixels(side)) * MIN_ITERATIONS
+        seconds = self.cost.seconds(self._pixels(size)) * MIN_ITERATIONS
         return math.ceil(seconds / (1 - BUDGET_RESERVE) / 60)
 
     def _epoch_iterations(self) -> int:
