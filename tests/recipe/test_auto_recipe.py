@@ -15,8 +15,8 @@ from sparsercnn.presets import r50_300pro_3x
 from sparsercnn.recipe import Budget, DatasetProfile, Hardware, StepCost, choose_recipe
 from sparsercnn.recipe.input_size import (
     FULL_BOX_PX,
+    INVISIBLE_BOX_PX,
     RESOLVED_BOX_PX,
-    SMALLEST_BOX_PX,
     InputSize,
     candidate_inputs,
     resolvable_share,
@@ -84,10 +84,10 @@ def test_profile_box_sizes_follow_the_test_resize() -> None:
 def test_size_score_resolvable_share_and_training_progress() -> None:
     profile = profile_of((1000, 1000), [20.0, 40.0])
     # At 400 px the boxes are 8 and 16 px: half way up the 4-12 px ramp, and resolved; one and
-    # two doublings above SMALLEST_BOX_PX on the log scale up to FULL_BOX_PX.
+    # two doublings above INVISIBLE_BOX_PX on the log scale up to FULL_BOX_PX.
     assert resolvable_share(profile, InputSize(400, 400)) == pytest.approx((0.5 + 1.0) / 2)
     assert resolvable_share(profile, InputSize(200, 200)) == pytest.approx((0.0 + 0.5) / 2)
-    octaves = np.log2(FULL_BOX_PX / SMALLEST_BOX_PX)
+    octaves = np.log2(FULL_BOX_PX / INVISIBLE_BOX_PX)
     assert size_score(profile, InputSize(400, 400)) == pytest.approx((1 + 2) / 2 / octaves)
     assert size_score(profile, InputSize(100, 100)) == 0  # 2 and 4 px: not detected
     # Boxes past FULL_BOX_PX gain nothing more.
