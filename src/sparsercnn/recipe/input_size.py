@@ -135,11 +135,6 @@ def proposal_coverage(profile: DatasetProfile, num_proposals: int) -> float:
     return float(detectable / max(profile.num_boxes, 1))
 
 
-def resolving_input(profile: DatasetProfile, candidates: list[InputSize]) -> InputSize:
-    """The cheapest of ``candidates`` at which 99% of the boxes are resolved (else the last)."""
-    return next((s for s in candidates if resolvable_share(profile, s) >= 0.99), candidates[-1])
-
-
 def choose_input_size(
     profile: DatasetProfile, steps_at: Callable[[InputSize], float]
 ) -> InputChoice:
@@ -156,12 +151,11 @@ def choose_input_size(
         return scores[size] * training_progress(steps_at(size))
 
     size = max(candidates, key=value)  # the cheapest of equals
-    best_value = value(size)
+    best_value, median = value(size), _median_box(profile, size)
     reason = (
-        f"boxes of {_median_box(profile, size):.0f} px (median) with ~{int(steps_at(size))} "
-        "steps: the best trade of object size against training steps"
+        f"boxes of {median:.0f} px (median) with ~{int(steps_at(size))} steps: the best trade "
+        "of object size against training steps"
     )
-    median = _median_box(profile, size)
     roomy = [
         s for s in candidates if _median_box(profile, s) > median and steps_at(s) >= ENOUGH_STEPS
     ]
@@ -170,13 +164,18 @@ def choose_input_size(
         reason = f"the largest objects at which {ENOUGH_STEPS}+ steps fit the budget"
     if not enlarges(profile, size) and resolvable_share(profile, size) < 0.99:
         reason = "the images' own size (inputs are never upscaled)"
-    return InputChoice(size, reason, resolving_input(profile, candidates), best_value)
+    return InputChoice(size, reason, _resolving_input(profile, candidates), best_value)
 
 
 def enlarges(profile: DatasetProfile, size: InputSize) -> bool:
     """Whether a candidate makes the boxes larger (median) than ``size`` does."""
     median = _median_box(profile, size)
     return any(_median_box(profile, s) > median + 1e-9 for s in candidate_inputs(profile))
+
+
+def _resolving_input(profile: DatasetProfile, candidates: list[InputSize]) -> InputSize:
+    """The cheapest of ``candidates`` at which 99% of the boxes are resolved (else the last)."""
+    return next((s for s in candidates if resolvable_share(profile, s) >= 0.99), candidates[-1])
 
 
 def _median_box(profile: DatasetProfile, size: InputSize) -> float:
