@@ -83,8 +83,11 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
     ]
     aps = [float(cells[9]) for cells in details]
     auto_cell, tiny_cell, gap = (cell.strip() for cell in summary.split("|")[2:5])
-    assert auto_cell.startswith(f"{(aps[0] + aps[1]) / 2:.3f} (")  # the mean, then the range
-    assert tiny_cell.startswith(f"{(aps[2] + aps[3]) / 2:.3f} (")
+    # The mean, then the range (the printed APs are rounded: the mean of them within 1e-3).
+    for cell, pair in ((auto_cell, aps[:2]), (tiny_cell, aps[2:])):
+        mean, spread = cell.split(" ", 1)
+        assert float(mean) == pytest.approx(sum(pair) / 2, abs=1e-3)
+        assert spread == f"({min(pair):.3f}-{max(pair):.3f})"
     assert float(gap) == pytest.approx((aps[0] + aps[1] - aps[2] - aps[3]) / 2, abs=2e-3)
     for seed in (1, 2):
         run = tmp_path / "runs" / f"shapes-auto-0.5min-seed{seed}"
