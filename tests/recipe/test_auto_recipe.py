@@ -149,10 +149,16 @@ def test_a_short_budget_trades_size_for_steps_and_says_what_budget_would_do() ->
     minutes = int(np.ceil(costly.seconds(608 * 608) * 1000 / 0.9 / 60))
     assert "input size fit into 608x608 would resolve" in warning
     assert f"--time-budget {minutes} " in warning
+    # With 11 minutes the trade takes 576 px (boxes of 11.5 px, not all resolved), while 1000
+    # steps at 608 px would fit: the budget is not what stands in the way, so no warning.
+    recipe = choose(profile, minutes=11)
+    assert recipe.config.input.test_min_size == 576
+    assert not any("would resolve the boxes" in w for w in recipe.warnings)
 
 
 def test_a_roomy_budget_buys_resolution_beyond_what_the_objects_need() -> None:
-    # 400-px objects are past FULL_BOX_PX from 416 px on: the trade alone stops there.
+    # 400-px objects: in 10 minutes the trade stops at 320 px (boxes of 128 px, 1785 steps);
+    # in 30 the input grows while 2000 steps still fit, past FULL_BOX_PX (from 416 px on).
     profile = profile_of((1000, 1000), [400.0] * 400)
     assert choose(profile, minutes=10).config.input.test_min_size == 320
     recipe = choose(profile, minutes=30)

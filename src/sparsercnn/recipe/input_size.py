@@ -16,7 +16,7 @@ portrait and landscape images (a batch is padded to its largest height and width
   it is not detected at all. Measured on the synthetic ``large_few`` set (10-minute runs, about
   the same steps): every image fitted into 192x192 instead of 160x160 (boxes of 31 instead of
   26 px at the median) gave AP 0.36 / 0.31 (seeds 1 / 2) against 0.21 / 0.24, and 256x256
-  0.35 (seed 1) with 18% fewer steps; a rule counting boxes as resolved from 12 px on saw no
+  0.35 (seed 1) with 14% fewer steps; a rule counting boxes as resolved from 12 px on saw no
   difference between them;
 - the **training progress** (:func:`training_progress`):
   ``1 - exp(-(steps - LEARNING_DELAY_STEPS) / PROGRESS_STEPS)``, the share of what a run learns
