@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 PEERS_SCRIPTS = REPO.parent / "shared" / "peers"
@@ -46,6 +47,7 @@ TRAIN_BATCH = 2
 OFFICIAL_TRAIN_BOXES = [[10.0, 20, 100, 110], [60, 30, 150, 120], [5, 5, 40, 30]]
 DEFAULT_VARIANTS = (
     "infer:eager:fp32",
+    "infer:eager:winograd",
     "infer:onnx:fp32",
     "infer:eager:bf16",
     "infer:onnx-int8:int8",
@@ -55,11 +57,16 @@ DEFAULT_VARIANTS = (
 # Issue 14's targets: ratio to the official code, by (kind, precision).
 TARGETS = {
     ("infer", "fp32"): 2.2,
+    ("infer", "winograd"): 2.2,  # an opt-in approximate fp32 mode, judged by the fp32 target
     ("infer", "bf16"): 4.0,
     ("infer", "int8"): 6.0,
     ("train", "fp32"): 1.6,
     ("train", "bf16"): 2.8,
 }
+# The peak rate's probes: a square matrix product, and R50-FPN's largest convolution at
+# INFER_SIZE (P2's 3x3 output convolution: channels, height, width).
+PEAK_MATMUL = 4096
+PEAK_CONV = (256, 200, 304)
 OFFICIAL_KEYS = {
     "infer": f"official_r50_100pro_{INFER_SIZE[0]}x{INFER_SIZE[1]}",
     "backbone": f"official_backbone_fpn_{INFER_SIZE[0]}x{INFER_SIZE[1]}",
@@ -114,19 +121,9 @@ def measure_ours(variant: Variant, iters: int, threads: int) -> dict[str, float]
     torch.set_num_threads(threads)
     retain_freed_memory()  # as the CLI and the Predictor do
     if variant.kind == "train":
-        from sparsercnn.engine.step_timing import synthetic_batch, time_train_steps
-        from sparsercnn.presets import get_preset
+        from sparsercnn.engine.step_timing import time_train_steps
 
-        cfg = get_preset(PRESET)
-        cfg.train.batch_size = TRAIN_BATCH
-        cfg.train.amp = variant.precision == "bf16"
-        batch = synthetic_batch(
-            TRAIN_BATCH,
-            TRAIN_SIZE,
-            cfg.model.num_classes,
-            num_boxes=0,
-            boxes=torch.tensor(OFFICIAL_TRAIN_BOXES),
-        )
+        cfg, batch = _training_step_inputs(amp=variant.precision == "bf16")
         steps = time_train_steps(cfg, batch, torch.device("cpu"), iters + 1)[1:]
         return {"median_s": statistics.median(steps)}
     from sparsercnn.benchmarking import BenchmarkSettings, run_benchmark
@@ -135,8 +132,8 @@ def measure_ours(variant: Variant, iters: int, threads: int) -> dict[str, float]
         preset=PRESET,
         backend=variant.backend,  # type: ignore[arg-type]
         image_size=INFER_SIZE,
-        # int8 is the backend's business (onnx-int8 takes fp32 inputs); bf16 is autocast.
-        dtype="bf16" if variant.precision == "bf16" else "fp32",
+        # int8 is the backend's business (onnx-int8 takes fp32 inputs).
+        dtype="fp32" if variant.precision == "int8" else variant.precision,  # type: ignore[arg-type]
         threads=threads,
         warmup=1,
         iters=iters,
@@ -146,6 +143,88 @@ def measure_ours(variant: Variant, iters: int, threads: int) -> dict[str, float]
         "median_s": result.timings["total"].p50_ms / 1e3,
         "backbone_fpn_s": result.timings["backbone_fpn"].p50_ms / 1e3,
     }
+
+
+def _training_step_inputs(amp: bool) -> tuple[Any, Any]:
+    """The timed training step's config and batch: the official script's boxes and size."""
+    import torch
+
+    from sparsercnn.engine.step_timing import synthetic_batch
+    from sparsercnn.presets import get_preset
+
+    cfg = get_preset(PRESET)
+    cfg.train.batch_size = TRAIN_BATCH
+    cfg.train.amp = amp
+    batch = synthetic_batch(
+        TRAIN_BATCH,
+        TRAIN_SIZE,
+        cfg.model.num_classes,
+        num_boxes=0,
+        boxes=torch.tensor(OFFICIAL_TRAIN_BOXES),
+    )
+    return cfg, batch
+
+
+def measure_floor(threads: int) -> dict[str, float]:
+    """Run in the worker process: the dense floor's two factors. The GFLOP of our inference and
+    training step (torch's FLOP counter: convolutions and matrix products, forward and backward;
+    gathers and element-wise work are not counted) and this CPU's peak GFLOP/s per precision,
+    the faster of a 4096x4096 matrix product and R50-FPN's largest convolution (256 -> 256
+    channels, 3x3, 200x304), bf16 only where it is native."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from sparsercnn.engine.step_timing import time_train_steps
+    from sparsercnn.model import build_model
+    from sparsercnn.presets import get_preset
+    from sparsercnn.runtime import fast_bf16_supported, retain_freed_memory
+
+    torch.set_num_threads(threads)
+    retain_freed_memory()
+    cpu = torch.device("cpu")
+    model = build_model(get_preset(PRESET)).eval()
+    image = torch.randint(0, 256, (3, *INFER_SIZE), dtype=torch.uint8).float()
+    # With autograd on: the counter's module hooks expect outputs that need gradients to have a
+    # graph. Only the forward pass runs, so only its FLOPs are counted.
+    with FlopCounterMode(display=False) as inference:
+        model([image])
+    cfg, batch = _training_step_inputs(amp=False)
+    with FlopCounterMode(display=False) as training:
+        time_train_steps(cfg, batch, cpu, 1)
+    floor = {
+        "infer_gflop": inference.get_total_flops() / 1e9,
+        "train_gflop": training.get_total_flops() / 1e9,
+        "peak_fp32": _peak_gflops(torch.float32),
+    }
+    if fast_bf16_supported(cpu):
+        floor["peak_bf16"] = _peak_gflops(torch.bfloat16)
+    return floor
+
+
+def _peak_gflops(dtype: Any) -> float:
+    import torch
+    from torch.nn import functional as F
+
+    n, (channels, height, width) = PEAK_MATMUL, PEAK_CONV
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    x = torch.randn(1, channels, height, width, dtype=dtype)
+    x = x.contiguous(memory_format=torch.channels_last)
+    w = torch.randn(channels, channels, 3, 3, dtype=dtype)
+    with torch.no_grad():
+        matmul = 2 * n**3 / _fastest(lambda: a @ b)
+        conv = 2 * 9 * channels**2 * height * width / _fastest(lambda: F.conv2d(x, w, padding=1))
+    return max(matmul, conv) / 1e9
+
+
+def _fastest(run: Callable[[], object], repeats: int = 3) -> float:
+    """Fastest of ``repeats`` timed calls after one untimed."""
+    run()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def run_json(command: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
@@ -167,7 +246,9 @@ def official(what: str, iters: int, threads: int, peers: Path) -> dict[str, floa
     return {key: value["median_s"] for key, value in results.items()}  # type: ignore[index]
 
 
-def ours(variant: Variant, iters: int, threads: int) -> dict[str, float]:
+def ours(variant: Variant | str, iters: int, threads: int) -> dict[str, float]:
+    """Our measurement of ``variant`` (or ``"floor"``: :func:`measure_floor`) in a fresh
+    process."""
     command = [sys.executable, __file__, "--worker", str(variant)]
     command += ["--iters", str(iters), "--threads", str(threads)]
     return run_json(command)  # type: ignore[return-value]
@@ -220,12 +301,18 @@ def seconds_cell(rounds: Rounds) -> str:
     return " / ".join("failed" if s is None else f"{s:.3f}" for s in rounds.seconds)
 
 
-def table(variants: list[Variant], theirs: dict[str, Rounds], mine: dict[str, Rounds]) -> str:
-    """The markdown table: seconds per round, ratio (mean and range), target, met."""
+def table(
+    variants: list[Variant],
+    theirs: dict[str, Rounds],
+    mine: dict[str, Rounds],
+    floor: dict[str, float] | None = None,
+) -> str:
+    """The markdown table: seconds per round, ratio (mean and range), target, met, and the
+    ratio at the dense floor (:func:`floor_cell`)."""
     lines = [
         "| measurement | official s (per round) | ours s (per round) | ratio (mean, range) "
-        "| target | met |",
-        "|---|---|---|---|---|---|",
+        "| target | met | at peak rate (floor s) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for variant in variants:
         official_rounds = theirs[variant.kind]
@@ -241,16 +328,48 @@ def table(variants: list[Variant], theirs: dict[str, Rounds], mine: dict[str, Ro
         lines.append(
             f"| {what} {variant.backend} {variant.precision} | {seconds_cell(official_rounds)} "
             f"| {seconds_cell(mine[str(variant)])} | {ratio} "
-            f"| {'-' if target is None else f'>= {target}x'} | {met} |"
+            f"| {'-' if target is None else f'>= {target}x'} | {met} "
+            f"| {floor_cell(variant, official_rounds, floor or {})} |"
         )
         if variant.kind == "infer":
             backbone = ratios(theirs["backbone"], mine[f"{variant}:backbone"])
             mean_text = f"{statistics.fmean(backbone):.2f}x" if backbone else "not measured"
             lines.append(
                 f"| ... its backbone+FPN | {seconds_cell(theirs['backbone'])} "
-                f"| {seconds_cell(mine[f'{variant}:backbone'])} | {mean_text} | - | - |"
+                f"| {seconds_cell(mine[f'{variant}:backbone'])} | {mean_text} | - | - | - |"
             )
     return "\n".join(lines)
+
+
+def floor_cell(variant: Variant, official_rounds: Rounds, floor: dict[str, float]) -> str:
+    """The best ratio a dense fp32 or bf16 computation could reach: the official seconds over
+    our FLOPs at the CPU's measured peak rate (``-`` for Winograd and int8, whose arithmetic
+    differs, and where the floor was not measured)."""
+    peak = floor.get(f"peak_{variant.precision}")
+    official_s = [s for s in official_rounds.seconds if s is not None]
+    if peak is None or not official_s:
+        return "-"
+    floor_s = floor[f"{variant.kind}_gflop"] / peak
+    return f"{statistics.fmean(official_s) / floor_s:.2f}x ({floor_s:.2f})"
+
+
+def floor_note(floor: dict[str, float]) -> str:
+    """What the last column rests on, in figures."""
+    if not floor:
+        return "The dense floor was not measured (its worker failed)."
+    peaks = ", ".join(
+        f"{key.removeprefix('peak_')} {value:.0f}"
+        for key, value in floor.items()
+        if key.startswith("peak_")
+    )
+    return (
+        f"Last column: the official seconds over our dense floor, our FLOPs (inference "
+        f"{floor['infer_gflop']:.1f} GFLOP, training step {floor['train_gflop']:.1f} GFLOP: "
+        f"convolutions and matrix products, torch's FLOP counter) at this CPU's peak rate "
+        f"measured in the same run (GFLOP/s: {peaks}; the faster of a 4096x4096 matrix product "
+        "and R50-FPN's largest convolution): the most any implementation computing the same "
+        "dense arithmetic could reach here."
+    )
 
 
 def evaluate_ap(command: list[str], metrics: Path) -> float:
@@ -269,18 +388,20 @@ def run_cli(command: list[str]) -> None:
 
 
 def accuracy_rows(model: Path, json_path: Path, images: Path, calibration: Path) -> list[str]:
-    """AP of a trained model in fp32, bf16 and int8 (exported with ``--int8``, calibrated on
-    ``calibration``) on one dataset: table rows with the difference to fp32 and the target
-    (int8 within 1.0 AP point)."""
+    """AP of a trained model in fp32, bf16, Winograd and int8 (exported with ``--int8``,
+    calibrated on ``calibration``) on one dataset: table rows with the difference to fp32 and
+    the target (int8 within 1.0 AP point)."""
     data = ["--json", str(json_path), "--images", str(images), "--workers", "0"]
     with tempfile.TemporaryDirectory() as folder:
         scratch = Path(folder)
         fp32 = evaluate_ap(["eval", "--model", str(model), *data], scratch / "fp32.json")
         rows = [f"| {model} | fp32 | {fp32:.2%} | - | - |"]
-        bf16 = evaluate_ap(
-            ["eval", "--model", str(model), *data, "--precision", "bf16"], scratch / "bf16.json"
-        )
-        rows.append(f"| {model} | bf16 | {bf16:.2%} | {100 * (bf16 - fp32):+.2f} | - |")
+        for precision in ("bf16", "winograd"):
+            ap = evaluate_ap(
+                ["eval", "--model", str(model), *data, "--precision", precision],
+                scratch / f"{precision}.json",
+            )
+            rows.append(f"| {model} | {precision} | {ap:.2%} | {100 * (ap - fp32):+.2f} | - |")
         int8_file = scratch / "model_int8.onnx"
         export = ["export", "--model", str(model), "--output", str(int8_file), "--int8"]
         run_cli([*export, "--calibration", str(calibration)])
@@ -312,6 +433,9 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker == "floor":
+        print(json.dumps(measure_floor(args.threads)))
+        return
     if args.worker:
         print(json.dumps(measure_ours(Variant.parse(args.worker), args.iters, args.threads)))
         return
@@ -325,6 +449,8 @@ def main() -> None:
     variants = [Variant.parse(text) for text in args.variants.split(",")]
     start = time.perf_counter()
     theirs, mine = run_rounds(variants, args.rounds, args.iters, args.threads, args.peers)
+    print("the dense floor: our FLOPs and this CPU's peak rate", flush=True)
+    floor, _ = attempt(partial(ours, "floor", args.iters, args.threads))
     minutes = (time.perf_counter() - start) / 60
     command = (
         f"python benchmarks/bench_speed.py --rounds {args.rounds} --iters {args.iters} "
@@ -341,7 +467,9 @@ def main() -> None:
             f"{TRAIN_BATCH} at {TRAIN_SIZE[0]}x{TRAIN_SIZE[1]}; medians of {args.iters} runs, "
             "each measurement in a fresh process, official and ours interleaved per round.",
             "",
-            table(variants, theirs, mine),
+            table(variants, theirs, mine, floor),
+            "",
+            floor_note(floor),
         ]
     )
     if args.check:

@@ -14,6 +14,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
+
+from sparsercnn.runtime import fast_bf16_supported
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_vs_torchvision.py"
 
@@ -118,6 +121,20 @@ def test_bench_speed_measures_our_inference_and_training_step(
     assert 0 < train["median_s"] < 60
 
 
+def test_bench_speed_measures_the_dense_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = _load_bench_speed(monkeypatch)
+    monkeypatch.setattr(bench, "PRESET", "tiny")
+    monkeypatch.setattr(bench, "INFER_SIZE", (64, 96))
+    monkeypatch.setattr(bench, "TRAIN_SIZE", (64, 96))
+    monkeypatch.setattr(bench, "PEAK_MATMUL", 256)
+    monkeypatch.setattr(bench, "PEAK_CONV", (32, 24, 40))
+    floor = bench.measure_floor(threads=1)
+    # Training counts the forward pass of two images and the backward pass on top of it.
+    assert floor["train_gflop"] > 2 * floor["infer_gflop"] > 0
+    assert floor["peak_fp32"] > 0
+    assert ("peak_bf16" in floor) == fast_bf16_supported(torch.device("cpu"))
+
+
 def test_bench_speed_interleaves_rounds_and_judges_ratios_against_targets(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -153,15 +170,20 @@ def test_bench_speed_interleaves_rounds_and_judges_ratios_against_targets(
         ]
         * 2
     )
-    text = bench.table(variants, theirs, mine)
+    floor = {"infer_gflop": 300.0, "train_gflop": 500.0, "peak_fp32": 200.0}
+    text = bench.table(variants, theirs, mine, floor)
     # 3.0 / 1.0 against a 2.2x target; the training ratio comes from the one round whose
     # official step was measured: 5.0 / 2.5 = 2.0x against 1.6x.
+    # At the peak rate: 300 GFLOP / 200 GFLOP/s = 1.5 s, 3.0 / 1.5 = 2.00x.
     assert (
         "| inference eager fp32 | 3.000 / 3.000 | 1.000 / 1.000 | **3.00x** (3.00-3.00) "
-        "| >= 2.2x | yes |" in text
+        "| >= 2.2x | yes | 2.00x (1.50) |" in text
     )
     assert "| ... its backbone+FPN | 2.500 / 2.500 | 0.500 / 0.500 | 5.00x |" in text
     assert "| training step eager fp32 | 5.000 / failed | 2.500 / 2.500 | **2.00x**" in text
+    assert text.endswith("| >= 1.6x | yes | 2.00x (2.50) |")  # the measured round only
+    assert "| 2.00x (2.50) |" not in bench.table(variants, theirs, mine)  # no floor: "-"
+    assert "GFLOP/s: fp32 200" in bench.floor_note(floor)
     assert theirs["train"].errors == ["exit 1: out of memory"]
 
 

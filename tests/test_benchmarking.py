@@ -112,6 +112,7 @@ def test_percentiles_and_throughput() -> None:
         {"iters": 0},
         {"compile_mode": "reduce-overhead"},  # a mode without the compile backend
         {"backend": "compile", "compile_mode": "max-autotune"},  # a mode on CPU
+        {"backend": "compile", "dtype": "winograd"},  # compiled graphs keep direct convolutions
     ],
 )
 def test_impossible_settings_are_rejected(changes: dict[str, object]) -> None:

@@ -14,6 +14,7 @@ from sparsercnn.cli.main import main
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine.pipeline import evaluate_model_file
 from sparsercnn.model import build_model
+from sparsercnn.model.winograd import winograd_available
 from sparsercnn.model_file import save_model_file
 from sparsercnn.predictor import DrawingWriter, Predictor
 from sparsercnn.presets import get_preset
@@ -102,6 +103,16 @@ def test_bf16_predictions_stay_close_to_fp32(model_file: Path, dataset: Syntheti
         assert fast.labels[0] == exact.labels[0]
         torch.testing.assert_close(fast.scores[0], exact.scores[0], atol=0.02, rtol=0)
         torch.testing.assert_close(fast.boxes[0], exact.boxes[0], atol=3.0, rtol=0)
+
+
+@pytest.mark.skipif(not winograd_available(), reason="no NNPACK in this build")
+def test_winograd_predictions_stay_close_to_fp32(model_file: Path, dataset: SyntheticCoco) -> None:
+    fp32 = Predictor.from_file(model_file)(dataset.image_paths)
+    fast = Predictor.from_file(model_file, precision="winograd")(dataset.image_paths)
+    for exact, approximate in zip(fp32, fast, strict=True):
+        assert torch.equal(approximate.labels[:3], exact.labels[:3])
+        torch.testing.assert_close(approximate.scores[:3], exact.scores[:3], atol=1e-4, rtol=0)
+        torch.testing.assert_close(approximate.boxes[:3], exact.boxes[:3], atol=0.01, rtol=0)
 
 
 def test_records_carry_the_class_name(model_file: Path, dataset: SyntheticCoco) -> None:

@@ -36,6 +36,7 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.transforms import resized_shape
 from sparsercnn.model import SparseRCNN, build_model, build_postprocessor
 from sparsercnn.model.cuda_graphs import CudaGraphs
+from sparsercnn.model.inference import Precision, check_precision, computing_in
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.presets import get_preset
 from sparsercnn.runtime import fast_bf16_supported, minor_page_faults, retain_freed_memory
@@ -63,7 +64,9 @@ class BenchmarkSettings:
         batch_size: images per run.
         image_size: ``(h, w)`` of the resized input images; None: the test resize of a 480x640
             (COCO-like) image.
-        dtype: ``fp32`` or ``bf16`` (autocast).
+        dtype: ``fp32``, ``bf16`` (autocast) or ``winograd`` (fp32, Winograd 3x3 convolutions;
+            CPU, eager or compile), the precisions of
+            :data:`~sparsercnn.model.inference.PRECISIONS`.
         compile_mode: ``torch.compile`` mode of the ``compile`` backend on CUDA (``reduce-overhead``
             replays CUDA graphs); None is the default mode. On CPUs the backend always compiles
             with frozen weights, which excludes a mode.
@@ -77,7 +80,7 @@ class BenchmarkSettings:
     backend: Backend = "eager"
     batch_size: int = 1
     image_size: tuple[int, int] | None = None
-    dtype: Literal["fp32", "bf16"] = "fp32"
+    dtype: Precision = "fp32"
     compile_mode: CompileMode | None = None
     threads: int | None = None
     warmup: int = 3
@@ -200,8 +203,7 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
             else:
                 parts = _torch_parts(loaded, images, settings, device)
             stack.enter_context(torch.no_grad())
-            if settings.dtype == "bf16":
-                stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16))
+            stack.enter_context(computing_in(settings.dtype, device))
             sync = _synchronizer(device)
             _run_parts(parts, sync)  # first run: compilation / session initialisation
             setup = time.perf_counter() - start
@@ -252,6 +254,13 @@ def _check_settings(settings: BenchmarkSettings, device: torch.device) -> None:
         )
     if settings.backend == "cuda-graphs" and device.type != "cuda":
         raise ValueError(f"the cuda-graphs backend needs a CUDA device, not {settings.device}")
+    if settings.dtype == "winograd":
+        if settings.backend != "eager":
+            raise ValueError(
+                f"dtype winograd runs on the eager backend only (the {settings.backend} backend "
+                "would keep the direct convolutions)"
+            )
+        check_precision(settings.dtype, device)
     if settings.compile_mode is not None and (
         settings.backend != "compile" or device.type != "cuda"
     ):

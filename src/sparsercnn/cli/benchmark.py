@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
 from sparsercnn.atomic_file import atomic_write_text
-from sparsercnn.cli.common import add_model_argument, check_output_path, device_name, int_at_least
+from sparsercnn.cli.common import (
+    add_model_argument,
+    add_precision_argument,
+    check_output_path,
+    device_name,
+    int_at_least,
+)
 from sparsercnn.config import CompileMode
 from sparsercnn.presets import PRESETS
 
@@ -50,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar=("H", "W"),
         help="resized input size (default: the test resize of a 480x640 image)",
     )
-    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    add_precision_argument(parser, "--dtype")
     parser.add_argument(
         "--compile-mode",
         choices=list(get_args(CompileMode)),

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
-from sparsercnn.config import Config
+from sparsercnn.config import Config, Precision
 from sparsercnn.presets import PRESETS, get_preset
 
 if TYPE_CHECKING:
@@ -108,14 +108,15 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_precision_argument(parser: argparse.ArgumentParser) -> None:
-    """``--precision fp32|bf16``: how the PyTorch model computes at inference."""
+def add_precision_argument(parser: argparse.ArgumentParser, flag: str = "--precision") -> None:
+    """``--precision fp32|bf16|winograd``: how the PyTorch model computes at inference."""
     parser.add_argument(
-        "--precision",
-        choices=["fp32", "bf16"],
+        flag,
+        choices=list(get_args(Precision)),
         default="fp32",
-        help="fp32, or bf16 autocast on devices with native bf16 (AVX-512 BF16 or AMX CPUs, "
-        "Ampere+ GPUs): faster, scores and boxes differ at bf16 rounding",
+        help="fp32; bf16 autocast on devices with native bf16 (AVX-512 BF16 or AMX CPUs, "
+        "Ampere+ GPUs); or winograd: fp32 with Winograd 3x3 convolutions (CPUs). The last two "
+        "are faster and approximate: scores and boxes differ at bf16 rounding / ~1e-5",
     )
 
 

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from sparsercnn.model.frozen_batch_norm import FrozenBatchNorm2d
+from sparsercnn.model.winograd import conv2d
 
 NORM_TYPES = ("frozen_bn", "bn_eval", "bn")
 # Channels of the stem and of layer1's convs in the standard (torchvision) ResNets.
@@ -67,13 +68,13 @@ def conv_norm(conv: nn.Conv2d, norm: nn.Module, x: Tensor) -> Tensor:
     """``norm(conv(x))`` for a bias-free conv; a fixed-statistics norm is folded into the
     convolution (weight ``w * scale``, bias ``shift``), which saves two passes over the
     activation. Same arithmetic up to rounding; gradients reach the conv weight and the norm's
-    affine parameters as before."""
+    affine parameters as before. The folded convolution runs through
+    :func:`~sparsercnn.model.winograd.conv2d` (Winograd where the caller opted in)."""
     affine = frozen_affine(norm)
     if affine is None:
         return norm(conv(x))
     scale, shift = affine
-    weight = conv.weight * scale.reshape(-1, 1, 1, 1)
-    return F.conv2d(x, weight, shift, conv.stride, conv.padding, conv.dilation, conv.groups)
+    return conv2d(x, conv.weight * scale.reshape(-1, 1, 1, 1), shift, conv)
 
 
 def shortcut(downsample: nn.Sequential | None, x: Tensor) -> Tensor:

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from sparsercnn.model.on_demand_level import OnDemandLevel
+from sparsercnn.model.winograd import conv2d
 from sparsercnn.runtime import is_exporting
 
 
@@ -83,7 +84,7 @@ class FPN(nn.Module):
                 f"FPN expects {len(self.lateral_convs)} feature maps (C2..C5), got {len(features)}"
             )
         merged = self.lateral_convs[-1](features[-1])
-        outputs = [self.output_convs[-1](merged)]
+        outputs = [self._output_conv(-1, merged)]
         on_demand: list[OnDemandLevel] = []
         for level in range(len(features) - 2, -1, -1):
             merged = add_upsampled(self.lateral_convs[level](features[level]), merged)
@@ -93,10 +94,15 @@ class FPN(nn.Module):
                 on_demand.insert(0, OnDemandLevel(level, merged, conv))
                 outputs.insert(0, merged)  # replaced by a placeholder below
             else:
-                outputs.insert(0, self.output_convs[level](merged))
+                outputs.insert(0, self._output_conv(level, merged))
         for deferred in on_demand:
             outputs[deferred.level] = deferred.placeholder(outputs[-1])
         return outputs, on_demand
+
+    def _output_conv(self, level: int, merged: Tensor) -> Tensor:
+        """The 3x3 output convolution of ``level`` (Winograd where the caller opted in)."""
+        conv = cast(nn.Conv2d, self.output_convs[level])
+        return conv2d(merged, conv.weight, conv.bias, conv)
 
 
 def add_upsampled(lateral: Tensor, top: Tensor) -> Tensor:

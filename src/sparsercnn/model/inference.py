@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Literal
+from typing import get_args
 
 import torch
 from torch import Tensor, nn
 
+from sparsercnn.config import Precision
 from sparsercnn.model.cuda_graphs import CudaGraphs
 from sparsercnn.model.detector import SparseRCNN
+from sparsercnn.model.winograd import winograd_available, winograd_convolutions
 from sparsercnn.runtime import fast_bf16_supported
 from sparsercnn.structures import ModelOutput, StageOutput, padded_size
 
-Precision = Literal["fp32", "bf16"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 
 @contextmanager
@@ -31,26 +32,41 @@ def evaluating(model: nn.Module, precision: Precision = "fp32") -> Iterator[None
 
     ``precision="bf16"`` runs the model's convolutions and matrix products under bf16 autocast
     (the training's mixed precision); box decoding and post-processing stay in float32.
+    ``precision="winograd"`` computes in float32 with Winograd 3x3 convolutions
+    (:mod:`sparsercnn.model.winograd`; CPU only, outputs differ at ~1e-5 relative).
 
     Raises:
-        ValueError: bf16 on a device that would only emulate it (many times slower than fp32).
+        ValueError: a precision the device cannot run fast (see :func:`check_precision`).
     """
     device = model_device(model)
     check_precision(precision, device)
     was_training = model.training
     model.eval()
     try:
-        with (
-            torch.no_grad(),
-            torch.autocast(device.type, torch.bfloat16, enabled=precision == "bf16"),
-        ):
+        with torch.no_grad(), computing_in(precision, device):
             yield
     finally:
         model.train(was_training)
 
 
+@contextmanager
+def computing_in(precision: Precision, device: torch.device) -> Iterator[None]:
+    """The numeric mode of ``precision`` inside the block: bf16 autocast, Winograd
+    convolutions, or plain fp32. No checks (benchmarks time emulated bf16 too); use
+    :func:`evaluating` for inference."""
+    if precision == "bf16":
+        with torch.autocast(device.type, torch.bfloat16):
+            yield
+    elif precision == "winograd":
+        with winograd_convolutions():
+            yield
+    else:
+        yield
+
+
 def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse an unknown precision, and bf16 inference where ``device`` has no native bf16.
+    """Refuse an unknown precision, bf16 inference where ``device`` has no native bf16, and
+    Winograd convolutions off the CPU or without NNPACK.
 
     Raises:
         ValueError: naming the precision or the device, and what to use instead.
@@ -62,6 +78,13 @@ def check_precision(precision: str, device: torch.device) -> None:
             f"precision bf16: {device} has no native bf16 (CPUs need AVX-512 BF16 or AMX, GPUs "
             "Ampere or newer), so it would run many times slower than fp32; use fp32"
         )
+    if precision == "winograd" and device.type != "cpu":
+        raise ValueError(
+            f"precision winograd: Winograd convolutions run on CPUs (NNPACK), not on {device}; "
+            "use fp32 or bf16"
+        )
+    if precision == "winograd" and not winograd_available():
+        raise ValueError("precision winograd: this PyTorch build or CPU has no NNPACK; use fp32")
 
 
 def model_device(model: nn.Module) -> torch.device:
