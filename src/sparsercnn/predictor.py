@@ -239,8 +239,10 @@ class Predictor(BatchPredictor):
         num_stages: run only the first k stages (default all).
         batch_invariant: batch only images with the same padded size (default); False pads
             mixed sizes together as the official code does, which changes their detections.
-        precision: ``fp32``, or ``bf16`` autocast on devices with native bf16 (R50: 1.5-1.9x
-            fp32's speed on an AVX-512 BF16 CPU; scores and boxes differ at bf16 rounding).
+        precision: ``fp32``; ``bf16`` autocast on devices with native bf16 (R50: 1.5-1.9x
+            fp32's speed on an AVX-512 BF16 CPU; scores and boxes differ at bf16 rounding); or
+            ``winograd``, fp32 with Winograd 3x3 convolutions on CPUs
+            (:mod:`sparsercnn.model.winograd`; outputs differ at ~1e-5 relative).
         cuda_graphs: on CUDA, replay the forward pass from CUDA graphs captured per input
             shape (:class:`~sparsercnn.model.cuda_graphs.CudaGraphs`): the same detections
             without the kernel-launch overhead that bounds eager GPU inference; the first image

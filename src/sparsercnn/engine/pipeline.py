@@ -42,8 +42,8 @@ class EvaluationReport:
         model_file: the evaluated file.
         device: where the model ran.
         num_proposals: the model's N.
-        precision: how it computed: ``fp32``, ``bf16`` (autocast) or ``int8`` (an ONNX file
-            quantized by ``export --int8``).
+        precision: how it computed: ``fp32``, ``bf16`` (autocast), ``winograd`` (fp32 with
+            Winograd 3x3 convolutions) or ``int8`` (an ONNX file quantized by ``export --int8``).
         cuda_graphs: the forward passes were replayed from CUDA graphs.
     """
 

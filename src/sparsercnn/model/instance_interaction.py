@@ -44,7 +44,9 @@ class DynamicConv(nn.Module):
         d, dd = self.hidden_dim, self.dynamic_dim
         if torch.is_grad_enabled():
             params = self.dynamic_layer(proposal_features)  # (K, 2*d*dd)
-            kernel_in, kernel_out = params[:, : d * dd], params[:, d * dd :]
+            # split, not two slices: its backward is one concatenation, where each slice's
+            # backward fills a zero (K, 2*d*dd) gradient and a third pass adds the two.
+            kernel_in, kernel_out = params.split(d * dd, dim=1)
         else:
             weight = self.dynamic_layer.weight.view(2, d * dd, d).transpose(1, 2)
             bias = self.dynamic_layer.bias.view(2, 1, d * dd)

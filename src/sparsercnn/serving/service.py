@@ -39,7 +39,8 @@ class DetectionService:
         model_file: the ``.safetensors`` model file.
         onnx_file: an export of the same model; requests running every stage use it.
         device: where the PyTorch model runs.
-        precision: ``fp32``, or ``bf16`` autocast where the device runs it natively.
+        precision: ``fp32``, ``bf16`` autocast where the device runs it natively, or
+            ``winograd`` (fp32 with Winograd 3x3 convolutions, CPUs).
         cuda_graphs: replay the PyTorch model from CUDA graphs (see
             :class:`~sparsercnn.predictor.Predictor`).
         limits: per-request limits (reported by :meth:`info`).
