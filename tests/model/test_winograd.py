@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sparsercnn.model import build_model, inference
+from sparsercnn.model import build_model, inference, winograd
 from sparsercnn.model.inference import evaluating
 from sparsercnn.model.winograd import conv2d, winograd_available, winograd_convolutions
 from sparsercnn.presets import get_preset
@@ -23,8 +23,8 @@ def _direct(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 
 def test_eligible_convolutions_are_close_to_direct_and_keep_the_layout() -> None:
     torch.manual_seed(0)
-    conv = nn.Conv2d(16, 8, 3, padding=1)
-    x = torch.randn(2, 16, 20, 28).contiguous(memory_format=torch.channels_last)
+    conv = nn.Conv2d(128, 128, 3, padding=1)
+    x = torch.randn(2, 128, 48, 80).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         direct = _direct(x, conv)
         with winograd_convolutions():
@@ -35,23 +35,25 @@ def test_eligible_convolutions_are_close_to_direct_and_keep_the_layout() -> None
 
 
 @pytest.mark.parametrize(
-    "layer",
+    ("layer", "size"),
     [
-        nn.Conv2d(16, 8, 3, stride=2, padding=1),
-        nn.Conv2d(16, 8, 1),
-        nn.Conv2d(16, 16, 3, padding=1, groups=2),
-        nn.Conv2d(16, 8, 3, padding=2, dilation=2),
+        (nn.Conv2d(128, 128, 3, stride=2, padding=1), (48, 80)),
+        (nn.Conv2d(128, 128, 1), (48, 80)),
+        (nn.Conv2d(128, 128, 3, padding=1, groups=2), (48, 80)),
+        (nn.Conv2d(128, 128, 3, padding=2, dilation=2), (48, 80)),
+        (nn.Conv2d(128, 64, 3, padding=1), (48, 80)),  # too few channels to pay
+        (nn.Conv2d(128, 128, 3, padding=1), (40, 80)),  # too few pixels to pay
     ],
 )
-def test_ineligible_geometries_stay_direct(layer: nn.Conv2d) -> None:
-    x = torch.randn(1, 16, 12, 12)
+def test_ineligible_convolutions_stay_direct(layer: nn.Conv2d, size: tuple[int, int]) -> None:
+    x = torch.randn(1, layer.in_channels, *size)
     with torch.no_grad(), winograd_convolutions():
         assert torch.equal(conv2d(x, layer.weight, layer.bias, layer), _direct(x, layer))
 
 
 def test_autograd_and_the_default_mode_stay_direct() -> None:
-    conv = nn.Conv2d(16, 8, 3, padding=1)
-    x = torch.randn(1, 16, 12, 12)
+    conv = nn.Conv2d(128, 128, 3, padding=1)
+    x = torch.randn(1, 128, 48, 80)
     with winograd_convolutions():  # gradients need the direct convolution's backward
         out = conv2d(x, conv.weight, conv.bias, conv)
         assert out.requires_grad and torch.equal(out, _direct(x, conv))
@@ -59,7 +61,12 @@ def test_autograd_and_the_default_mode_stay_direct() -> None:
         assert torch.equal(conv2d(x, conv.weight, conv.bias, conv), _direct(x, conv))
 
 
-def test_the_detector_in_winograd_precision_is_close_to_fp32() -> None:
+def test_the_detector_in_winograd_precision_is_close_to_fp32(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The tiny model's convolutions are all too small to pay: take the path for every size.
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(winograd, "MIN_PIXELS", 1)
     torch.manual_seed(0)
     model = build_model(get_preset("tiny"))
     images = [torch.randint(0, 256, (3, 64, 96)).float()]
