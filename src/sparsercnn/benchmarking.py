@@ -64,8 +64,8 @@ class BenchmarkSettings:
         batch_size: images per run.
         image_size: ``(h, w)`` of the resized input images; None: the test resize of a 480x640
             (COCO-like) image.
-        dtype: ``fp32``, ``bf16`` (autocast) or ``winograd`` (fp32, Winograd 3x3 convolutions;
-            CPU, eager or compile), the precisions of
+        dtype: ``fp32``, ``bf16`` (autocast) or ``winograd`` (fp32 with Winograd 3x3
+            convolutions; CPU, eager backend), the precisions of
             :data:`~sparsercnn.model.inference.PRECISIONS`.
         compile_mode: ``torch.compile`` mode of the ``compile`` backend on CUDA (``reduce-overhead``
             replays CUDA graphs); None is the default mode. On CPUs the backend always compiles

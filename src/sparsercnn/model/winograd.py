@@ -14,9 +14,10 @@ call (CPU, float32, no autograd, 3x3, stride 1, no dilation or groups, and large
 and ``torch.nn.functional.conv2d`` for the rest; tracing and compiling keep the direct
 convolution. "Large enough": NNPACK wants contiguous (NCHW) tensors where the model keeps
 channels-last ones, and the two layout changes plus NNPACK's fixed costs outweigh the saved
-multiplications on small convolutions. Measured on a 2-core AVX-512 CPU (direct time over
-Winograd time, layout changes included): 0.2-0.6x with 32 or 64 channels at any size, 0.4x at
-12x20 pixels whatever the channels, 0.9-2.5x with 128-512 channels at 48x80 pixels or more.
+multiplications on small convolutions. Measured on a 2-core AVX-512 CPU
+(``benchmarks/bench_winograd.py``: direct time over Winograd time, layout changes included):
+0.3-0.45x with 32 channels and 0.4-1.0x with 64 at any size, 0.3-0.5x at 12x20 pixels whatever
+the channels, 1.0-2.5x with 128-512 channels at 48x80 pixels or more.
 """
 
 from __future__ import annotations
