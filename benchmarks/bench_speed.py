@@ -205,26 +205,18 @@ def _peak_gflops(dtype: Any) -> float:
     import torch
     from torch.nn import functional as F
 
+    from sparsercnn.benchmarking import fastest_seconds
+
     n, (channels, height, width) = PEAK_MATMUL, PEAK_CONV
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     x = torch.randn(1, channels, height, width, dtype=dtype)
     x = x.contiguous(memory_format=torch.channels_last)
     w = torch.randn(channels, channels, 3, 3, dtype=dtype)
     with torch.no_grad():
-        matmul = 2 * n**3 / _fastest(lambda: a @ b)
-        conv = 2 * 9 * channels**2 * height * width / _fastest(lambda: F.conv2d(x, w, padding=1))
+        matmul = 2 * n**3 / fastest_seconds(lambda: a @ b, repeats=3)
+        conv_flops = 2 * 9 * channels**2 * height * width
+        conv = conv_flops / fastest_seconds(lambda: F.conv2d(x, w, padding=1), repeats=3)
     return max(matmul, conv) / 1e9
-
-
-def _fastest(run: Callable[[], object], repeats: int = 3) -> float:
-    """Fastest of ``repeats`` timed calls after one untimed."""
-    run()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def run_json(command: list[str], env: dict[str, str] | None = None) -> dict[str, object]:

@@ -12,12 +12,11 @@ checked (or re-derived) on another machine. Run from the repository root:
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from sparsercnn.benchmarking import fastest_seconds
 from sparsercnn.model import winograd
 
 CHANNELS = (32, 64, 128, 256, 512)
@@ -26,29 +25,21 @@ SIZES = ((12, 20), (24, 40), (48, 80), (96, 128), (100, 152), (200, 304))
 MAX_VALUES = 256 * 200 * 304
 
 
-def fastest_s(run: Callable[[], object], repeats: int) -> float:
-    """Fastest of ``repeats`` timed calls after two untimed ones."""
-    run()
-    run()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def speedup(channels: int, size: tuple[int, int], repeats: int) -> float:
     """Direct time over Winograd time for one ``channels -> channels`` 3x3 convolution."""
     conv = nn.Conv2d(channels, channels, 3, padding=1)
     x = torch.randn(1, channels, *size).contiguous(memory_format=torch.channels_last)
     rule = (winograd.MIN_CHANNELS, winograd.MIN_PIXELS)
     with torch.no_grad():
-        direct = fastest_s(lambda: winograd.conv2d(x, conv.weight, conv.bias, conv), repeats)
+        direct = fastest_seconds(
+            lambda: winograd.conv2d(x, conv.weight, conv.bias, conv), repeats, warmup=2
+        )
         winograd.MIN_CHANNELS, winograd.MIN_PIXELS = 1, 1  # time the path at every size
         try:
             with winograd.winograd_convolutions():
-                fast = fastest_s(lambda: winograd.conv2d(x, conv.weight, conv.bias, conv), repeats)
+                fast = fastest_seconds(
+                    lambda: winograd.conv2d(x, conv.weight, conv.bias, conv), repeats, warmup=2
+                )
         finally:
             winograd.MIN_CHANNELS, winograd.MIN_PIXELS = rule
     return direct / fast

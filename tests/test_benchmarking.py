@@ -97,6 +97,14 @@ def test_emulated_bf16_is_noted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "note: cpu has no native bf16" in benchmark_cli.format_result(result)
 
 
+def test_fastest_seconds_warms_up_then_keeps_the_minimum(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = iter([0.0, 3.0, 10.0, 11.0, 20.0, 22.0])  # timed calls of 3, 1 and 2 s
+    monkeypatch.setattr(benchmarking.time, "perf_counter", lambda: next(clock))
+    calls: list[int] = []
+    best = benchmarking.fastest_seconds(lambda: calls.append(1), repeats=3, warmup=2)
+    assert best == 1.0 and len(calls) == 5
+
+
 def test_percentiles_and_throughput() -> None:
     timing = PartTiming.from_seconds([0.1, 0.2, 0.3, 0.4, 1.0], batch_size=4)
     assert timing.p50_ms == pytest.approx(300.0)

@@ -394,6 +394,20 @@ def _time_parts(parts: _Parts, iters: int, sync: Callable[[], None]) -> dict[str
     return seconds
 
 
+def fastest_seconds(run: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """The fastest of ``repeats`` timed calls of ``run`` (CPU work; synchronise inside ``run``
+    for a GPU), after ``warmup`` untimed ones: for kernel probes, where the minimum is the
+    steadiest estimate of what the kernel can do."""
+    for _ in range(warmup):
+        run()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 @contextlib.contextmanager
 def _stopwatch(into: list[float], sync: Callable[[], None]) -> Iterator[None]:
     start = time.perf_counter()
