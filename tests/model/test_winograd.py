@@ -23,8 +23,8 @@ def _direct(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
 
 def test_eligible_convolutions_are_close_to_direct_and_keep_the_layout() -> None:
     torch.manual_seed(0)
-    conv = nn.Conv2d(128, 128, 3, padding=1)
-    x = torch.randn(2, 128, 48, 80).contiguous(memory_format=torch.channels_last)
+    conv = nn.Conv2d(256, 256, 3, padding=1)
+    x = torch.randn(2, 256, 48, 80).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         direct = _direct(x, conv)
         with winograd_convolutions():
@@ -37,12 +37,12 @@ def test_eligible_convolutions_are_close_to_direct_and_keep_the_layout() -> None
 @pytest.mark.parametrize(
     ("layer", "size"),
     [
-        (nn.Conv2d(128, 128, 3, stride=2, padding=1), (48, 80)),
-        (nn.Conv2d(128, 128, 1), (48, 80)),
-        (nn.Conv2d(128, 128, 3, padding=1, groups=2), (48, 80)),
-        (nn.Conv2d(128, 128, 3, padding=2, dilation=2), (48, 80)),
-        (nn.Conv2d(128, 64, 3, padding=1), (48, 80)),  # too few channels to pay
-        (nn.Conv2d(128, 128, 3, padding=1), (40, 80)),  # too few pixels to pay
+        (nn.Conv2d(256, 256, 3, stride=2, padding=1), (48, 80)),
+        (nn.Conv2d(256, 256, 1), (48, 80)),
+        (nn.Conv2d(256, 256, 3, padding=1, groups=2), (48, 80)),
+        (nn.Conv2d(256, 256, 3, padding=2, dilation=2), (48, 80)),
+        (nn.Conv2d(256, 128, 3, padding=1), (48, 80)),  # too few channels to pay
+        (nn.Conv2d(256, 256, 3, padding=1), (40, 80)),  # too few pixels to pay
     ],
 )
 def test_ineligible_convolutions_stay_direct(layer: nn.Conv2d, size: tuple[int, int]) -> None:
@@ -52,8 +52,8 @@ def test_ineligible_convolutions_stay_direct(layer: nn.Conv2d, size: tuple[int, 
 
 
 def test_autograd_and_the_default_mode_stay_direct() -> None:
-    conv = nn.Conv2d(128, 128, 3, padding=1)
-    x = torch.randn(1, 128, 48, 80)
+    conv = nn.Conv2d(256, 256, 3, padding=1)
+    x = torch.randn(1, 256, 48, 80)
     with winograd_convolutions():  # gradients need the direct convolution's backward
         out = conv2d(x, conv.weight, conv.bias, conv)
         assert out.requires_grad and torch.equal(out, _direct(x, conv))

@@ -17,7 +17,9 @@ channels-last ones, and the two layout changes plus NNPACK's fixed costs outweig
 multiplications on small convolutions. Measured on a 2-core AVX-512 CPU
 (``benchmarks/bench_winograd.py``: direct time over Winograd time, layout changes included):
 0.3-0.45x with 32 channels and 0.4-1.0x with 64 at any size, 0.3-0.5x at 12x20 pixels whatever
-the channels, 1.0-2.5x with 128-512 channels at 48x80 pixels or more.
+the channels, 1.0-1.4x with 128 channels and 1.2-2.5x with 256-512 at 48x80 pixels or more. In
+a whole model, 128 channels did not pay: the medium CPU preset (128-channel FPN) ran 3-9%
+slower at 256-384 px, so the path starts at 256 channels, where R50-FPN gains 12%.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from sparsercnn.runtime import is_exporting
 
 _ACTIVE: ContextVar[bool] = ContextVar("winograd_convolutions", default=False)
 # Smallest input and output channels, and input pixels, for which the Winograd path pays.
-MIN_CHANNELS = 128
+MIN_CHANNELS = 256
 MIN_PIXELS = 48 * 80
 
 
