@@ -169,8 +169,8 @@ def measure_floor(threads: int) -> dict[str, float]:
     """Run in the worker process: the dense floor's two factors. The GFLOP of our inference and
     training step (torch's FLOP counter: convolutions and matrix products, forward and backward;
     gathers and element-wise work are not counted) and this CPU's peak GFLOP/s per precision,
-    the faster of a 4096x4096 matrix product and R50-FPN's largest convolution (256 -> 256
-    channels, 3x3, 200x304), bf16 only where it is native."""
+    the faster of the :data:`PEAK_MATMUL` matrix product and the :data:`PEAK_CONV` convolution,
+    bf16 only where it is native."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -358,9 +358,9 @@ def floor_note(floor: dict[str, float]) -> str:
         f"Last column: the official seconds over our dense floor, our FLOPs (inference "
         f"{floor['infer_gflop']:.1f} GFLOP, training step {floor['train_gflop']:.1f} GFLOP: "
         f"convolutions and matrix products, torch's FLOP counter) at this CPU's peak rate "
-        f"measured in the same run (GFLOP/s: {peaks}; the faster of a 4096x4096 matrix product "
-        "and R50-FPN's largest convolution): the most any implementation computing the same "
-        "dense arithmetic could reach here."
+        f"measured in the same run (GFLOP/s: {peaks}; the faster of a {PEAK_MATMUL}x{PEAK_MATMUL} "
+        "matrix product and R50-FPN's largest convolution): the most any implementation "
+        "computing the same dense arithmetic could reach here."
     )
 
 
@@ -379,6 +379,11 @@ def run_cli(command: list[str]) -> None:
         raise RuntimeError(f"sparsercnn {command[0]} failed ({done.returncode}): {tail}")
 
 
+def points(ap: float, reference: float) -> str:
+    """The AP difference in points with its sign, ``+0.00`` (not ``-0.00``) when it rounds away."""
+    return f"{round(100 * (ap - reference), 2) + 0.0:+.2f}"
+
+
 def accuracy_rows(model: Path, json_path: Path, images: Path, calibration: Path) -> list[str]:
     """AP of a trained model in fp32, bf16, Winograd and int8 (exported with ``--int8``,
     calibrated on ``calibration``) on one dataset: table rows with the difference to fp32 and
@@ -393,14 +398,14 @@ def accuracy_rows(model: Path, json_path: Path, images: Path, calibration: Path)
                 ["eval", "--model", str(model), *data, "--precision", precision],
                 scratch / f"{precision}.json",
             )
-            rows.append(f"| {model} | {precision} | {ap:.2%} | {100 * (ap - fp32):+.2f} | - |")
+            rows.append(f"| {model} | {precision} | {ap:.2%} | {points(ap, fp32)} | - |")
         int8_file = scratch / "model_int8.onnx"
         export = ["export", "--model", str(model), "--output", str(int8_file), "--int8"]
         run_cli([*export, "--calibration", str(calibration)])
         int8 = evaluate_ap(["eval", "--onnx", str(int8_file), *data], scratch / "int8.json")
         met = "yes" if abs(int8 - fp32) <= 0.01 else "no"
         rows.append(
-            f"| {model} | int8 (ONNX Runtime) | {int8:.2%} | {100 * (int8 - fp32):+.2f} "
+            f"| {model} | int8 (ONNX Runtime) | {int8:.2%} | {points(int8, fp32)} "
             f"| within 1.0: {met} |"
         )
     return rows

@@ -186,6 +186,7 @@ def test_bench_speed_interleaves_rounds_and_judges_ratios_against_targets(
     assert text.endswith("| >= 1.6x | yes | 2.00x (2.50) |")  # the measured round only
     assert "| 2.00x (2.50) |" not in bench.table(variants, theirs, mine)  # no floor: "-"
     assert "GFLOP/s: fp32 200" in bench.floor_note(floor)
+    assert bench.points(0.64719, 0.647192) == "+0.00" and bench.points(0.61, 0.6) == "+1.00"
     assert theirs["train"].errors == ["exit 1: out of memory"]
 
 
