@@ -19,7 +19,11 @@ from sparsercnn.presets import PRESETS
 if TYPE_CHECKING:
     from sparsercnn.engine.pipeline import EvaluationReport
 
-DEFAULT_TIME_BUDGET_MINUTES = 8.75
+# The demo promises its result within 10 minutes. The budget covers the recipe's timing,
+# training and the final evaluation; start-up, data generation and the drawings took 5-20 s more
+# on the development machines. Where fp32 fits ~1000-1200 steps, every step counts (AP 0.31 after
+# 977 steps, 0.46 after 1184; BENCHMARKS.md, session 10), so the budget uses what is left.
+DEFAULT_TIME_BUDGET_MINUTES = 9.5
 # Fixed-size images (no padding waste in a batch) at the size the demo preset trains on.
 DEMO_IMAGE_SIZE = (160, 160)
 
@@ -28,9 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="generate the synthetic demo data, train, evaluate and draw predictions (offline)",
-        description="The main job, offline: writes a synthetic COCO-format dataset, trains the "
-        "'demo' preset on it within a time budget, evaluates it with the COCO protocol, and "
-        "draws predictions. Everything goes under --output-dir.",
+        description="The main job, offline: writes a synthetic COCO-format dataset, trains on "
+        "it within a time budget (the automatic recipe unless --preset names one), evaluates "
+        "it with the COCO protocol, and draws predictions. Everything goes under --output-dir.",
     )
     parser.add_argument("--output-dir", type=Path, default=Path("runs/demo"), help="run folder")
     parser.add_argument(
