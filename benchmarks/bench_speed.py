@@ -424,8 +424,8 @@ def main() -> None:
         action="append",
         default=[],
         metavar=("MODEL", "JSON", "IMAGES", "CALIBRATION"),
-        help="also evaluate this trained model file in fp32, bf16 and int8 (calibrated on the "
-        "CALIBRATION folder) on the JSON/IMAGES dataset; repeatable",
+        help="also evaluate this trained model file in fp32, bf16, winograd and int8 (calibrated "
+        "on the CALIBRATION folder) on the JSON/IMAGES dataset; repeatable",
     )
     parser.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sparsercnn.config import CompileMode, Config
+from sparsercnn.config import CompileMode, Config, Precision
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.transforms import resized_shape
 from sparsercnn.model import SparseRCNN, build_model, build_postprocessor
 from sparsercnn.model.cuda_graphs import CudaGraphs
-from sparsercnn.model.inference import Precision, check_precision, computing_in
+from sparsercnn.model.inference import check_precision, computing_in
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.presets import get_preset
 from sparsercnn.runtime import fast_bf16_supported, minor_page_faults, retain_freed_memory
