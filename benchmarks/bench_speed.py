@@ -24,6 +24,7 @@ Usage: python benchmarks/bench_speed.py [--rounds 2] [--iters 5] [--threads 2]
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -191,13 +192,21 @@ def measure_floor(threads: int) -> dict[str, float]:
     cfg, batch = _training_step_inputs(amp=False)
     with FlopCounterMode(display=False) as training:
         time_train_steps(cfg, batch, cpu, 1)
+    convolutions = sum(
+        flops
+        for op, flops in inference.get_flop_counts()["Global"].items()
+        if "convolution" in str(op)
+    )
     floor = {
         "infer_gflop": inference.get_total_flops() / 1e9,
+        "infer_conv_gflop": convolutions / 1e9,
         "train_gflop": training.get_total_flops() / 1e9,
         "peak_fp32": _peak_gflops(torch.float32),
     }
     if fast_bf16_supported(cpu):
         floor["peak_bf16"] = _peak_gflops(torch.bfloat16)
+    if importlib.util.find_spec("onnxruntime") is not None:
+        floor["peak_int8"] = _peak_int8_gops(threads)
     return floor
 
 
@@ -217,6 +226,39 @@ def _peak_gflops(dtype: Any) -> float:
         conv_flops = 2 * 9 * channels**2 * height * width
         conv = conv_flops / fastest_seconds(lambda: F.conv2d(x, w, padding=1), repeats=3)
     return max(matmul, conv) / 1e9
+
+
+def _peak_int8_gops(threads: int) -> float:
+    """GOP/s of the :data:`PEAK_CONV` convolution as the int8 backend runs it: exported,
+    quantized by the export's own static quantization (int8 weights, uint8 activations) and
+    run by onnxruntime, the input's quantization and the output's dequantization included."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from sparsercnn.benchmarking import fastest_seconds
+    from sparsercnn.export.onnx_export import DEFAULT_OPSET, onnx_program
+    from sparsercnn.export.quantization import quantize_graph
+
+    channels, height, width = PEAK_CONV
+    conv = torch.nn.Conv2d(channels, channels, 3, padding=1)
+    x = torch.randn(1, channels, height, width)
+    generator = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory(prefix="bench-speed-int8-") as folder:
+        fp32_file, int8_file = Path(folder) / "conv.onnx", Path(folder) / "conv_int8.onnx"
+        onnx_program(conv, (x,), ["x"], ["y"], DEFAULT_OPSET).save(str(fp32_file))
+        quantize_graph(
+            fp32_file,
+            int8_file,
+            range(2),
+            lambda _: {"x": generator.standard_normal(x.shape, dtype=np.float32)},
+        )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(str(int8_file), options, providers=["CPUExecutionProvider"])
+        feed = {"x": x.numpy()}
+        seconds = fastest_seconds(lambda: session.run(None, feed), repeats=5)
+    return 2 * 9 * channels**2 * height * width / seconds / 1e9
 
 
 def run_json(command: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
@@ -334,14 +376,19 @@ def table(
 
 
 def floor_cell(variant: Variant, official_rounds: Rounds, floor: dict[str, float]) -> str:
-    """The best ratio a dense fp32 or bf16 computation could reach: the official seconds over
-    our FLOPs at the CPU's measured peak rate (``-`` for Winograd and int8, whose arithmetic
-    differs, and where the floor was not measured)."""
-    peak = floor.get(f"peak_{variant.precision}")
+    """The best ratio a dense computation could reach: the official seconds over our FLOPs at
+    the CPU's measured peak rate. int8 quantizes the convolutions only, so its floor prices
+    them at the int8 peak and the rest (the head's products) at the fp32 peak. ``-`` for
+    Winograd, whose arithmetic differs, and where the floor was not measured."""
     official_s = [s for s in official_rounds.seconds if s is not None]
+    peak = floor.get(f"peak_{variant.precision}")
     if peak is None or not official_s:
         return "-"
-    floor_s = floor[f"{variant.kind}_gflop"] / peak
+    if variant.precision == "int8":
+        convolutions = floor["infer_conv_gflop"]
+        floor_s = convolutions / peak + (floor["infer_gflop"] - convolutions) / floor["peak_fp32"]
+    else:
+        floor_s = floor[f"{variant.kind}_gflop"] / peak
     return f"{statistics.fmean(official_s) / floor_s:.2f}x ({floor_s:.2f})"
 
 
@@ -359,8 +406,11 @@ def floor_note(floor: dict[str, float]) -> str:
         f"{floor['infer_gflop']:.1f} GFLOP, training step {floor['train_gflop']:.1f} GFLOP: "
         f"convolutions and matrix products, torch's FLOP counter) at this CPU's peak rate "
         f"measured in the same run (GFLOP/s: {peaks}; the faster of a {PEAK_MATMUL}x{PEAK_MATMUL} "
-        "matrix product and R50-FPN's largest convolution): the most any implementation "
-        "computing the same dense arithmetic could reach here."
+        "matrix product and R50-FPN's largest convolution; int8: that convolution quantized "
+        "and run by onnxruntime, which prices the int8 row's "
+        f"{floor.get('infer_conv_gflop', 0.0):.1f} GFLOP of convolutions, its other products "
+        "at the fp32 peak): the most any implementation computing the same dense arithmetic "
+        "could reach here."
     )
 
 

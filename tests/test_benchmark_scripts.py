@@ -133,8 +133,15 @@ def test_bench_speed_measures_the_dense_floor(monkeypatch: pytest.MonkeyPatch) -
     floor = bench.measure_floor(threads=1)
     # Training counts the forward pass of two images and the backward pass on top of it.
     assert floor["train_gflop"] > 2 * floor["infer_gflop"] > 0
+    assert 0 < floor["infer_conv_gflop"] < floor["infer_gflop"]  # the head's products remain
     assert floor["peak_fp32"] > 0
     assert ("peak_bf16" in floor) == fast_bf16_supported(torch.device("cpu"))
+    if importlib.util.find_spec("onnxruntime") is None:
+        assert "peak_int8" not in floor
+    else:
+        # Quantized, even this small probe outruns fp32 (1.5-1.8x on machine A; 3.6x at R50's
+        # size): an fp32 graph left unquantized would not.
+        assert floor["peak_int8"] > floor["peak_fp32"]
 
 
 def test_bench_speed_interleaves_rounds_and_judges_ratios_against_targets(
@@ -186,6 +193,12 @@ def test_bench_speed_interleaves_rounds_and_judges_ratios_against_targets(
     assert text.endswith("| >= 1.6x | yes | 2.00x (2.50) |")  # the measured round only
     assert "| 2.00x (2.50) |" not in bench.table(variants, theirs, mine)  # no floor: "-"
     assert "GFLOP/s: fp32 200" in bench.floor_note(floor)
+    # int8 quantizes the convolutions only: 240 GFLOP at 800 GOP/s + 60 at 200 = 0.6 s.
+    int8 = bench.Variant.parse("infer:onnx-int8:int8")
+    floor |= {"infer_conv_gflop": 240.0, "peak_int8": 800.0}
+    assert bench.floor_cell(int8, theirs["infer"], floor) == "5.00x (0.60)"
+    winograd = bench.Variant.parse("infer:eager:winograd")
+    assert bench.floor_cell(winograd, theirs["infer"], floor) == "-"
     assert bench.points(0.64719, 0.647192) == "+0.00" and bench.points(0.61, 0.6) == "+1.00"
     assert theirs["train"].errors == ["exit 1: out of memory"]
 

@@ -241,10 +241,10 @@ def _export_program(
         "image_sizes": batch_axis,
         "original_sizes": batch_axis,
     }
-    return _torch_export(wrapper, example, INPUT_NAMES, OUTPUT_NAMES, opset, dynamic_shapes)
+    return onnx_program(wrapper, example, INPUT_NAMES, OUTPUT_NAMES, opset, dynamic_shapes)
 
 
-def _torch_export(
+def onnx_program(
     module: nn.Module,
     example: tuple[Tensor, ...],
     input_names: Sequence[str],
@@ -252,7 +252,8 @@ def _torch_export(
     opset: int,
     dynamic_shapes: dict[str, Any] | None = None,
 ) -> torch.onnx.ONNXProgram:
-    """``torch.onnx.export(dynamo=True)`` with weights inside the model and a quiet console."""
+    """``torch.onnx.export(dynamo=True)`` of ``module`` on ``example`` with weights inside the
+    model and a quiet console; ``.save(path)`` writes one self-contained file."""
     loggers = [logging.getLogger(name) for name in EXPORTER_LOGGERS]
     levels = [lg.level for lg in loggers]
     try:
@@ -305,7 +306,7 @@ def export_backbone_fpn(
     """
     _require("onnx", "onnxscript")
     names = ("p2", "p3", "p4", "p5")
-    program = _torch_export(_BackboneFPN(model), (example,), ["images"], names, opset)
+    program = onnx_program(_BackboneFPN(model), (example,), ["images"], names, opset)
     return atomic_write(output_path, lambda tmp: program.save(str(tmp), external_data=False))
 
 
