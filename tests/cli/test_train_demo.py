@@ -56,7 +56,8 @@ def test_demo_trains_evaluates_and_writes_every_listed_file(
     monkeypatch.setattr(for_dataset, "TIMING_SIDES", (96, 128))  # a quicker recipe timing
     out = tmp_path / "demo"
     argv = ["demo", "--output-dir", str(out), "--time-budget", "0.5", "--device", "cpu"]
-    assert main([*argv, "--set", "train.max_iter=2", "train.batch_size=2"]) == 0
+    overrides = ["train.max_iter=2", "train.batch_size=2", "model.num_stages=4"]
+    assert main([*argv, "--set", *overrides]) == 0
     assert len(passes) == 1
     printed = capsys.readouterr().out
     assert "AP = " in printed and "on 3 validation images" in printed
@@ -74,6 +75,7 @@ def test_demo_trains_evaluates_and_writes_every_listed_file(
     ]
     for path in listed:
         assert str(path) in printed and path.stat().st_size > 0, path
+    assert "learned proposals and stages 1, 2, 4" in printed  # the stages of this model
     assert (out / "report" / "confusion_matrix.png").stat().st_size > 0
     assert len(list((out / "predictions").iterdir())) == 3
     assert 0.0 <= json.loads((out / "metrics.json").read_text())["AP"] <= 1.0

@@ -13,6 +13,7 @@ from sparsercnn.config import Config
 from sparsercnn.data.validation import check_coco
 from sparsercnn.presets import r50_300pro_3x
 from sparsercnn.recipe import Budget, DatasetProfile, Hardware, StepCost, choose_recipe
+from sparsercnn.recipe.auto_recipe import SHORT_BUDGET_STAGES
 from sparsercnn.recipe.input_size import (
     FULL_BOX_PX,
     INVISIBLE_BOX_PX,
@@ -69,6 +70,10 @@ def choose(profile: DatasetProfile, minutes: float | None = 10.0, **kwargs: Any)
     hardware = kwargs.pop("hardware", CPU)
     cost = kwargs.pop("cost", COST)
     return choose_recipe(profile, hardware, budget, lambda cfg: cost, **kwargs)
+
+
+def reason_of(recipe: Any, name: str) -> str:
+    return str(next(c.reason for c in recipe.choices if c.name == name))
 
 
 def test_profile_box_sizes_follow_the_test_resize() -> None:
@@ -239,6 +244,41 @@ def test_a_long_budget_takes_the_medium_model() -> None:
     assert recipe.config.model.hidden_dim == 128 and recipe.config.model.backbone_width == 64
 
 
+def test_short_budgets_train_fewer_stages_and_long_ones_the_papers_six() -> None:
+    profile = profile_of((160, 160), [30.0] * 400)
+    # 10 minutes: ~2393 steps of 0.226 s, under SIX_STAGE_ITERATIONS (4000).
+    recipe = choose(profile, minutes=10)
+    assert recipe.config.model.num_stages == SHORT_BUDGET_STAGES == 3
+    reason = reason_of(recipe, "stages")
+    assert "~2393 steps" in reason and "the paper's 6 from ~4000 steps" in reason
+    # 30 minutes: six stages still get ~7180 steps at this (stage-blind) cost.
+    recipe = choose(profile, minutes=30)
+    assert recipe.config.model.num_stages == 6
+    assert "the paper's: ~7180 steps" in reason_of(recipe, "stages")
+    # Without a time budget the schedule counts epochs: the paper's six, nothing to choose.
+    recipe = choose(profile, minutes=None)
+    assert recipe.config.model.num_stages == 6
+    assert "stages" not in [c.name for c in recipe.choices]
+
+
+def test_six_stages_that_would_miss_their_steps_are_not_taken() -> None:
+    # Each stage costs 50 ms: 3 stages get 4612 steps of 0.176 s in 15 minutes, 6 stages only
+    # 2488 of 0.326 s, so the recipe keeps 3 and what it chose with their timing.
+    profile = profile_of((160, 160), [30.0] * 400)
+    timed: list[int] = []
+
+    def cost_of(cfg: Config) -> StepCost:
+        timed.append(cfg.model.num_stages)
+        return StepCost(fixed=0.05 * cfg.model.num_stages, per_pixel=1e-6)
+
+    recipe = choose_recipe(profile, CPU, Budget(seconds=15 * 60), cost_of)
+    assert timed == [3, 6] and recipe.config.model.num_stages == 3
+    assert recipe.iterations == int(810 / (0.15 + 160 * 160 * 1e-6))
+    names = [c.name for c in recipe.choices]
+    assert names.count("proposals") == 1 and names.count("stages") == 1
+    assert "~4612 steps" in reason_of(recipe, "stages")
+
+
 def test_schedule_fits_the_budget_with_headroom_or_counts_epochs() -> None:
     profile = profile_of((160, 160), [30.0] * 400, num_images=400)
     recipe = choose(profile, minutes=10)
@@ -279,7 +319,8 @@ def test_format_and_to_dict_name_every_choice() -> None:
     recipe = choose(profile_of((1000, 1000), [20.0] * 400), minutes=5)
     text = recipe.format()
     names = [c.name for c in recipe.choices]
-    for name in ("precision", "batch size", "proposals", "model", "input size", "schedule"):
+    names_listed = ("precision", "batch size", "proposals", "model", "stages", "input size")
+    for name in (*names_listed, "schedule"):
         assert name in names and name in text
     data = recipe.to_dict()
     assert data["choices"][0]["name"] == names[0] and data["warnings"] == recipe.warnings

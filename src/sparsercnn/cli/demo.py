@@ -77,7 +77,11 @@ def draw_predictions(report: EvaluationReport, output_dir: Path, limit: int) -> 
 
 def run(args: argparse.Namespace) -> int:
     from sparsercnn.data.demo_dataset import generate_demo_dataset
-    from sparsercnn.diagnostics import write_evaluation_report, write_stage_figure
+    from sparsercnn.diagnostics import (
+        default_figure_stages,
+        write_evaluation_report,
+        write_stage_figure,
+    )
     from sparsercnn.engine.distributed import DistInfo
     from sparsercnn.engine.pipeline import train_from_coco
     from sparsercnn.evaluation.units import format_percent
@@ -112,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     first_val_image = sorted(data.val_images.iterdir())[0]
     model_path = report.model_file
     figure = write_stage_figure(model_path, first_val_image, out / "stages.png", device=device)
+    shown = ", ".join(str(s) for s in default_figure_stages(cfg.model.num_stages))
     minutes = (time.perf_counter() - start) / 60
     print(
         f"\nDemo finished in {minutes:.1f} min. AP = {format_percent(report.result.AP)} on "
@@ -122,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         f"  training log: {out / 'train' / 'metrics.jsonl'}\n"
         f"  drawings:     {drawings} (score >= 0.3)\n"
         f"  diagnostics:  {out / 'report'} (PR curves, confusion matrix, samples, labels)\n"
-        f"  stage figure: {figure} (learned proposals and stages 1, 3, 6)\n"
+        f"  stage figure: {figure} (learned proposals and stages {shown})\n"
         f"Predict on your own images: sparsercnn predict --model {model_path} IMAGE..."
     )
     return 0

@@ -90,10 +90,12 @@ def _time_step_cost(
         start = time.perf_counter()
         step = measure_step_seconds(cfg, size, device, num_boxes=boxes)
         logger.info(
-            "timed a training step of R%d/%d, head %d at %dx%d: %.2f s (%.1f s spent timing)",
+            "timed a training step of R%d/%d, head %d x %d stages at %dx%d: %.2f s (%.1f s "
+            "spent timing)",
             cfg.model.backbone_depth,
             cfg.model.backbone_width,
             cfg.model.hidden_dim,
+            cfg.model.num_stages,
             *size,
             step,
             time.perf_counter() - start,
