@@ -280,8 +280,8 @@ class _Builder:
             self.cfg.model.num_stages, self.cfg.model.num_proposals = stages, proposals
             self.cost = cost
         reason = (
-            f"from scratch with ~{steps} steps, steps gain more than the later stages (the "
-            f"paper's {ModelConfig.num_stages} from ~{SIX_STAGE_ITERATIONS} steps)"
+            f"~{steps} steps fit the budget: a short run gains more from steps than from later "
+            f"stages (the paper's {ModelConfig.num_stages} from ~{SIX_STAGE_ITERATIONS} steps)"
         )
         return short, reason
 
