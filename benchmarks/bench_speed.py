@@ -401,16 +401,20 @@ def floor_note(floor: dict[str, float]) -> str:
         for key, value in floor.items()
         if key.startswith("peak_")
     )
+    int8 = ""
+    if "peak_int8" in floor:
+        int8 = (
+            "; int8: that convolution quantized and run by onnxruntime, which prices the int8 "
+            f"row's {floor['infer_conv_gflop']:.1f} GFLOP of convolutions, its other products at "
+            "the fp32 peak"
+        )
     return (
         f"Last column: the official seconds over our dense floor, our FLOPs (inference "
         f"{floor['infer_gflop']:.1f} GFLOP, training step {floor['train_gflop']:.1f} GFLOP: "
         f"convolutions and matrix products, torch's FLOP counter) at this CPU's peak rate "
         f"measured in the same run (GFLOP/s: {peaks}; the faster of a {PEAK_MATMUL}x{PEAK_MATMUL} "
-        "matrix product and R50-FPN's largest convolution; int8: that convolution quantized "
-        "and run by onnxruntime, which prices the int8 row's "
-        f"{floor.get('infer_conv_gflop', 0.0):.1f} GFLOP of convolutions, its other products "
-        "at the fp32 peak): the most any implementation computing the same dense arithmetic "
-        "could reach here."
+        f"matrix product and R50-FPN's largest convolution{int8}): the most any "
+        "implementation computing the same dense arithmetic could reach here."
     )
 
 
