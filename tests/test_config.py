@@ -79,6 +79,7 @@ def test_presets_are_fresh_and_faithful() -> None:
         ("train.max_iter=0", "train.max_iter must be >= 1, got 0"),
         ("train.batch_size=-1", "train.batch_size must be >= 1, got -1"),
         ("train.num_workers=-2", "train.num_workers must be >= 0, got -2"),
+        ("train.image_cache_mb=-1", "train.image_cache_mb must be >= 0, got -1"),
         ("input.test_batch_size=0", "input.test_batch_size must be >= 1, got 0"),
     ],
 )

@@ -133,6 +133,8 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast where supported; matching and losses stay fp32
     seed: int = 40244023
     num_workers: int = 2
+    # Decoded training images kept in memory, per data-loading process (0: decode every sample).
+    image_cache_mb: int = 1024
     checkpoint_period: int = 5000
     keep_checkpoints: int = 3
     eval_period: int = 7330
@@ -149,7 +151,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check_at_least(self, "train", 1, "batch_size", "reference_batch_size", "max_iter")
         _check_at_least(self, "train", 1, "grad_accum_steps", "max_nonfinite_steps")
-        _check_at_least(self, "train", 0, "num_workers")
+        _check_at_least(self, "train", 0, "num_workers", "image_cache_mb")
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""CocoDataset: targets (spec 1.4), seeded transforms, the data policy at construction, and
-files that fail to load later."""
+"""CocoDataset: targets (spec 1.4), seeded transforms, the data policy at construction, files
+that fail to load later, reduced-scale decoding and the image cache."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from sparsercnn.data.coco import (
     InvalidDataError,
     Transform,
 )
+from sparsercnn.data.transforms import TrainTransform
 from sparsercnn.structures import Batch
 from tests.synthetic_coco import Box, WriteCoco, truncate
 
@@ -287,3 +288,77 @@ def test_images_with_more_boxes_than_proposals_are_warned_about(
     with caplog.at_level(logging.WARNING, logger="sparsercnn.data.policy"):
         CocoDataset(data.json_path, data.image_dir, num_proposals=3)
     assert "proposals" not in caplog.text
+
+
+@pytest.fixture
+def photo_files(write_coco: WriteCoco) -> tuple[Path, Path]:
+    """Two 400x600 JPEGs, a box on each."""
+    data = write_coco(
+        size=[(400, 600), (400, 600)],
+        categories=CATEGORIES[:1],
+        boxes=[[Box(90, (40, 80, 200, 120))], [Box(90, (300, 20, 100, 300))]],
+        file_format="jpg",
+        seed=3,
+    )
+    return data.json_path, data.image_dir
+
+
+def test_decode_size_reduces_large_jpegs_with_their_boxes(photo_files: tuple[Path, Path]) -> None:
+    dataset = CocoDataset(*photo_files, decode_size=lambda h, w: (h // 4, w // 4))
+
+    sample = dataset[0]
+
+    assert sample.image.shape == (3, 100, 150)
+    assert sample.original_size == (400, 600)
+    torch.testing.assert_close(sample.target.boxes, torch.tensor([[10.0, 20.0, 60.0, 50.0]]))
+
+
+def test_training_on_reduced_decodes_sees_the_same_scene(photo_files: tuple[Path, Path]) -> None:
+    """The train transform's own source size: the same boxes and, up to resampling, pixels as
+    from the full decode, one pixel of output size at most apart."""
+    transform = TrainTransform(min_sizes=(96,), max_size=160, flip_prob=0.5)
+    full = CocoDataset(*photo_files, transform=transform)
+    reduced = CocoDataset(*photo_files, transform=transform, decode_size=transform.source_size)
+
+    for index, seed in [(0, 1), (0, 2), (1, 3), (1, 4)]:
+        a, b = full[index, seed], reduced[index, seed]
+        assert abs(a.image.shape[1] - b.image.shape[1]) <= 1
+        assert abs(a.image.shape[2] - b.image.shape[2]) <= 1
+        torch.testing.assert_close(a.target.boxes, b.target.boxes, atol=1.0, rtol=0)
+        height = min(a.image.shape[1], b.image.shape[1])
+        width = min(a.image.shape[2], b.image.shape[2])
+        difference = a.image[:, :height, :width].float() - b.image[:, :height, :width].float()
+        assert difference.abs().mean() < 8
+
+
+def test_image_cache_decodes_each_image_once_within_its_budget(
+    photo_files: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    json_path, image_dir = photo_files
+    transform = TrainTransform(min_sizes=(96,), max_size=160)
+    one_image = 100 * 150 * 3  # each JPEG decodes at 1/4
+    dataset = CocoDataset(
+        json_path,
+        image_dir,
+        transform=transform,
+        decode_size=transform.source_size,
+        cache_bytes=one_image,
+    )
+    first = dataset[0, 5]
+    with caplog.at_level(logging.INFO, logger="sparsercnn.data"):
+        dataset[1, 5]
+        dataset[1, 6]
+    assert len(dataset.image_cache) == 1 and dataset.image_cache.used_bytes == one_image
+    full = [r.message for r in caplog.records if "cache is full" in r.message]
+    assert full == [
+        "the image cache is full at 1 images (0 MB, train.image_cache_mb): the others are "
+        "decoded each time they are used"
+    ]
+    for path in image_dir.iterdir():
+        path.write_text("changed since")
+
+    again = dataset[0, 5]  # from memory, the same sample
+    assert torch.equal(again.image, first.image)
+    torch.testing.assert_close(again.target.boxes, first.target.boxes)
+    with pytest.raises(ImageChangedError, match=r"001\.jpg"):  # over the budget: not kept
+        dataset[1, 5]

@@ -1,4 +1,5 @@
-"""Image decoding: EXIF orientation, mode conversions to 8-bit RGB, header-only sizes, errors."""
+"""Image decoding: EXIF orientation, mode conversions to 8-bit RGB, header-only sizes, errors,
+reduced-scale JPEG decoding."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PIL import Image
 
 from sparsercnn.data.image_io import (
     ImageReadError,
+    decode_image,
     load_image,
     read_image_header,
     to_rgb,
@@ -165,3 +167,79 @@ def test_image_read_error_survives_pickling() -> None:
     assert restored.path == "a.jpg" and str(restored) == str(error)
     # The DataLoader re-raises worker errors as type(exc)(message).
     assert str(ImageReadError(str(error))) == str(error)
+
+
+@pytest.mark.parametrize(
+    ("at_least", "expected_size"),
+    [
+        ((100, 150), (100, 150)),  # 1/4 of 400x600; 1/8 would be under 100 rows
+        ((99, 40), (100, 150)),
+        ((50, 75), (50, 75)),  # 1/8
+        ((201, 300), (400, 600)),  # not halvable: in full
+        ((1000, 1000), (400, 600)),  # never upscaled
+    ],
+)
+def test_decode_image_reduces_a_jpeg_to_the_smallest_scale_at_least_the_size(
+    tmp_path: Path, at_least: tuple[int, int], expected_size: tuple[int, int]
+) -> None:
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(_quadrants(400, 600)).save(path, quality=95)
+
+    decoded = decode_image(path, at_least=at_least)
+
+    assert (decoded.image.height, decoded.image.width) == expected_size
+    assert decoded.full_size == (400, 600)
+    assert decoded.image.mode == "RGB"
+    # The whole scene at a smaller scale: the quadrants keep their colours.
+    got = _quadrant_centres(np.asarray(decoded.image))
+    for got_pixel, colour in zip(got, (RED, GREEN, BLUE, WHITE), strict=True):
+        assert np.abs(got_pixel - colour).max() < 30
+
+
+def test_decode_image_reduced_jpeg_matches_a_full_decode_resized(tmp_path: Path) -> None:
+    """DCT scaling is a block average: resized to the same output, the reduced and the full
+    decode of a textured photo differ by a few grey levels on average."""
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (75, 100, 3), dtype=np.uint8)
+    texture = np.asarray(Image.fromarray(noise).resize((800, 600), Image.Resampling.BICUBIC))
+    path = tmp_path / "texture.jpg"
+    Image.fromarray(texture).save(path, quality=92)
+
+    reduced = decode_image(path, at_least=(120, 160)).image
+    full = load_image(path)
+
+    assert reduced.size == (200, 150)
+    output = (160, 120)
+    a = np.asarray(reduced.resize(output, Image.Resampling.BILINEAR), dtype=float)
+    b = np.asarray(full.resize(output, Image.Resampling.BILINEAR), dtype=float)
+    assert np.abs(a - b).mean() < 3.0
+
+
+def test_decode_image_sizes_follow_the_exif_orientation(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed turned by 90 degrees: 400 wide, 600 tall
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(_quadrants(400, 600)).save(path, quality=95, exif=exif)
+
+    decoded = decode_image(path, at_least=(150, 100))  # display (h, w)
+
+    assert decoded.full_size == (600, 400)
+    assert (decoded.image.height, decoded.image.width) == (150, 100)
+    expected = np.rot90(_quadrants(100, 150), k=-1)
+    got, want = _quadrant_centres(np.asarray(decoded.image)), _quadrant_centres(expected)
+    for got_pixel, expected_pixel in zip(got, want, strict=True):
+        assert np.abs(got_pixel - expected_pixel).max() < 30
+
+
+def test_decode_image_keeps_other_formats_and_none_in_full(tmp_path: Path) -> None:
+    raw = np.random.default_rng(1).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    png, jpeg = tmp_path / "a.png", tmp_path / "b.jpg"
+    Image.fromarray(raw).save(png)
+    Image.fromarray(raw).save(jpeg, quality=95)
+
+    reduced_png = decode_image(png, at_least=(8, 12))
+    np.testing.assert_array_equal(np.asarray(reduced_png.image), raw)
+    assert reduced_png.full_size == (64, 96)
+    full = decode_image(jpeg)
+    assert full.full_size == (64, 96)
+    np.testing.assert_array_equal(np.asarray(full.image), np.asarray(load_image(jpeg)))

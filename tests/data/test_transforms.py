@@ -159,6 +159,16 @@ def test_train_transform_keeps_boxes_on_their_objects(crop_enabled: bool) -> Non
         assert sizes <= {resized_shape(240, 320, s, 400) for s in cfg.train_min_sizes}
 
 
+def test_train_transform_source_size_is_the_largest_resize() -> None:
+    multi_scale = TrainTransform(min_sizes=(160, 240, 200), max_size=300)
+    # 1000x2000: the long-side cap binds from a short side of 150 on.
+    assert multi_scale.source_size(1000, 2000) == (150, 300)
+    assert multi_scale.source_size(900, 1000) == (240, 267)
+    # The crop policy's pre-resize has no cap and may need more than the final resize.
+    cropping = TrainTransform(min_sizes=(160,), max_size=300, crop_pre_sizes=(200, 400))
+    assert cropping.source_size(1000, 2000) == (400, 800)
+
+
 def test_train_transform_flip_probability_one() -> None:
     transform = TrainTransform(min_sizes=(240,), max_size=1000, flip_prob=1.0)
     image, boxes, keep = transform(_painted_image(), BOXES, random.Random(0))

@@ -1,4 +1,4 @@
-"""Tests for the recipe's step timing and its straight-line cost model."""
+"""Tests for the recipe's step timing, its straight-line cost model and the image loading cost."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import torch
 
 from sparsercnn.presets import get_preset
 from sparsercnn.recipe import StepCost, measure_step_seconds
+from sparsercnn.recipe.step_timing import ImageLoadCost
 
 
 def test_step_cost_is_a_line_through_two_timings() -> None:
@@ -28,3 +29,10 @@ def test_measure_step_seconds_runs_real_steps() -> None:
     cfg.model.num_classes = 3
     seconds = measure_step_seconds(cfg, (64, 96), torch.device("cpu"), num_boxes=2)
     assert 0 < seconds < 60
+
+
+def test_image_load_cost_counts_decoding_only_when_the_set_outgrows_the_cache() -> None:
+    cost = ImageLoadCost(decode_seconds=0.02, resize_seconds=0.001, decoded_bytes=1000)
+    assert cost.per_sample(num_images=50, cache_bytes=50_000) == pytest.approx(0.001)
+    assert cost.per_sample(num_images=51, cache_bytes=50_000) == pytest.approx(0.021)
+    assert cost.per_sample(num_images=1, cache_bytes=0) == pytest.approx(0.021)

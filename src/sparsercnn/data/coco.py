@@ -15,17 +15,18 @@ import logging
 import operator
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.data.image_io import ImageReadError, load_image
+from sparsercnn.data.image_cache import ImageCache
+from sparsercnn.data.image_io import DecodedImage, ImageReadError, decode_image
 from sparsercnn.data.policy import (
     ImageCheck,
     InvalidDataError,
@@ -80,6 +81,14 @@ class CocoDataset(Dataset[Sample]):
             as the wrong image.
         clip_tolerance: see :data:`~sparsercnn.data.validation.DEFAULT_CLIP_TOLERANCE`.
         num_proposals: the model's N, to warn about images with more boxes than proposals.
+        decode_size: ``(h, w) -> (h, w)``, the resolution the transform needs of an image of
+            the JSON's size (e.g. :meth:`~sparsercnn.data.transforms.TrainTransform.source_size`):
+            large JPEGs are then decoded at a reduced scale (see
+            :func:`~sparsercnn.data.image_io.decode_image`) and their boxes scaled with them.
+            ``None``: every image in full, as evaluation needs.
+        cache_bytes: keep up to this many bytes of decoded images in memory
+            (:class:`~sparsercnn.data.image_cache.ImageCache`, per process), so each is decoded
+            once; for training, where every image is read many times.
 
     Raises:
         InvalidDataError: the data has errors and ``skip_invalid`` is false (the message names
@@ -102,10 +111,14 @@ class CocoDataset(Dataset[Sample]):
         skip_unreadable: bool = False,
         clip_tolerance: float = DEFAULT_CLIP_TOLERANCE,
         num_proposals: int | None = None,
+        decode_size: Callable[[int, int], tuple[int, int]] | None = None,
+        cache_bytes: int = 0,
     ) -> None:
         self.coco_json = Path(json_path)
         self.image_dir = Path(image_dir)
         self.transform = transform
+        self.decode_size = decode_size
+        self.image_cache = ImageCache(cache_bytes)
         self.skip_unreadable = skip_unreadable
         self.clip_tolerance = clip_tolerance
         inspection = inspect_dataset(
@@ -157,7 +170,7 @@ class CocoDataset(Dataset[Sample]):
             position = (index + attempt) % len(self)
             file = str(self._file_names[position])
             try:
-                image = load_image(self.image_dir / file)
+                decoded = self._decode(position)
             except ImageReadError as exc:
                 image_id = int(self._image_ids[position])
                 message = read_failure_message(file, image_id, str(self.coco_json), exc)
@@ -166,7 +179,7 @@ class CocoDataset(Dataset[Sample]):
                 logger.warning("--skip-invalid: replacing image %d (%r): %s", image_id, file, exc)
                 replaced.append(file)
                 continue
-            return self._sample(position, image, rng, tuple(replaced))
+            return self._sample(position, decoded, rng, tuple(replaced))
         raise ImageChangedError(
             f"{len(replaced)} images in a row, from index {index} of {self.coco_json}, could not "
             f"be loaded from {self.image_dir} (first {replaced[0]!r}): check the image folder"
@@ -183,14 +196,29 @@ class CocoDataset(Dataset[Sample]):
             raise IndexError(f"index {index} is out of range for {len(self)} images")
         return index % len(self), rng
 
+    def _decode(self, position: int) -> DecodedImage:
+        """The image at ``position``, from the cache or decoded (and then cached if it fits)."""
+        decoded = self.image_cache.get(position)
+        if decoded is None:
+            at_least = None
+            if self.decode_size is not None:
+                height, width = self._sizes[position]
+                at_least = self.decode_size(int(height), int(width))
+            decoded = decode_image(self.image_dir / str(self._file_names[position]), at_least)
+            self.image_cache.put(position, decoded)
+        return decoded
+
     def _sample(
-        self, position: int, image: Image.Image, rng: random.Random, replaced: tuple[str, ...]
+        self, position: int, decoded: DecodedImage, rng: random.Random, replaced: tuple[str, ...]
     ) -> Sample:
         start, end = int(self._offsets[position]), int(self._offsets[position + 1])
         boxes = torch.from_numpy(self._boxes[start:end].copy())
         labels = torch.from_numpy(self._labels[start:end].copy())
-        original_size = (image.height, image.width)
+        image, original_size = decoded
         self._check_size(position, original_size)
+        if (image.height, image.width) != original_size:  # decoded at a reduced scale
+            x_scale, y_scale = image.width / original_size[1], image.height / original_size[0]
+            boxes = boxes * boxes.new_tensor([x_scale, y_scale, x_scale, y_scale])
         if self.transform is None:
             # (h, w, 3) -> (3, h, w)
             tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)

@@ -7,6 +7,11 @@ reference decoder does (spec 1.1: PIL, RGB, EXIF applied), so sizes and pixels a
 image viewers and annotation tools show. A truncated file raises: nothing in the package turns on
 Pillow's global ``ImageFile.LOAD_TRUNCATED_IMAGES``, which would fill the missing rows with grey.
 
+Training never feeds a 2000-px photo to a 300-px model, and decoding it in full costs more than
+the step that follows: :func:`decode_image` with ``at_least`` lets a JPEG decode at 1/2, 1/4 or
+1/8 of its size (libjpeg's DCT scaling, which averages each 2x2 to 8x8 block of pixels as it
+decodes), never below the size the caller needs.
+
 Mode conversions done by :func:`to_rgb`:
 
 - ``L``, ``1``, ``P``, ``CMYK``, ``YCbCr``, ``RGBX``: Pillow's own conversion to RGB;
@@ -70,8 +75,21 @@ class ImageHeader(NamedTuple):
     mode: str
 
 
+class DecodedImage(NamedTuple):
+    """An image as :func:`decode_image` returns it.
+
+    Attributes:
+        image: 8-bit RGB in display orientation, possibly at a reduced scale.
+        full_size: ``(h, w)`` of the file's pixels in display orientation; ``image`` shows the
+            whole of it at (about) ``image.height / h`` and ``image.width / w`` of its size.
+    """
+
+    image: Image.Image
+    full_size: tuple[int, int]
+
+
 def load_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Decode an image file to 8-bit RGB in display orientation.
+    """Decode an image file in full to 8-bit RGB in display orientation.
 
     Args:
         path: image file of any format Pillow reads.
@@ -83,17 +101,50 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
     Raises:
         ImageReadError: the file is missing, truncated, not an image or in an unsupported mode.
     """
+    return decode_image(path).image
+
+
+def decode_image(
+    path: str | os.PathLike[str], at_least: tuple[int, int] | None = None
+) -> DecodedImage:
+    """Decode an image file to 8-bit RGB in display orientation, at a reduced scale if allowed.
+
+    Args:
+        path: image file of any format Pillow reads.
+        at_least: ``(h, w)`` in display orientation that the caller resizes the image to at most:
+            a JPEG at least twice as large in both sides is then decoded at the smallest of 1/2,
+            1/4 and 1/8 of its size that keeps both sides at or above these (each side rounded
+            up). Other formats, and JPEGs too small to halve, decode in full. ``None``: in full.
+
+    Raises:
+        ImageReadError: the file is missing, truncated, not an image or in an unsupported mode.
+    """
     name = os.fspath(path)
     try:
         with Image.open(name) as opened:
+            stored_width, stored_height = opened.size
+            orientation = 1
+            if at_least is not None:
+                orientation = _orientation(opened)
+                height, width = at_least
+                if orientation in _TRANSPOSING_ORIENTATIONS:
+                    height, width = width, height
+                # JPEG's draft picks the DCT scale; every other format ignores it.
+                opened.draft(opened.mode, (max(1, width), max(1, height)))
+            reduced = opened.size != (stored_width, stored_height)
             opened.load()
             image = to_rgb(_apply_exif_orientation(opened, name))
             # Closing the file also invalidates ``opened``: never hand it out.
-            return opened.copy() if image is opened else image
+            image = opened.copy() if image is opened else image
     except FileNotFoundError:
         raise ImageReadError(f"image file not found: {name!r}", name) from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageReadError(f"cannot read image {name!r}: {exc}", name) from exc
+    if not reduced:
+        return DecodedImage(image, (image.height, image.width))
+    if orientation in _TRANSPOSING_ORIENTATIONS:
+        return DecodedImage(image, (stored_width, stored_height))
+    return DecodedImage(image, (stored_height, stored_width))
 
 
 def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:

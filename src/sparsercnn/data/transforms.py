@@ -181,6 +181,16 @@ class TrainTransform:
         if not 0 < self.crop_size[0] <= self.crop_size[1]:
             raise ValueError(f"crop_size must be (lo, hi) with 0 < lo <= hi, got {self.crop_size}")
 
+    def source_size(self, height: int, width: int) -> tuple[int, int]:
+        """The resolution ``(h, w)`` this transform needs of an image of ``height x width``: the
+        most any of its resizes makes of it (flipping changes no size), so an image decoded at
+        any size from this up to the full one trains the same, up to resampling."""
+        sizes = [resized_shape(height, width, side, self.max_size) for side in self.min_sizes]
+        if self.crop_pre_sizes:
+            pre_size = max(self.crop_pre_sizes)
+            sizes.append(resized_shape(height, width, pre_size, max_size=sys.maxsize))
+        return max(size[0] for size in sizes), max(size[1] for size in sizes)
+
     def __call__(
         self, image: Image.Image, boxes: Tensor, rng: random.Random
     ) -> tuple[Tensor, Tensor, Tensor]:

@@ -129,20 +129,25 @@ def train_from_coco(
     errors is refused (:class:`~sparsercnn.data.policy.InvalidDataError`, every bad file named),
     or with ``skip_invalid`` its bad images and annotations are dropped up front, and an image
     that fails to load later is then replaced and counted (``skipped_images`` in
-    ``metrics.jsonl``) instead of stopping the run.
+    ``metrics.jsonl``) instead of stopping the run. Training images are decoded at the
+    resolution the augmentation needs (``TrainTransform.source_size``: large JPEGs at 1/2 to
+    1/8 scale) and kept in memory up to ``train.image_cache_mb`` per loading process.
 
     ``resume``: ``True`` continues the run in ``output_dir``, a path from that checkpoint (see
     :class:`~sparsercnn.engine.trainer.Trainer`). The output folder is checked before the data
     are read.
     """
     check_run_folder(output_dir, resume, is_main=dist_info is None or dist_info.is_main)
+    transform = build_train_transform(cfg.input)
     train_set = CocoDataset(
         train_json,
         train_images,
-        transform=build_train_transform(cfg.input),
+        transform=transform,
         skip_invalid=skip_invalid,
         skip_unreadable=skip_invalid,
         num_proposals=cfg.model.num_proposals,
+        decode_size=transform.source_size,
+        cache_bytes=cfg.train.image_cache_mb * 2**20,
     )
     num_classes = train_set.category_map.num_classes
     if cfg.model.num_classes != num_classes:

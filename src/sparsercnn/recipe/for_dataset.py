@@ -3,7 +3,7 @@
 :func:`recipe_for_dataset` profiles the training JSON, describes the device, reads the
 architecture of the starting weights if any, and gives :func:`choose_recipe` a step pricer that
 times real training steps of a candidate config at two input sizes (a few seconds on a CPU for the
-small model) plus the decoding of a few of the set's own images.
+small model) plus the loading of a few of the set's own images.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from pathlib import Path
 
 import torch
 
-from sparsercnn.config import Config, ModelConfig
-from sparsercnn.data.image_io import ImageReadError, load_image
+from sparsercnn.config import Config, ModelConfig, TrainConfig
+from sparsercnn.data.image_io import ImageReadError, decode_image, read_image_header
 from sparsercnn.data.transforms import resize_image, resized_shape
 from sparsercnn.recipe.auto_recipe import choose_recipe
 from sparsercnn.recipe.dataset_profile import DatasetProfile
 from sparsercnn.recipe.hardware import detect_hardware
 from sparsercnn.recipe.recipe import Budget, Recipe
-from sparsercnn.recipe.step_timing import StepCost, measure_step_seconds
+from sparsercnn.recipe.step_timing import ImageLoadCost, StepCost, measure_step_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -105,18 +105,29 @@ def _time_step_cost(
 
 
 def _image_load_seconds(profile: DatasetProfile, image_dir: Path) -> float:
-    """Median seconds to decode and resize one of the set's images (a few, spread over it)."""
+    """Seconds a training sample spends on its image (:class:`ImageLoadCost`), timed on a few of
+    the set's images spread over it, loaded as the training dataset loads them for the larger
+    timing size: decoded at the resolution that size needs, then resized."""
     names = profile.file_names[:: max(1, profile.num_images // TIMED_IMAGES)][:TIMED_IMAGES]
-    seconds = []
+    decode_seconds, resize_seconds, sizes = [], [], []
     for name in names:
         start = time.perf_counter()
         try:
-            pil = load_image(image_dir / name)
+            header = read_image_header(image_dir / name)
+            size = resized_shape(header.height, header.width, TIMING_SIDES[-1], 10_000)
+            image = decode_image(image_dir / name, at_least=size).image
         except ImageReadError:  # the data policy reports it when training starts
             continue
-        resize_image(pil, resized_shape(pil.height, pil.width, TIMING_SIDES[0], 10_000))
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds) if seconds else 0.0
+        decoded = time.perf_counter()
+        resize_image(image, size)
+        decode_seconds.append(decoded - start)
+        resize_seconds.append(time.perf_counter() - decoded)
+        sizes.append(image.width * image.height * 3)
+    if not sizes:
+        return 0.0
+    median = statistics.median
+    cost = ImageLoadCost(median(decode_seconds), median(resize_seconds), median(sizes))
+    return cost.per_sample(profile.num_images, TrainConfig().image_cache_mb * 2**20)
 
 
 def _checkpoint_model(init_from: str) -> ModelConfig:

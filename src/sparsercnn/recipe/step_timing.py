@@ -3,7 +3,8 @@
 :func:`measure_step_seconds` runs a few real optimiser steps
 (:func:`~sparsercnn.engine.step_timing.time_train_steps`) of a freshly built model on random
 images of one size, and :class:`StepCost` fits ``seconds = fixed + per_pixel * pixels`` through
-two such timings, so the recipe can price every candidate input size without timing each.
+two such timings, so the recipe can price every candidate input size without timing each;
+:class:`ImageLoadCost` adds what loading the batch's images costs.
 """
 
 from __future__ import annotations
@@ -63,3 +64,26 @@ class StepCost:
     def seconds(self, pixels: float) -> float:
         """Seconds of a step whose (padded) images have ``pixels`` pixels each."""
         return max(self.fixed + self.per_pixel * pixels, self.minimum)
+
+
+@dataclass(frozen=True)
+class ImageLoadCost:
+    """What loading one training image costs, timed on a few of the set's images (medians).
+
+    Attributes:
+        decode_seconds: decoding the file at the resolution training needs.
+        resize_seconds: resizing the decoded image to the training input.
+        decoded_bytes: RGB bytes of the decoded image.
+    """
+
+    decode_seconds: float
+    resize_seconds: float
+    decoded_bytes: float
+
+    def per_sample(self, num_images: int, cache_bytes: int) -> float:
+        """Seconds per training sample: the resize alone when the set's ``num_images`` decoded
+        images fit the dataset's image cache of ``cache_bytes`` (each is then decoded once),
+        else decoding and resizing."""
+        if self.decoded_bytes * num_images <= cache_bytes:
+            return self.resize_seconds
+        return self.decode_seconds + self.resize_seconds

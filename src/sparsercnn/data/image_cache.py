@@ -1,0 +1,62 @@
+"""Decoded training images kept in memory, so each file is decoded once per process.
+
+A from-scratch run on a few hundred photos sees every image dozens of times, and on a CPU
+decoding a 2-megapixel JPEG takes longer than the small model's step spends on it; the
+augmentation (flip, resize, crop) still runs on every sample. The cache fills up to its byte
+budget and then keeps what it has: with the uniform sampling of training, evicting one image for
+another would not raise the share of samples served from memory. Each data-loading process
+holds its own cache.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sparsercnn.data.image_io import DecodedImage
+
+logger = logging.getLogger(__name__)
+
+# Bytes per pixel of a cached RGB image.
+_RGB_BYTES = 3
+
+
+class ImageCache:
+    """Decoded images by dataset index, up to ``max_bytes`` of pixels (0: keep none).
+
+    Attributes:
+        max_bytes: the budget.
+        used_bytes: pixels held.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        if max_bytes < 0:
+            raise ValueError(f"an image cache needs a budget >= 0 bytes, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self.used_bytes = 0
+        self._images: dict[int, DecodedImage] = {}
+        self._full = False
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def get(self, index: int) -> DecodedImage | None:
+        """The image of ``index``, if held."""
+        return self._images.get(index)
+
+    def put(self, index: int, decoded: DecodedImage) -> None:
+        """Hold ``decoded`` if it fits in what is left of the budget."""
+        size = decoded.image.width * decoded.image.height * _RGB_BYTES
+        if index in self._images:
+            return
+        if self.used_bytes + size > self.max_bytes:
+            if self.max_bytes and not self._full:
+                self._full = True
+                logger.info(
+                    "the image cache is full at %d images (%.0f MB, train.image_cache_mb): "
+                    "the others are decoded each time they are used",
+                    len(self._images),
+                    self.used_bytes / 2**20,
+                )
+            return
+        self._images[index] = decoded
+        self.used_bytes += size

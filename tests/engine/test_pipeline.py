@@ -1,0 +1,44 @@
+"""``train_from_coco``'s training data: decoded at the resolution the augmentation needs, kept in
+memory within ``train.image_cache_mb``; evaluation data decoded in full."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sparsercnn.data.coco import CocoDataset
+from sparsercnn.data.transforms import TrainTransform
+from sparsercnn.engine import pipeline
+from tests.synthetic_coco import SyntheticCoco, tiny_config
+
+
+def test_training_images_are_decoded_for_the_transform_and_cached(
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[CocoDataset] = []
+
+    def recording_dataset(*args: Any, **kwargs: Any) -> CocoDataset:
+        built.append(CocoDataset(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(pipeline, "CocoDataset", recording_dataset)
+    cfg = tiny_config()
+    cfg.train.max_iter = 1
+    cfg.train.image_cache_mb = 3
+    pipeline.train_from_coco(
+        cfg,
+        train_json=tiny_coco.json_path,
+        train_images=tiny_coco.image_dir,
+        val_json=tiny_coco.json_path,
+        val_images=tiny_coco.image_dir,
+        output_dir=tmp_path / "run",
+    )
+
+    train_set, val_set = built
+    assert isinstance(train_set.transform, TrainTransform)
+    assert train_set.decode_size == train_set.transform.source_size
+    assert train_set.image_cache.max_bytes == 3 * 2**20
+    assert len(train_set.image_cache) == 1  # the one image of the one step
+    assert val_set.decode_size is None and val_set.image_cache.max_bytes == 0
