@@ -336,7 +336,7 @@ def test_image_cache_decodes_each_image_once_within_its_budget(
 ) -> None:
     json_path, image_dir = photo_files
     transform = TrainTransform(min_sizes=(96,), max_size=160)
-    one_image = 100 * 150 * 3  # each JPEG decodes at 1/4
+    one_image = 100 * 150 * 4  # each JPEG decodes at 1/4; Pillow's RGB takes 4 bytes a pixel
     dataset = CocoDataset(
         json_path,
         image_dir,

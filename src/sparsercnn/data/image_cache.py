@@ -16,16 +16,21 @@ from sparsercnn.data.image_io import DecodedImage
 
 logger = logging.getLogger(__name__)
 
-# Bytes per pixel of a cached RGB image.
-_RGB_BYTES = 3
+# Pillow keeps an RGB pixel in 4 bytes.
+_BYTES_PER_PIXEL = 4
+
+
+def image_bytes(width: int, height: int) -> int:
+    """Memory of a decoded RGB image of ``width x height`` as the cache counts it."""
+    return width * height * _BYTES_PER_PIXEL
 
 
 class ImageCache:
-    """Decoded images by dataset index, up to ``max_bytes`` of pixels (0: keep none).
+    """Decoded images by dataset index, up to ``max_bytes`` of their memory (0: keep none).
 
     Attributes:
         max_bytes: the budget.
-        used_bytes: pixels held.
+        used_bytes: memory of the images held (:func:`image_bytes`).
     """
 
     def __init__(self, max_bytes: int) -> None:
@@ -45,7 +50,7 @@ class ImageCache:
 
     def put(self, index: int, decoded: DecodedImage) -> None:
         """Hold ``decoded`` if it fits in what is left of the budget."""
-        size = decoded.image.width * decoded.image.height * _RGB_BYTES
+        size = image_bytes(decoded.image.width, decoded.image.height)
         if index in self._images:
             return
         if self.used_bytes + size > self.max_bytes:

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from sparsercnn.config import Config, ModelConfig, TrainConfig
+from sparsercnn.data.image_cache import image_bytes
 from sparsercnn.data.image_io import ImageReadError, decode_image, read_image_header
 from sparsercnn.data.transforms import resize_image, resized_shape
 from sparsercnn.recipe.auto_recipe import choose_recipe
@@ -122,7 +123,7 @@ def _image_load_seconds(profile: DatasetProfile, image_dir: Path) -> float:
         resize_image(image, size)
         decode_seconds.append(decoded - start)
         resize_seconds.append(time.perf_counter() - decoded)
-        sizes.append(image.width * image.height * 3)
+        sizes.append(image_bytes(image.width, image.height))
     if not sizes:
         return 0.0
     median = statistics.median

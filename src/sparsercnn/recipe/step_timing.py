@@ -73,7 +73,7 @@ class ImageLoadCost:
     Attributes:
         decode_seconds: decoding the file at the resolution training needs.
         resize_seconds: resizing the decoded image to the training input.
-        decoded_bytes: RGB bytes of the decoded image.
+        decoded_bytes: memory of the decoded image in the dataset's image cache.
     """
 
     decode_seconds: float
