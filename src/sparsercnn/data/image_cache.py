@@ -1,7 +1,7 @@
 """Decoded training images kept in memory, so each file is decoded once per process.
 
 A from-scratch run on a few hundred photos sees every image dozens of times, and on a CPU
-decoding a 2-megapixel JPEG takes longer than the small model's step spends on it; the
+decoding a 2-megapixel JPEG takes about as long as the small model's step spends on it; the
 augmentation (flip, resize, crop) still runs on every sample. The cache fills up to its byte
 budget and then keeps what it has: with the uniform sampling of training, evicting one image for
 another would not raise the share of samples served from memory. Each data-loading process
@@ -50,9 +50,9 @@ class ImageCache:
 
     def put(self, index: int, decoded: DecodedImage) -> None:
         """Hold ``decoded`` if it fits in what is left of the budget."""
-        size = image_bytes(decoded.image.width, decoded.image.height)
         if index in self._images:
             return
+        size = image_bytes(decoded.image.width, decoded.image.height)
         if self.used_bytes + size > self.max_bytes:
             if self.max_bytes and not self._full:
                 self._full = True

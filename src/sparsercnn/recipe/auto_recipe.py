@@ -115,7 +115,7 @@ def choose_recipe(
     else:
         cfg = small()
         model_reason = "from scratch: the small model (half-width ResNet-18)"
-        if budget.seconds is not None and not _few_objects(profile):
+        if budget.seconds is not None:
             cfg.model.num_stages = SHORT_BUDGET_STAGES
     cfg.model.num_classes = profile.num_classes
     cfg.train = replace(cfg.train, init_from=init_from, backbone_weights=backbone_weights)
@@ -218,16 +218,18 @@ class _Builder:
             self._set_schedule(f"{epochs} epochs of {images} images, without a time budget")
 
     def _timed_size_and_schedule(self, model_reason: str) -> None:
-        choice = self._choose_proposals_and_size()
+        short_budget = self.cfg.model.num_stages < ModelConfig.num_stages
         stages_reason = None
-        if self.cfg.model.num_stages < ModelConfig.num_stages:
-            choice, stages_reason = self._try_six_stages(choice)
-        elif self.from_scratch and _few_objects(self.profile):
+        if short_budget and _few_objects(self.profile):
+            self.cfg.model.num_stages = ModelConfig.num_stages
             median = float(np.median(self.profile.objects_per_image))
             stages_reason = (
                 f"the paper's: {median:g} objects in the median image give each stage few boxes "
                 "to learn from, and every stage counts"
             )
+        choice = self._choose_proposals_and_size()
+        if stages_reason is None and short_budget:
+            choice, stages_reason = self._try_six_stages(choice)
         size = choice.size
         assert self.cost is not None
         six = self.cfg.model.num_stages == ModelConfig.num_stages

@@ -18,7 +18,7 @@ import torch
 
 from sparsercnn.config import Config, ModelConfig, TrainConfig
 from sparsercnn.data.image_cache import image_bytes
-from sparsercnn.data.image_io import ImageReadError, decode_image, read_image_header
+from sparsercnn.data.image_io import ImageReadError, decode_image
 from sparsercnn.data.transforms import resize_image, resized_shape
 from sparsercnn.recipe.auto_recipe import choose_recipe
 from sparsercnn.recipe.dataset_profile import DatasetProfile
@@ -109,14 +109,15 @@ def _image_load_seconds(profile: DatasetProfile, image_dir: Path) -> float:
     """Seconds a training sample spends on its image (:class:`ImageLoadCost`), timed on a few of
     the set's images spread over it, loaded as the training dataset loads them for the larger
     timing size: decoded at the resolution that size needs, then resized."""
-    names = profile.file_names[:: max(1, profile.num_images // TIMED_IMAGES)][:TIMED_IMAGES]
+    picked = range(0, profile.num_images, max(1, profile.num_images // TIMED_IMAGES))
     decode_seconds, resize_seconds, sizes = [], [], []
-    for name in names:
+    for index in list(picked)[:TIMED_IMAGES]:
+        # From the JSON's size, as the dataset does.
+        height, width = int(profile.image_heights[index]), int(profile.image_widths[index])
+        size = resized_shape(height, width, TIMING_SIDES[-1], 10_000)
         start = time.perf_counter()
         try:
-            header = read_image_header(image_dir / name)
-            size = resized_shape(header.height, header.width, TIMING_SIDES[-1], 10_000)
-            image = decode_image(image_dir / name, at_least=size).image
+            image = decode_image(image_dir / profile.file_names[index], at_least=size).image
         except ImageReadError:  # the data policy reports it when training starts
             continue
         decoded = time.perf_counter()
