@@ -8,11 +8,13 @@ train split with its val split, and reads the final COCO evaluation from the run
 steps each run got, and auto's gap to the best fixed preset (the issue's target: >= -0.02), and
 appends it to BENCHMARKS.md with ``--write``. With ``--seeds``, every run is repeated with each
 training seed (``--set train.seed=N``) and the summary compares mean APs (with their range): one run
-per recipe cannot tell a better recipe from a luckier trajectory.
+per recipe cannot tell a better recipe from a luckier trajectory. With ``--reuse``, a run folder
+already under ``--root`` (``runs/DATASET-RECIPE-MINUTESmin[-seedN]``) is read instead of trained,
+so runs made by several invocations form one table.
 
 Usage: python benchmarks/bench_recipes.py [--datasets small_objects crowded ...]
        [--recipes auto small medium] [--minutes 10] [--seeds 1 2] [--root runs/bench_recipes]
-       [--write]
+       [--reuse] [--write]
 """
 
 from __future__ import annotations
@@ -46,16 +48,17 @@ class RunResult:
     num_proposals: int
     model: str
     train_images_per_s: float
-    minutes: float
+    minutes: float | None  # None: read back with --reuse (not timed here)
     seed: int | None = None  # None: the config's own
 
     def row(self) -> str:
         small = "-" if self.ap_small is None or self.ap_small < 0 else f"{self.ap_small:.3f}"
         seed = "-" if self.seed is None else str(self.seed)
+        minutes = "-" if self.minutes is None else f"{self.minutes:.1f}"
         return (
             f"| {self.dataset} | {self.recipe} | {seed} | {self.model} | {self.input_size} | "
             f"{self.num_proposals} | {self.steps} | {self.train_images_per_s:.1f} | "
-            f"{self.ap:.3f} | {self.ap50:.3f} | {small} | {self.minutes:.1f} |"
+            f"{self.ap:.3f} | {self.ap50:.3f} | {small} | {minutes} |"
         )
 
 
@@ -87,14 +90,33 @@ def train_once(
     start = time.perf_counter()
     with open(run.parent / f"{run.name}.log", "w") as log:
         subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    elapsed = (time.perf_counter() - start) / 60
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    final = [r for r in records if "eval" in r][-1]
+    minutes_taken = (time.perf_counter() - start) / 60
+    return read_result(run, data_root.name.split("-")[0], recipe, seed, minutes_taken)
+
+
+def read_result(
+    run: Path, dataset: str, recipe: str, seed: int | None, minutes: float | None
+) -> RunResult:
+    """The final COCO evaluation and the settings of a finished run folder.
+
+    Raises:
+        SystemExit: the run has no final evaluation (it failed or is still training).
+    """
+    metrics = run / "metrics.jsonl"
+    records = (
+        [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
+    )
+    evaluations = [r for r in records if "eval" in r]
+    if not evaluations:
+        raise SystemExit(
+            f"{run}: no final evaluation in {metrics.name}; remove the folder to train it again"
+        )
+    final = evaluations[-1]
     speeds = [r["images_per_s"] for r in records if r.get("images_per_s")]
     cfg = Config.load(run / "config.json")
     width = cfg.model.backbone_width
     return RunResult(
-        dataset=data_root.name.split("-")[0],
+        dataset=dataset,
         recipe=recipe,
         ap=final["eval"]["AP"],
         ap_small=final["eval"]["APs"],
@@ -104,7 +126,7 @@ def train_once(
         num_proposals=cfg.model.num_proposals,
         model=f"R{cfg.model.backbone_depth}/{width}, head {cfg.model.hidden_dim}",
         train_images_per_s=statistics.median(speeds) if speeds else 0.0,
-        minutes=elapsed,
+        minutes=minutes,
         seed=seed,
     )
 
@@ -173,6 +195,11 @@ def main() -> None:
     parser.add_argument(
         "--max-images", type=int, help="at most this many train images (and a quarter for val)"
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="read the result of a run folder that exists under --root instead of training it",
+    )
     parser.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = parser.parse_args()
     command = "python benchmarks/bench_recipes.py " + " ".join(sys.argv[1:])
@@ -183,10 +210,15 @@ def main() -> None:
             for seed in args.seeds or [None]:
                 name = f"{dataset}-{recipe}-{args.minutes:g}min"
                 run = args.root / "runs" / (name if seed is None else f"{name}-seed{seed}")
-                if run.exists():
-                    raise SystemExit(f"{run} exists: remove it or choose another --root")
-                run.parent.mkdir(parents=True, exist_ok=True)
-                result = train_once(data_root.root, run, recipe, args.minutes, seed)
+                if run.exists() and args.reuse:
+                    result = read_result(run, dataset, recipe, seed, minutes=None)
+                elif run.exists():
+                    raise SystemExit(
+                        f"{run} exists: remove it, choose another --root, or --reuse its result"
+                    )
+                else:
+                    run.parent.mkdir(parents=True, exist_ok=True)
+                    result = train_once(data_root.root, run, recipe, args.minutes, seed)
                 results.append(result)
                 print(result.row(), flush=True)
     text = table(results, args.recipes, args.minutes, command)

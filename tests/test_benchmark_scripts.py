@@ -16,8 +16,9 @@ from types import ModuleType
 import pytest
 import torch
 
-from sparsercnn.model import winograd
+from sparsercnn.model import build_model, winograd
 from sparsercnn.model.winograd import winograd_available
+from sparsercnn.presets import get_preset
 from sparsercnn.runtime import fast_bf16_supported
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_vs_torchvision.py"
@@ -97,6 +98,41 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
     for seed in (1, 2):
         run = tmp_path / "runs" / f"shapes-auto-0.5min-seed{seed}"
         assert json.loads((run / "config.json").read_text())["train"]["seed"] == seed
+
+    # The finished runs are refused, or read back into the same table with --reuse.
+    with pytest.raises(SystemExit, match="--reuse"):
+        runpy.run_path(str(script), run_name="__main__")
+    monkeypatch.setattr(sys, "argv", [*argv, "--reuse"])
+    runpy.run_path(str(script), run_name="__main__")
+    reread = capsys.readouterr().out.splitlines()
+    reread_header = reread.index(lines[header])
+    assert reread[reread_header + 2] == summary
+    rows = [line.split("|") for line in reread[reread_header + 3 :] if line.startswith("| shapes")]
+    # Every cell but the minutes, which a reused run does not know.
+    assert [cells[:-2] for cells in rows] == [cells[:-2] for cells in details]
+    assert {cells[-2].strip() for cells in rows} == {"-"}
+
+
+def test_bench_presets_times_each_preset_at_its_own_sizes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = SCRIPT.parent / "bench_presets.py"
+    argv = [str(script), "--presets", "tiny", "--dtypes", "fp32", "--steps", "1", "--iters", "1"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(script), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| preset |"))
+    rows = [line.split("|")[1:-1] for line in lines[header + 2 :] if line.startswith("| tiny |")]
+    assert len(rows) == 1
+    _, model, params, dtype, train_input, train_speed, test_input, test_speed = rows[0]
+    cfg = get_preset("tiny")
+    expected = sum(p.numel() for p in build_model(cfg).parameters()) / 1e6
+    assert float(params) == pytest.approx(expected, abs=0.05) and dtype.strip() == "fp32"
+    assert f"{cfg.model.num_proposals} proposals" in model
+    # tiny resizes a 480x640 image to 120x160 (its 160-px long-side cap) in both phases.
+    assert train_input.strip() == f"120x160, batch {cfg.train.batch_size}"
+    assert test_input.strip() == f"120x160, batch {cfg.input.test_batch_size}"
+    assert float(train_speed) > 0 and float(test_speed) > 0
 
 
 def _load_bench_speed(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
