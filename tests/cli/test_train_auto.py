@@ -65,3 +65,24 @@ def test_a_budget_shorter_than_one_logged_window_is_refused_before_training(
     err = capsys.readouterr().err
     assert "--time-budget" in err and "one logged window" in err
     assert not (run / "config.json").exists() and not list(run.glob("checkpoint_*"))
+
+
+def test_overrides_the_recipe_must_know_reach_it(
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``train.max_iter`` or ``train.image_cache_mb`` override changes what the recipe chooses
+    (the schedule, the price of loading), so it is given to the recipe, not only applied after."""
+    seen: dict[str, object] = {}
+
+    def recipe_for_dataset(*args: object, **kwargs: object) -> None:
+        seen.update(kwargs)
+        raise ValueError("stop after the recipe's arguments")
+
+    monkeypatch.setattr("sparsercnn.recipe.recipe_for_dataset", recipe_for_dataset)
+    overrides = ["--set", "train.max_iter=40", "train.image_cache_mb=0"]
+    assert main(_train(tiny_coco, tmp_path / "run", *overrides)) == 2
+    assert seen["max_iter"] == 40 and seen["image_cache_mb"] == 0
+
+    seen.clear()
+    assert main(_train(tiny_coco, tmp_path / "run2")) == 2
+    assert seen["max_iter"] is None and seen["image_cache_mb"] == Config().train.image_cache_mb

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
-from sparsercnn.config import Config, Precision
+from sparsercnn.config import Config, Precision, TrainConfig
 from sparsercnn.presets import PRESETS, get_preset
 
 if TYPE_CHECKING:
@@ -341,15 +341,16 @@ def _auto_config(
 
     check_run_folder(output_dir, False, is_main=True)
     overrides = list(args.overrides)
-    max_iter = _overridden_max_iter(overrides)
+    cache_mb = _overridden_train_value(overrides, "image_cache_mb")
     recipe = recipe_for_dataset(
         train_json,
         train_images,
         dist_info.device,
         time_budget_minutes=args.time_budget,
-        max_iter=max_iter,
+        max_iter=_overridden_train_value(overrides, "max_iter"),
         init_from=args.init_from or "",
         backbone_weights=args.backbone_weights or "",
+        image_cache_mb=TrainConfig.image_cache_mb if cache_mb is None else cache_mb,
     )
     print(recipe.format(), flush=True)
     text = json.dumps(recipe.to_dict(), indent=2)
@@ -357,11 +358,12 @@ def _auto_config(
     return recipe.config.apply_overrides(overrides)
 
 
-def _overridden_max_iter(overrides: list[str]) -> int | None:
-    """``N`` of a ``train.max_iter=N`` override: the step budget the recipe fits its schedule to."""
-    from sparsercnn.config import Config
-
+def _overridden_train_value(overrides: list[str], name: str) -> int | None:
+    """The value ``N`` of a ``train.<name>=N`` override, None without one: what the recipe must
+    know before choosing (the step budget it fits its schedule to, the image cache it prices
+    loading with)."""
     keys = [item.partition("=")[0].strip() for item in overrides]
-    if "train.max_iter" not in keys:
+    if f"train.{name}" not in keys:
         return None
-    return Config().apply_overrides(overrides).train.max_iter
+    value: int = getattr(Config().apply_overrides(overrides).train, name)
+    return value

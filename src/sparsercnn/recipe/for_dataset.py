@@ -43,6 +43,7 @@ def recipe_for_dataset(
     max_iter: int | None = None,
     init_from: str = "",
     backbone_weights: str = "",
+    image_cache_mb: int = TrainConfig.image_cache_mb,
 ) -> Recipe:
     """Choose the training config for a COCO set (``--preset auto``).
 
@@ -53,6 +54,8 @@ def recipe_for_dataset(
         max_iter: a step count to fit the schedule to instead (with no time budget).
         init_from: detector weights to start from (their architecture is kept).
         backbone_weights: ImageNet ResNet weights for the backbone.
+        image_cache_mb: the training dataset's image cache (``train.image_cache_mb``): whether
+            the set's decoded images fit it decides what loading a sample costs.
 
     Raises:
         ValueError: no usable box, or a budget shorter than one logged window of steps.
@@ -62,7 +65,7 @@ def recipe_for_dataset(
     if profile.num_boxes == 0:
         raise ValueError(f"{train_json}: no usable box in the training set: nothing to learn")
     seconds = None if time_budget_minutes is None else time_budget_minutes * 60
-    load_seconds = _image_load_seconds(profile, Path(train_images))
+    load_seconds = _image_load_seconds(profile, Path(train_images), image_cache_mb * 2**20)
 
     def step_cost_of(cfg: Config) -> StepCost:
         return _time_step_cost(cfg, profile, device, load_seconds)
@@ -105,10 +108,11 @@ def _time_step_cost(
     return StepCost.fit(timings[0], timings[1])
 
 
-def _image_load_seconds(profile: DatasetProfile, image_dir: Path) -> float:
+def _image_load_seconds(profile: DatasetProfile, image_dir: Path, cache_bytes: int) -> float:
     """Seconds a training sample spends on its image (:class:`ImageLoadCost`), timed on a few of
     the set's images spread over it, loaded as the training dataset loads them for the larger
-    timing size: decoded at the resolution that size needs, then resized."""
+    timing size: decoded at the resolution that size needs, then resized; the resize alone when
+    the set fits an image cache of ``cache_bytes``."""
     picked = range(0, profile.num_images, max(1, profile.num_images // TIMED_IMAGES))
     decode_seconds, resize_seconds, sizes = [], [], []
     for index in list(picked)[:TIMED_IMAGES]:
@@ -129,7 +133,7 @@ def _image_load_seconds(profile: DatasetProfile, image_dir: Path) -> float:
         return 0.0
     median = statistics.median
     cost = ImageLoadCost(median(decode_seconds), median(resize_seconds), median(sizes))
-    return cost.per_sample(profile.num_images, TrainConfig().image_cache_mb * 2**20)
+    return cost.per_sample(profile.num_images, cache_bytes)
 
 
 def _checkpoint_model(init_from: str) -> ModelConfig:
