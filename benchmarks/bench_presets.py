@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from sparsercnn.benchmarking import BenchmarkSettings, machine_kind, run_benchmark
+from sparsercnn.config import Precision
 from sparsercnn.data.transforms import resized_shape
 from sparsercnn.engine.step_timing import synthetic_batch, time_train_steps
 from sparsercnn.model import build_model
@@ -60,7 +61,7 @@ class PresetSpeed:
 
 
 def measure(
-    preset: str, dtype: str, train_batch: int | None, steps: int, iters: int
+    preset: str, dtype: Precision, train_batch: int | None, steps: int, iters: int
 ) -> PresetSpeed:
     """Train and inference images/s of ``preset`` in ``dtype`` (``fp32`` or ``bf16``)."""
     cfg = get_preset(preset)
@@ -81,7 +82,7 @@ def measure(
             preset=preset,
             batch_size=cfg.input.test_batch_size,
             image_size=test_size,
-            dtype="bf16" if dtype == "bf16" else "fp32",
+            dtype=dtype,
             warmup=2,
             iters=iters,
         )

@@ -221,9 +221,9 @@ class _Builder:
     def _timed_size_and_schedule(self, model_reason: str) -> None:
         short_budget = self.cfg.model.num_stages < ModelConfig.num_stages
         stages_reason = None
-        if short_budget and _few_objects(self.profile):
+        median = float(np.median(self.profile.objects_per_image))
+        if short_budget and median <= FEW_OBJECTS_PER_IMAGE:
             self.cfg.model.num_stages = ModelConfig.num_stages
-            median = float(np.median(self.profile.objects_per_image))
             stages_reason = (
                 f"the paper's: {median:g} objects in the median image give each stage few boxes "
                 "to learn from, and every stage counts"
@@ -411,11 +411,6 @@ class _Builder:
             boxes = self.profile.num_boxes
             reason = f"only {boxes} boxes: train the head on the pretrained features"
             self.note("frozen", "backbone + FPN", reason)
-
-
-def _few_objects(profile: DatasetProfile) -> bool:
-    """Whether the median image holds at most FEW_OBJECTS_PER_IMAGE objects."""
-    return float(np.median(profile.objects_per_image)) <= FEW_OBJECTS_PER_IMAGE
 
 
 def _model_name(cfg: Config) -> str:

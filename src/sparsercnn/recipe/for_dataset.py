@@ -115,7 +115,7 @@ def _image_load_seconds(profile: DatasetProfile, image_dir: Path, cache_bytes: i
     the set fits an image cache of ``cache_bytes``."""
     picked = range(0, profile.num_images, max(1, profile.num_images // TIMED_IMAGES))
     decode_seconds, resize_seconds, sizes = [], [], []
-    for index in list(picked)[:TIMED_IMAGES]:
+    for index in picked[:TIMED_IMAGES]:
         # From the JSON's size, as the dataset does.
         height, width = int(profile.image_heights[index]), int(profile.image_widths[index])
         size = resized_shape(height, width, TIMING_SIDES[-1], 10_000)
