@@ -10,9 +10,11 @@ appends it to BENCHMARKS.md with ``--write``. With ``--seeds``, every run is rep
 training seed (``--set train.seed=N``) and the summary compares mean APs (with their range): one run
 per recipe cannot tell a better recipe from a luckier trajectory. With ``--reuse``, a run folder
 already under ``--root`` (``runs/DATASET-RECIPE-MINUTESmin[-seedN]``) is read instead of trained,
-so runs made by several invocations form one table.
+so runs made by several invocations form one table. A dataset given as ``NAME=DIR`` is read from
+``DIR`` (``train.json``, ``train/``, ``val.json``, ``val/``, as ``prepare_tree_crowns.py`` writes
+real data) instead of generated.
 
-Usage: python benchmarks/bench_recipes.py [--datasets small_objects crowded ...]
+Usage: python benchmarks/bench_recipes.py [--datasets small_objects crowded NAME=DIR ...]
        [--recipes auto small medium] [--minutes 10] [--seeds 1 2] [--root runs/bench_recipes]
        [--reuse] [--write]
 """
@@ -63,7 +65,7 @@ class RunResult:
 
 
 def train_once(
-    data_root: Path, run: Path, recipe: str, minutes: float, seed: int | None = None
+    data_root: Path, dataset: str, run: Path, recipe: str, minutes: float, seed: int | None = None
 ) -> RunResult:
     """One ``sparsercnn train`` run in a fresh process; the final evaluation of its log."""
     command = [
@@ -91,7 +93,7 @@ def train_once(
     with open(run.parent / f"{run.name}.log", "w") as log:
         subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     minutes_taken = (time.perf_counter() - start) / 60
-    return read_result(run, data_root.name.split("-")[0], recipe, seed, minutes_taken)
+    return read_result(run, dataset, recipe, seed, minutes_taken)
 
 
 def read_result(
@@ -137,8 +139,8 @@ def table(results: list[RunResult], recipes: list[str], minutes: float, command:
     lines = [
         f"### Automatic recipe vs fixed presets, {minutes:g}-minute budget ({machine_kind()})",
         "",
-        f"`{command}`; from scratch, synthetic data (`sparsercnn.data.synthetic_styles`), "
-        "COCO AP on the validation split.",
+        f"`{command}`; from scratch, synthetic data (`sparsercnn.data.synthetic_styles`) or the "
+        "datasets given as NAME=DIR, COCO AP on the validation split.",
         "",
         "| dataset | " + " | ".join(f"AP {name}" for name in recipes) + " | auto - best fixed |",
         "|---" * (len(recipes) + 2) + "|",
@@ -167,6 +169,32 @@ def _ap_cell(aps: list[float]) -> str:
     """``0.245``, or ``0.245 (0.243-0.247)`` over several seeds."""
     mean = f"{statistics.mean(aps):.3f}"
     return mean if len(aps) == 1 else f"{mean} ({min(aps):.3f}-{max(aps):.3f})"
+
+
+def dataset_paths(entry: str, root: Path, max_images: int | None) -> tuple[str, DemoDatasetPaths]:
+    """The name and files of one ``--datasets`` entry: ``NAME=DIR`` (a COCO dataset in ``DIR``)
+    or the name of a synthetic style (generated under ``root``).
+
+    Raises:
+        SystemExit: ``DIR`` lacks a split, the name is not a style, or ``--max-images`` is given
+            with a dataset on disk.
+    """
+    name, separator, folder = entry.partition("=")
+    if not separator:
+        if name not in DATASET_STYLES:
+            raise SystemExit(
+                f"--datasets {name}: not a synthetic style ({', '.join(DATASET_STYLES)}); "
+                "give a COCO dataset on disk as NAME=DIR"
+            )
+        return name, styled_dataset(name, root, max_images)
+    paths = DemoDatasetPaths.under(Path(folder))
+    files = (paths.train_json, paths.train_images, paths.val_json, paths.val_images)
+    missing = [str(path) for path in files if not path.exists()]
+    if missing:
+        raise SystemExit(f"--datasets {entry}: missing {', '.join(missing)}")
+    if max_images is not None:
+        raise SystemExit(f"--datasets {entry}: --max-images cuts synthetic sets only")
+    return name, paths
 
 
 def styled_dataset(name: str, root: Path, max_images: int | None) -> DemoDatasetPaths:
@@ -204,8 +232,8 @@ def main() -> None:
     args = parser.parse_args()
     command = "python benchmarks/bench_recipes.py " + " ".join(sys.argv[1:])
     results = []
-    for dataset in args.datasets:
-        data_root = styled_dataset(dataset, args.root / "data", args.max_images)
+    for entry in args.datasets:
+        dataset, data = dataset_paths(entry, args.root / "data", args.max_images)
         for recipe in args.recipes:
             for seed in args.seeds or [None]:
                 name = f"{dataset}-{recipe}-{args.minutes:g}min"
@@ -218,7 +246,7 @@ def main() -> None:
                     )
                 else:
                     run.parent.mkdir(parents=True, exist_ok=True)
-                    result = train_once(data_root.root, run, recipe, args.minutes, seed)
+                    result = train_once(data.root, dataset, run, recipe, args.minutes, seed)
                 results.append(result)
                 print(result.row(), flush=True)
     text = table(results, args.recipes, args.minutes, command)

@@ -1,7 +1,7 @@
-"""The comparison script of benchmarks/ runs end to end on a tiny preset on the CPU.
+"""The scripts of benchmarks/ run end to end on a tiny preset (or tiny data) on the CPU.
 
-Its real use is on a GPU machine that CI never has: this keeps the script from rotting between
-the sessions that get one. Speed is not asserted.
+Their real use is on a GPU machine that CI never has, long timed runs or data CI cannot
+download: this keeps them from rotting between the sessions that run them. Speed is not asserted.
 """
 
 from __future__ import annotations
@@ -10,11 +10,14 @@ import importlib.util
 import json
 import runpy
 import sys
+import zipfile
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from sparsercnn.model import build_model, winograd
 from sparsercnn.model.winograd import winograd_available
@@ -111,6 +114,20 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
     # Every cell but the minutes, which a reused run does not know.
     assert [cells[:-2] for cells in rows] == [cells[:-2] for cells in details]
     assert {cells[-2].strip() for cells in rows} == {"-"}
+
+    # A dataset on disk, given as NAME=DIR (here the synthetic set's own folder), names the runs.
+    data = tmp_path / "data" / "shapes-8"
+    on_disk = [str(script), "--datasets", f"shapes={data}", "--recipes", "auto", "tiny"]
+    on_disk += ["--minutes", "0.5", "--root", str(tmp_path), "--seeds", "1", "2", "--reuse"]
+    monkeypatch.setattr(sys, "argv", on_disk)
+    runpy.run_path(str(script), run_name="__main__")
+    assert summary in capsys.readouterr().out.splitlines()
+    monkeypatch.setattr(sys, "argv", [*on_disk, "--max-images", "8"])
+    with pytest.raises(SystemExit, match="cuts synthetic sets only"):
+        runpy.run_path(str(script), run_name="__main__")
+    monkeypatch.setattr(sys, "argv", [str(script), "--datasets", f"mine={tmp_path / 'none'}"])
+    with pytest.raises(SystemExit, match=r"missing .*train\.json"):
+        runpy.run_path(str(script), run_name="__main__")
 
 
 def test_bench_presets_times_each_preset_at_its_own_sizes(
@@ -267,3 +284,80 @@ def test_bench_winograd_marks_the_sizes_the_rule_takes(
     assert not any(cell.endswith("*") for cell in small)  # 128 channels: never taken
     assert [cell.rstrip(" |").endswith("*") for cell in large] == [False, False, True]
     assert winograd.MIN_CHANNELS == 256  # the script restored the rule
+
+
+def _voc(filename: str, size: tuple[int, int], boxes: list[tuple[int, int, int, int]]) -> str:
+    objects = "".join(
+        f"<object><name>Tree</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>"
+        f"<xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+        for x0, y0, x1, y1 in boxes
+    )
+    return (
+        f"<annotation><filename>{filename}</filename><size><width>{size[0]}</width>"
+        f"<height>{size[1]}</height><depth>3</depth></size>{objects}</annotation>"
+    )
+
+
+def test_prepare_tree_crowns_tiles_the_wheels_images_into_coco(tmp_path: Path) -> None:
+    prepare = runpy.run_path(str(SCRIPT.parent / "prepare_tree_crowns.py"))
+    # A stand-in for DeepForest's wheel: its four annotation files, small images.
+    images = {  # XML name -> (width, height), boxes x0 y0 x1 y1
+        "2019_YELL_2_528000_4978000_image_crop2.xml": (
+            (130, 90),
+            [(5, 5, 20, 20), (33, 50, 47, 60)],
+        ),
+        "2019_YELL_2_541000_4977000_image_crop.xml": ((60, 60), [(25, 25, 35, 35)]),
+        "OSBS_029.xml": ((40, 40), [(1, 2, 30, 31)]),
+        "SOAP_061.xml": ((40, 40), [(10, 10, 20, 20)]),
+    }
+    assert list(images) == [*prepare["LARGE_CROPS"], *prepare["PLOTS"]]
+    wheel = tmp_path / prepare["WHEEL_NAME"]
+    rng = torch.Generator().manual_seed(0)
+    pixels = {}
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for xml_name, (size, boxes) in images.items():
+            png = xml_name.replace(".xml", ".png")
+            array = torch.randint(0, 256, (size[1], size[0], 3), generator=rng, dtype=torch.uint8)
+            pixels[png] = array.numpy()
+            path = tmp_path / png
+            Image.fromarray(pixels[png]).save(path)
+            archive.write(path, prepare["DATA"] + png)
+            archive.writestr(prepare["DATA"] + xml_name, _voc(png, size, boxes))
+
+    output = tmp_path / "trees"
+    counts = prepare["write_dataset"](wheel, output, 50, split="area")
+    # The 130x90 crop: a 3x2 grid of 43-44 x 45 tiles; the plots one tile each; val 2x2 of 30.
+    assert counts == {
+        "train": {"images": 8, "boxes": 4, "crowd regions": 1},
+        "val": {"images": 4, "boxes": 0, "crowd regions": 4},
+    }
+    train = json.loads((output / "train.json").read_text())
+    assert train["categories"] == [{"id": 1, "name": "tree"}]
+    first, second = train["images"][:2]
+    assert (first["width"], first["height"], second["width"]) == (43, 45, 44)
+    tile = Image.open(output / "train" / first["file_name"])
+    crop = pixels["2019_YELL_2_528000_4978000_image_crop2.png"]
+    assert (crop[:45, :43] == np.asarray(tile)).all()
+    boxes = {(a["image_id"], tuple(a["bbox"]), a["iscrowd"]) for a in train["annotations"]}
+    # The second crown, on the second row: 10 of its 14 px wide in the first column's tile (a
+    # clipped box), 4 in the second column's (a crowd region there).
+    assert boxes >= {(1, (5.0, 5.0, 15.0, 15.0), 0), (4, (33.0, 5.0, 10.0, 10.0), 0)}
+    assert (5, (0.0, 5.0, 4.0, 10.0), 1) in boxes
+    # The val crop's crown sits on the corner of four tiles: a quarter in each, a crowd region
+    # in all four (counted above), a box in none.
+
+    # The default split: the fourth tile of each large crop is a val image (the crop's clipped
+    # box, and a corner of the other's crown).
+    counts = prepare["write_dataset"](wheel, tmp_path / "by_tile", 50)
+    assert counts == {
+        "train": {"images": 10, "boxes": 3, "crowd regions": 4},
+        "val": {"images": 2, "boxes": 1, "crowd regions": 1},
+    }
+    val = json.loads((tmp_path / "by_tile" / "val.json").read_text())
+    names = [image["file_name"] for image in val["images"]]
+    assert names == [f"{Path(xml).stem}_03.png" for xml in prepare["LARGE_CROPS"]]
+
+    with pytest.raises(SystemExit, match="exists"):
+        prepare["write_dataset"](wheel, output, 50)
+    with pytest.raises(SystemExit, match="SHA-256"):
+        prepare["check_wheel"](wheel)

@@ -48,6 +48,13 @@ def test_set_overrides_are_still_parsed(tmp_path: Path, calls: list[dict[str, An
     assert calls[0]["cfg"].train.max_iter == 7 and calls[0]["cfg"].train.init_from == "x"
 
 
+def test_repeated_set_flags_all_apply_in_order(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
+    argv = ["--set", "train.max_iter=7", "train.seed=3", "--set", "input.crop=true"]
+    main(_train(tmp_path, *argv, "--set", "train.max_iter=9"))
+    cfg = calls[0]["cfg"]
+    assert (cfg.train.max_iter, cfg.train.seed, cfg.input.crop) == (9, 3, True)
+
+
 def test_resume_with_and_without_a_path(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
     main(_train(tmp_path))
     main(_train(tmp_path, "--resume"))

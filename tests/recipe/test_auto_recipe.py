@@ -13,7 +13,7 @@ from sparsercnn.config import Config
 from sparsercnn.data.validation import check_coco
 from sparsercnn.presets import r50_300pro_3x
 from sparsercnn.recipe import Budget, DatasetProfile, Hardware, StepCost, choose_recipe
-from sparsercnn.recipe.auto_recipe import SHORT_BUDGET_STAGES
+from sparsercnn.recipe.auto_recipe import CROP_FROM_PASSES, SHORT_BUDGET_STAGES
 from sparsercnn.recipe.input_size import (
     FULL_BOX_PX,
     INVISIBLE_BOX_PX,
@@ -300,6 +300,24 @@ def test_schedule_fits_the_budget_with_headroom_or_counts_epochs() -> None:
     no_budget = choose(profile, minutes=None)
     assert no_budget.config.train.max_iter == 60 * 400 // 8  # 60 epochs of 400 images
     assert no_budget.seconds_per_iteration is None
+
+
+def test_many_passes_over_few_images_add_random_crops_scaled_to_the_input() -> None:
+    # 10 minutes of 0.226 s steps at 160 px: ~2389 steps of 8 images.
+    steps = int(540 / COST.seconds(160 * 160))
+    images_at_threshold = steps * 8 // CROP_FROM_PASSES
+    few = choose(profile_of((160, 160), [30.0] * 400, num_images=images_at_threshold))
+    assert few.config.input.crop
+    assert few.config.input.crop_pre_sizes == (200, 250, 300)  # 1.25-1.875 x the 160 px side
+    assert few.config.input.crop_size == (192, 300)
+    assert reason_of(few, "augmentation").startswith(f"~{CROP_FROM_PASSES} passes over each of")
+    many = choose(profile_of((160, 160), [30.0] * 400, num_images=images_at_threshold + 20))
+    assert not many.config.input.crop
+    assert reason_of(many, "augmentation").endswith(f"each of {images_at_threshold + 20} images")
+    # Without a budget: 60 epochs, at least 3000 steps (600 passes over 40 images).
+    untimed = choose(profile_of((160, 160), [30.0] * 40, num_images=40), minutes=None)
+    assert untimed.config.input.crop
+    assert reason_of(untimed, "augmentation").startswith("~600 passes over each of 40 images")
 
 
 def test_warnings_for_rare_classes_and_small_sets() -> None:

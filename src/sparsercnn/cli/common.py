@@ -244,13 +244,21 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     start.add_argument(
         "--config", type=Path, help="a config.json (e.g. a run's) to start from instead"
     )
+    add_overrides_argument(parser)
+
+
+def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE...`` into ``args.overrides``; a repeated ``--set`` adds to the earlier
+    ones (applied in order, so the last value of a key wins)."""
     parser.add_argument(
         "--set",
         dest="overrides",
+        action="extend",
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="override config values, e.g. --set model.num_proposals=300 train.max_iter=5000",
+        help="override config values, e.g. --set model.num_proposals=300 train.max_iter=5000 "
+        "(repeatable)",
     )
 
 

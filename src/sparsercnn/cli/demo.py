@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from sparsercnn.cli.common import (
     AUTO_PRESET,
     add_device_argument,
+    add_overrides_argument,
     remaining_budget,
     resolve_device,
     training_config,
@@ -51,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="'auto' (the default) chooses the recipe from the demo data and the budget, as "
         "`train` does; 'demo' is the fixed recipe it arrives at on a CPU",
     )
-    parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE")
+    add_overrides_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue an interrupted demo run")
     # What `train` also reads; the demo trains from scratch on its own data.
     parser.set_defaults(config=None, init_from=None, backbone_weights=None, freeze=None)

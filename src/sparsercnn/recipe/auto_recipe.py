@@ -13,6 +13,8 @@ published weights) and sets, each with its reason:
   (:data:`FEW_OBJECTS_PER_IMAGE`);
 - batch size, learning rate, warm-up, schedule (fitted to the budget), precision (bf16 where the
   device runs it natively);
+- from scratch, **random crops** besides the flips when the schedule passes over each image
+  :data:`CROP_FROM_PASSES` times or more (a small set, a long budget, or none);
 - with weights (``--init-from``, ``--backbone-weights``): the architecture they fit, the
   fine-tuning learning rate, and a frozen backbone when the set is very small.
 
@@ -74,6 +76,18 @@ BUDGET_RESERVE = 0.1
 SCRATCH_EPOCHS = 60
 FINETUNE_EPOCHS = 12
 MAX_PROPOSALS = 500
+# From this many passes over each training image (steps x batch / images), training from scratch
+# adds random crops to the flips: many passes over few images let the model memorise them.
+# 10 minutes, seed 1: 43 aerial photos of tree crowns (745 boxes), ~330 passes, AP 0.016 with flips
+# only (0.95 on its own training images) against 0.111 with crops; 1-3 large objects on 160
+# photos, ~80 passes, 0.548 against 0.600; the demo's shapes (600 images), ~24 passes, 0.727
+# against 0.692. The demo's own run (~46 passes) stays below.
+CROP_FROM_PASSES = 60
+# The crop policy (spec 1.3) at the input's short side S: resize the short side to one of these
+# multiples of S, cut a window of CROP_WINDOW x S per side (at most the image), resize it to S. At
+# S = 320 these are the paper's 400-600 px and 384-600 px windows: zooms of up to ~1.5x.
+CROP_PRE_SIZES = (1.25, 1.5625, 1.875)
+CROP_WINDOW = (1.2, 1.875)
 SCRATCH_LR_BATCH_8 = 7e-4
 
 StepCostOf = Callable[[Config], StepCost]
@@ -163,6 +177,8 @@ class _Builder:
             self._untimed_size_and_schedule()
         else:
             self._timed_size_and_schedule(model_reason)
+        if self.from_scratch:
+            self._augmentation()
         self._optimiser()
         self.warn(advice.rare_class_warning(self.profile))
         if self.from_scratch:
@@ -396,6 +412,26 @@ class _Builder:
         train.log_period = 10 if total < 20000 else 20
         self.note("schedule", f"{self.iterations} steps, lr x0.1 at 80% and 93%", reason)
         self.note("warm-up", f"{train.warmup_iters} steps", "2% of the steps, 50 to 1000")
+
+    def _augmentation(self) -> None:
+        """Flips; random crops too when the schedule passes over each image many times."""
+        images = self.profile.num_images
+        passes = self.iterations * self.cfg.train.batch_size / images
+        if passes < CROP_FROM_PASSES:
+            self.note("augmentation", "flips", f"~{passes:.0f} passes over each of {images} images")
+            return
+        short = self.cfg.input.test_min_size
+        self.cfg.input = replace(
+            self.cfg.input,
+            crop=True,
+            crop_pre_sizes=tuple(round(short * factor) for factor in CROP_PRE_SIZES),
+            crop_size=(round(short * CROP_WINDOW[0]), round(short * CROP_WINDOW[1])),
+        )
+        reason = (
+            f"~{passes:.0f} passes over each of {images} images: crops keep the model from "
+            "memorising them"
+        )
+        self.note("augmentation", "flips, random crops", reason)
 
     def _optimiser(self) -> None:
         train = self.cfg.train
