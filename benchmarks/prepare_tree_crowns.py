@@ -52,6 +52,7 @@ LARGE_CROPS = (
     "2019_YELL_2_541000_4977000_image_crop.xml",
 )
 PLOTS = ("OSBS_029.xml", "SOAP_061.xml")
+SPLIT_CHOICES = ("tiles", "area")
 # With --split tiles, every this many-th tile of a large crop (the last of each run) is a val image.
 VAL_EVERY = 4
 CATEGORY = {"id": 1, "name": "tree"}
@@ -148,9 +149,6 @@ def tile_annotations(
         bbox = [cx0 - tx0, cy0 - ty0, cx1 - cx0, cy1 - cy0]
         annotations.append((bbox, visible < MIN_VISIBLE))
     return annotations
-
-
-SPLIT_CHOICES = ("tiles", "area")
 
 
 def tile_split(xml_name: str, index: int, split: str) -> str:

@@ -79,9 +79,10 @@ MAX_PROPOSALS = 500
 # From this many passes over each training image (steps x batch / images), training from scratch
 # adds random crops to the flips: many passes over few images let the model memorise them.
 # 10 minutes, seed 1: 43 aerial photos of tree crowns (745 boxes), ~330 passes, AP 0.016 with flips
-# only (0.95 on its own training images) against 0.111 with crops; 1-3 large objects on 160
-# photos, ~80 passes, 0.548 against 0.600; the demo's shapes (600 images), ~24 passes, 0.727
-# against 0.692. The demo's own runs (~46-52 passes) stay below, with room for a faster machine.
+# only (a run on another split of the photos: 0.95 on its training images) against 0.111 with
+# crops; 1-3 large objects on 160 photos, ~80 passes, 0.548 against 0.600; the demo's shapes (600
+# images), ~24 passes, 0.727 against 0.692. The demo's own runs (~46-52 passes) stay below, with
+# room for a faster machine.
 CROP_FROM_PASSES = 70
 # The crop policy (spec 1.3) at the input's short side S: resize the short side to one of these
 # multiples of S, cut a window of CROP_WINDOW x S per side (at most the image), resize it to S. At
