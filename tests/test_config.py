@@ -38,6 +38,14 @@ def test_overrides_parse_values_and_reject_unknown_keys() -> None:
         cfg.apply_overrides(["model.backbone_norm=group"])
 
 
+def test_differences_list_the_changed_values_in_field_order() -> None:
+    cfg = get_preset("demo")
+    changed = cfg.apply_overrides(["train.seed=7", "input.crop=true", "train.steps=[5,9]"])
+    assert list(cfg.differences(changed)) == ["input.crop", "train.steps", "train.seed"]
+    assert cfg.differences(changed)["train.steps"] == (cfg.train.steps, (5, 9))
+    assert cfg.differences(cfg.apply_overrides([f"train.seed={cfg.train.seed}"])) == {}
+
+
 def test_override_errors_suggest_the_near_miss() -> None:
     cfg = get_preset("tiny")
     with pytest.raises(ValueError, match=r"\(did you mean 'model\.num_proposals'\?\)"):

@@ -218,6 +218,17 @@ class Config:
             data[section][name] = value
         return Config.from_dict(data)
 
+    def differences(self, other: Config) -> dict[str, tuple[Any, Any]]:
+        """The values that differ from ``other``'s, as ``{"section.key": (ours, theirs)}`` in the
+        order of the fields (what ``--set`` changed in a chosen config, for example)."""
+        ours, theirs = self.to_dict(), other.to_dict()
+        return {
+            f"{section}.{name}": (value, theirs[section][name])
+            for section, values in ours.items()
+            for name, value in values.items()
+            if value != theirs[section][name]
+        }
+
 
 def _did_you_mean(name: str, choices: dict[str, Any], prefix: str = "") -> str:
     """`` (did you mean 'model.num_proposals'?)`` for a near miss, else ``""``."""

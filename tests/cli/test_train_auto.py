@@ -24,17 +24,23 @@ def test_auto_is_the_default_and_its_choices_are_saved(
     tiny_coco: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / "run"
-    assert main(_train(tiny_coco, run, "--set", "train.max_iter=3")) == 0
+    assert (
+        main(_train(tiny_coco, run, "--set", "train.max_iter=3", "--set", "model.num_proposals=30"))
+        == 0
+    )
     out = capsys.readouterr().out
     assert "auto recipe" in out and "input size" in out and "training stopped at iteration 3" in out
+    # The table shows the recipe's choice, starred, and what --set made of it.
+    assert " *proposals" in out and "    model.num_proposals: 50 -> 30" in out
     recipe = json.loads((run / "recipe.json").read_text())
     names = [choice["name"] for choice in recipe["choices"]]
     assert {"precision", "proposals", "input size", "schedule"} <= set(names)
+    assert recipe["overridden"] == {"model.num_proposals": [50, 30]}
     cfg = Config.load(run / "config.json")
     # 96x128 images: their own size (never upscaled), a schedule of the 3 steps asked for.
     assert cfg.input.test_min_size == 96 and cfg.input.train_min_sizes == (96,)
     assert cfg.train.max_iter == 3 and cfg.train.steps == (2, 3)
-    assert cfg.model.num_classes == 2 and cfg.model.num_proposals == 50
+    assert cfg.model.num_classes == 2 and cfg.model.num_proposals == 30
 
     # Resuming takes the run's own config (no new recipe), with the new overrides.
     assert main(_train(tiny_coco, run, "--resume", "--set", "train.max_iter=4")) == 0

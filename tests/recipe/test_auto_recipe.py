@@ -352,3 +352,21 @@ def test_format_and_to_dict_name_every_choice() -> None:
         assert name in names and name in text
     data = recipe.to_dict()
     assert data["choices"][0]["name"] == names[0] and data["warnings"] == recipe.warnings
+
+
+def test_choices_replaced_by_set_are_starred_and_the_changes_listed() -> None:
+    recipe = choose(profile_of((1000, 1000), [20.0] * 400), minutes=5)
+    assert "*" not in recipe.format(trained=recipe.config)
+    trained = recipe.config.apply_overrides(["input.crop=true", "train.seed=3", "train.lr=0.001"])
+    lines = recipe.format(trained=trained).splitlines()
+    starred = [line.split()[0] for line in lines if line.startswith(" *")]
+    assert starred == ["*augmentation", "*learning"]
+    assert "    input.crop: false -> true" in lines and "    train.lr: 0.0007 -> 0.001" in lines
+    assert any(line.startswith("    train.seed: ") and line.endswith("-> 3") for line in lines)
+    overridden = recipe.to_dict(trained=trained)["overridden"]
+    assert overridden["input.crop"] == [False, True] and set(overridden) == {
+        "input.crop",
+        "train.seed",
+        "train.lr",
+    }
+    assert recipe.to_dict()["overridden"] == {}

@@ -360,10 +360,11 @@ def _auto_config(
         backbone_weights=args.backbone_weights or "",
         image_cache_mb=TrainConfig.image_cache_mb if cache_mb is None else cache_mb,
     )
-    print(recipe.format(), flush=True)
-    text = json.dumps(recipe.to_dict(), indent=2)
+    cfg = recipe.config.apply_overrides(overrides)
+    print(recipe.format(trained=cfg), flush=True)
+    text = json.dumps(recipe.to_dict(trained=cfg), indent=2)
     atomic_write(output_dir / "recipe.json", lambda tmp: tmp.write_text(text))
-    return recipe.config.apply_overrides(overrides)
+    return cfg
 
 
 def _overridden_train_value(overrides: list[str], name: str) -> int | None:

@@ -89,6 +89,7 @@ CROP_FROM_PASSES = 70
 # S = 320 these are the paper's 400-600 px and 384-600 px windows: zooms of up to ~1.5x.
 CROP_PRE_SIZES = (1.25, 1.5625, 1.875)
 CROP_WINDOW = (1.2, 1.875)
+CROP_KEYS = ("input.crop", "input.crop_pre_sizes", "input.crop_size")
 SCRATCH_LR_BATCH_8 = 7e-4
 
 StepCostOf = Callable[[Config], StepCost]
@@ -164,8 +165,9 @@ class _Builder:
         self.size: InputSize | None = None
         self._padded_pixels: dict[InputSize, float] = {}
 
-    def note(self, name: str, value: object, reason: str) -> None:
-        self.choices.append(Choice(name, str(value), reason))
+    def note(self, name: str, value: object, reason: str, *keys: str) -> None:
+        """Record a choice and the config values (``section.key``) it set."""
+        self.choices.append(Choice(name, str(value), reason, keys))
 
     def warn(self, warning: str | None) -> None:
         if warning is not None:
@@ -174,7 +176,7 @@ class _Builder:
     def choose(self, model_reason: str) -> None:
         self._precision_and_batch()
         if self.budget.seconds is None:
-            self.note("model", _model_name(self.cfg), model_reason)
+            self._note_model(model_reason)
             self._untimed_size_and_schedule()
         else:
             self._timed_size_and_schedule(model_reason)
@@ -191,20 +193,24 @@ class _Builder:
             seconds = self.cost.seconds(self._pixels(self.size))
         return Recipe(self.cfg, self.choices, self.warnings, seconds, self.iterations)
 
+    def _note_model(self, reason: str) -> None:
+        self.note("model", _model_name(self.cfg), reason, *_MODEL_KEYS)
+
     def _precision_and_batch(self) -> None:
         train = self.cfg.train
         train.amp = self.hardware.native_bf16 or self.hardware.is_gpu
         if train.amp:
-            self.note("precision", "bf16 autocast", self.hardware.describe())
+            self.note("precision", "bf16 autocast", self.hardware.describe(), "train.amp")
         else:
-            self.note("precision", "fp32", "this CPU would only emulate bf16 (ten times slower)")
+            reason = "this CPU would only emulate bf16 (ten times slower)"
+            self.note("precision", "fp32", reason, "train.amp")
         batch = 16 if self.hardware.is_gpu else 8
         train.batch_size = max(1, min(batch, self.profile.num_images))
         # On a CPU, loading in the training process beats workers competing for its cores.
         train.num_workers = 4 if self.hardware.is_gpu else 0
         self.cfg.input.test_batch_size = 8
         where = "the GPU" if self.hardware.is_gpu else "a CPU"
-        self.note("batch size", train.batch_size, f"images per step on {where}")
+        self.note("batch size", train.batch_size, f"images per step on {where}", "train.batch_size")
 
     def _wanted_proposals(self) -> int:
         """Comfortably above the most objects in one image (from scratch; else the weights')."""
@@ -216,7 +222,7 @@ class _Builder:
     def _set_proposals(self, proposals: int, reason: str) -> None:
         self.cfg.model.num_proposals = proposals
         if self.from_scratch:
-            self.note("proposals", proposals, reason)
+            self.note("proposals", proposals, reason, "model.num_proposals")
         self.warn(advice.crowd_warning(self.profile, proposals, from_scratch=self.from_scratch))
 
     def _untimed_size_and_schedule(self) -> None:
@@ -253,9 +259,9 @@ class _Builder:
         six = self.cfg.model.num_stages == ModelConfig.num_stages
         if self.from_scratch and six and self._steps_at(size) >= 2 * MEDIUM_MODEL_ITERATIONS:
             model_reason = self._try_medium(size) or model_reason
-        self.note("model", _model_name(self.cfg), model_reason)
+        self._note_model(model_reason)
         if stages_reason is not None:
-            self.note("stages", self.cfg.model.num_stages, stages_reason)
+            self.note("stages", self.cfg.model.num_stages, stages_reason, "model.num_stages")
         self._set_input(size, choice.reason)
         self.iterations = int(self._steps_at(size))
         self._check_budget(choice)
@@ -357,7 +363,8 @@ class _Builder:
             test_max_size=size.long,
             crop=False,
         )
-        self.note("input size", str(size), reason)
+        keys = ("train_min_sizes", "train_max_size", "test_min_size", "test_max_size")
+        self.note("input size", str(size), reason, *(f"input.{key}" for key in keys))
         upscale = enlarges(self.profile, size)
         self.warn(advice.tiny_box_warning(self.profile, size, upscale_would_help=upscale))
 
@@ -411,15 +418,18 @@ class _Builder:
         train.checkpoint_period = max(100, total // 5)
         train.eval_period = 0
         train.log_period = 10 if total < 20000 else 20
-        self.note("schedule", f"{self.iterations} steps, lr x0.1 at 80% and 93%", reason)
-        self.note("warm-up", f"{train.warmup_iters} steps", "2% of the steps, 50 to 1000")
+        schedule = f"{self.iterations} steps, lr x0.1 at 80% and 93%"
+        self.note("schedule", schedule, reason, "train.max_iter", "train.steps")
+        reason = "2% of the steps, 50 to 1000"
+        self.note("warm-up", f"{train.warmup_iters} steps", reason, "train.warmup_iters")
 
     def _augmentation(self) -> None:
         """Flips; random crops too when the schedule passes over each image many times."""
         images = self.profile.num_images
         passes = self.iterations * self.cfg.train.batch_size / images
         if passes < CROP_FROM_PASSES:
-            self.note("augmentation", "flips", f"~{passes:.0f} passes over each of {images} images")
+            reason = f"~{passes:.0f} passes over each of {images} images"
+            self.note("augmentation", "flips", reason, *CROP_KEYS)
             return
         short = self.cfg.input.test_min_size
         self.cfg.input = replace(
@@ -432,22 +442,44 @@ class _Builder:
             f"~{passes:.0f} passes over each of {images} images: crops keep the model from "
             "memorising them"
         )
-        self.note("augmentation", "flips, random crops", reason)
+        self.note("augmentation", "flips, random crops", reason, *CROP_KEYS)
 
     def _optimiser(self) -> None:
         train = self.cfg.train
         if self.from_scratch:
             train.scale_lr = False
             train.lr = SCRATCH_LR_BATCH_8 * math.sqrt(train.batch_size / 8)
-            self.note("learning rate", f"{train.lr:.2g}", "AdamW from scratch (sqrt batch scaling)")
+            reason = "AdamW from scratch (sqrt batch scaling)"
+            self.note("learning rate", f"{train.lr:.2g}", reason, "train.lr", "train.scale_lr")
             return
         train.scale_lr = True  # the paper's 2.5e-5 per 16 images, scaled linearly
-        self.note("learning rate", f"{train.lr:.2g} per 16 images", "the paper's fine-tuning rate")
+        reason = "the paper's fine-tuning rate"
+        self.note(
+            "learning rate", f"{train.lr:.2g} per 16 images", reason, "train.lr", "train.scale_lr"
+        )
         if train.init_from and self.profile.num_boxes < advice.SMALL_SET_BOXES:
             train.freeze = "backbone"
             boxes = self.profile.num_boxes
             reason = f"only {boxes} boxes: train the head on the pretrained features"
-            self.note("frozen", "backbone + FPN", reason)
+            self.note("frozen", "backbone + FPN", reason, "train.freeze")
+
+
+# What a model size sets (the presets differ in these).
+_MODEL_KEYS = tuple(
+    f"model.{name}"
+    for name in (
+        "backbone_depth",
+        "backbone_norm",
+        "freeze_at",
+        "backbone_width",
+        "fpn_dim",
+        "proposal_init",
+        "hidden_dim",
+        "num_heads",
+        "ffn_dim",
+        "dynamic_dim",
+    )
+)
 
 
 def _model_name(cfg: Config) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,11 +11,18 @@ from sparsercnn.config import Config
 
 @dataclass(frozen=True)
 class Choice:
-    """One decision of the recipe, for the table it prints."""
+    """One decision of the recipe, for the table it prints.
+
+    Attributes:
+        name, value, reason: the table's three columns.
+        keys: the config values the decision sets (``"section.key"``), by which a ``--set``
+            that replaces it is found.
+    """
 
     name: str
     value: str
     reason: str
+    keys: tuple[str, ...] = ()
 
 
 @dataclass
@@ -35,24 +43,39 @@ class Recipe:
     seconds_per_iteration: float | None = None
     iterations: int = 0
 
-    def format(self) -> str:
-        """The choices as an aligned table, then the warnings."""
+    def format(self, trained: Config | None = None) -> str:
+        """The choices as an aligned table, then the warnings.
+
+        Args:
+            trained: the config the run trains with, when ``--set`` overrides changed the
+                recipe's: the choices it replaced are starred and the changed values listed.
+        """
+        changed = {} if trained is None else self.config.differences(trained)
         width = max(len(c.name) for c in self.choices)
         value_width = max(len(c.value) for c in self.choices)
         lines = ["auto recipe (override any value with --set):"]
-        lines += [
-            f"  {c.name:<{width}}  {c.value:<{value_width}}  {c.reason}" for c in self.choices
-        ]
+        for c in self.choices:
+            mark = "*" if changed.keys() & set(c.keys) else " "
+            lines.append(f" {mark}{c.name:<{width}}  {c.value:<{value_width}}  {c.reason}")
+        if changed:
+            lines.append("* replaced by --set (the run trains with these; see config.json):")
+            dumps = json.dumps
+            lines += [
+                f"    {key}: {dumps(old)} -> {dumps(new)}" for key, (old, new) in changed.items()
+            ]
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for ``recipe.json`` beside the run's ``config.json``."""
+    def to_dict(self, trained: Config | None = None) -> dict[str, Any]:
+        """Plain data for ``recipe.json`` beside the run's ``config.json``; with ``trained``,
+        the values ``--set`` changed (``{"section.key": [chosen, trained]}``)."""
+        changed = {} if trained is None else self.config.differences(trained)
         return {
             "choices": [vars(c) for c in self.choices],
             "warnings": list(self.warnings),
             "seconds_per_iteration": self.seconds_per_iteration,
             "iterations": self.iterations,
+            "overridden": {key: list(values) for key, values in changed.items()},
         }
 
 
