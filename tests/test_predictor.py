@@ -12,6 +12,7 @@ from PIL import Image
 
 from sparsercnn.cli.main import main
 from sparsercnn.data.categories import CategoryMap
+from sparsercnn.data.image_io import decode_image, load_image
 from sparsercnn.engine.pipeline import evaluate_model_file
 from sparsercnn.model import build_model, winograd
 from sparsercnn.model.winograd import winograd_available
@@ -91,6 +92,36 @@ def test_predictor_and_evaluation_give_the_same_detections(
     for detections, prediction in zip(report.evaluation.detections, predictions, strict=True):
         for key in ("boxes", "scores", "labels"):  # same batches: bit for bit
             assert torch.equal(detections[key], getattr(prediction, key)), key
+
+
+def test_large_jpegs_are_decoded_reduced_the_same_way_by_predictor_and_evaluation(
+    model_file: Path, tmp_path: Path
+) -> None:
+    """640x800 JPEGs for a 128/160 test resize: both paths decode them at half size (at least
+    twice the input), and the detections come back in the full image's pixels."""
+    boxes = [
+        [Box(CATEGORIES[0]["id"], (40, 60, 300, 400))],
+        [Box(CATEGORIES[1]["id"], (8, 8, 90, 99))],
+    ]
+    data = synthetic_coco.write_coco(
+        tmp_path, size=(640, 800), boxes=boxes, file_format="jpg", categories=CATEGORIES
+    )
+    report = evaluate_model_file(
+        model_file, data.json_path, data.image_dir, batch_size=1, num_workers=0
+    )
+    predictor = Predictor.from_file(model_file, batch_size=1)
+    predictions = predictor(data.image_paths)
+    for detections, prediction in zip(report.evaluation.detections, predictions, strict=True):
+        for key in ("boxes", "scores", "labels"):
+            assert torch.equal(detections[key], getattr(prediction, key)), key
+
+    half = decode_image(data.image_paths[0], predictor.transform.source_size).image
+    assert half.size == (400, 320)
+    in_half_pixels = predictor(half)[0]
+    torch.testing.assert_close(predictions[0].scores, in_half_pixels.scores)
+    torch.testing.assert_close(predictions[0].boxes, in_half_pixels.boxes * 2)
+    full = predictor(load_image(data.image_paths[0]))[0]  # another input: other detections
+    assert not torch.allclose(predictions[0].scores, full.scores)
 
 
 @pytest.mark.skipif(not fast_bf16_supported(torch.device("cpu")), reason="no native bf16 here")

@@ -24,7 +24,7 @@ from torch import Tensor
 from sparsercnn.atomic_file import atomic_write
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.data.image_io import load_image, to_rgb
+from sparsercnn.data.image_io import DecodedImage, decode_image, load_image, to_rgb
 from sparsercnn.data.transforms import InferenceTransform, build_test_transform
 from sparsercnn.evaluation.results import CocoResult, detections_to_coco_results
 from sparsercnn.model import SparseRCNN, build_postprocessor
@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 # Batches of inputs read ahead to group images of the same padded size.
 LOOKAHEAD_BATCHES = 8
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
-ImageInput = str | Path | Image.Image | np.ndarray | Tensor
+ImageInput = str | Path | Image.Image | np.ndarray | Tensor | DecodedImage
 
 
 @dataclass
@@ -115,9 +115,9 @@ def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> list[tuple[Image
     Raises:
         FileNotFoundError: a path does not exist, or a folder holds no image file.
     """
-    items: list[ImageInput] = (
-        list(inputs) if isinstance(inputs, list | tuple) else [inputs]  # type: ignore[list-item]
-    )
+    # A DecodedImage is one input, although a tuple.
+    many = isinstance(inputs, list | tuple) and not isinstance(inputs, DecodedImage)
+    items: list[ImageInput] = list(inputs) if many else [inputs]  # type: ignore[list-item,arg-type]
     expanded: list[tuple[ImageInput, str]] = []
     for i, item in enumerate(items):
         if isinstance(item, str | Path):
@@ -138,8 +138,26 @@ def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> list[tuple[Image
     return expanded
 
 
+def decode_input(image: ImageInput, transform: InferenceTransform) -> DecodedImage:
+    """One input, decoded for ``transform``: an image file at the reduced scale the resize
+    allows (:func:`~sparsercnn.data.image_io.decode_image` with
+    :meth:`~sparsercnn.data.transforms.InferenceTransform.source_size`: a large JPEG at 1/2 to
+    1/8 of its size, as the evaluation dataset decodes it), a :class:`DecodedImage` as it is,
+    any other input as :func:`to_pil` makes it. ``full_size`` is the ``(h, w)`` its detections
+    are given in."""
+    if isinstance(image, DecodedImage):
+        return DecodedImage(to_rgb(image.image), image.full_size)
+    if isinstance(image, str | Path):
+        return decode_image(image, transform.source_size)
+    pil = to_pil(image)
+    return DecodedImage(pil, (pil.height, pil.width))
+
+
 def to_pil(image: ImageInput) -> Image.Image:
-    """Load or convert one input to an RGB PIL image (EXIF orientation applied for files)."""
+    """Load or convert one input to an RGB PIL image (EXIF orientation applied for files; a
+    :class:`DecodedImage` gives its possibly reduced image)."""
+    if isinstance(image, DecodedImage):
+        return to_rgb(image.image)
     if isinstance(image, str | Path):
         return load_image(image)
     if isinstance(image, Image.Image):
@@ -202,8 +220,8 @@ class BatchPredictor:
             yield from self._predict_window(items[start : start + window])
 
     def _predict_window(self, items: list[tuple[ImageInput, str]]) -> list[Prediction]:
-        originals = [to_pil(image) for image, _ in items]
-        resized = [self.transform.image_tensor(image) for image in originals]
+        decoded = [decode_input(image, self.transform) for image, _ in items]
+        resized = [self.transform.image_tensor(image) for image, _ in decoded]
         groups = [list(range(len(items)))]
         if self.batch_invariant:
             sizes = [(int(t.shape[1]), int(t.shape[2])) for t in resized]
@@ -214,7 +232,7 @@ class BatchPredictor:
                 batch = group[begin : begin + self.batch_size]
                 results = self._predict_batch(
                     [resized[i] for i in batch],
-                    [(originals[i].height, originals[i].width) for i in batch],
+                    [decoded[i].full_size for i in batch],
                     [items[i][1] for i in batch],
                 )
                 predictions.update(zip(batch, results, strict=True))

@@ -231,6 +231,24 @@ def test_decode_image_sizes_follow_the_exif_orientation(tmp_path: Path) -> None:
         assert np.abs(got_pixel - expected_pixel).max() < 30
 
 
+def test_decode_image_asks_a_size_function_with_the_display_size(tmp_path: Path) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed 400 wide, 600 tall
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(_quadrants(400, 600)).save(path, quality=95, exif=exif)
+    asked: list[tuple[int, int]] = []
+
+    def half(height: int, width: int) -> tuple[int, int]:
+        asked.append((height, width))
+        return height // 2, width // 2
+
+    decoded = decode_image(path, at_least=half)
+
+    assert asked == [(600, 400)]
+    assert decoded.full_size == (600, 400)
+    assert (decoded.image.height, decoded.image.width) == (300, 200)
+
+
 def test_decode_image_keeps_other_formats_and_none_in_full(tmp_path: Path) -> None:
     raw = np.random.default_rng(1).integers(0, 256, (64, 96, 3), dtype=np.uint8)
     png, jpeg = tmp_path / "a.png", tmp_path / "b.jpg"

@@ -131,3 +131,22 @@ def test_write_stage_figure(data: DiagnosticsData, tmp_path: Path) -> None:
         assert full.width > plain.width and full.height > 96
     with pytest.raises(ValueError, match="1-based"):
         write_stage_figure(data.model_file, image, tmp_path / "bad.png", stages=[3])
+
+
+def test_a_large_jpeg_is_decoded_reduced_as_the_predictor_does(
+    loaded: LoadedModel, data: DiagnosticsData, tmp_path: Path
+) -> None:
+    """Four times the test size: decoded at half (twice the input), boxes in the full image's
+    pixels, the predictor's detections, and a figure drawn over the whole image."""
+    path = tmp_path / "large.jpg"
+    Image.open(data.image_dir / "000.png").convert("RGB").resize((1024, 768)).save(path)
+    result = _compute(loaded, path)
+    assert result.image.size == (512, 384) and result.full_size == (768, 1024)
+    assert torch.allclose(result.proposal_boxes[-1], torch.tensor([768.0, 576.0, 1024.0, 768.0]))
+    expected = Predictor(loaded.model, loaded.config, loaded.categories)(path)[0]
+    assert torch.equal(result.detections[-1]["scores"], expected.scores)
+    assert torch.equal(result.detections[-1]["boxes"], expected.boxes)
+    tracks = final_detection_tracks(result, score_threshold=0.0)
+    assert float(tracks.boxes[..., 2].max()) <= 1024 and float(tracks.boxes[..., 3].max()) <= 768
+    output = write_stage_figure(data.model_file, path, tmp_path / "figure.png", max_panel_side=None)
+    assert Image.open(output).height >= 384

@@ -152,6 +152,30 @@ def test_stage_view_is_compute_stage_boxes(client: TestClient, model_file: Path)
     assert [d["score"] for d in detect] == [d["score"] for d in view["stages"][-1]]
 
 
+def test_a_large_jpeg_is_decoded_as_predict_decodes_the_file(
+    make_client: MakeClient, model_file: Path, tmp_path: Path
+) -> None:
+    """800x640 for a 160/128 resize: decoded at half size in both, sizes and boxes in the
+    upload's full pixels."""
+    client = make_client()
+    jpeg = encoded_image(800, 640, seed=3, image_format="JPEG")
+    path = tmp_path / "large.jpg"
+    path.write_bytes(jpeg)
+    upload = [("images", ("large.jpg", jpeg, "image/jpeg"))]
+    response = client.post("/v1/detect", files=upload)
+    assert response.status_code == 200, response.text
+    image = response.json()["images"][0]
+    assert (image["width"], image["height"]) == (800, 640)
+    from_file = Predictor.from_file(model_file)(path)[0]
+    assert_matches(image["detections"], from_file)
+    assert not torch.allclose(
+        Predictor.from_file(model_file)(decoded(jpeg))[0].scores, from_file.scores
+    )
+    view = client.post("/v1/stages", files=upload).json()
+    assert (view["width"], view["height"]) == (800, 640)
+    assert [d["score"] for d in view["stages"][-1]] == [d["score"] for d in image["detections"]]
+
+
 def test_model_health_page_static_and_docs(client: TestClient) -> None:
     model = client.get("/v1/model").json()
     assert model["classes"] == [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]

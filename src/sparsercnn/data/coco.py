@@ -85,7 +85,7 @@ class CocoDataset(Dataset[Sample]):
             the JSON's size (e.g. :meth:`~sparsercnn.data.transforms.TrainTransform.source_size`):
             large JPEGs are then decoded at a reduced scale (see
             :func:`~sparsercnn.data.image_io.decode_image`) and their boxes scaled with them.
-            ``None``: every image in full, as evaluation needs.
+            ``None``: every image in full.
         cache_bytes: keep up to this many bytes of decoded images in memory
             (:class:`~sparsercnn.data.image_cache.ImageCache`, per process), so each is decoded
             once; for training, where every image is read many times.

@@ -10,7 +10,9 @@ Pillow's global ``ImageFile.LOAD_TRUNCATED_IMAGES``, which would fill the missin
 Training never feeds a 2000-px photo to a 300-px model, and decoding it in full costs more than
 the step that follows: :func:`decode_image` with ``at_least`` lets a JPEG decode at 1/2, 1/4 or
 1/8 of its size (libjpeg's DCT scaling, which averages each 2x2 to 8x8 block of pixels as it
-decodes), never below the size the caller needs.
+decodes), never below the size the caller needs. Training asks for the size its augmentation
+makes of an image, inference (evaluation and predictors alike) for twice the test resize's
+(:data:`~sparsercnn.data.transforms.INFERENCE_DECODE_MARGIN`).
 
 Mode conversions done by :func:`to_rgb`:
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -105,16 +108,18 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
 
 
 def decode_image(
-    path: str | os.PathLike[str], at_least: tuple[int, int] | None = None
+    path: str | os.PathLike[str],
+    at_least: tuple[int, int] | Callable[[int, int], tuple[int, int]] | None = None,
 ) -> DecodedImage:
     """Decode an image file to 8-bit RGB in display orientation, at a reduced scale if allowed.
 
     Args:
         path: image file of any format Pillow reads.
-        at_least: ``(h, w)`` in display orientation that the caller resizes the image to at most:
-            a JPEG at least twice as large in both sides is then decoded at the smallest of 1/2,
-            1/4 and 1/8 of its size that keeps both sides at or above these (each side rounded
-            up). Other formats, and JPEGs too small to halve, decode in full. ``None``: in full.
+        at_least: ``(h, w)`` in display orientation that the caller resizes the image to at most,
+            or a function of the image's display ``(h, w)`` giving it: a JPEG at least twice as
+            large in both sides is then decoded at the smallest of 1/2, 1/4 and 1/8 of its size
+            that keeps both sides at or above these (each side rounded up). Other formats, and
+            JPEGs too small to halve, decode in full. ``None``: in full.
 
     Raises:
         ImageReadError: the file is missing, truncated, not an image or in an unsupported mode.
@@ -126,8 +131,12 @@ def decode_image(
             orientation = 1
             if at_least is not None:
                 orientation = _orientation(opened)
+                transposed = orientation in _TRANSPOSING_ORIENTATIONS
+                if callable(at_least):
+                    display = (stored_height, stored_width)
+                    at_least = at_least(*(display[::-1] if transposed else display))
                 height, width = at_least
-                if orientation in _TRANSPOSING_ORIENTATIONS:
+                if transposed:
                     height, width = width, height
                 # JPEG's draft picks the DCT scale; every other format ignores it.
                 opened.draft(opened.mode, (max(1, width), max(1, height)))

@@ -44,6 +44,14 @@ class Transform(Protocol):
     ) -> tuple[Tensor, Tensor, Tensor]: ...
 
 
+# Inference decodes a large JPEG at a reduced scale at least this many times the size the test
+# resize makes of it (libjpeg's DCT scaling, 1/2 to 1/8). At twice, COCO AP of four models
+# trained on 1000-2000 px photos matched full decoding within 0.002 either way (at once the
+# size, 0.002-0.006 lower); a 4000x3000 JPEG for a 320-px model then loads in ~45 ms instead
+# of ~120 (BENCHMARKS.md, session 15).
+INFERENCE_DECODE_MARGIN = 2
+
+
 def resized_shape(height: int, width: int, short_edge: int, max_size: int) -> tuple[int, int]:
     """Output ``(h, w)`` of a shortest-edge resize with a long-edge cap (spec 1.2).
 
@@ -233,6 +241,15 @@ class InferenceTransform:
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """``(h, w)`` of the resized image (:func:`resized_shape`)."""
         return resized_shape(height, width, self.min_size, self.max_size)
+
+    def source_size(self, height: int, width: int) -> tuple[int, int]:
+        """The resolution ``(h, w)`` to decode an image of ``height x width`` at for this resize
+        (``decode_size`` of the dataset, ``at_least`` of
+        :func:`~sparsercnn.data.image_io.decode_image`): :data:`INFERENCE_DECODE_MARGIN` times
+        its output, so that the resize itself still averages the last factor of 2 or more, as
+        it does from the full image."""
+        out_height, out_width = self.output_size(height, width)
+        return out_height * INFERENCE_DECODE_MARGIN, out_width * INFERENCE_DECODE_MARGIN
 
     def image_tensor(self, image: Image.Image) -> Tensor:
         """The ``(3, h, w)`` uint8 input image of an RGB (or convertible) PIL image."""

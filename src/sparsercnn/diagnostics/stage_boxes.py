@@ -28,7 +28,7 @@ from sparsercnn.model.inference import Precision, evaluating, model_device, run_
 from sparsercnn.model.postprocess import TopKDetections, detections_to_cpu, rescale_boxes
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.ops.boxes import clip_boxes
-from sparsercnn.predictor import ImageInput, to_pil
+from sparsercnn.predictor import ImageInput, decode_input
 from sparsercnn.structures import Detections
 from sparsercnn.visualization.stage_figure import StagePanel, Trajectories, draw_stage_figure
 
@@ -43,7 +43,9 @@ class StageBoxes:
     """The model's view of one image, every box in absolute xyxy pixels of the original image.
 
     Attributes:
-        image: the original RGB image.
+        image: the RGB image, decoded as the predictor decodes it: a large JPEG at a reduced
+            scale (:func:`~sparsercnn.predictor.decode_input`).
+        full_size: ``(h, w)`` of the original image, whose pixels the boxes are in.
         proposal_boxes: ``(N, 4)`` the learned proposals scaled to the image.
         boxes: ``(S, N, 4)`` the box of every slot after each stage (not clipped).
         scores: ``(S, N, C)`` sigmoid class scores of every slot after each stage.
@@ -52,6 +54,7 @@ class StageBoxes:
     """
 
     image: Image.Image
+    full_size: tuple[int, int]
     proposal_boxes: Tensor
     boxes: Tensor
     scores: Tensor
@@ -102,11 +105,11 @@ def compute_stage_boxes(
     Returns:
         The proposals, the ``S`` stages' boxes and scores and their detections.
     """
-    pil = to_pil(image)
+    decoded = decode_input(image, transform)
     with evaluating(model, precision):
-        tensor = transform.image_tensor(pil).to(model_device(model))
+        tensor = transform.image_tensor(decoded.image).to(model_device(model))
         output = run_model(model, [tensor], num_stages=num_stages)
-    original_size = torch.tensor([[pil.height, pil.width]], device=output.image_sizes.device)
+    original_size = torch.tensor([decoded.full_size], device=output.image_sizes.device)
 
     def in_original_pixels(boxes: Tensor) -> Tensor:  # (1, N, 4) input -> (N, 4) original
         return rescale_boxes(boxes, output.image_sizes, original_size)[0].float().cpu()
@@ -114,7 +117,8 @@ def compute_stage_boxes(
     stages = range(len(output.stages))
     top_k = [postprocessor.select(output, original_size, stage=s) for s in stages]
     return StageBoxes(
-        image=pil,
+        image=decoded.image,
+        full_size=decoded.full_size,
         proposal_boxes=in_original_pixels(output.proposal_boxes),
         boxes=torch.stack([in_original_pixels(output.stages[s].boxes) for s in stages]),
         scores=torch.stack([output.stages[s].logits[0].sigmoid() for s in stages]).float().cpu(),
@@ -139,7 +143,7 @@ def final_detection_tracks(
     first = _first_per_slot(slots)
     slots, labels, scores = slots[first], labels[first], scores[first]
     steps = torch.cat([stage_boxes.proposal_boxes[None], stage_boxes.boxes])  # (S + 1, N, 4)
-    height, width = stage_boxes.image.height, stage_boxes.image.width
+    height, width = stage_boxes.full_size
     boxes = clip_boxes(steps[:, slots].permute(1, 0, 2), height, width)  # (K, S + 1, 4)
     return DetectionTracks(slots=slots, labels=labels, scores=scores, boxes=boxes)
 
@@ -228,6 +232,7 @@ def draw_model_stage_figure(
         trajectories=tracks,
         score_threshold=score_threshold,
         max_panel_side=max_panel_side,
+        image_size=result.full_size,
     )
 
 

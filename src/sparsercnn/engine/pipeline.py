@@ -184,9 +184,16 @@ def evaluation_dataset(
 
     Its images are checked up front (the data policy, :mod:`sparsercnn.data.policy`): invalid
     ones are an error naming them, or dropped with ``skip_invalid``; none is swapped later.
+    Large JPEGs are decoded at the reduced scale the test resize allows, as predictors decode
+    them (:func:`~sparsercnn.predictor.decode_input`), so both see the same input.
     """
+    transform = build_test_transform(cfg.input)
     return CocoDataset(
-        json_path, image_dir, transform=build_test_transform(cfg.input), skip_invalid=skip_invalid
+        json_path,
+        image_dir,
+        transform=transform,
+        skip_invalid=skip_invalid,
+        decode_size=transform.source_size,
     )
 
 

@@ -21,10 +21,10 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from sparsercnn import __version__
+from sparsercnn.data.image_io import DecodedImage
 from sparsercnn.model.inference import Precision
 from sparsercnn.predictor import prediction_from_detections
 from sparsercnn.serving.batching import RequestBatcher
@@ -50,7 +50,7 @@ from sparsercnn.serving.schemas import (
     limit_prediction,
 )
 from sparsercnn.serving.service import DetectionService
-from sparsercnn.serving.uploads import decode_image
+from sparsercnn.serving.uploads import decode_upload
 
 STATIC_PACKAGE = ("sparsercnn.serving", "static")
 
@@ -150,7 +150,7 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
         start = time.perf_counter()
         uploads, options = await read_image_request(request, DetectOptions, limits.max_images)
         _check_stages(options.stages, service.num_stages)
-        images = await _decode(uploads, limits)
+        images = await _decode(uploads, limits, service)
         decoded = time.perf_counter()
         future = _batcher(service).submit(images, options.stages)
         result = await asyncio.wrap_future(future)
@@ -158,8 +158,8 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
             images=[
                 ImageDetections(
                     name=upload.name,
-                    width=image.width,
-                    height=image.height,
+                    width=image.full_size[1],
+                    height=image.full_size[0],
                     detections=detections_of(
                         limit_prediction(prediction, options), service.categories
                     ),
@@ -187,17 +187,17 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
         """The learned proposals and every stage's detections of one image (one forward pass):
         the refinement figure of the paper, drawn by the page at ``/``."""
         uploads, _ = await read_image_request(request, StagesOptions, max_images=1)
-        (image,) = await _decode(uploads, limits)
+        (image,) = await _decode(uploads, limits, service)
         start = time.perf_counter()
         result = await asyncio.wrap_future(
             _batcher(service).call(lambda: service.stage_boxes(image))
         )
         inference_ms = _ms(time.perf_counter() - start)
-        size = (image.height, image.width)
+        size = image.full_size
         return StageView(
             name=uploads[0].name,
-            width=image.width,
-            height=image.height,
+            width=size[1],
+            height=size[0],
             num_stages=result.num_stages,
             proposals=result.proposal_boxes.double().round(decimals=2).tolist(),
             stages=[
@@ -226,10 +226,15 @@ def _check_stages(stages: int | None, num_stages: int) -> None:
         )
 
 
-async def _decode(uploads: list[UploadedImage], limits: Limits) -> list[Image.Image]:
-    """Decode every upload in the thread pool (Pillow releases the GIL while decoding)."""
+async def _decode(
+    uploads: list[UploadedImage], limits: Limits, service: DetectionService
+) -> list[DecodedImage]:
+    """Decode every upload in the thread pool (Pillow releases the GIL while decoding), a large
+    JPEG at the reduced scale the model's resize allows, as ``predict`` decodes a file."""
+    at_least = service.predictor.transform.source_size
     return [
-        await run_in_threadpool(decode_image, u.data, u.field, limits, u.file_name) for u in uploads
+        await run_in_threadpool(decode_upload, u.data, u.field, limits, u.file_name, at_least)
+        for u in uploads
     ]
 
 

@@ -16,20 +16,18 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from PIL import Image
-
-from sparsercnn.predictor import Prediction
+from sparsercnn.predictor import ImageInput, Prediction
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # detect(images, num_stages): one Prediction per image, in order (num_stages None: all).
-DetectFunction = Callable[[list[Image.Image], int | None], list[Prediction]]
+DetectFunction = Callable[[Sequence[ImageInput], int | None], list[Prediction]]
 
 
 @dataclass
@@ -62,7 +60,7 @@ class BatchStats:
 
 @dataclass
 class _Job:
-    images: list[Image.Image]
+    images: Sequence[ImageInput]
     num_stages: int | None
     future: Future[Any]
     submitted: float = field(default_factory=time.perf_counter)
@@ -97,7 +95,7 @@ class RequestBatcher:
         self._thread = threading.Thread(target=self._work, name="sparsercnn-batcher", daemon=True)
         self._thread.start()
 
-    def submit(self, images: list[Image.Image], num_stages: int | None) -> Future[BatchResult]:
+    def submit(self, images: Sequence[ImageInput], num_stages: int | None) -> Future[BatchResult]:
         """Queue ``images`` for detection with the first ``num_stages`` stages (None: all)."""
         return self._put(_Job(images=images, num_stages=num_stages, future=Future()))
 

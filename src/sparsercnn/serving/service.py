@@ -12,16 +12,16 @@ transform and post-processor.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from PIL import Image
 
 from sparsercnn import __version__
 from sparsercnn.diagnostics.stage_boxes import StageBoxes, compute_stage_boxes
 from sparsercnn.model.inference import Precision
-from sparsercnn.predictor import Prediction, Predictor
+from sparsercnn.predictor import ImageInput, Prediction, Predictor
 from sparsercnn.serving.batching import RequestBatcher
 from sparsercnn.serving.limits import Limits
 from sparsercnn.serving.schemas import CategoryInfo, ModelInfo
@@ -98,8 +98,9 @@ class DetectionService:
             self.batcher.close()
             self.batcher = None
 
-    def detect(self, images: list[Image.Image], num_stages: int | None) -> list[Prediction]:
-        """Detections of RGB ``images`` with the first ``num_stages`` stages (None: all).
+    def detect(self, images: Sequence[ImageInput], num_stages: int | None) -> list[Prediction]:
+        """Detections of ``images`` (decoded uploads) with the first ``num_stages`` stages
+        (None: all).
 
         Called by the batcher's worker thread only.
         """
@@ -109,7 +110,7 @@ class DetectionService:
             return self.onnx(images)
         return self.predictor.with_stages(num_stages)(images)
 
-    def stage_boxes(self, image: Image.Image) -> StageBoxes:
+    def stage_boxes(self, image: ImageInput) -> StageBoxes:
         """Proposals and every stage's boxes and detections of one image (one forward pass).
 
         Called by the batcher's worker thread only (:meth:`RequestBatcher.call`).

@@ -2,9 +2,9 @@
 
 The bytes go to a temporary file read by :func:`~sparsercnn.data.image_io.read_image_header`
 (the pixel limit is checked on the header's size, before any pixel is decoded) and then
-:func:`~sparsercnn.data.image_io.load_image` (full decode: a truncated file fails; EXIF
-orientation and mode conversion as in training and ``predict``). Every failure is an
-:class:`~sparsercnn.serving.errors.ApiError` naming the field.
+:func:`~sparsercnn.data.image_io.decode_image` (a truncated file fails; EXIF orientation, mode
+conversion and a large JPEG's reduced scale as in ``predict`` and evaluation). Every failure is
+an :class:`~sparsercnn.serving.errors.ApiError` naming the field.
 """
 
 from __future__ import annotations
@@ -12,17 +12,20 @@ from __future__ import annotations
 import base64
 import binascii
 import tempfile
+from collections.abc import Callable
 
-from PIL import Image
-
-from sparsercnn.data.image_io import ImageReadError, load_image, read_image_header
+from sparsercnn.data.image_io import DecodedImage, ImageReadError, decode_image, read_image_header
 from sparsercnn.serving.errors import ApiError
 from sparsercnn.serving.limits import Limits
 
 
-def decode_image(
-    data: bytes, field: str, limits: Limits, file_name: str | None = None
-) -> Image.Image:
+def decode_upload(
+    data: bytes,
+    field: str,
+    limits: Limits,
+    file_name: str | None = None,
+    at_least: Callable[[int, int], tuple[int, int]] | None = None,
+) -> DecodedImage:
     """Decode one uploaded image file.
 
     Args:
@@ -30,9 +33,12 @@ def decode_image(
         field: how the request names it (``images[0]``).
         limits: byte and pixel limits.
         file_name: the upload's file name, added to messages.
+        at_least: the size the model's resize needs of an image of a given ``(h, w)``
+            (:meth:`~sparsercnn.data.transforms.InferenceTransform.source_size`); ``None``
+            decodes in full.
 
     Returns:
-        A loaded RGB image in display orientation.
+        The RGB image in display orientation, possibly at a reduced scale, and its full size.
 
     Raises:
         ApiError: 400 empty, not an image, truncated or damaged; 413 over a limit.
@@ -68,7 +74,7 @@ def decode_image(
                 field,
             )
         try:
-            return load_image(handle.name)
+            return decode_image(handle.name, at_least)
         except ImageReadError as error:
             raise ApiError(
                 400,

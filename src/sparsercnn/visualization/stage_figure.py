@@ -184,11 +184,13 @@ def draw_stage_figure(
     trajectories: Trajectories | None = None,
     score_threshold: float = 0.3,
     max_panel_side: int | None = 640,
+    image_size: tuple[int, int] | None = None,
 ) -> Image.Image:
     """The refinement figure: proposals | one panel per stage | trajectories, in one row.
 
     Args:
-        image: the original image; all boxes are absolute xyxy pixels of it.
+        image: the image; all boxes are absolute xyxy pixels of it, or of an image of
+            ``image_size`` that it shows at another scale (a JPEG decoded at a reduced scale).
         proposal_boxes: ``(N, 4)`` the learned proposals, all drawn.
         stages: the stages to show, left to right.
         class_names: name of every contiguous label (captions).
@@ -196,11 +198,14 @@ def draw_stage_figure(
         score_threshold: stage detections scoring below are not drawn.
         max_panel_side: panels are downscaled so their longer side is at most this (``None``:
             full size); boxes are scaled with them.
+        image_size: ``(h, w)`` of the image the boxes are in (default: ``image``'s size).
 
     Returns:
         One RGB image.
     """
     base, scale = _fit(image.convert("RGB"), max_panel_side)
+    if image_size is not None:  # from the boxes' pixels to the panels'
+        scale *= image.width / image_size[1]
     proposals = as_array(proposal_boxes, np.float64, (4,)) * scale
     panels = [(f"{len(proposals)} learned proposals", draw_proposals(base, proposals))]
     for stage in stages:
