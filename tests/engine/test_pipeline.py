@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from sparsercnn.data.coco import CocoDataset
-from sparsercnn.data.transforms import TrainTransform
+from sparsercnn.data.transforms import InferenceTransform, TrainTransform
 from sparsercnn.engine import pipeline
 from tests.synthetic_coco import SyntheticCoco, tiny_config
 
@@ -41,4 +41,7 @@ def test_training_images_are_decoded_for_the_transform_and_cached(
     assert train_set.decode_size == train_set.transform.source_size
     assert train_set.image_cache.max_bytes == 3 * 2**20
     assert len(train_set.image_cache) == 1  # the one image of the one step
-    assert val_set.decode_size is None and val_set.image_cache.max_bytes == 0
+    # Evaluation decodes for the test resize, as predictors do, and caches nothing.
+    assert isinstance(val_set.transform, InferenceTransform)
+    assert val_set.decode_size == val_set.transform.source_size
+    assert val_set.image_cache.max_bytes == 0
