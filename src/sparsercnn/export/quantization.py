@@ -34,7 +34,7 @@ from sparsercnn.export.onnx_runtime import QUANTIZATION_KEY, OnnxPredictor
 from sparsercnn.export.onnx_wrapper import INPUT_NAMES
 from sparsercnn.model_file import LoadedModel
 from sparsercnn.ops.boxes import box_iou
-from sparsercnn.predictor import ImageInput, Prediction, expand_inputs, to_pil
+from sparsercnn.predictor import ImageInput, Prediction, decode_input, expand_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -165,9 +165,9 @@ class _CalibrationReader(Generic[Item]):
 def calibration_feed(predictor: OnnxPredictor, image: ImageInput) -> dict[str, np.ndarray]:
     """The inputs of ``predictor``'s graph for one image alone, prepared as for inference
     (decoded, test-resized, padded)."""
-    original = to_pil(image)
-    resized = predictor.transform.image_tensor(original)
-    inputs = predictor.prepare([resized], [(original.height, original.width)])
+    decoded = decode_input(image, predictor.transform)
+    resized = predictor.transform.image_tensor(decoded.image)
+    inputs = predictor.prepare([resized], [decoded.full_size])
     return dict(zip(INPUT_NAMES, inputs, strict=True))
 
 
