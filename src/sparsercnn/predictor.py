@@ -205,7 +205,13 @@ class BatchPredictor:
 
     def __call__(self, inputs: ImageInput | Sequence[ImageInput]) -> list[Prediction]:
         """Detect objects in ``inputs`` (a path, folder, PIL image, HxWx3 uint8 array, (3, H, W)
-        tensor, or a list of these). Returns one :class:`Prediction` per image, in input order."""
+        tensor, :class:`~sparsercnn.data.image_io.DecodedImage`, or a list of these). Returns one
+        :class:`Prediction` per image, in input order, boxes in the pixels of the full image.
+
+        Image files are decoded as evaluation decodes them (:func:`decode_input`: a JPEG of at
+        least four times the model's input in both sides at a reduced scale), so a file gets
+        the same detections here as in ``sparsercnn eval``; an image given decoded is used as
+        it is."""
         return list(self.iter_predictions(inputs))
 
     def iter_predictions(self, inputs: ImageInput | Sequence[ImageInput]) -> Iterator[Prediction]:
