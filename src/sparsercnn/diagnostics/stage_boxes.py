@@ -13,6 +13,7 @@ at stage ``s`` is that slot's box at ``s``.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from PIL import Image
 from torch import Tensor
 
 from sparsercnn.atomic_file import atomic_write
+from sparsercnn.data.image_io import decode_image
 from sparsercnn.data.transforms import InferenceTransform, build_test_transform
 from sparsercnn.model import PostProcessor, SparseRCNN, build_postprocessor
 from sparsercnn.model.inference import Precision, evaluating, model_device, run_model
@@ -225,7 +227,7 @@ def draw_model_stage_figure(
         final = final_detection_tracks(result, score_threshold)
         tracks = Trajectories(boxes=final.boxes, labels=final.labels)
     return draw_stage_figure(
-        result.image,
+        _drawing_image(image, result, max_panel_side),
         result.proposal_boxes,
         panels,
         loaded.categories.names,
@@ -234,6 +236,20 @@ def draw_model_stage_figure(
         max_panel_side=max_panel_side,
         image_size=result.full_size,
     )
+
+
+def _drawing_image(
+    image: ImageInput, result: StageBoxes, max_panel_side: int | None
+) -> Image.Image:
+    """The image to draw the figure on: what the model saw when it has the panels' resolution,
+    else the file decoded again at that resolution (a large JPEG is decoded for the model at
+    twice its input, which can be smaller than a panel)."""
+    height, width = result.full_size
+    scale = 1.0 if max_panel_side is None else min(1.0, max_panel_side / max(height, width))
+    panel = (math.ceil(height * scale), math.ceil(width * scale))
+    if result.image.height >= panel[0] or not isinstance(image, str | Path):
+        return result.image
+    return decode_image(image, panel).image
 
 
 def write_stage_figure(
