@@ -154,10 +154,7 @@ def decode_input(image: ImageInput, transform: InferenceTransform) -> DecodedIma
 
 
 def to_pil(image: ImageInput) -> Image.Image:
-    """Load or convert one input to an RGB PIL image (EXIF orientation applied for files; a
-    :class:`DecodedImage` gives its possibly reduced image)."""
-    if isinstance(image, DecodedImage):
-        return to_rgb(image.image)
+    """Load or convert one input to an RGB PIL image (EXIF orientation applied for files)."""
     if isinstance(image, str | Path):
         return load_image(image)
     if isinstance(image, Image.Image):
