@@ -24,18 +24,25 @@ def test_auto_is_the_default_and_its_choices_are_saved(
     tiny_coco: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / "run"
-    assert (
-        main(_train(tiny_coco, run, "--set", "train.max_iter=3", "--set", "model.num_proposals=30"))
-        == 0
-    )
+    options = [
+        "--set",
+        "train.max_iter=3",
+        "--set",
+        "model.num_proposals=30",
+        "--freeze",
+        "backbone",
+    ]
+    assert main(_train(tiny_coco, run, *options)) == 0
     out = capsys.readouterr().out
     assert "auto recipe" in out and "input size" in out and "training stopped at iteration 3" in out
-    # The table shows the recipe's choice, starred, and what --set made of it.
+    # The table shows the recipe's choice, starred, and what --set and --freeze made of it.
     assert " *proposals" in out and "    model.num_proposals: 50 -> 30" in out
+    assert '    train.freeze: "none" -> "backbone"' in out
     recipe = json.loads((run / "recipe.json").read_text())
     names = [choice["name"] for choice in recipe["choices"]]
     assert {"precision", "proposals", "input size", "schedule"} <= set(names)
-    assert recipe["overridden"] == {"model.num_proposals": [50, 30]}
+    overridden = {"model.num_proposals": [50, 30], "train.freeze": ["none", "backbone"]}
+    assert recipe["overridden"] == overridden
     cfg = Config.load(run / "config.json")
     # 96x128 images: their own size (never upscaled), a schedule of the 3 steps asked for.
     assert cfg.input.test_min_size == 96 and cfg.input.train_min_sizes == (96,)

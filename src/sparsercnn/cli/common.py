@@ -361,6 +361,8 @@ def _auto_config(
         image_cache_mb=TrainConfig.image_cache_mb if cache_mb is None else cache_mb,
     )
     cfg = recipe.config.apply_overrides(overrides)
+    if args.freeze:  # as training_config applies it, so that the table shows what trains
+        cfg = replace(cfg, train=replace(cfg.train, freeze=args.freeze))
     print(recipe.format(trained=cfg), flush=True)
     text = json.dumps(recipe.to_dict(trained=cfg), indent=2)
     atomic_write(output_dir / "recipe.json", lambda tmp: tmp.write_text(text))

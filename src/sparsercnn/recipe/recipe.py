@@ -47,8 +47,8 @@ class Recipe:
         """The choices as an aligned table, then the warnings.
 
         Args:
-            trained: the config the run trains with, when ``--set`` overrides changed the
-                recipe's: the choices it replaced are starred and the changed values listed.
+            trained: the config the run trains with, when ``--set`` or ``--freeze`` changed the
+                recipe's: the choices they replaced are starred and the changed values listed.
         """
         changed = {} if trained is None else self.config.differences(trained)
         width = max(len(c.name) for c in self.choices)
@@ -58,7 +58,9 @@ class Recipe:
             mark = "*" if changed.keys() & set(c.keys) else " "
             lines.append(f" {mark}{c.name:<{width}}  {c.value:<{value_width}}  {c.reason}")
         if changed:
-            lines.append("* replaced by --set (the run trains with these; see config.json):")
+            lines.append(
+                "* replaced by --set or --freeze (the run trains with these; see config.json):"
+            )
             dumps = json.dumps
             lines += [
                 f"    {key}: {dumps(old)} -> {dumps(new)}" for key, (old, new) in changed.items()
