@@ -12,11 +12,13 @@ per recipe cannot tell a better recipe from a luckier trajectory. With ``--reuse
 already under ``--root`` (``runs/DATASET-RECIPE-MINUTESmin[-seedN]``) is read instead of trained,
 so runs made by several invocations form one table. A dataset given as ``NAME=DIR`` is read from
 ``DIR`` (``train.json``, ``train/``, ``val.json``, ``val/``, as ``prepare_tree_crowns.py`` writes
-real data) instead of generated.
+real data) instead of generated. ``--set KEY=VALUE ...`` changes every run's config (after the
+recipe, as ``sparsercnn train --set`` does) and needs ``--tag NAME``, which names the variant in
+the table (``auto+NAME``) and in the run folders (``DATASET-RECIPE+NAME-...``).
 
 Usage: python benchmarks/bench_recipes.py [--datasets small_objects crowded NAME=DIR ...]
        [--recipes auto small medium] [--minutes 10] [--seeds 1 2] [--root runs/bench_recipes]
-       [--reuse] [--write]
+       [--set KEY=VALUE ... --tag NAME] [--reuse] [--write]
 """
 
 from __future__ import annotations
@@ -65,9 +67,17 @@ class RunResult:
 
 
 def train_once(
-    data_root: Path, dataset: str, run: Path, recipe: str, minutes: float, seed: int | None = None
+    data_root: Path,
+    dataset: str,
+    run: Path,
+    recipe: str,
+    minutes: float,
+    seed: int | None = None,
+    overrides: list[str] | None = None,
+    label: str | None = None,
 ) -> RunResult:
-    """One ``sparsercnn train`` run in a fresh process; the final evaluation of its log."""
+    """One ``sparsercnn train`` run in a fresh process (``overrides`` as ``--set``); the final
+    evaluation of its log, under ``label`` (default: the recipe)."""
     command = [
         sys.executable,
         "-m",
@@ -88,12 +98,13 @@ def train_once(
         "--time-budget",
         str(minutes),
         *([] if seed is None else ["--set", f"train.seed={seed}"]),
+        *(["--set", *overrides] if overrides else []),
     ]
     start = time.perf_counter()
     with open(run.parent / f"{run.name}.log", "w") as log:
         subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     minutes_taken = (time.perf_counter() - start) / 60
-    return read_result(run, dataset, recipe, seed, minutes_taken)
+    return read_result(run, dataset, label or recipe, seed, minutes_taken)
 
 
 def read_result(
@@ -152,8 +163,9 @@ def table(results: list[RunResult], recipes: list[str], minutes: float, command:
                 aps.setdefault(r.recipe, []).append(r.ap)
         mean = {name: statistics.mean(values) for name, values in aps.items()}
         cells = [_ap_cell(aps[name]) if name in aps else "-" for name in recipes]
-        fixed = [ap for name, ap in mean.items() if name != "auto"]
-        gap = f"{mean['auto'] - max(fixed):+.3f}" if "auto" in mean and fixed else "-"
+        auto = next((name for name in mean if name.split("+")[0] == "auto"), None)
+        fixed = [ap for name, ap in mean.items() if name != auto]
+        gap = f"{mean[auto] - max(fixed):+.3f}" if auto is not None and fixed else "-"
         lines.append(f"| {dataset} | " + " | ".join(cells) + f" | {gap} |")
     lines += [
         "",
@@ -228,28 +240,43 @@ def main() -> None:
         action="store_true",
         help="read the result of a run folder that exists under --root instead of training it",
     )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for every run (as sparsercnn train --set); needs --tag",
+    )
+    parser.add_argument("--tag", help="name of the --set variant in the table and run folders")
     parser.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = parser.parse_args()
+    if bool(args.overrides) != bool(args.tag):
+        raise SystemExit("--set and --tag go together: --tag names the variant --set makes")
     command = "python benchmarks/bench_recipes.py " + " ".join(sys.argv[1:])
+    labels = [f"{recipe}+{args.tag}" if args.tag else recipe for recipe in args.recipes]
     results = []
     for entry in args.datasets:
         dataset, data = dataset_paths(entry, args.root / "data", args.max_images)
-        for recipe in args.recipes:
+        for recipe, label in zip(args.recipes, labels, strict=True):
             for seed in args.seeds or [None]:
-                name = f"{dataset}-{recipe}-{args.minutes:g}min"
+                name = f"{dataset}-{label}-{args.minutes:g}min"
                 run = args.root / "runs" / (name if seed is None else f"{name}-seed{seed}")
                 if run.exists() and args.reuse:
-                    result = read_result(run, dataset, recipe, seed, minutes=None)
+                    result = read_result(run, dataset, label, seed, minutes=None)
                 elif run.exists():
                     raise SystemExit(
                         f"{run} exists: remove it, choose another --root, or --reuse its result"
                     )
                 else:
                     run.parent.mkdir(parents=True, exist_ok=True)
-                    result = train_once(data.root, dataset, run, recipe, args.minutes, seed)
+                    result = train_once(
+                        data.root, dataset, run, recipe, args.minutes, seed, args.overrides, label
+                    )
                 results.append(result)
                 print(result.row(), flush=True)
-    text = table(results, args.recipes, args.minutes, command)
+    text = table(results, labels, args.minutes, command)
     print(text)
     if args.write:
         with open(REPO / "BENCHMARKS.md", "a") as handle:

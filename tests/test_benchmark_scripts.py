@@ -129,6 +129,21 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
     with pytest.raises(SystemExit, match=r"missing .*train\.json"):
         runpy.run_path(str(script), run_name="__main__")
 
+    # A --set variant, named by --tag in the table and the run folder; one without the other
+    # is refused.
+    variant = [str(script), "--datasets", "shapes", "--recipes", "auto", "--minutes", "0.5"]
+    variant += ["--max-images", "8", "--root", str(tmp_path), "--seeds", "1"]
+    monkeypatch.setattr(sys, "argv", [*variant, "--set", "input.crop=true"])
+    with pytest.raises(SystemExit, match="--set and --tag go together"):
+        runpy.run_path(str(script), run_name="__main__")
+    monkeypatch.setattr(sys, "argv", [*variant, "--set", "input.crop=true", "--tag", "crops"])
+    runpy.run_path(str(script), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "| AP auto+crops | auto - best fixed |" in out and "| shapes | auto+crops | 1 |" in out
+    run = tmp_path / "runs" / "shapes-auto+crops-0.5min-seed1"
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["input"]["crop"] is True and cfg["train"]["seed"] == 1
+
 
 def test_bench_presets_times_each_preset_at_its_own_sizes(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
