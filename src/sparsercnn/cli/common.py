@@ -305,6 +305,11 @@ def training_config(
         if dist_info.is_main:
             chosen = _auto_config(args, train_json, train_images, output_dir, dist_info).to_dict()
         cfg = Config.from_dict(all_gather_object(chosen)[0])
+    return _with_weight_options(cfg, args)
+
+
+def _with_weight_options(cfg: Config, args: argparse.Namespace) -> Config:
+    """``cfg`` with the ``--init-from``, ``--backbone-weights`` and ``--freeze`` given."""
     # Typed values go into the config as they are (a checkpoint named "2024" stays a string).
     weights = {
         "init_from": args.init_from,
@@ -360,9 +365,8 @@ def _auto_config(
         backbone_weights=args.backbone_weights or "",
         image_cache_mb=TrainConfig.image_cache_mb if cache_mb is None else cache_mb,
     )
-    cfg = recipe.config.apply_overrides(overrides)
-    if args.freeze:  # as training_config applies it, so that the table shows what trains
-        cfg = replace(cfg, train=replace(cfg.train, freeze=args.freeze))
+    # What the run trains with, so that the table marks what the options replaced.
+    cfg = _with_weight_options(recipe.config.apply_overrides(overrides), args)
     print(recipe.format(trained=cfg), flush=True)
     text = json.dumps(recipe.to_dict(trained=cfg), indent=2)
     atomic_write(output_dir / "recipe.json", lambda tmp: tmp.write_text(text))

@@ -48,7 +48,8 @@ class Transform(Protocol):
 # resize makes of it (libjpeg's DCT scaling, 1/2 to 1/8). At twice, COCO AP of four models
 # trained on 1000-2000 px photos matched full decoding within 0.002 either way (at once the
 # size, 0.002-0.006 lower); a 4000x3000 JPEG for a 320-px model then loads in ~45 ms instead
-# of ~120 (BENCHMARKS.md, session 15).
+# of ~120 (2-core AVX-512 machine; BENCHMARKS.md, session 15). Training keeps no margin (twice
+# its size trained worse on two seeds).
 INFERENCE_DECODE_MARGIN = 2
 
 

@@ -70,7 +70,7 @@ class Recipe:
 
     def to_dict(self, trained: Config | None = None) -> dict[str, Any]:
         """Plain data for ``recipe.json`` beside the run's ``config.json``; with ``trained``,
-        the values ``--set`` changed (``{"section.key": [chosen, trained]}``)."""
+        the values ``--set`` or ``--freeze`` changed (``{"section.key": [chosen, trained]}``)."""
         changed = {} if trained is None else self.config.differences(trained)
         return {
             "choices": [vars(c) for c in self.choices],
