@@ -77,6 +77,37 @@ def test_predict_on_a_folder_writes_coco_results(
     assert drawings == ["a.jpg", "b.png", "nested/c.jpg"]  # input paths and formats kept
 
 
+def test_predict_never_writes_over_its_inputs(
+    model_file: Path, dataset: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, output = dataset.image_dir, tmp_path / "preds.json"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    def predict(*args: Path | str) -> int:
+        return main(["predict", "--model", str(model_file), *map(str, args)])
+
+    assert predict(folder, "--save-images", folder, "--output", output) == 2
+    assert f"--save-images {folder} would replace the input image" in capsys.readouterr().err
+    image = folder / "a.jpg"
+    assert predict(image, "--output", image) == 2
+    assert f"--output {image} is one of the inputs" in capsys.readouterr().err
+    assert predict(image, "--every", "2") == 2
+    assert "--every 2 keeps every N-th frame" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    assert not output.exists()
+    # Drawings in a folder below the input folder are not read back as inputs by the next run.
+    drawn = folder / "drawn"
+    for _ in range(2):
+        assert predict(folder, "--save-images", drawn, "--output", output) == 0
+        assert {Path(r["file_name"]).name for r in json.loads(output.read_text())} <= {
+            "a.jpg",
+            "b.png",
+            "c.jpg",
+        }
+    drawings = sorted(str(p.relative_to(drawn)) for p in drawn.rglob("*") if p.is_file())
+    assert drawings == ["a.jpg", "b.png", "nested/c.jpg"]
+
+
 def test_user_errors_are_reported_without_traceback(
     model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

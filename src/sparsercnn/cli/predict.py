@@ -120,12 +120,21 @@ def run(args: argparse.Namespace) -> int:
     if args.save_images is not None:
         check_output_path(args.save_images, "--save-images", folder=True)
     predictor = build_predictor(args)
-    groups = input_groups(args.paths, args.fps)  # opens every video: bad ones fail before work
+    # Opens every video: bad ones fail before work. Drawings of an earlier run in a folder below
+    # an input folder are outputs, not inputs.
+    groups = input_groups(args.paths, args.fps, skip=args.save_images)
+    if args.every != 1 and all(isinstance(group, list) for group in groups):
+        raise ValueError(
+            f"--every {args.every} keeps every N-th frame of a video or frame folder (--fps), "
+            "but only images were given"
+        )
     drawings = None
     video_targets: dict[Path, Path] = {}
     if args.save_images is not None:
         drawings = DrawingWriter(args.save_images, args.paths, args.score_threshold)
         video_targets = annotated_video_targets(drawings, groups)
+    refuse_writing_over_inputs(groups, args.output, drawings)
+    if args.save_images is not None:
         ensure_writable_dir(args.save_images)
     ensure_writable_dir(args.output.parent)
     records: list[Mapping[str, Any]] = []
@@ -185,10 +194,12 @@ def build_predictor(args: argparse.Namespace) -> Predictor | OnnxPredictor:
     )
 
 
-def input_groups(paths: list[Path], fps: float | None) -> list[InputGroup]:
+def input_groups(
+    paths: list[Path], fps: float | None, skip: Path | None = None
+) -> list[InputGroup]:
     """The inputs in order as runs of consecutive image files and opened frame sequences
     (videos, and with ``fps`` folders); a folder otherwise stands for its images and videos,
-    sorted by path."""
+    sorted by path, leaving out those below the folder ``skip``."""
     from sparsercnn.predictor import IMAGE_SUFFIXES
     from sparsercnn.video import VIDEO_SUFFIXES, FrameFolder, VideoFile
 
@@ -198,7 +209,12 @@ def input_groups(paths: list[Path], fps: float | None) -> list[InputGroup]:
             items.append(FrameFolder(path, fps))
         elif path.is_dir():
             suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes)
+            inner = skip if skip is not None and _below(skip, path, strictly=True) else None
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix.lower() in suffixes and not (inner is not None and _below(p, inner))
+            )
             if not found:
                 raise FileNotFoundError(
                     f"folder {path} contains no image or video files ({' '.join(suffixes)})"
@@ -221,6 +237,38 @@ def input_groups(paths: list[Path], fps: float | None) -> list[InputGroup]:
         else:
             groups.append([item])
     return groups
+
+
+def _below(path: Path, folder: Path, strictly: bool = False) -> bool:
+    path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
+    return path.is_relative_to(folder) and not (strictly and path == folder)
+
+
+def refuse_writing_over_inputs(
+    groups: list[InputGroup], output: Path, drawings: DrawingWriter | None
+) -> None:
+    """Fail before any work when ``--output`` is one of the input files, or when a drawing
+    would replace the image it is drawn from (``--save-images`` naming the images' folder)."""
+    from sparsercnn.video import FrameFolder
+
+    images = [path for group in groups if isinstance(group, list) for path in group]
+    files = images + [
+        file
+        for group in groups
+        if not isinstance(group, list)
+        for file in (group.files if isinstance(group, FrameFolder) else [group.path])
+    ]
+    if output.exists() and any(output.samefile(file) for file in files):
+        raise ValueError(f"--output {output} is one of the inputs; give another file name")
+    if drawings is None:
+        return
+    for image in images:
+        target = drawings.target(image)
+        if target.exists() and target.samefile(image):
+            raise ValueError(
+                f"--save-images {drawings.output_dir} would replace the input image {image} "
+                "with its drawing; choose another folder"
+            )
 
 
 def annotated_video_targets(drawings: DrawingWriter, groups: list[InputGroup]) -> dict[Path, Path]:
