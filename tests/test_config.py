@@ -89,6 +89,8 @@ def test_presets_are_fresh_and_faithful() -> None:
         ("train.num_workers=-2", "train.num_workers must be >= 0, got -2"),
         ("train.image_cache_mb=-1", "train.image_cache_mb must be >= 0, got -1"),
         ("input.test_batch_size=0", "input.test_batch_size must be >= 1, got 0"),
+        ("input.crop_prob=1.5", r"input.crop_prob must be in \[0, 1\], got 1.5"),
+        ("input.flip_prob=-0.1", r"input.flip_prob must be in \[0, 1\], got -0.1"),
     ],
 )
 def test_counts_below_their_minimum_are_refused_naming_the_key(override: str, message: str) -> None:

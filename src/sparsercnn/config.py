@@ -99,11 +99,16 @@ class InputConfig:
     test_batch_size: int = 1
     flip_prob: float = 0.5
     crop: bool = False
+    # Share of training images that take the crop policy (spec 1.3's 0.5); the rest are resized.
+    crop_prob: float = 0.5
     crop_pre_sizes: tuple[int, ...] = (400, 500, 600)
     crop_size: tuple[int, int] = (384, 600)
 
     def __post_init__(self) -> None:
         _check_at_least(self, "input", 1, "test_min_size", "test_max_size", "test_batch_size")
+        for name in ("flip_prob", "crop_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"input.{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 def _check_at_least(section: object, name: str, least: int, *fields: str) -> None:

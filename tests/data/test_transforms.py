@@ -178,6 +178,26 @@ def test_train_transform_flip_probability_one() -> None:
     torch.testing.assert_close(boxes, flipped_boxes)
 
 
+@pytest.mark.parametrize("crop_prob", [0.0, 1.0])
+def test_train_transform_crop_probability(crop_prob: float) -> None:
+    """``crop_prob`` 1 crops every image (here fixed 100x100 windows of a 2x pre-resize, kept at
+    that scale by a final resize to 100), 0 none; both keep the random stream's draws."""
+    transform = TrainTransform(
+        min_sizes=(100,),
+        max_size=100,
+        crop_pre_sizes=(480,),
+        crop_size=(100, 100),
+        crop_prob=crop_prob,
+    )
+    for seed in range(10):
+        image, boxes, _ = transform(_painted_image(240, 320), BOXES, random.Random(seed))
+        if crop_prob == 1.0:
+            assert tuple(image.shape) == (3, 100, 100)
+        else:
+            assert tuple(image.shape) == (3, 75, 100)  # the whole 240x320 image fitted
+            assert len(boxes) == len(BOXES)
+
+
 def test_train_transform_is_deterministic_given_rng_seed() -> None:
     transform = TrainTransform(
         min_sizes=(128, 160, 192, 224), max_size=400, crop_pre_sizes=(200, 300), crop_size=(80, 200)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from sparsercnn.config import Config
+from sparsercnn.data.categories import CategoryMap
 from sparsercnn.loss import build_criterion
 from sparsercnn.model import build_model
 from sparsercnn.presets import get_preset
@@ -71,6 +72,36 @@ def test_same_classes_load_everything(tiny_files: dict[str, Path]) -> None:
     model = build_model(source.config)
     assert init_from_checkpoint(model, tiny_files["mmdet"].as_uri()) == []
     assert all(torch.equal(model.state_dict()[k], v) for k, v in source.state_dict.items())
+
+
+def test_class_logits_follow_the_class_names(
+    model_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model file's classes (cat, dog) onto another set of the same size: each row moves to
+    the class of its name and the rest are re-initialised, not reused by position."""
+    source = convert_checkpoint(model_file)
+    source_weight, source_bias = (
+        source.state_dict[f"head.stages.0.class_logits.{p}"] for p in ("weight", "bias")
+    )
+    for names, kept in ((["dog", "cat"], [1, 0]), (["dog", "fox"], [1, None])):
+        model = build_model(source.config)
+        with caplog.at_level("INFO"):
+            reset = init_from_checkpoint(model, model_file, categories=CategoryMap([5, 9], names))
+        assert len(reset) == 2 * source.config.model.num_stages
+        weight, bias = (
+            model.head.stages[0].class_logits.weight,
+            model.head.stages[0].class_logits.bias,
+        )
+        for row, source_row in enumerate(kept):
+            if source_row is None:
+                assert bias[row].item() == pytest.approx(PRIOR_BIAS)
+            else:
+                assert torch.equal(weight[row], source_weight[source_row])
+                assert torch.equal(bias[row], source_bias[source_row])
+    assert "those of dog kept from the checkpoint's class of that name" in caplog.text
+    model = build_model(source.config)
+    same = CategoryMap([30, 70], ["cat", "dog"])  # other ids, same names: everything loads
+    assert init_from_checkpoint(model, model_file, categories=same) == []
 
 
 def test_other_architecture_is_an_error(tiny_files: dict[str, Path]) -> None:

@@ -50,7 +50,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--init-from",
         metavar="CHECKPOINT",
         help="start from a detector checkpoint (ours, official or mmdetection; path, URL or "
-        "published name); a different class set re-initialises only the class logits",
+        "published name); with a different class set only the class logits are re-initialised, "
+        "those of classes of the same name copied",
     )
     parser.add_argument(
         "--backbone-weights",

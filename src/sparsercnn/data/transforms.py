@@ -162,9 +162,9 @@ class TrainTransform:
     Order of operations (spec 1.2-1.3, official implementation):
 
     1. horizontal flip with probability ``flip_prob``;
-    2. if ``crop_pre_sizes`` is not empty, with probability 0.5 (policy B): resize the short side
-       to a choice of ``crop_pre_sizes`` with no long-edge cap, then crop a window drawn by
-       :func:`sample_crop_window` with ``crop_size``; otherwise (policy A) nothing;
+    2. if ``crop_pre_sizes`` is not empty, with probability ``crop_prob`` (policy B): resize the
+       short side to a choice of ``crop_pre_sizes`` with no long-edge cap, then crop a window
+       drawn by :func:`sample_crop_window` with ``crop_size``; otherwise (policy A) nothing;
     3. resize the short side to a uniform choice of ``min_sizes``, long side capped at
        ``max_size``.
 
@@ -174,6 +174,7 @@ class TrainTransform:
         flip_prob: probability of the horizontal flip.
         crop_pre_sizes: short-edge lengths before the crop; empty disables cropping.
         crop_size: ``(lo, hi)`` range of the crop height and width.
+        crop_prob: probability of policy B (the official 0.5).
     """
 
     min_sizes: tuple[int, ...]
@@ -181,12 +182,15 @@ class TrainTransform:
     flip_prob: float = 0.5
     crop_pre_sizes: tuple[int, ...] = ()
     crop_size: tuple[int, int] = (384, 600)
+    crop_prob: float = 0.5
 
     def __post_init__(self) -> None:
         if len(self.min_sizes) == 0:
             raise ValueError("TrainTransform needs at least one short-edge size in min_sizes")
         if not 0.0 <= self.flip_prob <= 1.0:
             raise ValueError(f"flip_prob must be in [0, 1], got {self.flip_prob}")
+        if not 0.0 <= self.crop_prob <= 1.0:
+            raise ValueError(f"crop_prob must be in [0, 1], got {self.crop_prob}")
         if not 0 < self.crop_size[0] <= self.crop_size[1]:
             raise ValueError(f"crop_size must be (lo, hi) with 0 < lo <= hi, got {self.crop_size}")
 
@@ -208,7 +212,7 @@ class TrainTransform:
         # random stream of the later draws.
         if rng.random() < self.flip_prob:
             image, boxes = hflip(image, boxes)
-        if self.crop_pre_sizes and rng.random() < 0.5:
+        if self.crop_pre_sizes and rng.random() < self.crop_prob:
             pre_size = rng.choice(self.crop_pre_sizes)
             # The official pre-crop resize has no long-edge cap (spec 1.3; mmdetection caps it).
             size = resized_shape(image.height, image.width, pre_size, max_size=sys.maxsize)
@@ -273,6 +277,7 @@ def build_train_transform(cfg: InputConfig) -> TrainTransform:
         flip_prob=cfg.flip_prob,
         crop_pre_sizes=tuple(cfg.crop_pre_sizes) if cfg.crop else (),
         crop_size=(cfg.crop_size[0], cfg.crop_size[1]),
+        crop_prob=cfg.crop_prob,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from sparsercnn.config import Config
+from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import SparseRCNN
 from sparsercnn.weights import (
     freeze_all_but_class_logits,
@@ -16,8 +17,17 @@ from sparsercnn.weights import (
 logger = logging.getLogger(__name__)
 
 
-def prepare_model(model: SparseRCNN, cfg: Config, *, load_weights: bool = True) -> None:
+def prepare_model(
+    model: SparseRCNN,
+    cfg: Config,
+    *,
+    load_weights: bool = True,
+    categories: CategoryMap | None = None,
+) -> None:
     """Load ``train.backbone_weights`` then ``train.init_from`` and apply ``train.freeze``.
+
+    ``categories`` (the classes to learn) match the class logits of ``train.init_from`` to its
+    classes by name.
 
     Weights are skipped when ``load_weights`` is False (a resumed run restores its own); freezing
     is always applied, before the optimizer is built, so a resumed run trains the same tensors.
@@ -27,12 +37,11 @@ def prepare_model(model: SparseRCNN, cfg: Config, *, load_weights: bool = True) 
         load_backbone_weights(model, train.backbone_weights)
         logger.info("backbone initialised from %s", train.backbone_weights)
     if load_weights and train.init_from:
-        reset = init_from_checkpoint(model, train.init_from, prior_prob=cfg.model.prior_prob)
-        logger.info(
-            "model initialised from %s%s",
-            train.init_from,
-            f" ({len(reset)} class-logit tensors re-initialised)" if reset else "",
+        # Which class logits were re-initialised is logged by init_from_checkpoint.
+        init_from_checkpoint(
+            model, train.init_from, prior_prob=cfg.model.prior_prob, categories=categories
         )
+        logger.info("model initialised from %s", train.init_from)
     if train.freeze == "backbone":
         freeze_backbone(model)
         logger.info("backbone and FPN frozen: training the proposals and the dynamic head only")

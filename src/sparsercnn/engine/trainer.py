@@ -158,7 +158,7 @@ class Trainer:
         torch.set_flush_denormal(True)
         seed_everything(self.cfg.train.seed)
         self.model = build_model(self.cfg)
-        prepare_model(self.model, self.cfg, load_weights=load_weights)
+        prepare_model(self.model, self.cfg, load_weights=load_weights, categories=self.categories)
         self.model.to(self.device)
         self.postprocessor = build_postprocessor(self.cfg)
         self.optimizer = build_adamw(

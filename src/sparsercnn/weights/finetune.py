@@ -2,7 +2,8 @@
 
 :func:`init_from_checkpoint` loads a detector checkpoint (any layout) into a model that may have
 another class set: only the class logits of every stage are re-initialised (spec 5.2: Xavier
-weight, focal prior bias); the learned proposals, the stages and the backbone are kept.
+weight, focal prior bias), except the rows of classes the two sets both name; the learned
+proposals, the stages and the backbone are kept.
 :func:`load_backbone_weights` loads ImageNet (torchvision) or detector ResNet weights into the
 backbone. The freezing helpers choose what the optimiser may change.
 """
@@ -15,8 +16,10 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+import torch
 from torch import Tensor, nn
 
+from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import SparseRCNN
 from sparsercnn.model.backbone import NUM_FREEZABLE_PARTS
 from sparsercnn.model_file import load_state_dict_strict
@@ -40,6 +43,7 @@ def init_from_checkpoint(
     layout: Layout | None = None,
     prior_prob: float = 0.01,
     sha256: str | None = None,
+    categories: CategoryMap | None = None,
 ) -> list[str]:
     """Initialise ``model`` from a detector checkpoint (published name, path or URL).
 
@@ -50,19 +54,31 @@ def init_from_checkpoint(
         layout: force the checkpoint's key layout.
         prior_prob: foreground prior of re-initialised class logits (``cfg.model.prior_prob``).
         sha256: expected checksum of ``src``.
+        categories: the classes ``model`` will learn; when given, class logits are matched to
+            the checkpoint's classes by name (see :func:`load_for_finetuning`).
 
     Returns:
         The keys that were re-initialised instead of loaded (empty when the classes match).
     """
     path = fetch(src, sha256=sha256)
     converted = convert_checkpoint(path, layout)
-    return load_for_finetuning(model, converted.state_dict, str(path), prior_prob)
+    classes = None if categories is None else (converted.categories, categories)
+    return load_for_finetuning(model, converted.state_dict, str(path), prior_prob, classes)
 
 
 def load_for_finetuning(
-    model: SparseRCNN, tensors: Mapping[str, Tensor], source: str, prior_prob: float = 0.01
+    model: SparseRCNN,
+    tensors: Mapping[str, Tensor],
+    source: str,
+    prior_prob: float = 0.01,
+    classes: tuple[CategoryMap, CategoryMap] | None = None,
 ) -> list[str]:
-    """Load ``tensors`` (our names) strictly, except class logits whose class count differs.
+    """Load ``tensors`` (our names) strictly, except the class logits when the classes differ.
+
+    The classes differ when the logits' shapes do, or when ``classes`` (the checkpoint's and the
+    model's label maps) name other classes, or the same ones in another order. The logits are
+    then re-initialised (spec 5.2), and the row of every model class whose name is that of
+    exactly one checkpoint class is copied from it, so shared classes keep what they learned.
 
     Raises:
         ValueError: any other missing, unexpected or mis-shaped key (all listed).
@@ -71,22 +87,55 @@ def load_for_finetuning(
     tensors = reconcile_counters(tensors, set(own))
     logit_keys = [key for key in own if CLASS_LOGIT_KEY.fullmatch(key)]
     differs = any(key in tensors and tensors[key].shape != own[key].shape for key in logit_keys)
+    if classes is not None:
+        differs = differs or classes[0].names != classes[1].names
     if not differs:
         load_state_dict_strict(model, tensors, source)
         return []
-    source_classes = next(tensors[k].shape[0] for k in logit_keys if k in tensors)
     # The model's own logits stand in for the source's, then are re-initialised.
     load_state_dict_strict(model, {**tensors, **{key: own[key] for key in logit_keys}}, source)
     reset_class_logits(model, prior_prob)
+    kept = _copy_shared_class_rows(model, tensors, logit_keys, classes)
+    source_classes = next(tensors[k].shape[0] for k in logit_keys if k in tensors)
     logger.info(
-        "%s: class logits of all %d stages re-initialised for %d classes (the checkpoint has %d); "
-        "proposals, stages and backbone loaded",
+        "%s: class logits of all %d stages re-initialised for %d classes (the checkpoint has "
+        "%d)%s; proposals, stages and backbone loaded",
         source,
         model.num_stages,
         own[logit_keys[0]].shape[0],
         source_classes,
+        f", those of {', '.join(kept)} kept from the checkpoint's class of that name"
+        if kept
+        else "",
     )
     return logit_keys
+
+
+def _copy_shared_class_rows(
+    model: SparseRCNN,
+    tensors: Mapping[str, Tensor],
+    logit_keys: list[str],
+    classes: tuple[CategoryMap, CategoryMap] | None,
+) -> list[str]:
+    """Copy into ``model``'s class logits the checkpoint's rows of the classes both name once;
+    returns those names."""
+    if classes is None:
+        return []
+    source_names, target_names = classes[0].names, classes[1].names
+    pairs = [
+        (target_label, source_names.index(name))
+        for target_label, name in enumerate(target_names)
+        if source_names.count(name) == 1 and target_names.count(name) == 1
+    ]
+    if not pairs:
+        return []
+    rows = torch.tensor([target for target, _ in pairs])
+    source_rows = torch.tensor([source for _, source in pairs])
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for key in logit_keys:
+            params[key][rows] = tensors[key][source_rows].to(params[key].dtype)
+    return [target_names[target] for target, _ in pairs]
 
 
 def reset_class_logits(model: SparseRCNN, prior_prob: float = 0.01) -> None:
