@@ -25,6 +25,13 @@ def test_labels_are_ordered_by_category_id() -> None:
     assert category_map.names[2] == "toothbrush"
 
 
+def test_distinct_names_add_the_id_to_a_shared_name() -> None:
+    category_map = CategoryMap([5, 3, 9], ["car", "car", "bus"])
+    assert category_map.names == ["car", "car", "bus"]
+    assert category_map.distinct_names == ["car (3)", "car (5)", "bus"]
+    assert CategoryMap.from_coco(COCO_CATEGORIES).distinct_names == ["car", "train", "toothbrush"]
+
+
 def test_id_label_round_trip() -> None:
     category_map = CategoryMap.from_coco(COCO_CATEGORIES)
     for label in range(category_map.num_classes):

@@ -134,6 +134,22 @@ def test_non_contiguous_category_ids_map_to_names(ground_truth: dict[str, Any]) 
     assert math.isclose(result.AP, 1.0 / 3.0, abs_tol=1e-12)
 
 
+def test_a_shared_class_name_keeps_both_classes_apart(ground_truth: dict[str, Any]) -> None:
+    # Categories 3 and 90 are both called "cat": each keeps its own per-class AP, named by id.
+    ground_truth["categories"][2]["name"] = "cat"
+    detections = {}
+    for image_id in (1, 2, 3, 4):
+        dets = _gt_detections(ground_truth, image_id)
+        keep = dets["labels"] == 2  # only category 90 is detected
+        detections[image_id] = Detections(
+            boxes=dets["boxes"][keep], scores=dets["scores"][keep], labels=dets["labels"][keep]
+        )
+    evaluator = CocoEvaluator(ground_truth, CATEGORY_IDS)
+    evaluator.update(list(detections), list(detections.values()))
+    result = evaluator.evaluate()
+    assert result.per_class == {"cat (3)": 0.0, "dog": 0.0, "cat (90)": pytest.approx(1.0)}
+
+
 def test_class_without_ground_truth_is_omitted(ground_truth: dict[str, Any]) -> None:
     gt = copy.deepcopy(ground_truth)
     gt["annotations"] = [a for a in gt["annotations"] if a["category_id"] != 7]

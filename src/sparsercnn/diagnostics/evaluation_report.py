@@ -82,7 +82,7 @@ def write_detection_plots(
         _write_confusion(
             [by_image[i] for i in image_ids],
             detections,
-            list(categories.names),
+            categories.distinct_names,
             output_dir,
             score_threshold,
             iou_threshold,

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from faster_coco_eval import COCO, COCOeval_faster
 
+from sparsercnn.data.categories import distinct_names
 from sparsercnn.evaluation.results import (
     CocoResult,
     detections_to_coco_results,
@@ -201,7 +202,9 @@ class CocoEvaluator:
             or the path of one.
         label_to_category_id: dataset category id of every contiguous label (index = label).
             Only these categories are evaluated; GT categories outside it are left out (warned).
-        class_names: name of every contiguous label; defaults to the GT category names.
+        class_names: name of every contiguous label; defaults to the GT category names. A name
+            that several categories share gets its id added (``circle (3)``) in the per-class
+            results.
 
     ``image_ids`` and ``results`` are plain parallel lists (one list of :class:`CocoResult`
     per updated image), so a distributed engine can all-gather them and :meth:`extend` the
@@ -232,7 +235,8 @@ class CocoEvaluator:
             raise ValueError(
                 f"{len(class_names)} class names for {len(self._lookup)} labels; give one per label"
             )
-        self._names = {c: str(n) for c, n in zip(self._lookup, class_names, strict=True)}
+        names = distinct_names(self._lookup, [str(n) for n in class_names])
+        self._names = dict(zip(self._lookup, names, strict=True))
         ignored = sorted(set(gt_names) - set(self._lookup))
         if ignored:
             logger.warning(
