@@ -53,6 +53,7 @@ def bad_report(write_coco: WriteCoco) -> ValidationReport:
         box(16, 1, 3, [35, 5, 6, 5]),  # x2 = 41 > 40, within 5% of 40: clipped
         box(17, 1, 3, [30, 5, 20, 5]),  # x2 = 50: far outside
         box(18, 1, 7, [0, 0, 10, 10], iscrowd=1),
+        box(22, 1, 7, [0, 0, 10, 10], iscrowd="0"),  # a string: not silently a crowd region
         box(19, 5, 7, [0, 0, 5, 5]),
         box(20, 6, 7, [0, 0, 5, 5]),  # belongs to the invalid image 6: dropped with it
     ]
@@ -69,6 +70,7 @@ def bad_report(write_coco: WriteCoco) -> ValidationReport:
         ("unknown_image_id", 99, 11, "image id 99"),
         ("unknown_category_id", 1, 12, "category id 5"),
         ("negative_size", 1, 21, "annotation 21"),
+        ("bad_iscrowd", 1, 22, "'iscrowd' must be 0 or 1, got '0'"),
         ("box_outside_image", 1, 17, "annotation 17"),
         ("image_file_missing", 3, None, "missing.png"),
         ("image_file_unreadable", 4, None, "broken.png"),
@@ -119,7 +121,7 @@ def test_malformed_boxes_and_warnings(bad_report: ValidationReport) -> None:
 
 def test_usable_part_is_summarised(bad_report: ValidationReport) -> None:
     summary = bad_report.summary
-    assert summary.num_images_in_json == 7 and summary.num_annotations_in_json == 13
+    assert summary.num_images_in_json == 7 and summary.num_annotations_in_json == 14
     assert summary.num_images == 3  # images 1, 2 and 5
     assert summary.num_boxes == 3  # annotations 10, 16 (clipped) and 19
     assert summary.num_crowd_boxes == 1

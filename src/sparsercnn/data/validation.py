@@ -8,8 +8,8 @@ files are checked by :mod:`sparsercnn.data.image_check`.
 
 Issue codes. Errors: ``bad_category``, ``duplicate_category_id``, ``no_categories``,
 ``bad_image``, ``duplicate_image_id``, ``bad_annotation``, ``duplicate_annotation_id``,
-``unknown_image_id``, ``unknown_category_id``, ``malformed_bbox``, ``negative_size``,
-``box_outside_image``. Warnings: ``box_clipped``, ``empty_box`` (zero width or height: dropped,
+``unknown_image_id``, ``unknown_category_id``, ``bad_iscrowd``, ``malformed_bbox``,
+``negative_size``, ``box_outside_image``. Warnings: ``box_clipped``, ``empty_box`` (zero width or height: dropped,
 as the reference does, spec 1.4; COCO train2017 has two), ``duplicate_category_name``,
 ``duplicate_file_name``.
 """
@@ -285,6 +285,8 @@ class _Checker:
                 "unknown_category_id",
                 f"category id {ann['category_id']} is not in 'categories'",
             )
+        elif type(crowd := ann.get("iscrowd", 0)) not in (int, float, bool) or crowd not in (0, 1):
+            problem = ("bad_iscrowd", f"'iscrowd' must be 0 or 1, got {crowd!r:.40}")
         else:
             problem = _bbox_problem(ann.get("bbox"))
         if problem is not None:
