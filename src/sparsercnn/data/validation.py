@@ -9,9 +9,9 @@ files are checked by :mod:`sparsercnn.data.image_check`.
 Issue codes. Errors: ``bad_category``, ``duplicate_category_id``, ``no_categories``,
 ``bad_image``, ``duplicate_image_id``, ``bad_annotation``, ``duplicate_annotation_id``,
 ``unknown_image_id``, ``unknown_category_id``, ``bad_iscrowd``, ``malformed_bbox``,
-``negative_size``, ``box_outside_image``. Warnings: ``box_clipped``, ``empty_box`` (zero width or height: dropped,
-as the reference does, spec 1.4; COCO train2017 has two), ``duplicate_category_name``,
-``duplicate_file_name``.
+``negative_size``, ``box_outside_image``. Warnings: ``box_clipped``, ``empty_box`` (zero width
+or height: dropped, as the reference does, spec 1.4; COCO train2017 has two),
+``duplicate_category_name``, ``duplicate_file_name``.
 """
 
 from __future__ import annotations
