@@ -65,6 +65,17 @@ def test_resume_without_a_config_names_the_file(
     assert "--resume: the run's config" in err and "config.json" in err
 
 
+@pytest.mark.parametrize("budget", ["nan", "inf", "0", "-1"])
+def test_a_budget_that_is_not_a_positive_number_is_refused_by_the_parser(
+    tiny_coco: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str], budget: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(_train(tiny_coco, tmp_path / "run", "--time-budget", budget))
+    assert exit_info.value.code == 2
+    assert "argument --time-budget: must be a finite number > 0" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_a_budget_shorter_than_one_logged_window_is_refused_before_training(
     tiny_coco: SyntheticCoco,

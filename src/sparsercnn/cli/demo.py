@@ -11,6 +11,7 @@ from sparsercnn.cli.common import (
     AUTO_PRESET,
     add_device_argument,
     add_overrides_argument,
+    positive_number,
     remaining_budget,
     resolve_device,
     training_config,
@@ -40,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output-dir", type=Path, default=Path("runs/demo"), help="run folder")
     parser.add_argument(
         "--time-budget",
-        type=float,
+        type=positive_number,
         default=DEFAULT_TIME_BUDGET_MINUTES,
         metavar="MINUTES",
         help=f"training time budget (default {DEFAULT_TIME_BUDGET_MINUTES:g})",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from sparsercnn.cli.common import (
     check_output_path,
     fraction,
     int_at_least,
+    positive_number,
     refuse_model_flags_with_onnx,
     resolve_device,
 )
@@ -41,17 +41,6 @@ if TYPE_CHECKING:
 # Kept in step with sparsercnn.video.VIDEO_SUFFIXES (a test checks); importing it here would
 # load torch for `--help`.
 VIDEO_SUFFIXES_HELP = ".mp4 .mov .avi .mkv .webm .m4v"
-
-
-def positive_number(text: str) -> float:
-    """An argparse ``type``: a finite number > 0 (a frame rate)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from sparsercnn.cli.common import (
     add_config_arguments,
     add_device_argument,
+    positive_number,
     remaining_budget,
     training_config,
 )
@@ -42,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--time-budget",
-        type=float,
+        type=positive_number,
         metavar="MINUTES",
         help="fit the schedule to this wall-clock budget and stop gracefully when it is spent",
     )
