@@ -10,8 +10,9 @@ import pytest
 
 from sparsercnn.cli.main import main
 from sparsercnn.config import Config
+from sparsercnn.data.validation import CheckedCoco
 from sparsercnn.recipe import for_dataset
-from tests.synthetic_coco import SyntheticCoco
+from tests.synthetic_coco import SyntheticCoco, WriteCoco
 
 
 def _train(data: SyntheticCoco, run: Path, *extra: str) -> list[str]:
@@ -63,6 +64,42 @@ def test_resume_without_a_config_names_the_file(
     assert main(_train(tiny_coco, tmp_path / "nothing", "--resume")) == 2
     err = capsys.readouterr().err
     assert "--resume: the run's config" in err and "config.json" in err
+
+
+def test_bad_data_is_refused_before_the_recipe_times_anything(
+    write_coco: WriteCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bad box and a missing image are named before the recipe's timing (seconds to minutes
+    of a budget); with --skip-invalid the recipe reads the set without them."""
+    data = write_coco()
+    coco = data.read_json()
+    coco["annotations"][0]["bbox"] = [5, 5, -4, 10]
+    coco["images"][1]["file_name"] = "missing.png"
+    data.write_json(coco)
+    seen: dict[str, int] = {}
+
+    def stop(cfg: Config, *args: object, **kwargs: object) -> float:
+        raise AssertionError("the recipe timed a step")
+
+    def profile_seen(checked: CheckedCoco) -> None:
+        seen["images"] = original(checked).num_images
+        raise ValueError("stop after the profile")
+
+    monkeypatch.setattr(for_dataset, "measure_step_seconds", stop)
+    run = tmp_path / "run"
+    assert main(_train(data, run, "--time-budget", "5")) == 2
+    err = capsys.readouterr().err
+    assert "missing.png" in err and "--skip-invalid" in err
+    assert f"annotation {coco['annotations'][0]['id']}" in err
+    assert not (run / "recipe.json").exists()
+    original = for_dataset.DatasetProfile.from_checked
+    monkeypatch.setattr(for_dataset.DatasetProfile, "from_checked", profile_seen)
+    assert main(_train(data, run, "--time-budget", "5", "--skip-invalid")) == 2
+    assert "stop after the profile" in capsys.readouterr().err
+    assert seen["images"] == len(coco["images"]) - 1  # left out, as training will leave it out
 
 
 @pytest.mark.parametrize("budget", ["nan", "inf", "0", "-1"])

@@ -376,6 +376,7 @@ def _auto_config(
         init_from=args.init_from or "",
         backbone_weights=args.backbone_weights or "",
         image_cache_mb=TrainConfig.image_cache_mb if cache_mb is None else cache_mb,
+        skip_invalid=getattr(args, "skip_invalid", False),
     )
     # What the run trains with, so that the table marks what the options replaced.
     cfg = _with_weight_options(recipe.config.apply_overrides(overrides), args)

@@ -155,10 +155,9 @@ def apply_policy(inspection: Inspection, *, skip_invalid: bool) -> CheckedCoco:
         InvalidDataError: there are errors and ``skip_invalid`` is false.
         DatasetError: no usable image, category or box is left.
     """
+    refuse_invalid(inspection, skip_invalid=skip_invalid)
     source, checked = inspection.source, inspection.checked
     errors = [issue for issue in inspection.errors if issue.code not in _DATASET_CODES]
-    if errors and not skip_invalid:
-        raise InvalidDataError(_refusal_message(inspection.source, inspection.image_dir, errors))
     if errors:
         logger.warning("%s", _dropped_summary(source, checked, errors))
     warnings = [issue for issue in inspection.issues if issue.severity == "warning"]
@@ -173,6 +172,21 @@ def apply_policy(inspection: Inspection, *, skip_invalid: bool) -> CheckedCoco:
             empty,
             len(checked.images),
         )
+    return checked
+
+
+def refuse_invalid(inspection: Inspection, *, skip_invalid: bool) -> None:
+    """Raise what :func:`apply_policy` raises, logging nothing: for a check before the work
+    that builds the dataset (the automatic recipe reads the set before training loads it).
+
+    Raises:
+        InvalidDataError: there are errors and ``skip_invalid`` is false.
+        DatasetError: no usable image, category or box is left.
+    """
+    source, checked = inspection.source, inspection.checked
+    errors = [issue for issue in inspection.errors if issue.code not in _DATASET_CODES]
+    if errors and not skip_invalid:
+        raise InvalidDataError(_refusal_message(source, inspection.image_dir, errors))
     if not checked.images:
         raise DatasetError(
             f"{source}: no usable image is left (image folder {inspection.image_dir})"
@@ -182,7 +196,6 @@ def apply_policy(inspection: Inspection, *, skip_invalid: bool) -> CheckedCoco:
     for issue in inspection.errors:
         if issue.code in _DATASET_CODES:
             raise DatasetError(issue.message)
-    return checked
 
 
 def _refusal_message(source: str, image_dir: str, errors: list[Issue]) -> str:

@@ -19,6 +19,7 @@ import torch
 from sparsercnn.config import Config, ModelConfig, TrainConfig
 from sparsercnn.data.image_cache import image_bytes
 from sparsercnn.data.image_io import ImageReadError, decode_image
+from sparsercnn.data.policy import inspect_dataset, refuse_invalid
 from sparsercnn.data.transforms import resize_image, resized_shape
 from sparsercnn.recipe.auto_recipe import choose_recipe
 from sparsercnn.recipe.dataset_profile import DatasetProfile
@@ -44,6 +45,7 @@ def recipe_for_dataset(
     init_from: str = "",
     backbone_weights: str = "",
     image_cache_mb: int = TrainConfig.image_cache_mb,
+    skip_invalid: bool = False,
 ) -> Recipe:
     """Choose the training config for a COCO set (``--preset auto``).
 
@@ -56,14 +58,19 @@ def recipe_for_dataset(
         backbone_weights: ImageNet ResNet weights for the backbone.
         image_cache_mb: the training dataset's image cache (``train.image_cache_mb``): whether
             the set's decoded images fit it decides what loading a sample costs.
+        skip_invalid: the entries the data policy calls errors are left out (as training will
+            leave them out) instead of refused.
 
     Raises:
-        ValueError: no usable box, or a budget shorter than one logged window of steps.
-        DatasetError: the JSON is missing or not a COCO instances file.
+        ValueError: a budget shorter than one logged window of steps.
+        DatasetError: the JSON is missing or not a COCO instances file, or the data policy
+            refuses the set (:class:`~sparsercnn.data.policy.InvalidDataError`, naming every
+            bad entry and missing file): before any timing, as training would refuse it.
     """
-    profile = DatasetProfile.from_json(train_json)
-    if profile.num_boxes == 0:
-        raise ValueError(f"{train_json}: no usable box in the training set: nothing to learn")
+    # The JSON's rules and the files' existence; decoding every image is left to training.
+    inspection = inspect_dataset(train_json, train_images, image_check="exists")
+    refuse_invalid(inspection, skip_invalid=skip_invalid)
+    profile = DatasetProfile.from_checked(inspection.checked)
     seconds = None if time_budget_minutes is None else time_budget_minutes * 60
     load_seconds = _image_load_seconds(profile, Path(train_images), image_cache_mb * 2**20)
 
