@@ -302,6 +302,15 @@ def test_schedule_fits_the_budget_with_headroom_or_counts_epochs() -> None:
     assert no_budget.seconds_per_iteration is None
 
 
+def test_warm_up_is_never_more_than_a_tenth_of_a_short_run() -> None:
+    profile = profile_of((160, 160), [30.0] * 400, num_images=400)
+    hardware, budget = CPU, Budget(seconds=None, iterations=30)
+    short = choose_recipe(profile, hardware, budget, lambda cfg: COST)
+    assert short.config.train.max_iter == 30 and short.config.train.warmup_iters == 3
+    assert reason_of(short, "warm-up") == "a tenth of the 30 steps"
+    assert choose(profile, minutes=None).config.train.warmup_iters == 60  # 2% of 3000
+
+
 def test_many_passes_over_few_images_add_random_crops_scaled_to_the_input() -> None:
     # 10 minutes of 0.226 s steps at 160 px: ~2389 steps of 8 images.
     steps = int(540 / COST.seconds(160 * 160))

@@ -414,13 +414,16 @@ class _Builder:
         train = self.cfg.train
         train.max_iter = total
         train.steps = (max(1, round(total * 0.8)), max(1, round(total * 14 / 15)))
-        train.warmup_iters = min(1000, max(50, round(total * 0.02)))
+        # 2% of the steps, 50 to 1000, and never more than a tenth of a short run.
+        train.warmup_iters = min(1000, max(50, round(total * 0.02)), max(1, total // 10))
         train.checkpoint_period = max(100, total // 5)
         train.eval_period = 0
         train.log_period = 10 if total < 20000 else 20
         schedule = f"{self.iterations} steps, lr x0.1 at 80% and 93%"
         self.note("schedule", schedule, reason, "train.max_iter", "train.steps")
         reason = "2% of the steps, 50 to 1000"
+        if train.warmup_iters < 50:
+            reason = f"a tenth of the {total} steps"
         self.note("warm-up", f"{train.warmup_iters} steps", reason, "train.warmup_iters")
 
     def _augmentation(self) -> None:
