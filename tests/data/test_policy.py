@@ -92,6 +92,22 @@ def test_zero_annotations_is_an_error_even_with_skip_invalid(write_coco: WriteCo
             apply_policy(inspection, skip_invalid=skip_invalid)
 
 
+def test_no_usable_image_is_an_error_of_validate_and_training(write_coco: WriteCoco) -> None:
+    data = write_jpegs(write_coco, 2, bad={0: "text", 1: "empty"})
+    coco = data.read_json()
+    data.write_json({**coco, "images": [], "annotations": []})
+    inspection = inspect_dataset(data.json_path, data.image_dir)
+    assert [e.code for e in inspection.errors] == ["no_images"]  # what validate reports
+    with pytest.raises(DatasetError, match=r"no usable image \(0 image\(s\) in the file\)"):
+        apply_policy(inspection, skip_invalid=False)
+    # Every image dropped by --skip-invalid: the same error, after the files' own.
+    data.write_json(coco)
+    inspection = inspect_dataset(data.json_path, data.image_dir)
+    assert [e.code for e in inspection.errors][-1] == "no_images"
+    with pytest.raises(DatasetError, match=r"no usable image \(2 image\(s\) in the file\)"):
+        apply_policy(inspection, skip_invalid=True)
+
+
 def test_some_images_without_boxes_give_one_info_line(
     write_coco: WriteCoco, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,8 +7,8 @@ refuse. Each finding is an :class:`~sparsercnn.data.validation.Issue`:
 
 - error: an entry that cannot be used as given (the JSON rules of
   :mod:`~sparsercnn.data.validation`; a missing, undecodable or truncated image file,
-  :mod:`~sparsercnn.data.image_check`), or ``no_boxes``: no usable box in the whole file,
-  nothing to learn or to evaluate against;
+  :mod:`~sparsercnn.data.image_check`), or ``no_images`` / ``no_boxes``: no usable image or
+  box in the whole file, nothing to learn or to evaluate against;
 - warning: used after a fix (a clipped box, a zero-size box dropped) or as it is (a size that
   disagrees with the JSON, ``too_many_boxes``, repeated names);
 - info: ``image_without_boxes``, kept as a negative example.
@@ -49,7 +49,7 @@ ImageCheck = Literal["none", "exists", "decode"]
 
 SKIP_INVALID_HINT = "pass --skip-invalid to `sparsercnn train` (skip_invalid=True in Python)"
 # Issues about the dataset as a whole: --skip-invalid cannot drop them away.
-_DATASET_CODES = frozenset({"no_boxes"})
+_DATASET_CODES = frozenset({"no_images", "no_boxes"})
 _MAX_LISTED_ISSUES = 10
 _MAX_LISTED_FILES = 20
 
@@ -119,10 +119,17 @@ def inspect_dataset(
 
 
 def _content_issues(checked: CheckedCoco, source: str, num_proposals: int | None) -> list[Issue]:
-    """``no_boxes`` (error), ``too_many_boxes`` (warning), ``image_without_boxes`` (info)."""
+    """``no_images``, ``no_boxes`` (errors), ``too_many_boxes`` (warning),
+    ``image_without_boxes`` (info)."""
     per_image = Counter(ann["image_id"] for ann in checked.annotations if not ann.get("iscrowd", 0))
     issues: list[Issue] = []
-    if checked.images and not per_image:
+    if not checked.images:
+        message = (
+            f"{source}: no usable image ({checked.num_images_in_json} image(s) in the file): "
+            "nothing to learn or evaluate on; check its 'images' and the image folder"
+        )
+        issues.append(Issue("error", "no_images", message))
+    elif not per_image:
         message = (
             f"{source}: no usable box ({checked.num_annotations_in_json} annotation(s) in the "
             "file, none usable and not crowd): nothing to learn or evaluate against; check that "
@@ -187,10 +194,6 @@ def refuse_invalid(inspection: Inspection, *, skip_invalid: bool) -> None:
     errors = [issue for issue in inspection.errors if issue.code not in _DATASET_CODES]
     if errors and not skip_invalid:
         raise InvalidDataError(_refusal_message(source, inspection.image_dir, errors))
-    if not checked.images:
-        raise DatasetError(
-            f"{source}: no usable image is left (image folder {inspection.image_dir})"
-        )
     if not checked.categories:
         raise DatasetError(f"{source}: the file has no valid category")
     for issue in inspection.errors:
