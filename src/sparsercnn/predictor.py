@@ -21,7 +21,6 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from sparsercnn.atomic_file import atomic_write
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.image_io import DecodedImage, decode_image, load_image, to_rgb
@@ -40,7 +39,7 @@ from sparsercnn.model.postprocess import detections_to_cpu
 from sparsercnn.model_file import load_model_file
 from sparsercnn.runtime import retain_freed_memory
 from sparsercnn.structures import Detections, ModelOutput
-from sparsercnn.visualization.draw import draw_detections
+from sparsercnn.visualization.draw import draw_detections, save_drawing
 
 logger = logging.getLogger(__name__)
 
@@ -411,9 +410,7 @@ class DrawingWriter:
         if target.exists():
             self.overwritten.append(target)
             logger.warning("replacing %s, a drawing from an earlier run", target)
-        image_format = Image.registered_extensions().get(target.suffix.lower(), "PNG")
-        options = {"quality": 92} if image_format == "JPEG" else {}
-        return atomic_write(target, lambda tmp: drawing.save(tmp, format=image_format, **options))
+        return save_drawing(drawing, target)
 
 
 def _folder_of(path: Path) -> Path:

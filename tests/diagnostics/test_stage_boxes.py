@@ -131,6 +131,12 @@ def test_write_stage_figure(data: DiagnosticsData, tmp_path: Path) -> None:
         assert full.width > plain.width and full.height > 96
     with pytest.raises(ValueError, match="1-based"):
         write_stage_figure(data.model_file, image, tmp_path / "bad.png", stages=[3])
+    # The suffix names the format: JPEG bytes in a .jpg, a clear error for an unknown suffix.
+    with Image.open(write_stage_figure(data.model_file, image, tmp_path / "fig.jpg")) as jpeg:
+        assert jpeg.format == "JPEG"
+    with pytest.raises(ValueError, match=r"fig\.txt: \.txt is not an image format"):
+        write_stage_figure(data.model_file, image, tmp_path / "fig.txt")
+    assert not (tmp_path / "fig.txt").exists()
 
 
 def test_a_large_jpeg_is_decoded_reduced_as_the_predictor_does(

@@ -32,7 +32,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="1-based stages to show (default 1 3 6 for six stages, else first, middle, last)",
     )
     parser.add_argument("--score-threshold", type=fraction, default=0.3)
-    parser.add_argument("--output", type=Path, default=Path("stages.png"), help="PNG to write")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("stages.png"),
+        help="image to write, in the format its suffix names (.png, .jpg, ...)",
+    )
     parser.add_argument(
         "--no-trajectories", action="store_true", help="leave out the trajectory panel"
     )
@@ -48,8 +53,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics.stage_boxes import write_stage_figure
+    from sparsercnn.visualization.draw import drawing_format
 
     check_output_path(args.output, "--output")
+    drawing_format(args.output)  # an unknown suffix fails before the model runs
     path = write_stage_figure(
         args.model,
         args.image,

@@ -22,7 +22,6 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from sparsercnn.atomic_file import atomic_write
 from sparsercnn.data.image_io import decode_image
 from sparsercnn.data.transforms import InferenceTransform, build_test_transform
 from sparsercnn.model import PostProcessor, SparseRCNN, build_postprocessor
@@ -32,6 +31,7 @@ from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.ops.boxes import clip_boxes
 from sparsercnn.predictor import ImageInput, decode_input
 from sparsercnn.structures import Detections
+from sparsercnn.visualization.draw import save_drawing
 from sparsercnn.visualization.stage_figure import StagePanel, Trajectories, draw_stage_figure
 
 logger = logging.getLogger(__name__)
@@ -263,10 +263,14 @@ def write_stage_figure(
     device: torch.device | str = "cpu",
     max_panel_side: int | None = 640,
 ) -> Path:
-    """Draw :func:`draw_model_stage_figure` for a model file and an image file into a PNG.
+    """Draw :func:`draw_model_stage_figure` for a model file and an image file into a PNG (or
+    the image format ``output_png``'s suffix names).
 
     Returns:
         ``output_png``, written atomically.
+
+    Raises:
+        ValueError: ``output_png``'s suffix is not an image format Pillow can write.
     """
     loaded = load_model_file(model_file, device=device)
     figure = draw_model_stage_figure(
@@ -277,6 +281,6 @@ def write_stage_figure(
         trajectories=trajectories,
         max_panel_side=max_panel_side,
     )
-    path = atomic_write(output_png, lambda tmp: figure.save(tmp, format="PNG"))
+    path = save_drawing(figure, output_png)
     logger.info("wrote the stage figure of %s to %s", image, path)
     return path

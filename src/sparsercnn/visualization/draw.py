@@ -8,16 +8,55 @@ same class looks the same across images and between ground truth and predictions
 from __future__ import annotations
 
 import colorsys
+import os
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from sparsercnn.atomic_file import atomic_write
+
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float] | Sequence[Sequence[float]]
 
 _GOLDEN_RATIO_CONJUGATE = 0.618033988749895
+
+
+# Quality of JPEG drawings: boxes and labels stay crisp at a moderate file size.
+JPEG_QUALITY = 92
+
+
+def drawing_format(path: str | os.PathLike[str]) -> str:
+    """The Pillow format that :func:`save_drawing` writes to ``path`` (by its suffix).
+
+    Raises:
+        ValueError: Pillow cannot write the suffix's format; the message names the file.
+    """
+    path = Path(path)
+    image_format = Image.registered_extensions().get(path.suffix.lower())
+    if image_format is None or image_format not in Image.SAVE:
+        raise ValueError(
+            f"{path}: {path.suffix or 'no suffix'} is not an image format Pillow can write; "
+            "name the file .png or .jpg"
+        )
+    return image_format
+
+
+def save_drawing(image: Image.Image, path: str | os.PathLike[str]) -> Path:
+    """Write ``image`` atomically in the format its file name's suffix names (``.png``,
+    ``.jpg``, ``.webp``, ...; alpha is dropped for formats without it).
+
+    Raises:
+        ValueError: Pillow cannot write the suffix's format; the message names the file.
+    """
+    path = Path(path)
+    image_format = drawing_format(path)
+    if image_format == "JPEG" and image.mode != "RGB":
+        image = image.convert("RGB")
+    options = {"quality": JPEG_QUALITY} if image_format == "JPEG" else {}
+    return atomic_write(path, lambda tmp: image.save(tmp, format=image_format, **options))
 
 
 def class_color(label: int) -> tuple[int, int, int]:
