@@ -91,6 +91,8 @@ def test_presets_are_fresh_and_faithful() -> None:
         ("input.test_batch_size=0", "input.test_batch_size must be >= 1, got 0"),
         ("input.crop_prob=1.5", r"input.crop_prob must be in \[0, 1\], got 1.5"),
         ("input.flip_prob=-0.1", r"input.flip_prob must be in \[0, 1\], got -0.1"),
+        ("train.lr=-1", "train.lr must be a number > 0, got -1"),
+        ("train.weight_decay=-0.5", "train.weight_decay must be a number >= 0, got -0.5"),
     ],
 )
 def test_counts_below_their_minimum_are_refused_naming_the_key(override: str, message: str) -> None:

@@ -7,6 +7,7 @@ Named presets live in :mod:`sparsercnn.presets`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import difflib
 import json
 import types
@@ -147,7 +148,7 @@ class TrainConfig:
     max_nonfinite_steps: int = 10
     # Starting weights: a detector checkpoint (ours, official, mmdetection; path, URL or published
     # name) and/or ImageNet backbone weights (torchvision ResNet). A different class set
-    # re-initialises only the class logits.
+    # re-initialises only the class logits (classes of the same name keep theirs).
     init_from: str = ""
     backbone_weights: str = ""
     # For very small datasets: train the head only, or only the class logits.
@@ -157,6 +158,10 @@ class TrainConfig:
         _check_at_least(self, "train", 1, "batch_size", "reference_batch_size", "max_iter")
         _check_at_least(self, "train", 1, "grad_accum_steps", "max_nonfinite_steps")
         _check_at_least(self, "train", 0, "num_workers", "image_cache_mb")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"train.lr must be a number > 0, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"train.weight_decay must be a number >= 0, got {self.weight_decay}")
 
 
 @dataclass
