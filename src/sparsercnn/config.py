@@ -7,9 +7,9 @@ Named presets live in :mod:`sparsercnn.presets`.
 from __future__ import annotations
 
 import dataclasses
-import math
 import difflib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
