@@ -192,17 +192,27 @@ def test_same_stem_inputs_get_separate_drawings(
     assert {Path(r["file_name"]).name for r in records} <= {"x.png", "x.jpg"}
 
 
-def test_a_second_run_replaces_drawings_with_a_warning(
+def test_drawings_are_all_or_nothing_and_replace_earlier_ones_with_a_warning(
     model_file: Path, write_coco: WriteCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (image,) = write_coco(file_names=["x.png"], size=(40, 60), objects_per_image=0).image_paths
     predictor = Predictor.from_file(model_file)
-    writer = DrawingWriter(tmp_path / "drawn", [image], score_threshold=0.3)
     (prediction,) = predictor(image)
-    assert writer.write(prediction, predictor.categories.names) == tmp_path / "drawn" / "x.png"
-    assert writer.overwritten == []
-    writer.write(prediction, predictor.categories.names)
-    assert writer.overwritten == [tmp_path / "drawn" / "x.png"]
+    drawn = tmp_path / "drawn"
+    with DrawingWriter(drawn, [image], score_threshold=0.3) as writer:
+        assert writer.write(prediction, predictor.categories.names) == drawn / "x.png"
+        assert not (drawn / "x.png").exists()  # staged until the block ends
+    assert writer.overwritten == [] and (drawn / "x.png").is_file()
+    first = (drawn / "x.png").read_bytes()
+    # An error in the block: nothing staged takes a place, and the earlier drawing stays.
+    with pytest.raises(RuntimeError), DrawingWriter(drawn, [image], 0.0) as writer:
+        writer.write(prediction, predictor.categories.names)
+        raise RuntimeError("a later image failed")
+    assert [p.name for p in drawn.iterdir()] == ["x.png"]
+    assert (drawn / "x.png").read_bytes() == first
+    with DrawingWriter(drawn, [image], score_threshold=0.3) as writer:
+        writer.write(prediction, predictor.categories.names)
+    assert writer.overwritten == [drawn / "x.png"]
     assert "replacing" in caplog.text
 
 

@@ -373,6 +373,10 @@ class DrawingWriter:
     inputs' common folder: ``a/x.png`` and ``b/x.png`` become ``output_dir/a/x.png`` and
     ``output_dir/b/x.png``, so names cannot collide, and each drawing keeps its input's format.
 
+    Used as a context manager, all or nothing: drawings are staged beside their targets
+    (hidden files) and take their places when the block ends without an error; after an error
+    they are deleted and the folder keeps what it held (drawings of an earlier run included).
+
     Args:
         output_dir: where drawings go.
         inputs: the paths the user gave (files or folders); their common folder is the root.
@@ -387,16 +391,26 @@ class DrawingWriter:
         folders = [_folder_of(Path(p)) for p in inputs]
         self.root = Path(os.path.commonpath(folders)) if folders else Path.cwd()
         self.overwritten: list[Path] = []
+        self._staged: dict[Path, Path] = {}  # target -> staged file
+
+    def __enter__(self) -> DrawingWriter:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        if error_type is None:
+            self.commit()
+        else:
+            self.discard()
 
     def target(self, source: str | Path) -> Path:
         """Where the drawing of the image file ``source`` goes."""
         return self.output_dir / Path(os.path.abspath(source)).relative_to(self.root)
 
     def write(self, prediction: Prediction, class_names: Sequence[str]) -> Path:
-        """Draw the prediction on its source image file and save it (atomically).
+        """Draw the prediction on its source image file and stage it for :meth:`commit`.
 
-        A file left there by an earlier run is replaced with a warning (and listed in
-        :attr:`overwritten`).
+        Returns:
+            The drawing's target path (where it will be after the commit).
         """
         drawing = draw_detections(
             load_image(prediction.source),
@@ -407,10 +421,26 @@ class DrawingWriter:
             score_threshold=self.score_threshold,
         )
         target = self.target(prediction.source)
-        if target.exists():
-            self.overwritten.append(target)
-            logger.warning("replacing %s, a drawing from an earlier run", target)
-        return save_drawing(drawing, target)
+        staged = target.with_name(f".{target.stem}.partial{target.suffix}")
+        self._staged[target] = save_drawing(drawing, staged)
+        return target
+
+    def commit(self) -> list[Path]:
+        """Move every staged drawing to its target; a file left there by an earlier run is
+        replaced with a warning (and listed in :attr:`overwritten`). Returns the targets."""
+        for target, staged in self._staged.items():
+            if target.exists():
+                self.overwritten.append(target)
+                logger.warning("replacing %s, a drawing from an earlier run", target)
+            os.replace(staged, target)
+        targets, self._staged = list(self._staged), {}
+        return targets
+
+    def discard(self) -> None:
+        """Delete the staged drawings; the targets stay as they were."""
+        for staged in self._staged.values():
+            staged.unlink(missing_ok=True)
+        self._staged = {}
 
 
 def _folder_of(path: Path) -> Path:

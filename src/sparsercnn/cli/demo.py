@@ -66,14 +66,14 @@ def draw_predictions(report: EvaluationReport, output_dir: Path, limit: int) -> 
     from sparsercnn.predictor import DrawingWriter, prediction_from_detections
 
     dataset = report.dataset
-    writer = DrawingWriter(output_dir, [dataset.image_dir], score_threshold=0.3)
     pairs = zip(report.evaluation.image_ids, report.evaluation.detections, strict=True)
-    for image_id, detections in list(pairs)[:limit]:
-        info = dataset.image_info(dataset.image_ids.index(image_id))
-        source = str(dataset.image_dir / info["file_name"])
-        size = (int(info["height"]), int(info["width"]))
-        prediction = prediction_from_detections(detections, dataset.category_map, size, source)
-        writer.write(prediction, dataset.category_map.names)
+    with DrawingWriter(output_dir, [dataset.image_dir], score_threshold=0.3) as writer:
+        for image_id, detections in list(pairs)[:limit]:
+            info = dataset.image_info(dataset.image_ids.index(image_id))
+            source = str(dataset.image_dir / info["file_name"])
+            size = (int(info["height"]), int(info["width"]))
+            prediction = prediction_from_detections(detections, dataset.category_map, size, source)
+            writer.write(prediction, dataset.category_map.names)
     return output_dir
 
 

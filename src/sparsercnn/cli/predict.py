@@ -99,6 +99,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -136,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         disable=None,  # no bar when stderr is not a terminal
         dynamic_ncols=True,
     )
-    with bar, logging_redirect_tqdm():
+    # The drawings take their places once the JSON is written; an error leaves neither.
+    with bar, logging_redirect_tqdm(), drawings if drawings is not None else nullcontext():
         for group in groups:
             if isinstance(group, list):
                 for prediction in predictor.iter_predictions(group):
@@ -148,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 target = video_targets.get(group.path)
                 num_frames += predict_sequence(predictor, group, args, target, records, bar)
-    text = json.dumps(records)
-    atomic_write(args.output, lambda tmp: tmp.write_text(text))
+        text = json.dumps(records)
+        atomic_write(args.output, lambda tmp: tmp.write_text(text))
     print(
         f"{len(records)} detections on {describe(groups, num_images, num_frames)} written to "
         f"{args.output}"
