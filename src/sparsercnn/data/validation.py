@@ -285,7 +285,7 @@ class _Checker:
                 "unknown_category_id",
                 f"category id {ann['category_id']} is not in 'categories'",
             )
-        elif type(crowd := ann.get("iscrowd", 0)) not in (int, float, bool) or crowd not in (0, 1):
+        elif not _is_crowd_flag(crowd := ann.get("iscrowd")):
             problem = ("bad_iscrowd", f"'iscrowd' must be 0 or 1, got {crowd!r:.40}")
         else:
             problem = _bbox_problem(ann.get("bbox"))
@@ -308,6 +308,11 @@ class _Checker:
 
 
 _ANNOTATION_IDS = ("id", "image_id", "category_id")
+
+
+def _is_crowd_flag(value: object) -> bool:
+    """``iscrowd`` is 0 or 1 (true/false too); missing or null means 0, as in COCO's tools."""
+    return value is None or (type(value) in (int, float, bool) and value in (0, 1))
 
 
 def _image_entry_problem(entry: dict[str, Any]) -> str | None:
