@@ -421,9 +421,15 @@ class DrawingWriter:
             score_threshold=self.score_threshold,
         )
         target = self.target(prediction.source)
-        staged = target.with_name(f".{target.stem}.partial{target.suffix}")
-        self._staged[target] = save_drawing(drawing, staged)
+        save_drawing(drawing, self.stage(target))
         return target
+
+    def stage(self, target: Path) -> Path:
+        """The hidden file beside ``target`` that a drawing (or an annotated video) is written
+        to until :meth:`commit` moves it there."""
+        staged = target.with_name(f".{target.stem}.partial{target.suffix}")
+        self._staged[target] = staged
+        return staged
 
     def commit(self) -> list[Path]:
         """Move every staged drawing to its target; a file left there by an earlier run is

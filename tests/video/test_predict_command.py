@@ -130,14 +130,15 @@ def test_a_progress_bar_counts_frames_on_a_terminal(
 
 
 def test_a_failure_part_way_writes_nothing(
-    unclipped_model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    unclipped_model_file: Path, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A bad frame in the second input: no records, and not even the first input's video."""
     write_frames(tmp_path / "frames", 3)
     bad = tmp_path / "frames" / "frame_3.png"
     Image.fromarray(clip_frame(3, (32, 48))).save(bad)
     output, drawn = tmp_path / "preds.json", tmp_path / "drawn"
     output.write_text("[]")
-    args = [tmp_path / "frames", "--fps", "5", "--output", output, "--save-images", drawn]
+    args = [clip, tmp_path / "frames", "--fps", "5", "--output", output, "--save-images", drawn]
     assert run_predict(unclipped_model_file, *args) == 2
     assert str(bad) in error_line(capsys)
     assert output.read_text() == "[]"

@@ -150,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
                 num_images += len(group)
             else:
                 target = video_targets.get(group.path)
-                num_frames += predict_sequence(predictor, group, args, target, records, bar)
+                staged = None if drawings is None or target is None else drawings.stage(target)
+                num_frames += predict_sequence(predictor, group, args, staged, records, bar)
         text = json.dumps(records)
         atomic_write(args.output, lambda tmp: tmp.write_text(text))
     print(
@@ -306,8 +307,8 @@ def predict_sequence(
     bar: tqdm,
 ) -> int:
     """Add the records of every ``--every``-th frame of ``sequence`` to ``records`` and, with a
-    ``target``, write its annotated video there. Returns the number of frames predicted."""
-    import logging
+    ``target``, write its annotated video there (a drawing writer's staged file, moved into
+    place with the other drawings). Returns the number of frames predicted."""
     from contextlib import nullcontext
 
     from PIL import Image
@@ -315,11 +316,7 @@ def predict_sequence(
     from sparsercnn.video import VideoWriter, frame_records, predict_video
     from sparsercnn.visualization.draw import draw_detections
 
-    writer = None
-    if target is not None:
-        if target.exists():
-            logging.getLogger(__name__).warning("replacing %s, a video from an earlier run", target)
-        writer = VideoWriter(target, sequence.fps / args.every)
+    writer = None if target is None else VideoWriter(target, sequence.fps / args.every)
     count = 0
     with writer if writer is not None else nullcontext():
         for frame, prediction in predict_video(predictor, sequence, every=args.every):
