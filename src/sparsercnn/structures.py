@@ -200,3 +200,12 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.images)
+
+
+def distinct_names(category_ids: Sequence[int], names: Sequence[str]) -> list[str]:
+    """``names`` with the category id added to every name that several categories share
+    (``circle (3)``, ``circle (1000)``), so per-class tables and keys keep every class apart."""
+    return [
+        f"{name} ({cat_id})" if names.count(name) > 1 else name
+        for cat_id, name in zip(category_ids, names, strict=True)
+    ]

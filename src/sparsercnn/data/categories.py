@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from sparsercnn.structures import distinct_names
+
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -102,7 +104,8 @@ class CategoryMap:
 
     @property
     def distinct_names(self) -> list[str]:
-        """:attr:`names` made distinct for tables and keys (see :func:`distinct_names`)."""
+        """:attr:`names` made distinct for tables and keys (see
+        :func:`~sparsercnn.structures.distinct_names`)."""
         return distinct_names(self._category_ids, self._names)
 
     @property
@@ -141,12 +144,3 @@ class CategoryMap:
         )
         more = ", ..." if self.num_classes > 5 else ""
         return f"CategoryMap({self.num_classes} classes: {pairs}{more})"
-
-
-def distinct_names(category_ids: Sequence[int], names: Sequence[str]) -> list[str]:
-    """``names`` with the category id added to every name that several categories share
-    (``circle (3)``, ``circle (1000)``), so per-class tables and keys keep every class apart."""
-    return [
-        f"{name} ({cat_id})" if names.count(name) > 1 else name
-        for cat_id, name in zip(category_ids, names, strict=True)
-    ]

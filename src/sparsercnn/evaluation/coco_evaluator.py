@@ -21,14 +21,13 @@ from typing import Any
 import numpy as np
 from faster_coco_eval import COCO, COCOeval_faster
 
-from sparsercnn.data.categories import distinct_names
 from sparsercnn.evaluation.results import (
     CocoResult,
     detections_to_coco_results,
     label_to_category_lookup,
 )
 from sparsercnn.evaluation.units import format_percent
-from sparsercnn.structures import Detections
+from sparsercnn.structures import Detections, distinct_names
 
 logger = logging.getLogger(__name__)
 
