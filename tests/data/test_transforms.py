@@ -54,6 +54,8 @@ def _painted_image(height: int = 240, width: int = 320) -> Image.Image:
         ((300, 500), 288, 480, (288, 480)),  # exactly at the cap: 500 * 0.96 = 480
         ((1000, 1500), 500, 10**9, (500, 750)),  # downscale, no cap (crop policy pre-resize)
         ((333, 333), 100, 1333, (100, 100)),
+        ((1, 3000), 800, 1333, (1, 1333)),  # a 1-px strip keeps one row (0.44 rounds to 0)
+        ((3000, 2), 160, 160, (160, 1)),
     ],
 )
 def test_resized_shape_follows_spec_formula(

@@ -58,12 +58,13 @@ def resized_shape(height: int, width: int, short_edge: int, max_size: int) -> tu
 
     ``scale = short_edge / min(h, w)``; if ``max(h, w) * scale > max_size`` then
     ``scale = max_size / max(h, w)``; the result is
-    ``(int(h * scale + 0.5), int(w * scale + 0.5))``.
+    ``(int(h * scale + 0.5), int(w * scale + 0.5))``, each side at least 1 pixel (a 1x3000 strip
+    would otherwise have none left, where the reference fails).
     """
     scale = short_edge / min(height, width)
     if max(height, width) * scale > max_size:
         scale = max_size / max(height, width)
-    return int(height * scale + 0.5), int(width * scale + 0.5)
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
 
 def hflip(image: Image.Image, boxes: Tensor) -> tuple[Image.Image, Tensor]:
