@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import platform
 import statistics
 import time
@@ -24,9 +25,11 @@ import torch
 
 from sparsercnn import build_model, get_preset
 from sparsercnn.loss import build_criterion
-from sparsercnn.ops import multilevel_roi_align as mra
 from sparsercnn.runtime import retain_freed_memory
 from sparsercnn.structures import Target
+
+# The module, not the function of the same name that sparsercnn.ops exports.
+mra = importlib.import_module("sparsercnn.ops.multilevel_roi_align")
 
 
 def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:

@@ -167,15 +167,22 @@ def test_bench_presets_times_each_preset_at_its_own_sizes(
     assert float(train_speed) > 0 and float(test_speed) > 0
 
 
-def _load_bench_speed(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """The script as a module whose functions a test can replace (its dataclasses need it
-    registered in ``sys.modules`` while it executes)."""
-    spec = importlib.util.spec_from_file_location("bench_speed", SCRIPT.parent / "bench_speed.py")
+def _load_bench_speed(monkeypatch: pytest.MonkeyPatch, name: str = "bench_speed") -> ModuleType:
+    """The script ``name`` as a module whose functions a test can replace (its dataclasses
+    need it registered in ``sys.modules`` while it executes)."""
+    spec = importlib.util.spec_from_file_location(name, SCRIPT.parent / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "bench_speed", module)
+    monkeypatch.setitem(sys.modules, name, module)
     spec.loader.exec_module(module)
     return module
+
+
+def test_bench_model_times_the_parts_of_inference(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = _load_bench_speed(monkeypatch, "bench_model")
+    parts = bench.bench_inference("tiny", repeats=1, dtype="fp32")
+    assert set(parts) >= {"backbone+FPN", "flatten levels", "RoIAlign (6 stages)"}
+    assert all(seconds > 0 for seconds in parts.values())
 
 
 def test_bench_speed_measures_our_inference_and_training_step(
