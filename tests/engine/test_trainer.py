@@ -84,6 +84,26 @@ def test_training_writes_outputs(tiny_coco: SyntheticCoco, tmp_path: Path) -> No
     assert cfg.train.max_iter == 3  # the caller's config is untouched
 
 
+def test_a_checkpoint_holds_the_evaluation_of_its_iteration(
+    tiny_coco: SyntheticCoco, tmp_path: Path
+) -> None:
+    """An evaluation due at a checkpoint's iteration runs first: the checkpoint's best AP and
+    random state include it, and resuming the finished run evaluates nothing again."""
+    cfg = tiny_config()
+    cfg.train.checkpoint_period = cfg.train.eval_period = 2
+    cfg.train.max_iter = 4
+    _trainer(tiny_coco, cfg, tmp_path, with_val=True).train()
+    records = _records(tmp_path)
+    evaluations = {r["iter"]: r["eval"]["AP"] for r in records if "eval" in r}
+    assert sorted(evaluations) == [2, 4]
+    for iteration in (2, 4):
+        extra = load_training_checkpoint(tmp_path / f"checkpoint_{iteration:07d}.pt")["extra"]
+        best = max(ap for i, ap in evaluations.items() if i <= iteration)
+        assert extra["best_ap"] == pytest.approx(best) and extra["last_evaluation"] == iteration
+    result = _trainer(tiny_coco, cfg, tmp_path, with_val=True, resume=True).train()
+    assert result.iteration == 4 and _records(tmp_path) == records  # nothing evaluated again
+
+
 def test_refuses_to_overwrite_a_run(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:
     (tmp_path / "checkpoint_0000005.pt").write_bytes(b"")
     with pytest.raises(FileExistsError, match="resume"):

@@ -61,12 +61,15 @@ class ResumePoint:
         iteration: optimiser steps already taken.
         best_ap: the best evaluation AP of the run so far (``None``: never evaluated).
         best_iteration: the iteration of ``best_ap``.
+        last_evaluation: the iteration of the run's last evaluation (``None``: none, or a
+            checkpoint written before this was recorded).
     """
 
     path: Path
     iteration: int
     best_ap: float | None
     best_iteration: int | None
+    last_evaluation: int | None = None
 
 
 def checkpoint_name(iteration: int) -> str:
@@ -358,7 +361,13 @@ def restore_training_state(
     iteration = int(state["iteration"])
     logger.info("resumed from %s at iteration %d", path, iteration)
     extra = state["extra"]
-    return ResumePoint(path, iteration, extra.get("best_ap"), extra.get("best_iteration"))
+    return ResumePoint(
+        path,
+        iteration,
+        extra.get("best_ap"),
+        extra.get("best_iteration"),
+        extra.get("last_evaluation"),
+    )
 
 
 def log_config_changes(saved: Config, current: Config) -> None:

@@ -217,7 +217,9 @@ class Trainer:
         )
         self.iteration = self.last_checkpoint_iteration = point.iteration
         self.checkpoint_path = point.path
-        self.evaluations = EvaluationHistory(point.best_ap, point.best_iteration)
+        self.evaluations = EvaluationHistory(
+            point.best_ap, point.best_iteration, last_iteration=point.last_evaluation
+        )
 
     def train(self) -> TrainResult:
         """Run the remaining iterations, then checkpoint, evaluate and write the model files.
@@ -300,16 +302,22 @@ class Trainer:
         )
 
     def _after_step(self, window: LogWindow, bar: tqdm) -> None:
-        """Log, checkpoint and evaluate when their period (``<= 0``: never) divides the
-        iteration; the last iteration's checkpoint and evaluation happen in :meth:`_finish`."""
+        """Log, evaluate and checkpoint when their period (``<= 0``: never) divides the
+        iteration; the last iteration's evaluation and checkpoint happen in :meth:`_finish`.
+
+        The evaluation comes first, so that a checkpoint holds the best AP including it and the
+        random state after it: a run resumed there goes on as the uninterrupted run did.
+        """
         train = self.cfg.train
         last = self.iteration == train.max_iter
         if _due(self.iteration, train.log_period) or last:
             self._log_window(window, bar)
+        if last:
+            return
+        if self.val_dataset is not None and _due(self.iteration, train.eval_period):
+            self._evaluate()
         if _due(self.iteration, train.checkpoint_period):
             self._save_checkpoint()
-        if self.val_dataset is not None and _due(self.iteration, train.eval_period) and not last:
-            self._evaluate()
 
     def _log_window(self, window: LogWindow, bar: tqdm | None) -> None:
         """Write one record averaged over the window (and over ranks) and refresh the bar."""
@@ -348,6 +356,7 @@ class Trainer:
                 extra={
                     "best_ap": self.evaluations.best_ap,
                     "best_iteration": self.evaluations.best_iteration,
+                    "last_evaluation": self.evaluations.last_iteration,
                 },
                 keep=self.cfg.train.keep_checkpoints,
                 rng=states,
@@ -407,14 +416,15 @@ class Trainer:
         )
 
     def _finish(self, stopped_early: bool, window: LogWindow) -> TrainResult:
-        """Final checkpoint and evaluation, the final model file and the curves."""
+        """Final evaluation and checkpoint (each unless this iteration has one already, as a
+        resumed finished run has), the final model file and the curves."""
         if window.steps:
             self._log_window(window, None)
-        if self.last_checkpoint_iteration != self.iteration:
-            self._save_checkpoint()
         evaluations = self.evaluations
         if self.val_dataset is not None and evaluations.last_iteration != self.iteration:
             self._evaluate()
+        if self.last_checkpoint_iteration != self.iteration:
+            self._save_checkpoint()
         result = TrainResult(
             iteration=self.iteration,
             stopped_early=stopped_early,
