@@ -190,10 +190,12 @@ def test_damaged_newest_falls_back_with_a_warning(
     newest = _save(tmp_path, 7)
     newest.write_bytes(newest.read_bytes()[:100])
     (tmp_path / "checkpoint_0000005.pt").write_bytes(b"")
+    (tmp_path / "checkpoint_0000006.pt").write_text("garbage")  # overwritten: not a zip
     with caplog.at_level("WARNING"):
         state = load_training_checkpoint(tmp_path)
     assert state["iteration"] == 3
     assert "checkpoint_0000007.pt" in caplog.text and "checkpoint_0000005.pt" in caplog.text
+    assert "checkpoint_0000006.pt" in caplog.text
     assert "resuming from checkpoint_0000003.pt" in caplog.text
 
 

@@ -274,6 +274,13 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
             f"{path} is a model file, not a training checkpoint; resume from a checkpoint_*.pt "
             "of the run, or start a new run from this model with --init-from"
         )
+    if path.is_file() and not zipfile.is_zipfile(path):
+        # torch.save writes a zip archive: anything else (overwritten, half-copied, truncated
+        # before its directory) is a damaged checkpoint, not a pickle to refuse.
+        raise DamagedCheckpointError(
+            f"training checkpoint {path} is damaged or truncated (not a zip archive); resume "
+            "from another checkpoint_*.pt of the run (`--resume` alone skips damaged ones)"
+        )
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
