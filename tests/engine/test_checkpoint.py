@@ -125,6 +125,15 @@ def test_keeps_only_the_newest(tmp_path: Path) -> None:
     assert load_training_checkpoint(tmp_path)["iteration"] == 50
 
 
+def test_a_half_written_checkpoint_of_a_killed_run_is_deleted(tmp_path: Path) -> None:
+    stale = tmp_path / ".checkpoint_0000020.pt.k3j9x1ab.tmp"  # atomic_write's temporary name
+    stale.write_bytes(b"\0" * 1000)
+    other = tmp_path / ".notes.txt.abc.tmp"
+    other.write_text("not ours")
+    _save(tmp_path, 30)
+    assert not stale.exists() and other.exists()
+
+
 def test_keep_zero_keeps_all(tmp_path: Path) -> None:
     for iteration in (1, 2, 3):
         _save(tmp_path, iteration, keep=0)

@@ -142,6 +142,10 @@ def save_training_checkpoint(
     }
     atomic_write(path, lambda tmp: _save_payload(payload, tmp))
     atomic_write(directory / LAST_CHECKPOINT_FILE, lambda tmp: tmp.write_text(path.name + "\n"))
+    # A process killed while writing leaves its temporary file behind, as large as a checkpoint.
+    for stale in directory.glob(".checkpoint_*.pt.*.tmp"):
+        stale.unlink(missing_ok=True)
+        logger.info("deleted %s, a checkpoint left half-written by an interrupted run", stale)
     if keep > 0:
         prune_checkpoints(directory, keep)
     logger.info("saved training checkpoint %s", path)
