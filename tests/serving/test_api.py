@@ -381,6 +381,7 @@ def test_onnx_engine_serves_full_stage_requests(make_client: MakeClient, model_f
     export_onnx(model_file, onnx_file)
     client = make_client(onnx_file=onnx_file)
     assert client.get("/v1/model").json()["engine"] == "onnx"
+    assert client.get("/v1/model").json()["precision"] == "fp32"
     body = client.post("/v1/detect", files=files(PNG)).json()
     expected = Predictor.from_file(model_file)([decoded(PNG)])[0]
     assert_matches(body["images"][0]["detections"], expected, atol=1e-2)
@@ -389,3 +390,22 @@ def test_onnx_engine_serves_full_stage_requests(make_client: MakeClient, model_f
         first["images"][0]["detections"],
         Predictor.from_file(model_file, num_stages=1)([decoded(PNG)])[0],
     )
+
+
+def test_the_model_endpoint_reports_an_int8_onnx_file(
+    make_client: MakeClient, model_file: Path
+) -> None:
+    """The precision is the ONNX file's (``int8`` when ``export --int8`` recorded its
+    quantization), not the torch model's."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from sparsercnn.export import export_onnx
+    from sparsercnn.export.onnx_runtime import QUANTIZATION_KEY
+
+    onnx_file = model_file.with_suffix(".onnx")
+    export_onnx(model_file, onnx_file)
+    graph = onnx.load(onnx_file)
+    props = {prop.key: prop.value for prop in graph.metadata_props}
+    onnx.helper.set_model_props(graph, {**props, QUANTIZATION_KEY: "{}"})
+    onnx.save(graph, onnx_file)
+    assert make_client(onnx_file=onnx_file).get("/v1/model").json()["precision"] == "int8"

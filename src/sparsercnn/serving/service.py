@@ -132,7 +132,8 @@ class DetectionService:
             version=__version__,
             engine="onnx" if self.onnx is not None else "torch",
             device=str(self.predictor.device),
-            precision=self.predictor.precision,
+            # Full-model detections run the ONNX file when there is one (int8 if quantized).
+            precision=self.onnx.precision if self.onnx is not None else self.predictor.precision,
             cuda_graphs=self.predictor.graphs is not None,
             classes=[
                 CategoryInfo(id=i, name=n)
