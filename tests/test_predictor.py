@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -150,6 +151,20 @@ def test_winograd_predictions_stay_close_to_fp32(
         assert torch.equal(approximate.labels[:3], exact.labels[:3])
         torch.testing.assert_close(approximate.scores[:3], exact.scores[:3], atol=1e-4, rtol=0)
         torch.testing.assert_close(approximate.boxes[:3], exact.boxes[:3], atol=0.01, rtol=0)
+
+
+def test_in_memory_inputs_match_the_file_and_a_0_1_tensor_is_refused(
+    model_file: Path, dataset: SyntheticCoco
+) -> None:
+    path = dataset.image_paths[0]
+    array = np.array(Image.open(path).convert("RGB"))
+    tensor = torch.from_numpy(array).permute(2, 0, 1)
+    predictor = Predictor.from_file(model_file)
+    by_file, by_array, by_tensor, by_float = predictor([path, array, tensor, tensor.float()])
+    for other in (by_array, by_tensor, by_float):
+        assert torch.equal(other.boxes, by_file.boxes) and torch.equal(other.scores, by_file.scores)
+    with pytest.raises(ValueError, match=r"within \[0, 1\]: multiply it by 255"):
+        predictor([tensor.float() / 255])
 
 
 def test_records_carry_the_class_name(model_file: Path, dataset: SyntheticCoco) -> None:

@@ -165,6 +165,11 @@ def to_pil(image: ImageInput) -> Image.Image:
             )
         array = image.detach().cpu()
         if array.is_floating_point():
+            if array.numel() and 0 < float(array.max()) <= 1.0:
+                raise ValueError(
+                    "float tensor images hold 0-255 values (as torchvision's uint8 images); "
+                    "this one is within [0, 1]: multiply it by 255"
+                )
             array = array.clamp(0, 255).round()
         image = array.to(torch.uint8).permute(1, 2, 0).numpy()
     if isinstance(image, np.ndarray):
