@@ -277,3 +277,15 @@ def test_output_inside_a_file_fails_before_any_work(
     assert main([*argv, str(image)] if command == "visualize" else argv) == 2
     (line,) = error_lines(capsys)
     assert f"--output {output}: {image} is a file, not a folder" in line
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
+def test_an_output_folder_that_takes_no_file_fails_before_any_work(
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """/proc takes no new file, even from root: found before the evaluation, not after it."""
+    argv = ["diagnose", "stages", "--model", str(model_file), "--json", str(tmp_path / "x.json")]
+    argv += ["--images", str(tmp_path), "--output-dir", "/proc/sparsercnn-test"]
+    assert main(argv) == 2
+    (line,) = error_lines(capsys)
+    assert "--output-dir /proc/sparsercnn-test: cannot write in /proc" in line

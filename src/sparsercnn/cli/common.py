@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -209,17 +210,27 @@ def add_batch_arguments(parser: argparse.ArgumentParser, *, default_batch_size: 
 
 def check_output_path(path: Path, flag: str, *, folder: bool = False) -> None:
     """Fail before any work when ``path`` (a file, or with ``folder`` a folder) cannot be written:
-    it is a folder where a file is wanted (or the reverse), or it would sit inside a file."""
+    it is a folder where a file is wanted (or the reverse), it would sit inside a file, or the
+    nearest existing folder on its way takes no new file (tried with a temporary file)."""
     if not folder and path.is_dir():
         raise IsADirectoryError(f"{flag} {path} is a folder; give a file name")
     if folder and path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{flag} {path} is a file; give a folder")
-    for parent in path.parents:
+    start = [path] if folder else []
+    for parent in (*start, *path.parents):
         if parent.exists():
             if not parent.is_dir():
                 raise NotADirectoryError(
                     f"{flag} {path}: {parent} is a file, not a folder; choose another path"
                 )
+            try:
+                with tempfile.TemporaryFile(dir=parent):
+                    pass
+            except OSError as error:
+                raise PermissionError(
+                    f"{flag} {path}: cannot write in {parent} ({error.strerror or error}); "
+                    "choose another path"
+                ) from None
             return
 
 
