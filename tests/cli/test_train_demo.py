@@ -79,3 +79,19 @@ def test_demo_trains_evaluates_and_writes_every_listed_file(
     assert (out / "report" / "confusion_matrix.png").stat().st_size > 0
     assert len(list((out / "predictions").iterdir())) == 3
     assert 0.0 <= json.loads((out / "metrics.json").read_text())["AP"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--set", "foo.bar=1"], "unknown section 'foo'"),
+        (["--resume"], "holds no demo run to continue"),
+    ],
+)
+def test_bad_demo_options_are_refused_before_the_data_is_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--output-dir", str(out), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -11,11 +11,13 @@ from sparsercnn.cli.common import (
     AUTO_PRESET,
     add_device_argument,
     add_overrides_argument,
+    check_output_path,
     positive_number,
     remaining_budget,
     resolve_device,
     training_config,
 )
+from sparsercnn.config import Config
 from sparsercnn.presets import PRESETS
 
 if TYPE_CHECKING:
@@ -90,6 +92,14 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     out: Path = args.output_dir
+    # What would be refused after the data is made is refused before.
+    check_output_path(out, "--output-dir", folder=True)
+    Config().apply_overrides(list(args.overrides))
+    if args.resume and not (out / "train" / "config.json").is_file():
+        raise FileNotFoundError(
+            f"--resume: {out / 'train'} holds no demo run to continue; run the demo without "
+            "--resume, or give the --output-dir of the interrupted one"
+        )
     data = generate_demo_dataset(out / "data", image_size=DEMO_IMAGE_SIZE)
     print(f"demo data: {data.train_json} / {data.val_json}")
     device = resolve_device(args.device)
