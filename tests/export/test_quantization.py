@@ -200,6 +200,14 @@ def test_calibration_images_flag_must_be_positive(capsys: pytest.CaptureFixture[
     assert "--calibration-images" in capsys.readouterr().err
 
 
+def test_an_unreadable_calibration_image_is_a_bad_input(fp32_path: Path, tmp_path: Path) -> None:
+    """Named as the image it is, not as a failure to write the int8 file (exit 2, not 1)."""
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(ValueError, match=r"calibration cannot read image .*broken\.jpg"):
+        quantization.calibration_feed(OnnxPredictor(fp32_path, batch_size=1), broken)
+
+
 @pytest.mark.slow
 def test_failed_quantization_writes_nothing(
     fp32_path: Path, dataset: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from sparsercnn.atomic_file import atomic_write
+from sparsercnn.data.image_io import ImageReadError
 from sparsercnn.export.onnx_export import DEFAULT_OPSET, ParityCheck, export_onnx
 from sparsercnn.export.onnx_runtime import QUANTIZATION_KEY, OnnxPredictor
 from sparsercnn.export.onnx_wrapper import INPUT_NAMES
@@ -164,8 +165,18 @@ class _CalibrationReader(Generic[Item]):
 
 def calibration_feed(predictor: OnnxPredictor, image: ImageInput) -> dict[str, np.ndarray]:
     """The inputs of ``predictor``'s graph for one image alone, prepared as for inference
-    (decoded, test-resized, padded)."""
-    decoded = decode_input(image, predictor.transform)
+    (decoded, test-resized, padded).
+
+    Raises:
+        ValueError: an image file cannot be read (a bad input, not a failure to write the
+            quantized file, which is what an ``OSError`` here would be reported as).
+    """
+    try:
+        decoded = decode_input(image, predictor.transform)
+    except ImageReadError as error:
+        raise ValueError(
+            f"calibration {error}; remove it from the calibration images or choose others"
+        ) from error
     resized = predictor.transform.image_tensor(decoded.image)
     inputs = predictor.prepare([resized], [decoded.full_size])
     return dict(zip(INPUT_NAMES, inputs, strict=True))
