@@ -198,9 +198,9 @@ def test_model_health_page_static_and_docs(client: TestClient) -> None:
     assert "/v1/stages" in paths and "/health" in paths and "/v1/model" in paths
 
 
-def _solid_png(width: int, height: int) -> bytes:
+def _solid_png(width: int, height: int, mode: str = "RGB") -> bytes:
     buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (10, 20, 30)).save(buffer, format="PNG")
+    Image.new(mode, (width, height)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -239,6 +239,13 @@ BAD_REQUESTS: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
         {"files": files(_solid_png(300, 300))},
         413,
         "300x300 = 90000 pixels",
+        "images[0]",
+    ),
+    # 196 M pixels in 24 kB: over Pillow's decompression-bomb threshold, refused from the header.
+    "decompression bomb": (
+        {"files": files(_solid_png(14000, 14000, mode="1"))},
+        413,
+        "(Pillow's decompression-bomb guard), more than the limit of",
         "images[0]",
     ),
     "too many images": ({"files": files(PNG, PNG, PNG, PNG)}, 413, "limit of 3", "images"),

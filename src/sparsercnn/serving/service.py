@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from PIL import Image
 
 from sparsercnn import __version__
 from sparsercnn.diagnostics.stage_boxes import StageBoxes, compute_stage_boxes
@@ -66,6 +67,14 @@ class DetectionService:
     ) -> None:
         self.model_file = Path(model_file)
         self.limits = limits or Limits()
+        # Pillow refuses to open images of over twice its MAX_IMAGE_PIXELS (~179 M pixels) as
+        # decompression bombs: a larger --max-image-pixels raises it, so that the limit, read
+        # from the header, is what decides (a process-wide setting; the server owns its process).
+        if (
+            Image.MAX_IMAGE_PIXELS is not None
+            and self.limits.max_image_pixels > Image.MAX_IMAGE_PIXELS
+        ):
+            Image.MAX_IMAGE_PIXELS = self.limits.max_image_pixels
         self.predictor = Predictor.from_file(
             model_file,
             device=device,

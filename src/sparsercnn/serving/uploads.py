@@ -14,6 +14,8 @@ import binascii
 import tempfile
 from collections.abc import Callable
 
+from PIL import Image
+
 from sparsercnn.data.image_io import DecodedImage, ImageReadError, decode_image, read_image_header
 from sparsercnn.serving.errors import ApiError
 from sparsercnn.serving.limits import Limits
@@ -59,6 +61,14 @@ def decode_upload(
         try:
             header = read_image_header(handle.name)
         except ImageReadError as error:
+            if isinstance(error.__cause__, Image.DecompressionBombError):
+                raise ApiError(
+                    413,
+                    f"{label} has over {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels (Pillow's "
+                    f"decompression-bomb guard), more than the limit of "
+                    f"{limits.max_image_pixels}; downscale it first",
+                    field,
+                ) from None
             raise ApiError(
                 400,
                 f"{label} is not an image file Pillow can read "
