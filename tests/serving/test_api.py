@@ -249,6 +249,12 @@ BAD_REQUESTS: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
         "images[0]",
     ),
     "too many images": ({"files": files(PNG, PNG, PNG, PNG)}, 413, "limit of 3", "images"),
+    "far too many images": (
+        {"files": files(*[_solid_png(1, 1)] * 40)},
+        413,
+        "more than the limit of 3",
+        "images",
+    ),
     "body too large": (
         {"content": b"x" * 400_000, "headers": {"content-type": "application/json"}},
         413,

@@ -111,7 +111,14 @@ async def _read_multipart(
     except ApiError:
         raise
     except Exception as error:  # python-multipart raises several types on malformed bodies
-        detail = getattr(error, "detail", None) or error
+        detail = str(getattr(error, "detail", None) or error)
+        if detail.startswith("Too many files"):  # over max_files: far more than max_images
+            raise ApiError(
+                413,
+                f"over {max_images + MULTIPART_SLACK} images in one request, more than the limit "
+                f"of {max_images}; send them in several requests",
+                IMAGES_FIELD,
+            ) from None
         raise ApiError(400, f"the multipart body could not be parsed: {detail}") from None
     images: list[UploadedImage] = []
     for name, value in form.multi_items():
