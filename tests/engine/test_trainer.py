@@ -104,6 +104,15 @@ def test_a_checkpoint_holds_the_evaluation_of_its_iteration(
     assert result.iteration == 4 and _records(tmp_path) == records  # nothing evaluated again
 
 
+def test_a_checkpoint_closes_the_logging_window(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:
+    """Logging every 3 steps with a checkpoint at 2: a record at 2 as well, so that a run
+    resumed there logs every step (its next window starts at 3)."""
+    cfg = tiny_config()
+    cfg.train.log_period, cfg.train.checkpoint_period, cfg.train.max_iter = 3, 2, 4
+    _trainer(tiny_coco, cfg, tmp_path).train()
+    assert [r["iter"] for r in _records(tmp_path) if "loss" in r] == [2, 3, 4]
+
+
 def test_refuses_to_overwrite_a_run(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:
     (tmp_path / "checkpoint_0000005.pt").write_bytes(b"")
     with pytest.raises(FileExistsError, match="resume"):

@@ -310,13 +310,16 @@ class Trainer:
         """
         train = self.cfg.train
         last = self.iteration == train.max_iter
-        if _due(self.iteration, train.log_period) or last:
+        checkpoint = _due(self.iteration, train.checkpoint_period)
+        # A checkpoint closes the logging window too: a run resumed there starts a new window,
+        # and no step before it goes unlogged.
+        if _due(self.iteration, train.log_period) or last or (checkpoint and window.steps):
             self._log_window(window, bar)
         if last:
             return
         if self.val_dataset is not None and _due(self.iteration, train.eval_period):
             self._evaluate()
-        if _due(self.iteration, train.checkpoint_period):
+        if checkpoint:
             self._save_checkpoint()
 
     def _log_window(self, window: LogWindow, bar: tqdm | None) -> None:
