@@ -13,6 +13,15 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+_TEMPORARY_SUFFIX = ".tmp"
+
+
+def leftover_temporaries(directory: str | Path, name_pattern: str) -> list[Path]:
+    """The temporary files :func:`atomic_write` left in ``directory`` for destinations whose
+    names match the glob ``name_pattern``: a process killed mid-write leaves its file behind."""
+    pattern = f".{name_pattern}.*{_TEMPORARY_SUFFIX}"
+    return sorted(Path(directory).glob(pattern))
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp_path)``, flush it to disk, then rename it to ``path``.
@@ -27,7 +36,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp_name = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=_TEMPORARY_SUFFIX
+        )
     except OSError as error:
         raise _naming(error, path) from error
     os.close(fd)

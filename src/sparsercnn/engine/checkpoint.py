@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from sparsercnn.atomic_file import atomic_write, ensure_writable_dir
+from sparsercnn.atomic_file import atomic_write, ensure_writable_dir, leftover_temporaries
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
@@ -143,7 +143,7 @@ def save_training_checkpoint(
     atomic_write(path, lambda tmp: _save_payload(payload, tmp))
     atomic_write(directory / LAST_CHECKPOINT_FILE, lambda tmp: tmp.write_text(path.name + "\n"))
     # A process killed while writing leaves its temporary file behind, as large as a checkpoint.
-    for stale in directory.glob(".checkpoint_*.pt.*.tmp"):
+    for stale in leftover_temporaries(directory, "checkpoint_*.pt"):
         stale.unlink(missing_ok=True)
         logger.info("deleted %s, a checkpoint left half-written by an interrupted run", stale)
     if keep > 0:

@@ -313,7 +313,7 @@ class Trainer:
         checkpoint = _due(self.iteration, train.checkpoint_period)
         # A checkpoint closes the logging window too: a run resumed there starts a new window,
         # and no step before it goes unlogged.
-        if _due(self.iteration, train.log_period) or last or (checkpoint and window.steps):
+        if _due(self.iteration, train.log_period) or last or checkpoint:
             self._log_window(window, bar)
         if last:
             return

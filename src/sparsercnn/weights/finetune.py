@@ -133,7 +133,7 @@ def _copy_shared_class_rows(
     source_rows = torch.tensor([source for _, source in pairs])
     params = dict(model.named_parameters())
     with torch.no_grad():
-        for key in logit_keys:
+        for key in (key for key in logit_keys if key in tensors):
             params[key][rows] = tensors[key][source_rows].to(params[key].dtype)
     return [target_names[target] for target, _ in pairs]
 
