@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from sparsercnn.cli.common import removed_if_refused
 from sparsercnn.cli.main import main
 from sparsercnn.config import Config
 from sparsercnn.engine import pipeline
@@ -62,3 +63,26 @@ def test_resume_with_and_without_a_path(tmp_path: Path, calls: list[dict[str, An
     main(["train", "--resume", *_train(tmp_path)[1:]])  # a flag before the next option
     resumes = [call["resume"] for call in calls]
     assert resumes == [False, True, Path("old/checkpoint_0000010.pt"), True]
+
+
+def test_a_refused_run_removes_only_the_folder_it_made_and_left_unused(tmp_path: Path) -> None:
+    """``removed_if_refused``: a new folder holding only the setup files goes; a folder that
+    existed, or one with a log, stays with everything in it."""
+    fresh, logged, existing = tmp_path / "fresh", tmp_path / "logged", tmp_path / "existing"
+    existing.mkdir()
+    for folder, written in [
+        (fresh, ("recipe.json", "config.json")),
+        (logged, ("config.json", "metrics.jsonl")),
+        (existing, ("config.json",)),
+    ]:
+        with pytest.raises(KeyboardInterrupt), removed_if_refused(folder):
+            folder.mkdir(exist_ok=True)
+            for name in written:
+                (folder / name).write_text("{}")
+            raise KeyboardInterrupt
+    assert not fresh.exists()
+    assert sorted(p.name for p in logged.iterdir()) == ["config.json", "metrics.jsonl"]
+    assert [p.name for p in existing.iterdir()] == ["config.json"]
+    with removed_if_refused(fresh):  # success keeps it
+        fresh.mkdir()
+    assert fresh.is_dir()

@@ -11,7 +11,8 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
@@ -234,6 +235,30 @@ def check_output_path(path: Path, flag: str, *, folder: bool = False) -> None:
             return
 
 
+# What a refused run may have written before its first step: a folder holding nothing else was
+# made by that run alone.
+_SETUP_FILES = ("recipe.json", "config.json")
+
+
+@contextmanager
+def removed_if_refused(folder: Path) -> Iterator[None]:
+    """Remove ``folder`` again when the command fails and the folder did not exist before it and
+    holds nothing but the setup files (:data:`_SETUP_FILES`): a refused ``train`` leaves no empty
+    run folder behind. A folder with a log, a checkpoint or a model file is kept, as is any
+    folder that existed before."""
+    existed = folder.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and folder.is_dir():
+            names = {entry.name for entry in folder.iterdir()}
+            if names <= set(_SETUP_FILES):
+                for name in names:
+                    (folder / name).unlink()
+                folder.rmdir()
+        raise
+
+
 def resolve_device(name: str | None) -> torch.device:
     """``--device`` as a torch device (default: CUDA when available, else the CPU)."""
     import torch
@@ -348,17 +373,16 @@ def remaining_budget(time_budget: float | None, start: float) -> float | None:
     (``time.perf_counter()``) choosing the recipe; ``None`` without a budget.
 
     Raises:
-        ValueError: the choice used the whole budget.
+        BudgetSpentError: the choice used the whole budget.
     """
+    from sparsercnn.recipe.recipe import BudgetSpentError
+
     if time_budget is None:
         return None
-    spent = (time.perf_counter() - start) / 60
-    if spent >= time_budget:
-        raise ValueError(
-            f"--time-budget {time_budget:g} min was used up choosing the recipe ({spent * 60:.0f} "
-            "s of timing); give a longer budget, or a fixed --preset"
-        )
-    return time_budget - spent
+    spent = time.perf_counter() - start
+    if spent >= time_budget * 60:
+        raise BudgetSpentError(time_budget, spent)
+    return time_budget - spent / 60
 
 
 def _auto_config(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from sparsercnn.cli.common import (
@@ -12,6 +13,7 @@ from sparsercnn.cli.common import (
     add_device_argument,
     positive_number,
     remaining_budget,
+    removed_if_refused,
     training_config,
 )
 
@@ -85,21 +87,26 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give both --val-json and --val-images, or neither")
     start = time.perf_counter()
     dist_info = init_distributed(args.device)
+    # A run refused before its first step leaves no run folder behind (rank 0 made it).
+    folder = removed_if_refused(args.output_dir) if dist_info.is_main else nullcontext()
     try:
-        cfg = training_config(args, args.train_json, args.train_images, args.output_dir, dist_info)
-        result = train_from_coco(
-            cfg,
-            train_json=args.train_json,
-            train_images=args.train_images,
-            val_json=args.val_json,
-            val_images=args.val_images,
-            output_dir=args.output_dir,
-            resume=args.resume,
-            # The recipe's timing counts against the budget.
-            time_budget_minutes=remaining_budget(args.time_budget, start),
-            skip_invalid=args.skip_invalid,
-            dist_info=dist_info,
-        )
+        with folder:
+            cfg = training_config(
+                args, args.train_json, args.train_images, args.output_dir, dist_info
+            )
+            result = train_from_coco(
+                cfg,
+                train_json=args.train_json,
+                train_images=args.train_images,
+                val_json=args.val_json,
+                val_images=args.val_images,
+                output_dir=args.output_dir,
+                resume=args.resume,
+                # The recipe's timing counts against the budget.
+                time_budget_minutes=remaining_budget(args.time_budget, start),
+                skip_invalid=args.skip_invalid,
+                dist_info=dist_info,
+            )
     finally:
         cleanup()
     if not dist_info.is_main:

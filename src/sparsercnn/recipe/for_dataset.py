@@ -24,7 +24,7 @@ from sparsercnn.data.transforms import resize_image, resized_shape
 from sparsercnn.recipe.auto_recipe import choose_recipe
 from sparsercnn.recipe.dataset_profile import DatasetProfile
 from sparsercnn.recipe.hardware import detect_hardware
-from sparsercnn.recipe.recipe import Budget, Recipe
+from sparsercnn.recipe.recipe import Budget, BudgetSpentError, Recipe
 from sparsercnn.recipe.step_timing import ImageLoadCost, StepCost, measure_step_seconds
 
 logger = logging.getLogger(__name__)
@@ -63,10 +63,13 @@ def recipe_for_dataset(
 
     Raises:
         ValueError: a budget shorter than one logged window of steps.
+        BudgetSpentError: the budget was spent before a candidate after the first was timed
+            (a busy machine cannot spend much more than the budget choosing).
         DatasetError: the JSON is missing or not a COCO instances file, or the data policy
             refuses the set (:class:`~sparsercnn.data.policy.InvalidDataError`, naming every
             bad entry and missing file): before any timing, as training would refuse it.
     """
+    start = time.perf_counter()
     # The JSON's rules and the files' existence; decoding every image is left to training.
     inspection = inspect_dataset(train_json, train_images, image_check="exists")
     refuse_invalid(inspection, skip_invalid=skip_invalid)
@@ -74,8 +77,15 @@ def recipe_for_dataset(
     seconds = None if time_budget_minutes is None else time_budget_minutes * 60
     load_seconds = _image_load_seconds(profile, Path(train_images), image_cache_mb * 2**20)
 
+    costs: list[StepCost] = []
+
     def step_cost_of(cfg: Config) -> StepCost:
-        return _time_step_cost(cfg, profile, device, load_seconds)
+        # The first config is always timed: the budget's own check needs its price.
+        spent = time.perf_counter() - start
+        if costs and seconds is not None and spent >= seconds:
+            raise BudgetSpentError(seconds / 60, spent)
+        costs.append(_time_step_cost(cfg, profile, device, load_seconds))
+        return costs[-1]
 
     return choose_recipe(
         profile,

@@ -87,3 +87,13 @@ class Budget:
 
     seconds: float | None = None
     iterations: int | None = None
+
+
+class BudgetSpentError(ValueError):
+    """The time budget was used up choosing the recipe: timing its training steps took it all."""
+
+    def __init__(self, budget_minutes: float, spent_seconds: float) -> None:
+        super().__init__(
+            f"--time-budget {budget_minutes:g} min was used up choosing the recipe "
+            f"({spent_seconds:.0f} s of timing); give a longer budget, or a fixed --preset"
+        )
