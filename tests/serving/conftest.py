@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -67,30 +67,26 @@ def client(make_client: MakeClient) -> TestClient:
     return make_client(limits=limits, max_batch_images=4, max_wait_ms=5)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def served(model_file: Path, tmp_path: Path) -> Iterator[str]:
-    """A real ``sparsercnn serve`` (uvicorn) on 127.0.0.1 and a free port; yields its URL."""
-    port = free_port()
+    """A real ``sparsercnn serve`` (uvicorn) on 127.0.0.1 and ``--port 0``; yields the URL it
+    printed (with the port it was given)."""
     log = tmp_path / "serve.log"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + str(REPO)}
     command = [sys.executable, "-m", "sparsercnn", "serve", "--model", str(model_file)]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
+    command += ["--host", "127.0.0.1", "--port", "0"]
     with open(log, "wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
             if process.poll() is not None:
                 pytest.fail(f"sparsercnn serve exited with {process.returncode}: {log.read_text()}")
+            printed = re.search(r" at (http://127\.0\.0\.1:(\d+))/ ", log.read_text())
             try:
-                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                if printed and httpx.get(f"{printed[1]}/health", timeout=1.0).status_code == 200:
+                    assert printed[2] != "0"
+                    url = printed[1]
                     break
             except httpx.TransportError:
                 pass

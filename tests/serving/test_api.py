@@ -287,6 +287,13 @@ BAD_REQUESTS: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
     ),
     "stages too high": ({"files": files(PNG), "data": {"stages": "3"}}, 400, "1..2", "stages"),
     "stages zero": ({"json": {"images": [b64(PNG)], "stages": 0}}, 400, "stages", "stages"),
+    # pydantic alone reads true as 1: one stage would run.
+    "stages true": (
+        {"json": {"images": [b64(PNG)], "stages": True}},
+        400,
+        "parameter stages: a number is wanted, not true/false (got True)",
+        "stages",
+    ),
     "score not a number": (
         {"files": files(PNG), "data": {"score_threshold": "high"}},
         400,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,25 @@ def test_bad_model_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["serve", "--model", str(missing), "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sparsercnn serve: error:") and str(missing) in err
+
+
+def test_a_busy_port_is_one_line_before_the_model_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The port is bound first: a busy one is refused naming it (the model file does not even
+    exist here), and nothing claims to be serving."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        missing = tmp_path / "missing.safetensors"
+        assert (
+            main(["serve", "--model", str(missing), "--host", "127.0.0.1", "--port", str(port)])
+            == 2
+        )
+    captured = capsys.readouterr()
+    assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in captured.err
+    assert "serving" not in captured.out
 
 
 def test_help_does_not_import_fastapi() -> None:

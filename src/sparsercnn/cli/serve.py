@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 from pathlib import Path
 
 from sparsercnn.cli.common import (
@@ -82,21 +84,53 @@ def run(args: argparse.Namespace) -> int:
 
     if args.port > 65535:
         raise ValueError(f"--port {args.port} is not a port; use 1..65535 (0: any free port)")
-    limits = Limits(
-        max_image_bytes=args.max_image_bytes,
-        max_image_pixels=args.max_image_pixels,
-        max_images=args.max_images,
-    )
-    app = create_app(
-        args.model,
-        onnx_file=args.onnx,
-        device=resolve_device(args.device),
-        precision=args.precision,
-        cuda_graphs=args.cuda_graphs,
-        limits=limits,
-        max_batch_images=args.max_batch,
-        max_wait_ms=args.max_wait_ms,
-    )
-    print(f"serving {args.model} at http://{args.host}:{args.port}/ (API docs at /docs)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # Bound before the model loads: a busy port fails at once, and port 0 is known to print.
+    listening = _bind(args.host, args.port)
+    with listening:
+        limits = Limits(
+            max_image_bytes=args.max_image_bytes,
+            max_image_pixels=args.max_image_pixels,
+            max_images=args.max_images,
+        )
+        app = create_app(
+            args.model,
+            onnx_file=args.onnx,
+            device=resolve_device(args.device),
+            precision=args.precision,
+            cuda_graphs=args.cuda_graphs,
+            limits=limits,
+            max_batch_images=args.max_batch,
+            max_wait_ms=args.max_wait_ms,
+        )
+        port = listening.getsockname()[1]
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"serving {args.model} at http://{host}:{port}/ (API docs at /docs)", flush=True)
+        uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[listening])
     return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0: a free one), for uvicorn to listen on.
+
+    Raises:
+        ValueError: the address is in use or cannot be bound, naming ``--host``/``--port``.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as error:
+        raise ValueError(f"--host {host!r} is not an address here ({error.strerror})") from None
+    listening = socket.socket(family, kind, proto)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind(address)
+    except OSError as error:
+        listening.close()
+        hint = "choose another --port (0: any free one)"
+        if error.errno != errno.EADDRINUSE:
+            hint = f"{error.strerror}; check --host, or {hint}"
+        else:
+            hint = f"the port is in use; {hint}"
+        raise ValueError(f"cannot listen on {host}:{port}: {hint}") from None
+    return listening

@@ -96,8 +96,9 @@ def validate_options(options_model: type[Options], values: dict[str, Any]) -> Op
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or None
+        message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix to our own
         raise ApiError(
-            400, f"parameter {field}: {first['msg']} (got {first.get('input')!r})", field
+            400, f"parameter {field}: {message} (got {first.get('input')!r})", field
         ) from None
 
 

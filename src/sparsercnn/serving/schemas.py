@@ -8,7 +8,9 @@ Boxes are in pixels of the original image (after its EXIF orientation): ``bbox.x
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.predictor import Prediction
@@ -28,6 +30,14 @@ class DetectOptions(BaseModel):
     stages: int | None = Field(
         None, ge=1, description="run only the first k refinement stages (default: all)"
     )
+
+    @field_validator("score_threshold", "max_detections", "stages", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        # pydantic reads true as 1 in a number field: {"stages": true} would run one stage.
+        if isinstance(value, bool):
+            raise ValueError("a number is wanted, not true/false")
+        return value
 
 
 class DetectJsonRequest(DetectOptions):
