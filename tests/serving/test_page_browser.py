@@ -76,6 +76,18 @@ def test_page_draws_detections_and_every_stage(served: str, tmp_path: Path) -> N
             assert canvas.screenshot() != stage_two
             drawn(2, 0.0)
             page.screenshot(path=str(screenshot), full_page=True)
+
+            # A TIFF: the server reads it, Chromium cannot show it. Its own boxes are drawn
+            # on a blank canvas of its size, never the previous image's.
+            tiff = tmp_path / "scan.tiff"
+            tiff.write_bytes(encoded_image(200, 150, seed=4, image_format="TIFF"))
+            page.set_input_files("#file-input", str(tiff))
+            page.wait_for_function("document.getElementById('status').textContent.includes('scan')")
+            page.wait_for_function("document.getElementById('canvas').dataset.stage === '2'")
+            status = page.inner_text("#status")
+            assert "scan.tiff: 200x150" in status and "cannot display scan.tiff" in status
+            assert canvas.evaluate("c => [c.width, c.height]") == [200, 150]
+            assert drawn(0, 0.0) == 16
             assert not errors, errors
         finally:
             browser.close()

@@ -47,24 +47,33 @@ function updateLabels() {
 }
 
 async function detect(file) {
+  // The previous image's boxes go at once: they must never stand for this file's.
+  state.view = null;
+  state.image = null;
+  draw();
   setStatus(`running the model on ${file.name}…`);
   const form = new FormData();
   form.append("images", file, file.name);
   const response = await fetch("/v1/stages", { method: "POST", body: form });
   const body = await response.json();
   if (!response.ok) {
-    state.view = null;
     setStatus(`${response.status}: ${body.error}`, true);
-    draw();
     return;
   }
-  const image = new Image();
+  // The server reads formats a browser may not show (TIFF in Chromium): then the boxes are
+  // drawn on a blank canvas of the image's size.
+  let image = new Image();
   image.src = URL.createObjectURL(file);
-  await image.decode();
+  try {
+    await image.decode();
+  } catch {
+    image = null;
+  }
   state.image = image;
   state.view = body;
+  const shown = image ? "" : `; this browser cannot display ${file.name}, boxes on a blank canvas`;
   setStatus(`${body.name}: ${body.width}x${body.height}, all stages in ` +
-    `${body.inference_ms.toFixed(0)} ms`);
+    `${body.inference_ms.toFixed(0)} ms${shown}`);
   draw();
 }
 
@@ -84,7 +93,7 @@ function draw() {
   const context = canvas.getContext("2d");
   const list = document.getElementById("detection-list");
   list.replaceChildren();
-  if (!state.view || !state.image) {
+  if (!state.view) {
     context.clearRect(0, 0, canvas.width, canvas.height);
     canvas.dataset.drawnBoxes = "0";
     canvas.dataset.stage = "";
@@ -94,7 +103,12 @@ function draw() {
   const scale = Math.min(1, MAX_CANVAS_SIDE / Math.max(view.width, view.height));
   canvas.width = Math.round(view.width * scale);
   canvas.height = Math.round(view.height * scale);
-  context.drawImage(state.image, 0, 0, canvas.width, canvas.height);
+  if (state.image) {
+    context.drawImage(state.image, 0, 0, canvas.width, canvas.height);
+  } else {
+    context.fillStyle = "#444";
+    context.fillRect(0, 0, canvas.width, canvas.height);
+  }
   const boxes = boxesToDraw();
   context.font = "13px system-ui, sans-serif";
   for (const box of boxes) {
