@@ -373,6 +373,10 @@ def prediction_from_detections(
     )
 
 
+# Marks a drawing staged until its run ends: ``.NAME.partial.EXT`` beside ``NAME.EXT``.
+_STAGED = ".partial"
+
+
 class DrawingWriter:
     """Writes drawn predictions under ``output_dir``, keeping each input's path below the
     inputs' common folder: ``a/x.png`` and ``b/x.png`` become ``output_dir/a/x.png`` and
@@ -432,19 +436,23 @@ class DrawingWriter:
     def stage(self, target: Path) -> Path:
         """The hidden file beside ``target`` that a drawing (or an annotated video) is written
         to until :meth:`commit` moves it there."""
-        staged = target.with_name(f".{target.stem}.partial{target.suffix}")
+        staged = target.with_name(f".{target.stem}{_STAGED}{target.suffix}")
         self._staged[target] = staged
         return staged
 
     def commit(self) -> list[Path]:
         """Move every staged drawing to its target; a file left there by an earlier run is
-        replaced with a warning (and listed in :attr:`overwritten`). Returns the targets."""
+        replaced with a warning (and listed in :attr:`overwritten`). Staged files a killed
+        earlier run left in the same folders are deleted. Returns the targets."""
         for target, staged in self._staged.items():
             if target.exists():
                 self.overwritten.append(target)
                 logger.warning("replacing %s, a drawing from an earlier run", target)
             os.replace(staged, target)
         targets, self._staged = list(self._staged), {}
+        for folder in {target.parent for target in targets}:
+            for leftover in folder.glob(f".*{_STAGED}.*"):
+                leftover.unlink(missing_ok=True)
         return targets
 
     def discard(self) -> None:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sparsercnn.cli.main import COMMANDS, build_parser, main
+from sparsercnn.predictor import DrawingWriter
 from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco
 
 
@@ -101,6 +105,37 @@ def test_predict_never_writes_over_its_inputs(
         assert predict(folder, "--save-images", drawn, "--output", output) == 0
         sources = {Path(r["file_name"]).resolve() for r in json.loads(output.read_text())}
         assert sources and not any(s.is_relative_to(drawn.resolve()) for s in sources)
+    drawings = sorted(str(p.relative_to(drawn)) for p in drawn.rglob("*") if p.is_file())
+    assert drawings == ["a.jpg", "b.png", "nested/c.jpg"]
+
+
+def test_predict_terminated_mid_run_leaves_no_staged_drawing(
+    model_file: Path,
+    dataset: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """SIGTERM after the first drawing: no drawing, no results file, no hidden staged file. A
+    staged file a SIGKILLed run left is deleted by the next complete run."""
+    drawn, output = tmp_path / "drawn", tmp_path / "preds.json"
+    argv = ["predict", "--model", str(model_file), str(dataset.image_dir)]
+    argv += ["--save-images", str(drawn), "--output", str(output)]
+    write = DrawingWriter.write
+
+    def write_then_terminate(self: DrawingWriter, *args: Any) -> Path:
+        target = write(self, *args)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return target
+
+    with monkeypatch.context() as patch:
+        patch.setattr(DrawingWriter, "write", write_then_terminate)
+        assert main(argv) == 143
+    assert "terminated (SIGTERM)" in capsys.readouterr().err
+    assert not output.exists() and not [p for p in drawn.rglob("*") if p.is_file()]
+    killed = drawn / ".a.partial.jpg"  # as a SIGKILLed run leaves it
+    killed.write_bytes(b"half a drawing")
+    assert main(argv) == 0
     drawings = sorted(str(p.relative_to(drawn)) for p in drawn.rglob("*") if p.is_file())
     assert drawings == ["a.jpg", "b.png", "nested/c.jpg"]
 

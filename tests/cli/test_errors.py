@@ -7,8 +7,11 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import NoReturn
 
@@ -237,6 +240,28 @@ def test_interrupt_exits_130(
     raising_handler(monkeypatch, KeyboardInterrupt())
     assert main(VALIDATE) == 130
     assert error_lines(capsys) == ["sparsercnn validate: interrupted"]
+
+
+def test_sigterm_is_handled_as_an_interrupt_and_exits_143(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGTERM raises inside the command (so its ``finally`` blocks run), and the default
+    handler is back afterwards."""
+    cleaned: list[bool] = []
+
+    def handler(args: argparse.Namespace) -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # not reached: the signal raises first
+        finally:
+            cleaned.append(True)
+        return 0
+
+    monkeypatch.setattr(validate, "run", handler)
+    assert main(VALIDATE) == 143
+    assert error_lines(capsys) == ["sparsercnn validate: terminated (SIGTERM)"]
+    assert cleaned == [True]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_warnings_logged_before_a_failure_still_show(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 Every fault ends in one or two lines on stderr and an exit code: 2 when the input is wrong (a
 path, a flag, a config key, a file's content; the message names it and says what to do), 1 when
-the run failed for another reason (a full disk, out of memory, a bug), 130 when interrupted.
+the run failed for another reason (a full disk, out of memory, a bug), 130 when interrupted
+(Ctrl-C), 143 when terminated (SIGTERM, handled as Ctrl-C is: what the command staged is
+cleaned up).
 ``--debug`` re-raises instead, with the full traceback.
 """
 
@@ -11,8 +13,11 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from sparsercnn import __version__
 from sparsercnn.cli import (
@@ -56,6 +61,7 @@ BAD_INPUT_ERRORS: tuple[type[Exception], ...] = (
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 DEBUG_HINT = "run again with --debug for the full traceback"
 
 
@@ -95,6 +101,33 @@ def subcommand_parsers(parser: argparse.ArgumentParser) -> list[argparse.Argumen
     return found
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``timeout``, ``kill``), raised like Ctrl-C so that every
+    ``finally`` and context manager cleans up: staged drawings and temporary files go."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM raises :class:`Terminated` in the main thread (where
+    another handler than the default is set, by a program calling :func:`main`, it is kept)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -106,8 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         name for name in (args.command, getattr(args, "diagnosis", None)) if name is not None
     )
     try:
-        retain_freed_memory()
-        return int(args.handler(args))
+        with sigterm_as_interrupt():
+            retain_freed_memory()
+            return int(args.handler(args))
+    except Terminated:
+        print(f"sparsercnn {command}: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"sparsercnn {command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
