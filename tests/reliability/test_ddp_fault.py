@@ -63,8 +63,13 @@ def test_killed_rank_ends_the_job(tiny_coco: SyntheticCoco, tmp_path: Path) -> N
         for process in ranks:
             if process.poll() is None:
                 process.kill()
-            process.communicate()
+        killed_output = ranks[1].communicate()[0]
+        ranks[0].communicate()
     assert ranks[1].returncode == -signal.SIGKILL
     assert ranks[0].returncode not in (0, None), output[-4000:]
     assert waited < BOUND_S
     assert not run.file("model_final.safetensors").exists()
+    # The run's log is rank 0's: rank 1 says it joined, and repeats no setup line.
+    assert " INFO sparsercnn.data" in output
+    logged = [line for line in killed_output.splitlines() if " INFO " in line]
+    assert len(logged) == 1 and "rank 1 of 2 joined" in logged[0], killed_output

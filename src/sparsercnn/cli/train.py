@@ -87,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give both --val-json and --val-images, or neither")
     start = time.perf_counter()
     dist_info = init_distributed(args.device)
+    if not dist_info.is_main:
+        # One copy of the run's log (rank 0's): the other ranks report warnings and errors.
+        logging.getLogger("sparsercnn").setLevel(logging.WARNING)
     # A run refused before its first step leaves no run folder behind (rank 0 made it).
     folder = removed_if_refused(args.output_dir) if dist_info.is_main else nullcontext()
     try:
