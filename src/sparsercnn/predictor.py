@@ -153,7 +153,9 @@ def decode_input(image: ImageInput, transform: InferenceTransform) -> DecodedIma
 
 
 def to_pil(image: ImageInput) -> Image.Image:
-    """Load or convert one input to an RGB PIL image (EXIF orientation applied for files)."""
+    """Load or convert one input to an RGB PIL image. Files are turned upright by their EXIF
+    orientation; a PIL image, array or tensor is taken as it is (a caller's ``Image.open``
+    result is not rotated: ``PIL.ImageOps.exif_transpose`` does that)."""
     if isinstance(image, str | Path):
         return load_image(image)
     if isinstance(image, Image.Image):
