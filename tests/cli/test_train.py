@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from sparsercnn.cli.common import removed_if_refused
 from sparsercnn.cli.main import main
+from sparsercnn.cli.training_setup import removed_if_refused
 from sparsercnn.config import Config
 from sparsercnn.engine import pipeline
 

@@ -13,10 +13,9 @@ from sparsercnn.cli.common import (
     add_overrides_argument,
     check_output_path,
     positive_number,
-    remaining_budget,
     resolve_device,
-    training_config,
 )
+from sparsercnn.cli.training_setup import remaining_budget, training_config
 from sparsercnn.config import Config
 from sparsercnn.presets import PRESETS
 

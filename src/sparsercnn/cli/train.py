@@ -12,10 +12,8 @@ from sparsercnn.cli.common import (
     add_config_arguments,
     add_device_argument,
     positive_number,
-    remaining_budget,
-    removed_if_refused,
-    training_config,
 )
+from sparsercnn.cli.training_setup import remaining_budget, removed_if_refused, training_config
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,166 @@
+"""How ``train`` and ``demo`` set a run up: the config (a fixed preset, a config file, the
+automatic recipe, or on ``--resume`` the run's own), what is left of ``--time-budget`` after the
+recipe's timing, and a run folder that a refused run does not leave behind."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sparsercnn.cli.common import AUTO_PRESET
+from sparsercnn.config import Config, TrainConfig
+from sparsercnn.presets import get_preset
+
+if TYPE_CHECKING:
+    from sparsercnn.engine.distributed import DistInfo
+
+
+# What a refused run may have written before its first step: a folder holding nothing else was
+# made by that run alone.
+_SETUP_FILES = ("recipe.json", "config.json")
+
+
+@contextmanager
+def removed_if_refused(folder: Path) -> Iterator[None]:
+    """Remove ``folder`` again when the command fails and the folder did not exist before it and
+    holds nothing but the setup files (:data:`_SETUP_FILES`): a refused ``train`` leaves no empty
+    run folder behind. A folder with a log, a checkpoint or a model file is kept, as is any
+    folder that existed before."""
+    existed = folder.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and folder.is_dir():
+            names = {entry.name for entry in folder.iterdir()}
+            if names <= set(_SETUP_FILES):
+                for name in names:
+                    (folder / name).unlink()
+                folder.rmdir()
+        raise
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    """The config of a fixed ``--preset`` or ``--config``, with the ``--set`` overrides applied."""
+    if not args.config:
+        return get_preset(args.preset).apply_overrides(list(args.overrides))
+    return load_config_file(args.config, "--config").apply_overrides(list(args.overrides))
+
+
+def load_config_file(path: Path, what: str) -> Config:
+    """A ``config.json``; errors name ``what`` (the flag or the run folder) and the file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} is not a file")
+    try:
+        return Config.load(path)
+    except ValueError as error:
+        if str(path) in str(error):
+            raise
+        raise ValueError(f"{what} {path}: {error}") from error
+
+
+def training_config(
+    args: argparse.Namespace,
+    train_json: Path,
+    train_images: Path,
+    output_dir: Path,
+    dist_info: DistInfo,
+) -> Config:
+    """The config of a training run (``train``, ``demo``): a fixed ``--preset`` or ``--config``;
+    with ``--preset auto``, the recipe chosen from the training set (rank 0 chooses, every rank
+    trains with it), or on ``--resume`` the run's own ``config.json``. ``--set`` overrides apply
+    last, then ``--init-from``, ``--backbone-weights`` and ``--freeze``."""
+    from sparsercnn.config import Config
+    from sparsercnn.engine.distributed import all_gather_object
+
+    if args.config or args.preset != AUTO_PRESET:
+        cfg = resolve_config(args)
+    elif args.resume:
+        cfg = load_config_file(output_dir / "config.json", "--resume: the run's config")
+        cfg = cfg.apply_overrides(list(args.overrides))
+    else:
+        chosen = None
+        if dist_info.is_main:
+            chosen = _auto_config(args, train_json, train_images, output_dir, dist_info).to_dict()
+        cfg = Config.from_dict(all_gather_object(chosen)[0])
+    return _with_weight_options(cfg, args)
+
+
+def _with_weight_options(cfg: Config, args: argparse.Namespace) -> Config:
+    """``cfg`` with the ``--init-from``, ``--backbone-weights`` and ``--freeze`` given."""
+    # Typed values go into the config as they are (a checkpoint named "2024" stays a string).
+    weights = {
+        "init_from": args.init_from,
+        "backbone_weights": args.backbone_weights,
+        "freeze": args.freeze,
+    }
+    given = {name: value for name, value in weights.items() if value}
+    return replace(cfg, train=replace(cfg.train, **given))
+
+
+def remaining_budget(time_budget: float | None, start: float) -> float | None:
+    """Minutes of ``--time-budget`` left after what was spent since ``start``
+    (``time.perf_counter()``) choosing the recipe; ``None`` without a budget.
+
+    Raises:
+        BudgetSpentError: the choice used the whole budget.
+    """
+    from sparsercnn.recipe.recipe import BudgetSpentError
+
+    if time_budget is None:
+        return None
+    spent = time.perf_counter() - start
+    if spent >= time_budget * 60:
+        raise BudgetSpentError(time_budget, spent)
+    return time_budget - spent / 60
+
+
+def _auto_config(
+    args: argparse.Namespace,
+    train_json: Path,
+    train_images: Path,
+    output_dir: Path,
+    dist_info: DistInfo,
+) -> Config:
+    """Choose the recipe for the training set, print it and save it as ``recipe.json``."""
+    import json
+
+    from sparsercnn.atomic_file import atomic_write
+    from sparsercnn.engine.checkpoint import check_run_folder
+    from sparsercnn.recipe import recipe_for_dataset
+
+    check_run_folder(output_dir, False, is_main=True)
+    overrides = list(args.overrides)
+    cache_mb = _overridden_train_value(overrides, "image_cache_mb")
+    recipe = recipe_for_dataset(
+        train_json,
+        train_images,
+        dist_info.device,
+        time_budget_minutes=args.time_budget,
+        max_iter=_overridden_train_value(overrides, "max_iter"),
+        init_from=args.init_from or "",
+        backbone_weights=args.backbone_weights or "",
+        image_cache_mb=TrainConfig.image_cache_mb if cache_mb is None else cache_mb,
+        skip_invalid=getattr(args, "skip_invalid", False),
+    )
+    # What the run trains with, so that the table marks what the options replaced.
+    cfg = _with_weight_options(recipe.config.apply_overrides(overrides), args)
+    print(recipe.format(trained=cfg), flush=True)
+    text = json.dumps(recipe.to_dict(trained=cfg), indent=2)
+    atomic_write(output_dir / "recipe.json", lambda tmp: tmp.write_text(text))
+    return cfg
+
+
+def _overridden_train_value(overrides: list[str], name: str) -> int | None:
+    """The value ``N`` of a ``train.<name>=N`` override, None without one: what the recipe must
+    know before choosing (the step budget it fits its schedule to, the image cache it prices
+    loading with)."""
+    keys = [item.partition("=")[0].strip() for item in overrides]
+    if f"train.{name}" not in keys:
+        return None
+    value: int = getattr(Config().apply_overrides(overrides).train, name)
+    return value
