@@ -35,15 +35,20 @@ def write_clip(
     fps: int = 12,
     size: tuple[int, int] = (64, 96),
     times_ms: Sequence[int] | None = None,
+    rotation: int = 0,
 ) -> Path:
-    """Write an H.264 MP4 of :func:`clip_frame` frames; ``times_ms`` gives each frame's
-    presentation time (a variable frame rate) instead of ``index / fps``."""
+    """Write an H.264 video (the container from the suffix) of :func:`clip_frame` frames;
+    ``times_ms`` gives each frame's presentation time (a variable frame rate) instead of
+    ``index / fps``; ``rotation``: the display rotation, degrees counterclockwise, that players
+    apply (a phone's portrait video is stored landscape with 90 or -90)."""
     import av
 
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = size
         stream.pix_fmt = "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
         if times_ms is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
         for index in range(num_frames if times_ms is None else len(times_ms)):

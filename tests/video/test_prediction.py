@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import Tensor
 
 from sparsercnn.data.categories import CategoryMap
@@ -41,6 +43,27 @@ def test_frames_get_the_detections_of_the_same_images(predictor: Predictor, clip
         torch.testing.assert_close(prediction.boxes, expected.boxes)
         torch.testing.assert_close(prediction.scores, expected.scores)
         assert prediction.class_names == expected.class_names
+
+
+def test_a_frame_folder_gets_the_detections_of_its_files_as_images(
+    predictor: Predictor, tmp_path: Path
+) -> None:
+    """Large JPEG frames are read as image files are (decoded at a reduced scale), so a frame
+    gets the detections its file gets as an image, and is decoded in full only when drawn."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(2):
+        pixels = rng.integers(0, 255, (1200, 1600, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{index}.jpg", quality=90)
+    results = list(predict_video(predictor, folder, fps=5))
+    as_images = predictor(sorted(folder.glob("*.jpg")))
+    for (frame, prediction), expected in zip(results, as_images, strict=True):
+        assert frame._image is None  # not decoded in full for the model
+        assert prediction.image_size == expected.image_size == (1200, 1600)
+        torch.testing.assert_close(prediction.boxes, expected.boxes, rtol=0, atol=0)
+        torch.testing.assert_close(prediction.scores, expected.scores, rtol=0, atol=0)
+        assert frame.image.shape == (1200, 1600, 3)
 
 
 class RecordingPredictor(BatchPredictor):

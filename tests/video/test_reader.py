@@ -49,6 +49,40 @@ def test_timestamps_come_from_the_stream_not_the_frame_rate(tmp_path: Path) -> N
     assert [f.index for f in frames] == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_a_rotated_video_is_read_upright(tmp_path: Path, rotation: int) -> None:
+    """A phone video stored landscape with a display rotation is read as players show it."""
+    video = VideoFile(write_clip(tmp_path / "phone.mp4", 3, rotation=rotation))
+    assert video.size == ((96, 64) if rotation % 180 else (64, 96))
+    for frame in video.frames():
+        upright = np.rot90(clip_frame(frame.index), rotation // 90)
+        assert frame.image.shape == upright.shape
+        assert np.abs(frame.image.astype(int) - upright).mean() < 6
+
+
+def test_a_video_without_a_decodable_frame_is_refused_on_opening(tmp_path: Path) -> None:
+    """The first kilobyte of a Matroska file: a header with a video stream, and no frame."""
+    full = write_clip(tmp_path / "full.mkv", 10)
+    header = tmp_path / "header.mkv"
+    header.write_bytes(full.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"header\.mkv holds no frame that can be decoded"):
+        VideoFile(header)
+
+
+def test_a_video_cut_short_is_read_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Matroska puts its header first: a file cut short decodes without an error, only fewer
+    frames than its header announces."""
+    full = write_clip(tmp_path / "full.mkv", 40)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size * 6 // 10])
+    assert len(list(VideoFile(full).frames())) == 40 and not caplog.records
+    decoded = len(list(VideoFile(cut).frames()))
+    assert decoded < 30
+    assert f"cut.mkv: {decoded} frames decoded where its header announces 40" in caplog.text
+
+
 def write_frames(folder: Path, count: int, size: tuple[int, int] = (64, 96)) -> list[Path]:
     folder.mkdir()
     paths = []

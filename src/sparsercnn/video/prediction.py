@@ -71,7 +71,7 @@ def _predict_batch(
 ) -> Iterator[tuple[Frame, Prediction]]:
     if not frames:
         return
-    predictions = predictor.iter_predictions([frame.image for frame in frames])
+    predictions = predictor.iter_predictions([frame.model_input for frame in frames])
     for frame, prediction in zip(frames, predictions, strict=True):
         yield frame, dataclasses.replace(prediction, source=source)
 

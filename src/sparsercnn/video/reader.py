@@ -7,9 +7,9 @@ extra ``video`` and is imported only when a video file is opened.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
@@ -17,15 +17,21 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from sparsercnn.data.image_io import load_image
+from sparsercnn.data.image_io import load_image, read_image_header
 from sparsercnn.predictor import IMAGE_SUFFIXES
 
 if TYPE_CHECKING:
     from av.container import InputContainer
+    from av.video.frame import VideoFrame
+    from av.video.stream import VideoStream
+
+logger = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 # mpeg4 accepts frame-rate denominators up to 2^16 - 1 only.
 MAX_RATE_DENOMINATOR = 65535
+# Fewer frames than this share of what the header announces: the file was probably cut short.
+CUT_SHORT_SHARE = 0.95
 
 
 def import_av() -> ModuleType:
@@ -49,12 +55,10 @@ def check_every(every: int) -> None:
         raise ValueError(f"every (--every) must be an integer >= 1, got {every!r}")
 
 
-@dataclass(eq=False)
 class Frame:
     """One frame of a :class:`FrameSequence`.
 
     Attributes:
-        image: ``(H, W, 3)`` uint8 RGB pixels.
         index: position in the source counting from 0, skipped frames included (with
             ``every=N`` the kept indices are 0, N, 2N, ...).
         timestamp: seconds: the frame's presentation time (``pts * time_base``) in a video
@@ -62,10 +66,31 @@ class Frame:
         file: the frame's image file in a frame folder, else None.
     """
 
-    image: np.ndarray
-    index: int
-    timestamp: float
-    file: Path | None = field(default=None)
+    def __init__(
+        self, image: np.ndarray | None, index: int, timestamp: float, file: Path | None = None
+    ) -> None:
+        if image is None and file is None:
+            raise ValueError("a frame needs its pixels or its image file")
+        self._image = image
+        self.index = index
+        self.timestamp = timestamp
+        self.file = file
+
+    @property
+    def image(self) -> np.ndarray:
+        """``(H, W, 3)`` uint8 RGB pixels, upright (a video's display rotation and a frame
+        file's EXIF orientation applied); a frame folder's file is decoded at first use."""
+        if self._image is None:
+            assert self.file is not None
+            self._image = np.asarray(load_image(self.file))
+        return self._image
+
+    @property
+    def model_input(self) -> np.ndarray | Path:
+        """What a predictor reads: a frame folder's file, decoded as any image file is (a large
+        JPEG at the reduced scale the model allows), so it gets the detections it gets as an
+        image; a video frame's pixels."""
+        return self.file if self.file is not None else self.image
 
 
 class FrameSequence(Protocol):
@@ -89,12 +114,18 @@ class FrameSequence(Protocol):
 class VideoFile:
     """The first video stream of a video file, decoded by PyAV.
 
-    Opening checks that the file is a readable video with a frame rate; each call of
-    :meth:`frames` decodes it again from the start.
+    Opening checks that the file is a readable video with a frame rate and decodes its first
+    frame; each call of :meth:`frames` decodes it again from the start. Frames are turned
+    upright by the video's display rotation (a phone's portrait video stored landscape), as
+    image files are by their EXIF orientation.
+
+    Attributes:
+        size: ``(h, w)`` of the upright frames.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is not a video PyAV can read, or holds no video stream.
+        ValueError: ``path`` is not a video PyAV can read, holds no video stream, or no frame
+            that decodes.
         ImportError: PyAV is not installed.
     """
 
@@ -109,7 +140,26 @@ class VideoFile:
                 raise ValueError(f"video {self.path}: its video stream has no frame rate")
             self.fps = Fraction(rate).limit_denominator(MAX_RATE_DENOMINATOR)
             self.num_frames: int | None = stream.frames or None
-            self.size = (stream.height, stream.width)
+            first = self._first_frame(container)
+            # (h, w) as shown: a phone video stored landscape with a 90-degree rotation is
+            # shown, and read, in portrait.
+            turned = round(first.rotation / 90) % 2 == 1
+            self.size = (first.width, first.height) if turned else (first.height, first.width)
+            self._duration = _duration_seconds(container, stream)
+
+    def _first_frame(self, container: InputContainer) -> VideoFrame:
+        av = import_av()
+        try:
+            first = next(container.decode(container.streams.video[0]), None)
+        except av.error.FFmpegError as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise ValueError(
+                f"video {self.path}: its first frame could not be decoded ({reason}); the file "
+                "is damaged"
+            ) from error
+        if first is None:
+            raise ValueError(f"video {self.path} holds no frame that can be decoded")
+        return first
 
     def _open(self) -> InputContainer:
         av = import_av()
@@ -147,13 +197,30 @@ class VideoFile:
                         timestamp = float(decoded.pts * time_base)
                     else:
                         timestamp = float(index / self.fps)
-                    yield Frame(decoded.to_ndarray(format="rgb24"), index, timestamp)
+                    pixels = _upright(decoded.to_ndarray(format="rgb24"), decoded.rotation)
+                    yield Frame(pixels, index, timestamp)
             except av.error.FFmpegError as error:
                 reason = getattr(error, "strerror", None) or str(error)
                 raise ValueError(
                     f"video {self.path}: decoding failed after frame {index} ({reason}); "
                     "the file is damaged"
                 ) from error
+        self._warn_if_cut_short(index + 1)
+
+    def _warn_if_cut_short(self, decoded: int) -> None:
+        """Warn when far fewer frames decoded than the container announces: a file cut short
+        (a download or copy that stopped) ends without a decoding error in some formats."""
+        expected = self.num_frames
+        if expected is None and self._duration is not None:
+            expected = round(self._duration * self.fps)
+        if expected is not None and decoded < CUT_SHORT_SHARE * expected - 1:
+            logger.warning(
+                "video %s: %d frames decoded where its header announces %d; the file may be "
+                "cut short (copy it again)",
+                self.path,
+                decoded,
+                expected,
+            )
 
 
 class FrameFolder:
@@ -193,15 +260,31 @@ class FrameFolder:
         size = None
         for index in range(0, len(self.files), every):
             file = self.files[index]
-            image = np.asarray(load_image(file))
+            header = read_image_header(file)
             if size is None:
-                size = image.shape
-            elif image.shape != size:
+                size = (header.height, header.width)
+            elif (header.height, header.width) != size:
                 raise ValueError(
-                    f"frame {file} is {image.shape[1]}x{image.shape[0]} but the first frame of "
+                    f"frame {file} is {header.width}x{header.height} but the first frame of "
                     f"{self.path} is {size[1]}x{size[0]}; frames of a sequence share one size"
                 )
-            yield Frame(image, index, float(index / self.fps), file)
+            yield Frame(None, index, float(index / self.fps), file)
+
+
+def _upright(pixels: np.ndarray, rotation: int) -> np.ndarray:
+    """``(H, W, 3)`` pixels turned by ``rotation`` degrees counterclockwise (PyAV's
+    ``VideoFrame.rotation``, from the display matrix), to the nearest quarter turn."""
+    turns = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(pixels, turns)) if turns else pixels
+
+
+def _duration_seconds(container: InputContainer, stream: VideoStream) -> float | None:
+    """The stream's duration, else the container's, in seconds; None when neither says."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    return None
 
 
 def _natural_key(path: Path) -> list[tuple[str, int]]:
