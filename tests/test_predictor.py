@@ -153,7 +153,7 @@ def test_winograd_predictions_stay_close_to_fp32(
         torch.testing.assert_close(approximate.boxes[:3], exact.boxes[:3], atol=0.01, rtol=0)
 
 
-def test_in_memory_inputs_match_the_file_and_a_0_1_tensor_is_refused(
+def test_in_memory_inputs_match_the_file_and_bad_values_are_refused(
     model_file: Path, dataset: SyntheticCoco
 ) -> None:
     path = dataset.image_paths[0]
@@ -163,8 +163,19 @@ def test_in_memory_inputs_match_the_file_and_a_0_1_tensor_is_refused(
     by_file, by_array, by_tensor, by_float = predictor([path, array, tensor, tensor.float()])
     for other in (by_array, by_tensor, by_float):
         assert torch.equal(other.boxes, by_file.boxes) and torch.equal(other.scores, by_file.scores)
+    # An integer tensor within 0-255 is read as uint8.
+    by_file, by_int = predictor([path, tensor.int()])
+    assert torch.equal(by_int.boxes, by_file.boxes) and torch.equal(by_int.scores, by_file.scores)
     with pytest.raises(ValueError, match=r"within \[0, 1\]: multiply it by 255"):
         predictor([tensor.float() / 255])
+    # Beyond 0-255, a cast would wrap 1020 to 252.
+    with pytest.raises(ValueError, match="this int32 one does not .* scale it to uint8"):
+        predictor([tensor.int() * 4])
+    with pytest.raises(ValueError, match="this bool one does not"):
+        predictor([tensor > 128])
+    for empty in (array[:0], tensor[:, :, :0], Image.new("RGB", (0, 5))):
+        with pytest.raises(ValueError, match="the image is empty"):
+            predictor([empty])
 
 
 def test_records_carry_the_class_name(model_file: Path, dataset: SyntheticCoco) -> None:

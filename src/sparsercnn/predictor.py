@@ -159,6 +159,8 @@ def to_pil(image: ImageInput) -> Image.Image:
     if isinstance(image, str | Path):
         return load_image(image)
     if isinstance(image, Image.Image):
+        if 0 in image.size:
+            raise ValueError(f"the image is empty: {image.width}x{image.height} pixels")
         return to_rgb(image)
     if isinstance(image, Tensor):
         if image.dim() != 3 or image.shape[0] not in (1, 3):
@@ -173,6 +175,16 @@ def to_pil(image: ImageInput) -> Image.Image:
                     "this one is within [0, 1]: multiply it by 255"
                 )
             array = array.clamp(0, 255).round()
+        elif array.dtype == torch.bool or (
+            array.dtype != torch.uint8
+            and array.numel()
+            and (int(array.min()) < 0 or int(array.max()) > 255)
+        ):
+            # A cast would wrap 16-bit values around (1020 -> 252) or read a mask as pixels.
+            raise ValueError(
+                f"tensor images hold 0-255 values; this {str(array.dtype).removeprefix('torch.')} "
+                "one does not (a 16-bit image or a mask?): scale it to uint8 first"
+            )
         image = array.to(torch.uint8).permute(1, 2, 0).numpy()
     if isinstance(image, np.ndarray):
         if image.ndim == 3 and image.shape[2] == 1:
@@ -181,6 +193,8 @@ def to_pil(image: ImageInput) -> Image.Image:
             raise ValueError(f"array images must be HxW, HxWx3 or HxWx4, got shape {image.shape}")
         if image.dtype != np.uint8:
             raise ValueError(f"array images must be uint8 RGB (0-255), got dtype {image.dtype}")
+        if 0 in image.shape[:2]:
+            raise ValueError(f"the image is empty: {image.shape[1]}x{image.shape[0]} pixels")
         return to_rgb(Image.fromarray(image))
     raise TypeError(f"unsupported image input of type {type(image).__name__}")
 
@@ -212,7 +226,7 @@ class BatchPredictor:
         :class:`Prediction` per image, in input order, boxes in the pixels of the full image.
 
         Image files are decoded as evaluation decodes them (:func:`decode_input`: a JPEG of at
-        least four times the model's input in both sides at a reduced scale), so a file gets
+        least twice the model's input in both sides at a reduced scale), so a file gets
         the same detections here as in ``sparsercnn eval``; an image given decoded is used as
         it is."""
         return list(self.iter_predictions(inputs))
