@@ -41,6 +41,14 @@ def test_truncated_file_says_damaged(model_file: Path, cut: float) -> None:
     assert "is damaged or not a model file" in one_line_error(damaged)
 
 
+def test_an_onnx_export_points_to_the_onnx_flag(tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x08\x08\x12\x07pytorch")  # how an ONNX ModelProto starts
+    assert "is an ONNX export, not a model file (.safetensors): give it with --onnx" in (
+        one_line_error(path)
+    )
+
+
 def test_pytorch_checkpoint_points_to_convert(tmp_path: Path) -> None:
     path = tmp_path / "model_final.pth"
     torch.save({"model": {"w": torch.zeros(2)}}, path)

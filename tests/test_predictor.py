@@ -169,7 +169,7 @@ def test_in_memory_inputs_match_the_file_and_bad_values_are_refused(
     with pytest.raises(ValueError, match=r"within \[0, 1\]: multiply it by 255"):
         predictor([tensor.float() / 255])
     # Beyond 0-255, a cast would wrap 1020 to 252.
-    with pytest.raises(ValueError, match="this int32 one does not .* scale it to uint8"):
+    with pytest.raises(ValueError, match=r"this int32 one does not .* scale it to uint8"):
         predictor([tensor.int() * 4])
     with pytest.raises(ValueError, match="this bool one does not"):
         predictor([tensor > 128])

@@ -114,6 +114,11 @@ def unreadable_model_file_message(path: Path, error: Exception) -> str:
     """One line saying what ``path``, which safetensors could not read, is and what to do."""
     with open(path, "rb") as handle:
         head = handle.read(2)
+    if path.suffix.lower() == ".onnx":
+        return (
+            f"{path} is an ONNX export, not a model file (.safetensors): give it with --onnx "
+            "instead (serve: --onnx beside --model, the .safetensors it was exported from)"
+        )
     if head == b"PK" or head[:1] == b"\x80":  # torch.save's zip archive, or a bare pickle
         return (
             f"{path} is a PyTorch checkpoint, not a model file (.safetensors): convert a published "
