@@ -19,9 +19,12 @@ from tests.weights.reference_checkpoints import (
 )
 
 
-@pytest.mark.parametrize("wrap", [True, False])
-def test_official_flat_or_wrapped(tmp_path: Path, tiny_pair: ReferencePair, wrap: bool) -> None:
-    path = save_official(tmp_path / "model.pth", tiny_pair.official, wrap=wrap)
+@pytest.mark.parametrize(("wrap", "name"), [(True, "model.pth"), (False, "model.safetensors")])
+def test_official_flat_or_wrapped(
+    tmp_path: Path, tiny_pair: ReferencePair, wrap: bool, name: str
+) -> None:
+    """A torch.save file is read by its content, whatever its name says."""
+    path = save_official(tmp_path / name, tiny_pair.official, wrap=wrap)
     checkpoint = read_checkpoint(path)
     assert checkpoint.layout == "official"
     assert checkpoint.class_names is None

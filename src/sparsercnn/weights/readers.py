@@ -170,8 +170,9 @@ def _numpy_allowed() -> Iterator[None]:
 
 def _read_torch(path: Path, layout: Layout | None) -> RawCheckpoint:
     try:
-        with _numpy_allowed():
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+        # From an open file: given a path, torch.load reads a .safetensors name as safetensors.
+        with _numpy_allowed(), open(path, "rb") as handle:
+            obj = torch.load(handle, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
         raise ValueError(
             f"{path} could not be read as a PyTorch checkpoint with safe loading "
