@@ -9,6 +9,7 @@ label map always give the same bytes.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,13 +141,23 @@ def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> Loa
     return LoadedModel(model=model, config=config, categories=categories)
 
 
-def load_state_dict_strict(model: nn.Module, tensors: dict[str, Tensor], source: str) -> None:
-    """Load ``tensors`` into ``model``; any missing, unexpected or mis-shaped key is an error."""
+def load_state_dict_strict(
+    model: nn.Module,
+    tensors: dict[str, Tensor],
+    source: str,
+    key_name: Callable[[str], str] | None = None,
+) -> None:
+    """Load ``tensors`` into ``model``; any missing, unexpected or mis-shaped key is an error.
+
+    ``key_name`` gives the name the file uses for one of ``model``'s keys, for the message (a
+    converted checkpoint's own names); by default the keys are named as they are.
+    """
+    name = key_name or (lambda key: key)
     own = model.state_dict()
-    missing = sorted(set(own) - set(tensors))
-    unexpected = sorted(set(tensors) - set(own))
+    missing = sorted(name(k) for k in set(own) - set(tensors))
+    unexpected = sorted(name(k) for k in set(tensors) - set(own))
     mismatched = sorted(
-        f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
+        f"{name(k)}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
         for k in set(own) & set(tensors)
         if tensors[k].shape != own[k].shape
     )

@@ -83,19 +83,34 @@ def test_official_and_mmdet_give_the_same_outputs(tiny_files: dict[str, Path]) -
     assert torch.equal(official_dets["labels"], mmdet_dets["labels"])
 
 
-def test_missing_and_misshaped_keys_are_listed(tmp_path: Path, tiny_pair: ReferencePair) -> None:
+def test_missing_and_misshaped_keys_are_listed_in_the_files_names(
+    tmp_path: Path, tiny_pair: ReferencePair
+) -> None:
     tensors = dict(tiny_pair.official)
     del tensors["head.head_series.1.norm3.bias"]
-    with pytest.raises(ValueError, match=r"missing keys: head\.stages\.1\.ffn_norm\.bias"):
+    with pytest.raises(ValueError, match=r"missing keys: head\.head_series\.1\.norm3\.bias"):
         convert_checkpoint(save_official(tmp_path / "missing.pth", tensors))
     tensors = dict(tiny_pair.official)
-    tensors["head.head_series.1.class_logits.weight"] = torch.zeros(5, TINY.hidden)
-    with pytest.raises(ValueError, match=r"mis-shaped keys: head\.stages\.1\.class_logits\.weight"):
+    tensors["head.head_series.1.norm1.weight"] = torch.zeros(3)
+    with pytest.raises(ValueError, match=r"mis-shaped keys: head\.head_series\.1\.norm1\.weight"):
         convert_checkpoint(save_official(tmp_path / "shape.pth", tensors))
     tensors = dict(tiny_pair.official)
     tensors["head.head_series.2.norm1.weight"] = torch.zeros(TINY.hidden)  # a third stage, partly
-    with pytest.raises(ValueError, match=r"head\.stages\.2\."):
+    with pytest.raises(ValueError, match=r"missing keys: head\.head_series\.2\."):
         convert_checkpoint(save_official(tmp_path / "extra.pth", tensors))
+
+
+def test_stages_with_other_classes_are_named_not_the_others(
+    tmp_path: Path, tiny_pair: ReferencePair
+) -> None:
+    """The classes are read from the first stage: one stage with another number of classes is
+    named, whichever it is."""
+    for stage in (0, 1):
+        tensors = dict(tiny_pair.official)
+        tensors[f"head.head_series.{stage}.class_logits.weight"] = torch.zeros(5, TINY.hidden)
+        with pytest.raises(ValueError, match="class logits disagree") as info:
+            convert_checkpoint(save_official(tmp_path / "classes.pth", tensors))
+        assert f"head.head_series.{stage}.class_logits.weight: 5" in str(info.value)
 
 
 def test_backbone_counters_are_dropped_or_synthesised(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparsercnn.config import Config
+from sparsercnn.config import Config, ModelConfig
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.loss import build_criterion
 from sparsercnn.model import build_model
@@ -141,18 +141,30 @@ def test_torchvision_backbone_loads_without_missing_keys(
             assert torch.equal(value, tensors[key]), key
 
 
+def _torchvision_resnet(depth: int, width: int) -> dict[str, torch.Tensor]:
+    """A ResNet's weights in torchvision's names (ours without ``backbone.``), a narrow one."""
+    model = build_model(Config(model=ModelConfig(backbone_depth=depth, backbone_width=width)))
+    return {k: v for k, v in model.backbone.state_dict().items() if "num_batches" not in k}
+
+
 def test_backbone_depth_mismatch(tmp_path: Path) -> None:
-    # A ResNet-50's block structure (values irrelevant: the depth is checked first).
-    fake = {"conv1.weight": torch.zeros(1)}
-    for layer, blocks in enumerate((3, 4, 6, 3), start=1):
-        for i in range(blocks):
-            fake[f"layer{layer}.{i}.conv3.weight"] = torch.zeros(1)
     path = tmp_path / "resnet50.pth"
-    torch.save(fake, path)
+    torch.save(_torchvision_resnet(50, 8), path)
     with pytest.raises(
         ValueError, match="holds a ResNet-50 but the model's backbone is a ResNet-18"
     ):
         load_backbone_weights(build_model("tiny"), path)
+
+
+def test_an_incomplete_resnet_is_refused_by_convert_naming_the_key(tmp_path: Path) -> None:
+    """A torchvision ResNet is checked strictly when converted, not only when used."""
+    tensors = _torchvision_resnet(50, 8)
+    del tensors["layer4.2.conv3.weight"]
+    src, dst = tmp_path / "resnet50.pth", tmp_path / "resnet50.safetensors"
+    torch.save(tensors, src)
+    with pytest.raises(ValueError, match=r"does not fit the model: missing keys: layer4\.2\.conv3"):
+        save_converted(src, dst)
+    assert not dst.exists()
 
 
 def test_backbone_width_mismatch(tmp_path: Path, tiny_pair: ReferencePair) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -104,7 +104,7 @@ def convert_raw(checkpoint: RawCheckpoint, base: ModelConfig | None = None) -> C
             "backbone weights (train --backbone-weights, load_backbone_weights) instead"
         )
     if checkpoint.config is not None and checkpoint.categories is not None:
-        tensors = check_fits(checkpoint.tensors, checkpoint.config.model, source)
+        tensors = check_fits(checkpoint.tensors, checkpoint.config.model, source, layout)
         return ConvertedCheckpoint(tensors, checkpoint.config, checkpoint.categories)
     tensors = to_our_names(checkpoint.tensors, layout, source)
     if layout == "ours":
@@ -118,8 +118,8 @@ def convert_raw(checkpoint: RawCheckpoint, base: ModelConfig | None = None) -> C
         )
     else:
         behaviour = SOURCE_BEHAVIOUR[layout]
-    model_cfg = replace(infer_model_config(tensors, source, base), **behaviour)
-    tensors = check_fits(tensors, model_cfg, source)
+    model_cfg = replace(infer_model_config(tensors, source, base, layout), **behaviour)
+    tensors = check_fits(tensors, model_cfg, source, layout)
     categories = categories_for(model_cfg.num_classes, checkpoint.class_names, source)
     logger.info(
         "converted %s (%s layout): ResNet-%d, %d proposals, %d stages, %d classes, %s",
@@ -148,20 +148,26 @@ def to_our_names(tensors: Mapping[str, Tensor], layout: Layout, source: str) -> 
 
 
 def infer_model_config(
-    tensors: Mapping[str, Tensor], source: str, base: ModelConfig | None = None
+    tensors: Mapping[str, Tensor],
+    source: str,
+    base: ModelConfig | None = None,
+    layout: Layout = "ours",
 ) -> ModelConfig:
     """Read the architecture from the tensor shapes (spec 11.6), in our key names.
 
     Depth comes from the number of blocks per ResNet stage (res4/layer3: 6 -> 50, 23 -> 101),
-    proposals and width from the embeddings, classes from the class logits, the remaining
-    widths from the first head stage. Everything else comes from ``base``.
+    proposals and width from the embeddings, classes from the class logits (every stage's must
+    agree), the remaining widths from the first head stage. Everything else comes from
+    ``base``. Errors name keys as the file (of ``layout``) names them.
     """
+    name = file_key_name(layout)
 
     def shape(key: str) -> tuple[int, ...]:
         if key not in tensors:
-            raise ValueError(f"{source}: missing key {key!r}; the checkpoint is incomplete")
+            raise ValueError(f"{source}: missing key {name(key)!r}; the checkpoint is incomplete")
         return tuple(tensors[key].shape)
 
+    _check_stages_agree(tensors, source, name)
     stage = "head.stages.0."
     num_proposals, hidden_dim = shape("proposals.features.weight")
     flat_roi = shape(stage + "instance_interaction.out_layer.weight")[1]
@@ -186,6 +192,34 @@ def infer_model_config(
         use_self_attention=stage + "self_attn.in_proj_weight" in tensors,
         use_dynamic_conv=stage + "instance_interaction.dynamic_layer.weight" in tensors,
     )
+
+
+def _check_stages_agree(
+    tensors: Mapping[str, Tensor], source: str, name: Callable[[str], str]
+) -> None:
+    """Every head stage's class logits have the same number of rows: the classes are read
+    from the first stage, so a file whose stages disagree would otherwise blame the others."""
+    keys = [f"head.stages.{i}.class_logits.weight" for i in _indices(tensors, "head.stages.")]
+    rows = {key: tensors[key].shape[0] for key in keys if key in tensors}
+    if len(set(rows.values())) > 1:
+        shown = ", ".join(f"{name(key)}: {count}" for key, count in rows.items())
+        raise ValueError(
+            f"{source}: the head stages' class logits disagree on the number of classes "
+            f"({shown} rows); the checkpoint is inconsistent"
+        )
+
+
+def file_key_name(layout: Layout) -> Callable[[str], str]:
+    """The name a ``layout`` file gives to one of our keys (the key itself where the layout
+    has no name for it), for messages about the user's file."""
+    if layout == "ours":
+        return lambda key: key
+
+    def name(key: str) -> str:
+        renamed, _, _ = rename_keys({key: None}, "ours", layout)
+        return next(iter(renamed), key)
+
+    return name
 
 
 def infer_depth(tensors: Mapping[str, Tensor], source: str) -> int:
@@ -214,9 +248,10 @@ def _indices(tensors: Mapping[str, Tensor], prefix: str) -> list[int]:
 
 
 def check_fits(
-    tensors: Mapping[str, Tensor], model_cfg: ModelConfig, source: str
+    tensors: Mapping[str, Tensor], model_cfg: ModelConfig, source: str, layout: Layout = "ours"
 ) -> dict[str, Tensor]:
-    """Check ``tensors`` against the model ``model_cfg`` builds, allocating no weights.
+    """Check ``tensors`` (our names) against the model ``model_cfg`` builds, allocating no
+    weights; errors name the keys as the file (of ``layout``) names them.
 
     Returns:
         ``tensors`` with BatchNorm counters reconciled (:func:`reconcile_counters`).
@@ -227,8 +262,34 @@ def check_fits(
     with torch.device("meta"):
         model = build_model(model_cfg)
     fitted = reconcile_counters(tensors, set(model.state_dict()))
-    load_state_dict_strict(model, {k: v.to("meta") for k, v in fitted.items()}, source)
+    meta = {k: v.to("meta") for k, v in fitted.items()}
+    load_state_dict_strict(model, meta, source, key_name=file_key_name(layout))
     return fitted
+
+
+def check_backbone(tensors: Mapping[str, Tensor], source: str, layout: Layout = "ours") -> int:
+    """Check ResNet weights (our names, ``backbone.*``) strictly against the ResNet of their
+    depth and width, allocating no weights. Returns the depth.
+
+    Raises:
+        ValueError: not a ResNet depth, or missing, unexpected or mis-shaped keys (in the
+            file's names).
+    """
+    depth = infer_depth(tensors, source)
+    stem = tensors.get("backbone.conv1.weight")
+    width = ModelConfig.backbone_width if stem is None else int(stem.shape[0])
+    with torch.device("meta"):
+        backbone = build_model(ModelConfig(backbone_depth=depth, backbone_width=width)).backbone
+    own = set(backbone.state_dict())
+    stripped = {key.removeprefix("backbone."): value.to("meta") for key, value in tensors.items()}
+    name = file_key_name(layout)
+    load_state_dict_strict(
+        backbone,
+        reconcile_counters(stripped, own),
+        source,
+        key_name=lambda key: name(f"backbone.{key}"),
+    )
+    return depth
 
 
 def reconcile_counters(
@@ -300,7 +361,7 @@ def _backbone_of(checkpoint: RawCheckpoint) -> dict[str, Tensor]:
     backbone = {k: v for k, v in tensors.items() if k.startswith("backbone.")}
     if not backbone:
         raise ValueError(f"{checkpoint.source} holds no ResNet weights")
-    infer_depth(backbone, checkpoint.source)
+    check_backbone(backbone, checkpoint.source, checkpoint.layout)
     return backbone
 
 
