@@ -417,6 +417,7 @@ class DrawingWriter:
         self.root = Path(os.path.commonpath(folders)) if folders else Path.cwd()
         self.overwritten: list[Path] = []
         self._staged: dict[Path, Path] = {}  # target -> staged file
+        self._new_folders: set[Path] = set()
 
     def __enter__(self) -> DrawingWriter:
         return self
@@ -454,6 +455,11 @@ class DrawingWriter:
         to until :meth:`commit` moves it there."""
         staged = target.with_name(f".{target.stem}{_STAGED}{target.suffix}")
         self._staged[target] = staged
+        # Folders the drawing will create, removed again if the run fails.
+        for folder in (target.parent, *target.parent.parents):
+            if folder.exists():
+                break
+            self._new_folders.add(folder)
         return staged
 
     def commit(self) -> list[Path]:
@@ -465,17 +471,22 @@ class DrawingWriter:
                 self.overwritten.append(target)
                 logger.warning("replacing %s, a drawing from an earlier run", target)
             os.replace(staged, target)
-        targets, self._staged = list(self._staged), {}
+        targets, self._staged, self._new_folders = list(self._staged), {}, set()
         for folder in {target.parent for target in targets}:
             for leftover in folder.glob(f".*{_STAGED}.*"):
                 leftover.unlink(missing_ok=True)
         return targets
 
     def discard(self) -> None:
-        """Delete the staged drawings; the targets stay as they were."""
+        """Delete the staged drawings, and the folders made for them; the targets stay as they
+        were."""
         for staged in self._staged.values():
             staged.unlink(missing_ok=True)
         self._staged = {}
+        for folder in sorted(self._new_folders, key=lambda path: len(path.parts), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        self._new_folders = set()
 
 
 def _folder_of(path: Path) -> Path:

@@ -109,30 +109,35 @@ def test_predict_never_writes_over_its_inputs(
     assert drawings == ["a.jpg", "b.png", "nested/c.jpg"]
 
 
-def test_predict_terminated_mid_run_leaves_no_staged_drawing(
+def test_predict_terminated_mid_run_leaves_nothing_behind(
     model_file: Path,
     dataset: SyntheticCoco,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """SIGTERM after the first drawing: no drawing, no results file, no hidden staged file. A
-    staged file a SIGKILLed run left is deleted by the next complete run."""
+    """SIGTERM after the last drawing, before the results are written: no results file, no
+    drawing, no hidden staged file, no folder made for them. A staged file a SIGKILLed run
+    left is deleted by the next complete run."""
     drawn, output = tmp_path / "drawn", tmp_path / "preds.json"
     argv = ["predict", "--model", str(model_file), str(dataset.image_dir)]
     argv += ["--save-images", str(drawn), "--output", str(output)]
     write = DrawingWriter.write
+    written: list[Path] = []
 
     def write_then_terminate(self: DrawingWriter, *args: Any) -> Path:
-        target = write(self, *args)
-        os.kill(os.getpid(), signal.SIGTERM)
-        return target
+        written.append(write(self, *args))
+        if len(written) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return written[-1]
 
     with monkeypatch.context() as patch:
         patch.setattr(DrawingWriter, "write", write_then_terminate)
         assert main(argv) == 143
     assert "terminated (SIGTERM)" in capsys.readouterr().err
-    assert not output.exists() and not [p for p in drawn.rglob("*") if p.is_file()]
+    assert drawn / "nested" / "c.jpg" in written
+    assert not output.exists() and not drawn.exists()
+    drawn.mkdir()
     killed = drawn / ".a.partial.jpg"  # as a SIGKILLed run leaves it
     killed.write_bytes(b"half a drawing")
     assert main(argv) == 0

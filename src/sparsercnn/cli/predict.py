@@ -104,7 +104,6 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from sparsercnn.atomic_file import ensure_writable_dir
     from sparsercnn.predictor import DrawingWriter
 
     check_output_path(args.output, "--output")
@@ -125,9 +124,8 @@ def run(args: argparse.Namespace) -> int:
         drawings = DrawingWriter(args.save_images, args.paths, args.score_threshold)
         video_targets = annotated_video_targets(drawings, groups)
     refuse_writing_over_inputs(groups, args.output, drawings)
-    if args.save_images is not None:
-        ensure_writable_dir(args.save_images)
-    ensure_writable_dir(args.output.parent)
+    # Folders are made by the writes themselves (checked writable above): a failed run leaves
+    # none behind.
     records: list[Mapping[str, Any]] = []
     num_images = num_frames = 0
     bar = tqdm(
