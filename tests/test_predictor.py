@@ -256,3 +256,9 @@ def test_with_stages_shares_the_model_and_matches_a_stage_limited_predictor(
     assert not torch.equal(got[0].scores, full(dataset.image_paths[:1])[0].scores)
     with pytest.raises(ValueError, match=r"stages 1\.\.2"):
         full.with_stages(3)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_one_clear_error(model_file: Path) -> None:
+    with pytest.raises(ValueError, match="device 'cuda': no CUDA device is available here"):
+        Predictor.from_file(model_file, device="cuda")

@@ -313,6 +313,8 @@ class Predictor(BatchPredictor):
                 f"num_stages (--stages) {num_stages}: the model has stages 1..{model.num_stages}"
             )
         self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: no CUDA device is available here; use 'cpu'")
         check_precision(precision, self.device)
         self.precision = precision
         if self.device.type == "cpu":
