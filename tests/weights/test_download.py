@@ -158,6 +158,17 @@ def test_interrupted_download_resumes(
     assert len(serve.ranges) == 2
 
 
+def test_a_download_that_received_nothing_keeps_nothing(
+    tmp_path: Path, serve: _Server, tiny_files: dict[str, Path]
+) -> None:
+    serve.payload = tiny_files["official"].read_bytes()
+    serve.truncate_first = 0  # headers, then the connection drops
+    cache = tmp_path / "cache"
+    with pytest.raises(ConnectionError, match="nothing was received: check the network"):
+        fetch(f"{serve.url}/official/r18_model.pth", cache_dir=cache, max_attempts=1)
+    assert list(cache.iterdir()) == []
+
+
 def test_from_pretrained_over_http_retries_and_converts(
     tmp_path: Path, serve: _Server, tiny_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -160,7 +160,8 @@ def download(
     """Download ``url`` to ``dst`` through ``dst.part``, resuming, verifying, renaming at the end.
 
     Raises:
-        ConnectionError: every attempt failed (the ``.part`` file stays, for resuming).
+        ConnectionError: every attempt failed (the ``.part`` file stays, for resuming, when it
+            holds anything).
         ValueError: the server refused the URL (4xx) or the checksum does not match (the
             ``.part`` file is deleted).
     """
@@ -180,6 +181,12 @@ def download(
             failure = error
         have = part.stat().st_size if part.exists() else 0
         if attempt == max_attempts:
+            if not have:
+                part.unlink(missing_ok=True)
+                raise ConnectionError(
+                    f"downloading {url} failed after {attempt} attempt(s) ({failure}); nothing "
+                    "was received: check the network and the URL, or give a local file"
+                ) from failure
             raise ConnectionError(
                 f"downloading {url} failed after {attempt} attempt(s) ({failure}); {have} bytes "
                 f"are kept in {part} and the next attempt resumes from there"
