@@ -117,6 +117,23 @@ def test_shifted_boxes_give_intermediate_ap(ground_truth: dict[str, Any]) -> Non
     assert math.isclose(result.AP, 0.4)  # 4 of the 10 IoU thresholds hit
 
 
+def test_image_ids_beyond_float_precision_stay_apart(ground_truth: dict[str, Any]) -> None:
+    """faster-coco-eval holds ids as float64, where 2**60 + 128 * k collide: the evaluator gives
+    it its own ids, and the results keep the file's."""
+    huge = {i: 2**60 + 128 * i for i in (1, 2, 3, 4)}
+    renamed = copy.deepcopy(ground_truth)
+    for image in renamed["images"]:
+        image["id"] = huge[image["id"]]
+    for ann in renamed["annotations"]:
+        ann["image_id"], ann["id"] = huge[ann["image_id"]], 2**60 + ann["id"]
+    detections = {i: _gt_detections(ground_truth, i, shift=0.2) for i in (1, 2, 3, 4)}
+    evaluator = CocoEvaluator(renamed, CATEGORY_IDS, NAMES)
+    evaluator.update([huge[i] for i in detections], list(detections.values()))
+    result = evaluator.evaluate()
+    assert result.to_dict() == _evaluate(ground_truth, detections).to_dict()
+    assert {r["image_id"] for r in evaluator.coco_results()} == set(huge.values())
+
+
 def test_non_contiguous_category_ids_map_to_names(ground_truth: dict[str, Any]) -> None:
     # Only label 2 (category 90, "eel") is detected: eel AP 1, the others 0.
     detections = {}

@@ -243,8 +243,16 @@ class CocoEvaluator:
                 self._source,
                 ignored,
             )
+        self._gt_image_ids = frozenset(int(image["id"]) for image in data["images"])
+        # faster-coco-eval holds ids as float64: ids from 2**53 on would collide. It sees the
+        # images as 0..n-1 and the annotations as 1..m instead; results keep the file's ids.
+        self._dense_id = {image_id: i for i, image_id in enumerate(sorted(self._gt_image_ids))}
+        for image in data["images"]:
+            image["id"] = self._dense_id[int(image["id"])]
+        for number, ann in enumerate(data["annotations"], start=1):
+            ann["image_id"] = self._dense_id.get(int(ann["image_id"]), -1)
+            ann["id"] = number
         self._coco_gt = COCO(data)
-        self._gt_image_ids = frozenset(int(i) for i in self._coco_gt.getImgIds())
         self.image_ids: list[int] = []
         self.results: list[list[CocoResult]] = []
 
@@ -288,8 +296,7 @@ class CocoEvaluator:
         if not self.image_ids:
             raise RuntimeError("CocoEvaluator.evaluate() called before any update()")
         image_ids = sorted(set(self.image_ids))
-        # Copies: loadRes adds keys (id, area, segmentation) to the records it is given.
-        records = [copy.copy(r) for r in self.coco_results()]
+        records = self.coco_results()
         if len(image_ids) < len(self._gt_image_ids):
             logger.info(
                 "evaluating %d of the %d images of %s (params.imgIds restricted to them)",
@@ -334,6 +341,9 @@ class CocoEvaluator:
         return result
 
     def _run(self, image_ids: list[int], records: list[CocoResult]) -> COCOeval_faster:
+        image_ids = [self._dense_id[i] for i in image_ids]
+        # New dicts: loadRes also adds keys (id, area, segmentation) to the records it is given.
+        records = [{**r, "image_id": self._dense_id[int(r["image_id"])]} for r in records]
         if not records:
             # pycocotools and older faster-coco-eval fail on empty results. One zero-score box
             # far outside every image matches nothing: with no true positive, precision is 0
