@@ -16,6 +16,7 @@ from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.loader import build_train_loader
 from sparsercnn.data.transforms import build_test_transform, build_train_transform
 from sparsercnn.engine import train_step
+from sparsercnn.engine import trainer as trainer_module
 from sparsercnn.engine.checkpoint import LAST_CHECKPOINT_FILE, load_training_checkpoint
 from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, BudgetedSchedule, TimeBudget
 from sparsercnn.engine.train_step import NonFiniteLossError
@@ -102,6 +103,27 @@ def test_a_checkpoint_holds_the_evaluation_of_its_iteration(
         assert extra["best_ap"] == pytest.approx(best) and extra["last_evaluation"] == iteration
     result = _trainer(tiny_coco, cfg, tmp_path, with_val=True, resume=True).train()
     assert result.iteration == 4 and _records(tmp_path) == records  # nothing evaluated again
+
+
+def test_a_failed_evaluation_keeps_the_checkpoint_due_and_resumes_there(
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The final evaluation fails (bad validation data): the weights trained so far are
+    checkpointed before the error, and the resumed run evaluates and finishes."""
+    cfg = tiny_config()
+    cfg.train.checkpoint_period = cfg.train.eval_period = 0
+    cfg.train.max_iter = 3
+    with monkeypatch.context() as failing, pytest.raises(RuntimeError, match="evaluation failed"):
+        failing.setattr(trainer_module, "evaluate", _raise_runtime_error)
+        _trainer(tiny_coco, cfg, tmp_path, with_val=True).train()
+    assert (tmp_path / "checkpoint_0000003.pt").is_file()
+    assert not (tmp_path / "model_final.safetensors").exists()
+    result = _trainer(tiny_coco, cfg, tmp_path, with_val=True, resume=True).train()
+    assert result.iteration == 3 and result.final_metrics is not None
+
+
+def _raise_runtime_error(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("evaluation failed")
 
 
 def test_a_checkpoint_closes_the_logging_window(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:

@@ -318,7 +318,7 @@ class Trainer:
         if last:
             return
         if self.val_dataset is not None and _due(self.iteration, train.eval_period):
-            self._evaluate()
+            self._evaluate(checkpoint_due=checkpoint)
         if checkpoint:
             self._save_checkpoint()
 
@@ -367,18 +367,33 @@ class Trainer:
         self.last_checkpoint_iteration = self.iteration
         self.checkpoint_seconds = time.perf_counter() - start
 
-    def _evaluate(self) -> None:
-        """Evaluate on the validation set (all ranks); rank 0 records it and keeps the best."""
+    def _evaluate(self, checkpoint_due: bool) -> None:
+        """Evaluate on the validation set (all ranks); rank 0 records it and keeps the best.
+
+        When the evaluation fails and a checkpoint is due at this iteration, the checkpoint is
+        written first (without this evaluation): the trained weights outlive a failure of the
+        evaluation, and the run resumes there, evaluating again, once its cause is fixed.
+        """
         assert self.val_dataset is not None
         start = time.perf_counter()
-        evaluation = evaluate(
-            self.model,
-            self.postprocessor,
-            self.val_dataset,
-            batch_size=self.cfg.input.test_batch_size,
-            num_workers=self.cfg.train.num_workers,
-            dist_info=self.dist,
-        )
+        try:
+            evaluation = evaluate(
+                self.model,
+                self.postprocessor,
+                self.val_dataset,
+                batch_size=self.cfg.input.test_batch_size,
+                num_workers=self.cfg.train.num_workers,
+                dist_info=self.dist,
+            )
+        except Exception:
+            if checkpoint_due:
+                logger.error(
+                    "the evaluation at iteration %d failed; the checkpoint is saved first, "
+                    "resume from it (--resume) once the cause below is fixed",
+                    self.iteration,
+                )
+                self._save_checkpoint()
+            raise
         self.evaluations.seconds = time.perf_counter() - start
         self.evaluations.last_iteration = self.iteration
         if evaluation is None:
@@ -425,7 +440,7 @@ class Trainer:
             self._log_window(window, None)
         evaluations = self.evaluations
         if self.val_dataset is not None and evaluations.last_iteration != self.iteration:
-            self._evaluate()
+            self._evaluate(checkpoint_due=self.last_checkpoint_iteration != self.iteration)
         if self.last_checkpoint_iteration != self.iteration:
             self._save_checkpoint()
         result = TrainResult(
