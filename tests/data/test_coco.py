@@ -180,11 +180,12 @@ def test_skip_invalid_drops_exactly_the_bad_items(
     assert "1 image_file_missing (gone.png)" in summary and "annotation 11" in summary
     assert "box_clipped" in caplog.text and "annotation 13" in caplog.text
 
+    # Evaluation scores the file's boxes: training clips box 13, the ground truth keeps it.
     gt = dataset.gt_dict()
     assert [im["id"] for im in gt["images"]] == [1, 2]
     assert [ann["id"] for ann in gt["annotations"]] == [10, 13]
-    assert gt["annotations"][1]["bbox"] == [30.0, 20.0, 10.0, 5.0]
-    assert gt["annotations"][1]["area"] == 50.0 and gt["annotations"][1]["iscrowd"] == 0
+    assert gt["annotations"][1]["bbox"] == [30, 20, 11, 5]
+    assert gt["annotations"][1]["area"] == 55.0 and gt["annotations"][1]["iscrowd"] == 0
     assert [c["id"] for c in gt["categories"]] == [90, 3, 7]
 
 
@@ -216,6 +217,20 @@ def test_images_without_boxes_give_one_info_line(
     lines = [r for r in caplog.records if "no boxes" in r.message]
     assert len(lines) == 1 and lines[0].levelno == logging.INFO
     assert "1 of 3 images have no boxes" in lines[0].message
+
+
+def test_gt_dict_keeps_zero_size_boxes_training_drops(write_coco: WriteCoco) -> None:
+    """A zero-size box is no training target, but it is ground truth any COCO tool scores."""
+    data = write_coco(num_images=1, size=(30, 40), categories=CATEGORIES, objects_per_image=0)
+    coco = data.read_json()
+    coco["annotations"] = [box(1, 1, 3, [1, 1, 5, 5]), box(2, 1, 3, [10, 10, 0, 5])]
+    data.write_json(coco)
+    dataset = CocoDataset(data.json_path, data.image_dir)
+    assert len(dataset[0].target) == 1
+    assert [ann["bbox"] for ann in dataset.gt_dict()["annotations"]] == [
+        [1, 1, 5, 5],
+        [10, 10, 0, 5],
+    ]
 
 
 def test_gt_dict_keeps_crowd_regions(dataset_files: tuple[Path, Path]) -> None:

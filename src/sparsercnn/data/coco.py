@@ -274,18 +274,24 @@ class CocoDataset(Dataset[Sample]):
     def gt_dict(self) -> dict[str, Any]:
         """The ground truth for COCO evaluation, as a COCO dict (crowd regions included).
 
-        The JSON is parsed again (it is not kept in memory) and the construction rules are
-        applied again: only this dataset's images and their valid annotations, boxes clipped.
-        Missing ``iscrowd`` defaults to 0 and missing ``area`` to the box area, as the COCO
-        evaluator needs both.
+        The JSON is parsed again (it is not kept in memory). It holds this dataset's images and
+        their annotations as the file gives them: a box a little outside its image, or of zero
+        size, is evaluated as it is (training clips the one and drops the other), so the
+        metrics are those any COCO tool computes on the file. Only annotations the data rules
+        call errors (left out with ``skip_invalid``) are left out. Missing ``iscrowd`` defaults
+        to 0 and missing ``area`` to the box area, as the COCO evaluator needs both.
         """
         data = load_coco_json(self.coco_json)
         checked = check_coco(data, str(self.coco_json), clip_tolerance=self.clip_tolerance)
         kept = set(self.image_ids)
+        # Valid, clipped or zero-size: every annotation that is not an error, by id.
+        evaluated = {ann["id"] for ann in checked.annotations}
+        evaluated |= {i.annotation_id for i in checked.issues if i.code == "empty_box"}
         annotations = []
-        for ann in checked.annotations:
-            if ann["image_id"] not in kept:
+        for ann in data["annotations"]:
+            if ann.get("id") not in evaluated or ann["image_id"] not in kept:
                 continue
+            evaluated.discard(ann["id"])  # a repeated id is an error: its first entry counts
             area = ann.get("area")
             if not isinstance(area, (int, float)) or isinstance(area, bool):
                 area = float(ann["bbox"][2]) * float(ann["bbox"][3])

@@ -10,7 +10,8 @@ Issue codes. Errors: ``bad_category``, ``duplicate_category_id``, ``no_categorie
 ``bad_image``, ``duplicate_image_id``, ``bad_annotation``, ``duplicate_annotation_id``,
 ``unknown_image_id``, ``unknown_category_id``, ``bad_iscrowd``, ``malformed_bbox``,
 ``negative_size``, ``box_outside_image``. Warnings: ``box_clipped``, ``empty_box`` (zero width
-or height: dropped, as the reference does, spec 1.4; COCO train2017 has two),
+or height: no training target, as in the reference, spec 1.4; COCO train2017 has two; both are
+evaluated as the file gives them),
 ``duplicate_category_name``, ``duplicate_file_name``.
 """
 
@@ -293,7 +294,7 @@ class _Checker:
             self.add("error", problem[0], f"{where}: {problem[1]}", image_id, ann_id, file)
             return None
         if ann["bbox"][2] == 0 or ann["bbox"][3] == 0:
-            message = f"{where}: bbox {ann['bbox']} has zero width or height; dropped"
+            message = f"{where}: bbox {ann['bbox']} has zero width or height; no training target (evaluation scores it as given)"
             self.add("warning", "empty_box", message, image_id, ann_id, file)
             return None
         width, height = int(image["width"]), int(image["height"])
@@ -359,7 +360,10 @@ def _fit_to_image(
     if cx2 <= cx1 or cy2 <= cy1:
         return None, f"bbox {bbox} (xyxy {xyxy}) lies outside {size}"
     clipped = [float(cx1), float(cy1), float(cx2 - cx1), float(cy2 - cy1)]
-    return clipped, f"bbox {bbox} is slightly outside {size}; clipped to {clipped}"
+    return clipped, (
+        f"bbox {bbox} is slightly outside {size}; trained as {clipped} (evaluation scores it "
+        "as given)"
+    )
 
 
 def format_issues(issues: Iterable[Issue], max_per_code: int = 10) -> list[str]:
