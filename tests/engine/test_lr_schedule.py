@@ -88,7 +88,7 @@ def test_budget_shortens_schedule_proportionally() -> None:
     )
     assert fitted.max_iter == 410
     assert fitted.steps == (287, 369)
-    assert fitted.warmup_iters == 41
+    assert fitted.warmup_iters == 100  # kept: it set the learning rates already run
     for old, new in zip(SCHEDULE.steps, fitted.steps, strict=True):
         assert abs(new / fitted.max_iter - old / SCHEDULE.max_iter) <= 1 / fitted.max_iter
 

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from sparsercnn.config import TrainConfig
+from sparsercnn.engine.lr_schedule import lr_factor
 from sparsercnn.engine.time_budget import (
     EVAL_OVERHEAD_S,
     FINISH_OVERHEAD_S,
@@ -109,6 +110,37 @@ def test_a_refit_says_whether_it_shortened_or_lengthened_the_schedule(
     assert len(refits) == 2
     assert "schedule shortened to max_iter" in refits[0]
     assert "schedule lengthened to max_iter" in refits[1]
+
+
+@pytest.mark.parametrize("paces", [[1.0] * 40, [0.3] * 12 + [1.5] * 28, [1.5] * 12 + [0.2] * 28])
+def test_the_final_config_gives_every_learning_rate_the_run_trained_with(
+    paces: list[float],
+) -> None:
+    """Refits during the warm-up and around the steps: the schedule the run ends with gives
+    the learning rate of every iteration it ran (so a run from its config.json follows them)."""
+    train = TrainConfig(max_iter=200, steps=(160, 187), warmup_iters=20, checkpoint_period=0)
+    budget = TimeBudget(40.0, 0.0, skip_iters=0, measure_iters=4, refit_every=3, pace_window=3)
+    schedule = BudgetedSchedule(budget, train)
+    work = _work(eval_seconds=None, eval_images=None)
+    clock, factors = 0.0, []
+    budget.elapsed = lambda: clock  # type: ignore[method-assign]
+    for iteration, seconds in enumerate(paces, start=1):
+        factors.append(_factor(train, iteration - 1))  # the learning rate of this step
+        clock += seconds
+        if schedule.after_step(seconds, iteration=iteration, work=work)[1]:
+            break
+    assert train.max_iter < 200  # refitted
+    assert factors == [_factor(train, i) for i in range(len(factors))]
+
+
+def _factor(train: TrainConfig, iteration: int) -> float:
+    return lr_factor(
+        iteration,
+        steps=train.steps,
+        gamma=train.gamma,
+        warmup_iters=train.warmup_iters,
+        warmup_factor=train.warmup_factor,
+    )
 
 
 def test_a_longer_refit_never_moves_a_passed_step_or_warm_up_back() -> None:

@@ -255,7 +255,7 @@ def test_time_budget_shortens_the_schedule(tiny_coco: SyntheticCoco, tmp_path: P
     assert fitted.max_iter == expected_max_iter == result.iteration
     scale = expected_max_iter / 1000
     assert fitted.steps == (round(800 * scale), round(900 * scale))
-    assert fitted.warmup_iters == round(100 * scale)
+    assert fitted.warmup_iters == 100  # kept (longer than the run: warned about)
     assert not result.stopped_early  # the fitted schedule ran to its end
 
 

@@ -294,7 +294,10 @@ class _Checker:
             self.add("error", problem[0], f"{where}: {problem[1]}", image_id, ann_id, file)
             return None
         if ann["bbox"][2] == 0 or ann["bbox"][3] == 0:
-            message = f"{where}: bbox {ann['bbox']} has zero width or height; no training target (evaluation scores it as given)"
+            message = (
+                f"{where}: bbox {ann['bbox']} has zero width or height; no training target "
+                "(evaluation scores it as given)"
+            )
             self.add("warning", "empty_box", message, image_id, ann_id, file)
             return None
         width, height = int(image["width"]), int(image["height"])

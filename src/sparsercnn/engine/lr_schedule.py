@@ -105,9 +105,10 @@ def fit_schedule_to_budget(
 
     The new length is ``iteration + floor(remaining_seconds / seconds_per_iter)``, never longer
     than the original schedule and never shorter than ``iteration`` (which means: stop now).
-    The decay steps and the warm-up are scaled by ``new_max_iter / max_iter``, so each step keeps
-    its fraction of the schedule (e.g. 210k/270k stays at 7/9 of the run). Steps that were already
-    passed stay passed, since the scale is at most 1.
+    The decay steps are scaled by ``new_max_iter / max_iter``, so each step keeps its fraction
+    of the schedule (e.g. 210k/270k stays at 7/9 of the run). The warm-up is kept: its slope
+    already set the learning rate of the iterations run, and a run's ``config.json`` must
+    describe the learning rates it trained with.
 
     Args:
         schedule: the configured schedule.
@@ -131,5 +132,5 @@ def fit_schedule_to_budget(
     return Schedule(
         max_iter=new_max_iter,
         steps=tuple(round(step * scale) for step in schedule.steps),
-        warmup_iters=round(schedule.warmup_iters * scale),
+        warmup_iters=schedule.warmup_iters,
     )

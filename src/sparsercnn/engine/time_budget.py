@@ -190,12 +190,14 @@ class BudgetedSchedule:
 
     Args:
         budget: the wall-clock budget of the run.
-        train: the run's training config; ``max_iter``, ``steps`` and ``warmup_iters`` are
-            changed in place when the schedule is refitted. Its values at construction are the
-            configured schedule that every refit scales.
+        train: the run's training config; ``max_iter`` and ``steps`` are changed in place
+            when the schedule is refitted. Its values at construction are the configured
+            schedule that every refit scales.
 
-    A refit never moves a learning-rate step or the end of the warm-up that the run has passed:
-    a longer schedule would otherwise put a decayed learning rate back up.
+    A refit changes only the future: the warm-up is kept, and a learning-rate step moves only
+    while the run has not reached it, to an iteration still ahead. So the config the run ends
+    with gives every learning rate it trained with (a run from that ``config.json`` follows the
+    same learning rates), and a decayed learning rate never goes back up.
     """
 
     def __init__(self, budget: TimeBudget, train: TrainConfig) -> None:
@@ -233,28 +235,33 @@ class BudgetedSchedule:
         fitted = Schedule(
             fitted.max_iter,
             tuple(
-                was if was <= iteration else new
+                was if was <= iteration else max(new, iteration + 1)
                 for was, new in zip(old.steps, fitted.steps, strict=True)
             ),
-            old.warmup_iters if old.warmup_iters <= iteration else fitted.warmup_iters,
+            old.warmup_iters,
         )
         if fitted == old:
             logger.info("time budget: %.3f s/iteration, the schedule fits", self.budget.pace)
             return False
         train.max_iter, train.steps = fitted.max_iter, fitted.steps
-        train.warmup_iters = fitted.warmup_iters
+        if fitted.warmup_iters > fitted.max_iter and old.warmup_iters <= old.max_iter:
+            logger.warning(
+                "the warm-up (%d steps) is longer than the %d steps the time budget allows: "
+                "the learning rate will not reach its base value; set train.warmup_iters lower",
+                fitted.warmup_iters,
+                fitted.max_iter,
+            )
         change = "refitted"
         if fitted.max_iter != old.max_iter:
             change = "lengthened" if fitted.max_iter > old.max_iter else "shortened"
         logger.info(
             "time budget %.1f min at %.3f s/iteration: schedule %s to max_iter %d "
-            "(was %d), steps %s, warm-up %d",
+            "(was %d), steps %s",
             self.budget.seconds / 60.0,
             self.budget.pace,
             change,
             fitted.max_iter,
             old.max_iter,
             list(fitted.steps),
-            fitted.warmup_iters,
         )
         return True

@@ -410,20 +410,29 @@ class _Builder:
         return max(steps, 3 * MIN_ITERATIONS if self.from_scratch else MIN_ITERATIONS)
 
     def _set_schedule(self, reason: str, total: int | None = None) -> None:
-        total = max(total or self.iterations, 1)
+        """The schedule of ``self.iterations`` steps, configured as ``total`` (a budgeted run's
+        headroom, which the trainer fits to the pace it measures). The warm-up is set from the
+        steps expected: the trainer keeps it when it fits the schedule."""
+        expected = max(self.iterations, 1)
+        total = max(total or expected, 1)
         train = self.cfg.train
         train.max_iter = total
         train.steps = (max(1, round(total * 0.8)), max(1, round(total * 14 / 15)))
         # 2% of the steps, 50 to 1000, and never more than a tenth of a short run.
-        train.warmup_iters = min(1000, max(50, round(total * 0.02)), max(1, total // 10))
+        train.warmup_iters = min(1000, max(50, round(expected * 0.02)), max(1, expected // 10))
         train.checkpoint_period = max(100, total // 5)
         train.eval_period = 0
         train.log_period = 10 if total < 20000 else 20
         schedule = f"{self.iterations} steps, lr x0.1 at 80% and 93%"
+        if total != expected:
+            reason += (
+                f" (configured as {total} steps, the trainer's room to fit the schedule to "
+                "its pace)"
+            )
         self.note("schedule", schedule, reason, "train.max_iter", "train.steps")
         reason = "2% of the steps, 50 to 1000"
         if train.warmup_iters < 50:
-            reason = f"a tenth of the {total} steps"
+            reason = f"a tenth of the {expected} steps"
         self.note("warm-up", f"{train.warmup_iters} steps", reason, "train.warmup_iters")
 
     def _augmentation(self) -> None:
