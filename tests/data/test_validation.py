@@ -147,6 +147,11 @@ def test_summary_of_a_clean_dataset(write_coco: WriteCoco) -> None:
             [Box(7, (0, 0, 5, 5), iscrowd=True)],
         ],
     )
+    # The large box's object covers 4000 of its 10000 pixels (a segment's area, as in COCO's
+    # own files): COCO evaluation, and so the size classes, count it as medium.
+    coco = data.read_json()
+    coco["annotations"][3]["area"] = 4000.0
+    data.write_json(coco)
     report = validate_coco(data.json_path, data.image_dir)
 
     assert report.ok and not report.errors and not report.warnings
@@ -156,7 +161,7 @@ def test_summary_of_a_clean_dataset(write_coco: WriteCoco) -> None:
     assert summary.objects_per_image_min == 0 and summary.objects_per_image_max == 4
     assert summary.objects_per_image_mean == pytest.approx(4 / 3)
     assert summary.num_images_without_boxes == 2
-    assert (summary.num_small, summary.num_medium, summary.num_large) == (2, 1, 1)
+    assert (summary.num_small, summary.num_medium, summary.num_large) == (2, 2, 0)
     assert summary.sqrt_area_min == pytest.approx(4.0)
     assert summary.sqrt_area_median == pytest.approx((10 + math.sqrt(1200)) / 2)
     assert summary.sqrt_area_max == pytest.approx(100.0)

@@ -43,7 +43,7 @@ from sparsercnn.data.validation import (
     check_coco,
     load_coco_json,
 )
-from sparsercnn.structures import Sample, Target
+from sparsercnn.structures import Sample, Target, coco_area
 
 __all__ = ["CocoDataset", "DatasetError", "ImageChangedError", "InvalidDataError"]
 
@@ -292,10 +292,8 @@ class CocoDataset(Dataset[Sample]):
             if ann.get("id") not in evaluated or ann["image_id"] not in kept:
                 continue
             evaluated.discard(ann["id"])  # a repeated id is an error: its first entry counts
-            area = ann.get("area")
-            if not isinstance(area, (int, float)) or isinstance(area, bool):
-                area = float(ann["bbox"][2]) * float(ann["bbox"][3])
-            annotations.append({**ann, "iscrowd": int(bool(ann.get("iscrowd", 0))), "area": area})
+            crowd = int(bool(ann.get("iscrowd", 0)))
+            annotations.append({**ann, "iscrowd": crowd, "area": coco_area(ann)})
         return {
             **{key: value for key, value in data.items() if key not in REQUIRED_KEYS},
             "images": [image for image in checked.images if image["id"] in kept],

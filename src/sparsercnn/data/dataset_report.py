@@ -21,6 +21,7 @@ from sparsercnn.data.validation import (
     Issue,
     format_issues,
 )
+from sparsercnn.structures import coco_area
 
 # COCO evaluation's size ranges (APs / APm / APl), on the box area in px^2.
 SMALL_AREA, LARGE_AREA = 32**2, 96**2
@@ -60,8 +61,9 @@ class DatasetSummary:
         counts = np.array([per_image[image["id"]] for image in checked.images], dtype=np.int64)
         per_category = Counter(ann["category_id"] for ann in boxes)
         category_map = CategoryMap.from_coco(checked.categories)
-        areas = np.array([ann["bbox"][2] * ann["bbox"][3] for ann in boxes], dtype=np.float64)
-        sqrt_areas = np.sqrt(areas)
+        sqrt_areas = np.sqrt([ann["bbox"][2] * ann["bbox"][3] for ann in boxes])
+        # COCO's size classes use the annotation's area (a segment's, in COCO's own files).
+        areas = np.array([coco_area(ann) for ann in boxes], dtype=np.float64)
         has_boxes = areas.size > 0
         return DatasetSummary(
             num_images_in_json=checked.num_images_in_json,
@@ -98,9 +100,10 @@ class DatasetSummary:
         ]
         if s.sqrt_area_min is not None:
             lines.append(
-                f"box size, sqrt(area) px: min {s.sqrt_area_min:.1f}, median "
-                f"{s.sqrt_area_median:.1f}, max {s.sqrt_area_max:.1f}; COCO small {s.num_small}, "
-                f"medium {s.num_medium}, large {s.num_large}"
+                f"box size, sqrt(w*h) px: min {s.sqrt_area_min:.1f}, median "
+                f"{s.sqrt_area_median:.1f}, max {s.sqrt_area_max:.1f}; by COCO area (what "
+                f"APs/APm/APl use): small {s.num_small}, medium {s.num_medium}, "
+                f"large {s.num_large}"
             )
         lines.append(f"boxes per category ({len(s.boxes_per_category)} categories):")
         lines.append(f"  {'label':>5} {'id':>6} {'boxes':>8}  name")

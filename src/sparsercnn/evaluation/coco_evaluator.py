@@ -27,7 +27,7 @@ from sparsercnn.evaluation.results import (
     label_to_category_lookup,
 )
 from sparsercnn.evaluation.units import format_percent
-from sparsercnn.structures import Detections, distinct_names
+from sparsercnn.structures import Detections, coco_area, distinct_names
 
 logger = logging.getLogger(__name__)
 
@@ -188,8 +188,7 @@ def _load_ground_truth(ground_truth: Mapping[str, Any] | str | Path) -> tuple[di
     for ann in data["annotations"]:
         # pycocotools needs both for the area ranges and crowd handling; COCO files have them.
         ann.setdefault("iscrowd", 0)
-        if "area" not in ann:
-            ann["area"] = float(ann["bbox"][2]) * float(ann["bbox"][3])
+        ann["area"] = coco_area(ann)
     return data, source
 
 

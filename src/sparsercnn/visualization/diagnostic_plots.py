@@ -304,8 +304,8 @@ def plot_dataset_summary(
                 fontsize="x-small",
                 rotation=90,
             )
-        ax_sizes.set_xlabel("sqrt(area) (pixels)")
-        ax_sizes.set_title("box sizes (COCO small < 32, large >= 96)")
+        ax_sizes.set_xlabel("sqrt(w x h) of the box (pixels)")
+        ax_sizes.set_title("box sizes (COCO's limits 32 and 96 apply to the annotation area)")
     else:
         _no_data(ax_sizes, "boxes")
     objects = np.asarray(objects_per_image, dtype=np.int64)
