@@ -142,6 +142,21 @@ def test_cli_writes_json_and_markdown(tmp_path: Path, capsys: pytest.CaptureFixt
     assert json.loads(output.read_text())["settings"]["image_size"] == [64, 64]
 
 
+def test_cli_with_a_model_file_records_no_preset(
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parser = argparse.ArgumentParser()
+    benchmark_cli.add_parser(parser.add_subparsers())
+    output = tmp_path / "result.json"
+    args = parser.parse_args(
+        f"benchmark --model {model_file} --image-size 64 64 --threads 1 --warmup 0 --iters 1 "
+        f"--output {output}".split()
+    )
+    assert args.handler(args) == 0
+    settings = json.loads(output.read_text())["settings"]
+    assert settings["preset"] is None and settings["checkpoint"] == str(model_file)
+
+
 @pytest.mark.parametrize(
     ("flags", "kind"),
     [("avx2 avx512f avx512_bf16", "machine A"), ("sse4_2 avx2", "machine B"), ("neon", "ARM")],

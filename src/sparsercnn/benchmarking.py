@@ -57,7 +57,7 @@ class BenchmarkSettings:
 
     Attributes:
         checkpoint: a model file; None benchmarks ``preset`` with random weights.
-        preset: preset name used when there is no checkpoint.
+        preset: preset name, the model when there is no checkpoint (None with one).
         device: ``cpu``, ``cuda`` or ``cuda:N``.
         backend: ``eager``, ``compile``, ``cuda-graphs`` (CUDA: the eager kernels replayed from
             CUDA graphs) or ``onnx`` / ``onnx-int8`` (CPU, fp32 inputs only).
@@ -75,7 +75,7 @@ class BenchmarkSettings:
     """
 
     checkpoint: Path | None = None
-    preset: str = "r50_100pro_3x"
+    preset: str | None = "r50_100pro_3x"
     device: str = "cpu"
     backend: Backend = "eager"
     batch_size: int = 1
@@ -227,7 +227,7 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
     resolved["checkpoint"] = str(settings.checkpoint) if settings.checkpoint else None
     resolved["threads"] = settings.threads or previous_threads
     return BenchmarkResult(
-        model=settings.checkpoint.name if settings.checkpoint else settings.preset,
+        model=settings.checkpoint.name if settings.checkpoint else str(settings.preset),
         settings=resolved,
         timings={k: PartTiming.from_seconds(v, settings.batch_size) for k, v in seconds.items()},
         hardware=hardware_info(device),
@@ -274,6 +274,8 @@ def _check_settings(settings: BenchmarkSettings, device: torch.device) -> None:
 def _load(settings: BenchmarkSettings) -> LoadedModel:
     if settings.checkpoint is not None:
         return load_model_file(settings.checkpoint)
+    if settings.preset is None:
+        raise ValueError("benchmark needs a model file or a preset")
     config: Config = get_preset(settings.preset)
     num_classes = config.model.num_classes
     categories = CategoryMap(list(range(num_classes)), [str(i) for i in range(num_classes)])

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.output, "--output")
     settings = BenchmarkSettings(
         checkpoint=args.model,
-        preset=args.preset,
+        preset=None if args.model else args.preset,
         device=args.device,
         backend=args.backend,
         batch_size=args.batch_size,
@@ -110,7 +110,7 @@ def format_result(result: BenchmarkResult) -> str:
     mode = f", mode {s['compile_mode']}" if s.get("compile_mode") else ""
     faults = ""
     if result.page_faults_per_run is not None:
-        faults = f", {result.page_faults_per_run:.0f} page faults per timed run"
+        faults = f", {result.page_faults_per_run:.1f} page faults per timed run"
     lines = [
         f"model {result.model}: backend {s['backend']}, device {s['device']}, dtype "
         f"{s['dtype']}{mode}, batch {s['batch_size']}, input {s['image_size'][0]}x"
