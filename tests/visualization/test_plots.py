@@ -75,9 +75,9 @@ def test_training_curves_with_eval(tmp_path: Path, saved_figures: list[Figure]) 
     assert legend_labels(ax_terms) == [
         f"{term} ({which})"
         for term in ("loss_bbox", "loss_cls", "loss_giou")
-        for which in ("all stages", "stage 5")
+        for which in ("all stages", "stage 6, the last")  # stages counted from 1, as elsewhere
     ]
-    _, last_stage = line_data(ax_terms, "loss_giou (stage 5)")
+    _, last_stage = line_data(ax_terms, "loss_giou (stage 6, the last)")
     assert last_stage.tolist() == [r["loss_giou/stage5"] for r in training]
     (lr_line,) = ax_lr.get_lines()
     assert list(lr_line.get_ydata()) == [r["lr"] for r in training]

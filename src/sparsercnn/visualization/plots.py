@@ -118,7 +118,7 @@ def _plot_loss_terms(ax: Axes, records: list[dict[str, Any]]) -> None:
                 color=color,
                 linestyle="--",
                 linewidth=0.8,
-                label=f"{term} (stage {last_stage})",
+                label=f"{term} (stage {last_stage + 1}, the last)",
             )
     ax.set_title("loss terms")
     ax.set_yscale("log")
