@@ -2,8 +2,9 @@
 ``/docs``), and the conversion of :class:`~sparsercnn.predictor.Prediction` into them.
 
 Boxes are in pixels of the original image (after its EXIF orientation): ``bbox.xyxy`` is
-``[x1, y1, x2, y2]`` and ``bbox.xywh`` the COCO ``[x, y, width, height]``, both from
-:meth:`~sparsercnn.predictor.Prediction.to_coco_results`' rounding (1/100 pixel).
+``[x1, y1, x2, y2]`` and ``bbox.xywh`` the COCO ``[x, y, width, height]`` of
+:meth:`~sparsercnn.predictor.Prediction.to_coco_results` (rounded to 1/100 pixel), with
+``x2 = x + width`` and ``y2 = y + height``.
 """
 
 from __future__ import annotations
@@ -142,17 +143,22 @@ class Health(BaseModel):
 
 def detections_of(prediction: Prediction, categories: CategoryMap) -> list[Detection]:
     """The prediction's detections as response items, in its order (descending score)."""
-    records = prediction.to_coco_results(categories)
-    xyxy = prediction.boxes.double().round(decimals=2).tolist()
     return [
         Detection(
-            bbox=BBox(xyxy=box, xywh=record["bbox"]),
+            bbox=BBox(xyxy=_xyxy(record["bbox"]), xywh=record["bbox"]),
             score=record["score"],
             category_id=record["category_id"],
             category_name=record["category_name"],
         )
-        for box, record in zip(xyxy, records, strict=True)
+        for record in prediction.to_coco_results(categories)
     ]
+
+
+def _xyxy(xywh: list[float]) -> list[float]:
+    """The corners of a rounded COCO box: ``x + w`` is ``x2`` (rounding each apart would leave
+    them 0.01 apart)."""
+    x, y, w, h = xywh
+    return [x, y, round(x + w, 2), round(y + h, 2)]
 
 
 def limit_prediction(prediction: Prediction, options: DetectOptions) -> Prediction:
