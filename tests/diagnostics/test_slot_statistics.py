@@ -10,6 +10,8 @@ import pytest
 from PIL import Image
 
 from sparsercnn.diagnostics.slot_statistics import (
+    NEVER_MATCHED,
+    NO_SINGLE_CLASS,
     SlotStatistics,
     slot_statistics_of_model_file,
     write_slot_statistics,
@@ -45,7 +47,7 @@ def test_per_match_values(statistics: SlotStatistics) -> None:
     assert statistics.match_sqrt_areas.max() <= np.sqrt(110 * 80) + 1e-3
     dominant = statistics.dominant_labels
     matched = statistics.matched_counts > 0
-    assert ((dominant >= 0) == matched).all()
+    assert ((dominant != NEVER_MATCHED) == matched).all()
     assert np.isnan(statistics.mean_centres_norm[~matched]).all()
 
 
@@ -88,6 +90,17 @@ def test_dead_slots_and_advice_by_hand() -> None:
     overfull = _hand_made(matched=[1, 1, 1], confident=[1, 1, 1], most=5).advice()
     assert "2 of them can never be detected" in overfull[0]
     assert "num_proposals >= 7" in overfull[0]
+
+
+def test_a_slot_whose_classes_tie_has_no_dominant_class() -> None:
+    """Slot 0 matched a circle and a square once each: neither dominates (the lowest label
+    used to win every tie, colouring most slots as the first class)."""
+    statistics = _hand_made(matched=[2, 3, 0], confident=[1, 1, 1], most=1)
+    statistics.class_names = ["circle", "square"]
+    statistics.class_counts = np.array([[1, 1], [1, 2], [0, 0]])
+    assert statistics.dominant_labels.tolist() == [NO_SINGLE_CLASS, 1, NEVER_MATCHED]
+    records = [statistics.slot_record(slot)["dominant_class"] for slot in range(3)]
+    assert records == [None, "square", None]
 
 
 def test_advice_about_too_few_proposals(statistics: SlotStatistics) -> None:

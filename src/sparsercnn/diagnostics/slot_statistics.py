@@ -37,6 +37,9 @@ from sparsercnn.visualization.diagnostic_plots import (
 
 logger = logging.getLogger(__name__)
 
+# dominant_labels of a slot never matched, and of one whose classes tie for the most matches.
+NEVER_MATCHED, NO_SINGLE_CLASS = -1, -2
+
 # Above this many objects per image per proposal the densest images are at risk (spec 13 #4:
 # ground truth beyond N can never be matched, and near N every slot is needed).
 CROWDED_FRACTION = 0.8
@@ -120,8 +123,12 @@ class SlotStatistics:
 
     @property
     def dominant_labels(self) -> np.ndarray:
-        """``(N,)`` most often matched class of each slot, -1 if never matched."""
-        return np.where(self.matched_counts > 0, self.class_counts.argmax(axis=1), -1)
+        """``(N,)`` most often matched class of each slot; :data:`NEVER_MATCHED` (-1) for a
+        slot never matched, :data:`NO_SINGLE_CLASS` (-2) where classes tie for the most."""
+        counts = self.class_counts
+        tied = (counts == counts.max(axis=1, keepdims=True)).sum(axis=1) > 1
+        labels = np.where(tied, NO_SINGLE_CLASS, counts.argmax(axis=1))
+        return np.where(self.matched_counts > 0, labels, NEVER_MATCHED)
 
     def size_groups(self, num_groups: int = 4) -> list[tuple[str, np.ndarray]]:
         """Matched slots sorted by mean matched size and cut into ``num_groups`` equal groups.
@@ -170,6 +177,7 @@ class SlotStatistics:
             "matched": int(self.matched_counts[slot]),
             "confident": int(self.confident_counts[slot]),
             "classes": {self.class_names[c]: int(counts[c]) for c in np.flatnonzero(counts)},
+            # None: never matched, or no class matched more often than another.
             "dominant_class": self.class_names[dominant] if dominant >= 0 else None,
             "mean_centre_norm": _finite_list(self.mean_centres_norm[slot]),
             "mean_sqrt_area": _finite_list(self.mean_sqrt_areas[slot : slot + 1]),

@@ -121,7 +121,8 @@ def plot_slot_centres(
     Args:
         mean_centres: ``(N, 2)`` mean ``(cx, cy)`` of the matched ground truth divided by the
             image ``(w, h)``; NaN for slots never matched.
-        dominant_labels: ``(N,)`` most frequent matched class of each slot, -1 if never matched.
+        dominant_labels: ``(N,)`` most frequent matched class of each slot, -1 if never matched,
+            -2 where classes tie for the most matches (drawn grey, as no single class).
         matched_counts: ``(N,)`` matches per slot (marker area).
         class_names: name of every contiguous label (legend).
         output_png: where to write the PNG.
@@ -137,7 +138,7 @@ def plot_slot_centres(
     figure = Figure(figsize=(7.5, 7), layout="constrained")
     ax = figure.subplots()
     sizes = 20 + 200 * counts / max(counts.max(initial=0.0), 1.0)
-    for label in sorted(set(labels.tolist()) - {-1}):
+    for label in sorted(set(labels.tolist()) - {-1, -2}):
         keep = labels == label
         name = class_names[label] if 0 <= label < len(class_names) else f"class {label}"
         ax.scatter(
@@ -149,6 +150,18 @@ def plot_slot_centres(
             linewidth=0.5,
             alpha=0.8,
             label=name,
+        )
+    tied = labels == -2
+    if tied.any():
+        ax.scatter(
+            centres[tied, 0],
+            centres[tied, 1],
+            s=sizes[tied],
+            color="lightgrey",
+            edgecolor="black",
+            linewidth=0.5,
+            alpha=0.8,
+            label=f"no single class ({int(tied.sum())}, classes tie)",
         )
     dead = labels == -1
     if proposal_centres is not None and dead.any():
