@@ -20,7 +20,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
         help="evaluate a model file (or an ONNX export) with the COCO protocol",
-        description="COCO bbox evaluation (maxDets 100, no score threshold): AP, AP50, AP75, "
+        description="COCO bbox evaluation (no score threshold; all N detections of an image "
+        "scored, maxDets 100 per image and class as in pycocotools): AP, AP50, AP75, "
         "APs, APm, APl and per-class AP, plus model-only and end-to-end images/s. With --onnx, "
         "an exported file (fp32 or int8) runs in onnxruntime on the CPU instead of the model.",
     )
