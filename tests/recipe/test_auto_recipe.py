@@ -299,7 +299,7 @@ def test_schedule_fits_the_budget_with_headroom_or_counts_epochs() -> None:
     assert train.steps == (round(0.8 * train.max_iter), round(train.max_iter * 14 / 15))
     # The trainer keeps the warm-up: it is set from the steps expected, not the headroom.
     assert train.warmup_iters == min(max(50, round(expected * 0.02)), expected // 10)
-    assert f"configured as {2 * expected} steps" in reason_of(recipe, "schedule")
+    assert f"configured as {2 * expected}, which the trainer fits" in reason_of(recipe, "schedule")
     no_budget = choose(profile, minutes=None)
     assert no_budget.config.train.max_iter == 60 * 400 // 8  # 60 epochs of 400 images
     assert no_budget.seconds_per_iteration is None

@@ -267,10 +267,7 @@ class _Builder:
         self._check_budget(choice)
         total = BUDGET_HEADROOM * self.iterations
         seconds = self.cost.seconds(self._pixels(size))
-        reason = (
-            f"~{self.iterations} steps of {seconds:.2f} s (timed) fit the budget; the trainer "
-            "fits the schedule to its measured pace"
-        )
+        reason = f"~{self.iterations} steps of {seconds:.2f} s (timed) fit the budget"
         if self.budget.iterations is not None and self.budget.iterations < self.iterations:
             reason = f"the given number of steps (the budget would allow ~{self.iterations})"
             self.iterations = total = self.budget.iterations
@@ -425,10 +422,7 @@ class _Builder:
         train.log_period = 10 if total < 20000 else 20
         schedule = f"{self.iterations} steps, lr x0.1 at 80% and 93%"
         if total != expected:
-            reason += (
-                f" (configured as {total} steps, the trainer's room to fit the schedule to "
-                "its pace)"
-            )
+            reason += f"; configured as {total}, which the trainer fits to its measured pace"
         self.note("schedule", schedule, reason, "train.max_iter", "train.steps")
         reason = "2% of the steps, 50 to 1000"
         if train.warmup_iters < 50:
