@@ -59,7 +59,7 @@ def test_a_busy_port_is_one_line_before_the_model_loads(
             == 2
         )
     captured = capsys.readouterr()
-    assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in captured.err
+    assert f"cannot listen on 127.0.0.1:{port} (the port is in use)" in captured.err
     assert "serving" not in captured.out
 
 

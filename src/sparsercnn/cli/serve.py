@@ -127,10 +127,9 @@ def _bind(host: str, port: int) -> socket.socket:
         listening.bind(address)
     except OSError as error:
         listening.close()
-        hint = "choose another --port (0: any free one)"
-        if error.errno != errno.EADDRINUSE:
-            hint = f"{error.strerror}; check --host, or {hint}"
-        else:
-            hint = f"the port is in use; {hint}"
-        raise ValueError(f"cannot listen on {host}:{port}: {hint}") from None
+        in_use = error.errno == errno.EADDRINUSE
+        reason = "the port is in use" if in_use else f"{error.strerror}; check --host"
+        raise ValueError(
+            f"cannot listen on {host}:{port} ({reason}); choose another --port (0: any free one)"
+        ) from None
     return listening

@@ -77,15 +77,16 @@ def recipe_for_dataset(
     seconds = None if time_budget_minutes is None else time_budget_minutes * 60
     load_seconds = _image_load_seconds(profile, Path(train_images), image_cache_mb * 2**20)
 
-    costs: list[StepCost] = []
+    timed = False
 
     def step_cost_of(cfg: Config) -> StepCost:
+        nonlocal timed
         # The first config is always timed: the budget's own check needs its price.
         spent = time.perf_counter() - start
-        if costs and seconds is not None and spent >= seconds:
+        if timed and seconds is not None and spent >= seconds:
             raise BudgetSpentError(seconds / 60, spent)
-        costs.append(_time_step_cost(cfg, profile, device, load_seconds))
-        return costs[-1]
+        timed = True
+        return _time_step_cost(cfg, profile, device, load_seconds)
 
     return choose_recipe(
         profile,
