@@ -208,3 +208,39 @@ def test_image_failing_mid_run_with_skip_invalid_is_replaced_and_counted(
     records = training_records(tmp_path / "run")
     assert [r["iter"] for r in records] == [1, 2, 3]
     assert sum(r["skipped_images"] for r in records) == 1
+
+
+def test_eval_skip_invalid_scores_what_training_evaluated(
+    write_coco: WriteCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A validation set that ``train --skip-invalid`` evaluated (a bad image left out) is refused
+    by ``eval`` as it stands, and ``eval --skip-invalid`` reproduces the run's last evaluation,
+    saying what it left out, in its output and in the metrics file."""
+    json_path, image_dir = write_jpegs(write_coco)
+    spoil(image_dir / "002.jpg", "truncated")
+    run = tmp_path / "run"
+    val = ("--val-json", str(json_path), "--val-images", str(image_dir))
+    assert train(json_path, image_dir, run, "--skip-invalid", *val) == 0
+    (last,) = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][-1:]
+    args = ["eval", "--model", str(run / "model_final.safetensors"), "--workers", "0"]
+    args += ["--json", str(json_path), "--images", str(image_dir)]
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "bad files (1): 002.jpg" in capsys.readouterr().err
+
+    metrics_path, results_path = tmp_path / "metrics.json", tmp_path / "results.json"
+    args += ["--skip-invalid", "--output", str(metrics_path), "--results", str(results_path)]
+    assert main(args) == 0
+    assert "--skip-invalid left out 1 images and 1 annotations" in capsys.readouterr().out
+    metrics = json.loads(metrics_path.read_text())
+    assert metrics["num_images"] == NUM_IMAGES - 1
+    assert metrics["dropped_invalid"] == {"images": 1, "annotations": 1}
+    for key in ("AP", "AP50", "AP75", "APs", "APm", "APl", "per_class"):
+        assert metrics[key] == pytest.approx(last["eval"][key], abs=1e-9)
+    assert 3 not in {result["image_id"] for result in json.loads(results_path.read_text())}
+    # The diagnoses share the flag: they read the same kept set.
+    reads = ["diagnose", "reads", *args[1:9], "--output-dir", str(tmp_path / "reads")]
+    assert main(reads) == 2
+    assert main([*reads, "--skip-invalid"]) == 0
+    saved = json.loads((tmp_path / "reads" / "feature_reads.json").read_text())
+    assert saved["num_images"] == NUM_IMAGES - 1

@@ -159,7 +159,8 @@ def refuse_model_flags_with_onnx(args: argparse.Namespace) -> None:
 def add_model_dataset_arguments(
     parser: argparse.ArgumentParser, *, onnx: bool = False, batches: bool = True
 ) -> None:
-    """``--model``, ``--json``, ``--images``, ``--batch-size``, ``--workers``, ``--device``:
+    """``--model``, ``--json``, ``--images``, ``--batch-size``, ``--workers``,
+    ``--skip-invalid``, ``--device``:
     a model file run over a COCO-format dataset; with ``onnx``, ``--onnx FILE`` (an export)
     may replace ``--model``; without ``batches``, no batch arguments (one image at a time)."""
     if onnx:
@@ -175,6 +176,12 @@ def add_model_dataset_arguments(
     if batches:
         add_batch_arguments(parser, default_batch_size=None)
     parser.add_argument("--workers", type=int_at_least(0), default=2, help="data-loading processes")
+    parser.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="leave out the images and annotations `validate` calls errors (as `train "
+        "--skip-invalid` did for its validation set) instead of refusing the dataset",
+    )
     add_device_argument(parser)
 
 

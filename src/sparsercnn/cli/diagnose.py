@@ -100,6 +100,7 @@ def run_stages(args: argparse.Namespace) -> int:
         num_latency_images=args.latency_images,
         batch_size=args.batch_size,
         num_workers=args.workers,
+        skip_invalid=args.skip_invalid,
         batch_invariant=not args.padded_batches,
     )
     print(evaluation.format_table())
@@ -123,6 +124,7 @@ def run_slots(args: argparse.Namespace) -> int:
         score_threshold=args.score_threshold,
         batch_size=args.batch_size,
         num_workers=args.workers,
+        skip_invalid=args.skip_invalid,
         batch_invariant=not args.padded_batches,
     )
     print(statistics.format())
@@ -142,6 +144,7 @@ def run_reads(args: argparse.Namespace) -> int:
         device=resolve_device(args.device),
         max_images=args.max_images,
         num_workers=args.workers,
+        skip_invalid=args.skip_invalid,
     )
     print(reads.format_table())
     print(f"written: {write_feature_reads(reads, args.output_dir)}")
@@ -160,6 +163,7 @@ def run_report(args: argparse.Namespace) -> int:
         device=resolve_device(args.device),
         batch_size=args.batch_size,
         num_workers=args.workers,
+        skip_invalid=args.skip_invalid,
         batch_invariant=not args.padded_batches,
     )
     paths = write_evaluation_report(

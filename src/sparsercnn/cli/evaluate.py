@@ -58,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             num_workers=args.workers,
             batch_invariant=not args.padded_batches,
+            skip_invalid=args.skip_invalid,
             results_path=args.results,
             metrics_path=args.output,
         )
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
             batch_invariant=not args.padded_batches,
             precision=args.precision,
             cuda_graphs=args.cuda_graphs,
+            skip_invalid=args.skip_invalid,
             results_path=args.results,
             metrics_path=args.output,
         )

@@ -90,6 +90,10 @@ class CocoDataset(Dataset[Sample]):
             (:class:`~sparsercnn.data.image_cache.ImageCache`, per process), so each is decoded
             once; for training, where every image is read many times.
 
+    Attributes:
+        num_dropped_images, num_dropped_annotations: what ``skip_invalid`` left out of the
+            file (annotations of dropped images included); 0 without it.
+
     Raises:
         InvalidDataError: the data has errors and ``skip_invalid`` is false (the message names
             every bad file, capped).
@@ -129,6 +133,8 @@ class CocoDataset(Dataset[Sample]):
             num_proposals=num_proposals,
         )
         checked = apply_policy(inspection, skip_invalid=skip_invalid)
+        self.num_dropped_images = checked.num_images_in_json - len(checked.images)
+        self.num_dropped_annotations = checked.num_annotations_in_json - len(checked.annotations)
         self.category_map = CategoryMap.from_coco(checked.categories)
         self._build_index(checked)
         self._size_warned: set[int] = set()

@@ -47,7 +47,9 @@ logger = logging.getLogger(__name__)
 ImageCheck = Literal["none", "exists", "decode"]
 """How far image files are checked up front: not at all, that they exist, or fully decoded."""
 
-SKIP_INVALID_HINT = "pass --skip-invalid to `sparsercnn train` (skip_invalid=True in Python)"
+SKIP_INVALID_HINT = (
+    "pass --skip-invalid to `sparsercnn train`, `eval` or `diagnose` (skip_invalid=True in Python)"
+)
 # Issues about the dataset as a whole: --skip-invalid cannot drop them away.
 _DATASET_CODES = frozenset({"no_images", "no_boxes"})
 _MAX_LISTED_ISSUES = 10
@@ -254,5 +256,6 @@ def read_failure_message(file: str, image_id: int, source: str, error: Exception
     return (
         f"image {image_id} ({file!r}) of {source} could not be loaded: {error}. It passed the "
         "check when the dataset was built, so it changed on disk since; restore or fix it, or "
-        f"{SKIP_INVALID_HINT} to replace such images and count them in metrics.jsonl"
+        "pass --skip-invalid to `sparsercnn train` (skip_invalid=True in Python) to replace such "
+        "images in training and count them in metrics.jsonl"
     )

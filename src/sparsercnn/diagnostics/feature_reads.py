@@ -152,9 +152,12 @@ def collect_feature_reads(
     device: torch.device | str = "cpu",
     max_images: int | None = None,
     num_workers: int = 2,
+    skip_invalid: bool = False,
 ) -> FeatureReads:
     """The model's FPN reads over a COCO-format dataset (its test resize), image by image."""
-    loaded, dataset = load_model_and_dataset(model_file, json_path, image_dir, device)
+    loaded, dataset = load_model_and_dataset(
+        model_file, json_path, image_dir, device, skip_invalid=skip_invalid
+    )
     model = loaded.model
     reads = empty_feature_reads(model.head.strides, model.num_stages)
     loader = build_test_loader(dataset, batch_size=1, num_workers=num_workers)

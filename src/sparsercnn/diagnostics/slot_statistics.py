@@ -339,9 +339,12 @@ def slot_statistics_of_model_file(
     batch_size: int | None = None,
     num_workers: int = 0,
     batch_invariant: bool = True,
+    skip_invalid: bool = False,
 ) -> SlotStatistics:
     """:func:`collect_slot_statistics` of a model file on a COCO dataset, with its own matcher."""
-    loaded, dataset = load_model_and_dataset(model_file, json_path, image_dir, device)
+    loaded, dataset = load_model_and_dataset(
+        model_file, json_path, image_dir, device, skip_invalid=skip_invalid
+    )
     return collect_slot_statistics(
         loaded.model,
         build_criterion(loaded.config).matcher,

@@ -210,9 +210,12 @@ def evaluate_model_file_stages(
     batch_size: int | None = None,
     num_workers: int = 0,
     batch_invariant: bool = True,
+    skip_invalid: bool = False,
 ) -> StageEvaluation:
     """:func:`evaluate_stages` of a model file on a COCO dataset (test transform of the model)."""
-    loaded, dataset = load_model_and_dataset(model_file, json_path, image_dir, device)
+    loaded, dataset = load_model_and_dataset(
+        model_file, json_path, image_dir, device, skip_invalid=skip_invalid
+    )
     return evaluate_stages(
         loaded.model,
         build_postprocessor(loaded.config),

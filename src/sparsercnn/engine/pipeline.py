@@ -64,10 +64,16 @@ class EvaluationReport:
         return self.evaluation.timing
 
     def to_dict(self) -> dict[str, Any]:
-        """The metrics (0-1 floats under AP, AP50, AP75, APs, APm, APl, per_class) and speed."""
+        """The metrics (0-1 floats under AP, AP50, AP75, APs, APm, APl, per_class), the images
+        scored and what ``skip_invalid`` left out of the file, and the speed."""
         return {
             **self.result.to_dict(),
             "model_file": str(self.model_file),
+            "num_images": len(self.dataset),
+            "dropped_invalid": {
+                "images": self.dataset.num_dropped_images,
+                "annotations": self.dataset.num_dropped_annotations,
+            },
             "num_stages": self.evaluation.num_stages,
             "device": self.device,
             "precision": self.precision,
@@ -90,8 +96,16 @@ class EvaluationReport:
         how = self.precision + (", CUDA graphs" if self.cuda_graphs else "")
         model_rate = 1.0 / max(self.timing.model_seconds_per_image, 1e-12)
         total_rate = 1.0 / max(self.timing.total_seconds_per_image, 1e-12)
+        dataset = self.dataset
+        dropped = (
+            f"scored on the {len(dataset)} images kept: --skip-invalid left out "
+            f"{dataset.num_dropped_images} images and {dataset.num_dropped_annotations} "
+            "annotations of the file\n"
+            if dataset.num_dropped_images or dataset.num_dropped_annotations
+            else ""
+        )
         return (
-            f"{self.result.format_table()}\n"
+            f"{self.result.format_table()}\n{dropped}"
             f"speed on {self.device} ({how}): {model_rate:.2f} images/s model only (forward "
             f"pass), {total_rate:.2f} images/s end to end (decode, resize, forward, "
             f"post-processing) over {self.timing.num_images} images"
@@ -202,15 +216,18 @@ def load_model_and_dataset(
     json_path: str | Path,
     image_dir: str | Path,
     device: torch.device | str = "cpu",
+    *,
+    skip_invalid: bool = False,
 ) -> tuple[LoadedModel, CocoDataset]:
-    """The model of ``model_file`` (eval mode, on ``device``) and the dataset it is run on.
+    """The model of ``model_file`` (eval mode, on ``device``) and the dataset it is run on
+    (:func:`evaluation_dataset`; ``skip_invalid`` leaves out the entries with errors).
 
     Raises:
         ValueError: the dataset's categories differ from the model's label map.
     """
     loaded = load_model_file(model_file, device=device)
     loaded.model.eval()
-    dataset = evaluation_dataset(json_path, image_dir, loaded.config)
+    dataset = evaluation_dataset(json_path, image_dir, loaded.config, skip_invalid=skip_invalid)
     check_same_categories(loaded.categories, dataset.category_map, str(json_path))
     return loaded, dataset
 
@@ -227,13 +244,16 @@ def evaluate_model_file(
     batch_invariant: bool = True,
     precision: Precision = "fp32",
     cuda_graphs: bool = False,
+    skip_invalid: bool = False,
     results_path: Path | None = None,
     metrics_path: Path | None = None,
 ) -> EvaluationReport:
     """COCO evaluation of a model file on a dataset, optionally writing results and metrics.
 
     ``batch_size=None`` uses the model's ``input.test_batch_size`` (what its training-time
-    evaluations used, so their detections are reproduced exactly).
+    evaluations used, so their detections are reproduced exactly). ``skip_invalid`` scores the
+    entries the data policy keeps (what ``train --skip-invalid`` evaluated) instead of refusing
+    a dataset with errors; the report counts what was left out.
 
     Raises:
         ValueError: ``num_stages`` is not in ``1..`` the model's stages, or the dataset's
@@ -245,7 +265,7 @@ def evaluate_model_file(
             f"num_stages (--stages) {num_stages}: {model_file} has stages "
             f"1..{loaded.model.num_stages}"
         )
-    dataset = evaluation_dataset(json_path, image_dir, loaded.config)
+    dataset = evaluation_dataset(json_path, image_dir, loaded.config, skip_invalid=skip_invalid)
     check_same_categories(loaded.categories, dataset.category_map, str(json_path))
     evaluation = evaluate(
         loaded.model,
@@ -282,6 +302,7 @@ def evaluate_onnx_file(
     num_workers: int = 2,
     num_threads: int | None = None,
     batch_invariant: bool = True,
+    skip_invalid: bool = False,
     results_path: Path | None = None,
     metrics_path: Path | None = None,
 ) -> EvaluationReport:
@@ -299,7 +320,7 @@ def evaluate_onnx_file(
 
     predictor = OnnxPredictor(onnx_path, num_threads=num_threads, batch_invariant=batch_invariant)
     config = predictor.config
-    dataset = evaluation_dataset(json_path, image_dir, config)
+    dataset = evaluation_dataset(json_path, image_dir, config, skip_invalid=skip_invalid)
     check_same_categories(predictor.categories, dataset.category_map, str(json_path))
     evaluation = evaluate(
         predictor,
