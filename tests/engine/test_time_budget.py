@@ -93,7 +93,10 @@ def test_budgeted_schedule_shortens_the_configured_schedule_then_stops() -> None
     assert refitted and not stop and 2 < train.max_iter < 40
     assert train.steps == (round(800 * train.max_iter / 1000), round(900 * train.max_iter / 1000))
     budget.start -= 30.0  # the budget is spent
-    assert schedule.after_step(0.5, iteration=3, work=work) == (False, True)
+    steps = train.steps
+    assert schedule.after_step(0.5, iteration=3, work=work) == (True, True)
+    # The config ends where the run stopped: a run from it takes the same 3 steps.
+    assert (train.max_iter, train.steps) == (3, steps)
 
 
 def test_a_refit_says_whether_it_shortened_or_lengthened_the_schedule(

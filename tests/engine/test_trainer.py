@@ -222,6 +222,9 @@ def test_time_budget_stops_gracefully(tiny_coco: SyntheticCoco, tmp_path: Path) 
     assert result.stopped_early and result.iteration == 1
     assert load_training_checkpoint(tmp_path)["iteration"] == 1
     assert result.model_final_path is not None and result.model_final_path.is_file()
+    # The config ends where the run stopped: a run from it takes the same steps.
+    assert Config.load(tmp_path / "config.json").train.max_iter == 1
+    assert load_model_file(result.model_final_path).config.train.max_iter == 1
 
 
 class _VirtualClockBudget(TimeBudget):

@@ -213,6 +213,8 @@ class BudgetedSchedule:
         Returns:
             ``(refitted, stop)``: the schedule in ``train`` was changed; the run must stop now
             (one more iteration and ``work``'s end-of-run reserve would overrun the budget).
+            On a stop, ``train.max_iter`` becomes ``iteration``: the config then describes the
+            run as trained (a run from it takes the same steps), and ``refitted`` is true.
         """
         refitted = False
         if self.budget.record(seconds):
@@ -222,11 +224,14 @@ class BudgetedSchedule:
         stop = bool(all_gather_object(stop)[0]) and iteration < self.train.max_iter
         if stop:
             logger.warning(
-                "time budget of %.1f min reached at iteration %d of %d; stopping",
+                "time budget of %.1f min reached at iteration %d of %d; stopping (the run's "
+                "config now ends there)",
                 self.budget.seconds / 60.0,
                 iteration,
                 self.train.max_iter,
             )
+            self.train.max_iter = iteration
+            refitted = True
         return refitted, stop
 
     def _apply(self, fitted: Schedule, iteration: int) -> bool:
