@@ -93,8 +93,25 @@ def test_presets_are_fresh_and_faithful() -> None:
         ("input.flip_prob=-0.1", r"input.flip_prob must be in \[0, 1\], got -0.1"),
         ("train.lr=-1", "train.lr must be a number > 0, got -1"),
         ("train.weight_decay=-0.5", "train.weight_decay must be a number >= 0, got -0.5"),
+        # Training sizes of 0 trained on 1x1-pixel images, with exit 0.
+        ("input.train_max_size=0", "input.train_max_size must be >= 1, got 0"),
+        ("input.train_min_sizes=[0]", r"input.train_min_sizes must list sizes >= 1, got \[0\]"),
+        ("input.train_min_sizes=[]", r"input.train_min_sizes must list sizes >= 1, got \[\]"),
+        ("input.crop_pre_sizes=[-1]", r"input.crop_pre_sizes must list sizes >= 1"),
+        ("input.crop_size=[600,384]", r"input.crop_size must be \[min, max\] with 1 <= min"),
+        # A negative gamma made the learning rate negative after the first decay.
+        ("train.gamma=-1", r"train.gamma must be in \(0, 1\], got -1"),
+        ("train.warmup_iters=-5", "train.warmup_iters must be >= 0, got -5"),
+        ("train.warmup_factor=2", r"train.warmup_factor must be in \[0, 1\], got 2"),
+        ("train.steps=[0,5]", r"train.steps must be iterations >= 1, got \[0, 5\]"),
+        ("model.num_proposals=0", "model.num_proposals must be >= 1, got 0"),
+        ("model.size_divisibility=0", "model.size_divisibility must be >= 1, got 0"),
+        ("model.prior_prob=0", r"model.prior_prob must be in \(0, 1\), got 0"),
+        ("model.dropout=1", r"model.dropout must be in \[0, 1\), got 1"),
+        ("loss.giou_weight=-2", r"loss.giou_weight must be in \[0, inf\], got -2"),
+        ("loss.focal_alpha=2", r"loss.focal_alpha must be in \[0, 1\], got 2"),
     ],
 )
-def test_counts_below_their_minimum_are_refused_naming_the_key(override: str, message: str) -> None:
+def test_values_out_of_range_are_refused_naming_the_key(override: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         get_preset("tiny").apply_overrides([override])

@@ -73,6 +73,16 @@ class ModelConfig:
     # Post-processing (spec 8): official clips to the image and drops empty boxes; mmdet does not.
     clip_boxes: bool = True
 
+    def __post_init__(self) -> None:
+        _check_at_least(self, "model", 1, "num_classes", "num_proposals", "num_stages")
+        _check_at_least(self, "model", 1, "hidden_dim", "num_heads", "ffn_dim", "dynamic_dim")
+        _check_at_least(self, "model", 1, "fpn_dim", "backbone_width", "pooler_resolution")
+        _check_at_least(self, "model", 1, "size_divisibility")
+        # sampling_ratio 0: RoIAlign's adaptive grid (not with CUDA graphs or the fixed shapes).
+        _check_at_least(self, "model", 0, "sampling_ratio", "num_cls_layers", "num_reg_layers")
+        _check_in_range(self, "model", "dropout", 0.0, 1.0, high_open=True)
+        _check_in_range(self, "model", "prior_prob", 0.0, 1.0, low_open=True, high_open=True)
+
 
 @dataclass
 class LossConfig:
@@ -85,6 +95,12 @@ class LossConfig:
     focal_gamma: float = 2.0
     cost_eps: float = 1e-8  # official focal-cost epsilon (mmdetection: 1e-12)
     deep_supervision: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("class_weight", "l1_weight", "giou_weight", "focal_gamma"):
+            _check_in_range(self, "loss", name, 0.0, math.inf)
+        _check_in_range(self, "loss", "focal_alpha", 0.0, 1.0)
+        _check_in_range(self, "loss", "cost_eps", 0.0, 1.0, low_open=True)
 
 
 @dataclass
@@ -107,9 +123,16 @@ class InputConfig:
 
     def __post_init__(self) -> None:
         _check_at_least(self, "input", 1, "test_min_size", "test_max_size", "test_batch_size")
+        _check_at_least(self, "input", 1, "train_max_size")
         for name in ("flip_prob", "crop_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"input.{name} must be in [0, 1], got {getattr(self, name)}")
+            _check_in_range(self, "input", name, 0.0, 1.0)
+        for name in ("train_min_sizes", "crop_pre_sizes"):
+            sizes = getattr(self, name)
+            if not sizes or min(sizes) < 1:
+                raise ValueError(f"input.{name} must list sizes >= 1, got {list(sizes)}")
+        if len(self.crop_size) != 2 or not 1 <= self.crop_size[0] <= self.crop_size[1]:
+            got = list(self.crop_size)
+            raise ValueError(f"input.crop_size must be [min, max] with 1 <= min <= max, got {got}")
 
 
 def _check_at_least(section: object, name: str, least: int, *fields: str) -> None:
@@ -118,6 +141,27 @@ def _check_at_least(section: object, name: str, least: int, *fields: str) -> Non
         value = getattr(section, field_name)
         if value < least:
             raise ValueError(f"{name}.{field_name} must be >= {least}, got {value}")
+
+
+def _check_in_range(
+    section: object,
+    name: str,
+    field_name: str,
+    low: float,
+    high: float,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Raise naming the key (``loss.focal_alpha``) when a number is outside ``[low, high]``
+    (an open end excludes its bound), or not a number."""
+    value = getattr(section, field_name)
+    inside = (low < value if low_open else low <= value) and (
+        value < high if high_open else value <= high
+    )
+    if not (isinstance(value, int | float) and not math.isnan(value) and inside):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name}.{field_name} must be in {interval}, got {value}")
 
 
 @dataclass
@@ -134,13 +178,15 @@ class TrainConfig:
     gamma: float = 0.1
     warmup_iters: int = 1000
     warmup_factor: float = 0.01
-    clip_grad_norm: float = 1.0
+    clip_grad_norm: float = 1.0  # <= 0: no clipping
     grad_accum_steps: int = 1
     amp: bool = False  # bf16 autocast where supported; matching and losses stay fp32
     seed: int = 40244023
     num_workers: int = 2
     # Decoded training images kept in memory, per data-loading process (0: decode every sample).
     image_cache_mb: int = 1024
+    # Periods in steps; <= 0: never (the run's last step is still checkpointed, evaluated and
+    # logged). keep_checkpoints <= 0 keeps every checkpoint.
     checkpoint_period: int = 5000
     keep_checkpoints: int = 3
     eval_period: int = 7330
@@ -162,6 +208,13 @@ class TrainConfig:
             raise ValueError(f"train.lr must be a number > 0, got {self.lr}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"train.weight_decay must be a number >= 0, got {self.weight_decay}")
+        _check_at_least(self, "train", 0, "warmup_iters")
+        _check_in_range(self, "train", "warmup_factor", 0.0, 1.0)
+        _check_in_range(self, "train", "gamma", 0.0, 1.0, low_open=True)
+        if math.isnan(self.clip_grad_norm):
+            raise ValueError("train.clip_grad_norm must be a number (<= 0: no clipping), got nan")
+        if self.steps and min(self.steps) < 1:
+            raise ValueError(f"train.steps must be iterations >= 1, got {list(self.steps)}")
 
 
 @dataclass
