@@ -3,15 +3,18 @@ with and without a path."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from sparsercnn.cli.main import main
+from sparsercnn.cli.train import RANK_0_WARNINGS
 from sparsercnn.cli.training_setup import removed_if_refused
 from sparsercnn.config import Config
-from sparsercnn.engine import pipeline
+from sparsercnn.engine import distributed, pipeline
 
 
 @pytest.fixture
@@ -86,3 +89,28 @@ def test_a_refused_run_removes_only_the_folder_it_made_and_left_unused(tmp_path:
     with removed_if_refused(fresh):  # success keeps it
         fresh.mkdir()
     assert fresh.is_dir()
+
+
+def test_other_ranks_log_only_their_own_warnings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under torchrun, a warning every rank finds alike (the data's, the resumed checkpoint's,
+    the budget's) is logged once, by rank 0; a rank's own (an image it replaced) by that rank."""
+    rank_1 = distributed.DistInfo(rank=1, world_size=2, local_rank=1, device=torch.device("cpu"))
+    monkeypatch.setattr(distributed, "init_distributed", lambda device: rank_1)
+    monkeypatch.setattr(distributed, "cleanup", lambda: None)
+
+    def train_from_coco(cfg: Config, **kwargs: Any) -> Any:
+        for name in ("data.policy", "engine.checkpoint", "engine.time_budget", "data.coco"):
+            logging.getLogger(f"sparsercnn.{name}").warning("from %s", name)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(pipeline, "train_from_coco", train_from_coco)
+    levels = {name: logging.getLogger(name).level for name in ("sparsercnn", *RANK_0_WARNINGS)}
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert main(_train(tmp_path)) == 2
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    assert [r.getMessage() for r in caplog.records] == ["from data.coco"]

@@ -23,6 +23,7 @@ from sparsercnn.engine.checkpoint import (
     list_checkpoints,
     load_training_checkpoint,
     log_config_changes,
+    restore_training_state,
     save_training_checkpoint,
 )
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
@@ -229,3 +230,44 @@ def test_config_changes_on_resume_are_logged(caplog: pytest.LogCaptureFixture) -
         log_config_changes(saved, current)
     assert "schedule extended on resume: max_iter 2 -> 4" in caplog.text
     assert "resuming with changed model settings: ['dropout']" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("world_size", "batch_size", "expected"),
+    [
+        # torchrun with 2 processes resuming a 1-process run: twice the images, the lr scaled.
+        (
+            2,
+            2,
+            "1 process(es) x 2 image(s) x 1 micro-batch(es) (2 images/step, lr 3.13e-06)"
+            " with 2 x 2 x 1 (4 images/step, lr 6.25e-06)",
+        ),
+        (1, 4, "(2 images/step, lr 3.13e-06) with 1 x 4 x 1 (4 images/step, lr 6.25e-06)"),
+        (1, 2, None),
+    ],
+)
+def test_resuming_with_other_processes_or_batch_is_warned_about(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    world_size: int,
+    batch_size: int,
+    expected: str | None,
+) -> None:
+    """The checkpoint holds one RNG state per process: resuming with another number of processes
+    (or another batch) changes the images per step, the scaled lr and the data order."""
+    saved = Config()
+    saved.train.batch_size = 2
+    model, optimizer = _model_and_optimizer()
+    save_training_checkpoint(tmp_path, 8, model, optimizer, None, saved, CATEGORIES)
+    resumed = Config()
+    resumed.train.batch_size = batch_size
+    with caplog.at_level("WARNING", logger="sparsercnn.engine.checkpoint"):
+        restore_training_state(
+            tmp_path, model, optimizer, None, resumed, CATEGORIES, world_size=world_size
+        )
+    warnings = [r.getMessage() for r in caplog.records if "resuming a run of" in r.getMessage()]
+    if expected is None:
+        assert not warnings
+    else:
+        (warning,) = warnings
+        assert expected in warning and "does not continue as the interrupted run" in warning

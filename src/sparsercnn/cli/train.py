@@ -75,6 +75,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+# Loggers whose warnings are the same on every rank: the data policy's (every rank reads the
+# whole JSON), the resumed checkpoint's and the time budget's (rank 0 decides for all).
+RANK_0_WARNINGS = (
+    "sparsercnn.data.policy",
+    "sparsercnn.engine.checkpoint",
+    "sparsercnn.engine.time_budget",
+)
+
+
 def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics import write_evaluation_report
     from sparsercnn.engine.distributed import cleanup, init_distributed
@@ -86,8 +95,11 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     dist_info = init_distributed(args.device)
     if not dist_info.is_main:
-        # One copy of the run's log (rank 0's): the other ranks report warnings and errors.
+        # One copy of the run's log (rank 0's): the other ranks report their own warnings (an
+        # image replaced) and errors, not those every rank finds alike and rank 0 reports.
         logging.getLogger("sparsercnn").setLevel(logging.WARNING)
+        for name in RANK_0_WARNINGS:
+            logging.getLogger(name).setLevel(logging.ERROR)
     # A run refused before its first step leaves no run folder behind (rank 0 made it).
     folder = removed_if_refused(args.output_dir) if dist_info.is_main else nullcontext()
     try:

@@ -30,6 +30,7 @@ from torch import nn
 from sparsercnn.atomic_file import atomic_write, ensure_writable_dir, leftover_temporaries
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
+from sparsercnn.engine.lr_schedule import scaled_lr
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
 from sparsercnn.model_file import load_state_dict_strict, model_state_dict
 
@@ -330,6 +331,7 @@ def restore_training_state(
     config: Config,
     categories: CategoryMap,
     rank: int = 0,
+    world_size: int = 1,
 ) -> ResumePoint:
     """Continue a run: load a checkpoint into the model, optimizer and scaler, restore the RNGs.
 
@@ -341,6 +343,9 @@ def restore_training_state(
         categories: the label map of the data; it must equal the checkpoint's.
         rank: this process's rank, whose RNG states are restored (rank 0's when the checkpoint
             holds fewer ranks).
+        world_size: the resumed run's number of processes; another number than the
+            checkpoint's (one RNG state per rank) is warned about, as is any change of the
+            images per step or the learning rate.
 
     Raises:
         ValueError: the checkpoint is of a run with another label map or another model
@@ -369,6 +374,7 @@ def restore_training_state(
     rng = state["rng"]
     restore_rng_states(rng[rank] if rank < len(rng) else rng[0])
     log_config_changes(saved_config, config)
+    log_batch_changes(saved_config, len(rng), config, world_size)
     iteration = int(state["iteration"])
     logger.info("resumed from %s at iteration %d", path, iteration)
     extra = state["extra"]
@@ -400,6 +406,36 @@ def log_config_changes(saved: Config, current: Config) -> None:
         changed = _changed_keys(getattr(saved, section), getattr(current, section))
         if changed:
             logger.warning("resuming with changed %s settings: %s", section, changed)
+
+
+def log_batch_changes(
+    saved: Config, saved_world_size: int, current: Config, world_size: int
+) -> None:
+    """Warn when a resumed run takes other steps than the run it continues: another number of
+    processes (each reads its own shard: another data order), other images per step, or
+    another learning rate (``train.lr``, or the linear scaling of a changed batch)."""
+    old, new = saved.train, current.train
+    old_total = old.batch_size * old.grad_accum_steps * saved_world_size
+    new_total = new.batch_size * new.grad_accum_steps * world_size
+    old_lr = scaled_lr(old.lr, old_total, old.reference_batch_size, old.scale_lr)
+    new_lr = scaled_lr(new.lr, new_total, new.reference_batch_size, new.scale_lr)
+    if (saved_world_size, old_total, old_lr) == (world_size, new_total, new_lr):
+        return
+    logger.warning(
+        "resuming a run of %d process(es) x %d image(s) x %d micro-batch(es) (%d images/step, "
+        "lr %.3g) with %d x %d x %d (%d images/step, lr %.3g): it does not continue as the "
+        "interrupted run would have",
+        saved_world_size,
+        old.batch_size,
+        old.grad_accum_steps,
+        old_total,
+        old_lr,
+        world_size,
+        new.batch_size,
+        new.grad_accum_steps,
+        new_total,
+        new_lr,
+    )
 
 
 def _changed_keys(saved: object, current: object) -> list[str]:

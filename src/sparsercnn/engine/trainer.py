@@ -214,6 +214,7 @@ class Trainer:
             self.cfg,
             self.categories,
             rank=self.dist.rank,
+            world_size=self.dist.world_size,
         )
         self.iteration = self.last_checkpoint_iteration = point.iteration
         self.checkpoint_path = point.path
