@@ -182,17 +182,23 @@ def test_low_precision_under_autocast_gives_float32_losses() -> None:
 
 def test_normaliser_is_averaged_over_ranks(monkeypatch: pytest.MonkeyPatch) -> None:
     output, targets = make_output(1), make_targets([3, 2])
-    single = make_criterion()(output, targets)
+    calls = []
 
     def all_reduce(tensor: Tensor) -> None:
+        calls.append(tensor.item())
         tensor += 7.0  # another rank holding 7 boxes
 
-    monkeypatch.setattr(dist, "is_initialized", lambda: True)
     monkeypatch.setattr(dist, "all_reduce", all_reduce)
     monkeypatch.setattr(dist, "get_world_size", lambda: 2)
-    distributed = make_criterion()(output, targets)
+    # Not averaged: no collective call at all (a lone process inside a process group, as the
+    # recipe's timing on rank 0 is: a collective there waits forever for the other ranks).
+    single = make_criterion()(output, targets)
+    assert not calls
+    averaged = SetCriterion(NUM_CLASSES, HungarianMatcher(), average_over_ranks=True)
+    distributed = averaged(output, targets)
 
     # n_gt goes from 5 to (5 + 7) / 2 = 6.
+    assert calls == [5.0]
     torch.testing.assert_close(distributed.total, single.total * 5 / 6)
 
 
@@ -201,7 +207,8 @@ def test_normaliser_with_a_real_single_rank_group(tmp_path: Path) -> None:
     single = make_criterion()(output, targets)
     dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
     try:
-        distributed = make_criterion()(output, targets)
+        criterion = SetCriterion(NUM_CLASSES, HungarianMatcher(), average_over_ranks=True)
+        distributed = criterion(output, targets)
     finally:
         dist.destroy_process_group()
     torch.testing.assert_close(distributed.total, single.total)

@@ -139,7 +139,7 @@ class Trainer:
         unused = not self.cfg.loss.deep_supervision
         return TrainStep(
             wrap_ddp(self.model, self.dist, find_unused_parameters=unused),
-            build_criterion(self.cfg),
+            build_criterion(self.cfg, average_over_ranks=self.dist.is_distributed),
             self.optimizer,
             self.scaler,
             device=self.device,

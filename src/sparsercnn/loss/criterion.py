@@ -41,8 +41,9 @@ class SetLoss:
 class SetCriterion(nn.Module):
     """Hungarian-matched focal + L1 + GIoU loss, summed over the supervised stages (spec 7.2).
 
-    Per stage ``t``, with ``n_gt`` the number of ground-truth boxes in the batch averaged over
-    distributed ranks and clamped to ``>= 1`` (official normaliser, computed once per call):
+    Per stage ``t``, with ``n_gt`` the number of ground-truth boxes in the batch (averaged over
+    the ranks of a multi-process run) clamped to ``>= 1`` (official normaliser, computed once
+    per call):
 
     - ``loss_cls/stage{t} = class_weight * sum(sigmoid focal loss over all B*N*C logits) / n_gt``,
       targets one-hot at the matched ground-truth class, zero elsewhere (no background class);
@@ -62,6 +63,9 @@ class SetCriterion(nn.Module):
         alpha: focal-loss alpha.
         gamma: focal-loss gamma.
         deep_supervision: supervise every stage (official) or only the last.
+        average_over_ranks: average the normaliser over the ranks of the default process group
+            (a training process of a multi-process run); False computes this process's losses
+            alone, with no collective call (the recipe's timing on rank 0, a single process).
     """
 
     def __init__(
@@ -75,6 +79,7 @@ class SetCriterion(nn.Module):
         alpha: float = 0.25,
         gamma: float = 2.0,
         deep_supervision: bool = True,
+        average_over_ranks: bool = False,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -87,6 +92,7 @@ class SetCriterion(nn.Module):
         self.alpha = alpha
         self.gamma = gamma
         self.deep_supervision = deep_supervision
+        self.average_over_ranks = average_over_ranks
 
     def forward(self, output: ModelOutput, targets: list[Target]) -> SetLoss:
         """Compute the weighted losses of every supervised stage.
@@ -157,13 +163,13 @@ class SetCriterion(nn.Module):
         loss_giou = (1 - paired_generalized_box_iou(pred_boxes, gt_boxes)).sum()
         return loss_cls, loss_l1, loss_giou
 
-    @staticmethod
-    def _normaliser(targets: list[Target], device: torch.device) -> Tensor:
-        """Number of ground-truth boxes per rank, averaged over ranks, clamped to >= 1."""
+    def _normaliser(self, targets: list[Target], device: torch.device) -> Tensor:
+        """Number of ground-truth boxes per rank (averaged over ranks with
+        ``average_over_ranks``), clamped to >= 1."""
         num_gt = torch.tensor(
             float(sum(len(t) for t in targets)), dtype=torch.float32, device=device
         )
-        if dist.is_available() and dist.is_initialized():
+        if self.average_over_ranks:
             dist.all_reduce(num_gt)
             num_gt = num_gt / dist.get_world_size()
         return num_gt.clamp(min=1.0)
@@ -227,8 +233,9 @@ class SetCriterion(nn.Module):
             )
 
 
-def build_criterion(cfg: Config) -> SetCriterion:
-    """Build the matcher and the criterion from ``cfg.loss`` and ``cfg.model.num_classes``."""
+def build_criterion(cfg: Config, *, average_over_ranks: bool = False) -> SetCriterion:
+    """Build the matcher and the criterion from ``cfg.loss`` and ``cfg.model.num_classes``
+    (``average_over_ranks``: see :class:`SetCriterion`)."""
     loss = cfg.loss
     matcher = HungarianMatcher(
         class_weight=loss.class_weight,
@@ -247,4 +254,5 @@ def build_criterion(cfg: Config) -> SetCriterion:
         alpha=loss.focal_alpha,
         gamma=loss.focal_gamma,
         deep_supervision=loss.deep_supervision,
+        average_over_ranks=average_over_ranks,
     )
