@@ -135,10 +135,16 @@ def test_a_checkpoint_closes_the_logging_window(tiny_coco: SyntheticCoco, tmp_pa
     assert [r["iter"] for r in _records(tmp_path) if "loss" in r] == [2, 3, 4]
 
 
-def test_refuses_to_overwrite_a_run(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:
-    (tmp_path / "checkpoint_0000005.pt").write_bytes(b"")
-    with pytest.raises(FileExistsError, match="resume"):
+@pytest.mark.parametrize(
+    "left", ["checkpoint_0000005.pt", "model_best.safetensors", "model_final.safetensors"]
+)
+def test_refuses_to_overwrite_a_run(tiny_coco: SyntheticCoco, tmp_path: Path, left: str) -> None:
+    """A run folder whose checkpoints were deleted still holds another run: a new run there
+    overwrote its model_final and left its model_best beside the new one."""
+    (tmp_path / left).write_bytes(b"")
+    with pytest.raises(FileExistsError, match=rf"another training run \({left}\).*--resume"):
         _trainer(tiny_coco, tiny_config(), tmp_path)
+    assert (tmp_path / left).read_bytes() == b""
 
 
 class _PoisonedCriterion:

@@ -443,13 +443,22 @@ def _changed_keys(saved: object, current: object) -> list[str]:
     return sorted(key for key in now if was.get(key) != now[key])
 
 
+# What a training run leaves in its folder besides checkpoints: a new run there would overwrite
+# some and leave the others beside its own (another run's model_best next to its model_final).
+RUN_OUTPUT_FILES = ("metrics.jsonl", "model_final.safetensors", "model_best.safetensors")
+
+
 def check_run_folder(output_dir: str | Path, resume: bool | str | Path, *, is_main: bool) -> None:
     """Fail before any work when the run folder cannot be written (rank 0 checks) or, for a new
-    run, already holds another run's checkpoints."""
+    run, already holds another run's checkpoints or outputs (:data:`RUN_OUTPUT_FILES`)."""
     if is_main:
         ensure_writable_dir(output_dir)
-    if not resume and list_checkpoints(output_dir):
+    if resume:
+        return
+    found = [path.name for path in list_checkpoints(output_dir)[-1:]]
+    found += [name for name in RUN_OUTPUT_FILES if (Path(output_dir) / name).exists()]
+    if found:
         raise FileExistsError(
-            f"{output_dir} already holds training checkpoints; resume that run (--resume) or "
-            "choose another output folder"
+            f"{output_dir} already holds another training run ({', '.join(found)}); resume "
+            "that run (--resume) or choose another output folder"
         )
