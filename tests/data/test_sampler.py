@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import signal
 
 import pytest
 import torch
@@ -146,3 +147,23 @@ def test_size_grouped_batches_hold_one_size_each() -> None:
     assert batches == [[1, 4], [0, 2, 5], [6], [3]]  # sorted by size, dataset order within
     second = SizeGroupedBatchSampler(InferenceSampler(len(keys), rank=1, world_size=2), keys, 2)
     assert sorted(i for batch in second for i in batch) == [3, 4, 5, 6]
+
+
+class _SignalReportingDataset(TinyDataset):
+    """Samples whose label says whether the loading process ignores SIGINT (1) or not (0)."""
+
+    def __getitem__(self, key: int | tuple[int, int]) -> Sample:
+        sample = super().__getitem__(key)
+        ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        sample.target.labels[:] = int(ignored)
+        return sample
+
+
+def test_loader_workers_ignore_ctrl_c() -> None:
+    """A terminal's Ctrl-C reaches the workers too: they leave it to the main process (training
+    finishes its step and saves a checkpoint), instead of dying under the step's batch."""
+    train = build_train_loader(_SignalReportingDataset(4), batch_size=2, num_workers=1, seed=0)
+    test = build_test_loader(_SignalReportingDataset(4), batch_size=2, num_workers=1)
+    for batch in (next(train), next(iter(test))):
+        assert [int(t.labels[0]) for t in batch.targets] == [1, 1]
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # the main process acts

@@ -1,12 +1,16 @@
 """A run killed with SIGKILL and resumed ends exactly where an uninterrupted run ends, also
-from a damaged newest checkpoint or a checkpoint named with ``--resume PATH``."""
+from a damaged newest checkpoint or a checkpoint named with ``--resume PATH``; a run stopped by
+Ctrl-C or SIGTERM checkpoints its last step first."""
 
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from sparsercnn.cli.main import main
 from tests.reliability.training_run import MAX_ITER, TrainingRun, sha256
@@ -92,3 +96,41 @@ def test_resume_path_must_be_a_compatible_training_checkpoint(
     missing = tmp_path / "checkpoint_0000099.pt"
     assert main(_train_cli(run, "--resume", str(missing))) == 2
     assert f"training checkpoint {missing} does not exist" in capsys.readouterr().err
+
+
+# No periodic checkpoint: the only one to resume from is the one the interrupt writes.
+NO_CHECKPOINTS = ("--set", "train.max_iter=40", "train.checkpoint_period=0")
+
+
+@pytest.fixture(scope="module")
+def straight_40(tiny_coco: SyntheticCoco, tmp_path_factory: pytest.TempPathFactory) -> TrainingRun:
+    run = TrainingRun(tiny_coco, tmp_path_factory.mktemp("straight40") / "run")
+    run.complete(*NO_CHECKPOINTS)
+    return run
+
+
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_run_checkpoints_its_last_step_and_resumes_to_the_same_model(
+    tiny_coco: SyntheticCoco,
+    straight_40: TrainingRun,
+    tmp_path: Path,
+    signum: int,
+    exit_code: int,
+) -> None:
+    """Ctrl-C (or SIGTERM) finishes the step under way and checkpoints it: a run without a
+    periodic checkpoint (a short budgeted one) is not lost, and resumes exactly."""
+    run = TrainingRun(tiny_coco, tmp_path / "run")
+    code, output = run.interrupt_after_step(3, signum, *NO_CHECKPOINTS)
+    assert code == exit_code, output[-3000:]
+    (checkpoint,) = run.output_dir.glob("checkpoint_*.pt")
+    iteration = int(checkpoint.stem.split("_")[1])
+    assert 3 <= iteration < 40
+    assert f"interrupted after iteration {iteration}" in output and "--resume" in output
+    assert not run.file("model_final.safetensors").exists()
+
+    run.complete("--resume", *NO_CHECKPOINTS)
+    final = load_file(run.file("model_final.safetensors"))
+    reference = load_file(straight_40.file("model_final.safetensors"))
+    assert final.keys() == reference.keys()
+    assert all(torch.equal(final[key], reference[key]) for key in final)
+    assert run.losses() == straight_40.losses()

@@ -81,6 +81,9 @@ class TrainingRun:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # Ctrl-C acts in the run even where the tests were started with SIGINT ignored (a
+            # background job): Python keeps an inherited SIG_IGN.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
 
     def complete(self, *extra: str) -> str:
@@ -107,6 +110,28 @@ class TrainingRun:
                 process.wait()
         assert process.returncode == -signal.SIGKILL, f"the run ended by itself:\n{output[-4000:]}"
         assert not (self.output_dir / "model_final.safetensors").exists()
+
+    def interrupt_after_step(self, step: int, signum: int, *extra: str) -> tuple[int, str]:
+        """Start a run, send ``signum`` once it has logged ``step`` steps; its exit code and
+        output."""
+        process = self.start(*extra)
+        deadline = time.monotonic() + TIMEOUT_S
+        try:
+            while process.poll() is None and len(self._logged_losses()) < step:
+                assert time.monotonic() < deadline, f"the run never logged step {step}"
+                time.sleep(0.01)
+            process.send_signal(signum)
+            output, _ = process.communicate(timeout=TIMEOUT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        return process.returncode, output
+
+    def _logged_losses(self) -> list[str]:
+        log = self.file("metrics.jsonl")
+        lines = log.read_text().splitlines() if log.is_file() else []
+        return [line for line in lines if '"loss"' in line]
 
     def file(self, name: str) -> Path:
         return self.output_dir / name

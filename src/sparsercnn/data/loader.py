@@ -8,6 +8,7 @@ batches as an uninterrupted run from iteration ``k`` on.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator, Sequence, Sized
 from typing import Any
 
@@ -71,8 +72,16 @@ def build_train_loader(
         persistent_workers=num_workers > 0,
         # Only seeds the workers' global RNGs; augmentation uses the per-sample seeds.
         generator=torch.Generator().manual_seed(seed + rank),
+        worker_init_fn=ignore_interrupts,
     )
     return iter(loader)
+
+
+def ignore_interrupts(worker_id: int) -> None:
+    """``worker_init_fn`` of the loaders: the worker ignores SIGINT. A terminal's Ctrl-C
+    reaches the whole process group; the main process decides what to do (training finishes
+    its step and saves a checkpoint) and shuts its workers down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def build_test_loader(
@@ -104,6 +113,7 @@ def build_test_loader(
         "num_workers": num_workers,
         "collate_fn": Batch.collate,
         "pin_memory": False,
+        "worker_init_fn": ignore_interrupts,
     }
     if size_keys is not None:
         batches = SizeGroupedBatchSampler(sampler, size_keys, batch_size)

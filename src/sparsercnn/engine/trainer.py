@@ -39,6 +39,7 @@ from sparsercnn.engine.distributed import (
 )
 from sparsercnn.engine.evaluation_history import EvaluationHistory
 from sparsercnn.engine.inference import EvaluationDataset, evaluate
+from sparsercnn.engine.interrupts import DeferredInterrupt
 from sparsercnn.engine.lr_schedule import lr_factor, scaled_lr
 from sparsercnn.engine.metrics_log import LogWindow, MetricsLog
 from sparsercnn.engine.model_init import prepare_model
@@ -245,6 +246,12 @@ class Trainer:
         )
         stopped_early = False
         window = LogWindow()
+        # A multi-process run stops at once: its ranks would have to agree on the last step.
+        interrupt = DeferredInterrupt(
+            enabled=not self.dist.is_distributed,
+            notice="interrupted: finishing this step, then saving a checkpoint to resume from "
+            "(interrupt again to stop at once, without one)",
+        )
         bar = tqdm(
             total=train.max_iter,
             initial=self.iteration,
@@ -253,8 +260,8 @@ class Trainer:
             dynamic_ncols=True,
             disable=not (self.progress and self.dist.is_main),
         )
-        with bar, logging_redirect_tqdm():
-            while self.iteration < self.cfg.train.max_iter:
+        with bar, logging_redirect_tqdm(), interrupt:
+            while self.iteration < self.cfg.train.max_iter and interrupt.requested is None:
                 stats = self.step(loader, self._lr(), self.iteration)
                 self.iteration += 1
                 window.steps.append(stats)
@@ -264,7 +271,23 @@ class Trainer:
                     stopped_early = True
                     break
         del loader
+        if interrupt.requested is not None:
+            self._save_interrupted(window)
+            interrupt.deliver()
         return self._finish(stopped_early, window)
+
+    def _save_interrupted(self, window: LogWindow) -> None:
+        """Log the steps since the last record and checkpoint them, so that ``--resume``
+        continues from the step the run was interrupted after."""
+        if window.steps:
+            self._log_window(window, None)
+        if self.last_checkpoint_iteration != self.iteration:
+            self._save_checkpoint()
+        logger.warning(
+            "interrupted after iteration %d; checkpoint %s holds it: continue with --resume",
+            self.iteration,
+            self.checkpoint_path,
+        )
 
     def _log_setup(self) -> None:
         train = self.cfg.train

@@ -417,7 +417,8 @@ class _Builder:
         train.steps = (max(1, round(total * 0.8)), max(1, round(total * 14 / 15)))
         # 2% of the steps, 50 to 1000, and never more than a tenth of a short run.
         train.warmup_iters = min(1000, max(50, round(expected * 0.02)), max(1, expected // 10))
-        train.checkpoint_period = max(100, total // 5)
+        # About five checkpoints in the steps expected (an interrupt writes one as well).
+        train.checkpoint_period = max(100, expected // 5)
         train.eval_period = 0
         train.log_period = 10 if total < 20000 else 20
         schedule = f"{self.iterations} steps, lr x0.1 at 80% and 93%"

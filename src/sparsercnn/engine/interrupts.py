@@ -1,0 +1,87 @@
+"""Ctrl-C and SIGTERM during training: the step under way finishes, then the run stops.
+
+A signal that raised ``KeyboardInterrupt`` in the middle of a step left the run with nothing to
+resume from since its last periodic checkpoint (a short budgeted run often has none). While a
+:class:`DeferredInterrupt` is active, the first SIGINT or SIGTERM is only recorded; the trainer
+checks :attr:`DeferredInterrupt.requested` after each step, writes a checkpoint of the steps
+taken and then :meth:`~DeferredInterrupt.deliver` s the signal as it would have been handled
+(``KeyboardInterrupt``, the command line's ``Terminated``, or the default action). A second
+signal is delivered at once. (Data-loading workers ignore SIGINT, see
+:mod:`sparsercnn.data.loader`: a terminal's Ctrl-C reaches the whole process group, and a
+worker that died of it would fail the step that waits for its batch.)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from types import FrameType, TracebackType
+from typing import Any
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class DeferredInterrupt:
+    """Context manager: while active (in the main thread, where Python runs signal handlers),
+    the first SIGINT or SIGTERM is recorded in :attr:`requested` instead of acting.
+
+    Signals the process ignores (``SIG_IGN``, as in a background job) stay ignored. On exit
+    the previous handlers are restored.
+
+    Args:
+        enabled: False makes it a no-op (signals act at once), e.g. in a multi-process run,
+            where the ranks would have to agree on the step to stop after.
+        notice: written to stderr when a signal is first deferred.
+    """
+
+    def __init__(self, *, enabled: bool = True, notice: str = "") -> None:
+        self.enabled = enabled
+        self.notice = notice
+        self.requested: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> DeferredInterrupt:
+        if self.enabled and threading.current_thread() is threading.main_thread():
+            for signum in _SIGNALS:
+                previous = signal.getsignal(signum)
+                if previous is not signal.SIG_IGN and previous is not None:
+                    self._previous[signum] = signal.signal(signum, self._defer)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._restore()
+
+    def deliver(self) -> None:
+        """Act on the recorded signal as its previous handler would (normally raising
+        ``KeyboardInterrupt`` or ``Terminated``); raise ``KeyboardInterrupt`` if it did not
+        stop the program. Does nothing when no signal was recorded."""
+        if self.requested is None:
+            return
+        self._restore()
+        signal.raise_signal(self.requested)
+        raise KeyboardInterrupt
+
+    def _defer(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested is not None:  # a second signal: act now
+            previous = self._previous.get(signum, signal.SIG_DFL)
+            self._restore()
+            if callable(previous):
+                previous(signum, frame)
+            else:
+                signal.raise_signal(signum)
+            return
+        self.requested = signum
+        if self.notice:
+            # os.write: no lock a logging or print call interrupted here might hold.
+            os.write(2, f"\n{self.notice}\n".encode())
+
+    def _restore(self) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()

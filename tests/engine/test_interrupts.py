@@ -1,0 +1,54 @@
+"""DeferredInterrupt: the first SIGINT/SIGTERM waits for the trainer, a second acts at once,
+ignored signals stay ignored, and the handlers are restored."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from sparsercnn.engine.interrupts import DeferredInterrupt
+
+
+def test_the_first_signal_is_recorded_and_delivered_later() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with DeferredInterrupt() as interrupt:
+        signal.raise_signal(signal.SIGINT)  # no KeyboardInterrupt here
+        assert interrupt.requested == signal.SIGINT
+    assert signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(KeyboardInterrupt):
+        interrupt.deliver()
+
+
+def test_a_second_signal_acts_at_once() -> None:
+    with pytest.raises(KeyboardInterrupt), DeferredInterrupt():
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
+        pytest.fail("the second Ctrl-C did not stop the block")
+
+
+def test_sigterm_goes_to_the_previous_handler() -> None:
+    received = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        with DeferredInterrupt() as interrupt:
+            signal.raise_signal(signal.SIGTERM)
+            assert not received
+        with pytest.raises(KeyboardInterrupt):  # the handler did not stop the program
+            interrupt.deliver()
+        assert received == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_ignored_signals_stay_ignored_and_disabled_does_nothing() -> None:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with DeferredInterrupt() as interrupt:
+            signal.raise_signal(signal.SIGINT)
+        assert interrupt.requested is None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with pytest.raises(KeyboardInterrupt), DeferredInterrupt(enabled=False):
+        signal.raise_signal(signal.SIGINT)
+    interrupt.deliver()  # nothing recorded: nothing happens
