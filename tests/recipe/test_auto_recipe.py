@@ -181,6 +181,24 @@ def test_images_are_not_upsampled() -> None:
     assert "images' own size" in text and "inputs are never upscaled" in text
 
 
+@pytest.mark.parametrize("minutes", [5.0, 600.0])
+def test_images_shrunk_by_the_input_cap_are_not_called_their_own_size(minutes: float) -> None:
+    """4-px boxes on 2000x1500 images: the largest input the recipe considers (800 px) shrinks
+    them to 2 px. The table said "the images' own size", and a short budget's warning asked for
+    a longer budget, which no input the recipe considers would help."""
+    profile = profile_of((1500, 2000), [4.0] * 120, num_images=12)
+    recipe = choose(profile, minutes=minutes)
+    if minutes > 60:
+        assert recipe.config.input.test_max_size == 1088  # 800 x 4/3, rounded up to 32
+        assert reason_of(recipe, "input size") == (
+            "the largest input the recipe considers (about the paper's 800-px short side): "
+            "the images are shrunk to 54% of their size"
+        )
+    (warning,) = [w for w in recipe.warnings if "px at input size" in w]
+    assert "120 of 120 boxes" in warning and "no input the recipe considers helps" in warning
+    assert "--time-budget" not in warning and "images themselves" not in warning
+
+
 def test_proposals_stay_above_the_most_objects_in_an_image() -> None:
     profile = profile_of((512, 512), [30.0] * 400, objects_per_image=120)
     recipe = choose(profile)

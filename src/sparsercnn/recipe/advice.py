@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from sparsercnn.recipe.dataset_profile import DatasetProfile
-from sparsercnn.recipe.input_size import InputSize
+from sparsercnn.recipe.input_size import InputSize, largest_input, largest_input_reason
 
 # A box whose sqrt(w * h) falls below this after resizing covers under two cells of the
 # stride-4 level (P2) that small boxes are pooled from: the model can hardly tell it apart.
@@ -20,18 +20,30 @@ SMALL_SET_IMAGES = 100
 SMALL_SET_BOXES = 300
 
 
-def tiny_box_warning(
-    profile: DatasetProfile, size: InputSize, *, upscale_would_help: bool
-) -> str | None:
-    """How many boxes are under MIN_RESOLVABLE_PX at the input size, and of which classes."""
+def tiny_box_warning(profile: DatasetProfile, size: InputSize) -> str | None:
+    """How many boxes are under MIN_RESOLVABLE_PX at the input size, and of which classes; and
+    whether a larger input (a longer budget) would help, or none the recipe considers does."""
     tiny = profile.box_sides_at(size.short, size.long) < MIN_RESOLVABLE_PX
     if tiny.mean() < TINY_BOX_WARNING_SHARE:
         return None
-    advice = (
-        "a longer --time-budget allows a larger input size"
-        if upscale_would_help
-        else "they are that small in the images themselves (inputs are never upscaled)"
+    largest = largest_input(profile)
+    tiny_at_largest = float(
+        (profile.box_sides_at(largest.short, largest.long) < MIN_RESOLVABLE_PX).mean()
     )
+    if tiny_at_largest < tiny.mean() - TINY_BOX_WARNING_SHARE:
+        advice = (
+            f"a longer --time-budget allows a larger input size (at {largest}, "
+            f"{tiny_at_largest:.0%} are under {MIN_RESOLVABLE_PX:.0f} px)"
+        )
+    elif largest_input_reason(profile, largest).startswith("the images' own size"):
+        advice = "they are that small in the images themselves (inputs are never upscaled)"
+    else:
+        advice = (
+            f"no input the recipe considers helps ({largest}: "
+            f"{largest_input_reason(profile, largest)}); train on tiles cut from the images, "
+            "or set a larger input with --set (input.train_min_sizes, input.train_max_size, "
+            "input.test_min_size, input.test_max_size; slower steps)"
+        )
     return (
         f"{int(tiny.sum())} of {tiny.size} boxes ({tiny.mean():.0%}) are under "
         f"{MIN_RESOLVABLE_PX:.0f} px at input size {size} ({most_affected_classes(profile, tiny)}) "

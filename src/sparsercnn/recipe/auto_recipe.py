@@ -40,7 +40,6 @@ from sparsercnn.recipe.input_size import (
     InputChoice,
     InputSize,
     choose_input_size,
-    enlarges,
     proposal_coverage,
     resolvable_share,
 )
@@ -362,8 +361,7 @@ class _Builder:
         )
         keys = ("train_min_sizes", "train_max_size", "test_min_size", "test_max_size")
         self.note("input size", str(size), reason, *(f"input.{key}" for key in keys))
-        upscale = enlarges(self.profile, size)
-        self.warn(advice.tiny_box_warning(self.profile, size, upscale_would_help=upscale))
+        self.warn(advice.tiny_box_warning(self.profile, size))
 
     def _check_budget(self, choice: InputChoice) -> None:
         """Refuse a budget under one logged window; warn about one too short to learn."""

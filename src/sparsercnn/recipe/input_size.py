@@ -163,7 +163,7 @@ def choose_input_size(
         size = max(roomy, key=lambda s: _median_box(profile, s))
         reason = f"the largest objects at which {ENOUGH_STEPS}+ steps fit the budget"
     if not enlarges(profile, size) and resolvable_share(profile, size) < 0.99:
-        reason = "the images' own size (inputs are never upscaled)"
+        reason = largest_input_reason(profile, size)
     return InputChoice(size, reason, _resolving_input(profile, candidates), best_value)
 
 
@@ -171,6 +171,24 @@ def enlarges(profile: DatasetProfile, size: InputSize) -> bool:
     """Whether a candidate makes the boxes larger (median) than ``size`` does."""
     median = _median_box(profile, size)
     return any(_median_box(profile, s) > median + 1e-9 for s in candidate_inputs(profile))
+
+
+def largest_input(profile: DatasetProfile) -> InputSize:
+    """The candidate that makes the boxes largest (median): the images' own size, or the cap
+    of MAX_SHORT_SIDE for larger images."""
+    return max(candidate_inputs(profile), key=lambda s: _median_box(profile, s))
+
+
+def largest_input_reason(profile: DatasetProfile, size: InputSize) -> str:
+    """Why no larger input is taken where ``size`` is the largest: the images are shown at
+    their own size, or the recipe's cap on the input shrinks them."""
+    scale = float(np.median(profile.resize_scales(size.short, size.long)))
+    if scale >= 0.99:
+        return "the images' own size (inputs are never upscaled)"
+    return (
+        f"the largest input the recipe considers (about the paper's {MAX_SHORT_SIDE}-px short "
+        f"side): the images are shrunk to {scale:.0%} of their size"
+    )
 
 
 def _resolving_input(profile: DatasetProfile, candidates: list[InputSize]) -> InputSize:
