@@ -18,7 +18,7 @@ from sparsercnn.engine.pipeline import evaluate_model_file
 from sparsercnn.model import build_model, winograd
 from sparsercnn.model.winograd import winograd_available
 from sparsercnn.model_file import save_model_file
-from sparsercnn.predictor import DrawingWriter, Predictor
+from sparsercnn.predictor import DRAWINGS_MARKER, DrawingWriter, Predictor
 from sparsercnn.presets import get_preset
 from sparsercnn.runtime import fast_bf16_supported
 from tests import synthetic_coco
@@ -211,7 +211,7 @@ def test_same_stem_inputs_get_separate_drawings(
     )
     assert code == 0
     written = sorted(str(p.relative_to(drawn)) for p in drawn.rglob("*") if p.is_file())
-    assert written == ["a/c/x.png", "a/x.jpg", "a/x.png", "b/x.png"]
+    assert written == [DRAWINGS_MARKER, "a/c/x.png", "a/x.jpg", "a/x.png", "b/x.png"]
     with Image.open(drawn / "a" / "x.jpg") as image:
         assert image.format == "JPEG" and image.size == (60, 40)
     records = json.loads((tmp_path / "p.json").read_text())
@@ -234,7 +234,7 @@ def test_drawings_are_all_or_nothing_and_replace_earlier_ones_with_a_warning(
     with pytest.raises(RuntimeError), DrawingWriter(drawn, [image], 0.0) as writer:
         writer.write(prediction, predictor.categories.names)
         raise RuntimeError("a later image failed")
-    assert [p.name for p in drawn.iterdir()] == ["x.png"]
+    assert sorted(p.name for p in drawn.iterdir()) == [DRAWINGS_MARKER, "x.png"]
     assert (drawn / "x.png").read_bytes() == first
     with DrawingWriter(drawn, [image], score_threshold=0.3) as writer:
         writer.write(prediction, predictor.categories.names)

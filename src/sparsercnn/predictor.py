@@ -393,6 +393,8 @@ def prediction_from_detections(
 
 # Marks a drawing staged until its run ends: ``.NAME.partial.EXT`` beside ``NAME.EXT``.
 _STAGED = ".partial"
+# Marks a folder of drawings: a folder given to predict leaves out the marked folders below it.
+DRAWINGS_MARKER = ".sparsercnn-drawings"
 
 
 class DrawingWriter:
@@ -467,7 +469,15 @@ class DrawingWriter:
     def commit(self) -> list[Path]:
         """Move every staged drawing to its target; a file left there by an earlier run is
         replaced with a warning (and listed in :attr:`overwritten`). Staged files a killed
-        earlier run left in the same folders are deleted. Returns the targets."""
+        earlier run left in the same folders are deleted. The output folder is marked
+        (:data:`DRAWINGS_MARKER`), so that a later run over a folder above it does not read the
+        drawings as inputs. Returns the targets."""
+        if self._staged:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / DRAWINGS_MARKER).write_text(
+                "Drawings of `sparsercnn predict --save-images`: predict leaves this folder out "
+                "when it reads a folder above it.\n"
+            )
         for target, staged in self._staged.items():
             if target.exists():
                 self.overwritten.append(target)

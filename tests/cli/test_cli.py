@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from sparsercnn.cli.main import COMMANDS, build_parser, main
-from sparsercnn.predictor import DrawingWriter
+from sparsercnn.predictor import DRAWINGS_MARKER, DrawingWriter
 from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco
 
 
@@ -78,7 +78,8 @@ def test_predict_on_a_folder_writes_coco_results(
         assert x >= 0 and y >= 0 and x + w <= width + 0.01 and y + h <= height + 0.01
         assert 0.0 <= record["score"] <= 1.0
     drawings = sorted(str(p.relative_to(drawn)) for p in drawn.rglob("*") if p.is_file())
-    assert drawings == ["a.jpg", "b.png", "nested/c.jpg"]  # input paths and formats kept
+    # Input paths and formats kept; the folder is marked as drawings.
+    assert drawings == [DRAWINGS_MARKER, "a.jpg", "b.png", "nested/c.jpg"]
 
 
 def test_predict_never_writes_over_its_inputs(
@@ -99,14 +100,15 @@ def test_predict_never_writes_over_its_inputs(
     assert "--every 2 keeps every N-th frame" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
     assert not output.exists()
-    # Drawings in a folder below the input folder are not read back as inputs by the next run.
+    # Drawings in a folder below the input folder are not read back as inputs by the next run,
+    # whether it draws again there, elsewhere, or not at all.
     drawn = folder / "drawn"
-    for _ in range(2):
-        assert predict(folder, "--save-images", drawn, "--output", output) == 0
+    for drawings_flag in (("--save-images", drawn),) * 2 + (("--save-images", tmp_path / "x"), ()):
+        assert predict(folder, *drawings_flag, "--output", output) == 0
         sources = {Path(r["file_name"]).resolve() for r in json.loads(output.read_text())}
         assert sources and not any(s.is_relative_to(drawn.resolve()) for s in sources)
     drawings = sorted(str(p.relative_to(drawn)) for p in drawn.rglob("*") if p.is_file())
-    assert drawings == ["a.jpg", "b.png", "nested/c.jpg"]
+    assert drawings == [DRAWINGS_MARKER, "a.jpg", "b.png", "nested/c.jpg"]
 
 
 def test_predict_terminated_mid_run_leaves_nothing_behind(
@@ -142,7 +144,7 @@ def test_predict_terminated_mid_run_leaves_nothing_behind(
     killed.write_bytes(b"half a drawing")
     assert main(argv) == 0
     drawings = sorted(str(p.relative_to(drawn)) for p in drawn.rglob("*") if p.is_file())
-    assert drawings == ["a.jpg", "b.png", "nested/c.jpg"]
+    assert drawings == [DRAWINGS_MARKER, "a.jpg", "b.png", "nested/c.jpg"]
 
 
 def test_user_errors_are_reported_without_traceback(

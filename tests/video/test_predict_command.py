@@ -16,6 +16,7 @@ from PIL import Image
 
 from sparsercnn.cli import predict
 from sparsercnn.cli.main import main
+from sparsercnn.predictor import DRAWINGS_MARKER
 from sparsercnn.video import VIDEO_SUFFIXES
 from sparsercnn.visualization.draw import draw_detections
 from tests.video.clips import clip_frame, decode, write_audio_only, write_clip
@@ -96,7 +97,7 @@ def test_mixed_inputs_keep_their_relative_paths(
         key=str,
     )
     drawings = sorted(p.relative_to(drawn).as_posix() for p in drawn.rglob("*") if p.is_file())
-    assert drawings == ["a.png", "clip.mp4", "media/b.jpg", "media/nested/c.mp4"]
+    assert drawings == [DRAWINGS_MARKER, "a.png", "clip.mp4", "media/b.jpg", "media/nested/c.mp4"]
     assert len(decode(drawn / "media" / "nested" / "c.mp4")[0]) == 2
 
 
@@ -110,7 +111,7 @@ def test_a_frame_folder_with_fps_is_one_video(unclipped_model_file: Path, tmp_pa
     assert positions == {(0, 0.0, str(paths[0])), (2, 0.333333, str(paths[2])),
                          (4, 0.666667, str(paths[4]))}  # fmt: skip
     assert {r["file_name"] for r in records} == {str(tmp_path / "frames")}
-    assert [p.name for p in drawn.iterdir()] == ["frames.mp4"]
+    assert sorted(p.name for p in drawn.iterdir()) == [DRAWINGS_MARKER, "frames.mp4"]
     frames, fps, _ = decode(drawn / "frames.mp4")
     assert len(frames) == 3 and fps == Fraction(3)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 # Kept in step with sparsercnn.video.VIDEO_SUFFIXES (a test checks); importing it here would
 # load torch for `--help`.
 VIDEO_SUFFIXES_HELP = ".mp4 .mov .avi .mkv .webm .m4v"
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -190,8 +193,9 @@ def input_groups(
 ) -> list[InputGroup]:
     """The inputs in order as runs of consecutive image files and opened frame sequences
     (videos, and with ``fps`` folders); a folder otherwise stands for its images and videos,
-    sorted by path, leaving out those below the folder ``skip``."""
-    from sparsercnn.predictor import IMAGE_SUFFIXES
+    sorted by path, leaving out those below the folder ``skip`` and below folders of drawings
+    an earlier run made (:data:`~sparsercnn.predictor.DRAWINGS_MARKER`)."""
+    from sparsercnn.predictor import DRAWINGS_MARKER, IMAGE_SUFFIXES
     from sparsercnn.video import VIDEO_SUFFIXES, FrameFolder, VideoFile
 
     items: list[Path | FrameSequence] = []
@@ -200,12 +204,19 @@ def input_groups(
             items.append(FrameFolder(path, fps))
         elif path.is_dir():
             suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
-            inner = skip if skip is not None and _below(skip, path, strictly=True) else None
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.suffix.lower() in suffixes and not (inner is not None and _below(p, inner))
-            )
+            left_out = [marker.parent for marker in path.rglob(DRAWINGS_MARKER)]
+            if skip is not None:
+                left_out.append(skip)
+            left_out = [folder for folder in left_out if _below(folder, path, strictly=True)]
+            candidates = [p for p in path.rglob("*") if p.suffix.lower() in suffixes]
+            found = sorted(p for p in candidates if not any(_below(p, f) for f in left_out))
+            if len(found) < len(candidates):
+                logger.info(
+                    "%s: leaving out %d drawings of earlier runs (in %s)",
+                    path,
+                    len(candidates) - len(found),
+                    ", ".join(sorted({str(f) for f in left_out})),
+                )
             if not found:
                 raise FileNotFoundError(
                     f"folder {path} contains no image or video files ({' '.join(suffixes)})"
