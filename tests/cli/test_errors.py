@@ -314,3 +314,56 @@ def test_an_output_folder_that_takes_no_file_fails_before_any_work(
     assert main(argv) == 2
     (line,) = error_lines(capsys)
     assert "--output-dir /proc/sparsercnn-test: cannot write in /proc" in line
+
+
+@pytest.mark.parametrize(
+    ("argv", "victim", "message"),
+    [
+        # A typo (--output val.json for --json val.json) cost the annotations.
+        (["eval", "--model", "{model}", "{data}", "--output", "{json}"], "json",
+         "--output {json} is the file --json names"),
+        (["eval", "--model", "{model}", "{data}", "--results", "{model}"], "model",
+         "--results {model} is the file --model names"),
+        (["eval", "--model", "{model}", "{data}", "--output", "{image}"], "image",
+         "--output {image} would replace a file in the --images folder"),
+        (["visualize", "--model", "{model}", "{image}", "--output", "{image}"], "image",
+         "--output {image} is the file IMAGE names"),
+        (["export", "--model", "{model}", "--output", "{model}"], "model",
+         "--output {model} is the file --model names"),
+        (["convert", "{model}", "--output", "{model}"], "model",
+         "--output {model} is the file SRC names"),
+        (["benchmark", "--model", "{model}", "--output", "{model}"], "model",
+         "--output {model} is the file --model names"),
+    ],
+)  # fmt: skip
+def test_an_output_that_would_destroy_an_input_is_refused(
+    model_file: Path,
+    write_coco: WriteCoco,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    victim: str,
+    message: str,
+) -> None:
+    data = write_coco(num_images=2, size=(48, 64))
+    paths = {"model": model_file, "json": data.json_path, "image": data.image_paths[0]}
+    names = {key: str(path) for key, path in paths.items()}
+    data_args = ["--json", str(data.json_path), "--images", str(data.image_dir)]
+    expanded: list[str] = []
+    for arg in argv:
+        expanded += data_args if arg == "{data}" else [arg.format(**names)]
+    before = paths[victim].read_bytes()
+    assert main(expanded) == 2
+    assert message.format(**names) in capsys.readouterr().err
+    assert paths[victim].read_bytes() == before
+
+
+def test_eval_output_and_results_must_differ(
+    model_file: Path, write_coco: WriteCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_coco(num_images=2, size=(48, 64))
+    same = tmp_path / "out.json"
+    argv = ["eval", "--model", str(model_file), "--json", str(data.json_path)]
+    argv += ["--images", str(data.image_dir), "--output", str(same), "--results", str(same)]
+    assert main(argv) == 2
+    assert f"--output and --results both name {same}" in capsys.readouterr().err
+    assert not same.exists()

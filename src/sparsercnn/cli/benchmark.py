@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.benchmarking import BenchmarkResult, BenchmarkSettings, run_benchmark
 
     if args.output:
-        check_output_path(args.output, "--output")
+        check_output_path(args.output, "--output", inputs={"--model": args.model})
     settings = BenchmarkSettings(
         checkpoint=args.model,
         preset=None if args.model else args.preset,

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -211,10 +212,20 @@ def add_batch_arguments(parser: argparse.ArgumentParser, *, default_batch_size: 
     )
 
 
-def check_output_path(path: Path, flag: str, *, folder: bool = False) -> None:
+def check_output_path(
+    path: Path,
+    flag: str,
+    *,
+    folder: bool = False,
+    inputs: Mapping[str, Path | str | None] | None = None,
+) -> None:
     """Fail before any work when ``path`` (a file, or with ``folder`` a folder) cannot be written:
     it is a folder where a file is wanted (or the reverse), it would sit inside a file, or the
-    nearest existing folder on its way takes no new file (tried with a temporary file)."""
+    nearest existing folder on its way takes no new file (tried with a temporary file); or when
+    the file would replace one of ``inputs`` (the command's input files and folders, and other
+    outputs, by flag): one of those files, or an existing file inside one of those folders."""
+    if not folder:
+        refuse_overwriting(path, flag, inputs or {})
     if not folder and path.is_dir():
         raise IsADirectoryError(f"{flag} {path} is a folder; give a file name")
     if folder and path.exists() and not path.is_dir():
@@ -235,6 +246,35 @@ def check_output_path(path: Path, flag: str, *, folder: bool = False) -> None:
                     "choose another path"
                 ) from None
             return
+
+
+def refuse_overwriting(path: Path, flag: str, inputs: Mapping[str, Path | str | None]) -> None:
+    """Raise when writing the file ``path`` would replace one of ``inputs`` (see
+    :func:`check_output_path`): a model, an annotations file or an image costs the user's work."""
+    if not path.exists():
+        return
+    for input_flag, given in inputs.items():
+        source = Path(given) if given is not None else None
+        if source is None or not source.exists():
+            continue
+        if source.is_dir():
+            if is_below(path, source):
+                raise ValueError(
+                    f"{flag} {path} would replace a file in the {input_flag} folder {source}; "
+                    "give another file name"
+                )
+        elif path.samefile(source):
+            raise ValueError(
+                f"{flag} {path} is the file {input_flag} names; writing it would destroy that "
+                "input: give another file name"
+            )
+
+
+def is_below(path: Path, folder: Path, strictly: bool = False) -> bool:
+    """Whether ``path`` is ``folder`` or inside it (``strictly``: inside only), by absolute
+    path without resolving links."""
+    path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
+    return path.is_relative_to(folder) and not (strictly and path == folder)
 
 
 def resolve_device(name: str | None) -> torch.device:

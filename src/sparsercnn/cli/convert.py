@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.weights.download import fetch
 
     check_source(args.src)
-    check_output_path(args.output, "--output")
+    check_output_path(args.output, "--output", inputs={"SRC": args.src})
     output = save_converted(fetch(args.src, sha256=args.sha256), args.output, args.layout)
     print(f"wrote {output}")
     return 0

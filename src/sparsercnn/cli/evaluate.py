@@ -11,6 +11,7 @@ from sparsercnn.cli.common import (
     add_precision_argument,
     check_output_path,
     int_at_least,
+    is_below,
     refuse_model_flags_with_onnx,
     resolve_device,
 )
@@ -44,9 +45,14 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics import write_evaluation_report
     from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
 
-    for path, flag in ((args.output, "--output"), (args.results, "--results")):
-        if path is not None:
-            check_output_path(path, flag)
+    inputs = {"--model": args.model, "--onnx": args.onnx, "--json": args.json}
+    inputs["--images"] = args.images
+    if args.output is not None:
+        check_output_path(args.output, "--output", inputs=inputs)
+    if args.results is not None:
+        check_output_path(args.results, "--results", inputs=inputs)
+        if args.output is not None and is_below(args.results, args.output):
+            raise ValueError(f"--output and --results both name {args.output}; give each its own")
     if args.report_dir is not None:
         check_output_path(args.report_dir, "--report-dir", folder=True)
     if args.onnx is not None:

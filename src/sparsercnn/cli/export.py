@@ -69,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     if opset < MIN_OPSET:
         raise ValueError(f"--opset {opset}: the graph needs opset {MIN_OPSET} or newer")
-    check_output_path(args.output, "--output")
+    check_output_path(
+        args.output, "--output", inputs={"--model": args.model, "--calibration": args.calibration}
+    )
     calibration = int8_calibration(args)
     report: ExportReport | QuantizationReport
     try:

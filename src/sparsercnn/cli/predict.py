@@ -25,6 +25,7 @@ from sparsercnn.cli.common import (
     check_output_path,
     fraction,
     int_at_least,
+    is_below,
     positive_number,
     refuse_model_flags_with_onnx,
     resolve_device,
@@ -207,9 +208,9 @@ def input_groups(
             left_out = [marker.parent for marker in path.rglob(DRAWINGS_MARKER)]
             if skip is not None:
                 left_out.append(skip)
-            left_out = [folder for folder in left_out if _below(folder, path, strictly=True)]
+            left_out = [folder for folder in left_out if is_below(folder, path, strictly=True)]
             candidates = [p for p in path.rglob("*") if p.suffix.lower() in suffixes]
-            found = sorted(p for p in candidates if not any(_below(p, f) for f in left_out))
+            found = sorted(p for p in candidates if not any(is_below(p, f) for f in left_out))
             if len(found) < len(candidates):
                 logger.info(
                     "%s: leaving out %d drawings of earlier runs (in %s)",
@@ -239,11 +240,6 @@ def input_groups(
         else:
             groups.append([item])
     return groups
-
-
-def _below(path: Path, folder: Path, strictly: bool = False) -> bool:
-    path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
-    return path.is_relative_to(folder) and not (strictly and path == folder)
 
 
 def refuse_writing_over_inputs(

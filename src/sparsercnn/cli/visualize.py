@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics.stage_boxes import write_stage_figure
     from sparsercnn.visualization.draw import drawing_format
 
-    check_output_path(args.output, "--output")
+    check_output_path(args.output, "--output", inputs={"IMAGE": args.image, "--model": args.model})
     drawing_format(args.output)  # an unknown suffix fails before the model runs
     path = write_stage_figure(
         args.model,
