@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sparsercnn.cli import diagnose, visualize
+from sparsercnn.data.validation import DatasetError
 from tests.diagnostics.diagnostics_data import DiagnosticsData, write_subset_json
 
 
@@ -89,3 +90,19 @@ def test_diagnose_reads(
     printed = capsys.readouterr().out
     assert "over 2 images" in printed and "16x16 tiles" in printed
     assert json.loads((output / "feature_reads.json").read_text())["num_images"] == 2
+
+
+def test_diagnose_reads_takes_unlabelled_images(data: DiagnosticsData, tmp_path: Path) -> None:
+    """The reads need no ground truth: a file of production images without annotations."""
+    coco = json.loads(data.json_path.read_text())
+    unlabelled = tmp_path / "unlabelled.json"
+    unlabelled.write_text(json.dumps({**coco, "annotations": []}))
+    output = tmp_path / "out"
+    argv = ["diagnose", "reads", "--model", str(data.model_file), "--json", str(unlabelled)]
+    argv += ["--images", str(data.image_dir), "--output-dir", str(output), "--workers", "0"]
+    assert _run([*argv, "--max-images", "2", "--device", "cpu"]) == 0
+    assert json.loads((output / "feature_reads.json").read_text())["num_images"] == 2
+    # The diagnoses that score against the ground truth still refuse it.
+    stages = ["diagnose", "stages", *argv[2:], "--latency-images", "0"]
+    with pytest.raises(DatasetError, match="no usable box"):
+        _run(stages)

@@ -45,6 +45,11 @@ def test_report_files(data: DiagnosticsData, tmp_path_factory: pytest.TempPathFa
     # detections per image is in a column.
     assert matrix[:2].sum() == sum(data.objects_per_image)
     assert matrix[:, :2].sum() == 16 * len(data.objects_per_image)
+    # A second report with fewer samples into the same folder: the first report's other
+    # samples (another model's detections, perhaps) do not stay beside it. A user's file stays.
+    (output / "samples" / "notes.png").write_bytes(b"mine")
+    write_evaluation_report(report, output, score_threshold=0.0, num_samples=1)
+    assert sorted(p.name for p in (output / "samples").iterdir()) == ["1.png", "notes.png"]
 
 
 def test_label_summary(data: DiagnosticsData) -> None:

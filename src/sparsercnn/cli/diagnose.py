@@ -76,7 +76,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="which part of each FPN level (P2-P5) the stages' RoIAlign reads",
         description="Runs the model image by image and counts, per FPN level, the feature "
         "pixels and 8/16/32-pixel tiles that some stage samples: what an FPN computed only "
-        "where it is read would compute. Writes feature_reads.json.",
+        "where it is read would compute (no ground truth needed: the JSON may list images "
+        "without annotations). Writes feature_reads.json.",
     )
     _add_common(reads, batches=False)
     reads.add_argument(

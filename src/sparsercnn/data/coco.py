@@ -89,6 +89,8 @@ class CocoDataset(Dataset[Sample]):
         cache_bytes: keep up to this many bytes of decoded images in memory
             (:class:`~sparsercnn.data.image_cache.ImageCache`, per process), so each is decoded
             once; for training, where every image is read many times.
+        require_boxes: a file without a usable box is refused (False: for uses that read only
+            the images, as ``diagnose reads``).
 
     Attributes:
         num_dropped_images, num_dropped_annotations: what ``skip_invalid`` left out of the
@@ -117,6 +119,7 @@ class CocoDataset(Dataset[Sample]):
         num_proposals: int | None = None,
         decode_size: Callable[[int, int], tuple[int, int]] | None = None,
         cache_bytes: int = 0,
+        require_boxes: bool = True,
     ) -> None:
         self.coco_json = Path(json_path)
         self.image_dir = Path(image_dir)
@@ -132,7 +135,7 @@ class CocoDataset(Dataset[Sample]):
             clip_tolerance=clip_tolerance,
             num_proposals=num_proposals,
         )
-        checked = apply_policy(inspection, skip_invalid=skip_invalid)
+        checked = apply_policy(inspection, skip_invalid=skip_invalid, require_boxes=require_boxes)
         self.num_dropped_images = checked.num_images_in_json - len(checked.images)
         self.num_dropped_annotations = checked.num_annotations_in_json - len(checked.annotations)
         self.category_map = CategoryMap.from_coco(checked.categories)

@@ -152,19 +152,23 @@ def _content_issues(checked: CheckedCoco, source: str, num_proposals: int | None
     return issues
 
 
-def apply_policy(inspection: Inspection, *, skip_invalid: bool) -> CheckedCoco:
+def apply_policy(
+    inspection: Inspection, *, skip_invalid: bool, require_boxes: bool = True
+) -> CheckedCoco:
     """The entries to use, or an error; logs what was dropped, the warnings and the empty images.
 
     Args:
         inspection: from :func:`inspect_dataset`.
         skip_invalid: drop the images and annotations with errors (one summary line) instead
             of raising.
+        require_boxes: a set without a usable box is an error (``no_boxes``); False for a
+            use that reads the images only (``diagnose reads``).
 
     Raises:
         InvalidDataError: there are errors and ``skip_invalid`` is false.
-        DatasetError: no usable image, category or box is left.
+        DatasetError: no usable image, category or box (with ``require_boxes``) is left.
     """
-    refuse_invalid(inspection, skip_invalid=skip_invalid)
+    refuse_invalid(inspection, skip_invalid=skip_invalid, require_boxes=require_boxes)
     source, checked = inspection.source, inspection.checked
     errors = [issue for issue in inspection.errors if issue.code not in _DATASET_CODES]
     if errors:
@@ -184,7 +188,9 @@ def apply_policy(inspection: Inspection, *, skip_invalid: bool) -> CheckedCoco:
     return checked
 
 
-def refuse_invalid(inspection: Inspection, *, skip_invalid: bool) -> None:
+def refuse_invalid(
+    inspection: Inspection, *, skip_invalid: bool, require_boxes: bool = True
+) -> None:
     """Raise what :func:`apply_policy` raises, logging nothing: for a check before the work
     that builds the dataset (the automatic recipe reads the set before training loads it).
 
@@ -199,7 +205,7 @@ def refuse_invalid(inspection: Inspection, *, skip_invalid: bool) -> None:
     if not checked.categories:
         raise DatasetError(f"{source}: the file has no valid category")
     for issue in inspection.errors:
-        if issue.code in _DATASET_CODES:
+        if issue.code in _DATASET_CODES and (require_boxes or issue.code != "no_boxes"):
             raise DatasetError(issue.message)
 
 

@@ -96,8 +96,25 @@ def write_detection_plots(
         paths[f"sample_{image_id}"] = _write_sample(
             dataset, image_id, by_image[image_id], image_detections, output_dir, score_threshold
         )
+    _remove_stale_samples(output_dir / "samples", {path.name for path in paths.values()})
     logger.info("wrote %d evaluation plots to %s", len(paths), output_dir)
     return paths
+
+
+def _remove_stale_samples(folder: Path, written: set[str]) -> None:
+    """Delete the sample drawings (``<image id>.png``) an earlier report left in ``folder``: the
+    folder would show another model's or dataset's detections beside this report's."""
+    if not folder.is_dir():
+        return
+    stale = [
+        path
+        for path in folder.glob("*.png")
+        if path.stem.lstrip("-").isdigit() and path.name not in written
+    ]
+    for path in stale:
+        path.unlink()
+    if stale:
+        logger.info("removed %d sample drawings of an earlier report from %s", len(stale), folder)
 
 
 def _write_confusion(

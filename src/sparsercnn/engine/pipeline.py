@@ -192,7 +192,12 @@ def train_from_coco(
 
 
 def evaluation_dataset(
-    json_path: str | Path, image_dir: str | Path, cfg: Config, *, skip_invalid: bool = False
+    json_path: str | Path,
+    image_dir: str | Path,
+    cfg: Config,
+    *,
+    skip_invalid: bool = False,
+    require_boxes: bool = True,
 ) -> CocoDataset:
     """A COCO dataset with ``cfg``'s test transform: what evaluation and its plots see.
 
@@ -208,6 +213,7 @@ def evaluation_dataset(
         transform=transform,
         skip_invalid=skip_invalid,
         decode_size=transform.source_size,
+        require_boxes=require_boxes,
     )
 
 
@@ -218,16 +224,20 @@ def load_model_and_dataset(
     device: torch.device | str = "cpu",
     *,
     skip_invalid: bool = False,
+    require_boxes: bool = True,
 ) -> tuple[LoadedModel, CocoDataset]:
     """The model of ``model_file`` (eval mode, on ``device``) and the dataset it is run on
-    (:func:`evaluation_dataset`; ``skip_invalid`` leaves out the entries with errors).
+    (:func:`evaluation_dataset`; ``skip_invalid`` leaves out the entries with errors, and
+    ``require_boxes=False`` accepts a file without boxes).
 
     Raises:
         ValueError: the dataset's categories differ from the model's label map.
     """
     loaded = load_model_file(model_file, device=device)
     loaded.model.eval()
-    dataset = evaluation_dataset(json_path, image_dir, loaded.config, skip_invalid=skip_invalid)
+    dataset = evaluation_dataset(
+        json_path, image_dir, loaded.config, skip_invalid=skip_invalid, require_boxes=require_boxes
+    )
     check_same_categories(loaded.categories, dataset.category_map, str(json_path))
     return loaded, dataset
 
