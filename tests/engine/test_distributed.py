@@ -84,9 +84,9 @@ def _worker(rank: int, config_json: Path, data_json: Path, image_dir: Path, out:
         torch.save(
             {
                 "grads": grads,
-                # Parameters only: BatchNorm running statistics are per rank by design (DDP
-                # broadcasts rank 0's at the start of each forward pass).
                 "weights": {n: p.detach() for n, p in trainer.model.named_parameters()},
+                # BatchNorm running statistics as the final evaluation used them.
+                "buffers": {n: b.detach() for n, b in trainer.model.named_buffers()},
                 "world_size": info.world_size,
                 "final_metrics": result.final_metrics,
             },
@@ -161,6 +161,11 @@ def test_two_process_gloo_training_stays_in_sync(tiny_coco: SyntheticCoco, tmp_p
         assert torch.equal(grad, grads[1][name]), f"gradient of {name} differs between ranks"
     for name, weight in ranks[0]["weights"].items():
         assert torch.equal(weight, ranks[1]["weights"][name]), f"{name} differs between ranks"
+    # Each rank's last step updated its own running statistics; both evaluated their shard with
+    # rank 0's, those of the saved model.
+    assert any("running_mean" in name for name in ranks[0]["buffers"])
+    for name, buffer in ranks[0]["buffers"].items():
+        assert torch.equal(buffer, ranks[1]["buffers"][name]), f"{name} differs between ranks"
     # Rank 0 evaluated the detections of both shards; rank 1 got nothing back.
     assert ranks[0]["final_metrics"]["num_images"] == tiny_coco.num_images
     assert ranks[1]["final_metrics"] is None

@@ -222,6 +222,15 @@ def test_out_of_range_label_raises_naming_the_image(label: int) -> None:
         make_criterion()(make_output(2), targets)
 
 
+def test_inverted_target_boxes_raise_naming_the_image() -> None:
+    """COCO's [x, y, w, h] passed as xyxy: a finite loss against the wrong boxes, silently."""
+    targets = make_targets([3, 2])
+    x1, y1, x2, y2 = targets[1].boxes[0].tolist()
+    targets[1].boxes[0] = torch.tensor([x2, y1, x1, y2])
+    with pytest.raises(ValueError, match=r"image 1 in the batch has box .* with x2 < x1"):
+        make_criterion()(make_output(2), targets)
+
+
 def test_malformed_targets_raise() -> None:
     criterion, output = make_criterion(), make_output(2)
     with pytest.raises(ValueError, match="got 1 targets for a batch of 2 images"):

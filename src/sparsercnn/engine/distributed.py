@@ -156,6 +156,15 @@ def mean_over_ranks(values: dict[str, float], device: torch.device) -> dict[str,
     return dict(zip(values, (stacked / world_size).tolist(), strict=True))
 
 
+def broadcast_buffers(model: nn.Module) -> None:
+    """Give every rank rank 0's buffers (BatchNorm running statistics, which each rank updates
+    on its own batches); a no-op in a single process. Every rank must call it."""
+    if get_world_size() == 1:
+        return
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+
+
 def wrap_ddp(model: nn.Module, info: DistInfo, find_unused_parameters: bool) -> nn.Module:
     """``model`` in ``DistributedDataParallel`` on ``info.device``; itself in a single process.
 

@@ -33,6 +33,7 @@ from sparsercnn.engine.distributed import (
     DistInfo,
     all_gather_object,
     barrier,
+    broadcast_buffers,
     default_device,
     mean_over_ranks,
     wrap_ddp,
@@ -400,6 +401,9 @@ class Trainer:
         """
         assert self.val_dataset is not None
         start = time.perf_counter()
+        # Every rank evaluates its shard with the model rank 0 saves: the same running
+        # statistics (each rank's last forward pass updated its own).
+        broadcast_buffers(self.model)
         try:
             evaluation = evaluate(
                 self.model,

@@ -201,18 +201,35 @@ class SetCriterion(nn.Module):
             )
         for i, target in enumerate(targets):
             self._check_target_shapes(i, target)
-        # One device sync for the label range of the whole batch; locate the culprit only on error.
+        # One device sync for the label range and box corners of the whole batch; locate the
+        # culprit only on error.
         labels = torch.cat([target.labels for target in targets])
-        if bool(((labels < 0) | (labels >= self.num_classes)).any()):
-            for i, target in enumerate(targets):
-                bad = (target.labels < 0) | (target.labels >= self.num_classes)
-                if bool(bad.any()):
-                    raise ValueError(
-                        f"target of image {i} in the batch has label {int(target.labels[bad][0])} "
-                        f"outside [0, {self.num_classes}); labels must be contiguous class indices "
-                        "(map dataset category ids through the label map) and model.num_classes "
-                        "must cover them"
-                    )
+        boxes = torch.cat([target.boxes for target in targets]).to(labels.device)
+        bad_labels = ((labels < 0) | (labels >= self.num_classes)).any()
+        inverted = (boxes[:, 2:] < boxes[:, :2]).any()
+        if bool(torch.stack([bad_labels, inverted]).any()):
+            self._locate_bad_target(targets)
+
+    def _locate_bad_target(self, targets: list[Target]) -> None:
+        """Raise naming the first image whose labels are out of range or whose boxes are not
+        xyxy with ``x1 <= x2`` and ``y1 <= y2``."""
+        for i, target in enumerate(targets):
+            bad = (target.labels < 0) | (target.labels >= self.num_classes)
+            if bool(bad.any()):
+                raise ValueError(
+                    f"target of image {i} in the batch has label {int(target.labels[bad][0])} "
+                    f"outside [0, {self.num_classes}); labels must be contiguous class indices "
+                    "(map dataset category ids through the label map) and model.num_classes "
+                    "must cover them"
+                )
+            inverted = (target.boxes[:, 2:] < target.boxes[:, :2]).any(dim=1)
+            if bool(inverted.any()):
+                box = [round(float(v), 2) for v in target.boxes[inverted][0]]
+                raise ValueError(
+                    f"target of image {i} in the batch has box {box} with x2 < x1 or y2 < y1; "
+                    "boxes must be absolute xyxy (convert COCO's [x, y, w, h] to [x, y, x + w, "
+                    "y + h])"
+                )
 
     @staticmethod
     def _check_target_shapes(index: int, target: Target) -> None:
