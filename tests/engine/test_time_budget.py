@@ -80,6 +80,35 @@ def test_periodic_work_reserve_and_spread() -> None:
     assert measured.cost_per_iter(1.0) == pytest.approx(1.0 + 3.0 / 10 + 8.0 / 20)
     no_eval = _work(eval_seconds=None, eval_images=None)
     assert no_eval.end_reserve(1.0) == pytest.approx(3.0 + FINISH_OVERHEAD_S)
+    # No measured pace: no guess of the evaluation.
+    assert unmeasured.end_reserve(None) == pytest.approx(3.0 + FINISH_OVERHEAD_S)
+
+
+def test_a_slow_first_step_does_not_stop_the_run() -> None:
+    """The first step decodes the image cache and warms up (6.6 s where later ones took 0.3-0.6
+    s): the evaluation of 400 images guessed from it (169 s) stopped a 2-minute run after one
+    step. A measured pace still decides."""
+    train = TrainConfig(max_iter=384, steps=(307, 358), warmup_iters=19, batch_size=8)
+    budget = TimeBudget(90.0, 0.0)
+    clock = 6.6
+    budget.elapsed = lambda: clock  # type: ignore[method-assign]
+    schedule = BudgetedSchedule(budget, train)
+    work = PeriodicWork(
+        checkpoint_period=100,
+        checkpoint_seconds=0.0,
+        eval_period=0,
+        eval_seconds=None,
+        eval_images=400,
+        images_per_iter=8,
+    )
+    assert schedule.after_step(6.6, iteration=1, work=work) == (False, False)
+    for iteration in range(2, 11):
+        clock += 0.4
+        assert not schedule.after_step(0.4, iteration=iteration, work=work)[1]
+    # Fitted at iteration 10 (2 skipped, 8 measured at 0.4 s): 79.8 s left, minus the end
+    # reserve (the evaluation guessed at 400 x 0.05 s + 2 s, and FINISH_OVERHEAD_S).
+    reserve = 400 * 0.4 / 8 + EVAL_OVERHEAD_S + FINISH_OVERHEAD_S
+    assert train.max_iter == 10 + int((90.0 - clock - reserve) / 0.4)
 
 
 def test_budgeted_schedule_shortens_the_configured_schedule_then_stops() -> None:
