@@ -12,7 +12,7 @@ from sparsercnn.cli.main import main
 from sparsercnn.config import Config
 from sparsercnn.data.validation import CheckedCoco
 from sparsercnn.recipe import for_dataset
-from tests.synthetic_coco import SyntheticCoco, WriteCoco
+from tests.synthetic_coco import SyntheticCoco, WriteCoco, truncate
 
 
 def _train(data: SyntheticCoco, run: Path, *extra: str) -> list[str]:
@@ -72,13 +72,15 @@ def test_bad_data_is_refused_before_the_recipe_times_anything(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A bad box and a missing image are named before the recipe's timing (seconds to minutes
-    of a budget); with --skip-invalid the recipe reads the set without them."""
+    """A bad box, a missing image, a truncated image and a bad --set are named before the
+    recipe's timing (seconds to minutes of a budget); with --skip-invalid the recipe reads the
+    set without the bad entries, as training will (the truncated one included)."""
     data = write_coco()
     coco = data.read_json()
     coco["annotations"][0]["bbox"] = [5, 5, -4, 10]
     coco["images"][1]["file_name"] = "missing.png"
     data.write_json(coco)
+    truncate(data.image_dir / coco["images"][2]["file_name"])
     seen: dict[str, int] = {}
 
     def stop(cfg: Config, *args: object, **kwargs: object) -> float:
@@ -93,13 +95,17 @@ def test_bad_data_is_refused_before_the_recipe_times_anything(
     assert main(_train(data, run, "--time-budget", "5")) == 2
     err = capsys.readouterr().err
     assert "missing.png" in err and "--skip-invalid" in err
+    assert coco["images"][2]["file_name"] in err  # decoded before the recipe
     assert f"annotation {coco['annotations'][0]['id']}" in err
     assert not run.exists()
+    bad_set = ["--time-budget", "5", "--skip-invalid", "--set", "train.nonexistent=3"]
+    assert main(_train(data, run, *bad_set)) == 2
+    assert "unknown config key 'train.nonexistent'" in capsys.readouterr().err
     original = for_dataset.DatasetProfile.from_checked
     monkeypatch.setattr(for_dataset.DatasetProfile, "from_checked", profile_seen)
     assert main(_train(data, run, "--time-budget", "5", "--skip-invalid")) == 2
     assert "stop after the profile" in capsys.readouterr().err
-    assert seen["images"] == len(coco["images"]) - 1  # left out, as training will leave it out
+    assert seen["images"] == len(coco["images"]) - 2  # left out, as training will leave them
 
 
 @pytest.mark.parametrize("budget", ["nan", "inf", "0", "-1"])

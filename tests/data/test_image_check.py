@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from sparsercnn.data import image_check
 from sparsercnn.data.image_check import check_image_files
 from tests.synthetic_coco import WriteCoco, truncate
 
@@ -54,3 +55,24 @@ def test_without_decoding_only_missing_files_are_found(folder: Path) -> None:
     images = [entry(1, "truncated.jpg"), entry(2, "empty.jpg"), entry(3, "gone.jpg")]
     issues = check_image_files(images, folder, decode=False)
     assert [(issue.image_id, issue.code) for issue in issues] == [(3, "image_file_missing")]
+
+
+def test_an_unchanged_file_is_decoded_once_and_a_changed_one_again(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A training run checks its files before its recipe and again for its dataset."""
+    decoded: list[str] = []
+    real = image_check._decode_issue
+
+    def counting(image: dict[str, Any], path: Path) -> Any:
+        decoded.append(path.name)
+        return real(image, path)
+
+    monkeypatch.setattr(image_check, "_decode_issue", counting)
+    images = [entry(11, "good.jpg"), entry(12, "small.jpg", width=32)]
+    assert check_image_files(images, folder, decode=True) == []
+    assert check_image_files(images, folder, decode=True) == []
+    assert sorted(decoded) == ["good.jpg", "small.jpg"]
+    truncate(folder / "small.jpg")  # changed on disk: decoded again, and now unreadable
+    (issue,) = check_image_files(images, folder, decode=True)
+    assert issue.code == "image_file_unreadable" and decoded[-1] == "small.jpg"

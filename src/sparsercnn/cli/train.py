@@ -13,7 +13,12 @@ from sparsercnn.cli.common import (
     add_device_argument,
     positive_number,
 )
-from sparsercnn.cli.training_setup import remaining_budget, removed_if_refused, training_config
+from sparsercnn.cli.training_setup import (
+    check_training_data,
+    remaining_budget,
+    removed_if_refused,
+    training_config,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.val_json is None) != (args.val_images is None):
         raise ValueError("give both --val-json and --val-images, or neither")
+    check_training_data(args)
     start = time.perf_counter()
     dist_info = init_distributed(args.device)
     if not dist_info.is_main:

@@ -44,6 +44,27 @@ def removed_if_refused(folder: Path) -> Iterator[None]:
         raise
 
 
+def check_training_data(args: argparse.Namespace) -> None:
+    """The data policy in full (every image decoded) on the training and validation sets, before
+    a run's budget starts (as a fixed preset's dataset checks run before the trainer's clock):
+    bad files are named before any recipe work, and the recipe and the datasets reuse the
+    decoded results (:func:`~sparsercnn.data.image_check.check_image_files`).
+
+    Raises:
+        InvalidDataError, DatasetError: what training would refuse (see
+            :func:`~sparsercnn.data.policy.refuse_invalid`).
+    """
+    from sparsercnn.data.policy import inspect_dataset, refuse_invalid
+
+    for json_path, image_dir in (
+        (args.train_json, args.train_images),
+        (args.val_json, args.val_images),
+    ):
+        if json_path is not None:
+            inspection = inspect_dataset(json_path, image_dir, image_check="decode")
+            refuse_invalid(inspection, skip_invalid=args.skip_invalid)
+
+
 def resolve_config(args: argparse.Namespace) -> Config:
     """The config of a fixed ``--preset`` or ``--config``, with the ``--set`` overrides applied."""
     if not args.config:
@@ -135,6 +156,7 @@ def _auto_config(
 
     check_run_folder(output_dir, False, is_main=True)
     overrides = list(args.overrides)
+    Config().apply_overrides(overrides)  # a bad key or value is named before any timing
     cache_mb = _overridden_train_value(overrides, "image_cache_mb")
     recipe = recipe_for_dataset(
         train_json,

@@ -36,7 +36,9 @@ def check_image_files(
 
     Existence is checked by listing each folder once (cheap even for 100k files). Decoding
     reads every pixel, so a file truncated after its header is an error; a decoded size that
-    differs from the JSON's ``width`` / ``height`` (after EXIF orientation) is a warning.
+    differs from the JSON's ``width`` / ``height`` (after EXIF orientation) is a warning. A
+    file decoded before in this process, unchanged since (size, modification time), is not
+    decoded again.
 
     Args:
         images: ``images`` entries that passed the JSON checks (``id``, ``file_name``,
@@ -73,9 +75,34 @@ def check_image_files(
         issues.insert(0, Issue("error", "no_image_found", message))
     if decode and present:
         with ThreadPoolExecutor(num_threads) as pool:
-            found = pool.map(lambda item: _decode_issue(*item), present)
+            found = pool.map(lambda item: _remembered_decode_issue(*item), present)
             issues.extend(issue for issue in found if issue is not None)
     return issues
+
+
+# Decode results by file (path, size, modification time) and JSON entry, for this process: a
+# training run checks its files before choosing its recipe and again when it builds its
+# dataset; the second check decodes only what changed in between.
+_DECODED: dict[tuple[str, int, int, int, str, int, int], Issue | None] = {}
+
+
+def _remembered_decode_issue(image: dict[str, Any], path: Path) -> Issue | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return _decode_issue(image, path)
+    key = (
+        os.path.abspath(path),
+        stat.st_size,
+        stat.st_mtime_ns,
+        int(image["id"]),
+        str(image["file_name"]),
+        int(image["width"]),
+        int(image["height"]),
+    )
+    if key not in _DECODED:
+        _DECODED[key] = _decode_issue(image, path)
+    return _DECODED[key]
 
 
 def _list_dir(folder: Path) -> set[str]:

@@ -70,8 +70,9 @@ def recipe_for_dataset(
             bad entry and missing file): before any timing, as training would refuse it.
     """
     start = time.perf_counter()
-    # The JSON's rules and the files' existence; decoding every image is left to training.
-    inspection = inspect_dataset(train_json, train_images, image_check="exists")
+    # The whole data policy, decoding included, so that the recipe describes the entries
+    # training keeps (the dataset's own check then decodes only files changed since).
+    inspection = inspect_dataset(train_json, train_images, image_check="decode")
     refuse_invalid(inspection, skip_invalid=skip_invalid)
     profile = DatasetProfile.from_checked(inspection.checked)
     seconds = None if time_budget_minutes is None else time_budget_minutes * 60
