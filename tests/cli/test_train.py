@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 
+from sparsercnn.cli import train as train_command
 from sparsercnn.cli.main import main
 from sparsercnn.cli.train import RANK_0_WARNINGS
 from sparsercnn.cli.training_setup import removed_if_refused
@@ -19,8 +20,9 @@ from sparsercnn.engine import distributed, pipeline
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """What ``train`` passes to ``train_from_coco`` (which is not run)."""
+    """What ``train`` passes to ``train_from_coco`` (which is not run, nor the data's check)."""
     seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(train_command, "check_training_data", lambda args: None)
 
     def record(cfg: Config, **kwargs: Any) -> Any:
         seen.append({"cfg": cfg, **kwargs})
@@ -106,6 +108,7 @@ def test_other_ranks_log_only_their_own_warnings(
         raise ValueError("stop here")
 
     monkeypatch.setattr(pipeline, "train_from_coco", train_from_coco)
+    monkeypatch.setattr(train_command, "check_training_data", lambda args: None)
     levels = {name: logging.getLogger(name).level for name in ("sparsercnn", *RANK_0_WARNINGS)}
     try:
         with caplog.at_level(logging.WARNING):

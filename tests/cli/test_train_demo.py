@@ -13,6 +13,7 @@ from sparsercnn.cli.main import main
 from sparsercnn.data import demo_dataset
 from sparsercnn.data.demo_dataset import DEMO_CLASSES, generate_demo_dataset
 from sparsercnn.engine import inference
+from sparsercnn.predictor import DRAWINGS_MARKER
 from sparsercnn.recipe import for_dataset
 
 
@@ -77,7 +78,8 @@ def test_demo_trains_evaluates_and_writes_every_listed_file(
         assert str(path) in printed and path.stat().st_size > 0, path
     assert "learned proposals and stages 1, 2, 4" in printed  # the stages of this model
     assert (out / "report" / "confusion_matrix.png").stat().st_size > 0
-    assert len(list((out / "predictions").iterdir())) == 3
+    drawn = sorted(path.name for path in (out / "predictions").iterdir())
+    assert drawn == [DRAWINGS_MARKER, "000000.jpg", "000001.jpg", "000002.jpg"]
     assert 0.0 <= json.loads((out / "metrics.json").read_text())["AP"] <= 1.0
 
 

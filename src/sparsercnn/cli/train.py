@@ -14,6 +14,7 @@ from sparsercnn.cli.common import (
     positive_number,
 )
 from sparsercnn.cli.training_setup import (
+    check_config_arguments,
     check_training_data,
     remaining_budget,
     removed_if_refused,
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.val_json is None) != (args.val_images is None):
         raise ValueError("give both --val-json and --val-images, or neither")
+    check_config_arguments(args)
     check_training_data(args)
     start = time.perf_counter()
     dist_info = init_distributed(args.device)

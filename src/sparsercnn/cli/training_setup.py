@@ -44,6 +44,15 @@ def removed_if_refused(folder: Path) -> Iterator[None]:
         raise
 
 
+def check_config_arguments(args: argparse.Namespace) -> None:
+    """Refuse a bad ``--config``, ``--preset`` or ``--set`` before any work (the data's check,
+    the recipe's timing): the fixed config is resolved, the overrides of ``auto`` parsed."""
+    if args.config or args.preset != AUTO_PRESET:
+        resolve_config(args)
+    else:
+        Config().apply_overrides(list(args.overrides))
+
+
 def check_training_data(args: argparse.Namespace) -> None:
     """The data policy in full (every image decoded) on the training and validation sets, before
     a run's budget starts (as a fixed preset's dataset checks run before the trainer's clock):
@@ -156,7 +165,6 @@ def _auto_config(
 
     check_run_folder(output_dir, False, is_main=True)
     overrides = list(args.overrides)
-    Config().apply_overrides(overrides)  # a bad key or value is named before any timing
     cache_mb = _overridden_train_value(overrides, "image_cache_mb")
     recipe = recipe_for_dataset(
         train_json,
