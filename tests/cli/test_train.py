@@ -22,7 +22,7 @@ from sparsercnn.engine import distributed, pipeline
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """What ``train`` passes to ``train_from_coco`` (which is not run, nor the data's check)."""
     seen: list[dict[str, Any]] = []
-    monkeypatch.setattr(train_command, "check_training_data", lambda args: None)
+    monkeypatch.setattr(train_command, "check_training_data", lambda *args: None)
 
     def record(cfg: Config, **kwargs: Any) -> Any:
         seen.append({"cfg": cfg, **kwargs})
@@ -108,7 +108,7 @@ def test_other_ranks_log_only_their_own_warnings(
         raise ValueError("stop here")
 
     monkeypatch.setattr(pipeline, "train_from_coco", train_from_coco)
-    monkeypatch.setattr(train_command, "check_training_data", lambda args: None)
+    monkeypatch.setattr(train_command, "check_training_data", lambda *args: None)
     levels = {name: logging.getLogger(name).level for name in ("sparsercnn", *RANK_0_WARNINGS)}
     try:
         with caplog.at_level(logging.WARNING):

@@ -15,8 +15,12 @@ from sparsercnn.cli.common import (
     positive_number,
     resolve_device,
 )
-from sparsercnn.cli.training_setup import remaining_budget, training_config
-from sparsercnn.config import Config
+from sparsercnn.cli.training_setup import (
+    check_config_arguments,
+    check_training_data,
+    remaining_budget,
+    training_config,
+)
 from sparsercnn.presets import PRESETS
 
 if TYPE_CHECKING:
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.output_dir
     # What would be refused after the data is made is refused before.
     check_output_path(out, "--output-dir", folder=True)
-    Config().apply_overrides(list(args.overrides))
+    check_config_arguments(args)
     if args.resume and not (out / "train" / "config.json").is_file():
         raise FileNotFoundError(
             f"--resume: {out / 'train'} holds no demo run to continue; run the demo without "
@@ -103,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"demo data: {data.train_json} / {data.val_json}")
     device = resolve_device(args.device)
     dist_info = DistInfo(device=device)
+    # As in `train`: the images are checked (and decoded once) before the budget starts.
+    check_training_data(
+        (data.train_json, data.train_images), (data.val_json, data.val_images), False
+    )
     budget_start = time.perf_counter()
     cfg = training_config(args, data.train_json, data.train_images, out / "train", dist_info)
     result = train_from_coco(

@@ -99,8 +99,6 @@ def run(args: argparse.Namespace) -> int:
     if (args.val_json is None) != (args.val_images is None):
         raise ValueError("give both --val-json and --val-images, or neither")
     check_config_arguments(args)
-    check_training_data(args)
-    start = time.perf_counter()
     dist_info = init_distributed(args.device)
     if not dist_info.is_main:
         # One copy of the run's log (rank 0's): the other ranks report their own warnings (an
@@ -111,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
     # A run refused before its first step leaves no run folder behind (rank 0 made it).
     folder = removed_if_refused(args.output_dir) if dist_info.is_main else nullcontext()
     try:
+        val = (args.val_json, args.val_images) if args.val_json is not None else None
+        check_training_data((args.train_json, args.train_images), val, args.skip_invalid)
+        # The budget starts after the data's check, as for a dataset built by the trainer.
+        start = time.perf_counter()
         with folder:
             cfg = training_config(
                 args, args.train_json, args.train_images, args.output_dir, dist_info

@@ -53,11 +53,14 @@ def check_config_arguments(args: argparse.Namespace) -> None:
         Config().apply_overrides(list(args.overrides))
 
 
-def check_training_data(args: argparse.Namespace) -> None:
-    """The data policy in full (every image decoded) on the training and validation sets, before
-    a run's budget starts (as a fixed preset's dataset checks run before the trainer's clock):
-    bad files are named before any recipe work, and the recipe and the datasets reuse the
-    decoded results (:func:`~sparsercnn.data.image_check.check_image_files`).
+def check_training_data(
+    train: tuple[Path, Path], val: tuple[Path, Path] | None, skip_invalid: bool
+) -> None:
+    """The data policy in full (every image decoded) on the training and validation sets
+    (``(json, image folder)`` each), before a run's budget starts (as a fixed preset's dataset
+    checks run before the trainer's clock): bad files are named before any recipe work, and the
+    recipe and the datasets reuse the decoded results
+    (:func:`~sparsercnn.data.image_check.check_image_files`).
 
     Raises:
         InvalidDataError, DatasetError: what training would refuse (see
@@ -65,13 +68,9 @@ def check_training_data(args: argparse.Namespace) -> None:
     """
     from sparsercnn.data.policy import inspect_dataset, refuse_invalid
 
-    for json_path, image_dir in (
-        (args.train_json, args.train_images),
-        (args.val_json, args.val_images),
-    ):
-        if json_path is not None:
-            inspection = inspect_dataset(json_path, image_dir, image_check="decode")
-            refuse_invalid(inspection, skip_invalid=args.skip_invalid)
+    for json_path, image_dir in (train, val) if val is not None else (train,):
+        inspection = inspect_dataset(json_path, image_dir, image_check="decode")
+        refuse_invalid(inspection, skip_invalid=skip_invalid)
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
