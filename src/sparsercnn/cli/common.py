@@ -222,8 +222,8 @@ def check_output_path(
     """Fail before any work when ``path`` (a file, or with ``folder`` a folder) cannot be written:
     it is a folder where a file is wanted (or the reverse), it would sit inside a file, or the
     nearest existing folder on its way takes no new file (tried with a temporary file); or when
-    the file would replace one of ``inputs`` (the command's input files and folders, and other
-    outputs, by flag): one of those files, or an existing file inside one of those folders."""
+    the file would replace one of ``inputs`` (the command's input files and folders, by flag):
+    one of those files, or an existing file inside one of those folders."""
     if not folder:
         refuse_overwriting(path, flag, inputs or {})
     if not folder and path.is_dir():

@@ -7,7 +7,12 @@ from __future__ import annotations
 import numpy as np
 
 from sparsercnn.recipe.dataset_profile import DatasetProfile
-from sparsercnn.recipe.input_size import InputSize, largest_input, largest_input_reason
+from sparsercnn.recipe.input_size import (
+    InputSize,
+    largest_input,
+    largest_input_reason,
+    shrink_factor,
+)
 
 # A box whose sqrt(w * h) falls below this after resizing covers under two cells of the
 # stride-4 level (P2) that small boxes are pooled from: the model can hardly tell it apart.
@@ -35,7 +40,7 @@ def tiny_box_warning(profile: DatasetProfile, size: InputSize) -> str | None:
             f"a longer --time-budget allows a larger input size (at {largest}, "
             f"{tiny_at_largest:.0%} are under {MIN_RESOLVABLE_PX:.0f} px)"
         )
-    elif largest_input_reason(profile, largest).startswith("the images' own size"):
+    elif shrink_factor(profile, largest) >= 0.99:
         advice = "they are that small in the images themselves (inputs are never upscaled)"
     else:
         advice = (

@@ -179,10 +179,15 @@ def largest_input(profile: DatasetProfile) -> InputSize:
     return max(candidate_inputs(profile), key=lambda s: _median_box(profile, s))
 
 
+def shrink_factor(profile: DatasetProfile, size: InputSize) -> float:
+    """The median factor by which ``size`` resizes the images (1: their own size)."""
+    return float(np.median(profile.resize_scales(size.short, size.long)))
+
+
 def largest_input_reason(profile: DatasetProfile, size: InputSize) -> str:
     """Why no larger input is taken where ``size`` is the largest: the images are shown at
     their own size, or the recipe's cap on the input shrinks them."""
-    scale = float(np.median(profile.resize_scales(size.short, size.long)))
+    scale = shrink_factor(profile, size)
     if scale >= 0.99:
         return "the images' own size (inputs are never upscaled)"
     return (
