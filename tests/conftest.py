@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import itertools
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +48,15 @@ def model_file(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     categories = CategoryMap([3, 7], ["cat", "dog"])
     return save_model_file(tmp_path / "model.safetensors", build_model(cfg), cfg, categories)
+
+
+@pytest.fixture
+def python_sigint() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt during the test, as in an interactive run, even where the
+    tests were started with SIGINT ignored (a background job: Python keeps an inherited
+    SIG_IGN)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

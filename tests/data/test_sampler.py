@@ -159,6 +159,7 @@ class _SignalReportingDataset(TinyDataset):
         return sample
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_loader_workers_ignore_ctrl_c() -> None:
     """A terminal's Ctrl-C reaches the workers too: they leave it to the main process (training
     finishes its step and saves a checkpoint), instead of dying under the step's batch."""

@@ -9,6 +9,8 @@ import pytest
 
 from sparsercnn.engine.interrupts import DeferredInterrupt
 
+pytestmark = pytest.mark.usefixtures("python_sigint")
+
 
 def test_the_first_signal_is_recorded_and_delivered_later() -> None:
     before = signal.getsignal(signal.SIGINT)
