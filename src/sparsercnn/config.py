@@ -156,10 +156,12 @@ def _check_in_range(
     """Raise naming the key (``loss.focal_alpha``) when a number is outside ``[low, high]``
     (an open end excludes its bound), or not a number."""
     value = getattr(section, field_name)
-    inside = (low < value if low_open else low <= value) and (
-        value < high if high_open else value <= high
+    inside = (
+        isinstance(value, int | float)
+        and (low < value if low_open else low <= value)
+        and (value < high if high_open else value <= high)
     )
-    if not (isinstance(value, int | float) and not math.isnan(value) and inside):
+    if not inside:  # NaN compares false: refused too
         interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         raise ValueError(f"{name}.{field_name} must be in {interval}, got {value}")
 

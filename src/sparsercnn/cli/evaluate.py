@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from sparsercnn.cli.common import (
@@ -11,7 +12,6 @@ from sparsercnn.cli.common import (
     add_precision_argument,
     check_output_path,
     int_at_least,
-    is_below,
     refuse_model_flags_with_onnx,
     resolve_device,
 )
@@ -45,13 +45,19 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics import write_evaluation_report
     from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
 
-    inputs = {"--model": args.model, "--onnx": args.onnx, "--json": args.json}
-    inputs["--images"] = args.images
+    inputs = {
+        "--model": args.model,
+        "--onnx": args.onnx,
+        "--json": args.json,
+        "--images": args.images,
+    }
     if args.output is not None:
         check_output_path(args.output, "--output", inputs=inputs)
     if args.results is not None:
         check_output_path(args.results, "--results", inputs=inputs)
-        if args.output is not None and is_below(args.results, args.output):
+        if args.output is not None and os.path.abspath(args.results) == os.path.abspath(
+            args.output
+        ):
             raise ValueError(f"--output and --results both name {args.output}; give each its own")
     if args.report_dir is not None:
         check_output_path(args.report_dir, "--report-dir", folder=True)

@@ -205,11 +205,12 @@ def input_groups(
             items.append(FrameFolder(path, fps))
         elif path.is_dir():
             suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
-            left_out = [marker.parent for marker in path.rglob(DRAWINGS_MARKER)]
+            entries = list(path.rglob("*"))
+            left_out = [p.parent for p in entries if p.name == DRAWINGS_MARKER]
             if skip is not None:
                 left_out.append(skip)
             left_out = [folder for folder in left_out if is_below(folder, path, strictly=True)]
-            candidates = [p for p in path.rglob("*") if p.suffix.lower() in suffixes]
+            candidates = [p for p in entries if p.suffix.lower() in suffixes]
             found = sorted(p for p in candidates if not any(is_below(p, f) for f in left_out))
             if len(found) < len(candidates):
                 logger.info(
