@@ -308,6 +308,31 @@ def test_bench_winograd_marks_the_sizes_the_rule_takes(
     assert winograd.MIN_CHANNELS == 256  # the script restored the rule
 
 
+@pytest.mark.skipif(
+    not hasattr(torch.ops.onednn, "qconv2d_pointwise"), reason="no oneDNN int8 convolution"
+)
+def test_bench_int8_convolution_times_every_shape_every_way(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = SCRIPT.parent / "bench_int8_convolution.py"
+    argv = [str(script), "--scale", "32", "--repeats", "1", "--threads", "1"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(script), run_name="__main__")
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    header, body = rows[0].strip("| ").split(" | "), rows[1:]
+    assert header[2:] == [
+        "fp32", "bf16", "quantize fp32 -> uint8", "int8, fp32 out", "int8, bf16 out",
+        "int8, uint8 out",
+    ]  # fmt: skip
+    assert [row.split(" | ")[0] for row in body] == [
+        "| stem 7x7/2 25x38", "| layer1 1x1 reduce 8x9", "| layer1 3x3 8x9",
+        "| layer1 1x1 expand 8x9", "| layer3 3x3 8x8", "| FPN P2 output 3x3 8x9",
+    ]  # fmt: skip
+    for row in body:
+        cells = row.strip("| ").split(" | ")[2:]
+        assert all(float(cell.split(" ")[0]) > 0 for cell in cells), row
+
+
 def _voc(filename: str, size: tuple[int, int], boxes: list[tuple[int, int, int, int]]) -> str:
     objects = "".join(
         f"<object><name>Tree</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin>"

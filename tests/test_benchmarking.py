@@ -159,7 +159,12 @@ def test_cli_with_a_model_file_records_no_preset(
 
 @pytest.mark.parametrize(
     ("flags", "kind"),
-    [("avx2 avx512f avx512_bf16", "machine A"), ("sse4_2 avx2", "machine B"), ("neon", "ARM")],
+    [
+        ("avx2 avx512f avx512_bf16 amx_bf16 amx_int8 amx_tile", "machine C"),
+        ("avx2 avx512f avx512_bf16", "machine A"),
+        ("sse4_2 avx2", "machine B"),
+        ("neon", "ARM"),
+    ],
 )
 def test_machine_kind_names_the_development_machines(
     monkeypatch: pytest.MonkeyPatch, flags: str, kind: str

@@ -433,8 +433,9 @@ def hardware_info(device: torch.device) -> dict[str, Any]:
 
 
 def machine_kind() -> str:
-    """The development machine kind for benchmark tables: ``machine A`` (AVX-512 with
-    avx512_bf16), ``machine B`` (AVX2 only), or the CPU model (from ``lscpu``)."""
+    """The development machine kind for benchmark tables: ``machine C`` (AVX-512 with AMX
+    tiles for bf16 and int8), ``machine A`` (AVX-512 with avx512_bf16), ``machine B`` (AVX2
+    only), or the CPU model (from ``lscpu``)."""
     try:
         text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
@@ -443,6 +444,8 @@ def machine_kind() -> str:
     flags = fields.get("Flags", "").split()
     name = fields.get("Model name", "unknown CPU").strip()
     cores = fields.get("CPU(s)", "?").strip()
+    if "amx_bf16" in flags:
+        return f"machine C ({name}, {cores} CPUs, AVX-512 with AMX bf16 and int8)"
     if "avx512_bf16" in flags:
         return f"machine A ({name}, {cores} CPUs, AVX-512 with avx512_bf16)"
     if "avx2" in flags:
