@@ -70,15 +70,17 @@ def test_resume_with_and_without_a_path(tmp_path: Path, calls: list[dict[str, An
     assert resumes == [False, True, Path("old/checkpoint_0000010.pt"), True]
 
 
-def test_a_refused_run_removes_only_the_folder_it_made_and_left_unused(tmp_path: Path) -> None:
-    """``removed_if_refused``: a new folder holding only the setup files goes; a folder that
-    existed, or one with a log, stays with everything in it."""
+def test_a_refused_run_removes_only_what_it_wrote_before_its_first_step(tmp_path: Path) -> None:
+    """``removed_if_refused``: the setup files a refused run wrote go, and its folder if it made
+    it; files that were there before stay, and so does everything of a run that wrote a log
+    (it can be resumed)."""
     fresh, logged, existing = tmp_path / "fresh", tmp_path / "logged", tmp_path / "existing"
     existing.mkdir()
+    (existing / "notes.txt").write_text("mine")
     for folder, written in [
         (fresh, ("recipe.json", "config.json")),
         (logged, ("config.json", "metrics.jsonl")),
-        (existing, ("config.json",)),
+        (existing, ("recipe.json", "config.json")),
     ]:
         with pytest.raises(KeyboardInterrupt), removed_if_refused(folder):
             folder.mkdir(exist_ok=True)
@@ -87,7 +89,7 @@ def test_a_refused_run_removes_only_the_folder_it_made_and_left_unused(tmp_path:
             raise KeyboardInterrupt
     assert not fresh.exists()
     assert sorted(p.name for p in logged.iterdir()) == ["config.json", "metrics.jsonl"]
-    assert [p.name for p in existing.iterdir()] == ["config.json"]
+    assert [p.name for p in existing.iterdir()] == ["notes.txt"]
     with removed_if_refused(fresh):  # success keeps it
         fresh.mkdir()
     assert fresh.is_dir()

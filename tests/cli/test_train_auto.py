@@ -153,3 +153,35 @@ def test_overrides_the_recipe_must_know_reach_it(
     seen.clear()
     assert main(_train(tiny_coco, tmp_path / "run2")) == 2
     assert seen["max_iter"] is None and seen["image_cache_mb"] == Config().train.image_cache_mb
+
+
+def test_files_a_run_would_replace_are_refused_and_kept(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The user's own config.json in the output folder (even given as --config) and a
+    recipe.json there are refused before any work, not replaced; a refused run takes back the
+    setup files it wrote into an existing folder, so that the next try is not refused."""
+    run = tmp_path / "run"
+    run.mkdir()
+    mine = Config().to_json()
+    (run / "config.json").write_text(mine)
+    assert main(_train(tiny_coco, run, "--config", str(run / "config.json"))) == 2
+    assert "config.json" in capsys.readouterr().err
+    assert (run / "config.json").read_text() == mine
+    (run / "config.json").unlink()
+    (run / "recipe.json").write_text("{}")
+    assert main(_train(tiny_coco, run)) == 2
+    assert "(recipe.json)" in capsys.readouterr().err
+    assert [p.name for p in run.iterdir()] == ["recipe.json"]
+    (run / "recipe.json").unlink()
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise ValueError("refused after the recipe")
+
+    monkeypatch.setattr("sparsercnn.engine.pipeline.train_from_coco", refuse)
+    assert main(_train(tiny_coco, run)) == 2
+    assert "refused after the recipe" in capsys.readouterr().err
+    assert list(run.iterdir()) == []

@@ -136,13 +136,23 @@ def test_a_checkpoint_closes_the_logging_window(tiny_coco: SyntheticCoco, tmp_pa
 
 
 @pytest.mark.parametrize(
-    "left", ["checkpoint_0000005.pt", "model_best.safetensors", "model_final.safetensors"]
+    "left",
+    [
+        "checkpoint_0000005.pt",
+        "model_best.safetensors",
+        "model_final.safetensors",
+        "config.json",
+        "curves.png",
+    ],
 )
 def test_refuses_to_overwrite_a_run(tiny_coco: SyntheticCoco, tmp_path: Path, left: str) -> None:
     """A run folder whose checkpoints were deleted still holds another run: a new run there
-    overwrote its model_final and left its model_best beside the new one."""
+    overwrote its model_final and left its model_best beside the new one; a config.json the
+    user wrote there was replaced by the run's."""
     (tmp_path / left).write_bytes(b"")
-    with pytest.raises(FileExistsError, match=rf"another training run \({left}\).*--resume"):
+    with pytest.raises(
+        FileExistsError, match=rf"training run or files a run writes \({left}\).*--resume"
+    ):
         _trainer(tiny_coco, tiny_config(), tmp_path)
     assert (tmp_path / left).read_bytes() == b""
 

@@ -20,27 +20,30 @@ if TYPE_CHECKING:
     from sparsercnn.engine.distributed import DistInfo
 
 
-# What a refused run may have written before its first step: a folder holding nothing else was
-# made by that run alone.
-_SETUP_FILES = ("recipe.json", "config.json")
+# The automatic recipe's record of its choices, beside the run's config.json.
+RECIPE_FILE = "recipe.json"
+# What a refused run may have written before its first step.
+_SETUP_FILES = (RECIPE_FILE, "config.json")
 
 
 @contextmanager
 def removed_if_refused(folder: Path) -> Iterator[None]:
-    """Remove ``folder`` again when the command fails and the folder did not exist before it and
-    holds nothing but the setup files (:data:`_SETUP_FILES`): a refused ``train`` leaves no empty
-    run folder behind. A folder with a log, a checkpoint or a model file is kept, as is any
-    folder that existed before."""
-    existed = folder.exists()
+    """Undo a refused run's setup when the command fails: if all it added to ``folder`` are
+    setup files (:data:`_SETUP_FILES`), they are removed, and so is ``folder`` if the command
+    made it. A refused ``train`` leaves no run folder behind and nothing that would refuse the
+    next try; a run that wrote a log, a checkpoint or a model file keeps everything (it can be
+    resumed), and files that were there before are never touched."""
+    before = {entry.name for entry in folder.iterdir()} if folder.is_dir() else None
     try:
         yield
     except BaseException:
-        if not existed and folder.is_dir():
-            names = {entry.name for entry in folder.iterdir()}
-            if names <= set(_SETUP_FILES):
-                for name in names:
+        if folder.is_dir():
+            added = {entry.name for entry in folder.iterdir()} - (before or set())
+            if added <= set(_SETUP_FILES):
+                for name in added:
                     (folder / name).unlink()
-                folder.rmdir()
+                if before is None and not any(folder.iterdir()):
+                    folder.rmdir()
         raise
 
 
@@ -162,7 +165,7 @@ def _auto_config(
     from sparsercnn.engine.checkpoint import check_run_folder
     from sparsercnn.recipe import recipe_for_dataset
 
-    check_run_folder(output_dir, False, is_main=True)
+    check_run_folder(output_dir, False, is_main=True, also=(RECIPE_FILE,))
     overrides = list(args.overrides)
     cache_mb = _overridden_train_value(overrides, "image_cache_mb")
     recipe = recipe_for_dataset(
@@ -180,7 +183,7 @@ def _auto_config(
     cfg = _with_weight_options(recipe.config.apply_overrides(overrides), args)
     print(recipe.format(trained=cfg), flush=True)
     text = json.dumps(recipe.to_dict(trained=cfg), indent=2)
-    atomic_write(output_dir / "recipe.json", lambda tmp: tmp.write_text(text))
+    atomic_write(output_dir / RECIPE_FILE, lambda tmp: tmp.write_text(text))
     return cfg
 
 

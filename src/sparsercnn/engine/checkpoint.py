@@ -444,21 +444,37 @@ def _changed_keys(saved: object, current: object) -> list[str]:
 
 
 # What a training run leaves in its folder besides checkpoints: a new run there would overwrite
-# some and leave the others beside its own (another run's model_best next to its model_final).
-RUN_OUTPUT_FILES = ("metrics.jsonl", "model_final.safetensors", "model_best.safetensors")
+# some (a config.json the user wrote, another run's curves) and leave the others beside its own
+# (another run's model_best next to its model_final).
+RUN_OUTPUT_FILES = (
+    "config.json",
+    "metrics.jsonl",
+    "curves.png",
+    "model_final.safetensors",
+    "model_best.safetensors",
+)
 
 
-def check_run_folder(output_dir: str | Path, resume: bool | str | Path, *, is_main: bool) -> None:
+def check_run_folder(
+    output_dir: str | Path,
+    resume: bool | str | Path,
+    *,
+    is_main: bool,
+    also: tuple[str, ...] = (),
+) -> None:
     """Fail before any work when the run folder cannot be written (rank 0 checks) or, for a new
-    run, already holds another run's checkpoints or outputs (:data:`RUN_OUTPUT_FILES`)."""
+    run, already holds another run's checkpoints or outputs (:data:`RUN_OUTPUT_FILES`, and the
+    file names in ``also``), which the run would replace or leave beside its own."""
     if is_main:
         ensure_writable_dir(output_dir)
     if resume:
         return
     found = [path.name for path in list_checkpoints(output_dir)[-1:]]
-    found += [name for name in RUN_OUTPUT_FILES if (Path(output_dir) / name).exists()]
+    names = (*RUN_OUTPUT_FILES, *also)
+    found += [name for name in names if (Path(output_dir) / name).exists()]
     if found:
         raise FileExistsError(
-            f"{output_dir} already holds another training run ({', '.join(found)}); resume "
-            "that run (--resume) or choose another output folder"
+            f"{output_dir} already holds another training run or files a run writes "
+            f"({', '.join(found)}); resume that run (--resume), move those files, or choose "
+            "another output folder"
         )
