@@ -9,9 +9,11 @@ evaluates, and saves its first-step gradients and final weights for the test to 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +115,9 @@ def _launch(tmp_path: Path, data: SyntheticCoco, config_json: Path) -> list[subp
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            # Ctrl-C acts in the ranks even where the tests were started with SIGINT ignored (a
+            # background job): Python keeps an inherited SIG_IGN.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         for rank in range(WORLD_SIZE)
     ]
@@ -171,6 +176,34 @@ def test_two_process_gloo_training_stays_in_sync(tiny_coco: SyntheticCoco, tmp_p
     assert ranks[1]["final_metrics"] is None
     assert (tmp_path / "run" / "checkpoint_0000002.pt").is_file()
     assert (tmp_path / "run" / "model_final.safetensors").is_file()
+
+
+def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_checkpointed_step(
+    tiny_coco: SyntheticCoco, tmp_path: Path
+) -> None:
+    """A signal to one rank (or, under torchrun, to all, each at its own step) is agreed on
+    after each step: every rank stops after the same one, which is checkpointed."""
+    cfg = tiny_config()
+    cfg.train.max_iter, cfg.train.checkpoint_period = 10_000, 0
+    config_json = tmp_path / "config.json"
+    config_json.write_text(cfg.to_json())
+    processes = _launch(tmp_path, tiny_coco, config_json)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.monotonic() + TIMEOUT_S
+    while not (metrics.is_file() and metrics.read_text().count('"loss"') >= 3):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in processes)
+        time.sleep(0.05)
+    processes[1].send_signal(signal.SIGINT)
+    outputs = _wait(processes)
+    for process, output in zip(processes, outputs, strict=True):
+        # Stopped by the interrupt, not by a collective that lost its peer.
+        assert process.returncode != 0 and "KeyboardInterrupt" in output, output[-3000:]
+        assert "RuntimeError" not in output, output[-3000:]
+    (checkpoint,) = (tmp_path / "run").glob("checkpoint_*.pt")
+    iteration = int(checkpoint.stem.split("_")[1])
+    assert 3 <= iteration < cfg.train.max_iter
+    assert f"interrupted after iteration {iteration}" in outputs[0]
+    assert "interrupted after iteration" not in outputs[1]  # rank 0 reports it, once
 
 
 if __name__ == "__main__":

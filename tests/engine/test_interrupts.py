@@ -1,5 +1,6 @@
-"""DeferredInterrupt: the first SIGINT/SIGTERM waits for the trainer, a second acts at once,
-ignored signals stay ignored, and the handlers are restored."""
+"""DeferredInterrupt: the first SIGINT/SIGTERM waits for the trainer, a second acts at once (the
+same one again within a second is the first), ignored signals stay ignored, and the handlers
+are restored."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import signal
 
 import pytest
 
+from sparsercnn.engine import interrupts
 from sparsercnn.engine.interrupts import DeferredInterrupt
 
 pytestmark = pytest.mark.usefixtures("python_sigint")
@@ -22,11 +24,22 @@ def test_the_first_signal_is_recorded_and_delivered_later() -> None:
         interrupt.deliver()
 
 
-def test_a_second_signal_acts_at_once() -> None:
+def test_a_second_signal_acts_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interrupts, "REPEAT_GRACE_S", 0.0)
     with pytest.raises(KeyboardInterrupt), DeferredInterrupt():
         signal.raise_signal(signal.SIGINT)
         signal.raise_signal(signal.SIGINT)
         pytest.fail("the second Ctrl-C did not stop the block")
+
+
+def test_the_same_signal_again_at_once_is_the_first_request() -> None:
+    """torchrun passes a terminal's Ctrl-C on to workers the terminal interrupted already."""
+    with DeferredInterrupt() as interrupt:
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
+        assert interrupt.requested == signal.SIGINT
+    with pytest.raises(KeyboardInterrupt):
+        interrupt.deliver()
 
 
 def test_sigterm_goes_to_the_previous_handler() -> None:

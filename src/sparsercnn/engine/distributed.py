@@ -156,6 +156,16 @@ def mean_over_ranks(values: dict[str, float], device: torch.device) -> dict[str,
     return dict(zip(values, (stacked / world_size).tolist(), strict=True))
 
 
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` is True on some rank (all must call it); ``flag`` in a single process.
+    ``device``: where the collective runs (this rank's GPU with NCCL)."""
+    if get_world_size() == 1:
+        return flag
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 def broadcast_buffers(model: nn.Module) -> None:
     """Give every rank rank 0's buffers (BatchNorm running statistics, which each rank updates
     on its own batches); a no-op in a single process. Every rank must call it."""

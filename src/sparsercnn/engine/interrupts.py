@@ -6,7 +6,11 @@ resume from since its last periodic checkpoint (a short budgeted run often has n
 checks :attr:`DeferredInterrupt.requested` after each step, writes a checkpoint of the steps
 taken and then :meth:`~DeferredInterrupt.deliver` s the signal as it would have been handled
 (``KeyboardInterrupt``, the command line's ``Terminated``, or the default action). A second
-signal is delivered at once. (Data-loading workers ignore SIGINT, see
+signal is delivered at once, unless it comes within :data:`REPEAT_GRACE_S` of the first: that
+is the same request reaching the process twice (``torchrun`` passes the terminal's Ctrl-C on to
+workers that the terminal already interrupted). In a multi-process run the trainer makes the
+ranks agree, after each step, whether any was interrupted, so that all checkpoint the same step
+(:func:`~sparsercnn.engine.distributed.any_rank`). (Data-loading workers ignore SIGINT, see
 :mod:`sparsercnn.data.loader`: a terminal's Ctrl-C reaches the whole process group, and a
 worker that died of it would fail the step that waits for its batch.)
 """
@@ -16,10 +20,13 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from types import FrameType, TracebackType
 from typing import Any
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# A repeated signal this soon after the first is the same request (seconds).
+REPEAT_GRACE_S = 1.0
 
 
 class DeferredInterrupt:
@@ -30,8 +37,7 @@ class DeferredInterrupt:
     the previous handlers are restored.
 
     Args:
-        enabled: False makes it a no-op (signals act at once), e.g. in a multi-process run,
-            where the ranks would have to agree on the step to stop after.
+        enabled: False makes it a no-op (signals act at once).
         notice: written to stderr when a signal is first deferred.
     """
 
@@ -39,6 +45,7 @@ class DeferredInterrupt:
         self.enabled = enabled
         self.notice = notice
         self.requested: int | None = None
+        self._requested_at = 0.0
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> DeferredInterrupt:
@@ -68,7 +75,10 @@ class DeferredInterrupt:
         raise KeyboardInterrupt
 
     def _defer(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested is not None:  # a second signal: act now
+        if self.requested is not None:
+            if time.monotonic() - self._requested_at < REPEAT_GRACE_S:
+                return  # the first request again
+            # A second signal: act now.
             previous = self._previous.get(signum, signal.SIG_DFL)
             self._restore()
             if callable(previous):
@@ -77,6 +87,7 @@ class DeferredInterrupt:
                 signal.raise_signal(signum)
             return
         self.requested = signum
+        self._requested_at = time.monotonic()
         if self.notice:
             # os.write: no lock a logging or print call interrupted here might hold.
             os.write(2, f"\n{self.notice}\n".encode())

@@ -32,6 +32,7 @@ from sparsercnn.engine.checkpoint import (
 from sparsercnn.engine.distributed import (
     DistInfo,
     all_gather_object,
+    any_rank,
     barrier,
     broadcast_buffers,
     default_device,
@@ -247,11 +248,11 @@ class Trainer:
         )
         stopped_early = False
         window = LogWindow()
-        # A multi-process run stops at once: its ranks would have to agree on the last step.
         interrupt = DeferredInterrupt(
-            enabled=not self.dist.is_distributed,
             notice="interrupted: finishing this step, then saving a checkpoint to resume from "
-            "(interrupt again to stop at once, without one)",
+            "(interrupt again to stop at once, without one)"
+            if self.dist.is_main
+            else "",
         )
         bar = tqdm(
             total=train.max_iter,
@@ -262,7 +263,7 @@ class Trainer:
             disable=not (self.progress and self.dist.is_main),
         )
         with bar, logging_redirect_tqdm(), interrupt:
-            while self.iteration < self.cfg.train.max_iter and interrupt.requested is None:
+            while self.iteration < self.cfg.train.max_iter and not self._interrupted(interrupt):
                 stats = self.step(loader, self._lr(), self.iteration)
                 self.iteration += 1
                 window.steps.append(stats)
@@ -271,11 +272,21 @@ class Trainer:
                 if self._budget_exhausted(stats.seconds, bar):
                     stopped_early = True
                     break
+            # Once more, at the same point on every rank: a signal during the last step counts.
+            interrupted = self._interrupted(interrupt)
         del loader
-        if interrupt.requested is not None:
+        if interrupted:
+            # Every rank checkpoints the same step; a rank that was not signalled itself stops
+            # as the interrupted one does.
             self._save_interrupted(window)
             interrupt.deliver()
+            raise KeyboardInterrupt
         return self._finish(stopped_early, window)
+
+    def _interrupted(self, interrupt: DeferredInterrupt) -> bool:
+        """Whether some rank has a deferred signal; every rank calls this at the same points
+        of the loop, so that all stop after the same step."""
+        return any_rank(interrupt.requested is not None, self.device)
 
     def _save_interrupted(self, window: LogWindow) -> None:
         """Log the steps since the last record and checkpoint them, so that ``--resume``
@@ -284,11 +295,12 @@ class Trainer:
             self._log_window(window, None)
         if self.last_checkpoint_iteration != self.iteration:
             self._save_checkpoint()
-        logger.warning(
-            "interrupted after iteration %d; checkpoint %s holds it: continue with --resume",
-            self.iteration,
-            self.checkpoint_path,
-        )
+        if self.dist.is_main:
+            logger.warning(
+                "interrupted after iteration %d; checkpoint %s holds it: continue with --resume",
+                self.iteration,
+                self.checkpoint_path,
+            )
 
     def _log_setup(self) -> None:
         train = self.cfg.train
