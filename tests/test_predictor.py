@@ -147,7 +147,12 @@ def test_winograd_predictions_stay_close_to_fp32(
     fp32 = Predictor.from_file(model_file)(dataset.image_paths)
     fast = Predictor.from_file(model_file, precision="winograd")(dataset.image_paths)
     for exact, approximate in zip(fp32, fast, strict=True):
-        assert not torch.equal(approximate.scores, exact.scores)
+        # The Winograd path was taken: its rounding moves the outputs (on some CPUs only the
+        # boxes of an image with one detection).
+        assert not (
+            torch.equal(approximate.scores, exact.scores)
+            and torch.equal(approximate.boxes, exact.boxes)
+        )
         assert torch.equal(approximate.labels[:3], exact.labels[:3])
         torch.testing.assert_close(approximate.scores[:3], exact.scores[:3], atol=1e-4, rtol=0)
         torch.testing.assert_close(approximate.boxes[:3], exact.boxes[:3], atol=0.01, rtol=0)
