@@ -37,19 +37,17 @@ class DeferredInterrupt:
     the previous handlers are restored.
 
     Args:
-        enabled: False makes it a no-op (signals act at once).
         notice: written to stderr when a signal is first deferred.
     """
 
-    def __init__(self, *, enabled: bool = True, notice: str = "") -> None:
-        self.enabled = enabled
+    def __init__(self, *, notice: str = "") -> None:
         self.notice = notice
         self.requested: int | None = None
         self._requested_at = 0.0
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> DeferredInterrupt:
-        if self.enabled and threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread():
             for signum in _SIGNALS:
                 previous = signal.getsignal(signum)
                 if previous is not signal.SIG_IGN and previous is not None:
