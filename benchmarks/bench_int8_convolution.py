@@ -88,7 +88,6 @@ def int8_convolution(shape: Shape, output_dtype: torch.dtype | None) -> Callable
 def quantize(x: Tensor) -> Tensor:
     """fp32 -> uint8 at :data:`INPUT_SCALE` with PyTorch's public ops (two passes: the
     quantized tensor, then its integer copy, which oneDNN's kernel takes)."""
-    warnings.filterwarnings("ignore", message=".*quantize_per_tensor", category=Warning)
     return torch.quantize_per_tensor(x, INPUT_SCALE, 0, torch.quint8).int_repr()
 
 
@@ -124,6 +123,8 @@ def main() -> None:
     if not hasattr(torch.ops.onednn, "qconv2d_pointwise"):
         raise SystemExit("this PyTorch build has no oneDNN int8 convolution to time")
     torch.set_num_threads(args.threads)
+    # quantize_per_tensor's deprecation notice, once per process, would land in the table.
+    warnings.filterwarnings("ignore", message=".*quantize_per_tensor", category=Warning)
     print(f"{machine_kind()}, {args.threads} threads, torch {torch.__version__}")
     print("ms (GFLOP/s); int8: uint8 activations per tensor, int8 weights per output channel")
     columns = None
