@@ -52,6 +52,7 @@ DEFAULT_VARIANTS = (
     "infer:onnx:fp32",
     "infer:eager:bf16",
     "infer:onnx-int8:int8",
+    "infer:eager:int8",
     "train:eager:fp32",
     "train:eager:bf16",
 )
@@ -133,8 +134,8 @@ def measure_ours(variant: Variant, iters: int, threads: int) -> dict[str, float]
         preset=PRESET,
         backend=variant.backend,  # type: ignore[arg-type]
         image_size=INFER_SIZE,
-        # int8 is the backend's business (onnx-int8 takes fp32 inputs).
-        dtype="fp32" if variant.precision == "int8" else variant.precision,  # type: ignore[arg-type]
+        # onnx-int8's int8 is the backend's business (it takes fp32 inputs).
+        dtype="fp32" if variant.backend == "onnx-int8" else variant.precision,  # type: ignore[arg-type]
         threads=threads,
         warmup=1,
         iters=iters,
@@ -207,6 +208,7 @@ def measure_floor(threads: int) -> dict[str, float]:
         floor["peak_bf16"] = _peak_gflops(torch.bfloat16)
     if importlib.util.find_spec("onnxruntime") is not None:
         floor["peak_int8"] = _peak_int8_gops(threads)
+    floor["peak_int8_onednn"] = _peak_onednn_int8_gops()
     return floor
 
 
@@ -258,6 +260,26 @@ def _peak_int8_gops(threads: int) -> float:
         session = ort.InferenceSession(str(int8_file), options, providers=["CPUExecutionProvider"])
         feed = {"x": x.numpy()}
         seconds = fastest_seconds(lambda: session.run(None, feed), repeats=5)
+    return 2 * 9 * channels**2 * height * width / seconds / 1e9
+
+
+def _peak_onednn_int8_gops() -> float:
+    """GOP/s of the :data:`PEAK_CONV` convolution as ``--precision int8`` runs it: oneDNN's
+    int8 convolution on uint8 activations, with a uint8 output as between the backbone's
+    convolutions."""
+    import torch
+
+    from sparsercnn.benchmarking import fastest_seconds
+    from sparsercnn.model.int8_features import Int8Convolution
+
+    channels, height, width = PEAK_CONV
+    conv = Int8Convolution(
+        torch.randn(channels, channels, 3, 3), torch.zeros(channels), (1, 1), (1, 1)
+    )
+    conv.prepare((1 / 64, 0), (1 / 16, 0))
+    x = torch.randint(0, 256, (1, channels, height, width), dtype=torch.uint8)
+    x = x.contiguous(memory_format=torch.channels_last)
+    seconds = fastest_seconds(lambda: conv(x, relu=True), repeats=5)
     return 2 * 9 * channels**2 * height * width / seconds / 1e9
 
 
@@ -378,15 +400,18 @@ def table(
 def floor_cell(variant: Variant, official_rounds: Rounds, floor: dict[str, float]) -> str:
     """The best ratio a dense computation could reach: the official seconds over our FLOPs at
     the CPU's measured peak rate. int8 quantizes the convolutions only, so its floor prices
-    them at the int8 peak and the rest (the head's products) at the fp32 peak. ``-`` for
-    Winograd, whose arithmetic differs, and where the floor was not measured."""
+    them at the int8 peak of its backend and the rest (the head's products) at the peak of the
+    precision they run in (eager: bf16 where native). ``-`` for Winograd, whose arithmetic
+    differs, and where the floor was not measured."""
     official_s = [s for s in official_rounds.seconds if s is not None]
-    peak = floor.get(f"peak_{variant.precision}")
+    eager_int8 = variant.precision == "int8" and variant.backend == "eager"
+    peak = floor.get("peak_int8_onednn" if eager_int8 else f"peak_{variant.precision}")
     if peak is None or not official_s:
         return "-"
     if variant.precision == "int8":
         convolutions = floor["infer_conv_gflop"]
-        floor_s = convolutions / peak + (floor["infer_gflop"] - convolutions) / floor["peak_fp32"]
+        rest_peak = floor.get("peak_bf16", floor["peak_fp32"]) if eager_int8 else floor["peak_fp32"]
+        floor_s = convolutions / peak + (floor["infer_gflop"] - convolutions) / rest_peak
     else:
         floor_s = floor[f"{variant.kind}_gflop"] / peak
     return f"{statistics.fmean(official_s) / floor_s:.2f}x ({floor_s:.2f})"
@@ -404,9 +429,10 @@ def floor_note(floor: dict[str, float]) -> str:
     int8 = ""
     if "peak_int8" in floor:
         int8 = (
-            "; int8: that convolution quantized and run by onnxruntime, which prices the int8 "
-            f"row's {floor['infer_conv_gflop']:.1f} GFLOP of convolutions, its other products at "
-            "the fp32 peak"
+            "; int8: that convolution quantized and run by onnxruntime (onnx-int8) or by "
+            "oneDNN with uint8 output (int8_onednn, eager int8), which prices the int8 rows' "
+            f"{floor['infer_conv_gflop']:.1f} GFLOP of convolutions, their other products at "
+            "the fp32 peak (eager int8: bf16 where native)"
         )
     return (
         f"Last column: the official seconds over our dense floor, our FLOPs (inference "
@@ -439,8 +465,9 @@ def points(ap: float, reference: float) -> str:
 
 
 def accuracy_rows(model: Path, json_path: Path, images: Path, calibration: Path) -> list[str]:
-    """AP of a trained model in fp32, bf16, Winograd and int8 (exported with ``--int8``,
-    calibrated on ``calibration``) on one dataset: table rows with the difference to fp32 and
+    """AP of a trained model in fp32, bf16, Winograd and both int8 paths (exported with
+    ``--int8``, calibrated on ``calibration``: an ONNX file run by onnxruntime, and a model file
+    run with ``--precision int8``) on one dataset: table rows with the difference to fp32 and
     the target (int8 within 1.0 AP point)."""
     data = ["--json", str(json_path), "--images", str(images), "--workers", "0"]
     with tempfile.TemporaryDirectory() as folder:
@@ -453,15 +480,20 @@ def accuracy_rows(model: Path, json_path: Path, images: Path, calibration: Path)
                 scratch / f"{precision}.json",
             )
             rows.append(f"| {model} | {precision} | {ap:.2%} | {points(ap, fp32)} | - |")
-        int8_file = scratch / "model_int8.onnx"
-        export = ["export", "--model", str(model), "--output", str(int8_file), "--int8"]
-        run_cli([*export, "--calibration", str(calibration)])
-        int8 = evaluate_ap(["eval", "--onnx", str(int8_file), *data], scratch / "int8.json")
-        met = "yes" if abs(int8 - fp32) <= 0.01 else "no"
-        rows.append(
-            f"| {model} | int8 (ONNX Runtime) | {int8:.2%} | {points(int8, fp32)} "
-            f"| within 1.0: {met} |"
-        )
+        for name, suffix, run in (
+            ("int8 (ONNX Runtime)", ".onnx", ["--onnx"]),
+            ("int8 (PyTorch, oneDNN)", ".safetensors", ["--precision", "int8", "--model"]),
+        ):
+            int8_file = scratch / f"model_int8{suffix}"
+            export = ["export", "--model", str(model), "--output", str(int8_file), "--int8"]
+            run_cli([*export, "--calibration", str(calibration)])
+            int8 = evaluate_ap(
+                ["eval", *run, str(int8_file), *data], scratch / f"int8{suffix}.json"
+            )
+            met = "yes" if abs(int8 - fp32) <= 0.01 else "no"
+            rows.append(
+                f"| {model} | {name} | {int8:.2%} | {points(int8, fp32)} | within 1.0: {met} |"
+            )
     return rows
 
 

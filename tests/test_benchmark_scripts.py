@@ -214,9 +214,11 @@ def test_bench_speed_measures_the_dense_floor(monkeypatch: pytest.MonkeyPatch) -
     if importlib.util.find_spec("onnxruntime") is None:
         assert "peak_int8" not in floor
     else:
-        # Quantized, even this small probe outruns fp32 (1.5-2.6x on machine A; 3.5x at R50's
-        # size): an fp32 graph left unquantized would not.
-        assert floor["peak_int8"] > floor["peak_fp32"]
+        # At this probe's size int8 and fp32 rates are too close to order reliably (on machine
+        # C the fp32 probe runs on AMX-era kernels); the graph's quantization is tested in
+        # tests/export/test_quantization.py.
+        assert 0 < floor["peak_int8"] < float("inf")
+    assert 0 < floor["peak_int8_onednn"] < float("inf")  # the eager int8 path's probe
 
 
 def test_bench_speed_interleaves_rounds_and_judges_ratios_against_targets(
@@ -272,7 +274,13 @@ def test_bench_speed_interleaves_rounds_and_judges_ratios_against_targets(
     int8 = bench.Variant.parse("infer:onnx-int8:int8")
     floor |= {"infer_conv_gflop": 240.0, "peak_int8": 800.0}
     assert bench.floor_cell(int8, theirs["infer"], floor) == "5.00x (0.60)"
-    assert "prices the int8 row's 240.0 GFLOP of convolutions" in bench.floor_note(floor)
+    assert "prices the int8 rows' 240.0 GFLOP of convolutions" in bench.floor_note(floor)
+    # Eager int8: oneDNN's int8 peak, the head at the bf16 peak where the CPU has one:
+    # 240 GFLOP at 1200 GOP/s + 60 at 600 = 0.3 s.
+    eager_int8 = bench.Variant.parse("infer:eager:int8")
+    floor |= {"peak_int8_onednn": 1200.0, "peak_bf16": 600.0}
+    assert bench.floor_cell(eager_int8, theirs["infer"], floor) == "10.00x (0.30)"
+    assert bench.floor_cell(int8, theirs["infer"], floor) == "5.00x (0.60)"  # unchanged
     winograd = bench.Variant.parse("infer:eager:winograd")
     assert bench.floor_cell(winograd, theirs["infer"], floor) == "-"
     assert bench.points(0.64719, 0.647192) == "+0.00" and bench.points(0.61, 0.6) == "+1.00"

@@ -21,6 +21,14 @@ from sparsercnn.benchmarking import (
     run_benchmark,
 )
 from sparsercnn.cli import benchmark as benchmark_cli
+from sparsercnn.model import inference
+from sparsercnn.model.int8_features import Int8Features, calibrate, int8_available
+from sparsercnn.model_file import load_model_file, save_model_file
+
+needs_int8 = pytest.mark.skipif(
+    not int8_available(), reason="this CPU or PyTorch build has no oneDNN int8 convolution"
+)
+RANDOM_CALIBRATION_NOTE = "int8 calibrated on the benchmark's random images"
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +129,8 @@ def test_percentiles_and_throughput() -> None:
         {"compile_mode": "reduce-overhead"},  # a mode without the compile backend
         {"backend": "compile", "compile_mode": "max-autotune"},  # a mode on CPU
         {"backend": "compile", "dtype": "winograd"},  # compiled graphs keep direct convolutions
+        {"backend": "compile", "dtype": "int8"},  # ... and float ones
+        {"backend": "onnx", "dtype": "int8"},
     ],
 )
 def test_impossible_settings_are_rejected(changes: dict[str, object]) -> None:
@@ -197,3 +207,73 @@ def test_cuda_graphs_backend_needs_cuda() -> None:
     if torch.cuda.is_available():  # where it can run, it times every part
         result = run_benchmark(dataclasses.replace(settings, device="cuda", iters=2))
         assert all(result.timings[name].p50_ms > 0 for name in PARTS)
+
+
+def int8_feature_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one at every run of the int8 backbone and FPN."""
+    calls: list[int] = []
+    call = Int8Features.__call__
+
+    def counted(self: Int8Features, x: torch.Tensor) -> list[torch.Tensor]:
+        calls.append(1)
+        return call(self, x)
+
+    monkeypatch.setattr(Int8Features, "__call__", counted)
+    return calls
+
+
+@needs_int8
+def test_int8_calibrates_a_preset_on_the_random_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = int8_feature_calls(monkeypatch)
+    settings = BenchmarkSettings(
+        preset="tiny", dtype="int8", image_size=(64, 96), threads=1, warmup=0, iters=1
+    )
+    result = run_benchmark(settings)
+    assert result.settings["dtype"] == "int8" and result.settings["backend"] == "eager"
+    assert all(math.isfinite(t.p50_ms) and t.p50_ms > 0 for t in result.timings.values())
+    assert set(result.timings) == set(PARTS)
+    # The first run and the timed one, each through the model and through backbone_fpn.
+    assert len(calls) == 4
+    (note,) = [n for n in result.notes if n.startswith(RANDOM_CALIBRATION_NOTE)]
+    assert "sparsercnn export --int8" in note
+    assert f"note: {RANDOM_CALIBRATION_NOTE}" in benchmark_cli.format_result(result)
+    assert "| tiny | eager | cpu | int8 | 1 | 64 x 96 |" in result.markdown_row()
+
+
+@needs_int8
+def test_int8_uses_the_calibration_of_a_model_file(
+    model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = load_model_file(model_file)
+    model = loaded.model.eval()
+    with torch.no_grad():
+        image = torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8)
+        ranges = calibrate(model.backbone, model.fpn, [model.preprocess([image]).tensor])
+    path = save_model_file(
+        tmp_path / "int8.safetensors", model, loaded.config, loaded.categories, ranges
+    )
+
+    def no_calibration(*args: object) -> None:
+        raise AssertionError("the benchmark calibrated a model file that has a calibration")
+
+    monkeypatch.setattr(benchmarking, "calibrate", no_calibration)
+    calls = int8_feature_calls(monkeypatch)
+    settings = BenchmarkSettings(
+        checkpoint=path, dtype="int8", image_size=(64, 64), threads=1, warmup=0, iters=1
+    )
+    result = run_benchmark(settings)
+    assert not any(note.startswith(RANDOM_CALIBRATION_NOTE) for note in result.notes)
+    assert len(calls) == 4 and result.timings["model"].p50_ms > 0
+
+
+def test_int8_needs_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inference, "int8_available", lambda: False)
+    settings = BenchmarkSettings(preset="tiny", dtype="int8", image_size=(64, 64), iters=1)
+    with pytest.raises(ValueError, match="no oneDNN int8 convolution"):
+        run_benchmark(settings)
+
+
+def test_int8_runs_on_the_eager_backend_only() -> None:
+    settings = BenchmarkSettings(preset="tiny", dtype="int8", backend="compile", iters=1)
+    with pytest.raises(ValueError, match="dtype int8 runs on the eager backend only"):
+        run_benchmark(settings)

@@ -1,4 +1,5 @@
-"""The released model file: save/load round trip and one-line errors for files it cannot load."""
+"""The released model file: save/load round trip (with its int8 calibration) and one-line errors
+for files it cannot load."""
 
 from __future__ import annotations
 
@@ -6,9 +7,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 
-from sparsercnn.model_file import load_model_file, read_model_file
+from sparsercnn.model.int8_features import Int8Calibration, calibrate
+from sparsercnn.model_file import (
+    INT8_CALIBRATION_KEY,
+    load_model_file,
+    model_state_dict,
+    read_int8_calibration,
+    read_model_file,
+    save_model_file,
+)
 
 
 def test_round_trip(model_file: Path) -> None:
@@ -60,3 +70,67 @@ def test_foreign_safetensors_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.safetensors"
     save_file({"w": torch.zeros(2)}, str(path))
     assert "not a sparsercnn model" in one_line_error(path)
+
+
+def calibration_of(path: Path) -> Int8Calibration:
+    """The int8 calibration of the model in ``path`` on one random 64x96 image."""
+    model = load_model_file(path).model.eval()
+    torch.manual_seed(0)
+    image = torch.randint(0, 256, (3, 64, 96), dtype=torch.uint8)
+    with torch.no_grad():
+        batch = model.preprocess([image]).tensor
+        return calibrate(model.backbone, model.fpn, [batch])
+
+
+def test_int8_calibration_round_trips(model_file: Path, tmp_path: Path) -> None:
+    assert load_model_file(model_file).model.int8_calibration is None
+    assert read_int8_calibration(model_file) is None
+    calibration = calibration_of(model_file)
+    assert calibration.num_images == 1
+    assert {"stem", "layer1.0", "layer1.0.conv1", "fpn.merged2", "fpn.merged5"} <= set(
+        calibration.ranges
+    )
+    assert any(r.high > 0 for r in calibration.ranges.values())
+    loaded = load_model_file(model_file)
+    path = save_model_file(
+        tmp_path / "int8.safetensors",
+        loaded.model,
+        loaded.config,
+        loaded.categories,
+        int8_calibration=calibration,
+    )
+    restored = load_model_file(path).model.int8_calibration
+    assert restored is not None and restored.num_images == 1
+    assert restored.ranges == calibration.ranges  # floats through JSON: exact
+    assert read_int8_calibration(path) == calibration
+    # The weights are those of the file without calibration.
+    tensors, _, _ = read_model_file(path)
+    original, _, _ = read_model_file(model_file)
+    assert tensors.keys() == original.keys()
+    assert all(torch.equal(tensors[key], original[key]) for key in original)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        "{not json",
+        "[]",
+        '{"ranges": {}}',  # no image count
+        '{"num_images": 1, "ranges": {"stem": [0.0]}}',  # a range without its high end
+        '{"num_images": 1, "ranges": {"stem": ["low", 1.0]}}',
+    ],
+)
+def test_a_damaged_int8_calibration_names_the_file(
+    model_file: Path, tmp_path: Path, record: str
+) -> None:
+    loaded = load_model_file(model_file)
+    with safe_open(str(model_file), framework="pt") as handle:
+        metadata = dict(handle.metadata())
+    path = tmp_path / "damaged.safetensors"
+    metadata[INT8_CALIBRATION_KEY] = record
+    save_file(model_state_dict(loaded.model), str(path), metadata=metadata)
+    read_model_file(path)  # the rest of the file is fine
+    for read in (read_int8_calibration, load_model_file):
+        with pytest.raises(ValueError, match="damaged int8 calibration record") as info:
+            read(path)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)

@@ -37,6 +37,7 @@ from sparsercnn.data.transforms import resized_shape
 from sparsercnn.model import SparseRCNN, build_model, build_postprocessor
 from sparsercnn.model.cuda_graphs import CudaGraphs
 from sparsercnn.model.inference import check_precision, computing_in
+from sparsercnn.model.int8_features import calibrate
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.presets import get_preset
 from sparsercnn.runtime import fast_bf16_supported, minor_page_faults, retain_freed_memory
@@ -64,8 +65,10 @@ class BenchmarkSettings:
         batch_size: images per run.
         image_size: ``(h, w)`` of the resized input images; None: the test resize of a 480x640
             (COCO-like) image.
-        dtype: ``fp32``, ``bf16`` (autocast) or ``winograd`` (fp32 with Winograd 3x3
-            convolutions; CPU, eager backend), the precisions of
+        dtype: ``fp32``, ``bf16`` (autocast), ``winograd`` (fp32 with Winograd 3x3
+            convolutions; CPU, eager backend) or ``int8`` (int8 backbone and FPN; CPU, eager
+            backend; a model without int8 calibration is calibrated on the benchmark's random
+            images, for timing only), the precisions of
             :data:`~sparsercnn.model.inference.PRECISIONS`.
         compile_mode: ``torch.compile`` mode of the ``compile`` backend on CUDA (``reduce-overhead``
             replays CUDA graphs); None is the default mode. On CPUs the backend always compiles
@@ -174,14 +177,21 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
     notes = []
     if not retain_freed_memory():
         notes.append("glibc could not be told to reuse freed memory: large tensors page-fault")
+    loaded = _load(settings)
     if settings.backend == "onnx-int8":
         notes.append(
             "int8 calibrated on the benchmark's random images: a timing-only graph (calibrate "
             "on real images with `sparsercnn export --int8` for accuracy)"
         )
+    if settings.dtype == "int8" and (
+        settings.checkpoint is None or loaded.model.int8_calibration is None
+    ):
+        notes.append(
+            "int8 calibrated on the benchmark's random images: timing only (calibrate on real "
+            "images with `sparsercnn export --int8 --output model_int8.safetensors` for accuracy)"
+        )
     if settings.dtype == "bf16" and not fast_bf16_supported(device):
         notes.append(f"{device.type} has no native bf16: bf16 is emulated (slower than fp32)")
-    loaded = _load(settings)
     height, width = settings.image_size or resized_shape(
         480, 640, loaded.config.input.test_min_size, loaded.config.input.test_max_size
     )
@@ -254,11 +264,11 @@ def _check_settings(settings: BenchmarkSettings, device: torch.device) -> None:
         )
     if settings.backend == "cuda-graphs" and device.type != "cuda":
         raise ValueError(f"the cuda-graphs backend needs a CUDA device, not {settings.device}")
-    if settings.dtype == "winograd":
+    if settings.dtype in ("winograd", "int8"):
         if settings.backend != "eager":
             raise ValueError(
-                f"dtype winograd runs on the eager backend only (the {settings.backend} backend "
-                "would keep the direct convolutions)"
+                f"dtype {settings.dtype} runs on the eager backend only (the {settings.backend} "
+                "backend would keep the float convolutions)"
             )
         check_precision(settings.dtype, device)
     if settings.compile_mode is not None and (
@@ -286,6 +296,10 @@ def _torch_parts(
     loaded: LoadedModel, images: list[Tensor], settings: BenchmarkSettings, device: torch.device
 ) -> _Parts:
     model: SparseRCNN = loaded.model.eval().to(device)
+    if settings.dtype == "int8" and model.int8_calibration is None:
+        with torch.no_grad():
+            batch = model.preprocess(images).tensor.contiguous(memory_format=torch.channels_last)
+            model.set_int8_calibration(calibrate(model.backbone, model.fpn, [batch]))
     postprocessor = build_postprocessor(loaded.config)
     sizes = [(int(i.shape[1]), int(i.shape[2])) for i in images]
     forward: Callable[[ImageBatch], Any] = model

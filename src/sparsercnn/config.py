@@ -22,9 +22,10 @@ DeltaClamp = Literal["official", "mmdet"]
 Freeze = Literal["none", "backbone", "all_but_class_logits"]
 # torch.compile modes of the benchmark's compile backend on CUDA (reduce-overhead: CUDA graphs).
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
-# How inference computes (sparsercnn.model.inference.evaluating): float32, bf16 autocast, or
-# float32 with Winograd 3x3 convolutions (CPU; approximate).
-Precision = Literal["fp32", "bf16", "winograd"]
+# How inference computes (sparsercnn.model.inference.evaluating): float32, bf16 autocast,
+# float32 with Winograd 3x3 convolutions (CPU; approximate), or an int8 backbone and FPN
+# (CPU; calibrated model files; approximate).
+Precision = Literal["fp32", "bf16", "winograd", "int8"]
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 The file's metadata carries ``format`` ("sparsercnn"), ``format_version``, ``config`` (the resolved
 :class:`~sparsercnn.config.Config` as JSON) and ``categories`` (the label map: contiguous label ->
-dataset category id and name). Loading never unpickles anything. The same weights, config and
+dataset category id and name), and optionally ``int8_calibration`` (the activation ranges of
+:class:`~sparsercnn.model.int8_features.Int8Calibration`, written by ``export --int8`` to a
+``.safetensors`` output). Loading never unpickles anything. The same weights, config and
 label map always give the same bytes.
 """
 
@@ -22,9 +24,11 @@ from sparsercnn.atomic_file import atomic_write
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import SparseRCNN, build_model
+from sparsercnn.model.int8_features import Int8Calibration
 
 FORMAT_NAME = "sparsercnn"
 FORMAT_VERSION = "1"
+INT8_CALIBRATION_KEY = "int8_calibration"
 
 
 @dataclass
@@ -44,9 +48,14 @@ def model_state_dict(model: nn.Module) -> dict[str, Tensor]:
 
 
 def save_model_file(
-    path: str | Path, model: nn.Module, config: Config, categories: CategoryMap
+    path: str | Path,
+    model: nn.Module,
+    config: Config,
+    categories: CategoryMap,
+    int8_calibration: Int8Calibration | None = None,
 ) -> Path:
-    """Write the model to ``path`` (``.safetensors``) atomically."""
+    """Write the model to ``path`` (``.safetensors``) atomically, with ``int8_calibration``
+    in its metadata when given."""
     path = Path(path)
     if len(categories) != config.model.num_classes:
         raise ValueError(
@@ -58,6 +67,8 @@ def save_model_file(
         "config": config.to_json(),
         "categories": json.dumps(categories.to_dict()),
     }
+    if int8_calibration is not None:
+        metadata[INT8_CALIBRATION_KEY] = int8_calibration.to_json()
     tensors = model_state_dict(model)
 
     def write(tmp: Path) -> None:
@@ -132,11 +143,29 @@ def unreadable_model_file_message(path: Path, error: Exception) -> str:
     )
 
 
+def read_int8_calibration(path: str | Path) -> Int8Calibration | None:
+    """The int8 calibration stored in a model file, None where it has none.
+
+    Raises:
+        ValueError: the record is damaged.
+    """
+    with safe_open(str(path), framework="pt") as handle:
+        record = (handle.metadata() or {}).get(INT8_CALIBRATION_KEY)
+    if record is None:
+        return None
+    try:
+        return Int8Calibration.from_json(record)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}; export it again with --int8") from None
+
+
 def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
-    """Build the model described by the file and load its weights strictly."""
+    """Build the model described by the file and load its weights strictly (with its int8
+    calibration, where it has one)."""
     tensors, config, categories = read_model_file(path)
     model = build_model(config)
     load_state_dict_strict(model, tensors, source=str(path))
+    model.set_int8_calibration(read_int8_calibration(path))
     model.to(device)
     return LoadedModel(model=model, config=config, categories=categories)
 

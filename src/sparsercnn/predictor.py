@@ -30,6 +30,7 @@ from sparsercnn.model import SparseRCNN, build_postprocessor
 from sparsercnn.model.cuda_graphs import CudaGraphs
 from sparsercnn.model.inference import (
     Precision,
+    check_calibrated,
     check_precision,
     evaluating,
     group_by_padded_size,
@@ -283,7 +284,10 @@ class Predictor(BatchPredictor):
         precision: ``fp32``; ``bf16`` autocast on devices with native bf16 (R50: 1.5-1.9x
             fp32's speed on an AVX-512 BF16 CPU; scores and boxes differ at bf16 rounding); or
             ``winograd``, fp32 with Winograd 3x3 convolutions on CPUs
-            (:mod:`sparsercnn.model.winograd`; outputs differ at ~1e-5 relative).
+            (:mod:`sparsercnn.model.winograd`; outputs differ at ~1e-5 relative); or ``int8``,
+            the backbone and FPN on int8 convolutions on CPUs, for a model with an int8
+            calibration (:mod:`sparsercnn.model.int8_features`; ``export --int8`` to a
+            ``.safetensors`` file makes one; approximate, its AP measured beside fp32).
         cuda_graphs: on CUDA, replay the forward pass from CUDA graphs captured per input
             shape (:class:`~sparsercnn.model.cuda_graphs.CudaGraphs`): the same detections
             without the kernel-launch overhead that bounds eager GPU inference; the first image
@@ -316,6 +320,7 @@ class Predictor(BatchPredictor):
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device!r}: no CUDA device is available here; use 'cpu'")
         check_precision(precision, self.device)
+        check_calibrated(model, precision)
         self.precision = precision
         if self.device.type == "cpu":
             retain_freed_memory()

@@ -119,14 +119,16 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def add_precision_argument(parser: argparse.ArgumentParser, flag: str = "--precision") -> None:
-    """``--precision fp32|bf16|winograd``: how the PyTorch model computes at inference."""
+    """``--precision fp32|bf16|winograd|int8``: how the PyTorch model computes at inference."""
     parser.add_argument(
         flag,
         choices=list(get_args(Precision)),
         default="fp32",
         help="fp32; bf16 autocast on devices with native bf16 (AVX-512 BF16 or AMX CPUs, "
-        "Ampere+ GPUs); or winograd: fp32 with Winograd 3x3 convolutions (CPUs). The last two "
-        "are faster and approximate: scores and boxes differ at bf16 rounding / ~1e-5",
+        "Ampere+ GPUs); winograd: fp32 with Winograd 3x3 convolutions (CPUs); or int8: the "
+        "backbone and FPN on int8 convolutions (CPUs; a model file made by `export --int8 "
+        "--calibration DIR --output M.safetensors`). The last three are faster and "
+        "approximate: scores and boxes differ at bf16 rounding / ~1e-5 / int8 rounding",
     )
 
 

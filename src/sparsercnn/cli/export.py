@@ -1,4 +1,5 @@
-"""``sparsercnn export``: a model file to a self-describing, NMS-free ONNX file."""
+"""``sparsercnn export``: a model file to a self-describing, NMS-free ONNX file, or (``--int8``
+with a ``.safetensors`` output) to a model file calibrated for ``--precision int8``."""
 
 from __future__ import annotations
 
@@ -24,10 +25,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Export to ONNX with dynamic height/width (and batch): inputs are resized "
         "RGB 0-255 images with their sizes and original sizes, outputs the top-N boxes (xyxy, "
         "original pixels), scores and labels; normalisation, padding and post-processing are "
-        "inside the graph. Label map and test resize are stored in the file's metadata.",
+        "inside the graph. Label map and test resize are stored in the file's metadata. With "
+        "--int8 and a .safetensors --output: a model file calibrated for int8 PyTorch "
+        "inference (predict/eval/serve --precision int8) instead.",
     )
     add_model_argument(parser)
-    parser.add_argument("--output", type=Path, required=True, help="destination .onnx file")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="destination .onnx file (or, with --int8, a .safetensors model file)",
+    )
     parser.add_argument("--opset", type=int, help="ONNX opset (default: the newest tested; >= 17)")
     parser.add_argument(
         "--batch",
@@ -44,8 +52,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--int8",
         action="store_true",
-        help="write an int8 file (onnxruntime static quantization of the convolutions, "
-        "calibrated on --calibration images): faster on CPUs, approximate",
+        help="write an int8 file calibrated on --calibration images, faster on CPUs and "
+        "approximate: a .onnx --output gets onnxruntime static quantization of the "
+        "convolutions; a .safetensors one the model with its int8 calibration, which runs its "
+        "backbone and FPN on oneDNN's int8 convolutions with --precision int8",
     )
     parser.add_argument(
         "--calibration",
@@ -73,9 +83,21 @@ def run(args: argparse.Namespace) -> int:
         args.output, "--output", inputs={"--model": args.model, "--calibration": args.calibration}
     )
     calibration = int8_calibration(args)
+    model_file_output = args.output.suffix.lower() == ".safetensors"
+    if model_file_output and calibration is None:
+        raise ValueError(
+            f"--output {args.output}: export writes ONNX files (.onnx); a .safetensors output "
+            "is the int8 model file of --int8 --calibration DIR"
+        )
     report: ExportReport | QuantizationReport
     try:
-        if calibration is not None:
+        if calibration is not None and model_file_output:
+            from sparsercnn.export.int8_model_file import export_int8_model_file
+
+            report = export_int8_model_file(
+                args.model, args.output, calibration, compare=args.check
+            )
+        elif calibration is not None:
             from sparsercnn.export.quantization import export_int8_onnx
 
             report = export_int8_onnx(

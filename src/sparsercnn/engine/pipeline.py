@@ -26,7 +26,7 @@ from sparsercnn.engine.train_result import TrainResult
 from sparsercnn.engine.trainer import Trainer
 from sparsercnn.evaluation.coco_evaluator import EvaluationResult
 from sparsercnn.model import build_postprocessor
-from sparsercnn.model.inference import Precision
+from sparsercnn.model.inference import Precision, check_calibrated, check_precision
 from sparsercnn.model_file import LoadedModel, load_model_file
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,8 @@ class EvaluationReport:
         device: where the model ran.
         num_proposals: the model's N.
         precision: how it computed: ``fp32``, ``bf16`` (autocast), ``winograd`` (fp32 with
-            Winograd 3x3 convolutions) or ``int8`` (an ONNX file quantized by ``export --int8``).
+            Winograd 3x3 convolutions) or ``int8`` (a model file's int8 backbone and FPN, or
+            an ONNX file quantized by ``export --int8``).
         cuda_graphs: the forward passes were replayed from CUDA graphs.
     """
 
@@ -275,6 +276,8 @@ def evaluate_model_file(
             f"num_stages (--stages) {num_stages}: {model_file} has stages "
             f"1..{loaded.model.num_stages}"
         )
+    check_precision(precision, torch.device(device))
+    check_calibrated(loaded.model, precision)
     dataset = evaluation_dataset(json_path, image_dir, loaded.config, skip_invalid=skip_invalid)
     check_same_categories(loaded.categories, dataset.category_map, str(json_path))
     evaluation = evaluate(

@@ -35,7 +35,13 @@ from sparsercnn.export.onnx_runtime import QUANTIZATION_KEY, OnnxPredictor
 from sparsercnn.export.onnx_wrapper import INPUT_NAMES
 from sparsercnn.model_file import LoadedModel
 from sparsercnn.ops.boxes import box_iou
-from sparsercnn.predictor import ImageInput, Prediction, decode_input, expand_inputs
+from sparsercnn.predictor import (
+    BatchPredictor,
+    ImageInput,
+    Prediction,
+    decode_input,
+    expand_inputs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +112,8 @@ class QuantizationReport:
             f"wrote {self.path} ({self.num_bytes / 2**20:.1f} MiB, int8 {ops}, calibrated on "
             f"{self.record['num_calibration_images']} images, {self.seconds:.1f} s)"
         ]
+        if "run" in self.record:
+            lines.append(f"run it with {self.record['run']}; without, it computes in fp32")
         if self.fp32_check is not None:
             c = self.fp32_check
             lines.append(
@@ -326,9 +334,10 @@ def quantization_record(path: str | Path) -> dict[str, object] | None:
 
 
 def compare_predictions(
-    fp32: OnnxPredictor, int8: OnnxPredictor, images: Sequence[ImageInput]
+    fp32: BatchPredictor, int8: BatchPredictor, images: Sequence[ImageInput]
 ) -> Int8Comparison:
-    """Run both files on ``images`` and compare their detections (:class:`Int8Comparison`)."""
+    """Run both predictors (ONNX files, or a model file in two precisions) on ``images``
+    and compare their detections (:class:`Int8Comparison`)."""
     ious: list[float] = []
     score_diff = 0.0
     for expected, actual in zip(fp32(list(images)), int8(list(images)), strict=True):

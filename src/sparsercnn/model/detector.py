@@ -16,6 +16,8 @@ from torch import Tensor, nn
 from sparsercnn.model.backbone import ResNet
 from sparsercnn.model.dynamic_head import DynamicHead
 from sparsercnn.model.fpn import FPN
+from sparsercnn.model.int8_features import Int8Calibration, Int8Features, int8_features_active
+from sparsercnn.model.on_demand_level import OnDemandLevel
 from sparsercnn.model.proposals import LearnedProposals
 from sparsercnn.runtime import is_exporting
 from sparsercnn.structures import ImageBatch, ModelOutput, StageOutput
@@ -34,6 +36,12 @@ class SparseRCNN(nn.Module):
         fpn_on_demand_levels: in inference (no autograd, not exporting or compiling), the
             finest FPN levels whose output convolution runs only on the tiles RoIAlign reads
             (:class:`~sparsercnn.model.on_demand_level.OnDemandLevel`); 0: all dense.
+
+    Attributes:
+        int8_calibration: activation ranges for int8 features (None: the model has none);
+            inside :func:`~sparsercnn.model.int8_features.int8_features`, inference computes
+            the backbone and FPN as :class:`~sparsercnn.model.int8_features.Int8Features`,
+            built from the weights at its first use after :meth:`set_int8_calibration`.
     """
 
     pixel_mean: Tensor
@@ -61,6 +69,8 @@ class SparseRCNN(nn.Module):
         # Not persistent: the config records them, and the reference checkpoints have none.
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(3, 1, 1), persistent=False)
+        self.int8_calibration: Int8Calibration | None = None
+        self._int8_features: Int8Features | None = None
 
     @property
     def num_stages(self) -> int:
@@ -121,15 +131,44 @@ class SparseRCNN(nn.Module):
         )
 
     def extract_features(self, images: ImageBatch) -> list[Tensor]:
-        """P2-P5 of the padded batch, each ``(B, d, H/s, W/s)``, channels-last."""
+        """P2-P5 of the padded batch, each ``(B, d, H/s, W/s)``, channels-last; computed in
+        int8 inside :func:`~sparsercnn.model.int8_features.int8_features` (inference only)."""
         x = images.tensor.contiguous(memory_format=torch.channels_last)
+        if self._computes_int8():
+            return self._int8_graph()(x)
         return self.fpn(self.backbone(x))
+
+    def set_int8_calibration(self, calibration: Int8Calibration | None) -> None:
+        """Use ``calibration`` for int8 features from now on (None: the model has none)."""
+        self.int8_calibration = calibration
+        self._int8_features = None
+
+    def _int8_graph(self) -> Int8Features:
+        if self.int8_calibration is None:
+            raise ValueError(
+                "precision int8 needs a calibrated model file: make one with `sparsercnn export "
+                "--int8 --calibration DIR --output model_int8.safetensors`"
+            )
+        if self._int8_features is None:
+            self._int8_features = Int8Features(self.backbone, self.fpn, self.int8_calibration)
+        return self._int8_features
+
+    def _computes_int8(self) -> bool:
+        """int8 features: asked for, in eager inference (no gradient, no graph capture)."""
+        return (
+            int8_features_active()
+            and not torch.is_grad_enabled()
+            and not is_exporting()
+            and not torch.compiler.is_compiling()
+        )
 
     def _computes_on_demand(self) -> bool:
         """On-demand FPN levels need eager inference: no gradient to carry (training keeps
-        the dense levels) and no graph capture (data-dependent tile sets)."""
+        the dense levels) and no graph capture (data-dependent tile sets); int8 features
+        compute every level densely."""
         return (
             self.fpn_on_demand_levels > 0
+            and not self._computes_int8()
             and not torch.is_grad_enabled()
             and not is_exporting()
             and not torch.compiler.is_compiling()
@@ -151,11 +190,12 @@ class SparseRCNN(nn.Module):
             xyxy pixels of each (unpadded) input image.
         """
         batch = images if isinstance(images, ImageBatch) else self.preprocess(images)
+        on_demand: list[OnDemandLevel] = []
         if self._computes_on_demand():
             x = batch.tensor.contiguous(memory_format=torch.channels_last)
             features, on_demand = self.fpn.pyramid(self.backbone(x), self.fpn_on_demand_levels)
         else:
-            features, on_demand = self.extract_features(batch), []
+            features = self.extract_features(batch)
         proposal_boxes, proposal_features = self.proposals(batch.image_sizes)
         stages = self.head(
             features,

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from sparsercnn.config import Precision
 from sparsercnn.model.cuda_graphs import CudaGraphs
 from sparsercnn.model.detector import SparseRCNN
+from sparsercnn.model.int8_features import int8_available, int8_features
 from sparsercnn.model.winograd import winograd_available, winograd_convolutions
 from sparsercnn.runtime import fast_bf16_supported
 from sparsercnn.structures import ModelOutput, StageOutput, padded_size
@@ -34,12 +35,16 @@ def evaluating(model: nn.Module, precision: Precision = "fp32") -> Iterator[None
     (the training's mixed precision); box decoding and post-processing stay in float32.
     ``precision="winograd"`` computes in float32 with Winograd 3x3 convolutions
     (:mod:`sparsercnn.model.winograd`; CPU only, outputs differ at ~1e-5 relative).
+    ``precision="int8"`` computes the backbone and FPN in int8 and the head in float32
+    (:mod:`sparsercnn.model.int8_features`; CPU only, needs the model's int8 calibration).
 
     Raises:
-        ValueError: a precision the device cannot run fast (see :func:`check_precision`).
+        ValueError: a precision the device cannot run fast (see :func:`check_precision`), or
+            int8 for a model without int8 calibration.
     """
     device = model_device(model)
     check_precision(precision, device)
+    check_calibrated(model, precision)
     was_training = model.training
     model.eval()
     try:
@@ -52,21 +57,28 @@ def evaluating(model: nn.Module, precision: Precision = "fp32") -> Iterator[None
 @contextmanager
 def computing_in(precision: Precision, device: torch.device) -> Iterator[None]:
     """The numeric mode of ``precision`` inside the block: bf16 autocast, Winograd
-    convolutions, or plain fp32. No checks (benchmarks time emulated bf16 too); use
-    :func:`evaluating` for inference."""
+    convolutions, int8 features (of models with an int8 calibration), or plain fp32. No
+    checks (benchmarks time emulated bf16 too); use :func:`evaluating` for inference."""
     if precision == "bf16":
         with torch.autocast(device.type, torch.bfloat16):
             yield
     elif precision == "winograd":
         with winograd_convolutions():
             yield
+    elif precision == "int8":
+        # The head's products (the dynamic layer reads a 33 MB weight per stage at d=256) in
+        # bf16 where the device runs it natively; the features are int8 either way.
+        head = torch.autocast(device.type, torch.bfloat16, enabled=fast_bf16_supported(device))
+        with int8_features(), head:
+            yield
     else:
         yield
 
 
 def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse an unknown precision, bf16 inference where ``device`` has no native bf16, and
-    Winograd convolutions off the CPU or without NNPACK.
+    """Refuse an unknown precision, bf16 inference where ``device`` has no native bf16,
+    Winograd convolutions off the CPU or without NNPACK, and int8 features off the CPU or
+    without oneDNN's int8 convolution.
 
     Raises:
         ValueError: naming the precision or the device, and what to use instead.
@@ -85,6 +97,28 @@ def check_precision(precision: str, device: torch.device) -> None:
         )
     if precision == "winograd" and not winograd_available():
         raise ValueError("precision winograd: this PyTorch build or CPU has no NNPACK; use fp32")
+    if precision == "int8" and device.type != "cpu":
+        raise ValueError(
+            f"precision int8: the int8 features run on CPUs (oneDNN), not on {device}; "
+            "use fp32 or bf16"
+        )
+    if precision == "int8" and not int8_available():
+        raise ValueError(
+            "precision int8: this PyTorch build or CPU has no oneDNN int8 convolution; use fp32"
+        )
+
+
+def check_calibrated(model: nn.Module, precision: str) -> None:
+    """Refuse int8 for a model without an int8 calibration (any other precision passes).
+
+    Raises:
+        ValueError: saying how to make a calibrated model file.
+    """
+    if precision == "int8" and getattr(model, "int8_calibration", None) is None:
+        raise ValueError(
+            "precision int8 needs a calibrated model file: make one with `sparsercnn export "
+            "--int8 --calibration DIR --output model_int8.safetensors` and run that file"
+        )
 
 
 def model_device(model: nn.Module) -> torch.device:

@@ -72,8 +72,9 @@ def create_app(
         model_file: the ``.safetensors`` model file.
         onnx_file: its ONNX export, used for requests that run every stage.
         device: where the PyTorch model runs.
-        precision: ``fp32``, ``bf16`` autocast where the device runs it natively, or
-            ``winograd`` (fp32 with Winograd 3x3 convolutions, CPUs).
+        precision: ``fp32``, ``bf16`` autocast where the device runs it natively,
+            ``winograd`` (fp32 with Winograd 3x3 convolutions, CPUs) or ``int8`` (int8
+            backbone and FPN, CPUs; a model file calibrated by ``export --int8``).
         cuda_graphs: replay the PyTorch model from CUDA graphs, one per batch shape.
         limits: per-request limits (default :class:`Limits`).
         max_batch_images: most images per batch (1 turns batching off).

@@ -40,8 +40,9 @@ class DetectionService:
         model_file: the ``.safetensors`` model file.
         onnx_file: an export of the same model; requests running every stage use it.
         device: where the PyTorch model runs.
-        precision: ``fp32``, ``bf16`` autocast where the device runs it natively, or
-            ``winograd`` (fp32 with Winograd 3x3 convolutions, CPUs).
+        precision: ``fp32``, ``bf16`` autocast where the device runs it natively,
+            ``winograd`` (fp32 with Winograd 3x3 convolutions, CPUs) or ``int8`` (int8
+            backbone and FPN, CPUs; a model file calibrated by ``export --int8``).
         cuda_graphs: replay the PyTorch model from CUDA graphs (see
             :class:`~sparsercnn.predictor.Predictor`).
         limits: per-request limits (reported by :meth:`info`).
