@@ -183,9 +183,7 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
             "int8 calibrated on the benchmark's random images: a timing-only graph (calibrate "
             "on real images with `sparsercnn export --int8` for accuracy)"
         )
-    if settings.dtype == "int8" and (
-        settings.checkpoint is None or loaded.model.int8_calibration is None
-    ):
+    if settings.dtype == "int8" and loaded.model.int8_calibration is None:
         notes.append(
             "int8 calibrated on the benchmark's random images: timing only (calibrate on real "
             "images with `sparsercnn export --int8 --output model_int8.safetensors` for accuracy)"

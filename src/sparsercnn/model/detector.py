@@ -16,7 +16,12 @@ from torch import Tensor, nn
 from sparsercnn.model.backbone import ResNet
 from sparsercnn.model.dynamic_head import DynamicHead
 from sparsercnn.model.fpn import FPN
-from sparsercnn.model.int8_features import Int8Calibration, Int8Features, int8_features_active
+from sparsercnn.model.int8_features import (
+    UNCALIBRATED,
+    Int8Calibration,
+    Int8Features,
+    int8_features_active,
+)
 from sparsercnn.model.on_demand_level import OnDemandLevel
 from sparsercnn.model.proposals import LearnedProposals
 from sparsercnn.runtime import is_exporting
@@ -145,10 +150,7 @@ class SparseRCNN(nn.Module):
 
     def _int8_graph(self) -> Int8Features:
         if self.int8_calibration is None:
-            raise ValueError(
-                "precision int8 needs a calibrated model file: make one with `sparsercnn export "
-                "--int8 --calibration DIR --output model_int8.safetensors`"
-            )
+            raise ValueError(UNCALIBRATED)
         if self._int8_features is None:
             self._int8_features = Int8Features(self.backbone, self.fpn, self.int8_calibration)
         return self._int8_features

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from sparsercnn.config import Precision
 from sparsercnn.model.cuda_graphs import CudaGraphs
 from sparsercnn.model.detector import SparseRCNN
-from sparsercnn.model.int8_features import int8_available, int8_features
+from sparsercnn.model.int8_features import UNCALIBRATED, int8_available, int8_features
 from sparsercnn.model.winograd import winograd_available, winograd_convolutions
 from sparsercnn.runtime import fast_bf16_supported
 from sparsercnn.structures import ModelOutput, StageOutput, padded_size
@@ -35,7 +35,8 @@ def evaluating(model: nn.Module, precision: Precision = "fp32") -> Iterator[None
     (the training's mixed precision); box decoding and post-processing stay in float32.
     ``precision="winograd"`` computes in float32 with Winograd 3x3 convolutions
     (:mod:`sparsercnn.model.winograd`; CPU only, outputs differ at ~1e-5 relative).
-    ``precision="int8"`` computes the backbone and FPN in int8 and the head in float32
+    ``precision="int8"`` computes the backbone and FPN in int8 and the head under bf16
+    autocast where the device runs bf16 natively, else in float32
     (:mod:`sparsercnn.model.int8_features`; CPU only, needs the model's int8 calibration).
 
     Raises:
@@ -115,10 +116,7 @@ def check_calibrated(model: nn.Module, precision: str) -> None:
         ValueError: saying how to make a calibrated model file.
     """
     if precision == "int8" and getattr(model, "int8_calibration", None) is None:
-        raise ValueError(
-            "precision int8 needs a calibrated model file: make one with `sparsercnn export "
-            "--int8 --calibration DIR --output model_int8.safetensors` and run that file"
-        )
+        raise ValueError(UNCALIBRATED)
 
 
 def model_device(model: nn.Module) -> torch.device:
