@@ -40,14 +40,34 @@ def tiny_coco(tmp_path_factory: pytest.TempPathFactory) -> SyntheticCoco:
     return synthetic_coco.write_coco(tmp_path_factory.mktemp("tiny_coco"))
 
 
-@pytest.fixture
-def model_file(tmp_path: Path) -> Path:
-    """An untrained "tiny" model file with two classes: category ids 3 ("cat") and 7 ("dog")."""
+def write_tiny_model_file(path: Path) -> Path:
+    """An untrained "tiny" model file with two classes: category ids 3 ("cat") and 7 ("dog");
+    the same bytes on every call."""
     cfg = get_preset("tiny")
     cfg.model.num_classes = 2
     torch.manual_seed(0)
     categories = CategoryMap([3, 7], ["cat", "dog"])
-    return save_model_file(tmp_path / "model.safetensors", build_model(cfg), cfg, categories)
+    return save_model_file(path, build_model(cfg), cfg, categories)
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> Path:
+    """:func:`write_tiny_model_file` in the test's folder."""
+    return write_tiny_model_file(tmp_path / "model.safetensors")
+
+
+@pytest.fixture(scope="session")
+def model_file_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ONNX export of :func:`model_file`'s model (the same weights), exported once per
+    session without its self-check (tests/export checks exports); read it, never change it."""
+    pytest.importorskip("onnxscript")
+    from sparsercnn.export import export_onnx
+
+    folder = tmp_path_factory.mktemp("model_onnx")
+    exported = export_onnx(
+        write_tiny_model_file(folder / "model.safetensors"), folder / "model.onnx", check=False
+    )
+    return exported.path
 
 
 @pytest.fixture

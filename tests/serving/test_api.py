@@ -395,13 +395,11 @@ def test_a_failing_batch_answers_500_and_the_next_request_succeeds(
 
 
 @pytest.mark.slow
-def test_onnx_engine_serves_full_stage_requests(make_client: MakeClient, model_file: Path) -> None:
+def test_onnx_engine_serves_full_stage_requests(
+    make_client: MakeClient, model_file: Path, model_file_onnx: Path
+) -> None:
     pytest.importorskip("onnxruntime")
-    from sparsercnn.export import export_onnx
-
-    onnx_file = model_file.with_suffix(".onnx")
-    export_onnx(model_file, onnx_file)
-    client = make_client(onnx_file=onnx_file)
+    client = make_client(onnx_file=model_file_onnx)
     assert client.get("/v1/model").json()["engine"] == "onnx"
     assert client.get("/v1/model").json()["precision"] == "fp32"
     body = client.post("/v1/detect", files=files(PNG)).json()
@@ -415,18 +413,16 @@ def test_onnx_engine_serves_full_stage_requests(make_client: MakeClient, model_f
 
 
 def test_the_model_endpoint_reports_an_int8_onnx_file(
-    make_client: MakeClient, model_file: Path
+    make_client: MakeClient, model_file_onnx: Path, tmp_path: Path
 ) -> None:
     """The precision is the ONNX file's (``int8`` when ``export --int8`` recorded its
     quantization), not the torch model's."""
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from sparsercnn.export import export_onnx
     from sparsercnn.export.onnx_runtime import QUANTIZATION_KEY
 
-    onnx_file = model_file.with_suffix(".onnx")
-    export_onnx(model_file, onnx_file)
-    graph = onnx.load(onnx_file)
+    onnx_file = tmp_path / "model_int8.onnx"
+    graph = onnx.load(model_file_onnx)
     props = {prop.key: prop.value for prop in graph.metadata_props}
     onnx.helper.set_model_props(graph, {**props, QUANTIZATION_KEY: "{}"})
     onnx.save(graph, onnx_file)
