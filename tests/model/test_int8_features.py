@@ -225,3 +225,18 @@ def test_int8_is_refused_without_calibration_off_the_cpu_and_without_the_kernel(
     monkeypatch.setattr(inference, "int8_available", lambda: False)
     with pytest.raises(ValueError, match="no oneDNN int8 convolution; use fp32"):
         inference.check_precision("int8", torch.device("cpu"))
+
+
+@needs_int8
+def test_a_calibrated_graph_keeps_no_float_weights_but_the_stems() -> None:
+    model = _model(18, 16)
+    batch = _batch(model)
+    graph = Int8Features(model.backbone, model.fpn, calibrate(model.backbone, model.fpn, [batch]))
+    convolutions = [conv for stage in graph.blocks for block in stage for conv in block.convs]
+    assert all(conv.weight is None for conv in [*convolutions, *graph.laterals, *graph.outputs])
+    assert graph.stem.weight is not None
+    with pytest.raises(RuntimeError, match="prepared already"):
+        graph.outputs[0].prepare((1.0, 0), (1.0, 0))
+    with pytest.raises(RuntimeError, match="no float weight left"):
+        graph.observe(batch, Int8Calibration())
+    assert len(graph(batch)) == 4

@@ -159,7 +159,8 @@ class Int8Convolution:
     def __init__(
         self, weight: Tensor, bias: Tensor, stride: tuple[int, int], padding: tuple[int, int]
     ) -> None:
-        self.weight = weight.detach().float()
+        # The float weight serves calibration; prepare() drops it (R50: 100 MB).
+        self.weight: Tensor | None = weight.detach().float()
         self.bias = bias.detach().float()
         self.stride = list(stride)
         self.padding = list(padding)
@@ -187,11 +188,20 @@ class Int8Convolution:
         return cls(weight, bias, conv.stride, padding)  # type: ignore[arg-type]
 
     def reference(self, x: Tensor) -> Tensor:
-        """The float convolution this one approximates (calibration runs it)."""
+        """The float convolution this one approximates (calibration runs it).
+
+        Raises:
+            RuntimeError: after :meth:`prepare`, which drops the float weight.
+        """
+        if self.weight is None:
+            raise RuntimeError("a prepared int8 convolution has no float weight left")
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def prepare(self, input: Quantization, output: Quantization) -> None:
-        """Quantize and pack the weights for inputs at ``input``; outputs come at ``output``."""
+        """Quantize and pack the weights for inputs at ``input``; outputs come at ``output``.
+        The float weight is dropped (once only: a convolution is prepared once)."""
+        if self.weight is None:
+            raise RuntimeError("this int8 convolution was prepared already")
         self.input, self.output = input, output
         weight = torch.round(self.weight / self.weight_scale.reshape(-1, 1, 1, 1))
         self.packed = torch.ops.onednn.qconv_prepack(
@@ -205,6 +215,7 @@ class Int8Convolution:
             1,
             None,
         )
+        self.weight = None
 
     def __call__(self, x: Tensor, relu: bool, dtype: torch.dtype | None = None) -> Tensor:
         """``(B, C_in, H, W)`` uint8 -> ``(B, C_out, H', W')``: uint8 at :attr:`output`, or
@@ -288,12 +299,12 @@ class Int8Features:
         backbone: the model's ResNet, its norms with fixed statistics (eval mode).
         fpn: the model's FPN.
         calibration: activation ranges; None builds an uncalibrated graph that only
-            :meth:`observe` can run.
+            :meth:`observe` can run (a calibrated one keeps no float weights but the stem's).
     """
 
     def __init__(self, backbone: ResNet, fpn: FPN, calibration: Int8Calibration | None) -> None:
-        stem = Int8Convolution.from_layers(backbone.conv1, backbone.bn1)
-        self.stem_weight, self.stem_bias = stem.weight, stem.bias
+        # Float throughout (never prepared): its input has 3 channels.
+        self.stem = Int8Convolution.from_layers(backbone.conv1, backbone.bn1)
         self.blocks = [
             [_ResidualBlock(block, f"layer{i + 1}.{j}") for j, block in enumerate(layer)]  # type: ignore[arg-type]
             for i, layer in enumerate(
@@ -307,7 +318,7 @@ class Int8Features:
             self._prepare(calibration)
 
     def _stem(self, x: Tensor) -> Tensor:
-        x = F.relu(F.conv2d(x, self.stem_weight, self.stem_bias, 2, 3), inplace=True)
+        x = F.relu(self.stem.reference(x), inplace=True)
         return F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
 
     def observe(self, x: Tensor, calibration: Int8Calibration) -> list[Tensor]:
