@@ -18,13 +18,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparsercnn import build_model, get_preset
+from sparsercnn import get_preset
 from sparsercnn.cli.main import main
-from sparsercnn.data.categories import CategoryMap
 from sparsercnn.export import int8_model_file
 from sparsercnn.model import inference
 from sparsercnn.model.int8_features import Int8Features, int8_available
-from sparsercnn.model_file import read_int8_calibration, read_model_file, save_model_file
+from sparsercnn.model_file import read_int8_calibration, read_model_file
 from sparsercnn.predictor import Predictor
 from tests.synthetic_coco import SyntheticCoco
 
@@ -32,17 +31,6 @@ needs_int8 = pytest.mark.skipif(
     not int8_available(), reason="this CPU or PyTorch build has no oneDNN int8 convolution"
 )
 NEEDS_CALIBRATION = "precision int8 needs a calibrated model file"
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An untrained tiny model with the synthetic data set's categories, without calibration."""
-    torch.manual_seed(0)
-    config = get_preset("tiny")
-    config.model.num_classes = 2
-    categories = CategoryMap([1, 3], ["red", "green"])
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    return save_model_file(path, build_model(config), config, categories)
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from sparsercnn import build_model, get_preset
 from sparsercnn.cli.main import main
-from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
 from sparsercnn.export import OnnxPredictor, export_onnx, quantization
 from sparsercnn.export.quantization import (
@@ -26,7 +24,6 @@ from sparsercnn.export.quantization import (
     quantization_record,
     quantize_onnx,
 )
-from sparsercnn.model_file import save_model_file
 from tests import synthetic_coco
 from tests.synthetic_coco import SyntheticCoco
 
@@ -39,16 +36,6 @@ pytest.importorskip("onnxscript")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> SyntheticCoco:
     """Eight 96x128 images with a red (id 1) and a green (id 3) box each."""
     return synthetic_coco.write_coco(tmp_path_factory.mktemp("coco"), num_images=8)
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    config = get_preset("tiny")
-    config.model.num_classes = 2
-    categories = CategoryMap([1, 3], ["red", "green"])
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    return save_model_file(path, build_model(config), config, categories)
 
 
 @pytest.fixture(scope="module")
