@@ -178,6 +178,7 @@ def measure_floor(threads: int) -> dict[str, float]:
 
     from sparsercnn.engine.step_timing import time_train_steps
     from sparsercnn.model import build_model
+    from sparsercnn.model.int8_features import int8_available
     from sparsercnn.presets import get_preset
     from sparsercnn.runtime import fast_bf16_supported, retain_freed_memory
 
@@ -208,7 +209,8 @@ def measure_floor(threads: int) -> dict[str, float]:
         floor["peak_bf16"] = _peak_gflops(torch.bfloat16)
     if importlib.util.find_spec("onnxruntime") is not None:
         floor["peak_int8"] = _peak_int8_gops(threads)
-    floor["peak_int8_onednn"] = _peak_onednn_int8_gops()
+    if int8_available():
+        floor["peak_int8_onednn"] = _peak_onednn_int8_gops()
     return floor
 
 

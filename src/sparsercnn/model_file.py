@@ -98,7 +98,12 @@ def _sort_header(path: Path) -> None:
 
 def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, CategoryMap]:
     """Read weights, config and label map from a file written by :func:`save_model_file`."""
-    path = Path(path)
+    tensors, config, categories, _ = _read(Path(path))
+    return tensors, config, categories
+
+
+def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str, str]]:
+    """Weights, config, label map and the whole metadata, read once."""
     if path.is_dir():
         raise IsADirectoryError(f"model file {path} is a folder; give the .safetensors file in it")
     if not path.is_file():
@@ -119,7 +124,7 @@ def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, Catego
         categories = CategoryMap.from_dict(json.loads(metadata["categories"]))
     except (KeyError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: damaged metadata ({error}); re-export the model") from error
-    return tensors, config, categories
+    return tensors, config, categories, metadata
 
 
 def unreadable_model_file_message(path: Path, error: Exception) -> str:
@@ -144,13 +149,17 @@ def unreadable_model_file_message(path: Path, error: Exception) -> str:
 
 
 def read_int8_calibration(path: str | Path) -> Int8Calibration | None:
-    """The int8 calibration stored in a model file, None where it has none.
+    """The int8 calibration stored in a model file (its header only), None where it has none.
 
     Raises:
         ValueError: the record is damaged.
     """
     with safe_open(str(path), framework="pt") as handle:
-        record = (handle.metadata() or {}).get(INT8_CALIBRATION_KEY)
+        return _int8_calibration(handle.metadata() or {}, path)
+
+
+def _int8_calibration(metadata: dict[str, str], path: str | Path) -> Int8Calibration | None:
+    record = metadata.get(INT8_CALIBRATION_KEY)
     if record is None:
         return None
     try:
@@ -162,10 +171,10 @@ def read_int8_calibration(path: str | Path) -> Int8Calibration | None:
 def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
     """Build the model described by the file and load its weights strictly (with its int8
     calibration, where it has one)."""
-    tensors, config, categories = read_model_file(path)
+    tensors, config, categories, metadata = _read(Path(path))
     model = build_model(config)
     load_state_dict_strict(model, tensors, source=str(path))
-    model.set_int8_calibration(read_int8_calibration(path))
+    model.set_int8_calibration(_int8_calibration(metadata, path))
     model.to(device)
     return LoadedModel(model=model, config=config, categories=categories)
 

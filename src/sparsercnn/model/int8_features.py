@@ -8,10 +8,10 @@ the kernel PyTorch's x86 quantization lowers to; VNNI or AMX tiles where the CPU
 - activations uint8 per tensor, at scales fixed by a calibration (the range each activation
   took on a few images, :func:`calibrate`), stored in the model file;
 - activations stay uint8 from one convolution to the next: ReLU and the residual sum are the
-  convolution's fused post-ops, written into the shortcut's buffer, and the FPN's top-down sum
-  is the lateral convolution's post-op on the upsampled uint8 coarser level. The image is
-  quantized once after the stem's max-pool; the FPN's output convolutions write float32 P2-P5,
-  which the refinement head reads as usual.
+  convolution's fused post-ops (the shortcut's buffer is the sum's accumulator), and the FPN's
+  top-down sum is the lateral convolution's post-op on the upsampled uint8 coarser level. The
+  image is quantized once after the stem's max-pool; the FPN's output convolutions write
+  float32 P2-P5, which the refinement head reads as usual.
 
 The stem's convolution (3 input channels, which int8 kernels do not speed up) runs in float
 before the single quantization (under the caller's autocast, if any). Measured on a 2-core AMX
@@ -313,7 +313,8 @@ class Int8Features:
         ]
         self.laterals = [Int8Convolution.from_layers(conv) for conv in fpn.lateral_convs]  # type: ignore[arg-type]
         self.outputs = [Int8Convolution.from_layers(conv) for conv in fpn.output_convs]  # type: ignore[arg-type]
-        self.calibrated = calibration is not None
+        # The quantization of the stem's output, the graph's input; None: uncalibrated.
+        self.input: Quantization | None = None
         if calibration is not None:
             self._prepare(calibration)
 
@@ -344,8 +345,8 @@ class Int8Features:
         return pyramid
 
     def _prepare(self, calibration: Int8Calibration) -> None:
-        self.input = calibration.quantization("stem")
-        quantization, stage_outputs = self.input, []
+        quantization, stage_outputs = calibration.quantization("stem"), []
+        self.input = quantization
         for stage in self.blocks:
             for block in stage:
                 quantization = block.prepare(quantization, calibration)
@@ -358,7 +359,7 @@ class Int8Features:
     def __call__(self, x: Tensor) -> list[Tensor]:
         """P2-P5 (float32, channels-last) of ``x``: ``(B, 3, H, W)`` normalised float images,
         H and W multiples of 32 (the model pads to them)."""
-        if not self.calibrated:
+        if self.input is None:
             raise RuntimeError("this int8 graph has no calibration; build it with one")
         x = quantize(
             self._stem(x.float()).contiguous(memory_format=torch.channels_last), self.input
