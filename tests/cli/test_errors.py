@@ -234,12 +234,19 @@ def test_debug_re_raises_before_or_after_the_command(
         main(argv)
 
 
-def test_interrupt_exits_130(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("rank", [None, "0", "1"])
+def test_interrupt_exits_130_and_one_rank_says_so(
+    rank: str | None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Under torchrun (``RANK`` set) every rank exits 130, and rank 0 alone prints the line."""
+    if rank is None:
+        monkeypatch.delenv("RANK", raising=False)
+    else:
+        monkeypatch.setenv("RANK", rank)
     raising_handler(monkeypatch, KeyboardInterrupt())
     assert main(VALIDATE) == 130
-    assert error_lines(capsys) == ["sparsercnn validate: interrupted"]
+    expected = [] if rank == "1" else ["sparsercnn validate: interrupted"]
+    assert error_lines(capsys) == expected
 
 
 def test_sigterm_is_handled_as_an_interrupt_and_exits_143(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import signal
 import sys
 import threading
@@ -143,16 +144,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             retain_freed_memory()
             return int(args.handler(args))
     except Terminated:
-        print(f"sparsercnn {command}: terminated (SIGTERM)", file=sys.stderr)
+        report_stop(f"sparsercnn {command}: terminated (SIGTERM)")
         return EXIT_TERMINATED
     except KeyboardInterrupt:
-        print(f"sparsercnn {command}: interrupted", file=sys.stderr)
+        report_stop(f"sparsercnn {command}: interrupted")
         return EXIT_INTERRUPTED
     except Exception as error:
         if args.debug:
             raise
         print(report_error(command, error), file=sys.stderr)
         return EXIT_BAD_INPUT if is_bad_input(error) else EXIT_FAILED
+
+
+def report_stop(line: str) -> None:
+    """Print why the command stopped, once per job: under ``torchrun`` every rank stops together
+    (the trainer agrees on it), so only rank 0 (``RANK`` unset or 0) prints."""
+    if os.environ.get("RANK", "0") == "0":
+        print(line, file=sys.stderr)
 
 
 def retain_freed_memory() -> bool:
