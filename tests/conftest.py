@@ -1,5 +1,5 @@
 """Fixtures shared by every test folder: synthetic COCO data sets made by
-:func:`tests.synthetic_coco.write_coco`, and an untrained tiny model file."""
+:func:`tests.synthetic_coco.write_coco`, an untrained tiny model file, and its ONNX export."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
@@ -18,6 +18,9 @@ from sparsercnn.model_file import save_model_file
 from sparsercnn.presets import get_preset
 from tests import synthetic_coco
 from tests.synthetic_coco import SyntheticCoco, WriteCoco
+
+if TYPE_CHECKING:
+    from sparsercnn.export import ExportReport
 
 
 @pytest.fixture
@@ -57,17 +60,30 @@ def model_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def model_file_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The ONNX export of :func:`model_file`'s model (the same weights), exported once per
-    session without its self-check (tests/export checks exports); read it, never change it."""
-    pytest.importorskip("onnxscript")
+def session_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`write_tiny_model_file` once per session, the model that :func:`onnx_export`
+    exported; read it, never change it."""
+    return write_tiny_model_file(tmp_path_factory.mktemp("session_model") / "model.safetensors")
+
+
+@pytest.fixture(scope="session")
+def onnx_export(session_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> ExportReport:
+    """The ONNX export of :func:`session_model_file` with its self-check (``check=True``), once
+    per session: the slow part of the ONNX tests (~30 s on two CPU cores). Its file is alone in
+    its folder; read it, never change it, and write nothing next to it."""
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        pytest.importorskip(module)
     from sparsercnn.export import export_onnx
 
-    folder = tmp_path_factory.mktemp("model_onnx")
-    exported = export_onnx(
-        write_tiny_model_file(folder / "model.safetensors"), folder / "model.onnx", check=False
-    )
-    return exported.path
+    output = tmp_path_factory.mktemp("model_onnx") / "model.onnx"
+    return export_onnx(session_model_file, output, check=True)
+
+
+@pytest.fixture(scope="session")
+def model_file_onnx(onnx_export: ExportReport) -> Path:
+    """The file of :func:`onnx_export` (the weights of :func:`model_file`, too); read it, never
+    change it."""
+    return onnx_export.path
 
 
 @pytest.fixture

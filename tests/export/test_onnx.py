@@ -1,6 +1,7 @@
 """ONNX export: onnxruntime parity with the eager model + PostProcessor, metadata, OnnxPredictor.
 
-One tiny model is exported once per module (the slow part, ~20-40 s on two CPU cores).
+The tiny model of tests/conftest.py is exported once per session (``onnx_export``, the slow
+part: ~20-40 s on two CPU cores).
 """
 
 from __future__ import annotations
@@ -13,16 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from sparsercnn import build_model, get_preset
 from sparsercnn.cli import predict as predict_cli
 from sparsercnn.config import Config
-from sparsercnn.data.categories import CategoryMap
-from sparsercnn.export import OnnxPredictor, export_onnx
+from sparsercnn.export import OnnxPredictor
 from sparsercnn.export.onnx_export import ExportReport, match_detections
 from sparsercnn.export.onnx_wrapper import drop_invalid_last
 from sparsercnn.model import PostProcessor
 from sparsercnn.model.postprocess import select_top_k
-from sparsercnn.model_file import LoadedModel, load_model_file, save_model_file
+from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.predictor import Predictor
 from sparsercnn.structures import ImageBatch
 from tests.synthetic_coco import WriteCoco
@@ -31,30 +30,17 @@ onnxruntime = pytest.importorskip("onnxruntime")
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    config = get_preset("tiny")
-    model = build_model(config)
-    num_classes = config.model.num_classes
-    # Category ids with gaps, so that label -> id mapping errors would show.
-    categories = CategoryMap(
-        [3 * i + 1 for i in range(num_classes)], [f"class{i}" for i in range(num_classes)]
-    )
-    return save_model_file(
-        tmp_path_factory.mktemp("model") / "tiny.safetensors", model, config, categories
-    )
+def loaded(session_model_file: Path) -> LoadedModel:
+    """The model of ``exported``: two classes with gapped category ids (3 and 7), so that label
+    -> id mapping errors would show."""
+    return load_model_file(session_model_file)
 
 
 @pytest.fixture(scope="module")
-def loaded(model_file: Path) -> LoadedModel:
-    return load_model_file(model_file)
-
-
-@pytest.fixture(scope="module")
-def exported(model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> ExportReport:
-    pytest.importorskip("onnxscript")
-    pytest.importorskip("onnx")
-    return export_onnx(model_file, tmp_path_factory.mktemp("onnx") / "tiny.onnx", check=True)
+def exported(onnx_export: ExportReport) -> ExportReport:
+    """The session's export of ``loaded``'s file, with its self-check; read it, never change
+    it."""
+    return onnx_export
 
 
 @pytest.mark.slow
@@ -66,7 +52,7 @@ def test_export_checks_itself(exported: ExportReport) -> None:
     assert [b for b, _, _ in check.inputs] == [2, 1]
     assert check.max_box_rel_diff <= 1e-3 and check.unmatched == 0
     # Only the final file remains in the folder: the atomic write cleaned up.
-    assert [p.name for p in exported.path.parent.iterdir()] == ["tiny.onnx"]
+    assert [p.name for p in exported.path.parent.iterdir()] == ["model.onnx"]
 
 
 @pytest.mark.slow
@@ -208,7 +194,7 @@ def test_predict_cli_with_onnx(
     assert args.handler(args) == 0
     records = json.loads(output.read_text())
     assert {r["file_name"] for r in records} == {str(p) for p in folder.iterdir()}
-    assert all(r["category_id"] % 3 == 1 for r in records)
+    assert {r["category_id"] for r in records} == {3, 7}
     with pytest.raises(SystemExit):  # --model and --onnx are mutually exclusive
         parser.parse_args(["predict", "--onnx", "a.onnx", "--model", "b", str(folder)])
 

@@ -1,8 +1,9 @@
 """int8 export: the quantized graph, its metadata, OnnxPredictor on it, the CLI's checks, and
 ``eval --onnx`` against ``eval --model``.
 
-One tiny model (categories of the synthetic data set) is exported once per module, through the
-CLI with ``--int8``, calibrated on the synthetic images.
+The session's tiny model (``session_model_file``) is exported once per module through the CLI
+with ``--int8``, calibrated on the synthetic images; its fp32 export is the session's
+``onnx_export``, and the synthetic data set has the model's categories.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 
 from sparsercnn.cli.main import main
 from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
-from sparsercnn.export import OnnxPredictor, export_onnx, quantization
+from sparsercnn.export import OnnxPredictor, quantization
 from sparsercnn.export.quantization import (
     calibration_images,
     quantization_record,
@@ -32,15 +33,27 @@ pytest.importorskip("onnxruntime.quantization")
 pytest.importorskip("onnxscript")
 
 
+# The categories of ``session_model_file`` (gapped ids, as in COCO), so that eval can run it.
+CATEGORIES = [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> SyntheticCoco:
-    """Eight 96x128 images with a red (id 1) and a green (id 3) box each."""
-    return synthetic_coco.write_coco(tmp_path_factory.mktemp("coco"), num_images=8)
+    """Eight 96x128 images with a red (id 3) and a green (id 7) box each."""
+    root = tmp_path_factory.mktemp("coco")
+    return synthetic_coco.write_coco(root, num_images=8, categories=CATEGORIES)
 
 
 @pytest.fixture(scope="module")
-def fp32_path(model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_onnx(model_file, tmp_path_factory.mktemp("fp32") / "tiny.onnx").path
+def model_file(session_model_file: Path) -> Path:
+    """The session's tiny model file, the model of ``fp32_path``; read it, never change it."""
+    return session_model_file
+
+
+@pytest.fixture(scope="module")
+def fp32_path(model_file_onnx: Path) -> Path:
+    """The session's fp32 export of ``model_file``; read it, never change it."""
+    return model_file_onnx
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +122,7 @@ def test_onnx_predictor_runs_int8_close_to_fp32(
 ) -> None:
     int8 = OnnxPredictor(int8_export[0], batch_size=2)
     fp32 = OnnxPredictor(fp32_path, batch_size=2)
-    assert int8.categories.category_ids == fp32.categories.category_ids == [1, 3]
+    assert int8.categories.category_ids == fp32.categories.category_ids == [3, 7]
     assert (int8.precision, fp32.precision) == ("int8", "fp32")  # what eval's metrics record
     actual, expected = int8(dataset.image_dir), fp32(dataset.image_dir)
     assert [p.source for p in actual] == [p.source for p in expected]
