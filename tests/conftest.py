@@ -1,5 +1,6 @@
 """Fixtures shared by every test folder: synthetic COCO data sets made by
-:func:`tests.synthetic_coco.write_coco`, an untrained tiny model file, and its ONNX export."""
+:func:`tests.synthetic_coco.write_coco`, the untrained tiny model file of
+:mod:`tests.tiny_model`, and its ONNX export."""
 
 from __future__ import annotations
 
@@ -10,14 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import torch
 
-from sparsercnn.data.categories import CategoryMap
-from sparsercnn.model import build_model
-from sparsercnn.model_file import save_model_file
-from sparsercnn.presets import get_preset
 from tests import synthetic_coco
 from tests.synthetic_coco import SyntheticCoco, WriteCoco
+from tests.tiny_model import write_tiny_model_file
 
 if TYPE_CHECKING:
     from sparsercnn.export import ExportReport
@@ -41,16 +38,6 @@ def tiny_coco(tmp_path_factory: pytest.TempPathFactory) -> SyntheticCoco:
     """The default data set, shared by the session (read it, never change it): six noisy
     96x128 PNGs with a red box (category 1) and a green box (category 3) each."""
     return synthetic_coco.write_coco(tmp_path_factory.mktemp("tiny_coco"))
-
-
-def write_tiny_model_file(path: Path) -> Path:
-    """An untrained "tiny" model file with two classes: category ids 3 ("cat") and 7 ("dog");
-    the same bytes on every call."""
-    cfg = get_preset("tiny")
-    cfg.model.num_classes = 2
-    torch.manual_seed(0)
-    categories = CategoryMap([3, 7], ["cat", "dog"])
-    return save_model_file(path, build_model(cfg), cfg, categories)
 
 
 @pytest.fixture
