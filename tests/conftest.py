@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,20 @@ from tests.tiny_model import write_tiny_model_file
 
 if TYPE_CHECKING:
     from sparsercnn.export import ExportReport
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n``, on by default in pyproject.toml) the workers share the CPUs:
+    each runs torch, and the CLI runs its tests start, on its share of the cores, so that two
+    workers on two cores do not each spin two threads."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers is None:
+        return
+    import torch
+
+    threads = max(1, (os.cpu_count() or 1) // int(workers))
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 @pytest.fixture
