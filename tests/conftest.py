@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist (``-n``, on by default in pyproject.toml) the workers share the CPUs:
-    each runs torch, and the CLI runs its tests start, on its share of the cores, so that two
-    workers on two cores do not each spin two threads."""
+    each worker, and every CLI process its tests start, runs torch on the worker's share of the
+    cores, so that two workers on two cores do not each spin two threads."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers is None:
         return
