@@ -2,22 +2,24 @@
 
 Development machines differ (AVX-512 with native bf16, or AVX2 only) and drift 10-20% between
 runs, so speed is judged as the ratio to the official code timed on the same machine in the same
-run. Each round times, every measurement in a fresh process:
+run. Each round times, every measurement in a fresh process, for inference and then for the
+training step:
 
-1. the official inference (R50-FPN, 100 proposals, one random 800x1216 image, random weights)
-   and its backbone+FPN alone, with ``../shared/peers/time_official.py`` in the peers' venv;
-2. ours on the same input for each inference variant (``sparsercnn.benchmarking``: normalise +
-   pad, model, post-processing);
-3. the official training step (batch 2 at 512x640, three boxes per image, AdamW, clipping);
-4. ours on the same batch and boxes (:func:`sparsercnn.engine.step_timing.time_train_steps`,
-   the trainer's own step), in fp32 and bf16.
+1. the official code (``../shared/peers/time_official.py`` in the peers' venv): inference
+   (R50-FPN, 100 proposals, one random 800x1216 image, random weights) and its backbone+FPN
+   alone, or the training step (batch 2 at 512x640, three boxes per image, AdamW, clipping);
+2. then each of our variants on the same input (``sparsercnn.benchmarking``: normalise + pad,
+   model, post-processing; or :func:`sparsercnn.engine.step_timing.time_train_steps`, the
+   trainer's own step), each followed by the official code again.
 
-A round's ratio is the official median over ours; the table gives the mean and range over the
-rounds, the target and whether it is met (judged on the medians), and the same ratio of the
-fastest runs: the host's slow stretches only ever slow a run down, so that column moves less
-on a machine whose speed swings. ``--write`` appends the table to BENCHMARKS.md with
-the command and the machine kind. Needs the peers' environment (``bash
-../shared/peers/setup.sh``, ~4 min); run it on an otherwise idle machine.
+So every measurement of ours lies between two of the official's, and its ratio is the mean of
+those two official medians over ours: a machine whose speed drifts from minute to minute moves
+both sides alike. The table gives the mean and range over the rounds, the target and whether it
+is met (judged on the medians), and the same ratio of the fastest runs (the fastest official run
+of the two): the host's slow stretches only ever slow a run down, so that column moves less on
+a machine whose speed swings. ``--write`` appends the table to BENCHMARKS.md with the command
+and the machine kind. Needs the peers' environment (``bash ../shared/peers/setup.sh``, ~4 min);
+run it on an otherwise idle machine.
 
 Usage: python benchmarks/bench_speed.py [--rounds 2] [--iters 5] [--threads 2]
        [--variants infer:eager:fp32,infer:eager:bf16,train:eager:fp32,...] [--write]
@@ -331,29 +333,56 @@ def attempt(measure: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], str 
 def run_rounds(
     variants: list[Variant], rounds: int, iters: int, threads: int, peers: Path
 ) -> tuple[dict[str, Rounds], dict[str, Rounds]]:
-    """Official and ours, interleaved per round. Returns (official by key of
-    :data:`OFFICIAL_KEYS`, ours by variant and ``VARIANT:backbone``)."""
-    theirs = {key: Rounds() for key in OFFICIAL_KEYS}
-    mine = {str(v): Rounds() for v in variants}
-    mine.update({f"{v}:backbone": Rounds() for v in variants if v.kind == "infer"})
+    """Official and ours interleaved: per round and kind, the official code is timed before the
+    first of our variants and after each of them. Returns (official, ours), both by variant and
+    ``VARIANT:backbone``; an official entry is the bracket around that measurement of ours
+    (:func:`bracket`)."""
+    theirs = {str(v): Rounds() for v in variants}
+    theirs.update({f"{v}:backbone": Rounds() for v in variants if v.kind == "infer"})
+    mine = {key: Rounds() for key in theirs}
     for round_index in range(rounds):
         for kind in ("infer", "train"):
             todo = [v for v in variants if v.kind == kind]
             if not todo:
                 continue
             what = "official,backbone" if kind == "infer" else "train"
-            print(f"round {round_index + 1}: official {what}", flush=True)
-            peer, error = attempt(partial(official, what, iters, threads, peers))
-            for key in (kind, "backbone") if kind == "infer" else (kind,):
-                timing = peer.get(OFFICIAL_KEYS[key], {})
-                theirs[key].add(timing.get("median_s"), timing.get("min_s"), error)
+            timed_official = partial(timed, round_index + 1, what, iters, threads, peers)
+            before = timed_official()
             for variant in todo:
                 print(f"round {round_index + 1}: ours {variant}", flush=True)
                 result, error = attempt(partial(ours, variant, iters, threads))
+                after = timed_official()
                 mine[str(variant)].add(result.get("median_s"), result.get("fastest_s"), error)
+                theirs[str(variant)].add(*bracket(OFFICIAL_KEYS[kind], before, after))
                 if kind == "infer":
                     mine[f"{variant}:backbone"].add(result.get("backbone_fpn_s"), None, error)
+                    backbone = bracket(OFFICIAL_KEYS["backbone"], before, after)
+                    theirs[f"{variant}:backbone"].add(*backbone)
+                before = after
     return theirs, mine
+
+
+def timed(
+    round_number: int, what: str, iters: int, threads: int, peers: Path
+) -> tuple[dict[str, Any], str | None]:
+    """One run of the official code's measurements ``what`` (:func:`official`), announced, and
+    its error where it failed (:func:`attempt`)."""
+    print(f"round {round_number}: official {what}", flush=True)
+    return attempt(partial(official, what, iters, threads, peers))
+
+
+def bracket(
+    key: str, *runs: tuple[dict[str, Any], str | None]
+) -> tuple[float | None, float | None, str | None]:
+    """One official measurement from the runs around one of ours (each a time_official.py
+    result by key, and its error): the mean of their medians and the fastest of their runs, from
+    those that measured ``key``; with none, ``None`` and the first error."""
+    timings = [result[key] for result, _ in runs if key in result]
+    if not timings:
+        errors = [error for _, error in runs if error is not None]
+        return None, None, errors[0] if errors else f"{key} not measured"
+    median = statistics.fmean(timing["median_s"] for timing in timings)
+    return median, min(timing["min_s"] for timing in timings), None
 
 
 def ratios(official_rounds: Rounds, our_rounds: Rounds, fastest: bool = False) -> list[float]:
@@ -389,7 +418,7 @@ def table(
         "|---|---|---|---|---|---|---|---|",
     ]
     for variant in variants:
-        official_rounds = theirs[variant.kind]
+        official_rounds = theirs[str(variant)]
         values = ratios(official_rounds, mine[str(variant)])
         target = TARGETS.get((variant.kind, variant.precision))
         if values:
@@ -407,10 +436,10 @@ def table(
             f"| {floor_cell(variant, official_rounds, floor or {})} |"
         )
         if variant.kind == "infer":
-            backbone = ratios(theirs["backbone"], mine[f"{variant}:backbone"])
+            backbone = ratios(theirs[f"{variant}:backbone"], mine[f"{variant}:backbone"])
             mean_text = f"{statistics.fmean(backbone):.2f}x" if backbone else "not measured"
             lines.append(
-                f"| ... its backbone+FPN | {seconds_cell(theirs['backbone'])} "
+                f"| ... its backbone+FPN | {seconds_cell(theirs[f'{variant}:backbone'])} "
                 f"| {seconds_cell(mine[f'{variant}:backbone'])} | {mean_text} | - | - | - | - |"
             )
     return "\n".join(lines)
@@ -567,8 +596,8 @@ def main() -> None:
             f"{args.threads} threads; inference one {INFER_SIZE[0]}x{INFER_SIZE[1]} image "
             f"(ours: normalise + pad + model + post-processing), training step batch "
             f"{TRAIN_BATCH} at {TRAIN_SIZE[0]}x{TRAIN_SIZE[1]}; medians (and the fastest) of "
-            f"{args.iters} runs, each measurement in a fresh process, official and ours "
-            "interleaved per round.",
+            f"{args.iters} runs, each measurement in a fresh process; the official code timed "
+            "just before and just after each of ours, each ratio against the mean of the two.",
             "",
             table(variants, theirs, mine, floor),
             "",
