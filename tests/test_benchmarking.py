@@ -87,6 +87,32 @@ def test_page_faults_of_the_timed_runs_are_counted_and_unsteady_runs_noted(
     assert run_benchmark(settings).page_faults_per_run is None
 
 
+def test_each_timed_run_times_the_backbone_right_after_the_pipeline() -> None:
+    calls: list[str] = []
+    parts = benchmarking._Parts(
+        preprocess=lambda: calls.append("preprocess") or "batch",
+        model=lambda batch: calls.append(f"model {batch}"),
+        postprocess=lambda output: calls.append("postprocess"),
+        backbone_fpn=lambda batch: calls.append(f"backbone {batch}"),
+    )
+    seconds = benchmarking._time_parts(parts, iters=2, sync=lambda: None)
+    assert calls == ["preprocess", "model batch", "postprocess", "backbone batch"] * 2
+    assert all(len(seconds[part]) == 2 for part in PARTS)
+
+
+def test_runs_far_apart_are_noted(monkeypatch: pytest.MonkeyPatch) -> None:
+    def timed(seconds: list[float]) -> BenchmarkResult:
+        monkeypatch.setattr(
+            benchmarking, "_time_parts", lambda *_: {part: seconds for part in PARTS}
+        )
+        settings = BenchmarkSettings(preset="tiny", image_size=(64, 64), threads=1, iters=3)
+        return run_benchmark(settings)
+
+    (note,) = [n for n in timed([0.1, 0.2, 0.12]).notes if "apart" in n]
+    assert note.startswith("the timed runs took 100.0 to 200.0 ms (2.00x apart)")
+    assert not any("apart" in n for n in timed([0.1, 0.125, 0.13]).notes)  # within 1.3x
+
+
 def test_thread_count_is_restored() -> None:
     before = torch.get_num_threads()
     run_benchmark(

@@ -9,8 +9,9 @@ normalisation and post-processing are inside the graph: its preprocess is the ho
 and its postprocess the removal of score-0 entries) and ``onnx-int8`` (the same export with
 int8 convolutions, :mod:`sparsercnn.export.quantization`, calibrated on the benchmark's random
 images: timing only). Results carry the hardware, library
-versions and settings, as JSON and as a ``BENCHMARKS.md`` table row. Running a benchmark
-configures the process allocator with :func:`~sparsercnn.runtime.retain_freed_memory`.
+versions and settings, as JSON and as a ``BENCHMARKS.md`` table row, and notes where the timed
+runs were not in steady state (page faults) or far apart (:data:`STEADY_SPREAD`). Running a
+benchmark configures the process allocator with :func:`~sparsercnn.runtime.retain_freed_memory`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ PARTS = ("preprocess", "model", "postprocess", "total", "backbone_fpn")
 # being allocated afresh: each fault costs microseconds (~11 us in a KVM guest), so the timed
 # runs were not in steady state.
 STEADY_FAULTS_PER_RUN = 1024
+# Above this ratio of the slowest timed run to the fastest, the machine's speed changed while the
+# runs were timed (other work, or a virtual machine whose host drifts): the result may not
+# compare with another run's.
+STEADY_SPREAD = 1.3
 
 
 @dataclass
@@ -225,6 +230,7 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
             faults_after = minor_page_faults()
     finally:
         torch.set_num_threads(previous_threads)
+    notes.extend(spread_notes(seconds["total"]))
     faults_per_run = None
     if faults_before is not None and faults_after is not None:
         faults_per_run = (faults_after - faults_before) / settings.iters
@@ -247,6 +253,20 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
         page_faults_per_run=faults_per_run,
         notes=notes,
     )
+
+
+def spread_notes(seconds: list[float]) -> list[str]:
+    """A note when the slowest of the timed runs ``seconds`` took more than
+    :data:`STEADY_SPREAD` times the fastest; else none."""
+    fastest, slowest = min(seconds), max(seconds)
+    if slowest <= STEADY_SPREAD * fastest:
+        return []
+    return [
+        f"the timed runs took {fastest * 1e3:.1f} to {slowest * 1e3:.1f} ms "
+        f"({slowest / fastest:.2f}x apart): the machine's speed changed while they ran, so this "
+        "result may not compare with another run's; repeat it on an idle machine, or compare "
+        "the fastest runs (min_ms in --output)"
+    ]
 
 
 def _check_settings(settings: BenchmarkSettings, device: torch.device) -> None:
@@ -390,6 +410,9 @@ def _run_parts(parts: _Parts, sync: Callable[[], None]) -> None:
 
 
 def _time_parts(parts: _Parts, iters: int, sync: Callable[[], None]) -> dict[str, list[float]]:
+    """``iters`` timed runs of every part. Each run times the backbone+FPN right after the whole
+    pipeline, so a machine whose speed drifts slows both alike and their difference (the head
+    and the rest) stays meaningful."""
     seconds: dict[str, list[float]] = {name: [] for name in PARTS}
     for _ in range(iters):
         ticks = [time.perf_counter()]
@@ -405,7 +428,6 @@ def _time_parts(parts: _Parts, iters: int, sync: Callable[[], None]) -> dict[str
         for name, begin, end in zip(PARTS[:3], ticks[:-1], ticks[1:], strict=True):
             seconds[name].append(end - begin)
         seconds["total"].append(ticks[-1] - ticks[0])
-    for _ in range(iters):
         with _stopwatch(seconds["backbone_fpn"], sync):
             parts.backbone_fpn(batch)
     return seconds
