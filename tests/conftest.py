@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import itertools
 import os
-import pickle
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from filelock import FileLock
 
 from tests import synthetic_coco
 from tests.synthetic_coco import SyntheticCoco, WriteCoco
@@ -21,8 +19,6 @@ from tests.tiny_model import write_tiny_model_file
 
 if TYPE_CHECKING:
     from sparsercnn.export import ExportReport
-
-T = TypeVar("T")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -75,37 +71,14 @@ def session_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def onnx_export(session_model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> ExportReport:
     """The ONNX export of :func:`session_model_file` with its self-check (``check=True``), once
-    per test run (:func:`once_per_run`): the slow part of the ONNX tests (~30 s on two CPU
-    cores). Its file is alone in its folder; read it, never change it, and write nothing next
-    to it."""
+    per session: the slow part of the ONNX tests (~30 s on two CPU cores). Its file is alone in
+    its folder; read it, never change it, and write nothing next to it."""
     for module in ("onnx", "onnxscript", "onnxruntime"):
         pytest.importorskip(module)
     from sparsercnn.export import export_onnx
 
-    def export(folder: Path) -> ExportReport:
-        return export_onnx(session_model_file, folder / "model.onnx", check=True)
-
-    return once_per_run(tmp_path_factory, "model_onnx", export)
-
-
-def once_per_run(factory: pytest.TempPathFactory, name: str, make: Callable[[Path], T]) -> T:
-    """``make(folder)`` in a new temporary folder ``name``, once per test run. Under
-    pytest-xdist the workers share the run's temporary root: the first worker to get there
-    makes it under a file lock and pickles the result beside the folder, and the others read
-    that. ``make`` must give the same result in every worker (a session fixture's files made
-    from the same seed)."""
-    if os.environ.get("PYTEST_XDIST_WORKER") is None:
-        return make(factory.mktemp(name))
-    root = factory.getbasetemp().parent  # this run's, shared by its workers
-    folder, result_file = root / name, root / f"{name}.pickle"
-    with FileLock(root / f"{name}.lock"):
-        if result_file.is_file():
-            result: T = pickle.loads(result_file.read_bytes())
-            return result
-        folder.mkdir(exist_ok=True)  # a worker whose make failed may have left it empty
-        result = make(folder)
-        result_file.write_bytes(pickle.dumps(result))
-        return result
+    output = tmp_path_factory.mktemp("model_onnx") / "model.onnx"
+    return export_onnx(session_model_file, output, check=True)
 
 
 @pytest.fixture(scope="session")
