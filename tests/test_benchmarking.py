@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import math
 import subprocess
@@ -81,7 +82,7 @@ def test_page_faults_of_the_timed_runs_are_counted_and_unsteady_runs_noted(
     monkeypatch.setattr(benchmarking, "minor_page_faults", lambda: next(counter))
     settings = BenchmarkSettings(preset="tiny", image_size=(64, 64), threads=1, warmup=0, iters=2)
     faulty = run_benchmark(settings)
-    assert faulty.page_faults_per_run == 500_000  # 10**6 faults over 2 timed runs
+    assert faulty.page_faults_per_run == 10**6  # counted around each timed run
     assert any("page faults per timed run" in note for note in faulty.notes)
     monkeypatch.setattr(benchmarking, "minor_page_faults", lambda: None)  # no OS counter
     assert run_benchmark(settings).page_faults_per_run is None
@@ -89,28 +90,66 @@ def test_page_faults_of_the_timed_runs_are_counted_and_unsteady_runs_noted(
 
 def test_each_timed_run_times_the_backbone_right_after_the_pipeline() -> None:
     calls: list[str] = []
+
+    def preprocess() -> str:
+        calls.append("preprocess")
+        return "batch"
+
     parts = benchmarking._Parts(
-        preprocess=lambda: calls.append("preprocess") or "batch",
+        preprocess=preprocess,
         model=lambda batch: calls.append(f"model {batch}"),
         postprocess=lambda output: calls.append("postprocess"),
         backbone_fpn=lambda batch: calls.append(f"backbone {batch}"),
     )
-    seconds = benchmarking._time_parts(parts, iters=2, sync=lambda: None)
+    seconds: dict[str, list[float]] = {part: [] for part in PARTS}
+    for _ in range(2):
+        benchmarking._time_run(parts, lambda: None, seconds)
     assert calls == ["preprocess", "model batch", "postprocess", "backbone batch"] * 2
     assert all(len(seconds[part]) == 2 for part in PARTS)
 
 
+def _fake_timed_runs(
+    monkeypatch: pytest.MonkeyPatch, seconds: list[float], log: list[str] | None = None
+) -> None:
+    """Timed runs that take ``seconds`` in turn, logging whether bf16 autocast was on."""
+    durations = itertools.cycle(seconds)
+
+    def time_run(parts: object, sync: object, into: dict[str, list[float]]) -> None:
+        if log is not None:
+            log.append("bf16" if torch.is_autocast_enabled("cpu") else "fp32")
+        duration = next(durations)
+        for part in PARTS:
+            into[part].append(duration)
+
+    monkeypatch.setattr(benchmarking, "_time_run", time_run)
+
+
 def test_runs_far_apart_are_noted(monkeypatch: pytest.MonkeyPatch) -> None:
     def timed(seconds: list[float]) -> BenchmarkResult:
-        monkeypatch.setattr(
-            benchmarking, "_time_parts", lambda *_: {part: seconds for part in PARTS}
-        )
+        _fake_timed_runs(monkeypatch, seconds)
         settings = BenchmarkSettings(preset="tiny", image_size=(64, 64), threads=1, iters=3)
         return run_benchmark(settings)
 
     (note,) = [n for n in timed([0.1, 0.2, 0.12]).notes if "apart" in n]
     assert note.startswith("the timed runs took 100.0 to 200.0 ms (2.00x apart)")
     assert not any("apart" in n for n in timed([0.1, 0.125, 0.13]).notes)  # within 1.3x
+
+
+def test_settings_compared_in_one_process_alternate_run_by_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log: list[str] = []
+    _fake_timed_runs(monkeypatch, [0.2, 0.1], log)  # fp32 runs 0.2 s, bf16 runs 0.1 s
+    fp32 = BenchmarkSettings(preset="tiny", image_size=(64, 64), threads=1, warmup=0, iters=3)
+    bf16 = dataclasses.replace(fp32, dtype="bf16")
+    results = benchmarking.run_benchmarks([fp32, bf16])
+    assert log == ["fp32", "bf16"] * 3
+    assert [r.settings["dtype"] for r in results] == ["fp32", "bf16"]
+    assert [r.timings["model"].p50_ms for r in results] == pytest.approx([200.0, 100.0])
+    with pytest.raises(ValueError, match="may differ only in backend, dtype, compile_mode, not"):
+        benchmarking.run_benchmarks([fp32, dataclasses.replace(bf16, threads=2)])
+    with pytest.raises(ValueError, match="at least one setting"):
+        benchmarking.run_benchmarks([])
 
 
 def test_thread_count_is_restored() -> None:
@@ -177,6 +216,45 @@ def test_cli_writes_json_and_markdown(tmp_path: Path, capsys: pytest.CaptureFixt
     printed = capsys.readouterr().out
     assert "backbone_fpn" in printed and "| tiny | eager |" in printed
     assert json.loads(output.read_text())["settings"]["image_size"] == [64, 64]
+
+
+def test_cli_compares_every_combination_in_one_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log: list[str] = []
+    _fake_timed_runs(monkeypatch, [0.3, 0.1, 0.3, 0.1], log)  # fp32 0.3 s, bf16 0.1 s
+    parser = argparse.ArgumentParser()
+    benchmark_cli.add_parser(parser.add_subparsers())
+    output = tmp_path / "results.json"
+    args = parser.parse_args(
+        "benchmark --preset tiny --image-size 64 64 --threads 1 --warmup 0 --iters 2 "
+        f"--backend eager compile --dtype fp32 bf16 bf16 --markdown --output {output}".split()
+    )
+    monkeypatch.setattr(benchmarking, "_torch_parts", lambda *_: _no_parts())
+    assert args.handler(args) == 0
+    assert log == ["fp32", "bf16", "fp32", "bf16"] * 2  # each combination once, alternating
+    printed = capsys.readouterr().out
+    assert "compared in one process, timed runs alternating" in printed
+    assert "  eager fp32            300.00 ms    1.00x" in printed
+    assert "  compile bf16          100.00 ms    3.00x" in printed
+    assert printed.count("| tiny | compile | cpu | bf16 |") == 1
+    written = json.loads(output.read_text())
+    assert [(r["settings"]["backend"], r["settings"]["dtype"]) for r in written] == [
+        ("eager", "fp32"),
+        ("eager", "bf16"),
+        ("compile", "fp32"),
+        ("compile", "bf16"),
+    ]
+
+
+def _no_parts() -> benchmarking._Parts:
+    """Parts that do nothing: the runs before the timed ones, without building a backend."""
+    return benchmarking._Parts(
+        preprocess=lambda: None,
+        model=lambda batch: None,
+        postprocess=lambda output: None,
+        backbone_fpn=lambda batch: None,
+    )
 
 
 def test_cli_with_a_model_file_records_no_preset(

@@ -23,7 +23,7 @@ import platform
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -180,12 +180,103 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
     Raises:
         ValueError: an impossible combination (onnx on CUDA or in bf16, CUDA missing, ...).
     """
-    device = torch.device(settings.device)
-    _check_settings(settings, device)
-    notes = []
+    return run_benchmarks([settings])[0]
+
+
+# What settings compared in one process may differ in; they share everything else.
+COMPARED_FIELDS = ("backend", "dtype", "compile_mode")
+
+
+@dataclass
+class _Run:
+    """One setting of :func:`run_benchmarks`: its timed parts, and what its runs gave."""
+
+    settings: BenchmarkSettings
+    parts: _Parts
+    notes: list[str]
+    setup_seconds: float = 0.0
+    seconds: dict[str, list[float]] = field(default_factory=lambda: {name: [] for name in PARTS})
+    faults: int | None = 0
+
+
+def run_benchmarks(settings: Sequence[BenchmarkSettings]) -> list[BenchmarkResult]:
+    """Several settings of one model, compared in one process: each is built and warmed up,
+    then their timed runs alternate (one run of each in turn, ``iters`` times), so that a
+    machine whose speed drifts slows them alike. They may differ only in
+    :data:`COMPARED_FIELDS` (they share the model, its random weights and the images).
+
+    Raises:
+        ValueError: no settings, settings that differ elsewhere, or an impossible combination
+            (onnx on CUDA or in bf16, CUDA missing, ...).
+    """
+    if not settings:
+        raise ValueError("benchmark needs at least one setting")
+    first = settings[0]
+    for other in settings[1:]:
+        differing = [
+            name
+            for name, value in asdict(other).items()
+            if name not in COMPARED_FIELDS and value != getattr(first, name)
+        ]
+        if differing:
+            raise ValueError(
+                f"settings compared in one process may differ only in {', '.join(COMPARED_FIELDS)}"
+                f", not in {', '.join(differing)}"
+            )
+    device = torch.device(first.device)
+    for each in settings:
+        _check_settings(each, device)
+    shared_notes = []
     if not retain_freed_memory():
-        notes.append("glibc could not be told to reuse freed memory: large tensors page-fault")
-    loaded = _load(settings)
+        shared_notes.append(
+            "glibc could not be told to reuse freed memory: large tensors page-fault"
+        )
+    loaded = _load(first)
+    height, width = first.image_size or resized_shape(
+        480, 640, loaded.config.input.test_min_size, loaded.config.input.test_max_size
+    )
+    generator = torch.Generator().manual_seed(0)
+    images = [
+        torch.randint(0, 256, (3, height, width), generator=generator, dtype=torch.uint8)
+        for _ in range(first.batch_size)
+    ]
+    previous_threads = torch.get_num_threads()
+    if first.threads is not None:
+        torch.set_num_threads(first.threads)
+    sync = _synchronizer(device)
+    try:
+        with contextlib.ExitStack() as stack:
+            runs = [
+                _prepare(each, loaded, images, device, sync, stack, shared_notes)
+                for each in settings
+            ]
+            for _ in range(first.iters):
+                for run in runs:
+                    faults_before = minor_page_faults()
+                    with torch.no_grad(), computing_in(run.settings.dtype, device):
+                        _time_run(run.parts, sync, run.seconds)
+                    faults_after = minor_page_faults()
+                    if faults_before is None or faults_after is None or run.faults is None:
+                        run.faults = None
+                    else:
+                        run.faults += faults_after - faults_before
+    finally:
+        torch.set_num_threads(previous_threads)
+    return [_result(run, loaded, (height, width), previous_threads) for run in runs]
+
+
+def _prepare(
+    settings: BenchmarkSettings,
+    loaded: LoadedModel,
+    images: list[Tensor],
+    device: torch.device,
+    sync: Callable[[], None],
+    stack: contextlib.ExitStack,
+    shared_notes: list[str],
+) -> _Run:
+    """Build one setting's backend (its temporary files live as long as ``stack``), run it once
+    (compilation, session initialisation: the setup time) and warm it up."""
+    notes = list(shared_notes)
     if settings.backend == "onnx-int8":
         notes.append(
             "int8 calibrated on the benchmark's random images: a timing-only graph (calibrate "
@@ -198,58 +289,46 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
         )
     if settings.dtype == "bf16" and not fast_bf16_supported(device):
         notes.append(f"{device.type} has no native bf16: bf16 is emulated (slower than fp32)")
-    height, width = settings.image_size or resized_shape(
-        480, 640, loaded.config.input.test_min_size, loaded.config.input.test_max_size
-    )
-    generator = torch.Generator().manual_seed(0)
-    images = [
-        torch.randint(0, 256, (3, height, width), generator=generator, dtype=torch.uint8)
-        for _ in range(settings.batch_size)
-    ]
-    previous_threads = torch.get_num_threads()
-    if settings.threads is not None:
-        torch.set_num_threads(settings.threads)
-    try:
-        start = time.perf_counter()
-        with contextlib.ExitStack() as stack:
-            if settings.backend in ONNX_BACKENDS:
-                folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-                int8 = settings.backend == "onnx-int8"
-                parts = _onnx_parts(loaded, images, settings.threads, folder, int8=int8)
-            else:
-                parts = _torch_parts(loaded, images, settings, device)
-            stack.enter_context(torch.no_grad())
-            stack.enter_context(computing_in(settings.dtype, device))
-            sync = _synchronizer(device)
-            _run_parts(parts, sync)  # first run: compilation / session initialisation
-            setup = time.perf_counter() - start
-            for _ in range(settings.warmup):
-                _run_parts(parts, sync)
-            faults_before = minor_page_faults()
-            seconds = _time_parts(parts, settings.iters, sync)
-            faults_after = minor_page_faults()
-    finally:
-        torch.set_num_threads(previous_threads)
-    notes.extend(spread_notes(seconds["total"]))
-    faults_per_run = None
-    if faults_before is not None and faults_after is not None:
-        faults_per_run = (faults_after - faults_before) / settings.iters
-        if faults_per_run > STEADY_FAULTS_PER_RUN:
-            notes.append(
-                f"{faults_per_run:.0f} minor page faults per timed run: memory was still being "
-                "allocated afresh, so the timed runs may be slower than steady state; use more "
-                "--warmup runs"
-            )
-    resolved = {**asdict(settings), "image_size": [height, width]}
+    start = time.perf_counter()
+    if settings.backend in ONNX_BACKENDS:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        int8 = settings.backend == "onnx-int8"
+        parts = _onnx_parts(loaded, images, settings.threads, folder, int8=int8)
+    else:
+        parts = _torch_parts(loaded, images, settings, device)
+    with torch.no_grad(), computing_in(settings.dtype, device):
+        _run_parts(parts, sync)  # first run: compilation / session initialisation
+        setup = time.perf_counter() - start
+        for _ in range(settings.warmup):
+            _run_parts(parts, sync)
+    return _Run(settings=settings, parts=parts, notes=notes, setup_seconds=setup)
+
+
+def _result(
+    run: _Run, loaded: LoadedModel, image_size: tuple[int, int], default_threads: int
+) -> BenchmarkResult:
+    """The :class:`BenchmarkResult` of one setting's timed runs."""
+    settings, notes = run.settings, list(run.notes)
+    notes.extend(spread_notes(run.seconds["total"]))
+    faults_per_run = None if run.faults is None else run.faults / settings.iters
+    if faults_per_run is not None and faults_per_run > STEADY_FAULTS_PER_RUN:
+        notes.append(
+            f"{faults_per_run:.0f} minor page faults per timed run: memory was still being "
+            "allocated afresh, so the timed runs may be slower than steady state; use more "
+            "--warmup runs"
+        )
+    resolved = {**asdict(settings), "image_size": list(image_size)}
     resolved["checkpoint"] = str(settings.checkpoint) if settings.checkpoint else None
-    resolved["threads"] = settings.threads or previous_threads
+    resolved["threads"] = settings.threads or default_threads
     return BenchmarkResult(
         model=settings.checkpoint.name if settings.checkpoint else str(settings.preset),
         settings=resolved,
-        timings={k: PartTiming.from_seconds(v, settings.batch_size) for k, v in seconds.items()},
-        hardware=hardware_info(device),
+        timings={
+            k: PartTiming.from_seconds(v, settings.batch_size) for k, v in run.seconds.items()
+        },
+        hardware=hardware_info(torch.device(settings.device)),
         versions=library_versions(),
-        setup_seconds=setup,
+        setup_seconds=run.setup_seconds,
         page_faults_per_run=faults_per_run,
         notes=notes,
     )
@@ -409,28 +488,25 @@ def _run_parts(parts: _Parts, sync: Callable[[], None]) -> None:
     sync()
 
 
-def _time_parts(parts: _Parts, iters: int, sync: Callable[[], None]) -> dict[str, list[float]]:
-    """``iters`` timed runs of every part. Each run times the backbone+FPN right after the whole
-    pipeline, so a machine whose speed drifts slows both alike and their difference (the head
-    and the rest) stays meaningful."""
-    seconds: dict[str, list[float]] = {name: [] for name in PARTS}
-    for _ in range(iters):
-        ticks = [time.perf_counter()]
-        batch = parts.preprocess()
-        sync()
-        ticks.append(time.perf_counter())
-        output = parts.model(batch)
-        sync()
-        ticks.append(time.perf_counter())
-        parts.postprocess(output)
-        sync()
-        ticks.append(time.perf_counter())
-        for name, begin, end in zip(PARTS[:3], ticks[:-1], ticks[1:], strict=True):
-            seconds[name].append(end - begin)
-        seconds["total"].append(ticks[-1] - ticks[0])
-        with _stopwatch(seconds["backbone_fpn"], sync):
-            parts.backbone_fpn(batch)
-    return seconds
+def _time_run(parts: _Parts, sync: Callable[[], None], seconds: dict[str, list[float]]) -> None:
+    """One timed run of every part, appended to ``seconds`` (by :data:`PARTS`). The
+    backbone+FPN is timed right after the whole pipeline, so a machine whose speed drifts slows
+    both alike and their difference (the head and the rest) stays meaningful."""
+    ticks = [time.perf_counter()]
+    batch = parts.preprocess()
+    sync()
+    ticks.append(time.perf_counter())
+    output = parts.model(batch)
+    sync()
+    ticks.append(time.perf_counter())
+    parts.postprocess(output)
+    sync()
+    ticks.append(time.perf_counter())
+    for name, begin, end in zip(PARTS[:3], ticks[:-1], ticks[1:], strict=True):
+        seconds[name].append(end - begin)
+    seconds["total"].append(ticks[-1] - ticks[0])
+    with _stopwatch(seconds["backbone_fpn"], sync):
+        parts.backbone_fpn(batch)
 
 
 def fastest_seconds(run: Callable[[], object], repeats: int, warmup: int = 1) -> float:

@@ -28,7 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="time inference (preprocess, model, postprocess, backbone+FPN)",
         description="Warm up, then time preprocessing (normalise + pad), the model, "
         "post-processing and backbone+FPN alone on random images of a fixed size; prints "
-        "p50/p95 latency and images/s with the hardware and library versions. Run it on an "
+        "p50/p95 latency and images/s with the hardware and library versions. Several "
+        "--backend and --dtype values compare every combination in one process, their timed "
+        "runs alternating, so that a machine whose speed drifts slows them alike. Run it on an "
         "otherwise idle machine.",
     )
     model = parser.add_mutually_exclusive_group()
@@ -43,10 +45,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--backend",
         choices=["eager", "compile", "cuda-graphs", "onnx", "onnx-int8"],
-        default="eager",
-        help="cuda-graphs: the eager kernels replayed from CUDA graphs (CUDA only); onnx-int8: "
-        "the onnx export with int8 convolutions, calibrated on the random benchmark images "
-        "(timing only)",
+        nargs="+",
+        default=["eager"],
+        help="one or more; cuda-graphs: the eager kernels replayed from CUDA graphs (CUDA "
+        "only); onnx-int8: the onnx export with int8 convolutions, calibrated on the random "
+        "benchmark images (timing only)",
     )
     parser.add_argument("--batch-size", type=int_at_least(1), default=1)
     parser.add_argument(
@@ -56,7 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar=("H", "W"),
         help="resized input size (default: the test resize of a 480x640 image)",
     )
-    add_precision_argument(parser, "--dtype")
+    add_precision_argument(parser, "--dtype", several=True)
     parser.add_argument(
         "--compile-mode",
         choices=list(get_args(CompileMode)),
@@ -67,7 +70,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--warmup", type=int_at_least(0), default=3, help="untimed runs after the first"
     )
     parser.add_argument("--iters", type=int_at_least(1), default=20, help="timed runs")
-    parser.add_argument("--output", type=Path, help="write the result as JSON here")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="write the result as JSON here (a list of results when several are compared)",
+    )
     parser.add_argument(
         "--markdown", action="store_true", help="print a table row for BENCHMARKS.md"
     )
@@ -75,33 +82,52 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparsercnn.benchmarking import BenchmarkResult, BenchmarkSettings, run_benchmark
+    from sparsercnn.benchmarking import BenchmarkResult, BenchmarkSettings, run_benchmarks
 
     if args.output:
         check_output_path(args.output, "--output", inputs={"--model": args.model})
-    settings = BenchmarkSettings(
-        checkpoint=args.model,
-        preset=None if args.model else args.preset,
-        device=args.device,
-        backend=args.backend,
-        batch_size=args.batch_size,
-        image_size=tuple(args.image_size) if args.image_size else None,
-        dtype=args.dtype,
-        compile_mode=args.compile_mode,
-        threads=args.threads,
-        warmup=args.warmup,
-        iters=args.iters,
-    )
-    result = run_benchmark(settings)
-    print(format_result(result))
+    settings = [
+        BenchmarkSettings(
+            checkpoint=args.model,
+            preset=None if args.model else args.preset,
+            device=args.device,
+            backend=backend,
+            batch_size=args.batch_size,
+            image_size=tuple(args.image_size) if args.image_size else None,
+            dtype=dtype,
+            compile_mode=args.compile_mode,
+            threads=args.threads,
+            warmup=args.warmup,
+            iters=args.iters,
+        )
+        for backend in dict.fromkeys(args.backend)
+        for dtype in dict.fromkeys(args.dtype)
+    ]
+    results = run_benchmarks(settings)
+    print("\n\n".join(format_result(result) for result in results))
+    if len(results) > 1:
+        print("\n" + format_comparison(results))
     if args.markdown:
         print()
         print(BenchmarkResult.markdown_header())
-        print(result.markdown_row())
+        print("\n".join(result.markdown_row() for result in results))
     if args.output:
-        atomic_write_text(args.output, json.dumps(result.to_dict(), indent=2) + "\n")
+        data = [r.to_dict() for r in results] if len(results) > 1 else results[0].to_dict()
+        atomic_write_text(args.output, json.dumps(data, indent=2) + "\n")
         print(f"result written to {args.output}")
     return 0
+
+
+def format_comparison(results: list[BenchmarkResult]) -> str:
+    """The whole pipeline's median per setting, and how much faster than the first it ran."""
+    reference = results[0].timings["total"].p50_ms
+    lines = ["compared in one process, timed runs alternating (whole pipeline, p50):"]
+    for result in results:
+        s, p50 = result.settings, result.timings["total"].p50_ms
+        lines.append(
+            f"  {s['backend'] + ' ' + s['dtype']:<18}{p50:>10.2f} ms{reference / p50:>8.2f}x"
+        )
+    return "\n".join(lines)
 
 
 def format_result(result: BenchmarkResult) -> str:

@@ -118,13 +118,18 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_precision_argument(parser: argparse.ArgumentParser, flag: str = "--precision") -> None:
-    """``--precision fp32|bf16|winograd|int8``: how the PyTorch model computes at inference."""
+def add_precision_argument(
+    parser: argparse.ArgumentParser, flag: str = "--precision", several: bool = False
+) -> None:
+    """``--precision fp32|bf16|winograd|int8``: how the PyTorch model computes at inference;
+    ``several``: one or more of them (a list, default ``["fp32"]``)."""
     parser.add_argument(
         flag,
         choices=list(get_args(Precision)),
-        default="fp32",
-        help="fp32; bf16 autocast on devices with native bf16 (AVX-512 BF16 or AMX CPUs, "
+        nargs="+" if several else None,
+        default=["fp32"] if several else "fp32",
+        help=("one or more of: " if several else "")
+        + "fp32; bf16 autocast on devices with native bf16 (AVX-512 BF16 or AMX CPUs, "
         "Ampere+ GPUs); winograd: fp32 with Winograd 3x3 convolutions (CPUs); or int8: the "
         "backbone and FPN on int8 convolutions (CPUs; a model file made by `export --int8 "
         "--calibration DIR --output M.safetensors`). The last three are faster and "
