@@ -204,13 +204,18 @@ def test_impossible_settings_are_rejected(changes: dict[str, object]) -> None:
         run_benchmark(BenchmarkSettings(preset="tiny", **changes))  # type: ignore[arg-type]
 
 
-def test_cli_writes_json_and_markdown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _cli_args(command: str) -> argparse.Namespace:
+    """``command`` (space-separated) parsed by the ``benchmark`` subcommand's parser."""
     parser = argparse.ArgumentParser()
     benchmark_cli.add_parser(parser.add_subparsers())
+    return parser.parse_args(command.split())
+
+
+def test_cli_writes_json_and_markdown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "result.json"
-    args = parser.parse_args(
+    args = _cli_args(
         "benchmark --preset tiny --image-size 64 64 --threads 1 --warmup 0 --iters 1 "
-        f"--markdown --output {output}".split()
+        f"--markdown --output {output}"
     )
     assert args.handler(args) == 0
     printed = capsys.readouterr().out
@@ -223,12 +228,10 @@ def test_cli_compares_every_combination_in_one_process(
 ) -> None:
     log: list[str] = []
     _fake_timed_runs(monkeypatch, [0.3, 0.1, 0.3, 0.1], log)  # fp32 0.3 s, bf16 0.1 s
-    parser = argparse.ArgumentParser()
-    benchmark_cli.add_parser(parser.add_subparsers())
     output = tmp_path / "results.json"
-    args = parser.parse_args(
+    args = _cli_args(
         "benchmark --preset tiny --image-size 64 64 --threads 1 --warmup 0 --iters 2 "
-        f"--backend eager compile --dtype fp32 bf16 bf16 --markdown --output {output}".split()
+        f"--backend eager compile --dtype fp32 bf16 bf16 --markdown --output {output}"
     )
     monkeypatch.setattr(benchmarking, "_torch_parts", lambda *_: _no_parts())
     assert args.handler(args) == 0
@@ -260,12 +263,10 @@ def _no_parts() -> benchmarking._Parts:
 def test_cli_with_a_model_file_records_no_preset(
     model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    parser = argparse.ArgumentParser()
-    benchmark_cli.add_parser(parser.add_subparsers())
     output = tmp_path / "result.json"
-    args = parser.parse_args(
+    args = _cli_args(
         f"benchmark --model {model_file} --image-size 64 64 --threads 1 --warmup 0 --iters 1 "
-        f"--output {output}".split()
+        f"--output {output}"
     )
     assert args.handler(args) == 0
     settings = json.loads(output.read_text())["settings"]
