@@ -55,6 +55,9 @@ STEADY_FAULTS_PER_RUN = 1024
 # runs were timed (other work, or a virtual machine whose host drifts): the result may not
 # compare with another run's.
 STEADY_SPREAD = 1.3
+# What settings compared in one process (:func:`run_benchmarks`) may differ in; they share
+# everything else.
+COMPARED_FIELDS = ("backend", "dtype", "compile_mode")
 
 
 @dataclass
@@ -183,10 +186,6 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
     return run_benchmarks([settings])[0]
 
 
-# What settings compared in one process may differ in; they share everything else.
-COMPARED_FIELDS = ("backend", "dtype", "compile_mode")
-
-
 @dataclass
 class _Run:
     """One setting of :func:`run_benchmarks`: its timed parts, and what its runs gave."""
@@ -262,7 +261,7 @@ def run_benchmarks(settings: Sequence[BenchmarkSettings]) -> list[BenchmarkResul
                         run.faults += faults_after - faults_before
     finally:
         torch.set_num_threads(previous_threads)
-    return [_result(run, loaded, (height, width), previous_threads) for run in runs]
+    return [_result(run, (height, width), previous_threads) for run in runs]
 
 
 def _prepare(
@@ -304,9 +303,7 @@ def _prepare(
     return _Run(settings=settings, parts=parts, notes=notes, setup_seconds=setup)
 
 
-def _result(
-    run: _Run, loaded: LoadedModel, image_size: tuple[int, int], default_threads: int
-) -> BenchmarkResult:
+def _result(run: _Run, image_size: tuple[int, int], default_threads: int) -> BenchmarkResult:
     """The :class:`BenchmarkResult` of one setting's timed runs."""
     settings, notes = run.settings, list(run.notes)
     notes.extend(spread_notes(run.seconds["total"]))
