@@ -250,6 +250,30 @@ def test_cli_compares_every_combination_in_one_process(
     ]
 
 
+def test_cli_gives_the_compile_mode_to_the_compile_backend_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    compared: list[BenchmarkSettings] = []
+
+    def run_benchmarks(settings: list[BenchmarkSettings]) -> list[BenchmarkResult]:
+        compared.extend(settings)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(benchmarking, "run_benchmarks", run_benchmarks)
+    args = _cli_args("benchmark --backend eager compile --compile-mode reduce-overhead")
+    with pytest.raises(SystemExit):
+        args.handler(args)
+    assert [(s.backend, s.compile_mode) for s in compared] == [
+        ("eager", None),
+        ("compile", "reduce-overhead"),
+    ]
+    monkeypatch.undo()
+    # Without a compile backend the mode is refused, not ignored.
+    args = _cli_args("benchmark --preset tiny --backend eager --compile-mode reduce-overhead")
+    with pytest.raises(ValueError, match="compile_mode 'reduce-overhead' needs the compile"):
+        args.handler(args)
+
+
 def _no_parts() -> benchmarking._Parts:
     """Parts that do nothing: the runs before the timed ones, without building a backend."""
     return benchmarking._Parts(

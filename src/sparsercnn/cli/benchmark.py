@@ -86,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output:
         check_output_path(args.output, "--output", inputs={"--model": args.model})
+    # --compile-mode is the compile backend's; without one, every setting carries it, so that it
+    # is refused rather than ignored.
+    compiled = {"compile"} if "compile" in args.backend else set(args.backend)
     settings = [
         BenchmarkSettings(
             checkpoint=args.model,
@@ -95,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             image_size=tuple(args.image_size) if args.image_size else None,
             dtype=dtype,
-            compile_mode=args.compile_mode,
+            compile_mode=args.compile_mode if backend in compiled else None,
             threads=args.threads,
             warmup=args.warmup,
             iters=args.iters,
