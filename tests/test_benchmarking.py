@@ -150,6 +150,10 @@ def test_settings_compared_in_one_process_alternate_run_by_run(
         benchmarking.run_benchmarks([fp32, dataclasses.replace(bf16, threads=2)])
     with pytest.raises(ValueError, match="at least one setting"):
         benchmarking.run_benchmarks([])
+    # An impossible combination among several is named.
+    onnx_bf16 = dataclasses.replace(bf16, backend="onnx")
+    with pytest.raises(ValueError, match=r"^backend onnx with dtype bf16: the onnx backend runs"):
+        benchmarking.run_benchmarks([fp32, onnx_bf16])
 
 
 def test_thread_count_is_restored() -> None:

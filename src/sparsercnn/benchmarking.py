@@ -224,7 +224,12 @@ def run_benchmarks(settings: Sequence[BenchmarkSettings]) -> list[BenchmarkResul
             )
     device = torch.device(first.device)
     for each in settings:
-        _check_settings(each, device)
+        try:
+            _check_settings(each, device)
+        except ValueError as error:
+            if len(settings) == 1:
+                raise
+            raise ValueError(f"backend {each.backend} with dtype {each.dtype}: {error}") from None
     shared_notes = []
     if not retain_freed_memory():
         shared_notes.append(
