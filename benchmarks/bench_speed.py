@@ -19,7 +19,9 @@ those two official medians over ours: a machine whose speed drifts from minute t
 both sides alike. The table gives the mean and range over the rounds, the target and whether it
 is met (judged on the medians), and the same ratio of the fastest runs (the fastest official run
 of the two): the host's slow stretches only ever slow a run down, so that column moves less on
-a machine whose speed swings. ``--write`` appends the table to BENCHMARKS.md with the command
+a machine whose speed swings. Below the table, the measurements whose own runs were more than
+:data:`~sparsercnn.benchmarking.STEADY_SPREAD` apart: the host's speed changed within them,
+which bracketing cannot remove. ``--write`` appends the table to BENCHMARKS.md with the command
 and the machine kind. Needs the peers' environment (``bash ../shared/peers/setup.sh``, ~4 min);
 run it on an otherwise idle machine.
 
@@ -110,15 +112,23 @@ class Variant:
 @dataclass
 class Rounds:
     """Median and fastest seconds per round of one measurement (None where it failed, with the
-    error)."""
+    error), and its spread: the slowest of its runs over the fastest (None where unknown)."""
 
     seconds: list[float | None] = field(default_factory=list)
     fastest: list[float | None] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    spread: list[float | None] = field(default_factory=list)
 
-    def add(self, seconds: float | None, fastest: float | None, error: str | None) -> None:
+    def add(
+        self,
+        seconds: float | None,
+        fastest: float | None,
+        error: str | None,
+        spread: float | None = None,
+    ) -> None:
         self.seconds.append(seconds)
         self.fastest.append(fastest)
+        self.spread.append(spread)
         if error is not None:
             self.errors.append(error)
 
@@ -137,7 +147,11 @@ def measure_ours(variant: Variant, iters: int, threads: int) -> dict[str, float]
 
         cfg, batch = _training_step_inputs(amp=variant.precision == "bf16")
         steps = time_train_steps(cfg, batch, torch.device("cpu"), iters + 1)[1:]
-        return {"median_s": statistics.median(steps), "fastest_s": min(steps)}
+        return {
+            "median_s": statistics.median(steps),
+            "fastest_s": min(steps),
+            "slowest_s": max(steps),
+        }
     from sparsercnn.benchmarking import BenchmarkSettings, run_benchmark
 
     settings = BenchmarkSettings(
@@ -154,6 +168,7 @@ def measure_ours(variant: Variant, iters: int, threads: int) -> dict[str, float]
     return {
         "median_s": result.timings["total"].p50_ms / 1e3,
         "fastest_s": result.timings["total"].min_ms / 1e3,
+        "slowest_s": result.timings["total"].max_ms / 1e3,
         "backbone_fpn_s": result.timings["backbone_fpn"].p50_ms / 1e3,
     }
 
@@ -356,7 +371,10 @@ def run_rounds(
                 print(f"round {round_index + 1}: ours {variant}", flush=True)
                 result, error = attempt(partial(ours, variant, iters, threads))
                 after = timed_official()
-                mine[str(variant)].add(result.get("median_s"), result.get("fastest_s"), error)
+                spread = _spread(result.get("fastest_s"), result.get("slowest_s"))
+                mine[str(variant)].add(
+                    result.get("median_s"), result.get("fastest_s"), error, spread
+                )
                 theirs[str(variant)].add(*bracket(OFFICIAL_KEYS[kind], before, after))
                 if kind == "infer":
                     mine[f"{variant}:backbone"].add(result.get("backbone_fpn_s"), None, error)
@@ -392,16 +410,45 @@ def timed(
 
 def bracket(
     key: str, *runs: tuple[dict[str, Any], str | None]
-) -> tuple[float | None, float | None, str | None]:
+) -> tuple[float | None, float | None, str | None, float | None]:
     """One official measurement from the runs around one of ours (each a time_official.py
-    result by key, and its error): the mean of their medians and the fastest of their runs, from
-    those that measured ``key``; with none, ``None`` and the first error."""
+    result by key, and its error): the mean of their medians, the fastest of their runs and
+    the larger of their spreads, from those that measured ``key``; with none, ``None`` and the
+    first error."""
     timings = [result[key] for result, _ in runs if key in result]
     if not timings:
         errors = [error for _, error in runs if error is not None]
-        return None, None, errors[0] if errors else f"{key} not measured"
+        return None, None, errors[0] if errors else f"{key} not measured", None
     median = statistics.fmean(timing["median_s"] for timing in timings)
-    return median, min(timing["min_s"] for timing in timings), None
+    spreads = [_spread(timing.get("min_s"), timing.get("max_s")) for timing in timings]
+    known = [spread for spread in spreads if spread is not None]
+    return median, min(timing["min_s"] for timing in timings), None, max(known, default=None)
+
+
+def _spread(fastest: float | None, slowest: float | None) -> float | None:
+    """The slowest run over the fastest, None where either is unknown."""
+    return None if fastest is None or slowest is None else slowest / fastest
+
+
+def swing_note(variants: list[Variant], theirs: dict[str, Rounds], mine: dict[str, Rounds]) -> str:
+    """The measurements whose own runs were more than :data:`STEADY_SPREAD` apart: the host's
+    speed changed within them, which bracketing does not remove."""
+    from sparsercnn.benchmarking import STEADY_SPREAD
+
+    swung = []
+    for variant in variants:
+        for side, rounds in (("ours", mine[str(variant)]), ("official", theirs[str(variant)])):
+            swung += [
+                f"{variant} round {index} {side} {spread:.2f}x"
+                for index, spread in enumerate(rounds.spread, start=1)
+                if spread is not None and spread > STEADY_SPREAD
+            ]
+    if not swung:
+        return f"Every measurement's runs were within {STEADY_SPREAD}x of each other."
+    return (
+        f"Runs more than {STEADY_SPREAD}x apart within one measurement (the slowest over the "
+        f"fastest; official: the larger of the two around ours): {'; '.join(swung)}."
+    )
 
 
 def ratios(official_rounds: Rounds, our_rounds: Rounds, fastest: bool = False) -> list[float]:
@@ -618,6 +665,8 @@ def main() -> None:
             "just before and just after each of ours, each ratio against the mean of the two.",
             "",
             table(variants, theirs, mine, floor),
+            "",
+            swing_note(variants, theirs, mine),
             "",
             floor_note(floor),
         ]

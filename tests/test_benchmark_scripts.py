@@ -239,11 +239,11 @@ def test_bench_speed_brackets_each_of_ours_and_judges_ratios_against_targets(
         if what == "train" and len(calls) > 6:
             raise RuntimeError("exit 1: out of memory")
         keys = bench.OFFICIAL_KEYS
-        if what == "train":
-            return {keys["train"]: {"median_s": 5.0, "min_s": 4.0}}
+        if what == "train":  # its runs 1.375x apart
+            return {keys["train"]: {"median_s": 5.0, "min_s": 4.0, "max_s": 5.5}}
         median = next(official_medians)
         return {
-            keys["infer"]: {"median_s": median, "min_s": median - 0.2},
+            keys["infer"]: {"median_s": median, "min_s": median - 0.2, "max_s": median + 0.2},
             keys["backbone"]: {"median_s": median - 0.4, "min_s": median - 0.5},
         }
 
@@ -262,11 +262,16 @@ def test_bench_speed_brackets_each_of_ours_and_judges_ratios_against_targets(
             return next(floors)
         if str(variant) == "infer:eager:fp32":
             # The second round's median is slower, its fastest run is not.
-            median = 1.0 if next(rounds) == 0 else 1.5
-            return {"median_s": median, "fastest_s": 0.7, "backbone_fpn_s": 0.5}
+            median, slowest = (1.0, 1.0) if next(rounds) == 0 else (1.5, 1.6)
+            return {
+                "median_s": median,
+                "fastest_s": 0.7,
+                "slowest_s": slowest,
+                "backbone_fpn_s": 0.5,
+            }
         if str(variant) == "infer:eager:bf16":
-            return {"median_s": 0.5, "fastest_s": 0.4, "backbone_fpn_s": 0.4}
-        return {"median_s": 2.5, "fastest_s": 2.0}
+            return {"median_s": 0.5, "fastest_s": 0.4, "slowest_s": 0.5, "backbone_fpn_s": 0.4}
+        return {"median_s": 2.5, "fastest_s": 2.0, "slowest_s": 2.5}
 
     monkeypatch.setattr(bench, "official", official)
     monkeypatch.setattr(bench, "ours", ours)
@@ -317,6 +322,14 @@ def test_bench_speed_brackets_each_of_ours_and_judges_ratios_against_targets(
     # failed); the second round has neither: 5.0 / 2.5 = 2.0x against 1.6x, fastest 4.0 / 2.0.
     assert "| training step eager fp32 | 5.000 / failed | 2.500 / 2.500 | **2.00x**" in text
     assert text.endswith("| >= 1.6x | yes | **2.00x** (2.00-2.00) | 2.00x (2.50) |")
+    # Measurements whose own runs were more than 1.3x apart: ours 1.0 / 0.7 and 1.6 / 0.7, the
+    # official training step's 5.5 / 4.0 (the round whose official runs both failed has none).
+    assert bench.swing_note(variants, theirs, mine).endswith(
+        ": infer:eager:fp32 round 1 ours 1.43x; infer:eager:fp32 round 2 ours 2.29x; "
+        "train:eager:fp32 round 1 official 1.38x."
+    )
+    steady = {str(v): bench.Rounds() for v in variants}
+    assert bench.swing_note(variants, steady, steady).startswith("Every measurement's runs")
     assert "| 2.00x (2.50) |" not in bench.table(variants, theirs, mine)  # no floor: "-"
     assert "GFLOP/s: fp32 200" in bench.floor_note(floor) and "int8" not in bench.floor_note(floor)
     # int8 quantizes the convolutions only: 240 GFLOP at 800 GOP/s + 60 at 200 = 0.6 s.

@@ -101,12 +101,14 @@ class BenchmarkSettings:
 @dataclass
 class PartTiming:
     """Latency statistics of one part, in milliseconds per batch; throughput from the median.
-    ``min_ms`` is the fastest run: other work on the machine only ever slows a run down."""
+    ``min_ms`` is the fastest run (other work on the machine only ever slows a run down) and
+    ``max_ms`` the slowest."""
 
     p50_ms: float
     p95_ms: float
     mean_ms: float
     min_ms: float
+    max_ms: float
     images_per_s: float
 
     @staticmethod
@@ -117,6 +119,7 @@ class PartTiming:
             p95_ms=float(p95) * 1e3,
             mean_ms=float(np.mean(seconds)) * 1e3,
             min_ms=min(seconds) * 1e3,
+            max_ms=max(seconds) * 1e3,
             images_per_s=batch_size / max(float(p50), 1e-12),
         )
 
