@@ -134,8 +134,8 @@ class Rounds:
 
 
 def measure_ours(variant: Variant, iters: int, threads: int) -> dict[str, float]:
-    """Run in the worker process: median and fastest seconds of one variant (and the median
-    of its backbone+FPN)."""
+    """Run in the worker process: median, fastest and slowest seconds of one variant (and the
+    median of its backbone+FPN)."""
     import torch
 
     from sparsercnn.runtime import retain_freed_memory
@@ -322,8 +322,8 @@ def run_json(command: list[str], env: dict[str, str] | None = None) -> dict[str,
 
 
 def official(what: str, iters: int, threads: int, peers: Path) -> dict[str, dict[str, float]]:
-    """The official code's measurements ``what``: by time_official.py key, ``median_s`` and
-    ``min_s`` (the fastest run)."""
+    """The official code's measurements ``what``: by time_official.py key, ``median_s``,
+    ``min_s`` and ``max_s`` (the fastest and slowest runs)."""
     env = {**os.environ, "SPARSERCNN_OFFICIAL": str(peers / "SparseR-CNN")}
     command = [str(peers / "venv" / "bin" / "python"), str(PEERS_SCRIPTS / "time_official.py")]
     command += ["--what", what, "--iters", str(iters), "--threads", str(threads)]
