@@ -3,6 +3,7 @@ for files it cannot load."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,59 @@ def test_a_damaged_int8_calibration_names_the_file(
         with pytest.raises(ValueError, match="damaged int8 calibration record") as info:
             read(path)
         assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def with_metadata(model_file: Path, tmp_path: Path, **changes: str | None) -> Path:
+    """A copy of ``model_file`` whose metadata entries are replaced (``None``: removed)."""
+    with safe_open(str(model_file), framework="pt") as handle:
+        metadata = dict(handle.metadata())
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    for key, value in changes.items():
+        if value is None:
+            metadata.pop(key)
+        else:
+            metadata[key] = value
+    path = tmp_path / "changed.safetensors"
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+@pytest.mark.parametrize("version", ["2", None])
+def test_another_format_version_is_refused(
+    model_file: Path, tmp_path: Path, version: str | None
+) -> None:
+    """A file of a newer (or an unversioned) format is not read as if it were this one."""
+    path = with_metadata(model_file, tmp_path, format_version=version)
+    assert f"has model file format version {version!r}; this sparsercnn reads version 1" in (
+        one_line_error(path)
+    )
+
+
+def test_a_label_map_of_another_size_than_the_model_is_refused(
+    model_file: Path, tmp_path: Path
+) -> None:
+    """A label map shorter than the class logits would mislabel (or crash on) the last labels."""
+    categories = '{"categories": [{"id": 1, "name": "cat", "label": 0}]}'
+    path = with_metadata(model_file, tmp_path, categories=categories)
+    assert "the label map has 1 classes but the config has model.num_classes=2" in (
+        one_line_error(path)
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "change"),
+    [
+        ("config", lambda config: config.replace('"model": {', '"model": {"new_option": 1, ', 1)),
+        ("config", lambda config: config.replace('"num_classes": 2', '"num_classes": "two"')),
+        ("config", lambda config: "[]"),
+        ("categories", lambda categories: "[1, 2]"),
+    ],
+)
+def test_a_config_or_label_map_it_cannot_read_names_the_file(
+    model_file: Path, tmp_path: Path, key: str, change: Callable[[str], str]
+) -> None:
+    """Unknown config keys (a newer sparsercnn), wrong types: the message names the file."""
+    with safe_open(str(model_file), framework="pt") as handle:
+        changed = change(handle.metadata()[key])
+    path = with_metadata(model_file, tmp_path, **{key: changed})
+    assert "damaged metadata, or written by another version of sparsercnn" in one_line_error(path)

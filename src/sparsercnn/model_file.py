@@ -119,11 +119,25 @@ def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str,
             f"{path} is a safetensors file but not a sparsercnn model (metadata format="
             f"{metadata.get('format')!r}); convert it with `sparsercnn convert`"
         )
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has model file format version {metadata.get('format_version')!r}; this "
+            f"sparsercnn reads version {FORMAT_VERSION}: use the sparsercnn that wrote it"
+        )
     try:
         config = Config.from_dict(json.loads(metadata["config"]))
         categories = CategoryMap.from_dict(json.loads(metadata["categories"]))
-    except (KeyError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: damaged metadata ({error}); re-export the model") from error
+    except (KeyError, ValueError, TypeError) as error:
+        # ValueError covers JSON syntax, unknown config keys and wrong types.
+        raise ValueError(
+            f"{path}: damaged metadata, or written by another version of sparsercnn ({error}); "
+            "re-export the model"
+        ) from error
+    if len(categories) != config.model.num_classes:
+        raise ValueError(
+            f"{path}: damaged metadata: the label map has {len(categories)} classes but the "
+            f"config has model.num_classes={config.model.num_classes}; re-export the model"
+        )
     return tensors, config, categories, metadata
 
 

@@ -10,9 +10,12 @@ import pytest
 import torch
 
 from sparsercnn.cli import convert as convert_cli
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.engine.checkpoint import save_training_checkpoint
 from sparsercnn.model import build_model, build_postprocessor
 from sparsercnn.model_file import load_model_file, load_state_dict_strict, read_model_file
 from sparsercnn.ops.boxes import clip_boxes
+from sparsercnn.presets import get_preset
 from sparsercnn.weights.convert import (
     COCO_CATEGORIES,
     coco_categories,
@@ -177,7 +180,9 @@ def test_cli_convert(
     assert loaded.config.model.backbone_depth == 18
     assert loaded.config.model.clip_boxes is True
     with pytest.raises(
-        ValueError, match=r"r18_mmdet\.pth: \d+ key\(s\) are not part of the official"
+        ValueError,
+        match=r"r18_mmdet\.pth: \d+ key\(s\) are not part of the official layout: .*; the key "
+        r"names are those of the mmdet layout: drop --from",
     ):
         _cli(["convert", str(tiny_files["mmdet"]), "--output", str(dst), "--from", "official"])
 
@@ -192,3 +197,44 @@ def test_bare_state_dict_in_our_names(tmp_path: Path, caplog: pytest.LogCaptureF
     assert converted.config.model.backbone_norm == "bn_eval"  # it has BatchNorm counters
     assert converted.config.model.num_proposals == 16 and converted.config.model.num_stages == 2
     assert all(torch.equal(converted.state_dict[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_training_checkpoint_keeps_its_config_and_label_map(tmp_path: Path) -> None:
+    """A run's checkpoint_*.pt converts with the classes (ids 3 and 7, names) and the settings
+    it was trained with, not ids 1..K, placeholder names and default settings."""
+    cfg = get_preset("tiny")
+    cfg.model.num_classes = 2
+    cfg.input.test_min_size = 96
+    model = build_model(cfg)
+    categories = CategoryMap([3, 7], ["cat", "dog"])
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    path = save_training_checkpoint(tmp_path / "run", 4, model, optimizer, None, cfg, categories)
+    converted = convert_checkpoint(path)
+    assert converted.categories == categories and converted.config == cfg
+    assert all(torch.equal(converted.state_dict[k], v) for k, v in model.state_dict().items())
+    loaded = load_model_file(save_converted(path, tmp_path / "model.safetensors"))
+    assert loaded.categories == categories and loaded.config == cfg
+
+
+def test_a_backbone_file_is_not_a_detector(tmp_path: Path, tiny_pair: ReferencePair) -> None:
+    """What `convert` makes of a torchvision ResNet is pointed to --backbone-weights, not
+    reported as a detector missing its proposals."""
+    resnet = {
+        k.removeprefix("backbone."): v
+        for k, v in tiny_pair.mmdet.items()
+        if k.startswith("backbone.")
+    }
+    torch.save(resnet, tmp_path / "resnet18.pth")
+    backbone = save_converted(tmp_path / "resnet18.pth", tmp_path / "resnet18.safetensors")
+    with pytest.raises(ValueError, match=r"resnet18\.safetensors holds only a ResNet .*--backbone"):
+        convert_checkpoint(backbone)
+
+
+def test_bare_state_dict_of_a_narrow_backbone(tmp_path: Path) -> None:
+    """The ResNet's width is read from its stem, as its depth from its blocks."""
+    cfg = get_preset("small")
+    model = build_model(cfg)
+    path = tmp_path / "bare.pth"
+    torch.save(model.state_dict(), path)
+    converted = convert_checkpoint(path)
+    assert converted.config.model.backbone_width == cfg.model.backbone_width == 32

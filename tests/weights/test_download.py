@@ -74,6 +74,10 @@ def test_missing_local_file_and_bad_scheme(tmp_path: Path) -> None:
         fetch((tmp_path / "nothing.pth").as_uri())
     with pytest.raises(ValueError, match="unsupported URL scheme 'ftp'"):
         fetch("ftp://example.org/model.pth")
+    # A folder exists: it is named as the folder it is (train --backbone-weights DIR).
+    for given in (str(tmp_path), tmp_path.as_uri()):
+        with pytest.raises(IsADirectoryError, match="is a folder; give the checkpoint file"):
+            fetch(given)
 
 
 @dataclass

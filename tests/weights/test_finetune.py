@@ -105,10 +105,16 @@ def test_class_logits_follow_the_class_names(
 
 
 def test_other_architecture_is_an_error(tiny_files: dict[str, Path]) -> None:
+    """The message names the settings that differ and the --set that makes them fit."""
     cfg = convert_checkpoint(tiny_files["official"]).config
-    model = build_model(Config(model=replace(cfg.model, num_proposals=5)))
-    with pytest.raises(ValueError, match=r"mis-shaped keys: proposals\.boxes\.weight"):
+    model = build_model(Config(model=replace(cfg.model, num_proposals=5, ffn_dim=16)))
+    with pytest.raises(ValueError) as info:
         init_from_checkpoint(model, tiny_files["official"])
+    message = str(info.value)
+    assert "r18_official.pth is a model of another architecture: num_proposals 8 (the" in message
+    assert "ffn_dim 64 (the model: 16)" in message
+    assert "--set model.num_proposals=8 model.ffn_dim=64, or with --preset auto" in message
+    assert "proposals.boxes.weight: file (8, 4) vs model (5, 4)" in str(info.value.__cause__)
 
 
 def _torchvision_resnet18(pair: ReferencePair) -> dict[str, torch.Tensor]:

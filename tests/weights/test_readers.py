@@ -132,7 +132,7 @@ def test_safetensors_state_dict_and_layout_detection(
     assert detect_layout(["conv1.weight", "layer1.0.conv1.weight", "fc.weight"], "x") == (
         "torchvision"
     )
-    with pytest.raises(ValueError, match=r"matches no known layout.*--from"):
+    with pytest.raises(ValueError, match=r"match no known layout.*sparsercnn convert.*--from"):
         detect_layout(["foo.weight"], "x")
     with pytest.raises(ValueError, match="several layouts"):
         detect_layout(["backbone.bottom_up.stem.conv1.weight", "neck.x"], "x")
@@ -144,3 +144,45 @@ def test_forced_layout_skips_detection(tmp_path: Path) -> None:
     assert read_checkpoint(path, layout="official").layout == "official"
     with pytest.raises(ValueError, match="unknown checkpoint layout"):
         read_checkpoint(path, layout="detectron")
+
+
+def test_a_damaged_file_says_so(tmp_path: Path, tiny_files: dict[str, Path]) -> None:
+    """A download cut short or an empty file is to be fetched again: not a safety refusal, and
+    no sentence of torch's message cut in the middle."""
+    data = tiny_files["official"].read_bytes()
+    path = tmp_path / "cut.pth"
+    for end in (len(data) // 2, len(data) - 100):
+        path.write_bytes(data[:end])
+        with pytest.raises(ValueError) as info:
+            read_checkpoint(path)
+        message = str(info.value)
+        assert message.startswith(f"{path} is a damaged or truncated PyTorch checkpoint (")
+        assert message.endswith("); download or copy it again")
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"cut\.pth is empty; download or copy"):
+        read_checkpoint(path)
+
+
+def test_a_safetensors_file_cut_in_its_header_is_damaged(
+    tmp_path: Path, tiny_pair: ReferencePair
+) -> None:
+    """Cut inside the JSON header, the file is still told to be a safetensors file."""
+    whole = tmp_path / "whole.safetensors"
+    save_file({k: v.contiguous() for k, v in tiny_pair.mmdet.items()}, str(whole))
+    path = tmp_path / "cut.safetensors"
+    path.write_bytes(whole.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"cut\.safetensors: damaged or truncated safetensors"):
+        read_checkpoint(path)
+
+
+def test_a_folder_is_named_as_a_folder(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError, match="is a folder; give the checkpoint file in it"):
+        read_checkpoint(tmp_path)
+
+
+def test_mmdet_v3_class_names(tmp_path: Path, tiny_pair: ReferencePair) -> None:
+    """mmdetection 3.x keeps the class names in ``meta["dataset_meta"]["classes"]``."""
+    path = tmp_path / "mm3.pth"
+    meta = {"dataset_meta": {"classes": COCO_CLASSES, "palette": [(220, 20, 60)] * 80}}
+    torch.save({"meta": meta, "state_dict": tiny_pair.mmdet}, path)
+    assert read_checkpoint(path).class_names == list(COCO_CLASSES)

@@ -27,7 +27,12 @@ from sparsercnn.model import build_model
 from sparsercnn.model.backbone import ARCHITECTURES, Bottleneck
 from sparsercnn.model_file import load_state_dict_strict, save_model_file
 from sparsercnn.weights.key_tables import Layout, rename_keys
-from sparsercnn.weights.readers import BACKBONE_FORMAT_NAME, RawCheckpoint, read_checkpoint
+from sparsercnn.weights.readers import (
+    BACKBONE_FORMAT_NAME,
+    RawCheckpoint,
+    detect_layout,
+    read_checkpoint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -99,14 +104,14 @@ def convert_raw(checkpoint: RawCheckpoint, base: ModelConfig | None = None) -> C
     """
     source, layout = checkpoint.source, checkpoint.layout
     if layout == "torchvision":
-        raise ValueError(
-            f"{source} holds only a torchvision ResNet (no FPN, proposals or head); use it as "
-            "backbone weights (train --backbone-weights, load_backbone_weights) instead"
-        )
+        raise ValueError(_backbone_only_message(source, "a torchvision ResNet"))
     if checkpoint.config is not None and checkpoint.categories is not None:
         tensors = check_fits(checkpoint.tensors, checkpoint.config.model, source, layout)
         return ConvertedCheckpoint(tensors, checkpoint.config, checkpoint.categories)
     tensors = to_our_names(checkpoint.tensors, layout, source)
+    if all(key.startswith("backbone.") for key in tensors):
+        # A backbone file that `convert` made from a torchvision ResNet, or any ResNet alone.
+        raise ValueError(_backbone_only_message(source, "a ResNet"))
     if layout == "ours":
         norm = "bn_eval" if any(k.endswith(COUNTER) for k in tensors) else "frozen_bn"
         behaviour: dict[str, Any] = {"backbone_norm": norm}
@@ -134,13 +139,30 @@ def convert_raw(checkpoint: RawCheckpoint, base: ModelConfig | None = None) -> C
     return ConvertedCheckpoint(tensors, Config(model=model_cfg), categories)
 
 
+def _backbone_only_message(source: str, what: str) -> str:
+    return (
+        f"{source} holds only {what} (no FPN, proposals or head); use it as backbone weights "
+        "(train --backbone-weights, load_backbone_weights) instead"
+    )
+
+
 def to_our_names(tensors: Mapping[str, Tensor], layout: Layout, source: str) -> dict[str, Tensor]:
     """Rename with the key table; a key the table does not know is an error that lists it."""
     renamed, dropped, unmatched = rename_keys(tensors, layout, "ours")
     if unmatched:
+        try:
+            detected: Layout | None = detect_layout(list(tensors), source)
+        except ValueError:
+            detected = None
+        hint = (
+            f"; the key names are those of the {detected} layout: drop --from (layout=) to "
+            "detect it"
+            if detected not in (None, layout)
+            else ""
+        )
         raise ValueError(
-            f"{source}: {len(unmatched)} key(s) are not part of the {layout} Sparse R-CNN layout: "
-            f"{_listing(unmatched)}"
+            f"{source}: {len(unmatched)} key(s) are not part of the {layout} layout: "
+            f"{_listing(unmatched, limit=5)}{hint}"
         )
     if dropped:
         logger.info("%s: dropped %d unused tensor(s): %s", source, len(dropped), _listing(dropped))
@@ -156,9 +178,10 @@ def infer_model_config(
     """Read the architecture from the tensor shapes (spec 11.6), in our key names.
 
     Depth comes from the number of blocks per ResNet stage (res4/layer3: 6 -> 50, 23 -> 101),
-    proposals and width from the embeddings, classes from the class logits (every stage's must
-    agree), the remaining widths from the first head stage. Everything else comes from
-    ``base``. Errors name keys as the file (of ``layout``) names them.
+    the ResNet's width from its stem, proposals and width from the embeddings, classes from
+    the class logits (every stage's must agree), the remaining widths from the first head
+    stage. Everything else comes from ``base``. Errors name keys as the file (of ``layout``)
+    names them.
     """
     name = file_key_name(layout)
 
@@ -178,6 +201,7 @@ def infer_model_config(
     return replace(
         base or ModelConfig(),
         backbone_depth=infer_depth(tensors, source),
+        backbone_width=shape("backbone.conv1.weight")[0],
         fpn_dim=shape("fpn.lateral_convs.0.weight")[0],
         num_proposals=num_proposals,
         num_stages=len(_indices(tensors, "head.stages.")),

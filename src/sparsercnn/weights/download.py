@@ -85,6 +85,7 @@ def fetch(
 
     Raises:
         FileNotFoundError: a local file does not exist.
+        IsADirectoryError: a local path is a folder.
         ValueError: the checksum does not match, or the URL scheme is not supported.
         ConnectionError: the download failed ``max_attempts`` times; the partial file is kept
             and the next call resumes it.
@@ -113,6 +114,8 @@ def fetch(
         raise ValueError(f"unsupported URL scheme {scheme!r} in {text}; use http(s)://, file://")
     else:
         path = Path(text).expanduser()
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a folder; give the checkpoint file in it")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     verify_sha256(path, expected_sha256(path.name, sha256))

@@ -10,6 +10,7 @@ backbone. The freezing helpers choose what the optimiser may change.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from sparsercnn.config import ModelConfig
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import SparseRCNN
 from sparsercnn.model.backbone import NUM_FREEZABLE_PARTS
@@ -27,6 +29,7 @@ from sparsercnn.weights.convert import (
     backbone_state_dict,
     convert_checkpoint,
     infer_depth,
+    infer_model_config,
     reconcile_counters,
 )
 from sparsercnn.weights.download import fetch
@@ -35,6 +38,22 @@ from sparsercnn.weights.key_tables import Layout
 logger = logging.getLogger(__name__)
 
 CLASS_LOGIT_KEY = re.compile(r"head\.stages\.\d+\.class_logits\.(weight|bias)")
+# The ModelConfig fields that tensor shapes tell (infer_model_config), but for num_classes.
+ARCHITECTURE_FIELDS = (
+    "backbone_depth",
+    "backbone_width",
+    "fpn_dim",
+    "num_proposals",
+    "num_stages",
+    "hidden_dim",
+    "ffn_dim",
+    "dynamic_dim",
+    "pooler_resolution",
+    "num_cls_layers",
+    "num_reg_layers",
+    "use_self_attention",
+    "use_dynamic_conv",
+)
 
 
 def init_from_checkpoint(
@@ -63,7 +82,33 @@ def init_from_checkpoint(
     path = fetch(src, sha256=sha256)
     converted = convert_checkpoint(path, layout)
     classes = None if categories is None else (converted.categories, categories)
-    return load_for_finetuning(model, converted.state_dict, str(path), prior_prob, classes)
+    try:
+        return load_for_finetuning(model, converted.state_dict, str(path), prior_prob, classes)
+    except ValueError as error:
+        differences = architecture_differences(converted.config.model, model)
+        if not differences:
+            raise
+        shown = ", ".join(
+            f"{name} {theirs} (the model: {ours})" for name, theirs, ours in differences
+        )
+        fix = " ".join(f"model.{name}={json.dumps(theirs)}" for name, theirs, _ in differences)
+        raise ValueError(
+            f"{path} is a model of another architecture: {shown}; train with --set {fix}, or "
+            "with --preset auto, which takes the checkpoint's architecture"
+        ) from error
+
+
+def architecture_differences(
+    checkpoint: ModelConfig, model: SparseRCNN
+) -> list[tuple[str, object, object]]:
+    """``(field, checkpoint's value, model's value)`` for every architecture setting (other
+    than the number of classes) in which ``model``'s tensor shapes differ from ``checkpoint``."""
+    own = infer_model_config(model.state_dict(), "the model")
+    return [
+        (name, getattr(checkpoint, name), getattr(own, name))
+        for name in ARCHITECTURE_FIELDS
+        if getattr(checkpoint, name) != getattr(own, name)
+    ]
 
 
 def load_for_finetuning(

@@ -1,7 +1,8 @@
 """Reading checkpoint files of every supported container safely, and telling their layout.
 
 Containers (spec 11.1): a PyTorch ``.pth`` holding a flat state dict, ``{"model": ...}``
-(detectron2) or ``{"meta": ..., "state_dict": ...}`` (mmdetection), with tensors or numpy arrays;
+(detectron2) or ``{"meta": ..., "state_dict": ...}`` (mmdetection), with tensors or numpy arrays,
+or one of our training checkpoints (``checkpoint_*.pt``, whose config and label map are kept);
 safetensors files (ours, with config and label map, or a bare state dict). ``.pth`` files are read
 with ``torch.load(weights_only=True)``: only tensors, containers, numbers, strings and plain numpy
 arrays are rebuilt, so a file that tries to run code is refused. detectron2 ``.pkl`` pickles are
@@ -31,6 +32,8 @@ from sparsercnn.weights.key_tables import LAYOUTS, Layout
 logger = logging.getLogger(__name__)
 
 PICKLE_SUFFIXES = (".pkl", ".pickle")
+# The largest JSON header safetensors reads (its own limit, 100 MB).
+MAX_SAFETENSORS_HEADER = 100_000_000
 # Metadata format of the backbone-only safetensors files that `sparsercnn convert` writes.
 BACKBONE_FORMAT_NAME = "sparsercnn-backbone"
 # Keys that identify a layout: any key starting with one of these prefixes.
@@ -50,9 +53,10 @@ class RawCheckpoint:
         tensors: state dict in the file's own key names.
         layout: the detected (or forced) key layout.
         source: the file, for error messages.
-        class_names: class names stored in the file (mmdetection ``meta["CLASSES"]``), if any.
-        config: the config, for our own model files.
-        categories: the label map, for our own model files.
+        class_names: class names stored in the file (mmdetection ``meta["CLASSES"]``, or
+            ``meta["dataset_meta"]["classes"]`` in v3), if any.
+        config: the config, for our own model files and training checkpoints.
+        categories: the label map, for our own model files and training checkpoints.
     """
 
     tensors: dict[str, Tensor]
@@ -73,10 +77,13 @@ def read_checkpoint(path: str | Path, layout: Layout | None = None) -> RawCheckp
 
     Raises:
         FileNotFoundError: the file does not exist.
+        IsADirectoryError: the path is a folder.
         ValueError: the file is a pickle, not a checkpoint, holds objects safe loading refuses,
             or its layout cannot be told (the message names the file and says what to do).
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a folder; give the checkpoint file in it")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if layout is not None and layout not in LAYOUTS:
@@ -111,21 +118,26 @@ def detect_layout(keys: list[str], source: str) -> Layout:
         found.remove("torchvision")
     if len(found) != 1:
         shown = ", ".join(keys[:5])
-        what = "matches several layouts " + str(found) if found else "matches no known layout"
+        what = "match several layouts " + str(found) if found else "match no known layout"
         raise ValueError(
-            f"{source}: the key names ({shown}, ...) {what}; pass the layout explicitly "
-            f"(--from / layout=) as one of {', '.join(LAYOUTS)}"
+            f"{source}: the key names ({shown}, ...) {what}; name its layout with "
+            "`sparsercnn convert SRC --from LAYOUT --output FILE` (official, mmdet, torchvision) "
+            "and use the converted file, or pass layout= in Python"
         )
     return found[0]
 
 
 def _is_safetensors(path: Path) -> bool:
-    """safetensors files start with an 8-byte little-endian header length, then ``{``."""
+    """safetensors files start with an 8-byte little-endian header length, then ``{``.
+
+    The length is not checked against the file's size: a file cut short inside its header is
+    still a (damaged) safetensors file, which safetensors then reports as such.
+    """
     with open(path, "rb") as handle:
         head = handle.read(9)
     if len(head) < 9 or head[8:9] != b"{":
         return False
-    return 0 < int.from_bytes(head[:8], "little") < path.stat().st_size
+    return 0 < int.from_bytes(head[:8], "little") <= MAX_SAFETENSORS_HEADER
 
 
 def _read_safetensors(path: Path, layout: Layout | None) -> RawCheckpoint:
@@ -133,7 +145,9 @@ def _read_safetensors(path: Path, layout: Layout | None) -> RawCheckpoint:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
     except (SafetensorError, OSError) as error:
-        raise ValueError(f"{path}: unreadable safetensors file ({error})") from error
+        raise ValueError(
+            f"{path}: damaged or truncated safetensors file ({error}); download or copy it again"
+        ) from error
     if metadata.get("format") == FORMAT_NAME:
         tensors, config, categories = read_model_file(path)
         return RawCheckpoint(tensors, "ours", str(path), categories.names, config, categories)
@@ -174,29 +188,84 @@ def _read_torch(path: Path, layout: Layout | None) -> RawCheckpoint:
         with _numpy_allowed(), open(path, "rb") as handle:
             obj = torch.load(handle, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        raise ValueError(
-            f"{path} could not be read as a PyTorch checkpoint with safe loading "
-            f"({_load_failure(error)}). It is either not a checkpoint, or it holds Python objects "
-            "other than tensors, which are never unpickled here. If you trust the file, re-save "
-            "only its state dict with torch.save and convert that."
-        ) from error
+        raise ValueError(_unreadable_message(path, error)) from error
     tensors, meta = _find_state_dict(obj, path)
     tensors = _strip_prefix(tensors, "module.")
-    class_names = None
-    if isinstance(meta, Mapping) and meta.get("CLASSES") is not None:
-        class_names = [str(name) for name in meta["CLASSES"]]
+    assert isinstance(obj, Mapping)  # _find_state_dict refuses anything else
+    own = _training_checkpoint_labels(obj, path)
+    if own is not None:
+        config, categories = own
+        return RawCheckpoint(
+            tensors, layout or "ours", str(path), categories.names, config, categories
+        )
     layout = layout or detect_layout(list(tensors), str(path))
-    return RawCheckpoint(tensors, layout, str(path), class_names)
+    return RawCheckpoint(tensors, layout, str(path), _mmdet_class_names(meta))
+
+
+def _mmdet_class_names(meta: object) -> list[str] | None:
+    """The class names of an mmdetection ``meta``: ``CLASSES`` (v2) or
+    ``dataset_meta["classes"]`` (v3), or None."""
+    if not isinstance(meta, Mapping):
+        return None
+    names = meta.get("CLASSES")
+    dataset_meta = meta.get("dataset_meta")
+    if names is None and isinstance(dataset_meta, Mapping):
+        names = dataset_meta.get("classes")
+    return None if names is None else [str(name) for name in names]
+
+
+def _training_checkpoint_labels(
+    obj: Mapping[str, Any], path: Path
+) -> tuple[Config, CategoryMap] | None:
+    """The config and label map of one of our training checkpoints (``checkpoint_*.pt``, whose
+    ``model`` sits beside ``config`` and ``categories``), or None for any other container.
+
+    Raises:
+        ValueError: the stored config or label map is damaged (naming ``path``).
+    """
+    if not (isinstance(obj.get("config"), Mapping) and isinstance(obj.get("categories"), Mapping)):
+        return None
+    try:
+        return Config.from_dict(dict(obj["config"])), CategoryMap.from_dict(obj["categories"])
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"{path}: the training checkpoint's config or label map is damaged or from another "
+            f"version of sparsercnn ({error}); convert another checkpoint of the run"
+        ) from error
+
+
+def _unreadable_message(path: Path, error: Exception) -> str:
+    """Why ``torch.load`` could not read ``path`` and what to do: an empty file or a damaged
+    zip archive (what torch.save writes, e.g. a download cut short) is to be fetched again; a
+    file that refers to Python objects is refused by safe loading."""
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    if not head:
+        return f"{path} is empty; download or copy the checkpoint again"
+    failure = _load_failure(error)
+    if head == b"PK" and not failure.startswith("it refers to"):
+        return (
+            f"{path} is a damaged or truncated PyTorch checkpoint ({failure}); download or copy "
+            "it again"
+        )
+    return (
+        f"{path} could not be read as a PyTorch checkpoint with safe loading ({failure}). It is "
+        "either not a checkpoint, or it holds Python objects other than tensors, which are never "
+        "unpickled here. If you trust the file, re-save only its state dict with torch.save and "
+        "convert that."
+    )
 
 
 def _load_failure(error: Exception) -> str:
-    """The informative part of torch.load's error (not its advice to allowlist globals)."""
+    """The informative part of torch.load's error (not its advice to allowlist globals, nor
+    the sentences after the first)."""
     text = str(error)
     found = re.search(r"GLOBAL (\S+)", text)
     if found:
         return f"it refers to the Python object {found.group(1)}"
     detail = text.split("WeightsUnpickler error:")[-1].strip().splitlines()
-    return f"{type(error).__name__}: {detail[0] if detail else ''}"[:200]
+    first = detail[0].split(". ")[0].rstrip(".") if detail else ""
+    return f"{type(error).__name__}: {first}"[:200]
 
 
 def _find_state_dict(obj: object, path: Path) -> tuple[dict[str, Tensor], object]:
