@@ -178,6 +178,10 @@ def test_in_memory_inputs_match_the_file_and_bad_values_are_refused(
         predictor([tensor.int() * 4])
     with pytest.raises(ValueError, match="this bool one does not"):
         predictor([tensor > 128])
+    # NaN would be cast to an arbitrary pixel value.
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="NaN or infinite values"):
+            predictor([tensor.float().index_fill(1, torch.tensor([0]), bad)])
     for empty in (array[:0], tensor[:, :, :0], Image.new("RGB", (0, 5))):
         with pytest.raises(ValueError, match="the image is empty"):
             predictor([empty])

@@ -170,6 +170,11 @@ def to_pil(image: ImageInput) -> Image.Image:
             )
         array = image.detach().cpu()
         if array.is_floating_point():
+            if not bool(torch.isfinite(array).all()):
+                # A cast would turn NaN into an arbitrary pixel value.
+                raise ValueError(
+                    "this float tensor image holds NaN or infinite values; give 0-255 pixels"
+                )
             if array.numel() and 0 < float(array.max()) <= 1.0:
                 raise ValueError(
                     "float tensor images hold 0-255 values (as torchvision's uint8 images); "

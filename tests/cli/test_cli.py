@@ -111,6 +111,21 @@ def test_predict_never_writes_over_its_inputs(
     assert drawings == [DRAWINGS_MARKER, "a.jpg", "b.png", "nested/c.jpg"]
 
 
+def test_predict_score_threshold_without_drawings_is_refused(
+    model_file: Path, dataset: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The threshold only chooses what is drawn: without --save-images it would change
+    nothing, while the user expects fewer records."""
+    output = tmp_path / "preds.json"
+    argv = ["predict", "--model", str(model_file), str(dataset.image_dir / "a.jpg")]
+    assert main([*argv, "--output", str(output), "--score-threshold", "0.5"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--score-threshold 0.5" in line and "--save-images" in line and str(output) in line
+    assert not output.exists()
+    assert main([*argv, "--output", str(output), "--save-images", str(tmp_path / "d")]) == 0
+    assert "(score >= 0.3)" in capsys.readouterr().out  # the default threshold of drawings
+
+
 def test_predict_terminated_mid_run_leaves_nothing_behind(
     model_file: Path,
     dataset: SyntheticCoco,

@@ -335,6 +335,11 @@ def test_an_output_folder_that_takes_no_file_fails_before_any_work(
          "--output {image} would replace a file in the --images folder"),
         (["visualize", "--model", "{model}", "{image}", "--output", "{image}"], "image",
          "--output {image} is the file IMAGE names"),
+        (["predict", "--model", "{model}", "{image}", "--output", "{model}"], "model",
+         "--output {model} is the file --model names"),
+        # Refused before the file is read: any file stands for the ONNX model here.
+        (["predict", "--onnx", "{json}", "{image}", "--output", "{json}"], "json",
+         "--output {json} is the file --onnx names"),
         (["export", "--model", "{model}", "--output", "{model}"], "model",
          "--output {model} is the file --model names"),
         (["convert", "{model}", "--output", "{model}"], "model",

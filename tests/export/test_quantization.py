@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,9 +23,11 @@ from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
 from sparsercnn.export import OnnxPredictor, quantization
 from sparsercnn.export.quantization import (
     calibration_images,
+    compare_predictions,
     quantization_record,
     quantize_onnx,
 )
+from sparsercnn.predictor import Prediction
 from tests import synthetic_coco
 from tests.synthetic_coco import SyntheticCoco
 
@@ -167,6 +170,8 @@ def test_calibration_images_are_spread_over_the_folder(tmp_path: Path) -> None:
         (["--int8", "--calibration", "{missing}"], "--calibration: calibration folder"),
         (["--int8", "--calibration", "{empty}"], "contains no image files"),
         (["--int8", "--calibration", "{file}"], "is a file; calibration needs a folder"),
+        # Found before the minute-long fp32 export, not after it.
+        (["--int8", "--calibration", "{bad}"], "--calibration: cannot read image"),
     ],
 )
 def test_bad_int8_flags_fail_before_any_work(
@@ -179,11 +184,14 @@ def test_bad_int8_flags_fail_before_any_work(
 ) -> None:
     (tmp_path / "empty").mkdir()
     (tmp_path / "file.png").write_bytes(b"")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "notes.png").write_text("not an image")
     names = {
         "images": dataset.image_dir,
         "missing": tmp_path / "missing",
         "empty": tmp_path / "empty",
         "file": tmp_path / "file.png",
+        "bad": tmp_path / "bad",
     }
     output = tmp_path / "out" / "model.onnx"
     argv = ["export", "--model", str(model_file), "--output", str(output)]
@@ -192,6 +200,38 @@ def test_bad_int8_flags_fail_before_any_work(
     assert message in error and "sparsercnn export: error:" in error
     assert len(error.strip().splitlines()) <= 2
     assert not output.parent.exists()
+
+
+def test_comparison_says_when_it_compared_an_images_best_detection() -> None:
+    """An image without a detection at COMPARISON_SCORE is compared by its best one, and the
+    summary says so instead of calling it a detection at that score."""
+
+    def prediction(scores: list[float]) -> Prediction:
+        return Prediction(
+            boxes=torch.tensor([[0.0, 0.0, 10.0, 10.0]] * len(scores)).reshape(-1, 4),
+            scores=torch.tensor(scores),
+            labels=torch.zeros(len(scores), dtype=torch.int64),
+            class_names=["cat"] * len(scores),
+            category_ids=[3] * len(scores),
+            image_size=(20, 20),
+            source="x",
+        )
+
+    def predictor(predictions: list[Prediction]) -> Any:
+        return lambda images: predictions
+
+    # Two confident detections, an image whose best scores 0.1, and one without detections.
+    predictions = [prediction([0.9, 0.5]), prediction([0.1, 0.05]), prediction([])]
+    same = predictor(predictions)
+    comparison = compare_predictions(same, same, ["a", "b", "c"])
+    assert (comparison.num_compared, comparison.num_best_only, comparison.num_lost) == (3, 1, 0)
+    summary = comparison.summary()
+    assert "3 fp32 detections (score >= 0.3, or the best of each of the 1 images without" in summary
+    confident = predictor(predictions[:1])
+    assert (
+        "2 fp32 detections (score >= 0.3),"
+        in compare_predictions(confident, confident, ["a"]).summary()
+    )
 
 
 def test_calibration_images_flag_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:

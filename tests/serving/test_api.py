@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from sparsercnn.model import build_postprocessor
 from sparsercnn.model_file import load_model_file
 from sparsercnn.ops.boxes import box_xyxy_to_xywh
 from sparsercnn.predictor import Predictor
+from sparsercnn.serving import create_app
 from tests.serving.conftest import MakeClient, TestClient, decoded, encoded_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -427,3 +429,40 @@ def test_the_model_endpoint_reports_an_int8_onnx_file(
     onnx.helper.set_model_props(graph, {**props, QUANTIZATION_KEY: "{}"})
     onnx.save(graph, onnx_file)
     assert make_client(onnx_file=onnx_file).get("/v1/model").json()["precision"] == "int8"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"test_min_size": "64"}, r"input\.test_min_size 64 \(--model: 128\)"),
+        ({"num_stages": "1"}, "runs 1 stages but --model has 2"),
+        ({"config": ("num_proposals", 16, 32)}, r"model\.num_proposals 32 \(--model: 16\)"),
+    ],
+)
+def test_an_onnx_file_of_another_model_is_refused(
+    model_file: Path,
+    model_file_onnx: Path,
+    tmp_path: Path,
+    change: dict[str, Any],
+    message: str,
+) -> None:
+    """Full-stage requests run the ONNX file, the page and ``stages`` the model file: an export
+    of another model (same classes, another recipe) would make them disagree."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    graph = onnx.load(model_file_onnx)
+    props = {prop.key: prop.value for prop in graph.metadata_props}
+    for key, value in change.items():
+        if key == "config":
+            name, old, new = value
+            config = json.loads(props["config"])
+            assert config["model"][name] == old
+            config["model"][name] = new
+            props["config"] = json.dumps(config)
+        else:
+            props[key] = value
+    onnx.helper.set_model_props(graph, props)
+    onnx_file = tmp_path / "other.onnx"
+    onnx.save(graph, onnx_file)
+    with pytest.raises(ValueError, match=message):
+        create_app(model_file, onnx_file=onnx_file)

@@ -142,13 +142,23 @@ def int8_calibration(args: argparse.Namespace) -> list[Path] | None:
             "--int8 needs --calibration DIR: a folder of images like those the model will see "
             "(e.g. its training images)"
         )
+    from sparsercnn.data.image_io import ImageReadError, read_image_header
     from sparsercnn.export.quantization import DEFAULT_CALIBRATION_IMAGES, calibration_images
 
     try:
-        return calibration_images(
+        images = calibration_images(
             args.calibration, args.calibration_images or DEFAULT_CALIBRATION_IMAGES
         )
     except (FileNotFoundError, NotADirectoryError) as error:
         raise type(error)(
             f"--calibration: {error}; give a folder of images like those the model will see"
         ) from None
+    # Headers only (no decoding): a file that is no image fails now, not after the export.
+    for image in images:
+        try:
+            read_image_header(image)
+        except ImageReadError as error:
+            raise ValueError(
+                f"--calibration: {error}; remove it from the calibration images or choose others"
+            ) from None
+    return images

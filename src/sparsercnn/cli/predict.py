@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 # load torch for `--help`.
 VIDEO_SUFFIXES_HELP = ".mp4 .mov .avi .mkv .webm .m4v"
 
+# Least score of a drawn detection unless --score-threshold says otherwise.
+DEFAULT_DRAWING_THRESHOLD = 0.3
+
 logger = logging.getLogger(__name__)
 
 
@@ -92,7 +95,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "name (numbers compared as numbers), with timestamps index / F",
     )
     parser.add_argument(
-        "--score-threshold", type=fraction, default=0.3, help="minimum score for drawing only"
+        "--score-threshold",
+        type=fraction,
+        help="least score of a drawn detection (--save-images; default "
+        f"{DEFAULT_DRAWING_THRESHOLD}); the --output JSON keeps every detection",
     )
     parser.add_argument("--stages", type=int_at_least(1), help="use only the first k stages")
     add_batch_arguments(parser, default_batch_size=4)
@@ -110,9 +116,17 @@ def run(args: argparse.Namespace) -> int:
 
     from sparsercnn.predictor import DrawingWriter
 
-    check_output_path(args.output, "--output")
+    check_output_path(args.output, "--output", inputs={"--model": args.model, "--onnx": args.onnx})
     if args.save_images is not None:
         check_output_path(args.save_images, "--save-images", folder=True)
+    elif args.score_threshold is not None:
+        raise ValueError(
+            f"--score-threshold {args.score_threshold} chooses which detections are drawn, but "
+            f"no --save-images was given; {args.output} keeps every detection with its score "
+            "(filter them by score there, or add --save-images DIR)"
+        )
+    if args.score_threshold is None:
+        args.score_threshold = DEFAULT_DRAWING_THRESHOLD
     predictor = build_predictor(args)
     # Opens every video: bad ones fail before work. Drawings of an earlier run in a folder below
     # an input folder are outputs, not inputs.

@@ -79,6 +79,8 @@ class OnnxPredictor(BatchPredictor):
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.config, self.categories = parse_metadata(metadata, str(self.path))
         self.precision = "int8" if QUANTIZATION_KEY in metadata else "fp32"
+        # The stages the graph runs: a stage-limited export keeps the full model's config.
+        self.num_stages = int(metadata.get("num_stages", self.config.model.num_stages))
         inputs = self.session.get_inputs()
         names = tuple(i.name for i in inputs)
         if names != INPUT_NAMES:

@@ -67,6 +67,8 @@ class Int8Comparison:
         mean_iou: their mean IoU with the best int8 box of the same label.
         num_lost: how many of them have no int8 box of the same label at IoU >= 0.5.
         max_score_diff: largest difference of the two sorted score lists.
+        num_best_only: images with no fp32 detection at :data:`COMPARISON_SCORE`, whose best
+            detection was compared instead.
     """
 
     num_images: int
@@ -74,11 +76,15 @@ class Int8Comparison:
     mean_iou: float
     num_lost: int
     max_score_diff: float
+    num_best_only: int = 0
 
     def summary(self) -> str:
+        compared = f"score >= {COMPARISON_SCORE}"
+        if self.num_best_only:
+            compared += f", or the best of each of the {self.num_best_only} images without one"
         return (
             f"int8 vs fp32 on {self.num_images} calibration images (information; int8 is "
-            f"approximate): {self.num_compared} fp32 detections (score >= {COMPARISON_SCORE}), "
+            f"approximate): {self.num_compared} fp32 detections ({compared}), "
             f"mean IoU with int8 {self.mean_iou:.3f}, {self.num_lost} without an int8 match "
             f"(IoU >= 0.5), max score difference {self.max_score_diff:.3f}"
         )
@@ -340,8 +346,11 @@ def compare_predictions(
     and compare their detections (:class:`Int8Comparison`)."""
     ious: list[float] = []
     score_diff = 0.0
+    best_only = 0
     for expected, actual in zip(fp32(list(images)), int8(list(images)), strict=True):
         ious.extend(_best_ious(expected, actual))
+        scores = expected.scores
+        best_only += int(len(scores) > 0 and not bool((scores >= COMPARISON_SCORE).any()))
         k = min(len(expected.scores), len(actual.scores))
         if k:
             diff = (expected.scores[:k] - actual.scores[:k]).abs().max()
@@ -352,6 +361,7 @@ def compare_predictions(
         mean_iou=float(np.mean(ious)) if ious else 0.0,
         num_lost=sum(iou < 0.5 for iou in ious),
         max_score_diff=score_diff,
+        num_best_only=best_only,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ import torch
 from PIL import Image
 
 from sparsercnn import __version__
+from sparsercnn.config import Config
 from sparsercnn.diagnostics.stage_boxes import StageBoxes, compute_stage_boxes
 from sparsercnn.model.inference import Precision
 from sparsercnn.predictor import ImageInput, Prediction, Predictor
@@ -163,7 +165,8 @@ class DetectionService:
 
 
 def _load_onnx(path: Path, batch_size: int, predictor: Predictor) -> OnnxPredictor:
-    """The ONNX predictor of ``path``, checked to have the model file's classes and stages."""
+    """The ONNX predictor of ``path``, checked to be an export of the model file: the same
+    classes, stages, architecture and test resize."""
     from sparsercnn.export.onnx_runtime import OnnxPredictor
 
     onnx = OnnxPredictor(path, batch_size=batch_size)
@@ -173,9 +176,31 @@ def _load_onnx(path: Path, batch_size: int, predictor: Predictor) -> OnnxPredict
             f"--onnx {path} has classes {theirs.names} (ids {theirs.category_ids}) but --model "
             f"has {ours.names} (ids {ours.category_ids}); export the ONNX file from that model"
         )
-    if onnx.config.model.num_stages != predictor.model.num_stages:
+    if onnx.num_stages != predictor.model.num_stages:
         raise ValueError(
-            f"--onnx {path} runs {onnx.config.model.num_stages} stages but --model has "
+            f"--onnx {path} runs {onnx.num_stages} stages but --model has "
             f"{predictor.model.num_stages}; export it with every stage"
         )
+    # Another model with the same classes (another run's recipe) would answer full-stage
+    # requests differently from the stage view and stage-limited requests.
+    expected, exported = _inference_settings(predictor.config), _inference_settings(onnx.config)
+    differences = [
+        f"{key} {exported[key]!r} (--model: {value!r})"
+        for key, value in expected.items()
+        if exported[key] != value
+    ]
+    if differences:
+        raise ValueError(
+            f"--onnx {path} is not an export of --model: it has {', '.join(differences)}; "
+            "export the ONNX file from that model"
+        )
     return onnx
+
+
+def _inference_settings(config: Config) -> dict[str, object]:
+    """What decides a model's detections besides its weights: the model section and the test
+    resize, by ``section.key``."""
+    settings: dict[str, object] = {f"model.{k}": v for k, v in asdict(config.model).items()}
+    settings["input.test_min_size"] = config.input.test_min_size
+    settings["input.test_max_size"] = config.input.test_max_size
+    return settings
