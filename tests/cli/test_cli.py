@@ -123,7 +123,9 @@ def test_predict_score_threshold_without_drawings_is_refused(
     assert "--score-threshold 0.5" in line and "--save-images" in line and str(output) in line
     assert not output.exists()
     assert main([*argv, "--output", str(output), "--save-images", str(tmp_path / "d")]) == 0
-    assert "(score >= 0.3)" in capsys.readouterr().out  # the default threshold of drawings
+    out = capsys.readouterr().out
+    assert "(score >= 0.3)" in out  # the default threshold of drawings
+    assert " detections on 1 image written to " in out
 
 
 def test_predict_terminated_mid_run_leaves_nothing_behind(

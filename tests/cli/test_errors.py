@@ -63,6 +63,14 @@ def test_a_folder_given_as_model_file_is_bad_input(
     assert f"model file {folder} is a folder" in line
 
 
+def test_visualize_of_a_folder_points_to_predict(
+    tmp_path: Path, model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["visualize", "--model", str(model_file), str(tmp_path)]) == 2
+    (line,) = error_lines(capsys)
+    assert f"IMAGE {tmp_path} is a folder; give one image" in line and "predict" in line
+
+
 def test_precision_applies_to_a_model_file_not_to_an_onnx_file(
     tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

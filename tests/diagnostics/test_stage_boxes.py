@@ -114,6 +114,8 @@ def test_figure_stages() -> None:
     for wrong in ([0], [3], []):
         with pytest.raises(ValueError, match="1-based"):
             check_figure_stages(wrong, 2)
+    with pytest.raises(ValueError, match=r"stage\(s\) \[2\] more than once"):
+        check_figure_stages([2, 1, 2], 2)
 
 
 def test_write_stage_figure(data: DiagnosticsData, tmp_path: Path) -> None:

@@ -203,6 +203,17 @@ def test_a_safetensors_output_needs_int8(
     assert not output.parent.exists()
 
 
+def test_an_output_of_another_suffix_is_refused(
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An ONNX graph written as ``model.pt`` would be taken for a PyTorch checkpoint."""
+    output = tmp_path / "model.pt"
+    assert main(["export", "--model", str(model_file), "--output", str(output)]) == 2
+    (line,) = error_lines(capsys)
+    assert f"--output {output}: export writes an ONNX file (.onnx)" in line
+    assert not output.exists()
+
+
 def test_an_unreadable_calibration_image_writes_nothing(
     model_file: Path, tiny_coco: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

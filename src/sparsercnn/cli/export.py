@@ -82,8 +82,14 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(
         args.output, "--output", inputs={"--model": args.model, "--calibration": args.calibration}
     )
+    suffix = args.output.suffix.lower()
+    if suffix not in (".onnx", ".safetensors"):
+        raise ValueError(
+            f"--output {args.output}: export writes an ONNX file (.onnx) or, with --int8, a "
+            "model file (.safetensors); name the output with one of these suffixes"
+        )
     calibration = int8_calibration(args)
-    model_file_output = args.output.suffix.lower() == ".safetensors"
+    model_file_output = suffix == ".safetensors"
     if model_file_output and calibration is None:
         raise ValueError(
             f"--output {args.output}: export writes ONNX files (.onnx); a .safetensors output "

@@ -370,8 +370,10 @@ def num_items(groups: list[InputGroup], every: int) -> int | None:
 
 
 def describe(groups: list[InputGroup], num_images: int, num_frames: int) -> str:
+    """What a run predicted, e.g. ``1 image and 30 frames of 2 videos``."""
     num_sequences = sum(not isinstance(group, list) for group in groups)
+    images = f"{num_images} image{'s' if num_images != 1 else ''}"
     if num_sequences == 0:
-        return f"{num_images} images"
+        return images
     videos = f"{num_frames} frames of {num_sequences} video{'s' if num_sequences > 1 else ''}"
-    return f"{num_images} images and {videos}" if num_images else videos
+    return f"{images} and {videos}" if num_images else videos

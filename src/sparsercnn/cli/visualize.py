@@ -55,6 +55,11 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics.stage_boxes import write_stage_figure
     from sparsercnn.visualization.draw import drawing_format
 
+    if args.image.is_dir():
+        raise IsADirectoryError(
+            f"IMAGE {args.image} is a folder; give one image (`sparsercnn predict FOLDER "
+            "--save-images DIR` draws a folder's detections)"
+        )
     check_output_path(args.output, "--output", inputs={"IMAGE": args.image, "--model": args.model})
     drawing_format(args.output)  # an unknown suffix fails before the model runs
     path = write_stage_figure(

@@ -172,7 +172,7 @@ def check_figure_stages(stages: Sequence[int], num_stages: int) -> list[int]:
     """``stages`` (1-based) checked against the model's ``num_stages``.
 
     Raises:
-        ValueError: a stage is outside ``1..num_stages``.
+        ValueError: a stage is outside ``1..num_stages``, or named twice.
     """
     wrong = [s for s in stages if not 1 <= s <= num_stages]
     if wrong or not stages:
@@ -180,6 +180,9 @@ def check_figure_stages(stages: Sequence[int], num_stages: int) -> list[int]:
             f"stages {list(stages)} are not all in 1..{num_stages} (1-based; the model has "
             f"{num_stages} stages)"
         )
+    twice = sorted({s for s in stages if list(stages).count(s) > 1})
+    if twice:
+        raise ValueError(f"stages {list(stages)} name stage(s) {twice} more than once")
     return list(stages)
 
 
