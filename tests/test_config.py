@@ -110,6 +110,10 @@ def test_presets_are_fresh_and_faithful() -> None:
         ("model.dropout=1", r"model.dropout must be in \[0, 1\), got 1"),
         ("loss.giou_weight=-2", r"loss.giou_weight must be in \[0, inf\], got -2"),
         ("loss.focal_alpha=2", r"loss.focal_alpha must be in \[0, 1\], got 2"),
+        # A list of 2 failed in the model's build (RuntimeError); a std of 0 gave inf inputs.
+        ("model.pixel_mean=[1,2]", r"'model.pixel_mean' expects 3 values, got \[1, 2\]"),
+        ("model.pixel_std=[0,1,1]", r"model.pixel_std finite and > 0, got .*\[0.0, 1.0, 1.0\]"),
+        ("input.crop_size=[1,2,3]", r"'input.crop_size' expects 2 values"),
     ],
 )
 def test_values_out_of_range_are_refused_naming_the_key(override: str, message: str) -> None:

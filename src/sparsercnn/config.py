@@ -83,6 +83,15 @@ class ModelConfig:
         _check_at_least(self, "model", 0, "sampling_ratio", "num_cls_layers", "num_reg_layers")
         _check_in_range(self, "model", "dropout", 0.0, 1.0, high_open=True)
         _check_in_range(self, "model", "prior_prob", 0.0, 1.0, low_open=True, high_open=True)
+        # Inputs are divided by pixel_std: a 0 made them infinite.
+        if (
+            not all(math.isfinite(v) for v in (*self.pixel_mean, *self.pixel_std))
+            or min(self.pixel_std) <= 0
+        ):
+            raise ValueError(
+                "model.pixel_mean must be finite and model.pixel_std finite and > 0, got "
+                f"{list(self.pixel_mean)} and {list(self.pixel_std)}"
+            )
 
 
 @dataclass
@@ -327,8 +336,12 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         if not isinstance(value, list | tuple):
             raise ValueError(f"config key {where!r} expects a list, got {value!r}")
         args = typing.get_args(hint)
-        item = args[0]
-        return tuple(_coerce(item, v, where) for v in value)
+        if args[-1] is Ellipsis:
+            return tuple(_coerce(args[0], v, where) for v in value)
+        # A fixed length (pixel_mean's 3 channels): another failed inside the model's build.
+        if len(value) != len(args):
+            raise ValueError(f"config key {where!r} expects {len(args)} values, got {value!r}")
+        return tuple(_coerce(item, v, where) for item, v in zip(args, value, strict=True))
     if origin is typing.Literal:
         allowed = typing.get_args(hint)
         if value not in allowed:

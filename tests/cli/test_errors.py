@@ -387,3 +387,25 @@ def test_eval_output_and_results_must_differ(
     assert main(argv) == 2
     assert f"--output and --results both name {same}" in capsys.readouterr().err
     assert not same.exists()
+
+
+@pytest.mark.parametrize("report_of_images", [".", ".."])
+def test_eval_report_dir_among_the_images_is_refused(
+    model_file: Path,
+    write_coco: WriteCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    report_of_images: str,
+) -> None:
+    """Images in ``<report>/samples`` (``000.png``...) were deleted as an earlier report's
+    drawings; images in the report folder itself could be replaced by its plots."""
+    data = write_coco(num_images=2, size=(48, 64))
+    images = tmp_path / "report" / "samples"
+    images.parent.mkdir()
+    data.image_dir.rename(images)
+    report = images / report_of_images
+    argv = ["eval", "--model", str(model_file), "--json", str(data.json_path)]
+    argv += ["--images", str(images), "--report-dir", str(report), "--workers", "0"]
+    assert main(argv) == 2
+    assert f"--report-dir {report} would write among the images" in capsys.readouterr().err
+    assert sorted(path.name for path in images.iterdir()) == ["000.png", "001.png"]

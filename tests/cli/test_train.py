@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 import torch
 
+from sparsercnn import recipe
 from sparsercnn.cli import train as train_command
 from sparsercnn.cli.main import main
 from sparsercnn.cli.train import RANK_0_WARNINGS
 from sparsercnn.cli.training_setup import removed_if_refused
 from sparsercnn.config import Config
 from sparsercnn.engine import distributed, pipeline
+from tests.synthetic_coco import WriteCoco
 
 
 @pytest.fixture
@@ -68,6 +70,31 @@ def test_resume_with_and_without_a_path(tmp_path: Path, calls: list[dict[str, An
     main(["train", "--resume", *_train(tmp_path)[1:]])  # a flag before the next option
     resumes = [call["resume"] for call in calls]
     assert resumes == [False, True, Path("old/checkpoint_0000010.pt"), True]
+
+
+def test_a_validation_set_of_other_classes_is_refused_before_the_recipe(
+    write_coco: WriteCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Found after the automatic recipe's timing (part of the budget) before, and the message
+    said "the model was trained on" for the training set."""
+    train = write_coco(num_images=2, size=(48, 64))
+    swapped = [{"id": 1, "name": "green"}, {"id": 3, "name": "red"}]
+    val = write_coco(num_images=2, size=(48, 64), categories=swapped)
+
+    def not_reached(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the recipe was chosen")
+
+    monkeypatch.setattr(recipe, "recipe_for_dataset", not_reached)
+    argv = ["train", "--train-json", str(train.json_path), "--train-images", str(train.image_dir)]
+    argv += ["--val-json", str(val.json_path), "--val-images", str(val.image_dir)]
+    assert main([*argv, "--output-dir", str(tmp_path / "run"), "--time-budget", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"{val.json_path} has categories [(1, 'green'), (3, 'red')]" in err
+    assert f"but {train.json_path} has [(1, 'red'), (3, 'green')]" in err
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_refused_run_removes_only_what_it_wrote_before_its_first_step(tmp_path: Path) -> None:

@@ -97,3 +97,21 @@ def test_bad_demo_options_are_refused_before_the_data_is_made(
     assert main(["demo", "--output-dir", str(out), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_resuming_a_finished_demo_evaluates_its_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A finished run resumed trains and evaluates nothing: the demo failed on an assertion
+    (an interrupted demo drawing its figures could not be completed with --resume)."""
+    small = functools.partial(generate_demo_dataset, num_train=4, num_val=2)
+    monkeypatch.setattr(demo_dataset, "generate_demo_dataset", small)
+    argv = ["demo", "--output-dir", str(tmp_path / "demo"), "--preset", "tiny", "--device", "cpu"]
+    argv += ["--set", "train.max_iter=1", "train.batch_size=2"]
+    assert main(argv) == 0
+    first = capsys.readouterr().out.split("Demo finished")[1].split("AP = ")[1].split()[0]
+    assert main([*argv, "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert f"AP = {first} on 2 validation images" in printed
+    assert "model_best.safetensors" in printed.split("model:")[1].split()[0]

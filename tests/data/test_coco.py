@@ -233,6 +233,37 @@ def test_gt_dict_keeps_zero_size_boxes_training_drops(write_coco: WriteCoco) -> 
     ]
 
 
+def test_zero_size_boxes_are_not_counted_as_dropped(write_coco: WriteCoco) -> None:
+    """Evaluation scores a zero-size box: it is not among what ``skip_invalid`` left out (the
+    counts ``eval`` prints and writes as ``dropped_invalid``)."""
+    data = write_coco(num_images=2, size=(30, 40), categories=CATEGORIES, objects_per_image=0)
+    coco = data.read_json()
+    coco["annotations"] = [box(1, 1, 3, [1, 1, 5, 5]), box(2, 1, 3, [10, 10, 0, 5])]
+    data.write_json(coco)
+    dataset = CocoDataset(data.json_path, data.image_dir)
+    assert (dataset.num_dropped_images, dataset.num_dropped_annotations) == (0, 0)
+    coco["annotations"] += [box(3, 2, 3, [1, 1, -5, 5]), box(4, 2, 3, [2, 2, 0, 0])]
+    data.write_json(coco)
+    dataset = CocoDataset(data.json_path, data.image_dir, skip_invalid=True)
+    assert (dataset.num_dropped_images, dataset.num_dropped_annotations) == (0, 1)
+    assert [ann["id"] for ann in dataset.gt_dict()["annotations"]] == [1, 2, 4]
+
+
+def test_gt_dict_leaves_out_what_skip_invalid_drops(write_coco: WriteCoco) -> None:
+    """Entries that are not objects (raised AttributeError), and the repeat of an annotation id
+    whose first entry is on a dropped image (was scored, though training left it out)."""
+    data = write_coco(num_images=2, size=(30, 40), categories=CATEGORIES, objects_per_image=0)
+    coco = data.read_json()
+    coco["annotations"] = [5, None, box(1, 1, 3, [1, 1, 5, 5]), box(1, 2, 3, [2, 2, 5, 5])]
+    coco["annotations"] += [box(2, 2, 3, [3, 3, 5, 5])]
+    data.write_json(coco)
+    data.image_paths[0].unlink()
+    dataset = CocoDataset(data.json_path, data.image_dir, skip_invalid=True)
+    assert dataset.num_dropped_annotations == 4
+    assert len(dataset[0].target) == 1
+    assert [ann["id"] for ann in dataset.gt_dict()["annotations"]] == [2]
+
+
 def test_gt_dict_keeps_crowd_regions(dataset_files: tuple[Path, Path]) -> None:
     gt = CocoDataset(*dataset_files).gt_dict()
     assert len(gt["images"]) == 3 and len(gt["annotations"]) == 5

@@ -105,6 +105,20 @@ def test_a_checkpoint_holds_the_evaluation_of_its_iteration(
     assert result.iteration == 4 and _records(tmp_path) == records  # nothing evaluated again
 
 
+def test_resuming_past_max_iter_is_refused_before_writing(
+    tiny_coco: SyntheticCoco, tmp_path: Path
+) -> None:
+    """A lower train.max_iter than the checkpoint's iteration rewrote config.json and
+    model_final with a schedule shorter than the steps the run had trained."""
+    cfg = tiny_config()
+    _trainer(tiny_coco, cfg, tmp_path).train()
+    written = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    cfg.train.max_iter = 2
+    with pytest.raises(ValueError, match=r"iteration 3, past train\.max_iter 2.*max_iter=3"):
+        _trainer(tiny_coco, cfg, tmp_path, resume=True)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == written
+
+
 def test_a_failed_evaluation_keeps_the_checkpoint_due_and_resumes_there(
     tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

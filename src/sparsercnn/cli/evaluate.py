@@ -12,6 +12,7 @@ from sparsercnn.cli.common import (
     add_precision_argument,
     check_output_path,
     int_at_least,
+    is_below,
     refuse_model_flags_with_onnx,
     resolve_device,
 )
@@ -41,6 +42,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
+def refuse_report_over_images(report_dir: Path, images: Path) -> None:
+    """Raise when ``--report-dir`` would write among the images: the report writes its plots
+    into ``report_dir`` and its drawings into ``report_dir/samples``, where it deletes the
+    ``<number>.png`` files an earlier report left (which a data set's ``000001.png`` looks like).
+    """
+    samples = report_dir / "samples"
+    same = is_below(images, report_dir) and not is_below(images, report_dir, strictly=True)
+    if same or is_below(images, samples):
+        raise ValueError(
+            f"--report-dir {report_dir} would write among the images of --images {images} (its "
+            f"drawings {samples}/<image id>.png replace those of an earlier report, whose other "
+            "numbered .png files are deleted); give a report folder outside the images"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics import write_evaluation_report
     from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
@@ -61,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--output and --results both name {args.output}; give each its own")
     if args.report_dir is not None:
         check_output_path(args.report_dir, "--report-dir", folder=True)
+        refuse_report_over_images(args.report_dir, args.images)
     if args.onnx is not None:
         refuse_model_flags_with_onnx(args)
         report = evaluate_onnx_file(

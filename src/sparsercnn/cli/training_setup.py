@@ -61,19 +61,26 @@ def check_training_data(
 ) -> None:
     """The data policy in full (every image decoded) on the training and validation sets
     (``(json, image folder)`` each), before a run's budget starts (as a fixed preset's dataset
-    checks run before the trainer's clock): bad files are named before any recipe work, and the
-    recipe and the datasets reuse the decoded results
-    (:func:`~sparsercnn.data.image_check.check_image_files`).
+    checks run before the trainer's clock): bad files, and a validation set with other
+    categories, are named before any recipe work, and the recipe and the datasets reuse the
+    decoded results (:func:`~sparsercnn.data.image_check.check_image_files`).
 
     Raises:
         InvalidDataError, DatasetError: what training would refuse (see
             :func:`~sparsercnn.data.policy.refuse_invalid`).
+        ValueError: the validation set's categories differ from the training set's.
     """
+    from sparsercnn.data.categories import CategoryMap
     from sparsercnn.data.policy import inspect_dataset, refuse_invalid
+    from sparsercnn.engine.pipeline import check_same_categories
 
+    maps = []
     for json_path, image_dir in (train, val) if val is not None else (train,):
         inspection = inspect_dataset(json_path, image_dir, image_check="decode")
         refuse_invalid(inspection, skip_invalid=skip_invalid)
+        maps.append(CategoryMap.from_coco(inspection.checked.categories))
+    if val is not None:
+        check_same_categories(maps[0], maps[1], str(val[0]), f"{train[0]} has")
 
 
 def resolve_config(args: argparse.Namespace) -> Config:

@@ -136,8 +136,8 @@ class CocoDataset(Dataset[Sample]):
             num_proposals=num_proposals,
         )
         checked = apply_policy(inspection, skip_invalid=skip_invalid, require_boxes=require_boxes)
-        self.num_dropped_images = checked.num_images_in_json - len(checked.images)
-        self.num_dropped_annotations = checked.num_annotations_in_json - len(checked.annotations)
+        self.num_dropped_images = checked.num_dropped_images
+        self.num_dropped_annotations = checked.num_dropped_annotations
         self.category_map = CategoryMap.from_coco(checked.categories)
         self._build_index(checked)
         self._size_warned: set[int] = set()
@@ -298,9 +298,14 @@ class CocoDataset(Dataset[Sample]):
         evaluated |= {i.annotation_id for i in checked.issues if i.code == "empty_box"}
         annotations = []
         for ann in data["annotations"]:
-            if ann.get("id") not in evaluated or ann["image_id"] not in kept:
+            # An entry that is not an object is an error, left out as the others are.
+            if not isinstance(ann, dict) or ann.get("id") not in evaluated:
                 continue
-            evaluated.discard(ann["id"])  # a repeated id is an error: its first entry counts
+            # A repeated id is an error: only its first entry counts, even when that one's
+            # image was left out.
+            evaluated.discard(ann["id"])
+            if ann["image_id"] not in kept:
+                continue
             crowd = int(bool(ann.get("iscrowd", 0)))
             annotations.append({**ann, "iscrowd": crowd, "area": coco_area(ann)})
         return {

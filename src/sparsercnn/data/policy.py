@@ -250,9 +250,8 @@ def _dropped_summary(source: str, checked: CheckedCoco, errors: list[Issue]) -> 
         more = ", ..." if len(set(whats)) > len(named) else ""
         reasons.append(f"{len(whats)} {code}" + (f" ({', '.join(named)}{more})" if named else ""))
     return (
-        f"{source}: --skip-invalid dropped {checked.num_images_in_json - len(checked.images)} of "
-        f"{checked.num_images_in_json} images and "
-        f"{checked.num_annotations_in_json - len(checked.annotations)} of "
+        f"{source}: --skip-invalid dropped {checked.num_dropped_images} of "
+        f"{checked.num_images_in_json} images and {checked.num_dropped_annotations} of "
         f"{checked.num_annotations_in_json} annotations: {'; '.join(reasons)}"
     )
 

@@ -67,6 +67,20 @@ class CheckedCoco:
     num_images_in_json: int
     num_annotations_in_json: int
 
+    @property
+    def num_dropped_images(self) -> int:
+        """Images of the file left out for errors (``--skip-invalid``)."""
+        return self.num_images_in_json - len(self.images)
+
+    @property
+    def num_dropped_annotations(self) -> int:
+        """Annotations of the file left out for errors (``--skip-invalid``), those of dropped
+        images included. A zero-size box of a kept image (``empty_box``) is not counted: only
+        training leaves it out, and evaluation scores it as the file gives it."""
+        kept = {image["id"] for image in self.images}
+        empty = sum(issue.code == "empty_box" and issue.image_id in kept for issue in self.issues)
+        return self.num_annotations_in_json - len(self.annotations) - empty
+
     def without_images(self, image_ids: Collection[int]) -> CheckedCoco:
         """The same data without the given images and their annotations."""
         drop = set(image_ids)

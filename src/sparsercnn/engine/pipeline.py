@@ -113,13 +113,22 @@ class EvaluationReport:
         )
 
 
-def check_same_categories(expected: CategoryMap, found: CategoryMap, what: str) -> None:
-    """Raise when two label maps differ: labels would silently mean other classes."""
+def check_same_categories(
+    expected: CategoryMap,
+    found: CategoryMap,
+    what: str,
+    expected_from: str = "the model was trained on",
+) -> None:
+    """Raise when two label maps differ: labels would silently mean other classes.
+
+    ``what`` names the data set of ``found``; ``expected_from`` says where ``expected`` comes
+    from, as in "... but {expected_from} [(1, 'cat'), ...]".
+    """
     if expected.category_ids != found.category_ids or expected.names != found.names:
         found_pairs = list(zip(found.category_ids, found.names, strict=True))
         expected_pairs = list(zip(expected.category_ids, expected.names, strict=True))
         raise ValueError(
-            f"{what} has categories {found_pairs[:10]} but the model was trained on "
+            f"{what} has categories {found_pairs[:10]} but {expected_from} "
             f"{expected_pairs[:10]}; "
             "use a dataset with the same COCO 'categories' list"
         )
@@ -176,7 +185,9 @@ def train_from_coco(
     val_set = None
     if val_json is not None and val_images is not None:
         val_set = evaluation_dataset(val_json, val_images, cfg, skip_invalid=skip_invalid)
-        check_same_categories(train_set.category_map, val_set.category_map, str(val_json))
+        check_same_categories(
+            train_set.category_map, val_set.category_map, str(val_json), f"{train_json} has"
+        )
     trainer = Trainer(
         cfg,
         train_set,

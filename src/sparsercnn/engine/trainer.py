@@ -208,7 +208,12 @@ class Trainer:
 
     def _resume(self, source: Path) -> None:
         """Restore model, optimizer, scaler, iteration, RNG and the best AP from ``source`` (a
-        checkpoint, or the run folder: its newest readable checkpoint)."""
+        checkpoint, or the run folder: its newest readable checkpoint).
+
+        Raises:
+            ValueError: the checkpoint is past ``train.max_iter``: the run's ``config.json`` and
+                model files would then give a schedule shorter than the steps it trained.
+        """
         point = restore_training_state(
             source,
             self.model,
@@ -219,6 +224,12 @@ class Trainer:
             rank=self.dist.rank,
             world_size=self.dist.world_size,
         )
+        if point.iteration > self.cfg.train.max_iter:
+            raise ValueError(
+                f"{point.path} is at iteration {point.iteration}, past train.max_iter "
+                f"{self.cfg.train.max_iter}: resume with --set train.max_iter={point.iteration} "
+                "or more, or from an earlier checkpoint_*.pt of the run"
+            )
         self.iteration = self.last_checkpoint_iteration = point.iteration
         self.checkpoint_path = point.path
         self.evaluations = EvaluationHistory(
