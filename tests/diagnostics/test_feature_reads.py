@@ -103,3 +103,14 @@ def test_reads_of_a_dataset_are_written_and_tabulated(
     assert record["levels"][0]["tile_fractions"]["16"] == pytest.approx(
         reads.levels[0].tile_fraction(16)
     )
+
+
+def test_reads_need_no_labels_of_the_models_classes(data: DiagnosticsData, tmp_path: Path) -> None:
+    """Unlabelled images of another data set (other categories, no boxes) can be read."""
+    coco = json.loads(data.json_path.read_text())
+    coco["categories"] = [{"id": 9, "name": "tree"}]
+    coco["annotations"] = []
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(coco))
+    reads = collect_feature_reads(data.model_file, other, data.image_dir, num_workers=0)
+    assert reads.num_images == len(coco["images"])

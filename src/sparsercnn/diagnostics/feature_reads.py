@@ -155,9 +155,15 @@ def collect_feature_reads(
     skip_invalid: bool = False,
 ) -> FeatureReads:
     """The model's FPN reads over a COCO-format dataset (its test resize), image by image."""
-    # The reads need no ground truth: a file of unlabelled images will do.
+    # The reads need no ground truth: a file of unlabelled images, or of other classes, will do.
     loaded, dataset = load_model_and_dataset(
-        model_file, json_path, image_dir, device, skip_invalid=skip_invalid, require_boxes=False
+        model_file,
+        json_path,
+        image_dir,
+        device,
+        skip_invalid=skip_invalid,
+        require_boxes=False,
+        labelled=False,
     )
     model = loaded.model
     reads = empty_feature_reads(model.head.strides, model.num_stages)

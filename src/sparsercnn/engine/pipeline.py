@@ -237,20 +237,23 @@ def load_model_and_dataset(
     *,
     skip_invalid: bool = False,
     require_boxes: bool = True,
+    labelled: bool = True,
 ) -> tuple[LoadedModel, CocoDataset]:
     """The model of ``model_file`` (eval mode, on ``device``) and the dataset it is run on
-    (:func:`evaluation_dataset`; ``skip_invalid`` leaves out the entries with errors, and
-    ``require_boxes=False`` accepts a file without boxes).
+    (:func:`evaluation_dataset`; ``skip_invalid`` leaves out the entries with errors,
+    ``require_boxes=False`` accepts a file without boxes, and ``labelled=False`` any
+    categories, for a use that reads only the images).
 
     Raises:
-        ValueError: the dataset's categories differ from the model's label map.
+        ValueError: ``labelled`` and the dataset's categories differ from the model's label map.
     """
     loaded = load_model_file(model_file, device=device)
     loaded.model.eval()
     dataset = evaluation_dataset(
         json_path, image_dir, loaded.config, skip_invalid=skip_invalid, require_boxes=require_boxes
     )
-    check_same_categories(loaded.categories, dataset.category_map, str(json_path))
+    if labelled:
+        check_same_categories(loaded.categories, dataset.category_map, str(json_path))
     return loaded, dataset
 
 
