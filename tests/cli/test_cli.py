@@ -238,3 +238,15 @@ def test_help_imports_neither_the_model_nor_matplotlib() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_demo_help_describes_the_demo_preset(capsys: pytest.CaptureFixture[str]) -> None:
+    """`demo --help` gives the `demo` preset's stages and schedule as the preset has them."""
+    from sparsercnn.presets import get_preset
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    demo = get_preset("demo")
+    assert f"'demo' is the same model with the paper's {demo.model.num_stages} stages" in text
+    assert f"a fixed {demo.train.max_iter}-step schedule" in text

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,37 @@ def test_diagnose_slots_and_report(data: DiagnosticsData, tmp_path: Path) -> Non
     assert json.loads((output / "slots.json").read_text())["num_images"] == 2
     assert _run(["diagnose", "report", *_dataset_args(data, output), "--samples", "1"]) == 0
     assert (output / "confusion_matrix.png").is_file()
-    assert [p.name for p in (output / "samples").iterdir()] == ["1.png"]
+    assert sorted(p.name for p in (output / "samples").iterdir()) == [
+        ".sparsercnn-samples.json",
+        "1.png",
+    ]
+
+
+def test_diagnose_slots_prints_its_advice_once(
+    data: DiagnosticsData,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The advice is in the printed summary; it is not logged as a warning besides."""
+    output = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        assert _run(["diagnose", "slots", *_dataset_args(data, output)]) == 0
+    advice = json.loads((output / "slots.json").read_text())["advice"]
+    assert advice  # the crowded image holds more objects than the tiny model has proposals
+    printed = capsys.readouterr().out + caplog.text
+    assert all(printed.count(line) == 1 for line in advice)
+
+
+@pytest.mark.parametrize("kind", ["stages", "slots", "report", "reads"])
+def test_diagnose_help_gives_the_defaults(kind: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        _run(["diagnose", kind, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "where files are written (default diagnostics)" in text
+    assert "data-loading processes (default 2)" in text
+    if kind in ("slots", "report"):
+        assert "(default 0.3" in text
 
 
 def test_diagnose_needs_a_kind() -> None:

@@ -46,10 +46,14 @@ def test_report_files(data: DiagnosticsData, tmp_path_factory: pytest.TempPathFa
     assert matrix[:2].sum() == sum(data.objects_per_image)
     assert matrix[:, :2].sum() == 16 * len(data.objects_per_image)
     # A second report with fewer samples into the same folder: the first report's other
-    # samples (another model's detections, perhaps) do not stay beside it. A user's file stays.
+    # samples (another model's detections, perhaps) do not stay beside it. A user's files stay,
+    # numbered ones too: only what a report recorded as its own is deleted.
     (output / "samples" / "notes.png").write_bytes(b"mine")
+    (output / "samples" / "000123.png").write_bytes(b"mine too")
     write_evaluation_report(report, output, score_threshold=0.0, num_samples=1)
-    assert sorted(p.name for p in (output / "samples").iterdir()) == ["1.png", "notes.png"]
+    samples = sorted(p.name for p in (output / "samples").iterdir())
+    assert samples == [".sparsercnn-samples.json", "000123.png", "1.png", "notes.png"]
+    assert json.loads((output / "samples" / ".sparsercnn-samples.json").read_text()) == ["1.png"]
 
 
 def test_label_summary(data: DiagnosticsData) -> None:

@@ -73,3 +73,14 @@ def test_help_does_not_import_fastapi() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_help_gives_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's batching defaults (a batch closes at 8 images or after 10 ms) and the
+    limits a request meets are in ``serve --help``."""
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("(default 8;", "(ms, default 10)", "(default 16)", "(default 127.0.0.1)"):
+        assert default in text
+    assert "(default 8000; 0: any free port)" in text

@@ -183,7 +183,12 @@ def add_model_dataset_arguments(
     parser.add_argument("--images", type=Path, required=True, help="image folder")
     if batches:
         add_batch_arguments(parser, default_batch_size=None)
-    parser.add_argument("--workers", type=int_at_least(0), default=2, help="data-loading processes")
+    parser.add_argument(
+        "--workers",
+        type=int_at_least(0),
+        default=2,
+        help="data-loading processes (default %(default)s)",
+    )
     parser.add_argument(
         "--skip-invalid",
         action="store_true",

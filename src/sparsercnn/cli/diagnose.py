@@ -18,7 +18,10 @@ from sparsercnn.cli.common import (
 def _add_common(parser: argparse.ArgumentParser, *, batches: bool = True) -> None:
     add_model_dataset_arguments(parser, batches=batches)
     parser.add_argument(
-        "--output-dir", type=Path, default=Path("diagnostics"), help="where files are written"
+        "--output-dir",
+        type=Path,
+        default=Path("diagnostics"),
+        help="where files are written (default %(default)s)",
     )
 
 
@@ -42,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--latency-images",
         type=int_at_least(0),
         default=5,
-        help="images timed per k (0: no timing)",
+        help="images timed per k (default %(default)s; 0: no timing)",
     )
     stages.set_defaults(handler=run_stages)
 
@@ -54,7 +57,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_common(slots)
     slots.add_argument(
-        "--score-threshold", type=fraction, default=0.3, help="score of a confident slot"
+        "--score-threshold",
+        type=fraction,
+        default=0.3,
+        help="least score of a confident slot (default %(default)s)",
     )
     slots.set_defaults(handler=run_slots)
 
@@ -65,9 +71,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "dataset_labels.png and samples/<image id>.png.",
     )
     _add_common(report)
-    report.add_argument("--score-threshold", type=fraction, default=0.3)
     report.add_argument(
-        "--samples", type=int_at_least(0), default=4, help="images drawn with GT and boxes"
+        "--score-threshold",
+        type=fraction,
+        default=0.3,
+        help="least score of a detection in the confusion matrix and the samples (default "
+        "%(default)s; the PR curves use every detection)",
+    )
+    report.add_argument(
+        "--samples",
+        type=int_at_least(0),
+        default=4,
+        help="images drawn with their ground truth and detections (default %(default)s)",
     )
     report.set_defaults(handler=run_report)
 

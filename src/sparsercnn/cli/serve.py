@@ -31,34 +31,45 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--onnx", type=Path, help="ONNX export of the model, for requests running every stage"
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int_at_least(0), default=8000, help="port to listen on")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int_at_least(0),
+        default=8000,
+        help="port to listen on (default %(default)s; 0: any free port)",
+    )
     parser.add_argument(
         "--max-batch",
         type=int_at_least(1),
         default=8,
-        help="most images per batch of concurrent requests (1 turns batching off)",
+        help="most images per batch of concurrent requests (default %(default)s; 1 turns "
+        "batching off)",
     )
     parser.add_argument(
         "--max-wait-ms",
         type=int_at_least(0),
         default=10,
-        help="how long a batch waits for more requests after its first (ms)",
+        help="how long a batch waits for more requests after its first (ms, default %(default)s)",
     )
     parser.add_argument(
-        "--max-images", type=int_at_least(1), default=16, help="most images per request"
+        "--max-images",
+        type=int_at_least(1),
+        default=16,
+        help="most images per request (default %(default)s)",
     )
     parser.add_argument(
         "--max-image-bytes",
         type=int_at_least(1),
         default=20 * 1024 * 1024,
-        help="most bytes of one image file",
+        help="most bytes of one image file (default %(default)s: 20 MiB)",
     )
     parser.add_argument(
         "--max-image-pixels",
         type=int_at_least(1),
         default=40_000_000,
-        help="most pixels (height x width) of one image",
+        help="most pixels (height x width) of one image (default %(default)s)",
     )
     add_device_argument(parser)
     add_precision_argument(parser)

@@ -32,6 +32,10 @@ from sparsercnn.visualization.plots import plot_precision_recall
 
 logger = logging.getLogger(__name__)
 
+# The sample drawings a report wrote, by file name, in its samples/ folder: the next report
+# into that folder deletes those it does not write again, and nothing else.
+SAMPLES_RECORD = ".sparsercnn-samples.json"
+
 
 def write_detection_plots(
     dataset: CocoDataset,
@@ -96,25 +100,37 @@ def write_detection_plots(
         paths[f"sample_{image_id}"] = _write_sample(
             dataset, image_id, by_image[image_id], image_detections, output_dir, score_threshold
         )
-    _remove_stale_samples(output_dir / "samples", {path.name for path in paths.values()})
+    _remove_stale_samples(
+        output_dir / "samples",
+        {path.name for name, path in paths.items() if name.startswith("sample_")},
+    )
     logger.info("wrote %d evaluation plots to %s", len(paths), output_dir)
     return paths
 
 
 def _remove_stale_samples(folder: Path, written: set[str]) -> None:
-    """Delete the sample drawings (``<image id>.png``) an earlier report left in ``folder``: the
-    folder would show another model's or dataset's detections beside this report's."""
+    """Delete the sample drawings an earlier report wrote into ``folder`` and this one did not
+    (they would show another model's or dataset's detections beside this report's), then
+    record this report's (:data:`SAMPLES_RECORD`).
+
+    Only files an earlier report listed in its record are deleted: any other file, such as a
+    user's ``000001.png`` in a folder given as the report's, stays.
+    """
     if not folder.is_dir():
         return
-    stale = [
-        path
-        for path in folder.glob("*.png")
-        if path.stem.lstrip("-").isdigit() and path.name not in written
-    ]
-    for path in stale:
+    record = folder / SAMPLES_RECORD
+    try:
+        previous = set(json.loads(record.read_text())) if record.is_file() else set()
+    except (ValueError, TypeError) as error:
+        logger.warning("%s is unreadable (%s): earlier samples are left in place", record, error)
+        previous = set()
+    stale = [folder / name for name in sorted(previous - written) if Path(name).name == name]
+    removed = [path for path in stale if path.is_file()]
+    for path in removed:
         path.unlink()
-    if stale:
-        logger.info("removed %d sample drawings of an earlier report from %s", len(stale), folder)
+    if removed:
+        logger.info("removed %d sample drawings of an earlier report from %s", len(removed), folder)
+    atomic_write_text(record, json.dumps(sorted(written)))
 
 
 def _write_confusion(

@@ -10,7 +10,6 @@ more objects per image than the model has proposals show up in :meth:`SlotStatis
 from __future__ import annotations
 
 import json
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +33,6 @@ from sparsercnn.visualization.diagnostic_plots import (
     plot_slot_match_counts,
     plot_slot_size_histograms,
 )
-
-logger = logging.getLogger(__name__)
 
 # dominant_labels of a slot never matched, and of one whose classes tie for the most matches.
 NEVER_MATCHED, NO_SINGLE_CLASS = -1, -2
@@ -274,7 +271,9 @@ def collect_slot_statistics(
         batch_invariant: only images of the same padded size share a forward pass.
 
     Returns:
-        The statistics; every image contributes ``min(#GT, N)`` matches.
+        The statistics; every image contributes ``min(#GT, N)`` matches. Its
+        :meth:`~SlotStatistics.advice` is not logged here: it is part of
+        :meth:`~SlotStatistics.format` and the JSON, which ``diagnose slots`` prints and writes.
     """
     device = model_device(model)
     num_classes = dataset.category_map.num_classes
@@ -324,8 +323,6 @@ def collect_slot_statistics(
         match_centres_norm=table[:, 2:4],
         match_sqrt_areas=table[:, 4],
     )
-    for line in statistics.advice():
-        logger.warning("%s", line)
     return statistics
 
 
