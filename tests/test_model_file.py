@@ -55,9 +55,9 @@ def test_truncated_file_says_damaged(model_file: Path, cut: float) -> None:
 def test_an_onnx_export_points_to_the_onnx_flag(tmp_path: Path) -> None:
     path = tmp_path / "model.onnx"
     path.write_bytes(b"\x08\x08\x12\x07pytorch")  # how an ONNX ModelProto starts
-    assert "is an ONNX export, not a model file (.safetensors): give it with --onnx" in (
-        one_line_error(path)
-    )
+    message = one_line_error(path)
+    assert "is an ONNX export, not a model file (.safetensors): predict and eval take it" in message
+    assert "other commands need the .safetensors it was exported from" in message
 
 
 def test_pytorch_checkpoint_points_to_convert(tmp_path: Path) -> None:

@@ -147,8 +147,9 @@ def unreadable_model_file_message(path: Path, error: Exception) -> str:
         head = handle.read(2)
     if path.suffix.lower() == ".onnx":
         return (
-            f"{path} is an ONNX export, not a model file (.safetensors): give it with --onnx "
-            "instead (serve: --onnx beside --model, the .safetensors it was exported from)"
+            f"{path} is an ONNX export, not a model file (.safetensors): predict and eval take "
+            "it with --onnx (serve: --onnx beside --model); other commands need the .safetensors "
+            "it was exported from"
         )
     if head == b"PK" or head[:1] == b"\x80":  # torch.save's zip archive, or a bare pickle
         return (

@@ -112,7 +112,11 @@ def test_predict_never_writes_over_its_inputs(
 
 
 def test_predict_score_threshold_without_drawings_is_refused(
-    model_file: Path, dataset: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    model_file: Path,
+    dataset: SyntheticCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The threshold only chooses what is drawn: without --save-images it would change
     nothing, while the user expects fewer records."""
@@ -126,6 +130,9 @@ def test_predict_score_threshold_without_drawings_is_refused(
     out = capsys.readouterr().out
     assert "(score >= 0.3)" in out  # the default threshold of drawings
     assert " detections on 1 image written to " in out
+    # Run again: the earlier output is replaced, and the run says so before its work.
+    assert main([*argv, "--output", str(output)]) == 0
+    assert f"--output {output} exists: it will be replaced" in caplog.text
 
 
 def test_predict_terminated_mid_run_leaves_nothing_behind(

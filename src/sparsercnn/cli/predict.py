@@ -71,7 +71,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help=f"images, videos ({VIDEO_SUFFIXES_HELP}; needs pip install 'sparsercnn[video]') "
         "or folders of them",
     )
-    parser.add_argument("--output", type=Path, default=Path("predictions.json"), help="COCO JSON")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("predictions.json"),
+        help="the COCO results JSON to write (default %(default)s; a file there is replaced, "
+        "with a warning)",
+    )
     parser.add_argument(
         "--save-images",
         type=Path,
@@ -117,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.predictor import DrawingWriter
 
     check_output_path(args.output, "--output", inputs={"--model": args.model, "--onnx": args.onnx})
+    if args.output.is_file():
+        logger.warning(
+            "--output %s exists: it will be replaced once this run succeeds", args.output
+        )
     if args.save_images is not None:
         check_output_path(args.save_images, "--save-images", folder=True)
     elif args.score_threshold is not None:

@@ -31,7 +31,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         help="1-based stages to show (default 1 3 6 for six stages, else first, middle, last)",
     )
-    parser.add_argument("--score-threshold", type=fraction, default=0.3)
+    parser.add_argument(
+        "--score-threshold",
+        type=fraction,
+        default=0.3,
+        help="least score of a drawn stage detection and trajectory (default %(default)s)",
+    )
     parser.add_argument(
         "--output",
         type=Path,

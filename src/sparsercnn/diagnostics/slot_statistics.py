@@ -10,7 +10,6 @@ more objects per image than the model has proposals show up in :meth:`SlotStatis
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from sparsercnn.loss import HungarianMatcher, build_criterion
 from sparsercnn.model import SparseRCNN
 from sparsercnn.model.inference import evaluating, model_device, run_model
 from sparsercnn.ops.boxes import box_xyxy_to_cxcywh
+from sparsercnn.recipe.auto_recipe import PROPOSALS_PER_OBJECT, proposals_for
 from sparsercnn.structures import Target
 from sparsercnn.visualization.diagnostic_plots import (
     plot_slot_centres,
@@ -38,8 +38,9 @@ from sparsercnn.visualization.diagnostic_plots import (
 NEVER_MATCHED, NO_SINGLE_CLASS = -1, -2
 
 # Above this many objects per image per proposal the densest images are at risk (spec 13 #4:
-# ground truth beyond N can never be matched, and near N every slot is needed).
-CROWDED_FRACTION = 0.8
+# ground truth beyond N can never be matched, and near N every slot is needed); the advice
+# then names the proposals the automatic recipe would train with (proposals_for).
+CROWDED_FRACTION = 1 / PROPOSALS_PER_OBJECT
 
 
 @dataclass
@@ -148,14 +149,13 @@ class SlotStatistics:
         if most > n:
             lines.append(
                 f"the densest image has {most} objects but the model has only N = {n} proposals: "
-                f"{most - n} of them can never be detected; train with model.num_proposals >= "
-                f"{math.ceil(most / CROWDED_FRACTION)}"
+                f"{most - n} of them can never be detected; train with model.num_proposals="
+                f"{proposals_for(most)}"
             )
         elif most > CROWDED_FRACTION * n:
             lines.append(
                 f"the densest image has {most} objects for N = {n} proposals (> "
-                f"{CROWDED_FRACTION:.0%}); consider model.num_proposals >= "
-                f"{math.ceil(most / CROWDED_FRACTION)}"
+                f"{CROWDED_FRACTION:.0%}); consider model.num_proposals={proposals_for(most)}"
             )
         dead = self.dead_slots
         if dead:

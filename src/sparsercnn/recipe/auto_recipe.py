@@ -75,6 +75,10 @@ BUDGET_RESERVE = 0.1
 SCRATCH_EPOCHS = 60
 FINETUNE_EPOCHS = 12
 MAX_PROPOSALS = 500
+# Proposals per object of the densest image (plus PROPOSALS_SLACK): near one per object every
+# slot is needed, and ground truth beyond N can never be matched (spec 13 #4).
+PROPOSALS_PER_OBJECT = 1.25
+PROPOSALS_SLACK = 5
 # From this many passes over each training image (steps x batch / images), training from scratch
 # adds random crops to the flips: many passes over few images let the model memorise them.
 # 10 minutes, seed 1: 43 aerial photos of tree crowns (745 boxes), ~330 passes, AP 0.016 with flips
@@ -215,7 +219,7 @@ class _Builder:
         """Comfortably above the most objects in one image (from scratch; else the weights')."""
         if not self.from_scratch:
             return self.cfg.model.num_proposals
-        wanted = _round_up(self.profile.max_objects * 1.25 + 5, 10)
+        wanted = proposals_for(self.profile.max_objects)
         return min(max(self.cfg.model.num_proposals, wanted), MAX_PROPOSALS)
 
     def _set_proposals(self, proposals: int, reason: str) -> None:
@@ -491,6 +495,12 @@ def _model_name(cfg: Config) -> str:
     model = cfg.model
     width = "" if model.backbone_width == ModelConfig.backbone_width else f"/{model.backbone_width}"
     return f"R{model.backbone_depth}{width}, head {model.hidden_dim}"
+
+
+def proposals_for(max_objects: int) -> int:
+    """The proposals to train for images of up to ``max_objects`` objects: comfortably above
+    them (x PROPOSALS_PER_OBJECT + PROPOSALS_SLACK), rounded up to a multiple of 10."""
+    return _round_up(max_objects * PROPOSALS_PER_OBJECT + PROPOSALS_SLACK, 10)
 
 
 def _round_up(value: float, step: int) -> int:
