@@ -184,36 +184,60 @@ def test_user_errors_are_reported_without_traceback(
 
 
 def test_validate_and_eval_on_a_small_coco_dataset(
-    model_file: Path, dataset: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    model_file: Path,
+    dataset: SyntheticCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     json_path, image_folder = dataset.json_path, dataset.image_dir
     assert main(["validate", "--json", str(json_path), "--images", str(image_folder)]) == 0
-    metrics = tmp_path / "metrics.json"
-    code = main(
-        [
-            "eval",
-            "--model",
-            str(model_file),
-            "--json",
-            str(json_path),
-            "--images",
-            str(image_folder),
-            "--output",
-            str(metrics),
-            "--workers",
-            "0",
-            "--report-dir",
-            str(tmp_path / "report"),
-        ]
-    )
+    metrics, results = tmp_path / "metrics.json", tmp_path / "results.json"
+    results.write_text("[]")  # a file of the user's: replaced, but not silently
+    eval_argv = [
+        "eval",
+        "--model",
+        str(model_file),
+        "--json",
+        str(json_path),
+        "--images",
+        str(image_folder),
+        "--output",
+        str(metrics),
+        "--results",
+        str(results),
+        "--workers",
+        "0",
+    ]
+    code = main([*eval_argv, "--report-dir", str(tmp_path / "report")])
     assert code == 0
+    assert f"--results {results} exists: it will be replaced" in caplog.text
+    assert "--output" not in caplog.text  # metrics.json did not exist
+    records = json.loads(results.read_text())
+    sizes = {1: (90, 120), 2: (100, 64), 3: (80, 80)}  # image id: (h, w) of the file
+    assert records and {r["category_id"] for r in records} <= {3, 7}
+    for record in records:  # [x, y, w, h] in the original image's pixels, clipped to it
+        x, y, w, h = record["bbox"]
+        height, width = sizes[record["image_id"]]
+        assert x >= 0 and y >= 0 and w > 0 and h > 0
+        assert x + w <= width + 0.01 and y + h <= height + 0.01
     values = json.loads(metrics.read_text())
     for key in ("AP", "AP50", "AP75", "APs", "APm", "APl", "per_class"):
         assert key in values
     assert 0.0 <= values["AP"] <= 1.0
     assert values["precision"] == "fp32" and values["cuda_graphs"] is False
+    assert values["num_detections"] == len(records)
     assert (tmp_path / "report" / "confusion_matrix.png").stat().st_size > 0
-    assert "speed on cpu (fp32): " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "speed on cpu (fp32): " in out
+    assert f"AP    {100 * values['AP']:6.2f}%" in out  # the table gives the file's AP in percent
+    assert f"metrics written to {metrics} (AP and AR as 0-1 fractions)" in out
+    assert f"COCO results written to {results}" in out
+    caplog.clear()
+    assert main(eval_argv) == 0
+    assert f"--output {metrics} exists: it will be replaced" in caplog.text
+    assert json.loads(metrics.read_text())["AP"] == values["AP"]
+    capsys.readouterr()
     # A broken annotation makes validate fail with the annotation id in the report.
     coco = dataset.read_json()
     coco["annotations"][1]["bbox"] = [5, 20, -5, 50]

@@ -119,6 +119,36 @@ def test_malformed_boxes_and_warnings(bad_report: ValidationReport) -> None:
     assert "skip_invalid=True in Python" in bad_report.format()
 
 
+def test_an_area_evaluation_would_misread_is_warned_about() -> None:
+    """COCO evaluation sorts objects into small/medium/large by ``area``: one it cannot use as
+    meant is named, with what evaluation does with it; the annotation stays (training ignores
+    the area)."""
+    annotations = [
+        box(1, 1, 3, [1, 2, 10, 10], area=70.5),  # a segment's area: fine
+        box(2, 1, 3, [1, 2, 10, 10]),  # none: the box's w*h, fine
+        box(3, 1, 3, [1, 2, 10, 10], area="100"),
+        box(4, 1, 3, [1, 2, 10, 10], area=None),
+        box(5, 1, 3, [1, 2, 10, 10], area=-1),
+        box(6, 1, 3, [1, 2, 10, 10], area=math.nan),
+        box(7, 1, 3, [1, 2, 10, 10], area=math.inf),
+        box(8, 1, 3, [1, 2, 10, 10], area=True),
+    ]
+    data = {
+        "images": [image(1, "a.png")],
+        "annotations": annotations,
+        "categories": [{"id": 3, "name": "car"}],
+    }
+    checked = check_coco(data, "x.json")
+    assert [ann["id"] for ann in checked.annotations] == [1, 2, 3, 4, 5, 6, 7, 8]
+    warned = {i.annotation_id: i for i in checked.issues if i.code == "bad_area"}
+    assert sorted(warned) == [3, 4, 5, 6, 7, 8]  # type: ignore[type-var]
+    assert all(i.severity == "warning" and i.image_id == 1 for i in warned.values())
+    assert "annotation 3 (image 1, 'a.png')" in warned[3].message
+    assert "box's w*h (100) instead" in warned[3].message
+    assert "ignores the object" in warned[5].message and "ignores the object" in warned[7].message
+    assert "small, medium and large" in warned[6].message
+
+
 def test_usable_part_is_summarised(bad_report: ValidationReport) -> None:
     summary = bad_report.summary
     assert summary.num_images_in_json == 7 and summary.num_annotations_in_json == 14

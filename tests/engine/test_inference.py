@@ -1,17 +1,23 @@
-"""Inference over a loader and COCO evaluation of a (random) tiny model."""
+"""Inference over a loader and COCO evaluation of a (random) tiny model; boxes mapped back to
+the files' pixels."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
+from PIL import Image
 
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.loader import build_test_loader
 from sparsercnn.data.transforms import build_test_transform
 from sparsercnn.engine.inference import evaluate, run_inference
+from sparsercnn.evaluation import CocoEvaluator
 from sparsercnn.model import PostProcessor, SparseRCNN, build_model, build_postprocessor
+from sparsercnn.structures import ModelOutput, StageOutput
 from tests.synthetic_coco import SyntheticCoco, tiny_config
 
 
@@ -59,3 +65,77 @@ def test_evaluate_scores_and_writes_results(tiny_coco: SyntheticCoco, tmp_path: 
     records = json.loads(results_path.read_text())
     assert len(records) == result.num_detections
     assert {r["category_id"] for r in records} <= {1, 3}
+
+
+def _exif_jpeg(path: Path, display: np.ndarray, orientation: int) -> None:
+    """Save ``display`` (h, w, 3) as a JPEG stored rotated, with the EXIF tag that undoes it."""
+    stored = Image.fromarray(display)
+    if orientation == 6:  # the viewer turns the stored pixels 90 degrees clockwise
+        stored = stored.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored.save(path, quality=95, exif=exif.tobytes())
+
+
+def test_boxes_found_in_the_input_map_back_to_the_file_pixels(tmp_path: Path) -> None:
+    """A detector that finds every object exactly in the resized input image scores AP 1 after
+    the post-processor maps its boxes back: through the test resize, an EXIF rotation (the JSON
+    gives the displayed size) and a JPEG decoded at a reduced scale, with a box on the border
+    (clipping leaves it whole)."""
+    rng = np.random.default_rng(0)
+    images_dir = tmp_path / "images"
+    images_dir.mkdir()
+    # (height, width) as displayed, EXIF orientation
+    specs = [((200, 120), 6), ((1001, 2000), 1), ((90, 130), 1)]
+    images, annotations = [], []
+    for index, ((height, width), orientation) in enumerate(specs):
+        name = f"{index}.jpg"
+        pixels = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
+        _exif_jpeg(images_dir / name, pixels, orientation)
+        images.append({"id": 10 + index, "file_name": name, "height": height, "width": width})
+        boxes = [[3.0, 5.0, width / 3, height / 4], [width / 2, height / 2, width / 2, height / 2]]
+        for number, bbox in enumerate(boxes):
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": 10 + index,
+                    "category_id": (3, 1)[number],
+                    "bbox": bbox,
+                    "area": bbox[2] * bbox[3],
+                    "iscrowd": 0,
+                }
+            )
+    categories = [{"id": 1, "name": "red"}, {"id": 3, "name": "green"}]
+    json_path = tmp_path / "instances.json"
+    json_path.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
+    transform = build_test_transform(tiny_config().input)
+    dataset = CocoDataset(json_path, images_dir, transform, decode_size=transform.source_size)
+    postprocessor = PostProcessor(clip_boxes=True)
+    detections = []
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        assert sample.original_size == tuple(specs[index][0])
+        assert tuple(sample.image.shape[1:]) != sample.original_size  # resized
+        targets = sample.target
+        logits = torch.full((1, len(targets), 2), -10.0)
+        logits[0, torch.arange(len(targets)), targets.labels] = 10.0
+        output = ModelOutput(
+            stages=[StageOutput(logits=logits, boxes=targets.boxes[None])],
+            image_sizes=torch.tensor([sample.image.shape[1:]]),
+            proposal_boxes=targets.boxes[None],
+        )
+        detections.extend(postprocessor(output, [sample.original_size]))
+    evaluator = CocoEvaluator(dataset.gt_dict(), dataset.category_map.category_ids)
+    evaluator.update(dataset.image_ids, detections)
+    result = evaluator.evaluate()
+    assert pytest.approx(1.0) == result.AP and pytest.approx(1.0) == result.AR100
+    for record in evaluator.coco_results():
+        (image,) = [i for i in images if i["id"] == record["image_id"]]
+        (expected,) = [
+            a["bbox"]
+            for a in annotations
+            if a["image_id"] == image["id"] and a["category_id"] == record["category_id"]
+        ]
+        assert record["bbox"] == pytest.approx(expected, abs=0.02)

@@ -1,17 +1,21 @@
 """``train_from_coco``'s training data: decoded at the resolution the augmentation needs, kept in
-memory within ``train.image_cache_mb``; evaluation data decoded in full."""
+memory within ``train.image_cache_mb``; evaluation data decoded in full. ``evaluate_model_file``'s
+report and files."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.transforms import InferenceTransform, TrainTransform
 from sparsercnn.engine import pipeline
 from tests.synthetic_coco import SyntheticCoco, tiny_config
+from tests.tiny_model import write_tiny_model_file
 
 
 def test_training_images_are_decoded_for_the_transform_and_cached(
@@ -45,3 +49,29 @@ def test_training_images_are_decoded_for_the_transform_and_cached(
     assert isinstance(val_set.transform, InferenceTransform)
     assert val_set.decode_size == val_set.transform.source_size
     assert val_set.image_cache.max_bytes == 0
+
+
+def test_eval_of_some_stages_says_so_and_writes_fractions(
+    tiny_coco: SyntheticCoco, tmp_path: Path
+) -> None:
+    model = write_tiny_model_file(
+        tmp_path / "model.safetensors", CategoryMap.from_coco(tiny_coco.categories)
+    )
+    metrics, results = tmp_path / "metrics.json", tmp_path / "results.json"
+    report = pipeline.evaluate_model_file(
+        model,
+        tiny_coco.json_path,
+        tiny_coco.image_dir,
+        num_stages=1,
+        num_workers=0,
+        metrics_path=metrics,
+        results_path=results,
+    )
+    assert "scored: the detections of stage 1 (--stages 1)" in report.format()
+    written = json.loads(metrics.read_text())
+    assert written["num_stages"] == 1 and written["num_images"] == tiny_coco.num_images
+    for name in ("AP", "AP50", "AP75", "AR1", "AR10", "AR100"):
+        assert written[name] == getattr(report.result, name) and 0 <= written[name] <= 1
+    assert written["num_detections"] == len(json.loads(results.read_text()))
+    full = pipeline.evaluate_model_file(model, tiny_coco.json_path, tiny_coco.image_dir)
+    assert "--stages" not in full.format()

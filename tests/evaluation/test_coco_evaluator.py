@@ -174,6 +174,68 @@ def test_class_without_ground_truth_is_omitted(ground_truth: dict[str, Any]) -> 
     assert set(result.per_class) == {"cat", "eel"}
     assert math.isclose(result.AP, 1.0, abs_tol=1e-12)
     json.dumps(result.to_dict(), allow_nan=False)
+    # Left out of the per-class AP, but named in the table and the files.
+    assert result.classes_without_ground_truth == ["dog"]
+    assert result.to_dict()["classes_without_ground_truth"] == ["dog"]
+    assert "Not scored, no ground truth in these images: dog" in result.format_table()
+
+
+def test_table_says_what_a_dash_means(ground_truth: dict[str, Any]) -> None:
+    # Only image 3 (one medium box): no small or large object, shown as "-" and explained.
+    result = _evaluate(ground_truth, {3: _gt_detections(ground_truth, 3)})
+    assert result.APs is None and result.APl is None and result.APm == pytest.approx(1.0)
+    table = result.format_table()
+    assert "APs         -" in table and "(-: no ground-truth object of that size" in table
+    assert result.classes_without_ground_truth == ["cat", "eel"]
+    full = _evaluate(ground_truth, {i: _gt_detections(ground_truth, i) for i in (1, 2, 3, 4)})
+    assert "(-:" not in full.format_table() and "Not scored" not in full.format_table()
+
+
+def test_size_ranges_use_the_area_field_and_crowd_regions_are_ignored(
+    ground_truth: dict[str, Any],
+) -> None:
+    """APs/APm/APl sort objects by the annotation's ``area`` (a segment's, in COCO's files),
+    not by the box; a detection of a crowd region is neither a hit nor a false positive."""
+    gt = copy.deepcopy(ground_truth)
+    gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] == 1]
+    gt["annotations"][0]["area"] = 500.0  # a 200x150 box whose object covers 500 px: small
+    crowd = _ann(99, 1, 3, [400.0, 300.0, 100.0, 100.0])
+    crowd["iscrowd"] = 1
+    detections = _gt_detections(gt, 1)
+    gt["annotations"].append(crowd)
+    # The crowd region detected first, with the highest score: ignored, AP stays 1.
+    detections = Detections(
+        boxes=torch.cat([torch.tensor([[400.0, 300.0, 500.0, 400.0]]), detections["boxes"]]),
+        scores=torch.cat([torch.tensor([0.99]), detections["scores"]]),
+        labels=torch.cat([torch.tensor([0]), detections["labels"]]),
+    )
+    result = _evaluate(gt, {1: detections})
+    assert pytest.approx(1.0) == result.AP and result.num_detections == 3
+    assert result.APs == pytest.approx(1.0) and result.APm == pytest.approx(1.0)
+    assert result.APl is None and result.ARl is None  # no large object by area
+    assert result.per_class == {"cat": pytest.approx(1.0), "dog": pytest.approx(1.0)}
+    assert result.classes_without_ground_truth == ["eel"]
+
+
+def test_a_false_positive_ranked_first_and_a_missed_object(ground_truth: dict[str, Any]) -> None:
+    """Hand-computed: 'cat' has 3 objects; a false positive scores highest, two objects are
+    found, one is missed. Precision at recall 1/3 and 2/3 is 1/2 and 2/3 (interpolated: 2/3
+    for both), 0 above: AP = 67 recall thresholds of 101 (0..0.66) at 2/3."""
+    gt = copy.deepcopy(ground_truth)
+    gt["annotations"] = [a for a in gt["annotations"] if a["category_id"] == 3]
+    found = {1: _gt_detections(gt, 1, score=0.8), 2: _gt_detections(gt, 2, score=0.7)}
+    found[3] = {  # nothing there: a false positive, ranked first
+        "boxes": torch.tensor([[0.0, 0.0, 50.0, 50.0]]),
+        "scores": torch.tensor([0.9]),
+        "labels": torch.tensor([0]),
+    }
+    found[4] = _empty()  # image 4's cat is missed
+    result = _evaluate(gt, found)
+    expected = 67 * (2 / 3) / 101
+    assert pytest.approx(expected, abs=1e-12) == result.AP
+    assert pytest.approx(expected, abs=1e-12) == result.AP50
+    assert pytest.approx(2 / 3) == result.AR100 and pytest.approx(2 / 3) == result.AR1
+    assert result.per_class == {"cat": pytest.approx(expected, abs=1e-12)}
 
 
 def test_subset_of_images_restricts_evaluation(ground_truth: dict[str, Any]) -> None:
@@ -212,6 +274,24 @@ def test_invalid_inputs_raise_clear_errors(ground_truth: dict[str, Any]) -> None
         evaluator.evaluate()
     with pytest.raises(ValueError, match="image id 99"):
         evaluator.update([99], [_empty()])
+
+
+def test_a_null_or_missing_iscrowd_is_no_crowd_region(ground_truth: dict[str, Any]) -> None:
+    """The data rules accept ``iscrowd: null`` (0, as in COCO's tools): so does the evaluator."""
+    del ground_truth["annotations"][0]["iscrowd"]
+    ground_truth["annotations"][1]["iscrowd"] = None
+    ground_truth["annotations"][2]["iscrowd"] = True  # a crowd region: not missed
+    detections = {i: _gt_detections(ground_truth, i) for i in (1, 2, 3, 4)}
+    detections[2] = _empty()  # image 2: a missed eel, and the crowd region
+    result = _evaluate(ground_truth, detections)
+    # Cats of images 1 and 4 found (the crowd one is not a target), eel of image 4 only: its
+    # precision is 1 up to recall 0.5, 51 of the 101 recall thresholds.
+    assert result.per_class == {
+        "cat": pytest.approx(1.0),
+        "dog": pytest.approx(1.0),
+        "eel": pytest.approx(51 / 101),
+    }
+    assert pytest.approx((1 + 1 + 1 / 2) / 3) == result.AR100
 
 
 def test_ground_truth_from_path_and_left_unmodified(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from sparsercnn.cli.common import (
     resolve_device,
 )
 
+logger = logging.getLogger(__name__)
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -30,8 +33,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_model_dataset_arguments(parser, onnx=True)
     add_precision_argument(parser)
     add_cuda_graphs_argument(parser)
-    parser.add_argument("--output", type=Path, help="write the metrics as JSON here")
-    parser.add_argument("--results", type=Path, help="write the COCO results JSON here")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="write the metrics as JSON here (AP and AR as 0-1 fractions; a file there is "
+        "replaced, with a warning)",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="write the COCO results JSON here (a file there is replaced, with a warning)",
+    )
     parser.add_argument(
         "--report-dir",
         type=Path,
@@ -75,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
             args.output
         ):
             raise ValueError(f"--output and --results both name {args.output}; give each its own")
+    for flag, path in (("--output", args.output), ("--results", args.results)):
+        if path is not None and path.is_file():
+            logger.warning("%s %s exists: it will be replaced once this run succeeds", flag, path)
     if args.report_dir is not None:
         check_output_path(args.report_dir, "--report-dir", folder=True)
         refuse_report_over_images(args.report_dir, args.images)
@@ -109,7 +124,9 @@ def run(args: argparse.Namespace) -> int:
         )
     print(report.format())
     if args.output:
-        print(f"metrics written to {args.output}")
+        print(f"metrics written to {args.output} (AP and AR as 0-1 fractions)")
+    if args.results:
+        print(f"COCO results written to {args.results}")
     if args.report_dir:
         write_evaluation_report(report, args.report_dir)
         print(f"evaluation plots in {args.report_dir} (from the same detections)")

@@ -11,7 +11,8 @@ Issue codes. Errors: ``bad_category``, ``duplicate_category_id``, ``no_categorie
 ``unknown_image_id``, ``unknown_category_id``, ``bad_iscrowd``, ``malformed_bbox``,
 ``negative_size``, ``box_outside_image``. Warnings: ``box_clipped``, ``empty_box`` (zero width
 or height: no training target, as in the reference, spec 1.4; COCO train2017 has two; both are
-evaluated as the file gives them),
+evaluated as the file gives them), ``bad_area`` (an ``area`` that COCO evaluation cannot sort
+into small/medium/large as meant; training does not use it),
 ``duplicate_category_name``, ``duplicate_file_name``.
 """
 
@@ -307,6 +308,8 @@ class _Checker:
         if problem is not None:
             self.add("error", problem[0], f"{where}: {problem[1]}", image_id, ann_id, file)
             return None
+        if "area" in ann and (area_problem := _area_problem(ann["area"], ann["bbox"])):
+            self.add("warning", "bad_area", f"{where}: {area_problem}", image_id, ann_id, file)
         if ann["bbox"][2] == 0 or ann["bbox"][3] == 0:
             message = (
                 f"{where}: bbox {ann['bbox']} has zero width or height; no training target "
@@ -352,6 +355,29 @@ def _bbox_problem(bbox: Any) -> tuple[str, str] | None:
         return "malformed_bbox", f"bbox {bbox} has a NaN or infinite value"
     if bbox[2] < 0 or bbox[3] < 0:
         return "negative_size", f"bbox {bbox} has a negative width or height (COCO is [x, y, w, h])"
+    return None
+
+
+# COCOeval's area range "all": an object whose area lies outside it is ignored in every range.
+_MAX_COCO_AREA = 1e5**2
+
+
+def _area_problem(area: object, bbox: list[float]) -> str | None:
+    """Why COCO evaluation would misread an annotation's ``area`` (what it sorts objects into
+    small, medium and large by, :func:`~sparsercnn.structures.coco_area`), or ``None``."""
+    fix = "fix its 'area', or remove it to use the box's w*h"
+    if not _is_number(area):
+        return (
+            f"'area' {area!r:.40} is not a number: evaluation sorts the object by its box's "
+            f"w*h ({bbox[2] * bbox[3]:g}) instead; give a number, or remove the 'area'"
+        )
+    if math.isnan(area):
+        return f"'area' is NaN: COCO evaluation counts the object as small, medium and large; {fix}"
+    if not 0 <= area <= _MAX_COCO_AREA:
+        return (
+            f"'area' {area:g} is outside [0, {_MAX_COCO_AREA:g}]: COCO evaluation ignores the "
+            f"object (a detection of it is neither a hit nor a false positive); {fix}"
+        )
     return None
 
 

@@ -3,10 +3,13 @@ file ``metrics.jsonl`` they go to.
 
 Each training record is ``{"iter", "lr", "loss", <every loss term>, "grad_norm", "time",
 "data_time", "images_per_s", "skipped", "skipped_images"}`` averaged over the steps since the
-previous record, except the counts ``skipped`` (steps skipped for a non-finite loss) and
-``skipped_images`` (images that failed to load and were replaced, ``--skip-invalid``), which
-are summed; evaluation records are ``{"iter", "eval": {...}}``. ``iter`` counts optimiser steps
-taken. In multi-process training the counts are this process's (rank 0's).
+previous record (losses over all processes, ``time`` and ``data_time`` in seconds per step),
+except ``lr``, the last step's, and the counts ``skipped`` (steps skipped for a non-finite
+loss) and ``skipped_images`` (images that failed to load and were replaced,
+``--skip-invalid``), which are summed; evaluation records are ``{"iter", "eval": {...}}``, the
+COCO metrics as 0-1 fractions (:meth:`~sparsercnn.evaluation.EvaluationResult.to_dict`).
+``iter`` counts optimiser steps taken. In multi-process training the counts are this
+process's (rank 0's).
 """
 
 from __future__ import annotations

@@ -105,8 +105,10 @@ class EvaluationReport:
             if dataset.num_dropped_images or dataset.num_dropped_annotations
             else ""
         )
+        stages = self.evaluation.num_stages
+        scope = f"scored: the detections of stage {stages} (--stages {stages})\n" if stages else ""
         return (
-            f"{self.result.format_table()}\n{dropped}"
+            f"{self.result.format_table()}\n{scope}{dropped}"
             f"speed on {self.device} ({how}): {model_rate:.2f} images/s model only (forward "
             f"pass), {total_rate:.2f} images/s end to end (decode, resize, forward, "
             f"post-processing) over {self.timing.num_images} images"

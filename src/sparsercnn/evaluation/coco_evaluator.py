@@ -107,7 +107,8 @@ class EvaluationResult:
     metrics are ``None`` when the evaluated images hold no ground truth of that size (COCOeval's
     ``-1``). The overall metrics are 0.0 (and a warning is logged) if there is no ground truth
     at all. ``per_class`` maps class name -> AP@[.5:.95] for the classes with ground truth in the
-    evaluated images only; classes without are omitted rather than reported as NaN or -1.
+    evaluated images only; classes without are not in it (COCO's AP leaves them out too) but
+    named in ``classes_without_ground_truth``, so no class disappears unsaid.
     ``precision_recall`` holds the per-class curves and is left out of :meth:`to_dict`.
     """
 
@@ -128,6 +129,7 @@ class EvaluationResult:
     num_gt_images: int
     num_detections: int
     precision_recall: list[PrecisionRecallCurve] = field(default_factory=list, repr=False)
+    classes_without_ground_truth: list[str] = field(default_factory=list)
 
     @property
     def is_subset(self) -> bool:
@@ -135,9 +137,11 @@ class EvaluationResult:
         return self.num_images < self.num_gt_images
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary: the 12 metrics, ``per_class``, image and detection counts."""
+        """JSON-able summary: the 12 metrics, ``per_class`` (and the classes left out of it for
+        want of ground truth), image and detection counts."""
         out: dict[str, Any] = {name: getattr(self, name) for name in METRIC_NAMES + RECALL_NAMES}
         out["per_class"] = dict(self.per_class)
+        out["classes_without_ground_truth"] = list(self.classes_without_ground_truth)
         out["num_images"] = self.num_images
         out["num_gt_images"] = self.num_gt_images
         out["num_detections"] = self.num_detections
@@ -154,9 +158,16 @@ class EvaluationResult:
             lines.append(
                 f"  {ap_name:<5} {format_percent(ap):>7}    {ar_name:<5} {format_percent(ar):>7}"
             )
+        if any(getattr(self, name) is None for name in METRIC_NAMES + RECALL_NAMES):
+            lines.append("  (-: no ground-truth object of that size in these images)")
         if self.per_class:
             lines.append("Per-class AP:")
             lines.extend(_columns([(n, format_percent(v)) for n, v in self.per_class.items()], 3))
+        if self.classes_without_ground_truth:
+            lines.append(
+                "Not scored, no ground truth in these images: "
+                + ", ".join(self.classes_without_ground_truth)
+            )
         return "\n".join(lines)
 
 
@@ -187,7 +198,8 @@ def _load_ground_truth(ground_truth: Mapping[str, Any] | str | Path) -> tuple[di
             raise ValueError(f"{source}: COCO ground truth needs a list under {key!r}")
     for ann in data["annotations"]:
         # pycocotools needs both for the area ranges and crowd handling; COCO files have them.
-        ann.setdefault("iscrowd", 0)
+        # A null iscrowd (0 for COCO's tools and the data rules) would crash faster-coco-eval.
+        ann["iscrowd"] = int(bool(ann.get("iscrowd")))
         ann["area"] = coco_area(ann)
     return data, source
 
@@ -311,6 +323,7 @@ class CocoEvaluator:
         curves = precision_recall_curves(
             coco_eval.eval["precision"], params.iouThrs, params.recThrs, params.catIds, self._names
         )
+        scored = {c.category_id for c in curves}
         result = EvaluationResult(
             AP=_overall(stats["AP"]),
             AP50=_overall(stats["AP50"]),
@@ -329,6 +342,9 @@ class CocoEvaluator:
             num_gt_images=len(self._gt_image_ids),
             num_detections=len(records),
             precision_recall=curves,
+            classes_without_ground_truth=[
+                self._names[c] for c in sorted(self._lookup) if c not in scored
+            ],
         )
         logger.info(
             "COCO bbox AP %s AP50 %s AP75 %s on %d images",
