@@ -137,8 +137,9 @@ def test_a_budget_shorter_than_one_logged_window_is_refused_before_training(
 def test_overrides_the_recipe_must_know_reach_it(
     tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A ``train.max_iter`` or ``train.image_cache_mb`` override changes what the recipe chooses
-    (the schedule, the price of loading), so it is given to the recipe, not only applied after."""
+    """A ``train.max_iter``, ``train.batch_size`` or ``train.image_cache_mb`` override changes
+    what the recipe chooses (the schedule; the timing, steps and learning rate; the price of
+    loading), so it is given to the recipe, not only applied after."""
     seen: dict[str, object] = {}
 
     def recipe_for_dataset(*args: object, **kwargs: object) -> None:
@@ -146,13 +147,14 @@ def test_overrides_the_recipe_must_know_reach_it(
         raise ValueError("stop after the recipe's arguments")
 
     monkeypatch.setattr("sparsercnn.recipe.recipe_for_dataset", recipe_for_dataset)
-    overrides = ["--set", "train.max_iter=40", "train.image_cache_mb=0"]
+    overrides = ["--set", "train.max_iter=40", "train.image_cache_mb=0", "train.batch_size=3"]
     assert main(_train(tiny_coco, tmp_path / "run", *overrides)) == 2
-    assert seen["max_iter"] == 40 and seen["image_cache_mb"] == 0
+    assert seen["max_iter"] == 40 and seen["image_cache_mb"] == 0 and seen["batch_size"] == 3
 
     seen.clear()
     assert main(_train(tiny_coco, tmp_path / "run2")) == 2
     assert seen["max_iter"] is None and seen["image_cache_mb"] == Config().train.image_cache_mb
+    assert seen["batch_size"] is None
 
 
 def test_files_a_run_would_replace_are_refused_and_kept(

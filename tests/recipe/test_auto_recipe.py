@@ -11,7 +11,7 @@ import pytest
 
 from sparsercnn.config import Config
 from sparsercnn.data.validation import check_coco
-from sparsercnn.presets import r50_300pro_3x
+from sparsercnn.presets import r50_300pro_3x, small
 from sparsercnn.recipe import Budget, DatasetProfile, Hardware, StepCost, choose_recipe
 from sparsercnn.recipe.auto_recipe import CROP_FROM_PASSES, SHORT_BUDGET_STAGES
 from sparsercnn.recipe.input_size import (
@@ -210,6 +210,24 @@ def test_proposals_stay_above_the_most_objects_in_an_image() -> None:
     assert choose(crowded, minutes=None).config.model.num_proposals == 500
 
 
+def test_proposals_at_the_cap_say_so_and_what_would_give_more() -> None:
+    # 601 objects in one image: the recipe's cap of 500, whatever the budget; no budget to
+    # lengthen without --time-budget.
+    crowded = profile_of((512, 512), [30.0] * 700, objects_per_image=600)
+    for minutes in (10.0, None):
+        recipe = choose(crowded, minutes=minutes)
+        reason = reason_of(recipe, "proposals")
+        assert reason == "the most the recipe trains; up to 601 objects in one image"
+        (warning,) = [w for w in recipe.warnings if "more objects than the" in w]
+        assert warning.endswith("set model.num_proposals above the recipe's 500 (slower steps)")
+        assert "--time-budget" not in warning
+    # Under the cap, without a budget: the advice names no budget either.
+    few = profile_of((512, 512), [30.0] * 400, objects_per_image=120)
+    untimed = choose(few, minutes=None, init_from="x.pt", init_model=small().model)
+    (warning,) = [w for w in untimed.warnings if "more objects than the" in w]
+    assert warning.endswith("set model.num_proposals (this re-initialises the proposals)")
+
+
 def test_proposals_that_cost_more_steps_than_they_gain_are_not_taken() -> None:
     # One image of 121 objects among 200: 160 proposals cover every box, 50 cover 82%; when
     # the larger head halves the steps of a short budget, 50 proposals win.
@@ -240,6 +258,61 @@ def test_too_short_a_budget_is_warned_with_the_budget_that_would_do() -> None:
     assert recipe.config.input.test_min_size == 128
     warning = next(w for w in recipe.warnings if "too short to learn" in w)
     assert "~249 steps" in warning and "--time-budget 5 " in warning
+
+
+def test_the_steps_are_those_of_the_budget_left_after_the_timing() -> None:
+    profile = profile_of((160, 160), [30.0] * 400)
+
+    def choose_after(spent: float, minutes: float) -> Any:
+        budget = Budget(seconds=minutes * 60)
+        return choose_recipe(profile, CPU, budget, lambda cfg: COST, spent_seconds=lambda: spent)
+
+    # 2 minutes, 60 s of them timing: 54 s of steps of 0.216 s at 128 px, as in 1 minute untimed.
+    recipe = choose_after(60.0, 2)
+    assert recipe.iterations == int(54 / COST.seconds(128 * 128)) == 249
+    assert "~249 steps of 0.22 s (timed)" in reason_of(recipe, "schedule")
+    # 1000 steps take 240 s + the 10% reserve, and the timing comes first: 300.4 s, 6 minutes.
+    warning = next(w for w in recipe.warnings if "too short to learn" in w)
+    assert "~249 steps" in warning and "--time-budget 6 " in warning
+    # A budget the timing leaves less than one logged window of (10 x 0.216 s) is refused, one
+    # it used up as well, before the recipe is shown, with the budget that would do.
+    for spent in (119.0, 121.0):
+        window = rf"2\.00 min leaves less than one logged window after {spent:.0f} s of timing"
+        with pytest.raises(ValueError, match=window + r" .* at least 2\.1 min"):
+            choose_after(spent, 2)
+
+
+def test_a_given_batch_size_is_what_the_steps_and_learning_rate_follow() -> None:
+    profile = profile_of((160, 160), [30.0] * 400, num_images=400)
+    recipe = choose(profile, batch_size=4)
+    train = recipe.config.train
+    assert train.batch_size == 4 and train.lr == pytest.approx(7e-4 * np.sqrt(4 / 8))
+    assert reason_of(recipe, "batch size") == "the given images per step"
+    # ~2500 steps of 4 images over 400 images: ~25 passes (not the 8-image batch's ~50).
+    passes = recipe.iterations * 4 / 400
+    assert reason_of(recipe, "augmentation").startswith(f"~{passes:.0f} passes over each of 400")
+    # The same override applied to the run changes nothing the table would star.
+    trained = recipe.config.apply_overrides(["train.batch_size=4"])
+    assert "*" not in recipe.format(trained=trained)
+
+
+def test_a_given_schedule_longer_than_the_budget_is_what_the_trainer_shortens() -> None:
+    # 10 minutes give ~2500 steps; train.max_iter=100000: the schedule is configured as the
+    # 100000 steps (decays at 80% and 93% of them), which the trainer scales down to its pace,
+    # so the decays stay at 80% and 93% of the steps trained.
+    profile = profile_of((160, 160), [30.0] * 400, num_images=400)
+    budget = Budget(seconds=600, iterations=100_000)
+    recipe = choose_recipe(profile, CPU, budget, lambda cfg: COST)
+    train = recipe.config.train
+    assert train.max_iter == 100_000 and train.steps == (80_000, 93_333)
+    expected = int(540 / COST.seconds(160 * 160))  # at 160 px
+    assert recipe.iterations == expected and train.warmup_iters == 50
+    assert reason_of(recipe, "schedule") == (
+        f"~{expected} steps of 0.23 s (timed) fit the budget, fewer than the given number of "
+        "steps; configured as 100000, which the trainer fits to its measured pace"
+    )
+    trained = recipe.config.apply_overrides(["train.max_iter=100000"])
+    assert "*" not in recipe.format(trained=trained)
 
 
 def test_a_set_without_boxes_is_refused() -> None:
@@ -321,6 +394,16 @@ def test_schedule_fits_the_budget_with_headroom_or_counts_epochs() -> None:
     no_budget = choose(profile, minutes=None)
     assert no_budget.config.train.max_iter == 60 * 400 // 8  # 60 epochs of 400 images
     assert no_budget.seconds_per_iteration is None
+    assert reason_of(no_budget, "schedule") == "60 epochs of 400 images, without a time budget"
+
+
+def test_an_untimed_schedule_says_when_its_minimum_outnumbers_the_epochs() -> None:
+    # 60 epochs of 40 images at batch 8 are 300 steps: the schedule is the 3000-step minimum.
+    recipe = choose(profile_of((160, 160), [30.0] * 40, num_images=40), minutes=None)
+    assert recipe.config.train.max_iter == 3000
+    assert reason_of(recipe, "schedule") == (
+        "at least 3000 steps without a time budget (60 epochs of 40 images are only 300)"
+    )
 
 
 def test_warm_up_is_never_more_than_a_tenth_of_a_short_run() -> None:
@@ -371,6 +454,29 @@ def test_finetuning_keeps_the_checkpoint_architecture_and_freezes_on_few_boxes()
     assert cfg.train.init_from == "r50_300pro_3x" and cfg.train.scale_lr
     assert cfg.train.freeze == "backbone"
     assert not any("--init-from" in w for w in recipe.warnings)
+
+
+def test_finetuning_keeps_the_checkpoints_stages() -> None:
+    # A 3-stage model of this recipe's own, fine-tuned on images of few objects (where a model
+    # from scratch gets six) or with a budget for six: its stages stay (else it would not load).
+    model = replace(small().model, num_stages=3)
+    few = profile_of((160, 160), [30.0] * 400)  # 2 objects per image
+    for profile, minutes in ((few, 10.0), (profile_of((160, 160), [30.0] * 1200), 60.0)):
+        recipe = choose(profile, minutes=minutes, init_from="mine.safetensors", init_model=model)
+        assert recipe.config.model.num_stages == 3
+        assert "stages" not in [c.name for c in recipe.choices]
+
+
+def test_random_crops_are_left_out_where_they_would_enlarge_elongated_images() -> None:
+    # 200x4000 images fitted into 1280x1280 are 64 px high; a crop would be resized to 1280 px
+    # on its short side (after a pre-crop resize to 2400x48000).
+    profile = profile_of((200, 4000), [100.0] * 18, num_images=6)
+    recipe = choose(profile)
+    assert recipe.config.input.test_min_size == 1280 and not recipe.config.input.crop
+    reason = reason_of(recipe, "augmentation")
+    assert "no random crops" in reason and "enlarge these images 20.0x" in reason
+    # Square images as few: crops.
+    assert choose(profile_of((256, 256), [40.0] * 18, num_images=6)).config.input.crop
 
 
 def test_format_and_to_dict_name_every_choice() -> None:

@@ -181,6 +181,7 @@ def _auto_config(
         dist_info.device,
         time_budget_minutes=args.time_budget,
         max_iter=_overridden_train_value(overrides, "max_iter"),
+        batch_size=_overridden_train_value(overrides, "batch_size"),
         init_from=args.init_from or "",
         backbone_weights=args.backbone_weights or "",
         image_cache_mb=TrainConfig.image_cache_mb if cache_mb is None else cache_mb,
@@ -196,8 +197,8 @@ def _auto_config(
 
 def _overridden_train_value(overrides: list[str], name: str) -> int | None:
     """The value ``N`` of a ``train.<name>=N`` override, None without one: what the recipe must
-    know before choosing (the step budget it fits its schedule to, the image cache it prices
-    loading with)."""
+    know before choosing (the step budget it fits its schedule to, the batch its timing, steps
+    and learning rate follow, the image cache it prices loading with)."""
     keys = [item.partition("=")[0].strip() for item in overrides]
     if f"train.{name}" not in keys:
         return None

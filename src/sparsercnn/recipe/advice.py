@@ -56,19 +56,15 @@ def tiny_box_warning(profile: DatasetProfile, size: InputSize) -> str | None:
     )
 
 
-def crowd_warning(profile: DatasetProfile, num_proposals: int, *, from_scratch: bool) -> str | None:
-    """Images with more objects than proposals: the extra objects cannot be detected."""
+def crowd_warning(profile: DatasetProfile, num_proposals: int, remedy: str) -> str | None:
+    """Images with more objects than proposals: the extra objects cannot be detected; ``remedy``
+    says what to do (it depends on why the proposals are fewer)."""
     crowded = int((profile.objects_per_image > num_proposals).sum())
     if not crowded:
         return None
-    advice = (
-        "a longer --time-budget affords more, or set model.num_proposals"
-        if from_scratch
-        else "set model.num_proposals (this re-initialises the proposals)"
-    )
     return (
         f"{crowded} images have more objects than the {num_proposals} proposals (up to "
-        f"{profile.max_objects}): the extra objects cannot be detected; {advice}"
+        f"{profile.max_objects}): the extra objects cannot be detected; {remedy}"
     )
 
 

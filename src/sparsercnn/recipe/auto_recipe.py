@@ -93,10 +93,18 @@ CROP_FROM_PASSES = 70
 CROP_PRE_SIZES = (1.25, 1.5625, 1.875)
 CROP_WINDOW = (1.2, 1.875)
 CROP_KEYS = ("input.crop", "input.crop_pre_sizes", "input.crop_size")
+# A crop is resized to the input's short side S, an image whose resize its long side bounds (an
+# elongated image, or one fitted into a square) to less: crops enlarge such images by S over
+# their resized short side on top of their own zoom, and the pre-crop resize (no long-side cap)
+# makes a 200x4000 image fitted into 1280x1280 one of 2400x48000. Crops are left out when the
+# median image is enlarged more than this (a guard, not a measured optimum).
+CROP_MAX_FRAME_ZOOM = 2.0
 SCRATCH_LR_BATCH_8 = 7e-4
 
 StepCostOf = Callable[[Config], StepCost]
 """Prices a config's training step by input size (a short timing in real runs)."""
+SpentSeconds = Callable[[], float]
+"""Seconds of the time budget spent so far (on the data's profile and the timing)."""
 
 
 def choose_recipe(
@@ -109,6 +117,8 @@ def choose_recipe(
     backbone_weights: str = "",
     init_model: ModelConfig | None = None,
     backbone_depth: int | None = None,
+    spent_seconds: SpentSeconds | None = None,
+    batch_size: int | None = None,
 ) -> Recipe:
     """Choose a config for training on ``profile``'s data on ``hardware`` within ``budget``.
 
@@ -119,9 +129,16 @@ def choose_recipe(
         step_cost_of: returns a config's step cost by input size.
         init_from: a detector checkpoint to start from; ``init_model`` is its architecture.
         backbone_weights: ImageNet ResNet weights; ``backbone_depth`` is their depth.
+        spent_seconds: what the choice has spent of the time budget, read once after the first
+            timing (most of it: the first steps pay for start-up), so that every number of the
+            recipe counts the same steps: those of the budget left then (without it, the whole
+            budget). Later candidates' timings are left to the trainer's refit.
+        batch_size: the images per step to train with (``train.batch_size`` given), which the
+            timing, the steps and the learning rate follow; else chosen for the device.
 
     Raises:
-        ValueError: the set has no box, or the budget is shorter than one logged window.
+        ValueError: the set has no box, or the budget left after the timing (if any) is shorter
+            than one logged window.
     """
     if profile.num_boxes == 0:
         raise ValueError("the training set has no usable box: there is nothing to learn")
@@ -139,7 +156,7 @@ def choose_recipe(
             cfg.model.num_stages = SHORT_BUDGET_STAGES
     cfg.model.num_classes = profile.num_classes
     cfg.train = replace(cfg.train, init_from=init_from, backbone_weights=backbone_weights)
-    builder = _Builder(profile, hardware, budget, step_cost_of, cfg)
+    builder = _Builder(profile, hardware, budget, step_cost_of, cfg, spent_seconds, batch_size)
     builder.choose(model_reason)
     return builder.result()
 
@@ -154,11 +171,18 @@ class _Builder:
         budget: Budget,
         step_cost_of: StepCostOf,
         cfg: Config,
+        spent_seconds: SpentSeconds | None,
+        batch_size: int | None = None,
     ) -> None:
         self.profile = profile
         self.hardware = hardware
         self.budget = budget
         self.step_cost_of = step_cost_of
+        self.spent_seconds = spent_seconds
+        self.given_batch_size = batch_size
+        # The budget spent when the first step cost came (the steps count from there).
+        self.spent = 0.0
+        self._priced = False
         self.cfg = cfg
         self.from_scratch = not (cfg.train.init_from or cfg.train.backbone_weights)
         self.choices: list[Choice] = []
@@ -213,7 +237,10 @@ class _Builder:
         train.num_workers = 4 if self.hardware.is_gpu else 0
         self.cfg.input.test_batch_size = 8
         where = "the GPU" if self.hardware.is_gpu else "a CPU"
-        self.note("batch size", train.batch_size, f"images per step on {where}", "train.batch_size")
+        reason = f"images per step on {where}"
+        if self.given_batch_size is not None:
+            train.batch_size, reason = self.given_batch_size, "the given images per step"
+        self.note("batch size", train.batch_size, reason, "train.batch_size")
 
     def _wanted_proposals(self) -> int:
         """Comfortably above the most objects in one image (from scratch; else the weights')."""
@@ -222,17 +249,33 @@ class _Builder:
         wanted = proposals_for(self.profile.max_objects)
         return min(max(self.cfg.model.num_proposals, wanted), MAX_PROPOSALS)
 
+    def _proposals_reason(self, proposals: int, why: str = "") -> str:
+        """Why ``proposals`` for the set's densest image: above it (``why`` added), or the
+        recipe's cap of MAX_PROPOSALS below it."""
+        most = self.profile.max_objects
+        if proposals >= MAX_PROPOSALS and proposals < most:
+            return f"the most the recipe trains; up to {most} objects in one image"
+        return f"at most {most} objects in one image" + (f" ({why})" if why else "")
+
     def _set_proposals(self, proposals: int, reason: str) -> None:
         self.cfg.model.num_proposals = proposals
         if self.from_scratch:
             self.note("proposals", proposals, reason, "model.num_proposals")
-        self.warn(advice.crowd_warning(self.profile, proposals, from_scratch=self.from_scratch))
+        if not self.from_scratch:
+            remedy = "set model.num_proposals (this re-initialises the proposals)"
+        elif proposals >= MAX_PROPOSALS:
+            remedy = f"set model.num_proposals above the recipe's {MAX_PROPOSALS} (slower steps)"
+        elif self.budget.seconds is not None:
+            remedy = "a longer --time-budget affords more, or set model.num_proposals"
+        else:
+            remedy = "set model.num_proposals"
+        self.warn(advice.crowd_warning(self.profile, proposals, remedy))
 
     def _untimed_size_and_schedule(self) -> None:
         """Without a time budget: enough proposals, the smallest size resolving the boxes, steps
         by epochs."""
-        most = self.profile.max_objects
-        self._set_proposals(self._wanted_proposals(), f"at most {most} objects in one image")
+        proposals = self._wanted_proposals()
+        self._set_proposals(proposals, self._proposals_reason(proposals))
         steps = self.budget.iterations or self._epoch_iterations()
         choice = choose_input_size(self.profile, lambda size: steps)
         self._set_input(choice.resolving, "the smallest size resolving the boxes")
@@ -240,12 +283,11 @@ class _Builder:
         if self.budget.iterations is not None:
             self._set_schedule("the given number of steps")
         else:
-            epochs = SCRATCH_EPOCHS if self.from_scratch else FINETUNE_EPOCHS
-            images = self.profile.num_images
-            self._set_schedule(f"{epochs} epochs of {images} images, without a time budget")
+            self._set_schedule(self._epochs_reason())
 
     def _timed_size_and_schedule(self, model_reason: str) -> None:
-        short_budget = self.cfg.model.num_stages < ModelConfig.num_stages
+        # Only a model from scratch gets its stages chosen: weights (--init-from) keep theirs.
+        short_budget = self.from_scratch and self.cfg.model.num_stages < ModelConfig.num_stages
         stages_reason = None
         median = float(np.median(self.profile.objects_per_image))
         if short_budget and median <= FEW_OBJECTS_PER_IMAGE:
@@ -271,9 +313,14 @@ class _Builder:
         total = BUDGET_HEADROOM * self.iterations
         seconds = self.cost.seconds(self._pixels(size))
         reason = f"~{self.iterations} steps of {seconds:.2f} s (timed) fit the budget"
-        if self.budget.iterations is not None and self.budget.iterations < self.iterations:
+        if self.budget.iterations is not None and self.budget.iterations <= self.iterations:
             reason = f"the given number of steps (the budget would allow ~{self.iterations})"
             self.iterations = total = self.budget.iterations
+        elif self.budget.iterations is not None:
+            # The given schedule, which the trainer shortens to the budget: its decays keep
+            # their places (80%, 93%) only when they are set from its length.
+            reason += ", fewer than the given number of steps"
+            total = self.budget.iterations
         self._set_schedule(reason, total=total)
 
     def _choose_proposals_and_size(self) -> InputChoice:
@@ -285,14 +332,14 @@ class _Builder:
         options = []
         for count in counts:
             model = replace(self.cfg.model, num_proposals=count)
-            cost = self.step_cost_of(replace(self.cfg, model=model))
+            cost = self._price(replace(self.cfg, model=model))
             self.cost = cost
             choice = choose_input_size(self.profile, self._steps_at)
             coverage = proposal_coverage(self.profile, count)
             options.append((choice.value * coverage, count, cost, choice, coverage))
         _, count, self.cost, choice, coverage = max(options, key=lambda o: (o[0], o[1]))
         most = self.profile.max_objects
-        reason = f"at most {most} objects in one image (each needs its own proposal)"
+        reason = self._proposals_reason(count, "each needs its own proposal")
         if count < wanted:
             steps = int(self._steps_at(choice.size))
             reason = (
@@ -333,10 +380,22 @@ class _Builder:
             self._padded_pixels[size] = pixels
         return self._padded_pixels[size]
 
+    def _price(self, cfg: Config) -> StepCost:
+        """``cfg``'s step cost; the first notes what the budget has spent by then."""
+        cost = self.step_cost_of(cfg)
+        if self.spent_seconds is not None and not self._priced:
+            self.spent = self.spent_seconds()
+        self._priced = True
+        return cost
+
+    def _usable_seconds(self) -> float:
+        """Seconds of steps in the budget left after the timing, less the end-of-run reserve."""
+        assert self.budget.seconds is not None
+        return max(self.budget.seconds - self.spent, 0.0) * (1 - BUDGET_RESERVE)
+
     def _steps_at(self, size: InputSize) -> float:
-        assert self.cost is not None and self.budget.seconds is not None
-        usable = self.budget.seconds * (1 - BUDGET_RESERVE)
-        return usable / self.cost.seconds(self._pixels(size))
+        assert self.cost is not None
+        return self._usable_seconds() / self.cost.seconds(self._pixels(size))
 
     def _try_medium(self, size: InputSize) -> str | None:
         """Switch to the medium model when it still gets MEDIUM_MODEL_ITERATIONS steps."""
@@ -345,9 +404,8 @@ class _Builder:
         candidate = replace(
             candidate, num_classes=self.cfg.model.num_classes, num_proposals=proposals
         )
-        cost = self.step_cost_of(replace(self.cfg, model=candidate))
-        assert self.budget.seconds is not None
-        steps = self.budget.seconds * (1 - BUDGET_RESERVE) / cost.seconds(self._pixels(size))
+        cost = self._price(replace(self.cfg, model=candidate))
+        steps = self._usable_seconds() / cost.seconds(self._pixels(size))
         if steps < MEDIUM_MODEL_ITERATIONS:
             return None
         self.cfg.model, self.cost = candidate, cost
@@ -372,11 +430,14 @@ class _Builder:
         assert self.cost is not None and self.budget.seconds is not None
         step = self.cost.seconds(self._pixels(choice.size))
         window = step * self.cfg.train.log_period
-        if self.budget.seconds < window:
+        if self.budget.seconds - self.spent < window:
+            short = "is shorter than one logged window"
+            if self.spent:
+                short = f"leaves less than one logged window after {self.spent:.0f} s of timing"
             raise ValueError(
-                f"--time-budget {self.budget.seconds / 60:.2f} min is shorter than one logged "
-                f"window ({self.cfg.train.log_period} steps of {step:.2f} s); give at least "
-                f"{math.ceil(window / 60 * 10) / 10:.1f} min"
+                f"--time-budget {self.budget.seconds / 60:.2f} min {short} "
+                f"({self.cfg.train.log_period} steps of {step:.2f} s); give at least "
+                f"{math.ceil((window + self.spent) / 60 * 10) / 10:.1f} min"
             )
         steps = self.iterations
         resolving, minutes = choice.resolving, self._minutes_for(choice.resolving)
@@ -398,15 +459,30 @@ class _Builder:
             )
 
     def _minutes_for(self, size: InputSize) -> int:
-        """Whole minutes of budget that give MIN_ITERATIONS steps at ``size``."""
+        """Whole minutes of budget that give MIN_ITERATIONS steps at ``size`` (with the timing)."""
         assert self.cost is not None
         seconds = self.cost.seconds(self._pixels(size)) * MIN_ITERATIONS
-        return math.ceil(seconds / (1 - BUDGET_RESERVE) / 60)
+        return math.ceil((seconds / (1 - BUDGET_RESERVE) + self.spent) / 60)
 
-    def _epoch_iterations(self) -> int:
+    def _epoch_steps(self) -> tuple[int, int, int]:
+        """``(epochs, their steps, the fewest steps)`` of a run without a budget."""
         epochs = SCRATCH_EPOCHS if self.from_scratch else FINETUNE_EPOCHS
         steps = math.ceil(epochs * self.profile.num_images / self.cfg.train.batch_size)
-        return max(steps, 3 * MIN_ITERATIONS if self.from_scratch else MIN_ITERATIONS)
+        return epochs, steps, 3 * MIN_ITERATIONS if self.from_scratch else MIN_ITERATIONS
+
+    def _epoch_iterations(self) -> int:
+        _, steps, fewest = self._epoch_steps()
+        return max(steps, fewest)
+
+    def _epochs_reason(self) -> str:
+        epochs, steps, fewest = self._epoch_steps()
+        images = self.profile.num_images
+        if steps >= fewest:
+            return f"{epochs} epochs of {images} images, without a time budget"
+        return (
+            f"at least {fewest} steps without a time budget ({epochs} epochs of {images} images "
+            f"are only {steps})"
+        )
 
     def _set_schedule(self, reason: str, total: int | None = None) -> None:
         """The schedule of ``self.iterations`` steps, configured as ``total`` (a budgeted run's
@@ -436,22 +512,33 @@ class _Builder:
         """Flips; random crops too when the schedule passes over each image many times."""
         images = self.profile.num_images
         passes = self.iterations * self.cfg.train.batch_size / images
-        if passes < CROP_FROM_PASSES:
-            reason = f"~{passes:.0f} passes over each of {images} images"
+        reason = f"~{passes:.0f} passes over each of {images} images"
+        short = self.cfg.input.test_min_size
+        zoom = self._crop_frame_zoom()
+        if passes >= CROP_FROM_PASSES and zoom > CROP_MAX_FRAME_ZOOM:
+            reason += (
+                f"; no random crops: a crop is resized to the input's {short}-px short side, "
+                f"which would enlarge these images {zoom:.1f}x more than the input size does"
+            )
+        if passes < CROP_FROM_PASSES or zoom > CROP_MAX_FRAME_ZOOM:
             self.note("augmentation", "flips", reason, *CROP_KEYS)
             return
-        short = self.cfg.input.test_min_size
         self.cfg.input = replace(
             self.cfg.input,
             crop=True,
             crop_pre_sizes=tuple(round(short * factor) for factor in CROP_PRE_SIZES),
             crop_size=(round(short * CROP_WINDOW[0]), round(short * CROP_WINDOW[1])),
         )
-        reason = (
-            f"~{passes:.0f} passes over each of {images} images: crops keep the model from "
-            "memorising them"
-        )
+        reason += ": crops keep the model from memorising them"
         self.note("augmentation", "flips, random crops", reason, *CROP_KEYS)
+
+    def _crop_frame_zoom(self) -> float:
+        """The median image's enlargement by a crop's frame: the input's short side over the
+        image's short side at the input size (1 where the short side sets the resize)."""
+        assert self.size is not None
+        heights, widths = self.profile.image_heights, self.profile.image_widths
+        scales = self.profile.resize_scales(self.size.short, self.size.long)
+        return float(np.median(self.size.short / (np.minimum(heights, widths) * scales)))
 
     def _optimiser(self) -> None:
         train = self.cfg.train

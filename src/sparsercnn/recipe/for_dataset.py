@@ -42,6 +42,7 @@ def recipe_for_dataset(
     *,
     time_budget_minutes: float | None = None,
     max_iter: int | None = None,
+    batch_size: int | None = None,
     init_from: str = "",
     backbone_weights: str = "",
     image_cache_mb: int = TrainConfig.image_cache_mb,
@@ -54,6 +55,7 @@ def recipe_for_dataset(
         device: where training will run (and where the steps are timed).
         time_budget_minutes: the wall-clock budget; without it the schedule counts epochs.
         max_iter: a step count to fit the schedule to instead (with no time budget).
+        batch_size: the images per step given (``train.batch_size``), else chosen.
         init_from: detector weights to start from (their architecture is kept).
         backbone_weights: ImageNet ResNet weights for the backbone.
         image_cache_mb: the training dataset's image cache (``train.image_cache_mb``): whether
@@ -62,9 +64,11 @@ def recipe_for_dataset(
             leave them out) instead of refused.
 
     Raises:
-        ValueError: a budget shorter than one logged window of steps.
+        ValueError: a budget that leaves less than one logged window of steps after the
+            timing (the steps are those of the budget left).
         BudgetSpentError: the budget was spent before a candidate after the first was timed
-            (a busy machine cannot spend much more than the budget choosing).
+            (a busy machine cannot spend much more than the budget choosing), or by the
+            timing as a whole.
         DatasetError: the JSON is missing or not a COCO instances file, or the data policy
             refuses the set (:class:`~sparsercnn.data.policy.InvalidDataError`, naming every
             bad entry and missing file): before any timing, as training would refuse it.
@@ -89,7 +93,7 @@ def recipe_for_dataset(
         timed = True
         return _time_step_cost(cfg, profile, device, load_seconds)
 
-    return choose_recipe(
+    recipe = choose_recipe(
         profile,
         detect_hardware(device),
         Budget(seconds=seconds, iterations=max_iter),
@@ -98,7 +102,13 @@ def recipe_for_dataset(
         backbone_weights=backbone_weights,
         init_model=_checkpoint_model(init_from) if init_from else None,
         backbone_depth=_backbone_depth(backbone_weights) if backbone_weights else None,
+        spent_seconds=lambda: time.perf_counter() - start,
+        batch_size=batch_size,
     )
+    spent = time.perf_counter() - start
+    if seconds is not None and spent >= seconds:  # before the recipe is shown as if to train
+        raise BudgetSpentError(seconds / 60, spent)
+    return recipe
 
 
 def _time_step_cost(
