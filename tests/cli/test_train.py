@@ -146,3 +146,28 @@ def test_other_ranks_log_only_their_own_warnings(
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
     assert [r.getMessage() for r in caplog.records] == ["from data.coco"]
+
+
+def test_an_earlier_best_ap_is_printed_beside_the_final_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """report/ draws model_best: when that is an earlier evaluation, its AP is printed too."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(train_command, "check_training_data", lambda *args: None)
+    final, best = (SimpleNamespace(result=SimpleNamespace(AP=ap)) for ap in (0.25, 0.375))
+
+    def trained(cfg: Config, **kwargs: Any) -> Any:
+        return SimpleNamespace(
+            iteration=40,
+            output_dir=kwargs["output_dir"],
+            final_evaluation=final,
+            best_evaluation=best,
+            best_iteration=30,
+            evaluation_report=None,
+        )
+
+    monkeypatch.setattr(pipeline, "train_from_coco", trained)
+    assert main(_train(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "final AP 25.00%; best AP 37.50% at iteration 30 (model_best.safetensors)" in out

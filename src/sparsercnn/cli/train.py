@@ -136,7 +136,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"training stopped at iteration {result.iteration}; outputs in {result.output_dir}")
     if result.final_evaluation is not None:
-        print(f"final AP {format_percent(result.final_evaluation.result.AP)}")
+        line = f"final AP {format_percent(result.final_evaluation.result.AP)}"
+        best = result.best_evaluation
+        if best is not None and best is not result.final_evaluation:
+            # model_best (what report/ draws) is an earlier evaluation's model.
+            line += (
+                f"; best AP {format_percent(best.result.AP)} at iteration "
+                f"{result.best_iteration} (model_best.safetensors)"
+            )
+        print(line)
     # Run-folder diagnostics (PR curves, confusion matrix, samples, label summary) from the
     # evaluation training ran.
     report = result.evaluation_report
