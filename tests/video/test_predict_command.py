@@ -116,6 +116,22 @@ def test_a_frame_folder_with_fps_is_one_video(unclipped_model_file: Path, tmp_pa
     assert len(frames) == 3 and fps == Fraction(3)
 
 
+def test_a_frame_folder_leaves_out_the_drawings_below_it(
+    unclipped_model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Drawings of an image given beside a frame folder, drawn into a folder below it, are not
+    frames of the next run (they were read as a 4th frame)."""
+    write_frames(tmp_path / "frames", 3)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(clip_frame(0)).save(photo)
+    drawn, other = tmp_path / "frames" / "drawn", tmp_path / "frames" / "other"
+    for target in (drawn, other, other):  # the second run into "other" reads "drawn" too
+        args = [tmp_path / "frames", photo, "--fps", "5", "--output", tmp_path / "p.json"]
+        assert run_predict(unclipped_model_file, *args, "--save-images", target) == 0
+        assert "on 1 image and 3 frames of 1 video" in capsys.readouterr().out
+        assert len(decode(target / "frames.mp4")[0]) == 3
+
+
 def test_a_progress_bar_counts_frames_on_a_terminal(
     unclipped_model_file: Path,
     clip: Path,
@@ -128,6 +144,9 @@ def test_a_progress_bar_counts_frames_on_a_terminal(
     assert run_predict(unclipped_model_file, *args) == 0
     err = capsys.readouterr().err
     assert "predict" in err and "4/4" in err
+    one_frame = [clip, "--every", "24", "--output", tmp_path / "one.json"]
+    assert run_predict(unclipped_model_file, *one_frame) == 0
+    assert "on 1 frame of 1 video written to" in capsys.readouterr().out
 
 
 def test_a_failure_part_way_writes_nothing(
@@ -168,6 +187,11 @@ def test_bad_flags_are_named(
         assert exit_info.value.code == 2 and f"argument {flag}" in capsys.readouterr().err
     assert run_predict(model_file, clip, "--fps", "25") == 2
     assert "--fps reads folders as frame sequences" in error_line(capsys)
+    write_frames(tmp_path / "frames", 2)
+    args = [tmp_path / "frames", "--fps", "1e-3", "--every", "1000", "--save-images", tmp_path]
+    assert run_predict(model_file, *args) == 2
+    line = error_line(capsys)
+    assert "--save-images: the annotated video of" in line and "lower --every" in line
     a_file = tmp_path / "file.txt"
     a_file.write_text("")
     assert run_predict(model_file, clip, "--save-images", a_file) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -101,6 +102,34 @@ def test_a_frame_folder_is_sorted_by_number_and_timed_by_fps(tmp_path: Path) -> 
     assert [f.file for f in frames] == paths[::2]
     assert [f.timestamp for f in frames] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
     assert all(np.array_equal(f.image, clip_frame(f.index)) for f in frames)  # PNG: lossless
+
+
+def test_a_frame_folder_keeps_its_frame_rate_exact(tmp_path: Path) -> None:
+    """Timestamps are index / fps as given: no rounding to a video file's rate denominators
+    (a time-lapse at one frame per 100 000 s was timed 65535 s, and below 1/131070 fps
+    division by zero)."""
+    write_frames(tmp_path / "frames", 3)
+    assert FrameFolder(tmp_path / "frames", fps=29.97).fps == Fraction(2997, 100)
+    for fps, step in [(1e-5, 100_000.0), (1e-9, 1e9)]:
+        frames = list(FrameFolder(tmp_path / "frames", fps=fps).frames())
+        assert [f.timestamp for f in frames] == [0.0, step, 2 * step]
+    for fps in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValueError, match="finite number > 0"):
+            FrameFolder(tmp_path / "frames", fps=fps)
+
+
+def test_a_frame_folder_leaves_out_drawings_and_videos(
+    tmp_path: Path, clip: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="sparsercnn.video.reader")
+    paths = write_frames(tmp_path / "frames", 3)
+    (tmp_path / "frames" / "drawn").mkdir()
+    Image.fromarray(clip_frame(0)).save(tmp_path / "frames" / "drawn" / "frame_9.png")
+    clip.rename(tmp_path / "frames" / "clip.mp4")
+    sequence = FrameFolder(tmp_path / "frames", fps=5, leave_out=[tmp_path / "frames" / "drawn"])
+    assert sequence.files == paths
+    assert "leaving out its 1 video file(s), which are not frames" in caplog.text
+    assert str(tmp_path / "frames" / "drawn") in caplog.text
 
 
 def test_frames_of_another_size_are_refused_naming_the_frame(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sparsercnn.video import VideoWriter, choose_codec
+from sparsercnn.video import VideoWriter, choose_codec, video_rate
 from sparsercnn.video.writer import has_encoder
 from tests.video.clips import clip_frame, decode
 
@@ -63,6 +63,11 @@ def test_bad_targets_are_named(tmp_path: Path) -> None:
         VideoWriter(tmp_path / "video.avi", 10)
     with pytest.raises(ValueError, match="fps must be > 0"):
         VideoWriter(tmp_path / "video.mp4", 0)
+    # Rounded to a denominator of at most 65535 it would be 0 frames per second.
+    with pytest.raises(ValueError, match=r"video\.mp4: 1e-06 frames per second is below 1/65535"):
+        VideoWriter(tmp_path / "video.mp4", 1e-6)
+    assert video_rate(Fraction(30000, 1001)) == Fraction(30000, 1001)
+    assert video_rate(1 / 65535) == Fraction(1, 65535)
     with pytest.raises(ValueError, match="no frames to write"), VideoWriter(tmp_path / "v.mp4", 5):
         pass
     blocker = tmp_path / "file"

@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     video_targets: dict[Path, Path] = {}
     if args.save_images is not None:
         drawings = DrawingWriter(args.save_images, args.paths, args.score_threshold)
-        video_targets = annotated_video_targets(drawings, groups)
+        video_targets = annotated_video_targets(drawings, groups, args.every)
     refuse_writing_over_inputs(groups, args.output, drawings)
     # Folders are made by the writes themselves (checked writable above): a failed run leaves
     # none behind.
@@ -220,33 +220,14 @@ def input_groups(
     (videos, and with ``fps`` folders); a folder otherwise stands for its images and videos,
     sorted by path, leaving out those below the folder ``skip`` and below folders of drawings
     an earlier run made (:data:`~sparsercnn.predictor.DRAWINGS_MARKER`)."""
-    from sparsercnn.predictor import DRAWINGS_MARKER, IMAGE_SUFFIXES
     from sparsercnn.video import VIDEO_SUFFIXES, FrameFolder, VideoFile
 
     items: list[Path | FrameSequence] = []
     for path in paths:
         if path.is_dir() and fps is not None:
-            items.append(FrameFolder(path, fps))
+            items.append(FrameFolder(path, fps, leave_out=drawing_folders(path, skip)))
         elif path.is_dir():
-            suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
-            entries = list(path.rglob("*"))
-            left_out = [p.parent for p in entries if p.name == DRAWINGS_MARKER]
-            if skip is not None:
-                left_out.append(skip)
-            left_out = [folder for folder in left_out if is_below(folder, path, strictly=True)]
-            candidates = [p for p in entries if p.suffix.lower() in suffixes]
-            found = sorted(p for p in candidates if not any(is_below(p, f) for f in left_out))
-            if len(found) < len(candidates):
-                logger.info(
-                    "%s: leaving out %d drawings of earlier runs (in %s)",
-                    path,
-                    len(candidates) - len(found),
-                    ", ".join(sorted({str(f) for f in left_out})),
-                )
-            if not found:
-                raise FileNotFoundError(
-                    f"folder {path} contains no image or video files ({' '.join(suffixes)})"
-                )
+            found = folder_inputs(path, skip)
             items.extend(VideoFile(p) if p.suffix.lower() in VIDEO_SUFFIXES else p for p in found)
         elif not path.exists():
             raise FileNotFoundError(f"input {path} does not exist")
@@ -265,6 +246,45 @@ def input_groups(
         else:
             groups.append([item])
     return groups
+
+
+def folder_inputs(folder: Path, skip: Path | None) -> list[Path]:
+    """The image and video files below ``folder``, sorted, but for those in
+    :func:`drawing_folders`.
+
+    Raises:
+        FileNotFoundError: none is left.
+    """
+    from sparsercnn.predictor import IMAGE_SUFFIXES
+    from sparsercnn.video import VIDEO_SUFFIXES
+
+    suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
+    left_out = drawing_folders(folder, skip)
+    candidates = [p for p in folder.rglob("*") if p.suffix.lower() in suffixes]
+    found = sorted(p for p in candidates if not any(is_below(p, f) for f in left_out))
+    if len(found) < len(candidates):
+        logger.info(
+            "%s: leaving out %d drawings of earlier runs (in %s)",
+            folder,
+            len(candidates) - len(found),
+            ", ".join(sorted({str(f) for f in left_out})),
+        )
+    if not found:
+        raise FileNotFoundError(
+            f"folder {folder} contains no image or video files ({' '.join(suffixes)})"
+        )
+    return found
+
+
+def drawing_folders(folder: Path, skip: Path | None) -> list[Path]:
+    """Folders strictly below ``folder`` whose files are drawings, not inputs: those an earlier
+    run marked (:data:`~sparsercnn.predictor.DRAWINGS_MARKER`) and ``skip`` (``--save-images``)."""
+    from sparsercnn.predictor import DRAWINGS_MARKER
+
+    found = [marker.parent for marker in folder.rglob(DRAWINGS_MARKER)]
+    if skip is not None:
+        found.append(skip)
+    return [path for path in found if is_below(path, folder, strictly=True)]
 
 
 def refuse_writing_over_inputs(
@@ -294,18 +314,30 @@ def refuse_writing_over_inputs(
             )
 
 
-def annotated_video_targets(drawings: DrawingWriter, groups: list[InputGroup]) -> dict[Path, Path]:
+def annotated_video_targets(
+    drawings: DrawingWriter, groups: list[InputGroup], every: int
+) -> dict[Path, Path]:
     """Where each sequence's annotated video goes: its drawing path with suffix ``.mp4``
     (a folder ``f`` gives ``f.mp4``).
 
     Raises:
-        ValueError: two sequences would share a video, or a video would replace its input.
+        ValueError: two sequences would share a video, a video would replace its input, or its
+            frame rate (the sequence's / ``every``) is too low for a video file.
     """
+    from sparsercnn.video import video_rate
+
     targets: dict[Path, Path] = {}
     for group in groups:
         if isinstance(group, list):
             continue
         path = group.path
+        try:
+            video_rate(group.fps / every)
+        except ValueError as error:
+            raise ValueError(
+                f"--save-images: the annotated video of {path} ({float(group.fps):g} frames/s, "
+                f"--every {every}) cannot be written: {error}; lower --every or raise --fps"
+            ) from None
         target = drawings.target(path)
         if not path.is_dir():
             target = target.with_suffix(".mp4")
@@ -385,5 +417,6 @@ def describe(groups: list[InputGroup], num_images: int, num_frames: int) -> str:
     images = f"{num_images} image{'s' if num_images != 1 else ''}"
     if num_sequences == 0:
         return images
-    videos = f"{num_frames} frames of {num_sequences} video{'s' if num_sequences > 1 else ''}"
+    frames = f"{num_frames} frame{'s' if num_frames != 1 else ''}"
+    videos = f"{frames} of {num_sequences} video{'s' if num_sequences > 1 else ''}"
     return f"{images} and {videos}" if num_images else videos

@@ -17,7 +17,7 @@ from sparsercnn.video.reader import (
     import_av,
     is_video_file,
 )
-from sparsercnn.video.writer import VideoWriter, choose_codec
+from sparsercnn.video.writer import VideoWriter, choose_codec, video_rate
 
 __all__ = [
     "VIDEO_SUFFIXES",
@@ -32,4 +32,5 @@ __all__ = [
     "is_video_file",
     "open_sequence",
     "predict_video",
+    "video_rate",
 ]

@@ -8,8 +8,10 @@ extra ``video`` and is imported only when a video file is opened.
 from __future__ import annotations
 
 import logging
+import math
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
@@ -228,20 +230,49 @@ class FrameFolder:
 
     Frames are ordered by their path below the folder, numbers compared as numbers
     (``frame_2.png`` before ``frame_10.png``); every frame must have the first one's size.
+    Video files in the folder are not frames: they are left out with a warning.
+
+    Args:
+        path: the folder.
+        fps: frames per second, kept exact (a float as its decimal value): timestamps are
+            ``index / fps``.
+        leave_out: folders below ``path`` whose images are not frames (drawings of an earlier
+            run, the folder a run draws into).
 
     Raises:
         FileNotFoundError: ``path`` is not a folder or holds no image file.
-        ValueError: ``fps`` is not positive.
+        ValueError: ``fps`` is not a finite number > 0.
     """
 
-    def __init__(self, path: str | Path, fps: float | Fraction) -> None:
+    def __init__(
+        self, path: str | Path, fps: float | Fraction, *, leave_out: Sequence[Path] = ()
+    ) -> None:
         self.path = Path(path)
-        if not fps > 0:
-            raise ValueError(f"fps (--fps) must be > 0, got {fps}")
-        self.fps = Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR)
+        if not (fps > 0 and math.isfinite(fps)):
+            raise ValueError(f"fps (--fps) must be a finite number > 0, got {fps}")
+        # str(): 29.97 is 2997/100, not the binary float's 64-bit fraction.
+        self.fps = fps if isinstance(fps, Fraction) else Fraction(str(fps))
         if not self.path.is_dir():
             raise FileNotFoundError(f"frame folder {self.path} is not a folder")
-        files = [p for p in self.path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+        left_out = [Path(os.path.abspath(folder)) for folder in leave_out]
+        entries = list(self.path.rglob("*"))
+        kept = [p for p in entries if not any(_is_below(p, f) for f in left_out)]
+        if len(kept) < len(entries):
+            logger.info(
+                "frame folder %s: leaving out %s (not frames)",
+                self.path,
+                ", ".join(sorted(str(f) for f in left_out)),
+            )
+        files = [p for p in kept if p.suffix.lower() in IMAGE_SUFFIXES]
+        videos = [p for p in kept if p.suffix.lower() in VIDEO_SUFFIXES]
+        if videos:
+            logger.warning(
+                "frame folder %s: leaving out its %d video file(s), which are not frames (%s "
+                "first); give a video as an input of its own",
+                self.path,
+                len(videos),
+                min(videos),
+            )
         if not files:
             raise FileNotFoundError(
                 f"frame folder {self.path} contains no image files ({', '.join(IMAGE_SUFFIXES)})"
@@ -285,6 +316,11 @@ def _duration_seconds(container: InputContainer, stream: VideoStream) -> float |
     if container.duration is not None:
         return container.duration / 1_000_000  # AV_TIME_BASE
     return None
+
+
+def _is_below(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is inside the absolute ``folder`` (absolute paths, links unresolved)."""
+    return Path(os.path.abspath(path)).is_relative_to(folder)
 
 
 def _natural_key(path: Path) -> list[tuple[str, int]]:

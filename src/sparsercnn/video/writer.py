@@ -43,6 +43,25 @@ def has_encoder(name: str) -> bool:
     return True
 
 
+def video_rate(fps: float | Fraction) -> Fraction:
+    """``fps`` as the frame rate a video file holds: a fraction with a denominator of at most
+    65535 (what MPEG-4 part 2 accepts), the nearest one.
+
+    Raises:
+        ValueError: ``fps`` is not > 0, or below the least such rate (about 1/65535, one frame in
+            18 hours).
+    """
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    rate = Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR)
+    if rate == 0:
+        raise ValueError(
+            f"{float(fps):.3g} frames per second is below 1/{MAX_RATE_DENOMINATOR}, the least "
+            "frame rate a video file holds"
+        )
+    return rate
+
+
 def choose_codec(width: int, height: int) -> str:
     """H.264 (libx264) when available and the size is even (its 4:2:0 needs it), else MPEG-4."""
     if width % 2 == 0 and height % 2 == 0 and has_encoder("libx264"):
@@ -63,7 +82,8 @@ class VideoWriter:
         codec: an ffmpeg encoder name; default :func:`choose_codec`.
 
     Raises:
-        ValueError: an unsupported suffix, or ``fps`` not positive.
+        ValueError: an unsupported suffix, or ``fps`` not positive or too low
+            (:func:`video_rate`).
     """
 
     def __init__(self, path: str | Path, fps: float | Fraction, *, codec: str | None = None):
@@ -73,9 +93,10 @@ class VideoWriter:
                 f"video {self.path}: cannot write {self.path.suffix!r} files; use one of "
                 f"{', '.join(CONTAINER_FORMATS)}"
             )
-        if not fps > 0:
-            raise ValueError(f"video {self.path}: fps must be > 0, got {fps}")
-        self.fps = Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR)
+        try:
+            self.fps = video_rate(fps)
+        except ValueError as error:
+            raise ValueError(f"video {self.path}: {error}") from None
         self.codec = codec
         self.num_frames = 0
         self.size: tuple[int, int] | None = None  # (h, w)
