@@ -155,6 +155,7 @@ def test_overrides_the_recipe_must_know_reach_it(
     assert main(_train(tiny_coco, tmp_path / "run2")) == 2
     assert seen["max_iter"] is None and seen["image_cache_mb"] == Config().train.image_cache_mb
     assert seen["batch_size"] is None
+    assert seen["world_size"] == 1  # the processes of torchrun (WORLD_SIZE), which scale the lr
 
 
 def test_files_a_run_would_replace_are_refused_and_kept(

@@ -296,6 +296,19 @@ def test_a_given_batch_size_is_what_the_steps_and_learning_rate_follow() -> None
     assert "*" not in recipe.format(trained=trained)
 
 
+def test_several_processes_scale_the_learning_rate_and_passes_by_their_total_batch() -> None:
+    """Under torchrun every process trains train.batch_size images per step."""
+    profile = profile_of((160, 160), [30.0] * 400, num_images=400)
+    single, double = choose(profile), choose(profile, world_size=2)
+    assert double.config.train.batch_size == single.config.train.batch_size == 8
+    assert double.config.train.lr == pytest.approx(7e-4 * np.sqrt(16 / 8))
+    assert reason_of(double, "batch size").endswith(
+        "per process: 2 processes train 16 images per step"
+    )
+    passes = double.iterations * 16 / 400
+    assert reason_of(double, "augmentation").startswith(f"~{passes:.0f} passes over each of 400")
+
+
 def test_a_given_schedule_longer_than_the_budget_is_what_the_trainer_shortens() -> None:
     # 10 minutes give ~2500 steps; train.max_iter=100000: the schedule is configured as the
     # 100000 steps (decays at 80% and 93% of them), which the trainer scales down to its pace,

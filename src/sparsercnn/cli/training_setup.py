@@ -182,6 +182,7 @@ def _auto_config(
         time_budget_minutes=args.time_budget,
         max_iter=_overridden_train_value(overrides, "max_iter"),
         batch_size=_overridden_train_value(overrides, "batch_size"),
+        world_size=dist_info.world_size,
         init_from=args.init_from or "",
         backbone_weights=args.backbone_weights or "",
         image_cache_mb=TrainConfig.image_cache_mb if cache_mb is None else cache_mb,

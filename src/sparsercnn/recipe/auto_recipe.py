@@ -119,6 +119,7 @@ def choose_recipe(
     backbone_depth: int | None = None,
     spent_seconds: SpentSeconds | None = None,
     batch_size: int | None = None,
+    world_size: int = 1,
 ) -> Recipe:
     """Choose a config for training on ``profile``'s data on ``hardware`` within ``budget``.
 
@@ -135,6 +136,8 @@ def choose_recipe(
             budget). Later candidates' timings are left to the trainer's refit.
         batch_size: the images per step to train with (``train.batch_size`` given), which the
             timing, the steps and the learning rate follow; else chosen for the device.
+        world_size: the training processes (torchrun), each of ``train.batch_size`` images per
+            step: the learning rate and the passes over the data follow their total.
 
     Raises:
         ValueError: the set has no box, or the budget left after the timing (if any) is shorter
@@ -156,7 +159,9 @@ def choose_recipe(
             cfg.model.num_stages = SHORT_BUDGET_STAGES
     cfg.model.num_classes = profile.num_classes
     cfg.train = replace(cfg.train, init_from=init_from, backbone_weights=backbone_weights)
-    builder = _Builder(profile, hardware, budget, step_cost_of, cfg, spent_seconds, batch_size)
+    builder = _Builder(
+        profile, hardware, budget, step_cost_of, cfg, spent_seconds, batch_size, world_size
+    )
     builder.choose(model_reason)
     return builder.result()
 
@@ -173,6 +178,7 @@ class _Builder:
         cfg: Config,
         spent_seconds: SpentSeconds | None,
         batch_size: int | None = None,
+        world_size: int = 1,
     ) -> None:
         self.profile = profile
         self.hardware = hardware
@@ -180,6 +186,7 @@ class _Builder:
         self.step_cost_of = step_cost_of
         self.spent_seconds = spent_seconds
         self.given_batch_size = batch_size
+        self.world_size = world_size
         # The budget spent when the first step cost came (the steps count from there).
         self.spent = 0.0
         self._priced = False
@@ -240,7 +247,18 @@ class _Builder:
         reason = f"images per step on {where}"
         if self.given_batch_size is not None:
             train.batch_size, reason = self.given_batch_size, "the given images per step"
+        if self.world_size > 1:
+            reason += (
+                f", per process: {self.world_size} processes train {self.images_per_step} "
+                "images per step"
+            )
         self.note("batch size", train.batch_size, reason, "train.batch_size")
+
+    @property
+    def images_per_step(self) -> int:
+        """Images per optimiser step over every process (what the lr and passes follow)."""
+        train = self.cfg.train
+        return train.batch_size * train.grad_accum_steps * self.world_size
 
     def _wanted_proposals(self) -> int:
         """Comfortably above the most objects in one image (from scratch; else the weights')."""
@@ -467,7 +485,7 @@ class _Builder:
     def _epoch_steps(self) -> tuple[int, int, int]:
         """``(epochs, their steps, the fewest steps)`` of a run without a budget."""
         epochs = SCRATCH_EPOCHS if self.from_scratch else FINETUNE_EPOCHS
-        steps = math.ceil(epochs * self.profile.num_images / self.cfg.train.batch_size)
+        steps = math.ceil(epochs * self.profile.num_images / self.images_per_step)
         return epochs, steps, 3 * MIN_ITERATIONS if self.from_scratch else MIN_ITERATIONS
 
     def _epoch_iterations(self) -> int:
@@ -511,7 +529,7 @@ class _Builder:
     def _augmentation(self) -> None:
         """Flips; random crops too when the schedule passes over each image many times."""
         images = self.profile.num_images
-        passes = self.iterations * self.cfg.train.batch_size / images
+        passes = self.iterations * self.images_per_step / images
         reason = f"~{passes:.0f} passes over each of {images} images"
         short = self.cfg.input.test_min_size
         zoom = self._crop_frame_zoom()
@@ -544,7 +562,7 @@ class _Builder:
         train = self.cfg.train
         if self.from_scratch:
             train.scale_lr = False
-            train.lr = SCRATCH_LR_BATCH_8 * math.sqrt(train.batch_size / 8)
+            train.lr = SCRATCH_LR_BATCH_8 * math.sqrt(self.images_per_step / 8)
             reason = "AdamW from scratch (sqrt batch scaling)"
             self.note("learning rate", f"{train.lr:.2g}", reason, "train.lr", "train.scale_lr")
             return

@@ -43,6 +43,7 @@ def recipe_for_dataset(
     time_budget_minutes: float | None = None,
     max_iter: int | None = None,
     batch_size: int | None = None,
+    world_size: int = 1,
     init_from: str = "",
     backbone_weights: str = "",
     image_cache_mb: int = TrainConfig.image_cache_mb,
@@ -56,6 +57,7 @@ def recipe_for_dataset(
         time_budget_minutes: the wall-clock budget; without it the schedule counts epochs.
         max_iter: a step count to fit the schedule to instead (with no time budget).
         batch_size: the images per step given (``train.batch_size``), else chosen.
+        world_size: the training processes, each of ``batch_size`` images per step.
         init_from: detector weights to start from (their architecture is kept).
         backbone_weights: ImageNet ResNet weights for the backbone.
         image_cache_mb: the training dataset's image cache (``train.image_cache_mb``): whether
@@ -104,6 +106,7 @@ def recipe_for_dataset(
         backbone_depth=_backbone_depth(backbone_weights) if backbone_weights else None,
         spent_seconds=lambda: time.perf_counter() - start,
         batch_size=batch_size,
+        world_size=world_size,
     )
     spent = time.perf_counter() - start
     if seconds is not None and spent >= seconds:  # before the recipe is shown as if to train
