@@ -4,6 +4,7 @@ that fail to load later, reduced-scale decoding and the image cache."""
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import random
 import re
@@ -400,11 +401,37 @@ def test_image_cache_decodes_each_image_once_within_its_budget(
         "the image cache is full at 1 images (0 MB, train.image_cache_mb): the others are "
         "decoded each time they are used"
     ]
-    for path in image_dir.iterdir():
-        path.write_text("changed since")
-
     again = dataset[0, 5]  # from memory, the same sample
     assert torch.equal(again.image, first.image)
     torch.testing.assert_close(again.target.boxes, first.target.boxes)
-    with pytest.raises(ImageChangedError, match=r"001\.jpg"):  # over the budget: not kept
+    for path in image_dir.iterdir():
+        path.write_text("changed since")
+    # A changed file is decoded again, held in memory or not: it fails the same way.
+    with pytest.raises(ImageChangedError, match=r"000\.jpg"):
+        dataset[0, 5]
+    with pytest.raises(ImageChangedError, match=r"001\.jpg"):
         dataset[1, 5]
+
+
+def test_image_cache_never_serves_a_changed_file_or_another_resolution(
+    photo_files: tuple[Path, Path],
+) -> None:
+    """The cache is keyed by the file's version and the decoded resolution, not the index
+    alone: a file replaced on disk, or a new ``decode_size``, is not served stale."""
+    json_path, image_dir = photo_files
+    dataset = CocoDataset(
+        json_path, image_dir, decode_size=lambda h, w: (h // 4, w // 4), cache_bytes=2**24
+    )
+    before = dataset[0].image
+    assert before.shape == (3, 100, 150) and len(dataset.image_cache) == 1
+    dataset.decode_size = lambda h, w: (h // 2, w // 2)
+    assert dataset[0].image.shape == (3, 200, 300)
+
+    path = image_dir / "000.jpg"
+    stat = path.stat()
+    Image.new("RGB", (600, 400), (250, 250, 250)).save(path, quality=95)
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # a later mtime for sure
+    after = dataset[0].image
+    assert after.shape == (3, 200, 300) and after.float().mean() > 240
+    assert len(dataset.image_cache) == 1  # the new version replaced the old one
+    assert dataset.image_cache.used_bytes == 200 * 300 * 4

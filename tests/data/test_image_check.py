@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,21 @@ def test_an_unchanged_file_is_decoded_once_and_a_changed_one_again(
     truncate(folder / "small.jpg")  # changed on disk: decoded again, and now unreadable
     (issue,) = check_image_files(images, folder, decode=True)
     assert issue.code == "image_file_unreadable" and decoded[-1] == "small.jpg"
+
+
+def test_the_decoded_line_counts_only_the_files_decoded_now(
+    folder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A training run checks its sets up to three times (data check, recipe, dataset): the
+    files are decoded once, and the log says so once, not "decoded N images" every time."""
+    images = [entry(21, "good.jpg"), entry(22, "small.jpg", width=32)]
+    with caplog.at_level(logging.INFO, logger="sparsercnn.data.image_check"):
+        check_image_files(images, folder, decode=True, source="train.json")
+        check_image_files(images, folder, decode=True, source="train.json")
+        (folder / "small.jpg").write_bytes((folder / "good.jpg").read_bytes())  # changed
+        check_image_files(images, folder, decode=True, source="train.json")
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("train.json: decoded 2 images in ")
+    assert lines[1].startswith("train.json: decoded 1 images in ")
+    assert lines[1].endswith("(1 others unchanged since their check)")

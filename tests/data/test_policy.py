@@ -118,6 +118,19 @@ def test_some_images_without_boxes_give_one_info_line(
     assert line.levelno == logging.INFO and "3 of 4 images have no boxes" in line.message
 
 
+def test_a_set_checked_again_is_neither_decoded_nor_logged_again(
+    write_coco: WriteCoco, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``train`` inspects its training set for the data check, the recipe and the dataset:
+    one "decoded" line per set, from the first inspection, which alone decodes."""
+    data = write_jpegs(write_coco, 3)
+    with caplog.at_level(logging.INFO, logger="sparsercnn.data"):
+        for _ in range(3):
+            inspect_dataset(data.json_path, data.image_dir)
+    lines = [r.getMessage() for r in caplog.records if "decoded" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith(f"{data.json_path}: decoded 3 images in ")
+
+
 def test_no_module_loads_truncated_images() -> None:
     # Pillow's global switch would make truncated files decode silently (grey bottom rows).
     setter = re.compile(r"LOAD_TRUNCATED_IMAGES\s*=")

@@ -233,3 +233,33 @@ def test_transform_rejects_bad_box_shape() -> None:
     transform = InferenceTransform(min_size=50, max_size=100)
     with pytest.raises(ValueError, match=r"\(M, 4\)"):
         transform(Image.new("RGB", (80, 40)), torch.zeros((3, 5)), random.Random())
+
+
+def _bright_pixels_box(image: torch.Tensor) -> list[float]:
+    """xyxy of the pixels brighter than mid-grey (the edges of a resampled white rectangle)."""
+    ys, xs = torch.nonzero(image[0] > 127, as_tuple=True)
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_train_transform_boxes_frame_their_pixels_within_a_pixel(seed: int) -> None:
+    """A white rectangle on black: after flip, crop and resizes its box still frames it."""
+    rng = random.Random(seed)
+    height, width = rng.randint(120, 700), rng.randint(120, 700)
+    x1, y1 = rng.randint(0, width - 40), rng.randint(0, height - 40)
+    x2, y2 = rng.randint(x1 + 30, width), rng.randint(y1 + 30, height)
+    array = np.zeros((height, width, 3), dtype=np.uint8)
+    array[y1:y2, x1:x2] = 255
+    transform = TrainTransform(
+        min_sizes=(96, 160, 320), max_size=500, crop_pre_sizes=(200, 300), crop_size=(80, 200)
+    )
+    box = torch.tensor([[x1, y1, x2, y2]], dtype=torch.float32)
+    for draw in range(8):
+        image, boxes, _ = transform(Image.fromarray(array), box, random.Random(draw))
+        if len(boxes) == 0:  # cropped away: no rectangle pixel left
+            assert not (image[0] > 127).any()
+            continue
+        width_out, height_out = (boxes[0, 2:] - boxes[0, :2]).tolist()
+        if min(width_out, height_out) >= 3:  # thinner slivers are blurred below mid-grey
+            expected = torch.tensor(_bright_pixels_box(image))
+            torch.testing.assert_close(boxes[0], expected, atol=1.0, rtol=0)

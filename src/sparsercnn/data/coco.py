@@ -88,7 +88,8 @@ class CocoDataset(Dataset[Sample]):
             ``None``: every image in full.
         cache_bytes: keep up to this many bytes of decoded images in memory
             (:class:`~sparsercnn.data.image_cache.ImageCache`, per process), so each is decoded
-            once; for training, where every image is read many times.
+            once (again only when its file changes); for training, where every image is read
+            many times.
         require_boxes: a file without a usable box is refused (False: for uses that read only
             the images, as ``diagnose reads``).
 
@@ -206,15 +207,28 @@ class CocoDataset(Dataset[Sample]):
         return index % len(self), rng
 
     def _decode(self, position: int) -> DecodedImage:
-        """The image at ``position``, from the cache or decoded (and then cached if it fits)."""
-        decoded = self.image_cache.get(position)
+        """The image at ``position``, from the cache or decoded (and then cached if it fits).
+
+        The cache holds it with the file's size and modification time and the resolution it
+        was decoded for: a file changed on disk is decoded again (and fails as it would
+        uncached), not served from memory as it was."""
+        path = self.image_dir / str(self._file_names[position])
+        at_least = None
+        if self.decode_size is not None:
+            height, width = self._sizes[position]
+            at_least = self.decode_size(int(height), int(width))
+        version: tuple[object, ...] | None = None
+        if self.image_cache.max_bytes:
+            try:
+                stat = os.stat(path)
+                version = (stat.st_size, stat.st_mtime_ns, at_least)
+            except OSError:  # decoding names the problem
+                pass
+        decoded = self.image_cache.get(position, version) if version is not None else None
         if decoded is None:
-            at_least = None
-            if self.decode_size is not None:
-                height, width = self._sizes[position]
-                at_least = self.decode_size(int(height), int(width))
-            decoded = decode_image(self.image_dir / str(self._file_names[position]), at_least)
-            self.image_cache.put(position, decoded)
+            decoded = decode_image(path, at_least)
+            if version is not None:
+                self.image_cache.put(position, decoded, version)
         return decoded
 
     def _sample(

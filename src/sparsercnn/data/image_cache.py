@@ -5,12 +5,15 @@ decoding a 2-megapixel JPEG takes about as long as the small model's step spends
 augmentation (flip, resize, crop) still runs on every sample. The cache fills up to its byte
 budget and then keeps what it has: with the uniform sampling of training, evicting one image for
 another would not raise the share of samples served from memory. Each data-loading process
-holds its own cache.
+holds its own cache. An image is held with its version (the file's size and modification time,
+and the resolution it was decoded for): a file changed on disk, or a request for another
+resolution, is decoded again rather than served stale.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable
 
 from sparsercnn.data.image_io import DecodedImage
 
@@ -38,20 +41,33 @@ class ImageCache:
             raise ValueError(f"an image cache needs a budget >= 0 bytes, got {max_bytes}")
         self.max_bytes = max_bytes
         self.used_bytes = 0
-        self._images: dict[int, DecodedImage] = {}
+        self._images: dict[int, tuple[Hashable, DecodedImage]] = {}
         self._full = False
 
     def __len__(self) -> int:
         return len(self._images)
 
-    def get(self, index: int) -> DecodedImage | None:
-        """The image of ``index``, if held."""
-        return self._images.get(index)
+    def get(self, index: int, version: Hashable = None) -> DecodedImage | None:
+        """The image of ``index``, if held at this ``version`` (see :meth:`put`)."""
+        held = self._images.get(index)
+        return held[1] if held is not None and held[0] == version else None
 
-    def put(self, index: int, decoded: DecodedImage) -> None:
-        """Hold ``decoded`` if it fits in what is left of the budget."""
-        if index in self._images:
-            return
+    def put(self, index: int, decoded: DecodedImage, version: Hashable = None) -> None:
+        """Hold ``decoded`` if it fits in what is left of the budget, in place of an image of
+        ``index`` held at another version.
+
+        Args:
+            index: the dataset index.
+            decoded: the image.
+            version: what must match for :meth:`get` to return it (e.g. the file's size and
+                modification time and the decoded resolution).
+        """
+        held = self._images.get(index)
+        if held is not None:
+            if held[0] == version:
+                return
+            del self._images[index]
+            self.used_bytes -= image_bytes(held[1].image.width, held[1].image.height)
         size = image_bytes(decoded.image.width, decoded.image.height)
         if self.used_bytes + size > self.max_bytes:
             if self.max_bytes and not self._full:
@@ -63,5 +79,5 @@ class ImageCache:
                     self.used_bytes / 2**20,
                 )
             return
-        self._images[index] = decoded
+        self._images[index] = (version, decoded)
         self.used_bytes += size

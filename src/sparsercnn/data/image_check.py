@@ -15,7 +15,9 @@ Issue codes. Errors: ``image_file_missing``, ``no_image_found``, ``image_file_un
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,6 +26,8 @@ from typing import Any
 from sparsercnn.data.image_io import ImageReadError, load_image, read_image_header
 from sparsercnn.data.validation import Issue
 
+logger = logging.getLogger(__name__)
+
 
 def check_image_files(
     images: Iterable[dict[str, Any]],
@@ -31,6 +35,7 @@ def check_image_files(
     *,
     decode: bool,
     num_threads: int | None = None,
+    source: str | None = None,
 ) -> list[Issue]:
     """Check that every image file exists and, with ``decode``, that it decodes in full.
 
@@ -38,7 +43,7 @@ def check_image_files(
     reads every pixel, so a file truncated after its header is an error; a decoded size that
     differs from the JSON's ``width`` / ``height`` (after EXIF orientation) is a warning. A
     file decoded before in this process, unchanged since (size, modification time), is not
-    decoded again.
+    decoded again; the logged ``decoded N images`` line counts only the files decoded now.
 
     Args:
         images: ``images`` entries that passed the JSON checks (``id``, ``file_name``,
@@ -47,6 +52,7 @@ def check_image_files(
         decode: decode every present file (slow: about 1 ms per small image and core).
         num_threads: decoding threads; default ``min(32, cores + 4)`` (the thread pool's
             default: decoding also waits for the disk).
+        source: what the log line names (the COCO file); default the image folder.
 
     Returns:
         The issues, in the order of ``images`` (a missing image folder comes first).
@@ -74,10 +80,25 @@ def check_image_files(
         )
         issues.insert(0, Issue("error", "no_image_found", message))
     if decode and present:
+        start = time.perf_counter()
         with ThreadPoolExecutor(num_threads) as pool:
-            found = pool.map(lambda item: _remembered_decode_issue(*item), present)
-            issues.extend(issue for issue in found if issue is not None)
+            found = list(pool.map(lambda item: _remembered_decode_issue(*item), present))
+        issues.extend(issue for issue, _ in found if issue is not None)
+        _log_decoded(source or os.fspath(root), sum(fresh for _, fresh in found), len(found), start)
     return issues
+
+
+def _log_decoded(source: str, num_decoded: int, num_present: int, start: float) -> None:
+    """One line on what was decoded now; files remembered from an earlier check are not."""
+    remembered = num_present - num_decoded
+    if num_decoded == 0:
+        logger.debug(
+            "%s: %d images unchanged since their check, not decoded again", source, remembered
+        )
+        return
+    seconds = time.perf_counter() - start
+    again = f" ({remembered} others unchanged since their check)" if remembered else ""
+    logger.info("%s: decoded %d images in %.1f s%s", source, num_decoded, seconds, again)
 
 
 # Decode results by file (path, size, modification time) and JSON entry, for this process: a
@@ -86,11 +107,12 @@ def check_image_files(
 _DECODED: dict[tuple[str, int, int, int, str, int, int], Issue | None] = {}
 
 
-def _remembered_decode_issue(image: dict[str, Any], path: Path) -> Issue | None:
+def _remembered_decode_issue(image: dict[str, Any], path: Path) -> tuple[Issue | None, bool]:
+    """The file's issue and whether it was decoded now (False: remembered)."""
     try:
         stat = path.stat()
     except OSError:
-        return _decode_issue(image, path)
+        return _decode_issue(image, path), True
     key = (
         os.path.abspath(path),
         stat.st_size,
@@ -100,9 +122,10 @@ def _remembered_decode_issue(image: dict[str, Any], path: Path) -> Issue | None:
         int(image["width"]),
         int(image["height"]),
     )
-    if key not in _DECODED:
-        _DECODED[key] = _decode_issue(image, path)
-    return _DECODED[key]
+    if key in _DECODED:
+        return _DECODED[key], False
+    _DECODED[key] = _decode_issue(image, path)
+    return _DECODED[key], True
 
 
 def _list_dir(folder: Path) -> set[str]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
@@ -108,11 +107,8 @@ def inspect_dataset(
     checked = check_coco(load_coco_json(json_path), source, clip_tolerance=clip_tolerance)
     issues = list(checked.issues)
     if image_check != "none":
-        start = time.perf_counter()
-        file_issues = check_image_files(checked.images, image_dir, decode=image_check == "decode")
-        if image_check == "decode":
-            seconds = time.perf_counter() - start
-            logger.info("%s: decoded %d images in %.1f s", source, len(checked.images), seconds)
+        decode = image_check == "decode"
+        file_issues = check_image_files(checked.images, image_dir, decode=decode, source=source)
         issues += file_issues
         bad = {i.image_id for i in file_issues if i.severity == "error" and i.image_id is not None}
         checked = checked.without_images(bad)
