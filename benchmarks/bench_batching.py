@@ -4,7 +4,8 @@ A folder of images of mixed sizes (the test resize of a few common photo shapes)
 :func:`~sparsercnn.model.inference.run_model` in batches of at most ``--batch-size`` images,
 once size-grouped (images sorted by padded size, each batch of one size: what ``eval`` and
 ``predict`` do by default) and once padded (``--batch-size`` consecutive images padded to the
-largest, as the official code does). The two settings alternate ``--repeats`` times; the
+largest, as the official code does). Each setting runs once untimed (its batch shapes' first
+pass pays for allocations and kernel selection), then the two alternate ``--repeats`` times; the
 script prints the median seconds per image of each, and how far each setting's last-stage
 logits are from running every image alone (the batch dependence the default removes).
 
@@ -23,10 +24,11 @@ from pathlib import Path
 import torch
 
 from sparsercnn import build_model, get_preset
-from sparsercnn.benchmarking import hardware_info
+from sparsercnn.benchmarking import machine_kind
+from sparsercnn.cli.common import int_at_least
 from sparsercnn.data.transforms import resized_shape
 from sparsercnn.model.inference import evaluating, group_by_padded_size, run_model
-from sparsercnn.runtime import fast_bf16_supported, retain_freed_memory
+from sparsercnn.runtime import retain_freed_memory
 
 # (h, w) of common photo shapes: landscape and portrait 4:3 and 3:2, square, panorama.
 ORIGINAL_SHAPES = [(480, 640), (640, 480), (427, 640), (640, 427), (500, 500), (360, 640)]
@@ -66,10 +68,10 @@ def run_all(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="r50_100pro_3x")
-    parser.add_argument("--images", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--images", type=int_at_least(1), default=16)
+    parser.add_argument("--batch-size", type=int_at_least(1), default=4)
+    parser.add_argument("--repeats", type=int_at_least(1), default=3)
+    parser.add_argument("--threads", type=int_at_least(1), default=2)
     parser.add_argument("--write", action="store_true", help="append the rows to BENCHMARKS.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -81,7 +83,8 @@ def main() -> None:
     logits: dict[bool, torch.Tensor] = {}
     with evaluating(model):
         alone = torch.cat([run_model(model, [image]).last.logits for image in images])
-        run_all(model, images[: args.batch_size], args.batch_size, True)  # warm-up
+        for invariant in (True, False):  # warm-up: every batch shape of both settings
+            run_all(model, images, args.batch_size, invariant)
         for _ in range(args.repeats):
             for invariant in (True, False):
                 elapsed, logits[invariant] = run_all(model, images, args.batch_size, invariant)
@@ -93,10 +96,8 @@ def main() -> None:
             f"| {args.preset} | {args.images} mixed | {args.batch_size} | {name} | "
             f"{statistics.median(seconds[invariant]):.3f} | {deviation:.2e} |"
         )
-    cpu = torch.device("cpu")
-    kind = "native bf16 (AVX-512)" if fast_bf16_supported(cpu) else "no native bf16 (AVX2)"
     header = (
-        f"Batching cost on {hardware_info(cpu)['cpu']}, {kind}, {args.threads} threads, "
+        f"Batching cost on {machine_kind()}, {args.threads} threads, "
         f"median of {args.repeats} alternating runs "
         f"(`python benchmarks/bench_batching.py --preset {args.preset} --images {args.images} "
         f"--batch-size {args.batch_size} --repeats {args.repeats}`):\n\n"

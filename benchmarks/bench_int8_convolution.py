@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from sparsercnn.benchmarking import fastest_seconds, machine_kind
+from sparsercnn.cli.common import int_at_least
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,13 @@ def time_shape(shape: Shape, repeats: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int_at_least(1), default=2)
+    parser.add_argument("--repeats", type=int_at_least(1), default=5)
     parser.add_argument(
-        "--scale", type=int, default=1, help="divide every input size by this (quick checks)"
+        "--scale",
+        type=int_at_least(1),
+        default=1,
+        help="divide every input size by this (quick checks)",
     )
     args = parser.parse_args()
     if not hasattr(torch.ops.onednn, "qconv2d_pointwise"):

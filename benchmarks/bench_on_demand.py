@@ -2,10 +2,10 @@
 
 Loads a model file and runs it on the images of a COCO-format dataset (the model's test resize,
 one image per forward pass), alternating the dense pyramid and the on-demand levels (P2 and P3
-computed on the 16x16 tiles the stages read) image by image. Prints the median model time of
-each, their ratio, the fraction of P2/P3 tiles computed and the largest output difference, and
-appends the table to BENCHMARKS.md with ``--write``. Random weights would not do: they leave
-the proposals where they start and read little of P2.
+computed on the 16x16 tiles the stages read) image by image, each input size first run both ways
+untimed. Prints the median model time of each, their ratio, the fraction of P2/P3 tiles computed
+and the largest output difference, and appends the table to BENCHMARKS.md with ``--write``.
+Random weights would not do: they leave the proposals where they start and read little of P2.
 
 Usage: python benchmarks/bench_on_demand.py --model M --json J --images DIR [--max-images 20]
        [--threads 2] [--precision fp32|bf16] [--write]
@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from sparsercnn.benchmarking import machine_kind
+from sparsercnn.cli.common import int_at_least
 from sparsercnn.data.loader import build_test_loader
 from sparsercnn.diagnostics.feature_reads import count_image_reads, empty_feature_reads
 from sparsercnn.engine.pipeline import evaluation_dataset
@@ -48,15 +49,15 @@ def main() -> None:
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--images", type=Path, required=True)
-    parser.add_argument("--max-images", type=int, default=20)
+    parser.add_argument("--max-images", type=int_at_least(1), default=20)
     parser.add_argument(
         "--test-size",
-        type=int,
+        type=int_at_least(1),
         nargs=2,
         metavar=("SHORT", "LONG_MAX"),
         help="test resize instead of the model's (e.g. a model trained small, run large)",
     )
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int_at_least(1), default=2)
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = parser.parse_args()
@@ -72,14 +73,17 @@ def main() -> None:
     sizes = set()
     loader = build_test_loader(dataset, batch_size=1, num_workers=0)
     with evaluating(model, args.precision):
-        warm = next(iter(loader)).images[0]
-        timed(model, warm, 0)
-        timed(model, warm, ON_DEMAND_LEVELS)
         for index, batch in enumerate(loader):
             if index >= args.max_images:
                 break
             image = batch.images[0]
-            sizes.add(tuple(image.shape[1:]))
+            if tuple(image.shape[1:]) not in sizes:
+                # Warm-up at every new input size, both ways: its first pass pays for
+                # allocations and kernel selection, which would fall on the dense pass (its
+                # full-size P2/P3), not on the on-demand tiles, whose shapes repeat.
+                timed(model, image, 0)
+                timed(model, image, ON_DEMAND_LEVELS)
+                sizes.add(tuple(image.shape[1:]))
             seconds, dense = timed(model, image, 0)
             dense_s.append(seconds)
             seconds, lazy = timed(model, image, ON_DEMAND_LEVELS)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from sparsercnn.benchmarking import BenchmarkSettings, machine_kind, run_benchmark
+from sparsercnn.cli.common import int_at_least
 from sparsercnn.config import Precision
 from sparsercnn.data.transforms import resized_shape
 from sparsercnn.engine.step_timing import synthetic_batch, time_train_steps
@@ -123,10 +124,12 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["small", "medium"])
     parser.add_argument("--dtypes", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
     parser.add_argument(
-        "--train-batch", type=int, help="images per training step (default: the preset's)"
+        "--train-batch",
+        type=int_at_least(1),
+        help="images per training step (default: the preset's)",
     )
-    parser.add_argument("--steps", type=int, default=3, help="timed training steps")
-    parser.add_argument("--iters", type=int, default=5, help="timed inference runs")
+    parser.add_argument("--steps", type=int_at_least(1), default=3, help="timed training steps")
+    parser.add_argument("--iters", type=int_at_least(1), default=5, help="timed inference runs")
     parser.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = parser.parse_args()
     command = "python benchmarks/bench_presets.py " + " ".join(sys.argv[1:])

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparsercnn.benchmarking import machine_kind
+from sparsercnn.cli.common import int_at_least, positive_number
 from sparsercnn.config import Config
 from sparsercnn.data.demo_dataset import DemoDatasetPaths, generate_demo_dataset
 from sparsercnn.data.synthetic_styles import DATASET_STYLES, generate_styled_dataset
@@ -227,13 +228,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASET_STYLES))
     parser.add_argument("--recipes", nargs="+", default=["auto", "small", "medium"])
-    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--minutes", type=positive_number, default=10.0)
     parser.add_argument(
         "--seeds", type=int, nargs="+", help="train each recipe once per seed (default: once)"
     )
     parser.add_argument("--root", type=Path, default=REPO / "runs" / "bench_recipes")
     parser.add_argument(
-        "--max-images", type=int, help="at most this many train images (and a quarter for val)"
+        "--max-images",
+        type=int_at_least(1),
+        help="at most this many train images (and a quarter for val)",
     )
     parser.add_argument(
         "--reuse",

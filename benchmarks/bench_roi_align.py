@@ -1,7 +1,8 @@
 """Time the dynamic head's multi-level RoIAlign on CPU and print the figures.
 
 Case: 2 images x 100 boxes x 256 channels over P2-P5 of an 800 x 1216 input (P2 = 200 x 304),
-float32, 7 x 7 bins, sampling ratio 2, aligned (spec 4). Run from the repository root:
+float32, 7 x 7 bins, sampling ratio 2, aligned (spec 4). The forward rows run without autograd
+(as inference does), the others with it (as training does). Run from the repository root:
 ``python benchmarks/bench_roi_align.py [--threads 2] [--repeats 10] [--num-boxes 100]``.
 """
 
@@ -15,6 +16,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from sparsercnn.benchmarking import machine_kind
+from sparsercnn.cli.common import int_at_least
 from sparsercnn.ops.multilevel_roi_align import assign_levels, flatten_levels, multilevel_roi_align
 from sparsercnn.ops.roi_sampling import roi_align
 
@@ -46,9 +49,9 @@ def proposal_like_boxes(num_images: int, num_boxes: int) -> Tensor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--num-boxes", type=int, default=100)
+    parser.add_argument("--threads", type=int_at_least(1), default=2)
+    parser.add_argument("--repeats", type=int_at_least(1), default=10)
+    parser.add_argument("--num-boxes", type=int_at_least(1), default=100)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -86,20 +89,30 @@ def main() -> None:
         return pooled[level, torch.arange(len(level))]
 
     counts = torch.bincount(level, minlength=len(STRIDES)).tolist()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32")
+    print(
+        f"{machine_kind()}, torch {torch.__version__}, {torch.get_num_threads()} threads, float32"
+    )
     print(
         f"{NUM_IMAGES} images x {args.num_boxes} boxes x {CHANNELS} channels, P2-P5 of "
         f"{HEIGHT}x{WIDTH}, boxes per level {counts}; median of {args.repeats} runs, ms"
     )
-    rows: list[tuple[str, Callable[[], object]]] = [
-        ("multilevel_roi_align forward", lambda: multilevel_roi_align(levels, boxes)),
-        ("multilevel_roi_align forward + backward", align_backward),
-        ("flatten_levels forward (once per batch)", lambda: flatten_levels(features, STRIDES)),
-        ("flatten + 6 stages, forward + backward", head_pooling),
-        ("per-level roi_align x 4 + select, forward", per_level_roi_align),
+    rows: list[tuple[str, Callable[[], object], bool]] = [
+        ("multilevel_roi_align forward", lambda: multilevel_roi_align(levels, boxes), False),
+        ("multilevel_roi_align forward + backward", align_backward, True),
+        (
+            "flatten_levels forward (once per batch)",
+            lambda: flatten_levels(features, STRIDES),
+            False,
+        ),
+        ("flatten + 6 stages, forward + backward", head_pooling, True),
+        ("per-level roi_align x 4 + select, forward", per_level_roi_align, False),
     ]
-    for name, fn in rows:
-        print(f"  {name:<44s} {median_ms(fn, warmup=3, repeats=args.repeats):8.2f}")
+    for name, fn, backward in rows:
+        # The table and features require gradients: a forward row records no graph, so that it
+        # compares with the per-level alternative's (detached) forward.
+        with torch.set_grad_enabled(backward):
+            milliseconds = median_ms(fn, warmup=3, repeats=args.repeats)
+        print(f"  {name:<44s} {milliseconds:8.2f}")
 
 
 if __name__ == "__main__":

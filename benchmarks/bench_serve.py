@@ -19,7 +19,6 @@ import argparse
 import io
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +32,8 @@ import torch
 from PIL import Image
 
 from sparsercnn import build_model, get_preset
-from sparsercnn.benchmarking import machine_kind
+from sparsercnn.benchmarking import PartTiming, machine_kind
+from sparsercnn.cli.common import int_at_least, positive_number
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model_file import save_model_file
 
@@ -142,12 +142,22 @@ def load(
     wall = time.perf_counter() - start
     if failures:
         raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
-    quantiles = statistics.quantiles(latencies, n=20) if len(latencies) > 1 else latencies * 19
+    if not latencies:
+        raise RuntimeError(f"no request was answered within --time-limit {time_limit:g} s")
+    return latency_summary(latencies, wall)
+
+
+def latency_summary(latencies: list[float], wall: float) -> dict[str, float]:
+    """Requests, requests/s over ``wall`` seconds, and the p50 and p95 latency in ms, the
+    percentiles as ``sparsercnn benchmark`` computes them (:class:`PartTiming`: interpolated
+    between the requests, never beyond the slowest, where ``statistics.quantiles``' default
+    extrapolates past it on few requests)."""
+    timing = PartTiming.from_seconds(latencies, batch_size=1)
     return {
         "requests": len(latencies),
         "rps": len(latencies) / wall,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p95_ms": quantiles[18] * 1000,
+        "p50_ms": timing.p50_ms,
+        "p95_ms": timing.p95_ms,
     }
 
 
@@ -155,12 +165,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="demo", help="preset of the random model")
     parser.add_argument("--model", type=Path, help="a model file instead of a random model")
-    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
-    parser.add_argument("--requests", type=int, default=64, help="requests per setting")
-    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per setting")
-    parser.add_argument("--image-size", type=int, nargs=2, default=[640, 480], metavar=("W", "H"))
-    parser.add_argument("--max-batch", type=int, default=8)
-    parser.add_argument("--max-wait-ms", type=int, default=10)
+    parser.add_argument("--clients", type=int_at_least(1), nargs="+", default=[1, 4, 16])
+    parser.add_argument("--requests", type=int_at_least(1), default=64, help="requests per setting")
+    parser.add_argument(
+        "--time-limit", type=positive_number, default=60.0, help="seconds per setting"
+    )
+    parser.add_argument(
+        "--image-size", type=int_at_least(1), nargs=2, default=[640, 480], metavar=("W", "H")
+    )
+    parser.add_argument("--max-batch", type=int_at_least(1), default=8)
+    parser.add_argument("--max-wait-ms", type=int_at_least(0), default=10)
     parser.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = parser.parse_args()
     image = jpeg(*args.image_size)

@@ -46,6 +46,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from sparsercnn.cli.common import int_at_least
+
 REPO = Path(__file__).resolve().parents[1]
 PEERS_SCRIPTS = REPO.parent / "shared" / "peers"
 PRESET = "r50_100pro_3x"
@@ -64,6 +66,16 @@ DEFAULT_VARIANTS = (
     "train:eager:fp32",
     "train:eager:bf16",
 )
+# The precisions each kind of measurement runs in, by backend (onnx-int8: the int8 graph).
+VARIANT_PRECISIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "infer": {
+        "eager": ("fp32", "bf16", "winograd", "int8"),
+        "compile": ("fp32", "bf16"),
+        "onnx": ("fp32",),
+        "onnx-int8": ("int8",),
+    },
+    "train": {"eager": ("fp32", "bf16")},
+}
 # Issue 14's targets: ratio to the official code, by (kind, precision).
 TARGETS = {
     ("infer", "fp32"): 2.2,
@@ -103,6 +115,17 @@ class Variant:
         variant = Variant(*parts)
         if variant.kind == "train" and variant.backend != "eager":
             raise SystemExit(f"--variants: {text!r}: training runs on the eager backend only")
+        # Refused here rather than in a worker after the round's official run, and never run
+        # as another precision than the table names (training trains in bf16 or fp32 only).
+        precisions = VARIANT_PRECISIONS[variant.kind].get(variant.backend)
+        if precisions is None:
+            backends = ", ".join(VARIANT_PRECISIONS[variant.kind])
+            raise SystemExit(f"--variants: {text!r}: the backend is one of {backends}")
+        if variant.precision not in precisions:
+            raise SystemExit(
+                f"--variants: {text!r}: {variant.kind}:{variant.backend} runs in "
+                f"{' or '.join(precisions)}"
+            )
         return variant
 
     def __str__(self) -> str:
@@ -161,7 +184,9 @@ def measure_ours(variant: Variant, iters: int, threads: int) -> dict[str, float]
         # onnx-int8's int8 is the backend's business (it takes fp32 inputs).
         dtype="fp32" if variant.backend == "onnx-int8" else variant.precision,  # type: ignore[arg-type]
         threads=threads,
-        warmup=1,
+        # One untimed run, the setup's (run_benchmark's first), as time_official.py gives the
+        # official code and as the training step gets: neither side is warmed up more.
+        warmup=0,
         iters=iters,
     )
     result = run_benchmark(settings)
@@ -614,9 +639,11 @@ def accuracy_rows(model: Path, json_path: Path, images: Path, calibration: Path)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--iters", type=int, default=5, help="timed runs per measurement")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int_at_least(1), default=2)
+    parser.add_argument(
+        "--iters", type=int_at_least(1), default=5, help="timed runs per measurement"
+    )
+    parser.add_argument("--threads", type=int_at_least(1), default=2)
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
     parser.add_argument("--peers", type=Path, default=Path(os.environ.get("PEERS", "/tmp/peers")))
     parser.add_argument(

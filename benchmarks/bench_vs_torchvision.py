@@ -49,7 +49,9 @@ from typing import Any
 
 import torch
 
+from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.benchmarking import BenchmarkSettings, PartTiming, hardware_info, run_benchmark
+from sparsercnn.cli.common import check_output_path, int_at_least
 from sparsercnn.engine.step_timing import synthetic_batch, time_train_steps
 from sparsercnn.model.inference import synchronize
 from sparsercnn.presets import get_preset
@@ -73,7 +75,8 @@ TORCHVISION = "torchvision fasterrcnn_resnet50_fpn"
 
 @dataclass
 class Row:
-    """One timed variant; times are p50 milliseconds per image (p95 for the model too)."""
+    """One timed variant; times are p50 milliseconds per call (p95 for the model too): per
+    image for inference, per step of ``batch_size`` images for training."""
 
     implementation: str
     backend: str
@@ -328,16 +331,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--preset", default="r50_100pro_3x")
-    parser.add_argument("--image-size", type=int, nargs=2, default=[800, 1333], metavar=("H", "W"))
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--iters", type=int, default=50)
+    parser.add_argument(
+        "--image-size", type=int_at_least(1), nargs=2, default=[800, 1333], metavar=("H", "W")
+    )
+    parser.add_argument("--warmup", type=int_at_least(0), default=10)
+    parser.add_argument("--iters", type=int_at_least(1), default=50)
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
     parser.add_argument(
-        "--train-batch", type=int, default=4, help="images per step of the train variants"
+        "--train-batch",
+        type=int_at_least(1),
+        default=4,
+        help="images per step of the train variants",
     )
     parser.add_argument("--json", type=Path, help="write the rows and the environment here")
     parser.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = parser.parse_args()
+    if args.json:  # before the measurements, which a path that cannot be written would lose
+        try:
+            check_output_path(args.json, "--json")
+        except OSError as error:
+            raise SystemExit(str(error)) from None
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: CUDA is not available on this machine")
@@ -354,7 +367,7 @@ def main() -> None:
         versions["torchvision"] = torchvision.__version__
     hardware = hardware_info(device)
     title = (
-        f"### {hardware['gpu'] or hardware['cpu']}: sparsercnn {args.preset} vs torchvision "
+        f"### {hardware['gpu'] or hardware['machine']}: sparsercnn {args.preset} vs torchvision "
         f"Faster R-CNN R50-FPN ({datetime.date.today()})"
     )
     lines = [
@@ -381,7 +394,7 @@ def main() -> None:
             "hardware": hardware,
             "versions": versions,
         }
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(record, indent=2) + "\n")
     if args.write:
         path = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
         with path.open("a") as handle:

@@ -16,7 +16,8 @@ import argparse
 import torch
 from torch import nn
 
-from sparsercnn.benchmarking import fastest_seconds
+from sparsercnn.benchmarking import fastest_seconds, machine_kind
+from sparsercnn.cli.common import int_at_least
 from sparsercnn.model import winograd
 
 CHANNELS = (32, 64, 128, 256, 512)
@@ -47,17 +48,19 @@ def speedup(channels: int, size: tuple[int, int], repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--channels", type=int, nargs="+", default=list(CHANNELS))
-    parser.add_argument("--max-pixels", type=int, default=None, help="skip larger sizes")
+    parser.add_argument("--threads", type=int_at_least(1), default=2)
+    parser.add_argument("--repeats", type=int_at_least(1), default=5)
+    parser.add_argument("--channels", type=int_at_least(1), nargs="+", default=list(CHANNELS))
+    parser.add_argument(
+        "--max-pixels", type=int_at_least(1), default=None, help="skip larger sizes"
+    )
     args = parser.parse_args()
     if not winograd.winograd_available():
         raise SystemExit("this PyTorch build or CPU has no NNPACK: no Winograd path to time")
     torch.set_num_threads(args.threads)
     sizes = [s for s in SIZES if args.max_pixels is None or s[0] * s[1] <= args.max_pixels]
     print(
-        f"direct / Winograd time, 3x3 C -> C, batch 1, {args.threads} threads "
+        f"{machine_kind()}: direct / Winograd time, 3x3 C -> C, batch 1, {args.threads} threads "
         f"(* = taken by the rule: >= {winograd.MIN_CHANNELS} channels, "
         f">= {winograd.MIN_PIXELS} pixels)"
     )

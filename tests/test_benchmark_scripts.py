@@ -20,11 +20,15 @@ import pytest
 import torch
 from PIL import Image
 
-from sparsercnn.model import build_model, winograd
+from sparsercnn import benchmarking
+from sparsercnn.benchmarking import BenchmarkSettings
+from sparsercnn.engine import step_timing
+from sparsercnn.model import build_model, inference, winograd
 from sparsercnn.model.int8_features import int8_available
 from sparsercnn.model.winograd import winograd_available
 from sparsercnn.presets import get_preset
 from sparsercnn.runtime import fast_bf16_supported
+from tests.synthetic_coco import WriteCoco
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_vs_torchvision.py"
 
@@ -63,13 +67,32 @@ def test_bench_batching_prints_both_batchings(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     script = SCRIPT.parent / "bench_batching.py"
+    calls: list[tuple[bool, int]] = []  # (batch_invariant, images) of each model call
+    run_model = inference.run_model
+
+    def logged(model: object, images: list[torch.Tensor], **kwargs: object) -> object:
+        calls.append((bool(kwargs.get("batch_invariant", True)), len(images)))
+        return run_model(model, images, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(inference, "run_model", logged)
+    monkeypatch.setattr(benchmarking, "machine_kind", lambda: "machine Z (a test)")
     argv = [str(script), "--preset", "tiny", "--images", "8", "--batch-size", "4"]
     monkeypatch.setattr(sys, "argv", [*argv, "--repeats", "1", "--threads", "1"])
     runpy.run_path(str(script), run_name="__main__")
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| tiny")]
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| tiny")]
     assert len(rows) == 2
     grouped, padded = (float(row.split("|")[-2]) for row in rows)
     assert grouped < 1e-3 < padded  # the padded batches change the logits, grouped ones do not
+    # Each setting runs its batches once untimed before its timed run: the padded one too,
+    # whose padded shapes the grouped warm-up never ran (8 single images first, for reference).
+    assert calls[:8] == [(True, 1)] * 8
+    assert [size for invariant, size in calls[8:] if not invariant] == [4, 4] * 2
+    assert "Batching cost on machine Z (a test), 1 threads" in out
+    monkeypatch.setattr(sys, "argv", [*argv, "--repeats", "0"])
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(script), run_name="__main__")
+    assert "argument --repeats: must be >= 1" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -182,9 +205,13 @@ def _load_bench_speed(monkeypatch: pytest.MonkeyPatch, name: str = "bench_speed"
 
 def test_bench_model_times_the_parts_of_inference(monkeypatch: pytest.MonkeyPatch) -> None:
     bench = _load_bench_speed(monkeypatch, "bench_model")
-    parts = bench.bench_inference("tiny", repeats=1, dtype="fp32")
-    assert set(parts) >= {"backbone+FPN", "flatten levels", "RoIAlign (6 stages)"}
+    parts = bench.bench_inference("tiny", repeats=3, dtype="fp32")
+    stages = get_preset("tiny").model.num_stages  # the labels name the preset's stages
+    roi, head = f"RoIAlign ({stages} stages)", f"head ({stages} stages, incl. RoIAlign)"
+    assert set(parts) >= {"backbone+FPN", "flatten levels", roi, head}
     assert all(seconds > 0 for seconds in parts.values())
+    # The median of the RoIAlign time within each timed head pass: below the head's median.
+    assert parts[roi] < parts[head]
 
 
 def test_bench_speed_measures_our_inference_and_training_step(
@@ -362,6 +389,106 @@ def test_bench_speed_refuses_bad_variants_and_missing_peers(
         bench.main()
 
 
+def test_bench_speed_refuses_variants_it_would_run_as_another(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _load_bench_speed(monkeypatch)
+    assert all(bench.Variant.parse(text) for text in bench.DEFAULT_VARIANTS)
+    refused = {
+        # The int8 graph, which the table would judge by the fp32 target.
+        "infer:onnx-int8:fp32": "infer:onnx-int8 runs in int8",
+        # An fp32 training step, which the table would call int8.
+        "train:eager:int8": "train:eager runs in fp32 or bf16",
+        "infer:onnx:bf16": "infer:onnx runs in fp32",
+        "infer:tensorrt:fp32": "the backend is one of eager, compile, onnx, onnx-int8",
+    }
+    for text, message in refused.items():
+        with pytest.raises(SystemExit, match=f"^--variants: '{text}': {message}"):
+            bench.Variant.parse(text)
+    for flag in ("--rounds", "--iters", "--threads"):
+        monkeypatch.setattr(sys, "argv", ["bench_speed.py", flag, "0"])
+        with pytest.raises(SystemExit):
+            bench.main()
+        assert f"argument {flag}: must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_bench_speed_warms_ours_up_as_the_official_code_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """time_official.py runs the official code once untimed: so does our inference (the
+    benchmark's first run, its setup) and our training step, no more."""
+    bench = _load_bench_speed(monkeypatch)
+    settings: list[BenchmarkSettings] = []
+
+    def run_benchmark(setting: BenchmarkSettings) -> None:
+        settings.append(setting)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(benchmarking, "run_benchmark", run_benchmark)
+    with pytest.raises(SystemExit):
+        bench.measure_ours(bench.Variant.parse("infer:eager:fp32"), 4, torch.get_num_threads())
+    assert (settings[0].warmup, settings[0].iters) == (0, 4)
+    steps: list[int] = []
+
+    def time_train_steps(cfg: object, batch: object, device: object, count: int) -> list[float]:
+        steps.append(count)
+        return [9.0] + [1.0] * (count - 1)
+
+    monkeypatch.setattr(step_timing, "time_train_steps", time_train_steps)
+    monkeypatch.setattr(bench, "TRAIN_SIZE", (64, 96))
+    train = bench.measure_ours(bench.Variant.parse("train:eager:fp32"), 4, torch.get_num_threads())
+    assert steps == [5] and train["slowest_s"] == 1.0  # the first step is left out
+
+
+def test_bench_vs_torchvision_checks_its_arguments_before_measuring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    measured: list[str] = []
+    bench = _load_bench_speed(monkeypatch, "bench_vs_torchvision")
+    monkeypatch.setattr(bench, "run_variant", lambda variant, *_: measured.append(variant))
+    argv = ["bench_vs_torchvision.py", "--device", "cpu", "--variants", "eager:fp32"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--json", str(tmp_path)])
+    with pytest.raises(SystemExit, match=f"--json {tmp_path} is a folder"):
+        bench.main()
+    for flag, value in (("--iters", "0"), ("--warmup", "-1"), ("--train-batch", "0")):
+        monkeypatch.setattr(sys, "argv", [*argv, flag, value])
+        with pytest.raises(SystemExit):
+            bench.main()
+        assert f"argument {flag}: must be >=" in capsys.readouterr().err
+    assert measured == []
+
+
+def test_bench_serve_percentiles_stay_within_the_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("httpx")
+    bench = _load_bench_speed(monkeypatch, "bench_serve")
+    summary = bench.latency_summary([0.3, 0.1, 0.2], wall=1.5)
+    # statistics.quantiles(n=20) put this p95 at 380 ms, past the slowest request's 300.
+    assert summary == pytest.approx({"requests": 3, "rps": 2.0, "p50_ms": 200.0, "p95_ms": 290.0})
+    assert bench.latency_summary([0.25], wall=0.5)["p95_ms"] == pytest.approx(250.0)
+
+
+def test_bench_roi_align_times_forward_rows_without_autograd(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = _load_bench_speed(monkeypatch, "bench_roi_align")
+    monkeypatch.setattr(bench, "HEIGHT", 64)
+    monkeypatch.setattr(bench, "WIDTH", 96)
+    grad_modes: list[bool] = []
+    align = bench.multilevel_roi_align
+
+    def recorded(*args: object) -> torch.Tensor:
+        grad_modes.append(torch.is_grad_enabled())
+        return align(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bench, "multilevel_roi_align", recorded)
+    monkeypatch.setattr(bench, "machine_kind", lambda: "machine Z (a test)")
+    argv = ["bench_roi_align.py", "--repeats", "1", "--threads", "1", "--num-boxes", "4"]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench.main()
+    # The forward row (3 warm-up calls and 1 timed) as the per-level alternative's, without
+    # autograd; then the backward rows with it (1 + 3 calls, then 4 passes of 6 stages).
+    assert grad_modes == [False] * 4 + [True] * (4 + 4 * 6)
+    assert capsys.readouterr().out.startswith("machine Z (a test), torch ")
+
+
 @pytest.mark.skipif(not winograd_available(), reason="no NNPACK in this build")
 def test_bench_winograd_marks_the_sizes_the_rule_takes(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -478,3 +605,30 @@ def test_prepare_tree_crowns_tiles_the_wheels_images_into_coco(tmp_path: Path) -
         prepare["write_dataset"](wheel, output, 50)
     with pytest.raises(SystemExit, match="SHA-256"):
         prepare["check_wheel"](wheel)
+
+
+def test_bench_on_demand_warms_up_each_input_size_both_ways(
+    model_file: Path,
+    write_coco: WriteCoco,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = write_coco(size=[(64, 96), (64, 96), (96, 64)])
+    bench = _load_bench_speed(monkeypatch, "bench_on_demand")
+    calls: list[tuple[tuple[int, ...], int]] = []
+    timed = bench.timed
+
+    def recorded(model: object, image: torch.Tensor, levels: int) -> object:
+        calls.append((tuple(image.shape[1:]), levels))
+        return timed(model, image, levels)
+
+    monkeypatch.setattr(bench, "timed", recorded)
+    argv = ["bench_on_demand.py", "--model", str(model_file), "--json", str(data.json_path)]
+    monkeypatch.setattr(sys, "argv", [*argv, "--images", str(data.image_dir), "--threads", "1"])
+    bench.main()
+    first, second = calls[0][0], calls[-1][0]
+    assert first != second
+    # A new size runs both ways untimed, then both ways timed; a size seen before, timed only.
+    assert [levels for _, levels in calls] == [0, 2] * 2 + [0, 2] + [0, 2] * 2
+    assert [size for size, _ in calls] == [first] * 6 + [second] * 4
+    assert "| on-demand P2, P3 |" in capsys.readouterr().out

@@ -188,6 +188,10 @@ def test_percentiles_and_throughput() -> None:
     assert timing.p95_ms == pytest.approx(880.0)
     assert timing.min_ms == pytest.approx(100.0) and timing.max_ms == pytest.approx(1000.0)
     assert timing.images_per_s == pytest.approx(4 / 0.3)
+    assert timing.mean_ms == pytest.approx(400.0)
+    even = PartTiming.from_seconds([0.4, 0.1, 0.3, 0.2], batch_size=1)  # unsorted, even count
+    assert (even.p50_ms, even.min_ms, even.max_ms) == pytest.approx((250.0, 100.0, 400.0))
+    assert even.images_per_s == pytest.approx(4.0)
 
 
 @pytest.mark.parametrize(
@@ -411,3 +415,52 @@ def test_int8_runs_on_the_eager_backend_only() -> None:
     settings = BenchmarkSettings(preset="tiny", dtype="int8", backend="compile", iters=1)
     with pytest.raises(ValueError, match="dtype int8 runs on the eager backend only"):
         run_benchmark(settings)
+
+
+def test_the_machine_kind_is_named_with_each_figure(
+    result: BenchmarkResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A CPU model name ("Intel(R) Xeon(R) Processor") does not tell machine C from another Xeon.
+    assert result.hardware["machine"]
+    kind = "machine C (Intel Xeon, 2 CPUs, AVX-512 with AMX bf16 and int8)"
+    named = dataclasses.replace(result, hardware={**result.hardware, "machine": kind})
+    assert f"| {kind} | {torch.__version__} |" in named.markdown_row()
+    assert f"hardware: {kind}, cpu " in benchmark_cli.format_result(named)
+    on_gpu = dataclasses.replace(named, hardware={**named.hardware, "gpu": "NVIDIA H200"})
+    assert "| NVIDIA H200 |" in on_gpu.markdown_row()
+    # Without lscpu, the CPU model stands for the kind.
+    monkeypatch.setattr(benchmarking, "machine_kind", lambda: "unknown machine (no lscpu)")
+    info = benchmarking.hardware_info(torch.device("cpu"))
+    assert info["machine"] == info["cpu"]
+
+
+def test_onnx_sessions_do_not_spin_between_the_timed_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """onnxruntime's idle threads spin by default, taking the cores from the next timed part
+    (the other session's, or another setting's run): both sessions are made without."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from sparsercnn.export import onnx_export, onnx_runtime
+
+    sessions: dict[str, object] = {}
+
+    class Session:
+        def __init__(self, path: str, sess_options: object, providers: list[str]) -> None:
+            sessions[Path(path).name] = sess_options
+
+    class Predictor:
+        def __init__(self, path: Path, num_threads: int | None, allow_spinning: bool) -> None:
+            sessions[path.name] = (num_threads, allow_spinning)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", Session)
+    monkeypatch.setattr(onnx_runtime, "OnnxPredictor", Predictor)
+    monkeypatch.setattr(onnx_export, "export_onnx", lambda loaded, path, check: path)
+    monkeypatch.setattr(onnx_export, "export_backbone_fpn", lambda model, example, path: path)
+    loaded = benchmarking._load(BenchmarkSettings(preset="tiny"))
+    images = [torch.zeros(3, 64, 64, dtype=torch.uint8)]
+    benchmarking._onnx_parts(loaded, images, 1, tmp_path)
+    assert sessions.pop("model.onnx") == (1, False)
+    (options,) = sessions.values()  # the backbone+FPN's
+    assert isinstance(options, onnxruntime.SessionOptions)
+    assert options.get_session_config_entry(onnx_runtime.SPINNING_KEY) == "0"
+    assert options.intra_op_num_threads == 1

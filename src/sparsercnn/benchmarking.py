@@ -157,7 +157,7 @@ class BenchmarkResult:
     def markdown_row(self) -> str:
         """One ``BENCHMARKS.md`` row (p50 unless stated; images/s of the whole pipeline)."""
         s, t = self.settings, self.timings
-        hardware = self.hardware.get("gpu") or self.hardware["cpu"]
+        hardware = self.hardware.get("gpu") or self.hardware.get("machine") or self.hardware["cpu"]
         backend = s["backend"] + (f" ({s['compile_mode']})" if s.get("compile_mode") else "")
         cells = [
             self.model, backend, s["device"], s["dtype"], str(s["batch_size"]),
@@ -442,10 +442,9 @@ def _onnx_parts(
     import onnxruntime
 
     from sparsercnn.export.onnx_export import export_backbone_fpn, export_onnx
-    from sparsercnn.export.onnx_runtime import OnnxPredictor
+    from sparsercnn.export.onnx_runtime import SPINNING_KEY, OnnxPredictor
     from sparsercnn.export.quantization import export_int8_onnx, quantize_graph
 
-    divisor = loaded.model.size_divisibility
     example = loaded.model.preprocess(images).tensor
     backbone_path = export_backbone_fpn(loaded.model, example, folder / "backbone_fpn.onnx")
     if int8:
@@ -455,25 +454,25 @@ def _onnx_parts(
         backbone_path = folder / "backbone_fpn_int8.onnx"
     else:
         export_onnx(loaded, folder / "model.onnx", check=False)
-    predictor = OnnxPredictor(folder / "model.onnx", num_threads=threads)
     options = onnxruntime.SessionOptions()
     if threads is not None:
         options.intra_op_num_threads = threads
+    # onnxruntime's threads spin-wait after each run by default, taking the cores from what
+    # runs next: the other session's part, or another setting's run (on 2 cores both ran 2-3x
+    # slower, an eager run after an onnx one 10x). Without spinning each part is timed alone.
+    options.add_session_config_entry(SPINNING_KEY, "0")
+    predictor = OnnxPredictor(folder / "model.onnx", num_threads=threads, allow_spinning=False)
     backbone = onnxruntime.InferenceSession(
         str(backbone_path), sess_options=options, providers=["CPUExecutionProvider"]
     )
-    originals = np.array([(i.shape[1], i.shape[2]) for i in images], dtype=np.int64)
-
-    def preprocess() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        batch = ImageBatch.from_tensors(images, divisor)
-        return batch.tensor.float().numpy(), batch.image_sizes.numpy(), originals
+    originals = [(int(i.shape[1]), int(i.shape[2])) for i in images]
 
     def postprocess(outputs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[np.ndarray]:
         boxes, scores, _ = outputs
         return [b[s > 0] for b, s in zip(boxes, scores, strict=True)]
 
     return _Parts(
-        preprocess=preprocess,
+        preprocess=lambda: predictor.prepare(images, originals),
         model=lambda inputs: predictor.run(*inputs),
         postprocess=postprocess,
         backbone_fpn=lambda inputs: backbone.run(None, {"images": example.numpy()}),
@@ -537,14 +536,22 @@ def _stopwatch(into: list[float], sync: Callable[[], None]) -> Iterator[None]:
 
 
 def hardware_info(device: torch.device) -> dict[str, Any]:
-    """CPU model and core count, and the GPU's name when ``device`` is CUDA."""
+    """The machine kind (:func:`machine_kind`, which names the development machine that a CPU
+    model name alone does not), CPU model and core count, and the GPU's name when ``device``
+    is CUDA."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as handle:
         for line in handle:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    info: dict[str, Any] = {"cpu": cpu, "cpu_count": os.cpu_count(), "gpu": None}
+    kind = machine_kind()
+    info: dict[str, Any] = {
+        "machine": cpu if kind.startswith("unknown machine") else kind,
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "gpu": None,
+    }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

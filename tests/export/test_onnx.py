@@ -178,6 +178,12 @@ def test_onnx_predictor_matches_predictor(
         assert a.class_names == e.class_names and a.category_ids == e.category_ids
         torch.testing.assert_close(a.boxes, e.boxes, rtol=1e-3, atol=1e-2)
         torch.testing.assert_close(a.scores, e.scores, rtol=0, atol=1e-5)
+    # Without spinning threads (beside other work on the cores), the same detections.
+    quiet = OnnxPredictor(exported.path, batch_size=2, allow_spinning=False)
+    options = quiet.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    for a, q in zip(actual, quiet(folder), strict=True):
+        assert torch.equal(a.boxes, q.boxes) and torch.equal(a.scores, q.scores)
 
 
 @pytest.mark.slow

@@ -140,12 +140,15 @@ def format_result(result: BenchmarkResult) -> str:
     faults = ""
     if result.page_faults_per_run is not None:
         faults = f", {result.page_faults_per_run:.1f} page faults per timed run"
+    hardware = dict(result.hardware)
+    # The machine kind first, bare: "machine C (Intel Xeon, 2 CPUs, ...)".
+    shown = [hardware.pop("machine", None), *(f"{k} {v}" for k, v in hardware.items() if v)]
     lines = [
         f"model {result.model}: backend {s['backend']}, device {s['device']}, dtype "
         f"{s['dtype']}{mode}, batch {s['batch_size']}, input {s['image_size'][0]}x"
         f"{s['image_size'][1]}, threads {s['threads']}, {s['warmup']} warm-up + "
         f"{s['iters']} timed runs (setup {result.setup_seconds:.1f} s{faults})",
-        "hardware: " + ", ".join(f"{k} {v}" for k, v in result.hardware.items() if v),
+        "hardware: " + ", ".join(item for item in shown if item),
         "versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()),
         *(f"note: {note}" for note in result.notes),
         f"{'part':<14}{'p50 ms':>10}{'p95 ms':>10}{'images/s':>10}",

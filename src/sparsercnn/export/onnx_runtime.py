@@ -20,6 +20,8 @@ from sparsercnn.export.onnx_wrapper import INPUT_NAMES, OUTPUT_NAMES
 from sparsercnn.predictor import BatchPredictor, Prediction, prediction_from_detections
 from sparsercnn.structures import Detections, ImageBatch
 
+# The session option that lets onnxruntime's idle intra-op threads spin-wait for work.
+SPINNING_KEY = "session.intra_op.allow_spinning"
 # The metadata key of an int8 file's quantization record (written by ``export --int8``).
 QUANTIZATION_KEY = "quantization"
 
@@ -32,6 +34,8 @@ class OnnxPredictor(BatchPredictor):
         batch_size: most images per session run (a file exported with a static batch forces 1).
         num_threads: onnxruntime intra-op threads (default: onnxruntime's choice).
         providers: onnxruntime execution providers (default CPU).
+        allow_spinning: let onnxruntime's idle threads spin-wait for work (its default); off
+            where other work shares the cores, which spinning threads would take.
         batch_invariant: batch only images with the same padded size (see
             :class:`~sparsercnn.predictor.BatchPredictor`).
 
@@ -51,6 +55,7 @@ class OnnxPredictor(BatchPredictor):
         batch_size: int = 4,
         num_threads: int | None = None,
         providers: Sequence[str] = ("CPUExecutionProvider",),
+        allow_spinning: bool = True,
         batch_invariant: bool = True,
     ) -> None:
         try:
@@ -67,6 +72,8 @@ class OnnxPredictor(BatchPredictor):
         options = onnxruntime.SessionOptions()
         if num_threads is not None:
             options.intra_op_num_threads = num_threads
+        if not allow_spinning:
+            options.add_session_config_entry(SPINNING_KEY, "0")
         try:
             self.session = onnxruntime.InferenceSession(
                 str(self.path), sess_options=options, providers=list(providers)
