@@ -100,7 +100,7 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     script = SCRIPT.parent / "bench_recipes.py"
-    argv = [str(script), "--datasets", "shapes", "--recipes", "auto", "tiny", "--minutes", "0.25"]
+    argv = [str(script), "--datasets", "shapes", "--recipes", "auto", "tiny", "--minutes", "0.5"]
     argv += ["--max-images", "8", "--root", str(tmp_path), "--seeds", "1", "2"]
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(script), run_name="__main__")
@@ -124,7 +124,7 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
         assert spread == f"({min(pair):.3f}-{max(pair):.3f})"
     assert float(gap) == pytest.approx((aps[0] + aps[1] - aps[2] - aps[3]) / 2, abs=2e-3)
     for seed in (1, 2):
-        run = tmp_path / "runs" / f"shapes-auto-0.25min-seed{seed}"
+        run = tmp_path / "runs" / f"shapes-auto-0.5min-seed{seed}"
         assert json.loads((run / "config.json").read_text())["train"]["seed"] == seed
 
     # The finished runs are refused, or read back into the same table with --reuse.
@@ -143,7 +143,7 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
     # A dataset on disk, given as NAME=DIR (here the synthetic set's own folder), names the runs.
     data = tmp_path / "data" / "shapes-8"
     on_disk = [str(script), "--datasets", f"shapes={data}", "--recipes", "auto", "tiny"]
-    on_disk += ["--minutes", "0.25", "--root", str(tmp_path), "--seeds", "1", "2", "--reuse"]
+    on_disk += ["--minutes", "0.5", "--root", str(tmp_path), "--seeds", "1", "2", "--reuse"]
     monkeypatch.setattr(sys, "argv", on_disk)
     runpy.run_path(str(script), run_name="__main__")
     assert summary in capsys.readouterr().out.splitlines()
@@ -156,7 +156,7 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
 
     # A --set variant, named by --tag in the table and the run folder; one without the other
     # is refused.
-    variant = [str(script), "--datasets", "shapes", "--recipes", "auto", "--minutes", "0.25"]
+    variant = [str(script), "--datasets", "shapes", "--recipes", "auto", "--minutes", "0.5"]
     variant += ["--max-images", "8", "--root", str(tmp_path), "--seeds", "1"]
     monkeypatch.setattr(sys, "argv", [*variant, "--set", "input.crop=true"])
     with pytest.raises(SystemExit, match="--set and --tag go together"):
@@ -165,7 +165,7 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
     runpy.run_path(str(script), run_name="__main__")
     out = capsys.readouterr().out
     assert "| AP auto+crops | auto - best fixed |" in out and "| shapes | auto+crops | 1 |" in out
-    run = tmp_path / "runs" / "shapes-auto+crops-0.25min-seed1"
+    run = tmp_path / "runs" / "shapes-auto+crops-0.5min-seed1"
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["input"]["crop"] is True and cfg["train"]["seed"] == 1
 
