@@ -271,3 +271,52 @@ def test_with_stages_shares_the_model_and_matches_a_stage_limited_predictor(
 def test_cuda_without_a_gpu_is_one_clear_error(model_file: Path) -> None:
     with pytest.raises(ValueError, match="device 'cuda': no CUDA device is available here"):
         Predictor.from_file(model_file, device="cuda")
+
+
+def test_errors_about_decoded_inputs_name_the_input(model_file: Path) -> None:
+    predictor = Predictor.from_file(model_file)
+    good = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"^<input 2>: array images must be uint8"):
+        predictor([good, good, good.astype(np.float32)])
+    with pytest.raises(ValueError, match=r"^<input 1>: tensor images must be \(3, H, W\)"):
+        predictor([good, torch.zeros(4, 4)])
+    # A generator is not a list of inputs: the message says what is accepted.
+    with pytest.raises(TypeError, match="type generator; give a path, folder, PIL image"):
+        predictor(image for image in [good])  # type: ignore[arg-type]
+
+
+def test_iteration_is_lazy_ordered_and_holds_one_decoded_image_at_a_time(
+    model_file: Path, dataset: SyntheticCoco, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window of ``LOOKAHEAD_BATCHES * batch_size`` inputs is resized ahead, but each decoded
+    image is freed once resized: large photos do not pile up in memory."""
+    import weakref
+
+    from sparsercnn import predictor as predictor_module
+
+    predictor = Predictor.from_file(model_file, batch_size=2)
+    missing = dataset.image_dir / "missing.png"
+    iterator = predictor.iter_predictions([*dataset.image_paths, missing])  # nothing read yet
+    with pytest.raises(FileNotFoundError, match=f"input {missing} does not exist"):
+        next(iterator)
+
+    decoded: list[weakref.ref[Image.Image]] = []
+    alive: list[int] = []
+    original_decode = predictor_module.decode_input
+    transform_type = type(predictor.transform)  # a frozen dataclass: patch its class
+    original_resize = transform_type.image_tensor
+
+    def decode(image: object, transform: object) -> object:
+        result = original_decode(image, transform)  # type: ignore[arg-type]
+        decoded.append(weakref.ref(result.image))
+        return result
+
+    def resize(self: object, image: Image.Image) -> torch.Tensor:
+        alive.append(sum(ref() is not None for ref in decoded))
+        return original_resize(self, image)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(predictor_module, "decode_input", decode)
+    monkeypatch.setattr(transform_type, "image_tensor", resize)
+    sources = [p.source for p in predictor.iter_predictions(dataset.image_paths)]
+    assert sources == [str(p) for p in dataset.image_paths]
+    assert len(alive) == len(dataset.image_paths) and max(alive) == 1, alive

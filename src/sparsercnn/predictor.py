@@ -153,6 +153,17 @@ def decode_input(image: ImageInput, transform: InferenceTransform) -> DecodedIma
     return DecodedImage(pil, (pil.height, pil.width))
 
 
+def _decode_named(image: ImageInput, source: str, transform: InferenceTransform) -> DecodedImage:
+    """:func:`decode_input`, an error about an image given decoded naming it by ``source``
+    (``<input i>``; a file's errors name the file already)."""
+    try:
+        return decode_input(image, transform)
+    except (ValueError, TypeError) as error:
+        if isinstance(image, str | Path) or type(error) not in (ValueError, TypeError):
+            raise
+        raise type(error)(f"{source}: {error}") from None
+
+
 def to_pil(image: ImageInput) -> Image.Image:
     """Load or convert one input to an RGB PIL image. Files are turned upright by their EXIF
     orientation; a PIL image, array or tensor is taken as it is (a caller's ``Image.open``
@@ -202,7 +213,10 @@ def to_pil(image: ImageInput) -> Image.Image:
         if 0 in image.shape[:2]:
             raise ValueError(f"the image is empty: {image.shape[1]}x{image.shape[0]} pixels")
         return to_rgb(Image.fromarray(image))
-    raise TypeError(f"unsupported image input of type {type(image).__name__}")
+    raise TypeError(
+        f"unsupported image input of type {type(image).__name__}; give a path, folder, PIL "
+        "image, HxWx3 uint8 array or (3, H, W) tensor, or a list or tuple of them"
+    )
 
 
 class BatchPredictor:
@@ -240,8 +254,18 @@ class BatchPredictor:
     def iter_predictions(self, inputs: ImageInput | Sequence[ImageInput]) -> Iterator[Prediction]:
         """Like :meth:`__call__`, but yields predictions as they come (for large folders).
 
-        Inputs are read ``LOOKAHEAD_BATCHES * batch_size`` at a time; within that window,
-        batches are formed of images of the same padded size (when ``batch_invariant``).
+        Lazy: nothing is read before the first prediction is asked for. Inputs are read
+        ``LOOKAHEAD_BATCHES * batch_size`` at a time; within that window, batches are formed of
+        images of the same padded size (when ``batch_invariant``). Each image is decoded and
+        resized in turn, so memory holds one decoded image and the window's resized ones (at
+        most the test resize's size each), however large the files. Predictions come in input
+        order.
+
+        Raises:
+            FileNotFoundError: a path does not exist, or a folder holds no image file.
+            ImageReadError: an image file cannot be read (naming it).
+            ValueError, TypeError: an image given decoded is unusable (naming it
+                ``<input i>``).
         """
         items = expand_inputs(inputs)
         window = self.batch_size * LOOKAHEAD_BATCHES
@@ -249,8 +273,12 @@ class BatchPredictor:
             yield from self._predict_window(items[start : start + window])
 
     def _predict_window(self, items: list[tuple[ImageInput, str]]) -> list[Prediction]:
-        decoded = [decode_input(image, self.transform) for image, _ in items]
-        resized = [self.transform.image_tensor(image) for image, _ in decoded]
+        resized: list[Tensor] = []
+        full_sizes: list[tuple[int, int]] = []
+        for image, source in items:
+            decoded = _decode_named(image, source, self.transform)
+            resized.append(self.transform.image_tensor(decoded.image))
+            full_sizes.append(decoded.full_size)
         groups = [list(range(len(items)))]
         if self.batch_invariant:
             sizes = [(int(t.shape[1]), int(t.shape[2])) for t in resized]
@@ -261,7 +289,7 @@ class BatchPredictor:
                 batch = group[begin : begin + self.batch_size]
                 results = self._predict_batch(
                     [resized[i] for i in batch],
-                    [decoded[i].full_size for i in batch],
+                    [full_sizes[i] for i in batch],
                     [items[i][1] for i in batch],
                 )
                 predictions.update(zip(batch, results, strict=True))

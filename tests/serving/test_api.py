@@ -3,9 +3,11 @@ and every kind of bad input answered with a 4xx JSON error while the server keep
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from sparsercnn.model import build_postprocessor
 from sparsercnn.model_file import load_model_file
 from sparsercnn.ops.boxes import box_xyxy_to_xywh
 from sparsercnn.predictor import Predictor
-from sparsercnn.serving import create_app
+from sparsercnn.serving import Limits, create_app
 from tests.serving.conftest import MakeClient, TestClient, decoded, encoded_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -104,6 +106,26 @@ def test_detect_json_base64_equals_multipart(client: TestClient) -> None:
     assert [i["name"] for i in as_json["images"]] == ["images[0]", "images[1]"]
     for image in as_json["images"]:
         assert_same(image["detections"], multipart["images"][0]["detections"])
+
+
+def test_base64_as_tools_write_it_is_read(client: TestClient) -> None:
+    """``base64`` wraps lines at 76 characters; encoders may drop the padding or use the
+    URL-safe alphabet; a data: URL may have a space after its comma."""
+    multipart = client.post("/v1/detect", files=files(PNG)).json()["images"][0]["detections"]
+    text = b64(PNG)
+    assert "+" in text and "/" in text and text.endswith("=")  # the variants differ from it
+    variants = [
+        "\n".join(text[i : i + 76] for i in range(0, len(text), 76)) + "\n",
+        text.rstrip("="),
+        base64.urlsafe_b64encode(PNG).decode(),
+        " data:image/png;base64, " + text,
+    ]
+    response = client.post("/v1/detect", json={"images": variants[:3]})
+    assert response.status_code == 200, response.text
+    last = client.post("/v1/detect", json={"images": variants[3:]})
+    assert last.status_code == 200, last.text
+    for image in response.json()["images"] + last.json()["images"]:
+        assert_same(image["detections"], multipart)
 
 
 def test_score_threshold_and_max_detections_filter_detections(client: TestClient) -> None:
@@ -310,7 +332,29 @@ BAD_REQUESTS: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
         "given twice",
         "stages",
     ),
-    "bad base64": ({"json": {"images": ["not base64!"]}}, 400, "not valid base64", "images[0]"),
+    "bad base64": (
+        {"json": {"images": ["not base64!"]}},
+        400,
+        "not valid base64 (Only base64 data is allowed)",
+        "images[0]",
+    ),
+    # Counted before any is decoded: the limit, not the first bad string, is the answer.
+    "too many json images": (
+        {"json": {"images": ["not base64!"] * 4}},
+        413,
+        "4 images in one request, more than the limit of 3",
+        "images",
+    ),
+    # json.loads keeps the last value silently.
+    "json key twice": (
+        {
+            "content": b'{"images": ["%s"], "stages": 1, "stages": 2}' % b64(PNG).encode(),
+            "headers": {"content-type": "application/json"},
+        },
+        400,
+        "key 'stages' is given twice in the JSON body",
+        "stages",
+    ),
     "json not an object": ({"json": [b64(PNG)]}, 400, "must be an object", None),
     "images not strings": ({"json": {"images": [1]}}, 400, "list of base64 strings", "images"),
     "invalid json": (
@@ -318,6 +362,29 @@ BAD_REQUESTS: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
         400,
         "not valid JSON",
         None,
+    ),
+    # json.loads raises RecursionError and ValueError here, not JSONDecodeError.
+    "json nested too deeply": (
+        {"content": b"[" * 100_000, "headers": {"content-type": "application/json"}},
+        400,
+        "not valid JSON (nested too deeply)",
+        None,
+    ),
+    "json number too long": (
+        {
+            "content": b'{"images": [], "stages": %s}' % (b"9" * 5000),
+            "headers": {"content-type": "application/json"},
+        },
+        400,
+        "not valid JSON (a number is too long)",
+        None,
+    ),
+    # The bad value is repeated, cut to a line.
+    "long bad value": (
+        {"files": files(PNG), "data": {"stages": "9" * 5000}},
+        400,
+        "(got '" + "9" * 59 + "... (5002 chars))",
+        "stages",
     ),
     "text content type": (
         {"content": b"hello", "headers": {"content-type": "text/plain"}},
@@ -466,3 +533,77 @@ def test_an_onnx_file_of_another_model_is_refused(
     onnx.save(graph, onnx_file)
     with pytest.raises(ValueError, match=message):
         create_app(model_file, onnx_file=onnx_file)
+
+
+def test_openapi_documents_query_parameters_image_counts_and_error_answers(
+    client: TestClient,
+) -> None:
+    spec = client.get("/openapi.json").json()
+    detect = spec["paths"]["/v1/detect"]["post"]
+    query = {p["name"]: p for p in detect["parameters"]}
+    assert set(query) == {"score_threshold", "max_detections", "stages"}
+    assert all(p["in"] == "query" and not p["required"] for p in query.values())
+    assert query["score_threshold"]["schema"]["maximum"] == 1.0
+    content = detect["requestBody"]["content"]
+    for images in (
+        content["multipart/form-data"]["schema"]["properties"]["images"],
+        content["application/json"]["schema"]["properties"]["images"],
+    ):
+        assert (images["minItems"], images["maxItems"]) == (1, 3)  # the client's --max-images
+    stages = spec["paths"]["/v1/stages"]["post"]
+    json_images = stages["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    assert (json_images["images"]["minItems"], json_images["images"]["maxItems"]) == (1, 1)
+    assert "parameters" in stages and stages["parameters"] == []
+    error = {"$ref": "#/components/schemas/ErrorBody"}
+    for operation in (detect, stages):
+        for status in ("400", "413", "415", "500", "503"):
+            assert operation["responses"][status]["content"]["application/json"]["schema"] == error
+    bbox = spec["components"]["schemas"]["BBox"]["properties"]
+    assert all((b["minItems"], b["maxItems"]) == (4, 4) for b in bbox.values())
+    body = spec["components"]["schemas"]["ErrorBody"]
+    assert set(body["properties"]) == {"error", "field"} and body["required"] == ["error", "field"]
+    # An actual error answer has that shape.
+    answer = client.post("/v1/detect", json={"images": []}).json()
+    assert set(answer) == {"error", "field"}
+
+
+def test_timings_measure_what_they_name(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """decode_ms leaves out reading the request (a slow upload); the stage view's inference_ms
+    leaves out the wait for work queued before it."""
+    from sparsercnn.serving import app as app_module
+
+    read = app_module.read_image_request
+
+    async def slow_read(*args: Any) -> Any:
+        await asyncio.sleep(0.3)  # a slow client
+        return await read(*args)
+
+    monkeypatch.setattr(app_module, "read_image_request", slow_read)
+    timing = client.post("/v1/detect", files=files(PNG)).json()["timing"]
+    assert timing["total_ms"] >= 300 > timing["decode_ms"] + timing["inference_ms"]
+    monkeypatch.undo()
+    service = client.app.state.service  # type: ignore[attr-defined]
+    busy = service.batcher.call(lambda: time.sleep(0.5))  # the model is busy meanwhile
+    start = time.perf_counter()
+    view = client.post("/v1/stages", files=files(PNG)).json()
+    assert time.perf_counter() - start >= 0.5 and busy.done()
+    assert view["inference_ms"] < 400
+
+
+def test_images_at_the_byte_limit_fit_the_body_limit_as_wrapped_base64(
+    make_client: MakeClient,
+) -> None:
+    """The body limit leaves room for base64 as the ``base64`` tool writes it (lines of 76,
+    here joined by JSON-escaped CRLFs) of ``--max-images`` files at ``--max-image-bytes``."""
+    client = make_client(limits=Limits(max_image_bytes=100_000, max_images=16))
+    image = PNG + bytes(100_000 - len(PNG))  # Pillow ignores bytes after a PNG's end
+    text = b64(image)
+    wrapped = "\r\n".join(text[i : i + 76] for i in range(0, len(text), 76))
+    body = json.dumps({"images": ["data:image/png;base64," + wrapped] * 16}).encode()
+    response = client.post("/v1/detect", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text[:300]
+    assert len(response.json()["images"]) == 16
+    too_large = client.post("/v1/detect", files=files(image + b"\0"))
+    assert too_large.status_code == 413 and "100001 bytes" in too_large.json()["error"]

@@ -14,7 +14,9 @@ import torch
 from PIL import Image
 
 from sparsercnn.predictor import Prediction
+from sparsercnn.serving import Limits
 from sparsercnn.serving.batching import RequestBatcher
+from sparsercnn.serving.errors import BatcherClosed
 from sparsercnn.structures import padded_size
 from tests.serving.conftest import MakeClient, encoded_image
 from tests.serving.test_api import assert_same, files
@@ -155,10 +157,33 @@ def test_close_fails_queued_jobs() -> None:
     model.gate.set()
     closer.join(5)
     assert running.result(5).predictions[0].source == "width 1"
-    with pytest.raises(RuntimeError, match="shutting down"):
+    with pytest.raises(BatcherClosed, match="shutting down"):
         queued.result(5)
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(BatcherClosed, match="closed"):
         batcher.submit(_images(3), None)
+
+
+def test_a_failing_job_does_not_fail_the_other_jobs_of_its_batch() -> None:
+    """The batch of three jobs fails for one image; each job is run again alone, and only the
+    job holding it gets the error."""
+    model = FakeModel()
+    model.gate.clear()
+    batcher = RequestBatcher(model, max_batch_images=8, max_wait_ms=0)
+    try:
+        blocker = batcher.submit(_images(1), None)
+        time.sleep(0.05)
+        futures = [batcher.submit(_images(*w), None) for w in ((5,), (6, 13), (7,))]
+        model.gate.set()
+        blocker.result(5)
+        with pytest.raises(RuntimeError, match="unlucky"):
+            futures[1].result(5)
+        results = [futures[0].result(5), futures[2].result(5)]
+    finally:
+        batcher.close()
+    assert [[p.source for p in r.predictions] for r in results] == [["width 5"], ["width 7"]]
+    alone = [([5], None), ([6, 13], None), ([7], None)]
+    assert model.calls == [([1], None), ([5, 6, 13, 7], None), *alone]
+    assert (batcher.stats.batches, batcher.stats.jobs) == (3, 3)
 
 
 def test_concurrent_requests_are_batched_by_padded_size_and_match_one_by_one(
@@ -200,3 +225,68 @@ def test_concurrent_requests_are_batched_by_padded_size_and_match_one_by_one(
     health = client.get("/health").json()
     assert health["images"] == 32 and health["batches"] < 32 and health["largest_batch"] > 1
     assert max(r.json()["timing"]["batch_images"] for r in responses) > 1
+
+
+def test_through_the_app_a_failing_image_fails_only_its_own_request(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent requests batched together: the one whose image makes the model fail gets a
+    500, the others their detections."""
+    client = make_client(raise_server_exceptions=False, max_batch_images=8, max_wait_ms=300)
+    service = client.app.state.service  # type: ignore[attr-defined]
+    original = service.predictor.with_stages
+    batch_sizes: list[int] = []
+
+    def poisoned(num_stages: int | None) -> Any:
+        predictor = original(num_stages)
+
+        def detect(images: list[Any]) -> list[Prediction]:
+            batch_sizes.append(len(images))
+            if any(image.full_size == (77, 77) for image in images):
+                raise RuntimeError("simulated failure on a 77x77 image")
+            return predictor(images)
+
+        return detect
+
+    monkeypatch.setattr(service.predictor, "with_stages", poisoned)
+    images = [encoded_image(128, 96, seed=1), encoded_image(77, 77), encoded_image(150, 70)]
+    with ThreadPoolExecutor(3) as pool:
+        responses = list(pool.map(lambda i: client.post("/v1/detect", files=files(i)), images))
+    assert [r.status_code for r in responses] == [200, 500, 200], [r.text for r in responses]
+    assert "77x77" in responses[1].json()["error"]
+    assert max(batch_sizes) > 1, f"no batch formed: {batch_sizes}"
+    for response in (responses[0], responses[2]):
+        assert response.json()["images"][0]["detections"]
+
+
+def test_a_request_after_shutdown_gets_503(make_client: MakeClient) -> None:
+    client = make_client()
+    client.app.state.service.batcher.close()  # type: ignore[attr-defined]
+    response = client.post("/v1/detect", files=files(encoded_image(64, 48)))
+    assert response.status_code == 503, response.text
+    assert "shutting down" in response.json()["error"]
+
+
+def test_a_request_larger_than_max_batch_runs_in_forward_passes_of_max_batch(
+    make_client: MakeClient,
+) -> None:
+    limits = Limits(max_images=5)
+    client = make_client(limits=limits, max_batch_images=2, max_wait_ms=0)
+    model = client.app.state.service.predictor.model  # type: ignore[attr-defined]
+    forwards: list[int] = []
+    handle = model.register_forward_pre_hook(
+        lambda module, args, kwargs: forwards.append(len(args[0])), with_kwargs=True
+    )
+    images = [encoded_image(128, 96, seed=i) for i in range(5)]
+    try:
+        body = client.post("/v1/detect", files=files(*images)).json()
+    finally:
+        handle.remove()
+    assert forwards == [2, 2, 1]
+    assert body["timing"]["batch_images"] == 5 and len(body["images"]) == 5
+    health = client.get("/health").json()
+    assert (health["batches"], health["images"], health["largest_batch"]) == (1, 5, 5)
+    alone = make_client(max_batch_images=1, max_wait_ms=0)
+    for image, got in zip(images, body["images"], strict=True):
+        expected = alone.post("/v1/detect", files=files(image)).json()["images"][0]
+        assert_same(got["detections"], expected["detections"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,6 +89,53 @@ def test_page_draws_detections_and_every_stage(served: str, tmp_path: Path) -> N
             assert "scan.tiff: 200x150" in status and "cannot display scan.tiff" in status
             assert canvas.evaluate("c => [c.width, c.height]") == [200, 150]
             assert drawn(0, 0.0) == 16
+
+            # An error answer is shown with its status and the server's message, and no boxes
+            # stay from the image before; a proxy's HTML error page is shown as text.
+            not_an_image = tmp_path / "notes.png"
+            not_an_image.write_bytes(b"these are notes, not pixels")
+            page.set_input_files("#file-input", str(not_an_image))
+            page.wait_for_function("document.getElementById('status').dataset.error === '1'")
+            status = page.inner_text("#status")
+            assert "400" in status and "images[0] (notes.png) is not an image file" in status
+            assert canvas.get_attribute("data-drawn-boxes") == "0"
+            page.route(
+                "**/v1/stages",
+                lambda route: route.fulfill(
+                    status=502, body="<html>Bad Gateway</html>", content_type="text/html"
+                ),
+            )
+            page.set_input_files("#file-input", str(image))
+            page.wait_for_function("document.getElementById('status').textContent.includes('502')")
+            assert "<html>Bad Gateway</html>" in page.inner_text("#status")
+            page.unroute("**/v1/stages")
+
+            # Two files chosen in turn: the first one's late answer does not replace the
+            # second's boxes.
+            held: list[Any] = []
+
+            def hold_the_first(route: Any) -> None:
+                if held:
+                    route.continue_()
+                else:
+                    held.append(route)
+
+            page.route("**/v1/stages", hold_the_first)
+            other = tmp_path / "other.png"  # a file input fires no change for the same file
+            other.write_bytes(image.read_bytes())
+            page.set_input_files("#file-input", str(other))
+            for _ in range(200):  # until the page has sent it
+                if held:
+                    break
+                page.wait_for_timeout(50)
+            page.set_input_files("#file-input", str(tiff))
+            shown = "document.getElementById('status').textContent.includes('scan.tiff: 200x150')"
+            page.wait_for_function(shown)
+            assert len(held) == 1
+            held[0].continue_()
+            page.wait_for_timeout(1500)  # the first file's answer arrives, and is dropped
+            assert "scan.tiff: 200x150" in page.inner_text("#status")
+            assert canvas.evaluate("c => [c.width, c.height]") == [200, 150]
             assert not errors, errors
         finally:
             browser.close()

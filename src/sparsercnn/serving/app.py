@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from sparsercnn import __version__
 from sparsercnn.data.image_io import DecodedImage
+from sparsercnn.diagnostics.stage_boxes import StageBoxes
 from sparsercnn.model.inference import Precision
 from sparsercnn.predictor import prediction_from_detections
 from sparsercnn.serving.batching import RequestBatcher
@@ -39,6 +40,7 @@ from sparsercnn.serving.schemas import (
     DetectJsonRequest,
     DetectOptions,
     DetectResponse,
+    ErrorBody,
     Health,
     ImageDetections,
     ModelInfo,
@@ -53,6 +55,17 @@ from sparsercnn.serving.service import DetectionService
 from sparsercnn.serving.uploads import decode_upload
 
 STATIC_PACKAGE = ("sparsercnn.serving", "static")
+# The error answers of the image endpoints, in the OpenAPI schema.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "a bad image, parameter or body; the message names the field"),
+        (413, "over --max-images, --max-image-bytes, --max-image-pixels or the body size"),
+        (415, "neither multipart/form-data nor application/json"),
+        (500, "the model failed on this request"),
+        (503, "the server is shutting down"),
+    )
+}
 
 
 def create_app(
@@ -144,13 +157,15 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
     @app.post(
         "/v1/detect",
         response_model=DetectResponse,
-        openapi_extra=_request_body(DetectJsonRequest, DetectOptions, many=True),
+        responses=ERROR_RESPONSES,
+        openapi_extra=_request_body(DetectJsonRequest, DetectOptions, limits.max_images),
     )
     async def detect(request: Request) -> DetectResponse:
         """Detect objects in one or several images (at most the server's ``--max-images``)."""
         start = time.perf_counter()
         uploads, options = await read_image_request(request, DetectOptions, limits.max_images)
         _check_stages(options.stages, service.num_stages)
+        read = time.perf_counter()
         images = await _decode(uploads, limits, service)
         decoded = time.perf_counter()
         future = _batcher(service).submit(images, options.stages)
@@ -171,7 +186,7 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
             ],
             stages=options.stages or service.num_stages,
             timing=Timing(
-                decode_ms=_ms(decoded - start),
+                decode_ms=_ms(decoded - read),
                 queue_ms=round(result.queue_ms, 3),
                 inference_ms=round(result.inference_ms, 3),
                 total_ms=_ms(time.perf_counter() - start),
@@ -182,18 +197,21 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
     @app.post(
         "/v1/stages",
         response_model=StageView,
-        openapi_extra=_request_body(StagesJsonRequest, StagesOptions, many=False),
+        responses=ERROR_RESPONSES,
+        openapi_extra=_request_body(StagesJsonRequest, StagesOptions, max_images=1),
     )
     async def stages(request: Request) -> StageView:
         """The learned proposals and every stage's detections of one image (one forward pass):
         the refinement figure of the paper, drawn by the page at ``/``."""
         uploads, _ = await read_image_request(request, StagesOptions, max_images=1)
         (image,) = await _decode(uploads, limits, service)
-        start = time.perf_counter()
-        result = await asyncio.wrap_future(
-            _batcher(service).call(lambda: service.stage_boxes(image))
-        )
-        inference_ms = _ms(time.perf_counter() - start)
+
+        def run() -> tuple[StageBoxes, float]:
+            # Timed on the worker: the wait for batches queued before it is not inference.
+            start = time.perf_counter()
+            return service.stage_boxes(image), _ms(time.perf_counter() - start)
+
+        result, inference_ms = await asyncio.wrap_future(_batcher(service).call(run))
         size = image.full_size
         return StageView(
             name=uploads[0].name,
@@ -243,26 +261,40 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
 
-def _request_body(json_model: Any, options_model: Any, *, many: bool) -> dict[str, Any]:
-    """The OpenAPI request body of an image endpoint: multipart files or JSON (FastAPI cannot
-    infer it, since the route reads the request itself to refuse unknown names)."""
+def _request_body(json_model: Any, options_model: Any, max_images: int) -> dict[str, Any]:
+    """The OpenAPI request body and query parameters of an image endpoint: multipart files or
+    JSON, with the options also accepted in the query string (FastAPI cannot infer them, since
+    the route reads the request itself to refuse unknown names)."""
     options = options_model.model_json_schema().get("properties", {})
+    count = {"minItems": 1, "maxItems": max_images}
     images = {"type": "string", "format": "binary"}
     multipart = {
         "type": "object",
         "properties": {
-            IMAGES_FIELD: {"type": "array", "items": images} if many else images,
+            IMAGES_FIELD: {"type": "array", "items": images, **count} if max_images > 1 else images,
             **options,
         },
         "required": [IMAGES_FIELD],
         "additionalProperties": False,
     }
+    json_schema = json_model.model_json_schema()
+    json_schema["properties"][IMAGES_FIELD].update(count)
     return {
+        "parameters": [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": f"{schema.get('description', name)} (or a form field or JSON key)",
+                "schema": schema,
+            }
+            for name, schema in options.items()
+        ],
         "requestBody": {
             "required": True,
             "content": {
                 "multipart/form-data": {"schema": multipart},
-                "application/json": {"schema": json_model.model_json_schema()},
+                "application/json": {"schema": json_schema},
             },
-        }
+        },
     }

@@ -6,8 +6,10 @@ gathering jobs until it holds ``max_batch_images`` images or ``max_wait_ms`` hav
 it took the first one, and hands each stage count's images to the ``detect`` function in one
 call. ``detect`` is a :class:`~sparsercnn.predictor.Predictor` (or its ONNX twin), which forms
 forward passes of at most ``max_batch_images`` images of one padded size, so an image's
-detections do not depend on the requests it was batched with. Other work that needs the model
-(the stage view) goes through :meth:`~RequestBatcher.call`, run alone between batches.
+detections do not depend on the requests it was batched with. When a batch of several jobs
+fails, each job is run again alone, so that only the jobs that fail on their own get the error.
+Other work that needs the model (the stage view) goes through :meth:`~RequestBatcher.call`, run
+alone between batches.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sparsercnn.predictor import ImageInput, Prediction
+from sparsercnn.serving.errors import BatcherClosed
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +113,8 @@ class RequestBatcher:
             return len(self._jobs)
 
     def close(self) -> None:
-        """Stop the worker after its current batch; queued jobs fail with RuntimeError."""
+        """Stop the worker after its current batch; queued jobs fail with
+        :class:`BatcherClosed`."""
         with self._condition:
             self._closed = True
             left = list(self._jobs)
@@ -118,13 +122,13 @@ class RequestBatcher:
             self._condition.notify_all()
         for job in left:
             if job.future.set_running_or_notify_cancel():
-                job.future.set_exception(RuntimeError("the server is shutting down"))
+                job.future.set_exception(BatcherClosed("the server is shutting down"))
         self._thread.join()
 
     def _put(self, job: _Job) -> Future[Any]:
         with self._condition:
             if self._closed:
-                raise RuntimeError("the batcher is closed")
+                raise BatcherClosed("the batcher is closed: the server is shutting down")
             self._jobs.append(job)
             self._condition.notify_all()
         return job.future
@@ -180,29 +184,38 @@ class RequestBatcher:
         for job in jobs:
             by_stages.setdefault(job.num_stages, []).append(job)
         for num_stages, group in by_stages.items():
-            images = [image for job in group for image in job.images]
-            start = time.perf_counter()
-            try:
-                predictions = self.detect(images, num_stages)
-            except Exception as error:
-                logger.exception("a batch of %d images failed", len(images))
+            if not self._run_group(group, num_stages) and len(group) > 1:
+                # One job's images may be what failed: the others must not share its error.
                 for job in group:
-                    job.future.set_exception(error)
-                continue
-            inference_ms = (time.perf_counter() - start) * 1000
-            self._count(len(group), len(images))
-            begin = 0
-            for job in group:
-                end = begin + len(job.images)
-                job.future.set_result(
-                    BatchResult(
-                        predictions=predictions[begin:end],
-                        queue_ms=(start - job.submitted) * 1000,
-                        inference_ms=inference_ms,
-                        batch_images=len(images),
-                    )
+                    self._run_group([job], num_stages)
+
+    def _run_group(self, group: list[_Job], num_stages: int | None) -> bool:
+        """Run ``group``'s images in one ``detect`` call and answer its jobs; on failure, answer
+        them with the error only when the group is one job. Returns whether it succeeded."""
+        images = [image for job in group for image in job.images]
+        start = time.perf_counter()
+        try:
+            predictions = self.detect(images, num_stages)
+        except Exception as error:
+            logger.exception("a batch of %d images (%d requests) failed", len(images), len(group))
+            if len(group) == 1:
+                group[0].future.set_exception(error)
+            return False
+        inference_ms = (time.perf_counter() - start) * 1000
+        self._count(len(group), len(images))
+        begin = 0
+        for job in group:
+            end = begin + len(job.images)
+            job.future.set_result(
+                BatchResult(
+                    predictions=predictions[begin:end],
+                    queue_ms=(start - job.submitted) * 1000,
+                    inference_ms=inference_ms,
+                    batch_images=len(images),
                 )
-                begin = end
+            )
+            begin = end
+        return True
 
     def _run_task(self, job: _Job) -> None:
         assert job.task is not None

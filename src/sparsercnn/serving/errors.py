@@ -2,8 +2,8 @@
 
 Route code raises :class:`ApiError` for bad input (a 4xx status and a message naming the field
 and what to do); :func:`install_error_handlers` turns it, Starlette's own HTTP errors (unknown
-route, wrong method, unparsable multipart body) and unexpected failures into that shape, so a
-client always gets JSON and the server keeps serving.
+route, wrong method, unparsable multipart body), a shutdown (503) and unexpected failures into
+that shape, so a client always gets JSON and the server keeps serving.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ class BodyTooLarge(Exception):
         self.max_bytes = max_bytes
 
 
+class BatcherClosed(RuntimeError):
+    """The request batcher was closed (the server is shutting down) before it ran a request."""
+
+
 def error_response(status: int, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "field": field}, status_code=status)
 
@@ -59,6 +63,9 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(error, BodyTooLarge)
         return error_response(413, body_too_large_message(error.max_bytes))
 
+    async def shutting_down(request: Request, error: Exception) -> JSONResponse:
+        return error_response(503, f"{error}; send the request again once the server is back")
+
     async def http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
         return error_response(error.status_code, str(error.detail))
@@ -69,5 +76,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(BodyTooLarge, too_large)
+    app.add_exception_handler(BatcherClosed, shutting_down)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)

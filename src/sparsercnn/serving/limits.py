@@ -2,8 +2,9 @@
 
 :class:`Limits` holds the server's ``--max-image-bytes``, ``--max-image-pixels`` and
 ``--max-images``; the body limit follows from them (every image at its byte limit, base64
-encoded, plus room for the other fields). :class:`BodySizeLimit` refuses a larger body with 413
-before the application reads it (by its Content-Length) or while it reads it (chunked bodies).
+encoded with line breaks, plus room for the other fields). :class:`BodySizeLimit` refuses a
+larger body with 413 before the application reads it (by its Content-Length) or while it reads
+it (chunked bodies).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Room for form fields, multipart headers and JSON keys beside the images.
 BODY_OVERHEAD_BYTES = 64 * 1024
+# Room for one image's quotes, comma and data: URL prefix (JSON) or part headers (multipart).
+PER_IMAGE_OVERHEAD_BYTES = 256
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,12 @@ class Limits:
 
     @property
     def max_body_bytes(self) -> int:
-        """Most bytes of a request body: every image at its limit, base64 encoded (4/3)."""
-        return self.max_images * (self.max_image_bytes * 4 // 3 + 4) + BODY_OVERHEAD_BYTES
+        """Most bytes of a request body: every image at its limit, base64 encoded (4/3) as
+        ``base64`` writes it (lines of 76 characters, each ending in a JSON-escaped ``\\r\\n``),
+        in quotes with a ``data:`` URL prefix."""
+        encoded = -(-self.max_image_bytes // 3) * 4
+        wrapped = encoded + -(-encoded // 76) * len(r"\r\n")
+        return self.max_images * (wrapped + PER_IMAGE_OVERHEAD_BYTES) + BODY_OVERHEAD_BYTES
 
 
 class BodySizeLimit:

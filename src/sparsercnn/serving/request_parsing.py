@@ -22,6 +22,8 @@ from sparsercnn.serving.uploads import decode_base64
 IMAGES_FIELD = "images"
 # Parts a multipart body may have (before our own count check names the limit).
 MULTIPART_SLACK = 16
+# Most characters of a bad value repeated in its error message.
+MAX_ECHO_CHARS = 60
 Options = TypeVar("Options", bound=BaseModel)
 
 
@@ -65,20 +67,14 @@ async def read_image_request(
     if content_type == "multipart/form-data":
         images = await _read_multipart(request, values, max_images)
     elif content_type == "application/json":
-        images = await _read_json(request, values)
+        images = await _read_json(request, values, max_images)
     else:
         raise ApiError(
             415, f"content type {content_type or '(none)'!r} is not accepted; {_how_to_send()}"
         )
     if not images:
         raise ApiError(400, f"no image in the request; {_how_to_send()}", IMAGES_FIELD)
-    if len(images) > max_images:
-        raise ApiError(
-            413,
-            f"{len(images)} images in one request, more than the limit of {max_images}; "
-            "split them over several requests",
-            IMAGES_FIELD,
-        )
+    _check_count(len(images), max_images)
     return images, validate_options(options_model, values)
 
 
@@ -97,9 +93,9 @@ def validate_options(options_model: type[Options], values: dict[str, Any]) -> Op
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or None
         message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix to our own
-        raise ApiError(
-            400, f"parameter {field}: {message} (got {first.get('input')!r})", field
-        ) from None
+        got = repr(first.get("input"))
+        got = got if len(got) <= MAX_ECHO_CHARS else f"{got[:MAX_ECHO_CHARS]}... ({len(got)} chars)"
+        raise ApiError(400, f"parameter {field}: {message} (got {got})", field) from None
 
 
 async def _read_multipart(
@@ -143,14 +139,20 @@ async def _read_multipart(
     return images
 
 
-async def _read_json(request: Request, values: dict[str, Any]) -> list[UploadedImage]:
+async def _read_json(
+    request: Request, values: dict[str, Any], max_images: int
+) -> list[UploadedImage]:
     body = await request.body()
     if not body.strip():
         raise ApiError(400, f"request body is empty; {_how_to_send()}")
     try:
-        document = json.loads(body)
+        document = json.loads(body, object_pairs_hook=_object_without_repeated_keys)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ApiError(400, f"request body is not valid JSON ({error})") from None
+    except RecursionError:
+        raise ApiError(400, "request body is not valid JSON (nested too deeply)") from None
+    except ValueError:  # json reads no integer of over 4300 digits
+        raise ApiError(400, "request body is not valid JSON (a number is too long)") from None
     if not isinstance(document, dict):
         raise ApiError(
             400, f'the JSON body must be an object like {{"{IMAGES_FIELD}": ["<base64>"]}}'
@@ -162,11 +164,33 @@ async def _read_json(request: Request, values: dict[str, Any]) -> list[UploadedI
         )
     for name, value in document.items():
         _put(values, name, value, "JSON body")
+    _check_count(len(encoded), max_images)  # before decoding any
     images = []
     for index, text in enumerate(encoded):
         field = f"{IMAGES_FIELD}[{index}]"
         images.append(UploadedImage(field, field, decode_base64(text, field)))
     return images
+
+
+def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's ``pairs`` as a dict; a key given twice is refused (``json`` would keep
+    the last value silently)."""
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise ApiError(400, f"key {key!r} is given twice in the JSON body; give it once", key)
+        document[key] = value
+    return document
+
+
+def _check_count(count: int, max_images: int) -> None:
+    if count > max_images:
+        raise ApiError(
+            413,
+            f"{count} images in one request, more than the limit of {max_images}; "
+            "split them over several requests",
+            IMAGES_FIELD,
+        )
 
 
 def _put(values: dict[str, Any], name: str, value: Any, where: str) -> None:

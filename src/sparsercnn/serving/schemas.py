@@ -59,9 +59,22 @@ class StagesJsonRequest(StagesOptions):
     images: list[str] = Field(description="exactly one base64-encoded image file")
 
 
+class ErrorBody(BaseModel):
+    """Every error answer (4xx and 5xx)."""
+
+    error: str = Field(description="what is wrong and what to do")
+    field: str | None = Field(
+        description="the offending parameter or image (stages, images[1]), or null"
+    )
+
+
 class BBox(BaseModel):
-    xyxy: list[float] = Field(description="[x1, y1, x2, y2], original pixels")
-    xywh: list[float] = Field(description="COCO [x, y, width, height], original pixels")
+    xyxy: list[float] = Field(
+        min_length=4, max_length=4, description="[x1, y1, x2, y2], original pixels"
+    )
+    xywh: list[float] = Field(
+        min_length=4, max_length=4, description="COCO [x, y, width, height], original pixels"
+    )
 
 
 class Detection(BaseModel):
@@ -76,7 +89,10 @@ class Timing(BaseModel):
     queue_ms: float = Field(description="waiting for a batch to start")
     inference_ms: float = Field(description="the batch's model run (all its images)")
     total_ms: float = Field(description="from receiving the request to answering it")
-    batch_images: int = Field(description="images in the batch that served this request")
+    batch_images: int = Field(
+        description="images in the batch that served this request (run in forward passes of at "
+        "most max_batch_images images of one padded size)"
+    )
 
 
 class ImageDetections(BaseModel):
@@ -105,7 +121,9 @@ class StageView(BaseModel):
     stages: list[list[Detection]] = Field(
         description="stage s (1-based) is item s-1: its post-processed detections"
     )
-    inference_ms: float
+    inference_ms: float = Field(
+        description="the model's run on this image (not the wait for batches queued before it)"
+    )
 
 
 class CategoryInfo(BaseModel):
@@ -126,7 +144,10 @@ class ModelInfo(BaseModel):
     input_min_size: int = Field(description="test resize: shorter side")
     input_max_size: int = Field(description="test resize: longest side at most")
     size_divisibility: int
-    max_batch_images: int
+    max_batch_images: int = Field(
+        description="concurrent requests are gathered up to this many images; most images "
+        "per forward pass"
+    )
     max_wait_ms: float
     max_images: int
     max_image_bytes: int
@@ -137,7 +158,10 @@ class Health(BaseModel):
     status: str
     batches: int = Field(description="model calls of the batcher since the start")
     images: int = Field(description="images detected since the start")
-    largest_batch: int
+    largest_batch: int = Field(
+        description="most images in one batch (a request of more than max_batch_images images "
+        "is one batch, run in forward passes of at most max_batch_images)"
+    )
     queued: int = Field(description="requests waiting for the model")
 
 

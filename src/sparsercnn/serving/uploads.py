@@ -20,6 +20,8 @@ from sparsercnn.data.image_io import DecodedImage, ImageReadError, decode_image,
 from sparsercnn.serving.errors import ApiError
 from sparsercnn.serving.limits import Limits
 
+_URL_SAFE_TO_STANDARD = str.maketrans("-_", "+/")
+
 
 def decode_upload(
     data: bytes,
@@ -97,16 +99,23 @@ def decode_upload(
 def decode_base64(text: str, field: str) -> bytes:
     """The bytes of a base64 string, with or without a ``data:...;base64,`` URL prefix.
 
+    Whitespace is ignored (``base64`` and e-mail tools wrap lines at 76 characters), as are
+    missing ``=`` padding and the URL-safe alphabet (``-`` and ``_`` for ``+`` and ``/``): each
+    still gives the one byte string it encodes.
+
     Raises:
         ApiError: 400 when ``text`` is not base64.
     """
+    text = "".join(text.split())
     if text.startswith("data:") and "," in text:
         text = text.split(",", 1)[1]
+    text = text.translate(_URL_SAFE_TO_STANDARD)
+    text += "=" * (-len(text) % 4)
     try:
         return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError) as error:
         raise ApiError(
-            400, f"{field} is not valid base64; encode the image file with base64", field
+            400, f"{field} is not valid base64 ({error}); encode the image file with base64", field
         ) from None
 
 

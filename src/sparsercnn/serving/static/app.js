@@ -8,7 +8,8 @@ const PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4
 const PROPOSAL_COLOUR = "rgba(255, 255, 255, 0.85)";
 const MAX_CANVAS_SIDE = 960;
 
-const state = { model: null, view: null, image: null };
+// request: the number of the latest upload; an answer to an earlier one is dropped.
+const state = { model: null, view: null, image: null, request: 0 };
 const canvas = document.getElementById("canvas");
 const scoreSlider = document.getElementById("score-slider");
 const stageSlider = document.getElementById("stage-slider");
@@ -21,13 +22,31 @@ function setStatus(text, isError = false) {
 }
 
 function colourOf(categoryId) {
-  const index = state.model.classes.findIndex((c) => c.id === categoryId);
+  const classes = state.model ? state.model.classes : [];
+  const index = classes.findIndex((c) => c.id === categoryId);
   return PALETTE[(index < 0 ? 0 : index) % PALETTE.length];
 }
 
+// The JSON body of an answer; an error answer (4xx/5xx, or not JSON: a proxy's page) throws an
+// Error with the status and the server's message.
+async function readAnswer(response) {
+  const text = await response.text();
+  let body = null;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = null;
+  }
+  if (!response.ok || body === null) {
+    const message = body && body.error ? body.error : text.trim().slice(0, 200) || "no message";
+    const status = [response.status, response.statusText].filter(Boolean).join(" ");
+    throw new Error(`${status}: ${message}`);
+  }
+  return body;
+}
+
 async function loadModel() {
-  const response = await fetch("/v1/model");
-  state.model = await response.json();
+  state.model = await readAnswer(await fetch("/v1/model"));
   const m = state.model;
   document.getElementById("model-info").textContent =
     `${m.name}: ${m.classes.length} classes (${m.classes.map((c) => c.name).join(", ")}), ` +
@@ -47,6 +66,7 @@ function updateLabels() {
 }
 
 async function detect(file) {
+  const request = ++state.request;
   // The previous image's boxes go at once: they must never stand for this file's.
   state.view = null;
   state.image = null;
@@ -54,20 +74,28 @@ async function detect(file) {
   setStatus(`running the model on ${file.name}…`);
   const form = new FormData();
   form.append("images", file, file.name);
-  const response = await fetch("/v1/stages", { method: "POST", body: form });
-  const body = await response.json();
-  if (!response.ok) {
-    setStatus(`${response.status}: ${body.error}`, true);
+  let body;
+  try {
+    body = await readAnswer(await fetch("/v1/stages", { method: "POST", body: form }));
+  } catch (error) {
+    if (request === state.request) {
+      setStatus(`${file.name}: ${error.message}`, true);
+    }
     return;
   }
   // The server reads formats a browser may not show (TIFF in Chromium): then the boxes are
   // drawn on a blank canvas of the image's size.
   let image = new Image();
-  image.src = URL.createObjectURL(file);
+  const url = URL.createObjectURL(file);
+  image.src = url;
   try {
     await image.decode();
   } catch {
     image = null;
+  }
+  URL.revokeObjectURL(url); // a decoded image stays drawable
+  if (request !== state.request) {
+    return; // another file was chosen meanwhile: its answer is the one to show
   }
   state.image = image;
   state.view = body;
@@ -139,7 +167,7 @@ function draw() {
 
 function chooseFile(files) {
   if (files && files.length > 0) {
-    detect(files[0]).catch((error) => setStatus(`failed: ${error}`, true));
+    detect(files[0]).catch((error) => setStatus(`failed: ${error.message || error}`, true));
   }
 }
 
@@ -157,4 +185,4 @@ dropZone.addEventListener("drop", (event) => {
 document.getElementById("file-input").addEventListener("change", (e) => chooseFile(e.target.files));
 scoreSlider.addEventListener("input", draw);
 stageSlider.addEventListener("input", draw);
-loadModel().catch((error) => setStatus(`cannot read /v1/model: ${error}`, true));
+loadModel().catch((error) => setStatus(`cannot read /v1/model: ${error.message}`, true));
