@@ -251,6 +251,20 @@ def test_drawings_are_all_or_nothing_and_replace_earlier_ones_with_a_warning(
     assert "replacing" in caplog.text
 
 
+def test_a_folder_in_python_leaves_out_drawings_as_predict_does(
+    model_file: Path, write_coco: WriteCoco, tmp_path: Path
+) -> None:
+    """`predict --save-images` below an input folder: the Python API then reads the folder as
+    the CLI does, without those drawings."""
+    folder = write_coco(file_names=["x.png", "y.png"], size=(40, 60), objects_per_image=0)
+    argv = ["predict", "--model", str(model_file), str(folder.image_dir)]
+    argv += ["--output", str(tmp_path / "p.json"), "--save-images", str(folder.image_dir / "d")]
+    assert main(argv) == 0
+    assert (folder.image_dir / "d" / "x.png").is_file()
+    sources = [p.source for p in Predictor.from_file(model_file)(folder.image_dir)]
+    assert sources == [str(folder.image_dir / "x.png"), str(folder.image_dir / "y.png")]
+
+
 def test_with_stages_shares_the_model_and_matches_a_stage_limited_predictor(
     model_file: Path, dataset: SyntheticCoco
 ) -> None:

@@ -123,7 +123,7 @@ def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> list[tuple[Image
         if isinstance(item, str | Path):
             path = Path(item)
             if path.is_dir():
-                files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+                files = folder_files(path, IMAGE_SUFFIXES)
                 if not files:
                     raise FileNotFoundError(
                         f"folder {path} contains no image files ({', '.join(IMAGE_SUFFIXES)})"
@@ -136,6 +136,38 @@ def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> list[tuple[Image
         else:
             expanded.append((item, f"<input {i}>"))
     return expanded
+
+
+def folder_files(folder: Path, suffixes: Sequence[str], skip: Path | None = None) -> list[Path]:
+    """The files below ``folder`` with one of ``suffixes``, sorted by path, but for those in
+    :func:`drawing_folders` (how many were left out is logged): what a folder given as input
+    stands for, in Python and in ``predict``."""
+    left_out = drawing_folders(folder, skip)
+    candidates = [p for p in folder.rglob("*") if p.suffix.lower() in suffixes]
+    found = sorted(p for p in candidates if not any(_is_below(p, f) for f in left_out))
+    if len(found) < len(candidates):
+        logger.info(
+            "%s: leaving out %d drawings of earlier runs (in %s)",
+            folder,
+            len(candidates) - len(found),
+            ", ".join(sorted({str(f) for f in left_out})),
+        )
+    return found
+
+
+def drawing_folders(folder: Path, skip: Path | None = None) -> list[Path]:
+    """Folders strictly below ``folder`` whose files are drawings, not inputs: those a
+    :class:`DrawingWriter` marked (:data:`DRAWINGS_MARKER`), and ``skip`` (where this run
+    draws)."""
+    found = [marker.parent for marker in folder.rglob(DRAWINGS_MARKER)]
+    if skip is not None:
+        found.append(skip)
+    return [path for path in found if _is_below(path, folder) and not _is_below(folder, path)]
+
+
+def _is_below(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or inside it, by absolute path without resolving links."""
+    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
 
 
 def decode_input(image: ImageInput, transform: InferenceTransform) -> DecodedImage:

@@ -25,7 +25,6 @@ from sparsercnn.cli.common import (
     check_output_path,
     fraction,
     int_at_least,
-    is_below,
     positive_number,
     refuse_model_flags_with_onnx,
     resolve_device,
@@ -220,6 +219,7 @@ def input_groups(
     (videos, and with ``fps`` folders); a folder otherwise stands for its images and videos,
     sorted by path, leaving out those below the folder ``skip`` and below folders of drawings
     an earlier run made (:data:`~sparsercnn.predictor.DRAWINGS_MARKER`)."""
+    from sparsercnn.predictor import drawing_folders
     from sparsercnn.video import VIDEO_SUFFIXES, FrameFolder, VideoFile
 
     items: list[Path | FrameSequence] = []
@@ -249,42 +249,22 @@ def input_groups(
 
 
 def folder_inputs(folder: Path, skip: Path | None) -> list[Path]:
-    """The image and video files below ``folder``, sorted, but for those in
-    :func:`drawing_folders`.
+    """The image and video files below ``folder``, sorted, but for drawings
+    (:func:`~sparsercnn.predictor.folder_files`).
 
     Raises:
         FileNotFoundError: none is left.
     """
-    from sparsercnn.predictor import IMAGE_SUFFIXES
+    from sparsercnn.predictor import IMAGE_SUFFIXES, folder_files
     from sparsercnn.video import VIDEO_SUFFIXES
 
     suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
-    left_out = drawing_folders(folder, skip)
-    candidates = [p for p in folder.rglob("*") if p.suffix.lower() in suffixes]
-    found = sorted(p for p in candidates if not any(is_below(p, f) for f in left_out))
-    if len(found) < len(candidates):
-        logger.info(
-            "%s: leaving out %d drawings of earlier runs (in %s)",
-            folder,
-            len(candidates) - len(found),
-            ", ".join(sorted({str(f) for f in left_out})),
-        )
+    found = folder_files(folder, suffixes, skip)
     if not found:
         raise FileNotFoundError(
             f"folder {folder} contains no image or video files ({' '.join(suffixes)})"
         )
     return found
-
-
-def drawing_folders(folder: Path, skip: Path | None) -> list[Path]:
-    """Folders strictly below ``folder`` whose files are drawings, not inputs: those an earlier
-    run marked (:data:`~sparsercnn.predictor.DRAWINGS_MARKER`) and ``skip`` (``--save-images``)."""
-    from sparsercnn.predictor import DRAWINGS_MARKER
-
-    found = [marker.parent for marker in folder.rglob(DRAWINGS_MARKER)]
-    if skip is not None:
-        found.append(skip)
-    return [path for path in found if is_below(path, folder, strictly=True)]
 
 
 def refuse_writing_over_inputs(
