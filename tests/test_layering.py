@@ -30,6 +30,7 @@ ABOVE_BOTTOM = {
 FORBIDDEN = {
     "atomic_file": ABOVE_BOTTOM | {"config", "structures"},
     "runtime": ABOVE_BOTTOM | {"config", "structures", "ops"},
+    "paths": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "structures": ABOVE_BOTTOM,
     "config": ABOVE_BOTTOM,
     "ops": ABOVE_BOTTOM,

@@ -38,6 +38,7 @@ from sparsercnn.model.inference import (
 )
 from sparsercnn.model.postprocess import detections_to_cpu
 from sparsercnn.model_file import load_model_file
+from sparsercnn.paths import is_below
 from sparsercnn.runtime import retain_freed_memory
 from sparsercnn.structures import Detections, ModelOutput
 from sparsercnn.visualization.draw import draw_detections, save_drawing
@@ -144,7 +145,7 @@ def folder_files(folder: Path, suffixes: Sequence[str], skip: Path | None = None
     stands for, in Python and in ``predict``."""
     left_out = drawing_folders(folder, skip)
     candidates = [p for p in folder.rglob("*") if p.suffix.lower() in suffixes]
-    found = sorted(p for p in candidates if not any(_is_below(p, f) for f in left_out))
+    found = sorted(p for p in candidates if not any(is_below(p, f) for f in left_out))
     if len(found) < len(candidates):
         logger.info(
             "%s: leaving out %d drawings of earlier runs (in %s)",
@@ -162,12 +163,7 @@ def drawing_folders(folder: Path, skip: Path | None = None) -> list[Path]:
     found = [marker.parent for marker in folder.rglob(DRAWINGS_MARKER)]
     if skip is not None:
         found.append(skip)
-    return [path for path in found if _is_below(path, folder) and not _is_below(folder, path)]
-
-
-def _is_below(path: Path, folder: Path) -> bool:
-    """Whether ``path`` is ``folder`` or inside it, by absolute path without resolving links."""
-    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(folder))
+    return [path for path in found if is_below(path, folder, strictly=True)]
 
 
 def decode_input(image: ImageInput, transform: InferenceTransform) -> DecodedImage:

@@ -122,11 +122,12 @@ def test_a_frame_folder_leaves_out_drawings_and_videos(
     tmp_path: Path, clip: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="sparsercnn.video.reader")
+    caplog.set_level(logging.INFO, logger="sparsercnn.predictor")  # the folder listing's
     paths = write_frames(tmp_path / "frames", 3)
     (tmp_path / "frames" / "drawn").mkdir()
     Image.fromarray(clip_frame(0)).save(tmp_path / "frames" / "drawn" / "frame_9.png")
     clip.rename(tmp_path / "frames" / "clip.mp4")
-    sequence = FrameFolder(tmp_path / "frames", fps=5, leave_out=[tmp_path / "frames" / "drawn"])
+    sequence = FrameFolder(tmp_path / "frames", fps=5, skip=tmp_path / "frames" / "drawn")
     assert sequence.files == paths
     assert "leaving out its 1 video file(s), which are not frames" in caplog.text
     assert str(tmp_path / "frames" / "drawn") in caplog.text

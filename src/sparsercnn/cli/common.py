@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from sparsercnn.config import Precision
+from sparsercnn.paths import is_below
 from sparsercnn.presets import PRESETS
 
 if TYPE_CHECKING:
@@ -280,13 +280,6 @@ def refuse_overwriting(path: Path, flag: str, inputs: Mapping[str, Path | str | 
                 f"{flag} {path} is the file {input_flag} names; writing it would destroy that "
                 "input: give another file name"
             )
-
-
-def is_below(path: Path, folder: Path, strictly: bool = False) -> bool:
-    """Whether ``path`` is ``folder`` or inside it (``strictly``: inside only), by absolute
-    path without resolving links."""
-    path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
-    return path.is_relative_to(folder) and not (strictly and path == folder)
 
 
 def resolve_device(name: str | None) -> torch.device:

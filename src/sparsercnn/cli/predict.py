@@ -219,13 +219,12 @@ def input_groups(
     (videos, and with ``fps`` folders); a folder otherwise stands for its images and videos,
     sorted by path, leaving out those below the folder ``skip`` and below folders of drawings
     an earlier run made (:data:`~sparsercnn.predictor.DRAWINGS_MARKER`)."""
-    from sparsercnn.predictor import drawing_folders
     from sparsercnn.video import VIDEO_SUFFIXES, FrameFolder, VideoFile
 
     items: list[Path | FrameSequence] = []
     for path in paths:
         if path.is_dir() and fps is not None:
-            items.append(FrameFolder(path, fps, leave_out=drawing_folders(path, skip)))
+            items.append(FrameFolder(path, fps, skip=skip))
         elif path.is_dir():
             found = folder_inputs(path, skip)
             items.extend(VideoFile(p) if p.suffix.lower() in VIDEO_SUFFIXES else p for p in found)

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from sparsercnn.data.image_io import load_image, read_image_header
-from sparsercnn.predictor import IMAGE_SUFFIXES
+from sparsercnn.predictor import IMAGE_SUFFIXES, folder_files
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -236,8 +235,8 @@ class FrameFolder:
         path: the folder.
         fps: frames per second, kept exact (a float as its decimal value): timestamps are
             ``index / fps``.
-        leave_out: folders below ``path`` whose images are not frames (drawings of an earlier
-            run, the folder a run draws into).
+        skip: a folder below ``path`` whose images are not frames (where a run draws); the
+            drawings of earlier runs are left out too (:func:`~sparsercnn.predictor.folder_files`).
 
     Raises:
         FileNotFoundError: ``path`` is not a folder or holds no image file.
@@ -245,7 +244,7 @@ class FrameFolder:
     """
 
     def __init__(
-        self, path: str | Path, fps: float | Fraction, *, leave_out: Sequence[Path] = ()
+        self, path: str | Path, fps: float | Fraction, *, skip: Path | None = None
     ) -> None:
         self.path = Path(path)
         if not (fps > 0 and math.isfinite(fps)):
@@ -254,17 +253,8 @@ class FrameFolder:
         self.fps = fps if isinstance(fps, Fraction) else Fraction(str(fps))
         if not self.path.is_dir():
             raise FileNotFoundError(f"frame folder {self.path} is not a folder")
-        left_out = [Path(os.path.abspath(folder)) for folder in leave_out]
-        entries = list(self.path.rglob("*"))
-        kept = [p for p in entries if not any(_is_below(p, f) for f in left_out)]
-        if len(kept) < len(entries):
-            logger.info(
-                "frame folder %s: leaving out %s (not frames)",
-                self.path,
-                ", ".join(sorted(str(f) for f in left_out)),
-            )
-        files = [p for p in kept if p.suffix.lower() in IMAGE_SUFFIXES]
-        videos = [p for p in kept if p.suffix.lower() in VIDEO_SUFFIXES]
+        files = folder_files(self.path, IMAGE_SUFFIXES, skip)
+        videos = folder_files(self.path, VIDEO_SUFFIXES, skip)
         if videos:
             logger.warning(
                 "frame folder %s: leaving out its %d video file(s), which are not frames (%s "
@@ -316,11 +306,6 @@ def _duration_seconds(container: InputContainer, stream: VideoStream) -> float |
     if container.duration is not None:
         return container.duration / 1_000_000  # AV_TIME_BASE
     return None
-
-
-def _is_below(path: Path, folder: Path) -> bool:
-    """Whether ``path`` is inside the absolute ``folder`` (absolute paths, links unresolved)."""
-    return Path(os.path.abspath(path)).is_relative_to(folder)
 
 
 def _natural_key(path: Path) -> list[tuple[str, int]]:
