@@ -11,6 +11,7 @@ from PIL import Image
 
 from sparsercnn.data.dataset_report import ValidationReport, validate_coco
 from sparsercnn.data.validation import DatasetError, Issue, check_coco
+from sparsercnn.structures import coco_area
 from tests.synthetic_coco import Box, WriteCoco, truncate
 
 
@@ -132,6 +133,8 @@ def test_an_area_evaluation_would_misread_is_warned_about() -> None:
         box(6, 1, 3, [1, 2, 10, 10], area=math.nan),
         box(7, 1, 3, [1, 2, 10, 10], area=math.inf),
         box(8, 1, 3, [1, 2, 10, 10], area=True),
+        box(9, 1, 3, [1, 2, 40, 10], area=0),  # a placeholder: evaluation calls it small
+        box(10, 1, 3, [1, 2, 0, 10], area=0),  # zero size: its area is right
     ]
     data = {
         "images": [image(1, "a.png")],
@@ -139,14 +142,15 @@ def test_an_area_evaluation_would_misread_is_warned_about() -> None:
         "categories": [{"id": 3, "name": "car"}],
     }
     checked = check_coco(data, "x.json")
-    assert [ann["id"] for ann in checked.annotations] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert [ann["id"] for ann in checked.annotations] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     warned = {i.annotation_id: i for i in checked.issues if i.code == "bad_area"}
-    assert sorted(warned) == [3, 4, 5, 6, 7, 8]  # type: ignore[type-var]
+    assert sorted(warned) == [3, 4, 5, 6, 7, 8, 9]  # type: ignore[type-var]
     assert all(i.severity == "warning" and i.image_id == 1 for i in warned.values())
     assert "annotation 3 (image 1, 'a.png')" in warned[3].message
     assert "box's w*h (100) instead" in warned[3].message
     assert "ignores the object" in warned[5].message and "ignores the object" in warned[7].message
     assert "small, medium and large" in warned[6].message
+    assert "'area' is 0 for a 40x10 box" in warned[9].message
 
 
 def test_usable_part_is_summarised(bad_report: ValidationReport) -> None:
@@ -272,3 +276,69 @@ def test_truncated_image_and_zero_boxes_are_errors(write_coco: WriteCoco) -> Non
     (empty,) = by_code(report, "no_boxes")
     assert empty.severity == "error" and "nothing to learn" in empty.message
     assert report.summary.num_images == 1
+
+
+def test_size_ranges_count_what_coco_evaluation_scores(write_coco: WriteCoco) -> None:
+    """COCOeval's ranges are closed (an object is ignored in a range when ``area < lo or area >
+    hi``), on the ``area`` field, else the box as the file gives it (not as clipped)."""
+    data = write_coco(file_names=["a.png"], size=(200, 300), objects_per_image=0)
+    annotations = [
+        box(1, 1, 1, [0, 0, 32, 32], area=1024),  # small and medium
+        box(2, 1, 1, [0, 0, 96, 96], area=9216.0),  # medium and large
+        box(3, 1, 1, [0, 0, 10, 10], area=5000),  # the area field wins: medium
+        box(4, 1, 1, [290, 0, 20, 60]),  # no area: 20 * 60 = 1200 as given (clipped: 600)
+        box(5, 1, 1, [0, 0, 0, 10]),  # zero size: not trained on, scored as small
+        box(6, 1, 1, [0, 0, 5, 5], area=math.nan),  # in every range
+        box(7, 1, 1, [0, 0, 5, 5], area=2e10),  # in none
+        box(8, 1, 1, [0, 0, 5, 5], area=1024, iscrowd=1),  # a crowd region: never counted
+    ]
+    categories = [{"id": 1, "name": "x"}]
+    data.write_json(
+        {
+            "images": [image(1, "a.png", 300, 200)],
+            "annotations": annotations,
+            "categories": categories,
+        }
+    )
+    summary = validate_coco(data.json_path, data.image_dir).summary
+
+    assert summary.num_boxes == 6 and summary.num_scored_objects == 7
+    assert (summary.num_small, summary.num_medium, summary.num_large) == (3, 5, 2)
+    assert summary.num_sized_by_area_field == 5
+    assert summary.num_in_several_ranges == 3 and summary.num_in_no_range == 1
+    text = "\n".join(summary.format())
+    assert "of the 7 objects evaluated: small 3, medium 5, large 2" in text
+    assert "'area' field for 5, by the box's w*h" in text and "for 2; 1 zero-size" in text
+    assert "3 object(s) counted in more than one range" in text
+    assert "1 object(s) in no range" in text
+
+
+def test_size_ranges_agree_with_the_evaluator(write_coco: WriteCoco) -> None:
+    """Each object in a category of its own, detected exactly: faster-coco-eval scores the
+    category in a size range (precision not -1) exactly when the object counts in it."""
+    from faster_coco_eval import COCO, COCOeval_faster
+
+    data = write_coco(file_names=["a.png"], size=(200, 300), objects_per_image=0)
+    sides = [10, 31, 32, 33, 95, 96, 97, 150]
+    annotations = [box(i, 1, i, [0, 0, side, side]) for i, side in enumerate(sides, 1)]
+    annotations.append(box(9, 1, 9, [290, 0, 20, 60]))  # clipped for training only: 1200
+    annotations.append(box(10, 1, 10, [0, 0, 50, 50], area=math.nan))
+    coco = {
+        "images": [image(1, "a.png", 300, 200)],
+        "annotations": annotations,
+        "categories": [{"id": i, "name": str(i)} for i in range(1, 11)],
+    }
+    data.write_json(coco)
+    summary = validate_coco(data.json_path, data.image_dir).summary
+
+    for ann in annotations:  # what CocoEvaluator gives faster-coco-eval
+        ann.update(iscrowd=0, area=coco_area(ann))
+    gt = COCO(coco)
+    results = [{**ann, "score": 1.0} for ann in annotations]
+    evaluation = COCOeval_faster(gt, gt.loadRes(results), "bbox", print_function=lambda *_: None)
+    evaluation.evaluate()
+    evaluation.accumulate()
+    # precision: (IoU thresholds, recall thresholds, categories, area ranges, max dets)
+    scored = (evaluation.eval["precision"][0, 0, :, 1:, -1] > -1).sum(axis=0)
+    counts = [summary.num_small, summary.num_medium, summary.num_large]
+    assert counts == scored.tolist() == [4, 6, 4]

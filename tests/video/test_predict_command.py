@@ -224,3 +224,23 @@ def test_without_pyav_a_video_says_how_to_install_it(
 
 def test_help_lists_the_video_suffixes() -> None:
     assert predict.VIDEO_SUFFIXES_HELP.split() == list(VIDEO_SUFFIXES)
+
+
+def test_a_variable_frame_rate_video_keeps_its_frame_times(
+    unclipped_model_file: Path, tmp_path: Path
+) -> None:
+    """Records and the annotated video give each frame its own presentation time, not
+    ``index / average rate``."""
+    import av
+
+    times_ms = [0, 100, 250, 300, 700, 1500, 1540]
+    clip = write_clip(tmp_path / "vfr.mp4", times_ms=times_ms)
+    output, drawn = tmp_path / "preds.json", tmp_path / "drawn"
+    args = [clip, "--every", "2", "--output", output, "--save-images", drawn]
+    assert run_predict(unclipped_model_file, *args) == 0
+    kept = {index: times_ms[index] / 1000 for index in range(0, 7, 2)}
+    records = json.loads(output.read_text())
+    assert {(r["frame_index"], r["timestamp"]) for r in records} == set(kept.items())
+    with av.open(str(drawn / "vfr.mp4")) as container:
+        times = [float(frame.time) for frame in container.decode(video=0)]
+    assert times == pytest.approx(list(kept.values()), abs=1e-4)

@@ -68,6 +68,8 @@ def test_bad_targets_are_named(tmp_path: Path) -> None:
         VideoWriter(tmp_path / "video.mp4", 1e-6)
     assert video_rate(Fraction(30000, 1001)) == Fraction(30000, 1001)
     assert video_rate(1 / 65535) == Fraction(1, 65535)
+    with pytest.raises(ValueError, match=r"70000 frames per second is above 65535"):
+        VideoWriter(tmp_path / "video.mp4", 70000)
     with pytest.raises(ValueError, match="no frames to write"), VideoWriter(tmp_path / "v.mp4", 5):
         pass
     blocker = tmp_path / "file"
@@ -76,3 +78,87 @@ def test_bad_targets_are_named(tmp_path: Path) -> None:
         writer.write(clip_frame(0))
     assert raised.value.filename == str(blocker / "video.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def frame_times(path: Path) -> list[float]:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [float(frame.time) for frame in container.decode(stream)]
+
+
+def packets(path: Path) -> list[tuple[int | None, int | None, bytes]]:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [(p.pts, p.dts, bytes(p)) for p in container.demux(stream) if p.size]
+
+
+@pytest.mark.parametrize("codec", ["libx264", "mpeg4"])
+def test_timestamps_keep_a_variable_frame_rate(tmp_path: Path, codec: str) -> None:
+    if not has_encoder(codec):
+        pytest.skip(f"no {codec} encoder")
+    times = [1.5, 1.6, 1.75, 1.8, 2.2, 3.0, 3.04]  # the first frame is shown at 0
+    with VideoWriter(tmp_path / "vfr.mp4", Fraction(7, 2), codec=codec) as writer:
+        for i, time in enumerate(times):
+            writer.write(clip_frame(i), time)
+    # To MP4's tick: 1 / fps over a power of 2 >= 10000 (1/14336 s).
+    assert frame_times(tmp_path / "vfr.mp4") == pytest.approx([t - 1.5 for t in times], abs=4e-5)
+    frames, _, _ = decode(tmp_path / "vfr.mp4")
+    assert all(np.abs(f.astype(int) - clip_frame(i)).mean() < 6 for i, f in enumerate(frames))
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_timestamps_at_a_constant_rate_give_the_constant_rate_video(
+    tmp_path: Path, suffix: str
+) -> None:
+    """The same packets at the same times (an MP4 file is the same byte for byte; Matroska
+    writes random ids): the encoder sees the same frames."""
+    rate = Fraction(30000, 1001)
+    timed, plain = tmp_path / f"timed{suffix}", tmp_path / f"plain{suffix}"
+    with VideoWriter(timed, rate) as writer:
+        for i in range(12):
+            writer.write(clip_frame(i), 3.0 + float(i / rate))  # a stream starting at 3 s
+    with VideoWriter(plain, rate) as writer:
+        for i in range(12):
+            writer.write(clip_frame(i))
+    assert packets(timed) == packets(plain)
+    assert suffix != ".mp4" or timed.read_bytes() == plain.read_bytes()
+    assert frame_times(timed) == pytest.approx([i / rate for i in range(12)], abs=1e-3)
+
+
+def test_timestamps_for_every_frame_or_none(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = tmp_path / "video.mp4"
+    no_time = "frame 1 has no timestamp but the first frame had one"
+    with pytest.raises(ValueError, match=no_time), VideoWriter(target, 10) as writer:
+        writer.write(clip_frame(0), 0.0)
+        writer.write(clip_frame(1))
+    a_time = "frame 1 has a timestamp but the first frame had none"
+    with pytest.raises(ValueError, match=a_time), VideoWriter(target, 10) as writer:
+        writer.write(clip_frame(0))
+        writer.write(clip_frame(1), 0.1)
+    assert list(tmp_path.iterdir()) == []
+    # A damaged source's time going back: the frame comes one tick after the previous one.
+    with VideoWriter(target, 10) as writer:
+        for i, time in enumerate([0.0, 0.1, 0.05, 0.05, 0.3]):
+            writer.write(clip_frame(i), time)
+    times = frame_times(target)
+    assert len(times) == 5 and times == sorted(set(times)) and times[-1] == pytest.approx(0.3)
+    (warning,) = [r for r in caplog.records if "does not come after" in r.getMessage()]
+    assert "frame 2 at 0.050000 s" in warning.getMessage()
+
+
+def test_an_average_rate_with_a_large_numerator_is_written_with_mpeg4(tmp_path: Path) -> None:
+    """A variable-rate video's average rate (112000/16533): MPEG-4's time base ``1 / fps``
+    takes no denominator over 65535, so the rate is the nearest one that fits."""
+    rate = video_rate(Fraction(112000, 16533))
+    assert rate.numerator <= 65535 and rate.denominator <= 65535
+    assert float(rate) == pytest.approx(112000 / 16533, rel=1e-7)
+    with VideoWriter(tmp_path / "odd.mp4", Fraction(112000, 16533), codec="mpeg4") as writer:
+        for i in range(3):
+            writer.write(clip_frame(i, (63, 95)), [0.0, 0.2, 0.25][i])
+    assert frame_times(tmp_path / "odd.mp4") == pytest.approx([0.0, 0.2, 0.25], abs=1e-4)

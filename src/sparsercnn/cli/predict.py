@@ -82,8 +82,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         metavar="DIR",
         help="draw detections here: images as images, each video or frame folder as one "
-        "annotated video DIR/<relative path>.mp4 (H.264, or MPEG-4 for odd sizes) at its "
-        "frame rate / --every",
+        "annotated video DIR/<relative path>.mp4 (H.264, or MPEG-4 for odd sizes): a video's "
+        "kept frames at their own times (a variable frame rate stays variable), a frame "
+        "folder's at --fps / --every",
     )
     parser.add_argument(
         "--every",
@@ -354,10 +355,13 @@ def predict_sequence(
 
     from PIL import Image
 
-    from sparsercnn.video import VideoWriter, frame_records, predict_video
+    from sparsercnn.video import FrameFolder, VideoWriter, frame_records, predict_video
     from sparsercnn.visualization.draw import draw_detections
 
     writer = None if target is None else VideoWriter(target, sequence.fps / args.every)
+    # A video's frames keep their own times (a variable frame rate stays variable); a frame
+    # folder's are index / fps, the writer's constant rate.
+    timed = not isinstance(sequence, FrameFolder)
     count = 0
     with writer if writer is not None else nullcontext():
         for frame, prediction in predict_video(predictor, sequence, every=args.every):
@@ -371,7 +375,7 @@ def predict_sequence(
                     predictor.categories.names,
                     score_threshold=args.score_threshold,
                 )
-                writer.write(drawing)
+                writer.write(drawing, frame.timestamp if timed else None)
             bar.update()
             count += 1
     return count

@@ -17,23 +17,49 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.policy import SKIP_INVALID_HINT, inspect_dataset
 from sparsercnn.data.validation import (
     DEFAULT_CLIP_TOLERANCE,
+    MAX_COCO_AREA,
     CheckedCoco,
     Issue,
     format_issues,
 )
-from sparsercnn.structures import coco_area
 
-# COCO evaluation's size ranges (APs / APm / APl), on the box area in px^2.
+# COCO evaluation's size ranges (APs / APm / APl) in px^2, faster-coco-eval's and pycocotools'
+# defaults. Both ends are closed: COCOeval ignores an object in a range when
+# ``area < lo or area > hi``, so an area of exactly 32^2 or 96^2 is scored in two ranges.
 SMALL_AREA, LARGE_AREA = 32**2, 96**2
+COCO_AREA_RANGES = ((0.0, SMALL_AREA), (SMALL_AREA, LARGE_AREA), (LARGE_AREA, MAX_COCO_AREA))
+
+
+def coco_area_ranges(areas: np.ndarray) -> np.ndarray:
+    """Which of COCO's size ranges (small, medium, large) evaluation scores each object in.
+
+    Args:
+        areas: ``(N,)`` the area evaluation sorts each object by
+            (:func:`~sparsercnn.structures.coco_area`).
+
+    Returns:
+        ``(N, 3)`` bool, COCOeval's rule: in a range unless ``area < lo or area > hi``, so an
+        area on a boundary is in two ranges, a NaN area in all three, one outside ``[0, 1e10]``
+        in none.
+    """
+    areas = np.asarray(areas, dtype=np.float64).reshape(-1, 1)
+    bounds = np.array(COCO_AREA_RANGES, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return ~((areas < bounds[:, 0]) | (areas > bounds[:, 1]))
 
 
 @dataclass
 class DatasetSummary:
     """Statistics of the entries that pass every check (what ``--skip-invalid`` trains on).
 
-    Boxes are the non-crowd annotations; sizes use the (clipped) ``bbox`` area, with COCO's
-    ranges: small ``< 32^2``, medium ``[32^2, 96^2)``, large ``>= 96^2`` px^2. The sqrt-area
-    statistics are ``None`` when there is no box.
+    Boxes are the non-crowd annotations; the sqrt-area statistics use the (clipped) ``bbox``
+    that training uses, and are ``None`` when there is no box. The size ranges count what COCO
+    evaluation scores (:func:`coco_area_ranges`): every non-crowd object it scores (the boxes
+    and the zero-size ones, ``num_scored_objects``), by its ``area`` field where it has a
+    numeric one (``num_sized_by_area_field``), else by its box's ``w * h`` as the file gives
+    it; small ``[0, 32^2]``, medium ``[32^2, 96^2]``, large ``[96^2, 1e10]`` px^2, closed, so
+    an object on a boundary counts in two ranges (``num_in_several_ranges``), and one
+    outside every range in none (``num_in_no_range``).
     """
 
     num_images_in_json: int
@@ -49,6 +75,10 @@ class DatasetSummary:
     num_small: int
     num_medium: int
     num_large: int
+    num_scored_objects: int
+    num_sized_by_area_field: int
+    num_in_several_ranges: int
+    num_in_no_range: int
     sqrt_area_min: float | None
     sqrt_area_median: float | None
     sqrt_area_max: float | None
@@ -62,9 +92,11 @@ class DatasetSummary:
         per_category = Counter(ann["category_id"] for ann in boxes)
         category_map = CategoryMap.from_coco(checked.categories)
         sqrt_areas = np.sqrt([ann["bbox"][2] * ann["bbox"][3] for ann in boxes])
-        # COCO's size classes use the annotation's area (a segment's, in COCO's own files).
-        areas = np.array([coco_area(ann) for ann in boxes], dtype=np.float64)
-        has_boxes = areas.size > 0
+        has_boxes = sqrt_areas.size > 0
+        # COCO's size ranges use the annotation's area (a segment's, in COCO's own files).
+        areas = np.array([obj.area for obj in checked.scored_objects], dtype=np.float64)
+        in_range = coco_area_ranges(areas)
+        per_object = in_range.sum(axis=1)
         return DatasetSummary(
             num_images_in_json=checked.num_images_in_json,
             num_annotations_in_json=checked.num_annotations_in_json,
@@ -79,9 +111,13 @@ class DatasetSummary:
             objects_per_image_mean=float(counts.mean()) if counts.size else 0.0,
             objects_per_image_max=int(counts.max()) if counts.size else 0,
             num_images_without_boxes=int((counts == 0).sum()),
-            num_small=int((areas < SMALL_AREA).sum()),
-            num_medium=int(((areas >= SMALL_AREA) & (areas < LARGE_AREA)).sum()),
-            num_large=int((areas >= LARGE_AREA).sum()),
+            num_small=int(in_range[:, 0].sum()),
+            num_medium=int(in_range[:, 1].sum()),
+            num_large=int(in_range[:, 2].sum()),
+            num_scored_objects=len(areas),
+            num_sized_by_area_field=sum(obj.area_from_field for obj in checked.scored_objects),
+            num_in_several_ranges=int((per_object > 1).sum()),
+            num_in_no_range=int((per_object == 0).sum()),
             sqrt_area_min=float(sqrt_areas.min()) if has_boxes else None,
             sqrt_area_median=float(np.median(sqrt_areas)) if has_boxes else None,
             sqrt_area_max=float(sqrt_areas.max()) if has_boxes else None,
@@ -101,14 +137,39 @@ class DatasetSummary:
         if s.sqrt_area_min is not None:
             lines.append(
                 f"box size, sqrt(w*h) px: min {s.sqrt_area_min:.1f}, median "
-                f"{s.sqrt_area_median:.1f}, max {s.sqrt_area_max:.1f}; by COCO area (what "
-                f"APs/APm/APl use): small {s.num_small}, medium {s.num_medium}, "
-                f"large {s.num_large}"
+                f"{s.sqrt_area_median:.1f}, max {s.sqrt_area_max:.1f}"
             )
+        if s.num_scored_objects:
+            lines += s._size_range_lines()
         lines.append(f"boxes per category ({len(s.boxes_per_category)} categories):")
         lines.append(f"  {'label':>5} {'id':>6} {'boxes':>8}  name")
         for label, (cat_id, name, count) in enumerate(s.boxes_per_category):
             lines.append(f"  {label:>5} {cat_id:>6} {count:>8}  {name}")
+        return lines
+
+    def _size_range_lines(self) -> list[str]:
+        """The COCO size ranges, saying which area they use and what counts twice or never."""
+        s = self
+        num_zero_size = s.num_scored_objects - s.num_boxes
+        by_box = s.num_scored_objects - s.num_sized_by_area_field
+        lines = [
+            f"COCO size ranges (what APs/APm/APl score) of the {s.num_scored_objects} objects "
+            f"evaluated: small {s.num_small}, medium {s.num_medium}, large {s.num_large}",
+            f"  sized by the 'area' field for {s.num_sized_by_area_field}, by the box's w*h "
+            f"(as the file gives it, before clipping) for {by_box}"
+            + (f"; {num_zero_size} zero-size boxes included" if num_zero_size else ""),
+        ]
+        if s.num_in_several_ranges:
+            lines.append(
+                f"  {s.num_in_several_ranges} object(s) counted in more than one range, as COCO "
+                f"evaluation scores them: an area of exactly {SMALL_AREA} or {LARGE_AREA} px^2 "
+                "is in both ranges it bounds, a NaN area in all three"
+            )
+        if s.num_in_no_range:
+            lines.append(
+                f"  {s.num_in_no_range} object(s) in no range (area outside [0, "
+                f"{MAX_COCO_AREA:g}]): COCO evaluation ignores them"
+            )
         return lines
 
 

@@ -22,8 +22,10 @@ import json
 import math
 import os
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeGuard
+
+from sparsercnn.structures import coco_area
 
 # How far a box may extend past the image border, as a fraction of the image width (for x) or
 # height (for y), and still be clipped with a warning instead of being rejected.
@@ -52,13 +54,26 @@ class Issue:
         return f"[{self.code}] {self.message}"
 
 
+@dataclass(frozen=True)
+class ScoredObject:
+    """An object COCO evaluation scores, with the area it sorts it into small, medium and large
+    by (:func:`~sparsercnn.structures.coco_area`: the ``area`` field where it is a number, else
+    the ``bbox``'s ``w * h`` as the file gives it, never a clipped box's)."""
+
+    image_id: int
+    annotation_id: int
+    area: float
+    area_from_field: bool
+
+
 @dataclass
 class CheckedCoco:
     """A COCO file after :func:`check_coco`: the entries that passed, and what was found.
 
     ``images`` / ``categories`` keep the first entry of every id, in file order;
     ``annotations`` hold the valid ones, with a clipped ``bbox`` where it was fixable (copies,
-    the parsed file is not modified).
+    the parsed file is not modified). ``scored_objects`` are the objects COCO evaluation scores
+    (every non-crowd annotation that is valid, clipped or of zero size).
     """
 
     images: list[dict[str, Any]]
@@ -67,6 +82,7 @@ class CheckedCoco:
     issues: list[Issue]
     num_images_in_json: int
     num_annotations_in_json: int
+    scored_objects: list[ScoredObject] = field(default_factory=list)
 
     @property
     def num_dropped_images(self) -> int:
@@ -89,6 +105,7 @@ class CheckedCoco:
             self,
             images=[image for image in self.images if image["id"] not in drop],
             annotations=[ann for ann in self.annotations if ann["image_id"] not in drop],
+            scored_objects=[obj for obj in self.scored_objects if obj.image_id not in drop],
         )
 
 
@@ -172,6 +189,7 @@ def check_coco(
         checker.issues,
         len(data["images"]),
         len(data["annotations"]),
+        checker.scored_objects,
     )
 
 
@@ -184,6 +202,7 @@ class _Checker:
         # Ids whose entry is invalid: their annotations are dropped without an issue each.
         self.bad_image_ids: set[int] = set()
         self.bad_category_ids: set[int] = set()
+        self.scored_objects: list[ScoredObject] = []
 
     def add(
         self,
@@ -310,18 +329,24 @@ class _Checker:
             return None
         if "area" in ann and (area_problem := _area_problem(ann["area"], ann["bbox"])):
             self.add("warning", "bad_area", f"{where}: {area_problem}", image_id, ann_id, file)
+        # Evaluation scores a zero-size or clipped box as the file gives it (crowds: ignored).
+        area_from_field = _is_number(ann.get("area"))
+        scored = [ScoredObject(image_id, ann_id, coco_area(ann), area_from_field)]
+        scored = [] if ann.get("iscrowd") else scored
         if ann["bbox"][2] == 0 or ann["bbox"][3] == 0:
             message = (
                 f"{where}: bbox {ann['bbox']} has zero width or height; no training target "
                 "(evaluation scores it as given)"
             )
             self.add("warning", "empty_box", message, image_id, ann_id, file)
+            self.scored_objects += scored
             return None
         width, height = int(image["width"]), int(image["height"])
         bbox, reason = _fit_to_image(ann["bbox"], width, height, self.clip_tolerance)
         if bbox is None:
             self.add("error", "box_outside_image", f"{where}: {reason}", image_id, ann_id, file)
             return None
+        self.scored_objects += scored
         if reason is not None:
             self.add("warning", "box_clipped", f"{where}: {reason}", image_id, ann_id, file)
             return {**ann, "bbox": bbox}
@@ -359,7 +384,7 @@ def _bbox_problem(bbox: Any) -> tuple[str, str] | None:
 
 
 # COCOeval's area range "all": an object whose area lies outside it is ignored in every range.
-_MAX_COCO_AREA = 1e5**2
+MAX_COCO_AREA = 1e5**2
 
 
 def _area_problem(area: object, bbox: list[float]) -> str | None:
@@ -373,10 +398,15 @@ def _area_problem(area: object, bbox: list[float]) -> str | None:
         )
     if math.isnan(area):
         return f"'area' is NaN: COCO evaluation counts the object as small, medium and large; {fix}"
-    if not 0 <= area <= _MAX_COCO_AREA:
+    if not 0 <= area <= MAX_COCO_AREA:
         return (
-            f"'area' {area:g} is outside [0, {_MAX_COCO_AREA:g}]: COCO evaluation ignores the "
+            f"'area' {area:g} is outside [0, {MAX_COCO_AREA:g}]: COCO evaluation ignores the "
             f"object (a detection of it is neither a hit nor a false positive); {fix}"
+        )
+    if area == 0 and bbox[2] * bbox[3] > 0:
+        return (
+            f"'area' is 0 for a {bbox[2]:g}x{bbox[3]:g} box (an exporter's placeholder?): COCO "
+            f"evaluation counts the object as small whatever its size; {fix}"
         )
     return None
 

@@ -24,6 +24,7 @@ from sparsercnn.video.reader import MAX_RATE_DENOMINATOR, import_av
 
 if TYPE_CHECKING:
     from av.container import OutputContainer
+    from av.packet import Packet
     from av.video.stream import VideoStream
 
 logger = logging.getLogger(__name__)
@@ -44,12 +45,12 @@ def has_encoder(name: str) -> bool:
 
 
 def video_rate(fps: float | Fraction) -> Fraction:
-    """``fps`` as the frame rate a video file holds: a fraction with a denominator of at most
-    65535 (what MPEG-4 part 2 accepts), the nearest one.
+    """``fps`` as the frame rate a video file holds: the nearest fraction whose numerator and
+    denominator are at most 65535 (MPEG-4 part 2 takes no other: its time base is
+    ``1 / fps``), such as 6.77 for a variable-rate video's average rate 112000/16533.
 
     Raises:
-        ValueError: ``fps`` is not > 0, or below the least such rate (about 1/65535, one frame in
-            18 hours).
+        ValueError: ``fps`` is not > 0, or outside 1/65535 to 65535 (one frame in 18 hours).
     """
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
@@ -59,6 +60,13 @@ def video_rate(fps: float | Fraction) -> Fraction:
             f"{float(fps):.3g} frames per second is below 1/{MAX_RATE_DENOMINATOR}, the least "
             "frame rate a video file holds"
         )
+    if rate > MAX_RATE_DENOMINATOR:
+        raise ValueError(
+            f"{float(fps):g} frames per second is above {MAX_RATE_DENOMINATOR}, the most a "
+            "video file holds"
+        )
+    if rate.numerator > MAX_RATE_DENOMINATOR:
+        rate = 1 / (1 / rate).limit_denominator(MAX_RATE_DENOMINATOR)
     return rate
 
 
@@ -70,15 +78,20 @@ def choose_codec(width: int, height: int) -> str:
 
 
 class VideoWriter:
-    """Writes RGB frames of one size to a video file at a constant frame rate.
+    """Writes RGB frames of one size to a video file, at a constant frame rate or at the times
+    given with the frames (a variable frame rate).
 
     Use it as a context manager: a clean exit finishes the file (:meth:`close`), an exception
     removes what was written (:meth:`abort`). The file is opened at the first frame, whose size
-    fixes the video's.
+    fixes the video's, and whether :meth:`write` gets timestamps fixes the timing: without them,
+    frame ``n`` is shown at ``n / fps``; with them, at its timestamp less the first frame's (to
+    the container's tick: 1/1000 s in ``.mkv``, ``1 / fps`` over 2^k in ``.mp4``), and ``fps``
+    is the rate the file announces. The encoder sees the same frames either way (timestamps
+    only change the container's times), so frames at ``n / fps`` give the same file.
 
     Args:
         path: the video to write; ``.mp4``, ``.m4v``, ``.mov`` or ``.mkv``.
-        fps: frames per second.
+        fps: frames per second (with timestamps, the average).
         codec: an ffmpeg encoder name; default :func:`choose_codec`.
 
     Raises:
@@ -103,6 +116,12 @@ class VideoWriter:
         self._tmp: Path | None = None
         self._container: OutputContainer | None = None
         self._stream: VideoStream | None = None
+        # With timestamps: the first frame's (seconds), and every frame's time in ticks of the
+        # container's time base (the encoder numbers frames 0, 1, 2, ... at ``fps``).
+        self._start: float | None = None
+        self._ticks: list[int] = []
+        self._tick = Fraction(0)  # the container's time base, once opened
+        self._reordered = False
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -118,11 +137,19 @@ class VideoWriter:
         else:
             self.abort()
 
-    def write(self, image: np.ndarray | Image.Image) -> None:
+    def write(self, image: np.ndarray | Image.Image, timestamp: float | None = None) -> None:
         """Append one frame: an ``(H, W, 3)`` uint8 RGB array or a PIL image.
 
+        Args:
+            image: the frame.
+            timestamp: when it is shown, in seconds (a source frame's
+                :attr:`~sparsercnn.video.reader.Frame.timestamp`); give one for every frame or
+                for none. A time not after the previous frame's (a damaged source) is moved one
+                tick after it, with a warning.
+
         Raises:
-            ValueError: not an RGB frame, or its size differs from the first frame's.
+            ValueError: not an RGB frame, its size differs from the first frame's, or it has a
+                timestamp where the first frame had none or the other way round.
         """
         av = import_av()
         array = np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else image
@@ -133,17 +160,65 @@ class VideoWriter:
             )
         height, width = array.shape[:2]
         if self._stream is None:
+            self._start = timestamp
             self._open(width, height)
         elif (height, width) != self.size:
             raise ValueError(
                 f"video {self.path}: frame {self.num_frames} is {width}x{height}, the video is "
                 f"{self.size[1]}x{self.size[0]}"  # type: ignore[index]
             )
+        elif (timestamp is None) != (self._start is None):
+            given, first = ("no", "one") if timestamp is None else ("a", "none")
+            raise ValueError(
+                f"video {self.path}: frame {self.num_frames} has {given} timestamp but the first "
+                f"frame had {first}; give one for every frame or for none"
+            )
         assert self._container is not None and self._stream is not None
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        if timestamp is not None:
+            self._ticks.append(self._time_ticks(timestamp))
+        self._mux(self._stream.encode(frame))
         self.num_frames += 1
+
+    def _mux(self, packets: list[Packet]) -> None:
+        """Mux encoded packets; with timestamps, their times moved from the encoder's frame
+        numbers to the frames' own times."""
+        assert self._container is not None and self._stream is not None
+        for packet in packets:
+            if self._start is not None and packet.pts is not None and packet.dts is not None:
+                # Frame numbers (the encoder's time base is 1 / fps); a B-frame stream's first
+                # decoding times are before frame 0.
+                pts, dts = self._frame_ticks(packet.pts), self._frame_ticks(packet.dts)
+                if packet.duration and packet.time_base is not None:
+                    packet.duration = round(packet.duration * packet.time_base / self._tick)
+                packet.time_base = self._tick
+                packet.pts, packet.dts = pts, dts
+            self._container.mux(packet)
+
+    def _frame_ticks(self, number: int) -> int:
+        """The time of the encoder's frame ``number`` in container ticks (extrapolated at
+        ``fps`` before frame 0)."""
+        if number >= 0:
+            return self._ticks[number]
+        return round(number / self.fps / self._tick)
+
+    def _time_ticks(self, timestamp: float) -> int:
+        """``timestamp`` in container ticks after the first frame's, at least one after the
+        previous frame's."""
+        assert self._start is not None
+        ticks = round((Fraction(timestamp) - Fraction(self._start)) / self._tick)
+        if self._ticks and ticks <= self._ticks[-1]:
+            if not self._reordered:  # once: a damaged source may have many
+                logger.warning(
+                    "video %s: frame %d at %.6f s does not come after the previous frame; "
+                    "written just after it (and so any later such frame)",
+                    self.path,
+                    self.num_frames,
+                    timestamp,
+                )
+            self._reordered = True
+            ticks = self._ticks[-1] + 1
+        return ticks
 
     def _open(self, width: int, height: int) -> None:
         av = import_av()
@@ -168,6 +243,10 @@ class VideoWriter:
             # Its default 200 kb/s blurs boxes and captions; give ~0.2 bits per pixel.
             stream.bit_rate = max(1_000_000, int(0.2 * width * height * float(self.fps)))
         self._stream = stream
+        # Writes the header, which fixes the stream's time base (the container's tick).
+        container.start_encoding()
+        assert stream.time_base is not None
+        self._tick = stream.time_base
         logger.debug("writing %s (%s, %dx%d, %s fps)", self.path, codec, width, height, self.fps)
 
     def close(self) -> Path:
@@ -180,8 +259,7 @@ class VideoWriter:
         if self._container is None or self._stream is None or self._tmp is None:
             raise ValueError(f"video {self.path}: no frames to write")
         try:
-            for packet in self._stream.encode():
-                self._container.mux(packet)
+            self._mux(self._stream.encode())
             self._container.close()
             self._container = None
             with open(self._tmp, "rb") as handle:
