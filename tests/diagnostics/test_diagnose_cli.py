@@ -137,3 +137,76 @@ def test_diagnose_reads_takes_unlabelled_images(data: DiagnosticsData, tmp_path:
     stages = ["diagnose", "stages", *argv[2:], "--latency-images", "0"]
     with pytest.raises(DatasetError, match="no usable box"):
         _run(stages)
+
+
+def test_diagnose_report_refuses_to_write_among_the_images(
+    data: DiagnosticsData, tmp_path: Path
+) -> None:
+    """Images named like the report's drawings (``samples/1.png``) are not replaced, as
+    ``eval --report-dir`` refuses the same folder."""
+    images = tmp_path / "data"
+    (images / "samples").mkdir(parents=True)
+    drawing = images / "samples" / "1.png"
+    drawing.write_bytes((data.image_dir / "000.png").read_bytes())
+    coco = json.loads(data.json_path.read_text())
+    coco["images"] = [{**coco["images"][0], "file_name": "samples/1.png"}]
+    coco["annotations"] = [
+        a for a in coco["annotations"] if a["image_id"] == coco["images"][0]["id"]
+    ]
+    subset = tmp_path / "one.json"
+    subset.write_text(json.dumps(coco))
+    before = drawing.read_bytes()
+    argv = ["diagnose", "report", "--model", str(data.model_file), "--json", str(subset)]
+    argv += ["--images", str(images), "--output-dir", str(images), "--workers", "0"]
+    with pytest.raises(ValueError, match="would write among the images of --images"):
+        _run([*argv, "--device", "cpu"])
+    assert drawing.read_bytes() == before
+    assert sorted(p.name for p in images.iterdir()) == ["samples"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"), [("stages", "stages.png"), ("reads", "feature_reads.json")]
+)
+def test_diagnose_refuses_to_replace_an_input_file(
+    data: DiagnosticsData, tmp_path: Path, kind: str, name: str
+) -> None:
+    """A file of the image folder (or the JSON) that a diagnosis would write over fails the
+    command before the model runs."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for image in data.image_dir.iterdir():
+        (images / image.name).write_bytes(image.read_bytes())
+    (images / name).write_text("the user's")
+    argv = ["diagnose", kind, "--model", str(data.model_file), "--json", str(data.json_path)]
+    argv += ["--images", str(images), "--output-dir", str(images), "--workers", "0"]
+    with pytest.raises(ValueError, match=f"{name} would replace a file in the --images folder"):
+        _run([*argv, "--device", "cpu"])
+    assert (images / name).read_text() == "the user's"
+
+
+def test_visualize_warns_before_replacing_a_file(
+    data: DiagnosticsData, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    output = tmp_path / "figure.png"
+    output.write_bytes(b"an earlier figure")
+    argv = ["visualize", "--model", str(data.model_file), str(data.image_dir / "000.png")]
+    with caplog.at_level(logging.WARNING):
+        assert _run([*argv, "--output", str(output), "--device", "cpu"]) == 0
+    assert f"--output {output} exists: it will be replaced" in caplog.text
+    assert output.read_bytes() != b"an earlier figure"
+
+
+def test_diagnose_report_with_a_file_named_samples_fails_before_the_model_runs(
+    data: DiagnosticsData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "samples").write_text("the user's")
+
+    def no_evaluation(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model ran")
+
+    monkeypatch.setattr("sparsercnn.engine.pipeline.evaluate_model_file", no_evaluation)
+    with pytest.raises(NotADirectoryError, match=r"samples into .*samples, which is a file"):
+        _run(["diagnose", "report", *_dataset_args(data, output)])
+    assert (output / "samples").read_text() == "the user's"

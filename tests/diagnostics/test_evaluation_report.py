@@ -4,17 +4,22 @@ ground truth, and the label summary counts."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from sparsercnn.cli.main import main
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.coco import CocoDataset
+from sparsercnn.diagnostics import evaluation_report
 from sparsercnn.diagnostics.evaluation_report import write_evaluation_report
 from sparsercnn.diagnostics.ground_truth import LabelSummary, ground_truth_by_image
 from sparsercnn.engine.pipeline import evaluate_model_file
+from sparsercnn.structures import Detections
 from tests.diagnostics.diagnostics_data import DiagnosticsData
 
 
@@ -36,7 +41,9 @@ def test_report_files(data: DiagnosticsData, tmp_path_factory: pytest.TempPathFa
             with Image.open(path) as image:
                 assert image.format == "PNG" and image.width > 100, name
     with Image.open(paths["sample_1"]) as sample:
-        assert sample.size == (2 * 128 + 8, 96)  # GT | predictions of the 128 x 96 image
+        # GT | predictions of the 128 x 96 image, 8-pixel gaps, titles above (columns as wide
+        # as a title when it is wider than its panel).
+        assert sample.width >= 3 * 8 + 2 * 128 and sample.height > 2 * 8 + 96
     record = json.loads(paths["confusion_matrix_json"].read_text())
     matrix = np.array(record["matrix"])
     assert record["rows (ground truth)"] == ["red", "green", "background"]
@@ -109,3 +116,31 @@ def test_eval_stages_report_dir_uses_that_stage(
     expected = write_evaluation_report(stage_1, output / "expected")["precision_recall"]
     last = write_evaluation_report(every_stage, output / "last")["precision_recall"]
     assert written == expected.read_bytes() != last.read_bytes()
+
+
+def test_label_summary_keeps_classes_that_share_a_name_apart() -> None:
+    """The class axis names each class as the confusion matrix does (``"shape (1)"``)."""
+    categories = CategoryMap.from_coco([{"id": 1, "name": "shape"}, {"id": 3, "name": "shape"}])
+    summary = LabelSummary.from_ground_truth({}, categories)
+    assert summary.class_names == ["shape (1)", "shape (3)"]
+
+
+def test_sample_captions_keep_classes_that_share_a_name_apart(
+    data: DiagnosticsData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coco = data.coco.read_json()
+    coco["categories"] = [{"id": 1, "name": "shape"}, {"id": 3, "name": "shape"}]
+    json_path = tmp_path / "same_names.json"
+    json_path.write_text(json.dumps(coco))
+    dataset = CocoDataset(json_path, data.image_dir)
+    captured: list[list[str]] = []
+
+    def capture(image: Image.Image, *args: Any, **kwargs: Any) -> Image.Image:
+        captured.append(list(args[5]))  # class_names, after the five box arrays
+        return image
+
+    monkeypatch.setattr(evaluation_report, "draw_ground_truth_and_predictions", capture)
+    by_image = ground_truth_by_image(dataset.gt_dict(), dataset.category_map)
+    none = Detections(boxes=torch.zeros(0, 4), scores=torch.zeros(0), labels=torch.zeros(0))
+    evaluation_report._write_sample(dataset, 1, by_image[1], none, tmp_path, 0.3)
+    assert captured == [["shape (1)", "shape (3)"]]

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from sparsercnn.data.categories import CategoryMap
 from sparsercnn.diagnostics.slot_statistics import (
     NEVER_MATCHED,
     NO_SINGLE_CLASS,
@@ -16,7 +18,14 @@ from sparsercnn.diagnostics.slot_statistics import (
     slot_statistics_of_model_file,
     write_slot_statistics,
 )
-from tests.diagnostics.diagnostics_data import CROWDED_OBJECTS, NUM_PROPOSALS, DiagnosticsData
+from sparsercnn.model import build_model
+from sparsercnn.model_file import save_model_file
+from tests.diagnostics.diagnostics_data import (
+    CROWDED_OBJECTS,
+    NUM_PROPOSALS,
+    DiagnosticsData,
+    tiny_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +94,10 @@ def test_dead_slots_and_advice_by_hand() -> None:
     assert statistics.mean_sqrt_areas[0] == pytest.approx(2.0)
     assert statistics.dominant_labels.tolist() == [0, -1, -1]
     assert [line.split(" ")[0] for line in statistics.advice()] == ["1"]  # one dead slot only
+    # Slots 1 and 2 were never matched: not listed among the most matched with "(0)".
+    assert "most matched slots: 0 (3)\n" in statistics.format()
+    unmatched = _hand_made(matched=[0, 0, 0], confident=[1, 1, 1], most=1)
+    assert unmatched.format().endswith("most matched slots: none")
     crowded = _hand_made(matched=[1, 1, 1], confident=[1, 1, 1], most=3).advice()
     assert len(crowded) == 1 and "(> 80%)" in crowded[0]
     overfull = _hand_made(matched=[1, 1, 1], confident=[1, 1, 1], most=5).advice()
@@ -118,3 +131,28 @@ def test_write_slot_statistics(statistics: SlotStatistics, tmp_path: Path) -> No
     for key in ("matches", "centres", "sizes"):
         with Image.open(paths[key]) as image:
             assert image.format == "PNG" and image.width > 100
+
+
+def test_classes_that_share_a_name_are_counted_apart(data: DiagnosticsData, tmp_path: Path) -> None:
+    """Two categories named alike (a validation warning, not an error): each keeps its own
+    count in slots.json instead of one overwriting the other under the shared name."""
+    categories = [{"id": 1, "name": "shape"}, {"id": 3, "name": "shape"}]
+    coco = data.coco.read_json()
+    coco["categories"] = categories
+    json_path = tmp_path / "same_names.json"
+    json_path.write_text(json.dumps(coco))
+    torch.manual_seed(0)
+    model_file = save_model_file(
+        tmp_path / "model.safetensors",
+        build_model(tiny_config()),
+        tiny_config(),
+        CategoryMap.from_coco(categories),
+    )
+    statistics = slot_statistics_of_model_file(model_file, json_path, data.image_dir)
+    record = statistics.to_dict()
+    counted = [count for slot in record["slots"] for count in slot["classes"].values()]
+    assert sum(counted) == record["num_matched"] > 0
+    assert {name for slot in record["slots"] for name in slot["classes"]} == {
+        "shape (1)",
+        "shape (3)",
+    }

@@ -59,8 +59,15 @@ def test_stage_metrics(tmp_path: Path, saved_figures: list[Figure]) -> None:
     (latency,) = ax_time.get_lines()
     assert list(latency.get_ydata()) == pytest.approx([10.0, 12.0, 14.0])
     assert ax_time.get_ylabel() == "model time (ms / image)" and ax_time.get_ylim()[0] == 0
+    assert ax_ap.get_ylim()[0] == 0 and ax_ap.get_ylim()[1] >= 100 * max(ap50)
     _, unmeasured = saved_figures[1].axes
     assert axis_texts(unmeasured) == ["no latency measured"] and not unmeasured.get_lines()
+
+
+def test_stage_metrics_of_an_untrained_model(tmp_path: Path, saved_figures: list[Figure]) -> None:
+    """AP 0 at every stage: the axis runs from 0 (AP is never negative), not around it."""
+    plot_stage_metrics([1, 2], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], None, tmp_path / "a.png")
+    assert saved_figures[0].axes[0].get_ylim() == (0.0, 1.0)
 
 
 def test_slot_match_counts(tmp_path: Path, saved_figures: list[Figure]) -> None:
@@ -72,6 +79,17 @@ def test_slot_match_counts(tmp_path: Path, saved_figures: list[Figure]) -> None:
     assert bar_heights(ax_confident) == confident.tolist()
     assert ax_matched.get_title().endswith("(2 of 5 never)")
     assert ax_confident.get_xlabel() == "proposal slot"
+    assert ax_matched.get_ylim()[0] == 0 == ax_confident.get_ylim()[0]
+
+
+def test_slot_match_counts_with_no_confident_slot(
+    tmp_path: Path, saved_figures: list[Figure]
+) -> None:
+    """No slot ever confident: the panel says so, from 0 up (not an axis around 0)."""
+    plot_slot_match_counts([3, 0, 1], [0, 0, 0], tmp_path / "m.png", score_threshold=0.3)
+    ax_confident = saved_figures[0].axes[1]
+    assert ax_confident.get_title().endswith("(score >= 0.3, 3 never)")
+    assert ax_confident.get_ylim() == (0.0, 1.0)
 
 
 def test_slot_centres(tmp_path: Path, saved_figures: list[Figure]) -> None:
@@ -150,6 +168,11 @@ def test_dataset_summary(tmp_path: Path, saved_figures: list[Figure]) -> None:
     assert ax_classes.get_title() == "boxes per class (14 in all)"
     assert [t.get_text() for t in ax_classes.get_xticklabels()] == ["cat", "dog"]
     assert sum(bar_heights(ax_sizes)) == 3
+    # Boxes of nearly one size are still visible bars (1/40 of the axis), not slivers.
+    plot_dataset_summary(["cat"], [3], [29.0, 29.5, 30.0], [3], tmp_path / "one_size.png")
+    one_size = saved_figures[-1].axes[1]
+    assert sum(bar_heights(one_size)) == 3
+    assert [p.get_width() for p in one_size.patches] == pytest.approx([(96 - 29) / 40] * 40)
     assert sum(bar_heights(ax_objects)) == 3 and ax_objects.get_title().endswith("(max 11)")
     (proposals_line,) = [line for line in ax_objects.get_lines() if line.get_label() != "_"]
     assert list(proposals_line.get_xdata()) == [16, 16]

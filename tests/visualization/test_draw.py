@@ -9,9 +9,11 @@ from PIL import Image
 
 from sparsercnn.visualization import (
     class_color,
+    draw,
     draw_detections,
     draw_ground_truth_and_predictions,
 )
+from sparsercnn.visualization.draw import caption_tag, label_font
 
 NAMES = ["cat", "dog", "eel"]
 
@@ -89,26 +91,74 @@ def test_mismatched_inputs_raise() -> None:
         draw_detections(_gray(), [[0.0, 0.0, 10.0, 10.0]], [0, 1], [0.5], NAMES)
 
 
-def test_side_by_side_layout() -> None:
+def test_side_by_side_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    titles: list[str] = []
+    compose_panels = draw.compose_panels
+
+    def capture(panels: list[tuple[str, Image.Image]], gap: int) -> Image.Image:
+        titles.extend(title for title, _ in panels)
+        return compose_panels(panels, gap=gap)
+
+    monkeypatch.setattr(draw, "compose_panels", capture)
     image = _gray(200, 100)
     out = draw_ground_truth_and_predictions(
         image,
         gt_boxes=[[20.0, 30.0, 80.0, 90.0]],
         gt_labels=[0],
-        pred_boxes=[[22.0, 30.0, 84.0, 90.0]],
-        pred_labels=[1],
-        pred_scores=[0.95],
+        pred_boxes=[[22.0, 30.0, 84.0, 90.0], [0.0, 0.0, 5.0, 5.0]],
+        pred_labels=[1, 2],
+        pred_scores=[0.95, 0.1],
         class_names=NAMES,
         gap=10,
     )
-    assert out.size == (410, 100)
+    # Each panel says what it shows: an empty right panel reads as "nothing scored enough".
+    assert titles == ["ground truth: 1 boxes", "detections: 1 scoring >= 0.3"]
+    top = out.height - 10 - 100  # the panels' first row, below the titles
+    assert out.width == 10 + 200 + 10 + 200 + 10 and top > 10
     pixels = np.asarray(out)
-    assert tuple(pixels[60, 20]) == class_color(0)  # GT on the left
-    assert tuple(pixels[60, 210 + 22]) == class_color(1)  # prediction on the right
-    assert tuple(pixels[50, 205]) == (255, 255, 255)  # the gap
+    assert tuple(pixels[top + 60, 10 + 20]) == class_color(0)  # GT on the left
+    assert tuple(pixels[top + 60, 220 + 22]) == class_color(1)  # prediction on the right
+    assert tuple(pixels[top + 50, 215]) == (255, 255, 255)  # the gap
+    assert tuple(pixels[top + 2, 220 + 2]) == (128, 128, 128)  # the low score is not drawn
 
 
 def test_class_colours_are_distinct() -> None:
     colors = [class_color(label) for label in range(80)]
     assert len(set(colors)) == 80
     assert class_color(5) == class_color(5)
+
+
+def test_caption_tag_stays_inside_the_image() -> None:
+    """A caption wider than the room right of its box is moved left, not cut at the edge."""
+    assert caption_tag([10.0, 50.0, 60.0, 90.0], (30.0, 10.0), 2, (320, 240)) == (
+        10.0,
+        36.0,
+        44.0,
+        50.0,
+    )
+    x1, y1, x2, _ = caption_tag([300.0, 5.0, 319.0, 40.0], (100.0, 10.0), 2, (320, 240))
+    assert (x1, x2) == (216.0, 320.0) and y1 == 5.0  # no room above: inside the top edge
+    # Wider than the image: starts at its left edge; a box above the image: tag at the top.
+    assert caption_tag([50.0, -20.0, 90.0, 30.0], (400.0, 10.0), 2, (320, 240))[:2] == (0.0, 0.0)
+
+
+def test_captions_at_the_right_edge_are_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    tags: list[tuple[float, float, float, float]] = []
+
+    def capture(*args: object) -> tuple[float, float, float, float]:
+        tags.append(caption_tag(*args))  # type: ignore[arg-type]
+        return tags[-1]
+
+    monkeypatch.setattr(draw, "caption_tag", capture)
+    names = ["a very long class name indeed"]
+    draw_detections(_gray(), [[290.0, 100.0, 319.0, 140.0]], [0], [0.9], names)
+    (x1, y1, x2, y2), width = tags[0], label_font(10).getlength(f"{names[0]} 0.90")
+    assert x1 >= 0 and x2 <= 320 and x2 - x1 >= width and 0 <= y1 < y2 <= 100
+
+
+@pytest.mark.parametrize("name", ["très", "Straße", "кошка", "λύκος"])
+def test_caption_font_has_accented_greek_and_cyrillic_letters(name: str) -> None:
+    """Every letter is drawn as itself, not as the font's box for a missing glyph."""
+    font = label_font(20)
+    missing = bytes(font.getmask("\ue000"))  # a private-use code point: no glyph
+    assert all(bytes(font.getmask(letter)) != missing for letter in name)

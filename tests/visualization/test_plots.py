@@ -16,7 +16,7 @@ from PIL import Image
 
 from sparsercnn.evaluation import PrecisionRecallCurve
 from sparsercnn.visualization import plot_precision_recall, plot_training_curves
-from sparsercnn.visualization.plots import read_metrics_jsonl
+from sparsercnn.visualization.plots import read_metrics_jsonl, save_figure
 from tests.visualization.figure_inspection import axis_texts, legend_labels, line_data
 
 
@@ -155,3 +155,19 @@ def test_precision_recall_plot(
         # Up to max_legend (20) classes are named; more would crowd the legend.
         named = [c.name for c in curves] if num_classes <= 20 else []
         assert legend_labels(ax) == [*named, mean_label]
+
+
+def test_missing_glyphs_give_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    """Class names in a script the plot font lacks: one logged line naming the characters,
+    not matplotlib's warning (with a source line) per character."""
+    figure = Figure()
+    figure.add_subplot().set_title("日本 très 日本")
+    with caplog.at_level("WARNING"):
+        path = save_figure(figure, tmp_path / "names.png")
+    assert Image.open(path).size == (640, 480)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: the plot font has no glyph for 日 本; drawn as boxes"
+    ]
+    assert not [w for w in recwarn if "missing from font" in str(w.message)]

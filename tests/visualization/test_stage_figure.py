@@ -1,14 +1,17 @@
 """Stage figure: proposals and trajectories drawn where the boxes are, titled panels in a row,
-downscaling for large images."""
+downscaling for large images, enlarging for tiny ones."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from sparsercnn.visualization.draw import class_color
+from sparsercnn.visualization import stage_figure
+from sparsercnn.visualization.draw import PANEL_FRAME_COLOR, class_color, draw_detections
 from sparsercnn.visualization.stage_figure import (
     PROPOSAL_COLOR,
     StagePanel,
@@ -97,7 +100,8 @@ def test_stage_figure_panels_and_downscaling() -> None:
     assert (column == class_color(0)).all(axis=-1).any()
     # The proposals (the whole image) outline the first panel: its untouched grey is smaller
     # than the 640x480 panel, while the stage panel's grey fills it (its box is inside).
-    grey = (np.asarray(out) == 90).all(axis=-1)
+    # (The rows of the panels, below their titles, whose anti-aliased text may hold that grey.)
+    grey = (np.asarray(out)[-8 - 480 : -8] == 90).all(axis=-1)
 
     def grey_extent(columns: slice) -> tuple[int, int]:
         rows, cols = np.nonzero(grey[:, columns])
@@ -109,3 +113,112 @@ def test_stage_figure_panels_and_downscaling() -> None:
     # The trajectory panel, last, draws the class-1 track.
     track = (np.asarray(out)[:, 3 * 640 :] == class_color(1)).all(axis=-1)
     assert track.any() and not (np.asarray(out)[:, : 3 * 640] == class_color(1)).all(axis=-1).any()
+
+
+def test_a_tiny_image_is_enlarged_with_its_boxes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 20x20 image gets 256-pixel panels (captions legible), its boxes scaled by the same
+    12.8; ``max_panel_side`` below that caps the enlargement."""
+    drawn: list[tuple[tuple[int, int], np.ndarray]] = []
+
+    def capture(image: Image.Image, boxes: np.ndarray, *args: Any, **kwargs: Any) -> Image.Image:
+        drawn.append((image.size, boxes))
+        return draw_detections(image, boxes, *args, **kwargs)
+
+    monkeypatch.setattr(stage_figure, "draw_detections", capture)
+    image = Image.new("RGB", (20, 10), (90, 90, 90))
+    stage = StagePanel("stage 1", [[5.0, 2.0, 15.0, 8.0]], [0], [0.9])
+    out = draw_stage_figure(image, [[0.0, 0.0, 20.0, 10.0]], [stage], NAMES)
+    assert drawn[0][0] == (256, 128) and out.height > 128
+    np.testing.assert_allclose(drawn[0][1], [[64.0, 25.6, 192.0, 102.4]])
+    draw_stage_figure(image, [[0.0, 0.0, 20.0, 10.0]], [stage], NAMES, max_panel_side=100)
+    assert drawn[1][0] == (100, 50)
+    draw_stage_figure(image, [[0.0, 0.0, 20.0, 10.0]], [stage], NAMES, max_panel_side=None)
+    assert drawn[2][0] == (20, 10)
+
+
+@pytest.mark.parametrize(("grey", "expected"), [(30, (255, 255, 255)), (230, (0, 0, 0))])
+def test_proposals_stand_out_on_dark_and_light_images(
+    monkeypatch: pytest.MonkeyPatch, grey: int, expected: tuple[int, int, int]
+) -> None:
+    """White outlines on a dark image, black ones on a light image (white would vanish)."""
+    colours: list[tuple[int, int, int]] = []
+
+    def capture(image: Image.Image, boxes: Any, color: tuple[int, int, int]) -> Image.Image:
+        colours.append(color)
+        return draw_proposals(image, boxes, color)
+
+    monkeypatch.setattr(stage_figure, "draw_proposals", capture)
+    image = Image.new("RGB", (64, 48), (grey, grey, grey))
+    draw_stage_figure(image, [[0.0, 0.0, 64.0, 48.0]], [], NAMES)
+    assert colours == [expected]
+
+
+def test_trajectories_are_captioned_with_their_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trajectory panel names the class of every track (the legend of its colours) on the
+    track's last box."""
+    drawn: list[tuple[np.ndarray, list[int], Any]] = []
+
+    def capture(
+        image: Image.Image, boxes: Any, labels: Any, scores: Any, *rest: Any
+    ) -> Image.Image:
+        drawn.append((np.asarray(boxes), list(labels), scores))
+        return draw_detections(image, boxes, labels, scores, *rest)
+
+    monkeypatch.setattr(stage_figure, "draw_detections", capture)
+    tracks = Trajectories(
+        boxes=[[[0.0, 0, 40, 40], [10, 10, 30, 30]], [[40.0, 0, 80, 40], [50, 5, 70, 25]]],
+        labels=[1, 0],
+    )
+    draw_stage_figure(_black(), [[0.0, 0.0, 200.0, 100.0]], [], NAMES, trajectories=tracks)
+    ((boxes, labels, scores),) = drawn
+    assert labels == [1, 0] and scores is None
+    # The 200-pixel image is enlarged to the 256-pixel panel, its boxes with it.
+    np.testing.assert_allclose(boxes, np.array([[10, 10, 30, 30], [50, 5, 70, 25]]) * 1.28)
+
+
+def test_a_figure_without_detections() -> None:
+    """No detection above the threshold: empty stage and trajectory panels, no error."""
+    empty = Trajectories(boxes=torch.zeros(0, 3, 4), labels=torch.zeros(0, dtype=torch.int64))
+    stage = StagePanel("stage 1", torch.zeros(0, 4), torch.zeros(0), torch.zeros(0))
+    out = draw_stage_figure(
+        _black(), [[0.0, 0.0, 200.0, 100.0]], [stage], NAMES, trajectories=empty
+    )
+    assert out.width > 3 * 256
+
+
+def test_panels_are_framed_and_stage_titles_count_what_is_drawn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A white image's panel stands apart from the white page; each stage's title says how
+    many of its detections reach the threshold (an empty panel is not mistaken for a bug)."""
+    titles: list[str] = []
+
+    def capture(panels: list[tuple[str, Image.Image]]) -> Image.Image:
+        titles.extend(title for title, _ in panels)
+        return compose_panels(panels)
+
+    monkeypatch.setattr(stage_figure, "compose_panels", capture)
+    white = Image.new("RGB", (256, 128), (255, 255, 255))
+    boxes = [[10.0, 10.0, 50.0, 50.0]] * 3
+    stages = [
+        StagePanel("stage 1", boxes, [0, 1, 0], [0.9, 0.5, 0.2]),
+        StagePanel("stage 2", [], [], []),
+    ]
+    tracks = Trajectories(boxes=[[[10.0, 10.0, 50.0, 50.0]] * 3], labels=[0])
+    draw_stage_figure(
+        white,
+        [[0.0, 0.0, 256.0, 128.0]],
+        stages,
+        NAMES,
+        trajectories=tracks,
+        score_threshold=0.5,
+    )
+    assert titles == [
+        "1 learned proposals",
+        "stage 1: 2 scoring >= 0.5",
+        "stage 2: 0 scoring >= 0.5",
+        "trajectories of 1 slots scoring >= 0.5",
+    ]
+    framed = compose_panels([("white", white)], gap=8)
+    pixels = np.asarray(framed)
+    assert tuple(pixels[-8, 100]) == PANEL_FRAME_COLOR and tuple(pixels[-9, 100]) == (255,) * 3

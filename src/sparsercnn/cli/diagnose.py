@@ -11,8 +11,23 @@ from sparsercnn.cli.common import (
     check_output_path,
     fraction,
     int_at_least,
+    refuse_overwriting,
     resolve_device,
 )
+from sparsercnn.cli.evaluate import refuse_report_over_images
+
+# The files each diagnosis writes into --output-dir (the report's samples/ folder aside).
+OUTPUT_FILES = {
+    "stages": ("stages.json", "stages.png"),
+    "slots": ("slots.json", "slot_matches.png", "slot_centres.png", "slot_sizes.png"),
+    "report": (
+        "precision_recall.png",
+        "confusion_matrix.png",
+        "confusion_matrix.json",
+        "dataset_labels.png",
+    ),
+    "reads": ("feature_reads.json",),
+}
 
 
 def _add_common(parser: argparse.ArgumentParser, *, batches: bool = True) -> None:
@@ -101,13 +116,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     reads.set_defaults(handler=run_reads)
 
 
+def check_output_dir(args: argparse.Namespace) -> None:
+    """Fail before the model runs when ``--output-dir`` cannot be written, or when one of the
+    diagnosis' files would replace the model, the JSON or a file of the image folder (the
+    report's ``samples/`` drawings included: :func:`refuse_report_over_images`)."""
+    check_output_path(args.output_dir, "--output-dir", folder=True)
+    inputs = {"--model": args.model, "--json": args.json, "--images": args.images}
+    for name in OUTPUT_FILES[args.diagnosis]:
+        refuse_overwriting(args.output_dir / name, "--output-dir", inputs)
+    if args.diagnosis == "report":
+        refuse_report_over_images(args.output_dir, args.images)
+        samples = args.output_dir / "samples"
+        if samples.exists() and not samples.is_dir():
+            raise NotADirectoryError(
+                f"--output-dir {args.output_dir}: the report draws its samples into {samples}, "
+                "which is a file; move it or choose another folder"
+            )
+
+
 def run_stages(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics.stage_evaluation import (
         evaluate_model_file_stages,
         write_stage_evaluation,
     )
 
-    check_output_path(args.output_dir, "--output-dir", folder=True)
+    check_output_dir(args)
     evaluation = evaluate_model_file_stages(
         args.model,
         args.json,
@@ -131,7 +164,7 @@ def run_slots(args: argparse.Namespace) -> int:
         write_slot_statistics,
     )
 
-    check_output_path(args.output_dir, "--output-dir", folder=True)
+    check_output_dir(args)
     statistics = slot_statistics_of_model_file(
         args.model,
         args.json,
@@ -152,7 +185,7 @@ def run_slots(args: argparse.Namespace) -> int:
 def run_reads(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics.feature_reads import collect_feature_reads, write_feature_reads
 
-    check_output_path(args.output_dir, "--output-dir", folder=True)
+    check_output_dir(args)
     reads = collect_feature_reads(
         args.model,
         args.json,
@@ -171,7 +204,7 @@ def run_report(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics.evaluation_report import write_evaluation_report
     from sparsercnn.engine.pipeline import evaluate_model_file
 
-    check_output_path(args.output_dir, "--output-dir", folder=True)
+    check_output_dir(args)
     report = evaluate_model_file(
         args.model,
         args.json,

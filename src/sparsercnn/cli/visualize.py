@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from sparsercnn.cli.common import (
@@ -13,6 +14,8 @@ from sparsercnn.cli.common import (
     int_at_least,
     resolve_device,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -41,7 +44,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--output",
         type=Path,
         default=Path("stages.png"),
-        help="image to write, in the format its suffix names (.png, .jpg, ...)",
+        help="image to write, in the format its suffix names (.png, .jpg, ...; default "
+        "%(default)s; a file there is replaced, with a warning)",
     )
     parser.add_argument(
         "--no-trajectories", action="store_true", help="leave out the trajectory panel"
@@ -50,7 +54,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--max-panel-side",
         type=int_at_least(32),
         default=640,
-        help="longest side of each panel in pixels",
+        help="longest side of each panel in pixels: larger images are scaled down to it, those "
+        "under 256 pixels enlarged to 256 or to it (default %(default)s)",
     )
     add_device_argument(parser)
     parser.set_defaults(handler=run)
@@ -67,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         )
     check_output_path(args.output, "--output", inputs={"IMAGE": args.image, "--model": args.model})
     drawing_format(args.output)  # an unknown suffix fails before the model runs
+    if args.output.is_file():
+        logger.warning(
+            "--output %s exists: it will be replaced once this run succeeds", args.output
+        )
     path = write_stage_figure(
         args.model,
         args.image,

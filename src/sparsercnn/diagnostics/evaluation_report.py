@@ -184,7 +184,7 @@ def _write_sample(
         detections["boxes"],
         detections["labels"],
         detections["scores"],
-        dataset.category_map.names,
+        dataset.category_map.distinct_names,  # as the confusion matrix names them
         score_threshold=score_threshold,
     )
     path = output_dir / "samples" / f"{image_id}.png"

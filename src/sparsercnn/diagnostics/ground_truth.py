@@ -87,7 +87,7 @@ class LabelSummary:
         boxes = torch.cat([g.boxes for g in images]) if images else torch.zeros(0, 4)
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         return LabelSummary(
-            class_names=list(categories.names),
+            class_names=categories.distinct_names,
             class_counts=np.bincount(labels.numpy(), minlength=categories.num_classes),
             sqrt_areas=areas.clamp(min=0).sqrt().double().numpy(),
             objects_per_image=np.array([len(g.labels) for g in images], dtype=np.int64),

@@ -207,10 +207,15 @@ class SlotStatistics:
             f"{self.score_threshold}): {len(self.never_confident)}; dead (both): "
             f"{len(self.dead_slots)}",
         ]
-        busiest = np.argsort(-self.matched_counts, kind="stable")[:5]
+        # Never-matched slots are not among the most matched (they are counted above).
+        busiest = [
+            s
+            for s in np.argsort(-self.matched_counts, kind="stable")[:5].tolist()
+            if self.matched_counts[s] > 0
+        ]
         lines.append(
             "most matched slots: "
-            + ", ".join(f"{s} ({int(self.matched_counts[s])})" for s in busiest.tolist())
+            + (", ".join(f"{s} ({int(self.matched_counts[s])})" for s in busiest) or "none")
         )
         lines.extend(f"advice: {line}" for line in self.advice())
         return "\n".join(lines)
@@ -309,7 +314,8 @@ def collect_slot_statistics(
             num_images += len(batch)
     table = np.concatenate(records) if records else np.zeros((0, 5))
     statistics = SlotStatistics(
-        class_names=list(dataset.category_map.names),
+        # Names shared by several categories get their ids: the JSON keys classes by name.
+        class_names=dataset.category_map.distinct_names,
         num_images=num_images,
         num_gt_boxes=num_gt,
         max_objects_per_image=most,
@@ -365,7 +371,10 @@ def write_slot_statistics(statistics: SlotStatistics, output_dir: str | Path) ->
     return {
         "json": atomic_write_text(output_dir / "slots.json", text),
         "matches": plot_slot_match_counts(
-            statistics.matched_counts, statistics.confident_counts, output_dir / "slot_matches.png"
+            statistics.matched_counts,
+            statistics.confident_counts,
+            output_dir / "slot_matches.png",
+            score_threshold=statistics.score_threshold,
         ),
         "centres": plot_slot_centres(
             statistics.mean_centres_norm,

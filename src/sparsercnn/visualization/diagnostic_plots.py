@@ -62,6 +62,9 @@ def plot_stage_metrics(
     ax_ap.set_xlabel("stage")
     ax_ap.set_ylabel("COCO AP (%)")
     ax_ap.set_xticks(list(stages))
+    # AP is never negative; all zero (an untrained model), the axis shows 0 to 1 %.
+    highest = max((100 * v for v in (*ap, *ap50, *ap75) if np.isfinite(v)), default=0.0)
+    ax_ap.set_ylim(0, max(1.0, 1.05 * highest))
     ax_ap.legend(fontsize="small")
     if seconds_per_image:
         ax_time.plot(stages, [1000 * s for s in seconds_per_image], marker="o", color="black")
@@ -79,6 +82,7 @@ def plot_slot_match_counts(
     matched_counts: Sequence[int] | np.ndarray,
     confident_counts: Sequence[int] | np.ndarray,
     output_png: str | Path,
+    score_threshold: float | None = None,
 ) -> Path:
     """Per proposal slot: how often it was matched to ground truth, and how often it was confident.
 
@@ -86,6 +90,7 @@ def plot_slot_match_counts(
         matched_counts: ``(N,)`` matches of each slot over the data set.
         confident_counts: ``(N,)`` images in which the slot's best score passed the threshold.
         output_png: where to write the PNG.
+        score_threshold: that threshold, named in the lower panel's title.
 
     Returns:
         ``output_png``.
@@ -103,8 +108,13 @@ def plot_slot_match_counts(
     ax_confident.set_ylabel("confident detections")
     ax_confident.set_xlabel("proposal slot")
     ax_confident.set_xlim(-0.5, len(slots) - 0.5)
-    for ax in (ax_matched, ax_confident):
+    never = int((confident == 0).sum())
+    threshold = "" if score_threshold is None else f"score >= {score_threshold:g}, "
+    ax_confident.set_title(f"images where the slot is confident ({threshold}{never} never)")
+    for ax, counts in ((ax_matched, matched), (ax_confident, confident)):
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        # Counts start at 0; all zero, the axis still shows 0 to 1 (not -0.05 to 0.05).
+        ax.set_ylim(0, max(1.0, 1.05 * float(counts.max(initial=0))))
     return save_figure(figure, output_png)
 
 
@@ -305,7 +315,10 @@ def plot_dataset_summary(
     ax_classes.set_title(f"boxes per class ({int(counts.sum())} in all)")
     areas = np.asarray(sqrt_areas, dtype=np.float64)
     if areas.size:
-        ax_sizes.hist(areas, bins=40, color="tab:blue")
+        # Bins over the whole axis, which shows the 32 and 96 limits: bins over the boxes'
+        # own range would be too thin to see when the boxes are all of one size.
+        span = (min(float(areas.min()), 32.0), max(float(areas.max()), 96.0))
+        ax_sizes.hist(areas, bins=np.linspace(*span, 41), color="tab:blue")
         for edge, name in ((32, "small | medium"), (96, "medium | large")):
             ax_sizes.axvline(edge, color="black", linestyle="--", linewidth=0.8)
             ax_sizes.text(

@@ -8,6 +8,7 @@ same class looks the same across images and between ground truth and predictions
 from __future__ import annotations
 
 import colorsys
+import math
 import os
 from collections.abc import Sequence
 from functools import lru_cache
@@ -23,6 +24,12 @@ ArrayLike = torch.Tensor | np.ndarray | Sequence[float] | Sequence[Sequence[floa
 
 _GOLDEN_RATIO_CONJUGATE = 0.618033988749895
 
+
+# The captions' font, under matplotlib's data folder (matplotlib is a dependency).
+_CAPTION_FONT = "fonts/ttf/DejaVuSans.ttf"
+
+# The 1-pixel frame around every panel.
+PANEL_FRAME_COLOR = (160, 160, 160)
 
 # Quality of JPEG drawings: boxes and labels stay crisp at a moderate file size.
 JPEG_QUALITY = 92
@@ -80,14 +87,23 @@ def as_array(values: ArrayLike | None, dtype: type, shape_tail: tuple[int, ...])
 
 @lru_cache(maxsize=16)
 def label_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """Pillow's default font at ``size`` (a fixed bitmap font on Pillow < 10.1)."""
+    """DejaVu Sans at ``size``, from matplotlib's data (accented Latin, Greek and Cyrillic
+    class names: Pillow's own default font draws boxes for them); Pillow's default font when it
+    cannot be read (a fixed bitmap font on Pillow < 10.1)."""
+    import matplotlib
+
+    try:
+        return ImageFont.truetype(Path(matplotlib.get_data_path(), _CAPTION_FONT), size)
+    except OSError:  # no FreeType, or a matplotlib without its fonts
+        pass
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: fixed-size bitmap font only
         return ImageFont.load_default()
 
 
-def _text_color(background: tuple[int, int, int]) -> tuple[int, int, int]:
+def contrasting_color(background: Sequence[float]) -> tuple[int, int, int]:
+    """Black or white, whichever stands out on the RGB colour ``background``."""
     luminance = 0.299 * background[0] + 0.587 * background[1] + 0.114 * background[2]
     return (0, 0, 0) if luminance > 140 else (255, 255, 255)
 
@@ -140,7 +156,7 @@ def draw_detections(
         label = int(labels_np[i])
         name = class_names[label] if 0 <= label < len(class_names) else f"class {label}"
         caption = name if scores_np is None else f"{name} {scores_np[i]:.2f}"
-        _draw_box(draw, boxes_np[i].tolist(), caption, class_color(label), width, font)
+        _draw_box(draw, boxes_np[i].tolist(), caption, class_color(label), width, font, canvas.size)
     return canvas
 
 
@@ -151,16 +167,70 @@ def _draw_box(
     color: tuple[int, int, int],
     width: int,
     font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    image_size: tuple[int, int],
 ) -> None:
     x1, y1, x2, y2 = box
     draw.rectangle((x1, y1, max(x1, x2), max(y1, y2)), outline=color, width=width)
     left, top, right, bottom = draw.textbbox((0, 0), caption, font=font)
-    text_w, text_h = right - left, bottom - top
     pad = max(1, width)
-    # Caption above the box, or inside its top edge when there is no room above.
-    y_text = y1 - text_h - 2 * pad if y1 - text_h - 2 * pad >= 0 else y1
-    draw.rectangle((x1, y_text, x1 + text_w + 2 * pad, y_text + text_h + 2 * pad), fill=color)
-    draw.text((x1 + pad - left, y_text + pad - top), caption, fill=_text_color(color), font=font)
+    tag = caption_tag(box, (right - left, bottom - top), pad, image_size)
+    draw.rectangle(tag, fill=color)
+    draw.text(
+        (tag[0] + pad - left, tag[1] + pad - top), caption, fill=contrasting_color(color), font=font
+    )
+
+
+def caption_tag(
+    box: Sequence[float], text_size: tuple[float, float], pad: int, image_size: tuple[int, int]
+) -> tuple[float, float, float, float]:
+    """Where the caption tag of ``box`` goes: xyxy pixels of a ``text_size`` ``(w, h)`` text
+    with ``pad`` around it, above the box's top-left corner, or inside its top edge when there
+    is no room above; moved left (or right) as far as needed to stay inside the image
+    (``image_size`` ``(w, h)``), so that a box at the edge keeps a whole caption."""
+    x1, y1 = box[0], box[1]
+    tag_w, tag_h = text_size[0] + 2 * pad, text_size[1] + 2 * pad
+    y = y1 - tag_h if y1 - tag_h >= 0 else max(y1, 0.0)
+    x = max(min(x1, image_size[0] - tag_w), 0.0)
+    return x, y, x + tag_w, y + tag_h
+
+
+def compose_panels(
+    panels: Sequence[tuple[str, Image.Image]], gap: int = 8, font_size: int | None = None
+) -> Image.Image:
+    """Lay titled panels out in one row on white, each title centred above its panel, each
+    panel framed in grey.
+
+    Args:
+        panels: ``(title, image)`` pairs, left to right; images may differ in size.
+        gap: white pixels between panels and around the row.
+        font_size: title size; default scales with the tallest panel.
+
+    Returns:
+        One RGB image.
+    """
+    if not panels:
+        raise ValueError("compose_panels needs at least one panel")
+    height = max(image.height for _, image in panels)
+    font = label_font(font_size if font_size is not None else max(12, round(height / 25)))
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    boxes = [measure.textbbox((0, 0), title, font=font) for title, _ in panels]  # (l, t, r, b)
+    # Each column is as wide as its image or its title, whichever is wider.
+    widths = [math.ceil(box[2] - box[0]) for box in boxes]
+    columns = [max(image.width, w) for (_, image), w in zip(panels, widths, strict=True)]
+    top = gap + math.ceil(max(box[3] for box in boxes)) + gap
+    canvas = Image.new("RGB", (gap + sum(c + gap for c in columns), top + height + gap), "white")
+    draw = ImageDraw.Draw(canvas)
+    x = gap
+    for (title, image), (left, _, right, _), column in zip(panels, boxes, columns, strict=True):
+        draw.text((x + (column - (right - left)) / 2 - left, gap), title, (0, 0, 0), font)
+        left_edge = x + (column - image.width) // 2
+        canvas.paste(image.convert("RGB"), (left_edge, top))
+        # A grey frame in the gap: a light image's panel stays apart from the white page.
+        if gap > 0:
+            frame = (left_edge - 1, top - 1, left_edge + image.width, top + image.height)
+            draw.rectangle(frame, outline=PANEL_FRAME_COLOR)
+        x += column + gap
+    return canvas
 
 
 def draw_ground_truth_and_predictions(
@@ -174,19 +244,24 @@ def draw_ground_truth_and_predictions(
     score_threshold: float = 0.3,
     gap: int = 8,
 ) -> Image.Image:
-    """Ground truth (left) and predictions (right) of one image, side by side.
+    """Ground truth (left) and predictions (right) of one image, side by side, titled with
+    what each shows (``"ground truth: 3 boxes"``, ``"detections: 2 scoring >= 0.3"``) by
+    :func:`compose_panels`.
 
     Boxes are absolute xyxy pixels of ``image``; see :func:`draw_detections` for the rest.
 
     Returns:
-        An RGB image of size ``(2 * W + gap, H)``, the gap white.
+        An RGB image: the two ``W x H`` panels under their titles, ``gap`` white pixels
+        between and around them.
     """
     left = draw_detections(image, gt_boxes, gt_labels, None, class_names)
     right = draw_detections(
         image, pred_boxes, pred_labels, pred_scores, class_names, score_threshold=score_threshold
     )
-    w, h = left.size
-    canvas = Image.new("RGB", (2 * w + gap, h), (255, 255, 255))
-    canvas.paste(left, (0, 0))
-    canvas.paste(right, (w + gap, 0))
-    return canvas
+    num_boxes = len(as_array(gt_labels, np.int64, ()))
+    shown = int((as_array(pred_scores, np.float64, ()) >= score_threshold).sum())
+    titles = (
+        f"ground truth: {num_boxes} boxes",
+        f"detections: {shown} scoring >= {score_threshold:g}",
+    )
+    return compose_panels(list(zip(titles, (left, right), strict=True)), gap=gap)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -146,10 +147,34 @@ def _plot_eval(ax: Axes, records: list[dict[str, Any]]) -> None:
     ax.legend(fontsize="small")
 
 
+# matplotlib's warning for a character its font lacks (drawn as a box), once per character.
+_MISSING_GLYPH = re.compile(r"Glyph (\d+) .*missing from font")
+
+
 def save_figure(figure: Figure, output_png: str | Path) -> Path:
-    """Render ``figure`` (at its own dpi) with Agg and write it as PNG atomically."""
+    """Render ``figure`` (at its own dpi) with Agg and write it as PNG atomically.
+
+    Characters the font lacks (class names in CJK scripts, say) are drawn as boxes, with one
+    logged warning naming them instead of matplotlib's warning per character and figure.
+    """
     canvas = FigureCanvasAgg(figure)
-    return atomic_write(output_png, lambda tmp: canvas.print_png(str(tmp), metadata=None))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = atomic_write(output_png, lambda tmp: canvas.print_png(str(tmp), metadata=None))
+    missing: list[str] = []
+    for warning in caught:
+        match = _MISSING_GLYPH.search(str(warning.message))
+        if match is None:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+        elif chr(int(match.group(1))) not in missing:
+            missing.append(chr(int(match.group(1))))
+    if missing:
+        logger.warning(
+            "%s: the plot font has no glyph for %s; drawn as boxes", path, " ".join(missing)
+        )
+    return path
 
 
 def plot_training_curves(metrics_jsonl: str | Path, output_png: str | Path) -> Path:

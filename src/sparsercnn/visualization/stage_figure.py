@@ -9,7 +9,6 @@ image drawn on.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,11 +19,16 @@ from sparsercnn.visualization.draw import (
     ArrayLike,
     as_array,
     class_color,
+    compose_panels,
+    contrasting_color,
     draw_detections,
-    label_font,
 )
 
+# The proposals' colour on dark images; on light ones they are black (contrasting_color).
 PROPOSAL_COLOR = (255, 255, 255)
+
+# Panels of smaller images are enlarged to this longest side: captions and titles stay legible.
+MIN_PANEL_SIDE = 256
 
 
 @dataclass
@@ -133,44 +137,17 @@ def draw_trajectories(
     return Image.alpha_composite(canvas, overlay).convert("RGB")
 
 
-def compose_panels(
-    panels: Sequence[tuple[str, Image.Image]], gap: int = 8, font_size: int | None = None
-) -> Image.Image:
-    """Lay titled panels out in one row on white, each title centred above its panel.
-
-    Args:
-        panels: ``(title, image)`` pairs, left to right; images may differ in size.
-        gap: white pixels between panels and around the row.
-        font_size: title size; default scales with the tallest panel.
-
-    Returns:
-        One RGB image.
-    """
-    if not panels:
-        raise ValueError("compose_panels needs at least one panel")
-    height = max(image.height for _, image in panels)
-    font = label_font(font_size if font_size is not None else max(12, round(height / 25)))
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    boxes = [measure.textbbox((0, 0), title, font=font) for title, _ in panels]  # (l, t, r, b)
-    # Each column is as wide as its image or its title, whichever is wider.
-    widths = [math.ceil(box[2] - box[0]) for box in boxes]
-    columns = [max(image.width, w) for (_, image), w in zip(panels, widths, strict=True)]
-    top = gap + math.ceil(max(box[3] for box in boxes)) + gap
-    canvas = Image.new("RGB", (gap + sum(c + gap for c in columns), top + height + gap), "white")
-    draw = ImageDraw.Draw(canvas)
-    x = gap
-    for (title, image), (left, _, right, _), column in zip(panels, boxes, columns, strict=True):
-        draw.text((x + (column - (right - left)) / 2 - left, gap), title, (0, 0, 0), font)
-        canvas.paste(image.convert("RGB"), (x + (column - image.width) // 2, top))
-        x += column + gap
-    return canvas
-
-
 def _fit(image: Image.Image, max_side: int | None) -> tuple[Image.Image, float]:
-    """``image`` scaled so that its longer side is at most ``max_side``, and the scale."""
-    if max_side is None or max(image.size) <= max_side:
+    """``image`` scaled so that its longer side is at most ``max_side``, and at least
+    :data:`MIN_PANEL_SIDE` (or ``max_side`` if less), and the scale; ``max_side=None``: as it
+    is."""
+    if max_side is None:
         return image, 1.0
-    scale = max_side / max(image.size)
+    longest = max(image.size)
+    target = min(max(longest, MIN_PANEL_SIDE), max_side)
+    if target == longest:
+        return image, 1.0
+    scale = target / longest
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     return image.resize(size, Image.Resampling.BILINEAR), scale
 
@@ -194,10 +171,12 @@ def draw_stage_figure(
         proposal_boxes: ``(N, 4)`` the learned proposals, all drawn.
         stages: the stages to show, left to right.
         class_names: name of every contiguous label (captions).
-        trajectories: when given, a last panel draws them (see :func:`draw_trajectories`).
+        trajectories: when given, a last panel draws them (see :func:`draw_trajectories`),
+            each last box captioned with its class name.
         score_threshold: stage detections scoring below are not drawn.
-        max_panel_side: panels are downscaled so their longer side is at most this (``None``:
-            full size); boxes are scaled with them.
+        max_panel_side: panels are downscaled so their longer side is at most this, and
+            smaller images enlarged to :data:`MIN_PANEL_SIDE` (at most this); ``None``: the
+            image's own size. Boxes are scaled with them.
         image_size: ``(h, w)`` of the image the boxes are in (default: ``image``'s size).
 
     Returns:
@@ -207,7 +186,10 @@ def draw_stage_figure(
     if image_size is not None:  # from the boxes' pixels to the panels'
         scale *= image.width / image_size[1]
     proposals = as_array(proposal_boxes, np.float64, (4,)) * scale
-    panels = [(f"{len(proposals)} learned proposals", draw_proposals(base, proposals))]
+    # White outlines vanish on a light image, black ones on a dark image.
+    average = np.asarray(base, dtype=np.float64).reshape(-1, 3).mean(axis=0)
+    outline = contrasting_color(average.tolist())
+    panels = [(f"{len(proposals)} learned proposals", draw_proposals(base, proposals, outline))]
     for stage in stages:
         drawing = draw_detections(
             base,
@@ -217,10 +199,15 @@ def draw_stage_figure(
             class_names,
             score_threshold=score_threshold,
         )
-        panels.append((stage.title, drawing))
+        shown = int((as_array(stage.scores, np.float64, ()) >= score_threshold).sum())
+        panels.append((f"{stage.title}: {shown} scoring >= {score_threshold:g}", drawing))
     if trajectories is not None:
         tracks = as_array(trajectories.boxes, np.float64, (4,)) * scale  # (K * S, 4)
         labels = as_array(trajectories.labels, np.int64, ())
-        title = f"trajectories of {len(labels)} detections"
-        panels.append((title, draw_trajectories(base, tracks, labels)))
+        # One track per slot: a slot scoring for two classes is one track, two detections.
+        title = f"trajectories of {len(labels)} slots scoring >= {score_threshold:g}"
+        drawing = draw_trajectories(base, tracks, labels)
+        # The class of each track (its colour's legend), captioned on its last box.
+        last = tracks.reshape(len(labels), -1, 4)[:, -1] if len(labels) else tracks
+        panels.append((title, draw_detections(drawing, last, labels, None, class_names)))
     return compose_panels(panels)
