@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,9 @@ from typing import Any
 import pytest
 import torch
 from PIL import Image
+from starlette.datastructures import UploadFile
 
+from sparsercnn.data.image_io import DecodedImage
 from sparsercnn.data.transforms import build_test_transform
 from sparsercnn.diagnostics.stage_boxes import compute_stage_boxes
 from sparsercnn.model import build_postprocessor
@@ -22,6 +26,7 @@ from sparsercnn.model_file import load_model_file
 from sparsercnn.ops.boxes import box_xyxy_to_xywh
 from sparsercnn.predictor import Predictor
 from sparsercnn.serving import Limits, create_app
+from sparsercnn.serving.schemas import detections_of
 from tests.serving.conftest import MakeClient, TestClient, decoded, encoded_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -210,18 +215,132 @@ def test_model_health_page_static_and_docs(client: TestClient) -> None:
     assert model["precision"] == "fp32" and model["version"] and model["cuda_graphs"] is False
     assert model["max_images"] == 3 and model["max_batch_images"] == 4
     health = client.get("/health").json()
-    assert health["status"] == "ok" and health["queued"] == 0
+    assert health["status"] == "ok" and health["queued"] == health["queued_images"] == 0
     page = client.get("/")
     assert page.status_code == 200 and 'id="canvas"' in page.text
     assert "/static/app.js" in page.text and "cdn" not in page.text.lower()
     for name in ("app.js", "style.css"):
         assert client.get(f"/static/{name}").status_code == 200
-    assert client.get("/docs").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     content = paths["/v1/detect"]["post"]["requestBody"]["content"]
     assert set(content) == {"multipart/form-data", "application/json"}
     assert "stages" in content["multipart/form-data"]["schema"]["properties"]
     assert "/v1/stages" in paths and "/health" in paths and "/v1/model" in paths
+
+
+def test_the_api_docs_load_nothing_from_the_network(client: TestClient) -> None:
+    """The target machines are offline: FastAPI's own pages load Swagger UI and ReDoc from a
+    CDN and were blank there. Every URL of /docs is the server's, and each answers; /redoc,
+    whose bundle fetches its logo from its CDN, is not served."""
+    response = client.get("/docs")
+    assert response.status_code == 200, response.text
+    html = response.text
+    assert "/openapi.json" in html
+    assert not re.findall(r"(?:https?:)?//[\w.-]+", html), "an external URL in the page"
+    assets = re.findall(r"""['"](/docs-assets/[\w.-]+)['"]""", html)
+    assert {"/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"} <= set(assets)
+    assert all(client.get(url).status_code == 200 for url in assets)
+    assert '"validatorUrl": null' in html  # no badge fetched from validator.swagger.io
+    assert client.get("/redoc").status_code == 404
+
+
+def test_a_queued_request_holds_its_images_at_the_models_input_size(
+    make_client: MakeClient, model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1600x1200 PNG (5.8 MB decoded) waits for its batch as the 160x120 image the model
+    reads (58 kB), with its full size; a smaller image than the input stays as it is. The
+    detections are the full image's, in its pixels, to the last digit."""
+    client = make_client(max_batch_images=4, max_wait_ms=5)
+    batcher = client.app.state.service.batcher  # type: ignore[attr-defined]
+    queued: list[DecodedImage] = []
+    submit = batcher.submit
+
+    def spy(images: list[DecodedImage], num_stages: int | None) -> Any:
+        queued.extend(images)
+        return submit(images, num_stages)
+
+    monkeypatch.setattr(batcher, "submit", spy)
+    large = encoded_image(1600, 1200, seed=4)
+    response = client.post("/v1/detect", files=files(large, PNG))
+    assert response.status_code == 200, response.text
+    assert [(q.image.size, q.full_size) for q in queued] == [
+        ((160, 120), (1200, 1600)),
+        ((128, 96), (96, 128)),
+    ]
+    body = response.json()
+    assert [(i["width"], i["height"]) for i in body["images"]] == [(1600, 1200), (128, 96)]
+    predictor = Predictor.from_file(model_file, batch_size=4)
+    expected = predictor([decoded(large), decoded(PNG)])  # what the server answered before
+    for image, prediction in zip(body["images"], expected, strict=True):
+        assert image["detections"] == [
+            d.model_dump() for d in detections_of(prediction, predictor.categories)
+        ]
+    view = client.post("/v1/stages", files=files(large)).json()
+    assert (view["width"], view["height"]) == (1600, 1200)
+    stage_boxes = compute_stage_boxes(
+        predictor.model, predictor.postprocessor, predictor.transform, decoded(large)
+    )
+    torch.testing.assert_close(
+        torch.tensor(view["proposals"]),
+        stage_boxes.proposal_boxes.double().round(decimals=2).float(),
+        rtol=0,
+        atol=0,
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="lists open files by /proc")
+def test_a_queued_request_holds_no_temporary_file_of_its_upload(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Multipart parts past 1 MB are spooled to temporary files; they are closed once read,
+    not when the answer is sent after the queue."""
+    client = make_client()
+    batcher = client.app.state.service.batcher  # type: ignore[attr-defined]
+    submit, open_at_submit = batcher.submit, []
+
+    def deleted_files() -> set[str]:  # temporary files: pytest's capture ones among them
+        targets = set()
+        for fd in Path("/proc/self/fd").iterdir():
+            with contextlib.suppress(OSError):  # closed meanwhile (the listing's own fd)
+                targets.add(str(fd.readlink()))
+        return {target for target in targets if target.endswith("(deleted)")}
+
+    def spy(images: list[DecodedImage], num_stages: int | None) -> Any:
+        open_at_submit.extend(deleted_files() - before)
+        return submit(images, num_stages)
+
+    monkeypatch.setattr(batcher, "submit", spy)
+    large = encoded_image(800, 700, seed=5)
+    assert len(large) > 1024 * 1024
+    before = deleted_files()
+    response = client.post("/v1/detect", files=files(large, large))
+    assert response.status_code == 200, response.text
+    assert open_at_submit == []
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        ([encoded_image(200, 190)], "images[0] (image0.png) is 102747 bytes, more than the limit"),
+        ([PNG] * 4, "4 images in one request, more than the limit of 3"),
+    ],
+)
+def test_multipart_files_over_a_limit_are_refused_before_they_are_read(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, images: list[bytes], message: str
+) -> None:
+    """A file over --max-image-bytes, or one image too many, is not read into memory first."""
+    reads: list[str | None] = []
+    read = UploadFile.read
+
+    async def counted(self: UploadFile, size: int = -1) -> bytes:
+        reads.append(self.filename)
+        return await read(self, size)
+
+    monkeypatch.setattr(UploadFile, "read", counted)
+    response = client.post("/v1/detect", files=files(*images))
+    assert response.status_code == 413, response.text
+    assert response.json()["error"].startswith(message)
+    assert reads == []
 
 
 def _solid_png(width: int, height: int, mode: str = "RGB") -> bytes:

@@ -4,6 +4,7 @@ batched by padded size and get the detections they get one by one."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,8 +16,9 @@ from PIL import Image
 
 from sparsercnn.predictor import Prediction
 from sparsercnn.serving import Limits
+from sparsercnn.serving import app as app_module
 from sparsercnn.serving.batching import RequestBatcher
-from sparsercnn.serving.errors import BatcherClosed
+from sparsercnn.serving.errors import BatcherClosed, BatcherFull
 from sparsercnn.structures import padded_size
 from tests.serving.conftest import MakeClient, encoded_image
 from tests.serving.test_api import assert_same, files
@@ -161,6 +163,91 @@ def test_close_fails_queued_jobs() -> None:
         queued.result(5)
     with pytest.raises(BatcherClosed, match="closed"):
         batcher.submit(_images(3), None)
+
+
+def test_a_job_past_the_queue_limit_is_refused_at_once() -> None:
+    """At most ``max_queued_images`` images wait (the running batch aside); a job larger than
+    the limit still runs when nothing waits."""
+    model = FakeModel()
+    model.gate.clear()
+    batcher = RequestBatcher(model, max_batch_images=1, max_wait_ms=0, max_queued_images=3)
+    try:
+        running = batcher.submit(_images(1), None)
+        time.sleep(0.05)
+        queued = [batcher.submit(_images(2, 3), None), batcher.submit(_images(4), None)]
+        assert (batcher.queued, batcher.queued_images) == (2, 3)
+        with pytest.raises(BatcherFull, match=r"holds 3 of at most 3 images .* request's 1$"):
+            batcher.submit(_images(5), None)
+        with pytest.raises(BatcherFull, match="--max-queued-images"):
+            batcher.check_room(1)
+        batcher.check_room(0)
+        model.gate.set()
+        for future in (running, *queued):
+            future.result(5)
+        large = batcher.submit(_images(6, 7, 8, 9, 10), None)
+        assert len(large.result(5).predictions) == 5
+    finally:
+        model.gate.set()
+        batcher.close()
+
+
+def test_through_the_app_a_request_past_the_queue_limit_gets_503(
+    make_client: MakeClient,
+) -> None:
+    client = make_client(max_batch_images=1, max_wait_ms=0, max_queued_images=1)
+    assert client.get("/v1/model").json()["max_queued_images"] == 1
+    batcher = client.app.state.service.batcher  # type: ignore[attr-defined]
+    detect, gate = batcher.detect, threading.Event()
+
+    def blocked(images: Any, num_stages: int | None) -> Any:
+        gate.wait(10)
+        return detect(images, num_stages)
+
+    batcher.detect = blocked
+    image = files(encoded_image(64, 48))
+    with ThreadPoolExecutor(2) as pool:
+        # One request runs (blocked) or waits, the other waits: the queue holds one image.
+        first = [pool.submit(client.post, "/v1/detect", files=image) for _ in range(2)]
+        deadline = time.monotonic() + 10
+        while client.get("/health").json()["queued_images"] != 1:
+            time.sleep(0.02)
+            if time.monotonic() > deadline:
+                gate.set()
+                pytest.fail("no request queued")
+        busy = client.post("/v1/detect", files=image)
+        gate.set()
+        assert [f.result(10).status_code for f in first] == [200, 200]
+    assert busy.status_code == 503, busy.text
+    assert "the server is busy: its queue holds 1 of at most 1 images" in busy.json()["error"]
+    assert client.post("/v1/detect", files=image).status_code == 200
+
+
+def test_concurrent_requests_decode_one_image_per_core_at_a_time(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each decode holds a full-size image (120 MB at the default pixel limit): at most one per
+    core at once, whatever the number of requests (Starlette's pool has 40 threads)."""
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    client = make_client(max_wait_ms=0)
+    running, most, lock = 0, 0, threading.Lock()
+    decode = app_module.decode_upload
+
+    def counting(*args: Any) -> Any:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return decode(*args)
+
+    monkeypatch.setattr(app_module, "decode_upload", counting)
+    image = files(encoded_image(64, 48))
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: client.post("/v1/detect", files=image), range(6)))
+    assert [a.status_code for a in answers] == [200] * 6
+    assert most == 2
 
 
 def test_a_failing_job_does_not_fail_the_other_jobs_of_its_batch() -> None:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from sparsercnn.cli.main import main
+from sparsercnn.serving.service import DEFAULT_MAX_QUEUED_IMAGES
 from tests.serving.conftest import encoded_image
 
 
@@ -26,15 +27,23 @@ def test_real_server_answers_every_route(served: str) -> None:
     assert bad.status_code == 400 and "images[0] (a.png)" in bad.json()["error"]
     stages = httpx.post(f"{served}/v1/stages", files=[("images", ("a.png", image, "image/png"))])
     assert len(stages.json()["stages"]) == 2
+    docs = httpx.get(f"{served}/docs").text
+    assert "/docs-assets/swagger-ui-bundle.js" in docs and "cdn" not in docs
+    assert httpx.get(f"{served}/docs-assets/swagger-ui-bundle.js").status_code == 200
 
 
+@pytest.mark.parametrize("module", ["uvicorn", "fastapi_offline"])
 def test_missing_extra_is_one_line_naming_the_install(
-    model_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    model_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    module: str,
 ) -> None:
-    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn now raises ImportError
-    assert main(["serve", "--model", str(model_file)]) == 2
+    monkeypatch.setitem(sys.modules, module, None)  # importing it now raises ImportError
+    assert main(["serve", "--model", str(model_file), "--port", "0"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "pip install 'sparsercnn[serve]'" in lines[0]
+    assert module in lines[0]
 
 
 def test_bad_model_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -84,3 +93,5 @@ def test_help_gives_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     for default in ("(default 8;", "(ms, default 10)", "(default 16)", "(default 127.0.0.1)"):
         assert default in text
     assert "(default 8000; 0: any free port)" in text
+    # The CLI cannot import the service's default (it imports FastAPI): the two agree.
+    assert f"gets 503 at once (default {DEFAULT_MAX_QUEUED_IMAGES})" in text

@@ -142,3 +142,29 @@ def test_page_draws_detections_and_every_stage(served: str, tmp_path: Path) -> N
     print(f"screenshot of the page: {screenshot}")
     assert screenshot.stat().st_size > 10_000
     assert os.access(screenshot, os.R_OK)
+
+
+def test_api_docs_render_with_no_network(served: str) -> None:
+    """Every request to another host is refused, as on the offline machines: the API docs still
+    render the endpoints (FastAPI's own pages fetch their scripts from a CDN)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            outside: list[str] = []
+
+            def refuse_other_hosts(route: Any) -> None:
+                if route.request.url.startswith(served):
+                    route.continue_()
+                else:
+                    outside.append(route.request.url)
+                    route.abort()
+
+            page.route("**/*", refuse_other_hosts)
+            page.goto(served + "/docs")
+            page.wait_for_selector(".opblock", timeout=20_000)
+            assert "/v1/detect" in page.inner_text("body")
+            assert not outside, outside
+        finally:
+            browser.close()

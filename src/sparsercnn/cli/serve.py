@@ -54,6 +54,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="how long a batch waits for more requests after its first (ms, default %(default)s)",
     )
     parser.add_argument(
+        "--max-queued-images",
+        type=int_at_least(1),
+        default=128,  # sparsercnn.serving.service.DEFAULT_MAX_QUEUED_IMAGES (imports FastAPI)
+        help="most images waiting for the model, each held at the model's input size; a "
+        "request past it gets 503 at once (default %(default)s)",
+    )
+    parser.add_argument(
         "--max-images",
         type=int_at_least(1),
         default=16,
@@ -112,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
             limits=limits,
             max_batch_images=args.max_batch,
             max_wait_ms=args.max_wait_ms,
+            max_queued_images=args.max_queued_images,
         )
         port = listening.getsockname()[1]
         host = f"[{args.host}]" if ":" in args.host else args.host

@@ -3,13 +3,15 @@
 Routes: ``POST /v1/detect`` (detections of one or several images, batched with concurrent
 requests), ``POST /v1/stages`` (the proposals and every stage's detections of one image, for the
 page), ``GET /v1/model``, ``GET /health``, the page at ``/`` with its files under ``/static``,
-and FastAPI's ``/docs``. Decoding runs in the thread pool and the model on the batcher's thread,
-so the event loop only parses and answers.
+and the API docs at ``/docs`` (:mod:`~sparsercnn.serving.docs`, offline).
+Decoding runs in worker threads (one per core) and the model on the batcher's thread, so the
+event loop only parses and answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,11 +19,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 
 from sparsercnn import __version__
 from sparsercnn.data.image_io import DecodedImage
@@ -29,6 +32,7 @@ from sparsercnn.diagnostics.stage_boxes import StageBoxes
 from sparsercnn.model.inference import Precision
 from sparsercnn.predictor import prediction_from_detections
 from sparsercnn.serving.batching import RequestBatcher
+from sparsercnn.serving.docs import add_docs
 from sparsercnn.serving.errors import ApiError, install_error_handlers
 from sparsercnn.serving.limits import BodySizeLimit, Limits
 from sparsercnn.serving.request_parsing import (
@@ -51,8 +55,8 @@ from sparsercnn.serving.schemas import (
     detections_of,
     limit_prediction,
 )
-from sparsercnn.serving.service import DetectionService
-from sparsercnn.serving.uploads import decode_upload
+from sparsercnn.serving.service import DEFAULT_MAX_QUEUED_IMAGES, DetectionService
+from sparsercnn.serving.uploads import at_input_size, decode_upload
 
 STATIC_PACKAGE = ("sparsercnn.serving", "static")
 # The error answers of the image endpoints, in the OpenAPI schema.
@@ -63,7 +67,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (413, "over --max-images, --max-image-bytes, --max-image-pixels or the body size"),
         (415, "neither multipart/form-data nor application/json"),
         (500, "the model failed on this request"),
-        (503, "the server is shutting down"),
+        (503, "the server is shutting down, or busy: over --max-queued-images images wait"),
     )
 }
 
@@ -78,6 +82,7 @@ def create_app(
     limits: Limits | None = None,
     max_batch_images: int = 8,
     max_wait_ms: float = 10.0,
+    max_queued_images: int = DEFAULT_MAX_QUEUED_IMAGES,
 ) -> FastAPI:
     """The detection server of a model file (loaded now; the batcher starts with the app).
 
@@ -92,6 +97,8 @@ def create_app(
         limits: per-request limits (default :class:`Limits`).
         max_batch_images: most images per batch (1 turns batching off).
         max_wait_ms: how long a batch waits for more requests after its first.
+        max_queued_images: most images waiting for the model; a request past it is answered
+            503 at once.
 
     Raises:
         FileNotFoundError, ValueError: a model file is missing or unreadable.
@@ -105,10 +112,15 @@ def create_app(
         limits=limits,
         max_batch_images=max_batch_images,
         max_wait_ms=max_wait_ms,
+        max_queued_images=max_queued_images,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Decoding is CPU-bound and holds a full-size image until it is shrunk: one decode per
+        # core at a time, not one per thread of Starlette's pool (40 of 120 MB at the default
+        # --max-image-pixels).
+        app.state.decode_limiter = anyio.CapacityLimiter(os.cpu_count() or 1)
         service.start()
         try:
             yield
@@ -121,7 +133,10 @@ def create_app(
         description="Sparse R-CNN object detection: detections, every refinement stage, and a "
         "page at / that draws them.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    add_docs(app)
     app.state.service = service
     app.add_middleware(BodySizeLimit, max_bytes=service.limits.max_body_bytes)
     install_error_handlers(app)
@@ -148,6 +163,7 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
             images=stats.images,
             largest_batch=stats.largest,
             queued=batcher.queued,
+            queued_images=batcher.queued_images,
         )
 
     @app.get("/v1/model", response_model=ModelInfo)
@@ -163,26 +179,29 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
     async def detect(request: Request) -> DetectResponse:
         """Detect objects in one or several images (at most the server's ``--max-images``)."""
         start = time.perf_counter()
-        uploads, options = await read_image_request(request, DetectOptions, limits.max_images)
+        uploads, options = await read_image_request(
+            request, DetectOptions, limits.max_images, limits.max_image_bytes
+        )
         _check_stages(options.stages, service.num_stages)
         read = time.perf_counter()
-        images = await _decode(uploads, limits, service)
+        _batcher(service).check_room(len(uploads))  # before decoding: submit checks it again
+        names = [upload.name for upload in uploads]
+        images = await _decode(uploads, limits, service, app.state.decode_limiter)
+        del uploads  # the encoded files: a queued request holds its images at input size alone
         decoded = time.perf_counter()
         future = _batcher(service).submit(images, options.stages)
         result = await asyncio.wrap_future(future)
         return DetectResponse(
             images=[
                 ImageDetections(
-                    name=upload.name,
+                    name=name,
                     width=image.full_size[1],
                     height=image.full_size[0],
                     detections=detections_of(
                         limit_prediction(prediction, options), service.categories
                     ),
                 )
-                for upload, image, prediction in zip(
-                    uploads, images, result.predictions, strict=True
-                )
+                for name, image, prediction in zip(names, images, result.predictions, strict=True)
             ],
             stages=options.stages or service.num_stages,
             timing=Timing(
@@ -203,8 +222,11 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
     async def stages(request: Request) -> StageView:
         """The learned proposals and every stage's detections of one image (one forward pass):
         the refinement figure of the paper, drawn by the page at ``/``."""
-        uploads, _ = await read_image_request(request, StagesOptions, max_images=1)
-        (image,) = await _decode(uploads, limits, service)
+        uploads, _ = await read_image_request(request, StagesOptions, 1, limits.max_image_bytes)
+        name = uploads[0].name
+        _batcher(service)  # the app runs with its lifespan
+        (image,) = await _decode(uploads, limits, service, app.state.decode_limiter)
+        del uploads  # as in /v1/detect
 
         def run() -> tuple[StageBoxes, float]:
             # Timed on the worker: the wait for batches queued before it is not inference.
@@ -214,14 +236,14 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
         result, inference_ms = await asyncio.wrap_future(_batcher(service).call(run))
         size = image.full_size
         return StageView(
-            name=uploads[0].name,
+            name=name,
             width=size[1],
             height=size[0],
             num_stages=result.num_stages,
             proposals=result.proposal_boxes.double().round(decimals=2).tolist(),
             stages=[
                 detections_of(
-                    prediction_from_detections(d, service.categories, size, uploads[0].name),
+                    prediction_from_detections(d, service.categories, size, name),
                     service.categories,
                 )
                 for d in result.detections
@@ -246,15 +268,25 @@ def _check_stages(stages: int | None, num_stages: int) -> None:
 
 
 async def _decode(
-    uploads: list[UploadedImage], limits: Limits, service: DetectionService
+    uploads: list[UploadedImage],
+    limits: Limits,
+    service: DetectionService,
+    limiter: anyio.CapacityLimiter,
 ) -> list[DecodedImage]:
-    """Decode every upload in the thread pool (Pillow releases the GIL while decoding), a large
-    JPEG at the reduced scale the model's resize allows, as ``predict`` decodes a file."""
-    at_least = service.predictor.transform.source_size
-    return [
-        await run_in_threadpool(decode_upload, u.data, u.field, limits, u.file_name, at_least)
-        for u in uploads
-    ]
+    """Decode every upload in a worker thread, at most one per core across requests (``limiter``;
+    Pillow releases the GIL while decoding), a large
+    JPEG at the reduced scale the model's resize allows, as ``predict`` decodes a file, and
+    shrink it to the model's input size (:func:`at_input_size`: the same pixels reach the
+    model, and a queued request holds no more than them)."""
+    transform = service.predictor.transform
+
+    def decode(upload: UploadedImage) -> DecodedImage:
+        decoded = decode_upload(
+            upload.data, upload.field, limits, upload.file_name, transform.source_size
+        )
+        return at_input_size(decoded, transform)
+
+    return [await anyio.to_thread.run_sync(decode, upload, limiter=limiter) for upload in uploads]
 
 
 def _ms(seconds: float) -> float:

@@ -9,7 +9,9 @@ forward passes of at most ``max_batch_images`` images of one padded size, so an 
 detections do not depend on the requests it was batched with. When a batch of several jobs
 fails, each job is run again alone, so that only the jobs that fail on their own get the error.
 Other work that needs the model (the stage view) goes through :meth:`~RequestBatcher.call`, run
-alone between batches.
+alone between batches. The queue holds at most ``max_queued_images`` images: past it, a job is
+refused at once (:class:`~sparsercnn.serving.errors.BatcherFull`), so that a burst of requests
+cannot hold the server's memory without bound.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sparsercnn.predictor import ImageInput, Prediction
-from sparsercnn.serving.errors import BatcherClosed
+from sparsercnn.serving.errors import BatcherClosed, BatcherFull
 
 logger = logging.getLogger(__name__)
 
@@ -79,18 +81,28 @@ class RequestBatcher:
             runs alone).
         max_wait_ms: stop gathering this long after taking the first job (0: take only what
             is already queued).
+        max_queued_images: most images waiting in the queue (None: no limit); a job that would
+            pass it is refused, unless the queue holds no image.
     """
 
     def __init__(
-        self, detect: DetectFunction, *, max_batch_images: int, max_wait_ms: float
+        self,
+        detect: DetectFunction,
+        *,
+        max_batch_images: int,
+        max_wait_ms: float,
+        max_queued_images: int | None = None,
     ) -> None:
         if max_batch_images < 1:
             raise ValueError(f"max_batch_images must be >= 1, got {max_batch_images}")
         if max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
+        if max_queued_images is not None and max_queued_images < 1:
+            raise ValueError(f"max_queued_images must be >= 1, got {max_queued_images}")
         self.detect = detect
         self.max_batch_images = max_batch_images
         self.max_wait_ms = max_wait_ms
+        self.max_queued_images = max_queued_images
         self.stats = BatchStats()
         self._jobs: deque[_Job] = deque()
         self._condition = threading.Condition()
@@ -99,8 +111,19 @@ class RequestBatcher:
         self._thread.start()
 
     def submit(self, images: Sequence[ImageInput], num_stages: int | None) -> Future[BatchResult]:
-        """Queue ``images`` for detection with the first ``num_stages`` stages (None: all)."""
+        """Queue ``images`` for detection with the first ``num_stages`` stages (None: all).
+
+        Raises:
+            BatcherClosed: the batcher is closed.
+            BatcherFull: the queue has no room for ``images`` (see :meth:`check_room`).
+        """
         return self._put(_Job(images=images, num_stages=num_stages, future=Future()))
+
+    def check_room(self, count: int) -> None:
+        """Raise :class:`BatcherFull` when ``count`` more images would pass
+        ``max_queued_images`` (a route checks this before decoding, :meth:`submit` again)."""
+        with self._condition:
+            self._check_room(count)
 
     def call(self, task: Callable[[], T]) -> Future[T]:
         """Run ``task`` on the worker thread, alone, after the jobs queued before it."""
@@ -111,6 +134,12 @@ class RequestBatcher:
         """Jobs waiting for the worker."""
         with self._condition:
             return len(self._jobs)
+
+    @property
+    def queued_images(self) -> int:
+        """Images of the jobs waiting for the worker (what ``max_queued_images`` bounds)."""
+        with self._condition:
+            return self._queued_images()
 
     def close(self) -> None:
         """Stop the worker after its current batch; queued jobs fail with
@@ -125,10 +154,25 @@ class RequestBatcher:
                 job.future.set_exception(BatcherClosed("the server is shutting down"))
         self._thread.join()
 
+    def _check_room(self, count: int) -> None:
+        if self.max_queued_images is None or count == 0:
+            return
+        queued = self._queued_images()
+        if queued and queued + count > self.max_queued_images:
+            raise BatcherFull(
+                f"the server is busy: its queue holds {queued} of at most "
+                f"{self.max_queued_images} images (--max-queued-images), too many for this "
+                f"request's {count}"
+            )
+
+    def _queued_images(self) -> int:
+        return sum(len(job.images) for job in self._jobs)
+
     def _put(self, job: _Job) -> Future[Any]:
         with self._condition:
             if self._closed:
                 raise BatcherClosed("the batcher is closed: the server is shutting down")
+            self._check_room(len(job.images))
             self._jobs.append(job)
             self._condition.notify_all()
         return job.future

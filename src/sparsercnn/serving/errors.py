@@ -2,7 +2,8 @@
 
 Route code raises :class:`ApiError` for bad input (a 4xx status and a message naming the field
 and what to do); :func:`install_error_handlers` turns it, Starlette's own HTTP errors (unknown
-route, wrong method, unparsable multipart body), a shutdown (503) and unexpected failures into
+route, wrong method, unparsable multipart body), a shutdown or a full queue (503) and unexpected
+failures into
 that shape, so a client always gets JSON and the server keeps serving.
 """
 
@@ -41,6 +42,10 @@ class BatcherClosed(RuntimeError):
     """The request batcher was closed (the server is shutting down) before it ran a request."""
 
 
+class BatcherFull(RuntimeError):
+    """The request batcher's queue holds as many images as it may (the server is busy)."""
+
+
 def error_response(status: int, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "field": field}, status_code=status)
 
@@ -66,6 +71,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def shutting_down(request: Request, error: Exception) -> JSONResponse:
         return error_response(503, f"{error}; send the request again once the server is back")
 
+    async def busy(request: Request, error: Exception) -> JSONResponse:
+        return error_response(503, f"{error}; send the request again in a moment")
+
     async def http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
         return error_response(error.status_code, str(error.detail))
@@ -77,5 +85,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(BodyTooLarge, too_large)
     app.add_exception_handler(BatcherClosed, shutting_down)
+    app.add_exception_handler(BatcherFull, busy)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)

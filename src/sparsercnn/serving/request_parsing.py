@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from sparsercnn.serving.errors import ApiError, BodyTooLarge
-from sparsercnn.serving.uploads import decode_base64
+from sparsercnn.serving.uploads import check_file_size, decode_base64
 
 IMAGES_FIELD = "images"
 # Parts a multipart body may have (before our own count check names the limit).
@@ -45,7 +45,7 @@ class UploadedImage:
 
 
 async def read_image_request(
-    request: Request, options_model: type[Options], max_images: int
+    request: Request, options_model: type[Options], max_images: int, max_image_bytes: int
 ) -> tuple[list[UploadedImage], Options]:
     """The images and validated parameters of ``request``.
 
@@ -53,10 +53,13 @@ async def read_image_request(
         request: a ``multipart/form-data`` or ``application/json`` request.
         options_model: the endpoint's parameters (a pydantic model forbidding other names).
         max_images: most images allowed.
+        max_image_bytes: most bytes of one image file (multipart files over it are refused
+            before they are read into memory; :func:`decode_upload` checks every image).
 
     Raises:
         ApiError: 400 (malformed, unknown or repeated parameter, bad value, no image),
-            413 (more than ``max_images`` images), 415 (another content type).
+            413 (more than ``max_images`` images, or a file over ``max_image_bytes``),
+            415 (another content type).
     """
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if request.headers.get("content-length") == "0":
@@ -65,7 +68,7 @@ async def read_image_request(
     for name, value in request.query_params.multi_items():
         _put(values, name, value, "query string")
     if content_type == "multipart/form-data":
-        images = await _read_multipart(request, values, max_images)
+        images = await _read_multipart(request, values, max_images, max_image_bytes)
     elif content_type == "application/json":
         images = await _read_json(request, values, max_images)
     else:
@@ -99,7 +102,7 @@ def validate_options(options_model: type[Options], values: dict[str, Any]) -> Op
 
 
 async def _read_multipart(
-    request: Request, values: dict[str, Any], max_images: int
+    request: Request, values: dict[str, Any], max_images: int, max_image_bytes: int
 ) -> list[UploadedImage]:
     try:
         form = await request.form(max_files=max_images + MULTIPART_SLACK, max_fields=64)
@@ -117,6 +120,9 @@ async def _read_multipart(
                 IMAGES_FIELD,
             ) from None
         raise ApiError(400, f"the multipart body could not be parsed: {detail}") from None
+    # Counted and sized before any file is read into memory.
+    files = [v for n, v in form.multi_items() if n == IMAGES_FIELD and isinstance(v, UploadFile)]
+    _check_count(len(files), max_images)
     images: list[UploadedImage] = []
     for name, value in form.multi_items():
         if isinstance(value, UploadFile):
@@ -125,6 +131,8 @@ async def _read_multipart(
                     400, f"unknown file field {name!r}; send image files as {IMAGES_FIELD!r}", name
                 )
             field = f"{IMAGES_FIELD}[{len(images)}]"
+            if value.size is not None:
+                check_file_size(value.size, field, value.filename, max_image_bytes)
             data = await value.read()
             images.append(UploadedImage(value.filename or field, field, data, value.filename))
         elif name == IMAGES_FIELD:
@@ -136,13 +144,17 @@ async def _read_multipart(
             )
         else:
             _put(values, name, value, "form fields")
+    # The parts' temporary files (on disk past 1 MB) would stay until the answer, queue included.
+    await form.close()
     return images
 
 
 async def _read_json(
     request: Request, values: dict[str, Any], max_images: int
 ) -> list[UploadedImage]:
-    body = await request.body()
+    # Read without Request.body(), which would keep the body for the request's lifetime,
+    # queue included: only the decoded images need to stay.
+    body = b"".join([chunk async for chunk in request.stream()])
     if not body.strip():
         raise ApiError(400, f"request body is empty; {_how_to_send()}")
     try:

@@ -85,7 +85,9 @@ class Detection(BaseModel):
 
 
 class Timing(BaseModel):
-    decode_ms: float = Field(description="decoding this request's images")
+    decode_ms: float = Field(
+        description="decoding this request's images and resizing them to the model's input size"
+    )
     queue_ms: float = Field(description="waiting for a batch to start")
     inference_ms: float = Field(description="the batch's model run (all its images)")
     total_ms: float = Field(description="from receiving the request to answering it")
@@ -149,6 +151,9 @@ class ModelInfo(BaseModel):
         "per forward pass"
     )
     max_wait_ms: float
+    max_queued_images: int = Field(
+        description="most images waiting for the model; a request past it gets 503"
+    )
     max_images: int
     max_image_bytes: int
     max_image_pixels: int
@@ -163,6 +168,10 @@ class Health(BaseModel):
         "is one batch, run in forward passes of at most max_batch_images)"
     )
     queued: int = Field(description="requests waiting for the model")
+    queued_images: int = Field(
+        description="images of the requests waiting for the model (a request past "
+        "max_queued_images gets 503)"
+    )
 
 
 def detections_of(prediction: Prediction, categories: CategoryMap) -> list[Detection]:

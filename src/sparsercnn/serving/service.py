@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Images waiting for the model at most: 16 batches of the default 8. Each is held at the model's
+# input size (an 800x1333 model: at most 3.2 MB, 410 MB in all), except a JPEG decoded at a
+# reduced scale, held at that scale (1/2 to 1/8 of the file's size, at least twice the input's).
+DEFAULT_MAX_QUEUED_IMAGES = 128
+
 
 class DetectionService:
     """A loaded model behind a request batcher.
@@ -50,6 +55,8 @@ class DetectionService:
         limits: per-request limits (reported by :meth:`info`).
         max_batch_images: most images per batch (1: no batching).
         max_wait_ms: how long the batcher waits for more requests after the first.
+        max_queued_images: most images waiting for the model (see
+            :class:`~sparsercnn.serving.batching.RequestBatcher`).
 
     Raises:
         FileNotFoundError, ValueError: a file is missing or not a model of this package, or the
@@ -67,7 +74,10 @@ class DetectionService:
         limits: Limits | None = None,
         max_batch_images: int = 8,
         max_wait_ms: float = 10.0,
+        max_queued_images: int = DEFAULT_MAX_QUEUED_IMAGES,
     ) -> None:
+        if max_queued_images < 1:
+            raise ValueError(f"max_queued_images must be >= 1, got {max_queued_images}")
         self.model_file = Path(model_file)
         self.limits = limits or Limits()
         # Pillow refuses to open images of over twice its MAX_IMAGE_PIXELS (~179 M pixels) as
@@ -91,6 +101,7 @@ class DetectionService:
             self.onnx = _load_onnx(Path(onnx_file), max_batch_images, self.predictor)
         self.max_batch_images = max_batch_images
         self.max_wait_ms = max_wait_ms
+        self.max_queued_images = max_queued_images
         self.batcher: RequestBatcher | None = None
 
     @property
@@ -101,7 +112,10 @@ class DetectionService:
         """Start the batcher's worker thread (the one thread that runs the model)."""
         if self.batcher is None:
             self.batcher = RequestBatcher(
-                self.detect, max_batch_images=self.max_batch_images, max_wait_ms=self.max_wait_ms
+                self.detect,
+                max_batch_images=self.max_batch_images,
+                max_wait_ms=self.max_wait_ms,
+                max_queued_images=self.max_queued_images,
             )
         return self.batcher
 
@@ -158,6 +172,7 @@ class DetectionService:
             size_divisibility=self.predictor.size_divisibility,
             max_batch_images=self.max_batch_images,
             max_wait_ms=self.max_wait_ms,
+            max_queued_images=self.max_queued_images,
             max_images=self.limits.max_images,
             max_image_bytes=self.limits.max_image_bytes,
             max_image_pixels=self.limits.max_image_pixels,

@@ -4,7 +4,9 @@ The bytes go to a temporary file read by :func:`~sparsercnn.data.image_io.read_i
 (the pixel limit is checked on the header's size, before any pixel is decoded) and then
 :func:`~sparsercnn.data.image_io.decode_image` (a truncated file fails; EXIF orientation, mode
 conversion and a large JPEG's reduced scale as in ``predict`` and evaluation). Every failure is
-an :class:`~sparsercnn.serving.errors.ApiError` naming the field.
+an :class:`~sparsercnn.serving.errors.ApiError` naming the field. :func:`at_input_size` then
+shrinks the decoded image to the model's input size, so that a request waiting for its batch
+holds what the model reads of its images, not their full pixels.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from PIL import Image
 
 from sparsercnn.data.image_io import DecodedImage, ImageReadError, decode_image, read_image_header
+from sparsercnn.data.transforms import InferenceTransform
 from sparsercnn.serving.errors import ApiError
 from sparsercnn.serving.limits import Limits
 
@@ -47,16 +50,10 @@ def decode_upload(
     Raises:
         ApiError: 400 empty, not an image, truncated or damaged; 413 over a limit.
     """
-    label = f"{field} ({file_name})" if file_name else field
+    label = _label(field, file_name)
     if not data:
         raise ApiError(400, f"{label} is empty (0 bytes); send the image file's contents", field)
-    if len(data) > limits.max_image_bytes:
-        raise ApiError(
-            413,
-            f"{label} is {len(data)} bytes, more than the limit of {limits.max_image_bytes}; "
-            "send a smaller file",
-            field,
-        )
+    check_file_size(len(data), field, file_name, limits.max_image_bytes)
     with tempfile.NamedTemporaryFile(prefix="sparsercnn-upload-") as handle:
         handle.write(data)
         handle.flush()
@@ -94,6 +91,51 @@ def decode_upload(
                 "truncated or damaged; send the complete file",
                 field,
             ) from None
+
+
+def check_file_size(size: int, field: str, file_name: str | None, max_image_bytes: int) -> None:
+    """Refuse an image file of ``size`` bytes over ``max_image_bytes`` (``--max-image-bytes``).
+
+    Raises:
+        ApiError: 413 naming the field (and file name).
+    """
+    if size > max_image_bytes:
+        raise ApiError(
+            413,
+            f"{_label(field, file_name)} is {size} bytes, more than the limit of "
+            f"{max_image_bytes}; send a smaller file",
+            field,
+        )
+
+
+def _label(field: str, file_name: str | None) -> str:
+    return f"{field} ({file_name})" if file_name else field
+
+
+def at_input_size(decoded: DecodedImage, transform: InferenceTransform) -> DecodedImage:
+    """``decoded`` resized now as the predictor would resize it, when that makes it smaller.
+
+    The predictor resizes every input with ``transform`` (:meth:`InferenceTransform.image_tensor`:
+    :func:`~sparsercnn.data.transforms.resize_image` to :meth:`InferenceTransform.output_size`);
+    doing it here, at upload, lets a queued request hold its images at the model's input size
+    (a 7000x5000 PNG: 105 MB decoded, 58 kB for a 160-px model). The predictor's own resize of
+    the result is then a no-op, so the model gets the same pixels, and the detections reach the
+    upload's pixels as they did from the decoded image: by the ratio of sizes to ``full_size``,
+    or for a JPEG decoded at a reduced scale by its pixel map composed with the resize
+    (:meth:`~sparsercnn.data.image_io.DecodedImage.resized`), the very map the predictor
+    composes from the decoded image.
+
+    Kept as it is: an image the resize would not make smaller, and one whose resized size the
+    transform would resize again.
+    """
+    image = decoded.image
+    size = transform.output_size(image.height, image.width)
+    if size[0] * size[1] >= image.height * image.width:
+        return decoded
+    resized = decoded.resized(size)
+    if transform.output_size(resized.image.height, resized.image.width) != size:
+        return decoded  # the predictor would resize the resized image: keep what it resizes
+    return resized
 
 
 def decode_base64(text: str, field: str) -> bytes:
