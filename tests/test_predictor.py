@@ -334,3 +334,30 @@ def test_iteration_is_lazy_ordered_and_holds_one_decoded_image_at_a_time(
     sources = [p.source for p in predictor.iter_predictions(dataset.image_paths)]
     assert sources == [str(p) for p in dataset.image_paths]
     assert len(alive) == len(dataset.image_paths) and max(alive) == 1, alive
+
+
+def test_a_reduced_mirrored_jpeg_maps_detections_by_the_dct_grid(
+    model_file: Path, tmp_path: Path
+) -> None:
+    """A 1003-px-wide JPEG mirrored by EXIF (orientation 2), decoded reduced: its detections
+    are those of the decoded image mapped by the DCT grid (k x - overhang), not by the ratio
+    of sizes (see tests/data/test_image_io.py)."""
+    exif = Image.Exif()
+    exif[0x0112] = 2
+    path = tmp_path / "mirrored.jpg"
+    array = np.random.default_rng(3).integers(0, 256, (517, 1003, 3), dtype=np.uint8)
+    Image.fromarray(array).save(path, quality=90, exif=exif)
+    predictor = Predictor.from_file(model_file, batch_size=1)
+    decoded = decode_image(path, predictor.transform.source_size)
+    assert decoded.pixel_map is not None and decoded.pixel_map.offset_x < 0
+
+    (prediction,) = predictor(path)
+    (in_decoded_pixels,) = predictor(decoded.image)  # the same model input, its own pixels
+
+    assert prediction.image_size == (517, 1003)
+    scale, offset = decoded.pixel_map.scale_x, decoded.pixel_map.offset_x
+    expected = in_decoded_pixels.boxes * scale + torch.tensor([offset, 0.0, offset, 0.0])
+    expected = torch.minimum(expected.clamp(min=0), torch.tensor([1003.0, 517.0] * 2))
+    keep = (expected[:, 2] > expected[:, 0]) & (expected[:, 3] > expected[:, 1])
+    torch.testing.assert_close(prediction.boxes, expected[keep], rtol=0, atol=1e-3)
+    torch.testing.assert_close(prediction.scores, in_decoded_pixels.scores[keep])

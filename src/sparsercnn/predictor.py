@@ -40,7 +40,7 @@ from sparsercnn.model.postprocess import detections_to_cpu
 from sparsercnn.model_file import load_model_file
 from sparsercnn.paths import is_below
 from sparsercnn.runtime import retain_freed_memory
-from sparsercnn.structures import Detections, ModelOutput
+from sparsercnn.structures import Detections, ModelOutput, PixelMap
 from sparsercnn.visualization.draw import draw_detections, save_drawing
 
 logger = logging.getLogger(__name__)
@@ -172,9 +172,10 @@ def decode_input(image: ImageInput, transform: InferenceTransform) -> DecodedIma
     :meth:`~sparsercnn.data.transforms.InferenceTransform.source_size`: a large JPEG at 1/2 to
     1/8 of its size, as the evaluation dataset decodes it), a :class:`DecodedImage` as it is,
     any other input as :func:`to_pil` makes it. ``full_size`` is the ``(h, w)`` its detections
-    are given in."""
+    are given in, and its :meth:`~sparsercnn.data.image_io.DecodedImage.input_map` takes them
+    there from the model's input (or the ratio of sizes)."""
     if isinstance(image, DecodedImage):
-        return DecodedImage(to_rgb(image.image), image.full_size)
+        return image._replace(image=to_rgb(image.image))
     if isinstance(image, str | Path):
         return decode_image(image, transform.source_size)
     pil = to_pil(image)
@@ -256,6 +257,7 @@ class BatchPredictor:
     Subclasses set the attributes below and implement :meth:`_predict_batch`.
 
     Attributes:
+        config: the model's configuration.
         batch_size: most images per forward pass.
         transform: the model's test resize.
         size_divisibility: the model's padding multiple.
@@ -263,6 +265,7 @@ class BatchPredictor:
             do not depend on its batch companions.
     """
 
+    config: Config
     batch_size: int
     transform: InferenceTransform
     size_divisibility: int
@@ -302,11 +305,19 @@ class BatchPredictor:
 
     def _predict_window(self, items: list[tuple[ImageInput, str]]) -> list[Prediction]:
         resized: list[Tensor] = []
-        full_sizes: list[tuple[int, int]] = []
-        for image, source in items:
+        rescale_sizes: list[tuple[int, int]] = []
+        # Of the images whose boxes reach the full image by a pixel map (a reduced JPEG), as
+        # evaluation maps them (Batch.to_original).
+        pixel_maps: dict[int, tuple[PixelMap, tuple[int, int]]] = {}
+        for i, (image, source) in enumerate(items):
             decoded = _decode_named(image, source, self.transform)
-            resized.append(self.transform.image_tensor(decoded.image))
-            full_sizes.append(decoded.full_size)
+            tensor = self.transform.image_tensor(decoded.image)
+            input_size = (int(tensor.shape[1]), int(tensor.shape[2]))
+            resized.append(tensor)
+            rescale_sizes.append(decoded.rescale_size(input_size))
+            pixel_map = decoded.input_map(input_size)
+            if pixel_map is not None:
+                pixel_maps[i] = (pixel_map, decoded.full_size)
         groups = [list(range(len(items)))]
         if self.batch_invariant:
             sizes = [(int(t.shape[1]), int(t.shape[2])) for t in resized]
@@ -317,16 +328,26 @@ class BatchPredictor:
                 batch = group[begin : begin + self.batch_size]
                 results = self._predict_batch(
                     [resized[i] for i in batch],
-                    [full_sizes[i] for i in batch],
+                    [rescale_sizes[i] for i in batch],
                     [items[i][1] for i in batch],
                 )
                 predictions.update(zip(batch, results, strict=True))
+        for i, (pixel_map, full_size) in pixel_maps.items():
+            predictions[i] = map_to_full(predictions[i], pixel_map, full_size, self.clip_boxes)
         return [predictions[i] for i in range(len(items))]
+
+    @property
+    def clip_boxes(self) -> bool:
+        """Whether detections are clipped to their image (the model's ``clip_boxes``)."""
+        return self.config.model.clip_boxes
 
     def _predict_batch(
         self, images: list[Tensor], original_sizes: list[tuple[int, int]], sources: list[str]
     ) -> list[Prediction]:
-        """Predictions of resized ``(3, h, w)`` uint8 images, one per image, in order."""
+        """Predictions of resized ``(3, h, w)`` uint8 images, one per image, in order, boxes
+        rescaled by the ratio of sizes to ``original_sizes``: each image's
+        :meth:`~sparsercnn.data.image_io.DecodedImage.rescale_size` (for a reduced JPEG its
+        input size; the caller then maps the boxes to the full image)."""
         raise NotImplementedError
 
 
@@ -454,6 +475,27 @@ def prediction_from_detections(
         category_ids=[categories.category_ids[i] for i in labels.tolist()],
         image_size=image_size,
         source=source,
+    )
+
+
+def map_to_full(
+    prediction: Prediction, pixel_map: PixelMap, full_size: tuple[int, int], clip: bool
+) -> Prediction:
+    """``prediction`` of an input image (a resize of a JPEG decoded at a reduced scale) in the
+    pixels of the full image ``full_size`` ``(h, w)``, by the input image's ``pixel_map``; with
+    ``clip``, boxes are clipped to the full image and those it empties dropped, as
+    post-processing does (:meth:`~sparsercnn.structures.PixelMap.boxes_to_full_image`).
+    """
+    boxes, valid = pixel_map.boxes_to_full_image(prediction.boxes, full_size, clip)
+    keep = valid.nonzero().flatten().tolist()
+    return Prediction(
+        boxes=boxes[keep],
+        scores=prediction.scores[keep],
+        labels=prediction.labels[keep],
+        class_names=[prediction.class_names[i] for i in keep],
+        category_ids=[prediction.category_ids[i] for i in keep],
+        image_size=full_size,
+        source=prediction.source,
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 import torch
 from torch import Tensor
@@ -30,6 +30,74 @@ def padded_size(height: int, width: int, size_divisibility: int) -> tuple[int, i
         -(-height // size_divisibility) * size_divisibility,
         -(-width // size_divisibility) * size_divisibility,
     )
+
+
+class PixelMap(NamedTuple):
+    """The affine map from an image's pixels to the full image's it shows (a JPEG decoded at a
+    reduced scale, possibly resized after): per axis, ``full = scale * pixel + offset``
+    (continuous pixel coordinates, 0 at the left/top edge).
+
+    Attributes:
+        scale_x, scale_y: full pixels per pixel.
+        offset_x, offset_y: full-pixel coordinate of the image's left/top edge.
+    """
+
+    scale_x: float
+    scale_y: float
+    offset_x: float = 0.0
+    offset_y: float = 0.0
+
+    def boxes_to_full(self, boxes: Tensor) -> Tensor:
+        """``(..., 4)`` xyxy boxes from the image's to full-image pixels (unclipped)."""
+        scale = boxes.new_tensor([self.scale_x, self.scale_y] * 2)
+        return boxes * scale + boxes.new_tensor([self.offset_x, self.offset_y] * 2)
+
+    def boxes_to_decoded(self, boxes: Tensor) -> Tensor:
+        """``(..., 4)`` xyxy boxes from full-image to the image's pixels (unclipped)."""
+        offset = boxes.new_tensor([self.offset_x, self.offset_y] * 2)
+        return (boxes - offset) / boxes.new_tensor([self.scale_x, self.scale_y] * 2)
+
+    def after_resize(self, size: tuple[int, int], resized: tuple[int, int]) -> PixelMap:
+        """The map of a plain resize of the image, from its ``size`` to ``resized`` (both
+        ``(h, w)``): each scale times ``size / resized`` (exactly the same map when they are
+        equal), the offsets kept."""
+        return PixelMap(
+            self.scale_x * (size[1] / resized[1]),
+            self.scale_y * (size[0] / resized[0]),
+            self.offset_x,
+            self.offset_y,
+        )
+
+    def boxes_to_full_image(
+        self, boxes: Tensor, full_size: tuple[int, int], clip: bool
+    ) -> tuple[Tensor, Tensor]:
+        """Post-processed ``(..., 4)`` xyxy boxes of the image (clipped to it, if at all) in the
+        pixels of the full image ``full_size`` ``(h, w)``.
+
+        Returns:
+            The boxes, clipped to the full image with ``clip`` (the image's pixel grid can reach
+            up to ``k - 1`` full pixels past it at a reduction of ``1 / k``), and ``(...,)``
+            bool: False for a box that clipping emptied.
+        """
+        boxes = self.boxes_to_full(boxes)
+        if not clip:
+            return boxes, torch.ones(boxes.shape[:-1], dtype=torch.bool, device=boxes.device)
+        height, width = full_size
+        boxes = torch.minimum(boxes.clamp(min=0), boxes.new_tensor([width, height] * 2))
+        return boxes, (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
+
+    def detections_to_full_image(
+        self, detections: Detections, full_size: tuple[int, int], clip: bool
+    ) -> Detections:
+        """Post-processed ``detections`` of the image in the pixels of the full image
+        ``full_size`` ``(h, w)`` (:meth:`boxes_to_full_image`), those clipping emptied
+        dropped (as post-processing drops them), score order kept."""
+        boxes, valid = self.boxes_to_full_image(detections["boxes"], full_size, clip)
+        return Detections(
+            boxes=boxes[valid],
+            scores=detections["scores"][valid],
+            labels=detections["labels"][valid],
+        )
 
 
 @dataclass
@@ -163,6 +231,10 @@ class Sample:
         replaced_files: files that failed to load and were replaced by this sample (training
             with ``--skip-invalid`` only; carried in the data so that the count reaches the
             metrics from data-loading worker processes).
+        pixel_map: the map from ``image``'s pixels to the original image's when the file was
+            decoded at a reduced scale (a large JPEG), whose pixels are not a plain resize of
+            it; ``None``: by the ratio of ``image``'s size to ``original_size``. Either assumes
+            ``image`` shows the whole image resized (the test transform, or none).
     """
 
     image: Tensor
@@ -171,6 +243,7 @@ class Sample:
     original_size: tuple[int, int]
     file_name: str = ""
     replaced_files: tuple[str, ...] = ()
+    pixel_map: PixelMap | None = None
 
 
 @dataclass
@@ -178,6 +251,7 @@ class Batch:
     """A collated list of samples (images stay unpadded; the model pads them).
 
     ``replaced_files`` lists the files that failed to load and were replaced, over all samples.
+    ``pixel_maps`` holds every sample's :attr:`Sample.pixel_map` (empty: all ``None``).
     """
 
     images: list[Tensor]
@@ -186,6 +260,7 @@ class Batch:
     original_sizes: list[tuple[int, int]]
     file_names: list[str] = field(default_factory=list)
     replaced_files: list[str] = field(default_factory=list)
+    pixel_maps: list[PixelMap | None] = field(default_factory=list)
 
     @staticmethod
     def collate(samples: Sequence[Sample]) -> Batch:
@@ -196,7 +271,35 @@ class Batch:
             original_sizes=[s.original_size for s in samples],
             file_names=[s.file_name for s in samples],
             replaced_files=[file for s in samples for file in s.replaced_files],
+            pixel_maps=[s.pixel_map for s in samples],
         )
+
+    @property
+    def rescale_sizes(self) -> list[tuple[int, int]]:
+        """``(h, w)`` a post-processor rescales each image's detections to by the ratio of
+        sizes: its ``original_size``, or for an image with a pixel map its own size (the
+        identity), which :meth:`to_original` then maps to the original image."""
+        return [
+            size if pixel_map is None else (int(image.shape[-2]), int(image.shape[-1]))
+            for image, size, pixel_map in zip(
+                self.images, self.original_sizes, self._pixel_maps(), strict=True
+            )
+        ]
+
+    def to_original(self, detections: Sequence[Detections], clip: bool) -> list[Detections]:
+        """Post-processed ``detections`` of every image, rescaled to :attr:`rescale_sizes`, in
+        original-image pixels: those of an image with a pixel map mapped by it (clipped to the
+        original image with ``clip``, the post-processor's, and those clipping emptied
+        dropped), the others as they are."""
+        return [
+            d if pixel_map is None else pixel_map.detections_to_full_image(d, size, clip)
+            for d, size, pixel_map in zip(
+                detections, self.original_sizes, self._pixel_maps(), strict=True
+            )
+        ]
+
+    def _pixel_maps(self) -> list[PixelMap | None]:
+        return self.pixel_maps or [None] * len(self.images)
 
     def __len__(self) -> int:
         return len(self.images)

@@ -61,6 +61,7 @@ def test_samples_follow_the_spec(dataset_files: tuple[Path, Path]) -> None:
     # The crowd box of image 5 is not a target.
     assert [len(dataset[i].target) for i in range(3)] == [2, 0, 2]
     assert dataset.image_info(1) == {"id": 2, "file_name": "two.png", "height": 10, "width": 20}
+    assert dataset.image_sizes == [(30, 40), (10, 20), (30, 40)]  # (h, w), as the JSON gives
 
     sample = dataset[0]
     assert sample.image_id == 5 and sample.file_name == "five.png"

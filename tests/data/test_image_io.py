@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from sparsercnn.data.image_io import (
+    DecodedImage,
     ImageReadError,
+    PixelMap,
     decode_image,
     load_image,
     read_image_header,
@@ -260,4 +263,96 @@ def test_decode_image_keeps_other_formats_and_none_in_full(tmp_path: Path) -> No
     assert reduced_png.full_size == (64, 96)
     full = decode_image(jpeg)
     assert full.full_size == (64, 96)
+    # Boxes map by the (unit) ratio of sizes, as before pixel maps existed.
+    for decoded in (reduced_png, full, decode_image(jpeg, at_least=(64, 96))):
+        assert decoded.pixel_map is None
+        assert decoded.rescale_size((32, 48)) == decoded.full_size == (64, 96)
+        assert decoded.input_map((32, 48)) is None
+        assert decoded.box_map() == PixelMap(1.0, 1.0)
     np.testing.assert_array_equal(np.asarray(full.image), np.asarray(load_image(jpeg)))
+
+
+# A stored 1003 x 403 JPEG (neither side a multiple of 8 k) with a bright rectangle near its far
+# corner, clear of the last, partial DCT block.
+_STORED_SIZE = (403, 1003)
+_RECTANGLE = (869, 300, 930, 351)  # stored xyxy
+
+
+def _centroid(image: Image.Image) -> tuple[float, float]:
+    """Brightness-weighted centre ``(x, y)`` of an image, in continuous pixel coordinates."""
+    grey = np.asarray(image.convert("L"), dtype=float)
+    grey = np.clip(grey - 16, 0, None)  # JPEG noise of the black background
+    ys, xs = np.mgrid[: grey.shape[0], : grey.shape[1]] + 0.5
+    return float((xs * grey).sum() / grey.sum()), float((ys * grey).sum() / grey.sum())
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("reduction", [2, 4, 8])
+def test_reduced_jpeg_pixel_map_is_the_dct_grid(
+    tmp_path: Path, orientation: int, reduction: int
+) -> None:
+    """libjpeg's pixel i at 1/k covers full pixels [k i, k (i + 1)), so the map is k x, less
+    the partial last pixel's overhang on an axis the EXIF orientation mirrors, not the ratio
+    of sizes (off by up to k - 1 px at the far edge). Located by a rectangle's centre to a
+    fraction of a pixel."""
+    array = np.zeros((*_STORED_SIZE, 3), dtype=np.uint8)
+    x0, y0, x1, y1 = _RECTANGLE
+    array[y0:y1, x0:x1] = WHITE
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(array).save(path, quality=100, subsampling=0, exif=exif)
+    full = decode_image(path)
+    height, width = full.full_size
+
+    decoded = decode_image(path, at_least=(height // reduction, width // reduction))
+
+    assert decoded.full_size == full.full_size
+    assert decoded.image.size == (-(-width // reduction), -(-height // reduction))
+    assert decoded.pixel_map is not None
+    assert decoded.rescale_size((40, 99)) == (40, 99)  # the input's own: the map goes on
+    x, y = _centroid(decoded.image)
+    centre = decoded.box_map().boxes_to_full(torch.tensor([x, y, x, y], dtype=torch.float64))
+    expected = torch.tensor(_centroid(full.image) * 2, dtype=torch.float64)
+    torch.testing.assert_close(centre, expected, rtol=0, atol=0.25)
+    # The ratio of sizes misses by most of a pixel or more; the map is exact and invertible.
+    ratio = PixelMap(width / decoded.image.width, height / decoded.image.height)
+    assert (ratio.boxes_to_full(torch.tensor([x, y, x, y])) - expected).abs().max() > 0.5
+    whole = torch.tensor([0.0, 0.0, decoded.image.width, decoded.image.height])
+    covered = decoded.box_map().boxes_to_full(whole)
+    assert covered[0] <= 0 and covered[1] <= 0  # the grid covers the image, and at most k - 1
+    assert width <= covered[2] and height <= covered[3]  # pixels more on each axis
+    assert (covered[2:] - covered[:2] - torch.tensor([width, height])).max() < reduction
+    torch.testing.assert_close(decoded.box_map().boxes_to_decoded(covered), whole)
+
+
+def test_decoded_image_without_a_pixel_map_maps_by_the_ratio_of_sizes() -> None:
+    """A DecodedImage made by hand (a plain resize of the full image) keeps the ratio map."""
+    decoded = DecodedImage(Image.new("RGB", (50, 20)), (40, 100))
+    assert decoded.rescale_size((10, 25)) == (40, 100)
+    assert decoded.input_map((10, 25)) is None
+    assert decoded.box_map() == PixelMap(2.0, 2.0)
+    box = torch.tensor([[10.0, 5.0, 50.0, 20.0]])
+    torch.testing.assert_close(decoded.box_map().boxes_to_full(box), box * 2)
+
+
+def test_a_resized_decoded_image_carries_its_map_to_the_full_image(tmp_path: Path) -> None:
+    """A reduced, mirrored JPEG resized: its pixels reach the full image by the decoded grid
+    composed with the resize (:meth:`DecodedImage.input_map`); a plain image keeps the ratio."""
+    exif = Image.Exif()
+    exif[0x0112] = 2
+    path = tmp_path / "mirrored.jpg"
+    Image.new("RGB", (1003, 403), (10, 200, 30)).save(path, exif=exif)
+    decoded = decode_image(path, at_least=(100, 250))  # 1/4: 251x101, 1 px past on the left
+    assert decoded.pixel_map == PixelMap(4.0, 4.0, -1.0, 0.0)
+
+    resized = decoded.resized((40, 100))
+
+    assert resized.image.size == (100, 40) and resized.full_size == (403, 1003)
+    assert resized.pixel_map == decoded.input_map((40, 100))
+    corners = torch.tensor([0.0, 0.0, 100.0, 40.0], dtype=torch.float64)
+    full = torch.tensor([-1.0, 0.0, 1003.0, 404.0], dtype=torch.float64)  # 4 * 251 - 1, 4 * 101
+    assert resized.pixel_map is not None
+    torch.testing.assert_close(resized.pixel_map.boxes_to_full(corners), full)
+    plain = DecodedImage(Image.new("RGB", (100, 40)), (403, 1003)).resized((20, 50))
+    assert plain.pixel_map is None and plain.box_map() == PixelMap(1003 / 50, 403 / 20)

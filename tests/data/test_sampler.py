@@ -5,13 +5,20 @@ from __future__ import annotations
 import itertools
 import random
 import signal
+from collections.abc import Iterator, Sequence
 
 import pytest
 import torch
 from torch.utils.data import Dataset
 
 from sparsercnn.data.loader import build_test_loader, build_train_loader
-from sparsercnn.data.sampler import InferenceSampler, SizeGroupedBatchSampler, TrainingSampler
+from sparsercnn.data.sampler import (
+    AspectRatioGroupedBatchSampler,
+    InferenceSampler,
+    SizeGroupedBatchSampler,
+    TrainingSampler,
+    orientation_groups,
+)
 from sparsercnn.structures import Batch, Sample, Target
 
 
@@ -168,3 +175,142 @@ def test_loader_workers_ignore_ctrl_c() -> None:
     for batch in (next(train), next(iter(test))):
         assert [int(t.labels[0]) for t in batch.targets] == [1, 1]
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN  # the main process acts
+
+
+def _grouped_by_hand(
+    stream: TrainingSampler, groups: Sequence[int], batch_size: int
+) -> Iterator[list[tuple[int, int]]]:
+    """detectron2's AspectRatioGroupedDataset, sample by sample: the obviously right version."""
+    buckets: dict[int, list[tuple[int, int]]] = {}
+    for index, seed in stream:
+        bucket = buckets.setdefault(groups[index], [])
+        bucket.append((index, seed))
+        if len(bucket) == batch_size:
+            yield bucket[:]
+            bucket.clear()
+
+
+def _grouped(
+    groups: Sequence[int], batch_size: int, count: int, start: int = 0, **shard: int
+) -> list[list[tuple[int, int]]]:
+    stream = TrainingSampler(len(groups), seed=9, **shard)
+    sampler = AspectRatioGroupedBatchSampler(stream, groups, batch_size, start=start)
+    return list(itertools.islice(sampler, count))
+
+
+def test_orientation_groups_put_squares_with_portraits() -> None:
+    sizes = [(480, 640), (640, 480), (500, 500), (1, 2), (2, 1)]
+    assert orientation_groups(sizes).tolist() == [1, 0, 0, 1, 0]
+
+
+@pytest.mark.parametrize(("world_size", "batch_size"), [(1, 3), (1, 1), (2, 4), (3, 2)])
+def test_grouped_batches_hold_one_orientation_in_stream_order(
+    world_size: int, batch_size: int
+) -> None:
+    groups = [1, 0, 0, 1, 1, 0, 1, 1, 0, 1, 1]
+    for rank in range(world_size):
+        shard = {"rank": rank, "world_size": world_size}
+        batches = _grouped(groups, batch_size, 40, **shard)
+        assert all(len(batch) == batch_size for batch in batches)
+        assert all(len({groups[i] for i, _ in batch}) == 1 for batch in batches)
+        assert {groups[batch[0][0]] for batch in batches} == {0, 1}
+        expected = _grouped_by_hand(TrainingSampler(11, seed=9, **shard), groups, batch_size)
+        assert batches == list(itertools.islice(expected, 40))
+
+
+@pytest.mark.parametrize("start", [1, 2, 5, 17, 40])
+@pytest.mark.parametrize(("size", "world_size", "rank"), [(11, 1, 0), (7, 2, 1), (3, 4, 2)])
+def test_grouped_resume_continues_the_uninterrupted_batches(
+    start: int, size: int, world_size: int, rank: int
+) -> None:
+    groups = [int(i % 3 == 0) for i in range(size)]
+    shard = {"rank": rank, "world_size": world_size}
+    uninterrupted = _grouped(groups, 4, start + 15, **shard)
+    assert _grouped(groups, 4, 15, start=start, **shard) == uninterrupted[start:]
+
+
+def test_one_orientation_groups_into_the_ungrouped_batches() -> None:
+    for groups in ([0] * 7, [1] * 7):
+        stream = list(itertools.islice(TrainingSampler(7, seed=9), 60))
+        assert _grouped(groups, 3, 20) == [stream[i : i + 3] for i in range(0, 60, 3)]
+
+
+def test_grouped_ranks_take_disjoint_shards_of_each_epoch() -> None:
+    size, world_size, batch_size = 12, 2, 2
+    groups = [1, 0, 0, 0, 1, 0, 1, 1, 0, 0, 1, 0]
+    per_epoch = size // world_size
+    epochs: list[dict[int, list[int]]] = []
+    for rank in range(world_size):
+        shard = {"rank": rank, "world_size": world_size}
+        stream = list(itertools.islice(TrainingSampler(size, seed=9, **shard), 10 * per_epoch))
+        position = {pair: i for i, pair in enumerate(stream)}  # seeds make pairs unique
+        emitted = [pair for batch in _grouped(groups, batch_size, 20, **shard) for pair in batch]
+        assert len(set(emitted)) == len(emitted) and set(emitted) <= set(stream)
+        by_epoch: dict[int, list[int]] = {}
+        for pair in emitted:
+            by_epoch.setdefault(position[pair] // per_epoch, []).append(pair[0])
+        epochs.append(by_epoch)
+    for epoch in range(5):
+        assert not set(epochs[0][epoch]) & set(epochs[1][epoch])
+
+
+def test_grouped_sampler_refuses_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="start=0"):
+        AspectRatioGroupedBatchSampler(TrainingSampler(3, seed=0, start=2), [0, 1, 0], 2)
+    with pytest.raises(ValueError, match="3 groups for 4 samples"):
+        AspectRatioGroupedBatchSampler(TrainingSampler(4, seed=0), [0, 1, 0], 2)
+    with pytest.raises(ValueError, match="batch_size"):
+        AspectRatioGroupedBatchSampler(TrainingSampler(3, seed=0), [0, 1, 0], 0)
+
+
+class SizedTinyDataset(TinyDataset):
+    """A :class:`TinyDataset` whose images have the given ``(h, w)`` sizes."""
+
+    def __init__(self, sizes: Sequence[tuple[int, int]]) -> None:
+        super().__init__(len(sizes))
+        self.image_sizes = list(sizes)
+
+
+_MIXED = [(4, 5), (5, 4), (4, 4), (3, 6), (6, 3), (2, 9), (7, 7), (9, 2), (4, 5)]
+
+
+def _loader_batches(
+    dataset: TinyDataset, count: int, start_iter: int = 0, num_workers: int = 0, **kwargs: bool
+) -> list[list[tuple[int, float]]]:
+    loader = build_train_loader(
+        dataset, batch_size=3, num_workers=num_workers, seed=2, start_iter=start_iter, **kwargs
+    )
+    return [_summary(batch) for batch in itertools.islice(loader, count)]
+
+
+def test_train_loader_groups_by_orientation_whatever_the_workers_or_resume() -> None:
+    dataset = SizedTinyDataset(_MIXED)
+    landscape = orientation_groups(_MIXED).tolist()
+    grouped = _loader_batches(dataset, 12, aspect_ratio_grouping=True)
+    assert all(len({landscape[i] for i, _ in batch}) == 1 for batch in grouped)
+    assert grouped != _loader_batches(dataset, 12)  # this data set has mixed batches otherwise
+    two_workers = _loader_batches(dataset, 12, num_workers=2, aspect_ratio_grouping=True)
+    assert two_workers == grouped
+    resumed = _loader_batches(dataset, 7, start_iter=5, num_workers=2, aspect_ratio_grouping=True)
+    assert resumed == grouped[5:]
+
+
+def test_train_loader_without_grouping_gives_consecutive_samples() -> None:
+    """Grouping off: the batches of the loader before grouping existed, ``batch_size``
+    consecutive samples of the stream, whatever the images' sizes."""
+    stream = list(itertools.islice(TrainingSampler(len(_MIXED), seed=2), 30))
+    expected = [
+        [(i, float(torch.tensor(random.Random(seed).random()))) for i, seed in stream[k : k + 3]]
+        for k in range(0, 30, 3)
+    ]
+    assert _loader_batches(SizedTinyDataset(_MIXED), 10) == expected
+    assert _loader_batches(SizedTinyDataset(_MIXED), 10, aspect_ratio_grouping=False) == expected
+
+
+def test_train_loader_grouping_needs_the_image_sizes() -> None:
+    with pytest.raises(TypeError, match=r"TinyDataset has no image_sizes.*aspect_ratio_grouping"):
+        build_train_loader(TinyDataset(4), 2, 0, seed=0, aspect_ratio_grouping=True)
+    dataset = SizedTinyDataset([(4, 5)] * 4)
+    dataset.image_sizes.pop()
+    with pytest.raises(ValueError, match="gives 3 sizes for 4 images"):
+        build_train_loader(dataset, 2, 0, seed=0, aspect_ratio_grouping=True)

@@ -158,3 +158,26 @@ def test_a_large_jpeg_is_decoded_reduced_as_the_predictor_does(
     assert float(tracks.boxes[..., 2].max()) <= 1024 and float(tracks.boxes[..., 3].max()) <= 768
     output = write_stage_figure(data.model_file, path, tmp_path / "figure.png", max_panel_side=None)
     assert Image.open(output).height >= 768  # drawn at the full resolution asked for
+
+
+def test_a_reduced_mirrored_jpeg_maps_by_its_pixel_map_as_the_predictor_does(
+    loaded: LoadedModel, tmp_path: Path
+) -> None:
+    """2563x1283 mirrored by EXIF (orientation 3), decoded at 1/8: its grid starts 5 px before
+    the image on both axes; every stage's boxes go through the same map as the predictor's."""
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    path = tmp_path / "mirrored.jpg"
+    Image.new("RGB", (2563, 1283), (90, 120, 30)).save(path, exif=exif)
+    result = _compute(loaded, path)
+    assert result.image.size == (321, 161) and result.full_size == (1283, 2563)
+    expected = Predictor(loaded.model, loaded.config, loaded.categories)(path)[0]
+    assert len(expected.scores) > 0
+    assert torch.equal(result.detections[-1]["scores"], expected.scores)
+    assert torch.equal(result.detections[-1]["boxes"], expected.boxes)
+    # The proposals tile the whole input, so the decoded grid: from 5 px before each edge.
+    proposals = result.proposal_boxes
+    spanned = torch.cat([proposals[:, :2].min(dim=0).values, proposals[:, 2:].max(dim=0).values])
+    torch.testing.assert_close(
+        spanned, torch.tensor([-5.0, -5.0, 2563.0, 1283.0]), atol=1e-3, rtol=0
+    )

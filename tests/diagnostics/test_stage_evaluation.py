@@ -5,19 +5,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from PIL import Image
 
+from sparsercnn.data.coco import CocoDataset
+from sparsercnn.data.transforms import build_test_transform
+from sparsercnn.diagnostics import stage_evaluation
 from sparsercnn.diagnostics.stage_evaluation import (
     StageEvaluation,
     evaluate_model_file_stages,
     measure_stage_latency,
     write_stage_evaluation,
 )
+from sparsercnn.engine.inference import evaluate
 from sparsercnn.engine.pipeline import evaluate_model_file
-from sparsercnn.model import build_model
+from sparsercnn.evaluation import CocoEvaluator
+from sparsercnn.model import build_model, build_postprocessor
+from sparsercnn.model_file import load_model_file
+from tests import synthetic_coco
 from tests.diagnostics.diagnostics_data import DiagnosticsData
 
 
@@ -73,3 +81,36 @@ def test_latency_restores_training_mode() -> None:
     model = build_model("tiny").train()
     seconds = measure_stage_latency(model, [torch.zeros(3, 64, 64, dtype=torch.uint8)], warmup=0)
     assert len(seconds) == model.num_stages and model.training
+
+
+def test_reduced_jpegs_are_mapped_as_ordinary_evaluation_maps_them(
+    data: DiagnosticsData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2563x1283 JPEGs decoded at 1/8 (321x161 pixels covering 2568x1288): the last stage's
+    records are ordinary evaluation's, which maps them by the decoded grid (the ratio of sizes
+    would put the far edge up to 5 px off)."""
+    coco = synthetic_coco.write_coco(tmp_path, num_images=2, size=(1283, 2563), file_format="jpg")
+    evaluators: list[CocoEvaluator] = []
+
+    class Recording(CocoEvaluator):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            evaluators.append(self)
+
+    monkeypatch.setattr(stage_evaluation, "CocoEvaluator", Recording)
+    loaded = load_model_file(data.model_file)
+    transform = build_test_transform(loaded.config.input)
+    dataset = CocoDataset(
+        coco.json_path, coco.image_dir, transform, decode_size=transform.source_size
+    )
+    assert dataset[0].pixel_map is not None
+    postprocessor = build_postprocessor(loaded.config)
+
+    stage_evaluation.evaluate_every_stage(loaded.model, postprocessor, dataset)
+    expected = evaluate(loaded.model, postprocessor, dataset)
+
+    assert expected is not None
+    records = [
+        r for image in expected.coco_results(dataset.category_map.category_ids) for r in image
+    ]
+    assert records and evaluators[-1].coco_results() == records

@@ -237,11 +237,10 @@ class CocoDataset(Dataset[Sample]):
         start, end = int(self._offsets[position]), int(self._offsets[position + 1])
         boxes = torch.from_numpy(self._boxes[start:end].copy())
         labels = torch.from_numpy(self._labels[start:end].copy())
-        image, original_size = decoded
+        image, original_size = decoded.image, decoded.full_size
         self._check_size(position, original_size)
-        if (image.height, image.width) != original_size:  # decoded at a reduced scale
-            x_scale, y_scale = image.width / original_size[1], image.height / original_size[0]
-            boxes = boxes * boxes.new_tensor([x_scale, y_scale, x_scale, y_scale])
+        if decoded.pixel_map is not None:  # a JPEG decoded at a reduced scale
+            boxes = decoded.pixel_map.boxes_to_decoded(boxes)
         if self.transform is None:
             # (h, w, 3) -> (3, h, w)
             tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
@@ -259,6 +258,8 @@ class CocoDataset(Dataset[Sample]):
             original_size=original_size,
             file_name=str(self._file_names[position]),
             replaced_files=replaced,
+            # The decoded image's map composed with the transform's resize of it.
+            pixel_map=decoded.input_map((int(tensor.shape[1]), int(tensor.shape[2]))),
         )
 
     def _check_size(self, position: int, size: tuple[int, int]) -> None:
@@ -283,6 +284,12 @@ class CocoDataset(Dataset[Sample]):
     def image_ids(self) -> list[int]:
         """COCO image id of every index."""
         return self._image_ids.tolist()
+
+    @property
+    def image_sizes(self) -> list[tuple[int, int]]:
+        """``(h, w)`` of every index as the JSON gives it (the size after EXIF orientation, which
+        the data check compares with the file), known without decoding any image."""
+        return [(int(h), int(w)) for h, w in self._sizes.tolist()]
 
     def image_info(self, index: int) -> dict[str, Any]:
         """``{"id", "file_name", "height", "width"}`` of the image at ``index`` (JSON values)."""

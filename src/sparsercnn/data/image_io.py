@@ -12,7 +12,10 @@ the step that follows: :func:`decode_image` with ``at_least`` lets a JPEG decode
 1/8 of its size (libjpeg's DCT scaling, which averages each 2x2 to 8x8 block of pixels as it
 decodes), never below the size the caller needs. Training asks for the size its augmentation
 makes of an image, inference (evaluation and predictors alike) for twice the test resize's
-(:data:`~sparsercnn.data.transforms.INFERENCE_DECODE_MARGIN`).
+(:data:`~sparsercnn.data.transforms.INFERENCE_DECODE_MARGIN`). Such an image is not the full one
+resized: its ``ceil(W / k)`` pixels tile ``k * ceil(W / k)`` full pixels, up to ``k - 1`` more than
+the ``W`` there are (the last one covers a partial block), so boxes move between the two by its
+:class:`~sparsercnn.structures.PixelMap`, never by the ratio of sizes.
 
 Mode conversions done by :func:`to_rgb`:
 
@@ -37,11 +40,17 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageOps
 
+from sparsercnn.data.transforms import resize_image
+from sparsercnn.structures import PixelMap
+
 logger = logging.getLogger(__name__)
 
 _ORIENTATION_TAG = 0x0112
 # EXIF orientations 5-8 rotate by 90 or 270 degrees: the displayed image has w and h swapped.
 _TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
+# Orientations whose displayed x (y) axis runs against the stored one (after the transpose).
+_X_MIRRORING_ORIENTATIONS = frozenset({2, 3, 6, 7})
+_Y_MIRRORING_ORIENTATIONS = frozenset({3, 4, 7, 8})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _UINT16_MAX = 65535
@@ -83,12 +92,44 @@ class DecodedImage(NamedTuple):
 
     Attributes:
         image: 8-bit RGB in display orientation, possibly at a reduced scale.
-        full_size: ``(h, w)`` of the file's pixels in display orientation; ``image`` shows the
-            whole of it at (about) ``image.height / h`` and ``image.width / w`` of its size.
+        full_size: ``(h, w)`` of the file's pixels in display orientation.
+        pixel_map: how ``image``'s pixels map to the full image's (:meth:`box_map`); ``None``
+            when by the ratio of sizes (``image`` is the full image, or a plain resize of it).
     """
 
     image: Image.Image
     full_size: tuple[int, int]
+    pixel_map: PixelMap | None = None
+
+    def box_map(self) -> PixelMap:
+        """The map from ``image``'s pixels to the full image's: :attr:`pixel_map`, or the ratio
+        of sizes."""
+        if self.pixel_map is not None:
+            return self.pixel_map
+        height, width = self.full_size
+        return PixelMap(width / self.image.width, height / self.image.height)
+
+    def input_map(self, input_size: tuple[int, int]) -> PixelMap | None:
+        """The map from the pixels of ``image`` resized to ``input_size`` ``(h, w)`` (the model's
+        input) to the full image's: :attr:`pixel_map` composed with that resize, ``None`` when
+        by the ratio of sizes (no pixel map)."""
+        if self.pixel_map is None:
+            return None
+        return self.pixel_map.after_resize((self.image.height, self.image.width), input_size)
+
+    def rescale_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        """``(h, w)`` that detections on ``image`` resized to ``input_size`` are rescaled to by
+        the ratio of sizes (a post-processor's ``original_sizes``): ``full_size`` when that is
+        exact, else ``input_size`` itself (the identity), whose boxes :meth:`input_map` then
+        takes to the full image (as evaluation does:
+        :attr:`~sparsercnn.structures.Batch.rescale_sizes`)."""
+        return self.full_size if self.pixel_map is None else input_size
+
+    def resized(self, size: tuple[int, int]) -> DecodedImage:
+        """``image`` resized to ``size`` ``(h, w)``
+        (:func:`~sparsercnn.data.transforms.resize_image`), with the pixel map that takes its
+        pixels to the full image's (:meth:`input_map`; none when by the ratio of sizes)."""
+        return DecodedImage(resize_image(self.image, size), self.full_size, self.input_map(size))
 
 
 def load_image(path: str | os.PathLike[str]) -> Image.Image:
@@ -128,7 +169,7 @@ def decode_image(
     try:
         with Image.open(name) as opened:
             stored_width, stored_height = opened.size
-            orientation = 1
+            orientation, reduction = 1, 1
             if at_least is not None:
                 orientation = _orientation(opened)
                 transposed = orientation in _TRANSPOSING_ORIENTATIONS
@@ -139,7 +180,10 @@ def decode_image(
                 if transposed:
                     height, width = width, height
                 # JPEG's draft picks the DCT scale; every other format ignores it.
-                opened.draft(opened.mode, (max(1, width), max(1, height)))
+                drafted = opened.draft(opened.mode, (max(1, width), max(1, height)))
+                if drafted is not None and opened.size != (stored_width, stored_height):
+                    # draft's box is the whole image in scaled pixels: (0, 0, W / k, H / k).
+                    reduction = round(stored_width / drafted[1][2])
             reduced = opened.size != (stored_width, stored_height)
             opened.load()
             image = to_rgb(_apply_exif_orientation(opened, name))
@@ -151,9 +195,30 @@ def decode_image(
         raise ImageReadError(f"cannot read image {name!r}: {exc}", name) from exc
     if not reduced:
         return DecodedImage(image, (image.height, image.width))
+    full_size = (stored_height, stored_width)
     if orientation in _TRANSPOSING_ORIENTATIONS:
-        return DecodedImage(image, (stored_width, stored_height))
-    return DecodedImage(image, (stored_height, stored_width))
+        full_size = (stored_width, stored_height)
+    return DecodedImage(image, full_size, _reduced_pixel_map(full_size, reduction, orientation))
+
+
+def _reduced_pixel_map(full_size: tuple[int, int], reduction: int, orientation: int) -> PixelMap:
+    """The pixel map of a JPEG decoded at ``1 / reduction`` and then turned by its EXIF
+    ``orientation``; ``full_size`` ``(h, w)`` in display orientation.
+
+    libjpeg's output pixel ``i`` covers full pixels ``[k i, k (i + 1))``: ``ceil(n / k)`` of
+    them cover ``k * ceil(n / k)``, the last one past the image's far edge. An axis that the
+    orientation mirrors puts that partial pixel first, so its grid starts that many full pixels
+    before 0.
+    """
+    height, width = full_size
+    overhang_x = reduction * -(-width // reduction) - width
+    overhang_y = reduction * -(-height // reduction) - height
+    return PixelMap(
+        float(reduction),
+        float(reduction),
+        -float(overhang_x) if orientation in _X_MIRRORING_ORIENTATIONS else 0.0,
+        -float(overhang_y) if orientation in _Y_MIRRORING_ORIENTATIONS else 0.0,
+    )
 
 
 def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:

@@ -1,9 +1,10 @@
 """Data loaders: a dataset plus a sampler, batched into :class:`~sparsercnn.structures.Batch`.
 
 The training loader is an endless iterator for iteration-based training. Its order is fixed by
-:class:`~sparsercnn.data.sampler.TrainingSampler`, which runs in the main process, so the batches
-do not depend on the number of workers, and a run resumed at iteration ``k`` sees the same
-batches as an uninterrupted run from iteration ``k`` on.
+:class:`~sparsercnn.data.sampler.TrainingSampler` (and, with aspect-ratio grouping, by
+:class:`~sparsercnn.data.sampler.AspectRatioGroupedBatchSampler`), which runs in the main
+process, so the batches do not depend on the number of workers, and a run resumed at iteration
+``k`` sees the same batches as an uninterrupted run from iteration ``k`` on.
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sparsercnn.data.sampler import InferenceSampler, SizeGroupedBatchSampler, TrainingSampler
+from sparsercnn.data.sampler import (
+    AspectRatioGroupedBatchSampler,
+    InferenceSampler,
+    SizeGroupedBatchSampler,
+    TrainingSampler,
+    orientation_groups,
+)
 from sparsercnn.structures import Batch, Sample
 
 
@@ -23,6 +30,24 @@ def _dataset_size(dataset: Dataset[Sample]) -> int:
     if not isinstance(dataset, Sized):
         raise TypeError(f"the dataset {type(dataset).__name__} must define __len__")
     return len(dataset)
+
+
+def _image_sizes(dataset: Dataset[Sample]) -> Sequence[tuple[int, int]]:
+    """The ``(h, w)`` of every image that ``dataset`` knows without decoding (``image_sizes``,
+    as :class:`~sparsercnn.data.coco.CocoDataset` gives)."""
+    sizes = getattr(dataset, "image_sizes", None)
+    if sizes is None:
+        raise TypeError(
+            f"aspect-ratio grouping needs the (h, w) of every image, but the dataset "
+            f"{type(dataset).__name__} has no image_sizes: add it, or turn grouping off "
+            "(train.aspect_ratio_grouping=false)"
+        )
+    if len(sizes) != _dataset_size(dataset):
+        raise ValueError(
+            f"{type(dataset).__name__}.image_sizes gives {len(sizes)} sizes for "
+            f"{_dataset_size(dataset)} images"
+        )
+    return sizes
 
 
 def build_train_loader(
@@ -33,6 +58,8 @@ def build_train_loader(
     start_iter: int = 0,
     rank: int = 0,
     world_size: int = 1,
+    *,
+    aspect_ratio_grouping: bool = False,
 ) -> Iterator[Batch]:
     """Endless iterator of training batches.
 
@@ -46,6 +73,10 @@ def build_train_loader(
         start_iter: iterations already done; the first batch is the one an uninterrupted run
             would see at this iteration.
         rank, world_size: this process's shard of the data.
+        aspect_ratio_grouping: every batch holds only images wider than tall or only the others
+            (:class:`AspectRatioGroupedBatchSampler`, from the dataset's ``image_sizes``), so
+            that it is not padded to both the largest height and the largest width. False: the
+            stream's consecutive ``batch_size`` samples.
 
     Returns:
         An iterator of :class:`~sparsercnn.structures.Batch` that never ends.
@@ -54,26 +85,25 @@ def build_train_loader(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if start_iter < 0:
         raise ValueError(f"start_iter must be >= 0, got {start_iter}")
-    sampler = TrainingSampler(
-        _dataset_size(dataset),
-        seed=seed,
-        rank=rank,
-        world_size=world_size,
-        start=start_iter * batch_size,
-    )
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        drop_last=True,
-        num_workers=num_workers,
-        collate_fn=Batch.collate,
-        pin_memory=False,
-        persistent_workers=num_workers > 0,
+    common: dict[str, Any] = {
+        "num_workers": num_workers,
+        "collate_fn": Batch.collate,
+        "pin_memory": False,
+        "persistent_workers": num_workers > 0,
         # Only seeds the workers' global RNGs; augmentation uses the per-sample seeds.
-        generator=torch.Generator().manual_seed(seed + rank),
-        worker_init_fn=ignore_interrupts,
+        "generator": torch.Generator().manual_seed(seed + rank),
+        "worker_init_fn": ignore_interrupts,
+    }
+    size = _dataset_size(dataset)
+    if aspect_ratio_grouping:
+        groups = orientation_groups(_image_sizes(dataset))
+        stream = TrainingSampler(size, seed=seed, rank=rank, world_size=world_size)
+        batches = AspectRatioGroupedBatchSampler(stream, groups, batch_size, start=start_iter)
+        return iter(DataLoader(dataset, batch_sampler=batches, **common))
+    sampler = TrainingSampler(
+        size, seed=seed, rank=rank, world_size=world_size, start=start_iter * batch_size
     )
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, **common)
     return iter(loader)
 
 

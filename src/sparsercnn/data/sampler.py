@@ -1,11 +1,12 @@
-"""Samplers: an infinite, resumable, sharded stream for iteration-based training, and an
-in-order sharded pass for evaluation.
+"""Samplers: an infinite, resumable, sharded stream for iteration-based training, its batches
+grouped by orientation, and an in-order sharded pass for evaluation.
 
 :class:`TrainingSampler` yields ``(index, sample_seed)`` pairs that the dataset's
 ``__getitem__`` accepts; the seed fixes the sample's augmentation, so what a sample looks like
 depends only on ``(seed, epoch, position)`` and not on the number of data-loading workers or on
-where a run was interrupted. Samplers take the rank and world size as arguments; they never ask
-``torch.distributed``.
+where a run was interrupted. :class:`AspectRatioGroupedBatchSampler` deals that stream into
+batches of one orientation each (spec 1.4). Samplers take the rank and world size as arguments;
+they never ask ``torch.distributed``.
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ class TrainingSampler(Sampler[tuple[int, int]]):
             order = torch.arange(self.size)
         total = self.samples_per_epoch * self.world_size
         seeds = torch.randint(0, SAMPLE_SEED_BOUND, (total,), generator=generator)
-        # Pad by repeating the permutation (several times when world_size > size).
-        order = order.repeat(-(-total // self.size))[:total]
+        if total > self.size:  # pad by repeating the permutation (several times if need be)
+            order = order.repeat(-(-total // self.size))[:total]
         return order[self.rank :: self.world_size], seeds[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
@@ -100,6 +101,113 @@ class TrainingSampler(Sampler[tuple[int, int]]):
             yield from zip(indices[offset:].tolist(), seeds[offset:].tolist(), strict=True)
             epoch += 1
             offset = 0
+
+
+def orientation_groups(image_sizes: Sequence[tuple[int, int]]) -> np.ndarray:
+    """``(I,)`` int64 group of every image for :class:`AspectRatioGroupedBatchSampler`: 1 where
+    it is wider than tall (``w > h``), 0 otherwise (squares included), from ``(h, w)`` sizes."""
+    sizes = np.asarray(image_sizes, dtype=np.int64).reshape(-1, 2)
+    return (sizes[:, 1] > sizes[:, 0]).astype(np.int64)
+
+
+class AspectRatioGroupedBatchSampler(Sampler[list[tuple[int, int]]]):
+    """Endless batches of a :class:`TrainingSampler` stream, each of one group (orientation).
+
+    detectron2's ``AspectRatioGroupedDataset`` (spec 1.4): the stream, from its beginning, is
+    dealt into one bucket per group, and a bucket that reaches ``batch_size`` samples becomes
+    the next batch. A batch of landscape images is then never padded to a portrait one's height.
+    The groups come from the sizes the dataset knows without decoding (the annotation file's,
+    which are the sizes after EXIF orientation), as mmdetection's ``GroupSampler`` does;
+    resizing and flipping keep an image's orientation, but the random crop can change it
+    (detectron2 groups after its augmentation, by the cropped size).
+
+    Resuming replays the stream's arithmetic from the beginning, whole epochs at a time and
+    without loading any sample, and skips the batches already trained on: a resumed run sees
+    exactly the batches of an uninterrupted one. Under DDP every rank groups its own shard.
+
+    Args:
+        sampler: this rank's stream; its ``start`` must be 0 (the batches to skip are
+            ``start`` here).
+        groups: ``(I,)`` group id in ``[0, G)`` of every dataset index (e.g.
+            :func:`orientation_groups`).
+        batch_size: samples per batch.
+        start: batches already consumed (the iteration when resuming); the first batch is the
+            one an uninterrupted run would see then.
+    """
+
+    def __init__(
+        self,
+        sampler: TrainingSampler,
+        groups: Sequence[int] | np.ndarray,
+        batch_size: int,
+        *,
+        start: int = 0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if start < 0:
+            raise ValueError(f"start must be >= 0 batches, got {start}")
+        if sampler.start != 0:
+            raise ValueError(
+                "grouping replays the stream from its beginning: give a TrainingSampler with "
+                f"start=0 and the batches to skip as start, got sampler.start={sampler.start}"
+            )
+        self.groups = np.asarray(groups, dtype=np.int64).reshape(-1)
+        if len(self.groups) != sampler.size:
+            raise ValueError(
+                f"need one group per dataset index: {len(self.groups)} groups for "
+                f"{sampler.size} samples"
+            )
+        if self.groups.min() < 0:
+            raise ValueError(f"group ids must be >= 0, got {int(self.groups.min())}")
+        self.sampler = sampler
+        self.batch_size = batch_size
+        self.start = start
+        self.num_groups = int(self.groups.max()) + 1
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        epoch, buckets, skip = self._fast_forward()
+        while True:
+            indices, seeds = self.sampler.epoch_order(epoch)
+            groups = self.groups[indices.numpy()].tolist()
+            for index, seed, group in zip(indices.tolist(), seeds.tolist(), groups, strict=True):
+                bucket = buckets[group]
+                bucket.append((index, seed))
+                if len(bucket) == self.batch_size:
+                    buckets[group] = []
+                    if skip:
+                        skip -= 1
+                    else:
+                        yield bucket
+            epoch += 1
+
+    def _fast_forward(self) -> tuple[int, list[list[tuple[int, int]]], int]:
+        """``(epoch, buckets, batches left to skip)`` at the start of the first epoch that
+        completes more batches than are left to skip. After an epoch, each bucket holds the
+        last ``(held + count) % batch_size`` samples of its group, whichever epochs they came
+        from, so whole epochs are skipped without a loop over their samples."""
+        buckets: list[list[tuple[int, int]]] = [[] for _ in range(self.num_groups)]
+        skip, epoch = self.start, 0
+        while skip:
+            indices, seeds = (order.numpy() for order in self.sampler.epoch_order(epoch))
+            groups = self.groups[indices]
+            counts = np.bincount(groups, minlength=self.num_groups).tolist()
+            held = [len(bucket) for bucket in buckets]
+            completed = sum((h + c) // self.batch_size for h, c in zip(held, counts, strict=True))
+            if completed > skip:
+                break
+            skip -= completed
+            for group, bucket in enumerate(buckets):
+                keep = (held[group] + counts[group]) % self.batch_size
+                # keep > count only when the group completed no batch: the bucket then stays.
+                new = min(keep, counts[group])
+                old = bucket if keep > new else []
+                if new:
+                    tail = np.flatnonzero(groups == group)[counts[group] - new :]
+                    old = old + list(zip(indices[tail].tolist(), seeds[tail].tolist(), strict=True))
+                buckets[group] = old
+            epoch += 1
+        return epoch, buckets, skip
 
 
 class InferenceSampler(Sampler[int]):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -30,7 +30,7 @@ from sparsercnn.model.postprocess import TopKDetections, detections_to_cpu, resc
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.ops.boxes import clip_boxes
 from sparsercnn.predictor import ImageInput, decode_input
-from sparsercnn.structures import Detections
+from sparsercnn.structures import Detections, PixelMap
 from sparsercnn.visualization.draw import save_drawing
 from sparsercnn.visualization.stage_figure import StagePanel, Trajectories, draw_stage_figure
 
@@ -111,13 +111,24 @@ def compute_stage_boxes(
     with evaluating(model, precision):
         tensor = transform.image_tensor(decoded.image).to(model_device(model))
         output = run_model(model, [tensor], num_stages=num_stages)
-    original_size = torch.tensor([decoded.full_size], device=output.image_sizes.device)
+    # For a reduced JPEG the input's own size, whose pixel map then takes boxes to the full
+    # image (as the predictor and evaluation do).
+    input_size = (int(tensor.shape[1]), int(tensor.shape[2]))
+    pixel_map = decoded.input_map(input_size)
+    original_size = torch.tensor(
+        [decoded.rescale_size(input_size)], device=output.image_sizes.device
+    )
 
     def in_original_pixels(boxes: Tensor) -> Tensor:  # (1, N, 4) input -> (N, 4) original
-        return rescale_boxes(boxes, output.image_sizes, original_size)[0].float().cpu()
+        rescaled = rescale_boxes(boxes, output.image_sizes, original_size)[0].float().cpu()
+        return rescaled if pixel_map is None else pixel_map.boxes_to_full(rescaled)
 
     stages = range(len(output.stages))
     top_k = [postprocessor.select(output, original_size, stage=s) for s in stages]
+    if pixel_map is not None:
+        top_k = [
+            _top_k_to_full(t, pixel_map, decoded.full_size, postprocessor.clip_boxes) for t in top_k
+        ]
     return StageBoxes(
         image=decoded.image,
         full_size=decoded.full_size,
@@ -148,6 +159,14 @@ def final_detection_tracks(
     height, width = stage_boxes.full_size
     boxes = clip_boxes(steps[:, slots].permute(1, 0, 2), height, width)  # (K, S + 1, 4)
     return DetectionTracks(slots=slots, labels=labels, scores=scores, boxes=boxes)
+
+
+def _top_k_to_full(
+    top_k: TopKDetections, pixel_map: PixelMap, full_size: tuple[int, int], clip: bool
+) -> TopKDetections:
+    """``top_k`` of a reduced JPEG's input pixels in the full image's (by their pixel map)."""
+    boxes, valid = pixel_map.boxes_to_full_image(top_k.boxes, full_size, clip)
+    return replace(top_k, boxes=boxes, valid=top_k.valid & valid)
 
 
 def _first_per_slot(slots: Tensor) -> list[int]:

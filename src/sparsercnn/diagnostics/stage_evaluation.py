@@ -28,6 +28,7 @@ from sparsercnn.evaluation import CocoEvaluator, EvaluationResult
 from sparsercnn.evaluation.units import format_percent
 from sparsercnn.model import PostProcessor, SparseRCNN, build_postprocessor
 from sparsercnn.model.inference import evaluating, model_device, run_model, synchronize
+from sparsercnn.model.postprocess import detections_to_cpu
 from sparsercnn.visualization.diagnostic_plots import plot_stage_metrics
 
 logger = logging.getLogger(__name__)
@@ -120,8 +121,12 @@ def evaluate_every_stage(
             images = [image.to(device) for image in batch.images]
             output = run_model(model, images, batch_invariant=batch_invariant)
             for stage, evaluator in enumerate(evaluators):
-                detections = postprocessor(output, batch.original_sizes, stage=stage)
-                evaluator.update(batch.image_ids, detections)
+                # As run_inference: a reduced JPEG's detections go by its pixel map.
+                detections = postprocessor(output, batch.rescale_sizes, stage=stage)
+                on_cpu = [detections_to_cpu(d) for d in detections]
+                evaluator.update(
+                    batch.image_ids, batch.to_original(on_cpu, postprocessor.clip_boxes)
+                )
     return [evaluator.evaluate() for evaluator in evaluators]
 
 

@@ -192,7 +192,8 @@ def calibration_feed(predictor: OnnxPredictor, image: ImageInput) -> dict[str, n
             f"calibration {error}; remove it from the calibration images or choose others"
         ) from error
     resized = predictor.transform.image_tensor(decoded.image)
-    inputs = predictor.prepare([resized], [decoded.full_size])
+    input_size = (int(resized.shape[1]), int(resized.shape[2]))
+    inputs = predictor.prepare([resized], [decoded.rescale_size(input_size)])
     return dict(zip(INPUT_NAMES, inputs, strict=True))
 
 
