@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from sparsercnn.config import Config
@@ -119,3 +122,30 @@ def test_presets_are_fresh_and_faithful() -> None:
 def test_values_out_of_range_are_refused_naming_the_key(override: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         get_preset("tiny").apply_overrides([override])
+
+
+def test_aspect_ratio_grouping_is_on_by_default_and_overridable(tmp_path: Path) -> None:
+    """Both references group batches by orientation (spec 1.4); ``--set`` turns it off, and
+    the choice travels through config.json."""
+    assert Config().train.aspect_ratio_grouping is True
+    assert all(get_preset(name).train.aspect_ratio_grouping for name in PRESETS)
+    off = Config().apply_overrides(["train.aspect_ratio_grouping=false"])
+    assert off.train.aspect_ratio_grouping is False
+    path = tmp_path / "config.json"
+    path.write_text(off.to_json())
+    assert Config.load(path).train.aspect_ratio_grouping is False
+    with pytest.raises(ValueError, match=r"'train\.aspect_ratio_grouping' expects true/false"):
+        Config().apply_overrides(["train.aspect_ratio_grouping=1"])
+
+
+def test_a_run_saved_before_grouping_existed_reads_as_ungrouped(tmp_path: Path) -> None:
+    """A config.json (or checkpoint) a run wrote before ``train.aspect_ratio_grouping`` existed
+    trained without it: read as that run's, it continues so; a config given by hand takes the
+    default."""
+    data = Config().to_dict()
+    del data["train"]["aspect_ratio_grouping"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data))
+    assert Config.load(path, of_run=True).train.aspect_ratio_grouping is False
+    assert Config.load(path).train.aspect_ratio_grouping is True
+    assert Config.from_run_dict(Config().to_dict()).train.aspect_ratio_grouping is True

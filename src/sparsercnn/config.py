@@ -195,6 +195,9 @@ class TrainConfig:
     amp: bool = False  # bf16 autocast where supported; matching and losses stay fp32
     seed: int = 40244023
     num_workers: int = 2
+    # Batches of one orientation each (w > h or not), as both references train (spec 1.4);
+    # false: consecutive samples, so a batch mixing them is padded to max(h) x max(w).
+    aspect_ratio_grouping: bool = True
     # Decoded training images kept in memory, per data-loading process (0: decode every sample).
     image_cache_mb: int = 1024
     # Periods in steps; <= 0: never (the run's last step is still checkpointed, evaluated and
@@ -229,6 +232,10 @@ class TrainConfig:
             raise ValueError(f"train.steps must be iterations >= 1, got {list(self.steps)}")
 
 
+# Keys added after runs were saved without them, with the value that gives what those runs did.
+ADDED_KEYS: dict[tuple[str, str], Any] = {("train", "aspect_ratio_grouping"): False}
+
+
 @dataclass
 class Config:
     """The whole resolved configuration; saved beside every checkpoint."""
@@ -246,17 +253,30 @@ class Config:
         """Build a config from :meth:`to_dict` output; unknown keys are an error."""
         return _from_dict(Config, data, "")
 
+    @staticmethod
+    def from_run_dict(data: dict[str, Any]) -> Config:
+        """:meth:`from_dict` of a config a training run saved (its ``config.json``, a
+        checkpoint's): a key added to the package since then reads as what that run did
+        (:data:`ADDED_KEYS`), not as today's default."""
+        data = dict(data)
+        for (section, key), value in ADDED_KEYS.items():
+            entries = data.get(section)
+            if isinstance(entries, dict) and key not in entries:
+                data[section] = {**entries, key: value}
+        return Config.from_dict(data)
+
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
     @staticmethod
-    def load(path: str | Path) -> Config:
+    def load(path: str | Path, *, of_run: bool = False) -> Config:
+        """A ``config.json``; ``of_run``: one a training run wrote (:meth:`from_run_dict`)."""
         path = Path(path)
         try:
             data = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise ValueError(f"cannot read config {path}: {error}") from error
-        return Config.from_dict(data)
+        return Config.from_run_dict(data) if of_run else Config.from_dict(data)
 
     def apply_overrides(self, overrides: list[str]) -> Config:
         """Return a copy with ``section.key=value`` overrides applied (values parsed as JSON).

@@ -271,3 +271,95 @@ def test_resuming_with_other_processes_or_batch_is_warned_about(
     else:
         (warning,) = warnings
         assert expected in warning and "does not continue as the interrupted run" in warning
+
+
+@pytest.mark.parametrize(
+    ("saved", "resumed", "warned"),
+    [(None, True, True), (None, False, False), (True, False, True), (True, True, False)],
+)
+def test_resuming_with_grouping_turned_on_or_off_is_warned_about(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    saved: bool | None,
+    resumed: bool,
+    warned: bool,
+) -> None:
+    """Grouping changes the batches: resuming with it switched is warned about, and a
+    checkpoint saved before the option existed (``None``: no key) counts as ungrouped."""
+    config = Config()
+    if saved is not None:
+        config.train.aspect_ratio_grouping = saved
+    else:
+        original = Config.to_dict
+
+        def without_key(self: Config) -> dict[str, Any]:
+            data = original(self)
+            del data["train"]["aspect_ratio_grouping"]
+            return data
+
+        monkeypatch.setattr(Config, "to_dict", without_key)
+    model, optimizer = _model_and_optimizer()
+    save_training_checkpoint(tmp_path, 8, model, optimizer, None, config, CATEGORIES)
+    monkeypatch.undo()
+    current = Config()
+    current.train.aspect_ratio_grouping = resumed
+    with caplog.at_level("WARNING", logger="sparsercnn.engine.checkpoint"):
+        restore_training_state(tmp_path, model, optimizer, None, current, CATEGORIES)
+    warnings = [r.getMessage() for r in caplog.records if "aspect-ratio grouping" in r.getMessage()]
+    assert bool(warnings) == warned
+    if warned:
+        flag = str(bool(saved)).lower()
+        assert f"--set train.aspect_ratio_grouping={flag} continues as it was" in warnings[0]
+
+
+def test_pruning_keeps_the_checkpoint_just_written(tmp_path: Path) -> None:
+    """A run resumed from an earlier checkpoint (a copy) into a folder holding later ones: the
+    checkpoint it writes is the one ``--resume`` must read, not the first one pruned."""
+    for iteration in (30, 40):
+        _save(tmp_path, iteration, keep=2)
+    written = _save(tmp_path, 15, keep=2)
+    assert written.is_file()
+    assert load_training_checkpoint(tmp_path)["iteration"] == 15
+    _save(tmp_path, 35, keep=2)
+    # Up to the one written, the newest two are kept; 40 is still ahead of the run.
+    assert [p.name for p in list_checkpoints(tmp_path)] == [
+        "checkpoint_0000030.pt",
+        "checkpoint_0000035.pt",
+        "checkpoint_0000040.pt",
+    ]
+    assert load_training_checkpoint(tmp_path)["iteration"] == 35
+
+
+def test_a_rank_the_checkpoint_has_no_state_of_keeps_its_own(tmp_path: Path) -> None:
+    """Resuming a 1-process run with 2: rank 1 keeps its own random numbers instead of taking
+    rank 0's (both would then draw the same dropout masks)."""
+    _save(tmp_path, 8)
+    model, optimizer = _model_and_optimizer()
+    streams = []
+    for rank in (0, 1):
+        torch.manual_seed(100 + rank)
+        restore_training_state(
+            tmp_path, model, optimizer, None, Config(), CATEGORIES, rank=rank, world_size=2
+        )
+        streams.append(torch.rand(4))
+    assert not torch.equal(streams[0], streams[1])
+    torch.manual_seed(101)
+    assert torch.equal(streams[1], torch.rand(4))
+
+
+def test_a_failed_pointer_write_does_not_resume_from_the_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _save(tmp_path, 1)
+    write = checkpoint_module.atomic_write
+
+    def full_disk_for_the_pointer(path: Path, content: Any) -> Path:
+        if Path(path).name == LAST_CHECKPOINT_FILE:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return write(path, content)
+
+    monkeypatch.setattr(checkpoint_module, "atomic_write", full_disk_for_the_pointer)
+    with pytest.raises(OSError, match="No space left"):
+        _save(tmp_path, 2)
+    assert load_training_checkpoint(tmp_path)["iteration"] == 2

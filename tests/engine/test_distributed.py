@@ -8,6 +8,7 @@ evaluates, and saves its first-step gradients and final weights for the test to 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -25,6 +26,8 @@ from sparsercnn.engine.distributed import (
     all_gather_object,
     barrier,
     cleanup,
+    computed_on_main,
+    gathered_from_all,
     init_distributed,
     is_main_process,
 )
@@ -98,7 +101,92 @@ def _worker(rank: int, config_json: Path, data_json: Path, image_dir: Path, out:
         cleanup()
 
 
-def _launch(tmp_path: Path, data: SyntheticCoco, config_json: Path) -> list[subprocess.Popen[str]]:
+class _UnpicklableError(ValueError):
+    def __init__(self, first: str, second: str) -> None:
+        super().__init__(f"{first} and {second}")
+
+
+def _caught(work: Any) -> str | None:
+    """What ``work()`` raised, as ``Type: message``; None if nothing."""
+    try:
+        work()
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def _helpers_worker(
+    rank: int, config_json: Path, data_json: Path, image_dir: Path, out: Path
+) -> None:
+    """One rank: the helpers' results and errors, then the data check and the datasets of a
+    one-step training, counting the images this rank decoded."""
+    from sparsercnn.cli.training_setup import check_training_data
+    from sparsercnn.config import Config
+    from sparsercnn.data import image_check
+    from sparsercnn.data.coco import CocoDataset
+    from sparsercnn.engine import pipeline
+    from sparsercnn.engine.pipeline import train_from_coco
+
+    info = init_distributed(device="cpu", timeout_s=TIMEOUT_S / 2)
+    decoded: list[str] = []
+    decode_issue = image_check._decode_issue
+
+    def counted(image: dict[str, Any], path: Path) -> Any:
+        decoded.append(str(path))
+        return decode_issue(image, path)
+
+    image_check._decode_issue = counted  # type: ignore[assignment]
+    calls: list[int] = []
+
+    def refuse() -> None:
+        raise ValueError(f"refused on rank {rank}")
+
+    def unpicklable() -> None:
+        raise _UnpicklableError("one", "two")
+
+    def fail_on_rank_1() -> int:
+        if rank == 1:
+            raise FileNotFoundError("image 7 (007.png) changed on disk")
+        return rank
+
+    try:
+        report = {
+            "result": computed_on_main(lambda: calls.append(rank) or f"from rank {rank}"),
+            "calls": calls,
+            "refused": _caught(lambda: computed_on_main(refuse)),
+            "unpicklable": _caught(lambda: computed_on_main(unpicklable)),
+            "gathered": gathered_from_all(lambda: rank * 10),
+            "failed_shard": _caught(lambda: gathered_from_all(fail_on_rank_1)),
+        }
+        val = (data_json, image_dir)
+        check_training_data((data_json, image_dir), val, skip_invalid=False)
+        result = train_from_coco(
+            Config.load(config_json),
+            train_json=data_json,
+            train_images=image_dir,
+            val_json=data_json,
+            val_images=image_dir,
+            output_dir=out / "run",
+            dist_info=info,
+        )
+        report["decoded"] = decoded
+        report["final_metrics"] = result.final_metrics
+        if rank == 1:  # a machine without the image folder
+            check = pipeline.check_image_files
+            pipeline.check_image_files = lambda images, image_dir, **kwargs: check(  # type: ignore[assignment]
+                images, Path(image_dir) / "elsewhere", **kwargs
+            )
+        report["missing_on_rank_1"] = _caught(
+            lambda: pipeline._built_on_rank_0(lambda: CocoDataset(data_json, image_dir))
+        )
+        (out / f"rank{rank}.json").write_text(json.dumps(report))
+    finally:
+        cleanup()
+
+
+def _launch(
+    tmp_path: Path, data: SyntheticCoco, config_json: Path, mode: str = "train"
+) -> list[subprocess.Popen[str]]:
     env = {
         **os.environ,
         "MASTER_ADDR": "127.0.0.1",
@@ -109,7 +197,7 @@ def _launch(tmp_path: Path, data: SyntheticCoco, config_json: Path) -> list[subp
     args = [str(config_json), str(data.json_path), str(data.image_dir), str(tmp_path)]
     return [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.engine.test_distributed", str(rank), *args],
+            [sys.executable, "-m", "tests.engine.test_distributed", mode, str(rank), *args],
             cwd=REPOSITORY_ROOT,
             env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
             stdout=subprocess.PIPE,
@@ -137,10 +225,10 @@ def _wait(processes: list[subprocess.Popen[str]]) -> list[str]:
     return outputs
 
 
-def _run_ranks(tmp_path: Path, data: SyntheticCoco, config_json: Path) -> None:
+def _run_ranks(tmp_path: Path, data: SyntheticCoco, config_json: Path, mode: str = "train") -> None:
     """Launch the ranks and wait; one retry if the free port was taken in between."""
     for attempt in range(2):
-        processes = _launch(tmp_path, data, config_json)
+        processes = _launch(tmp_path, data, config_json, mode)
         outputs = _wait(processes)
         if all(p.returncode == 0 for p in processes):
             return
@@ -206,5 +294,41 @@ def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_checkpointed_step(
     assert "interrupted after iteration" not in outputs[1]  # rank 0 reports it, once
 
 
+def test_rank_0_checks_the_data_and_errors_reach_every_rank(
+    tiny_coco: SyntheticCoco, tmp_path: Path
+) -> None:
+    """Under torchrun rank 0 alone decodes the images (the data check and the datasets) and
+    the other ranks get its datasets; what rank 0 refuses, or one rank fails on, every rank
+    raises, with the same message, instead of losing its peer or waiting for it."""
+    cfg = tiny_config()
+    cfg.train.max_iter = 1
+    config_json = tmp_path / "config.json"
+    config_json.write_text(cfg.to_json())
+    _run_ranks(tmp_path, tiny_coco, config_json, mode="helpers")
+
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD_SIZE)]
+    assert [r["result"] for r in ranks] == ["from rank 0"] * 2
+    assert [r["calls"] for r in ranks] == [[0], []]
+    assert [r["refused"] for r in ranks] == ["ValueError: refused on rank 0"] * 2
+    assert ranks[0]["unpicklable"] == "_UnpicklableError: one and two"
+    # Its nearest base class that travels: still bad input, with the same message.
+    assert ranks[1]["unpicklable"] == "ValueError: one and two"
+    assert [r["gathered"] for r in ranks] == [[0, 10]] * 2
+    assert [r["failed_shard"] for r in ranks] == [
+        "FileNotFoundError: image 7 (007.png) changed on disk"
+    ] * 2
+    # Each image decoded once, by rank 0: the training and validation sets are one file here.
+    assert len(ranks[0]["decoded"]) == tiny_coco.num_images
+    assert ranks[1]["decoded"] == []
+    assert ranks[0]["final_metrics"]["num_images"] == tiny_coco.num_images
+    # Rank 0's dataset, but files missing where rank 1 runs: every rank names that machine.
+    missing = ranks[0]["missing_on_rank_1"]
+    assert missing.startswith("DatasetError: ")
+    count = tiny_coco.num_images
+    assert f"{count} image file(s) that rank 0 read are missing on the machine of rank 1" in missing
+    assert ranks[1]["missing_on_rank_1"] == missing
+
+
 if __name__ == "__main__":
-    _worker(int(sys.argv[1]), *(Path(arg) for arg in sys.argv[2:6]))
+    worker = {"train": _worker, "helpers": _helpers_worker}[sys.argv[1]]
+    worker(int(sys.argv[2]), *(Path(arg) for arg in sys.argv[3:7]))

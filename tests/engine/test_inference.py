@@ -11,13 +11,16 @@ import pytest
 import torch
 from PIL import Image
 
+from sparsercnn.config import Config
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.loader import build_test_loader
 from sparsercnn.data.transforms import build_test_transform
 from sparsercnn.engine.inference import evaluate, run_inference
 from sparsercnn.evaluation import CocoEvaluator
 from sparsercnn.model import PostProcessor, SparseRCNN, build_model, build_postprocessor
-from sparsercnn.structures import ModelOutput, StageOutput
+from sparsercnn.model_file import load_model_file
+from sparsercnn.predictor import Predictor
+from sparsercnn.structures import Batch, ModelOutput, StageOutput
 from tests.synthetic_coco import SyntheticCoco, tiny_config
 
 
@@ -80,8 +83,9 @@ def _exif_jpeg(path: Path, display: np.ndarray, orientation: int) -> None:
 def test_boxes_found_in_the_input_map_back_to_the_file_pixels(tmp_path: Path) -> None:
     """A detector that finds every object exactly in the resized input image scores AP 1 after
     the post-processor maps its boxes back: through the test resize, an EXIF rotation (the JSON
-    gives the displayed size) and a JPEG decoded at a reduced scale, with a box on the border
-    (clipping leaves it whole)."""
+    gives the displayed size) and a JPEG decoded at a reduced scale (by its pixel map: the
+    ratio of sizes misses by 0.75 px on its odd side), with a box on the border (clipping
+    leaves it whole)."""
     rng = np.random.default_rng(0)
     images_dir = tmp_path / "images"
     images_dir.mkdir()
@@ -126,7 +130,11 @@ def test_boxes_found_in_the_input_map_back_to_the_file_pixels(tmp_path: Path) ->
             image_sizes=torch.tensor([sample.image.shape[1:]]),
             proposal_boxes=targets.boxes[None],
         )
-        detections.extend(postprocessor(output, [sample.original_size]))
+        # As run_inference: the 1001x2000 JPEG, decoded at half size, maps by its pixel map.
+        batch = Batch.collate([sample])
+        found = postprocessor(output, batch.rescale_sizes)
+        detections.extend(batch.to_original(found, postprocessor.clip_boxes))
+    assert dataset[1].pixel_map is not None and dataset[0].pixel_map is None
     evaluator = CocoEvaluator(dataset.gt_dict(), dataset.category_map.category_ids)
     evaluator.update(dataset.image_ids, detections)
     result = evaluator.evaluate()
@@ -139,3 +147,122 @@ def test_boxes_found_in_the_input_map_back_to_the_file_pixels(tmp_path: Path) ->
             if a["image_id"] == image["id"] and a["category_id"] == record["category_id"]
         ]
         assert record["bbox"] == pytest.approx(expected, abs=0.02)
+
+
+# (h, w) as stored, EXIF orientation: JPEGs the tiny model's 128/160 resize lets decode at 1/8
+# (mirrored on both axes) and 1/2 (transposed and mirrored; upright), no side a multiple of k.
+REDUCED_JPEGS = [((1283, 2563), 3), ((1003, 517), 7), ((517, 1003), 1)]
+
+
+def _reduced_jpeg_coco(root: Path) -> tuple[Path, Path, list[Path]]:
+    """A COCO data set of :data:`REDUCED_JPEGS` (one box each, sizes as displayed)."""
+    images_dir = root / "images"
+    images_dir.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    images, annotations, paths = [], [], []
+    for index, ((height, width), orientation) in enumerate(REDUCED_JPEGS):
+        pixels = rng.integers(0, 90, (height, width, 3), dtype=np.uint8)
+        pixels[height // 3 : height // 2, width // 2 : 3 * width // 4] = (220, 40, 40)
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        path = images_dir / f"{index}.jpg"
+        Image.fromarray(pixels).save(path, quality=85, exif=exif)
+        paths.append(path)
+        shown = (width, height) if orientation >= 5 else (height, width)
+        images.append(
+            {"id": index + 1, "file_name": path.name, "height": shown[0], "width": shown[1]}
+        )
+        bbox = [shown[1] / 2, shown[0] / 3, shown[1] / 4, shown[0] / 6]
+        annotations.append(
+            {
+                "id": index + 1,
+                "image_id": index + 1,
+                "category_id": 3,
+                "bbox": bbox,
+                "area": bbox[2] * bbox[3],
+                "iscrowd": 0,
+            }
+        )
+    categories = [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]
+    json_path = root / "instances.json"
+    json_path.write_text(
+        json.dumps({"images": images, "annotations": annotations, "categories": categories})
+    )
+    return json_path, images_dir, paths
+
+
+def _inference_dataset(json_path: Path, images_dir: Path, cfg: Config) -> CocoDataset:
+    """The evaluation data set as ``sparsercnn eval`` builds it: decoded for the test resize."""
+    transform = build_test_transform(cfg.input)
+    return CocoDataset(json_path, images_dir, transform, decode_size=transform.source_size)
+
+
+def test_evaluation_maps_a_reduced_jpeg_as_the_predictor_does(
+    model_file: Path, tmp_path: Path
+) -> None:
+    """Large, EXIF-mirrored JPEGs decoded at 1/8 and 1/2, sides not multiples of k: evaluation
+    gives the predictor's detections on the files bit for bit (both map the input's pixels to
+    the file's by the decoded image's DCT grid, composed with the test resize), not the ratio
+    of sizes (off by up to k - 1 px)."""
+    json_path, images_dir, paths = _reduced_jpeg_coco(tmp_path / "coco")
+    loaded = load_model_file(model_file)
+    assert loaded.config.model.clip_boxes
+    dataset = _inference_dataset(json_path, images_dir, loaded.config)
+    maps = [dataset[i].pixel_map for i in range(len(dataset))]
+    assert all(m is not None for m in maps)
+    assert maps[0] is not None and maps[0].offset_x == maps[0].offset_y == -5.0  # 8 * 321 - 2563
+
+    evaluation = evaluate(loaded.model, build_postprocessor(loaded.config), dataset, batch_size=2)
+    predictions = Predictor.from_file(model_file, batch_size=2)(paths)
+
+    assert evaluation is not None
+    for detections, prediction in zip(evaluation.detections, predictions, strict=True):
+        assert len(prediction.scores) > 0
+        for key in ("boxes", "scores", "labels"):
+            assert torch.equal(detections[key], getattr(prediction, key)), key
+    # What the ratio of sizes gave: boxes off by most of a pixel or more somewhere.
+    sample = dataset[0]
+    batch = Batch.collate([sample])
+    with torch.no_grad():
+        output = loaded.model.eval()(batch.images)
+    by_ratio = build_postprocessor(loaded.config)(output, [sample.original_size])[0]
+    assert (by_ratio["boxes"] - evaluation.detections[0]["boxes"]).abs().max() > 0.5
+
+
+def test_the_ratio_of_sizes_still_maps_an_image_decoded_in_full(
+    tiny_coco: SyntheticCoco,
+) -> None:
+    """PNGs (never decoded reduced) have no pixel map: run_inference gives the post-processor
+    the original sizes and its detections as they are, bit for bit."""
+    model, postprocessor, dataset = _setup(tiny_coco)
+    postprocessor.clip_boxes = True
+    loader = build_test_loader(dataset, batch_size=1, num_workers=0)
+    batches = list(loader)
+    assert all(b.pixel_maps == [None] and b.rescale_sizes == b.original_sizes for b in batches)
+
+    _, detections, _ = run_inference(model, postprocessor, batches)
+
+    with torch.no_grad():
+        for batch, found in zip(batches, detections, strict=True):
+            (expected,) = postprocessor(model.eval()(batch.images), batch.original_sizes)
+            for key in ("boxes", "scores", "labels"):
+                assert torch.equal(found[key], expected[key]), key
+
+
+def test_exported_evaluation_maps_a_reduced_jpeg_as_its_predictor_does(
+    model_file_onnx: Path, tmp_path: Path
+) -> None:
+    """The same through the exported detector (its graph clips as the model file says)."""
+    from sparsercnn.export import OnnxPredictor
+
+    json_path, images_dir, paths = _reduced_jpeg_coco(tmp_path / "coco")
+    predictor = OnnxPredictor(model_file_onnx, batch_size=1)
+    assert predictor.clip_boxes
+    dataset = _inference_dataset(json_path, images_dir, predictor.config)
+    evaluation = evaluate(predictor, None, dataset)
+    predictions = predictor(paths)
+    assert evaluation is not None
+    for detections, prediction in zip(evaluation.detections, predictions, strict=True):
+        assert len(prediction.scores) > 0
+        for key in ("boxes", "scores", "labels"):
+            assert torch.equal(detections[key], getattr(prediction, key)), key

@@ -316,3 +316,26 @@ def test_amp_falls_back_to_fp32_without_native_bf16(
         assert train_step.autocast_dtype(torch.device("cpu"), enabled=True) is None
     assert "no native bf16" in caplog.text
     assert train_step.autocast_dtype(torch.device("cpu"), enabled=False) is None
+
+
+class _LoaderBuilt(Exception):
+    """Stops training once the training loader is built."""
+
+
+@pytest.mark.parametrize("grouping", [True, False])
+def test_trainer_builds_its_loader_with_the_configured_grouping(
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grouping: bool
+) -> None:
+    cfg = tiny_config()
+    cfg.train.aspect_ratio_grouping = grouping
+    trainer = _trainer(tiny_coco, cfg, tmp_path)
+    seen: dict[str, Any] = {}
+
+    def build(*args: Any, **kwargs: Any) -> None:
+        seen.update(kwargs)
+        raise _LoaderBuilt
+
+    monkeypatch.setattr(trainer_module, "build_train_loader", build)
+    with pytest.raises(_LoaderBuilt):
+        trainer.train()
+    assert seen["aspect_ratio_grouping"] is grouping

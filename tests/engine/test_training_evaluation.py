@@ -3,6 +3,7 @@ reproduces it exactly, and the end of training reuses it instead of running the 
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,33 @@ def test_eval_of_the_saved_model_reproduces_training_evaluation(
         for key in ("boxes", "scores", "labels"):
             assert torch.equal(trained[key], evaluated[key]), key
     assert again.result.to_dict() == report.result.to_dict()
+
+
+@pytest.mark.usefixtures("python_sigint")
+def test_ctrl_c_during_the_final_evaluation_keeps_the_last_steps(
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The final evaluation and checkpoint defer a Ctrl-C as the periodic ones do: the run stops
+    once the last step is checkpointed (with that evaluation), instead of losing every step
+    since the last periodic checkpoint."""
+    cfg = tiny_config()
+    evaluate = inference.evaluate
+
+    def interrupted_evaluate(*args: object, **kwargs: object) -> inference.Evaluation | None:
+        signal.raise_signal(signal.SIGINT)
+        return evaluate(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("sparsercnn.engine.trainer.evaluate", interrupted_evaluate)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train_from_coco(
+            cfg,
+            train_json=tiny_coco.json_path,
+            train_images=tiny_coco.image_dir,
+            val_json=tiny_coco.json_path,
+            val_images=tiny_coco.image_dir,
+            output_dir=run,
+        )
+    assert [p.name for p in run.glob("checkpoint_*.pt")] == ["checkpoint_0000003.pt"]
+    assert not (run / "model_final.safetensors").exists()
+    assert '"eval"' in (run / "metrics.jsonl").read_text()

@@ -81,8 +81,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-# Loggers whose warnings are the same on every rank: the data policy's (every rank reads the
-# whole JSON), the resumed checkpoint's and the time budget's (rank 0 decides for all).
+# Loggers whose warnings are the same on every rank: the data policy's (rank 0 checks the data
+# and builds the datasets for all; a Python caller's ranks may each read the whole JSON), the
+# resumed checkpoint's and the time budget's (rank 0 decides for all).
 RANK_0_WARNINGS = (
     "sparsercnn.data.policy",
     "sparsercnn.engine.checkpoint",
@@ -92,7 +93,7 @@ RANK_0_WARNINGS = (
 
 def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics import write_evaluation_report
-    from sparsercnn.engine.distributed import cleanup, init_distributed
+    from sparsercnn.engine.distributed import cleanup, computed_on_main, init_distributed
     from sparsercnn.engine.pipeline import train_from_coco
     from sparsercnn.evaluation.units import format_percent
 
@@ -117,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             cfg = training_config(
                 args, args.train_json, args.train_images, args.output_dir, dist_info
             )
+            # Rank 0's clock decides, so that a spent budget stops every rank alike.
+            budget = computed_on_main(lambda: remaining_budget(args.time_budget, start))
             result = train_from_coco(
                 cfg,
                 train_json=args.train_json,
@@ -126,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                 output_dir=args.output_dir,
                 resume=args.resume,
                 # The recipe's timing counts against the budget.
-                time_budget_minutes=remaining_budget(args.time_budget, start),
+                time_budget_minutes=budget,
                 skip_invalid=args.skip_invalid,
                 dist_info=dist_info,
             )

@@ -63,13 +63,24 @@ def check_training_data(
     (``(json, image folder)`` each), before a run's budget starts (as a fixed preset's dataset
     checks run before the trainer's clock): bad files, and a validation set with other
     categories, are named before any recipe work, and the recipe and the datasets reuse the
-    decoded results (:func:`~sparsercnn.data.image_check.check_image_files`).
+    decoded results (:func:`~sparsercnn.data.image_check.check_image_files`). Under torchrun
+    rank 0 checks (and later builds the datasets) for all ranks; what it refuses, every rank
+    refuses with the same error.
 
     Raises:
         InvalidDataError, DatasetError: what training would refuse (see
             :func:`~sparsercnn.data.policy.refuse_invalid`).
         ValueError: the validation set's categories differ from the training set's.
     """
+    from sparsercnn.engine.distributed import computed_on_main
+
+    computed_on_main(lambda: _check_data(train, val, skip_invalid))
+
+
+def _check_data(
+    train: tuple[Path, Path], val: tuple[Path, Path] | None, skip_invalid: bool
+) -> None:
+    """:func:`check_training_data` in this process."""
     from sparsercnn.data.categories import CategoryMap
     from sparsercnn.data.policy import inspect_dataset, refuse_invalid
     from sparsercnn.engine.pipeline import check_same_categories
@@ -90,12 +101,14 @@ def resolve_config(args: argparse.Namespace) -> Config:
     return load_config_file(args.config, "--config").apply_overrides(list(args.overrides))
 
 
-def load_config_file(path: Path, what: str) -> Config:
-    """A ``config.json``; errors name ``what`` (the flag or the run folder) and the file."""
+def load_config_file(path: Path, what: str, *, of_run: bool = False) -> Config:
+    """A ``config.json`` (``of_run``: the one a training run wrote, see
+    :meth:`Config.from_run_dict`); errors name ``what`` (the flag or the run folder) and the
+    file."""
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} is not a file")
     try:
-        return Config.load(path)
+        return Config.load(path, of_run=of_run)
     except ValueError as error:
         if str(path) in str(error):
             raise
@@ -114,18 +127,20 @@ def training_config(
     trains with it), or on ``--resume`` the run's own ``config.json``. ``--set`` overrides apply
     last, then ``--init-from``, ``--backbone-weights`` and ``--freeze``."""
     from sparsercnn.config import Config
-    from sparsercnn.engine.distributed import all_gather_object
+    from sparsercnn.engine.distributed import computed_on_main
 
     if args.config or args.preset != AUTO_PRESET:
         cfg = resolve_config(args)
     elif args.resume:
-        cfg = load_config_file(output_dir / "config.json", "--resume: the run's config")
+        cfg = load_config_file(
+            output_dir / "config.json", "--resume: the run's config", of_run=True
+        )
         cfg = cfg.apply_overrides(list(args.overrides))
     else:
-        chosen = None
-        if dist_info.is_main:
-            chosen = _auto_config(args, train_json, train_images, output_dir, dist_info).to_dict()
-        cfg = Config.from_dict(all_gather_object(chosen)[0])
+        chosen = computed_on_main(
+            lambda: _auto_config(args, train_json, train_images, output_dir, dist_info).to_dict()
+        )
+        cfg = Config.from_dict(chosen)
     return _with_weight_options(cfg, args)
 
 

@@ -142,13 +142,20 @@ def save_training_checkpoint(
         "extra": dict(extra or {}),
     }
     atomic_write(path, lambda tmp: _save_payload(payload, tmp))
-    atomic_write(directory / LAST_CHECKPOINT_FILE, lambda tmp: tmp.write_text(path.name + "\n"))
+    pointer = directory / LAST_CHECKPOINT_FILE
+    try:
+        atomic_write(pointer, lambda tmp: tmp.write_text(path.name + "\n"))
+    except OSError:
+        # A pointer left naming the previous checkpoint would resume from it, past this one:
+        # without a pointer, resuming takes the newest checkpoint, this one.
+        pointer.unlink(missing_ok=True)
+        raise
     # A process killed while writing leaves its temporary file behind, as large as a checkpoint.
     for stale in leftover_temporaries(directory, "checkpoint_*.pt"):
         stale.unlink(missing_ok=True)
         logger.info("deleted %s, a checkpoint left half-written by an interrupted run", stale)
     if keep > 0:
-        prune_checkpoints(directory, keep)
+        prune_checkpoints(directory, keep, newest=path)
     logger.info("saved training checkpoint %s", path)
     return path
 
@@ -178,11 +185,20 @@ def _by_value(value: Any) -> Any:
     return value
 
 
-def prune_checkpoints(directory: str | Path, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` checkpoints of ``directory``; return the deleted."""
+def prune_checkpoints(directory: str | Path, keep: int, newest: Path | None = None) -> list[Path]:
+    """Delete all but the newest ``keep`` checkpoints of ``directory``; return the deleted.
+
+    ``newest``: the checkpoint just written, counted as the newest. Those of later iterations,
+    left by the run's future before it was resumed from an earlier checkpoint, are not counted
+    (nor deleted): they would otherwise crowd out the one just written, which ``--resume``
+    reads; the run overwrites them, or deletes them once past their iterations.
+    """
     if keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}")
-    old = list_checkpoints(directory)[:-keep]
+    found = list_checkpoints(directory)
+    if newest is not None and newest in found:
+        found = found[: found.index(newest) + 1]
+    old = found[:-keep]
     for path in old:
         path.unlink(missing_ok=True)
         logger.debug("deleted old checkpoint %s", path)
@@ -341,8 +357,9 @@ def restore_training_state(
         config: the configuration of the resumed run; schedule changes are logged, changed
             model, loss or input settings are warned about.
         categories: the label map of the data; it must equal the checkpoint's.
-        rank: this process's rank, whose RNG states are restored (rank 0's when the checkpoint
-            holds fewer ranks).
+        rank: this process's rank, whose RNG states are restored; a rank the checkpoint has
+            none of (more processes than the run had) keeps its own, rather than repeating
+            rank 0's random numbers.
         world_size: the resumed run's number of processes; another number than the
             checkpoint's (one RNG state per rank) is warned about, as is any change of the
             images per step or the learning rate.
@@ -353,7 +370,7 @@ def restore_training_state(
     """
     state = load_training_checkpoint(source)
     path = Path(state["path"])
-    saved_config = Config.from_dict(state["config"])
+    saved_config = Config.from_run_dict(state["config"])
     saved_categories = CategoryMap.from_dict(state["categories"])
     if saved_categories != categories:
         raise ValueError(
@@ -372,7 +389,8 @@ def restore_training_state(
     if scaler is not None and state["scaler"] is not None:
         scaler.load_state_dict(state["scaler"])
     rng = state["rng"]
-    restore_rng_states(rng[rank] if rank < len(rng) else rng[0])
+    if rank < len(rng):
+        restore_rng_states(rng[rank])
     log_config_changes(saved_config, config)
     log_batch_changes(saved_config, len(rng), config, world_size)
     iteration = int(state["iteration"])
@@ -412,9 +430,18 @@ def log_batch_changes(
     saved: Config, saved_world_size: int, current: Config, world_size: int
 ) -> None:
     """Warn when a resumed run takes other steps than the run it continues: another number of
-    processes (each reads its own shard: another data order), other images per step, or
-    another learning rate (``train.lr``, or the linear scaling of a changed batch)."""
+    processes (each reads its own shard: another data order), other images per step, another
+    learning rate (``train.lr``, or the linear scaling of a changed batch), or aspect-ratio
+    grouping turned on or off (other batches)."""
     old, new = saved.train, current.train
+    if old.aspect_ratio_grouping != new.aspect_ratio_grouping:
+        logger.warning(
+            "resuming a run trained %s aspect-ratio grouping %s it (other batches from here on); "
+            "--set train.aspect_ratio_grouping=%s continues as it was",
+            "with" if old.aspect_ratio_grouping else "without",
+            "without" if old.aspect_ratio_grouping else "with",
+            str(old.aspect_ratio_grouping).lower(),
+        )
     old_total = old.batch_size * old.grad_accum_steps * saved_world_size
     new_total = new.batch_size * new.grad_accum_steps * world_size
     old_lr = scaled_lr(old.lr, old_total, old.reference_batch_size, old.scale_lr)

@@ -3,9 +3,10 @@
 :func:`init_distributed` reads the environment ``torchrun`` sets (``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) and returns a :class:`DistInfo` that the engine
 passes around explicitly. The helpers (:func:`is_main_process`, :func:`all_gather_object`,
-:func:`mean_over_ranks`, :func:`barrier`, :func:`wrap_ddp`, :func:`cleanup`) ask
-``torch.distributed`` itself and are no-ops in a single process, so the same code runs with and
-without ``torchrun``. This module keeps no state of its own.
+:func:`computed_on_main`, :func:`gathered_from_all`, :func:`mean_over_ranks`, :func:`barrier`,
+:func:`wrap_ddp`, :func:`cleanup`) ask ``torch.distributed`` itself and are no-ops in a single
+process, so the same code runs with and without ``torchrun``. This module keeps no state of its
+own.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -24,6 +27,8 @@ from torch.nn.parallel import DistributedDataParallel
 logger = logging.getLogger(__name__)
 
 REQUIRED_ENV = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,74 @@ def all_gather_object(obj: Any) -> list[Any]:
     gathered: list[Any] = [None] * world_size
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+def computed_on_main(work: Callable[[], T]) -> T:
+    """``work()`` run on rank 0 alone and its result (picklable) given to every rank, which all
+    must call this; ``work()`` itself in a single process.
+
+    What ``work`` raises is raised on every rank (the other ranks get a copy), so that they stop
+    with rank 0's error, not with a lost peer's (``Connection closed by peer``) or after the
+    collective timeout.
+    """
+    if get_world_size() == 1:
+        return work()
+    outcome: list[Any] = [None, None]  # [result, error]
+    caught: Exception | None = None
+    if get_rank() == 0:
+        try:
+            outcome[0] = work()
+        except Exception as error:
+            caught = error
+            outcome[1] = _portable(error)
+    dist.broadcast_object_list(outcome, src=0)
+    if caught is not None:
+        raise caught
+    if outcome[1] is not None:
+        raise outcome[1]
+    result: T = outcome[0]
+    return result
+
+
+def gathered_from_all(work: Callable[[], T]) -> list[T]:
+    """Every rank's ``work()`` (picklable) in rank order, which all ranks must call;
+    ``[work()]`` in a single process.
+
+    When ``work`` raises on some rank, every rank raises: that rank its own error, the others a
+    copy of the first failing rank's, so that no rank waits for one that has stopped.
+    """
+    if get_world_size() == 1:
+        return [work()]
+    caught: Exception | None = None
+    try:
+        outcome: tuple[Any, Exception | None] = (work(), None)
+    except Exception as error:
+        caught = error
+        outcome = (None, _portable(error))
+    gathered = all_gather_object(outcome)
+    if caught is not None:
+        raise caught
+    for _, failure in gathered:
+        if failure is not None:
+            raise failure
+    return [result for result, _ in gathered]
+
+
+def _portable(error: Exception) -> Exception:
+    """``error``, or where it does not survive pickling (an ``__init__`` that takes other
+    arguments than the message) its nearest base class that does, with the same message: the
+    other ranks report it as rank 0 does (a ``ValueError`` stays bad input)."""
+    for kind in type(error).__mro__:
+        if not issubclass(kind, Exception):
+            continue
+        try:
+            copy = error if kind is type(error) else kind(str(error))
+            back = pickle.loads(pickle.dumps(copy))
+        except Exception:
+            continue
+        if type(back) is kind and str(back) == str(error):
+            return copy
+    return RuntimeError(str(error))
 
 
 def mean_over_ranks(values: dict[str, float], device: torch.device) -> dict[str, float]:

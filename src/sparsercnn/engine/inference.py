@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from sparsercnn.data.loader import build_test_loader
 from sparsercnn.data.transforms import InferenceTransform
-from sparsercnn.engine.distributed import DistInfo, all_gather_object
+from sparsercnn.engine.distributed import DistInfo, gathered_from_all
 from sparsercnn.evaluation import (
     CocoEvaluator,
     CocoResult,
@@ -91,6 +91,11 @@ class ExportedDetector(Protocol):
 
     @property
     def size_divisibility(self) -> int: ...
+
+    @property
+    def clip_boxes(self) -> bool:
+        """Whether its detections are clipped to their images (the model's ``clip_boxes``)."""
+        ...
 
     def detect(
         self, images: Sequence[Tensor], original_sizes: Sequence[tuple[int, int]]
@@ -186,7 +191,11 @@ def run_inference(
             :class:`ExportedDetector` (on the CPU; its model time includes the post-processing
             inside its graph).
         postprocessor: turns the model output into detections; None for an exported detector.
-        loader: batches of input images with their ``original_sizes``.
+        loader: batches of input images with their ``original_sizes`` and ``pixel_maps``: an
+            image decoded at a reduced scale (a large JPEG) has its detections rescaled to its
+            own size and then mapped to the original image by its pixel map, clipped as the
+            post-processor clips (:meth:`~sparsercnn.structures.Batch.to_original`), as the
+            predictor does.
         num_stages: run only the first k refinement stages (default all; PyTorch model only).
         device: where the images go; default the model's device.
         batch_invariant: only images of the same padded size share a forward pass
@@ -212,11 +221,13 @@ def run_inference(
         step = functools.partial(
             _torch_step, module, postprocessor, num_stages, batch_invariant, graphs, target
         )
+        clip = postprocessor.clip_boxes
     else:
         if cuda_graphs:
             raise ValueError("CUDA graphs replay a PyTorch model, not an exported detector")
         target, context = torch.device("cpu"), contextlib.nullcontext()
         step = functools.partial(_exported_step, model)
+        clip = model.clip_boxes
     image_ids: list[int] = []
     detections: list[Detections] = []
     timing = Timing()
@@ -224,9 +235,9 @@ def run_inference(
     with context:
         for batch in loader:
             images = [image.to(target, non_blocking=True) for image in batch.images]
-            results, model_seconds = step(images, batch.original_sizes)
+            results, model_seconds = step(images, batch.rescale_sizes)
             timing.model_seconds += model_seconds
-            detections.extend(detections_to_cpu(result) for result in results)
+            detections.extend(batch.to_original([detections_to_cpu(r) for r in results], clip))
             image_ids.extend(int(i) for i in batch.image_ids)
             timing.num_images += len(batch)
     timing.total_seconds = time.perf_counter() - start
@@ -306,17 +317,20 @@ def evaluate(
     loader = build_test_loader(
         _as_dataset(dataset), batch_size, num_workers, rank, world_size, size_keys=size_keys
     )
-    image_ids, detections, timing = run_inference(
-        model,
-        postprocessor,
-        loader,
-        num_stages=num_stages,
-        device=device,
-        batch_invariant=batch_invariant,
-        precision=precision,
-        cuda_graphs=cuda_graphs,
+    # A rank whose shard fails (an image changed on disk) makes every rank raise its error,
+    # rather than rank 0 waiting for its detections.
+    gathered = gathered_from_all(
+        lambda: run_inference(
+            model,
+            postprocessor,
+            loader,
+            num_stages=num_stages,
+            device=device,
+            batch_invariant=batch_invariant,
+            precision=precision,
+            cuda_graphs=cuda_graphs,
+        )
     )
-    gathered = all_gather_object((image_ids, detections, timing))
     if rank != 0:
         return None
     # Batches run in order of size: back to dataset order.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,17 @@ from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.coco import CocoDataset
+from sparsercnn.data.image_check import check_image_files
 from sparsercnn.data.transforms import build_test_transform, build_train_transform
+from sparsercnn.data.validation import DatasetError
 from sparsercnn.engine.checkpoint import check_run_folder
-from sparsercnn.engine.distributed import DistInfo
+from sparsercnn.engine.distributed import (
+    DistInfo,
+    computed_on_main,
+    gathered_from_all,
+    get_rank,
+    is_main_process,
+)
 from sparsercnn.engine.inference import Evaluation, Timing, evaluate
 from sparsercnn.engine.train_result import TrainResult
 from sparsercnn.engine.trainer import Trainer
@@ -165,15 +174,17 @@ def train_from_coco(
     """
     check_run_folder(output_dir, resume, is_main=dist_info is None or dist_info.is_main)
     transform = build_train_transform(cfg.input)
-    train_set = CocoDataset(
-        train_json,
-        train_images,
-        transform=transform,
-        skip_invalid=skip_invalid,
-        skip_unreadable=skip_invalid,
-        num_proposals=cfg.model.num_proposals,
-        decode_size=transform.source_size,
-        cache_bytes=cfg.train.image_cache_mb * 2**20,
+    train_set = _built_on_rank_0(
+        lambda: CocoDataset(
+            train_json,
+            train_images,
+            transform=transform,
+            skip_invalid=skip_invalid,
+            skip_unreadable=skip_invalid,
+            num_proposals=cfg.model.num_proposals,
+            decode_size=transform.source_size,
+            cache_bytes=cfg.train.image_cache_mb * 2**20,
+        )
     )
     num_classes = train_set.category_map.num_classes
     if cfg.model.num_classes != num_classes:
@@ -186,7 +197,9 @@ def train_from_coco(
         cfg = replace(cfg, model=replace(cfg.model, num_classes=num_classes))
     val_set = None
     if val_json is not None and val_images is not None:
-        val_set = evaluation_dataset(val_json, val_images, cfg, skip_invalid=skip_invalid)
+        val_set = _built_on_rank_0(
+            lambda: evaluation_dataset(val_json, val_images, cfg, skip_invalid=skip_invalid)
+        )
         check_same_categories(
             train_set.category_map, val_set.category_map, str(val_json), f"{train_json} has"
         )
@@ -203,6 +216,31 @@ def train_from_coco(
     if val_set is not None:
         result.evaluation_report = _training_evaluation_report(result, val_set, cfg, trainer.device)
     return result
+
+
+def _built_on_rank_0(build: Callable[[], CocoDataset]) -> CocoDataset:
+    """The dataset ``build()`` makes on rank 0 (the data policy in full, every image decoded),
+    given to every rank (compact arrays): N ranks neither decode the set N times nor drop
+    different images. The other ranks check only that its files exist where they run (a
+    machine of a multi-node run that lacks some is named); every rank raises what one finds."""
+    dataset = computed_on_main(build)
+    gathered_from_all(lambda: None if is_main_process() else _require_files(dataset))
+    return dataset
+
+
+def _require_files(dataset: CocoDataset) -> None:
+    """Raise when image files of ``dataset`` are missing on this machine (one listing of each
+    folder, nothing decoded)."""
+    images = [dataset.image_info(index) for index in range(len(dataset))]
+    issues = check_image_files(images, dataset.image_dir, decode=False)
+    missing = [issue for issue in issues if issue.severity == "error"]
+    if missing:
+        count = sum(issue.image_id is not None for issue in missing)
+        raise DatasetError(
+            f"{dataset.coco_json}: {count} image file(s) that rank 0 read are missing on "
+            f"the machine of rank {get_rank()} ({missing[0].message}): give every machine of "
+            "the run the same image folder"
+        )
 
 
 def evaluation_dataset(

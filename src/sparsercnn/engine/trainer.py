@@ -35,6 +35,7 @@ from sparsercnn.engine.distributed import (
     any_rank,
     barrier,
     broadcast_buffers,
+    computed_on_main,
     default_device,
     mean_over_ranks,
     wrap_ddp,
@@ -256,12 +257,13 @@ class Trainer:
             start_iter=self.iteration * train.grad_accum_steps,
             rank=self.dist.rank,
             world_size=self.dist.world_size,
+            aspect_ratio_grouping=train.aspect_ratio_grouping,
         )
         stopped_early = False
         window = LogWindow()
         interrupt = DeferredInterrupt(
-            notice="interrupted: finishing this step, then saving a checkpoint to resume from "
-            "(interrupt again to stop at once, without one)"
+            notice="interrupted: finishing the step (or evaluation) under way, then saving a "
+            "checkpoint to resume from (interrupt again to stop at once, without one)"
             if self.dist.is_main
             else "",
         )
@@ -285,14 +287,19 @@ class Trainer:
                     break
             # Once more, at the same point on every rank: a signal during the last step counts.
             interrupted = self._interrupted(interrupt)
-        del loader
+            del loader
+            if not interrupted:
+                # Signals stay deferred through the final evaluation and checkpoint, as through
+                # the periodic ones: a Ctrl-C there stops the run with its last steps saved.
+                self._final_evaluation_and_checkpoint(window)
+                interrupted = self._interrupted(interrupt)
         if interrupted:
             # Every rank checkpoints the same step; a rank that was not signalled itself stops
             # as the interrupted one does.
             self._save_interrupted(window)
             interrupt.deliver()
             raise KeyboardInterrupt
-        return self._finish(stopped_early, window)
+        return self._finish(stopped_early)
 
     def _interrupted(self, interrupt: DeferredInterrupt) -> bool:
         """Whether some rank has a deferred signal; every rank calls this at the same points
@@ -351,7 +358,8 @@ class Trainer:
 
     def _after_step(self, window: LogWindow, bar: tqdm) -> None:
         """Log, evaluate and checkpoint when their period (``<= 0``: never) divides the
-        iteration; the last iteration's evaluation and checkpoint happen in :meth:`_finish`.
+        iteration; the last iteration's evaluation and checkpoint happen in
+        :meth:`_final_evaluation_and_checkpoint`.
 
         The evaluation comes first, so that a checkpoint holds the best AP including it and the
         random state after it: a run resumed there goes on as the uninterrupted run did.
@@ -392,11 +400,13 @@ class Trainer:
         atomic_write(self.path("config.json"), lambda tmp: tmp.write_text(text))
 
     def _save_checkpoint(self) -> None:
-        """Checkpoint on rank 0 with every rank's RNG states (all ranks must call this)."""
+        """Checkpoint on rank 0 with every rank's RNG states (all ranks must call this; all
+        raise what stops rank 0's write)."""
         start = time.perf_counter()
         states = all_gather_object(rng_states())
-        if self.dist.is_main:
-            self.checkpoint_path = save_training_checkpoint(
+        # Rank 0 writes; what stops it (a full disk) stops every rank with its error.
+        self.checkpoint_path = computed_on_main(
+            lambda: save_training_checkpoint(
                 self.output_dir,
                 self.iteration,
                 self.model,
@@ -412,6 +422,7 @@ class Trainer:
                 keep=self.cfg.train.keep_checkpoints,
                 rng=states,
             )
+        )
         self.last_checkpoint_iteration = self.iteration
         self.checkpoint_seconds = time.perf_counter() - start
 
@@ -484,16 +495,20 @@ class Trainer:
             images_per_iter=train.batch_size * train.grad_accum_steps,
         )
 
-    def _finish(self, stopped_early: bool, window: LogWindow) -> TrainResult:
-        """Final evaluation and checkpoint (each unless this iteration has one already, as a
-        resumed finished run has), the final model file and the curves."""
+    def _final_evaluation_and_checkpoint(self, window: LogWindow) -> None:
+        """Log the last steps, then the final evaluation and checkpoint (each unless this
+        iteration has one already, as a resumed finished run has)."""
         if window.steps:
             self._log_window(window, None)
-        evaluations = self.evaluations
-        if self.val_dataset is not None and evaluations.last_iteration != self.iteration:
+        if self.val_dataset is not None and self.evaluations.last_iteration != self.iteration:
             self._evaluate(checkpoint_due=self.last_checkpoint_iteration != self.iteration)
         if self.last_checkpoint_iteration != self.iteration:
             self._save_checkpoint()
+
+    def _finish(self, stopped_early: bool) -> TrainResult:
+        """The result, the final model file and the curves (after
+        :meth:`_final_evaluation_and_checkpoint`)."""
+        evaluations = self.evaluations
         result = TrainResult(
             iteration=self.iteration,
             stopped_early=stopped_early,
