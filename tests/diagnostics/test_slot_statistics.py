@@ -15,11 +15,13 @@ from sparsercnn.diagnostics.slot_statistics import (
     NEVER_MATCHED,
     NO_SINGLE_CLASS,
     SlotStatistics,
+    _match_records,
     slot_statistics_of_model_file,
     write_slot_statistics,
 )
 from sparsercnn.model import build_model
 from sparsercnn.model_file import save_model_file
+from sparsercnn.structures import PixelMap, Target
 from tests.diagnostics.diagnostics_data import (
     CROWDED_OBJECTS,
     NUM_PROPOSALS,
@@ -156,3 +158,19 @@ def test_classes_that_share_a_name_are_counted_apart(data: DiagnosticsData, tmp_
         "shape (1)",
         "shape (3)",
     }
+
+
+def test_match_sizes_are_in_original_pixels_by_the_pixel_map() -> None:
+    """A JPEG decoded at 1/4 and resized to the input: a match's size is reported in the file's
+    pixels through its pixel map (4 x 0.5 = 2 per axis here), not the ratio of sizes, which
+    a partial last DCT block makes inexact."""
+    target = Target(boxes=torch.tensor([[0.0, 0.0, 10.0, 20.0]]), labels=torch.tensor([1]))
+    slots, gts = torch.tensor([3]), torch.tensor([0])
+    input_size = torch.tensor([50.0, 60.0])
+    by_ratio = _match_records(target, slots, gts, input_size, (201, 241))
+    assert by_ratio[0, 4] == pytest.approx((200 * (201 * 241) / (50 * 60)) ** 0.5)
+    mapped = _match_records(
+        target, slots, gts, input_size, (201, 241), PixelMap(2.0, 2.0, -3.0, 0.0)
+    )
+    assert mapped[0, 4] == pytest.approx((200 * 4) ** 0.5)
+    assert mapped[0, :4].tolist() == by_ratio[0, :4].tolist()

@@ -27,7 +27,7 @@ from sparsercnn.model import SparseRCNN
 from sparsercnn.model.inference import evaluating, model_device, run_model
 from sparsercnn.ops.boxes import box_xyxy_to_cxcywh
 from sparsercnn.recipe.auto_recipe import PROPOSALS_PER_OBJECT, proposals_for
-from sparsercnn.structures import Target
+from sparsercnn.structures import PixelMap, Target
 from sparsercnn.visualization.diagnostic_plots import (
     plot_slot_centres,
     plot_slot_match_counts,
@@ -234,6 +234,7 @@ def _match_records(
     gts: Tensor,
     input_size: Tensor,
     original_size: tuple[int, int],
+    pixel_map: PixelMap | None = None,
 ) -> np.ndarray:
     """``(K, 5)`` rows ``(slot, label, cx_norm, cy_norm, sqrt_area)`` of one image's matches.
 
@@ -242,10 +243,15 @@ def _match_records(
         slots, gts: the matcher's ``(pred_indices, gt_indices)``.
         input_size: ``(2,)`` float ``(h, w)`` of the input image.
         original_size: ``(h, w)`` of the original image (sizes are reported in its pixels).
+        pixel_map: the input image's map to the original (a JPEG decoded at a reduced scale,
+            :attr:`~sparsercnn.structures.Sample.pixel_map`); ``None``: the ratio of sizes.
     """
     gts = gts.cpu()
     h, w = input_size.tolist()
-    scale = original_size[0] * original_size[1] / (h * w)
+    if pixel_map is None:
+        scale = original_size[0] * original_size[1] / (h * w)
+    else:
+        scale = pixel_map.scale_x * pixel_map.scale_y
     boxes = box_xyxy_to_cxcywh(target.boxes[gts].float())  # (K, 4) input pixels
     sqrt_areas = (boxes[:, 2] * boxes[:, 3] * scale).clamp(min=0).sqrt()
     centres = boxes[:, :2] / torch.tensor([w, h])
@@ -303,8 +309,9 @@ def collect_slot_statistics(
             matches = matcher(last.logits, last.boxes, batch.targets, output.image_sizes)
             for image, (slots, gts) in enumerate(matches):
                 target = batch.targets[image]
+                pixel_map = batch.pixel_maps[image] if batch.pixel_maps else None
                 record = _match_records(
-                    target, slots, gts, sizes[image], batch.original_sizes[image]
+                    target, slots, gts, sizes[image], batch.original_sizes[image], pixel_map
                 )
                 np.add.at(matched, record[:, 0].astype(np.int64), 1)
                 np.add.at(class_counts, tuple(record[:, :2].astype(np.int64).T), 1)
