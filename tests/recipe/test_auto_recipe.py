@@ -102,9 +102,11 @@ def test_size_score_resolvable_share_and_training_progress() -> None:
 
 
 def test_mixed_orientations_are_fitted_into_a_square() -> None:
-    # Landscape, portrait and square images: a batch mixing them is padded to the long side
+    # Landscape, portrait and square images. A batch mixing them is padded to the long side
     # both ways, so fitting every image into a square gives the square ones more pixels for
-    # about the same padded batch as a short side with its long-side cap.
+    # about the same padded batch as a short side with its long-side cap; batches grouped by
+    # orientation (the default) are priced as such: the square then costs more, and large
+    # boxes still take it.
     sizes = [(1000, 1500), (1500, 1000), (1200, 1200)]
     images = [sizes[i % 3] for i in range(150)]
     profile = profile_of((1000, 1000), [150.0] * 300, num_images=150)
@@ -118,9 +120,14 @@ def test_mixed_orientations_are_fitted_into_a_square() -> None:
     pixels = [profile.padded_batch_pixels(s.short, s.long, 8) for s in candidates]
     assert pixels == sorted(pixels)  # cheapest first
     square, capped = (
-        pixels[candidates.index(s)] for s in (InputSize(192, 192), InputSize(128, 192))
+        profile.padded_batch_pixels(s.short, s.long, 8, grouped=False)
+        for s in (InputSize(192, 192), InputSize(128, 192))
     )
     assert capped < square < 1.05 * capped  # a batch without portraits pads less when capped
+    square, capped = (
+        pixels[candidates.index(s)] for s in (InputSize(192, 192), InputSize(128, 192))
+    )
+    assert square > 1.2 * capped  # grouped: portraits with squares, landscapes alone
     assert size_score(profile, InputSize(192, 192)) > size_score(profile, InputSize(128, 192))
     size = choose(profile).config.input
     assert size.test_min_size == size.test_max_size == size.train_max_size

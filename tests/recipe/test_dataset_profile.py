@@ -23,11 +23,18 @@ def test_profile_from_a_coco_file(write_coco: WriteCoco) -> None:
     np.testing.assert_allclose(profile.box_sides_at(48, 1000), [10.0, 10.0, 3.84])
 
 
-def test_padded_batches_of_mixed_orientations_cost_more(write_coco: WriteCoco) -> None:
+def test_padded_batches_of_mixed_orientations_cost_more_ungrouped(write_coco: WriteCoco) -> None:
     boxes = [[Box(1, (0, 0, 10, 10))]] * 4
     landscape = write_coco(size=[(100, 200)] * 4, boxes=boxes)
     mixed = write_coco(size=[(100, 200), (200, 100)] * 2, boxes=boxes)
-    # Short side 64: 64x128 images; a batch of both orientations pads to 128x128.
-    same = DatasetProfile.from_json(landscape.json_path).padded_batch_pixels(64, 1000, 4)
-    both = DatasetProfile.from_json(mixed.json_path).padded_batch_pixels(64, 1000, 4)
-    assert same == 64 * 128 and both == 128 * 128
+    # Short side 64: 64x128 images; a batch of both orientations pads to 128x128, which
+    # aspect-ratio grouping (the default) avoids.
+    same = DatasetProfile.from_json(landscape.json_path)
+    both = DatasetProfile.from_json(mixed.json_path)
+    for grouped in (True, False):
+        assert same.padded_batch_pixels(64, 1000, 4, grouped=grouped) == 64 * 128
+    assert both.padded_batch_pixels(64, 1000, 2, grouped=False) > 64 * 128
+    assert both.padded_batch_pixels(64, 1000, 2) == 64 * 128
+    # Batches of 4 out of 2 + 2 images: every ungrouped one mixes them, a grouped one never.
+    assert both.padded_batch_pixels(64, 1000, 4, grouped=False) == 128 * 128
+    assert both.padded_batch_pixels(64, 1000, 4) == 64 * 128

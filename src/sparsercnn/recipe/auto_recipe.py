@@ -393,8 +393,10 @@ class _Builder:
     def _pixels(self, size: InputSize) -> float:
         """Pixels of a padded training batch image at ``size``."""
         if size not in self._padded_pixels:
-            batch = self.cfg.train.batch_size
-            pixels = self.profile.padded_batch_pixels(size.short, size.long, batch)
+            train = self.cfg.train
+            pixels = self.profile.padded_batch_pixels(
+                size.short, size.long, train.batch_size, grouped=train.aspect_ratio_grouping
+            )
             self._padded_pixels[size] = pixels
         return self._padded_pixels[size]
 

@@ -118,23 +118,33 @@ class DatasetProfile:
         max_size: int,
         batch_size: int,
         *,
+        grouped: bool = True,
         size_divisibility: int = 32,
         num_batches: int = 64,
     ) -> float:
         """Mean pixels of a padded training batch image: batches of ``batch_size`` random images
         are padded to their largest height and largest width (rounded up to
-        ``size_divisibility``), so a mix of portrait and landscape images costs more than any
-        one of them."""
+        ``size_divisibility``). With ``grouped`` (``train.aspect_ratio_grouping``) a batch holds
+        images of one orientation (wider than tall, or not), the first drawn from all images and
+        the others from its group, as the grouped stream deals them; without, a mix of portrait
+        and landscape images is padded to the long side both ways."""
         heights = np.round(self.image_heights * self.resize_scales(short_edge, max_size))
         widths = np.round(self.image_widths * self.resize_scales(short_edge, max_size))
         rng = np.random.default_rng(0)
-        batch = min(batch_size, self.num_images)
-        picks = np.stack(
-            [rng.choice(self.num_images, size=batch, replace=False) for _ in range(num_batches)]
-        )  # (num_batches, batch)
-        padded_h = np.ceil(heights[picks].max(1) / size_divisibility) * size_divisibility
-        padded_w = np.ceil(widths[picks].max(1) / size_divisibility) * size_divisibility
-        return float((padded_h * padded_w).mean())
+        wider = self.image_widths > self.image_heights
+        groups = [np.arange(self.num_images)]
+        if grouped:
+            groups = [np.flatnonzero(wider), np.flatnonzero(~wider)]
+        picks = []
+        for first in rng.choice(self.num_images, size=num_batches):
+            group = groups[0] if len(groups) == 1 else groups[int(not wider[first])]
+            others = group[group != first]
+            count = min(batch_size - 1, len(others))
+            picks.append([first, *rng.choice(others, size=count, replace=False)])
+        padded_h = [np.ceil(heights[p].max() / size_divisibility) for p in picks]
+        padded_w = [np.ceil(widths[p].max() / size_divisibility) for p in picks]
+        area = np.array(padded_h) * np.array(padded_w) * size_divisibility**2
+        return float(area.mean())
 
     def box_sides_at(self, short_edge: int, max_size: int) -> np.ndarray:
         """``(M,)`` every box's ``sqrt(w * h)`` in pixels of the resized image."""

@@ -3,8 +3,11 @@
 A larger input makes objects larger in pixels; a smaller one buys more steps within the budget.
 The candidates (:func:`candidate_inputs`) are resizes of two kinds: a short side with the long
 side capped at the images' aspect, and every image fitted into a square (the long side at the
-square's side), which gives near-square images more pixels at no extra cost when a set mixes
-portrait and landscape images (a batch is padded to its largest height and width either way).
+square's side), which gives near-square images more pixels. Each is priced by the padded pixels
+of a training batch (:meth:`~sparsercnn.recipe.dataset_profile.DatasetProfile.padded_batch_pixels`,
+batches of one orientation each as training groups them): a square costs little more than the
+capped short side where the images are near-square, and more where landscape and portrait
+images are grouped apart.
 :func:`choose_input_size` picks the candidate that maximises the product of
 
 - the **size score** (:func:`size_score`): the boxes' mean of ``log(s / INVISIBLE_BOX_PX) /
