@@ -409,3 +409,74 @@ def test_eval_report_dir_among_the_images_is_refused(
     assert main(argv) == 2
     assert f"--report-dir {report} would write among the images" in capsys.readouterr().err
     assert sorted(path.name for path in images.iterdir()) == ["000.png", "001.png"]
+
+
+@pytest.mark.parametrize("case", ["samples is a file", "report would replace --json"])
+def test_eval_report_dir_problems_fail_before_the_model_runs(
+    model_file: Path,
+    write_coco: WriteCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+) -> None:
+    """``eval --report-dir`` runs ``diagnose report``'s checks up front: no model work, no
+    report file written, one line naming the flag."""
+    data = write_coco(num_images=2, size=(48, 64))
+    report = tmp_path / "report"
+    report.mkdir()
+    json_path = data.json_path
+    if case == "samples is a file":
+        (report / "samples").write_text("the user's")
+    else:
+        json_path = report / "confusion_matrix.json"
+        data.json_path.rename(json_path)
+
+    def no_evaluation(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model ran")
+
+    monkeypatch.setattr("sparsercnn.engine.pipeline.evaluate_model_file", no_evaluation)
+    argv = ["eval", "--model", str(model_file), "--json", str(json_path)]
+    argv += ["--images", str(data.image_dir), "--report-dir", str(report), "--workers", "0"]
+    before = {path.name: path.read_bytes() for path in report.iterdir()}
+    assert main(argv) == 2
+    (line,) = error_lines(capsys)
+    assert f"--report-dir {report}" in line
+    assert {path.name: path.read_bytes() for path in report.iterdir()} == before
+
+
+@pytest.mark.parametrize("command", ["validate", "eval", "train"])
+@pytest.mark.parametrize("kind", ["missing", "file", "empty"])
+def test_a_wrong_image_folder_is_one_line_naming_it(
+    model_file: Path,
+    write_coco: WriteCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    kind: str,
+) -> None:
+    """Not one line per missing image: the folder, its flag and what to do, before any work."""
+    data = write_coco(num_images=3, size=(48, 64))
+    images = tmp_path / "images"
+    if kind == "file":
+        images.write_text("not a folder")
+    elif kind == "empty":
+        images.mkdir()
+    json_flag, images_flag = (
+        ("--train-json", "--train-images")
+        if command == "train"
+        else (
+            "--json",
+            "--images",
+        )
+    )
+    argv = [command, json_flag, str(data.json_path), images_flag, str(images)]
+    if command == "eval":
+        argv += ["--model", str(model_file), "--workers", "0"]
+    if command == "train":
+        argv += ["--output-dir", str(tmp_path / "run")]
+    assert main(argv) == 2
+    (line,) = error_lines(capsys)
+    assert f"image folder {str(images)!r} of {data.json_path}" in line
+    assert images_flag in line
+    assert not (tmp_path / "run").exists()

@@ -1,4 +1,5 @@
-"""check_image_files: missing, zero-byte, not-an-image and truncated files, decoded sizes."""
+"""check_image_files: missing, zero-byte, not-an-image and truncated files, decoded sizes;
+check_image_folder: a missing, file or empty image folder."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 import pytest
 
 from sparsercnn.data import image_check
-from sparsercnn.data.image_check import check_image_files
+from sparsercnn.data.image_check import check_image_files, check_image_folder
+from sparsercnn.data.validation import DatasetError
 from tests.synthetic_coco import WriteCoco, truncate
 
 
@@ -95,3 +97,34 @@ def test_the_decoded_line_counts_only_the_files_decoded_now(
     assert lines[0].startswith("train.json: decoded 2 images in ")
     assert lines[1].startswith("train.json: decoded 1 images in ")
     assert lines[1].endswith("(1 others unchanged since their check)")
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [("missing", "does not exist"), ("file", "is a file, not a folder"), ("empty", "is empty")],
+)
+def test_a_wrong_image_folder_is_one_line_naming_it(
+    tmp_path: Path, kind: str, problem: str
+) -> None:
+    root = tmp_path / "images"
+    if kind == "file":
+        root.write_text("not a folder")
+    elif kind == "empty":
+        root.mkdir()
+    images = [entry(1, "a.jpg"), entry(2, "b.jpg")]
+    with pytest.raises(DatasetError) as raised:
+        check_image_folder(root, images, source="train.json")
+    message = str(raised.value)
+    assert "\n" not in message
+    assert f"image folder {str(root)!r} of train.json" in message and problem in message
+    assert "--images" in message and "'file_name' entries are relative to" in message
+
+
+def test_an_empty_folder_is_fine_when_no_name_points_into_it(tmp_path: Path) -> None:
+    """Absolute and ``../`` names do not need the folder's content; nor does a file without
+    images."""
+    root = tmp_path / "empty"
+    root.mkdir()
+    outside = [entry(1, str(tmp_path / "a.jpg")), entry(2, "../b.jpg")]
+    check_image_folder(root, outside, source="x.json")
+    check_image_folder(root, [], source="x.json")

@@ -136,3 +136,19 @@ def test_no_module_loads_truncated_images() -> None:
     setter = re.compile(r"LOAD_TRUNCATED_IMAGES\s*=")
     sources = Path(sparsercnn.__file__).parent.rglob("*.py")
     assert not [path for path in sources if setter.search(path.read_text(encoding="utf-8"))]
+
+
+def test_a_missing_image_folder_fails_before_any_file_is_checked(
+    write_coco: WriteCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even with --skip-invalid (which would drop every image): one line naming the folder."""
+    data = write_jpegs(write_coco, 3)
+
+    def no_file_check(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the files were checked one by one")
+
+    monkeypatch.setattr("sparsercnn.data.policy.check_image_files", no_file_check)
+    missing = tmp_path / "missing"
+    with pytest.raises(DatasetError, match=r"image folder .*missing.* does not exist"):
+        inspect_dataset(data.json_path, missing)
+    inspect_dataset(data.json_path, missing, image_check="none")  # the folder is not read

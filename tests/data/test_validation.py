@@ -216,10 +216,17 @@ def test_too_many_boxes_and_wrong_image_folder(write_coco: WriteCoco, tmp_path: 
     (crowded,) = by_code(validate_coco(json_path, image_dir, num_proposals=3), "too_many_boxes")
     assert crowded.image_id == 1 and "4 boxes" in crowded.message
 
-    report = validate_coco(json_path, tmp_path / "elsewhere")
+    # A folder without these files: one error first, then each missing file.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "other.png").write_bytes(b"")
+    report = validate_coco(json_path, elsewhere)
     assert report.errors[0].code == "no_image_found"
     assert len(by_code(report, "image_file_missing")) == 2
-    assert validate_coco(json_path, tmp_path / "elsewhere", check_images=False).ok
+    # A folder that does not exist: one line, before any file is looked for.
+    with pytest.raises(DatasetError, match=r"image folder .*missing.* does not exist"):
+        validate_coco(json_path, tmp_path / "missing")
+    assert validate_coco(json_path, tmp_path / "missing", check_images=False).ok
 
 
 def test_exif_rotation_mismatch_gets_a_hint(write_coco: WriteCoco) -> None:

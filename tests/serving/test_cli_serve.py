@@ -6,12 +6,15 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from sparsercnn.cli.main import main
+from sparsercnn.cli.serve import DEFAULT_MAX_CONNECTIONS, SHUTDOWN_GRACE_SECONDS, server_config
 from sparsercnn.serving.service import DEFAULT_MAX_QUEUED_IMAGES
 from tests.serving.conftest import encoded_image
 
@@ -95,3 +98,61 @@ def test_help_gives_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     assert "(default 8000; 0: any free port)" in text
     # The CLI cannot import the service's default (it imports FastAPI): the two agree.
     assert f"gets 503 at once (default {DEFAULT_MAX_QUEUED_IMAGES})" in text
+    assert f"held in memory (default {DEFAULT_MAX_CONNECTIONS})" in text
+    assert f"requests still running after {SHUTDOWN_GRACE_SECONDS} s are cancelled" in text
+
+
+def test_uvicorn_gets_the_connection_limit_and_a_shutdown_grace(
+    model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slow clients cannot stall a shutdown, and ``--max-connections`` reaches uvicorn."""
+    import uvicorn
+
+    configs: list[uvicorn.Config] = []
+
+    class RecordingServer:
+        def __init__(self, config: uvicorn.Config) -> None:
+            configs.append(config)
+
+        def run(self, sockets: list[socket.socket]) -> None:
+            pass
+
+    monkeypatch.setattr(uvicorn, "Server", RecordingServer)
+    argv = ["serve", "--model", str(model_file), "--port", "0", "--device", "cpu"]
+    assert main([*argv, "--max-connections", "3"]) == 0
+    assert main(argv) == 0
+    assert [c.timeout_graceful_shutdown for c in configs] == [SHUTDOWN_GRACE_SECONDS] * 2
+    assert [c.limit_concurrency for c in configs] == [4, DEFAULT_MAX_CONNECTIONS + 1]
+
+
+def test_max_connections_serves_that_many_open_connections() -> None:
+    """uvicorn answers 503 once the open connections, the asking one included, reach its
+    limit_concurrency: ``--max-connections N`` serves N of them, the next one gets 503."""
+    import threading
+
+    import uvicorn
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{listening.getsockname()[1]}/"
+    server = uvicorn.Server(server_config(app, max_connections=2))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
+    thread.start()
+    clients = [httpx.Client() for _ in range(3)]  # each holds its connection open (keep-alive)
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        assert [client.get(url).status_code for client in clients] == [200, 200, 503]
+    finally:
+        for client in clients:
+            client.close()
+        server.should_exit = True
+        thread.join(10)
+        listening.close()

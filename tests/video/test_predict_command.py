@@ -178,6 +178,23 @@ def test_bad_videos_are_named(
     assert not (tmp_path / "predictions.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("too_high", "every", "frame_folder", "advice"),
+    [
+        (True, 1, True, "raise --every or lower --fps"),
+        (True, 1, False, "raise --every"),
+        (False, 10, True, "lower --every or raise --fps"),
+        (False, 10, False, "lower --every"),
+        (False, 1, True, "raise --fps"),
+    ],
+)
+def test_rate_advice_points_the_right_way(
+    too_high: bool, every: int, frame_folder: bool, advice: str
+) -> None:
+    """Only a frame folder's rate is --fps; a video's rate divided by --every."""
+    assert predict._rate_advice(too_high, every, frame_folder) == advice
+
+
 def test_bad_flags_are_named(
     model_file: Path, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -191,7 +208,16 @@ def test_bad_flags_are_named(
     args = [tmp_path / "frames", "--fps", "1e-3", "--every", "1000", "--save-images", tmp_path]
     assert run_predict(model_file, *args) == 2
     line = error_line(capsys)
-    assert "--save-images: the annotated video of" in line and "lower --every" in line
+    assert "--save-images: the annotated video of" in line
+    assert line.endswith("; lower --every or raise --fps")
+    # Too fast for a video file: the advice goes the other way.
+    args = [tmp_path / "frames", "--fps", "70000", "--save-images", tmp_path / "drawn"]
+    assert run_predict(model_file, *args) == 2
+    line = error_line(capsys)
+    assert "70000 frames per second is above 65535" in line
+    assert line.endswith("; raise --every or lower --fps")
+    assert run_predict(model_file, args[0], "--fps", "1e-5", *args[3:]) == 2
+    assert error_line(capsys).endswith("a video file holds; raise --fps")
     a_file = tmp_path / "file.txt"
     a_file.write_text("")
     assert run_predict(model_file, clip, "--save-images", a_file) == 2

@@ -68,6 +68,9 @@ def test_bad_targets_are_named(tmp_path: Path) -> None:
         VideoWriter(tmp_path / "video.mp4", 1e-6)
     assert video_rate(Fraction(30000, 1001)) == Fraction(30000, 1001)
     assert video_rate(1 / 65535) == Fraction(1, 65535)
+    # Nearer 1/65535 than 0, but below it: refused, not written at 1/65535.
+    with pytest.raises(ValueError, match=r"1e-05 frames per second is below 1/65535"):
+        video_rate(1e-5)
     with pytest.raises(ValueError, match=r"70000 frames per second is above 65535"):
         VideoWriter(tmp_path / "video.mp4", 70000)
     with pytest.raises(ValueError, match="no frames to write"), VideoWriter(tmp_path / "v.mp4", 5):

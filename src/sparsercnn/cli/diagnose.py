@@ -14,18 +14,13 @@ from sparsercnn.cli.common import (
     refuse_overwriting,
     resolve_device,
 )
-from sparsercnn.cli.evaluate import refuse_report_over_images
+from sparsercnn.cli.evaluate import REPORT_FILES, check_report_dir
 
 # The files each diagnosis writes into --output-dir (the report's samples/ folder aside).
 OUTPUT_FILES = {
     "stages": ("stages.json", "stages.png"),
     "slots": ("slots.json", "slot_matches.png", "slot_centres.png", "slot_sizes.png"),
-    "report": (
-        "precision_recall.png",
-        "confusion_matrix.png",
-        "confusion_matrix.json",
-        "dataset_labels.png",
-    ),
+    "report": REPORT_FILES,
     "reads": ("feature_reads.json",),
 }
 
@@ -119,19 +114,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def check_output_dir(args: argparse.Namespace) -> None:
     """Fail before the model runs when ``--output-dir`` cannot be written, or when one of the
     diagnosis' files would replace the model, the JSON or a file of the image folder (the
-    report's ``samples/`` drawings included: :func:`refuse_report_over_images`)."""
-    check_output_path(args.output_dir, "--output-dir", folder=True)
+    report's ``samples/`` drawings included: :func:`~sparsercnn.cli.evaluate.check_report_dir`,
+    shared with ``eval --report-dir``)."""
     inputs = {"--model": args.model, "--json": args.json, "--images": args.images}
+    if args.diagnosis == "report":
+        check_report_dir(args.output_dir, "--output-dir", inputs, images=args.images)
+        return
+    check_output_path(args.output_dir, "--output-dir", folder=True)
     for name in OUTPUT_FILES[args.diagnosis]:
         refuse_overwriting(args.output_dir / name, "--output-dir", inputs)
-    if args.diagnosis == "report":
-        refuse_report_over_images(args.output_dir, args.images)
-        samples = args.output_dir / "samples"
-        if samples.exists() and not samples.is_dir():
-            raise NotADirectoryError(
-                f"--output-dir {args.output_dir}: the report draws its samples into {samples}, "
-                "which is a file; move it or choose another folder"
-            )
 
 
 def run_stages(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from sparsercnn.cli.common import (
@@ -15,6 +16,7 @@ from sparsercnn.cli.common import (
     int_at_least,
     is_below,
     refuse_model_flags_with_onnx,
+    refuse_overwriting,
     resolve_device,
 )
 
@@ -54,16 +56,45 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def refuse_report_over_images(report_dir: Path, images: Path) -> None:
-    """Raise when ``--report-dir`` would write among the images: the report writes its plots
-    into ``report_dir`` and its drawings into ``report_dir/samples``, where it deletes the
-    ``<number>.png`` files an earlier report left (which a data set's ``000001.png`` looks like).
+# The files an evaluation report writes into its folder (its samples/ drawings aside).
+REPORT_FILES = (
+    "precision_recall.png",
+    "confusion_matrix.png",
+    "confusion_matrix.json",
+    "dataset_labels.png",
+)
+
+
+def check_report_dir(
+    report_dir: Path, flag: str, inputs: Mapping[str, Path | str | None], *, images: Path
+) -> None:
+    """Fail before the model runs when an evaluation report cannot be written into
+    ``report_dir`` (given as ``flag``): the folder cannot be written, one of its
+    :data:`REPORT_FILES` would replace one of ``inputs`` (by flag), its drawings would land
+    among the images (:func:`refuse_report_over_images`), or its ``samples`` is a file."""
+    check_output_path(report_dir, flag, folder=True)
+    for name in REPORT_FILES:
+        refuse_overwriting(report_dir / name, flag, inputs)
+    refuse_report_over_images(report_dir, images, flag)
+    samples = report_dir / "samples"
+    if samples.exists() and not samples.is_dir():
+        raise NotADirectoryError(
+            f"{flag} {report_dir}: the report draws its samples into {samples}, which is a "
+            "file; move it or choose another folder"
+        )
+
+
+def refuse_report_over_images(report_dir: Path, images: Path, flag: str = "--report-dir") -> None:
+    """Raise when the report folder ``report_dir`` (given as ``flag``) would write among the
+    images: the report writes its plots into ``report_dir`` and its drawings into
+    ``report_dir/samples``, where it deletes the ``<number>.png`` files an earlier report left
+    (which a data set's ``000001.png`` looks like).
     """
     samples = report_dir / "samples"
     same = is_below(images, report_dir) and not is_below(images, report_dir, strictly=True)
     if same or is_below(images, samples):
         raise ValueError(
-            f"--report-dir {report_dir} would write among the images of --images {images} (its "
+            f"{flag} {report_dir} would write among the images of --images {images} (its "
             f"drawings {samples}/<image id>.png replace those of an earlier report, whose other "
             "numbered .png files are deleted); give a report folder outside the images"
         )
@@ -91,8 +122,7 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and path.is_file():
             logger.warning("%s %s exists: it will be replaced once this run succeeds", flag, path)
     if args.report_dir is not None:
-        check_output_path(args.report_dir, "--report-dir", folder=True)
-        refuse_report_over_images(args.report_dir, args.images)
+        check_report_dir(args.report_dir, "--report-dir", inputs, images=args.images)
     if args.onnx is not None:
         refuse_model_flags_with_onnx(args)
         report = evaluate_onnx_file(

@@ -294,6 +294,16 @@ def refuse_writing_over_inputs(
             )
 
 
+def _rate_advice(too_high: bool, every: int, frame_folder: bool) -> str:
+    """How to bring an annotated video's rate (the sequence's / ``--every``) into range: only a
+    frame folder's rate is ``--fps``; a video's is its own."""
+    if too_high:
+        return "raise --every or lower --fps" if frame_folder else "raise --every"
+    if every > 1:
+        return "lower --every or raise --fps" if frame_folder else "lower --every"
+    return "raise --fps" if frame_folder else "leave out --save-images for this video"
+
+
 def annotated_video_targets(
     drawings: DrawingWriter, groups: list[InputGroup], every: int
 ) -> dict[Path, Path]:
@@ -302,9 +312,9 @@ def annotated_video_targets(
 
     Raises:
         ValueError: two sequences would share a video, a video would replace its input, or its
-            frame rate (the sequence's / ``every``) is too low for a video file.
+            frame rate (the sequence's / ``every``) is too low or too high for a video file.
     """
-    from sparsercnn.video import video_rate
+    from sparsercnn.video import FrameFolder, video_rate
 
     targets: dict[Path, Path] = {}
     for group in groups:
@@ -314,9 +324,10 @@ def annotated_video_targets(
         try:
             video_rate(group.fps / every)
         except ValueError as error:
+            advice = _rate_advice(group.fps / every > 1, every, isinstance(group, FrameFolder))
             raise ValueError(
                 f"--save-images: the annotated video of {path} ({float(group.fps):g} frames/s, "
-                f"--every {every}) cannot be written: {error}; lower --every or raise --fps"
+                f"--every {every}) cannot be written: {error}; {advice}"
             ) from None
         target = drawings.target(path)
         if not path.is_dir():

@@ -6,6 +6,7 @@ import argparse
 import errno
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sparsercnn.cli.common import (
     add_cuda_graphs_argument,
@@ -15,7 +16,14 @@ from sparsercnn.cli.common import (
     int_at_least,
 )
 
+if TYPE_CHECKING:
+    import uvicorn
+
 SERVE_EXTRA_HINT = "pip install 'sparsercnn[serve]'"
+# On shutdown uvicorn waits for open connections without limit unless told: a slow client would
+# stall it. Requests still running after this many seconds are cancelled.
+SHUTDOWN_GRACE_SECONDS = 10
+DEFAULT_MAX_CONNECTIONS = 64
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Serve a model over HTTP: POST /v1/detect (multipart files or JSON with "
         "base64 images), POST /v1/stages (every stage of one image), GET /v1/model, "
         "GET /health, the API docs at /docs and a page at / that draws the detections and "
-        "every refinement stage. Concurrent requests are batched.",
+        "every refinement stage. Concurrent requests are batched. On Ctrl-C or SIGTERM, "
+        f"requests still running after {SHUTDOWN_GRACE_SECONDS} s are cancelled.",
     )
     add_model_argument(parser)
     parser.add_argument(
@@ -59,6 +68,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=128,  # sparsercnn.serving.service.DEFAULT_MAX_QUEUED_IMAGES (imports FastAPI)
         help="most images waiting for the model, each held at the model's input size; a "
         "request past it gets 503 at once (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int_at_least(1),
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="most open client connections, idle keep-alive ones included: a request on one "
+        "past it gets a plain-text 503 from uvicorn at once, before its upload is read, which "
+        "bounds the uploads held in memory (default %(default)s)",
     )
     parser.add_argument(
         "--max-images",
@@ -124,8 +141,22 @@ def run(args: argparse.Namespace) -> int:
         port = listening.getsockname()[1]
         host = f"[{args.host}]" if ":" in args.host else args.host
         print(f"serving {args.model} at http://{host}:{port}/ (API docs at /docs)", flush=True)
-        uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[listening])
+        uvicorn.Server(server_config(app, args.max_connections)).run(sockets=[listening])
     return 0
+
+
+def server_config(app: Any, max_connections: int) -> uvicorn.Config:
+    """uvicorn's settings for ``app``: at most ``max_connections`` open connections served and
+    :data:`SHUTDOWN_GRACE_SECONDS` for running requests on shutdown."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        log_level="info",
+        # uvicorn answers 503 once the open connections, this one included, reach the limit.
+        limit_concurrency=max_connections + 1,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -8,6 +8,9 @@ while decoding, and on 2 shared cores threads beat a 2-process pool in every run
 JPEGs (1.3-4x; processes pay for their start and for shipping every result back); on tiny
 images the two were within the noise.
 
+An image folder that does not exist, is a file or is empty fails first, in one line
+(:func:`check_image_folder`), instead of a missing-file error for every image.
+
 Issue codes. Errors: ``image_file_missing``, ``no_image_found``, ``image_file_unreadable``
 (not an image, truncated, or in a mode that cannot become RGB). Warning:
 ``image_size_mismatch``.
@@ -18,15 +21,53 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from sparsercnn.data.image_io import ImageReadError, load_image, read_image_header
-from sparsercnn.data.validation import Issue
+from sparsercnn.data.validation import DatasetError, Issue
 
 logger = logging.getLogger(__name__)
+
+
+def check_image_folder(
+    image_dir: str | os.PathLike[str], images: Sequence[dict[str, Any]], *, source: str
+) -> None:
+    """Raise when ``image_dir`` cannot hold the images of ``source``: it does not exist, is a
+    file, or is empty while ``source`` names files inside it. Checked before the files one by
+    one, whose list of every missing file would bury the cause.
+
+    Args:
+        image_dir: the folder that ``file_name`` is relative to.
+        images: ``images`` entries that passed the JSON checks.
+        source: the COCO file, for the message.
+
+    Raises:
+        DatasetError: one line naming the folder, the JSON and the flags that give the folder.
+    """
+    root = Path(image_dir)
+    where = (
+        f"image folder {os.fspath(root)!r} of {source} (the --images, --train-images or "
+        "--val-images path)"
+    )
+    fix = "give the folder that its 'file_name' entries are relative to"
+    if not root.exists():
+        raise DatasetError(f"{where} does not exist; {fix}")
+    if not root.is_dir():
+        raise DatasetError(f"{where} is a file, not a folder; {fix}")
+    # Absolute or '../' names do not point into the folder: an empty one may be right for them.
+    inside = [
+        image["file_name"]
+        for image in images
+        if not Path(image["file_name"]).is_absolute() and ".." not in Path(image["file_name"]).parts
+    ]
+    if inside and not _list_dir(root):
+        raise DatasetError(
+            f"{where} is empty, but the file names {len(inside)} image(s) in it (e.g. "
+            f"{inside[0]!r}); {fix}"
+        )
 
 
 def check_image_files(

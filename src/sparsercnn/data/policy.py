@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from sparsercnn.data.image_check import check_image_files
+from sparsercnn.data.image_check import check_image_files, check_image_folder
 from sparsercnn.data.validation import (
     DEFAULT_CLIP_TOLERANCE,
     CheckedCoco,
@@ -101,12 +101,15 @@ def inspect_dataset(
             needs its own proposal in the matching, spec 7.1).
 
     Raises:
-        DatasetError: the file is missing, not JSON, or not a COCO instances file.
+        DatasetError: the file is missing, not JSON, or not a COCO instances file; or (unless
+            ``image_check`` is ``"none"``) the image folder is missing, a file, or empty
+            (:func:`~sparsercnn.data.image_check.check_image_folder`).
     """
     source = os.fspath(json_path)
     checked = check_coco(load_coco_json(json_path), source, clip_tolerance=clip_tolerance)
     issues = list(checked.issues)
     if image_check != "none":
+        check_image_folder(image_dir, checked.images, source=source)
         decode = image_check == "decode"
         file_issues = check_image_files(checked.images, image_dir, decode=decode, source=source)
         issues += file_issues

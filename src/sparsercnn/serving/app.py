@@ -67,7 +67,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (413, "over --max-images, --max-image-bytes, --max-image-pixels or the body size"),
         (415, "neither multipart/form-data nor application/json"),
         (500, "the model failed on this request"),
-        (503, "the server is shutting down, or busy: over --max-queued-images images wait"),
+        (
+            503,
+            "the server is shutting down, or busy: over --max-queued-images images wait (or "
+            "over --max-connections connections are open: uvicorn's plain-text answer)",
+        ),
     )
 }
 

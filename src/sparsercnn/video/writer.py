@@ -54,12 +54,13 @@ def video_rate(fps: float | Fraction) -> Fraction:
     """
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
-    rate = Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR)
-    if rate == 0:
+    # Compared before rounding: a rate below 1/65535 would round to 1/65535 (or 0), not fail.
+    if float(fps) < 1 / MAX_RATE_DENOMINATOR:
         raise ValueError(
             f"{float(fps):.3g} frames per second is below 1/{MAX_RATE_DENOMINATOR}, the least "
             "frame rate a video file holds"
         )
+    rate = Fraction(fps).limit_denominator(MAX_RATE_DENOMINATOR)
     if rate > MAX_RATE_DENOMINATOR:
         raise ValueError(
             f"{float(fps):g} frames per second is above {MAX_RATE_DENOMINATOR}, the most a "
