@@ -3,6 +3,7 @@ for files it cannot load."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -191,3 +192,24 @@ def test_a_config_or_label_map_it_cannot_read_names_the_file(
         changed = change(handle.metadata()[key])
     path = with_metadata(model_file, tmp_path, **{key: changed})
     assert "damaged metadata, or written by another version of sparsercnn" in one_line_error(path)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "key"),
+    [("num_proposals", 1, "proposals.features.weight"), ("num_stages", 1, "head.stages.1.")],
+)
+def test_a_config_its_weights_do_not_fit_names_the_keys_and_what_to_do(
+    model_file: Path, tmp_path: Path, field: str, value: int, key: str
+) -> None:
+    """Metadata edited by hand (a readable config that no longer describes the weights): the
+    message names the file and the keys and says the file, not the user's setup, is at fault."""
+    with safe_open(str(model_file), framework="pt") as handle:
+        config = json.loads(handle.metadata()["config"])
+    config["model"][field] = value
+    path = with_metadata(model_file, tmp_path, config=json.dumps(config))
+    with pytest.raises(ValueError) as info:
+        load_model_file(path)
+    message = str(info.value)
+    assert str(path) in message and key in message and "\n" not in message
+    assert "the config stored with the weights does not describe them" in message
+    assert "convert the model again" in message

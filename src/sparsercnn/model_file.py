@@ -29,6 +29,11 @@ from sparsercnn.model.int8_features import Int8Calibration
 FORMAT_NAME = "sparsercnn"
 FORMAT_VERSION = "1"
 INT8_CALIBRATION_KEY = "int8_calibration"
+# What to do when a file's own config builds a model its weights do not fit.
+CONFIG_DISAGREES = (
+    "the config stored with the weights does not describe them (the file is damaged, or its "
+    "metadata was edited): save, export or convert the model again"
+)
 
 
 @dataclass
@@ -125,7 +130,7 @@ def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str,
             f"sparsercnn reads version {FORMAT_VERSION}: use the sparsercnn that wrote it"
         )
     try:
-        config = Config.from_dict(json.loads(metadata["config"]))
+        config = Config.from_run_dict(json.loads(metadata["config"]))
         categories = CategoryMap.from_dict(json.loads(metadata["categories"]))
     except (KeyError, ValueError, TypeError) as error:
         # ValueError covers JSON syntax, unknown config keys and wrong types.
@@ -188,7 +193,10 @@ def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> Loa
     calibration, where it has one)."""
     tensors, config, categories, metadata = _read(Path(path))
     model = build_model(config)
-    load_state_dict_strict(model, tensors, source=str(path))
+    try:
+        load_state_dict_strict(model, tensors, source=str(path))
+    except ValueError as error:
+        raise ValueError(f"{error}; {CONFIG_DISAGREES}") from None
     model.set_int8_calibration(_int8_calibration(metadata, path))
     model.to(device)
     return LoadedModel(model=model, config=config, categories=categories)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from sparsercnn.cli import convert as convert_cli
 from sparsercnn.data.categories import CategoryMap
@@ -151,6 +154,29 @@ def test_our_own_file_passes_through(tmp_path: Path, tiny_files: dict[str, Path]
     assert all(torch.equal(again.state_dict[k], v) for k, v in first.state_dict.items())
 
 
+def test_our_file_whose_config_was_edited_is_blamed_not_the_user(
+    tmp_path: Path, tiny_files: dict[str, Path]
+) -> None:
+    """``--init-from``/``convert`` of a model file whose metadata no longer fits its weights."""
+    dst = save_converted(tiny_files["official"], tmp_path / "ours.safetensors")
+    tensors, config, categories = read_model_file(dst)
+    edited = replace(config, model=replace(config.model, num_proposals=300))
+    metadata = {
+        "format": "sparsercnn",
+        "format_version": "1",
+        "config": edited.to_json(),
+        "categories": json.dumps(categories.to_dict()),
+    }
+    save_file(tensors, str(dst), metadata=metadata)
+    with pytest.raises(ValueError) as info:
+        convert_checkpoint(dst)
+    message = str(info.value)
+    assert message.startswith(f"{dst} does not fit the model: mis-shaped keys: proposals.")
+    assert message.endswith(
+        "(the file is damaged, or its metadata was edited): save, export or convert the model again"
+    )
+
+
 def test_torchvision_file_is_not_a_detector(tmp_path: Path, tiny_pair: ReferencePair) -> None:
     backbone = {
         k.removeprefix("backbone."): v
@@ -185,6 +211,31 @@ def test_cli_convert(
         r"names are those of the mmdet layout: drop --from",
     ):
         _cli(["convert", str(tiny_files["mmdet"]), "--output", str(dst), "--from", "official"])
+
+
+def test_cli_convert_never_replaces_its_source_and_warns_before_replacing(
+    tmp_path: Path, tiny_files: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    src = tmp_path / "r18_official.pth"
+    src.write_bytes(tiny_files["official"].read_bytes())
+    with pytest.raises(ValueError, match="is the file SRC names"):
+        _cli(["convert", str(src), "--output", str(src)])
+    assert src.read_bytes() == tiny_files["official"].read_bytes()
+    with pytest.raises(ValueError, match=r"--output .*model\.pth: .* ending in \.safetensors"):
+        _cli(["convert", str(src), "--output", str(tmp_path / "model.pth")])
+    assert not (tmp_path / "model.pth").exists()
+    # A file:// URL names its file only once fetched; that file is not overwritten either.
+    ours = save_converted(src, tmp_path / "ours.safetensors")
+    before = ours.read_bytes()
+    with pytest.raises(ValueError, match="is the file SRC names"):
+        _cli(["convert", ours.as_uri(), "--output", str(ours)])
+    assert ours.read_bytes() == before
+    dst = tmp_path / "model.safetensors"
+    dst.write_bytes(b"an earlier conversion")
+    with caplog.at_level(logging.WARNING):
+        assert _cli(["convert", src.as_uri(), "--output", str(dst)]) == 0
+    assert f"--output {dst} exists: it will be replaced" in caplog.text
+    assert load_model_file(dst).config.model.backbone_depth == 18
 
 
 def test_bare_state_dict_in_our_names(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

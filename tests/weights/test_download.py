@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -87,6 +89,7 @@ class _Server:
     payload: bytes
     truncate_first: int | None = None  # bytes sent by the first response before hanging up
     honour_range: bool = True
+    delay: float = 0.0  # seconds before each response, so that concurrent requests overlap
     ranges: list[str | None] = field(default_factory=list)
     url: str = ""
 
@@ -99,6 +102,7 @@ def _handler(state: _Server) -> type[BaseHTTPRequestHandler]:
                 return
             requested = self.headers.get("Range")
             state.ranges.append(requested)
+            time.sleep(state.delay)
             start = 0
             if requested and state.honour_range:
                 start = int(requested.removeprefix("bytes=").split("-")[0])
@@ -203,3 +207,90 @@ def test_wrong_download_is_deleted_and_404_is_not_retried(tmp_path: Path, serve:
     with pytest.raises(ValueError, match="HTTP 404"):
         download(f"{serve.url}/missing.bin", dst)
     assert len(serve.ranges) == 1
+
+
+def test_a_damaged_cached_file_is_downloaded_again(
+    tmp_path: Path, serve: _Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    serve.payload = b"the published bytes"
+    digest = hashlib.sha256(serve.payload).hexdigest()
+    cached = tmp_path / f"model_20201218-{digest[:8]}.pth"
+    cached.write_bytes(b"the published by")  # cut short, e.g. copied in by hand
+    with caplog.at_level(logging.WARNING):
+        assert fetch(f"{serve.url}/{cached.name}", cache_dir=tmp_path) == cached
+    assert caplog.text.count(f"checksum mismatch for {cached}") == 1
+    assert "downloading it again" in caplog.text
+    assert cached.read_bytes() == serve.payload and serve.ranges == [None]
+
+
+def test_processes_fetching_one_file_at_once_download_it_once(
+    tmp_path: Path, serve: _Server
+) -> None:
+    serve.payload = bytes(range(256)) * 4096
+    serve.delay = 0.3
+    url = f"{serve.url}/shared.pth"
+    results: list[Path] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(fetch(url, cache_dir=tmp_path)))
+        for _ in range(3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == [tmp_path / "shared.pth"] * 3
+    assert serve.ranges == [None]  # one request: the others waited and found it cached
+    assert (tmp_path / "shared.pth").read_bytes() == serve.payload
+    assert not (tmp_path / "shared.pth.part").exists()
+
+
+def test_a_cache_that_takes_no_file_is_named(tmp_path: Path, serve: _Server) -> None:
+    serve.payload = b"weights"
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(PermissionError, match=r"cannot write in the download cache .*not_a_folder"):
+        fetch(f"{serve.url}/model.pth", cache_dir=blocker / "cache")
+    assert serve.ranges == []  # refused before any request, not retried as a network failure
+
+
+def test_a_cached_file_is_read_without_writing_the_cache(
+    tmp_path: Path, serve: _Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "model.pth").write_bytes(b"weights")
+
+    def refuse(folder: Path, action: object) -> None:
+        raise PermissionError(f"{folder} is read-only")
+
+    monkeypatch.setattr("sparsercnn.weights.download.cache_write", refuse)
+    assert fetch(f"{serve.url}/model.pth", cache_dir=tmp_path) == tmp_path / "model.pth"
+    assert serve.ranges == [] and sorted(p.name for p in tmp_path.iterdir()) == ["model.pth"]
+
+
+def test_two_urls_of_one_file_name_never_share_the_cached_file(
+    tmp_path: Path, serve: _Server
+) -> None:
+    """Two runs' model_final files on one server: each URL gets its own bytes, never the
+    other's from the cache; a file put in the cache by hand still serves any URL of its name."""
+    first, second = f"{serve.url}/run1/model.pth", f"{serve.url}/run2/model.pth"
+    serve.payload = b"weights of run 1"
+    assert fetch(first, cache_dir=tmp_path).read_bytes() == b"weights of run 1"
+    serve.payload = b"weights of run 2"
+    assert fetch(second, cache_dir=tmp_path).read_bytes() == b"weights of run 2"
+    assert fetch(second, cache_dir=tmp_path).read_bytes() == b"weights of run 2"  # cached
+    assert len(serve.ranges) == 2
+    (tmp_path / "model.pth.url").unlink()
+    assert fetch(first, cache_dir=tmp_path).read_bytes() == b"weights of run 2"
+    assert len(serve.ranges) == 2
+
+
+def test_a_partial_download_of_another_url_is_not_resumed(
+    tmp_path: Path, serve: _Server, tiny_files: dict[str, Path]
+) -> None:
+    serve.payload = tiny_files["official"].read_bytes()
+    serve.truncate_first = len(serve.payload) // 3
+    with pytest.raises(ConnectionError, match="next attempt resumes"):
+        fetch(f"{serve.url}/run1/model.pth", cache_dir=tmp_path, max_attempts=1)
+    serve.payload = tiny_files["mmdet"].read_bytes()
+    path = fetch(f"{serve.url}/run2/model.pth", cache_dir=tmp_path)
+    assert path.read_bytes() == serve.payload
+    assert serve.ranges == [None, None]  # started over, no Range on run1's bytes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -93,8 +94,9 @@ def test_a_checkpoint_that_runs_code_is_refused(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@pytest.mark.filterwarnings("error")
 def test_a_plain_pickle_is_refused_without_being_opened(tmp_path: Path) -> None:
+    """Refused with one message: torch's warning about the pickle protocol is not shown."""
     marker = tmp_path / "pwned"
     path = tmp_path / "model_final.pkl"
     path.write_bytes(pickle.dumps({"model": _RunsCode(marker)}))
@@ -104,6 +106,20 @@ def test_a_plain_pickle_is_refused_without_being_opened(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"model_final\.pth could not be read"):
         read_checkpoint(renamed)
     assert not marker.exists()
+
+
+def test_a_zip_archive_of_something_else_is_not_called_damaged(
+    tmp_path: Path, tiny_files: dict[str, Path]
+) -> None:
+    """A whole zip that torch.save did not write (e.g. a checkpoint zipped for mailing)."""
+    path = tmp_path / "model.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.write(tiny_files["official"], "weights/r18_official.pth")
+    with pytest.raises(ValueError) as info:
+        read_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} is a zip archive but not a PyTorch checkpoint")
+    assert "damaged" not in message and "give the checkpoint itself" in message
 
 
 def test_not_a_checkpoint(tmp_path: Path) -> None:

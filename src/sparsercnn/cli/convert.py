@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
-from sparsercnn.cli.common import check_output_path
+from sparsercnn.cli.common import check_output_path, refuse_overwriting
 from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS
+
+logger = logging.getLogger(__name__)
 
 SOURCE_LAYOUTS = ("official", "mmdet", "torchvision")
 
@@ -21,7 +24,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         f"SRC is a path, a URL or a published name ({', '.join(PUBLISHED_CHECKPOINTS)}).",
     )
     parser.add_argument("src", metavar="SRC", help="checkpoint path, URL or published name")
-    parser.add_argument("--output", type=Path, required=True, help="the .safetensors to write")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="the .safetensors to write (a file there is replaced, with a warning, once the "
+        "conversion succeeds)",
+    )
     parser.add_argument(
         "--from",
         dest="layout",
@@ -38,9 +47,27 @@ def run(args: argparse.Namespace) -> int:
 
     check_source(args.src)
     check_output_path(args.output, "--output", inputs={"SRC": args.src})
-    output = save_converted(fetch(args.src, sha256=args.sha256), args.output, args.layout)
+    check_output_suffix(args.output)
+    source = fetch(args.src, sha256=args.sha256)
+    # SRC as a file:// URL or a published name is only known as a file now.
+    refuse_overwriting(args.output, "--output", {"SRC": source})
+    if args.output.is_file():
+        logger.warning(
+            "--output %s exists: it will be replaced once the conversion succeeds", args.output
+        )
+    output = save_converted(source, args.output, args.layout)
     print(f"wrote {output}")
     return 0
+
+
+def check_output_suffix(output: Path) -> None:
+    """Refuse an ``--output`` whose name says another format: what is written is always a
+    safetensors file, which a ``.pth`` or ``.onnx`` name would misrepresent."""
+    if output.suffix.lower() != ".safetensors":
+        raise ValueError(
+            f"--output {output}: convert writes a safetensors file; give it a name ending in "
+            f".safetensors (e.g. {output.with_suffix('.safetensors').name})"
+        )
 
 
 def check_source(src: str) -> None:

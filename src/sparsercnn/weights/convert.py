@@ -25,7 +25,7 @@ from sparsercnn.config import Config, ModelConfig
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import build_model
 from sparsercnn.model.backbone import ARCHITECTURES, Bottleneck
-from sparsercnn.model_file import load_state_dict_strict, save_model_file
+from sparsercnn.model_file import CONFIG_DISAGREES, load_state_dict_strict, save_model_file
 from sparsercnn.weights.key_tables import Layout, rename_keys
 from sparsercnn.weights.readers import (
     BACKBONE_FORMAT_NAME,
@@ -106,7 +106,10 @@ def convert_raw(checkpoint: RawCheckpoint, base: ModelConfig | None = None) -> C
     if layout == "torchvision":
         raise ValueError(_backbone_only_message(source, "a torchvision ResNet"))
     if checkpoint.config is not None and checkpoint.categories is not None:
-        tensors = check_fits(checkpoint.tensors, checkpoint.config.model, source, layout)
+        try:
+            tensors = check_fits(checkpoint.tensors, checkpoint.config.model, source, layout)
+        except ValueError as error:
+            raise ValueError(f"{error}; {CONFIG_DISAGREES}") from None
         return ConvertedCheckpoint(tensors, checkpoint.config, checkpoint.categories)
     tensors = to_our_names(checkpoint.tensors, layout, source)
     if all(key.startswith("backbone.") for key in tensors):
@@ -158,7 +161,8 @@ def to_our_names(tensors: Mapping[str, Tensor], layout: Layout, source: str) -> 
             f"; the key names are those of the {detected} layout: drop --from (layout=) to "
             "detect it"
             if detected not in (None, layout)
-            else ""
+            else "; the layout has no such tensors (the model of modified "
+            "code?): re-save the state dict without those keys and use that file"
         )
         raise ValueError(
             f"{source}: {len(unmatched)} key(s) are not part of the {layout} layout: "

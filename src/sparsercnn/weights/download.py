@@ -4,7 +4,9 @@
 a ``file://`` URL or a local path to a verified local file. Downloads go to a cache folder
 (``$SPARSERCNN_CACHE`` or ``~/.cache/sparsercnn``) through a ``.part`` file that is resumed with
 an HTTP Range request after an interruption and renamed into place only once complete and
-checked. :func:`from_pretrained` then converts any supported layout on the fly.
+checked. The URL is recorded beside the file, so that two URLs of one file name never share it,
+and processes fetching the same file at once wait for one download (a lock file beside it).
+:func:`from_pretrained` then converts any supported layout on the fly.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import http.client
 import logging
 import os
 import re
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,12 +28,12 @@ from tqdm import tqdm
 from sparsercnn.model import build_model
 from sparsercnn.model_file import LoadedModel, load_state_dict_strict
 from sparsercnn.weights.convert import convert_checkpoint
+from sparsercnn.weights.download_lock import CACHE_ENV, cache_write, download_lock
 from sparsercnn.weights.key_tables import Layout
 from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS
 
 logger = logging.getLogger(__name__)
 
-CACHE_ENV = "SPARSERCNN_CACHE"
 CHUNK_SIZE = 1 << 20
 # mmdetection's publish_model convention: "<name>-<first 8 hex digits of the sha256>.pth".
 HASH_IN_NAME = re.compile(r"-([0-9a-f]{8})\.pth$")
@@ -81,12 +84,14 @@ def fetch(
 
     A key of :data:`PUBLISHED_CHECKPOINTS` (that is not also an existing path) stands for its
     URL and checksum. URLs are downloaded once into ``cache_dir`` (named after the URL's last
-    path component); a cached file is checked again and fetched anew if it fails the check.
+    path component); a cached file is checked again and fetched anew if it fails the check or
+    was downloaded from another URL of the same name.
 
     Raises:
         FileNotFoundError: a local file does not exist.
         IsADirectoryError: a local path is a folder.
         ValueError: the checksum does not match, or the URL scheme is not supported.
+        PermissionError: the file is not cached and the cache folder cannot be written.
         ConnectionError: the download failed ``max_attempts`` times; the partial file is kept
             and the next call resumes it.
     """
@@ -98,16 +103,7 @@ def fetch(
     if scheme in ("http", "https"):
         name = Path(urllib.parse.urlparse(text).path).name or "checkpoint.pth"
         dst = Path(cache_dir if cache_dir is not None else default_cache_dir()) / name
-        expected = expected_sha256(name, sha256)
-        if dst.is_file():
-            try:
-                verify_sha256(dst, expected)
-                logger.info("using cached %s", dst)
-                return dst
-            except ValueError as error:
-                logger.warning("%s; downloading it again", error)
-                dst.unlink()
-        return download(text, dst, sha256=expected, max_attempts=max_attempts)
+        return _fetch_url(text, dst, expected_sha256(name, sha256), max_attempts)
     if scheme == "file":
         path = Path(urllib.request.url2pathname(urllib.parse.urlparse(text).path))
     elif len(scheme) > 1:  # one letter is a Windows drive
@@ -120,6 +116,69 @@ def fetch(
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     verify_sha256(path, expected_sha256(path.name, sha256))
     return path
+
+
+def _fetch_url(url: str, dst: Path, expected: str | None, max_attempts: int) -> Path:
+    """``dst`` (in the cache) downloaded from ``url`` unless it is there already, checked.
+
+    The URL a file was downloaded from is kept beside it (``dst.url``): two URLs of the same
+    file name (``.../run1/model_final.safetensors``, ``.../run2/...``) share the cache name, and
+    the file of one is never used for the other. A file put in the cache by hand, without that
+    record, is used for any URL of its name.
+    """
+    # A read-only cache that holds the file is enough; the lock needs a writable one.
+    if _cached(url, dst, expected, remove_bad=False):
+        return dst
+    with download_lock(dst):
+        # Another process may have downloaded it while this one waited for the lock.
+        if _cached(url, dst, expected, remove_bad=True):
+            return dst
+        record, part = _url_record(dst), dst.with_name(dst.name + ".part")
+        if part.exists() and _recorded_url(dst) != url:
+            logger.info("%s is part of another download; starting over", part)
+            cache_write(dst.parent, part.unlink)
+        # Recorded first: an interruption leaves no file without its record, or with another's.
+        cache_write(dst.parent, lambda: record.write_text(url + "\n"))
+        try:
+            return download(url, dst, sha256=expected, max_attempts=max_attempts)
+        except BaseException:
+            if not part.exists():  # nothing kept to resume: no record of it either
+                record.unlink(missing_ok=True)
+            raise
+
+
+def _url_record(dst: Path) -> Path:
+    return dst.with_name(dst.name + ".url")
+
+
+def _recorded_url(dst: Path) -> str | None:
+    """The URL the cached ``dst`` (or its ``.part``) was downloaded from, if recorded."""
+    record = _url_record(dst)
+    return record.read_text().strip() if record.is_file() else None
+
+
+def _cached(url: str, dst: Path, expected: str | None, remove_bad: bool) -> bool:
+    """Whether the cache holds ``dst`` as downloaded from ``url``, with the expected checksum.
+
+    A cached file that fails the check, or came from another URL, is reported (without
+    ``remove_bad``: the first look) or deleted (with it: under the download lock), to be
+    downloaded again.
+    """
+    if not dst.is_file():
+        return False
+    recorded = _recorded_url(dst) or url
+    try:
+        if recorded != url:
+            raise ValueError(f"the cached {dst} was downloaded from {recorded}, not {url}")
+        verify_sha256(dst, expected)
+    except ValueError as error:
+        if remove_bad:
+            cache_write(dst.parent, dst.unlink)
+        else:
+            logger.warning("%s; downloading it again", error)
+        return False
+    logger.info("using cached %s", dst)
+    return True
 
 
 def expected_sha256(file_name: str, sha256: str | None) -> str | None:
@@ -163,12 +222,16 @@ def download(
     """Download ``url`` to ``dst`` through ``dst.part``, resuming, verifying, renaming at the end.
 
     Raises:
+        PermissionError: the folder of ``dst`` cannot be written (naming it).
         ConnectionError: every attempt failed (the ``.part`` file stays, for resuming, when it
             holds anything).
         ValueError: the server refused the URL (4xx) or the checksum does not match (the
             ``.part`` file is deleted).
     """
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    folder = dst.parent
+    cache_write(folder, lambda: folder.mkdir(parents=True, exist_ok=True))
+    # A folder that takes no file fails here, not as a network error after every attempt.
+    cache_write(folder, lambda: tempfile.TemporaryFile(dir=folder).close())
     part = dst.with_name(dst.name + ".part")
     for attempt in range(1, max_attempts + 1):
         try:

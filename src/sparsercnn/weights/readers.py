@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
+import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -185,7 +187,9 @@ def _numpy_allowed() -> Iterator[None]:
 def _read_torch(path: Path, layout: Layout | None) -> RawCheckpoint:
     try:
         # From an open file: given a path, torch.load reads a .safetensors name as safetensors.
-        with _numpy_allowed(), open(path, "rb") as handle:
+        with _numpy_allowed(), open(path, "rb") as handle, warnings.catch_warnings():
+            # torch warns about any legacy pickle's protocol; refused or read, it says nothing.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
             obj = torch.load(handle, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
         raise ValueError(_unreadable_message(path, error)) from error
@@ -226,7 +230,7 @@ def _training_checkpoint_labels(
     if not (isinstance(obj.get("config"), Mapping) and isinstance(obj.get("categories"), Mapping)):
         return None
     try:
-        return Config.from_dict(dict(obj["config"])), CategoryMap.from_dict(obj["categories"])
+        return Config.from_run_dict(dict(obj["config"])), CategoryMap.from_dict(obj["categories"])
     except (ValueError, TypeError) as error:
         raise ValueError(
             f"{path}: the training checkpoint's config or label map is damaged or from another "
@@ -243,6 +247,11 @@ def _unreadable_message(path: Path, error: Exception) -> str:
     if not head:
         return f"{path} is empty; download or copy the checkpoint again"
     failure = _load_failure(error)
+    if head == b"PK" and not _holds_pickle(path):
+        return (
+            f"{path} is a zip archive but not a PyTorch checkpoint (torch.save's archives hold a "
+            "data.pkl); give the checkpoint itself, unpacked from the archive if it is in one"
+        )
     if head == b"PK" and not failure.startswith("it refers to"):
         return (
             f"{path} is a damaged or truncated PyTorch checkpoint ({failure}); download or copy "
@@ -254,6 +263,16 @@ def _unreadable_message(path: Path, error: Exception) -> str:
         "unpickled here. If you trust the file, re-save only its state dict with torch.save and "
         "convert that."
     )
+
+
+def _holds_pickle(path: Path) -> bool:
+    """Whether the zip archive ``path`` is laid out as torch.save writes it (``<name>/data.pkl``),
+    or is too damaged to tell (a truncated checkpoint)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("data.pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return True
 
 
 def _load_failure(error: Exception) -> str:
