@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sparsercnn.config import Config
+from sparsercnn.config import BACKBONE_DEPTHS, NUM_FREEZABLE_PARTS, Config
+from sparsercnn.model import backbone
 from sparsercnn.presets import PRESETS, get_preset
 
 
@@ -117,6 +118,12 @@ def test_presets_are_fresh_and_faithful() -> None:
         ("model.pixel_mean=[1,2]", r"'model.pixel_mean' expects 3 values, got \[1, 2\]"),
         ("model.pixel_std=[0,1,1]", r"model.pixel_std finite and > 0, got .*\[0.0, 1.0, 1.0\]"),
         ("input.crop_size=[1,2,3]", r"'input.crop_size' expects 2 values"),
+        # Refused by the model's build, after the whole training set had been decoded.
+        ("model.backbone_depth=42", r"model.backbone_depth must be one of \[18, 34, 50, 101\]"),
+        ("model.freeze_at=9", r"model.freeze_at must be in \[0, 5\], got 9"),
+        ("model.fpn_on_demand_levels=4", r"model.fpn_on_demand_levels must be in \[0, 3\]"),
+        # The schedule sorted them silently; detectron2 refuses.
+        ("train.steps=[900,800]", r"train.steps must be in increasing order, got \[900, 800\]"),
     ],
 )
 def test_values_out_of_range_are_refused_naming_the_key(override: str, message: str) -> None:
@@ -149,3 +156,61 @@ def test_a_run_saved_before_grouping_existed_reads_as_ungrouped(tmp_path: Path) 
     assert Config.load(path, of_run=True).train.aspect_ratio_grouping is False
     assert Config.load(path).train.aspect_ratio_grouping is True
     assert Config.from_run_dict(Config().to_dict()).train.aspect_ratio_grouping is True
+
+
+def test_the_configs_backbone_limits_are_the_backbones() -> None:
+    assert set(BACKBONE_DEPTHS) == set(backbone.ARCHITECTURES)
+    assert NUM_FREEZABLE_PARTS == backbone.NUM_FREEZABLE_PARTS
+
+
+def test_config_file_errors_name_the_line_and_the_near_miss(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text('{\n  "model": {"num_classes": 3,},\n}\n')
+    with pytest.raises(ValueError, match=r"line 2 column 30: .*no comments or trailing commas"):
+        Config.load(path)
+    path.write_text(json.dumps({"model": {"num_proposal": 5}}))
+    with pytest.raises(ValueError) as info:
+        Config.load(path)
+    message = str(info.value)
+    assert "unknown config key(s) 'model.num_proposal'" in message
+    assert "(did you mean 'model.num_proposals'?)" in message and "\n" not in message
+    path.write_text(json.dumps({"trian": {}}))
+    with pytest.raises(ValueError, match=r"'trian' \(did you mean 'train'\?\); valid sections"):
+        Config.load(path)
+
+
+def test_a_partial_config_file_takes_the_defaults(tmp_path: Path) -> None:
+    """What ``--config``'s help says: keys left out take ``Config()``'s values, which are
+    the r50_100pro_3x preset's."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model": {"num_classes": 3}}))
+    cfg = Config.load(path)
+    assert cfg.differences(get_preset("r50_100pro_3x")) == {"model.num_classes": (3, 80)}
+
+
+def test_schedule_notes_say_what_max_iter_cuts_off() -> None:
+    assert Config().train.schedule_notes() == []
+    assert get_preset("small").train.schedule_notes() == []
+    cut = get_preset("small").apply_overrides(["train.max_iter=40"]).train
+    steps, warmup = cut.schedule_notes()
+    assert "train.steps [2400, 2800] are not before train.max_iter=40" in steps
+    assert "train.warmup_iters=50 is more than train.max_iter=40" in warmup
+    # The last iteration taken is max_iter - 1: a step at max_iter never applies.
+    (at_end,) = (
+        Config()
+        .apply_overrides(["train.steps=[10,20]", "train.max_iter=20", "train.warmup_iters=5"])
+        .train.schedule_notes()
+    )
+    assert "[20]" in at_end
+
+
+def test_a_run_saved_with_steps_out_of_order_still_reads(tmp_path: Path) -> None:
+    """Steps out of order were accepted (and sorted by the schedule) before they were refused:
+    such a run's config.json still resumes, with the steps it trained with."""
+    data = Config().to_dict()
+    data["train"]["steps"] = [250_000, 210_000]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(data))
+    assert Config.load(path, of_run=True).train.steps == (210_000, 250_000)
+    with pytest.raises(ValueError, match=r"train\.steps must be in increasing order"):
+        Config.load(path)

@@ -6,6 +6,7 @@ Named presets live in :mod:`sparsercnn.presets`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import json
@@ -26,6 +27,12 @@ CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotun
 # float32 with Winograd 3x3 convolutions (CPU; approximate), or an int8 backbone and FPN
 # (CPU; calibrated model files; approximate).
 Precision = Literal["fp32", "bf16", "winograd", "int8"]
+# ResNet depths the backbone builds (sparsercnn.model.backbone.ARCHITECTURES; a test keeps the
+# two equal), and the parts freeze_at can freeze (stem, res2..res5).
+BACKBONE_DEPTHS = (18, 34, 50, 101)
+NUM_FREEZABLE_PARTS = 5
+# Finest FPN levels whose output conv can run on demand (P2..P4; P5 is always dense).
+MAX_ON_DEMAND_LEVELS = 3
 
 
 @dataclass
@@ -79,6 +86,14 @@ class ModelConfig:
         _check_at_least(self, "model", 1, "hidden_dim", "num_heads", "ffn_dim", "dynamic_dim")
         _check_at_least(self, "model", 1, "fpn_dim", "backbone_width", "pooler_resolution")
         _check_at_least(self, "model", 1, "size_divisibility")
+        # Refused here, before a run's data check, rather than when the model is built.
+        if self.backbone_depth not in BACKBONE_DEPTHS:
+            raise ValueError(
+                f"model.backbone_depth must be one of {list(BACKBONE_DEPTHS)}, got "
+                f"{self.backbone_depth}"
+            )
+        _check_in_range(self, "model", "freeze_at", 0, NUM_FREEZABLE_PARTS)
+        _check_in_range(self, "model", "fpn_on_demand_levels", 0, MAX_ON_DEMAND_LEVELS)
         # sampling_ratio 0: RoIAlign's adaptive grid (not with CUDA graphs or the fixed shapes).
         _check_at_least(self, "model", 0, "sampling_ratio", "num_cls_layers", "num_reg_layers")
         _check_in_range(self, "model", "dropout", 0.0, 1.0, high_open=True)
@@ -230,6 +245,30 @@ class TrainConfig:
             raise ValueError("train.clip_grad_norm must be a number (<= 0: no clipping), got nan")
         if self.steps and min(self.steps) < 1:
             raise ValueError(f"train.steps must be iterations >= 1, got {list(self.steps)}")
+        # As detectron2's WarmupMultiStepLR; a repeated step decays twice there.
+        if list(self.steps) != sorted(self.steps):
+            raise ValueError(
+                f"train.steps must be in increasing order, got {list(self.steps)}; e.g. "
+                f"{sorted(self.steps)}"
+            )
+
+    def schedule_notes(self) -> list[str]:
+        """What of the learning-rate schedule a run of ``max_iter`` steps never reaches (a
+        preset's ``steps`` and ``warmup_iters`` kept with a smaller ``--set train.max_iter``):
+        valid, but said, as detectron2 warns of steps past its ``MAX_ITER``."""
+        notes = []
+        beyond = [step for step in self.steps if step >= self.max_iter]
+        if beyond:
+            notes.append(
+                f"train.steps {beyond} are not before train.max_iter={self.max_iter}: the "
+                "learning rate does not decay there; set train.steps to change that"
+            )
+        if self.warmup_iters > self.max_iter:
+            notes.append(
+                f"train.warmup_iters={self.warmup_iters} is more than train.max_iter="
+                f"{self.max_iter}: the learning rate never reaches train.lr"
+            )
+        return notes
 
 
 # Keys added after runs were saved without them, with the value that gives what those runs did.
@@ -255,14 +294,22 @@ class Config:
 
     @staticmethod
     def from_run_dict(data: dict[str, Any]) -> Config:
-        """:meth:`from_dict` of a config a training run saved (its ``config.json``, a
-        checkpoint's): a key added to the package since then reads as what that run did
-        (:data:`ADDED_KEYS`), not as today's default."""
+        """:meth:`from_dict` of a config this package saved (a run's ``config.json``, a
+        checkpoint's, a model file's): a key added to the package since then reads as what that
+        run did
+        (:data:`ADDED_KEYS`), not as today's default; ``train.steps`` out of order, refused
+        since, read sorted (the schedule sorted them)."""
+        if not isinstance(data, dict):
+            return Config.from_dict(data)  # names what it is
         data = dict(data)
         for (section, key), value in ADDED_KEYS.items():
             entries = data.get(section)
             if isinstance(entries, dict) and key not in entries:
                 data[section] = {**entries, key: value}
+        train = data.get("train")
+        if isinstance(train, dict) and isinstance(train.get("steps"), list):
+            with contextlib.suppress(TypeError):  # not numbers: from_dict names the key
+                data["train"] = {**train, "steps": sorted(train["steps"])}
         return Config.from_dict(data)
 
     def to_json(self) -> str:
@@ -274,7 +321,12 @@ class Config:
         path = Path(path)
         try:
             data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"cannot read config {path}: not valid JSON at line {error.lineno} column "
+                f"{error.colno}: {error.msg} (JSON allows no comments or trailing commas)"
+            ) from error
+        except (OSError, UnicodeDecodeError) as error:
             raise ValueError(f"cannot read config {path}: {error}") from error
         return Config.from_run_dict(data) if of_run else Config.from_dict(data)
 
@@ -335,12 +387,15 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     if not isinstance(data, dict):
         raise ValueError(f"config section {where or '<root>'!r} must be a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names
+    names = {f.name: None for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(names))
     if unknown:
+        prefix = f"{where}." if where else ""
+        hint = _did_you_mean(unknown[0], names, prefix=prefix)
+        keys = ", ".join(repr(prefix + name) for name in unknown)
+        valid = f"keys in {where!r}" if where else "sections"
         raise ValueError(
-            f"unknown config key(s) {sorted(unknown)} in {where or '<root>'!r}; "
-            f"valid: {sorted(names)}"
+            f"unknown config key(s) {keys}{hint}; valid {valid}: {', '.join(sorted(names))}"
         )
     kwargs = {}
     for name, value in data.items():

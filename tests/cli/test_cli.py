@@ -271,6 +271,16 @@ def test_help_imports_neither_the_model_nor_matplotlib() -> None:
     assert done.stdout.strip() == ""
 
 
+def test_train_help_says_where_presets_are_described_and_what_config_leaves_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "described in the README ('Fixed presets') and defined in the module" in text
+    assert "keys it leaves out take the defaults (the r50_100pro_3x preset's values)" in text
+
+
 def test_demo_help_describes_the_demo_preset(capsys: pytest.CaptureFixture[str]) -> None:
     """`demo --help` gives the `demo` preset's stages and schedule as the preset has them."""
     from sparsercnn.presets import get_preset

@@ -136,6 +136,30 @@ def test_a_badly_typed_set_value_names_the_key(
     assert "'train.max_iter' expects an integer, got 'many'" in line
 
 
+@pytest.mark.parametrize("preset", ["auto", "tiny"])
+def test_a_model_value_the_build_refuses_is_named_before_the_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], preset: str
+) -> None:
+    """It was refused by the model's build, after every training image had been decoded."""
+    run = tmp_path / "run"
+    argv = ["train", "--train-json", "t.json", "--train-images", "t", "--output-dir", str(run)]
+    assert main([*argv, "--preset", preset, "--set", "model.backbone_depth=42"]) == 2
+    assert not run.exists()
+    (line,) = error_lines(capsys)
+    assert "model.backbone_depth must be one of [18, 34, 50, 101], got 42" in line
+
+
+def test_a_config_file_with_a_trailing_comma_names_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_text('{\n  "train": {"max_iter": 5,}\n}\n')
+    argv = ["train", "--train-json", "t.json", "--train-images", "t", "--output-dir", "o"]
+    assert main([*argv, "--config", str(config)]) == 2
+    (line,) = error_lines(capsys)
+    assert str(config) in line and "line 2 column 27" in line and "trailing commas" in line
+
+
 def test_config_file_alone_is_enough_and_a_foreign_one_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -171,3 +171,16 @@ def test_an_earlier_best_ap_is_printed_beside_the_final_one(
     assert main(_train(tmp_path)) == 0
     out = capsys.readouterr().out
     assert "final AP 25.00%; best AP 37.50% at iteration 30 (model_best.safetensors)" in out
+
+
+def test_a_schedule_cut_by_max_iter_is_said(
+    tmp_path: Path, calls: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """tiny's steps (2400, 2800) and 50 warm-up steps kept with a max_iter of 7: valid, said."""
+    main(_train(tmp_path, "--set", "train.max_iter=7"))
+    notes = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("train.steps [2400, 2800] are not before train.max_iter=7" in n for n in notes)
+    assert any("train.warmup_iters=50 is more than train.max_iter=7" in n for n in notes)
+    caplog.clear()
+    main(_train(tmp_path, "--set", "train.max_iter=3000"))
+    assert not [r for r in caplog.records if "train.max_iter" in r.getMessage()]

@@ -1,5 +1,6 @@
 """SetCriterion: loss keys, perfect predictions, gradients, normaliser, validation (spec 7.2)."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,13 @@ import torch.distributed as dist
 from torch import Tensor
 
 from sparsercnn.config import Config
-from sparsercnn.loss import HungarianMatcher, SetCriterion, build_criterion, sigmoid_focal_loss
+from sparsercnn.loss import (
+    HungarianMatcher,
+    NonFiniteCostError,
+    SetCriterion,
+    build_criterion,
+    sigmoid_focal_loss,
+)
 from sparsercnn.structures import ModelOutput, StageOutput, Target
 
 NUM_CLASSES = 5
@@ -229,6 +236,36 @@ def test_inverted_target_boxes_raise_naming_the_image() -> None:
     targets[1].boxes[0] = torch.tensor([x2, y1, x1, y2])
     with pytest.raises(ValueError, match=r"image 1 in the batch has box .* with x2 < x1"):
         make_criterion()(make_output(2), targets)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_non_finite_target_boxes_raise_naming_the_image(value: float) -> None:
+    """A data error, not diverged predictions: the matcher's NonFiniteCostError would make the
+    trainer skip the step and carry on."""
+    targets = make_targets([3, 2])
+    targets[1].boxes[0, 2] = value
+    with pytest.raises(ValueError, match=r"image 1 in the batch has box .* NaN or infinite") as e:
+        make_criterion()(make_output(2), targets)
+    assert not isinstance(e.value, NonFiniteCostError)
+
+
+def test_empty_image_size_raises_naming_the_image() -> None:
+    output = make_output(2)
+    output.image_sizes = torch.tensor([[80, 120], [0, 48]])
+    with pytest.raises(ValueError, match=r"image 1 in the batch has size \(h, w\) = \[0, 48\]"):
+        make_criterion()(output, make_targets([3, 2]))
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.int8, torch.uint8])
+def test_any_integer_label_dtype_gives_the_int64_loss(dtype: torch.dtype) -> None:
+    """uint8 labels used to index the class targets as a mask, int8 ones to raise IndexError."""
+    output, targets = make_output(2), make_targets([3, 2])
+    narrow = [Target(t.boxes, t.labels.to(dtype)) for t in targets]
+
+    expected = make_criterion()(output, targets)
+    loss = make_criterion()(output, narrow)
+
+    torch.testing.assert_close(loss.total, expected.total)
 
 
 def test_malformed_targets_raise() -> None:

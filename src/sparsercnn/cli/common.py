@@ -310,10 +310,15 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         choices=[AUTO_PRESET, *sorted(PRESETS)],
         help="named configuration to start from; 'auto' (the default) chooses the model size, "
         "input size, proposals, schedule and precision from the training set, the device and "
-        "--time-budget, prints each choice with its reason and saves them in config.json",
+        "--time-budget, prints each choice with its reason and saves them in config.json. The "
+        "fixed presets are described in the README ('Fixed presets') and defined in the module "
+        "sparsercnn.presets; a run's config.json lists every value it used",
     )
     start.add_argument(
-        "--config", type=Path, help="a config.json (e.g. a run's) to start from instead"
+        "--config",
+        type=Path,
+        help="a config.json (e.g. a run's) to start from instead; keys it leaves out take the "
+        "defaults (the r50_100pro_3x preset's values), unknown keys are refused",
     )
     add_overrides_argument(parser)
 

@@ -5,6 +5,7 @@ recipe's timing, and a run folder that a refused run does not leave behind."""
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from sparsercnn.presets import get_preset
 if TYPE_CHECKING:
     from sparsercnn.engine.distributed import DistInfo
 
+
+logger = logging.getLogger(__name__)
 
 # The automatic recipe's record of its choices, beside the run's config.json.
 RECIPE_FILE = "recipe.json"
@@ -141,6 +144,9 @@ def training_config(
             lambda: _auto_config(args, train_json, train_images, output_dir, dist_info).to_dict()
         )
         cfg = Config.from_dict(chosen)
+    if dist_info.is_main:
+        for note in cfg.train.schedule_notes():
+            logger.warning("%s", note)
     return _with_weight_options(cfg, args)
 
 

@@ -149,7 +149,10 @@ class SetCriterion(nn.Module):
         # Flatten the matches of all images into K pairs (image, prediction, ground truth).
         image_ids = torch.cat([torch.full_like(pred, i) for i, (pred, _) in enumerate(matches)])
         pred_ids = torch.cat([pred for pred, _ in matches])
-        gt_labels = torch.cat([t.labels[gt] for t, (_, gt) in zip(targets, matches, strict=True)])
+        # int64: uint8 labels would index as a mask, int8 ones not at all.
+        gt_labels = torch.cat(
+            [t.labels[gt] for t, (_, gt) in zip(targets, matches, strict=True)]
+        ).long()
         gt_boxes = torch.cat([t.boxes[gt] for t, (_, gt) in zip(targets, matches, strict=True)])
 
         cls_targets = torch.zeros_like(logits)
@@ -201,19 +204,28 @@ class SetCriterion(nn.Module):
             )
         for i, target in enumerate(targets):
             self._check_target_shapes(i, target)
-        # One device sync for the label range and box corners of the whole batch; locate the
-        # culprit only on error.
+        # One device sync for the image sizes, label range and box values of the whole batch;
+        # locate the culprit only on error. Non-finite boxes and empty images are input errors:
+        # left to the matcher, they would read as diverged predictions and skip the step.
         labels = torch.cat([target.labels for target in targets])
         boxes = torch.cat([target.boxes for target in targets]).to(labels.device)
         bad_labels = ((labels < 0) | (labels >= self.num_classes)).any()
-        inverted = (boxes[:, 2:] < boxes[:, :2]).any()
-        if bool(torch.stack([bad_labels, inverted]).any()):
-            self._locate_bad_target(targets)
+        bad_boxes = ((boxes[:, 2:] < boxes[:, :2]).any() | ~torch.isfinite(boxes).all()).to(
+            labels.device
+        )
+        bad_sizes = (output.image_sizes < 1).any().to(labels.device)
+        if bool(torch.stack([bad_labels, bad_boxes, bad_sizes]).any()):
+            self._locate_bad_input(output.image_sizes, targets)
 
-    def _locate_bad_target(self, targets: list[Target]) -> None:
-        """Raise naming the first image whose labels are out of range or whose boxes are not
-        xyxy with ``x1 <= x2`` and ``y1 <= y2``."""
+    def _locate_bad_input(self, image_sizes: Tensor, targets: list[Target]) -> None:
+        """Raise naming the first image whose size is not positive, whose labels are out of
+        range or whose boxes are not finite xyxy with ``x1 <= x2`` and ``y1 <= y2``."""
         for i, target in enumerate(targets):
+            if bool((image_sizes[i] < 1).any()):
+                raise ValueError(
+                    f"image {i} in the batch has size (h, w) = {image_sizes[i].tolist()}; "
+                    "image_sizes must be the unpadded input sizes, >= 1 pixel"
+                )
             bad = (target.labels < 0) | (target.labels >= self.num_classes)
             if bool(bad.any()):
                 raise ValueError(
@@ -221,6 +233,13 @@ class SetCriterion(nn.Module):
                     f"outside [0, {self.num_classes}); labels must be contiguous class indices "
                     "(map dataset category ids through the label map) and model.num_classes "
                     "must cover them"
+                )
+            nonfinite = ~torch.isfinite(target.boxes).all(dim=1)
+            if bool(nonfinite.any()):
+                box = [float(v) for v in target.boxes[nonfinite][0]]
+                raise ValueError(
+                    f"target of image {i} in the batch has box {box} with a NaN or infinite "
+                    "coordinate; ground-truth boxes must be finite absolute xyxy"
                 )
             inverted = (target.boxes[:, 2:] < target.boxes[:, :2]).any(dim=1)
             if bool(inverted.any()):
