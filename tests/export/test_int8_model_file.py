@@ -270,4 +270,5 @@ def test_export_without_the_kernel_writes_nothing(
     assert main([*argv, "--calibration-images", "1"]) == 2
     (line,) = error_lines(capsys)
     assert line.startswith("sparsercnn export: error: ") and "no oneDNN int8" in line
+    assert str(output) in line and "export with --no-check" in line  # not "use fp32"
     assert list(output.parent.iterdir()) == []

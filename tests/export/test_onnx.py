@@ -11,13 +11,16 @@ import json
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 
 from sparsercnn.cli import predict as predict_cli
 from sparsercnn.config import Config
+from sparsercnn.data.image_io import decode_image
+from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
 from sparsercnn.export import OnnxPredictor
-from sparsercnn.export.onnx_export import ExportReport, match_detections
+from sparsercnn.export.onnx_export import ExportReport, check_graph_opset, match_detections
 from sparsercnn.export.onnx_wrapper import drop_invalid_last
 from sparsercnn.model import PostProcessor
 from sparsercnn.model.postprocess import select_top_k
@@ -25,6 +28,7 @@ from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.predictor import Predictor
 from sparsercnn.structures import ImageBatch
 from tests.synthetic_coco import WriteCoco
+from tests.tiny_model import write_tiny_model_file
 
 onnxruntime = pytest.importorskip("onnxruntime")
 
@@ -214,6 +218,35 @@ def test_corrupt_onnx_file_gives_a_clear_error(tmp_path: Path) -> None:
         OnnxPredictor(tmp_path / "missing.onnx")
 
 
+def test_a_model_file_given_as_onnx_is_named_as_one(tmp_path: Path) -> None:
+    """``predict --onnx model.safetensors`` (whatever its name) says to give it with --model,
+    not to re-export it."""
+    model = write_tiny_model_file(tmp_path / "model.safetensors")
+    renamed = tmp_path / "model.onnx"
+    renamed.write_bytes(model.read_bytes())
+    for path in (model, renamed):
+        with pytest.raises(
+            ValueError, match=r"is a model file \(\.safetensors\), not an ONNX"
+        ) as info:
+            OnnxPredictor(path)
+        assert str(path) in str(info.value) and "--model" in str(info.value)
+
+
+def test_an_opset_the_exporter_could_not_write_is_refused() -> None:
+    """Asked for opset 26, torch 2.13's exporter writes an opset-18 graph holding opset-23
+    operators (Attention), which onnxruntime refuses; asked for 17, an opset-18 graph: the
+    export fails, naming --opset, instead of writing a file its report calls opset 26 or 17."""
+    onnx = pytest.importorskip("onnx")
+    helper = onnx.helper
+    graph = helper.make_graph([], "empty", [], [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    check_graph_opset(model, 18)
+    with pytest.raises(ValueError, match=r"opset \(--opset\) 26: .* cannot write opset 26 "):
+        check_graph_opset(model, 26)
+    with pytest.raises(ValueError, match=r"opset \(--opset\) 17: .* it writes opset 18 and newer"):
+        check_graph_opset(model, 17)
+
+
 def test_foreign_onnx_file_is_rejected(tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
     helper = onnx.helper
@@ -242,3 +275,54 @@ def test_match_detections_tolerates_swapped_near_ties() -> None:
     )
     wrong_labels = [boxes, scores, labels + 1]
     assert match_detections(wrong_labels, [boxes, scores, labels], 1e-4)[1] == 2
+
+
+@pytest.mark.slow
+def test_reduced_and_rotated_jpegs_give_the_eager_detections(
+    exported: ExportReport, session_model_file: Path, tmp_path: Path
+) -> None:
+    """Large JPEGs, decoded at a reduced scale and turned upright or mirrored by EXIF: predict
+    --onnx and eval --onnx give the eager detections in the file's pixels (the same pixel map),
+    and eval's results are predict's."""
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name, orientation, size in [("rotated", 6, (603, 801)), ("mirrored", 2, (517, 1003))]:
+        exif = PIL.Image.Exif()
+        exif[0x0112] = orientation
+        array = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        PIL.Image.fromarray(array).save(folder / f"{name}.jpg", quality=90, exif=exif)
+    paths = sorted(folder.iterdir())
+    eager = Predictor.from_file(session_model_file, batch_size=1)
+    onnx_predictor = OnnxPredictor(exported.path, batch_size=1)
+    decoded = [decode_image(path, onnx_predictor.transform.source_size) for path in paths]
+    assert all(d.pixel_map is not None for d in decoded)  # the reduced-JPEG path
+    expected, actual = eager(paths), onnx_predictor(paths)
+    for a, e in zip(actual, expected, strict=True):
+        assert a.image_size == e.image_size and len(a.scores) == len(e.scores) > 0
+        assert a.labels.tolist() == e.labels.tolist()
+        torch.testing.assert_close(a.boxes, e.boxes, rtol=0, atol=1e-2)
+    assert expected[0].image_size == (517, 1003) and expected[1].image_size == (801, 603)
+
+    coco = {
+        "images": [
+            {"id": i + 1, "file_name": p.name, "height": e.image_size[0], "width": e.image_size[1]}
+            for i, (p, e) in enumerate(zip(paths, expected, strict=True))
+        ],
+        "annotations": [
+            {"id": i + 1, "image_id": i + 1, "category_id": 3, "bbox": [10, 10, 200, 100],
+             "area": 20000, "iscrowd": 0}
+            for i in range(len(paths))
+        ],
+        "categories": [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}],
+    }  # fmt: skip
+    json_path = tmp_path / "eval.json"
+    json_path.write_text(json.dumps(coco))
+    options = {"batch_size": 1, "num_workers": 0}
+    by_model = evaluate_model_file(session_model_file, json_path, folder, **options)
+    by_onnx = evaluate_onnx_file(exported.path, json_path, folder, **options)
+    for m, o, e in zip(
+        by_model.evaluation.detections, by_onnx.evaluation.detections, expected, strict=True
+    ):
+        torch.testing.assert_close(o["boxes"], m["boxes"], rtol=0, atol=1e-2)
+        torch.testing.assert_close(o["boxes"], e.boxes, rtol=0, atol=1e-2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,35 @@ def test_calibration_images_flag_must_be_positive(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit):
         main(["export", "--model", "m", "--output", "o.onnx", "--calibration-images", "0"])
     assert "--calibration-images" in capsys.readouterr().err
+
+
+def test_int8_without_onnxruntime_fails_before_the_export(
+    model_file: Path,
+    dataset: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--int8 --no-check`` needs onnxruntime for the quantizer: the install hint comes at
+    once, not a bare import error after the fp32 export."""
+
+    def export(*args: object, **kwargs: object) -> None:
+        raise AssertionError("exported before finding onnxruntime missing")
+
+    monkeypatch.setattr(quantization, "export_onnx", export)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # find_spec: not installed
+    output = tmp_path / "int8.onnx"
+    argv = ["export", "--model", str(model_file), "--output", str(output), "--int8"]
+    argv += ["--calibration", str(dataset.image_dir), "--no-check"]
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        "sparsercnn export: error: ONNX export needs onnxruntime: pip install "
+        "'sparsercnn[export]' (onnx, onnxscript, onnxruntime)"
+    )
+    with pytest.raises(ImportError, match="needs onnxruntime"):
+        quantize_onnx(tmp_path / "fp32.onnx", output, dataset.image_paths[:1])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_an_unreadable_calibration_image_is_a_bad_input(fp32_path: Path, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ with a ``.safetensors`` output) to a model file calibrated for ``--precision int
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +14,8 @@ from sparsercnn.cli.common import add_model_argument, check_output_path, int_at_
 if TYPE_CHECKING:
     from sparsercnn.export.onnx_export import ExportReport
     from sparsercnn.export.quantization import QuantizationReport
+
+logger = logging.getLogger(__name__)
 
 # The oldest opset the exported graph runs on (the export's default is newer: DEFAULT_OPSET).
 MIN_OPSET = 17
@@ -36,18 +39,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         help="destination .onnx file (or, with --int8, a .safetensors model file)",
     )
-    parser.add_argument("--opset", type=int, help="ONNX opset (default: the newest tested; >= 17)")
+    parser.add_argument(
+        "--opset", type=int, help="ONNX opset (default: the newest tested; >= 17; ONNX output only)"
+    )
     parser.add_argument(
         "--batch",
         choices=["dynamic", "static"],
-        default="dynamic",
-        help="dynamic batch axis, or a fixed batch of 1",
+        help="dynamic batch axis (default), or a fixed batch of 1 (ONNX output only)",
     )
     parser.add_argument(
         "--no-check",
         dest="check",
         action="store_false",
-        help="skip the onnxruntime-vs-PyTorch comparison on sample images",
+        help="skip the onnxruntime-vs-PyTorch comparison on sample images (for an int8 "
+        ".safetensors output: the int8-vs-fp32 comparison, which needs this CPU to run int8)",
     )
     parser.add_argument(
         "--int8",
@@ -88,13 +93,25 @@ def run(args: argparse.Namespace) -> int:
             f"--output {args.output}: export writes an ONNX file (.onnx) or, with --int8, a "
             "model file (.safetensors); name the output with one of these suffixes"
         )
-    calibration = int8_calibration(args)
     model_file_output = suffix == ".safetensors"
+    given = (("--opset", args.opset), ("--batch", args.batch))
+    graph_flags = [flag for flag, value in given if value is not None]
+    if model_file_output and args.int8 and graph_flags:
+        raise ValueError(
+            f"{' and '.join(graph_flags)} shape an ONNX graph; --output {args.output} is an int8 "
+            "model file (.safetensors), which has none: drop them, or name a .onnx output"
+        )
+    calibration = int8_calibration(args)
     if model_file_output and calibration is None:
         raise ValueError(
             f"--output {args.output}: export writes ONNX files (.onnx); a .safetensors output "
             "is the int8 model file of --int8 --calibration DIR"
         )
+    if args.output.is_file():
+        logger.warning(
+            "--output %s exists: it will be replaced once this run succeeds", args.output
+        )
+    dynamic_batch = args.batch != "static"
     report: ExportReport | QuantizationReport
     try:
         if calibration is not None and model_file_output:
@@ -111,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
                 args.output,
                 calibration,
                 opset=opset,
-                dynamic_batch=args.batch == "dynamic",
+                dynamic_batch=dynamic_batch,
                 check=args.check,
             )
         else:
@@ -119,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
                 args.model,
                 args.output,
                 opset=opset,
-                dynamic_batch=args.batch == "dynamic",
+                dynamic_batch=dynamic_batch,
                 check=args.check,
             )
     except OnnxCheckError as error:

@@ -89,7 +89,15 @@ def export_int8_model_file(
     )
     fp32 = Predictor(loaded.model, loaded.config, loaded.categories, batch_size=1)
     if compare:
-        check_precision("int8", fp32.device)
+        try:
+            check_precision("int8", fp32.device)
+        except ValueError:
+            raise ValueError(
+                f"{output_path}: this PyTorch build or CPU has no oneDNN int8 convolution, so "
+                "the int8 model cannot be compared with fp32 here; export with --no-check "
+                "(compare=False) to calibrate without the comparison, and run the file with "
+                "--precision int8 on a CPU that has int8 convolutions"
+            ) from None
     with evaluating(loaded.model):
         ranges = calibrate(
             loaded.model.backbone, loaded.model.fpn, calibration_batches(fp32, calibration)

@@ -152,9 +152,10 @@ def export_onnx(
 
     Raises:
         ImportError: ``onnx``, ``onnxscript`` or (with ``check``) ``onnxruntime`` is missing.
+        ValueError: the exporter cannot write ``opset`` (:func:`check_graph_opset`).
         OnnxCheckError: the check found differences beyond the tolerances (nothing is written).
     """
-    _require("onnx", "onnxscript", *(["onnxruntime"] if check else []))
+    require_modules("onnx", "onnxscript", *(["onnxruntime"] if check else []))
     start = time.perf_counter()
     loaded = (
         model_file_or_loaded
@@ -170,6 +171,7 @@ def export_onnx(
     with evaluating(wrapper):
         example = sample_inputs(loaded.config, batch_size=2 if dynamic_batch else 1)[0]
         program = _export_program(wrapper, example, opset=opset, dynamic_batch=dynamic_batch)
+        check_graph_opset(program.model_proto, opset)
         report = _write(program, wrapper, loaded, output_path, opset, dynamic_batch, check)
     report.seconds = time.perf_counter() - start
     logger.info("exported %s in %.1f s", report.path, report.seconds)
@@ -216,7 +218,37 @@ def _write(
     )
 
 
-def _require(*modules: str) -> None:
+def check_graph_opset(proto: Any, opset: int) -> None:
+    """Raise when the exported graph ``proto`` (an ``onnx.ModelProto``) is not of ``opset``.
+
+    The exporter writes its own opset (18 for torch 2.13) where it cannot convert to the one
+    asked for: below it, a newer file than asked; beyond its version converter, an opset-18
+    graph with operators of the newer opset (Attention), which onnxruntime refuses to load.
+
+    Raises:
+        ValueError: the graph's default-domain opset is not ``opset`` (names ``--opset``).
+    """
+    written = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+    if written == [opset]:
+        return
+    reached = written[0] if written else None
+    advice = (
+        f"it writes opset {reached} and newer"
+        if reached is not None and reached > opset
+        else f"choose an older one (the default is {DEFAULT_OPSET})"
+    )
+    raise ValueError(
+        f"opset (--opset) {opset}: this exporter (torch {torch.__version__}) cannot write opset "
+        f"{opset} (it wrote opset {reached}); {advice}"
+    )
+
+
+def require_modules(*modules: str) -> None:
+    """Raise, before any work, when a module of the ``export`` extra is not installed.
+
+    Raises:
+        ImportError: one line naming the missing modules and the extra to install.
+    """
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         raise ImportError(
@@ -304,7 +336,7 @@ def export_backbone_fpn(
         example: ``(B, 3, H, W)`` normalised, padded images; the graph's fixed input shape.
         output_path: destination; input ``images``, outputs ``p2`` ... ``p5``.
     """
-    _require("onnx", "onnxscript")
+    require_modules("onnx", "onnxscript")
     names = ("p2", "p3", "p4", "p5")
     program = onnx_program(_BackboneFPN(model), (example,), ["images"], names, opset)
     return atomic_write(output_path, lambda tmp: program.save(str(tmp), external_data=False))
@@ -360,7 +392,7 @@ def parse_metadata(metadata: Mapping[str, str], source: str) -> tuple[Config, Ca
             f"sparsercnn reads version {METADATA_VERSION}: re-export the model"
         )
     try:
-        config = Config.from_dict(json.loads(metadata["config"]))
+        config = Config.from_run_dict(json.loads(metadata["config"]))
         categories = CategoryMap(
             json.loads(metadata["category_ids"]), json.loads(metadata["class_names"])
         )

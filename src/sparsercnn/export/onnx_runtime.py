@@ -79,10 +79,7 @@ class OnnxPredictor(BatchPredictor):
                 str(self.path), sess_options=options, providers=list(providers)
             )
         except Exception as error:  # onnxruntime's errors share no base class but Exception
-            raise ValueError(
-                f"{self.path} is not a valid ONNX model (onnxruntime could not load it: "
-                f"{error}); re-export it with `sparsercnn export`"
-            ) from error
+            raise ValueError(unloadable_onnx_message(self.path, error)) from error
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.config, self.categories = parse_metadata(metadata, str(self.path))
         self.precision = "int8" if QUANTIZATION_KEY in metadata else "fp32"
@@ -158,3 +155,19 @@ class OnnxPredictor(BatchPredictor):
             prediction_from_detections(d, self.categories, size, source)
             for d, size, source in items
         ]
+
+
+def unloadable_onnx_message(path: Path, error: Exception) -> str:
+    """One line saying what ``path``, which onnxruntime could not load, is and what to do."""
+    with open(path, "rb") as handle:
+        head = handle.read(9)
+    # A safetensors file: an 8-byte little-endian header length, then its JSON header.
+    if path.suffix.lower() == ".safetensors" or (len(head) == 9 and head[8:] == b"{"):
+        return (
+            f"{path} is a model file (.safetensors), not an ONNX export: give it with --model, "
+            "or export it to ONNX with `sparsercnn export`"
+        )
+    return (
+        f"{path} is not a valid ONNX model (onnxruntime could not load it: {error}); "
+        "re-export it with `sparsercnn export`"
+    )

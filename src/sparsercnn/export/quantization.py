@@ -30,7 +30,12 @@ import torch
 
 from sparsercnn.atomic_file import atomic_write
 from sparsercnn.data.image_io import ImageReadError
-from sparsercnn.export.onnx_export import DEFAULT_OPSET, ParityCheck, export_onnx
+from sparsercnn.export.onnx_export import (
+    DEFAULT_OPSET,
+    ParityCheck,
+    export_onnx,
+    require_modules,
+)
 from sparsercnn.export.onnx_runtime import QUANTIZATION_KEY, OnnxPredictor
 from sparsercnn.export.onnx_wrapper import INPUT_NAMES
 from sparsercnn.model_file import LoadedModel
@@ -251,6 +256,9 @@ def export_int8_onnx(
         OnnxCheckError: the fp32 graph failed its check (nothing is written).
         ValueError, ImportError: see :func:`quantize_onnx`.
     """
+    # The quantizer's onnxruntime is needed even without the fp32 graph's check: say so now,
+    # not after the export.
+    require_modules("onnx", "onnxscript", "onnxruntime")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sparsercnn-export-") as folder:
         fp32 = export_onnx(
@@ -290,6 +298,7 @@ def quantize_onnx(
         ValueError: ``calibration`` is empty, or ``fp32_path`` is not a sparsercnn export.
         ImportError: onnxruntime (or onnx) is missing.
     """
+    require_modules("onnx", "onnxruntime")
     import onnx
     from onnxruntime import __version__ as ort_version
 

@@ -1,0 +1,70 @@
+"""``sparsercnn export``'s own checks: what it says and refuses before any export runs (the
+exports themselves are tested in tests/export/)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sparsercnn.cli.main import main
+from sparsercnn.export import onnx_export
+from tests.synthetic_coco import SyntheticCoco
+
+
+class _Report:
+    def summary(self) -> str:
+        return "exported"
+
+
+def test_an_existing_output_is_replaced_with_a_warning(
+    model_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As predict, eval and visualize do: the run says, before its work, that it replaces the
+    user's file (atomically, once it succeeds)."""
+    calls: list[dict[str, Any]] = []
+
+    def export(model: Path, output: Path, **options: Any) -> _Report:
+        calls.append(options)
+        return _Report()
+
+    monkeypatch.setattr(onnx_export, "export_onnx", export)
+    output = tmp_path / "model.onnx"
+    output.write_bytes(b"an earlier export")
+    with caplog.at_level(logging.WARNING):
+        assert main(["export", "--model", str(model_file), "--output", str(output)]) == 0
+    assert f"--output {output} exists: it will be replaced once this run succeeds" in caplog.text
+    assert calls == [{"opset": onnx_export.DEFAULT_OPSET, "dynamic_batch": True, "check": True}]
+
+
+@pytest.mark.parametrize(
+    ("extra", "flags"),
+    [
+        (["--opset", "20"], "--opset"),
+        (["--batch", "static"], "--batch"),
+        (["--batch", "dynamic", "--opset", "18"], "--opset and --batch"),
+    ],
+)
+def test_graph_flags_are_refused_for_an_int8_model_file(
+    extra: list[str],
+    flags: str,
+    model_file: Path,
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A .safetensors output has no ONNX graph: an opset or batch axis asked for would be
+    silently ignored."""
+    output = tmp_path / "out" / "int8.safetensors"
+    argv = ["export", "--model", str(model_file), "--output", str(output), "--int8"]
+    argv += ["--calibration", str(tiny_coco.image_dir), *extra]
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"sparsercnn export: error: {flags} shape an ONNX graph; --output")
+    assert "drop them, or name a .onnx output" in line
+    assert not output.parent.exists()
