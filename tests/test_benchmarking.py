@@ -8,6 +8,7 @@ import itertools
 import json
 import math
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from sparsercnn.benchmarking import (
     run_benchmark,
 )
 from sparsercnn.cli import benchmark as benchmark_cli
+from sparsercnn.cli.main import main
 from sparsercnn.model import inference
 from sparsercnn.model.int8_features import Int8Features, calibrate, int8_available
 from sparsercnn.model_file import load_model_file, save_model_file
@@ -336,6 +338,26 @@ def test_onnx_int8_backend_times_a_quantized_graph() -> None:
     assert any("timing-only" in note for note in result.notes)
     with pytest.raises(ValueError, match="onnx-int8 backend runs onnxruntime's CPU provider"):
         run_benchmark(dataclasses.replace(settings, dtype="bf16"))
+
+
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_onnx_backends_without_onnxruntime_give_the_install_hint(
+    backend: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before any model is built: one line naming the extra, not a bare import error."""
+
+    def load(settings: BenchmarkSettings) -> None:
+        raise AssertionError("built the model before finding onnxruntime missing")
+
+    monkeypatch.setattr(benchmarking, "_load", load)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # find_spec: not installed
+    argv = ["benchmark", "--preset", "tiny", "--backend", "eager", backend, "--iters", "1"]
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        "sparsercnn benchmark: error: ONNX export needs onnxruntime: pip install "
+        "'sparsercnn[export]' (onnx, onnxscript, onnxruntime)"
+    )
 
 
 def test_cuda_graphs_backend_needs_cuda() -> None:

@@ -185,6 +185,7 @@ def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
 
     Raises:
         ValueError: an impossible combination (onnx on CUDA or in bf16, CUDA missing, ...).
+        ImportError: an onnx backend without the ``export`` extra.
     """
     return run_benchmarks([settings])[0]
 
@@ -210,6 +211,8 @@ def run_benchmarks(settings: Sequence[BenchmarkSettings]) -> list[BenchmarkResul
     Raises:
         ValueError: no settings, settings that differ elsewhere, or an impossible combination
             (onnx on CUDA or in bf16, CUDA missing, ...).
+        ImportError: an onnx backend without the ``export`` extra (one line with the install
+            hint), before any model is built.
     """
     if not settings:
         raise ValueError("benchmark needs at least one setting")
@@ -369,6 +372,10 @@ def _check_settings(settings: BenchmarkSettings, device: torch.device) -> None:
         )
     if settings.backend == "cuda-graphs" and device.type != "cuda":
         raise ValueError(f"the cuda-graphs backend needs a CUDA device, not {settings.device}")
+    if settings.backend in ONNX_BACKENDS:
+        from sparsercnn.export.onnx_export import require_modules
+
+        require_modules("onnx", "onnxscript", "onnxruntime")
     if settings.dtype in ("winograd", "int8"):
         if settings.backend != "eager":
             raise ValueError(

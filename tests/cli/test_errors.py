@@ -502,5 +502,21 @@ def test_a_wrong_image_folder_is_one_line_naming_it(
     assert main(argv) == 2
     (line,) = error_lines(capsys)
     assert f"image folder {str(images)!r} of {data.json_path}" in line
-    assert images_flag in line
+    assert f"(the {images_flag} path)" in line  # the one flag given, not every possible one
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_wrong_validation_image_folder_names_its_flag(
+    write_coco: WriteCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_coco(num_images=2, size=(48, 64))
+    missing = tmp_path / "val_images"
+    argv = ["train", "--train-json", str(data.json_path), "--train-images", str(data.image_dir)]
+    argv += ["--val-json", str(data.json_path), "--val-images", str(missing)]
+    argv += ["--output-dir", str(tmp_path / "run"), "--preset", "tiny"]
+    assert main(argv) == 2
+    (line,) = error_lines(capsys)
+    assert f"image folder {str(missing)!r} of {data.json_path} (the --val-images path) does " in (
+        line
+    )
     assert not (tmp_path / "run").exists()

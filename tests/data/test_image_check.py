@@ -4,13 +4,19 @@ check_image_folder: a missing, file or empty image folder."""
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sparsercnn.data import image_check
-from sparsercnn.data.image_check import check_image_files, check_image_folder
+from sparsercnn.data.image_check import (
+    IMAGE_FOLDER_FLAGS,
+    ImageFolderError,
+    check_image_files,
+    check_image_folder,
+)
 from sparsercnn.data.validation import DatasetError
 from tests.synthetic_coco import WriteCoco, truncate
 
@@ -118,6 +124,13 @@ def test_a_wrong_image_folder_is_one_line_naming_it(
     assert "\n" not in message
     assert f"image folder {str(root)!r} of train.json" in message and problem in message
     assert "--images" in message and "'file_name' entries are relative to" in message
+    # An entry point that knows the flag names it alone; a copy for another rank is the same.
+    error = raised.value
+    assert isinstance(error, ImageFolderError) and error.image_dir == root
+    named = str(error.given_as("--val-images"))
+    assert named == message.replace(f"(the {IMAGE_FOLDER_FLAGS} path)", "(the --val-images path)")
+    copy = pickle.loads(pickle.dumps(error.given_as("--val-images")))
+    assert type(copy) is ImageFolderError and str(copy) == named
 
 
 def test_an_empty_folder_is_fine_when_no_name_points_into_it(tmp_path: Path) -> None:

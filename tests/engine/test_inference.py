@@ -4,23 +4,30 @@ the files' pixels."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import Tensor
 
 from sparsercnn.config import Config
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.loader import build_test_loader
 from sparsercnn.data.transforms import build_test_transform
-from sparsercnn.engine.inference import evaluate, run_inference
+from sparsercnn.engine.inference import (
+    EXPORTED_GRAPH,
+    FORWARD_PASS,
+    evaluate,
+    run_inference,
+)
 from sparsercnn.evaluation import CocoEvaluator
 from sparsercnn.model import PostProcessor, SparseRCNN, build_model, build_postprocessor
 from sparsercnn.model_file import load_model_file
 from sparsercnn.predictor import Predictor
-from sparsercnn.structures import Batch, ModelOutput, StageOutput
+from sparsercnn.structures import Batch, Detections, ModelOutput, StageOutput
 from tests.synthetic_coco import SyntheticCoco, tiny_config
 
 
@@ -43,6 +50,7 @@ def test_run_inference_returns_original_pixel_boxes(tiny_coco: SyntheticCoco) ->
     assert image_ids == dataset.image_ids
     assert timing.num_images == tiny_coco.num_images
     assert 0 < timing.model_seconds <= timing.total_seconds
+    assert timing.model_covers == FORWARD_PASS
     # Same as running the model by hand and rescaling to the original (not the input) size.
     sample = dataset[0]
     assert sample.image.shape[1:] != sample.original_size  # the transform resized it
@@ -52,6 +60,31 @@ def test_run_inference_returns_original_pixel_boxes(tiny_coco: SyntheticCoco) ->
     torch.testing.assert_close(detections[0]["boxes"], expected["boxes"], atol=0.05, rtol=1e-3)
     torch.testing.assert_close(detections[0]["scores"], expected["scores"], atol=1e-3, rtol=1e-3)
     assert all(d["boxes"].device.type == "cpu" for d in detections)
+
+
+class _ExportedStub:
+    """An exported detector that finds nothing: its graph post-processes."""
+
+    size_divisibility = 32
+    clip_boxes = True
+
+    def detect(
+        self, images: Sequence[Tensor], original_sizes: Sequence[tuple[int, int]]
+    ) -> list[Detections]:
+        empty = Detections(
+            boxes=torch.zeros(0, 4), scores=torch.zeros(0), labels=torch.zeros(0, dtype=torch.long)
+        )
+        return [empty for _ in images]
+
+
+def test_the_time_of_an_exported_detector_says_it_includes_post_processing(
+    tiny_coco: SyntheticCoco,
+) -> None:
+    _, _, dataset = _setup(tiny_coco)
+    loader = build_test_loader(dataset, batch_size=2, num_workers=0)
+    _, _, timing = run_inference(_ExportedStub(), None, loader)
+    assert timing.num_images == tiny_coco.num_images
+    assert timing.model_covers == EXPORTED_GRAPH and "post-processing" in EXPORTED_GRAPH
 
 
 def test_evaluate_scores_and_writes_results(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:

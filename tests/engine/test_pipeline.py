@@ -68,7 +68,9 @@ def test_eval_of_some_stages_says_so_and_writes_fractions(
         results_path=results,
     )
     assert "scored: the detections of stage 1 (--stages 1)" in report.format()
+    assert "images/s model only (forward pass)," in report.format()
     written = json.loads(metrics.read_text())
+    assert written["model_time_covers"] == "forward pass"
     assert written["num_stages"] == 1 and written["num_images"] == tiny_coco.num_images
     for name in ("AP", "AP50", "AP75", "AR1", "AR10", "AR100"):
         assert written[name] == getattr(report.result, name) and 0 <= written[name] <= 1

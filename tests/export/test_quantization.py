@@ -20,9 +20,11 @@ import pytest
 import torch
 
 from sparsercnn.cli.main import main
+from sparsercnn.engine.inference import EXPORTED_GRAPH
 from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
 from sparsercnn.export import OnnxPredictor, quantization
 from sparsercnn.export.quantization import (
+    QuantizationReport,
     calibration_images,
     compare_predictions,
     quantization_record,
@@ -227,12 +229,25 @@ def test_comparison_says_when_it_compared_an_images_best_detection() -> None:
     comparison = compare_predictions(same, same, ["a", "b", "c"])
     assert (comparison.num_compared, comparison.num_best_only, comparison.num_lost) == (3, 1, 0)
     summary = comparison.summary()
-    assert "3 fp32 detections (score >= 0.3, or the best of each of the 1 images without" in summary
+    assert "int8 vs fp32 on 3 calibration images" in summary
+    assert "3 fp32 detections (score >= 0.3, or the best of the 1 image without one)" in summary
     confident = predictor(predictions[:1])
-    assert (
-        "2 fp32 detections (score >= 0.3),"
-        in compare_predictions(confident, confident, ["a"]).summary()
+    alone = compare_predictions(confident, confident, ["a"]).summary()
+    assert "int8 vs fp32 on 1 calibration image (" in alone
+    assert "2 fp32 detections (score >= 0.3)," in alone
+    unsure = predictor([predictions[1], predictions[1]])
+    two_without = compare_predictions(unsure, unsure, ["b", "b"]).summary()
+    assert "or the best of each of the 2 images without one" in two_without
+
+
+def test_the_summary_counts_in_the_singular_for_one_image(tmp_path: Path) -> None:
+    record: dict[str, object] = {"op_types": ["Conv"], "num_calibration_images": 1}
+    report = QuantizationReport(
+        path=tmp_path / "int8.onnx", num_bytes=2**20, seconds=1.0, record=record, comparison=None
     )
+    assert "int8 Conv, calibrated on 1 image, 1.0 s)" in report.summary()
+    record["num_calibration_images"] = 2
+    assert "calibrated on 2 images," in report.summary()
 
 
 def test_calibration_images_flag_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
@@ -309,6 +324,10 @@ def test_eval_onnx_gives_the_metrics_of_eval_model(
     for key in ("AP", "AP50", "AP75"):
         assert a_metrics[key] == pytest.approx(e_metrics[key], abs=1e-4)
     assert actual.to_dict()["device"] == "cpu (onnxruntime)"
+    # The exported graph post-processes: its time says so, where the model's does not.
+    assert actual.to_dict()["model_time_covers"] == EXPORTED_GRAPH
+    assert f"images/s model only ({EXPORTED_GRAPH})," in actual.format()
+    assert "model only (forward pass)," in expected.format()
 
 
 @pytest.mark.slow

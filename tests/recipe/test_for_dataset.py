@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
 from sparsercnn.config import Config
+from sparsercnn.model import build_model
 from sparsercnn.recipe import for_dataset
 from sparsercnn.recipe.step_timing import StepCost
-from tests.synthetic_coco import SyntheticCoco
+from tests.synthetic_coco import SyntheticCoco, tiny_config
 
 
 def _choose(
@@ -70,3 +73,31 @@ def test_the_steps_are_those_of_the_budget_the_timing_leaves(
         tiny_coco.json_path, tiny_coco.image_dir, torch.device("cpu"), time_budget_minutes=10
     )
     assert recipe.iterations == 5400
+
+
+def test_a_missing_starting_file_names_its_option(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pth"
+    with pytest.raises(FileNotFoundError, match=r"^--init-from \(train.init_from\): checkpoint"):
+        for_dataset._checkpoint_model(str(missing))
+    with pytest.raises(FileNotFoundError, match=r"^--backbone-weights \(train.backbone_weights\)"):
+        for_dataset._backbone_depth(str(missing))
+    with pytest.raises(IsADirectoryError, match=r"^--backbone-weights .*is a folder"):
+        for_dataset._backbone_depth(str(tmp_path))
+
+
+def test_the_architecture_read_leaves_the_conversion_warnings_to_training(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Training reads the checkpoint again to load it and warns then: warning here too would
+    say everything twice."""
+    cfg = tiny_config()
+    cfg.model.num_classes = 2
+    bare = tmp_path / "bare.pth"
+    torch.save(build_model(cfg).state_dict(), bare)
+    weights_logger = logging.getLogger("sparsercnn.weights")
+    level = weights_logger.level
+    with caplog.at_level(logging.INFO, logger="sparsercnn"):
+        model = for_dataset._checkpoint_model(str(bare))
+    assert (model.num_classes, model.backbone_depth) == (2, cfg.model.backbone_depth)
+    assert not [r for r in caplog.records if r.name.startswith("sparsercnn.weights")]
+    assert weights_logger.level == level

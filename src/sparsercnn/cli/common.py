@@ -7,10 +7,12 @@ Only light modules are imported here and at the top of every subcommand module, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -336,3 +338,25 @@ def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
         help="override config values, e.g. --set model.num_proposals=300 train.max_iter=5000 "
         "(repeatable)",
     )
+
+
+@contextlib.contextmanager
+def naming_image_folder(flags: Mapping[str, Path | None]) -> Iterator[None]:
+    """Name the flag that gave an image folder the data check refuses inside.
+
+    The check (:func:`~sparsercnn.data.image_check.check_image_folder`) does not know the flag
+    and names every flag a folder can come from; ``flags`` maps this command's image folder
+    flags to their values (None: not given).
+    """
+    from sparsercnn.data.image_check import ImageFolderError
+
+    try:
+        yield
+    except ImageFolderError as error:
+        folder = os.path.abspath(error.image_dir)
+        given = [
+            f for f, path in flags.items() if path is not None and os.path.abspath(path) == folder
+        ]
+        if not given:
+            raise
+        raise error.given_as(" and ".join(given)) from None

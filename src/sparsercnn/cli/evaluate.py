@@ -15,6 +15,7 @@ from sparsercnn.cli.common import (
     check_output_path,
     int_at_least,
     is_below,
+    naming_image_folder,
     refuse_model_flags_with_onnx,
     refuse_overwriting,
     resolve_device,
@@ -123,35 +124,36 @@ def run(args: argparse.Namespace) -> int:
             logger.warning("%s %s exists: it will be replaced once this run succeeds", flag, path)
     if args.report_dir is not None:
         check_report_dir(args.report_dir, "--report-dir", inputs, images=args.images)
-    if args.onnx is not None:
-        refuse_model_flags_with_onnx(args)
-        report = evaluate_onnx_file(
-            args.onnx,
-            args.json,
-            args.images,
-            batch_size=args.batch_size,
-            num_workers=args.workers,
-            batch_invariant=not args.padded_batches,
-            skip_invalid=args.skip_invalid,
-            results_path=args.results,
-            metrics_path=args.output,
-        )
-    else:
-        report = evaluate_model_file(
-            args.model,
-            args.json,
-            args.images,
-            device=resolve_device(args.device),
-            num_stages=args.stages,
-            batch_size=args.batch_size,
-            num_workers=args.workers,
-            batch_invariant=not args.padded_batches,
-            precision=args.precision,
-            cuda_graphs=args.cuda_graphs,
-            skip_invalid=args.skip_invalid,
-            results_path=args.results,
-            metrics_path=args.output,
-        )
+    with naming_image_folder({"--images": args.images}):
+        if args.onnx is not None:
+            refuse_model_flags_with_onnx(args)
+            report = evaluate_onnx_file(
+                args.onnx,
+                args.json,
+                args.images,
+                batch_size=args.batch_size,
+                num_workers=args.workers,
+                batch_invariant=not args.padded_batches,
+                skip_invalid=args.skip_invalid,
+                results_path=args.results,
+                metrics_path=args.output,
+            )
+        else:
+            report = evaluate_model_file(
+                args.model,
+                args.json,
+                args.images,
+                device=resolve_device(args.device),
+                num_stages=args.stages,
+                batch_size=args.batch_size,
+                num_workers=args.workers,
+                batch_invariant=not args.padded_batches,
+                precision=args.precision,
+                cuda_graphs=args.cuda_graphs,
+                skip_invalid=args.skip_invalid,
+                results_path=args.results,
+                metrics_path=args.output,
+            )
     print(report.format())
     if args.output:
         print(f"metrics written to {args.output} (AP and AR as 0-1 fractions)")

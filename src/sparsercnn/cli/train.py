@@ -11,6 +11,7 @@ from pathlib import Path
 from sparsercnn.cli.common import (
     add_config_arguments,
     add_device_argument,
+    naming_image_folder,
     positive_number,
 )
 from sparsercnn.cli.training_setup import (
@@ -111,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
     folder = removed_if_refused(args.output_dir) if dist_info.is_main else nullcontext()
     try:
         val = (args.val_json, args.val_images) if args.val_json is not None else None
-        check_training_data((args.train_json, args.train_images), val, args.skip_invalid)
+        folders = {"--train-images": args.train_images, "--val-images": args.val_images}
+        with naming_image_folder(folders):
+            check_training_data((args.train_json, args.train_images), val, args.skip_invalid)
         # The budget starts after the data's check, as for a dataset built by the trainer.
         start = time.perf_counter()
         with folder:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sparsercnn.cli.common import naming_image_folder
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -27,6 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sparsercnn.data.dataset_report import validate_coco
 
-    report = validate_coco(args.json, args.images, check_images=not args.no_image_check)
+    with naming_image_folder({"--images": args.images}):
+        report = validate_coco(args.json, args.images, check_images=not args.no_image_check)
     print(report.format())
     return 2 if report.errors else 0

@@ -31,6 +31,46 @@ from sparsercnn.data.validation import DatasetError, Issue
 
 logger = logging.getLogger(__name__)
 
+# The flags an image folder can come from, named where the one given is not known.
+IMAGE_FOLDER_FLAGS = "--images, --train-images or --val-images"
+
+
+class ImageFolderError(DatasetError):
+    """An image folder that cannot hold the images of a COCO file (:func:`check_image_folder`).
+
+    The check does not know which flag gave the folder; an entry point that does names it with
+    :meth:`given_as`.
+
+    Attributes:
+        image_dir: the folder.
+        source: the COCO file whose images it should hold.
+        problem: what is wrong with it and what to do.
+        flag: the flag(s) the message names as the folder's.
+    """
+
+    def __init__(
+        self,
+        image_dir: str | os.PathLike[str],
+        source: str,
+        problem: str,
+        flag: str = IMAGE_FOLDER_FLAGS,
+    ) -> None:
+        super().__init__(image_dir, source, problem, flag)  # the args a pickled copy is made of
+        self.image_dir = Path(image_dir)
+        self.source = source
+        self.problem = problem
+        self.flag = flag
+
+    def __str__(self) -> str:
+        return (
+            f"image folder {os.fspath(self.image_dir)!r} of {self.source} (the {self.flag} "
+            f"path) {self.problem}"
+        )
+
+    def given_as(self, flag: str) -> ImageFolderError:
+        """The same error, naming ``flag`` as the folder's flag."""
+        return ImageFolderError(self.image_dir, self.source, self.problem, flag)
+
 
 def check_image_folder(
     image_dir: str | os.PathLike[str], images: Sequence[dict[str, Any]], *, source: str
@@ -45,18 +85,15 @@ def check_image_folder(
         source: the COCO file, for the message.
 
     Raises:
-        DatasetError: one line naming the folder, the JSON and the flags that give the folder.
+        ImageFolderError: one line naming the folder, the JSON and the flags that give the
+            folder.
     """
     root = Path(image_dir)
-    where = (
-        f"image folder {os.fspath(root)!r} of {source} (the --images, --train-images or "
-        "--val-images path)"
-    )
     fix = "give the folder that its 'file_name' entries are relative to"
     if not root.exists():
-        raise DatasetError(f"{where} does not exist; {fix}")
+        raise ImageFolderError(root, source, f"does not exist; {fix}")
     if not root.is_dir():
-        raise DatasetError(f"{where} is a file, not a folder; {fix}")
+        raise ImageFolderError(root, source, f"is a file, not a folder; {fix}")
     # Absolute or '../' names do not point into the folder: an empty one may be right for them.
     inside = [
         image["file_name"]
@@ -64,9 +101,11 @@ def check_image_folder(
         if not Path(image["file_name"]).is_absolute() and ".." not in Path(image["file_name"]).parts
     ]
     if inside and not _list_dir(root):
-        raise DatasetError(
-            f"{where} is empty, but the file names {len(inside)} image(s) in it (e.g. "
-            f"{inside[0]!r}); {fix}"
+        raise ImageFolderError(
+            root,
+            source,
+            f"is empty, but the file names {len(inside)} image(s) in it (e.g. {inside[0]!r}); "
+            f"{fix}",
         )
 
 

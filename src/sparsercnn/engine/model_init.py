@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
@@ -15,6 +17,24 @@ from sparsercnn.weights import (
 )
 
 logger = logging.getLogger(__name__)
+
+# How errors name the options of the starting weights: the CLI flag and the config key it sets.
+INIT_FROM = "--init-from (train.init_from)"
+BACKBONE_WEIGHTS = "--backbone-weights (train.backbone_weights)"
+
+
+@contextlib.contextmanager
+def naming_option(option: str) -> Iterator[None]:
+    """Prefix a missing file's error inside with the option that named the file.
+
+    :func:`~sparsercnn.weights.download.fetch` says "checkpoint x.pth does not exist" (or is a
+    folder) without knowing which option gave it; this makes it "--init-from
+    (train.init_from): checkpoint x.pth does not exist".
+    """
+    try:
+        yield
+    except (FileNotFoundError, IsADirectoryError) as error:
+        raise type(error)(f"{option}: {error}") from None
 
 
 def prepare_model(
@@ -34,13 +54,15 @@ def prepare_model(
     """
     train = cfg.train
     if load_weights and train.backbone_weights:
-        load_backbone_weights(model, train.backbone_weights)
+        with naming_option(BACKBONE_WEIGHTS):
+            load_backbone_weights(model, train.backbone_weights)
         logger.info("backbone initialised from %s", train.backbone_weights)
     if load_weights and train.init_from:
         # Which class logits were re-initialised is logged by init_from_checkpoint.
-        init_from_checkpoint(
-            model, train.init_from, prior_prob=cfg.model.prior_prob, categories=categories
-        )
+        with naming_option(INIT_FROM):
+            init_from_checkpoint(
+                model, train.init_from, prior_prob=cfg.model.prior_prob, categories=categories
+            )
         logger.info("model initialised from %s", train.init_from)
     if train.freeze == "backbone":
         freeze_backbone(model)

@@ -89,6 +89,7 @@ class EvaluationReport:
             "precision": self.precision,
             "cuda_graphs": self.cuda_graphs,
             "model_images_per_second": 1.0 / max(self.timing.model_seconds_per_image, 1e-12),
+            "model_time_covers": self.timing.model_covers,
             "end_to_end_images_per_second": 1.0 / max(self.timing.total_seconds_per_image, 1e-12),
         }
 
@@ -118,9 +119,9 @@ class EvaluationReport:
         scope = f"scored: the detections of stage {stages} (--stages {stages})\n" if stages else ""
         return (
             f"{self.result.format_table()}\n{scope}{dropped}"
-            f"speed on {self.device} ({how}): {model_rate:.2f} images/s model only (forward "
-            f"pass), {total_rate:.2f} images/s end to end (decode, resize, forward, "
-            f"post-processing) over {self.timing.num_images} images"
+            f"speed on {self.device} ({how}): {model_rate:.2f} images/s model only "
+            f"({self.timing.model_covers}), {total_rate:.2f} images/s end to end (decode, "
+            f"resize, forward, post-processing) over {self.timing.num_images} images"
         )
 
 

@@ -61,6 +61,11 @@ COMPARISON_SCORE = 0.3
 QUANTIZATION_METHOD = "onnxruntime static quantization, QDQ format"
 
 
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless ``count`` is 1: "1 image", "3 images"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 @dataclass
 class Int8Comparison:
     """How far int8 detections are from fp32 ones on the same images (information, not a check).
@@ -85,11 +90,13 @@ class Int8Comparison:
 
     def summary(self) -> str:
         compared = f"score >= {COMPARISON_SCORE}"
-        if self.num_best_only:
+        if self.num_best_only == 1:
+            compared += ", or the best of the 1 image without one"
+        elif self.num_best_only:
             compared += f", or the best of each of the {self.num_best_only} images without one"
         return (
-            f"int8 vs fp32 on {self.num_images} calibration images (information; int8 is "
-            f"approximate): {self.num_compared} fp32 detections ({compared}), "
+            f"int8 vs fp32 on {counted(self.num_images, 'calibration image')} (information; "
+            f"int8 is approximate): {counted(self.num_compared, 'fp32 detection')} ({compared}), "
             f"mean IoU with int8 {self.mean_iou:.3f}, {self.num_lost} without an int8 match "
             f"(IoU >= 0.5), max score difference {self.max_score_diff:.3f}"
         )
@@ -119,9 +126,11 @@ class QuantizationReport:
     def summary(self) -> str:
         """A few human-readable lines for the CLI and logs."""
         ops = ", ".join(str(op) for op in self.record["op_types"])  # type: ignore[attr-defined]
+        num_images = self.record["num_calibration_images"]
+        assert isinstance(num_images, int)
         lines = [
             f"wrote {self.path} ({self.num_bytes / 2**20:.1f} MiB, int8 {ops}, calibrated on "
-            f"{self.record['num_calibration_images']} images, {self.seconds:.1f} s)"
+            f"{counted(num_images, 'image')}, {self.seconds:.1f} s)"
         ]
         if "run" in self.record:
             lines.append(f"run it with {self.record['run']}; without, it computes in fp32")

@@ -8,10 +8,12 @@ small model) plus the loading of a few of the set's own images.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -169,17 +171,40 @@ def _image_load_seconds(profile: DatasetProfile, image_dir: Path, cache_bytes: i
 
 
 def _checkpoint_model(init_from: str) -> ModelConfig:
-    """The architecture of a detector checkpoint (published name, path or URL)."""
+    """The architecture of a detector checkpoint (published name, path or URL).
+
+    What the conversion logs (classes that are not COCO's, a bare state dict, ...) is left to
+    training, which reads the file again to load it
+    (:func:`~sparsercnn.engine.model_init.prepare_model`): said once, not twice.
+    """
+    from sparsercnn.engine.model_init import INIT_FROM, naming_option
     from sparsercnn.weights.convert import convert_checkpoint
     from sparsercnn.weights.download import fetch
 
-    return convert_checkpoint(fetch(init_from)).config.model
+    with naming_option(INIT_FROM):
+        path = fetch(init_from)  # a download says what it does
+    with _weights_notes_off():
+        return convert_checkpoint(path).config.model
+
+
+@contextlib.contextmanager
+def _weights_notes_off() -> Iterator[None]:
+    """Only errors of the ``sparsercnn.weights`` loggers inside (a conversion's notes)."""
+    weights_logger = logging.getLogger("sparsercnn.weights")
+    level = weights_logger.level
+    weights_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        weights_logger.setLevel(level)
 
 
 def _backbone_depth(backbone_weights: str) -> int:
     """The ResNet depth of backbone weights (path or URL)."""
+    from sparsercnn.engine.model_init import BACKBONE_WEIGHTS, naming_option
     from sparsercnn.weights.convert import backbone_state_dict, infer_depth
     from sparsercnn.weights.download import fetch
 
-    path = fetch(backbone_weights)
+    with naming_option(BACKBONE_WEIGHTS):
+        path = fetch(backbone_weights)
     return infer_depth(backbone_state_dict(path), str(path))
