@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sparsercnn.cli import demo
 from sparsercnn.cli.main import main
 from sparsercnn.data import demo_dataset
 from sparsercnn.data.demo_dataset import DEMO_CLASSES, generate_demo_dataset
@@ -99,6 +101,26 @@ def test_bad_demo_options_are_refused_before_the_data_is_made(
     assert not out.exists()
 
 
+def test_an_earlier_demo_run_is_refused_before_the_data_is_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second demo in the same folder was refused only once the data was made and decoded
+    (and, with the automatic recipe, after its timing), for the same message."""
+    out = tmp_path / "demo"
+    (out / "train").mkdir(parents=True)
+    (out / "train" / "model_final.safetensors").write_bytes(b"the first run's model")
+    assert main(["demo", "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "already holds another training run" in err and "model_final.safetensors" in err
+    assert "--resume" in err
+    assert sorted(path.name for path in out.iterdir()) == ["train"]
+    (out / "train").rename(out / "kept")
+    (out / "train").write_text("not a folder")
+    assert main(["demo", "--output-dir", str(out)]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err
+    assert not (out / "data").exists()
+
+
 @pytest.mark.slow
 def test_resuming_a_finished_demo_evaluates_its_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -115,3 +137,34 @@ def test_resuming_a_finished_demo_evaluates_its_model(
     printed = capsys.readouterr().out
     assert f"AP = {first} on 2 validation images" in printed
     assert "model_best.safetensors" in printed.split("model:")[1].split()[0]
+
+
+@pytest.mark.slow
+def test_a_demo_stopped_after_training_says_how_to_finish_and_resume_finishes_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Ctrl-C while the demo drew its predictions said only "interrupted", and the same command
+    again was refused (the run folder is taken): the model is kept and --resume completes."""
+    small = functools.partial(generate_demo_dataset, num_train=4, num_val=2)
+    monkeypatch.setattr(demo_dataset, "generate_demo_dataset", small)
+    draw = demo.draw_predictions
+
+    def interrupted(*args: Any, **kwargs: Any) -> Path:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "draw_predictions", interrupted)
+    out = tmp_path / "demo"
+    argv = ["demo", "--output-dir", str(out), "--preset", "tiny", "--device", "cpu"]
+    argv += ["--set", "train.max_iter=1", "train.batch_size=2"]
+    with caplog.at_level(logging.WARNING, logger="sparsercnn.cli.demo"):
+        assert main(argv) == 130
+    assert "run the same command with --resume" in caplog.text and str(out / "train") in caplog.text
+    assert "interrupted" in capsys.readouterr().err
+    assert (out / "train" / "model_best.safetensors").is_file()
+    monkeypatch.setattr(demo, "draw_predictions", draw)
+    assert main([*argv, "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert str(out / "predictions") in printed and (out / "predictions" / "000000.jpg").is_file()

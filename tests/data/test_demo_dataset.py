@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sparsercnn.data import demo_dataset
 from sparsercnn.data.demo_dataset import (
     DEMO_CLASSES,
     MARKER_NAME,
@@ -98,6 +100,34 @@ def test_second_call_reuses_and_new_parameters_regenerate(tmp_path: Path) -> Non
     assert len(_load(first.val_json)["images"]) == 4
     assert json.loads((root / MARKER_NAME).read_text())["num_val"] == 4
     assert not [p for p in tmp_path.iterdir() if p.name != "shapes"]  # no temporary folder left
+
+
+@pytest.mark.parametrize(
+    "stop", [KeyboardInterrupt(), OSError(errno.ENOSPC, "No space left on device")]
+)
+def test_a_stopped_generation_leaves_nothing_and_the_next_one_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: BaseException
+) -> None:
+    """Ctrl-C or a full disk during the images: no folder (a half-written one would look like
+    data), no temporary folder, and the next call writes the whole data set."""
+    save = demo_dataset._save_image
+    saved: list[int] = []
+
+    def failing(image: np.ndarray, folder: Path, index: int, mode: str) -> str:
+        saved.append(index)
+        if len(saved) == 3:
+            raise stop
+        return save(image, folder, index, mode)
+
+    monkeypatch.setattr(demo_dataset, "_save_image", failing)
+    params = {**SMALL, "num_train": 4, "num_val": 1}
+    with pytest.raises(type(stop)):
+        generate_demo_dataset(tmp_path / "shapes", **params)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(demo_dataset, "_save_image", save)
+    data = generate_demo_dataset(tmp_path / "shapes", **params)
+    assert len(_load(data.train_json)["images"]) == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["shapes"]
 
 
 def test_refuses_to_replace_a_foreign_folder(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from sparsercnn.cli.common import (
     resolve_device,
 )
 from sparsercnn.cli.training_setup import (
+    RECIPE_FILE,
     check_config_arguments,
     check_training_data,
     remaining_budget,
@@ -24,7 +26,13 @@ from sparsercnn.cli.training_setup import (
 from sparsercnn.presets import PRESETS
 
 if TYPE_CHECKING:
+    import torch
+
+    from sparsercnn.data.demo_dataset import DemoDatasetPaths
     from sparsercnn.engine.pipeline import EvaluationReport
+    from sparsercnn.engine.train_result import TrainResult
+
+logger = logging.getLogger(__name__)
 
 # The demo promises its result within 10 minutes. The budget covers the recipe's timing,
 # training and the final evaluation; start-up, data generation and the drawings took 5-20 s more
@@ -83,15 +91,63 @@ def draw_predictions(report: EvaluationReport, output_dir: Path, limit: int) -> 
     return output_dir
 
 
+def check_run_to_start(train_dir: Path, args: argparse.Namespace) -> None:
+    """Refuse, before the data is made and decoded, what training would refuse after it: a
+    ``--resume`` with no run in ``train_dir`` to continue, or a new run where an earlier demo
+    left its checkpoints and outputs (which training would replace or leave beside its own).
+
+    Raises:
+        FileNotFoundError: ``--resume`` and ``train_dir`` holds no run's ``config.json``.
+        FileExistsError: no ``--resume`` and ``train_dir`` holds another run's files.
+        NotADirectoryError: ``train_dir`` is a file.
+    """
+    from sparsercnn.engine.checkpoint import check_run_folder
+
+    check_output_path(train_dir, "--output-dir", folder=True)
+    if args.resume:
+        if not (train_dir / "config.json").is_file():
+            raise FileNotFoundError(
+                f"--resume: {train_dir} holds no demo run to continue; run the demo without "
+                "--resume, or give the --output-dir of the interrupted one"
+            )
+        return
+    # is_main=False: look only, without creating the folder (check_output_path tried writing).
+    also = (RECIPE_FILE,) if args.config is None and args.preset == AUTO_PRESET else ()
+    check_run_folder(train_dir, False, is_main=False, also=also)
+
+
+def write_demo_outputs(
+    result: TrainResult, data: DemoDatasetPaths, out: Path, device: torch.device
+) -> tuple[EvaluationReport, Path, Path]:
+    """Print the trained model's evaluation and write its files, drawings, plots and stage figure
+    under ``out``; return the evaluation and the drawings' folder and figure's path."""
+    from sparsercnn.diagnostics import write_evaluation_report, write_stage_figure
+    from sparsercnn.engine.pipeline import evaluate_model_file
+
+    # The validation pass training ended with is the demo's evaluation: it is not run again.
+    report = result.evaluation_report
+    if report is None:
+        # A resumed run that had already finished trains and evaluates nothing: its model
+        # (the best, as training would report it) is evaluated now.
+        model_file = result.model_best_path or result.model_final_path
+        assert model_file is not None  # single process: rank 0 writes the model files
+        report = evaluate_model_file(model_file, data.val_json, data.val_images, device=device)
+    report.write_files(results_path=out / "val_results.json", metrics_path=out / "metrics.json")
+    print(report.format())
+    drawings = draw_predictions(report, out / "predictions", limit=12)
+    write_evaluation_report(report, out / "report")
+    first_val_image = sorted(data.val_images.iterdir())[0]
+    figure = write_stage_figure(
+        report.model_file, first_val_image, out / "stages.png", device=device
+    )
+    return report, drawings, figure
+
+
 def run(args: argparse.Namespace) -> int:
     from sparsercnn.data.demo_dataset import generate_demo_dataset
-    from sparsercnn.diagnostics import (
-        default_figure_stages,
-        write_evaluation_report,
-        write_stage_figure,
-    )
+    from sparsercnn.diagnostics import default_figure_stages
     from sparsercnn.engine.distributed import DistInfo
-    from sparsercnn.engine.pipeline import evaluate_model_file, train_from_coco
+    from sparsercnn.engine.pipeline import train_from_coco
     from sparsercnn.evaluation.units import format_percent
 
     start = time.perf_counter()
@@ -99,11 +155,7 @@ def run(args: argparse.Namespace) -> int:
     # What would be refused after the data is made is refused before.
     check_output_path(out, "--output-dir", folder=True)
     check_config_arguments(args)
-    if args.resume and not (out / "train" / "config.json").is_file():
-        raise FileNotFoundError(
-            f"--resume: {out / 'train'} holds no demo run to continue; run the demo without "
-            "--resume, or give the --output-dir of the interrupted one"
-        )
+    check_run_to_start(out / "train", args)
     data = generate_demo_dataset(out / "data", image_size=DEMO_IMAGE_SIZE)
     print(f"demo data: {data.train_json} / {data.val_json}")
     device = resolve_device(args.device)
@@ -126,21 +178,17 @@ def run(args: argparse.Namespace) -> int:
         time_budget_minutes=remaining_budget(args.time_budget, budget_start),
         dist_info=dist_info,
     )
-    # The validation pass training ended with is the demo's evaluation: it is not run again.
-    report = result.evaluation_report
-    if report is None:
-        # A resumed run that had already finished trains and evaluates nothing: its model
-        # (the best, as training would report it) is evaluated now.
-        model_file = result.model_best_path or result.model_final_path
-        assert model_file is not None  # single process: rank 0 writes the model files
-        report = evaluate_model_file(model_file, data.val_json, data.val_images, device=device)
-    report.write_files(results_path=out / "val_results.json", metrics_path=out / "metrics.json")
-    print(report.format())
-    drawings = draw_predictions(report, out / "predictions", limit=12)
-    write_evaluation_report(report, out / "report")
-    first_val_image = sorted(data.val_images.iterdir())[0]
+    try:
+        report, drawings, figure = write_demo_outputs(result, data, out, device)
+    except BaseException:
+        # The model is saved: what stopped is only the demo's own files, which --resume writes.
+        logger.warning(
+            "stopped after training; the model is in %s: run the same command with --resume to "
+            "write the demo's evaluation, drawings and figures",
+            out / "train",
+        )
+        raise
     model_path = report.model_file
-    figure = write_stage_figure(model_path, first_val_image, out / "stages.png", device=device)
     shown = ", ".join(str(s) for s in default_figure_stages(cfg.model.num_stages))
     minutes = (time.perf_counter() - start) / 60
     print(
