@@ -268,7 +268,6 @@ def test_decode_image_keeps_other_formats_and_none_in_full(tmp_path: Path) -> No
         assert decoded.pixel_map is None
         assert decoded.rescale_size((32, 48)) == decoded.full_size == (64, 96)
         assert decoded.input_map((32, 48)) is None
-        assert decoded.box_map() == PixelMap(1.0, 1.0)
     np.testing.assert_array_equal(np.asarray(full.image), np.asarray(load_image(jpeg)))
 
 
@@ -309,21 +308,22 @@ def test_reduced_jpeg_pixel_map_is_the_dct_grid(
 
     assert decoded.full_size == full.full_size
     assert decoded.image.size == (-(-width // reduction), -(-height // reduction))
-    assert decoded.pixel_map is not None
+    pixel_map = decoded.pixel_map
+    assert pixel_map is not None
     assert decoded.rescale_size((40, 99)) == (40, 99)  # the input's own: the map goes on
     x, y = _centroid(decoded.image)
-    centre = decoded.box_map().boxes_to_full(torch.tensor([x, y, x, y], dtype=torch.float64))
+    centre = pixel_map.boxes_to_full(torch.tensor([x, y, x, y], dtype=torch.float64))
     expected = torch.tensor(_centroid(full.image) * 2, dtype=torch.float64)
     torch.testing.assert_close(centre, expected, rtol=0, atol=0.25)
     # The ratio of sizes misses by most of a pixel or more; the map is exact and invertible.
     ratio = PixelMap(width / decoded.image.width, height / decoded.image.height)
     assert (ratio.boxes_to_full(torch.tensor([x, y, x, y])) - expected).abs().max() > 0.5
     whole = torch.tensor([0.0, 0.0, decoded.image.width, decoded.image.height])
-    covered = decoded.box_map().boxes_to_full(whole)
+    covered = pixel_map.boxes_to_full(whole)
     assert covered[0] <= 0 and covered[1] <= 0  # the grid covers the image, and at most k - 1
     assert width <= covered[2] and height <= covered[3]  # pixels more on each axis
     assert (covered[2:] - covered[:2] - torch.tensor([width, height])).max() < reduction
-    torch.testing.assert_close(decoded.box_map().boxes_to_decoded(covered), whole)
+    torch.testing.assert_close(pixel_map.boxes_to_decoded(covered), whole)
 
 
 def test_decoded_image_without_a_pixel_map_maps_by_the_ratio_of_sizes() -> None:
@@ -331,9 +331,6 @@ def test_decoded_image_without_a_pixel_map_maps_by_the_ratio_of_sizes() -> None:
     decoded = DecodedImage(Image.new("RGB", (50, 20)), (40, 100))
     assert decoded.rescale_size((10, 25)) == (40, 100)
     assert decoded.input_map((10, 25)) is None
-    assert decoded.box_map() == PixelMap(2.0, 2.0)
-    box = torch.tensor([[10.0, 5.0, 50.0, 20.0]])
-    torch.testing.assert_close(decoded.box_map().boxes_to_full(box), box * 2)
 
 
 def test_a_resized_decoded_image_carries_its_map_to_the_full_image(tmp_path: Path) -> None:
@@ -355,4 +352,4 @@ def test_a_resized_decoded_image_carries_its_map_to_the_full_image(tmp_path: Pat
     assert resized.pixel_map is not None
     torch.testing.assert_close(resized.pixel_map.boxes_to_full(corners), full)
     plain = DecodedImage(Image.new("RGB", (100, 40)), (403, 1003)).resized((20, 50))
-    assert plain.pixel_map is None and plain.box_map() == PixelMap(1003 / 50, 403 / 20)
+    assert plain.pixel_map is None and plain.rescale_size((20, 50)) == (403, 1003)

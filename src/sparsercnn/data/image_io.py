@@ -93,21 +93,13 @@ class DecodedImage(NamedTuple):
     Attributes:
         image: 8-bit RGB in display orientation, possibly at a reduced scale.
         full_size: ``(h, w)`` of the file's pixels in display orientation.
-        pixel_map: how ``image``'s pixels map to the full image's (:meth:`box_map`); ``None``
-            when by the ratio of sizes (``image`` is the full image, or a plain resize of it).
+        pixel_map: how ``image``'s pixels map to the full image's; ``None`` when by the ratio
+            of sizes (``image`` is the full image, or a plain resize of it).
     """
 
     image: Image.Image
     full_size: tuple[int, int]
     pixel_map: PixelMap | None = None
-
-    def box_map(self) -> PixelMap:
-        """The map from ``image``'s pixels to the full image's: :attr:`pixel_map`, or the ratio
-        of sizes."""
-        if self.pixel_map is not None:
-            return self.pixel_map
-        height, width = self.full_size
-        return PixelMap(width / self.image.width, height / self.image.height)
 
     def input_map(self, input_size: tuple[int, int]) -> PixelMap | None:
         """The map from the pixels of ``image`` resized to ``input_size`` ``(h, w)`` (the model's
