@@ -197,17 +197,23 @@ def test_through_the_app_a_request_past_the_queue_limit_gets_503(
     client = make_client(max_batch_images=1, max_wait_ms=0, max_queued_images=1)
     assert client.get("/v1/model").json()["max_queued_images"] == 1
     batcher = client.app.state.service.batcher  # type: ignore[attr-defined]
-    detect, gate = batcher.detect, threading.Event()
+    detect, gate, running = batcher.detect, threading.Event(), threading.Event()
 
     def blocked(images: Any, num_stages: int | None) -> Any:
+        running.set()
         gate.wait(10)
         return detect(images, num_stages)
 
     batcher.detect = blocked
     image = files(encoded_image(64, 48))
     with ThreadPoolExecutor(2) as pool:
-        # One request runs (blocked) or waits, the other waits: the queue holds one image.
-        first = [pool.submit(client.post, "/v1/detect", files=image) for _ in range(2)]
+        # One request runs (blocked), then the other waits: the queue holds one image. (Sent
+        # together, the second could find the first still queued and be refused.)
+        first = [pool.submit(client.post, "/v1/detect", files=image)]
+        if not running.wait(10):
+            gate.set()
+            pytest.fail("the first request never ran")
+        first.append(pool.submit(client.post, "/v1/detect", files=image))
         deadline = time.monotonic() + 10
         while client.get("/health").json()["queued_images"] != 1:
             time.sleep(0.02)
