@@ -413,6 +413,42 @@ def test_eval_output_and_results_must_differ(
     assert not same.exists()
 
 
+@pytest.mark.parametrize(
+    ("flag", "name"),
+    [
+        ("--output", "confusion_matrix.json"),
+        ("--results", "samples/results.json"),
+        ("--output", "."),
+    ],
+)
+def test_eval_outputs_among_the_report_files_are_refused(
+    model_file: Path,
+    write_coco: WriteCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    flag: str,
+    name: str,
+) -> None:
+    """The report is written after --output and --results: it replaced the metrics file by its
+    confusion matrix (or deleted results in its samples folder) without a word, or failed
+    with a traceback after the evaluation where --output had taken the report's folder."""
+    data = write_coco(num_images=2, size=(48, 64))
+    report = tmp_path / "report"
+
+    def no_evaluation(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model ran")
+
+    monkeypatch.setattr("sparsercnn.engine.pipeline.evaluate_model_file", no_evaluation)
+    output = report / name
+    argv = ["eval", "--model", str(model_file), "--json", str(data.json_path)]
+    argv += ["--images", str(data.image_dir), "--report-dir", str(report), flag, str(output)]
+    assert main(argv) == 2
+    (line,) = error_lines(capsys)
+    assert f"{flag} {output} is a file that --report-dir {report} writes after it" in line
+    assert not output.exists()
+
+
 @pytest.mark.parametrize("report_of_images", [".", ".."])
 def test_eval_report_dir_among_the_images_is_refused(
     model_file: Path,

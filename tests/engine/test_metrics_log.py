@@ -51,3 +51,20 @@ def test_start_on_resume_drops_later_records(tmp_path: Path) -> None:
     assert [r["iter"] for r in log.read()] == [1, 2]
     log.start(0)
     assert log.read() == []
+
+
+def test_a_line_cut_off_by_a_killed_run_is_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """read() raised JSONDecodeError on the half line a killed run leaves; start() on resume
+    raised TypeError on a record whose ``iter`` is not a number."""
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"iter": 1, "loss": 2.0}\n{"iter": "x"}\n{"iter": 2, "eval": {"AP": 0.5}}\n')
+    log = MetricsLog(path)
+    log.append({"iter": 3, "loss": 1.0})
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write('{"iter": 4, "lo')  # killed mid-write
+    assert [r["iter"] for r in log.read()] == [1, "x", 2, 3]
+    assert f"{path}:5 is not a JSON record; skipped" in caplog.text
+    log.start(2)
+    assert log.read() == [{"iter": 1, "loss": 2.0}, {"iter": "x"}, {"iter": 2, "eval": {"AP": 0.5}}]

@@ -276,6 +276,21 @@ def test_invalid_inputs_raise_clear_errors(ground_truth: dict[str, Any]) -> None
         evaluator.update([99], [_empty()])
 
 
+@pytest.mark.parametrize("field", ["score", "box"])
+def test_non_finite_detections_name_the_image(ground_truth: dict[str, Any], field: str) -> None:
+    """A NaN score stopped COCOeval without naming the image, a NaN box counted as a miss."""
+    detections = _gt_detections(ground_truth, 2)
+    if field == "score":
+        detections["scores"][1] = float("nan")
+    else:
+        detections["boxes"][0, 2] = float("inf")
+    evaluator = CocoEvaluator(ground_truth, CATEGORY_IDS, NAMES)
+    evaluator.update([1], [_gt_detections(ground_truth, 1)])
+    with pytest.raises(ValueError, match="image id 2: 1 of its 2 detections have a NaN or inf"):
+        evaluator.update([2], [detections])
+    assert evaluator.image_ids == [1]  # nothing of the refused image was kept
+
+
 def test_a_null_or_missing_iscrowd_is_no_crowd_region(ground_truth: dict[str, Any]) -> None:
     """The data rules accept ``iscrowd: null`` (0, as in COCO's tools): so does the evaluator."""
     del ground_truth["annotations"][0]["iscrowd"]

@@ -101,6 +101,22 @@ def refuse_report_over_images(report_dir: Path, images: Path, flag: str = "--rep
         )
 
 
+def refuse_outputs_in_report(report_dir: Path, outputs: Mapping[str, Path | None]) -> None:
+    """Raise when a file of ``outputs`` (by flag) is one that the report written afterwards
+    into ``report_dir`` would replace (one of its :data:`REPORT_FILES`, or a file in its
+    ``samples`` folder) or the report's folder itself, or one above it."""
+    report_files = {os.path.abspath(report_dir / name) for name in REPORT_FILES}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        replaced = os.path.abspath(path) in report_files or is_below(path, report_dir / "samples")
+        if replaced or is_below(report_dir, path):
+            raise ValueError(
+                f"{flag} {path} is a file that --report-dir {report_dir} writes after it, which "
+                f"would replace it; give {flag} a file outside the report's files"
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics import write_evaluation_report
     from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
@@ -124,6 +140,9 @@ def run(args: argparse.Namespace) -> int:
             logger.warning("%s %s exists: it will be replaced once this run succeeds", flag, path)
     if args.report_dir is not None:
         check_report_dir(args.report_dir, "--report-dir", inputs, images=args.images)
+        refuse_outputs_in_report(
+            args.report_dir, {"--output": args.output, "--results": args.results}
+        )
     with naming_image_folder({"--images": args.images}):
         if args.onnx is not None:
             refuse_model_flags_with_onnx(args)

@@ -92,18 +92,11 @@ class MetricsLog:
 
     def start(self, iteration: int) -> None:
         """Begin a run at ``iteration``: a fresh file at 0, else drop the records after it
-        (a resumed run redoes those iterations)."""
+        (a resumed run redoes those iterations) and any unreadable line (warned)."""
         kept = []
         if iteration > 0 and self.path.is_file():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    logger.warning("%s: dropping an unreadable line", self.path)
-                    continue
-                if isinstance(record, dict) and record.get("iter", 0) <= iteration:
-                    kept.append(line)
-        text = "".join(line + "\n" for line in kept)
+            kept = [record for record in self.read() if _iteration(record) <= iteration]
+        text = "".join(json.dumps(_finite(record), allow_nan=False) + "\n" for record in kept)
         atomic_write(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     def append(self, record: dict[str, Any]) -> None:
@@ -112,11 +105,24 @@ class MetricsLog:
             handle.write(json.dumps(_finite(record), allow_nan=False) + "\n")
 
     def read(self) -> list[dict[str, Any]]:
-        """All records, in file order."""
+        """All records, in file order; a line that is not a JSON object (the end of a run
+        killed while writing it) is skipped with a warning naming it."""
         if not self.path.is_file():
             return []
+        records = []
         lines = self.path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                record = None
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                logger.warning("%s:%d is not a JSON record; skipped", self.path, number)
+        return records
 
     def plot(self, output_png: Path) -> Path | None:
         """Draw the curves of the log into ``output_png``; a plotting failure is logged, never
@@ -130,6 +136,12 @@ class MetricsLog:
             logger.warning("could not plot the training curves: %s", error)
             return None
         return output_png
+
+
+def _iteration(record: dict[str, Any]) -> float:
+    """The ``iter`` of a record; one without a number there counts as the run's start."""
+    value = record.get("iter")
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 def _finite(value: Any) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -286,12 +287,13 @@ class CocoEvaluator:
         """Add converted records (e.g. gathered from other processes), one list per image."""
         if len(image_ids) != len(results):
             raise ValueError(f"{len(image_ids)} image ids for {len(results)} result lists")
-        for image_id in image_ids:
+        for image_id, image_records in zip(image_ids, results, strict=True):
             if int(image_id) not in self._gt_image_ids:
                 raise ValueError(
                     f"image id {image_id} is not in {self._source}; evaluate with the annotation "
                     "file the images came from"
                 )
+            _check_finite(image_id, image_records)
         self.image_ids.extend(int(i) for i in image_ids)
         self.results.extend(list(r) for r in results)
 
@@ -381,6 +383,21 @@ class CocoEvaluator:
         coco_eval.accumulate()
         coco_eval.summarize()
         return coco_eval
+
+
+def _check_finite(image_id: int, records: Sequence[CocoResult]) -> None:
+    """Raise when a record of image ``image_id`` has a NaN or infinite score or box: COCOeval
+    would stop on a NaN score without naming the image, and count a NaN box as a miss."""
+    bad = sum(
+        not all(math.isfinite(v) for v in (record["score"], *record["bbox"])) for record in records
+    )
+    if bad:
+        raise ValueError(
+            f"image id {image_id}: {bad} of its {len(records)} detections have a NaN or infinite "
+            "score or box, which COCO evaluation cannot rank or match; the model's outputs are "
+            "not finite (diverged training or damaged weights): evaluate a model whose "
+            "outputs are finite"
+        )
 
 
 def _overall(value: float) -> float:
