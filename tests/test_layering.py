@@ -31,6 +31,7 @@ FORBIDDEN = {
     "atomic_file": ABOVE_BOTTOM | {"config", "structures"},
     "runtime": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "paths": ABOVE_BOTTOM | {"config", "structures", "ops"},
+    "json_lines": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "structures": ABOVE_BOTTOM,
     "config": ABOVE_BOTTOM,
     "ops": ABOVE_BOTTOM,

@@ -16,7 +16,7 @@ from PIL import Image
 
 from sparsercnn.evaluation import PrecisionRecallCurve
 from sparsercnn.visualization import plot_precision_recall, plot_training_curves
-from sparsercnn.visualization.plots import read_metrics_jsonl, save_figure
+from sparsercnn.visualization.plots import save_figure
 from tests.visualization.figure_inspection import axis_texts, legend_labels, line_data
 
 
@@ -114,11 +114,6 @@ def test_training_curves_from_empty_file(tmp_path: Path, saved_figures: list[Fig
         ["no learning rate"],
         ["no evaluation yet"],
     ]
-
-
-def test_read_metrics_skips_broken_lines(tmp_path: Path) -> None:
-    jsonl = _write_jsonl(tmp_path / "m.jsonl", [{"iter": 1}], extra_lines="\nnot json\n[1, 2]\n")
-    assert read_metrics_jsonl(jsonl) == [{"iter": 1}]
 
 
 @pytest.mark.parametrize("num_classes", [0, 3, 30])

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsercnn.atomic_file import atomic_write
+from sparsercnn.json_lines import read_json_lines
 
 logger = logging.getLogger(__name__)
 
@@ -105,24 +106,9 @@ class MetricsLog:
             handle.write(json.dumps(_finite(record), allow_nan=False) + "\n")
 
     def read(self) -> list[dict[str, Any]]:
-        """All records, in file order; a line that is not a JSON object (the end of a run
-        killed while writing it) is skipped with a warning naming it."""
-        if not self.path.is_file():
-            return []
-        records = []
-        lines = self.path.read_text(encoding="utf-8").splitlines()
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                record = None
-            if isinstance(record, dict):
-                records.append(record)
-            else:
-                logger.warning("%s:%d is not a JSON record; skipped", self.path, number)
-        return records
+        """All records, in file order (:func:`~sparsercnn.json_lines.read_json_lines`: a line
+        cut off by a killed run is skipped with a warning)."""
+        return read_json_lines(self.path) if self.path.is_file() else []
 
     def plot(self, output_png: Path) -> Path | None:
         """Draw the curves of the log into ``output_png``; a plotting failure is logged, never

@@ -10,7 +10,6 @@ Training records look like ``{"iter": 20, "lr": 2.5e-05, "loss": 41.2, "loss_cls
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import warnings
@@ -28,28 +27,12 @@ from matplotlib.figure import Figure
 from sparsercnn.atomic_file import atomic_write
 from sparsercnn.evaluation.coco_evaluator import PrecisionRecallCurve
 from sparsercnn.evaluation.units import format_percent
+from sparsercnn.json_lines import read_json_lines
 
 logger = logging.getLogger(__name__)
 
 _STAGE_KEY = re.compile(r"^(loss_\w+)/stage(\d+)$")
 _AP_KEYS = ("AP", "AP50", "AP75")
-
-
-def read_metrics_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Records of a JSON-lines file; blank and unparsable lines (a run killed mid-write) skipped."""
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                logger.warning("%s:%d is not valid JSON; skipped", path, number)
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-    return records
 
 
 def _series(records: list[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
@@ -190,7 +173,7 @@ def plot_training_curves(metrics_jsonl: str | Path, output_png: str | Path) -> P
     Returns:
         ``output_png``.
     """
-    records = read_metrics_jsonl(metrics_jsonl)
+    records = read_json_lines(metrics_jsonl)
     if not records:
         logger.warning("%s holds no records; the training-curve plot is empty", metrics_jsonl)
     figure = Figure(figsize=(12, 8), layout="constrained")
