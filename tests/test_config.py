@@ -131,6 +131,29 @@ def test_values_out_of_range_are_refused_naming_the_key(override: str, message: 
         get_preset("tiny").apply_overrides([override])
 
 
+def test_model_widths_are_refused_before_the_build_naming_keys_and_values() -> None:
+    """An FPN width other than the head's, or a head width the attention heads do not divide,
+    failed only in the model's build, after the training set had been decoded."""
+    with pytest.raises(ValueError) as info:
+        get_preset("demo").apply_overrides(["model.hidden_dim=250"])
+    message = str(info.value)
+    assert "model.fpn_dim (64) must equal model.hidden_dim (250)" in message
+    assert "model.hidden_dim (250) must be a multiple of model.num_heads (4)" in message
+    assert "model.hidden_dim=252 or model.num_heads=2" in message and "\n" not in message
+    with pytest.raises(ValueError, match=r"model.hidden_dim=33 or model.num_heads=2$"):
+        get_preset("tiny").apply_overrides(["model.num_heads=3"])
+    ok = get_preset("tiny").apply_overrides(["model.hidden_dim=48", "model.fpn_dim=48"])
+    assert (ok.model.hidden_dim, ok.model.fpn_dim, ok.model.num_heads) == (48, 48, 2)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_passes_the_configs_checks(name: str) -> None:
+    """Presets set widths after construction (:func:`~sparsercnn.presets.medium`): what they end
+    with passes the checks a config file of theirs would get."""
+    cfg = get_preset(name)
+    assert Config.from_dict(cfg.to_dict()) == cfg
+
+
 def test_aspect_ratio_grouping_is_on_by_default_and_overridable(tmp_path: Path) -> None:
     """Both references group batches by orientation (spec 1.4); ``--set`` turns it off, and
     the choice travels through config.json."""

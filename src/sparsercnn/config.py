@@ -94,6 +94,7 @@ class ModelConfig:
             )
         _check_in_range(self, "model", "freeze_at", 0, NUM_FREEZABLE_PARTS)
         _check_in_range(self, "model", "fpn_on_demand_levels", 0, MAX_ON_DEMAND_LEVELS)
+        self.check_widths()
         # sampling_ratio 0: RoIAlign's adaptive grid (not with CUDA graphs or the fixed shapes).
         _check_at_least(self, "model", 0, "sampling_ratio", "num_cls_layers", "num_reg_layers")
         _check_in_range(self, "model", "dropout", 0.0, 1.0, high_open=True)
@@ -107,6 +108,31 @@ class ModelConfig:
                 "model.pixel_mean must be finite and model.pixel_std finite and > 0, got "
                 f"{list(self.pixel_mean)} and {list(self.pixel_std)}"
             )
+
+    def check_widths(self) -> None:
+        """Refuse widths the model cannot be built with (both problems in one message): RoI
+        features of ``fpn_dim`` channels feed the head of ``hidden_dim`` directly, and attention
+        splits ``hidden_dim`` into ``num_heads`` equal parts.
+
+        Raises:
+            ValueError: naming the keys and values that would do.
+        """
+        problems = []
+        if self.fpn_dim != self.hidden_dim:
+            problems.append(
+                f"model.fpn_dim ({self.fpn_dim}) must equal model.hidden_dim ({self.hidden_dim}), "
+                "as RoI features feed the head directly: set both to one width"
+            )
+        if self.hidden_dim % self.num_heads:
+            heads = max(d for d in range(1, self.num_heads + 1) if self.hidden_dim % d == 0)
+            width = -(-self.hidden_dim // self.num_heads) * self.num_heads
+            problems.append(
+                f"model.hidden_dim ({self.hidden_dim}) must be a multiple of model.num_heads "
+                f"({self.num_heads}), the attention heads it is split into: e.g. "
+                f"model.hidden_dim={width} or model.num_heads={heads}"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
 
 
 @dataclass

@@ -6,7 +6,11 @@ import errno
 import hashlib
 import io
 import json
+import logging
 import math
+import subprocess
+import sys
+import textwrap
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -130,10 +134,49 @@ def test_a_stopped_generation_leaves_nothing_and_the_next_one_completes(
     assert [p.name for p in tmp_path.iterdir()] == ["shapes"]
 
 
+def test_a_killed_generations_folder_is_removed_by_the_next_and_nothing_else(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGKILL during the images leaves the temporary folder (nothing can remove it then): the
+    next call removes it, says so in one line, and leaves a live generation's folder and the
+    user's look-alikes alone."""
+    root = tmp_path / "shapes"
+    killed = textwrap.dedent(
+        f"""
+        import os, signal
+        from pathlib import Path
+        from sparsercnn.data import demo_dataset
+
+        def die(*args):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        demo_dataset._save_image = die
+        demo_dataset.generate_demo_dataset(Path({str(root)!r}), num_train=2, num_val=1)
+        """
+    )
+    assert subprocess.run([sys.executable, "-c", killed], check=False).returncode == -9
+    (stale,) = tmp_path.glob(".shapes.tmp-*")
+    assert (stale / "train").is_dir()
+    mine = [tmp_path / ".shapes.tmp-notes", tmp_path / ".shapes.tmp-12345678", tmp_path / "x"]
+    for path in mine:
+        path.mkdir()
+    with demo_dataset._generation_folder(root) as live, caplog.at_level(logging.INFO):
+        generate_demo_dataset(root, num_train=2, num_val=1)
+        assert live.is_dir()  # locked by this process: in use
+    assert not stale.exists() and all(path.is_dir() for path in mine)
+    (line,) = [r.getMessage() for r in caplog.records if "interrupted" in r.getMessage()]
+    assert line.startswith("removed 1 temporary folder(s)") and stale.name in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["shapes", *(p.name for p in mine)])
+
+
 def test_refuses_to_replace_a_foreign_folder(tmp_path: Path) -> None:
     (tmp_path / "mine.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="not a demo data set"):
         generate_demo_dataset(tmp_path, num_train=1, num_val=1)
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+    # A file there was "[Errno 20] Not a directory" (`demo --output-dir OUT` with a file OUT/data).
+    with pytest.raises(NotADirectoryError, match=r"mine.txt is a file, where the demo data set"):
+        generate_demo_dataset(tmp_path / "mine.txt", num_train=1, num_val=1)
     assert (tmp_path / "mine.txt").read_text() == "keep me"
 
 

@@ -111,6 +111,19 @@ def test_diagnose_needs_a_kind() -> None:
         _run(["diagnose"])
 
 
+@pytest.mark.parametrize("kind", sorted(diagnose.OUTPUT_FILES))
+def test_a_wrong_images_folder_is_named_by_its_one_flag(
+    kind: str, data: DiagnosticsData, tmp_path: Path
+) -> None:
+    """As in ``eval``: the error names --images, not the three flags a folder can come from."""
+    argv = ["diagnose", kind, *_dataset_args(data, tmp_path / "out")]
+    argv[argv.index("--images") + 1] = str(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match=r"\(the --images path\) does not exist") as info:
+        _run(argv)
+    assert "--train-images" not in str(info.value)
+    assert not (tmp_path / "out").exists()
+
+
 def test_diagnose_reads(
     data: DiagnosticsData, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

@@ -120,6 +120,26 @@ def test_perfect_predictions_give_zero_box_losses() -> None:
             }
 
 
+def test_a_zero_area_box_predicted_exactly_gives_finite_losses_and_gradients() -> None:
+    """A zero-area ground-truth box (the Python API takes one; `validate` drops them from files)
+    with an identical prediction: its GIoU was 0/0, which the matcher refused as non-finite."""
+    output = make_output(2, num_preds=4, seed=5)
+    targets = make_targets([2, 1], seed=5)
+    targets[0].boxes[1] = torch.tensor([30.0, 20.0, 30.0, 20.0])  # a point
+    targets[1].boxes[0] = torch.tensor([5.0, 9.0, 25.0, 9.0])  # a line
+    with torch.no_grad():
+        for stage in output.stages:
+            stage.boxes[0, 3] = targets[0].boxes[1]
+            stage.boxes[1, 2] = targets[1].boxes[0]
+
+    loss = make_criterion()(output, targets)
+
+    assert all(torch.isfinite(v) for v in loss.terms.values())
+    loss.total.backward()
+    for stage in output.stages:
+        assert stage.boxes.grad is not None and torch.isfinite(stage.boxes.grad).all()
+
+
 def test_terms_match_a_direct_computation() -> None:
     output = make_output(1, seed=2)
     targets = make_targets([3, 2], seed=2)

@@ -177,6 +177,23 @@ def test_mismatched_batch_raises() -> None:
         HungarianMatcher()(logits, boxes, targets[:1], sizes)
 
 
+@pytest.mark.parametrize("eps", [0.0, -1e-8])
+def test_a_focal_eps_that_is_not_positive_is_refused(eps: float) -> None:
+    """Without it, a saturated class probability gave an infinite cost, reported as divergence."""
+    with pytest.raises(ValueError, match="focal cost needs 0 < eps <= 1"):
+        HungarianMatcher(eps=eps)
+
+
+def test_a_zero_area_ground_truth_box_is_matched_to_its_exact_prediction() -> None:
+    """Its GIoU with an identical prediction was 0/0: a non-finite cost, refused as divergence."""
+    logits, boxes, targets, sizes = random_problem([2], 4, 3, seed=2)
+    point = torch.tensor([10.0, 12.0, 10.0, 12.0])
+    targets[0].boxes[1] = point
+    boxes[0, 3] = point
+    pred, gt = HungarianMatcher(class_weight=0.0)(logits, boxes, targets, sizes)[0]
+    assert dict(zip(gt.tolist(), pred.tolist(), strict=True))[1] == 3
+
+
 class RecordingMatcher(HungarianMatcher):
     """Records the dtype of every cost matrix it computes."""
 

@@ -45,6 +45,46 @@ def test_iou_and_giou_hand_computed() -> None:
     torch.testing.assert_close(paired, giou[0])
 
 
+def test_zero_area_boxes_give_finite_values_and_gradients() -> None:
+    """Two identical points (or lines) divided 0 by 0: NaN in the loss and the matching cost.
+    With the union and hull floored (mmdetection's eps), they have IoU 0 and GIoU 0."""
+    point, line = [5.0, 5.0, 5.0, 5.0], [2.0, 3.0, 8.0, 3.0]
+    box, far_point = [0.0, 0.0, 10.0, 10.0], [20.0, 30.0, 20.0, 30.0]
+    a = torch.tensor([point, line, point, point], requires_grad=True)
+    b = torch.tensor([point, line, box, far_point], requires_grad=True)
+    paired = paired_generalized_box_iou(a, b)
+    # A point inside a box: no overlap, the hull is the box (GIoU 0); two points apart: -1.
+    assert paired.tolist() == [0.0, 0.0, 0.0, -1.0]
+    pairwise = generalized_box_iou(a, b)
+    assert torch.equal(pairwise.diagonal(), paired) and pairwise.isfinite().all()
+    assert box_iou(a, b)[0].diagonal().tolist() == [0.0, 0.0, 0.0, 0.0]
+    (paired.sum() + pairwise.sum()).backward()
+    assert a.grad is not None and b.grad is not None
+    assert a.grad.isfinite().all() and b.grad.isfinite().all()
+
+
+def test_the_area_floor_leaves_real_boxes_bit_identical() -> None:
+    """The floor is a max, not an added eps: the official no-eps GIoU, bit for bit."""
+    generator = torch.Generator().manual_seed(1)
+    corners = torch.rand(40, 2, generator=generator, dtype=torch.float64) * 100
+    sides = 0.01 + torch.rand(40, 2, generator=generator, dtype=torch.float64) * 50
+    boxes = torch.cat((corners, corners + sides), -1).float()
+    first, second = boxes[:20], boxes[20:]
+    top_left = torch.max(first[:, None, :2], second[None, :, :2])
+    wh = (torch.min(first[:, None, 2:], second[None, :, 2:]) - top_left).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = box_area(first)[:, None] + box_area(second)[None] - inter
+    hull_wh = torch.max(first[:, None, 2:], second[None, :, 2:]) - torch.min(
+        first[:, None, :2], second[None, :, :2]
+    )
+    hull = hull_wh[..., 0] * hull_wh[..., 1]
+    assert torch.equal(generalized_box_iou(first, second), inter / union - (hull - union) / hull)
+    assert torch.equal(
+        paired_generalized_box_iou(first, second[:20]),
+        generalized_box_iou(first, second).diagonal(),
+    )
+
+
 def test_pairwise_iou_and_giou_broadcast_over_batch_dimensions() -> None:
     generator = torch.Generator().manual_seed(0)
     corners = torch.rand(3, 9, 2, generator=generator) * 50

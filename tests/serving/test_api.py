@@ -228,6 +228,19 @@ def test_model_health_page_static_and_docs(client: TestClient) -> None:
     assert "/v1/stages" in paths and "/health" in paths and "/v1/model" in paths
 
 
+def test_the_model_route_and_its_docs_report_the_connection_limit(
+    make_client: MakeClient,
+) -> None:
+    """``--max-connections`` is uvicorn's: the app reports what it is given, null when not."""
+    client = make_client(max_connections=5)
+    assert client.get("/v1/model").json()["max_connections"] == 5
+    assert make_client().get("/v1/model").json()["max_connections"] is None
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["ModelInfo"]
+    assert "--max-connections" in schema["properties"]["max_connections"]["description"]
+    with pytest.raises(ValueError, match="max_connections must be >= 1, got 0"):
+        make_client(max_connections=0)
+
+
 def test_the_api_docs_load_nothing_from_the_network(client: TestClient) -> None:
     """The target machines are offline: FastAPI's own pages load Swagger UI and ReDoc from a
     CDN and were blank there. Every URL of /docs is the server's, and each answers; /redoc,
@@ -443,6 +456,13 @@ BAD_REQUESTS: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
         {"files": files(PNG), "data": {"score_threshold": "high"}},
         400,
         "score_threshold",
+        "score_threshold",
+    ),
+    # NaN was refused as "less than or equal to 1" (it is not greater either).
+    "score nan": (
+        {"files": files(PNG), "data": {"score_threshold": "nan"}},
+        400,
+        "parameter score_threshold: Input should be a finite number (got 'nan')",
         "score_threshold",
     ),
     "parameter twice": (

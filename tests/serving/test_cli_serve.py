@@ -21,7 +21,11 @@ from tests.serving.conftest import encoded_image
 
 def test_real_server_answers_every_route(served: str) -> None:
     assert httpx.get(f"{served}/health").json()["status"] == "ok"
-    assert httpx.get(f"{served}/v1/model").json()["num_stages"] == 2
+    model = httpx.get(f"{served}/v1/model").json()
+    assert model["num_stages"] == 2
+    # Every limit of the server is reported, uvicorn's too.
+    assert model["max_connections"] == DEFAULT_MAX_CONNECTIONS
+    assert model["max_queued_images"] == DEFAULT_MAX_QUEUED_IMAGES
     assert 'id="stage-slider"' in httpx.get(f"{served}/").text
     image = encoded_image(128, 96)
     detect = httpx.post(f"{served}/v1/detect", files=[("images", ("a.png", image, "image/png"))])

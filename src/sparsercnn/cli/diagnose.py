@@ -4,6 +4,8 @@ evaluation plots and the FPN reads of a model file on a COCO-format dataset."""
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 from sparsercnn.cli.common import (
@@ -11,6 +13,7 @@ from sparsercnn.cli.common import (
     check_output_path,
     fraction,
     int_at_least,
+    naming_image_folder,
     refuse_overwriting,
     resolve_device,
 )
@@ -125,6 +128,21 @@ def check_output_dir(args: argparse.Namespace) -> None:
         refuse_overwriting(args.output_dir / name, "--output-dir", inputs)
 
 
+def _naming_images(
+    handler: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    """``handler`` with a refused image folder named by the one flag it came from, ``--images``
+    (as ``eval`` names it), not by every flag an image folder can come from."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        with naming_image_folder({"--images": args.images}):
+            return handler(args)
+
+    return run
+
+
+@_naming_images
 def run_stages(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics.stage_evaluation import (
         evaluate_model_file_stages,
@@ -149,6 +167,7 @@ def run_stages(args: argparse.Namespace) -> int:
     return 0
 
 
+@_naming_images
 def run_slots(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics.slot_statistics import (
         slot_statistics_of_model_file,
@@ -173,6 +192,7 @@ def run_slots(args: argparse.Namespace) -> int:
     return 0
 
 
+@_naming_images
 def run_reads(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics.feature_reads import collect_feature_reads, write_feature_reads
 
@@ -191,6 +211,7 @@ def run_reads(args: argparse.Namespace) -> int:
     return 0
 
 
+@_naming_images
 def run_report(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics.evaluation_report import write_evaluation_report
     from sparsercnn.engine.pipeline import evaluate_model_file

@@ -137,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
             max_batch_images=args.max_batch,
             max_wait_ms=args.max_wait_ms,
             max_queued_images=args.max_queued_images,
+            max_connections=args.max_connections,
         )
         port = listening.getsockname()[1]
         host = f"[{args.host}]" if ":" in args.host else args.host

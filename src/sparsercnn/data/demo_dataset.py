@@ -25,12 +25,19 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -495,6 +502,8 @@ def generate_demo_dataset(
     Args:
         root: output folder; created (with its parents) if missing. An existing folder is
             replaced only if it is empty or holds a demo data set made with other parameters.
+            It is written in a temporary folder beside it and renamed; the temporary folders of
+            generations killed beside it (SIGKILL) are removed, and the removal is logged.
         num_train, num_val: images per split.
         seed: the data set is a deterministic function of ``seed`` and the other arguments.
         image_size: ``(lo, hi)`` inclusive range from which each image's height and width are drawn.
@@ -521,20 +530,26 @@ def generate_demo_dataset(
     if style.marker_fields():
         params["style"] = style.marker_fields()
     paths = DemoDatasetPaths.under(root)
+    _remove_stale_generations(root)
     if _read_marker(root) == params:
         logger.info("demo data set already complete at %s", root)
         return paths
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(
+            f"{root} is a file, where the demo data set goes; move it away or choose another folder"
+        )
     if root.exists():
         if any(root.iterdir()) and _read_marker(root) is None:
             raise FileExistsError(
                 f"{root} exists and is not a demo data set (no {MARKER_NAME}); "
                 "choose an empty or new folder"
             )
+        if _read_marker(root) is not None:
+            logger.info("replacing the demo data set at %s, made with other parameters", root)
         shutil.rmtree(root)
     root.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
+    with _generation_folder(root) as tmp:
         for split, (name, count) in enumerate((("train", num_train), ("val", num_val))):
             coco = _write_split(tmp / name, split, count, seed, image_size, style)
             (tmp / f"{name}.json").write_text(json.dumps(coco))
@@ -545,8 +560,6 @@ def generate_demo_dataset(
             # Another process finished first; keep its copy if it is the same data set.
             if _read_marker(root) != params:
                 raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     logger.info(
         "wrote demo data set (%d train, %d val images) to %s in %.1f s",
         num_train,
@@ -555,3 +568,79 @@ def generate_demo_dataset(
         time.perf_counter() - start,
     )
     return paths
+
+
+def _temporary_prefix(root: Path) -> str:
+    """The name of every locked temporary folder :func:`generate_demo_dataset` writes ``root``
+    in, up to the creating process's id and a random part: ``.NAME.tmp-PID-``."""
+    return f".{root.name}.tmp-"
+
+
+@contextmanager
+def _generation_folder(root: Path) -> Iterator[Path]:
+    """A new temporary folder beside ``root``, locked (``flock``) while the block runs and
+    removed after it (unless renamed): a process killed meanwhile (SIGKILL cannot be caught)
+    leaves it behind, and the lock, which dies with the process, tells the next call that no
+    one writes in it any more (:func:`_remove_stale_generations`).
+
+    The folder is made under another name and takes the name the clean-up looks for only once
+    locked, so that a clean-up never sees it unlocked; where it cannot be locked (no ``fcntl``,
+    a file system without ``flock``), it keeps the name no clean-up touches.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.new-", dir=root.parent))
+    lock = _lock_folder(tmp)
+    try:
+        if lock is not None:
+            locked = tmp.with_name(f"{_temporary_prefix(root)}{os.getpid()}-{tmp.name[-8:]}")
+            os.rename(tmp, locked)
+            tmp = locked
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if lock is not None:
+            os.close(lock)
+
+
+def _lock_folder(folder: Path) -> int | None:
+    """An open descriptor of ``folder`` holding an exclusive ``flock`` on it, or ``None`` where
+    ``fcntl`` is missing (Windows) or the lock is held elsewhere."""
+    if fcntl is None:
+        return None
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _remove_stale_generations(root: Path) -> None:
+    """Remove the temporary folders of ``root``'s interrupted generations: those named
+    ``.NAME.tmp-PID-*`` whose lock no process holds. Nothing else is touched; without
+    ``fcntl`` (Windows), nothing is."""
+    prefix = _temporary_prefix(root)
+    if fcntl is None or not root.parent.is_dir():
+        return
+    removed = []
+    for path in sorted(root.parent.iterdir()):
+        pid, _, rest = path.name.removeprefix(prefix).partition("-")
+        ours = path.name.startswith(prefix) and pid.isdigit() and rest
+        if not ours or path.is_symlink() or not path.is_dir():
+            continue
+        lock = _lock_folder(path)
+        if lock is None:
+            continue  # a live process is writing it
+        try:
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            os.close(lock)
+        if not path.exists():
+            removed.append(path.name)
+    if removed:
+        logger.info(
+            "removed %d temporary folder(s) left in %s by an interrupted data generation: %s",
+            len(removed),
+            root.parent,
+            ", ".join(removed),
+        )

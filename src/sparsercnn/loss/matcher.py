@@ -77,6 +77,9 @@ class HungarianMatcher:
             raise ValueError(
                 f"focal cost needs 0 <= alpha <= 1 and gamma >= 0, got {alpha=}, {gamma=}"
             )
+        # -log(p + eps) of a saturated p = 0 is infinite without it, refused as divergence.
+        if not 0.0 < eps <= 1.0:
+            raise ValueError(f"focal cost needs 0 < eps <= 1, got {eps=}")
         self.class_weight = class_weight
         self.l1_weight = l1_weight
         self.giou_weight = giou_weight
@@ -218,6 +221,6 @@ class HungarianMatcher:
             f"(finite predicted logits: {logits_ok}, finite predicted boxes: {boxes_ok}, "
             f"finite ground-truth boxes: {gt_ok}). Non-finite predictions mean training has "
             "diverged: lower the learning rate or the gradient-clipping norm, or start from "
-            "pretrained weights (spec 13 #2, #11). Otherwise check the data for NaN or zero-area "
-            "boxes."
+            "pretrained weights (spec 13 #2, #11). Otherwise check the ground-truth boxes for "
+            "NaN or infinite coordinates."
         )

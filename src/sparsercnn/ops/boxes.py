@@ -15,6 +15,11 @@ OFFICIAL_SCALE_CLAMP = math.log(100000.0 / 16)
 # mmdetection ``wh_ratio_clip=16/1000``: |dw|, |dh| <= |log(16 / 1000)| (spec 6).
 MMDET_SCALE_CLAMP = abs(math.log(16.0 / 1000))
 BOX_DELTA_WEIGHTS = (2.0, 2.0, 1.0, 1.0)
+# Floor (px^2) of the union and enclosing areas IoU and GIoU divide by: mmdetection's
+# ``bbox_overlaps`` eps (spec 7.1), as a floor (``max``, not ``+``), so every pair of boxes with a
+# union of at least 1e-6 px^2 gives the official (no-eps) values bit for bit, and zero-area boxes
+# (a point, a line) give finite values instead of 0/0: IoU 0, GIoU 0 for two identical ones.
+AREA_EPS = 1e-6
 
 
 def box_cxcywh_to_xyxy(boxes: Tensor) -> Tensor:
@@ -48,14 +53,15 @@ def box_area(boxes: Tensor) -> Tensor:
 
 def box_iou(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
     """Pairwise IoU of xyxy boxes ``(..., N, 4)`` x ``(..., M, 4)`` -> ``(iou, union)``, each
-    ``(..., N, M)``; leading (batch) dimensions broadcast."""
+    ``(..., N, M)``; leading (batch) dimensions broadcast. ``union`` is floored at
+    :data:`AREA_EPS` (zero-area boxes: IoU 0, not 0/0)."""
     area1 = box_area(boxes1)
     area2 = box_area(boxes2)
     top_left = torch.max(boxes1[..., :, None, :2], boxes2[..., None, :, :2])
     bottom_right = torch.min(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])
     wh = (bottom_right - top_left).clamp(min=0)
     inter = wh[..., 0] * wh[..., 1]
-    union = area1[..., :, None] + area2[..., None, :] - inter
+    union = (area1[..., :, None] + area2[..., None, :] - inter).clamp(min=AREA_EPS)
     return inter / union, union
 
 
@@ -63,27 +69,29 @@ def generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     """Pairwise GIoU (Rezatofighi et al. 2019) of xyxy boxes ``(..., N, 4)`` x ``(..., M, 4)``
     -> ``(..., N, M)``; leading (batch) dimensions broadcast.
 
-    Values lie in ``[-1, 1]``. Boxes must be well formed (x2 >= x1, y2 >= y1) with positive area.
+    Values lie in ``[-1, 1]``. Boxes must be well formed (x2 >= x1, y2 >= y1); zero-area boxes
+    give finite values (:data:`AREA_EPS`: 0 for two identical ones).
     """
     iou, union = box_iou(boxes1, boxes2)
     top_left = torch.min(boxes1[..., :, None, :2], boxes2[..., None, :, :2])
     bottom_right = torch.max(boxes1[..., :, None, 2:], boxes2[..., None, :, 2:])
     wh = (bottom_right - top_left).clamp(min=0)
-    hull = wh[..., 0] * wh[..., 1]
+    hull = (wh[..., 0] * wh[..., 1]).clamp(min=AREA_EPS)
     return iou - (hull - union) / hull
 
 
 def paired_generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
-    """GIoU of corresponding rows, ``(K, 4)`` and ``(K, 4)`` -> ``(K,)`` (the loss's diagonal)."""
+    """GIoU of corresponding rows, ``(K, 4)`` and ``(K, 4)`` -> ``(K,)`` (the loss's diagonal);
+    the same floors as :func:`generalized_box_iou`."""
     area1 = box_area(boxes1)
     area2 = box_area(boxes2)
     wh_inter = torch.min(boxes1[:, 2:], boxes2[:, 2:]) - torch.max(boxes1[:, :2], boxes2[:, :2])
     wh_inter = wh_inter.clamp(min=0)
     inter = wh_inter[:, 0] * wh_inter[:, 1]
-    union = area1 + area2 - inter
+    union = (area1 + area2 - inter).clamp(min=AREA_EPS)
     iou = inter / union
     wh_hull = torch.max(boxes1[:, 2:], boxes2[:, 2:]) - torch.min(boxes1[:, :2], boxes2[:, :2])
-    hull = wh_hull[:, 0] * wh_hull[:, 1]
+    hull = (wh_hull[:, 0] * wh_hull[:, 1]).clamp(min=AREA_EPS)
     return iou - (hull - union) / hull
 
 

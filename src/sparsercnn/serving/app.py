@@ -87,6 +87,7 @@ def create_app(
     max_batch_images: int = 8,
     max_wait_ms: float = 10.0,
     max_queued_images: int = DEFAULT_MAX_QUEUED_IMAGES,
+    max_connections: int | None = None,
 ) -> FastAPI:
     """The detection server of a model file (loaded now; the batcher starts with the app).
 
@@ -103,6 +104,9 @@ def create_app(
         max_wait_ms: how long a batch waits for more requests after its first.
         max_queued_images: most images waiting for the model; a request past it is answered
             503 at once.
+        max_connections: most open client connections, as the server running the app
+            enforces them (``sparsercnn serve --max-connections``); reported by
+            ``GET /v1/model`` (None: not known).
 
     Raises:
         FileNotFoundError, ValueError: a model file is missing or unreadable.
@@ -117,6 +121,7 @@ def create_app(
         max_batch_images=max_batch_images,
         max_wait_ms=max_wait_ms,
         max_queued_images=max_queued_images,
+        max_connections=max_connections,
     )
 
     @asynccontextmanager

@@ -22,8 +22,13 @@ class DetectOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # NaN failed "less than or equal to 1", which it is not greater than either.
     score_threshold: float = Field(
-        0.0, ge=0.0, le=1.0, description="drop detections scoring below this (default: keep all)"
+        0.0,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="drop detections scoring below this (default: keep all)",
     )
     max_detections: int | None = Field(
         None, ge=1, description="keep at most this many detections per image (highest scores)"
@@ -153,6 +158,11 @@ class ModelInfo(BaseModel):
     max_wait_ms: float
     max_queued_images: int = Field(
         description="most images waiting for the model; a request past it gets 503"
+    )
+    max_connections: int | None = Field(
+        description="most open client connections (`sparsercnn serve --max-connections`, idle "
+        "keep-alive ones included); a request on one past it gets uvicorn's plain-text 503. "
+        "null: the app runs under a server that sets its own limit"
     )
     max_images: int
     max_image_bytes: int

@@ -57,6 +57,8 @@ class DetectionService:
         max_wait_ms: how long the batcher waits for more requests after the first.
         max_queued_images: most images waiting for the model (see
             :class:`~sparsercnn.serving.batching.RequestBatcher`).
+        max_connections: most open client connections, which the HTTP server (uvicorn, as
+            ``sparsercnn serve`` runs it) enforces; only reported here (None: not known).
 
     Raises:
         FileNotFoundError, ValueError: a file is missing or not a model of this package, or the
@@ -75,9 +77,12 @@ class DetectionService:
         max_batch_images: int = 8,
         max_wait_ms: float = 10.0,
         max_queued_images: int = DEFAULT_MAX_QUEUED_IMAGES,
+        max_connections: int | None = None,
     ) -> None:
         if max_queued_images < 1:
             raise ValueError(f"max_queued_images must be >= 1, got {max_queued_images}")
+        if max_connections is not None and max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections}")
         self.model_file = Path(model_file)
         self.limits = limits or Limits()
         # Pillow refuses to open images of over twice its MAX_IMAGE_PIXELS (~179 M pixels) as
@@ -102,6 +107,7 @@ class DetectionService:
         self.max_batch_images = max_batch_images
         self.max_wait_ms = max_wait_ms
         self.max_queued_images = max_queued_images
+        self.max_connections = max_connections
         self.batcher: RequestBatcher | None = None
 
     @property
@@ -173,6 +179,7 @@ class DetectionService:
             max_batch_images=self.max_batch_images,
             max_wait_ms=self.max_wait_ms,
             max_queued_images=self.max_queued_images,
+            max_connections=self.max_connections,
             max_images=self.limits.max_images,
             max_image_bytes=self.limits.max_image_bytes,
             max_image_pixels=self.limits.max_image_pixels,
