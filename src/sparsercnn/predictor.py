@@ -254,10 +254,11 @@ class BatchPredictor:
     A batch holds inputs of one padded size, taken from a window of :data:`LOOKAHEAD_BATCHES`
     batches (``batch_invariant``), or any ``batch_size`` consecutive inputs; predictions come
     back in input order either way.
-    Subclasses set the attributes below and implement :meth:`_predict_batch`.
+    Subclasses set the attributes below and implement :meth:`detect`.
 
     Attributes:
         config: the model's configuration.
+        categories: the model's label map (class names and dataset category ids).
         batch_size: most images per forward pass.
         transform: the model's test resize.
         size_divisibility: the model's padding multiple.
@@ -266,6 +267,7 @@ class BatchPredictor:
     """
 
     config: Config
+    categories: CategoryMap
     batch_size: int
     transform: InferenceTransform
     size_divisibility: int
@@ -306,48 +308,52 @@ class BatchPredictor:
     def _predict_window(self, items: list[tuple[ImageInput, str]]) -> list[Prediction]:
         resized: list[Tensor] = []
         rescale_sizes: list[tuple[int, int]] = []
-        # Of the images whose boxes reach the full image by a pixel map (a reduced JPEG), as
-        # evaluation maps them (Batch.to_original).
-        pixel_maps: dict[int, tuple[PixelMap, tuple[int, int]]] = {}
-        for i, (image, source) in enumerate(items):
+        # Each image's pixel map (None: by the ratio of sizes) and full size: its detections
+        # reach the full image as evaluation's do (Batch.rescale_sizes, Batch.to_original).
+        to_full: list[tuple[PixelMap | None, tuple[int, int]]] = []
+        for image, source in items:
             decoded = _decode_named(image, source, self.transform)
             tensor = self.transform.image_tensor(decoded.image)
             input_size = (int(tensor.shape[1]), int(tensor.shape[2]))
             resized.append(tensor)
             rescale_sizes.append(decoded.rescale_size(input_size))
-            pixel_map = decoded.input_map(input_size)
-            if pixel_map is not None:
-                pixel_maps[i] = (pixel_map, decoded.full_size)
+            to_full.append((decoded.input_map(input_size), decoded.full_size))
         groups = [list(range(len(items)))]
         if self.batch_invariant:
             sizes = [(int(t.shape[1]), int(t.shape[2])) for t in resized]
             groups = group_by_padded_size(sizes, self.size_divisibility)
-        predictions: dict[int, Prediction] = {}
+        detections: dict[int, Detections] = {}
         for group in groups:
             for begin in range(0, len(group), self.batch_size):
                 batch = group[begin : begin + self.batch_size]
-                results = self._predict_batch(
-                    [resized[i] for i in batch],
-                    [rescale_sizes[i] for i in batch],
-                    [items[i][1] for i in batch],
+                results = self.detect(
+                    [resized[i] for i in batch], [rescale_sizes[i] for i in batch]
                 )
-                predictions.update(zip(batch, results, strict=True))
-        for i, (pixel_map, full_size) in pixel_maps.items():
-            predictions[i] = map_to_full(predictions[i], pixel_map, full_size, self.clip_boxes)
-        return [predictions[i] for i in range(len(items))]
+                detections.update(zip(batch, results, strict=True))
+        predictions = []
+        for i, ((pixel_map, full_size), (_, source)) in enumerate(zip(to_full, items, strict=True)):
+            found = detections_to_cpu(detections[i])
+            if pixel_map is not None:
+                found = pixel_map.detections_to_full_image(found, full_size, self.clip_boxes)
+            predictions.append(
+                prediction_from_detections(found, self.categories, full_size, source)
+            )
+        return predictions
 
     @property
     def clip_boxes(self) -> bool:
         """Whether detections are clipped to their image (the model's ``clip_boxes``)."""
         return self.config.model.clip_boxes
 
-    def _predict_batch(
-        self, images: list[Tensor], original_sizes: list[tuple[int, int]], sources: list[str]
-    ) -> list[Prediction]:
-        """Predictions of resized ``(3, h, w)`` uint8 images, one per image, in order, boxes
-        rescaled by the ratio of sizes to ``original_sizes``: each image's
-        :meth:`~sparsercnn.data.image_io.DecodedImage.rescale_size` (for a reduced JPEG its
-        input size; the caller then maps the boxes to the full image)."""
+    def detect(
+        self, images: Sequence[Tensor], original_sizes: Sequence[tuple[int, int]]
+    ) -> list[Detections]:
+        """Post-processed detections of test-resized ``(3, h, w)`` uint8 images (one forward
+        pass, or session run), one per image, in order, on any device: boxes absolute xyxy,
+        rescaled by the ratio of sizes to ``original_sizes`` ``(h, w)``. :meth:`__call__` gives
+        each image's :meth:`~sparsercnn.data.image_io.DecodedImage.rescale_size` (for a reduced
+        JPEG its input size) and then maps the boxes to the full image by its pixel map
+        (:meth:`~sparsercnn.structures.PixelMap.detections_to_full_image`)."""
         raise NotImplementedError
 
 
@@ -442,9 +448,9 @@ class Predictor(BatchPredictor):
         loaded = load_model_file(path)
         return Predictor(loaded.model, loaded.config, loaded.categories, **kwargs)
 
-    def _predict_batch(
-        self, images: list[Tensor], original_sizes: list[tuple[int, int]], sources: list[str]
-    ) -> list[Prediction]:
+    def detect(
+        self, images: Sequence[Tensor], original_sizes: Sequence[tuple[int, int]]
+    ) -> list[Detections]:
         with evaluating(self.model, self.precision):
             output = run_model(
                 self.model,
@@ -453,12 +459,7 @@ class Predictor(BatchPredictor):
                 batch_invariant=self.batch_invariant,
                 graphs=self.graphs,
             )
-            detections = self.postprocessor(output, original_sizes)
-        items = zip(detections, original_sizes, sources, strict=True)
-        return [self._prediction(d, size, source) for d, size, source in items]
-
-    def _prediction(self, detections: Detections, size: tuple[int, int], source: str) -> Prediction:
-        return prediction_from_detections(detections, self.categories, size, source)
+            return self.postprocessor(output, original_sizes)
 
 
 def prediction_from_detections(
@@ -475,27 +476,6 @@ def prediction_from_detections(
         category_ids=[categories.category_ids[i] for i in labels.tolist()],
         image_size=image_size,
         source=source,
-    )
-
-
-def map_to_full(
-    prediction: Prediction, pixel_map: PixelMap, full_size: tuple[int, int], clip: bool
-) -> Prediction:
-    """``prediction`` of an input image (a resize of a JPEG decoded at a reduced scale) in the
-    pixels of the full image ``full_size`` ``(h, w)``, by the input image's ``pixel_map``; with
-    ``clip``, boxes are clipped to the full image and those it empties dropped, as
-    post-processing does (:meth:`~sparsercnn.structures.PixelMap.boxes_to_full_image`).
-    """
-    boxes, valid = pixel_map.boxes_to_full_image(prediction.boxes, full_size, clip)
-    keep = valid.nonzero().flatten().tolist()
-    return Prediction(
-        boxes=boxes[keep],
-        scores=prediction.scores[keep],
-        labels=prediction.labels[keep],
-        class_names=[prediction.class_names[i] for i in keep],
-        category_ids=[prediction.category_ids[i] for i in keep],
-        image_size=full_size,
-        source=prediction.source,
     )
 
 

@@ -22,6 +22,8 @@ from typing import Any, NamedTuple, TypedDict
 import torch
 from torch import Tensor
 
+from sparsercnn.ops.boxes import clip_boxes
+
 
 def padded_size(height: int, width: int, size_divisibility: int) -> tuple[int, int]:
     """``(h, w)`` rounded up to multiples of ``size_divisibility`` (how far an image is padded)."""
@@ -82,8 +84,7 @@ class PixelMap(NamedTuple):
         boxes = self.boxes_to_full(boxes)
         if not clip:
             return boxes, torch.ones(boxes.shape[:-1], dtype=torch.bool, device=boxes.device)
-        height, width = full_size
-        boxes = torch.minimum(boxes.clamp(min=0), boxes.new_tensor([width, height] * 2))
+        boxes = clip_boxes(boxes, *full_size)
         return boxes, (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
 
     def detections_to_full_image(

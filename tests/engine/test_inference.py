@@ -185,15 +185,20 @@ def test_boxes_found_in_the_input_map_back_to_the_file_pixels(tmp_path: Path) ->
 # (h, w) as stored, EXIF orientation: JPEGs the tiny model's 128/160 resize lets decode at 1/8
 # (mirrored on both axes) and 1/2 (transposed and mirrored; upright), no side a multiple of k.
 REDUCED_JPEGS = [((1283, 2563), 3), ((1003, 517), 7), ((517, 1003), 1)]
+# A JPEG too small to decode reduced (decoded in full, no pixel map), turned by its EXIF.
+FULL_JPEG = ((150, 210), 6)
 
 
-def _reduced_jpeg_coco(root: Path) -> tuple[Path, Path, list[Path]]:
-    """A COCO data set of :data:`REDUCED_JPEGS` (one box each, sizes as displayed)."""
+def _reduced_jpeg_coco(
+    root: Path, jpegs: Sequence[tuple[tuple[int, int], int]] = REDUCED_JPEGS
+) -> tuple[Path, Path, list[Path]]:
+    """A COCO data set of ``jpegs`` (stored ``(h, w)``, EXIF orientation; one box each, sizes
+    as displayed)."""
     images_dir = root / "images"
     images_dir.mkdir(parents=True)
     rng = np.random.default_rng(5)
     images, annotations, paths = [], [], []
-    for index, ((height, width), orientation) in enumerate(REDUCED_JPEGS):
+    for index, ((height, width), orientation) in enumerate(jpegs):
         pixels = rng.integers(0, 90, (height, width, 3), dtype=np.uint8)
         pixels[height // 3 : height // 2, width // 2 : 3 * width // 4] = (220, 40, 40)
         exif = Image.Exif()
@@ -230,35 +235,51 @@ def _inference_dataset(json_path: Path, images_dir: Path, cfg: Config) -> CocoDa
     return CocoDataset(json_path, images_dir, transform, decode_size=transform.source_size)
 
 
+@pytest.mark.parametrize("clip", [True, False])
 def test_evaluation_maps_a_reduced_jpeg_as_the_predictor_does(
-    model_file: Path, tmp_path: Path
+    model_file: Path, tmp_path: Path, clip: bool
 ) -> None:
-    """Large, EXIF-mirrored JPEGs decoded at 1/8 and 1/2, sides not multiples of k: evaluation
-    gives the predictor's detections on the files bit for bit (both map the input's pixels to
-    the file's by the decoded image's DCT grid, composed with the test resize), not the ratio
-    of sizes (off by up to k - 1 px)."""
-    json_path, images_dir, paths = _reduced_jpeg_coco(tmp_path / "coco")
+    """Large, EXIF-mirrored JPEGs decoded at 1/8 and 1/2, sides not multiples of k, and one
+    decoded in full: evaluation gives the predictor's detections on the files bit for bit,
+    clipped or not (both map the input's pixels to the file's by the decoded image's DCT
+    grid, composed with the test resize, through the one
+    :meth:`~sparsercnn.structures.PixelMap.detections_to_full_image`), not the ratio of sizes
+    (off by up to k - 1 px)."""
+    json_path, images_dir, paths = _reduced_jpeg_coco(
+        tmp_path / "coco", [*REDUCED_JPEGS, FULL_JPEG]
+    )
     loaded = load_model_file(model_file)
-    assert loaded.config.model.clip_boxes
+    loaded.config.model.clip_boxes = clip
     dataset = _inference_dataset(json_path, images_dir, loaded.config)
     maps = [dataset[i].pixel_map for i in range(len(dataset))]
-    assert all(m is not None for m in maps)
+    assert all(m is not None for m in maps[:-1]) and maps[-1] is None
     assert maps[0] is not None and maps[0].offset_x == maps[0].offset_y == -5.0  # 8 * 321 - 2563
 
-    evaluation = evaluate(loaded.model, build_postprocessor(loaded.config), dataset, batch_size=2)
-    predictions = Predictor.from_file(model_file, batch_size=2)(paths)
+    postprocessor = build_postprocessor(loaded.config)
+    evaluation = evaluate(loaded.model, postprocessor, dataset, batch_size=2)
+    predictor = Predictor(loaded.model, loaded.config, loaded.categories, batch_size=2)
+    predictions = predictor(paths)
 
     assert evaluation is not None
     for detections, prediction in zip(evaluation.detections, predictions, strict=True):
         assert len(prediction.scores) > 0
         for key in ("boxes", "scores", "labels"):
             assert torch.equal(detections[key], getattr(prediction, key)), key
+    assert [p.image_size for p in predictions] == [
+        (int(i["height"]), int(i["width"])) for i in dataset.gt_dict()["images"]
+    ]
+    # Unclipped, some boxes reach past the files' edges; clipped, none does.
+    beyond = [
+        bool((p.boxes < 0).any() or (p.boxes > torch.tensor(p.image_size[::-1] * 2)).any())
+        for p in predictions
+    ]
+    assert any(beyond) != clip
     # What the ratio of sizes gave: boxes off by most of a pixel or more somewhere.
     sample = dataset[0]
     batch = Batch.collate([sample])
     with torch.no_grad():
         output = loaded.model.eval()(batch.images)
-    by_ratio = build_postprocessor(loaded.config)(output, [sample.original_size])[0]
+    by_ratio = postprocessor(output, [sample.original_size])[0]
     assert (by_ratio["boxes"] - evaluation.detections[0]["boxes"]).abs().max() > 0.5
 
 

@@ -39,3 +39,14 @@ def test_official_clips_and_drops_empty_boxes_mmdet_keeps_them() -> None:
     (mmdet,) = PostProcessor(clip_boxes=False)(output, [(100, 100)])
     assert mmdet["boxes"].shape == (2, 4)
     assert mmdet["boxes"][0].tolist() == [-10.0, -5.0, 20.0, 200.0]
+
+
+def test_each_image_is_clipped_to_its_own_size() -> None:
+    """A batch of two images of other sizes: each box is clipped to its own image's ``(h, w)``
+    (one clip, :func:`~sparsercnn.ops.boxes.clip_boxes`, for boxes of any leading shape)."""
+    logits = torch.tensor([[[1.0]], [[1.0]]])
+    boxes = torch.tensor([[[-4.0, 10.0, 90.0, 300.0]], [[5.0, -2.0, 300.0, 40.0]]])
+    output = make_output(logits, boxes, (100, 100))
+    wide, tall = PostProcessor(clip_boxes=True)(output, [(50, 200), (300, 60)])
+    assert wide["boxes"].tolist() == [[0.0, 5.0, 180.0, 50.0]]  # x * 2, y / 2, then clipped
+    assert tall["boxes"].tolist() == [[3.0, 0.0, 60.0, 120.0]]  # x * 0.6, y * 3, then clipped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,8 @@ from PIL import Image
 from torch import Tensor
 
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.predictor import BatchPredictor, Prediction, Predictor
+from sparsercnn.predictor import BatchPredictor, Predictor
+from sparsercnn.structures import Detections
 from sparsercnn.video import FrameFolder, VideoFile, frame_records, predict_video
 from tests.video.clips import write_clip
 from tests.video.test_reader import write_frames
@@ -74,23 +76,20 @@ class RecordingPredictor(BatchPredictor):
         self.transform = transform  # type: ignore[assignment]
         self.batch_size = batch_size
         self.size_divisibility = 32
+        self.categories = CategoryMap([3, 7], ["cat", "dog"])
         self.batches: list[int] = []
 
-    def _predict_batch(
-        self, images: list[Tensor], original_sizes: list[tuple[int, int]], sources: list[str]
-    ) -> list[Prediction]:
+    def detect(
+        self, images: Sequence[Tensor], original_sizes: Sequence[tuple[int, int]]
+    ) -> list[Detections]:
         self.batches.append(len(images))
         return [
-            Prediction(
+            Detections(
                 boxes=torch.tensor([[0.0, 0.0, w / 2, h / 2]]),
                 scores=torch.tensor([image.float().mean().item() / 255]),
                 labels=torch.tensor([1]),
-                class_names=["dog"],
-                category_ids=[7],
-                image_size=(h, w),
-                source=source,
             )
-            for image, (h, w), source in zip(images, original_sizes, sources, strict=True)
+            for image, (h, w) in zip(images, original_sizes, strict=True)
         ]
 
 

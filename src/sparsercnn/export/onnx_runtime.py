@@ -17,7 +17,7 @@ from torch import Tensor
 from sparsercnn.data.transforms import build_test_transform
 from sparsercnn.export.onnx_export import parse_metadata
 from sparsercnn.export.onnx_wrapper import INPUT_NAMES, OUTPUT_NAMES
-from sparsercnn.predictor import BatchPredictor, Prediction, prediction_from_detections
+from sparsercnn.predictor import BatchPredictor
 from sparsercnn.structures import Detections, ImageBatch
 
 # The session option that lets onnxruntime's idle intra-op threads spin-wait for work.
@@ -145,16 +145,6 @@ class OnnxPredictor(BatchPredictor):
                 )
             )
         return detections
-
-    def _predict_batch(
-        self, images: list[Tensor], original_sizes: list[tuple[int, int]], sources: list[str]
-    ) -> list[Prediction]:
-        detections = self.detect(images, original_sizes)
-        items = zip(detections, original_sizes, sources, strict=True)
-        return [
-            prediction_from_detections(d, self.categories, size, source)
-            for d, size, source in items
-        ]
 
 
 def unloadable_onnx_message(path: Path, error: Exception) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from sparsercnn.ops.boxes import clip_boxes
 from sparsercnn.structures import Detections, ModelOutput
 
 
@@ -80,8 +81,7 @@ def rescale_boxes(boxes: Tensor, image_sizes: Tensor, original_sizes: Tensor) ->
 
 def clip_to_images(boxes: Tensor, sizes: Tensor) -> Tensor:
     """Clip ``(B, M, 4)`` xyxy boxes to ``[0, w] x [0, h]`` of each image (``sizes (B, 2)``)."""
-    upper = sizes.to(boxes.dtype).flip(-1).repeat(1, 2)[:, None, :]  # (B, 1, 4) as (w, h, w, h)
-    return torch.minimum(boxes.clamp(min=0), upper)
+    return clip_boxes(boxes, sizes[:, 0, None, None], sizes[:, 1, None, None])  # (B, 1, 1) each
 
 
 def select_top_k(
