@@ -1,5 +1,5 @@
 """``sparsercnn train`` argument handling: typed values reach the config unchanged, ``--resume``
-with and without a path."""
+with and without a path, the starting weights read once, the run folder checked first."""
 
 from __future__ import annotations
 
@@ -17,14 +17,25 @@ from sparsercnn.cli.train import RANK_0_WARNINGS
 from sparsercnn.cli.training_setup import removed_if_refused
 from sparsercnn.config import Config
 from sparsercnn.engine import distributed, pipeline
-from tests.synthetic_coco import WriteCoco
+from sparsercnn.engine.trainer import Trainer
+from sparsercnn.model import build_model
+from sparsercnn.recipe import for_dataset
+from sparsercnn.recipe.step_timing import StepCost
+from sparsercnn.weights import convert
+from sparsercnn.weights.convert import export_state_dict
+from sparsercnn.weights.key_tables import Layout
+from sparsercnn.weights.readers import RawCheckpoint
+from tests.synthetic_coco import SyntheticCoco, WriteCoco, tiny_config
 
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """What ``train`` passes to ``train_from_coco`` (which is not run, nor the data's check)."""
+    """What ``train`` passes to ``train_from_coco`` (which is not run, nor the data's check, the
+    run folder's or the reading of the starting weights)."""
     seen: list[dict[str, Any]] = []
     monkeypatch.setattr(train_command, "check_training_data", lambda *args: None)
+    monkeypatch.setattr(train_command, "check_run_to_start", lambda *args, **kwargs: None)
+    monkeypatch.setattr(train_command, "starting_weights", lambda args: None)
 
     def record(cfg: Config, **kwargs: Any) -> Any:
         seen.append({"cfg": cfg, **kwargs})
@@ -184,3 +195,127 @@ def test_a_schedule_cut_by_max_iter_is_said(
     caplog.clear()
     main(_train(tmp_path, "--set", "train.max_iter=3000"))
     assert not [r for r in caplog.records if "train.max_iter" in r.getMessage()]
+
+
+@pytest.mark.parametrize("preset", ["auto", "tiny"])
+@pytest.mark.parametrize("option", ["--init-from", "--backbone-weights"])
+def test_the_starting_weights_are_read_once_and_their_notes_said_once(
+    preset: str,
+    option: str,
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The recipe (``auto``) and the model's loading share one read of the file: it was read,
+    converted and its notes said twice (or hidden once), and a fixed preset read it only after
+    the data's check."""
+    cfg = tiny_config()
+    state = build_model(cfg).state_dict()
+    path = tmp_path / "weights.pth"
+    if option == "--backbone-weights":
+        resnet = {key: value for key, value in state.items() if key.startswith("backbone.")}
+        state = export_state_dict(resnet, "torchvision")
+    torch.save(state, path)
+    reads: list[str] = []
+    read_checkpoint = convert.read_checkpoint
+
+    def counted(src: str | Path, layout: Layout | None = None) -> RawCheckpoint:
+        reads.append(str(src))
+        return read_checkpoint(src, layout)
+
+    def loaded(self: Trainer) -> Any:
+        raise ValueError("stop once the model is loaded")
+
+    monkeypatch.setattr(convert, "read_checkpoint", counted)
+    monkeypatch.setattr(for_dataset, "_time_step_cost", lambda *args: StepCost(0.01, 0.0))
+    monkeypatch.setattr(Trainer, "train", loaded)
+    files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
+    argv = ["train", *files, "--output-dir", str(tmp_path / "run"), "--preset", preset]
+    argv += [option, str(path), "--set", "train.max_iter=2", "--device", "cpu"]
+    with caplog.at_level(logging.INFO, logger="sparsercnn"):
+        assert main(argv) == 2
+    assert reads == [str(path)]
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum(message.startswith(f"read {path}:") for message in messages) == 1
+    assert sum("initialised from" in message for message in messages) == 1
+    if option == "--init-from":
+        assert sum("is a bare state dict without a config" in message for message in messages) == 1
+
+
+@pytest.mark.parametrize("preset", ["auto", "tiny"])
+def test_what_the_run_folder_refuses_is_refused_before_the_data_check(
+    preset: str,
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A new run into another run's folder, or a --resume with nothing to resume, was refused
+    by a fixed preset only after every image was decoded."""
+
+    def not_reached(*args: Any) -> None:
+        raise AssertionError("the data was checked")
+
+    monkeypatch.setattr(train_command, "check_training_data", not_reached)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text("{}\n")
+    files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
+    argv = ["train", *files, "--output-dir", str(run), "--preset", preset]
+    assert main(argv) == 2
+    assert f"{run} already holds another training run" in capsys.readouterr().err
+    assert [p.name for p in run.iterdir()] == ["metrics.jsonl"]
+    (run / "config.json").write_text(Config().to_json())
+    assert main([*argv, "--resume"]) == 2
+    assert f"no training checkpoint (checkpoint_*.pt) in {run}" in capsys.readouterr().err
+    assert main([*argv[:-2], "--output-dir", str(tmp_path / "new"), "--resume"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("freeze", ["backbone", "all_but_class_logits"])
+def test_freezing_weights_that_are_not_loaded_is_refused(
+    freeze: str, tmp_path: Path, calls: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--freeze from scratch (or with --backbone-weights, which hold no FPN) trained on frozen
+    random weights, silently."""
+    for extra in ((), ("--backbone-weights", "resnet.pth"), ("--set", f"train.freeze={freeze}")):
+        options = extra if extra[:1] == ("--set",) else (*extra, "--freeze", freeze)
+        assert main(_train(tmp_path, *options)) == 2
+        assert f"--freeze {freeze} (train.freeze) freezes the ResNet and the FPN" in (
+            capsys.readouterr().err
+        )
+    assert calls == []
+    main(_train(tmp_path, "--freeze", freeze, "--init-from", "detector.pth"))
+    main(_train(tmp_path, "--freeze", freeze, "--resume"))  # the run's own weights
+    assert len(calls) == 2
+
+
+def test_starting_weights_of_another_architecture_are_refused_before_the_data_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fixed preset that does not fit the checkpoint (or the ResNet) was refused only once
+    the model was built, after every image was decoded."""
+
+    def not_reached(*args: Any) -> None:
+        raise AssertionError("the data was checked")
+
+    monkeypatch.setattr(train_command, "check_training_data", not_reached)
+    cfg = tiny_config()
+    state = build_model(cfg).state_dict()
+    detector, resnet = tmp_path / "detector.pth", tmp_path / "resnet.pth"
+    torch.save(state, detector)
+    backbone = {key: value for key, value in state.items() if key.startswith("backbone.")}
+    torch.save(export_state_dict(backbone, "torchvision"), resnet)
+    other = ("--set", "model.num_proposals=20", "model.backbone_depth=34")
+    assert main(_train(tmp_path, "--init-from", str(detector), *other)) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"{detector} is a model of another architecture: backbone_depth 18 (the model: 34)" in err
+    )
+    assert "num_proposals 16 (the model: 20); train with --set model.backbone_depth=18" in err
+    assert main(_train(tmp_path, "--backbone-weights", str(resnet), *other)) == 2
+    err = capsys.readouterr().err
+    assert f"{resnet} holds a ResNet-18 but the model's backbone is a ResNet-34" in err
+    assert not (tmp_path / "run").exists()

@@ -11,6 +11,7 @@ import pytest
 from sparsercnn.cli.main import main
 from sparsercnn.config import Config
 from sparsercnn.data.validation import CheckedCoco
+from sparsercnn.engine.model_init import StartingWeights
 from sparsercnn.recipe import for_dataset
 from tests.synthetic_coco import SyntheticCoco, WriteCoco, truncate
 
@@ -30,19 +31,18 @@ def test_auto_is_the_default_and_its_choices_are_saved(
         "train.max_iter=3",
         "--set",
         "model.num_proposals=30",
-        "--freeze",
-        "backbone",
+        "train.seed=7",
     ]
     assert main(_train(tiny_coco, run, *options)) == 0
     out = capsys.readouterr().out
     assert "auto recipe" in out and "input size" in out and "training stopped at iteration 3" in out
-    # The table shows the recipe's choice, starred, and what --set and --freeze made of it.
+    # The table shows the recipe's choice, starred, and what --set made of it.
     assert " *proposals" in out and "    model.num_proposals: 50 -> 30" in out
-    assert '    train.freeze: "none" -> "backbone"' in out
+    assert "    train.seed: 40244023 -> 7" in out
     recipe = json.loads((run / "recipe.json").read_text())
     names = [choice["name"] for choice in recipe["choices"]]
     assert {"precision", "proposals", "input size", "schedule"} <= set(names)
-    overridden = {"model.num_proposals": [50, 30], "train.freeze": ["none", "backbone"]}
+    overridden = {"model.num_proposals": [50, 30], "train.seed": [40244023, 7]}
     assert recipe["overridden"] == overridden
     cfg = Config.load(run / "config.json")
     # 96x128 images: their own size (never upscaled), a schedule of the 3 steps asked for.
@@ -61,6 +61,9 @@ def test_auto_is_the_default_and_its_choices_are_saved(
 def test_resume_without_a_config_names_the_file(
     tiny_coco: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    assert main(_train(tiny_coco, tmp_path / "nothing", "--resume")) == 2
+    assert "(--output-dir) is not a run folder" in capsys.readouterr().err
+    (tmp_path / "nothing").mkdir()
     assert main(_train(tiny_coco, tmp_path / "nothing", "--resume")) == 2
     err = capsys.readouterr().err
     assert "--resume: the run's config" in err and "config.json" in err
@@ -188,3 +191,23 @@ def test_files_a_run_would_replace_are_refused_and_kept(
     assert main(_train(tiny_coco, run)) == 2
     assert "refused after the recipe" in capsys.readouterr().err
     assert list(run.iterdir()) == []
+
+
+def test_starting_weights_given_by_set_reach_the_recipe(
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_file: Path
+) -> None:
+    """``--set train.init_from=FILE`` starts from FILE as ``--init-from FILE`` does: the recipe
+    took the small model from scratch, and loading FILE into it then failed, advising --preset
+    auto."""
+    seen: dict[str, object] = {}
+
+    def recipe_for_dataset(*args: object, **kwargs: object) -> None:
+        seen.update(kwargs)
+        raise ValueError("stop after the recipe's arguments")
+
+    monkeypatch.setattr("sparsercnn.recipe.recipe_for_dataset", recipe_for_dataset)
+    argv = _train(tiny_coco, tmp_path / "run", "--set", f"train.init_from={model_file}")
+    assert main(argv) == 2
+    weights = seen["weights"]
+    assert isinstance(weights, StartingWeights) and weights.init_from == str(model_file)
+    assert weights.checkpoint is not None and weights.checkpoint.categories.names == ["cat", "dog"]

@@ -1,4 +1,5 @@
-"""``prepare_model``: the starting weights' errors name the option that gave the file."""
+"""``read_starting_weights`` and ``prepare_model``: the starting weights are read once, their
+errors name the option that gave the file."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ import pytest
 import torch
 
 from sparsercnn.config import Config
-from sparsercnn.engine.model_init import prepare_model
+from sparsercnn.engine.model_init import prepare_model, read_starting_weights
 from sparsercnn.model import build_model
+from sparsercnn.weights import convert
+from sparsercnn.weights.convert import export_state_dict
+from sparsercnn.weights.key_tables import Layout
+from sparsercnn.weights.readers import RawCheckpoint
 from tests.synthetic_coco import tiny_config
 
 
@@ -52,3 +57,69 @@ def test_the_checkpoint_warnings_are_given_by_the_load(
     with caplog.at_level(logging.WARNING, logger="sparsercnn"):
         prepare_model(build_model(cfg), _with_weights(cfg, init_from=str(bare)))
     assert sum("classes that are not COCO's" in r.getMessage() for r in caplog.records) == 1
+
+
+def _bare_checkpoint_and_resnet(tmp_path: Path) -> tuple[Config, Path, Path]:
+    """tiny_config's model as a bare state dict (its conversion warns) and its backbone as a
+    torchvision ResNet file."""
+    cfg = tiny_config()
+    state = build_model(cfg).state_dict()
+    bare, resnet = tmp_path / "bare.pth", tmp_path / "resnet.pth"
+    torch.save(state, bare)
+    backbone = {key: value for key, value in state.items() if key.startswith("backbone.")}
+    torch.save(export_state_dict(backbone, "torchvision"), resnet)
+    return cfg, bare, resnet
+
+
+@pytest.mark.parametrize("option", ["init_from", "backbone_weights"])
+def test_weights_read_before_are_loaded_without_reading_the_file_again(
+    option: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The recipe reads the starting weights (their notes said then); training loads what it
+    read: the file is read once, its notes said once."""
+    cfg, bare, resnet = _bare_checkpoint_and_resnet(tmp_path)
+    path = str(bare if option == "init_from" else resnet)
+    reads: list[str] = []
+    read_checkpoint = convert.read_checkpoint
+
+    def counted(src: str | Path, layout: Layout | None = None) -> RawCheckpoint:
+        reads.append(str(src))
+        return read_checkpoint(src, layout)
+
+    monkeypatch.setattr(convert, "read_checkpoint", counted)
+    cfg = _with_weights(cfg, **{option: path})
+    with caplog.at_level(logging.INFO, logger="sparsercnn"):
+        weights = read_starting_weights(cfg.train.init_from, cfg.train.backbone_weights)
+        model = build_model(cfg)
+        prepare_model(model, cfg, weights=weights)
+    assert reads == [path]
+    assert sum(r.getMessage().startswith(f"read {path}:") for r in caplog.records) == 1
+    assert f"initialised from {path}" in caplog.text
+    source = torch.load(bare, weights_only=True)["backbone.conv1.weight"]
+    assert torch.equal(model.state_dict()["backbone.conv1.weight"], source)
+
+    # Weights read for other files are not used: those of the config are read.
+    other = _with_weights(cfg, **{option: str(tmp_path / "missing.pth")})
+    with pytest.raises(FileNotFoundError, match=r"missing\.pth"):
+        prepare_model(build_model(cfg), other, weights=weights)
+
+
+def test_a_checkpoint_and_backbone_weights_together_are_refused(tmp_path: Path) -> None:
+    """The detector checkpoint's own backbone would replace the other weights, silently."""
+    _, bare, resnet = _bare_checkpoint_and_resnet(tmp_path)
+    with pytest.raises(ValueError, match=r"^--init-from \(train.init_from\) .*bare.pth and "):
+        read_starting_weights(str(bare), str(resnet))
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("init_from", r"^--init-from \(train.init_from\): checkpoint .*missing.pth does not"),
+        ("backbone_weights", r"^--backbone-weights \(train.backbone_weights\): checkpoint "),
+    ],
+)
+def test_reading_a_missing_file_names_its_option(option: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=message):
+        read_starting_weights(**{option: str(tmp_path / "missing.pth")})
+    with pytest.raises(IsADirectoryError, match=r"is a folder"):
+        read_starting_weights(**{option: str(tmp_path)})

@@ -1,8 +1,8 @@
-"""``recipe_for_dataset``: the timing that prices the candidates stays within the budget."""
+"""``recipe_for_dataset``: the timing that prices the candidates stays within the budget; the
+starting weights' architecture is taken as read."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from sparsercnn.config import Config
+from sparsercnn.engine.model_init import StartingWeights, read_starting_weights
 from sparsercnn.model import build_model
 from sparsercnn.recipe import for_dataset
 from sparsercnn.recipe.step_timing import StepCost
+from sparsercnn.weights import convert
 from tests.synthetic_coco import SyntheticCoco, tiny_config
 
 
@@ -75,29 +77,36 @@ def test_the_steps_are_those_of_the_budget_the_timing_leaves(
     assert recipe.iterations == 5400
 
 
-def test_a_missing_starting_file_names_its_option(tmp_path: Path) -> None:
-    missing = tmp_path / "missing.pth"
-    with pytest.raises(FileNotFoundError, match=r"^--init-from \(train.init_from\): checkpoint"):
-        for_dataset._checkpoint_model(str(missing))
-    with pytest.raises(FileNotFoundError, match=r"^--backbone-weights \(train.backbone_weights\)"):
-        for_dataset._backbone_depth(str(missing))
-    with pytest.raises(IsADirectoryError, match=r"^--backbone-weights .*is a folder"):
-        for_dataset._backbone_depth(str(tmp_path))
-
-
-def test_the_architecture_read_leaves_the_conversion_warnings_to_training(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_the_architecture_comes_from_the_weights_given_without_reading_a_file(
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Training reads the checkpoint again to load it and warns then: warning here too would
-    say everything twice."""
+    """The recipe takes the starting weights as read (and their notes said) once, by
+    ``read_starting_weights``: the checkpoint's architecture and the backbone's depth, with no
+    read of its own (which said the conversion's notes a second time, or hid them)."""
     cfg = tiny_config()
-    cfg.model.num_classes = 2
     bare = tmp_path / "bare.pth"
     torch.save(build_model(cfg).state_dict(), bare)
-    weights_logger = logging.getLogger("sparsercnn.weights")
-    level = weights_logger.level
-    with caplog.at_level(logging.INFO, logger="sparsercnn"):
-        model = for_dataset._checkpoint_model(str(bare))
-    assert (model.num_classes, model.backbone_depth) == (2, cfg.model.backbone_depth)
-    assert not [r for r in caplog.records if r.name.startswith("sparsercnn.weights")]
-    assert weights_logger.level == level
+    weights = read_starting_weights(str(bare))
+
+    def not_read(*args: object) -> None:
+        raise AssertionError("the recipe read a file")
+
+    monkeypatch.setattr(convert, "read_checkpoint", not_read)
+    monkeypatch.setattr(
+        for_dataset, "_time_step_cost", lambda *args: StepCost(fixed=0.01, per_pixel=0.0)
+    )
+    recipe = for_dataset.recipe_for_dataset(
+        tiny_coco.json_path, tiny_coco.image_dir, torch.device("cpu"), max_iter=10, weights=weights
+    )
+    model = recipe.config.model
+    assert (model.num_proposals, model.hidden_dim) == (16, cfg.model.hidden_dim)
+    assert recipe.config.train.init_from == str(bare)
+    assert weights.checkpoint is not None
+    tensors = weights.checkpoint.state_dict
+    resnet = {key: value for key, value in tensors.items() if key.startswith("backbone.")}
+    backbone = StartingWeights(backbone_weights="r.pth", backbone=resnet)
+    recipe = for_dataset.recipe_for_dataset(
+        tiny_coco.json_path, tiny_coco.image_dir, torch.device("cpu"), max_iter=10, weights=backbone
+    )
+    assert recipe.config.model.backbone_depth == cfg.model.backbone_depth == 18
+    assert recipe.config.train.backbone_weights == "r.pth"

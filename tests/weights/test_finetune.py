@@ -99,6 +99,8 @@ def test_class_logits_follow_the_class_names(
                 assert torch.equal(weight[row], source_weight[source_row])
                 assert torch.equal(bias[row], source_bias[source_row])
     assert "those of dog kept from the checkpoint's class of that name" in caplog.text
+    # The same number of classes: their names say why the logits were re-initialised.
+    assert "re-initialised for 2 classes (the checkpoint has 2: cat, dog)" in caplog.text
     model = build_model(source.config)
     same = CategoryMap([30, 70], ["cat", "dog"])  # other ids, same names: everything loads
     assert init_from_checkpoint(model, model_file, categories=same) == []

@@ -16,9 +16,11 @@ from sparsercnn.cli.common import (
 )
 from sparsercnn.cli.training_setup import (
     check_config_arguments,
+    check_run_to_start,
     check_training_data,
     remaining_budget,
     removed_if_refused,
+    starting_weights,
     training_config,
 )
 
@@ -84,11 +86,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 # Loggers whose warnings are the same on every rank: the data policy's (rank 0 checks the data
 # and builds the datasets for all; a Python caller's ranks may each read the whole JSON), the
-# resumed checkpoint's and the time budget's (rank 0 decides for all).
+# resumed checkpoint's and the time budget's (rank 0 decides for all), and the starting weights'
+# conversion (every rank reads the same file).
 RANK_0_WARNINGS = (
     "sparsercnn.data.policy",
     "sparsercnn.engine.checkpoint",
     "sparsercnn.engine.time_budget",
+    "sparsercnn.weights.convert",
 )
 
 
@@ -111,15 +115,18 @@ def run(args: argparse.Namespace) -> int:
     # A run refused before its first step leaves no run folder behind (rank 0 made it).
     folder = removed_if_refused(args.output_dir) if dist_info.is_main else nullcontext()
     try:
-        val = (args.val_json, args.val_images) if args.val_json is not None else None
-        folders = {"--train-images": args.train_images, "--val-images": args.val_images}
-        with naming_image_folder(folders):
-            check_training_data((args.train_json, args.train_images), val, args.skip_invalid)
-        # The budget starts after the data's check, as for a dataset built by the trainer.
-        start = time.perf_counter()
         with folder:
+            # What is cheap to refuse comes before the data's check (every image decoded).
+            check_run_to_start(args, args.output_dir, is_main=dist_info.is_main)
+            weights = starting_weights(args)
+            val = (args.val_json, args.val_images) if args.val_json is not None else None
+            folders = {"--train-images": args.train_images, "--val-images": args.val_images}
+            with naming_image_folder(folders):
+                check_training_data((args.train_json, args.train_images), val, args.skip_invalid)
+            # The budget starts after the data's check, as for a dataset built by the trainer.
+            start = time.perf_counter()
             cfg = training_config(
-                args, args.train_json, args.train_images, args.output_dir, dist_info
+                args, args.train_json, args.train_images, args.output_dir, dist_info, weights
             )
             # Rank 0's clock decides, so that a spent budget stops every rank alike.
             budget = computed_on_main(lambda: remaining_budget(args.time_budget, start))
@@ -135,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
                 time_budget_minutes=budget,
                 skip_invalid=args.skip_invalid,
                 dist_info=dist_info,
+                starting_weights=weights,
             )
     finally:
         cleanup()

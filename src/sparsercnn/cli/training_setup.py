@@ -1,6 +1,7 @@
 """How ``train`` and ``demo`` set a run up: the config (a fixed preset, a config file, the
-automatic recipe, or on ``--resume`` the run's own), what is left of ``--time-budget`` after the
-recipe's timing, and a run folder that a refused run does not leave behind."""
+automatic recipe, or on ``--resume`` the run's own), the starting weights (read once), what is
+left of ``--time-budget`` after the recipe's timing, and a run folder that a refused run does not
+leave behind."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sparsercnn.presets import get_preset
 
 if TYPE_CHECKING:
     from sparsercnn.engine.distributed import DistInfo
+    from sparsercnn.engine.model_init import StartingWeights
 
 
 logger = logging.getLogger(__name__)
@@ -52,11 +54,81 @@ def removed_if_refused(folder: Path) -> Iterator[None]:
 
 def check_config_arguments(args: argparse.Namespace) -> None:
     """Refuse a bad ``--config``, ``--preset`` or ``--set`` before any work (the data's check,
-    the recipe's timing): the fixed config is resolved, the overrides of ``auto`` parsed."""
+    the recipe's timing): the fixed config is resolved, the overrides of ``auto`` parsed; and a
+    new run that would freeze weights it does not load (``--freeze`` without ``--init-from``).
+
+    Raises:
+        ValueError: the message names the key or option.
+    """
+    train = _given_config(args).train
+    if not args.resume and train.freeze != "none" and not train.init_from:
+        # --backbone-weights hold no FPN, which --freeze backbone freezes too.
+        raise ValueError(
+            f"--freeze {train.freeze} (train.freeze) freezes the ResNet and the FPN, which only "
+            "--init-from (train.init_from) loads: without it they stay frozen at their random "
+            "initialisation; start from a detector checkpoint, or train without --freeze "
+            "(model.freeze_at freezes early ResNet stages)"
+        )
+
+
+def _given_config(args: argparse.Namespace) -> Config:
+    """What the options say before the data is read: the fixed ``--preset`` or ``--config``, or
+    for ``auto`` the defaults, with the ``--set`` overrides, ``--init-from``,
+    ``--backbone-weights`` and ``--freeze``."""
     if args.config or args.preset != AUTO_PRESET:
-        resolve_config(args)
+        cfg = resolve_config(args)
     else:
-        Config().apply_overrides(list(args.overrides))
+        cfg = Config().apply_overrides(list(args.overrides))
+    return _with_weight_options(cfg, args)
+
+
+def check_run_to_start(args: argparse.Namespace, output_dir: Path, *, is_main: bool) -> None:
+    """Refuse, before any data work (the data's check decodes every image), what training would
+    refuse after it: a new run where another run's checkpoints or outputs are (or a
+    ``recipe.json`` that ``auto`` would replace), or a ``--resume`` with no run to continue
+    (no ``config.json`` for ``auto`` to reuse, no checkpoint). ``is_main``: this process may
+    create ``output_dir`` (rank 0), else it only looks.
+
+    Raises:
+        FileExistsError: a new run and ``output_dir`` holds another run's files.
+        FileNotFoundError: ``--resume`` and nothing to resume.
+        NotADirectoryError, PermissionError: ``output_dir`` cannot be written.
+    """
+    from sparsercnn.engine.checkpoint import check_run_folder, resolve_checkpoint_path
+
+    auto = not args.config and args.preset == AUTO_PRESET
+    if args.resume:
+        if args.resume is True and not output_dir.is_dir():
+            raise FileNotFoundError(
+                f"--resume: {output_dir} (--output-dir) is not a run folder; give the "
+                "--output-dir of the run to continue, or start a new run without --resume"
+            )
+        if auto:
+            load_config_file(output_dir / "config.json", "--resume: the run's config", of_run=True)
+        resolve_checkpoint_path(output_dir if args.resume is True else args.resume)
+        return
+    check_run_folder(output_dir, False, is_main=is_main, also=(RECIPE_FILE,) if auto else ())
+
+
+def starting_weights(args: argparse.Namespace) -> StartingWeights | None:
+    """The files of ``train.init_from`` and ``train.backbone_weights`` (``--init-from``,
+    ``--backbone-weights``, or ``--set``), read and converted once, before the data's check (a
+    wrong file is named at once): the recipe reads the architecture off them and training loads
+    them (:func:`training_config`, ``train_from_coco``); a fixed ``--preset`` or ``--config``
+    of another architecture is refused then. None without any, and on ``--resume`` (the run
+    restores its own weights)."""
+    from sparsercnn.engine.model_init import read_starting_weights
+
+    if args.resume:
+        return None
+    given = _given_config(args)
+    train = given.train
+    if not (train.init_from or train.backbone_weights):
+        return None
+    weights = read_starting_weights(train.init_from, train.backbone_weights)
+    if args.config or args.preset != AUTO_PRESET:  # auto takes the weights' architecture
+        weights.check_fits(given.model)
+    return weights
 
 
 def check_training_data(
@@ -124,10 +196,12 @@ def training_config(
     train_images: Path,
     output_dir: Path,
     dist_info: DistInfo,
+    weights: StartingWeights | None = None,
 ) -> Config:
     """The config of a training run (``train``, ``demo``): a fixed ``--preset`` or ``--config``;
     with ``--preset auto``, the recipe chosen from the training set (rank 0 chooses, every rank
-    trains with it), or on ``--resume`` the run's own ``config.json``. ``--set`` overrides apply
+    trains with it) and ``weights`` (:func:`starting_weights`: the recipe takes their
+    architecture), or on ``--resume`` the run's own ``config.json``. ``--set`` overrides apply
     last, then ``--init-from``, ``--backbone-weights`` and ``--freeze``."""
     from sparsercnn.config import Config
     from sparsercnn.engine.distributed import computed_on_main
@@ -141,7 +215,9 @@ def training_config(
         cfg = cfg.apply_overrides(list(args.overrides))
     else:
         chosen = computed_on_main(
-            lambda: _auto_config(args, train_json, train_images, output_dir, dist_info).to_dict()
+            lambda: _auto_config(
+                args, train_json, train_images, output_dir, dist_info, weights
+            ).to_dict()
         )
         cfg = Config.from_dict(chosen)
     if dist_info.is_main:
@@ -185,8 +261,10 @@ def _auto_config(
     train_images: Path,
     output_dir: Path,
     dist_info: DistInfo,
+    weights: StartingWeights | None,
 ) -> Config:
-    """Choose the recipe for the training set, print it and save it as ``recipe.json``."""
+    """Choose the recipe for the training set (and the starting ``weights``), print it and save
+    it as ``recipe.json``."""
     import json
 
     from sparsercnn.atomic_file import atomic_write
@@ -204,8 +282,7 @@ def _auto_config(
         max_iter=_overridden_train_value(overrides, "max_iter"),
         batch_size=_overridden_train_value(overrides, "batch_size"),
         world_size=dist_info.world_size,
-        init_from=args.init_from or "",
-        backbone_weights=args.backbone_weights or "",
+        weights=weights,
         image_cache_mb=TrainConfig.image_cache_mb if cache_mb is None else cache_mb,
         skip_invalid=getattr(args, "skip_invalid", False),
     )

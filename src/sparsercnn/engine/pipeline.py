@@ -31,6 +31,7 @@ from sparsercnn.engine.distributed import (
     is_main_process,
 )
 from sparsercnn.engine.inference import Evaluation, Timing, evaluate
+from sparsercnn.engine.model_init import StartingWeights
 from sparsercnn.engine.train_result import TrainResult
 from sparsercnn.engine.trainer import Trainer
 from sparsercnn.evaluation.coco_evaluator import EvaluationResult
@@ -158,6 +159,7 @@ def train_from_coco(
     time_budget_minutes: float | None = None,
     skip_invalid: bool = False,
     dist_info: DistInfo | None = None,
+    starting_weights: StartingWeights | None = None,
 ) -> TrainResult:
     """Train on a COCO-format dataset; ``model.num_classes`` is taken from the dataset.
 
@@ -171,7 +173,9 @@ def train_from_coco(
 
     ``resume``: ``True`` continues the run in ``output_dir``, a path from that checkpoint (see
     :class:`~sparsercnn.engine.trainer.Trainer`). The output folder is checked before the data
-    are read.
+    are read. ``starting_weights``: the files of ``cfg.train.init_from`` and
+    ``backbone_weights`` already read (:func:`~sparsercnn.engine.model_init.read_starting_weights`),
+    which are then not read again.
     """
     check_run_folder(output_dir, resume, is_main=dist_info is None or dist_info.is_main)
     transform = build_train_transform(cfg.input)
@@ -212,6 +216,7 @@ def train_from_coco(
         resume=resume,
         time_budget_minutes=time_budget_minutes,
         dist_info=dist_info,
+        starting_weights=starting_weights,
     )
     result = trainer.train()
     if val_set is not None:

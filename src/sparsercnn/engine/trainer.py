@@ -45,7 +45,7 @@ from sparsercnn.engine.inference import EvaluationDataset, evaluate
 from sparsercnn.engine.interrupts import DeferredInterrupt
 from sparsercnn.engine.lr_schedule import lr_factor, scaled_lr
 from sparsercnn.engine.metrics_log import LogWindow, MetricsLog
-from sparsercnn.engine.model_init import prepare_model
+from sparsercnn.engine.model_init import StartingWeights, prepare_model
 from sparsercnn.engine.rng_state import rng_states, seed_everything
 from sparsercnn.engine.time_budget import BudgetedSchedule, PeriodicWork, TimeBudget
 from sparsercnn.engine.train_result import TrainResult
@@ -93,6 +93,8 @@ class Trainer:
         categories: the label map saved with checkpoints and models; default
             ``train_dataset.category_map``.
         progress: show a progress bar (rank 0 only).
+        starting_weights: the files of ``cfg.train.init_from`` and ``backbone_weights`` already
+            read (:func:`~sparsercnn.engine.model_init.read_starting_weights`), not read again.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class Trainer:
         dist_info: DistInfo | None = None,
         categories: CategoryMap | None = None,
         progress: bool = True,
+        starting_weights: StartingWeights | None = None,
     ) -> None:
         start = time.perf_counter()
         self.cfg = copy.deepcopy(cfg)
@@ -123,7 +126,7 @@ class Trainer:
         self.categories = self._resolve_categories(categories)
         check_run_folder(self.output_dir, resume, is_main=self.dist.is_main)
         self.metrics = MetricsLog(self.output_dir / "metrics.jsonl")
-        self._build_model(load_weights=not resume)
+        self._build_model(load_weights=not resume, weights=starting_weights)
 
         self.iteration = 0
         self.evaluations = EvaluationHistory()
@@ -154,7 +157,7 @@ class Trainer:
             distributed=self.dist.is_distributed,
         )
 
-    def _build_model(self, load_weights: bool) -> None:
+    def _build_model(self, load_weights: bool, weights: StartingWeights | None = None) -> None:
         """The model (seeded, starting weights loaded unless resuming), post-processor,
         optimizer and gradient scaler."""
         # Denormal floats (tiny Adam second moments, tiny gradients) make CPU arithmetic tens of
@@ -162,7 +165,13 @@ class Trainer:
         torch.set_flush_denormal(True)
         seed_everything(self.cfg.train.seed)
         self.model = build_model(self.cfg)
-        prepare_model(self.model, self.cfg, load_weights=load_weights, categories=self.categories)
+        prepare_model(
+            self.model,
+            self.cfg,
+            load_weights=load_weights,
+            categories=self.categories,
+            weights=weights,
+        )
         self.model.to(self.device)
         self.postprocessor = build_postprocessor(self.cfg)
         self.optimizer = build_adamw(

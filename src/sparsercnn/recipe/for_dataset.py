@@ -1,24 +1,24 @@
 """The automatic recipe of a COCO training set on a device: read, time, choose.
 
-:func:`recipe_for_dataset` profiles the training JSON, describes the device, reads the
-architecture of the starting weights if any, and gives :func:`choose_recipe` a step pricer that
-times real training steps of a candidate config at two input sizes (a few seconds on a CPU for the
-small model) plus the loading of a few of the set's own images.
+:func:`recipe_for_dataset` profiles the training JSON, describes the device, takes the
+architecture of the starting weights if any (read once, by
+:func:`~sparsercnn.engine.model_init.read_starting_weights`), and gives :func:`choose_recipe` a
+step pricer that times real training steps of a candidate config at two input sizes (a few
+seconds on a CPU for the small model) plus the loading of a few of the set's own images.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from sparsercnn.config import Config, ModelConfig, TrainConfig
+from sparsercnn.config import Config, TrainConfig
 from sparsercnn.data.image_cache import image_bytes
 from sparsercnn.data.image_io import ImageReadError, decode_image
 from sparsercnn.data.policy import inspect_dataset, refuse_invalid
@@ -28,6 +28,9 @@ from sparsercnn.recipe.dataset_profile import DatasetProfile
 from sparsercnn.recipe.hardware import detect_hardware
 from sparsercnn.recipe.recipe import Budget, BudgetSpentError, Recipe
 from sparsercnn.recipe.step_timing import ImageLoadCost, StepCost, measure_step_seconds
+
+if TYPE_CHECKING:
+    from sparsercnn.engine.model_init import StartingWeights
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +49,7 @@ def recipe_for_dataset(
     max_iter: int | None = None,
     batch_size: int | None = None,
     world_size: int = 1,
-    init_from: str = "",
-    backbone_weights: str = "",
+    weights: StartingWeights | None = None,
     image_cache_mb: int = TrainConfig.image_cache_mb,
     skip_invalid: bool = False,
 ) -> Recipe:
@@ -60,8 +62,10 @@ def recipe_for_dataset(
         max_iter: a step count to fit the schedule to instead (with no time budget).
         batch_size: the images per step given (``train.batch_size``), else chosen.
         world_size: the training processes, each of ``batch_size`` images per step.
-        init_from: detector weights to start from (their architecture is kept).
-        backbone_weights: ImageNet ResNet weights for the backbone.
+        weights: the starting weights (``train.init_from``: a detector checkpoint, whose
+            architecture is kept; ``train.backbone_weights``: ImageNet ResNet weights for the
+            backbone), read once by :func:`~sparsercnn.engine.model_init.read_starting_weights`
+            and given to training as they are, so that their files are not read again.
         image_cache_mb: the training dataset's image cache (``train.image_cache_mb``): whether
             the set's decoded images fit it decides what loading a sample costs.
         skip_invalid: the entries the data policy calls errors are left out (as training will
@@ -102,10 +106,14 @@ def recipe_for_dataset(
         detect_hardware(device),
         Budget(seconds=seconds, iterations=max_iter),
         step_cost_of,
-        init_from=init_from,
-        backbone_weights=backbone_weights,
-        init_model=_checkpoint_model(init_from) if init_from else None,
-        backbone_depth=_backbone_depth(backbone_weights) if backbone_weights else None,
+        init_from=weights.init_from if weights is not None else "",
+        backbone_weights=weights.backbone_weights if weights is not None else "",
+        init_model=(
+            weights.checkpoint.config.model
+            if weights is not None and weights.checkpoint is not None
+            else None
+        ),
+        backbone_depth=weights.backbone_depth if weights is not None else None,
         spent_seconds=lambda: time.perf_counter() - start,
         batch_size=batch_size,
         world_size=world_size,
@@ -168,43 +176,3 @@ def _image_load_seconds(profile: DatasetProfile, image_dir: Path, cache_bytes: i
     median = statistics.median
     cost = ImageLoadCost(median(decode_seconds), median(resize_seconds), median(sizes))
     return cost.per_sample(profile.num_images, cache_bytes)
-
-
-def _checkpoint_model(init_from: str) -> ModelConfig:
-    """The architecture of a detector checkpoint (published name, path or URL).
-
-    What the conversion logs (classes that are not COCO's, a bare state dict, ...) is left to
-    training, which reads the file again to load it
-    (:func:`~sparsercnn.engine.model_init.prepare_model`): said once, not twice.
-    """
-    from sparsercnn.engine.model_init import INIT_FROM, naming_option
-    from sparsercnn.weights.convert import convert_checkpoint
-    from sparsercnn.weights.download import fetch
-
-    with naming_option(INIT_FROM):
-        path = fetch(init_from)  # a download says what it does
-    with _weights_notes_off():
-        return convert_checkpoint(path).config.model
-
-
-@contextlib.contextmanager
-def _weights_notes_off() -> Iterator[None]:
-    """Only errors of the ``sparsercnn.weights`` loggers inside (a conversion's notes)."""
-    weights_logger = logging.getLogger("sparsercnn.weights")
-    level = weights_logger.level
-    weights_logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        weights_logger.setLevel(level)
-
-
-def _backbone_depth(backbone_weights: str) -> int:
-    """The ResNet depth of backbone weights (path or URL)."""
-    from sparsercnn.engine.model_init import BACKBONE_WEIGHTS, naming_option
-    from sparsercnn.weights.convert import backbone_state_dict, infer_depth
-    from sparsercnn.weights.download import fetch
-
-    with naming_option(BACKBONE_WEIGHTS):
-        path = fetch(backbone_weights)
-    return infer_depth(backbone_state_dict(path), str(path))

@@ -166,10 +166,10 @@ def to_our_names(tensors: Mapping[str, Tensor], layout: Layout, source: str) -> 
         )
         raise ValueError(
             f"{source}: {len(unmatched)} key(s) are not part of the {layout} layout: "
-            f"{_listing(unmatched, limit=5)}{hint}"
+            f"{listing(unmatched, limit=5)}{hint}"
         )
     if dropped:
-        logger.info("%s: dropped %d unused tensor(s): %s", source, len(dropped), _listing(dropped))
+        logger.info("%s: dropped %d unused tensor(s): %s", source, len(dropped), listing(dropped))
     return renamed
 
 
@@ -366,7 +366,7 @@ def export_state_dict(tensors: Mapping[str, Tensor], layout: Layout) -> dict[str
     """
     renamed, _, unmatched = rename_keys(tensors, "ours", layout)
     if unmatched:
-        raise ValueError(f"keys without a {layout} name: {_listing(unmatched)}")
+        raise ValueError(f"keys without a {layout} name: {listing(unmatched)}")
     if layout == "official":
         return {k: v for k, v in renamed.items() if not k.endswith(COUNTER)}
     counters = {
@@ -416,6 +416,7 @@ def save_converted(src: str | Path, dst: str | Path, layout: Layout | None = Non
     return save_model_file(dst, model, converted.config, converted.categories)
 
 
-def _listing(keys: list[str], limit: int = 10) -> str:
+def listing(keys: list[str], limit: int = 10) -> str:
+    """``keys`` joined by commas, the first ``limit`` of them and how many in all."""
     more = f" ... ({len(keys)} in all)" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more

@@ -26,10 +26,12 @@ from sparsercnn.model import SparseRCNN
 from sparsercnn.model.backbone import NUM_FREEZABLE_PARTS
 from sparsercnn.model_file import load_state_dict_strict
 from sparsercnn.weights.convert import (
+    ConvertedCheckpoint,
     backbone_state_dict,
     convert_checkpoint,
     infer_depth,
     infer_model_config,
+    listing,
     reconcile_counters,
 )
 from sparsercnn.weights.download import fetch
@@ -80,30 +82,60 @@ def init_from_checkpoint(
         The keys that were re-initialised instead of loaded (empty when the classes match).
     """
     path = fetch(src, sha256=sha256)
-    converted = convert_checkpoint(path, layout)
+    return init_from_converted(
+        model, convert_checkpoint(path, layout), str(path), prior_prob, categories
+    )
+
+
+def init_from_converted(
+    model: SparseRCNN,
+    converted: ConvertedCheckpoint,
+    source: str,
+    prior_prob: float = 0.01,
+    categories: CategoryMap | None = None,
+) -> list[str]:
+    """:func:`init_from_checkpoint` from a checkpoint already read and converted
+    (:func:`~sparsercnn.weights.convert.convert_checkpoint`) from the file ``source``.
+
+    Raises:
+        ValueError: the checkpoint's architecture differs from ``model``'s (other than in the
+            number of classes): the message names the settings and the ``--set`` that fits.
+    """
     classes = None if categories is None else (converted.categories, categories)
     try:
-        return load_for_finetuning(model, converted.state_dict, str(path), prior_prob, classes)
+        return load_for_finetuning(model, converted.state_dict, source, prior_prob, classes)
     except ValueError as error:
         differences = architecture_differences(converted.config.model, model)
         if not differences:
             raise
-        shown = ", ".join(
-            f"{name} {theirs} (the model: {ours})" for name, theirs, ours in differences
-        )
-        fix = " ".join(f"model.{name}={json.dumps(theirs)}" for name, theirs, _ in differences)
-        raise ValueError(
-            f"{path} is a model of another architecture: {shown}; train with --set {fix}, or "
-            "with --preset auto, which takes the checkpoint's architecture"
-        ) from error
+        raise other_architecture_error(source, differences) from error
+
+
+def other_architecture_error(
+    source: str, differences: list[tuple[str, object, object]]
+) -> ValueError:
+    """The error for a checkpoint ``source`` whose architecture has the ``differences``
+    (:func:`architecture_differences`) from the model's: the settings and the ``--set`` that
+    fits."""
+    shown = ", ".join(f"{name} {theirs} (the model: {ours})" for name, theirs, ours in differences)
+    fix = " ".join(f"model.{name}={json.dumps(theirs)}" for name, theirs, _ in differences)
+    return ValueError(
+        f"{source} is a model of another architecture: {shown}; train with --set {fix}, or "
+        "with --preset auto, which takes the checkpoint's architecture"
+    )
 
 
 def architecture_differences(
-    checkpoint: ModelConfig, model: SparseRCNN
+    checkpoint: ModelConfig, model: SparseRCNN | ModelConfig
 ) -> list[tuple[str, object, object]]:
     """``(field, checkpoint's value, model's value)`` for every architecture setting (other
-    than the number of classes) in which ``model``'s tensor shapes differ from ``checkpoint``."""
-    own = infer_model_config(model.state_dict(), "the model")
+    than the number of classes) in which ``model``'s tensor shapes (or the config of a model
+    to be built) differ from ``checkpoint``."""
+    own = (
+        model
+        if isinstance(model, ModelConfig)
+        else infer_model_config(model.state_dict(), "the model")
+    )
     return [
         (name, getattr(checkpoint, name), getattr(own, name))
         for name in ARCHITECTURE_FIELDS
@@ -144,11 +176,13 @@ def load_for_finetuning(
     source_classes = next(tensors[k].shape[0] for k in logit_keys if k in tensors)
     logger.info(
         "%s: class logits of all %d stages re-initialised for %d classes (the checkpoint has "
-        "%d)%s; proposals, stages and backbone loaded",
+        "%d%s)%s; proposals, stages and backbone loaded",
         source,
         model.num_stages,
         own[logit_keys[0]].shape[0],
         source_classes,
+        # Said where the counts alone would not tell why (the same number of classes).
+        "" if classes is None else ": " + listing(classes[0].names, limit=5),
         f", those of {', '.join(kept)} kept from the checkpoint's class of that name"
         if kept
         else "",
@@ -207,24 +241,44 @@ def load_backbone_weights(model: SparseRCNN, src: str | Path, layout: Layout | N
         ValueError: the file's ResNet depth differs from the model's, or keys do not fit.
     """
     path = fetch(src)
-    tensors = backbone_state_dict(path, layout)
-    depth = infer_depth(tensors, str(path))
-    if depth != model.backbone.depth:
-        raise ValueError(
-            f"{path} holds a ResNet-{depth} but the model's backbone is a "
-            f"ResNet-{model.backbone.depth}; set model.backbone_depth={depth} or use other weights"
-        )
-    stem = tensors.get("backbone.conv1.weight")
-    if stem is not None and stem.shape[0] != model.backbone.width:
-        raise ValueError(
-            f"{path} holds a ResNet of width {stem.shape[0]} but the model's backbone has width "
-            f"{model.backbone.width}; set model.backbone_width={stem.shape[0]} or train from "
-            "scratch"
-        )
+    load_backbone_tensors(model, backbone_state_dict(path, layout), str(path))
+
+
+def load_backbone_tensors(model: SparseRCNN, tensors: Mapping[str, Tensor], source: str) -> None:
+    """:func:`load_backbone_weights` from ResNet tensors already read
+    (:func:`~sparsercnn.weights.convert.backbone_state_dict`: ``backbone.*``, our names) from
+    the file ``source``.
+
+    Raises:
+        ValueError: the ResNet's depth or width differs from the model's, or keys do not fit.
+    """
+    depth = check_backbone_fits(tensors, source, model.backbone.depth, model.backbone.width)
     own = model.backbone.state_dict()
     stripped = {key.removeprefix("backbone."): value for key, value in tensors.items()}
-    load_state_dict_strict(model.backbone, reconcile_counters(stripped, set(own)), str(path))
-    logger.info("loaded ResNet-%d backbone weights from %s", depth, path)
+    load_state_dict_strict(model.backbone, reconcile_counters(stripped, set(own)), source)
+    logger.info("loaded ResNet-%d backbone weights from %s", depth, source)
+
+
+def check_backbone_fits(tensors: Mapping[str, Tensor], source: str, depth: int, width: int) -> int:
+    """Raise unless the ResNet ``tensors`` (``backbone.*``) of the file ``source`` have the
+    backbone's ``depth`` and (stem) ``width``; returns the depth.
+
+    Raises:
+        ValueError: another depth or width (the message gives the setting that fits).
+    """
+    found = infer_depth(tensors, source)
+    if found != depth:
+        raise ValueError(
+            f"{source} holds a ResNet-{found} but the model's backbone is a ResNet-{depth}; set "
+            f"model.backbone_depth={found} or use other weights"
+        )
+    stem = tensors.get("backbone.conv1.weight")
+    if stem is not None and stem.shape[0] != width:
+        raise ValueError(
+            f"{source} holds a ResNet of width {stem.shape[0]} but the model's backbone has "
+            f"width {width}; set model.backbone_width={stem.shape[0]} or train from scratch"
+        )
+    return found
 
 
 def freeze_backbone(model: SparseRCNN) -> None:
