@@ -12,6 +12,8 @@ own.
 from __future__ import annotations
 
 import datetime
+import gc
+import importlib
 import logging
 import os
 import pickle
@@ -27,6 +29,14 @@ from torch.nn.parallel import DistributedDataParallel
 logger = logging.getLogger(__name__)
 
 REQUIRED_ENV = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+# Modules of torch whose functions default to ``group=dist.group.WORLD``, an argument Python
+# evaluates once, at import. Imported after ``init_process_group`` (``DistributedDataParallel``
+# imports this one), they would keep the default group alive past ``destroy_process_group``: its
+# gloo threads and rank 0's TCPStore server would run on until the interpreter's own shutdown
+# tore them down (the suspected cause of a rank's rare SIGABRT after its last step, "terminate
+# called without an active exception"). Imported first, they hold ``None``.
+GROUP_DEFAULT_MODULES = ("torch.distributed.nn.functional",)
 
 T = TypeVar("T")
 
@@ -107,6 +117,7 @@ def init_distributed(
     else:
         device_used, backend = torch.device("cpu"), "gloo"
     if not dist.is_initialized():
+        _import_group_default_modules()
         dist.init_process_group(
             backend=backend,
             init_method="env://",
@@ -116,6 +127,12 @@ def init_distributed(
         )
         logger.info("rank %d of %d joined the %s process group", rank, world_size, backend)
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device_used)
+
+
+def _import_group_default_modules() -> None:
+    """Import :data:`GROUP_DEFAULT_MODULES` (before the process group exists)."""
+    for name in GROUP_DEFAULT_MODULES:
+        importlib.import_module(name)
 
 
 def is_initialized() -> bool:
@@ -272,6 +289,14 @@ def barrier() -> None:
 
 
 def cleanup() -> None:
-    """Leave and destroy the process group, if any."""
+    """Leave and destroy the process group, if any, and collect what still holds it.
+
+    ``destroy_process_group`` drops torch's own references to the group; a finished run's
+    ``DistributedDataParallel`` model that only a reference cycle still keeps (rank 0's is kept
+    so after plotting the curves) is collected here, so that the gloo threads and rank 0's
+    TCPStore server stop now, not during the interpreter's shutdown. A wrapped model the caller
+    still holds (a ``Trainer``) keeps the group alive: release it first.
+    """
     if is_initialized():
         dist.destroy_process_group()
+        gc.collect()
