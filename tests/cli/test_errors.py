@@ -542,6 +542,33 @@ def test_a_wrong_image_folder_is_one_line_naming_it(
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("command", ["validate", "eval", "diagnose"])
+@pytest.mark.parametrize("kind", ["missing", "folder"])
+def test_an_unreadable_annotation_file_is_one_line_naming_its_flag(
+    model_file: Path,
+    write_coco: WriteCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    kind: str,
+) -> None:
+    data = write_coco(num_images=2, size=(48, 64))
+    json_path = tmp_path / "annotations.json"
+    if kind == "folder":
+        json_path.mkdir()
+    argv = [command, "--json", str(json_path), "--images", str(data.image_dir)]
+    if command == "eval":
+        argv += ["--model", str(model_file), "--workers", "0"]
+    if command == "diagnose":
+        argv[1:1] = ["slots"]
+        argv += ["--model", str(model_file), "--output-dir", str(tmp_path / "out")]
+    assert main(argv) == 2
+    (line,) = error_lines(capsys)
+    assert f"annotation file {json_path} (the --json path) " in line
+    problem = "was not found: check the path" if kind == "missing" else "cannot be read as JSON"
+    assert problem in line
+
+
 def test_a_wrong_validation_image_folder_names_its_flag(
     write_coco: WriteCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,13 @@ import pytest
 from PIL import Image
 
 from sparsercnn.data.dataset_report import ValidationReport, validate_coco
-from sparsercnn.data.validation import DatasetError, Issue, check_coco
+from sparsercnn.data.validation import (
+    AnnotationFileError,
+    DatasetError,
+    Issue,
+    check_coco,
+    load_coco_json,
+)
 from sparsercnn.structures import coco_area
 from tests.synthetic_coco import Box, WriteCoco, truncate
 
@@ -255,6 +262,28 @@ def test_files_that_are_not_coco_instances(tmp_path: Path, content: str, match: 
     with pytest.raises(DatasetError, match=match) as info:
         validate_coco(json_path, tmp_path)
     assert "weird.json" in str(info.value)
+
+
+def test_an_unreadable_annotation_file_names_every_flag_until_told_which(tmp_path: Path) -> None:
+    with pytest.raises(AnnotationFileError) as info:
+        load_coco_json(tmp_path / "absent.json")
+    error = info.value
+    assert str(error) == (
+        f"annotation file {tmp_path / 'absent.json'} (the --json, --train-json or --val-json "
+        "path) was not found: check the path"
+    )
+    assert "(the --val-json path) was not found" in str(error.given_as("--val-json"))
+    assert str(pickle.loads(pickle.dumps(error))) == str(error)  # crosses processes whole
+
+
+def test_a_blank_category_name_is_kept_with_a_warning() -> None:
+    categories = [{"id": 3, "name": "car"}, {"id": 7, "name": " "}]
+    data = {"images": [image(1, "a.png")], "annotations": [], "categories": categories}
+    checked = check_coco(data, "x.json")
+    assert [c["id"] for c in checked.categories] == [3, 7]
+    (issue,) = checked.issues
+    assert (issue.severity, issue.code) == ("warning", "blank_category_name")
+    assert issue.message.startswith("category 7 (categories[1]) has a blank name ' '")
 
 
 def test_missing_json_and_bad_entries(tmp_path: Path) -> None:

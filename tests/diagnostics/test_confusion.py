@@ -50,6 +50,15 @@ def test_greedy_by_score_and_iou_threshold() -> None:
     assert greedy_match(preds[:0], torch.zeros(0), gt) == []
 
 
+def test_degenerate_and_non_finite_predictions_match_nothing() -> None:
+    """A zero-area box (IoU 0, not 0/0) or a NaN one matches no ground truth, and does not
+    keep a later, finite detection from its match."""
+    gt = torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 5.0, 5.0, 5.0]])
+    nan = float("nan")
+    preds = torch.tensor([[5.0, 5.0, 5.0, 5.0], [nan, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 9.0]])
+    assert greedy_match(preds, torch.tensor([0.9, 0.8, 0.7]), gt) == [(2, 0)]
+
+
 def test_sums_equal_the_counts() -> None:
     generator = torch.Generator().manual_seed(0)
     predictions, ground_truths = [], []

@@ -189,7 +189,15 @@ def test_accepts_an_image_batch_and_rejects_bad_images() -> None:
 
 
 def test_bad_config_combinations_raise() -> None:
-    with pytest.raises(ValueError, match="fpn_dim"):
-        build_model(ModelConfig(fpn_dim=128, hidden_dim=256))
+    # Widths set after construction (as presets do) skip ModelConfig's own check: the build
+    # checks them again, with the same message.
+    cfg = ModelConfig(backbone_depth=18)
+    cfg.fpn_dim = 128
+    with pytest.raises(ValueError, match=r"model.fpn_dim \(128\) must equal model.hidden_dim"):
+        build_model(cfg)
+    cfg = ModelConfig(backbone_depth=18)
+    cfg.num_heads = 7
+    with pytest.raises(ValueError, match=r"multiple of model.num_heads \(7\).*num_heads=4$"):
+        build_model(cfg)
     with pytest.raises(ValueError, match="num_heads"):
-        build_model(ModelConfig(hidden_dim=256, num_heads=7, backbone_depth=18))
+        ModelConfig(hidden_dim=256, num_heads=7, backbone_depth=18)

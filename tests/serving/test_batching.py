@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -25,15 +26,18 @@ from tests.serving.test_api import assert_same, files
 
 
 class FakeModel:
-    """A detect function recording every call's (image widths, num_stages); it can block."""
+    """A detect function recording every call's (image widths, num_stages); it can block on
+    ``gate``, and sets ``entered`` once called (before blocking)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[list[int], int | None]] = []
         self.thread_names: list[str] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()
 
     def __call__(self, images: list[Image.Image], num_stages: int | None) -> list[Prediction]:
+        self.entered.set()
         self.gate.wait(10)
         self.calls.append(([image.width for image in images], num_stages))
         self.thread_names.append(threading.current_thread().name)
@@ -58,13 +62,26 @@ def _images(*widths: int) -> list[Image.Image]:
     return [Image.new("RGB", (width, 4)) for width in widths]
 
 
+def _wait_for_first_call(model: FakeModel) -> None:
+    """Block until the batcher runs (and ``model`` holds) the first job, so that the jobs
+    submitted next queue up behind it instead of joining its batch."""
+    assert model.entered.wait(10), "the batcher never called the model"
+
+
+def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.005)
+
+
 def test_jobs_queued_together_form_one_batch_up_to_the_image_limit() -> None:
     model = FakeModel()
     model.gate.clear()  # hold the first batch so that the others queue up behind it
     batcher = RequestBatcher(model, max_batch_images=4, max_wait_ms=0)
     try:
         first = batcher.submit(_images(1), None)
-        time.sleep(0.05)
+        _wait_for_first_call(model)
         futures = [batcher.submit(_images(10 + i, 20 + i), None) for i in range(3)]
         model.gate.set()
         results = [f.result(5) for f in [first, *futures]]
@@ -82,16 +99,26 @@ def test_jobs_queued_together_form_one_batch_up_to_the_image_limit() -> None:
 
 
 def test_the_batcher_waits_for_more_jobs_up_to_max_wait() -> None:
+    """Having taken a job, the batcher waits for more (here up to a minute) and runs the batch
+    as soon as it is full; a batch that does not fill runs once ``max_wait_ms`` have passed."""
     model = FakeModel()
-    batcher = RequestBatcher(model, max_batch_images=8, max_wait_ms=300)
+    batcher = RequestBatcher(model, max_batch_images=2, max_wait_ms=60_000)
     try:
         first = batcher.submit(_images(1), None)
-        time.sleep(0.05)
+        _wait_until(lambda: batcher.queued == 0, "the batcher never took the first job")
+        assert not model.entered.is_set()  # taken, and waiting for a second job
         second = batcher.submit(_images(2), None)
         assert first.result(5).batch_images == second.result(5).batch_images == 2
     finally:
         batcher.close()
     assert model.calls == [([1, 2], None)]
+    model = FakeModel()
+    batcher = RequestBatcher(model, max_batch_images=8, max_wait_ms=50)
+    try:
+        assert batcher.submit(_images(3), None).result(5).batch_images == 1
+    finally:
+        batcher.close()
+    assert model.calls == [([3], None)]
 
 
 def test_max_batch_one_runs_every_job_alone_and_stage_counts_never_mix() -> None:
@@ -111,7 +138,7 @@ def test_max_batch_one_runs_every_job_alone_and_stage_counts_never_mix() -> None
     mixed = RequestBatcher(model, max_batch_images=8, max_wait_ms=0)
     try:
         futures = [mixed.submit(_images(0), None)]
-        time.sleep(0.05)
+        _wait_for_first_call(model)
         futures += [mixed.submit(_images(w), k) for w, k in ((1, 1), (2, None), (3, 1))]
         model.gate.set()
         for future in futures:
@@ -128,7 +155,7 @@ def test_a_failing_batch_fails_its_jobs_only_and_cancelled_jobs_are_skipped() ->
     batcher = RequestBatcher(model, max_batch_images=1, max_wait_ms=0)
     try:
         blocker = batcher.submit(_images(1), None)
-        time.sleep(0.05)
+        _wait_for_first_call(model)
         unlucky = batcher.submit(_images(13), None)
         cancelled = batcher.submit(_images(99), None)
         assert cancelled.cancel()  # its client went away before the batch started
@@ -151,13 +178,16 @@ def test_close_fails_queued_jobs() -> None:
     model.gate.clear()
     batcher = RequestBatcher(model, max_batch_images=1, max_wait_ms=0)
     running = batcher.submit(_images(1), None)
-    time.sleep(0.05)
+    _wait_for_first_call(model)
     queued = batcher.submit(_images(2), None)
     closer = threading.Thread(target=batcher.close)
     closer.start()
-    time.sleep(0.05)
+    # Only close() can answer the queued job while the model holds the running one: once it
+    # is answered, close() has begun, and the running job may finish.
+    assert isinstance(queued.exception(10), BatcherClosed)
     model.gate.set()
     closer.join(5)
+    assert not closer.is_alive()
     assert running.result(5).predictions[0].source == "width 1"
     with pytest.raises(BatcherClosed, match="shutting down"):
         queued.result(5)
@@ -173,7 +203,7 @@ def test_a_job_past_the_queue_limit_is_refused_at_once() -> None:
     batcher = RequestBatcher(model, max_batch_images=1, max_wait_ms=0, max_queued_images=3)
     try:
         running = batcher.submit(_images(1), None)
-        time.sleep(0.05)
+        _wait_for_first_call(model)
         queued = [batcher.submit(_images(2, 3), None), batcher.submit(_images(4), None)]
         assert (batcher.queued, batcher.queued_images) == (2, 3)
         with pytest.raises(BatcherFull, match=r"holds 3 of at most 3 images .* request's 1$"):
@@ -232,10 +262,12 @@ def test_concurrent_requests_decode_one_image_per_core_at_a_time(
     make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each decode holds a full-size image (120 MB at the default pixel limit): at most one per
-    core at once, whatever the number of requests (Starlette's pool has 40 threads)."""
+    core at once, whatever the number of requests (Starlette's pool has 40 threads). The decodes
+    meet in pairs (a barrier), so that two always run together, and a third would be counted."""
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     client = make_client(max_wait_ms=0)
     running, most, lock = 0, 0, threading.Lock()
+    pair = threading.Barrier(2, timeout=10)
     decode = app_module.decode_upload
 
     def counting(*args: Any) -> Any:
@@ -243,7 +275,8 @@ def test_concurrent_requests_decode_one_image_per_core_at_a_time(
         with lock:
             running += 1
             most = max(most, running)
-        time.sleep(0.05)
+        pair.wait()
+        time.sleep(0.05)  # time for a third decode to start, were the limit broken
         with lock:
             running -= 1
         return decode(*args)
@@ -264,7 +297,7 @@ def test_a_failing_job_does_not_fail_the_other_jobs_of_its_batch() -> None:
     batcher = RequestBatcher(model, max_batch_images=8, max_wait_ms=0)
     try:
         blocker = batcher.submit(_images(1), None)
-        time.sleep(0.05)
+        _wait_for_first_call(model)
         futures = [batcher.submit(_images(*w), None) for w in ((5,), (6, 13), (7,))]
         model.gate.set()
         blocker.result(5)

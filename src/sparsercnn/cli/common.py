@@ -341,22 +341,39 @@ def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def naming_image_folder(flags: Mapping[str, Path | None]) -> Iterator[None]:
-    """Name the flag that gave an image folder the data check refuses inside.
+def naming_image_folder(
+    flags: Mapping[str, Path | None], *, annotation_files: Mapping[str, Path | None] | None = None
+) -> Iterator[None]:
+    """Name the flag that gave an image folder the data check refuses inside, or an annotation
+    file that cannot be read.
 
-    The check (:func:`~sparsercnn.data.image_check.check_image_folder`) does not know the flag
-    and names every flag a folder can come from; ``flags`` maps this command's image folder
-    flags to their values (None: not given).
+    The check (:func:`~sparsercnn.data.image_check.check_image_folder`) and the loader
+    (:func:`~sparsercnn.data.validation.load_coco_json`) do not know the flag and name every
+    flag a folder or file can come from; ``flags`` maps this command's image folder flags to
+    their values, ``annotation_files`` its COCO file flags (None: not given).
     """
     from sparsercnn.data.image_check import ImageFolderError
+    from sparsercnn.data.validation import AnnotationFileError
 
     try:
         yield
     except ImageFolderError as error:
-        folder = os.path.abspath(error.image_dir)
-        given = [
-            f for f, path in flags.items() if path is not None and os.path.abspath(path) == folder
-        ]
+        given = _flags_giving(error.image_dir, flags)
         if not given:
             raise
-        raise error.given_as(" and ".join(given)) from None
+        raise error.given_as(given) from None
+    except AnnotationFileError as error:
+        given = _flags_giving(error.path, annotation_files or {})
+        if not given:
+            raise
+        raise error.given_as(given) from None
+
+
+def _flags_giving(path: str | os.PathLike[str], flags: Mapping[str, Path | None]) -> str:
+    """The flags of ``flags`` whose value is ``path`` (``"--a and --b"``; empty: none)."""
+    target = os.path.abspath(path)
+    return " and ".join(
+        flag
+        for flag, value in flags.items()
+        if value is not None and os.path.abspath(value) == target
+    )

@@ -131,12 +131,13 @@ def check_output_dir(args: argparse.Namespace) -> None:
 def _naming_images(
     handler: Callable[[argparse.Namespace], int],
 ) -> Callable[[argparse.Namespace], int]:
-    """``handler`` with a refused image folder named by the one flag it came from, ``--images``
-    (as ``eval`` names it), not by every flag an image folder can come from."""
+    """``handler`` with a refused image folder or annotation file named by the one flag it came
+    from, ``--images`` or ``--json`` (as ``eval`` names them), not by every flag it can come
+    from."""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        with naming_image_folder({"--images": args.images}):
+        with naming_image_folder({"--images": args.images}, annotation_files={"--json": args.json}):
             return handler(args)
 
     return run

@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         refuse_outputs_in_report(
             args.report_dir, {"--output": args.output, "--results": args.results}
         )
-    with naming_image_folder({"--images": args.images}):
+    with naming_image_folder({"--images": args.images}, annotation_files={"--json": args.json}):
         if args.onnx is not None:
             refuse_model_flags_with_onnx(args)
             report = evaluate_onnx_file(

@@ -21,7 +21,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
     parser.add_argument("--images", type=Path, required=True, help="image folder")
     parser.add_argument(
-        "--no-image-check", action="store_true", help="skip opening and decoding image files"
+        "--no-image-check",
+        action="store_true",
+        help="check the JSON alone: image files are not looked for, opened or decoded (what "
+        "`train` and `eval` still check)",
     )
     parser.set_defaults(handler=run)
 
@@ -29,7 +32,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sparsercnn.data.dataset_report import validate_coco
 
-    with naming_image_folder({"--images": args.images}):
+    with naming_image_folder({"--images": args.images}, annotation_files={"--json": args.json}):
         report = validate_coco(args.json, args.images, check_images=not args.no_image_check)
     print(report.format())
+    if args.no_image_check:
+        # "OK" above covers the JSON alone: train and eval still refuse a missing or broken image.
+        print(
+            f"image files not checked (--no-image-check): run without it to find missing, "
+            f"unreadable or resized images in {args.images}"
+        )
     return 2 if report.errors else 0

@@ -13,7 +13,7 @@ Issue codes. Errors: ``bad_category``, ``duplicate_category_id``, ``no_categorie
 or height: no training target, as in the reference, spec 1.4; COCO train2017 has two; both are
 evaluated as the file gives them), ``bad_area`` (an ``area`` that COCO evaluation cannot sort
 into small/medium/large as meant; training does not use it),
-``duplicate_category_name``, ``duplicate_file_name``.
+``duplicate_category_name``, ``blank_category_name``, ``duplicate_file_name``.
 """
 
 from __future__ import annotations
@@ -35,8 +35,40 @@ REQUIRED_KEYS = ("images", "annotations", "categories")
 Severity = Literal["error", "warning", "info"]
 
 
+# The flags a COCO file can come from, named where the one given is not known.
+ANNOTATION_FILE_FLAGS = "--json, --train-json or --val-json"
+
+
 class DatasetError(ValueError):
     """A dataset is not usable as given; the message names the file/ids and says what to do."""
+
+
+class AnnotationFileError(DatasetError):
+    """A COCO file that cannot be read (:func:`load_coco_json`): missing, a folder, not JSON.
+
+    The loader does not know which flag gave the file; an entry point that does names it with
+    :meth:`given_as`.
+
+    Attributes:
+        path: the file.
+        problem: what is wrong with it and what to do.
+        flag: the flag(s) the message names as the file's.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], problem: str, flag: str = ANNOTATION_FILE_FLAGS
+    ) -> None:
+        super().__init__(path, problem, flag)  # the args a pickled copy is made of
+        self.path = os.fspath(path)
+        self.problem = problem
+        self.flag = flag
+
+    def __str__(self) -> str:
+        return f"annotation file {self.path} (the {self.flag} path) {self.problem}"
+
+    def given_as(self, flag: str) -> AnnotationFileError:
+        """The same error, naming ``flag`` as the file's flag."""
+        return AnnotationFileError(self.path, self.problem, flag)
 
 
 @dataclass(frozen=True)
@@ -122,16 +154,18 @@ def load_coco_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse a COCO instances file and check its top-level structure.
 
     Raises:
-        DatasetError: the file is missing, not JSON, or lacks a list-valued ``images``,
-            ``annotations`` or ``categories``; the message names the file and the key.
+        AnnotationFileError: the file is missing, unreadable or not JSON.
+        DatasetError: it lacks a list-valued ``images``, ``annotations`` or ``categories``; the
+            message names the file and the key.
     """
     try:
         with open(path, "rb") as file:
             data = json.load(file)
     except FileNotFoundError:
-        raise DatasetError(f"annotation file not found: {os.fspath(path)}") from None
+        raise AnnotationFileError(path, "was not found: check the path") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"cannot read {os.fspath(path)} as JSON: {exc}") from exc
+        problem = f"cannot be read as JSON ({exc}): give a COCO instances JSON file"
+        raise AnnotationFileError(path, problem) from exc
     _check_structure(data, os.fspath(path))
     return data
 
@@ -236,6 +270,12 @@ class _Checker:
                 if name in names:
                     message = f"categories {names[name]} and {cat_id} are both named {name!r}"
                     self.add("warning", "duplicate_category_name", message)
+                if not name.strip():
+                    message = (
+                        f"category {cat_id} (categories[{pos}]) has a blank name {name!r}: "
+                        "drawings and per-class results show it without one; give it a name"
+                    )
+                    self.add("warning", "blank_category_name", message)
                 names.setdefault(name, cat_id)
                 valid.append(entry)
             if cat_id is not None and _is_int(cat_id):

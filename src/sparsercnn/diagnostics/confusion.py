@@ -38,7 +38,9 @@ def greedy_match(
     """
     if len(pred_boxes) == 0 or len(gt_boxes) == 0:
         return []
-    iou = box_iou(pred_boxes.float(), gt_boxes.float())[0].nan_to_num(0.0)  # (D, M)
+    # (D, M); finite for finite boxes, zero-area ones included (box_iou floors the union). A
+    # predicted box with a NaN gives a NaN row, which no threshold admits: it matches nothing.
+    iou = box_iou(pred_boxes.float(), gt_boxes.float())[0]
     free = torch.ones(len(gt_boxes), dtype=torch.bool)
     pairs = []
     for d in torch.argsort(pred_scores, descending=True, stable=True).tolist():

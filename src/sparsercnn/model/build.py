@@ -30,20 +30,12 @@ def build_model(config: Config | ModelConfig | str, num_classes: int | None = No
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         cfg = ModelConfig(**{**cfg.__dict__, "num_classes": num_classes})
-    if cfg.fpn_dim != cfg.hidden_dim:
-        raise ValueError(
-            f"model.fpn_dim ({cfg.fpn_dim}) must equal model.hidden_dim ({cfg.hidden_dim}): "
-            "RoI features feed the dynamic head directly"
-        )
+    # Presets assign widths after construction, which skips ModelConfig's own check.
+    cfg.check_widths()
     if not 0 <= cfg.fpn_on_demand_levels <= 3:
         raise ValueError(
             f"model.fpn_on_demand_levels must be 0-3 (P2..P4; P5 is always dense), got "
             f"{cfg.fpn_on_demand_levels}"
-        )
-    if cfg.hidden_dim % cfg.num_heads != 0:
-        raise ValueError(
-            f"model.hidden_dim ({cfg.hidden_dim}) must be divisible by "
-            f"model.num_heads ({cfg.num_heads})"
         )
     backbone = ResNet(
         cfg.backbone_depth,
