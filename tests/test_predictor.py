@@ -18,7 +18,7 @@ from sparsercnn.engine.pipeline import evaluate_model_file
 from sparsercnn.model import build_model, winograd
 from sparsercnn.model.winograd import winograd_available
 from sparsercnn.model_file import save_model_file
-from sparsercnn.predictor import DRAWINGS_MARKER, DrawingWriter, Predictor
+from sparsercnn.predictor import DRAWINGS_MARKER, DrawingWriter, Prediction, Predictor
 from sparsercnn.presets import get_preset
 from sparsercnn.runtime import fast_bf16_supported
 from tests import synthetic_coco
@@ -361,3 +361,27 @@ def test_a_reduced_mirrored_jpeg_maps_detections_by_the_dct_grid(
     keep = (expected[:, 2] > expected[:, 0]) & (expected[:, 3] > expected[:, 1])
     torch.testing.assert_close(prediction.boxes, expected[keep], rtol=0, atol=1e-3)
     torch.testing.assert_close(prediction.scores, in_decoded_pixels.scores[keep])
+
+
+def test_prediction_subsets_keep_every_field_in_step() -> None:
+    """:meth:`Prediction.above`, :meth:`Prediction.top` (the server's ``max_detections``) and
+    :meth:`Prediction.subset` pick the same detections from every field."""
+    prediction = Prediction(
+        boxes=torch.arange(12, dtype=torch.float32).reshape(3, 4),
+        scores=torch.tensor([0.8, 0.4, 0.2]),
+        labels=torch.tensor([1, 0, 1]),
+        class_names=["dog", "cat", "dog"],
+        category_ids=[9, 4, 9],
+        image_size=(10, 20),
+        source="a.jpg",
+    )
+    picked = prediction.subset([2, 0])
+    assert picked.scores.tolist() == pytest.approx([0.2, 0.8])
+    assert picked.labels.tolist() == [1, 1] and picked.category_ids == [9, 9]
+    assert picked.class_names == ["dog", "dog"]
+    assert torch.equal(picked.boxes[1], prediction.boxes[0])
+    assert (picked.image_size, picked.source) == ((10, 20), "a.jpg")
+    assert prediction.top(2).class_names == ["dog", "cat"]
+    assert prediction.top(5).scores.shape == (3,)
+    assert prediction.above(0.3).category_ids == [9, 4]
+    assert prediction.above(0.9).boxes.shape == (0, 4)

@@ -75,7 +75,15 @@ class Prediction:
 
     def above(self, score_threshold: float) -> Prediction:
         """Only the detections scoring at least ``score_threshold`` (for display)."""
-        keep = (self.scores >= score_threshold).nonzero().flatten().tolist()
+        return self.subset((self.scores >= score_threshold).nonzero().flatten().tolist())
+
+    def top(self, k: int) -> Prediction:
+        """The first ``k`` detections (the ``k`` best: scores descend), all if fewer."""
+        return self.subset(range(min(k, len(self.scores))))
+
+    def subset(self, indices: Sequence[int]) -> Prediction:
+        """The detections at ``indices``, in that order, of the same image."""
+        keep = list(indices)
         return Prediction(
             boxes=self.boxes[keep],
             scores=self.scores[keep],

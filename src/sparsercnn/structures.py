@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, TypedDict
 import torch
 from torch import Tensor
 
-from sparsercnn.ops.boxes import clip_boxes
+from sparsercnn.ops.boxes import clip_boxes, nonempty_boxes
 
 
 def padded_size(height: int, width: int, size_divisibility: int) -> tuple[int, int]:
@@ -85,7 +85,7 @@ class PixelMap(NamedTuple):
         if not clip:
             return boxes, torch.ones(boxes.shape[:-1], dtype=torch.bool, device=boxes.device)
         boxes = clip_boxes(boxes, *full_size)
-        return boxes, (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
+        return boxes, nonempty_boxes(boxes)
 
     def detections_to_full_image(
         self, detections: Detections, full_size: tuple[int, int], clip: bool

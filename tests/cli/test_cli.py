@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from sparsercnn.cli.main import COMMANDS, build_parser, main
+from sparsercnn.evaluation.results import write_results_json
 from sparsercnn.predictor import DRAWINGS_MARKER, DrawingWriter
 from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco
 
@@ -68,6 +69,8 @@ def test_predict_on_a_folder_writes_coco_results(
     )
     assert code == 0
     records = json.loads(output.read_text())
+    # Written by eval's writer: the same compact JSON, byte for byte.
+    assert output.read_text() == write_results_json(records, tmp_path / "again.json").read_text()
     files = {Path(r["file_name"]).name for r in records}
     assert files == {"a.jpg", "b.png", "c.jpg"}
     sizes = {"a.jpg": (90, 120), "b.png": (100, 64), "c.jpg": (80, 80)}
@@ -181,6 +184,23 @@ def test_user_errors_are_reported_without_traceback(
     code = main(["predict", "--model", str(tmp_path / "none.safetensors"), str(tmp_path)])
     assert code == 2
     assert "none.safetensors" in capsys.readouterr().err
+
+
+def test_validate_without_the_image_check_says_the_images_were_not_checked(
+    write_coco: WriteCoco, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An "OK" of the JSON alone must not read as the dataset's: the images are still missing."""
+    data = write_coco(num_images=2, size=(48, 64))
+    data.image_paths[0].unlink()
+    argv = ["validate", "--json", str(data.json_path), "--images", str(data.image_dir)]
+    assert main([*argv, "--no-image-check"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == (
+        "image files not checked (--no-image-check): run without it to find missing, "
+        f"unreadable or resized images in {data.image_dir}"
+    )
+    assert main(argv) == 2
+    assert "[image_file_missing]" in capsys.readouterr().out
 
 
 def test_validate_and_eval_on_a_small_coco_dataset(

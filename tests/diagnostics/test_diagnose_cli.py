@@ -53,6 +53,31 @@ def test_visualize(data: DiagnosticsData, tmp_path: Path, capsys: pytest.Capture
     assert output.stat().st_size > 0 and str(output) in capsys.readouterr().out
 
 
+def test_visualize_names_the_flag_of_a_bad_stage_or_output_before_the_model_runs(
+    data: DiagnosticsData,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model ran")
+
+    monkeypatch.setattr("sparsercnn.diagnostics.stage_boxes.compute_stage_boxes", no_run)
+    argv = ["visualize", "--model", str(data.model_file), str(data.image_dir / "000.png")]
+    argv += ["--device", "cpu"]
+    with pytest.raises(SystemExit):
+        _run([*argv, "--stages", "0", "--output", str(tmp_path / "a.png")])
+    assert "argument --stages: must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"\(--stages\) \[1, 3\] .*give stages from 1 to 2$"):
+        _run([*argv, "--stages", "1", "3", "--output", str(tmp_path / "a.png")])
+    with pytest.raises(ValueError, match=r"\(--stages\) \[2, 2\] .*give each stage once$"):
+        _run([*argv, "--stages", "2", "2", "--output", str(tmp_path / "a.png")])
+    output = tmp_path / "x.xyz"
+    with pytest.raises(ValueError, match=rf"^--output {output}: \.xyz is not an image format"):
+        _run([*argv, "--output", str(output)])
+    assert not output.exists() and not (tmp_path / "a.png").exists()
+
+
 def test_diagnose_stages(
     data: DiagnosticsData, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:

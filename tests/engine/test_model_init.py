@@ -4,14 +4,21 @@ errors name the option that gave the file."""
 from __future__ import annotations
 
 import logging
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+from sparsercnn.cli.main import main
 from sparsercnn.config import Config
-from sparsercnn.engine.model_init import prepare_model, read_starting_weights
+from sparsercnn.engine.model_init import (
+    INIT_FROM,
+    naming_option,
+    prepare_model,
+    read_starting_weights,
+)
 from sparsercnn.model import build_model
 from sparsercnn.weights import convert
 from sparsercnn.weights.convert import export_state_dict
@@ -123,3 +130,51 @@ def test_reading_a_missing_file_names_its_option(option: str, message: str, tmp_
         read_starting_weights(**{option: str(tmp_path / "missing.pth")})
     with pytest.raises(IsADirectoryError, match=r"is a folder"):
         read_starting_weights(**{option: str(tmp_path)})
+
+
+@pytest.mark.parametrize(
+    ("flag", "option"),
+    [
+        ("--init-from", "--init-from (train.init_from)"),
+        ("--backbone-weights", "--backbone-weights (train.backbone_weights)"),
+    ],
+)
+def test_train_names_the_option_of_a_file_that_is_not_a_checkpoint(
+    flag: str, option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A COCO JSON, a zip of something else or a text file given as weights: refused before the
+    data check (no annotations file exists), the message naming the flag once, then the file."""
+    annotations = tmp_path / "instances.json"
+    annotations.write_text('{"images": [], "annotations": [], "categories": []}')
+    archive = tmp_path / "weights.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("readme.txt", "no tensors here")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not weights")
+    for path in (annotations, archive, notes):
+        data = ["--train-json", str(tmp_path / "a.json"), "--train-images", str(tmp_path)]
+        run = ["--output-dir", str(tmp_path / "run"), "--preset", "tiny"]
+        assert main(["train", *data, *run, flag, str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"sparsercnn train: error: {option}: {path} "), err
+        assert err.count(flag) == 1 and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_error_already_naming_the_option_is_not_named_twice() -> None:
+    named = r"^--init-from \(train.init_from\): x.pth is not"
+    inner = naming_option(INIT_FROM)
+    with pytest.raises(ValueError, match=named) as info, naming_option(INIT_FROM), inner:
+        raise ValueError("x.pth is not a checkpoint")
+    assert str(info.value).count("--init-from") == 1
+
+
+def test_weights_of_another_architecture_name_their_option(tmp_path: Path) -> None:
+    cfg, bare, resnet = _bare_checkpoint_and_resnet(tmp_path)
+    other = replace(cfg.model, num_proposals=cfg.model.num_proposals + 1, backbone_depth=34)
+    with pytest.raises(ValueError, match=r"^--init-from \(train.init_from\): .*bare.pth is a mod"):
+        read_starting_weights(init_from=str(bare)).check_fits(other)
+    with pytest.raises(
+        ValueError, match=r"^--backbone-weights \(train.backbone_weights\): .*resnet.pth holds a "
+    ):
+        read_starting_weights(backbone_weights=str(resnet)).check_fits(other)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from sparsercnn.model import PostProcessor
-from sparsercnn.structures import ModelOutput, StageOutput
+from sparsercnn.model.postprocess import detections_to_cpu
+from sparsercnn.structures import ModelOutput, PixelMap, StageOutput
 
 
 def make_output(logits: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> ModelOutput:
@@ -50,3 +51,23 @@ def test_each_image_is_clipped_to_its_own_size() -> None:
     wide, tall = PostProcessor(clip_boxes=True)(output, [(50, 200), (300, 60)])
     assert wide["boxes"].tolist() == [[0.0, 5.0, 180.0, 50.0]]  # x * 2, y / 2, then clipped
     assert tall["boxes"].tolist() == [[3.0, 0.0, 60.0, 120.0]]  # x * 0.6, y * 3, then clipped
+
+
+def test_top_k_to_full_image_keeps_what_the_predictors_map_keeps() -> None:
+    """:meth:`TopKDetections.to_full_image` (the per-stage diagnostics) and
+    :meth:`PixelMap.detections_to_full_image` (the predictor, evaluation) give the same boxes and
+    drop the same detections: one inside, one that the full-image clip empties, one kept only
+    without clipping."""
+    logits = torch.tensor([[[3.0], [2.0], [1.0]]])
+    boxes = torch.tensor([[[1.0, 1.0, 10.0, 8.0], [30.0, 2.0, 40.0, 9.0], [-9.0, 0.0, -1.0, 5.0]]])
+    output = make_output(logits, boxes, (10, 40))
+    pixel_map = PixelMap(8.0, 8.0, -5.0, -5.0)  # a 1/8 decode whose grid starts 5 px early
+    for clip in (True, False):
+        top_k = PostProcessor(clip_boxes=clip).select(output, [(10, 40)])
+        (expected,) = top_k.per_image()
+        expected = pixel_map.detections_to_full_image(detections_to_cpu(expected), (60, 200), clip)
+        (found,) = top_k.to_cpu().to_full_image(pixel_map, (60, 200), clip).per_image()
+        assert torch.equal(found["boxes"], expected["boxes"])
+        assert torch.equal(found["scores"], expected["scores"])
+        assert torch.equal(found["labels"], expected["labels"])
+        assert len(found["scores"]) == (1 if clip else 3)

@@ -19,6 +19,7 @@ from sparsercnn.ops.boxes import (
     clip_boxes,
     decode_box_deltas,
     generalized_box_iou,
+    nonempty_boxes,
     paired_generalized_box_iou,
     scale_clamp_for,
 )
@@ -126,3 +127,17 @@ def test_scale_clamps() -> None:
 def test_clip_boxes() -> None:
     boxes = torch.tensor([[-5.0, -1.0, 20.0, 30.0]])
     assert clip_boxes(boxes, 25, 10).tolist() == [[0.0, 0.0, 10.0, 25.0]]
+
+
+def test_nonempty_boxes_needs_positive_width_and_height() -> None:
+    boxes = torch.tensor(
+        [
+            [0.0, 0.0, 2.0, 3.0],  # kept
+            [2.0, 0.0, 2.0, 3.0],  # zero width
+            [0.0, 3.0, 2.0, 3.0],  # zero height
+            [3.0, 0.0, 2.0, 3.0],  # negative width
+            [0.0, 0.0, math.nan, 3.0],  # NaN compares False
+        ]
+    )
+    assert nonempty_boxes(boxes).tolist() == [True, False, False, False, False]
+    assert nonempty_boxes(boxes.reshape(5, 1, 4)).shape == (5, 1)

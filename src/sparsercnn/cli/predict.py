@@ -7,7 +7,6 @@ Inputs run in the order given: consecutive images share batches, and each video 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -15,7 +14,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sparsercnn.atomic_file import atomic_write
 from sparsercnn.cli.common import (
     add_batch_arguments,
     add_cuda_graphs_argument,
@@ -120,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from sparsercnn.evaluation.results import write_results_json
     from sparsercnn.predictor import DrawingWriter
 
     check_output_path(args.output, "--output", inputs={"--model": args.model, "--onnx": args.onnx})
@@ -178,8 +177,7 @@ def run(args: argparse.Namespace) -> int:
                 target = video_targets.get(group.path)
                 staged = None if drawings is None or target is None else drawings.stage(target)
                 num_frames += predict_sequence(predictor, group, args, staged, records, bar)
-        text = json.dumps(records)
-        atomic_write(args.output, lambda tmp: tmp.write_text(text))
+        write_results_json(records, args.output)
     print(
         f"{len(records)} detections on {describe(groups, num_images, num_frames)} written to "
         f"{args.output}"

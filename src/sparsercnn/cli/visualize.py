@@ -30,9 +30,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("image", type=Path, metavar="IMAGE", help="the image to draw on")
     parser.add_argument(
         "--stages",
-        type=int,
+        type=int_at_least(1),
         nargs="+",
-        help="1-based stages to show (default 1 3 6 for six stages, else first, middle, last)",
+        help="1-based stages to show, each once (default 1 3 6 for six stages, else first, "
+        "middle, last)",
     )
     parser.add_argument(
         "--score-threshold",
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             "--save-images DIR` draws a folder's detections)"
         )
     check_output_path(args.output, "--output", inputs={"IMAGE": args.image, "--model": args.model})
-    drawing_format(args.output)  # an unknown suffix fails before the model runs
+    drawing_format(args.output, flag="--output")  # an unknown suffix fails before the model runs
     if args.output.is_file():
         logger.warning(
             "--output %s exists: it will be replaced once this run succeeds", args.output

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,12 +26,12 @@ from sparsercnn.data.image_io import decode_image
 from sparsercnn.data.transforms import InferenceTransform, build_test_transform
 from sparsercnn.model import PostProcessor, SparseRCNN, build_postprocessor
 from sparsercnn.model.inference import Precision, evaluating, model_device, run_model
-from sparsercnn.model.postprocess import TopKDetections, detections_to_cpu, rescale_boxes
+from sparsercnn.model.postprocess import TopKDetections, rescale_boxes
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.ops.boxes import clip_boxes
 from sparsercnn.predictor import ImageInput, decode_input
-from sparsercnn.structures import Detections, PixelMap
-from sparsercnn.visualization.draw import save_drawing
+from sparsercnn.structures import Detections
+from sparsercnn.visualization.draw import drawing_format, save_drawing
 from sparsercnn.visualization.stage_figure import StagePanel, Trajectories, draw_stage_figure
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ class StageBoxes:
         boxes: ``(S, N, 4)`` the box of every slot after each stage (not clipped).
         scores: ``(S, N, C)`` sigmoid class scores of every slot after each stage.
         detections: per stage, the post-processed detections (as evaluation sees them).
-        final: the last stage's post-processed top-k with the slot of every detection.
+        final: the last stage's post-processed top-k with the slot of every detection (on the
+            CPU, boxes in original-image pixels).
     """
 
     image: Image.Image
@@ -124,18 +125,18 @@ def compute_stage_boxes(
         return rescaled if pixel_map is None else pixel_map.boxes_to_full(rescaled)
 
     stages = range(len(output.stages))
-    top_k = [postprocessor.select(output, original_size, stage=s) for s in stages]
+    # On the CPU first, then to the full image: the predictor's and evaluation's order.
+    top_k = [postprocessor.select(output, original_size, stage=s).to_cpu() for s in stages]
     if pixel_map is not None:
-        top_k = [
-            _top_k_to_full(t, pixel_map, decoded.full_size, postprocessor.clip_boxes) for t in top_k
-        ]
+        clip = postprocessor.clip_boxes
+        top_k = [t.to_full_image(pixel_map, decoded.full_size, clip) for t in top_k]
     return StageBoxes(
         image=decoded.image,
         full_size=decoded.full_size,
         proposal_boxes=in_original_pixels(output.proposal_boxes),
         boxes=torch.stack([in_original_pixels(output.stages[s].boxes) for s in stages]),
         scores=torch.stack([output.stages[s].logits[0].sigmoid() for s in stages]).float().cpu(),
-        detections=[detections_to_cpu(t.per_image()[0]) for t in top_k],
+        detections=[t.per_image()[0] for t in top_k],
         final=top_k[-1],
     )
 
@@ -159,14 +160,6 @@ def final_detection_tracks(
     height, width = stage_boxes.full_size
     boxes = clip_boxes(steps[:, slots].permute(1, 0, 2), height, width)  # (K, S + 1, 4)
     return DetectionTracks(slots=slots, labels=labels, scores=scores, boxes=boxes)
-
-
-def _top_k_to_full(
-    top_k: TopKDetections, pixel_map: PixelMap, full_size: tuple[int, int], clip: bool
-) -> TopKDetections:
-    """``top_k`` of a reduced JPEG's input pixels in the full image's (by their pixel map)."""
-    boxes, valid = pixel_map.boxes_to_full_image(top_k.boxes, full_size, clip)
-    return replace(top_k, boxes=boxes, valid=top_k.valid & valid)
 
 
 def _first_per_slot(slots: Tensor) -> list[int]:
@@ -196,12 +189,15 @@ def check_figure_stages(stages: Sequence[int], num_stages: int) -> list[int]:
     wrong = [s for s in stages if not 1 <= s <= num_stages]
     if wrong or not stages:
         raise ValueError(
-            f"stages {list(stages)} are not all in 1..{num_stages} (1-based; the model has "
-            f"{num_stages} stages)"
+            f"stages (--stages) {list(stages)} are not all in 1..{num_stages} (1-based; the "
+            f"model has {num_stages} stages): give stages from 1 to {num_stages}"
         )
     twice = sorted({s for s in stages if list(stages).count(s) > 1})
     if twice:
-        raise ValueError(f"stages {list(stages)} name stage(s) {twice} more than once")
+        raise ValueError(
+            f"stages (--stages) {list(stages)} name stage(s) {twice} more than once; give each "
+            "stage once"
+        )
     return list(stages)
 
 
@@ -294,6 +290,7 @@ def write_stage_figure(
     Raises:
         ValueError: ``output_png``'s suffix is not an image format Pillow can write.
     """
+    drawing_format(output_png)  # an unknown suffix fails before the model loads
     loaded = load_model_file(model_file, device=device)
     figure = draw_model_stage_figure(
         loaded,

@@ -42,16 +42,24 @@ BACKBONE_WEIGHTS = "--backbone-weights (train.backbone_weights)"
 
 @contextlib.contextmanager
 def naming_option(option: str) -> Iterator[None]:
-    """Prefix a missing file's error inside with the option that named the file.
+    """Prefix the error of a missing or unusable file inside with the option that named it.
 
     :func:`~sparsercnn.weights.download.fetch` says "checkpoint x.pth does not exist" (or is a
-    folder) without knowing which option gave it; this makes it "--init-from
-    (train.init_from): checkpoint x.pth does not exist".
+    folder), and the conversion "x.json could not be read as a PyTorch checkpoint ..." (any
+    ValueError: not a checkpoint, damaged, no known layout), without knowing which option gave
+    the file; this makes it "--init-from (train.init_from): checkpoint x.pth does not exist".
+    A message that already starts with the option is left as it is.
     """
     try:
         yield
     except (FileNotFoundError, IsADirectoryError) as error:
         raise type(error)(f"{option}: {error}") from None
+    except ValueError as error:
+        if str(error).startswith(option):
+            raise
+        # A plain ValueError whatever the subclass (their constructors differ); the
+        # conversion's own error stays its cause, for --debug.
+        raise ValueError(f"{option}: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -87,16 +95,19 @@ class StartingWeights:
         another depth or width.
 
         Raises:
-            ValueError: the message names the file, the settings that differ and those that fit.
+            ValueError: the message names the option, the file, the settings that differ and
+                those that fit.
         """
         if self.checkpoint is not None:
             differences = architecture_differences(self.checkpoint.config.model, model)
             if differences:
-                raise other_architecture_error(self.checkpoint_file, differences)
+                with naming_option(INIT_FROM):
+                    raise other_architecture_error(self.checkpoint_file, differences)
         if self.backbone is not None:
-            check_backbone_fits(
-                self.backbone, self.backbone_file, model.backbone_depth, model.backbone_width
-            )
+            with naming_option(BACKBONE_WEIGHTS):
+                check_backbone_fits(
+                    self.backbone, self.backbone_file, model.backbone_depth, model.backbone_width
+                )
 
     def is_for(self, train: TrainConfig) -> bool:
         """Whether these are the files ``train`` names."""
@@ -111,7 +122,8 @@ def read_starting_weights(init_from: str = "", backbone_weights: str = "") -> St
     Raises:
         FileNotFoundError, IsADirectoryError: no such file; the message names the option.
         ValueError: both are given (the detector checkpoint holds a backbone of its own, which
-            would replace the other weights), or a file is not one of the supported layouts.
+            would replace the other weights), or a file is not a checkpoint or not one of the
+            supported layouts (the message names the option and the file).
     """
     if init_from and backbone_weights:
         raise ValueError(

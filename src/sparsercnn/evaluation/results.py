@@ -115,9 +115,15 @@ def detections_to_coco_results(
     return results
 
 
-def write_results_json(results: Sequence[CocoResult], path: str | Path) -> Path:
-    """Write ``results`` as a COCO results JSON list, atomically (temp file + ``os.replace``).
+def write_results_json(results: Sequence[Mapping[str, object]], path: str | Path) -> Path:
+    """Write ``results`` as a COCO results JSON list, compact, atomically (temp file +
+    ``os.replace``): ``sparsercnn eval``'s and ``sparsercnn predict``'s one writer.
 
     A reader never sees a half-written file, even if the process dies while writing.
+
+    Args:
+        results: :class:`CocoResult` records, possibly with more keys (``predict``'s leave out
+            ``image_id`` and add ``frame_index`` and ``timestamp`` for video frames).
+        path: the JSON file to write (replaced if it exists).
     """
     return atomic_write_text(path, json.dumps(list(results), separators=(",", ":")))

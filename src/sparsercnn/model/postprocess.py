@@ -13,13 +13,13 @@ diagnostics share it; :class:`PostProcessor` applies it to any stage of a
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
-from sparsercnn.ops.boxes import clip_boxes
-from sparsercnn.structures import Detections, ModelOutput
+from sparsercnn.ops.boxes import clip_boxes, nonempty_boxes
+from sparsercnn.structures import Detections, ModelOutput, PixelMap
 
 
 @dataclass
@@ -52,6 +52,28 @@ class TopKDetections:
             )
             for i in range(self.boxes.shape[0])
         ]
+
+    def to_cpu(self) -> TopKDetections:
+        """These detections on the CPU, boxes and scores as float32 (as
+        :func:`detections_to_cpu` moves :class:`Detections`)."""
+        return TopKDetections(
+            boxes=self.boxes.float().cpu(),
+            scores=self.scores.float().cpu(),
+            labels=self.labels.cpu(),
+            slots=self.slots.cpu(),
+            valid=self.valid.cpu(),
+        )
+
+    def to_full_image(
+        self, pixel_map: PixelMap, full_size: tuple[int, int], clip: bool
+    ) -> TopKDetections:
+        """The detections of one image that the model saw through ``pixel_map`` (a reduced
+        JPEG's input) in the pixels of its full image ``full_size`` ``(h, w)``
+        (:meth:`~sparsercnn.structures.PixelMap.boxes_to_full_image`, as the predictor and
+        evaluation map theirs): clipped with ``clip``, boxes clipping emptied marked invalid
+        (where :meth:`~sparsercnn.structures.PixelMap.detections_to_full_image` drops them)."""
+        boxes, valid = pixel_map.boxes_to_full_image(self.boxes, full_size, clip)
+        return replace(self, boxes=boxes, valid=self.valid & valid)
 
 
 def detections_to_cpu(detections: Detections) -> Detections:
@@ -118,8 +140,7 @@ def select_top_k(
             picked, scores, labels, slots, torch.ones_like(scores, dtype=torch.bool)
         )
     picked = clip_to_images(picked, original_sizes)
-    valid = (picked[..., 2] > picked[..., 0]) & (picked[..., 3] > picked[..., 1])
-    return TopKDetections(picked, scores, labels, slots, valid)
+    return TopKDetections(picked, scores, labels, slots, nonempty_boxes(picked))
 
 
 class PostProcessor:

@@ -51,6 +51,12 @@ def box_area(boxes: Tensor) -> Tensor:
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
+def nonempty_boxes(boxes: Tensor) -> Tensor:
+    """``(..., 4)`` xyxy -> ``(...)`` bool: True where the box has positive width and height
+    (``x2 > x1`` and ``y2 > y1``), the boxes post-processing keeps after clipping (spec 8)."""
+    return (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
+
+
 def box_iou(boxes1: Tensor, boxes2: Tensor) -> tuple[Tensor, Tensor]:
     """Pairwise IoU of xyxy boxes ``(..., N, 4)`` x ``(..., M, 4)`` -> ``(iou, union)``, each
     ``(..., N, M)``; leading (batch) dimensions broadcast. ``union`` is floored at

@@ -207,15 +207,4 @@ def _xyxy(xywh: list[float]) -> list[float]:
 def limit_prediction(prediction: Prediction, options: DetectOptions) -> Prediction:
     """``prediction`` above the score threshold, its first ``max_detections``."""
     kept = prediction.above(options.score_threshold)
-    if options.max_detections is None or len(kept.scores) <= options.max_detections:
-        return kept
-    first = options.max_detections
-    return Prediction(
-        boxes=kept.boxes[:first],
-        scores=kept.scores[:first],
-        labels=kept.labels[:first],
-        class_names=kept.class_names[:first],
-        category_ids=kept.category_ids[:first],
-        image_size=kept.image_size,
-        source=kept.source,
-    )
+    return kept if options.max_detections is None else kept.top(options.max_detections)

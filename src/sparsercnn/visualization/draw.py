@@ -35,8 +35,12 @@ PANEL_FRAME_COLOR = (160, 160, 160)
 JPEG_QUALITY = 92
 
 
-def drawing_format(path: str | os.PathLike[str]) -> str:
+def drawing_format(path: str | os.PathLike[str], *, flag: str | None = None) -> str:
     """The Pillow format that :func:`save_drawing` writes to ``path`` (by its suffix).
+
+    Args:
+        path: the file to write.
+        flag: the command-line flag that gave ``path``, named in the error (None: none).
 
     Raises:
         ValueError: Pillow cannot write the suffix's format; the message names the file.
@@ -44,8 +48,9 @@ def drawing_format(path: str | os.PathLike[str]) -> str:
     path = Path(path)
     image_format = Image.registered_extensions().get(path.suffix.lower())
     if image_format is None or image_format not in Image.SAVE:
+        given = f"{flag} {path}" if flag else str(path)
         raise ValueError(
-            f"{path}: {path.suffix or 'no suffix'} is not an image format Pillow can write; "
+            f"{given}: {path.suffix or 'no suffix'} is not an image format Pillow can write; "
             "name the file .png or .jpg"
         )
     return image_format
