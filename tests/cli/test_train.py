@@ -159,14 +159,32 @@ def test_other_ranks_log_only_their_own_warnings(
     assert [r.getMessage() for r in caplog.records] == ["from data.coco"]
 
 
+@pytest.mark.parametrize(
+    ("final_ap", "best_in_this_run", "printed"),
+    [
+        (0.25, True, "final AP 25.00%; best AP 37.50% at iteration 30 (model_best.safetensors)"),
+        # Resumed after the best evaluation: model_best's is known by its AP only.
+        (0.25, False, "final AP 25.00%; best AP 37.50% at iteration 30 (model_best.safetensors)"),
+        # A finished run resumed: no evaluation in this invocation.
+        (None, False, "best AP 37.50% at iteration 30 (model_best.safetensors)"),
+    ],
+)
 def test_an_earlier_best_ap_is_printed_beside_the_final_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    final_ap: float | None,
+    best_in_this_run: bool,
+    printed: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """report/ draws model_best: when that is an earlier evaluation, its AP is printed too."""
+    """report/ draws model_best: when that is an earlier evaluation, its AP is printed too,
+    also when that evaluation was before a --resume (it was printed only when it ran in the
+    same invocation)."""
     from types import SimpleNamespace
 
     monkeypatch.setattr(train_command, "check_training_data", lambda *args: None)
-    final, best = (SimpleNamespace(result=SimpleNamespace(AP=ap)) for ap in (0.25, 0.375))
+    final = None if final_ap is None else SimpleNamespace(result=SimpleNamespace(AP=final_ap))
+    best = SimpleNamespace(result=SimpleNamespace(AP=0.375)) if best_in_this_run else None
 
     def trained(cfg: Config, **kwargs: Any) -> Any:
         return SimpleNamespace(
@@ -174,14 +192,39 @@ def test_an_earlier_best_ap_is_printed_beside_the_final_one(
             output_dir=kwargs["output_dir"],
             final_evaluation=final,
             best_evaluation=best,
+            best_ap=0.375,
             best_iteration=30,
             evaluation_report=None,
         )
 
     monkeypatch.setattr(pipeline, "train_from_coco", trained)
     assert main(_train(tmp_path)) == 0
-    out = capsys.readouterr().out
-    assert "final AP 25.00%; best AP 37.50% at iteration 30 (model_best.safetensors)" in out
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == printed
+
+
+def test_the_final_ap_alone_when_it_is_the_best(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(train_command, "check_training_data", lambda *args: None)
+    final = SimpleNamespace(result=SimpleNamespace(AP=0.375))
+
+    def trained(cfg: Config, **kwargs: Any) -> Any:
+        return SimpleNamespace(
+            iteration=40,
+            output_dir=kwargs["output_dir"],
+            final_evaluation=final,
+            best_evaluation=final,
+            best_ap=0.375,
+            best_iteration=40,
+            evaluation_report=None,
+        )
+
+    monkeypatch.setattr(pipeline, "train_from_coco", trained)
+    assert main(_train(tmp_path)) == 0
+    assert capsys.readouterr().out.splitlines()[1] == "final AP 37.50%"
 
 
 def test_a_schedule_cut_by_max_iter_is_said(

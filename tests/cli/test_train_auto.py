@@ -211,3 +211,44 @@ def test_starting_weights_given_by_set_reach_the_recipe(
     weights = seen["weights"]
     assert isinstance(weights, StartingWeights) and weights.init_from == str(model_file)
     assert weights.checkpoint is not None and weights.checkpoint.categories.names == ["cat", "dog"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "refused"),
+    [
+        # small's widths (64 wide): refused for the default config's fpn_dim (256).
+        (["model.hidden_dim=64"], None),
+        (["model.hidden_dim=64", "train.max_iter=40"], None),
+        # medium's 128-wide head splits into 128 heads.
+        (["model.num_heads=128"], None),
+        # The default config's 256 splits into 256 heads, no model auto chooses does: it was
+        # refused only after the data's check.
+        (["model.num_heads=256"], "small: model.hidden_dim (64) must be a multiple of"),
+        # With ResNet weights auto trains the paper's 256-wide head.
+        (["model.hidden_dim=64", "train.backbone_weights=r18.pth"], "model.fpn_dim (256)"),
+    ],
+)
+def test_model_overrides_are_checked_against_the_models_auto_chooses(
+    overrides: list[str],
+    refused: str | None,
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    checked: list[object] = []
+    seen: dict[str, object] = {}
+
+    def recipe_for_dataset(*args: object, **kwargs: object) -> None:
+        seen.update(kwargs)
+        raise ValueError("stop after the recipe's arguments")
+
+    monkeypatch.setattr("sparsercnn.cli.train.check_training_data", lambda *a: checked.append(a))
+    monkeypatch.setattr("sparsercnn.recipe.recipe_for_dataset", recipe_for_dataset)
+    assert main(_train(tiny_coco, tmp_path / "run", "--set", *overrides)) == 2
+    err = capsys.readouterr().err
+    if refused is None:
+        assert "stop after the recipe's arguments" in err
+        assert seen["max_iter"] == (40 if "train.max_iter=40" in overrides else None)
+    else:
+        assert refused in err and not checked and not (tmp_path / "run").exists()

@@ -9,14 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from sparsercnn.cli import demo
 from sparsercnn.cli.main import main
 from sparsercnn.data import demo_dataset
 from sparsercnn.data.demo_dataset import DEMO_CLASSES, generate_demo_dataset
 from sparsercnn.engine import inference
+from sparsercnn.engine.trainer import Trainer
+from sparsercnn.model import build_model
 from sparsercnn.predictor import DRAWINGS_MARKER
 from sparsercnn.recipe import for_dataset
+from sparsercnn.recipe.step_timing import StepCost
+from sparsercnn.weights import convert
+from sparsercnn.weights.key_tables import Layout
+from sparsercnn.weights.readers import RawCheckpoint
+from tests.synthetic_coco import tiny_config
 
 
 @pytest.mark.slow
@@ -168,3 +176,39 @@ def test_a_demo_stopped_after_training_says_how_to_finish_and_resume_finishes_it
     assert main([*argv, "--resume"]) == 0
     printed = capsys.readouterr().out
     assert str(out / "predictions") in printed and (out / "predictions" / "000000.jpg").is_file()
+
+
+def test_the_demo_reads_starting_weights_once_before_the_data_as_train_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--set train.init_from``: the demo neither read the file up front (a wrong one was named
+    only after the data was made) nor gave it to the recipe, which then chose the small model
+    whatever the checkpoint's architecture, and the trainer read the file a second time."""
+    cfg = tiny_config()
+    path = tmp_path / "weights.pth"
+    torch.save(build_model(cfg).state_dict(), path)
+    events: list[str] = []
+    read_checkpoint = convert.read_checkpoint
+
+    def counted(src: str | Path, layout: Layout | None = None) -> RawCheckpoint:
+        events.append("read")
+        return read_checkpoint(src, layout)
+
+    def generated(*args: Any, **kwargs: Any) -> Any:
+        events.append("data")
+        return generate_demo_dataset(*args, **{**kwargs, "num_train": 4, "num_val": 2})
+
+    def loaded(self: Trainer) -> Any:
+        events.append(f"hidden_dim={self.cfg.model.hidden_dim}")
+        raise ValueError("stop once the model is loaded")
+
+    monkeypatch.setattr(convert, "read_checkpoint", counted)
+    monkeypatch.setattr(demo_dataset, "generate_demo_dataset", generated)
+    monkeypatch.setattr(for_dataset, "_time_step_cost", lambda *args: StepCost(0.01, 0.0))
+    monkeypatch.setattr(Trainer, "train", loaded)
+    argv = ["demo", "--output-dir", str(tmp_path / "demo"), "--device", "cpu"]
+    argv += ["--set", f"train.init_from={path}", "train.max_iter=2"]
+    assert main(argv) == 2
+    assert "stop once the model is loaded" in capsys.readouterr().err
+    # The recipe took the checkpoint's architecture (the tiny model's 32-wide head).
+    assert events == ["read", "data", f"hidden_dim={cfg.model.hidden_dim}"]

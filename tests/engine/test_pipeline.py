@@ -77,3 +77,33 @@ def test_eval_of_some_stages_says_so_and_writes_fractions(
     assert written["num_detections"] == len(json.loads(results.read_text()))
     full = pipeline.evaluate_model_file(model, tiny_coco.json_path, tiny_coco.image_dir)
     assert "--stages" not in full.format()
+
+
+def test_a_multi_process_run_reports_its_last_evaluation_instead_of_evaluating_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """model_best's evaluation predates a resume: a single process evaluates its file again,
+    but rank 0 of a multi-process run cannot (the evaluation gathers over every rank, which
+    have finished): the report is then of model_final's evaluation, and names that file."""
+    from types import SimpleNamespace
+
+    def evaluate(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("rank 0 alone would wait for the other ranks")
+
+    monkeypatch.setattr(pipeline, "evaluate", evaluate)
+    final = SimpleNamespace()
+    result = SimpleNamespace(
+        best_evaluation=None,
+        final_evaluation=final,
+        model_best_path=tmp_path / "model_best.safetensors",
+        model_final_path=tmp_path / "model_final.safetensors",
+    )
+    report = pipeline._training_evaluation_report(
+        result,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        tiny_config(),
+        "cpu",
+        distributed=True,
+    )
+    assert report is not None and report.evaluation is final
+    assert report.model_file == result.model_final_path

@@ -140,6 +140,26 @@ def _raise_runtime_error(*args: object, **kwargs: object) -> None:
     raise RuntimeError("evaluation failed")
 
 
+def test_a_failed_periodic_evaluation_is_redone_on_resume(
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The periodic evaluation at 2 fails and checkpoint 2 is saved without it: the resumed
+    run continued from 2 and never evaluated it, although the error said to resume once fixed."""
+    cfg = tiny_config()
+    cfg.train.checkpoint_period = cfg.train.eval_period = 2
+    cfg.train.max_iter = 4
+    with monkeypatch.context() as failing, pytest.raises(RuntimeError, match="evaluation failed"):
+        failing.setattr(trainer_module, "evaluate", _raise_runtime_error)
+        _trainer(tiny_coco, cfg, tmp_path, with_val=True).train()
+    checkpoint = tmp_path / "checkpoint_0000002.pt"
+    assert load_training_checkpoint(checkpoint)["extra"]["last_evaluation"] is None
+    result = _trainer(tiny_coco, cfg, tmp_path, with_val=True, resume=True).train()
+    assert result.iteration == 4
+    assert [r["iter"] for r in _records(tmp_path) if "eval" in r] == [2, 4]
+    extra = load_training_checkpoint(checkpoint)["extra"]  # checkpointed again with it
+    assert extra["last_evaluation"] == 2 and extra["best_iteration"] == 2
+
+
 def test_a_checkpoint_closes_the_logging_window(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:
     """Logging every 3 steps with a checkpoint at 2: a record at 2 as well, so that a run
     resumed there logs every step (its next window starts at 3)."""

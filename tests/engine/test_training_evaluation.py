@@ -3,6 +3,7 @@ reproduces it exactly, and the end of training reuses it instead of running the 
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -84,3 +85,32 @@ def test_ctrl_c_during_the_final_evaluation_keeps_the_last_steps(
     assert [p.name for p in run.glob("checkpoint_*.pt")] == ["checkpoint_0000003.pt"]
     assert not (run / "model_final.safetensors").exists()
     assert '"eval"' in (run / "metrics.jsonl").read_text()
+
+
+def test_after_a_resume_the_report_is_of_model_best(
+    tiny_coco: SyntheticCoco, tmp_path: Path
+) -> None:
+    """Evaluations at 2 and 4, resumed in between: the best AP (at 2, the model of
+    model_best) was kept only as a number, so the result had no best and the report drew
+    model_final; a finished run resumed reported nothing at all."""
+    cfg = tiny_config()
+    cfg.train.checkpoint_period = cfg.train.eval_period = 2
+    cfg.train.max_iter = 2
+    data = {
+        "train_json": tiny_coco.json_path,
+        "train_images": tiny_coco.image_dir,
+        "val_json": tiny_coco.json_path,
+        "val_images": tiny_coco.image_dir,
+        "output_dir": tmp_path / "run",
+    }
+    train_from_coco(cfg, **data)
+    cfg.train.max_iter = 4
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    evaluated_at_2 = next(r["eval"] for r in records if "eval" in r)
+    for _ in range(2):  # resumed from 2 to 4, then the finished run resumed
+        result = train_from_coco(cfg, **data, resume=True)
+        # The tiny model's AP does not improve over 2 steps: the first evaluation stays best.
+        assert result.best_iteration == 2 and result.best_ap == evaluated_at_2["AP"]
+        report = result.evaluation_report
+        assert report is not None and report.model_file == result.model_best_path
+        assert report.result.to_dict() == evaluated_at_2

@@ -21,6 +21,7 @@ from sparsercnn.cli.training_setup import (
     check_config_arguments,
     check_training_data,
     remaining_budget,
+    starting_weights,
     training_config,
 )
 from sparsercnn.presets import PRESETS
@@ -122,16 +123,11 @@ def write_demo_outputs(
     """Print the trained model's evaluation and write its files, drawings, plots and stage figure
     under ``out``; return the evaluation and the drawings' folder and figure's path."""
     from sparsercnn.diagnostics import write_evaluation_report, write_stage_figure
-    from sparsercnn.engine.pipeline import evaluate_model_file
 
-    # The validation pass training ended with is the demo's evaluation: it is not run again.
+    # Training's report of model_best, as `train` draws report/ from: the validation pass
+    # training ran (or, after a resume, one of model_best's file).
     report = result.evaluation_report
-    if report is None:
-        # A resumed run that had already finished trains and evaluates nothing: its model
-        # (the best, as training would report it) is evaluated now.
-        model_file = result.model_best_path or result.model_final_path
-        assert model_file is not None  # single process: rank 0 writes the model files
-        report = evaluate_model_file(model_file, data.val_json, data.val_images, device=device)
+    assert report is not None  # one process, with a validation set
     report.write_files(results_path=out / "val_results.json", metrics_path=out / "metrics.json")
     print(report.format())
     drawings = draw_predictions(report, out / "predictions", limit=12)
@@ -156,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(out, "--output-dir", folder=True)
     check_config_arguments(args)
     check_run_to_start(out / "train", args)
+    # As in `train`: `--set train.init_from` / `train.backbone_weights` read once, up front.
+    weights = starting_weights(args)
     data = generate_demo_dataset(out / "data", image_size=DEMO_IMAGE_SIZE)
     print(f"demo data: {data.train_json} / {data.val_json}")
     device = resolve_device(args.device)
@@ -165,7 +163,9 @@ def run(args: argparse.Namespace) -> int:
         (data.train_json, data.train_images), (data.val_json, data.val_images), False
     )
     budget_start = time.perf_counter()
-    cfg = training_config(args, data.train_json, data.train_images, out / "train", dist_info)
+    cfg = training_config(
+        args, data.train_json, data.train_images, out / "train", dist_info, weights
+    )
     result = train_from_coco(
         cfg,
         train_json=data.train_json,
@@ -177,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         # The recipe's timing counts against the budget.
         time_budget_minutes=remaining_budget(args.time_budget, budget_start),
         dist_info=dist_info,
+        starting_weights=weights,
     )
     try:
         report, drawings, figure = write_demo_outputs(result, data, out, device)

@@ -149,16 +149,20 @@ def run(args: argparse.Namespace) -> int:
     if not dist_info.is_main:
         return 0
     print(f"training stopped at iteration {result.iteration}; outputs in {result.output_dir}")
+    aps = []
     if result.final_evaluation is not None:
-        line = f"final AP {format_percent(result.final_evaluation.result.AP)}"
-        best = result.best_evaluation
-        if best is not None and best is not result.final_evaluation:
-            # model_best (what report/ draws) is an earlier evaluation's model.
-            line += (
-                f"; best AP {format_percent(best.result.AP)} at iteration "
-                f"{result.best_iteration} (model_best.safetensors)"
-            )
-        print(line)
+        aps.append(f"final AP {format_percent(result.final_evaluation.result.AP)}")
+    # The last evaluation is of the last iteration's model; model_best (what report/ draws)
+    # is another's, or that evaluation predates this invocation (a resumed finished run).
+    if result.best_ap is not None and (
+        result.final_evaluation is None or result.best_iteration != result.iteration
+    ):
+        aps.append(
+            f"best AP {format_percent(result.best_ap)} at iteration {result.best_iteration} "
+            "(model_best.safetensors)"
+        )
+    if aps:
+        print("; ".join(aps))
     # Run-folder diagnostics (PR curves, confusion matrix, samples, label summary) from the
     # evaluation training ran.
     report = result.evaluation_report

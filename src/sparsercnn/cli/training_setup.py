@@ -54,8 +54,9 @@ def removed_if_refused(folder: Path) -> Iterator[None]:
 
 def check_config_arguments(args: argparse.Namespace) -> None:
     """Refuse a bad ``--config``, ``--preset`` or ``--set`` before any work (the data's check,
-    the recipe's timing): the fixed config is resolved, the overrides of ``auto`` parsed; and a
-    new run that would freeze weights it does not load (``--freeze`` without ``--init-from``).
+    the recipe's timing): the fixed config is resolved, the overrides of ``auto`` parsed and
+    refused if they fit none of the models it may choose; and a new run that would freeze
+    weights it does not load (``--freeze`` without ``--init-from``).
 
     Raises:
         ValueError: the message names the key or option.
@@ -73,13 +74,49 @@ def check_config_arguments(args: argparse.Namespace) -> None:
 
 def _given_config(args: argparse.Namespace) -> Config:
     """What the options say before the data is read: the fixed ``--preset`` or ``--config``, or
-    for ``auto`` the defaults, with the ``--set`` overrides, ``--init-from``,
-    ``--backbone-weights`` and ``--freeze``."""
+    for ``auto`` the first model it may choose that the overrides fit
+    (:func:`_auto_candidates`), with the ``--set`` overrides, ``--init-from``,
+    ``--backbone-weights`` and ``--freeze``.
+
+    Raises:
+        ValueError: a bad override, or (``auto``) overrides that fit none of its models.
+    """
     if args.config or args.preset != AUTO_PRESET:
-        cfg = resolve_config(args)
-    else:
-        cfg = Config().apply_overrides(list(args.overrides))
-    return _with_weight_options(cfg, args)
+        return _with_weight_options(resolve_config(args), args)
+    overrides = list(args.overrides)
+    errors: dict[str, ValueError] = {}
+    for name in _auto_candidates(args):
+        try:
+            return _with_weight_options(get_preset(name).apply_overrides(overrides), args)
+        except ValueError as error:
+            errors[name] = error
+    if len({str(error) for error in errors.values()}) == 1:
+        raise next(iter(errors.values()))  # the same for every model: an unknown key, a range
+    refusals = "; ".join(f"{name}: {error}" for name, error in errors.items())
+    raise ValueError(
+        f"--set {' '.join(overrides)} fits none of the models --preset auto may choose "
+        f"({refusals}); give values that fit one of them, or a fixed --preset"
+    )
+
+
+def _auto_candidates(args: argparse.Namespace) -> tuple[str, ...]:
+    """The presets whose model ``--preset auto`` may train with these options
+    (:func:`~sparsercnn.recipe.auto_recipe.choose_recipe`): from scratch ``small``, or ``medium``
+    when the budget has room; the paper's ``r50_100pro_3x`` with ``--backbone-weights``; with
+    ``--init-from`` the checkpoint's architecture, not known before it is read, so any of them."""
+    train_overrides = _train_overrides(list(args.overrides))
+    train = _with_weight_options(Config().apply_overrides(train_overrides), args).train
+    if train.init_from:
+        return ("small", "medium", "r50_100pro_3x")
+    if train.backbone_weights:
+        return ("r50_100pro_3x",)
+    return ("small", "medium")
+
+
+def _train_overrides(overrides: list[str]) -> list[str]:
+    """The ``train.*`` overrides of ``overrides``: those that hold whatever model the run
+    trains (the model's are checked against the model it trains)."""
+    return [item for item in overrides if item.partition("=")[0].strip().startswith("train.")]
 
 
 def check_run_to_start(args: argparse.Namespace, output_dir: Path, *, is_main: bool) -> None:
@@ -287,7 +324,14 @@ def _auto_config(
         skip_invalid=getattr(args, "skip_invalid", False),
     )
     # What the run trains with, so that the table marks what the options replaced.
-    cfg = _with_weight_options(recipe.config.apply_overrides(overrides), args)
+    try:
+        cfg = _with_weight_options(recipe.config.apply_overrides(overrides), args)
+    except ValueError as error:
+        # They fit another model auto may choose (check_config_arguments), not this one.
+        raise ValueError(
+            f"--set: {error} (in the model --preset auto chose for this data and budget); "
+            "give values that fit it, or a fixed --preset"
+        ) from error
     print(recipe.format(trained=cfg), flush=True)
     text = json.dumps(recipe.to_dict(trained=cfg), indent=2)
     atomic_write(output_dir / RECIPE_FILE, lambda tmp: tmp.write_text(text))
@@ -301,5 +345,5 @@ def _overridden_train_value(overrides: list[str], name: str) -> int | None:
     keys = [item.partition("=")[0].strip() for item in overrides]
     if f"train.{name}" not in keys:
         return None
-    value: int = getattr(Config().apply_overrides(overrides).train, name)
+    value: int = getattr(Config().apply_overrides(_train_overrides(overrides)).train, name)
     return value

@@ -220,7 +220,9 @@ def train_from_coco(
     )
     result = trainer.train()
     if val_set is not None:
-        result.evaluation_report = _training_evaluation_report(result, val_set, cfg, trainer.device)
+        result.evaluation_report = _training_evaluation_report(
+            result, val_set, cfg, trainer.device, distributed=trainer.dist.is_distributed
+        )
     return result
 
 
@@ -417,17 +419,45 @@ def evaluate_onnx_file(
 
 
 def _training_evaluation_report(
-    result: TrainResult, dataset: CocoDataset, cfg: Config, device: torch.device | str
+    result: TrainResult,
+    dataset: CocoDataset,
+    cfg: Config,
+    device: torch.device | str,
+    *,
+    distributed: bool = False,
 ) -> EvaluationReport | None:
-    """The evaluation training ran of ``model_best`` (written in this run), else of
-    ``model_final``, as a report on the validation set it used: no second pass.
+    """The evaluation of ``model_best`` (else of ``model_final``) on the validation set, as a
+    report: the one training ran, or where that predates this invocation (a resumed run whose
+    best came before the resume, or that had already finished) a new pass of the model file, so
+    that the report is of the model the run names best whether or not it was resumed.
+
+    ``distributed``: a multi-process run, where rank 0 cannot evaluate alone (the evaluation
+    gathers over every rank): it reports the last evaluation of this invocation instead, of
+    ``model_final`` (the report names its file).
 
     Returns:
-        ``None`` where training evaluated nothing (not rank 0).
+        ``None`` where training evaluated nothing in a multi-process run, or not on rank 0.
     """
-    evaluation, model_file = result.best_evaluation, result.model_best_path
-    if evaluation is None:
-        evaluation, model_file = result.final_evaluation, result.model_final_path
-    if evaluation is None or model_file is None:
+    model_file = result.model_best_path or result.model_final_path
+    if model_file is None:
         return None
+    evaluation = result.best_evaluation if result.model_best_path else result.final_evaluation
+    if evaluation is None and distributed:
+        evaluation, model_file = result.final_evaluation, result.model_final_path
+        if evaluation is None or model_file is None:
+            return None
+    if evaluation is None:
+        logger.info(
+            "evaluating %s for the report: its evaluation was before the resume", model_file
+        )
+        loaded = load_model_file(model_file, device=device)
+        evaluation = evaluate(
+            loaded.model,
+            build_postprocessor(loaded.config),
+            dataset,
+            batch_size=loaded.config.input.test_batch_size,
+            num_workers=cfg.train.num_workers,
+            dist_info=DistInfo(device=torch.device(device)),
+        )
+        assert evaluation is not None  # one process
     return EvaluationReport(evaluation, dataset, model_file, str(device), cfg.model.num_proposals)

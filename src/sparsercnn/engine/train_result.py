@@ -26,8 +26,11 @@ class TrainResult:
         final_evaluation: the last evaluation with its detections, rank 0 only.
         best_evaluation: the evaluation of ``model_best`` with its detections, rank 0 only
             (``None`` when this invocation wrote no ``model_best``).
-        evaluation_report: that evaluation (``model_best``'s, else the last) as a report on the
-            validation set, set by :func:`~sparsercnn.engine.pipeline.train_from_coco`.
+        evaluation_report: ``model_best``'s evaluation (else the last) as a report on the
+            validation set, set by :func:`~sparsercnn.engine.pipeline.train_from_coco` (which
+            evaluates ``model_best`` again where its evaluation predates a resume).
+        best_ap: the best AP of the run (also across a resume: ``model_best``'s, whose
+            evaluation may predate this invocation; ``None``: never evaluated), rank 0 only.
         best_iteration: the iteration of the best AP (also across a resume).
         skipped_steps: steps skipped for a non-finite loss or gradient norm.
     """
@@ -49,3 +52,4 @@ class TrainResult:
     model_final_path: Path | None = None
     model_best_path: Path | None = None
     curves_path: Path | None = None
+    best_ap: float | None = None

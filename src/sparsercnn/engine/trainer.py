@@ -285,6 +285,7 @@ class Trainer:
             disable=not (self.progress and self.dist.is_main),
         )
         with bar, logging_redirect_tqdm(), interrupt:
+            self._evaluate_missed()
             while self.iteration < self.cfg.train.max_iter and not self._interrupted(interrupt):
                 stats = self.step(loader, self._lr(), self.iteration)
                 self.iteration += 1
@@ -309,6 +310,28 @@ class Trainer:
             interrupt.deliver()
             raise KeyboardInterrupt
         return self._finish(stopped_early)
+
+    def _evaluate_missed(self) -> None:
+        """Evaluate the iteration a resumed run starts at when its periodic evaluation was due but
+        its checkpoint holds none (the evaluation failed, see :meth:`_evaluate`), then checkpoint
+        it again with that evaluation. The last iteration's is
+        :meth:`_final_evaluation_and_checkpoint`'s."""
+        train = self.cfg.train
+        if (
+            self.val_dataset is None
+            or not 0 < self.iteration < train.max_iter
+            or not _due(self.iteration, train.eval_period)
+            or self.evaluations.last_iteration == self.iteration
+        ):
+            return
+        if self.dist.is_main:
+            logger.info(
+                "%s holds no evaluation of iteration %d: evaluating it now",
+                self.checkpoint_path,
+                self.iteration,
+            )
+        self._evaluate(checkpoint_due=False)
+        self._save_checkpoint()
 
     def _interrupted(self, interrupt: DeferredInterrupt) -> bool:
         """Whether some rank has a deferred signal; every rank calls this at the same points
@@ -525,6 +548,7 @@ class Trainer:
             final_metrics=evaluations.last.result.to_dict() if evaluations.last else None,
             best_metrics=evaluations.best.result.to_dict() if evaluations.best else None,
             best_iteration=evaluations.best_iteration,
+            best_ap=evaluations.best_ap if self.dist.is_main else None,
             skipped_steps=self.step.skipped_steps,
             output_dir=self.output_dir,
             final_evaluation=evaluations.last,
