@@ -542,7 +542,7 @@ def test_a_wrong_image_folder_is_one_line_naming_it(
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("command", ["validate", "eval", "diagnose"])
+@pytest.mark.parametrize("command", ["validate", "eval", "diagnose", "train", "train-val"])
 @pytest.mark.parametrize("kind", ["missing", "folder"])
 def test_an_unreadable_annotation_file_is_one_line_naming_its_flag(
     model_file: Path,
@@ -556,15 +556,22 @@ def test_an_unreadable_annotation_file_is_one_line_naming_its_flag(
     json_path = tmp_path / "annotations.json"
     if kind == "folder":
         json_path.mkdir()
+    flag = {"train": "--train-json", "train-val": "--val-json"}.get(command, "--json")
     argv = [command, "--json", str(json_path), "--images", str(data.image_dir)]
     if command == "eval":
         argv += ["--model", str(model_file), "--workers", "0"]
     if command == "diagnose":
         argv[1:1] = ["slots"]
         argv += ["--model", str(model_file), "--output-dir", str(tmp_path / "out")]
+    if command.startswith("train"):
+        train_json = json_path if command == "train" else data.json_path
+        argv = ["train", "--train-json", str(train_json), "--train-images", str(data.image_dir)]
+        argv += ["--output-dir", str(tmp_path / "run"), "--preset", "tiny"]
+        if command == "train-val":
+            argv += ["--val-json", str(json_path), "--val-images", str(data.image_dir)]
     assert main(argv) == 2
     (line,) = error_lines(capsys)
-    assert f"annotation file {json_path} (the --json path) " in line
+    assert f"annotation file {json_path} (the {flag} path) " in line
     problem = "was not found: check the path" if kind == "missing" else "cannot be read as JSON"
     assert problem in line
 

@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
             weights = starting_weights(args)
             val = (args.val_json, args.val_images) if args.val_json is not None else None
             folders = {"--train-images": args.train_images, "--val-images": args.val_images}
-            with naming_image_folder(folders):
+            files = {"--train-json": args.train_json, "--val-json": args.val_json}
+            with naming_image_folder(folders, annotation_files=files):
                 check_training_data((args.train_json, args.train_images), val, args.skip_invalid)
             # The budget starts after the data's check, as for a dataset built by the trainer.
             start = time.perf_counter()
