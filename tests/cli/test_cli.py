@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -12,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from sparsercnn.cli.main import COMMANDS, build_parser, main
+from sparsercnn.cli.main import COMMANDS, build_parser, main, subcommand_parsers
 from sparsercnn.evaluation.results import write_results_json
 from sparsercnn.predictor import DRAWINGS_MARKER, DrawingWriter
-from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco
+from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco, truncate
 
 
 def command_names() -> list[str]:
@@ -133,7 +134,11 @@ def test_predict_score_threshold_without_drawings_is_refused(
     out = capsys.readouterr().out
     assert "(score >= 0.3)" in out  # the default threshold of drawings
     assert " detections on 1 image written to " in out
-    # Run again: the earlier output is replaced, and the run says so before its work.
+    # Run again: the earlier output is replaced, and the run says so before its work; a run
+    # refused for its flags replaces nothing and does not say it would.
+    caplog.clear()
+    assert main([*argv, "--output", str(output), "--score-threshold", "0.5"]) == 2
+    assert "will be replaced" not in caplog.text
     assert main([*argv, "--output", str(output)]) == 0
     assert f"--output {output} exists: it will be replaced" in caplog.text
 
@@ -186,21 +191,27 @@ def test_user_errors_are_reported_without_traceback(
     assert "none.safetensors" in capsys.readouterr().err
 
 
-def test_validate_without_the_image_check_says_the_images_were_not_checked(
+def test_validate_without_the_image_check_finds_missing_files_and_says_what_it_left_out(
     write_coco: WriteCoco, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """An "OK" of the JSON alone must not read as the dataset's: the images are still missing."""
-    data = write_coco(num_images=2, size=(48, 64))
+    """--no-image-check still looks for the files (an "OK" must not hide a missing one) but
+    decodes none, and its last line says so."""
+    data = write_coco(num_images=3, size=(48, 64))
     data.image_paths[0].unlink()
+    truncate(data.image_paths[1])
     argv = ["validate", "--json", str(data.json_path), "--images", str(data.image_dir)]
-    assert main([*argv, "--no-image-check"]) == 0
+    assert main([*argv, "--no-image-check"]) == 2
     out = capsys.readouterr().out
+    assert "[image_file_missing] image 1:" in out and "image_file_unreadable" not in out
     assert out.splitlines()[-1] == (
-        "image files not checked (--no-image-check): run without it to find missing, "
-        f"unreadable or resized images in {data.image_dir}"
+        "the image files were looked for, not opened or decoded (--no-image-check): `train` and "
+        "`eval` decode every one; `sparsercnn validate` without --no-image-check does too, and "
+        f"finds unreadable, truncated or resized images in {data.image_dir}"
     )
     assert main(argv) == 2
-    assert "[image_file_missing]" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "[image_file_missing]" in out and "[image_file_unreadable]" in out
+    assert out.splitlines()[-1].startswith("FAILED: 2 errors; ")
 
 
 def test_validate_and_eval_on_a_small_coco_dataset(
@@ -311,3 +322,27 @@ def test_demo_help_describes_the_demo_preset(capsys: pytest.CaptureFixture[str])
     demo = get_preset("demo")
     assert f"'demo' is the same model with the paper's {demo.model.num_stages} stages" in text
     assert f"a fixed {demo.train.max_iter}-step schedule" in text
+
+
+# Commands whose --help texts this test holds to stating their defaults (train, demo, validate
+# and visualize have their own help tests).
+DEFAULTS_STATED = ("eval", "predict", "export", "convert", "serve", "benchmark", "diagnose")
+
+
+def test_every_flag_with_a_default_states_it_in_its_help() -> None:
+    """What `--help` says a flag defaults to is the value argparse gives it."""
+    missing = []
+    for parser in subcommand_parsers(build_parser()):
+        if parser.prog.split()[1] not in DEFAULTS_STATED:
+            continue
+        for action in parser._actions:
+            if not action.option_strings or action.nargs == 0:  # positionals, switches
+                continue
+            default = action.default
+            if default in (None, False, argparse.SUPPRESS):
+                continue
+            shown = " ".join(default) if isinstance(default, list) else str(default)
+            help_text = (action.help or "") % {"default": shown}
+            if "default" not in help_text or shown not in help_text:
+                missing.append(f"{parser.prog} {action.option_strings[0]} (default {shown})")
+    assert missing == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -233,7 +234,127 @@ def test_too_many_boxes_and_wrong_image_folder(write_coco: WriteCoco, tmp_path: 
     # A folder that does not exist: one line, before any file is looked for.
     with pytest.raises(DatasetError, match=r"image folder .*missing.* does not exist"):
         validate_coco(json_path, tmp_path / "missing")
-    assert validate_coco(json_path, tmp_path / "missing", check_images=False).ok
+    assert validate_coco(json_path, tmp_path / "missing", image_check="none").ok
+
+
+def test_the_last_line_says_how_far_the_image_files_were_checked(write_coco: WriteCoco) -> None:
+    """Looking for the files (``--no-image-check``) finds a missing one without decoding any; an
+    OK names what it covers, and a check short of decoding says what it left out."""
+    data = write_coco(file_names=["a.png", "b.png", "c.png"], size=(30, 40))
+    truncate(data.image_dir / "b.png")
+    data.image_paths[2].unlink()
+    json_path, image_dir = data.json_path, data.image_dir
+
+    looked_for = validate_coco(json_path, image_dir, image_check="exists")
+    assert [issue.code for issue in looked_for.errors] == ["image_file_missing"]
+    assert looked_for.errors[0].image_id == 3
+    lines = looked_for.format().splitlines()
+    assert lines[-2].startswith("FAILED: 1 error; ")
+    assert lines[-1] == (
+        "the image files were looked for, not opened or decoded (--no-image-check): `train` and "
+        "`eval` decode every one; `sparsercnn validate` without --no-image-check does too, and "
+        f"finds unreadable, truncated or resized images in {image_dir}"
+    )
+    decoded = validate_coco(json_path, image_dir)
+    assert [i.code for i in decoded.errors] == ["image_file_missing", "image_file_unreadable"]
+    assert decoded.format().splitlines()[-1].startswith("FAILED: 2 errors; ")
+
+    coco = data.read_json()
+    first = [ann for ann in coco["annotations"] if ann["image_id"] == 1]
+    data.write_json({**coco, "images": coco["images"][:1], "annotations": first})
+    assert validate_coco(json_path, image_dir).format().splitlines()[-1] == (
+        "OK: no errors in the JSON's entries and every image file, decoded in full."
+    )
+    lines = validate_coco(json_path, image_dir, image_check="exists").format().splitlines()
+    assert lines[-2] == "OK: no errors in the JSON's entries and that every image file exists."
+    lines = validate_coco(json_path, image_dir, image_check="none").format().splitlines()
+    assert lines[-2] == "OK: no errors in the JSON's entries alone."
+    assert lines[-1].startswith("the image files were not looked for: ")
+    assert "finds missing, unreadable, truncated or resized images" in lines[-1]
+
+
+def test_skip_invalid_is_suggested_only_where_dropping_entries_helps(write_coco: WriteCoco) -> None:
+    data = write_coco(file_names=["a.png", "b.png"], size=(30, 40))
+    coco = data.read_json()
+    coco["annotations"][0]["bbox"] = [1, 2, 3]
+    data.write_json(coco)
+    verdict = validate_coco(data.json_path, data.image_dir).format().splitlines()[-1]
+    assert verdict.startswith("FAILED: 1 error; ") and "or pass --skip-invalid to" in verdict
+
+    data.write_json({**coco, "images": [], "annotations": []})
+    verdict = validate_coco(data.json_path, data.image_dir).format().splitlines()[-1]
+    assert verdict == (
+        "FAILED: 1 error; `sparsercnn train` and `eval` refuse this dataset, with --skip-invalid "
+        "too: [no_images] is about the whole dataset, which dropping the offending entries "
+        "cannot fix. Fix the files as the errors above say."
+    )
+    # Bad boxes everywhere: dropping them leaves nothing to learn from.
+    for ann in coco["annotations"]:
+        ann["bbox"] = [1, 2, -3, 4]
+    data.write_json({**coco, "categories": []})
+    report = validate_coco(data.json_path, data.image_dir)
+    verdict = report.format().splitlines()[-1]
+    assert "with --skip-invalid too: [no_categories] and [no_boxes] are about" in verdict
+    assert "pass --skip-invalid" not in verdict
+
+
+def test_every_count_of_the_report_agrees_with_its_noun(write_coco: WriteCoco) -> None:
+    """One of each: "1 category", "1 box", "1 error", never "1 categories"."""
+    data = write_coco(
+        file_names=["a.png", "b.png"],
+        size=(30, 40),
+        categories=[{"id": 1, "name": "x"}],
+        boxes=[
+            [Box(1, (0, 0, 5, 5)), Box(1, (0, 0, 0, 5)), Box(1, (0, 0, 8, 8), iscrowd=True)],
+            [],
+        ],
+    )
+    coco = data.read_json()
+    coco["annotations"].append(box(9, 1, 1, [38, 0, 4, 4]))  # clipped: 1 warning
+    coco["annotations"].append(box(10, 1, 1, [1, 2, 3]))  # 1 error
+    data.write_json(coco)
+    text = validate_coco(data.json_path, data.image_dir).format()
+    for phrase in (
+        "usable: 2 boxes and 1 crowd region (not trained on)",
+        "of the 3 objects evaluated",
+        "1 zero-size box included",
+        "boxes per category (1 category):",
+        "\n1 error:\n",
+        "\n2 warnings:\n",
+        "\n1 info:\n",
+        "FAILED: 1 error; ",
+    ):
+        assert phrase in text
+    plural_after_one = r"(?<![\w.'\[])1 (errors|warnings|categories|boxes|objects|regions|images)"
+    assert not re.search(plural_after_one, text), text
+    data.write_json({**coco, "annotations": coco["annotations"][:1]})
+    text = validate_coco(data.json_path, data.image_dir).format()
+    assert "usable: 1 box and 0 crowd regions" in text and "of the 1 object evaluated" in text
+
+
+def test_an_image_whose_boxes_are_all_unusable_is_not_called_a_negative(
+    write_coco: WriteCoco,
+) -> None:
+    """It would be learnt as background with --skip-invalid: the report says so, and why."""
+    data = write_coco(
+        file_names=["a.png", "b.png", "c.png", "d.png"],
+        size=(30, 40),
+        categories=[{"id": 1, "name": "x"}, {"id": 2, "name": "unused"}],
+        boxes=[[Box(1, (0, 0, 5, 5))], [], [Box(1, (0, 0, 5, 5))] * 2, [Box(1, (0, 0, 0, 5))]],
+    )
+    coco = data.read_json()
+    coco["annotations"][1]["bbox"] = [1, 2, -3, 4]
+    coco["annotations"][2]["id"] = "3"
+    data.write_json(coco)
+    report = validate_coco(data.json_path, data.image_dir)
+    messages = {issue.image_id: issue.message for issue in by_code(report, "image_without_boxes")}
+    assert sorted(messages) == [2, 3, 4]  # type: ignore[type-var]
+    assert messages[2] == "image 2 ('b.png') has no boxes (kept as a negative example)"
+    assert messages[3].startswith("image 3 ('c.png') has no usable box: 2 annotations with errors;")
+    assert "with --skip-invalid it is trained as a negative example" in messages[3]
+    assert messages[4].startswith("image 4 ('d.png') has no usable box, only 1 zero-size box (")
+    assert "categories without a usable box" not in report.format()
+    assert "1 category without a usable box (id 2): the model gets an output" in report.format()
 
 
 def test_exif_rotation_mismatch_gets_a_hint(write_coco: WriteCoco) -> None:
@@ -345,8 +466,8 @@ def test_size_ranges_count_what_coco_evaluation_scores(write_coco: WriteCoco) ->
     text = "\n".join(summary.format())
     assert "of the 7 objects evaluated: small 3, medium 5, large 2" in text
     assert "'area' field for 5, by the box's w*h" in text and "for 2; 1 zero-size" in text
-    assert "3 object(s) counted in more than one range" in text
-    assert "1 object(s) in no range" in text
+    assert "3 objects counted in more than one range" in text
+    assert "1 object in no range" in text
 
 
 def test_size_ranges_agree_with_the_evaluator(write_coco: WriteCoco) -> None:

@@ -223,6 +223,30 @@ def test_diagnose_refuses_to_replace_an_input_file(
     assert (images / name).read_text() == "the user's"
 
 
+def test_visualize_names_a_bad_image_argument_before_the_model_loads(
+    data: DiagnosticsData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_load(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr("sparsercnn.diagnostics.stage_boxes.load_model_file", no_load)
+    notes = tmp_path / "notes.png"
+    notes.write_text("not an image")
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes((data.image_dir / "000.png").read_bytes()[:200])
+    output = tmp_path / "figure.png"
+    for image, error, message in (
+        (tmp_path / "nope.png", FileNotFoundError, r"^IMAGE \S*nope\.png was not found: check the"),
+        (tmp_path, IsADirectoryError, r"^IMAGE \S* is a folder; give one image"),
+        (notes, ValueError, r"^IMAGE \S*notes\.png: cannot read image .*: not an image, or a"),
+        (truncated, ValueError, r"^IMAGE \S*cut\.png: .*truncated.*; give a readable image file$"),
+    ):
+        argv = ["visualize", "--model", str(data.model_file), str(image), "--output", str(output)]
+        with pytest.raises(error, match=message):
+            _run([*argv, "--device", "cpu"])
+    assert not output.exists()
+
+
 def test_visualize_warns_before_replacing_a_file(
     data: DiagnosticsData, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

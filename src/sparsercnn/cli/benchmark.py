@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
@@ -20,6 +21,8 @@ from sparsercnn.presets import PRESETS
 
 if TYPE_CHECKING:
     from sparsercnn.benchmarking import BenchmarkResult
+
+logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -41,17 +44,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=sorted(PRESETS),
         help="random weights of this preset (default r50_100pro_3x)",
     )
-    parser.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N (default cpu)"
+    )
     parser.add_argument(
         "--backend",
         choices=["eager", "compile", "cuda-graphs", "onnx", "onnx-int8"],
         nargs="+",
         default=["eager"],
-        help="one or more; cuda-graphs: the eager kernels replayed from CUDA graphs (CUDA "
-        "only); onnx-int8: the onnx export with int8 convolutions, calibrated on the random "
-        "benchmark images (timing only)",
+        help="one or more (default eager); cuda-graphs: the eager kernels replayed from CUDA "
+        "graphs (CUDA only); onnx-int8: the onnx export with int8 convolutions, calibrated on "
+        "the random benchmark images (timing only)",
     )
-    parser.add_argument("--batch-size", type=int_at_least(1), default=1)
+    parser.add_argument(
+        "--batch-size",
+        type=int_at_least(1),
+        default=1,
+        help="images per forward pass, all of --image-size (default %(default)s)",
+    )
     parser.add_argument(
         "--image-size",
         type=int_at_least(1),
@@ -59,21 +69,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar=("H", "W"),
         help="resized input size (default: the test resize of a 480x640 image)",
     )
-    add_precision_argument(parser, "--dtype", several=True)
+    add_precision_argument(
+        parser,
+        "--dtype",
+        several=True,
+        int8_source="a --model file made by `export --int8`, otherwise calibrated on the "
+        "random benchmark images: timing only",
+    )
     parser.add_argument(
         "--compile-mode",
         choices=list(get_args(CompileMode)),
-        help="torch.compile mode of --backend compile on CUDA (reduce-overhead: CUDA graphs)",
+        help="torch.compile mode of --backend compile on CUDA (default: torch.compile's own; "
+        "reduce-overhead: CUDA graphs)",
     )
-    parser.add_argument("--threads", type=int_at_least(1), help="intra-op CPU threads")
     parser.add_argument(
-        "--warmup", type=int_at_least(0), default=3, help="untimed runs after the first"
+        "--threads", type=int_at_least(1), help="intra-op CPU threads (default: PyTorch's)"
     )
-    parser.add_argument("--iters", type=int_at_least(1), default=20, help="timed runs")
+    parser.add_argument(
+        "--warmup",
+        type=int_at_least(0),
+        default=3,
+        help="untimed runs after the first (default %(default)s)",
+    )
+    parser.add_argument(
+        "--iters", type=int_at_least(1), default=20, help="timed runs (default %(default)s)"
+    )
     parser.add_argument(
         "--output",
         type=Path,
-        help="write the result as JSON here (a list of results when several are compared)",
+        help="write the result as JSON here (a list of results when several are compared; a "
+        "file there is replaced, with a warning)",
     )
     parser.add_argument(
         "--markdown", action="store_true", help="print a table row for BENCHMARKS.md"
@@ -86,6 +111,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output:
         check_output_path(args.output, "--output", inputs={"--model": args.model})
+        if args.output.is_file():
+            logger.warning(
+                "--output %s exists: it will be replaced once this run succeeds", args.output
+            )
     # --compile-mode is the compile backend's; without one, every setting carries it, so that it
     # is refused rather than ignored.
     compiled = {"compile"} if "compile" in args.backend else set(args.backend)

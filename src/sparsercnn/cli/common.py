@@ -120,22 +120,32 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Where --precision int8 gets its activation ranges (the help text's words).
+INT8_MODEL_FILE_HELP = (
+    "a model file made by `export --int8 --calibration DIR --output M.safetensors`"
+)
+
+
 def add_precision_argument(
-    parser: argparse.ArgumentParser, flag: str = "--precision", several: bool = False
+    parser: argparse.ArgumentParser,
+    flag: str = "--precision",
+    several: bool = False,
+    int8_source: str = INT8_MODEL_FILE_HELP,
 ) -> None:
     """``--precision fp32|bf16|winograd|int8``: how the PyTorch model computes at inference;
-    ``several``: one or more of them (a list, default ``["fp32"]``)."""
+    ``several``: one or more of them (a list, default ``["fp32"]``); ``int8_source``: where the
+    int8 calibration comes from, as the help text says it."""
     parser.add_argument(
         flag,
         choices=list(get_args(Precision)),
         nargs="+" if several else None,
         default=["fp32"] if several else "fp32",
         help=("one or more of: " if several else "")
-        + "fp32; bf16 autocast on devices with native bf16 (AVX-512 BF16 or AMX CPUs, "
-        "Ampere+ GPUs); winograd: fp32 with Winograd 3x3 convolutions (CPUs); or int8: the "
-        "backbone and FPN on int8 convolutions (CPUs; a model file made by `export --int8 "
-        "--calibration DIR --output M.safetensors`). The last three are faster and "
-        "approximate: scores and boxes differ at bf16 rounding / ~1e-5 / int8 rounding",
+        + "fp32 (the default); bf16 autocast on devices with native bf16 (AVX-512 BF16 or AMX "
+        "CPUs, Ampere+ GPUs); winograd: fp32 with Winograd 3x3 convolutions (CPUs); or int8: "
+        f"the backbone and FPN on int8 convolutions (CPUs; {int8_source}). The last three are "
+        "faster and approximate: scores and boxes differ at bf16 rounding / ~1e-5 / int8 "
+        "rounding",
     )
 
 

@@ -89,7 +89,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=int_at_least(1),
         default=1,
         metavar="N",
-        help="predict frames 0, N, 2N, ... of each video or frame folder (default: every frame)",
+        help="predict frames 0, N, 2N, ... of each video or frame folder (default 1: every frame)",
     )
     parser.add_argument(
         "--fps",
@@ -122,10 +122,6 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.predictor import DrawingWriter
 
     check_output_path(args.output, "--output", inputs={"--model": args.model, "--onnx": args.onnx})
-    if args.output.is_file():
-        logger.warning(
-            "--output %s exists: it will be replaced once this run succeeds", args.output
-        )
     if args.save_images is not None:
         check_output_path(args.save_images, "--save-images", folder=True)
     elif args.score_threshold is not None:
@@ -133,6 +129,11 @@ def run(args: argparse.Namespace) -> int:
             f"--score-threshold {args.score_threshold} chooses which detections are drawn, but "
             f"no --save-images was given; {args.output} keeps every detection with its score "
             "(filter them by score there, or add --save-images DIR)"
+        )
+    # Not before the flags are refused: a refused command has nothing to replace.
+    if args.output.is_file():
+        logger.warning(
+            "--output %s exists: it will be replaced once this run succeeds", args.output
         )
     if args.score_threshold is None:
         args.score_threshold = DEFAULT_DRAWING_THRESHOLD

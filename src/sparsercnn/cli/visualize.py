@@ -66,11 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics.stage_boxes import write_stage_figure
     from sparsercnn.visualization.draw import drawing_format
 
-    if args.image.is_dir():
-        raise IsADirectoryError(
-            f"IMAGE {args.image} is a folder; give one image (`sparsercnn predict FOLDER "
-            "--save-images DIR` draws a folder's detections)"
-        )
+    check_image_argument(args.image)
     check_output_path(args.output, "--output", inputs={"IMAGE": args.image, "--model": args.model})
     drawing_format(args.output, flag="--output")  # an unknown suffix fails before the model runs
     if args.output.is_file():
@@ -89,3 +85,24 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"stage figure written to {path}")
     return 0
+
+
+def check_image_argument(image: Path) -> None:
+    """Refuse an IMAGE that is missing, a folder or no readable image, before the model loads.
+
+    Raises:
+        FileNotFoundError, IsADirectoryError, ValueError: naming IMAGE and what to do.
+    """
+    from sparsercnn.data.image_io import ImageReadError, load_image
+
+    if image.is_dir():
+        raise IsADirectoryError(
+            f"IMAGE {image} is a folder; give one image (`sparsercnn predict FOLDER "
+            "--save-images DIR` draws a folder's detections)"
+        )
+    if not image.exists():
+        raise FileNotFoundError(f"IMAGE {image} was not found: check the path")
+    try:
+        load_image(image).close()  # in full: a truncated file fails here, not after the model
+    except ImageReadError as error:
+        raise ValueError(f"IMAGE {image}: {error}; give a readable image file") from None

@@ -2,7 +2,8 @@
 entries it keeps (what ``--skip-invalid`` trains on).
 
 :func:`validate_coco` runs :func:`~sparsercnn.data.policy.inspect_dataset`, decoding every
-image, and never raises for problems in the data: it lists them.
+image unless told to look for the files only (or not at all), and never raises for problems in
+the data: it lists them; the report's last line says what was checked.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.data.policy import SKIP_INVALID_HINT, inspect_dataset
+from sparsercnn.data.policy import (
+    SKIP_INVALID_HINT,
+    UNSKIPPABLE_CODES,
+    ImageCheck,
+    counted,
+    inspect_dataset,
+)
 from sparsercnn.data.validation import (
     DEFAULT_CLIP_TOLERANCE,
     MAX_COCO_AREA,
@@ -129,8 +136,9 @@ class DatasetSummary:
         lines = [
             f"images: {s.num_images} usable of {s.num_images_in_json} in the file, "
             f"{s.num_images_without_boxes} of them without boxes",
-            f"annotations: {s.num_annotations_in_json} in the file; usable: {s.num_boxes} boxes "
-            f"and {s.num_crowd_boxes} crowd regions (not trained on)",
+            f"annotations: {s.num_annotations_in_json} in the file; usable: "
+            f"{counted(s.num_boxes, 'box', 'boxes')} and "
+            f"{counted(s.num_crowd_boxes, 'crowd region')} (not trained on)",
             f"boxes per image: min {s.objects_per_image_min}, "
             f"mean {s.objects_per_image_mean:.2f}, max {s.objects_per_image_max}",
         ]
@@ -141,7 +149,16 @@ class DatasetSummary:
             )
         if s.num_scored_objects:
             lines += s._size_range_lines()
-        lines.append(f"boxes per category ({len(s.boxes_per_category)} categories):")
+        categories = counted(len(s.boxes_per_category), "category", "categories")
+        lines.append(f"boxes per category ({categories}):")
+        unused = [str(cat_id) for cat_id, _, count in s.boxes_per_category if count == 0]
+        if unused and s.num_boxes:
+            lines.append(
+                f"  {counted(len(unused), 'category', 'categories')} without a usable box (id "
+                f"{', '.join(unused[:10])}{', ...' if len(unused) > 10 else ''}): the model gets "
+                "an output for each but never learns it; remove them from 'categories' unless "
+                "they are meant so"
+            )
         lines.append(f"  {'label':>5} {'id':>6} {'boxes':>8}  name")
         for label, (cat_id, name, count) in enumerate(s.boxes_per_category):
             lines.append(f"  {label:>5} {cat_id:>6} {count:>8}  {name}")
@@ -153,21 +170,26 @@ class DatasetSummary:
         num_zero_size = s.num_scored_objects - s.num_boxes
         by_box = s.num_scored_objects - s.num_sized_by_area_field
         lines = [
-            f"COCO size ranges (what APs/APm/APl score) of the {s.num_scored_objects} objects "
-            f"evaluated: small {s.num_small}, medium {s.num_medium}, large {s.num_large}",
+            f"COCO size ranges (what APs/APm/APl score) of the "
+            f"{counted(s.num_scored_objects, 'object')} evaluated: small {s.num_small}, "
+            f"medium {s.num_medium}, large {s.num_large}",
             f"  sized by the 'area' field for {s.num_sized_by_area_field}, by the box's w*h "
             f"(as the file gives it, before clipping) for {by_box}"
-            + (f"; {num_zero_size} zero-size boxes included" if num_zero_size else ""),
+            + (
+                f"; {counted(num_zero_size, 'zero-size box', 'zero-size boxes')} included"
+                if num_zero_size
+                else ""
+            ),
         ]
         if s.num_in_several_ranges:
             lines.append(
-                f"  {s.num_in_several_ranges} object(s) counted in more than one range, as COCO "
-                f"evaluation scores them: an area of exactly {SMALL_AREA} or {LARGE_AREA} px^2 "
-                "is in both ranges it bounds, a NaN area in all three"
+                f"  {counted(s.num_in_several_ranges, 'object')} counted in more than one range, "
+                f"as COCO evaluation scores them: an area of exactly {SMALL_AREA} or "
+                f"{LARGE_AREA} px^2 is in both ranges it bounds, a NaN area in all three"
             )
         if s.num_in_no_range:
             lines.append(
-                f"  {s.num_in_no_range} object(s) in no range (area outside [0, "
+                f"  {counted(s.num_in_no_range, 'object')} in no range (area outside [0, "
                 f"{MAX_COCO_AREA:g}]): COCO evaluation ignores them"
             )
         return lines
@@ -175,12 +197,17 @@ class DatasetSummary:
 
 @dataclass
 class ValidationReport:
-    """What :func:`validate_coco` found: the issues and the statistics of the usable data."""
+    """What :func:`validate_coco` found: the issues and the statistics of the usable data.
+
+    ``image_check`` is how far the image files were checked (:data:`ImageCheck`): the report's
+    last line says so, as an "OK" does not cover what was not checked.
+    """
 
     json_path: str
     image_dir: str
     issues: list[Issue]
     summary: DatasetSummary
+    image_check: ImageCheck = "decode"
 
     @property
     def errors(self) -> list[Issue]:
@@ -203,29 +230,63 @@ class ValidationReport:
         """The report as readable multi-line text (at most ``max_per_code`` issues per code)."""
         lines = [f"dataset {self.json_path} (images in {self.image_dir})"]
         lines += [f"  {line}" for line in self.summary.format()]
-        for title, found, limit in (
-            ("errors", self.errors, max_per_code),
-            ("warnings", self.warnings, max_per_code),
+        for noun, found, limit in (
+            ("error", self.errors, max_per_code),
+            ("warning", self.warnings, max_per_code),
             ("info", self.infos, min(max_per_code, 3)),
         ):
             if found:
-                lines.append(f"{len(found)} {title}:")
+                lines.append(f"{counted(len(found), noun, noun if noun == 'info' else None)}:")
                 lines += format_issues(found, limit)
-        if self.ok:
-            lines.append("OK: no errors.")
-        else:
-            lines.append(
-                f"FAILED: {len(self.errors)} error(s); `sparsercnn train` and `eval` refuse this "
-                f"dataset. Fix the files, or {SKIP_INVALID_HINT} to drop the offending images "
-                "and annotations."
-            )
+        lines.append(self._verdict())
+        if self.image_check != "decode":
+            lines.append(self._unchecked_line())
         return "\n".join(lines)
+
+    def _verdict(self) -> str:
+        """The last line: OK, or FAILED and what to do (``--skip-invalid`` only where dropping
+        the offending entries leaves a dataset to use)."""
+        checked = {
+            "decode": "the JSON's entries and every image file, decoded in full",
+            "exists": "the JSON's entries and that every image file exists",
+            "none": "the JSON's entries alone",
+        }[self.image_check]
+        if self.ok:
+            return f"OK: no errors in {checked}."
+        errors = counted(len(self.errors), "error")
+        codes = dict.fromkeys(issue.code for issue in self.errors)
+        unskippable = [code for code in codes if code in UNSKIPPABLE_CODES]
+        if not unskippable:
+            return (
+                f"FAILED: {errors}; `sparsercnn train` and `eval` refuse this dataset. Fix the "
+                f"files, or {SKIP_INVALID_HINT} to drop the offending images and annotations."
+            )
+        named = " and ".join(f"[{code}]" for code in unskippable)
+        return (
+            f"FAILED: {errors}; `sparsercnn train` and `eval` refuse this dataset, with "
+            f"--skip-invalid too: {named} {'is' if len(unskippable) == 1 else 'are'} about the "
+            "whole dataset, which dropping the offending entries cannot fix. Fix the files as "
+            "the errors above say."
+        )
+
+    def _unchecked_line(self) -> str:
+        """What an image check short of decoding left out, and how to check it."""
+        if self.image_check == "exists":
+            left_out = "the image files were looked for, not opened or decoded (--no-image-check)"
+            found = "unreadable, truncated or resized images"
+        else:
+            left_out = "the image files were not looked for"
+            found = "missing, unreadable, truncated or resized images"
+        return (
+            f"{left_out}: `train` and `eval` decode every one; `sparsercnn validate` without "
+            f"--no-image-check does too, and finds {found} in {self.image_dir}"
+        )
 
 
 def validate_coco(
     json_path: str | os.PathLike[str],
     image_dir: str | os.PathLike[str],
-    check_images: bool = True,
+    image_check: ImageCheck = "decode",
     clip_tolerance: float = DEFAULT_CLIP_TOLERANCE,
     num_proposals: int | None = None,
 ) -> ValidationReport:
@@ -234,8 +295,10 @@ def validate_coco(
     Args:
         json_path: the COCO instances JSON file.
         image_dir: the folder that ``images[].file_name`` is relative to.
-        check_images: also check that every image file exists and decodes in full (in
-            parallel), and compare its decoded size with the JSON.
+        image_check: how far the image files are checked (:data:`ImageCheck`): ``"decode"``,
+            that every one exists and decodes in full (in parallel), its decoded size compared
+            with the JSON's; ``"exists"``, that every one exists (and the folder, as for
+            ``"decode"``); ``"none"``, not at all.
         clip_tolerance: see :data:`~sparsercnn.data.validation.DEFAULT_CLIP_TOLERANCE`.
         num_proposals: if given, warn about images with more boxes than proposals (every box
             needs its own proposal in the matching, spec 7.1).
@@ -244,12 +307,13 @@ def validate_coco(
         The report; its summary counts only the entries that pass every check.
 
     Raises:
-        DatasetError: the file is missing, not JSON, or not a COCO instances file.
+        DatasetError: the file is missing, not JSON, or not a COCO instances file; or (unless
+            ``image_check`` is ``"none"``) the image folder is missing, a file, or empty.
     """
     inspection = inspect_dataset(
         json_path,
         image_dir,
-        image_check="decode" if check_images else "none",
+        image_check=image_check,
         clip_tolerance=clip_tolerance,
         num_proposals=num_proposals,
     )
@@ -258,4 +322,5 @@ def validate_coco(
         inspection.image_dir,
         inspection.issues,
         DatasetSummary.from_checked(inspection.checked),
+        image_check,
     )

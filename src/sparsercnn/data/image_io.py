@@ -38,7 +38,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sparsercnn.data.transforms import resize_image
 from sparsercnn.structures import PixelMap
@@ -181,16 +181,26 @@ def decode_image(
             image = to_rgb(_apply_exif_orientation(opened, name))
             # Closing the file also invalidates ``opened``: never hand it out.
             image = opened.copy() if image is opened else image
-    except FileNotFoundError:
-        raise ImageReadError(f"image file not found: {name!r}", name) from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ImageReadError(f"cannot read image {name!r}: {exc}", name) from exc
+        raise _read_error(name, exc) from exc
     if not reduced:
         return DecodedImage(image, (image.height, image.width))
     full_size = (stored_height, stored_width)
     if orientation in _TRANSPOSING_ORIENTATIONS:
         full_size = (stored_width, stored_height)
     return DecodedImage(image, full_size, _reduced_pixel_map(full_size, reduction, orientation))
+
+
+def _read_error(name: str, exc: BaseException) -> ImageReadError:
+    """The error of a file that cannot be opened or decoded, saying why in words."""
+    if isinstance(exc, FileNotFoundError):
+        return ImageReadError(f"image file {name!r} was not found: check the path", name)
+    if isinstance(exc, IsADirectoryError):
+        return ImageReadError(f"cannot read image {name!r}: it is a folder, not a file", name)
+    if isinstance(exc, UnidentifiedImageError):
+        reason = "not an image, or a damaged one (Pillow cannot identify its format)"
+        return ImageReadError(f"cannot read image {name!r}: {reason}", name)
+    return ImageReadError(f"cannot read image {name!r}: {exc}", name)
 
 
 def _reduced_pixel_map(full_size: tuple[int, int], reduction: int, orientation: int) -> PixelMap:
@@ -225,10 +235,8 @@ def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:
             width, height = image.size
             orientation = _orientation(image)
             image_format, mode = image.format or "", image.mode
-    except FileNotFoundError:
-        raise ImageReadError(f"image file not found: {name!r}", name) from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ImageReadError(f"cannot read image {name!r}: {exc}", name) from exc
+        raise _read_error(name, exc) from exc
     if orientation in _TRANSPOSING_ORIENTATIONS:
         width, height = height, width
     return ImageHeader(height, width, orientation, image_format, mode)

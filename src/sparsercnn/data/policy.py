@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Literal
 
@@ -51,8 +51,17 @@ SKIP_INVALID_HINT = (
 )
 # Issues about the dataset as a whole: --skip-invalid cannot drop them away.
 _DATASET_CODES = frozenset({"no_images", "no_boxes"})
+# Every error that --skip-invalid cannot fix: those above, a file without a valid category, and
+# an image folder that holds none of the files (what would be left is no image).
+UNSKIPPABLE_CODES = _DATASET_CODES | {"no_categories", "no_image_found"}
 _MAX_LISTED_ISSUES = 10
 _MAX_LISTED_FILES = 20
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``count`` and ``noun``, plural unless ``count`` is 1: "1 image", "3 images",
+    "2 categories" (``plural`` for a noun that does not just add an s)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 class InvalidDataError(DatasetError):
@@ -126,21 +135,22 @@ def _content_issues(checked: CheckedCoco, source: str, num_proposals: int | None
     issues: list[Issue] = []
     if not checked.images:
         message = (
-            f"{source}: no usable image ({checked.num_images_in_json} image(s) in the file): "
-            "nothing to learn or evaluate on; check its 'images' and the image folder"
+            f"{source}: no usable image ({counted(checked.num_images_in_json, 'image')} in the "
+            "file): nothing to learn or evaluate on; check its 'images' and the image folder"
         )
         issues.append(Issue("error", "no_images", message))
     elif not per_image:
         message = (
-            f"{source}: no usable box ({checked.num_annotations_in_json} annotation(s) in the "
-            "file, none usable and not crowd): nothing to learn or evaluate against; check that "
-            "'annotations' is filled and refers to the ids in 'images'"
+            f"{source}: no usable box ({counted(checked.num_annotations_in_json, 'annotation')} "
+            "in the file, none usable and not crowd): nothing to learn or evaluate against; check "
+            "that 'annotations' is filled and refers to the ids in 'images'"
         )
         issues.append(Issue("error", "no_boxes", message))
+    unused = _unused_annotations(checked.issues)
     for image in checked.images:
         image_id, file, count = image["id"], image["file_name"], per_image[image["id"]]
         if count == 0:
-            message = f"image {image_id} ({file!r}) has no boxes (kept as a negative example)"
+            message = f"image {image_id} ({file!r}) " + _why_no_boxes(unused[image_id])
             issues.append(Issue("info", "image_without_boxes", message, image_id, None, file))
         elif num_proposals is not None and count > num_proposals:
             message = (
@@ -149,6 +159,40 @@ def _content_issues(checked: CheckedCoco, source: str, num_proposals: int | None
             )
             issues.append(Issue("warning", "too_many_boxes", message, image_id, None, file))
     return issues
+
+
+def _unused_annotations(issues: list[Issue]) -> dict[int | None, Counter[str]]:
+    """Per image id, its annotations that give no box: ``"error"`` (dropped for an error) and
+    ``"empty"`` (zero width or height) counts."""
+    unused: dict[int | None, Counter[str]] = defaultdict(Counter)
+    for issue in issues:
+        # An annotation's issue names its id, but for an id that is no integer (bad_annotation).
+        of_annotation = issue.annotation_id is not None or issue.code == "bad_annotation"
+        if issue.severity == "error" and of_annotation:
+            unused[issue.image_id]["error"] += 1
+        elif issue.code == "empty_box":
+            unused[issue.image_id]["empty"] += 1
+    return unused
+
+
+def _why_no_boxes(unused: Counter[str]) -> str:
+    """The rest of an ``image_without_boxes`` message: a true negative example, or an image
+    whose annotations give no box, which is trained as a negative all the same."""
+    empty = counted(unused["empty"], "zero-size box", "zero-size boxes")
+    if unused["error"]:
+        errors = counted(unused["error"], "annotation")
+        also = f" and {empty}" if unused["empty"] else ""
+        return (
+            f"has no usable box: {errors} with errors{also}; with --skip-invalid "
+            "it is trained as a negative example, its objects as background: fix its "
+            "annotations, or remove the image"
+        )
+    if unused["empty"]:
+        return (
+            f"has no usable box, only {empty} (no training target): it is trained as a negative "
+            "example, its objects as background; fix the boxes, or remove the image"
+        )
+    return "has no boxes (kept as a negative example)"
 
 
 def apply_policy(
