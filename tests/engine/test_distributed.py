@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,13 @@ from sparsercnn.engine.distributed import (
     barrier,
     cleanup,
     computed_on_main,
+    done_on_main,
     gathered_from_all,
     init_distributed,
     is_main_process,
     wrap_ddp,
 )
+from sparsercnn.text import counted
 from tests.synthetic_coco import SyntheticCoco, tiny_config
 
 TIMEOUT_S = 180
@@ -68,7 +71,9 @@ def test_incomplete_torchrun_env_is_explained(monkeypatch: pytest.MonkeyPatch) -
 
 
 def _worker(rank: int, config_json: Path, data_json: Path, image_dir: Path, out: Path) -> None:
-    """One rank: train, evaluate, dump gradients of the first step and the final weights."""
+    """One rank: train, evaluate, dump gradients of the first step and the final weights; then,
+    the trainer still held, whether its DDP wrapper is gone and the group's threads after
+    cleanup()."""
     from sparsercnn.config import Config
     from sparsercnn.data.coco import CocoDataset
     from sparsercnn.data.transforms import build_test_transform, build_train_transform
@@ -82,9 +87,11 @@ def _worker(rank: int, config_json: Path, data_json: Path, image_dir: Path, out:
         trainer = Trainer(cfg, train, out / "run", val_dataset=val, dist_info=info, progress=False)
         grads: dict[str, torch.Tensor] = {}
         parameters = dict(trainer.model.named_parameters())
+        wrappers: list[weakref.ref[nn.Module]] = []
 
         def keep_first_gradients(optimizer: Any, args: Any, kwargs: Any) -> None:
             if not grads:
+                wrappers.append(weakref.ref(trainer.step.model))
                 for name, param in parameters.items():
                     if param.grad is not None:
                         grads[name] = param.grad.detach().clone()
@@ -102,9 +109,14 @@ def _worker(rank: int, config_json: Path, data_json: Path, image_dir: Path, out:
             },
             out / f"rank{rank}.pt",
         )
-        del trainer  # its DDP model would keep the process group past cleanup()
+        gc.collect()
+        wrapper = wrappers[0]()
+        ddp = type(wrapper).__name__ if wrapper is not None else None
     finally:
         cleanup()
+    report = {"ddp_after_training": ddp, "threads_after_cleanup": _c10d_threads()}
+    (out / f"rank{rank}.json").write_text(json.dumps(report))
+    assert trainer.model is not None  # still held here
 
 
 class _UnpicklableError(ValueError):
@@ -161,6 +173,8 @@ def _helpers_worker(
             "calls": calls,
             "refused": _caught(lambda: computed_on_main(refuse)),
             "unpicklable": _caught(lambda: computed_on_main(unpicklable)),
+            "done": done_on_main(lambda: f"kept on rank {rank}"),
+            "done_refused": _caught(lambda: done_on_main(refuse)),
             "gathered": gathered_from_all(lambda: rank * 10),
             "failed_shard": _caught(lambda: gathered_from_all(fail_on_rank_1)),
         }
@@ -186,6 +200,42 @@ def _helpers_worker(
             lambda: pipeline._built_on_rank_0(lambda: CocoDataset(data_json, image_dir))
         )
         (out / f"rank{rank}.json").write_text(json.dumps(report))
+    finally:
+        cleanup()
+
+
+SCORING_ERROR = "image id 7: 3 of its 5 detections have a NaN or infinite score"
+
+
+def _failed_scoring_worker(
+    rank: int, config_json: Path, data_json: Path, image_dir: Path, out: Path
+) -> None:
+    """One rank of a training whose periodic evaluation fails in rank 0's scoring (COCOeval,
+    which runs on rank 0 alone): what each rank raised, and after how long; then it fails."""
+    from sparsercnn.config import Config
+    from sparsercnn.data.coco import CocoDataset
+    from sparsercnn.data.transforms import build_test_transform, build_train_transform
+    from sparsercnn.engine.trainer import Trainer
+    from sparsercnn.evaluation import CocoEvaluator
+
+    def refuse(self: CocoEvaluator) -> None:
+        raise ValueError(SCORING_ERROR)
+
+    if rank == 0:
+        CocoEvaluator.evaluate = refuse  # type: ignore[assignment,method-assign]
+    info = init_distributed(device="cpu", timeout_s=TIMEOUT_S / 2)
+    try:
+        cfg = Config.load(config_json)
+        train = CocoDataset(data_json, image_dir, build_train_transform(cfg.input))
+        val = CocoDataset(data_json, image_dir, build_test_transform(cfg.input))
+        trainer = Trainer(cfg, train, out / "run", val_dataset=val, dist_info=info, progress=False)
+        start = time.monotonic()
+        try:
+            trainer.train()
+        except ValueError as error:
+            report = {"error": str(error), "seconds": time.monotonic() - start}
+            (out / f"rank{rank}.json").write_text(json.dumps(report))
+            raise
     finally:
         cleanup()
 
@@ -317,6 +367,12 @@ def test_two_process_gloo_training_stays_in_sync(tiny_coco: SyntheticCoco, tmp_p
     assert ranks[1]["final_metrics"] is None
     assert (tmp_path / "run" / "checkpoint_0000002.pt").is_file()
     assert (tmp_path / "run" / "model_final.safetensors").is_file()
+    # The trainer let its DDP wrapper go when training ended: cleanup() then stopped the
+    # process group's threads though the trainer was still held.
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD_SIZE)]
+    assert [r["ddp_after_training"] for r in reports] == [None] * WORLD_SIZE
+    if Path("/proc/self/task").is_dir():
+        assert [r["threads_after_cleanup"] for r in reports] == [[]] * WORLD_SIZE
 
 
 def test_ctrl_c_on_one_rank_stops_every_rank_after_the_same_checkpointed_step(
@@ -366,6 +422,9 @@ def test_rank_0_checks_the_data_and_errors_reach_every_rank(
     assert ranks[0]["unpicklable"] == "_UnpicklableError: one and two"
     # Its nearest base class that travels: still bad input, with the same message.
     assert ranks[1]["unpicklable"] == "ValueError: one and two"
+    # Rank 0's result stays there; its error reaches every rank.
+    assert [r["done"] for r in ranks] == ["kept on rank 0", None]
+    assert [r["done_refused"] for r in ranks] == ["ValueError: refused on rank 0"] * 2
     assert [r["gathered"] for r in ranks] == [[0, 10]] * 2
     assert [r["failed_shard"] for r in ranks] == [
         "FileNotFoundError: image 7 (007.png) changed on disk"
@@ -378,8 +437,34 @@ def test_rank_0_checks_the_data_and_errors_reach_every_rank(
     missing = ranks[0]["missing_on_rank_1"]
     assert missing.startswith("DatasetError: ")
     count = tiny_coco.num_images
-    assert f"{count} image file(s) that rank 0 read are missing on the machine of rank 1" in missing
+    expected = (
+        f"{counted(count, 'image file')} that rank 0 read are missing on the machine of rank 1"
+    )
+    assert expected in missing
     assert ranks[1]["missing_on_rank_1"] == missing
+
+
+def test_a_failure_of_rank_0s_scoring_stops_every_rank_with_its_error(
+    tiny_coco: SyntheticCoco, tmp_path: Path
+) -> None:
+    """Rank 0 alone scores the gathered detections: what stops it there (here a non-finite
+    detection) stops every rank at once with the same error, after the checkpoint due at that
+    iteration, instead of the others training on to lose their peer or wait for it."""
+    cfg = tiny_config()
+    cfg.train.max_iter, cfg.train.eval_period, cfg.train.checkpoint_period = 4, 2, 2
+    config_json = tmp_path / "config.json"
+    config_json.write_text(cfg.to_json())
+    processes = _launch(tmp_path, tiny_coco, config_json, mode="failed_scoring")
+    outputs = _wait(processes)
+
+    for process, output in zip(processes, outputs, strict=True):
+        assert process.returncode != 0, output[-3000:]
+        assert "Connection closed by peer" not in output, output[-3000:]
+        assert "resume from it (--resume) once the cause below is fixed" in output, output
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD_SIZE)]
+    assert [r["error"] for r in reports] == [SCORING_ERROR] * WORLD_SIZE
+    assert all(r["seconds"] < TIMEOUT_S / 4 for r in reports), reports
+    assert [p.name for p in (tmp_path / "run").glob("checkpoint_*.pt")] == ["checkpoint_0000002.pt"]
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads in /proc")
@@ -400,6 +485,11 @@ def test_cleanup_stops_the_threads_of_the_process_group(
 
 
 if __name__ == "__main__":
-    workers = {"train": _worker, "helpers": _helpers_worker, "teardown": _teardown_worker}
+    workers = {
+        "train": _worker,
+        "helpers": _helpers_worker,
+        "teardown": _teardown_worker,
+        "failed_scoring": _failed_scoring_worker,
+    }
     worker = workers[sys.argv[1]]
     worker(int(sys.argv[2]), *(Path(arg) for arg in sys.argv[3:7]))

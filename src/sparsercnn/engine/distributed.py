@@ -3,10 +3,10 @@
 :func:`init_distributed` reads the environment ``torchrun`` sets (``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) and returns a :class:`DistInfo` that the engine
 passes around explicitly. The helpers (:func:`is_main_process`, :func:`all_gather_object`,
-:func:`computed_on_main`, :func:`gathered_from_all`, :func:`mean_over_ranks`, :func:`barrier`,
-:func:`wrap_ddp`, :func:`cleanup`) ask ``torch.distributed`` itself and are no-ops in a single
-process, so the same code runs with and without ``torchrun``. This module keeps no state of its
-own.
+:func:`computed_on_main`, :func:`done_on_main`, :func:`gathered_from_all`,
+:func:`mean_over_ranks`, :func:`barrier`, :func:`wrap_ddp`, :func:`cleanup`) ask
+``torch.distributed`` itself and are no-ops in a single process, so the same code runs with and
+without ``torchrun``. This module keeps no state of its own.
 """
 
 from __future__ import annotations
@@ -175,23 +175,42 @@ def computed_on_main(work: Callable[[], T]) -> T:
     with rank 0's error, not with a lost peer's (``Connection closed by peer``) or after the
     collective timeout.
     """
+    result: T = _on_main(work, share_result=True)
+    return result
+
+
+def done_on_main(work: Callable[[], T]) -> T | None:
+    """``work()`` run on rank 0 alone, its result returned there and ``None`` on the other ranks,
+    which all must call this and wait for it; ``work()`` itself in a single process.
+
+    As :func:`computed_on_main`, what ``work`` raises is raised on every rank; its result, which
+    need not be picklable, stays on rank 0 (rank 0's evaluation with every image's detections).
+    """
+    result: T | None = _on_main(work, share_result=False)
+    return result
+
+
+def _on_main(work: Callable[[], T], share_result: bool) -> Any:
+    """``work()`` on rank 0; its error, and its result if ``share_result``, broadcast."""
     if get_world_size() == 1:
         return work()
     outcome: list[Any] = [None, None]  # [result, error]
     caught: Exception | None = None
+    result: Any = None
     if get_rank() == 0:
         try:
-            outcome[0] = work()
+            result = work()
         except Exception as error:
             caught = error
             outcome[1] = _portable(error)
+        if share_result:
+            outcome[0] = result
     dist.broadcast_object_list(outcome, src=0)
     if caught is not None:
         raise caught
     if outcome[1] is not None:
         raise outcome[1]
-    result: T = outcome[0]
-    return result
+    return result if get_rank() == 0 else outcome[0]
 
 
 def gathered_from_all(work: Callable[[], T]) -> list[T]:
@@ -295,7 +314,8 @@ def cleanup() -> None:
     ``DistributedDataParallel`` model that only a reference cycle still keeps (rank 0's is kept
     so after plotting the curves) is collected here, so that the gloo threads and rank 0's
     TCPStore server stop now, not during the interpreter's shutdown. A wrapped model the caller
-    still holds (a ``Trainer``) keeps the group alive: release it first.
+    still holds keeps the group alive: release it first (a ``Trainer`` lets its own go when
+    ``train()`` ends, also on failure).
     """
     if is_initialized():
         dist.destroy_process_group()

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from sparsercnn.data.loader import build_test_loader
 from sparsercnn.data.transforms import InferenceTransform
-from sparsercnn.engine.distributed import DistInfo, gathered_from_all
+from sparsercnn.engine.distributed import DistInfo, done_on_main, gathered_from_all
 from sparsercnn.evaluation import (
     CocoEvaluator,
     CocoResult,
@@ -300,7 +300,8 @@ def evaluate(
     """COCO bbox evaluation of ``model`` on ``dataset`` (test transform already in the dataset).
 
     Every rank runs its contiguous shard of the data set (``InferenceSampler``); the detections
-    are all-gathered to rank 0, which evaluates them. All ranks must call this function.
+    are all-gathered to rank 0, which evaluates them. All ranks must call this function; what
+    stops one rank's inference or rank 0's scoring is raised on every rank.
 
     Args:
         model: the detector (a DDP wrapper is unwrapped), or an :class:`ExportedDetector`.
@@ -341,8 +342,17 @@ def evaluate(
             cuda_graphs=cuda_graphs,
         )
     )
-    if rank != 0:
-        return None
+    # Rank 0 scores them; what stops it (COCOeval, a non-finite detection) stops every rank with
+    # its error, rather than the others going on to wait for it in the next collective.
+    return done_on_main(lambda: _score(dataset, gathered, num_stages))
+
+
+def _score(
+    dataset: EvaluationDataset,
+    gathered: list[tuple[list[int], list[Detections], Timing]],
+    num_stages: int | None,
+) -> Evaluation:
+    """The COCO evaluation of every rank's ``(image_ids, detections, timing)``."""
     # Batches run in order of size: back to dataset order.
     position = {image_id: i for i, image_id in enumerate(dataset.image_ids)}
     pairs = sorted(

@@ -10,9 +10,11 @@ files at the end. A run resumed from a checkpoint continues bit-identically on t
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -33,15 +35,15 @@ from sparsercnn.engine.distributed import (
     DistInfo,
     all_gather_object,
     any_rank,
-    barrier,
     broadcast_buffers,
     computed_on_main,
     default_device,
+    done_on_main,
     mean_over_ranks,
     wrap_ddp,
 )
 from sparsercnn.engine.evaluation_history import EvaluationHistory
-from sparsercnn.engine.inference import EvaluationDataset, evaluate
+from sparsercnn.engine.inference import Evaluation, EvaluationDataset, evaluate
 from sparsercnn.engine.interrupts import DeferredInterrupt
 from sparsercnn.engine.lr_schedule import lr_factor, scaled_lr
 from sparsercnn.engine.metrics_log import LogWindow, MetricsLog
@@ -139,13 +141,11 @@ class Trainer:
         self.step = self._build_step()
 
     def _build_step(self) -> TrainStep:
-        """One optimiser step, on the DDP-wrapped model in a multi-process run (wrapped after
-        resuming: DDP broadcasts rank 0's weights when it wraps)."""
+        """One optimiser step; its model is wrapped in DDP while :meth:`train` runs
+        (:meth:`_wrapped_for_training`)."""
         train = self.cfg.train
-        # Without deep supervision the earlier stages' heads get no gradient.
-        unused = not self.cfg.loss.deep_supervision
         return TrainStep(
-            wrap_ddp(self.model, self.dist, find_unused_parameters=unused),
+            self.model,
             build_criterion(self.cfg, average_over_ranks=self.dist.is_distributed),
             self.optimizer,
             self.scaler,
@@ -156,6 +156,21 @@ class Trainer:
             max_nonfinite_steps=train.max_nonfinite_steps,
             distributed=self.dist.is_distributed,
         )
+
+    @contextlib.contextmanager
+    def _wrapped_for_training(self) -> Iterator[None]:
+        """The step's model in ``DistributedDataParallel`` while training runs (multi-process
+        runs; wrapped after resuming, as DDP gives every rank rank 0's weights when it wraps),
+        the plain module again after it, also on failure: the wrapper holds the process group,
+        which :func:`~sparsercnn.engine.distributed.cleanup` cannot end while a caller still
+        holds the trainer (its gloo threads and rank 0's TCPStore would run on)."""
+        # Without deep supervision the earlier stages' heads get no gradient.
+        unused = not self.cfg.loss.deep_supervision
+        self.step.model = wrap_ddp(self.model, self.dist, find_unused_parameters=unused)
+        try:
+            yield
+        finally:
+            self.step.model = self.model
 
     def _build_model(self, load_weights: bool, weights: StartingWeights | None = None) -> None:
         """The model (seeded, starting weights loaded unless resuming), post-processor,
@@ -284,7 +299,7 @@ class Trainer:
             dynamic_ncols=True,
             disable=not (self.progress and self.dist.is_main),
         )
-        with bar, logging_redirect_tqdm(), interrupt:
+        with bar, logging_redirect_tqdm(), interrupt, self._wrapped_for_training():
             self._evaluate_missed()
             while self.iteration < self.cfg.train.max_iter and not self._interrupted(interrupt):
                 stats = self.step(loader, self._lr(), self.iteration)
@@ -490,8 +505,12 @@ class Trainer:
             raise
         self.evaluations.seconds = time.perf_counter() - start
         self.evaluations.last_iteration = self.iteration
-        if evaluation is None:
-            return
+        # What stops rank 0's record (a full disk) stops every rank with its error.
+        done_on_main(lambda: self._record(evaluation))
+
+    def _record(self, evaluation: Evaluation | None) -> None:
+        """Log rank 0's evaluation, and keep its model as ``model_best`` when it is the best."""
+        assert evaluation is not None, "evaluate() returns the evaluation on rank 0"
         result = evaluation.result
         self.metrics.append({"iter": self.iteration, "eval": result.to_dict()})
         logger.info("evaluation at iteration %d:\n%s", self.iteration, result.format_table())
@@ -555,16 +574,20 @@ class Trainer:
             best_evaluation=evaluations.best,
             checkpoint_path=self.checkpoint_path,
         )
-        if self.dist.is_main:
-            final = self.path("model_final.safetensors")
-            save_model_file(final, self.model, self.cfg, self.categories)
-            best = self.path("model_best.safetensors")
-            result.model_final_path = final
-            result.model_best_path = best if best.is_file() else None
-            result.config_path, result.metrics_path = self.path("config.json"), self.metrics.path
-            result.curves_path = self.metrics.plot(self.path("curves.png"))
-            logger.info(
-                "training ended at iteration %d; outputs in %s", self.iteration, self.output_dir
-            )
-        barrier()
+        # The other ranks wait for rank 0's files, and raise what stops it (a full disk).
+        done_on_main(lambda: self._write_outputs(result))
         return result
+
+    def _write_outputs(self, result: TrainResult) -> None:
+        """Write the final model file and the curves (rank 0) and name the outputs in
+        ``result``."""
+        final = self.path("model_final.safetensors")
+        save_model_file(final, self.model, self.cfg, self.categories)
+        best = self.path("model_best.safetensors")
+        result.model_final_path = final
+        result.model_best_path = best if best.is_file() else None
+        result.config_path, result.metrics_path = self.path("config.json"), self.metrics.path
+        result.curves_path = self.metrics.plot(self.path("curves.png"))
+        logger.info(
+            "training ended at iteration %d; outputs in %s", self.iteration, self.output_dir
+        )
