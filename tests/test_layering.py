@@ -32,6 +32,7 @@ FORBIDDEN = {
     "runtime": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "paths": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "json_lines": ABOVE_BOTTOM | {"config", "structures", "ops"},
+    "text": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "structures": ABOVE_BOTTOM,
     "config": ABOVE_BOTTOM,
     "ops": ABOVE_BOTTOM,

@@ -165,7 +165,7 @@ def test_a_killed_generations_folder_is_removed_by_the_next_and_nothing_else(
         assert live.is_dir()  # locked by this process: in use
     assert not stale.exists() and all(path.is_dir() for path in mine)
     (line,) = [r.getMessage() for r in caplog.records if "interrupted" in r.getMessage()]
-    assert line.startswith("removed 1 temporary folder(s)") and stale.name in line
+    assert line.startswith("removed 1 temporary folder ") and stale.name in line
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["shapes", *(p.name for p in mine)])
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import sparsercnn
-from sparsercnn.data.policy import InvalidDataError, apply_policy, counted, inspect_dataset
+from sparsercnn.data.policy import InvalidDataError, apply_policy, inspect_dataset
 from sparsercnn.data.validation import DatasetError
 from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco, truncate
 
@@ -152,9 +152,3 @@ def test_a_missing_image_folder_fails_before_any_file_is_checked(
     with pytest.raises(DatasetError, match=r"image folder .*missing.* does not exist"):
         inspect_dataset(data.json_path, missing)
     inspect_dataset(data.json_path, missing, image_check="none")  # the folder is not read
-
-
-def test_counted_puts_the_noun_in_the_plural_unless_there_is_one() -> None:
-    assert [counted(n, "image") for n in (0, 1, 2)] == ["0 images", "1 image", "2 images"]
-    assert counted(1, "category", "categories") == "1 category"
-    assert counted(3, "category", "categories") == "3 categories"

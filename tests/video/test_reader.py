@@ -129,7 +129,7 @@ def test_a_frame_folder_leaves_out_drawings_and_videos(
     clip.rename(tmp_path / "frames" / "clip.mp4")
     sequence = FrameFolder(tmp_path / "frames", fps=5, skip=tmp_path / "frames" / "drawn")
     assert sequence.files == paths
-    assert "leaving out its 1 video file(s), which are not frames" in caplog.text
+    assert "leaving out its 1 video file, which are not frames" in caplog.text
     assert str(tmp_path / "frames" / "drawn") in caplog.text
 
 

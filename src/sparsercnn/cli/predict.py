@@ -27,6 +27,7 @@ from sparsercnn.cli.common import (
     refuse_model_flags_with_onnx,
     resolve_device,
 )
+from sparsercnn.text import counted
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -407,9 +408,8 @@ def num_items(groups: list[InputGroup], every: int) -> int | None:
 def describe(groups: list[InputGroup], num_images: int, num_frames: int) -> str:
     """What a run predicted, e.g. ``1 image and 30 frames of 2 videos``."""
     num_sequences = sum(not isinstance(group, list) for group in groups)
-    images = f"{num_images} image{'s' if num_images != 1 else ''}"
+    images = counted(num_images, "image")
     if num_sequences == 0:
         return images
-    frames = f"{num_frames} frame{'s' if num_frames != 1 else ''}"
-    videos = f"{frames} of {num_sequences} video{'s' if num_sequences > 1 else ''}"
+    videos = f"{counted(num_frames, 'frame')} of {counted(num_sequences, 'video')}"
     return f"{images} and {videos}" if num_images else videos

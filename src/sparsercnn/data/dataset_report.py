@@ -19,7 +19,6 @@ from sparsercnn.data.policy import (
     SKIP_INVALID_HINT,
     UNSKIPPABLE_CODES,
     ImageCheck,
-    counted,
     inspect_dataset,
 )
 from sparsercnn.data.validation import (
@@ -29,6 +28,7 @@ from sparsercnn.data.validation import (
     Issue,
     format_issues,
 )
+from sparsercnn.text import counted
 
 # COCO evaluation's size ranges (APs / APm / APl) in px^2, faster-coco-eval's and pycocotools'
 # defaults. Both ends are closed: COCOeval ignores an object in a range when

@@ -34,6 +34,8 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image, ImageDraw
 
+from sparsercnn.text import counted
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -639,8 +641,8 @@ def _remove_stale_generations(root: Path) -> None:
             removed.append(path.name)
     if removed:
         logger.info(
-            "removed %d temporary folder(s) left in %s by an interrupted data generation: %s",
-            len(removed),
+            "removed %s left in %s by an interrupted data generation: %s",
+            counted(len(removed), "temporary folder"),
             root.parent,
             ", ".join(removed),
         )

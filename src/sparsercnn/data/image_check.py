@@ -28,6 +28,7 @@ from typing import Any
 
 from sparsercnn.data.image_io import ImageReadError, load_image, read_image_header
 from sparsercnn.data.validation import DatasetError, Issue
+from sparsercnn.text import counted
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +105,8 @@ def check_image_folder(
         raise ImageFolderError(
             root,
             source,
-            f"is empty, but the file names {len(inside)} image(s) in it (e.g. {inside[0]!r}); "
-            f"{fix}",
+            f"is empty, but the file names {counted(len(inside), 'image')} in it (e.g. "
+            f"{inside[0]!r}); {fix}",
         )
 
 

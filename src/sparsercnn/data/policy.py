@@ -40,6 +40,7 @@ from sparsercnn.data.validation import (
     format_issues,
     load_coco_json,
 )
+from sparsercnn.text import counted
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +57,6 @@ _DATASET_CODES = frozenset({"no_images", "no_boxes"})
 UNSKIPPABLE_CODES = _DATASET_CODES | {"no_categories", "no_image_found"}
 _MAX_LISTED_ISSUES = 10
 _MAX_LISTED_FILES = 20
-
-
-def counted(count: int, noun: str, plural: str | None = None) -> str:
-    """``count`` and ``noun``, plural unless ``count`` is 1: "1 image", "3 images",
-    "2 categories" (``plural`` for a noun that does not just add an s)."""
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 class InvalidDataError(DatasetError):

@@ -38,6 +38,7 @@ from sparsercnn.evaluation.coco_evaluator import EvaluationResult
 from sparsercnn.model import build_postprocessor
 from sparsercnn.model.inference import Precision, check_calibrated, check_precision
 from sparsercnn.model_file import LoadedModel, load_model_file
+from sparsercnn.text import counted
 
 logger = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ def _require_files(dataset: CocoDataset) -> None:
     if missing:
         count = sum(issue.image_id is not None for issue in missing)
         raise DatasetError(
-            f"{dataset.coco_json}: {count} image file(s) that rank 0 read are missing on "
+            f"{dataset.coco_json}: {counted(count, 'image file')} that rank 0 read are missing on "
             f"the machine of rank {get_rank()} ({missing[0].message}): give every machine of "
             "the run the same image folder"
         )

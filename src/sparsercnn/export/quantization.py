@@ -47,6 +47,7 @@ from sparsercnn.predictor import (
     decode_input,
     expand_inputs,
 )
+from sparsercnn.text import counted
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +60,6 @@ COMPARISON_IMAGES = 4
 # fp32 detections at least this confident are looked for among the int8 ones.
 COMPARISON_SCORE = 0.3
 QUANTIZATION_METHOD = "onnxruntime static quantization, QDQ format"
-
-
-def counted(count: int, noun: str) -> str:
-    """``count`` and ``noun``, plural unless ``count`` is 1: "1 image", "3 images"."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 @dataclass

@@ -20,6 +20,7 @@ import numpy as np
 
 from sparsercnn.data.image_io import load_image, read_image_header
 from sparsercnn.predictor import IMAGE_SUFFIXES, folder_files
+from sparsercnn.text import counted
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -257,10 +258,10 @@ class FrameFolder:
         videos = folder_files(self.path, VIDEO_SUFFIXES, skip)
         if videos:
             logger.warning(
-                "frame folder %s: leaving out its %d video file(s), which are not frames (%s "
+                "frame folder %s: leaving out its %s, which are not frames (%s "
                 "first); give a video as an input of its own",
                 self.path,
-                len(videos),
+                counted(len(videos), "video file"),
                 min(videos),
             )
         if not files:
