@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
@@ -15,14 +14,13 @@ from sparsercnn.cli.common import (
     check_output_path,
     device_name,
     int_at_least,
+    warn_replacing,
 )
 from sparsercnn.config import CompileMode
 from sparsercnn.presets import PRESETS
 
 if TYPE_CHECKING:
     from sparsercnn.benchmarking import BenchmarkResult
-
-logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -111,10 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output:
         check_output_path(args.output, "--output", inputs={"--model": args.model})
-        if args.output.is_file():
-            logger.warning(
-                "--output %s exists: it will be replaced once this run succeeds", args.output
-            )
+        warn_replacing(args.output, "--output")
     # --compile-mode is the compile backend's; without one, every setting carries it, so that it
     # is refused rather than ignored.
     compiled = {"compile"} if "compile" in args.backend else set(args.backend)

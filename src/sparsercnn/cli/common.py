@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import math
 import os
 import sys
@@ -22,6 +23,8 @@ from sparsercnn.presets import PRESETS
 
 if TYPE_CHECKING:
     import torch
+
+logger = logging.getLogger(__name__)
 
 
 class _ModelFileAction(argparse.Action):
@@ -234,6 +237,15 @@ def add_batch_arguments(parser: argparse.ArgumentParser, *, default_batch_size: 
         help="batch images of different sizes, zero-padded to the largest, as the official code "
         "does (faster on mixed sizes, but an image's detections then depend on its batch)",
     )
+
+
+def warn_replacing(path: Path | None, flag: str) -> None:
+    """Say, before the work, that the file ``path`` given by ``flag`` exists and will be replaced
+    (atomically, once the command succeeds: a failed run leaves it as it was); nothing where it
+    does not exist. Called once the command's flags are accepted: a refused command replaces
+    nothing."""
+    if path is not None and path.is_file():
+        logger.warning("%s %s exists: it will be replaced once this run succeeds", flag, path)
 
 
 def check_output_path(

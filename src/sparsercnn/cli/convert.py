@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
-from sparsercnn.cli.common import check_output_path, refuse_overwriting
+from sparsercnn.cli.common import check_output_path, refuse_overwriting, warn_replacing
 from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS
-
-logger = logging.getLogger(__name__)
 
 SOURCE_LAYOUTS = ("official", "mmdet", "torchvision")
 
@@ -51,10 +48,7 @@ def run(args: argparse.Namespace) -> int:
     source = fetch(args.src, sha256=args.sha256)
     # SRC as a file:// URL or a published name is only known as a file now.
     refuse_overwriting(args.output, "--output", {"SRC": source})
-    if args.output.is_file():
-        logger.warning(
-            "--output %s exists: it will be replaced once the conversion succeeds", args.output
-        )
+    warn_replacing(args.output, "--output")
     output = save_converted(source, args.output, args.layout)
     print(f"wrote {output}")
     return 0

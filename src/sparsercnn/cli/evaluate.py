@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,9 +18,8 @@ from sparsercnn.cli.common import (
     refuse_model_flags_with_onnx,
     refuse_overwriting,
     resolve_device,
+    warn_replacing,
 )
-
-logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -135,9 +133,8 @@ def run(args: argparse.Namespace) -> int:
             args.output
         ):
             raise ValueError(f"--output and --results both name {args.output}; give each its own")
-    for flag, path in (("--output", args.output), ("--results", args.results)):
-        if path is not None and path.is_file():
-            logger.warning("%s %s exists: it will be replaced once this run succeeds", flag, path)
+    warn_replacing(args.output, "--output")
+    warn_replacing(args.results, "--results")
     if args.report_dir is not None:
         check_report_dir(args.report_dir, "--report-dir", inputs, images=args.images)
         refuse_outputs_in_report(

@@ -4,18 +4,21 @@ with a ``.safetensors`` output) to a model file calibrated for ``--precision int
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sparsercnn.cli.common import add_model_argument, check_output_path, int_at_least
+from sparsercnn.cli.common import (
+    add_model_argument,
+    check_output_path,
+    int_at_least,
+    warn_replacing,
+)
 
 if TYPE_CHECKING:
     from sparsercnn.export.onnx_export import ExportReport
     from sparsercnn.export.quantization import QuantizationReport
 
-logger = logging.getLogger(__name__)
 
 # The oldest opset the exported graph runs on (the export's default is newer: DEFAULT_OPSET).
 MIN_OPSET = 17
@@ -107,10 +110,7 @@ def run(args: argparse.Namespace) -> int:
             f"--output {args.output}: export writes ONNX files (.onnx); a .safetensors output "
             "is the int8 model file of --int8 --calibration DIR"
         )
-    if args.output.is_file():
-        logger.warning(
-            "--output %s exists: it will be replaced once this run succeeds", args.output
-        )
+    warn_replacing(args.output, "--output")
     dynamic_batch = args.batch != "static"
     report: ExportReport | QuantizationReport
     try:

@@ -7,7 +7,6 @@ Inputs run in the order given: consecutive images share batches, and each video 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from sparsercnn.cli.common import (
     positive_number,
     refuse_model_flags_with_onnx,
     resolve_device,
+    warn_replacing,
 )
 from sparsercnn.text import counted
 
@@ -44,8 +44,6 @@ VIDEO_SUFFIXES_HELP = ".mp4 .mov .avi .mkv .webm .m4v"
 
 # Least score of a drawn detection unless --score-threshold says otherwise.
 DEFAULT_DRAWING_THRESHOLD = 0.3
-
-logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -132,10 +130,7 @@ def run(args: argparse.Namespace) -> int:
             "(filter them by score there, or add --save-images DIR)"
         )
     # Not before the flags are refused: a refused command has nothing to replace.
-    if args.output.is_file():
-        logger.warning(
-            "--output %s exists: it will be replaced once this run succeeds", args.output
-        )
+    warn_replacing(args.output, "--output")
     if args.score_threshold is None:
         args.score_threshold = DEFAULT_DRAWING_THRESHOLD
     predictor = build_predictor(args)

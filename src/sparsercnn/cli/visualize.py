@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from sparsercnn.cli.common import (
@@ -13,9 +12,8 @@ from sparsercnn.cli.common import (
     fraction,
     int_at_least,
     resolve_device,
+    warn_replacing,
 )
-
-logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -69,10 +67,7 @@ def run(args: argparse.Namespace) -> int:
     check_image_argument(args.image)
     check_output_path(args.output, "--output", inputs={"IMAGE": args.image, "--model": args.model})
     drawing_format(args.output, flag="--output")  # an unknown suffix fails before the model runs
-    if args.output.is_file():
-        logger.warning(
-            "--output %s exists: it will be replaced once this run succeeds", args.output
-        )
+    warn_replacing(args.output, "--output")
     path = write_stage_figure(
         args.model,
         args.image,
