@@ -290,12 +290,14 @@ def _prepare(
     if settings.backend == "onnx-int8":
         notes.append(
             "int8 calibrated on the benchmark's random images: a timing-only graph (calibrate "
-            "on real images with `sparsercnn export --int8` for accuracy)"
+            "on real images with `sparsercnn export --int8 --calibration DIR --output "
+            "model_int8.onnx` for accuracy)"
         )
     if settings.dtype == "int8" and loaded.model.int8_calibration is None:
         notes.append(
             "int8 calibrated on the benchmark's random images: timing only (calibrate on real "
-            "images with `sparsercnn export --int8 --output model_int8.safetensors` for accuracy)"
+            "images with `sparsercnn export --int8 --calibration DIR --output "
+            "model_int8.safetensors` for accuracy)"
         )
     if settings.dtype == "bf16" and not fast_bf16_supported(device):
         notes.append(f"{device.type} has no native bf16: bf16 is emulated (slower than fp32)")

@@ -324,23 +324,16 @@ def test_demo_help_describes_the_demo_preset(capsys: pytest.CaptureFixture[str])
     assert f"a fixed {demo.train.max_iter}-step schedule" in text
 
 
-# Commands whose --help texts this test holds to stating their defaults (train, demo, validate
-# and visualize have their own help tests).
-DEFAULTS_STATED = ("eval", "predict", "export", "convert", "serve", "benchmark", "diagnose")
-
-
 def test_every_flag_with_a_default_states_it_in_its_help() -> None:
-    """What `--help` says a flag defaults to is the value argparse gives it."""
+    """What `--help` says a flag defaults to is the value argparse gives it, in every command."""
     missing = []
     for parser in subcommand_parsers(build_parser()):
-        if parser.prog.split()[1] not in DEFAULTS_STATED:
-            continue
         for action in parser._actions:
             if not action.option_strings or action.nargs == 0:  # positionals, switches
                 continue
             default = action.default
-            if default in (None, False, argparse.SUPPRESS):
-                continue
+            if default in (None, False, argparse.SUPPRESS) or default == []:
+                continue  # nothing to state (an empty list: a flag that adds up, as --set)
             shown = " ".join(default) if isinstance(default, list) else str(default)
             help_text = (action.help or "") % {"default": shown}
             if "default" not in help_text or shown not in help_text:

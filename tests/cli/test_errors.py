@@ -239,6 +239,11 @@ def test_a_full_disk_is_a_runtime_failure_without_traceback(
     [
         (RuntimeError("kernel failed\ndetails\nmore"), "failed: RuntimeError: kernel failed [...]"),
         (torch.OutOfMemoryError("CUDA out of memory."), "lower the batch size"),
+        (
+            RuntimeError("[gloo/transport/tcp/pair.cc:553] Connection closed by peer [::1]:29500"),
+            "Connection closed by peer [::1]:29500 (another process of this torchrun job "
+            "stopped first: its own error is the cause)",
+        ),
         (KeyError("images"), "failed: KeyError: 'images'"),
         (AssertionError(), "failed: AssertionError: (no message)"),
     ],

@@ -52,7 +52,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "it within a time budget (the automatic recipe unless --preset names one), evaluates "
         "it with the COCO protocol, and draws predictions. Everything goes under --output-dir.",
     )
-    parser.add_argument("--output-dir", type=Path, default=Path("runs/demo"), help="run folder")
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path("runs/demo"),
+        help="run folder: the data, the run and the drawings (default %(default)s)",
+    )
     parser.add_argument(
         "--time-budget",
         type=positive_number,

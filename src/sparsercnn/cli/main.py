@@ -217,10 +217,16 @@ def message_lines(error: Exception, max_lines: int) -> list[str]:
     return lines
 
 
+# What gloo (and NCCL's TCP store) say where another rank of the job has exited.
+LOST_PEER_MESSAGES = ("Connection closed by peer", "Connection reset by peer")
+
+
 def failure_hint(error: Exception) -> str:
     """What to do about common runtime failures, or ``""``."""
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         return "free disk space, or write to another --output/--output-dir"
     if type(error).__name__ == "OutOfMemoryError":
         return "lower the batch size (--batch-size or --set train.batch_size=N) or the image sizes"
+    if isinstance(error, RuntimeError) and any(lost in str(error) for lost in LOST_PEER_MESSAGES):
+        return "another process of this torchrun job stopped first: its own error is the cause"
     return ""
