@@ -363,16 +363,18 @@ def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
 
 
 @contextlib.contextmanager
-def naming_image_folder(
-    flags: Mapping[str, Path | None], *, annotation_files: Mapping[str, Path | None] | None = None
+def naming_input_flags(
+    image_folders: Mapping[str, Path | None],
+    *,
+    annotation_files: Mapping[str, Path | None] | None = None,
 ) -> Iterator[None]:
     """Name the flag that gave an image folder the data check refuses inside, or an annotation
     file that cannot be read.
 
     The check (:func:`~sparsercnn.data.image_check.check_image_folder`) and the loader
     (:func:`~sparsercnn.data.validation.load_coco_json`) do not know the flag and name every
-    flag a folder or file can come from; ``flags`` maps this command's image folder flags to
-    their values, ``annotation_files`` its COCO file flags (None: not given).
+    flag a folder or file can come from; ``image_folders`` maps this command's image folder
+    flags to their values, ``annotation_files`` its COCO file flags (None: not given).
     """
     from sparsercnn.data.image_check import ImageFolderError
     from sparsercnn.data.validation import AnnotationFileError
@@ -380,7 +382,7 @@ def naming_image_folder(
     try:
         yield
     except ImageFolderError as error:
-        given = _flags_giving(error.image_dir, flags)
+        given = _flags_giving(error.image_dir, image_folders)
         if not given:
             raise
         raise error.given_as(given) from None

@@ -13,7 +13,7 @@ from sparsercnn.cli.common import (
     check_output_path,
     fraction,
     int_at_least,
-    naming_image_folder,
+    naming_input_flags,
     refuse_overwriting,
     resolve_device,
 )
@@ -137,7 +137,7 @@ def _naming_images(
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        with naming_image_folder({"--images": args.images}, annotation_files={"--json": args.json}):
+        with naming_input_flags({"--images": args.images}, annotation_files={"--json": args.json}):
             return handler(args)
 
     return run

@@ -14,7 +14,7 @@ from sparsercnn.cli.common import (
     check_output_path,
     int_at_least,
     is_below,
-    naming_image_folder,
+    naming_input_flags,
     refuse_model_flags_with_onnx,
     refuse_overwriting,
     resolve_device,
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         refuse_outputs_in_report(
             args.report_dir, {"--output": args.output, "--results": args.results}
         )
-    with naming_image_folder({"--images": args.images}, annotation_files={"--json": args.json}):
+    with naming_input_flags({"--images": args.images}, annotation_files={"--json": args.json}):
         if args.onnx is not None:
             refuse_model_flags_with_onnx(args)
             report = evaluate_onnx_file(

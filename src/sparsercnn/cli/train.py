@@ -11,7 +11,7 @@ from pathlib import Path
 from sparsercnn.cli.common import (
     add_config_arguments,
     add_device_argument,
-    naming_image_folder,
+    naming_input_flags,
     positive_number,
 )
 from sparsercnn.cli.training_setup import (
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             val = (args.val_json, args.val_images) if args.val_json is not None else None
             folders = {"--train-images": args.train_images, "--val-images": args.val_images}
             files = {"--train-json": args.train_json, "--val-json": args.val_json}
-            with naming_image_folder(folders, annotation_files=files):
+            with naming_input_flags(folders, annotation_files=files):
                 check_training_data((args.train_json, args.train_images), val, args.skip_invalid)
             # The budget starts after the data's check, as for a dataset built by the trainer.
             start = time.perf_counter()

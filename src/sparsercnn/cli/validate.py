@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sparsercnn.cli.common import naming_image_folder
+from sparsercnn.cli.common import naming_input_flags
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.data.policy import ImageCheck
 
     image_check: ImageCheck = "exists" if args.no_image_check else "decode"
-    with naming_image_folder({"--images": args.images}, annotation_files={"--json": args.json}):
+    with naming_input_flags({"--images": args.images}, annotation_files={"--json": args.json}):
         report = validate_coco(args.json, args.images, image_check=image_check)
     print(report.format())
     return 2 if report.errors else 0
