@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.dataset_report import ValidationReport, validate_coco
 from sparsercnn.data.validation import (
     AnnotationFileError,
@@ -499,3 +500,122 @@ def test_size_ranges_agree_with_the_evaluator(write_coco: WriteCoco) -> None:
     scored = (evaluation.eval["precision"][0, 0, :, 1:, -1] > -1).sum(axis=0)
     counts = [summary.num_small, summary.num_medium, summary.num_large]
     assert counts == scored.tolist() == [4, 6, 4]
+
+
+def test_an_entry_rejected_for_its_id_takes_its_annotations_along() -> None:
+    """An image or category whose id is written as a string (or a float) is one error saying
+    how to write it; its annotations are not reported as of an unknown image or category."""
+    data = {
+        "images": [image(1, "a.png"), {**image(0, "b.png"), "id": "4"}, image(5, "c.png")],
+        "categories": [{"id": 3, "name": "car"}, {"id": "2", "name": "bus"}],
+        "annotations": [
+            box(10, 1, 3, [1, 2, 10, 10]),
+            box(11, 4, 3, [1, 2, 10, 10]),  # of the rejected image: counted in its error
+            box(12, 4, 3, [1, 2, 10, 10]),
+            box(13, "4", 3, [1, 2, 10, 10]),  # a string itself: an error of its own
+            box(14, 5, 2, [1, 2, 10, 10]),  # of the rejected category
+            box(15, 1, "3", [1, 2, 10, 10]),
+        ],
+    }
+    checked = check_coco(data, "x.json")
+    codes = [issue.code for issue in checked.issues]
+    assert "unknown_image_id" not in codes and "unknown_category_id" not in codes
+    by = {issue.code: issue for issue in checked.issues if issue.code != "bad_annotation"}
+    assert by["bad_image"].message == (
+        "images[1] ('b.png'): 'id' is \"4\", not an integer: write it as 4, without quotes; "
+        "its 2 annotations are left out with it"
+    )
+    assert by["bad_image"].file == "b.png" and by["bad_image"].image_id is None
+    assert by["bad_category"].message == (
+        "categories[1] (name 'bus'): 'id' is \"2\", not an integer: write it as 2, without "
+        "quotes; its 1 annotation is left out with it"
+    )
+    rejected = by["rejected_category"]
+    assert (rejected.severity, rejected.image_id, rejected.annotation_id) == ("error", 5, 14)
+    assert "its category 2 is left out for the error at categories[1]" in rejected.message
+    strings = {i.annotation_id: i for i in checked.issues if i.code == "bad_annotation"}
+    assert strings[13].message == (
+        "annotation 13: 'image_id' is \"4\", not an integer: write it as 4, without quotes"
+    )
+    assert strings[15].image_id == 1 and "'category_id' is \"3\"" in strings[15].message
+    assert [ann["id"] for ann in checked.annotations] == [10]
+
+    data["images"][1]["id"] = 4.0
+    (bad,) = [i for i in check_coco(data, "x.json").issues if i.code == "bad_image"]
+    assert "'id' is 4.0, not an integer: write it as 4;" in bad.message
+
+
+def test_an_annotation_whose_category_is_rejected_is_not_a_negative_example(
+    write_coco: WriteCoco,
+) -> None:
+    """Its image is not called a negative example: its box has an error (the category's)."""
+    data = write_coco(file_names=["a.png"], size=(30, 40), objects_per_image=0)
+    data.write_json(
+        {
+            "images": [image(1, "a.png")],
+            "categories": [{"id": 1, "name": "x"}, {"id": 2}],
+            "annotations": [box(10, 1, 1, [1, 2, 10, 10]), box(11, 1, 2, [1, 2, 10, 10])],
+        }
+    )
+    report = validate_coco(data.json_path, data.image_dir)
+    (category,) = by_code(report, "bad_category")
+    assert category.message == (
+        "category 2 (categories[1]): 'name' is missing: give the class a name; its 1 annotation "
+        "is left out with it"
+    )
+    assert [issue.annotation_id for issue in by_code(report, "rejected_category")] == [11]
+
+
+def test_an_image_id_beyond_64_bits_is_refused_not_a_crash(write_coco: WriteCoco) -> None:
+    data = write_coco(file_names=["a.png", "b.png"], size=(30, 40))
+    coco = data.read_json()
+    huge = 2**64 - 5
+    coco["images"][0]["id"] = huge
+    for ann in coco["annotations"]:
+        ann["image_id"] = huge if ann["image_id"] == data.image_ids[0] else ann["image_id"]
+    data.write_json(coco)
+    (bad,) = by_code(validate_coco(data.json_path, data.image_dir), "bad_image")
+    assert f"'id' {huge} does not fit in 64 bits" in bad.message
+    assert "its 2 annotations are left out with it" in bad.message
+    dataset = CocoDataset(data.json_path, data.image_dir, skip_invalid=True)
+    assert dataset.image_ids == [data.image_ids[1]]
+
+
+@pytest.mark.parametrize(
+    ("change", "text"),
+    [
+        ({"width": None}, "'width' must be a positive integer, got None"),
+        ({"height": "30"}, "'height' must be a positive integer, got '30'"),
+        ({"bbox": ["1", "2", "3", "4"]}, "(write the numbers without quotes)"),
+        ({"bbox": None}, "'bbox' must be 4 numbers [x, y, w, h], got None"),
+    ],
+)
+def test_a_missing_or_quoted_value_is_named_as_such(change: dict[str, Any], text: str) -> None:
+    entry, ann = image(1, "a.png"), box(10, 1, 3, [1, 2, 10, 10])
+    for key, value in change.items():
+        (ann if key == "bbox" else entry)[key] = value
+    data = {"images": [entry], "annotations": [ann], "categories": [{"id": 3, "name": "car"}]}
+    assert text in check_coco(data, "x.json").issues[0].message
+    for key in change:
+        del (ann if key == "bbox" else entry)[key]
+    missing = check_coco(data, "x.json").issues[0].message
+    assert f"'{next(iter(change))}' is missing" in missing
+
+
+def test_a_repeated_id_says_whether_the_entry_is_a_copy() -> None:
+    """A file merged twice repeats whole entries (remove them); two entries sharing an id need
+    ids of their own."""
+    data = {
+        "images": [image(1, "a.png"), image(1, "a.png")],
+        "annotations": [box(10, 1, 3, [1, 2, 10, 10]), box(10, 1, 3, [5, 2, 10, 10])],
+        "categories": [{"id": 3, "name": "car"}],
+    }
+    messages = {issue.code: issue.message for issue in check_coco(data, "x.json").issues}
+    assert messages["duplicate_image_id"] == (
+        "image id 1 ('a.png') is repeated at images[1], first at images[0] (identical): remove "
+        "the repeat (--skip-invalid keeps the first)"
+    )
+    assert messages["duplicate_annotation_id"] == (
+        "annotation id 10 is repeated at annotations[1], first at annotations[0]: give each "
+        "entry its own id (--skip-invalid keeps the first)"
+    )

@@ -8,7 +8,8 @@ files are checked by :mod:`sparsercnn.data.image_check`.
 
 Issue codes. Errors: ``bad_category``, ``duplicate_category_id``, ``no_categories``,
 ``bad_image``, ``duplicate_image_id``, ``bad_annotation``, ``duplicate_annotation_id``,
-``unknown_image_id``, ``unknown_category_id``, ``bad_iscrowd``, ``malformed_bbox``,
+``unknown_image_id``, ``unknown_category_id``, ``rejected_category`` (an annotation of a
+category whose entry has an error), ``bad_iscrowd``, ``malformed_bbox``,
 ``negative_size``, ``box_outside_image``. Warnings: ``box_clipped``, ``empty_box`` (zero width
 or height: no training target, as in the reference, spec 1.4; COCO train2017 has two; both are
 evaluated as the file gives them), ``bad_area`` (an ``area`` that COCO evaluation cannot sort
@@ -21,11 +22,13 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Collection, Iterable
+import re
+from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeGuard
 
 from sparsercnn.structures import coco_area
+from sparsercnn.text import counted
 
 # How far a box may extend past the image border, as a fraction of the image width (for x) or
 # height (for y), and still be clipped with a warning instead of being rejected.
@@ -202,8 +205,11 @@ def check_coco(
         clip_tolerance: see :data:`DEFAULT_CLIP_TOLERANCE`.
 
     Returns:
-        The valid entries and every issue found. Annotations of an image or category whose
-        entry is invalid are dropped with it, without an issue of their own.
+        The valid entries and every issue found. The annotations of an image whose entry is
+        invalid are dropped with it, counted in its error; those of a category whose entry is
+        invalid each get a ``rejected_category`` error naming its image. An entry is matched
+        by its id as given (an image ``"id": "4"`` is rejected, and its annotations with
+        ``"image_id": 4`` go with it, not reported as of an unknown image).
     """
     _check_structure(data, source)
     checker = _Checker(clip_tolerance)
@@ -233,9 +239,11 @@ class _Checker:
     def __init__(self, clip_tolerance: float) -> None:
         self.clip_tolerance = clip_tolerance
         self.issues: list[Issue] = []
-        # Ids whose entry is invalid: their annotations are dropped without an issue each.
-        self.bad_image_ids: set[int] = set()
-        self.bad_category_ids: set[int] = set()
+        # Image and category entries with errors, by their id as given (:func:`_id_key`):
+        # annotations that refer to them are counted in (images) or named after (categories)
+        # the entry's own error, not reported as referring to an unknown id.
+        self.rejected_images: dict[Hashable, _Rejected] = {}
+        self.rejected_categories: dict[Hashable, _Rejected] = {}
         self.scored_objects: list[ScoredObject] = []
 
     def add(
@@ -249,23 +257,60 @@ class _Checker:
     ) -> None:
         self.issues.append(Issue(severity, code, message, image_id, annotation_id, file))
 
+    def reject(
+        self,
+        rejected: dict[Hashable, _Rejected],
+        given_id: object,
+        position: str,
+        message: str,
+        code: str,
+        **ids: Any,
+    ) -> None:
+        """Add the error of the image or category entry at ``position`` (``"images[3]"``), and
+        record it under its id as given, for the annotations that refer to it."""
+        self.add("error", code, message, **ids)
+        key = _id_key(given_id)
+        if key is not None:
+            rejected.setdefault(key, _Rejected(len(self.issues) - 1, position))
+
+    def count_left_out(self) -> None:
+        """Say in the error of each rejected image or category how many annotations it takes."""
+        for rejected in (*self.rejected_images.values(), *self.rejected_categories.values()):
+            if rejected.num_annotations:
+                issue = self.issues[rejected.issue_index]
+                num = rejected.num_annotations
+                count = f"{counted(num, 'annotation')} {'is' if num == 1 else 'are'}"
+                message = f"{issue.message}; its {count} left out with it"
+                self.issues[rejected.issue_index] = replace(issue, message=message)
+
     def categories(self, entries: list[Any]) -> list[dict[str, Any]]:
         valid: list[dict[str, Any]] = []
-        seen: set[int] = set()
+        seen: dict[int, tuple[int, dict[str, Any]]] = {}
         names: dict[str, int] = {}
         for pos, entry in enumerate(entries):
-            cat_id = entry.get("id") if isinstance(entry, dict) else None
-            name = entry.get("name") if isinstance(entry, dict) else None
-            if cat_id is None or not _is_int(cat_id):
-                message = f"categories[{pos}] has no integer 'id': {entry!r:.100}"
-                self.add("error", "bad_category", message)
+            if not isinstance(entry, dict):
+                self.add(
+                    "error", "bad_category", f"categories[{pos}] is not an object: {entry!r:.100}"
+                )
+                continue
+            cat_id, name = entry.get("id"), entry.get("name")
+            if not _is_int(cat_id):
+                position = f"categories[{pos}]"
+                message = f"{position} (name {name!r:.40}): {_id_problem(entry, 'id')}"
+                self.reject(self.rejected_categories, cat_id, position, message, "bad_category")
             elif cat_id in seen:
-                message = f"category id {cat_id} is repeated at categories[{pos}]; kept the first"
+                what = f"category id {cat_id}"
+                message = _repeat_message(what, "categories", pos, *seen[cat_id], entry)
                 self.add("error", "duplicate_category_id", message)
             elif not isinstance(name, str):
-                self.bad_category_ids.add(cat_id)
-                message = f"category {cat_id} (categories[{pos}]) has no string 'name'"
-                self.add("error", "bad_category", message)
+                position = f"categories[{pos}]"
+                problem = (
+                    f"'name' must be a string, got {name!r:.40}"
+                    if "name" in entry
+                    else "'name' is missing: give the class a name"
+                )
+                message = f"category {cat_id} ({position}): {problem}"
+                self.reject(self.rejected_categories, cat_id, position, message, "bad_category")
             else:
                 if name in names:
                     message = f"categories {names[name]} and {cat_id} are both named {name!r}"
@@ -278,63 +323,75 @@ class _Checker:
                     self.add("warning", "blank_category_name", message)
                 names.setdefault(name, cat_id)
                 valid.append(entry)
-            if cat_id is not None and _is_int(cat_id):
-                seen.add(cat_id)
+            if _is_int(cat_id):
+                seen.setdefault(cat_id, (pos, entry))
         return valid
 
     def images(self, entries: list[Any]) -> list[dict[str, Any]]:
         valid: list[dict[str, Any]] = []
-        seen: set[int] = set()
+        seen: dict[int, tuple[int, dict[str, Any]]] = {}
         files: dict[str, int] = {}
         for pos, entry in enumerate(entries):
-            image_id = entry.get("id") if isinstance(entry, dict) else None
-            if image_id is None or not _is_int(image_id):
-                self.add("error", "bad_image", f"images[{pos}] has no integer 'id': {entry!r:.100}")
+            if not isinstance(entry, dict):
+                self.add("error", "bad_image", f"images[{pos}] is not an object: {entry!r:.100}")
                 continue
+            image_id = entry.get("id")
             file = entry.get("file_name")
             file = file if isinstance(file, str) else None
-            problem = _image_entry_problem(entry)
-            if image_id in seen:
-                message = (
-                    f"image id {image_id} is repeated at images[{pos}] ({file!r}); kept the first"
+            if not _is_int(image_id) or image_id not in _INT64:
+                position = f"images[{pos}]"
+                message = f"{position} ({file!r}): {_id_problem(entry, 'id')}"
+                self.reject(
+                    self.rejected_images, image_id, position, message, "bad_image", file=file
                 )
+                continue
+            entry_problem = _image_entry_problem(entry)  # a file_name that is no string included
+            if image_id in seen:
+                what = f"image id {image_id} ({file!r})"
+                message = _repeat_message(what, "images", pos, *seen[image_id], entry)
                 self.add("error", "duplicate_image_id", message, image_id, None, file)
-            elif problem is not None or file is None:
-                self.bad_image_ids.add(image_id)
-                message = f"image {image_id} (images[{pos}]): {problem}"
-                self.add("error", "bad_image", message, image_id, None, file)
+            elif entry_problem is not None or file is None:
+                position = f"images[{pos}]"
+                message = f"image {image_id} ({position}): {entry_problem}"
+                ids = {"image_id": image_id, "file": file}
+                self.reject(self.rejected_images, image_id, position, message, "bad_image", **ids)
             else:
                 if file in files:
                     message = f"images {files[file]} and {image_id} both use file {file!r}"
                     self.add("warning", "duplicate_file_name", message, image_id, None, file)
                 files.setdefault(file, image_id)
                 valid.append(entry)
-            seen.add(image_id)
+            seen.setdefault(image_id, (pos, entry))
         return valid
 
     def annotations(
         self, entries: list[Any], images: dict[int, dict[str, Any]], category_ids: set[int]
     ) -> list[dict[str, Any]]:
         valid: list[dict[str, Any]] = []
-        seen: set[int] = set()
+        seen: dict[int, tuple[int, dict[str, Any]]] = {}
         for pos, ann in enumerate(entries):
-            ids = [ann.get(key) if isinstance(ann, dict) else None for key in _ANNOTATION_IDS]
-            ann_id, image_id, cat_id = (value if _is_int(value) else None for value in ids)
-            if ann_id is None or image_id is None or cat_id is None:
-                needs = [
-                    key
-                    for key, value in zip(_ANNOTATION_IDS, ids, strict=True)
-                    if not _is_int(value)
-                ]
-                message = f"annotations[{pos}] needs integer {', '.join(needs)}: {ann!r:.100}"
-                self.add("error", "bad_annotation", message, image_id, ann_id)
+            if not isinstance(ann, dict):
+                message = f"annotations[{pos}] is not an object: {ann!r:.100}"
+                self.add("error", "bad_annotation", message)
+                continue
+            ann_id, image_id = ann.get("id"), ann.get("image_id")
+            problems = [
+                _id_problem(ann, key) for key in _ANNOTATION_IDS if not _is_int(ann.get(key))
+            ]
+            if problems:
+                where = f"annotation {ann_id}" if _is_int(ann_id) else f"annotations[{pos}]"
+                message = f"{where}: {'; '.join(problems)}"
+                # An image named by "4" is image 4: its report counts this annotation.
+                key = _id_key(image_id)
+                of_image = key if isinstance(key, int) and key in images else None
+                ids = (of_image, ann_id if _is_int(ann_id) else None)
+                self.add("error", "bad_annotation", message, *ids)
             elif ann_id in seen:
-                message = (
-                    f"annotation id {ann_id} is repeated at annotations[{pos}]; kept the first"
-                )
+                what = f"annotation id {ann_id}"
+                message = _repeat_message(what, "annotations", pos, *seen[ann_id], ann)
                 self.add("error", "duplicate_annotation_id", message, image_id, ann_id)
-            elif image_id in self.bad_image_ids or cat_id in self.bad_category_ids:
-                pass  # its image or category was already reported; one error is enough
+            elif image_id not in images and image_id in self.rejected_images:
+                self.rejected_images[image_id].num_annotations += 1  # named in the image's error
             elif image_id not in images:
                 message = f"annotation {ann_id} refers to image id {image_id}, not in 'images'"
                 self.add("error", "unknown_image_id", message, image_id, ann_id)
@@ -342,8 +399,9 @@ class _Checker:
                 checked = self.annotation(ann, images[image_id], category_ids)
                 if checked is not None:
                     valid.append(checked)
-            if ann_id is not None:
-                seen.add(ann_id)
+            if _is_int(ann_id):
+                seen.setdefault(ann_id, (pos, ann))
+        self.count_left_out()
         return valid
 
     def annotation(
@@ -355,15 +413,23 @@ class _Checker:
         """
         ann_id, image_id, file = ann["id"], image["id"], image["file_name"]
         where = f"annotation {ann_id} (image {image_id}, {file!r})"
-        if ann["category_id"] not in category_ids:
-            problem: tuple[str, str] | None = (
-                "unknown_category_id",
-                f"category id {ann['category_id']} is not in 'categories'",
+        cat_id = ann["category_id"]
+        problem: tuple[str, str] | None
+        if cat_id not in category_ids and cat_id in self.rejected_categories:
+            rejected = self.rejected_categories[cat_id]
+            rejected.num_annotations += 1
+            problem = (
+                "rejected_category",
+                f"its category {cat_id} is left out for the error at {rejected.entry}: fix that",
             )
+        elif cat_id not in category_ids:
+            problem = ("unknown_category_id", f"category id {cat_id} is not in 'categories'")
         elif not _is_crowd_flag(crowd := ann.get("iscrowd")):
             problem = ("bad_iscrowd", f"'iscrowd' must be 0 or 1, got {crowd!r:.40}")
+        elif "bbox" not in ann:
+            problem = ("malformed_bbox", "'bbox' is missing: give the box as [x, y, w, h] pixels")
         else:
-            problem = _bbox_problem(ann.get("bbox"))
+            problem = _bbox_problem(ann["bbox"])
         if problem is not None:
             self.add("error", problem[0], f"{where}: {problem[1]}", image_id, ann_id, file)
             return None
@@ -396,6 +462,63 @@ class _Checker:
 _ANNOTATION_IDS = ("id", "image_id", "category_id")
 
 
+def _repeat_message(
+    what: str, key: str, pos: int, first_pos: int, first: dict[str, Any], entry: dict[str, Any]
+) -> str:
+    """The error of an id that ``data[key][pos]`` repeats from ``data[key][first_pos]``."""
+    fix = "remove the repeat" if entry == first else "give each entry its own id"
+    return (
+        f"{what} is repeated at {key}[{pos}], first at {key}[{first_pos}]"
+        f"{' (identical)' if entry == first else ''}: {fix} (--skip-invalid keeps the first)"
+    )
+
+
+# The image ids the dataset can hold: it keeps them as 64-bit integers.
+_INT64 = range(-(2**63), 2**63)
+
+
+@dataclass
+class _Rejected:
+    """An image or category entry with an error: where its issue is in the checker's list, its
+    position in the file (``"categories[3]"``), and how many annotations refer to it."""
+
+    issue_index: int
+    entry: str
+    num_annotations: int = 0
+
+
+def _id_key(value: object) -> Hashable | None:
+    """What an id as given is matched by: ``4``, ``4.0`` and ``"4"`` are all 4, another string
+    is itself, and anything else (missing, null, true, a list) matches nothing."""
+    if _is_int(value):
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        return int(value) if re.fullmatch(r"-?[0-9]+", value) else value
+    return None
+
+
+def _id_problem(entry: dict[str, Any], key: str) -> str:
+    """Why ``entry[key]`` is no COCO id (an integer; an image id within :data:`_INT64`), with
+    what to write instead."""
+    if key not in entry:
+        return f"{key!r} is missing"
+    value = entry[key]
+    if _is_int(value):
+        return f"{key!r} {value} does not fit in 64 bits: number the entries from 0 or 1"
+    shown = json.dumps(value, default=repr)
+    shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
+    whole = _id_key(value)
+    if isinstance(whole, int) and isinstance(value, str):
+        fix = f"write it as {whole}, without quotes"
+    elif isinstance(whole, int):
+        fix = f"write it as {whole}"
+    else:
+        fix = "COCO ids are integers"
+    return f"{key!r} is {shown}, not an integer: {fix}"
+
+
 def _is_crowd_flag(value: object) -> bool:
     """``iscrowd`` is 0 or 1 (true/false too); missing or null means 0, as in COCO's tools."""
     return value is None or (type(value) in (int, float, bool) and value in (0, 1))
@@ -407,15 +530,19 @@ def _image_entry_problem(entry: dict[str, Any]) -> str | None:
         return f"'file_name' must be a non-empty string, got {file_name!r}"
     for key in ("width", "height"):
         value = entry.get(key)
+        if key not in entry:
+            return f"{key!r} is missing: give the image's size in pixels, as the file has it"
         if not _is_number(value) or not math.isfinite(value) or value <= 0 or value != int(value):
-            return f"{key!r} must be a positive integer, got {value!r}"
+            return f"{key!r} must be a positive integer, got {value!r:.40}"
     return None
 
 
 def _bbox_problem(bbox: Any) -> tuple[str, str] | None:
     """``(code, reason)`` unless ``bbox`` is 4 finite numbers with positive width and height."""
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))):
-        return "malformed_bbox", f"'bbox' must be 4 numbers [x, y, w, h], got {bbox!r:.80}"
+        quoted = isinstance(bbox, list) and any(isinstance(value, str) for value in bbox)
+        hint = " (write the numbers without quotes)" if quoted else ""
+        return "malformed_bbox", f"'bbox' must be 4 numbers [x, y, w, h], got {bbox!r:.80}{hint}"
     if not all(map(math.isfinite, bbox)):
         return "malformed_bbox", f"bbox {bbox} has a NaN or infinite value"
     if bbox[2] < 0 or bbox[3] < 0:
