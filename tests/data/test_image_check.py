@@ -4,7 +4,9 @@ check_image_folder: a missing, file or empty image folder."""
 from __future__ import annotations
 
 import logging
+import os
 import pickle
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,22 @@ def test_without_decoding_only_missing_files_are_found(folder: Path) -> None:
     images = [entry(1, "truncated.jpg"), entry(2, "empty.jpg"), entry(3, "gone.jpg")]
     issues = check_image_files(images, folder, decode=False)
     assert [(issue.image_id, issue.code) for issue in issues] == [(3, "image_file_missing")]
+
+
+@pytest.mark.skipif(os.sep != "/", reason="a backslash separates folders where os.sep is one")
+def test_a_file_name_with_windows_separators_says_how_to_write_it(folder: Path) -> None:
+    (folder / "sub").mkdir()
+    shutil.copy(folder / "good.jpg", folder / "sub" / "b.jpg")
+    images = [entry(1, "sub\\b.jpg"), entry(2, "other\\c.jpg"), entry(3, "good.jpg")]
+    issues = check_image_files(images, folder, decode=False)
+    assert [(issue.image_id, issue.code) for issue in issues] == [
+        (1, "image_file_missing"),
+        (2, "image_file_missing"),
+    ]
+    assert issues[0].message.endswith(
+        "(its 'file_name' has Windows separators: write it 'sub/b.jpg')"
+    )
+    assert "Windows" not in issues[1].message  # no such file either way: no guess
 
 
 def test_an_unchanged_file_is_decoded_once_and_a_changed_one_again(

@@ -151,8 +151,12 @@ def check_image_files(
         if path.name in listings[path.parent] or path.is_file():
             present.append((image, path))
         else:
-            message = f"image {image['id']}: file {os.fspath(path)!r} does not exist"
             file = image["file_name"]
+            message = f"image {image['id']}: file {os.fspath(path)!r} does not exist"
+            # A name written with Windows separators, whose file is there with ours.
+            posix = file.replace("\\", "/")
+            if os.sep == "/" and posix != file and (root / posix).is_file():
+                message += f" (its 'file_name' has Windows separators: write it {posix!r})"
             issues.append(Issue("error", "image_file_missing", message, image["id"], None, file))
     if len(images) > 1 and not present:
         message = (
