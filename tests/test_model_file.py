@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from sparsercnn.model.int8_features import Int8Calibration, calibrate
 from sparsercnn.model_file import (
     INT8_CALIBRATION_KEY,
+    check_device,
     load_model_file,
     model_state_dict,
     read_int8_calibration,
@@ -213,3 +214,19 @@ def test_a_config_its_weights_do_not_fit_names_the_keys_and_what_to_do(
     assert str(path) in message and key in message and "\n" not in message
     assert "the config stored with the weights does not describe them" in message
     assert "convert the model again" in message
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", 3.5])
+def test_a_device_that_is_none_is_one_clear_error(model_file: Path, device: object) -> None:
+    """torch's own error lists twenty device types ("gpu" is not one), or is a TypeError."""
+    with pytest.raises(ValueError, match=r"device .* is not a device; use 'cpu', 'cuda'"):
+        load_model_file(model_file, device=device)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu_is_refused_before_the_file_is_read(tmp_path: Path) -> None:
+    """Was torch's "AssertionError: Torch not compiled with CUDA enabled" after building the
+    model."""
+    assert check_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device 'cuda': no CUDA device is available here"):
+        load_model_file(tmp_path / "missing.safetensors", device="cuda")

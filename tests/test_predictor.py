@@ -17,7 +17,7 @@ from sparsercnn.data.image_io import decode_image, load_image
 from sparsercnn.engine.pipeline import evaluate_model_file
 from sparsercnn.model import build_model, winograd
 from sparsercnn.model.winograd import winograd_available
-from sparsercnn.model_file import save_model_file
+from sparsercnn.model_file import load_model_file, save_model_file
 from sparsercnn.predictor import DRAWINGS_MARKER, DrawingWriter, Prediction, Predictor
 from sparsercnn.presets import get_preset
 from sparsercnn.runtime import fast_bf16_supported
@@ -187,6 +187,84 @@ def test_in_memory_inputs_match_the_file_and_bad_values_are_refused(
             predictor([empty])
 
 
+def test_arrays_take_the_same_values_as_tensors(model_file: Path, dataset: SyntheticCoco) -> None:
+    """A float or int array of 0-255 pixels was refused ("must be uint8") where the same
+    tensor was taken: one rule for both now, with the same refusals."""
+    array = np.array(Image.open(dataset.image_paths[0]).convert("RGB"))
+    predictor = Predictor.from_file(model_file)
+    by_uint8, by_float, by_int = predictor([array, array.astype(np.float32), array.astype(int)])
+    for other in (by_float, by_int):
+        assert torch.equal(other.boxes, by_uint8.boxes)
+        assert torch.equal(other.scores, by_uint8.scores)
+    with pytest.raises(ValueError, match=r"float array images .* within \[0, 1\]: multiply"):
+        predictor(array / 255.0)
+    with pytest.raises(ValueError, match="NaN or infinite values"):
+        predictor(np.full((8, 8, 3), np.nan, np.float32))
+    # Clipped, a normalised image or 16-bit values as floats were other pixels, silently.
+    for spread in (array - 128.0, array * 256.0):
+        with pytest.raises(ValueError, match=r"this one spans .* scale it to 0-255 first"):
+            predictor(spread)
+        with pytest.raises(ValueError, match=r"float tensor images .* this one spans"):
+            predictor(torch.from_numpy(spread).permute(2, 0, 1))
+    with pytest.raises(ValueError, match=r"this uint16 one does not .* scale it to uint8"):
+        predictor(array.astype(np.uint16) * 256)
+    with pytest.raises(ValueError, match="this bool one does not"):
+        predictor(array > 128)
+
+
+@pytest.mark.parametrize(
+    ("image", "hint"),
+    [
+        (np.zeros((3, 20, 30), np.uint8), r"channels-first \(C, H, W\): give image.transpose"),
+        (torch.zeros(20, 30, 3), r"channels-last \(H, W, C\): give image.permute\(2, 0, 1\)"),
+        (np.zeros((2, 20, 30, 3), np.uint8), "give a batch as a list of images"),
+        (torch.zeros(2, 3, 20, 30), "give a batch as a list of images"),
+    ],
+)
+def test_a_wrong_layout_says_how_to_fix_it(
+    model_file: Path, image: np.ndarray | torch.Tensor, hint: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^<input 0>: .*{hint}"):
+        Predictor.from_file(model_file)(image)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"device": "gpu"}, "device 'gpu' is not a device; use 'cpu', 'cuda'"),
+        ({"batch_size": "4"}, "batch_size must be an integer >= 1, got '4'"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+        ({"num_stages": 1.5}, r"num_stages \(--stages\) 1.5: the model has stages 1..2"),
+    ],
+)
+def test_bad_settings_are_one_error_naming_the_argument(
+    model_file: Path, settings: dict[str, object], message: str
+) -> None:
+    """These were torch's device list, "'<' not supported between 'str' and 'int'", or a
+    slicing TypeError at the first image."""
+    with pytest.raises(ValueError, match=message):
+        Predictor.from_file(model_file, **settings)  # type: ignore[arg-type]
+
+
+def test_a_label_map_that_does_not_fit_the_model_is_refused(model_file: Path) -> None:
+    """Fewer names than classes was an IndexError at the first detection of the last class;
+    more names were silently taken."""
+    loaded = load_model_file(model_file)
+    for categories in (CategoryMap([1], ["cat"]), CategoryMap([1, 2, 3], ["a", "b", "c"])):
+        with pytest.raises(ValueError, match=r"the model has 2 classes, .* label map"):
+            Predictor(loaded.model, loaded.config, categories)
+
+
+def test_top_and_above_select_by_rank_and_score(model_file: Path) -> None:
+    (prediction,) = Predictor.from_file(model_file)(np.zeros((40, 60, 3), np.uint8))
+    assert len(prediction.top(2).scores) == 2 and len(prediction.top(0).scores) == 0
+    assert torch.equal(prediction.top(2).scores, prediction.scores[:2])
+    threshold = float(prediction.scores[1])
+    assert torch.equal(prediction.above(threshold).scores, prediction.scores[:2])
+    with pytest.raises(ValueError, match="k must be >= 0, got -1"):
+        prediction.top(-1)  # was no detection, where a slice [:-1] gives all but the last
+
+
 def test_records_carry_the_class_name(model_file: Path, dataset: SyntheticCoco) -> None:
     predictor = Predictor.from_file(model_file)
     (prediction,) = predictor(dataset.image_paths[:1])
@@ -290,8 +368,8 @@ def test_cuda_without_a_gpu_is_one_clear_error(model_file: Path) -> None:
 def test_errors_about_decoded_inputs_name_the_input(model_file: Path) -> None:
     predictor = Predictor.from_file(model_file)
     good = np.zeros((8, 8, 3), np.uint8)
-    with pytest.raises(ValueError, match=r"^<input 2>: array images must be uint8"):
-        predictor([good, good, good.astype(np.float32)])
+    with pytest.raises(ValueError, match=r"^<input 2>: float array images hold 0-255 values"):
+        predictor([good, good, good.astype(np.float32) + 0.5])
     with pytest.raises(ValueError, match=r"^<input 1>: tensor images must be \(3, H, W\)"):
         predictor([good, torch.zeros(4, 4)])
     # A generator is not a list of inputs: the message says what is accepted.

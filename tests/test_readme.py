@@ -30,6 +30,26 @@ def test_the_names_the_readme_imports_from_the_package_are_exported() -> None:
         assert getattr(sparsercnn, name) is not None and name in dir(sparsercnn)
 
 
+def test_the_python_api_is_exported_from_the_package() -> None:
+    """A Python user trains, evaluates, loads and predicts with names from ``sparsercnn``
+    alone (they were only in submodules), each the submodule's own object."""
+    from sparsercnn.data.categories import CategoryMap
+    from sparsercnn.engine import pipeline
+    from sparsercnn.model_file import load_model_file, save_model_file
+    from sparsercnn.predictor import Prediction
+
+    for name, value in {
+        "Prediction": Prediction,
+        "CategoryMap": CategoryMap,
+        "load_model_file": load_model_file,
+        "save_model_file": save_model_file,
+        "train_from_coco": pipeline.train_from_coco,
+        "evaluate_model_file": pipeline.evaluate_model_file,
+        "evaluate_onnx_file": pipeline.evaluate_onnx_file,
+    }.items():
+        assert name in sparsercnn.__all__ and getattr(sparsercnn, name) is value
+
+
 def test_the_readme_python_blocks_run_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

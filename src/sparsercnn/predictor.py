@@ -37,7 +37,7 @@ from sparsercnn.model.inference import (
     run_model,
 )
 from sparsercnn.model.postprocess import detections_to_cpu
-from sparsercnn.model_file import load_model_file
+from sparsercnn.model_file import check_device, load_model_file
 from sparsercnn.paths import is_below
 from sparsercnn.runtime import retain_freed_memory
 from sparsercnn.structures import Detections, ModelOutput, PixelMap
@@ -78,7 +78,13 @@ class Prediction:
         return self.subset((self.scores >= score_threshold).nonzero().flatten().tolist())
 
     def top(self, k: int) -> Prediction:
-        """The first ``k`` detections (the ``k`` best: scores descend), all if fewer."""
+        """The first ``k`` detections (the ``k`` best: scores descend), all if fewer.
+
+        Raises:
+            ValueError: ``k`` is negative.
+        """
+        if k < 0:
+            raise ValueError(f"top(k): k must be >= 0, got {k}")
         return self.subset(range(min(k, len(self.scores))))
 
     def subset(self, indices: Sequence[int]) -> Prediction:
@@ -204,7 +210,17 @@ def _decode_named(image: ImageInput, source: str, transform: InferenceTransform)
 def to_pil(image: ImageInput) -> Image.Image:
     """Load or convert one input to an RGB PIL image. Files are turned upright by their EXIF
     orientation; a PIL image, array or tensor is taken as it is (a caller's ``Image.open``
-    result is not rotated: ``PIL.ImageOps.exif_transpose`` does that)."""
+    result is not rotated: ``PIL.ImageOps.exif_transpose`` does that).
+
+    Arrays are ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA, tensors
+    ``(3, H, W)`` RGB or ``(1, H, W)``; both hold 0-255 pixel values: uint8, or integers or
+    floats within 0-255 (floats are rounded; floats within [0, 1], NaN, and values outside
+    0-255 are refused).
+
+    Raises:
+        ValueError: an array or tensor of another shape or range, or an empty image.
+        TypeError: an input of another type.
+    """
     if isinstance(image, str | Path):
         return load_image(image)
     if isinstance(image, Image.Image):
@@ -215,44 +231,80 @@ def to_pil(image: ImageInput) -> Image.Image:
         if image.dim() != 3 or image.shape[0] not in (1, 3):
             raise ValueError(
                 f"tensor images must be (3, H, W) or (1, H, W), got {tuple(image.shape)}"
+                + _layout_hint(tuple(image.shape), "permute(2, 0, 1)", "channels")
             )
-        array = image.detach().cpu()
-        if array.is_floating_point():
-            if not bool(torch.isfinite(array).all()):
-                # A cast would turn NaN into an arbitrary pixel value.
-                raise ValueError(
-                    "this float tensor image holds NaN or infinite values; give 0-255 pixels"
-                )
-            if array.numel() and 0 < float(array.max()) <= 1.0:
-                raise ValueError(
-                    "float tensor images hold 0-255 values (as torchvision's uint8 images); "
-                    "this one is within [0, 1]: multiply it by 255"
-                )
-            array = array.clamp(0, 255).round()
-        elif array.dtype == torch.bool or (
-            array.dtype != torch.uint8
-            and array.numel()
-            and (int(array.min()) < 0 or int(array.max()) > 255)
-        ):
-            # A cast would wrap 16-bit values around (1020 -> 252) or read a mask as pixels.
-            raise ValueError(
-                f"tensor images hold 0-255 values; this {str(array.dtype).removeprefix('torch.')} "
-                "one does not (a 16-bit image or a mask?): scale it to uint8 first"
-            )
-        image = array.to(torch.uint8).permute(1, 2, 0).numpy()
+        tensor = image.detach().cpu()
+        if tensor.is_floating_point():
+            tensor = tensor.float()  # numpy has no bf16
+        image = _uint8_pixels(tensor.permute(1, 2, 0).numpy(), "tensor")
     if isinstance(image, np.ndarray):
         if image.ndim == 3 and image.shape[2] == 1:
             image = image[:, :, 0]
         if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
-            raise ValueError(f"array images must be HxW, HxWx3 or HxWx4, got shape {image.shape}")
-        if image.dtype != np.uint8:
-            raise ValueError(f"array images must be uint8 RGB (0-255), got dtype {image.dtype}")
+            raise ValueError(
+                f"array images must be HxW, HxWx3 or HxWx4, got shape {image.shape}"
+                + _layout_hint(image.shape, "transpose(1, 2, 0)", "last")
+            )
         if 0 in image.shape[:2]:
             raise ValueError(f"the image is empty: {image.shape[1]}x{image.shape[0]} pixels")
-        return to_rgb(Image.fromarray(image))
+        return to_rgb(Image.fromarray(_uint8_pixels(image, "array")))
     raise TypeError(
         f"unsupported image input of type {type(image).__name__}; give a path, folder, PIL "
-        "image, HxWx3 uint8 array or (3, H, W) tensor, or a list or tuple of them"
+        "image, HxWx3 uint8 RGB array or (3, H, W) tensor, or a list or tuple of them"
+    )
+
+
+def _layout_hint(shape: tuple[int, ...], fix: str, where: str) -> str:
+    """What to do with an image of ``shape`` in the other layout, or a batch of images."""
+    if len(shape) == 4:
+        return "; give a batch as a list of images"
+    if len(shape) == 3 and where == "channels" and shape[2] in (1, 3):
+        return f"; this looks channels-last (H, W, C): give image.{fix}"
+    if len(shape) == 3 and where == "last" and shape[0] in (1, 3, 4):
+        return f"; this looks channels-first (C, H, W): give image.{fix}"
+    return ""
+
+
+def _uint8_pixels(pixels: np.ndarray, kind: str) -> np.ndarray:
+    """``pixels`` (an image array of any real dtype holding 0-255 values) as uint8.
+
+    Args:
+        pixels: the image's values, any shape.
+        kind: ``"array"`` or ``"tensor"``, for the message.
+
+    Raises:
+        ValueError: floats within [0, 1] or not finite, values outside 0-255, booleans or
+            other dtypes (a cast would wrap 16-bit values around, 1020 -> 252, or read a mask
+            as pixels; NaN would become an arbitrary value; a clip would change the image).
+    """
+    dtype = str(pixels.dtype)
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype.kind == "f":
+        if not bool(np.isfinite(pixels).all()):
+            raise ValueError(
+                f"this float {kind} image holds NaN or infinite values; give 0-255 pixels"
+            )
+        low, high = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 0.0)
+        if 0 < high <= 1.0:
+            raise ValueError(
+                f"float {kind} images hold 0-255 values (as uint8 images do); this one is "
+                "within [0, 1]: multiply it by 255"
+            )
+        if low < -0.5 or high >= 255.5:
+            # Clipping would silently change the image (a normalised or 16-bit one).
+            raise ValueError(
+                f"float {kind} images hold 0-255 values; this one spans [{low:g}, {high:g}] "
+                "(normalised, or 16-bit?): scale it to 0-255 first"
+            )
+        return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+    if pixels.dtype.kind in "iu" and (
+        not pixels.size or (int(pixels.min()) >= 0 and int(pixels.max()) <= 255)
+    ):
+        return pixels.astype(np.uint8)
+    raise ValueError(
+        f"{kind} images hold 0-255 values; this {dtype} one does not (a 16-bit image or a "
+        "mask?): scale it to uint8 first"
     )
 
 
@@ -282,9 +334,14 @@ class BatchPredictor:
     batch_invariant: bool = True
 
     def __call__(self, inputs: ImageInput | Sequence[ImageInput]) -> list[Prediction]:
-        """Detect objects in ``inputs`` (a path, folder, PIL image, HxWx3 uint8 array, (3, H, W)
-        tensor, :class:`~sparsercnn.data.image_io.DecodedImage`, or a list of these). Returns one
-        :class:`Prediction` per image, in input order, boxes in the pixels of the full image.
+        """Detect objects in ``inputs`` (a path, folder, PIL image, HxWx3 uint8 RGB array,
+        (3, H, W) RGB tensor, :class:`~sparsercnn.data.image_io.DecodedImage`, or a list or
+        tuple of these; :func:`to_pil` lists the arrays and tensors taken). Arrays are read as
+        RGB: flip an OpenCV (BGR) image with ``image[:, :, ::-1]``. Returns one
+        :class:`Prediction` per image (a folder: one per image file in it), in input order,
+        boxes absolute xyxy in the pixels of the full image, every detection of the model
+        (``num_proposals`` at most, scores descending; :meth:`Prediction.above` keeps those
+        over a threshold).
 
         Image files are decoded as evaluation decodes them (:func:`decode_input`: a JPEG of at
         least twice the model's input in both sides at a reduced scale), so a file gets
@@ -406,15 +463,11 @@ class Predictor(BatchPredictor):
         precision: Precision = "fp32",
         cuda_graphs: bool = False,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if num_stages is not None and not 1 <= num_stages <= model.num_stages:
-            raise ValueError(
-                f"num_stages (--stages) {num_stages}: the model has stages 1..{model.num_stages}"
-            )
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {device!r}: no CUDA device is available here; use 'cpu'")
+        if not _is_count(batch_size):
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        _check_num_stages(num_stages, model)
+        _check_label_map(model, config, categories)
+        self.device = check_device(device)
         check_precision(precision, self.device)
         check_calibrated(model, precision)
         self.precision = precision
@@ -442,10 +495,7 @@ class Predictor(BatchPredictor):
         """
         if num_stages == self.num_stages:
             return self
-        if num_stages is not None and not 1 <= num_stages <= self.model.num_stages:
-            raise ValueError(
-                f"num_stages (stages) {num_stages}: the model has stages 1..{self.model.num_stages}"
-            )
+        _check_num_stages(num_stages, self.model)
         other = copy.copy(self)
         other.num_stages = num_stages
         return other
@@ -468,6 +518,34 @@ class Predictor(BatchPredictor):
                 graphs=self.graphs,
             )
             return self.postprocessor(output, original_sizes)
+
+
+def _is_count(value: object) -> bool:
+    """``value`` is an integer >= 1 (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_num_stages(num_stages: int | None, model: SparseRCNN) -> None:
+    """Raise unless ``num_stages`` is None or one of the model's stages ``1..num_stages``."""
+    if num_stages is not None and not (_is_count(num_stages) and num_stages <= model.num_stages):
+        raise ValueError(
+            f"num_stages (--stages) {num_stages!r}: the model has stages 1..{model.num_stages}"
+        )
+
+
+def _check_label_map(model: SparseRCNN, config: Config, categories: CategoryMap) -> None:
+    """Raise unless the model, its config and the label map have the same number of classes
+    (else detections would be named after other classes, or not at all)."""
+    logits = model.head.stages[0].class_logits
+    assert isinstance(logits, torch.nn.Linear)
+    model_classes = logits.out_features
+    if not len(categories) == config.model.num_classes == model_classes:
+        raise ValueError(
+            f"the model has {model_classes} classes, its config model.num_classes="
+            f"{config.model.num_classes} and the label map (categories) {len(categories)}: "
+            "give the config and label map the model was trained with (Predictor.from_file "
+            "reads all three from a model file)"
+        )
 
 
 def prediction_from_detections(

@@ -107,3 +107,82 @@ def test_a_multi_process_run_reports_its_last_evaluation_instead_of_evaluating_a
     )
     assert report is not None and report.evaluation is final
     assert report.model_file == result.model_final_path
+
+
+def test_batch_size_zero_is_refused_not_taken_as_the_default(
+    tiny_coco: SyntheticCoco, tmp_path: Path
+) -> None:
+    """``batch_size or test_batch_size`` took 0 for "the model's own"; None means that."""
+    model = write_tiny_model_file(
+        tmp_path / "model.safetensors", CategoryMap.from_coco(tiny_coco.categories)
+    )
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match=f"batch_size must be an integer >= 1.*got {bad}"):
+            pipeline.evaluate_model_file(
+                model, tiny_coco.json_path, tiny_coco.image_dir, batch_size=bad
+            )  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=f"batch_size must be an integer >= 1.*got {bad}"):
+            pipeline.evaluate_onnx_file(
+                tmp_path / "m.onnx", tiny_coco.json_path, tiny_coco.image_dir, batch_size=bad
+            )  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"num_stages \(--stages\) 1.5: .* has stages 1..2"):
+        pipeline.evaluate_model_file(
+            model, tiny_coco.json_path, tiny_coco.image_dir, num_stages=1.5
+        )  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="device 'gpu' is not a device"):
+        pipeline.evaluate_model_file(model, tiny_coco.json_path, tiny_coco.image_dir, device="gpu")
+
+
+@pytest.mark.parametrize("given", ["val_json", "val_images"])
+def test_half_a_validation_set_is_refused_before_anything_is_written(
+    tiny_coco: SyntheticCoco, tmp_path: Path, given: str
+) -> None:
+    """A val_json without val_images (or the reverse) used to train without any evaluation."""
+    validation = {"val_json": tiny_coco.json_path, "val_images": tiny_coco.image_dir}
+    missing = "val_images" if given == "val_json" else "val_json"
+    with pytest.raises(ValueError, match=f"{given} is given without {missing}: give both"):
+        pipeline.train_from_coco(
+            tiny_config(),
+            train_json=tiny_coco.json_path,
+            train_images=tiny_coco.image_dir,
+            output_dir=tmp_path / "run",
+            **{given: validation[given]},  # type: ignore[arg-type]
+        )
+    assert not (tmp_path / "run").exists()
+
+
+def test_output_paths_it_cannot_write_are_refused_before_evaluating(
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder as results_path failed only after the whole evaluation; one path for both
+    files had the metrics silently replace the results."""
+
+    def evaluate(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("evaluated before checking its outputs")
+
+    monkeypatch.setattr(pipeline, "evaluate", evaluate)
+    model = write_tiny_model_file(
+        tmp_path / "model.safetensors", CategoryMap.from_coco(tiny_coco.categories)
+    )
+    data = (tiny_coco.json_path, tiny_coco.image_dir)
+    with pytest.raises(ValueError, match=f"results_path {tmp_path} is a folder"):
+        pipeline.evaluate_model_file(model, *data, results_path=tmp_path)
+    with pytest.raises(ValueError, match=f"metrics_path {tmp_path} is a folder"):
+        pipeline.evaluate_onnx_file(tmp_path / "m.onnx", *data, metrics_path=tmp_path)
+    same = tmp_path / "out.json"
+    with pytest.raises(ValueError, match="results_path and metrics_path both name"):
+        pipeline.evaluate_model_file(model, *data, results_path=same, metrics_path=same)
+
+
+def test_a_preset_name_for_cfg_says_how_to_make_a_config(
+    tiny_coco: SyntheticCoco, tmp_path: Path
+) -> None:
+    """Was "AttributeError: 'str' object has no attribute 'input'"."""
+    with pytest.raises(TypeError, match=r"cfg must be a Config \(get_preset\(name\) makes one"):
+        pipeline.train_from_coco(
+            "tiny",  # type: ignore[arg-type]
+            train_json=tiny_coco.json_path,
+            train_images=tiny_coco.image_dir,
+            output_dir=tmp_path / "run",
+        )
+    assert not (tmp_path / "run").exists()

@@ -162,7 +162,8 @@ def train_from_coco(
     dist_info: DistInfo | None = None,
     starting_weights: StartingWeights | None = None,
 ) -> TrainResult:
-    """Train on a COCO-format dataset; ``model.num_classes`` is taken from the dataset.
+    """Train on a COCO-format dataset with ``cfg`` (a :class:`Config`, e.g.
+    ``get_preset("small")``); ``model.num_classes`` is taken from the dataset.
 
     The data policy (:mod:`sparsercnn.data.policy`) runs before the model is built: data with
     errors is refused (:class:`~sparsercnn.data.policy.InvalidDataError`, every bad file named),
@@ -172,12 +173,27 @@ def train_from_coco(
     resolution the augmentation needs (``TrainTransform.source_size``: large JPEGs at 1/2 to
     1/8 scale) and kept in memory up to ``train.image_cache_mb`` per loading process.
 
+    ``val_json`` and ``val_images`` (both or neither): the validation set, evaluated during
+    training and for the result's ``evaluation_report``.
+
     ``resume``: ``True`` continues the run in ``output_dir``, a path from that checkpoint (see
     :class:`~sparsercnn.engine.trainer.Trainer`). The output folder is checked before the data
     are read. ``starting_weights``: the files of ``cfg.train.init_from`` and
     ``backbone_weights`` already read (:func:`~sparsercnn.engine.model_init.read_starting_weights`),
     which are then not read again.
     """
+    if not isinstance(cfg, Config):
+        raise TypeError(
+            f"cfg must be a Config (get_preset(name) makes one from a preset), got "
+            f"{type(cfg).__name__}"
+        )
+    if (val_json is None) != (val_images is None):
+        given, missing = (
+            ("val_json", "val_images") if val_images is None else ("val_images", "val_json")
+        )
+        raise ValueError(
+            f"{given} is given without {missing}: give both to evaluate during training, or neither"
+        )
     check_run_folder(output_dir, resume, is_main=dist_info is None or dist_info.is_main)
     transform = build_train_transform(cfg.input)
     train_set = _built_on_rank_0(
@@ -330,13 +346,19 @@ def evaluate_model_file(
     a dataset with errors; the report counts what was left out.
 
     Raises:
-        ValueError: ``num_stages`` is not in ``1..`` the model's stages, or the dataset's
-            categories differ from the model's.
+        ValueError: ``num_stages`` is not in ``1..`` the model's stages, ``batch_size`` is not
+            None or >= 1, ``device`` is not one, the dataset's categories differ from the
+            model's, or ``results_path`` / ``metrics_path`` is a folder or both are one file
+            (checked before the evaluation).
     """
+    check_batch_size(batch_size)
+    check_output_paths(results_path, metrics_path)
     loaded = load_model_file(model_file, device=device)
-    if num_stages is not None and not 1 <= num_stages <= loaded.model.num_stages:
+    if num_stages is not None and not (
+        isinstance(num_stages, int) and 1 <= num_stages <= loaded.model.num_stages
+    ):
         raise ValueError(
-            f"num_stages (--stages) {num_stages}: {model_file} has stages "
+            f"num_stages (--stages) {num_stages!r}: {model_file} has stages "
             f"1..{loaded.model.num_stages}"
         )
     check_precision(precision, torch.device(device))
@@ -347,7 +369,7 @@ def evaluate_model_file(
         loaded.model,
         build_postprocessor(loaded.config),
         dataset,
-        batch_size=batch_size or loaded.config.input.test_batch_size,
+        batch_size=batch_size if batch_size is not None else loaded.config.input.test_batch_size,
         num_workers=num_workers,
         dist_info=DistInfo(device=torch.device(device)),
         num_stages=num_stages,
@@ -394,6 +416,8 @@ def evaluate_onnx_file(
     """
     from sparsercnn.export.onnx_runtime import OnnxPredictor
 
+    check_batch_size(batch_size)
+    check_output_paths(results_path, metrics_path)
     predictor = OnnxPredictor(onnx_path, num_threads=num_threads, batch_invariant=batch_invariant)
     config = predictor.config
     dataset = evaluation_dataset(json_path, image_dir, config, skip_invalid=skip_invalid)
@@ -417,6 +441,33 @@ def evaluate_onnx_file(
     )
     report.write_files(results_path=results_path, metrics_path=metrics_path)
     return report
+
+
+def check_batch_size(batch_size: int | None) -> None:
+    """Refuse a ``batch_size`` that is neither None (the model's own) nor an integer >= 1."""
+    if batch_size is not None and not (
+        isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1
+    ):
+        raise ValueError(
+            f"batch_size must be an integer >= 1, or None for the model's "
+            f"input.test_batch_size; got {batch_size!r}"
+        )
+
+
+def check_output_paths(results_path: Path | None, metrics_path: Path | None) -> None:
+    """Refuse, before the evaluation runs, output paths its files cannot be written to: an
+    existing folder, or one path for both files (the metrics would replace the results)."""
+    for name, path in (("results_path", results_path), ("metrics_path", metrics_path)):
+        if path is not None and Path(path).is_dir():
+            raise ValueError(f"{name} {path} is a folder; give a file path (.json)")
+    if (
+        results_path is not None
+        and metrics_path is not None
+        and Path(results_path).absolute() == Path(metrics_path).absolute()
+    ):
+        raise ValueError(
+            f"results_path and metrics_path both name {results_path}; give each its own file"
+        )
 
 
 def _training_evaluation_report(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from sparsercnn.config import Config, ModelConfig
@@ -22,21 +24,25 @@ def build_model(config: Config | ModelConfig | str, num_classes: int | None = No
         config: a preset name (``"r50_100pro_3x"``, ``"demo"``, ...), a :class:`Config` or a
             :class:`ModelConfig`.
         num_classes: overrides ``config.num_classes`` when given.
+
+    Raises:
+        TypeError: ``config`` is none of these.
+        ValueError: an unknown preset, or a model setting out of range (naming its key).
     """
-    if isinstance(config, str):
-        config = get_preset(config)
-    cfg = config.model if isinstance(config, Config) else config
-    if num_classes is not None:
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        cfg = ModelConfig(**{**cfg.__dict__, "num_classes": num_classes})
-    # Presets assign widths after construction, which skips ModelConfig's own check.
-    cfg.check_widths()
+    cfg = _model_config(config)
     if not 0 <= cfg.fpn_on_demand_levels <= 3:
         raise ValueError(
             f"model.fpn_on_demand_levels must be 0-3 (P2..P4; P5 is always dense), got "
             f"{cfg.fpn_on_demand_levels}"
         )
+    if num_classes is not None:
+        if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+            raise ValueError(f"num_classes must be an integer >= 1, got {num_classes!r}")
+        cfg = replace(cfg, num_classes=num_classes)
+    else:
+        # Presets and users (``cfg.model.num_classes = 3``) assign values after construction,
+        # which skips ModelConfig's own checks (widths and counts): a copy runs them.
+        cfg = replace(cfg)
     backbone = ResNet(
         cfg.backbone_depth,
         norm=cfg.backbone_norm,
@@ -79,7 +85,22 @@ def build_model(config: Config | ModelConfig | str, num_classes: int | None = No
     return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
-def build_postprocessor(config: Config | ModelConfig) -> PostProcessor:
-    """The post-processor matching the config's source behaviour (official clips, mmdet not)."""
-    cfg = config.model if isinstance(config, Config) else config
+def build_postprocessor(config: Config | ModelConfig | str) -> PostProcessor:
+    """The post-processor matching the config's source behaviour (official clips, mmdet not);
+    ``config`` as in :func:`build_model`."""
+    cfg = _model_config(config)
     return PostProcessor(clip_boxes=cfg.clip_boxes, top_k=cfg.num_proposals)
+
+
+def _model_config(config: Config | ModelConfig | str) -> ModelConfig:
+    """The model section of a preset name, :class:`Config` or :class:`ModelConfig`."""
+    if isinstance(config, str):
+        config = get_preset(config)
+    if isinstance(config, Config):
+        return config.model
+    if isinstance(config, ModelConfig):
+        return config
+    raise TypeError(
+        f"config must be a preset name (one of sparsercnn.PRESETS), a Config or a ModelConfig, "
+        f"got {type(config).__name__}"
+    )
