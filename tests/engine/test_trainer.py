@@ -277,6 +277,14 @@ def test_time_budget_stops_gracefully(tiny_coco: SyntheticCoco, tmp_path: Path) 
     assert load_model_file(result.model_final_path).config.train.max_iter == 1
 
 
+@pytest.mark.parametrize("minutes", [0.0, -1.0, float("nan")])
+def test_a_budget_that_is_not_positive_is_refused_in_its_unit(
+    tiny_coco: SyntheticCoco, tmp_path: Path, minutes: float
+) -> None:
+    with pytest.raises(ValueError, match=rf"^time_budget_minutes must be positive, got {minutes}$"):
+        _trainer(tiny_coco, tiny_config(), tmp_path, time_budget_minutes=minutes)
+
+
 class _VirtualClockBudget(TimeBudget):
     """Every iteration takes one virtual second, whatever the load of the machine."""
 

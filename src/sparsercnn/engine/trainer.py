@@ -123,6 +123,8 @@ class Trainer:
         self.progress = progress
         self.budget = None
         if time_budget_minutes is not None:
+            if not time_budget_minutes > 0:
+                raise ValueError(f"time_budget_minutes must be positive, got {time_budget_minutes}")
             budget = TimeBudget(60.0 * time_budget_minutes, start)
             self.budget = BudgetedSchedule(budget, self.cfg.train)
         self.categories = self._resolve_categories(categories)
