@@ -66,7 +66,7 @@ def test_demo_trains_evaluates_and_writes_every_listed_file(
     monkeypatch.setattr(inference, "run_inference", counted)
     monkeypatch.setattr(for_dataset, "TIMING_SIDES", (96, 128))  # a quicker recipe timing
     out = tmp_path / "demo"
-    argv = ["demo", "--output-dir", str(out), "--time-budget", "0.5", "--device", "cpu"]
+    argv = ["demo", "--output-dir", str(out), "--time-budget", "1", "--device", "cpu"]
     overrides = ["train.max_iter=2", "train.batch_size=2", "model.num_stages=4"]
     assert main([*argv, "--set", *overrides]) == 0
     assert len(passes) == 1

@@ -284,7 +284,7 @@ def test_the_steps_are_those_of_the_budget_left_after_the_timing() -> None:
     # A budget the timing leaves less than one logged window of (10 x 0.216 s) is refused, one
     # it used up as well, before the recipe is shown, with the budget that would do.
     for spent in (119.0, 121.0):
-        window = rf"2\.00 min leaves less than one logged window after {spent:.0f} s of timing"
+        window = rf"2 min leaves less than one logged window after {spent:.0f} s of timing"
         with pytest.raises(ValueError, match=window + r" .* at least 2\.1 min"):
             choose_after(spent, 2)
 
@@ -526,3 +526,86 @@ def test_choices_replaced_by_set_are_starred_and_the_changes_listed() -> None:
         "train.lr",
     }
     assert recipe.to_dict()["overridden"] == {}
+
+
+def test_the_medium_model_s_proposals_are_those_in_the_table_and_warnings() -> None:
+    # 66 objects in one image: 90 proposals for the small model, the medium model's 100 after;
+    # the medium step costs twice the small one's, so its input size counts half the steps.
+    profile = profile_of((160, 160), [30.0] * 1200 + [20.0] * 60, objects_per_image=60)
+
+    def cost_of(cfg: Config) -> StepCost:
+        return StepCost(fixed=0.2 * cfg.model.hidden_dim / 64, per_pixel=1e-6)
+
+    recipe = choose_recipe(profile, CPU, Budget(seconds=120 * 60), cost_of)
+    assert recipe.config.model.hidden_dim == 128 and recipe.config.model.num_proposals == 100
+    names = [c.name for c in recipe.choices]
+    assert names.count("proposals") == 1
+    assert next(c.value for c in recipe.choices if c.name == "proposals") == "100"
+    assert reason_of(recipe, "proposals") == "the medium model's; at most 66 objects in one image"
+    steps = f"~{recipe.iterations} steps"
+    assert steps in reason_of(recipe, "model") and steps in reason_of(recipe, "input size")
+    # The short-budget stages' proposals, the six stages' and the medium model's: one warning.
+    crowded = profile_of((160, 160), [30.0] * 1200 + [20.0] * 600, objects_per_image=600)
+    recipe = choose_recipe(crowded, CPU, Budget(seconds=120 * 60), cost_of)
+    assert [c.name for c in recipe.choices].count("proposals") == 1
+    assert len([w for w in recipe.warnings if "cannot be detected" in w]) == 1
+
+
+def test_six_stages_choose_the_proposals_once() -> None:
+    # 30 minutes: the six stages' proposals replace the three stages' (one row, one warning).
+    profile = profile_of((160, 160), [30.0] * 1200 + [20.0] * 60, objects_per_image=60)
+    recipe = choose(profile, minutes=30)
+    assert recipe.config.model.num_stages == 6
+    assert [c.name for c in recipe.choices].count("proposals") == 1
+    assert next(c.value for c in recipe.choices if c.name == "proposals") == "90"
+
+
+def test_untimed_input_that_resolves_no_box_says_so() -> None:
+    # 6 px boxes on 1000 px images: shrunk to 80% at the largest input, none resolves them.
+    profile = profile_of((1000, 1000), [6.0] * 100 + [14.0] * 300, num_images=100)
+    recipe = choose(profile, minutes=None)
+    reason = reason_of(recipe, "input size")
+    assert reason.startswith("none resolves the boxes: the largest input the recipe considers")
+    assert "shrunk to 80%" in reason
+    resolved = profile_of((1000, 1000), [40.0] * 400, num_images=100)
+    assert reason_of(choose(resolved, minutes=None), "input size") == (
+        "the smallest size resolving the boxes"
+    )
+
+
+def test_a_given_step_count_too_short_to_learn_is_warned_about() -> None:
+    profile = profile_of((160, 160), [30.0] * 400)
+
+    def warnings_of(budget: Budget) -> list[str]:
+        return choose_recipe(profile, CPU, budget, lambda cfg: COST).warnings
+
+    # 2 minutes give ~478 steps at 160 px, the run trains the 50 given: about them, not the 478.
+    (warning,) = [w for w in warnings_of(Budget(seconds=120, iterations=50)) if "short" in w]
+    assert warning == (
+        "train.max_iter=50 trains only 50 steps: too short to learn much; set "
+        "train.max_iter=1000 or more (1000 steps take about 5 minutes: pass --time-budget 5 or "
+        "more)"
+    )
+    (warning,) = [w for w in warnings_of(Budget(seconds=600, iterations=50)) if "short" in w]
+    assert warning.endswith("(1000 steps take about 5 minutes)")
+    (warning,) = [w for w in warnings_of(Budget(iterations=50)) if "short" in w]
+    assert warning.endswith("set train.max_iter=1000 or more")
+    assert not any("short" in w for w in warnings_of(Budget(iterations=1000)))
+    # A given count the budget cuts short: the budget's steps are what the run trains.
+    (warning,) = [w for w in warnings_of(Budget(seconds=120, iterations=5000)) if "short" in w]
+    assert warning.startswith("the budget gives only ~478 steps")
+
+
+def test_the_least_budget_named_by_the_refusal_gives_a_logged_window() -> None:
+    # 60 s of timing; steps of 0.2164 s at 128 px: a window of 10 takes 2.164 s, which the
+    # budget gives after its 10% reserve from 62.40 s on (1.1 min when rounded up).
+    profile = profile_of((160, 160), [30.0] * 400)
+
+    def choose_after(minutes: float) -> Any:
+        budget = Budget(seconds=minutes * 60)
+        return choose_recipe(profile, CPU, budget, lambda cfg: COST, spent_seconds=lambda: 60.0)
+
+    # 62.28 s: 2.28 s left, 2.05 s of steps after the reserve, which would be 9 steps.
+    with pytest.raises(ValueError, match=r"--time-budget 1\.038 min .* at least 1\.1 min"):
+        choose_after(1.038)
+    assert choose_after(1.1).iterations >= 10

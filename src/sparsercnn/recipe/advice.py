@@ -13,6 +13,7 @@ from sparsercnn.recipe.input_size import (
     largest_input_reason,
     shrink_factor,
 )
+from sparsercnn.text import counted
 
 # A box whose sqrt(w * h) falls below this after resizing covers under two cells of the
 # stride-4 level (P2) that small boxes are pooled from: the model can hardly tell it apart.
@@ -37,7 +38,7 @@ def tiny_box_warning(profile: DatasetProfile, size: InputSize) -> str | None:
     )
     if tiny_at_largest < tiny.mean() - TINY_BOX_WARNING_SHARE:
         advice = (
-            f"a longer --time-budget allows a larger input size (at {largest}, "
+            f"a longer --time-budget allows a larger input size (at input size {largest}, "
             f"{tiny_at_largest:.0%} are under {MIN_RESOLVABLE_PX:.0f} px)"
         )
     elif shrink_factor(profile, largest) >= 0.99:
@@ -57,14 +58,18 @@ def tiny_box_warning(profile: DatasetProfile, size: InputSize) -> str | None:
 
 
 def crowd_warning(profile: DatasetProfile, num_proposals: int, remedy: str) -> str | None:
-    """Images with more objects than proposals: the extra objects cannot be detected; ``remedy``
-    says what to do (it depends on why the proposals are fewer)."""
+    """Images with more objects than proposals: how many boxes cannot be detected (one proposal
+    detects at most one box), in how many images; ``remedy`` says what to do (it depends on why
+    the proposals are fewer)."""
     crowded = int((profile.objects_per_image > num_proposals).sum())
     if not crowded:
         return None
+    lost = int(np.maximum(profile.objects_per_image - num_proposals, 0).sum())
+    images = counted(crowded, "image")
     return (
-        f"{crowded} images have more objects than the {num_proposals} proposals (up to "
-        f"{profile.max_objects}): the extra objects cannot be detected; {remedy}"
+        f"{lost} of {profile.num_boxes} boxes ({lost / profile.num_boxes:.0%}) cannot be detected: "
+        f"{images} {'has' if crowded == 1 else 'have'} more objects than the {num_proposals} "
+        f"proposals (up to {profile.max_objects} in one image); {remedy}"
     )
 
 
@@ -79,9 +84,10 @@ def rare_class_warning(profile: DatasetProfile) -> str | None:
     if not few:
         return None
     listed = ", ".join(few[:8]) + (" ..." if len(few) > 8 else "")
+    have = "class has" if len(few) == 1 else "classes have"
     return (
-        f"{len(few)} classes have fewer than {FEW_BOXES_PER_CLASS} boxes: {listed}; expect a low "
-        "AP on them"
+        f"{len(few)} {have} fewer than {FEW_BOXES_PER_CLASS} boxes: {listed}; expect a low AP on "
+        "them"
     )
 
 

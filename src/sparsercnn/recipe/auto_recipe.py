@@ -40,6 +40,7 @@ from sparsercnn.recipe.input_size import (
     InputChoice,
     InputSize,
     choose_input_size,
+    largest_input_reason,
     proposal_coverage,
     resolvable_share,
 )
@@ -194,6 +195,8 @@ class _Builder:
         self.from_scratch = not (cfg.train.init_from or cfg.train.backbone_weights)
         self.choices: list[Choice] = []
         self.warnings: list[str] = []
+        # The crowd warning of the proposals set last (a later choice replaces it).
+        self._crowd_warning: str | None = None
         self.cost: StepCost | None = None
         self.iterations = 0
         self.size: InputSize | None = None
@@ -276,9 +279,16 @@ class _Builder:
         return f"at most {most} objects in one image" + (f" ({why})" if why else "")
 
     def _set_proposals(self, proposals: int, reason: str) -> None:
+        """Set the proposals, with their row of the table and their crowd warning, in place of
+        those of proposals set before (the six stages or the medium model choose again)."""
         self.cfg.model.num_proposals = proposals
         if self.from_scratch:
-            self.note("proposals", proposals, reason, "model.num_proposals")
+            row = Choice("proposals", str(proposals), reason, ("model.num_proposals",))
+            rows = [i for i, c in enumerate(self.choices) if c.name == "proposals"]
+            if rows:
+                self.choices[rows[0]] = row
+            else:
+                self.choices.append(row)
         if not self.from_scratch:
             remedy = "set model.num_proposals (this re-initialises the proposals)"
         elif proposals >= MAX_PROPOSALS:
@@ -287,7 +297,11 @@ class _Builder:
             remedy = "a longer --time-budget affords more, or set model.num_proposals"
         else:
             remedy = "set model.num_proposals"
-        self.warn(advice.crowd_warning(self.profile, proposals, remedy))
+        warning = advice.crowd_warning(self.profile, proposals, remedy)
+        if self._crowd_warning in self.warnings:
+            self.warnings.remove(self._crowd_warning)
+        self._crowd_warning = warning
+        self.warn(warning)
 
     def _untimed_size_and_schedule(self) -> None:
         """Without a time budget: enough proposals, the smallest size resolving the boxes, steps
@@ -296,8 +310,14 @@ class _Builder:
         self._set_proposals(proposals, self._proposals_reason(proposals))
         steps = self.budget.iterations or self._epoch_iterations()
         choice = choose_input_size(self.profile, lambda size: steps)
-        self._set_input(choice.resolving, "the smallest size resolving the boxes")
+        reason = "the smallest size resolving the boxes"
+        if resolvable_share(self.profile, choice.resolving) < 0.99:
+            reason = (
+                f"none resolves the boxes: {largest_input_reason(self.profile, choice.resolving)}"
+            )
+        self._set_input(choice.resolving, reason)
         self.iterations = steps
+        self._warn_given_steps()
         if self.budget.iterations is not None:
             self._set_schedule("the given number of steps")
         else:
@@ -321,7 +341,13 @@ class _Builder:
         assert self.cost is not None
         six = self.cfg.model.num_stages == ModelConfig.num_stages
         if self.from_scratch and six and self._steps_at(size) >= 2 * MEDIUM_MODEL_ITERATIONS:
-            model_reason = self._try_medium(size) or model_reason
+            medium_reason = self._try_medium(size)
+            if medium_reason is not None:
+                model_reason = medium_reason
+                # The input size's reason counts the medium model's steps (the size is kept).
+                again = choose_input_size(self.profile, self._steps_at)
+                if again.size == size:
+                    choice = replace(choice, reason=again.reason)
         self._note_model(model_reason)
         if stages_reason is not None:
             self.note("stages", self.cfg.model.num_stages, stages_reason, "model.num_stages")
@@ -334,6 +360,7 @@ class _Builder:
         if self.budget.iterations is not None and self.budget.iterations <= self.iterations:
             reason = f"the given number of steps (the budget would allow ~{self.iterations})"
             self.iterations = total = self.budget.iterations
+            self._warn_given_steps(self._minutes_for(size))
         elif self.budget.iterations is not None:
             # The given schedule, which the trainer shortens to the budget: its decays keep
             # their places (80%, 93%) only when they are set from its length.
@@ -374,14 +401,14 @@ class _Builder:
         stages, cost, proposals = self.cfg.model.num_stages, self.cost, self.cfg.model.num_proposals
         steps = int(self._steps_at(short.size))
         if steps >= SIX_STAGE_ITERATIONS:  # six stages are slower: only then can they get there
-            choices, warnings = len(self.choices), len(self.warnings)
+            choices, warnings, crowd = list(self.choices), list(self.warnings), self._crowd_warning
             self.cfg.model.num_stages = ModelConfig.num_stages
             choice = self._choose_proposals_and_size()
             six_steps = int(self._steps_at(choice.size))
             if six_steps >= SIX_STAGE_ITERATIONS:
                 return choice, f"the paper's: ~{six_steps} steps fit the budget"
             # Back to the short-budget stages and what was chosen for them.
-            del self.choices[choices:], self.warnings[warnings:]
+            self.choices, self.warnings, self._crowd_warning = choices, warnings, crowd
             self.cfg.model.num_stages, self.cfg.model.num_proposals = stages, proposals
             self.cost = cost
         reason = (
@@ -428,7 +455,12 @@ class _Builder:
         steps = self._usable_seconds() / cost.seconds(self._pixels(size))
         if steps < MEDIUM_MODEL_ITERATIONS:
             return None
+        before = self.cfg.model.num_proposals
         self.cfg.model, self.cost = candidate, cost
+        if proposals != before:  # the table and the crowd warning follow the medium model's
+            most = self.profile.max_objects
+            reason = f"the medium model's; at most {most} objects in one image"
+            self._set_proposals(proposals, reason)
         return f"the budget allows ~{int(steps)} steps of the medium model at input size {size}"
 
     def _set_input(self, size: InputSize, reason: str) -> None:
@@ -450,16 +482,23 @@ class _Builder:
         assert self.cost is not None and self.budget.seconds is not None
         step = self.cost.seconds(self._pixels(choice.size))
         window = step * self.cfg.train.log_period
-        if self.budget.seconds - self.spent < window:
+        # The steps are those of the budget less the end-of-run reserve (_usable_seconds): the
+        # budget suggested gives a whole window of them.
+        if self._usable_seconds() < window:
             short = "is shorter than one logged window"
             if self.spent:
                 short = f"leaves less than one logged window after {self.spent:.0f} s of timing"
+            least = (window / (1 - BUDGET_RESERVE) + self.spent) / 60
             raise ValueError(
-                f"--time-budget {self.budget.seconds / 60:.2f} min {short} "
-                f"({self.cfg.train.log_period} steps of {step:.2f} s); give at least "
-                f"{math.ceil((window + self.spent) / 60 * 10) / 10:.1f} min"
+                f"--time-budget {self.budget.seconds / 60:g} min {short} "
+                f"({self.cfg.train.log_period} steps of {step:.2f} s, with "
+                f"{BUDGET_RESERVE:.0%} of the budget kept for the end of the run); give at least "
+                f"{math.ceil(least * 10) / 10:.1f} min"
             )
         steps = self.iterations
+        # A given train.max_iter under the budget's steps is what the run trains (warned about
+        # with it, by _warn_given_steps).
+        given_limits = self.budget.iterations is not None and self.budget.iterations <= steps
         resolving, minutes = choice.resolving, self._minutes_for(choice.resolving)
         unresolved = resolvable_share(self.profile, choice.size) < 0.99
         resolvable = resolvable_share(self.profile, resolving) >= 0.99
@@ -469,7 +508,7 @@ class _Builder:
                 f"{resolving} would resolve the boxes, and {MIN_ITERATIONS} steps there take "
                 f"about {minutes} minutes: pass --time-budget {minutes} or more"
             )
-        elif steps < MIN_ITERATIONS:
+        elif steps < MIN_ITERATIONS and not given_limits:
             minutes = self._minutes_for(choice.size)
             self.warn(
                 f"the budget gives only ~{steps} steps ({step:.2f} s each at input size "
@@ -477,6 +516,25 @@ class _Builder:
                 f"too short to learn much; {MIN_ITERATIONS} steps take about {minutes} minutes: "
                 f"pass --time-budget {minutes} or more"
             )
+
+    def _warn_given_steps(self, minutes: int | None = None) -> None:
+        """Warn when the run trains the given ``train.max_iter`` and it is under MIN_ITERATIONS
+        (``minutes``: the budget MIN_ITERATIONS steps take, with a time budget)."""
+        given = self.budget.iterations
+        if given is None or given >= MIN_ITERATIONS:
+            return
+        todo = f"set train.max_iter={MIN_ITERATIONS} or more"
+        if minutes is not None:
+            assert self.budget.seconds is not None
+            todo += f" ({MIN_ITERATIONS} steps take about {minutes} minutes"
+            todo += (
+                f": pass --time-budget {minutes} or more)"
+                if minutes * 60 > self.budget.seconds
+                else ")"
+            )
+        self.warn(
+            f"train.max_iter={given} trains only {given} steps: too short to learn much; {todo}"
+        )
 
     def _minutes_for(self, size: InputSize) -> int:
         """Whole minutes of budget that give MIN_ITERATIONS steps at ``size`` (with the timing)."""
