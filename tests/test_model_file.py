@@ -15,13 +15,13 @@ from safetensors.torch import save_file
 from sparsercnn.model.int8_features import Int8Calibration, calibrate
 from sparsercnn.model_file import (
     INT8_CALIBRATION_KEY,
-    check_device,
     load_model_file,
     model_state_dict,
     read_int8_calibration,
     read_model_file,
     save_model_file,
 )
+from sparsercnn.runtime import check_device
 
 
 def test_round_trip(model_file: Path) -> None:

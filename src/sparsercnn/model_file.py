@@ -25,6 +25,7 @@ from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import SparseRCNN, build_model
 from sparsercnn.model.int8_features import Int8Calibration
+from sparsercnn.runtime import check_device
 
 FORMAT_NAME = "sparsercnn"
 FORMAT_VERSION = "1"
@@ -188,23 +189,6 @@ def _int8_calibration(metadata: dict[str, str], path: str | Path) -> Int8Calibra
         raise ValueError(f"{path}: {error}; export it again with --int8") from None
 
 
-def check_device(device: torch.device | str) -> torch.device:
-    """``device`` as a torch device that exists here, where a model file's model can run.
-
-    Raises:
-        ValueError: ``device`` names no device (``"gpu"``), or CUDA where there is none.
-    """
-    try:
-        checked = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"device {device!r} is not a device; use 'cpu', 'cuda' or 'cuda:N'"
-        ) from None
-    if checked.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: no CUDA device is available here; use 'cpu'")
-    return checked
-
-
 def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
     """Build the model described by the file and load its weights strictly (with its int8
     calibration, where it has one), on ``device``.
@@ -212,7 +196,7 @@ def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> Loa
     Raises:
         FileNotFoundError, IsADirectoryError: ``path`` is no file.
         ValueError: the file is not a readable sparsercnn model file, or ``device`` is not one
-            (:func:`check_device`).
+            (:func:`~sparsercnn.runtime.check_device`).
     """
     device = check_device(device)
     tensors, config, categories, metadata = _read(Path(path))

@@ -37,9 +37,9 @@ from sparsercnn.model.inference import (
     run_model,
 )
 from sparsercnn.model.postprocess import detections_to_cpu
-from sparsercnn.model_file import check_device, load_model_file
+from sparsercnn.model_file import load_model_file
 from sparsercnn.paths import is_below
-from sparsercnn.runtime import retain_freed_memory
+from sparsercnn.runtime import check_device, retain_freed_memory
 from sparsercnn.structures import Detections, ModelOutput, PixelMap
 from sparsercnn.visualization.draw import draw_detections, save_drawing
 

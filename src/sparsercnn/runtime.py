@@ -10,6 +10,8 @@ Two things matter on CPUs and are invisible from the model code:
   it at start-up, library users may call it once themselves. The price: the process keeps its
   peak memory until it exits. The heap still grows (and faults) until it reaches its peak, in
   the first runs; :func:`minor_page_faults` counts the faults so a benchmark can tell.
+- **The device.** :func:`check_device` turns a device name into a device that exists here, with
+  one clear error for a name that is none or for CUDA without a GPU.
 - **bf16.** CPUs without AVX-512 (or ARM's BF16 extension) run bf16 convolutions and matmuls
   through slow emulation, ten times slower than fp32 on an AVX2 EPYC; autocast must not pick it
   there. :func:`fast_bf16_supported` says whether the device runs bf16 natively.
@@ -98,3 +100,20 @@ def is_exporting() -> bool:
     """
     check = getattr(torch.compiler, "is_exporting", torch.compiler.is_compiling)
     return bool(check())
+
+
+def check_device(device: torch.device | str) -> torch.device:
+    """``device`` as a torch device that exists here, where a model file's model can run.
+
+    Raises:
+        ValueError: ``device`` names no device (``"gpu"``), or CUDA where there is none.
+    """
+    try:
+        checked = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device {device!r} is not a device; use 'cpu', 'cuda' or 'cuda:N'"
+        ) from None
+    if checked.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: no CUDA device is available here; use 'cpu'")
+    return checked

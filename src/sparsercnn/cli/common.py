@@ -99,18 +99,15 @@ def fraction(text: str) -> float:
 
 
 def device_name(text: str) -> str:
-    """An argparse ``type``: a torch device name whose device exists here (imports torch, which
-    only happens when ``--device`` is given)."""
-    import torch
+    """An argparse ``type``: a torch device name whose device exists here
+    (:func:`~sparsercnn.runtime.check_device`; imports torch, which only happens when
+    ``--device`` is given)."""
+    from sparsercnn.runtime import check_device
 
     try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a device; use cpu, cuda or cuda:N"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise argparse.ArgumentTypeError(f"{text!r}: no CUDA device is available; use cpu")
+        check_device(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
     return text
 
 
@@ -310,15 +307,14 @@ def resolve_device(name: str | None) -> torch.device:
     """``--device`` as a torch device (default: CUDA when available, else the CPU)."""
     import torch
 
+    from sparsercnn.runtime import check_device
+
     if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device {name!r} is not a device; use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name} asked for CUDA, but no CUDA device is available")
-    return device
+        return check_device(name)
+    except ValueError as error:
+        raise ValueError(f"--device: {error}") from None
 
 
 AUTO_PRESET = "auto"
