@@ -11,9 +11,13 @@ import pytest
 
 from sparsercnn.config import Config
 from sparsercnn.data.validation import check_coco
-from sparsercnn.presets import r50_300pro_3x, small
+from sparsercnn.presets import get_preset, r50_300pro_3x, small
 from sparsercnn.recipe import Budget, DatasetProfile, Hardware, StepCost, choose_recipe
-from sparsercnn.recipe.auto_recipe import CROP_FROM_PASSES, SHORT_BUDGET_STAGES
+from sparsercnn.recipe.auto_recipe import (
+    CROP_FROM_PASSES,
+    SHORT_BUDGET_STAGES,
+    candidate_presets,
+)
 from sparsercnn.recipe.input_size import (
     FULL_BOX_PX,
     INVISIBLE_BOX_PX,
@@ -353,6 +357,19 @@ def test_a_long_budget_takes_the_medium_model() -> None:
     assert choose(profile, minutes=10).config.model.hidden_dim == 64
     recipe = choose(profile, minutes=120)
     assert recipe.config.model.hidden_dim == 128 and recipe.config.model.backbone_width == 64
+
+
+def test_the_models_chosen_from_scratch_are_among_the_candidates_the_cli_checks() -> None:
+    """``candidate_presets`` is what ``train --set model.*`` is checked against before the data
+    is read: every model the recipe takes from scratch must be one of them."""
+    widths = {
+        (get_preset(name).model.backbone_width, get_preset(name).model.hidden_dim)
+        for name in candidate_presets(init_from=False, backbone_weights=False)
+    }
+    profile = profile_of((160, 160), [30.0] * 400)
+    for minutes in (10, 120, None):
+        model = choose(profile, minutes=minutes).config.model
+        assert (model.backbone_width, model.hidden_dim) in widths, minutes
 
 
 def test_short_budgets_train_fewer_stages_and_long_ones_the_papers_six() -> None:

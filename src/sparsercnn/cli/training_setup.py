@@ -101,16 +101,12 @@ def _given_config(args: argparse.Namespace) -> Config:
 
 def _auto_candidates(args: argparse.Namespace) -> tuple[str, ...]:
     """The presets whose model ``--preset auto`` may train with these options
-    (:func:`~sparsercnn.recipe.auto_recipe.choose_recipe`): from scratch ``small``, or ``medium``
-    when the budget has room; the paper's ``r50_100pro_3x`` with ``--backbone-weights``; with
-    ``--init-from`` the checkpoint's architecture, not known before it is read, so any of them."""
+    (:func:`~sparsercnn.recipe.auto_recipe.candidate_presets`)."""
+    from sparsercnn.recipe.auto_recipe import candidate_presets
+
     train_overrides = _train_overrides(list(args.overrides))
     train = _with_weight_options(Config().apply_overrides(train_overrides), args).train
-    if train.init_from:
-        return ("small", "medium", "r50_100pro_3x")
-    if train.backbone_weights:
-        return ("r50_100pro_3x",)
-    return ("small", "medium")
+    return candidate_presets(bool(train.init_from), bool(train.backbone_weights))
 
 
 def _train_overrides(overrides: list[str]) -> list[str]:

@@ -101,8 +101,8 @@ class StartingWeights:
         if self.checkpoint is not None:
             differences = architecture_differences(self.checkpoint.config.model, model)
             if differences:
-                with naming_option(INIT_FROM):
-                    raise other_architecture_error(self.checkpoint_file, differences)
+                error = other_architecture_error(self.checkpoint_file, differences)
+                raise ValueError(f"{INIT_FROM}: {error}")
         if self.backbone is not None:
             with naming_option(BACKBONE_WEIGHTS):
                 check_backbone_fits(

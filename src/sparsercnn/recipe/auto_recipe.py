@@ -167,6 +167,18 @@ def choose_recipe(
     return builder.result()
 
 
+def candidate_presets(init_from: bool, backbone_weights: bool) -> tuple[str, ...]:
+    """The presets whose model :func:`choose_recipe` may train: with a detector checkpoint
+    (``init_from``) its architecture, not known before the file is read, so any of them; with
+    ResNet ``backbone_weights`` the paper's head (``r50_100pro_3x``); from scratch ``small``, or
+    ``medium`` when the budget has room (``_Builder._try_medium``)."""
+    if init_from:
+        return ("small", "medium", "r50_100pro_3x")
+    if backbone_weights:
+        return ("r50_100pro_3x",)
+    return ("small", "medium")
+
+
 class _Builder:
     """The choices in order; each one may read the ones before."""
 
