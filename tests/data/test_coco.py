@@ -3,6 +3,7 @@ that fail to load later, reduced-scale decoding and the image cache."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import pickle
@@ -24,6 +25,7 @@ from sparsercnn.data.coco import (
     InvalidDataError,
     Transform,
 )
+from sparsercnn.data.loader import build_train_loader
 from sparsercnn.data.transforms import TrainTransform
 from sparsercnn.structures import Batch
 from tests.synthetic_coco import Box, WriteCoco, truncate
@@ -377,6 +379,39 @@ def test_training_on_reduced_decodes_sees_the_same_scene(photo_files: tuple[Path
         width = min(a.image.shape[2], b.image.shape[2])
         difference = a.image[:, :height, :width].float() - b.image[:, :height, :width].float()
         assert difference.abs().mean() < 8
+
+
+def test_grouping_sizes_are_the_samples_orientations(photo_files: tuple[Path, Path]) -> None:
+    """With random crops each sample's own output size (its orientation may differ from its
+    image's); without, the images' sizes, whose orientation the samples keep."""
+    indices, seeds = np.array([0, 1, 0, 1, 0, 1, 0, 1]), np.arange(8) + 10
+    cropping = TrainTransform(
+        min_sizes=(96,), max_size=160, crop_pre_sizes=(200,), crop_size=(60, 180), crop_prob=1.0
+    )
+    dataset = CocoDataset(*photo_files, transform=cropping)
+    sizes = dataset.grouping_sizes(indices, seeds)
+    actual = [tuple(dataset[i, s].image.shape[1:]) for i, s in zip(indices, seeds, strict=True)]
+    assert [tuple(size) for size in sizes.tolist()] == actual
+    assert len({h < w for h, w in actual}) == 2  # crops of landscape photos, both orientations
+
+    resizing = CocoDataset(*photo_files, transform=TrainTransform(min_sizes=(96,), max_size=160))
+    assert resizing.grouping_sizes(indices, seeds).tolist() == [[400, 600]] * 8
+
+
+def test_grouped_batches_hold_one_orientation_after_random_crops(
+    photo_files: tuple[Path, Path],
+) -> None:
+    cropping = TrainTransform(
+        min_sizes=(96,), max_size=160, crop_pre_sizes=(200,), crop_size=(60, 180), crop_prob=1.0
+    )
+    dataset = CocoDataset(*photo_files, transform=cropping)
+    loader = build_train_loader(dataset, 3, 0, seed=4, aspect_ratio_grouping=True)
+    orientations = [
+        {image.shape[2] > image.shape[1] for image in batch.images}
+        for batch in itertools.islice(loader, 8)
+    ]
+    assert all(len(orientation) == 1 for orientation in orientations)
+    assert {orientation.pop() for orientation in orientations} == {True, False}
 
 
 def test_image_cache_decodes_each_image_once_within_its_budget(

@@ -7,6 +7,7 @@ import random
 import signal
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import Dataset
@@ -254,6 +255,30 @@ def test_grouped_ranks_take_disjoint_shards_of_each_epoch() -> None:
         assert not set(epochs[0][epoch]) & set(epochs[1][epoch])
 
 
+def _seed_parity(indices: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """A group that depends on the sample's seed, as an augmented orientation does."""
+    return seeds % 2
+
+
+@pytest.mark.parametrize("start", [0, 3, 11, 30])
+def test_groups_of_each_sample_seed_group_and_resume(start: int) -> None:
+    stream = TrainingSampler(5, seed=9)
+    sampler = AspectRatioGroupedBatchSampler(stream, _seed_parity, 3, start=start)
+    batches = list(itertools.islice(sampler, 20))
+    assert all(len({seed % 2 for _, seed in batch}) == 1 for batch in batches)
+    buckets: dict[int, list[tuple[int, int]]] = {}
+    expected = []
+    for index, seed in TrainingSampler(5, seed=9):  # by hand, sample by sample
+        bucket = buckets.setdefault(seed % 2, [])
+        bucket.append((index, seed))
+        if len(bucket) == 3:
+            expected.append(bucket[:])
+            bucket.clear()
+        if len(expected) == start + 20:
+            break
+    assert batches == expected[start:]
+
+
 def test_grouped_sampler_refuses_bad_arguments() -> None:
     with pytest.raises(ValueError, match="start=0"):
         AspectRatioGroupedBatchSampler(TrainingSampler(3, seed=0, start=2), [0, 1, 0], 2)
@@ -261,6 +286,13 @@ def test_grouped_sampler_refuses_bad_arguments() -> None:
         AspectRatioGroupedBatchSampler(TrainingSampler(4, seed=0), [0, 1, 0], 2)
     with pytest.raises(ValueError, match="batch_size"):
         AspectRatioGroupedBatchSampler(TrainingSampler(3, seed=0), [0, 1, 0], 0)
+    with pytest.raises(ValueError, match="group ids must be >= 0, got -1"):
+        AspectRatioGroupedBatchSampler(TrainingSampler(3, seed=0), [0, -1, 0], 2)
+    sampler = AspectRatioGroupedBatchSampler(
+        TrainingSampler(3, seed=0), lambda indices, seeds: indices[:2], 2
+    )
+    with pytest.raises(ValueError, match=r"one id >= 0 per sample: got 2 .* for 3 samples"):
+        next(iter(sampler))
 
 
 class SizedTinyDataset(TinyDataset):

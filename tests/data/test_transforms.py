@@ -211,6 +211,29 @@ def test_train_transform_is_deterministic_given_rng_seed() -> None:
     assert len(shapes) > 1
 
 
+@pytest.mark.parametrize("crop_prob", [0.0, 0.5])
+def test_train_transform_output_size_is_the_output_shape_without_the_image(
+    crop_prob: float,
+) -> None:
+    """The size known from the image's size and the seed alone is the output's, and only a
+    random crop changes an output's orientation."""
+    transform = TrainTransform(
+        min_sizes=(128, 160, 192),
+        max_size=400,
+        crop_pre_sizes=(200, 300),
+        crop_size=(80, 200),
+        crop_prob=crop_prob,
+    )
+    orientations = set()
+    for seed in range(40):
+        image, _, _ = transform(_painted_image(), BOXES, random.Random(seed))
+        size = transform.output_size(240, 320, random.Random(seed))
+        assert size == tuple(image.shape[1:])
+        orientations.add(size[1] > size[0])
+    assert transform.changes_orientation == (crop_prob > 0)
+    assert orientations == ({True, False} if crop_prob else {True})
+
+
 def test_test_transform_resizes_to_formula_without_randomness() -> None:
     transform = build_test_transform(InputConfig(test_min_size=120, test_max_size=1000))
     assert isinstance(transform, InferenceTransform)

@@ -34,7 +34,7 @@ from sparsercnn.data.policy import (
     inspect_dataset,
     read_failure_message,
 )
-from sparsercnn.data.transforms import EMPTY_BOX_THRESHOLD, Transform
+from sparsercnn.data.transforms import EMPTY_BOX_THRESHOLD, TrainTransform, Transform
 from sparsercnn.data.validation import (
     DEFAULT_CLIP_TOLERANCE,
     REQUIRED_KEYS,
@@ -290,6 +290,21 @@ class CocoDataset(Dataset[Sample]):
         """``(h, w)`` of every index as the JSON gives it (the size after EXIF orientation, which
         the data check compares with the file), known without decoding any image."""
         return [(int(h), int(w)) for h, w in self._sizes.tolist()]
+
+    def grouping_sizes(self, indices: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """``(n, 2)`` int64 ``(h, w)`` by which the samples ``dataset[index, seed]`` are grouped
+        into batches of one orientation, known without decoding: each sample's output size
+        where the transform's random crop can change its orientation
+        (:meth:`~sparsercnn.data.transforms.TrainTransform.output_size` with the sample's seed;
+        from the JSON's size, which can round one pixel apart from an image decoded at a reduced
+        scale), else the images' own sizes, whose orientation resizing and flipping keep."""
+        sizes = self._sizes[np.asarray(indices, dtype=np.int64)].astype(np.int64)
+        transform = self.transform
+        if not isinstance(transform, TrainTransform) or not transform.changes_orientation:
+            return sizes.reshape(-1, 2)
+        pairs = zip(sizes.tolist(), np.asarray(seeds).tolist(), strict=True)
+        output = [transform.output_size(h, w, random.Random(seed)) for (h, w), seed in pairs]
+        return np.array(output, dtype=np.int64).reshape(-1, 2)
 
     def image_info(self, index: int) -> dict[str, Any]:
         """``{"id", "file_name", "height", "width"}`` of the image at ``index`` (JSON values)."""

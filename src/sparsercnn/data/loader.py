@@ -13,12 +13,14 @@ import signal
 from collections.abc import Iterator, Sequence, Sized
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sparsercnn.data.sampler import (
     AspectRatioGroupedBatchSampler,
     InferenceSampler,
+    SampleGroups,
     SizeGroupedBatchSampler,
     TrainingSampler,
     orientation_groups,
@@ -50,6 +52,15 @@ def _image_sizes(dataset: Dataset[Sample]) -> Sequence[tuple[int, int]]:
     return sizes
 
 
+def _orientation_groups(dataset: Dataset[Sample]) -> SampleGroups | np.ndarray:
+    """The orientation group of each sample of ``dataset`` after augmentation: from its
+    ``grouping_sizes(indices, seeds)`` where it has it, else from its ``image_sizes``."""
+    grouping_sizes = getattr(dataset, "grouping_sizes", None)
+    if grouping_sizes is None:
+        return orientation_groups(_image_sizes(dataset))
+    return lambda indices, seeds: orientation_groups(grouping_sizes(indices, seeds))
+
+
 def build_train_loader(
     dataset: Dataset[Sample],
     batch_size: int,
@@ -74,9 +85,10 @@ def build_train_loader(
             would see at this iteration.
         rank, world_size: this process's shard of the data.
         aspect_ratio_grouping: every batch holds only images wider than tall or only the others
-            (:class:`AspectRatioGroupedBatchSampler`, from the dataset's ``image_sizes``), so
-            that it is not padded to both the largest height and the largest width. False: the
-            stream's consecutive ``batch_size`` samples.
+            after augmentation (:class:`AspectRatioGroupedBatchSampler`, from the dataset's
+            ``grouping_sizes`` or else its ``image_sizes``), so that it is not padded to both
+            the largest height and the largest width. False: the stream's consecutive
+            ``batch_size`` samples.
 
     Returns:
         An iterator of :class:`~sparsercnn.structures.Batch` that never ends.
@@ -96,7 +108,7 @@ def build_train_loader(
     }
     size = _dataset_size(dataset)
     if aspect_ratio_grouping:
-        groups = orientation_groups(_image_sizes(dataset))
+        groups = _orientation_groups(dataset)
         stream = TrainingSampler(size, seed=seed, rank=rank, world_size=world_size)
         batches = AspectRatioGroupedBatchSampler(stream, groups, batch_size, start=start_iter)
         return iter(DataLoader(dataset, batch_sampler=batches, **common))

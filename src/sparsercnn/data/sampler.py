@@ -11,7 +11,7 @@ they never ask ``torch.distributed``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -20,6 +20,10 @@ from torch.utils.data import Sampler
 
 # Sample seeds are drawn in [0, 2**62): plenty for random.Random and safe in int64.
 SAMPLE_SEED_BOUND = 2**62
+
+SampleGroups = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``(indices, seeds) -> groups``: the ``(n,)`` int64 group of each ``(index, seed)`` sample of a
+stream, for samples whose group depends on their augmentation (a random crop)."""
 
 
 def _check_shard(rank: int, world_size: int) -> None:
@@ -116,20 +120,25 @@ class AspectRatioGroupedBatchSampler(Sampler[list[tuple[int, int]]]):
     detectron2's ``AspectRatioGroupedDataset`` (spec 1.4): the stream, from its beginning, is
     dealt into one bucket per group, and a bucket that reaches ``batch_size`` samples becomes
     the next batch. A batch of landscape images is then never padded to a portrait one's height.
-    The groups come from the sizes the dataset knows without decoding (the annotation file's,
-    which are the sizes after EXIF orientation), as mmdetection's ``GroupSampler`` does;
-    resizing and flipping keep an image's orientation, but the random crop can change it
-    (detectron2 groups after its augmentation, by the cropped size).
+    A sample's group is its orientation after augmentation, as detectron2 groups by the
+    augmented size, known without decoding anything: from the sizes the annotation file gives
+    (after EXIF orientation) where resizing and flipping keep an image's orientation, as
+    mmdetection's ``GroupSampler`` does, or from each sample's seed where a random crop can
+    change it (:meth:`~sparsercnn.data.coco.CocoDataset.grouping_sizes`).
 
     Resuming replays the stream's arithmetic from the beginning, whole epochs at a time and
     without loading any sample, and skips the batches already trained on: a resumed run sees
     exactly the batches of an uninterrupted one. Under DDP every rank groups its own shard.
+    Groups that depend on the seed are computed for every sample replayed (random crops: some
+    tens of microseconds each in Python, so a resume deep into a long schedule may take a
+    minute).
 
     Args:
         sampler: this rank's stream; its ``start`` must be 0 (the batches to skip are
             ``start`` here).
-        groups: ``(I,)`` group id in ``[0, G)`` of every dataset index (e.g.
-            :func:`orientation_groups`).
+        groups: ``(I,)`` group id ``>= 0`` of every dataset index (e.g.
+            :func:`orientation_groups`), or a :data:`SampleGroups` function of each sample's
+            index and seed.
         batch_size: samples per batch.
         start: batches already consumed (the iteration when resuming); the first batch is the
             one an uninterrupted run would see then.
@@ -138,7 +147,7 @@ class AspectRatioGroupedBatchSampler(Sampler[list[tuple[int, int]]]):
     def __init__(
         self,
         sampler: TrainingSampler,
-        groups: Sequence[int] | np.ndarray,
+        groups: Sequence[int] | np.ndarray | SampleGroups,
         batch_size: int,
         *,
         start: int = 0,
@@ -152,26 +161,38 @@ class AspectRatioGroupedBatchSampler(Sampler[list[tuple[int, int]]]):
                 "grouping replays the stream from its beginning: give a TrainingSampler with "
                 f"start=0 and the batches to skip as start, got sampler.start={sampler.start}"
             )
-        self.groups = np.asarray(groups, dtype=np.int64).reshape(-1)
-        if len(self.groups) != sampler.size:
-            raise ValueError(
-                f"need one group per dataset index: {len(self.groups)} groups for "
-                f"{sampler.size} samples"
-            )
-        if self.groups.min() < 0:
-            raise ValueError(f"group ids must be >= 0, got {int(self.groups.min())}")
+        if not callable(groups):
+            by_index = np.asarray(groups, dtype=np.int64).reshape(-1)
+            if len(by_index) != sampler.size:
+                raise ValueError(
+                    f"need one group per dataset index: {len(by_index)} groups for "
+                    f"{sampler.size} samples"
+                )
+            groups = _groups_of_indices(by_index)
+        self.group_of = groups
         self.sampler = sampler
         self.batch_size = batch_size
         self.start = start
-        self.num_groups = int(self.groups.max()) + 1
+
+    def _epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(indices, seeds, groups)`` of this rank's samples in ``epoch``."""
+        indices, seeds = (order.numpy() for order in self.sampler.epoch_order(epoch))
+        groups = np.asarray(self.group_of(indices, seeds), dtype=np.int64).reshape(-1)
+        if len(groups) != len(indices) or (len(groups) and groups.min() < 0):
+            raise ValueError(
+                f"the sample groups must be one id >= 0 per sample: got {len(groups)} "
+                f"(least {groups.min() if len(groups) else None}) for {len(indices)} samples"
+            )
+        return indices, seeds, groups
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         epoch, buckets, skip = self._fast_forward()
         while True:
-            indices, seeds = self.sampler.epoch_order(epoch)
-            groups = self.groups[indices.numpy()].tolist()
-            for index, seed, group in zip(indices.tolist(), seeds.tolist(), groups, strict=True):
-                bucket = buckets[group]
+            indices, seeds, groups = self._epoch(epoch)
+            for index, seed, group in zip(
+                indices.tolist(), seeds.tolist(), groups.tolist(), strict=True
+            ):
+                bucket = buckets.setdefault(group, [])
                 bucket.append((index, seed))
                 if len(bucket) == self.batch_size:
                     buckets[group] = []
@@ -181,33 +202,42 @@ class AspectRatioGroupedBatchSampler(Sampler[list[tuple[int, int]]]):
                         yield bucket
             epoch += 1
 
-    def _fast_forward(self) -> tuple[int, list[list[tuple[int, int]]], int]:
+    def _fast_forward(self) -> tuple[int, dict[int, list[tuple[int, int]]], int]:
         """``(epoch, buckets, batches left to skip)`` at the start of the first epoch that
         completes more batches than are left to skip. After an epoch, each bucket holds the
         last ``(held + count) % batch_size`` samples of its group, whichever epochs they came
         from, so whole epochs are skipped without a loop over their samples."""
-        buckets: list[list[tuple[int, int]]] = [[] for _ in range(self.num_groups)]
+        buckets: dict[int, list[tuple[int, int]]] = {}
         skip, epoch = self.start, 0
         while skip:
-            indices, seeds = (order.numpy() for order in self.sampler.epoch_order(epoch))
-            groups = self.groups[indices]
-            counts = np.bincount(groups, minlength=self.num_groups).tolist()
-            held = [len(bucket) for bucket in buckets]
-            completed = sum((h + c) // self.batch_size for h, c in zip(held, counts, strict=True))
+            indices, seeds, groups = self._epoch(epoch)
+            ids, id_counts = np.unique(groups, return_counts=True)
+            counts = dict(zip(ids.tolist(), id_counts.tolist(), strict=True))
+            held = {group: len(bucket) for group, bucket in buckets.items()}
+            completed = sum(
+                (held.get(group, 0) + count) // self.batch_size for group, count in counts.items()
+            )
             if completed > skip:
                 break
             skip -= completed
-            for group, bucket in enumerate(buckets):
-                keep = (held[group] + counts[group]) % self.batch_size
+            for group, count in counts.items():
+                keep = (held.get(group, 0) + count) % self.batch_size
                 # keep > count only when the group completed no batch: the bucket then stays.
-                new = min(keep, counts[group])
-                old = bucket if keep > new else []
+                new = min(keep, count)
+                old = buckets.get(group, []) if keep > new else []
                 if new:
-                    tail = np.flatnonzero(groups == group)[counts[group] - new :]
+                    tail = np.flatnonzero(groups == group)[count - new :]
                     old = old + list(zip(indices[tail].tolist(), seeds[tail].tolist(), strict=True))
                 buckets[group] = old
             epoch += 1
         return epoch, buckets, skip
+
+
+def _groups_of_indices(groups: np.ndarray) -> SampleGroups:
+    """The :data:`SampleGroups` of samples grouped by their index alone."""
+    if len(groups) and groups.min() < 0:
+        raise ValueError(f"group ids must be >= 0, got {int(groups.min())}")
+    return lambda indices, seeds: groups[indices]
 
 
 class InferenceSampler(Sampler[int]):

@@ -157,6 +157,16 @@ def _finish(image: Image.Image, boxes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 @dataclass(frozen=True)
+class _TrainDraw:
+    """One sample's draws in :class:`TrainTransform`: the flip; the pre-crop ``(h, w)`` and the
+    ``(top, left, h, w)`` window, or None without a crop; the output ``(h, w)``."""
+
+    flip: bool
+    crop: tuple[tuple[int, int], tuple[int, int, int, int]] | None
+    size: tuple[int, int]
+
+
+@dataclass(frozen=True)
 class TrainTransform:
     """Training augmentation: flip, then multi-scale resize, optionally the random-crop policy.
 
@@ -205,25 +215,47 @@ class TrainTransform:
             sizes.append(resized_shape(height, width, pre_size, max_size=sys.maxsize))
         return max(size[0] for size in sizes), max(size[1] for size in sizes)
 
+    @property
+    def changes_orientation(self) -> bool:
+        """Whether an output can be wider than tall where its image is not, or the reverse: only
+        a random crop can (resizing and flipping keep the orientation)."""
+        return bool(self.crop_pre_sizes) and self.crop_prob > 0
+
+    def output_size(self, height: int, width: int, rng: random.Random) -> tuple[int, int]:
+        """``(h, w)`` of the image :meth:`__call__` makes of a ``height x width`` image with
+        ``rng`` in the same state, known without the image (the same draws, from ``rng``)."""
+        return self._draw(height, width, rng).size
+
     def __call__(
         self, image: Image.Image, boxes: Tensor, rng: random.Random
     ) -> tuple[Tensor, Tensor, Tensor]:
         image, boxes = _check_inputs(image, boxes)
+        draw = self._draw(image.height, image.width, rng)
+        if draw.flip:
+            image, boxes = hflip(image, boxes)
+        if draw.crop is not None:
+            pre_crop_size, window = draw.crop
+            image, boxes = resize(image, boxes, pre_crop_size)
+            image, boxes = crop(image, boxes, window)
+        image, boxes = resize(image, boxes, draw.size)
+        return _finish(image, boxes)
+
+    def _draw(self, height: int, width: int, rng: random.Random) -> _TrainDraw:
+        """Everything random about one sample, from the image's size alone, in the order the
+        draws have always been made (a seed gives the same sample in every version)."""
         # The flip draw happens even when flip_prob is 0 or 1, so changing it does not shift the
         # random stream of the later draws.
-        if rng.random() < self.flip_prob:
-            image, boxes = hflip(image, boxes)
+        flip = rng.random() < self.flip_prob
+        crop_draw = None
         if self.crop_pre_sizes and rng.random() < self.crop_prob:
             pre_size = rng.choice(self.crop_pre_sizes)
             # The official pre-crop resize has no long-edge cap (spec 1.3; mmdetection caps it).
-            size = resized_shape(image.height, image.width, pre_size, max_size=sys.maxsize)
-            image, boxes = resize(image, boxes, size)
-            window = sample_crop_window(image.height, image.width, self.crop_size, rng)
-            image, boxes = crop(image, boxes, window)
+            pre_crop_size = resized_shape(height, width, pre_size, max_size=sys.maxsize)
+            window = sample_crop_window(*pre_crop_size, self.crop_size, rng)
+            crop_draw = (pre_crop_size, window)
+            height, width = window[2], window[3]
         short_edge = rng.choice(self.min_sizes)
-        size = resized_shape(image.height, image.width, short_edge, self.max_size)
-        image, boxes = resize(image, boxes, size)
-        return _finish(image, boxes)
+        return _TrainDraw(flip, crop_draw, resized_shape(height, width, short_edge, self.max_size))
 
 
 @dataclass(frozen=True)
