@@ -632,3 +632,21 @@ def test_bench_on_demand_warms_up_each_input_size_both_ways(
     assert [levels for _, levels in calls] == [0, 2] * 2 + [0, 2] + [0, 2] * 2
     assert [size for size, _ in calls] == [first] * 6 + [second] * 4
     assert "| on-demand P2, P3 |" in capsys.readouterr().out
+
+
+def test_bench_grouping_prices_the_three_groupings(
+    write_coco: WriteCoco, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_coco(size=[(480, 640), (640, 480), (500, 700), (600, 400)])
+    script = SCRIPT.parent / "bench_grouping.py"
+    argv = [str(script), "--styles", "--data", f"mine={data.json_path}:{data.image_dir}"]
+    argv += ["--batch-size", "2", "--batches", "20"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(script), run_name="__main__")
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| mine |")]
+    cropping, resizing = rows[-2].split(" | "), rows[-1].split(" | ")
+    assert cropping[1] == "r50_300pro_3x" and resizing[1] == "r50_100pro_3x"
+    # Without crops a sample keeps its image's orientation: the two groupings are the same.
+    assert resizing[-1] == "1.000 |"
+    # Batches of one orientation pad less than mixed ones.
+    assert float(resizing[3].split("(")[1].rstrip(")")) < 1
