@@ -36,14 +36,16 @@ def test_auto_is_the_default_and_its_choices_are_saved(
     assert main(_train(tiny_coco, run, *options)) == 0
     out = capsys.readouterr().out
     assert "auto recipe" in out and "input size" in out and "training stopped at iteration 3" in out
-    # The table shows the recipe's choice, starred, and what --set made of it.
-    assert " *proposals" in out and "    model.num_proposals: 50 -> 30" in out
+    # The table shows what the run trains with: the proposals given (not chosen), starred, and
+    # what --set changed of the recipe's choices.
+    assert " *proposals      30 " in out and "given by --set model.num_proposals" in out
     assert "    train.seed: 40244023 -> 7" in out
     recipe = json.loads((run / "recipe.json").read_text())
     names = [choice["name"] for choice in recipe["choices"]]
     assert {"precision", "proposals", "input size", "schedule"} <= set(names)
-    overridden = {"model.num_proposals": [50, 30], "train.seed": [40244023, 7]}
-    assert recipe["overridden"] == overridden
+    given = [choice["name"] for choice in recipe["choices"] if choice["given"]]
+    assert given == ["proposals", "schedule"]  # train.max_iter=3 as well
+    assert recipe["overridden"] == {"train.seed": [40244023, 7]}
     cfg = Config.load(run / "config.json")
     # 96x128 images: their own size (never upscaled), a schedule of the 3 steps asked for.
     assert cfg.input.test_min_size == 96 and cfg.input.train_min_sizes == (96,)
@@ -250,5 +252,6 @@ def test_model_overrides_are_checked_against_the_models_auto_chooses(
     if refused is None:
         assert "stop after the recipe's arguments" in err
         assert seen["max_iter"] == (40 if "train.max_iter=40" in overrides else None)
+        assert seen["overrides"] == overrides  # the recipe chooses with them
     else:
         assert refused in err and not checked and not (tmp_path / "run").exists()

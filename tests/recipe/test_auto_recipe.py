@@ -626,3 +626,99 @@ def test_the_least_budget_named_by_the_refusal_gives_a_logged_window() -> None:
     with pytest.raises(ValueError, match=r"--time-budget 1\.038 min .* at least 1\.1 min"):
         choose_after(1.038)
     assert choose_after(1.1).iterations >= 10
+
+
+def test_warnings_and_rows_describe_the_proposals_given_by_set() -> None:
+    # 63 objects in one image: the recipe's 90 proposals cover them, 30 given do not.
+    profile = profile_of((640, 640), [20.0] * 400, num_images=100, objects_per_image=60)
+    assert not [w for w in choose(profile).warnings if "cannot be detected" in w]
+    priced: list[int] = []
+
+    def cost_of(cfg: Config) -> StepCost:
+        priced.append(cfg.model.num_proposals)
+        return COST
+
+    for minutes in (10.0, None):
+        budget = Budget(seconds=None if minutes is None else minutes * 60)
+        recipe = choose_recipe(profile, CPU, budget, cost_of, overrides=["model.num_proposals=30"])
+        row = next(c for c in recipe.choices if c.name == "proposals")
+        assert row.given and row.value == "30" and row.reason.startswith("given by --set")
+        assert " *proposals      30 " in recipe.format(trained=recipe.config)
+        crowd = [w for w in recipe.warnings if "cannot be detected" in w]
+        assert len(crowd) == 1 and "than the 30 proposals" in crowd[0]
+        assert crowd[0].endswith("set a larger model.num_proposals")
+    assert set(priced) == {30}  # the timing is of the proposals trained
+    recipe = choose(profile, overrides=["model.num_proposals=200"])
+    assert not [w for w in recipe.warnings if "cannot be detected" in w]
+
+
+def test_an_input_size_given_by_set_is_what_the_steps_and_warnings_describe() -> None:
+    profile = profile_of((640, 640), [20.0] * 400, num_images=100)
+    own = choose(profile)
+    assert own.config.input.test_min_size > 160 and not own.warnings
+    sizes = ["input.train_min_sizes=[160]", "input.train_max_size=160"]
+    sizes += ["input.test_min_size=160", "input.test_max_size=160"]
+    recipe = choose(profile, overrides=sizes)
+    # The recipe's own size stays in its config (the run's is the --set one) ...
+    assert recipe.config.input.test_min_size == own.config.input.test_min_size
+    row = next(c for c in recipe.choices if c.name == "input size")
+    assert row.given and row.value == "fit into 160x160" and "the recipe's fit into" in row.reason
+    # ... but the steps are those of 160x160 (0.2256 s each in 90% of 10 minutes), and the
+    # 5-px boxes are warned about with the size given.
+    assert recipe.iterations == int(540 / COST.seconds(160 * 160))
+    assert recipe.seconds_per_iteration == pytest.approx(COST.seconds(160 * 160))
+    tiny = [w for w in recipe.warnings if "under 8 px" in w]
+    assert len(tiny) == 1 and "at input size fit into 160x160" in tiny[0]
+    assert "the one --set input.* gives: set a larger one" in tiny[0]
+
+
+def test_crop_sizes_follow_the_input_the_run_trains_at() -> None:
+    # Few images, a long budget: crops, scaled to the input given by --set (not the recipe's).
+    profile = profile_of((640, 640), [200.0] * 40, num_images=20)
+    recipe = choose(profile, overrides=["input.test_min_size=320", "input.test_max_size=320"])
+    assert recipe.config.input.crop and recipe.config.input.crop_size == (384, 600)
+    # Without crops, the sizes still follow the input, for a --set input.crop=true.
+    recipe = choose(profile_of((640, 640), [200.0] * 400, num_images=400), minutes=1)
+    assert not recipe.config.input.crop
+    short = recipe.config.input.test_min_size
+    assert recipe.config.input.crop_size == (round(short * 1.2), round(short * 1.875))
+
+
+def test_overrides_fitting_only_the_medium_model_take_it() -> None:
+    profile = profile_of((160, 160), [30.0] * 400)
+    recipe = choose(profile, minutes=5, overrides=["model.num_heads=128"])
+    assert recipe.config.model.hidden_dim == 128 and recipe.config.model.num_heads == 8
+    model = next(c for c in recipe.choices if c.name == "model")
+    assert model.given and "the medium model" in model.reason
+    assert "model.num_heads=128 fits" in model.reason
+    recipe.config.apply_overrides(["model.num_heads=128"])  # fits what the recipe chose
+    with pytest.raises(ValueError, match=r"model\.hidden_dim"):
+        choose(profile, overrides=["model.num_heads=256"])
+
+
+def test_train_values_given_by_set_steer_the_schedule_and_rows() -> None:
+    profile = profile_of((160, 160), [30.0] * 400)
+    given = ["train.max_iter=500", "train.batch_size=4", "train.lr=0.001", "model.num_stages=6"]
+    recipe = choose(profile, overrides=given)
+    assert recipe.iterations == 500 and recipe.config.train.max_iter == 500
+    assert recipe.config.train.batch_size == 4 and recipe.config.model.num_stages == 6
+    rows = {c.name: c for c in recipe.choices}
+    assert {name for name, c in rows.items() if c.given} == {
+        "batch size",
+        "stages",
+        "schedule",
+        "learning rate",
+    }
+    assert rows["learning rate"].value == "0.001"
+    assert "the recipe's 0.00049" in rows["learning rate"].reason  # sqrt(4 / 8) x 7e-4
+    assert any("train.max_iter=500 trains only 500 steps" in w for w in recipe.warnings)
+    text = recipe.format(trained=recipe.config.apply_overrides(given))
+    assert any(line.startswith("    train.lr: 0.000494") for line in text.splitlines())
+
+
+def test_overrides_that_do_not_fit_the_starting_weights_name_them() -> None:
+    profile = profile_of((160, 160), [30.0] * 400)
+    with pytest.raises(ValueError, match="in the paper's head on the given ResNet-18 backbone"):
+        choose(
+            profile, backbone_depth=18, backbone_weights="r18.pth", overrides=["model.num_heads=7"]
+        )

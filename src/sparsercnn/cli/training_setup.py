@@ -318,12 +318,14 @@ def _auto_config(
         weights=weights,
         image_cache_mb=TrainConfig.image_cache_mb if cache_mb is None else cache_mb,
         skip_invalid=getattr(args, "skip_invalid", False),
+        overrides=overrides,
     )
     # What the run trains with, so that the table marks what the options replaced.
     try:
         cfg = _with_weight_options(recipe.config.apply_overrides(overrides), args)
     except ValueError as error:
-        # They fit another model auto may choose (check_config_arguments), not this one.
+        # They fit another model auto may choose (check_config_arguments), not the one it
+        # took: the recipe takes one they fit from scratch, not with --init-from's checkpoint.
         raise ValueError(
             f"--set: {error} (in the model --preset auto chose for this data and budget); "
             "give values that fit it, or a fixed --preset"

@@ -26,9 +26,12 @@ SMALL_SET_IMAGES = 100
 SMALL_SET_BOXES = 300
 
 
-def tiny_box_warning(profile: DatasetProfile, size: InputSize) -> str | None:
+def tiny_box_warning(
+    profile: DatasetProfile, size: InputSize, *, given: bool = False
+) -> str | None:
     """How many boxes are under MIN_RESOLVABLE_PX at the input size, and of which classes; and
-    whether a larger input (a longer budget) would help, or none the recipe considers does."""
+    whether a larger input (a longer budget, or with ``given``, a larger ``--set`` size than the
+    one given) would help, or none the recipe considers does."""
     tiny = profile.box_sides_at(size.short, size.long) < MIN_RESOLVABLE_PX
     if tiny.mean() < TINY_BOX_WARNING_SHARE:
         return None
@@ -36,7 +39,12 @@ def tiny_box_warning(profile: DatasetProfile, size: InputSize) -> str | None:
     tiny_at_largest = float(
         (profile.box_sides_at(largest.short, largest.long) < MIN_RESOLVABLE_PX).mean()
     )
-    if tiny_at_largest < tiny.mean() - TINY_BOX_WARNING_SHARE:
+    if given and tiny_at_largest < tiny.mean() - TINY_BOX_WARNING_SHARE:
+        advice = (
+            f"the input size is the one --set input.* gives: set a larger one (at input size "
+            f"{largest}, {tiny_at_largest:.0%} are under {MIN_RESOLVABLE_PX:.0f} px)"
+        )
+    elif tiny_at_largest < tiny.mean() - TINY_BOX_WARNING_SHARE:
         advice = (
             f"a longer --time-budget allows a larger input size (at input size {largest}, "
             f"{tiny_at_largest:.0%} are under {MIN_RESOLVABLE_PX:.0f} px)"

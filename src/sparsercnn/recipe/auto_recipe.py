@@ -26,7 +26,7 @@ value: the run's ``config.json`` holds them and ``--set`` overrides any of them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -121,6 +121,7 @@ def choose_recipe(
     spent_seconds: SpentSeconds | None = None,
     batch_size: int | None = None,
     world_size: int = 1,
+    overrides: Sequence[str] = (),
 ) -> Recipe:
     """Choose a config for training on ``profile``'s data on ``hardware`` within ``budget``.
 
@@ -139,13 +140,21 @@ def choose_recipe(
             timing, the steps and the learning rate follow; else chosen for the device.
         world_size: the training processes (torchrun), each of ``train.batch_size`` images per
             step: the learning rate and the passes over the data follow their total.
+        overrides: the ``--set`` values (``section.key=value``) the run trains with: the timing,
+            the steps, the other choices and the warnings are those of the config with them, a
+            given ``model.num_proposals`` or ``model.num_stages`` is not chosen, a model size
+            they do not fit is not taken (the medium model from scratch when they fit only it),
+            and the rows they give are starred (:attr:`Choice.given`). ``Recipe.config`` holds
+            the recipe's own choices: apply ``overrides`` to it for the run's.
 
     Raises:
-        ValueError: the set has no box, or the budget left after the timing (if any) is shorter
-            than one logged window.
+        ValueError: the set has no box, the overrides fit none of the models the recipe may
+            train, or the budget left after the timing (if any) is shorter than one logged
+            window.
     """
     if profile.num_boxes == 0:
         raise ValueError("the training set has no usable box: there is nothing to learn")
+    budget, batch_size = _given_steps_and_batch(list(overrides), budget, batch_size)
     if init_model is not None:
         cfg = replace(r50_100pro_3x(), model=replace(init_model))
         model_reason = f"the architecture of {init_from}"
@@ -154,17 +163,67 @@ def choose_recipe(
         cfg.model.backbone_depth = backbone_depth
         model_reason = f"the paper's head on the given ResNet-{backbone_depth} backbone"
     else:
-        cfg = small()
-        model_reason = "from scratch: the small model (half-width ResNet-18)"
+        cfg, model_reason = _scratch_model(list(overrides))
         if budget.seconds is not None:
             cfg.model.num_stages = SHORT_BUDGET_STAGES
     cfg.model.num_classes = profile.num_classes
     cfg.train = replace(cfg.train, init_from=init_from, backbone_weights=backbone_weights)
+    try:
+        cfg.apply_overrides(list(overrides))
+    except ValueError as error:  # the starting weights' architecture, which the recipe keeps
+        raise ValueError(
+            f"--set: {error} (in {model_reason}, which --preset auto trains); give values that "
+            "fit it, or a fixed --preset"
+        ) from error
     builder = _Builder(
-        profile, hardware, budget, step_cost_of, cfg, spent_seconds, batch_size, world_size
+        profile,
+        hardware,
+        budget,
+        step_cost_of,
+        cfg,
+        spent_seconds,
+        batch_size,
+        world_size,
+        list(overrides),
     )
     builder.choose(model_reason)
     return builder.result()
+
+
+def _given_steps_and_batch(
+    overrides: list[str], budget: Budget, batch_size: int | None
+) -> tuple[Budget, int | None]:
+    """``budget`` and ``batch_size`` with the ``train.max_iter`` and ``train.batch_size`` of
+    ``overrides`` where not given otherwise: the steps and the batch the run trains with."""
+    keys = {item.partition("=")[0].strip() for item in overrides}
+    train_overrides = [item for item in overrides if item.strip().startswith("train.")]
+    given = Config().apply_overrides(train_overrides).train
+    if budget.iterations is None and "train.max_iter" in keys:
+        budget = replace(budget, iterations=given.max_iter)
+    if batch_size is None and "train.batch_size" in keys:
+        batch_size = given.batch_size
+    return budget, batch_size
+
+
+def _scratch_model(overrides: list[str]) -> tuple[Config, str]:
+    """The model to start from without weights, and why: the small one, or the medium one when
+    the ``overrides`` fit only it (``model.num_heads=8`` divides the medium head's width, not
+    the small one's).
+
+    Raises:
+        ValueError: the overrides fit neither (the small model's error).
+    """
+    try:
+        small().apply_overrides(overrides)
+    except ValueError as small_error:
+        try:
+            medium().apply_overrides(overrides)
+        except ValueError:
+            raise small_error from None
+        given = " ".join(item for item in overrides if item.startswith("model."))
+        reason = f"from scratch: the medium model (standard ResNet-18), the one --set {given} fits"
+        return medium(), reason
+    return small(), "from scratch: the small model (half-width ResNet-18)"
 
 
 def candidate_presets(init_from: bool, backbone_weights: bool) -> tuple[str, ...]:
@@ -192,8 +251,12 @@ class _Builder:
         spent_seconds: SpentSeconds | None,
         batch_size: int | None = None,
         world_size: int = 1,
+        overrides: list[str] | None = None,
     ) -> None:
         self.profile = profile
+        # The --set values the run trains with, and the keys they give.
+        self.overrides = list(overrides or ())
+        self.given = frozenset(item.partition("=")[0].strip() for item in self.overrides)
         self.hardware = hardware
         self.budget = budget
         self.step_cost_of = step_cost_of
@@ -215,8 +278,47 @@ class _Builder:
         self._padded_pixels: dict[InputSize, float] = {}
 
     def note(self, name: str, value: object, reason: str, *keys: str) -> None:
-        """Record a choice and the config values (``section.key``) it set."""
-        self.choices.append(Choice(name, str(value), reason, keys))
+        """Record a choice and the config values (``section.key``) it set; where a ``--set``
+        gives one of them, the row shows what the run trains with (:data:`_TRAINED_VALUE`) and
+        the recipe's own choice in its reason."""
+        self.choices.append(self._row(name, value, reason, *keys))
+
+    def _row(self, name: str, value: object, reason: str, *keys: str) -> Choice:
+        """The table's row of a choice (:meth:`note`)."""
+        given = sorted(self.given.intersection(keys))
+        if not given:
+            return Choice(name, str(value), reason, keys)
+        by = f"given by --set {', '.join(given)}"
+        trained = self.trained()
+        if trained.differences(self.cfg).keys().isdisjoint(keys):  # what the recipe took
+            return Choice(name, str(value), f"{by}: {reason}", keys, given=True)
+        shown = str(_TRAINED_VALUE[name](trained))
+        mine = f"the recipe's {value}: " if shown != str(value) else ""
+        return Choice(name, shown, f"{by} ({mine}{reason})", keys, given=True)
+
+    def trained(self, cfg: Config | None = None) -> Config:
+        """``cfg`` (the recipe's config so far) with the ``--set`` values: what the run trains."""
+        cfg = self.cfg if cfg is None else cfg
+        return cfg.apply_overrides(self.overrides) if self.overrides else cfg
+
+    def fits(self, cfg: Config) -> bool:
+        """Whether the ``--set`` values fit ``cfg`` (its model, for one)."""
+        try:
+            self.trained(cfg)
+        except ValueError:
+            return False
+        return True
+
+    def trained_size(self, *, test: bool = False) -> InputSize:
+        """The input size the run trains (or with ``test``, evaluates) at: the recipe's, or the
+        one a ``--set`` of ``input.*`` gives (the largest of several training sizes)."""
+        assert self.size is not None
+        if not self.given.intersection(_INPUT_KEYS):
+            return self.size
+        given = self.trained().input
+        if test:
+            return InputSize(given.test_min_size, given.test_max_size)
+        return InputSize(max(given.train_min_sizes), given.train_max_size)
 
     def warn(self, warning: str | None) -> None:
         if warning is not None:
@@ -239,7 +341,7 @@ class _Builder:
     def result(self) -> Recipe:
         seconds = None
         if self.cost is not None and self.size is not None:
-            seconds = self.cost.seconds(self._pixels(self.size))
+            seconds = self.cost.seconds(self._pixels(self.trained_size()))
         return Recipe(self.cfg, self.choices, self.warnings, seconds, self.iterations)
 
     def _note_model(self, reason: str) -> None:
@@ -272,11 +374,14 @@ class _Builder:
     @property
     def images_per_step(self) -> int:
         """Images per optimiser step over every process (what the lr and passes follow)."""
-        train = self.cfg.train
+        train = self.trained().train
         return train.batch_size * train.grad_accum_steps * self.world_size
 
     def _wanted_proposals(self) -> int:
-        """Comfortably above the most objects in one image (from scratch; else the weights')."""
+        """Comfortably above the most objects in one image (from scratch; else the weights'),
+        or those a ``--set`` gives."""
+        if "model.num_proposals" in self.given:
+            return self.trained().model.num_proposals
         if not self.from_scratch:
             return self.cfg.model.num_proposals
         wanted = proposals_for(self.profile.max_objects)
@@ -295,7 +400,7 @@ class _Builder:
         those of proposals set before (the six stages or the medium model choose again)."""
         self.cfg.model.num_proposals = proposals
         if self.from_scratch:
-            row = Choice("proposals", str(proposals), reason, ("model.num_proposals",))
+            row = self._row("proposals", proposals, reason, "model.num_proposals")
             rows = [i for i, c in enumerate(self.choices) if c.name == "proposals"]
             if rows:
                 self.choices[rows[0]] = row
@@ -303,6 +408,8 @@ class _Builder:
                 self.choices.append(row)
         if not self.from_scratch:
             remedy = "set model.num_proposals (this re-initialises the proposals)"
+        elif "model.num_proposals" in self.given:
+            remedy = "set a larger model.num_proposals"
         elif proposals >= MAX_PROPOSALS:
             remedy = f"set model.num_proposals above the recipe's {MAX_PROPOSALS} (slower steps)"
         elif self.budget.seconds is not None:
@@ -339,6 +446,10 @@ class _Builder:
         # Only a model from scratch gets its stages chosen: weights (--init-from) keep theirs.
         short_budget = self.from_scratch and self.cfg.model.num_stages < ModelConfig.num_stages
         stages_reason = None
+        if "model.num_stages" in self.given and self.from_scratch:
+            short_budget = False
+            self.cfg.model.num_stages = self.trained().model.num_stages
+            stages_reason = "the timing and the steps are those of these stages"
         median = float(np.median(self.profile.objects_per_image))
         if short_budget and median <= FEW_OBJECTS_PER_IMAGE:
             self.cfg.model.num_stages = ModelConfig.num_stages
@@ -352,7 +463,9 @@ class _Builder:
         size = choice.size
         assert self.cost is not None
         six = self.cfg.model.num_stages == ModelConfig.num_stages
-        if self.from_scratch and six and self._steps_at(size) >= 2 * MEDIUM_MODEL_ITERATIONS:
+        roomy = self._steps_at(size) >= 2 * MEDIUM_MODEL_ITERATIONS
+        larger = self.cfg.model.backbone_width < medium().model.backbone_width
+        if self.from_scratch and six and roomy and larger:
             medium_reason = self._try_medium(size)
             if medium_reason is not None:
                 model_reason = medium_reason
@@ -364,8 +477,9 @@ class _Builder:
         if stages_reason is not None:
             self.note("stages", self.cfg.model.num_stages, stages_reason, "model.num_stages")
         self._set_input(size, choice.reason)
+        size = self.trained_size()  # what the steps are priced at
         self.iterations = int(self._steps_at(size))
-        self._check_budget(choice)
+        self._check_budget(replace(choice, size=size))
         total = BUDGET_HEADROOM * self.iterations
         seconds = self.cost.seconds(self._pixels(size))
         reason = f"~{self.iterations} steps of {seconds:.2f} s (timed) fit the budget"
@@ -386,6 +500,8 @@ class _Builder:
         boxes x detectable boxes x training progress wins."""
         wanted = self._wanted_proposals()
         counts = sorted({self.cfg.model.num_proposals, wanted})
+        if "model.num_proposals" in self.given:
+            counts = [wanted]
         options = []
         for count in counts:
             model = replace(self.cfg.model, num_proposals=count)
@@ -397,7 +513,9 @@ class _Builder:
         _, count, self.cost, choice, coverage = max(options, key=lambda o: (o[0], o[1]))
         most = self.profile.max_objects
         reason = self._proposals_reason(count, "each needs its own proposal")
-        if count < wanted:
+        if "model.num_proposals" in self.given:
+            reason = self._proposals_reason(count)
+        elif count < wanted:
             steps = int(self._steps_at(choice.size))
             reason = (
                 f"{coverage:.0%} of the boxes detectable (up to {most} objects in an image) with "
@@ -432,7 +550,7 @@ class _Builder:
     def _pixels(self, size: InputSize) -> float:
         """Pixels of a padded training batch image at ``size``."""
         if size not in self._padded_pixels:
-            train = self.cfg.train
+            train = self.trained().train
             pixels = self.profile.padded_batch_pixels(
                 size.short, size.long, train.batch_size, grouped=train.aspect_ratio_grouping
             )
@@ -440,8 +558,9 @@ class _Builder:
         return self._padded_pixels[size]
 
     def _price(self, cfg: Config) -> StepCost:
-        """``cfg``'s step cost; the first notes what the budget has spent by then."""
-        cost = self.step_cost_of(cfg)
+        """``cfg``'s step cost with the ``--set`` values; the first notes what the budget has
+        spent by then."""
+        cost = self.step_cost_of(self.trained(cfg))
         if self.spent_seconds is not None and not self._priced:
             self.spent = self.spent_seconds()
         self._priced = True
@@ -460,9 +579,13 @@ class _Builder:
         """Switch to the medium model when it still gets MEDIUM_MODEL_ITERATIONS steps."""
         candidate = medium().model
         proposals = max(self.cfg.model.num_proposals, candidate.num_proposals)
+        if "model.num_proposals" in self.given:
+            proposals = self.cfg.model.num_proposals
         candidate = replace(
             candidate, num_classes=self.cfg.model.num_classes, num_proposals=proposals
         )
+        if not self.fits(replace(self.cfg, model=candidate)):
+            return None
         cost = self._price(replace(self.cfg, model=candidate))
         steps = self._usable_seconds() / cost.seconds(self._pixels(size))
         if steps < MEDIUM_MODEL_ITERATIONS:
@@ -485,9 +608,9 @@ class _Builder:
             test_max_size=size.long,
             crop=False,
         )
-        keys = ("train_min_sizes", "train_max_size", "test_min_size", "test_max_size")
-        self.note("input size", str(size), reason, *(f"input.{key}" for key in keys))
-        self.warn(advice.tiny_box_warning(self.profile, size))
+        self.note("input size", str(size), reason, *_INPUT_KEYS)
+        given = not self.given.isdisjoint(_INPUT_KEYS)
+        self.warn(advice.tiny_box_warning(self.profile, self.trained_size(test=True), given=given))
 
     def _check_budget(self, choice: InputChoice) -> None:
         """Refuse a budget under one logged window; warn about one too short to learn."""
@@ -603,32 +726,34 @@ class _Builder:
         images = self.profile.num_images
         passes = self.iterations * self.images_per_step / images
         reason = f"~{passes:.0f} passes over each of {images} images"
-        short = self.cfg.input.test_min_size
+        # Crops scale with the input the run trains at (a --set input.* one included).
+        short = self.trained().input.test_min_size
         zoom = self._crop_frame_zoom()
         if passes >= CROP_FROM_PASSES and zoom > CROP_MAX_FRAME_ZOOM:
             reason += (
                 f"; no random crops: a crop is resized to the input's {short}-px short side, "
                 f"which would enlarge these images {zoom:.1f}x more than the input size does"
             )
-        if passes < CROP_FROM_PASSES or zoom > CROP_MAX_FRAME_ZOOM:
-            self.note("augmentation", "flips", reason, *CROP_KEYS)
-            return
+        # The crop sizes follow the input even without crops, for a --set input.crop=true.
         self.cfg.input = replace(
             self.cfg.input,
-            crop=True,
             crop_pre_sizes=tuple(round(short * factor) for factor in CROP_PRE_SIZES),
             crop_size=(round(short * CROP_WINDOW[0]), round(short * CROP_WINDOW[1])),
         )
+        if passes < CROP_FROM_PASSES or zoom > CROP_MAX_FRAME_ZOOM:
+            self.note("augmentation", "flips", reason, *CROP_KEYS)
+            return
+        self.cfg.input = replace(self.cfg.input, crop=True)
         reason += ": crops keep the model from memorising them"
         self.note("augmentation", "flips, random crops", reason, *CROP_KEYS)
 
     def _crop_frame_zoom(self) -> float:
         """The median image's enlargement by a crop's frame: the input's short side over the
         image's short side at the input size (1 where the short side sets the resize)."""
-        assert self.size is not None
+        size = self.trained_size(test=True)
         heights, widths = self.profile.image_heights, self.profile.image_widths
-        scales = self.profile.resize_scales(self.size.short, self.size.long)
-        return float(np.median(self.size.short / (np.minimum(heights, widths) * scales)))
+        scales = self.profile.resize_scales(size.short, size.long)
+        return float(np.median(size.short / (np.minimum(heights, widths) * scales)))
 
     def _optimiser(self) -> None:
         train = self.cfg.train
@@ -666,6 +791,53 @@ _MODEL_KEYS = tuple(
         "dynamic_dim",
     )
 )
+
+
+# What the input size sets.
+_INPUT_KEYS = tuple(
+    f"input.{name}"
+    for name in ("train_min_sizes", "train_max_size", "test_min_size", "test_max_size")
+)
+
+
+def _input_text(cfg: Config) -> str:
+    """The input size of ``cfg`` as the table gives it (the recipe's sizes are one
+    :class:`InputSize` for training and evaluation; a ``--set`` may give others)."""
+    given = cfg.input
+    test = InputSize(given.test_min_size, given.test_max_size)
+    if given.train_min_sizes == (test.short,) and given.train_max_size == test.long:
+        return str(test)
+    train = "/".join(str(side) for side in given.train_min_sizes)
+    return f"train {train} (long side <= {given.train_max_size}), test {test}"
+
+
+def _schedule_text(cfg: Config) -> str:
+    steps = " and ".join(str(step) for step in cfg.train.steps)
+    return f"{cfg.train.max_iter} steps (at most), lr x0.1 at steps {steps}"
+
+
+def _augmentation_text(cfg: Config) -> str:
+    return "flips, random crops" if cfg.input.crop else "flips"
+
+
+def _lr_text(cfg: Config) -> str:
+    return f"{cfg.train.lr:.2g}" + (" per 16 images" if cfg.train.scale_lr else "")
+
+
+# A choice's value in a config (the run's, where a --set gives one of its keys): by row name.
+_TRAINED_VALUE: dict[str, Callable[[Config], object]] = {
+    "precision": lambda cfg: "bf16 autocast" if cfg.train.amp else "fp32",
+    "batch size": lambda cfg: cfg.train.batch_size,
+    "model": lambda cfg: _model_name(cfg),
+    "proposals": lambda cfg: cfg.model.num_proposals,
+    "stages": lambda cfg: cfg.model.num_stages,
+    "input size": _input_text,
+    "schedule": _schedule_text,
+    "warm-up": lambda cfg: f"{cfg.train.warmup_iters} steps",
+    "augmentation": _augmentation_text,
+    "learning rate": _lr_text,
+    "frozen": lambda cfg: cfg.train.freeze,
+}
 
 
 def _model_name(cfg: Config) -> str:

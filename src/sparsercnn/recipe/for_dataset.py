@@ -13,6 +13,7 @@ import logging
 import os
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,6 +53,7 @@ def recipe_for_dataset(
     weights: StartingWeights | None = None,
     image_cache_mb: int = TrainConfig.image_cache_mb,
     skip_invalid: bool = False,
+    overrides: Sequence[str] = (),
 ) -> Recipe:
     """Choose the training config for a COCO set (``--preset auto``).
 
@@ -70,6 +72,8 @@ def recipe_for_dataset(
             the set's decoded images fit it decides what loading a sample costs.
         skip_invalid: the entries the data policy calls errors are left out (as training will
             leave them out) instead of refused.
+        overrides: the ``--set`` values the run trains with (``choose_recipe``'s
+            ``overrides``): the timing, the choices and the warnings are those of that config.
 
     Raises:
         ValueError: a budget that leaves less than one logged window of steps after the
@@ -117,6 +121,7 @@ def recipe_for_dataset(
         spent_seconds=lambda: time.perf_counter() - start,
         batch_size=batch_size,
         world_size=world_size,
+        overrides=overrides,
     )
     spent = time.perf_counter() - start
     if seconds is not None and spent >= seconds:  # before the recipe is shown as if to train

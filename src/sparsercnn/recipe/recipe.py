@@ -17,12 +17,15 @@ class Choice:
         name, value, reason: the table's three columns.
         keys: the config values the decision sets (``"section.key"``), by which a ``--set``
             that replaces it is found.
+        given: a ``--set`` gave one of ``keys``: ``value`` is what the run trains with (the
+            recipe's own choice, if another, is in ``reason``).
     """
 
     name: str
     value: str
     reason: str
     keys: tuple[str, ...] = ()
+    given: bool = False
 
 
 @dataclass
@@ -49,22 +52,26 @@ class Recipe:
         Args:
             trained: the config the run trains with, when ``--set`` or ``--freeze`` changed the
                 recipe's: the choices they replaced are starred and the changed values listed.
+                Choices a ``--set`` gave (:attr:`Choice.given`) are starred without it.
         """
         changed = {} if trained is None else self.config.differences(trained)
         width = max(len(c.name) for c in self.choices)
         value_width = max(len(c.value) for c in self.choices)
         lines = ["auto recipe (override any value with --set):"]
         for c in self.choices:
-            mark = "*" if changed.keys() & set(c.keys) else " "
+            mark = "*" if c.given or changed.keys() & set(c.keys) else " "
             lines.append(f" {mark}{c.name:<{width}}  {c.value:<{value_width}}  {c.reason}")
         if changed:
             lines.append(
-                "* replaced by --set or --freeze (the run trains with these; see config.json):"
+                "* given or replaced by --set or --freeze (the run trains with these; see "
+                "config.json):"
             )
             dumps = json.dumps
             lines += [
                 f"    {key}: {dumps(old)} -> {dumps(new)}" for key, (old, new) in changed.items()
             ]
+        elif any(c.given for c in self.choices):
+            lines.append("* given by --set (the run trains with these; see config.json)")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
