@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import Tensor
 
-from sparsercnn.loss.matcher import HungarianMatcher
+from sparsercnn.loss.matcher import HungarianMatcher, PaddedTargets
 from sparsercnn.structures import Target
 
 
@@ -133,15 +133,17 @@ def test_padded_batch_cost_equals_each_image_alone() -> None:
     num_gts = [3, 0, 7, 1]
     logits, boxes, targets, sizes = random_problem(num_gts, 10, 5, seed=12)
     matcher = HungarianMatcher()
-    costs = matcher._image_costs(logits, boxes, targets, sizes)
+    padded = PaddedTargets.from_targets(targets, logits.device)
+    (costs,) = matcher._image_costs([logits], [boxes], padded, sizes)
     whwh = sizes.flip(-1).repeat(1, 2).float()
     for i, target in enumerate(targets):
         alone = matcher.cost_matrix(logits[i], boxes[i], target.labels, target.boxes, whwh[i])
-        assert costs[i].shape == (10, num_gts[i])
+        cost = costs[i, :, : num_gts[i]]
+        assert cost.shape == (10, num_gts[i])
         # Equal up to the last bit's rounding of vectorised versus scalar log/pow.
-        torch.testing.assert_close(torch.from_numpy(costs[i]).float(), alone, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(torch.from_numpy(cost).float(), alone, rtol=1e-6, atol=1e-6)
         reference = np.array(reference_matrix(logits[i], boxes[i], target, *sizes[i].tolist()))
-        np.testing.assert_allclose(costs[i], reference.reshape(10, num_gts[i]), atol=1e-4)
+        np.testing.assert_allclose(cost, reference.reshape(10, num_gts[i]), atol=1e-4)
 
 
 def test_empty_targets_give_empty_indices() -> None:
@@ -226,3 +228,36 @@ def test_low_precision_inputs_are_matched_in_float32(dtype: torch.dtype) -> None
     assert matcher.dtypes == [torch.float32]  # one cost matrix for the whole batch
     for (pred, gt), (ref_pred, ref_gt) in zip(matches, reference, strict=True):
         assert torch.equal(pred, ref_pred) and torch.equal(gt, ref_gt)
+
+
+def test_stages_matched_together_equal_each_stage_matched_alone() -> None:
+    """The criterion costs every stage in one call against targets padded once."""
+    num_gts = [3, 0, 7, 1]
+    stages = [random_problem(num_gts, 10, 5, seed=seed) for seed in (21, 22, 23)]
+    targets, sizes = stages[0][2], stages[0][3]
+    matcher = HungarianMatcher()
+    padded = PaddedTargets.from_targets(targets, torch.device("cpu"))
+    together = matcher.match_stages(
+        [logits for logits, *_ in stages],
+        [boxes for _, boxes, *_ in stages],
+        padded,
+        sizes,
+        [0, 1, 2],
+    )
+    for (logits, boxes, _, _), matches in zip(stages, together, strict=True):
+        alone = matcher(logits, boxes, targets, sizes)
+        assert matches.sizes == [min(10, m) for m in num_gts]
+        expected_images = [i for i, size in enumerate(matches.sizes) for _ in range(size)]
+        assert matches.image_ids.tolist() == expected_images
+        for (pred, gt), (ref_pred, ref_gt) in zip(matches.per_image(), alone, strict=True):
+            assert torch.equal(pred, ref_pred) and torch.equal(gt, ref_gt)
+
+
+def test_padded_targets_hold_each_image_in_its_first_rows() -> None:
+    _, _, targets, _ = random_problem([2, 0, 3], 4, 5, seed=4)
+    padded = PaddedTargets.from_targets(targets, torch.device("cpu"))
+    assert padded.counts == [2, 0, 3] and padded.boxes.shape == (3, 3, 4)
+    for i, target in enumerate(targets):
+        assert torch.equal(padded.labels[i, : len(target)], target.labels)
+        assert torch.equal(padded.boxes[i, : len(target)], target.boxes.float())
+        assert (padded.boxes[i, len(target) :] == torch.tensor([0.0, 0.0, 1.0, 1.0])).all()

@@ -7,10 +7,12 @@ H200, BENCHMARKS.md); what can be checked on a CPU (refusals, output copies) run
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import torch
 from torch import Tensor
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import SparseRCNN, build_model
@@ -19,7 +21,7 @@ from sparsercnn.model.inference import Precision, evaluating, run_model
 from sparsercnn.predictor import Predictor
 from sparsercnn.presets import get_preset
 from sparsercnn.runtime import fast_bf16_supported
-from sparsercnn.structures import ModelOutput
+from sparsercnn.structures import ImageBatch, ModelOutput
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -52,6 +54,29 @@ def test_refuses_cpu_models_and_host_side_options() -> None:
         CudaGraphs(tiny_model(fpn_on_demand_levels=1))
     with pytest.raises(ValueError, match="adaptive sampling"):
         CudaGraphs(tiny_model(sampling_ratio=0))
+
+
+class _HostTensors(TorchDispatchMode):
+    """Counts tensors made from host values (``torch.tensor(...)``, ``new_tensor``): on a CUDA
+    device each is a host-to-device copy, which a CUDA graph cannot capture."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.count += func is torch.ops.aten.lift_fresh.default
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("sampling_ratio", [1, 2])
+def test_the_captured_forward_makes_no_tensor_from_host_values(sampling_ratio: int) -> None:
+    """What a graph captures (the model's forward on an image batch), checked on the CPU."""
+    model = tiny_model(sampling_ratio=sampling_ratio)
+    batch = ImageBatch.from_tensors(images((96, 128), (128, 96)), 32)
+    with torch.no_grad(), _HostTensors() as host:
+        model(batch, num_stages=None)
+    assert host.count == 0
 
 
 def test_predictor_refuses_cuda_graphs_on_cpu() -> None:

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from sparsercnn.config import Config
 from sparsercnn.loss.focal import sigmoid_focal_loss
-from sparsercnn.loss.matcher import HungarianMatcher, image_whwh
+from sparsercnn.loss.matcher import HungarianMatcher, Matches, PaddedTargets, image_whwh
 from sparsercnn.ops.boxes import paired_generalized_box_iou
 from sparsercnn.structures import ModelOutput, StageOutput, Target
 
@@ -120,47 +120,42 @@ class SetCriterion(nn.Module):
         stage_ids = range(len(output.stages))
         if not self.deep_supervision:
             stage_ids = stage_ids[-1:]
+        stages = [output.stages[t] for t in stage_ids]
+        padded = PaddedTargets.from_targets(targets, device)
+        all_matches = self.matcher.match_stages(
+            [stage.logits for stage in stages],
+            [stage.boxes for stage in stages],
+            padded,
+            output.image_sizes,
+            list(stage_ids),
+        )
         terms: dict[str, Tensor] = {}
-        indices = []
         with torch.autocast(device_type=device.type, enabled=False):
-            for t in stage_ids:
-                stage = output.stages[t]
-                matches = self.matcher(
-                    stage.logits, stage.boxes, targets, output.image_sizes, stage=t
-                )
-                loss_cls, loss_l1, loss_giou = self._stage_losses(stage, targets, whwh, matches)
+            for t, stage, matches in zip(stage_ids, stages, all_matches, strict=True):
+                loss_cls, loss_l1, loss_giou = self._stage_losses(stage, padded, whwh, matches)
                 terms[f"loss_cls/stage{t}"] = self.class_weight * loss_cls / num_gt
                 terms[f"loss_l1/stage{t}"] = self.l1_weight * loss_l1 / num_gt
                 terms[f"loss_giou/stage{t}"] = self.giou_weight * loss_giou / num_gt
-                indices.append(matches)
         total = torch.stack(list(terms.values())).sum()
+        indices = [matches.per_image() for matches in all_matches]
         return SetLoss(total=total, terms=terms, indices=indices)
 
     def _stage_losses(
-        self,
-        stage: StageOutput,
-        targets: list[Target],
-        whwh: Tensor,
-        matches: list[tuple[Tensor, Tensor]],
+        self, stage: StageOutput, targets: PaddedTargets, whwh: Tensor, matches: Matches
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Unweighted, unnormalised sums (focal, L1, 1 - GIoU) of one stage."""
         logits = stage.logits.float()
         boxes = stage.boxes.float()
-        # Flatten the matches of all images into K pairs (image, prediction, ground truth).
-        image_ids = torch.cat([torch.full_like(pred, i) for i, (pred, _) in enumerate(matches)])
-        pred_ids = torch.cat([pred for pred, _ in matches])
-        # int64: uint8 labels would index as a mask, int8 ones not at all.
-        gt_labels = torch.cat(
-            [t.labels[gt] for t, (_, gt) in zip(targets, matches, strict=True)]
-        ).long()
-        gt_boxes = torch.cat([t.boxes[gt] for t, (_, gt) in zip(targets, matches, strict=True)])
+        # The K matched pairs (image, prediction, ground truth), image-major.
+        image_ids, pred_ids = matches.image_ids, matches.pred_ids
+        gt_labels = targets.labels[image_ids, matches.gt_ids]  # (K,) int64
+        gt_boxes = targets.boxes[image_ids, matches.gt_ids]  # (K, 4) float32
 
         cls_targets = torch.zeros_like(logits)
         cls_targets[image_ids, pred_ids, gt_labels] = 1.0
         loss_cls = sigmoid_focal_loss(logits, cls_targets, self.alpha, self.gamma).sum()
 
         pred_boxes = boxes[image_ids, pred_ids]  # (K, 4)
-        gt_boxes = gt_boxes.float()
         pair_whwh = whwh[image_ids]  # (K, 4), each pair normalised by its own image (spec 13 #4)
         loss_l1 = (pred_boxes / pair_whwh - gt_boxes / pair_whwh).abs().sum()
         loss_giou = (1 - paired_generalized_box_iou(pred_boxes, gt_boxes)).sum()

@@ -32,8 +32,9 @@ def sigmoid_focal_loss(
     """
     prob = logits.sigmoid()
     cross_entropy = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
-    p_t = prob * targets + (1 - prob) * (1 - targets)
-    alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
+    negatives = 1 - targets
+    p_t = prob * targets + (1 - prob) * negatives
+    alpha_t = alpha * targets + (1 - alpha) * negatives
     return alpha_t * (1 - p_t) ** gamma * cross_entropy
 
 

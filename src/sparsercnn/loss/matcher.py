@@ -7,6 +7,9 @@ calls it once per supervised stage and computes the losses on those pairs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
@@ -21,6 +24,62 @@ def image_whwh(image_sizes: Tensor) -> Tensor:
     """``(B, 2)`` int ``(h, w)`` sizes -> ``(B, 4)`` float32 ``(w, h, w, h)`` box normalisers."""
     sizes = image_sizes.to(torch.float32)
     return torch.stack((sizes[:, 1], sizes[:, 0], sizes[:, 1], sizes[:, 0]), dim=-1)
+
+
+@dataclass(frozen=True)
+class PaddedTargets:
+    """The ground truth of a batch padded to its largest ``M``, built once per loss call.
+
+    Attributes:
+        labels: ``(B, M)`` int64 classes; padding entries are class 0.
+        boxes: ``(B, M, 4)`` float32 absolute xyxy; padding entries are the unit box
+            ``(0, 0, 1, 1)``, which keeps every padded cost finite.
+        counts: the number of real boxes of each image (the first ``counts[i]`` entries).
+    """
+
+    labels: Tensor
+    boxes: Tensor
+    counts: list[int]
+
+    @classmethod
+    def from_targets(cls, targets: Sequence[Target], device: torch.device) -> PaddedTargets:
+        """Pad ``targets`` on ``device`` (a few ops for the whole batch, none per image)."""
+        counts = [len(target) for target in targets]
+        max_gts = max(counts, default=0)
+        labels = torch.zeros((len(targets), max_gts), dtype=torch.int64, device=device)
+        boxes = torch.tensor([0.0, 0.0, 1.0, 1.0], device=device).repeat(len(targets), max_gts, 1)
+        if max_gts > 0:
+            # Row-major order of the mask's True entries is the concatenation order; no autocast
+            # (its cat refuses mixed low-precision inputs).
+            real = (
+                torch.arange(max_gts, device=device) < torch.tensor(counts, device=device)[:, None]
+            )
+            with torch.autocast(device_type=device.type, enabled=False):
+                labels[real] = torch.cat([t.labels for t in targets]).to(device, torch.int64)
+                boxes[real] = torch.cat([t.boxes for t in targets]).to(device, torch.float32)
+        return cls(labels, boxes, counts)
+
+
+@dataclass(frozen=True)
+class Matches:
+    """One stage's matches for a batch, flattened into ``K`` (image, prediction, ground truth)
+    triples, image-major and, within an image, sorted by prediction index (scipy's order).
+
+    Attributes:
+        image_ids, pred_ids, gt_ids: ``(K,)`` int64 on the predictions' device.
+        sizes: the number of matches of each image (``min(N, M_i)``).
+    """
+
+    image_ids: Tensor
+    pred_ids: Tensor
+    gt_ids: Tensor
+    sizes: list[int]
+
+    def per_image(self) -> list[tuple[Tensor, Tensor]]:
+        """Per image, ``(pred_indices, gt_indices)`` (views of the flat ids)."""
+        return list(
+            zip(self.pred_ids.split(self.sizes), self.gt_ids.split(self.sizes), strict=True)
+        )
 
 
 class NonFiniteCostError(ValueError):
@@ -143,64 +202,110 @@ class HungarianMatcher:
             NonFiniteCostError: if a cost matrix has NaN/inf entries (which usually means
                 training diverged).
         """
-        num_images = int(logits.shape[0])
         if logits.dim() != 3 or boxes.shape[:2] != logits.shape[:2] or boxes.shape[-1] != 4:
             raise ValueError(
                 f"expected logits (B, N, C) and boxes (B, N, 4), got {tuple(logits.shape)} and "
                 f"{tuple(boxes.shape)}"
             )
-        if len(targets) != num_images or tuple(image_sizes.shape) != (num_images, 2):
-            raise ValueError(
-                f"batch has {num_images} images but {len(targets)} targets and image_sizes of "
-                f"shape {tuple(image_sizes.shape)}; pass one Target and one (h, w) per image"
-            )
-        device = logits.device
-        with torch.autocast(device_type=device.type, enabled=False):
-            costs = self._image_costs(logits, boxes, targets, image_sizes)
+        padded = PaddedTargets.from_targets(targets, logits.device)
+        (matches,) = self.match_stages([logits], [boxes], padded, image_sizes, [stage])
+        return matches.per_image()
 
-        matches = []
-        for index, cost in enumerate(costs):
-            if not np.isfinite(cost).all():
-                raise self._nonfinite_error(index, stage, cost, logits, boxes, targets)
-            pred_indices, gt_indices = linear_sum_assignment(cost)
-            matches.append(
-                (
-                    torch.as_tensor(pred_indices, dtype=torch.int64, device=device),
-                    torch.as_tensor(gt_indices, dtype=torch.int64, device=device),
-                )
+    @torch.no_grad()
+    def match_stages(
+        self,
+        logits: Sequence[Tensor],
+        boxes: Sequence[Tensor],
+        targets: PaddedTargets,
+        image_sizes: Tensor,
+        stages: Sequence[int | None],
+    ) -> list[Matches]:
+        """Match several stages' predictions to the same ground truth at once.
+
+        The costs of all stages and images are computed together (a few dozen ops for the whole
+        call instead of that many per stage) and reach the CPU in one copy; each ``(N, M_i)``
+        matrix is then solved on its own, so every stage's matches equal :meth:`__call__`'s.
+
+        Args:
+            logits: per stage, ``(B, N, C)`` class logits (any float dtype, same shapes).
+            boxes: per stage, ``(B, N, 4)`` predicted absolute xyxy boxes.
+            targets: the batch's ground truth, padded once for every stage.
+            image_sizes: ``(B, 2)`` int ``(h, w)`` of the unpadded input images.
+            stages: index of each stage, only used in error messages.
+
+        Returns:
+            One :class:`Matches` per stage, in the order given.
+        """
+        num_images = int(logits[0].shape[0])
+        if len(targets.counts) != num_images or tuple(image_sizes.shape) != (num_images, 2):
+            raise ValueError(
+                f"batch has {num_images} images but {len(targets.counts)} targets and "
+                f"image_sizes of shape {tuple(image_sizes.shape)}; pass one Target and one "
+                "(h, w) per image"
             )
-        return matches
+        device = logits[0].device
+        with torch.autocast(device_type=device.type, enabled=False):
+            costs = self._image_costs(logits, boxes, targets, image_sizes)  # (S, B, N, max M)
+        return [
+            self._solve(stage_costs, targets, device, stage, logits[s], boxes[s])
+            for s, (stage_costs, stage) in enumerate(zip(costs, stages, strict=True))
+        ]
+
+    def _solve(
+        self,
+        costs: np.ndarray,
+        targets: PaddedTargets,
+        device: torch.device,
+        stage: int | None,
+        logits: Tensor,
+        boxes: Tensor,
+    ) -> Matches:
+        """Solve each image's ``(N, M_i)`` block of one stage's ``(B, N, max M)`` costs."""
+        preds, gts = [], []
+        for index, num_gt in enumerate(targets.counts):
+            cost = costs[index, :, :num_gt]
+            if not np.isfinite(cost).all():
+                gt_boxes = targets.boxes[index, :num_gt]
+                raise self._nonfinite_error(index, stage, cost, logits, boxes, gt_boxes)
+            pred_indices, gt_indices = linear_sum_assignment(cost)
+            preds.append(pred_indices)
+            gts.append(gt_indices)
+        sizes = [len(pred) for pred in preds]
+        image_ids = np.repeat(np.arange(len(sizes)), sizes)
+        # One (3, K) host-to-device copy for the whole stage.
+        ids = torch.from_numpy(np.stack((image_ids, *map(np.concatenate, (preds, gts))))).to(
+            device=device, dtype=torch.int64
+        )
+        return Matches(ids[0], ids[1], ids[2], sizes)
 
     def _image_costs(
-        self, logits: Tensor, boxes: Tensor, targets: list[Target], image_sizes: Tensor
-    ) -> list[np.ndarray]:
-        """Float32 ``(N, M_i)`` cost of every image, as float64 numpy arrays.
+        self,
+        logits: Sequence[Tensor],
+        boxes: Sequence[Tensor],
+        targets: PaddedTargets,
+        image_sizes: Tensor,
+    ) -> np.ndarray:
+        """Float32 ``(S, B, N, max M)`` cost of every stage and image, as a float64 array.
 
         All images are costed together against their ground truth padded to the batch's
-        largest ``M`` (padding columns are dropped before matching): a few dozen ops per stage
-        instead of that many per image, and ``B * N * max M`` entries, where the official code's
-        ``(B*N, sum M)`` matrix grows with ``B**2``. The result reaches the CPU in one copy, so
-        on a GPU there is a single synchronisation per call.
+        largest ``M`` (the padding columns are never solved): ``B * N * max M`` entries per
+        stage, where the official code's ``(B*N, sum M)`` matrix grows with ``B**2``. The result
+        reaches the CPU in one copy, so on a GPU there is a single synchronisation per call.
         """
-        device = logits.device
-        num_preds = int(logits.shape[1])
-        num_gts = [len(target) for target in targets]
-        max_gts = max(num_gts)
-        if max_gts == 0:
-            return [np.zeros((num_preds, 0)) for _ in targets]
-        # Padding: class 0 and a unit box keep every padded cost finite.
-        gt_labels = torch.zeros((len(targets), max_gts), dtype=torch.int64, device=device)
-        gt_boxes = torch.tensor([0.0, 0.0, 1.0, 1.0], device=device).repeat(
-            len(targets), max_gts, 1
-        )
-        for i, target in enumerate(targets):
-            gt_labels[i, : num_gts[i]] = target.labels
-            gt_boxes[i, : num_gts[i]] = target.boxes
+        num_stages, (num_images, num_preds) = len(logits), logits[0].shape[:2]
+        if targets.labels.shape[1] == 0:
+            return np.zeros((num_stages, num_images, num_preds, 0))
+        # (S, B, ...): the stages are a leading batch dimension of the cost.
+        stacked_logits = torch.stack(list(logits)).float()
+        stacked_boxes = torch.stack(list(boxes)).float()
         costs = self.cost_matrix(
-            logits.float(), boxes.float(), gt_labels, gt_boxes, image_whwh(image_sizes.to(device))
+            stacked_logits,
+            stacked_boxes,
+            targets.labels,
+            targets.boxes,
+            image_whwh(image_sizes.to(stacked_logits.device)),
         )
-        on_host = costs.to(device="cpu", dtype=torch.float64).numpy()  # (B, N, max M)
-        return [cost[:, :m] for cost, m in zip(on_host, num_gts, strict=True)]
+        return costs.to(device="cpu", dtype=torch.float64).numpy()
 
     @staticmethod
     def _nonfinite_error(
@@ -209,13 +314,13 @@ class HungarianMatcher:
         cost: np.ndarray,
         logits: Tensor,
         boxes: Tensor,
-        targets: list[Target],
+        gt_boxes: Tensor,
     ) -> NonFiniteCostError:
         where = f"image {index} of the batch" + ("" if stage is None else f" at stage {stage}")
         bad = int((~np.isfinite(cost)).sum())
         logits_ok = bool(torch.isfinite(logits[index]).all())
         boxes_ok = bool(torch.isfinite(boxes[index]).all())
-        gt_ok = bool(torch.isfinite(targets[index].boxes).all())
+        gt_ok = bool(torch.isfinite(gt_boxes).all())
         return NonFiniteCostError(
             f"Hungarian matching cost for {where} has {bad} non-finite (NaN/inf) entries "
             f"(finite predicted logits: {logits_ok}, finite predicted boxes: {boxes_ok}, "

@@ -48,7 +48,8 @@ def box_xywh_to_xyxy(boxes: Tensor) -> Tensor:
 
 def box_area(boxes: Tensor) -> Tensor:
     """Area of xyxy boxes, ``(..., 4)`` -> ``(...)``; degenerate boxes may give <= 0."""
-    return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
+    sizes = boxes[..., 2:] - boxes[..., :2]  # (..., 2) widths, heights
+    return sizes[..., 0] * sizes[..., 1]
 
 
 def nonempty_boxes(boxes: Tensor) -> Tensor:
@@ -91,12 +92,14 @@ def paired_generalized_box_iou(boxes1: Tensor, boxes2: Tensor) -> Tensor:
     the same floors as :func:`generalized_box_iou`."""
     area1 = box_area(boxes1)
     area2 = box_area(boxes2)
-    wh_inter = torch.min(boxes1[:, 2:], boxes2[:, 2:]) - torch.max(boxes1[:, :2], boxes2[:, :2])
-    wh_inter = wh_inter.clamp(min=0)
+    # Coordinate-wise min and max of the pair: the intersection is (max x1, max y1, min x2,
+    # min y2), the enclosing box (min x1, min y1, max x2, max y2); one op each for both.
+    lower, upper = torch.min(boxes1, boxes2), torch.max(boxes1, boxes2)
+    wh_inter = (lower[:, 2:] - upper[:, :2]).clamp(min=0)
     inter = wh_inter[:, 0] * wh_inter[:, 1]
     union = (area1 + area2 - inter).clamp(min=AREA_EPS)
     iou = inter / union
-    wh_hull = torch.max(boxes1[:, 2:], boxes2[:, 2:]) - torch.min(boxes1[:, :2], boxes2[:, :2])
+    wh_hull = upper[:, 2:] - lower[:, :2]
     hull = (wh_hull[:, 0] * wh_hull[:, 1]).clamp(min=AREA_EPS)
     return iou - (hull - union) / hull
 
@@ -113,28 +116,25 @@ def decode_box_deltas(
     ``scale_clamp`` is ``(min, max)`` for the scaled ``dw, dh``: official ``(-inf, 8.74)``,
     mmdetection ``(-4.135, 4.135)``.
     """
-    widths = boxes[..., 2] - boxes[..., 0]
-    heights = boxes[..., 3] - boxes[..., 1]
-    ctr_x = boxes[..., 0] + 0.5 * widths
-    ctr_y = boxes[..., 1] + 0.5 * heights
+    # (x, y) pairs side by side: the same arithmetic per coordinate as four separate columns,
+    # in a third of the ops (and of their backward nodes).
     wx, wy, ww, wh = weights
-    dx = deltas[..., 0] / wx
-    dy = deltas[..., 1] / wy
-    dw = (deltas[..., 2] / ww).clamp(min=scale_clamp[0], max=scale_clamp[1])
-    dh = (deltas[..., 3] / wh).clamp(min=scale_clamp[0], max=scale_clamp[1])
-    pred_ctr_x = dx * widths + ctr_x
-    pred_ctr_y = dy * heights + ctr_y
-    pred_w = torch.exp(dw) * widths
-    pred_h = torch.exp(dh) * heights
-    return torch.stack(
-        (
-            pred_ctr_x - 0.5 * pred_w,
-            pred_ctr_y - 0.5 * pred_h,
-            pred_ctr_x + 0.5 * pred_w,
-            pred_ctr_y + 0.5 * pred_h,
-        ),
-        dim=-1,
-    )
+    sizes = boxes[..., 2:] - boxes[..., :2]  # (..., 2) widths, heights
+    centers = boxes[..., :2] + 0.5 * sizes
+    pred_centers = divide_xy(deltas[..., :2], wx, wy) * sizes + centers
+    size_deltas = divide_xy(deltas[..., 2:], ww, wh).clamp(min=scale_clamp[0], max=scale_clamp[1])
+    pred_sizes = torch.exp(size_deltas) * sizes
+    half = 0.5 * pred_sizes
+    return torch.cat((pred_centers - half, pred_centers + half), dim=-1)
+
+
+def divide_xy(values: Tensor, x: float, y: float) -> Tensor:
+    """``(..., 2)`` ``(x, y)`` pairs divided by ``x`` and ``y``: one op where the two are equal
+    (every published weighting), bitwise the per-column division either way, and no tensor
+    made from host values (a host-to-device copy would break CUDA graph capture)."""
+    if x == y:
+        return values / x
+    return torch.stack((values[..., 0] / x, values[..., 1] / y), dim=-1)
 
 
 def scale_clamp_for(mode: str) -> tuple[float, float]:

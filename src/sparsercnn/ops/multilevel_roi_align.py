@@ -15,7 +15,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from sparsercnn.ops.roi_sampling import coordinate_dtype, regular_samples, weighted_gather
+from sparsercnn.ops.boxes import box_area
+from sparsercnn.ops.roi_sampling import (
+    coordinate_dtype,
+    regular_samples,
+    small_vector,
+    weighted_gather,
+)
 
 
 def assign_levels(
@@ -38,8 +44,7 @@ def assign_levels(
     Returns:
         ``(...)`` int64 level index ``k - min_level`` in ``[0, num_levels)``.
     """
-    boxes = boxes.to(coordinate_dtype(boxes.dtype))
-    area = ((boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])).clamp(min=0)
+    area = box_area(boxes.to(coordinate_dtype(boxes.dtype))).clamp(min=0)
     level = torch.floor(canonical_level + torch.log2(area.sqrt() / canonical_size + 1e-8))
     max_level = min_level + num_levels - 1
     level = level.clamp(min_level, max_level).to(torch.int64)
@@ -57,27 +62,20 @@ class FlattenedLevels:
     Attributes:
         table: ``(sum_l B * H_l * W_l, C)`` features, dtype of the inputs.
         level_starts: ``(L,)`` int64 first row of each level.
-        heights, widths: ``(L,)`` int64 ``H_l``, ``W_l``.
+        sizes: ``(L, 2)`` int64 ``(W_l, H_l)``.
         scales: ``(L,)`` ``1 / stride_l`` (float32, or float64 for float64 features).
         num_images: B.
     """
 
     table: Tensor
     level_starts: Tensor
-    heights: Tensor
-    widths: Tensor
+    sizes: Tensor
     scales: Tensor
     num_images: int
 
     @property
     def num_levels(self) -> int:
-        return len(self.heights)
-
-
-def _small_vector(values: Sequence[float], dtype: torch.dtype, device: torch.device) -> Tensor:
-    # Device-side fills rather than torch.tensor(values, device=...): no host-to-device copy,
-    # so building the levels can be captured in a CUDA graph.
-    return torch.stack([torch.full((), v, dtype=dtype, device=device) for v in values])
+        return len(self.sizes)
 
 
 def flatten_levels(features: Sequence[Tensor], strides: Sequence[int]) -> FlattenedLevels:
@@ -113,10 +111,9 @@ def flatten_levels(features: Sequence[Tensor], strides: Sequence[int]) -> Flatte
         starts.append(starts[-1] + num_images * h * w)
     return FlattenedLevels(
         table=table,
-        level_starts=_small_vector(starts, torch.int64, device),
-        heights=_small_vector([h for h, _ in sizes], torch.int64, device),
-        widths=_small_vector([w for _, w in sizes], torch.int64, device),
-        scales=_small_vector([1.0 / s for s in strides], coordinate_dtype(table.dtype), device),
+        level_starts=small_vector(starts, torch.int64, device),
+        sizes=small_vector([v for h, w in sizes for v in (w, h)], torch.int64, device).view(-1, 2),
+        scales=small_vector([1.0 / s for s in strides], coordinate_dtype(table.dtype), device),
         num_images=num_images,
     )
 
@@ -184,20 +181,23 @@ def roi_sample_rows(
     boxes = boxes.detach().to(levels.scales.dtype)
     level = assign_levels(boxes, num_levels=levels.num_levels).flatten()  # (K,)
     scale = levels.scales[level]
-    height, width = levels.heights[level], levels.widths[level]
+    size = levels.sizes[level]  # (K, 2) (W, H) of each RoI's level
     image = torch.arange(num_images, device=boxes.device).repeat_interleave(num_boxes)
-    image_base = levels.level_starts[level] + image * height * width
+    image_base = levels.level_starts[level] + image * size[:, 0] * size[:, 1]
 
     offset = 0.5 if aligned else 0.0
-    x1, y1, x2, y2 = (boxes.flatten(0, 1) * scale[:, None] - offset).unbind(1)
-    roi_w, roi_h = x2 - x1, y2 - y1
+    corners = boxes.flatten(0, 1) * scale[:, None] - offset  # (K, 4) xyxy level pixels
+    start = corners[:, :2]  # (K, 2) along (x, y)
+    roi_size = corners[:, 2:] - start
     if not aligned:
-        roi_w, roi_h = roi_w.clamp(min=1.0), roi_h.clamp(min=1.0)
+        roi_size = roi_size.clamp(min=1.0)
     # Folding the bin average into the weights is exact for power-of-two sample counts (4).
     return regular_samples(
         image_base,
-        (y1, roi_h / output_size, output_size, height),
-        (x1, roi_w / output_size, output_size, width),
+        start,
+        roi_size / output_size,
+        (output_size, output_size),
+        size,
         sampling_ratio,
         weight_scale=1.0 / (sampling_ratio * sampling_ratio),
     )

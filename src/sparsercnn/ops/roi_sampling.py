@@ -9,10 +9,13 @@ sum (``embedding_bag``) reduces over a channels-last copy of the features. The s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sparsercnn.ops.boxes import divide_xy
 from sparsercnn.runtime import is_exporting
 
 
@@ -50,22 +53,26 @@ def roi_align(
     table = input.permute(0, 2, 3, 1).reshape(-1, channels)
 
     offset = 0.5 if aligned else 0.0
-    start_w = rois[:, 1] * spatial_scale - offset
-    start_h = rois[:, 2] * spatial_scale - offset
-    roi_w = (rois[:, 3] * spatial_scale - offset) - start_w
-    roi_h = (rois[:, 4] * spatial_scale - offset) - start_h
+    corners = rois[:, 1:] * spatial_scale - offset  # (K, 4) xyxy feature-map pixels
+    start = corners[:, :2]  # (K, 2) along (x, y)
+    roi_size = corners[:, 2:] - start
     if not aligned:
-        roi_w, roi_h = roi_w.clamp(min=1.0), roi_h.clamp(min=1.0)
-    bin_h, bin_w = roi_h / pooled_h, roi_w / pooled_w
+        roi_size = roi_size.clamp(min=1.0)
     image_base = rois[:, 0].to(torch.int64).clamp(0, num_images - 1) * (height * width)
 
-    axis_h = (start_h, bin_h, pooled_h, height)
-    axis_w = (start_w, bin_w, pooled_w, width)
     if sampling_ratio > 0:
-        index, weight = regular_samples(image_base, axis_h, axis_w, sampling_ratio)
+        bin_size = divide_xy(roi_size, pooled_w, pooled_h)
+        size = small_vector((width, height), torch.int64, input.device)
+        index, weight = regular_samples(
+            image_base, start, bin_size, (pooled_h, pooled_w), size, sampling_ratio
+        )
         out = weighted_gather(table, index, weight.to(table.dtype))
         out = out / (sampling_ratio * sampling_ratio)
     else:
+        roi_w, roi_h = roi_size.unbind(1)
+        bin_h, bin_w = roi_h / pooled_h, roi_w / pooled_w
+        axis_h = (start[:, 1], bin_h, pooled_h, height)
+        axis_w = (start[:, 0], bin_w, pooled_w, width)
         grid_h = torch.ceil(roi_h / pooled_h).to(torch.int64)
         grid_w = torch.ceil(roi_w / pooled_w).to(torch.int64)
         index, weight, offsets = _adaptive_samples(image_base, axis_h, axis_w, grid_h, grid_w)
@@ -77,23 +84,34 @@ def roi_align(
     return out.unflatten(0, (-1, pooled_h, pooled_w)).permute(0, 3, 1, 2).contiguous()
 
 
+def small_vector(values: Sequence[float], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``(len(values),)`` tensor of ``values`` on ``device``, filled on the device rather than
+    copied from the host (``torch.tensor(values, device=...)``), so that it can be captured in
+    a CUDA graph."""
+    return torch.stack([torch.full((), v, dtype=dtype, device=device) for v in values])
+
+
 def regular_samples(
     image_base: Tensor,
-    axis_h: tuple[Tensor, Tensor, int, Tensor | int],
-    axis_w: tuple[Tensor, Tensor, int, Tensor | int],
+    start: Tensor,
+    bin_size: Tensor,
+    num_bins: tuple[int, int],
+    size: Tensor,
     grid: int,
     weight_scale: float = 1.0,
 ) -> tuple[Tensor, Tensor]:
     """Table rows and bilinear weights of a fixed ``grid x grid`` sampling of every bin.
 
-    The grid is separable: corners and weights are computed per axis, ``(K, bins, 2 * grid)``
-    each (sample-major, corner-minor), and combined by one broadcast each.
+    The grid is separable: corners and weights are computed for both axes at once,
+    ``(K, 2, bins, 2 * grid)`` (sample-major, corner-minor), and combined by one broadcast each.
 
     Args:
         image_base: ``(K,)`` int64 table row of pixel (0, 0) of each RoI's feature map, in a
             channels-last table whose rows run over x fastest, then y.
-        axis_h, axis_w: ``(roi_start (K,), bin_size (K,), num_bins, length)`` per axis, in
-            feature-map pixels; ``length`` (H or W) is an int or a ``(K,)`` int64 tensor.
+        start, bin_size: ``(K, 2)`` RoI start and bin size along ``(x, y)``, in feature-map
+            pixels.
+        num_bins: ``(ph, pw)`` bins along y and x.
+        size: int64 feature-map ``(W, H)``, ``(K, 2)`` per RoI or ``(2,)`` for all.
         grid: samples per bin along each axis.
         weight_scale: multiplies every weight (``1 / grid**2`` folds the bin average in; exact
             when ``grid`` is a power of two).
@@ -103,17 +121,15 @@ def regular_samples(
         row-major, entries ordered (iy, y corner, ix, x corner); weights are
         ``hy * (hx * weight_scale)``.
     """
-    start_h, bin_h, pooled_h, height = axis_h
-    start_w, bin_w, pooled_w, width = axis_w
-    y_low, y_high, hy, ly = _axis_grid(start_h, bin_h, pooled_h, grid, height)
-    x_low, x_high, hx, lx = _axis_grid(start_w, bin_w, pooled_w, grid, width)
-    if isinstance(width, Tensor):
-        width = width[:, None, None, None]
-    # Per axis (K, bins, grid, 2) -> (K, bins, 2 * grid).
-    rows = (torch.stack((y_low, y_high), -1) * width + image_base[:, None, None, None]).flatten(2)
-    cols = torch.stack((x_low, x_high), -1).flatten(2)
-    wy = torch.stack((hy, ly), -1).flatten(2)
-    wx = torch.stack((hx, lx), -1).flatten(2)
+    pooled_h, pooled_w = num_bins
+    # (K, 2, bins, grid) each, axis 1 = (x, y); the axis with fewer bins ignores the extra ones.
+    low, high, w_low, w_high = _axis_grid(start, bin_size, max(num_bins), grid, size)
+    corners = torch.stack((low, high), -1).flatten(3)  # (K, 2, bins, 2 * grid)
+    weights = torch.stack((w_low, w_high), -1).flatten(3)
+    width = size[..., 0, None, None]  # (K, 1, 1) or (1, 1)
+    rows = corners[:, 1, :pooled_h] * width + image_base[:, None, None]  # (K, ph, 2 * grid)
+    cols = corners[:, 0, :pooled_w]  # (K, pw, 2 * grid)
+    wy, wx = weights[:, 1, :pooled_h], weights[:, 0, :pooled_w]
     if weight_scale != 1.0:
         wx = wx * weight_scale
     # (K, ph, 1, 2gy, 1) with (K, 1, pw, 1, 2gx) -> (K, ph, pw, 2gy, 2gx): inner runs of 2gx
@@ -304,19 +320,17 @@ def bilinear_corners(pos: Tensor, length: Tensor | int) -> tuple[Tensor, Tensor,
 
 
 def _axis_grid(
-    start: Tensor, bin_size: Tensor, num_bins: int, grid: int, length: Tensor | int
+    start: Tensor, bin_size: Tensor, num_bins: int, grid: int, length: Tensor
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Corners of a fixed ``grid`` of samples in each of ``num_bins`` bins along one axis.
+    """Corners of a fixed ``grid`` of samples in each of ``num_bins`` bins along both axes.
 
-    ``start``, ``bin_size``: ``(K,)``; ``length``: int or ``(K,)`` int64. Returns
-    ``(low, high, w_low, w_high)``, each ``(K, num_bins, grid)``.
+    ``start``, ``bin_size``: ``(K, 2)``; ``length``: int64 ``(K, 2)`` or ``(2,)``. Returns
+    ``(low, high, w_low, w_high)``, each ``(K, 2, num_bins, grid)``.
     """
     bins = torch.arange(num_bins, device=start.device, dtype=start.dtype)[:, None]
     samples = torch.arange(grid, device=start.device, dtype=start.dtype)
-    pos = sample_positions(start[:, None, None], bin_size[:, None, None], bins, samples, grid)
-    if isinstance(length, Tensor):
-        length = length[:, None, None]
-    return bilinear_corners(pos, length)
+    pos = sample_positions(start[..., None, None], bin_size[..., None, None], bins, samples, grid)
+    return bilinear_corners(pos, length[..., None, None])
 
 
 def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
