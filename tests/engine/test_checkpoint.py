@@ -127,12 +127,17 @@ def test_keeps_only_the_newest(tmp_path: Path) -> None:
 
 
 def test_a_half_written_checkpoint_of_a_killed_run_is_deleted(tmp_path: Path) -> None:
-    stale = tmp_path / ".checkpoint_0000020.pt.k3j9x1ab.tmp"  # atomic_write's temporary name
-    stale.write_bytes(b"\0" * 1000)
+    """Also a model file's (as large as the model: left for good before, kill after kill)."""
+    stale = [
+        tmp_path / f".{name}.k3j9x1ab.tmp"  # atomic_write's temporary names
+        for name in ("checkpoint_0000020.pt", "model_best.safetensors", "metrics.jsonl")
+    ]
+    for path in stale:
+        path.write_bytes(b"\0" * 1000)
     other = tmp_path / ".notes.txt.abc.tmp"
     other.write_text("not ours")
     _save(tmp_path, 30)
-    assert not stale.exists() and other.exists()
+    assert [path.name for path in stale if path.exists()] == [] and other.exists()
 
 
 def test_keep_zero_keeps_all(tmp_path: Path) -> None:
@@ -348,18 +353,24 @@ def test_a_rank_the_checkpoint_has_no_state_of_keeps_its_own(tmp_path: Path) -> 
     assert torch.equal(streams[1], torch.rand(4))
 
 
+@pytest.mark.parametrize(
+    "failure",
+    # A full disk, or a second Ctrl-C (stop at once) while the pointer is written.
+    [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()],
+    ids=["full disk", "Ctrl-C"],
+)
 def test_a_failed_pointer_write_does_not_resume_from_the_previous_checkpoint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    failure: BaseException, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _save(tmp_path, 1)
     write = checkpoint_module.atomic_write
 
-    def full_disk_for_the_pointer(path: Path, content: Any) -> Path:
+    def failing_for_the_pointer(path: Path, content: Any) -> Path:
         if Path(path).name == LAST_CHECKPOINT_FILE:
-            raise OSError(errno.ENOSPC, "No space left on device")
+            raise failure
         return write(path, content)
 
-    monkeypatch.setattr(checkpoint_module, "atomic_write", full_disk_for_the_pointer)
-    with pytest.raises(OSError, match="No space left"):
+    monkeypatch.setattr(checkpoint_module, "atomic_write", failing_for_the_pointer)
+    with pytest.raises(type(failure)):
         _save(tmp_path, 2)
     assert load_training_checkpoint(tmp_path)["iteration"] == 2

@@ -9,6 +9,7 @@ evaluates, and saves its first-step gradients and final weights for the test to 
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import os
 import shutil
@@ -23,9 +24,12 @@ from typing import Any
 
 import pytest
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from sparsercnn.engine.distributed import (
+    GROUP_DEFAULT_MODULES,
     DistInfo,
     all_gather_object,
     barrier,
@@ -37,6 +41,7 @@ from sparsercnn.engine.distributed import (
     is_main_process,
     wrap_ddp,
 )
+from sparsercnn.engine.trainer import Trainer
 from sparsercnn.text import counted
 from tests.synthetic_coco import SyntheticCoco, tiny_config
 
@@ -68,6 +73,51 @@ def test_incomplete_torchrun_env_is_explained(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("MASTER_ADDR", raising=False)
     with pytest.raises(RuntimeError, match="torchrun"):
         init_distributed(device="cpu")
+
+
+def test_a_forward_that_raises_inside_ddp_does_not_keep_the_group(
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The error of a forward that raised inside the DDP wrapper no longer holds the wrapper
+    (its frames' ``self``): cleanup(), which the CLI runs while that error propagates, ends the
+    process group then, not when the error is dropped or at the interpreter's shutdown. A
+    one-process gloo group stands for torchrun's."""
+    from sparsercnn.data.coco import CocoDataset
+    from sparsercnn.data.transforms import build_train_transform
+    from sparsercnn.engine import trainer as trainer_module
+    from sparsercnn.model import SparseRCNN
+
+    wrappers: list[weakref.ref[nn.Module]] = []
+
+    def wrap(model: nn.Module, info: DistInfo, find_unused_parameters: bool) -> nn.Module:
+        wrapper = DistributedDataParallel(model, find_unused_parameters=find_unused_parameters)
+        wrappers.append(weakref.ref(wrapper))
+        return wrapper
+
+    def fail(self: SparseRCNN, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("forward failed")
+
+    monkeypatch.setattr(trainer_module, "wrap_ddp", wrap)
+    monkeypatch.setattr(SparseRCNN, "forward", fail)
+    for name in GROUP_DEFAULT_MODULES:
+        importlib.import_module(name)
+    cfg = tiny_config()
+    train = CocoDataset(tiny_coco.json_path, tiny_coco.image_dir, build_train_transform(cfg.input))
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
+    try:
+        trainer = Trainer(cfg, train, tmp_path / "run", device="cpu", progress=False)
+        with pytest.raises(RuntimeError, match="forward failed") as caught:
+            trainer.train()
+        assert len(wrappers) == 1
+    finally:
+        cleanup()
+    gc.collect()
+    assert "_run_ddp_forward" in str(caught.getrepr())  # the error is still held, and printable
+    assert wrappers[0]() is None
+    if Path("/proc/self/task").is_dir():
+        assert _c10d_threads() == []
 
 
 def _worker(rank: int, config_json: Path, data_json: Path, image_dir: Path, out: Path) -> None:

@@ -3,7 +3,9 @@ errors name the option that gave the file."""
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -13,18 +15,21 @@ import torch
 
 from sparsercnn.cli.main import main
 from sparsercnn.config import Config
+from sparsercnn.data.coco import CocoDataset
+from sparsercnn.data.transforms import build_train_transform
 from sparsercnn.engine.model_init import (
     INIT_FROM,
     naming_option,
     prepare_model,
     read_starting_weights,
 )
+from sparsercnn.engine.trainer import Trainer
 from sparsercnn.model import build_model
 from sparsercnn.weights import convert
 from sparsercnn.weights.convert import export_state_dict
 from sparsercnn.weights.key_tables import Layout
 from sparsercnn.weights.readers import RawCheckpoint
-from tests.synthetic_coco import tiny_config
+from tests.synthetic_coco import SyntheticCoco, tiny_config
 
 
 def _with_weights(cfg: Config, **weights: str) -> Config:
@@ -178,3 +183,32 @@ def test_weights_of_another_architecture_name_their_option(tmp_path: Path) -> No
         ValueError, match=r"^--backbone-weights \(train.backbone_weights\): .*resnet.pth holds a "
     ):
         read_starting_weights(backbone_weights=str(resnet)).check_fits(other)
+
+
+@pytest.mark.parametrize("option", ["init_from", "backbone_weights"])
+def test_a_trainer_releases_the_starting_weights_once_its_model_is_built(
+    option: str, tiny_coco: SyntheticCoco, tmp_path: Path
+) -> None:
+    """The CLI and ``train_from_coco`` hold the weights they read through the whole training
+    (a detector checkpoint: 0.4 GB for R50); once the trainer's model holds them, their tensors
+    are freed, and weights released are read again if loaded anew."""
+    cfg, bare, resnet = _bare_checkpoint_and_resnet(tmp_path)
+    cfg = _with_weights(cfg, **{option: str(bare if option == "init_from" else resnet)})
+    weights = read_starting_weights(cfg.train.init_from, cfg.train.backbone_weights)
+    read = weights.checkpoint.state_dict if weights.checkpoint is not None else weights.backbone
+    assert read
+    tensors = [weakref.ref(tensor) for tensor in read.values()]
+    conv1 = read["backbone.conv1.weight"].clone()
+    del read
+    train = CocoDataset(tiny_coco.json_path, tiny_coco.image_dir, build_train_transform(cfg.input))
+    trainer = Trainer(
+        cfg, train, tmp_path / "run", device="cpu", progress=False, starting_weights=weights
+    )
+    gc.collect()
+    assert [tensor() for tensor in tensors if tensor() is not None] == []
+    assert weights.released and weights.checkpoint is None and weights.backbone is None
+    assert torch.equal(trainer.model.state_dict()["backbone.conv1.weight"], conv1)
+    assert not weights.is_for(cfg.train)
+    model = build_model(cfg)
+    prepare_model(model, cfg, weights=weights)  # the file read again
+    assert torch.equal(model.state_dict()["backbone.conv1.weight"], conv1)

@@ -106,7 +106,9 @@ def save_training_checkpoint(
     """Write ``checkpoint_{iteration:07d}.pt`` atomically and point ``last_checkpoint`` to it.
 
     The file is first written to a temporary name in the same folder, flushed to disk and then
-    renamed, so a crash never leaves a partial checkpoint under the final name.
+    renamed, so a crash never leaves a partial checkpoint under the final name; the temporary
+    files a killed run left in ``directory`` (of checkpoints, model files, :data:`RUN_OUTPUT_FILES`)
+    are deleted.
 
     Args:
         directory: the run's output folder (created if needed).
@@ -145,15 +147,17 @@ def save_training_checkpoint(
     pointer = directory / LAST_CHECKPOINT_FILE
     try:
         atomic_write(pointer, lambda tmp: tmp.write_text(path.name + "\n"))
-    except OSError:
+    except BaseException:  # a full disk, or a second Ctrl-C that stops at once
         # A pointer left naming the previous checkpoint would resume from it, past this one:
         # without a pointer, resuming takes the newest checkpoint, this one.
         pointer.unlink(missing_ok=True)
         raise
-    # A process killed while writing leaves its temporary file behind, as large as a checkpoint.
-    for stale in leftover_temporaries(directory, "checkpoint_*.pt"):
-        stale.unlink(missing_ok=True)
-        logger.info("deleted %s, a checkpoint left half-written by an interrupted run", stale)
+    # A process killed while writing leaves its temporary file behind, as large as a checkpoint
+    # or a model file (torchrun kills the ranks it stops after its grace period).
+    for pattern in ("checkpoint_*.pt", *RUN_OUTPUT_FILES):
+        for stale in leftover_temporaries(directory, pattern):
+            stale.unlink(missing_ok=True)
+            logger.info("deleted %s, a file left half-written by an interrupted run", stale)
     if keep > 0:
         prune_checkpoints(directory, keep, newest=path)
     logger.info("saved training checkpoint %s", path)

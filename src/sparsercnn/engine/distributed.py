@@ -4,21 +4,25 @@
 ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) and returns a :class:`DistInfo` that the engine
 passes around explicitly. The helpers (:func:`is_main_process`, :func:`all_gather_object`,
 :func:`computed_on_main`, :func:`done_on_main`, :func:`gathered_from_all`,
-:func:`mean_over_ranks`, :func:`barrier`, :func:`wrap_ddp`, :func:`cleanup`) ask
+:func:`mean_over_ranks`, :func:`barrier`, :func:`wrap_ddp`, :func:`release_from_traceback`,
+:func:`cleanup`) ask
 ``torch.distributed`` itself and are no-ops in a single process, so the same code runs with and
 without ``torchrun``. This module keeps no state of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gc
 import importlib
 import logging
 import os
 import pickle
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any, TypeVar
 
 import torch
@@ -295,6 +299,42 @@ def wrap_ddp(model: nn.Module, info: DistInfo, find_unused_parameters: bool) -> 
     return DistributedDataParallel(
         model, device_ids=device_ids, find_unused_parameters=find_unused_parameters
     )
+
+
+def release_from_traceback(error: BaseException, held: object) -> None:
+    """Clear the finished frames of ``error``'s traceback, and of the errors it chains to, that
+    refer to ``held`` (a ``DistributedDataParallel`` wrapper: its own ``forward`` and hooks).
+
+    A traceback keeps its frames and their locals alive as long as the error is held: a forward
+    that raises inside the wrapper would keep it, and with it the process group, past
+    :func:`cleanup` (which runs while the error propagates) until the error is dropped, or until
+    the interpreter's shutdown for an error that ends the program. The traceback still prints
+    the same lines; only those frames' locals are gone (frames still running are left alone).
+    """
+    running: set[int] = set()
+    caller: FrameType | None = sys._getframe(1)
+    while caller is not None:
+        running.add(id(caller))
+        caller = caller.f_back
+    pending: list[BaseException | None] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        trace = current.__traceback__
+        while trace is not None:
+            frame = trace.tb_frame
+            # The frames still running are left untouched: reading f_locals would store a copy
+            # of their locals in them (Python < 3.13).
+            if id(frame) not in running and any(v is held for v in frame.f_locals.values()):
+                with contextlib.suppress(RuntimeError):  # suspended (Python >= 3.13 refuses)
+                    frame.clear()
+                # Python < 3.13 keeps the copy read above; reading again empties it.
+                _ = frame.f_locals
+            trace = trace.tb_next
+        pending += [current.__cause__, current.__context__]
 
 
 def barrier() -> None:

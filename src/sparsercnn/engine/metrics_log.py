@@ -14,6 +14,7 @@ process's (rank 0's).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -55,33 +56,68 @@ class StepStats:
 
 @dataclass
 class LogWindow:
-    """The steps since the last record."""
+    """The steps since the last record, as running sums: a window as long as the run
+    (``train.log_period <= 0``: a record at checkpoints and at the end only) costs no more
+    memory than one of a few steps. The sums add in step order, as ``sum()`` over the steps
+    would: the records are the same bit for bit.
 
-    steps: list[StepStats] = field(default_factory=list)
+    Attributes:
+        num_steps: steps added since the last :meth:`clear`.
+        lr: the learning rate of the last step added.
+    """
+
+    num_steps: int = 0
+    lr: float = math.nan
+    _num_applied: int = 0
+    _loss: float = 0.0
+    _terms: dict[str, float] = field(default_factory=dict)
+    _grad_norm: float = 0.0
+    _seconds: float = 0.0
+    _data_seconds: float = 0.0
+    _skipped: int = 0
+    _skipped_images: int = 0
+
+    def add(self, stats: StepStats) -> None:
+        """Count one step in the window."""
+        self.num_steps += 1
+        self.lr = stats.lr
+        self._seconds += stats.seconds
+        self._data_seconds += stats.data_seconds
+        self._skipped += not stats.applied
+        self._skipped_images += stats.skipped_images
+        if stats.applied:  # skipped steps have non-finite values
+            self._num_applied += 1
+            self._loss += stats.loss
+            for key, value in stats.terms.items():
+                self._terms[key] = self._terms.get(key, 0.0) + value
+            self._grad_norm += stats.grad_norm
+
+    def clear(self) -> None:
+        """Start a new window (after a record)."""
+        vars(self).update(vars(LogWindow()))
 
     def loss_means(self) -> dict[str, float]:
-        """``loss``, every term and ``grad_norm`` averaged over the applied steps (skipped
-        steps have non-finite values); empty when every step was skipped."""
-        applied = [s for s in self.steps if s.applied]
-        if not applied:
+        """``loss``, every term and ``grad_norm`` averaged over the applied steps; empty when
+        every step was skipped."""
+        count = self._num_applied
+        if not count:
             return {}
-        out = {"loss": sum(s.loss for s in applied) / len(applied)}
-        for key in applied[0].terms:
-            out[key] = sum(s.terms[key] for s in applied) / len(applied)
-        out["grad_norm"] = sum(s.grad_norm for s in applied) / len(applied)
+        out = {"loss": self._loss / count}
+        out.update({key: total / count for key, total in self._terms.items()})
+        out["grad_norm"] = self._grad_norm / count
         return out
 
     def timing(self, images_per_step: int) -> dict[str, Any]:
         """Mean step time, data time and throughput; the numbers of skipped steps and of
         replaced images."""
-        count = max(len(self.steps), 1)
-        seconds = sum(s.seconds for s in self.steps) / count
+        count = max(self.num_steps, 1)
+        seconds = self._seconds / count
         return {
             "time": seconds,
-            "data_time": sum(s.data_seconds for s in self.steps) / count,
+            "data_time": self._data_seconds / count,
             "images_per_s": images_per_step / seconds if seconds > 0 else None,
-            "skipped": sum(not s.applied for s in self.steps),
-            "skipped_images": sum(s.skipped_images for s in self.steps),
+            "skipped": self._skipped,
+            "skipped_images": self._skipped_images,
         }
 
 
@@ -101,9 +137,29 @@ class MetricsLog:
         atomic_write(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
     def append(self, record: dict[str, Any]) -> None:
-        """Add one record (NaN and infinities are written as ``null``: strict JSON)."""
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(_finite(record), allow_nan=False) + "\n")
+        """Add one record (NaN and infinities are written as ``null``: strict JSON).
+
+        Raises:
+            OSError: the line could not be written (a full disk); the message names the file,
+                which is left as it was: no part of the line stays to merge with the next.
+        """
+        line = (json.dumps(_finite(record), allow_nan=False) + "\n").encode("utf-8")
+        with open(self.path, "ab", buffering=0) as handle:
+            size = handle.tell()
+            try:
+                written = 0
+                while written < len(line):
+                    written += handle.write(line[written:]) or 0
+            except OSError as error:
+                with contextlib.suppress(OSError):
+                    handle.truncate(size)
+                message = (
+                    f"could not add a record to {self.path} ({error.strerror or error}); its "
+                    "earlier records are intact"
+                )
+                if error.errno is None:
+                    raise OSError(message) from error
+                raise OSError(error.errno, message) from error
 
     def read(self) -> list[dict[str, Any]]:
         """All records, in file order (:func:`~sparsercnn.json_lines.read_json_lines`: a line

@@ -180,7 +180,7 @@ def train_from_coco(
     :class:`~sparsercnn.engine.trainer.Trainer`). The output folder is checked before the data
     are read. ``starting_weights``: the files of ``cfg.train.init_from`` and
     ``backbone_weights`` already read (:func:`~sparsercnn.engine.model_init.read_starting_weights`),
-    which are then not read again.
+    which are then not read again (their tensors are released once loaded).
     """
     if not isinstance(cfg, Config):
         raise TypeError(

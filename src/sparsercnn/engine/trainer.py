@@ -40,6 +40,7 @@ from sparsercnn.engine.distributed import (
     default_device,
     done_on_main,
     mean_over_ranks,
+    release_from_traceback,
     wrap_ddp,
 )
 from sparsercnn.engine.evaluation_history import EvaluationHistory
@@ -96,7 +97,9 @@ class Trainer:
             ``train_dataset.category_map``.
         progress: show a progress bar (rank 0 only).
         starting_weights: the files of ``cfg.train.init_from`` and ``backbone_weights`` already
-            read (:func:`~sparsercnn.engine.model_init.read_starting_weights`), not read again.
+            read (:func:`~sparsercnn.engine.model_init.read_starting_weights`), not read again;
+            their tensors are released once the model is built
+            (:meth:`~sparsercnn.engine.model_init.StartingWeights.release`).
     """
 
     def __init__(
@@ -165,14 +168,21 @@ class Trainer:
         runs; wrapped after resuming, as DDP gives every rank rank 0's weights when it wraps),
         the plain module again after it, also on failure: the wrapper holds the process group,
         which :func:`~sparsercnn.engine.distributed.cleanup` cannot end while a caller still
-        holds the trainer (its gloo threads and rank 0's TCPStore would run on)."""
+        holds the trainer, or the error of a forward that raised inside the wrapper (its gloo
+        threads and rank 0's TCPStore would run on): that error's traceback lets it go too."""
         # Without deep supervision the earlier stages' heads get no gradient.
         unused = not self.cfg.loss.deep_supervision
-        self.step.model = wrap_ddp(self.model, self.dist, find_unused_parameters=unused)
+        self.step.model = wrapped = wrap_ddp(self.model, self.dist, find_unused_parameters=unused)
         try:
             yield
+        except BaseException as error:
+            # A forward that raised inside the wrapper left it in the frames of the traceback.
+            if wrapped is not self.model:
+                release_from_traceback(error, wrapped)
+            raise
         finally:
             self.step.model = self.model
+            del wrapped
 
     def _build_model(self, load_weights: bool, weights: StartingWeights | None = None) -> None:
         """The model (seeded, starting weights loaded unless resuming), post-processor,
@@ -189,6 +199,9 @@ class Trainer:
             categories=self.categories,
             weights=weights,
         )
+        if weights is not None:
+            # Loaded (or, resuming, not needed): the callers would hold them through training.
+            weights.release()
         self.model.to(self.device)
         self.postprocessor = build_postprocessor(self.cfg)
         self.optimizer = build_adamw(
@@ -306,7 +319,7 @@ class Trainer:
             while self.iteration < self.cfg.train.max_iter and not self._interrupted(interrupt):
                 stats = self.step(loader, self._lr(), self.iteration)
                 self.iteration += 1
-                window.steps.append(stats)
+                window.add(stats)
                 bar.update(1)
                 self._after_step(window, bar)
                 if self._budget_exhausted(stats.seconds, bar):
@@ -358,7 +371,7 @@ class Trainer:
     def _save_interrupted(self, window: LogWindow) -> None:
         """Log the steps since the last record and checkpoint them, so that ``--resume``
         continues from the step the run was interrupted after."""
-        if window.steps:
+        if window.num_steps:
             self._log_window(window, None)
         if self.last_checkpoint_iteration != self.iteration:
             self._save_checkpoint()
@@ -434,11 +447,11 @@ class Trainer:
             self.last_losses = means
         record = {
             "iter": self.iteration,
-            "lr": window.steps[-1].lr,
+            "lr": window.lr,
             **means,
             **window.timing(self.total_batch_size),
         }
-        window.steps = []
+        window.clear()
         if self.dist.is_main:
             self.metrics.append(record)
             if bar is not None and means:
@@ -551,7 +564,7 @@ class Trainer:
     def _final_evaluation_and_checkpoint(self, window: LogWindow) -> None:
         """Log the last steps, then the final evaluation and checkpoint (each unless this
         iteration has one already, as a resumed finished run has)."""
-        if window.steps:
+        if window.num_steps:
             self._log_window(window, None)
         if self.val_dataset is not None and self.evaluations.last_iteration != self.iteration:
             self._evaluate(checkpoint_due=self.last_checkpoint_iteration != self.iteration)
