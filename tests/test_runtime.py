@@ -84,3 +84,39 @@ def test_cli_configures_the_allocator(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == []  # nothing runs for --version
     assert cli_main.main(["validate", "--json", "missing.json", "--images", "."]) == 2
     assert calls == [1]
+
+
+@pytest.mark.parametrize("name", ["mps", "meta", "xpu"])
+def test_a_device_type_sparsercnn_does_not_run_on_is_refused(name: str) -> None:
+    """Was accepted, then a traceback-like failure deep in the model ("PyTorch is not linked
+    with support for mps devices", a meta-tensor NotImplementedError)."""
+    with pytest.raises(ValueError, match=rf"^device '{name}': sparsercnn runs on 'cpu', 'cuda'"):
+        runtime.check_device(name)
+    with pytest.raises(ValueError, match=rf"^--device '{name}': sparsercnn runs on"):
+        runtime.resolve_device(name, argument="--device")
+    assert runtime.check_device("cpu:0") == torch.device("cpu:0")
+
+
+def test_a_gpu_index_beyond_the_gpus_here_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert runtime.check_device("cuda:1") == torch.device("cuda:1")
+    assert runtime.resolve_device(None) == torch.device("cuda")
+    with pytest.raises(
+        ValueError, match=r"^device 'cuda:2': there is no GPU 2 here; use 'cuda:0' to 'cuda:1'$"
+    ):
+        runtime.check_device("cuda:2")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(
+        ValueError, match=r"^--device 'cuda:1': there is no GPU 1 here; use 'cuda:0'$"
+    ):
+        runtime.resolve_device("cuda:1", argument="--device")
+
+
+def test_no_cuda_is_refused_naming_the_argument(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.resolve_device(None) == torch.device("cpu")
+    with pytest.raises(ValueError, match=r"^device 'cuda': no CUDA device is available here"):
+        runtime.check_device("cuda")
+    with pytest.raises(ValueError, match=r"^'cuda:0': no CUDA device is available here"):
+        runtime.check_device("cuda:0", argument=None)

@@ -450,7 +450,7 @@ def _onnx_parts(
 ) -> _Parts:
     import onnxruntime
 
-    from sparsercnn.export.onnx_export import export_backbone_fpn, export_onnx
+    from sparsercnn.export.onnx_export import detections_of, export_backbone_fpn, export_onnx
     from sparsercnn.export.onnx_runtime import SPINNING_KEY, OnnxPredictor
     from sparsercnn.export.quantization import export_int8_onnx, quantize_graph
 
@@ -476,9 +476,8 @@ def _onnx_parts(
     )
     originals = [(int(i.shape[1]), int(i.shape[2])) for i in images]
 
-    def postprocess(outputs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[np.ndarray]:
-        boxes, scores, _ = outputs
-        return [b[s > 0] for b, s in zip(boxes, scores, strict=True)]
+    def postprocess(outputs: tuple[np.ndarray, ...]) -> list[np.ndarray]:
+        return [detections_of(outputs, i)[0] for i in range(len(outputs[0]))]
 
     return _Parts(
         preprocess=lambda: predictor.prepare(images, originals),

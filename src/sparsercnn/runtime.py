@@ -11,7 +11,9 @@ Two things matter on CPUs and are invisible from the model code:
   peak memory until it exits. The heap still grows (and faults) until it reaches its peak, in
   the first runs; :func:`minor_page_faults` counts the faults so a benchmark can tell.
 - **The device.** :func:`check_device` turns a device name into a device that exists here, with
-  one clear error for a name that is none or for CUDA without a GPU.
+  one clear error for a name that is none, a device type sparsercnn does not run on, or CUDA
+  without a GPU (or that GPU); :func:`resolve_device` adds the default (CUDA where there is a
+  GPU). Every device a user names, as a Python argument or as ``--device``, goes through them.
 - **bf16.** CPUs without AVX-512 (or ARM's BF16 extension) run bf16 convolutions and matmuls
   through slow emulation, ten times slower than fp32 on an AVX2 EPYC; autocast must not pick it
   there. :func:`fast_bf16_supported` says whether the device runs bf16 natively.
@@ -102,18 +104,44 @@ def is_exporting() -> bool:
     return bool(check())
 
 
-def check_device(device: torch.device | str) -> torch.device:
+# The device types sparsercnn runs on (its ops and tests cover these only).
+DEVICE_TYPES = ("cpu", "cuda")
+
+
+def check_device(device: torch.device | str, *, argument: str | None = "device") -> torch.device:
     """``device`` as a torch device that exists here, where a model file's model can run.
 
+    Args:
+        device: a device or its name (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+        argument: what the message calls ``device``: the Python argument (``device``), a CLI
+            flag (``--device``), or None where the caller names it (argparse's ``argument
+            --device:`` prefix).
+
     Raises:
-        ValueError: ``device`` names no device (``"gpu"``), or CUDA where there is none.
+        ValueError: ``device`` names no device (``"gpu"``), a device type other than CPU and
+            CUDA (``"mps"``), CUDA where there is none, or a GPU index beyond the GPUs here.
     """
+    named = f"{argument} {device!r}" if argument else repr(device)
     try:
         checked = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(
-            f"device {device!r} is not a device; use 'cpu', 'cuda' or 'cuda:N'"
-        ) from None
+        raise ValueError(f"{named} is not a device; use 'cpu', 'cuda' or 'cuda:N'") from None
+    if checked.type not in DEVICE_TYPES:
+        raise ValueError(f"{named}: sparsercnn runs on 'cpu', 'cuda' or 'cuda:N' only")
     if checked.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: no CUDA device is available here; use 'cpu'")
+        raise ValueError(f"{named}: no CUDA device is available here; use 'cpu'")
+    count = torch.cuda.device_count() if checked.type == "cuda" else 0
+    if checked.index is not None and checked.type == "cuda" and checked.index >= count:
+        choice = "'cuda:0'" + (f" to 'cuda:{count - 1}'" if count > 1 else "")
+        raise ValueError(f"{named}: there is no GPU {checked.index} here; use {choice}")
     return checked
+
+
+def resolve_device(
+    device: torch.device | str | None, *, argument: str | None = "device"
+) -> torch.device:
+    """``device`` checked by :func:`check_device` (``argument`` as there), or for None the
+    default: CUDA where a GPU is available, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return check_device(device, argument=argument)

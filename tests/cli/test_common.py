@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparsercnn.cli.common import device_name, resolve_device, warn_replacing
+from sparsercnn.cli.common import (
+    add_device_argument,
+    device_name,
+    resolve_device,
+    warn_replacing,
+)
 
 
 def test_only_an_existing_file_is_said_to_be_replaced(
@@ -31,9 +36,25 @@ def test_only_an_existing_file_is_said_to_be_replaced(
 @pytest.mark.parametrize("name", ["gpu", "cuda:x"])
 def test_a_device_that_is_none_is_refused_in_the_runtime_s_words(name: str) -> None:
     """--device is checked by the one device check (runtime.check_device), at parsing and when
-    resolved."""
-    with pytest.raises(argparse.ArgumentTypeError, match=rf"device '{name}' is not a device"):
+    resolved; each message names the flag once (argparse adds ``argument --device:``)."""
+    with pytest.raises(argparse.ArgumentTypeError, match=rf"^'{name}' is not a device; use"):
         device_name(name)
-    with pytest.raises(ValueError, match=rf"^--device: device '{name}' is not a device"):
+    with pytest.raises(ValueError, match=rf"^--device '{name}' is not a device; use 'cpu'"):
         resolve_device(name)
     assert resolve_device("cpu") == torch.device("cpu")
+
+
+def test_a_bad_device_is_a_parser_error_naming_the_flag(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = argparse.ArgumentParser(prog="sparsercnn predict")
+    add_device_argument(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--device", "mps"])
+    assert (
+        "sparsercnn predict: error: argument --device: 'mps': sparsercnn runs on 'cpu', "
+        "'cuda' or 'cuda:N' only"
+    ) in capsys.readouterr().err
+    assert parser.parse_args([]).device is None
+    expected = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device(None) == expected  # the default: the runtime's

@@ -17,15 +17,17 @@ import torch
 
 from sparsercnn.cli import predict as predict_cli
 from sparsercnn.config import Config
+from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.image_io import decode_image
 from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
-from sparsercnn.export import OnnxPredictor
+from sparsercnn.export import OnnxPredictor, export_onnx
 from sparsercnn.export.onnx_export import ExportReport, check_graph_opset, match_detections
 from sparsercnn.export.onnx_wrapper import drop_invalid_last
-from sparsercnn.model import PostProcessor
+from sparsercnn.model import PostProcessor, build_model
 from sparsercnn.model.postprocess import select_top_k
-from sparsercnn.model_file import LoadedModel, load_model_file
+from sparsercnn.model_file import LoadedModel, load_model_file, save_model_file
 from sparsercnn.predictor import Predictor
+from sparsercnn.presets import get_preset
 from sparsercnn.structures import ImageBatch
 from tests.synthetic_coco import WriteCoco
 from tests.tiny_model import write_tiny_model_file
@@ -87,7 +89,13 @@ def test_metadata_describes_the_model(exported: ExportReport, loaded: LoadedMode
     assert [i.name for i in session.get_inputs()] == ["images", "image_sizes", "original_sizes"]
     batch, _, height, width = session.get_inputs()[0].shape
     assert all(isinstance(axis, str) for axis in (batch, height, width))
-    assert [o.name for o in session.get_outputs()] == ["boxes", "scores", "labels"]
+    assert [o.name for o in session.get_outputs()] == [
+        "boxes",
+        "scores",
+        "labels",
+        "num_detections",
+    ]
+    assert metadata["format_version"] == "2"
 
 
 def _inputs(
@@ -119,7 +127,7 @@ def test_onnxruntime_matches_pytorch(
 
     session = onnxruntime.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"])
     batch = ImageBatch.from_tensors(images, 32)
-    boxes, scores, labels = session.run(
+    boxes, scores, labels, num_detections = session.run(
         None,
         {
             "images": batch.tensor.float().numpy(),
@@ -128,12 +136,13 @@ def test_onnxruntime_matches_pytorch(
         },
     )
     assert boxes.shape == (batch_size, loaded.config.model.num_proposals, 4)
-    assert labels.dtype == np.int64
+    assert labels.dtype == np.int64 and num_detections.dtype == np.int64
+    assert num_detections.shape == (batch_size,)
     for i, detections in enumerate(expected):
-        keep = scores[i] > 0
-        num_kept = int(keep.sum())
-        # Removed (empty after clipping) boxes are marked with score 0 and come last.
-        assert keep[:num_kept].all() and not keep[num_kept:].any()
+        num_kept = int(num_detections[i])
+        keep = np.arange(len(scores[i])) < num_kept
+        # Removed (empty after clipping) boxes come after the num_detections real ones.
+        assert (scores[i][~keep] == 0).all()
         assert num_kept == len(detections["scores"])
         np.testing.assert_array_equal(labels[i][keep], detections["labels"].numpy())
         torch.testing.assert_close(
@@ -144,13 +153,14 @@ def test_onnxruntime_matches_pytorch(
         )
 
 
-def test_removed_boxes_get_score_zero_and_go_last() -> None:
+def test_removed_boxes_are_counted_out_and_go_last() -> None:
     logits = torch.tensor([[[4.0, -9.0], [3.0, -9.0], [2.0, -9.0]]])  # (1, N=3, C=2)
     boxes = torch.tensor([[[10.0, 10, 50, 50], [-40, 5, -10, 30], [20, 20, 60, 90]]])
     sizes = torch.tensor([[100, 100]])
     top = select_top_k(logits, boxes, sizes, sizes * 2, clip=True)
-    out_boxes, scores, labels = drop_invalid_last(top)
-    # Proposal 1 lies left of the image: clipped to zero width, score 0, moved last.
+    out_boxes, scores, labels, num_detections = drop_invalid_last(top)
+    assert num_detections.tolist() == [2]
+    # Proposal 1 lies left of the image: clipped to zero width, counted out, moved last.
     torch.testing.assert_close(scores[0, :2], torch.sigmoid(torch.tensor([4.0, 2.0])))
     assert (scores[0, 2:] == 0).all()
     torch.testing.assert_close(out_boxes[0, 0], torch.tensor([20.0, 20, 100, 100]))
@@ -160,6 +170,21 @@ def test_removed_boxes_get_score_zero_and_go_last() -> None:
 
     unclipped = select_top_k(logits, boxes, sizes, sizes * 2, clip=False)
     assert (unclipped.scores > 0).all() and unclipped.valid.all()
+    assert drop_invalid_last(unclipped)[3].tolist() == [3]
+
+
+def test_a_real_detection_scoring_zero_is_not_removed() -> None:
+    """A logit below about -104 gives a float32 sigmoid score of exactly 0: the detection is
+    still real (PostProcessor keeps it), so the count, not the score, tells it from a removed
+    box."""
+    logits = torch.tensor([[[4.0], [-300.0], [2.0]]])  # (1, N=3, C=1)
+    boxes = torch.tensor([[[10.0, 10, 50, 50], [20, 20, 60, 90], [-40, 5, -10, 30]]])
+    sizes = torch.tensor([[100, 100]])
+    top = select_top_k(logits, boxes, sizes, sizes, clip=True)
+    out_boxes, scores, _, num_detections = drop_invalid_last(top)
+    assert num_detections.tolist() == [2] and scores[0, 1] == 0
+    torch.testing.assert_close(out_boxes[0, 1], boxes[0, 1])
+    assert len(top.per_image()[0]["scores"]) == 2  # what PostProcessor returns
 
 
 def _write_images(write_coco: WriteCoco) -> Path:
@@ -277,6 +302,24 @@ def test_match_detections_tolerates_swapped_near_ties() -> None:
     assert match_detections(wrong_labels, [boxes, scores, labels], 1e-4)[1] == 2
 
 
+def test_match_detections_ignores_which_tied_proposals_fill_the_top_k() -> None:
+    """Scores tied at the top-k boundary (here all 0: logits below -104) may be filled from
+    other proposals by each runtime's top-k: that is no disagreement (it failed the export's
+    check with a box difference of 168 px)."""
+    boxes = np.array([[0.0, 0, 10, 10], [5, 5, 20, 20], [1, 1, 2, 2]], dtype=np.float32)
+    scores = np.array([0.9, 0.0, 0.0], dtype=np.float32)
+    labels = np.array([1, 1, 1])
+    found = [boxes, scores, labels]
+    other = boxes.copy()
+    other[1:] = [[30, 30, 90, 90], [40, 40, 80, 80]]
+    assert match_detections(found, [other, scores, labels], 1e-4) == (0.0, 0)
+    other[0] += 2
+    assert match_detections(found, [other, scores, labels], 1e-4)[0] == 2
+    nothing = [boxes[:0], scores[:0], labels[:0]]
+    assert match_detections(nothing, found, 1e-4) == (0.0, 0)
+    assert match_detections(found, nothing, 1e-4) == (0.0, 3)
+
+
 @pytest.mark.slow
 def test_reduced_and_rotated_jpegs_give_the_eager_detections(
     exported: ExportReport, session_model_file: Path, tmp_path: Path
@@ -326,3 +369,75 @@ def test_reduced_and_rotated_jpegs_give_the_eager_detections(
     ):
         torch.testing.assert_close(o["boxes"], m["boxes"], rtol=0, atol=1e-2)
         torch.testing.assert_close(o["boxes"], e.boxes, rtol=0, atol=1e-2)
+
+
+def _write_hopeless_model_file(path: Path) -> Path:
+    """A one-class tiny model whose class logit is -1000 everywhere: every float32 score is
+    exactly 0, yet every box is a detection that PostProcessor keeps (one class: top-k takes
+    every proposal, so no tie decides which)."""
+    cfg = get_preset("tiny")
+    cfg.model.num_classes = 1
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("class_logits.weight"):
+                parameter.zero_()
+            elif name.endswith("class_logits.bias"):
+                parameter.fill_(-1000.0)
+    return save_model_file(path, model, cfg, CategoryMap([5], ["thing"]))
+
+
+@pytest.mark.slow
+def test_detections_scoring_zero_are_kept_as_pytorch_keeps_them(
+    write_coco: WriteCoco, tmp_path: Path
+) -> None:
+    model_file = _write_hopeless_model_file(tmp_path / "hopeless.safetensors")
+    exported = export_onnx(model_file, tmp_path / "hopeless.onnx")
+    assert exported.check is not None and exported.check.passed
+    folder = _write_images(write_coco)
+    expected = Predictor.from_file(model_file, batch_size=1)(folder)
+    actual = OnnxPredictor(exported.path, batch_size=1)(folder)
+    for a, e in zip(actual, expected, strict=True):
+        assert len(e.scores) > 0 and (e.scores == 0).all()
+        assert len(a.scores) == len(e.scores) and (a.scores == 0).all()
+        assert a.category_ids == e.category_ids
+        # Tied scores: the two runtimes may order them differently, so compare the box sets.
+        torch.testing.assert_close(_sorted_rows(a.boxes), _sorted_rows(e.boxes), atol=1e-2, rtol=0)
+
+
+def _sorted_rows(boxes: torch.Tensor) -> torch.Tensor:
+    order = np.lexsort(boxes.numpy().T[::-1])
+    return boxes[torch.from_numpy(order)]
+
+
+@pytest.mark.slow
+def test_a_graph_of_export_format_1_is_refused_clearly(
+    exported: ExportReport, tmp_path: Path
+) -> None:
+    """Version 1 graphs had no num_detections output (removed boxes were told by a score of 0):
+    loading one says it is old and to re-export, before any inference."""
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load(str(exported.path))
+    for prop in model.metadata_props:
+        if prop.key == "format_version":
+            prop.value = "1"
+    old = tmp_path / "old.onnx"
+    onnx.save(model, str(old))
+    with pytest.raises(ValueError, match=r"old\.onnx was exported by an older sparsercnn") as info:
+        OnnxPredictor(old)
+    assert "num_detections" in str(info.value) and "sparsercnn export" in str(info.value)
+
+
+def test_adaptive_roi_sampling_is_refused_before_tracing(tmp_path: Path) -> None:
+    """model.sampling_ratio=0 used to fail inside torch.export with a long TorchExportError."""
+    pytest.importorskip("onnxscript")
+    cfg = get_preset("tiny")
+    cfg.model.num_classes = 1
+    cfg.model.sampling_ratio = 0
+    model_file = save_model_file(
+        tmp_path / "adaptive.safetensors", build_model(cfg), cfg, CategoryMap([1], ["thing"])
+    )
+    with pytest.raises(ValueError, match=r"adaptive\.safetensors: model\.sampling_ratio=0 \("):
+        export_onnx(model_file, tmp_path / "adaptive.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adaptive.safetensors"]

@@ -100,12 +100,12 @@ def fraction(text: str) -> float:
 
 def device_name(text: str) -> str:
     """An argparse ``type``: a torch device name whose device exists here
-    (:func:`~sparsercnn.runtime.check_device`; imports torch, which only happens when
-    ``--device`` is given)."""
+    (:func:`~sparsercnn.runtime.check_device`, whose message argparse prefixes with the flag;
+    imports torch, which only happens when ``--device`` is given)."""
     from sparsercnn.runtime import check_device
 
     try:
-        check_device(text)
+        check_device(text, argument=None)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     return text
@@ -304,17 +304,11 @@ def refuse_overwriting(path: Path, flag: str, inputs: Mapping[str, Path | str | 
 
 
 def resolve_device(name: str | None) -> torch.device:
-    """``--device`` as a torch device (default: CUDA when available, else the CPU)."""
-    import torch
+    """``--device`` as a torch device (:func:`~sparsercnn.runtime.resolve_device`: default CUDA
+    when available, else the CPU; errors name ``--device``)."""
+    from sparsercnn import runtime
 
-    from sparsercnn.runtime import check_device
-
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return check_device(name)
-    except ValueError as error:
-        raise ValueError(f"--device: {error}") from None
+    return runtime.resolve_device(name, argument="--device")
 
 
 AUTO_PRESET = "auto"

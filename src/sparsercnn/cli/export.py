@@ -30,8 +30,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="export a model file to ONNX (onnxruntime, TensorRT, ...)",
         description="Export to ONNX with dynamic height/width (and batch): inputs are resized "
         "RGB 0-255 images with their sizes and original sizes, outputs the top-N boxes (xyxy, "
-        "original pixels), scores and labels; normalisation, padding and post-processing are "
-        "inside the graph. Label map and test resize are stored in the file's metadata. With "
+        "original pixels), scores and labels, and num_detections: each image's first "
+        "num_detections entries are its detections (the rest are boxes clipping emptied); "
+        "normalisation, padding and post-processing are inside the graph. Label map and test "
+        "resize are stored in the file's metadata. With "
         "--int8 and a .safetensors --output: a model file calibrated for int8 PyTorch "
         "inference (predict/eval/serve --precision int8) instead.",
     )

@@ -40,7 +40,9 @@ from sparsercnn.model_file import LoadedModel, load_model_file
 logger = logging.getLogger(__name__)
 
 METADATA_FORMAT = "sparsercnn-onnx"
-METADATA_VERSION = "1"
+# Version 2 added the ``num_detections`` output; version 1 graphs marked removed boxes by a score
+# of 0 alone, which a real detection's score can also be.
+METADATA_VERSION = "2"
 DEFAULT_OPSET = 18
 # Height and width must exceed one stride of P5 (32): torch.export specialises a 1x1 P5 level.
 MIN_SIDE = 33
@@ -65,8 +67,10 @@ class ParityCheck:
         max_box_diff: largest coordinate difference of matched detections, original pixels.
         max_box_rel_diff: the same divided by the image's longer side.
         max_score_diff: largest difference of the sorted scores.
-        unmatched: detections without a counterpart (same label, score and box); near-ties at
-            the top-k boundary are not counted.
+        unmatched: detections without a counterpart (same label, score and box) in the other
+            runtime's, counted both ways and the larger count taken, summed over the images;
+            near-ties at the top-k boundary are not counted. A detection that one runtime keeps
+            and the other removes (its ``num_detections``) is one.
     """
 
     inputs: list[tuple[int, int, int]]
@@ -138,9 +142,11 @@ def export_onnx(
 
     The graph's inputs and outputs are those of :meth:`SparseRCNNOnnxModel.forward`: ``images``
     ``(B, 3, H, W)`` float32 RGB 0-255, ``image_sizes`` and ``original_sizes`` ``(B, 2)`` int64
-    ``(h, w)``; ``boxes (B, N, 4)`` xyxy original pixels, ``scores (B, N)``, ``labels (B, N)``.
-    ``H`` and ``W`` are dynamic (33-4096); ``B`` is dynamic unless ``dynamic_batch`` is False
-    (then 1). Boxes removed by the official clipping have score 0 (see the wrapper).
+    ``(h, w)``; ``boxes (B, N, 4)`` xyxy original pixels, ``scores (B, N)``, ``labels (B, N)``
+    and ``num_detections (B,)`` int64: image ``i``'s detections are its first
+    ``num_detections[i]`` entries, the boxes removed by the official clipping come after them
+    (see the wrapper). ``H`` and ``W`` are dynamic (33-4096); ``B`` is dynamic unless
+    ``dynamic_batch`` is False (then 1).
 
     Args:
         model_file_or_loaded: a model file path or a :class:`LoadedModel`.
@@ -152,16 +158,17 @@ def export_onnx(
 
     Raises:
         ImportError: ``onnx``, ``onnxscript`` or (with ``check``) ``onnxruntime`` is missing.
-        ValueError: the exporter cannot write ``opset`` (:func:`check_graph_opset`).
+        ValueError: the model has no fixed-shape graph (:func:`check_exportable`), or the
+            exporter cannot write ``opset`` (:func:`check_graph_opset`).
         OnnxCheckError: the check found differences beyond the tolerances (nothing is written).
     """
     require_modules("onnx", "onnxscript", *(["onnxruntime"] if check else []))
     start = time.perf_counter()
-    loaded = (
-        model_file_or_loaded
-        if isinstance(model_file_or_loaded, LoadedModel)
-        else load_model_file(model_file_or_loaded)
-    )
+    if isinstance(model_file_or_loaded, LoadedModel):
+        loaded, source = model_file_or_loaded, "the model"
+    else:
+        loaded, source = load_model_file(model_file_or_loaded), str(model_file_or_loaded)
+    check_exportable(loaded.config, source)
     model = loaded.model
     if next(model.parameters()).device.type != "cpu" or model.pixel_mean.dtype != torch.float32:
         model = copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
@@ -216,6 +223,25 @@ def _write(
         check=parity[0] if parity else None,
         metadata=metadata,
     )
+
+
+def check_exportable(config: Config, source: str) -> None:
+    """Refuse, before tracing, a model whose inference has no fixed-shape graph.
+
+    RoIAlign's adaptive sampling (``model.sampling_ratio`` 0) takes as many samples as each box
+    covers, counted from the boxes: ``torch.export`` fails on it with a long internal error.
+
+    Raises:
+        ValueError: naming ``source`` (the model file) and the config key.
+    """
+    ratio = config.model.sampling_ratio
+    if ratio <= 0:
+        raise ValueError(
+            f"{source}: model.sampling_ratio={ratio} (RoIAlign's adaptive sampling, whose "
+            "number of samples depends on each box) has no fixed-shape ONNX graph; run this "
+            "model with `sparsercnn predict --model`, or export one trained with "
+            "model.sampling_ratio >= 1"
+        )
 
 
 def check_graph_opset(proto: Any, opset: int) -> None:
@@ -369,7 +395,9 @@ def build_metadata(
         ),
         "clip_boxes": json.dumps(model_cfg.clip_boxes),
         "removed_boxes": (
-            "score 0, sorted last" if model_cfg.clip_boxes else "none (boxes are not clipped)"
+            "sorted after the first num_detections entries (with score 0)"
+            if model_cfg.clip_boxes
+            else "none (boxes are not clipped; num_detections is the number of proposals)"
         ),
         "config": config.to_json(),
     }
@@ -385,6 +413,12 @@ def parse_metadata(metadata: Mapping[str, str], source: str) -> tuple[Config, Ca
         raise ValueError(
             f"{source} is an ONNX model but not a sparsercnn export (metadata format="
             f"{metadata.get('format')!r}); export one with `sparsercnn export`"
+        )
+    if metadata.get("format_version") == "1":
+        raise ValueError(
+            f"{source} was exported by an older sparsercnn (export format version 1, without "
+            "the num_detections output that tells real detections from removed boxes); "
+            "re-export it from its model file with `sparsercnn export`"
         )
     if metadata.get("format_version") != METADATA_VERSION:
         raise ValueError(
@@ -450,14 +484,22 @@ def check_parity(
         feeds = {name: t.numpy() for name, t in zip(INPUT_NAMES, sample, strict=True)}
         actual = session.run(list(OUTPUT_NAMES), feeds)
         for i in range(batch_size):
-            diff, missing = match_detections(
-                [a[i] for a in actual], [e[i] for e in expected], SCORE_TOLERANCE
-            )
+            found, wanted = detections_of(actual, i), detections_of(expected, i)
+            diff, missing = match_detections(found, wanted, SCORE_TOLERANCE)
+            _, left_out = match_detections(wanted, found, SCORE_TOLERANCE)
             box_diff = max(box_diff, diff)
             box_rel_diff = max(box_rel_diff, diff / float(originals[i].max()))
-            unmatched += missing
+            unmatched += max(missing, left_out)
         score_diff = max(score_diff, float(np.abs(actual[1] - expected[1]).max()))
     return ParityCheck(inputs, box_diff, box_rel_diff, score_diff, unmatched)
+
+
+def detections_of(outputs: Sequence[np.ndarray[Any, Any]], i: int) -> list[np.ndarray[Any, Any]]:
+    """Image ``i``'s ``(boxes (n, 4), scores (n,), labels (n,))`` of the graph's outputs
+    (:data:`OUTPUT_NAMES`): its first ``num_detections[i]`` entries."""
+    boxes, scores, labels, num_detections = outputs
+    n = int(num_detections[i])
+    return [boxes[i][:n], scores[i][:n], labels[i][:n]]
 
 
 def match_detections(
@@ -472,10 +514,14 @@ def match_detections(
     Returns:
         ``(largest box coordinate difference of a matched detection, number of actual
         detections without a match)``; detections within ``score_tol`` of the lowest score may
-        have been cut by the other top-k and do not count as unmatched.
+        have been cut by the other top-k (which breaks ties as it likes: a tie group there, such
+        as scores that are all 0, may hold other proposals in each runtime), so they count
+        neither as unmatched nor in the box difference.
     """
     boxes_a, scores_a, labels_a = actual
     boxes_e, scores_e, labels_e = expected
+    if len(scores_a) == 0 or len(scores_e) == 0:
+        return 0.0, len(scores_a)
     box_diff = np.abs(boxes_a[:, None, :] - boxes_e[None, :, :]).max(-1)  # (k, k)
     candidate = (labels_a[:, None] == labels_e[None, :]) & (
         np.abs(scores_a[:, None] - scores_e[None, :]) <= score_tol
@@ -483,5 +529,6 @@ def match_detections(
     best = np.where(candidate, box_diff, np.inf).min(1)  # (k,)
     at_boundary = scores_a <= min(scores_a.min(), scores_e.min()) + score_tol
     matched = np.isfinite(best)
-    largest = float(best[matched].max()) if matched.any() else 0.0
+    compared = matched & ~at_boundary
+    largest = float(best[compared].max()) if compared.any() else 0.0
     return largest, int((~matched & ~at_boundary).sum())

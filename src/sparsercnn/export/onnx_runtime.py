@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from sparsercnn.data.transforms import build_test_transform
-from sparsercnn.export.onnx_export import parse_metadata
+from sparsercnn.export.onnx_export import detections_of, parse_metadata
 from sparsercnn.export.onnx_wrapper import INPUT_NAMES, OUTPUT_NAMES
 from sparsercnn.predictor import BatchPredictor
 from sparsercnn.structures import Detections, ImageBatch
@@ -89,6 +89,12 @@ class OnnxPredictor(BatchPredictor):
         names = tuple(i.name for i in inputs)
         if names != INPUT_NAMES:
             raise ValueError(f"{self.path}: graph inputs are {names}, expected {INPUT_NAMES}")
+        outputs = tuple(o.name for o in self.session.get_outputs())
+        if outputs != OUTPUT_NAMES:
+            raise ValueError(
+                f"{self.path}: graph outputs are {outputs}, expected {OUTPUT_NAMES}; re-export "
+                "it with `sparsercnn export`"
+            )
         batch_axis = inputs[0].shape[0]
         # The batch size of a file exported with a static batch, else None.
         self.fixed_batch: int | None = batch_axis if isinstance(batch_axis, int) else None
@@ -96,12 +102,10 @@ class OnnxPredictor(BatchPredictor):
         self.transform = build_test_transform(self.config.input)
         self.size_divisibility = self.config.model.size_divisibility
         self.batch_invariant = batch_invariant
-        # Official clipping marks removed boxes with score 0 (see SparseRCNNOnnxModel).
-        self.drop_zero_scores = self.config.model.clip_boxes
 
     def run(
         self, images: np.ndarray, image_sizes: np.ndarray, original_sizes: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """One session run on prepared inputs (shapes as in the exported graph).
 
         Args:
@@ -110,11 +114,14 @@ class OnnxPredictor(BatchPredictor):
             image_sizes, original_sizes: ``(B, 2)`` int64 ``(h, w)``.
 
         Returns:
-            ``boxes (B, N, 4)`` xyxy original pixels, ``scores (B, N)``, ``labels (B, N)``.
+            ``boxes (B, N, 4)`` xyxy original pixels, ``scores (B, N)``, ``labels (B, N)``,
+            ``num_detections (B,)``: image ``i``'s detections are its first
+            ``num_detections[i]`` entries (see
+            :class:`~sparsercnn.export.onnx_wrapper.SparseRCNNOnnxModel`).
         """
         feeds = dict(zip(INPUT_NAMES, (images, image_sizes, original_sizes), strict=True))
-        boxes, scores, labels = self.session.run(list(OUTPUT_NAMES), feeds)
-        return boxes, scores, labels
+        boxes, scores, labels, num_detections = self.session.run(list(OUTPUT_NAMES), feeds)
+        return boxes, scores, labels, num_detections
 
     def prepare(
         self, images: Sequence[Tensor], original_sizes: Sequence[tuple[int, int]]
@@ -133,15 +140,15 @@ class OnnxPredictor(BatchPredictor):
     ) -> list[Detections]:
         """Detections (absolute xyxy pixels of the original images, CPU) of test-resized
         ``(3, h, w)`` uint8 images in one session run, one per image."""
-        boxes, scores, labels = self.run(*self.prepare(images, original_sizes))
+        outputs = self.run(*self.prepare(images, original_sizes))
         detections = []
         for i in range(len(images)):
-            keep = scores[i] > 0 if self.drop_zero_scores else np.ones_like(scores[i], bool)
+            boxes, scores, labels = detections_of(outputs, i)
             detections.append(
                 Detections(
-                    boxes=torch.from_numpy(boxes[i][keep]),
-                    scores=torch.from_numpy(scores[i][keep]),
-                    labels=torch.from_numpy(labels[i][keep]),
+                    boxes=torch.from_numpy(boxes),
+                    scores=torch.from_numpy(scores),
+                    labels=torch.from_numpy(labels),
                 )
             )
         return detections
