@@ -75,6 +75,11 @@ def test_visualize_names_the_flag_of_a_bad_stage_or_output_before_the_model_runs
     output = tmp_path / "x.xyz"
     with pytest.raises(ValueError, match=rf"^--output {output}: \.xyz is not an image format"):
         _run([*argv, "--output", str(output)])
+    # Pillow writes XBM (1-bit images only) and ICO (icon sizes), but not this figure as it is.
+    for name, problem in (("x.xbm", "cannot hold this drawing"), ("x.ico", "ICO cannot hold")):
+        with pytest.raises(ValueError, match=rf"^--output {tmp_path / name}: .*{problem}"):
+            _run([*argv, "--output", str(tmp_path / name)])
+        assert not (tmp_path / name).exists()
     assert not output.exists() and not (tmp_path / "a.png").exists()
 
 
@@ -125,7 +130,10 @@ def test_diagnose_help_gives_the_defaults(kind: str, capsys: pytest.CaptureFixtu
     with pytest.raises(SystemExit):
         _run(["diagnose", kind, "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "where files are written (default diagnostics)" in text
+    assert (
+        "where files are written (default diagnostics; the files of an earlier diagnosis there "
+        "are replaced, with a warning)" in text
+    )
     assert "data-loading processes (default 2)" in text
     if kind in ("slots", "report"):
         assert "(default 0.3" in text
@@ -159,6 +167,26 @@ def test_diagnose_reads(
     printed = capsys.readouterr().out
     assert "over 2 images" in printed and "16x16 tiles" in printed
     assert json.loads((output / "feature_reads.json").read_text())["num_images"] == 2
+
+
+def test_diagnose_warns_before_replacing_its_earlier_files(
+    data: DiagnosticsData, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As ``visualize --output`` does, a diagnosis says which files of --output-dir it
+    replaces (an earlier diagnosis', or anyone's), before the model runs."""
+    output = tmp_path / "out"
+    argv = ["diagnose", "reads", "--model", str(data.model_file), "--json", str(data.json_path)]
+    argv += ["--images", str(data.image_dir), "--output-dir", str(output), "--workers", "0"]
+    argv += ["--max-images", "1", "--device", "cpu"]
+    with caplog.at_level(logging.WARNING):
+        assert _run(argv) == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    (output / "feature_reads.json").write_text("an earlier diagnosis")
+    with caplog.at_level(logging.WARNING):
+        assert _run(argv) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [f"--output-dir {output} holds feature_reads.json: this run replaces them"]
+    assert json.loads((output / "feature_reads.json").read_text())["num_images"] == 1
 
 
 def test_diagnose_reads_takes_unlabelled_images(data: DiagnosticsData, tmp_path: Path) -> None:

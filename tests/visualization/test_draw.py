@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ from sparsercnn.visualization import (
     draw_detections,
     draw_ground_truth_and_predictions,
 )
-from sparsercnn.visualization.draw import caption_tag, label_font
+from sparsercnn.visualization.draw import caption_tag, drawing_format, label_font, save_drawing
 
 NAMES = ["cat", "dog", "eel"]
 
@@ -112,7 +114,7 @@ def test_side_by_side_layout(monkeypatch: pytest.MonkeyPatch) -> None:
         gap=10,
     )
     # Each panel says what it shows: an empty right panel reads as "nothing scored enough".
-    assert titles == ["ground truth: 1 boxes", "detections: 1 scoring >= 0.3"]
+    assert titles == ["ground truth: 1 box", "detections: 1 scoring >= 0.3"]
     top = out.height - 10 - 100  # the panels' first row, below the titles
     assert out.width == 10 + 200 + 10 + 200 + 10 and top > 10
     pixels = np.asarray(out)
@@ -162,3 +164,29 @@ def test_caption_font_has_accented_greek_and_cyrillic_letters(name: str) -> None
     font = label_font(20)
     missing = bytes(font.getmask("\ue000"))  # a private-use code point: no glyph
     assert all(bytes(font.getmask(letter)) != missing for letter in name)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "problem"),
+    [
+        (".xbm", r"XBM cannot hold this drawing \(cannot write mode RGB"),  # 1-bit only
+        (".msp", r"MSP cannot hold this drawing"),
+        (".icns", r"ICNS would resize the drawing \(to 1024x1024"),  # stretched to an icon
+    ],
+)
+def test_formats_that_cannot_hold_a_drawing_are_refused_before_writing(
+    tmp_path: Path, suffix: str, problem: str
+) -> None:
+    path = tmp_path / f"figure{suffix}"
+    with pytest.raises(ValueError, match=rf"^--output {path}: {problem}.*name the file \.png"):
+        drawing_format(path, flag="--output")
+    with pytest.raises(ValueError, match=problem):
+        save_drawing(_gray(), path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif", ".bmp", ".gif"])
+def test_drawings_keep_their_size_in_the_usual_formats(tmp_path: Path, suffix: str) -> None:
+    image = _gray(333, 77)
+    path = save_drawing(image, tmp_path / f"figure{suffix}")
+    assert drawing_format(path) and Image.open(path).size == image.size

@@ -11,12 +11,14 @@ from typing import Any
 import matplotlib
 import numpy as np
 import pytest
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 from PIL import Image
 
 from sparsercnn.evaluation import PrecisionRecallCurve
 from sparsercnn.visualization import plot_precision_recall, plot_training_curves
-from sparsercnn.visualization.plots import save_figure
+from sparsercnn.visualization.draw import class_color
+from sparsercnn.visualization.plots import class_rgb, save_figure
 from tests.visualization.figure_inspection import axis_texts, legend_labels, line_data
 
 
@@ -43,6 +45,22 @@ def _assert_png(path: Path) -> None:
         assert image.format == "PNG" and image.size[0] > 100 and image.size[1] > 100
         image.verify()
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_training_curves_count_the_skipped_steps(
+    tmp_path: Path, saved_figures: list[Figure]
+) -> None:
+    """Steps skipped for a non-finite loss are in no record's mean: the title says so."""
+    records = [{**_training_record(step), "skipped": 0} for step in (10, 20, 30)]
+    records[1]["skipped"] = 3
+    records.append({"iter": 40, "lr": 1e-4, "skipped": 10})  # every step of the window skipped
+    plot_training_curves(_write_jsonl(tmp_path / "m.jsonl", records), tmp_path / "a.png")
+    plot_training_curves(_write_jsonl(tmp_path / "n.jsonl", records[-1:]), tmp_path / "b.png")
+    plot_training_curves(_write_jsonl(tmp_path / "o.jsonl", records[:1]), tmp_path / "c.png")
+    with_loss, without_loss, none_skipped = (figure.axes[0] for figure in saved_figures)
+    assert with_loss.get_title() == "total loss (13 steps skipped: non-finite loss)"
+    assert axis_texts(without_loss) == ["no total loss (10 steps skipped: non-finite loss)"]
+    assert none_skipped.get_title() == "total loss"
 
 
 def test_training_curves_with_eval(tmp_path: Path, saved_figures: list[Figure]) -> None:
@@ -150,6 +168,24 @@ def test_precision_recall_plot(
         # Up to max_legend (20) classes are named; more would crowd the legend.
         named = [c.name for c in curves] if num_classes <= 20 else []
         assert legend_labels(ax) == [*named, mean_label]
+
+
+def test_precision_recall_curves_in_the_class_colours(
+    tmp_path: Path, saved_figures: list[Figure]
+) -> None:
+    """With the label map, a class has the colour of its boxes in the drawings; a curve of an
+    id the map lacks keeps matplotlib's colour."""
+    recall = np.linspace(0.0, 1.0, 101)
+    curves = [
+        PrecisionRecallCurve(f"c{i}", i, recall, 1.0 - recall, 1.0 - recall) for i in (7, 3, 9)
+    ]
+    plot_precision_recall(curves, tmp_path / "pr.png", category_labels={3: 0, 7: 1})
+    for ax in saved_figures[0].axes:
+        colors = {line.get_label(): to_rgb(line.get_color()) for line in ax.get_lines()}
+        assert colors["c7"] == pytest.approx(class_rgb(1))
+        assert colors["c3"] == pytest.approx(class_rgb(0))
+        assert colors["c9"] not in (pytest.approx(class_rgb(0)), pytest.approx(class_rgb(1)))
+    assert class_rgb(1) == pytest.approx(tuple(c / 255 for c in class_color(1)))
 
 
 def test_missing_glyphs_give_one_warning(

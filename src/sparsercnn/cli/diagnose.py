@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import functools
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sparsercnn.cli.common import (
@@ -18,6 +19,8 @@ from sparsercnn.cli.common import (
     resolve_device,
 )
 from sparsercnn.cli.evaluate import REPORT_FILES, check_report_dir
+
+logger = logging.getLogger(__name__)
 
 # The files each diagnosis writes into --output-dir (the report's samples/ folder aside).
 OUTPUT_FILES = {
@@ -34,7 +37,8 @@ def _add_common(parser: argparse.ArgumentParser, *, batches: bool = True) -> Non
         "--output-dir",
         type=Path,
         default=Path("diagnostics"),
-        help="where files are written (default %(default)s)",
+        help="where files are written (default %(default)s; the files of an earlier diagnosis "
+        "there are replaced, with a warning)",
     )
 
 
@@ -122,10 +126,24 @@ def check_output_dir(args: argparse.Namespace) -> None:
     inputs = {"--model": args.model, "--json": args.json, "--images": args.images}
     if args.diagnosis == "report":
         check_report_dir(args.output_dir, "--output-dir", inputs, images=args.images)
-        return
-    check_output_path(args.output_dir, "--output-dir", folder=True)
-    for name in OUTPUT_FILES[args.diagnosis]:
-        refuse_overwriting(args.output_dir / name, "--output-dir", inputs)
+    else:
+        check_output_path(args.output_dir, "--output-dir", folder=True)
+        for name in OUTPUT_FILES[args.diagnosis]:
+            refuse_overwriting(args.output_dir / name, "--output-dir", inputs)
+    warn_replacing_outputs(args.output_dir, OUTPUT_FILES[args.diagnosis])
+
+
+def warn_replacing_outputs(output_dir: Path, names: Sequence[str]) -> None:
+    """Say, before the model runs, which of the diagnosis' files ``names`` already exist in
+    ``output_dir`` (an earlier diagnosis', say) and will be replaced, as ``visualize --output``
+    does for its one file; nothing when none exists."""
+    existing = [name for name in names if (output_dir / name).is_file()]
+    if existing:
+        logger.warning(
+            "--output-dir %s holds %s: this run replaces them",
+            output_dir,
+            ", ".join(existing),
+        )
 
 
 def _naming_images(

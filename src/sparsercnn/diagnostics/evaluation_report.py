@@ -79,7 +79,10 @@ def write_detection_plots(
     by_image = ground_truth_by_image(ground_truth, categories)
     paths = {
         "precision_recall": plot_precision_recall(
-            result.precision_recall, output_dir / "precision_recall.png"
+            result.precision_recall,
+            output_dir / "precision_recall.png",
+            # Each class in its colour of the samples and the label summary.
+            category_labels={c: categories.to_label(c) for c in categories.category_ids},
         )
     }
     paths.update(

@@ -27,6 +27,7 @@ from sparsercnn.engine.pipeline import load_model_and_dataset
 from sparsercnn.model import SparseRCNN
 from sparsercnn.model.inference import evaluating, model_device
 from sparsercnn.ops.multilevel_roi_align import flatten_levels, roi_sample_rows
+from sparsercnn.text import counted
 
 TILE_SIZES = (8, 16, 32)
 
@@ -72,7 +73,7 @@ class FeatureReads:
     def format_table(self) -> str:
         tiles = "".join(f"{f'{t}x{t} tiles':>12}" for t in TILE_SIZES)
         lines = [
-            f"feature pixels read by RoIAlign over {self.num_images} images "
+            f"feature pixels read by RoIAlign over {counted(self.num_images, 'image')} "
             "(any stage; per stage in brackets)",
             f"{'level':<7}{'pixels read':>12}{tiles}   per stage",
         ]

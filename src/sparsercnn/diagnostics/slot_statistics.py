@@ -28,6 +28,7 @@ from sparsercnn.model.inference import evaluating, model_device, run_model
 from sparsercnn.ops.boxes import box_xyxy_to_cxcywh
 from sparsercnn.recipe.auto_recipe import PROPOSALS_PER_OBJECT, proposals_for
 from sparsercnn.structures import PixelMap, Target
+from sparsercnn.text import counted
 from sparsercnn.visualization.diagnostic_plots import (
     plot_slot_centres,
     plot_slot_match_counts,
@@ -200,7 +201,7 @@ class SlotStatistics:
     def format(self) -> str:
         """A readable summary for the console."""
         lines = [
-            f"proposal slots on {self.num_images} images: N = {self.num_proposals}, "
+            f"proposal slots on {counted(self.num_images, 'image')}: N = {self.num_proposals}, "
             f"{self.num_gt_boxes} ground-truth boxes, {self.num_matched} matched, at most "
             f"{self.max_objects_per_image} per image",
             f"never matched: {len(self.never_matched)} slots; never confident (score >= "

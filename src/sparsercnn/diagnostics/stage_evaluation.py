@@ -29,6 +29,7 @@ from sparsercnn.evaluation.units import format_percent
 from sparsercnn.model import PostProcessor, SparseRCNN, build_postprocessor
 from sparsercnn.model.inference import evaluating, model_device, run_model, synchronize
 from sparsercnn.model.postprocess import detections_to_cpu
+from sparsercnn.text import counted
 from sparsercnn.visualization.diagnostic_plots import plot_stage_metrics
 
 logger = logging.getLogger(__name__)
@@ -74,8 +75,9 @@ class StageEvaluation:
     def format_table(self) -> str:
         """The rows as a table, AP values in percent, latency in ms per image."""
         lines = [
-            f"per-stage COCO bbox evaluation on {self.num_images} images; latency of running "
-            f"only the first k stages on {self.device} ({self.num_latency_images} images)",
+            f"per-stage COCO bbox evaluation on {counted(self.num_images, 'image')}; latency of "
+            f"running only the first k stages on {self.device} "
+            f"({counted(self.num_latency_images, 'image')})",
             f"  {'stage':>5} {'AP':>7} {'AP50':>7} {'AP75':>7} {'ms/image':>9}",
         ]
         for row in self.stages:

@@ -16,17 +16,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from sparsercnn.visualization.draw import class_color
-from sparsercnn.visualization.plots import save_figure
+from sparsercnn.visualization.plots import class_rgb, save_figure
 
 # Confusion-matrix cells are annotated with their counts up to this many rows.
 MAX_ANNOTATED_CLASSES = 30
-
-
-def _rgb(label: int) -> tuple[float, float, float]:
-    """The drawing colour of ``label`` (:func:`class_color`) as matplotlib RGB floats."""
-    r, g, b = class_color(label)
-    return r / 255, g / 255, b / 255
 
 
 def _no_data(ax: Axes, what: str) -> None:
@@ -155,7 +148,7 @@ def plot_slot_centres(
             centres[keep, 0],
             centres[keep, 1],
             s=sizes[keep],
-            color=_rgb(label),
+            color=class_rgb(label),
             edgecolor="black",
             linewidth=0.5,
             alpha=0.8,
@@ -309,7 +302,7 @@ def plot_dataset_summary(
     figure = Figure(figsize=(15, 4.8), layout="constrained")
     ax_classes, ax_sizes, ax_objects = figure.subplots(1, 3)
     counts = np.asarray(class_counts, dtype=np.int64)
-    colors = [_rgb(label) for label in range(len(counts))]
+    colors = [class_rgb(label) for label in range(len(counts))]
     ax_classes.bar(range(len(counts)), counts, color=colors, edgecolor="black", linewidth=0.3)
     ax_classes.set_xticks(range(len(counts)), list(class_names), rotation=90, fontsize="x-small")
     ax_classes.set_title(f"boxes per class ({int(counts.sum())} in all)")

@@ -8,10 +8,11 @@ same class looks the same across images and between ground truth and predictions
 from __future__ import annotations
 
 import colorsys
+import io
 import math
 import os
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from sparsercnn.atomic_file import atomic_write
+from sparsercnn.text import counted
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float] | Sequence[Sequence[float]]
 
@@ -43,17 +45,47 @@ def drawing_format(path: str | os.PathLike[str], *, flag: str | None = None) -> 
         flag: the command-line flag that gave ``path``, named in the error (None: none).
 
     Raises:
-        ValueError: Pillow cannot write the suffix's format; the message names the file.
+        ValueError: Pillow cannot write the suffix's format, or not as an RGB image of the
+            drawing's size (:func:`_drawing_format_problem`); the message names the file.
     """
     path = Path(path)
     image_format = Image.registered_extensions().get(path.suffix.lower())
+    given = f"{flag} {path}" if flag else str(path)
     if image_format is None or image_format not in Image.SAVE:
-        given = f"{flag} {path}" if flag else str(path)
         raise ValueError(
             f"{given}: {path.suffix or 'no suffix'} is not an image format Pillow can write; "
             "name the file .png or .jpg"
         )
+    problem = _drawing_format_problem(image_format)
+    if problem is not None:
+        raise ValueError(f"{given}: {image_format} {problem}; name the file .png or .jpg")
     return image_format
+
+
+@cache
+def _drawing_format_problem(image_format: str) -> str | None:
+    """Why a drawing cannot be written faithfully in Pillow's ``image_format``, or None.
+
+    A small RGB image is written in memory and, where Pillow reads the format back, read
+    again: some formats take 1-bit or palette images only (XBM, MSP, Palm), need a plug-in
+    (HDF5, WMF) or shrink and stretch the image to icon sizes (ICO, ICNS), which would fail
+    after the model has run, or change the drawing without a word.
+    """
+    size = (300, 2)  # wider than the largest icon, and not square
+    buffer = io.BytesIO()
+    try:
+        Image.new("RGB", size).save(buffer, format=image_format)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"cannot hold this drawing ({error})"
+    buffer.seek(0)
+    try:
+        with Image.open(buffer) as written:
+            written_size = written.size
+    except (OSError, ValueError, SyntaxError):  # written, but Pillow cannot read it (PDF, PS)
+        return None
+    if written_size != size:
+        return f"would resize the drawing (to {written_size[0]}x{written_size[1]} for a 300x2 one)"
+    return None
 
 
 def save_drawing(image: Image.Image, path: str | os.PathLike[str]) -> Path:
@@ -266,7 +298,7 @@ def draw_ground_truth_and_predictions(
     num_boxes = len(as_array(gt_labels, np.int64, ()))
     shown = int((as_array(pred_scores, np.float64, ()) >= score_threshold).sum())
     titles = (
-        f"ground truth: {num_boxes} boxes",
+        f"ground truth: {counted(num_boxes, 'box', 'boxes')}",
         f"detections: {shown} scoring >= {score_threshold:g}",
     )
     return compose_panels(list(zip(titles, (left, right), strict=True)), gap=gap)

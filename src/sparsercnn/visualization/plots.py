@@ -14,7 +14,7 @@ import logging
 import re
 import warnings
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ from sparsercnn.atomic_file import atomic_write
 from sparsercnn.evaluation.coco_evaluator import PrecisionRecallCurve
 from sparsercnn.evaluation.units import format_percent
 from sparsercnn.json_lines import read_json_lines
+from sparsercnn.text import counted
+from sparsercnn.visualization.draw import class_color
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +82,12 @@ def _loss_terms(records: list[dict[str, Any]]) -> tuple[dict[str, list[str]], in
                 terms[match.group(1)].add(key)
                 last_stage = max(last_stage, int(match.group(2)))
     return {term: sorted(keys) for term, keys in sorted(terms.items())}, last_stage
+
+
+def class_rgb(label: int) -> tuple[float, float, float]:
+    """The drawing colour of ``label`` (:func:`class_color`) as matplotlib RGB floats."""
+    r, g, b = class_color(label)
+    return r / 255, g / 255, b / 255
 
 
 def _plot_loss_terms(ax: Axes, records: list[dict[str, Any]]) -> None:
@@ -160,11 +168,22 @@ def save_figure(figure: Figure, output_png: str | Path) -> Path:
     return path
 
 
+def _skipped_note(records: list[dict[str, Any]]) -> str:
+    """`` (N steps skipped: non-finite loss)`` when the records count skipped steps (their
+    loss is in no record's mean, so the curve alone would not show them), else ``""``."""
+    skipped = sum(
+        int(r["skipped"]) for r in records if isinstance(r.get("skipped"), int) and "eval" not in r
+    )
+    return f" ({counted(skipped, 'step')} skipped: non-finite loss)" if skipped else ""
+
+
 def plot_training_curves(metrics_jsonl: str | Path, output_png: str | Path) -> Path:
     """Plot total loss, per-term losses, learning rate and AP against the iteration.
 
-    Per-term losses are summed over stages (solid) with the last stage dashed. Panels without
-    data say so instead of failing, so the plot can be drawn at any point of a run.
+    Per-term losses are summed over stages (solid) with the last stage dashed. Steps skipped
+    for a non-finite loss (the records' ``skipped``) are counted in the total loss's title.
+    Panels without data say so instead of failing, so the plot can be drawn at any point of a
+    run.
 
     Args:
         metrics_jsonl: the run's JSON-lines metrics file (training and evaluation records).
@@ -181,9 +200,9 @@ def plot_training_curves(metrics_jsonl: str | Path, output_png: str | Path) -> P
     iters, losses = _series(records, "loss")
     if losses:
         _plot_line(ax_loss, iters, losses, "loss")
-        ax_loss.set_title("total loss")
+        ax_loss.set_title("total loss" + _skipped_note(records))
     else:
-        _no_data(ax_loss, "total loss")
+        _no_data(ax_loss, "total loss" + _skipped_note(records))
     _plot_loss_terms(ax_terms, records)
     iters, lrs = _series(records, "lr")
     if lrs:
@@ -202,7 +221,10 @@ def plot_training_curves(metrics_jsonl: str | Path, output_png: str | Path) -> P
 
 
 def plot_precision_recall(
-    curves: Sequence[PrecisionRecallCurve], output_png: str | Path, max_legend: int = 20
+    curves: Sequence[PrecisionRecallCurve],
+    output_png: str | Path,
+    max_legend: int = 20,
+    category_labels: Mapping[int, int] | None = None,
 ) -> Path:
     """Per-class precision-recall curves at IoU 0.5 and 0.5:0.95, with their class mean in bold.
 
@@ -211,6 +233,9 @@ def plot_precision_recall(
             :attr:`~sparsercnn.evaluation.coco_evaluator.EvaluationResult.precision_recall`).
         output_png: where to write the PNG.
         max_legend: classes are named in the legend only up to this many.
+        category_labels: dataset category id -> contiguous label; when given, each class is
+            drawn in its colour of the drawings and other plots
+            (:func:`~sparsercnn.visualization.draw.class_color`), else in matplotlib's cycle.
 
     Returns:
         ``output_png``.
@@ -224,12 +249,14 @@ def plot_precision_recall(
             continue
         named = len(curves) <= max_legend
         for curve in curves:
+            label = None if category_labels is None else category_labels.get(curve.category_id)
             ax.plot(
                 curve.recall,
                 getattr(curve, attribute),
                 linewidth=0.8,
                 alpha=0.6,
                 label=curve.name if named else None,
+                color=None if label is None else class_rgb(label),
             )
         mean = np.mean([getattr(c, attribute) for c in curves], axis=0)
         ax.plot(
