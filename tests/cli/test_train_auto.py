@@ -7,12 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from sparsercnn.cli.main import main
 from sparsercnn.config import Config
 from sparsercnn.data.validation import CheckedCoco
 from sparsercnn.engine.model_init import StartingWeights
+from sparsercnn.model import build_model
 from sparsercnn.recipe import for_dataset
+from sparsercnn.weights.convert import export_state_dict
 from tests.synthetic_coco import SyntheticCoco, WriteCoco, truncate
 
 
@@ -49,7 +52,8 @@ def test_auto_is_the_default_and_its_choices_are_saved(
     cfg = Config.load(run / "config.json")
     # 96x128 images: their own size (never upscaled), a schedule of the 3 steps asked for.
     assert cfg.input.test_min_size == 96 and cfg.input.train_min_sizes == (96,)
-    assert cfg.train.max_iter == 3 and cfg.train.steps == (2, 3)
+    # Its decays before the end only: one at step 3 would never be reached.
+    assert cfg.train.max_iter == 3 and cfg.train.steps == (2,)
     assert cfg.model.num_classes == 2 and cfg.model.num_proposals == 30
 
     # Resuming takes the run's own config (no new recipe), with the new overrides.
@@ -255,3 +259,57 @@ def test_model_overrides_are_checked_against_the_models_auto_chooses(
         assert seen["overrides"] == overrides  # the recipe chooses with them
     else:
         assert refused in err and not checked and not (tmp_path / "run").exists()
+
+
+def test_overrides_that_change_the_checkpoint_architecture_are_refused_before_the_data(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    model_file: Path,
+) -> None:
+    """auto trains the --init-from checkpoint's architecture: a --set that changes it (but fits
+    the config's own check) failed only when the weights loaded, after the data's check, and
+    advised --preset auto."""
+    checked: list[object] = []
+    monkeypatch.setattr("sparsercnn.cli.train.check_training_data", lambda *a: checked.append(a))
+    run = tmp_path / "run"
+    argv = _train(tiny_coco, run, "--init-from", str(model_file), "--set", "model.ffn_dim=128")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"--set model.ffn_dim=128: --init-from {model_file} has ffn_dim 64" in err
+    assert not checked and not run.exists()
+
+
+def test_resnet_weights_of_another_width_are_refused_before_the_data_or_taken_when_set(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """auto puts the paper's head on --backbone-weights at the standard width: a narrower
+    ResNet failed only when it loaded, after the data's check; a --set of its width fits."""
+    cfg = Config().apply_overrides(["model.backbone_depth=18", "model.backbone_width=8"])
+    state = build_model(cfg).state_dict()
+    resnet = {key: value for key, value in state.items() if key.startswith("backbone.")}
+    path = tmp_path / "r18_narrow.pth"
+    torch.save(export_state_dict(resnet, "torchvision"), path)
+    checked: list[object] = []
+    seen: dict[str, object] = {}
+
+    def recipe_for_dataset(*args: object, **kwargs: object) -> None:
+        seen.update(kwargs)
+        raise ValueError("stop after the recipe's arguments")
+
+    monkeypatch.setattr("sparsercnn.cli.train.check_training_data", lambda *a: checked.append(a))
+    monkeypatch.setattr("sparsercnn.recipe.recipe_for_dataset", recipe_for_dataset)
+    run = tmp_path / "run"
+    assert main(_train(tiny_coco, run, "--backbone-weights", str(path))) == 2
+    err = capsys.readouterr().err
+    assert "holds a ResNet of width 8" in err and "model.backbone_width=8" in err
+    assert not checked and not run.exists()
+    argv = _train(
+        tiny_coco, run, "--backbone-weights", str(path), "--set", "model.backbone_width=8"
+    )
+    assert main(argv) == 2
+    assert "stop after the recipe's arguments" in capsys.readouterr().err and checked

@@ -3,6 +3,7 @@ up here, so every rule is checked against numbers worked out by hand)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -17,6 +18,7 @@ from sparsercnn.recipe.auto_recipe import (
     CROP_FROM_PASSES,
     SHORT_BUDGET_STAGES,
     candidate_presets,
+    check_overrides_fit_weights,
 )
 from sparsercnn.recipe.input_size import (
     FULL_BOX_PX,
@@ -236,7 +238,15 @@ def test_proposals_at_the_cap_say_so_and_what_would_give_more() -> None:
     few = profile_of((512, 512), [30.0] * 400, objects_per_image=120)
     untimed = choose(few, minutes=None, init_from="x.pt", init_model=small().model)
     (warning,) = [w for w in untimed.warnings if "more objects than the" in w]
-    assert warning.endswith("set model.num_proposals (this re-initialises the proposals)")
+    # A checkpoint's proposals are its tensors: another count would not load (it advised one).
+    assert warning.endswith(
+        "the proposals are those of x.pt (--init-from), whose weights load into no other count: "
+        "start from a model with more proposals"
+    )
+    # ResNet weights hold no proposals: any count loads.
+    backbone = choose(few, minutes=None, backbone_weights="r50.pth", backbone_depth=50)
+    (warning,) = [w for w in backbone.warnings if "more objects than the" in w]
+    assert warning.endswith("; set model.num_proposals")
 
 
 def test_proposals_that_cost_more_steps_than_they_gain_are_not_taken() -> None:
@@ -261,6 +271,20 @@ def test_budget_shorter_than_one_logged_window_is_refused() -> None:
     profile = profile_of((160, 160), [30.0] * 400)
     with pytest.raises(ValueError, match=r"--time-budget .* shorter than one logged window"):
         choose(profile, minutes=0.02)  # 1.2 s < 10 steps of 0.226 s
+
+
+def test_the_logged_window_refused_is_the_one_the_run_logs() -> None:
+    # 3.24 s of steps: 14 of 0.226 s, over the 10 of the window the schedule sets. With weights
+    # the window was the paper preset's 20 steps (never logged: the schedule sets 10).
+    profile = profile_of((160, 160), [30.0] * 400)
+    for weights in ({}, {"init_from": "x.pt", "init_model": small().model}):
+        recipe = choose(profile, minutes=0.06, **weights)
+        assert recipe.iterations == 14 and recipe.config.train.log_period == 10
+    # A given window is the one the run logs with (and stays a --set, not the recipe's own).
+    recipe = choose(profile, minutes=0.03, overrides=["train.log_period=5"])
+    assert recipe.iterations == 7 and recipe.config.train.log_period == 10
+    with pytest.raises(ValueError, match=r"one logged window \(5 steps of"):
+        choose(profile, minutes=0.02, overrides=["train.log_period=5"])
 
 
 def test_too_short_a_budget_is_warned_with_the_budget_that_would_do() -> None:
@@ -558,7 +582,9 @@ def test_the_medium_model_s_proposals_are_those_in_the_table_and_warnings() -> N
     names = [c.name for c in recipe.choices]
     assert names.count("proposals") == 1
     assert next(c.value for c in recipe.choices if c.name == "proposals") == "100"
-    assert reason_of(recipe, "proposals") == "the medium model's; at most 66 objects in one image"
+    assert reason_of(recipe, "proposals") == (
+        "the medium model's default (at most 66 objects in one image: 90 would do)"
+    )
     steps = f"~{recipe.iterations} steps"
     assert steps in reason_of(recipe, "model") and steps in reason_of(recipe, "input size")
     # The short-budget stages' proposals, the six stages' and the medium model's: one warning.
@@ -722,3 +748,96 @@ def test_overrides_that_do_not_fit_the_starting_weights_name_them() -> None:
         choose(
             profile, backbone_depth=18, backbone_weights="r18.pth", overrides=["model.num_heads=7"]
         )
+
+
+def test_counts_of_one_are_singular_in_the_table_and_warnings() -> None:
+    # One step over 8 images of one object each: "1 step", "~1 pass", "1 object", "8 images";
+    # over 200 images, a fraction of a pass (not "~0 passes").
+    few = profile_of((160, 160), [30.0] * 8, num_images=8)
+    recipe = choose(few, minutes=None, overrides=["train.max_iter=1"])
+    rows = {c.name: c for c in recipe.choices}
+    assert rows["schedule"].value == "1 step, no lr decay"
+    assert rows["warm-up"].value == "1 step" and rows["warm-up"].reason == "a tenth of the 1 step"
+    assert rows["augmentation"].reason == "~1 pass over each of 8 images"
+    assert rows["proposals"].reason.startswith("the small model's default (at most 1 object in")
+    assert any(w.startswith("train.max_iter=1 trains only 1 step:") for w in recipe.warnings)
+    assert any(w.startswith("8 images with 8 boxes: too few") for w in recipe.warnings)
+    many = profile_of((160, 160), [30.0] * 200)
+    recipe = choose(many, minutes=None, overrides=["train.max_iter=1"])
+    assert reason_of(recipe, "augmentation") == "~0.04 passes over each of 200 images"
+    one = profile_of((160, 160), [30.0], num_images=1)
+    assert any(w.startswith("1 image with 1 box: too few") for w in choose(one).warnings)
+
+
+def test_a_model_s_default_proposals_above_what_the_images_need_say_so() -> None:
+    # At most 2 objects in one image need 10 proposals; the medium model (which
+    # model.num_heads=128 fits) trains its default 100, the small one its 50, timed or not.
+    profile = profile_of((160, 160), [30.0] * 400)
+    for minutes in (None, 5.0):
+        recipe = choose(profile, minutes=minutes, overrides=["model.num_heads=128"])
+        assert next(c.value for c in recipe.choices if c.name == "proposals") == "100"
+        assert reason_of(recipe, "proposals") == (
+            "the medium model's default (at most 2 objects in one image: 10 would do)"
+        )
+        small_recipe = choose(profile, minutes=minutes)
+        assert reason_of(small_recipe, "proposals").startswith("the small model's default (")
+    # Proposals given by --set are not the model's default, even at its count.
+    given = choose(profile, minutes=None, overrides=["model.num_proposals=50"])
+    assert "default" not in reason_of(given, "proposals")
+
+
+@pytest.mark.parametrize(
+    ("weights", "overrides", "refused"),
+    [
+        (
+            {"init_from": "x.pt", "init_model": small().model},
+            ["model.ffn_dim=128", "model.num_proposals=30"],
+            "--set model.num_proposals=30 model.ffn_dim=128: --init-from x.pt has "
+            "num_proposals 50, ffn_dim 256, which --preset auto keeps",
+        ),
+        (
+            {"backbone_weights": "r50.pth", "backbone_depth": 50},
+            ["model.backbone_depth=101"],
+            "--set model.backbone_depth=101: --backbone-weights r50.pth has backbone_depth 50",
+        ),
+    ],
+)
+def test_overrides_that_change_the_starting_weights_architecture_are_refused(
+    weights: dict[str, Any], overrides: list[str], refused: str
+) -> None:
+    """The weights load into no other architecture: a --set that passes the config's own check
+    was refused only when they loaded, after the data's check and the timing."""
+    profile = profile_of((160, 160), [30.0] * 400)
+    with pytest.raises(ValueError, match=re.escape(refused)):
+        choose(profile, overrides=overrides, **weights)
+    with pytest.raises(ValueError, match=re.escape(refused)):
+        check_overrides_fit_weights(overrides, **weights)
+    # Values that keep the architecture, or change what no tensor's shape holds, are kept.
+    check_overrides_fit_weights(["model.num_heads=4", "train.lr=0.001"], **weights)
+
+
+def test_proposals_given_by_set_with_weights_have_their_starred_row() -> None:
+    # The recipe takes a given count into its own config: without a row (weights get none of
+    # their own) the table neither showed nor listed it.
+    profile = profile_of((160, 160), [30.0] * 400)
+    weights: dict[str, Any] = {"backbone_weights": "r18.pth", "backbone_depth": 18}
+    recipe = choose(profile, minutes=None, overrides=["model.num_proposals=300"], **weights)
+    row = next(c for c in recipe.choices if c.name == "proposals")
+    assert row.given and row.value == "300" and recipe.config.model.num_proposals == 300
+    assert "proposals" not in [c.name for c in choose(profile, minutes=None, **weights).choices]
+
+
+def test_a_schedule_too_short_to_decay_has_no_decay_and_says_so() -> None:
+    # 80% and 93% of 2 steps round to step 2: a decay at the last step is never reached, and
+    # the row said "lr x0.1 at 80% and 93%" while training warned that it does not decay.
+    profile = profile_of((160, 160), [30.0] * 400)
+    for steps, decays, text in ((2, (), "no lr decay"), (3, (2,), "lr x0.1 at 67%")):
+        recipe = choose(profile, minutes=None, overrides=[f"train.max_iter={steps}"])
+        assert recipe.config.train.steps == decays
+        assert recipe.config.train.schedule_notes() == []
+        assert next(c.value for c in recipe.choices if c.name == "schedule").endswith(text)
+    given = ["train.max_iter=2", "train.steps=[1,5]"]
+    recipe = choose(profile, minutes=None, overrides=given)
+    assert next(c.value for c in recipe.choices if c.name == "schedule") == (
+        "2 steps (at most), lr x0.1 at step 1"
+    )

@@ -148,7 +148,8 @@ def starting_weights(args: argparse.Namespace) -> StartingWeights | None:
     ``--backbone-weights``, or ``--set``), read and converted once, before the data's check (a
     wrong file is named at once): the recipe reads the architecture off them and training loads
     them (:func:`training_config`, ``train_from_coco``); a fixed ``--preset`` or ``--config``
-    of another architecture is refused then. None without any, and on ``--resume`` (the run
+    of another architecture is refused then, and so are ``--set`` values that change the
+    weights' architecture, which ``auto`` keeps. None without any, and on ``--resume`` (the run
     restores its own weights)."""
     from sparsercnn.engine.model_init import read_starting_weights
 
@@ -159,8 +160,21 @@ def starting_weights(args: argparse.Namespace) -> StartingWeights | None:
     if not (train.init_from or train.backbone_weights):
         return None
     weights = read_starting_weights(train.init_from, train.backbone_weights)
-    if args.config or args.preset != AUTO_PRESET:  # auto takes the weights' architecture
+    if args.config or args.preset != AUTO_PRESET:
         weights.check_fits(given.model)
+    else:  # auto takes the weights' architecture, which --set must keep
+        from sparsercnn.recipe.auto_recipe import check_overrides_fit_weights
+
+        checkpoint = weights.checkpoint
+        model = check_overrides_fit_weights(
+            list(args.overrides),
+            init_from=weights.init_from,
+            init_model=checkpoint.config.model if checkpoint is not None else None,
+            backbone_weights=weights.backbone_weights,
+            backbone_depth=weights.backbone_depth,
+        )
+        if model is not None:  # a ResNet of another width than the model's, for one
+            weights.check_fits(model)
     return weights
 
 

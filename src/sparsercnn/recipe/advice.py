@@ -103,10 +103,11 @@ def small_set_warning(profile: DatasetProfile) -> str | None:
     """A set too small to train a detector from scratch."""
     if profile.num_images >= SMALL_SET_IMAGES and profile.num_boxes >= SMALL_SET_BOXES:
         return None
+    boxes = counted(profile.num_boxes, "box", "boxes")
     return (
-        f"{profile.num_images} images with {profile.num_boxes} boxes are few to train a detector "
-        "from scratch: start from a published model with --init-from r50_100pro_3x (weights "
-        "downloaded once) or your own model file"
+        f"{counted(profile.num_images, 'image')} with {boxes}: "
+        "too few to train a detector from scratch; start from a published model with --init-from "
+        "r50_100pro_3x (weights downloaded once) or your own model file"
     )
 
 

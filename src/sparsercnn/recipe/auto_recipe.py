@@ -46,6 +46,8 @@ from sparsercnn.recipe.input_size import (
 )
 from sparsercnn.recipe.recipe import Budget, Choice, Recipe
 from sparsercnn.recipe.step_timing import StepCost
+from sparsercnn.text import counted
+from sparsercnn.weights.finetune import ARCHITECTURE_FIELDS
 
 # Fewer steps than this are too few to learn much from scratch (warned about, with the budget
 # that would give them).
@@ -154,6 +156,13 @@ def choose_recipe(
     """
     if profile.num_boxes == 0:
         raise ValueError("the training set has no usable box: there is nothing to learn")
+    check_overrides_fit_weights(
+        overrides,
+        init_from=init_from,
+        init_model=init_model,
+        backbone_weights=backbone_weights,
+        backbone_depth=backbone_depth,
+    )
     budget, batch_size = _given_steps_and_batch(list(overrides), budget, batch_size)
     if init_model is not None:
         cfg = replace(r50_100pro_3x(), model=replace(init_model))
@@ -168,13 +177,6 @@ def choose_recipe(
             cfg.model.num_stages = SHORT_BUDGET_STAGES
     cfg.model.num_classes = profile.num_classes
     cfg.train = replace(cfg.train, init_from=init_from, backbone_weights=backbone_weights)
-    try:
-        cfg.apply_overrides(list(overrides))
-    except ValueError as error:  # the starting weights' architecture, which the recipe keeps
-        raise ValueError(
-            f"--set: {error} (in {model_reason}, which --preset auto trains); give values that "
-            "fit it, or a fixed --preset"
-        ) from error
     builder = _Builder(
         profile,
         hardware,
@@ -188,6 +190,61 @@ def choose_recipe(
     )
     builder.choose(model_reason)
     return builder.result()
+
+
+def check_overrides_fit_weights(
+    overrides: Sequence[str],
+    *,
+    init_from: str = "",
+    init_model: ModelConfig | None = None,
+    backbone_weights: str = "",
+    backbone_depth: int | None = None,
+) -> ModelConfig | None:
+    """Refuse ``--set`` values that change what the starting weights fix of the model
+    :func:`choose_recipe` trains with them: the architecture of the detector checkpoint
+    ``init_from`` (``init_model``), or the depth of the ResNet of ``backbone_weights``
+    (``backbone_depth``) under the paper's head. Their tensors load into no other model, so
+    such a run would fail only once the weights load, after the data's check and the timing;
+    the CLI calls this before both.
+
+    Returns:
+        The model the run trains with the weights and the overrides (``None`` without
+        weights), for the weights' own check (their ResNet's width).
+
+    Raises:
+        ValueError: the message names the ``--set`` values, the option and file of the weights,
+            and the weights' values; or the overrides do not fit the weights' model at all.
+    """
+    fields: tuple[str, ...]
+    if init_model is not None:
+        option, source, fields = "--init-from", init_from, ARCHITECTURE_FIELDS
+        fixed, trained = init_model, f"the architecture of {init_from}"
+    elif backbone_depth is not None:
+        option, source, fields = "--backbone-weights", backbone_weights, ("backbone_depth",)
+        fixed = replace(r50_100pro_3x().model, backbone_depth=backbone_depth)
+        trained = f"the paper's head on the given ResNet-{backbone_depth} backbone ({source})"
+    else:
+        return None
+    try:
+        cfg = replace(r50_100pro_3x(), model=replace(fixed))
+        model = cfg.apply_overrides(list(overrides)).model
+    except ValueError as error:
+        raise ValueError(
+            f"--set: {error} (in {trained}, which --preset auto trains); give values that fit "
+            "it, or a fixed --preset"
+        ) from error
+    changed = [name for name in fields if getattr(model, name) != getattr(fixed, name)]
+    if not changed:
+        return model
+    # The last value given for a key is the one applied.
+    given = {item.partition("=")[0].strip(): item.strip() for item in overrides}
+    named = " ".join(given[f"model.{name}"] for name in changed)
+    theirs = ", ".join(f"{name} {getattr(fixed, name)}" for name in changed)
+    raise ValueError(
+        f"--set {named}: {option} {source} has {theirs}, which --preset auto keeps (the weights "
+        f"load into no other architecture); leave {'it' if len(changed) == 1 else 'them'} out "
+        f"of --set, or train without {option}"
+    )
 
 
 def _given_steps_and_batch(
@@ -388,18 +445,27 @@ class _Builder:
         return min(max(self.cfg.model.num_proposals, wanted), MAX_PROPOSALS)
 
     def _proposals_reason(self, proposals: int, why: str = "") -> str:
-        """Why ``proposals`` for the set's densest image: above it (``why`` added), or the
-        recipe's cap of MAX_PROPOSALS below it."""
+        """Why ``proposals`` for the set's densest image: above it (``why`` added), the model's
+        own count from scratch where the densest image needs fewer, or the recipe's cap of
+        MAX_PROPOSALS below it."""
         most = self.profile.max_objects
+        objects = counted(most, "object")
         if proposals >= MAX_PROPOSALS and proposals < most:
-            return f"the most the recipe trains; up to {most} objects in one image"
-        return f"at most {most} objects in one image" + (f" ({why})" if why else "")
+            return f"the most the recipe trains; up to {objects} in one image"
+        needed = proposals_for(most)
+        is_medium = self.cfg.model.backbone_width == medium().model.backbone_width
+        name, own = ("medium", medium()) if is_medium else ("small", small())
+        given = "model.num_proposals" in self.given
+        if self.from_scratch and not given and own.model.num_proposals == proposals > needed:
+            return f"the {name} model's default (at most {objects} in one image: {needed} would do)"
+        return f"at most {objects} in one image" + (f" ({why})" if why else "")
 
     def _set_proposals(self, proposals: int, reason: str) -> None:
         """Set the proposals, with their row of the table and their crowd warning, in place of
         those of proposals set before (the six stages or the medium model choose again)."""
         self.cfg.model.num_proposals = proposals
-        if self.from_scratch:
+        # With weights the count is theirs, and a row only when a --set gives it.
+        if self.from_scratch or "model.num_proposals" in self.given:
             row = self._row("proposals", proposals, reason, "model.num_proposals")
             rows = [i for i, c in enumerate(self.choices) if c.name == "proposals"]
             if rows:
@@ -407,7 +473,12 @@ class _Builder:
             else:
                 self.choices.append(row)
         if not self.from_scratch:
-            remedy = "set model.num_proposals (this re-initialises the proposals)"
+            remedy = (
+                f"the proposals are those of {self.cfg.train.init_from} (--init-from), whose "
+                "weights load into no other count: start from a model with more proposals"
+                if self.cfg.train.init_from
+                else "set model.num_proposals"
+            )
         elif "model.num_proposals" in self.given:
             remedy = "set a larger model.num_proposals"
         elif proposals >= MAX_PROPOSALS:
@@ -454,8 +525,8 @@ class _Builder:
         if short_budget and median <= FEW_OBJECTS_PER_IMAGE:
             self.cfg.model.num_stages = ModelConfig.num_stages
             stages_reason = (
-                f"the paper's: {median:g} objects in the median image give each stage few boxes "
-                "to learn from, and every stage counts"
+                f"the paper's: {median:g} object{'' if median == 1 else 's'} in the median image "
+                "give each stage few boxes to learn from, and every stage counts"
             )
         choice = self._choose_proposals_and_size()
         if stages_reason is None and short_budget:
@@ -482,7 +553,7 @@ class _Builder:
         self._check_budget(replace(choice, size=size))
         total = BUDGET_HEADROOM * self.iterations
         seconds = self.cost.seconds(self._pixels(size))
-        reason = f"~{self.iterations} steps of {seconds:.2f} s (timed) fit the budget"
+        reason = f"~{counted(self.iterations, 'step')} of {seconds:.2f} s (timed) fit the budget"
         if self.budget.iterations is not None and self.budget.iterations <= self.iterations:
             reason = f"the given number of steps (the budget would allow ~{self.iterations})"
             self.iterations = total = self.budget.iterations
@@ -518,8 +589,9 @@ class _Builder:
         elif count < wanted:
             steps = int(self._steps_at(choice.size))
             reason = (
-                f"{coverage:.0%} of the boxes detectable (up to {most} objects in an image) with "
-                f"~{steps} steps: more proposals would cost more in steps than they gain"
+                f"{coverage:.0%} of the boxes detectable (up to {counted(most, 'object')} in an "
+                f"image) with ~{counted(steps, 'step')}: more proposals would cost more in steps "
+                "than they gain"
             )
         self._set_proposals(count, reason)
         return choice
@@ -536,14 +608,15 @@ class _Builder:
             choice = self._choose_proposals_and_size()
             six_steps = int(self._steps_at(choice.size))
             if six_steps >= SIX_STAGE_ITERATIONS:
-                return choice, f"the paper's: ~{six_steps} steps fit the budget"
+                return choice, f"the paper's: ~{counted(six_steps, 'step')} fit the budget"
             # Back to the short-budget stages and what was chosen for them.
             self.choices, self.warnings, self._crowd_warning = choices, warnings, crowd
             self.cfg.model.num_stages, self.cfg.model.num_proposals = stages, proposals
             self.cost = cost
         reason = (
-            f"~{steps} steps fit the budget: a short run gains more from steps than from later "
-            f"stages (the paper's {ModelConfig.num_stages} from ~{SIX_STAGE_ITERATIONS} steps)"
+            f"~{counted(steps, 'step')} fit the budget: a short run gains more from steps than "
+            f"from later stages (the paper's {ModelConfig.num_stages} from "
+            f"~{SIX_STAGE_ITERATIONS} steps)"
         )
         return short, reason
 
@@ -593,10 +666,11 @@ class _Builder:
         before = self.cfg.model.num_proposals
         self.cfg.model, self.cost = candidate, cost
         if proposals != before:  # the table and the crowd warning follow the medium model's
-            most = self.profile.max_objects
-            reason = f"the medium model's; at most {most} objects in one image"
-            self._set_proposals(proposals, reason)
-        return f"the budget allows ~{int(steps)} steps of the medium model at input size {size}"
+            self._set_proposals(proposals, self._proposals_reason(proposals))
+        return (
+            f"the budget allows ~{counted(int(steps), 'step')} of the medium model at input size "
+            f"{size}"
+        )
 
     def _set_input(self, size: InputSize, reason: str) -> None:
         self.size = size
@@ -616,7 +690,11 @@ class _Builder:
         """Refuse a budget under one logged window; warn about one too short to learn."""
         assert self.cost is not None and self.budget.seconds is not None
         step = self.cost.seconds(self._pixels(choice.size))
-        window = step * self.cfg.train.log_period
+        # The window of the schedule set next (_set_schedule), not the starting preset's: of
+        # the given steps, or of the budget's with headroom.
+        total = self.budget.iterations or BUDGET_HEADROOM * self.iterations
+        log_period = self._log_period(total)
+        window = step * log_period
         # The steps are those of the budget less the end-of-run reserve (_usable_seconds): the
         # budget suggested gives a whole window of them.
         if self._usable_seconds() < window:
@@ -626,7 +704,7 @@ class _Builder:
             least = (window / (1 - BUDGET_RESERVE) + self.spent) / 60
             raise ValueError(
                 f"--time-budget {self.budget.seconds / 60:g} min {short} "
-                f"({self.cfg.train.log_period} steps of {step:.2f} s, with "
+                f"({log_period} steps of {step:.2f} s, with "
                 f"{BUDGET_RESERVE:.0%} of the budget kept for the end of the run); give at least "
                 f"{math.ceil(least * 10) / 10:.1f} min"
             )
@@ -639,18 +717,26 @@ class _Builder:
         resolvable = resolvable_share(self.profile, resolving) >= 0.99
         if unresolved and resolvable and minutes * 60 > self.budget.seconds:
             self.warn(
-                f"the budget gives ~{steps} steps at input size {choice.size}; input size "
-                f"{resolving} would resolve the boxes, and {MIN_ITERATIONS} steps there take "
-                f"about {minutes} minutes: pass --time-budget {minutes} or more"
+                f"the budget gives ~{counted(steps, 'step')} at input size {choice.size}; input "
+                f"size {resolving} would resolve the boxes, and {MIN_ITERATIONS} steps there take "
+                f"about {counted(minutes, 'minute')}: pass --time-budget {minutes} or more"
             )
         elif steps < MIN_ITERATIONS and not given_limits:
             minutes = self._minutes_for(choice.size)
             self.warn(
-                f"the budget gives only ~{steps} steps ({step:.2f} s each at input size "
+                f"the budget gives only ~{counted(steps, 'step')} ({step:.2f} s each at input size "
                 f"{choice.size}): "
-                f"too short to learn much; {MIN_ITERATIONS} steps take about {minutes} minutes: "
+                f"too short to learn much; {MIN_ITERATIONS} steps take about "
+                f"{counted(minutes, 'minute')}: "
                 f"pass --time-budget {minutes} or more"
             )
+
+    def _log_period(self, total: int) -> int:
+        """Steps per logged window of a schedule of ``total`` steps (a ``--set`` one where
+        given, which the run logs with)."""
+        if "train.log_period" in self.given:
+            return self.trained().train.log_period
+        return _log_period_for(total)
 
     def _warn_given_steps(self, minutes: int | None = None) -> None:
         """Warn when the run trains the given ``train.max_iter`` and it is under MIN_ITERATIONS
@@ -661,14 +747,15 @@ class _Builder:
         todo = f"set train.max_iter={MIN_ITERATIONS} or more"
         if minutes is not None:
             assert self.budget.seconds is not None
-            todo += f" ({MIN_ITERATIONS} steps take about {minutes} minutes"
+            todo += f" ({MIN_ITERATIONS} steps take about {counted(minutes, 'minute')}"
             todo += (
                 f": pass --time-budget {minutes} or more)"
                 if minutes * 60 > self.budget.seconds
                 else ")"
             )
         self.warn(
-            f"train.max_iter={given} trains only {given} steps: too short to learn much; {todo}"
+            f"train.max_iter={given} trains only {counted(given, 'step')}: too short to learn "
+            f"much; {todo}"
         )
 
     def _minutes_for(self, size: InputSize) -> int:
@@ -691,10 +778,10 @@ class _Builder:
         epochs, steps, fewest = self._epoch_steps()
         images = self.profile.num_images
         if steps >= fewest:
-            return f"{epochs} epochs of {images} images, without a time budget"
+            return f"{epochs} epochs of {counted(images, 'image')}, without a time budget"
         return (
-            f"at least {fewest} steps without a time budget ({epochs} epochs of {images} images "
-            f"are only {steps})"
+            f"at least {fewest} steps without a time budget ({epochs} epochs of "
+            f"{counted(images, 'image')} are only {steps})"
         )
 
     def _set_schedule(self, reason: str, total: int | None = None) -> None:
@@ -705,27 +792,32 @@ class _Builder:
         total = max(total or expected, 1)
         train = self.cfg.train
         train.max_iter = total
-        train.steps = (max(1, round(total * 0.8)), max(1, round(total * 14 / 15)))
+        # The decays that fall before the end (none in a run of a step or two, which a decay at
+        # its last step would not reach).
+        decays = (round(total * 0.8), round(total * 14 / 15))
+        train.steps = tuple(dict.fromkeys(step for step in decays if 1 <= step < total))
         # 2% of the steps, 50 to 1000, and never more than a tenth of a short run.
         train.warmup_iters = min(1000, max(50, round(expected * 0.02)), max(1, expected // 10))
         # About five checkpoints in the steps expected (an interrupt writes one as well).
         train.checkpoint_period = max(100, expected // 5)
         train.eval_period = 0
-        train.log_period = 10 if total < 20000 else 20
-        schedule = f"{self.iterations} steps, lr x0.1 at 80% and 93%"
+        train.log_period = _log_period_for(total)
+        shares = " and ".join(f"{step / total:.0%}" for step in train.steps)
+        lr = f"lr x0.1 at {shares}" if train.steps else "no lr decay"
+        schedule = f"{counted(self.iterations, 'step')}, {lr}"
         if total != expected:
             reason += f"; configured as {total}, which the trainer fits to its measured pace"
         self.note("schedule", schedule, reason, "train.max_iter", "train.steps")
         reason = "2% of the steps, 50 to 1000"
         if train.warmup_iters < 50:
-            reason = f"a tenth of the {expected} steps"
-        self.note("warm-up", f"{train.warmup_iters} steps", reason, "train.warmup_iters")
+            reason = f"a tenth of the {counted(expected, 'step')}"
+        self.note("warm-up", counted(train.warmup_iters, "step"), reason, "train.warmup_iters")
 
     def _augmentation(self) -> None:
         """Flips; random crops too when the schedule passes over each image many times."""
         images = self.profile.num_images
         passes = self.iterations * self.images_per_step / images
-        reason = f"~{passes:.0f} passes over each of {images} images"
+        reason = f"{_passes_text(passes)} over each of {counted(images, 'image')}"
         # Crops scale with the input the run trains at (a --set input.* one included).
         short = self.trained().input.test_min_size
         zoom = self._crop_frame_zoom()
@@ -771,7 +863,9 @@ class _Builder:
         if train.init_from and self.profile.num_boxes < advice.SMALL_SET_BOXES:
             train.freeze = "backbone"
             boxes = self.profile.num_boxes
-            reason = f"only {boxes} boxes: train the head on the pretrained features"
+            reason = (
+                f"only {counted(boxes, 'box', 'boxes')}: train the head on the pretrained features"
+            )
             self.note("frozen", "backbone + FPN", reason, "train.freeze")
 
 
@@ -812,8 +906,12 @@ def _input_text(cfg: Config) -> str:
 
 
 def _schedule_text(cfg: Config) -> str:
-    steps = " and ".join(str(step) for step in cfg.train.steps)
-    return f"{cfg.train.max_iter} steps (at most), lr x0.1 at steps {steps}"
+    decays = [step for step in cfg.train.steps if step < cfg.train.max_iter]
+    steps = " and ".join(str(step) for step in decays)
+    lr = (
+        f"lr x0.1 at {'step' if len(decays) == 1 else 'steps'} {steps}" if decays else "no lr decay"
+    )
+    return f"{counted(cfg.train.max_iter, 'step')} (at most), {lr}"
 
 
 def _augmentation_text(cfg: Config) -> str:
@@ -833,11 +931,24 @@ _TRAINED_VALUE: dict[str, Callable[[Config], object]] = {
     "stages": lambda cfg: cfg.model.num_stages,
     "input size": _input_text,
     "schedule": _schedule_text,
-    "warm-up": lambda cfg: f"{cfg.train.warmup_iters} steps",
+    "warm-up": lambda cfg: counted(cfg.train.warmup_iters, "step"),
     "augmentation": _augmentation_text,
     "learning rate": _lr_text,
     "frozen": lambda cfg: cfg.train.freeze,
 }
+
+
+def _log_period_for(total: int) -> int:
+    """The recipe's steps per logged window of a schedule of ``total`` steps."""
+    return 10 if total < 20000 else 20
+
+
+def _passes_text(passes: float) -> str:
+    """``"~26 passes"``, ``"~1 pass"``, ``"~0.25 passes"``: the schedule's passes over each
+    image."""
+    if round(passes) >= 1:
+        return f"~{counted(round(passes), 'pass', 'passes')}"
+    return f"~{passes:.2g} passes"
 
 
 def _model_name(cfg: Config) -> str:

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparsercnn.recipe.dataset_profile import DatasetProfile
+from sparsercnn.text import counted
 
 INVISIBLE_BOX_PX = 4.0
 FULL_BOX_PX = 160.0
@@ -156,8 +157,8 @@ def choose_input_size(
     size = max(candidates, key=value)  # the cheapest of equals
     best_value, median = value(size), _median_box(profile, size)
     reason = (
-        f"boxes of {median:.0f} px (median) with ~{int(steps_at(size))} steps: the best trade "
-        "of object size against training steps"
+        f"boxes of {median:.0f} px (median) with ~{counted(int(steps_at(size)), 'step')}: the "
+        "best trade of object size against training steps"
     )
     roomy = [
         s for s in candidates if _median_box(profile, s) > median and steps_at(s) >= ENOUGH_STEPS
