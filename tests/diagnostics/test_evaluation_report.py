@@ -41,9 +41,9 @@ def test_report_files(data: DiagnosticsData, tmp_path_factory: pytest.TempPathFa
             with Image.open(path) as image:
                 assert image.format == "PNG" and image.width > 100, name
     with Image.open(paths["sample_1"]) as sample:
-        # GT | predictions of the 128 x 96 image, 8-pixel gaps, titles above (columns as wide
-        # as a title when it is wider than its panel).
-        assert sample.width >= 3 * 8 + 2 * 128 and sample.height > 2 * 8 + 96
+        # GT | predictions of the 128 x 96 image in 256 x 192 panels (enlarged as the stage
+        # figure's, so that captions and titles are legible), 8-pixel gaps, titles above.
+        assert sample.width == 3 * 8 + 2 * 256 and 2 * 8 + 192 < sample.height < 2 * 8 + 240
     record = json.loads(paths["confusion_matrix_json"].read_text())
     matrix = np.array(record["matrix"])
     assert record["rows (ground truth)"] == ["red", "green", "background"]
@@ -144,3 +144,21 @@ def test_sample_captions_keep_classes_that_share_a_name_apart(
     none = Detections(boxes=torch.zeros(0, 4), scores=torch.zeros(0), labels=torch.zeros(0))
     evaluation_report._write_sample(dataset, 1, by_image[1], none, tmp_path, 0.3)
     assert captured == [["shape (1)", "shape (3)"]]
+
+
+def test_a_sample_with_non_finite_detections_names_the_image(
+    data: DiagnosticsData, tmp_path: Path
+) -> None:
+    """A NaN box crashed the drawing ("cannot convert float NaN to integer"); it is refused as
+    COCO evaluation refuses it, naming the image, and no sample is written."""
+    dataset = CocoDataset(data.json_path, data.image_dir)
+    by_image = ground_truth_by_image(dataset.gt_dict(), dataset.category_map)
+    nan = Detections(
+        boxes=torch.tensor([[float("nan"), 0.0, 10.0, 10.0]]),
+        scores=torch.tensor([0.9]),
+        labels=torch.tensor([0]),
+    )
+    file_name = dataset.image_info(dataset.image_ids.index(1))["file_name"]
+    with pytest.raises(ValueError, match=rf"^image id 1 \(.*{file_name}\): 1 of its 1 detect"):
+        evaluation_report._write_sample(dataset, 1, by_image[1], nan, tmp_path, 0.3)
+    assert not (tmp_path / "samples").exists()

@@ -83,6 +83,46 @@ def test_latency_restores_training_mode() -> None:
     assert len(seconds) == model.num_stages and model.training
 
 
+class _ClockedModel(torch.nn.Module):
+    """A stand-in detector on a fake clock: a pass costs ``k`` ms for ``k`` stages, plus
+    100 ms the first time an input size meets a stage (a cold cache), and is recorded."""
+
+    num_stages = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.now = 0.0
+        self.calls: list[tuple[tuple[int, ...], int]] = []
+        self._warm: set[tuple[tuple[int, ...], int]] = set()
+
+    def forward(self, images: list[torch.Tensor], num_stages: int) -> None:
+        size = tuple(images[0].shape[1:])
+        self.calls.append((size, num_stages))
+        self.now += num_stages / 1000
+        for stage in range(num_stages):
+            if (size, stage) not in self._warm:
+                self._warm.add((size, stage))
+                self.now += 0.1
+
+
+def test_latency_warms_every_image_size_through_every_stage_before_timing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Warming up the first image's size only left the other sizes cold for k = 1, the first
+    timed: k = 1 came out slowest (2630 ms against 469 ms for all stages on a GPU)."""
+    model = _ClockedModel()
+    monkeypatch.setattr(stage_evaluation.time, "perf_counter", lambda: model.now)
+    sizes = [(64, 96), (96, 64), (64, 96)]
+    images = [torch.zeros(3, *size, dtype=torch.uint8) for size in sizes]
+    seconds = measure_stage_latency(model, images)  # type: ignore[arg-type]
+    # Every image once with all stages, untimed; then every image for k = 1, 2, 3.
+    assert model.calls == [(size, 3) for size in sizes] + [
+        (size, k) for k in (1, 2, 3) for size in sizes
+    ]
+    assert seconds == pytest.approx([0.001, 0.002, 0.003])
+
+
 def test_reduced_jpegs_are_mapped_as_ordinary_evaluation_maps_them(
     data: DiagnosticsData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

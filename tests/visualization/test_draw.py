@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -94,6 +95,9 @@ def test_mismatched_inputs_raise() -> None:
 
 
 def test_side_by_side_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The panels of a 200x100 image are 256x128: a small image is enlarged to the stage
+    figure's least panel side (they were the image's own size, which left a small image's
+    captions and titles larger than its panels), its boxes scaled by the same 1.28."""
     titles: list[str] = []
     compose_panels = draw.compose_panels
 
@@ -115,13 +119,90 @@ def test_side_by_side_layout(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     # Each panel says what it shows: an empty right panel reads as "nothing scored enough".
     assert titles == ["ground truth: 1 box", "detections: 1 scoring >= 0.3"]
-    top = out.height - 10 - 100  # the panels' first row, below the titles
-    assert out.width == 10 + 200 + 10 + 200 + 10 and top > 10
+    top = out.height - 10 - 128  # the panels' first row, below the titles
+    assert out.width == 10 + 256 + 10 + 256 + 10 and top > 10
     pixels = np.asarray(out)
-    assert tuple(pixels[top + 60, 10 + 20]) == class_color(0)  # GT on the left
-    assert tuple(pixels[top + 60, 220 + 22]) == class_color(1)  # prediction on the right
-    assert tuple(pixels[top + 50, 215]) == (255, 255, 255)  # the gap
-    assert tuple(pixels[top + 2, 220 + 2]) == (128, 128, 128)  # the low score is not drawn
+    assert tuple(pixels[top + 77, 10 + 25]) == class_color(0)  # GT on the left (x 20 * 1.28)
+    assert tuple(pixels[top + 77, 276 + 28]) == class_color(1)  # prediction on the right
+    assert tuple(pixels[top + 64, 271]) == (255, 255, 255)  # the gap
+    assert tuple(pixels[top + 2, 276 + 2]) == (128, 128, 128)  # the low score is not drawn
+    unscaled = draw_ground_truth_and_predictions(
+        image, [], [], [], [], [], NAMES, gap=10, max_panel_side=None
+    )
+    assert unscaled.width == 10 + 200 + 10 + 200 + 10  # None: the image's own size
+
+
+@pytest.mark.parametrize(
+    ("image_size", "panel_size"),
+    [((8, 5), (256, 160)), ((2400, 1600), (640, 427)), ((90, 700), (82, 640))],
+)
+def test_sample_panels_are_sized_as_the_stage_figure_s(
+    monkeypatch: pytest.MonkeyPatch, image_size: tuple[int, int], panel_size: tuple[int, int]
+) -> None:
+    """A tiny image is enlarged to 256 px (an 8x5 image gave a 334x44 drawing, its boxes and
+    titles unreadable), a large one scaled down to 640 px (a 2400x1600 image gave a 4824x1697
+    drawing); the boxes are scaled per axis with the panel, so that a box on the image's far
+    edge is on the panel's far edge although its side was rounded to a whole pixel."""
+    drawn: list[tuple[tuple[int, int], np.ndarray]] = []
+    draw_detections = draw.draw_detections
+
+    def capture(image: Image.Image, boxes: np.ndarray, *args: Any, **kwargs: Any) -> Image.Image:
+        drawn.append((image.size, np.asarray(boxes)))
+        return draw_detections(image, boxes, *args, **kwargs)
+
+    monkeypatch.setattr(draw, "draw_detections", capture)
+    width, height = image_size
+    whole = [[0.0, 0.0, float(width), float(height)]]
+    out = draw_ground_truth_and_predictions(
+        _gray(width, height), whole, [0], whole, [1], [0.9], NAMES
+    )
+    assert [size for size, _ in drawn] == [panel_size, panel_size]
+    for _, boxes in drawn:
+        np.testing.assert_allclose(boxes, [[0.0, 0.0, *panel_size]])
+    assert out.width == 8 + 2 * (panel_size[0] + 8) or panel_size[0] < 200  # narrow: titles
+    assert panel_size[1] < out.height < panel_size[1] + 60
+
+
+def test_boxes_stay_on_their_objects_in_a_scaled_panel() -> None:
+    """A dark square on a 2400x1600 image, drawn 640x427: its box's outline is on the square's
+    edges in the panel (within the resampling's blur)."""
+    image = _gray(2400, 1600)
+    image.paste((0, 0, 0), (600, 400, 1800, 1200))
+    box = [[600.0, 400.0, 1800.0, 1200.0]]
+    boxed = draw_ground_truth_and_predictions(image, box, [0], [], [], [], NAMES, gap=0)
+    plain = draw_ground_truth_and_predictions(image, [], [], [], [], [], NAMES, gap=0)
+    outline = (np.asarray(boxed)[-427:, :640] == class_color(0)).all(axis=-1)
+    rows, cols = np.nonzero(outline)  # the caption's tag is above the box: no bottom row
+    dark_rows, dark_cols = np.nonzero((np.asarray(plain)[-427:, :640] < 64).all(axis=-1))
+    assert (cols.min(), cols.max(), rows.max()) == (160, 480, 320)  # x 600 / 3.75, ...
+    assert abs(int(dark_cols.min()) - 160) <= 1 and abs(int(dark_cols.max()) - 479) <= 1
+    assert abs(int(dark_rows.max()) - 319) <= 1
+
+
+@pytest.mark.parametrize(
+    ("boxes", "scores"),
+    [
+        ([[float("nan"), 0.0, 10.0, 10.0]], [0.9]),
+        ([[0.0, 0.0, float("inf"), 10.0]], [0.1]),
+        ([[0.0, 0.0, 10.0, 10.0]], [float("nan")]),
+    ],
+)
+def test_non_finite_detections_are_refused_naming_the_image(
+    boxes: list[list[float]], scores: list[float]
+) -> None:
+    """As COCO evaluation refuses them: a NaN box crashed ("cannot convert float NaN to
+    integer"), a NaN score was left out without a word."""
+    with pytest.raises(
+        ValueError,
+        match=r"^image id 7: 1 of its 1 detections have a NaN or "
+        r"infinite score or box, which cannot be drawn; .*finite",
+    ):
+        draw_detections(_gray(), boxes, [0], scores, NAMES, image_name="image id 7")
+    if not np.isfinite(boxes).all():  # ground truth: boxes only
+        with pytest.raises(ValueError, match=r"^x.png: 1 of its 1 boxes have a NaN or infinite"):
+            draw_ground_truth_and_predictions(
+                _gray(), boxes, [0], [], [], [], NAMES, image_name="x.png"
+            )
 
 
 def test_class_colours_are_distinct() -> None:

@@ -186,6 +186,23 @@ def test_a_figure_without_detections() -> None:
     assert out.width > 3 * 256
 
 
+def test_non_finite_boxes_are_refused_naming_the_image() -> None:
+    """A damaged model's NaN proposal, stage box or trajectory: an error naming the image
+    (a NaN box crashed with "cannot convert float NaN to integer")."""
+    nan_box = [[float("nan"), 0.0, 10.0, 10.0]]
+    box = [[0.0, 0.0, 10.0, 10.0]]
+    figures = [
+        (nan_box, [], None, "boxes have"),
+        (box, [StagePanel("stage 1", nan_box, [0], [0.9])], None, "detections have"),
+        (box, [], Trajectories(boxes=[[box[0], nan_box[0]]], labels=[0]), "boxes have"),
+    ]
+    for proposals, stages, tracks, problem in figures:
+        with pytest.raises(ValueError, match=rf"^a.jpg: 1 of its . {problem} a NaN.*model"):
+            draw_stage_figure(
+                _black(), proposals, stages, NAMES, trajectories=tracks, image_name="a.jpg"
+            )
+
+
 def test_panels_are_framed_and_stage_titles_count_what_is_drawn(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -178,10 +178,12 @@ def _write_sample(
     output_dir: Path,
     score_threshold: float,
 ) -> Path:
-    """Draw one original image with its ground truth (left) and detections (right)."""
+    """Draw one original image with its ground truth (left) and detections (right), in
+    panels sized as the stage figure's (a small image enlarged, a large one scaled down)."""
     info = dataset.image_info(dataset.image_ids.index(image_id))
+    image_path = dataset.image_dir / info["file_name"]
     drawing = draw_ground_truth_and_predictions(
-        load_image(dataset.image_dir / info["file_name"]),
+        load_image(image_path),
         ground_truth.boxes,
         ground_truth.labels,
         detections["boxes"],
@@ -189,6 +191,7 @@ def _write_sample(
         detections["scores"],
         dataset.category_map.distinct_names,  # as the confusion matrix names them
         score_threshold=score_threshold,
+        image_name=f"image id {image_id} ({image_path})",
     )
     path = output_dir / "samples" / f"{image_id}.png"
     return atomic_write(path, lambda tmp: drawing.save(tmp, format="PNG"))

@@ -31,7 +31,7 @@ from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.ops.boxes import clip_boxes
 from sparsercnn.predictor import ImageInput, decode_input
 from sparsercnn.structures import Detections
-from sparsercnn.visualization.draw import drawing_format, save_drawing
+from sparsercnn.visualization.draw import MAX_PANEL_SIDE, drawing_format, save_drawing
 from sparsercnn.visualization.stage_figure import StagePanel, Trajectories, draw_stage_figure
 
 logger = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ def draw_model_stage_figure(
     stages: Sequence[int] | None = None,
     score_threshold: float = 0.3,
     trajectories: bool = True,
-    max_panel_side: int | None = 640,
+    max_panel_side: int | None = MAX_PANEL_SIDE,
 ) -> Image.Image:
     """The refinement figure of one image: proposals, chosen stages, detection trajectories.
 
@@ -253,6 +253,7 @@ def draw_model_stage_figure(
         score_threshold=score_threshold,
         max_panel_side=max_panel_side,
         image_size=result.full_size,
+        image_name=str(image) if isinstance(image, str | Path) else None,
     )
 
 
@@ -279,7 +280,7 @@ def write_stage_figure(
     score_threshold: float = 0.3,
     trajectories: bool = True,
     device: torch.device | str = "cpu",
-    max_panel_side: int | None = 640,
+    max_panel_side: int | None = MAX_PANEL_SIDE,
 ) -> Path:
     """Draw :func:`draw_model_stage_figure` for a model file and an image file into a PNG (or
     the image format ``output_png``'s suffix names).

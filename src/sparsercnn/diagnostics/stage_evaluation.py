@@ -137,10 +137,15 @@ def measure_stage_latency(
 ) -> list[float]:
     """Mean model time per image of ``model([image], num_stages=k)`` for ``k = 1 .. S``.
 
+    Every image is run ``warmup`` times with all stages before any timing: each input size
+    then has its kernels chosen and its memory allocated through every stage, so no ``k`` is
+    timed with a cold cache (warming only the first image's size left the other sizes cold
+    for ``k = 1`` alone, the first timed, which made stopping early look slower).
+
     Args:
         model: the detector (eval mode during timing, its mode restored after).
         images: ``(3, h, w)`` uint8 images after the test transform, run one at a time.
-        warmup: untimed passes per ``k`` before timing.
+        warmup: untimed passes over every image, with all stages, before timing.
 
     Returns:
         ``S`` seconds per image (forward pass only; the device is synchronised around it).
@@ -151,9 +156,10 @@ def measure_stage_latency(
     inputs = [image.to(device) for image in images]
     seconds = []
     with evaluating(model):
+        for _ in range(warmup):
+            for image in inputs:
+                model([image], num_stages=model.num_stages)
         for k in range(1, model.num_stages + 1):
-            for _ in range(warmup):
-                model([inputs[0]], num_stages=k)
             synchronize(device)
             start = time.perf_counter()
             for image in inputs:

@@ -36,6 +36,13 @@ PANEL_FRAME_COLOR = (160, 160, 160)
 # Quality of JPEG drawings: boxes and labels stay crisp at a moderate file size.
 JPEG_QUALITY = 92
 
+# Panels of smaller images are enlarged to this longest side: captions and titles stay legible.
+MIN_PANEL_SIDE = 256
+
+# The default longest side of a panel: larger images are scaled down to it, so that a figure
+# of several panels stays a readable size.
+MAX_PANEL_SIDE = 640
+
 
 def drawing_format(path: str | os.PathLike[str], *, flag: str | None = None) -> str:
     """The Pillow format that :func:`save_drawing` writes to ``path`` (by its suffix).
@@ -139,6 +146,41 @@ def label_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
+def fit_panel(
+    image: Image.Image, max_side: int | None, image_size: tuple[int, int] | None = None
+) -> tuple[Image.Image, np.ndarray]:
+    """``image`` resized for a panel, and the factors that take boxes onto it.
+
+    The panel's longer side is at most ``max_side`` and at least :data:`MIN_PANEL_SIDE` (or
+    ``max_side`` if less): large images are scaled down, small ones enlarged so that captions,
+    titles and line widths (which scale with the panel) stay legible. ``max_side=None``: the
+    image as it is.
+
+    Args:
+        image: the image to show.
+        max_side: the panel's longest side in pixels, or None.
+        image_size: ``(h, w)`` of the image the boxes are in, when ``image`` shows it at
+            another scale (a JPEG decoded reduced); default ``image``'s size.
+
+    Returns:
+        The panel image, and ``(4,)`` factors ``(sx, sy, sx, sy)``: absolute xyxy boxes of the
+        image times them are the panel's pixels. Each axis has its own factor, the ratio of the
+        panel's side to the image's (rounding the panel to whole pixels may change the aspect
+        ratio a little), so a box on the image's far edge stays on the panel's far edge.
+    """
+    panel = image
+    if max_side is not None:
+        longest = max(image.size)
+        target = min(max(longest, MIN_PANEL_SIDE), max_side)
+        if target != longest:
+            scale = target / longest
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            panel = image.resize(size, Image.Resampling.BILINEAR)
+    height, width = image_size if image_size is not None else (image.height, image.width)
+    sx, sy = panel.width / width, panel.height / height
+    return panel, np.array([sx, sy, sx, sy])
+
+
 def contrasting_color(background: Sequence[float]) -> tuple[int, int, int]:
     """Black or white, whichever stands out on the RGB colour ``background``."""
     luminance = 0.299 * background[0] + 0.587 * background[1] + 0.114 * background[2]
@@ -154,6 +196,8 @@ def draw_detections(
     score_threshold: float = 0.3,
     line_width: int | None = None,
     font_size: int | None = None,
+    *,
+    image_name: str | None = None,
 ) -> Image.Image:
     """Draw boxes with ``"name score"`` captions on a copy of ``image``.
 
@@ -166,9 +210,14 @@ def draw_detections(
         score_threshold: detections scoring below are not drawn.
         line_width: box outline width; default scales with the image (1 px per 320 px side).
         font_size: caption size; default scales with the image.
+        image_name: names the image in errors (a file or an image id).
 
     Returns:
         A new RGB image; ``image`` is not modified.
+
+    Raises:
+        ValueError: the arrays' lengths differ, or a box or score is NaN or infinite (as COCO
+            evaluation refuses such detections: a diverged or damaged model's).
     """
     canvas = image.convert("RGB")  # always a copy
     boxes_np = as_array(boxes, np.float64, (4,))
@@ -181,6 +230,7 @@ def draw_detections(
             f"draw_detections: {len(boxes_np)} boxes, {len(labels_np)} labels and "
             f"{'no' if scores_np is None else len(scores_np)} scores; they must match"
         )
+    check_finite(boxes_np, scores_np, image_name, from_model=scores_np is not None)
     longest = max(canvas.size)
     width = line_width if line_width is not None else max(1, round(longest / 320))
     font = label_font(font_size if font_size is not None else max(10, round(longest / 50)))
@@ -195,6 +245,43 @@ def draw_detections(
         caption = name if scores_np is None else f"{name} {scores_np[i]:.2f}"
         _draw_box(draw, boxes_np[i].tolist(), caption, class_color(label), width, font, canvas.size)
     return canvas
+
+
+def check_finite(
+    boxes: np.ndarray, scores: np.ndarray | None, image_name: str | None, *, from_model: bool
+) -> None:
+    """Refuse NaN or infinite boxes (``(K, 4)``) or scores (``(K,)``) before drawing: such a
+    box cannot be drawn, and a NaN score cannot be compared with a threshold. COCO evaluation
+    refuses such detections too.
+
+    Args:
+        boxes: ``(K, 4)`` boxes; scores: ``(K,)`` or None.
+        image_name: names the image in the error (None: ``draw_detections``).
+        from_model: the boxes are a model's outputs (the error says so), not ground truth.
+
+    Raises:
+        ValueError: naming the image, how many are not finite and what to do.
+    """
+    bad = ~np.isfinite(boxes).all(axis=1)
+    if scores is not None:
+        bad |= ~np.isfinite(scores)
+    if not bad.any():
+        return
+    problem = (
+        "boxes have a NaN or infinite coordinate"
+        if scores is None
+        else "detections have a NaN or infinite score or box"
+    )
+    remedy = (
+        "the model's outputs are not finite (diverged training or damaged weights): draw those "
+        "of a model whose outputs are finite"
+        if from_model
+        else "give finite boxes"
+    )
+    raise ValueError(
+        f"{image_name or 'draw_detections'}: {int(bad.sum())} of its {len(boxes)} {problem}, "
+        f"which cannot be drawn; {remedy}"
+    )
 
 
 def _draw_box(
@@ -280,20 +367,41 @@ def draw_ground_truth_and_predictions(
     class_names: Sequence[str],
     score_threshold: float = 0.3,
     gap: int = 8,
+    *,
+    max_panel_side: int | None = MAX_PANEL_SIDE,
+    image_name: str | None = None,
 ) -> Image.Image:
     """Ground truth (left) and predictions (right) of one image, side by side, titled with
     what each shows (``"ground truth: 3 boxes"``, ``"detections: 2 scoring >= 0.3"``) by
     :func:`compose_panels`.
 
     Boxes are absolute xyxy pixels of ``image``; see :func:`draw_detections` for the rest.
+    Each panel is ``image`` sized by :func:`fit_panel`, as the stage figure's, its boxes
+    scaled with it.
+
+    Args:
+        max_panel_side: longest side of each panel (see :func:`fit_panel`); None: the image's
+            own size.
+        image_name: names the image in errors (a file or an image id).
 
     Returns:
-        An RGB image: the two ``W x H`` panels under their titles, ``gap`` white pixels
-        between and around them.
+        An RGB image: the two panels under their titles, ``gap`` white pixels between and
+        around them.
+
+    Raises:
+        ValueError: as :func:`draw_detections`.
     """
-    left = draw_detections(image, gt_boxes, gt_labels, None, class_names)
+    panel, scale = fit_panel(image.convert("RGB"), max_panel_side)
+    gt = as_array(gt_boxes, np.float64, (4,)) * scale
+    left = draw_detections(panel, gt, gt_labels, None, class_names, image_name=image_name)
     right = draw_detections(
-        image, pred_boxes, pred_labels, pred_scores, class_names, score_threshold=score_threshold
+        panel,
+        as_array(pred_boxes, np.float64, (4,)) * scale,
+        pred_labels,
+        pred_scores,
+        class_names,
+        score_threshold=score_threshold,
+        image_name=image_name,
     )
     num_boxes = len(as_array(gt_labels, np.int64, ()))
     shown = int((as_array(pred_scores, np.float64, ()) >= score_threshold).sum())

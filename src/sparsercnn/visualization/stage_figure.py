@@ -16,19 +16,19 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sparsercnn.visualization.draw import (
+    MAX_PANEL_SIDE,
     ArrayLike,
     as_array,
+    check_finite,
     class_color,
     compose_panels,
     contrasting_color,
     draw_detections,
+    fit_panel,
 )
 
 # The proposals' colour on dark images; on light ones they are black (contrasting_color).
 PROPOSAL_COLOR = (255, 255, 255)
-
-# Panels of smaller images are enlarged to this longest side: captions and titles stay legible.
-MIN_PANEL_SIDE = 256
 
 
 @dataclass
@@ -137,21 +137,6 @@ def draw_trajectories(
     return Image.alpha_composite(canvas, overlay).convert("RGB")
 
 
-def _fit(image: Image.Image, max_side: int | None) -> tuple[Image.Image, float]:
-    """``image`` scaled so that its longer side is at most ``max_side``, and at least
-    :data:`MIN_PANEL_SIDE` (or ``max_side`` if less), and the scale; ``max_side=None``: as it
-    is."""
-    if max_side is None:
-        return image, 1.0
-    longest = max(image.size)
-    target = min(max(longest, MIN_PANEL_SIDE), max_side)
-    if target == longest:
-        return image, 1.0
-    scale = target / longest
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.Resampling.BILINEAR), scale
-
-
 def draw_stage_figure(
     image: Image.Image,
     proposal_boxes: ArrayLike,
@@ -160,8 +145,9 @@ def draw_stage_figure(
     *,
     trajectories: Trajectories | None = None,
     score_threshold: float = 0.3,
-    max_panel_side: int | None = 640,
+    max_panel_side: int | None = MAX_PANEL_SIDE,
     image_size: tuple[int, int] | None = None,
+    image_name: str | None = None,
 ) -> Image.Image:
     """The refinement figure: proposals | one panel per stage | trajectories, in one row.
 
@@ -175,17 +161,21 @@ def draw_stage_figure(
             each last box captioned with its class name.
         score_threshold: stage detections scoring below are not drawn.
         max_panel_side: panels are downscaled so their longer side is at most this, and
-            smaller images enlarged to :data:`MIN_PANEL_SIDE` (at most this); ``None``: the
-            image's own size. Boxes are scaled with them.
+            smaller images enlarged (:func:`~sparsercnn.visualization.draw.fit_panel`);
+            ``None``: the image's own size. Boxes are scaled with them.
         image_size: ``(h, w)`` of the image the boxes are in (default: ``image``'s size).
+        image_name: names the image in errors (its file).
 
     Returns:
         One RGB image.
+
+    Raises:
+        ValueError: a box or score is NaN or infinite (a diverged or damaged model's), naming
+            ``image_name`` (:func:`~sparsercnn.visualization.draw.check_finite`).
     """
-    base, scale = _fit(image.convert("RGB"), max_panel_side)
-    if image_size is not None:  # from the boxes' pixels to the panels'
-        scale *= image.width / image_size[1]
+    base, scale = fit_panel(image.convert("RGB"), max_panel_side, image_size)
     proposals = as_array(proposal_boxes, np.float64, (4,)) * scale
+    check_finite(proposals, None, image_name, from_model=True)
     # White outlines vanish on a light image, black ones on a dark image.
     average = np.asarray(base, dtype=np.float64).reshape(-1, 3).mean(axis=0)
     outline = contrasting_color(average.tolist())
@@ -198,11 +188,13 @@ def draw_stage_figure(
             stage.scores,
             class_names,
             score_threshold=score_threshold,
+            image_name=image_name,
         )
         shown = int((as_array(stage.scores, np.float64, ()) >= score_threshold).sum())
         panels.append((f"{stage.title}: {shown} scoring >= {score_threshold:g}", drawing))
     if trajectories is not None:
         tracks = as_array(trajectories.boxes, np.float64, (4,)) * scale  # (K * S, 4)
+        check_finite(tracks, None, image_name, from_model=True)
         labels = as_array(trajectories.labels, np.int64, ())
         # One track per slot: a slot scoring for two classes is one track, two detections.
         title = f"trajectories of {len(labels)} slots scoring >= {score_threshold:g}"
