@@ -369,6 +369,31 @@ def test_cuda_graphs_backend_needs_cuda() -> None:
         assert all(result.timings[name].p50_ms > 0 for name in PARTS)
 
 
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("gpu", "device 'gpu' is not a device; use 'cpu', 'cuda' or 'cuda:N'"),
+        ("mps", "device 'mps': sparsercnn runs on 'cpu', 'cuda' or 'cuda:N' only"),
+        ("meta", "device 'meta': sparsercnn runs on 'cpu', 'cuda' or 'cuda:N' only"),
+    ],
+)
+def test_a_device_that_is_not_one_here_is_refused_before_the_model_is_built(
+    monkeypatch: pytest.MonkeyPatch, device: str, message: str
+) -> None:
+    """Was torch's "Expected one of cpu, cuda, ipu, ..." for "gpu", "PyTorch is not linked with
+    support for mps devices" for "mps", and a meta-tensor NotImplementedError for "meta"."""
+
+    def load(settings: BenchmarkSettings) -> None:
+        raise AssertionError("the model was built for a device that is not one")
+
+    monkeypatch.setattr(benchmarking, "_load", load)
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        run_benchmark(BenchmarkSettings(preset="tiny", device=device))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"^device 'cuda:1': no CUDA device is available here"):
+        run_benchmark(BenchmarkSettings(preset="tiny", device="cuda:1"))
+
+
 def int8_feature_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """A list that grows by one at every run of the int8 backbone and FPN."""
     calls: list[int] = []

@@ -41,7 +41,12 @@ from sparsercnn.model.inference import check_precision, computing_in
 from sparsercnn.model.int8_features import calibrate
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.presets import get_preset
-from sparsercnn.runtime import fast_bf16_supported, minor_page_faults, retain_freed_memory
+from sparsercnn.runtime import (
+    check_device,
+    fast_bf16_supported,
+    minor_page_faults,
+    retain_freed_memory,
+)
 from sparsercnn.structures import ImageBatch
 
 Backend = Literal["eager", "compile", "cuda-graphs", "onnx", "onnx-int8"]
@@ -67,7 +72,8 @@ class BenchmarkSettings:
     Attributes:
         checkpoint: a model file; None benchmarks ``preset`` with random weights.
         preset: preset name, the model when there is no checkpoint (None with one).
-        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        device: ``cpu``, ``cuda`` or ``cuda:N`` (checked by
+            :func:`~sparsercnn.runtime.check_device`).
         backend: ``eager``, ``compile``, ``cuda-graphs`` (CUDA: the eager kernels replayed from
             CUDA graphs) or ``onnx`` / ``onnx-int8`` (CPU, fp32 inputs only).
         batch_size: images per run.
@@ -228,7 +234,7 @@ def run_benchmarks(settings: Sequence[BenchmarkSettings]) -> list[BenchmarkResul
                 f"settings compared in one process may differ only in {', '.join(COMPARED_FIELDS)}"
                 f", not in {', '.join(differing)}"
             )
-    device = torch.device(first.device)
+    device = check_device(first.device)
     for each in settings:
         try:
             _check_settings(each, device)
@@ -361,8 +367,6 @@ def spread_notes(seconds: list[float]) -> list[str]:
 def _check_settings(settings: BenchmarkSettings, device: torch.device) -> None:
     if settings.batch_size < 1 or settings.iters < 1 or settings.warmup < 0:
         raise ValueError("batch_size and iters must be >= 1 and warmup >= 0")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {settings.device} asked for CUDA, but none is available")
     if settings.backend in ONNX_BACKENDS and (device.type != "cpu" or settings.dtype != "fp32"):
         raise ValueError(
             f"the {settings.backend} backend runs onnxruntime's CPU provider with fp32 inputs only"

@@ -265,8 +265,13 @@ def test_validate_and_eval_on_a_small_coco_dataset(
     assert f"metrics written to {metrics} (AP and AR as 0-1 fractions)" in out
     assert f"COCO results written to {results}" in out
     caplog.clear()
-    assert main(eval_argv) == 0
+    assert main([*eval_argv, "--report-dir", str(tmp_path / "report")]) == 0
     assert f"--output {metrics} exists: it will be replaced" in caplog.text
+    # The earlier report's files are replaced, but not silently (as diagnose --output-dir).
+    assert (
+        f"--report-dir {tmp_path / 'report'} holds precision_recall.png, confusion_matrix.png, "
+        "confusion_matrix.json, dataset_labels.png: this run replaces them"
+    ) in caplog.text
     assert json.loads(metrics.read_text())["AP"] == values["AP"]
     capsys.readouterr()
     # A broken annotation makes validate fail with the annotation id in the report.

@@ -33,6 +33,25 @@ def test_only_an_existing_file_is_said_to_be_replaced(
     assert existing.read_text() == "{}"
 
 
+def test_the_files_a_command_writes_into_a_folder_are_said_to_be_replaced(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One warning for the folder of ``eval --report-dir`` and ``diagnose --output-dir``,
+    naming those of its files that exist (a folder of their name is not replaced)."""
+    names = ("a.png", "b.json", "c.png")
+    with caplog.at_level(logging.WARNING):
+        warn_replacing(None, "--report-dir", files=names)
+        warn_replacing(tmp_path / "new", "--report-dir", files=names)
+        warn_replacing(tmp_path, "--report-dir", files=names)
+        (tmp_path / "c.png").write_text("an earlier report's")
+        (tmp_path / "a.png").mkdir()
+        (tmp_path / "b.json").write_text("{}")
+        warn_replacing(tmp_path, "--report-dir", files=names)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"--report-dir {tmp_path} holds b.json, c.png: this run replaces them"
+    ]
+
+
 @pytest.mark.parametrize("name", ["gpu", "cuda:x"])
 def test_a_device_that_is_none_is_refused_in_the_runtime_s_words(name: str) -> None:
     """--device is checked by the one device check (runtime.check_device), at parsing and when

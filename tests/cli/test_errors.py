@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -72,7 +73,10 @@ def test_visualize_of_a_folder_points_to_predict(
 
 
 def test_precision_applies_to_a_model_file_not_to_an_onnx_file(
-    tmp_path: Path, image: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    image: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"never read")
@@ -80,8 +84,13 @@ def test_precision_applies_to_a_model_file_not_to_an_onnx_file(
     (line,) = error_lines(capsys)
     assert "--cuda-graphs apply to --model, not to --onnx" in line
     evaluation = ["eval", "--onnx", str(onnx), "--json", "x.json", "--images", "."]
-    assert main([*evaluation, "--cuda-graphs"]) == 2
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text("{}")
+    with caplog.at_level(logging.WARNING):
+        assert main([*evaluation, "--cuda-graphs", "--output", str(metrics)]) == 2
     assert "--cuda-graphs apply to --model, not to --onnx" in error_lines(capsys)[0]
+    # Refused before saying that --output would be replaced: a refused command replaces nothing.
+    assert "will be replaced" not in caplog.text
 
 
 def test_cuda_graphs_on_a_cpu_name_the_flag_and_the_device(

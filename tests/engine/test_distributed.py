@@ -35,6 +35,7 @@ from sparsercnn.engine.distributed import (
     barrier,
     cleanup,
     computed_on_main,
+    default_device,
     done_on_main,
     gathered_from_all,
     init_distributed,
@@ -42,6 +43,7 @@ from sparsercnn.engine.distributed import (
     wrap_ddp,
 )
 from sparsercnn.engine.trainer import Trainer
+from sparsercnn.runtime import resolve_device
 from sparsercnn.text import counted
 from tests.synthetic_coco import SyntheticCoco, tiny_config
 
@@ -66,6 +68,33 @@ def test_single_process_without_torchrun_env(monkeypatch: pytest.MonkeyPatch) ->
     assert all_gather_object({"a": 1}) == [{"a": 1}]
     barrier()
     cleanup()
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("gpu", "device 'gpu' is not a device; use 'cpu', 'cuda' or 'cuda:N'"),
+        ("mps", "device 'mps': sparsercnn runs on 'cpu', 'cuda' or 'cuda:N' only"),
+    ],
+)
+def test_a_device_that_is_not_one_here_is_refused(
+    monkeypatch: pytest.MonkeyPatch, device: str, message: str
+) -> None:
+    """Was torch's "Expected one of cpu, cuda, ipu, ..." for "gpu", and a single-process run
+    on "mps" (or "meta", or a GPU index that is not there) that failed later."""
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        init_distributed(device=device)
+
+
+def test_the_default_device_is_the_runtime_s(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``default_device`` is ``runtime.resolve_device``'s default (``cuda``, as ``--device``
+    gives), not ``cuda:0``: a run reports the same device whichever way it was started."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_device() == resolve_device(None) == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_device() == resolve_device(None) == torch.device("cpu")
 
 
 def test_incomplete_torchrun_env_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:

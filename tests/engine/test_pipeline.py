@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.coco import CocoDataset
@@ -129,8 +130,28 @@ def test_batch_size_zero_is_refused_not_taken_as_the_default(
         pipeline.evaluate_model_file(
             model, tiny_coco.json_path, tiny_coco.image_dir, num_stages=1.5
         )  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="device 'gpu' is not a device"):
-        pipeline.evaluate_model_file(model, tiny_coco.json_path, tiny_coco.image_dir, device="gpu")
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("gpu", "device 'gpu' is not a device; use 'cpu', 'cuda' or 'cuda:N'"),
+        ("mps", "device 'mps': sparsercnn runs on 'cpu', 'cuda' or 'cuda:N' only"),
+    ],
+)
+def test_a_device_that_is_not_one_here_is_refused_in_the_runtime_s_words(
+    tiny_coco: SyntheticCoco, tmp_path: Path, device: str, message: str
+) -> None:
+    model = write_tiny_model_file(
+        tmp_path / "model.safetensors", CategoryMap.from_coco(tiny_coco.categories)
+    )
+    data = (model, tiny_coco.json_path, tiny_coco.image_dir)
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        pipeline.evaluate_model_file(*data, device=device)
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        pipeline.load_model_and_dataset(*data, device=device)
+    report = pipeline.evaluate_model_file(*data, device=torch.device("cpu"), num_workers=0)
+    assert report.device == "cpu" and report.to_dict()["device"] == "cpu"
 
 
 @pytest.mark.parametrize("given", ["val_json", "val_images"])

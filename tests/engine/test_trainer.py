@@ -285,6 +285,36 @@ def test_a_budget_that_is_not_positive_is_refused_in_its_unit(
         _trainer(tiny_coco, tiny_config(), tmp_path, time_budget_minutes=minutes)
 
 
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("gpu", "device 'gpu' is not a device; use 'cpu', 'cuda' or 'cuda:N'"),
+        ("mps", "device 'mps': sparsercnn runs on 'cpu', 'cuda' or 'cuda:N' only"),
+        ("meta", "device 'meta': sparsercnn runs on 'cpu', 'cuda' or 'cuda:N' only"),
+    ],
+)
+def test_a_device_that_is_not_one_here_is_refused_before_anything_is_written(
+    tiny_coco: SyntheticCoco, tmp_path: Path, device: str, message: str
+) -> None:
+    """Was torch's "Expected one of cpu, cuda, ipu, xpu, ..." for "gpu", "PyTorch is not linked
+    with support for mps devices" for "mps", and a Trainer on the meta device for "meta"."""
+    train, _ = _datasets(tiny_coco, tiny_config())
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        Trainer(tiny_config(), train, tmp_path / "run", device=device, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_default_device_is_the_runtime_s(
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No device: CUDA where there is a GPU, as ``--device`` and the other APIs default
+    (``runtime.resolve_device``), not GPU 0 of its own default."""
+    train, _ = _datasets(tiny_coco, tiny_config())
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    trainer = Trainer(tiny_config(), train, tmp_path / "run", progress=False)
+    assert trainer.device == torch.device("cpu")
+
+
 class _VirtualClockBudget(TimeBudget):
     """Every iteration takes one virtual second, whatever the load of the machine."""
 

@@ -236,12 +236,24 @@ def add_batch_arguments(parser: argparse.ArgumentParser, *, default_batch_size: 
     )
 
 
-def warn_replacing(path: Path | None, flag: str) -> None:
+def warn_replacing(path: Path | None, flag: str, *, files: Sequence[str] = ()) -> None:
     """Say, before the work, that the file ``path`` given by ``flag`` exists and will be replaced
     (atomically, once the command succeeds: a failed run leaves it as it was); nothing where it
     does not exist. Called once the command's flags are accepted: a refused command replaces
-    nothing."""
-    if path is not None and path.is_file():
+    nothing.
+
+    With ``files``, ``path`` is the command's output folder and ``files`` the names of the files
+    the command writes into it: the warning lists those already there (an earlier run's, say),
+    which the run replaces one by one as it writes them."""
+    if path is None:
+        return
+    if files:
+        existing = [name for name in files if (path / name).is_file()]
+        if existing:
+            logger.warning(
+                "%s %s holds %s: this run replaces them", flag, path, ", ".join(existing)
+            )
+    elif path.is_file():
         logger.warning("%s %s exists: it will be replaced once this run succeeds", flag, path)
 
 

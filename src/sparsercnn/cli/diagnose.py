@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import argparse
 import functools
-import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from sparsercnn.cli.common import (
@@ -17,10 +16,9 @@ from sparsercnn.cli.common import (
     naming_input_flags,
     refuse_overwriting,
     resolve_device,
+    warn_replacing,
 )
 from sparsercnn.cli.evaluate import REPORT_FILES, check_report_dir
-
-logger = logging.getLogger(__name__)
 
 # The files each diagnosis writes into --output-dir (the report's samples/ folder aside).
 OUTPUT_FILES = {
@@ -130,20 +128,7 @@ def check_output_dir(args: argparse.Namespace) -> None:
         check_output_path(args.output_dir, "--output-dir", folder=True)
         for name in OUTPUT_FILES[args.diagnosis]:
             refuse_overwriting(args.output_dir / name, "--output-dir", inputs)
-    warn_replacing_outputs(args.output_dir, OUTPUT_FILES[args.diagnosis])
-
-
-def warn_replacing_outputs(output_dir: Path, names: Sequence[str]) -> None:
-    """Say, before the model runs, which of the diagnosis' files ``names`` already exist in
-    ``output_dir`` (an earlier diagnosis', say) and will be replaced, as ``visualize --output``
-    does for its one file; nothing when none exists."""
-    existing = [name for name in names if (output_dir / name).is_file()]
-    if existing:
-        logger.warning(
-            "--output-dir %s holds %s: this run replaces them",
-            output_dir,
-            ", ".join(existing),
-        )
+    warn_replacing(args.output_dir, "--output-dir", files=OUTPUT_FILES[args.diagnosis])
 
 
 def _naming_images(

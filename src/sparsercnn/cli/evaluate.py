@@ -49,7 +49,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--report-dir",
         type=Path,
         help="also write PR curves, a confusion matrix, sample images and a label summary here "
-        "(from the same evaluation pass: --stages and --batch-size apply)",
+        "(from the same evaluation pass: --stages and --batch-size apply; the files of an "
+        "earlier report there are replaced, with a warning)",
     )
     parser.add_argument("--stages", type=int_at_least(1), help="use only the first k stages")
     parser.set_defaults(handler=run)
@@ -119,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics import write_evaluation_report
     from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
 
+    if args.onnx is not None:
+        refuse_model_flags_with_onnx(args)
     inputs = {
         "--model": args.model,
         "--onnx": args.onnx,
@@ -133,16 +136,17 @@ def run(args: argparse.Namespace) -> int:
             args.output
         ):
             raise ValueError(f"--output and --results both name {args.output}; give each its own")
-    warn_replacing(args.output, "--output")
-    warn_replacing(args.results, "--results")
     if args.report_dir is not None:
         check_report_dir(args.report_dir, "--report-dir", inputs, images=args.images)
         refuse_outputs_in_report(
             args.report_dir, {"--output": args.output, "--results": args.results}
         )
+    # Once every flag is accepted: a refused command replaces nothing.
+    warn_replacing(args.output, "--output")
+    warn_replacing(args.results, "--results")
+    warn_replacing(args.report_dir, "--report-dir", files=REPORT_FILES)
     with naming_input_flags({"--images": args.images}, annotation_files={"--json": args.json}):
         if args.onnx is not None:
-            refuse_model_flags_with_onnx(args)
             report = evaluate_onnx_file(
                 args.onnx,
                 args.json,

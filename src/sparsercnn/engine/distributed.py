@@ -30,6 +30,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from sparsercnn.runtime import check_device, resolve_device
+
 logger = logging.getLogger(__name__)
 
 REQUIRED_ENV = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -72,8 +74,9 @@ class DistInfo:
 
 
 def default_device() -> torch.device:
-    """The first CUDA device when there is one, else the CPU."""
-    return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    """The device a run takes where none is named: CUDA where there is a GPU, else the CPU
+    (:func:`~sparsercnn.runtime.resolve_device`'s default, which ``--device`` has too)."""
+    return resolve_device(None)
 
 
 def _env_int(name: str) -> int:
@@ -90,20 +93,25 @@ def init_distributed(
     """Join the process group described by torchrun's environment, or run single-process.
 
     Without ``WORLD_SIZE`` (or with ``WORLD_SIZE=1``) nothing is initialised and the returned
-    :class:`DistInfo` describes a single process on ``device`` (default: GPU 0 if present).
+    :class:`DistInfo` describes a single process on ``device`` (default: CUDA if present).
     Otherwise the process group is initialised from the environment (``env://``) with NCCL when
     CUDA is used (the process takes GPU ``LOCAL_RANK``) and gloo on the CPU. An already
     initialised group is reused.
 
     Args:
         device: ``"cpu"`` forces gloo on the CPU even where GPUs exist; ``"cuda"`` or ``None``
-            use GPU ``LOCAL_RANK`` when CUDA is available.
+            use GPU ``LOCAL_RANK`` when CUDA is available. Checked first
+            (:func:`~sparsercnn.runtime.check_device`).
         timeout_s: how long collective operations wait for the other processes before failing.
 
     Returns:
         This process's :class:`DistInfo`.
+
+    Raises:
+        ValueError: ``device`` names no device, a device type other than CPU and CUDA, or CUDA
+            (or a GPU) that is not here.
     """
-    requested = torch.device(device) if device is not None else None
+    requested = check_device(device) if device is not None else None
     world_size = _env_int("WORLD_SIZE") if "WORLD_SIZE" in os.environ else 1
     if world_size <= 1:
         return DistInfo(device=requested or default_device())

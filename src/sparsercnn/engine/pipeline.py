@@ -38,6 +38,7 @@ from sparsercnn.evaluation.coco_evaluator import EvaluationResult
 from sparsercnn.model import build_postprocessor
 from sparsercnn.model.inference import Precision, check_calibrated, check_precision
 from sparsercnn.model_file import LoadedModel, load_model_file
+from sparsercnn.runtime import check_device
 from sparsercnn.text import counted
 
 logger = logging.getLogger(__name__)
@@ -351,6 +352,7 @@ def evaluate_model_file(
             model's, or ``results_path`` / ``metrics_path`` is a folder or both are one file
             (checked before the evaluation).
     """
+    device = check_device(device)
     check_batch_size(batch_size)
     check_output_paths(results_path, metrics_path)
     loaded = load_model_file(model_file, device=device)
@@ -361,7 +363,7 @@ def evaluate_model_file(
             f"num_stages (--stages) {num_stages!r}: {model_file} has stages "
             f"1..{loaded.model.num_stages}"
         )
-    check_precision(precision, torch.device(device))
+    check_precision(precision, device)
     check_calibrated(loaded.model, precision)
     dataset = evaluation_dataset(json_path, image_dir, loaded.config, skip_invalid=skip_invalid)
     check_same_categories(loaded.categories, dataset.category_map, str(json_path))
@@ -371,7 +373,7 @@ def evaluate_model_file(
         dataset,
         batch_size=batch_size if batch_size is not None else loaded.config.input.test_batch_size,
         num_workers=num_workers,
-        dist_info=DistInfo(device=torch.device(device)),
+        dist_info=DistInfo(device=device),
         num_stages=num_stages,
         batch_invariant=batch_invariant,
         precision=precision,
@@ -502,6 +504,7 @@ def _training_evaluation_report(
         logger.info(
             "evaluating %s for the report: its evaluation was before the resume", model_file
         )
+        device = check_device(device)
         loaded = load_model_file(model_file, device=device)
         evaluation = evaluate(
             loaded.model,
@@ -509,7 +512,7 @@ def _training_evaluation_report(
             dataset,
             batch_size=loaded.config.input.test_batch_size,
             num_workers=cfg.train.num_workers,
-            dist_info=DistInfo(device=torch.device(device)),
+            dist_info=DistInfo(device=device),
         )
         assert evaluation is not None  # one process
     return EvaluationReport(evaluation, dataset, model_file, str(device), cfg.model.num_proposals)

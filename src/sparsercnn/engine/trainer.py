@@ -37,7 +37,6 @@ from sparsercnn.engine.distributed import (
     any_rank,
     broadcast_buffers,
     computed_on_main,
-    default_device,
     done_on_main,
     mean_over_ranks,
     release_from_traceback,
@@ -62,6 +61,7 @@ from sparsercnn.evaluation.units import format_percent
 from sparsercnn.loss import build_criterion
 from sparsercnn.model import build_model, build_postprocessor
 from sparsercnn.model_file import save_model_file
+from sparsercnn.runtime import resolve_device
 from sparsercnn.structures import Sample
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ class Trainer:
             ``curves.png`` go.
         val_dataset: evaluated every ``cfg.train.eval_period`` iterations and at the end
             (``CocoDataset`` with the test transform); ``None`` skips evaluation.
-        device: where to train when ``dist_info`` is not given (default: GPU 0 if present).
+        device: where to train when ``dist_info`` is not given (default: CUDA if present);
+            checked by :func:`~sparsercnn.runtime.resolve_device`.
         resume: ``True`` continues from the newest readable checkpoint in ``output_dir``, a path
             from that ``checkpoint_*.pt`` (of a run with the same model and label map); a ``cfg``
             with a larger ``max_iter`` or other ``steps`` changes the schedule from there on.
@@ -121,7 +122,7 @@ class Trainer:
         self.train_dataset = train_dataset
         self.val_dataset = val_dataset
         self.output_dir = Path(output_dir)
-        self.dist = dist_info or DistInfo(device=torch.device(device or default_device()))
+        self.dist = dist_info or DistInfo(device=resolve_device(device))
         self.device = self.dist.device
         self.progress = progress
         self.budget = None
