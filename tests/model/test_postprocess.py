@@ -71,3 +71,21 @@ def test_top_k_to_full_image_keeps_what_the_predictors_map_keeps() -> None:
         assert torch.equal(found["scores"], expected["scores"])
         assert torch.equal(found["labels"], expected["labels"])
         assert len(found["scores"]) == (1 if clip else 3)
+
+
+def test_per_image_detections_own_their_storage() -> None:
+    """Each image's tensors are the valid rows of its own, not views of the batch's (keeping
+    one image's detections must not keep the batch alive, nor pickle it along)."""
+    logits = torch.tensor([1.0, -1.0]).repeat(3, 4, 1)  # top 4: every slot once, class 0
+    boxes = torch.tensor([0.0, 0.0, 10.0, 10.0]).repeat(3, 4, 1)
+    boxes[1, 2] = torch.tensor([150.0, 10.0, 160.0, 20.0])  # outside: clipping drops it
+    output = make_output(logits, boxes, (100, 100))
+    top_k = PostProcessor(clip_boxes=True).select(output, [(100, 100)] * 3)
+    detections = top_k.per_image()
+    assert [len(d["boxes"]) for d in detections] == [4, 3, 4]
+    for i, det in enumerate(detections):
+        keep = top_k.valid[i]
+        for key, batched in (("boxes", top_k.boxes), ("scores", top_k.scores)):
+            assert torch.equal(det[key], batched[i][keep])
+            assert det[key].untyped_storage().nbytes() == det[key].nbytes
+        assert torch.equal(det["labels"], top_k.labels[i][keep])

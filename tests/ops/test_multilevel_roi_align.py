@@ -146,6 +146,20 @@ def test_export_matches_eager() -> None:
     )
 
 
+def test_image_starts_are_the_first_row_of_each_image_on_each_level() -> None:
+    features = [f.detach() for f in _features(torch.float32)]
+    levels = flatten_levels(features, STRIDES)
+    assert levels.image_starts.shape == (2, 4) and levels.image_starts.dtype == torch.int64
+    for level, feature in enumerate(features):
+        height, width = feature.shape[2:]
+        for image in range(2):
+            start = int(levels.image_starts[image, level])
+            assert start == int(levels.level_starts[level]) + image * height * width
+            assert torch.equal(levels.table[start], feature[image, :, 0, 0])
+            last = start + height * width - 1
+            assert torch.equal(levels.table[last], feature[image, :, -1, -1])
+
+
 def test_no_boxes() -> None:
     levels = flatten_levels([f.detach() for f in _features(torch.float32)], STRIDES)
     assert multilevel_roi_align(levels, torch.zeros(2, 0, 4)).shape == (0, 49, 6)

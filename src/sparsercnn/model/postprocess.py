@@ -43,14 +43,15 @@ class TopKDetections:
     valid: Tensor
 
     def per_image(self) -> list[Detections]:
-        """The valid detections of each image, score order kept."""
+        """The valid detections of each image, score order kept; each tensor has storage of its
+        own (not a view of the batch's), so keeping one image's detections keeps no others."""
+        # One unbind per field rather than a select per image and field.
+        fields = (self.boxes, self.scores, self.labels, self.valid)
         return [
-            Detections(
-                boxes=self.boxes[i][self.valid[i]],
-                scores=self.scores[i][self.valid[i]],
-                labels=self.labels[i][self.valid[i]],
+            Detections(boxes=boxes[keep], scores=scores[keep], labels=labels[keep])
+            for boxes, scores, labels, keep in zip(
+                *(field.unbind() for field in fields), strict=True
             )
-            for i in range(self.boxes.shape[0])
         ]
 
     def to_cpu(self) -> TopKDetections:

@@ -56,12 +56,14 @@ def assign_levels(
 class FlattenedLevels:
     """All FPN levels of a batch as one channels-last table, built once per forward.
 
-    Row ``level_starts[l] + b * H_l * W_l + y * W_l + x`` holds pixel ``(y, x)`` of image ``b``
-    on level ``l``. The small per-level tensors live on the table's device.
+    Row ``image_starts[b, l] + y * W_l + x``, with ``image_starts[b, l] = level_starts[l] + b *
+    H_l * W_l``, holds pixel ``(y, x)`` of image ``b`` on level ``l``. The small per-level
+    tensors live on the table's device and serve every stage of the forward.
 
     Attributes:
         table: ``(sum_l B * H_l * W_l, C)`` features, dtype of the inputs.
         level_starts: ``(L,)`` int64 first row of each level.
+        image_starts: ``(B, L)`` int64 first row of each image on each level.
         sizes: ``(L, 2)`` int64 ``(W_l, H_l)``.
         scales: ``(L,)`` ``1 / stride_l`` (float32, or float64 for float64 features).
         num_images: B.
@@ -69,6 +71,7 @@ class FlattenedLevels:
 
     table: Tensor
     level_starts: Tensor
+    image_starts: Tensor
     sizes: Tensor
     scales: Tensor
     num_images: int
@@ -109,10 +112,17 @@ def flatten_levels(features: Sequence[Tensor], strides: Sequence[int]) -> Flatte
     starts = [0]
     for h, w in sizes[:-1]:
         starts.append(starts[-1] + num_images * h * w)
+    level_starts = small_vector(starts, torch.int64, device)
+    level_sizes = small_vector([v for h, w in sizes for v in (w, h)], torch.int64, device)
+    level_sizes = level_sizes.view(-1, 2)
+    # (B, 1) * (L,) + (L,) -> (B, L); made here once rather than per stage from image ids.
+    level_pixels = level_sizes[:, 0] * level_sizes[:, 1]
+    image_starts = torch.arange(num_images, device=device)[:, None] * level_pixels
     return FlattenedLevels(
         table=table,
-        level_starts=small_vector(starts, torch.int64, device),
-        sizes=small_vector([v for h, w in sizes for v in (w, h)], torch.int64, device).view(-1, 2),
+        level_starts=level_starts,
+        image_starts=image_starts + level_starts,
+        sizes=level_sizes,
         scales=small_vector([1.0 / s for s in strides], coordinate_dtype(table.dtype), device),
         num_images=num_images,
     )
@@ -177,13 +187,12 @@ def roi_sample_rows(
             f"multilevel_roi_align: sampling_ratio must be > 0 for fixed shapes, got "
             f"{sampling_ratio}; use roi_align for the adaptive grid"
         )
-    num_images, num_boxes = boxes.shape[:2]
     boxes = boxes.detach().to(levels.scales.dtype)
-    level = assign_levels(boxes, num_levels=levels.num_levels).flatten()  # (K,)
+    level = assign_levels(boxes, num_levels=levels.num_levels)  # (B, N)
+    image_base = levels.image_starts.gather(1, level).flatten()  # (K,) row of pixel (0, 0)
+    level = level.flatten()  # (K,)
     scale = levels.scales[level]
     size = levels.sizes[level]  # (K, 2) (W, H) of each RoI's level
-    image = torch.arange(num_images, device=boxes.device).repeat_interleave(num_boxes)
-    image_base = levels.level_starts[level] + image * size[:, 0] * size[:, 1]
 
     offset = 0.5 if aligned else 0.0
     corners = boxes.flatten(0, 1) * scale[:, None] - offset  # (K, 4) xyxy level pixels
