@@ -254,6 +254,8 @@ def test_the_starting_weights_are_read_once_and_their_notes_said_once(
     converted and its notes said twice (or hidden once), and a fixed preset read it only after
     the data's check."""
     cfg = tiny_config()
+    if preset == "auto" and option == "--backbone-weights":
+        cfg.model.backbone_width = 64  # auto takes ImageNet's width, the standard ResNet's
     state = build_model(cfg).state_dict()
     path = tmp_path / "weights.pth"
     if option == "--backbone-weights":

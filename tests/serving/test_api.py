@@ -199,9 +199,8 @@ def test_a_large_jpeg_is_decoded_as_predict_decodes_the_file(
     assert (image["width"], image["height"]) == (800, 640)
     from_file = Predictor.from_file(model_file)(path)[0]
     assert_matches(image["detections"], from_file)
-    assert not torch.allclose(
-        Predictor.from_file(model_file)(decoded(jpeg))[0].scores, from_file.scores
-    )
+    full = Predictor.from_file(model_file)(decoded(jpeg))[0].scores  # another input
+    assert full.shape != from_file.scores.shape or not torch.allclose(full, from_file.scores)
     view = client.post("/v1/stages", files=upload).json()
     assert (view["width"], view["height"]) == (800, 640)
     assert [d["score"] for d in view["stages"][-1]] == [d["score"] for d in image["detections"]]

@@ -140,6 +140,7 @@ def test_torchvision_backbone_loads_without_missing_keys(
     if through_convert:
         path = save_converted(path, tmp_path / "resnet18.safetensors")
     cfg = get_preset("tiny")
+    cfg.model.backbone_width = 64  # torchvision's ResNet-18 (tiny's is an eighth as wide)
     cfg.model.backbone_norm = norm
     model = build_model(cfg)
     load_backbone_weights(model, path)
