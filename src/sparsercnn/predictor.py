@@ -623,6 +623,7 @@ class DrawingWriter:
             prediction.scores,
             class_names,
             score_threshold=self.score_threshold,
+            image_name=prediction.source,
         )
         target = self.target(prediction.source)
         save_drawing(drawing, self.stage(target))

@@ -62,6 +62,21 @@ def test_run_inference_returns_original_pixel_boxes(tiny_coco: SyntheticCoco) ->
     assert all(d["boxes"].device.type == "cpu" for d in detections)
 
 
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [("gpu", "^device 'gpu' is not a device"), ("mps", "^device 'mps': sparsercnn runs on")],
+)
+def test_run_inference_refuses_a_bad_device_naming_the_argument(
+    tiny_coco: SyntheticCoco, device: str, message: str
+) -> None:
+    """Was torch's raw error ("Expected one of cpu, cuda, ... device type") or, for "mps", a
+    failure at the first image copy."""
+    model, postprocessor, dataset = _setup(tiny_coco)
+    loader = build_test_loader(dataset, batch_size=1, num_workers=0)
+    with pytest.raises(ValueError, match=message):
+        run_inference(model, postprocessor, loader, device=device)
+
+
 class _ExportedStub:
     """An exported detector that finds nothing: its graph post-processes."""
 

@@ -18,6 +18,7 @@ from sparsercnn.data.transforms import build_test_transform, build_train_transfo
 from sparsercnn.engine import train_step
 from sparsercnn.engine import trainer as trainer_module
 from sparsercnn.engine.checkpoint import LAST_CHECKPOINT_FILE, load_training_checkpoint
+from sparsercnn.engine.distributed import DistInfo
 from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, BudgetedSchedule, TimeBudget
 from sparsercnn.engine.train_step import NonFiniteLossError
 from sparsercnn.engine.trainer import Trainer
@@ -301,6 +302,32 @@ def test_a_device_that_is_not_one_here_is_refused_before_anything_is_written(
     train, _ = _datasets(tiny_coco, tiny_config())
     with pytest.raises(ValueError, match=f"^{message}$"):
         Trainer(tiny_config(), train, tmp_path / "run", device=device, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_device_other_than_dist_info_s_is_refused(
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was ignored without a word: ``dist_info.device`` decided where the run trained."""
+    train, _ = _datasets(tiny_coco, tiny_config())
+    # The same device, also named less precisely, is the one dist_info gives.
+    for number, same in enumerate(("cpu", "cpu:0", torch.device("cpu"))):
+        trainer = Trainer(
+            tiny_config(), train, tmp_path / f"run{number}", device=same, dist_info=DistInfo()
+        )
+        assert trainer.device == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    on_gpu_1 = DistInfo(device=torch.device("cuda", 1))
+    assert trainer_module._process_place("cuda", on_gpu_1) is on_gpu_1
+    assert trainer_module._process_place("cuda:1", on_gpu_1) is on_gpu_1
+    for device, used in [("cpu", on_gpu_1), ("cuda:0", on_gpu_1), ("cuda", DistInfo())]:
+        with pytest.raises(
+            ValueError, match=rf"^device '{device}' is not dist_info\.device '{used.device}': "
+        ):
+            Trainer(tiny_config(), train, tmp_path / "run", device=device, dist_info=used)
+    with pytest.raises(ValueError, match=r"^device 'gpu' is not a device"):
+        Trainer(tiny_config(), train, tmp_path / "run", device="gpu", dist_info=DistInfo())
     assert not (tmp_path / "run").exists()
 
 

@@ -3,20 +3,28 @@ progress, and bad input reported in one line that names the file or flag."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from tqdm import tqdm
 
+from sparsercnn import video
 from sparsercnn.cli import predict
 from sparsercnn.cli.main import main
-from sparsercnn.predictor import DRAWINGS_MARKER
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.predictor import DRAWINGS_MARKER, Prediction
 from sparsercnn.video import VIDEO_SUFFIXES
 from sparsercnn.visualization.draw import draw_detections
 from tests.video.clips import clip_frame, decode, write_audio_only, write_clip
@@ -163,6 +171,44 @@ def test_a_failure_part_way_writes_nothing(
     assert str(bad) in error_line(capsys)
     assert output.read_text() == "[]"
     assert [p for p in drawn.rglob("*") if p.is_file()] == []
+
+
+@pytest.mark.parametrize("source", ["video", "frames"])
+def test_a_non_finite_detection_is_refused_naming_its_frame(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """Was refused as "draw_detections: ...", naming neither the video nor the frame."""
+    sequence: video.FrameSequence
+    if source == "video":
+        sequence, name = video.VideoFile(clip), f"video {clip} frame 0"
+    else:
+        first = write_frames(tmp_path / "frames", 3)[0]
+        sequence, name = video.FrameFolder(tmp_path / "frames", fps=4), str(first)
+
+    def diverged(
+        predictor: object, frames: video.FrameSequence, every: int
+    ) -> Iterator[tuple[video.Frame, Prediction]]:
+        for frame in frames.frames(every):
+            yield (
+                frame,
+                Prediction(
+                    boxes=torch.tensor([[1.0, 1.0, float("inf"), 5.0]]),
+                    scores=torch.tensor([0.9]),
+                    labels=torch.tensor([0]),
+                    class_names=["cat"],
+                    category_ids=[3],
+                    image_size=(64, 96),
+                    source=str(frames.path),
+                ),
+            )
+
+    predictor: Any = SimpleNamespace(categories=CategoryMap([3], ["cat"]))  # what it reads
+    monkeypatch.setattr(video, "predict_video", diverged)
+    args = argparse.Namespace(every=2, score_threshold=0.3)
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)}: 1 of its 1 detections have"):
+        predict.predict_sequence(
+            predictor, sequence, args, tmp_path / "out.mp4", [], tqdm(disable=True)
+        )
 
 
 def test_bad_videos_are_named(

@@ -60,6 +60,20 @@ def test_file_url_with_right_and_wrong_checksum(
         from_pretrained(path.as_uri(), sha256="xyz")
 
 
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [("gpu", "^device 'gpu' is not a device"), ("mps", "^device 'mps': sparsercnn runs on")],
+)
+def test_a_bad_device_is_refused_before_anything_is_downloaded(
+    tmp_path: Path, serve: _Server, device: str, message: str
+) -> None:
+    """Was downloaded and converted first, then refused by torch's own error in model.to."""
+    serve.payload = b"never fetched"
+    with pytest.raises(ValueError, match=message):
+        from_pretrained(f"{serve.url}/mm/model.pth", cache_dir=tmp_path, device=device)
+    assert serve.ranges == [] and list(tmp_path.iterdir()) == []
+
+
 def test_mmdet_file_name_carries_the_checksum(tmp_path: Path, tiny_files: dict[str, Path]) -> None:
     digest = _sha256(tiny_files["mmdet"])
     good = shutil.copy(

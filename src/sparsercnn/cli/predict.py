@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from sparsercnn.export.onnx_runtime import OnnxPredictor
     from sparsercnn.predictor import DrawingWriter, Predictor
-    from sparsercnn.video import FrameSequence
+    from sparsercnn.video import Frame, FrameSequence
 
     InputGroup = list[Path] | FrameSequence
 
@@ -380,11 +380,19 @@ def predict_sequence(
                     prediction.scores,
                     predictor.categories.names,
                     score_threshold=args.score_threshold,
+                    image_name=frame_name(sequence, frame),
                 )
                 writer.write(drawing, frame.timestamp if timed else None)
             bar.update()
             count += 1
     return count
+
+
+def frame_name(sequence: FrameSequence, frame: Frame) -> str:
+    """How errors name ``frame``: its file in a frame folder, else the video and its index."""
+    return (
+        str(frame.file) if frame.file is not None else f"video {sequence.path} frame {frame.index}"
+    )
 
 
 def num_items(groups: list[InputGroup], every: int) -> int | None:

@@ -15,6 +15,11 @@ from sparsercnn.cli.common import (
     warn_replacing,
 )
 
+# visualization.draw's MAX_PANEL_SIDE and MIN_PANEL_SIDE, written out: importing that module
+# loads torch, which `sparsercnn --help` must not (a test keeps the two equal).
+MAX_PANEL_SIDE = 640
+MIN_PANEL_SIDE = 256
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -52,9 +57,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-panel-side",
         type=int_at_least(32),
-        default=640,
+        default=MAX_PANEL_SIDE,
         help="longest side of each panel in pixels: larger images are scaled down to it, those "
-        "under 256 pixels enlarged to 256 or to it (default %(default)s)",
+        f"under {MIN_PANEL_SIDE} pixels enlarged to {MIN_PANEL_SIDE} or to it "
+        "(default %(default)s)",
     )
     add_device_argument(parser)
     parser.set_defaults(handler=run)

@@ -45,6 +45,7 @@ from sparsercnn.model.inference import (
     synchronize,
 )
 from sparsercnn.model.postprocess import detections_to_cpu
+from sparsercnn.runtime import check_device
 from sparsercnn.structures import Batch, Detections, ModelOutput, Sample, padded_size
 
 logger = logging.getLogger(__name__)
@@ -207,7 +208,8 @@ def run_inference(
             post-processor clips (:meth:`~sparsercnn.structures.Batch.to_original`), as the
             predictor does.
         num_stages: run only the first k refinement stages (default all; PyTorch model only).
-        device: where the images go; default the model's device.
+        device: where the images go (checked by :func:`~sparsercnn.runtime.check_device`);
+            default the model's device.
         batch_invariant: only images of the same padded size share a forward pass
             (:func:`~sparsercnn.model.inference.run_model`), so an image's detections do not
             depend on the batch size or order; False pads each batch to its largest image.
@@ -219,13 +221,17 @@ def run_inference(
     Returns:
         ``(image_ids, detections, timing)``: one entry per image in loader order; detections
         on the CPU with boxes in absolute xyxy pixels of the *original* image.
+
+    Raises:
+        ValueError: ``device`` is not a device sparsercnn runs on here, or a PyTorch model
+            comes without its postprocessor.
     """
     step: BatchStep
     if isinstance(model, nn.Module):
         module = _detector(model)
         if postprocessor is None:
             raise ValueError("inference with a PyTorch model needs its postprocessor")
-        target = torch.device(device) if device is not None else model_device(module)
+        target = check_device(device) if device is not None else model_device(module)
         context: contextlib.AbstractContextManager[object] = evaluating(module, precision)
         graphs: CudaGraphs[ModelOutput] | None = CudaGraphs(module) if cuda_graphs else None
         step = functools.partial(

@@ -61,7 +61,7 @@ from sparsercnn.evaluation.units import format_percent
 from sparsercnn.loss import build_criterion
 from sparsercnn.model import build_model, build_postprocessor
 from sparsercnn.model_file import save_model_file
-from sparsercnn.runtime import resolve_device
+from sparsercnn.runtime import check_device, resolve_device
 from sparsercnn.structures import Sample
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,25 @@ logger = logging.getLogger(__name__)
 
 def _due(iteration: int, period: int) -> bool:
     return period > 0 and iteration % period == 0
+
+
+def _process_place(device: torch.device | str | None, dist_info: DistInfo | None) -> DistInfo:
+    """``dist_info``, or a single process on ``device`` (checked, default CUDA if present).
+
+    Raises:
+        ValueError: ``device`` is not a device here, or names another device than
+            ``dist_info.device`` (``"cuda"`` matches any GPU, ``"cpu:0"`` the CPU).
+    """
+    if dist_info is None:
+        return DistInfo(device=resolve_device(device))
+    if device is not None:
+        named, used = check_device(device), dist_info.device
+        if named.type != used.type or (None not in (named.index, used.index) and named != used):
+            raise ValueError(
+                f"device {str(device)!r} is not dist_info.device {str(used)!r}: where a "
+                "process trains is dist_info's; give only dist_info (or the same device)"
+            )
+    return dist_info
 
 
 class Trainer:
@@ -86,7 +105,8 @@ class Trainer:
         val_dataset: evaluated every ``cfg.train.eval_period`` iterations and at the end
             (``CocoDataset`` with the test transform); ``None`` skips evaluation.
         device: where to train when ``dist_info`` is not given (default: CUDA if present);
-            checked by :func:`~sparsercnn.runtime.resolve_device`.
+            checked by :func:`~sparsercnn.runtime.resolve_device`. With ``dist_info`` it may
+            only repeat ``dist_info.device``, which decides; another device is refused.
         resume: ``True`` continues from the newest readable checkpoint in ``output_dir``, a path
             from that ``checkpoint_*.pt`` (of a run with the same model and label map); a ``cfg``
             with a larger ``max_iter`` or other ``steps`` changes the schedule from there on.
@@ -122,7 +142,7 @@ class Trainer:
         self.train_dataset = train_dataset
         self.val_dataset = val_dataset
         self.output_dir = Path(output_dir)
-        self.dist = dist_info or DistInfo(device=resolve_device(device))
+        self.dist = _process_place(device, dist_info)
         self.device = self.dist.device
         self.progress = progress
         self.budget = None

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from sparsercnn.model import build_model
 from sparsercnn.model_file import LoadedModel, load_state_dict_strict
+from sparsercnn.runtime import check_device
 from sparsercnn.weights.convert import convert_checkpoint
 from sparsercnn.weights.download_lock import CACHE_ENV, cache_write, download_lock
 from sparsercnn.weights.key_tables import Layout
@@ -60,12 +61,18 @@ def from_pretrained(
         sha256: expected SHA-256 (hex, or a prefix of at least 8 digits). Without it, a file
             named the mmdetection way (``...-<8 hex>.pth``) is checked against its name.
         cache_dir: where downloads go (default :func:`default_cache_dir`).
-        device: where the model is put.
+        device: where the model is put; checked (:func:`~sparsercnn.runtime.check_device`)
+            before anything is downloaded.
         layout: force the key layout instead of detecting it.
 
     Returns:
         The model (with the source's post-processing recorded in its config), config and label map.
+
+    Raises:
+        ValueError: ``device`` is not a device sparsercnn runs on here, and what :func:`fetch`
+            raises.
     """
+    device = check_device(device)
     path = fetch(path_or_url, sha256=sha256, cache_dir=cache_dir)
     converted = convert_checkpoint(path, layout)
     model = build_model(converted.config)
