@@ -333,6 +333,20 @@ def test_drawings_are_all_or_nothing_and_replace_earlier_ones_with_a_warning(
     assert "replacing" in caplog.text
 
 
+def test_a_model_with_non_finite_outputs_is_refused_naming_the_image(
+    model_file: Path, tmp_path: Path
+) -> None:
+    """Its NaN boxes were dropped as empty after clipping: no detections, and no word."""
+    predictor = Predictor.from_file(model_file)
+    last = predictor.model.head.stages[-1]
+    with torch.no_grad():
+        last.box_deltas.bias.fill_(float("nan"))
+    image = tmp_path / "broken.png"
+    Image.new("RGB", (64, 48)).save(image)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(image))}: 16 of its 16 detections"):
+        predictor(image)
+
+
 def test_a_non_finite_detection_is_refused_naming_its_image(tmp_path: Path) -> None:
     """Was refused as "draw_detections: ...", naming no file."""
     image = tmp_path / "x.png"

@@ -551,8 +551,20 @@ def _check_label_map(model: SparseRCNN, config: Config, categories: CategoryMap)
 def prediction_from_detections(
     detections: Detections, categories: CategoryMap, image_size: tuple[int, int], source: str
 ) -> Prediction:
-    """A :class:`Prediction` of detections (any device and float dtype) with their class names."""
+    """A :class:`Prediction` of detections (any device and float dtype) with their class names.
+
+    Raises:
+        ValueError: a score or box is NaN or infinite (a diverged or damaged model's), naming
+            ``source``: such detections can be neither ranked, drawn nor written as JSON.
+    """
     detections = detections_to_cpu(detections)
+    finite = torch.isfinite(detections["scores"]) & torch.isfinite(detections["boxes"]).all(-1)
+    if not bool(finite.all()):
+        raise ValueError(
+            f"{source}: {int((~finite).sum())} of its {len(finite)} detections have a NaN or "
+            "infinite score or box; the model's outputs are not finite (diverged training or "
+            "damaged weights): use a model whose outputs are finite"
+        )
     labels = detections["labels"]
     return Prediction(
         boxes=detections["boxes"],

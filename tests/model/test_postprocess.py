@@ -42,6 +42,15 @@ def test_official_clips_and_drops_empty_boxes_mmdet_keeps_them() -> None:
     assert mmdet["boxes"][0].tolist() == [-10.0, -5.0, 20.0, 200.0]
 
 
+def test_broken_boxes_are_kept_for_the_callers_to_refuse_not_dropped_as_empty() -> None:
+    """A diverged model's NaN box is not an empty one: dropped, it would pass for no detection."""
+    logits = torch.tensor([[[2.0], [1.0]]])
+    boxes = torch.tensor([[[float("nan"), 0.0, 20.0, 20.0], [120.0, 10.0, 130.0, 20.0]]])
+    output = make_output(logits, boxes, (100, 100))
+    (official,) = PostProcessor(clip_boxes=True)(output, [(100, 100)])
+    assert len(official["boxes"]) == 1 and official["boxes"][0, 0].isnan()
+
+
 def test_each_image_is_clipped_to_its_own_size() -> None:
     """A batch of two images of other sizes: each box is clipped to its own image's ``(h, w)``
     (one clip, :func:`~sparsercnn.ops.boxes.clip_boxes`, for boxes of any leading shape)."""

@@ -124,7 +124,9 @@ def select_top_k(
         image_sizes: ``(B, 2)`` int ``(h, w)`` of the input images.
         original_sizes: ``(B, 2)`` int ``(h, w)`` of the original images.
         top_k: detections per image; ``None`` means ``N``.
-        clip: clip to the original image and mark boxes with zero width or height invalid.
+        clip: clip to the original image and mark boxes with zero width or height invalid
+            (boxes with a NaN or infinite coordinate stay valid: they are not empty but
+            broken, which the callers refuse, naming the image).
 
     Returns:
         :class:`TopKDetections` with ``k = min(top_k or N, N * C)``.
@@ -141,7 +143,10 @@ def select_top_k(
             picked, scores, labels, slots, torch.ones_like(scores, dtype=torch.bool)
         )
     picked = clip_to_images(picked, original_sizes)
-    return TopKDetections(picked, scores, labels, slots, nonempty_boxes(picked))
+    # A NaN box is not empty, it is broken: it stays, for the callers' finiteness checks to name
+    # (dropped, a diverged model would just seem to detect nothing).
+    broken = ~torch.isfinite(picked).all(dim=-1)
+    return TopKDetections(picked, scores, labels, slots, nonempty_boxes(picked) | broken)
 
 
 class PostProcessor:
