@@ -76,6 +76,8 @@ def test_run_model_is_batch_invariant_and_keeps_the_order() -> None:
         assert together.image_sizes[i].tolist() == single.image_sizes[0].tolist()
         for stage, reference in zip(together.stages, single.stages, strict=True):
             torch.testing.assert_close(stage.logits[i], reference.logits[0], atol=1e-5, rtol=0)
-            torch.testing.assert_close(stage.boxes[i], reference.boxes[0], atol=2e-3, rtol=0)
+            # Float noise of batched against single products, relative to boxes of ~300 px (it
+            # depends on the thread count: 8e-6 seen under pytest-xdist).
+            torch.testing.assert_close(stage.boxes[i], reference.boxes[0], atol=2e-3, rtol=2e-5)
     # Padding image 1 (40x60) to 64x96 changes what its RoIs read.
     assert not torch.allclose(padded.last.logits[1], alone[1].last.logits[0], atol=1e-3)
