@@ -283,6 +283,29 @@ def test_drawings_that_would_collide_or_replace_an_input_are_refused(
     assert not (tmp_path / "drawn").exists()
 
 
+def test_an_annotated_video_never_replaces_a_file_no_run_drew(
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The video the frames came from sits beside their folder, or an .mp4 beside a .mov.
+    frames = tmp_path / "frames"
+    write_frames(frames, 2)
+    source = write_clip(tmp_path / "frames.mp4", 2)
+    mov = write_clip(frames / "clip.mov", 2)
+    original = source.read_bytes()
+    users = frames / "clip.mp4"
+    users.write_bytes(b"the user's video")
+    assert run_predict(model_file, frames, "--fps", "5", "--save-images", tmp_path) == 2
+    assert f"would replace {source}, which no earlier run drew" in error_line(capsys)
+    assert run_predict(model_file, mov, "--save-images", frames) == 2
+    assert f"would replace {users}, which no earlier run drew" in error_line(capsys)
+    assert source.read_bytes() == original and users.read_bytes() == b"the user's video"
+    # A drawings folder's earlier annotated video is replaced, with a note.
+    drawn = tmp_path / "drawn"
+    for _ in range(2):
+        assert run_predict(model_file, mov, "--save-images", drawn) == 0
+    assert "(1 earlier drawings replaced)" in capsys.readouterr().out
+
+
 def test_without_pyav_a_video_says_how_to_install_it(
     model_file: Path,
     clip: Path,

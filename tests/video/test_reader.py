@@ -84,6 +84,20 @@ def test_a_video_cut_short_is_read_with_a_warning(
     assert f"cut.mkv: {decoded} frames decoded where its header announces 40" in caplog.text
 
 
+def test_a_matroska_clip_starting_late_is_not_taken_as_cut_short(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Matroska's duration is its end time: a clip whose first frame is at 2 s is 2 s shorter."""
+    times = [2000 + 80 * i for i in range(40)]
+    full = write_clip(tmp_path / "late.mkv", times_ms=times)
+    frames = list(VideoFile(full).frames())
+    assert len(frames) == 40 and frames[0].timestamp == 2.0 and not caplog.records
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size * 6 // 10])
+    decoded = len(list(VideoFile(cut).frames()))
+    assert decoded < 30 and f"cut.mkv: {decoded} frames decoded" in caplog.text
+
+
 def write_frames(folder: Path, count: int, size: tuple[int, int] = (64, 96)) -> list[Path]:
     folder.mkdir()
     paths = []

@@ -306,9 +306,11 @@ def annotated_video_targets(
     (a folder ``f`` gives ``f.mp4``).
 
     Raises:
-        ValueError: two sequences would share a video, a video would replace its input, or its
+        ValueError: two sequences would share a video, a video would replace its input or a
+            file in a folder that is not a drawings folder (:data:`DRAWINGS_MARKER`), or its
             frame rate (the sequence's / ``every``) is too low or too high for a video file.
     """
+    from sparsercnn.predictor import DRAWINGS_MARKER
     from sparsercnn.video import FrameFolder, video_rate
 
     targets: dict[Path, Path] = {}
@@ -341,6 +343,13 @@ def annotated_video_targets(
             raise ValueError(
                 f"--save-images {drawings.output_dir} would replace the input video {path} "
                 "with its drawing; choose another folder"
+            )
+        if target.exists() and not (drawings.output_dir / DRAWINGS_MARKER).exists():
+            # Not a drawings folder: the .mp4 there is the user's (the video the frames came
+            # from, or one beside a .mov), not an annotated video of an earlier run.
+            raise ValueError(
+                f"--save-images {drawings.output_dir} would replace {target}, which no earlier "
+                f"run drew, with the annotated video of {path}; choose another folder"
             )
         targets[path] = target
     return targets

@@ -301,12 +301,19 @@ def _upright(pixels: np.ndarray, rotation: int) -> np.ndarray:
 
 
 def _duration_seconds(container: InputContainer, stream: VideoStream) -> float | None:
-    """The stream's duration, else the container's, in seconds; None when neither says."""
+    """The stream's duration, else the container's, in seconds; None when neither says.
+
+    Matroska's (and WebM's) duration is the time of its end, not its length: a clip whose first
+    frame is at 1 s (cut from a longer recording) is that much shorter than it says.
+    """
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / 1_000_000  # AV_TIME_BASE
-    return None
+    if container.duration is None:
+        return None
+    duration = container.duration  # AV_TIME_BASE: microseconds
+    if "matroska" in container.format.name.split(",") and container.start_time:
+        duration -= container.start_time
+    return max(duration, 0) / 1_000_000
 
 
 def _natural_key(path: Path) -> list[tuple[str, int]]:
