@@ -564,6 +564,57 @@ def test_chunked_body_over_the_limit_is_refused(client: TestClient) -> None:
     assert_serving(client)
 
 
+@pytest.mark.parametrize(
+    ("content_type", "start"),
+    [
+        ("application/json", b'{"images": ["iVBORw0KGgo'),
+        (
+            "multipart/form-data; boundary=x",
+            b'--x\r\nContent-Disposition: form-data; name="images"; filename="a.png"\r\n\r\n'
+            + PNG[:100],
+        ),
+    ],
+)
+def test_a_client_that_leaves_mid_upload_is_logged_in_one_line(
+    client: TestClient, caplog: pytest.LogCaptureFixture, content_type: str, start: bytes
+) -> None:
+    """A closed connection is no server failure: it was raised out of the app, which uvicorn
+    logged as an "Exception in ASGI application" with a traceback."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/detect",
+        "raw_path": b"/v1/detect",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", content_type.encode()), (b"content-length", b"100000")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    messages = iter(
+        [
+            {"type": "http.request", "body": start, "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    with caplog.at_level("INFO", logger="sparsercnn.serving.errors"):
+        asyncio.run(client.app(scope, receive, send))  # raises nothing
+    assert sent[0]["status"] == 400
+    assert "closed the connection before its request body was read" in caplog.text
+    assert_serving(client)
+
+
 def test_stage_view_takes_exactly_one_image_and_no_parameter(client: TestClient) -> None:
     two = client.post("/v1/stages", files=files(PNG, PNG))
     assert two.status_code == 413 and "limit of 1" in two.json()["error"]

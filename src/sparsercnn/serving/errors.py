@@ -4,14 +4,20 @@ Route code raises :class:`ApiError` for bad input (a 4xx status and a message na
 and what to do); :func:`install_error_handlers` turns it, Starlette's own HTTP errors (unknown
 route, wrong method, unparsable multipart body), a shutdown or a full queue (503) and unexpected
 failures into
-that shape, so a client always gets JSON and the server keeps serving.
+that shape, so a client always gets JSON and the server keeps serving. A client that closes its
+connection before its body is read is logged in one line, not as a server failure.
 """
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+logger = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -78,6 +84,16 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(error, StarletteHTTPException)
         return error_response(error.status_code, str(error.detail))
 
+    async def client_gone(request: Request, error: Exception) -> JSONResponse:
+        # Not a server failure: without this handler the server logged a traceback as an
+        # "Exception in ASGI application". The answer goes nowhere (uvicorn drops it).
+        logger.info(
+            "%s %s: the client closed the connection before its request body was read",
+            request.method,
+            request.url.path,
+        )
+        return error_response(400, "the client closed the connection before the body was read")
+
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         # Starlette re-raises the error after this answer, for the server to log it.
         return error_response(500, f"internal error: {type(error).__name__}: {error}")
@@ -87,4 +103,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BatcherClosed, shutting_down)
     app.add_exception_handler(BatcherFull, busy)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, unexpected)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect
 
 from sparsercnn.serving.errors import ApiError, BodyTooLarge
 from sparsercnn.serving.uploads import check_file_size, decode_base64
@@ -106,9 +107,7 @@ async def _read_multipart(
 ) -> list[UploadedImage]:
     try:
         form = await request.form(max_files=max_images + MULTIPART_SLACK, max_fields=64)
-    except BodyTooLarge:
-        raise
-    except ApiError:
+    except (BodyTooLarge, ApiError, ClientDisconnect):  # answered by their own handlers
         raise
     except Exception as error:  # python-multipart raises several types on malformed bodies
         detail = str(getattr(error, "detail", None) or error)
