@@ -13,6 +13,7 @@ import json
 import math
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -401,6 +402,12 @@ class Config:
             for name, value in values.items()
             if value != theirs[section][name]
         }
+
+
+def override_keys(overrides: Sequence[str]) -> list[str]:
+    """The ``section.key`` each ``section.key=value`` override names, in their order (the form
+    :meth:`Config.apply_overrides` reads)."""
+    return [item.partition("=")[0].strip() for item in overrides]
 
 
 def _did_you_mean(name: str, choices: dict[str, Any], prefix: str = "") -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sparsercnn.cli.common import AUTO_PRESET
-from sparsercnn.config import Config, TrainConfig
+from sparsercnn.config import Config, TrainConfig, override_keys
 from sparsercnn.presets import get_preset
 
 if TYPE_CHECKING:
@@ -112,7 +112,8 @@ def _auto_candidates(args: argparse.Namespace) -> tuple[str, ...]:
 def _train_overrides(overrides: list[str]) -> list[str]:
     """The ``train.*`` overrides of ``overrides``: those that hold whatever model the run
     trains (the model's are checked against the model it trains)."""
-    return [item for item in overrides if item.partition("=")[0].strip().startswith("train.")]
+    keys = override_keys(overrides)
+    return [item for item, key in zip(overrides, keys, strict=True) if key.startswith("train.")]
 
 
 def check_run_to_start(args: argparse.Namespace, output_dir: Path, *, is_main: bool) -> None:
@@ -326,8 +327,6 @@ def _auto_config(
         train_images,
         dist_info.device,
         time_budget_minutes=args.time_budget,
-        max_iter=_overridden_train_value(overrides, "max_iter"),
-        batch_size=_overridden_train_value(overrides, "batch_size"),
         world_size=dist_info.world_size,
         weights=weights,
         image_cache_mb=TrainConfig.image_cache_mb if cache_mb is None else cache_mb,
@@ -352,10 +351,9 @@ def _auto_config(
 
 def _overridden_train_value(overrides: list[str], name: str) -> int | None:
     """The value ``N`` of a ``train.<name>=N`` override, None without one: what the recipe must
-    know before choosing (the step budget it fits its schedule to, the batch its timing, steps
-    and learning rate follow, the image cache it prices loading with)."""
-    keys = [item.partition("=")[0].strip() for item in overrides]
-    if f"train.{name}" not in keys:
+    know before reading the data (the image cache it prices loading with; it reads the step
+    budget and the batch off the overrides it is given)."""
+    if f"train.{name}" not in override_keys(overrides):
         return None
     value: int = getattr(Config().apply_overrides(_train_overrides(overrides)).train, name)
     return value

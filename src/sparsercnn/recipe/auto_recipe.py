@@ -31,7 +31,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from sparsercnn.config import Config, ModelConfig
+from sparsercnn.config import Config, ModelConfig, override_keys
 from sparsercnn.presets import medium, r50_100pro_3x, small
 from sparsercnn.recipe import advice
 from sparsercnn.recipe.dataset_profile import DatasetProfile
@@ -237,7 +237,7 @@ def check_overrides_fit_weights(
     if not changed:
         return model
     # The last value given for a key is the one applied.
-    given = {item.partition("=")[0].strip(): item.strip() for item in overrides}
+    given = dict(zip(override_keys(overrides), (item.strip() for item in overrides), strict=True))
     named = " ".join(given[f"model.{name}"] for name in changed)
     theirs = ", ".join(f"{name} {getattr(fixed, name)}" for name in changed)
     raise ValueError(
@@ -252,8 +252,10 @@ def _given_steps_and_batch(
 ) -> tuple[Budget, int | None]:
     """``budget`` and ``batch_size`` with the ``train.max_iter`` and ``train.batch_size`` of
     ``overrides`` where not given otherwise: the steps and the batch the run trains with."""
-    keys = {item.partition("=")[0].strip() for item in overrides}
-    train_overrides = [item for item in overrides if item.strip().startswith("train.")]
+    keys = override_keys(overrides)
+    train_overrides = [
+        item for item, key in zip(overrides, keys, strict=True) if key.startswith("train.")
+    ]
     given = Config().apply_overrides(train_overrides).train
     if budget.iterations is None and "train.max_iter" in keys:
         budget = replace(budget, iterations=given.max_iter)
@@ -313,7 +315,7 @@ class _Builder:
         self.profile = profile
         # The --set values the run trains with, and the keys they give.
         self.overrides = list(overrides or ())
-        self.given = frozenset(item.partition("=")[0].strip() for item in self.overrides)
+        self.given = frozenset(override_keys(self.overrides))
         self.hardware = hardware
         self.budget = budget
         self.step_cost_of = step_cost_of
