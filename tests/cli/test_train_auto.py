@@ -24,6 +24,16 @@ def _train(data: SyntheticCoco, run: Path, *extra: str) -> list[str]:
     return ["train", *files, "--output-dir", str(run), *extra]
 
 
+def _stop_at_the_recipe(monkeypatch: pytest.MonkeyPatch, seen: dict[str, object]) -> None:
+    """``recipe_for_dataset`` records its keyword arguments in ``seen`` and stops the command."""
+
+    def recipe_for_dataset(*args: object, **kwargs: object) -> None:
+        seen.update(kwargs)
+        raise ValueError("stop after the recipe's arguments")
+
+    monkeypatch.setattr("sparsercnn.recipe.recipe_for_dataset", recipe_for_dataset)
+
+
 @pytest.mark.slow
 def test_auto_is_the_default_and_its_choices_are_saved(
     tiny_coco: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -151,11 +161,7 @@ def test_overrides_the_recipe_must_know_reach_it(
     loading), so it is given to the recipe, not only applied after."""
     seen: dict[str, object] = {}
 
-    def recipe_for_dataset(*args: object, **kwargs: object) -> None:
-        seen.update(kwargs)
-        raise ValueError("stop after the recipe's arguments")
-
-    monkeypatch.setattr("sparsercnn.recipe.recipe_for_dataset", recipe_for_dataset)
+    _stop_at_the_recipe(monkeypatch, seen)
     overrides = ["train.max_iter=40", "train.image_cache_mb=0", "train.batch_size=3"]
     assert main(_train(tiny_coco, tmp_path / "run", "--set", *overrides)) == 2
     # The steps and the batch from the overrides (choose_recipe reads them), the cache as such.
@@ -207,11 +213,7 @@ def test_starting_weights_given_by_set_reach_the_recipe(
     auto."""
     seen: dict[str, object] = {}
 
-    def recipe_for_dataset(*args: object, **kwargs: object) -> None:
-        seen.update(kwargs)
-        raise ValueError("stop after the recipe's arguments")
-
-    monkeypatch.setattr("sparsercnn.recipe.recipe_for_dataset", recipe_for_dataset)
+    _stop_at_the_recipe(monkeypatch, seen)
     argv = _train(tiny_coco, tmp_path / "run", "--set", f"train.init_from={model_file}")
     assert main(argv) == 2
     weights = seen["weights"]
@@ -245,12 +247,8 @@ def test_model_overrides_are_checked_against_the_models_auto_chooses(
     checked: list[object] = []
     seen: dict[str, object] = {}
 
-    def recipe_for_dataset(*args: object, **kwargs: object) -> None:
-        seen.update(kwargs)
-        raise ValueError("stop after the recipe's arguments")
-
     monkeypatch.setattr("sparsercnn.cli.train.check_training_data", lambda *a: checked.append(a))
-    monkeypatch.setattr("sparsercnn.recipe.recipe_for_dataset", recipe_for_dataset)
+    _stop_at_the_recipe(monkeypatch, seen)
     assert main(_train(tiny_coco, tmp_path / "run", "--set", *overrides)) == 2
     err = capsys.readouterr().err
     if refused is None:
@@ -296,12 +294,8 @@ def test_resnet_weights_of_another_width_are_refused_before_the_data_or_taken_wh
     checked: list[object] = []
     seen: dict[str, object] = {}
 
-    def recipe_for_dataset(*args: object, **kwargs: object) -> None:
-        seen.update(kwargs)
-        raise ValueError("stop after the recipe's arguments")
-
     monkeypatch.setattr("sparsercnn.cli.train.check_training_data", lambda *a: checked.append(a))
-    monkeypatch.setattr("sparsercnn.recipe.recipe_for_dataset", recipe_for_dataset)
+    _stop_at_the_recipe(monkeypatch, seen)
     run = tmp_path / "run"
     assert main(_train(tiny_coco, run, "--backbone-weights", str(path))) == 2
     err = capsys.readouterr().err
