@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from sparsercnn.model import SparseRCNN, build_model, inference
 from sparsercnn.model.inference import evaluating
 from sparsercnn.model.int8_features import (
+    PACKED_SHAPES,
     ActivationRange,
     Int8Calibration,
     Int8Convolution,
@@ -122,6 +123,28 @@ def test_the_fused_sum_adds_the_accumulator() -> None:
     )
     scale, zero_point = int8.output
     assert _relative_error((result.float() - zero_point) * scale, expected) < 0.03
+
+
+@needs_int8
+def test_weights_are_packed_once_per_input_shape_and_give_the_same_outputs() -> None:
+    torch.manual_seed(0)
+    int8 = Int8Convolution.from_layers(nn.Conv2d(16, 32, 3, padding=1))
+    with pytest.raises(RuntimeError, match="not prepared"):
+        int8.packed(torch.zeros(1, 16, 8, 8, dtype=torch.uint8))
+    int8.prepare((1 / 255, 3), (0.05, 0))
+    shapes = [(1, 16, 8 + 4 * i, 12) for i in range(PACKED_SHAPES + 1)]
+    inputs = [
+        torch.randint(0, 256, shape, dtype=torch.uint8).contiguous(
+            memory_format=torch.channels_last
+        )
+        for shape in shapes
+    ]
+    first = [int8(x, relu=True) for x in inputs]
+    packed = int8.packed(inputs[-1])
+    assert int8.packed(inputs[-1].clone()) is packed  # same shape: packed once
+    assert int8.packed(inputs[-2]) is not packed
+    # The first shape fell out of the last PACKED_SHAPES: packed again, same outputs.
+    assert all(torch.equal(int8(x, relu=True), y) for x, y in zip(inputs, first, strict=True))
 
 
 @pytest.mark.parametrize(("depth", "width"), [(18, 16), (50, 8)])

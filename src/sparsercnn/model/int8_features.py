@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -43,6 +44,8 @@ _ACTIVE: ContextVar[bool] = ContextVar("int8_features", default=False)
 # (scale, zero point) of a uint8 tensor q: its value is (q - zero_point) * scale.
 Quantization = tuple[float, int]
 UINT8_LEVELS = 255
+# Input shapes whose packed weights each convolution keeps (Int8Convolution.packed).
+PACKED_SHAPES = 4
 INT8_WEIGHT_LEVELS = 127
 UNCALIBRATED = (
     "precision int8 needs a calibrated model file: make one with `sparsercnn export --int8 "
@@ -170,7 +173,9 @@ class Int8Convolution:
         self.weight_zero_point = torch.zeros(weight.shape[0], dtype=torch.long)
         self.input: Quantization = (1.0, 0)
         self.output: Quantization = (1.0, 0)
-        self.packed: Tensor | None = None
+        self.quantized: Tensor | None = None  # int8 weight, set by prepare()
+        # Packed weights by input shape, the most recently used last (see packed()).
+        self._packed: OrderedDict[tuple[int, ...], Tensor] = OrderedDict()
 
     @classmethod
     def from_layers(cls, conv: nn.Conv2d, norm: nn.Module | None = None) -> Int8Convolution:
@@ -198,31 +203,47 @@ class Int8Convolution:
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def prepare(self, input: Quantization, output: Quantization) -> None:
-        """Quantize and pack the weights for inputs at ``input``; outputs come at ``output``.
-        The float weight is dropped (once only: a convolution is prepared once)."""
+        """Quantize the weights for inputs at ``input`` (packed for each input shape at its
+        first use, :meth:`packed`); outputs come at ``output``. The float weight is dropped
+        (once only: a convolution is prepared once)."""
         if self.weight is None:
             raise RuntimeError("this int8 convolution was prepared already")
         self.input, self.output = input, output
         weight = torch.round(self.weight / self.weight_scale.reshape(-1, 1, 1, 1))
-        self.packed = torch.ops.onednn.qconv_prepack(
-            weight.clamp(-INT8_WEIGHT_LEVELS, INT8_WEIGHT_LEVELS).to(torch.int8),
-            self.weight_scale,
-            input[0],
-            input[1],
-            self.stride,
-            self.padding,
-            [1, 1],
-            1,
-            None,
-        )
+        self.quantized = weight.clamp(-INT8_WEIGHT_LEVELS, INT8_WEIGHT_LEVELS).to(torch.int8)
         self.weight = None
+
+    def packed(self, x: Tensor) -> Tensor:
+        """The weight in oneDNN's layout for inputs of ``x``'s shape, packed on first use.
+
+        oneDNN picks the weight layout of its fastest kernel from the input's shape; a weight
+        packed without the shape is reordered into that layout at every call, which on AVX-512
+        VNNI (machine A) cost R50's 1x1 convolutions more than their arithmetic. The last
+        :data:`PACKED_SHAPES` shapes are kept (evaluation sorts images by size, so a run meets
+        each shape in one stretch).
+        """
+        if self.quantized is None:
+            raise RuntimeError("this int8 convolution is not prepared: call prepare() first")
+        shape = tuple(x.shape)
+        packed = self._packed.get(shape)
+        if packed is None:
+            packed = torch.ops.onednn.qconv_prepack(
+                self.quantized, self.weight_scale, *self.input, self.stride, self.padding,
+                [1, 1], 1, list(shape),
+            )  # fmt: skip
+            self._packed[shape] = packed
+            if len(self._packed) > PACKED_SHAPES:
+                self._packed.popitem(last=False)
+        else:
+            self._packed.move_to_end(shape)
+        return packed
 
     def __call__(self, x: Tensor, relu: bool, dtype: torch.dtype | None = None) -> Tensor:
         """``(B, C_in, H, W)`` uint8 -> ``(B, C_out, H', W')``: uint8 at :attr:`output`, or
         float of ``dtype`` (no quantization) when given."""
         scale, zero_point = self.output if dtype is None else (1.0, 0)
         return torch.ops.onednn.qconv2d_pointwise(
-            x, *self.input, self.packed, self.weight_scale, self.weight_zero_point, self.bias,
+            x, *self.input, self.packed(x), self.weight_scale, self.weight_zero_point, self.bias,
             self.stride, self.padding, [1, 1], 1, scale, zero_point, dtype,
             "relu" if relu else "none", [], "",
         )  # fmt: skip
@@ -231,7 +252,7 @@ class Int8Convolution:
         """``conv(x) + accumulator`` (then ReLU if asked), uint8 at :attr:`output`;
         ``accumulator`` (uint8 at ``at``, the output's shape) is overwritten."""
         return torch.ops.onednn.qconv2d_pointwise.binary(
-            x, *self.input, self.packed, self.weight_scale, self.weight_zero_point, accumulator,
+            x, *self.input, self.packed(x), self.weight_scale, self.weight_zero_point, accumulator,
             self.bias, self.stride, self.padding, [1, 1], 1, *self.output, None, *at, "sum",
             1.0, "relu" if relu else "none", [], "",
         )  # fmt: skip
