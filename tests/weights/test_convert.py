@@ -21,6 +21,8 @@ from sparsercnn.ops.boxes import clip_boxes
 from sparsercnn.presets import get_preset
 from sparsercnn.weights.convert import (
     COCO_CATEGORIES,
+    backbone_state_dict,
+    check_backbone,
     coco_categories,
     convert_checkpoint,
     export_state_dict,
@@ -28,6 +30,7 @@ from sparsercnn.weights.convert import (
 )
 from tests.weights.reference_checkpoints import (
     COCO_CLASSES,
+    R50_100,
     TINY,
     ReferencePair,
     make_pair,
@@ -289,3 +292,82 @@ def test_bare_state_dict_of_a_narrow_backbone(tmp_path: Path) -> None:
     torch.save(model.state_dict(), path)
     converted = convert_checkpoint(path)
     assert converted.config.model.backbone_width == cfg.model.backbone_width == 32
+
+
+# The heads of a Faster R-CNN, in detectron2's and mmdetection's names (R-50-FPN, 80 classes).
+FASTER_RCNN_HEADS = {
+    "official": {
+        "proposal_generator.rpn_head.conv.weight": (256, 256, 3, 3),
+        "roi_heads.box_head.fc1.weight": (1024, 12544),
+        "roi_heads.box_predictor.cls_score.weight": (81, 1024),
+    },
+    "mmdet": {
+        "rpn_head.rpn_conv.weight": (256, 256, 3, 3),
+        "roi_head.bbox_head.shared_fcs.0.weight": (1024, 12544),
+        "roi_head.bbox_head.fc_cls.weight": (81, 1024),
+    },
+}
+
+
+@pytest.mark.parametrize("layout", ["official", "mmdet"])
+def test_another_detectors_checkpoint_gives_its_resnet_only(
+    tmp_path: Path, tiny_pair: ReferencePair, layout: str
+) -> None:
+    """A Faster R-CNN is not converted (the message says what it is, not "modified code"), but
+    its ResNet is backbone weights; its FPN and heads are left out."""
+    tensors = tiny_pair.official if layout == "official" else tiny_pair.mmdet
+    detector = {k: v for k, v in tensors.items() if k.startswith(("backbone.", "neck."))}
+    detector |= {key: torch.zeros(shape) for key, shape in FASTER_RCNN_HEADS[layout].items()}
+    path = tmp_path / "faster_rcnn.pth"
+    torch.save({"model": detector} if layout == "official" else {"state_dict": detector}, path)
+    with pytest.raises(ValueError, match="holds no Sparse R-CNN head: it is another detector's"):
+        convert_checkpoint(path)
+    backbone = backbone_state_dict(path)
+    ours = {k: v for k, v in tiny_pair.mmdet.items() if k.startswith("backbone.")}
+    if layout == "official":  # FrozenBN: no BatchNorm counters
+        ours = {k: v for k, v in ours.items() if not k.endswith("num_batches_tracked")}
+    assert backbone.keys() == ours.keys()
+    assert all(torch.equal(backbone[key], value) for key, value in ours.items())
+
+
+def test_a_file_without_a_resnet_names_its_layout(tmp_path: Path, tiny_pair: ReferencePair) -> None:
+    path = save_mmdet(tmp_path / "mmdet.pth", tiny_pair.mmdet)
+    with pytest.raises(ValueError, match=r"holds no ResNet weights .*those of the mmdet layout"):
+        backbone_state_dict(path, layout="official")
+
+
+def _resnet50(first_block: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    """A ResNet-50's tensors (our names, meta device) whose ``layer1.0`` convolutions have the
+    given shapes."""
+    resnet = {
+        k: v
+        for k, v in make_pair(R50_100, device="meta").mmdet.items()
+        if k.startswith("backbone.")
+    }
+    for conv, shape in first_block.items():
+        resnet[f"backbone.layer1.0.{conv}.weight"] = torch.empty(shape, device="meta")
+    return resnet
+
+
+@pytest.mark.parametrize(
+    ("first_block", "found"),
+    [
+        # torchvision's resnext50_32x4d: 32 groups of 4 channels.
+        (
+            {"conv1": (128, 64, 1, 1), "conv2": (128, 4, 3, 3)},
+            r"conv2\.weight .* is grouped: a ResNeXt",
+        ),
+        # torchvision's wide_resnet50_2: blocks twice as wide as the stem.
+        (
+            {"conv1": (128, 64, 1, 1), "conv2": (128, 128, 3, 3)},
+            r"conv1\.weight has 128 channels for a stem of 64",
+        ),
+    ],
+)
+def test_a_resnext_or_wide_resnet_is_named_as_such(
+    first_block: dict[str, tuple[int, ...]], found: str
+) -> None:
+    with pytest.raises(ValueError, match=rf"^rx\.pth: layer1\.0\.{found}.*plain ResNet") as info:
+        check_backbone(_resnet50(first_block), "rx.pth", "torchvision")
+    assert "mis-shaped" not in str(info.value)
+    assert check_backbone(_resnet50({}), "r50.pth", "torchvision") == 50

@@ -85,6 +85,22 @@ def test_mmdet_file_name_carries_the_checksum(tmp_path: Path, tiny_files: dict[s
         from_pretrained(str(bad))
 
 
+def test_a_checksum_from_the_name_says_so(tmp_path: Path) -> None:
+    """A file of the user's own whose name ends like a published one's (a date) is told how to
+    get past the check; a checksum the user gave is reported as given."""
+    path = tmp_path / "sparse_rcnn-20240101.pth"
+    path.write_bytes(b"my own weights")
+    with pytest.raises(
+        ValueError,
+        match=r"its name ends in -20240101, which marks a published "
+        r"file's SHA-256, .*rename it",
+    ):
+        fetch(str(path))
+    with pytest.raises(ValueError, match=r"expected sha256 abcdef12\.\.\., got"):
+        fetch(str(path), sha256="abcdef12")
+    assert fetch(str(path), sha256=_sha256(path)) == path
+
+
 def test_missing_local_file_and_bad_scheme(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"nothing\.pth"):
         fetch((tmp_path / "nothing.pth").as_uri())

@@ -124,7 +124,7 @@ def test_a_zip_archive_of_something_else_is_not_called_damaged(
 
 def test_not_a_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "notes.pth"
-    path.write_text("hello")
+    path.write_bytes(b"\x01\x02 binary, neither a zip archive nor a pickle")
     with pytest.raises(ValueError, match=r"notes\.pth could not be read"):
         read_checkpoint(path)
     with pytest.raises(FileNotFoundError, match=r"missing\.pth"):
@@ -136,6 +136,22 @@ def test_not_a_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "mixed.pth"
     torch.save({"conv1.weight": torch.zeros(1), "epoch": 3}, path)
     with pytest.raises(ValueError, match=r"'epoch' is a int, not a tensor"):
+        read_checkpoint(path)
+
+
+def test_a_text_file_is_named_as_text(tmp_path: Path) -> None:
+    """The web page a failed download saves (or a JSON given by mistake) is not blamed on safe
+    loading; a multi-byte character cut by the bytes looked at is still text."""
+    path = tmp_path / "model.pth"
+    path.write_text("<!DOCTYPE html>\n<html><title>404 Not Found</title>")
+    with pytest.raises(
+        ValueError,
+        match=r"model\.pth is a text file, not a checkpoint \(it starts "
+        r"'<!DOCTYPE html>'\); give the checkpoint file, or download it again",
+    ):
+        read_checkpoint(path)
+    path.write_text("é" * 100)
+    with pytest.raises(ValueError, match="is a text file"):
         read_checkpoint(path)
 
 

@@ -45,7 +45,7 @@ def naming_option(option: str) -> Iterator[None]:
     """Prefix the error of a missing or unusable file inside with the option that named it.
 
     :func:`~sparsercnn.weights.download.fetch` says "checkpoint x.pth does not exist" (or is a
-    folder), and the conversion "x.json could not be read as a PyTorch checkpoint ..." (any
+    folder), and the conversion "x.json is a text file, not a checkpoint ..." (any
     ValueError: not a checkpoint, damaged, no known layout), without knowing which option gave
     the file; this makes it "--init-from (train.init_from): checkpoint x.pth does not exist".
     A message that already starts with the option is left as it is.

@@ -26,7 +26,7 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import build_model
 from sparsercnn.model.backbone import ARCHITECTURES, Bottleneck
 from sparsercnn.model_file import CONFIG_DISAGREES, load_state_dict_strict, save_model_file
-from sparsercnn.weights.key_tables import Layout, rename_keys
+from sparsercnn.weights.key_tables import Layout, backbone_prefix, rename_keys
 from sparsercnn.weights.readers import (
     BACKBONE_FORMAT_NAME,
     RawCheckpoint,
@@ -153,17 +153,22 @@ def to_our_names(tensors: Mapping[str, Tensor], layout: Layout, source: str) -> 
     """Rename with the key table; a key the table does not know is an error that lists it."""
     renamed, dropped, unmatched = rename_keys(tensors, layout, "ours")
     if unmatched:
-        try:
-            detected: Layout | None = detect_layout(list(tensors), source)
-        except ValueError:
-            detected = None
-        hint = (
-            f"; the key names are those of the {detected} layout: drop --from (layout=) to "
-            "detect it"
-            if detected not in (None, layout)
-            else "; the layout has no such tensors (the model of modified "
-            "code?): re-save the state dict without those keys and use that file"
+        # Keys outside the ResNet and no Sparse R-CNN head: the heads of another detector.
+        other_heads = "head.stages.0.class_logits.weight" not in renamed and any(
+            not key.startswith(backbone_prefix(layout)) for key in unmatched
         )
+        hint = _other_layout_hint(tensors, layout, source)
+        if not hint and other_heads and layout in ("official", "mmdet"):
+            hint = (
+                "; the file holds no Sparse R-CNN head: it is another detector's checkpoint "
+                "(a Faster R-CNN?), whose ResNet alone can be used, as backbone weights (train "
+                "--backbone-weights, load_backbone_weights)"
+            )
+        elif not hint:
+            hint = (
+                "; the layout has no such tensors (the model of modified code?): re-save the "
+                "state dict without those keys and use that file"
+            )
         raise ValueError(
             f"{source}: {len(unmatched)} key(s) are not part of the {layout} layout: "
             f"{listing(unmatched, limit=5)}{hint}"
@@ -171,6 +176,18 @@ def to_our_names(tensors: Mapping[str, Tensor], layout: Layout, source: str) -> 
     if dropped:
         logger.info("%s: dropped %d unused tensor(s): %s", source, len(dropped), listing(dropped))
     return renamed
+
+
+def _other_layout_hint(tensors: Mapping[str, Tensor], layout: Layout, source: str) -> str:
+    """Where the keys are those of another layout than ``layout``, a hint that names it (for
+    the end of a message); else ``""``."""
+    try:
+        detected = detect_layout(list(tensors), source)
+    except ValueError:
+        return ""
+    if detected == layout:
+        return ""
+    return f"; the key names are those of the {detected} layout: drop --from (layout=) to detect it"
 
 
 def infer_model_config(
@@ -204,7 +221,7 @@ def infer_model_config(
     towers = {name: _indices(tensors, f"{stage}{name}.") for name in ("cls_tower", "reg_tower")}
     return replace(
         base or ModelConfig(),
-        backbone_depth=infer_depth(tensors, source),
+        backbone_depth=infer_depth(tensors, source, layout),
         backbone_width=shape("backbone.conv1.weight")[0],
         fpn_dim=shape("fpn.lateral_convs.0.weight")[0],
         num_proposals=num_proposals,
@@ -250,8 +267,14 @@ def file_key_name(layout: Layout) -> Callable[[str], str]:
     return name
 
 
-def infer_depth(tensors: Mapping[str, Tensor], source: str) -> int:
-    """ResNet depth from the block count of each ``backbone.layer{1..4}`` and the block type."""
+def infer_depth(tensors: Mapping[str, Tensor], source: str, layout: Layout = "ours") -> int:
+    """ResNet depth from the block count of each ``backbone.layer{1..4}`` and the block type.
+
+    Raises:
+        ValueError: not the block counts of a supported depth, or not a plain ResNet (a ResNeXt
+            or a wide ResNet); keys are named as the file (of ``layout``) names them.
+    """
+    _check_plain_resnet(tensors, source, file_key_name(layout))
     blocks = tuple(len(_indices(tensors, f"backbone.layer{k}.")) for k in range(1, 5))
     bottleneck = "backbone.layer1.0.conv3.weight" in tensors
     for depth, (block, counts) in ARCHITECTURES.items():
@@ -261,6 +284,32 @@ def infer_depth(tensors: Mapping[str, Tensor], source: str) -> int:
         f"{source}: a ResNet with {blocks} blocks per stage "
         f"({'bottleneck' if bottleneck else 'basic'} blocks) is not one of depths "
         f"{sorted(ARCHITECTURES)}"
+    )
+
+
+def _check_plain_resnet(
+    tensors: Mapping[str, Tensor], source: str, name: Callable[[str], str]
+) -> None:
+    """Refuse a ResNeXt (grouped 3x3 convolutions) or a wide ResNet (blocks wider than the
+    stem): they have a ResNet's block counts and key names, so they would otherwise be refused
+    key by key as mis-shaped. A plain ResNet's first block is as wide as its stem, ungrouped."""
+    keys = (
+        "backbone.conv1.weight",
+        "backbone.layer1.0.conv1.weight",
+        "backbone.layer1.0.conv2.weight",
+    )
+    if any(key not in tensors for key in keys):
+        return
+    stem, conv1, conv2 = (tensors[key].shape for key in keys)
+    if conv2[1] != conv1[0]:
+        found = f"{name(keys[2])} of shape {tuple(conv2)} is grouped: a ResNeXt"
+    elif conv1[0] != stem[0]:
+        found = f"{name(keys[1])} has {conv1[0]} channels for a stem of {stem[0]}: a wide ResNet"
+    else:
+        return
+    raise ValueError(
+        f"{source}: {found}, which sparsercnn does not build; use the weights of a plain "
+        f"ResNet-{'/'.join(map(str, sorted(ARCHITECTURES)))} (torchvision's resnet50, say)"
     )
 
 
@@ -300,10 +349,10 @@ def check_backbone(tensors: Mapping[str, Tensor], source: str, layout: Layout = 
     depth and width, allocating no weights. Returns the depth.
 
     Raises:
-        ValueError: not a ResNet depth, or missing, unexpected or mis-shaped keys (in the
-            file's names).
+        ValueError: not a plain ResNet of a supported depth, or missing, unexpected or
+            mis-shaped keys (in the file's names).
     """
-    depth = infer_depth(tensors, source)
+    depth = infer_depth(tensors, source, layout)
     stem = tensors.get("backbone.conv1.weight")
     width = ModelConfig.backbone_width if stem is None else int(stem.shape[0])
     with torch.device("meta"):
@@ -385,11 +434,23 @@ def backbone_state_dict(src: str | Path, layout: Layout | None = None) -> dict[s
 
 
 def _backbone_of(checkpoint: RawCheckpoint) -> dict[str, Tensor]:
-    tensors = to_our_names(checkpoint.tensors, checkpoint.layout, checkpoint.source)
-    backbone = {k: v for k, v in tensors.items() if k.startswith("backbone.")}
-    if not backbone:
-        raise ValueError(f"{checkpoint.source} holds no ResNet weights")
-    check_backbone(backbone, checkpoint.source, checkpoint.layout)
+    """The ResNet tensors (our names) of ``checkpoint``: those under its layout's backbone
+    prefix, checked strictly; the rest (FPN, a head of any detector) is left out."""
+    source, layout = checkpoint.source, checkpoint.layout
+    prefix = backbone_prefix(layout)
+    resnet = {k: v for k, v in checkpoint.tensors.items() if k.startswith(prefix)}
+    if not resnet:
+        hint = _other_layout_hint(checkpoint.tensors, layout, source)
+        raise ValueError(f"{source} holds no ResNet weights (no key starts with {prefix!r}){hint}")
+    backbone = to_our_names(resnet, layout, source)
+    if len(resnet) < len(checkpoint.tensors):
+        logger.info(
+            "%s: took the ResNet (%d tensors), leaving out the other %d",
+            source,
+            len(resnet),
+            len(checkpoint.tensors) - len(resnet),
+        )
+    check_backbone(backbone, source, layout)
     return backbone
 
 

@@ -212,11 +212,21 @@ def verify_sha256(path: Path, expected: str | None) -> None:
         while block := handle.read(CHUNK_SIZE):
             digest.update(block)
     actual = digest.hexdigest()
-    if not actual.startswith(expected):
+    if actual.startswith(expected):
+        return
+    marked = HASH_IN_NAME.search(path.name.removesuffix(".part"))
+    if marked is not None and marked.group(1) == expected:
+        # The check came from the name (expected_sha256), which a file of the user's own
+        # may end in by chance (a date: "model-20240101.pth").
         raise ValueError(
-            f"checksum mismatch for {path}: expected sha256 {expected}..., got {actual}; the "
-            "file is damaged or not the published one"
+            f"checksum mismatch for {path}: its name ends in -{expected}, which marks a published "
+            f"file's SHA-256, but its SHA-256 is {actual}; download it again, or if it is a file "
+            "of your own, rename it so that its name does not end in -<8 hex digits>.pth"
         )
+    raise ValueError(
+        f"checksum mismatch for {path}: expected sha256 {expected}..., got {actual}; the "
+        "file is damaged or not the published one"
+    )
 
 
 def download(

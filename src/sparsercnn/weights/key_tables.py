@@ -11,6 +11,7 @@ transposes or reshapes are ever needed (spec 11.6).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -165,6 +166,14 @@ def _head_rows() -> list[KeyRow]:
 
 
 KEY_TABLE: tuple[KeyRow, ...] = (*_backbone_rows(), *_fpn_rows(), *PROPOSAL_ROWS, *_head_rows())
+
+
+def backbone_prefix(layout: Layout) -> str:
+    """What every ResNet key of ``layout`` starts with: ``backbone.bottom_up.`` (official),
+    ``backbone.`` (mmdetection, ours), nothing (torchvision, whose file is the ResNet alone)."""
+    patterns = [row.pattern(layout) for row in _backbone_rows()]
+    # A prefix of characters, not of path components: the keys are dotted names.
+    return os.path.commonprefix([p for p in patterns if p is not None])  # noqa: RUF071
 
 
 @dataclass(frozen=True)

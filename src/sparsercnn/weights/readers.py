@@ -239,13 +239,21 @@ def _training_checkpoint_labels(
 
 
 def _unreadable_message(path: Path, error: Exception) -> str:
-    """Why ``torch.load`` could not read ``path`` and what to do: an empty file or a damaged
-    zip archive (what torch.save writes, e.g. a download cut short) is to be fetched again; a
-    file that refers to Python objects is refused by safe loading."""
+    """Why ``torch.load`` could not read ``path`` and what to do: an empty file, a text file (the
+    web page of a failed download, say) or a damaged zip archive (what torch.save writes, e.g. a
+    download cut short) is to be fetched again; a file that refers to Python objects is refused
+    by safe loading."""
     with open(path, "rb") as handle:
-        head = handle.read(2)
+        start = handle.read(64)
+    head = start[:2]
     if not head:
         return f"{path} is empty; download or copy the checkpoint again"
+    text = _text_start(start)
+    if text is not None:
+        return (
+            f"{path} is a text file, not a checkpoint (it starts {text!r}); give the checkpoint "
+            "file, or download it again if this is the web page a failed download saved"
+        )
     failure = _load_failure(error)
     if head == b"PK" and not _holds_pickle(path):
         return (
@@ -263,6 +271,19 @@ def _unreadable_message(path: Path, error: Exception) -> str:
         "unpickled here. If you trust the file, re-save only its state dict with torch.save and "
         "convert that."
     )
+
+
+def _text_start(start: bytes) -> str | None:
+    """The first line of ``start`` (a file's first bytes) if they are text, else None. A
+    checkpoint is binary from its first bytes (a zip archive's ``PK\\x03\\x04``, a pickle's
+    ``\\x80`` protocol mark)."""
+    # A multi-byte character may be cut at the end of ``start``.
+    text = start.decode("utf-8", errors="replace").rstrip("\ufffd")
+    if "\ufffd" in text or not text.strip():
+        return None
+    if not all(char.isprintable() or char in "\t\r\n" for char in text):
+        return None
+    return text.strip().splitlines()[0][:40]
 
 
 def _holds_pickle(path: Path) -> bool:
