@@ -624,11 +624,22 @@ def test_stage_view_takes_exactly_one_image_and_no_parameter(client: TestClient)
     assert client.post("/v1/stages", files=files(PNG)).status_code == 200
 
 
-def test_unknown_routes_and_methods_answer_json(client: TestClient) -> None:
+def test_unknown_routes_and_methods_answer_json_naming_the_request(client: TestClient) -> None:
+    """In the shape of every error, naming the path and method and listing the endpoints."""
+    listed = "this server answers GET /, GET /docs, GET /health, GET /openapi.json, "
+    listed += "POST /v1/detect, GET /v1/model, POST /v1/stages"
     missing = client.get("/v2/detect")
-    assert missing.status_code == 404 and missing.json()["error"] == "Not Found"
+    assert missing.status_code == 404
+    assert missing.json() == {"error": f"GET /v2/detect: no such path; {listed}", "field": None}
     wrong = client.get("/v1/detect")
-    assert wrong.status_code == 405 and "error" in wrong.json()
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"  # RFC 9110
+    expected = f"GET /v1/detect: the method is not allowed on this path (it takes POST); {listed}"
+    assert wrong.json() == {"error": expected, "field": None}
+    # The page's files: a missing one, and a method static files do not take.
+    assert client.get("/static/nothing.js").json()["error"].startswith("GET /static/nothing.js:")
+    put = client.put("/static/index.html")
+    assert put.status_code == 405 and put.headers["allow"] == "GET, HEAD"
+    assert "PUT /static/index.html: the method is not allowed" in put.json()["error"]
 
 
 def test_a_failing_batch_answers_500_and_the_next_request_succeeds(

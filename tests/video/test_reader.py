@@ -50,6 +50,16 @@ def test_timestamps_come_from_the_stream_not_the_frame_rate(tmp_path: Path) -> N
     assert [f.index for f in frames] == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_timestamps_count_from_the_first_frame(tmp_path: Path, suffix: str) -> None:
+    """A clip cut from a longer recording (its first frame at 2.5 s) starts at 0, as players
+    show it and as its annotated video is timed."""
+    times_ms = [2500, 2600, 2750, 2800]
+    video = VideoFile(write_clip(tmp_path / f"late{suffix}", times_ms=times_ms))
+    assert [f.timestamp for f in video.frames()] == pytest.approx([0, 0.1, 0.25, 0.3])
+    assert [f.timestamp for f in video.frames(every=3)] == pytest.approx([0, 0.3])
+
+
 @pytest.mark.parametrize("rotation", [90, -90, 180])
 def test_a_rotated_video_is_read_upright(tmp_path: Path, rotation: int) -> None:
     """A phone video stored landscape with a display rotation is read as players show it."""
@@ -81,7 +91,18 @@ def test_a_video_cut_short_is_read_with_a_warning(
     assert len(list(VideoFile(full).frames())) == 40 and not caplog.records
     decoded = len(list(VideoFile(cut).frames()))
     assert decoded < 30
-    assert f"cut.mkv: {decoded} frames decoded where its header announces 40" in caplog.text
+    assert f"cut.mkv: {decoded} frames decoded, ending at " in caplog.text
+    assert "where its header announces 3.33 s" in caplog.text
+
+
+def test_a_variable_rate_clip_is_not_taken_as_cut_short(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Matroska gives no frame count: its duration is compared with the frames' times, not with
+    a count at its announced rate (12 fps here, where a still scene left out half the frames)."""
+    times = [*range(0, 1000, 83), *range(1000, 3000, 167)]
+    full = write_clip(tmp_path / "vfr.mkv", times_ms=times)
+    assert len(list(VideoFile(full).frames())) == len(times) and not caplog.records
 
 
 def test_a_matroska_clip_starting_late_is_not_taken_as_cut_short(
@@ -91,7 +112,7 @@ def test_a_matroska_clip_starting_late_is_not_taken_as_cut_short(
     times = [2000 + 80 * i for i in range(40)]
     full = write_clip(tmp_path / "late.mkv", times_ms=times)
     frames = list(VideoFile(full).frames())
-    assert len(frames) == 40 and frames[0].timestamp == 2.0 and not caplog.records
+    assert len(frames) == 40 and frames[0].timestamp == 0.0 and not caplog.records
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size * 6 // 10])
     decoded = len(list(VideoFile(cut).frames()))
@@ -148,10 +169,17 @@ def test_a_frame_folder_leaves_out_drawings_and_videos(
 
 
 def test_frames_of_another_size_are_refused_naming_the_frame(tmp_path: Path) -> None:
+    """When the folder is opened, from the headers: a run fails before any work, not at the odd
+    frame (sizes are upright: a frame stored portrait with an EXIF rotation fits)."""
     write_frames(tmp_path / "frames", 3)
-    Image.fromarray(clip_frame(3, (32, 48))).save(tmp_path / "frames" / "frame_3.png")
-    with pytest.raises(ValueError, match=r"frame_3\.png is 48x32 but the first frame"):
-        list(FrameFolder(tmp_path / "frames", fps=10).frames())
+    portrait = Image.fromarray(np.rot90(clip_frame(3)))  # 64x96 stored as 96x64, ...
+    exif = portrait.getexif()
+    exif[0x0112] = 6  # ... shown turned 90 degrees clockwise
+    portrait.save(tmp_path / "frames" / "frame_3.jpg", exif=exif)
+    assert FrameFolder(tmp_path / "frames", fps=10).size == (64, 96)
+    Image.fromarray(clip_frame(4, (32, 48))).save(tmp_path / "frames" / "frame_4.png")
+    with pytest.raises(ValueError, match=r"frame_4\.png is 48x32 but the first frame"):
+        FrameFolder(tmp_path / "frames", fps=10)
 
 
 def test_a_folder_needs_a_frame_rate_and_images(tmp_path: Path) -> None:

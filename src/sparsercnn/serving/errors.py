@@ -2,20 +2,22 @@
 
 Route code raises :class:`ApiError` for bad input (a 4xx status and a message naming the field
 and what to do); :func:`install_error_handlers` turns it, Starlette's own HTTP errors (unknown
-route, wrong method, unparsable multipart body), a shutdown or a full queue (503) and unexpected
-failures into
-that shape, so a client always gets JSON and the server keeps serving. A client that closes its
-connection before its body is read is logged in one line, not as a server failure.
+route and wrong method, whose messages name the request and list the server's endpoints), a
+shutdown or a full queue (503) and unexpected failures into that shape, so a client always gets
+JSON and the server keeps serving. A client that closes its connection before its body is read is
+logged in one line, not as a server failure.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Route
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +54,39 @@ class BatcherFull(RuntimeError):
     """The request batcher's queue holds as many images as it may (the server is busy)."""
 
 
-def error_response(status: int, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "field": field}, status_code=status)
+def error_response(
+    status: int,
+    message: str,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse({"error": message, "field": field}, status_code=status, headers=headers)
+
+
+def endpoints(app: FastAPI) -> str:
+    """The routes of ``app`` by path, as ``GET /, GET /health, ..., POST /v1/detect`` (HEAD
+    left out)."""
+    routes = sorted((r for r in app.routes if isinstance(r, Route)), key=lambda r: r.path)
+    return ", ".join(
+        f"{method} {route.path}"
+        for route in routes
+        for method in sorted(route.methods or ())
+        if method != "HEAD"
+    )
+
+
+def http_error_message(request: Request, error: StarletteHTTPException) -> str:
+    """What a client is told of Starlette's own HTTP errors: an unknown path (404) or method
+    (405) names the request, the methods the path takes (``Allow``) and the endpoints."""
+    asked = f"{request.method} {request.url.path}"
+    listed = f"this server answers {endpoints(request.app)}"
+    if error.status_code == 404:
+        return f"{asked}: no such path; {listed}"
+    if error.status_code == 405:
+        allowed = (error.headers or {}).get("Allow")
+        takes = f" (it takes {allowed})" if allowed else ""
+        return f"{asked}: the method is not allowed on this path{takes}; {listed}"
+    return str(error.detail)
 
 
 def body_too_large_message(max_bytes: int) -> str:
@@ -82,7 +115,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
-        return error_response(error.status_code, str(error.detail))
+        # Allow (405) is part of the answer (RFC 9110).
+        return error_response(
+            error.status_code, http_error_message(request, error), headers=error.headers
+        )
 
     async def client_gone(request: Request, error: Exception) -> JSONResponse:
         # Not a server failure: without this handler the server logged a traceback as an

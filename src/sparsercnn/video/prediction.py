@@ -80,7 +80,8 @@ def frame_records(
     frame: Frame, prediction: Prediction, categories: CategoryMap
 ) -> list[dict[str, Any]]:
     """COCO result records of one frame: ``file_name`` (the video), ``frame_index``,
-    ``timestamp`` (seconds, to the microsecond), ``frame_file`` (frame folders only), then
+    ``timestamp`` (seconds after the first frame, to the microsecond: the frame's time in its
+    annotated video; :attr:`Frame.timestamp`), ``frame_file`` (frame folders only), then
     ``category_id``, ``category_name``, ``bbox`` ``[x, y, w, h]`` in frame pixels and ``score``."""
     position: dict[str, Any] = {
         "file_name": prediction.source,

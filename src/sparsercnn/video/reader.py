@@ -32,7 +32,8 @@ logger = logging.getLogger(__name__)
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 # mpeg4 accepts frame-rate denominators up to 2^16 - 1 only.
 MAX_RATE_DENOMINATOR = 65535
-# Fewer frames than this share of what the header announces: the file was probably cut short.
+# Fewer frames (or seconds of frames) than this share of what the header announces: the file
+# was probably cut short.
 CUT_SHORT_SHARE = 0.95
 
 
@@ -63,8 +64,11 @@ class Frame:
     Attributes:
         index: position in the source counting from 0, skipped frames included (with
             ``every=N`` the kept indices are 0, N, 2N, ...).
-        timestamp: seconds: the frame's presentation time (``pts * time_base``) in a video
-            file, ``index / fps`` in a frame folder.
+        timestamp: seconds after the source's first frame (frame 0 is at 0.0): in a video
+            file its presentation time less the first frame's (``(pts - pts_0) * time_base``;
+            a clip cut from a longer recording starts at 0, as players show it and as the
+            annotated video of ``predict --save-images`` times it), ``index / fps`` in a frame
+            folder.
         file: the frame's image file in a frame folder, else None.
     """
 
@@ -187,18 +191,21 @@ class VideoFile:
         """
         check_every(every)
         av = import_av()
-        index = -1
+        index, timestamp = -1, float(-1 / self.fps)  # no frame: they end at 0 s
         with self._open() as container:
             stream = container.streams.video[0]
             time_base = stream.time_base
+            first_pts = None
             try:
                 for index, decoded in enumerate(container.decode(stream)):
-                    if index % every:
-                        continue
-                    if decoded.pts is not None and time_base is not None:
-                        timestamp = float(decoded.pts * time_base)
+                    if index == 0:
+                        first_pts = decoded.pts
+                    if decoded.pts is not None and first_pts is not None and time_base:
+                        timestamp = float((decoded.pts - first_pts) * time_base)
                     else:
                         timestamp = float(index / self.fps)
+                    if index % every:
+                        continue
                     pixels = _upright(decoded.to_ndarray(format="rgb24"), decoded.rotation)
                     yield Frame(pixels, index, timestamp)
             except av.error.FFmpegError as error:
@@ -207,21 +214,31 @@ class VideoFile:
                     f"video {self.path}: decoding failed after frame {index} ({reason}); "
                     "the file is damaged"
                 ) from error
-        self._warn_if_cut_short(index + 1)
+        self._warn_if_cut_short(index + 1, timestamp + float(1 / self.fps))
 
-    def _warn_if_cut_short(self, decoded: int) -> None:
-        """Warn when far fewer frames decoded than the container announces: a file cut short
-        (a download or copy that stopped) ends without a decoding error in some formats."""
-        expected = self.num_frames
-        if expected is None and self._duration is not None:
-            expected = round(self._duration * self.fps)
-        if expected is not None and decoded < CUT_SHORT_SHARE * expected - 1:
+    def _warn_if_cut_short(self, decoded: int, end: float) -> None:
+        """Warn when far fewer frames decoded than the container announces, or when they end
+        far before its duration (``end``: the last frame's timestamp plus a frame at ``fps``):
+        a file cut short (a download or copy that stopped) ends without a decoding error in some
+        formats. Without a frame count, times and not ``duration * fps`` frames: a
+        variable-rate video (a screen recording that leaves out still frames) has fewer."""
+        if self.num_frames is not None:
+            if decoded < CUT_SHORT_SHARE * self.num_frames - 1:
+                logger.warning(
+                    "video %s: %d frames decoded where its header announces %d; the file may "
+                    "be cut short (copy it again)",
+                    self.path,
+                    decoded,
+                    self.num_frames,
+                )
+        elif self._duration is not None and end < CUT_SHORT_SHARE * self._duration - 1 / self.fps:
             logger.warning(
-                "video %s: %d frames decoded where its header announces %d; the file may be "
-                "cut short (copy it again)",
+                "video %s: %d frames decoded, ending at %.2f s where its header announces "
+                "%.2f s; the file may be cut short (copy it again)",
                 self.path,
                 decoded,
-                expected,
+                end,
+                self._duration,
             )
 
 
@@ -229,8 +246,10 @@ class FrameFolder:
     """The images of a folder (and its subfolders) as one video at ``fps`` frames per second.
 
     Frames are ordered by their path below the folder, numbers compared as numbers
-    (``frame_2.png`` before ``frame_10.png``); every frame must have the first one's size.
-    Video files in the folder are not frames: they are left out with a warning.
+    (``frame_2.png`` before ``frame_10.png``); every frame must have the first one's size,
+    checked on the files' headers when the folder is opened (a run fails before any work, not
+    at the odd frame). Video files in the folder are not frames: they are left out with a
+    warning.
 
     Args:
         path: the folder.
@@ -239,9 +258,14 @@ class FrameFolder:
         skip: a folder below ``path`` whose images are not frames (where a run draws); the
             drawings of earlier runs are left out too (:func:`~sparsercnn.predictor.folder_files`).
 
+    Attributes:
+        size: ``(h, w)`` of the upright frames.
+
     Raises:
         FileNotFoundError: ``path`` is not a folder or holds no image file.
-        ValueError: ``fps`` is not a finite number > 0.
+        ValueError: ``fps`` is not a finite number > 0, or a frame's size differs from the
+            first frame's.
+        ImageReadError: a frame's header cannot be read.
     """
 
     def __init__(
@@ -270,27 +294,30 @@ class FrameFolder:
             )
         self.files = sorted(files, key=lambda p: _natural_key(p.relative_to(self.path)))
         self.num_frames: int | None = len(self.files)
+        self.size = self._frame_size()
+
+    def _frame_size(self) -> tuple[int, int]:
+        """``(h, w)`` of every frame, from the headers (EXIF orientation applied)."""
+        first = read_image_header(self.files[0])
+        size = (first.height, first.width)
+        for file in self.files[1:]:
+            header = read_image_header(file)
+            if (header.height, header.width) != size:
+                raise ValueError(
+                    f"frame {file} is {header.width}x{header.height} but the first frame of "
+                    f"{self.path} is {size[1]}x{size[0]}; frames of a sequence share one size"
+                )
+        return size
 
     def frames(self, every: int = 1) -> Iterator[Frame]:
         """Load every ``every``-th image (EXIF orientation applied).
 
         Raises:
-            ImageReadError: an image cannot be read.
-            ValueError: an image's size differs from the first frame's.
+            ImageReadError: an image cannot be decoded (when the predictor reads it).
         """
         check_every(every)
-        size = None
         for index in range(0, len(self.files), every):
-            file = self.files[index]
-            header = read_image_header(file)
-            if size is None:
-                size = (header.height, header.width)
-            elif (header.height, header.width) != size:
-                raise ValueError(
-                    f"frame {file} is {header.width}x{header.height} but the first frame of "
-                    f"{self.path} is {size[1]}x{size[0]}; frames of a sequence share one size"
-                )
-            yield Frame(None, index, float(index / self.fps), file)
+            yield Frame(None, index, float(index / self.fps), self.files[index])
 
 
 def _upright(pixels: np.ndarray, rotation: int) -> np.ndarray:
