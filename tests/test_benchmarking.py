@@ -154,7 +154,9 @@ def test_settings_compared_in_one_process_alternate_run_by_run(
         benchmarking.run_benchmarks([])
     # An impossible combination among several is named.
     onnx_bf16 = dataclasses.replace(bf16, backend="onnx")
-    with pytest.raises(ValueError, match=r"^backend onnx with dtype bf16: the onnx backend runs"):
+    with pytest.raises(
+        ValueError, match=r"^backend onnx with dtype bf16: dtype bf16 sets how the PyTorch"
+    ):
         benchmarking.run_benchmarks([fp32, onnx_bf16])
 
 
@@ -336,7 +338,7 @@ def test_onnx_int8_backend_times_a_quantized_graph() -> None:
     assert result.settings["backend"] == "onnx-int8"
     assert all(result.timings[name].p50_ms > 0 for name in PARTS)
     assert any("timing-only" in note for note in result.notes)
-    with pytest.raises(ValueError, match="onnx-int8 backend runs onnxruntime's CPU provider"):
+    with pytest.raises(ValueError, match="the onnx-int8 backend runs its exported graph as it is"):
         run_benchmark(dataclasses.replace(settings, dtype="bf16"))
 
 
@@ -462,6 +464,30 @@ def test_int8_runs_on_the_eager_backend_only() -> None:
     settings = BenchmarkSettings(preset="tiny", dtype="int8", backend="compile", iters=1)
     with pytest.raises(ValueError, match="dtype int8 runs on the eager backend only"):
         run_benchmark(settings)
+
+
+def test_the_onnx_int8_backend_is_not_given_the_int8_dtype() -> None:
+    """The onnx-int8 backend is int8 already; --dtype int8 (PyTorch's int8) was refused as if
+    the backend took "fp32 inputs only", which read as a contradiction."""
+    settings = BenchmarkSettings(preset="tiny", dtype="int8", backend="onnx-int8", iters=1)
+    with pytest.raises(ValueError, match="dtype int8 sets how the PyTorch model computes") as info:
+        run_benchmark(settings)
+    assert "int8 convolutions" in str(info.value) and "the eager backend" in str(info.value)
+
+
+@pytest.mark.parametrize("backend", ["eager", "onnx"])
+def test_the_printed_table_says_what_each_figure_measures(
+    result: BenchmarkResult, backend: str
+) -> None:
+    """Units, statistics and parts are named under the table, per backend (onnx's parts are
+    not eager's)."""
+    shown = dataclasses.replace(result, settings={**result.settings, "backend": backend})
+    printed = benchmark_cli.format_result(shown)
+    assert "ms per batch of 2 (p50: median, p95: 95th percentile" in printed
+    assert "images/s: batch / p50" in printed and "total: these three in one run" in printed
+    assert "backbone_fpn: backbone and FPN alone (a part of model)" in printed
+    onnx_parts = "postprocess: keeping each image's num_detections entries"
+    assert (onnx_parts in printed) == (backend == "onnx")
 
 
 def test_the_machine_kind_is_named_with_each_figure(

@@ -6,9 +6,9 @@ the model, and post-processing (top-k, rescale, clip), plus backbone + FPN alone
 head's share is visible. Backends: ``eager`` PyTorch (channels-last), ``compile``
 (``torch.compile`` at the fixed input size), ``onnx`` (an export run by onnxruntime, where
 normalisation and post-processing are inside the graph: its preprocess is the host-side padding
-and its postprocess the removal of score-0 entries) and ``onnx-int8`` (the same export with
-int8 convolutions, :mod:`sparsercnn.export.quantization`, calibrated on the benchmark's random
-images: timing only). Results carry the hardware, library
+and its postprocess the slicing of each image's ``num_detections`` entries) and ``onnx-int8``
+(the same export with int8 convolutions, :mod:`sparsercnn.export.quantization`, calibrated on
+the benchmark's random images: timing only). Results carry the hardware, library
 versions and settings, as JSON and as a ``BENCHMARKS.md`` table row, and notes where the timed
 runs were not in steady state (page faults) or far apart (:data:`STEADY_SPREAD`). Running a
 benchmark configures the process allocator with :func:`~sparsercnn.runtime.retain_freed_memory`.
@@ -367,9 +367,22 @@ def spread_notes(seconds: list[float]) -> list[str]:
 def _check_settings(settings: BenchmarkSettings, device: torch.device) -> None:
     if settings.batch_size < 1 or settings.iters < 1 or settings.warmup < 0:
         raise ValueError("batch_size and iters must be >= 1 and warmup >= 0")
-    if settings.backend in ONNX_BACKENDS and (device.type != "cpu" or settings.dtype != "fp32"):
+    if settings.backend in ONNX_BACKENDS and device.type != "cpu":
         raise ValueError(
-            f"the {settings.backend} backend runs onnxruntime's CPU provider with fp32 inputs only"
+            f"the {settings.backend} backend runs onnxruntime's CPU provider: use device cpu, "
+            f"not {settings.device}"
+        )
+    if settings.backend in ONNX_BACKENDS and settings.dtype != "fp32":
+        graph = "int8 convolutions, the rest fp32" if settings.backend == "onnx-int8" else "fp32"
+        raise ValueError(
+            f"dtype {settings.dtype} sets how the PyTorch model computes; the {settings.backend} "
+            f"backend runs its exported graph as it is ({graph}): give it dtype fp32 (the "
+            "default)"
+            + (
+                ", or time int8 in PyTorch with the eager backend"
+                if settings.dtype == "int8"
+                else ""
+            )
         )
     if settings.backend not in ("eager", "compile", "cuda-graphs", *ONNX_BACKENDS):
         raise ValueError(

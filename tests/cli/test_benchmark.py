@@ -20,3 +20,20 @@ def test_an_existing_output_is_replaced_with_a_warning(
     assert main([*argv, "--iters", "1", "--output", str(output)]) == 0
     assert f"--output {output} exists: it will be replaced" in caplog.text
     assert json.loads(output.read_text())["settings"]["preset"] == "tiny"
+
+
+def test_an_output_that_is_not_json_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--output model.safetensors (the model file named by mistake, with --preset) used to be
+    replaced by the JSON result, after a warning."""
+    output = tmp_path / "model.safetensors"
+    output.write_bytes(b"the user's model")
+    argv = ["benchmark", "--preset", "tiny", "--iters", "1", "--output", str(output)]
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"sparsercnn benchmark: error: --output {output}: the benchmark writes its result as "
+        "JSON; give it a name ending in .json (e.g. model.json)"
+    )
+    assert output.read_bytes() == b"the user's model"

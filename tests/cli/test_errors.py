@@ -93,6 +93,28 @@ def test_precision_applies_to_a_model_file_not_to_an_onnx_file(
     assert "will be replaced" not in caplog.text
 
 
+def test_predict_refuses_model_flags_with_onnx_before_replacing_anything(
+    tmp_path: Path,
+    image: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As eval: the refusal names the flag given and comes before the warning that --output
+    will be replaced (predict used to warn first, for a command that then replaced nothing)."""
+    onnx = tmp_path / "model_int8.onnx"
+    onnx.write_bytes(b"never read")
+    output = tmp_path / "predictions.json"
+    output.write_text("[]")
+    argv = ["predict", "--onnx", str(onnx), "--precision", "int8", "--output", str(output)]
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, str(image)]) == 2
+    (line,) = error_lines(capsys)
+    assert line.startswith("sparsercnn predict: error: --precision int8: --stages, --device")
+    assert "computes in int8 without --precision); drop it" in line
+    assert "will be replaced" not in caplog.text
+    assert output.read_text() == "[]"
+
+
 def test_cuda_graphs_on_a_cpu_name_the_flag_and_the_device(
     model_file: Path, image: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

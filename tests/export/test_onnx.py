@@ -20,7 +20,7 @@ from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.image_io import decode_image
 from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
-from sparsercnn.export import OnnxPredictor, export_onnx
+from sparsercnn.export import OnnxPredictor, export_onnx, onnx_export
 from sparsercnn.export.onnx_export import ExportReport, check_graph_opset, match_detections
 from sparsercnn.export.onnx_wrapper import drop_invalid_last
 from sparsercnn.model import PostProcessor, build_model
@@ -272,6 +272,30 @@ def test_an_opset_the_exporter_could_not_write_is_refused() -> None:
         check_graph_opset(model, 17)
 
 
+def test_an_opset_outside_the_exporters_range_is_refused_before_tracing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked for opset 17, torch 2.13's exporter traced for a minute before
+    :func:`check_graph_opset` refused the opset-18 graph it wrote."""
+    monkeypatch.setattr(onnx_export, "writable_opsets", lambda: range(18, 26))
+    monkeypatch.setattr(onnx_export, "load_model_file", lambda _: pytest.fail("loaded the model"))
+    for opset in (16, 17, 26):
+        with pytest.raises(ValueError, match=rf"^opset \(--opset\) {opset}: ") as info:
+            export_onnx(tmp_path / "model.safetensors", tmp_path / "model.onnx", opset=opset)
+        assert "the default is 18" in str(info.value)
+    assert "writes opsets 18 to 25" in str(info.value)
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_the_summary_says_what_its_time_measures(tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    report = ExportReport(path, 18, "torch.export", True, 2**20, 2.0, None, metadata={})
+    assert (
+        report.summary()
+        == f"wrote {path} in 2.0 s (1.0 MiB, opset 18, torch.export, batch dynamic)"
+    )
+
+
 def test_foreign_onnx_file_is_rejected(tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
     helper = onnx.helper
@@ -427,6 +451,17 @@ def test_a_graph_of_export_format_1_is_refused_clearly(
     with pytest.raises(ValueError, match=r"old\.onnx was exported by an older sparsercnn") as info:
         OnnxPredictor(old)
     assert "num_detections" in str(info.value) and "sparsercnn export" in str(info.value)
+
+
+def test_a_graph_of_a_newer_export_format_says_to_upgrade() -> None:
+    """Re-exporting (the only advice) cannot help the user of an older sparsercnn given a newer
+    file; an unknown version still says to re-export."""
+    metadata = {"format": onnx_export.METADATA_FORMAT, "format_version": "3"}
+    with pytest.raises(ValueError, match=r"^new\.onnx has export format version '3'; ") as info:
+        onnx_export.parse_metadata(metadata, "new.onnx")
+    assert "reads version 2: it was written by a newer sparsercnn: upgrade" in str(info.value)
+    with pytest.raises(ValueError, match=r"reads version 2: re-export the model$"):
+        onnx_export.parse_metadata({**metadata, "format_version": "2b"}, "odd.onnx")
 
 
 def test_adaptive_roi_sampling_is_refused_before_tracing(tmp_path: Path) -> None:

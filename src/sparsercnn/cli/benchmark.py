@@ -109,6 +109,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output:
         check_output_path(args.output, "--output", inputs={"--model": args.model})
+        if args.output.suffix.lower() != ".json":
+            # A model or export named by mistake would be replaced by the JSON result.
+            raise ValueError(
+                f"--output {args.output}: the benchmark writes its result as JSON; give it a "
+                f"name ending in .json (e.g. {args.output.with_suffix('.json').name})"
+            )
         warn_replacing(args.output, "--output")
     # --compile-mode is the compile backend's; without one, every setting carries it, so that it
     # is refused rather than ignored.
@@ -148,7 +154,11 @@ def run(args: argparse.Namespace) -> int:
 def format_comparison(results: list[BenchmarkResult]) -> str:
     """The whole pipeline's median per setting, and how much faster than the first it ran."""
     reference = results[0].timings["total"].p50_ms
-    lines = ["compared in one process, timed runs alternating (whole pipeline, p50):"]
+    first = f"{results[0].settings['backend']} {results[0].settings['dtype']}"
+    lines = [
+        "compared in one process, timed runs alternating (whole pipeline p50 per batch, and "
+        f"speed-up over {first}):"
+    ]
     for result in results:
         s, p50 = result.settings, result.timings["total"].p50_ms
         lines.append(
@@ -171,7 +181,8 @@ def format_result(result: BenchmarkResult) -> str:
         f"model {result.model}: backend {s['backend']}, device {s['device']}, dtype "
         f"{s['dtype']}{mode}, batch {s['batch_size']}, input {s['image_size'][0]}x"
         f"{s['image_size'][1]}, threads {s['threads']}, {s['warmup']} warm-up + "
-        f"{s['iters']} timed runs (setup {result.setup_seconds:.1f} s{faults})",
+        f"{s['iters']} timed runs (setup: build and first run {result.setup_seconds:.1f} s"
+        f"{faults})",
         "hardware: " + ", ".join(item for item in shown if item),
         "versions: " + ", ".join(f"{k} {v}" for k, v in result.versions.items()),
         *(f"note: {note}" for note in result.notes),
@@ -181,4 +192,26 @@ def format_result(result: BenchmarkResult) -> str:
         lines.append(
             f"{name:<14}{timing.p50_ms:>10.2f}{timing.p95_ms:>10.2f}{timing.images_per_s:>10.2f}"
         )
+    lines.extend(timing_legend(s["backend"], s["batch_size"]))
     return "\n".join(lines)
+
+
+def timing_legend(backend: str, batch_size: int) -> list[str]:
+    """What the table's figures measure, for ``backend`` (the parts differ for onnx)."""
+    if backend in ("onnx", "onnx-int8"):
+        parts = (
+            "preprocess: padding into one float32 batch (the graph normalises); model: the "
+            "onnxruntime session (post-processing included); postprocess: keeping each image's "
+            "num_detections entries"
+        )
+    else:
+        parts = (
+            "preprocess: normalise and pad; model: the forward pass; postprocess: top-k, "
+            "rescale to the original size, clip"
+        )
+    return [
+        f"ms per batch of {batch_size} (p50: median, p95: 95th percentile of the timed runs); "
+        "images/s: batch / p50",
+        f"{parts}; total: these three in one run; backbone_fpn: backbone and FPN alone (a part "
+        "of model), timed after each run",
+    ]

@@ -163,16 +163,20 @@ def add_cuda_graphs_argument(parser: argparse.ArgumentParser) -> None:
 def refuse_model_flags_with_onnx(args: argparse.Namespace) -> None:
     """``--stages``, ``--device``, ``--precision`` and ``--cuda-graphs`` configure a PyTorch
     model file; an ONNX file runs every stage on onnxruntime's CPU provider at the precision it
-    was exported in."""
-    if (
-        args.stages is not None
-        or args.device not in (None, "cpu")
-        or args.precision != "fp32"
-        or args.cuda_graphs
-    ):
+    was exported in. Raises ``ValueError`` naming the ones given."""
+    given = [
+        f"--stages {args.stages}" if args.stages is not None else "",
+        f"--device {args.device}" if args.device not in (None, "cpu") else "",
+        f"--precision {args.precision}" if args.precision != "fp32" else "",
+        "--cuda-graphs" if args.cuda_graphs else "",
+    ]
+    named = [flag for flag in given if flag]
+    if named:
         raise ValueError(
-            "--stages, --device, --precision and --cuda-graphs apply to --model, not to --onnx "
-            "(CPU; its precision is the file's)"
+            f"{' and '.join(named)}: --stages, --device, --precision and --cuda-graphs apply to "
+            "--model, not to --onnx, which runs every stage on the CPU at the precision it was "
+            "exported in (a file from `export --int8` computes in int8 without --precision); "
+            f"drop {'them' if len(named) > 1 else 'it'}"
         )
 
 

@@ -13,6 +13,7 @@ are compared with PyTorch's.
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -44,6 +45,9 @@ METADATA_FORMAT = "sparsercnn-onnx"
 # of 0 alone, which a real detection's score can also be.
 METADATA_VERSION = "2"
 DEFAULT_OPSET = 18
+# The oldest opset the graph's operators exist in (LayerNormalization); which opsets the exporter
+# writes is another matter (:func:`writable_opsets`).
+MIN_OPSET = 17
 # Height and width must exceed one stride of P5 (32): torch.export specialises a 1x1 P5 level.
 MIN_SIDE = 33
 MAX_SIDE = 4096
@@ -115,9 +119,9 @@ class ExportReport:
     def summary(self) -> str:
         """A few human-readable lines for the CLI and logs."""
         lines = [
-            f"wrote {self.path} ({self.num_bytes / 2**20:.1f} MiB, opset {self.opset}, "
-            f"{self.exporter}, batch {'dynamic' if self.dynamic_batch else 'static (1)'}, "
-            f"{self.seconds:.1f} s)"
+            f"wrote {self.path} in {self.seconds:.1f} s ({self.num_bytes / 2**20:.1f} MiB, "
+            f"opset {self.opset}, {self.exporter}, batch "
+            f"{'dynamic' if self.dynamic_batch else 'static (1)'})"
         ]
         if self.check is not None:
             c = self.check
@@ -151,7 +155,7 @@ def export_onnx(
     Args:
         model_file_or_loaded: a model file path or a :class:`LoadedModel`.
         output_path: destination ``.onnx``; written atomically, weights inside the file.
-        opset: ONNX opset (17 or newer: LayerNormalization).
+        opset: ONNX opset (:func:`check_opset`: one this exporter writes, 17 or newer).
         dynamic_batch: dynamic batch axis (else fixed at 1).
         check: run the file with onnxruntime on two image sizes and compare with PyTorch.
         num_stages: export only the first k stages (default all).
@@ -159,10 +163,12 @@ def export_onnx(
     Raises:
         ImportError: ``onnx``, ``onnxscript`` or (with ``check``) ``onnxruntime`` is missing.
         ValueError: the model has no fixed-shape graph (:func:`check_exportable`), or the
-            exporter cannot write ``opset`` (:func:`check_graph_opset`).
+            exporter cannot write ``opset`` (:func:`check_opset` before the export,
+            :func:`check_graph_opset` after it).
         OnnxCheckError: the check found differences beyond the tolerances (nothing is written).
     """
     require_modules("onnx", "onnxscript", *(["onnxruntime"] if check else []))
+    check_opset(opset)
     start = time.perf_counter()
     if isinstance(model_file_or_loaded, LoadedModel):
         loaded, source = model_file_or_loaded, "the model"
@@ -241,6 +247,44 @@ def check_exportable(config: Config, source: str) -> None:
             "number of samples depends on each box) has no fixed-shape ONNX graph; run this "
             "model with `sparsercnn predict --model`, or export one trained with "
             "model.sampling_ratio >= 1"
+        )
+
+
+def writable_opsets() -> range | None:
+    """The opsets this exporter writes: from torch's own (the opset its ONNX functions are
+    written in, 18 for torch 2.13) to the newest onnxscript's version converter reaches (25 for
+    onnxscript 0.7). None where those private constants cannot be read: the written graph is
+    still checked (:func:`check_graph_opset`)."""
+    try:
+        from onnxscript.version_converter import _version_converter
+        from torch.onnx._internal.exporter import _constants
+    except ImportError:
+        return None
+    oldest = getattr(_constants, "TORCHLIB_OPSET", None)
+    newest = getattr(_version_converter, "SUPPORTED_MAX_ONNX_OPSET", None)
+    if not isinstance(oldest, int) or not isinstance(newest, int):
+        return None
+    return range(oldest, newest + 1)
+
+
+def check_opset(opset: int) -> None:
+    """Refuse, before any work, an ``opset`` the graph or this exporter cannot have.
+
+    Raises:
+        ValueError: ``opset`` is older than the graph's operators (:data:`MIN_OPSET`) or outside
+            :func:`writable_opsets` (names ``--opset`` and the opsets that work).
+    """
+    if opset < MIN_OPSET:
+        raise ValueError(
+            f"opset (--opset) {opset}: the graph needs opset {MIN_OPSET} or newer "
+            f"(LayerNormalization); the default is {DEFAULT_OPSET}"
+        )
+    opsets = writable_opsets()
+    if opsets is not None and opset not in opsets:
+        raise ValueError(
+            f"opset (--opset) {opset}: this exporter (torch {torch.__version__}, onnxscript "
+            f"{importlib.metadata.version('onnxscript')}) writes opsets {opsets.start} to "
+            f"{opsets.stop - 1}; choose one of them (the default is {DEFAULT_OPSET})"
         )
 
 
@@ -420,10 +464,18 @@ def parse_metadata(metadata: Mapping[str, str], source: str) -> tuple[Config, Ca
             "the num_detections output that tells real detections from removed boxes); "
             "re-export it from its model file with `sparsercnn export`"
         )
-    if metadata.get("format_version") != METADATA_VERSION:
+    version = metadata.get("format_version")
+    if version != METADATA_VERSION:
+        newer = version is not None and version.isdigit() and int(version) > int(METADATA_VERSION)
+        advice = (
+            "it was written by a newer sparsercnn: upgrade sparsercnn to run it, or re-export "
+            "its model file with this one"
+            if newer
+            else "re-export the model"
+        )
         raise ValueError(
-            f"{source} has export format version {metadata.get('format_version')!r}; this "
-            f"sparsercnn reads version {METADATA_VERSION}: re-export the model"
+            f"{source} has export format version {version!r}; this sparsercnn "
+            f"({__version__}) reads version {METADATA_VERSION}: {advice}"
         )
     try:
         config = Config.from_run_dict(json.loads(metadata["config"]))

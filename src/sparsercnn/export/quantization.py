@@ -125,8 +125,8 @@ class QuantizationReport:
         num_images = self.record["num_calibration_images"]
         assert isinstance(num_images, int)
         lines = [
-            f"wrote {self.path} ({self.num_bytes / 2**20:.1f} MiB, int8 {ops}, calibrated on "
-            f"{counted(num_images, 'image')}, {self.seconds:.1f} s)"
+            f"wrote {self.path} in {self.seconds:.1f} s ({self.num_bytes / 2**20:.1f} MiB, int8 "
+            f"{ops}, calibrated on {counted(num_images, 'image')})"
         ]
         if "run" in self.record:
             lines.append(f"run it with {self.record['run']}; without, it computes in fp32")
