@@ -206,6 +206,21 @@ def test_truncated_image_is_an_error_when_the_dataset_is_built(
         dataset[1]
 
 
+def test_sizes_that_disagree_with_the_json_are_warned_once_not_per_image(
+    write_coco: WriteCoco, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The data check lists every such image; loading them says so once, not once per image."""
+    data = write_coco(num_images=3, size=(48, 64))
+    for path in data.image_paths:  # the files were resized after annotation
+        Image.new("RGB", (96, 72)).save(path)
+    dataset = CocoDataset(data.json_path, data.image_dir)
+    with caplog.at_level(logging.DEBUG, logger="sparsercnn.data.coco"):
+        for index in range(len(dataset)):
+            dataset[index]
+    lines = [r for r in caplog.records if "after EXIF orientation but" in r.getMessage()]
+    assert [r.levelno for r in lines] == [logging.WARNING, logging.DEBUG, logging.DEBUG]
+
+
 def test_no_usable_box_is_an_error(write_coco: WriteCoco) -> None:
     data = write_coco(num_images=2, objects_per_image=0)
     with pytest.raises(DatasetError, match="no usable box") as info:

@@ -19,6 +19,7 @@ from sparsercnn.data.sampler import (
     SizeGroupedBatchSampler,
     TrainingSampler,
     orientation_groups,
+    training_batches,
 )
 from sparsercnn.structures import Batch, Sample, Target
 
@@ -337,6 +338,19 @@ def test_train_loader_without_grouping_gives_consecutive_samples() -> None:
     ]
     assert _loader_batches(SizedTinyDataset(_MIXED), 10) == expected
     assert _loader_batches(SizedTinyDataset(_MIXED), 10, aspect_ratio_grouping=False) == expected
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_training_batches_resume_the_uninterrupted_batches(grouped: bool) -> None:
+    """The batches the loader and the recipe's price of a batch share, grouped or not."""
+    groups = orientation_groups(_MIXED) if grouped else None
+    whole = list(itertools.islice(training_batches(len(_MIXED), 3, seed=4, groups=groups), 12))
+    resumed = training_batches(len(_MIXED), 3, seed=4, groups=groups, start=5)
+    assert list(itertools.islice(resumed, 7)) == whole[5:]
+    if not grouped:
+        assert list(itertools.chain(*whole)) == _take(TrainingSampler(len(_MIXED), seed=4), 36)
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        training_batches(len(_MIXED), 0, seed=4, groups=groups)
 
 
 def test_train_loader_grouping_needs_the_image_sizes() -> None:

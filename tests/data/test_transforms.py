@@ -234,6 +234,26 @@ def test_train_transform_output_size_is_the_output_shape_without_the_image(
     assert orientations == ({True, False} if crop_prob else {True})
 
 
+def test_output_sizes_of_many_samples_and_whether_the_draws_change_them() -> None:
+    sizes, seeds = np.array([[240, 320], [320, 240], [100, 400]]), np.array([3, 5, 7])
+    crops = TrainTransform(min_sizes=(128,), max_size=400, crop_pre_sizes=(200,), crop_prob=1.0)
+    multi_scale = TrainTransform(min_sizes=(128, 160), max_size=400)
+    resize = TrainTransform(min_sizes=(128, 128), max_size=400)
+    for transform in (crops, multi_scale, resize):
+        expected = [
+            transform.output_size(h, w, random.Random(seed))
+            for (h, w), seed in zip(sizes.tolist(), seeds.tolist(), strict=True)
+        ]
+        assert transform.output_sizes(sizes, seeds).tolist() == [list(s) for s in expected]
+    assert crops.draws_size and multi_scale.draws_size and not resize.draws_size
+    assert (
+        resize.output_sizes(sizes, seeds + 1).tolist() == resize.output_sizes(sizes, seeds).tolist()
+    )
+    # Grouped by their own size where a crop can turn them, else by their images'.
+    assert crops.grouping_sizes(sizes, seeds).tolist() == crops.output_sizes(sizes, seeds).tolist()
+    assert multi_scale.grouping_sizes(sizes, seeds).tolist() == sizes.tolist()
+
+
 def test_test_transform_resizes_to_formula_without_randomness() -> None:
     transform = build_test_transform(InputConfig(test_min_size=120, test_max_size=1000))
     assert isinstance(transform, InferenceTransform)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from sparsercnn.config import Config
+from sparsercnn.data.transforms import build_train_transform
 from sparsercnn.data.validation import check_coco
 from sparsercnn.presets import get_preset, r50_300pro_3x, small
 from sparsercnn.recipe import Budget, DatasetProfile, Hardware, StepCost, choose_recipe
@@ -108,14 +109,16 @@ def test_size_score_resolvable_share_and_training_progress() -> None:
 
 
 def test_mixed_orientations_are_fitted_into_a_square() -> None:
-    # Landscape, portrait and square images. A batch mixing them is padded to the long side
-    # both ways, so fitting every image into a square gives the square ones more pixels for
-    # about the same padded batch as a short side with its long-side cap; batches grouped by
-    # orientation (the default) are priced as such: the square then costs more, and large
-    # boxes still take it.
-    sizes = [(1000, 1500), (1500, 1000), (1200, 1200)]
-    images = [sizes[i % 3] for i in range(150)]
-    profile = profile_of((1000, 1000), [150.0] * 300, num_images=150)
+    # Landscape, portrait and (twice as many) square images. A batch mixing them is padded to
+    # the long side both ways, so fitting every image into a square gives the square ones more
+    # pixels for about the same padded batch as a short side with its long-side cap; batches
+    # grouped by orientation (the default) are priced as such: the square then costs more, and
+    # large boxes still take it (with one square image in three, the two are within 0.5% of
+    # each other: the capped side wins on the batches training deals). Random crops, which a
+    # square input makes costlier (a crop fills it), stay off: ~30 passes over each image.
+    sizes = [(1000, 1500), (1500, 1000), (1200, 1200), (1200, 1200)]
+    images = [sizes[i % 4] for i in range(400)]
+    profile = profile_of((1000, 1000), [150.0] * 800, num_images=400)
     profile = replace(
         profile,
         image_heights=np.array([h for h, _ in images]),
@@ -123,13 +126,13 @@ def test_mixed_orientations_are_fitted_into_a_square() -> None:
     )
     candidates = candidate_inputs(profile)
     assert InputSize(192, 192) in candidates and InputSize(128, 192) in candidates
-    pixels = [profile.padded_batch_pixels(s.short, s.long, 8) for s in candidates]
+    pixels = [profile.padded_batch_pixels(s.transform(), 8) for s in candidates]
     assert pixels == sorted(pixels)  # cheapest first
     square, capped = (
-        profile.padded_batch_pixels(s.short, s.long, 8, grouped=False)
+        profile.padded_batch_pixels(s.transform(), 8, grouped=False)
         for s in (InputSize(192, 192), InputSize(128, 192))
     )
-    assert capped < square < 1.05 * capped  # a batch without portraits pads less when capped
+    assert capped < square < 1.1 * capped  # a batch without portraits pads less when capped
     square, capped = (
         pixels[candidates.index(s)] for s in (InputSize(192, 192), InputSize(128, 192))
     )
@@ -285,6 +288,18 @@ def test_the_logged_window_refused_is_the_one_the_run_logs() -> None:
     assert recipe.iterations == 7 and recipe.config.train.log_period == 10
     with pytest.raises(ValueError, match=r"one logged window \(5 steps of"):
         choose(profile, minutes=0.02, overrides=["train.log_period=5"])
+
+
+def test_a_given_step_count_that_ends_the_run_before_the_budget_is_not_refused() -> None:
+    # 1.2 s leave 1.08 s of steps of 0.216 s (128 px), under a window of 10; the run logs at its
+    # last step: 4 steps given by --set fit the budget and end the run, as they would alone.
+    profile = profile_of((160, 160), [30.0] * 400)
+    recipe = choose(profile, minutes=0.02, overrides=["train.max_iter=4"])
+    assert recipe.iterations == recipe.config.train.max_iter == 4
+    assert "the given number of steps" in reason_of(recipe, "schedule")
+    # 6 given steps the budget cuts short: their window is refused, and named as such.
+    with pytest.raises(ValueError, match=r"shorter than one logged window \(6 steps of"):
+        choose(profile, minutes=0.02, overrides=["train.max_iter=6"])
 
 
 def test_too_short_a_budget_is_warned_with_the_budget_that_would_do() -> None:
@@ -492,6 +507,35 @@ def test_many_passes_over_few_images_add_random_crops_scaled_to_the_input() -> N
     untimed = choose(profile_of((160, 160), [30.0] * 40, num_images=40), minutes=None)
     assert untimed.config.input.crop
     assert reason_of(untimed, "augmentation").startswith("~600 passes over each of 40 images")
+
+
+def test_steps_with_random_crops_are_priced_with_them() -> None:
+    # 20 images of 240x480: ~700 passes in 10 minutes, crops. A crop is resized to the input's
+    # short side whatever the image's aspect: fitted into a 448x448 square, the 224x448 images
+    # would be padded as 448x448 crops (0.39 s a step, not 0.30), so a capped input is taken.
+    profile = profile_of((240, 480), [60.0] * 40, num_images=20)
+    recipe = choose(profile)
+    cfg = recipe.config
+    assert cfg.input.crop and cfg.input.test_min_size < cfg.input.test_max_size
+    crops = build_train_transform(cfg.input)
+    pixels = profile.padded_batch_pixels(crops, 8, seed=cfg.train.seed)
+    assert recipe.seconds_per_iteration == pytest.approx(COST.seconds(pixels))
+    assert recipe.iterations == int(540 / COST.seconds(pixels))
+    assert f"with ~{recipe.iterations} steps" in reason_of(recipe, "input size")
+    assert reason_of(recipe, "schedule").startswith(f"~{recipe.iterations} steps of")
+    # Crops given by --set on a set the recipe would not crop are priced as well.
+    many = profile_of((240, 480), [60.0] * 400, num_images=400)
+    given = choose(many, overrides=["input.crop=true"])
+    trained = given.config.apply_overrides(["input.crop=true"])
+    assert not given.config.input.crop and trained.input.crop
+    crops = build_train_transform(trained.input)
+    pixels = many.padded_batch_pixels(crops, 8, seed=trained.train.seed)
+    assert given.seconds_per_iteration == pytest.approx(COST.seconds(pixels))
+    assert given.seconds_per_iteration != pytest.approx(
+        COST.seconds(
+            many.padded_batch_pixels(replace(crops, crop_pre_sizes=()), 8, seed=trained.train.seed)
+        )
+    )
 
 
 def test_warnings_for_rare_classes_and_small_sets() -> None:

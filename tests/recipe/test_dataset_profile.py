@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
+import numpy as np
+import pytest
+
+from sparsercnn.data.coco import CocoDataset
+from sparsercnn.data.loader import build_train_loader
+from sparsercnn.data.transforms import TrainTransform
 from sparsercnn.recipe import DatasetProfile
+from sparsercnn.structures import ImageBatch
 from tests.synthetic_coco import Box, WriteCoco
 
 
@@ -31,10 +38,36 @@ def test_padded_batches_of_mixed_orientations_cost_more_ungrouped(write_coco: Wr
     # aspect-ratio grouping (the default) avoids.
     same = DatasetProfile.from_json(landscape.json_path)
     both = DatasetProfile.from_json(mixed.json_path)
+    resize = TrainTransform(min_sizes=(64,), max_size=1000)
     for grouped in (True, False):
-        assert same.padded_batch_pixels(64, 1000, 4, grouped=grouped) == 64 * 128
-    assert both.padded_batch_pixels(64, 1000, 2, grouped=False) > 64 * 128
-    assert both.padded_batch_pixels(64, 1000, 2) == 64 * 128
+        assert same.padded_batch_pixels(resize, 4, grouped=grouped) == 64 * 128
+    assert both.padded_batch_pixels(resize, 2, grouped=False) > 64 * 128
+    assert both.padded_batch_pixels(resize, 2) == 64 * 128
     # Batches of 4 out of 2 + 2 images: every ungrouped one mixes them, a grouped one never.
-    assert both.padded_batch_pixels(64, 1000, 4, grouped=False) == 128 * 128
-    assert both.padded_batch_pixels(64, 1000, 4) == 64 * 128
+    assert both.padded_batch_pixels(resize, 4, grouped=False) == 128 * 128
+    assert both.padded_batch_pixels(resize, 4) == 64 * 128
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_the_price_of_a_batch_is_that_of_the_batches_training_deals(
+    write_coco: WriteCoco, grouped: bool
+) -> None:
+    """Random crops of elongated images: a crop makes a sample larger than its resized image,
+    and of either orientation; training groups the samples by their own orientation."""
+    sizes = [(40, 120), (120, 40), (60, 100), (50, 150), (100, 60), (40, 40)] * 2
+    data = write_coco(size=sizes, boxes=[[Box(1, (2, 2, 20, 20))]] * len(sizes))
+    cropping = TrainTransform(
+        min_sizes=(32, 48), max_size=96, crop_pre_sizes=(48, 64), crop_size=(40, 64)
+    )
+    dataset = CocoDataset(data.json_path, data.image_dir, transform=cropping)
+    loader = build_train_loader(dataset, 4, 0, seed=3, aspect_ratio_grouping=grouped)
+    padded = [
+        ImageBatch.from_tensors(next(loader).images, 8).tensor.shape[-2:].numel() for _ in range(10)
+    ]
+    profile = DatasetProfile.from_json(data.json_path)
+    options: dict[str, Any] = {"grouped": grouped, "size_divisibility": 8, "seed": 3}
+    price = profile.padded_batch_pixels(cropping, 4, num_batches=10, **options)
+    assert price == np.mean(padded)
+    # The crops' sizes are what the price counts, not the resized images'.
+    resize = TrainTransform(min_sizes=(32, 48), max_size=96)
+    assert profile.padded_batch_pixels(resize, 4, num_batches=10, **options) != price

@@ -141,7 +141,7 @@ class CocoDataset(Dataset[Sample]):
         self.num_dropped_annotations = checked.num_dropped_annotations
         self.category_map = CategoryMap.from_coco(checked.categories)
         self._build_index(checked)
-        self._size_warned: set[int] = set()
+        self._size_warned = False
 
     def _build_index(self, checked: CheckedCoco) -> None:
         """Store images and non-crowd boxes as flat arrays; boxes of image i are in
@@ -263,14 +263,17 @@ class CocoDataset(Dataset[Sample]):
         )
 
     def _check_size(self, position: int, size: tuple[int, int]) -> None:
-        """Warn once per image (and process) when the file's size disagrees with the JSON."""
+        """Warn when the file's size disagrees with the JSON: for the first such image of this
+        dataset and process (the data check lists every one), at DEBUG for the others."""
         expected = (int(self._sizes[position, 0]), int(self._sizes[position, 1]))
-        if size == expected or position in self._size_warned:
+        if size == expected:
             return
-        self._size_warned.add(position)
-        logger.warning(
+        level = logging.DEBUG if self._size_warned else logging.WARNING
+        self._size_warned = True
+        logger.log(
+            level,
             "image %d (%s) is %dx%d (w x h) after EXIF orientation but %s says %dx%d: its boxes "
-            "may not fit the image (run `sparsercnn validate` for details)",
+            "may not fit the image (run `sparsercnn validate` to list every such image)",
             self._image_ids[position],
             self._file_names[position],
             size[1],
@@ -295,16 +298,14 @@ class CocoDataset(Dataset[Sample]):
         """``(n, 2)`` int64 ``(h, w)`` by which the samples ``dataset[index, seed]`` are grouped
         into batches of one orientation, known without decoding: each sample's output size
         where the transform's random crop can change its orientation
-        (:meth:`~sparsercnn.data.transforms.TrainTransform.output_size` with the sample's seed;
-        from the JSON's size, which can round one pixel apart from an image decoded at a reduced
-        scale), else the images' own sizes, whose orientation resizing and flipping keep."""
-        sizes = self._sizes[np.asarray(indices, dtype=np.int64)].astype(np.int64)
-        transform = self.transform
-        if not isinstance(transform, TrainTransform) or not transform.changes_orientation:
-            return sizes.reshape(-1, 2)
-        pairs = zip(sizes.tolist(), np.asarray(seeds).tolist(), strict=True)
-        output = [transform.output_size(h, w, random.Random(seed)) for (h, w), seed in pairs]
-        return np.array(output, dtype=np.int64).reshape(-1, 2)
+        (:meth:`~sparsercnn.data.transforms.TrainTransform.grouping_sizes` with the sample's
+        seed; from the JSON's size, which can round one pixel apart from an image decoded at a
+        reduced scale), else the images' own sizes, whose orientation resizing and flipping
+        keep."""
+        sizes = self._sizes[np.asarray(indices, dtype=np.int64)].astype(np.int64).reshape(-1, 2)
+        if not isinstance(self.transform, TrainTransform):
+            return sizes
+        return self.transform.grouping_sizes(sizes, seeds)
 
     def image_info(self, index: int) -> dict[str, Any]:
         """``{"id", "file_name", "height", "width"}`` of the image at ``index`` (JSON values)."""

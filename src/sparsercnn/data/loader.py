@@ -18,12 +18,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sparsercnn.data.sampler import (
-    AspectRatioGroupedBatchSampler,
     InferenceSampler,
     SampleGroups,
     SizeGroupedBatchSampler,
-    TrainingSampler,
     orientation_groups,
+    training_batches,
 )
 from sparsercnn.structures import Batch, Sample
 
@@ -106,17 +105,16 @@ def build_train_loader(
         "generator": torch.Generator().manual_seed(seed + rank),
         "worker_init_fn": ignore_interrupts,
     }
-    size = _dataset_size(dataset)
-    if aspect_ratio_grouping:
-        groups = _orientation_groups(dataset)
-        stream = TrainingSampler(size, seed=seed, rank=rank, world_size=world_size)
-        batches = AspectRatioGroupedBatchSampler(stream, groups, batch_size, start=start_iter)
-        return iter(DataLoader(dataset, batch_sampler=batches, **common))
-    sampler = TrainingSampler(
-        size, seed=seed, rank=rank, world_size=world_size, start=start_iter * batch_size
+    batches = training_batches(
+        _dataset_size(dataset),
+        batch_size,
+        seed=seed,
+        groups=_orientation_groups(dataset) if aspect_ratio_grouping else None,
+        start=start_iter,
+        rank=rank,
+        world_size=world_size,
     )
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, **common)
-    return iter(loader)
+    return iter(DataLoader(dataset, batch_sampler=batches, **common))
 
 
 def ignore_interrupts(worker_id: int) -> None:

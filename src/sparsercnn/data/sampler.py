@@ -5,13 +5,15 @@ grouped by orientation, and an in-order sharded pass for evaluation.
 ``__getitem__`` accepts; the seed fixes the sample's augmentation, so what a sample looks like
 depends only on ``(seed, epoch, position)`` and not on the number of data-loading workers or on
 where a run was interrupted. :class:`AspectRatioGroupedBatchSampler` deals that stream into
-batches of one orientation each (spec 1.4). Samplers take the rank and world size as arguments;
-they never ask ``torch.distributed``.
+batches of one orientation each (spec 1.4); :func:`training_batches` deals a run's batches, one
+way or the other, for the training loader and for the recipe's price of a batch. Samplers take
+the rank and world size as arguments; they never ask ``torch.distributed``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -107,7 +109,7 @@ class TrainingSampler(Sampler[tuple[int, int]]):
             offset = 0
 
 
-def orientation_groups(image_sizes: Sequence[tuple[int, int]]) -> np.ndarray:
+def orientation_groups(image_sizes: Sequence[tuple[int, int]] | np.ndarray) -> np.ndarray:
     """``(I,)`` int64 group of every image for :class:`AspectRatioGroupedBatchSampler`: 1 where
     it is wider than tall (``w > h``), 0 otherwise (squares included), from ``(h, w)`` sizes."""
     sizes = np.asarray(image_sizes, dtype=np.int64).reshape(-1, 2)
@@ -231,6 +233,41 @@ class AspectRatioGroupedBatchSampler(Sampler[list[tuple[int, int]]]):
                 buckets[group] = old
             epoch += 1
         return epoch, buckets, skip
+
+
+def training_batches(
+    size: int,
+    batch_size: int,
+    *,
+    seed: int,
+    groups: Sequence[int] | np.ndarray | SampleGroups | None = None,
+    start: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Iterable[list[tuple[int, int]]]:
+    """The endless batches of ``(index, sample_seed)`` a training run deals from a dataset of
+    ``size`` samples: the :class:`TrainingSampler` stream of ``seed``, grouped by
+    :class:`AspectRatioGroupedBatchSampler` with ``groups`` (see there), else its consecutive
+    ``batch_size`` samples; the first is the batch an uninterrupted run deals after ``start``
+    batches, on ``rank`` of ``world_size``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if groups is None:
+        stream = TrainingSampler(
+            size, seed=seed, rank=rank, world_size=world_size, start=start * batch_size
+        )
+        return _consecutive_batches(stream, batch_size)
+    stream = TrainingSampler(size, seed=seed, rank=rank, world_size=world_size)
+    return AspectRatioGroupedBatchSampler(stream, groups, batch_size, start=start)
+
+
+def _consecutive_batches(
+    stream: TrainingSampler, batch_size: int
+) -> Iterator[list[tuple[int, int]]]:
+    """The endless ``stream`` in batches of ``batch_size`` consecutive samples."""
+    samples = iter(stream)
+    while True:
+        yield list(itertools.islice(samples, batch_size))
 
 
 def _groups_of_indices(groups: np.ndarray) -> SampleGroups:

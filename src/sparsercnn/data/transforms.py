@@ -221,10 +221,35 @@ class TrainTransform:
         a random crop can (resizing and flipping keep the orientation)."""
         return bool(self.crop_pre_sizes) and self.crop_prob > 0
 
+    @property
+    def draws_size(self) -> bool:
+        """Whether a sample's output size depends on its draws (several short sides, or a random
+        crop), and not on its image's size alone."""
+        return len(set(self.min_sizes)) > 1 or self.changes_orientation
+
     def output_size(self, height: int, width: int, rng: random.Random) -> tuple[int, int]:
         """``(h, w)`` of the image :meth:`__call__` makes of a ``height x width`` image with
         ``rng`` in the same state, known without the image (the same draws, from ``rng``)."""
         return self._draw(height, width, rng).size
+
+    def output_sizes(self, sizes: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """``(n, 2)`` int64 ``(h, w)`` of the samples of images of ``(n, 2)`` ``sizes`` ``(h, w)``
+        with ``(n,)`` sample ``seeds``: :meth:`output_size` with ``random.Random(seed)``, as the
+        dataset draws a sample's augmentation."""
+        pairs = zip(
+            np.asarray(sizes).reshape(-1, 2).tolist(), np.asarray(seeds).tolist(), strict=True
+        )
+        output = [self.output_size(h, w, random.Random(seed)) for (h, w), seed in pairs]
+        return np.array(output, dtype=np.int64).reshape(-1, 2)
+
+    def grouping_sizes(self, sizes: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        """``(n, 2)`` int64 ``(h, w)`` by which samples of images of ``(n, 2)`` ``sizes`` with
+        ``(n,)`` ``seeds`` are grouped into batches of one orientation: their
+        :meth:`output_sizes` where a random crop can change the orientation, else the images'
+        own sizes, whose orientation resizing and flipping keep (no draw needed)."""
+        if not self.changes_orientation:
+            return np.asarray(sizes, dtype=np.int64).reshape(-1, 2)
+        return self.output_sizes(sizes, seeds)
 
     def __call__(
         self, image: Image.Image, boxes: Tensor, rng: random.Random

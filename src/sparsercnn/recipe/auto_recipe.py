@@ -14,13 +14,14 @@ published weights) and sets, each with its reason:
 - batch size, learning rate, warm-up, schedule (fitted to the budget), precision (bf16 where the
   device runs it natively);
 - from scratch, **random crops** besides the flips when the schedule passes over each image
-  :data:`CROP_FROM_PASSES` times or more (a small set, a long budget, or none);
+  :data:`CROP_FROM_PASSES` times or more (a small set, a long budget, or none); the steps, and
+  under a time budget the input size, are then priced with the crops;
 - with weights (``--init-from``, ``--backbone-weights``): the architecture they fit, the
   fine-tuning learning rate, and a frozen backbone when the set is very small.
 
 It lists what would make the run go wrong (:mod:`~sparsercnn.recipe.advice`, budget warnings),
-and refuses a budget shorter than one logged window of steps. Every choice is an ordinary config
-value: the run's ``config.json`` holds them and ``--set`` overrides any of them.
+and refuses a budget that ends the run before one logged window of steps. Every choice is an
+ordinary config value: the run's ``config.json`` holds them and ``--set`` overrides any of them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from sparsercnn.config import Config, ModelConfig, override_keys
+from sparsercnn.config import Config, InputConfig, ModelConfig, override_keys
+from sparsercnn.data.transforms import TrainTransform, build_train_transform
 from sparsercnn.presets import medium, r50_100pro_3x, small
 from sparsercnn.recipe import advice
 from sparsercnn.recipe.dataset_profile import DatasetProfile
@@ -152,7 +154,8 @@ def choose_recipe(
     Raises:
         ValueError: the set has no box, the overrides fit none of the models the recipe may
             train, or the budget left after the timing (if any) is shorter than one logged
-            window.
+            window (of the given ``train.max_iter`` where fewer: steps the budget fits end the
+            run before it, and are never refused).
     """
     if profile.num_boxes == 0:
         raise ValueError("the training set has no usable box: there is nothing to learn")
@@ -334,7 +337,7 @@ class _Builder:
         self.cost: StepCost | None = None
         self.iterations = 0
         self.size: InputSize | None = None
-        self._padded_pixels: dict[InputSize, float] = {}
+        self._padded_pixels: dict[tuple[TrainTransform, int, bool, int, int], float] = {}
 
     def note(self, name: str, value: object, reason: str, *keys: str) -> None:
         """Record a choice and the config values (``section.key``) it set; where a ``--set``
@@ -391,7 +394,7 @@ class _Builder:
         else:
             self._timed_size_and_schedule(model_reason)
         if self.from_scratch:
-            self._augmentation()
+            self._note_augmentation()
         self._optimiser()
         self.warn(advice.rare_class_warning(self.profile))
         if self.from_scratch:
@@ -509,6 +512,8 @@ class _Builder:
             )
         self._set_input(choice.resolving, reason)
         self.iterations = steps
+        if self.from_scratch:
+            self._choose_crops(steps)
         self._warn_given_steps()
         if self.budget.iterations is not None:
             self._set_schedule("the given number of steps")
@@ -546,10 +551,13 @@ class _Builder:
                 again = choose_input_size(self.profile, self._steps_at)
                 if again.size == size:
                     choice = replace(choice, reason=again.reason)
+        self._use_input(size)
+        if self.from_scratch:
+            choice = self._with_crops(choice)
         self._note_model(model_reason)
         if stages_reason is not None:
             self.note("stages", self.cfg.model.num_stages, stages_reason, "model.num_stages")
-        self._set_input(size, choice.reason)
+        self._note_input(choice.reason)
         size = self.trained_size()  # what the steps are priced at
         self.iterations = int(self._steps_at(size))
         self._check_budget(replace(choice, size=size))
@@ -623,14 +631,36 @@ class _Builder:
         return short, reason
 
     def _pixels(self, size: InputSize) -> float:
-        """Pixels of a padded training batch image at ``size``."""
-        if size not in self._padded_pixels:
-            train = self.trained().train
-            pixels = self.profile.padded_batch_pixels(
-                size.short, size.long, train.batch_size, grouped=train.aspect_ratio_grouping
+        """Pixels of a padded training batch image at ``size``: of the batches the run deals,
+        of the samples its training transform makes (:meth:`_training_input`)."""
+        trained = self.trained()
+        train = trained.train
+        key = (
+            build_train_transform(self._training_input(size)),
+            train.batch_size,
+            train.aspect_ratio_grouping,
+            trained.model.size_divisibility,
+            train.seed,
+        )
+        if key not in self._padded_pixels:
+            transform, batch_size, grouped, size_divisibility, seed = key
+            self._padded_pixels[key] = self.profile.padded_batch_pixels(
+                transform,
+                batch_size,
+                grouped=grouped,
+                size_divisibility=size_divisibility,
+                seed=seed,
             )
-            self._padded_pixels[size] = pixels
-        return self._padded_pixels[size]
+        return self._padded_pixels[key]
+
+    def _training_input(self, size: InputSize) -> InputConfig:
+        """The run's training input at the recipe's input ``size``: the config so far with the
+        ``--set`` values (random crops once chosen or where given, their windows following
+        ``size`` where not given), its training resize ``size``."""
+        pre_sizes, window = _crop_windows(size.short)
+        windows = replace(self.cfg.input, crop_pre_sizes=pre_sizes, crop_size=window)
+        given = self.trained(replace(self.cfg, input=windows)).input
+        return replace(given, train_min_sizes=(size.short,), train_max_size=size.long)
 
     def _price(self, cfg: Config) -> StepCost:
         """``cfg``'s step cost with the ``--set`` values; the first notes what the budget has
@@ -675,6 +705,11 @@ class _Builder:
         )
 
     def _set_input(self, size: InputSize, reason: str) -> None:
+        self._use_input(size)
+        self._note_input(reason)
+
+    def _use_input(self, size: InputSize) -> None:
+        """Train and evaluate at ``size``, without crops (:meth:`_choose_crops` decides)."""
         self.size = size
         self.cfg.input = replace(
             self.cfg.input,
@@ -684,7 +719,11 @@ class _Builder:
             test_max_size=size.long,
             crop=False,
         )
-        self.note("input size", str(size), reason, *_INPUT_KEYS)
+
+    def _note_input(self, reason: str) -> None:
+        """The input size's row and the tiny-box warning at the size the run evaluates at."""
+        assert self.size is not None
+        self.note("input size", str(self.size), reason, *_INPUT_KEYS)
         given = not self.given.isdisjoint(_INPUT_KEYS)
         self.warn(advice.tiny_box_warning(self.profile, self.trained_size(test=True), given=given))
 
@@ -696,6 +735,10 @@ class _Builder:
         # the given steps, or of the budget's with headroom.
         total = self.budget.iterations or BUDGET_HEADROOM * self.iterations
         log_period = self._log_period(total)
+        if self.budget.iterations is not None:
+            # The run logs at its last step as well: a given train.max_iter under the window is
+            # the window, so that one the budget fits (which ends the run) is never refused.
+            log_period = min(log_period, self.budget.iterations)
         window = step * log_period
         # The steps are those of the budget less the end-of-run reserve (_usable_seconds): the
         # budget suggested gives a whole window of them.
@@ -815,31 +858,59 @@ class _Builder:
             reason = f"a tenth of the {counted(expected, 'step')}"
         self.note("warm-up", counted(train.warmup_iters, "step"), reason, "train.warmup_iters")
 
-    def _augmentation(self) -> None:
-        """Flips; random crops too when the schedule passes over each image many times."""
+    def _choose_crops(self, steps: int) -> bool:
+        """Whether to add random crops to the flips: when the run's ``steps`` (priced with flips
+        alone) pass over each image CROP_FROM_PASSES times or more, unless a crop's frame would
+        enlarge the images more than CROP_MAX_FRAME_ZOOM. Their windows follow the input the run
+        trains at (a --set input.* one included), even without crops, for a --set
+        input.crop=true; steps priced from here on are those with the crops (:meth:`_pixels`)."""
+        passes = steps * self.images_per_step / self.profile.num_images
+        crop = passes >= CROP_FROM_PASSES and self._crop_frame_zoom() <= CROP_MAX_FRAME_ZOOM
+        pre_sizes, window = _crop_windows(self.trained().input.test_min_size)
+        self.cfg.input = replace(
+            self.cfg.input, crop=crop, crop_pre_sizes=pre_sizes, crop_size=window
+        )
+        return crop
+
+    def _with_crops(self, choice: InputChoice) -> InputChoice:
+        """The input size and crops of a timed run from scratch at ``choice`` (in use): where
+        :meth:`_choose_crops` takes crops, the size is chosen again with its steps priced with
+        them, and taken where crops still hold at it (else ``choice``'s size is kept)."""
+        if not self._choose_crops(self._run_steps()):
+            return choice
+        again = choose_input_size(self.profile, self._steps_at)
+        if again.size == choice.size:
+            return again
+        self._use_input(again.size)
+        if self._choose_crops(self._run_steps()):
+            return again
+        self._use_input(choice.size)
+        self._choose_crops(self._run_steps())
+        return choice
+
+    def _run_steps(self) -> int:
+        """The steps the run trains at the input in use: the budget's, or fewer given ones."""
+        steps = int(self._steps_at(self.trained_size()))
+        given = self.budget.iterations
+        return steps if given is None else min(given, steps)
+
+    def _note_augmentation(self) -> None:
+        """The augmentation's row (:meth:`_choose_crops`), with the passes of the run's steps."""
         images = self.profile.num_images
         passes = self.iterations * self.images_per_step / images
         reason = f"{_passes_text(passes)} over each of {counted(images, 'image')}"
-        # Crops scale with the input the run trains at (a --set input.* one included).
-        short = self.trained().input.test_min_size
+        if self.cfg.input.crop:
+            reason += ": crops keep the model from memorising them"
+            self.note("augmentation", "flips, random crops", reason, *CROP_KEYS)
+            return
         zoom = self._crop_frame_zoom()
         if passes >= CROP_FROM_PASSES and zoom > CROP_MAX_FRAME_ZOOM:
+            short = self.trained().input.test_min_size
             reason += (
                 f"; no random crops: a crop is resized to the input's {short}-px short side, "
                 f"which would enlarge these images {zoom:.1f}x more than the input size does"
             )
-        # The crop sizes follow the input even without crops, for a --set input.crop=true.
-        self.cfg.input = replace(
-            self.cfg.input,
-            crop_pre_sizes=tuple(round(short * factor) for factor in CROP_PRE_SIZES),
-            crop_size=(round(short * CROP_WINDOW[0]), round(short * CROP_WINDOW[1])),
-        )
-        if passes < CROP_FROM_PASSES or zoom > CROP_MAX_FRAME_ZOOM:
-            self.note("augmentation", "flips", reason, *CROP_KEYS)
-            return
-        self.cfg.input = replace(self.cfg.input, crop=True)
-        reason += ": crops keep the model from memorising them"
-        self.note("augmentation", "flips, random crops", reason, *CROP_KEYS)
+        self.note("augmentation", "flips", reason, *CROP_KEYS)
 
     def _crop_frame_zoom(self) -> float:
         """The median image's enlargement by a crop's frame: the input's short side over the
@@ -938,6 +1009,13 @@ _TRAINED_VALUE: dict[str, Callable[[Config], object]] = {
     "learning rate": _lr_text,
     "frozen": lambda cfg: cfg.train.freeze,
 }
+
+
+def _crop_windows(short: int) -> tuple[tuple[int, ...], tuple[int, int]]:
+    """``(crop_pre_sizes, crop_size)`` of the crop policy at the input's short side ``short``
+    (CROP_PRE_SIZES and CROP_WINDOW times it)."""
+    pre_sizes = tuple(round(short * factor) for factor in CROP_PRE_SIZES)
+    return pre_sizes, (round(short * CROP_WINDOW[0]), round(short * CROP_WINDOW[1]))
 
 
 def _log_period_for(total: int) -> int:

@@ -9,14 +9,23 @@ resized as the model will see them.
 
 from __future__ import annotations
 
+import itertools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.data.transforms import resized_shape
+from sparsercnn.data.sampler import orientation_groups, training_batches
+from sparsercnn.data.transforms import TrainTransform, resized_shape
 from sparsercnn.data.validation import CheckedCoco, check_coco, load_coco_json
+from sparsercnn.structures import padded_size
+
+# The price of a padded batch: the mean of the first this many batches training deals...
+PRICED_BATCHES = 64
+# ...from at most this many images spread over the set (grouping reads the size of every sample
+# of an epoch, a Python call each where random crops draw it).
+PRICED_IMAGES = 2048
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,6 +53,10 @@ class DatasetProfile:
     box_images: np.ndarray
     box_labels: np.ndarray
     file_names: tuple[str, ...]
+    # padded_batch_pixels by its arguments.
+    _priced_batches: dict[tuple[TrainTransform, int, bool, int, int, int], float] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @staticmethod
     def from_checked(checked: CheckedCoco) -> DatasetProfile:
@@ -114,37 +127,66 @@ class DatasetProfile:
 
     def padded_batch_pixels(
         self,
-        short_edge: int,
-        max_size: int,
+        transform: TrainTransform,
         batch_size: int,
         *,
         grouped: bool = True,
         size_divisibility: int = 32,
-        num_batches: int = 64,
+        seed: int = 0,
+        num_batches: int = PRICED_BATCHES,
     ) -> float:
-        """Mean pixels of a padded training batch image: batches of ``batch_size`` random images
-        are padded to their largest height and largest width (rounded up to
-        ``size_divisibility``). With ``grouped`` (``train.aspect_ratio_grouping``) a batch holds
-        images of one orientation (wider than tall, or not), the first drawn from all images and
-        the others from its group, as the grouped stream deals them; without, a mix of portrait
-        and landscape images is padded to the long side both ways."""
-        heights = np.round(self.image_heights * self.resize_scales(short_edge, max_size))
-        widths = np.round(self.image_widths * self.resize_scales(short_edge, max_size))
-        rng = np.random.default_rng(0)
-        wider = self.image_widths > self.image_heights
-        groups = [np.arange(self.num_images)]
-        if grouped:
-            groups = [np.flatnonzero(wider), np.flatnonzero(~wider)]
-        picks = []
-        for first in rng.choice(self.num_images, size=num_batches):
-            group = groups[0] if len(groups) == 1 else groups[int(not wider[first])]
-            others = group[group != first]
-            count = min(batch_size - 1, len(others))
-            picks.append([first, *rng.choice(others, size=count, replace=False)])
-        padded_h = [np.ceil(heights[p].max() / size_divisibility) for p in picks]
-        padded_w = [np.ceil(widths[p].max() / size_divisibility) for p in picks]
-        area = np.array(padded_h) * np.array(padded_w) * size_divisibility**2
-        return float(area.mean())
+        """Mean pixels of a padded training batch image: of the first ``num_batches`` batches of
+        ``batch_size`` samples that training with ``seed`` deals
+        (:func:`~sparsercnn.data.sampler.training_batches`; with ``grouped``,
+        ``train.aspect_ratio_grouping``, batches of one orientation after ``transform``, its
+        random crops included), each padded to its samples' largest height and width after
+        ``transform`` rounded up to ``size_divisibility``. Nothing is decoded: the sizes come
+        from the images' sizes and the samples' seeds. A set of more than
+        :data:`PRICED_IMAGES` images is priced on that many spread over it. Each price is
+        computed once per profile."""
+        key = (transform, batch_size, grouped, size_divisibility, seed, num_batches)
+        if key not in self._priced_batches:
+            self._priced_batches[key] = self._padded_batch_pixels(*key)
+        return self._priced_batches[key]
+
+    def _padded_batch_pixels(
+        self,
+        transform: TrainTransform,
+        batch_size: int,
+        grouped: bool,
+        size_divisibility: int,
+        seed: int,
+        num_batches: int,
+    ) -> float:
+        sizes = np.stack((self.image_heights, self.image_widths), axis=1)
+        if self.num_images > PRICED_IMAGES:
+            sizes = sizes[np.linspace(0, self.num_images - 1, PRICED_IMAGES).round().astype(int)]
+        if transform.draws_size:
+
+            def sample_sizes(indices: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+                return transform.output_sizes(sizes[indices], seeds)
+
+        else:  # every image's output size, computed once: the seeds change none
+            unique, inverse = np.unique(sizes, axis=0, return_inverse=True)
+            no_seeds = np.zeros(len(unique), dtype=np.int64)
+            of_image = transform.output_sizes(unique, no_seeds)[inverse.reshape(-1)]
+
+            def sample_sizes(indices: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+                return of_image[indices]
+
+        def groups(indices: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+            return orientation_groups(transform.grouping_sizes(sizes[indices], seeds))
+
+        batches = training_batches(
+            len(sizes), batch_size, seed=seed, groups=groups if grouped else None
+        )
+        areas = []
+        for batch in itertools.islice(batches, num_batches):
+            indices, seeds = np.array(batch, dtype=np.int64).T
+            height, width = sample_sizes(indices, seeds).max(axis=0).tolist()
+            padded_height, padded_width = padded_size(height, width, size_divisibility)
+            areas.append(padded_height * padded_width)
+        return float(np.mean(areas))
 
     def box_sides_at(self, short_edge: int, max_size: int) -> np.ndarray:
         """``(M,)`` every box's ``sqrt(w * h)`` in pixels of the resized image."""

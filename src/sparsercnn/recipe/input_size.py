@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sparsercnn.data.transforms import TrainTransform
 from sparsercnn.recipe.dataset_profile import DatasetProfile
 from sparsercnn.text import counted
 
@@ -67,6 +68,10 @@ class InputSize:
 
     short: int
     long: int
+
+    def transform(self) -> TrainTransform:
+        """The training transform of this resize alone (no crop; flips change no size)."""
+        return TrainTransform(min_sizes=(self.short,), max_size=self.long)
 
     def __str__(self) -> str:
         if self.short == self.long:
@@ -106,7 +111,7 @@ def candidate_inputs(profile: DatasetProfile) -> list[InputSize]:
     top = max_size_for(profile, MAX_SHORT_SIDE)
     sizes |= {InputSize(side, side) for side in _sides_up_to(float(np.median(long_sides)), top)}
     return sorted(
-        sizes, key=lambda s: (profile.padded_batch_pixels(s.short, s.long, 8), s.long, s.short)
+        sizes, key=lambda s: (profile.padded_batch_pixels(s.transform(), 8), s.long, s.short)
     )
 
 
