@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from sparsercnn.data import image_check
 from sparsercnn.data.image_check import (
@@ -89,13 +90,13 @@ def test_an_unchanged_file_is_decoded_once_and_a_changed_one_again(
 ) -> None:
     """A training run checks its files before its recipe and again for its dataset."""
     decoded: list[str] = []
-    real = image_check._decode_issue
+    real = image_check._decode_issues
 
     def counting(image: dict[str, Any], path: Path) -> Any:
         decoded.append(path.name)
         return real(image, path)
 
-    monkeypatch.setattr(image_check, "_decode_issue", counting)
+    monkeypatch.setattr(image_check, "_decode_issues", counting)
     images = [entry(11, "good.jpg"), entry(12, "small.jpg", width=32)]
     assert check_image_files(images, folder, decode=True) == []
     assert check_image_files(images, folder, decode=True) == []
@@ -159,3 +160,27 @@ def test_an_empty_folder_is_fine_when_no_name_points_into_it(tmp_path: Path) -> 
     outside = [entry(1, str(tmp_path / "a.jpg")), entry(2, "../b.jpg")]
     check_image_folder(root, outside, source="x.json")
     check_image_folder(root, [], source="x.json")
+
+
+def test_a_multi_frame_file_is_a_warning_naming_its_frames(tmp_path: Path) -> None:
+    frames = [Image.new("RGB", (64, 48), colour) for colour in ("red", "blue", "green")]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:])
+    (issue,) = check_image_files([entry(7, "clip.gif")], tmp_path, decode=True)
+    assert (issue.code, issue.severity, issue.image_id) == ("image_multi_frame", "warning", 7)
+    assert "'clip.gif'" in issue.message and "3 frames" in issue.message
+    assert "only the first is read" in issue.message
+
+
+def test_a_json_of_the_sideways_pixels_of_an_exif_turned_file_is_an_error(
+    tmp_path: Path,
+) -> None:
+    """Boxes drawn on the stored pixels would land elsewhere on the upright image."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 64x48, read upright as 48x64
+    Image.new("RGB", (64, 48)).save(tmp_path / "phone.jpg", exif=exif)
+    (issue,) = check_image_files([entry(8, "phone.jpg")], tmp_path, decode=True)
+    assert (issue.code, issue.severity, issue.image_id) == ("image_exif_turned", "error", 8)
+    assert "EXIF orientation 6" in issue.message and "48x64" in issue.message
+    assert "-Orientation=1" in issue.message and "swap the JSON's width and height" in issue.message
+    # The JSON of the upright image is right.
+    assert check_image_files([entry(9, "phone.jpg", 48, 64)], tmp_path, decode=True) == []

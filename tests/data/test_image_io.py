@@ -3,6 +3,7 @@ reduced-scale JPEG decoding."""
 
 from __future__ import annotations
 
+import logging
 import pickle
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from sparsercnn.data import image_io
 from sparsercnn.data.image_io import (
     DecodedImage,
     ImageReadError,
@@ -127,6 +129,94 @@ def test_int32_and_float_modes() -> None:
     np.testing.assert_array_equal(np.asarray(to_rgb(unit))[0, :, 0], [0, 128, 255])
 
 
+@pytest.fixture
+def fresh_notes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The once-per-process notes of :mod:`image_io` not yet given."""
+    monkeypatch.setattr(image_io, "_NOTED", set())
+
+
+@pytest.mark.parametrize(
+    ("suffix", "dtype", "mode"),
+    [
+        ("png", np.uint16, "I;16"),
+        ("tif", np.uint16, "I;16"),
+        ("tif", ">u2", "I;16B"),
+        ("tif", np.int32, "I"),
+        ("tif", np.float32, "F"),
+    ],
+)
+def test_high_depth_images_are_stretched_by_their_own_range(
+    tmp_path: Path, suffix: str, dtype: str, mode: str
+) -> None:
+    """A 12-bit camera image in a 16-bit file keeps 256 grey levels, not 16, in every mode."""
+    values = np.array([[100, 1432, 2764, 4096]]).astype(dtype)
+    path = tmp_path / f"twelve_bit.{suffix}"
+    Image.fromarray(values).save(path)
+    assert Image.open(path).mode == mode
+    got = np.asarray(load_image(path))
+    assert got.shape == (1, 4, 3)
+    np.testing.assert_array_equal(got[0, :, 0], [0, 85, 170, 255])
+
+
+def test_non_finite_float_pixels_are_black_and_outside_the_range() -> None:
+    image = Image.fromarray(np.array([[np.nan, 100.0, 151.0, 355.0, np.inf]], dtype=np.float32))
+    np.testing.assert_array_equal(np.asarray(to_rgb(image))[0, :, 0], [0, 0, 51, 255, 0])
+    assert not np.asarray(to_rgb(Image.fromarray(np.full((2, 2), np.nan, np.float32)))).any()
+
+
+@pytest.mark.parametrize(
+    "mode", ["1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "I", "I;16", "F"]
+)
+def test_every_pil_mode_becomes_rgb(mode: str) -> None:
+    image = Image.new(mode, (3, 2))
+    got = to_rgb(image)
+    assert got.mode == "RGB" and got.size == (3, 2)
+
+
+def test_the_first_high_depth_file_is_named_once(
+    tmp_path: Path, fresh_notes: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.array([[0, 4095]], dtype=np.uint16)).save(tmp_path / name)
+    with caplog.at_level(logging.INFO, logger=image_io.__name__):
+        load_image(tmp_path / "a.png")
+        load_image(tmp_path / "b.png")
+    (note,) = [record for record in caplog.records if record.levelno >= logging.INFO]
+    assert "a.png" in note.getMessage() and "its own minimum and maximum" in note.getMessage()
+
+
+def _save_frames(
+    path: Path, sizes: list[tuple[int, int]], colours: list[tuple[int, ...]], **options: str
+) -> None:
+    frames = [Image.new("RGB", size, colour) for size, colour in zip(sizes, colours, strict=True)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, **options)
+
+
+@pytest.mark.parametrize("suffix", ["gif", "png", "tif", "webp"])
+def test_a_multi_frame_file_is_its_first_frame_named_once(
+    tmp_path: Path, suffix: str, fresh_notes: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = tmp_path / f"first.{suffix}", tmp_path / f"second.{suffix}"
+    for path in (first, second):
+        _save_frames(path, [(8, 6), (8, 6), (8, 6)], [RED, BLUE, GREEN])
+    assert read_image_header(first).num_frames == 3
+    with caplog.at_level(logging.DEBUG, logger=image_io.__name__):
+        image = load_image(first)
+        decode_image(second, (2, 2))
+    assert image.size == (8, 6) and np.abs(np.asarray(image).astype(int) - RED).max() <= 8
+    (warning,) = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert "first." in warning.getMessage() and "3 frames" in warning.getMessage()
+    assert "second." in caplog.records[-1].getMessage()  # the others at DEBUG
+
+
+def test_an_mpo_jpeg_s_preview_is_not_a_frame(tmp_path: Path) -> None:
+    path = tmp_path / "camera.jpg"
+    _save_frames(path, [(8, 6), (4, 3)], [RED, BLUE], format="MPO")
+    with Image.open(path) as opened:
+        assert opened.format == "MPO" and opened.n_frames == 2
+    assert read_image_header(path).num_frames == 1
+
+
 def test_cmyk_becomes_rgb(tmp_path: Path) -> None:
     cmyk = Image.new("CMYK", (2, 1))
     cmyk.putdata([(0, 0, 0, 0), (255, 0, 0, 0)])  # white paper, pure cyan ink
@@ -167,6 +257,35 @@ def test_non_image_and_truncated_files_raise_image_read_error(tmp_path: Path) ->
     truncated.write_bytes(full.read_bytes()[:300])
     with pytest.raises(ImageReadError, match=r"truncated\.jpg"):
         load_image(truncated)
+
+
+def test_an_empty_file_says_so(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    for read in (load_image, read_image_header):
+        with pytest.raises(ImageReadError, match=r"empty\.jpg': the file is empty \(0 bytes\)"):
+            read(empty)
+
+
+def test_a_truncated_file_says_what_to_do(tmp_path: Path) -> None:
+    full = tmp_path / "full.png"
+    Image.fromarray(_quadrants(64, 64)).save(full)
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(full.read_bytes()[:-100])
+    with pytest.raises(ImageReadError, match=r"cut\.png': the file is truncated or damaged \("):
+        load_image(truncated)
+
+
+def test_an_image_over_pillow_s_pixel_limit_says_how_to_read_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "huge.png"
+    Image.new("RGB", (64, 64)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # refused over twice this
+    for read in (load_image, read_image_header):
+        with pytest.raises(ImageReadError, match=r"huge\.png': .*MAX_IMAGE_PIXELS") as info:
+            read(path)
+        assert isinstance(info.value.__cause__, Image.DecompressionBombError)
 
 
 def test_image_read_error_survives_pickling() -> None:

@@ -12,8 +12,11 @@ An image folder that does not exist, is a file or is empty fails first, in one l
 (:func:`check_image_folder`), instead of a missing-file error for every image.
 
 Issue codes. Errors: ``image_file_missing``, ``no_image_found``, ``image_file_unreadable``
-(not an image, truncated, or in a mode that cannot become RGB). Warning:
-``image_size_mismatch``.
+(not an image, truncated, or in a mode that cannot become RGB), ``image_exif_turned`` (the JSON
+gives the stored size of a file that its EXIF orientation turns by 90 degrees: the boxes were
+most likely drawn on the sideways pixels, and would land on the wrong ones). Warnings:
+``image_size_mismatch``, ``image_multi_frame`` (an animation or multi-page file: its first frame
+is read).
 """
 
 from __future__ import annotations
@@ -122,7 +125,9 @@ def check_image_files(
 
     Existence is checked by listing each folder once (cheap even for 100k files). Decoding
     reads every pixel, so a file truncated after its header is an error; a decoded size that
-    differs from the JSON's ``width`` / ``height`` (after EXIF orientation) is a warning. A
+    differs from the JSON's ``width`` / ``height`` (after EXIF orientation) is a warning, or an
+    error where the JSON gives the size before an EXIF turn by 90 degrees; a file of several
+    frames is a warning (its first is read). A
     file decoded before in this process, unchanged since (size, modification time), is not
     decoded again; the logged ``decoded N images`` line counts only the files decoded now.
 
@@ -167,8 +172,8 @@ def check_image_files(
     if decode and present:
         start = time.perf_counter()
         with ThreadPoolExecutor(num_threads) as pool:
-            found = list(pool.map(lambda item: _remembered_decode_issue(*item), present))
-        issues.extend(issue for issue, _ in found if issue is not None)
+            found = list(pool.map(lambda item: _remembered_decode_issues(*item), present))
+        issues.extend(issue for file_issues, _ in found for issue in file_issues)
         _log_decoded(source or os.fspath(root), sum(fresh for _, fresh in found), len(found), start)
     return issues
 
@@ -189,15 +194,15 @@ def _log_decoded(source: str, num_decoded: int, num_present: int, start: float) 
 # Decode results by file (path, size, modification time) and JSON entry, for this process: a
 # training run checks its files before choosing its recipe and again when it builds its
 # dataset; the second check decodes only what changed in between.
-_DECODED: dict[tuple[str, int, int, int, str, int, int], Issue | None] = {}
+_DECODED: dict[tuple[str, int, int, int, str, int, int], tuple[Issue, ...]] = {}
 
 
-def _remembered_decode_issue(image: dict[str, Any], path: Path) -> tuple[Issue | None, bool]:
-    """The file's issue and whether it was decoded now (False: remembered)."""
+def _remembered_decode_issues(image: dict[str, Any], path: Path) -> tuple[tuple[Issue, ...], bool]:
+    """The file's issues and whether it was decoded now (False: remembered)."""
     try:
         stat = path.stat()
     except OSError:
-        return _decode_issue(image, path), True
+        return _decode_issues(image, path), True
     key = (
         os.path.abspath(path),
         stat.st_size,
@@ -209,7 +214,7 @@ def _remembered_decode_issue(image: dict[str, Any], path: Path) -> tuple[Issue |
     )
     if key in _DECODED:
         return _DECODED[key], False
-    _DECODED[key] = _decode_issue(image, path)
+    _DECODED[key] = _decode_issues(image, path)
     return _DECODED[key], True
 
 
@@ -220,34 +225,41 @@ def _list_dir(folder: Path) -> set[str]:
         return set()
 
 
-def _decode_issue(image: dict[str, Any], path: Path) -> Issue | None:
-    """The problem of one image file, if any: unreadable (error) or of another size (warning)."""
+def _decode_issues(image: dict[str, Any], path: Path) -> tuple[Issue, ...]:
+    """The problems of one image file: unreadable, or turned away from the JSON's size by its
+    EXIF orientation (errors); of another size, or of several frames (warnings)."""
     image_id, file = image["id"], image["file_name"]
     try:
         with load_image(path) as decoded:
             width, height = decoded.size
+        header = read_image_header(path)
     except ImageReadError as exc:
         message = f"image {image_id}: {exc}"
-        return Issue("error", "image_file_unreadable", message, image_id, None, file)
+        return (Issue("error", "image_file_unreadable", message, image_id, None, file),)
+    issues = []
+    if header.num_frames > 1:
+        message = (
+            f"image {image_id} ({file!r}): the {header.format} file has {header.num_frames} "
+            "frames or pages; only the first is read"
+        )
+        issues.append(Issue("warning", "image_multi_frame", message, image_id, None, file))
     json_size = (int(image["width"]), int(image["height"]))
     if (width, height) == json_size:
-        return None
-    message = (
-        f"image {image_id} ({file!r}): the JSON gives {json_size[0]}x{json_size[1]} (w x h) but "
-        f"the file is {width}x{height} after EXIF orientation"
-    )
-    orientation = _orientation(path)
-    if (height, width) == json_size and orientation != 1:
-        message += (
-            f" (EXIF orientation {orientation} turns it by 90 degrees; the JSON has the "
-            "stored size, so the annotation tool may have ignored the tag: check a few boxes "
-            "on the images, and remove the tag from the files if the boxes fit the unrotated image)"
+        return tuple(issues)
+    if (height, width) == json_size and header.orientation != 1:
+        message = (
+            f"image {image_id} ({file!r}): the JSON gives {json_size[0]}x{json_size[1]} (w x h), "
+            f"the stored size, but EXIF orientation {header.orientation} turns the file to "
+            f"{width}x{height}, so its boxes would land on the wrong pixels: if they were drawn "
+            "on the stored (sideways) image, as annotation tools that ignore the tag do, reset "
+            "the tag (e.g. `exiftool -Orientation=1 -n -overwrite_original FILE`); if on the "
+            "upright image, swap the JSON's width and height"
         )
-    return Issue("warning", "image_size_mismatch", message, image_id, None, file)
-
-
-def _orientation(path: Path) -> int:
-    try:
-        return read_image_header(path).orientation
-    except ImageReadError:  # changed on disk since it was decoded: only the hint is lost
-        return 1
+        issues.append(Issue("error", "image_exif_turned", message, image_id, None, file))
+    else:
+        message = (
+            f"image {image_id} ({file!r}): the JSON gives {json_size[0]}x{json_size[1]} (w x h) "
+            f"but the file is {width}x{height} after EXIF orientation"
+        )
+        issues.append(Issue("warning", "image_size_mismatch", message, image_id, None, file))
+    return tuple(issues)

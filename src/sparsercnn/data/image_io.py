@@ -24,10 +24,18 @@ Mode conversions done by :func:`to_rgb`:
   dropped, keeping the stored colours (as ``cv2.imread`` and ``Image.convert("RGB")`` do, which is
   what most annotation and training tools saw). Compositing on a background would instead turn
   images whose exporter wrote an all-zero alpha channel completely black;
-- ``I;16*`` (16-bit): scaled by ``255 / 65535`` and rounded, so the full 16-bit range maps to the
-  full 8-bit range; ``I`` (32-bit int) is treated the same when its values lie in ``[0, 65535]``
-  (older Pillow versions open 16-bit PNGs as ``I``); ``F`` (float) in ``[0, 1]`` is scaled by 255.
-  Any other ``I``/``F`` image is stretched linearly from its own minimum and maximum to 0-255.
+- ``I;16*`` (16-bit), ``I`` (32-bit int) and ``F`` (float), one rule for all three: stretched
+  linearly from the image's own minimum and maximum to 0-255, and rounded (a constant image
+  becomes black; NaN and infinite pixels black too). A fixed ``255 / 65535`` would leave the usual
+  microscopy or machine-vision image, 10 or 12 bits of a camera stored in 16, at most 16 grey
+  levels out of 256; its own range keeps all 256, as a viewer's auto-contrast (Fiji) shows it. The
+  price: two images differ in brightness only by their own ranges, so convert the files to 8 bits
+  beforehand where absolute intensities matter. A file read so is named once per process (INFO).
+
+A file of several frames (an animated GIF, PNG or WebP, a multi-page TIFF) is read as its first
+frame, and the first such file is named, with its frame count, in a warning once per process (the
+data check lists every one: :mod:`sparsercnn.data.image_check`). A JPEG whose MPO extension holds
+previews or a depth map of the same shot counts as one frame.
 """
 
 from __future__ import annotations
@@ -51,9 +59,11 @@ _TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
 # Orientations whose displayed x (y) axis runs against the stored one (after the transpose).
 _X_MIRRORING_ORIENTATIONS = frozenset({2, 3, 6, 7})
 _Y_MIRRORING_ORIENTATIONS = frozenset({3, 4, 7, 8})
-_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
+# Modes of more than 8 bits per pixel, stretched by their own range (module docstring).
+_HIGH_DEPTH_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-_UINT16_MAX = 65535
+# What this process has said once (module docstring): a multi-frame file, a high-depth one.
+_NOTED: set[str] = set()
 
 
 class ImageReadError(OSError):
@@ -78,6 +88,8 @@ class ImageHeader(NamedTuple):
         orientation: EXIF orientation tag (1-8, 1 when absent or unreadable).
         format: Pillow's format name (``"JPEG"``, ``"PNG"``, ...).
         mode: Pillow's mode of the stored pixels (``"RGB"``, ``"L"``, ``"I;16"``, ...).
+        num_frames: frames or pages (animation, multi-page TIFF) of which only the first is
+            read; 1 for a still image (and a JPEG whose MPO extension holds previews).
     """
 
     height: int
@@ -85,6 +97,7 @@ class ImageHeader(NamedTuple):
     orientation: int
     format: str
     mode: str
+    num_frames: int = 1
 
 
 class DecodedImage(NamedTuple):
@@ -177,6 +190,7 @@ def decode_image(
                     # draft's box is the whole image in scaled pixels: (0, 0, W / k, H / k).
                     reduction = round(stored_width / drafted[1][2])
             reduced = opened.size != (stored_width, stored_height)
+            _note_reading(opened, name)
             opened.load()
             image = to_rgb(_apply_exif_orientation(opened, name))
             # Closing the file also invalidates ``opened``: never hand it out.
@@ -197,10 +211,68 @@ def _read_error(name: str, exc: BaseException) -> ImageReadError:
         return ImageReadError(f"image file {name!r} was not found: check the path", name)
     if isinstance(exc, IsADirectoryError):
         return ImageReadError(f"cannot read image {name!r}: it is a folder, not a file", name)
-    if isinstance(exc, UnidentifiedImageError):
-        reason = "not an image, or a damaged one (Pillow cannot identify its format)"
+    if isinstance(exc, PermissionError):
+        return ImageReadError(f"cannot read image {name!r}: permission denied", name)
+    if isinstance(exc, Image.DecompressionBombError):
+        reason = (
+            f"{exc} (Pillow's guard against decompression bombs); if the file is trusted, "
+            "downscale it, or raise PIL.Image.MAX_IMAGE_PIXELS in Python"
+        )
         return ImageReadError(f"cannot read image {name!r}: {reason}", name)
-    return ImageReadError(f"cannot read image {name!r}: {exc}", name)
+    if isinstance(exc, UnidentifiedImageError):
+        if _is_empty(name):
+            reason = "the file is empty (0 bytes): copy or export it again"
+        else:
+            reason = "not an image, or a damaged one (Pillow cannot identify its format)"
+        return ImageReadError(f"cannot read image {name!r}: {reason}", name)
+    if isinstance(exc, ValueError):  # Pillow's own words: a mode with no RGB, a bad tile
+        return ImageReadError(f"cannot read image {name!r}: {exc}", name)
+    reason = f"the file is truncated or damaged ({exc}): copy or export it again"
+    return ImageReadError(f"cannot read image {name!r}: {reason}", name)
+
+
+def _is_empty(name: str) -> bool:
+    try:
+        return os.path.getsize(name) == 0
+    except OSError:
+        return False
+
+
+def _num_frames(image: Image.Image) -> int:
+    """Frames or pages of an opened image (:attr:`ImageHeader.num_frames`)."""
+    if image.format == "MPO":  # the other pictures are the same shot's previews or depth map
+        return 1
+    try:
+        return max(1, int(getattr(image, "n_frames", 1)))
+    except (OSError, ValueError, SyntaxError, EOFError):  # a damaged later frame: decoding says
+        return 1
+
+
+def _note_reading(image: Image.Image, name: str) -> None:
+    """Say once per process that a multi-frame file is read as its first frame (warning) and
+    that a high-depth one is stretched by its own range (info); later files at DEBUG."""
+    num_frames = _num_frames(image)
+    if num_frames > 1:
+        level = logging.DEBUG if "frames" in _NOTED else logging.WARNING
+        _NOTED.add("frames")
+        logger.log(
+            level,
+            "image %r has %d frames (%s): only the first is read, as for every such file",
+            name,
+            num_frames,
+            "pages" if image.format == "TIFF" else f"an animated {image.format}",
+        )
+    if image.mode in _HIGH_DEPTH_MODES:
+        level = logging.DEBUG if "depth" in _NOTED else logging.INFO
+        _NOTED.add("depth")
+        logger.log(
+            level,
+            "image %r has more than 8 bits per pixel (mode %s): scaled from its own minimum and "
+            "maximum to 0-255, as every such image is (convert the files to 8 bits beforehand "
+            "for a fixed scale)",
+            name,
+            image.mode,
+        )
 
 
 def _reduced_pixel_map(full_size: tuple[int, int], reduction: int, orientation: int) -> PixelMap:
@@ -235,11 +307,12 @@ def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:
             width, height = image.size
             orientation = _orientation(image)
             image_format, mode = image.format or "", image.mode
+            num_frames = _num_frames(image)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise _read_error(name, exc) from exc
     if orientation in _TRANSPOSING_ORIENTATIONS:
         width, height = height, width
-    return ImageHeader(height, width, orientation, image_format, mode)
+    return ImageHeader(height, width, orientation, image_format, mode, num_frames)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -251,9 +324,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
     mode = image.mode
     if mode == "RGB":
         return image
-    if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
-        gray = Image.fromarray(_to_uint8(np.asarray(image), mode))
-        return gray.convert("RGB")
+    if mode in _HIGH_DEPTH_MODES:
+        return Image.fromarray(_stretch_to_uint8(np.asarray(image))).convert("RGB")
     if mode == "La":  # premultiplied; Pillow converts it to nothing but LA
         image = image.convert("LA")
     if image.mode in _ALPHA_MODES or (mode == "P" and "transparency" in image.info):
@@ -262,20 +334,17 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
-    """Map a 2-D 16-bit / 32-bit int / float array to uint8 without clipping its range."""
-    data = np.nan_to_num(values.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    low, high = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
-    if mode in _SIXTEEN_BIT_MODES or (mode == "I" and low >= 0 and high <= _UINT16_MAX):
-        scaled = data * (255.0 / _UINT16_MAX)
-    elif mode == "F" and low >= 0.0 and high <= 1.0:
-        scaled = data * 255.0
-    elif high > low:
-        logger.debug("stretching a %s image from [%g, %g] to [0, 255]", mode, low, high)
-        scaled = (data - low) * (255.0 / (high - low))
-    else:
-        scaled = np.zeros_like(data)
-    # The clip only guards against rounding: every branch already maps into [0, 255].
+def _stretch_to_uint8(values: np.ndarray) -> np.ndarray:
+    """A 2-D array of any number type, stretched linearly from its finite minimum and maximum to
+    uint8 0-255; non-finite pixels and a constant image become 0."""
+    data = values.astype(np.float64)
+    finite = np.isfinite(data)
+    if not finite.any():
+        return np.zeros(data.shape, np.uint8)
+    low, high = float(data[finite].min()), float(data[finite].max())
+    scale = 255.0 / (high - low) if high > low else 0.0
+    scaled = np.where(finite, (data - low) * scale, 0.0)
+    # The clip only guards against rounding: the stretch already maps into [0, 255].
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
