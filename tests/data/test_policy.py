@@ -83,6 +83,22 @@ def test_long_lists_of_bad_files_are_capped_with_a_count(write_coco: WriteCoco) 
     assert "020.jpg" not in files
 
 
+def test_refusal_says_why_each_kind_of_bad_file_is_bad(write_coco: WriteCoco) -> None:
+    """A missing file and a repeated image id, not just "bad files": one example of each."""
+    data = write_jpegs(write_coco, 4, bad={1: "text", 2: "text"})
+    data.image_paths[3].unlink()
+    coco = data.read_json()
+    coco["images"].append({**coco["images"][0], "file_name": "000.jpg"})  # id 1 again
+    data.write_json(coco)
+    with pytest.raises(InvalidDataError) as info:
+        apply_policy(inspect_dataset(data.json_path, data.image_dir), skip_invalid=False)
+    files = str(info.value).split("\n")[1]
+    assert files.startswith("bad files (4): 000.jpg, 003.jpg, 001.jpg, 002.jpg; ")
+    assert "[image_file_missing] image 4: file " in files and "003.jpg' does not exist" in files
+    assert "[duplicate_image_id] image id 1 ('000.jpg') is repeated at images[4]" in files
+    assert "[image_file_unreadable] image 2: " in files and "(and 1 more like it)" in files
+
+
 def test_zero_annotations_is_an_error_even_with_skip_invalid(write_coco: WriteCoco) -> None:
     data = write_jpegs(write_coco, 3, objects_per_image=0)
     inspection = inspect_dataset(data.json_path, data.image_dir)

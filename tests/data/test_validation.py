@@ -358,14 +358,14 @@ def test_an_image_whose_boxes_are_all_unusable_is_not_called_a_negative(
     assert "1 category without a usable box (id 2): the model gets an output" in report.format()
 
 
-def test_exif_rotation_mismatch_gets_a_hint(write_coco: WriteCoco) -> None:
+def test_exif_rotation_mismatch_is_an_error_saying_what_to_do(write_coco: WriteCoco) -> None:
     data = write_coco(file_names=["phone.jpg"], size=(30, 40), objects_per_image=0)
     exif = Image.Exif()
     exif[0x0112] = 6  # displayed turned: 30 wide, 40 high
     Image.new("RGB", (40, 30)).save(data.image_paths[0], exif=exif)
     json_path, image_dir = data.json_path, data.image_dir
-    (mismatch,) = by_code(validate_coco(json_path, image_dir), "image_size_mismatch")
-    assert "EXIF orientation 6" in mismatch.message
+    (mismatch,) = by_code(validate_coco(json_path, image_dir), "image_exif_turned")
+    assert mismatch.severity == "error" and "EXIF orientation 6" in mismatch.message
 
 
 @pytest.mark.parametrize(
@@ -384,6 +384,13 @@ def test_files_that_are_not_coco_instances(tmp_path: Path, content: str, match: 
     with pytest.raises(DatasetError, match=match) as info:
         validate_coco(json_path, tmp_path)
     assert "weird.json" in str(info.value)
+
+
+def test_a_file_in_another_encoding_than_utf8_says_so(tmp_path: Path) -> None:
+    json_path = tmp_path / "latin1.json"
+    json_path.write_bytes('{"images": [{"file_name": "café.jpg"}]}'.encode("latin-1"))
+    with pytest.raises(AnnotationFileError, match=r"is not UTF-8 text \(byte 0xe9 at offset 30\)"):
+        load_coco_json(json_path)
 
 
 def test_an_unreadable_annotation_file_names_every_flag_until_told_which(tmp_path: Path) -> None:
@@ -408,6 +415,31 @@ def test_a_blank_category_name_is_kept_with_a_warning() -> None:
     assert issue.message.startswith("category 7 (categories[1]) has a blank name ' '")
 
 
+def test_boxes_written_as_corners_are_named_as_such_once() -> None:
+    """An exporter that wrote [x1, y1, x2, y2]: the per-box errors alone do not say why."""
+    corners = [[20, 10, 38, 28], [12, 3, 30, 20], [5, 5, 6, 6]]  # every one inside 40x30
+    data = {
+        "images": [image(1, "a.png"), image(2, "b.png")],
+        "annotations": [box(i, 1 + i % 2, 1, bbox) for i, bbox in enumerate(corners)],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    checked = check_coco(data, "corners.json")
+    first, *rest = checked.issues
+    assert (first.severity, first.code) == ("warning", "bbox_corners")
+    assert first.message.startswith("corners.json: 2 of 3 boxes extend past the right or bottom")
+    assert "write each 'bbox' as [x1, y1, x2 - x1, y2 - y1]" in first.message
+    assert sorted(issue.code for issue in rest) == ["box_clipped", "box_outside_image"]
+    # Genuine [x, y, w, h] boxes, one a little past the edge: no such hint.
+    data["annotations"].append(box(9, 1, 1, [30, 25, 5, 5]))  # x > w: not corners
+    assert "bbox_corners" not in [issue.code for issue in check_coco(data, "x.json").issues]
+
+
+def test_refusal_to_train_on_corner_boxes_says_so(write_coco: WriteCoco) -> None:
+    data = write_coco(size=(30, 40), boxes=[[Box(1, (20, 10, 38, 28))], [Box(1, (2, 3, 30, 20))]])
+    with pytest.raises(DatasetError, match=r"\[bbox_corners\] .* read as corners"):
+        CocoDataset(data.json_path, data.image_dir)
+
+
 def test_missing_json_and_bad_entries(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="not found"):
         validate_coco(tmp_path / "absent.json", tmp_path)
@@ -420,6 +452,11 @@ def test_missing_json_and_bad_entries(tmp_path: Path) -> None:
     codes = sorted(issue.code for issue in checked.issues)
     assert codes.count("bad_category") == 2 and codes.count("bad_image") == 2
     assert codes.count("bad_annotation") == 2 and "no_categories" in codes
+    (none,) = [issue.message for issue in checked.issues if issue.code == "no_categories"]
+    assert none == (
+        "inline.json: no valid category: list the classes in 'categories' as "
+        '{"id": integer, "name": string}'
+    )
     assert not checked.images and not checked.annotations and not checked.categories
 
 
@@ -600,6 +637,15 @@ def test_a_missing_or_quoted_value_is_named_as_such(change: dict[str, Any], text
         del (ann if key == "bbox" else entry)[key]
     missing = check_coco(data, "x.json").issues[0].message
     assert f"'{next(iter(change))}' is missing" in missing
+
+
+def test_a_segment_without_a_bbox_says_to_add_its_bounding_box() -> None:
+    ann = {"id": 10, "image_id": 1, "category_id": 3, "segmentation": [[1, 2, 11, 2, 11, 12]]}
+    categories = [{"id": 3, "name": "car"}]
+    data = {"images": [image(1, "a.png")], "annotations": [ann], "categories": categories}
+    (issue,) = check_coco(data, "x.json").issues
+    assert (issue.code, issue.annotation_id) == ("malformed_bbox", 10)
+    assert "has only a 'segmentation': add the segment's bounding box as 'bbox'" in issue.message
 
 
 def test_a_repeated_id_says_whether_the_entry_is_a_copy() -> None:

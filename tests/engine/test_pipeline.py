@@ -5,6 +5,7 @@ report and files."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,32 @@ def test_a_preset_name_for_cfg_says_how_to_make_a_config(
             output_dir=tmp_path / "run",
         )
     assert not (tmp_path / "run").exists()
+
+
+def test_a_validation_set_sharing_training_images_is_warned_about_before_training(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Started(Exception):
+        pass
+
+    def trainer(*args: Any, **kwargs: Any) -> None:
+        raise Started
+
+    monkeypatch.setattr(pipeline, "Trainer", trainer)
+    with (
+        caplog.at_level(logging.WARNING, logger="sparsercnn.engine.pipeline"),
+        pytest.raises(Started),
+    ):
+        pipeline.train_from_coco(
+            tiny_config(),
+            train_json=tiny_coco.json_path,
+            train_images=tiny_coco.image_dir,
+            val_json=tiny_coco.json_path,
+            val_images=tiny_coco.image_dir,
+            output_dir=tmp_path / "run",
+        )
+    (line,) = [r.getMessage() for r in caplog.records if "validation set" in r.getMessage()]
+    assert line.startswith(f"6 of the 6 images of the validation set {tiny_coco.json_path} are")

@@ -6,11 +6,13 @@ training, evaluation and :class:`~sparsercnn.data.coco.CocoDataset` all call
 refuse. Each finding is an :class:`~sparsercnn.data.validation.Issue`:
 
 - error: an entry that cannot be used as given (the JSON rules of
-  :mod:`~sparsercnn.data.validation`; a missing, undecodable or truncated image file,
+  :mod:`~sparsercnn.data.validation`; a missing, undecodable or truncated image file, or one
+  whose EXIF orientation turns it away from the JSON's size,
   :mod:`~sparsercnn.data.image_check`), or ``no_images`` / ``no_boxes``: no usable image or
   box in the whole file, nothing to learn or to evaluate against;
 - warning: used after a fix (a clipped box, a zero-size box dropped) or as it is (a size that
-  disagrees with the JSON, ``too_many_boxes``, repeated names);
+  disagrees with the JSON, a file of several frames read as its first, ``too_many_boxes``,
+  repeated names);
 - info: ``image_without_boxes``, kept as a negative example.
 
 :func:`apply_policy` then raises :class:`InvalidDataError`, naming every bad file (capped), or,
@@ -33,6 +35,7 @@ from typing import Literal
 from sparsercnn.data.image_check import check_image_files, check_image_folder
 from sparsercnn.data.validation import (
     DEFAULT_CLIP_TOLERANCE,
+    EXPLAINING_CODES,
     CheckedCoco,
     DatasetError,
     Issue,
@@ -239,7 +242,9 @@ def refuse_invalid(
     source, checked = inspection.source, inspection.checked
     errors = [issue for issue in inspection.errors if issue.code not in _DATASET_CODES]
     if errors and not skip_invalid:
-        raise InvalidDataError(_refusal_message(source, inspection.image_dir, errors))
+        explaining = [issue for issue in inspection.issues if issue.code in EXPLAINING_CODES]
+        message = _refusal_message(source, inspection.image_dir, errors, explaining)
+        raise InvalidDataError(message)
     if not checked.categories:
         raise DatasetError(f"{source}: the file has no valid category")
     for issue in inspection.errors:
@@ -247,18 +252,30 @@ def refuse_invalid(
             raise DatasetError(issue.message)
 
 
-def _refusal_message(source: str, image_dir: str, errors: list[Issue]) -> str:
-    """Why a dataset is refused, in two lines: what is wrong and what to do, then every bad file
-    (capped) and the first annotation issues. ``validate`` lists them all."""
+def _refusal_message(
+    source: str, image_dir: str, errors: list[Issue], explaining: list[Issue]
+) -> str:
+    """Why a dataset is refused, in two lines: what is wrong and what to do, then the
+    ``explaining`` warnings (:data:`~sparsercnn.data.validation.EXPLAINING_CODES`), every bad
+    file (capped), the first issue of each kind of file error (why those files are bad), and the
+    first annotation issues. ``validate`` lists them all."""
     first = (
         f"{source}: {len(errors)} error(s) in the dataset (images in {image_dir}); fix or remove "
         f"them (`sparsercnn validate --json {source} --images {image_dir}` lists each), or "
         f"{SKIP_INVALID_HINT} to drop them up front"
     )
-    parts = []
+    parts = [str(issue) for issue in explaining]
     files = list(dict.fromkeys(issue.file for issue in errors if issue.file is not None))
     if files:
         parts.append(f"bad files ({len(files)}): {_capped(files)}")
+    # An image's own error (missing, unreadable, a repeated id): one example of each kind.
+    of_images: dict[str, list[Issue]] = {}
+    for issue in errors:
+        if issue.file is not None and issue.annotation_id is None:
+            of_images.setdefault(issue.code, []).append(issue)
+    for found in of_images.values():
+        more = f" (and {len(found) - 1} more like it)" if len(found) > 1 else ""
+        parts.append(f"{found[0]}{more}")
     # Issues no file names (an annotation's box or ids, the JSON itself): the first few, in full.
     unnamed = [issue for issue in errors if issue.file is None or issue.annotation_id is not None]
     shown = unnamed[:_MAX_LISTED_ISSUES]

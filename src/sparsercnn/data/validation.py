@@ -14,7 +14,10 @@ category whose entry has an error), ``bad_iscrowd``, ``malformed_bbox``,
 or height: no training target, as in the reference, spec 1.4; COCO train2017 has two; both are
 evaluated as the file gives them), ``bad_area`` (an ``area`` that COCO evaluation cannot sort
 into small/medium/large as meant; training does not use it),
-``duplicate_category_name``, ``blank_category_name``, ``duplicate_file_name``.
+``duplicate_category_name``, ``blank_category_name``, ``duplicate_file_name``,
+``bbox_corners`` (boxes past their image's right or bottom edge in a file whose every box would
+fit read as corners ``[x1, y1, x2, y2]``: an exporter's mistake that the per-box issues do not
+name; one of the :data:`EXPLAINING_CODES`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ DEFAULT_CLIP_TOLERANCE = 0.05
 REQUIRED_KEYS = ("images", "annotations", "categories")
 
 Severity = Literal["error", "warning", "info"]
+# Warnings about the whole file that explain its errors: a refusal to train shows them too.
+EXPLAINING_CODES = frozenset({"bbox_corners"})
 
 
 # The flags a COCO file can come from, named where the one given is not known.
@@ -166,7 +171,13 @@ def load_coco_json(path: str | os.PathLike[str]) -> dict[str, Any]:
             data = json.load(file)
     except FileNotFoundError:
         raise AnnotationFileError(path, "was not found: check the path") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        problem = (
+            f"is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}), as "
+            "JSON must be: save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
+        )
+        raise AnnotationFileError(path, problem) from exc
+    except (OSError, json.JSONDecodeError) as exc:
         problem = f"cannot be read as JSON ({exc}): give a COCO instances JSON file"
         raise AnnotationFileError(path, problem) from exc
     _check_structure(data, os.fspath(path))
@@ -215,13 +226,20 @@ def check_coco(
     checker = _Checker(clip_tolerance)
     categories = checker.categories(data["categories"])
     if not categories:
-        checker.add("error", "no_categories", f"{source}: no valid category")
+        message = (
+            f"{source}: no valid category: list the classes in 'categories' as "
+            '{"id": integer, "name": string}'
+        )
+        checker.add("error", "no_categories", message)
     images = checker.images(data["images"])
     annotations = checker.annotations(
         data["annotations"],
         images={image["id"]: image for image in images},
         category_ids={category["id"] for category in categories},
     )
+    if (corners := checker.corner_boxes.message(source)) is not None:
+        # First: it explains the box issues that follow.
+        checker.issues.insert(0, Issue("warning", "bbox_corners", corners))
     return CheckedCoco(
         images,
         annotations,
@@ -245,6 +263,7 @@ class _Checker:
         self.rejected_images: dict[Hashable, _Rejected] = {}
         self.rejected_categories: dict[Hashable, _Rejected] = {}
         self.scored_objects: list[ScoredObject] = []
+        self.corner_boxes = _CornerBoxes(clip_tolerance)
 
     def add(
         self,
@@ -426,6 +445,12 @@ class _Checker:
             problem = ("unknown_category_id", f"category id {cat_id} is not in 'categories'")
         elif not _is_crowd_flag(crowd := ann.get("iscrowd")):
             problem = ("bad_iscrowd", f"'iscrowd' must be 0 or 1, got {crowd!r:.40}")
+        elif "bbox" not in ann and "segmentation" in ann:
+            problem = (
+                "malformed_bbox",
+                "'bbox' is missing, the annotation has only a 'segmentation': add the segment's "
+                "bounding box as 'bbox' [x, y, w, h] pixels (pycocotools' mask.toBbox gives it)",
+            )
         elif "bbox" not in ann:
             problem = ("malformed_bbox", "'bbox' is missing: give the box as [x, y, w, h] pixels")
         else:
@@ -448,6 +473,7 @@ class _Checker:
             self.scored_objects += scored
             return None
         width, height = int(image["width"]), int(image["height"])
+        self.corner_boxes.add(ann["bbox"], width, height)
         bbox, reason = _fit_to_image(ann["bbox"], width, height, self.clip_tolerance)
         if bbox is None:
             self.add("error", "box_outside_image", f"{where}: {reason}", image_id, ann_id, file)
@@ -475,6 +501,41 @@ def _repeat_message(
 
 # The image ids the dataset can hold: it keeps them as 64-bit integers.
 _INT64 = range(-(2**63), 2**63)
+
+
+@dataclass
+class _CornerBoxes:
+    """Whether a file's boxes look like corners ``[x1, y1, x2, y2]`` written as COCO's
+    ``[x, y, w, h]``: some extend past their image's right or bottom edge, yet every one, read
+    as corners, lies inside its image (within the clip tolerance) with ``x2 >= x1, y2 >= y1``.
+
+    Fed with every well-formed box of positive size (:meth:`add`), in image pixels.
+    """
+
+    tolerance: float
+    num_boxes: int = 0
+    num_past_edge: int = 0
+    all_fit_as_corners: bool = True
+
+    def add(self, bbox: list[float], width: int, height: int) -> None:
+        x, y, a, b = bbox  # [x, y, w, h] as COCO's, [x1, y1, x2, y2] as corners
+        self.num_boxes += 1
+        self.num_past_edge += x + a > width or y + b > height
+        tol_x, tol_y = self.tolerance * width, self.tolerance * height
+        self.all_fit_as_corners &= (
+            -tol_x <= x <= a <= width + tol_x and -tol_y <= y <= b <= height + tol_y
+        )
+
+    def message(self, source: str) -> str | None:
+        """The ``bbox_corners`` warning, or ``None`` when the boxes do not look like corners."""
+        if not (self.num_past_edge and self.all_fit_as_corners):
+            return None
+        return (
+            f"{source}: {self.num_past_edge} of {self.num_boxes} boxes extend past the right or "
+            "bottom edge of their image read as COCO's [x, y, w, h], but every box would lie "
+            "inside its image read as corners [x1, y1, x2, y2]: if the exporter wrote corners, "
+            "write each 'bbox' as [x1, y1, x2 - x1, y2 - y1]"
+        )
 
 
 @dataclass

@@ -20,6 +20,7 @@ from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.image_check import check_image_files
+from sparsercnn.data.split_overlap import split_overlap_warning
 from sparsercnn.data.transforms import build_test_transform, build_train_transform
 from sparsercnn.data.validation import DatasetError
 from sparsercnn.engine.checkpoint import check_run_folder
@@ -226,6 +227,8 @@ def train_from_coco(
         check_same_categories(
             train_set.category_map, val_set.category_map, str(val_json), f"{train_json} has"
         )
+        if (overlap := split_overlap_warning(train_set, val_set)) is not None:
+            logger.warning("%s", overlap)
     trainer = Trainer(
         cfg,
         train_set,
