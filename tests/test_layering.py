@@ -21,6 +21,7 @@ ABOVE_BOTTOM = {
     "engine",
     "cli",
     "predictor",
+    "drawing_writer",
     "visualization",
     "recipe",
     "video",
@@ -50,6 +51,7 @@ FORBIDDEN = {
     "export": {"cli", "engine", "loss", "diagnostics"},
     "benchmarking": {"cli", "engine", "loss", "diagnostics"},
     "predictor": {"cli", "engine"},
+    "drawing_writer": {"cli", "engine"},
     "video": {"cli", "engine", "export"},
 }
 # The server is an entry point like the CLI: only the CLI imports it.

@@ -15,11 +15,12 @@ from PIL import Image
 from sparsercnn.cli.main import main
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.image_io import decode_image, load_image
+from sparsercnn.drawing_writer import DrawingWriter
 from sparsercnn.engine.pipeline import evaluate_model_file
 from sparsercnn.model import build_model, winograd
 from sparsercnn.model.winograd import winograd_available
 from sparsercnn.model_file import load_model_file, save_model_file
-from sparsercnn.predictor import DRAWINGS_MARKER, DrawingWriter, Prediction, Predictor
+from sparsercnn.predictor import DRAWINGS_MARKER, Prediction, Predictor
 from sparsercnn.presets import get_preset
 from sparsercnn.runtime import fast_bf16_supported
 from tests import synthetic_coco

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,13 +40,16 @@ from sparsercnn.model_file import load_model_file
 from sparsercnn.paths import is_below
 from sparsercnn.runtime import check_device, retain_freed_memory
 from sparsercnn.structures import Detections, ModelOutput, PixelMap
-from sparsercnn.visualization.draw import draw_detections, save_drawing
 
 logger = logging.getLogger(__name__)
 
 # Batches of inputs read ahead to group images of the same padded size.
 LOOKAHEAD_BATCHES = 8
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+# Marks a folder of drawings (:class:`~sparsercnn.drawing_writer.DrawingWriter`): a folder given
+# to predict leaves out the marked folders below it, and a drawing replaces only files in or
+# below a marked folder (:func:`~sparsercnn.drawing_writer.is_drawing`).
+DRAWINGS_MARKER = ".sparsercnn-drawings"
 ImageInput = str | Path | Image.Image | np.ndarray | Tensor | DecodedImage
 
 
@@ -172,8 +174,8 @@ def folder_files(folder: Path, suffixes: Sequence[str], skip: Path | None = None
 
 def drawing_folders(folder: Path, skip: Path | None = None) -> list[Path]:
     """Folders strictly below ``folder`` whose files are drawings, not inputs: those a
-    :class:`DrawingWriter` marked (:data:`DRAWINGS_MARKER`), and ``skip`` (where this run
-    draws)."""
+    :class:`~sparsercnn.drawing_writer.DrawingWriter` marked (:data:`DRAWINGS_MARKER`), and
+    ``skip`` (where this run draws)."""
     found = [marker.parent for marker in folder.rglob(DRAWINGS_MARKER)]
     if skip is not None:
         found.append(skip)
@@ -575,120 +577,3 @@ def prediction_from_detections(
         image_size=image_size,
         source=source,
     )
-
-
-# Marks a drawing staged until its run ends: ``.NAME.partial.EXT`` beside ``NAME.EXT``.
-_STAGED = ".partial"
-# Marks a folder of drawings: a folder given to predict leaves out the marked folders below it.
-DRAWINGS_MARKER = ".sparsercnn-drawings"
-
-
-class DrawingWriter:
-    """Writes drawn predictions under ``output_dir``, keeping each input's path below the
-    inputs' common folder: ``a/x.png`` and ``b/x.png`` become ``output_dir/a/x.png`` and
-    ``output_dir/b/x.png``, so names cannot collide, and each drawing keeps its input's format.
-
-    Used as a context manager, all or nothing: drawings are staged beside their targets
-    (hidden files) and take their places when the block ends without an error; after an error
-    they are deleted and the folder keeps what it held (drawings of an earlier run included).
-
-    Args:
-        output_dir: where drawings go.
-        inputs: the paths the user gave (files or folders); their common folder is the root.
-        score_threshold: least score of a drawn detection.
-    """
-
-    def __init__(
-        self, output_dir: Path, inputs: Sequence[str | Path], score_threshold: float
-    ) -> None:
-        self.output_dir = output_dir
-        self.score_threshold = score_threshold
-        folders = [_folder_of(Path(p)) for p in inputs]
-        self.root = Path(os.path.commonpath(folders)) if folders else Path.cwd()
-        self.overwritten: list[Path] = []
-        self._staged: dict[Path, Path] = {}  # target -> staged file
-        self._new_folders: set[Path] = set()
-
-    def __enter__(self) -> DrawingWriter:
-        return self
-
-    def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
-        if error_type is None:
-            self.commit()
-        else:
-            self.discard()
-
-    def target(self, source: str | Path) -> Path:
-        """Where the drawing of the image file ``source`` goes."""
-        return self.output_dir / Path(os.path.abspath(source)).relative_to(self.root)
-
-    def write(self, prediction: Prediction, class_names: Sequence[str]) -> Path:
-        """Draw the prediction on its source image file and stage it for :meth:`commit`.
-
-        Returns:
-            The drawing's target path (where it will be after the commit).
-        """
-        drawing = draw_detections(
-            load_image(prediction.source),
-            prediction.boxes,
-            prediction.labels,
-            prediction.scores,
-            class_names,
-            score_threshold=self.score_threshold,
-            image_name=prediction.source,
-        )
-        target = self.target(prediction.source)
-        save_drawing(drawing, self.stage(target))
-        return target
-
-    def stage(self, target: Path) -> Path:
-        """The hidden file beside ``target`` that a drawing (or an annotated video) is written
-        to until :meth:`commit` moves it there."""
-        staged = target.with_name(f".{target.stem}{_STAGED}{target.suffix}")
-        self._staged[target] = staged
-        # Folders the drawing will create, removed again if the run fails.
-        for folder in (target.parent, *target.parent.parents):
-            if folder.exists():
-                break
-            self._new_folders.add(folder)
-        return staged
-
-    def commit(self) -> list[Path]:
-        """Move every staged drawing to its target; a file left there by an earlier run is
-        replaced with a warning (and listed in :attr:`overwritten`). Staged files a killed
-        earlier run left in the same folders are deleted. The output folder is marked
-        (:data:`DRAWINGS_MARKER`), so that a later run over a folder above it does not read the
-        drawings as inputs. Returns the targets."""
-        if self._staged:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / DRAWINGS_MARKER).write_text(
-                "Drawings of `sparsercnn predict --save-images`: predict leaves this folder out "
-                "when it reads a folder above it.\n"
-            )
-        for target, staged in self._staged.items():
-            if target.exists():
-                self.overwritten.append(target)
-                logger.warning("replacing %s, a drawing from an earlier run", target)
-            os.replace(staged, target)
-        targets, self._staged, self._new_folders = list(self._staged), {}, set()
-        for folder in {target.parent for target in targets}:
-            for leftover in folder.glob(f".*{_STAGED}.*"):
-                leftover.unlink(missing_ok=True)
-        return targets
-
-    def discard(self) -> None:
-        """Delete the staged drawings, and the folders made for them; the targets stay as they
-        were."""
-        for staged in self._staged.values():
-            staged.unlink(missing_ok=True)
-        self._staged = {}
-        for folder in sorted(self._new_folders, key=lambda path: len(path.parts), reverse=True):
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
-        self._new_folders = set()
-
-
-def _folder_of(path: Path) -> Path:
-    # Absolute without resolving links: an image linked into an input folder stays below it.
-    absolute = Path(os.path.abspath(path))
-    return absolute if path.is_dir() else absolute.parent

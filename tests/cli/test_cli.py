@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from sparsercnn.cli.main import COMMANDS, build_parser, main, subcommand_parsers
+from sparsercnn.drawing_writer import DrawingWriter
 from sparsercnn.evaluation.results import write_results_json
-from sparsercnn.predictor import DRAWINGS_MARKER, DrawingWriter
+from sparsercnn.predictor import DRAWINGS_MARKER, BatchPredictor
 from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco, truncate
 
 
@@ -96,7 +97,7 @@ def test_predict_never_writes_over_its_inputs(
         return main(["predict", "--model", str(model_file), *map(str, args)])
 
     assert predict(folder, "--save-images", folder, "--output", output) == 2
-    assert f"--save-images {folder} would replace the input image" in capsys.readouterr().err
+    assert f"--save-images {folder} would replace the input " in capsys.readouterr().err
     image = folder / "a.jpg"
     assert predict(image, "--output", image) == 2
     assert f"--output {image} is one of the inputs" in capsys.readouterr().err
@@ -113,6 +114,56 @@ def test_predict_never_writes_over_its_inputs(
         assert sources and not any(s.is_relative_to(drawn.resolve()) for s in sources)
     drawings = sorted(str(p.relative_to(drawn)) for p in drawn.rglob("*") if p.is_file())
     assert drawings == [DRAWINGS_MARKER, "a.jpg", "b.png", "nested/c.jpg"]
+
+
+def test_predict_never_draws_over_a_file_no_run_drew(
+    model_file: Path, dataset: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The user's photo named as a drawing, or a folder of the user's images given as
+    --save-images: they were replaced (or marked as drawings) "as drawings of an earlier run"."""
+    folder, output = dataset.image_dir, tmp_path / "preds.json"
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    drawn = tmp_path / "drawn"
+    drawn.mkdir()
+    photo = drawn / "b.png"
+    photo.write_bytes(b"the user's photo")
+
+    def predict(*args: Path | str) -> int:
+        argv = ["predict", "--model", str(model_file), "--output", str(output), *map(str, args)]
+        return main(argv)
+
+    assert predict(folder, "--save-images", drawn) == 2
+    message = f"--save-images {drawn} would replace {photo}, which no earlier run drew"
+    assert message in capsys.readouterr().err
+    # The input folder holds the inputs' drawings' names: a.jpg, b.png.
+    assert predict(folder / "nested", "--save-images", folder) == 2
+    assert f"--save-images {folder} holds " in capsys.readouterr().err
+    assert photo.read_bytes() == b"the user's photo" and not output.exists()
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in drawn.iterdir()) == ["b.png"]
+
+
+def test_an_image_whose_drawing_has_no_image_format_is_refused_before_the_model_runs(
+    model_file: Path,
+    dataset: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A drawing keeps its image's name: an image named without a suffix failed after the
+    model ran, on `.photo.partial is not an image format`, naming a hidden staged file."""
+    photo = tmp_path / "photo"
+    photo.write_bytes((dataset.image_dir / "b.png").read_bytes())
+    output, drawn = tmp_path / "preds.json", tmp_path / "drawn"
+    monkeypatch.setattr(BatchPredictor, "iter_predictions", None)  # the model must not run
+    argv = ["predict", "--model", str(model_file), str(photo), "--output", str(output)]
+    assert main([*argv, "--save-images", str(drawn)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.endswith(
+        f"{drawn / 'photo'}: no suffix is not an image format Pillow can write; a drawing takes "
+        f"its image's name and format: save {photo} as .png or .jpg, or leave out --save-images"
+    )
+    assert not output.exists() and not drawn.exists()
 
 
 def test_predict_score_threshold_without_drawings_is_refused(

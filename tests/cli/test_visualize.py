@@ -1,28 +1,39 @@
-"""``sparsercnn visualize``'s flags: its panel sizes are the drawing module's."""
+"""``sparsercnn visualize``'s flags: its panel sizes are the drawing's, read without torch."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from sparsercnn.cli import visualize
 from sparsercnn.cli.main import build_parser, main
-from sparsercnn.visualization import draw
+from sparsercnn.visualization import panel_size
 
 
 def test_the_panel_sizes_of_the_help_are_the_drawing_s(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The CLI writes them out (``--help`` must not load torch); they must not drift apart."""
-    assert (visualize.MAX_PANEL_SIDE, visualize.MIN_PANEL_SIDE) == (
-        draw.MAX_PANEL_SIDE,
-        draw.MIN_PANEL_SIDE,
-    )
     args = build_parser().parse_args(["visualize", "--model", "m.safetensors", "x.png"])
-    assert args.max_panel_side == draw.MAX_PANEL_SIDE
+    assert args.max_panel_side == panel_size.MAX_PANEL_SIDE
     with pytest.raises(SystemExit):
         main(["visualize", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert (
-        f"under {draw.MIN_PANEL_SIDE} pixels enlarged to {draw.MIN_PANEL_SIDE} or to it "
-        f"(default {draw.MAX_PANEL_SIDE})"
+        f"under {panel_size.MIN_PANEL_SIDE} pixels enlarged to {panel_size.MIN_PANEL_SIDE} or to "
+        f"it (default {panel_size.MAX_PANEL_SIDE})"
     ) in text
+
+
+def test_the_command_reads_the_panel_sizes_without_torch_numpy_or_pillow() -> None:
+    """The sizes were copies of the drawing module's (which loads torch), kept equal by a test."""
+    code = (
+        "import sys\n"
+        "import sparsercnn.cli.visualize as visualize\n"
+        "from sparsercnn.visualization import panel_size\n"
+        "assert visualize.MAX_PANEL_SIDE is panel_size.MAX_PANEL_SIDE\n"
+        "heavy = [m for m in ('torch', 'numpy', 'PIL', 'matplotlib') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

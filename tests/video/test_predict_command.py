@@ -279,7 +279,7 @@ def test_drawings_that_would_collide_or_replace_an_input_are_refused(
     assert run_predict(model_file, clip, other, "--save-images", tmp_path / "drawn") == 2
     assert "would both be drawn to" in error_line(capsys)
     assert run_predict(model_file, clip, "--save-images", tmp_path) == 2
-    assert f"would replace the input video {clip}" in error_line(capsys)
+    assert f"would replace the input {clip} with its annotated video" in error_line(capsys)
     assert not (tmp_path / "drawn").exists()
 
 
@@ -301,8 +301,9 @@ def test_an_annotated_video_never_replaces_a_file_no_run_drew(
     assert source.read_bytes() == original and users.read_bytes() == b"the user's video"
     # A drawings folder's earlier annotated video is replaced, with a note.
     drawn = tmp_path / "drawn"
+    output = tmp_path / "p.json"  # not predictions.json in the working folder
     for _ in range(2):
-        assert run_predict(model_file, mov, "--save-images", drawn) == 0
+        assert run_predict(model_file, mov, "--save-images", drawn, "--output", output) == 0
     assert "(1 earlier drawings replaced)" in capsys.readouterr().out
 
 
@@ -321,21 +322,25 @@ def test_help_lists_the_video_suffixes() -> None:
     assert predict.VIDEO_SUFFIXES_HELP.split() == list(VIDEO_SUFFIXES)
 
 
+@pytest.mark.parametrize(
+    ("name", "start_ms"), [("vfr.mp4", 0), ("late.mp4", 2500), ("late.mkv", 2500)]
+)
 def test_a_variable_frame_rate_video_keeps_its_frame_times(
-    unclipped_model_file: Path, tmp_path: Path
+    unclipped_model_file: Path, tmp_path: Path, name: str, start_ms: int
 ) -> None:
     """Records and the annotated video give each frame its own presentation time, not
-    ``index / average rate``."""
+    ``index / average rate``, counted from the first frame: a clip cut from a longer recording
+    (its first frame at 2.5 s) has the same times in both, from 0."""
     import av
 
-    times_ms = [0, 100, 250, 300, 700, 1500, 1540]
-    clip = write_clip(tmp_path / "vfr.mp4", times_ms=times_ms)
+    times_ms = [start_ms + t for t in (0, 100, 250, 300, 700, 1500, 1540)]
+    clip = write_clip(tmp_path / name, times_ms=times_ms)
     output, drawn = tmp_path / "preds.json", tmp_path / "drawn"
     args = [clip, "--every", "2", "--output", output, "--save-images", drawn]
     assert run_predict(unclipped_model_file, *args) == 0
-    kept = {index: times_ms[index] / 1000 for index in range(0, 7, 2)}
+    kept = {index: (times_ms[index] - start_ms) / 1000 for index in range(0, 7, 2)}
     records = json.loads(output.read_text())
     assert {(r["frame_index"], r["timestamp"]) for r in records} == set(kept.items())
-    with av.open(str(drawn / "vfr.mp4")) as container:
+    with av.open(str(drawn / clip.with_suffix(".mp4").name)) as container:
         times = [float(frame.time) for frame in container.decode(video=0)]
     assert times == pytest.approx(list(kept.values()), abs=1e-4)

@@ -1,4 +1,4 @@
-"""Stage figure: proposals and trajectories drawn where the boxes are, titled panels in a row,
+"""Stage figure: proposals and trajectories drawn where the boxes are, titled stage panels,
 downscaling for large images, enlarging for tiny ones."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 
 from sparsercnn.visualization import stage_figure
-from sparsercnn.visualization.draw import PANEL_FRAME_COLOR, class_color, draw_detections
+from sparsercnn.visualization.draw import class_color, draw_detections
+from sparsercnn.visualization.panels import compose_panels
 from sparsercnn.visualization.stage_figure import (
     PROPOSAL_COLOR,
     StagePanel,
     Trajectories,
-    compose_panels,
     draw_proposals,
     draw_stage_figure,
     draw_trajectories,
@@ -57,30 +57,6 @@ def test_trajectories_join_the_centres() -> None:
 def test_no_trajectories() -> None:
     out = draw_trajectories(_black(), torch.zeros(0, 3, 4), torch.zeros(0, dtype=torch.int64))
     assert np.asarray(out).max() == 0
-
-
-def test_compose_panels_titles_and_widths() -> None:
-    panels = [("a", _black(50, 40)), ("a much longer title than the panel", _black(30, 60))]
-    out = compose_panels(panels, gap=4, font_size=12)
-    pixels = np.asarray(out)
-    assert out.height > 60 + 12 and out.width > 50 + 30 + 3 * 4
-    assert (pixels[:4] == 255).all()  # white margin
-    # Panels sit side by side, top-aligned below the titles, each centred in its column.
-    black = (pixels == 0).all(axis=-1)
-    panel_rows = np.nonzero(black[:, 4:54].all(axis=1))[0]
-    top = int(panel_rows.min())
-    assert panel_rows.tolist() == list(range(top, top + 40))
-    assert top + 60 == out.height - 4  # the taller panel reaches the bottom margin
-    title_band = black[4:top]
-    assert title_band[:, 4:54].any()  # "a" is drawn above the first panel
-    second = np.nonzero(black[top:, 58:].any(axis=0))[0]
-    assert second.max() + 1 - second.min() == 30  # the 30 px wide panel
-    title_columns = np.nonzero(title_band[:, 58:].any(axis=0))[0]
-    assert title_columns.max() - title_columns.min() > 30  # the long title is wider than it
-    centre = 58 + (title_columns.min() + title_columns.max()) / 2
-    assert abs(58 + (second.min() + second.max()) / 2 - centre) <= 8  # both centred (ink ~ box)
-    with pytest.raises(ValueError, match="at least one panel"):
-        compose_panels([])
 
 
 def test_stage_figure_panels_and_downscaling() -> None:
@@ -203,11 +179,11 @@ def test_non_finite_boxes_are_refused_naming_the_image() -> None:
             )
 
 
-def test_panels_are_framed_and_stage_titles_count_what_is_drawn(
+def test_stage_titles_count_what_is_drawn(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A white image's panel stands apart from the white page; each stage's title says how
-    many of its detections reach the threshold (an empty panel is not mistaken for a bug)."""
+    """Each stage's title says how many of its detections reach the threshold (an empty panel
+    is not mistaken for a bug)."""
     titles: list[str] = []
 
     def capture(panels: list[tuple[str, Image.Image]]) -> Image.Image:
@@ -236,6 +212,3 @@ def test_panels_are_framed_and_stage_titles_count_what_is_drawn(
         "stage 2: 0 scoring >= 0.5",
         "trajectories of 1 slots scoring >= 0.5",
     ]
-    framed = compose_panels([("white", white)], gap=8)
-    pixels = np.asarray(framed)
-    assert tuple(pixels[-8, 100]) == PANEL_FRAME_COLOR and tuple(pixels[-9, 100]) == (255,) * 3

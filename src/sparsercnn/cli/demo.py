@@ -83,7 +83,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def draw_predictions(report: EvaluationReport, output_dir: Path, limit: int) -> Path:
     """Draw the evaluation's detections (score >= 0.3) of the first ``limit`` images."""
-    from sparsercnn.predictor import DrawingWriter, prediction_from_detections
+    from sparsercnn.drawing_writer import DrawingWriter
+    from sparsercnn.predictor import prediction_from_detections
 
     dataset = report.dataset
     pairs = zip(report.evaluation.image_ids, report.evaluation.detections, strict=True)

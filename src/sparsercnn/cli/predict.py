@@ -32,8 +32,9 @@ from sparsercnn.text import counted
 if TYPE_CHECKING:
     from tqdm import tqdm
 
+    from sparsercnn.drawing_writer import DrawingWriter
     from sparsercnn.export.onnx_runtime import OnnxPredictor
-    from sparsercnn.predictor import DrawingWriter, Predictor
+    from sparsercnn.predictor import Predictor
     from sparsercnn.video import Frame, FrameSequence
 
     InputGroup = list[Path] | FrameSequence
@@ -52,9 +53,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="detect objects in images, videos or folders",
         description="Write COCO result records (file_name, category_id, category_name, bbox "
         "[x,y,w,h] in original pixels, score) for every image and video frame; frame records "
-        "also carry frame_index and timestamp (seconds), and file_name is the video. Optionally "
-        "draw the detections: images keep their relative paths and formats below the inputs' "
-        "common folder, videos and frame folders become annotated .mp4 videos there.",
+        "also carry frame_index and timestamp (seconds after the first frame, as in the annotated "
+        "video), and file_name is the video. Optionally draw the detections: images keep their "
+        "relative paths and formats below the inputs' common folder, videos and frame folders "
+        "become annotated .mp4 videos there.",
     )
     model = parser.add_mutually_exclusive_group(required=True)
     add_model_argument(model, required=False)
@@ -81,7 +83,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="draw detections here: images as images, each video or frame folder as one "
         "annotated video DIR/<relative path>.mp4 (H.264, or MPEG-4 for odd sizes): a video's "
         "kept frames at their own times (a variable frame rate stays variable), a frame "
-        "folder's at --fps / --every",
+        "folder's at --fps / --every. DIR is new, holds no image or video, or holds an "
+        "earlier run's drawings (which are replaced)",
     )
     parser.add_argument(
         "--every",
@@ -117,8 +120,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from sparsercnn.drawing_writer import DrawingWriter
     from sparsercnn.evaluation.results import write_results_json
-    from sparsercnn.predictor import DrawingWriter
 
     check_output_path(args.output, "--output", inputs={"--model": args.model, "--onnx": args.onnx})
     if args.save_images is not None:
@@ -129,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
             f"no --save-images was given; {args.output} keeps every detection with its score "
             "(filter them by score there, or add --save-images DIR)"
         )
+    if args.onnx is not None:
+        refuse_model_flags_with_onnx(args)
     # Not before the flags are refused: a refused command has nothing to replace.
     warn_replacing(args.output, "--output")
     if args.score_threshold is None:
@@ -145,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
     drawings = None
     video_targets: dict[Path, Path] = {}
     if args.save_images is not None:
-        drawings = DrawingWriter(args.save_images, args.paths, args.score_threshold)
+        drawings = DrawingWriter(
+            args.save_images, args.paths, args.score_threshold, flag="--save-images"
+        )
         video_targets = annotated_video_targets(drawings, groups, args.every)
     refuse_writing_over_inputs(groups, args.output, drawings)
     # Folders are made by the writes themselves (checked writable above): a failed run leaves
@@ -193,7 +200,6 @@ def build_predictor(args: argparse.Namespace) -> Predictor | OnnxPredictor:
     from sparsercnn.predictor import Predictor
 
     if args.onnx is not None:
-        refuse_model_flags_with_onnx(args)
         return OnnxPredictor(
             args.onnx, batch_size=args.batch_size, batch_invariant=not args.padded_batches
         )
@@ -265,9 +271,14 @@ def folder_inputs(folder: Path, skip: Path | None) -> list[Path]:
 def refuse_writing_over_inputs(
     groups: list[InputGroup], output: Path, drawings: DrawingWriter | None
 ) -> None:
-    """Fail before any work when ``--output`` is one of the input files, or when a drawing
-    would replace the image it is drawn from (``--save-images`` naming the images' folder)."""
-    from sparsercnn.video import FrameFolder
+    """Fail before any work when ``--output`` is one of the input files, when an image's
+    drawing would replace a file that is no earlier drawing
+    (:meth:`~sparsercnn.drawing_writer.DrawingWriter.check_target`): the image itself
+    (``--save-images`` naming the images' folder), another input, or a file of the user's; or
+    when ``--save-images`` holds the user's images or videos
+    (:meth:`~sparsercnn.drawing_writer.DrawingWriter.check_folder`)."""
+    from sparsercnn.predictor import IMAGE_SUFFIXES
+    from sparsercnn.video import VIDEO_SUFFIXES, FrameFolder
 
     images = [path for group in groups if isinstance(group, list) for path in group]
     files = images + [
@@ -281,12 +292,8 @@ def refuse_writing_over_inputs(
     if drawings is None:
         return
     for image in images:
-        target = drawings.target(image)
-        if target.exists() and target.samefile(image):
-            raise ValueError(
-                f"--save-images {drawings.output_dir} would replace the input image {image} "
-                "with its drawing; choose another folder"
-            )
+        drawings.check_image(image)
+    drawings.check_folder(IMAGE_SUFFIXES + VIDEO_SUFFIXES)
 
 
 def _rate_advice(too_high: bool, every: int, frame_folder: bool) -> str:
@@ -306,11 +313,10 @@ def annotated_video_targets(
     (a folder ``f`` gives ``f.mp4``).
 
     Raises:
-        ValueError: two sequences would share a video, a video would replace its input or a
-            file in a folder that is not a drawings folder (:data:`DRAWINGS_MARKER`), or its
-            frame rate (the sequence's / ``every``) is too low or too high for a video file.
+        ValueError: two sequences would share a video, a video would replace a file that is
+            no earlier drawing (:meth:`~sparsercnn.drawing_writer.DrawingWriter.check_target`), or
+            its frame rate (the sequence's / ``every``) is too low or too high for a video file.
     """
-    from sparsercnn.predictor import DRAWINGS_MARKER
     from sparsercnn.video import FrameFolder, video_rate
 
     targets: dict[Path, Path] = {}
@@ -339,18 +345,8 @@ def annotated_video_targets(
                 f"--save-images: {clash} and {path} would both be drawn to {target}; "
                 "give them separately or rename one"
             )
-        if target.exists() and target.resolve() == path.resolve():
-            raise ValueError(
-                f"--save-images {drawings.output_dir} would replace the input video {path} "
-                "with its drawing; choose another folder"
-            )
-        if target.exists() and not (drawings.output_dir / DRAWINGS_MARKER).exists():
-            # Not a drawings folder: the .mp4 there is the user's (the video the frames came
-            # from, or one beside a .mov), not an annotated video of an earlier run.
-            raise ValueError(
-                f"--save-images {drawings.output_dir} would replace {target}, which no earlier "
-                f"run drew, with the annotated video of {path}; choose another folder"
-            )
+        # The .mp4 there may be the user's: the video the frames came from, or one beside a .mov.
+        drawings.check_target(target, path, "annotated video")
         targets[path] = target
     return targets
 

@@ -14,11 +14,7 @@ from sparsercnn.cli.common import (
     resolve_device,
     warn_replacing,
 )
-
-# visualization.draw's MAX_PANEL_SIDE and MIN_PANEL_SIDE, written out: importing that module
-# loads torch, which `sparsercnn --help` must not (a test keeps the two equal).
-MAX_PANEL_SIDE = 640
-MIN_PANEL_SIDE = 256
+from sparsercnn.visualization.panel_size import MAX_PANEL_SIDE, MIN_PANEL_SIDE
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -68,7 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics.stage_boxes import write_stage_figure
-    from sparsercnn.visualization.draw import drawing_format
+    from sparsercnn.visualization.drawing_file import drawing_format
 
     check_image_argument(args.image)
     check_output_path(args.output, "--output", inputs={"IMAGE": args.image, "--model": args.model})

@@ -31,7 +31,8 @@ from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.ops.boxes import clip_boxes
 from sparsercnn.predictor import ImageInput, decode_input
 from sparsercnn.structures import Detections
-from sparsercnn.visualization.draw import MAX_PANEL_SIDE, drawing_format, save_drawing
+from sparsercnn.visualization.drawing_file import drawing_format, save_drawing
+from sparsercnn.visualization.panel_size import MAX_PANEL_SIDE
 from sparsercnn.visualization.stage_figure import StagePanel, Trajectories, draw_stage_figure
 
 logger = logging.getLogger(__name__)

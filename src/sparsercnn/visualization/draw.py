@@ -2,112 +2,29 @@
 
 Boxes are absolute xyxy pixels of the image drawn on (the original image for
 :class:`~sparsercnn.structures.Detections`). Every class gets a fixed, distinct colour so the
-same class looks the same across images and between ground truth and predictions.
+same class looks the same across images and between ground truth and predictions. Panels are
+laid out by :mod:`~sparsercnn.visualization.panels`, drawings saved by
+:mod:`~sparsercnn.visualization.drawing_file`.
 """
 
 from __future__ import annotations
 
 import colorsys
-import io
-import math
-import os
 from collections.abc import Sequence
-from functools import cache, lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from sparsercnn.atomic_file import atomic_write
+from sparsercnn.data.image_io import to_rgb
 from sparsercnn.text import counted
+from sparsercnn.visualization.font import label_font
+from sparsercnn.visualization.panel_size import MAX_PANEL_SIDE
+from sparsercnn.visualization.panels import compose_panels, fit_panel
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence[float] | Sequence[Sequence[float]]
 
 _GOLDEN_RATIO_CONJUGATE = 0.618033988749895
-
-
-# The captions' font, under matplotlib's data folder (matplotlib is a dependency).
-_CAPTION_FONT = "fonts/ttf/DejaVuSans.ttf"
-
-# The 1-pixel frame around every panel.
-PANEL_FRAME_COLOR = (160, 160, 160)
-
-# Quality of JPEG drawings: boxes and labels stay crisp at a moderate file size.
-JPEG_QUALITY = 92
-
-# Panels of smaller images are enlarged to this longest side: captions and titles stay legible.
-MIN_PANEL_SIDE = 256
-
-# The default longest side of a panel: larger images are scaled down to it, so that a figure
-# of several panels stays a readable size.
-MAX_PANEL_SIDE = 640
-
-
-def drawing_format(path: str | os.PathLike[str], *, flag: str | None = None) -> str:
-    """The Pillow format that :func:`save_drawing` writes to ``path`` (by its suffix).
-
-    Args:
-        path: the file to write.
-        flag: the command-line flag that gave ``path``, named in the error (None: none).
-
-    Raises:
-        ValueError: Pillow cannot write the suffix's format, or not as an RGB image of the
-            drawing's size (:func:`_drawing_format_problem`); the message names the file.
-    """
-    path = Path(path)
-    image_format = Image.registered_extensions().get(path.suffix.lower())
-    given = f"{flag} {path}" if flag else str(path)
-    if image_format is None or image_format not in Image.SAVE:
-        raise ValueError(
-            f"{given}: {path.suffix or 'no suffix'} is not an image format Pillow can write; "
-            "name the file .png or .jpg"
-        )
-    problem = _drawing_format_problem(image_format)
-    if problem is not None:
-        raise ValueError(f"{given}: {image_format} {problem}; name the file .png or .jpg")
-    return image_format
-
-
-@cache
-def _drawing_format_problem(image_format: str) -> str | None:
-    """Why a drawing cannot be written faithfully in Pillow's ``image_format``, or None.
-
-    A small RGB image is written in memory and, where Pillow reads the format back, read
-    again: some formats take 1-bit or palette images only (XBM, MSP, Palm), need a plug-in
-    (HDF5, WMF) or shrink and stretch the image to icon sizes (ICO, ICNS), which would fail
-    after the model has run, or change the drawing without a word.
-    """
-    size = (300, 2)  # wider than the largest icon, and not square
-    buffer = io.BytesIO()
-    try:
-        Image.new("RGB", size).save(buffer, format=image_format)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        return f"cannot hold this drawing ({error})"
-    buffer.seek(0)
-    try:
-        with Image.open(buffer) as written:
-            written_size = written.size
-    except (OSError, ValueError, SyntaxError):  # written, but Pillow cannot read it (PDF, PS)
-        return None
-    if written_size != size:
-        return f"would resize the drawing (to {written_size[0]}x{written_size[1]} for a 300x2 one)"
-    return None
-
-
-def save_drawing(image: Image.Image, path: str | os.PathLike[str]) -> Path:
-    """Write ``image`` atomically in the format its file name's suffix names (``.png``,
-    ``.jpg``, ``.webp``, ...; alpha is dropped for formats without it).
-
-    Raises:
-        ValueError: Pillow cannot write the suffix's format; the message names the file.
-    """
-    path = Path(path)
-    image_format = drawing_format(path)
-    if image_format == "JPEG" and image.mode != "RGB":
-        image = image.convert("RGB")
-    options = {"quality": JPEG_QUALITY} if image_format == "JPEG" else {}
-    return atomic_write(path, lambda tmp: image.save(tmp, format=image_format, **options))
 
 
 def class_color(label: int) -> tuple[int, int, int]:
@@ -127,58 +44,6 @@ def as_array(values: ArrayLike | None, dtype: type, shape_tail: tuple[int, ...])
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().numpy()
     return np.asarray(values, dtype=dtype).reshape(-1, *shape_tail)
-
-
-@lru_cache(maxsize=16)
-def label_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """DejaVu Sans at ``size``, from matplotlib's data (accented Latin, Greek and Cyrillic
-    class names: Pillow's own default font draws boxes for them); Pillow's default font when it
-    cannot be read (a fixed bitmap font on Pillow < 10.1)."""
-    import matplotlib
-
-    try:
-        return ImageFont.truetype(Path(matplotlib.get_data_path(), _CAPTION_FONT), size)
-    except OSError:  # no FreeType, or a matplotlib without its fonts
-        pass
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: fixed-size bitmap font only
-        return ImageFont.load_default()
-
-
-def fit_panel(
-    image: Image.Image, max_side: int | None, image_size: tuple[int, int] | None = None
-) -> tuple[Image.Image, np.ndarray]:
-    """``image`` resized for a panel, and the factors that take boxes onto it.
-
-    The panel's longer side is at most ``max_side`` and at least :data:`MIN_PANEL_SIDE` (or
-    ``max_side`` if less): large images are scaled down, small ones enlarged so that captions,
-    titles and line widths (which scale with the panel) stay legible. ``max_side=None``: the
-    image as it is.
-
-    Args:
-        image: the image to show.
-        max_side: the panel's longest side in pixels, or None.
-        image_size: ``(h, w)`` of the image the boxes are in, when ``image`` shows it at
-            another scale (a JPEG decoded reduced); default ``image``'s size.
-
-    Returns:
-        The panel image, and ``(4,)`` factors ``(sx, sy, sx, sy)``: absolute xyxy boxes of the
-        image times them are the panel's pixels. Each axis has its own factor, the ratio of the
-        panel's side to the image's (rounding the panel to whole pixels may change the aspect
-        ratio a little), so a box on the image's far edge stays on the panel's far edge.
-    """
-    panel = image
-    if max_side is not None:
-        longest = max(image.size)
-        target = min(max(longest, MIN_PANEL_SIDE), max_side)
-        if target != longest:
-            scale = target / longest
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            panel = image.resize(size, Image.Resampling.BILINEAR)
-    height, width = image_size if image_size is not None else (image.height, image.width)
-    sx, sy = panel.width / width, panel.height / height
-    return panel, np.array([sx, sy, sx, sy])
 
 
 def contrasting_color(background: Sequence[float]) -> tuple[int, int, int]:
@@ -219,7 +84,8 @@ def draw_detections(
         ValueError: the arrays' lengths differ, or a box or score is NaN or infinite (as COCO
             evaluation refuses such detections: a diverged or damaged model's).
     """
-    canvas = image.convert("RGB")  # always a copy
+    # A copy, pixels of other modes converted as the model reads them (16-bit by their range).
+    canvas = to_rgb(image).copy()
     boxes_np = as_array(boxes, np.float64, (4,))
     labels_np = as_array(labels, np.int64, ())
     scores_np = None if scores is None else as_array(scores, np.float64, ())
@@ -318,45 +184,6 @@ def caption_tag(
     return x, y, x + tag_w, y + tag_h
 
 
-def compose_panels(
-    panels: Sequence[tuple[str, Image.Image]], gap: int = 8, font_size: int | None = None
-) -> Image.Image:
-    """Lay titled panels out in one row on white, each title centred above its panel, each
-    panel framed in grey.
-
-    Args:
-        panels: ``(title, image)`` pairs, left to right; images may differ in size.
-        gap: white pixels between panels and around the row.
-        font_size: title size; default scales with the tallest panel.
-
-    Returns:
-        One RGB image.
-    """
-    if not panels:
-        raise ValueError("compose_panels needs at least one panel")
-    height = max(image.height for _, image in panels)
-    font = label_font(font_size if font_size is not None else max(12, round(height / 25)))
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    boxes = [measure.textbbox((0, 0), title, font=font) for title, _ in panels]  # (l, t, r, b)
-    # Each column is as wide as its image or its title, whichever is wider.
-    widths = [math.ceil(box[2] - box[0]) for box in boxes]
-    columns = [max(image.width, w) for (_, image), w in zip(panels, widths, strict=True)]
-    top = gap + math.ceil(max(box[3] for box in boxes)) + gap
-    canvas = Image.new("RGB", (gap + sum(c + gap for c in columns), top + height + gap), "white")
-    draw = ImageDraw.Draw(canvas)
-    x = gap
-    for (title, image), (left, _, right, _), column in zip(panels, boxes, columns, strict=True):
-        draw.text((x + (column - (right - left)) / 2 - left, gap), title, (0, 0, 0), font)
-        left_edge = x + (column - image.width) // 2
-        canvas.paste(image.convert("RGB"), (left_edge, top))
-        # A grey frame in the gap: a light image's panel stays apart from the white page.
-        if gap > 0:
-            frame = (left_edge - 1, top - 1, left_edge + image.width, top + image.height)
-            draw.rectangle(frame, outline=PANEL_FRAME_COLOR)
-        x += column + gap
-    return canvas
-
-
 def draw_ground_truth_and_predictions(
     image: Image.Image,
     gt_boxes: ArrayLike,
@@ -373,15 +200,15 @@ def draw_ground_truth_and_predictions(
 ) -> Image.Image:
     """Ground truth (left) and predictions (right) of one image, side by side, titled with
     what each shows (``"ground truth: 3 boxes"``, ``"detections: 2 scoring >= 0.3"``) by
-    :func:`compose_panels`.
+    :func:`~sparsercnn.visualization.panels.compose_panels`.
 
     Boxes are absolute xyxy pixels of ``image``; see :func:`draw_detections` for the rest.
-    Each panel is ``image`` sized by :func:`fit_panel`, as the stage figure's, its boxes
-    scaled with it.
+    Each panel is ``image`` sized by :func:`~sparsercnn.visualization.panels.fit_panel`, as the
+    stage figure's, its boxes scaled with it.
 
     Args:
-        max_panel_side: longest side of each panel (see :func:`fit_panel`); None: the image's
-            own size.
+        max_panel_side: longest side of each panel (see
+            :func:`~sparsercnn.visualization.panels.fit_panel`); None: the image's own size.
         image_name: names the image in errors (a file or an image id).
 
     Returns:
@@ -391,7 +218,7 @@ def draw_ground_truth_and_predictions(
     Raises:
         ValueError: as :func:`draw_detections`.
     """
-    panel, scale = fit_panel(image.convert("RGB"), max_panel_side)
+    panel, scale = fit_panel(to_rgb(image), max_panel_side)
     gt = as_array(gt_boxes, np.float64, (4,)) * scale
     left = draw_detections(panel, gt, gt_labels, None, class_names, image_name=image_name)
     right = draw_detections(

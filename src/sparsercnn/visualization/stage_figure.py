@@ -15,17 +15,17 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
+from sparsercnn.data.image_io import to_rgb
 from sparsercnn.visualization.draw import (
-    MAX_PANEL_SIDE,
     ArrayLike,
     as_array,
     check_finite,
     class_color,
-    compose_panels,
     contrasting_color,
     draw_detections,
-    fit_panel,
 )
+from sparsercnn.visualization.panel_size import MAX_PANEL_SIDE
+from sparsercnn.visualization.panels import compose_panels, fit_panel
 
 # The proposals' colour on dark images; on light ones they are black (contrasting_color).
 PROPOSAL_COLOR = (255, 255, 255)
@@ -85,7 +85,7 @@ def draw_proposals(
     Returns:
         A new RGB image.
     """
-    canvas = image.convert("RGBA")
+    canvas = to_rgb(image).convert("RGBA")
     overlay = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
     fill = (*color, round(255 * min(max(opacity, 0.0), 1.0)))
@@ -115,7 +115,7 @@ def draw_trajectories(
         A new RGB image.
     """
     labels_np = as_array(labels, np.int64, ())
-    canvas = image.convert("RGBA")
+    canvas = to_rgb(image).convert("RGBA")
     if len(labels_np) == 0:
         return canvas.convert("RGB")
     steps = as_array(boxes, np.float64, (4,)).reshape(len(labels_np), -1, 4)  # (K, S, 4)
@@ -161,7 +161,7 @@ def draw_stage_figure(
             each last box captioned with its class name.
         score_threshold: stage detections scoring below are not drawn.
         max_panel_side: panels are downscaled so their longer side is at most this, and
-            smaller images enlarged (:func:`~sparsercnn.visualization.draw.fit_panel`);
+            smaller images enlarged (:func:`~sparsercnn.visualization.panels.fit_panel`);
             ``None``: the image's own size. Boxes are scaled with them.
         image_size: ``(h, w)`` of the image the boxes are in (default: ``image``'s size).
         image_name: names the image in errors (its file).
@@ -173,7 +173,7 @@ def draw_stage_figure(
         ValueError: a box or score is NaN or infinite (a diverged or damaged model's), naming
             ``image_name`` (:func:`~sparsercnn.visualization.draw.check_finite`).
     """
-    base, scale = fit_panel(image.convert("RGB"), max_panel_side, image_size)
+    base, scale = fit_panel(to_rgb(image), max_panel_side, image_size)
     proposals = as_array(proposal_boxes, np.float64, (4,)) * scale
     check_finite(proposals, None, image_name, from_model=True)
     # White outlines vanish on a light image, black ones on a dark image.

@@ -1,0 +1,249 @@
+"""Drawings of predictions written to a folder, all or nothing, never over the user's files.
+
+:class:`DrawingWriter` puts each image's drawing below the output folder at its path below the
+inputs' common folder, stages it until the run ends and marks the folder
+(:data:`~sparsercnn.predictor.DRAWINGS_MARKER`), so that later runs tell its drawings
+(:func:`is_drawing`), which they may replace, from the user's images and videos, which they
+never replace. ``predict --save-images`` and the demo write through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from sparsercnn.data.image_io import load_image
+from sparsercnn.predictor import DRAWINGS_MARKER, IMAGE_SUFFIXES, Prediction
+from sparsercnn.visualization.draw import draw_detections
+from sparsercnn.visualization.drawing_file import drawing_format, save_drawing
+
+logger = logging.getLogger(__name__)
+
+# Marks a drawing staged until its run ends: ``.NAME.partial.EXT`` beside ``NAME.EXT``.
+_STAGED = ".partial"
+_STAGED_NAMES = f".*{_STAGED}.*"
+
+
+def is_drawing(path: Path) -> bool:
+    """Whether the file ``path`` is a drawing of an earlier run: it lies in a folder a
+    :class:`DrawingWriter` marked (:data:`DRAWINGS_MARKER`) or below one, or is a staged drawing
+    a killed run left. Any other file is the user's, which a drawing never replaces (and a
+    folder holding such files is never marked: :meth:`DrawingWriter.check_folder`)."""
+    absolute = Path(os.path.abspath(path))
+    if absolute.match(_STAGED_NAMES):
+        return True
+    return any((folder / DRAWINGS_MARKER).is_file() for folder in absolute.parents)
+
+
+class DrawingWriter:
+    """Writes drawn predictions under ``output_dir``, keeping each input's path below the
+    inputs' common folder: ``a/x.png`` and ``b/x.png`` become ``output_dir/a/x.png`` and
+    ``output_dir/b/x.png``, so names cannot collide, and each drawing keeps its input's format.
+
+    Used as a context manager, all or nothing: drawings are staged beside their targets
+    (hidden files) and take their places when the block ends without an error; after an error
+    they are deleted and the folder keeps what it held (drawings of an earlier run included).
+    A drawing replaces a drawing of an earlier run (:func:`is_drawing`), never an input or
+    another file of the user's (:meth:`check_target`).
+
+    Args:
+        output_dir: where drawings go.
+        inputs: the paths the user gave (files or folders); their common folder is the root.
+        score_threshold: least score of a drawn detection.
+        flag: the command-line flag that gave ``output_dir``, named in errors (None: none).
+    """
+
+    def __init__(
+        self,
+        output_dir: Path,
+        inputs: Sequence[str | Path],
+        score_threshold: float,
+        *,
+        flag: str | None = None,
+    ) -> None:
+        self.output_dir = output_dir
+        self.score_threshold = score_threshold
+        self.flag = flag
+        folders = [_folder_of(Path(p)) for p in inputs]
+        self.root = Path(os.path.commonpath(folders)) if folders else Path.cwd()
+        self.overwritten: list[Path] = []
+        self._staged: dict[Path, Path] = {}  # target -> staged file
+        self._new_folders: set[Path] = set()
+
+    def __enter__(self) -> DrawingWriter:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        if error_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+    def target(self, source: str | Path) -> Path:
+        """Where the drawing of the image file ``source`` goes."""
+        return self.output_dir / Path(os.path.abspath(source)).relative_to(self.root)
+
+    def check_target(self, target: Path, source: str | Path, drawing: str = "drawing") -> None:
+        """Raise unless the ``drawing`` of ``source`` (a file or frame folder) may go to
+        ``target``: nothing is there, or a drawing of an earlier run (:func:`is_drawing`),
+        which :meth:`commit` replaces with a warning. Callers check every target before the
+        model runs; :meth:`write` checks its own (:meth:`check_image`).
+
+        Raises:
+            ValueError: ``target`` is ``source`` itself, or a file no run drew (the user's
+                photo or video of the same name, an input of this run): naming it, the folder
+                (by :attr:`flag`) and what to do.
+        """
+        if not target.exists():
+            return
+        folder = self._named_folder()
+        if target.samefile(source):
+            raise ValueError(
+                f"{folder} would replace the input {source} with its {drawing}; choose another "
+                "folder"
+            )
+        if not is_drawing(target):
+            raise ValueError(
+                f"{folder} would replace {target}, which no earlier run drew, with the "
+                f"{drawing} of {source}; choose another folder, or move that file away"
+            )
+
+    def check_image(self, source: str | Path) -> Path:
+        """Where the drawing of the image file ``source`` goes (:meth:`target`), checked before
+        any work: the place is free (:meth:`check_target`), and its suffix names a format a
+        drawing can be saved in (:func:`~sparsercnn.visualization.drawing_file.drawing_format`;
+        an image given by a name without a suffix, or in a format Pillow only reads, is not).
+
+        Raises:
+            ValueError: naming the image, its drawing and what to do.
+        """
+        target = self.target(source)
+        self.check_target(target, source)
+        advice = f"a drawing takes its image's name and format: save {source} as .png or .jpg"
+        drawing_format(target, advice=advice + (f", or leave out {self.flag}" if self.flag else ""))
+        return target
+
+    def check_folder(self, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> None:
+        """Raise unless :attr:`output_dir` may be marked as a folder of drawings at
+        :meth:`commit`: it is new, marked already, or holds no file with one of ``suffixes``
+        (images, and for ``predict`` videos) but drawings (:func:`is_drawing`). Marked, such a
+        file would count as a drawing: left out of the inputs of a folder above, and replaced by
+        a drawing of its name. Callers check before the model runs.
+
+        Raises:
+            ValueError: naming one such file, the folder (by :attr:`flag`) and what to do.
+        """
+        folder = self.output_dir
+        if not folder.is_dir() or (folder / DRAWINGS_MARKER).is_file():
+            return
+        found = (
+            path
+            for path in folder.rglob("*")
+            if path.suffix.lower() in suffixes and not is_drawing(path)
+        )
+        users = next(found, None)
+        if users is not None:
+            raise ValueError(
+                f"{self._named_folder()} holds {users}, which no run drew: drawings there would "
+                "make it count as one (left out of later inputs, replaced by a drawing of its "
+                "name); choose a new or empty folder, or one an earlier run drew in"
+            )
+
+    def write(self, prediction: Prediction, class_names: Sequence[str]) -> Path:
+        """Draw the prediction on its source image file and stage it for :meth:`commit`.
+
+        Returns:
+            The drawing's target path (where it will be after the commit).
+
+        Raises:
+            ValueError: the target is taken, or not an image format (:meth:`check_image`).
+        """
+        target = self.check_image(prediction.source)
+        drawing = draw_detections(
+            load_image(prediction.source),
+            prediction.boxes,
+            prediction.labels,
+            prediction.scores,
+            class_names,
+            score_threshold=self.score_threshold,
+            image_name=prediction.source,
+        )
+        save_drawing(drawing, self.stage(target))
+        return target
+
+    def stage(self, target: Path) -> Path:
+        """The hidden file beside ``target`` that a drawing (or an annotated video) is written
+        to until :meth:`commit` moves it there."""
+        staged = target.with_name(f".{target.stem}{_STAGED}{target.suffix}")
+        self._staged[target] = staged
+        # Folders the drawing will create, removed again if the run fails.
+        for folder in (target.parent, *target.parent.parents):
+            if folder.exists():
+                break
+            self._new_folders.add(folder)
+        return staged
+
+    def commit(self) -> list[Path]:
+        """Move every staged drawing to its target; a drawing an earlier run left there is
+        replaced with a warning (and listed in :attr:`overwritten`). Staged files a killed
+        earlier run left in the same folders are deleted. The output folder is marked
+        (:data:`DRAWINGS_MARKER`), so that a later run over a folder above it does not read the
+        drawings as inputs. Returns the targets.
+
+        Raises:
+            ValueError: a file no run drew took a target's place while the drawings were made,
+                or the folder holds images no run drew (:meth:`check_folder`); nothing is moved
+                and the staged drawings are deleted (:meth:`discard`).
+        """
+        taken = [t for t in self._staged if t.exists() and not is_drawing(t)]
+        try:
+            if taken:
+                raise ValueError(
+                    f"{self._named_folder()}: {taken[0]} appeared during the run, and no run "
+                    "drew it: no drawing was moved; move that file away, or choose another "
+                    "folder, and run again"
+                )
+            if self._staged:
+                self.check_folder()
+        except ValueError:
+            self.discard()
+            raise
+        if self._staged:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / DRAWINGS_MARKER).write_text(
+                "Drawings of `sparsercnn predict --save-images`: predict leaves this folder out "
+                "when it reads a folder above it, and replaces only the drawings in it.\n"
+            )
+        for target, staged in self._staged.items():
+            if target.exists():
+                self.overwritten.append(target)
+                logger.warning("replacing %s, a drawing from an earlier run", target)
+            os.replace(staged, target)
+        targets, self._staged, self._new_folders = list(self._staged), {}, set()
+        for folder in {target.parent for target in targets}:
+            for leftover in folder.glob(_STAGED_NAMES):
+                leftover.unlink(missing_ok=True)
+        return targets
+
+    def _named_folder(self) -> str:
+        """The output folder as errors name it: by its flag, where one gave it."""
+        return f"{self.flag} {self.output_dir}" if self.flag else str(self.output_dir)
+
+    def discard(self) -> None:
+        """Delete the staged drawings, and the folders made for them; the targets stay as they
+        were."""
+        for staged in self._staged.values():
+            staged.unlink(missing_ok=True)
+        self._staged = {}
+        for folder in sorted(self._new_folders, key=lambda path: len(path.parts), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        self._new_folders = set()
+
+
+def _folder_of(path: Path) -> Path:
+    # Absolute without resolving links: an image linked into an input folder stays below it.
+    absolute = Path(os.path.abspath(path))
+    return absolute if path.is_dir() else absolute.parent

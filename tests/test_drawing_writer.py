@@ -1,0 +1,85 @@
+"""Drawings of predictions: never over an input or a file of the user's, and never marking a
+folder of the user's images as drawings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from sparsercnn.drawing_writer import DrawingWriter
+from sparsercnn.predictor import Prediction
+
+
+def _empty_prediction(image: Path) -> Prediction:
+    """No detections on ``image`` (a drawing is the image itself)."""
+    with Image.open(image) as opened:
+        size = (opened.height, opened.width)
+    return Prediction(
+        boxes=torch.zeros(0, 4),
+        scores=torch.zeros(0),
+        labels=torch.zeros(0, dtype=torch.long),
+        class_names=[],
+        category_ids=[],
+        image_size=size,
+        source=str(image),
+    )
+
+
+def test_a_drawing_never_replaces_a_file_no_run_drew(tmp_path: Path) -> None:
+    """The user's photo of the same name in the output folder was replaced "as a drawing from
+    an earlier run"; only files in a marked folder of drawings are."""
+    image = tmp_path / "in" / "x.png"
+    image.parent.mkdir()
+    Image.new("RGB", (20, 10), "red").save(image)
+    drawn = tmp_path / "drawn"
+    drawn.mkdir()
+    photo = drawn / "x.png"
+    photo.write_bytes(b"the user's photo")
+    writer = DrawingWriter(drawn, [image], score_threshold=0.3, flag="--save-images")
+    with pytest.raises(ValueError, match=f"--save-images {drawn} would replace {photo}, which no"):
+        writer.check_target(writer.target(image), image)
+    with pytest.raises(ValueError, match="which no earlier run drew"), writer:
+        writer.write(_empty_prediction(image), [])
+    with pytest.raises(ValueError, match=f"--save-images {drawn} holds {photo}, which no run"):
+        writer.check_folder()
+    assert photo.read_bytes() == b"the user's photo"
+    assert sorted(p.name for p in drawn.iterdir()) == ["x.png"]  # neither staged nor marked
+    # The drawings' own folder is, and a folder below it: their files are earlier drawings.
+    photo.unlink()
+    for folder in (drawn, drawn / "below"):
+        for _ in range(2):
+            with DrawingWriter(folder, [image], score_threshold=0.3) as writer:
+                writer.check_folder()
+                writer.write(_empty_prediction(image), [])
+        assert writer.overwritten == [folder / "x.png"]
+    # Nor does a drawing replace its own input in a folder of drawings.
+    with pytest.raises(ValueError, match=f"would replace the input {drawn / 'x.png'} with its"):
+        writer = DrawingWriter(drawn, [drawn], score_threshold=0.3)
+        writer.check_target(writer.target(drawn / "x.png"), drawn / "x.png")
+
+
+def test_a_file_that_appears_during_the_run_is_kept_and_its_folder_not_marked(
+    tmp_path: Path,
+) -> None:
+    image = tmp_path / "x.png"
+    Image.new("RGB", (20, 10), "red").save(image)
+    drawn = tmp_path / "drawn"
+    with (
+        pytest.raises(ValueError, match="appeared during the run"),
+        DrawingWriter(drawn, [image], score_threshold=0.3) as writer,
+    ):
+        writer.write(_empty_prediction(image), [])
+        (drawn / "x.png").write_bytes(b"saved meanwhile")
+    assert (drawn / "x.png").read_bytes() == b"saved meanwhile"
+    assert sorted(p.name for p in drawn.iterdir()) == ["x.png"]
+    # Nor is a folder marked as drawings while it holds an image of the user's.
+    (drawn / "x.png").rename(drawn / "mine.png")
+    with (
+        pytest.raises(ValueError, match=f"{drawn} holds {drawn / 'mine.png'}, which no run drew"),
+        DrawingWriter(drawn, [image], score_threshold=0.3) as writer,
+    ):
+        writer.write(_empty_prediction(image), [])
+    assert sorted(p.name for p in drawn.iterdir()) == ["mine.png"]
