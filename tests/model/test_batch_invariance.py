@@ -75,7 +75,8 @@ def test_run_model_is_batch_invariant_and_keeps_the_order() -> None:
     for i, single in enumerate(alone):
         assert together.image_sizes[i].tolist() == single.image_sizes[0].tolist()
         for stage, reference in zip(together.stages, single.stages, strict=True):
-            torch.testing.assert_close(stage.logits[i], reference.logits[0], atol=1e-5, rtol=0)
+            # Float noise too, relative to logits of ~5 (1.0e-5 seen on the AVX-512 machine A).
+            torch.testing.assert_close(stage.logits[i], reference.logits[0], atol=1e-5, rtol=1e-5)
             # Float noise of batched against single products, relative to boxes of ~300 px (it
             # depends on the thread count: 8e-6 seen under pytest-xdist).
             torch.testing.assert_close(stage.boxes[i], reference.boxes[0], atol=2e-3, rtol=2e-5)

@@ -77,7 +77,8 @@ def test_the_detector_in_winograd_precision_is_close_to_fp32(
     for a, b in zip(exact.stages, fast.stages, strict=True):
         assert not torch.equal(a.logits, b.logits)
         torch.testing.assert_close(b.logits, a.logits, rtol=0, atol=1e-3)
-        torch.testing.assert_close(b.boxes, a.boxes, rtol=0, atol=1e-2)
+        # Raw stage boxes reach ~1000 px: Winograd's ~1e-5 relative error, 1.3e-2 seen on A.
+        torch.testing.assert_close(b.boxes, a.boxes, rtol=1e-4, atol=1e-2)
 
 
 def test_winograd_is_refused_off_the_cpu_and_without_nnpack(
