@@ -12,8 +12,9 @@ lazily so that ``import sparsercnn.data`` (or the CLI's ``--help``) does not loa
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sparsercnn.lazy_import import lazy_exports as _lazy_exports
 
 __version__ = "0.1.0"
 
@@ -46,15 +47,7 @@ if TYPE_CHECKING:
     from sparsercnn.presets import PRESETS, get_preset
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'sparsercnn' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    # The lazy names too, for dir() and tab completion.
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, globals())
 
 
 __all__ = [

@@ -7,8 +7,9 @@ line's ``--help`` reads it).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sparsercnn.lazy_import import lazy_exports as _lazy_exports
 
 _EXPORTS = {
     "plot_confusion_matrix": "sparsercnn.visualization.diagnostic_plots",
@@ -55,15 +56,7 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'sparsercnn.visualization' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    # The lazy names too, for dir() and tab completion.
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, globals())
 
 
 __all__ = [

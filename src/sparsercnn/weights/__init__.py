@@ -10,8 +10,9 @@ checksummed downloads (:mod:`.download`). :mod:`.finetune` initialises a trainin
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sparsercnn.lazy_import import lazy_exports as _lazy_exports
 
 # Resolved on first use, so that listing the published names does not import torch.
 _EXPORTS = {
@@ -62,10 +63,7 @@ if TYPE_CHECKING:
     from sparsercnn.weights.readers import RawCheckpoint, read_checkpoint
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'sparsercnn.weights' has no attribute {name!r}")
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, globals())
 
 
 __all__ = [
