@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import sparsercnn
-from sparsercnn import visualization, weights
+from sparsercnn import video, visualization, weights
 from sparsercnn.lazy_import import lazy_exports
 
 
@@ -23,7 +23,7 @@ def test_a_lazy_name_is_its_modules_and_dir_lists_it() -> None:
         getattr_("nope")
 
 
-@pytest.mark.parametrize("package", [sparsercnn, weights, visualization])
+@pytest.mark.parametrize("package", [sparsercnn, weights, visualization, video])
 def test_every_exported_name_of_the_packages_resolves(package: object) -> None:
     names = package.__all__  # type: ignore[attr-defined]
     assert set(names) <= set(dir(package))
@@ -34,8 +34,8 @@ def test_every_exported_name_of_the_packages_resolves(package: object) -> None:
 
 def test_importing_the_packages_loads_no_torch() -> None:
     code = (
-        "import sys, sparsercnn, sparsercnn.weights, sparsercnn.visualization; "
-        "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))"
+        "import sys, sparsercnn, sparsercnn.weights, sparsercnn.visualization, sparsercnn.video; "
+        "print(sorted(m for m in ('torch', 'matplotlib', 'av') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

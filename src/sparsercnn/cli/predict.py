@@ -28,6 +28,7 @@ from sparsercnn.cli.common import (
     warn_replacing,
 )
 from sparsercnn.text import counted
+from sparsercnn.video.suffixes import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -39,9 +40,6 @@ if TYPE_CHECKING:
 
     InputGroup = list[Path] | FrameSequence
 
-# Kept in step with sparsercnn.video.VIDEO_SUFFIXES (a test checks); importing it here would
-# load torch for `--help`.
-VIDEO_SUFFIXES_HELP = ".mp4 .mov .avi .mkv .webm .m4v"
 
 # Least score of a drawn detection unless --score-threshold says otherwise.
 DEFAULT_DRAWING_THRESHOLD = 0.3
@@ -66,7 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         type=Path,
         metavar="PATH",
-        help=f"images, videos ({VIDEO_SUFFIXES_HELP}; needs pip install 'sparsercnn[video]') "
+        help=f"images, videos ({' '.join(VIDEO_SUFFIXES)}; needs pip install 'sparsercnn[video]') "
         "or folders of them",
     )
     parser.add_argument(
@@ -221,7 +219,7 @@ def input_groups(
     (videos, and with ``fps`` folders); a folder otherwise stands for its images and videos,
     sorted by path, leaving out those below the folder ``skip`` and below folders of drawings
     an earlier run made (:data:`~sparsercnn.predictor.DRAWINGS_MARKER`)."""
-    from sparsercnn.video import VIDEO_SUFFIXES, FrameFolder, VideoFile
+    from sparsercnn.video import FrameFolder, VideoFile
 
     items: list[Path | FrameSequence] = []
     for path in paths:
@@ -257,7 +255,6 @@ def folder_inputs(folder: Path, skip: Path | None) -> list[Path]:
         FileNotFoundError: none is left.
     """
     from sparsercnn.predictor import IMAGE_SUFFIXES, folder_files
-    from sparsercnn.video import VIDEO_SUFFIXES
 
     suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
     found = folder_files(folder, suffixes, skip)
@@ -278,7 +275,7 @@ def refuse_writing_over_inputs(
     when ``--save-images`` holds the user's images or videos
     (:meth:`~sparsercnn.drawing_writer.DrawingWriter.check_folder`)."""
     from sparsercnn.predictor import IMAGE_SUFFIXES
-    from sparsercnn.video import VIDEO_SUFFIXES, FrameFolder
+    from sparsercnn.video import FrameFolder
 
     images = [path for group in groups if isinstance(group, list) for path in group]
     files = images + [

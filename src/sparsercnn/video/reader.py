@@ -21,6 +21,7 @@ import numpy as np
 from sparsercnn.data.image_io import load_image, read_image_header
 from sparsercnn.predictor import IMAGE_SUFFIXES, folder_files
 from sparsercnn.text import counted
+from sparsercnn.video.suffixes import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 # mpeg4 accepts frame-rate denominators up to 2^16 - 1 only.
 MAX_RATE_DENOMINATOR = 65535
 # Fewer frames (or seconds of frames) than this share of what the header announces: the file
