@@ -33,7 +33,7 @@ from dataclasses import replace
 import numpy as np
 
 from sparsercnn.config import Config, InputConfig, ModelConfig, override_keys
-from sparsercnn.data.transforms import TrainTransform, build_train_transform
+from sparsercnn.data.transforms import build_train_transform
 from sparsercnn.presets import medium, r50_100pro_3x, small
 from sparsercnn.recipe import advice
 from sparsercnn.recipe.dataset_profile import DatasetProfile
@@ -337,7 +337,6 @@ class _Builder:
         self.cost: StepCost | None = None
         self.iterations = 0
         self.size: InputSize | None = None
-        self._padded_pixels: dict[tuple[TrainTransform, int, bool, int, int], float] = {}
 
     def note(self, name: str, value: object, reason: str, *keys: str) -> None:
         """Record a choice and the config values (``section.key``) it set; where a ``--set``
@@ -634,24 +633,14 @@ class _Builder:
         """Pixels of a padded training batch image at ``size``: of the batches the run deals,
         of the samples its training transform makes (:meth:`_training_input`)."""
         trained = self.trained()
-        train = trained.train
-        key = (
+        # The profile prices each (transform, batch, grouping) once.
+        return self.profile.padded_batch_pixels(
             build_train_transform(self._training_input(size)),
-            train.batch_size,
-            train.aspect_ratio_grouping,
-            trained.model.size_divisibility,
-            train.seed,
+            trained.train.batch_size,
+            grouped=trained.train.aspect_ratio_grouping,
+            size_divisibility=trained.model.size_divisibility,
+            seed=trained.train.seed,
         )
-        if key not in self._padded_pixels:
-            transform, batch_size, grouped, size_divisibility, seed = key
-            self._padded_pixels[key] = self.profile.padded_batch_pixels(
-                transform,
-                batch_size,
-                grouped=grouped,
-                size_divisibility=size_divisibility,
-                seed=seed,
-            )
-        return self._padded_pixels[key]
 
     def _training_input(self, size: InputSize) -> InputConfig:
         """The run's training input at the recipe's input ``size``: the config so far with the
