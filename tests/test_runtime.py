@@ -4,7 +4,9 @@ native-bf16 check."""
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
+import subprocess
 import sys
 
 import pytest
@@ -23,16 +25,16 @@ def test_retain_freed_memory_configures_glibc_once() -> None:
     assert runtime.retain_freed_memory() is True  # cached: glibc is told once
 
 
+_MALLINFO2_FIELDS = (
+    "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+    "keepcost",
+)  # fmt: skip
+
+
 class _MallInfo2(ctypes.Structure):
     """glibc's ``struct mallinfo2`` (glibc >= 2.33)."""
 
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-            "fordblks", "keepcost",
-        )
-    ]  # fmt: skip
+    _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO2_FIELDS]
 
 
 def test_freed_large_tensors_stay_in_the_heap_for_reuse() -> None:
@@ -52,6 +54,41 @@ def test_freed_large_tensors_stay_in_the_heap_for_reuse() -> None:
     assert during.hblkhd - before.hblkhd < size
     assert during.uordblks - before.uordblks >= size
     assert after.fordblks + after.keepcost >= size
+
+
+# A child process: allocate and free a 64 MiB block, then report whether glibc served it from
+# the heap (no private mapping) and kept it there.
+_HEAP_PROBE = f"""
+import ctypes
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in {_MALLINFO2_FIELDS}]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+size = 64 * 2**20
+block = libc.malloc(size)
+mapped = libc.mallinfo2().hblkhd >= size
+libc.free(block)
+after = libc.mallinfo2()
+print(int(not mapped and after.fordblks + after.keepcost >= size))
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="GLIBC_TUNABLES is glibc's",
+)
+def test_retained_memory_tunables_give_another_process_the_same_policy() -> None:
+    # bench_speed.py starts the official code with them, so both sides allocate alike.
+    if getattr(ctypes.CDLL("libc.so.6"), "mallinfo2", None) is None:
+        pytest.skip("glibc older than 2.33 has no mallinfo2")
+    env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
+    probe = [sys.executable, "-c", _HEAP_PROBE]
+    default = subprocess.run(probe, env=env, capture_output=True, text=True, check=True)
+    env["GLIBC_TUNABLES"] = runtime.RETAINED_MEMORY_TUNABLES
+    tuned = subprocess.run(probe, env=env, capture_output=True, text=True, check=True)
+    assert (default.stdout.strip(), tuned.stdout.strip()) == ("0", "1")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux counts minor faults")

@@ -42,6 +42,12 @@ _M_MMAP_THRESHOLD = -3
 # (the largest value mallopt's int takes).
 _MMAP_THRESHOLD_BYTES = 1 << 30
 _TRIM_THRESHOLD_BYTES = (1 << 31) - 1
+# The same settings as a GLIBC_TUNABLES value, for another process that glibc should configure
+# so from its start (e.g. a peer timed beside us: the official code gains as much as we do).
+RETAINED_MEMORY_TUNABLES = (
+    f"glibc.malloc.mmap_threshold={_MMAP_THRESHOLD_BYTES}:"
+    f"glibc.malloc.trim_threshold={_TRIM_THRESHOLD_BYTES}"
+)
 
 
 @functools.cache
