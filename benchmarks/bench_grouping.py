@@ -4,10 +4,11 @@ by each sample's orientation after its augmentation (what training does).
 For each COCO data set (``--data NAME=JSON:IMAGE_DIR``, or the synthetic styles of
 :mod:`sparsercnn.data.synthetic_styles` generated under ``--root``) and each preset, the real
 training sampler deals ``--batches`` batches three ways, and every sample's size after the
-preset's training transform comes from its seed
-(:meth:`~sparsercnn.data.transforms.TrainTransform.output_size`; nothing is decoded): the mean
-pixels of a batch padded to its largest height and width (rounded up to 32) are printed for each
-way, with the ratios. Grouping by the image alone misses what a random crop does to a sample.
+preset's training transform comes from its seed (nothing is decoded): the mean pixels of a batch
+padded to its largest height and width (rounded up to 32), the recipe's price of a batch
+(:meth:`~sparsercnn.recipe.dataset_profile.DatasetProfile.padded_batch_pixels`, of every image),
+are printed for each way, with the ratios. Grouping by the image alone misses what a random crop
+does to a sample.
 
 Usage: python benchmarks/bench_grouping.py [--styles large_few shapes] [--data NAME=JSON:DIR]
        [--presets r50_300pro_3x r50_100pro_3x] [--batch-size 16] [--batches 400] [--write]
@@ -16,65 +17,39 @@ Usage: python benchmarks/bench_grouping.py [--styles large_few shapes] [--data N
 from __future__ import annotations
 
 import argparse
-import itertools
-import math
-import random
 import sys
-from collections.abc import Iterable
 from pathlib import Path
-
-import numpy as np
 
 from sparsercnn.benchmarking import machine_kind
 from sparsercnn.cli.common import int_at_least
-from sparsercnn.data.coco import CocoDataset
-from sparsercnn.data.sampler import (
-    AspectRatioGroupedBatchSampler,
-    TrainingSampler,
-    orientation_groups,
-)
+from sparsercnn.data.policy import apply_policy, inspect_dataset
 from sparsercnn.data.synthetic_styles import generate_styled_dataset
 from sparsercnn.data.transforms import TrainTransform, build_train_transform
 from sparsercnn.presets import get_preset
+from sparsercnn.recipe.dataset_profile import DatasetProfile
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE_DIVISIBILITY = 32
+SEED = 1
 
 
-def padded_pixels(dataset: CocoDataset, batches: Iterable[list[tuple[int, int]]]) -> float:
-    """Mean pixels of ``batches`` of ``(index, seed)`` samples, each padded to its largest
-    augmented height and width, rounded up to :data:`SIZE_DIVISIBILITY`."""
-    transform = dataset.transform
-    assert isinstance(transform, TrainTransform)
-    pixels = []
-    for batch in batches:
-        sizes = [
-            transform.output_size(*dataset.image_sizes[index], random.Random(seed))
-            for index, seed in batch
-        ]
-        height, width = np.max(sizes, axis=0).tolist()
-        step = SIZE_DIVISIBILITY
-        pixels.append(math.ceil(height / step) * step * math.ceil(width / step) * step)
-    return float(np.mean(pixels))
-
-
-def measure(dataset: CocoDataset, batch_size: int, count: int) -> tuple[float, float, float]:
+def measure(
+    profile: DatasetProfile, transform: TrainTransform, batch_size: int, count: int
+) -> tuple[float, float, float]:
     """Padded pixels ``(ungrouped, by image, by sample)`` of ``count`` batches of each kind."""
-    stream = iter(TrainingSampler(len(dataset), seed=1))
-    ungrouped = (list(itertools.islice(stream, batch_size)) for _ in range(count))
-    by_image = AspectRatioGroupedBatchSampler(
-        TrainingSampler(len(dataset), seed=1), orientation_groups(dataset.image_sizes), batch_size
+    ungrouped, by_image, by_sample = (
+        profile.padded_batch_pixels(
+            transform,
+            batch_size,
+            grouping=grouping,
+            size_divisibility=SIZE_DIVISIBILITY,
+            seed=SEED,
+            num_batches=count,
+            max_images=None,
+        )
+        for grouping in ("none", "image", "sample")
     )
-    by_sample = AspectRatioGroupedBatchSampler(
-        TrainingSampler(len(dataset), seed=1),
-        lambda indices, seeds: orientation_groups(dataset.grouping_sizes(indices, seeds)),
-        batch_size,
-    )
-    return (
-        padded_pixels(dataset, ungrouped),
-        padded_pixels(dataset, itertools.islice(by_image, count)),
-        padded_pixels(dataset, itertools.islice(by_sample, count)),
-    )
+    return ungrouped, by_image, by_sample
 
 
 def _data_argument(text: str) -> tuple[str, Path, Path]:
@@ -101,10 +76,14 @@ def main() -> None:
         data.append((style, paths.train_json, paths.train_images))
     rows = []
     for name, json_path, image_dir in data:
+        # The entries training keeps (every image file must exist).
+        inspection = inspect_dataset(json_path, image_dir, image_check="exists")
+        profile = DatasetProfile.from_checked(apply_policy(inspection, skip_invalid=False))
         for preset in args.presets:
             transform = build_train_transform(get_preset(preset).input)
-            dataset = CocoDataset(json_path, image_dir, transform=transform, image_check="exists")
-            ungrouped, by_image, by_sample = measure(dataset, args.batch_size, args.batches)
+            ungrouped, by_image, by_sample = measure(
+                profile, transform, args.batch_size, args.batches
+            )
             rows.append(
                 f"| {name} | {preset} | {ungrouped / 1e3:.0f} | {by_image / 1e3:.0f} "
                 f"({by_image / ungrouped:.3f}) | {by_sample / 1e3:.0f} "

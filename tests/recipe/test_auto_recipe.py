@@ -129,7 +129,7 @@ def test_mixed_orientations_are_fitted_into_a_square() -> None:
     pixels = [profile.padded_batch_pixels(s.transform(), 8) for s in candidates]
     assert pixels == sorted(pixels)  # cheapest first
     square, capped = (
-        profile.padded_batch_pixels(s.transform(), 8, grouped=False)
+        profile.padded_batch_pixels(s.transform(), 8, grouping="none")
         for s in (InputSize(192, 192), InputSize(128, 192))
     )
     assert capped < square < 1.1 * capped  # a batch without portraits pads less when capped
@@ -454,6 +454,16 @@ def test_images_with_few_objects_keep_the_papers_six_stages() -> None:
     assert reason_of(recipe, "stages").startswith("the paper's: 5 objects in the median image")
     # One more object per image: the short-budget rule again.
     assert choose(profile_of((160, 160), [30.0] * 1200), minutes=10).config.model.num_stages == 3
+    one = choose(profile_of((160, 160), [30.0] * 200), minutes=10)
+    assert reason_of(one, "stages").startswith("the paper's: 1 object in the median image gives ")
+
+
+def test_the_table_lists_the_choices_in_one_order_timed_or_not() -> None:
+    # The timed path chooses the proposals before the model: they were listed above it.
+    profile = profile_of((160, 160), [30.0] * 400)
+    for minutes in (10.0, None):
+        names = [c.name for c in choose(profile, minutes=minutes).choices if c.name != "stages"]
+        assert names[:5] == ["precision", "batch size", "model", "proposals", "input size"]
 
 
 def test_schedule_fits_the_budget_with_headroom_or_counts_epochs() -> None:
@@ -658,6 +668,37 @@ def test_untimed_input_that_resolves_no_box_says_so() -> None:
     assert reason_of(choose(resolved, minutes=None), "input size") == (
         "the smallest size resolving the boxes"
     )
+
+
+def test_a_given_step_count_under_the_budget_is_what_every_choice_counts() -> None:
+    # 400 images of 1000x1000 with 10 boxes of 40 px each. 10 minutes give ~1347 steps at 448
+    # px, the budget's best trade; the run trains a given train.max_iter=1000, which the budget
+    # fits up to 576 px (540 s / 0.532 s = 1015 steps; 608 px: 948): there a larger input
+    # costs no step. 300 given steps are too few to learn anything at any size: the largest
+    # input the budget fits them at, not the cheapest.
+    profile = profile_of((1000, 1000), [40.0] * 4000, num_images=400)
+
+    def choose_steps(minutes: float, steps: int) -> Any:
+        budget = Budget(seconds=minutes * 60, iterations=steps)
+        return choose_recipe(profile, CPU, budget, lambda cfg: COST)
+
+    assert choose(profile, minutes=10).config.input.test_min_size == 448
+    recipe = choose_steps(10, 1000)
+    assert recipe.iterations == 1000 and recipe.config.input.test_min_size == 576
+    assert reason_of(recipe, "input size") == (
+        "boxes of 23 px (median): the largest objects at which the budget fits the given 1000 steps"
+    )
+    assert choose_steps(10, 300).config.input.test_min_size == 800
+    # 3 hours give ~11571 steps, which take the medium model and six stages: 300 given steps
+    # take neither, and no row counts the budget's steps but the schedule's.
+    assert choose(profile, minutes=180).config.model.num_stages == 6
+    recipe = choose_steps(180, 300)
+    model = recipe.config.model
+    assert (model.hidden_dim, model.num_stages) == (small().model.hidden_dim, SHORT_BUDGET_STAGES)
+    assert reason_of(recipe, "stages").startswith(
+        "the given 300 steps: later stages add little to a short run"
+    )
+    assert [c.name for c in recipe.choices if "11571" in c.reason] == ["schedule"]
 
 
 def test_a_given_step_count_too_short_to_learn_is_warned_about() -> None:

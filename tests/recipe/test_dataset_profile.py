@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 from typing import Any
 
 import numpy as np
@@ -9,9 +11,10 @@ import pytest
 
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.loader import build_train_loader
+from sparsercnn.data.sampler import orientation_groups, training_batches
 from sparsercnn.data.transforms import TrainTransform
 from sparsercnn.recipe import DatasetProfile
-from sparsercnn.structures import ImageBatch
+from sparsercnn.structures import ImageBatch, padded_size
 from tests.synthetic_coco import Box, WriteCoco
 
 
@@ -39,12 +42,12 @@ def test_padded_batches_of_mixed_orientations_cost_more_ungrouped(write_coco: Wr
     same = DatasetProfile.from_json(landscape.json_path)
     both = DatasetProfile.from_json(mixed.json_path)
     resize = TrainTransform(min_sizes=(64,), max_size=1000)
-    for grouped in (True, False):
-        assert same.padded_batch_pixels(resize, 4, grouped=grouped) == 64 * 128
-    assert both.padded_batch_pixels(resize, 2, grouped=False) > 64 * 128
+    for grouping in ("sample", "image", "none"):
+        assert same.padded_batch_pixels(resize, 4, grouping=grouping) == 64 * 128
+    assert both.padded_batch_pixels(resize, 2, grouping="none") > 64 * 128
     assert both.padded_batch_pixels(resize, 2) == 64 * 128
     # Batches of 4 out of 2 + 2 images: every ungrouped one mixes them, a grouped one never.
-    assert both.padded_batch_pixels(resize, 4, grouped=False) == 128 * 128
+    assert both.padded_batch_pixels(resize, 4, grouping="none") == 128 * 128
     assert both.padded_batch_pixels(resize, 4) == 64 * 128
 
 
@@ -65,9 +68,35 @@ def test_the_price_of_a_batch_is_that_of_the_batches_training_deals(
         ImageBatch.from_tensors(next(loader).images, 8).tensor.shape[-2:].numel() for _ in range(10)
     ]
     profile = DatasetProfile.from_json(data.json_path)
-    options: dict[str, Any] = {"grouped": grouped, "size_divisibility": 8, "seed": 3}
+    grouping = "sample" if grouped else "none"
+    options: dict[str, Any] = {"grouping": grouping, "size_divisibility": 8, "seed": 3}
     price = profile.padded_batch_pixels(cropping, 4, num_batches=10, **options)
     assert price == np.mean(padded)
     # The crops' sizes are what the price counts, not the resized images'.
     resize = TrainTransform(min_sizes=(32, 48), max_size=96)
     assert profile.padded_batch_pixels(resize, 4, num_batches=10, **options) != price
+
+
+def test_batches_grouped_by_image_pad_as_the_crops_make_them(write_coco: WriteCoco) -> None:
+    """Grouping by each image's orientation (``grouping="image"``) deals the batches of the
+    images' groups, each padded to the sizes its random crops make (every image, with
+    ``max_images=None``)."""
+    sizes = [(40, 120), (120, 40), (60, 100), (50, 150), (100, 60), (40, 40)] * 2
+    data = write_coco(size=sizes, boxes=[[Box(1, (2, 2, 20, 20))]] * len(sizes))
+    cropping = TrainTransform(
+        min_sizes=(32, 48), max_size=96, crop_pre_sizes=(48, 64), crop_size=(40, 64)
+    )
+    profile = DatasetProfile.from_json(data.json_path)
+    batches = training_batches(len(sizes), 4, seed=3, groups=orientation_groups(sizes))
+    padded = []
+    for batch in itertools.islice(batches, 10):
+        drawn = [cropping.output_size(*sizes[i], random.Random(seed)) for i, seed in batch]
+        padded.append(np.prod(padded_size(*np.max(drawn, axis=0).tolist(), 8)))
+    options: dict[str, Any] = {"size_divisibility": 8, "seed": 3, "num_batches": 10}
+    price = profile.padded_batch_pixels(cropping, 4, grouping="image", max_images=None, **options)
+    assert price == np.mean(padded)
+    assert price != profile.padded_batch_pixels(cropping, 4, grouping="sample", **options)
+    # Priced on 6 of the 12 images, the batches are others.
+    assert price != profile.padded_batch_pixels(
+        cropping, 4, grouping="image", max_images=6, **options
+    )

@@ -19,6 +19,10 @@ published weights) and sets, each with its reason:
 - with weights (``--init-from``, ``--backbone-weights``): the architecture they fit, the
   fine-tuning learning rate, and a frozen backbone when the set is very small.
 
+Under a time budget every choice counts the steps the run trains: the budget's, or a given
+``train.max_iter`` where the budget fits it (fewer steps than the budget's buy neither the six
+stages nor the medium model, and a larger input costs none of them).
+
 It lists what would make the run go wrong (:mod:`~sparsercnn.recipe.advice`, budget warnings),
 and refuses a budget that ends the run before one logged window of steps. Every choice is an
 ordinary config value: the run's ``config.json`` holds them and ``--set`` overrides any of them.
@@ -403,7 +407,9 @@ class _Builder:
         seconds = None
         if self.cost is not None and self.size is not None:
             seconds = self.cost.seconds(self._pixels(self.trained_size()))
-        return Recipe(self.cfg, self.choices, self.warnings, seconds, self.iterations)
+        # In one order whichever way they were chosen (the timed path sets the proposals first).
+        rows = sorted(self.choices, key=lambda c: list(_TRAINED_VALUE).index(c.name))
+        return Recipe(self.cfg, rows, self.warnings, seconds, self.iterations)
 
     def _note_model(self, reason: str) -> None:
         self.note("model", _model_name(self.cfg), reason, *_MODEL_KEYS)
@@ -530,9 +536,10 @@ class _Builder:
         median = float(np.median(self.profile.objects_per_image))
         if short_budget and median <= FEW_OBJECTS_PER_IMAGE:
             self.cfg.model.num_stages = ModelConfig.num_stages
+            objects = f"{median:g} object{'' if median == 1 else 's'} in the median image"
             stages_reason = (
-                f"the paper's: {median:g} object{'' if median == 1 else 's'} in the median image "
-                "give each stage few boxes to learn from, and every stage counts"
+                f"the paper's: {objects} give{'s' if median == 1 else ''} each stage few boxes to "
+                "learn from, and every stage counts"
             )
         choice = self._choose_proposals_and_size()
         if stages_reason is None and short_budget:
@@ -540,14 +547,15 @@ class _Builder:
         size = choice.size
         assert self.cost is not None
         six = self.cfg.model.num_stages == ModelConfig.num_stages
-        roomy = self._steps_at(size) >= 2 * MEDIUM_MODEL_ITERATIONS
+        # The medium model's steps are about half the small one's (and no more than given).
+        roomy = self._capped(self._budget_steps_at(size) / 2) >= MEDIUM_MODEL_ITERATIONS
         larger = self.cfg.model.backbone_width < medium().model.backbone_width
         if self.from_scratch and six and roomy and larger:
             medium_reason = self._try_medium(size)
             if medium_reason is not None:
                 model_reason = medium_reason
                 # The input size's reason counts the medium model's steps (the size is kept).
-                again = choose_input_size(self.profile, self._steps_at)
+                again = self._choose_input()
                 if again.size == size:
                     choice = replace(choice, reason=again.reason)
         self._use_input(size)
@@ -558,7 +566,7 @@ class _Builder:
             self.note("stages", self.cfg.model.num_stages, stages_reason, "model.num_stages")
         self._note_input(choice.reason)
         size = self.trained_size()  # what the steps are priced at
-        self.iterations = int(self._steps_at(size))
+        self.iterations = int(self._budget_steps_at(size))
         self._check_budget(replace(choice, size=size))
         total = BUDGET_HEADROOM * self.iterations
         seconds = self.cost.seconds(self._pixels(size))
@@ -587,7 +595,7 @@ class _Builder:
             model = replace(self.cfg.model, num_proposals=count)
             cost = self._price(replace(self.cfg, model=model))
             self.cost = cost
-            choice = choose_input_size(self.profile, self._steps_at)
+            choice = self._choose_input()
             coverage = proposal_coverage(self.profile, count)
             options.append((choice.value * coverage, count, cost, choice, coverage))
         _, count, self.cost, choice, coverage = max(options, key=lambda o: (o[0], o[1]))
@@ -617,17 +625,21 @@ class _Builder:
             choice = self._choose_proposals_and_size()
             six_steps = int(self._steps_at(choice.size))
             if six_steps >= SIX_STAGE_ITERATIONS:
-                return choice, f"the paper's: ~{counted(six_steps, 'step')} fit the budget"
+                about = "the given " if self._is_given(six_steps) else "~"
+                return choice, f"the paper's: {about}{counted(six_steps, 'step')} fit the budget"
             # Back to the short-budget stages and what was chosen for them.
             self.choices, self.warnings, self._crowd_warning = choices, warnings, crowd
             self.cfg.model.num_stages, self.cfg.model.num_proposals = stages, proposals
             self.cost = cost
-        reason = (
-            f"~{counted(steps, 'step')} fit the budget: a short run gains more from steps than "
-            f"from later stages (the paper's {ModelConfig.num_stages} from "
-            f"~{SIX_STAGE_ITERATIONS} steps)"
-        )
-        return short, reason
+        paper = f"the paper's {ModelConfig.num_stages} from ~{SIX_STAGE_ITERATIONS} steps"
+        if self._is_given(steps):  # fewer stages buy no steps here, only time
+            reason = f"the given {counted(steps, 'step')}: later stages add little to a short run"
+        else:
+            reason = (
+                f"~{counted(steps, 'step')} fit the budget: a short run gains more from steps "
+                "than from later stages"
+            )
+        return short, f"{reason} ({paper})"
 
     def _pixels(self, size: InputSize) -> float:
         """Pixels of a padded training batch image at ``size``: of the batches the run deals,
@@ -637,7 +649,7 @@ class _Builder:
         return self.profile.padded_batch_pixels(
             build_train_transform(self._training_input(size)),
             trained.train.batch_size,
-            grouped=trained.train.aspect_ratio_grouping,
+            grouping="sample" if trained.train.aspect_ratio_grouping else "none",
             size_divisibility=trained.model.size_divisibility,
             seed=trained.train.seed,
         )
@@ -665,9 +677,30 @@ class _Builder:
         assert self.budget.seconds is not None
         return max(self.budget.seconds - self.spent, 0.0) * (1 - BUDGET_RESERVE)
 
-    def _steps_at(self, size: InputSize) -> float:
+    def _budget_steps_at(self, size: InputSize) -> float:
+        """The steps the budget left gives at ``size`` (at the step cost in use)."""
         assert self.cost is not None
         return self._usable_seconds() / self.cost.seconds(self._pixels(size))
+
+    def _steps_at(self, size: InputSize) -> float:
+        """The steps the run trains at ``size``: the budget's, or fewer given ones."""
+        return self._capped(self._budget_steps_at(size))
+
+    def _capped(self, steps: float) -> float:
+        """``steps`` the budget gives, no more than the given ``train.max_iter``."""
+        given = self.budget.iterations
+        return steps if given is None else min(steps, given)
+
+    def _is_given(self, steps: float) -> bool:
+        """Whether the run trains the given ``train.max_iter`` where the budget gives ``steps``
+        (or :meth:`_steps_at` gives them: the given ones)."""
+        return self.budget.iterations is not None and steps >= self.budget.iterations
+
+    def _choose_input(self) -> InputChoice:
+        """The input size (:func:`choose_input_size`) for the steps the run trains."""
+        return choose_input_size(
+            self.profile, self._budget_steps_at, given_steps=self.budget.iterations
+        )
 
     def _try_medium(self, size: InputSize) -> str | None:
         """Switch to the medium model when it still gets MEDIUM_MODEL_ITERATIONS steps."""
@@ -681,17 +714,17 @@ class _Builder:
         if not self.fits(replace(self.cfg, model=candidate)):
             return None
         cost = self._price(replace(self.cfg, model=candidate))
-        steps = self._usable_seconds() / cost.seconds(self._pixels(size))
+        steps = int(self._capped(self._usable_seconds() / cost.seconds(self._pixels(size))))
         if steps < MEDIUM_MODEL_ITERATIONS:
             return None
         before = self.cfg.model.num_proposals
         self.cfg.model, self.cost = candidate, cost
         if proposals != before:  # the table and the crowd warning follow the medium model's
             self._set_proposals(proposals, self._proposals_reason(proposals))
-        return (
-            f"the budget allows ~{counted(int(steps), 'step')} of the medium model at input size "
-            f"{size}"
-        )
+        allows = f"allows ~{counted(steps, 'step')}"
+        if self._is_given(steps):
+            allows = f"fits the given {counted(steps, 'step')}"
+        return f"the budget {allows} of the medium model at input size {size}"
 
     def _set_input(self, size: InputSize, reason: str) -> None:
         self._use_input(size)
@@ -745,7 +778,7 @@ class _Builder:
         steps = self.iterations
         # A given train.max_iter under the budget's steps is what the run trains (warned about
         # with it, by _warn_given_steps).
-        given_limits = self.budget.iterations is not None and self.budget.iterations <= steps
+        given_limits = self._is_given(steps)
         resolving, minutes = choice.resolving, self._minutes_for(choice.resolving)
         unresolved = resolvable_share(self.profile, choice.size) < 0.99
         resolvable = resolvable_share(self.profile, resolving) >= 0.99
@@ -867,7 +900,7 @@ class _Builder:
         them, and taken where crops still hold at it (else ``choice``'s size is kept)."""
         if not self._choose_crops(self._run_steps()):
             return choice
-        again = choose_input_size(self.profile, self._steps_at)
+        again = self._choose_input()
         if again.size == choice.size:
             return again
         self._use_input(again.size)
@@ -878,10 +911,8 @@ class _Builder:
         return choice
 
     def _run_steps(self) -> int:
-        """The steps the run trains at the input in use: the budget's, or fewer given ones."""
-        steps = int(self._steps_at(self.trained_size()))
-        given = self.budget.iterations
-        return steps if given is None else min(given, steps)
+        """The steps the run trains at the input in use (:meth:`_steps_at`)."""
+        return int(self._steps_at(self.trained_size()))
 
     def _note_augmentation(self) -> None:
         """The augmentation's row (:meth:`_choose_crops`), with the passes of the run's steps."""
@@ -984,7 +1015,8 @@ def _lr_text(cfg: Config) -> str:
     return f"{cfg.train.lr:.2g}" + (" per 16 images" if cfg.train.scale_lr else "")
 
 
-# A choice's value in a config (the run's, where a --set gives one of its keys): by row name.
+# A choice's value in a config (the run's, where a --set gives one of its keys): by row name, in
+# the order of the table.
 _TRAINED_VALUE: dict[str, Callable[[Config], object]] = {
     "precision": lambda cfg: "bf16 autocast" if cfg.train.amp else "fp32",
     "batch size": lambda cfg: cfg.train.batch_size,

@@ -12,11 +12,12 @@ from __future__ import annotations
 import itertools
 import os
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.data.sampler import orientation_groups, training_batches
+from sparsercnn.data.sampler import SampleGroups, orientation_groups, training_batches
 from sparsercnn.data.transforms import TrainTransform, resized_shape
 from sparsercnn.data.validation import CheckedCoco, check_coco, load_coco_json
 from sparsercnn.structures import padded_size
@@ -26,6 +27,11 @@ PRICED_BATCHES = 64
 # ...from at most this many images spread over the set (grouping reads the size of every sample
 # of an epoch, a Python call each where random crops draw it).
 PRICED_IMAGES = 2048
+
+Grouping = Literal["sample", "image", "none"]
+"""How batches are dealt: of one orientation by each sample's size after the training transform
+(``train.aspect_ratio_grouping``: what training does), by each image's own size (blind to what a
+random crop does to a sample), or as the stream comes."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,9 +60,9 @@ class DatasetProfile:
     box_labels: np.ndarray
     file_names: tuple[str, ...]
     # padded_batch_pixels by its arguments.
-    _priced_batches: dict[tuple[TrainTransform, int, bool, int, int, int], float] = field(
-        default_factory=dict, init=False, repr=False
-    )
+    _priced_batches: dict[
+        tuple[TrainTransform, int, Grouping, int, int, int, int | None], float
+    ] = field(default_factory=dict, init=False, repr=False)
 
     @staticmethod
     def from_checked(checked: CheckedCoco) -> DatasetProfile:
@@ -130,21 +136,21 @@ class DatasetProfile:
         transform: TrainTransform,
         batch_size: int,
         *,
-        grouped: bool = True,
+        grouping: Grouping = "sample",
         size_divisibility: int = 32,
         seed: int = 0,
         num_batches: int = PRICED_BATCHES,
+        max_images: int | None = PRICED_IMAGES,
     ) -> float:
         """Mean pixels of a padded training batch image: of the first ``num_batches`` batches of
         ``batch_size`` samples that training with ``seed`` deals
-        (:func:`~sparsercnn.data.sampler.training_batches`; with ``grouped``,
-        ``train.aspect_ratio_grouping``, batches of one orientation after ``transform``, its
-        random crops included), each padded to its samples' largest height and width after
-        ``transform`` rounded up to ``size_divisibility``. Nothing is decoded: the sizes come
-        from the images' sizes and the samples' seeds. A set of more than
-        :data:`PRICED_IMAGES` images is priced on that many spread over it. Each price is
-        computed once per profile."""
-        key = (transform, batch_size, grouped, size_divisibility, seed, num_batches)
+        (:func:`~sparsercnn.data.sampler.training_batches`, grouped by ``grouping``), each
+        padded to its samples' largest height and width after ``transform`` (its random crops
+        included) rounded up to ``size_divisibility``. Nothing is decoded: the sizes come from
+        the images' sizes and the samples' seeds. A set of more than ``max_images`` images
+        (``None``: no limit) is priced on that many spread over it. Each price is computed once
+        per profile."""
+        key = (transform, batch_size, grouping, size_divisibility, seed, num_batches, max_images)
         if key not in self._priced_batches:
             self._priced_batches[key] = self._padded_batch_pixels(*key)
         return self._priced_batches[key]
@@ -153,14 +159,15 @@ class DatasetProfile:
         self,
         transform: TrainTransform,
         batch_size: int,
-        grouped: bool,
+        grouping: Grouping,
         size_divisibility: int,
         seed: int,
         num_batches: int,
+        max_images: int | None,
     ) -> float:
         sizes = np.stack((self.image_heights, self.image_widths), axis=1)
-        if self.num_images > PRICED_IMAGES:
-            sizes = sizes[np.linspace(0, self.num_images - 1, PRICED_IMAGES).round().astype(int)]
+        if max_images is not None and self.num_images > max_images:
+            sizes = sizes[np.linspace(0, self.num_images - 1, max_images).round().astype(int)]
         if transform.draws_size:
 
             def sample_sizes(indices: np.ndarray, seeds: np.ndarray) -> np.ndarray:
@@ -174,12 +181,15 @@ class DatasetProfile:
             def sample_sizes(indices: np.ndarray, seeds: np.ndarray) -> np.ndarray:
                 return of_image[indices]
 
-        def groups(indices: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+        def sample_groups(indices: np.ndarray, seeds: np.ndarray) -> np.ndarray:
             return orientation_groups(transform.grouping_sizes(sizes[indices], seeds))
 
-        batches = training_batches(
-            len(sizes), batch_size, seed=seed, groups=groups if grouped else None
-        )
+        groups: dict[Grouping, SampleGroups | np.ndarray | None] = {
+            "sample": sample_groups,
+            "image": orientation_groups(sizes),
+            "none": None,
+        }
+        batches = training_batches(len(sizes), batch_size, seed=seed, groups=groups[grouping])
         areas = []
         for batch in itertools.islice(batches, num_batches):
             indices, seeds = np.array(batch, dtype=np.int64).T

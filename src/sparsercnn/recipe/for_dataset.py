@@ -61,7 +61,9 @@ def recipe_for_dataset(
         train_json, train_images: the training set.
         device: where training will run (and where the steps are timed).
         time_budget_minutes: the wall-clock budget; without it the schedule counts epochs.
-        max_iter: a step count to fit the schedule to instead (with no time budget).
+        max_iter: the steps to train (``train.max_iter``, also read off ``overrides``): with a
+            time budget, the run trains no more, and every choice counts them where the budget
+            gives more.
         batch_size: the images per step given (``train.batch_size``), else chosen.
         world_size: the training processes, each of ``batch_size`` images per step.
         weights: the starting weights (``train.init_from``: a detector checkpoint, whose

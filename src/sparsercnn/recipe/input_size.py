@@ -28,8 +28,9 @@ images are grouped apart.
   against 0.59 after 1540 (0.80),
 
 then takes a larger input while the budget still gives :data:`ENOUGH_STEPS` steps (finer
-localisation of objects past FULL_BOX_PX once the steps no longer limit). Inputs are never larger
-than the images' own size.
+localisation of objects past FULL_BOX_PX once the steps no longer limit), or the given steps
+(``train.max_iter``), which a larger input does not reduce while the budget fits them. Inputs are
+never larger than the images' own size.
 
 :func:`resolvable_share` answers a different question, for the warnings and the untimed recipe:
 which share of the boxes can be told apart at all (a ramp from :data:`INVISIBLE_BOX_PX` to
@@ -145,32 +146,46 @@ def proposal_coverage(profile: DatasetProfile, num_proposals: int) -> float:
 
 
 def choose_input_size(
-    profile: DatasetProfile, steps_at: Callable[[InputSize], float]
+    profile: DatasetProfile,
+    steps_at: Callable[[InputSize], float],
+    *,
+    given_steps: int | None = None,
 ) -> InputChoice:
     """The input size for training and evaluation.
 
     Args:
         profile: the training set.
         steps_at: the steps the budget gives at an input size.
+        given_steps: the steps given (``train.max_iter``), which the run trains at any size the
+            budget fits them at: there a larger input costs no steps, and the largest is taken.
     """
     candidates = candidate_inputs(profile)
     scores = {size: size_score(profile, size) for size in candidates}
 
-    def value(size: InputSize) -> float:
-        return scores[size] * training_progress(steps_at(size))
+    def steps(size: InputSize) -> float:
+        budget = steps_at(size)
+        return budget if given_steps is None else min(budget, given_steps)
 
-    size = max(candidates, key=value)  # the cheapest of equals
+    def value(size: InputSize) -> float:
+        return scores[size] * training_progress(steps(size))
+
+    # Of equal values (none where too few steps to learn anything), the most steps (the
+    # cheapest), then the largest objects (of sizes that train the same steps).
+    size = max(candidates, key=lambda s: (value(s), steps(s), scores[s]))
     best_value, median = value(size), _median_box(profile, size)
     reason = (
-        f"boxes of {median:.0f} px (median) with ~{counted(int(steps_at(size)), 'step')}: the "
+        f"boxes of {median:.0f} px (median) with ~{counted(int(steps(size)), 'step')}: the "
         "best trade of object size against training steps"
     )
-    roomy = [
-        s for s in candidates if _median_box(profile, s) > median and steps_at(s) >= ENOUGH_STEPS
-    ]
+    roomy = [s for s in candidates if _median_box(profile, s) > median and steps(s) >= ENOUGH_STEPS]
     if roomy:
         size = max(roomy, key=lambda s: _median_box(profile, s))
         reason = f"the largest objects at which {ENOUGH_STEPS}+ steps fit the budget"
+    if given_steps is not None and steps_at(size) >= given_steps:
+        reason = (
+            f"boxes of {_median_box(profile, size):.0f} px (median): the largest objects at "
+            f"which the budget fits the given {counted(given_steps, 'step')}"
+        )
     if not enlarges(profile, size) and resolvable_share(profile, size) < 0.99:
         reason = largest_input_reason(profile, size)
     return InputChoice(size, reason, _resolving_input(profile, candidates), best_value)
