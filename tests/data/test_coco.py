@@ -209,11 +209,12 @@ def test_truncated_image_is_an_error_when_the_dataset_is_built(
 def test_sizes_that_disagree_with_the_json_are_warned_once_not_per_image(
     write_coco: WriteCoco, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The data check lists every such image; loading them says so once, not once per image."""
+    """Without decoding, the check cannot know the files' sizes: loading them says so once, not
+    once per image."""
     data = write_coco(num_images=3, size=(48, 64))
     for path in data.image_paths:  # the files were resized after annotation
         Image.new("RGB", (96, 72)).save(path)
-    dataset = CocoDataset(data.json_path, data.image_dir)
+    dataset = CocoDataset(data.json_path, data.image_dir, image_check="exists")
     with caplog.at_level(logging.DEBUG, logger="sparsercnn.data.coco"):
         for index in range(len(dataset)):
             dataset[index]
@@ -266,6 +267,21 @@ def test_zero_size_boxes_are_not_counted_as_dropped(write_coco: WriteCoco) -> No
     dataset = CocoDataset(data.json_path, data.image_dir, skip_invalid=True)
     assert (dataset.num_dropped_images, dataset.num_dropped_annotations) == (0, 1)
     assert [ann["id"] for ann in dataset.gt_dict()["annotations"]] == [1, 2, 4]
+
+
+def test_a_json_of_the_wrong_size_trains_and_evaluates_the_file_size(
+    write_coco: WriteCoco,
+) -> None:
+    """The JSON says 40x30, the file is 80x60: the box past the JSON's size but inside the
+    file is trained and evaluated alike, and the dataset knows the file's size up front."""
+    data = write_coco(num_images=1, size=(30, 40), boxes=[[Box(1, (50, 35, 10, 10))]])
+    Image.new("RGB", (80, 60)).save(data.image_paths[0])
+    dataset = CocoDataset(data.json_path, data.image_dir)
+    assert dataset.image_sizes == [(60, 80)]
+    assert dataset[0].target.boxes.tolist() == [[50.0, 35.0, 60.0, 45.0]]
+    gt = dataset.gt_dict()
+    assert [ann["id"] for ann in gt["annotations"]] == [1]
+    assert (gt["images"][0]["width"], gt["images"][0]["height"]) == (80, 60)
 
 
 def test_gt_dict_leaves_out_what_skip_invalid_drops(write_coco: WriteCoco) -> None:

@@ -47,7 +47,7 @@ def test_decoding_finds_every_unreadable_file(folder: Path) -> None:
         entry(5, "gone.jpg"),
         entry(6, "small.jpg"),
     ]
-    issues = check_image_files(images, folder, decode=True, num_threads=3)
+    issues = check_image_files(images, folder, decode=True, num_threads=3).issues
     found = {(issue.image_id, issue.code, issue.severity) for issue in issues}
     assert found == {
         (2, "image_file_unreadable", "error"),
@@ -60,12 +60,12 @@ def test_decoding_finds_every_unreadable_file(folder: Path) -> None:
     assert "truncated" in by_id[2].message and by_id[2].file == "truncated.jpg"
     assert "64x48" in by_id[6].message and "32x48" in by_id[6].message
     # Same findings, in the same order, whatever the number of threads.
-    assert check_image_files(images, folder, decode=True, num_threads=1) == issues
+    assert check_image_files(images, folder, decode=True, num_threads=1).issues == issues
 
 
 def test_without_decoding_only_missing_files_are_found(folder: Path) -> None:
     images = [entry(1, "truncated.jpg"), entry(2, "empty.jpg"), entry(3, "gone.jpg")]
-    issues = check_image_files(images, folder, decode=False)
+    issues = check_image_files(images, folder, decode=False).issues
     assert [(issue.image_id, issue.code) for issue in issues] == [(3, "image_file_missing")]
 
 
@@ -74,7 +74,7 @@ def test_a_file_name_with_windows_separators_says_how_to_write_it(folder: Path) 
     (folder / "sub").mkdir()
     shutil.copy(folder / "good.jpg", folder / "sub" / "b.jpg")
     images = [entry(1, "sub\\b.jpg"), entry(2, "other\\c.jpg"), entry(3, "good.jpg")]
-    issues = check_image_files(images, folder, decode=False)
+    issues = check_image_files(images, folder, decode=False).issues
     assert [(issue.image_id, issue.code) for issue in issues] == [
         (1, "image_file_missing"),
         (2, "image_file_missing"),
@@ -90,19 +90,19 @@ def test_an_unchanged_file_is_decoded_once_and_a_changed_one_again(
 ) -> None:
     """A training run checks its files before its recipe and again for its dataset."""
     decoded: list[str] = []
-    real = image_check._decode_issues
+    real = image_check._findings
 
     def counting(image: dict[str, Any], path: Path) -> Any:
         decoded.append(path.name)
         return real(image, path)
 
-    monkeypatch.setattr(image_check, "_decode_issues", counting)
+    monkeypatch.setattr(image_check, "_findings", counting)
     images = [entry(11, "good.jpg"), entry(12, "small.jpg", width=32)]
-    assert check_image_files(images, folder, decode=True) == []
-    assert check_image_files(images, folder, decode=True) == []
+    assert check_image_files(images, folder, decode=True).issues == []
+    assert check_image_files(images, folder, decode=True).issues == []
     assert sorted(decoded) == ["good.jpg", "small.jpg"]
     truncate(folder / "small.jpg")  # changed on disk: decoded again, and now unreadable
-    (issue,) = check_image_files(images, folder, decode=True)
+    (issue,) = check_image_files(images, folder, decode=True).issues
     assert issue.code == "image_file_unreadable" and decoded[-1] == "small.jpg"
 
 
@@ -165,7 +165,7 @@ def test_an_empty_folder_is_fine_when_no_name_points_into_it(tmp_path: Path) -> 
 def test_a_multi_frame_file_is_a_warning_naming_its_frames(tmp_path: Path) -> None:
     frames = [Image.new("RGB", (64, 48), colour) for colour in ("red", "blue", "green")]
     frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:])
-    (issue,) = check_image_files([entry(7, "clip.gif")], tmp_path, decode=True)
+    (issue,) = check_image_files([entry(7, "clip.gif")], tmp_path, decode=True).issues
     assert (issue.code, issue.severity, issue.image_id) == ("image_multi_frame", "warning", 7)
     assert "'clip.gif'" in issue.message and "3 frames" in issue.message
     assert "only the first is read" in issue.message
@@ -178,9 +178,75 @@ def test_a_json_of_the_sideways_pixels_of_an_exif_turned_file_is_an_error(
     exif = Image.Exif()
     exif[0x0112] = 6  # stored 64x48, read upright as 48x64
     Image.new("RGB", (64, 48)).save(tmp_path / "phone.jpg", exif=exif)
-    (issue,) = check_image_files([entry(8, "phone.jpg")], tmp_path, decode=True)
+    (issue,) = check_image_files([entry(8, "phone.jpg")], tmp_path, decode=True).issues
     assert (issue.code, issue.severity, issue.image_id) == ("image_exif_turned", "error", 8)
     assert "EXIF orientation 6" in issue.message and "48x64" in issue.message
     assert "-Orientation=1" in issue.message and "swap the JSON's width and height" in issue.message
     # The JSON of the upright image is right.
-    assert check_image_files([entry(9, "phone.jpg", 48, 64)], tmp_path, decode=True) == []
+    assert check_image_files([entry(9, "phone.jpg", 48, 64)], tmp_path, decode=True).issues == []
+
+
+def test_each_file_is_opened_once_and_its_decoded_size_returned(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The header (frames, EXIF) and the pixels come from one opening of the file."""
+    opened: list[str] = []
+    real_open = Image.open
+
+    def counting_open(path: Any, *args: Any, **kwargs: Any) -> Image.Image:
+        opened.append(Path(path).name)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counting_open)
+    images = [entry(31, "good.jpg"), entry(32, "small.jpg"), entry(33, "truncated.jpg")]
+    found = check_image_files(images, folder, decode=True, num_threads=1)
+    assert sorted(opened) == ["good.jpg", "small.jpg", "truncated.jpg"]
+    # Every check of before: the size mismatch and the truncated file.
+    assert [(issue.image_id, issue.code) for issue in found.issues] == [
+        (32, "image_size_mismatch"),
+        (33, "image_file_unreadable"),
+    ]
+    assert found.sizes == {31: (64, 48), 32: (32, 48)}  # (width, height); none for 33
+    assert check_image_files(images, folder, decode=False).sizes == {}
+
+
+def test_image_files_the_json_does_not_name_are_one_info(tmp_path: Path) -> None:
+    """Named: a listed file, one through a subfolder, a Windows-style name and a symlink to a
+    listed file; passed over: non-images, hidden files and the files of hidden folders."""
+    root = tmp_path / "images"
+    (root / "sub").mkdir(parents=True)
+    (root / ".cache").mkdir()
+    for name in (
+        "a.jpg",
+        "sub/b.jpg",
+        "sub/c.png",
+        "d.JPEG",
+        "e.png",
+        ".hidden.jpg",
+        ".cache/f.jpg",
+    ):
+        Image.new("RGB", (8, 8)).save(root / name, format="PNG")
+    (root / "notes.txt").write_text("x")
+    (root / "g.jpg").write_bytes(b"")  # empty, but an image by its name
+    (root / "link.jpg").symlink_to(root / "a.jpg")
+    listed = ["a.jpg", "sub\\b.jpg", "./e.png", "link.jpg", 7, None]
+    issue = image_check.find_unlisted_images(root, listed, source="train.json")
+    assert issue is not None
+    assert (issue.code, issue.severity, issue.image_id) == ("unlisted_image_files", "info", None)
+    assert issue.message.startswith(
+        f"3 image files under {str(root)!r} are not in train.json (e.g. 'd.JPEG', 'g.jpg', "
+        "'sub/c.png'): "
+    )
+    every = ["a.jpg", "sub/b.jpg", "sub/c.png", "d.JPEG", "e.png", "g.jpg"]
+    assert image_check.find_unlisted_images(root, every, source="train.json") is None
+    # Names that do not point into the folder: it is not where the images are.
+    outside = [str(tmp_path / "elsewhere.jpg"), "../x.jpg"]
+    assert image_check.find_unlisted_images(root, outside, source="train.json") is None
+
+
+def test_a_file_listed_through_a_folder_link_is_not_unlisted(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    (root / "real").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(root / "real" / "a.png")
+    (root / "linked").symlink_to(root / "real", target_is_directory=True)
+    assert image_check.find_unlisted_images(root, ["linked/a.png"], source="x.json") is None

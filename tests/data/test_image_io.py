@@ -19,6 +19,7 @@ from sparsercnn.data.image_io import (
     PixelMap,
     decode_image,
     load_image,
+    load_image_and_header,
     read_image_header,
     to_rgb,
 )
@@ -239,6 +240,13 @@ def test_missing_file_raises_image_read_error_naming_the_path(tmp_path: Path) ->
         assert info.value.path == str(path)
     with pytest.raises(ImageReadError, match=r"cannot read image .*: it is a folder, not a file$"):
         load_image(tmp_path)
+    link = tmp_path / "link.jpg"
+    link.symlink_to("moved.jpg")  # the file it points to was moved or never copied
+    for read in (load_image, read_image_header, load_image_and_header):
+        with pytest.raises(
+            ImageReadError, match=r"link\.jpg': it is a link to 'moved\.jpg', which does not exist"
+        ):
+            read(link)
 
 
 def test_non_image_and_truncated_files_raise_image_read_error(tmp_path: Path) -> None:
@@ -478,3 +486,17 @@ def test_a_resized_decoded_image_carries_its_map_to_the_full_image(tmp_path: Pat
     torch.testing.assert_close(resized.pixel_map.boxes_to_full(corners), full)
     plain = DecodedImage(Image.new("RGB", (100, 40)), (403, 1003)).resized((20, 50))
     assert plain.pixel_map is None and plain.rescale_size((20, 50)) == (403, 1003)
+
+
+def test_load_image_and_header_is_both_from_one_opening(tmp_path: Path) -> None:
+    """What the data check reads: the same pixels and header as the two readers give."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 4x3, upright 3x4
+    frames = [Image.new("RGB", (4, 3), colour) for colour in ("red", "blue")]
+    frames[0].save(tmp_path / "turned.jpg", exif=exif)
+    frames[0].save(tmp_path / "two.gif", save_all=True, append_images=frames[1:])
+    for path in (tmp_path / "turned.jpg", tmp_path / "two.gif"):
+        image, header = load_image_and_header(path)
+        assert header == read_image_header(path)
+        assert np.array_equal(np.asarray(image), np.asarray(load_image(path)))
+        assert (header.width, header.height) == image.size

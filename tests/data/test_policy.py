@@ -168,3 +168,29 @@ def test_a_missing_image_folder_fails_before_any_file_is_checked(
     with pytest.raises(DatasetError, match=r"image folder .*missing.* does not exist"):
         inspect_dataset(data.json_path, missing)
     inspect_dataset(data.json_path, missing, image_check="none")  # the folder is not read
+
+
+def test_image_files_the_json_does_not_name_are_counted_once(
+    write_coco: WriteCoco, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A folder of images left out of the JSON: one info, logged by training, not an error; an
+    entry rejected for an error names its file all the same."""
+    data = write_jpegs(write_coco, 2)
+    coco = data.read_json()
+    coco["images"][1]["width"] = -1  # bad_image: its file is named, not unlisted
+    data.write_json(coco)
+    (data.image_dir / "forgotten").mkdir()
+    for name in ("x.jpg", "y.jpg"):
+        (data.image_dir / "forgotten" / name).write_bytes(data.image_paths[0].read_bytes())
+    (data.image_dir / "readme.txt").write_text("not an image")
+    inspection = inspect_dataset(data.json_path, data.image_dir)
+    (unlisted,) = [issue for issue in inspection.issues if issue.code == "unlisted_image_files"]
+    assert unlisted.severity == "info"
+    assert "2 image files under" in unlisted.message
+    assert "(e.g. 'forgotten/x.jpg', 'forgotten/y.jpg')" in unlisted.message
+    with caplog.at_level(logging.INFO, logger="sparsercnn.data.policy"):
+        apply_policy(inspection, skip_invalid=True)
+    assert unlisted.message in [record.getMessage() for record in caplog.records]
+    # Only the files were looked for, not opened: the same finding.
+    exists = inspect_dataset(data.json_path, data.image_dir, image_check="exists")
+    assert unlisted in exists.issues

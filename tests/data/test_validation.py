@@ -665,3 +665,51 @@ def test_a_repeated_id_says_whether_the_entry_is_a_copy() -> None:
         "annotation id 10 is repeated at annotations[1], first at annotations[0]: give each "
         "entry its own id (--skip-invalid keeps the first)"
     )
+
+
+def test_boxes_are_checked_against_the_file_size_where_given() -> None:
+    """The file's size is the truth for the boxes; the entry returned carries it."""
+    data = {
+        "images": [image(1, "a.png", 40, 30), image(2, "b.png", 40, 30), image(3, "c.png")],
+        "annotations": [
+            box(1, 1, 1, [50, 35, 10, 10]),  # past the JSON's 40x30, inside the file's 80x60
+            box(2, 2, 1, [25, 5, 10, 10]),  # inside the JSON's 40x30, past the file's 20x15
+            box(3, 2, 1, [5, 5, 15.5, 5]),  # a little past the file's 20: clipped to it
+            box(4, 3, 1, [25, 5, 10, 10]),  # no file size known: the JSON's
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    assert [i.code for i in check_coco(data, "x.json").issues] == ["box_outside_image"]
+    checked = check_coco(data, "x.json", image_sizes={1: (80, 60), 2: (20, 15), 3: (40, 30)})
+    assert [(i.code, i.annotation_id) for i in checked.issues] == [
+        ("box_outside_image", 2),
+        ("box_clipped", 3),
+    ]
+    outside = checked.issues[0].message
+    assert "exceeds the 20x15 (w x h) image by more than 5%" in outside
+    assert outside.endswith("(its file's size; the JSON gives 40x30: see [image_size_mismatch])")
+    assert [ann["id"] for ann in checked.annotations] == [1, 3, 4]
+    assert checked.annotations[1]["bbox"] == [5.0, 5.0, 15.0, 5.0]
+    assert [(im["width"], im["height"]) for im in checked.images] == [(80, 60), (20, 15), (40, 30)]
+    assert data["images"][0]["width"] == 40  # the parsed file is not modified
+
+
+def test_validate_checks_boxes_against_the_decoded_size(write_coco: WriteCoco) -> None:
+    """A JSON of the wrong size: one warning per image with both sizes; a box inside the file
+    is used, one outside it is an error, whatever the JSON's size says."""
+    data = write_coco(size=(30, 40), boxes=[[Box(1, (50, 35, 10, 10))], [Box(1, (25, 5, 10, 10))]])
+    Image.new("RGB", (80, 60)).save(data.image_paths[0])
+    Image.new("RGB", (20, 15)).save(data.image_paths[1])
+    report = validate_coco(data.json_path, data.image_dir)
+    found = [(i.code, i.image_id, i.annotation_id) for i in report.issues if i.severity != "info"]
+    assert found == [
+        ("box_outside_image", 2, 2),
+        ("image_size_mismatch", 1, None),
+        ("image_size_mismatch", 2, None),
+    ]
+    assert report.summary.num_boxes == 1  # the box of image 1, inside its 80x60 file
+    mismatch = report.warnings[0].message
+    assert "the JSON gives 40x30 (w x h) but the file is 80x60" in mismatch
+    # Without decoding, the JSON's size is all there is.
+    exists = validate_coco(data.json_path, data.image_dir, image_check="exists")
+    assert [(i.code, i.annotation_id) for i in exists.errors] == [("box_outside_image", 1)]

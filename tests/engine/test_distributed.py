@@ -226,13 +226,13 @@ def _helpers_worker(
 
     info = init_distributed(device="cpu", timeout_s=TIMEOUT_S / 2)
     decoded: list[str] = []
-    decode_issues = image_check._decode_issues
+    findings = image_check._findings
 
     def counted(image: dict[str, Any], path: Path) -> Any:
         decoded.append(str(path))
-        return decode_issues(image, path)
+        return findings(image, path)
 
-    image_check._decode_issues = counted  # type: ignore[assignment]
+    image_check._findings = counted  # type: ignore[assignment]
     calls: list[int] = []
 
     def refuse() -> None:

@@ -82,7 +82,7 @@ class CocoDataset(Dataset[Sample]):
         clip_tolerance: see :data:`~sparsercnn.data.validation.DEFAULT_CLIP_TOLERANCE`.
         num_proposals: the model's N, to warn about images with more boxes than proposals.
         decode_size: ``(h, w) -> (h, w)``, the resolution the transform needs of an image of
-            the JSON's size (e.g. :meth:`~sparsercnn.data.transforms.TrainTransform.source_size`):
+            its checked size (e.g. :meth:`~sparsercnn.data.transforms.TrainTransform.source_size`):
             large JPEGs are then decoded at a reduced scale (see
             :func:`~sparsercnn.data.image_io.decode_image`) and their boxes scaled with them.
             ``None``: every image in full.
@@ -263,8 +263,8 @@ class CocoDataset(Dataset[Sample]):
         )
 
     def _check_size(self, position: int, size: tuple[int, int]) -> None:
-        """Warn when the file's size disagrees with the JSON: for the first such image of this
-        dataset and process (the data check lists every one), at DEBUG for the others."""
+        """Warn when the file's size disagrees with the checked one (:attr:`image_sizes`): for
+        the first such image of this dataset and process, at DEBUG for the others."""
         expected = (int(self._sizes[position, 0]), int(self._sizes[position, 1]))
         if size == expected:
             return
@@ -272,8 +272,9 @@ class CocoDataset(Dataset[Sample]):
         self._size_warned = True
         logger.log(
             level,
-            "image %d (%s) is %dx%d (w x h) after EXIF orientation but %s says %dx%d: its boxes "
-            "may not fit the image (run `sparsercnn validate` to list every such image)",
+            "image %d (%s) is %dx%d (w x h) after EXIF orientation but %s was checked with "
+            "%dx%d: its boxes may not fit the image (run `sparsercnn validate` to list every such "
+            "image)",
             self._image_ids[position],
             self._file_names[position],
             size[1],
@@ -290,8 +291,8 @@ class CocoDataset(Dataset[Sample]):
 
     @property
     def image_sizes(self) -> list[tuple[int, int]]:
-        """``(h, w)`` of every index as the JSON gives it (the size after EXIF orientation, which
-        the data check compares with the file), known without decoding any image."""
+        """``(h, w)`` of every index as checked: the file's (after EXIF orientation) where the
+        data check decoded it, else the JSON's; known without decoding any image."""
         return [(int(h), int(w)) for h, w in self._sizes.tolist()]
 
     def grouping_sizes(self, indices: np.ndarray, seeds: np.ndarray) -> np.ndarray:
@@ -299,7 +300,7 @@ class CocoDataset(Dataset[Sample]):
         into batches of one orientation, known without decoding: each sample's output size
         where the transform's random crop can change its orientation
         (:meth:`~sparsercnn.data.transforms.TrainTransform.grouping_sizes` with the sample's
-        seed; from the JSON's size, which can round one pixel apart from an image decoded at a
+        seed; from the checked size, which can round one pixel apart from an image decoded at a
         reduced scale), else the images' own sizes, whose orientation resizing and flipping
         keep."""
         sizes = self._sizes[np.asarray(indices, dtype=np.int64)].astype(np.int64).reshape(-1, 2)
@@ -308,7 +309,8 @@ class CocoDataset(Dataset[Sample]):
         return self.transform.grouping_sizes(sizes, seeds)
 
     def image_info(self, index: int) -> dict[str, Any]:
-        """``{"id", "file_name", "height", "width"}`` of the image at ``index`` (JSON values)."""
+        """``{"id", "file_name", "height", "width"}`` of the image at ``index`` (the JSON's
+        values, the size as checked: :attr:`image_sizes`)."""
         height, width = self._sizes[index]
         return {
             "id": int(self._image_ids[index]),
@@ -328,7 +330,15 @@ class CocoDataset(Dataset[Sample]):
         to 0 and missing ``area`` to the box area, as the COCO evaluator needs both.
         """
         data = load_coco_json(self.coco_json)
-        checked = check_coco(data, str(self.coco_json), clip_tolerance=self.clip_tolerance)
+        # The sizes the dataset was checked with (its files' where decoded): the same boxes
+        # are valid here as in training.
+        sizes = {
+            int(image_id): (int(width), int(height))
+            for image_id, (height, width) in zip(self._image_ids, self._sizes, strict=True)
+        }
+        checked = check_coco(
+            data, str(self.coco_json), clip_tolerance=self.clip_tolerance, image_sizes=sizes
+        )
         kept = set(self.image_ids)
         # Valid, clipped or zero-size: every annotation that is not an error, by id.
         evaluated = {ann["id"] for ann in checked.annotations}

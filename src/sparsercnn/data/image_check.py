@@ -1,9 +1,11 @@
-"""Checks of the image files a COCO file names: present, fully decodable, of the JSON's size.
+"""Checks of the image files a COCO file names (present, fully decodable, of the JSON's size),
+and of the image files it does not name.
 
 :func:`check_image_files` is the file half of the data policy (:mod:`sparsercnn.data.policy`);
 the JSON half is :func:`~sparsercnn.data.validation.check_coco`. Decoding goes through
 :func:`~sparsercnn.data.image_io.load_image`, the function the dataset loads pixels with, so a
-file that passes here loads in training. It runs in a thread pool: Pillow releases the GIL
+file that passes here loads in training; each file is opened once, for its header and its
+pixels. It runs in a thread pool: Pillow releases the GIL
 while decoding, and on 2 shared cores threads beat a 2-process pool in every run on 640x480
 JPEGs (1.3-4x; processes pay for their start and for shipping every result back); on tiny
 images the two were within the noise.
@@ -11,12 +13,18 @@ images the two were within the noise.
 An image folder that does not exist, is a file or is empty fails first, in one line
 (:func:`check_image_folder`), instead of a missing-file error for every image.
 
+A decoded file's size is the truth for its boxes: where it differs from the JSON's ``width`` /
+``height`` (one ``image_size_mismatch`` warning naming both), the data policy checks the image's
+boxes against the file's size (:func:`~sparsercnn.data.validation.check_coco`'s
+``image_sizes``).
+
 Issue codes. Errors: ``image_file_missing``, ``no_image_found``, ``image_file_unreadable``
 (not an image, truncated, or in a mode that cannot become RGB), ``image_exif_turned`` (the JSON
 gives the stored size of a file that its EXIF orientation turns by 90 degrees: the boxes were
 most likely drawn on the sideways pixels, and would land on the wrong ones). Warnings:
 ``image_size_mismatch``, ``image_multi_frame`` (an animation or multi-page file: its first frame
-is read).
+is read). Info: ``unlisted_image_files`` (image files in the image folder that the JSON does not
+name, one issue for all: :func:`find_unlisted_images`).
 """
 
 from __future__ import annotations
@@ -26,14 +34,18 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sparsercnn.data.image_io import ImageReadError, load_image, read_image_header
+from sparsercnn.data.image_io import IMAGE_SUFFIXES, ImageReadError, load_image_and_header
 from sparsercnn.data.validation import DatasetError, Issue
 from sparsercnn.text import counted
 
 logger = logging.getLogger(__name__)
+
+# Unlisted image files named in the unlisted_image_files issue.
+_MAX_NAMED_UNLISTED = 5
 
 # The flags an image folder can come from, named where the one given is not known.
 IMAGE_FOLDER_FLAGS = "--images, --train-images or --val-images"
@@ -99,11 +111,7 @@ def check_image_folder(
     if not root.is_dir():
         raise ImageFolderError(root, source, f"is a file, not a folder; {fix}")
     # Absolute or '../' names do not point into the folder: an empty one may be right for them.
-    inside = [
-        image["file_name"]
-        for image in images
-        if not Path(image["file_name"]).is_absolute() and ".." not in Path(image["file_name"]).parts
-    ]
+    inside = [image["file_name"] for image in images if _points_inside(image["file_name"])]
     if inside and not _list_dir(root):
         raise ImageFolderError(
             root,
@@ -113,6 +121,26 @@ def check_image_folder(
         )
 
 
+def _points_inside(file_name: str) -> bool:
+    """Whether a ``file_name`` names a file inside the image folder (not absolute, no ``..``)."""
+    path = Path(file_name)
+    return not path.is_absolute() and ".." not in path.parts
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    """What :func:`check_image_files` found.
+
+    Attributes:
+        issues: the issues, in the order of the images (a missing image folder comes first).
+        sizes: ``(width, height)`` in pixels after EXIF orientation of every decoded file, by
+            image id (empty without decoding): the size its boxes are checked against.
+    """
+
+    issues: list[Issue]
+    sizes: dict[int, tuple[int, int]]
+
+
 def check_image_files(
     images: Iterable[dict[str, Any]],
     image_dir: str | os.PathLike[str],
@@ -120,7 +148,7 @@ def check_image_files(
     decode: bool,
     num_threads: int | None = None,
     source: str | None = None,
-) -> list[Issue]:
+) -> FileCheck:
     """Check that every image file exists and, with ``decode``, that it decodes in full.
 
     Existence is checked by listing each folder once (cheap even for 100k files). Decoding
@@ -141,7 +169,7 @@ def check_image_files(
         source: what the log line names (the COCO file); default the image folder.
 
     Returns:
-        The issues, in the order of ``images`` (a missing image folder comes first).
+        The issues and, with ``decode``, the size of every file that decodes.
     """
     root = Path(image_dir)
     listings: dict[Path, set[str]] = {}
@@ -169,13 +197,81 @@ def check_image_files(
             f"{images[0]['file_name']!r}): is the image folder right?"
         )
         issues.insert(0, Issue("error", "no_image_found", message))
+    sizes: dict[int, tuple[int, int]] = {}
     if decode and present:
         start = time.perf_counter()
         with ThreadPoolExecutor(num_threads) as pool:
-            found = list(pool.map(lambda item: _remembered_decode_issues(*item), present))
-        issues.extend(issue for file_issues, _ in found for issue in file_issues)
+            found = list(pool.map(lambda item: _remembered_findings(*item), present))
+        for (image, _), (findings, _) in zip(present, found, strict=True):
+            issues.extend(findings.issues)
+            if findings.size is not None:
+                sizes[image["id"]] = findings.size
         _log_decoded(source or os.fspath(root), sum(fresh for _, fresh in found), len(found), start)
-    return issues
+    return FileCheck(issues, sizes)
+
+
+def find_unlisted_images(
+    image_dir: str | os.PathLike[str], file_names: Iterable[object], *, source: str
+) -> Issue | None:
+    """The ``unlisted_image_files`` info: image files (:data:`IMAGE_SUFFIXES`) in ``image_dir``
+    or its subfolders that no ``file_name`` names, counted in one issue naming a few; ``None``
+    when there is none, or when no ``file_name`` points into the folder (absolute or ``../``
+    names: the folder is not where the images are). Hidden files and folders are passed over,
+    and folder links are not followed.
+
+    Args:
+        image_dir: the folder that ``file_name`` is relative to.
+        file_names: every ``images[].file_name`` of the JSON, those of entries with errors
+            included (they name a file all the same); values that are no string are passed over.
+        source: the COCO file, for the message.
+    """
+    root = Path(image_dir)
+    names = [name for name in file_names if isinstance(name, str) and name]
+    # A Windows separator names the same file (image_file_missing says how to write it).
+    named = {os.path.normpath(root / name.replace("\\", "/")) for name in names}
+    if not any(map(_points_inside, names)):
+        return None
+    found, has_links = _image_files_under(root)
+    unlisted = [path for path in found if os.path.normpath(path) not in named]
+    if unlisted and has_links:
+        # Another path to a named file: through a folder link, or a link to a named file.
+        named_targets = {os.path.realpath(path) for path in named}
+        unlisted = [path for path in unlisted if os.path.realpath(path) not in named_targets]
+    if not unlisted:
+        return None
+    shown = sorted(os.path.relpath(path, root) for path in unlisted)
+    examples = ", ".join(repr(name) for name in shown[:_MAX_NAMED_UNLISTED])
+    more = ", ..." if len(shown) > _MAX_NAMED_UNLISTED else ""
+    message = (
+        f"{counted(len(unlisted), 'image file')} under {os.fspath(root)!r} "
+        f"{'is' if len(unlisted) == 1 else 'are'} not in {source} (e.g. {examples}{more}): "
+        "not trained or evaluated on; annotate them if they should be, or check that the JSON "
+        "is the one for this folder (another file listing them, such as a validation split, is "
+        "fine)"
+    )
+    return Issue("info", "unlisted_image_files", message)
+
+
+def _image_files_under(root: Path) -> tuple[list[str], bool]:
+    """The paths of the image files in ``root`` and its subfolders (hidden ones and folder
+    links passed over), and whether the tree holds a link (file or folder)."""
+    found: list[str] = []
+    has_links = False
+    folders = [os.fspath(root)]
+    while folders:
+        try:
+            entries = list(os.scandir(folders.pop()))
+        except OSError:  # unreadable: its files cannot be used either
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            has_links |= entry.is_symlink()
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry.path)
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
+                found.append(entry.path)
+    return found, has_links
 
 
 def _log_decoded(source: str, num_decoded: int, num_present: int, start: float) -> None:
@@ -191,18 +287,27 @@ def _log_decoded(source: str, num_decoded: int, num_present: int, start: float) 
     logger.info("%s: decoded %d images in %.1f s%s", source, num_decoded, seconds, again)
 
 
+@dataclass(frozen=True)
+class _Findings:
+    """What decoding one file found: its issues, and its size ``(width, height)`` after EXIF
+    orientation (``None``: it does not decode)."""
+
+    issues: tuple[Issue, ...]
+    size: tuple[int, int] | None
+
+
 # Decode results by file (path, size, modification time) and JSON entry, for this process: a
 # training run checks its files before choosing its recipe and again when it builds its
 # dataset; the second check decodes only what changed in between.
-_DECODED: dict[tuple[str, int, int, int, str, int, int], tuple[Issue, ...]] = {}
+_DECODED: dict[tuple[str, int, int, int, str, int, int], _Findings] = {}
 
 
-def _remembered_decode_issues(image: dict[str, Any], path: Path) -> tuple[tuple[Issue, ...], bool]:
-    """The file's issues and whether it was decoded now (False: remembered)."""
+def _remembered_findings(image: dict[str, Any], path: Path) -> tuple[_Findings, bool]:
+    """The file's findings and whether it was decoded now (False: remembered)."""
     try:
         stat = path.stat()
     except OSError:
-        return _decode_issues(image, path), True
+        return _findings(image, path), True
     key = (
         os.path.abspath(path),
         stat.st_size,
@@ -214,7 +319,7 @@ def _remembered_decode_issues(image: dict[str, Any], path: Path) -> tuple[tuple[
     )
     if key in _DECODED:
         return _DECODED[key], False
-    _DECODED[key] = _decode_issues(image, path)
+    _DECODED[key] = _findings(image, path)
     return _DECODED[key], True
 
 
@@ -225,17 +330,20 @@ def _list_dir(folder: Path) -> set[str]:
         return set()
 
 
-def _decode_issues(image: dict[str, Any], path: Path) -> tuple[Issue, ...]:
-    """The problems of one image file: unreadable, or turned away from the JSON's size by its
-    EXIF orientation (errors); of another size, or of several frames (warnings)."""
+def _findings(image: dict[str, Any], path: Path) -> _Findings:
+    """The problems of one image file, from one opening of it: unreadable, or turned away from
+    the JSON's size by its EXIF orientation (errors); of another size, or of several frames
+    (warnings)."""
     image_id, file = image["id"], image["file_name"]
     try:
-        with load_image(path) as decoded:
-            width, height = decoded.size
-        header = read_image_header(path)
+        decoded, header = load_image_and_header(path)
+        decoded.close()
     except ImageReadError as exc:
         message = f"image {image_id}: {exc}"
-        return (Issue("error", "image_file_unreadable", message, image_id, None, file),)
+        return _Findings(
+            (Issue("error", "image_file_unreadable", message, image_id, None, file),), None
+        )
+    width, height = header.width, header.height
     issues = []
     if header.num_frames > 1:
         message = (
@@ -245,7 +353,7 @@ def _decode_issues(image: dict[str, Any], path: Path) -> tuple[Issue, ...]:
         issues.append(Issue("warning", "image_multi_frame", message, image_id, None, file))
     json_size = (int(image["width"]), int(image["height"]))
     if (width, height) == json_size:
-        return tuple(issues)
+        return _Findings(tuple(issues), (width, height))
     if (height, width) == json_size and header.orientation != 1:
         message = (
             f"image {image_id} ({file!r}): the JSON gives {json_size[0]}x{json_size[1]} (w x h), "
@@ -259,7 +367,8 @@ def _decode_issues(image: dict[str, Any], path: Path) -> tuple[Issue, ...]:
     else:
         message = (
             f"image {image_id} ({file!r}): the JSON gives {json_size[0]}x{json_size[1]} (w x h) "
-            f"but the file is {width}x{height} after EXIF orientation"
+            f"but the file is {width}x{height} after EXIF orientation; its boxes are checked "
+            "against, and trained on, the file's size: correct the JSON's 'width' and 'height'"
         )
         issues.append(Issue("warning", "image_size_mismatch", message, image_id, None, file))
-    return tuple(issues)
+    return _Findings(tuple(issues), (width, height))

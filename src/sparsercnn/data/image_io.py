@@ -1,11 +1,13 @@
 """Image decoding: every file becomes an 8-bit RGB PIL image in its display orientation.
 
-The dataset reads pixels only through :func:`load_image`, and so does the data policy's image
-check (:mod:`sparsercnn.data.image_check`), so a file that passes the check loads in training;
-:func:`read_image_header` parses the header alone. Both apply the EXIF orientation tag, as the
-reference decoder does (spec 1.1: PIL, RGB, EXIF applied), so sizes and pixels agree with what
-image viewers and annotation tools show. A truncated file raises: nothing in the package turns on
-Pillow's global ``ImageFile.LOAD_TRUNCATED_IMAGES``, which would fill the missing rows with grey.
+The dataset reads pixels through :func:`decode_image` (:func:`load_image` in full), the data
+policy's image check (:mod:`sparsercnn.data.image_check`) through :func:`load_image_and_header`
+(the pixels and the header from one opening of the file), all three decoding alike, so a file that
+passes the check loads in training; :func:`read_image_header` parses the header alone. They apply
+the EXIF orientation tag, as the reference decoder does (spec 1.1: PIL, RGB, EXIF applied), so
+sizes and pixels agree with what image viewers and annotation tools show. A truncated file raises:
+nothing in the package turns on Pillow's global ``ImageFile.LOAD_TRUNCATED_IMAGES``, which would
+fill the missing rows with grey.
 
 Training never feeds a 2000-px photo to a 300-px model, and decoding it in full costs more than
 the step that follows: :func:`decode_image` with ``at_least`` lets a JPEG decode at 1/2, 1/4 or
@@ -53,6 +55,8 @@ from sparsercnn.structures import PixelMap
 
 logger = logging.getLogger(__name__)
 
+# The suffixes (lower case) of the files taken for images where a folder is read or looked over.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 _ORIENTATION_TAG = 0x0112
 # EXIF orientations 5-8 rotate by 90 or 270 degrees: the displayed image has w and h swapped.
 _TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
@@ -173,30 +177,60 @@ def decode_image(
     name = os.fspath(path)
     try:
         with Image.open(name) as opened:
-            stored_width, stored_height = opened.size
-            orientation, reduction = 1, 1
-            if at_least is not None:
-                orientation = _orientation(opened)
-                transposed = orientation in _TRANSPOSING_ORIENTATIONS
-                if callable(at_least):
-                    display = (stored_height, stored_width)
-                    at_least = at_least(*(display[::-1] if transposed else display))
-                height, width = at_least
-                if transposed:
-                    height, width = width, height
-                # JPEG's draft picks the DCT scale; every other format ignores it.
-                drafted = opened.draft(opened.mode, (max(1, width), max(1, height)))
-                if drafted is not None and opened.size != (stored_width, stored_height):
-                    # draft's box is the whole image in scaled pixels: (0, 0, W / k, H / k).
-                    reduction = round(stored_width / drafted[1][2])
-            reduced = opened.size != (stored_width, stored_height)
-            _note_reading(opened, name)
-            opened.load()
-            image = to_rgb(_apply_exif_orientation(opened, name))
-            # Closing the file also invalidates ``opened``: never hand it out.
-            image = opened.copy() if image is opened else image
+            return _decode_opened(opened, name, at_least)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise _read_error(name, exc) from exc
+
+
+def load_image_and_header(path: str | os.PathLike[str]) -> tuple[Image.Image, ImageHeader]:
+    """:func:`load_image` and :func:`read_image_header` of a file, opened once: what the data
+    check (:mod:`sparsercnn.data.image_check`) reads of every image.
+
+    Returns:
+        The image as :func:`load_image` returns it, and its header, whose ``height`` and
+        ``width`` are the decoded image's.
+
+    Raises:
+        ImageReadError: the file is missing, truncated, not an image or in an unsupported mode.
+    """
+    name = os.fspath(path)
+    try:
+        with Image.open(name) as opened:
+            header = _header(opened)
+            image = _decode_opened(opened, name, None).image
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise _read_error(name, exc) from exc
+    return image, header._replace(height=image.height, width=image.width)
+
+
+def _decode_opened(
+    opened: Image.Image,
+    name: str,
+    at_least: tuple[int, int] | Callable[[int, int], tuple[int, int]] | None,
+) -> DecodedImage:
+    """:func:`decode_image` of the file ``name``, open as ``opened`` (Pillow's errors pass)."""
+    stored_width, stored_height = opened.size
+    orientation, reduction = 1, 1
+    if at_least is not None:
+        orientation = _orientation(opened)
+        transposed = orientation in _TRANSPOSING_ORIENTATIONS
+        if callable(at_least):
+            display = (stored_height, stored_width)
+            at_least = at_least(*(display[::-1] if transposed else display))
+        height, width = at_least
+        if transposed:
+            height, width = width, height
+        # JPEG's draft picks the DCT scale; every other format ignores it.
+        drafted = opened.draft(opened.mode, (max(1, width), max(1, height)))
+        if drafted is not None and opened.size != (stored_width, stored_height):
+            # draft's box is the whole image in scaled pixels: (0, 0, W / k, H / k).
+            reduction = round(stored_width / drafted[1][2])
+    reduced = opened.size != (stored_width, stored_height)
+    _note_reading(opened, name)
+    opened.load()
+    image = to_rgb(_apply_exif_orientation(opened, name))
+    # Closing the file also invalidates ``opened``: never hand it out.
+    image = opened.copy() if image is opened else image
     if not reduced:
         return DecodedImage(image, (image.height, image.width))
     full_size = (stored_height, stored_width)
@@ -207,6 +241,9 @@ def decode_image(
 
 def _read_error(name: str, exc: BaseException) -> ImageReadError:
     """The error of a file that cannot be opened or decoded, saying why in words."""
+    if isinstance(exc, FileNotFoundError) and os.path.islink(name):
+        reason = f"it is a link to {os.readlink(name)!r}, which does not exist: fix or remove it"
+        return ImageReadError(f"cannot read image {name!r}: {reason}", name)
     if isinstance(exc, FileNotFoundError):
         return ImageReadError(f"image file {name!r} was not found: check the path", name)
     if isinstance(exc, IsADirectoryError):
@@ -304,15 +341,20 @@ def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:
     name = os.fspath(path)
     try:
         with Image.open(name) as image:
-            width, height = image.size
-            orientation = _orientation(image)
-            image_format, mode = image.format or "", image.mode
-            num_frames = _num_frames(image)
+            return _header(image)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise _read_error(name, exc) from exc
+
+
+def _header(image: Image.Image) -> ImageHeader:
+    """:func:`read_image_header` of an opened image (Pillow's errors pass)."""
+    width, height = image.size
+    orientation = _orientation(image)
     if orientation in _TRANSPOSING_ORIENTATIONS:
         width, height = height, width
-    return ImageHeader(height, width, orientation, image_format, mode, num_frames)
+    return ImageHeader(
+        height, width, orientation, image.format or "", image.mode, _num_frames(image)
+    )
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

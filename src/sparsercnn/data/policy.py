@@ -13,7 +13,8 @@ refuse. Each finding is an :class:`~sparsercnn.data.validation.Issue`:
 - warning: used after a fix (a clipped box, a zero-size box dropped) or as it is (a size that
   disagrees with the JSON, a file of several frames read as its first, ``too_many_boxes``,
   repeated names);
-- info: ``image_without_boxes``, kept as a negative example.
+- info: ``image_without_boxes``, kept as a negative example; ``unlisted_image_files``, image
+  files in the image folder that the JSON does not name (one issue for all).
 
 :func:`apply_policy` then raises :class:`InvalidDataError`, naming every bad file (capped), or,
 with ``--skip-invalid`` (``skip_invalid=True`` in Python), drops the images and annotations
@@ -30,9 +31,13 @@ import logging
 import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from sparsercnn.data.image_check import check_image_files, check_image_folder
+from sparsercnn.data.image_check import (
+    check_image_files,
+    check_image_folder,
+    find_unlisted_images,
+)
 from sparsercnn.data.validation import (
     DEFAULT_CLIP_TOLERANCE,
     EXPLAINING_CODES,
@@ -113,17 +118,36 @@ def inspect_dataset(
             (:func:`~sparsercnn.data.image_check.check_image_folder`).
     """
     source = os.fspath(json_path)
-    checked = check_coco(load_coco_json(json_path), source, clip_tolerance=clip_tolerance)
-    issues = list(checked.issues)
+    data = load_coco_json(json_path)
+    checked = check_coco(data, source, clip_tolerance=clip_tolerance)
+    file_issues: list[Issue] = []
     if image_check != "none":
         check_image_folder(image_dir, checked.images, source=source)
         decode = image_check == "decode"
-        file_issues = check_image_files(checked.images, image_dir, decode=decode, source=source)
-        issues += file_issues
+        found = check_image_files(checked.images, image_dir, decode=decode, source=source)
+        if _resized(checked.images, found.sizes):
+            # The boxes of an image whose file has another size are checked against the file's.
+            checked = check_coco(
+                data, source, clip_tolerance=clip_tolerance, image_sizes=found.sizes
+            )
+        file_issues = found.issues
+        entries = [entry for entry in data["images"] if isinstance(entry, dict)]
+        names = [entry.get("file_name") for entry in entries]
+        if (unlisted := find_unlisted_images(image_dir, names, source=source)) is not None:
+            file_issues.append(unlisted)
         bad = {i.image_id for i in file_issues if i.severity == "error" and i.image_id is not None}
         checked = checked.without_images(bad)
-    issues += _content_issues(checked, source, num_proposals)
+    issues = [*checked.issues, *file_issues, *_content_issues(checked, source, num_proposals)]
     return Inspection(source, os.fspath(image_dir), checked, issues)
+
+
+def _resized(images: list[dict[str, Any]], sizes: dict[int, tuple[int, int]]) -> bool:
+    """Whether a file's ``(width, height)`` in ``sizes`` differs from its entry's."""
+    return any(
+        sizes.get(image["id"], (image["width"], image["height"]))
+        != (image["width"], image["height"])
+        for image in images
+    )
 
 
 def _content_issues(checked: CheckedCoco, source: str, num_proposals: int | None) -> list[Issue]:
@@ -226,6 +250,9 @@ def apply_policy(
             empty,
             len(checked.images),
         )
+    for issue in inspection.issues:
+        if issue.code == "unlisted_image_files":
+            logger.info("%s", issue.message)
     return checked
 
 

@@ -26,7 +26,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Collection, Hashable, Iterable
+from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeGuard
 
@@ -206,7 +206,11 @@ def _check_structure(data: Any, source: str) -> None:
 
 
 def check_coco(
-    data: dict[str, Any], source: str, *, clip_tolerance: float = DEFAULT_CLIP_TOLERANCE
+    data: dict[str, Any],
+    source: str,
+    *,
+    clip_tolerance: float = DEFAULT_CLIP_TOLERANCE,
+    image_sizes: Mapping[int, tuple[int, int]] | None = None,
 ) -> CheckedCoco:
     """Check the entries of a parsed COCO file (no file-system access).
 
@@ -214,6 +218,11 @@ def check_coco(
         data: the parsed file (as :func:`load_coco_json` returns it).
         source: the file name, for messages.
         clip_tolerance: see :data:`DEFAULT_CLIP_TOLERANCE`.
+        image_sizes: ``(width, height)`` of image files by image id, after EXIF orientation
+            (:attr:`~sparsercnn.data.image_check.FileCheck.sizes`): the truth for the boxes of
+            an image whose entry gives another size (its ``image_size_mismatch`` warning names
+            both). Its boxes are checked against, and clipped to, the file's size, and its
+            returned entry carries it. Images not in it keep the JSON's size.
 
     Returns:
         The valid entries and every issue found. The annotations of an image whose entry is
@@ -223,7 +232,7 @@ def check_coco(
         ``"image_id": 4`` go with it, not reported as of an unknown image).
     """
     _check_structure(data, source)
-    checker = _Checker(clip_tolerance)
+    checker = _Checker(clip_tolerance, image_sizes or {})
     categories = checker.categories(data["categories"])
     if not categories:
         message = (
@@ -254,8 +263,11 @@ def check_coco(
 class _Checker:
     """The rules for the three lists of a COCO file; collects issues as it goes."""
 
-    def __init__(self, clip_tolerance: float) -> None:
+    def __init__(self, clip_tolerance: float, image_sizes: Mapping[int, tuple[int, int]]) -> None:
         self.clip_tolerance = clip_tolerance
+        self.image_sizes = image_sizes
+        # (width, height) as the JSON gives it, of the images given another size by their file.
+        self.json_sizes: dict[int, tuple[int, int]] = {}
         self.issues: list[Issue] = []
         # Image and category entries with errors, by their id as given (:func:`_id_key`):
         # annotations that refer to them are counted in (images) or named after (categories)
@@ -379,9 +391,18 @@ class _Checker:
                     message = f"images {files[file]} and {image_id} both use file {file!r}"
                     self.add("warning", "duplicate_file_name", message, image_id, None, file)
                 files.setdefault(file, image_id)
-                valid.append(entry)
+                valid.append(self.sized(entry))
             seen.setdefault(image_id, (pos, entry))
         return valid
+
+    def sized(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """A valid image entry, or a copy with its file's size where that differs."""
+        json_size = (int(entry["width"]), int(entry["height"]))
+        file_size = self.image_sizes.get(entry["id"], json_size)
+        if file_size == json_size:
+            return entry
+        self.json_sizes[entry["id"]] = json_size
+        return {**entry, "width": file_size[0], "height": file_size[1]}
 
     def annotations(
         self, entries: list[Any], images: dict[int, dict[str, Any]], category_ids: set[int]
@@ -475,6 +496,12 @@ class _Checker:
         width, height = int(image["width"]), int(image["height"])
         self.corner_boxes.add(ann["bbox"], width, height)
         bbox, reason = _fit_to_image(ann["bbox"], width, height, self.clip_tolerance)
+        if reason is not None and image_id in self.json_sizes:
+            json_width, json_height = self.json_sizes[image_id]
+            reason += (
+                f" (its file's size; the JSON gives {json_width}x{json_height}: "
+                "see [image_size_mismatch])"
+            )
         if bbox is None:
             self.add("error", "box_outside_image", f"{where}: {reason}", image_id, ann_id, file)
             return None
