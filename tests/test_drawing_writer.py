@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from sparsercnn.drawing_writer import DrawingWriter
-from sparsercnn.predictor import Prediction
+from sparsercnn.prediction import Prediction
 
 
 def _empty_prediction(image: Path) -> Prediction:

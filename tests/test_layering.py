@@ -12,15 +12,16 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sparsercnn"
 
+# The end-user predictor: the predictors, their per-image result, the inputs they take.
+PREDICTOR = {"predictor", "prediction", "image_inputs"}
 # Everything built on the bottom layer (structures, config, ops).
-ABOVE_BOTTOM = {
+ABOVE_BOTTOM = PREDICTOR | {
     "model",
     "loss",
     "data",
     "evaluation",
     "engine",
     "cli",
-    "predictor",
     "drawing_writer",
     "visualization",
     "recipe",
@@ -41,16 +42,20 @@ FORBIDDEN = {
     "model": ABOVE_BOTTOM - {"model"},
     "loss": ABOVE_BOTTOM - {"loss"},
     "data": ABOVE_BOTTOM - {"data"},
-    "evaluation": {"model", "loss", "data", "engine", "cli", "predictor", "recipe"},
-    "visualization": {"model", "loss", "engine", "cli", "predictor", "recipe"},
-    "weights": {"engine", "cli", "predictor", "loss", "evaluation", "visualization", "recipe"},
-    "engine": {"cli", "predictor", "diagnostics", "recipe"},
+    "evaluation": PREDICTOR | {"model", "loss", "data", "engine", "cli", "recipe"},
+    "visualization": PREDICTOR | {"model", "loss", "engine", "cli", "recipe"},
+    "weights": PREDICTOR | {"engine", "cli", "loss", "evaluation", "visualization", "recipe"},
+    "engine": PREDICTOR | {"cli", "diagnostics", "recipe"},
     # The automatic recipe times training steps (engine) and sits under the CLI only.
-    "recipe": {"cli", "predictor", "diagnostics", "export", "evaluation", "visualization", "video"},
+    "recipe": PREDICTOR | {"cli", "diagnostics", "export", "evaluation", "visualization", "video"},
     "diagnostics": {"cli"},
     "export": {"cli", "engine", "loss", "diagnostics"},
     "benchmarking": {"cli", "engine", "loss", "diagnostics"},
     "predictor": {"cli", "engine"},
+    # The result record sits on the model (post-processing), the label map and COCO records.
+    "prediction": ABOVE_BOTTOM - {"model", "data", "evaluation"},
+    # Reading inputs needs no model: only image decoding and the test resize.
+    "image_inputs": ABOVE_BOTTOM - {"data"},
     "drawing_writer": {"cli", "engine"},
     "video": {"cli", "engine", "export"},
 }

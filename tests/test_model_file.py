@@ -16,6 +16,7 @@ from sparsercnn.model.int8_features import Int8Calibration, calibrate
 from sparsercnn.model_file import (
     INT8_CALIBRATION_KEY,
     load_model_file,
+    load_state_dict_strict,
     model_state_dict,
     read_int8_calibration,
     read_model_file,
@@ -214,6 +215,25 @@ def test_a_config_its_weights_do_not_fit_names_the_keys_and_what_to_do(
     assert str(path) in message and key in message and "\n" not in message
     assert "the config stored with the weights does not describe them" in message
     assert "convert the model again" in message
+
+
+def test_weights_that_do_not_fit_list_each_kind_of_key_once() -> None:
+    """Missing, unexpected and mis-shaped keys, each listed as every key message lists
+    (:func:`~sparsercnn.text.listing`: ten, then the count); nothing is loaded."""
+    model = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(6)])
+    tensors = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("5.")}
+    tensors["0.weight"] = torch.zeros(3, 2)
+    tensors |= {f"extra.{n}": torch.zeros(1) for n in range(12)}
+    before = model[0].weight.detach().clone()
+    with pytest.raises(ValueError) as info:
+        load_state_dict_strict(model, tensors, "w.safetensors")
+    extra = sorted(f"extra.{n}" for n in range(12))
+    assert str(info.value) == (
+        "w.safetensors does not fit the model: missing keys: 5.bias, 5.weight; "
+        f"unexpected keys: {', '.join(extra[:10])} ... (12 in all); "
+        "mis-shaped keys: 0.weight: file (3, 2) vs model (2, 2)"
+    )
+    assert torch.equal(model[0].weight, before)
 
 
 @pytest.mark.parametrize("device", ["gpu", "cuda:x", 3.5])

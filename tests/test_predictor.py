@@ -4,6 +4,7 @@ class names, and drawings that never collide."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -17,10 +18,12 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.image_io import decode_image, load_image
 from sparsercnn.drawing_writer import DrawingWriter
 from sparsercnn.engine.pipeline import evaluate_model_file
+from sparsercnn.image_inputs import DRAWINGS_MARKER
 from sparsercnn.model import build_model, winograd
 from sparsercnn.model.winograd import winograd_available
 from sparsercnn.model_file import load_model_file, save_model_file
-from sparsercnn.predictor import DRAWINGS_MARKER, Prediction, Predictor
+from sparsercnn.prediction import Prediction
+from sparsercnn.predictor import Predictor
 from sparsercnn.presets import get_preset
 from sparsercnn.runtime import fast_bf16_supported
 from tests import synthetic_coco
@@ -503,3 +506,30 @@ def test_prediction_subsets_keep_every_field_in_step() -> None:
     assert prediction.top(5).scores.shape == (3,)
     assert prediction.above(0.3).category_ids == [9, 4]
     assert prediction.above(0.9).boxes.shape == (0, 4)
+
+
+def test_a_model_file_with_an_int8_calibration_says_it_can_run_int8(
+    model_file: Path, dataset: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """predict, serve and eval of a file from ``export --int8`` ran fp32 without a word
+    about ``--precision int8``: now one INFO line, and none where it runs int8 or has no
+    calibration."""
+    from sparsercnn.model.int8_features import int8_available
+    from tests.tiny_model import write_int8_calibrated_copy
+
+    if not int8_available():
+        pytest.skip("this CPU or PyTorch build has no oneDNN int8 convolution")
+    calibrated = write_int8_calibrated_copy(model_file, tmp_path / "int8.safetensors")
+    note = f"{calibrated} carries an int8 calibration, unused at precision fp32: --precision int8"
+    with caplog.at_level(logging.INFO):
+        Predictor.from_file(calibrated)
+        assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == [
+            note + " runs its backbone and FPN in int8, faster on this CPU and approximate"
+        ]
+        caplog.clear()
+        evaluate_model_file(calibrated, dataset.json_path, dataset.image_dir, num_workers=0)
+        assert note in caplog.text
+        caplog.clear()
+        Predictor.from_file(calibrated, precision="int8")
+        Predictor.from_file(model_file)
+        assert "int8 calibration" not in caplog.text

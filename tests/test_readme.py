@@ -36,7 +36,7 @@ def test_the_python_api_is_exported_from_the_package() -> None:
     from sparsercnn.data.categories import CategoryMap
     from sparsercnn.engine import pipeline
     from sparsercnn.model_file import load_model_file, save_model_file
-    from sparsercnn.predictor import Prediction
+    from sparsercnn.prediction import Prediction
 
     for name, value in {
         "Prediction": Prediction,

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from sparsercnn.text import counted
+from sparsercnn.text import counted, listing
 
 
 def test_counted_puts_the_noun_in_the_plural_unless_there_is_one() -> None:
     assert [counted(n, "image") for n in (0, 1, 2)] == ["0 images", "1 image", "2 images"]
     assert counted(1, "category", "categories") == "1 category"
     assert counted(3, "category", "categories") == "3 categories"
+
+
+def test_listing_shows_the_first_few_and_counts_the_rest() -> None:
+    assert listing([]) == ""
+    assert listing(["a", "b"]) == "a, b"
+    assert listing([str(n) for n in range(10)]) == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9"
+    assert listing([str(n) for n in range(12)], limit=3) == "0, 1, 2 ... (12 in all)"

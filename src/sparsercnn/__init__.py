@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file, train_from_coco
     from sparsercnn.model import PostProcessor, SparseRCNN, build_model, build_postprocessor
     from sparsercnn.model_file import LoadedModel, load_model_file, save_model_file
-    from sparsercnn.predictor import Prediction, Predictor
+    from sparsercnn.prediction import Prediction
+    from sparsercnn.predictor import Predictor
     from sparsercnn.presets import PRESETS, get_preset
 
 

@@ -2,7 +2,7 @@
 
 :class:`DrawingWriter` puts each image's drawing below the output folder at its path below the
 inputs' common folder, stages it until the run ends and marks the folder
-(:data:`~sparsercnn.predictor.DRAWINGS_MARKER`), so that later runs tell its drawings
+(:data:`~sparsercnn.image_inputs.DRAWINGS_MARKER`), so that later runs tell its drawings
 (:func:`is_drawing`), which they may replace, from the user's images and videos, which they
 never replace. ``predict --save-images`` and the demo write through it.
 """
@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sparsercnn.data.image_io import load_image
-from sparsercnn.predictor import DRAWINGS_MARKER, IMAGE_SUFFIXES, Prediction
+from sparsercnn.image_inputs import DRAWINGS_MARKER, IMAGE_SUFFIXES
+from sparsercnn.prediction import Prediction
 from sparsercnn.visualization.draw import draw_detections
 from sparsercnn.visualization.drawing_file import drawing_format, save_drawing
 

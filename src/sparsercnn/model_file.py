@@ -25,7 +25,9 @@ from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import SparseRCNN, build_model
 from sparsercnn.model.int8_features import Int8Calibration
+from sparsercnn.paths import check_file
 from sparsercnn.runtime import check_device
+from sparsercnn.text import listing
 
 FORMAT_NAME = "sparsercnn"
 FORMAT_VERSION = "1"
@@ -110,10 +112,7 @@ def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, Catego
 
 def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str, str]]:
     """Weights, config, label map and the whole metadata, read once."""
-    if path.is_dir():
-        raise IsADirectoryError(f"model file {path} is a folder; give the .safetensors file in it")
-    if not path.is_file():
-        raise FileNotFoundError(f"model file {path} does not exist")
+    check_file(path, "model file", "the .safetensors file")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -231,16 +230,14 @@ def load_state_dict_strict(
         if tensors[k].shape != own[k].shape
     )
     if missing or unexpected or mismatched:
-        parts = []
-        for title, keys in (
-            ("missing", missing),
-            ("unexpected", unexpected),
-            ("mis-shaped", mismatched),
-        ):
-            if keys:
-                shown = ", ".join(keys[:10]) + (
-                    f" ... ({len(keys)} in all)" if len(keys) > 10 else ""
-                )
-                parts.append(f"{title} keys: {shown}")
+        parts = [
+            f"{title} keys: {listing(keys)}"
+            for title, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("mis-shaped", mismatched),
+            )
+            if keys
+        ]
         raise ValueError(f"{source} does not fit the model: " + "; ".join(parts))
     model.load_state_dict(tensors, strict=True)

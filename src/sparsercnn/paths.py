@@ -1,4 +1,5 @@
-"""Where a path lies relative to a folder, as the user wrote them (no links resolved)."""
+"""Paths as the user gave them: whether one names a file, where one lies relative to a folder
+(as written: no links resolved)."""
 
 from __future__ import annotations
 
@@ -11,3 +12,17 @@ def is_below(path: Path, folder: Path, strictly: bool = False) -> bool:
     path without resolving links."""
     path, folder = Path(os.path.abspath(path)), Path(os.path.abspath(folder))
     return path.is_relative_to(folder) and not (strictly and path == folder)
+
+
+def check_file(path: Path, what: str, wanted: str) -> None:
+    """Raise unless ``path`` is a file, naming it as ``what`` ("model file", "checkpoint").
+
+    Raises:
+        IsADirectoryError: ``path`` is a folder; the message asks for ``wanted`` in it ("the
+            .safetensors file").
+        FileNotFoundError: nothing is at ``path``.
+    """
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {path} is a folder; give {wanted} in it")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path} does not exist")

@@ -16,7 +16,8 @@ import pytest
 from sparsercnn.cli.main import COMMANDS, build_parser, main, subcommand_parsers
 from sparsercnn.drawing_writer import DrawingWriter
 from sparsercnn.evaluation.results import write_results_json
-from sparsercnn.predictor import DRAWINGS_MARKER, BatchPredictor
+from sparsercnn.image_inputs import DRAWINGS_MARKER
+from sparsercnn.predictor import BatchPredictor
 from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco, truncate
 
 

@@ -11,10 +11,13 @@ import torch
 
 from sparsercnn.cli.common import (
     add_device_argument,
+    checkpoint_source,
     device_name,
     resolve_device,
+    user_path,
     warn_replacing,
 )
+from sparsercnn.cli.main import build_parser, subcommand_parsers
 
 
 def test_only_an_existing_file_is_said_to_be_replaced(
@@ -77,3 +80,69 @@ def test_a_bad_device_is_a_parser_error_naming_the_flag(
     assert parser.parse_args([]).device is None
     expected = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device(None) == expected  # the default: the runtime's
+
+
+def _every_action(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.Action]]:
+    """(command, action) for every argument of ``sparsercnn`` and its subcommands."""
+    return [
+        (sub.prog, action)
+        for sub in (parser, *subcommand_parsers(parser))
+        for action in sub._actions
+    ]
+
+
+def test_every_path_flag_expands_the_home_folder() -> None:
+    """A shell expands ``--output ~/x`` but not ``--output=~/x``: each path flag expands it
+    itself (those that also take a URL or a published name too), none takes ``~`` literally."""
+    actions = _every_action(build_parser())
+    literal = [f"{prog} {action.dest}" for prog, action in actions if action.type is Path]
+    assert literal == []
+    expanding = {
+        f"{prog.removeprefix('sparsercnn ')} {(action.option_strings or [action.metavar])[0]}"
+        for prog, action in actions
+        if action.type in (user_path, checkpoint_source)
+    }
+    assert {
+        "convert SRC",
+        "convert --output",
+        "train --init-from",
+        "train --backbone-weights",
+        "train --resume",
+        "predict PATH",
+        "predict --model",
+        "diagnose stages --json",
+        "serve --onnx",
+        "visualize IMAGE",
+    } <= expanding
+
+
+def test_a_path_flag_given_with_an_equals_sign_names_the_same_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--json=~/a.json`` (the shell leaves the ``~``) and ``--json ~/a.json`` (the shell
+    expands it) give the same path; URLs and published names are left as they are."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    parser = build_parser()
+    by_shell = parser.parse_args(
+        ["validate", "--json", str(tmp_path / "a.json"), "--images", str(tmp_path / "images")]
+    )
+    literal = parser.parse_args(["validate", "--json=~/a.json", "--images=~/images"])
+    assert (literal.json, literal.images) == (by_shell.json, by_shell.images)
+    assert literal.json == tmp_path / "a.json"
+    train = parser.parse_args(
+        [
+            "train",
+            "--train-json=~/a.json",
+            "--train-images=~/images",
+            "--output-dir=~/run",
+            "--init-from=~/detector.pth",
+            "--backbone-weights=https://example.org/r50.pth",
+            "--resume=~/run/checkpoint_0000010.pt",
+        ]
+    )
+    assert train.output_dir == tmp_path / "run"
+    assert train.init_from == str(tmp_path / "detector.pth")
+    assert train.backbone_weights == "https://example.org/r50.pth"
+    assert train.resume == tmp_path / "run" / "checkpoint_0000010.pt"
+    convert = parser.parse_args(["convert", "r50_100pro_3x", "--output=~/m.safetensors"])
+    assert (convert.src, convert.output) == ("r50_100pro_3x", tmp_path / "m.safetensors")

@@ -62,6 +62,10 @@ def test_a_folder_given_as_model_file_is_bad_input(
     assert main(["predict", "--model", str(folder), str(image)]) == 2
     (line,) = error_lines(capsys)
     assert f"model file {folder} is a folder" in line
+    # Was "ONNX model run does not exist", of a folder that exists.
+    assert main(["predict", "--onnx", str(folder), str(image)]) == 2
+    (line,) = error_lines(capsys)
+    assert f"ONNX model {folder} is a folder; give the .onnx file in it" in line
 
 
 def test_visualize_of_a_folder_points_to_predict(
@@ -80,7 +84,7 @@ def test_precision_applies_to_a_model_file_not_to_an_onnx_file(
 ) -> None:
     onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"never read")
-    assert main(["predict", "--onnx", str(onnx), "--precision", "bf16", str(image)]) == 2
+    assert main(["predict", "--onnx", str(onnx), "--stages", "1", str(image)]) == 2
     (line,) = error_lines(capsys)
     assert "--cuda-graphs apply to --model, not to --onnx" in line
     evaluation = ["eval", "--onnx", str(onnx), "--json", "x.json", "--images", "."]
@@ -101,18 +105,63 @@ def test_predict_refuses_model_flags_with_onnx_before_replacing_anything(
 ) -> None:
     """As eval: the refusal names the flag given and comes before the warning that --output
     will be replaced (predict used to warn first, for a command that then replaced nothing)."""
-    onnx = tmp_path / "model_int8.onnx"
+    onnx = tmp_path / "model.onnx"
     onnx.write_bytes(b"never read")
     output = tmp_path / "predictions.json"
     output.write_text("[]")
-    argv = ["predict", "--onnx", str(onnx), "--precision", "int8", "--output", str(output)]
+    argv = ["predict", "--onnx", str(onnx), "--stages", "1", "--output", str(output)]
     with caplog.at_level(logging.WARNING):
         assert main([*argv, str(image)]) == 2
     (line,) = error_lines(capsys)
-    assert line.startswith("sparsercnn predict: error: --precision int8: --stages, --device")
-    assert "computes in int8 without --precision); drop it" in line
+    assert line.startswith("sparsercnn predict: error: --stages 1: --stages, --device")
+    assert "at the precision it was exported in; drop it" in line
     assert "will be replaced" not in caplog.text
     assert output.read_text() == "[]"
+
+
+def test_predict_refuses_an_output_that_is_an_input_without_saying_it_replaces_it(
+    model_file: Path,
+    image: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Was: "--output a.png exists: it will be replaced once this run succeeds", then the
+    refusal: the user read that their image was about to go."""
+    before = image.read_bytes()
+    with caplog.at_level(logging.WARNING):
+        argv = ["predict", "--model", str(model_file), "--output", str(image), str(image)]
+        assert main(argv) == 2
+    (line,) = error_lines(capsys)
+    assert line.endswith(f"--output {image} is one of the inputs; give another file name")
+    assert "will be replaced" not in caplog.text
+    assert image.read_bytes() == before
+
+
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_predict_refuses_a_precision_the_onnx_graph_does_not_compute_in(
+    tmp_path: Path,
+    image: Path,
+    model_file_onnx: Path,
+    precision: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An fp32 graph with ``--precision int8`` ran fp32 without a word (or, before that, was
+    refused whatever the graph's precision); the refusal names both flags and comes before the
+    warning that --output will be replaced. The graph's own precision is accepted."""
+    output = tmp_path / "predictions.json"
+    output.write_text("[]")
+    argv = ["predict", "--onnx", str(model_file_onnx), "--output", str(output), str(image)]
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, "--precision", precision]) == 2
+    (line,) = error_lines(capsys)
+    assert line.startswith(
+        f"sparsercnn predict: error: --precision {precision}: --onnx {model_file_onnx} "
+        "computes in fp32, the precision it was exported in; leave out --precision"
+    )
+    assert "will be replaced" not in caplog.text
+    assert output.read_text() == "[]"
+    assert main([*argv, "--precision", "fp32"]) == 0
 
 
 def test_cuda_graphs_on_a_cpu_name_the_flag_and_the_device(

@@ -319,6 +319,24 @@ def test_what_the_run_folder_refuses_is_refused_before_the_data_check(
     assert not (tmp_path / "new").exists()
 
 
+def test_a_resume_checkpoint_that_is_not_there_is_named_first(
+    tiny_coco: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: ``--resume old/missing.pt`` into a new --output-dir with the auto preset said
+    "the run's config new/config.json is not a file", and a folder given as CHECKPOINT the same:
+    not the path the user mistyped."""
+    files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
+    argv = ["train", *files, "--output-dir", str(tmp_path / "new")]
+    missing = tmp_path / "old" / "checkpoint_0000010.pt"
+    assert main([*argv, "--resume", str(missing)]) == 2
+    assert f"training checkpoint {missing} does not exist" in capsys.readouterr().err
+    assert main([*argv, "--resume", str(tiny_coco.image_dir)]) == 2
+    assert f"no training checkpoint (checkpoint_*.pt) in {tiny_coco.image_dir}" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize("freeze", ["backbone", "all_but_class_logits"])
 def test_freezing_weights_that_are_not_loaded_is_refused(
     freeze: str, tmp_path: Path, calls: list[dict[str, Any]], capsys: pytest.CaptureFixture[str]

@@ -17,8 +17,8 @@ from sparsercnn.data import demo_dataset
 from sparsercnn.data.demo_dataset import DEMO_CLASSES, generate_demo_dataset
 from sparsercnn.engine import inference
 from sparsercnn.engine.trainer import Trainer
+from sparsercnn.image_inputs import DRAWINGS_MARKER
 from sparsercnn.model import build_model
-from sparsercnn.predictor import DRAWINGS_MARKER
 from sparsercnn.recipe import for_dataset
 from sparsercnn.recipe.step_timing import StepCost
 from sparsercnn.weights import convert

@@ -287,6 +287,38 @@ def test_an_opset_outside_the_exporters_range_is_refused_before_tracing(
     assert not (tmp_path / "model.onnx").exists()
 
 
+def test_the_writable_opsets_run_from_torchs_to_the_converters_newest() -> None:
+    """torch has no public name for the opset its ONNX functions are written in: when an upgrade
+    moves the private one, this fails (the opset check would otherwise silently stop). The
+    newest comes from onnxscript's public converter, and agrees with its private constant."""
+    pytest.importorskip("onnxscript")
+    from onnxscript.version_converter import _version_converter
+
+    oldest = onnx_export.torchlib_opset()
+    assert oldest is not None, "torch moved TORCHLIB_OPSET: find where it names it now"
+    newest = getattr(_version_converter, "SUPPORTED_MAX_ONNX_OPSET", None)
+    assert onnx_export.writable_opsets() == range(oldest, (newest or oldest) + 1)
+
+
+def test_without_torchs_opset_only_the_graphs_minimum_is_checked_before_the_export(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(onnx_export, "torchlib_opset", lambda: None)
+    assert onnx_export.writable_opsets() is None
+    onnx_export.check_opset(99)  # left to the check of the written graph
+    with pytest.raises(ValueError, match=r"^opset \(--opset\) 16: the graph needs opset 17"):
+        onnx_export.check_opset(16)
+
+
+def test_a_converter_that_leaves_the_graph_as_it_is_reaches_no_newer_opset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The probe reads what the converter did, not only whether it raised."""
+    version_converter = pytest.importorskip("onnxscript.version_converter")
+    monkeypatch.setattr(version_converter, "convert_version", lambda *_, **__: None)
+    assert onnx_export.newest_convertible_opset(18) == 18
+
+
 def test_the_summary_says_what_its_time_measures(tmp_path: Path) -> None:
     path = tmp_path / "model.onnx"
     report = ExportReport(path, 18, "torch.export", True, 2**20, 2.0, None, metadata={})

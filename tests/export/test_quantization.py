@@ -30,7 +30,7 @@ from sparsercnn.export.quantization import (
     quantization_record,
     quantize_onnx,
 )
-from sparsercnn.predictor import Prediction
+from sparsercnn.prediction import Prediction
 from tests import synthetic_coco
 from tests.synthetic_coco import SyntheticCoco
 
@@ -344,8 +344,9 @@ def test_eval_cli_with_onnx(
     assert json.loads(metrics.read_text())["precision"] == "fp32"
     assert "cpu (onnxruntime) (fp32)" in capsys.readouterr().out
     assert main([*base, "--onnx", str(fp32_path), "--stages", "1"]) == 2
-    assert "--stages, --device, --precision and --cuda-graphs apply to --model" in (
-        capsys.readouterr().err
-    )
+    assert "--stages, --device and --cuda-graphs apply to --model" in capsys.readouterr().err
+    # The graph computes in the precision it was exported in: another one is refused.
+    assert main([*base, "--onnx", str(fp32_path), "--precision", "int8"]) == 2
+    assert f"--onnx {fp32_path} computes in fp32" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # --model and --onnx are mutually exclusive
         main([*base, "--onnx", str(fp32_path), "--model", "m.safetensors"])

@@ -681,21 +681,61 @@ def test_onnx_engine_serves_full_stage_requests(
     )
 
 
+def marked_int8(onnx_file: Path, tmp_path: Path) -> Path:
+    """A copy of ``onnx_file`` whose metadata says ``export --int8`` quantized it (the graph is
+    the fp32 one: what the server reports and checks is the record)."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from sparsercnn.export.onnx_runtime import QUANTIZATION_KEY
+
+    path = tmp_path / "model_int8.onnx"
+    graph = onnx.load(onnx_file)
+    props = {prop.key: prop.value for prop in graph.metadata_props}
+    onnx.helper.set_model_props(graph, {**props, QUANTIZATION_KEY: "{}"})
+    onnx.save(graph, path)
+    return path
+
+
 def test_the_model_endpoint_reports_an_int8_onnx_file(
     make_client: MakeClient, model_file_onnx: Path, tmp_path: Path
 ) -> None:
     """The precision is the ONNX file's (``int8`` when ``export --int8`` recorded its
     quantization), not the torch model's."""
-    onnx = pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
-    from sparsercnn.export.onnx_runtime import QUANTIZATION_KEY
-
-    onnx_file = tmp_path / "model_int8.onnx"
-    graph = onnx.load(model_file_onnx)
-    props = {prop.key: prop.value for prop in graph.metadata_props}
-    onnx.helper.set_model_props(graph, {**props, QUANTIZATION_KEY: "{}"})
-    onnx.save(graph, onnx_file)
+    onnx_file = marked_int8(model_file_onnx, tmp_path)
     assert make_client(onnx_file=onnx_file).get("/v1/model").json()["precision"] == "int8"
+
+
+@pytest.mark.parametrize(
+    ("graph", "precision"), [("fp32", "int8"), ("fp32", "bf16"), ("int8", "fp32")]
+)
+def test_a_precision_the_onnx_file_does_not_compute_in_is_refused(
+    model_file: Path, model_file_onnx: Path, tmp_path: Path, graph: str, precision: str
+) -> None:
+    """Full-stage requests run the ONNX file: ``--onnx`` of an fp32 graph with ``--precision
+    int8`` answered them in fp32 without a word. Refused before the model file loads (whose
+    missing calibration would otherwise be the error), naming both flags."""
+    pytest.importorskip("onnxruntime")
+    onnx_file = marked_int8(model_file_onnx, tmp_path) if graph == "int8" else model_file_onnx
+    expected = f"--precision {precision}: --onnx {onnx_file} computes in {graph}, the precision"
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        create_app(model_file, onnx_file=onnx_file, precision=precision)  # type: ignore[arg-type]
+
+
+def test_the_onnx_file_s_own_precision_is_accepted(
+    make_client: MakeClient, model_file: Path, model_file_onnx: Path, tmp_path: Path
+) -> None:
+    """An int8 graph with ``--precision int8`` and a calibrated model file: every request int8."""
+    from sparsercnn.model.int8_features import int8_available
+    from tests.tiny_model import write_int8_calibrated_copy
+
+    pytest.importorskip("onnxruntime")
+    if not int8_available():
+        pytest.skip("this CPU or PyTorch build has no oneDNN int8 convolution")
+    calibrated = write_int8_calibrated_copy(model_file, tmp_path / "int8.safetensors")
+    onnx_file = marked_int8(model_file_onnx, tmp_path)
+    app = create_app(calibrated, onnx_file=onnx_file, precision="int8")
+    assert app.state.service.predictor.precision == "int8"
+    assert app.state.service.info().precision == "int8"
 
 
 @pytest.mark.parametrize(

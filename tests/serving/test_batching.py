@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sparsercnn.predictor import Prediction
+from sparsercnn.prediction import Prediction
 from sparsercnn.serving import Limits
 from sparsercnn.serving import app as app_module
 from sparsercnn.serving.batching import RequestBatcher

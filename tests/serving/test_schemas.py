@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sparsercnn.predictor import Prediction
+from sparsercnn.prediction import Prediction
 from sparsercnn.serving.schemas import DetectOptions, limit_prediction
 
 

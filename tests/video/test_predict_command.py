@@ -24,7 +24,8 @@ from sparsercnn import video
 from sparsercnn.cli import predict
 from sparsercnn.cli.main import main
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.predictor import DRAWINGS_MARKER, Prediction
+from sparsercnn.image_inputs import DRAWINGS_MARKER
+from sparsercnn.prediction import Prediction
 from sparsercnn.video import VIDEO_SUFFIXES
 from sparsercnn.visualization.draw import draw_detections
 from tests.video.clips import clip_frame, decode, write_audio_only, write_clip

@@ -157,7 +157,7 @@ def test_a_frame_folder_leaves_out_drawings_and_videos(
     tmp_path: Path, clip: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="sparsercnn.video.reader")
-    caplog.set_level(logging.INFO, logger="sparsercnn.predictor")  # the folder listing's
+    caplog.set_level(logging.INFO, logger="sparsercnn.image_inputs")  # the folder listing's
     paths = write_frames(tmp_path / "frames", 3)
     (tmp_path / "frames" / "drawn").mkdir()
     Image.fromarray(clip_frame(0)).save(tmp_path / "frames" / "drawn" / "frame_9.png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import shutil
@@ -16,6 +17,7 @@ import pytest
 
 from sparsercnn.weights.download import (
     PUBLISHED_CHECKPOINTS,
+    default_cache_dir,
     download,
     expected_sha256,
     fetch,
@@ -120,6 +122,8 @@ class _Server:
     truncate_first: int | None = None  # bytes sent by the first response before hanging up
     honour_range: bool = True
     delay: float = 0.0  # seconds before each response, so that concurrent requests overlap
+    # (status, Retry-After header or None) answered to the first requests, one each
+    errors: list[tuple[int, str | None]] = field(default_factory=list)
     ranges: list[str | None] = field(default_factory=list)
     url: str = ""
 
@@ -133,6 +137,14 @@ def _handler(state: _Server) -> type[BaseHTTPRequestHandler]:
             requested = self.headers.get("Range")
             state.ranges.append(requested)
             time.sleep(state.delay)
+            if state.errors:
+                status, retry_after = state.errors.pop(0)
+                self.send_response(status)
+                if retry_after is not None:
+                    self.send_header("Retry-After", retry_after)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             start = 0
             if requested and state.honour_range:
                 start = int(requested.removeprefix("bytes=").split("-")[0])
@@ -196,6 +208,16 @@ def test_interrupted_download_resumes(
     assert len(serve.ranges) == 2
 
 
+def test_a_cache_folder_set_with_a_tilde_is_in_the_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: SPARSERCNN_CACHE="~/weights" (quoted, or from a service's environment) made a folder
+    named ``~`` in the working directory."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("SPARSERCNN_CACHE", "~/weights")
+    assert default_cache_dir() == tmp_path / "weights"
+
+
 def test_a_download_that_received_nothing_keeps_nothing(
     tmp_path: Path, serve: _Server, tiny_files: dict[str, Path]
 ) -> None:
@@ -213,10 +235,41 @@ def test_from_pretrained_over_http_retries_and_converts(
     serve.payload = tiny_files["mmdet"].read_bytes()
     serve.truncate_first = 1000
     monkeypatch.setenv("SPARSERCNN_CACHE", str(tmp_path / "env_cache"))
+    waits: list[float] = []
+    monkeypatch.setattr(
+        "sparsercnn.weights.download.fetch", functools.partial(fetch, sleep=waits.append)
+    )
     loaded = from_pretrained(f"{serve.url}/mm/sparse_rcnn_tiny.pth")
     assert loaded.config.model.clip_boxes is False
     assert (tmp_path / "env_cache" / "sparse_rcnn_tiny.pth").is_file()
     assert serve.ranges == [None, "bytes=1000-"]
+    assert waits == [1.0]
+
+
+def test_attempts_are_spaced_out_as_the_server_asks(
+    tmp_path: Path, serve: _Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: the next attempt at once, three in a fraction of a second against a server
+    that is restarting or rate-limiting. Now 1 s, 2 s, ... or the Retry-After it sends;
+    a 429 (too many requests) is retried like a 5xx, not refused as a bad URL."""
+    serve.payload = b"weights"
+    serve.errors = [(503, None), (429, "7")]
+    waits: list[float] = []
+    dst = tmp_path / "model.pth"
+    with caplog.at_level(logging.WARNING):
+        assert download(f"{serve.url}/model.pth", dst, sleep=waits.append) == dst
+    assert waits == [1.0, 7.0] and dst.read_bytes() == b"weights"
+    assert f"download of {serve.url}/model.pth interrupted at 0 bytes" in caplog.text
+    assert "attempt 2 of 3 in 1 s" in caplog.text and "attempt 3 of 3 in 7 s" in caplog.text
+
+
+def test_the_last_failed_attempt_is_not_waited_for(tmp_path: Path, serve: _Server) -> None:
+    serve.errors = [(502, None)] * 4
+    waits: list[float] = []
+    url = f"{serve.url}/model.pth"
+    with pytest.raises(ConnectionError, match=rf"downloading {url} failed after 4 attempt"):
+        download(url, tmp_path / "model.pth", max_attempts=4, sleep=waits.append)
+    assert waits == [1.0, 2.0, 4.0] and len(serve.ranges) == 4
 
 
 def test_server_without_range_support_restarts(tmp_path: Path, serve: _Server) -> None:

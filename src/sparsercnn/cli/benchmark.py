@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, get_args
 
 from sparsercnn.atomic_file import atomic_write_text
@@ -14,6 +13,7 @@ from sparsercnn.cli.common import (
     check_output_path,
     device_name,
     int_at_least,
+    user_path,
     warn_replacing,
 )
 from sparsercnn.config import CompileMode
@@ -94,7 +94,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--output",
-        type=Path,
+        type=user_path,
         help="write the result as JSON here (a list of results when several are compared; a "
         "file there is replaced, with a warning)",
     )

@@ -53,12 +53,26 @@ def add_model_argument(
         "--model",
         "--checkpoint",
         dest="model",
-        type=Path,
+        type=user_path,
         required=required,
         action=_ModelFileAction,
         metavar="PATH",
         help="model file (.safetensors, from `sparsercnn train` or `convert`)",
     )
+
+
+def user_path(text: str) -> Path:
+    """An argparse ``type`` for a file or folder flag: the path with ``~`` and ``~user``
+    expanded, as a shell expands ``--flag ~/x`` but not ``--flag=~/x`` or a quoted ``"~/x"``
+    (every such flag uses it, so that each form names the same file)."""
+    return Path(os.path.expanduser(text))
+
+
+def checkpoint_source(text: str) -> str:
+    """An argparse ``type`` for a flag that takes a path, a URL or a published name: a path
+    with ``~`` expanded (as :func:`user_path` does), a URL or a name as given (a URL keeps its
+    ``//``, which a ``Path`` would fold)."""
+    return os.path.expanduser(text)
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:
@@ -132,20 +146,28 @@ def add_precision_argument(
     several: bool = False,
     int8_source: str = INT8_MODEL_FILE_HELP,
 ) -> None:
-    """``--precision fp32|bf16|winograd|int8``: how the PyTorch model computes at inference;
-    ``several``: one or more of them (a list, default ``["fp32"]``); ``int8_source``: where the
-    int8 calibration comes from, as the help text says it."""
+    """``--precision fp32|bf16|winograd|int8``: how the PyTorch model computes at inference
+    (default None, not given: fp32, or with ``--onnx`` the graph's own, see
+    :func:`~sparsercnn.export.onnx_runtime.check_graph_precision`); ``several``: one or more of
+    them (a list, default ``["fp32"]``); ``int8_source``: where the int8 calibration comes from,
+    as the help text says it."""
     parser.add_argument(
         flag,
         choices=list(get_args(Precision)),
         nargs="+" if several else None,
-        default=["fp32"] if several else "fp32",
+        default=["fp32"] if several else None,
         help=("one or more of: " if several else "")
         + "fp32 (the default); bf16 autocast on devices with native bf16 (AVX-512 BF16 or AMX "
         "CPUs, Ampere+ GPUs); winograd: fp32 with Winograd 3x3 convolutions (CPUs); or int8: "
         f"the backbone and FPN on int8 convolutions (CPUs; {int8_source}). The last three are "
         "faster and approximate: scores and boxes differ at bf16 rounding / ~1e-5 / int8 "
-        "rounding",
+        "rounding"
+        + (
+            ""
+            if several
+            else ". An --onnx file computes in the precision it was exported in (int8 from "
+            "`export --int8`, else fp32): another --precision is refused"
+        ),
     )
 
 
@@ -161,21 +183,20 @@ def add_cuda_graphs_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def refuse_model_flags_with_onnx(args: argparse.Namespace) -> None:
-    """``--stages``, ``--device``, ``--precision`` and ``--cuda-graphs`` configure a PyTorch
-    model file; an ONNX file runs every stage on onnxruntime's CPU provider at the precision it
-    was exported in. Raises ``ValueError`` naming the ones given."""
+    """``--stages``, ``--device`` and ``--cuda-graphs`` configure a PyTorch model file; an ONNX
+    file runs every stage on onnxruntime's CPU provider. Raises ``ValueError`` naming the ones
+    given. (A ``--precision`` is checked against the graph's once it is loaded:
+    :func:`~sparsercnn.export.onnx_runtime.check_graph_precision`.)"""
     given = [
         f"--stages {args.stages}" if args.stages is not None else "",
         f"--device {args.device}" if args.device not in (None, "cpu") else "",
-        f"--precision {args.precision}" if args.precision != "fp32" else "",
         "--cuda-graphs" if args.cuda_graphs else "",
     ]
     named = [flag for flag in given if flag]
     if named:
         raise ValueError(
-            f"{' and '.join(named)}: --stages, --device, --precision and --cuda-graphs apply to "
-            "--model, not to --onnx, which runs every stage on the CPU at the precision it was "
-            "exported in (a file from `export --int8` computes in int8 without --precision); "
+            f"{' and '.join(named)}: --stages, --device and --cuda-graphs apply to --model, not "
+            "to --onnx, which runs every stage on the CPU at the precision it was exported in; "
             f"drop {'them' if len(named) > 1 else 'it'}"
         )
 
@@ -191,12 +212,12 @@ def add_model_dataset_arguments(
         model = parser.add_mutually_exclusive_group(required=True)
         add_model_argument(model, required=False)
         model.add_argument(
-            "--onnx", type=Path, help="ONNX file from `sparsercnn export` (run by onnxruntime)"
+            "--onnx", type=user_path, help="ONNX file from `sparsercnn export` (run by onnxruntime)"
         )
     else:
         add_model_argument(parser)
-    parser.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
-    parser.add_argument("--images", type=Path, required=True, help="image folder")
+    parser.add_argument("--json", type=user_path, required=True, help="COCO instances JSON")
+    parser.add_argument("--images", type=user_path, required=True, help="image folder")
     if batches:
         add_batch_arguments(parser, default_batch_size=None)
     parser.add_argument(
@@ -346,7 +367,7 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
     start.add_argument(
         "--config",
-        type=Path,
+        type=user_path,
         help="a config.json (e.g. a run's) to start from instead; keys it leaves out take the "
         "defaults (the r50_100pro_3x preset's values), unknown keys are refused",
     )

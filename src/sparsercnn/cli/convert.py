@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sparsercnn.cli.common import check_output_path, refuse_overwriting, warn_replacing
+from sparsercnn.cli.common import (
+    check_output_path,
+    checkpoint_source,
+    refuse_overwriting,
+    user_path,
+    warn_replacing,
+)
 from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS
 
 SOURCE_LAYOUTS = ("official", "mmdet", "torchvision")
@@ -20,10 +26,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "config and label map. A torchvision ResNet becomes a backbone file for training. "
         f"SRC is a path, a URL or a published name ({', '.join(PUBLISHED_CHECKPOINTS)}).",
     )
-    parser.add_argument("src", metavar="SRC", help="checkpoint path, URL or published name")
+    parser.add_argument(
+        "src", type=checkpoint_source, metavar="SRC", help="checkpoint path, URL or published name"
+    )
     parser.add_argument(
         "--output",
-        type=Path,
+        type=user_path,
         required=True,
         help="the .safetensors to write (a file there is replaced, with a warning, once the "
         "conversion succeeds)",
@@ -68,7 +76,7 @@ def check_source(src: str) -> None:
     """Fail early, naming the choices, when SRC is neither a URL, a published name nor a file."""
     if "://" in src or src in PUBLISHED_CHECKPOINTS:
         return
-    path = Path(src).expanduser()
+    path = Path(src)
     if path.is_dir():
         raise IsADirectoryError(f"SRC {src} is a folder; give the checkpoint file in it")
     if not path.exists() and (path.suffix or len(path.parts) > 1):

@@ -15,6 +15,7 @@ from sparsercnn.cli.common import (
     check_output_path,
     positive_number,
     resolve_device,
+    user_path,
 )
 from sparsercnn.cli.training_setup import (
     RECIPE_FILE,
@@ -54,7 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--output-dir",
-        type=Path,
+        type=user_path,
         default=Path("runs/demo"),
         help="run folder: the data, the run and the drawings (default %(default)s)",
     )
@@ -84,7 +85,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def draw_predictions(report: EvaluationReport, output_dir: Path, limit: int) -> Path:
     """Draw the evaluation's detections (score >= 0.3) of the first ``limit`` images."""
     from sparsercnn.drawing_writer import DrawingWriter
-    from sparsercnn.predictor import prediction_from_detections
+    from sparsercnn.prediction import prediction_from_detections
 
     dataset = report.dataset
     pairs = zip(report.evaluation.image_ids, report.evaluation.detections, strict=True)

@@ -16,6 +16,7 @@ from sparsercnn.cli.common import (
     naming_input_flags,
     refuse_overwriting,
     resolve_device,
+    user_path,
     warn_replacing,
 )
 from sparsercnn.cli.evaluate import REPORT_FILES, check_report_dir
@@ -33,7 +34,7 @@ def _add_common(parser: argparse.ArgumentParser, *, batches: bool = True) -> Non
     add_model_dataset_arguments(parser, batches=batches)
     parser.add_argument(
         "--output-dir",
-        type=Path,
+        type=user_path,
         default=Path("diagnostics"),
         help="where files are written (default %(default)s; the files of an earlier diagnosis "
         "there are replaced, with a warning)",

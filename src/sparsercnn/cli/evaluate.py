@@ -18,6 +18,7 @@ from sparsercnn.cli.common import (
     refuse_model_flags_with_onnx,
     refuse_overwriting,
     resolve_device,
+    user_path,
     warn_replacing,
 )
 
@@ -36,18 +37,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_cuda_graphs_argument(parser)
     parser.add_argument(
         "--output",
-        type=Path,
+        type=user_path,
         help="write the metrics as JSON here (AP and AR as 0-1 fractions; a file there is "
         "replaced, with a warning)",
     )
     parser.add_argument(
         "--results",
-        type=Path,
+        type=user_path,
         help="write the COCO results JSON here (a file there is replaced, with a warning)",
     )
     parser.add_argument(
         "--report-dir",
-        type=Path,
+        type=user_path,
         help="also write PR curves, a confusion matrix, sample images and a label summary here "
         "(from the same evaluation pass: --stages and --batch-size apply; the files of an "
         "earlier report there are replaced, with a warning)",
@@ -154,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 num_workers=args.workers,
                 batch_invariant=not args.padded_batches,
+                precision=args.precision,
                 skip_invalid=args.skip_invalid,
                 results_path=args.results,
                 metrics_path=args.output,
@@ -168,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 num_workers=args.workers,
                 batch_invariant=not args.padded_batches,
-                precision=args.precision,
+                precision=args.precision or "fp32",
                 cuda_graphs=args.cuda_graphs,
                 skip_invalid=args.skip_invalid,
                 results_path=args.results,

@@ -12,6 +12,7 @@ from sparsercnn.cli.common import (
     add_model_argument,
     check_output_path,
     int_at_least,
+    user_path,
     warn_replacing,
 )
 
@@ -36,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_model_argument(parser)
     parser.add_argument(
         "--output",
-        type=Path,
+        type=user_path,
         required=True,
         help="destination .onnx file (or, with --int8, a .safetensors model file)",
     )
@@ -68,7 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--calibration",
-        type=Path,
+        type=user_path,
         metavar="DIR",
         help="with --int8: folder of images like those the model will see (e.g. its training "
         "images); they are test-resized as for prediction",

@@ -25,6 +25,7 @@ from sparsercnn.cli.common import (
     positive_number,
     refuse_model_flags_with_onnx,
     resolve_device,
+    user_path,
     warn_replacing,
 )
 from sparsercnn.text import counted
@@ -58,25 +59,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     model = parser.add_mutually_exclusive_group(required=True)
     add_model_argument(model, required=False)
-    model.add_argument("--onnx", type=Path, help="ONNX file from `sparsercnn export`")
+    model.add_argument("--onnx", type=user_path, help="ONNX file from `sparsercnn export`")
     parser.add_argument(
         "paths",
         nargs="+",
-        type=Path,
+        type=user_path,
         metavar="PATH",
         help=f"images, videos ({' '.join(VIDEO_SUFFIXES)}; needs pip install 'sparsercnn[video]') "
         "or folders of them",
     )
     parser.add_argument(
         "--output",
-        type=Path,
+        type=user_path,
         default=Path("predictions.json"),
         help="the COCO results JSON to write (default %(default)s; a file there is replaced, "
         "with a warning)",
     )
     parser.add_argument(
         "--save-images",
-        type=Path,
+        type=user_path,
         metavar="DIR",
         help="draw detections here: images as images, each video or frame folder as one "
         "annotated video DIR/<relative path>.mp4 (H.264, or MPEG-4 for odd sizes): a video's "
@@ -132,8 +133,6 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.onnx is not None:
         refuse_model_flags_with_onnx(args)
-    # Not before the flags are refused: a refused command has nothing to replace.
-    warn_replacing(args.output, "--output")
     if args.score_threshold is None:
         args.score_threshold = DEFAULT_DRAWING_THRESHOLD
     predictor = build_predictor(args)
@@ -153,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
         )
         video_targets = annotated_video_targets(drawings, groups, args.every)
     refuse_writing_over_inputs(groups, args.output, drawings)
+    # Not before the flags and paths are refused (--precision against an ONNX graph's once it
+    # is loaded, an --output that is an input): a refused command has nothing to replace.
+    warn_replacing(args.output, "--output")
     # Folders are made by the writes themselves (checked writable above): a failed run leaves
     # none behind.
     records: list[Mapping[str, Any]] = []
@@ -194,20 +196,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def build_predictor(args: argparse.Namespace) -> Predictor | OnnxPredictor:
-    from sparsercnn.export.onnx_runtime import OnnxPredictor
+    from sparsercnn.export.onnx_runtime import OnnxPredictor, check_graph_precision
     from sparsercnn.predictor import Predictor
 
     if args.onnx is not None:
-        return OnnxPredictor(
+        onnx = OnnxPredictor(
             args.onnx, batch_size=args.batch_size, batch_invariant=not args.padded_batches
         )
+        check_graph_precision(onnx, args.precision)
+        return onnx
     return Predictor.from_file(
         args.model,
         device=resolve_device(args.device),
         batch_size=args.batch_size,
         num_stages=args.stages,
         batch_invariant=not args.padded_batches,
-        precision=args.precision,
+        precision=args.precision or "fp32",
         cuda_graphs=args.cuda_graphs,
     )
 
@@ -218,7 +222,7 @@ def input_groups(
     """The inputs in order as runs of consecutive image files and opened frame sequences
     (videos, and with ``fps`` folders); a folder otherwise stands for its images and videos,
     sorted by path, leaving out those below the folder ``skip`` and below folders of drawings
-    an earlier run made (:data:`~sparsercnn.predictor.DRAWINGS_MARKER`)."""
+    an earlier run made (:data:`~sparsercnn.image_inputs.DRAWINGS_MARKER`)."""
     from sparsercnn.video import FrameFolder, VideoFile
 
     items: list[Path | FrameSequence] = []
@@ -249,12 +253,12 @@ def input_groups(
 
 def folder_inputs(folder: Path, skip: Path | None) -> list[Path]:
     """The image and video files below ``folder``, sorted, but for drawings
-    (:func:`~sparsercnn.predictor.folder_files`).
+    (:func:`~sparsercnn.image_inputs.folder_files`).
 
     Raises:
         FileNotFoundError: none is left.
     """
-    from sparsercnn.predictor import IMAGE_SUFFIXES, folder_files
+    from sparsercnn.image_inputs import IMAGE_SUFFIXES, folder_files
 
     suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
     found = folder_files(folder, suffixes, skip)
@@ -274,7 +278,7 @@ def refuse_writing_over_inputs(
     (``--save-images`` naming the images' folder), another input, or a file of the user's; or
     when ``--save-images`` holds the user's images or videos
     (:meth:`~sparsercnn.drawing_writer.DrawingWriter.check_folder`)."""
-    from sparsercnn.predictor import IMAGE_SUFFIXES
+    from sparsercnn.image_inputs import IMAGE_SUFFIXES
     from sparsercnn.video import FrameFolder
 
     images = [path for group in groups if isinstance(group, list) for path in group]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import errno
 import socket
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sparsercnn.cli.common import (
@@ -14,6 +13,7 @@ from sparsercnn.cli.common import (
     add_model_argument,
     add_precision_argument,
     int_at_least,
+    user_path,
 )
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_argument(parser)
     parser.add_argument(
-        "--onnx", type=Path, help="ONNX export of the model, for requests running every stage"
+        "--onnx", type=user_path, help="ONNX export of the model, for requests running every stage"
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"

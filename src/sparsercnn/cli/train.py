@@ -6,13 +6,14 @@ import argparse
 import logging
 import time
 from contextlib import nullcontext
-from pathlib import Path
 
 from sparsercnn.cli.common import (
     add_config_arguments,
     add_device_argument,
+    checkpoint_source,
     naming_input_flags,
     positive_number,
+    user_path,
 )
 from sparsercnn.cli.training_setup import (
     check_config_arguments,
@@ -34,18 +35,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Train Sparse R-CNN. Launch with `torchrun --nproc-per-node N -m sparsercnn "
         "train ...` to train with DDP on several GPUs or machines.",
     )
-    parser.add_argument("--train-json", type=Path, required=True, help="COCO instances JSON")
-    parser.add_argument("--train-images", type=Path, required=True, help="training image folder")
-    parser.add_argument("--val-json", type=Path, help="validation COCO JSON (enables evaluation)")
-    parser.add_argument("--val-images", type=Path, help="validation image folder")
-    parser.add_argument("--output-dir", type=Path, required=True, help="run folder")
+    parser.add_argument("--train-json", type=user_path, required=True, help="COCO instances JSON")
+    parser.add_argument(
+        "--train-images", type=user_path, required=True, help="training image folder"
+    )
+    parser.add_argument(
+        "--val-json", type=user_path, help="validation COCO JSON (enables evaluation)"
+    )
+    parser.add_argument("--val-images", type=user_path, help="validation image folder")
+    parser.add_argument("--output-dir", type=user_path, required=True, help="run folder")
     add_config_arguments(parser)
     parser.add_argument(
         "--resume",
         nargs="?",
         const=True,
         default=False,
-        type=Path,
+        type=user_path,
         metavar="CHECKPOINT",
         help="continue the run in --output-dir from its newest readable checkpoint, or from "
         "CHECKPOINT (a checkpoint_*.pt of a run with the same model and classes)",
@@ -58,6 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--init-from",
+        type=checkpoint_source,
         metavar="CHECKPOINT",
         help="start from a detector checkpoint (ours, official or mmdetection; path, URL or "
         "published name); with a different class set only the class logits are re-initialised, "
@@ -65,6 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--backbone-weights",
+        type=checkpoint_source,
         metavar="RESNET",
         help="ImageNet ResNet weights (torchvision .pth, path or URL) for the backbone",
     )

@@ -137,9 +137,14 @@ def check_run_to_start(args: argparse.Namespace, output_dir: Path, *, is_main: b
                 f"--resume: {output_dir} (--output-dir) is not a run folder; give the "
                 "--output-dir of the run to continue, or start a new run without --resume"
             )
+        if args.resume is not True:
+            # The file the user named first: a --resume CHECKPOINT that is not there is what to
+            # fix, not the config.json that a new --output-dir lacks.
+            resolve_checkpoint_path(args.resume)
         if auto:
             load_config_file(output_dir / "config.json", "--resume: the run's config", of_run=True)
-        resolve_checkpoint_path(output_dir if args.resume is True else args.resume)
+        if args.resume is True:
+            resolve_checkpoint_path(output_dir)
         return
     check_run_folder(output_dir, False, is_main=is_main, also=(RECIPE_FILE,) if auto else ())
 

@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from sparsercnn.cli.common import naming_input_flags
+from sparsercnn.cli.common import naming_input_flags, user_path
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -19,8 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "line says what was checked. Exit code 2 when errors were found (bad input, as "
         "for every command).",
     )
-    parser.add_argument("--json", type=Path, required=True, help="COCO instances JSON")
-    parser.add_argument("--images", type=Path, required=True, help="image folder")
+    parser.add_argument("--json", type=user_path, required=True, help="COCO instances JSON")
+    parser.add_argument("--images", type=user_path, required=True, help="image folder")
     parser.add_argument(
         "--no-image-check",
         action="store_true",

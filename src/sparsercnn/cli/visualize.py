@@ -12,6 +12,7 @@ from sparsercnn.cli.common import (
     fraction,
     int_at_least,
     resolve_device,
+    user_path,
     warn_replacing,
 )
 from sparsercnn.visualization.panel_size import MAX_PANEL_SIDE, MIN_PANEL_SIDE
@@ -26,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "detection's box through the stages (centres joined, coloured by class).",
     )
     add_model_argument(parser)
-    parser.add_argument("image", type=Path, metavar="IMAGE", help="the image to draw on")
+    parser.add_argument("image", type=user_path, metavar="IMAGE", help="the image to draw on")
     parser.add_argument(
         "--stages",
         type=int_at_least(1),
@@ -42,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--output",
-        type=Path,
+        type=user_path,
         default=Path("stages.png"),
         help="image to write, in the format its suffix names (.png, .jpg, ...; default "
         "%(default)s; a file there is replaced, with a warning)",

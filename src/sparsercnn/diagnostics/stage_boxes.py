@@ -24,12 +24,12 @@ from torch import Tensor
 
 from sparsercnn.data.image_io import decode_image
 from sparsercnn.data.transforms import InferenceTransform, build_test_transform
+from sparsercnn.image_inputs import ImageInput, decode_input
 from sparsercnn.model import PostProcessor, SparseRCNN, build_postprocessor
 from sparsercnn.model.inference import Precision, evaluating, model_device, run_model
 from sparsercnn.model.postprocess import TopKDetections, rescale_boxes
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.ops.boxes import clip_boxes
-from sparsercnn.predictor import ImageInput, decode_input
 from sparsercnn.structures import Detections
 from sparsercnn.visualization.drawing_file import drawing_format, save_drawing
 from sparsercnn.visualization.panel_size import MAX_PANEL_SIDE
@@ -47,7 +47,7 @@ class StageBoxes:
 
     Attributes:
         image: the RGB image, decoded as the predictor decodes it: a large JPEG at a reduced
-            scale (:func:`~sparsercnn.predictor.decode_input`).
+            scale (:func:`~sparsercnn.image_inputs.decode_input`).
         full_size: ``(h, w)`` of the original image, whose pixels the boxes are in.
         proposal_boxes: ``(N, 4)`` the learned proposals scaled to the image.
         boxes: ``(S, N, 4)`` the box of every slot after each stage (not clipped).

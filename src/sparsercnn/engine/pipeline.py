@@ -37,7 +37,12 @@ from sparsercnn.engine.train_result import TrainResult
 from sparsercnn.engine.trainer import Trainer
 from sparsercnn.evaluation.coco_evaluator import EvaluationResult
 from sparsercnn.model import build_postprocessor
-from sparsercnn.model.inference import Precision, check_calibrated, check_precision
+from sparsercnn.model.inference import (
+    Precision,
+    check_calibrated,
+    check_precision,
+    unused_int8_calibration,
+)
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.runtime import check_device
 from sparsercnn.text import counted
@@ -261,7 +266,7 @@ def _require_files(dataset: CocoDataset) -> None:
     """Raise when image files of ``dataset`` are missing on this machine (one listing of each
     folder, nothing decoded)."""
     images = [dataset.image_info(index) for index in range(len(dataset))]
-    issues = check_image_files(images, dataset.image_dir, decode=False)
+    issues = check_image_files(images, dataset.image_dir, decode=False).issues
     missing = [issue for issue in issues if issue.severity == "error"]
     if missing:
         count = sum(issue.image_id is not None for issue in missing)
@@ -285,7 +290,7 @@ def evaluation_dataset(
     Its images are checked up front (the data policy, :mod:`sparsercnn.data.policy`): invalid
     ones are an error naming them, or dropped with ``skip_invalid``; none is swapped later.
     Large JPEGs are decoded at the reduced scale the test resize allows, as predictors decode
-    them (:func:`~sparsercnn.predictor.decode_input`), so both see the same input.
+    them (:func:`~sparsercnn.image_inputs.decode_input`), so both see the same input.
     """
     transform = build_test_transform(cfg.input)
     return CocoDataset(
@@ -368,6 +373,9 @@ def evaluate_model_file(
         )
     check_precision(precision, device)
     check_calibrated(loaded.model, precision)
+    note = unused_int8_calibration(loaded.model, precision, device)
+    if note is not None:
+        logger.info("%s %s", model_file, note)
     dataset = evaluation_dataset(json_path, image_dir, loaded.config, skip_invalid=skip_invalid)
     check_same_categories(loaded.categories, dataset.category_map, str(json_path))
     evaluation = evaluate(
@@ -405,6 +413,7 @@ def evaluate_onnx_file(
     num_workers: int = 2,
     num_threads: int | None = None,
     batch_invariant: bool = True,
+    precision: Precision | None = None,
     skip_invalid: bool = False,
     results_path: Path | None = None,
     metrics_path: Path | None = None,
@@ -413,17 +422,20 @@ def evaluate_onnx_file(
     CPU: the same dataset, test resize, evaluation pass and report as :func:`evaluate_model_file`.
 
     ``batch_size=None`` uses the exported config's ``input.test_batch_size`` (a file exported
-    with a static batch runs one image at a time).
+    with a static batch runs one image at a time). ``precision``, when given, must be the one
+    the graph computes in (:func:`~sparsercnn.export.onnx_runtime.check_graph_precision`).
 
     Raises:
-        ValueError: the file is not a sparsercnn export, or the dataset's categories differ.
+        ValueError: the file is not a sparsercnn export, computes in another ``precision``, or
+            the dataset's categories differ.
         ImportError: onnxruntime is not installed.
     """
-    from sparsercnn.export.onnx_runtime import OnnxPredictor
+    from sparsercnn.export.onnx_runtime import OnnxPredictor, check_graph_precision
 
     check_batch_size(batch_size)
     check_output_paths(results_path, metrics_path)
     predictor = OnnxPredictor(onnx_path, num_threads=num_threads, batch_invariant=batch_invariant)
+    check_graph_precision(predictor, precision)
     config = predictor.config
     dataset = evaluation_dataset(json_path, image_dir, config, skip_invalid=skip_invalid)
     check_same_categories(predictor.categories, dataset.category_map, str(json_path))

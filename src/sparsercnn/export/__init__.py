@@ -2,7 +2,7 @@
 
 :func:`export_onnx` writes a self-describing, NMS-free ``.onnx`` file (see
 :mod:`sparsercnn.export.onnx_export`); :class:`OnnxPredictor` runs it with onnxruntime and returns
-the same :class:`~sparsercnn.predictor.Prediction` objects as the PyTorch
+the same :class:`~sparsercnn.prediction.Prediction` objects as the PyTorch
 :class:`~sparsercnn.predictor.Predictor`. The optional dependencies (``onnx``, ``onnxscript``,
 ``onnxruntime``: the ``export`` extra) are imported only when used.
 """

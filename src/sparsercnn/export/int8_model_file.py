@@ -28,10 +28,11 @@ from sparsercnn.export.quantization import (
     QuantizationReport,
     compare_predictions,
 )
+from sparsercnn.image_inputs import ImageInput, decode_input
 from sparsercnn.model.inference import check_precision, evaluating
 from sparsercnn.model.int8_features import Int8Calibration, calibrate
 from sparsercnn.model_file import LoadedModel, load_model_file, save_model_file
-from sparsercnn.predictor import ImageInput, Predictor, decode_input
+from sparsercnn.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 

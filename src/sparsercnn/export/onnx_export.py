@@ -251,20 +251,51 @@ def check_exportable(config: Config, source: str) -> None:
 
 
 def writable_opsets() -> range | None:
-    """The opsets this exporter writes: from torch's own (the opset its ONNX functions are
-    written in, 18 for torch 2.13) to the newest onnxscript's version converter reaches (25 for
-    onnxscript 0.7). None where those private constants cannot be read: the written graph is
-    still checked (:func:`check_graph_opset`)."""
+    """The opsets this exporter writes: from the one torch's ONNX functions are written in
+    (:func:`torchlib_opset`, 18 for torch 2.13) to the newest onnxscript's version converter,
+    which torch runs on the graph, reaches (:func:`newest_convertible_opset`, 25 for onnxscript
+    0.7). None where torch does not say the first, or onnx or onnxscript is missing: the written
+    graph is still checked (:func:`check_graph_opset`)."""
+    oldest = torchlib_opset()
+    if oldest is None or importlib.util.find_spec("onnxscript") is None:
+        return None
+    return range(oldest, newest_convertible_opset(oldest) + 1)
+
+
+def torchlib_opset() -> int | None:
+    """The opset torch's ONNX functions are written in: its exporter builds the graph in it and
+    converts from it to the opset asked for (older ones are not reached). torch has no public
+    name for it (2.13), so this reads its private constant; None where that is gone (a test
+    fails then, to find its new name)."""
     try:
-        from onnxscript.version_converter import _version_converter
         from torch.onnx._internal.exporter import _constants
     except ImportError:
         return None
-    oldest = getattr(_constants, "TORCHLIB_OPSET", None)
-    newest = getattr(_version_converter, "SUPPORTED_MAX_ONNX_OPSET", None)
-    if not isinstance(oldest, int) or not isinstance(newest, int):
-        return None
-    return range(oldest, newest + 1)
+    opset = getattr(_constants, "TORCHLIB_OPSET", None)
+    return opset if isinstance(opset, int) else None
+
+
+def newest_convertible_opset(oldest: int) -> int:
+    """The newest opset onnxscript's public version converter takes an opset-``oldest`` graph
+    to, at most the newest the installed onnx knows: each newer opset is tried in turn on an
+    empty graph (about 0.1 ms each); the converter refuses one beyond its range
+    (``ValueError``) or leaves the graph at its opset."""
+    import onnx
+    from onnxscript import ir
+    from onnxscript.version_converter import convert_version
+
+    newest = oldest
+    for target in range(oldest + 1, onnx.defs.onnx_opset_version() + 1):
+        graph = ir.Graph([], [], nodes=[], opset_imports={"": oldest})
+        model = ir.Model(graph, ir_version=onnx.IR_VERSION)
+        try:
+            convert_version(model, target, fallback=False)
+        except ValueError:
+            break
+        if model.graph.opset_imports.get("") != target:
+            break
+        newest = target
+    return newest
 
 
 def check_opset(opset: int) -> None:

@@ -2,7 +2,7 @@
 
 :class:`OnnxPredictor` mirrors :class:`~sparsercnn.predictor.Predictor`: the same inputs (paths,
 folders, PIL images, arrays, tensors), the same test resize and padding (rebuilt from the file's
-metadata), the same batching, and the same :class:`~sparsercnn.predictor.Prediction` outputs.
+metadata), the same batching, and the same :class:`~sparsercnn.prediction.Prediction` outputs.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from torch import Tensor
 from sparsercnn.data.transforms import build_test_transform
 from sparsercnn.export.onnx_export import detections_of, parse_metadata
 from sparsercnn.export.onnx_wrapper import INPUT_NAMES, OUTPUT_NAMES
+from sparsercnn.paths import check_file
 from sparsercnn.predictor import BatchPredictor
 from sparsercnn.structures import Detections, ImageBatch
 
@@ -44,6 +45,7 @@ class OnnxPredictor(BatchPredictor):
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
+        IsADirectoryError: ``path`` is a folder.
         ValueError: ``path`` is not a readable ONNX model or not a sparsercnn export.
         ImportError: onnxruntime is not installed.
     """
@@ -65,8 +67,7 @@ class OnnxPredictor(BatchPredictor):
                 "OnnxPredictor needs onnxruntime: pip install 'sparsercnn[export]'"
             ) from error
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"ONNX model {self.path} does not exist")
+        check_file(self.path, "ONNX model", "the .onnx file")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         options = onnxruntime.SessionOptions()
@@ -167,4 +168,25 @@ def unloadable_onnx_message(path: Path, error: Exception) -> str:
     return (
         f"{path} is not a valid ONNX model (onnxruntime could not load it: {error}); "
         "re-export it with `sparsercnn export`"
+    )
+
+
+def check_graph_precision(onnx: OnnxPredictor, precision: str | None) -> None:
+    """The rule of a precision asked beside an ONNX file (``--precision`` with ``--onnx``, in
+    ``predict``, ``eval`` and ``serve``): the graph computes in the precision it was exported
+    in (:attr:`OnnxPredictor.precision`, ``int8`` or ``fp32``), so ``precision`` must be that
+    one, or None (not asked).
+
+    Raises:
+        ValueError: ``precision`` is another one, naming both flags and what to do.
+    """
+    if precision is None or precision == onnx.precision:
+        return
+    export = ""
+    if precision == "int8":
+        export = ", or export an int8 graph (`sparsercnn export --int8 --calibration DIR`)"
+    raise ValueError(
+        f"--precision {precision}: --onnx {onnx.path} computes in {onnx.precision}, the precision "
+        f"it was exported in; leave out --precision, or run a model file at {precision} without "
+        f"--onnx (--model FILE --precision {precision}){export}"
     )

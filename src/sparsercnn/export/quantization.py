@@ -38,15 +38,11 @@ from sparsercnn.export.onnx_export import (
 )
 from sparsercnn.export.onnx_runtime import QUANTIZATION_KEY, OnnxPredictor
 from sparsercnn.export.onnx_wrapper import INPUT_NAMES
+from sparsercnn.image_inputs import ImageInput, decode_input, expand_inputs
 from sparsercnn.model_file import LoadedModel
 from sparsercnn.ops.boxes import box_iou
-from sparsercnn.predictor import (
-    BatchPredictor,
-    ImageInput,
-    Prediction,
-    decode_input,
-    expand_inputs,
-)
+from sparsercnn.prediction import Prediction
+from sparsercnn.predictor import BatchPredictor
 from sparsercnn.text import counted
 
 logger = logging.getLogger(__name__)

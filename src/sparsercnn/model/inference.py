@@ -119,6 +119,20 @@ def check_calibrated(model: nn.Module, precision: str) -> None:
         raise ValueError(UNCALIBRATED)
 
 
+def unused_int8_calibration(model: nn.Module, precision: str, device: torch.device) -> str | None:
+    """A note that ``model`` carries an int8 calibration which ``precision`` leaves unused and
+    ``device`` could run (a CPU with oneDNN's int8 convolution), saying how to use it; None
+    where there is nothing to say. For one INFO line when a model file is loaded."""
+    if precision == "int8" or getattr(model, "int8_calibration", None) is None:
+        return None
+    if device.type != "cpu" or not int8_available():
+        return None
+    return (
+        f"carries an int8 calibration, unused at precision {precision}: --precision int8 runs "
+        "its backbone and FPN in int8, faster on this CPU and approximate"
+    )
+
+
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter (CPU for a model without parameters)."""
     parameter = next(model.parameters(), None)

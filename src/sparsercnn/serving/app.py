@@ -3,7 +3,8 @@
 Routes: ``POST /v1/detect`` (detections of one or several images, batched with concurrent
 requests), ``POST /v1/stages`` (the proposals and every stage's detections of one image, for the
 page), ``GET /v1/model``, ``GET /health``, the page at ``/`` with its files under ``/static``,
-and the API docs at ``/docs`` (:mod:`~sparsercnn.serving.docs`, offline).
+and the API docs at ``/docs`` (:mod:`~sparsercnn.serving.docs`, offline); every ``GET`` route
+also answers ``HEAD`` (:class:`~sparsercnn.serving.head_requests.HeadAsGet`).
 Decoding runs in worker threads (one per core) and the model on the batcher's thread, so the
 event loop only parses and answers.
 """
@@ -30,10 +31,11 @@ from sparsercnn import __version__
 from sparsercnn.data.image_io import DecodedImage
 from sparsercnn.diagnostics.stage_boxes import StageBoxes
 from sparsercnn.model.inference import Precision
-from sparsercnn.predictor import prediction_from_detections
+from sparsercnn.prediction import prediction_from_detections
 from sparsercnn.serving.batching import RequestBatcher
 from sparsercnn.serving.docs import add_docs
 from sparsercnn.serving.errors import ApiError, install_error_handlers
+from sparsercnn.serving.head_requests import HeadAsGet
 from sparsercnn.serving.limits import BodySizeLimit, Limits
 from sparsercnn.serving.request_parsing import (
     IMAGES_FIELD,
@@ -81,7 +83,7 @@ def create_app(
     *,
     onnx_file: str | Path | None = None,
     device: torch.device | str = "cpu",
-    precision: Precision = "fp32",
+    precision: Precision | None = None,
     cuda_graphs: bool = False,
     limits: Limits | None = None,
     max_batch_images: int = 8,
@@ -97,7 +99,9 @@ def create_app(
         device: where the PyTorch model runs.
         precision: ``fp32``, ``bf16`` autocast where the device runs it natively,
             ``winograd`` (fp32 with Winograd 3x3 convolutions, CPUs) or ``int8`` (int8
-            backbone and FPN, CPUs; a model file calibrated by ``export --int8``).
+            backbone and FPN, CPUs; a model file calibrated by ``export --int8``); None: fp32.
+            With ``onnx_file``, one given must be the graph's (full-stage requests run it:
+            :func:`~sparsercnn.export.onnx_runtime.check_graph_precision`).
         cuda_graphs: replay the PyTorch model from CUDA graphs, one per batch shape.
         limits: per-request limits (default :class:`Limits`).
         max_batch_images: most images per batch (1 turns batching off).
@@ -148,6 +152,7 @@ def create_app(
     add_docs(app)
     app.state.service = service
     app.add_middleware(BodySizeLimit, max_bytes=service.limits.max_body_bytes)
+    app.add_middleware(HeadAsGet)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(packages=[STATIC_PACKAGE]), name="static")
     _add_routes(app, service)

@@ -25,7 +25,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sparsercnn.predictor import ImageInput, Prediction
+from sparsercnn.image_inputs import ImageInput
+from sparsercnn.prediction import Prediction
 from sparsercnn.serving.errors import BatcherClosed, BatcherFull
 
 logger = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
 """The request parameters and response bodies of the HTTP API (pydantic models, shown at
-``/docs``), and the conversion of :class:`~sparsercnn.predictor.Prediction` into them.
+``/docs``), and the conversion of :class:`~sparsercnn.prediction.Prediction` into them.
 
 Boxes are in pixels of the original image (after its EXIF orientation): ``bbox.xyxy`` is
 ``[x1, y1, x2, y2]`` and ``bbox.xywh`` the COCO ``[x, y, width, height]`` of
-:meth:`~sparsercnn.predictor.Prediction.to_coco_results` (rounded to 1/100 pixel), with
+:meth:`~sparsercnn.prediction.Prediction.to_coco_results` (rounded to 1/100 pixel), with
 ``x2 = x + width`` and ``y2 = y + height``.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.predictor import Prediction
+from sparsercnn.prediction import Prediction
 
 
 class DetectOptions(BaseModel):

@@ -23,8 +23,10 @@ from PIL import Image
 from sparsercnn import __version__
 from sparsercnn.config import Config
 from sparsercnn.diagnostics.stage_boxes import StageBoxes, compute_stage_boxes
+from sparsercnn.image_inputs import ImageInput
 from sparsercnn.model.inference import Precision
-from sparsercnn.predictor import ImageInput, Prediction, Predictor
+from sparsercnn.prediction import Prediction
+from sparsercnn.predictor import Predictor
 from sparsercnn.serving.batching import RequestBatcher
 from sparsercnn.serving.limits import Limits
 from sparsercnn.serving.schemas import CategoryInfo, ModelInfo
@@ -49,7 +51,9 @@ class DetectionService:
         device: where the PyTorch model runs.
         precision: ``fp32``, ``bf16`` autocast where the device runs it natively,
             ``winograd`` (fp32 with Winograd 3x3 convolutions, CPUs) or ``int8`` (int8
-            backbone and FPN, CPUs; a model file calibrated by ``export --int8``).
+            backbone and FPN, CPUs; a model file calibrated by ``export --int8``); None: fp32.
+            With ``onnx_file``, one given must be the graph's (full-stage requests run it:
+            :func:`~sparsercnn.export.onnx_runtime.check_graph_precision`).
         cuda_graphs: replay the PyTorch model from CUDA graphs (see
             :class:`~sparsercnn.predictor.Predictor`).
         limits: per-request limits (reported by :meth:`info`).
@@ -61,8 +65,9 @@ class DetectionService:
             ``sparsercnn serve`` runs it) enforces; only reported here (None: not known).
 
     Raises:
-        FileNotFoundError, ValueError: a file is missing or not a model of this package, or the
-            ONNX file's classes differ from the model file's.
+        FileNotFoundError, ValueError: a file is missing or not a model of this package, the
+            ONNX file's classes differ from the model file's, or it computes in another
+            ``precision`` than the one given.
     """
 
     def __init__(
@@ -71,7 +76,7 @@ class DetectionService:
         *,
         onnx_file: str | Path | None = None,
         device: torch.device | str = "cpu",
-        precision: Precision = "fp32",
+        precision: Precision | None = None,
         cuda_graphs: bool = False,
         limits: Limits | None = None,
         max_batch_images: int = 8,
@@ -93,17 +98,20 @@ class DetectionService:
             and self.limits.max_image_pixels > Image.MAX_IMAGE_PIXELS
         ):
             Image.MAX_IMAGE_PIXELS = self.limits.max_image_pixels
+        self.onnx: OnnxPredictor | None = None
+        if onnx_file is not None:
+            # Before the model file: its int8 calibration matters only if the graph is int8.
+            self.onnx = _load_onnx(Path(onnx_file), max_batch_images, precision)
         self.predictor = Predictor.from_file(
             model_file,
             device=device,
             batch_size=max_batch_images,
-            precision=precision,
+            precision=precision or "fp32",
             cuda_graphs=cuda_graphs,
         )
+        if self.onnx is not None:
+            _check_same_model(self.onnx, self.predictor)
         self.categories = self.predictor.categories
-        self.onnx: OnnxPredictor | None = None
-        if onnx_file is not None:
-            self.onnx = _load_onnx(Path(onnx_file), max_batch_images, self.predictor)
         self.max_batch_images = max_batch_images
         self.max_wait_ms = max_wait_ms
         self.max_queued_images = max_queued_images
@@ -186,12 +194,20 @@ class DetectionService:
         )
 
 
-def _load_onnx(path: Path, batch_size: int, predictor: Predictor) -> OnnxPredictor:
-    """The ONNX predictor of ``path``, checked to be an export of the model file: the same
-    classes, stages, architecture and test resize."""
-    from sparsercnn.export.onnx_runtime import OnnxPredictor
+def _load_onnx(path: Path, batch_size: int, precision: Precision | None) -> OnnxPredictor:
+    """The ONNX predictor of ``path``, checked to compute in ``precision`` where one is asked
+    (:func:`~sparsercnn.export.onnx_runtime.check_graph_precision`)."""
+    from sparsercnn.export.onnx_runtime import OnnxPredictor, check_graph_precision
 
     onnx = OnnxPredictor(path, batch_size=batch_size)
+    check_graph_precision(onnx, precision)
+    return onnx
+
+
+def _check_same_model(onnx: OnnxPredictor, predictor: Predictor) -> None:
+    """Raise unless ``onnx`` is an export of the model file: the same classes, stages,
+    architecture and test resize."""
+    path = onnx.path
     ours, theirs = predictor.categories, onnx.categories
     if (ours.category_ids, ours.names) != (theirs.category_ids, theirs.names):
         raise ValueError(
@@ -216,7 +232,6 @@ def _load_onnx(path: Path, batch_size: int, predictor: Predictor) -> OnnxPredict
             f"--onnx {path} is not an export of --model: it has {', '.join(differences)}; "
             "export the ONNX file from that model"
         )
-    return onnx
 
 
 def _inference_settings(config: Config) -> dict[str, object]:

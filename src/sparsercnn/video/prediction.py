@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.predictor import BatchPredictor, Prediction
+from sparsercnn.prediction import Prediction
+from sparsercnn.predictor import BatchPredictor
 from sparsercnn.video.reader import Frame, FrameFolder, FrameSequence, VideoFile, check_every
 
 

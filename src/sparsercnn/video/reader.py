@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from sparsercnn.data.image_io import load_image, read_image_header
-from sparsercnn.predictor import IMAGE_SUFFIXES, folder_files
+from sparsercnn.image_inputs import IMAGE_SUFFIXES, folder_files
 from sparsercnn.text import counted
 from sparsercnn.video.suffixes import VIDEO_SUFFIXES
 
@@ -256,7 +256,8 @@ class FrameFolder:
         fps: frames per second, kept exact (a float as its decimal value): timestamps are
             ``index / fps``.
         skip: a folder below ``path`` whose images are not frames (where a run draws); the
-            drawings of earlier runs are left out too (:func:`~sparsercnn.predictor.folder_files`).
+            drawings of earlier runs are left out too
+            (:func:`~sparsercnn.image_inputs.folder_files`).
 
     Attributes:
         size: ``(h, w)`` of the upright frames.

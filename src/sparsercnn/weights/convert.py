@@ -26,6 +26,7 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import build_model
 from sparsercnn.model.backbone import ARCHITECTURES, Bottleneck
 from sparsercnn.model_file import CONFIG_DISAGREES, load_state_dict_strict, save_model_file
+from sparsercnn.text import listing
 from sparsercnn.weights.key_tables import Layout, backbone_prefix, rename_keys
 from sparsercnn.weights.readers import (
     BACKBONE_FORMAT_NAME,
@@ -475,9 +476,3 @@ def save_converted(src: str | Path, dst: str | Path, layout: Layout | None = Non
     model = build_model(converted.config)
     load_state_dict_strict(model, converted.state_dict, checkpoint.source)
     return save_model_file(dst, model, converted.config, converted.categories)
-
-
-def listing(keys: list[str], limit: int = 10) -> str:
-    """``keys`` joined by commas, the first ``limit`` of them and how many in all."""
-    more = f" ... ({len(keys)} in all)" if len(keys) > limit else ""
-    return ", ".join(keys[:limit]) + more

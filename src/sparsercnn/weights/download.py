@@ -17,9 +17,11 @@ import logging
 import os
 import re
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -27,7 +29,9 @@ from tqdm import tqdm
 
 from sparsercnn.model import build_model
 from sparsercnn.model_file import LoadedModel, load_state_dict_strict
+from sparsercnn.paths import check_file
 from sparsercnn.runtime import check_device
+from sparsercnn.weights.backoff import retry_delay
 from sparsercnn.weights.convert import convert_checkpoint
 from sparsercnn.weights.download_lock import CACHE_ENV, cache_write, download_lock
 from sparsercnn.weights.key_tables import Layout
@@ -36,13 +40,16 @@ from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1 << 20
+# Client errors that a later attempt may not get: Request Timeout, Too Many Requests.
+TRANSIENT_HTTP_CODES = (408, 429)
 # mmdetection's publish_model convention: "<name>-<first 8 hex digits of the sha256>.pth".
 HASH_IN_NAME = re.compile(r"-([0-9a-f]{8})\.pth$")
 
 
 def default_cache_dir() -> Path:
-    """``$SPARSERCNN_CACHE`` if set, else ``~/.cache/sparsercnn``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "sparsercnn")
+    """``$SPARSERCNN_CACHE`` if set (a leading ``~`` expanded: a value set in quotes or in a
+    service's environment reaches the process unexpanded), else ``~/.cache/sparsercnn``."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "sparsercnn").expanduser()
 
 
 def from_pretrained(
@@ -86,13 +93,15 @@ def fetch(
     sha256: str | None = None,
     cache_dir: str | Path | None = None,
     max_attempts: int = 3,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Path:
     """A verified local file for a published name, a path, a ``file://`` or ``http(s)://`` URL.
 
     A key of :data:`PUBLISHED_CHECKPOINTS` (that is not also an existing path) stands for its
     URL and checksum. URLs are downloaded once into ``cache_dir`` (named after the URL's last
     path component); a cached file is checked again and fetched anew if it fails the check or
-    was downloaded from another URL of the same name.
+    was downloaded from another URL of the same name. Failed download attempts are retried
+    after a wait (see :func:`download`; ``sleep`` waits it).
 
     Raises:
         FileNotFoundError: a local file does not exist.
@@ -110,22 +119,21 @@ def fetch(
     if scheme in ("http", "https"):
         name = Path(urllib.parse.urlparse(text).path).name or "checkpoint.pth"
         dst = Path(cache_dir if cache_dir is not None else default_cache_dir()) / name
-        return _fetch_url(text, dst, expected_sha256(name, sha256), max_attempts)
+        return _fetch_url(text, dst, expected_sha256(name, sha256), max_attempts, sleep)
     if scheme == "file":
         path = Path(urllib.request.url2pathname(urllib.parse.urlparse(text).path))
     elif len(scheme) > 1:  # one letter is a Windows drive
         raise ValueError(f"unsupported URL scheme {scheme!r} in {text}; use http(s)://, file://")
     else:
         path = Path(text).expanduser()
-    if path.is_dir():
-        raise IsADirectoryError(f"checkpoint {path} is a folder; give the checkpoint file in it")
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    check_file(path, "checkpoint", "the checkpoint file")
     verify_sha256(path, expected_sha256(path.name, sha256))
     return path
 
 
-def _fetch_url(url: str, dst: Path, expected: str | None, max_attempts: int) -> Path:
+def _fetch_url(
+    url: str, dst: Path, expected: str | None, max_attempts: int, sleep: Callable[[float], None]
+) -> Path:
     """``dst`` (in the cache) downloaded from ``url`` unless it is there already, checked.
 
     The URL a file was downloaded from is kept beside it (``dst.url``): two URLs of the same
@@ -147,7 +155,7 @@ def _fetch_url(url: str, dst: Path, expected: str | None, max_attempts: int) -> 
         # Recorded first: an interruption leaves no file without its record, or with another's.
         cache_write(dst.parent, lambda: record.write_text(url + "\n"))
         try:
-            return download(url, dst, sha256=expected, max_attempts=max_attempts)
+            return download(url, dst, expected, max_attempts, sleep=sleep)
         except BaseException:
             if not part.exists():  # nothing kept to resume: no record of it either
                 record.unlink(missing_ok=True)
@@ -235,15 +243,20 @@ def download(
     sha256: str | None = None,
     max_attempts: int = 3,
     timeout: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Path:
     """Download ``url`` to ``dst`` through ``dst.part``, resuming, verifying, renaming at the end.
+
+    A failed attempt is followed by the next one after
+    :func:`~sparsercnn.weights.backoff.retry_delay` seconds (1, 2, 4, ... or the server's
+    ``Retry-After``), waited by ``sleep``.
 
     Raises:
         PermissionError: the folder of ``dst`` cannot be written (naming it).
         ConnectionError: every attempt failed (the ``.part`` file stays, for resuming, when it
             holds anything).
-        ValueError: the server refused the URL (4xx) or the checksum does not match (the
-            ``.part`` file is deleted).
+        ValueError: the server refused the URL (4xx but 408 and 429, which are retried) or
+            the checksum does not match (the ``.part`` file is deleted).
     """
     folder = dst.parent
     cache_write(folder, lambda: folder.mkdir(parents=True, exist_ok=True))
@@ -251,15 +264,17 @@ def download(
     cache_write(folder, lambda: tempfile.TemporaryFile(dir=folder).close())
     part = dst.with_name(dst.name + ".part")
     for attempt in range(1, max_attempts + 1):
+        retry_after = None
         try:
             _download_once(url, part, timeout)
             break
         except urllib.error.HTTPError as error:
-            if 400 <= error.code < 500:
+            if 400 <= error.code < 500 and error.code not in TRANSIENT_HTTP_CODES:
                 raise ValueError(
                     f"cannot download {url}: HTTP {error.code} {error.reason}"
                 ) from error
             failure: Exception = error
+            retry_after = error.headers.get("Retry-After") if error.headers else None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             failure = error
         have = part.stat().st_size if part.exists() else 0
@@ -274,7 +289,17 @@ def download(
                 f"downloading {url} failed after {attempt} attempt(s) ({failure}); {have} bytes "
                 f"are kept in {part} and the next attempt resumes from there"
             ) from failure
-        logger.warning("download of %s interrupted at %d bytes (%s); resuming", url, have, failure)
+        delay = retry_delay(attempt, retry_after)
+        logger.warning(
+            "download of %s interrupted at %d bytes (%s); attempt %d of %d in %g s",
+            url,
+            have,
+            failure,
+            attempt + 1,
+            max_attempts,
+            delay,
+        )
+        sleep(delay)
     try:
         verify_sha256(part, sha256)
     except ValueError:

@@ -25,13 +25,13 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import SparseRCNN
 from sparsercnn.model.backbone import NUM_FREEZABLE_PARTS
 from sparsercnn.model_file import load_state_dict_strict
+from sparsercnn.text import listing
 from sparsercnn.weights.convert import (
     ConvertedCheckpoint,
     backbone_state_dict,
     convert_checkpoint,
     infer_depth,
     infer_model_config,
-    listing,
     reconcile_counters,
 )
 from sparsercnn.weights.download import fetch

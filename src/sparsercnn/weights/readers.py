@@ -29,6 +29,8 @@ from torch import Tensor
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model_file import FORMAT_NAME, read_model_file
+from sparsercnn.paths import check_file
+from sparsercnn.text import listing
 from sparsercnn.weights.key_tables import LAYOUTS, Layout
 
 logger = logging.getLogger(__name__)
@@ -84,10 +86,7 @@ def read_checkpoint(path: str | Path, layout: Layout | None = None) -> RawCheckp
             or its layout cannot be told (the message names the file and says what to do).
     """
     path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"checkpoint {path} is a folder; give the checkpoint file in it")
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    check_file(path, "checkpoint", "the checkpoint file")
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"unknown checkpoint layout {layout!r}; choose one of {LAYOUTS}")
     if path.suffix.lower() in PICKLE_SUFFIXES:
@@ -119,10 +118,9 @@ def detect_layout(keys: list[str], source: str) -> Layout:
     if len(found) > 1 and "torchvision" in found:
         found.remove("torchvision")
     if len(found) != 1:
-        shown = ", ".join(keys[:5])
         what = "match several layouts " + str(found) if found else "match no known layout"
         raise ValueError(
-            f"{source}: the key names ({shown}, ...) {what}; name its layout with "
+            f"{source}: the key names ({listing(keys, limit=5)}) {what}; name its layout with "
             "`sparsercnn convert SRC --from LAYOUT --output FILE` (official, mmdet, torchvision) "
             "and use the converted file, or pass layout= in Python"
         )

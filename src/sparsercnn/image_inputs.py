@@ -1,0 +1,208 @@
+"""The images a predictor takes: paths, folders, PIL images, arrays and tensors.
+
+:func:`expand_inputs` turns what a caller gives into ``(image, source name)`` pairs (a folder
+into its image files, leaving out drawings of earlier runs), :func:`decode_input` reads one
+as evaluation does, and :func:`to_pil` checks and converts arrays and tensors. The predictors
+(:class:`~sparsercnn.predictor.BatchPredictor`) resize and batch what these give.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from torch import Tensor
+
+from sparsercnn.data.image_io import (
+    IMAGE_SUFFIXES,
+    DecodedImage,
+    decode_image,
+    load_image,
+    to_rgb,
+)
+from sparsercnn.data.transforms import InferenceTransform
+from sparsercnn.paths import is_below
+
+logger = logging.getLogger(__name__)
+
+# Marks a folder of drawings (:class:`~sparsercnn.drawing_writer.DrawingWriter`): a folder given
+# to predict leaves out the marked folders below it, and a drawing replaces only files in or
+# below a marked folder (:func:`~sparsercnn.drawing_writer.is_drawing`).
+DRAWINGS_MARKER = ".sparsercnn-drawings"
+ImageInput = str | Path | Image.Image | np.ndarray | Tensor | DecodedImage
+
+
+def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> list[tuple[ImageInput, str]]:
+    """Flatten inputs into ``(image or path, source name)`` pairs; folders expand to their images.
+
+    Raises:
+        FileNotFoundError: a path does not exist, or a folder holds no image file.
+    """
+    # A DecodedImage is one input, although a tuple.
+    many = isinstance(inputs, list | tuple) and not isinstance(inputs, DecodedImage)
+    items: list[ImageInput] = list(inputs) if many else [inputs]  # type: ignore[list-item,arg-type]
+    expanded: list[tuple[ImageInput, str]] = []
+    for i, item in enumerate(items):
+        if isinstance(item, str | Path):
+            path = Path(item)
+            if path.is_dir():
+                files = folder_files(path, IMAGE_SUFFIXES)
+                if not files:
+                    raise FileNotFoundError(
+                        f"folder {path} contains no image files ({', '.join(IMAGE_SUFFIXES)})"
+                    )
+                expanded.extend((f, str(f)) for f in files)
+            elif path.is_file():
+                expanded.append((path, str(path)))
+            else:
+                raise FileNotFoundError(f"input {path} does not exist")
+        else:
+            expanded.append((item, f"<input {i}>"))
+    return expanded
+
+
+def folder_files(folder: Path, suffixes: Sequence[str], skip: Path | None = None) -> list[Path]:
+    """The files below ``folder`` with one of ``suffixes``, sorted by path, but for those in
+    :func:`drawing_folders` (how many were left out is logged): what a folder given as input
+    stands for, in Python and in ``predict``."""
+    left_out = drawing_folders(folder, skip)
+    candidates = [p for p in folder.rglob("*") if p.suffix.lower() in suffixes]
+    found = sorted(p for p in candidates if not any(is_below(p, f) for f in left_out))
+    if len(found) < len(candidates):
+        logger.info(
+            "%s: leaving out %d drawings of earlier runs (in %s)",
+            folder,
+            len(candidates) - len(found),
+            ", ".join(sorted({str(f) for f in left_out})),
+        )
+    return found
+
+
+def drawing_folders(folder: Path, skip: Path | None = None) -> list[Path]:
+    """Folders strictly below ``folder`` whose files are drawings, not inputs: those a
+    :class:`~sparsercnn.drawing_writer.DrawingWriter` marked (:data:`DRAWINGS_MARKER`), and
+    ``skip`` (where this run draws)."""
+    found = [marker.parent for marker in folder.rglob(DRAWINGS_MARKER)]
+    if skip is not None:
+        found.append(skip)
+    return [path for path in found if is_below(path, folder, strictly=True)]
+
+
+def decode_input(image: ImageInput, transform: InferenceTransform) -> DecodedImage:
+    """One input, decoded for ``transform``: an image file at the reduced scale the resize
+    allows (:func:`~sparsercnn.data.image_io.decode_image` with
+    :meth:`~sparsercnn.data.transforms.InferenceTransform.source_size`: a large JPEG at 1/2 to
+    1/8 of its size, as the evaluation dataset decodes it), a :class:`DecodedImage` as it is,
+    any other input as :func:`to_pil` makes it. ``full_size`` is the ``(h, w)`` its detections
+    are given in, and its :meth:`~sparsercnn.data.image_io.DecodedImage.input_map` takes them
+    there from the model's input (or the ratio of sizes)."""
+    if isinstance(image, DecodedImage):
+        return image._replace(image=to_rgb(image.image))
+    if isinstance(image, str | Path):
+        return decode_image(image, transform.source_size)
+    pil = to_pil(image)
+    return DecodedImage(pil, (pil.height, pil.width))
+
+
+def to_pil(image: ImageInput) -> Image.Image:
+    """Load or convert one input to an RGB PIL image. Files are turned upright by their EXIF
+    orientation; a PIL image, array or tensor is taken as it is (a caller's ``Image.open``
+    result is not rotated: ``PIL.ImageOps.exif_transpose`` does that).
+
+    Arrays are ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA, tensors
+    ``(3, H, W)`` RGB or ``(1, H, W)``; both hold 0-255 pixel values: uint8, or integers or
+    floats within 0-255 (floats are rounded; floats within [0, 1], NaN, and values outside
+    0-255 are refused).
+
+    Raises:
+        ValueError: an array or tensor of another shape or range, or an empty image.
+        TypeError: an input of another type.
+    """
+    if isinstance(image, str | Path):
+        return load_image(image)
+    if isinstance(image, Image.Image):
+        if 0 in image.size:
+            raise ValueError(f"the image is empty: {image.width}x{image.height} pixels")
+        return to_rgb(image)
+    if isinstance(image, Tensor):
+        if image.dim() != 3 or image.shape[0] not in (1, 3):
+            raise ValueError(
+                f"tensor images must be (3, H, W) or (1, H, W), got {tuple(image.shape)}"
+                + _layout_hint(tuple(image.shape), "permute(2, 0, 1)", "channels")
+            )
+        tensor = image.detach().cpu()
+        if tensor.is_floating_point():
+            tensor = tensor.float()  # numpy has no bf16
+        image = _uint8_pixels(tensor.permute(1, 2, 0).numpy(), "tensor")
+    if isinstance(image, np.ndarray):
+        if image.ndim == 3 and image.shape[2] == 1:
+            image = image[:, :, 0]
+        if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+            raise ValueError(
+                f"array images must be HxW, HxWx3 or HxWx4, got shape {image.shape}"
+                + _layout_hint(image.shape, "transpose(1, 2, 0)", "last")
+            )
+        if 0 in image.shape[:2]:
+            raise ValueError(f"the image is empty: {image.shape[1]}x{image.shape[0]} pixels")
+        return to_rgb(Image.fromarray(_uint8_pixels(image, "array")))
+    raise TypeError(
+        f"unsupported image input of type {type(image).__name__}; give a path, folder, PIL "
+        "image, HxWx3 uint8 RGB array or (3, H, W) tensor, or a list or tuple of them"
+    )
+
+
+def _layout_hint(shape: tuple[int, ...], fix: str, where: str) -> str:
+    """What to do with an image of ``shape`` in the other layout, or a batch of images."""
+    if len(shape) == 4:
+        return "; give a batch as a list of images"
+    if len(shape) == 3 and where == "channels" and shape[2] in (1, 3):
+        return f"; this looks channels-last (H, W, C): give image.{fix}"
+    if len(shape) == 3 and where == "last" and shape[0] in (1, 3, 4):
+        return f"; this looks channels-first (C, H, W): give image.{fix}"
+    return ""
+
+
+def _uint8_pixels(pixels: np.ndarray, kind: str) -> np.ndarray:
+    """``pixels`` (an image array of any real dtype holding 0-255 values) as uint8.
+
+    Args:
+        pixels: the image's values, any shape.
+        kind: ``"array"`` or ``"tensor"``, for the message.
+
+    Raises:
+        ValueError: floats within [0, 1] or not finite, values outside 0-255, booleans or
+            other dtypes (a cast would wrap 16-bit values around, 1020 -> 252, or read a mask
+            as pixels; NaN would become an arbitrary value; a clip would change the image).
+    """
+    dtype = str(pixels.dtype)
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype.kind == "f":
+        if not bool(np.isfinite(pixels).all()):
+            raise ValueError(
+                f"this float {kind} image holds NaN or infinite values; give 0-255 pixels"
+            )
+        low, high = (float(pixels.min()), float(pixels.max())) if pixels.size else (0.0, 0.0)
+        if 0 < high <= 1.0:
+            raise ValueError(
+                f"float {kind} images hold 0-255 values (as uint8 images do); this one is "
+                "within [0, 1]: multiply it by 255"
+            )
+        if low < -0.5 or high >= 255.5:
+            # Clipping would silently change the image (a normalised or 16-bit one).
+            raise ValueError(
+                f"float {kind} images hold 0-255 values; this one spans [{low:g}, {high:g}] "
+                "(normalised, or 16-bit?): scale it to 0-255 first"
+            )
+        return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+    if pixels.dtype.kind in "iu" and (
+        not pixels.size or (int(pixels.min()) >= 0 and int(pixels.max()) <= 255)
+    ):
+        return pixels.astype(np.uint8)
+    raise ValueError(
+        f"{kind} images hold 0-255 values; this {dtype} one does not (a 16-bit image or a "
+        "mask?): scale it to uint8 first"
+    )
