@@ -4,8 +4,9 @@ by each sample's orientation after its augmentation (what training does).
 For each COCO data set (``--data NAME=JSON:IMAGE_DIR``, or the synthetic styles of
 :mod:`sparsercnn.data.synthetic_styles` generated under ``--root``) and each preset, the real
 training sampler deals ``--batches`` batches three ways, and every sample's size after the
-preset's training transform comes from its seed (nothing is decoded): the mean pixels of a batch
-padded to its largest height and width (rounded up to 32), the recipe's price of a batch
+preset's training transform comes from its image's size (its file's, decoded once by the data
+policy) and its seed: the mean pixels of a batch padded to its largest height and width (rounded
+up to 32), the recipe's price of a batch
 (:meth:`~sparsercnn.recipe.dataset_profile.DatasetProfile.padded_batch_pixels`, of every image),
 are printed for each way, with the ratios. Grouping by the image alone misses what a random crop
 does to a sample.
@@ -21,8 +22,7 @@ import sys
 from pathlib import Path
 
 from sparsercnn.benchmarking import machine_kind
-from sparsercnn.cli.common import int_at_least
-from sparsercnn.data.policy import apply_policy, inspect_dataset
+from sparsercnn.cli.common import int_at_least, user_path
 from sparsercnn.data.synthetic_styles import generate_styled_dataset
 from sparsercnn.data.transforms import TrainTransform, build_train_transform
 from sparsercnn.presets import get_preset
@@ -64,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--styles", nargs="*", default=["large_few", "shapes"])
     parser.add_argument("--data", nargs="*", type=_data_argument, default=[])
-    parser.add_argument("--root", type=Path, default=REPO / "runs" / "bench_grouping")
+    parser.add_argument("--root", type=user_path, default=REPO / "runs" / "bench_grouping")
     parser.add_argument("--presets", nargs="+", default=["r50_300pro_3x", "r50_100pro_3x"])
     parser.add_argument("--batch-size", type=int_at_least(1), default=16)
     parser.add_argument("--batches", type=int_at_least(1), default=400)
@@ -76,9 +76,8 @@ def main() -> None:
         data.append((style, paths.train_json, paths.train_images))
     rows = []
     for name, json_path, image_dir in data:
-        # The entries training keeps (every image file must exist).
-        inspection = inspect_dataset(json_path, image_dir, image_check="exists")
-        profile = DatasetProfile.from_checked(apply_policy(inspection, skip_invalid=False))
+        # The entries training keeps, at their files' sizes (every image decoded once).
+        profile = DatasetProfile.from_dataset(json_path, image_dir)
         for preset in args.presets:
             transform = build_train_transform(get_preset(preset).input)
             ungrouped, by_image, by_sample = measure(

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from sparsercnn.benchmarking import machine_kind
-from sparsercnn.cli.common import int_at_least
+from sparsercnn.cli.common import int_at_least, user_path
 from sparsercnn.data.loader import build_test_loader
 from sparsercnn.diagnostics.feature_reads import count_image_reads, empty_feature_reads
 from sparsercnn.engine.pipeline import evaluation_dataset
@@ -46,9 +46,9 @@ def timed(model: SparseRCNN, image: torch.Tensor, levels: int) -> tuple[float, l
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True)
-    parser.add_argument("--json", type=Path, required=True)
-    parser.add_argument("--images", type=Path, required=True)
+    parser.add_argument("--model", type=user_path, required=True)
+    parser.add_argument("--json", type=user_path, required=True)
+    parser.add_argument("--images", type=user_path, required=True)
     parser.add_argument("--max-images", type=int_at_least(1), default=20)
     parser.add_argument(
         "--test-size",

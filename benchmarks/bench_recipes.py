@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparsercnn.benchmarking import machine_kind
-from sparsercnn.cli.common import int_at_least, positive_number
+from sparsercnn.cli.common import int_at_least, positive_number, user_path
 from sparsercnn.config import Config
 from sparsercnn.data.demo_dataset import DemoDatasetPaths, generate_demo_dataset
 from sparsercnn.data.synthetic_styles import DATASET_STYLES, generate_styled_dataset
@@ -232,7 +232,7 @@ def main() -> None:
     parser.add_argument(
         "--seeds", type=int, nargs="+", help="train each recipe once per seed (default: once)"
     )
-    parser.add_argument("--root", type=Path, default=REPO / "runs" / "bench_recipes")
+    parser.add_argument("--root", type=user_path, default=REPO / "runs" / "bench_recipes")
     parser.add_argument(
         "--max-images",
         type=int_at_least(1),

@@ -33,7 +33,7 @@ from PIL import Image
 
 from sparsercnn import build_model, get_preset
 from sparsercnn.benchmarking import PartTiming, machine_kind
-from sparsercnn.cli.common import int_at_least, positive_number
+from sparsercnn.cli.common import int_at_least, positive_number, user_path
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model_file import save_model_file
 
@@ -164,7 +164,7 @@ def latency_summary(latencies: list[float], wall: float) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="demo", help="preset of the random model")
-    parser.add_argument("--model", type=Path, help="a model file instead of a random model")
+    parser.add_argument("--model", type=user_path, help="a model file instead of a random model")
     parser.add_argument("--clients", type=int_at_least(1), nargs="+", default=[1, 4, 16])
     parser.add_argument("--requests", type=int_at_least(1), default=64, help="requests per setting")
     parser.add_argument(

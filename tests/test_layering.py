@@ -52,8 +52,9 @@ FORBIDDEN = {
     "export": {"cli", "engine", "loss", "diagnostics"},
     "benchmarking": {"cli", "engine", "loss", "diagnostics"},
     "predictor": {"cli", "engine"},
-    # The result record sits on the model (post-processing), the label map and COCO records.
-    "prediction": ABOVE_BOTTOM - {"model", "data", "evaluation"},
+    # The result record sits on the label map and COCO records, not the model: the drawings,
+    # the server's schemas and video read it without loading the detector.
+    "prediction": ABOVE_BOTTOM - {"data", "evaluation"},
     # Reading inputs needs no model: only image decoding and the test resize.
     "image_inputs": ABOVE_BOTTOM - {"data"},
     "drawing_writer": {"cli", "engine"},

@@ -1,11 +1,12 @@
-"""Shared structures: the pixel map of an image decoded at a reduced scale, and a batch's way
-of taking its post-processed detections to the original images with it."""
+"""Shared structures: the pixel map of an image decoded at a reduced scale, a batch's way of
+taking its post-processed detections to the original images with it, and detections brought to
+the CPU."""
 
 from __future__ import annotations
 
 import torch
 
-from sparsercnn.structures import Batch, Detections, PixelMap, Target
+from sparsercnn.structures import Batch, Detections, PixelMap, Target, detections_to_cpu
 
 # A JPEG decoded at 1/8 and mirrored by EXIF: its grid starts 5 full pixels before the image.
 DECODED = PixelMap(8.0, 8.0, -5.0, -3.0)
@@ -73,3 +74,16 @@ def test_a_batch_rescales_by_the_ratio_unless_an_image_has_a_pixel_map() -> None
     mapped, plain_image = mixed.to_original(detections, True)
     torch.testing.assert_close(mapped["boxes"], to_input.boxes_to_full(detections[0]["boxes"]))
     assert plain_image is detections[1]
+
+
+def test_detections_reach_the_cpu_as_float32_whatever_the_model_ran_in() -> None:
+    detections = Detections(
+        boxes=torch.tensor([[1.5, 2.0, 3.0, 4.25]], dtype=torch.bfloat16),
+        scores=torch.tensor([0.75], dtype=torch.float16),
+        labels=torch.tensor([3]),
+    )
+    on_cpu = detections_to_cpu(detections)
+    assert on_cpu["boxes"].dtype == on_cpu["scores"].dtype == torch.float32
+    assert on_cpu["labels"].dtype == torch.int64
+    torch.testing.assert_close(on_cpu["boxes"], torch.tensor([[1.5, 2.0, 3.0, 4.25]]))
+    torch.testing.assert_close(on_cpu["scores"], torch.tensor([0.75]))

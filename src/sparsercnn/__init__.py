@@ -27,7 +27,7 @@ _EXPORTS = {
     "build_model": "sparsercnn.model",
     "build_postprocessor": "sparsercnn.model",
     "Predictor": "sparsercnn.predictor",
-    "Prediction": "sparsercnn.predictor",
+    "Prediction": "sparsercnn.prediction",
     "CategoryMap": "sparsercnn.data.categories",
     "LoadedModel": "sparsercnn.model_file",
     "load_model_file": "sparsercnn.model_file",

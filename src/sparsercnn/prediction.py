@@ -15,8 +15,7 @@ from torch import Tensor
 
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.evaluation.results import CocoResult, detections_to_coco_results
-from sparsercnn.model.postprocess import detections_to_cpu
-from sparsercnn.structures import Detections
+from sparsercnn.structures import Detections, detections_to_cpu
 
 
 @dataclass

@@ -35,11 +35,10 @@ from sparsercnn.model.inference import (
     run_model,
     unused_int8_calibration,
 )
-from sparsercnn.model.postprocess import detections_to_cpu
 from sparsercnn.model_file import load_model_file
 from sparsercnn.prediction import Prediction, prediction_from_detections
 from sparsercnn.runtime import check_device, retain_freed_memory
-from sparsercnn.structures import Detections, ModelOutput, PixelMap
+from sparsercnn.structures import Detections, ModelOutput, PixelMap, detections_to_cpu
 
 logger = logging.getLogger(__name__)
 

@@ -219,6 +219,16 @@ class Detections(TypedDict):
     labels: Tensor
 
 
+def detections_to_cpu(detections: Detections) -> Detections:
+    """``detections`` on the CPU, boxes and scores as float32 (whatever the model's device and
+    dtype), labels int64."""
+    return Detections(
+        boxes=detections["boxes"].float().cpu(),
+        scores=detections["scores"].float().cpu(),
+        labels=detections["labels"].cpu(),
+    )
+
+
 @dataclass
 class Sample:
     """One item produced by a dataset: a transformed image and its ground truth.

@@ -164,6 +164,41 @@ def test_predict_refuses_a_precision_the_onnx_graph_does_not_compute_in(
     assert main([*argv, "--precision", "fp32"]) == 0
 
 
+@pytest.mark.parametrize(
+    ("model", "flags", "message"),
+    [
+        ("onnx", ["--precision", "int8"], "--precision int8: --onnx {} computes in fp32"),
+        ("model", ["--precision", "int8"], "precision int8 needs a calibrated model file"),
+        ("model", ["--stages", "9"], "num_stages (--stages) 9: {} has stages 1..2"),
+    ],
+)
+def test_eval_refuses_the_model_s_settings_before_saying_it_replaces_an_output(
+    tmp_path: Path,
+    model_file: Path,
+    model_file_onnx: Path,
+    model: str,
+    flags: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As predict: ``eval --onnx fp32.onnx --precision int8 --output M.json`` logged "--output
+    M.json exists: it will be replaced" before refusing the precision (and so did --model's
+    refusals)."""
+    path = model_file_onnx if model == "onnx" else model_file
+    output = tmp_path / "metrics.json"
+    output.write_text("{}")
+    images = tmp_path / "images"
+    images.mkdir()
+    argv = ["eval", f"--{model}", str(path), "--json", "x.json", "--images", str(images)]
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, *flags, "--output", str(output)]) == 2
+    (line,) = error_lines(capsys)
+    assert message.format(path) in line
+    assert "will be replaced" not in caplog.text
+    assert output.read_text() == "{}"
+
+
 def test_cuda_graphs_on_a_cpu_name_the_flag_and_the_device(
     model_file: Path, image: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -313,7 +313,8 @@ def test_what_the_run_folder_refuses_is_refused_before_the_data_check(
     assert [p.name for p in run.iterdir()] == ["metrics.jsonl"]
     (run / "config.json").write_text(Config().to_json())
     assert main([*argv, "--resume"]) == 2
-    assert f"no training checkpoint (checkpoint_*.pt) in {run}" in capsys.readouterr().err
+    expected = f"--resume (--output-dir): no training checkpoint (checkpoint_*.pt) in {run}"
+    assert expected in capsys.readouterr().err
     assert main([*argv[:-2], "--output-dir", str(tmp_path / "new"), "--resume"]) == 2
     assert "--resume" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
@@ -329,9 +330,9 @@ def test_a_resume_checkpoint_that_is_not_there_is_named_first(
     argv = ["train", *files, "--output-dir", str(tmp_path / "new")]
     missing = tmp_path / "old" / "checkpoint_0000010.pt"
     assert main([*argv, "--resume", str(missing)]) == 2
-    assert f"training checkpoint {missing} does not exist" in capsys.readouterr().err
+    assert f"--resume: training checkpoint {missing} does not exist" in capsys.readouterr().err
     assert main([*argv, "--resume", str(tiny_coco.image_dir)]) == 2
-    assert f"no training checkpoint (checkpoint_*.pt) in {tiny_coco.image_dir}" in (
+    assert f"--resume: no training checkpoint (checkpoint_*.pt) in {tiny_coco.image_dir}" in (
         capsys.readouterr().err
     )
     assert not (tmp_path / "new").exists()

@@ -244,6 +244,16 @@ def test_image_files_the_json_does_not_name_are_one_info(tmp_path: Path) -> None
     assert image_check.find_unlisted_images(root, outside, source="train.json") is None
 
 
+def test_many_unlisted_image_files_are_named_capped_with_a_count(tmp_path: Path) -> None:
+    root = tmp_path / "images"
+    root.mkdir()
+    for i in range(8):
+        (root / f"{i}.jpg").write_bytes(b"")  # images by their names
+    issue = image_check.find_unlisted_images(root, ["0.jpg"], source="train.json")
+    assert issue is not None
+    assert "(e.g. '1.jpg', '2.jpg', '3.jpg', '4.jpg', '5.jpg' ... (7 in all)): " in issue.message
+
+
 def test_a_file_listed_through_a_folder_link_is_not_unlisted(tmp_path: Path) -> None:
     root = tmp_path / "images"
     (root / "real").mkdir(parents=True)

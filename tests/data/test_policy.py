@@ -73,13 +73,26 @@ def test_skip_invalid_drops_up_front_with_one_summary_line(
     assert "000.jpg" in warnings[0] and "003.jpg" in warnings[0]
 
 
+def test_the_skip_invalid_summary_caps_each_reason_s_files_with_a_count(
+    write_coco: WriteCoco, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = write_jpegs(write_coco, 7, bad=dict.fromkeys(range(6), "text"))
+    with caplog.at_level(logging.WARNING, logger="sparsercnn.data.policy"):
+        apply_policy(inspect_dataset(data.json_path, data.image_dir), skip_invalid=True)
+    (summary,) = [r.message for r in caplog.records if "--skip-invalid dropped" in r.message]
+    assert summary.endswith(
+        ": 6 image_file_unreadable (000.jpg, 001.jpg, 002.jpg ... (6 in all))"
+    ), summary
+
+
 def test_long_lists_of_bad_files_are_capped_with_a_count(write_coco: WriteCoco) -> None:
     data = write_jpegs(write_coco, 25, bad=dict.fromkeys(range(24), "text"))
     with pytest.raises(InvalidDataError) as info:
         apply_policy(inspect_dataset(data.json_path, data.image_dir), skip_invalid=False)
     first, files = str(info.value).split("\n")  # two lines: the CLI shows both in full
     assert "24 error(s)" in first and "--skip-invalid" in first and "sparsercnn validate" in first
-    assert files.startswith("bad files (24): 000.jpg, 001.jpg") and "019.jpg and 4 more" in files
+    assert files.startswith("bad files (24): 000.jpg, 001.jpg")
+    assert "019.jpg ... (24 in all); " in files
     assert "020.jpg" not in files
 
 

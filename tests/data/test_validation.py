@@ -358,6 +358,18 @@ def test_an_image_whose_boxes_are_all_unusable_is_not_called_a_negative(
     assert "1 category without a usable box (id 2): the model gets an output" in report.format()
 
 
+def test_many_categories_without_a_box_are_listed_capped_with_a_count(
+    write_coco: WriteCoco,
+) -> None:
+    categories = [{"id": i, "name": f"c{i}"} for i in range(1, 14)]
+    data = write_coco(num_images=1, size=(30, 40), categories=categories, objects_per_image=1)
+    text = validate_coco(data.json_path, data.image_dir).format()
+    assert (
+        "12 categories without a usable box (id 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 ... (12 in all)): "
+        "the model gets an output"
+    ) in text, text
+
+
 def test_exif_rotation_mismatch_is_an_error_saying_what_to_do(write_coco: WriteCoco) -> None:
     data = write_coco(file_names=["phone.jpg"], size=(30, 40), objects_per_image=0)
     exif = Image.Exif()

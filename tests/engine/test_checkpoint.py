@@ -23,6 +23,7 @@ from sparsercnn.engine.checkpoint import (
     list_checkpoints,
     load_training_checkpoint,
     log_config_changes,
+    resolve_checkpoint_path,
     restore_training_state,
     save_training_checkpoint,
 )
@@ -154,11 +155,21 @@ def test_stale_pointer_falls_back_to_newest(tmp_path: Path) -> None:
     assert found is not None and found.name == "checkpoint_0000007.pt"
 
 
-def test_missing_checkpoint_errors_name_the_place(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path))):
+def test_missing_checkpoint_errors_name_the_flag_the_place_and_what_to_do(tmp_path: Path) -> None:
+    """They named the path but not the flag that gave it (``--resume``, or ``--output-dir``'s
+    folder for a bare ``--resume``)."""
+    empty = "no training checkpoint (checkpoint_*.pt) in {}; give the output folder of a run "
+    empty += "that saved one (or one of its checkpoint_*.pt files), or start a new run without "
+    empty += "--resume"
+    with pytest.raises(FileNotFoundError, match=re.escape(f"--resume: {empty.format(tmp_path)}")):
         load_training_checkpoint(tmp_path)
-    with pytest.raises(FileNotFoundError, match=r"checkpoint_0000005\.pt"):
-        load_training_checkpoint(tmp_path / "checkpoint_0000005.pt")
+    missing = tmp_path / "checkpoint_0000005.pt"
+    expected = f"--resume: training checkpoint {missing} does not exist; give one of the run's "
+    with pytest.raises(FileNotFoundError, match=re.escape(expected)):
+        load_training_checkpoint(missing)
+    flag = "--resume (--output-dir)"
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{flag}: {empty.format(tmp_path)}")):
+        resolve_checkpoint_path(tmp_path, flag=flag)
 
 
 def test_truncated_file_gives_clear_error(tmp_path: Path) -> None:

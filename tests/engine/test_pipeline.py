@@ -237,3 +237,36 @@ def test_a_validation_set_sharing_training_images_is_warned_about_before_trainin
         )
     (line,) = [r.getMessage() for r in caplog.records if "validation set" in r.getMessage()]
     assert line.startswith(f"6 of the 6 images of the validation set {tiny_coco.json_path} are")
+
+
+def test_on_accepted_runs_after_every_check_and_before_the_evaluation(
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``eval`` warns there that its outputs will be replaced: it warned before the model's
+    refusals (--stages, --precision), for a command that then replaced nothing."""
+    events: list[str] = []
+
+    def evaluate(*args: Any, **kwargs: Any) -> Any:
+        events.append("evaluate")
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(pipeline, "evaluate", evaluate)
+    model = write_tiny_model_file(
+        tmp_path / "model.safetensors", CategoryMap.from_coco(tiny_coco.categories)
+    )
+    data = (model, tiny_coco.json_path, tiny_coco.image_dir)
+    refused: list[dict[str, Any]] = [{"num_stages": 3}, {"precision": "int8"}]
+    for options in refused:
+        with pytest.raises(ValueError):
+            pipeline.evaluate_model_file(
+                *data, on_accepted=lambda: events.append("accepted"), **options
+            )
+    other = write_tiny_model_file(tmp_path / "other.safetensors")  # another label map
+    with pytest.raises(ValueError, match="categories"):
+        pipeline.evaluate_model_file(
+            other, *data[1:], on_accepted=lambda: events.append("accepted")
+        )
+    assert events == []
+    with pytest.raises(RuntimeError, match="stop here"):
+        pipeline.evaluate_model_file(*data, on_accepted=lambda: events.append("accepted"))
+    assert events == ["accepted", "evaluate"]

@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 
 from sparsercnn.model import PostProcessor
-from sparsercnn.model.postprocess import detections_to_cpu
-from sparsercnn.structures import ModelOutput, PixelMap, StageOutput
+from sparsercnn.structures import ModelOutput, PixelMap, StageOutput, detections_to_cpu
 
 
 def make_output(logits: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> ModelOutput:

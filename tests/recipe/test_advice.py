@@ -33,3 +33,8 @@ def test_rare_class_warning_names_each_class_with_its_count() -> None:
     assert rare_class_warning(lone) == (
         "1 class has fewer than 10 boxes: class1 (9); expect a low AP on them"
     )
+    many = profile_of((160, 160), [30.0] * 12, num_classes=12)  # one box each
+    assert rare_class_warning(many) == (
+        "12 classes have fewer than 10 boxes: class0 (1), class1 (1), class2 (1), class3 (1), "
+        "class4 (1), class5 (1), class6 (1), class7 (1) ... (12 in all); expect a low AP on them"
+    )

@@ -177,6 +177,18 @@ def test_a_short_budget_trades_size_for_steps_and_says_what_budget_would_do() ->
     assert not any("would resolve the boxes" in w for w in recipe.warnings)
 
 
+def test_the_resolution_warning_quotes_the_given_steps_the_run_trains() -> None:
+    # As above, with 300 given steps: 320 px, where the budget would give ~352 but the run
+    # trains the 300.
+    profile = profile_of((1000, 1000), [20.0] * 400)
+    costly = StepCost(fixed=0.05, per_pixel=4e-6)
+    recipe = choose_recipe(profile, CPU, Budget(seconds=180, iterations=300), lambda cfg: costly)
+    assert recipe.config.input.test_min_size == 320
+    warning = next(w for w in recipe.warnings if "would resolve the boxes" in w)
+    assert warning.startswith("the run trains the given 300 steps at input size fit into 320x320;")
+    assert "352" not in warning
+
+
 def test_a_roomy_budget_buys_resolution_beyond_what_the_objects_need() -> None:
     # 400-px objects: in 10 minutes the trade stops at 320 px (boxes of 128 px, 1785 steps);
     # in 30 the input grows while 2000 steps still fit, past FULL_BOX_PX (from 416 px on).
@@ -422,10 +434,25 @@ def test_short_budgets_train_fewer_stages_and_long_ones_the_papers_six() -> None
     recipe = choose(profile, minutes=30)
     assert recipe.config.model.num_stages == 6
     assert "the paper's: ~7180 steps" in reason_of(recipe, "stages")
-    # Without a time budget the schedule counts epochs: the paper's six, nothing to choose.
+    # Without a time budget the schedule counts epochs: the paper's six, with their row (as the
+    # model's own proposals have theirs).
     recipe = choose(profile, minutes=None)
     assert recipe.config.model.num_stages == 6
-    assert "stages" not in [c.name for c in recipe.choices]
+    assert reason_of(recipe, "stages") == (
+        "the paper's; fewer only under a --time-budget, where they buy more steps"
+    )
+
+
+def test_given_stages_have_their_row_with_or_without_a_budget_or_weights() -> None:
+    """As given proposals: a --set model.num_stages is starred in the table, the untimed path's
+    and with backbone weights (whose head is the recipe's) included."""
+    profile = profile_of((160, 160), [30.0] * 1200)
+    given = ["model.num_stages=2"]
+    for kwargs in ({"minutes": None}, {"backbone_weights": "r.pth", "backbone_depth": 50}):
+        recipe = choose(profile, overrides=given, **kwargs)
+        (row,) = [c for c in recipe.choices if c.name == "stages"]
+        assert row.given and row.value == "2"
+        assert row.reason.startswith("given by --set model.num_stages (the recipe's 6: the paper's")
 
 
 def test_six_stages_that_would_miss_their_steps_are_not_taken() -> None:
@@ -462,8 +489,15 @@ def test_the_table_lists_the_choices_in_one_order_timed_or_not() -> None:
     # The timed path chooses the proposals before the model: they were listed above it.
     profile = profile_of((160, 160), [30.0] * 400)
     for minutes in (10.0, None):
-        names = [c.name for c in choose(profile, minutes=minutes).choices if c.name != "stages"]
-        assert names[:5] == ["precision", "batch size", "model", "proposals", "input size"]
+        names = [c.name for c in choose(profile, minutes=minutes).choices]
+        assert names[:6] == [
+            "precision",
+            "batch size",
+            "model",
+            "proposals",
+            "stages",
+            "input size",
+        ]
 
 
 def test_schedule_fits_the_budget_with_headroom_or_counts_epochs() -> None:

@@ -11,17 +11,18 @@ import pytest
 
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.loader import build_train_loader
+from sparsercnn.data.policy import InvalidDataError
 from sparsercnn.data.sampler import orientation_groups, training_batches
 from sparsercnn.data.transforms import TrainTransform
 from sparsercnn.recipe import DatasetProfile
 from sparsercnn.structures import ImageBatch, padded_size
-from tests.synthetic_coco import Box, WriteCoco
+from tests.synthetic_coco import Box, WriteCoco, truncate
 
 
 def test_profile_from_a_coco_file(write_coco: WriteCoco) -> None:
     boxes = [[Box(1, (0, 0, 10, 40)), Box(3, (5, 5, 20, 20))], [], [Box(3, (0, 0, 8, 8))]]
     data = write_coco(size=[(96, 128), (64, 64), (200, 100)], boxes=boxes)
-    profile = DatasetProfile.from_json(data.json_path)
+    profile = DatasetProfile.from_dataset(data.json_path, data.image_dir)
     assert profile.class_names == ("red", "green")
     assert profile.boxes_per_class.tolist() == [1, 2]
     assert profile.objects_per_image.tolist() == [2, 0, 1] and profile.max_objects == 2
@@ -33,14 +34,35 @@ def test_profile_from_a_coco_file(write_coco: WriteCoco) -> None:
     np.testing.assert_allclose(profile.box_sides_at(48, 1000), [10.0, 10.0, 3.84])
 
 
+def test_images_have_their_files_sizes_where_the_json_disagrees(write_coco: WriteCoco) -> None:
+    """The JSON gives the first image twice its file's size: the profile (what the recipe
+    prices and sizes) has the file's, which training resizes, and refuses as training does."""
+    boxes = [[Box(1, (0, 0, 20, 20))], [Box(3, (0, 0, 8, 8))]]
+    data = write_coco(size=[(96, 128), (64, 64)], boxes=boxes)
+    coco = data.read_json()
+    coco["images"][0].update(width=256, height=192)
+    data.write_json(coco)
+    profile = DatasetProfile.from_dataset(data.json_path, data.image_dir)
+    assert profile.image_heights.tolist() == [96, 64]
+    assert profile.image_widths.tolist() == [128, 64]
+    assert profile.median_short_side == 80
+    # Short side 48: the first image halves (a quarter at the JSON's size).
+    np.testing.assert_allclose(profile.box_sides_at(48, 1000), [10.0, 6.0])
+    truncate(data.image_paths[1])
+    with pytest.raises(InvalidDataError, match=r"001\.png"):
+        DatasetProfile.from_dataset(data.json_path, data.image_dir)
+    kept = DatasetProfile.from_dataset(data.json_path, data.image_dir, skip_invalid=True)
+    assert kept.num_images == 1
+
+
 def test_padded_batches_of_mixed_orientations_cost_more_ungrouped(write_coco: WriteCoco) -> None:
     boxes = [[Box(1, (0, 0, 10, 10))]] * 4
     landscape = write_coco(size=[(100, 200)] * 4, boxes=boxes)
     mixed = write_coco(size=[(100, 200), (200, 100)] * 2, boxes=boxes)
     # Short side 64: 64x128 images; a batch of both orientations pads to 128x128, which
     # aspect-ratio grouping (the default) avoids.
-    same = DatasetProfile.from_json(landscape.json_path)
-    both = DatasetProfile.from_json(mixed.json_path)
+    same = DatasetProfile.from_dataset(landscape.json_path, landscape.image_dir)
+    both = DatasetProfile.from_dataset(mixed.json_path, mixed.image_dir)
     resize = TrainTransform(min_sizes=(64,), max_size=1000)
     for grouping in ("sample", "image", "none"):
         assert same.padded_batch_pixels(resize, 4, grouping=grouping) == 64 * 128
@@ -67,7 +89,7 @@ def test_the_price_of_a_batch_is_that_of_the_batches_training_deals(
     padded = [
         ImageBatch.from_tensors(next(loader).images, 8).tensor.shape[-2:].numel() for _ in range(10)
     ]
-    profile = DatasetProfile.from_json(data.json_path)
+    profile = DatasetProfile.from_dataset(data.json_path, data.image_dir)
     grouping = "sample" if grouped else "none"
     options: dict[str, Any] = {"grouping": grouping, "size_divisibility": 8, "seed": 3}
     price = profile.padded_batch_pixels(cropping, 4, num_batches=10, **options)
@@ -86,7 +108,7 @@ def test_batches_grouped_by_image_pad_as_the_crops_make_them(write_coco: WriteCo
     cropping = TrainTransform(
         min_sizes=(32, 48), max_size=96, crop_pre_sizes=(48, 64), crop_size=(40, 64)
     )
-    profile = DatasetProfile.from_json(data.json_path)
+    profile = DatasetProfile.from_dataset(data.json_path, data.image_dir)
     batches = training_batches(len(sizes), 4, seed=3, groups=orientation_groups(sizes))
     padded = []
     for batch in itertools.islice(batches, 10):

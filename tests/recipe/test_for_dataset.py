@@ -1,10 +1,11 @@
 """``recipe_for_dataset``: the timing that prices the candidates stays within the budget; the
-starting weights' architecture is taken as read."""
+starting weights' architecture is taken as read; the images are sized as training sees them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -12,10 +13,10 @@ import torch
 from sparsercnn.config import Config
 from sparsercnn.engine.model_init import StartingWeights, read_starting_weights
 from sparsercnn.model import build_model
-from sparsercnn.recipe import for_dataset
+from sparsercnn.recipe import DatasetProfile, Recipe, for_dataset
 from sparsercnn.recipe.step_timing import StepCost
 from sparsercnn.weights import convert
-from tests.synthetic_coco import SyntheticCoco, tiny_config
+from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco, tiny_config
 
 
 def _choose(
@@ -110,3 +111,31 @@ def test_the_architecture_comes_from_the_weights_given_without_reading_a_file(
     )
     assert recipe.config.model.backbone_depth == cfg.model.backbone_depth == 18
     assert recipe.config.train.backbone_weights == "r.pth"
+
+
+def test_the_recipe_sizes_the_images_by_their_files_where_the_json_disagrees(
+    write_coco: WriteCoco, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The JSON gives every image twice its file's size: the recipe reads the files' sizes (as
+    training resizes the files), so it chooses what it chooses for the JSON with the right
+    sizes, not the larger input that images twice as large would need for their boxes."""
+    data = write_coco(size=(96, 128), boxes=[[Box(1, (10, 10, 12, 12))]] * 4)
+    right = for_dataset.recipe_for_dataset(data.json_path, data.image_dir, torch.device("cpu"))
+    coco = data.read_json()
+    for image in coco["images"]:
+        image.update(width=256, height=192)
+    data.write_json(coco)
+    profiles = []
+    choose = for_dataset.choose_recipe
+
+    def choose_seen(profile: DatasetProfile, *args: Any, **kwargs: Any) -> Recipe:
+        profiles.append(profile)
+        return choose(profile, *args, **kwargs)
+
+    monkeypatch.setattr(for_dataset, "choose_recipe", choose_seen)
+    wrong = for_dataset.recipe_for_dataset(data.json_path, data.image_dir, torch.device("cpu"))
+    (profile,) = profiles
+    assert set(profile.image_heights.tolist()) == {96} and set(profile.image_widths.tolist()) == {
+        128
+    }
+    assert wrong.config == right.config

@@ -212,6 +212,8 @@ def test_model_health_page_static_and_docs(client: TestClient) -> None:
     assert (model["num_stages"], model["num_proposals"], model["engine"]) == (2, 16, "torch")
     assert (model["input_min_size"], model["input_max_size"]) == (128, 160)
     assert model["precision"] == "fp32" and model["version"] and model["cuda_graphs"] is False
+    assert model["device"] == "cpu"
+    assert model["stage_limited"] == {"engine": "torch", "device": "cpu", "precision": "fp32"}
     assert model["max_images"] == 3 and model["max_batch_images"] == 4
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["queued"] == health["queued_images"] == 0
@@ -679,6 +681,38 @@ def test_onnx_engine_serves_full_stage_requests(
         first["images"][0]["detections"],
         Predictor.from_file(model_file, num_stages=1)([decoded(PNG)])[0],
     )
+
+
+def test_the_model_endpoint_names_what_runs_each_kind_of_request(
+    make_client: MakeClient,
+    model_file_onnx: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``serve --onnx X --device cuda`` reported ``device: cuda`` (and the page "fp32 on
+    cuda") while full-stage requests ran X on onnxruntime's CPU provider; only stage-limited
+    requests and the stage view ran the model file on CUDA."""
+    pytest.importorskip("onnxruntime")
+    with caplog.at_level("INFO", logger="sparsercnn.serving.service"):
+        client = make_client(onnx_file=model_file_onnx)
+    assert f"full-stage requests run {model_file_onnx} on cpu (onnx, fp32)" in caplog.text
+    service = client.app.state.service  # type: ignore[attr-defined]
+    # Where --device cuda puts the model file (what is reported is the predictor's device).
+    monkeypatch.setattr(service.predictor, "device", torch.device("cuda", 0))
+    model = client.get("/v1/model").json()
+    assert (model["engine"], model["device"], model["precision"]) == ("onnx", "cpu", "fp32")
+    assert model["stage_limited"] == {"engine": "torch", "device": "cuda:0", "precision": "fp32"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_an_onnx_file_beside_a_model_on_cuda_is_reported_on_the_cpu(
+    make_client: MakeClient, model_file_onnx: Path
+) -> None:
+    pytest.importorskip("onnxruntime")
+    model = make_client(onnx_file=model_file_onnx, device="cuda").get("/v1/model").json()
+    assert (model["engine"], model["device"]) == ("onnx", "cpu")
+    assert model["stage_limited"]["engine"] == "torch"
+    assert model["stage_limited"]["device"].startswith("cuda")
 
 
 def marked_int8(onnx_file: Path, tmp_path: Path) -> Path:

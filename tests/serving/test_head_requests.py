@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from sparsercnn.serving.head_requests import HeadAsGet
+from sparsercnn.serving.head_requests import HeadAsGet, with_head
 from sparsercnn.serving.limits import Message, Receive, Scope, Send
 from tests.serving.conftest import TestClient
 
@@ -28,6 +28,34 @@ def test_head_on_a_post_route_answers_as_get_does(client: TestClient) -> None:
     head = client.head("/v1/detect")
     assert head.status_code == 405 and head.headers["allow"] == "POST"
     assert head.content == b""
+
+
+@pytest.mark.parametrize("path", ["/health", "/v1/model", "/", "/docs", "/static/app.js"])
+def test_a_405_on_a_get_route_lists_head_in_allow_and_in_its_message(
+    client: TestClient, path: str
+) -> None:
+    """``PUT /health`` answered ``Allow: GET``, although every GET route answers HEAD too."""
+    put = client.put(path)
+    assert put.status_code == 405 and put.headers["allow"] == "GET, HEAD"
+    assert (
+        f"PUT {path}: the method is not allowed on this path (it takes GET, HEAD)"
+        in (put.json()["error"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("allow", "expected"),
+    [
+        ("GET", "GET, HEAD"),
+        ("GET, HEAD", "GET, HEAD"),
+        ("HEAD, GET", "HEAD, GET"),
+        ("GET,POST", "GET, HEAD, POST"),
+        ("POST", "POST"),
+        ("", ""),
+    ],
+)
+def test_with_head_adds_head_where_get_is_listed(allow: str, expected: str) -> None:
+    assert with_head(allow) == expected
 
 
 def test_the_middleware_runs_head_as_get_and_sends_no_body() -> None:

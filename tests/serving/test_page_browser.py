@@ -49,6 +49,8 @@ def test_page_draws_detections_and_every_stage(served: str, tmp_path: Path) -> N
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.goto(served + "/")
             page.wait_for_function("document.getElementById('stage-slider').max === '2'")
+            # Where the model runs, as /v1/model reports it (engine, device and precision).
+            assert "2 stages, fp32 on cpu (torch), sparsercnn" in page.inner_text("#model-info")
             page.set_input_files("#file-input", str(image))
             canvas = page.locator("#canvas")
             page.wait_for_function("document.getElementById('canvas').dataset.stage === '2'")
@@ -142,6 +144,32 @@ def test_page_draws_detections_and_every_stage(served: str, tmp_path: Path) -> N
     print(f"screenshot of the page: {screenshot}")
     assert screenshot.stat().st_size > 10_000
     assert os.access(screenshot, os.R_OK)
+
+
+def test_page_names_both_engines_when_the_stage_view_runs_elsewhere(served: str) -> None:
+    """``serve --onnx X --device cuda``: the page said "fp32 on cuda" while full-stage
+    detections ran X on the CPU. The answer of such a server is made from this one's."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+
+            def split(route: Any) -> None:
+                model = route.fetch().json()
+                model.update(engine="onnx", device="cpu")
+                model["stage_limited"]["device"] = "cuda:0"
+                route.fulfill(json=model)
+
+            page.route("**/v1/model", split)
+            page.goto(served + "/")
+            page.wait_for_function("document.getElementById('stage-slider').max === '2'")
+            assert (
+                "2 stages, stage view fp32 on cuda:0 (torch), full-stage detections fp32 on cpu "
+                "(onnx), sparsercnn"
+            ) in page.inner_text("#model-info")
+        finally:
+            browser.close()
 
 
 def test_api_docs_render_with_no_network(served: str) -> None:

@@ -142,10 +142,14 @@ def run(args: argparse.Namespace) -> int:
         refuse_outputs_in_report(
             args.report_dir, {"--output": args.output, "--results": args.results}
         )
-    # Once every flag is accepted: a refused command replaces nothing.
-    warn_replacing(args.output, "--output")
-    warn_replacing(args.results, "--results")
-    warn_replacing(args.report_dir, "--report-dir", files=REPORT_FILES)
+
+    def warn_replacing_outputs() -> None:
+        # Once every flag, the model (--precision, --stages) and the data are accepted, as
+        # predict warns: a refused command replaces nothing.
+        warn_replacing(args.output, "--output")
+        warn_replacing(args.results, "--results")
+        warn_replacing(args.report_dir, "--report-dir", files=REPORT_FILES)
+
     with naming_input_flags({"--images": args.images}, annotation_files={"--json": args.json}):
         if args.onnx is not None:
             report = evaluate_onnx_file(
@@ -159,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
                 skip_invalid=args.skip_invalid,
                 results_path=args.results,
                 metrics_path=args.output,
+                on_accepted=warn_replacing_outputs,
             )
         else:
             report = evaluate_model_file(
@@ -175,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
                 skip_invalid=args.skip_invalid,
                 results_path=args.results,
                 metrics_path=args.output,
+                on_accepted=warn_replacing_outputs,
             )
     print(report.format())
     if args.output:

@@ -38,7 +38,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_argument(parser)
     parser.add_argument(
-        "--onnx", type=user_path, help="ONNX export of the model, for requests running every stage"
+        "--onnx",
+        type=user_path,
+        help="ONNX export of the model, run by onnxruntime on the CPU for requests running every "
+        "stage (--device then applies to --model: requests with fewer stages and the page's "
+        "stage view; GET /v1/model names both)",
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"

@@ -128,7 +128,7 @@ def check_run_to_start(args: argparse.Namespace, output_dir: Path, *, is_main: b
         FileNotFoundError: ``--resume`` and nothing to resume.
         NotADirectoryError, PermissionError: ``output_dir`` cannot be written.
     """
-    from sparsercnn.engine.checkpoint import check_run_folder, resolve_checkpoint_path
+    from sparsercnn.engine.checkpoint import RESUME, check_run_folder, resolve_checkpoint_path
 
     auto = not args.config and args.preset == AUTO_PRESET
     if args.resume:
@@ -144,7 +144,7 @@ def check_run_to_start(args: argparse.Namespace, output_dir: Path, *, is_main: b
         if auto:
             load_config_file(output_dir / "config.json", "--resume: the run's config", of_run=True)
         if args.resume is True:
-            resolve_checkpoint_path(output_dir)
+            resolve_checkpoint_path(output_dir, flag=f"{RESUME} (--output-dir)")
         return
     check_run_folder(output_dir, False, is_main=is_main, also=(RECIPE_FILE,) if auto else ())
 

@@ -28,7 +28,7 @@ from sparsercnn.data.validation import (
     Issue,
     format_issues,
 )
-from sparsercnn.text import counted
+from sparsercnn.text import counted, listing
 
 # COCO evaluation's size ranges (APs / APm / APl) in px^2, faster-coco-eval's and pycocotools'
 # defaults. Both ends are closed: COCOeval ignores an object in a range when
@@ -155,9 +155,8 @@ class DatasetSummary:
         if unused and s.num_boxes:
             lines.append(
                 f"  {counted(len(unused), 'category', 'categories')} without a usable box (id "
-                f"{', '.join(unused[:10])}{', ...' if len(unused) > 10 else ''}): the model gets "
-                "an output for each but never learns it; remove them from 'categories' unless "
-                "they are meant so"
+                f"{listing(unused)}): the model gets an output for each but never learns it; "
+                "remove them from 'categories' unless they are meant so"
             )
         lines.append(f"  {'label':>5} {'id':>6} {'boxes':>8}  name")
         for label, (cat_id, name, count) in enumerate(s.boxes_per_category):

@@ -40,7 +40,7 @@ from typing import Any
 
 from sparsercnn.data.image_io import IMAGE_SUFFIXES, ImageReadError, load_image_and_header
 from sparsercnn.data.validation import DatasetError, Issue
-from sparsercnn.text import counted
+from sparsercnn.text import counted, listing
 
 logger = logging.getLogger(__name__)
 
@@ -240,11 +240,10 @@ def find_unlisted_images(
     if not unlisted:
         return None
     shown = sorted(os.path.relpath(path, root) for path in unlisted)
-    examples = ", ".join(repr(name) for name in shown[:_MAX_NAMED_UNLISTED])
-    more = ", ..." if len(shown) > _MAX_NAMED_UNLISTED else ""
+    examples = listing([repr(name) for name in shown], limit=_MAX_NAMED_UNLISTED)
     message = (
         f"{counted(len(unlisted), 'image file')} under {os.fspath(root)!r} "
-        f"{'is' if len(unlisted) == 1 else 'are'} not in {source} (e.g. {examples}{more}): "
+        f"{'is' if len(unlisted) == 1 else 'are'} not in {source} (e.g. {examples}): "
         "not trained or evaluated on; annotate them if they should be, or check that the JSON "
         "is the one for this folder (another file listing them, such as a validation split, is "
         "fine)"

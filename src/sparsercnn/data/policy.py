@@ -48,7 +48,7 @@ from sparsercnn.data.validation import (
     format_issues,
     load_coco_json,
 )
-from sparsercnn.text import counted
+from sparsercnn.text import counted, listing
 
 logger = logging.getLogger(__name__)
 
@@ -294,7 +294,7 @@ def _refusal_message(
     parts = [str(issue) for issue in explaining]
     files = list(dict.fromkeys(issue.file for issue in errors if issue.file is not None))
     if files:
-        parts.append(f"bad files ({len(files)}): {_capped(files)}")
+        parts.append(f"bad files ({len(files)}): {listing(files, limit=_MAX_LISTED_FILES)}")
     # An image's own error (missing, unreadable, a repeated id): one example of each kind.
     of_images: dict[str, list[Issue]] = {}
     for issue in errors:
@@ -312,13 +312,6 @@ def _refusal_message(
     return f"{first}\n{'; '.join(parts)}"
 
 
-def _capped(names: list[str]) -> str:
-    """The first :data:`_MAX_LISTED_FILES` names, then how many more there are."""
-    listed = ", ".join(names[:_MAX_LISTED_FILES])
-    more = len(names) - _MAX_LISTED_FILES
-    return f"{listed} and {more} more" if more > 0 else listed
-
-
 def _dropped_summary(source: str, checked: CheckedCoco, errors: list[Issue]) -> str:
     """One line: how many images and annotations ``--skip-invalid`` dropped, and why."""
     by_code: dict[str, list[str]] = {}
@@ -328,9 +321,8 @@ def _dropped_summary(source: str, checked: CheckedCoco, errors: list[Issue]) -> 
         by_code.setdefault(issue.code, []).append(what)
     reasons = []
     for code, whats in by_code.items():
-        named = [what for what in dict.fromkeys(whats) if what][:3]
-        more = ", ..." if len(set(whats)) > len(named) else ""
-        reasons.append(f"{len(whats)} {code}" + (f" ({', '.join(named)}{more})" if named else ""))
+        named = [what for what in dict.fromkeys(whats) if what]
+        reasons.append(f"{len(whats)} {code}" + (f" ({listing(named, limit=3)})" if named else ""))
     return (
         f"{source}: --skip-invalid dropped {checked.num_dropped_images} of "
         f"{checked.num_images_in_json} images and {checked.num_dropped_annotations} of "

@@ -28,7 +28,7 @@ from sparsercnn.evaluation import CocoEvaluator, EvaluationResult
 from sparsercnn.evaluation.units import format_percent
 from sparsercnn.model import PostProcessor, SparseRCNN, build_postprocessor
 from sparsercnn.model.inference import evaluating, model_device, run_model, synchronize
-from sparsercnn.model.postprocess import detections_to_cpu
+from sparsercnn.structures import detections_to_cpu
 from sparsercnn.text import counted
 from sparsercnn.visualization.diagnostic_plots import plot_stage_metrics
 

@@ -41,6 +41,8 @@ CHECKPOINT_VERSION = 1
 LAST_CHECKPOINT_FILE = "last_checkpoint"
 REQUIRED_KEYS = ("iteration", "model", "optimizer", "scaler", "rng", "config", "categories")
 _NAME_PATTERN = re.compile(r"^checkpoint_(\d+)\.pt$")
+# How errors name the option that resumes a run: the CLI flag (train_from_coco's ``resume``).
+RESUME = "--resume"
 
 
 class SupportsToDict(Protocol):
@@ -222,21 +224,32 @@ def find_last_checkpoint(directory: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def resolve_checkpoint_path(path_or_dir: str | Path) -> Path:
-    """A checkpoint file itself, or the last checkpoint of a run folder; clear error if none."""
+def resolve_checkpoint_path(path_or_dir: str | Path, *, flag: str = RESUME) -> Path:
+    """A checkpoint file itself, or the last checkpoint of a run folder.
+
+    Args:
+        path_or_dir: a ``checkpoint_*.pt`` file or a run's output folder.
+        flag: the option that gave it, which errors name (``--resume CHECKPOINT``; a bare
+            ``--resume`` gives ``--output-dir``'s folder).
+
+    Raises:
+        FileNotFoundError: ``path_or_dir`` does not exist, or is a folder without a
+            checkpoint; the message names ``flag``, the path and what to do.
+    """
     path = Path(path_or_dir)
     if path.is_dir():
         found = find_last_checkpoint(path)
         if found is None:
             raise FileNotFoundError(
-                f"no training checkpoint (checkpoint_*.pt) in {path}; start a new run without "
-                "resuming, or pass the folder of the run to continue"
+                f"{flag}: no training checkpoint (checkpoint_*.pt) in {path}; give the output "
+                "folder of a run that saved one (or one of its checkpoint_*.pt files), or "
+                f"start a new run without {RESUME}"
             )
         return found
     if not path.is_file():
         raise FileNotFoundError(
-            f"training checkpoint {path} does not exist; pass an existing checkpoint_*.pt file "
-            "or the run's output folder"
+            f"{flag}: training checkpoint {path} does not exist; give one of the run's "
+            "checkpoint_*.pt files, or its output folder (its newest checkpoint)"
         )
     return path
 

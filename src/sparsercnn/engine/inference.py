@@ -44,9 +44,15 @@ from sparsercnn.model.inference import (
     run_model,
     synchronize,
 )
-from sparsercnn.model.postprocess import detections_to_cpu
 from sparsercnn.runtime import check_device
-from sparsercnn.structures import Batch, Detections, ModelOutput, Sample, padded_size
+from sparsercnn.structures import (
+    Batch,
+    Detections,
+    ModelOutput,
+    Sample,
+    detections_to_cpu,
+    padded_size,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -346,13 +346,16 @@ def evaluate_model_file(
     skip_invalid: bool = False,
     results_path: Path | None = None,
     metrics_path: Path | None = None,
+    on_accepted: Callable[[], None] | None = None,
 ) -> EvaluationReport:
     """COCO evaluation of a model file on a dataset, optionally writing results and metrics.
 
     ``batch_size=None`` uses the model's ``input.test_batch_size`` (what its training-time
     evaluations used, so their detections are reproduced exactly). ``skip_invalid`` scores the
     entries the data policy keeps (what ``train --skip-invalid`` evaluated) instead of refusing
-    a dataset with errors; the report counts what was left out.
+    a dataset with errors; the report counts what was left out. ``on_accepted`` is called once
+    everything below is checked, before the evaluation pass (``sparsercnn eval`` says there
+    which files the run replaces: a refused command says nothing of replacing).
 
     Raises:
         ValueError: ``num_stages`` is not in ``1..`` the model's stages, ``batch_size`` is not
@@ -378,6 +381,8 @@ def evaluate_model_file(
         logger.info("%s %s", model_file, note)
     dataset = evaluation_dataset(json_path, image_dir, loaded.config, skip_invalid=skip_invalid)
     check_same_categories(loaded.categories, dataset.category_map, str(json_path))
+    if on_accepted is not None:
+        on_accepted()
     evaluation = evaluate(
         loaded.model,
         build_postprocessor(loaded.config),
@@ -417,9 +422,11 @@ def evaluate_onnx_file(
     skip_invalid: bool = False,
     results_path: Path | None = None,
     metrics_path: Path | None = None,
+    on_accepted: Callable[[], None] | None = None,
 ) -> EvaluationReport:
     """COCO evaluation of an exported ``.onnx`` file (fp32 or int8) run by onnxruntime on the
-    CPU: the same dataset, test resize, evaluation pass and report as :func:`evaluate_model_file`.
+    CPU: the same dataset, test resize, evaluation pass, report and ``on_accepted`` as
+    :func:`evaluate_model_file`.
 
     ``batch_size=None`` uses the exported config's ``input.test_batch_size`` (a file exported
     with a static batch runs one image at a time). ``precision``, when given, must be the one
@@ -439,6 +446,8 @@ def evaluate_onnx_file(
     config = predictor.config
     dataset = evaluation_dataset(json_path, image_dir, config, skip_invalid=skip_invalid)
     check_same_categories(predictor.categories, dataset.category_map, str(json_path))
+    if on_accepted is not None:
+        on_accepted()
     evaluation = evaluate(
         predictor,
         None,

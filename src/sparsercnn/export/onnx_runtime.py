@@ -42,6 +42,8 @@ class OnnxPredictor(BatchPredictor):
 
     Attributes:
         precision: ``int8`` for a file quantized by ``sparsercnn export --int8``, else ``fp32``.
+        device: where the session runs: ``cpu`` on onnxruntime's CPU provider, else the name of
+            the provider it runs on first (``CUDAExecutionProvider``, ...).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -84,6 +86,8 @@ class OnnxPredictor(BatchPredictor):
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.config, self.categories = parse_metadata(metadata, str(self.path))
         self.precision = "int8" if QUANTIZATION_KEY in metadata else "fp32"
+        provider = self.session.get_providers()[0]
+        self.device = "cpu" if provider == "CPUExecutionProvider" else provider
         # The stages the graph runs: a stage-limited export keeps the full model's config.
         self.num_stages = int(metadata.get("num_stages", self.config.model.num_stages))
         inputs = self.session.get_inputs()

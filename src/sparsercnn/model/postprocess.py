@@ -56,7 +56,7 @@ class TopKDetections:
 
     def to_cpu(self) -> TopKDetections:
         """These detections on the CPU, boxes and scores as float32 (as
-        :func:`detections_to_cpu` moves :class:`Detections`)."""
+        :func:`~sparsercnn.structures.detections_to_cpu` moves :class:`Detections`)."""
         return TopKDetections(
             boxes=self.boxes.float().cpu(),
             scores=self.scores.float().cpu(),
@@ -75,16 +75,6 @@ class TopKDetections:
         (where :meth:`~sparsercnn.structures.PixelMap.detections_to_full_image` drops them)."""
         boxes, valid = pixel_map.boxes_to_full_image(self.boxes, full_size, clip)
         return replace(self, boxes=boxes, valid=self.valid & valid)
-
-
-def detections_to_cpu(detections: Detections) -> Detections:
-    """``detections`` on the CPU, boxes and scores as float32 (whatever the model's device and
-    dtype), labels int64."""
-    return Detections(
-        boxes=detections["boxes"].float().cpu(),
-        scores=detections["scores"].float().cpu(),
-        labels=detections["labels"].cpu(),
-    )
 
 
 def rescale_boxes(boxes: Tensor, image_sizes: Tensor, original_sizes: Tensor) -> Tensor:

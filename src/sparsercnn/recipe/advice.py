@@ -13,7 +13,7 @@ from sparsercnn.recipe.input_size import (
     largest_input_reason,
     shrink_factor,
 )
-from sparsercnn.text import counted
+from sparsercnn.text import counted, listing
 
 # A box whose sqrt(w * h) falls below this after resizing covers under two cells of the
 # stride-4 level (P2) that small boxes are pooled from: the model can hardly tell it apart.
@@ -91,11 +91,10 @@ def rare_class_warning(profile: DatasetProfile) -> str | None:
     ]
     if not few:
         return None
-    listed = ", ".join(few[:8]) + (" ..." if len(few) > 8 else "")
     have = "class has" if len(few) == 1 else "classes have"
     return (
-        f"{len(few)} {have} fewer than {FEW_BOXES_PER_CLASS} boxes: {listed}; expect a low AP on "
-        "them"
+        f"{len(few)} {have} fewer than {FEW_BOXES_PER_CLASS} boxes: {listing(few, limit=8)}; "
+        "expect a low AP on them"
     )
 
 

@@ -10,7 +10,7 @@ published weights) and sets, each with its reason:
 - the **number of proposals**: comfortably above the most objects in one image;
 - the **number of stages** from scratch under a time budget: :data:`SHORT_BUDGET_STAGES` unless
   the paper's six still get :data:`SIX_STAGE_ITERATIONS` steps, or the images hold few objects
-  (:data:`FEW_OBJECTS_PER_IMAGE`);
+  (:data:`FEW_OBJECTS_PER_IMAGE`); without a budget the paper's six (fewer would buy no steps);
 - batch size, learning rate, warm-up, schedule (fitted to the budget), precision (bf16 where the
   device runs it natively);
 - from scratch, **random crops** besides the flips when the schedule passes over each image
@@ -393,6 +393,7 @@ class _Builder:
         self._precision_and_batch()
         if self.budget.seconds is None:
             self._note_model(model_reason)
+            self._note_stages()
             self._untimed_size_and_schedule()
         else:
             self._timed_size_and_schedule(model_reason)
@@ -413,6 +414,19 @@ class _Builder:
 
     def _note_model(self, reason: str) -> None:
         self.note("model", _model_name(self.cfg), reason, *_MODEL_KEYS)
+
+    def _note_stages(self, reason: str | None = None) -> None:
+        """The stages' row: ``reason`` where the recipe chose them (from scratch under a time
+        budget), else the model's own count, as the proposals' row: from scratch always, with
+        weights (whose count it is) only where a ``--set`` gives it."""
+        if reason is None and self.from_scratch:
+            reason = "the paper's; fewer only under a --time-budget, where they buy more steps"
+        elif reason is None and "model.num_stages" in self.given:
+            init_from = self.cfg.train.init_from
+            reason = f"those of {init_from} (--init-from)" if init_from else "the paper's"
+        if reason is None:
+            return
+        self.note("stages", self.cfg.model.num_stages, reason, "model.num_stages")
 
     def _precision_and_batch(self) -> None:
         train = self.cfg.train
@@ -562,8 +576,7 @@ class _Builder:
         if self.from_scratch:
             choice = self._with_crops(choice)
         self._note_model(model_reason)
-        if stages_reason is not None:
-            self.note("stages", self.cfg.model.num_stages, stages_reason, "model.num_stages")
+        self._note_stages(stages_reason)
         self._note_input(choice.reason)
         size = self.trained_size()  # what the steps are priced at
         self.iterations = int(self._budget_steps_at(size))
@@ -783,10 +796,16 @@ class _Builder:
         unresolved = resolvable_share(self.profile, choice.size) < 0.99
         resolvable = resolvable_share(self.profile, resolving) >= 0.99
         if unresolved and resolvable and minutes * 60 > self.budget.seconds:
+            run_steps = int(self._steps_at(choice.size))
+            trains = (
+                f"the run trains the given {counted(run_steps, 'step')}"
+                if given_limits
+                else f"the budget gives ~{counted(run_steps, 'step')}"
+            )
             self.warn(
-                f"the budget gives ~{counted(steps, 'step')} at input size {choice.size}; input "
-                f"size {resolving} would resolve the boxes, and {MIN_ITERATIONS} steps there take "
-                f"about {counted(minutes, 'minute')}: pass --time-budget {minutes} or more"
+                f"{trains} at input size {choice.size}; input size {resolving} would resolve the "
+                f"boxes, and {MIN_ITERATIONS} steps there take about {counted(minutes, 'minute')}: "
+                f"pass --time-budget {minutes} or more"
             )
         elif steps < MIN_ITERATIONS and not given_limits:
             minutes = self._minutes_for(choice.size)

@@ -1,10 +1,11 @@
 """What the automatic recipe reads from a training set: sizes and counts from its COCO entries.
 
 :class:`DatasetProfile` holds, per image, its size and number of boxes and, per box, its size
-and class, taken from the entries the data policy keeps (no pixel is decoded here: the policy
-decodes every image once, when training starts). :meth:`DatasetProfile.box_sides_at` answers the
-question the recipe's choice of input size turns on: how large is every object once images are
-resized as the model will see them.
+and class, taken from the entries the data policy keeps (:meth:`DatasetProfile.from_dataset`:
+every image decoded, each of its file's size where the JSON's ``width`` / ``height`` disagree,
+as training sees it). :meth:`DatasetProfile.box_sides_at` answers the question the recipe's
+choice of input size turns on: how large is every object once images are resized as the model
+will see them.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Literal
 import numpy as np
 
 from sparsercnn.data.categories import CategoryMap
+from sparsercnn.data.policy import inspect_dataset, refuse_invalid
 from sparsercnn.data.sampler import SampleGroups, orientation_groups, training_batches
 from sparsercnn.data.transforms import TrainTransform, resized_shape
-from sparsercnn.data.validation import CheckedCoco, check_coco, load_coco_json
+from sparsercnn.data.validation import CheckedCoco
 from sparsercnn.structures import padded_size
 
 # The price of a padded batch: the mean of the first this many batches training deals...
@@ -41,8 +43,8 @@ class DatasetProfile:
     Attributes:
         class_names: category names in contiguous-label order.
         boxes_per_class: ``(C,)`` number of (non-crowd) boxes of every class.
-        image_heights, image_widths: ``(I,)`` image sizes in pixels (after EXIF, as the JSON
-            says and the policy checks).
+        image_heights, image_widths: ``(I,)`` image sizes in pixels (after EXIF orientation:
+            the decoded file's, where it differs from the JSON's).
         objects_per_image: ``(I,)`` boxes of every image.
         box_sides: ``(M,)`` ``sqrt(w * h)`` of every box, in pixels of its original image.
         box_images: ``(M,)`` index into the image arrays of every box's image.
@@ -66,7 +68,9 @@ class DatasetProfile:
 
     @staticmethod
     def from_checked(checked: CheckedCoco) -> DatasetProfile:
-        """The profile of the entries in ``checked`` (crowd regions are not boxes to learn)."""
+        """The profile of the entries in ``checked`` (crowd regions are not boxes to learn), of
+        the sizes their image entries give: those of the data policy
+        (:meth:`from_dataset`) carry the decoded files' sizes."""
         categories = CategoryMap.from_coco(checked.categories)
         image_index = {image["id"]: i for i, image in enumerate(checked.images)}
         boxes = [a for a in checked.annotations if not a.get("iscrowd", 0)]
@@ -88,13 +92,31 @@ class DatasetProfile:
         )
 
     @staticmethod
-    def from_json(path: str | os.PathLike[str]) -> DatasetProfile:
-        """The profile of a COCO file's valid entries (its JSON only; image files unread).
+    def from_dataset(
+        json_path: str | os.PathLike[str],
+        image_dir: str | os.PathLike[str],
+        *,
+        skip_invalid: bool = False,
+    ) -> DatasetProfile:
+        """The profile of the entries of a COCO set that training keeps, checked by the data
+        policy (:func:`~sparsercnn.data.policy.inspect_dataset`, every image decoded): an image
+        whose file's size differs from its JSON ``width`` / ``height`` has the file's, which
+        training resizes and its boxes are checked against.
+
+        Args:
+            json_path: the COCO instances JSON file.
+            image_dir: the folder that ``images[].file_name`` is relative to.
+            skip_invalid: leave out the entries the data policy calls errors (as training
+                leaves them out) instead of refusing the set.
 
         Raises:
-            DatasetError: the file is missing, not JSON, or not a COCO instances file.
+            DatasetError: the JSON is missing or not a COCO instances file, the image folder
+                cannot hold its images, or the data policy refuses the set
+                (:func:`~sparsercnn.data.policy.refuse_invalid`).
         """
-        return DatasetProfile.from_checked(check_coco(load_coco_json(path), os.fspath(path)))
+        inspection = inspect_dataset(json_path, image_dir, image_check="decode")
+        refuse_invalid(inspection, skip_invalid=skip_invalid)
+        return DatasetProfile.from_checked(inspection.checked)
 
     @property
     def num_images(self) -> int:

@@ -1,6 +1,6 @@
 """The automatic recipe of a COCO training set on a device: read, time, choose.
 
-:func:`recipe_for_dataset` profiles the training JSON, describes the device, takes the
+:func:`recipe_for_dataset` profiles the training set, describes the device, takes the
 architecture of the starting weights if any (read once, by
 :func:`~sparsercnn.engine.model_init.read_starting_weights`), and gives :func:`choose_recipe` a
 step pricer that times real training steps of a candidate config at two input sizes (a few
@@ -22,7 +22,6 @@ import torch
 from sparsercnn.config import Config, TrainConfig
 from sparsercnn.data.image_cache import image_bytes
 from sparsercnn.data.image_io import ImageReadError, decode_image
-from sparsercnn.data.policy import inspect_dataset, refuse_invalid
 from sparsercnn.data.transforms import resize_image, resized_shape
 from sparsercnn.recipe.auto_recipe import choose_recipe
 from sparsercnn.recipe.dataset_profile import DatasetProfile
@@ -89,10 +88,9 @@ def recipe_for_dataset(
     """
     start = time.perf_counter()
     # The whole data policy, decoding included, so that the recipe describes the entries
-    # training keeps (the dataset's own check then decodes only files changed since).
-    inspection = inspect_dataset(train_json, train_images, image_check="decode")
-    refuse_invalid(inspection, skip_invalid=skip_invalid)
-    profile = DatasetProfile.from_checked(inspection.checked)
+    # training keeps at their files' sizes (the dataset's own check then decodes only files
+    # changed since).
+    profile = DatasetProfile.from_dataset(train_json, train_images, skip_invalid=skip_invalid)
     seconds = None if time_budget_minutes is None else time_budget_minutes * 60
     load_seconds = _image_load_seconds(profile, Path(train_images), image_cache_mb * 2**20)
 
@@ -165,7 +163,7 @@ def _image_load_seconds(profile: DatasetProfile, image_dir: Path, cache_bytes: i
     picked = range(0, profile.num_images, max(1, profile.num_images // TIMED_IMAGES))
     decode_seconds, resize_seconds, sizes = [], [], []
     for index in picked[:TIMED_IMAGES]:
-        # From the JSON's size, as the dataset does.
+        # From the checked size (the file's), as the dataset does.
         height, width = int(profile.image_heights[index]), int(profile.image_widths[index])
         size = resized_shape(height, width, TIMING_SIDES[-1], 10_000)
         start = time.perf_counter()

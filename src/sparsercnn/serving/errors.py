@@ -19,6 +19,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Route
 
+from sparsercnn.serving.head_requests import with_head
+
 logger = logging.getLogger(__name__)
 
 
@@ -83,10 +85,17 @@ def http_error_message(request: Request, error: StarletteHTTPException) -> str:
     if error.status_code == 404:
         return f"{asked}: no such path; {listed}"
     if error.status_code == 405:
-        allowed = (error.headers or {}).get("Allow")
+        allowed = _allowed_methods(error)
         takes = f" (it takes {allowed})" if allowed else ""
         return f"{asked}: the method is not allowed on this path{takes}; {listed}"
     return str(error.detail)
+
+
+def _allowed_methods(error: StarletteHTTPException) -> str | None:
+    """The ``Allow`` header of a 405 ``error``, ``HEAD`` included wherever ``GET`` is
+    (:func:`~sparsercnn.serving.head_requests.with_head`); None where it has none."""
+    allowed = (error.headers or {}).get("Allow")
+    return with_head(allowed) if allowed is not None else None
 
 
 def body_too_large_message(max_bytes: int) -> str:
@@ -115,9 +124,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
-        # Allow (405) is part of the answer (RFC 9110).
+        # Allow (405) is part of the answer (RFC 9110), and the message repeats it.
+        headers = dict(error.headers or {})
+        allowed = _allowed_methods(error)
+        if allowed is not None:
+            headers["Allow"] = allowed
         return error_response(
-            error.status_code, http_error_message(request, error), headers=error.headers
+            error.status_code, http_error_message(request, error), headers=headers or None
         )
 
     async def client_gone(request: Request, error: Exception) -> JSONResponse:

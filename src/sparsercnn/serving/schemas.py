@@ -138,12 +138,33 @@ class CategoryInfo(BaseModel):
     name: str
 
 
+class EngineInfo(BaseModel):
+    """What runs one kind of request."""
+
+    engine: str = Field(
+        description="'torch' (the --model file) or 'onnx' (the --onnx file, run by onnxruntime)"
+    )
+    device: str = Field(description="where it runs: 'cpu', 'cuda:0', ...")
+    precision: str = Field(description="'fp32', 'bf16', 'winograd' or 'int8'")
+
+
 class ModelInfo(BaseModel):
     name: str = Field(description="the model file's name")
     version: str = Field(description="sparsercnn version")
-    engine: str = Field(description="'torch', or 'onnx' (full-stage requests) with --onnx")
-    device: str
-    precision: str
+    engine: str = Field(
+        description="what runs full-stage detections (POST /v1/detect without a `stages` below "
+        "num_stages): 'torch', or 'onnx' with --onnx"
+    )
+    device: str = Field(
+        description="where full-stage detections run: --device, or 'cpu' with --onnx "
+        "(onnxruntime's CPU provider)"
+    )
+    precision: str = Field(description="the precision of full-stage detections")
+    stage_limited: EngineInfo = Field(
+        description="what runs POST /v1/detect with fewer `stages` and POST /v1/stages (the "
+        "page's stage view): the --model file, on --device; without --onnx the same as "
+        "engine, device and precision"
+    )
     cuda_graphs: bool = Field(description="the PyTorch model replays CUDA graphs")
     classes: list[CategoryInfo]
     num_stages: int

@@ -29,7 +29,7 @@ from sparsercnn.prediction import Prediction
 from sparsercnn.predictor import Predictor
 from sparsercnn.serving.batching import RequestBatcher
 from sparsercnn.serving.limits import Limits
-from sparsercnn.serving.schemas import CategoryInfo, ModelInfo
+from sparsercnn.serving.schemas import CategoryInfo, EngineInfo, ModelInfo
 
 if TYPE_CHECKING:
     from sparsercnn.export.onnx_runtime import OnnxPredictor
@@ -111,6 +111,19 @@ class DetectionService:
         )
         if self.onnx is not None:
             _check_same_model(self.onnx, self.predictor)
+            full_stage, stage_limited = self.engines()
+            logger.info(
+                "full-stage requests run %s on %s (%s, %s); stage-limited ones and the stage "
+                "view run %s on %s (%s, %s)",
+                self.onnx.path,
+                full_stage.device,
+                full_stage.engine,
+                full_stage.precision,
+                self.model_file,
+                stage_limited.device,
+                stage_limited.engine,
+                stage_limited.precision,
+            )
         self.categories = self.predictor.categories
         self.max_batch_images = max_batch_images
         self.max_wait_ms = max_wait_ms
@@ -164,16 +177,29 @@ class DetectionService:
             precision=predictor.precision,
         )
 
+    def engines(self) -> tuple[EngineInfo, EngineInfo]:
+        """What runs full-stage detections (the ONNX file when there is one, on onnxruntime's
+        device) and what runs stage-limited ones and the stage view (the model file, always)."""
+        predictor = self.predictor
+        model = EngineInfo(
+            engine="torch", device=str(predictor.device), precision=predictor.precision
+        )
+        if self.onnx is None:
+            return model, model
+        onnx = EngineInfo(engine="onnx", device=self.onnx.device, precision=self.onnx.precision)
+        return onnx, model
+
     def info(self) -> ModelInfo:
         """What ``GET /v1/model`` answers."""
         config = self.predictor.config
+        full_stage, stage_limited = self.engines()
         return ModelInfo(
             name=self.model_file.name,
             version=__version__,
-            engine="onnx" if self.onnx is not None else "torch",
-            device=str(self.predictor.device),
-            # Full-model detections run the ONNX file when there is one (int8 if quantized).
-            precision=self.onnx.precision if self.onnx is not None else self.predictor.precision,
+            engine=full_stage.engine,
+            device=full_stage.device,
+            precision=full_stage.precision,
+            stage_limited=stage_limited,
             cuda_graphs=self.predictor.graphs is not None,
             classes=[
                 CategoryInfo(id=i, name=n)

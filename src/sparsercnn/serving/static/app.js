@@ -45,12 +45,21 @@ async function readAnswer(response) {
   return body;
 }
 
+// Where the model runs, e.g. "fp32 on cuda:0 (torch)"; with --onnx, full-stage detections run
+// the ONNX file elsewhere than the stage view this page draws: both are named.
+function engines(m) {
+  const run = (e) => `${e.precision} on ${e.device} (${e.engine})`;
+  const full = run(m);
+  const staged = m.stage_limited ? run(m.stage_limited) : full;
+  return staged === full ? full : `stage view ${staged}, full-stage detections ${full}`;
+}
+
 async function loadModel() {
   state.model = await readAnswer(await fetch("/v1/model"));
   const m = state.model;
   document.getElementById("model-info").textContent =
     `${m.name}: ${m.classes.length} classes (${m.classes.map((c) => c.name).join(", ")}), ` +
-    `${m.num_proposals} proposals, ${m.num_stages} stages, ${m.precision} on ${m.device}, ` +
+    `${m.num_proposals} proposals, ${m.num_stages} stages, ${engines(m)}, ` +
     `sparsercnn ${m.version}`;
   stageSlider.max = String(m.num_stages);
   stageSlider.value = String(m.num_stages);
