@@ -24,7 +24,7 @@ from sparsercnn.benchmarking import machine_kind
 from sparsercnn.cli.common import int_at_least, user_path
 from sparsercnn.data.loader import build_test_loader
 from sparsercnn.diagnostics.feature_reads import count_image_reads, empty_feature_reads
-from sparsercnn.engine.pipeline import evaluation_dataset
+from sparsercnn.engine.model_evaluation import evaluation_dataset
 from sparsercnn.model import SparseRCNN
 from sparsercnn.model.inference import evaluating
 from sparsercnn.model.on_demand_level import DEFAULT_TILE

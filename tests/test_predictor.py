@@ -17,7 +17,7 @@ from sparsercnn.cli.main import main
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.image_io import decode_image, load_image
 from sparsercnn.drawing_writer import DrawingWriter
-from sparsercnn.engine.pipeline import evaluate_model_file
+from sparsercnn.engine.model_evaluation import evaluate_model_file
 from sparsercnn.image_inputs import DRAWINGS_MARKER
 from sparsercnn.model import build_model, winograd
 from sparsercnn.model.winograd import winograd_available

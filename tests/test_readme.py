@@ -34,7 +34,7 @@ def test_the_python_api_is_exported_from_the_package() -> None:
     """A Python user trains, evaluates, loads and predicts with names from ``sparsercnn``
     alone (they were only in submodules), each the submodule's own object."""
     from sparsercnn.data.categories import CategoryMap
-    from sparsercnn.engine import pipeline
+    from sparsercnn.engine import model_evaluation, pipeline
     from sparsercnn.model_file import load_model_file, save_model_file
     from sparsercnn.prediction import Prediction
 
@@ -44,8 +44,8 @@ def test_the_python_api_is_exported_from_the_package() -> None:
         "load_model_file": load_model_file,
         "save_model_file": save_model_file,
         "train_from_coco": pipeline.train_from_coco,
-        "evaluate_model_file": pipeline.evaluate_model_file,
-        "evaluate_onnx_file": pipeline.evaluate_onnx_file,
+        "evaluate_model_file": model_evaluation.evaluate_model_file,
+        "evaluate_onnx_file": model_evaluation.evaluate_onnx_file,
     }.items():
         assert name in sparsercnn.__all__ and getattr(sparsercnn, name) is value
 

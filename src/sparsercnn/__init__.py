@@ -33,14 +33,15 @@ _EXPORTS = {
     "load_model_file": "sparsercnn.model_file",
     "save_model_file": "sparsercnn.model_file",
     "train_from_coco": "sparsercnn.engine.pipeline",
-    "evaluate_model_file": "sparsercnn.engine.pipeline",
-    "evaluate_onnx_file": "sparsercnn.engine.pipeline",
+    "evaluate_model_file": "sparsercnn.engine.model_evaluation",
+    "evaluate_onnx_file": "sparsercnn.engine.model_evaluation",
 }
 
 if TYPE_CHECKING:
     from sparsercnn.config import Config
     from sparsercnn.data.categories import CategoryMap
-    from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file, train_from_coco
+    from sparsercnn.engine.model_evaluation import evaluate_model_file, evaluate_onnx_file
+    from sparsercnn.engine.pipeline import train_from_coco
     from sparsercnn.model import PostProcessor, SparseRCNN, build_model, build_postprocessor
     from sparsercnn.model_file import LoadedModel, load_model_file, save_model_file
     from sparsercnn.prediction import Prediction

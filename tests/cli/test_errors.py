@@ -559,7 +559,7 @@ def test_eval_outputs_among_the_report_files_are_refused(
     def no_evaluation(*args: object, **kwargs: object) -> None:
         raise AssertionError("the model ran")
 
-    monkeypatch.setattr("sparsercnn.engine.pipeline.evaluate_model_file", no_evaluation)
+    monkeypatch.setattr("sparsercnn.engine.model_evaluation.evaluate_model_file", no_evaluation)
     output = report / name
     argv = ["eval", "--model", str(model_file), "--json", str(data.json_path)]
     argv += ["--images", str(data.image_dir), "--report-dir", str(report), flag, str(output)]
@@ -615,7 +615,7 @@ def test_eval_report_dir_problems_fail_before_the_model_runs(
     def no_evaluation(*args: object, **kwargs: object) -> None:
         raise AssertionError("the model ran")
 
-    monkeypatch.setattr("sparsercnn.engine.pipeline.evaluate_model_file", no_evaluation)
+    monkeypatch.setattr("sparsercnn.engine.model_evaluation.evaluate_model_file", no_evaluation)
     argv = ["eval", "--model", str(model_file), "--json", str(json_path)]
     argv += ["--images", str(data.image_dir), "--report-dir", str(report), "--workers", "0"]
     before = {path.name: path.read_bytes() for path in report.iterdir()}

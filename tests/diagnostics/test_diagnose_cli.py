@@ -297,7 +297,7 @@ def test_diagnose_report_with_a_file_named_samples_fails_before_the_model_runs(
     def no_evaluation(*args: object, **kwargs: object) -> None:
         raise AssertionError("the model ran")
 
-    monkeypatch.setattr("sparsercnn.engine.pipeline.evaluate_model_file", no_evaluation)
+    monkeypatch.setattr("sparsercnn.engine.model_evaluation.evaluate_model_file", no_evaluation)
     with pytest.raises(NotADirectoryError, match=r"samples into .*samples, which is a file"):
         _run(["diagnose", "report", *_dataset_args(data, output)])
     assert (output / "samples").read_text() == "the user's"

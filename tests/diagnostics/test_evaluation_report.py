@@ -18,7 +18,7 @@ from sparsercnn.data.coco import CocoDataset
 from sparsercnn.diagnostics import evaluation_report
 from sparsercnn.diagnostics.evaluation_report import write_evaluation_report
 from sparsercnn.diagnostics.ground_truth import LabelSummary, ground_truth_by_image
-from sparsercnn.engine.pipeline import evaluate_model_file
+from sparsercnn.engine.model_evaluation import evaluate_model_file
 from sparsercnn.structures import Detections
 from tests.diagnostics.diagnostics_data import DiagnosticsData
 

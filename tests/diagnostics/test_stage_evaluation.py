@@ -21,7 +21,7 @@ from sparsercnn.diagnostics.stage_evaluation import (
     write_stage_evaluation,
 )
 from sparsercnn.engine.inference import evaluate
-from sparsercnn.engine.pipeline import evaluate_model_file
+from sparsercnn.engine.model_evaluation import evaluate_model_file
 from sparsercnn.evaluation import CocoEvaluator
 from sparsercnn.model import build_model, build_postprocessor
 from sparsercnn.model_file import load_model_file

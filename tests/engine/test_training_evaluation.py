@@ -11,10 +11,8 @@ import pytest
 import torch
 
 from sparsercnn.engine import inference
-from sparsercnn.engine.pipeline import (
-    evaluate_model_file,
-    train_from_coco,
-)
+from sparsercnn.engine.model_evaluation import evaluate_model_file
+from sparsercnn.engine.pipeline import train_from_coco
 from tests.synthetic_coco import SyntheticCoco, tiny_config
 
 

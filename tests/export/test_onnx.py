@@ -19,7 +19,7 @@ from sparsercnn.cli import predict as predict_cli
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.image_io import decode_image
-from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
+from sparsercnn.engine.model_evaluation import evaluate_model_file, evaluate_onnx_file
 from sparsercnn.export import OnnxPredictor, export_onnx, onnx_export
 from sparsercnn.export.onnx_export import ExportReport, check_graph_opset, match_detections
 from sparsercnn.export.onnx_wrapper import drop_invalid_last

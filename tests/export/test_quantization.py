@@ -21,7 +21,7 @@ import torch
 
 from sparsercnn.cli.main import main
 from sparsercnn.engine.inference import EXPORTED_GRAPH
-from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
+from sparsercnn.engine.model_evaluation import evaluate_model_file, evaluate_onnx_file
 from sparsercnn.export import OnnxPredictor, quantization
 from sparsercnn.export.quantization import (
     QuantizationReport,

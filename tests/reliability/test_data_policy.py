@@ -13,7 +13,7 @@ import pytest
 
 from sparsercnn.cli.main import main
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.engine import pipeline
+from sparsercnn.engine import model_evaluation, pipeline
 from sparsercnn.model import build_model
 from sparsercnn.model_file import save_model_file
 from sparsercnn.presets import get_preset
@@ -160,7 +160,7 @@ def test_eval_refuses_unreadable_images_before_running_the_model(
     def run_model(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the model ran: the data should have been refused first")
 
-    monkeypatch.setattr(pipeline, "evaluate", run_model)
+    monkeypatch.setattr(model_evaluation, "evaluate", run_model)
     args = ["--json", str(json_path), "--images", str(image_dir), "--workers", "0"]
     assert main(["eval", "--model", str(model_path), *args]) == 2
     err = capsys.readouterr().err

@@ -119,7 +119,7 @@ def refuse_outputs_in_report(report_dir: Path, outputs: Mapping[str, Path | None
 
 def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics import write_evaluation_report
-    from sparsercnn.engine.pipeline import evaluate_model_file, evaluate_onnx_file
+    from sparsercnn.engine.model_evaluation import evaluate_model_file, evaluate_onnx_file
 
     if args.onnx is not None:
         refuse_model_flags_with_onnx(args)

@@ -211,7 +211,7 @@ def _check_data(
     """:func:`check_training_data` in this process."""
     from sparsercnn.data.categories import CategoryMap
     from sparsercnn.data.policy import inspect_dataset, refuse_invalid
-    from sparsercnn.engine.pipeline import check_same_categories
+    from sparsercnn.engine.model_evaluation import check_same_categories
 
     maps = []
     for json_path, image_dir in (train, val) if val is not None else (train,):

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.data.loader import build_test_loader
-from sparsercnn.engine.pipeline import load_model_and_dataset
+from sparsercnn.engine.model_evaluation import load_model_and_dataset
 from sparsercnn.model import SparseRCNN
 from sparsercnn.model.inference import evaluating, model_device
 from sparsercnn.ops.multilevel_roi_align import flatten_levels, roi_sample_rows

@@ -23,7 +23,7 @@ from torch import Tensor
 from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.loader import build_test_loader
-from sparsercnn.engine.pipeline import load_model_and_dataset
+from sparsercnn.engine.model_evaluation import load_model_and_dataset
 from sparsercnn.evaluation import CocoEvaluator, EvaluationResult
 from sparsercnn.evaluation.units import format_percent
 from sparsercnn.model import PostProcessor, SparseRCNN, build_postprocessor

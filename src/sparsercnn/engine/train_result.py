@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sparsercnn.engine.inference import Evaluation
 
 if TYPE_CHECKING:
-    from sparsercnn.engine.pipeline import EvaluationReport
+    from sparsercnn.engine.model_evaluation import EvaluationReport
 
 
 @dataclass

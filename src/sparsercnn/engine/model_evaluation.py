@@ -1,0 +1,363 @@
+"""COCO evaluation of a model file or an exported ONNX file, and its report.
+
+What the CLI's ``eval`` calls (and training's final report reuses): the dataset with the
+config's test transform, the label-map check, one evaluation pass
+(:func:`~sparsercnn.engine.inference.evaluate`), and the metrics and speed as a report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sparsercnn.atomic_file import atomic_write_text
+from sparsercnn.config import Config
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.data.coco import CocoDataset
+from sparsercnn.data.transforms import build_test_transform
+from sparsercnn.engine.distributed import DistInfo
+from sparsercnn.engine.inference import Evaluation, Timing, evaluate
+from sparsercnn.evaluation.coco_evaluator import EvaluationResult
+from sparsercnn.model import build_postprocessor
+from sparsercnn.model.inference import (
+    Precision,
+    check_calibrated,
+    check_precision,
+    unused_int8_calibration,
+)
+from sparsercnn.model_file import LoadedModel, load_model_file
+from sparsercnn.runtime import check_device
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluationReport:
+    """One evaluation of a model file: metrics, speed and the detections behind them.
+
+    Attributes:
+        evaluation: metrics, timing and per-image detections (:func:`evaluate`).
+        dataset: the evaluated dataset (ground truth, label map, image folder), for plots.
+        model_file: the evaluated file.
+        device: where the model ran (``cpu``, ``cuda:0``); for an ONNX file, where its
+            onnxruntime session ran (:attr:`~sparsercnn.export.onnx_runtime.OnnxPredictor.device`)
+            and by what: ``cpu (onnxruntime)``, ``CUDAExecutionProvider (onnxruntime)``.
+        num_proposals: the model's N.
+        precision: how it computed: ``fp32``, ``bf16`` (autocast), ``winograd`` (fp32 with
+            Winograd 3x3 convolutions) or ``int8`` (a model file's int8 backbone and FPN, or
+            an ONNX file quantized by ``export --int8``).
+        cuda_graphs: the forward passes were replayed from CUDA graphs.
+    """
+
+    evaluation: Evaluation
+    dataset: CocoDataset
+    model_file: Path
+    device: str
+    num_proposals: int
+    precision: str = "fp32"
+    cuda_graphs: bool = False
+
+    @property
+    def result(self) -> EvaluationResult:
+        return self.evaluation.result
+
+    @property
+    def timing(self) -> Timing:
+        return self.evaluation.timing
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metrics (0-1 floats under AP, AP50, AP75, APs, APm, APl, per_class), the images
+        scored and what ``skip_invalid`` left out of the file, and the speed."""
+        return {
+            **self.result.to_dict(),
+            "model_file": str(self.model_file),
+            "num_images": len(self.dataset),
+            "dropped_invalid": {
+                "images": self.dataset.num_dropped_images,
+                "annotations": self.dataset.num_dropped_annotations,
+            },
+            "num_stages": self.evaluation.num_stages,
+            "device": self.device,
+            "precision": self.precision,
+            "cuda_graphs": self.cuda_graphs,
+            "model_images_per_second": 1.0 / max(self.timing.model_seconds_per_image, 1e-12),
+            "model_time_covers": self.timing.model_covers,
+            "end_to_end_images_per_second": 1.0 / max(self.timing.total_seconds_per_image, 1e-12),
+        }
+
+    def write_files(
+        self, *, results_path: Path | None = None, metrics_path: Path | None = None
+    ) -> None:
+        """Write the COCO results JSON and/or :meth:`to_dict` as JSON (atomically)."""
+        if results_path is not None:
+            self.evaluation.write_results(self.dataset.category_map.category_ids, results_path)
+        if metrics_path is not None:
+            atomic_write_text(metrics_path, json.dumps(self.to_dict(), indent=2))
+
+    def format(self) -> str:
+        """The COCO table followed by the speed, saying what each figure measures."""
+        how = self.precision + (", CUDA graphs" if self.cuda_graphs else "")
+        model_rate = 1.0 / max(self.timing.model_seconds_per_image, 1e-12)
+        total_rate = 1.0 / max(self.timing.total_seconds_per_image, 1e-12)
+        dataset = self.dataset
+        dropped = (
+            f"scored on the {len(dataset)} images kept: --skip-invalid left out "
+            f"{dataset.num_dropped_images} images and {dataset.num_dropped_annotations} "
+            "annotations of the file\n"
+            if dataset.num_dropped_images or dataset.num_dropped_annotations
+            else ""
+        )
+        stages = self.evaluation.num_stages
+        scope = f"scored: the detections of stage {stages} (--stages {stages})\n" if stages else ""
+        return (
+            f"{self.result.format_table()}\n{scope}{dropped}"
+            f"speed on {self.device} ({how}): {model_rate:.2f} images/s model only "
+            f"({self.timing.model_covers}), {total_rate:.2f} images/s end to end (decode, "
+            f"resize, forward, post-processing) over {self.timing.num_images} images"
+        )
+
+
+def check_same_categories(
+    expected: CategoryMap,
+    found: CategoryMap,
+    what: str,
+    expected_from: str = "the model was trained on",
+) -> None:
+    """Raise when two label maps differ: labels would silently mean other classes.
+
+    ``what`` names the data set of ``found``; ``expected_from`` says where ``expected`` comes
+    from, as in "... but {expected_from} [(1, 'cat'), ...]".
+    """
+    if expected.category_ids != found.category_ids or expected.names != found.names:
+        found_pairs = list(zip(found.category_ids, found.names, strict=True))
+        expected_pairs = list(zip(expected.category_ids, expected.names, strict=True))
+        raise ValueError(
+            f"{what} has categories {found_pairs[:10]} but {expected_from} "
+            f"{expected_pairs[:10]}; "
+            "use a dataset with the same COCO 'categories' list"
+        )
+
+
+def evaluation_dataset(
+    json_path: str | Path,
+    image_dir: str | Path,
+    cfg: Config,
+    *,
+    skip_invalid: bool = False,
+    require_boxes: bool = True,
+) -> CocoDataset:
+    """A COCO dataset with ``cfg``'s test transform: what evaluation and its plots see.
+
+    Its images are checked up front (the data policy, :mod:`sparsercnn.data.policy`): invalid
+    ones are an error naming them, or dropped with ``skip_invalid``; none is swapped later.
+    Large JPEGs are decoded at the reduced scale the test resize allows, as predictors decode
+    them (:func:`~sparsercnn.image_inputs.decode_input`), so both see the same input.
+    """
+    transform = build_test_transform(cfg.input)
+    return CocoDataset(
+        json_path,
+        image_dir,
+        transform=transform,
+        skip_invalid=skip_invalid,
+        decode_size=transform.source_size,
+        require_boxes=require_boxes,
+    )
+
+
+def load_model_and_dataset(
+    model_file: str | Path,
+    json_path: str | Path,
+    image_dir: str | Path,
+    device: torch.device | str = "cpu",
+    *,
+    skip_invalid: bool = False,
+    require_boxes: bool = True,
+    labelled: bool = True,
+) -> tuple[LoadedModel, CocoDataset]:
+    """The model of ``model_file`` (eval mode, on ``device``) and the dataset it is run on
+    (:func:`evaluation_dataset`; ``skip_invalid`` leaves out the entries with errors,
+    ``require_boxes=False`` accepts a file without boxes, and ``labelled=False`` any
+    categories, for a use that reads only the images).
+
+    Raises:
+        ValueError: ``labelled`` and the dataset's categories differ from the model's label map.
+    """
+    loaded = load_model_file(model_file, device=device)
+    loaded.model.eval()
+    dataset = evaluation_dataset(
+        json_path, image_dir, loaded.config, skip_invalid=skip_invalid, require_boxes=require_boxes
+    )
+    if labelled:
+        check_same_categories(loaded.categories, dataset.category_map, str(json_path))
+    return loaded, dataset
+
+
+def evaluate_model_file(
+    model_file: str | Path,
+    json_path: str | Path,
+    image_dir: str | Path,
+    *,
+    device: torch.device | str = "cpu",
+    num_stages: int | None = None,
+    batch_size: int | None = None,
+    num_workers: int = 2,
+    batch_invariant: bool = True,
+    precision: Precision = "fp32",
+    cuda_graphs: bool = False,
+    skip_invalid: bool = False,
+    results_path: Path | None = None,
+    metrics_path: Path | None = None,
+    on_accepted: Callable[[], None] | None = None,
+) -> EvaluationReport:
+    """COCO evaluation of a model file on a dataset, optionally writing results and metrics.
+
+    ``batch_size=None`` uses the model's ``input.test_batch_size`` (what its training-time
+    evaluations used, so their detections are reproduced exactly). ``skip_invalid`` scores the
+    entries the data policy keeps (what ``train --skip-invalid`` evaluated) instead of refusing
+    a dataset with errors; the report counts what was left out. ``on_accepted`` is called once
+    everything below is checked, before the evaluation pass (``sparsercnn eval`` says there
+    which files the run replaces: a refused command says nothing of replacing).
+
+    Raises:
+        ValueError: ``num_stages`` is not in ``1..`` the model's stages, ``batch_size`` is not
+            None or >= 1, ``device`` is not one, the dataset's categories differ from the
+            model's, or ``results_path`` / ``metrics_path`` is a folder or both are one file
+            (checked before the evaluation).
+    """
+    device = check_device(device)
+    check_batch_size(batch_size)
+    check_output_paths(results_path, metrics_path)
+    loaded = load_model_file(model_file, device=device)
+    if num_stages is not None and not (
+        isinstance(num_stages, int) and 1 <= num_stages <= loaded.model.num_stages
+    ):
+        raise ValueError(
+            f"num_stages (--stages) {num_stages!r}: {model_file} has stages "
+            f"1..{loaded.model.num_stages}"
+        )
+    check_precision(precision, device)
+    check_calibrated(loaded.model, precision)
+    note = unused_int8_calibration(loaded.model, precision, device)
+    if note is not None:
+        logger.info("%s %s", model_file, note)
+    dataset = evaluation_dataset(json_path, image_dir, loaded.config, skip_invalid=skip_invalid)
+    check_same_categories(loaded.categories, dataset.category_map, str(json_path))
+    if on_accepted is not None:
+        on_accepted()
+    evaluation = evaluate(
+        loaded.model,
+        build_postprocessor(loaded.config),
+        dataset,
+        batch_size=batch_size if batch_size is not None else loaded.config.input.test_batch_size,
+        num_workers=num_workers,
+        dist_info=DistInfo(device=device),
+        num_stages=num_stages,
+        batch_invariant=batch_invariant,
+        precision=precision,
+        cuda_graphs=cuda_graphs,
+    )
+    assert evaluation is not None  # single process: rank 0
+    report = EvaluationReport(
+        evaluation,
+        dataset,
+        Path(model_file),
+        str(device),
+        loaded.model.num_proposals,
+        precision=precision,
+        cuda_graphs=cuda_graphs,
+    )
+    report.write_files(results_path=results_path, metrics_path=metrics_path)
+    return report
+
+
+def evaluate_onnx_file(
+    onnx_path: str | Path,
+    json_path: str | Path,
+    image_dir: str | Path,
+    *,
+    batch_size: int | None = None,
+    num_workers: int = 2,
+    num_threads: int | None = None,
+    batch_invariant: bool = True,
+    precision: Precision | None = None,
+    skip_invalid: bool = False,
+    results_path: Path | None = None,
+    metrics_path: Path | None = None,
+    on_accepted: Callable[[], None] | None = None,
+) -> EvaluationReport:
+    """COCO evaluation of an exported ``.onnx`` file (fp32 or int8) run by onnxruntime on the
+    CPU: the same dataset, test resize, evaluation pass, report and ``on_accepted`` as
+    :func:`evaluate_model_file`.
+
+    ``batch_size=None`` uses the exported config's ``input.test_batch_size`` (a file exported
+    with a static batch runs one image at a time). ``precision``, when given, must be the one
+    the graph computes in (:func:`~sparsercnn.export.onnx_runtime.check_graph_precision`).
+
+    Raises:
+        ValueError: the file is not a sparsercnn export, computes in another ``precision``, or
+            the dataset's categories differ.
+        ImportError: onnxruntime is not installed.
+    """
+    from sparsercnn.export.onnx_runtime import OnnxPredictor, check_graph_precision
+
+    check_batch_size(batch_size)
+    check_output_paths(results_path, metrics_path)
+    predictor = OnnxPredictor(onnx_path, num_threads=num_threads, batch_invariant=batch_invariant)
+    check_graph_precision(predictor, precision)
+    config = predictor.config
+    dataset = evaluation_dataset(json_path, image_dir, config, skip_invalid=skip_invalid)
+    check_same_categories(predictor.categories, dataset.category_map, str(json_path))
+    if on_accepted is not None:
+        on_accepted()
+    evaluation = evaluate(
+        predictor,
+        None,
+        dataset,
+        batch_size=predictor.fixed_batch or batch_size or config.input.test_batch_size,
+        num_workers=num_workers,
+        batch_invariant=batch_invariant,
+    )
+    assert evaluation is not None  # single process: rank 0
+    report = EvaluationReport(
+        evaluation,
+        dataset,
+        Path(onnx_path),
+        f"{predictor.device} (onnxruntime)",
+        config.model.num_proposals,
+        precision=predictor.precision,
+    )
+    report.write_files(results_path=results_path, metrics_path=metrics_path)
+    return report
+
+
+def check_batch_size(batch_size: int | None) -> None:
+    """Refuse a ``batch_size`` that is neither None (the model's own) nor an integer >= 1."""
+    if batch_size is not None and not (
+        isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1
+    ):
+        raise ValueError(
+            f"batch_size must be an integer >= 1, or None for the model's "
+            f"input.test_batch_size; got {batch_size!r}"
+        )
+
+
+def check_output_paths(results_path: Path | None, metrics_path: Path | None) -> None:
+    """Refuse, before the evaluation runs, output paths its files cannot be written to: an
+    existing folder, or one path for both files (the metrics would replace the results)."""
+    for name, path in (("results_path", results_path), ("metrics_path", metrics_path)):
+        if path is not None and Path(path).is_dir():
+            raise ValueError(f"{name} {path} is a folder; give a file path (.json)")
+    if (
+        results_path is not None
+        and metrics_path is not None
+        and Path(results_path).absolute() == Path(metrics_path).absolute()
+    ):
+        raise ValueError(
+            f"results_path and metrics_path both name {results_path}; give each its own file"
+        )
