@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import math
+import subprocess
+import sys
+import textwrap
 
 import pytest
 import torch
 from torch import nn
 
-from sparsercnn.model.backbone import ResNet
+from sparsercnn.model.backbone import ResNet, shortcut
 from sparsercnn.model.frozen_batch_norm import FrozenBatchNorm2d
 
 BN_ENTRIES = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
@@ -284,3 +287,43 @@ def test_invalid_arguments_raise() -> None:
         model(torch.randn(3, 32, 32))
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         model(torch.randn(1, 1, 32, 32))
+
+
+@pytest.mark.parametrize("norm", ["frozen_bn", "bn"])
+def test_narrow_strided_projection_equals_the_strided_convolution(norm: str) -> None:
+    generator = torch.Generator().manual_seed(0)
+    model = ResNet(18, norm=norm, freeze_at=0, width=8)
+    downsample = model.layer2[0].downsample  # 1x1 stride-2 projection, 8 -> 16 channels
+    assert downsample is not None and downsample[0].in_channels == 8
+    x = torch.randn(3, 8, 17, 22, generator=generator).contiguous(memory_format=torch.channels_last)
+    expected = downsample[1](downsample[0](x))
+    actual = shortcut(downsample, x)
+    assert actual.shape == (3, 16, 9, 11)
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_narrow_backbone_trains_in_bf16_on_two_threads() -> None:
+    # oneDNN's bf16 weight gradient of this width's 1x1 stride-2 projection (8 input channels)
+    # corrupted the heap with two threads and an odd batch: the process aborted. A child
+    # process, so that an abort fails this test instead of the test run.
+    script = textwrap.dedent(
+        """
+        import torch
+        from sparsercnn.model.backbone import ResNet
+
+        torch.set_num_threads(2)
+        torch.manual_seed(0)
+        model = ResNet(18, norm="bn", freeze_at=0, width=8).to(memory_format=torch.channels_last)
+        for batch in (1, 3) * 25:
+            x = torch.randn(batch, 3, 128, 160).contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                features = model(x)
+            sum(f.float().square().mean() for f in features).backward()
+        print("trained")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "trained"

@@ -21,6 +21,9 @@ NORM_TYPES = ("frozen_bn", "bn_eval", "bn")
 STANDARD_WIDTH = 64
 # Stem plus the four stages; ``freeze_at=k`` freezes the first ``k`` of them.
 NUM_FREEZABLE_PARTS = 5
+# Below this many input channels a strided projection runs as subsample + stride-1 conv
+# (:func:`shortcut`).
+ONEDNN_SAFE_PROJECTION_CHANNELS = 16
 
 
 def make_norm(norm: str, num_features: int) -> nn.Module:
@@ -78,11 +81,21 @@ def conv_norm(conv: nn.Conv2d, norm: nn.Module, x: Tensor) -> Tensor:
 
 
 def shortcut(downsample: nn.Sequential | None, x: Tensor) -> Tensor:
-    """The residual branch: identity, or the projection ``downsample = (conv, norm)``."""
+    """The residual branch: identity, or the projection ``downsample = (conv, norm)``.
+
+    A strided projection with fewer than :data:`ONEDNN_SAFE_PROJECTION_CHANNELS` input channels
+    (``backbone_width`` under 16) subsamples its input and runs at stride 1: the same products
+    and sums. oneDNN's bf16 weight gradient of a channels-last 1x1 stride-2 convolution with so
+    few input channels corrupts the heap on two or more threads with an odd batch (torch 2.13,
+    AVX-512 BF16 CPUs; the process aborts); its stride-1 kernel does not.
+    """
     if downsample is None:
         return x
     conv, norm = downsample[0], downsample[1]
     assert isinstance(conv, nn.Conv2d)
+    if conv.in_channels < ONEDNN_SAFE_PROJECTION_CHANNELS and conv.stride != (1, 1):
+        subsampled = x[:, :, :: conv.stride[0], :: conv.stride[1]]
+        return norm(F.conv2d(subsampled, conv.weight))
     return conv_norm(conv, norm, x)
 
 
