@@ -302,23 +302,37 @@ def test_narrow_strided_projection_equals_the_strided_convolution(norm: str) -> 
     torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
 
 
-def test_narrow_backbone_trains_in_bf16_on_two_threads() -> None:
-    # oneDNN's bf16 weight gradient of this width's 1x1 stride-2 projection (8 input channels)
-    # corrupted the heap with two threads and an odd batch: the process aborted. A child
-    # process, so that an abort fails this test instead of the test run.
+def test_narrow_projection_trains_on_two_threads() -> None:
+    # oneDNN's weight gradient of a channels-last 1x1 stride-2 convolution with fewer input
+    # channels than its block (16 on AVX-512, 8 on AVX2) wrote past its workspace: aborts,
+    # segfaults, hangs or wrong gradients on two threads (here fp32 at batch 32, bf16 at odd
+    # batches). A child process, so that a crash fails this test instead of the test run.
     script = textwrap.dedent(
         """
+        import copy
+
         import torch
-        from sparsercnn.model.backbone import ResNet
+        from sparsercnn.model.backbone import ResNet, shortcut
 
         torch.set_num_threads(2)
         torch.manual_seed(0)
-        model = ResNet(18, norm="bn", freeze_at=0, width=8).to(memory_format=torch.channels_last)
-        for batch in (1, 3) * 25:
-            x = torch.randn(batch, 3, 128, 160).contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                features = model(x)
-            sum(f.float().square().mean() for f in features).backward()
+        downsample = ResNet(18, norm="frozen_bn", width=8).layer2[0].downsample
+        downsample = downsample.to(memory_format=torch.channels_last).requires_grad_()
+        weight = downsample[0].weight
+        for dtype, batch, size, steps in [
+            (torch.float32, 32, 128, 10), (torch.bfloat16, 1, 32, 50), (torch.bfloat16, 3, 32, 50)
+        ]:
+            for _ in range(steps):
+                x = torch.randn(batch, 8, size, size).contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+                    out = shortcut(downsample, x)
+                (grad,) = torch.autograd.grad(out.float().square().sum(), weight)
+            if dtype == torch.float32:  # against float64 (not oneDNN)
+                norm64 = copy.deepcopy(downsample[1]).double()
+                weight64 = weight.detach().double().requires_grad_()
+                out64 = norm64(torch.nn.functional.conv2d(x.double(), weight64, stride=2))
+                (expected,) = torch.autograd.grad(out64.square().sum(), weight64)
+                torch.testing.assert_close(grad.double(), expected, rtol=1e-4, atol=1e-3)
         print("trained")
         """
     )

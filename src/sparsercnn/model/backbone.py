@@ -85,9 +85,11 @@ def shortcut(downsample: nn.Sequential | None, x: Tensor) -> Tensor:
 
     A strided projection with fewer than :data:`ONEDNN_SAFE_PROJECTION_CHANNELS` input channels
     (``backbone_width`` under 16) subsamples its input and runs at stride 1: the same products
-    and sums. oneDNN's bf16 weight gradient of a channels-last 1x1 stride-2 convolution with so
-    few input channels corrupts the heap on two or more threads with an odd batch (torch 2.13,
-    AVX-512 BF16 CPUs; the process aborts); its stride-1 kernel does not.
+    and sums. oneDNN's weight gradient of a channels-last 1x1 strided convolution with fewer
+    input channels than its channel block (16 with AVX-512, 8 with AVX2) writes past its
+    workspace (oneDNN issue 6035): with two threads, torch 2.13 aborted or segfaulted in fp32
+    (batch 32) and bf16 (odd batches); hangs and wrong gradients are reported too. Its
+    stride-1 kernel has no such workspace.
     """
     if downsample is None:
         return x
