@@ -678,9 +678,8 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int_at_least(1), default=2)
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS))
-    parser.add_argument(
-        "--peers", type=user_path, default=Path(os.environ.get("PEERS", "/tmp/peers"))
-    )
+    # A string default: argparse passes it through ``type``, which expands ``~`` in $PEERS.
+    parser.add_argument("--peers", type=user_path, default=os.environ.get("PEERS", "/tmp/peers"))
     parser.add_argument(
         "--check",
         nargs=4,

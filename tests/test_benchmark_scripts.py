@@ -407,6 +407,17 @@ def test_bench_speed_refuses_bad_variants_and_missing_peers(
         bench.main()
 
 
+def test_bench_speed_expands_a_tilde_in_peers_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bench = _load_bench_speed(monkeypatch)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("PEERS", "~/peers")
+    monkeypatch.setattr(sys, "argv", ["bench_speed.py"])
+    with pytest.raises(SystemExit, match=f"no peers environment in {tmp_path / 'peers'}: "):
+        bench.main()
+
+
 def test_bench_speed_refuses_variants_it_would_run_as_another(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -85,6 +85,26 @@ def test_a_file_name_with_windows_separators_says_how_to_write_it(folder: Path) 
     assert "Windows" not in issues[1].message  # no such file either way: no guess
 
 
+def test_a_file_name_in_another_case_than_its_file_says_how_to_write_it(tmp_path: Path) -> None:
+    """A dataset made on macOS or Windows, checked on a case-sensitive file system."""
+    (tmp_path / "sub").mkdir()
+    for name in ("img_1.jpg", "img_3.jpg"):
+        (tmp_path / "sub" / name).write_bytes(b"")
+    if (tmp_path / "sub" / "IMG_1.JPG").exists():
+        pytest.skip("a case-insensitive file system: the name resolves to the file")
+    images = [entry(1, "sub/IMG_1.JPG"), entry(2, "sub/img_2.jpg"), entry(3, "sub/img_3.jpg")]
+    issues = check_image_files(images, tmp_path, decode=False).issues
+    assert [(issue.image_id, issue.code) for issue in issues] == [
+        (1, "image_file_missing"),
+        (2, "image_file_missing"),
+    ]
+    assert issues[0].message.endswith(
+        ", but 'img_1.jpg' does, which differs only in case: file names are case-sensitive "
+        "here; write it 'sub/img_1.jpg'"
+    )
+    assert "case" not in issues[1].message
+
+
 def test_an_unchanged_file_is_decoded_once_and_a_changed_one_again(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -260,3 +280,39 @@ def test_a_file_listed_through_a_folder_link_is_not_unlisted(tmp_path: Path) -> 
     Image.new("RGB", (8, 8)).save(root / "real" / "a.png")
     (root / "linked").symlink_to(root / "real", target_is_directory=True)
     assert image_check.find_unlisted_images(root, ["linked/a.png"], source="x.json") is None
+
+
+def _resolve_names_in_any_case(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """Make the file system resolve names under ``root`` (whose files are named in lower case)
+    in any case, as macOS and Windows do, whatever the host's file system."""
+    real_stat = os.stat
+
+    def stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if isinstance(path, str | os.PathLike):
+            text, prefix = os.fspath(path), f"{root}{os.sep}"
+            path = prefix + text[len(prefix) :].lower() if text.startswith(prefix) else text
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", stat)
+
+
+def test_a_name_the_file_system_resolves_in_another_case_names_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'IMG_1.JPG' in the JSON is the file img_1.jpg on a case-insensitive file system: it is
+    neither missing nor unlisted; a file no name resolves to still is."""
+    root = tmp_path / "images"
+    (root / "sub").mkdir(parents=True)
+    for name in ("img_1.jpg", "sub/img_2.jpg", "img_3.jpg"):
+        (root / name).write_bytes(b"")  # images by their names
+    _resolve_names_in_any_case(monkeypatch, root)
+    images = [entry(1, "IMG_1.JPG"), entry(2, "Sub/Img_2.jpg")]
+    assert check_image_files(images, root, decode=False).issues == []
+    names = [image["file_name"] for image in images]
+    issue = image_check.find_unlisted_images(root, names, source="train.json")
+    assert issue is not None
+    assert issue.message.startswith(
+        f"1 image file under {str(root)!r} is not in train.json (e.g. 'img_3.jpg'): "
+    )
+    every = [*names, "img_3.JPG"]
+    assert image_check.find_unlisted_images(root, every, source="train.json") is None

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,6 +173,7 @@ def check_image_files(
     """
     root = Path(image_dir)
     listings: dict[Path, set[str]] = {}
+    spellings: dict[Path, dict[str, str]] = {}  # a folder's names by their casefold, for hints
     issues: list[Issue] = []
     present: list[tuple[dict[str, Any], Path]] = []
     images = list(images)
@@ -184,12 +185,10 @@ def check_image_files(
         if path.name in listings[path.parent] or path.is_file():
             present.append((image, path))
         else:
+            if path.parent not in spellings:
+                spellings[path.parent] = {name.casefold(): name for name in listings[path.parent]}
+            message = _missing_message(image, path, root, spellings[path.parent])
             file = image["file_name"]
-            message = f"image {image['id']}: file {os.fspath(path)!r} does not exist"
-            # A name written with Windows separators, whose file is there with ours.
-            posix = file.replace("\\", "/")
-            if os.sep == "/" and posix != file and (root / posix).is_file():
-                message += f" (its 'file_name' has Windows separators: write it {posix!r})"
             issues.append(Issue("error", "image_file_missing", message, image["id"], None, file))
     if len(images) > 1 and not present:
         message = (
@@ -210,14 +209,36 @@ def check_image_files(
     return FileCheck(issues, sizes)
 
 
+def _missing_message(
+    image: dict[str, Any], path: Path, root: Path, spellings: Mapping[str, str]
+) -> str:
+    """The ``image_file_missing`` message of ``image`` (its file ``path`` under ``root``), with
+    how to write a ``file_name`` whose file is there under another spelling: with Windows
+    separators, or in another case on a case-sensitive file system (``spellings``: the names in
+    the file's folder by their casefold; a dataset made on macOS or Windows can have either)."""
+    file = image["file_name"]
+    message = f"image {image['id']}: file {os.fspath(path)!r} does not exist"
+    posix = file.replace("\\", "/")
+    if os.sep == "/" and posix != file and (root / posix).is_file():
+        return f"{message} (its 'file_name' has Windows separators: write it {posix!r})"
+    if (other := spellings.get(path.name.casefold())) is not None:
+        written = os.path.join(os.path.dirname(file), other)
+        return (
+            f"{message}, but {other!r} does, which differs only in case: file names are "
+            f"case-sensitive here; write it {written!r}"
+        )
+    return message
+
+
 def find_unlisted_images(
     image_dir: str | os.PathLike[str], file_names: Iterable[object], *, source: str
 ) -> Issue | None:
     """The ``unlisted_image_files`` info: image files (:data:`IMAGE_SUFFIXES`) in ``image_dir``
-    or its subfolders that no ``file_name`` names, counted in one issue naming a few; ``None``
-    when there is none, or when no ``file_name`` points into the folder (absolute or ``../``
-    names: the folder is not where the images are). Hidden files and folders are passed over,
-    and folder links are not followed.
+    or its subfolders that no ``file_name`` names (as the file system resolves it: on a
+    case-insensitive one, ``IMG_1.JPG`` names ``img_1.jpg``), counted in one issue naming a
+    few; ``None`` when there is none, or when no ``file_name`` points into the folder
+    (absolute or ``../`` names: the folder is not where the images are). Hidden files and
+    folders are passed over, and folder links are not followed.
 
     Args:
         image_dir: the folder that ``file_name`` is relative to.
@@ -233,10 +254,15 @@ def find_unlisted_images(
         return None
     found, has_links = _image_files_under(root)
     unlisted = [path for path in found if os.path.normpath(path) not in named]
-    if unlisted and has_links:
-        # Another path to a named file: through a folder link, or a link to a named file.
-        named_targets = {os.path.realpath(path) for path in named}
-        unlisted = [path for path in unlisted if os.path.realpath(path) not in named_targets]
+    # A named file found under another name: one the file system resolves the JSON's name to
+    # (another case on macOS and Windows, another Unicode form on macOS), or one reached
+    # through a link (any named file may be a link's target). Told apart as the file system
+    # does, by file identity; only the names not found as written are looked up.
+    others = named if has_links else named - {os.path.normpath(path) for path in found}
+    if unlisted and others:
+        named_files = {file for path in others if (file := _file_identity(path)) is not None}
+        if named_files:
+            unlisted = [path for path in unlisted if _file_identity(path) not in named_files]
     if not unlisted:
         return None
     shown = sorted(os.path.relpath(path, root) for path in unlisted)
@@ -271,6 +297,17 @@ def _image_files_under(root: Path) -> tuple[list[str], bool]:
             elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
                 found.append(entry.path)
     return found, has_links
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    """The file that ``path`` resolves to (links followed), as the file system tells files
+    apart: ``(device, file number)``; ``None`` where nothing is there, or where the file system
+    numbers no files (``st_ino`` 0, as some Windows ones give)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino) if stat.st_ino else None
 
 
 def _log_decoded(source: str, num_decoded: int, num_present: int, start: float) -> None:

@@ -12,6 +12,7 @@ are compared with PyTorch's.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib.metadata
 import importlib.util
@@ -19,7 +20,7 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -289,7 +290,8 @@ def newest_convertible_opset(oldest: int) -> int:
         graph = ir.Graph([], [], nodes=[], opset_imports={"": oldest})
         model = ir.Model(graph, ir_version=onnx.IR_VERSION)
         try:
-            convert_version(model, target, fallback=False)
+            with quiet_exporter():  # each conversion logs its graph passes
+                convert_version(model, target, fallback=False)
         except ValueError:
             break
         if model.graph.opset_imports.get("") != target:
@@ -387,32 +389,39 @@ def onnx_program(
 ) -> torch.onnx.ONNXProgram:
     """``torch.onnx.export(dynamo=True)`` of ``module`` on ``example`` with weights inside the
     model and a quiet console; ``.save(path)`` writes one self-contained file."""
+    with quiet_exporter(), torch.no_grad():
+        program = torch.onnx.export(
+            module,
+            example,
+            dynamo=True,
+            external_data=False,
+            input_names=list(input_names),
+            output_names=list(output_names),
+            dynamic_shapes=dynamic_shapes,
+            opset_version=opset,
+            optimize=True,
+            verbose=False,
+        )
+    assert program is not None  # dynamo=True always returns the program
+    return program
+
+
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's loggers (:data:`EXPORTER_LOGGERS`) below errors, and its warnings,
+    while inside: it logs every graph pass and the absence of torchvision, and warns about axis
+    renaming and deprecated pytree internals, nothing actionable for our users."""
     loggers = [logging.getLogger(name) for name in EXPORTER_LOGGERS]
     levels = [lg.level for lg in loggers]
     try:
-        # The exporter logs every graph pass and the absence of torchvision, and warns about
-        # axis renaming and deprecated pytree internals: nothing actionable for our users.
         for lg in loggers:
             lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", (UserWarning, FutureWarning, DeprecationWarning))
-            program = torch.onnx.export(
-                module,
-                example,
-                dynamo=True,
-                external_data=False,
-                input_names=list(input_names),
-                output_names=list(output_names),
-                dynamic_shapes=dynamic_shapes,
-                opset_version=opset,
-                optimize=True,
-                verbose=False,
-            )
+            yield
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
-    assert program is not None  # dynamo=True always returns the program
-    return program
 
 
 class _BackboneFPN(nn.Module):
