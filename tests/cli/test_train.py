@@ -16,9 +16,12 @@ from sparsercnn.cli.main import main
 from sparsercnn.cli.train import RANK_0_WARNINGS
 from sparsercnn.cli.training_setup import removed_if_refused
 from sparsercnn.config import Config
+from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine import distributed, pipeline
+from sparsercnn.engine.checkpoint import save_training_checkpoint
 from sparsercnn.engine.trainer import Trainer
 from sparsercnn.model import build_model
+from sparsercnn.presets import get_preset
 from sparsercnn.recipe import for_dataset
 from sparsercnn.recipe.step_timing import StepCost
 from sparsercnn.weights import convert
@@ -318,6 +321,44 @@ def test_what_the_run_folder_refuses_is_refused_before_the_data_check(
     assert main([*argv[:-2], "--output-dir", str(tmp_path / "new"), "--resume"]) == 2
     assert "--resume" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--preset", "small"], "model.backbone_width 8 -> 32"),
+        (["--set", "model.num_heads=4"], "(model.num_heads 2 -> 4)"),
+        (["--freeze", "backbone"], "(train.freeze 'none' -> 'backbone')"),
+    ],
+)
+def test_a_resume_that_changes_the_model_is_refused_before_the_data_check(
+    extra: list[str],
+    named: str,
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Was: refused only after every image was decoded, with every key of the other preset's
+    model listed; a changed model.num_heads resumed with a warning, and --freeze failed in the
+    optimizer naming no option."""
+
+    def not_reached(*args: Any) -> None:
+        raise AssertionError("the data was checked")
+
+    monkeypatch.setattr(train_command, "check_training_data", not_reached)
+    run = tmp_path / "run"
+    cfg = get_preset("tiny")
+    layer = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.AdamW(layer.parameters())
+    categories = CategoryMap([1], ["a"])
+    checkpoint = save_training_checkpoint(run, 4, layer, optimizer, None, cfg, categories)
+    (run / "config.json").write_text(cfg.to_json())
+    files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
+    assert main(["train", *files, "--output-dir", str(run), "--resume", *extra]) == 2
+    error = capsys.readouterr().err.strip()
+    assert f"error: {checkpoint} is from a run with another model (" in error
+    assert named in error and len(error.splitlines()) == 1
 
 
 def test_a_resume_checkpoint_that_is_not_there_is_named_first(

@@ -238,6 +238,73 @@ def test_equal_states_give_equal_bytes(tmp_path: Path) -> None:
     assert first.read_bytes() == second.read_bytes()
 
 
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("model", "num_heads", 4),  # the same tensors, split into other heads
+        ("model", "freeze_at", 4),  # other trainable tensors than the optimizer state's
+        ("train", "freeze", "backbone"),
+    ],
+)
+def test_resuming_with_another_model_is_refused_naming_each_change(
+    tmp_path: Path, section: str, key: str, value: object
+) -> None:
+    """Was: a changed model.num_heads resumed with a warning (weights trained for 8 heads read as
+    4), a changed freeze failed in the optimizer ("loaded state dict contains a parameter group
+    that doesn't match the size of optimizer's group"), neither naming the key."""
+    path = _save(tmp_path, 8)
+    model, optimizer = _model_and_optimizer()
+    current = Config()
+    before = getattr(getattr(current, section), key)
+    setattr(getattr(current, section), key, value)
+    with pytest.raises(ValueError) as error:
+        restore_training_state(tmp_path, model, optimizer, None, current, CATEGORIES)
+    message = str(error.value)
+    assert message.startswith(f"{path} is from a run with another model ")
+    assert f"({section}.{key} {before!r} -> {value!r})" in message
+    assert "--resume without --preset, --config, --freeze or --set model.*" in message
+
+
+def test_a_changed_dropout_resumes() -> None:
+    """Dropout acts in training only: the weights compute what they did."""
+    saved, current = Config(), Config()
+    current.model.dropout = 0.5
+    checkpoint_module.check_same_model(saved, current, "checkpoint_0000008.pt")
+
+
+class _Images:
+    """What :func:`data_identity` reads of a ``CocoDataset``."""
+
+    def __init__(self, ids: list[int], size: tuple[int, int] = (64, 80)) -> None:
+        self.image_ids = ids
+        self.image_sizes = [size] * len(ids)
+
+
+@pytest.mark.parametrize(
+    ("images", "expected"),
+    [
+        (_Images([1, 2, 3]), None),
+        (_Images([1, 2]), "resuming a run trained on 3 images with 2: it does not continue"),
+        (_Images([1, 2, 4]), "trained on 3 images with 3 others (other image ids or sizes)"),
+        (_Images([1, 2, 3], (80, 64)), "with 3 others (other image ids or sizes)"),
+    ],
+)
+def test_resuming_on_other_training_images_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, images: _Images, expected: str | None
+) -> None:
+    """Was: a run resumed with another --train-json of the same classes went on without a word,
+    on another data order."""
+    _save(tmp_path, 8, extra={"data": checkpoint_module.data_identity(_Images([1, 2, 3]))})
+    model, optimizer = _model_and_optimizer()
+    current = checkpoint_module.data_identity(images)
+    with caplog.at_level("WARNING", logger="sparsercnn.engine.checkpoint"):
+        restore_training_state(tmp_path, model, optimizer, None, Config(), CATEGORIES, data=current)
+    if expected is None:
+        assert not caplog.records
+    else:
+        assert expected in caplog.text and "--train-json and --train-images" in caplog.text
+
+
 def test_config_changes_on_resume_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     saved, current = Config(), Config()
     saved.train.max_iter, current.train.max_iter = 2, 4

@@ -17,7 +17,11 @@ from sparsercnn.data.loader import build_train_loader
 from sparsercnn.data.transforms import build_test_transform, build_train_transform
 from sparsercnn.engine import train_step
 from sparsercnn.engine import trainer as trainer_module
-from sparsercnn.engine.checkpoint import LAST_CHECKPOINT_FILE, load_training_checkpoint
+from sparsercnn.engine.checkpoint import (
+    LAST_CHECKPOINT_FILE,
+    data_identity,
+    load_training_checkpoint,
+)
 from sparsercnn.engine.distributed import DistInfo
 from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, BudgetedSchedule, TimeBudget
 from sparsercnn.engine.train_step import NonFiniteLossError
@@ -76,6 +80,10 @@ def test_training_writes_outputs(tiny_coco: SyntheticCoco, tmp_path: Path) -> No
         "checkpoint_0000003.pt",
     ]
     assert (tmp_path / LAST_CHECKPOINT_FILE).read_text().strip() == "checkpoint_0000003.pt"
+    # The images trained on, which a resumed run compares its own with.
+    data = load_training_checkpoint(tmp_path)["extra"]["data"]
+    assert data == data_identity(trainer.train_dataset)
+    assert data["num_images"] == tiny_coco.num_images
     assert Config.load(tmp_path / "config.json") == cfg
     loaded = load_model_file(result.model_final_path or "")
     assert loaded.config == cfg

@@ -91,7 +91,7 @@ def test_resume_path_must_be_a_compatible_training_checkpoint(
     assert main(other_model) == 2
     error = capsys.readouterr().err.strip()
     assert f"{checkpoint} is from a run with another model" in error
-    assert "['num_proposals']" in error and len(error.splitlines()) == 1
+    assert "(model.num_proposals 16 -> 8)" in error and len(error.splitlines()) == 1
 
     missing = tmp_path / "checkpoint_0000099.pt"
     assert main(_train_cli(run, "--resume", str(missing))) == 2

@@ -119,13 +119,15 @@ def _train_overrides(overrides: list[str]) -> list[str]:
 def check_run_to_start(args: argparse.Namespace, output_dir: Path, *, is_main: bool) -> None:
     """Refuse, before any data work (the data's check decodes every image), what training would
     refuse after it: a new run where another run's checkpoints or outputs are (or a
-    ``recipe.json`` that ``auto`` would replace), or a ``--resume`` with no run to continue
-    (no ``config.json`` for ``auto`` to reuse, no checkpoint). ``is_main``: this process may
-    create ``output_dir`` (rank 0), else it only looks.
+    ``recipe.json`` that ``auto`` would replace), a ``--resume`` with no run to continue
+    (no ``config.json`` for ``auto`` to reuse, no checkpoint) or with options that change its
+    model. ``is_main``: this process may create ``output_dir`` (rank 0), else it only looks.
 
     Raises:
         FileExistsError: a new run and ``output_dir`` holds another run's files.
         FileNotFoundError: ``--resume`` and nothing to resume.
+        ValueError: ``--resume`` with ``--preset``, ``--config``, ``--freeze`` or ``--set`` values
+            that change the run's model.
         NotADirectoryError, PermissionError: ``output_dir`` cannot be written.
     """
     from sparsercnn.engine.checkpoint import RESUME, check_run_folder, resolve_checkpoint_path
@@ -140,13 +142,35 @@ def check_run_to_start(args: argparse.Namespace, output_dir: Path, *, is_main: b
         if args.resume is not True:
             # The file the user named first: a --resume CHECKPOINT that is not there is what to
             # fix, not the config.json that a new --output-dir lacks.
-            resolve_checkpoint_path(args.resume)
+            checkpoint = resolve_checkpoint_path(args.resume)
         if auto:
-            load_config_file(output_dir / "config.json", "--resume: the run's config", of_run=True)
+            given = load_config_file(
+                output_dir / "config.json", "--resume: the run's config", of_run=True
+            ).apply_overrides(list(args.overrides))
+        else:
+            given = resolve_config(args)
         if args.resume is True:
-            resolve_checkpoint_path(output_dir, flag=f"{RESUME} (--output-dir)")
+            checkpoint = resolve_checkpoint_path(output_dir, flag=f"{RESUME} (--output-dir)")
+        _check_resumed_model(checkpoint, _with_weight_options(given, args))
         return
     check_run_folder(output_dir, False, is_main=is_main, also=(RECIPE_FILE,) if auto else ())
+
+
+def _check_resumed_model(checkpoint: Path, given: Config) -> None:
+    """Refuse a ``--resume`` whose options (``given``) change the model of ``checkpoint``'s run
+    (:func:`~sparsercnn.engine.checkpoint.check_same_model`), as training would after the
+    data's check. A damaged checkpoint is left to training, which resumes from an older one."""
+    from sparsercnn.engine.checkpoint import (
+        DamagedCheckpointError,
+        check_same_model,
+        read_checkpoint_config,
+    )
+
+    try:
+        saved = read_checkpoint_config(checkpoint)
+    except DamagedCheckpointError:
+        return
+    check_same_model(saved, given, checkpoint)
 
 
 def starting_weights(args: argparse.Namespace) -> StartingWeights | None:
@@ -196,8 +220,9 @@ def check_training_data(
     refuses with the same error.
 
     Raises:
-        InvalidDataError, DatasetError: what training would refuse (see
-            :func:`~sparsercnn.data.policy.refuse_invalid`).
+        InvalidDataError, DatasetError: what training would refuse
+            (:func:`~sparsercnn.data.policy.checked_for_training`, whose refusals the recipe's
+            profile of the training set gives as well).
         ValueError: the validation set's categories differ from the training set's.
     """
     from sparsercnn.engine.distributed import computed_on_main
@@ -209,15 +234,13 @@ def _check_data(
     train: tuple[Path, Path], val: tuple[Path, Path] | None, skip_invalid: bool
 ) -> None:
     """:func:`check_training_data` in this process."""
-    from sparsercnn.data.categories import CategoryMap
-    from sparsercnn.data.policy import inspect_dataset, refuse_invalid
-    from sparsercnn.engine.model_evaluation import check_same_categories
+    from sparsercnn.data.categories import CategoryMap, check_same_categories
+    from sparsercnn.data.policy import checked_for_training
 
     maps = []
     for json_path, image_dir in (train, val) if val is not None else (train,):
-        inspection = inspect_dataset(json_path, image_dir, image_check="decode")
-        refuse_invalid(inspection, skip_invalid=skip_invalid)
-        maps.append(CategoryMap.from_coco(inspection.checked.categories))
+        checked = checked_for_training(json_path, image_dir, skip_invalid=skip_invalid)
+        maps.append(CategoryMap.from_coco(checked.categories))
     if val is not None:
         check_same_categories(maps[0], maps[1], str(val[0]), f"{train[0]} has")
 

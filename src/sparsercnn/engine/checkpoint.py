@@ -14,6 +14,8 @@ the model, optimizer, scaler and RNG states (:func:`restore_training_state`). Re
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import pickle
 import re
@@ -33,6 +35,7 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine.lr_schedule import scaled_lr
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
 from sparsercnn.model_file import load_state_dict_strict, model_state_dict
+from sparsercnn.text import counted, listing
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,10 @@ REQUIRED_KEYS = ("iteration", "model", "optimizer", "scaler", "rng", "config", "
 _NAME_PATTERN = re.compile(r"^checkpoint_(\d+)\.pt$")
 # How errors name the option that resumes a run: the CLI flag (train_from_coco's ``resume``).
 RESUME = "--resume"
+# The model settings a resumed run may change: dropout acts in training only, the prior
+# probability in the initialisation only, on-demand FPN levels compute the same outputs, and
+# the label map (``num_classes``) is checked on its own.
+RESUMABLE_MODEL_KEYS = frozenset({"dropout", "prior_prob", "fpn_on_demand_levels", "num_classes"})
 
 
 class SupportsToDict(Protocol):
@@ -306,7 +313,8 @@ def _newest_first(directory: Path) -> list[Path]:
     return ([first] if first is not None else []) + rest
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
+def _read_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:
+    """The checkpoint at ``path``, validated; ``mmap``: its tensors mapped, not read."""
     if path.suffix == ".safetensors":
         raise ValueError(
             f"{path} is a model file, not a training checkpoint; resume from a checkpoint_*.pt "
@@ -320,7 +328,7 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
             "from another checkpoint_*.pt of the run (`--resume` alone skips damaged ones)"
         )
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         raise ValueError(
             f"{path} holds Python objects other than tensors and plain data, so it was not "
@@ -365,14 +373,16 @@ def restore_training_state(
     categories: CategoryMap,
     rank: int = 0,
     world_size: int = 1,
+    data: Mapping[str, Any] | None = None,
 ) -> ResumePoint:
     """Continue a run: load a checkpoint into the model, optimizer and scaler, restore the RNGs.
 
     Args:
         source: a ``checkpoint_*.pt`` file, or the run folder (its newest readable checkpoint).
         model, optimizer, scaler: built from ``config`` as for a new run; loaded in place.
-        config: the configuration of the resumed run; schedule changes are logged, changed
-            model, loss or input settings are warned about.
+        config: the configuration of the resumed run; another model is refused
+            (:func:`check_same_model`), schedule changes are logged, changed loss or input
+            settings (and a changed ``model.dropout``) are warned about.
         categories: the label map of the data; it must equal the checkpoint's.
         rank: this process's rank, whose RNG states are restored; a rank the checkpoint has
             none of (more processes than the run had) keeps its own, rather than repeating
@@ -380,10 +390,13 @@ def restore_training_state(
         world_size: the resumed run's number of processes; another number than the
             checkpoint's (one RNG state per rank) is warned about, as is any change of the
             images per step or the learning rate.
+        data: the training images of the resumed run (:func:`data_identity`); other images than
+            the checkpoint's ``extra["data"]`` are warned about.
 
     Raises:
         ValueError: the checkpoint is of a run with another label map or another model
-            architecture, or cannot be read (see :func:`load_training_checkpoint`).
+            (:func:`check_same_model`), or cannot be read (see
+            :func:`load_training_checkpoint`).
     """
     state = load_training_checkpoint(source)
     path = Path(state["path"])
@@ -394,14 +407,8 @@ def restore_training_state(
             f"{path} was trained with {saved_categories}, but the data set has {categories}; "
             "resume with the data set of that run"
         )
-    try:
-        load_state_dict_strict(model, state["model"], source=str(path))
-    except ValueError as error:
-        changed = _changed_keys(saved_config.model, config.model)
-        raise ValueError(
-            f"{path} is from a run with another model (changed model settings: {changed}); "
-            f"resume with that run's config, or start a new run. {error}"
-        ) from error
+    check_same_model(saved_config, config, path)
+    load_state_dict_strict(model, state["model"], source=str(path))
     optimizer.load_state_dict(state["optimizer"])
     if scaler is not None and state["scaler"] is not None:
         scaler.load_state_dict(state["scaler"])
@@ -410,6 +417,7 @@ def restore_training_state(
         restore_rng_states(rng[rank])
     log_config_changes(saved_config, config)
     log_batch_changes(saved_config, len(rng), config, world_size)
+    log_data_change(state["extra"].get("data"), data)
     iteration = int(state["iteration"])
     logger.info("resumed from %s at iteration %d", path, iteration)
     extra = state["extra"]
@@ -420,6 +428,41 @@ def restore_training_state(
         extra.get("best_iteration"),
         extra.get("last_evaluation"),
     )
+
+
+def read_checkpoint_config(path: str | Path) -> Config:
+    """The config of the run that wrote checkpoint ``path``, its tensors mapped rather than
+    read: a look before the work that comes ahead of loading it (:func:`check_same_model`).
+
+    Raises:
+        DamagedCheckpointError, ValueError: as :func:`load_training_checkpoint`.
+    """
+    return Config.from_run_dict(_read_checkpoint(Path(path), mmap=True)["config"])
+
+
+def check_same_model(saved: Config, current: Config, source: str | Path) -> None:
+    """Refuse to continue the run of checkpoint ``source`` (``saved``: its config) with another
+    model (``current``): a model setting changed other than :data:`RESUMABLE_MODEL_KEYS` (its
+    weights would be loaded into another architecture, or one that computes something else with
+    them), or another ``train.freeze`` (the optimizer state holds other tensors).
+
+    Raises:
+        ValueError: naming each changed key with both values, and what to do.
+    """
+    changed = [
+        f"model.{key} {getattr(saved.model, key)!r} -> {value!r}"
+        for key, value in vars(current.model).items()
+        if key not in RESUMABLE_MODEL_KEYS and getattr(saved.model, key) != value
+    ]
+    if saved.train.freeze != current.train.freeze:
+        changed.append(f"train.freeze {saved.train.freeze!r} -> {current.train.freeze!r}")
+    if changed:
+        raise ValueError(
+            f"{source} is from a run with another model ({listing(changed, limit=4)}): resume "
+            "with the run's own settings (--resume without --preset, --config, --freeze or "
+            "--set model.* reads them from its config.json), or start a new run in another "
+            "output folder"
+        )
 
 
 def log_config_changes(saved: Config, current: Config) -> None:
@@ -479,6 +522,33 @@ def log_batch_changes(
         new.grad_accum_steps,
         new_total,
         new_lr,
+    )
+
+
+def data_identity(dataset: object) -> dict[str, Any] | None:
+    """What fixes a run's data order (with its seed and batch): the number of training images
+    and a digest of their ids and sizes, in index order, for a dataset with ``image_ids`` and
+    ``image_sizes`` (``CocoDataset``); ``None`` for others."""
+    ids, sizes = getattr(dataset, "image_ids", None), getattr(dataset, "image_sizes", None)
+    if ids is None or sizes is None:
+        return None
+    digest = hashlib.sha256(json.dumps([list(ids), list(sizes)]).encode()).hexdigest()
+    return {"num_images": len(ids), "digest": digest[:16]}
+
+
+def log_data_change(saved: Mapping[str, Any] | None, current: Mapping[str, Any] | None) -> None:
+    """Warn when a resumed run trains on other images than the run it continues
+    (:func:`data_identity` of each; ``None``: not known). Not refused: a run that stopped on a
+    bad image continues once it is fixed or removed."""
+    if saved is None or current is None or dict(saved) == dict(current):
+        return
+    before, now = int(saved["num_images"]), int(current["num_images"])
+    others = f"{now} others (other image ids or sizes)" if before == now else str(now)
+    logger.warning(
+        "resuming a run trained on %s with %s: it does not continue as the interrupted run "
+        "would have (other batches from here on); its --train-json and --train-images do",
+        counted(before, "image"),
+        others,
     )
 
 

@@ -28,6 +28,7 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.loader import build_train_loader
 from sparsercnn.engine.checkpoint import (
     check_run_folder,
+    data_identity,
     restore_training_state,
     save_training_checkpoint,
 )
@@ -152,6 +153,7 @@ class Trainer:
             budget = TimeBudget(60.0 * time_budget_minutes, start)
             self.budget = BudgetedSchedule(budget, self.cfg.train)
         self.categories = self._resolve_categories(categories)
+        self.data_identity = data_identity(train_dataset)
         check_run_folder(self.output_dir, resume, is_main=self.dist.is_main)
         self.metrics = MetricsLog(self.output_dir / "metrics.jsonl")
         self._build_model(load_weights=not resume, weights=starting_weights)
@@ -284,6 +286,7 @@ class Trainer:
             self.categories,
             rank=self.dist.rank,
             world_size=self.dist.world_size,
+            data=self.data_identity,
         )
         if point.iteration > self.cfg.train.max_iter:
             raise ValueError(
@@ -501,6 +504,7 @@ class Trainer:
                     "best_ap": self.evaluations.best_ap,
                     "best_iteration": self.evaluations.best_iteration,
                     "last_evaluation": self.evaluations.last_iteration,
+                    "data": self.data_identity,
                 },
                 keep=self.cfg.train.keep_checkpoints,
                 rng=states,
