@@ -13,6 +13,7 @@ from sparsercnn.cli.common import (
     add_device_argument,
     checkpoint_source,
     device_name,
+    refuse_model_flags_with_onnx,
     resolve_device,
     user_path,
     warn_replacing,
@@ -146,3 +147,36 @@ def test_a_path_flag_given_with_an_equals_sign_names_the_same_file(
     assert train.resume == tmp_path / "run" / "checkpoint_0000010.pt"
     convert = parser.parse_args(["convert", "r50_100pro_3x", "--output=~/m.safetensors"])
     assert (convert.src, convert.output) == ("r50_100pro_3x", tmp_path / "m.safetensors")
+
+
+def test_device_goes_with_onnx_and_the_model_only_flags_are_refused() -> None:
+    """``--device cuda --onnx X`` was refused as a flag of --model only: the ONNX session runs
+    on --device now (its provider follows it)."""
+    args = argparse.Namespace(stages=None, device="cuda:1", cuda_graphs=False)
+    refuse_model_flags_with_onnx(args)
+    args.stages, args.cuda_graphs = 2, True
+    with pytest.raises(ValueError, match=r"^--stages 2 and --cuda-graphs: --stages and "):
+        refuse_model_flags_with_onnx(args)
+
+
+def test_eval_and_predict_run_the_onnx_file_on_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sparsercnn.cli import main as cli_main
+
+    asked: list[object] = []
+
+    def stop(*args: object, **kwargs: object) -> None:
+        asked.append(kwargs["device"])
+        raise ValueError("stop")
+
+    monkeypatch.setattr("sparsercnn.engine.model_evaluation.evaluate_onnx_file", stop)
+    monkeypatch.setattr("sparsercnn.export.onnx_runtime.OnnxPredictor", stop)
+    onnx, image = tmp_path / "m.onnx", tmp_path / "a.png"
+    onnx.write_bytes(b"never read")
+    image.write_bytes(b"never read")
+    evaluation = ["eval", "--onnx", str(onnx), "--json", "x.json", "--images", str(tmp_path)]
+    assert cli_main.main([*evaluation, "--device", "cpu"]) == 2
+    assert cli_main.main(evaluation) == 2
+    assert cli_main.main(["predict", "--onnx", str(onnx), "--device", "cpu", str(image)]) == 2
+    assert asked == ["cpu", None, "cpu"]

@@ -113,7 +113,7 @@ def test_predict_refuses_model_flags_with_onnx_before_replacing_anything(
     with caplog.at_level(logging.WARNING):
         assert main([*argv, str(image)]) == 2
     (line,) = error_lines(capsys)
-    assert line.startswith("sparsercnn predict: error: --stages 1: --stages, --device")
+    assert line.startswith("sparsercnn predict: error: --stages 1: --stages and --cuda-graphs")
     assert "at the precision it was exported in; drop it" in line
     assert "will be replaced" not in caplog.text
     assert output.read_text() == "[]"

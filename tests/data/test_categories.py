@@ -1,4 +1,5 @@
-"""CategoryMap: ids in any order -> labels ordered by id, round trips, clear errors."""
+"""CategoryMap: ids in any order -> labels ordered by id, round trips, clear errors; and the
+check that two label maps are the same (:func:`check_same_categories`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from sparsercnn.data.categories import CategoryMap
+from sparsercnn.data.categories import CategoryMap, check_same_categories
 
 COCO_CATEGORIES = [
     {"id": 90, "name": "toothbrush", "supercategory": "indoor"},
@@ -67,3 +68,57 @@ def test_invalid_category_lists_are_rejected() -> None:
         CategoryMap.from_dict({"classes": ["a"]})
     with pytest.raises(ValueError, match="one name per category id"):
         CategoryMap([1, 2], ["a"])
+
+
+def test_same_categories_in_another_order_pass() -> None:
+    check_same_categories(
+        CategoryMap.from_coco(COCO_CATEGORIES),
+        CategoryMap.from_coco(COCO_CATEGORIES[::-1]),
+        "val.json",
+    )
+
+
+@pytest.mark.parametrize(
+    ("found", "alone", "lacks"),
+    [
+        (CategoryMap([3, 7], ["car", "bus"]), "[(7, 'bus')]", "[(7, 'train')]"),
+        (CategoryMap([3, 8], ["car", "train"]), "[(8, 'train')]", "[(7, 'train')]"),
+        (CategoryMap([3], ["car"]), "[]", "[(7, 'train')]"),
+    ],
+)
+def test_other_categories_are_refused_naming_both_lists_and_the_difference(
+    found: CategoryMap, alone: str, lacks: str
+) -> None:
+    expected = CategoryMap([3, 7], ["car", "train"])
+    with pytest.raises(ValueError) as error:
+        check_same_categories(expected, found, "val.json", "train.json has")
+    message = str(error.value)
+    assert message.startswith(
+        f"val.json has categories {list(zip(found.category_ids, found.names, strict=True))} "
+    )
+    assert "but train.json has [(3, 'car'), (7, 'train')]" in message
+    assert f"it alone has {alone} and lacks {lacks}" in message
+    assert message.endswith("use a dataset with the same COCO 'categories' list")
+
+
+def test_maps_with_nothing_in_common_are_listed_once() -> None:
+    with pytest.raises(ValueError) as error:
+        check_same_categories(CategoryMap([3], ["car"]), CategoryMap([4], ["bus"]), "val.json")
+    assert str(error.value) == (
+        "val.json has categories [(4, 'bus')] but the model was trained on [(3, 'car')]; use a "
+        "dataset with the same COCO 'categories' list"
+    )
+
+
+def test_a_difference_past_the_first_ten_categories_is_named() -> None:
+    """The message showed only the first ten categories of each map: for 80 classes differing
+    in one name, two identical lists."""
+    ids = list(range(1, 81))
+    expected = CategoryMap(ids, [f"class{i}" for i in ids])
+    found = CategoryMap(ids, [f"class{i}" if i != 50 else "zebra" for i in ids])
+    with pytest.raises(
+        ValueError,
+        match=r"and 70 more.*it alone has \[\(50, 'zebra'\)\] and lacks "
+        r"\[\(50, 'class50'\)\]",
+    ):
+        check_same_categories(expected, found, "val.json")

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 import sparsercnn
-from sparsercnn.data.policy import InvalidDataError, apply_policy, inspect_dataset
+from sparsercnn.data.policy import (
+    InvalidDataError,
+    apply_policy,
+    checked_for_training,
+    inspect_dataset,
+)
 from sparsercnn.data.validation import DatasetError
 from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco, truncate
 
@@ -110,6 +115,19 @@ def test_refusal_says_why_each_kind_of_bad_file_is_bad(write_coco: WriteCoco) ->
     assert "[image_file_missing] image 4: file " in files and "003.jpg' does not exist" in files
     assert "[duplicate_image_id] image id 1 ('000.jpg') is repeated at images[4]" in files
     assert "[image_file_unreadable] image 2: " in files and "(and 1 more like it)" in files
+
+
+def test_checked_for_training_refuses_as_training_does_or_keeps_what_it_trains(
+    write_coco: WriteCoco,
+) -> None:
+    data = write_jpegs(write_coco, 4, bad={1: "truncated"})
+    with pytest.raises(InvalidDataError) as info:
+        checked_for_training(data.json_path, data.image_dir, skip_invalid=False)
+    with pytest.raises(InvalidDataError) as training:
+        apply_policy(inspect_dataset(data.json_path, data.image_dir), skip_invalid=False)
+    assert str(info.value) == str(training.value)
+    checked = checked_for_training(data.json_path, data.image_dir, skip_invalid=True)
+    assert [image["id"] for image in checked.images] == [1, 3, 4]
 
 
 def test_zero_annotations_is_an_error_even_with_skip_invalid(write_coco: WriteCoco) -> None:

@@ -147,25 +147,29 @@ def test_on_accepted_runs_after_every_check_and_before_the_evaluation(
 
 
 @pytest.mark.parametrize(
-    ("provider", "device"),
+    ("device", "provider", "reported"),
     [
-        ("cpu", "cpu (onnxruntime)"),
-        ("CUDAExecutionProvider", "CUDAExecutionProvider (onnxruntime)"),
+        ("cpu", "CPUExecutionProvider", "cpu (onnxruntime CPUExecutionProvider)"),
+        ("cuda:0", "CUDAExecutionProvider", "cuda:0 (onnxruntime CUDAExecutionProvider)"),
     ],
 )
-def test_an_onnx_report_names_the_device_its_session_ran_on(
+def test_an_onnx_report_names_the_device_and_provider_its_session_ran_on(
     tiny_coco: SyntheticCoco,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    provider: str,
     device: str,
+    provider: str,
+    reported: str,
 ) -> None:
-    """The report said "cpu (onnxruntime)" whatever ``OnnxPredictor.device`` was; the CPU's
-    text is unchanged, so the metrics JSON of a CPU run stays the same."""
+    """``evaluate_onnx_file`` made a CPU session whatever ``--device`` asked; the session is
+    made on the device asked, and the report names it and the provider that ran it."""
+    asked: list[Any] = []
 
     class Session:
         def __init__(self, path: Path, **kwargs: Any) -> None:
-            self.path, self.device, self.precision, self.fixed_batch = path, provider, "fp32", None
+            asked.append(kwargs["device"])
+            self.path, self.device, self.provider = path, device, provider
+            self.precision, self.fixed_batch = "fp32", None
             self.config = tiny_config()
             self.categories = CategoryMap.from_coco(tiny_coco.categories)
 
@@ -179,7 +183,12 @@ def test_an_onnx_report_names_the_device_its_session_ran_on(
     monkeypatch.setattr(model_evaluation, "evaluate", lambda *args, **kwargs: evaluation)
     metrics = tmp_path / "metrics.json"
     report = model_evaluation.evaluate_onnx_file(
-        tmp_path / "m.onnx", tiny_coco.json_path, tiny_coco.image_dir, metrics_path=metrics
+        tmp_path / "m.onnx",
+        tiny_coco.json_path,
+        tiny_coco.image_dir,
+        device=device,
+        metrics_path=metrics,
     )
-    assert report.device == device
-    assert json.loads(metrics.read_text())["device"] == device
+    assert asked == [device]
+    assert report.device == reported
+    assert json.loads(metrics.read_text())["device"] == reported

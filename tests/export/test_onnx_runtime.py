@@ -1,14 +1,28 @@
 """The precision rule of an ONNX file: the graph's, and a ``--precision`` that contradicts it is
-refused (``predict``, ``eval`` and ``serve`` apply :func:`check_graph_precision`)."""
+refused (``predict``, ``eval`` and ``serve`` apply :func:`check_graph_precision`); and the
+execution provider that follows the device asked for, never falling back to the CPU."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, ClassVar
 
 import pytest
+import torch
 
-from sparsercnn.export.onnx_runtime import OnnxPredictor, check_graph_precision
+from sparsercnn.export.onnx_runtime import (
+    CPU_PROVIDER,
+    CUDA_PROVIDER,
+    OnnxPredictor,
+    check_graph_precision,
+    installed_onnxruntime,
+    onnx_device,
+    session_providers,
+)
+
+CPU_ONLY = ["AzureExecutionProvider", CPU_PROVIDER]
+WITH_CUDA = [CUDA_PROVIDER, CPU_PROVIDER]
 
 
 def graph(precision: str) -> OnnxPredictor:
@@ -46,3 +60,116 @@ def test_another_precision_is_refused_naming_both_flags(
         "was exported in; leave out --precision"
     )
     assert advice in message
+
+
+@pytest.fixture
+def two_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyTorch sees two GPUs (none is used: only the device checks ask)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+
+
+@pytest.mark.usefixtures("two_gpus")
+@pytest.mark.parametrize(
+    ("device", "available", "expected"),
+    [
+        (None, WITH_CUDA, "cuda:0"),
+        (None, CPU_ONLY, "cpu"),  # the default needs onnxruntime's CUDA provider, too
+        ("cpu", WITH_CUDA, "cpu"),
+        ("cuda", WITH_CUDA, "cuda:0"),
+        ("cuda:1", CPU_ONLY, "cuda:1"),  # asked for: refused by session_providers, not moved
+    ],
+)
+def test_the_session_device_is_the_one_asked_or_the_default(
+    device: str | None, available: list[str], expected: str
+) -> None:
+    assert str(onnx_device(device, available)) == expected
+
+
+def test_without_a_gpu_the_default_is_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert onnx_device(None, WITH_CUDA) == torch.device("cpu")
+
+
+def test_the_provider_follows_the_device() -> None:
+    assert session_providers(torch.device("cpu"), WITH_CUDA) == [CPU_PROVIDER]
+    assert session_providers(torch.device("cuda", 1), WITH_CUDA) == [
+        (CUDA_PROVIDER, {"device_id": 1}),
+        CPU_PROVIDER,
+    ]
+
+
+def test_a_gpu_without_the_cuda_provider_is_refused_naming_the_flag_and_package() -> None:
+    """``--device cuda`` with ``--onnx`` ran on the CPU provider (eval) or was refused as a
+    flag of --model only; with a CPU-only onnxruntime it must say so, not fall back."""
+    with pytest.raises(ValueError) as error:
+        session_providers(torch.device("cuda", 0), CPU_ONLY)
+    message = str(error.value)
+    assert message.startswith(
+        f"device 'cuda:0' (--device): the installed {installed_onnxruntime()} has no "
+        f"{CUDA_PROVIDER} (it offers AzureExecutionProvider, CPUExecutionProvider); "
+    )
+    assert "pip install onnxruntime-gpu" in message and message.endswith("use --device cpu")
+    assert installed_onnxruntime().startswith("onnxruntime")
+
+
+class FakeSession:
+    """An ``onnxruntime.InferenceSession`` stand-in: records its providers and runs on
+    ``started`` (onnxruntime's CUDA provider that failed to start leaves the CPU's)."""
+
+    started: ClassVar[list[str]] = []
+    asked: ClassVar[list[Any]] = []
+
+    def __init__(self, path: str, **kwargs: Any) -> None:
+        FakeSession.asked = kwargs["providers"]
+
+    def get_providers(self) -> list[str]:
+        return self.started
+
+    def get_modelmeta(self) -> Any:
+        raise RuntimeError("metadata read: the providers were accepted")
+
+
+@pytest.mark.usefixtures("two_gpus")
+@pytest.mark.parametrize(
+    ("available", "started", "message"),
+    [
+        (CPU_ONLY, [CPU_PROVIDER], "the installed onnxruntime"),
+        (WITH_CUDA, [CPU_PROVIDER], f"could not start its {CUDA_PROVIDER}"),
+        (WITH_CUDA, WITH_CUDA, "metadata read: the providers were accepted"),
+    ],
+)
+def test_the_predictor_runs_on_the_device_asked_or_refuses(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    available: list[str],
+    started: list[str],
+    message: str,
+) -> None:
+    onnxruntime = pytest.importorskip("onnxruntime")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"never parsed")
+    FakeSession.asked, FakeSession.started = [], started
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: available)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", FakeSession)
+    with pytest.raises((ValueError, RuntimeError), match=message):
+        OnnxPredictor(path, device="cuda:1")
+    if available == WITH_CUDA:
+        assert FakeSession.asked == [(CUDA_PROVIDER, {"device_id": 1}), CPU_PROVIDER]
+    else:
+        assert FakeSession.asked == []  # refused before a session is made
+
+
+def test_the_predictor_names_its_device_and_provider(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    onnxruntime = pytest.importorskip("onnxruntime")
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"never parsed")
+    FakeSession.started = [CPU_PROVIDER]
+    monkeypatch.setattr(onnxruntime, "InferenceSession", FakeSession)
+    predictor = OnnxPredictor.__new__(OnnxPredictor)
+    with pytest.raises(RuntimeError, match="metadata read"):  # set before the metadata
+        OnnxPredictor.__init__(predictor, path)
+    assert FakeSession.asked == [CPU_PROVIDER]
+    assert (predictor.device, predictor.provider) == ("cpu", CPU_PROVIDER)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,7 @@ def test_calibration_images_are_spread_over_the_folder(tmp_path: Path) -> None:
         (["--int8", "--calibration", "{file}"], "is a file; calibration needs a folder"),
         # Found before the minute-long fp32 export, not after it.
         (["--int8", "--calibration", "{bad}"], "--calibration: cannot read image"),
+        (["--int8", "--calibration", "{truncated}"], "--calibration: cannot read image"),
     ],
 )
 def test_bad_int8_flags_fail_before_any_work(
@@ -189,12 +191,16 @@ def test_bad_int8_flags_fail_before_any_work(
     (tmp_path / "file.png").write_bytes(b"")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "notes.png").write_text("not an image")
+    (tmp_path / "truncated").mkdir()
+    shutil.copy(dataset.image_dir / dataset.file_names[0], tmp_path / "truncated")
+    synthetic_coco.truncate(tmp_path / "truncated" / dataset.file_names[0])  # header intact
     names = {
         "images": dataset.image_dir,
         "missing": tmp_path / "missing",
         "empty": tmp_path / "empty",
         "file": tmp_path / "file.png",
         "bad": tmp_path / "bad",
+        "truncated": tmp_path / "truncated",
     }
     output = tmp_path / "out" / "model.onnx"
     argv = ["export", "--model", str(model_file), "--output", str(output)]
@@ -325,7 +331,7 @@ def test_eval_onnx_gives_the_metrics_of_eval_model(
     a_metrics, e_metrics = actual.result.to_dict(), expected.result.to_dict()
     for key in ("AP", "AP50", "AP75"):
         assert a_metrics[key] == pytest.approx(e_metrics[key], abs=1e-4)
-    assert actual.to_dict()["device"] == "cpu (onnxruntime)"
+    assert actual.to_dict()["device"] == "cpu (onnxruntime CPUExecutionProvider)"
     # The exported graph post-processes: its time says so, where the model's does not.
     assert actual.to_dict()["model_time_covers"] == EXPORTED_GRAPH
     assert f"images/s model only ({EXPORTED_GRAPH})," in actual.format()
@@ -342,9 +348,9 @@ def test_eval_cli_with_onnx(
     assert code == 0
     assert 0.0 <= json.loads(metrics.read_text())["AP"] <= 1.0
     assert json.loads(metrics.read_text())["precision"] == "fp32"
-    assert "cpu (onnxruntime) (fp32)" in capsys.readouterr().out
+    assert "cpu (onnxruntime CPUExecutionProvider) (fp32)" in capsys.readouterr().out
     assert main([*base, "--onnx", str(fp32_path), "--stages", "1"]) == 2
-    assert "--stages, --device and --cuda-graphs apply to --model" in capsys.readouterr().err
+    assert "--stages and --cuda-graphs apply to --model" in capsys.readouterr().err
     # The graph computes in the precision it was exported in: another one is refused.
     assert main([*base, "--onnx", str(fp32_path), "--precision", "int8"]) == 2
     assert f"--onnx {fp32_path} computes in fp32" in capsys.readouterr().err

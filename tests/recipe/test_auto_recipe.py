@@ -227,6 +227,19 @@ def test_images_shrunk_by_the_input_cap_are_not_called_their_own_size(minutes: f
     assert "--time-budget" not in warning and "images themselves" not in warning
 
 
+def test_images_shrunk_by_the_size_steps_are_not_said_shrunk_by_the_input_cap() -> None:
+    """175-px images: the candidates stop at 160 px (32-px steps up to the images' size), which
+    shrinks them to 91%. The reason named the cap of the paper's 800-px short side."""
+    recipe = choose(profile_of((175, 175), [6.0, 30.0] * 50), minutes=600)
+    assert recipe.config.input.test_min_size == 160
+    assert reason_of(recipe, "input size") == (
+        "about the images' own size (inputs go up to the median image's, in 32-px steps): the "
+        "images are shrunk to 91% of their size"
+    )
+    (warning,) = [w for w in recipe.warnings if "px at input size" in w]
+    assert "800" not in warning and "about the images' own size" in warning
+
+
 def test_proposals_stay_above_the_most_objects_in_an_image() -> None:
     profile = profile_of((512, 512), [30.0] * 400, objects_per_image=120)
     recipe = choose(profile)
@@ -471,6 +484,46 @@ def test_six_stages_that_would_miss_their_steps_are_not_taken() -> None:
     names = [c.name for c in recipe.choices]
     assert names.count("proposals") == 1 and names.count("stages") == 1
     assert "~4612 steps" in reason_of(recipe, "stages")
+
+
+def test_the_stages_follow_the_steps_the_run_trains_whichever_limit_holds() -> None:
+    """A run of given steps trains the same stages with a budget that fits them as without one
+    (fewer buy no steps); where the budget is the limit, the budget's rule holds whatever steps
+    were given. Each stage costs 50 ms: 15 minutes give 3 stages 4612 steps of 0.176 s at 160
+    px, 6 stages 2487 of 0.326 s."""
+    profile = profile_of((160, 160), [30.0] * 1200)  # 6 objects per image
+
+    def stages(budget: Budget) -> tuple[int, str]:
+        def cost_of(cfg: Config) -> StepCost:
+            return StepCost(fixed=0.05 * cfg.model.num_stages, per_pixel=1e-6)
+
+        recipe = choose_recipe(profile, CPU, budget, cost_of)
+        return recipe.config.model.num_stages, reason_of(recipe, "stages")
+
+    # The given steps limit: the six of a run without a budget.
+    assert stages(Budget(iterations=2000))[0] == 6
+    assert stages(Budget(seconds=900, iterations=2000)) == (
+        6,
+        "the paper's: the budget fits the given 2000 steps with them (fewer would buy no steps)",
+    )
+    # The budget limits: its rule, as without train.max_iter.
+    assert stages(Budget(seconds=900))[0] == SHORT_BUDGET_STAGES
+    assert stages(Budget(seconds=900, iterations=5000)) == stages(Budget(seconds=900))
+    # The budget fits the given 3000 steps with 3 stages, not with 6: there the fewer stages
+    # buy steps.
+    assert stages(Budget(seconds=900, iterations=3000)) == (
+        SHORT_BUDGET_STAGES,
+        "the budget fits the given 3000 steps at input size fit into 160x160 with these; with "
+        "the paper's 6, ~2487 steps",
+    )
+    # ...or input size: 6 stages fit 1000 given steps of 1000x1000 images only at 704 px.
+    profile = profile_of((1000, 1000), [40.0] * 4000, num_images=400)
+    assert stages(Budget(seconds=900, iterations=1000)) == (
+        SHORT_BUDGET_STAGES,
+        "the budget fits the given 1000 steps at input size fit into 800x800 with these; with "
+        "the paper's 6, at input size fit into 704x704, with smaller objects",
+    )
+    assert stages(Budget(seconds=900, iterations=800))[0] == 6
 
 
 def test_images_with_few_objects_keep_the_papers_six_stages() -> None:
@@ -724,13 +777,14 @@ def test_a_given_step_count_under_the_budget_is_what_every_choice_counts() -> No
     )
     assert choose_steps(10, 300).config.input.test_min_size == 800
     # 3 hours give ~11571 steps, which take the medium model and six stages: 300 given steps
-    # take neither, and no row counts the budget's steps but the schedule's.
+    # take the six stages (as without a budget) but not the medium model, and no row counts the
+    # budget's steps but the schedule's.
     assert choose(profile, minutes=180).config.model.num_stages == 6
     recipe = choose_steps(180, 300)
     model = recipe.config.model
-    assert (model.hidden_dim, model.num_stages) == (small().model.hidden_dim, SHORT_BUDGET_STAGES)
-    assert reason_of(recipe, "stages").startswith(
-        "the given 300 steps: later stages add little to a short run"
+    assert (model.hidden_dim, model.num_stages) == (small().model.hidden_dim, 6)
+    assert reason_of(recipe, "stages") == (
+        "the paper's: the budget fits the given 300 steps with them (fewer would buy no steps)"
     )
     assert [c.name for c in recipe.choices if "11571" in c.reason] == ["schedule"]
 
@@ -756,6 +810,35 @@ def test_a_given_step_count_too_short_to_learn_is_warned_about() -> None:
     # A given count the budget cuts short: the budget's steps are what the run trains.
     (warning,) = [w for w in warnings_of(Budget(seconds=120, iterations=5000)) if "short" in w]
     assert warning.startswith("the budget gives only ~478 steps")
+
+
+def test_advice_to_train_longer_names_a_given_train_max_iter_that_caps_the_run() -> None:
+    """A given train.max_iter under MIN_ITERATIONS caps the run whatever the budget: advice to
+    train MIN_ITERATIONS steps names it beside the budget; a larger one, or none, leaves the
+    budget alone to name."""
+    small_boxes = profile_of((1000, 1000), [20.0] * 4000, num_images=400)
+    shapes = profile_of((160, 160), [30.0] * 400)
+
+    def advice(profile: DatasetProfile, budget: Budget, start: str) -> str:
+        recipe = choose_recipe(profile, CPU, budget, lambda cfg: COST)
+        (warning,) = [w for w in recipe.warnings if w.startswith(start)]
+        return warning.rsplit(": ", 1)[1]
+
+    # 20-px boxes resolved at 608 px, where 1000 steps take 11 minutes: 2 minutes fit the 300
+    # given steps at 384 px.
+    assert advice(small_boxes, Budget(seconds=120, iterations=300), "the run trains") == (
+        "set train.max_iter=1000 or more and pass --time-budget 11 or more"
+    )
+    for given in (3000, None):
+        resolve = advice(small_boxes, Budget(seconds=120, iterations=given), "the budget gives")
+        assert resolve == "pass --time-budget 11 or more"
+    # 2 minutes give ~478 steps: too few to learn, whether or not 600 were given.
+    assert advice(shapes, Budget(seconds=120, iterations=600), "the budget gives only") == (
+        "set train.max_iter=1000 or more and pass --time-budget 5 or more"
+    )
+    for given in (5000, None):
+        learn = advice(shapes, Budget(seconds=120, iterations=given), "the budget gives only")
+        assert learn == "pass --time-budget 5 or more"
 
 
 def test_the_least_budget_named_by_the_refusal_gives_a_logged_window() -> None:

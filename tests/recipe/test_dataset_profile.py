@@ -14,6 +14,7 @@ from sparsercnn.data.loader import build_train_loader
 from sparsercnn.data.policy import InvalidDataError
 from sparsercnn.data.sampler import orientation_groups, training_batches
 from sparsercnn.data.transforms import TrainTransform
+from sparsercnn.data.validation import DatasetError
 from sparsercnn.recipe import DatasetProfile
 from sparsercnn.structures import ImageBatch, padded_size
 from tests.synthetic_coco import Box, WriteCoco, truncate
@@ -53,6 +54,29 @@ def test_images_have_their_files_sizes_where_the_json_disagrees(write_coco: Writ
         DatasetProfile.from_dataset(data.json_path, data.image_dir)
     kept = DatasetProfile.from_dataset(data.json_path, data.image_dir, skip_invalid=True)
     assert kept.num_images == 1
+
+
+@pytest.mark.parametrize("broken", ["no boxes", "unreadable image", "missing image", "no images"])
+def test_the_profile_refuses_a_set_as_trains_check_does(write_coco: WriteCoco, broken: str) -> None:
+    """One check of the data (the policy's checked_for_training): the recipe's profile refuses
+    what ``train`` refuses before its budget, with the same error, word for word."""
+    from sparsercnn.cli.training_setup import check_training_data
+
+    data = write_coco(
+        num_images=3, size=(48, 64), objects_per_image=0 if broken == "no boxes" else 1
+    )
+    if broken == "unreadable image":
+        truncate(data.image_paths[1])
+    elif broken == "missing image":
+        data.image_paths[2].unlink()
+    elif broken == "no images":
+        data.write_json({**data.read_json(), "images": [], "annotations": []})
+    with pytest.raises(DatasetError) as profile_error:
+        DatasetProfile.from_dataset(data.json_path, data.image_dir)
+    with pytest.raises(DatasetError) as check_error:
+        check_training_data((data.json_path, data.image_dir), None, skip_invalid=False)
+    assert type(profile_error.value) is type(check_error.value)
+    assert str(profile_error.value) == str(check_error.value)
 
 
 def test_padded_batches_of_mixed_orientations_cost_more_ungrouped(write_coco: WriteCoco) -> None:

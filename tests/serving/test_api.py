@@ -212,8 +212,13 @@ def test_model_health_page_static_and_docs(client: TestClient) -> None:
     assert (model["num_stages"], model["num_proposals"], model["engine"]) == (2, 16, "torch")
     assert (model["input_min_size"], model["input_max_size"]) == (128, 160)
     assert model["precision"] == "fp32" and model["version"] and model["cuda_graphs"] is False
-    assert model["device"] == "cpu"
-    assert model["stage_limited"] == {"engine": "torch", "device": "cpu", "precision": "fp32"}
+    assert model["device"] == "cpu" and model["provider"] is None  # no onnxruntime session
+    assert model["stage_limited"] == {
+        "engine": "torch",
+        "device": "cpu",
+        "precision": "fp32",
+        "provider": None,
+    }
     assert model["max_images"] == 3 and model["max_batch_images"] == 4
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["queued"] == health["queued_images"] == 0
@@ -701,16 +706,29 @@ def test_the_model_endpoint_names_what_runs_each_kind_of_request(
     monkeypatch.setattr(service.predictor, "device", torch.device("cuda", 0))
     model = client.get("/v1/model").json()
     assert (model["engine"], model["device"], model["precision"]) == ("onnx", "cpu", "fp32")
-    assert model["stage_limited"] == {"engine": "torch", "device": "cuda:0", "precision": "fp32"}
+    assert model["provider"] == "CPUExecutionProvider"
+    assert model["stage_limited"] == {
+        "engine": "torch",
+        "device": "cuda:0",
+        "precision": "fp32",
+        "provider": None,
+    }
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_an_onnx_file_beside_a_model_on_cuda_is_reported_on_the_cpu(
+def test_an_onnx_file_beside_a_model_on_cuda_runs_on_cuda_or_is_refused(
     make_client: MakeClient, model_file_onnx: Path
 ) -> None:
-    pytest.importorskip("onnxruntime")
+    """The ONNX file ran on the CPU whatever --device said; it follows --device now, by the
+    CUDA provider where onnxruntime has one, and is refused where it has none."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(ValueError, match=r"\(--device\): the installed onnxruntime"):
+            make_client(onnx_file=model_file_onnx, device="cuda")
+        return
     model = make_client(onnx_file=model_file_onnx, device="cuda").get("/v1/model").json()
-    assert (model["engine"], model["device"]) == ("onnx", "cpu")
+    assert (model["engine"], model["device"]) == ("onnx", "cuda:0")
+    assert model["provider"] == "CUDAExecutionProvider"
     assert model["stage_limited"]["engine"] == "torch"
     assert model["stage_limited"]["device"].startswith("cuda")
 

@@ -183,20 +183,19 @@ def add_cuda_graphs_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def refuse_model_flags_with_onnx(args: argparse.Namespace) -> None:
-    """``--stages``, ``--device`` and ``--cuda-graphs`` configure a PyTorch model file; an ONNX
-    file runs every stage on onnxruntime's CPU provider. Raises ``ValueError`` naming the ones
-    given. (A ``--precision`` is checked against the graph's once it is loaded:
+    """``--stages`` and ``--cuda-graphs`` configure a PyTorch model file; an ONNX file runs
+    every stage, by onnxruntime on ``--device``. Raises ``ValueError`` naming the ones given.
+    (A ``--precision`` is checked against the graph's once it is loaded:
     :func:`~sparsercnn.export.onnx_runtime.check_graph_precision`.)"""
     given = [
         f"--stages {args.stages}" if args.stages is not None else "",
-        f"--device {args.device}" if args.device not in (None, "cpu") else "",
         "--cuda-graphs" if args.cuda_graphs else "",
     ]
     named = [flag for flag in given if flag]
     if named:
         raise ValueError(
-            f"{' and '.join(named)}: --stages, --device and --cuda-graphs apply to --model, not "
-            "to --onnx, which runs every stage on the CPU at the precision it was exported in; "
+            f"{' and '.join(named)}: --stages and --cuda-graphs apply to --model, not to "
+            "--onnx, which runs every stage at the precision it was exported in; "
             f"drop {'them' if len(named) > 1 else 'it'}"
         )
 

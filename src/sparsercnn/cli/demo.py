@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import torch
 
     from sparsercnn.data.demo_dataset import DemoDatasetPaths
-    from sparsercnn.engine.model_evaluation import EvaluationReport
+    from sparsercnn.engine.evaluation_report import EvaluationReport
     from sparsercnn.engine.train_result import TrainResult
 
 logger = logging.getLogger(__name__)

@@ -218,7 +218,7 @@ def run_reads(args: argparse.Namespace) -> int:
 
 @_naming_images
 def run_report(args: argparse.Namespace) -> int:
-    from sparsercnn.diagnostics.evaluation_report import write_evaluation_report
+    from sparsercnn.diagnostics.evaluation_plots import write_evaluation_report
     from sparsercnn.engine.model_evaluation import evaluate_model_file
 
     check_output_dir(args)

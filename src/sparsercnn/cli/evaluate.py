@@ -30,7 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="COCO bbox evaluation (no score threshold; all N detections of an image "
         "scored, maxDets 100 per image and class as in pycocotools): AP, AP50, AP75, "
         "APs, APm, APl and per-class AP, plus model-only and end-to-end images/s. With --onnx, "
-        "an exported file (fp32 or int8) runs in onnxruntime on the CPU instead of the model.",
+        "an exported file (fp32 or int8) runs in onnxruntime instead of the model, on --device "
+        "(cuda needs the onnxruntime-gpu package; the report names the execution provider).",
     )
     add_model_dataset_arguments(parser, onnx=True)
     add_precision_argument(parser)
@@ -156,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
                 args.onnx,
                 args.json,
                 args.images,
+                device=args.device,
                 batch_size=args.batch_size,
                 num_workers=args.workers,
                 batch_invariant=not args.padded_batches,

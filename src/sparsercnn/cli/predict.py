@@ -201,7 +201,10 @@ def build_predictor(args: argparse.Namespace) -> Predictor | OnnxPredictor:
 
     if args.onnx is not None:
         onnx = OnnxPredictor(
-            args.onnx, batch_size=args.batch_size, batch_invariant=not args.padded_batches
+            args.onnx,
+            device=args.device,
+            batch_size=args.batch_size,
+            batch_invariant=not args.padded_batches,
         )
         check_graph_precision(onnx, args.precision)
         return onnx

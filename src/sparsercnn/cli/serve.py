@@ -40,9 +40,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--onnx",
         type=user_path,
-        help="ONNX export of the model, run by onnxruntime on the CPU for requests running every "
-        "stage (--device then applies to --model: requests with fewer stages and the page's "
-        "stage view; GET /v1/model names both)",
+        help="ONNX export of the model, run by onnxruntime on --device (cuda needs the "
+        "onnxruntime-gpu package) for requests running every stage; --model runs requests with "
+        "fewer stages and the page's stage view (GET /v1/model names both, and the execution "
+        "provider)",
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
@@ -119,8 +120,6 @@ def run(args: argparse.Namespace) -> int:
         raise ImportError(
             f"sparsercnn serve needs python-multipart for uploads: {SERVE_EXTRA_HINT}"
         )
-    from sparsercnn.cli.common import resolve_device
-
     if args.port > 65535:
         raise ValueError(f"--port {args.port} is not a port; use 1..65535 (0: any free port)")
     # Bound before the model loads: a busy port fails at once, and port 0 is known to print.
@@ -134,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         app = create_app(
             args.model,
             onnx_file=args.onnx,
-            device=resolve_device(args.device),
+            device=args.device,
             precision=args.precision,
             cuda_graphs=args.cuda_graphs,
             limits=limits,

@@ -144,3 +144,48 @@ class CategoryMap:
         )
         more = ", ..." if self.num_classes > 5 else ""
         return f"CategoryMap({self.num_classes} classes: {pairs}{more})"
+
+
+def check_same_categories(
+    expected: CategoryMap,
+    found: CategoryMap,
+    what: str,
+    expected_from: str = "the model was trained on",
+) -> None:
+    """Raise when two label maps differ: labels would silently mean other classes.
+
+    Args:
+        expected: the reference map (a model's, a training set's).
+        found: the map checked against it.
+        what: names the data set of ``found``, as in "{what} has categories ...".
+        expected_from: where ``expected`` comes from, as in "... but {expected_from} [...]".
+
+    Raises:
+        ValueError: the ids or names differ; it lists the first categories of both and,
+            where they share some, the ``(id, name)`` pairs only one of them has, so a
+            difference past the first ten categories shows.
+    """
+    if expected == found:
+        return
+    found_pairs = list(zip(found.category_ids, found.names, strict=True))
+    expected_pairs = list(zip(expected.category_ids, expected.names, strict=True))
+    only_found = [pair for pair in found_pairs if pair not in expected_pairs]
+    only_expected = [pair for pair in expected_pairs if pair not in found_pairs]
+    # Where they share categories, the difference is what to read (past the first ten, too).
+    shared = len(only_found) < len(found_pairs)
+    difference = (
+        f": it alone has {_first_pairs(only_found)} and lacks {_first_pairs(only_expected)}"
+        if shared
+        else ""
+    )
+    raise ValueError(
+        f"{what} has categories {_first_pairs(found_pairs)} but {expected_from} "
+        f"{_first_pairs(expected_pairs)}{difference}; use a dataset with the same COCO "
+        "'categories' list"
+    )
+
+
+def _first_pairs(pairs: list[tuple[int, str]], limit: int = 10) -> str:
+    """The first ``limit`` ``(id, name)`` pairs as a list, with how many more there are."""
+    more = f" and {len(pairs) - limit} more" if len(pairs) > limit else ""
+    return f"{pairs[:limit]}{more}"

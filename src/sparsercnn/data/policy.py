@@ -279,6 +279,28 @@ def refuse_invalid(
             raise DatasetError(issue.message)
 
 
+def checked_for_training(
+    json_path: str | os.PathLike[str],
+    image_dir: str | os.PathLike[str],
+    *,
+    skip_invalid: bool,
+) -> CheckedCoco:
+    """The entries of a COCO set that training keeps, every image decoded
+    (:func:`inspect_dataset`), or training's refusal (:func:`refuse_invalid`), logging nothing:
+    the one check of a set before the work that builds its dataset (``train`` before its budget
+    starts, the automatic recipe's profile). A file decoded here is not decoded again when the
+    dataset is built (:func:`~sparsercnn.data.image_check.check_image_files`).
+
+    Raises:
+        DatasetError: the JSON is missing or not a COCO instances file, the image folder cannot
+            hold its images, or no usable image, category or box is left.
+        InvalidDataError: the set has errors and ``skip_invalid`` is false.
+    """
+    inspection = inspect_dataset(json_path, image_dir, image_check="decode")
+    refuse_invalid(inspection, skip_invalid=skip_invalid)
+    return inspection.checked
+
+
 def _refusal_message(
     source: str, image_dir: str, errors: list[Issue], explaining: list[Issue]
 ) -> str:

@@ -7,7 +7,7 @@
 - :mod:`~sparsercnn.diagnostics.slot_statistics`: what each of the N proposal slots matches;
 - :mod:`~sparsercnn.diagnostics.confusion` and :mod:`~sparsercnn.diagnostics.ground_truth`:
   the confusion matrix and the dataset label summary;
-- :mod:`~sparsercnn.diagnostics.evaluation_report`: the plots of an evaluation run.
+- :mod:`~sparsercnn.diagnostics.evaluation_plots`: the plots of an evaluation run.
 
 This package sits beside the engine: it may import the model, loss, data, evaluation,
 visualization, engine and predictor, never the CLI. The figures themselves are drawn by
@@ -15,7 +15,7 @@ visualization, engine and predictor, never the CLI. The figures themselves are d
 """
 
 from sparsercnn.diagnostics.confusion import confusion_matrix, greedy_match, image_confusion
-from sparsercnn.diagnostics.evaluation_report import (
+from sparsercnn.diagnostics.evaluation_plots import (
     write_detection_plots,
     write_evaluation_report,
 )

@@ -4,7 +4,8 @@
   :class:`TrainResult` (:mod:`~sparsercnn.engine.train_result`), what it returns;
 - :mod:`~sparsercnn.engine.inference`: :func:`run_inference` and :func:`evaluate`;
 - :mod:`~sparsercnn.engine.pipeline`: ``train_from_coco``, training from files on disk, and
-  :mod:`~sparsercnn.engine.model_evaluation`: ``evaluate_model_file`` and ``evaluate_onnx_file``;
+  :mod:`~sparsercnn.engine.model_evaluation`: ``evaluate_model_file`` and ``evaluate_onnx_file``,
+  which return an :mod:`~sparsercnn.engine.evaluation_report` (metrics, speed, detections);
 - :mod:`~sparsercnn.engine.checkpoint`: resumable training checkpoints, and
   :mod:`~sparsercnn.engine.rng_state` the random number generator states they hold;
 - :mod:`~sparsercnn.engine.lr_schedule`: the learning-rate schedule as pure functions;

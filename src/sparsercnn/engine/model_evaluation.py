@@ -1,29 +1,26 @@
-"""COCO evaluation of a model file or an exported ONNX file, and its report.
+"""COCO evaluation of a model file or an exported ONNX file.
 
 What the CLI's ``eval`` calls (and training's final report reuses): the dataset with the
 config's test transform, the label-map check, one evaluation pass
-(:func:`~sparsercnn.engine.inference.evaluate`), and the metrics and speed as a report.
+(:func:`~sparsercnn.engine.inference.evaluate`), and its metrics and speed as an
+:class:`~sparsercnn.engine.evaluation_report.EvaluationReport`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.config import Config
-from sparsercnn.data.categories import CategoryMap
+from sparsercnn.data.categories import check_same_categories
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.transforms import build_test_transform
 from sparsercnn.engine.distributed import DistInfo
-from sparsercnn.engine.inference import Evaluation, Timing, evaluate
-from sparsercnn.evaluation.coco_evaluator import EvaluationResult
+from sparsercnn.engine.evaluation_report import EvaluationReport
+from sparsercnn.engine.inference import evaluate
 from sparsercnn.model import build_postprocessor
 from sparsercnn.model.inference import (
     Precision,
@@ -35,113 +32,6 @@ from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.runtime import check_device
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class EvaluationReport:
-    """One evaluation of a model file: metrics, speed and the detections behind them.
-
-    Attributes:
-        evaluation: metrics, timing and per-image detections (:func:`evaluate`).
-        dataset: the evaluated dataset (ground truth, label map, image folder), for plots.
-        model_file: the evaluated file.
-        device: where the model ran (``cpu``, ``cuda:0``); for an ONNX file, where its
-            onnxruntime session ran (:attr:`~sparsercnn.export.onnx_runtime.OnnxPredictor.device`)
-            and by what: ``cpu (onnxruntime)``, ``CUDAExecutionProvider (onnxruntime)``.
-        num_proposals: the model's N.
-        precision: how it computed: ``fp32``, ``bf16`` (autocast), ``winograd`` (fp32 with
-            Winograd 3x3 convolutions) or ``int8`` (a model file's int8 backbone and FPN, or
-            an ONNX file quantized by ``export --int8``).
-        cuda_graphs: the forward passes were replayed from CUDA graphs.
-    """
-
-    evaluation: Evaluation
-    dataset: CocoDataset
-    model_file: Path
-    device: str
-    num_proposals: int
-    precision: str = "fp32"
-    cuda_graphs: bool = False
-
-    @property
-    def result(self) -> EvaluationResult:
-        return self.evaluation.result
-
-    @property
-    def timing(self) -> Timing:
-        return self.evaluation.timing
-
-    def to_dict(self) -> dict[str, Any]:
-        """The metrics (0-1 floats under AP, AP50, AP75, APs, APm, APl, per_class), the images
-        scored and what ``skip_invalid`` left out of the file, and the speed."""
-        return {
-            **self.result.to_dict(),
-            "model_file": str(self.model_file),
-            "num_images": len(self.dataset),
-            "dropped_invalid": {
-                "images": self.dataset.num_dropped_images,
-                "annotations": self.dataset.num_dropped_annotations,
-            },
-            "num_stages": self.evaluation.num_stages,
-            "device": self.device,
-            "precision": self.precision,
-            "cuda_graphs": self.cuda_graphs,
-            "model_images_per_second": 1.0 / max(self.timing.model_seconds_per_image, 1e-12),
-            "model_time_covers": self.timing.model_covers,
-            "end_to_end_images_per_second": 1.0 / max(self.timing.total_seconds_per_image, 1e-12),
-        }
-
-    def write_files(
-        self, *, results_path: Path | None = None, metrics_path: Path | None = None
-    ) -> None:
-        """Write the COCO results JSON and/or :meth:`to_dict` as JSON (atomically)."""
-        if results_path is not None:
-            self.evaluation.write_results(self.dataset.category_map.category_ids, results_path)
-        if metrics_path is not None:
-            atomic_write_text(metrics_path, json.dumps(self.to_dict(), indent=2))
-
-    def format(self) -> str:
-        """The COCO table followed by the speed, saying what each figure measures."""
-        how = self.precision + (", CUDA graphs" if self.cuda_graphs else "")
-        model_rate = 1.0 / max(self.timing.model_seconds_per_image, 1e-12)
-        total_rate = 1.0 / max(self.timing.total_seconds_per_image, 1e-12)
-        dataset = self.dataset
-        dropped = (
-            f"scored on the {len(dataset)} images kept: --skip-invalid left out "
-            f"{dataset.num_dropped_images} images and {dataset.num_dropped_annotations} "
-            "annotations of the file\n"
-            if dataset.num_dropped_images or dataset.num_dropped_annotations
-            else ""
-        )
-        stages = self.evaluation.num_stages
-        scope = f"scored: the detections of stage {stages} (--stages {stages})\n" if stages else ""
-        return (
-            f"{self.result.format_table()}\n{scope}{dropped}"
-            f"speed on {self.device} ({how}): {model_rate:.2f} images/s model only "
-            f"({self.timing.model_covers}), {total_rate:.2f} images/s end to end (decode, "
-            f"resize, forward, post-processing) over {self.timing.num_images} images"
-        )
-
-
-def check_same_categories(
-    expected: CategoryMap,
-    found: CategoryMap,
-    what: str,
-    expected_from: str = "the model was trained on",
-) -> None:
-    """Raise when two label maps differ: labels would silently mean other classes.
-
-    ``what`` names the data set of ``found``; ``expected_from`` says where ``expected`` comes
-    from, as in "... but {expected_from} [(1, 'cat'), ...]".
-    """
-    if expected.category_ids != found.category_ids or expected.names != found.names:
-        found_pairs = list(zip(found.category_ids, found.names, strict=True))
-        expected_pairs = list(zip(expected.category_ids, expected.names, strict=True))
-        raise ValueError(
-            f"{what} has categories {found_pairs[:10]} but {expected_from} "
-            f"{expected_pairs[:10]}; "
-            "use a dataset with the same COCO 'categories' list"
-        )
 
 
 def evaluation_dataset(
@@ -281,6 +171,7 @@ def evaluate_onnx_file(
     json_path: str | Path,
     image_dir: str | Path,
     *,
+    device: torch.device | str | None = "cpu",
     batch_size: int | None = None,
     num_workers: int = 2,
     num_threads: int | None = None,
@@ -291,24 +182,30 @@ def evaluate_onnx_file(
     metrics_path: Path | None = None,
     on_accepted: Callable[[], None] | None = None,
 ) -> EvaluationReport:
-    """COCO evaluation of an exported ``.onnx`` file (fp32 or int8) run by onnxruntime on the
-    CPU: the same dataset, test resize, evaluation pass, report and ``on_accepted`` as
-    :func:`evaluate_model_file`.
+    """COCO evaluation of an exported ``.onnx`` file (fp32 or int8) run by onnxruntime on
+    ``device`` (None: CUDA where onnxruntime can, else the CPU; see
+    :class:`~sparsercnn.export.onnx_runtime.OnnxPredictor`): the same dataset, test resize,
+    evaluation pass, report and ``on_accepted`` as :func:`evaluate_model_file`. The report's
+    device names the execution provider that ran it (``cuda:0 (onnxruntime
+    CUDAExecutionProvider)``).
 
     ``batch_size=None`` uses the exported config's ``input.test_batch_size`` (a file exported
     with a static batch runs one image at a time). ``precision``, when given, must be the one
     the graph computes in (:func:`~sparsercnn.export.onnx_runtime.check_graph_precision`).
 
     Raises:
-        ValueError: the file is not a sparsercnn export, computes in another ``precision``, or
-            the dataset's categories differ.
+        ValueError: the file is not a sparsercnn export, computes in another ``precision``,
+            ``device`` is not one or this onnxruntime has no provider for it, or the dataset's
+            categories differ.
         ImportError: onnxruntime is not installed.
     """
     from sparsercnn.export.onnx_runtime import OnnxPredictor, check_graph_precision
 
     check_batch_size(batch_size)
     check_output_paths(results_path, metrics_path)
-    predictor = OnnxPredictor(onnx_path, num_threads=num_threads, batch_invariant=batch_invariant)
+    predictor = OnnxPredictor(
+        onnx_path, device=device, num_threads=num_threads, batch_invariant=batch_invariant
+    )
     check_graph_precision(predictor, precision)
     config = predictor.config
     dataset = evaluation_dataset(json_path, image_dir, config, skip_invalid=skip_invalid)
@@ -328,7 +225,7 @@ def evaluate_onnx_file(
         evaluation,
         dataset,
         Path(onnx_path),
-        f"{predictor.device} (onnxruntime)",
+        f"{predictor.device} (onnxruntime {predictor.provider})",
         config.model.num_proposals,
         precision=predictor.precision,
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from sparsercnn.config import Config
+from sparsercnn.data.categories import check_same_categories
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.image_check import check_image_files
 from sparsercnn.data.split_overlap import split_overlap_warning
@@ -29,12 +30,9 @@ from sparsercnn.engine.distributed import (
     get_rank,
     is_main_process,
 )
+from sparsercnn.engine.evaluation_report import EvaluationReport
 from sparsercnn.engine.inference import evaluate
-from sparsercnn.engine.model_evaluation import (
-    EvaluationReport,
-    check_same_categories,
-    evaluation_dataset,
-)
+from sparsercnn.engine.model_evaluation import evaluation_dataset
 from sparsercnn.engine.model_init import StartingWeights
 from sparsercnn.engine.train_result import TrainResult
 from sparsercnn.engine.trainer import Trainer

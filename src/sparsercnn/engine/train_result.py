@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sparsercnn.engine.inference import Evaluation
 
 if TYPE_CHECKING:
-    from sparsercnn.engine.model_evaluation import EvaluationReport
+    from sparsercnn.engine.evaluation_report import EvaluationReport
 
 
 @dataclass

@@ -3,12 +3,16 @@
 :class:`OnnxPredictor` mirrors :class:`~sparsercnn.predictor.Predictor`: the same inputs (paths,
 folders, PIL images, arrays, tensors), the same test resize and padding (rebuilt from the file's
 metadata), the same batching, and the same :class:`~sparsercnn.prediction.Prediction` outputs.
+Its session runs on the device asked for, by the onnxruntime execution provider of that device
+(:func:`session_providers`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib import metadata as package_metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,12 +23,15 @@ from sparsercnn.export.onnx_export import detections_of, parse_metadata
 from sparsercnn.export.onnx_wrapper import INPUT_NAMES, OUTPUT_NAMES
 from sparsercnn.paths import check_file
 from sparsercnn.predictor import BatchPredictor
+from sparsercnn.runtime import check_device
 from sparsercnn.structures import Detections, ImageBatch
 
 # The session option that lets onnxruntime's idle intra-op threads spin-wait for work.
 SPINNING_KEY = "session.intra_op.allow_spinning"
 # The metadata key of an int8 file's quantization record (written by ``export --int8``).
 QUANTIZATION_KEY = "quantization"
+CPU_PROVIDER = "CPUExecutionProvider"
+CUDA_PROVIDER = "CUDAExecutionProvider"
 
 
 class OnnxPredictor(BatchPredictor):
@@ -34,7 +41,9 @@ class OnnxPredictor(BatchPredictor):
         path: the ``.onnx`` file.
         batch_size: most images per session run (a file exported with a static batch forces 1).
         num_threads: onnxruntime intra-op threads (default: onnxruntime's choice).
-        providers: onnxruntime execution providers (default CPU).
+        device: where the session runs (``cpu``, ``cuda``, ``cuda:N``), by onnxruntime's CPU
+            or CUDA execution provider (:func:`session_providers`); None: CUDA where a GPU is
+            available and onnxruntime offers its CUDA provider, else the CPU.
         allow_spinning: let onnxruntime's idle threads spin-wait for work (its default); off
             where other work shares the cores, which spinning threads would take.
         batch_invariant: batch only images with the same padded size (see
@@ -42,13 +51,15 @@ class OnnxPredictor(BatchPredictor):
 
     Attributes:
         precision: ``int8`` for a file quantized by ``sparsercnn export --int8``, else ``fp32``.
-        device: where the session runs: ``cpu`` on onnxruntime's CPU provider, else the name of
-            the provider it runs on first (``CUDAExecutionProvider``, ...).
+        device: where the session runs, as a torch device name (``cpu``, ``cuda:0``).
+        provider: the execution provider that runs it (``CPUExecutionProvider``,
+            ``CUDAExecutionProvider``), as onnxruntime reports it.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
         IsADirectoryError: ``path`` is a folder.
-        ValueError: ``path`` is not a readable ONNX model or not a sparsercnn export.
+        ValueError: ``path`` is not a readable ONNX model or not a sparsercnn export, or
+            ``device`` is not one here or has no execution provider in this onnxruntime.
         ImportError: onnxruntime is not installed.
     """
 
@@ -58,7 +69,7 @@ class OnnxPredictor(BatchPredictor):
         *,
         batch_size: int = 4,
         num_threads: int | None = None,
-        providers: Sequence[str] = ("CPUExecutionProvider",),
+        device: torch.device | str | None = "cpu",
         allow_spinning: bool = True,
         batch_invariant: bool = True,
     ) -> None:
@@ -72,6 +83,9 @@ class OnnxPredictor(BatchPredictor):
         check_file(self.path, "ONNX model", "the .onnx file")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        available = onnxruntime.get_available_providers()
+        checked = onnx_device(device, available)
+        providers = session_providers(checked, available)
         options = onnxruntime.SessionOptions()
         if num_threads is not None:
             options.intra_op_num_threads = num_threads
@@ -79,15 +93,18 @@ class OnnxPredictor(BatchPredictor):
             options.add_session_config_entry(SPINNING_KEY, "0")
         try:
             self.session = onnxruntime.InferenceSession(
-                str(self.path), sess_options=options, providers=list(providers)
+                str(self.path),
+                sess_options=options,
+                providers=providers,
             )
         except Exception as error:  # onnxruntime's errors share no base class but Exception
             raise ValueError(unloadable_onnx_message(self.path, error)) from error
+        self.provider: str = self.session.get_providers()[0]
+        check_provider_started(checked, self.provider)
+        self.device = str(checked)
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.config, self.categories = parse_metadata(metadata, str(self.path))
         self.precision = "int8" if QUANTIZATION_KEY in metadata else "fp32"
-        provider = self.session.get_providers()[0]
-        self.device = "cpu" if provider == "CPUExecutionProvider" else provider
         # The stages the graph runs: a stage-limited export keeps the full model's config.
         self.num_stages = int(metadata.get("num_stages", self.config.model.num_stages))
         inputs = self.session.get_inputs()
@@ -157,6 +174,75 @@ class OnnxPredictor(BatchPredictor):
                 )
             )
         return detections
+
+
+def onnx_device(device: torch.device | str | None, available: Sequence[str]) -> torch.device:
+    """The device an onnxruntime session runs on for ``device`` (``--device``).
+
+    Args:
+        device: a device or its name, checked as for a model file
+            (:func:`~sparsercnn.runtime.check_device`); None: the default, CUDA where PyTorch
+            sees a GPU and onnxruntime offers its CUDA provider, else the CPU.
+        available: ``onnxruntime.get_available_providers()``.
+
+    Returns:
+        ``cpu`` or ``cuda:N`` (``cuda`` as ``cuda:0``, onnxruntime's default GPU).
+    """
+    if device is None:
+        gpu = CUDA_PROVIDER in available and torch.cuda.is_available()
+        return torch.device("cuda:0" if gpu else "cpu")
+    checked = check_device(device, argument="device")
+    if checked.type == "cuda" and checked.index is None:
+        return torch.device("cuda", 0)
+    return checked
+
+
+def session_providers(
+    device: torch.device, available: Sequence[str]
+) -> list[str | tuple[str, dict[str, Any]]]:
+    """The ``providers`` of an onnxruntime session on ``device``: the CPU provider, or the CUDA
+    provider on GPU ``device.index`` (the CPU one after it runs the few nodes CUDA has no
+    kernel for, as onnxruntime assigns them).
+
+    Args:
+        device: ``cpu`` or ``cuda:N`` (:func:`onnx_device`).
+        available: ``onnxruntime.get_available_providers()``.
+
+    Raises:
+        ValueError: ``device`` is a GPU and this onnxruntime has no CUDA provider (the
+            ``onnxruntime`` package is CPU-only): it names ``--device`` and the installed
+            package; nothing falls back to the CPU.
+    """
+    if device.type == "cpu":
+        return [CPU_PROVIDER]
+    if CUDA_PROVIDER not in available:
+        raise ValueError(
+            f"device {str(device)!r} (--device): the installed {installed_onnxruntime()} has no "
+            f"{CUDA_PROVIDER} (it offers {', '.join(available)}); install onnxruntime-gpu in its "
+            "place (pip uninstall onnxruntime; pip install onnxruntime-gpu), or use --device cpu"
+        )
+    return [(CUDA_PROVIDER, {"device_id": device.index or 0}), CPU_PROVIDER]
+
+
+def check_provider_started(device: torch.device, provider: str) -> None:
+    """Raise when a session asked to run on ``device`` runs on another ``provider``:
+    onnxruntime falls back to the CPU, with only a logged error, when its CUDA provider cannot
+    start (CUDA or cuDNN libraries missing or of another version)."""
+    if device.type == "cuda" and provider != CUDA_PROVIDER:
+        raise ValueError(
+            f"device {str(device)!r} (--device): {installed_onnxruntime()} could not start its "
+            f"{CUDA_PROVIDER} (its logged error says why, often a missing CUDA or cuDNN "
+            "library) and would run on the CPU; install the CUDA libraries it needs, or use "
+            "--device cpu"
+        )
+
+
+def installed_onnxruntime() -> str:
+    """The onnxruntime package installed here, with its version (``onnxruntime-gpu 1.20.1``): a
+    CPU-only ``onnxruntime`` and ``onnxruntime-gpu`` install the same module."""
+    names = package_metadata.packages_distributions().get("onnxruntime", [])
+    found = [f"{name} {package_metadata.version(name)}" for name in sorted(set(names))]
+    return " and ".join(found) or "onnxruntime package"
 
 
 def unloadable_onnx_message(path: Path, error: Exception) -> str:

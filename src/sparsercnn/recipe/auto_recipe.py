@@ -9,8 +9,10 @@ published weights) and sets, each with its reason:
   (:class:`~sparsercnn.recipe.step_timing.StepCost`);
 - the **number of proposals**: comfortably above the most objects in one image;
 - the **number of stages** from scratch under a time budget: :data:`SHORT_BUDGET_STAGES` unless
-  the paper's six still get :data:`SIX_STAGE_ITERATIONS` steps, or the images hold few objects
-  (:data:`FEW_OBJECTS_PER_IMAGE`); without a budget the paper's six (fewer would buy no steps);
+  the paper's six still get :data:`SIX_STAGE_ITERATIONS` steps or the given ``train.max_iter``,
+  or the images hold few objects (:data:`FEW_OBJECTS_PER_IMAGE`); without a budget the paper's
+  six. Fewer stages are taken only where they buy steps: a run of given steps trains the same
+  stages with a budget that fits them as without one;
 - batch size, learning rate, warm-up, schedule (fitted to the budget), precision (bf16 where the
   device runs it natively);
 - from scratch, **random crops** besides the flips when the schedule passes over each image
@@ -20,8 +22,9 @@ published weights) and sets, each with its reason:
   fine-tuning learning rate, and a frozen backbone when the set is very small.
 
 Under a time budget every choice counts the steps the run trains: the budget's, or a given
-``train.max_iter`` where the budget fits it (fewer steps than the budget's buy neither the six
-stages nor the medium model, and a larger input costs none of them).
+``train.max_iter`` where the budget fits it (fewer steps than the budget's do not buy the medium
+model, and a larger input or the six stages cost none of them). Advice to train longer names the
+flag that limits the run: ``--time-budget``, and ``train.max_iter`` where a given one is short.
 
 It lists what would make the run go wrong (:mod:`~sparsercnn.recipe.advice`, budget warnings),
 and refuses a budget that ends the run before one logged window of steps. Every choice is an
@@ -62,10 +65,12 @@ MIN_ITERATIONS = 1000
 # taken if it still gets MEDIUM_MODEL_ITERATIONS.
 MEDIUM_MODEL_ITERATIONS = 4000
 # From scratch under a time budget, the small model trains this many refinement stages unless
-# the paper's six still get SIX_STAGE_ITERATIONS steps. On the demo's data (fp32, AVX2 kernels, 6.8
-# minutes) 6 stages reached 1250 steps and AP 0.48, 4 stages 1480 steps and 0.56, 3 stages 1803
-# steps and 0.58: short runs gain more from steps than from the later stages, which a model
-# trained with six adds little to (stages 3 / 6 of the 1687-step demo model: AP 0.61 / 0.63).
+# the paper's six still get SIX_STAGE_ITERATIONS steps, or the given train.max_iter (which fewer
+# stages would not raise: they only buy steps the budget limits). On the demo's data (fp32, AVX2
+# kernels, 6.8 minutes) 6 stages reached 1250 steps and AP 0.48, 4 stages 1480 steps and 0.56, 3
+# stages 1803 steps and 0.58: short runs gain more from steps than from the later stages, which a
+# model trained with six adds little to (stages 3 / 6 of the 1687-step demo model: AP 0.61 /
+# 0.63).
 SHORT_BUDGET_STAGES = 3
 SIX_STAGE_ITERATIONS = 4000
 # ... except on sets whose images hold at most this many objects (median): there each stage's
@@ -627,16 +632,24 @@ class _Builder:
         return choice
 
     def _try_six_stages(self, short: InputChoice) -> tuple[InputChoice, str]:
-        """The paper's six stages when they still get SIX_STAGE_ITERATIONS steps (proposals and
-        size chosen again with their timing), else the short-budget stages and ``short``; with
-        the reason for the stage count."""
+        """The paper's six stages when they still get SIX_STAGE_ITERATIONS steps, or the given
+        ``train.max_iter`` at an input size as good (fewer stages buy neither steps nor size
+        then: the six of a run without a budget); proposals and size chosen again with their
+        timing. Else the short-budget stages and ``short``; with the reason for the stage
+        count."""
         stages, cost, proposals = self.cfg.model.num_stages, self.cost, self.cfg.model.num_proposals
         steps = int(self._steps_at(short.size))
-        if steps >= SIX_STAGE_ITERATIONS:  # six stages are slower: only then can they get there
+        # Six stages are slower: only from these steps can they get to either.
+        if steps >= SIX_STAGE_ITERATIONS or self._is_given(steps):
             choices, warnings, crowd = list(self.choices), list(self.warnings), self._crowd_warning
             self.cfg.model.num_stages = ModelConfig.num_stages
             choice = self._choose_proposals_and_size()
             six_steps = int(self._steps_at(choice.size))
+            if self._is_given(six_steps) and choice.value >= short.value:
+                return choice, (
+                    f"the paper's: the budget fits the given {counted(six_steps, 'step')} with "
+                    "them (fewer would buy no steps)"
+                )
             if six_steps >= SIX_STAGE_ITERATIONS:
                 about = "the given " if self._is_given(six_steps) else "~"
                 return choice, f"the paper's: {about}{counted(six_steps, 'step')} fit the budget"
@@ -644,15 +657,20 @@ class _Builder:
             self.choices, self.warnings, self._crowd_warning = choices, warnings, crowd
             self.cfg.model.num_stages, self.cfg.model.num_proposals = stages, proposals
             self.cost = cost
-        paper = f"the paper's {ModelConfig.num_stages} from ~{SIX_STAGE_ITERATIONS} steps"
-        if self._is_given(steps):  # fewer stages buy no steps here, only time
-            reason = f"the given {counted(steps, 'step')}: later stages add little to a short run"
-        else:
-            reason = (
-                f"~{counted(steps, 'step')} fit the budget: a short run gains more from steps "
-                "than from later stages"
-            )
-        return short, f"{reason} ({paper})"
+            if self._is_given(steps):
+                six = f"~{counted(six_steps, 'step')}"
+                if self._is_given(six_steps):
+                    six = f"at input size {choice.size}, with smaller objects"
+                return short, (
+                    f"the budget fits the given {counted(steps, 'step')} at input size "
+                    f"{short.size} with these; with the paper's {ModelConfig.num_stages}, {six}"
+                )
+        reason = (
+            f"~{counted(steps, 'step')} fit the budget: a short run gains more from steps than "
+            f"from later stages (the paper's {ModelConfig.num_stages} from "
+            f"~{SIX_STAGE_ITERATIONS} steps)"
+        )
+        return short, reason
 
     def _pixels(self, size: InputSize) -> float:
         """Pixels of a padded training batch image at ``size``: of the batches the run deals,
@@ -805,7 +823,7 @@ class _Builder:
             self.warn(
                 f"{trains} at input size {choice.size}; input size {resolving} would resolve the "
                 f"boxes, and {MIN_ITERATIONS} steps there take about {counted(minutes, 'minute')}: "
-                f"pass --time-budget {minutes} or more"
+                f"{self._longer_run(minutes)}"
             )
         elif steps < MIN_ITERATIONS and not given_limits:
             minutes = self._minutes_for(choice.size)
@@ -813,9 +831,18 @@ class _Builder:
                 f"the budget gives only ~{counted(steps, 'step')} ({step:.2f} s each at input size "
                 f"{choice.size}): "
                 f"too short to learn much; {MIN_ITERATIONS} steps take about "
-                f"{counted(minutes, 'minute')}: "
-                f"pass --time-budget {minutes} or more"
+                f"{counted(minutes, 'minute')}: {self._longer_run(minutes)}"
             )
+
+    def _longer_run(self, minutes: int) -> str:
+        """What gives the run MIN_ITERATIONS steps where they take ``minutes`` of budget: a
+        longer ``--time-budget``, and a larger ``train.max_iter`` where a given one is fewer
+        (it caps the run whatever the budget)."""
+        budget = f"pass --time-budget {minutes} or more"
+        given = self.budget.iterations
+        if given is not None and given < MIN_ITERATIONS:
+            return f"set train.max_iter={MIN_ITERATIONS} or more and {budget}"
+        return budget
 
     def _log_period(self, total: int) -> int:
         """Steps per logged window of a schedule of ``total`` steps (a ``--set`` one where

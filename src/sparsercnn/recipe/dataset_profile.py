@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.data.policy import inspect_dataset, refuse_invalid
+from sparsercnn.data.policy import checked_for_training
 from sparsercnn.data.sampler import SampleGroups, orientation_groups, training_batches
 from sparsercnn.data.transforms import TrainTransform, resized_shape
 from sparsercnn.data.validation import CheckedCoco
@@ -99,7 +99,7 @@ class DatasetProfile:
         skip_invalid: bool = False,
     ) -> DatasetProfile:
         """The profile of the entries of a COCO set that training keeps, checked by the data
-        policy (:func:`~sparsercnn.data.policy.inspect_dataset`, every image decoded): an image
+        policy (:func:`~sparsercnn.data.policy.checked_for_training`, every image decoded): an image
         whose file's size differs from its JSON ``width`` / ``height`` has the file's, which
         training resizes and its boxes are checked against.
 
@@ -112,11 +112,11 @@ class DatasetProfile:
         Raises:
             DatasetError: the JSON is missing or not a COCO instances file, the image folder
                 cannot hold its images, or the data policy refuses the set
-                (:func:`~sparsercnn.data.policy.refuse_invalid`).
+                (:func:`~sparsercnn.data.policy.checked_for_training`: the refusals of
+                ``train``'s own check of the data, word for word).
         """
-        inspection = inspect_dataset(json_path, image_dir, image_check="decode")
-        refuse_invalid(inspection, skip_invalid=skip_invalid)
-        return DatasetProfile.from_checked(inspection.checked)
+        checked = checked_for_training(json_path, image_dir, skip_invalid=skip_invalid)
+        return DatasetProfile.from_checked(checked)
 
     @property
     def num_images(self) -> int:

@@ -210,10 +210,17 @@ def shrink_factor(profile: DatasetProfile, size: InputSize) -> float:
 
 def largest_input_reason(profile: DatasetProfile, size: InputSize) -> str:
     """Why no larger input is taken where ``size`` is the largest: the images are shown at
-    their own size, or the recipe's cap on the input shrinks them."""
+    their own size, the candidates stop at the median image's size in SIZE_STEP steps (under
+    it: images of several sizes, or sizes off the steps), or the recipe's cap on the input
+    shrinks them."""
     scale = shrink_factor(profile, size)
     if scale >= 0.99:
         return "the images' own size (inputs are never upscaled)"
+    if size.short < MAX_SHORT_SIDE and size.long < max_size_for(profile, MAX_SHORT_SIDE):
+        return (
+            f"about the images' own size (inputs go up to the median image's, in {SIZE_STEP}-px "
+            f"steps): the images are shrunk to {scale:.0%} of their size"
+        )
     return (
         f"the largest input the recipe considers (about the paper's {MAX_SHORT_SIDE}-px short "
         f"side): the images are shrunk to {scale:.0%} of their size"

@@ -82,7 +82,7 @@ def create_app(
     model_file: str | Path,
     *,
     onnx_file: str | Path | None = None,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = "cpu",
     precision: Precision | None = None,
     cuda_graphs: bool = False,
     limits: Limits | None = None,
@@ -96,7 +96,8 @@ def create_app(
     Args:
         model_file: the ``.safetensors`` model file.
         onnx_file: its ONNX export, used for requests that run every stage.
-        device: where the PyTorch model runs.
+        device: where the PyTorch model and the ONNX file's onnxruntime session run (None: each
+            one's default, see :class:`~sparsercnn.serving.service.DetectionService`).
         precision: ``fp32``, ``bf16`` autocast where the device runs it natively,
             ``winograd`` (fp32 with Winograd 3x3 convolutions, CPUs) or ``int8`` (int8
             backbone and FPN, CPUs; a model file calibrated by ``export --int8``); None: fp32.

@@ -146,6 +146,11 @@ class EngineInfo(BaseModel):
     )
     device: str = Field(description="where it runs: 'cpu', 'cuda:0', ...")
     precision: str = Field(description="'fp32', 'bf16', 'winograd' or 'int8'")
+    provider: str | None = Field(
+        default=None,
+        description="for 'onnx', the onnxruntime execution provider that runs it "
+        "('CPUExecutionProvider', 'CUDAExecutionProvider'); null for 'torch'",
+    )
 
 
 class ModelInfo(BaseModel):
@@ -156,8 +161,12 @@ class ModelInfo(BaseModel):
         "num_stages): 'torch', or 'onnx' with --onnx"
     )
     device: str = Field(
-        description="where full-stage detections run: --device, or 'cpu' with --onnx "
-        "(onnxruntime's CPU provider)"
+        description="where full-stage detections run: --device ('cpu', 'cuda:0', ...)"
+    )
+    provider: str | None = Field(
+        default=None,
+        description="with --onnx, the onnxruntime execution provider that runs full-stage "
+        "detections ('CPUExecutionProvider', 'CUDAExecutionProvider'); else null",
     )
     precision: str = Field(description="the precision of full-stage detections")
     stage_limited: EngineInfo = Field(

@@ -27,6 +27,7 @@ from sparsercnn.image_inputs import ImageInput
 from sparsercnn.model.inference import Precision
 from sparsercnn.prediction import Prediction
 from sparsercnn.predictor import Predictor
+from sparsercnn.runtime import resolve_device
 from sparsercnn.serving.batching import RequestBatcher
 from sparsercnn.serving.limits import Limits
 from sparsercnn.serving.schemas import CategoryInfo, EngineInfo, ModelInfo
@@ -48,7 +49,10 @@ class DetectionService:
     Args:
         model_file: the ``.safetensors`` model file.
         onnx_file: an export of the same model; requests running every stage use it.
-        device: where the PyTorch model runs.
+        device: where the PyTorch model and the ONNX file's onnxruntime session run (None:
+            each one's default, CUDA where it can, see
+            :func:`~sparsercnn.runtime.resolve_device` and
+            :class:`~sparsercnn.export.onnx_runtime.OnnxPredictor`).
         precision: ``fp32``, ``bf16`` autocast where the device runs it natively,
             ``winograd`` (fp32 with Winograd 3x3 convolutions, CPUs) or ``int8`` (int8
             backbone and FPN, CPUs; a model file calibrated by ``export --int8``); None: fp32.
@@ -75,7 +79,7 @@ class DetectionService:
         model_file: str | Path,
         *,
         onnx_file: str | Path | None = None,
-        device: torch.device | str = "cpu",
+        device: torch.device | str | None = "cpu",
         precision: Precision | None = None,
         cuda_graphs: bool = False,
         limits: Limits | None = None,
@@ -101,10 +105,10 @@ class DetectionService:
         self.onnx: OnnxPredictor | None = None
         if onnx_file is not None:
             # Before the model file: its int8 calibration matters only if the graph is int8.
-            self.onnx = _load_onnx(Path(onnx_file), max_batch_images, precision)
+            self.onnx = _load_onnx(Path(onnx_file), device, max_batch_images, precision)
         self.predictor = Predictor.from_file(
             model_file,
-            device=device,
+            device=resolve_device(device),
             batch_size=max_batch_images,
             precision=precision or "fp32",
             cuda_graphs=cuda_graphs,
@@ -186,7 +190,12 @@ class DetectionService:
         )
         if self.onnx is None:
             return model, model
-        onnx = EngineInfo(engine="onnx", device=self.onnx.device, precision=self.onnx.precision)
+        onnx = EngineInfo(
+            engine="onnx",
+            device=self.onnx.device,
+            precision=self.onnx.precision,
+            provider=self.onnx.provider,
+        )
         return onnx, model
 
     def info(self) -> ModelInfo:
@@ -198,6 +207,7 @@ class DetectionService:
             version=__version__,
             engine=full_stage.engine,
             device=full_stage.device,
+            provider=full_stage.provider,
             precision=full_stage.precision,
             stage_limited=stage_limited,
             cuda_graphs=self.predictor.graphs is not None,
@@ -220,12 +230,14 @@ class DetectionService:
         )
 
 
-def _load_onnx(path: Path, batch_size: int, precision: Precision | None) -> OnnxPredictor:
-    """The ONNX predictor of ``path``, checked to compute in ``precision`` where one is asked
-    (:func:`~sparsercnn.export.onnx_runtime.check_graph_precision`)."""
+def _load_onnx(
+    path: Path, device: torch.device | str | None, batch_size: int, precision: Precision | None
+) -> OnnxPredictor:
+    """The ONNX predictor of ``path`` on ``device``, checked to compute in ``precision`` where
+    one is asked (:func:`~sparsercnn.export.onnx_runtime.check_graph_precision`)."""
     from sparsercnn.export.onnx_runtime import OnnxPredictor, check_graph_precision
 
-    onnx = OnnxPredictor(path, batch_size=batch_size)
+    onnx = OnnxPredictor(path, device=device, batch_size=batch_size)
     check_graph_precision(onnx, precision)
     return onnx
 

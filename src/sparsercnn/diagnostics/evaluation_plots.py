@@ -4,8 +4,8 @@ Precision-recall curves per class, a confusion matrix (:mod:`~sparsercnn.diagnos
 a few images with ground truth and predictions side by side, and the dataset's label summary,
 all from detections already computed (:func:`write_detection_plots`, or
 :func:`write_evaluation_report` for an
-:class:`~sparsercnn.engine.model_evaluation.EvaluationReport`): the model is never run again for
-its plots.
+:class:`~sparsercnn.engine.evaluation_report.EvaluationReport`): the model is never run again
+for its plots.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sparsercnn.diagnostics.ground_truth import (
     LabelSummary,
     ground_truth_by_image,
 )
-from sparsercnn.engine.model_evaluation import EvaluationReport
+from sparsercnn.engine.evaluation_report import EvaluationReport
 from sparsercnn.evaluation import CocoEvaluator, EvaluationResult
 from sparsercnn.structures import Detections
 from sparsercnn.visualization.diagnostic_plots import plot_confusion_matrix

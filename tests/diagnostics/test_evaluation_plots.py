@@ -1,5 +1,5 @@
-"""Evaluation report: every plot written and readable, the confusion matrix consistent with the
-ground truth, and the label summary counts."""
+"""Evaluation plots (the ``--report-dir`` files): every plot written and readable, the confusion
+matrix consistent with the ground truth, and the label summary counts."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from PIL import Image
 from sparsercnn.cli.main import main
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.coco import CocoDataset
-from sparsercnn.diagnostics import evaluation_report
-from sparsercnn.diagnostics.evaluation_report import write_evaluation_report
+from sparsercnn.diagnostics import evaluation_plots
+from sparsercnn.diagnostics.evaluation_plots import write_evaluation_report
 from sparsercnn.diagnostics.ground_truth import LabelSummary, ground_truth_by_image
 from sparsercnn.engine.model_evaluation import evaluate_model_file
 from sparsercnn.structures import Detections
@@ -139,10 +139,10 @@ def test_sample_captions_keep_classes_that_share_a_name_apart(
         captured.append(list(args[5]))  # class_names, after the five box arrays
         return image
 
-    monkeypatch.setattr(evaluation_report, "draw_ground_truth_and_predictions", capture)
+    monkeypatch.setattr(evaluation_plots, "draw_ground_truth_and_predictions", capture)
     by_image = ground_truth_by_image(dataset.gt_dict(), dataset.category_map)
     none = Detections(boxes=torch.zeros(0, 4), scores=torch.zeros(0), labels=torch.zeros(0))
-    evaluation_report._write_sample(dataset, 1, by_image[1], none, tmp_path, 0.3)
+    evaluation_plots._write_sample(dataset, 1, by_image[1], none, tmp_path, 0.3)
     assert captured == [["shape (1)", "shape (3)"]]
 
 
@@ -160,5 +160,5 @@ def test_a_sample_with_non_finite_detections_names_the_image(
     )
     file_name = dataset.image_info(dataset.image_ids.index(1))["file_name"]
     with pytest.raises(ValueError, match=rf"^image id 1 \(.*{file_name}\): 1 of its 1 detect"):
-        evaluation_report._write_sample(dataset, 1, by_image[1], nan, tmp_path, 0.3)
+        evaluation_plots._write_sample(dataset, 1, by_image[1], nan, tmp_path, 0.3)
     assert not (tmp_path / "samples").exists()
