@@ -102,10 +102,11 @@ def test_each_timed_run_times_the_backbone_right_after_the_pipeline() -> None:
         model=lambda batch: calls.append(f"model {batch}"),
         postprocess=lambda output: calls.append("postprocess"),
         backbone_fpn=lambda batch: calls.append(f"backbone {batch}"),
+        sync=lambda: None,
     )
     seconds: dict[str, list[float]] = {part: [] for part in PARTS}
     for _ in range(2):
-        benchmarking._time_run(parts, lambda: None, seconds)
+        benchmarking._time_run(parts, seconds)
     assert calls == ["preprocess", "model batch", "postprocess", "backbone batch"] * 2
     assert all(len(seconds[part]) == 2 for part in PARTS)
 
@@ -116,7 +117,7 @@ def _fake_timed_runs(
     """Timed runs that take ``seconds`` in turn, logging whether bf16 autocast was on."""
     durations = itertools.cycle(seconds)
 
-    def time_run(parts: object, sync: object, into: dict[str, list[float]]) -> None:
+    def time_run(parts: object, into: dict[str, list[float]]) -> None:
         if log is not None:
             log.append("bf16" if torch.is_autocast_enabled("cpu") else "fp32")
         duration = next(durations)
@@ -293,6 +294,7 @@ def _no_parts() -> benchmarking._Parts:
         model=lambda batch: None,
         postprocess=lambda output: None,
         backbone_fpn=lambda batch: None,
+        sync=lambda: None,
     )
 
 
@@ -507,33 +509,136 @@ def test_the_machine_kind_is_named_with_each_figure(
     assert info["machine"] == info["cpu"]
 
 
+def _fake_onnx_sessions(
+    monkeypatch: pytest.MonkeyPatch, provider: str
+) -> dict[str, tuple[object, object]]:
+    """The onnx backend's two sessions, faked (no export): by file name, the model's
+    ``(threads, device, spinning)`` and the backbone+FPN's ``(options, providers)``; both
+    started on ``provider``."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from sparsercnn.export import onnx_export, onnx_runtime
+
+    sessions: dict[str, tuple[object, object]] = {}
+
+    class Session:
+        def __init__(self, path: str, sess_options: object, providers: list[object]) -> None:
+            sessions[Path(path).name] = (sess_options, providers)
+
+        def get_providers(self) -> list[str]:
+            return [provider, onnx_runtime.CPU_PROVIDER]
+
+    class Predictor:
+        def __init__(
+            self, path: Path, num_threads: int | None, device: torch.device, allow_spinning: bool
+        ) -> None:
+            sessions[path.name] = (num_threads, device, allow_spinning)  # type: ignore[assignment]
+            self.device = str(onnx_runtime.onnx_device(device, [provider]))
+            self.provider = provider
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", Session)
+    monkeypatch.setattr(onnx_runtime, "OnnxPredictor", Predictor)
+    monkeypatch.setattr(onnx_export, "export_onnx", lambda loaded, path, check: path)
+    monkeypatch.setattr(onnx_export, "export_backbone_fpn", lambda model, example, path: path)
+    return sessions
+
+
 def test_onnx_sessions_do_not_spin_between_the_timed_parts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """onnxruntime's idle threads spin by default, taking the cores from the next timed part
     (the other session's, or another setting's run): both sessions are made without."""
     onnxruntime = pytest.importorskip("onnxruntime")
-    from sparsercnn.export import onnx_export, onnx_runtime
+    from sparsercnn.export import onnx_runtime
 
-    sessions: dict[str, object] = {}
-
-    class Session:
-        def __init__(self, path: str, sess_options: object, providers: list[str]) -> None:
-            sessions[Path(path).name] = sess_options
-
-    class Predictor:
-        def __init__(self, path: Path, num_threads: int | None, allow_spinning: bool) -> None:
-            sessions[path.name] = (num_threads, allow_spinning)
-
-    monkeypatch.setattr(onnxruntime, "InferenceSession", Session)
-    monkeypatch.setattr(onnx_runtime, "OnnxPredictor", Predictor)
-    monkeypatch.setattr(onnx_export, "export_onnx", lambda loaded, path, check: path)
-    monkeypatch.setattr(onnx_export, "export_backbone_fpn", lambda model, example, path: path)
+    sessions = _fake_onnx_sessions(monkeypatch, onnx_runtime.CPU_PROVIDER)
     loaded = benchmarking._load(BenchmarkSettings(preset="tiny"))
     images = [torch.zeros(3, 64, 64, dtype=torch.uint8)]
-    benchmarking._onnx_parts(loaded, images, 1, tmp_path)
-    assert sessions.pop("model.onnx") == (1, False)
-    (options,) = sessions.values()  # the backbone+FPN's
+    benchmarking._onnx_parts(loaded, images, 1, tmp_path, torch.device("cpu"))
+    assert sessions.pop("model.onnx") == (1, torch.device("cpu"), False)
+    ((options, providers),) = sessions.values()  # the backbone+FPN's
     assert isinstance(options, onnxruntime.SessionOptions)
     assert options.get_session_config_entry(onnx_runtime.SPINNING_KEY) == "0"
     assert options.intra_op_num_threads == 1
+    assert providers == [onnx_runtime.CPU_PROVIDER]
+
+
+def test_onnx_backends_run_on_the_device_by_onnxruntime_s_provider(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both sessions were CPU-only whatever the device; they follow it now as OnnxPredictor
+    does (a CPU-only PyTorch beside onnxruntime-gpu included), wait for no PyTorch stream, and
+    name their provider."""
+    from sparsercnn.export import onnx_runtime
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+    def no_torch_cuda(*args: object) -> None:
+        raise AssertionError("synchronised a CUDA stream PyTorch does not have")
+
+    monkeypatch.setattr(torch.cuda, "synchronize", no_torch_cuda)
+    sessions = _fake_onnx_sessions(monkeypatch, onnx_runtime.CUDA_PROVIDER)
+    monkeypatch.setattr(
+        "onnxruntime.get_available_providers",
+        lambda: [onnx_runtime.CUDA_PROVIDER, onnx_runtime.CPU_PROVIDER],
+    )
+    loaded = benchmarking._load(BenchmarkSettings(preset="tiny"))
+    images = [torch.zeros(3, 64, 64, dtype=torch.uint8)]
+    parts = benchmarking._onnx_parts(loaded, images, None, tmp_path, torch.device("cuda", 1))
+    assert sessions.pop("model.onnx") == (None, torch.device("cuda", 1), False)
+    ((_, providers),) = sessions.values()
+    assert providers == [(onnx_runtime.CUDA_PROVIDER, {"device_id": 1}), onnx_runtime.CPU_PROVIDER]
+    assert parts.provider == onnx_runtime.CUDA_PROVIDER
+    parts.sync()
+
+
+def test_an_onnx_backend_s_gpu_is_checked_by_onnxruntime_before_the_model_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--backend onnx --device cuda`` was refused ("the onnx backend runs onnxruntime's CPU
+    provider"); it is onnxruntime's CUDA provider that must be there, not PyTorch's CUDA."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from sparsercnn.export import onnx_runtime
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+    def load(settings: BenchmarkSettings) -> None:
+        raise RuntimeError("the model is built: the device was accepted")
+
+    monkeypatch.setattr(benchmarking, "_load", load)
+    settings = BenchmarkSettings(preset="tiny", backend="onnx", device="cuda")
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [onnx_runtime.CPU_PROVIDER])
+    with pytest.raises(ValueError, match=r"^device 'cuda:0' \(--device\): the installed onnx"):
+        run_benchmark(settings)
+    with_cuda = [onnx_runtime.CUDA_PROVIDER, onnx_runtime.CPU_PROVIDER]
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: with_cuda)
+    with pytest.raises(RuntimeError, match="the device was accepted"):
+        run_benchmark(settings)
+    # Beside a PyTorch backend, that one still needs PyTorch's CUDA.
+    eager = dataclasses.replace(settings, backend="eager")
+    with pytest.raises(ValueError, match=r"^backend eager with dtype fp32: device 'cuda': no CUDA"):
+        benchmarking.run_benchmarks([settings, eager])
+
+
+def test_the_result_names_the_execution_provider_that_ran(result: BenchmarkResult) -> None:
+    """An onnx result said ``device cuda`` only; it names the provider as eval's report does
+    (``cuda:0 (onnxruntime CUDAExecutionProvider)``), in the table, the row and the JSON."""
+    assert result.provider is None and result.runs_on == "cpu"
+    onnx = dataclasses.replace(
+        result,
+        settings={**result.settings, "backend": "onnx", "device": "cuda:0"},
+        provider="CUDAExecutionProvider",
+    )
+    named = "cuda:0 (onnxruntime CUDAExecutionProvider)"
+    assert onnx.runs_on == named
+    assert f"backend onnx, device {named}, dtype fp32" in benchmark_cli.format_result(onnx)
+    assert f"| onnx | {named} | fp32 |" in onnx.markdown_row()
+    assert onnx.to_dict()["provider"] == "CUDAExecutionProvider"
+
+
+def test_a_gpu_that_pytorch_cannot_name_is_recorded_as_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An onnx backend on a GPU beside a CPU-only PyTorch: torch.cuda.get_device_name raised."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    info = benchmarking.hardware_info(torch.device("cuda"))
+    assert info["gpu"] == "unknown GPU cuda:0 (a CPU-only PyTorch cannot name it)"

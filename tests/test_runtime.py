@@ -157,3 +157,17 @@ def test_no_cuda_is_refused_naming_the_argument(monkeypatch: pytest.MonkeyPatch)
         runtime.check_device("cuda")
     with pytest.raises(ValueError, match=r"^'cuda:0': no CUDA device is available here"):
         runtime.check_device("cuda:0", argument=None)
+
+
+def test_a_device_name_is_checked_apart_from_pytorch_having_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """parse_device is the name rule alone, which onnxruntime's check follows too: a GPU that a
+    CPU-only PyTorch does not have is still a device name (onnxruntime-gpu may run on it)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.parse_device("cuda:1") == torch.device("cuda", 1)
+    assert runtime.parse_device(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(ValueError, match=r"^--device 'gpu' is not a device; use 'cpu'"):
+        runtime.parse_device("gpu", argument="--device")
+    with pytest.raises(ValueError, match=r"^device 'mps': sparsercnn runs on 'cpu', 'cuda'"):
+        runtime.parse_device("mps")

@@ -8,10 +8,12 @@ head's share is visible. Backends: ``eager`` PyTorch (channels-last), ``compile`
 normalisation and post-processing are inside the graph: its preprocess is the host-side padding
 and its postprocess the slicing of each image's ``num_detections`` entries) and ``onnx-int8``
 (the same export with int8 convolutions, :mod:`sparsercnn.export.quantization`, calibrated on
-the benchmark's random images: timing only). Results carry the hardware, library
-versions and settings, as JSON and as a ``BENCHMARKS.md`` table row, and notes where the timed
-runs were not in steady state (page faults) or far apart (:data:`STEADY_SPREAD`). Running a
-benchmark configures the process allocator with :func:`~sparsercnn.runtime.retain_freed_memory`.
+the benchmark's random images: timing only); the onnx backends run on the device by
+onnxruntime's execution provider, as :class:`~sparsercnn.export.onnx_runtime.OnnxPredictor`
+does, and their results name it. Results carry the hardware, library versions and settings,
+as JSON and as a ``BENCHMARKS.md`` table row, and notes where the timed runs were not in steady
+state (page faults) or far apart (:data:`STEADY_SPREAD`). Running a benchmark configures the
+process allocator with :func:`~sparsercnn.runtime.retain_freed_memory`.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from sparsercnn.runtime import (
     check_device,
     fast_bf16_supported,
     minor_page_faults,
+    parse_device,
     retain_freed_memory,
 )
 from sparsercnn.structures import ImageBatch
@@ -72,10 +75,13 @@ class BenchmarkSettings:
     Attributes:
         checkpoint: a model file; None benchmarks ``preset`` with random weights.
         preset: preset name, the model when there is no checkpoint (None with one).
-        device: ``cpu``, ``cuda`` or ``cuda:N`` (checked by
-            :func:`~sparsercnn.runtime.check_device`).
+        device: ``cpu``, ``cuda`` or ``cuda:N``: for PyTorch's backends a device PyTorch has
+            (:func:`~sparsercnn.runtime.check_device`), for the onnx ones one onnxruntime has
+            an execution provider for (:func:`~sparsercnn.export.onnx_runtime.onnx_device`,
+            :func:`~sparsercnn.export.onnx_runtime.session_providers`: ``cuda`` needs
+            onnxruntime-gpu, not PyTorch's CUDA).
         backend: ``eager``, ``compile``, ``cuda-graphs`` (CUDA: the eager kernels replayed from
-            CUDA graphs) or ``onnx`` / ``onnx-int8`` (CPU, fp32 inputs only).
+            CUDA graphs) or ``onnx`` / ``onnx-int8`` (fp32 inputs only).
         batch_size: images per run.
         image_size: ``(h, w)`` of the resized input images; None: the test resize of a 480x640
             (COCO-like) image.
@@ -136,7 +142,8 @@ class BenchmarkResult:
 
     ``page_faults_per_run`` is the process's minor page faults per timed run (None where the OS
     does not count them); above :data:`STEADY_FAULTS_PER_RUN` a note says the runs were not in
-    steady state.
+    steady state. ``provider`` is the onnxruntime execution provider that ran an onnx backend
+    (``CPUExecutionProvider``, ``CUDAExecutionProvider``), None for PyTorch's backends.
     """
 
     model: str
@@ -147,6 +154,14 @@ class BenchmarkResult:
     setup_seconds: float
     page_faults_per_run: float | None = None
     notes: list[str] = field(default_factory=list)
+    provider: str | None = None
+
+    @property
+    def runs_on(self) -> str:
+        """The device, and for an onnx backend its execution provider, as ``eval`` and
+        ``predict`` name them: ``cpu``, ``cuda:0 (onnxruntime CUDAExecutionProvider)``."""
+        device = self.settings["device"]
+        return f"{device} (onnxruntime {self.provider})" if self.provider else device
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,7 +181,7 @@ class BenchmarkResult:
         hardware = self.hardware.get("gpu") or self.hardware.get("machine") or self.hardware["cpu"]
         backend = s["backend"] + (f" ({s['compile_mode']})" if s.get("compile_mode") else "")
         cells = [
-            self.model, backend, s["device"], s["dtype"], str(s["batch_size"]),
+            self.model, backend, self.runs_on, s["dtype"], str(s["batch_size"]),
             f"{s['image_size'][0]} x {s['image_size'][1]}", str(s["threads"]),
             f"{t['preprocess'].p50_ms:.1f}",
             f"{t['model'].p50_ms:.1f} / {t['model'].p95_ms:.1f}",
@@ -178,19 +193,24 @@ class BenchmarkResult:
 
 @dataclass
 class _Parts:
-    """The timed callables of one backend; ``model`` consumes what ``preprocess`` returns."""
+    """The timed callables of one backend; ``model`` consumes what ``preprocess`` returns.
+    ``sync`` waits for the device's work (a no-op where the calls return with it done);
+    ``provider`` is the onnxruntime execution provider running them, None for PyTorch."""
 
     preprocess: Callable[[], Any]
     model: Callable[[Any], Any]
     postprocess: Callable[[Any], Any]
     backbone_fpn: Callable[[Any], Any]
+    sync: Callable[[], None]
+    provider: str | None = None
 
 
 def run_benchmark(settings: BenchmarkSettings) -> BenchmarkResult:
     """Build the model and backend, warm up, then time ``settings.iters`` runs of every part.
 
     Raises:
-        ValueError: an impossible combination (onnx on CUDA or in bf16, CUDA missing, ...).
+        ValueError: an impossible combination (onnx in bf16, CUDA missing for PyTorch, or
+            onnxruntime without a CUDA provider, ...).
         ImportError: an onnx backend without the ``export`` extra.
     """
     return run_benchmarks([settings])[0]
@@ -216,7 +236,8 @@ def run_benchmarks(settings: Sequence[BenchmarkSettings]) -> list[BenchmarkResul
 
     Raises:
         ValueError: no settings, settings that differ elsewhere, or an impossible combination
-            (onnx on CUDA or in bf16, CUDA missing, ...).
+            (onnx in bf16, CUDA missing for PyTorch, or onnxruntime without a CUDA provider,
+            ...).
         ImportError: an onnx backend without the ``export`` extra (one line with the install
             hint), before any model is built.
     """
@@ -234,7 +255,7 @@ def run_benchmarks(settings: Sequence[BenchmarkSettings]) -> list[BenchmarkResul
                 f"settings compared in one process may differ only in {', '.join(COMPARED_FIELDS)}"
                 f", not in {', '.join(differing)}"
             )
-    device = check_device(first.device)
+    device = parse_device(first.device)
     for each in settings:
         try:
             _check_settings(each, device)
@@ -259,18 +280,20 @@ def run_benchmarks(settings: Sequence[BenchmarkSettings]) -> list[BenchmarkResul
     previous_threads = torch.get_num_threads()
     if first.threads is not None:
         torch.set_num_threads(first.threads)
-    sync = _synchronizer(device)
+    # The onnx backends first: they export the model from the CPU, where PyTorch's backends
+    # move it to the device.
+    order = sorted(range(len(settings)), key=lambda i: settings[i].backend not in ONNX_BACKENDS)
     try:
         with contextlib.ExitStack() as stack:
-            runs = [
-                _prepare(each, loaded, images, device, sync, stack, shared_notes)
-                for each in settings
-            ]
+            prepared = {
+                i: _prepare(settings[i], loaded, images, device, stack, shared_notes) for i in order
+            }
+            runs = [prepared[i] for i in range(len(settings))]
             for _ in range(first.iters):
                 for run in runs:
                     faults_before = minor_page_faults()
                     with torch.no_grad(), computing_in(run.settings.dtype, device):
-                        _time_run(run.parts, sync, run.seconds)
+                        _time_run(run.parts, run.seconds)
                     faults_after = minor_page_faults()
                     if faults_before is None or faults_after is None or run.faults is None:
                         run.faults = None
@@ -286,7 +309,6 @@ def _prepare(
     loaded: LoadedModel,
     images: list[Tensor],
     device: torch.device,
-    sync: Callable[[], None],
     stack: contextlib.ExitStack,
     shared_notes: list[str],
 ) -> _Run:
@@ -311,14 +333,14 @@ def _prepare(
     if settings.backend in ONNX_BACKENDS:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         int8 = settings.backend == "onnx-int8"
-        parts = _onnx_parts(loaded, images, settings.threads, folder, int8=int8)
+        parts = _onnx_parts(loaded, images, settings.threads, folder, device, int8=int8)
     else:
         parts = _torch_parts(loaded, images, settings, device)
     with torch.no_grad(), computing_in(settings.dtype, device):
-        _run_parts(parts, sync)  # first run: compilation / session initialisation
+        _run_parts(parts)  # first run: compilation / session initialisation
         setup = time.perf_counter() - start
         for _ in range(settings.warmup):
-            _run_parts(parts, sync)
+            _run_parts(parts)
     return _Run(settings=settings, parts=parts, notes=notes, setup_seconds=setup)
 
 
@@ -347,6 +369,7 @@ def _result(run: _Run, image_size: tuple[int, int], default_threads: int) -> Ben
         setup_seconds=run.setup_seconds,
         page_faults_per_run=faults_per_run,
         notes=notes,
+        provider=run.parts.provider,
     )
 
 
@@ -365,13 +388,10 @@ def spread_notes(seconds: list[float]) -> list[str]:
 
 
 def _check_settings(settings: BenchmarkSettings, device: torch.device) -> None:
+    """Refuse an impossible setting before any model is built; the device as PyTorch's for its
+    backends, as onnxruntime's for the onnx ones (:func:`_check_onnx_device`)."""
     if settings.batch_size < 1 or settings.iters < 1 or settings.warmup < 0:
         raise ValueError("batch_size and iters must be >= 1 and warmup >= 0")
-    if settings.backend in ONNX_BACKENDS and device.type != "cpu":
-        raise ValueError(
-            f"the {settings.backend} backend runs onnxruntime's CPU provider: use device cpu, "
-            f"not {settings.device}"
-        )
     if settings.backend in ONNX_BACKENDS and settings.dtype != "fp32":
         graph = "int8 convolutions, the rest fp32" if settings.backend == "onnx-int8" else "fp32"
         raise ValueError(
@@ -392,9 +412,9 @@ def _check_settings(settings: BenchmarkSettings, device: torch.device) -> None:
     if settings.backend == "cuda-graphs" and device.type != "cuda":
         raise ValueError(f"the cuda-graphs backend needs a CUDA device, not {settings.device}")
     if settings.backend in ONNX_BACKENDS:
-        from sparsercnn.export.onnx_export import require_modules
-
-        require_modules("onnx", "onnxscript", "onnxruntime")
+        _check_onnx_device(settings.device)
+    else:
+        check_device(settings.device)
     if settings.dtype in ("winograd", "int8"):
         if settings.backend != "eager":
             raise ValueError(
@@ -410,6 +430,21 @@ def _check_settings(settings: BenchmarkSettings, device: torch.device) -> None:
             "the compile backend freezes weights instead, which torch.compile cannot combine "
             "with a mode)"
         )
+
+
+def _check_onnx_device(device: str) -> None:
+    """Refuse ``device`` where this onnxruntime has no execution provider for it (the modules
+    the onnx backends need checked first), as :class:`~sparsercnn.export.onnx_runtime.
+    OnnxPredictor` would once the model is exported."""
+    from sparsercnn.export.onnx_export import require_modules
+
+    require_modules("onnx", "onnxscript", "onnxruntime")
+    import onnxruntime
+
+    from sparsercnn.export.onnx_runtime import onnx_device, session_providers
+
+    available = onnxruntime.get_available_providers()
+    session_providers(onnx_device(device, available), available)
 
 
 def _load(settings: BenchmarkSettings) -> LoadedModel:
@@ -454,6 +489,7 @@ def _torch_parts(
         model=forward,
         postprocess=lambda output: postprocessor(output, sizes),
         backbone_fpn=features,
+        sync=_synchronizer(device),
     )
 
 
@@ -462,13 +498,23 @@ def _onnx_parts(
     images: list[Tensor],
     threads: int | None,
     folder: Path,
+    device: torch.device,
     *,
     int8: bool = False,
 ) -> _Parts:
+    """The parts of the onnx backends: the model's export and its backbone + FPN alone (both
+    written to ``folder``), run by onnxruntime sessions on ``device`` with the execution
+    provider :class:`~sparsercnn.export.onnx_runtime.OnnxPredictor` chooses (its outputs come
+    back to the host: a run returns with its work done)."""
     import onnxruntime
 
     from sparsercnn.export.onnx_export import detections_of, export_backbone_fpn, export_onnx
-    from sparsercnn.export.onnx_runtime import SPINNING_KEY, OnnxPredictor
+    from sparsercnn.export.onnx_runtime import (
+        SPINNING_KEY,
+        OnnxPredictor,
+        check_provider_started,
+        session_providers,
+    )
     from sparsercnn.export.quantization import export_int8_onnx, quantize_graph
 
     example = loaded.model.preprocess(images).tensor
@@ -487,10 +533,15 @@ def _onnx_parts(
     # runs next: the other session's part, or another setting's run (on 2 cores both ran 2-3x
     # slower, an eager run after an onnx one 10x). Without spinning each part is timed alone.
     options.add_session_config_entry(SPINNING_KEY, "0")
-    predictor = OnnxPredictor(folder / "model.onnx", num_threads=threads, allow_spinning=False)
-    backbone = onnxruntime.InferenceSession(
-        str(backbone_path), sess_options=options, providers=["CPUExecutionProvider"]
+    predictor = OnnxPredictor(
+        folder / "model.onnx", num_threads=threads, device=device, allow_spinning=False
     )
+    session_device = torch.device(predictor.device)
+    providers = session_providers(session_device, onnxruntime.get_available_providers())
+    backbone = onnxruntime.InferenceSession(
+        str(backbone_path), sess_options=options, providers=providers
+    )
+    check_provider_started(session_device, backbone.get_providers()[0])
     originals = [(int(i.shape[1]), int(i.shape[2])) for i in images]
 
     def postprocess(outputs: tuple[np.ndarray, ...]) -> list[np.ndarray]:
@@ -501,6 +552,8 @@ def _onnx_parts(
         model=lambda inputs: predictor.run(*inputs),
         postprocess=postprocess,
         backbone_fpn=lambda inputs: backbone.run(None, {"images": example.numpy()}),
+        sync=lambda: None,
+        provider=predictor.provider,
     )
 
 
@@ -510,17 +563,18 @@ def _synchronizer(device: torch.device) -> Callable[[], None]:
     return lambda: None
 
 
-def _run_parts(parts: _Parts, sync: Callable[[], None]) -> None:
+def _run_parts(parts: _Parts) -> None:
     batch = parts.preprocess()
     parts.postprocess(parts.model(batch))
     parts.backbone_fpn(batch)
-    sync()
+    parts.sync()
 
 
-def _time_run(parts: _Parts, sync: Callable[[], None], seconds: dict[str, list[float]]) -> None:
+def _time_run(parts: _Parts, seconds: dict[str, list[float]]) -> None:
     """One timed run of every part, appended to ``seconds`` (by :data:`PARTS`). The
     backbone+FPN is timed right after the whole pipeline, so a machine whose speed drifts slows
     both alike and their difference (the head and the rest) stays meaningful."""
+    sync = parts.sync
     ticks = [time.perf_counter()]
     batch = parts.preprocess()
     sync()
@@ -578,7 +632,11 @@ def hardware_info(device: torch.device) -> dict[str, Any]:
         "gpu": None,
     }
     if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
+        # An onnx backend runs on a GPU that a CPU-only PyTorch cannot name.
+        available = torch.cuda.is_available()
+        named = torch.cuda.get_device_name(device) if available else None
+        index = device.index or 0
+        info["gpu"] = named or f"unknown GPU cuda:{index} (a CPU-only PyTorch cannot name it)"
     return info
 
 

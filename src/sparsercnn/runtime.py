@@ -10,10 +10,12 @@ Two things matter on CPUs and are invisible from the model code:
   it at start-up, library users may call it once themselves. The price: the process keeps its
   peak memory until it exits. The heap still grows (and faults) until it reaches its peak, in
   the first runs; :func:`minor_page_faults` counts the faults so a benchmark can tell.
-- **The device.** :func:`check_device` turns a device name into a device that exists here, with
-  one clear error for a name that is none, a device type sparsercnn does not run on, or CUDA
-  without a GPU (or that GPU); :func:`resolve_device` adds the default (CUDA where there is a
-  GPU). Every device a user names, as a Python argument or as ``--device``, goes through them.
+- **The device.** :func:`parse_device` checks a device name (one clear error for a name that
+  is none or a device type sparsercnn does not run on); :func:`check_device` adds that PyTorch
+  has the device here (one error for CUDA without a GPU, or without that GPU), and
+  :func:`resolve_device` the default (CUDA where there is a GPU). Every device a user names for
+  PyTorch, as a Python argument or as ``--device``, goes through them; one for onnxruntime goes
+  through :func:`parse_device` and onnxruntime's own check of its provider.
 - **bf16.** CPUs without AVX-512 (or ARM's BF16 extension) run bf16 convolutions and matmuls
   through slow emulation, ten times slower than fp32 on an AVX2 EPYC; autocast must not pick it
   there. :func:`fast_bf16_supported` says whether the device runs bf16 natively.
@@ -114,8 +116,33 @@ def is_exporting() -> bool:
 DEVICE_TYPES = ("cpu", "cuda")
 
 
+def parse_device(device: torch.device | str, *, argument: str | None = "device") -> torch.device:
+    """``device`` as a torch device of a type sparsercnn runs on, whether or not it exists here:
+    the rule for a device's name, which PyTorch (:func:`check_device`) and onnxruntime
+    (:func:`~sparsercnn.export.onnx_runtime.onnx_device`) each follow with their own check of
+    the device being there.
+
+    Args:
+        device: a device or its name (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+        argument: what the message calls ``device`` (as in :func:`check_device`).
+
+    Raises:
+        ValueError: ``device`` names no device (``"gpu"``) or a device type other than CPU
+            and CUDA (``"mps"``).
+    """
+    named = f"{argument} {device!r}" if argument else repr(device)
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{named} is not a device; use 'cpu', 'cuda' or 'cuda:N'") from None
+    if parsed.type not in DEVICE_TYPES:
+        raise ValueError(f"{named}: sparsercnn runs on 'cpu', 'cuda' or 'cuda:N' only")
+    return parsed
+
+
 def check_device(device: torch.device | str, *, argument: str | None = "device") -> torch.device:
-    """``device`` as a torch device that exists here, where a model file's model can run.
+    """``device`` as a torch device that exists here for PyTorch, where a model file's model can
+    run (its name checked by :func:`parse_device`).
 
     Args:
         device: a device or its name (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
@@ -125,15 +152,10 @@ def check_device(device: torch.device | str, *, argument: str | None = "device")
 
     Raises:
         ValueError: ``device`` names no device (``"gpu"``), a device type other than CPU and
-            CUDA (``"mps"``), CUDA where there is none, or a GPU index beyond the GPUs here.
+            CUDA (``"mps"``), CUDA where PyTorch has none, or a GPU index beyond the GPUs here.
     """
     named = f"{argument} {device!r}" if argument else repr(device)
-    try:
-        checked = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"{named} is not a device; use 'cpu', 'cuda' or 'cuda:N'") from None
-    if checked.type not in DEVICE_TYPES:
-        raise ValueError(f"{named}: sparsercnn runs on 'cpu', 'cuda' or 'cuda:N' only")
+    checked = parse_device(device, argument=argument)
     if checked.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"{named}: no CUDA device is available here; use 'cpu'")
     count = torch.cuda.device_count() if checked.type == "cuda" else 0

@@ -37,3 +37,35 @@ def test_an_output_that_is_not_json_is_refused_before_any_work(
         "JSON; give it a name ending in .json (e.g. model.json)"
     )
     assert output.read_bytes() == b"the user's model"
+
+
+def test_the_device_is_checked_by_what_runs_on_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--backend onnx --device cuda`` was refused by PyTorch's CUDA check while parsing, with
+    onnxruntime-gpu there to run it; PyTorch's backends still need PyTorch's CUDA, named as
+    --device."""
+    import torch
+
+    from sparsercnn import benchmarking
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    asked: list[list[str]] = []
+
+    def stop(settings: list[benchmarking.BenchmarkSettings]) -> None:
+        asked.append([f"{s.backend} {s.device}" for s in settings])
+        raise ValueError("stop")
+
+    monkeypatch.setattr(benchmarking, "run_benchmarks", stop)
+    assert main(["benchmark", "--preset", "tiny", "--backend", "onnx", "--device", "cuda"]) == 2
+    assert asked == [["onnx cuda"]]
+    capsys.readouterr()
+    assert (
+        main(["benchmark", "--preset", "tiny", "--backend", "onnx", "eager", "--device", "cuda"])
+        == 2
+    )
+    assert capsys.readouterr().err == (
+        "sparsercnn benchmark: error: --device 'cuda': no CUDA device is available here; use "
+        "'cpu'\n"
+    )
+    assert asked == [["onnx cuda"]]

@@ -52,7 +52,7 @@ def dataset(write_coco: WriteCoco) -> SyntheticCoco:
 
 
 def test_predict_on_a_folder_writes_coco_results(
-    model_file: Path, dataset: SyntheticCoco, tmp_path: Path
+    model_file: Path, dataset: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     output = tmp_path / "preds.json"
     drawn = tmp_path / "drawn"
@@ -71,6 +71,7 @@ def test_predict_on_a_folder_writes_coco_results(
         ]
     )
     assert code == 0
+    assert f"detections on 3 images written to {output}; run on cpu\n" in capsys.readouterr().out
     records = json.loads(output.read_text())
     # Written by eval's writer: the same compact JSON, byte for byte.
     assert output.read_text() == write_results_json(records, tmp_path / "again.json").read_text()
@@ -86,6 +87,17 @@ def test_predict_on_a_folder_writes_coco_results(
     drawings = sorted(str(p.relative_to(drawn)) for p in drawn.rglob("*") if p.is_file())
     # Input paths and formats kept; the folder is marked as drawings.
     assert drawings == [DRAWINGS_MARKER, "a.jpg", "b.png", "nested/c.jpg"]
+
+
+def test_predict_names_where_it_ran_as_eval_does() -> None:
+    """predict's summary said nothing of the device, nor of the execution provider that ran an
+    --onnx file (eval's report and GET /v1/model name it)."""
+    from sparsercnn.cli.predict import runs_on
+    from sparsercnn.export.onnx_runtime import OnnxPredictor
+
+    onnx = OnnxPredictor.__new__(OnnxPredictor)
+    onnx.device, onnx.provider = "cuda:0", "CUDAExecutionProvider"
+    assert runs_on(onnx) == "cuda:0 (onnxruntime CUDAExecutionProvider)"
 
 
 def test_predict_never_writes_over_its_inputs(
@@ -264,6 +276,23 @@ def test_validate_without_the_image_check_finds_missing_files_and_says_what_it_l
     out = capsys.readouterr().out
     assert "[image_file_missing]" in out and "[image_file_unreadable]" in out
     assert out.splitlines()[-1].startswith("FAILED: 2 errors; ")
+
+
+def test_validate_all_lists_every_issue(
+    write_coco: WriteCoco, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first 10 of a kind, and the count of the rest, unless --all asks for every one."""
+    data = write_coco(num_images=12, size=(48, 64))
+    for path in data.image_paths[:11]:
+        path.unlink()
+    argv = ["validate", "--json", str(data.json_path), "--images", str(data.image_dir)]
+    assert main(argv) == 2
+    out = capsys.readouterr().out
+    assert out.count("[image_file_missing]") == 11  # 10 listed, and "... and 1 more [...]"
+    assert "1 issue not listed above: `sparsercnn validate --all` lists every one" in out
+    assert main([*argv, "--all"]) == 2
+    out = capsys.readouterr().out
+    assert out.count("[image_file_missing] image") == 11 and "not listed" not in out
 
 
 def test_validate_and_eval_on_a_small_coco_dataset(

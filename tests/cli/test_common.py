@@ -15,6 +15,7 @@ from sparsercnn.cli.common import (
     device_name,
     refuse_model_flags_with_onnx,
     resolve_device,
+    torch_device_name,
     user_path,
     warn_replacing,
 )
@@ -58,10 +59,12 @@ def test_the_files_a_command_writes_into_a_folder_are_said_to_be_replaced(
 
 @pytest.mark.parametrize("name", ["gpu", "cuda:x"])
 def test_a_device_that_is_none_is_refused_in_the_runtime_s_words(name: str) -> None:
-    """--device is checked by the one device check (runtime.check_device), at parsing and when
-    resolved; each message names the flag once (argparse adds ``argument --device:``)."""
+    """--device is checked by the one device name rule (runtime.parse_device), at parsing and
+    when resolved; each message names the flag once (argparse adds ``argument --device:``)."""
     with pytest.raises(argparse.ArgumentTypeError, match=rf"^'{name}' is not a device; use"):
         device_name(name)
+    with pytest.raises(argparse.ArgumentTypeError, match=rf"^'{name}' is not a device; use"):
+        torch_device_name(name)
     with pytest.raises(ValueError, match=rf"^--device '{name}' is not a device; use 'cpu'"):
         resolve_device(name)
     assert resolve_device("cpu") == torch.device("cpu")
@@ -180,3 +183,103 @@ def test_eval_and_predict_run_the_onnx_file_on_device(
     assert cli_main.main(evaluation) == 2
     assert cli_main.main(["predict", "--onnx", str(onnx), "--device", "cpu", str(image)]) == 2
     assert asked == ["cpu", None, "cpu"]
+
+
+def test_a_gpu_is_checked_by_what_runs_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CPU-only PyTorch beside onnxruntime-gpu: ``--onnx X --device cuda`` was refused as
+    PyTorch's "no CUDA device" while the arguments were parsed. The ONNX file's session is now
+    asked for onnxruntime's CUDA provider; a model file is still refused, naming --device; a
+    command that only runs PyTorch still refuses it as it parses."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from sparsercnn.cli import main as cli_main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(
+        onnxruntime,
+        "get_available_providers",
+        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    asked: list[object] = []
+
+    def session(path: str, **kwargs: object) -> None:
+        asked.append(kwargs["providers"])
+        raise ValueError("stop")
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", session)
+    onnx, image = tmp_path / "m.onnx", tmp_path / "a.png"
+    onnx.write_bytes(b"never read")
+    image.write_bytes(b"never read")
+    output = str(tmp_path / "out.json")
+    evaluation = ["eval", "--onnx", str(onnx), "--json", "x.json", "--images", str(tmp_path)]
+    assert cli_main.main([*evaluation, "--device", "cuda"]) == 2
+    predict = ["predict", "--onnx", str(onnx), "--output", output, str(image)]
+    assert cli_main.main([*predict, "--device", "cuda:1"]) == 2
+    assert asked == [
+        [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"],
+        [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"],
+    ]
+    capsys.readouterr()
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"never read")
+    predict = ["predict", "--model", str(model), "--output", output, str(image)]
+    assert cli_main.main([*predict, "--device", "cuda"]) == 2
+    assert capsys.readouterr().err == (
+        "sparsercnn predict: error: --device 'cuda': no CUDA device is available here; use 'cpu'\n"
+    )
+    parser = argparse.ArgumentParser(prog="sparsercnn demo")
+    add_device_argument(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--device", "cuda"])
+    assert "argument --device: 'cuda': no CUDA device" in capsys.readouterr().err
+    add_device_argument(onnx_parser := argparse.ArgumentParser(), onnx=True)
+    assert onnx_parser.parse_args(["--device", "cuda"]).device == "cuda"
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "wanted"),
+    [
+        (["export", "--output", "{folder}/existing.onnx"], "--model", ".safetensors"),
+        (["predict", "--output", "{folder}/existing.onnx", "{folder}/a.png"], "--onnx", ".onnx"),
+        (
+            ["predict", "--output", "{folder}/existing.onnx", "{folder}/a.png"],
+            "--model",
+            ".safetensors",
+        ),
+        (
+            [
+                "eval",
+                "--json",
+                "x.json",
+                "--images",
+                "{folder}",
+                "--output",
+                "{folder}/existing.onnx",
+            ],
+            "--onnx",
+            ".onnx",
+        ),
+        (["benchmark", "--output", "{folder}/existing.json"], "--model", ".safetensors"),
+    ],
+)
+def test_a_folder_given_as_the_model_is_named_as_one_before_the_outputs_are_checked(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    flag: str,
+    wanted: str,
+) -> None:
+    """``export --model . --output existing.onnx`` said "--output existing.onnx would replace a
+    file in the --model folder ."; the model path is checked first, naming its flag."""
+    from sparsercnn.cli import main as cli_main
+
+    for name in ("existing.onnx", "existing.json", "a.png"):
+        (tmp_path / name).write_text("the user's")
+    argv = [part.format(folder=tmp_path) for part in command]
+    assert cli_main.main([argv[0], flag, str(tmp_path), *argv[1:]]) == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"sparsercnn {argv[0]}: error: {flag} {tmp_path} is a folder; give the {wanted} file in it"
+    )
+    assert (tmp_path / "existing.onnx").read_text() == "the user's"

@@ -61,11 +61,12 @@ def test_a_folder_given_as_model_file_is_bad_input(
     folder.mkdir()
     assert main(["predict", "--model", str(folder), str(image)]) == 2
     (line,) = error_lines(capsys)
-    assert f"model file {folder} is a folder" in line
+    # Named by its flag, before the outputs are checked (check_model_paths).
+    assert f"--model {folder} is a folder; give the .safetensors file in it" in line
     # Was "ONNX model run does not exist", of a folder that exists.
     assert main(["predict", "--onnx", str(folder), str(image)]) == 2
     (line,) = error_lines(capsys)
-    assert f"ONNX model {folder} is a folder; give the .onnx file in it" in line
+    assert f"--onnx {folder} is a folder; give the .onnx file in it" in line
 
 
 def test_visualize_of_a_folder_points_to_predict(

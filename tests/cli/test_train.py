@@ -136,6 +136,21 @@ def test_a_refused_run_removes_only_what_it_wrote_before_its_first_step(tmp_path
     assert fresh.is_dir()
 
 
+def test_a_run_stopped_before_its_first_record_leaves_nothing_that_refuses_a_new_try(
+    tmp_path: Path,
+) -> None:
+    """A run stopped by an error in its first step (a changed image) left config.json and an
+    empty metrics.jsonl without a checkpoint: a new run there was refused as another run's
+    folder, and --resume as having no checkpoint."""
+    folder = tmp_path / "run"
+    with pytest.raises(ValueError, match="changed on disk"), removed_if_refused(folder):
+        folder.mkdir()
+        (folder / "config.json").write_text("{}")
+        (folder / "metrics.jsonl").write_text("")
+        raise ValueError("image 3 changed on disk")
+    assert not folder.exists()
+
+
 def test_other_ranks_log_only_their_own_warnings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -321,6 +336,35 @@ def test_what_the_run_folder_refuses_is_refused_before_the_data_check(
     assert main([*argv[:-2], "--output-dir", str(tmp_path / "new"), "--resume"]) == 2
     assert "--resume" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("left", ["recipe.json", "report"])
+def test_a_fixed_preset_refuses_another_run_s_recipe_or_report(
+    left: str,
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A new --preset tiny run into a folder holding another run's recipe.json (of auto) or
+    report/ plots was not refused, and left them beside its own files."""
+
+    def not_reached(*args: Any) -> None:
+        raise AssertionError("the data was checked")
+
+    monkeypatch.setattr(train_command, "check_training_data", not_reached)
+    run = tmp_path / "run"
+    run.mkdir()
+    if left == "report":
+        (run / left).mkdir()
+    else:
+        (run / left).write_text("{}")
+    files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
+    assert main(["train", *files, "--output-dir", str(run), "--preset", "tiny"]) == 2
+    shown = "report/" if left == "report" else left
+    expected = f"{run} already holds another training run or files a run writes ({shown})"
+    assert expected in capsys.readouterr().err
+    assert [p.name for p in run.iterdir()] == [left]
 
 
 @pytest.mark.parametrize(

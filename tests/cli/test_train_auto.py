@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from sparsercnn.cli.main import main
 from sparsercnn.config import Config
+from sparsercnn.data import policy
 from sparsercnn.data.validation import CheckedCoco
 from sparsercnn.engine.model_init import StartingWeights
 from sparsercnn.model import build_model
 from sparsercnn.recipe import for_dataset
+from sparsercnn.recipe.step_timing import StepCost
 from sparsercnn.weights.convert import export_state_dict
 from tests.synthetic_coco import SyntheticCoco, WriteCoco, truncate
 
@@ -125,6 +128,36 @@ def test_bad_data_is_refused_before_the_recipe_times_anything(
     assert main(_train(data, run, "--time-budget", "5", "--skip-invalid")) == 2
     assert "stop after the profile" in capsys.readouterr().err
     assert seen["images"] == len(coco["images"]) - 2  # left out, as training will leave them
+
+
+def test_the_recipe_profiles_the_checked_set_without_inspecting_it_again(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``train`` checks the set before its budget starts; the recipe profiled it by checking
+    the JSON a second time, inside the budget. It takes the checked entries instead: one
+    inspection of the set before training."""
+    inspected: list[str] = []
+    inspect = policy.inspect_dataset
+
+    def counted(json_path: Path, *args: Any, **kwargs: Any) -> policy.Inspection:
+        inspected.append(str(json_path))
+        return inspect(json_path, *args, **kwargs)
+
+    def stop(*args: object, **kwargs: object) -> None:
+        raise ValueError("stop before training")
+
+    monkeypatch.setattr(policy, "inspect_dataset", counted)
+    monkeypatch.setattr(
+        for_dataset, "_time_step_cost", lambda *args: StepCost(fixed=0.01, per_pixel=0.0)
+    )
+    monkeypatch.setattr("sparsercnn.engine.pipeline.train_from_coco", stop)
+    assert main(_train(tiny_coco, tmp_path / "run", "--time-budget", "5")) == 2
+    captured = capsys.readouterr()
+    assert "auto recipe" in captured.out and "stop before training" in captured.err
+    assert inspected == [str(tiny_coco.json_path)]
 
 
 @pytest.mark.parametrize("budget", ["nan", "inf", "0", "-1"])

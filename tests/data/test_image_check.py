@@ -316,3 +316,32 @@ def test_a_name_the_file_system_resolves_in_another_case_names_its_file(
     )
     every = [*names, "img_3.JPG"]
     assert image_check.find_unlisted_images(root, every, source="train.json") is None
+
+
+def test_names_that_resolve_to_one_file_are_a_duplicate_file_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'a.jpg' and 'A.jpg' (or './a.jpg') in the JSON are one file on macOS and Windows, trained
+    as two images: warned about as the JSON check warns about equal names, naming both ids and
+    names. Equal names are left to the JSON check; names of two files are no duplicate."""
+    root = tmp_path / "images"
+    root.mkdir()
+    for name in ("a.jpg", "b.jpg"):
+        (root / name).write_bytes(b"")  # images by their names
+    images = [entry(1, "a.jpg"), entry(2, "b.jpg"), entry(3, "A.jpg"), entry(4, "./a.jpg")]
+    images.append(entry(5, "a.jpg"))
+    if (root / "A.jpg").is_file():
+        pytest.skip("a case-insensitive file system: os.stat is not the one to patch")
+    _resolve_names_in_any_case(monkeypatch, root)
+    issues = check_image_files(images, root, decode=False).issues
+    assert [(i.severity, i.code, i.image_id, i.file) for i in issues] == [
+        ("warning", "duplicate_file_name", 3, "A.jpg"),
+        ("warning", "duplicate_file_name", 4, "./a.jpg"),
+    ]
+    assert issues[0].message.startswith(
+        "images 1 ('a.jpg') and 3 ('A.jpg') name one file, as the file system resolves them: "
+    )
+    assert "trained and evaluated as two images; remove one entry" in issues[0].message
+    monkeypatch.undo()  # a case-sensitive file system: 'A.jpg' is a file of its own
+    (root / "A.jpg").write_bytes(b"")
+    assert [i.image_id for i in check_image_files(images, root, decode=False).issues] == [4]

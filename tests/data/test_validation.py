@@ -274,6 +274,26 @@ def test_the_last_line_says_how_far_the_image_files_were_checked(write_coco: Wri
     assert "finds missing, unreadable, truncated or resized images" in lines[-1]
 
 
+def test_issues_past_the_cap_are_counted_and_every_one_listed_on_request(
+    write_coco: WriteCoco,
+) -> None:
+    """Training's refusal sends the user to ``validate`` for every bad file, which listed 10 of
+    each kind and no way to see the rest: it says how many it left out and how to list them."""
+    data = write_coco(num_images=13, size=(30, 40))
+    for path in data.image_paths[:12]:
+        path.unlink()
+    report = validate_coco(data.json_path, data.image_dir, image_check="exists")
+    lines = report.format().splitlines()
+    assert sum(line.startswith("  [image_file_missing]") for line in lines) == 10
+    assert "  ... and 2 more [image_file_missing]" in lines
+    assert lines[-3] == "2 issues not listed above: `sparsercnn validate --all` lists every one"
+    every = report.format(max_per_code=None).splitlines()
+    assert sum(line.startswith("  [image_file_missing]") for line in every) == 12
+    assert not any("not listed" in line or "more [" in line for line in every)
+    with pytest.raises(DatasetError, match=f"--images {data.image_dir} --all` lists each"):
+        CocoDataset(data.json_path, data.image_dir)
+
+
 def test_skip_invalid_is_suggested_only_where_dropping_entries_helps(write_coco: WriteCoco) -> None:
     data = write_coco(file_names=["a.png", "b.png"], size=(30, 40))
     coco = data.read_json()
@@ -674,8 +694,56 @@ def test_a_repeated_id_says_whether_the_entry_is_a_copy() -> None:
         "the repeat (--skip-invalid keeps the first)"
     )
     assert messages["duplicate_annotation_id"] == (
-        "annotation id 10 is repeated at annotations[1], first at annotations[0]: give each "
-        "entry its own id (--skip-invalid keeps the first)"
+        "annotation id 10 (image 1, 'a.png') is repeated at annotations[1], first at "
+        "annotations[0]: give each entry its own id (--skip-invalid keeps the first)"
+    )
+
+
+def test_an_annotation_with_a_bad_id_names_its_image_and_file() -> None:
+    """A bad or repeated annotation id was named by its position alone: where it is in the
+    user's tool is its image. An issue without an annotation id keeps no file (a file without
+    one is the image's own issue, which ``--skip-invalid`` drops)."""
+    data = {
+        "images": [image(1, "a.png")],
+        "annotations": [
+            {"image_id": 1, "category_id": 3, "bbox": [1, 2, 3, 4]},
+            box(5, 1, "x", [1, 2, 3, 4]),
+            box(5, 1, 3, [1, 2, 3, 4]),
+            box(6, 9, None, [1, 2, 3, 4]),
+        ],
+        "categories": [{"id": 3, "name": "car"}],
+    }
+    issues = check_coco(data, "x.json").issues
+    assert [(i.code, i.image_id, i.annotation_id, i.file) for i in issues] == [
+        ("bad_annotation", 1, None, None),
+        ("bad_annotation", 1, 5, "a.png"),
+        ("duplicate_annotation_id", 1, 5, "a.png"),
+        ("bad_annotation", None, 6, None),
+    ]
+    assert issues[0].message == "annotations[0] (image 1, 'a.png'): 'id' is missing"
+    assert issues[1].message.startswith("annotation 5 (image 1, 'a.png'): 'category_id' is ")
+    assert issues[2].message.startswith("annotation id 5 (image 1, 'a.png') is repeated at ")
+    assert issues[3].message.startswith("annotation 6: 'category_id' is null")
+
+
+def test_two_images_of_one_file_are_named_with_what_it_does() -> None:
+    """One file under two image ids is trained (and evaluated) twice: a warning naming both ids
+    and the file, which says so and what to do."""
+    data = {
+        "images": [image(1, "a.png"), image(2, "a.png")],
+        "annotations": [box(10, 1, 3, [1, 2, 10, 10])],
+        "categories": [{"id": 3, "name": "car"}],
+    }
+    (issue,) = check_coco(data, "x.json").issues
+    assert (issue.severity, issue.code, issue.image_id, issue.file) == (
+        "warning",
+        "duplicate_file_name",
+        2,
+        "a.png",
+    )
+    assert issue.message == (
+        "images 1 and 2 both use file 'a.png': the file is trained and evaluated as two images; "
+        "remove one entry (merging its annotations into the other)"
     )
 
 

@@ -258,7 +258,9 @@ def _helpers_worker(
             "failed_shard": _caught(lambda: gathered_from_all(fail_on_rank_1)),
         }
         val = (data_json, image_dir)
-        check_training_data((data_json, image_dir), val, skip_invalid=False)
+        checked = check_training_data((data_json, image_dir), val, skip_invalid=False)
+        # Rank 0's entries, for the recipe it chooses for all: no copy to the other ranks.
+        report["checked"] = None if checked is None else len(checked.images)
         result = train_from_coco(
             Config.load(config_json),
             train_json=data_json,
@@ -508,6 +510,7 @@ def test_rank_0_checks_the_data_and_errors_reach_every_rank(
     assert [r["failed_shard"] for r in ranks] == [
         "FileNotFoundError: image 7 (007.png) changed on disk"
     ] * 2
+    assert [r["checked"] for r in ranks] == [tiny_coco.num_images, None]
     # Each image decoded once, by rank 0: the training and validation sets are one file here.
     assert len(ranks[0]["decoded"]) == tiny_coco.num_images
     assert ranks[1]["decoded"] == []
@@ -539,7 +542,8 @@ def test_a_failure_of_rank_0s_scoring_stops_every_rank_with_its_error(
     for process, output in zip(processes, outputs, strict=True):
         assert process.returncode != 0, output[-3000:]
         assert "Connection closed by peer" not in output, output[-3000:]
-        assert "resume from it (--resume) once the cause below is fixed" in output, output
+    # Rank 0 says once which checkpoint continues the run.
+    assert "holds iteration 2: continue with --resume once it is fixed" in outputs[0], outputs[0]
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD_SIZE)]
     assert [r["error"] for r in reports] == [SCORING_ERROR] * WORLD_SIZE
     assert all(r["seconds"] < TIMEOUT_S / 4 for r in reports), reports

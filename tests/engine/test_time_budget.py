@@ -127,10 +127,34 @@ def test_budgeted_schedule_shortens_the_configured_schedule_then_stops() -> None
     assert refitted and not stop and 2 < train.max_iter < 40
     assert train.steps == (round(800 * train.max_iter / 1000), round(900 * train.max_iter / 1000))
     budget.start -= 30.0  # the budget is spent
-    steps = train.steps
     assert schedule.after_step(0.5, iteration=3, work=work) == (True, True)
-    # The config ends where the run stopped: a run from it takes the same 3 steps.
-    assert (train.max_iter, train.steps) == (3, steps)
+    # The config ends where the run stopped: a run from it takes the same 3 steps, without the
+    # decays the run never reached.
+    assert (train.max_iter, train.steps) == (3, ())
+
+
+def test_a_stopped_run_s_config_keeps_only_the_decays_it_reached(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A run stopped by its budget wrote ``max_iter 13, steps [16, 19]``: a config whose decays
+    lie past its end, which a run from it warns about and never takes."""
+    train = TrainConfig(max_iter=20, steps=(10, 13, 16), warmup_iters=5, checkpoint_period=0)
+    trained = [_factor(train, iteration) for iteration in range(13)]
+    budget = TimeBudget(100.0, time.perf_counter(), skip_iters=0, measure_iters=100)
+    schedule = BudgetedSchedule(budget, train)
+    budget.start -= 200.0  # spent before the first refit
+    with caplog.at_level("WARNING", logger="sparsercnn.engine.time_budget"):
+        assert schedule.after_step(0.5, iteration=13, work=_work(eval_seconds=None)) == (
+            True,
+            True,
+        )
+    # Iterations 0-12 ran: the decay at 10 was taken, the one at 13 and later were not.
+    assert (train.max_iter, train.steps, train.warmup_iters) == (13, (10,), 5)
+    assert train.schedule_notes() == []
+    assert [_factor(train, iteration) for iteration in range(13)] == trained
+    (message,) = [record.getMessage() for record in caplog.records]
+    assert "reached at iteration 13 of 20" in message
+    assert "max_iter 13, steps [10], without the decays planned at [13, 16]" in message
 
 
 def test_a_refit_says_whether_it_shortened_or_lengthened_the_schedule(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 import torch
 
 from sparsercnn.config import Config
-from sparsercnn.data.coco import CocoDataset
+from sparsercnn.data.coco import CocoDataset, ImageChangedError
+from sparsercnn.data.image_io import ImageReadError
 from sparsercnn.data.loader import build_train_loader
 from sparsercnn.data.transforms import build_test_transform, build_train_transform
 from sparsercnn.engine import train_step
@@ -169,6 +171,53 @@ def test_a_failed_periodic_evaluation_is_redone_on_resume(
     assert extra["last_evaluation"] == 2 and extra["best_iteration"] == 2
 
 
+@pytest.mark.parametrize(
+    ("failing_read", "checkpoint_period", "expected"),
+    [
+        (
+            3,
+            1,
+            "after iteration 2; checkpoint {run}/checkpoint_0000002.pt holds iteration 2: "
+            "continue with --resume once it is fixed",
+        ),
+        (
+            1,
+            1000,
+            "after iteration 0; no checkpoint was written yet, so there is nothing to "
+            "resume: start the run again once it is fixed",
+        ),
+    ],
+)
+def test_a_run_stopped_by_an_error_names_the_checkpoint_that_resumes_it(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    failing_read: int,
+    checkpoint_period: int,
+    expected: str,
+) -> None:
+    """An image changed on disk after the data's check stopped training with the file named,
+    but not which checkpoint holds the run's progress nor that --resume continues from it, as
+    an interrupted run says."""
+    cfg = tiny_config()
+    cfg.train.checkpoint_period, cfg.train.max_iter = checkpoint_period, 4
+    trainer = _trainer(tiny_coco, cfg, tmp_path)
+    decode, reads = CocoDataset._decode, []
+
+    def changed_on_disk(dataset: CocoDataset, position: int) -> Any:
+        reads.append(position)  # one image per step (batch size 1)
+        if len(reads) == failing_read:
+            raise ImageReadError("not an image, or a damaged one")
+        return decode(dataset, position)
+
+    monkeypatch.setattr(CocoDataset, "_decode", changed_on_disk)
+    with caplog.at_level(logging.INFO), pytest.raises(ImageChangedError, match="changed on disk"):
+        trainer.train()
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert line == "training stopped by the error below " + expected.format(run=tmp_path)
+
+
 def test_a_checkpoint_closes_the_logging_window(tiny_coco: SyntheticCoco, tmp_path: Path) -> None:
     """Logging every 3 steps with a checkpoint at 2: a record at 2 as well, so that a run
     resumed there logs every step (its next window starts at 3)."""
@@ -281,9 +330,13 @@ def test_time_budget_stops_gracefully(tiny_coco: SyntheticCoco, tmp_path: Path) 
     assert result.stopped_early and result.iteration == 1
     assert load_training_checkpoint(tmp_path)["iteration"] == 1
     assert result.model_final_path is not None and result.model_final_path.is_file()
-    # The config ends where the run stopped: a run from it takes the same steps.
-    assert Config.load(tmp_path / "config.json").train.max_iter == 1
-    assert load_model_file(result.model_final_path).config.train.max_iter == 1
+    # The config ends where the run stopped: a run from it takes the same steps, without the
+    # preset's decays (at 2400 and 2800), which the run never reached.
+    for saved in (
+        Config.load(tmp_path / "config.json"),
+        load_model_file(result.model_final_path).config,
+    ):
+        assert (saved.train.max_iter, saved.train.steps) == (1, ())
 
 
 @pytest.mark.parametrize("minutes", [0.0, -1.0, float("nan")])

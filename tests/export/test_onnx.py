@@ -218,7 +218,10 @@ def test_onnx_predictor_matches_predictor(
 
 @pytest.mark.slow
 def test_predict_cli_with_onnx(
-    exported: ExportReport, write_coco: WriteCoco, tmp_path: Path
+    exported: ExportReport,
+    write_coco: WriteCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     parser = argparse.ArgumentParser()
     predict_cli.add_parser(parser.add_subparsers())
@@ -228,6 +231,8 @@ def test_predict_cli_with_onnx(
         ["predict", "--onnx", str(exported.path), str(folder), "--output", str(output)]
     )
     assert args.handler(args) == 0
+    # Where it ran, in eval's words.
+    assert "; run on cpu (onnxruntime CPUExecutionProvider)\n" in capsys.readouterr().out
     records = json.loads(output.read_text())
     assert {r["file_name"] for r in records} == {str(p) for p in folder.iterdir()}
     assert {r["category_id"] for r in records} == {3, 7}
@@ -255,7 +260,9 @@ def test_a_model_file_given_as_onnx_is_named_as_one(tmp_path: Path) -> None:
             ValueError, match=r"is a model file \(\.safetensors\), not an ONNX"
         ) as info:
             OnnxPredictor(path)
-        assert str(path) in str(info.value) and "--model" in str(info.value)
+        message = str(info.value)
+        assert message.startswith(f"--onnx {path} is a model file")  # the flag that gave it
+        assert "give it with --model in place of --onnx" in message
 
 
 def test_an_opset_the_exporter_could_not_write_is_refused() -> None:

@@ -91,6 +91,23 @@ def test_without_a_gpu_the_default_is_the_cpu(monkeypatch: pytest.MonkeyPatch) -
     assert onnx_device(None, WITH_CUDA) == torch.device("cpu")
 
 
+def test_a_gpu_asked_of_onnxruntime_is_not_checked_against_pytorch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A CPU-only PyTorch beside onnxruntime-gpu: ``--onnx X --device cuda`` was refused as "no
+    CUDA device is available here" (PyTorch's check); the CUDA provider decides instead."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    assert onnx_device("cuda", WITH_CUDA) == torch.device("cuda", 0)
+    assert onnx_device("cuda:1", WITH_CUDA) == torch.device("cuda", 1)
+    assert session_providers(onnx_device("cuda:1", WITH_CUDA), WITH_CUDA)[0] == (
+        CUDA_PROVIDER,
+        {"device_id": 1},
+    )
+    with pytest.raises(ValueError, match=r"^device 'gpu' is not a device; use 'cpu'"):
+        onnx_device("gpu", WITH_CUDA)
+
+
 def test_the_provider_follows_the_device() -> None:
     assert session_providers(torch.device("cpu"), WITH_CUDA) == [CPU_PROVIDER]
     assert session_providers(torch.device("cuda", 1), WITH_CUDA) == [
@@ -160,6 +177,31 @@ def test_the_predictor_runs_on_the_device_asked_or_refuses(
         assert FakeSession.asked == []  # refused before a session is made
 
 
+def test_a_session_that_cannot_open_the_gpu_names_the_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """onnxruntime refusing a GPU it has no such index for (PyTorch, CPU-only, cannot count the
+    GPUs) was reported as "not a valid ONNX model"; it names --device and the GPU now."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"never parsed")
+
+    def refuse(path: str, **kwargs: Any) -> None:
+        raise RuntimeError("CUDA failure 101: invalid device ordinal")
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: WITH_CUDA)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", refuse)
+    with pytest.raises(ValueError) as error:
+        OnnxPredictor(path, device="cuda:3")
+    assert str(error.value).startswith(
+        f"onnxruntime could not load --onnx {path} on device 'cuda:3' (--device: CUDA failure "
+        "101: invalid device ordinal); check that GPU 3 is here (nvidia-smi), or try --device cpu"
+    )
+    with pytest.raises(ValueError, match=r"^--onnx .*m\.onnx is not a valid ONNX model"):
+        OnnxPredictor(path, device="cpu")
+
+
 def test_the_predictor_names_its_device_and_provider(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -173,3 +215,5 @@ def test_the_predictor_names_its_device_and_provider(
         OnnxPredictor.__init__(predictor, path)
     assert FakeSession.asked == [CPU_PROVIDER]
     assert (predictor.device, predictor.provider) == ("cpu", CPU_PROVIDER)
+    # In the words eval's report and predict's summary use.
+    assert predictor.runs_on == "cpu (onnxruntime CPUExecutionProvider)"

@@ -10,9 +10,11 @@ from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.cli.common import (
     add_model_argument,
     add_precision_argument,
+    check_model_paths,
     check_output_path,
     device_name,
     int_at_least,
+    resolve_device,
     user_path,
     warn_replacing,
 )
@@ -43,7 +45,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="random weights of this preset (default r50_100pro_3x)",
     )
     parser.add_argument(
-        "--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N (default cpu)"
+        "--device",
+        type=device_name,
+        default="cpu",
+        help="cpu, cuda or cuda:N (default cpu); the onnx backends run there by onnxruntime's "
+        "execution provider (cuda needs the onnxruntime-gpu package, not PyTorch's CUDA), which "
+        "the result names",
     )
     parser.add_argument(
         "--backend",
@@ -105,8 +112,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparsercnn.benchmarking import BenchmarkResult, BenchmarkSettings, run_benchmarks
+    from sparsercnn.benchmarking import (
+        ONNX_BACKENDS,
+        BenchmarkResult,
+        BenchmarkSettings,
+        run_benchmarks,
+    )
 
+    check_model_paths(args)
+    # --device is PyTorch's for its backends, onnxruntime's for the onnx ones (checked by
+    # run_benchmarks, before any model is built).
+    if any(backend not in ONNX_BACKENDS for backend in args.backend):
+        resolve_device(args.device)
     if args.output:
         check_output_path(args.output, "--output", inputs={"--model": args.model})
         if args.output.suffix.lower() != ".json":
@@ -178,7 +195,7 @@ def format_result(result: BenchmarkResult) -> str:
     # The machine kind first, bare: "machine C (Intel Xeon, 2 CPUs, ...)".
     shown = [hardware.pop("machine", None), *(f"{k} {v}" for k, v in hardware.items() if v)]
     lines = [
-        f"model {result.model}: backend {s['backend']}, device {s['device']}, dtype "
+        f"model {result.model}: backend {s['backend']}, device {result.runs_on}, dtype "
         f"{s['dtype']}{mode}, batch {s['batch_size']}, input {s['image_size'][0]}x"
         f"{s['image_size'][1]}, threads {s['threads']}, {s['warmup']} warm-up + "
         f"{s['iters']} timed runs (setup: build and first run {result.setup_seconds:.1f} s"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from sparsercnn.config import Precision
-from sparsercnn.paths import is_below
+from sparsercnn.paths import check_file, is_below
 from sparsercnn.presets import PRESETS
 
 if TYPE_CHECKING:
@@ -113,9 +113,24 @@ def fraction(text: str) -> float:
 
 
 def device_name(text: str) -> str:
-    """An argparse ``type``: a torch device name whose device exists here
-    (:func:`~sparsercnn.runtime.check_device`, whose message argparse prefixes with the flag;
-    imports torch, which only happens when ``--device`` is given)."""
+    """An argparse ``type``: a device name (:func:`~sparsercnn.runtime.parse_device`, whose
+    message argparse prefixes with the flag), for a ``--device`` whose device may be
+    onnxruntime's: whether it exists is checked by what runs there, PyTorch for a model file
+    (:func:`resolve_device`), onnxruntime for an ONNX file
+    (:func:`~sparsercnn.export.onnx_runtime.onnx_device`). Imports torch, which only happens
+    when ``--device`` is given."""
+    from sparsercnn.runtime import parse_device
+
+    try:
+        parse_device(text, argument=None)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def torch_device_name(text: str) -> str:
+    """An argparse ``type``: a device name whose device PyTorch has here
+    (:func:`~sparsercnn.runtime.check_device`), for a command that runs a model file only."""
     from sparsercnn.runtime import check_device
 
     try:
@@ -125,12 +140,22 @@ def device_name(text: str) -> str:
     return text
 
 
-def add_device_argument(parser: argparse.ArgumentParser) -> None:
+def add_device_argument(parser: argparse.ArgumentParser, *, onnx: bool = False) -> None:
+    """``--device``: where the command's model file runs, checked as it is parsed; with
+    ``onnx`` (a command whose ``--onnx`` file may replace the model file) only its name is, and
+    the device is then checked by PyTorch or onnxruntime, whichever runs it (:func:`device_name`):
+    PyTorch without CUDA can run ``--onnx`` on a GPU by onnxruntime-gpu."""
     parser.add_argument(
         "--device",
-        type=device_name,
+        type=device_name if onnx else torch_device_name,
         default=None,
-        help="cpu, cuda or cuda:N (default: cuda when available, else cpu)",
+        help="cpu, cuda or cuda:N (default: cuda when available, else cpu)"
+        + (
+            "; an --onnx file runs there by onnxruntime's execution provider (cuda needs the "
+            "onnxruntime-gpu package, not PyTorch's CUDA)"
+            if onnx
+            else ""
+        ),
     )
 
 
@@ -231,7 +256,7 @@ def add_model_dataset_arguments(
         help="leave out the images and annotations `validate` calls errors (as `train "
         "--skip-invalid` did for its validation set) instead of refusing the dataset",
     )
-    add_device_argument(parser)
+    add_device_argument(parser, onnx=onnx)
 
 
 def add_batch_arguments(parser: argparse.ArgumentParser, *, default_batch_size: int | None) -> None:
@@ -279,6 +304,16 @@ def warn_replacing(path: Path | None, flag: str, *, files: Sequence[str] = ()) -
             )
     elif path.is_file():
         logger.warning("%s %s exists: it will be replaced once this run succeeds", flag, path)
+
+
+def check_model_paths(args: argparse.Namespace) -> None:
+    """Fail first when ``--model`` or ``--onnx`` (those the command has and was given) names no
+    file, naming the flag: before an output path is checked against it, so that ``--model .``
+    is said to be a folder, not an input folder that an output would write into."""
+    for flag, suffix in (("--model", ".safetensors"), ("--onnx", ".onnx")):
+        path = getattr(args, flag.removeprefix("--"), None)
+        if path is not None:
+            check_file(Path(path), flag, f"the {suffix} file")
 
 
 def check_output_path(

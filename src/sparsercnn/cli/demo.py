@@ -166,12 +166,12 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     dist_info = DistInfo(device=device)
     # As in `train`: the images are checked (and decoded once) before the budget starts.
-    check_training_data(
+    checked = check_training_data(
         (data.train_json, data.train_images), (data.val_json, data.val_images), False
     )
     budget_start = time.perf_counter()
     cfg = training_config(
-        args, data.train_json, data.train_images, out / "train", dist_info, weights
+        args, data.train_json, data.train_images, out / "train", dist_info, weights, checked
     )
     result = train_from_coco(
         cfg,

@@ -11,6 +11,7 @@ from sparsercnn.cli.common import (
     add_cuda_graphs_argument,
     add_model_dataset_arguments,
     add_precision_argument,
+    check_model_paths,
     check_output_path,
     int_at_least,
     is_below,
@@ -122,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics import write_evaluation_report
     from sparsercnn.engine.model_evaluation import evaluate_model_file, evaluate_onnx_file
 
+    check_model_paths(args)
     if args.onnx is not None:
         refuse_model_flags_with_onnx(args)
     inputs = {

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sparsercnn.cli.common import (
     add_model_argument,
+    check_model_paths,
     check_output_path,
     int_at_least,
     user_path,
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         export_onnx,
     )
 
+    check_model_paths(args)
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     check_opset(opset)
     check_output_path(

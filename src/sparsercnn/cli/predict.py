@@ -19,6 +19,7 @@ from sparsercnn.cli.common import (
     add_device_argument,
     add_model_argument,
     add_precision_argument,
+    check_model_paths,
     check_output_path,
     fraction,
     int_at_least,
@@ -107,7 +108,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--stages", type=int_at_least(1), help="use only the first k stages")
     add_batch_arguments(parser, default_batch_size=4)
-    add_device_argument(parser)
+    add_device_argument(parser, onnx=True)
     add_precision_argument(parser)
     add_cuda_graphs_argument(parser)
     parser.set_defaults(handler=run)
@@ -122,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
     from sparsercnn.drawing_writer import DrawingWriter
     from sparsercnn.evaluation.results import write_results_json
 
+    check_model_paths(args)
     check_output_path(args.output, "--output", inputs={"--model": args.model, "--onnx": args.onnx})
     if args.save_images is not None:
         check_output_path(args.save_images, "--save-images", folder=True)
@@ -184,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         write_results_json(records, args.output)
     print(
         f"{len(records)} detections on {describe(groups, num_images, num_frames)} written to "
-        f"{args.output}"
+        f"{args.output}; run on {runs_on(predictor)}"
     )
     if drawings is not None:
         replaced = drawings.overwritten
@@ -217,6 +219,14 @@ def build_predictor(args: argparse.Namespace) -> Predictor | OnnxPredictor:
         precision=args.precision or "fp32",
         cuda_graphs=args.cuda_graphs,
     )
+
+
+def runs_on(predictor: Predictor | OnnxPredictor) -> str:
+    """Where the predictions ran, as ``eval`` names it: ``cpu``, ``cuda:0``, or for an ONNX file
+    its device and execution provider (``cuda:0 (onnxruntime CUDAExecutionProvider)``)."""
+    from sparsercnn.export.onnx_runtime import OnnxPredictor
+
+    return predictor.runs_on if isinstance(predictor, OnnxPredictor) else str(predictor.device)
 
 
 def input_groups(

@@ -16,6 +16,7 @@ from sparsercnn.cli.common import (
     user_path,
 )
 from sparsercnn.cli.training_setup import (
+    REPORT_DIR,
     check_config_arguments,
     check_run_to_start,
     check_training_data,
@@ -130,11 +131,19 @@ def run(args: argparse.Namespace) -> int:
             folders = {"--train-images": args.train_images, "--val-images": args.val_images}
             files = {"--train-json": args.train_json, "--val-json": args.val_json}
             with naming_input_flags(folders, annotation_files=files):
-                check_training_data((args.train_json, args.train_images), val, args.skip_invalid)
+                checked = check_training_data(
+                    (args.train_json, args.train_images), val, args.skip_invalid
+                )
             # The budget starts after the data's check, as for a dataset built by the trainer.
             start = time.perf_counter()
             cfg = training_config(
-                args, args.train_json, args.train_images, args.output_dir, dist_info, weights
+                args,
+                args.train_json,
+                args.train_images,
+                args.output_dir,
+                dist_info,
+                weights,
+                checked,
             )
             # Rank 0's clock decides, so that a spent budget stops every rank alike.
             budget = computed_on_main(lambda: remaining_budget(args.time_budget, start))
@@ -175,6 +184,6 @@ def run(args: argparse.Namespace) -> int:
     # evaluation training ran.
     report = result.evaluation_report
     if report is not None:
-        write_evaluation_report(report, args.output_dir / "report")
-        print(f"evaluation plots of {report.model_file.name} in {args.output_dir / 'report'}")
+        write_evaluation_report(report, args.output_dir / REPORT_DIR)
+        print(f"evaluation plots of {report.model_file.name} in {args.output_dir / REPORT_DIR}")
     return 0

@@ -19,6 +19,7 @@ from sparsercnn.config import Config, TrainConfig, override_keys
 from sparsercnn.presets import get_preset
 
 if TYPE_CHECKING:
+    from sparsercnn.data.validation import CheckedCoco
     from sparsercnn.engine.distributed import DistInfo
     from sparsercnn.engine.model_init import StartingWeights
 
@@ -27,29 +28,45 @@ logger = logging.getLogger(__name__)
 
 # The automatic recipe's record of its choices, beside the run's config.json.
 RECIPE_FILE = "recipe.json"
+# The evaluation plots ``train`` draws from the run's evaluation of its best model.
+REPORT_DIR = "report"
+# What ``train`` writes in a run folder besides the trainer's files (RUN_OUTPUT_FILES): another
+# run's are refused as those are, whatever the new run's preset (it would leave them beside its
+# own, or replace some of a report's files).
+COMMAND_OUTPUT_FILES = (RECIPE_FILE, REPORT_DIR)
 # What a refused run may have written before its first step.
 _SETUP_FILES = (RECIPE_FILE, "config.json")
+# The trainer's log, empty until its first record.
+_METRICS_FILE = "metrics.jsonl"
 
 
 @contextmanager
 def removed_if_refused(folder: Path) -> Iterator[None]:
     """Undo a refused run's setup when the command fails: if all it added to ``folder`` are
-    setup files (:data:`_SETUP_FILES`), they are removed, and so is ``folder`` if the command
+    setup files (:data:`_SETUP_FILES`, and a ``metrics.jsonl`` still empty: a run stopped before
+    its first record and checkpoint), they are removed, and so is ``folder`` if the command
     made it. A refused ``train`` leaves no run folder behind and nothing that would refuse the
-    next try; a run that wrote a log, a checkpoint or a model file keeps everything (it can be
-    resumed), and files that were there before are never touched."""
+    next try; a run that wrote a log record, a checkpoint or a model file keeps everything (it
+    can be resumed, or its log read), and files that were there before are never touched."""
     before = {entry.name for entry in folder.iterdir()} if folder.is_dir() else None
     try:
         yield
     except BaseException:
         if folder.is_dir():
-            added = {entry.name for entry in folder.iterdir()} - (before or set())
-            if added <= set(_SETUP_FILES):
-                for name in added:
-                    (folder / name).unlink()
+            added = [entry for entry in folder.iterdir() if entry.name not in (before or set())]
+            if all(_is_setup_file(path) for path in added):
+                for path in added:
+                    path.unlink()
                 if before is None and not any(folder.iterdir()):
                     folder.rmdir()
         raise
+
+
+def _is_setup_file(path: Path) -> bool:
+    """Whether ``path``, added by a failed run, holds nothing of its training."""
+    if path.name == _METRICS_FILE:
+        return path.is_file() and path.stat().st_size == 0
+    return path.name in _SETUP_FILES
 
 
 def check_config_arguments(args: argparse.Namespace) -> None:
@@ -118,10 +135,11 @@ def _train_overrides(overrides: list[str]) -> list[str]:
 
 def check_run_to_start(args: argparse.Namespace, output_dir: Path, *, is_main: bool) -> None:
     """Refuse, before any data work (the data's check decodes every image), what training would
-    refuse after it: a new run where another run's checkpoints or outputs are (or a
-    ``recipe.json`` that ``auto`` would replace), a ``--resume`` with no run to continue
-    (no ``config.json`` for ``auto`` to reuse, no checkpoint) or with options that change its
-    model. ``is_main``: this process may create ``output_dir`` (rank 0), else it only looks.
+    refuse after it: a new run where another run's checkpoints or outputs are (its
+    ``recipe.json`` and ``report/`` too, :data:`COMMAND_OUTPUT_FILES`), a ``--resume`` with no
+    run to continue (no ``config.json`` for ``auto`` to reuse, no checkpoint) or with options
+    that change its model. ``is_main``: this process may create ``output_dir`` (rank 0), else
+    it only looks.
 
     Raises:
         FileExistsError: a new run and ``output_dir`` holds another run's files.
@@ -153,7 +171,7 @@ def check_run_to_start(args: argparse.Namespace, output_dir: Path, *, is_main: b
             checkpoint = resolve_checkpoint_path(output_dir, flag=f"{RESUME} (--output-dir)")
         _check_resumed_model(checkpoint, _with_weight_options(given, args))
         return
-    check_run_folder(output_dir, False, is_main=is_main, also=(RECIPE_FILE,) if auto else ())
+    check_run_folder(output_dir, False, is_main=is_main, also=COMMAND_OUTPUT_FILES)
 
 
 def _check_resumed_model(checkpoint: Path, given: Config) -> None:
@@ -210,14 +228,19 @@ def starting_weights(args: argparse.Namespace) -> StartingWeights | None:
 
 def check_training_data(
     train: tuple[Path, Path], val: tuple[Path, Path] | None, skip_invalid: bool
-) -> None:
+) -> CheckedCoco | None:
     """The data policy in full (every image decoded) on the training and validation sets
     (``(json, image folder)`` each), before a run's budget starts (as a fixed preset's dataset
     checks run before the trainer's clock): bad files, and a validation set with other
-    categories, are named before any recipe work, and the recipe and the datasets reuse the
-    decoded results (:func:`~sparsercnn.data.image_check.check_image_files`). Under torchrun
-    rank 0 checks (and later builds the datasets) for all ranks; what it refuses, every rank
+    categories, are named before any recipe work. Under torchrun rank 0 checks (and later
+    chooses the recipe and builds the datasets) for all ranks; what it refuses, every rank
     refuses with the same error.
+
+    Returns:
+        The training set's entries that training keeps, on rank 0 (``None`` on the other
+        ranks): the automatic recipe profiles them as they are (:func:`training_config`),
+        without a second check inside the time budget; the datasets reuse the decoded results
+        (:func:`~sparsercnn.data.image_check.check_image_files`).
 
     Raises:
         InvalidDataError, DatasetError: what training would refuse
@@ -225,24 +248,27 @@ def check_training_data(
             profile of the training set gives as well).
         ValueError: the validation set's categories differ from the training set's.
     """
-    from sparsercnn.engine.distributed import computed_on_main
+    from sparsercnn.engine.distributed import done_on_main
 
-    computed_on_main(lambda: _check_data(train, val, skip_invalid))
+    # The entries stay on rank 0, the only rank that reads them (a set's JSON can be large).
+    return done_on_main(lambda: _check_data(train, val, skip_invalid))
 
 
 def _check_data(
     train: tuple[Path, Path], val: tuple[Path, Path] | None, skip_invalid: bool
-) -> None:
+) -> CheckedCoco:
     """:func:`check_training_data` in this process."""
     from sparsercnn.data.categories import CategoryMap, check_same_categories
     from sparsercnn.data.policy import checked_for_training
 
-    maps = []
-    for json_path, image_dir in (train, val) if val is not None else (train,):
-        checked = checked_for_training(json_path, image_dir, skip_invalid=skip_invalid)
-        maps.append(CategoryMap.from_coco(checked.categories))
+    checked = [
+        checked_for_training(json_path, image_dir, skip_invalid=skip_invalid)
+        for json_path, image_dir in ((train, val) if val is not None else (train,))
+    ]
     if val is not None:
+        maps = [CategoryMap.from_coco(entries.categories) for entries in checked]
         check_same_categories(maps[0], maps[1], str(val[0]), f"{train[0]} has")
+    return checked[0]
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
@@ -273,12 +299,15 @@ def training_config(
     output_dir: Path,
     dist_info: DistInfo,
     weights: StartingWeights | None = None,
+    checked: CheckedCoco | None = None,
 ) -> Config:
     """The config of a training run (``train``, ``demo``): a fixed ``--preset`` or ``--config``;
     with ``--preset auto``, the recipe chosen from the training set (rank 0 chooses, every rank
     trains with it) and ``weights`` (:func:`starting_weights`: the recipe takes their
     architecture), or on ``--resume`` the run's own ``config.json``. ``--set`` overrides apply
-    last, then ``--init-from``, ``--backbone-weights`` and ``--freeze``."""
+    last, then ``--init-from``, ``--backbone-weights`` and ``--freeze``. ``checked``: the
+    training set as :func:`check_training_data` kept it (rank 0's), which the recipe profiles
+    without checking the set again; None: the recipe checks it."""
     from sparsercnn.config import Config
     from sparsercnn.engine.distributed import computed_on_main
 
@@ -292,7 +321,7 @@ def training_config(
     else:
         chosen = computed_on_main(
             lambda: _auto_config(
-                args, train_json, train_images, output_dir, dist_info, weights
+                args, train_json, train_images, output_dir, dist_info, weights, checked
             ).to_dict()
         )
         cfg = Config.from_dict(chosen)
@@ -338,16 +367,18 @@ def _auto_config(
     output_dir: Path,
     dist_info: DistInfo,
     weights: StartingWeights | None,
+    checked: CheckedCoco | None,
 ) -> Config:
-    """Choose the recipe for the training set (and the starting ``weights``), print it and save
-    it as ``recipe.json``."""
+    """Choose the recipe for the training set (``checked``: its entries as the data's check
+    kept them, else checked here) and the starting ``weights``, print it and save it as
+    ``recipe.json``."""
     import json
 
     from sparsercnn.atomic_file import atomic_write
     from sparsercnn.engine.checkpoint import check_run_folder
     from sparsercnn.recipe import recipe_for_dataset
 
-    check_run_folder(output_dir, False, is_main=True, also=(RECIPE_FILE,))
+    check_run_folder(output_dir, False, is_main=True, also=COMMAND_OUTPUT_FILES)
     overrides = list(args.overrides)
     cache_mb = _overridden_train_value(overrides, "image_cache_mb")
     recipe = recipe_for_dataset(
@@ -359,6 +390,7 @@ def _auto_config(
         weights=weights,
         image_cache_mb=TrainConfig.image_cache_mb if cache_mb is None else cache_mb,
         skip_invalid=getattr(args, "skip_invalid", False),
+        checked=checked,
         overrides=overrides,
     )
     # What the run trains with, so that the table marks what the options replaced.

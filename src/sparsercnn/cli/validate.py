@@ -27,6 +27,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "the files (fast): unreadable, truncated or resized images go unreported, and `train` "
         "and `eval` still refuse them",
     )
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="list every issue (by default the first 10 errors and warnings of each kind and 3 "
+        "infos, then a count of the rest)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -37,5 +43,5 @@ def run(args: argparse.Namespace) -> int:
     image_check: ImageCheck = "exists" if args.no_image_check else "decode"
     with naming_input_flags({"--images": args.images}, annotation_files={"--json": args.json}):
         report = validate_coco(args.json, args.images, image_check=image_check)
-    print(report.format())
+    print(report.format(max_per_code=None) if args.all else report.format())
     return 2 if report.errors else 0

@@ -225,18 +225,28 @@ class ValidationReport:
         """True when there is no error (warnings and info do not stop training)."""
         return not self.errors
 
-    def format(self, max_per_code: int = 10) -> str:
-        """The report as readable multi-line text (at most ``max_per_code`` issues per code)."""
+    def format(self, max_per_code: int | None = 10) -> str:
+        """The report as readable multi-line text: at most ``max_per_code`` errors and warnings
+        per code, and 3 infos (``None``: every issue), with a line saying how many are not
+        listed and how to list them."""
         lines = [f"dataset {self.json_path} (images in {self.image_dir})"]
         lines += [f"  {line}" for line in self.summary.format()]
+        unlisted = 0
         for noun, found, limit in (
             ("error", self.errors, max_per_code),
             ("warning", self.warnings, max_per_code),
-            ("info", self.infos, min(max_per_code, 3)),
+            ("info", self.infos, None if max_per_code is None else min(max_per_code, 3)),
         ):
             if found:
                 lines.append(f"{counted(len(found), noun, noun if noun == 'info' else None)}:")
                 lines += format_issues(found, limit)
+                per_code = Counter(issue.code for issue in found).values()
+                unlisted += sum(max(0, count - limit) for count in per_code if limit is not None)
+        if unlisted:
+            lines.append(
+                f"{counted(unlisted, 'issue')} not listed above: `sparsercnn validate --all` "
+                "lists every one"
+            )
         lines.append(self._verdict())
         if self.image_check != "decode":
             lines.append(self._unchecked_line())

@@ -23,8 +23,10 @@ Issue codes. Errors: ``image_file_missing``, ``no_image_found``, ``image_file_un
 gives the stored size of a file that its EXIF orientation turns by 90 degrees: the boxes were
 most likely drawn on the sideways pixels, and would land on the wrong ones). Warnings:
 ``image_size_mismatch``, ``image_multi_frame`` (an animation or multi-page file: its first frame
-is read). Info: ``unlisted_image_files`` (image files in the image folder that the JSON does not
-name, one issue for all: :func:`find_unlisted_images`).
+is read), ``duplicate_file_name`` (two names that the file system resolves to one file, such as
+``a.jpg`` and ``A.jpg`` on macOS and Windows: equal names are the JSON check's). Info:
+``unlisted_image_files`` (image files in the image folder that the JSON does not name, one issue
+for all: :func:`find_unlisted_images`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+import unicodedata
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsercnn.data.image_io import IMAGE_SUFFIXES, ImageReadError, load_image_and_header
-from sparsercnn.data.validation import DatasetError, Issue
+from sparsercnn.data.validation import REPEATED_FILE_CONSEQUENCE, DatasetError, Issue
 from sparsercnn.text import counted, listing
 
 logger = logging.getLogger(__name__)
@@ -132,7 +136,8 @@ class FileCheck:
     """What :func:`check_image_files` found.
 
     Attributes:
-        issues: the issues, in the order of the images (a missing image folder comes first).
+        issues: the issues: a folder without any of the files first, then those of the names
+            (missing files, names of one file), then those of decoding, each in image order.
         sizes: ``(width, height)`` in pixels after EXIF orientation of every decoded file, by
             image id (empty without decoding): the size its boxes are checked against.
     """
@@ -151,7 +156,8 @@ def check_image_files(
 ) -> FileCheck:
     """Check that every image file exists and, with ``decode``, that it decodes in full.
 
-    Existence is checked by listing each folder once (cheap even for 100k files). Decoding
+    Existence is checked by listing each folder once (cheap even for 100k files); images whose
+    names differ but resolve to one file are warned about (:func:`_same_file_issues`). Decoding
     reads every pixel, so a file truncated after its header is an error; a decoded size that
     differs from the JSON's ``width`` / ``height`` (after EXIF orientation) is a warning, or an
     error where the JSON gives the size before an EXIF turn by 90 degrees; a file of several
@@ -190,6 +196,7 @@ def check_image_files(
             message = _missing_message(image, path, root, spellings[path.parent])
             file = image["file_name"]
             issues.append(Issue("error", "image_file_missing", message, image["id"], None, file))
+    issues.extend(_same_file_issues(present))
     if len(images) > 1 and not present:
         message = (
             f"none of the {len(images)} image files exist under {os.fspath(root)!r} (e.g. "
@@ -228,6 +235,41 @@ def _missing_message(
             f"case-sensitive here; write it {written!r}"
         )
     return message
+
+
+def _same_file_issues(present: Sequence[tuple[dict[str, Any], Path]]) -> list[Issue]:
+    """``duplicate_file_name`` warnings (as :func:`~sparsercnn.data.validation.check_coco`
+    gives for equal names) for images whose ``file_name`` strings differ but resolve to one
+    file (``present``: the images with their paths), in image order: another case on macOS and
+    Windows, another Unicode form on macOS, ``./`` or a Windows separator in the name. Only names
+    that are alike but for these are looked up, and told apart as the file system does, by file
+    identity (:func:`_file_identity`); links to one file under unrelated names are not looked
+    for."""
+    alike: dict[str, set[str]] = defaultdict(set)
+    keys = [_name_key(path) for _, path in present]
+    for (image, _), key in zip(present, keys, strict=True):
+        alike[key].add(image["file_name"])
+    first_of_file: dict[tuple[int, int], dict[str, Any]] = {}
+    issues = []
+    for (image, path), key in zip(present, keys, strict=True):
+        if len(alike[key]) < 2 or (identity := _file_identity(os.fspath(path))) is None:
+            continue
+        first = first_of_file.setdefault(identity, image)
+        file = image["file_name"]
+        if first["file_name"] != file:  # equal names: the JSON check's warning
+            message = (
+                f"images {first['id']} ({first['file_name']!r}) and {image['id']} ({file!r}) "
+                f"name one file, as the file system resolves them: {REPEATED_FILE_CONSEQUENCE}"
+            )
+            issues.append(Issue("warning", "duplicate_file_name", message, image["id"], None, file))
+    return issues
+
+
+def _name_key(path: Path) -> str:
+    """``path`` as a file system that ignores case and Unicode form (macOS, Windows) may resolve
+    it: names of one key may be one file."""
+    normal = os.path.normpath(os.fspath(path).replace("\\", "/"))
+    return unicodedata.normalize("NFC", normal).casefold()
 
 
 def find_unlisted_images(

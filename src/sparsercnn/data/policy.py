@@ -310,7 +310,7 @@ def _refusal_message(
     first annotation issues. ``validate`` lists them all."""
     first = (
         f"{source}: {len(errors)} error(s) in the dataset (images in {image_dir}); fix or remove "
-        f"them (`sparsercnn validate --json {source} --images {image_dir}` lists each), or "
+        f"them (`sparsercnn validate --json {source} --images {image_dir} --all` lists each), or "
         f"{SKIP_INVALID_HINT} to drop them up front"
     )
     parts = [str(issue) for issue in explaining]

@@ -41,6 +41,12 @@ REQUIRED_KEYS = ("images", "annotations", "categories")
 Severity = Literal["error", "warning", "info"]
 # Warnings about the whole file that explain its errors: a refusal to train shows them too.
 EXPLAINING_CODES = frozenset({"bbox_corners"})
+# What a duplicate_file_name warning does and how to fix it (the JSON's equal names, and the
+# image check's names that the file system resolves to one file).
+REPEATED_FILE_CONSEQUENCE = (
+    "the file is trained and evaluated as two images; remove one entry (merging its "
+    "annotations into the other)"
+)
 
 
 # The flags a COCO file can come from, named where the one given is not known.
@@ -388,7 +394,10 @@ class _Checker:
                 self.reject(self.rejected_images, image_id, position, message, "bad_image", **ids)
             else:
                 if file in files:
-                    message = f"images {files[file]} and {image_id} both use file {file!r}"
+                    message = (
+                        f"images {files[file]} and {image_id} both use file {file!r}: "
+                        f"{REPEATED_FILE_CONSEQUENCE}"
+                    )
                     self.add("warning", "duplicate_file_name", message, image_id, None, file)
                 files.setdefault(file, image_id)
                 valid.append(self.sized(entry))
@@ -420,16 +429,21 @@ class _Checker:
             ]
             if problems:
                 where = f"annotation {ann_id}" if _is_int(ann_id) else f"annotations[{pos}]"
-                message = f"{where}: {'; '.join(problems)}"
                 # An image named by "4" is image 4: its report counts this annotation.
                 key = _id_key(image_id)
-                of_image = key if isinstance(key, int) and key in images else None
-                ids = (of_image, ann_id if _is_int(ann_id) else None)
-                self.add("error", "bad_annotation", message, *ids)
+                image = images.get(key) if isinstance(key, int) else None
+                message = f"{where}{_of_image(image)}: {'; '.join(problems)}"
+                of_ann = ann_id if _is_int(ann_id) else None
+                # An issue with a file but no annotation id is its image's own (policy.py).
+                file = image["file_name"] if image is not None and of_ann is not None else None
+                of_image = image["id"] if image is not None else None
+                self.add("error", "bad_annotation", message, of_image, of_ann, file)
             elif ann_id in seen:
-                what = f"annotation id {ann_id}"
+                image = images.get(ann["image_id"])  # an int, as the ids have no problems
+                what = f"annotation id {ann_id}{_of_image(image)}"
                 message = _repeat_message(what, "annotations", pos, *seen[ann_id], ann)
-                self.add("error", "duplicate_annotation_id", message, image_id, ann_id)
+                file = image["file_name"] if image is not None else None
+                self.add("error", "duplicate_annotation_id", message, image_id, ann_id, file)
             elif image_id not in images and image_id in self.rejected_images:
                 self.rejected_images[image_id].num_annotations += 1  # named in the image's error
             elif image_id not in images:
@@ -452,7 +466,7 @@ class _Checker:
         Returns the annotation, a copy with its box clipped, or ``None`` when it is dropped.
         """
         ann_id, image_id, file = ann["id"], image["id"], image["file_name"]
-        where = f"annotation {ann_id} (image {image_id}, {file!r})"
+        where = f"annotation {ann_id}{_of_image(image)}"
         cat_id = ann["category_id"]
         problem: tuple[str, str] | None
         if cat_id not in category_ids and cat_id in self.rejected_categories:
@@ -513,6 +527,12 @@ class _Checker:
 
 
 _ANNOTATION_IDS = ("id", "image_id", "category_id")
+
+
+def _of_image(image: dict[str, Any] | None) -> str:
+    """`` (image ID, 'FILE')``: the image of an annotation's issue, for its message; nothing
+    where the annotation names no valid image."""
+    return "" if image is None else f" (image {image['id']}, {image['file_name']!r})"
 
 
 def _repeat_message(
@@ -694,14 +714,15 @@ def _fit_to_image(
     )
 
 
-def format_issues(issues: Iterable[Issue], max_per_code: int = 10) -> list[str]:
-    """One line per issue, at most ``max_per_code`` per code, then a count of the rest."""
+def format_issues(issues: Iterable[Issue], max_per_code: int | None = 10) -> list[str]:
+    """One line per issue, at most ``max_per_code`` per code (``None``: every one), then a
+    count of the rest."""
     by_code: dict[str, list[Issue]] = {}
     for issue in issues:
         by_code.setdefault(issue.code, []).append(issue)
     lines: list[str] = []
     for code, found in by_code.items():
         lines.extend(f"  {issue}" for issue in found[:max_per_code])
-        if len(found) > max_per_code:
+        if max_per_code is not None and len(found) > max_per_code:
             lines.append(f"  ... and {len(found) - max_per_code} more [{code}]")
     return lines

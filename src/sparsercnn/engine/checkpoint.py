@@ -578,14 +578,17 @@ def check_run_folder(
 ) -> None:
     """Fail before any work when the run folder cannot be written (rank 0 checks) or, for a new
     run, already holds another run's checkpoints or outputs (:data:`RUN_OUTPUT_FILES`, and the
-    file names in ``also``), which the run would replace or leave beside its own."""
+    file or folder names in ``also``; a folder is named with a trailing ``/``), which the run
+    would replace or leave beside its own."""
     if is_main:
         ensure_writable_dir(output_dir)
     if resume:
         return
     found = [path.name for path in list_checkpoints(output_dir)[-1:]]
-    names = (*RUN_OUTPUT_FILES, *also)
-    found += [name for name in names if (Path(output_dir) / name).exists()]
+    for name in (*RUN_OUTPUT_FILES, *also):
+        path = Path(output_dir) / name
+        if path.exists():
+            found.append(f"{name}/" if path.is_dir() else name)
     if found:
         raise FileExistsError(
             f"{output_dir} already holds another training run or files a run writes "

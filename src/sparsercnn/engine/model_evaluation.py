@@ -225,7 +225,7 @@ def evaluate_onnx_file(
         evaluation,
         dataset,
         Path(onnx_path),
-        f"{predictor.device} (onnxruntime {predictor.provider})",
+        predictor.runs_on,
         config.model.num_proposals,
         precision=predictor.precision,
     )

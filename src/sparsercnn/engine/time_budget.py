@@ -207,7 +207,10 @@ class BudgetedSchedule:
     A refit changes only the future: the warm-up is kept, and a learning-rate step moves only
     while the run has not reached it, to an iteration still ahead. So the config the run ends
     with gives every learning rate it trained with (a run from that ``config.json`` follows the
-    same learning rates), and a decayed learning rate never goes back up.
+    same learning rates), and a decayed learning rate never goes back up. A run stopped by the
+    budget ends its config where it stopped: ``max_iter`` is the last iteration and ``steps``
+    keeps only the decays it reached (those planned later are logged, not written), so that
+    ``--config <run>/config.json`` takes the same steps at the same learning rates.
     """
 
     def __init__(self, budget: TimeBudget, train: TrainConfig) -> None:
@@ -223,8 +226,10 @@ class BudgetedSchedule:
         Returns:
             ``(refitted, stop)``: the schedule in ``train`` was changed; the run must stop now
             (one more iteration and ``work``'s end-of-run reserve would overrun the budget).
-            On a stop, ``train.max_iter`` becomes ``iteration``: the config then describes the
-            run as trained (a run from it takes the same steps), and ``refitted`` is true.
+            On a stop, ``train.max_iter`` becomes ``iteration`` and ``train.steps`` loses the
+            decays at or after it (none of the run's steps took them): the config then
+            describes the run as trained (a run from it takes the same steps at the same
+            learning rates), and ``refitted`` is true.
         """
         refitted = False
         if self.budget.record(seconds):
@@ -233,16 +238,28 @@ class BudgetedSchedule:
         stop = out_of_time(self.budget, work)
         stop = bool(all_gather_object(stop)[0]) and iteration < self.train.max_iter
         if stop:
-            logger.warning(
-                "time budget of %.1f min reached at iteration %d of %d; stopping (the run's "
-                "config now ends there)",
-                self.budget.seconds / 60.0,
-                iteration,
-                self.train.max_iter,
-            )
-            self.train.max_iter = iteration
+            self._end_at(iteration)
             refitted = True
         return refitted, stop
+
+    def _end_at(self, iteration: int) -> None:
+        """Cut the schedule in ``train`` to the ``iteration`` the run stops at."""
+        train = self.train
+        # lr_factor applies a step s from iteration s on; the run took iterations 0 to
+        # iteration - 1, so it reached the steps before ``iteration``.
+        reached = tuple(step for step in train.steps if step < iteration)
+        dropped = list(train.steps[len(reached) :])
+        logger.warning(
+            "time budget of %.1f min reached at iteration %d of %d; stopping (the run's "
+            "config now ends there: max_iter %d, steps %s%s)",
+            self.budget.seconds / 60.0,
+            iteration,
+            train.max_iter,
+            iteration,
+            list(reached),
+            f", without the decays planned at {dropped}" if dropped else "",
+        )
+        train.max_iter, train.steps = iteration, reached
 
     def _apply(self, fitted: Schedule, iteration: int) -> bool:
         train = self.train

@@ -27,6 +27,7 @@ from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.loader import build_train_loader
 from sparsercnn.engine.checkpoint import (
+    RESUME,
     check_run_folder,
     data_identity,
     restore_training_state,
@@ -303,10 +304,27 @@ class Trainer:
     def train(self) -> TrainResult:
         """Run the remaining iterations, then checkpoint, evaluate and write the model files.
 
+        A run stopped by an error logs, before the error reaches the caller, which checkpoint
+        holds its progress and that ``--resume`` continues from it (or that none was written
+        yet), as an interrupted run does.
+
         Raises:
             NonFiniteLossError: ``max_nonfinite_steps`` consecutive steps had a non-finite loss
                 or gradient norm.
         """
+        try:
+            return self._train()
+        except Exception:
+            if self.dist.is_main:
+                logger.error(
+                    "training stopped by the error below after iteration %d; %s once it is fixed",
+                    self.iteration,
+                    self._resume_hint(),
+                )
+            raise
+
+    def _train(self) -> TrainResult:
+        """:meth:`train` without the line a run stopped by an error ends with."""
         train = self.cfg.train
         if self.dist.is_main:
             self._write_config()
@@ -401,10 +419,20 @@ class Trainer:
             self._save_checkpoint()
         if self.dist.is_main:
             logger.warning(
-                "interrupted after iteration %d; checkpoint %s holds it: continue with --resume",
-                self.iteration,
-                self.checkpoint_path,
+                "interrupted after iteration %d; %s", self.iteration, self._resume_hint()
             )
+
+    def _resume_hint(self) -> str:
+        """The checkpoint that holds the run's progress and the flag that continues from it, or
+        that none was written yet: how a run stopped early (interrupted, or by an error) ends."""
+        if self.checkpoint_path is None:
+            return (
+                "no checkpoint was written yet, so there is nothing to resume: start the run again"
+            )
+        return (
+            f"checkpoint {self.checkpoint_path} holds iteration {self.last_checkpoint_iteration}: "
+            f"continue with {RESUME}"
+        )
 
     def _log_setup(self) -> None:
         train = self.cfg.train
@@ -518,7 +546,8 @@ class Trainer:
 
         When the evaluation fails and a checkpoint is due at this iteration, the checkpoint is
         written first (without this evaluation): the trained weights outlive a failure of the
-        evaluation, and the run resumes there, evaluating again, once its cause is fixed.
+        evaluation, and the run resumes there, evaluating again, once its cause is fixed
+        (:meth:`train` names the checkpoint).
         """
         assert self.val_dataset is not None
         start = time.perf_counter()
@@ -536,11 +565,7 @@ class Trainer:
             )
         except Exception:
             if checkpoint_due:
-                logger.error(
-                    "the evaluation at iteration %d failed; the checkpoint is saved first, "
-                    "resume from it (--resume) once the cause below is fixed",
-                    self.iteration,
-                )
+                logger.error("the evaluation at iteration %d failed", self.iteration)
                 self._save_checkpoint()
             raise
         self.evaluations.seconds = time.perf_counter() - start

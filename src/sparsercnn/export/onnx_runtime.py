@@ -23,7 +23,7 @@ from sparsercnn.export.onnx_export import detections_of, parse_metadata
 from sparsercnn.export.onnx_wrapper import INPUT_NAMES, OUTPUT_NAMES
 from sparsercnn.paths import check_file
 from sparsercnn.predictor import BatchPredictor
-from sparsercnn.runtime import check_device
+from sparsercnn.runtime import parse_device
 from sparsercnn.structures import Detections, ImageBatch
 
 # The session option that lets onnxruntime's idle intra-op threads spin-wait for work.
@@ -98,7 +98,7 @@ class OnnxPredictor(BatchPredictor):
                 providers=providers,
             )
         except Exception as error:  # onnxruntime's errors share no base class but Exception
-            raise ValueError(unloadable_onnx_message(self.path, error)) from error
+            raise ValueError(unloadable_onnx_message(self.path, error, checked)) from error
         self.provider: str = self.session.get_providers()[0]
         check_provider_started(checked, self.provider)
         self.device = str(checked)
@@ -124,6 +124,13 @@ class OnnxPredictor(BatchPredictor):
         self.transform = build_test_transform(self.config.input)
         self.size_divisibility = self.config.model.size_divisibility
         self.batch_invariant = batch_invariant
+
+    @property
+    def runs_on(self) -> str:
+        """Where the session runs and by which execution provider, as reports name it
+        (``eval``'s device, ``predict``'s summary, ``benchmark``'s device): ``cpu (onnxruntime
+        CPUExecutionProvider)``, ``cuda:0 (onnxruntime CUDAExecutionProvider)``."""
+        return f"{self.device} (onnxruntime {self.provider})"
 
     def run(
         self, images: np.ndarray, image_sizes: np.ndarray, original_sizes: np.ndarray
@@ -180,18 +187,24 @@ def onnx_device(device: torch.device | str | None, available: Sequence[str]) -> 
     """The device an onnxruntime session runs on for ``device`` (``--device``).
 
     Args:
-        device: a device or its name, checked as for a model file
-            (:func:`~sparsercnn.runtime.check_device`); None: the default, CUDA where PyTorch
-            sees a GPU and onnxruntime offers its CUDA provider, else the CPU.
+        device: a device or its name (:func:`~sparsercnn.runtime.parse_device`): whether
+            onnxruntime can run on it is its provider's question (:func:`session_providers`,
+            :func:`check_provider_started`), not PyTorch's, so that a CPU-only PyTorch beside
+            onnxruntime-gpu runs on the GPU; None: the default, CUDA where PyTorch sees a GPU
+            and onnxruntime offers its CUDA provider (which it lists whether or not there is a
+            GPU), else the CPU.
         available: ``onnxruntime.get_available_providers()``.
 
     Returns:
         ``cpu`` or ``cuda:N`` (``cuda`` as ``cuda:0``, onnxruntime's default GPU).
+
+    Raises:
+        ValueError: ``device`` names no device, or a device type other than CPU and CUDA.
     """
     if device is None:
         gpu = CUDA_PROVIDER in available and torch.cuda.is_available()
         return torch.device("cuda:0" if gpu else "cpu")
-    checked = check_device(device, argument="device")
+    checked = parse_device(device, argument="device")
     if checked.type == "cuda" and checked.index is None:
         return torch.device("cuda", 0)
     return checked
@@ -245,18 +258,27 @@ def installed_onnxruntime() -> str:
     return " and ".join(found) or "onnxruntime package"
 
 
-def unloadable_onnx_message(path: Path, error: Exception) -> str:
-    """One line saying what ``path``, which onnxruntime could not load, is and what to do."""
+def unloadable_onnx_message(path: Path, error: Exception, device: torch.device) -> str:
+    """One line saying what ``path`` (``--onnx``), which onnxruntime could not load on
+    ``device``, is and what to do: a model file given as an export, a GPU that onnxruntime
+    could not open (a GPU index that is not here), or a file that is no ONNX model."""
     with open(path, "rb") as handle:
         head = handle.read(9)
     # A safetensors file: an 8-byte little-endian header length, then its JSON header.
     if path.suffix.lower() == ".safetensors" or (len(head) == 9 and head[8:] == b"{"):
         return (
-            f"{path} is a model file (.safetensors), not an ONNX export: give it with --model, "
-            "or export it to ONNX with `sparsercnn export`"
+            f"--onnx {path} is a model file (.safetensors), not an ONNX export: give it with "
+            f"--model in place of --onnx, or export it (`sparsercnn export --model {path} "
+            "--output FILE.onnx`) and give that file with --onnx"
+        )
+    if device.type == "cuda":
+        return (
+            f"onnxruntime could not load --onnx {path} on device '{device}' (--device: {error}); "
+            f"check that GPU {device.index} is here (nvidia-smi), or try --device cpu, and "
+            "re-export the file with `sparsercnn export` if it fails there too"
         )
     return (
-        f"{path} is not a valid ONNX model (onnxruntime could not load it: {error}); "
+        f"--onnx {path} is not a valid ONNX model (onnxruntime could not load it: {error}); "
         "re-export it with `sparsercnn export`"
     )
 

@@ -1,10 +1,11 @@
 """The automatic recipe of a COCO training set on a device: read, time, choose.
 
-:func:`recipe_for_dataset` profiles the training set, describes the device, takes the
-architecture of the starting weights if any (read once, by
-:func:`~sparsercnn.engine.model_init.read_starting_weights`), and gives :func:`choose_recipe` a
-step pricer that times real training steps of a candidate config at two input sizes (a few
-seconds on a CPU for the small model) plus the loading of a few of the set's own images.
+:func:`recipe_for_dataset` profiles the training set (checked by the data policy here, or as
+its caller checked it before), describes the device, takes the architecture of the starting
+weights if any (read once, by :func:`~sparsercnn.engine.model_init.read_starting_weights`), and
+gives :func:`choose_recipe` a step pricer that times real training steps of a candidate config
+at two input sizes (a few seconds on a CPU for the small model) plus the loading of a few of the
+set's own images.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sparsercnn.config import Config, TrainConfig
 from sparsercnn.data.image_cache import image_bytes
 from sparsercnn.data.image_io import ImageReadError, decode_image
 from sparsercnn.data.transforms import resize_image, resized_shape
+from sparsercnn.data.validation import CheckedCoco
 from sparsercnn.recipe.auto_recipe import choose_recipe
 from sparsercnn.recipe.dataset_profile import DatasetProfile
 from sparsercnn.recipe.hardware import detect_hardware
@@ -52,6 +54,7 @@ def recipe_for_dataset(
     weights: StartingWeights | None = None,
     image_cache_mb: int = TrainConfig.image_cache_mb,
     skip_invalid: bool = False,
+    checked: CheckedCoco | None = None,
     overrides: Sequence[str] = (),
 ) -> Recipe:
     """Choose the training config for a COCO set (``--preset auto``).
@@ -73,6 +76,11 @@ def recipe_for_dataset(
             the set's decoded images fit it decides what loading a sample costs.
         skip_invalid: the entries the data policy calls errors are left out (as training will
             leave them out) instead of refused.
+        checked: the training set as the data policy keeps it
+            (:func:`~sparsercnn.data.policy.checked_for_training` of ``train_json`` and
+            ``train_images``, with ``skip_invalid``), where the caller checked it already
+            (``train`` before its budget starts): profiled as it is, the set is not checked
+            again. None: it is checked here.
         overrides: the ``--set`` values the run trains with (``choose_recipe``'s
             ``overrides``): the timing, the choices and the warnings are those of that config.
 
@@ -84,13 +92,17 @@ def recipe_for_dataset(
             timing as a whole.
         DatasetError: the JSON is missing or not a COCO instances file, or the data policy
             refuses the set (:class:`~sparsercnn.data.policy.InvalidDataError`, naming every
-            bad entry and missing file): before any timing, as training would refuse it.
+            bad entry and missing file): before any timing, as training would refuse it; not
+            raised for a ``checked`` set.
     """
     start = time.perf_counter()
     # The whole data policy, decoding included, so that the recipe describes the entries
     # training keeps at their files' sizes (the dataset's own check then decodes only files
     # changed since).
-    profile = DatasetProfile.from_dataset(train_json, train_images, skip_invalid=skip_invalid)
+    if checked is None:
+        profile = DatasetProfile.from_dataset(train_json, train_images, skip_invalid=skip_invalid)
+    else:
+        profile = DatasetProfile.from_checked(checked)
     seconds = None if time_budget_minutes is None else time_budget_minutes * 60
     load_seconds = _image_load_seconds(profile, Path(train_images), image_cache_mb * 2**20)
 
