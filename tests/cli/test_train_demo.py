@@ -109,6 +109,21 @@ def test_bad_demo_options_are_refused_before_the_data_is_made(
     assert not out.exists()
 
 
+def test_an_earlier_automatic_demo_s_recipe_refuses_a_fixed_preset_demo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fixed-preset demo into a folder holding only an earlier automatic demo's recipe.json
+    went ahead and left that file beside its own run, describing another recipe."""
+    out = tmp_path / "demo"
+    (out / "train").mkdir(parents=True)
+    (out / "train" / "recipe.json").write_text("{}")
+    assert main(["demo", "--output-dir", str(out), "--preset", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "already holds another training run or files a run writes (recipe.json)" in err
+    assert sorted(path.name for path in (out / "train").iterdir()) == ["recipe.json"]
+    assert not (out / "data").exists()
+
+
 def test_an_earlier_demo_run_is_refused_before_the_data_is_made(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

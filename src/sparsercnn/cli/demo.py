@@ -120,8 +120,8 @@ def check_run_to_start(train_dir: Path, args: argparse.Namespace) -> None:
             )
         return
     # is_main=False: look only, without creating the folder (check_output_path tried writing).
-    also = (RECIPE_FILE,) if args.config is None and args.preset == AUTO_PRESET else ()
-    check_run_folder(train_dir, False, is_main=False, also=also)
+    # An earlier automatic demo's recipe.json is another run's file whatever this one's preset.
+    check_run_folder(train_dir, False, is_main=False, also=(RECIPE_FILE,))
 
 
 def write_demo_outputs(
