@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sparsercnn.text import counted, listing
+from sparsercnn.text import counted, listing, shortened
 
 
 def test_counted_puts_the_noun_in_the_plural_unless_there_is_one() -> None:
@@ -16,3 +16,12 @@ def test_listing_shows_the_first_few_and_counts_the_rest() -> None:
     assert listing(["a", "b"]) == "a, b"
     assert listing([str(n) for n in range(10)]) == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9"
     assert listing([str(n) for n in range(12)], limit=3) == "0, 1, 2 ... (12 in all)"
+
+
+def test_shortened_keeps_both_ends_within_the_limit() -> None:
+    assert shortened("circle", 6) == "circle"
+    assert shortened("abcdefghijkl", 5) == "ab\u2026kl"
+    assert shortened("abcdefghijkl", 2) == "a\u2026"
+    assert shortened("abcdefghijkl", 1) == "\u2026"
+    long_names = [shortened("a" * 100 + f" ({i})", 20) for i in (3, 7)]
+    assert long_names == ["a" * 10 + "\u2026aaaaa (3)", "a" * 10 + "\u2026aaaaa (7)"]

@@ -1,4 +1,5 @@
-"""Wording shared by the messages and reports: a count with its noun, a capped list."""
+"""Wording shared by the messages and reports: a count with its noun, a capped list, a name
+shortened to fit."""
 
 from __future__ import annotations
 
@@ -14,3 +15,14 @@ def listing(items: list[str], limit: int = 10) -> str:
     all: "a, b ... (12 in all)" (the keys a checkpoint lacks, the classes of a dataset)."""
     more = f" ... ({len(items)} in all)" if len(items) > limit else ""
     return ", ".join(items[:limit]) + more
+
+
+def shortened(text: str, limit: int) -> str:
+    """``text`` at most ``limit`` characters long, its middle replaced by an ellipsis where it
+    is longer: both ends stay, so that names which differ at the end (``... (3)``, the id
+    :func:`~sparsercnn.structures.distinct_names` adds) stay apart. ``limit`` >= 1."""
+    if len(text) <= limit:
+        return text
+    head = limit // 2
+    tail = limit - 1 - head
+    return text[:head] + "\u2026" + (text[-tail:] if tail else "")

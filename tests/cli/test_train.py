@@ -3,6 +3,8 @@ with and without a path, the starting weights read once, the run folder checked 
 
 from __future__ import annotations
 
+import gc
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from sparsercnn.cli.main import main
 from sparsercnn.cli.train import RANK_0_WARNINGS
 from sparsercnn.cli.training_setup import removed_if_refused
 from sparsercnn.config import Config
+from sparsercnn.data import policy
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine import distributed, pipeline
 from sparsercnn.engine.checkpoint import save_training_checkpoint
@@ -28,7 +31,7 @@ from sparsercnn.weights import convert
 from sparsercnn.weights.convert import export_state_dict
 from sparsercnn.weights.key_tables import Layout
 from sparsercnn.weights.readers import RawCheckpoint
-from tests.synthetic_coco import SyntheticCoco, WriteCoco, tiny_config
+from tests.synthetic_coco import SyntheticCoco, WriteCoco, tiny_config, truncate
 
 
 @pytest.fixture
@@ -468,3 +471,53 @@ def test_starting_weights_of_another_architecture_are_refused_before_the_data_ch
     err = capsys.readouterr().err
     assert f"{resnet} holds a ResNet-18 but the model's backbone is a ResNet-34" in err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("preset", ["auto", "tiny"])
+def test_one_train_command_parses_each_json_once_and_keeps_what_its_check_kept(
+    preset: str,
+    write_coco: WriteCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``train`` checks its sets before its budget starts; the datasets then parsed and checked
+    each JSON again (a large set's seconds to minutes before the first step). They take the
+    check's finding: one parse of each file, the same images kept and dropped (and said once)."""
+    train = write_coco(num_images=4, size=(48, 64))
+    truncate(train.image_paths[1])
+    val = write_coco(num_images=2, size=(48, 64))
+    parsed: list[str] = []
+    load = json.load
+
+    def counted(file: Any, **kwargs: Any) -> Any:
+        parsed.append(getattr(file, "name", ""))
+        return load(file, **kwargs)
+
+    built: dict[str, Any] = {}
+
+    def stop(cfg: Config, train_set: Any, output_dir: Path, **kwargs: Any) -> Any:
+        built.update(train=train_set, val=kwargs["val_dataset"])
+        # What the check parsed (every annotation's dict) is not held for the run.
+        held = [
+            obj
+            for obj in gc.get_objects()
+            if type(obj) is policy.Inspection and obj.checked.annotations
+        ]
+        built.update(held=len(held))
+        raise ValueError("stop before the model")
+
+    monkeypatch.setattr(json, "load", counted)
+    monkeypatch.setattr(for_dataset, "_time_step_cost", lambda *args: StepCost(0.01, 0.0))
+    monkeypatch.setattr(pipeline, "Trainer", stop)
+    files = ["--train-json", str(train.json_path), "--train-images", str(train.image_dir)]
+    files += ["--val-json", str(val.json_path), "--val-images", str(val.image_dir)]
+    argv = ["train", *files, "--output-dir", str(tmp_path / "run"), "--preset", preset]
+    with caplog.at_level(logging.WARNING, logger="sparsercnn.data.policy"):
+        assert main([*argv, "--skip-invalid", "--device", "cpu"]) == 2
+    sets = [str(train.json_path), str(val.json_path)]
+    assert sorted(name for name in parsed if name in sets) == sorted(sets)
+    assert built["train"].image_ids == [1, 3, 4] and built["val"].image_ids == [1, 2]
+    assert built["held"] == 0
+    dropped = [r for r in caplog.records if "--skip-invalid dropped" in r.getMessage()]
+    assert len(dropped) == 1 and "dropped 1 of 4 images" in dropped[0].getMessage()

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from sparsercnn.data import coco
 from sparsercnn.data.coco import (
     CocoDataset,
     DatasetError,
@@ -26,6 +27,7 @@ from sparsercnn.data.coco import (
     Transform,
 )
 from sparsercnn.data.loader import build_train_loader
+from sparsercnn.data.policy import inspect_dataset
 from sparsercnn.data.transforms import TrainTransform
 from sparsercnn.structures import Batch
 from tests.synthetic_coco import Box, WriteCoco, truncate
@@ -369,6 +371,57 @@ def test_images_with_more_boxes_than_proposals_are_warned_about(
     with caplog.at_level(logging.WARNING, logger="sparsercnn.data.policy"):
         CocoDataset(data.json_path, data.image_dir, num_proposals=3)
     assert "proposals" not in caplog.text
+
+
+def _policy_log(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
+    return [(r.levelno, r.getMessage()) for r in caplog.records if r.name.endswith(".policy")]
+
+
+def test_a_dataset_given_its_files_inspection_reads_them_no_more_and_keeps_the_same(
+    write_coco: WriteCoco, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``train`` checks its sets before its budget starts; the datasets then parsed and checked
+    every JSON again. Given that check's finding, a dataset applies the same policy to it: the
+    same entries, refusals and log lines (``too_many_boxes`` for its own N), no file read."""
+    json_path, image_dir = bad_dataset(write_coco)
+    options: dict[str, Any] = {"skip_invalid": True, "num_proposals": 0}
+    with caplog.at_level(logging.INFO, logger="sparsercnn.data.policy"):
+        built = CocoDataset(json_path, image_dir, **options)
+    logged = _policy_log(caplog)
+    assert any("more than the 0 proposals" in message for _, message in logged)
+    inspection = inspect_dataset(json_path, image_dir, num_proposals=5)
+    monkeypatch.setattr(coco, "inspect_dataset", None)  # not called again
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sparsercnn.data.policy"):
+        given = CocoDataset(json_path, image_dir, inspection=inspection, **options)
+    assert _policy_log(caplog) == logged
+    assert (given.image_ids, given.image_sizes) == (built.image_ids, built.image_sizes)
+    for index in range(len(built)):
+        torch.testing.assert_close(given[index, 0].target.boxes, built[index, 0].target.boxes)
+        assert given[index, 0].target.labels.tolist() == built[index, 0].target.labels.tolist()
+    assert given.gt_dict() == built.gt_dict()
+    with pytest.raises(InvalidDataError, match="annotation 11"):
+        CocoDataset(json_path, image_dir, inspection=inspection)
+
+
+@pytest.mark.parametrize("other", ["json", "images", "image_check", "clip_tolerance"])
+def test_an_inspection_of_other_files_or_settings_is_refused(
+    dataset_files: tuple[Path, Path], write_coco: WriteCoco, other: str
+) -> None:
+    json_path, image_dir = dataset_files
+    inspection = inspect_dataset(json_path, image_dir)
+    given: dict[str, Any] = {"json_path": json_path, "image_dir": image_dir}
+    if other == "json":
+        given["json_path"] = write_coco(num_images=1).json_path
+    elif other == "images":
+        given["image_dir"] = json_path.parent / "elsewhere"
+    elif other == "image_check":
+        given["image_check"] = "exists"
+    else:
+        given["clip_tolerance"] = 0.1
+    with pytest.raises(ValueError, match="give the inspection of these files") as info:
+        CocoDataset(**given, inspection=inspection)
+    assert str(json_path) in str(info.value)
 
 
 @pytest.fixture

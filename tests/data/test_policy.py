@@ -126,8 +126,25 @@ def test_checked_for_training_refuses_as_training_does_or_keeps_what_it_trains(
     with pytest.raises(InvalidDataError) as training:
         apply_policy(inspect_dataset(data.json_path, data.image_dir), skip_invalid=False)
     assert str(info.value) == str(training.value)
-    checked = checked_for_training(data.json_path, data.image_dir, skip_invalid=True)
-    assert [image["id"] for image in checked.images] == [1, 3, 4]
+    inspection = checked_for_training(data.json_path, data.image_dir, skip_invalid=True)
+    assert [image["id"] for image in inspection.checked.images] == [1, 3, 4]
+    assert inspection.errors  # what a dataset built from it drops, and says it drops
+
+
+def test_the_too_many_boxes_warnings_follow_the_number_of_proposals(
+    write_coco: WriteCoco,
+) -> None:
+    """A set checked before its model is known (``train --preset auto``) gets the warnings of
+    the model its dataset is built for, without reading the files again."""
+    data = write_jpegs(write_coco, 2, objects_per_image=3)
+    inspection = inspect_dataset(data.json_path, data.image_dir, num_proposals=2)
+    crowded = [issue for issue in inspection.issues if issue.code == "too_many_boxes"]
+    assert [issue.image_id for issue in crowded] == [1, 2]
+    assert "more than the 2 proposals" in crowded[0].message
+    for num_proposals in (3, None):
+        fewer = inspection.for_num_proposals(num_proposals)
+        assert fewer.issues == [i for i in inspection.issues if i.code != "too_many_boxes"]
+    assert inspection.for_num_proposals(None).for_num_proposals(2).issues == inspection.issues
 
 
 def test_zero_annotations_is_an_error_even_with_skip_invalid(write_coco: WriteCoco) -> None:

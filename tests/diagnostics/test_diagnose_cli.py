@@ -301,3 +301,20 @@ def test_diagnose_report_with_a_file_named_samples_fails_before_the_model_runs(
     with pytest.raises(NotADirectoryError, match=r"samples into .*samples, which is a file"):
         _run(["diagnose", "report", *_dataset_args(data, output)])
     assert (output / "samples").read_text() == "the user's"
+
+
+def test_diagnose_report_refuses_a_user_s_file_named_as_a_sample_before_the_model_runs(
+    data: DiagnosticsData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output = tmp_path / "out"
+    (output / "samples").mkdir(parents=True)
+    (output / "samples" / "7.png").write_text("the user's")
+    (output / "samples" / "007.png").write_text("not a sample's name")
+
+    def no_evaluation(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model ran")
+
+    monkeypatch.setattr("sparsercnn.engine.model_evaluation.evaluate_model_file", no_evaluation)
+    with pytest.raises(ValueError, match=r"^--output-dir \S*out: \S*samples/7\.png is no drawing"):
+        _run(["diagnose", "report", *_dataset_args(data, output)])
+    assert (output / "samples" / "7.png").read_text() == "the user's"

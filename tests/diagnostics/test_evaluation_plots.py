@@ -162,3 +162,58 @@ def test_a_sample_with_non_finite_detections_names_the_image(
     with pytest.raises(ValueError, match=rf"^image id 1 \(.*{file_name}\): 1 of its 1 detect"):
         evaluation_plots._write_sample(dataset, 1, by_image[1], nan, tmp_path, 0.3)
     assert not (tmp_path / "samples").exists()
+
+
+def _empty_detections(count: int) -> list[Detections]:
+    none = Detections(boxes=torch.zeros(0, 4), scores=torch.zeros(0), labels=torch.zeros(0))
+    return [none] * count
+
+
+def test_a_user_s_file_named_as_a_sample_is_never_replaced(
+    data: DiagnosticsData, tmp_path: Path
+) -> None:
+    """A user's ``samples/1.png`` in the report's folder was silently replaced by the drawing
+    of image 1; the report is refused before it writes anything."""
+    dataset = CocoDataset(data.json_path, data.image_dir)
+    (tmp_path / "samples").mkdir()
+    photo = tmp_path / "samples" / "1.png"
+    photo.write_bytes(b"the user's photo")
+    ids = dataset.image_ids[:2]
+    with pytest.raises(ValueError, match=r"samples/1\.png is no drawing of an earlier report"):
+        evaluation_plots.write_detection_plots(
+            dataset, ids, _empty_detections(len(ids)), tmp_path, num_samples=2
+        )
+    assert photo.read_bytes() == b"the user's photo"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["1.png", "samples"]
+    # Not among the samples drawn (image 1 is not drawn), it stays and does not block.
+    evaluation_plots.write_detection_plots(
+        dataset, ids[1:], _empty_detections(1), tmp_path, num_samples=1
+    )
+    assert photo.read_bytes() == b"the user's photo"
+
+
+def test_a_report_killed_while_drawing_leaves_samples_the_next_one_replaces(
+    data: DiagnosticsData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The samples are recorded as the report's before they are drawn: those a killed report
+    drew are not taken for the user's files by the next report."""
+    dataset = CocoDataset(data.json_path, data.image_dir)
+    ids = dataset.image_ids[:2]
+    write_sample = evaluation_plots._write_sample
+
+    def killed_after_one(*args: Any) -> Path:
+        path = write_sample(*args)
+        if path.name != "1.png":
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(evaluation_plots, "_write_sample", killed_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        evaluation_plots.write_detection_plots(
+            dataset, ids, _empty_detections(2), tmp_path, num_samples=2
+        )
+    monkeypatch.undo()
+    paths = evaluation_plots.write_detection_plots(
+        dataset, ids, _empty_detections(2), tmp_path, num_samples=1
+    )
+    assert paths["sample_1"].is_file() and not (tmp_path / "samples" / "2.png").exists()

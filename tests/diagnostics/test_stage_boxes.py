@@ -116,6 +116,9 @@ def test_figure_stages() -> None:
             check_figure_stages(wrong, 2)
     with pytest.raises(ValueError, match=r"stage\(s\) \[2\] more than once"):
         check_figure_stages([2, 1, 2], 2)
+    # A one-stage model is named in the singular ("has 1 stages ... from 1 to 1" before).
+    with pytest.raises(ValueError, match=r"the model has 1 stage\): give stage 1$"):
+        check_figure_stages([2], 1)
 
 
 def test_write_stage_figure(data: DiagnosticsData, tmp_path: Path) -> None:

@@ -219,7 +219,7 @@ def _helpers_worker(
     one-step training, counting the images this rank decoded."""
     from sparsercnn.cli.training_setup import check_training_data
     from sparsercnn.config import Config
-    from sparsercnn.data import image_check
+    from sparsercnn.data import coco, image_check
     from sparsercnn.data.coco import CocoDataset
     from sparsercnn.engine import pipeline
     from sparsercnn.engine.pipeline import train_from_coco
@@ -233,6 +233,15 @@ def _helpers_worker(
         return findings(image, path)
 
     image_check._findings = counted  # type: ignore[assignment]
+    # The sets the datasets inspect themselves (rank 0's check is given to them instead).
+    inspected: list[str] = []
+    inspect = coco.inspect_dataset
+
+    def inspected_by_dataset(json_path: Path, *args: Any, **kwargs: Any) -> Any:
+        inspected.append(str(json_path))
+        return inspect(json_path, *args, **kwargs)
+
+    coco.inspect_dataset = inspected_by_dataset  # type: ignore[assignment]
     calls: list[int] = []
 
     def refuse() -> None:
@@ -260,7 +269,7 @@ def _helpers_worker(
         val = (data_json, image_dir)
         checked = check_training_data((data_json, image_dir), val, skip_invalid=False)
         # Rank 0's entries, for the recipe it chooses for all: no copy to the other ranks.
-        report["checked"] = None if checked is None else len(checked.images)
+        report["checked"] = None if checked is None else len(checked.train.checked.images)
         result = train_from_coco(
             Config.load(config_json),
             train_json=data_json,
@@ -269,8 +278,11 @@ def _helpers_worker(
             val_images=image_dir,
             output_dir=out / "run",
             dist_info=info,
+            train_inspection=None if checked is None else checked.train,
+            val_inspection=None if checked is None else checked.val,
         )
         report["decoded"] = decoded
+        report["inspected"] = list(inspected)
         report["final_metrics"] = result.final_metrics
         if rank == 1:  # a machine without the image folder
             check = pipeline.check_image_files
@@ -514,6 +526,8 @@ def test_rank_0_checks_the_data_and_errors_reach_every_rank(
     # Each image decoded once, by rank 0: the training and validation sets are one file here.
     assert len(ranks[0]["decoded"]) == tiny_coco.num_images
     assert ranks[1]["decoded"] == []
+    # The datasets took rank 0's check (the other rank gets them): no set inspected again.
+    assert [r["inspected"] for r in ranks] == [[], []]
     assert ranks[0]["final_metrics"]["num_images"] == tiny_coco.num_images
     # Rank 0's dataset, but files missing where rank 1 runs: every rank names that machine.
     missing = ranks[0]["missing_on_rank_1"]

@@ -36,14 +36,17 @@ def write_clip(
     size: tuple[int, int] = (64, 96),
     times_ms: Sequence[int] | None = None,
     rotation: int = 0,
+    faststart: bool = False,
 ) -> Path:
     """Write an H.264 video (the container from the suffix) of :func:`clip_frame` frames;
     ``times_ms`` gives each frame's presentation time (a variable frame rate) instead of
     ``index / fps``; ``rotation``: the display rotation, degrees counterclockwise, that players
-    apply (a phone's portrait video is stored landscape with 90 or -90)."""
+    apply (a phone's portrait video is stored landscape with 90 or -90); ``faststart``: an MP4's
+    index before its frames, as streamed files have it (a copy cut short keeps it)."""
     import av
 
-    with av.open(str(path), "w") as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = size
         stream.pix_fmt = "yuv420p"

@@ -348,3 +348,50 @@ def test_a_variable_frame_rate_video_keeps_its_frame_times(
     with av.open(str(drawn / clip.with_suffix(".mp4").name)) as container:
         times = [float(frame.time) for frame in container.decode(video=0)]
     assert times == pytest.approx(list(kept.values()), abs=1e-4)
+
+
+@pytest.mark.parametrize("suffix", [".ts", ".mts", ".mpg", ".3gp"])
+def test_camcorder_and_broadcast_recordings_are_videos(tmp_path: Path, suffix: str) -> None:
+    """Were taken as images: "cannot read image 'clip.ts': not an image, or a damaged one"."""
+    clip = write_clip(tmp_path / f"clip{suffix}", 4)
+    (group,) = predict.input_groups([clip], None)
+    assert isinstance(group, video.VideoFile) and group.size == (64, 96)
+    (found,) = predict.input_groups([tmp_path], None)
+    assert isinstance(found, video.VideoFile) and found.path == clip
+
+
+def test_a_video_changing_size_part_way_is_drawn_at_its_first_size(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stream that lowers its resolution after frame 1: its drawings are scaled into the
+    annotated video with a warning. Was refused after the whole run, naming the hidden staged
+    file ("video drawn/.clip.partial.mp4: frame 2 is 48x32, the video is 96x64")."""
+    sizes = [(64, 96), (64, 96), (32, 48), (32, 48)]
+
+    def shrinking(
+        predictor: object, frames: video.FrameSequence, every: int
+    ) -> Iterator[tuple[video.Frame, Prediction]]:
+        for index, size in enumerate(sizes):
+            frame = video.Frame(clip_frame(index, size), index, index / 12)
+            prediction = Prediction(
+                boxes=torch.tensor([[4.0, 4.0, 20.0, 20.0]]),
+                scores=torch.tensor([0.9]),
+                labels=torch.tensor([0]),
+                class_names=["cat"],
+                category_ids=[3],
+                image_size=size,
+                source=str(frames.path),
+            )
+            yield frame, prediction
+
+    predictor: Any = SimpleNamespace(categories=CategoryMap([3], ["cat"]))  # what it reads
+    monkeypatch.setattr(video, "predict_video", shrinking)
+    args = argparse.Namespace(every=1, score_threshold=0.3)
+    target = tmp_path / "out.mp4"
+    count = predict.predict_sequence(
+        predictor, video.VideoFile(clip), args, target, [], tqdm(disable=True)
+    )
+    frames, _, _ = decode(target)
+    assert count == 4 and [frame.shape for frame in frames] == [(64, 96, 3)] * 4
+    assert f"video {clip}: frame 2 is 48x32 where its first frame is 96x64" in caplog.text
+    assert caplog.text.count("where its first frame is") == 1

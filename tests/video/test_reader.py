@@ -95,6 +95,38 @@ def test_a_video_cut_short_is_read_with_a_warning(
     assert "where its header announces 3.33 s" in caplog.text
 
 
+def test_an_mp4_cut_inside_a_frame_is_read_up_to_it_with_warnings(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An MP4 with its index first, cut inside a frame's packet: that packet does not decode.
+    Was refused as "decoding failed after frame N", losing every frame before it."""
+    av = import_av()
+    full = write_clip(tmp_path / "full.mp4", 40, faststart=True)
+    with av.open(str(full)) as container:
+        packets = [p for p in container.demux(video=0) if p.size]
+    partial = packets[30]  # in file order
+    assert partial.pos is not None
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: partial.pos + partial.size // 2])
+    frames = list(VideoFile(cut).frames())
+    assert 20 < len(frames) < 40
+    assert [frame.index for frame in frames] == list(range(len(frames)))
+    assert "cut.mp4: skipped 1 packet that did not decode (the first after " in caplog.text
+    assert f"cut.mp4: {len(frames)} frames decoded where its header announces 40" in caplog.text
+
+
+def test_a_video_whose_only_frame_is_damaged_is_refused_on_opening(tmp_path: Path) -> None:
+    full = write_clip(tmp_path / "full.mp4", 10, faststart=True)
+    av = import_av()
+    with av.open(str(full)) as container:
+        first = next(p for p in container.demux(video=0) if p.size)
+    assert first.pos is not None
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: first.pos + first.size // 2])
+    with pytest.raises(ValueError, match=r"cut\.mp4 holds no frame that can be decoded"):
+        VideoFile(cut)
+
+
 def test_a_variable_rate_clip_is_not_taken_as_cut_short(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

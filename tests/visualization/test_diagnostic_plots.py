@@ -3,6 +3,7 @@ labels), empty inputs are noted in their panel, shapes are checked, the PNGs are
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -179,3 +180,31 @@ def test_dataset_summary(tmp_path: Path, saved_figures: list[Figure]) -> None:
     assert legend_labels(ax_objects) == ["N = 16 proposals"]
     _, no_sizes, no_objects = saved_figures[1].axes
     assert axis_texts(no_sizes) == ["no boxes"] and axis_texts(no_objects) == ["no images"]
+
+
+def test_long_class_names_are_shortened_and_leave_room_for_the_plot(
+    tmp_path: Path, saved_figures: list[Figure]
+) -> None:
+    """A 120-character class name squeezed the confusion matrix and the class bars to nothing
+    (matplotlib: "constrained_layout not applied"); ticks and legends shorten it in the middle,
+    so that names differing at the end stay apart."""
+    names = ["x" * 120 + " (1)", "x" * 120 + " (3)"]
+    shown = ["x" * 16 + "\u2026" + "x" * 11 + " (1)", "x" * 16 + "\u2026" + "x" * 11 + " (3)"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the layout warning fails the test
+        plot_confusion_matrix(
+            np.ones((3, 3)), [*names, "background"], [*names, "missed"], tmp_path / "c.png"
+        )
+        plot_dataset_summary(names, [2, 1], [10.0, 40.0, 50.0], [3], tmp_path / "d.png")
+        plot_slot_centres(
+            np.array([[0.5, 0.5], [0.2, 0.2]]), [0, 1], [1, 2], names, tmp_path / "s.png"
+        )
+    (matrix,) = panels(saved_figures[0])
+    assert [t.get_text() for t in matrix.get_xticklabels()] == [*shown, "missed"]
+    assert [t.get_text() for t in matrix.get_yticklabels()] == [*shown, "background"]
+    classes = saved_figures[1].axes[0]
+    assert [t.get_text() for t in classes.get_xticklabels()] == shown
+    assert legend_labels(saved_figures[2].axes[0]) == shown
+    for figure in saved_figures:
+        for ax in panels(figure):
+            assert ax.get_position().width > 0.2 and ax.get_position().height > 0.2

@@ -252,3 +252,33 @@ def test_captions_at_the_right_edge_are_whole(monkeypatch: pytest.MonkeyPatch) -
     draw_detections(_gray(), [[290.0, 100.0, 319.0, 140.0]], [0], [0.9], names)
     (x1, y1, x2, y2), width = tags[0], label_font(10).getlength(f"{names[0]} 0.90")
     assert x1 >= 0 and x2 <= 320 and x2 - x1 >= width and 0 <= y1 < y2 <= 100
+
+
+def test_a_name_wider_than_the_image_is_shortened_not_its_score(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 120-character class name ran off the image with the score after it; it is shortened
+    in its middle so that the whole caption, score included, fits the image."""
+    captions: list[str] = []
+    text_bbox = draw.ImageDraw.ImageDraw.textbbox
+
+    def capture(self: Any, xy: Any, text: str, *args: Any, **kwargs: Any) -> Any:
+        captions.append(text)
+        return text_bbox(self, xy, text, *args, **kwargs)
+
+    monkeypatch.setattr(draw.ImageDraw.ImageDraw, "textbbox", capture)
+    names = ["a" * 120 + "z", "cat"]
+    drawing = draw_detections(_gray(), [[20.0, 100.0, 60.0, 140.0]] * 2, [0, 1], [0.9, 0.8], names)
+    long_caption, short_caption = captions[1], captions[0]  # drawn in ascending score
+    assert short_caption == "cat 0.80"
+    assert (
+        long_caption.startswith("aaa")
+        and "\u2026" in long_caption
+        and long_caption.endswith("aaz 0.90")
+    )
+    pad = max(1, round(320 / 320))
+    assert label_font(10).getlength(long_caption) <= drawing.width - 2 * pad
+    # Without a score (ground truth) the name alone fits.
+    captions.clear()
+    draw_detections(_gray(), [[20.0, 100.0, 60.0, 140.0]], [0], None, names)
+    assert captions[0].endswith("aaz") and label_font(10).getlength(captions[0]) <= 318

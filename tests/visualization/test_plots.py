@@ -18,7 +18,7 @@ from PIL import Image
 from sparsercnn.evaluation import PrecisionRecallCurve
 from sparsercnn.visualization import plot_precision_recall, plot_training_curves
 from sparsercnn.visualization.draw import class_color
-from sparsercnn.visualization.plots import class_rgb, save_figure
+from sparsercnn.visualization.plots import MAX_PLOTTED_NAME, class_rgb, save_figure
 from tests.visualization.figure_inspection import axis_texts, legend_labels, line_data
 
 
@@ -202,3 +202,13 @@ def test_missing_glyphs_give_one_warning(
         f"{path}: the plot font has no glyph for 日 本; drawn as boxes"
     ]
     assert not [w for w in recwarn if "missing from font" in str(w.message)]
+
+
+def test_precision_recall_legend_shortens_long_class_names(
+    tmp_path: Path, saved_figures: list[Figure]
+) -> None:
+    recall = np.linspace(0.0, 1.0, 101)
+    curve = PrecisionRecallCurve("y" * 200 + "z", 1, recall, 1.0 - recall, 1.0 - recall)
+    plot_precision_recall([curve], tmp_path / "pr.png")
+    name = legend_labels(saved_figures[0].axes[0])[0]
+    assert len(name) == MAX_PLOTTED_NAME and name.endswith("\u2026" + "y" * 14 + "z")

@@ -185,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
         time_budget_minutes=remaining_budget(args.time_budget, budget_start),
         dist_info=dist_info,
         starting_weights=weights,
+        # The check's finding: the datasets take it, not reading the sets again.
+        train_inspection=None if checked is None else checked.train,
+        val_inspection=None if checked is None else checked.val,
     )
     try:
         report, drawings, figure = write_demo_outputs(result, data, out, device)

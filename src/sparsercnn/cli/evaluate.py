@@ -74,7 +74,11 @@ def check_report_dir(
     """Fail before the model runs when an evaluation report cannot be written into
     ``report_dir`` (given as ``flag``): the folder cannot be written, one of its
     :data:`REPORT_FILES` would replace one of ``inputs`` (by flag), its drawings would land
-    among the images (:func:`refuse_report_over_images`), or its ``samples`` is a file."""
+    among the images (:func:`refuse_report_over_images`), its ``samples`` is a file, or holds
+    a file named as a drawing that no report drew
+    (:func:`~sparsercnn.diagnostics.evaluation_plots.check_sample_targets`)."""
+    from sparsercnn.diagnostics.evaluation_plots import check_sample_targets
+
     check_output_path(report_dir, flag, folder=True)
     for name in REPORT_FILES:
         refuse_overwriting(report_dir / name, flag, inputs)
@@ -85,6 +89,7 @@ def check_report_dir(
             f"{flag} {report_dir}: the report draws its samples into {samples}, which is a "
             "file; move it or choose another folder"
         )
+    check_sample_targets(samples, flag=flag)
 
 
 def refuse_report_over_images(report_dir: Path, images: Path, flag: str = "--report-dir") -> None:

@@ -7,6 +7,7 @@ Inputs run in the order given: consecutive images share batches, and each video 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
     InputGroup = list[Path] | FrameSequence
 
+
+logger = logging.getLogger(__name__)
 
 # Least score of a drawn detection unless --score-threshold says otherwise.
 DEFAULT_DRAWING_THRESHOLD = 0.3
@@ -378,7 +381,7 @@ def predict_sequence(
     place with the other drawings). Returns the number of frames predicted."""
     from contextlib import nullcontext
 
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     from sparsercnn.video import FrameFolder, VideoWriter, frame_records, predict_video
     from sparsercnn.visualization.draw import draw_detections
@@ -388,6 +391,7 @@ def predict_sequence(
     # folder's are index / fps, the writer's constant rate.
     timed = not isinstance(sequence, FrameFolder)
     count = 0
+    resized = False
     with writer if writer is not None else nullcontext():
         for frame, prediction in predict_video(predictor, sequence, every=args.every):
             records.extend(frame_records(frame, prediction, predictor.categories))
@@ -401,10 +405,34 @@ def predict_sequence(
                     score_threshold=args.score_threshold,
                     image_name=frame_name(sequence, frame),
                 )
+                if writer.size is not None and drawing.size[::-1] != writer.size:
+                    if not resized:
+                        warn_resized(sequence, frame, writer.size)
+                    resized = True
+                    drawing = ImageOps.pad(drawing, writer.size[::-1])
                 writer.write(drawing, frame.timestamp if timed else None)
             bar.update()
             count += 1
     return count
+
+
+def warn_resized(sequence: FrameSequence, frame: Frame, size: tuple[int, int]) -> None:
+    """Warn that ``frame`` of a video whose resolution changes part-way (a stream that adapts
+    its quality) is drawn scaled to fit the annotated video's ``size`` ``(h, w)``, its first
+    frame's, and padded."""
+    height, width = frame.image.shape[:2]
+    logger.warning(
+        "video %s: frame %d is %dx%d where its first frame is %dx%d; its drawing, and any later "
+        "such, is scaled to fit the annotated video's %dx%d (the records keep each frame's pixels)",
+        sequence.path,
+        frame.index,
+        width,
+        height,
+        size[1],
+        size[0],
+        size[1],
+        size[0],
+    )
 
 
 def frame_name(sequence: FrameSequence, frame: Frame) -> str:

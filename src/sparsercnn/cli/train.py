@@ -160,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
                 skip_invalid=args.skip_invalid,
                 dist_info=dist_info,
                 starting_weights=weights,
+                # Rank 0's check of the sets: the datasets take it, not reading them again.
+                train_inspection=None if checked is None else checked.train,
+                val_inspection=None if checked is None else checked.val,
             )
     finally:
         cleanup()

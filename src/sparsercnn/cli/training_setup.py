@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ from sparsercnn.config import Config, TrainConfig, override_keys
 from sparsercnn.presets import get_preset
 
 if TYPE_CHECKING:
+    from sparsercnn.data.policy import Inspection
     from sparsercnn.data.validation import CheckedCoco
     from sparsercnn.engine.distributed import DistInfo
     from sparsercnn.engine.model_init import StartingWeights
@@ -226,9 +227,19 @@ def starting_weights(args: argparse.Namespace) -> StartingWeights | None:
     return weights
 
 
+@dataclass(frozen=True)
+class CheckedData:
+    """What :func:`check_training_data` found in a run's sets: the data policy's inspection of
+    the training set and of the validation set (``None`` without one), each accepted for
+    training (:func:`~sparsercnn.data.policy.checked_for_training`)."""
+
+    train: Inspection
+    val: Inspection | None
+
+
 def check_training_data(
     train: tuple[Path, Path], val: tuple[Path, Path] | None, skip_invalid: bool
-) -> CheckedCoco | None:
+) -> CheckedData | None:
     """The data policy in full (every image decoded) on the training and validation sets
     (``(json, image folder)`` each), before a run's budget starts (as a fixed preset's dataset
     checks run before the trainer's clock): bad files, and a validation set with other
@@ -237,10 +248,11 @@ def check_training_data(
     refuses with the same error.
 
     Returns:
-        The training set's entries that training keeps, on rank 0 (``None`` on the other
-        ranks): the automatic recipe profiles them as they are (:func:`training_config`),
-        without a second check inside the time budget; the datasets reuse the decoded results
-        (:func:`~sparsercnn.data.image_check.check_image_files`).
+        The sets as checked, on rank 0 (``None`` on the other ranks): the automatic recipe
+        profiles the training set's entries as they are (:func:`training_config`), without a
+        second check inside the time budget, and ``train_from_coco`` builds the datasets from
+        them (its ``train_inspection`` and ``val_inspection``), neither parsing nor checking a
+        file again.
 
     Raises:
         InvalidDataError, DatasetError: what training would refuse
@@ -256,19 +268,18 @@ def check_training_data(
 
 def _check_data(
     train: tuple[Path, Path], val: tuple[Path, Path] | None, skip_invalid: bool
-) -> CheckedCoco:
+) -> CheckedData:
     """:func:`check_training_data` in this process."""
     from sparsercnn.data.categories import CategoryMap, check_same_categories
     from sparsercnn.data.policy import checked_for_training
 
-    checked = [
-        checked_for_training(json_path, image_dir, skip_invalid=skip_invalid)
-        for json_path, image_dir in ((train, val) if val is not None else (train,))
-    ]
-    if val is not None:
-        maps = [CategoryMap.from_coco(entries.categories) for entries in checked]
-        check_same_categories(maps[0], maps[1], str(val[0]), f"{train[0]} has")
-    return checked[0]
+    train_set = checked_for_training(*train, skip_invalid=skip_invalid)
+    if val is None:
+        return CheckedData(train_set, None)
+    val_set = checked_for_training(*val, skip_invalid=skip_invalid)
+    maps = [CategoryMap.from_coco(found.checked.categories) for found in (train_set, val_set)]
+    check_same_categories(maps[0], maps[1], str(val[0]), f"{train[0]} has")
+    return CheckedData(train_set, val_set)
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
@@ -299,15 +310,15 @@ def training_config(
     output_dir: Path,
     dist_info: DistInfo,
     weights: StartingWeights | None = None,
-    checked: CheckedCoco | None = None,
+    checked: CheckedData | None = None,
 ) -> Config:
     """The config of a training run (``train``, ``demo``): a fixed ``--preset`` or ``--config``;
     with ``--preset auto``, the recipe chosen from the training set (rank 0 chooses, every rank
     trains with it) and ``weights`` (:func:`starting_weights`: the recipe takes their
     architecture), or on ``--resume`` the run's own ``config.json``. ``--set`` overrides apply
-    last, then ``--init-from``, ``--backbone-weights`` and ``--freeze``. ``checked``: the
-    training set as :func:`check_training_data` kept it (rank 0's), which the recipe profiles
-    without checking the set again; None: the recipe checks it."""
+    last, then ``--init-from``, ``--backbone-weights`` and ``--freeze``. ``checked``: the sets
+    as :func:`check_training_data` found them (rank 0's), whose training set the recipe
+    profiles without checking it again; None: the recipe checks it."""
     from sparsercnn.config import Config
     from sparsercnn.engine.distributed import computed_on_main
 
@@ -321,7 +332,13 @@ def training_config(
     else:
         chosen = computed_on_main(
             lambda: _auto_config(
-                args, train_json, train_images, output_dir, dist_info, weights, checked
+                args,
+                train_json,
+                train_images,
+                output_dir,
+                dist_info,
+                weights,
+                None if checked is None else checked.train.checked,
             ).to_dict()
         )
         cfg = Config.from_dict(chosen)

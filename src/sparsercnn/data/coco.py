@@ -6,7 +6,7 @@ Rules (spec 1.4): labels are contiguous and ordered by category id
 (``iscrowd=1``) are not training targets; ``bbox`` ``[x, y, w, h]`` becomes float32 absolute
 xyxy; boxes whose width or height is not above 1e-5 after the transform are dropped. The data
 is checked when the dataset is built, with the data policy (:mod:`sparsercnn.data.policy`) that
-``sparsercnn validate`` applies.
+``sparsercnn validate`` applies, or taken as its caller's check of the same files found it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sparsercnn.data.image_cache import ImageCache
 from sparsercnn.data.image_io import DecodedImage, ImageReadError, decode_image
 from sparsercnn.data.policy import (
     ImageCheck,
+    Inspection,
     InvalidDataError,
     apply_policy,
     inspect_dataset,
@@ -92,6 +93,12 @@ class CocoDataset(Dataset[Sample]):
             many times.
         require_boxes: a file without a usable box is refused (False: for uses that read only
             the images, as ``diagnose reads``).
+        inspection: what :func:`~sparsercnn.data.policy.inspect_dataset` found in
+            ``json_path`` and ``image_dir`` with this ``image_check`` and ``clip_tolerance``,
+            where the caller checked the files already (``train`` checks its sets before its
+            budget starts, :func:`~sparsercnn.data.policy.checked_for_training`): the policy is
+            applied to it as it is, without parsing or checking the files again. ``None``: they
+            are checked here.
 
     Attributes:
         num_dropped_images, num_dropped_annotations: what ``skip_invalid`` left out of the
@@ -101,6 +108,8 @@ class CocoDataset(Dataset[Sample]):
         InvalidDataError: the data has errors and ``skip_invalid`` is false (the message names
             every bad file, capped).
         DatasetError: the file is not a COCO instances file, or no usable image or box is left.
+        ValueError: ``inspection`` is of other files, or made with another ``image_check`` or
+            ``clip_tolerance``.
 
     ``dataset[index]`` draws the transform's randomness from Python's global ``random``
     module (which PyTorch seeds in every data-loading worker); ``dataset[index, seed]`` uses
@@ -121,6 +130,7 @@ class CocoDataset(Dataset[Sample]):
         decode_size: Callable[[int, int], tuple[int, int]] | None = None,
         cache_bytes: int = 0,
         require_boxes: bool = True,
+        inspection: Inspection | None = None,
     ) -> None:
         self.coco_json = Path(json_path)
         self.image_dir = Path(image_dir)
@@ -129,14 +139,19 @@ class CocoDataset(Dataset[Sample]):
         self.image_cache = ImageCache(cache_bytes)
         self.skip_unreadable = skip_unreadable
         self.clip_tolerance = clip_tolerance
-        inspection = inspect_dataset(
-            json_path,
-            image_dir,
-            image_check=image_check,
-            clip_tolerance=clip_tolerance,
-            num_proposals=num_proposals,
+        if inspection is None:
+            inspection = inspect_dataset(
+                json_path, image_dir, image_check=image_check, clip_tolerance=clip_tolerance
+            )
+        else:
+            _check_inspection(
+                inspection, self.coco_json, self.image_dir, image_check, clip_tolerance
+            )
+        checked = apply_policy(
+            inspection.for_num_proposals(num_proposals),
+            skip_invalid=skip_invalid,
+            require_boxes=require_boxes,
         )
-        checked = apply_policy(inspection, skip_invalid=skip_invalid, require_boxes=require_boxes)
         self.num_dropped_images = checked.num_dropped_images
         self.num_dropped_annotations = checked.num_dropped_annotations
         self.category_map = CategoryMap.from_coco(checked.categories)
@@ -361,6 +376,26 @@ class CocoDataset(Dataset[Sample]):
             "annotations": annotations,
             "categories": checked.categories,
         }
+
+
+def _check_inspection(
+    inspection: Inspection,
+    json_path: Path,
+    image_dir: Path,
+    image_check: ImageCheck,
+    clip_tolerance: float,
+) -> None:
+    """Raise unless ``inspection`` is the one the dataset would make of its files."""
+    given = (Path(inspection.source), Path(inspection.image_dir))
+    made = (inspection.image_check, inspection.clip_tolerance)
+    if given != (json_path, image_dir) or made != (image_check, clip_tolerance):
+        raise ValueError(
+            f"the inspection given to the dataset of {json_path} (images in {image_dir}, "
+            f"image_check={image_check!r}, clip_tolerance={clip_tolerance}) is of "
+            f"{inspection.source} (images in {inspection.image_dir}, "
+            f"image_check={inspection.image_check!r}, clip_tolerance={inspection.clip_tolerance}):"
+            " give the inspection of these files with these settings, or none"
+        )
 
 
 def _check_transform_output(image: Tensor, boxes: Tensor, keep: Tensor, num_boxes: int) -> None:

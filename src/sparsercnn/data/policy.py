@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from sparsercnn.data.image_check import (
@@ -80,18 +80,37 @@ class Inspection:
         source: the JSON file, for messages.
         image_dir: the image folder.
         checked: the entries that pass every check (what ``--skip-invalid`` keeps).
-        issues: every finding: the JSON rules', the image files', then what is left to learn
-            from, each in file order.
+        issues: every finding: the JSON rules', the image files', what is left to learn from,
+            then the ``too_many_boxes`` warnings (:meth:`for_num_proposals`), each in file order.
+        image_check: how far the image files were checked.
+        clip_tolerance: the tolerance the boxes were clipped with.
     """
 
     source: str
     image_dir: str
     checked: CheckedCoco
     issues: list[Issue]
+    image_check: ImageCheck
+    clip_tolerance: float
 
     @property
     def errors(self) -> list[Issue]:
         return [issue for issue in self.issues if issue.severity == "error"]
+
+    def drop_entries(self) -> None:
+        """Let go of the entries the check kept (``checked``'s image and annotation dicts:
+        gigabytes for a set of COCO's size) once a dataset holds its own index of them, so
+        that they do not stay in memory for a whole run; the issues stay."""
+        self.checked = replace(self.checked, images=[], annotations=[], scored_objects=[])
+
+    def for_num_proposals(self, num_proposals: int | None) -> Inspection:
+        """The same inspection with the ``too_many_boxes`` warnings of a model of
+        ``num_proposals`` proposals (every box needs its own proposal in the matching, spec
+        7.1), in place of any it had; ``None``: without them. No file is read again."""
+        issues = [issue for issue in self.issues if issue.code != "too_many_boxes"]
+        if num_proposals is not None:
+            issues += _too_many_boxes(self.checked, num_proposals)
+        return replace(self, issues=issues)
 
 
 def inspect_dataset(
@@ -137,8 +156,11 @@ def inspect_dataset(
             file_issues.append(unlisted)
         bad = {i.image_id for i in file_issues if i.severity == "error" and i.image_id is not None}
         checked = checked.without_images(bad)
-    issues = [*checked.issues, *file_issues, *_content_issues(checked, source, num_proposals)]
-    return Inspection(source, os.fspath(image_dir), checked, issues)
+    issues = [*checked.issues, *file_issues, *_content_issues(checked, source)]
+    inspection = Inspection(
+        source, os.fspath(image_dir), checked, issues, image_check, clip_tolerance
+    )
+    return inspection.for_num_proposals(num_proposals)
 
 
 def _resized(images: list[dict[str, Any]], sizes: dict[int, tuple[int, int]]) -> bool:
@@ -150,10 +172,14 @@ def _resized(images: list[dict[str, Any]], sizes: dict[int, tuple[int, int]]) ->
     )
 
 
-def _content_issues(checked: CheckedCoco, source: str, num_proposals: int | None) -> list[Issue]:
-    """``no_images``, ``no_boxes`` (errors), ``too_many_boxes`` (warning),
-    ``image_without_boxes`` (info)."""
-    per_image = Counter(ann["image_id"] for ann in checked.annotations if not ann.get("iscrowd", 0))
+def _boxes_per_image(checked: CheckedCoco) -> Counter[int]:
+    """The number of boxes to learn (not crowd regions) of every image id that has any."""
+    return Counter(ann["image_id"] for ann in checked.annotations if not ann.get("iscrowd", 0))
+
+
+def _content_issues(checked: CheckedCoco, source: str) -> list[Issue]:
+    """``no_images``, ``no_boxes`` (errors), ``image_without_boxes`` (info)."""
+    per_image = _boxes_per_image(checked)
     issues: list[Issue] = []
     if not checked.images:
         message = (
@@ -170,11 +196,20 @@ def _content_issues(checked: CheckedCoco, source: str, num_proposals: int | None
         issues.append(Issue("error", "no_boxes", message))
     unused = _unused_annotations(checked.issues)
     for image in checked.images:
-        image_id, file, count = image["id"], image["file_name"], per_image[image["id"]]
-        if count == 0:
+        image_id, file = image["id"], image["file_name"]
+        if per_image[image_id] == 0:
             message = f"image {image_id} ({file!r}) " + _why_no_boxes(unused[image_id])
             issues.append(Issue("info", "image_without_boxes", message, image_id, None, file))
-        elif num_proposals is not None and count > num_proposals:
+    return issues
+
+
+def _too_many_boxes(checked: CheckedCoco, num_proposals: int) -> list[Issue]:
+    """A ``too_many_boxes`` warning for every image with more boxes than ``num_proposals``."""
+    per_image = _boxes_per_image(checked)
+    issues = []
+    for image in checked.images:
+        image_id, file, count = image["id"], image["file_name"], per_image[image["id"]]
+        if count > num_proposals:
             message = (
                 f"image {image_id} ({file!r}) has {count} boxes, more than the {num_proposals} "
                 "proposals (each box needs its own): use more proposals"
@@ -284,12 +319,14 @@ def checked_for_training(
     image_dir: str | os.PathLike[str],
     *,
     skip_invalid: bool,
-) -> CheckedCoco:
-    """The entries of a COCO set that training keeps, every image decoded
-    (:func:`inspect_dataset`), or training's refusal (:func:`refuse_invalid`), logging nothing:
-    the one check of a set before the work that builds its dataset (``train`` before its budget
-    starts, the automatic recipe's profile). A file decoded here is not decoded again when the
-    dataset is built (:func:`~sparsercnn.data.image_check.check_image_files`).
+) -> Inspection:
+    """The inspection of a COCO set that training accepts, every image decoded
+    (:func:`inspect_dataset`; its ``checked`` entries are those training keeps), or training's
+    refusal (:func:`refuse_invalid`), logging nothing: the one check of a set before the work
+    that builds its dataset (``train`` before its budget starts, the automatic recipe's
+    profile). Its dataset takes it as it is (``CocoDataset(..., inspection=...)``), without
+    reading the files again; what it drops and warns about is logged then
+    (:func:`apply_policy`).
 
     Raises:
         DatasetError: the JSON is missing or not a COCO instances file, the image folder cannot
@@ -298,7 +335,7 @@ def checked_for_training(
     """
     inspection = inspect_dataset(json_path, image_dir, image_check="decode")
     refuse_invalid(inspection, skip_invalid=skip_invalid)
-    return inspection.checked
+    return inspection
 
 
 def _refusal_message(

@@ -69,8 +69,14 @@ def write_detection_plots(
     Returns:
         Name -> path of every file written: ``precision_recall``, ``confusion_matrix``,
         ``confusion_matrix_json``, ``dataset_labels`` and ``sample_<image id>``.
+
+    Raises:
+        ValueError: a sample drawing would replace a file no report drew
+            (:func:`check_sample_targets`); nothing is written.
     """
     output_dir = Path(output_dir)
+    samples = list(zip(image_ids, detections, strict=True))[:num_samples]
+    check_sample_targets(output_dir / "samples", [image_id for image_id, _ in samples])
     categories = dataset.category_map
     ground_truth = dataset.gt_dict()
     if result is None:
@@ -99,7 +105,14 @@ def write_detection_plots(
     paths["dataset_labels"] = LabelSummary.from_ground_truth(by_image, categories).plot(
         output_dir / "dataset_labels.png", num_proposals=num_proposals
     )
-    samples = list(zip(image_ids, detections, strict=True))[:num_samples]
+    if samples:
+        # Recorded before they are drawn: a run killed while drawing leaves drawings that the
+        # next report knows as its own, to replace or delete.
+        folder = output_dir / "samples"
+        drawn = {sample_name(image_id) for image_id, _ in samples}
+        atomic_write_text(
+            folder / SAMPLES_RECORD, json.dumps(sorted(_recorded_samples(folder) | drawn))
+        )
     for image_id, image_detections in samples:
         paths[f"sample_{image_id}"] = _write_sample(
             dataset, image_id, by_image[image_id], image_detections, output_dir, score_threshold
@@ -112,6 +125,66 @@ def write_detection_plots(
     return paths
 
 
+def sample_name(image_id: int) -> str:
+    """The file name of the sample drawing of ``image_id`` in the report's ``samples/``."""
+    return f"{image_id}.png"
+
+
+def _recorded_samples(folder: Path) -> set[str]:
+    """The names of the sample drawings the last report into ``folder`` recorded
+    (:data:`SAMPLES_RECORD`); none when there is no record, or it cannot be read (logged)."""
+    record = folder / SAMPLES_RECORD
+    if not record.is_file():
+        return set()
+    try:
+        return {str(name) for name in json.loads(record.read_text())}
+    except (ValueError, TypeError) as error:
+        logger.warning("%s is unreadable (%s): earlier samples are left in place", record, error)
+        return set()
+
+
+def unrecorded_samples(folder: Path, image_ids: Sequence[int] | None = None) -> list[Path]:
+    """The files of ``folder`` (a report's ``samples/``) that a sample drawing would replace
+    although no report recorded drawing them: the user's. ``image_ids``: those of the samples
+    to draw; None: any image id (every ``<integer>.png``), to check before the dataset loads."""
+    if not folder.is_dir():
+        return []
+    recorded = _recorded_samples(folder)
+    if image_ids is not None:
+        candidates = [folder / sample_name(i) for i in image_ids]
+    else:
+        candidates = sorted(p for p in folder.glob("*.png") if _is_sample_name(p.name))
+    return [path for path in candidates if path.exists() and path.name not in recorded]
+
+
+def _is_sample_name(name: str) -> bool:
+    """Whether ``name`` is :func:`sample_name` of some image id (``7.png``, not ``007.png``)."""
+    try:
+        return sample_name(int(name.removesuffix(".png"))) == name
+    except ValueError:
+        return False
+
+
+def check_sample_targets(
+    folder: Path, image_ids: Sequence[int] | None = None, *, flag: str | None = None
+) -> None:
+    """Raise when a sample drawing would replace a file of ``folder`` that no report drew
+    (:func:`unrecorded_samples`: a user's ``7.png``). ``flag`` names the report's folder in
+    the error, as the command line gave it.
+
+    Raises:
+        ValueError: naming the file and what to do.
+    """
+    found = unrecorded_samples(folder, image_ids)
+    if found:
+        given = f"{flag} {folder.parent}" if flag else str(folder.parent)
+        raise ValueError(
+            f"{given}: {found[0]} is no drawing of an earlier report, and the report draws its "
+            f"samples there as <image id>.png, replacing such files; move it away, or choose "
+            "another folder"
+        )
+
+
 def _remove_stale_samples(folder: Path, written: set[str]) -> None:
     """Delete the sample drawings an earlier report wrote into ``folder`` and this one did not
     (they would show another model's or dataset's detections beside this report's), then
@@ -122,19 +195,14 @@ def _remove_stale_samples(folder: Path, written: set[str]) -> None:
     """
     if not folder.is_dir():
         return
-    record = folder / SAMPLES_RECORD
-    try:
-        previous = set(json.loads(record.read_text())) if record.is_file() else set()
-    except (ValueError, TypeError) as error:
-        logger.warning("%s is unreadable (%s): earlier samples are left in place", record, error)
-        previous = set()
+    previous = _recorded_samples(folder)
     stale = [folder / name for name in sorted(previous - written) if Path(name).name == name]
     removed = [path for path in stale if path.is_file()]
     for path in removed:
         path.unlink()
     if removed:
         logger.info("removed %d sample drawings of an earlier report from %s", len(removed), folder)
-    atomic_write_text(record, json.dumps(sorted(written)))
+    atomic_write_text(folder / SAMPLES_RECORD, json.dumps(sorted(written)))
 
 
 def _write_confusion(
@@ -194,7 +262,7 @@ def _write_sample(
         score_threshold=score_threshold,
         image_name=f"image id {image_id} ({image_path})",
     )
-    path = output_dir / "samples" / f"{image_id}.png"
+    path = output_dir / "samples" / sample_name(image_id)
     return atomic_write(path, lambda tmp: drawing.save(tmp, format="PNG"))
 
 

@@ -31,6 +31,7 @@ from sparsercnn.model.postprocess import TopKDetections, rescale_boxes
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.ops.boxes import clip_boxes
 from sparsercnn.structures import Detections
+from sparsercnn.text import counted
 from sparsercnn.visualization.drawing_file import drawing_format, save_drawing
 from sparsercnn.visualization.panel_size import MAX_PANEL_SIDE
 from sparsercnn.visualization.stage_figure import StagePanel, Trajectories, draw_stage_figure
@@ -189,9 +190,10 @@ def check_figure_stages(stages: Sequence[int], num_stages: int) -> list[int]:
     """
     wrong = [s for s in stages if not 1 <= s <= num_stages]
     if wrong or not stages:
+        valid = f"stages from 1 to {num_stages}" if num_stages > 1 else "stage 1"
         raise ValueError(
             f"stages (--stages) {list(stages)} are not all in 1..{num_stages} (1-based; the "
-            f"model has {num_stages} stages): give stages from 1 to {num_stages}"
+            f"model has {counted(num_stages, 'stage')}): give {valid}"
         )
     twice = sorted({s for s in stages if list(stages).count(s) > 1})
     if twice:

@@ -17,6 +17,7 @@ import torch
 from sparsercnn.config import Config
 from sparsercnn.data.categories import check_same_categories
 from sparsercnn.data.coco import CocoDataset
+from sparsercnn.data.policy import Inspection
 from sparsercnn.data.transforms import build_test_transform
 from sparsercnn.engine.distributed import DistInfo
 from sparsercnn.engine.evaluation_report import EvaluationReport
@@ -41,11 +42,14 @@ def evaluation_dataset(
     *,
     skip_invalid: bool = False,
     require_boxes: bool = True,
+    inspection: Inspection | None = None,
 ) -> CocoDataset:
     """A COCO dataset with ``cfg``'s test transform: what evaluation and its plots see.
 
     Its images are checked up front (the data policy, :mod:`sparsercnn.data.policy`): invalid
     ones are an error naming them, or dropped with ``skip_invalid``; none is swapped later.
+    ``inspection``: the policy's finding for these files where the caller has it (see
+    :class:`~sparsercnn.data.coco.CocoDataset`), which is then not made again.
     Large JPEGs are decoded at the reduced scale the test resize allows, as predictors decode
     them (:func:`~sparsercnn.image_inputs.decode_input`), so both see the same input.
     """
@@ -57,6 +61,7 @@ def evaluation_dataset(
         skip_invalid=skip_invalid,
         decode_size=transform.source_size,
         require_boxes=require_boxes,
+        inspection=inspection,
     )
 
 

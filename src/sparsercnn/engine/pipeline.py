@@ -19,6 +19,7 @@ from sparsercnn.config import Config
 from sparsercnn.data.categories import check_same_categories
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.image_check import check_image_files
+from sparsercnn.data.policy import Inspection
 from sparsercnn.data.split_overlap import split_overlap_warning
 from sparsercnn.data.transforms import build_train_transform
 from sparsercnn.data.validation import DatasetError
@@ -57,6 +58,8 @@ def train_from_coco(
     skip_invalid: bool = False,
     dist_info: DistInfo | None = None,
     starting_weights: StartingWeights | None = None,
+    train_inspection: Inspection | None = None,
+    val_inspection: Inspection | None = None,
 ) -> TrainResult:
     """Train on a COCO-format dataset with ``cfg`` (a :class:`Config`, e.g.
     ``get_preset("small")``); ``model.num_classes`` is taken from the dataset.
@@ -71,6 +74,15 @@ def train_from_coco(
 
     ``val_json`` and ``val_images`` (both or neither): the validation set, evaluated during
     training and for the result's ``evaluation_report``.
+
+    ``train_inspection``, ``val_inspection``: the data policy's finding for a set where the
+    caller checked it already (:func:`~sparsercnn.data.policy.checked_for_training`, as
+    ``train`` does before its budget starts), which its dataset then takes without parsing and
+    checking the files again; the policy (what is refused, dropped, logged) is the same. Used
+    by rank 0, which builds the datasets for every rank; ``None``: the set is checked here.
+    They are taken over: once the datasets are built, their parsed entries are dropped
+    (:meth:`~sparsercnn.data.policy.Inspection.drop_entries`), as a dataset built from paths
+    keeps none for the run.
 
     ``resume``: ``True`` continues the run in ``output_dir``, a path from that checkpoint (see
     :class:`~sparsercnn.engine.trainer.Trainer`). The output folder is checked before the data
@@ -102,6 +114,7 @@ def train_from_coco(
             num_proposals=cfg.model.num_proposals,
             decode_size=transform.source_size,
             cache_bytes=cfg.train.image_cache_mb * 2**20,
+            inspection=train_inspection,
         )
     )
     num_classes = train_set.category_map.num_classes
@@ -116,13 +129,18 @@ def train_from_coco(
     val_set = None
     if val_json is not None and val_images is not None:
         val_set = _built_on_rank_0(
-            lambda: evaluation_dataset(val_json, val_images, cfg, skip_invalid=skip_invalid)
+            lambda: evaluation_dataset(
+                val_json, val_images, cfg, skip_invalid=skip_invalid, inspection=val_inspection
+            )
         )
         check_same_categories(
             train_set.category_map, val_set.category_map, str(val_json), f"{train_json} has"
         )
         if (overlap := split_overlap_warning(train_set, val_set)) is not None:
             logger.warning("%s", overlap)
+    for inspection in (train_inspection, val_inspection):
+        if inspection is not None:
+            inspection.drop_entries()
     trainer = Trainer(
         cfg,
         train_set,

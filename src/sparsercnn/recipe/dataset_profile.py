@@ -115,8 +115,8 @@ class DatasetProfile:
                 (:func:`~sparsercnn.data.policy.checked_for_training`: the refusals of
                 ``train``'s own check of the data, word for word).
         """
-        checked = checked_for_training(json_path, image_dir, skip_invalid=skip_invalid)
-        return DatasetProfile.from_checked(checked)
+        inspection = checked_for_training(json_path, image_dir, skip_invalid=skip_invalid)
+        return DatasetProfile.from_checked(inspection.checked)
 
     @property
     def num_images(self) -> int:

@@ -76,8 +76,8 @@ def recipe_for_dataset(
             the set's decoded images fit it decides what loading a sample costs.
         skip_invalid: the entries the data policy calls errors are left out (as training will
             leave them out) instead of refused.
-        checked: the training set as the data policy keeps it
-            (:func:`~sparsercnn.data.policy.checked_for_training` of ``train_json`` and
+        checked: the training set as the data policy keeps it (the ``checked`` entries of
+            :func:`~sparsercnn.data.policy.checked_for_training` of ``train_json`` and
             ``train_images``, with ``skip_invalid``), where the caller checked it already
             (``train`` before its budget starts): profiled as it is, the set is not checked
             again. None: it is checked here.

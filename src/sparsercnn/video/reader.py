@@ -63,7 +63,8 @@ class Frame:
 
     Attributes:
         index: position in the source counting from 0, skipped frames included (with
-            ``every=N`` the kept indices are 0, N, 2N, ...).
+            ``every=N`` the kept indices are 0, N, 2N, ...); a video's frames that do not
+            decode (a damaged file, warned about) are not counted.
         timestamp: seconds after the source's first frame (frame 0 is at 0.0): in a video
             file its presentation time less the first frame's (``(pts - pts_0) * time_base``;
             a clip cut from a longer recording starts at 0, as players show it and as the
@@ -154,27 +155,59 @@ class VideoFile:
             self._duration = _duration_seconds(container, stream)
 
     def _first_frame(self, container: InputContainer) -> VideoFrame:
-        av = import_av()
-        try:
-            first = next(container.decode(container.streams.video[0]), None)
-        except av.error.FFmpegError as error:
-            reason = getattr(error, "strerror", None) or str(error)
-            raise ValueError(
-                f"video {self.path}: its first frame could not be decoded ({reason}); the file "
-                "is damaged"
-            ) from error
+        first = next(self._decode(container), None)
         if first is None:
             raise ValueError(f"video {self.path} holds no frame that can be decoded")
         return first
+
+    def _decode(self, container: InputContainer) -> Iterator[VideoFrame]:
+        """The video stream's frames in presentation order. A packet that does not decode (a
+        damaged file, or the last, partial packet of an MP4 cut short) is skipped, as players
+        skip it, with one warning once the stream ends.
+
+        Raises:
+            ValueError: the file could not be read part-way; the message names the file.
+        """
+        av = import_av()
+        packets = container.demux(container.streams.video[0])
+        num_decoded, skipped, first_skip = 0, 0, ""
+        while True:
+            try:
+                packet = next(packets, None)
+            except av.error.FFmpegError as error:
+                raise ValueError(
+                    f"video {self.path}: reading failed after {counted(num_decoded, 'frame')} "
+                    f"({_reason(error)}); the file is damaged"
+                ) from error
+            if packet is None:
+                break
+            try:
+                decoded = packet.decode()
+            except av.error.FFmpegError as error:
+                if not skipped:
+                    first_skip = (
+                        f"the first after {counted(num_decoded, 'frame')}: {_reason(error)}"
+                    )
+                skipped += 1
+                continue
+            num_decoded += len(decoded)
+            yield from decoded
+        if skipped:
+            logger.warning(
+                "video %s: skipped %s that did not decode (%s); the file is damaged",
+                self.path,
+                counted(skipped, "packet"),
+                first_skip,
+            )
 
     def _open(self) -> InputContainer:
         av = import_av()
         try:
             container = av.open(str(self.path))
         except av.error.FFmpegError as error:
-            reason = getattr(error, "strerror", None) or str(error)
             raise ValueError(
-                f"video {self.path} could not be read ({reason}): not a video or a damaged file"
+                f"video {self.path} could not be read ({_reason(error)}): not a video or a "
+                "damaged file"
             ) from error
         if not container.streams.video:
             kinds = sorted({s.type for s in container.streams}) or ["none"]
@@ -183,37 +216,29 @@ class VideoFile:
         return container
 
     def frames(self, every: int = 1) -> Iterator[Frame]:
-        """Decode every ``every``-th frame (skipped frames are decoded, not converted).
+        """Decode every ``every``-th frame (skipped frames are decoded, not converted). A packet
+        that does not decode (a damaged file) is skipped with a warning; its frame gets no index.
 
         Raises:
-            ValueError: decoding failed part-way (a damaged file); the message names the file
-                and the last good frame.
+            ValueError: reading the file failed part-way (a damaged file); the message names
+                the file.
         """
         check_every(every)
-        av = import_av()
         index, timestamp = -1, float(-1 / self.fps)  # no frame: they end at 0 s
         with self._open() as container:
-            stream = container.streams.video[0]
-            time_base = stream.time_base
+            time_base = container.streams.video[0].time_base
             first_pts = None
-            try:
-                for index, decoded in enumerate(container.decode(stream)):
-                    if index == 0:
-                        first_pts = decoded.pts
-                    if decoded.pts is not None and first_pts is not None and time_base:
-                        timestamp = float((decoded.pts - first_pts) * time_base)
-                    else:
-                        timestamp = float(index / self.fps)
-                    if index % every:
-                        continue
-                    pixels = _upright(decoded.to_ndarray(format="rgb24"), decoded.rotation)
-                    yield Frame(pixels, index, timestamp)
-            except av.error.FFmpegError as error:
-                reason = getattr(error, "strerror", None) or str(error)
-                raise ValueError(
-                    f"video {self.path}: decoding failed after frame {index} ({reason}); "
-                    "the file is damaged"
-                ) from error
+            for index, decoded in enumerate(self._decode(container)):
+                if index == 0:
+                    first_pts = decoded.pts
+                if decoded.pts is not None and first_pts is not None and time_base:
+                    timestamp = float((decoded.pts - first_pts) * time_base)
+                else:
+                    timestamp = float(index / self.fps)
+                if index % every:
+                    continue
+                pixels = _upright(decoded.to_ndarray(format="rgb24"), decoded.rotation)
+                yield Frame(pixels, index, timestamp)
         self._warn_if_cut_short(index + 1, timestamp + float(1 / self.fps))
 
     def _warn_if_cut_short(self, decoded: int, end: float) -> None:
@@ -319,6 +344,11 @@ class FrameFolder:
         check_every(every)
         for index in range(0, len(self.files), every):
             yield Frame(None, index, float(index / self.fps), self.files[index])
+
+
+def _reason(error: Exception) -> str:
+    """An ffmpeg error's reason ("Invalid data found when processing input")."""
+    return getattr(error, "strerror", None) or str(error)
 
 
 def _upright(pixels: np.ndarray, rotation: int) -> np.ndarray:

@@ -3,4 +3,21 @@
 
 from __future__ import annotations
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+# Camcorder and broadcast recordings (MPEG transport and program streams: .mts, .m2ts, .ts,
+# .mpg) and older formats (.flv, .wmv, .3gp) decode with PyAV as the others do.
+VIDEO_SUFFIXES = (
+    ".mp4",
+    ".mov",
+    ".avi",
+    ".mkv",
+    ".webm",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".ts",
+    ".mts",
+    ".m2ts",
+    ".flv",
+    ".wmv",
+    ".3gp",
+)

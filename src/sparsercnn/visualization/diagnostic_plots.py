@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from sparsercnn.visualization.plots import class_rgb, save_figure
+from sparsercnn.visualization.plots import class_rgb, plotted_name, save_figure
 
 # Confusion-matrix cells are annotated with their counts up to this many rows.
 MAX_ANNOTATED_CLASSES = 30
@@ -152,7 +152,7 @@ def plot_slot_centres(
             edgecolor="black",
             linewidth=0.5,
             alpha=0.8,
-            label=name,
+            label=plotted_name(name),
         )
     tied = labels == -2
     if tied.any():
@@ -263,8 +263,11 @@ def plot_confusion_matrix(
     ax = figure.subplots()
     image = ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
     figure.colorbar(image, ax=ax, fraction=0.046, label="fraction of the row")
-    ax.set_xticks(range(len(column_names)), list(column_names), rotation=90, fontsize="small")
-    ax.set_yticks(range(len(row_names)), list(row_names), fontsize="small")
+    columns = [plotted_name(name) for name in column_names]
+    ax.set_xticks(range(len(column_names)), columns, rotation=90, fontsize="small")
+    ax.set_yticks(
+        range(len(row_names)), [plotted_name(name) for name in row_names], fontsize="small"
+    )
     ax.set_xlabel("predicted")
     ax.set_ylabel("ground truth")
     ax.set_title(title)
@@ -304,7 +307,8 @@ def plot_dataset_summary(
     counts = np.asarray(class_counts, dtype=np.int64)
     colors = [class_rgb(label) for label in range(len(counts))]
     ax_classes.bar(range(len(counts)), counts, color=colors, edgecolor="black", linewidth=0.3)
-    ax_classes.set_xticks(range(len(counts)), list(class_names), rotation=90, fontsize="x-small")
+    names = [plotted_name(name) for name in class_names]
+    ax_classes.set_xticks(range(len(counts)), names, rotation=90, fontsize="x-small")
     ax_classes.set_title(f"boxes per class ({int(counts.sum())} in all)")
     areas = np.asarray(sqrt_areas, dtype=np.float64)
     if areas.size:

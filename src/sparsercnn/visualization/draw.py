@@ -17,7 +17,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from sparsercnn.data.image_io import to_rgb
-from sparsercnn.text import counted
+from sparsercnn.text import counted, shortened
 from sparsercnn.visualization.font import label_font
 from sparsercnn.visualization.panel_size import MAX_PANEL_SIDE
 from sparsercnn.visualization.panels import compose_panels, fit_panel
@@ -108,9 +108,35 @@ def draw_detections(
     for i in order.tolist():
         label = int(labels_np[i])
         name = class_names[label] if 0 <= label < len(class_names) else f"class {label}"
-        caption = name if scores_np is None else f"{name} {scores_np[i]:.2f}"
+        score = None if scores_np is None else f"{scores_np[i]:.2f}"
+        # The whole tag (text and padding on both sides) within the image's width.
+        caption = fitted_caption(name, score, font, canvas.width - 2 * max(1, width))
         _draw_box(draw, boxes_np[i].tolist(), caption, class_color(label), width, font, canvas.size)
     return canvas
+
+
+def fitted_caption(
+    name: str,
+    score: str | None,
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    max_width: float,
+) -> str:
+    """The caption ``"name score"`` (``score`` None: the name alone) at most ``max_width``
+    pixels wide in ``font``: a long class name is shortened in its middle
+    (:func:`~sparsercnn.text.shortened`), so that the score stays in the image, never the
+    score itself."""
+
+    def caption(text: str) -> str:
+        return text if score is None else f"{text} {score}"
+
+    whole = font.getlength(caption(name))
+    if whole <= max_width:
+        return caption(name)
+    # From the length the width scales to, down one character at a time until it fits.
+    length = max(1, min(len(name) - 1, int(len(name) * max_width / whole)))
+    while length > 1 and font.getlength(caption(shortened(name, length))) > max_width:
+        length -= 1
+    return caption(shortened(name, length))
 
 
 def check_finite(

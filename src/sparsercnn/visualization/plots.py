@@ -28,10 +28,14 @@ from sparsercnn.atomic_file import atomic_write
 from sparsercnn.evaluation.coco_evaluator import PrecisionRecallCurve
 from sparsercnn.evaluation.units import format_percent
 from sparsercnn.json_lines import read_json_lines
-from sparsercnn.text import counted
+from sparsercnn.text import counted, shortened
 from sparsercnn.visualization.draw import class_color
 
 logger = logging.getLogger(__name__)
+
+# Class names in ticks and legends are shortened in the middle to this many characters: longer
+# ones squeeze the axes to nothing (the JSON files beside the plots keep whole names).
+MAX_PLOTTED_NAME = 32
 
 _STAGE_KEY = re.compile(r"^(loss_\w+)/stage(\d+)$")
 _AP_KEYS = ("AP", "AP50", "AP75")
@@ -82,6 +86,12 @@ def _loss_terms(records: list[dict[str, Any]]) -> tuple[dict[str, list[str]], in
                 terms[match.group(1)].add(key)
                 last_stage = max(last_stage, int(match.group(2)))
     return {term: sorted(keys) for term, keys in sorted(terms.items())}, last_stage
+
+
+def plotted_name(name: str) -> str:
+    """``name`` as a plot's tick or legend shows it: at most :data:`MAX_PLOTTED_NAME`
+    characters (:func:`~sparsercnn.text.shortened`)."""
+    return shortened(name, MAX_PLOTTED_NAME)
 
 
 def class_rgb(label: int) -> tuple[float, float, float]:
@@ -255,7 +265,7 @@ def plot_precision_recall(
                 getattr(curve, attribute),
                 linewidth=0.8,
                 alpha=0.6,
-                label=curve.name if named else None,
+                label=plotted_name(curve.name) if named else None,
                 color=None if label is None else class_rgb(label),
             )
         mean = np.mean([getattr(c, attribute) for c in curves], axis=0)
