@@ -299,9 +299,8 @@ def test_same_stem_inputs_get_separate_drawings(
             str(tmp_path / "p.json"),
             "--save-images",
             str(drawn),
-            str(inputs[0]),
             str(inputs[1]),
-            str(images.image_dir / "a"),
+            str(images.image_dir / "a"),  # a/x.png, a/c/x.png and a/x.jpg
         ]
     )
     assert code == 0

@@ -12,13 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
+from sparsercnn import drawing_writer
 from sparsercnn.cli.main import COMMANDS, build_parser, main, subcommand_parsers
+from sparsercnn.data.categories import CategoryMap
 from sparsercnn.drawing_writer import DrawingWriter
 from sparsercnn.evaluation.results import write_results_json
 from sparsercnn.image_inputs import DRAWINGS_MARKER
 from sparsercnn.predictor import BatchPredictor
 from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco, truncate
+from tests.tiny_model import write_tiny_model_file
 
 
 def command_names() -> list[str]:
@@ -425,3 +429,29 @@ def test_every_flag_with_a_default_states_it_in_its_help() -> None:
             if "default" not in help_text or shown not in help_text:
                 missing.append(f"{parser.prog} {action.option_strings[0]} (default {shown})")
     assert missing == []
+
+
+def test_predict_drawings_caption_classes_sharing_a_name_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two classes named "circle" were both captioned "circle", unlike the evaluation report's
+    drawings ("circle (3)", "circle (7)")."""
+    captured: list[list[str]] = []
+    draw = drawing_writer.draw_detections
+
+    def capture(*args: Any, **kwargs: Any) -> Image.Image:
+        captured.append(list(args[4]))  # the class names
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(drawing_writer, "draw_detections", capture)
+    model = write_tiny_model_file(
+        tmp_path / "model.safetensors", CategoryMap([3, 7], ["circle", "circle"])
+    )
+    (tmp_path / "in").mkdir()
+    Image.new("RGB", (64, 48)).save(tmp_path / "in" / "a.png")
+    output = tmp_path / "predictions.json"
+    command = ["predict", "--model", str(model), str(tmp_path / "in"), "--output", str(output)]
+    assert main([*command, "--save-images", str(tmp_path / "drawn"), "--score-threshold", "0"]) == 0
+    assert captured == [["circle (3)", "circle (7)"]]
+    # The results keep the dataset's own names.
+    assert {r["category_name"] for r in json.loads(output.read_text())} == {"circle"}

@@ -4,12 +4,15 @@ stages, trajectories of the final detections, and the figure PNG."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from PIL import Image
 
+from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.transforms import build_test_transform
+from sparsercnn.diagnostics import stage_boxes
 from sparsercnn.diagnostics.stage_boxes import (
     StageBoxes,
     check_figure_stages,
@@ -23,6 +26,7 @@ from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.predictor import Predictor
 from sparsercnn.runtime import fast_bf16_supported
 from tests.diagnostics.diagnostics_data import NUM_PROPOSALS, DiagnosticsData
+from tests.tiny_model import write_tiny_model_file
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +188,24 @@ def test_a_reduced_mirrored_jpeg_maps_by_its_pixel_map_as_the_predictor_does(
     torch.testing.assert_close(
         spanned, torch.tensor([-5.0, -5.0, 2563.0, 1283.0]), atol=1e-3, rtol=0
     )
+
+
+def test_classes_sharing_a_name_are_captioned_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two classes named "circle" were both captioned "circle" (the report's samples and
+    confusion matrix name them "circle (3)" and "circle (7)")."""
+    captured: list[list[str]] = []
+    draw = stage_boxes.draw_stage_figure
+
+    def capture(*args: Any, **kwargs: Any) -> Image.Image:
+        captured.append(list(args[3]))  # the class names
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(stage_boxes, "draw_stage_figure", capture)
+    model = write_tiny_model_file(
+        tmp_path / "model.safetensors", CategoryMap([3, 7], ["circle", "circle"])
+    )
+    Image.new("RGB", (64, 48)).save(tmp_path / "image.png")
+    write_stage_figure(model, tmp_path / "image.png", tmp_path / "figure.png")
+    assert captured == [["circle (3)", "circle (7)"]]

@@ -207,9 +207,8 @@ def test_a_non_finite_detection_is_refused_naming_its_frame(
     monkeypatch.setattr(video, "predict_video", diverged)
     args = argparse.Namespace(every=2, score_threshold=0.3)
     with pytest.raises(ValueError, match=rf"^{re.escape(name)}: 1 of its 1 detections have"):
-        predict.predict_sequence(
-            predictor, sequence, args, tmp_path / "out.mp4", [], tqdm(disable=True)
-        )
+        writer = video.VideoWriter(tmp_path / "out.mp4", 2)
+        predict.predict_sequence(predictor, sequence, args, writer, [], tqdm(disable=True))
 
 
 def test_bad_videos_are_named(
@@ -278,7 +277,8 @@ def test_drawings_that_would_collide_or_replace_an_input_are_refused(
 ) -> None:
     other = write_clip(tmp_path / "clip.mov", 2)
     assert run_predict(model_file, clip, other, "--save-images", tmp_path / "drawn") == 2
-    assert "would both be drawn to" in error_line(capsys)
+    line = error_line(capsys)
+    assert "would both be drawn to" in line and "predict them in separate runs" in line
     assert run_predict(model_file, clip, "--save-images", tmp_path) == 2
     assert f"would replace the input {clip} with its annotated video" in error_line(capsys)
     assert not (tmp_path / "drawn").exists()
@@ -388,10 +388,112 @@ def test_a_video_changing_size_part_way_is_drawn_at_its_first_size(
     monkeypatch.setattr(video, "predict_video", shrinking)
     args = argparse.Namespace(every=1, score_threshold=0.3)
     target = tmp_path / "out.mp4"
-    count = predict.predict_sequence(
-        predictor, video.VideoFile(clip), args, target, [], tqdm(disable=True)
+    listed = predict.predict_sequence(
+        predictor,
+        video.VideoFile(clip),
+        args,
+        video.VideoWriter(target, 12),
+        [],
+        tqdm(disable=True),
     )
     frames, _, _ = decode(target)
-    assert count == 4 and [frame.shape for frame in frames] == [(64, 96, 3)] * 4
+    assert len(listed["frames"]) == 4 and [frame.shape for frame in frames] == [(64, 96, 3)] * 4
     assert f"video {clip}: frame 2 is 48x32 where its first frame is 96x64" in caplog.text
     assert caplog.text.count("where its first frame is") == 1
+
+
+def test_frames_without_detections_are_listed_beside_the_results(
+    unclipped_model_file: Path,
+    clip: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Frame 8 has no detections, so no records: the frame list tells it was predicted. Was
+    indistinguishable from a frame never predicted."""
+    real = video.predict_video
+
+    def nothing_on_frame_8(
+        predictor: Any, frames: video.FrameSequence, every: int
+    ) -> Iterator[tuple[video.Frame, Prediction]]:
+        for frame, prediction in real(predictor, frames, every=every):
+            yield frame, prediction.top(0) if frame.index == 8 else prediction
+
+    monkeypatch.setattr(video, "predict_video", nothing_on_frame_8)
+    output = tmp_path / "preds.json"
+    assert run_predict(unclipped_model_file, clip, "--every", "8", "--output", output) == 0
+    frame_list = tmp_path / "preds.frames.json"
+    assert f"(every frame predicted listed in {frame_list})" in capsys.readouterr().out
+    records = json.loads(output.read_text())
+    assert sorted({r["frame_index"] for r in records}) == [0, 16]
+    listed = json.loads(frame_list.read_text())
+    assert listed["results"] == "preds.json"
+    (sequence,) = listed["videos"]
+    assert sequence["file_name"] == str(clip)
+    counts = [sum(r["frame_index"] == i for r in records) for i in (0, 8, 16)]
+    assert counts[1] == 0
+    assert sequence["frames"] == [
+        {"frame_index": i, "timestamp": round(i / 12, 6), "num_detections": n}
+        for i, n in zip((0, 8, 16), counts, strict=True)
+    ]
+    # A run on images only replaces the results: the frame list of the earlier ones goes.
+    image = tmp_path / "a.png"
+    Image.fromarray(clip_frame(0)).save(image)
+    assert run_predict(unclipped_model_file, image, "--output", output) == 0
+    assert not frame_list.exists()
+
+
+def test_a_failed_results_write_keeps_the_earlier_frame_list(
+    model_file: Path,
+    clip: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    output, frame_list = tmp_path / "preds.json", tmp_path / "preds.frames.json"
+    output.write_text("[]")
+    frame_list.write_text("{}")
+
+    def full_disk(records: object, path: Path) -> None:
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr("sparsercnn.evaluation.results.write_results_json", full_disk)
+    assert run_predict(model_file, clip, "--every", "12", "--output", output) == 1
+    assert f"{output}: No space left on device" in capsys.readouterr().err
+    assert output.read_text() == "[]" and frame_list.read_text() == "{}"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_an_input_given_twice_is_refused_saying_to_give_it_once(
+    model_file: Path, clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was "a.mp4 and a.mp4 would both be drawn to ...; give them separately or rename one"
+    with --save-images, and every record written twice without."""
+    drawn = tmp_path / "drawn"
+    assert run_predict(model_file, clip, clip, "--save-images", drawn) == 2
+    assert error_line(capsys).endswith(f"input {clip} is given twice; give it once")
+    link = tmp_path / "link.mp4"
+    link.symlink_to(clip)
+    assert run_predict(model_file, clip, link) == 2
+    assert f"inputs {clip} and {link} are the same file, given twice" in error_line(capsys)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(clip_frame(0)).save(photos / "a.png")
+    assert run_predict(model_file, photos, photos / "a.png") == 2
+    line = error_line(capsys)
+    assert f"{photos / 'a.png'} (in folder {photos}) and {photos / 'a.png'} are the same" in line
+    assert not drawn.exists() and not (tmp_path / "predictions.json").exists()
+
+
+def test_the_annotated_videos_warnings_name_it_and_its_video(
+    unclipped_model_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A frame whose time goes back (a damaged source): the warning named the hidden staged
+    file (drawn/.vfr.partial.mp4), neither the video drawn nor the annotated video."""
+    clip = write_clip(tmp_path / "vfr.mkv", times_ms=[0, 100, 100, 250])
+    drawn = tmp_path / "drawn"
+    args = [clip, "--output", tmp_path / "p.json", "--save-images", drawn]
+    assert run_predict(unclipped_model_file, *args) == 0
+    (warning,) = [r.getMessage() for r in caplog.records if "does not come after" in r.getMessage()]
+    assert warning.startswith(f"video {drawn / 'vfr.mp4'} (drawn from {clip}): frame 2 at 0.1")
+    assert ".partial" not in warning

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -164,3 +166,57 @@ def test_an_average_rate_with_a_large_numerator_is_written_with_mpeg4(tmp_path: 
         for i in range(3):
             writer.write(clip_frame(i, (63, 95)), [0.0, 0.2, 0.25][i])
     assert frame_times(tmp_path / "odd.mp4") == pytest.approx([0.0, 0.2, 0.25], abs=1e-4)
+
+
+def test_messages_name_the_video_as_the_caller_names_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A staged file moved into place later (predict's drawings): its warnings and errors named
+    the hidden file, drawn/.clip.partial.mp4, not the video the user gets nor the one drawn."""
+    name = "drawn/clip.mp4 (drawn from clip.mkv)"
+    staged = tmp_path / ".clip.partial.mp4"
+    with VideoWriter(staged, 10, name=name) as writer:
+        for i, time in enumerate([0.0, 0.1, 0.05]):
+            writer.write(clip_frame(i), time)
+    (warning,) = [r.getMessage() for r in caplog.records if "does not come after" in r.getMessage()]
+    assert warning.startswith(f"video {name}: frame 2 at 0.050000 s")
+    size_error = re.escape(f"video {name}: frame 1 is 48x32")
+    with pytest.raises(ValueError, match=size_error), VideoWriter(staged, 10, name=name) as w:
+        w.write(clip_frame(0))
+        w.write(clip_frame(1, (32, 48)))
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(OSError) as raised, VideoWriter(blocker / "v.mp4", 10, name=name) as w:
+        w.write(clip_frame(0))
+    assert raised.value.filename == name
+    taken = tmp_path / "folder.mp4"
+    taken.mkdir()  # the finished video cannot be moved there
+    with pytest.raises(IsADirectoryError) as raised, VideoWriter(taken, 10, name=name) as w:
+        w.write(clip_frame(0))
+    assert raised.value.filename == name
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".clip.partial.mp4", "file", "folder.mp4"]
+
+
+def test_a_full_disk_part_way_names_the_video_not_its_temporary_file(tmp_path: Path) -> None:
+    """PyAV's error names the file it writes, the hidden temporary one."""
+
+    class FullDisk:
+        def __init__(self, container: Any) -> None:
+            self.container = container
+
+        def mux(self, packet: object) -> None:
+            raise OSError(28, "No space left on device", self.container.name)
+
+        def close(self) -> None:
+            self.container.close()
+
+    name = "drawn/clip.mp4 (drawn from clip.mkv)"
+    target = tmp_path / "v.mp4"
+    # MPEG-4 gives each frame's packet at once (x264 holds dozens back).
+    with pytest.raises(OSError) as raised, VideoWriter(target, 10, codec="mpeg4", name=name) as w:
+        w.write(clip_frame(0))
+        w._container = FullDisk(w._container)  # type: ignore[assignment]
+        w.write(clip_frame(1))
+        pytest.fail("the full disk was not reported")
+    assert raised.value.filename == name and raised.value.errno == 28
+    assert list(tmp_path.iterdir()) == []

@@ -15,6 +15,7 @@ from sparsercnn.visualization import (
     draw,
     draw_detections,
     draw_ground_truth_and_predictions,
+    font,
 )
 from sparsercnn.visualization.draw import caption_tag
 from sparsercnn.visualization.font import label_font
@@ -282,3 +283,13 @@ def test_a_name_wider_than_the_image_is_shortened_not_its_score(
     captions.clear()
     draw_detections(_gray(), [[20.0, 100.0, 60.0, 140.0]], [0], None, names)
     assert captions[0].endswith("aaz") and label_font(10).getlength(captions[0]) <= 318
+
+
+def test_names_the_font_cannot_draw_are_warned_about_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    font._warn_missing_glyphs.cache_clear()
+    for _ in range(3):
+        draw_detections(_gray(), [[10, 10, 90, 90]], [0], [0.9], ["猫 (test_draw)", "dog"])
+    records = [r for r in caplog.records if r.name == font.__name__]
+    assert len(records) == 1 and "'猫 (test_draw)' (猫)" in records[0].getMessage()

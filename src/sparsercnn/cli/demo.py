@@ -95,7 +95,7 @@ def draw_predictions(report: EvaluationReport, output_dir: Path, limit: int) -> 
             source = str(dataset.image_dir / info["file_name"])
             size = (int(info["height"]), int(info["width"]))
             prediction = prediction_from_detections(detections, dataset.category_map, size, source)
-            writer.write(prediction, dataset.category_map.names)
+            writer.write(prediction, dataset.category_map.distinct_names)
     return output_dir
 
 

@@ -1,12 +1,15 @@
 """``sparsercnn predict``: detections for images, videos and folders, as COCO JSON and drawings.
 
 Inputs run in the order given: consecutive images share batches, and each video (or, with
-``--fps``, each folder of frames) runs through :func:`sparsercnn.video.predict_video`.
+``--fps``, each folder of frames) runs through :func:`sparsercnn.video.predict_video`; the
+frames predicted are listed beside the results (:func:`frame_list_path`), with or without
+detections.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
     from sparsercnn.drawing_writer import DrawingWriter
     from sparsercnn.export.onnx_runtime import OnnxPredictor
     from sparsercnn.predictor import Predictor
-    from sparsercnn.video import Frame, FrameSequence
+    from sparsercnn.video import Frame, FrameSequence, VideoWriter
 
     InputGroup = list[Path] | FrameSequence
 
@@ -57,7 +60,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Write COCO result records (file_name, category_id, category_name, bbox "
         "[x,y,w,h] in original pixels, score) for every image and video frame; frame records "
         "also carry frame_index and timestamp (seconds after the first frame, as in the annotated "
-        "video), and file_name is the video. Optionally draw the detections: images keep their "
+        "video), and file_name is the video; every frame predicted, with or without detections, "
+        "is listed in OUTPUT.frames.json. Optionally draw the detections: images keep their "
         "relative paths and formats below the inputs' common folder, videos and frame folders "
         "become annotated .mp4 videos there.",
     )
@@ -77,7 +81,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=user_path,
         default=Path("predictions.json"),
         help="the COCO results JSON to write (default %(default)s; a file there is replaced, "
-        "with a warning)",
+        "with a warning). With videos or frame folders, every frame predicted is also listed, "
+        "with its number of detections, in the same name with suffix .frames.json "
+        "(predictions.frames.json)",
     )
     parser.add_argument(
         "--save-images",
@@ -124,7 +130,6 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from sparsercnn.drawing_writer import DrawingWriter
-    from sparsercnn.evaluation.results import write_results_json
 
     check_model_paths(args)
     check_output_path(args.output, "--output", inputs={"--model": args.model, "--onnx": args.onnx})
@@ -163,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
     # Folders are made by the writes themselves (checked writable above): a failed run leaves
     # none behind.
     records: list[Mapping[str, Any]] = []
-    num_images = num_frames = 0
+    videos: list[dict[str, Any]] = []  # each sequence's frame list
+    num_images = 0
     bar = tqdm(
         total=num_items(groups, args.every),
         desc="predict",
@@ -179,17 +185,19 @@ def run(args: argparse.Namespace) -> int:
                 for prediction in predictor.iter_predictions(group):
                     records.extend(prediction.to_coco_results(predictor.categories))
                     if drawings is not None:
-                        drawings.write(prediction, predictor.categories.names)
+                        drawings.write(prediction, predictor.categories.distinct_names)
                     bar.update()
                 num_images += len(group)
             else:
-                target = video_targets.get(group.path)
-                staged = None if drawings is None or target is None else drawings.stage(target)
-                num_frames += predict_sequence(predictor, group, args, staged, records, bar)
-        write_results_json(records, args.output)
+                writer = video_writer(drawings, video_targets.get(group.path), group, args.every)
+                videos.append(predict_sequence(predictor, group, args, writer, records, bar))
+        frame_list = write_outputs(records, videos, args.output)
+    num_frames = sum(len(video["frames"]) for video in videos)
     print(
         f"{len(records)} detections on {describe(groups, num_images, num_frames)} written to "
-        f"{args.output}; run on {runs_on(predictor)}"
+        f"{args.output}"
+        + (f" (every frame predicted listed in {frame_list})" if frame_list else "")
+        + f"; run on {runs_on(predictor)}"
     )
     if drawings is not None:
         replaced = drawings.overwritten
@@ -238,18 +246,28 @@ def input_groups(
     """The inputs in order as runs of consecutive image files and opened frame sequences
     (videos, and with ``fps`` folders); a folder otherwise stands for its images and videos,
     sorted by path, leaving out those below the folder ``skip`` and below folders of drawings
-    an earlier run made (:data:`~sparsercnn.image_inputs.DRAWINGS_MARKER`)."""
+    an earlier run made (:data:`~sparsercnn.image_inputs.DRAWINGS_MARKER`).
+
+    Raises:
+        FileNotFoundError: a path does not exist, or a folder holds no input.
+        ValueError: a file is an input twice (:func:`refuse_repeated_inputs`), a video cannot
+            be read (:class:`~sparsercnn.video.VideoFile`), or ``fps`` is given without a folder.
+    """
     from sparsercnn.video import FrameFolder, VideoFile
 
     items: list[Path | FrameSequence] = []
+    given: list[tuple[Path, Path]] = []  # (input, the path the user gave for it)
     for path in paths:
-        if path.is_dir() and fps is not None:
-            items.append(FrameFolder(path, fps, skip=skip))
-        elif path.is_dir():
-            found = folder_inputs(path, skip)
-            items.extend(VideoFile(p) if p.suffix.lower() in VIDEO_SUFFIXES else p for p in found)
+        if path.is_dir() and fps is None:
+            given.extend((found, path) for found in folder_inputs(path, skip))
         elif not path.exists():
             raise FileNotFoundError(f"input {path} does not exist")
+        else:
+            given.append((path, path))
+    refuse_repeated_inputs(given)
+    for path, _ in given:
+        if fps is not None and path.is_dir():
+            items.append(FrameFolder(path, fps, skip=skip))
         elif path.suffix.lower() in VIDEO_SUFFIXES:
             items.append(VideoFile(path))
         else:
@@ -265,6 +283,32 @@ def input_groups(
         else:
             groups.append([item])
     return groups
+
+
+def refuse_repeated_inputs(given: list[tuple[Path, Path]]) -> None:
+    """Fail before any work when one file (or frame folder) is an input twice: given twice,
+    under two names (``./a.mp4``, a link) or inside a folder also given; its records would be
+    written twice.
+
+    Args:
+        given: each input and the path the user gave for it (itself, or its folder).
+
+    Raises:
+        ValueError: naming both ways it was given.
+    """
+    seen: dict[tuple[int, int], str] = {}
+    for path, argument in given:
+        stat = path.stat()
+        key = (stat.st_dev, stat.st_ino)
+        named = str(path) if path == argument else f"{path} (in folder {argument})"
+        if key not in seen:
+            seen[key] = named
+        elif seen[key] == named:
+            raise ValueError(f"input {named} is given twice; give it once")
+        else:
+            raise ValueError(
+                f"inputs {seen[key]} and {named} are the same file, given twice; give it once"
+            )
 
 
 def folder_inputs(folder: Path, skip: Path | None) -> list[Path]:
@@ -360,7 +404,7 @@ def annotated_video_targets(
         if clash is not None:
             raise ValueError(
                 f"--save-images: {clash} and {path} would both be drawn to {target}; "
-                "give them separately or rename one"
+                "predict them in separate runs, or rename one"
             )
         # The .mp4 there may be the user's: the video the frames came from, or one beside a .mov.
         drawings.check_target(target, path, "annotated video")
@@ -368,40 +412,58 @@ def annotated_video_targets(
     return targets
 
 
+def video_writer(
+    drawings: DrawingWriter | None, target: Path | None, sequence: FrameSequence, every: int
+) -> VideoWriter | None:
+    """The writer of ``sequence``'s annotated video, to a file ``drawings`` stages until the run
+    ends (:meth:`~sparsercnn.drawing_writer.DrawingWriter.stage`), whose messages name ``target``
+    (:func:`annotated_video_targets`) and the sequence; None without ``--save-images``."""
+    from sparsercnn.video import VideoWriter
+
+    if drawings is None or target is None:
+        return None
+    staged = drawings.stage(target)
+    return VideoWriter(staged, sequence.fps / every, name=f"{target} (drawn from {sequence.path})")
+
+
 def predict_sequence(
     predictor: Predictor | OnnxPredictor,
     sequence: FrameSequence,
     args: argparse.Namespace,
-    target: Path | None,
+    writer: VideoWriter | None,
     records: list[Mapping[str, Any]],
     bar: tqdm,
-) -> int:
+) -> dict[str, Any]:
     """Add the records of every ``--every``-th frame of ``sequence`` to ``records`` and, with a
-    ``target``, write its annotated video there (a drawing writer's staged file, moved into
-    place with the other drawings). Returns the number of frames predicted."""
+    ``writer`` (:func:`video_writer`), write its annotated video.
+
+    Returns:
+        The sequence's frame list: ``file_name`` (as in its records) and ``frames``, each
+        predicted frame's :func:`~sparsercnn.video.frame_summary` (its detections counted).
+    """
     from contextlib import nullcontext
 
     from PIL import Image, ImageOps
 
-    from sparsercnn.video import FrameFolder, VideoWriter, frame_records, predict_video
+    from sparsercnn.video import FrameFolder, frame_records, frame_summary, predict_video
     from sparsercnn.visualization.draw import draw_detections
 
-    writer = None if target is None else VideoWriter(target, sequence.fps / args.every)
     # A video's frames keep their own times (a variable frame rate stays variable); a frame
     # folder's are index / fps, the writer's constant rate.
     timed = not isinstance(sequence, FrameFolder)
-    count = 0
+    frames: list[dict[str, Any]] = []
     resized = False
     with writer if writer is not None else nullcontext():
         for frame, prediction in predict_video(predictor, sequence, every=args.every):
             records.extend(frame_records(frame, prediction, predictor.categories))
+            frames.append(frame_summary(frame, prediction))
             if writer is not None:
                 drawing = draw_detections(
                     Image.fromarray(frame.image),
                     prediction.boxes,
                     prediction.labels,
                     prediction.scores,
-                    predictor.categories.names,
+                    predictor.categories.distinct_names,
                     score_threshold=args.score_threshold,
                     image_name=frame_name(sequence, frame),
                 )
@@ -412,8 +474,55 @@ def predict_sequence(
                     drawing = ImageOps.pad(drawing, writer.size[::-1])
                 writer.write(drawing, frame.timestamp if timed else None)
             bar.update()
-            count += 1
-    return count
+    return {"file_name": str(sequence.path), "frames": frames}
+
+
+def frame_list_path(output: Path) -> Path:
+    """Where ``predict`` lists the frames it predicted, beside its results JSON ``output``:
+    ``predictions.json`` gives ``predictions.frames.json``."""
+    return output.with_suffix(".frames.json")
+
+
+def write_outputs(
+    records: list[Mapping[str, Any]], videos: list[dict[str, Any]], output: Path
+) -> Path | None:
+    """Write the COCO results ``records`` to ``output`` and, when videos or frame folders were
+    predicted, their frame lists (:func:`predict_sequence`) to :func:`frame_list_path`: a JSON
+    object ``{"results": output's name, "videos": [{"file_name", "frames": [{"frame_index",
+    "timestamp", "frame_file" (frame folders only), "num_detections"}, ...]}, ...]}``, which
+    tells a frame predicted without detections (no records) from one never predicted.
+
+    Each is written atomically, the frame list staged until the results are in place: a failed
+    write leaves both as they were. A frame list an earlier run left is removed when this run
+    predicted no frame: it described the results now replaced.
+
+    Returns:
+        The frame list's path, or None when none was written.
+    """
+    from sparsercnn.atomic_file import atomic_write_text
+    from sparsercnn.evaluation.results import write_results_json
+
+    frame_list = frame_list_path(output)
+    if not videos:
+        write_results_json(records, output)
+        if frame_list.is_file():
+            logger.warning(
+                "removing %s, the frame list of the earlier %s (this run predicted no video)",
+                frame_list,
+                output,
+            )
+            frame_list.unlink()
+        return None
+    text = json.dumps({"results": output.name, "videos": videos}, separators=(",", ":"))
+    # Under a temporary name until the results are written: the two change together.
+    staged = atomic_write_text(frame_list.with_name(f".{frame_list.name}.staged.tmp"), text)
+    try:
+        write_results_json(records, output)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    os.replace(staged, frame_list)
+    return frame_list
 
 
 def warn_resized(sequence: FrameSequence, frame: Frame, size: tuple[int, int]) -> None:

@@ -70,7 +70,6 @@ def run(args: argparse.Namespace) -> int:
     check_image_argument(args.image)
     check_output_path(args.output, "--output", inputs={"IMAGE": args.image, "--model": args.model})
     drawing_format(args.output, flag="--output")  # an unknown suffix fails before the model runs
-    warn_replacing(args.output, "--output")
     path = write_stage_figure(
         args.model,
         args.image,
@@ -80,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         trajectories=not args.no_trajectories,
         device=resolve_device(args.device),
         max_panel_side=args.max_panel_side,
+        # Once the model file and --stages are accepted: a refused command replaces nothing.
+        on_accepted=lambda: warn_replacing(args.output, "--output"),
     )
     print(f"stage figure written to {path}")
     return 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -251,7 +251,7 @@ def draw_model_stage_figure(
         _drawing_image(image, result, max_panel_side),
         result.proposal_boxes,
         panels,
-        loaded.categories.names,
+        loaded.categories.distinct_names,
         trajectories=tracks,
         score_threshold=score_threshold,
         max_panel_side=max_panel_side,
@@ -284,22 +284,34 @@ def write_stage_figure(
     trajectories: bool = True,
     device: torch.device | str = "cpu",
     max_panel_side: int | None = MAX_PANEL_SIDE,
+    on_accepted: Callable[[], None] | None = None,
 ) -> Path:
     """Draw :func:`draw_model_stage_figure` for a model file and an image file into a PNG (or
     the image format ``output_png``'s suffix names).
+
+    Args:
+        on_accepted: called once the model file is loaded and ``stages`` checked against it,
+            before the model runs (the command warns there that ``output_png`` is replaced,
+            so that a refused command warns of nothing).
 
     Returns:
         ``output_png``, written atomically.
 
     Raises:
-        ValueError: ``output_png``'s suffix is not an image format Pillow can write.
+        ValueError: ``output_png``'s suffix is not an image format Pillow can write, the model
+            file is not readable, or ``stages`` are not the model's
+            (:func:`check_figure_stages`).
     """
     drawing_format(output_png)  # an unknown suffix fails before the model loads
     loaded = load_model_file(model_file, device=device)
+    num_stages = loaded.model.num_stages
+    chosen = check_figure_stages(stages or default_figure_stages(num_stages), num_stages)
+    if on_accepted is not None:
+        on_accepted()
     figure = draw_model_stage_figure(
         loaded,
         image,
-        stages=stages,
+        stages=chosen,
         score_threshold=score_threshold,
         trajectories=trajectories,
         max_panel_side=max_panel_side,

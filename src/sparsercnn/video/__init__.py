@@ -17,6 +17,7 @@ from sparsercnn.lazy_import import lazy_exports as _lazy_exports
 # import torch.
 _EXPORTS = {
     "frame_records": "sparsercnn.video.prediction",
+    "frame_summary": "sparsercnn.video.prediction",
     "open_sequence": "sparsercnn.video.prediction",
     "predict_video": "sparsercnn.video.prediction",
     "Frame": "sparsercnn.video.reader",
@@ -32,7 +33,12 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from sparsercnn.video.prediction import frame_records, open_sequence, predict_video
+    from sparsercnn.video.prediction import (
+        frame_records,
+        frame_summary,
+        open_sequence,
+        predict_video,
+    )
     from sparsercnn.video.reader import (
         Frame,
         FrameFolder,
@@ -55,6 +61,7 @@ __all__ = [
     "VideoWriter",
     "choose_codec",
     "frame_records",
+    "frame_summary",
     "import_av",
     "is_video_file",
     "open_sequence",

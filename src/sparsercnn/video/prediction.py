@@ -77,18 +77,28 @@ def _predict_batch(
         yield frame, dataclasses.replace(prediction, source=source)
 
 
+def frame_position(frame: Frame) -> dict[str, Any]:
+    """Where a frame's records place it: ``frame_index``, ``timestamp`` (seconds after the
+    first frame, to the microsecond: the frame's time in its annotated video;
+    :attr:`Frame.timestamp`) and ``frame_file`` (frame folders only)."""
+    position: dict[str, Any] = {"frame_index": frame.index, "timestamp": round(frame.timestamp, 6)}
+    if frame.file is not None:
+        position["frame_file"] = str(frame.file)
+    return position
+
+
 def frame_records(
     frame: Frame, prediction: Prediction, categories: CategoryMap
 ) -> list[dict[str, Any]]:
-    """COCO result records of one frame: ``file_name`` (the video), ``frame_index``,
-    ``timestamp`` (seconds after the first frame, to the microsecond: the frame's time in its
-    annotated video; :attr:`Frame.timestamp`), ``frame_file`` (frame folders only), then
-    ``category_id``, ``category_name``, ``bbox`` ``[x, y, w, h]`` in frame pixels and ``score``."""
-    position: dict[str, Any] = {
-        "file_name": prediction.source,
-        "frame_index": frame.index,
-        "timestamp": round(frame.timestamp, 6),
-    }
-    if frame.file is not None:
-        position["frame_file"] = str(frame.file)
+    """COCO result records of one frame: ``file_name`` (the video), its
+    :func:`frame_position`, then ``category_id``, ``category_name``, ``bbox`` ``[x, y, w, h]``
+    in frame pixels and ``score``. A frame without detections has none: :func:`frame_summary`
+    tells it from a frame not predicted."""
+    position = {"file_name": prediction.source, **frame_position(frame)}
     return [{**position, **record} for record in prediction.to_coco_results(categories)]
+
+
+def frame_summary(frame: Frame, prediction: Prediction) -> dict[str, Any]:
+    """A predicted frame, with or without detections: its :func:`frame_position` and
+    ``num_detections``, the number of its :func:`frame_records`."""
+    return {**frame_position(frame), "num_detections": len(prediction.scores)}

@@ -94,23 +94,33 @@ class VideoWriter:
         path: the video to write; ``.mp4``, ``.m4v``, ``.mov`` or ``.mkv``.
         fps: frames per second (with timestamps, the average).
         codec: an ffmpeg encoder name; default :func:`choose_codec`.
+        name: how messages name the video (default ``path``): a caller writing to a staged
+            file that is moved into place later gives the final path, and what is drawn.
 
     Raises:
         ValueError: an unsupported suffix, or ``fps`` not positive or too low
             (:func:`video_rate`).
     """
 
-    def __init__(self, path: str | Path, fps: float | Fraction, *, codec: str | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float | Fraction,
+        *,
+        codec: str | None = None,
+        name: str | None = None,
+    ):
         self.path = Path(path)
+        self.name = str(self.path) if name is None else name
         if self.path.suffix.lower() not in CONTAINER_FORMATS:
             raise ValueError(
-                f"video {self.path}: cannot write {self.path.suffix!r} files; use one of "
+                f"video {self.name}: cannot write {self.path.suffix!r} files; use one of "
                 f"{', '.join(CONTAINER_FORMATS)}"
             )
         try:
             self.fps = video_rate(fps)
         except ValueError as error:
-            raise ValueError(f"video {self.path}: {error}") from None
+            raise ValueError(f"video {self.name}: {error}") from None
         self.codec = codec
         self.num_frames = 0
         self.size: tuple[int, int] | None = None  # (h, w)
@@ -156,7 +166,7 @@ class VideoWriter:
         array = np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else image
         if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
             raise ValueError(
-                f"video {self.path}: frames must be (H, W, 3) uint8 RGB, got "
+                f"video {self.name}: frames must be (H, W, 3) uint8 RGB, got "
                 f"{array.shape} {array.dtype}"
             )
         height, width = array.shape[:2]
@@ -165,13 +175,13 @@ class VideoWriter:
             self._open(width, height)
         elif (height, width) != self.size:
             raise ValueError(
-                f"video {self.path}: frame {self.num_frames} is {width}x{height}, the video is "
+                f"video {self.name}: frame {self.num_frames} is {width}x{height}, the video is "
                 f"{self.size[1]}x{self.size[0]}"  # type: ignore[index]
             )
         elif (timestamp is None) != (self._start is None):
             given, first = ("no", "one") if timestamp is None else ("a", "none")
             raise ValueError(
-                f"video {self.path}: frame {self.num_frames} has {given} timestamp but the first "
+                f"video {self.name}: frame {self.num_frames} has {given} timestamp but the first "
                 f"frame had {first}; give one for every frame or for none"
             )
         assert self._container is not None and self._stream is not None
@@ -183,7 +193,12 @@ class VideoWriter:
 
     def _mux(self, packets: list[Packet]) -> None:
         """Mux encoded packets; with timestamps, their times moved from the encoder's frame
-        numbers to the frames' own times."""
+        numbers to the frames' own times.
+
+        Raises:
+            OSError: writing failed (a full disk, ...); the message names :attr:`name`, not the
+                temporary file.
+        """
         assert self._container is not None and self._stream is not None
         for packet in packets:
             if self._start is not None and packet.pts is not None and packet.dts is not None:
@@ -194,7 +209,10 @@ class VideoWriter:
                     packet.duration = round(packet.duration * packet.time_base / self._tick)
                 packet.time_base = self._tick
                 packet.pts, packet.dts = pts, dts
-            self._container.mux(packet)
+            try:
+                self._container.mux(packet)
+            except OSError as error:
+                raise _naming(error, self.name) from error
 
     def _frame_ticks(self, number: int) -> int:
         """The time of the encoder's frame ``number`` in container ticks (extrapolated at
@@ -213,7 +231,7 @@ class VideoWriter:
                 logger.warning(
                     "video %s: frame %d at %.6f s does not come after the previous frame; "
                     "written just after it (and so any later such frame)",
-                    self.path,
+                    self.name,
                     self.num_frames,
                     timestamp,
                 )
@@ -222,43 +240,48 @@ class VideoWriter:
         return ticks
 
     def _open(self, width: int, height: int) -> None:
+        """Create the temporary file and write the video's header.
+
+        Raises:
+            OSError: naming :attr:`name`, not the temporary file.
+        """
         av = import_av()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(
                 dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
             )
+            os.close(fd)
+            self._tmp = Path(name)
+            self.size = (height, width)
+            container = av.open(name, "w", format=CONTAINER_FORMATS[self.path.suffix.lower()])
+            self._container = container
+            codec = self.codec or choose_codec(width, height)
+            stream = container.add_stream(codec, rate=self.fps)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            if codec == "libx264":
+                stream.options = {"crf": "18"}  # near-transparent: thin boxes, sharp captions
+            if codec == "mpeg4":
+                # Its default 200 kb/s blurs boxes and captions; give ~0.2 bits per pixel.
+                stream.bit_rate = max(1_000_000, int(0.2 * width * height * float(self.fps)))
+            self._stream = stream
+            # Writes the header, which fixes the stream's time base (the container's tick).
+            container.start_encoding()
         except OSError as error:
-            raise _naming(error, self.path) from error
-        os.close(fd)
-        self._tmp = Path(name)
-        self.size = (height, width)
-        container = av.open(name, "w", format=CONTAINER_FORMATS[self.path.suffix.lower()])
-        self._container = container
-        codec = self.codec or choose_codec(width, height)
-        stream = container.add_stream(codec, rate=self.fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        if codec == "libx264":
-            stream.options = {"crf": "18"}  # near-transparent: thin boxes and captions stay sharp
-        if codec == "mpeg4":
-            # Its default 200 kb/s blurs boxes and captions; give ~0.2 bits per pixel.
-            stream.bit_rate = max(1_000_000, int(0.2 * width * height * float(self.fps)))
-        self._stream = stream
-        # Writes the header, which fixes the stream's time base (the container's tick).
-        container.start_encoding()
+            raise _naming(error, self.name) from error
         assert stream.time_base is not None
         self._tick = stream.time_base
-        logger.debug("writing %s (%s, %dx%d, %s fps)", self.path, codec, width, height, self.fps)
+        logger.debug("writing %s (%s, %dx%d, %s fps)", self.name, codec, width, height, self.fps)
 
     def close(self) -> Path:
         """Flush the encoder and move the finished video to :attr:`path`.
 
         Raises:
             ValueError: no frame was written (nothing is created).
-            OSError: the file could not be written; the message names :attr:`path`.
+            OSError: the file could not be written; the message names :attr:`name`.
         """
         if self._container is None or self._stream is None or self._tmp is None:
-            raise ValueError(f"video {self.path}: no frames to write")
+            raise ValueError(f"video {self.name}: no frames to write")
         try:
             self._mux(self._stream.encode())
             self._container.close()
@@ -272,7 +295,7 @@ class VideoWriter:
         except BaseException as error:
             self.abort()
             if isinstance(error, OSError):
-                raise _naming(error, self.path) from error
+                raise _naming(error, self.name) from error
             raise
         self._tmp = None
         fsync_directory(self.path.parent)
@@ -290,8 +313,8 @@ class VideoWriter:
             self._tmp = None
 
 
-def _naming(error: OSError, path: Path) -> OSError:
-    """``error`` re-raised as the same kind (by errno) reading ``PATH: reason``."""
+def _naming(error: OSError, name: str) -> OSError:
+    """``error`` re-raised as the same kind (by errno) reading ``NAME: reason``."""
     if error.errno is None:
-        return OSError(f"could not write {path} ({error})")
-    return OSError(error.errno, error.strerror or str(error), str(path))
+        return OSError(f"could not write {name} ({error})")
+    return OSError(error.errno, error.strerror or str(error), name)

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from sparsercnn.data.image_io import to_rgb
 from sparsercnn.text import counted, shortened
-from sparsercnn.visualization.font import label_font
+from sparsercnn.visualization.font import label_font, warn_missing_glyphs
 from sparsercnn.visualization.panel_size import MAX_PANEL_SIDE
 from sparsercnn.visualization.panels import compose_panels, fit_panel
 
@@ -72,6 +72,8 @@ def draw_detections(
         labels: ``(K,)`` contiguous labels, indices into ``class_names``.
         scores: ``(K,)`` or None (ground truth: everything is drawn, captions without score).
         class_names: name of every contiguous label; unknown labels are shown as ``"class N"``.
+            Names with characters the font lacks are drawn with boxes for them, and named in
+            one warning per command (:func:`~sparsercnn.visualization.font.warn_missing_glyphs`).
         score_threshold: detections scoring below are not drawn.
         line_width: box outline width; default scales with the image (1 px per 320 px side).
         font_size: caption size; default scales with the image.
@@ -104,6 +106,8 @@ def draw_detections(
     if scores_np is not None:
         keep = scores_np >= score_threshold
         order = order[keep][np.argsort(scores_np[keep], kind="stable")]  # best drawn last, on top
+    if len(order):
+        warn_missing_glyphs(class_names)
     draw = ImageDraw.Draw(canvas)
     for i in order.tolist():
         label = int(labels_np[i])

@@ -1,21 +1,55 @@
-"""The font of captions and titles in drawings and figures (DejaVu Sans, from matplotlib)."""
+"""The font of captions and titles in drawings (DejaVu Sans, from matplotlib, or the font file
+``$SPARSERCNN_FONT`` names), and the characters of class names it has no glyph for."""
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 from PIL import ImageFont
 
+from sparsercnn.text import listing
+
+logger = logging.getLogger(__name__)
+
+# The environment variable naming a font file for the drawings (class names in scripts that
+# DejaVu Sans lacks: CJK, emoji): a property of the machine's fonts, not of a run.
+FONT_ENV = "SPARSERCNN_FONT"
+
 # The captions' font, under matplotlib's data folder (matplotlib is a dependency).
 _CAPTION_FONT = "fonts/ttf/DejaVuSans.ttf"
 
+# A noncharacter: no font maps it, so it is drawn as the font's .notdef glyph (a box).
+_NO_GLYPH = "\U0010ffff"
+
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+
+
+def label_font(size: int) -> Font:
+    """The drawings' font at ``size``: the font file ``$SPARSERCNN_FONT`` names where it is
+    set, else DejaVu Sans from matplotlib's data (accented Latin, Greek and Cyrillic class
+    names: Pillow's own default font draws boxes for them), else Pillow's default font when
+    that cannot be read (a fixed bitmap font on Pillow < 10.1).
+
+    Raises:
+        ValueError: ``$SPARSERCNN_FONT`` names no font file Pillow can read.
+    """
+    return _font(os.environ.get(FONT_ENV) or None, size)
+
 
 @lru_cache(maxsize=16)
-def label_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """DejaVu Sans at ``size``, from matplotlib's data (accented Latin, Greek and Cyrillic
-    class names: Pillow's own default font draws boxes for them); Pillow's default font when it
-    cannot be read (a fixed bitmap font on Pillow < 10.1)."""
+def _font(path: str | None, size: int) -> Font:
+    if path is not None:
+        try:
+            return ImageFont.truetype(path, size)
+        except OSError as error:
+            raise ValueError(
+                f"{FONT_ENV}={path} is no font file that can be read ({error}); name a .ttf, "
+                f".otf or .ttc file, or unset {FONT_ENV} to draw with DejaVu Sans"
+            ) from None
     import matplotlib
 
     try:
@@ -26,3 +60,45 @@ def label_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: fixed-size bitmap font only
         return ImageFont.load_default()
+
+
+def missing_glyphs(text: str, font: Font) -> str:
+    """The distinct characters of ``text`` that ``font`` has no glyph for (it draws them as
+    its .notdef box), in the order they first appear; ``""`` for Pillow's bitmap font, which
+    cannot tell."""
+    if not isinstance(font, ImageFont.FreeTypeFont):
+        return ""
+
+    def glyph(character: str) -> tuple[tuple[int, int], bytes]:
+        mask = font.getmask(character)
+        return mask.size, bytes(mask)
+
+    box = glyph(_NO_GLYPH)
+    return "".join(dict.fromkeys(c for c in text if glyph(c) == box))
+
+
+def warn_missing_glyphs(class_names: Sequence[str]) -> None:
+    """Log one warning naming the class names that the drawings' font (:func:`label_font`)
+    lacks characters of, and how to give a font that has them; once per font and set of
+    names (once per command), however many images are drawn."""
+    _warn_missing_glyphs(os.environ.get(FONT_ENV) or None, tuple(class_names))
+
+
+@lru_cache(maxsize=8)
+def _warn_missing_glyphs(path: str | None, class_names: tuple[str, ...]) -> None:
+    font = _font(path, 16)
+    lacking = {name: missing_glyphs(name, font) for name in dict.fromkeys(class_names)}
+    named = [f"{name!r} ({chars})" for name, chars in lacking.items() if chars]
+    if not named:
+        return
+    family = font.getname()[0] if isinstance(font, ImageFont.FreeTypeFont) else "Pillow's default"
+    given = f" ({FONT_ENV}={path})" if path is not None else ""
+    logger.warning(
+        "the drawing font %s%s has no glyph for characters of class names %s: they are drawn "
+        "as boxes; set %s to a font file that has them (.ttf, .otf or .ttc, such as Noto Sans "
+        "CJK for Chinese or Japanese)",
+        family,
+        given,
+        listing(named, limit=5),
+        FONT_ENV,
+    )
