@@ -521,3 +521,27 @@ def test_one_train_command_parses_each_json_once_and_keeps_what_its_check_kept(
     assert built["held"] == 0
     dropped = [r for r in caplog.records if "--skip-invalid dropped" in r.getMessage()]
     assert len(dropped) == 1 and "dropped 1 of 4 images" in dropped[0].getMessage()
+
+
+def test_a_font_that_cannot_be_read_is_refused_before_the_run(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A ``SPARSERCNN_FONT`` naming no font failed at the first drawing: for ``train``, its
+    report after the whole run."""
+
+    def not_reached(*args: Any) -> None:
+        raise AssertionError("the data was checked")
+
+    monkeypatch.setattr(train_command, "check_training_data", not_reached)
+    font = tmp_path / "font.ttf"
+    font.write_text("not a font")
+    monkeypatch.setenv("SPARSERCNN_FONT", str(font))
+    files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
+    run = tmp_path / "run"
+    assert main(["train", *files, "--output-dir", str(run), "--preset", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert f"SPARSERCNN_FONT={font} is no font file that can be read" in err
+    assert not run.exists()

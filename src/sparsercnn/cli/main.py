@@ -142,6 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with sigterm_as_interrupt():
             retain_freed_memory()
+            check_drawing_font()
             return int(args.handler(args))
     except Terminated:
         report_stop(f"sparsercnn {command}: terminated (SIGTERM)")
@@ -169,6 +170,16 @@ def retain_freed_memory() -> bool:
     from sparsercnn import runtime
 
     return runtime.retain_freed_memory()
+
+
+def check_drawing_font() -> None:
+    """Refuse a ``$SPARSERCNN_FONT`` that names no readable font before any work: most commands
+    draw (predictions, reports, the demo, and ``train``'s report after the whole run), and the
+    first drawing is where it would fail otherwise."""
+    from sparsercnn.visualization.font import FONT_ENV, label_font
+
+    if os.environ.get(FONT_ENV):
+        label_font(16)
 
 
 def is_bad_input(error: Exception) -> bool:
