@@ -509,12 +509,7 @@ def _onnx_parts(
     import onnxruntime
 
     from sparsercnn.export.onnx_export import detections_of, export_backbone_fpn, export_onnx
-    from sparsercnn.export.onnx_runtime import (
-        SPINNING_KEY,
-        OnnxPredictor,
-        check_provider_started,
-        session_providers,
-    )
+    from sparsercnn.export.onnx_runtime import SPINNING_KEY, OnnxPredictor, open_session
     from sparsercnn.export.quantization import export_int8_onnx, quantize_graph
 
     example = loaded.model.preprocess(images).tensor
@@ -536,12 +531,7 @@ def _onnx_parts(
     predictor = OnnxPredictor(
         folder / "model.onnx", num_threads=threads, device=device, allow_spinning=False
     )
-    session_device = torch.device(predictor.device)
-    providers = session_providers(session_device, onnxruntime.get_available_providers())
-    backbone = onnxruntime.InferenceSession(
-        str(backbone_path), sess_options=options, providers=providers
-    )
-    check_provider_started(session_device, backbone.get_providers()[0])
+    backbone, _ = open_session(backbone_path, predictor.device, options)
     originals = [(int(i.shape[1]), int(i.shape[2])) for i in images]
 
     def postprocess(outputs: tuple[np.ndarray, ...]) -> list[np.ndarray]:

@@ -1,5 +1,5 @@
 """Paths as the user gave them: whether one names a file, where one lies relative to a folder
-(as written: no links resolved)."""
+(as written: no links resolved), and which file one resolves to."""
 
 from __future__ import annotations
 
@@ -26,3 +26,15 @@ def check_file(path: Path, what: str, wanted: str) -> None:
         raise IsADirectoryError(f"{what} {path} is a folder; give {wanted} in it")
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} does not exist")
+
+
+def file_identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """The file that ``path`` resolves to (links followed, and another case or Unicode form
+    where the file system ignores them), as the file system tells files apart: ``(device, file
+    number)``; ``None`` where nothing is there, or where the file system numbers no files
+    (``st_ino`` 0, as some Windows ones give)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino) if stat.st_ino else None

@@ -485,6 +485,29 @@ def test_an_input_given_twice_is_refused_saying_to_give_it_once(
     assert not drawn.exists() and not (tmp_path / "predictions.json").exists()
 
 
+def test_files_are_told_apart_where_the_file_system_numbers_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Some Windows file systems give every file the number 0: identity alone would call any
+    two inputs the same file."""
+    import os
+
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    first.write_bytes(b"a")
+    second.write_bytes(b"b")
+    stat = os.stat
+
+    def unnumbered(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        result = list(stat(path, *args, **kwargs))
+        result[1] = 0  # st_ino
+        return os.stat_result(result)
+
+    monkeypatch.setattr(os, "stat", unnumbered)
+    predict.refuse_repeated_inputs([(first, first), (second, second)])
+    with pytest.raises(ValueError, match=r"a\.png is given twice; give it once"):
+        predict.refuse_repeated_inputs([(first, first), (first, first)])
+
+
 def test_the_annotated_videos_warnings_name_it_and_its_video(
     unclipped_model_file: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

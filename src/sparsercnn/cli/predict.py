@@ -296,10 +296,12 @@ def refuse_repeated_inputs(given: list[tuple[Path, Path]]) -> None:
     Raises:
         ValueError: naming both ways it was given.
     """
-    seen: dict[tuple[int, int], str] = {}
+    from sparsercnn.paths import file_identity
+
+    seen: dict[object, str] = {}
     for path, argument in given:
-        stat = path.stat()
-        key = (stat.st_dev, stat.st_ino)
+        # By file identity; where the file system numbers no files, by the resolved path.
+        key = file_identity(path) or os.path.realpath(path)
         named = str(path) if path == argument else f"{path} (in folder {argument})"
         if key not in seen:
             seen[key] = named

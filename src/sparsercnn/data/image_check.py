@@ -44,6 +44,7 @@ from typing import Any
 
 from sparsercnn.data.image_io import IMAGE_SUFFIXES, ImageReadError, load_image_and_header
 from sparsercnn.data.validation import REPEATED_FILE_CONSEQUENCE, DatasetError, Issue
+from sparsercnn.paths import file_identity
 from sparsercnn.text import counted, listing
 
 logger = logging.getLogger(__name__)
@@ -243,8 +244,8 @@ def _same_file_issues(present: Sequence[tuple[dict[str, Any], Path]]) -> list[Is
     file (``present``: the images with their paths), in image order: another case on macOS and
     Windows, another Unicode form on macOS, ``./`` or a Windows separator in the name. Only names
     that are alike but for these are looked up, and told apart as the file system does, by file
-    identity (:func:`_file_identity`); links to one file under unrelated names are not looked
-    for."""
+    identity (:func:`~sparsercnn.paths.file_identity`); links to one file under unrelated names
+    are not looked for."""
     alike: dict[str, set[str]] = defaultdict(set)
     keys = [_name_key(path) for _, path in present]
     for (image, _), key in zip(present, keys, strict=True):
@@ -252,7 +253,7 @@ def _same_file_issues(present: Sequence[tuple[dict[str, Any], Path]]) -> list[Is
     first_of_file: dict[tuple[int, int], dict[str, Any]] = {}
     issues = []
     for (image, path), key in zip(present, keys, strict=True):
-        if len(alike[key]) < 2 or (identity := _file_identity(os.fspath(path))) is None:
+        if len(alike[key]) < 2 or (identity := file_identity(os.fspath(path))) is None:
             continue
         first = first_of_file.setdefault(identity, image)
         file = image["file_name"]
@@ -302,9 +303,9 @@ def find_unlisted_images(
     # does, by file identity; only the names not found as written are looked up.
     others = named if has_links else named - {os.path.normpath(path) for path in found}
     if unlisted and others:
-        named_files = {file for path in others if (file := _file_identity(path)) is not None}
+        named_files = {file for path in others if (file := file_identity(path)) is not None}
         if named_files:
-            unlisted = [path for path in unlisted if _file_identity(path) not in named_files]
+            unlisted = [path for path in unlisted if file_identity(path) not in named_files]
     if not unlisted:
         return None
     shown = sorted(os.path.relpath(path, root) for path in unlisted)
@@ -339,17 +340,6 @@ def _image_files_under(root: Path) -> tuple[list[str], bool]:
             elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
                 found.append(entry.path)
     return found, has_links
-
-
-def _file_identity(path: str) -> tuple[int, int] | None:
-    """The file that ``path`` resolves to (links followed), as the file system tells files
-    apart: ``(device, file number)``; ``None`` where nothing is there, or where the file system
-    numbers no files (``st_ino`` 0, as some Windows ones give)."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return (stat.st_dev, stat.st_ino) if stat.st_ino else None
 
 
 def _log_decoded(source: str, num_decoded: int, num_present: int, start: float) -> None:

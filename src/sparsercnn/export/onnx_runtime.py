@@ -83,24 +83,13 @@ class OnnxPredictor(BatchPredictor):
         check_file(self.path, "ONNX model", "the .onnx file")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        available = onnxruntime.get_available_providers()
-        checked = onnx_device(device, available)
-        providers = session_providers(checked, available)
         options = onnxruntime.SessionOptions()
         if num_threads is not None:
             options.intra_op_num_threads = num_threads
         if not allow_spinning:
             options.add_session_config_entry(SPINNING_KEY, "0")
-        try:
-            self.session = onnxruntime.InferenceSession(
-                str(self.path),
-                sess_options=options,
-                providers=providers,
-            )
-        except Exception as error:  # onnxruntime's errors share no base class but Exception
-            raise ValueError(unloadable_onnx_message(self.path, error, checked)) from error
+        self.session, checked = open_session(self.path, device, options)
         self.provider: str = self.session.get_providers()[0]
-        check_provider_started(checked, self.provider)
         self.device = str(checked)
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.config, self.categories = parse_metadata(metadata, str(self.path))
@@ -181,6 +170,33 @@ class OnnxPredictor(BatchPredictor):
                 )
             )
         return detections
+
+
+def open_session(
+    path: Path, device: torch.device | str | None, options: Any
+) -> tuple[Any, torch.device]:
+    """An onnxruntime ``InferenceSession`` of ``path`` with ``options`` on ``device``
+    (:func:`onnx_device`), by that device's execution provider (:func:`session_providers`).
+
+    Returns:
+        The session and the device it runs on.
+
+    Raises:
+        ValueError: ``device`` is not one, this onnxruntime has no provider for it, onnxruntime
+            cannot load ``path`` (:func:`unloadable_onnx_message`), or it fell back to the CPU
+            (:func:`check_provider_started`).
+    """
+    import onnxruntime
+
+    available = onnxruntime.get_available_providers()
+    checked = onnx_device(device, available)
+    providers = session_providers(checked, available)
+    try:
+        session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as error:  # onnxruntime's errors share no base class but Exception
+        raise ValueError(unloadable_onnx_message(path, error, checked)) from error
+    check_provider_started(checked, session.get_providers()[0])
+    return session, checked
 
 
 def onnx_device(device: torch.device | str | None, available: Sequence[str]) -> torch.device:
