@@ -711,3 +711,18 @@ def test_a_wrong_validation_image_folder_names_its_flag(
         line
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_a_command_that_does_not_share_its_work_refuses_torchrun_s_processes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ran: list[argparse.Namespace] = []
+    monkeypatch.setattr(validate, "run", ran.append)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(VALIDATE) == 2
+    (line,) = error_lines(capsys)
+    assert "sparsercnn validate runs in one process, but WORLD_SIZE=2" in line
+    assert "without torchrun" in line and not ran
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    main(VALIDATE)
+    assert len(ran) == 1

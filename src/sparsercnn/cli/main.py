@@ -59,6 +59,8 @@ BAD_INPUT_ERRORS: tuple[type[Exception], ...] = (
     PermissionError,
     ImportError,
 )
+# Commands that share their work among torchrun's processes; the others would each do it whole.
+DISTRIBUTED_COMMANDS = ("train",)
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -141,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         with sigterm_as_interrupt():
+            check_single_process(args.command)
             retain_freed_memory()
             check_drawing_font()
             return int(args.handler(args))
@@ -162,6 +165,19 @@ def report_stop(line: str) -> None:
     (the trainer agrees on it), so only rank 0 (``RANK`` unset or 0) prints."""
     if os.environ.get("RANK", "0") == "0":
         print(line, file=sys.stderr)
+
+
+def check_single_process(command: str) -> None:
+    """Refuse a command that does not share its work when launched as one of several processes
+    (``torchrun`` sets ``WORLD_SIZE``): each would run it whole and write the same files."""
+    world_size = os.environ.get("WORLD_SIZE", "1")
+    if command in DISTRIBUTED_COMMANDS or world_size.strip() in ("", "1"):
+        return
+    raise ValueError(
+        f"sparsercnn {command} runs in one process, but WORLD_SIZE={world_size} (torchrun): "
+        f"each process would do the whole work and write the same files; run it without "
+        f"torchrun (only {', '.join(DISTRIBUTED_COMMANDS)} is shared among processes)"
+    )
 
 
 def retain_freed_memory() -> bool:
