@@ -14,7 +14,7 @@ import torch
 
 from sparsercnn import recipe
 from sparsercnn.cli import train as train_command
-from sparsercnn.cli.main import main
+from sparsercnn.cli.main import Terminated, main
 from sparsercnn.cli.train import RANK_0_WARNINGS
 from sparsercnn.cli.training_setup import removed_if_refused
 from sparsercnn.config import Config
@@ -181,6 +181,35 @@ def test_other_ranks_log_only_their_own_warnings(
 
 
 @pytest.mark.parametrize(
+    ("stop", "code"),
+    [(ValueError("image 3 changed on disk"), 2), (KeyboardInterrupt(), 130), (Terminated(), 143)],
+)
+def test_a_rank_stopped_by_an_error_ctrl_c_or_sigterm_leaves_the_process_group(
+    stop: BaseException, code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under torchrun every way out of a run ends the process group (``cleanup``), so that its
+    threads stop before the interpreter's shutdown, which would otherwise tear them down."""
+    rank_1 = distributed.DistInfo(rank=1, world_size=2, local_rank=1, device=torch.device("cpu"))
+    monkeypatch.setattr(distributed, "init_distributed", lambda device: rank_1)
+    cleanups: list[int] = []
+    monkeypatch.setattr(distributed, "cleanup", lambda: cleanups.append(1))
+
+    def train_from_coco(cfg: Config, **kwargs: Any) -> Any:
+        assert not cleanups
+        raise stop
+
+    monkeypatch.setattr(pipeline, "train_from_coco", train_from_coco)
+    monkeypatch.setattr(train_command, "check_training_data", lambda *args: None)
+    levels = {name: logging.getLogger(name).level for name in ("sparsercnn", *RANK_0_WARNINGS)}
+    try:
+        assert main(_train(tmp_path)) == code
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+    assert cleanups == [1]
+
+
+@pytest.mark.parametrize(
     ("final_ap", "best_in_this_run", "printed"),
     [
         (0.25, True, "final AP 25.00%; best AP 37.50% at iteration 30 (model_best.safetensors)"),
@@ -330,12 +359,17 @@ def test_what_the_run_folder_refuses_is_refused_before_the_data_check(
     files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
     argv = ["train", *files, "--output-dir", str(run), "--preset", preset]
     assert main(argv) == 2
-    assert f"{run} already holds another training run" in capsys.readouterr().err
+    # A log without a checkpoint: a run killed before its first one, which --resume cannot
+    # continue; the message gives the command that clears it.
+    expected = f"{run} holds a run stopped before its first checkpoint (metrics.jsonl)"
+    err = capsys.readouterr().err
+    assert expected in err and f"rm {run / 'metrics.jsonl'})" in err
     assert [p.name for p in run.iterdir()] == ["metrics.jsonl"]
     (run / "config.json").write_text(Config().to_json())
     assert main([*argv, "--resume"]) == 2
-    expected = f"--resume (--output-dir): no training checkpoint (checkpoint_*.pt) in {run}"
-    assert expected in capsys.readouterr().err
+    expected = f"--resume (--output-dir): {run} holds a run stopped before its first checkpoint"
+    err = capsys.readouterr().err
+    assert expected in err and "there is nothing to resume" in err
     assert main([*argv[:-2], "--output-dir", str(tmp_path / "new"), "--resume"]) == 2
     assert "--resume" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()

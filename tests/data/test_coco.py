@@ -301,6 +301,33 @@ def test_gt_dict_leaves_out_what_skip_invalid_drops(write_coco: WriteCoco) -> No
     assert [ann["id"] for ann in dataset.gt_dict()["annotations"]] == [2]
 
 
+def test_gt_dict_reads_no_file(write_coco: WriteCoco) -> None:
+    """Every ``gt_dict()`` parsed and checked the JSON again (at every evaluation of a training
+    run); the dataset keeps what evaluation scores from its one parse: the boxes as the file
+    gives them (the clipped one unclipped), its areas and crowd flags, in file order."""
+    data = write_coco(num_images=1, size=(30, 40), categories=CATEGORIES, objects_per_image=0)
+    coco = data.read_json()
+    coco["annotations"] = [
+        box(7, 1, 3, [35, 1, 6, 5]),  # a little outside the 40 px wide image: clipped
+        {**box(2, 1, 3, [1, 1, 5, 5]), "area": 20.5, "iscrowd": 1},
+        {**box(4, 1, 3, [10, 10, 0, 5]), "segmentation": [[10, 10, 10, 15]]},
+    ]
+    data.write_json(coco)
+    dataset = CocoDataset(data.json_path, data.image_dir)
+    data.json_path.unlink()
+    gt = pickle.loads(pickle.dumps(dataset)).gt_dict()  # as a data-loading worker has it
+    assert gt["images"] == [
+        {"id": 1, "file_name": data.image_paths[0].name, "height": 30, "width": 40}
+    ]
+    assert gt["categories"] == coco["categories"]
+    assert [(a["id"], a["bbox"], a["area"], a["iscrowd"]) for a in gt["annotations"]] == [
+        (7, [35, 1, 6, 5], 30.0, 0),
+        (2, [1, 1, 5, 5], 20.5, 1),
+        (4, [10, 10, 0, 5], 0.0, 0),
+    ]
+    assert {a["category_id"] for a in gt["annotations"]} == {3}
+
+
 def test_gt_dict_keeps_crowd_regions(dataset_files: tuple[Path, Path]) -> None:
     gt = CocoDataset(*dataset_files).gt_dict()
     assert len(gt["images"]) == 3 and len(gt["annotations"]) == 5

@@ -19,6 +19,7 @@ from sparsercnn.engine import checkpoint as checkpoint_module
 from sparsercnn.engine.checkpoint import (
     LAST_CHECKPOINT_FILE,
     DamagedCheckpointError,
+    check_run_folder,
     find_last_checkpoint,
     list_checkpoints,
     load_training_checkpoint,
@@ -170,6 +171,28 @@ def test_missing_checkpoint_errors_name_the_flag_the_place_and_what_to_do(tmp_pa
     flag = "--resume (--output-dir)"
     with pytest.raises(FileNotFoundError, match=re.escape(f"{flag}: {empty.format(tmp_path)}")):
         resolve_checkpoint_path(tmp_path, flag=flag)
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_named_with_the_command_to_restart(
+    tmp_path: Path,
+) -> None:
+    """A new run there was refused (resume it), and --resume too (no checkpoint): the folder
+    could only be cleared by hand, with no word of which files."""
+    (tmp_path / "config.json").write_text(Config().to_json())
+    (tmp_path / "metrics.jsonl").write_text('{"iter": 10, "loss": 1.0}\n')
+    command = f"rm {tmp_path / 'config.json'} {tmp_path / 'metrics.jsonl'}"
+    with pytest.raises(FileExistsError) as refused:
+        check_run_folder(tmp_path, False, is_main=True)
+    assert "holds a run stopped before its first checkpoint (config.json, metrics.jsonl)" in str(
+        refused.value
+    )
+    assert command in str(refused.value) and "without --resume" in str(refused.value)
+    with pytest.raises(FileNotFoundError, match="there is nothing to resume") as nothing:
+        resolve_checkpoint_path(tmp_path)
+    assert command in str(nothing.value)
+    _save(tmp_path, 10)  # with a checkpoint it is a run to resume
+    with pytest.raises(FileExistsError, match=r"resume that run \(--resume\)"):
+        check_run_folder(tmp_path, False, is_main=True)
 
 
 def test_truncated_file_gives_clear_error(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from sparsercnn.model import PostProcessor, SparseRCNN, build_model, build_postp
 from sparsercnn.model_file import load_model_file
 from sparsercnn.predictor import Predictor
 from sparsercnn.structures import Batch, Detections, ModelOutput, StageOutput
-from tests.synthetic_coco import SyntheticCoco, tiny_config
+from tests.synthetic_coco import SyntheticCoco, WriteCoco, tiny_config
 
 
 def _setup(data: SyntheticCoco) -> tuple[SparseRCNN, PostProcessor, CocoDataset]:
@@ -335,3 +335,19 @@ def test_exported_evaluation_maps_a_reduced_jpeg_as_its_predictor_does(
         assert len(prediction.scores) > 0
         for key in ("boxes", "scores", "labels"):
             assert torch.equal(detections[key], getattr(prediction, key)), key
+
+
+def test_an_evaluation_reuses_the_ground_truth_an_earlier_one_prepared(
+    tiny_coco: SyntheticCoco, write_coco: WriteCoco
+) -> None:
+    """Each evaluation of a data set prepared its ground truth anew (a deep copy and a COCO
+    index); the next one takes the earlier one's, and scores exactly as with a new one."""
+    model, postprocessor, dataset = _setup(tiny_coco)
+    first = evaluate(model, postprocessor, dataset, batch_size=3)
+    assert first is not None and first.ground_truth is not None
+    again = evaluate(model, postprocessor, dataset, batch_size=3, ground_truth=first.ground_truth)
+    assert again is not None and again.ground_truth is first.ground_truth
+    assert again.result.to_dict() == first.result.to_dict()
+    _, _, other = _setup(write_coco(num_images=2))
+    with pytest.raises(ValueError, match="is of other images than the dataset's"):
+        evaluate(model, postprocessor, other, ground_truth=first.ground_truth)

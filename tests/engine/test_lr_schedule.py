@@ -7,7 +7,14 @@ import math
 
 import pytest
 
-from sparsercnn.engine.lr_schedule import Schedule, fit_schedule_to_budget, lr_factor, scaled_lr
+from sparsercnn.engine.lr_schedule import (
+    Schedule,
+    decay_steps,
+    extended_schedule,
+    fit_schedule_to_budget,
+    lr_factor,
+    scaled_lr,
+)
 
 
 def official(iteration: int) -> float:
@@ -106,3 +113,29 @@ def test_budget_rejects_bad_pace() -> None:
             fit_schedule_to_budget(
                 SCHEDULE, iteration=0, seconds_per_iter=pace, remaining_seconds=1.0
             )
+
+
+def test_decay_steps_are_the_small_presets_fractions() -> None:
+    assert decay_steps(3000) == (2400, 2800)
+    assert decay_steps(2) == () and decay_steps(5) == (4,)
+
+
+@pytest.mark.parametrize(
+    ("completed", "max_iter", "steps"),
+    [
+        # Stopped by its budget after a decay at 36: the second decay of a fresh 200-step run.
+        (Schedule(39, (36,), 50), 200, (36, 187)),
+        # Stopped before any decay: both of a fresh run's.
+        (Schedule(39, (), 50), 200, (160, 187)),
+        # Both taken: none more, the learning rate stays where it was.
+        (Schedule(3000, (2400, 2800), 50), 4000, (2400, 2800)),
+        # A fresh 41-step run is past both decays at iteration 39: both apply from there on.
+        (Schedule(39, (), 5), 41, (39, 39)),
+    ],
+)
+def test_an_extended_schedule_keeps_the_decays_taken_and_adds_a_fresh_run_s(
+    completed: Schedule, max_iter: int, steps: tuple[int, ...]
+) -> None:
+    assert extended_schedule(completed, 39 if completed.max_iter == 39 else 3000, max_iter) == (
+        Schedule(max_iter, steps, completed.warmup_iters)
+    )

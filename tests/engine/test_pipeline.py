@@ -139,3 +139,47 @@ def test_a_validation_set_sharing_training_images_is_warned_about_before_trainin
         )
     (line,) = [r.getMessage() for r in caplog.records if "validation set" in r.getMessage()]
     assert line.startswith(f"6 of the 6 images of the validation set {tiny_coco.json_path} are")
+
+
+def test_a_run_parses_its_validation_json_and_prepares_its_ground_truth_once(
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every periodic evaluation parsed and checked the validation JSON again (``gt_dict``) and
+    built a new COCO index of it, as did the final one and the report: one of each per run."""
+    import json
+
+    import faster_coco_eval
+
+    from sparsercnn.evaluation import ground_truth
+
+    parsed: list[str] = []
+    load = json.load
+
+    def counted_load(file: Any, **kwargs: Any) -> Any:
+        parsed.append(getattr(file, "name", ""))
+        return load(file, **kwargs)
+
+    indexed: list[int] = []
+
+    class CountedCOCO(faster_coco_eval.COCO):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            indexed.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(json, "load", counted_load)
+    monkeypatch.setattr(ground_truth, "COCO", CountedCOCO)
+    cfg = tiny_config()
+    cfg.train.max_iter = 3
+    cfg.train.eval_period = 1
+    result = pipeline.train_from_coco(
+        cfg,
+        train_json=tiny_coco.json_path,
+        train_images=tiny_coco.image_dir,
+        val_json=tiny_coco.json_path,
+        val_images=tiny_coco.image_dir,
+        output_dir=tmp_path / "run",
+    )
+    assert result.evaluation_report is not None
+    # One parse for the training set, one for the validation set (the same file here).
+    assert parsed.count(str(tiny_coco.json_path)) == 2
+    assert len(indexed) == 1

@@ -222,3 +222,20 @@ def test_a_longer_refit_never_moves_a_passed_step_or_warm_up_back() -> None:
     assert train.max_iter > shortened[0]
     assert train.steps[0] == shortened[1][0] and train.steps[1] > shortened[1][1]
     assert train.warmup_iters == 100
+
+
+def test_a_budget_extends_a_schedule_the_run_completed() -> None:
+    """A run stopped by its budget at 39 (its config: max_iter 39, steps [36]), resumed with a
+    new budget, had nothing to train: the budget only ever shortens the configured schedule."""
+    train = TrainConfig(max_iter=39, steps=(36,), warmup_iters=5, checkpoint_period=0)
+    budget = TimeBudget(100.0, time.perf_counter(), skip_iters=0, measure_iters=2)
+    schedule = BudgetedSchedule(budget, train, extend_from=39)
+    # Until the pace is measured: as many steps more, and no decay ahead.
+    assert (train.max_iter, train.steps) == (41, (36,))
+    work = _work(eval_seconds=None, eval_images=None)
+    assert schedule.after_step(0.5, iteration=40, work=work) == (False, False)
+    refitted, stop = schedule.after_step(0.5, iteration=41, work=work)
+    # About 100 - 2 (reserve) seconds left at 0.5 s per step and the checkpoints' share.
+    assert refitted and not stop and 100 < train.max_iter < 41 + 98 / 0.5
+    # The decay taken stays; the second of a fresh run of that length follows.
+    assert train.steps == (36, round(train.max_iter * 14 / 15))

@@ -17,6 +17,7 @@ from sparsercnn.data.coco import CocoDataset, ImageChangedError
 from sparsercnn.data.image_io import ImageReadError
 from sparsercnn.data.loader import build_train_loader
 from sparsercnn.data.transforms import build_test_transform, build_train_transform
+from sparsercnn.engine import checkpoint as checkpoint_module
 from sparsercnn.engine import train_step
 from sparsercnn.engine import trainer as trainer_module
 from sparsercnn.engine.checkpoint import (
@@ -128,6 +129,52 @@ def test_resuming_past_max_iter_is_refused_before_writing(
     with pytest.raises(ValueError, match=r"iteration 3, past train\.max_iter 2.*max_iter=3"):
         _trainer(tiny_coco, cfg, tmp_path, resume=True)
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == written
+
+
+def test_a_completed_run_extended_gets_the_decays_of_a_fresh_run_of_that_length(
+    tiny_coco: SyntheticCoco, tmp_path: Path
+) -> None:
+    """A run stopped by its budget keeps only the decays it took (here none): resumed with a
+    larger train.max_iter it trained on without a decay, and with a new budget not at all."""
+    cfg = tiny_config()
+    cfg.train.steps = ()
+    _trainer(tiny_coco, cfg, tmp_path).train()
+    cfg.train.max_iter = 15
+    assert _trainer(tiny_coco, cfg, tmp_path, resume=True).cfg.train.steps == (12, 14)
+    cfg.train.steps = (13,)  # chosen for the extension: kept
+    assert _trainer(tiny_coco, cfg, tmp_path, resume=True).cfg.train.steps == (13,)
+    cfg.train.max_iter, cfg.train.steps = 3, ()
+    budgeted = _trainer(tiny_coco, cfg, tmp_path, resume=True, time_budget_minutes=1.0)
+    assert budgeted.budget is not None
+    assert budgeted.cfg.train.max_iter == 3 + budgeted.budget.budget.first_fit_iters
+
+
+def test_a_second_interrupt_during_a_checkpoint_names_the_one_before(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A second Ctrl-C stops at once, in the middle of the checkpoint the first one asked for:
+    the run ended without naming the checkpoint --resume continues from."""
+    cfg = tiny_config()
+    cfg.train.max_iter, cfg.train.checkpoint_period = 4, 2
+    save_payload = checkpoint_module._save_payload
+
+    def interrupted_save(payload: dict[str, Any], path: Path) -> None:
+        if payload["iteration"] != 4:
+            return save_payload(payload, path)
+        path.write_bytes(b"PK half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint_module, "_save_payload", interrupted_save)
+    with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
+        _trainer(tiny_coco, cfg, tmp_path).train()
+    assert sorted(path.name for path in tmp_path.glob("checkpoint*")) == ["checkpoint_0000002.pt"]
+    earlier = tmp_path / "checkpoint_0000002.pt"
+    expected = f"interrupted after iteration 4; checkpoint {earlier} holds iteration 2 (the steps "
+    expected += "after it are lost): continue with --resume"
+    assert expected in caplog.text
 
 
 def test_a_failed_evaluation_keeps_the_checkpoint_due_and_resumes_there(

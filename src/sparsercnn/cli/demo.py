@@ -188,6 +188,8 @@ def run(args: argparse.Namespace) -> int:
         # The check's finding: the datasets take it, not reading the sets again.
         train_inspection=None if checked is None else checked.train,
         val_inspection=None if checked is None else checked.val,
+        # The budget is a default here: --resume of a trained demo finishes it, training no more.
+        budget_extends=False,
     )
     try:
         report, drawings, figure = write_demo_outputs(result, data, out, device)

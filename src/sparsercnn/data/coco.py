@@ -38,11 +38,8 @@ from sparsercnn.data.policy import (
 from sparsercnn.data.transforms import EMPTY_BOX_THRESHOLD, TrainTransform, Transform
 from sparsercnn.data.validation import (
     DEFAULT_CLIP_TOLERANCE,
-    REQUIRED_KEYS,
     CheckedCoco,
     DatasetError,
-    check_coco,
-    load_coco_json,
 )
 from sparsercnn.structures import Sample, Target, coco_area
 
@@ -64,7 +61,9 @@ class CocoDataset(Dataset[Sample]):
     Building it applies the data policy (:mod:`~sparsercnn.data.policy`): it parses the JSON
     once, checks every entry and, by default, decodes every image file; boxes slightly outside
     their image are clipped (with a logged warning). It keeps only compact arrays (no
-    per-annotation Python objects, so forked data-loading workers share them).
+    per-annotation Python objects, so forked data-loading workers share them): the training
+    targets, and the ground truth evaluation scores against (:meth:`gt_dict`), so that the
+    file is parsed once however often the dataset is evaluated.
 
     Args:
         json_path: COCO instances JSON (``images``, ``annotations``, ``categories``).
@@ -155,6 +154,8 @@ class CocoDataset(Dataset[Sample]):
         self.num_dropped_images = checked.num_dropped_images
         self.num_dropped_annotations = checked.num_dropped_annotations
         self.category_map = CategoryMap.from_coco(checked.categories)
+        # The category entries as the file gives them, in its order (a few; for gt_dict).
+        self._categories = [dict(category) for category in checked.categories]
         self._build_index(checked)
         self._size_warned = False
 
@@ -178,6 +179,26 @@ class CocoDataset(Dataset[Sample]):
         self._labels = np.array(labels, dtype=np.int64)[order]
         counts = np.bincount(owners, minlength=len(images))
         self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._build_ground_truth(checked.ground_truth, position)
+
+    def _build_ground_truth(
+        self, annotations: list[dict[str, Any]], position: dict[int, int]
+    ) -> None:
+        """Store what evaluation scores against (``CheckedCoco.ground_truth`` of the kept
+        images, crowd regions included), in file order, as the file gives it: ``_gt_xywh``
+        ``(G, 4)`` float64 ``[x, y, w, h]`` unclipped, ``_gt_area`` (:func:`coco_area`),
+        ``_gt_crowd``, ``_gt_labels`` and ``_gt_owners`` (index of the image)."""
+        kept = [ann for ann in annotations if ann["image_id"] in position]
+        ids = [ann["id"] for ann in kept]
+        # An id past int64 (valid JSON, if odd) is kept as it is, in an object array.
+        self._gt_ids = np.array(ids) if ids else np.zeros(0, dtype=np.int64)
+        self._gt_owners = np.array([position[ann["image_id"]] for ann in kept], dtype=np.int64)
+        self._gt_xywh = np.array([ann["bbox"] for ann in kept], dtype=np.float64).reshape(-1, 4)
+        self._gt_area = np.array([coco_area(ann) for ann in kept], dtype=np.float64)
+        self._gt_crowd = np.array([bool(ann.get("iscrowd", 0)) for ann in kept], dtype=bool)
+        self._gt_labels = np.array(
+            [self.category_map.to_label(ann["category_id"]) for ann in kept], dtype=np.int64
+        )
 
     def __len__(self) -> int:
         return len(self._image_ids)
@@ -337,44 +358,41 @@ class CocoDataset(Dataset[Sample]):
     def gt_dict(self) -> dict[str, Any]:
         """The ground truth for COCO evaluation, as a COCO dict (crowd regions included).
 
-        The JSON is parsed again (it is not kept in memory). It holds this dataset's images and
-        their annotations as the file gives them: a box a little outside its image, or of zero
-        size, is evaluated as it is (training clips the one and drops the other), so the
-        metrics are those any COCO tool computes on the file. Only annotations the data rules
-        call errors (left out with ``skip_invalid``) are left out. Missing ``iscrowd`` defaults
-        to 0 and missing ``area`` to the box area, as the COCO evaluator needs both.
+        Made from the arrays the dataset keeps (no file is read): its images (``id``,
+        ``file_name`` and the size as checked, :attr:`image_sizes`) and their annotations as
+        the file gives them, in file order: a box a little outside its image, or of zero size,
+        is evaluated as it is (training clips the one and drops the other), so the metrics are
+        those any COCO tool computes on the file. Only annotations the data rules call errors
+        (left out with ``skip_invalid``) are left out. Each annotation has ``id``,
+        ``image_id``, ``category_id``, ``bbox``, ``iscrowd`` (missing: 0) and ``area``
+        (missing: the box area), what COCO bbox evaluation reads; the categories are the
+        file's entries. Other keys of the file (segmentations, ``info``, ``licenses``) are not
+        kept.
         """
-        data = load_coco_json(self.coco_json)
-        # The sizes the dataset was checked with (its files' where decoded): the same boxes
-        # are valid here as in training.
-        sizes = {
-            int(image_id): (int(width), int(height))
-            for image_id, (height, width) in zip(self._image_ids, self._sizes, strict=True)
-        }
-        checked = check_coco(
-            data, str(self.coco_json), clip_tolerance=self.clip_tolerance, image_sizes=sizes
-        )
-        kept = set(self.image_ids)
-        # Valid, clipped or zero-size: every annotation that is not an error, by id.
-        evaluated = {ann["id"] for ann in checked.annotations}
-        evaluated |= {i.annotation_id for i in checked.issues if i.code == "empty_box"}
-        annotations = []
-        for ann in data["annotations"]:
-            # An entry that is not an object is an error, left out as the others are.
-            if not isinstance(ann, dict) or ann.get("id") not in evaluated:
-                continue
-            # A repeated id is an error: only its first entry counts, even when that one's
-            # image was left out.
-            evaluated.discard(ann["id"])
-            if ann["image_id"] not in kept:
-                continue
-            crowd = int(bool(ann.get("iscrowd", 0)))
-            annotations.append({**ann, "iscrowd": crowd, "area": coco_area(ann)})
+        category_ids = self.category_map.category_ids
+        annotations = [
+            {
+                "id": ann_id,
+                "image_id": image_id,
+                "category_id": category_ids[label],
+                "bbox": bbox,
+                "area": area,
+                "iscrowd": int(crowd),
+            }
+            for ann_id, image_id, label, bbox, area, crowd in zip(
+                self._gt_ids.tolist(),
+                self._image_ids[self._gt_owners].tolist(),
+                self._gt_labels.tolist(),
+                self._gt_xywh.tolist(),
+                self._gt_area.tolist(),
+                self._gt_crowd.tolist(),
+                strict=True,
+            )
+        ]
         return {
-            **{key: value for key, value in data.items() if key not in REQUIRED_KEYS},
-            "images": [image for image in checked.images if image["id"] in kept],
+            "images": [self.image_info(index) for index in range(len(self))],
             "annotations": annotations,
-            "categories": checked.categories,
+            "categories": [dict(category) for category in self._categories],
         }
 
 

@@ -101,7 +101,9 @@ class Inspection:
         """Let go of the entries the check kept (``checked``'s image and annotation dicts:
         gigabytes for a set of COCO's size) once a dataset holds its own index of them, so
         that they do not stay in memory for a whole run; the issues stay."""
-        self.checked = replace(self.checked, images=[], annotations=[], scored_objects=[])
+        self.checked = replace(
+            self.checked, images=[], annotations=[], scored_objects=[], ground_truth=[]
+        )
 
     def for_num_proposals(self, num_proposals: int | None) -> Inspection:
         """The same inspection with the ``too_many_boxes`` warnings of a model of

@@ -119,7 +119,10 @@ class CheckedCoco:
     ``images`` / ``categories`` keep the first entry of every id, in file order;
     ``annotations`` hold the valid ones, with a clipped ``bbox`` where it was fixable (copies,
     the parsed file is not modified). ``scored_objects`` are the objects COCO evaluation scores
-    (every non-crowd annotation that is valid, clipped or of zero size).
+    (every non-crowd annotation that is valid, clipped or of zero size). ``ground_truth`` holds
+    what COCO evaluation scores against: every annotation that is not an error (valid, clipped
+    or of zero size, crowd regions included), the first of its id, as the file gives it (the
+    parsed entries, unclipped), in file order.
     """
 
     images: list[dict[str, Any]]
@@ -129,6 +132,7 @@ class CheckedCoco:
     num_images_in_json: int
     num_annotations_in_json: int
     scored_objects: list[ScoredObject] = field(default_factory=list)
+    ground_truth: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def num_dropped_images(self) -> int:
@@ -152,6 +156,7 @@ class CheckedCoco:
             images=[image for image in self.images if image["id"] not in drop],
             annotations=[ann for ann in self.annotations if ann["image_id"] not in drop],
             scored_objects=[obj for obj in self.scored_objects if obj.image_id not in drop],
+            ground_truth=[ann for ann in self.ground_truth if ann["image_id"] not in drop],
         )
 
 
@@ -263,6 +268,7 @@ def check_coco(
         len(data["images"]),
         len(data["annotations"]),
         checker.scored_objects,
+        checker.ground_truth,
     )
 
 
@@ -281,6 +287,7 @@ class _Checker:
         self.rejected_images: dict[Hashable, _Rejected] = {}
         self.rejected_categories: dict[Hashable, _Rejected] = {}
         self.scored_objects: list[ScoredObject] = []
+        self.ground_truth: list[dict[str, Any]] = []
         self.corner_boxes = _CornerBoxes(clip_tolerance)
 
     def add(
@@ -506,6 +513,7 @@ class _Checker:
             )
             self.add("warning", "empty_box", message, image_id, ann_id, file)
             self.scored_objects += scored
+            self.ground_truth.append(ann)
             return None
         width, height = int(image["width"]), int(image["height"])
         self.corner_boxes.add(ann["bbox"], width, height)
@@ -520,6 +528,7 @@ class _Checker:
             self.add("error", "box_outside_image", f"{where}: {reason}", image_id, ann_id, file)
             return None
         self.scored_objects += scored
+        self.ground_truth.append(ann)
         if reason is not None:
             self.add("warning", "box_clipped", f"{where}: {reason}", image_id, ann_id, file)
             return {**ann, "bbox": bbox}

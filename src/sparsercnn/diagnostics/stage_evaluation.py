@@ -23,6 +23,7 @@ from torch import Tensor
 from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.loader import build_test_loader
+from sparsercnn.engine.inference import evaluation_ground_truth
 from sparsercnn.engine.model_evaluation import load_model_and_dataset
 from sparsercnn.evaluation import CocoEvaluator, EvaluationResult
 from sparsercnn.evaluation.units import format_percent
@@ -112,12 +113,9 @@ def evaluate_every_stage(
         One :class:`EvaluationResult` per stage, first to last.
     """
     device = model_device(model)
-    ground_truth = dataset.gt_dict()
-    categories = dataset.category_map
-    evaluators = [
-        CocoEvaluator(ground_truth, categories.category_ids, categories.names)
-        for _ in range(model.num_stages)
-    ]
+    # One ground truth, prepared once, that every stage's evaluator scores against.
+    ground_truth = evaluation_ground_truth(dataset)
+    evaluators = [CocoEvaluator(ground_truth) for _ in range(model.num_stages)]
     with evaluating(model):
         for batch in build_test_loader(dataset, batch_size, num_workers):
             images = [image.to(device) for image in batch.images]

@@ -19,6 +19,7 @@ import json
 import logging
 import pickle
 import re
+import shlex
 import sys
 import zipfile
 from collections.abc import Mapping
@@ -32,7 +33,7 @@ from torch import nn
 from sparsercnn.atomic_file import atomic_write, ensure_writable_dir, leftover_temporaries
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.engine.lr_schedule import scaled_lr
+from sparsercnn.engine.lr_schedule import Schedule, scaled_lr
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
 from sparsercnn.model_file import load_state_dict_strict, model_state_dict
 from sparsercnn.text import counted, listing
@@ -73,13 +74,15 @@ class ResumePoint:
         best_iteration: the iteration of ``best_ap``.
         last_evaluation: the iteration of the run's last evaluation (``None``: none, or a
             checkpoint written before this was recorded).
+        schedule: the schedule of the checkpoint's config (its run's when it was written).
     """
 
     path: Path
     iteration: int
     best_ap: float | None
     best_iteration: int | None
-    last_evaluation: int | None = None
+    last_evaluation: int | None
+    schedule: Schedule
 
 
 def checkpoint_name(iteration: int) -> str:
@@ -246,6 +249,13 @@ def resolve_checkpoint_path(path_or_dir: str | Path, *, flag: str = RESUME) -> P
     path = Path(path_or_dir)
     if path.is_dir():
         found = find_last_checkpoint(path)
+        unfinished = _run_without_checkpoint(path)
+        if found is None and unfinished:
+            raise FileNotFoundError(
+                f"{flag}: {path} holds a run stopped before its first checkpoint "
+                f"({', '.join(p.name for p in unfinished)}): there is nothing to resume; "
+                f"{_restart_advice(unfinished)}"
+            )
         if found is None:
             raise FileNotFoundError(
                 f"{flag}: no training checkpoint (checkpoint_*.pt) in {path}; give the output "
@@ -427,6 +437,9 @@ def restore_training_state(
         extra.get("best_ap"),
         extra.get("best_iteration"),
         extra.get("last_evaluation"),
+        Schedule(
+            saved_config.train.max_iter, saved_config.train.steps, saved_config.train.warmup_iters
+        ),
     )
 
 
@@ -584,6 +597,13 @@ def check_run_folder(
         ensure_writable_dir(output_dir)
     if resume:
         return
+    unfinished = _run_without_checkpoint(Path(output_dir), also)
+    if unfinished:
+        raise FileExistsError(
+            f"{output_dir} holds a run stopped before its first checkpoint "
+            f"({', '.join(p.name for p in unfinished)}), which --resume cannot continue: "
+            f"{_restart_advice(unfinished)}"
+        )
     found = [path.name for path in list_checkpoints(output_dir)[-1:]]
     for name in (*RUN_OUTPUT_FILES, *also):
         path = Path(output_dir) / name
@@ -595,3 +615,33 @@ def check_run_folder(
             f"({', '.join(found)}); resume that run (--resume), move those files, or choose "
             "another output folder"
         )
+
+
+# What a run writes at its end or in a checkpoint: a folder holding one of them holds a run that
+# got that far.
+_TRAINED_FILES = ("model_final.safetensors", "model_best.safetensors")
+
+
+def _run_without_checkpoint(folder: Path, also: tuple[str, ...] = ()) -> list[Path]:
+    """The files of a run stopped (killed) after its first log record but before its first
+    checkpoint: ``folder``'s :data:`RUN_OUTPUT_FILES` and ``also`` files (plain files only)
+    when it holds a ``metrics.jsonl`` with a record, no checkpoint and no model file; else
+    none."""
+    metrics = folder / "metrics.jsonl"
+    if not metrics.is_file() or metrics.stat().st_size == 0 or list_checkpoints(folder):
+        return []
+    if any((folder / name).exists() for name in _TRAINED_FILES):
+        return []
+    names = (*RUN_OUTPUT_FILES, *also)
+    found = [folder / name for name in names if (folder / name).exists()]
+    # A folder of ``also`` (a report) is another run's output: not a run to start again.
+    return [] if any(not path.is_file() for path in found) else found
+
+
+def _restart_advice(files: list[Path]) -> str:
+    """How to start again a run stopped before its first checkpoint (its ``files``)."""
+    command = " ".join(shlex.quote(str(path)) for path in files)
+    return (
+        f"to start it again in this folder, delete them (rm {command}) and run the same "
+        "command without --resume, or choose another output folder"
+    )

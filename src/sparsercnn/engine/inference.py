@@ -17,7 +17,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence, Sized
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,6 +30,7 @@ from sparsercnn.data.transforms import InferenceTransform
 from sparsercnn.engine.distributed import DistInfo, done_on_main, gathered_from_all
 from sparsercnn.evaluation import (
     CocoEvaluator,
+    CocoGroundTruth,
     CocoResult,
     EvaluationResult,
     detections_to_coco_results,
@@ -157,6 +158,8 @@ class Evaluation:
         image_ids: every evaluated image, in dataset order.
         detections: their detections (CPU, absolute xyxy pixels of the original images).
         num_stages: the stages whose output was evaluated (``None``: all).
+        ground_truth: the data set's ground truth it was scored against, prepared once: give
+            it to the next evaluation of the same data set (``evaluate(..., ground_truth=)``).
     """
 
     result: EvaluationResult
@@ -164,6 +167,7 @@ class Evaluation:
     image_ids: list[int]
     detections: list[Detections]
     num_stages: int | None = None
+    ground_truth: CocoGroundTruth | None = field(default=None, repr=False)
 
     def coco_results(self, category_ids: Sequence[int]) -> list[list[CocoResult]]:
         """The detections as COCO result records, one list per image."""
@@ -308,6 +312,7 @@ def evaluate(
     batch_invariant: bool = True,
     precision: Precision = "fp32",
     cuda_graphs: bool = False,
+    ground_truth: CocoGroundTruth | None = None,
 ) -> Evaluation | None:
     """COCO bbox evaluation of ``model`` on ``dataset`` (test transform already in the dataset).
 
@@ -325,6 +330,9 @@ def evaluate(
             device).
         num_stages: evaluate the output of the first k stages (default all).
         batch_invariant, precision, cuda_graphs: see :func:`run_inference`.
+        ground_truth: ``dataset``'s ground truth as an earlier evaluation of it prepared it
+            (:attr:`Evaluation.ground_truth`), used on rank 0; ``None``: prepared from
+            ``dataset.gt_dict()``.
 
     Returns:
         The metrics, timing and detections on rank 0, ``None`` on the other ranks.
@@ -356,15 +364,23 @@ def evaluate(
     )
     # Rank 0 scores them; what stops it (COCOeval, a non-finite detection) stops every rank with
     # its error, rather than the others going on to wait for it in the next collective.
-    return done_on_main(lambda: _score(dataset, gathered, num_stages))
+    return done_on_main(lambda: _score(dataset, gathered, num_stages, ground_truth))
+
+
+def evaluation_ground_truth(dataset: EvaluationDataset) -> CocoGroundTruth:
+    """``dataset``'s ground truth prepared for its evaluations, with its label map."""
+    categories = dataset.category_map
+    return CocoGroundTruth(dataset.gt_dict(), categories.category_ids, categories.names)
 
 
 def _score(
     dataset: EvaluationDataset,
     gathered: list[tuple[list[int], list[Detections], Timing]],
     num_stages: int | None,
+    ground_truth: CocoGroundTruth | None,
 ) -> Evaluation:
-    """The COCO evaluation of every rank's ``(image_ids, detections, timing)``."""
+    """The COCO evaluation of every rank's ``(image_ids, detections, timing)``, against
+    ``ground_truth`` (prepared here when ``None``)."""
     # Batches run in order of size: back to dataset order.
     position = {image_id: i for i, image_id in enumerate(dataset.image_ids)}
     pairs = sorted(
@@ -376,9 +392,17 @@ def _score(
     categories = dataset.category_map
     timing = _log_timing([t for _, _, t in gathered])
     records = coco_results(all_ids, all_detections, categories.category_ids)
-    evaluator = CocoEvaluator(dataset.gt_dict(), categories.category_ids, categories.names)
+    if ground_truth is None:
+        ground_truth = evaluation_ground_truth(dataset)
+    elif ground_truth.image_ids != frozenset(dataset.image_ids):
+        raise ValueError(
+            f"the ground truth given to evaluate() ({ground_truth.source}) is of other images than "
+            "the dataset's: give the ground truth of an earlier evaluation of this dataset, or none"
+        )
+    evaluator = CocoEvaluator(ground_truth)
     evaluator.extend(all_ids, records)
-    return Evaluation(evaluator.evaluate(), timing, all_ids, all_detections, num_stages)
+    result = evaluator.evaluate()
+    return Evaluation(result, timing, all_ids, all_detections, num_stages, ground_truth)
 
 
 def _detector(model: nn.Module) -> SparseRCNN:

@@ -60,6 +60,7 @@ def train_from_coco(
     starting_weights: StartingWeights | None = None,
     train_inspection: Inspection | None = None,
     val_inspection: Inspection | None = None,
+    budget_extends: bool = True,
 ) -> TrainResult:
     """Train on a COCO-format dataset with ``cfg`` (a :class:`Config`, e.g.
     ``get_preset("small")``); ``model.num_classes`` is taken from the dataset.
@@ -88,7 +89,9 @@ def train_from_coco(
     :class:`~sparsercnn.engine.trainer.Trainer`). The output folder is checked before the data
     are read. ``starting_weights``: the files of ``cfg.train.init_from`` and
     ``backbone_weights`` already read (:func:`~sparsercnn.engine.model_init.read_starting_weights`),
-    which are then not read again (their tensors are released once loaded).
+    which are then not read again (their tensors are released once loaded). ``budget_extends``:
+    whether a run resumed at the end of its schedule trains on for the time budget (see
+    :class:`~sparsercnn.engine.trainer.Trainer`).
     """
     if not isinstance(cfg, Config):
         raise TypeError(
@@ -150,6 +153,7 @@ def train_from_coco(
         time_budget_minutes=time_budget_minutes,
         dist_info=dist_info,
         starting_weights=starting_weights,
+        budget_extends=budget_extends,
     )
     result = trainer.train()
     if val_set is not None:
@@ -218,6 +222,7 @@ def _training_evaluation_report(
         )
         device = check_device(device)
         loaded = load_model_file(model_file, device=device)
+        last = result.final_evaluation  # this invocation's, whose ground truth is prepared
         evaluation = evaluate(
             loaded.model,
             build_postprocessor(loaded.config),
@@ -225,6 +230,7 @@ def _training_evaluation_report(
             batch_size=loaded.config.input.test_batch_size,
             num_workers=cfg.train.num_workers,
             dist_info=DistInfo(device=device),
+            ground_truth=None if last is None else last.ground_truth,
         )
         assert evaluation is not None  # one process
     return EvaluationReport(evaluation, dataset, model_file, str(device), cfg.model.num_proposals)

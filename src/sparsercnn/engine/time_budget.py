@@ -6,9 +6,10 @@ do not swing the schedule, short enough to follow the machine's load and the dat
 refit of the schedule once ``measure_iters`` are measured and then every ``refit_every``
 iterations, and says when the next iteration plus the end-of-run work (final checkpoint
 and evaluation) would no longer fit. :func:`fit_to_budget` turns the measurement into a shorter
-schedule (:func:`~sparsercnn.engine.lr_schedule.fit_schedule_to_budget`), counting the periodic
-and end-of-run work of :class:`PeriodicWork`; :class:`BudgetedSchedule` applies both to a
-training run after each step.
+schedule (:func:`~sparsercnn.engine.lr_schedule.fit_schedule_to_budget`), or a resumed run's
+completed schedule into a longer one (:func:`~sparsercnn.engine.lr_schedule.extended_schedule`),
+counting the periodic and end-of-run work of :class:`PeriodicWork`; :class:`BudgetedSchedule`
+applies both to a training run after each step.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from dataclasses import dataclass
 
 from sparsercnn.config import TrainConfig
 from sparsercnn.engine.distributed import all_gather_object
-from sparsercnn.engine.lr_schedule import Schedule, fit_schedule_to_budget
+from sparsercnn.engine.lr_schedule import (
+    Schedule,
+    affordable_iterations,
+    extended_schedule,
+    fit_schedule_to_budget,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +89,11 @@ class TimeBudget:
         self._num_measured += 1
         past_first = self._num_measured - self.measure_iters
         return past_first >= 0 and past_first % self.refit_every == 0
+
+    @property
+    def first_fit_iters(self) -> int:
+        """Iterations recorded when the schedule is first fitted."""
+        return self.skip_iters + self.measure_iters
 
     @property
     def seconds_per_iter(self) -> float | None:
@@ -167,21 +178,38 @@ class PeriodicWork:
 
 
 def fit_to_budget(
-    budget: TimeBudget, configured: Schedule, iteration: int, work: PeriodicWork
+    budget: TimeBudget,
+    configured: Schedule,
+    iteration: int,
+    work: PeriodicWork,
+    *,
+    completed_at: int | None = None,
 ) -> Schedule:
-    """The ``configured`` schedule scaled to end, with ``work``, within the budget's time left.
+    """The ``configured`` schedule scaled to end, with ``work``, within the budget's time left;
+    with ``completed_at`` (a resumed run that had trained ``configured`` to its end, at that
+    iteration), ``configured`` extended to as many steps as the budget holds
+    (:func:`~sparsercnn.engine.lr_schedule.extended_schedule`; ending at ``iteration``, with
+    the decays taken, when it holds none).
 
     Always the configured schedule is scaled (not the last fitted one), so that a faster pace
     later can lengthen the run again. Needs a measured pace (:attr:`TimeBudget.seconds_per_iter`).
     """
     measured = budget.seconds_per_iter
     assert measured is not None, "fit_to_budget before the pace was measured"
-    return fit_schedule_to_budget(
-        configured,
-        iteration=iteration,
-        seconds_per_iter=work.cost_per_iter(measured),
-        remaining_seconds=budget.remaining() - work.end_reserve(measured),
-    )
+    seconds_per_iter = work.cost_per_iter(measured)
+    remaining_seconds = budget.remaining() - work.end_reserve(measured)
+    if completed_at is None:
+        return fit_schedule_to_budget(
+            configured,
+            iteration=iteration,
+            seconds_per_iter=seconds_per_iter,
+            remaining_seconds=remaining_seconds,
+        )
+    max_iter = iteration + affordable_iterations(seconds_per_iter, remaining_seconds)
+    if max_iter == iteration:  # no time for another step: stop now, with the decays taken
+        taken = tuple(step for step in configured.steps if step < completed_at)
+        return Schedule(iteration, taken, configured.warmup_iters)
+    return extended_schedule(configured, completed_at, max_iter)
 
 
 def out_of_time(budget: TimeBudget, work: PeriodicWork) -> bool:
@@ -203,6 +231,13 @@ class BudgetedSchedule:
         train: the run's training config; ``max_iter`` and ``steps`` are changed in place
             when the schedule is refitted. Its values at construction are the configured
             schedule that every refit scales.
+        extend_from: the iteration a resumed run starts at, to extend its schedule when it
+            reaches ``train.max_iter`` (a run that trained its schedule to the end, or was
+            stopped by its budget, resumed with a new budget): the run goes on for as many
+            steps as the budget holds, with the decays a fresh run of that length would take
+            (:func:`~sparsercnn.engine.lr_schedule.extended_schedule`): until the first refit
+            it has ``budget.first_fit_iters`` more steps and no decay ahead. ``None``: the
+            budget only shortens the schedule.
 
     A refit changes only the future: the warm-up is kept, and a learning-rate step moves only
     while the run has not reached it, to an iteration still ahead. So the config the run ends
@@ -213,10 +248,25 @@ class BudgetedSchedule:
     ``--config <run>/config.json`` takes the same steps at the same learning rates.
     """
 
-    def __init__(self, budget: TimeBudget, train: TrainConfig) -> None:
+    def __init__(
+        self, budget: TimeBudget, train: TrainConfig, *, extend_from: int | None = None
+    ) -> None:
         self.budget = budget
         self.train = train
         self.configured = Schedule(train.max_iter, train.steps, train.warmup_iters)
+        self.completed_at = None
+        if extend_from is not None and extend_from >= train.max_iter:
+            self.completed_at = iteration = extend_from
+            train.max_iter = iteration + budget.first_fit_iters
+            train.steps = tuple(step for step in train.steps if step < iteration)
+            logger.info(
+                "time budget %.1f min: the run's schedule ended at iteration %d; training on "
+                "for as many steps as the budget holds, with the learning-rate decays of a "
+                "fresh run of that length (fitted after %d steps)",
+                budget.seconds / 60.0,
+                iteration,
+                budget.first_fit_iters,
+            )
 
     def after_step(self, seconds: float, iteration: int, work: PeriodicWork) -> tuple[bool, bool]:
         """Record an iteration of ``seconds`` that brought the run to ``iteration``.
@@ -233,7 +283,9 @@ class BudgetedSchedule:
         """
         refitted = False
         if self.budget.record(seconds):
-            fitted = fit_to_budget(self.budget, self.configured, iteration, work)
+            fitted = fit_to_budget(
+                self.budget, self.configured, iteration, work, completed_at=self.completed_at
+            )
             refitted = self._apply(all_gather_object(fitted)[0], iteration)
         stop = out_of_time(self.budget, work)
         stop = bool(all_gather_object(stop)[0]) and iteration < self.train.max_iter
@@ -264,14 +316,10 @@ class BudgetedSchedule:
     def _apply(self, fitted: Schedule, iteration: int) -> bool:
         train = self.train
         old = Schedule(train.max_iter, train.steps, train.warmup_iters)
-        fitted = Schedule(
-            fitted.max_iter,
-            tuple(
-                was if was <= iteration else max(new, iteration + 1)
-                for was, new in zip(old.steps, fitted.steps, strict=True)
-            ),
-            old.warmup_iters,
-        )
+        # The steps passed stay; those ahead come from the fit, still ahead.
+        passed = tuple(step for step in old.steps if step <= iteration)
+        ahead = tuple(max(new, iteration + 1) for new in fitted.steps[len(passed) :])
+        fitted = Schedule(fitted.max_iter, passed + ahead, old.warmup_iters)
         if fitted == old:
             logger.info("time budget: %.3f s/iteration, the schedule fits", self.budget.pace)
             return False

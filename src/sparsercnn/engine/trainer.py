@@ -47,7 +47,7 @@ from sparsercnn.engine.distributed import (
 from sparsercnn.engine.evaluation_history import EvaluationHistory
 from sparsercnn.engine.inference import Evaluation, EvaluationDataset, evaluate
 from sparsercnn.engine.interrupts import DeferredInterrupt
-from sparsercnn.engine.lr_schedule import lr_factor, scaled_lr
+from sparsercnn.engine.lr_schedule import Schedule, extended_schedule, lr_factor, scaled_lr
 from sparsercnn.engine.metrics_log import LogWindow, MetricsLog
 from sparsercnn.engine.model_init import StartingWeights, prepare_model
 from sparsercnn.engine.rng_state import rng_states, seed_everything
@@ -111,10 +111,18 @@ class Trainer:
             only repeat ``dist_info.device``, which decides; another device is refused.
         resume: ``True`` continues from the newest readable checkpoint in ``output_dir``, a path
             from that ``checkpoint_*.pt`` (of a run with the same model and label map); a ``cfg``
-            with a larger ``max_iter`` or other ``steps`` changes the schedule from there on.
+            with a larger ``max_iter`` or other ``steps`` changes the schedule from there on. A
+            run resumed at the end of its schedule with a larger ``max_iter`` and its own
+            ``steps`` gets the decays ahead that a fresh run of that length would take
+            (:func:`~sparsercnn.engine.lr_schedule.extended_schedule`).
         time_budget_minutes: wall-clock limit of this invocation (from construction, the final
             checkpoint and evaluation included): the schedule is shortened to fit after a few
             measured iterations, and training stops early if time still runs out.
+        budget_extends: a run resumed at the end of its schedule (trained to its end, or
+            stopped by its budget) with ``time_budget_minutes`` trains on for as many steps as
+            the budget holds (:class:`~sparsercnn.engine.time_budget.BudgetedSchedule`);
+            ``False``: it has nothing to train, as without a budget (the demo, whose budget is
+            a default, finishes a trained run on ``--resume``).
         dist_info: this process's place in a multi-process run (``init_distributed()``).
         categories: the label map saved with checkpoints and models; default
             ``train_dataset.category_map``.
@@ -138,6 +146,7 @@ class Trainer:
         categories: CategoryMap | None = None,
         progress: bool = True,
         starting_weights: StartingWeights | None = None,
+        budget_extends: bool = True,
     ) -> None:
         start = time.perf_counter()
         self.cfg = copy.deepcopy(cfg)
@@ -147,12 +156,11 @@ class Trainer:
         self.dist = _process_place(device, dist_info)
         self.device = self.dist.device
         self.progress = progress
-        self.budget = None
+        budget = None
         if time_budget_minutes is not None:
             if not time_budget_minutes > 0:
                 raise ValueError(f"time_budget_minutes must be positive, got {time_budget_minutes}")
             budget = TimeBudget(60.0 * time_budget_minutes, start)
-            self.budget = BudgetedSchedule(budget, self.cfg.train)
         self.categories = self._resolve_categories(categories)
         self.data_identity = data_identity(train_dataset)
         check_run_folder(self.output_dir, resume, is_main=self.dist.is_main)
@@ -167,6 +175,11 @@ class Trainer:
         self.last_losses: dict[str, float] = {}
         if resume:
             self._resume(self.output_dir if resume is True else Path(resume))
+        # The schedule the budget fits is the resumed run's.
+        self.budget: BudgetedSchedule | None = None
+        if budget is not None:
+            extend_from = self.iteration if budget_extends else None
+            self.budget = BudgetedSchedule(budget, self.cfg.train, extend_from=extend_from)
         self.step = self._build_step()
 
     def _build_step(self) -> TrainStep:
@@ -295,18 +308,44 @@ class Trainer:
                 f"{self.cfg.train.max_iter}: resume with --set train.max_iter={point.iteration} "
                 "or more, or from an earlier checkpoint_*.pt of the run"
             )
+        self._extend_completed_schedule(point.schedule, point.iteration)
         self.iteration = self.last_checkpoint_iteration = point.iteration
         self.checkpoint_path = point.path
         self.evaluations = EvaluationHistory(
             point.best_ap, point.best_iteration, last_iteration=point.last_evaluation
         )
 
+    def _extend_completed_schedule(self, saved: Schedule, iteration: int) -> None:
+        """Give a run resumed at the end of its schedule (``saved``, its checkpoint's, ended by
+        ``iteration``) and extended to a larger ``max_iter`` with its own ``steps`` the decays
+        ahead of a fresh run of that length
+        (:func:`~sparsercnn.engine.lr_schedule.extended_schedule`): a run stopped by its time
+        budget keeps only the decays it took, and would otherwise train on without any."""
+        train = self.cfg.train
+        if iteration < saved.max_iter or train.max_iter <= iteration:
+            return
+        if tuple(train.steps) != tuple(saved.steps):
+            return  # steps chosen for the extension
+        extended = extended_schedule(saved, iteration, train.max_iter)
+        if extended.steps != tuple(train.steps) and self.dist.is_main:
+            logger.info(
+                "the run's schedule ended at iteration %d; extended to max_iter %d with the "
+                "learning-rate decays of a fresh run of that length: steps %s -> %s (set "
+                "train.steps to choose others)",
+                iteration,
+                train.max_iter,
+                list(train.steps),
+                list(extended.steps),
+            )
+        train.steps = extended.steps
+
     def train(self) -> TrainResult:
         """Run the remaining iterations, then checkpoint, evaluate and write the model files.
 
-        A run stopped by an error logs, before the error reaches the caller, which checkpoint
-        holds its progress and that ``--resume`` continues from it (or that none was written
-        yet), as an interrupted run does.
+        A run stopped by an error or an interrupt logs, before it reaches the caller, which
+        checkpoint holds its progress and that ``--resume`` continues from it (or that none was
+        written yet): after a first Ctrl-C or SIGTERM, the one it wrote of the last step; after
+        a second one, which stops at once (during that checkpoint's write, say), the one before.
 
         Raises:
             NonFiniteLossError: ``max_nonfinite_steps`` consecutive steps had a non-finite loss
@@ -314,6 +353,12 @@ class Trainer:
         """
         try:
             return self._train()
+        except KeyboardInterrupt:
+            if self.dist.is_main:
+                logger.warning(
+                    "interrupted after iteration %d; %s", self.iteration, self._resume_hint()
+                )
+            raise
         except Exception:
             if self.dist.is_main:
                 logger.error(
@@ -417,10 +462,6 @@ class Trainer:
             self._log_window(window, None)
         if self.last_checkpoint_iteration != self.iteration:
             self._save_checkpoint()
-        if self.dist.is_main:
-            logger.warning(
-                "interrupted after iteration %d; %s", self.iteration, self._resume_hint()
-            )
 
     def _resume_hint(self) -> str:
         """The checkpoint that holds the run's progress and the flag that continues from it, or
@@ -429,9 +470,12 @@ class Trainer:
             return (
                 "no checkpoint was written yet, so there is nothing to resume: start the run again"
             )
+        lost = ""
+        if self.last_checkpoint_iteration != self.iteration:
+            lost = " (the steps after it are lost)"
         return (
-            f"checkpoint {self.checkpoint_path} holds iteration {self.last_checkpoint_iteration}: "
-            f"continue with {RESUME}"
+            f"checkpoint {self.checkpoint_path} holds iteration {self.last_checkpoint_iteration}"
+            f"{lost}: continue with {RESUME}"
         )
 
     def _log_setup(self) -> None:
@@ -455,7 +499,7 @@ class Trainer:
         if self.iteration >= train.max_iter:
             logger.info(
                 "iteration %d already reaches max_iter %d: nothing to train (raise "
-                "train.max_iter to continue the run)",
+                "train.max_iter, or give a time budget, to continue the run)",
                 self.iteration,
                 train.max_iter,
             )
@@ -554,6 +598,8 @@ class Trainer:
         # Every rank evaluates its shard with the model rank 0 saves: the same running
         # statistics (each rank's last forward pass updated its own).
         broadcast_buffers(self.model)
+        # Rank 0 prepares the validation ground truth at the first evaluation, for them all.
+        last = self.evaluations.last
         try:
             evaluation = evaluate(
                 self.model,
@@ -562,6 +608,7 @@ class Trainer:
                 batch_size=self.cfg.input.test_batch_size,
                 num_workers=self.cfg.train.num_workers,
                 dist_info=self.dist,
+                ground_truth=None if last is None else last.ground_truth,
             )
         except Exception:
             if checkpoint_due:

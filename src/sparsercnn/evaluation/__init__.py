@@ -6,6 +6,7 @@ from sparsercnn.evaluation.coco_evaluator import (
     PrecisionRecallCurve,
     precision_recall_curves,
 )
+from sparsercnn.evaluation.ground_truth import CocoGroundTruth
 from sparsercnn.evaluation.results import (
     CocoResult,
     detections_to_coco_results,
@@ -14,6 +15,7 @@ from sparsercnn.evaluation.results import (
 
 __all__ = [
     "CocoEvaluator",
+    "CocoGroundTruth",
     "CocoResult",
     "EvaluationResult",
     "PrecisionRecallCurve",

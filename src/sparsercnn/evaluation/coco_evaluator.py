@@ -10,8 +10,6 @@ precision-recall curves.
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -20,15 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from faster_coco_eval import COCO, COCOeval_faster
+from faster_coco_eval import COCOeval_faster
 
+from sparsercnn.evaluation.ground_truth import CocoGroundTruth
 from sparsercnn.evaluation.results import (
     CocoResult,
     detections_to_coco_results,
-    label_to_category_lookup,
 )
 from sparsercnn.evaluation.units import format_percent
-from sparsercnn.structures import Detections, coco_area, distinct_names
+from sparsercnn.structures import Detections
 
 logger = logging.getLogger(__name__)
 
@@ -185,37 +183,16 @@ def _columns(cells: list[tuple[str, str]], num_columns: int) -> list[str]:
     return rows
 
 
-def _load_ground_truth(ground_truth: Mapping[str, Any] | str | Path) -> tuple[dict[str, Any], str]:
-    """A private deep copy of the GT dict (COCOeval mutates annotations) and a description."""
-    if isinstance(ground_truth, (str, Path)):
-        with open(ground_truth, encoding="utf-8") as f:
-            data = json.load(f)
-        source = str(ground_truth)
-    else:
-        data = copy.deepcopy(dict(ground_truth))
-        source = "the ground-truth dict"
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise ValueError(f"{source}: COCO ground truth needs a list under {key!r}")
-    for ann in data["annotations"]:
-        # pycocotools needs both for the area ranges and crowd handling; COCO files have them.
-        # A null iscrowd (0 for COCO's tools and the data rules) would crash faster-coco-eval.
-        ann["iscrowd"] = int(bool(ann.get("iscrowd")))
-        ann["area"] = coco_area(ann)
-    return data, source
-
-
 class CocoEvaluator:
     """Accumulates detections per image and computes COCO bbox metrics.
 
     Args:
-        ground_truth: a COCO instances dict (already loaded JSON; it is copied, never modified)
-            or the path of one.
+        ground_truth: a :class:`CocoGroundTruth`, prepared once and shared by any number of
+            evaluators and evaluations (its label map and class names are then its own); or a
+            COCO instances dict (already loaded JSON; it is copied, never modified) or the path
+            of one, prepared here with the next two arguments (see :class:`CocoGroundTruth`).
         label_to_category_id: dataset category id of every contiguous label (index = label).
-            Only these categories are evaluated; GT categories outside it are left out (warned).
-        class_names: name of every contiguous label; defaults to the GT category names. A name
-            that several categories share gets its id added (``circle (3)``) in the per-class
-            results.
+        class_names: name of every contiguous label; defaults to the GT category names.
 
     ``image_ids`` and ``results`` are plain parallel lists (one list of :class:`CocoResult`
     per updated image), so a distributed engine can all-gather them and :meth:`extend` the
@@ -225,46 +202,23 @@ class CocoEvaluator:
 
     def __init__(
         self,
-        ground_truth: Mapping[str, Any] | str | Path,
-        label_to_category_id: Sequence[int] | Mapping[int, int],
+        ground_truth: CocoGroundTruth | Mapping[str, Any] | str | Path,
+        label_to_category_id: Sequence[int] | Mapping[int, int] | None = None,
         class_names: Sequence[str] | None = None,
     ) -> None:
-        data, self._source = _load_ground_truth(ground_truth)
-        self._lookup = label_to_category_lookup(label_to_category_id)
-        gt_names = {int(c["id"]): str(c["name"]) for c in data["categories"]}
-        missing = [c for c in self._lookup if c not in gt_names]
-        if missing:
+        if isinstance(ground_truth, CocoGroundTruth):
+            if label_to_category_id is not None or class_names is not None:
+                raise ValueError(
+                    "a prepared CocoGroundTruth has its label map and class names: give neither"
+                )
+            self.ground_truth = ground_truth
+        elif label_to_category_id is None:
             raise ValueError(
-                f"category ids {missing} of the label map are not in {self._source} "
-                f"(which has {sorted(gt_names)}); the label map does not match this data set"
+                "label_to_category_id is needed with a ground-truth dict or file (the dataset "
+                "category id of every contiguous label)"
             )
-        if len(set(self._lookup)) != len(self._lookup):
-            raise ValueError(f"label -> category id mapping has duplicates: {self._lookup}")
-        if class_names is None:
-            class_names = [gt_names[c] for c in self._lookup]
-        if len(class_names) != len(self._lookup):
-            raise ValueError(
-                f"{len(class_names)} class names for {len(self._lookup)} labels; give one per label"
-            )
-        names = distinct_names(self._lookup, [str(n) for n in class_names])
-        self._names = dict(zip(self._lookup, names, strict=True))
-        ignored = sorted(set(gt_names) - set(self._lookup))
-        if ignored:
-            logger.warning(
-                "%s: categories %s are not in the label map and are not evaluated",
-                self._source,
-                ignored,
-            )
-        self._gt_image_ids = frozenset(int(image["id"]) for image in data["images"])
-        # faster-coco-eval holds ids as float64: ids from 2**53 on would collide. It sees the
-        # images as 0..n-1 and the annotations as 1..m instead; results keep the file's ids.
-        self._dense_id = {image_id: i for i, image_id in enumerate(sorted(self._gt_image_ids))}
-        for image in data["images"]:
-            image["id"] = self._dense_id[int(image["id"])]
-        for number, ann in enumerate(data["annotations"], start=1):
-            ann["image_id"] = self._dense_id.get(int(ann["image_id"]), -1)
-            ann["id"] = number
-        self._coco_gt = COCO(data)
+        else:
+            self.ground_truth = CocoGroundTruth(ground_truth, label_to_category_id, class_names)
         self.image_ids: list[int] = []
         self.results: list[list[CocoResult]] = []
 
@@ -278,7 +232,7 @@ class CocoEvaluator:
         if len(image_ids) != len(detections):
             raise ValueError(f"{len(image_ids)} image ids for {len(detections)} detections")
         results = [
-            detections_to_coco_results(int(i), d, self._lookup)
+            detections_to_coco_results(int(i), d, self.ground_truth.lookup)
             for i, d in zip(image_ids, detections, strict=True)
         ]
         self.extend([int(i) for i in image_ids], results)
@@ -287,10 +241,11 @@ class CocoEvaluator:
         """Add converted records (e.g. gathered from other processes), one list per image."""
         if len(image_ids) != len(results):
             raise ValueError(f"{len(image_ids)} image ids for {len(results)} result lists")
+        gt = self.ground_truth
         for image_id, image_records in zip(image_ids, results, strict=True):
-            if int(image_id) not in self._gt_image_ids:
+            if int(image_id) not in gt.image_ids:
                 raise ValueError(
-                    f"image id {image_id} is not in {self._source}; evaluate with the annotation "
+                    f"image id {image_id} is not in {gt.source}; evaluate with the annotation "
                     "file the images came from"
                 )
             _check_finite(image_id, image_records)
@@ -308,22 +263,23 @@ class CocoEvaluator:
         """Run COCOeval on the updated images (``params.imgIds`` = those images, no others)."""
         if not self.image_ids:
             raise RuntimeError("CocoEvaluator.evaluate() called before any update()")
+        gt = self.ground_truth
         image_ids = sorted(set(self.image_ids))
         records = self.coco_results()
-        if len(image_ids) < len(self._gt_image_ids):
+        if len(image_ids) < len(gt.image_ids):
             logger.info(
                 "evaluating %d of the %d images of %s (params.imgIds restricted to them)",
                 len(image_ids),
-                len(self._gt_image_ids),
-                self._source,
+                len(gt.image_ids),
+                gt.source,
             )
         coco_eval = self._run(image_ids, records)
         stats = dict(zip(METRIC_NAMES + RECALL_NAMES, coco_eval.stats[:12].tolist(), strict=True))
         if stats["AP"] <= -1:
-            logger.warning("no ground-truth boxes in the evaluated images of %s", self._source)
+            logger.warning("no ground-truth boxes in the evaluated images of %s", gt.source)
         params = coco_eval.params
         curves = precision_recall_curves(
-            coco_eval.eval["precision"], params.iouThrs, params.recThrs, params.catIds, self._names
+            coco_eval.eval["precision"], params.iouThrs, params.recThrs, params.catIds, gt.names
         )
         scored = {c.category_id for c in curves}
         result = EvaluationResult(
@@ -341,11 +297,11 @@ class CocoEvaluator:
             ARl=_by_area(stats["ARl"]),
             per_class={c.name: float(c.precision_50_95.mean()) for c in curves},
             num_images=len(image_ids),
-            num_gt_images=len(self._gt_image_ids),
+            num_gt_images=len(gt.image_ids),
             num_detections=len(records),
             precision_recall=curves,
             classes_without_ground_truth=[
-                self._names[c] for c in sorted(self._lookup) if c not in scored
+                gt.names[c] for c in sorted(gt.lookup) if c not in scored
             ],
         )
         logger.info(
@@ -358,9 +314,10 @@ class CocoEvaluator:
         return result
 
     def _run(self, image_ids: list[int], records: list[CocoResult]) -> COCOeval_faster:
-        image_ids = [self._dense_id[i] for i in image_ids]
+        gt = self.ground_truth
+        image_ids = [gt.dense_id[i] for i in image_ids]
         # New dicts: loadRes also adds keys (id, area, segmentation) to the records it is given.
-        records = [{**r, "image_id": self._dense_id[int(r["image_id"])]} for r in records]
+        records = [{**r, "image_id": gt.dense_id[int(r["image_id"])]} for r in records]
         if not records:
             # pycocotools and older faster-coco-eval fail on empty results. One zero-score box
             # far outside every image matches nothing: with no true positive, precision is 0
@@ -369,15 +326,15 @@ class CocoEvaluator:
             records = [
                 {
                     "image_id": image_ids[0],
-                    "category_id": self._lookup[0],
+                    "category_id": gt.lookup[0],
                     "bbox": bbox,
                     "score": 0.0,
                 }
             ]
-        coco_dt = self._coco_gt.loadRes(records)
-        coco_eval = COCOeval_faster(self._coco_gt, coco_dt, iouType="bbox", print_function=_quiet)
+        coco_dt = gt.coco.loadRes(records)
+        coco_eval = COCOeval_faster(gt.coco, coco_dt, iouType="bbox", print_function=_quiet)
         coco_eval.params.imgIds = image_ids
-        coco_eval.params.catIds = sorted(self._lookup)
+        coco_eval.params.catIds = sorted(gt.lookup)
         coco_eval.params.maxDets = [1, 10, 100]
         coco_eval.evaluate()
         coco_eval.accumulate()

@@ -41,6 +41,7 @@ import numpy as np
 
 from sparsercnn.config import Config, InputConfig, ModelConfig, override_keys
 from sparsercnn.data.transforms import build_train_transform
+from sparsercnn.engine.lr_schedule import decay_steps
 from sparsercnn.presets import medium, r50_100pro_3x, small
 from sparsercnn.recipe import advice
 from sparsercnn.recipe.dataset_profile import DatasetProfile
@@ -905,10 +906,8 @@ class _Builder:
         total = max(total or expected, 1)
         train = self.cfg.train
         train.max_iter = total
-        # The decays that fall before the end (none in a run of a step or two, which a decay at
-        # its last step would not reach).
-        decays = (round(total * 0.8), round(total * 14 / 15))
-        train.steps = tuple(dict.fromkeys(step for step in decays if 1 <= step < total))
+        # As a resumed run extended past its end (extended_schedule) places them.
+        train.steps = decay_steps(total)
         # 2% of the steps, 50 to 1000, and never more than a tenth of a short run.
         train.warmup_iters = min(1000, max(50, round(expected * 0.02)), max(1, expected // 10))
         # About five checkpoints in the steps expected (an interrupt writes one as well).

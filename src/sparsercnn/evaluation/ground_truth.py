@@ -1,0 +1,114 @@
+"""COCO ground truth prepared for evaluation: :class:`CocoGroundTruth`.
+
+Preparing it (copying the dict, checking the label map, renumbering ids for faster-coco-eval
+and building its ``COCO`` index) is the costly part of setting up an evaluation; one
+:class:`CocoGroundTruth` of a data set serves every :class:`~sparsercnn.evaluation.CocoEvaluator`
+of it: each periodic evaluation of a training run, each stage of ``diagnose stages``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from faster_coco_eval import COCO
+
+from sparsercnn.evaluation.results import label_to_category_lookup
+from sparsercnn.structures import coco_area, distinct_names
+
+logger = logging.getLogger(__name__)
+
+
+class CocoGroundTruth:
+    """A data set's COCO ground truth and label map, indexed for COCOeval once.
+
+    COCOeval only adds each annotation's ``ignore`` flag (its ``iscrowd``) to this index, the
+    same on every run, so any number of evaluations share it and score as with a fresh one.
+
+    Args:
+        ground_truth: a COCO instances dict (already loaded JSON; it is copied, never modified)
+            or the path of one.
+        label_to_category_id: dataset category id of every contiguous label (index = label).
+            Only these categories are evaluated; GT categories outside it are left out (warned).
+        class_names: name of every contiguous label; defaults to the GT category names. A name
+            that several categories share gets its id added (``circle (3)``) in the per-class
+            results.
+
+    Attributes:
+        source: the file, or ``"the ground-truth dict"``, for messages.
+        lookup: dataset category id of every contiguous label.
+        names: distinct class name by category id.
+        image_ids: the ground truth's image ids (as the file gives them).
+        dense_id: faster-coco-eval's id of every image id (``0 .. n-1``).
+        coco: the ``COCO`` index, with images and annotations renumbered.
+
+    Raises:
+        ValueError: the dict lacks a COCO list, or the label map or names do not fit it.
+    """
+
+    def __init__(
+        self,
+        ground_truth: Mapping[str, Any] | str | Path,
+        label_to_category_id: Sequence[int] | Mapping[int, int],
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        data, self.source = _load_ground_truth(ground_truth)
+        self.lookup = label_to_category_lookup(label_to_category_id)
+        gt_names = {int(c["id"]): str(c["name"]) for c in data["categories"]}
+        missing = [c for c in self.lookup if c not in gt_names]
+        if missing:
+            raise ValueError(
+                f"category ids {missing} of the label map are not in {self.source} "
+                f"(which has {sorted(gt_names)}); the label map does not match this data set"
+            )
+        if len(set(self.lookup)) != len(self.lookup):
+            raise ValueError(f"label -> category id mapping has duplicates: {self.lookup}")
+        if class_names is None:
+            class_names = [gt_names[c] for c in self.lookup]
+        if len(class_names) != len(self.lookup):
+            raise ValueError(
+                f"{len(class_names)} class names for {len(self.lookup)} labels; give one per label"
+            )
+        names = distinct_names(self.lookup, [str(n) for n in class_names])
+        self.names = dict(zip(self.lookup, names, strict=True))
+        ignored = sorted(set(gt_names) - set(self.lookup))
+        if ignored:
+            logger.warning(
+                "%s: categories %s are not in the label map and are not evaluated",
+                self.source,
+                ignored,
+            )
+        self.image_ids = frozenset(int(image["id"]) for image in data["images"])
+        # faster-coco-eval holds ids as float64: ids from 2**53 on would collide. It sees the
+        # images as 0..n-1 and the annotations as 1..m instead; results keep the file's ids.
+        self.dense_id = {image_id: i for i, image_id in enumerate(sorted(self.image_ids))}
+        for image in data["images"]:
+            image["id"] = self.dense_id[int(image["id"])]
+        for number, ann in enumerate(data["annotations"], start=1):
+            ann["image_id"] = self.dense_id.get(int(ann["image_id"]), -1)
+            ann["id"] = number
+        self.coco = COCO(data)
+
+
+def _load_ground_truth(ground_truth: Mapping[str, Any] | str | Path) -> tuple[dict[str, Any], str]:
+    """A private deep copy of the GT dict (COCOeval mutates annotations) and a description."""
+    if isinstance(ground_truth, (str, Path)):
+        with open(ground_truth, encoding="utf-8") as f:
+            data = json.load(f)
+        source = str(ground_truth)
+    else:
+        data = copy.deepcopy(dict(ground_truth))
+        source = "the ground-truth dict"
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise ValueError(f"{source}: COCO ground truth needs a list under {key!r}")
+    for ann in data["annotations"]:
+        # pycocotools needs both for the area ranges and crowd handling; COCO files have them.
+        # A null iscrowd (0 for COCO's tools and the data rules) would crash faster-coco-eval.
+        ann["iscrowd"] = int(bool(ann.get("iscrowd")))
+        ann["area"] = coco_area(ann)
+    return data, source

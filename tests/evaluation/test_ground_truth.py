@@ -1,0 +1,73 @@
+"""A prepared :class:`CocoGroundTruth` serves any number of evaluators and evaluations, each
+scoring exactly as with ground truth prepared for it alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faster_coco_eval
+import pytest
+import torch
+
+from sparsercnn.evaluation import CocoEvaluator, CocoGroundTruth, ground_truth
+from sparsercnn.structures import Detections
+
+CATEGORY_IDS = [3, 7]
+
+
+def _coco() -> dict[str, Any]:
+    """Two images; a crowd region (COCOeval marks it ignored in the index it is given) and two
+    equal boxes (a tie in the matching, decided by the order of the ground truth)."""
+    annotations = [
+        {"id": 10, "image_id": 1, "category_id": 3, "bbox": [10, 10, 40, 30], "iscrowd": 1},
+        {"id": 11, "image_id": 1, "category_id": 3, "bbox": [12, 10, 40, 30]},
+        {"id": 12, "image_id": 1, "category_id": 3, "bbox": [12, 10, 40, 30]},
+        {"id": 13, "image_id": 2, "category_id": 7, "bbox": [0, 0, 20, 20], "area": 900.0},
+    ]
+    images = [{"id": i, "width": 64, "height": 48, "file_name": f"{i}.png"} for i in (1, 2)]
+    categories = [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+def _detections(shift: float) -> list[Detections]:
+    boxes = torch.tensor([[12.0 + shift, 10.0, 52.0 + shift, 40.0], [11.0, 9.0, 50.0, 41.0]])
+    return [
+        {"boxes": boxes, "scores": torch.tensor([0.9, 0.6]), "labels": torch.tensor([0, 0])},
+        {
+            "boxes": torch.tensor([[1.0 + shift, 0.0, 21.0 + shift, 20.0]]),
+            "scores": torch.tensor([0.8]),
+            "labels": torch.tensor([1]),
+        },
+    ]
+
+
+def test_a_shared_ground_truth_scores_as_a_new_one_every_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    indexed: list[int] = []
+
+    class CountedCOCO(faster_coco_eval.COCO):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            indexed.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(ground_truth, "COCO", CountedCOCO)
+    shared = CocoGroundTruth(_coco(), CATEGORY_IDS)
+    for shift in (0.0, 3.0, 0.0, 9.0):
+        evaluator = CocoEvaluator(shared)
+        evaluator.update([1, 2], _detections(shift))
+        fresh = CocoEvaluator(_coco(), CATEGORY_IDS)
+        fresh.update([1, 2], _detections(shift))
+        got, expected = evaluator.evaluate(), fresh.evaluate()
+        assert got.to_dict() == expected.to_dict()
+        for a, b in zip(got.precision_recall, expected.precision_recall, strict=True):
+            assert (a.precision_50_95 == b.precision_50_95).all()
+    assert len(indexed) == 1 + 4  # the shared one, and each fresh one
+
+
+def test_a_prepared_ground_truth_takes_no_second_label_map() -> None:
+    shared = CocoGroundTruth(_coco(), CATEGORY_IDS, ["cat", "dog"])
+    with pytest.raises(ValueError, match="has its label map and class names"):
+        CocoEvaluator(shared, CATEGORY_IDS)
+    with pytest.raises(ValueError, match="label_to_category_id is needed"):
+        CocoEvaluator(_coco())
