@@ -1,8 +1,8 @@
 """Atomic file writes: readers see the old file or the complete new one, never a partial file.
 
 Used for everything the package writes that a user keeps: model files, training checkpoints,
-results and metrics JSON, plots. :func:`ensure_writable_dir` checks an output folder before a
-long job writes there.
+results and metrics JSON, plots, annotated videos. :func:`ensure_writable_dir` checks an output
+folder before a long job writes there.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 
 _TEMPORARY_SUFFIX = ".tmp"
 
@@ -23,47 +24,106 @@ def leftover_temporaries(directory: str | Path, name_pattern: str) -> list[Path]
     return sorted(Path(directory).glob(pattern))
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp_path)``, flush it to disk, then rename it to ``path``.
+class AtomicFile:
+    """A file written under a temporary name in its destination folder (so the rename is
+    atomic) and renamed to ``path`` only once complete, for writers that stream into it (a
+    video's frames) as well as for :func:`atomic_write`.
 
-    The temporary file lives in the destination folder (so the rename is atomic), gets the
-    permissions a plain ``open()`` would give, and is removed if ``write`` raises.
+    The temporary file (:attr:`tmp`) is created at once. As a context manager, it is committed
+    (:meth:`commit`) on a clean exit and discarded (:meth:`discard`) on an exception, which an
+    OSError leaves naming the file (:func:`write_error`); or call the two directly.
+
+    Args:
+        path: the destination; its folder is created.
+        name: how error messages name the file (default ``path``): a writer whose file is
+            moved on later gives the final name.
+
+    Raises:
+        OSError: the temporary file cannot be created; the message names the file
+            (:func:`write_error`).
+    """
+
+    def __init__(self, path: str | Path, *, name: str | None = None) -> None:
+        self.path = Path(path)
+        self.name = str(self.path) if name is None else name
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(
+                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=_TEMPORARY_SUFFIX
+            )
+        except OSError as error:
+            raise write_error(error, self.name) from error
+        os.close(fd)
+        self.tmp: Path | None = Path(tmp_name)
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.commit()
+            return
+        self.discard()
+        if isinstance(exc, OSError):
+            raise write_error(exc, self.name) from exc
+
+    def commit(self) -> Path:
+        """Flush the temporary file to disk, give it the permissions a plain ``open()`` would,
+        and rename it to :attr:`path`.
+
+        Raises:
+            OSError: naming the file (:func:`write_error`); :attr:`path` is left as it was and
+                the temporary file removed.
+        """
+        assert self.tmp is not None, "committed or discarded already"
+        try:
+            with open(self.tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
+            os.replace(self.tmp, self.path)
+        except BaseException as error:
+            self.discard()
+            if isinstance(error, OSError):
+                raise write_error(error, self.name) from error
+            raise
+        self.tmp = None
+        fsync_directory(self.path.parent)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file; :attr:`path` is left as it was. Does nothing once
+        committed or discarded."""
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+            self.tmp = None
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp_path)``, flush it to disk, then rename it to ``path``
+    (:class:`AtomicFile`): the temporary file is removed if ``write`` raises.
 
     Raises:
         OSError: the write failed (a full disk, ...); the message names ``path``, which is left
             as it was. The subclass follows the errno (``PermissionError`` for EACCES, ...).
     """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=_TEMPORARY_SUFFIX
-        )
-    except OSError as error:
-        raise _naming(error, path) from error
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
-    except BaseException as error:
-        tmp.unlink(missing_ok=True)
-        if isinstance(error, OSError):
-            raise _naming(error, path) from error
-        raise
-    fsync_directory(path.parent)
-    return path
+    with AtomicFile(path) as file:
+        assert file.tmp is not None
+        write(file.tmp)
+    return file.path
 
 
-def _naming(error: OSError, path: Path) -> OSError:
-    """``error`` as a one-line error of the same kind that names the file not written."""
+def write_error(error: OSError, name: str | Path) -> OSError:
+    """``error`` as a one-line error of the same kind (by errno: ``PermissionError`` for
+    EACCES, ...) that names the file ``name`` not written, rather than its temporary file."""
     reason = error.strerror or str(error)
-    message = f"could not write {path} ({reason}); any previous version of it is intact"
+    message = f"could not write {name} ({reason}); any previous version of it is intact"
     if error.errno is None:
         return OSError(message)
     return OSError(error.errno, message)

@@ -18,18 +18,18 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from sparsercnn import video
 from sparsercnn.cli import predict
 from sparsercnn.cli.main import main
+from sparsercnn.cli.predict_progress import PredictionProgress
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.image_inputs import DRAWINGS_MARKER
 from sparsercnn.prediction import Prediction
 from sparsercnn.video import VIDEO_SUFFIXES
 from sparsercnn.visualization.draw import draw_detections
 from tests.video.clips import clip_frame, decode, write_audio_only, write_clip
-from tests.video.test_reader import write_frames
+from tests.video.test_reader import damage_packets, write_frames
 
 
 def run_predict(model: Path, *args: str | Path) -> int:
@@ -208,7 +208,7 @@ def test_a_non_finite_detection_is_refused_naming_its_frame(
     args = argparse.Namespace(every=2, score_threshold=0.3)
     with pytest.raises(ValueError, match=rf"^{re.escape(name)}: 1 of its 1 detections have"):
         writer = video.VideoWriter(tmp_path / "out.mp4", 2)
-        predict.predict_sequence(predictor, sequence, args, writer, [], tqdm(disable=True))
+        predict.predict_sequence(predictor, sequence, args, writer, [], PredictionProgress([], 1))
 
 
 def test_bad_videos_are_named(
@@ -394,7 +394,7 @@ def test_a_video_changing_size_part_way_is_drawn_at_its_first_size(
         args,
         video.VideoWriter(target, 12),
         [],
-        tqdm(disable=True),
+        PredictionProgress([], 1),
     )
     frames, _, _ = decode(target)
     assert len(listed["frames"]) == 4 and [frame.shape for frame in frames] == [(64, 96, 3)] * 4
@@ -520,3 +520,57 @@ def test_the_annotated_videos_warnings_name_it_and_its_video(
     (warning,) = [r.getMessage() for r in caplog.records if "does not come after" in r.getMessage()]
     assert warning.startswith(f"video {drawn / 'vfr.mp4'} (drawn from {clip}): frame 2 at 0.1")
     assert ".partial" not in warning
+
+
+def test_a_damaged_videos_frames_keep_their_numbers_and_the_skipped_are_listed(
+    unclipped_model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Frames 11 and 12 do not decode. frame_index counted decoded frames (frame 14 was 12,
+    at 14/12 s) and the frame list did not say which were missing."""
+    clip = write_clip(tmp_path / "clip.mp4", 30, size=(48, 64), faststart=True)
+    damaged = damage_packets(clip, tmp_path / "damaged.mp4", [11, 12])
+    output = tmp_path / "preds.json"
+    assert run_predict(unclipped_model_file, damaged, "--every", "4", "--output", output) == 0
+    assert "on 7 frames of 1 video" in capsys.readouterr().out
+    kept = [0, 4, 8, 16, 20, 24, 28]
+    records = json.loads(output.read_text())
+    assert sorted({r["frame_index"] for r in records}) == kept
+    assert all(r["timestamp"] == round(r["frame_index"] / 12, 6) for r in records)
+    (listed,) = json.loads((tmp_path / "preds.frames.json").read_text())["videos"]
+    assert [frame["frame_index"] for frame in listed["frames"]] == kept
+    assert listed["skipped_frames"] == [11, 12]
+
+
+def bar_states(err: str) -> list[tuple[int, int | None]]:
+    """Each ``n/total`` (or ``n`` without a total) a progress bar showed."""
+    states = []
+    for line in err.replace("\r", "\n").splitlines():
+        shown = re.search(r"\| (\d+)/(\d+) \[|: (\d+)image \[", line)
+        if shown:
+            n, total, alone = shown.groups()
+            states.append((int(n), int(total)) if alone is None else (int(alone), None))
+    return states
+
+
+@pytest.mark.parametrize("announced", [14, 6, None])
+def test_a_progress_bar_ends_at_its_total_whatever_the_video_announces(
+    unclipped_model_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    announced: int | None,
+) -> None:
+    """A header announcing 14 frames of 10 left the bar at 73% (a damaged or cut video); one
+    announcing 6 showed 100% with frames still to come; without a frame count there was no
+    total, for the image either."""
+    clip = write_clip(tmp_path / "clip.mkv", 10, size=(48, 64))
+    image = tmp_path / "a.png"
+    Image.fromarray(clip_frame(0, (48, 64))).save(image)
+    opened = video.VideoFile(clip)
+    opened.num_frames = announced  # Matroska gives no count: its duration tells 10
+    monkeypatch.setattr(predict, "input_groups", lambda *args, **kwargs: [opened, [image]])
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert run_predict(unclipped_model_file, clip, image, "--output", tmp_path / "p.json") == 0
+    states = bar_states(capsys.readouterr().err)
+    assert states[-1] == (11, 11)
+    assert all(total is not None and n < total for n, total in states if n < 11)

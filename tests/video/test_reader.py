@@ -91,7 +91,7 @@ def test_a_video_cut_short_is_read_with_a_warning(
     assert len(list(VideoFile(full).frames())) == 40 and not caplog.records
     decoded = len(list(VideoFile(cut).frames()))
     assert decoded < 30
-    assert f"cut.mkv: {decoded} frames decoded, ending at " in caplog.text
+    assert f"cut.mkv: {decoded} frames read, ending at " in caplog.text
     assert "where its header announces 3.33 s" in caplog.text
 
 
@@ -108,11 +108,51 @@ def test_an_mp4_cut_inside_a_frame_is_read_up_to_it_with_warnings(
     assert partial.pos is not None
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(full.read_bytes()[: partial.pos + partial.size // 2])
-    frames = list(VideoFile(cut).frames())
+    video = VideoFile(cut)
+    frames = list(video.frames())
     assert 20 < len(frames) < 40
-    assert [frame.index for frame in frames] == list(range(len(frames)))
-    assert "cut.mp4: skipped 1 packet that did not decode (the first after " in caplog.text
-    assert f"cut.mp4: {len(frames)} frames decoded where its header announces 40" in caplog.text
+    (skipped,) = video.skipped_frames
+    assert [frame.index for frame in frames] == [i for i in range(len(frames) + 1) if i != skipped]
+    assert f"cut.mp4: skipped 1 frame that did not decode, numbered {skipped} (" in caplog.text
+    assert f"cut.mp4: {len(frames) + 1} frames read where its header announces 40" in caplog.text
+
+
+def damage_packets(clip: Path, target: Path, numbers: list[int]) -> Path:
+    """``clip`` with the packets of its frames ``numbers`` (presentation order) overwritten."""
+    av = import_av()
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        packets = sorted((p.pts, p.pos, p.size) for p in container.demux(stream) if p.size)
+    data = bytearray(clip.read_bytes())
+    for number in numbers:
+        _, pos, size = packets[number]
+        data[pos : pos + size] = b"\xff" * size
+    target.write_bytes(bytes(data))
+    return target
+
+
+def test_frames_after_a_damaged_one_keep_their_numbers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Frames 11 and 14 do not decode. The frames after them were numbered one and two too low
+    (frame 12 was 11): a user cutting clips by frame_index got shifted frames."""
+    clip = write_clip(tmp_path / "clip.mp4", 30, size=(48, 64), faststart=True)
+    damaged = damage_packets(clip, tmp_path / "damaged.mp4", [11, 14])
+    video = VideoFile(damaged)
+    frames = list(video.frames())
+    kept = [i for i in range(30) if i not in (11, 14)]
+    assert [frame.index for frame in frames] == kept
+    assert [frame.timestamp for frame in frames] == pytest.approx([i / 12 for i in kept])
+    for frame in frames[10:13]:  # the red box of the frame numbered so
+        x1, x2 = red_box_x(frame.index)
+        row = frame.image[(RED_BOX_Y[0] + RED_BOX_Y[1]) // 2].astype(int)
+        assert row[x1 + 1, 0] > 150 and row[x2 + 1, 0] < 150
+    assert video.skipped_frames == [11, 14]
+    assert "damaged.mp4: skipped 2 frames that did not decode, numbered 11, 14 (" in caplog.text
+    assert "cut short" not in caplog.text
+    # every=3 keeps frames 0, 3, ..., 27 of the source: 12 and 15 are still kept.
+    assert [frame.index for frame in video.frames(every=3)] == list(range(0, 30, 3))
+    assert video.skipped_frames == [11, 14]
 
 
 def test_a_video_whose_only_frame_is_damaged_is_refused_on_opening(tmp_path: Path) -> None:
@@ -148,7 +188,7 @@ def test_a_matroska_clip_starting_late_is_not_taken_as_cut_short(
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size * 6 // 10])
     decoded = len(list(VideoFile(cut).frames()))
-    assert decoded < 30 and f"cut.mkv: {decoded} frames decoded" in caplog.text
+    assert decoded < 30 and f"cut.mkv: {decoded} frames read" in caplog.text
 
 
 def write_frames(folder: Path, count: int, size: tuple[int, int] = (64, 96)) -> list[Path]:

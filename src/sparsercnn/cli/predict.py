@@ -12,7 +12,6 @@ import argparse
 import json
 import logging
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,8 +36,7 @@ from sparsercnn.text import counted
 from sparsercnn.video.suffixes import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
-    from tqdm import tqdm
-
+    from sparsercnn.cli.predict_progress import PredictionProgress
     from sparsercnn.drawing_writer import DrawingWriter
     from sparsercnn.export.onnx_runtime import OnnxPredictor
     from sparsercnn.predictor import Predictor
@@ -83,7 +81,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="the COCO results JSON to write (default %(default)s; a file there is replaced, "
         "with a warning). With videos or frame folders, every frame predicted is also listed, "
         "with its number of detections, in the same name with suffix .frames.json "
-        "(predictions.frames.json)",
+        "(predictions.frames.json), with the frames of a damaged video that did not decode "
+        "(images are listed by their records alone)",
     )
     parser.add_argument(
         "--save-images",
@@ -126,9 +125,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from contextlib import nullcontext
 
-    from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from sparsercnn.cli.predict_progress import PredictionProgress
     from sparsercnn.drawing_writer import DrawingWriter
 
     check_model_paths(args)
@@ -170,27 +169,21 @@ def run(args: argparse.Namespace) -> int:
     records: list[Mapping[str, Any]] = []
     videos: list[dict[str, Any]] = []  # each sequence's frame list
     num_images = 0
-    bar = tqdm(
-        total=num_items(groups, args.every),
-        desc="predict",
-        unit="image",
-        file=sys.stderr,
-        disable=None,  # no bar when stderr is not a terminal
-        dynamic_ncols=True,
-    )
+    progress = PredictionProgress(groups, args.every)
     # The drawings take their places once the JSON is written; an error leaves neither.
-    with bar, logging_redirect_tqdm(), drawings if drawings is not None else nullcontext():
-        for group in groups:
+    with progress, logging_redirect_tqdm(), drawings if drawings is not None else nullcontext():
+        for i, group in enumerate(groups):
             if isinstance(group, list):
                 for prediction in predictor.iter_predictions(group):
                     records.extend(prediction.to_coco_results(predictor.categories))
                     if drawings is not None:
                         drawings.write(prediction, predictor.categories.distinct_names)
-                    bar.update()
+                    progress.count()
                 num_images += len(group)
             else:
                 writer = video_writer(drawings, video_targets.get(group.path), group, args.every)
-                videos.append(predict_sequence(predictor, group, args, writer, records, bar))
+                videos.append(predict_sequence(predictor, group, args, writer, records, progress))
+            progress.input_done(i)
         frame_list = write_outputs(records, videos, args.output)
     num_frames = sum(len(video["frames"]) for video in videos)
     print(
@@ -434,14 +427,17 @@ def predict_sequence(
     args: argparse.Namespace,
     writer: VideoWriter | None,
     records: list[Mapping[str, Any]],
-    bar: tqdm,
+    progress: PredictionProgress,
 ) -> dict[str, Any]:
     """Add the records of every ``--every``-th frame of ``sequence`` to ``records`` and, with a
     ``writer`` (:func:`video_writer`), write its annotated video.
 
     Returns:
-        The sequence's frame list: ``file_name`` (as in its records) and ``frames``, each
-        predicted frame's :func:`~sparsercnn.video.frame_summary` (its detections counted).
+        The sequence's frame list: ``file_name`` (as in its records), ``frames``, each
+        predicted frame's :func:`~sparsercnn.video.frame_summary` (its detections counted), and
+        ``skipped_frames``, the indices of its frames that did not decode (a damaged video;
+        :attr:`~sparsercnn.video.FrameSequence.skipped_frames`), all of them whatever
+        ``--every`` keeps.
     """
     from contextlib import nullcontext
 
@@ -475,8 +471,12 @@ def predict_sequence(
                     resized = True
                     drawing = ImageOps.pad(drawing, writer.size[::-1])
                 writer.write(drawing, frame.timestamp if timed else None)
-            bar.update()
-    return {"file_name": str(sequence.path), "frames": frames}
+            progress.count()
+    return {
+        "file_name": str(sequence.path),
+        "frames": frames,
+        "skipped_frames": sequence.skipped_frames,
+    }
 
 
 def frame_list_path(output: Path) -> Path:
@@ -491,8 +491,10 @@ def write_outputs(
     """Write the COCO results ``records`` to ``output`` and, when videos or frame folders were
     predicted, their frame lists (:func:`predict_sequence`) to :func:`frame_list_path`: a JSON
     object ``{"results": output's name, "videos": [{"file_name", "frames": [{"frame_index",
-    "timestamp", "frame_file" (frame folders only), "num_detections"}, ...]}, ...]}``, which
-    tells a frame predicted without detections (no records) from one never predicted.
+    "timestamp", "frame_file" (frame folders only), "num_detections"}, ...], "skipped_frames":
+    [frame_index, ...]}, ...]}``, which tells a frame predicted without detections (no
+    records) from one never predicted, and one that did not decode from one ``--every`` left
+    out.
 
     Each is written atomically, the frame list staged until the results are in place: a failed
     write leaves both as they were. A frame list an earlier run left is removed when this run
@@ -551,19 +553,6 @@ def frame_name(sequence: FrameSequence, frame: Frame) -> str:
     return (
         str(frame.file) if frame.file is not None else f"video {sequence.path} frame {frame.index}"
     )
-
-
-def num_items(groups: list[InputGroup], every: int) -> int | None:
-    """Images and kept frames to predict, or None when a container does not give its length."""
-    total = 0
-    for group in groups:
-        if isinstance(group, list):
-            total += len(group)
-        elif group.num_frames is None:
-            return None
-        else:
-            total += -(-group.num_frames // every)
-    return total
 
 
 def describe(groups: list[InputGroup], num_images: int, num_frames: int) -> str:

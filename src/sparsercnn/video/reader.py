@@ -20,7 +20,8 @@ import numpy as np
 
 from sparsercnn.data.image_io import load_image, read_image_header
 from sparsercnn.image_inputs import IMAGE_SUFFIXES, folder_files
-from sparsercnn.text import counted
+from sparsercnn.text import counted, listing
+from sparsercnn.video.numbering import FrameNumbering
 from sparsercnn.video.suffixes import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
@@ -62,9 +63,11 @@ class Frame:
     """One frame of a :class:`FrameSequence`.
 
     Attributes:
-        index: position in the source counting from 0, skipped frames included (with
-            ``every=N`` the kept indices are 0, N, 2N, ...); a video's frames that do not
-            decode (a damaged file, warned about) are not counted.
+        index: position in the source counting from 0, frames left out by ``every`` and
+            frames that do not decode included (with ``every=N`` the kept indices are 0, N,
+            2N, ...; a video's frame that does not decode, in a damaged file, is warned about
+            and listed in :attr:`FrameSequence.skipped_frames`, and the frames after it keep
+            their numbers).
         timestamp: seconds after the source's first frame (frame 0 is at 0.0): in a video
             file its presentation time less the first frame's (``(pts - pts_0) * time_base``;
             a clip cut from a longer recording starts at 0, as players show it and as the
@@ -107,11 +110,14 @@ class FrameSequence(Protocol):
         path: the video file or frame folder.
         fps: frames per second (the average rate of a video file).
         num_frames: number of frames, or None when the container does not say.
+        skipped_frames: indices of the frames the last complete read of :meth:`frames` could
+            not decode (a damaged video file); empty before one, and for a frame folder.
     """
 
     path: Path
     fps: Fraction
     num_frames: int | None
+    skipped_frames: list[int]
 
     def frames(self, every: int = 1) -> Iterator[Frame]:
         """The frames with index ``0, every, 2 * every, ...``, decoded from the start."""
@@ -128,6 +134,9 @@ class VideoFile:
 
     Attributes:
         size: ``(h, w)`` of the upright frames.
+        duration: seconds the container announces, or None where it does not say.
+        skipped_frames: numbers of the frames that did not decode (a damaged file), in the last
+            complete read of :meth:`frames`; empty before one.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -152,25 +161,31 @@ class VideoFile:
             # shown, and read, in portrait.
             turned = round(first.rotation / 90) % 2 == 1
             self.size = (first.width, first.height) if turned else (first.height, first.width)
-            self._duration = _duration_seconds(container, stream)
+            self.duration = _duration_seconds(container, stream)
+        self.skipped_frames: list[int] = []
 
     def _first_frame(self, container: InputContainer) -> VideoFrame:
         first = next(self._decode(container), None)
         if first is None:
             raise ValueError(f"video {self.path} holds no frame that can be decoded")
-        return first
+        return first[1]
 
-    def _decode(self, container: InputContainer) -> Iterator[VideoFrame]:
-        """The video stream's frames in presentation order. A packet that does not decode (a
+    def _decode(
+        self, container: InputContainer, numbering: FrameNumbering | None = None
+    ) -> Iterator[tuple[int, VideoFrame]]:
+        """The video stream's frames in presentation order, with their numbers in the source
+        (:class:`~sparsercnn.video.numbering.FrameNumbering`). A packet that does not decode (a
         damaged file, or the last, partial packet of an MP4 cut short) is skipped, as players
-        skip it, with one warning once the stream ends.
+        skip it; its frame's number is left out, and :attr:`skipped_frames` lists it, with one
+        warning, once the stream ends.
 
         Raises:
             ValueError: the file could not be read part-way; the message names the file.
         """
         av = import_av()
+        numbering = numbering or FrameNumbering()
         packets = container.demux(container.streams.video[0])
-        num_decoded, skipped, first_skip = 0, 0, ""
+        num_decoded, reason = 0, ""
         while True:
             try:
                 packet = next(packets, None)
@@ -181,23 +196,25 @@ class VideoFile:
                 ) from error
             if packet is None:
                 break
+            if packet.size and not packet.is_discard:
+                numbering.add_packet(packet.pts)
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError as error:
-                if not skipped:
-                    first_skip = (
-                        f"the first after {counted(num_decoded, 'frame')}: {_reason(error)}"
-                    )
-                skipped += 1
+                reason = reason or _reason(error)
                 continue
             num_decoded += len(decoded)
-            yield from decoded
-        if skipped:
+            for frame in decoded:
+                yield numbering.number(frame.pts), frame
+        self.skipped_frames = numbering.skipped()
+        if self.skipped_frames:
             logger.warning(
-                "video %s: skipped %s that did not decode (%s); the file is damaged",
+                "video %s: skipped %s that did not decode, numbered %s%s; the file is damaged "
+                "(the frames after them keep their numbers)",
                 self.path,
-                counted(skipped, "packet"),
-                first_skip,
+                counted(len(self.skipped_frames), "frame"),
+                listing([str(number) for number in self.skipped_frames]),
+                f" ({reason})" if reason else "",
             )
 
     def _open(self) -> InputContainer:
@@ -216,8 +233,10 @@ class VideoFile:
         return container
 
     def frames(self, every: int = 1) -> Iterator[Frame]:
-        """Decode every ``every``-th frame (skipped frames are decoded, not converted). A packet
-        that does not decode (a damaged file) is skipped with a warning; its frame gets no index.
+        """Decode the frames numbered ``0, every, 2 * every, ...`` in the source (the others are
+        decoded, not converted). A frame that does not decode (a damaged file) is skipped with a
+        warning: the frames after it keep their numbers, and :attr:`skipped_frames` lists it
+        once the read is complete.
 
         Raises:
             ValueError: reading the file failed part-way (a damaged file); the message names
@@ -225,45 +244,44 @@ class VideoFile:
         """
         check_every(every)
         index, timestamp = -1, float(-1 / self.fps)  # no frame: they end at 0 s
+        numbering = FrameNumbering()
         with self._open() as container:
             time_base = container.streams.video[0].time_base
-            first_pts = None
-            for index, decoded in enumerate(self._decode(container)):
-                if index == 0:
-                    first_pts = decoded.pts
-                if decoded.pts is not None and first_pts is not None and time_base:
-                    timestamp = float((decoded.pts - first_pts) * time_base)
+            for index, decoded in self._decode(container, numbering):
+                if decoded.pts is not None and numbering.origin is not None and time_base:
+                    timestamp = float((decoded.pts - numbering.origin) * time_base)
                 else:
                     timestamp = float(index / self.fps)
                 if index % every:
                     continue
                 pixels = _upright(decoded.to_ndarray(format="rgb24"), decoded.rotation)
                 yield Frame(pixels, index, timestamp)
-        self._warn_if_cut_short(index + 1, timestamp + float(1 / self.fps))
+        self._warn_if_cut_short(numbering.num_frames, timestamp + float(1 / self.fps))
 
-    def _warn_if_cut_short(self, decoded: int, end: float) -> None:
-        """Warn when far fewer frames decoded than the container announces, or when they end
+    def _warn_if_cut_short(self, num_read: int, end: float) -> None:
+        """Warn when far fewer frames were read (``num_read``, those that did not decode
+        included) than the container announces, or when they end
         far before its duration (``end``: the last frame's timestamp plus a frame at ``fps``):
         a file cut short (a download or copy that stopped) ends without a decoding error in some
         formats. Without a frame count, times and not ``duration * fps`` frames: a
         variable-rate video (a screen recording that leaves out still frames) has fewer."""
         if self.num_frames is not None:
-            if decoded < CUT_SHORT_SHARE * self.num_frames - 1:
+            if num_read < CUT_SHORT_SHARE * self.num_frames - 1:
                 logger.warning(
-                    "video %s: %d frames decoded where its header announces %d; the file may "
+                    "video %s: %d frames read where its header announces %d; the file may "
                     "be cut short (copy it again)",
                     self.path,
-                    decoded,
+                    num_read,
                     self.num_frames,
                 )
-        elif self._duration is not None and end < CUT_SHORT_SHARE * self._duration - 1 / self.fps:
+        elif self.duration is not None and end < CUT_SHORT_SHARE * self.duration - 1 / self.fps:
             logger.warning(
-                "video %s: %d frames decoded, ending at %.2f s where its header announces "
+                "video %s: %d frames read, ending at %.2f s where its header announces "
                 "%.2f s; the file may be cut short (copy it again)",
                 self.path,
-                decoded,
+                num_read,
                 end,
-                self._duration,
+                self.duration,
             )
 
 
@@ -320,6 +338,7 @@ class FrameFolder:
             )
         self.files = sorted(files, key=lambda p: _natural_key(p.relative_to(self.path)))
         self.num_frames: int | None = len(self.files)
+        self.skipped_frames: list[int] = []  # a frame that cannot be read fails the run
         self.size = self._frame_size()
 
     def _frame_size(self) -> tuple[int, int]:

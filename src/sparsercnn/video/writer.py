@@ -1,5 +1,5 @@
-"""Encoding RGB frames into a video file with PyAV, atomically (like
-:func:`~sparsercnn.atomic_file.atomic_write`): frames go to a temporary file next to the target,
+"""Encoding RGB frames into a video file with PyAV, atomically
+(:class:`~sparsercnn.atomic_file.AtomicFile`): frames go to a temporary file next to the target,
 which is renamed over it only once the video is complete, so a failed run leaves nothing
 half-written and an earlier video intact.
 """
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import tempfile
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
@@ -19,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from sparsercnn.atomic_file import fsync_directory
+from sparsercnn.atomic_file import AtomicFile, write_error
 from sparsercnn.video.reader import MAX_RATE_DENOMINATOR, import_av
 
 if TYPE_CHECKING:
@@ -124,7 +122,7 @@ class VideoWriter:
         self.codec = codec
         self.num_frames = 0
         self.size: tuple[int, int] | None = None  # (h, w)
-        self._tmp: Path | None = None
+        self._file: AtomicFile | None = None
         self._container: OutputContainer | None = None
         self._stream: VideoStream | None = None
         # With timestamps: the first frame's (seconds), and every frame's time in ticks of the
@@ -212,7 +210,7 @@ class VideoWriter:
             try:
                 self._container.mux(packet)
             except OSError as error:
-                raise _naming(error, self.name) from error
+                raise write_error(error, self.name) from error
 
     def _frame_ticks(self, number: int) -> int:
         """The time of the encoder's frame ``number`` in container ticks (extrapolated at
@@ -246,15 +244,13 @@ class VideoWriter:
             OSError: naming :attr:`name`, not the temporary file.
         """
         av = import_av()
+        self._file = AtomicFile(self.path, name=self.name)
+        assert self._file.tmp is not None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(
-                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-            )
-            os.close(fd)
-            self._tmp = Path(name)
             self.size = (height, width)
-            container = av.open(name, "w", format=CONTAINER_FORMATS[self.path.suffix.lower()])
+            container = av.open(
+                str(self._file.tmp), "w", format=CONTAINER_FORMATS[self.path.suffix.lower()]
+            )
             self._container = container
             codec = self.codec or choose_codec(width, height)
             stream = container.add_stream(codec, rate=self.fps)
@@ -268,7 +264,7 @@ class VideoWriter:
             # Writes the header, which fixes the stream's time base (the container's tick).
             container.start_encoding()
         except OSError as error:
-            raise _naming(error, self.name) from error
+            raise write_error(error, self.name) from error
         assert stream.time_base is not None
         self._tick = stream.time_base
         logger.debug("writing %s (%s, %dx%d, %s fps)", self.name, codec, width, height, self.fps)
@@ -280,26 +276,19 @@ class VideoWriter:
             ValueError: no frame was written (nothing is created).
             OSError: the file could not be written; the message names :attr:`name`.
         """
-        if self._container is None or self._stream is None or self._tmp is None:
+        if self._container is None or self._stream is None or self._file is None:
             raise ValueError(f"video {self.name}: no frames to write")
         try:
             self._mux(self._stream.encode())
-            self._container.close()
-            self._container = None
-            with open(self._tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
-            os.replace(self._tmp, self.path)
-        except BaseException as error:
+            try:
+                self._container.close()  # writes the trailer (an MP4's index)
+            except OSError as error:
+                raise write_error(error, self.name) from error
+        except BaseException:
             self.abort()
-            if isinstance(error, OSError):
-                raise _naming(error, self.name) from error
             raise
-        self._tmp = None
-        fsync_directory(self.path.parent)
-        return self.path
+        self._container = None
+        return self._file.commit()
 
     def abort(self) -> None:
         """Stop writing and remove the temporary file; :attr:`path` is left as it was."""
@@ -308,13 +297,5 @@ class VideoWriter:
             with contextlib.suppress(Exception):
                 self._container.close()
             self._container = None
-        if self._tmp is not None:
-            self._tmp.unlink(missing_ok=True)
-            self._tmp = None
-
-
-def _naming(error: OSError, name: str) -> OSError:
-    """``error`` re-raised as the same kind (by errno) reading ``NAME: reason``."""
-    if error.errno is None:
-        return OSError(f"could not write {name} ({error})")
-    return OSError(error.errno, error.strerror or str(error), name)
+        if self._file is not None:
+            self._file.discard()

@@ -1,0 +1,63 @@
+"""Atomic writes: the destination holds its old content or the complete new one, never a part,
+and no temporary file is left, whether written in one call or streamed."""
+
+from __future__ import annotations
+
+import errno
+import re
+from pathlib import Path
+
+import pytest
+
+from sparsercnn.atomic_file import AtomicFile, atomic_write, leftover_temporaries
+
+
+def test_a_streamed_file_appears_complete_on_commit(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "video.bin"  # the folder is created
+    file = AtomicFile(target)
+    assert file.tmp is not None and file.tmp.parent == target.parent
+    with open(file.tmp, "wb") as handle:
+        handle.write(b"part one")
+        assert not target.exists()
+        handle.write(b", part two")
+    assert file.commit() == target
+    assert target.read_bytes() == b"part one, part two"
+    assert list(target.parent.iterdir()) == [target]
+    assert target.stat().st_mode & 0o777 != 0o600  # a plain open()'s mode, not mkstemp's
+    file.discard()  # committed: nothing to remove
+    assert target.exists()
+
+
+def test_a_failure_keeps_the_earlier_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "results.json"
+    target.write_text("earlier run")
+    with pytest.raises(RuntimeError, match="failed part-way"), AtomicFile(target) as file:
+        assert file.tmp is not None
+        file.tmp.write_text("half")
+        raise RuntimeError("failed part-way")
+    assert target.read_text() == "earlier run"
+    assert leftover_temporaries(tmp_path, "*") == []
+    with pytest.raises(ValueError):
+        atomic_write(target, lambda tmp: (tmp.write_text("half"), int("x")))
+    assert target.read_text() == "earlier run" and leftover_temporaries(tmp_path, "*") == []
+
+
+def test_errors_name_the_file_as_the_caller_names_it(tmp_path: Path) -> None:
+    """A file staged to be moved on later (an annotated video) is named by its final name, and
+    an error keeps its kind; the temporary file is never named."""
+    name = "drawn/clip.mp4 (drawn from clip.mkv)"
+    with pytest.raises(OSError) as raised, AtomicFile(tmp_path / "v.mp4", name=name):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".v.mp4.x.tmp"))
+    assert raised.value.errno == errno.ENOSPC
+    assert str(raised.value).endswith(
+        f"could not write {name} (No space left on device); any previous version of it is intact"
+    )
+    (tmp_path / "taken").mkdir()  # the finished file cannot be moved there
+    refused = re.escape(f"could not write {tmp_path / 'taken'} (Is a directory)")
+    with pytest.raises(IsADirectoryError, match=refused), AtomicFile(tmp_path / "taken"):
+        pass
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(OSError, match=re.escape(f"could not write {blocker / 'x'} (")):
+        AtomicFile(blocker / "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "taken"]
