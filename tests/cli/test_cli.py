@@ -299,6 +299,49 @@ def test_validate_all_lists_every_issue(
     assert out.count("[image_file_missing] image") == 11 and "not listed" not in out
 
 
+def test_validate_output_writes_the_issues_as_json(
+    write_coco: WriteCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """--output: every issue with its severity, code, ids and file, for a pipeline; written
+    whether or not there are errors, the exit code unchanged, a user's file replaced with a
+    warning, never an input."""
+    data = write_coco(num_images=2, size=(48, 64))
+    data.image_paths[0].unlink()
+    report = tmp_path / "report.json"
+    report.write_text("an earlier report")
+    argv = ["validate", "--json", str(data.json_path), "--images", str(data.image_dir)]
+    assert main([*argv, "--output", str(report)]) == 2
+    assert "[image_file_missing] image 1:" in capsys.readouterr().out  # the text report too
+    assert f"--output {report} exists: it will be replaced" in caplog.text
+    written = json.loads(report.read_text())
+    assert written["ok"] is False and written["num_errors"] == 1
+    assert written["json"] == str(data.json_path) and written["image_check"] == "decode"
+    (issue,) = written["issues"]
+    assert issue["severity"] == "error" and issue["code"] == "image_file_missing"
+    assert issue["image_id"] == 1 and issue["annotation_id"] is None
+    assert issue["file"] == data.image_paths[0].name and "does not exist" in issue["message"]
+    assert written["summary"]["num_images"] == 1
+    assert written["summary"]["boxes_per_category"][0].keys() == {"category_id", "name", "boxes"}
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+    clean = write_coco(num_images=1, size=(48, 64))
+    clean_argv = ["validate", "--json", str(clean.json_path), "--images", str(clean.image_dir)]
+    assert main([*clean_argv, "--output", str(report)]) == 0
+    assert json.loads(report.read_text())["ok"] is True
+
+    # Refused before any work: the annotations file, or a file in the image folder.
+    annotations = data.json_path.read_bytes()
+    assert main([*argv, "--output", str(data.json_path)]) == 2
+    assert "--output" in capsys.readouterr().err
+    assert data.json_path.read_bytes() == annotations
+    image = data.image_paths[1]
+    assert main([*argv, "--output", str(image)]) == 2
+    assert "would replace a file in the --images folder" in capsys.readouterr().err
+
+
 def test_validate_and_eval_on_a_small_coco_dataset(
     model_file: Path,
     dataset: SyntheticCoco,

@@ -115,21 +115,31 @@ def test_slot_centres(tmp_path: Path, saved_figures: list[Figure]) -> None:
 
 
 def test_slot_size_histograms(tmp_path: Path, saved_figures: list[Figure]) -> None:
+    """One row per group on one log size axis, each in its own colour with its median: drawn
+    over one another, the groups hid each other."""
     rng = np.random.default_rng(0)
     groups = [("small", rng.uniform(5, 30, 50)), ("large", rng.uniform(40, 300, 40))]
     _assert_png(plot_slot_size_histograms(groups, tmp_path / "s.png"))
     _assert_png(plot_slot_size_histograms([("one", np.array([12.0]))], tmp_path / "one.png"))
     _assert_png(plot_slot_size_histograms([], tmp_path / "none.png"))
-    (ax,) = saved_figures[0].axes
-    assert len(ax.patches) == 2 and ax.get_xscale() == "log"
-    assert legend_labels(ax) == ["small (50 matches)", "large (40 matches)"]
-    # Each group's filled bins (vertices above zero height) lie in its own size range.
-    small, large = (patch.get_path().vertices for patch in ax.patches)
-    small_x, large_x = small[small[:, 1] > 0, 0], large[large[:, 1] > 0, 0]
-    assert small_x.min() <= 6 and large_x.max() >= 250
-    assert small_x.max() <= large_x.min()
+    small_ax, large_ax = saved_figures[0].axes
+    assert small_ax.get_shared_x_axes().joined(small_ax, large_ax)
+    assert small_ax.get_xscale() == large_ax.get_xscale() == "log"
+    for ax, (name, values) in zip((small_ax, large_ax), groups, strict=True):
+        assert legend_labels(ax) == [
+            f"{name} ({values.size} matches)",
+            f"median {np.median(values):.3g}",
+        ]
+        assert sum(bar_heights(ax)) == values.size  # this group's matches only
+    colours = [to_rgb(ax.patches[0].get_facecolor()) for ax in (small_ax, large_ax)]
+    assert colours[0] != colours[1]
+    # Each group's filled bins lie in its own size range.
+    small_x = [p.get_x() for p in small_ax.patches if p.get_height() > 0]
+    large_x = [p.get_x() + p.get_width() for p in large_ax.patches if p.get_height() > 0]
+    assert min(small_x) <= 6 and max(large_x) >= 250
+    assert max(small_x) <= min(large_x)
     (single,) = saved_figures[1].axes
-    assert len(single.patches) == 1
+    assert sum(bar_heights(single)) == 1
     (empty,) = saved_figures[2].axes
     assert axis_texts(empty) == ["no matched objects"] and not empty.patches
 

@@ -1,9 +1,8 @@
-"""The captions' font: every letter of accented Latin, Greek and Cyrillic class names, the
-font file ``$SPARSERCNN_FONT`` names, and one warning for names with characters it lacks."""
+"""The captions' and plots' font: every letter of accented Latin, Greek and Cyrillic class
+names, the font file ``$SPARSERCNN_FONT`` names, and one warning for characters it lacks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
@@ -14,7 +13,9 @@ from sparsercnn.visualization.font import (
     FONT_ENV,
     label_font,
     missing_glyphs,
+    plot_font_families,
     warn_missing_glyphs,
+    warn_missing_plot_glyphs,
 )
 
 
@@ -24,14 +25,6 @@ def test_caption_font_has_accented_greek_and_cyrillic_letters(name: str) -> None
     font = label_font(20)
     missing = bytes(font.getmask("\ue000"))  # a private-use code point: no glyph
     assert all(bytes(font.getmask(letter)) != missing for letter in name)
-
-
-@pytest.fixture
-def fresh_warnings() -> Iterator[None]:
-    """The once-per-command warning forgets what earlier tests were warned about."""
-    font._warn_missing_glyphs.cache_clear()
-    yield
-    font._warn_missing_glyphs.cache_clear()
 
 
 def _mono_font() -> str:
@@ -79,3 +72,35 @@ def test_no_warning_once_the_font_has_the_glyphs(
     monkeypatch.setenv(FONT_ENV, _mono_font())
     warn_missing_glyphs(["arc ⌒"])
     assert not [r for r in caplog.records if r.name == font.__name__]
+
+
+def test_plots_take_the_font_the_environment_variable_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Unset, plots keep matplotlib's font (DejaVu Sans, as the drawings); set, its family
+    comes first and matplotlib's own follow for the characters it lacks."""
+    monkeypatch.delenv(FONT_ENV, raising=False)
+    assert plot_font_families() is None
+    monkeypatch.setenv(FONT_ENV, _mono_font())
+    assert plot_font_families() == ["DejaVu Sans Mono", *matplotlib.rcParams["font.family"]]
+
+
+def test_plots_refuse_an_unreadable_font_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "font.ttf").write_text("not a font")
+    monkeypatch.setenv(FONT_ENV, str(tmp_path / "font.ttf"))
+    with pytest.raises(ValueError, match=f"{FONT_ENV}=.*font.ttf is no font file"):
+        plot_font_families()
+
+
+def test_plot_glyphs_are_warned_about_once_per_character(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, fresh_warnings: None
+) -> None:
+    monkeypatch.delenv(FONT_ENV, raising=False)
+    for characters in ("猫狗", "狗猫", "", "鸟猫"):  # four plots
+        warn_missing_plot_glyphs(characters)
+    messages = [r.getMessage() for r in caplog.records if r.name == font.__name__]
+    assert len(messages) == 2
+    assert "no glyph for 猫 狗:" in messages[0] and "no glyph for 鸟:" in messages[1]
+    assert f"set {FONT_ENV} to a font file that has them" in messages[0]

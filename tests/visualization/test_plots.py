@@ -13,11 +13,14 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
+from matplotlib.font_manager import fontManager
+from matplotlib.text import Text
 from PIL import Image
 
 from sparsercnn.evaluation import PrecisionRecallCurve
 from sparsercnn.visualization import plot_precision_recall, plot_training_curves
 from sparsercnn.visualization.draw import class_color
+from sparsercnn.visualization.font import FONT_ENV
 from sparsercnn.visualization.plots import MAX_PLOTTED_NAME, class_rgb, save_figure
 from tests.visualization.figure_inspection import axis_texts, legend_labels, line_data
 
@@ -189,19 +192,67 @@ def test_precision_recall_curves_in_the_class_colours(
 
 
 def test_missing_glyphs_give_one_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, recwarn: pytest.WarningsRecorder
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    recwarn: pytest.WarningsRecorder,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_warnings: None,
 ) -> None:
-    """Class names in a script the plot font lacks: one logged line naming the characters,
-    not matplotlib's warning (with a source line) per character."""
-    figure = Figure()
-    figure.add_subplot().set_title("日本 très 日本")
+    """Class names in a script the plot font lacks: one logged line per command naming the
+    characters and the remedy, not matplotlib's warning (with a source line) per character,
+    nor one line per plot."""
+    monkeypatch.delenv(FONT_ENV, raising=False)
     with caplog.at_level("WARNING"):
-        path = save_figure(figure, tmp_path / "names.png")
-    assert Image.open(path).size == (640, 480)
+        for name in ("names", "again"):
+            figure = Figure()
+            figure.add_subplot().set_title("日本 très 日本")
+            path = save_figure(figure, tmp_path / f"{name}.png")
+            assert Image.open(path).size == (640, 480)
     assert [r.getMessage() for r in caplog.records] == [
-        f"{path}: the plot font has no glyph for 日 本; drawn as boxes"
+        "the plot font DejaVu Sans has no glyph for 日 本: they are drawn as boxes; "
+        f"set {FONT_ENV} to a font file that has them (.ttf, .otf or .ttc, such as Noto Sans "
+        "CJK for Chinese or Japanese)"
     ]
     assert not [w for w in recwarn if "missing from font" in str(w.message)]
+
+
+def _font_files(figure: Figure) -> set[str]:
+    """The font file of every non-empty text of ``figure`` (titles, ticks, legends)."""
+    texts = [text for text in figure.findobj(Text) if text.get_text()]
+    return {Path(fontManager.findfont(text.get_fontproperties())).name for text in texts}
+
+
+@pytest.mark.parametrize(
+    ("font_file", "name"),
+    [
+        ("DejaVuSansMono.ttf", "arc \u2312"),  # DejaVu Sans lacks U+2312
+        # A font with a glyph (a box naming the script) for every character, in matplotlib
+        # 3.10 and later: the Chinese name is drawn with it, not with matplotlib's default.
+        ("LastResortHE-Regular.ttf", "\u732b"),
+    ],
+)
+def test_plots_are_drawn_in_the_font_the_environment_names(
+    tmp_path: Path,
+    saved_figures: list[Figure],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    fresh_warnings: None,
+    font_file: str,
+    name: str,
+) -> None:
+    """``$SPARSERCNN_FONT`` names the drawings' font: every text of a plot (title, tick labels,
+    legend) is in it too, and a class name it has the glyphs of raises no warning."""
+    path = Path(matplotlib.get_data_path(), "fonts/ttf", font_file)
+    if not path.is_file():
+        pytest.skip(f"matplotlib {matplotlib.__version__} has no {font_file}")
+    monkeypatch.setenv(FONT_ENV, str(path))
+    recall = np.linspace(0.0, 1.0, 101)
+    curves = [PrecisionRecallCurve(name, 1, recall, 1.0 - recall, 1.0 - recall)]
+    with caplog.at_level("WARNING"):
+        _assert_png(plot_precision_recall(curves, tmp_path / "pr.png"))
+    assert _font_files(saved_figures[0]) == {font_file}
+    assert name in legend_labels(saved_figures[0].axes[0])
+    assert not caplog.records
 
 
 def test_precision_recall_legend_shortens_long_class_names(

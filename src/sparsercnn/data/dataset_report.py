@@ -8,12 +8,16 @@ the data: it lists them; the report's last line says what was checked.
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.policy import (
     SKIP_INVALID_HINT,
@@ -224,6 +228,35 @@ class ValidationReport:
     def ok(self) -> bool:
         """True when there is no error (warnings and info do not stop training)."""
         return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as JSON data, for scripts: what was checked (``json``, ``images``,
+        ``image_check``), ``ok``, the number of issues per severity, every issue (``severity``,
+        ``code``, ``message``, ``image_id``, ``annotation_id``, ``file``; ``null`` where it
+        concerns none) in the order :meth:`format` lists them, and the summary's fields
+        (``boxes_per_category`` as ``{"category_id", "name", "boxes"}`` objects)."""
+        return {
+            "json": self.json_path,
+            "images": self.image_dir,
+            "image_check": self.image_check,
+            "ok": self.ok,
+            "num_errors": len(self.errors),
+            "num_warnings": len(self.warnings),
+            "num_infos": len(self.infos),
+            "issues": [asdict(issue) for issue in (*self.errors, *self.warnings, *self.infos)],
+            "summary": {
+                **asdict(self.summary),
+                "boxes_per_category": [
+                    {"category_id": category_id, "name": name, "boxes": boxes}
+                    for category_id, name, boxes in self.summary.boxes_per_category
+                ],
+            },
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` to ``path`` atomically (a file there is replaced whole, or
+        left as it was when the write fails). Returns ``path``."""
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def format(self, max_per_code: int | None = 10) -> str:
         """The report as readable multi-line text: at most ``max_per_code`` errors and warnings

@@ -190,9 +190,11 @@ def plot_slot_centres(
 def plot_slot_size_histograms(
     groups: Sequence[tuple[str, np.ndarray]], output_png: str | Path, num_bins: int = 30
 ) -> Path:
-    """Histograms of matched object sizes, one per group of slots, on a shared log scale.
+    """Histograms of matched object sizes, one row per group of slots, on a shared log scale.
 
-    Distinct histograms mean the slots specialise in object sizes.
+    Rows stacked on one size axis (not histograms drawn over each other, which hide one
+    another) with each group's median dashed: medians that move along the rows mean the slots
+    specialise in object sizes.
 
     Args:
         groups: ``(name, sqrt_areas)`` per group; ``sqrt_areas`` are the square roots of the
@@ -203,32 +205,35 @@ def plot_slot_size_histograms(
     Returns:
         ``output_png``.
     """
-    figure = Figure(figsize=(9, 5), layout="constrained")
-    ax = figure.subplots()
     values = [np.asarray(v, dtype=np.float64) for _, v in groups]
-    finite = np.concatenate([v[v > 0] for v in values]) if values else np.zeros(0)
+    positive = [v[v > 0] for v in values]  # a log axis shows no zero-area object
+    finite = np.concatenate(positive) if positive else np.zeros(0)
     if finite.size == 0:
-        _no_data(ax, "matched objects")
+        figure = Figure(figsize=(9, 5), layout="constrained")
+        _no_data(figure.subplots(), "matched objects")
         return save_figure(figure, output_png)
     low, high = finite.min(), finite.max()
     # Log-spaced bins over the data; one value only gets bins around it.
     bins = np.geomspace(low, high, num_bins + 1) if high > low else np.array([low / 2, low * 2])
-    for (name, _), group_values in zip(groups, values, strict=True):
-        if group_values.size:
-            ax.hist(
-                group_values[group_values > 0],
-                bins=bins.tolist(),
-                histtype="stepfilled",
-                alpha=0.35,
-                edgecolor="black",
-                linewidth=0.8,
-                label=f"{name} ({group_values.size} matches)",
+    figure = Figure(figsize=(11, 1.0 + 1.5 * len(groups)), layout="constrained")
+    axes = figure.subplots(len(groups), 1, sharex=True, squeeze=False)[:, 0]
+    rows = zip(axes, groups, values, positive, strict=True)
+    for index, (ax, (name, _), group_values, sizes) in enumerate(rows):
+        label = f"{name} ({group_values.size} matches)"
+        if sizes.size:
+            ax.hist(sizes, bins=bins.tolist(), color=f"C{index}", label=label)
+            median = float(np.median(sizes))
+            ax.axvline(
+                median, color="black", linestyle="--", linewidth=1, label=f"median {median:.3g}"
             )
-    ax.set_xscale("log")
-    ax.set_xlabel("sqrt(area) of the matched object (original pixels)")
-    ax.set_ylabel("matches")
-    ax.set_title("object sizes matched by slot groups (slots sorted by mean matched size)")
-    ax.legend(fontsize="small")
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        else:
+            ax.text(0.01, 0.5, f"{label}: none", transform=ax.transAxes, va="center")
+        ax.set_xscale("log")
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+    axes[-1].set_xlabel("sqrt(area) of the matched object (original pixels)")
+    figure.supylabel("matches")
+    figure.suptitle("object sizes matched by slot groups (slots sorted by mean matched size)")
     return save_figure(figure, output_png)
 
 

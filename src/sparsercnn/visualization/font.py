@@ -1,5 +1,6 @@
-"""The font of captions and titles in drawings (DejaVu Sans, from matplotlib, or the font file
-``$SPARSERCNN_FONT`` names), and the characters of class names it has no glyph for."""
+"""The font of captions and titles in drawings and of the text in plots (DejaVu Sans, from
+matplotlib, or the font file ``$SPARSERCNN_FONT`` names), and the characters it has no glyph
+for."""
 
 from __future__ import annotations
 
@@ -100,5 +101,65 @@ def _warn_missing_glyphs(path: str | None, class_names: tuple[str, ...]) -> None
         family,
         given,
         listing(named, limit=5),
+        FONT_ENV,
+    )
+
+
+def plot_font_families() -> list[str] | None:
+    """The font families of the text in matplotlib plots, so that they show class names as the
+    drawings do (:func:`label_font`): the font ``$SPARSERCNN_FONT`` names (made known to
+    matplotlib's font manager), then matplotlib's own families for the characters it lacks;
+    ``None`` where the variable is unset (matplotlib's own, DejaVu Sans by default).
+
+    Raises:
+        ValueError: ``$SPARSERCNN_FONT`` names no font file that can be read.
+    """
+    path = os.environ.get(FONT_ENV) or None
+    if path is None:
+        return None
+    import matplotlib
+
+    return [_plot_font_family(path), *matplotlib.rcParams["font.family"]]
+
+
+@lru_cache(maxsize=4)
+def _plot_font_family(path: str) -> str:
+    """The family name of the font file ``path``, added to matplotlib's font manager once."""
+    _font(path, 16)  # refused with the drawings' message where Pillow cannot read it
+    from matplotlib.font_manager import FontProperties, fontManager
+
+    try:
+        fontManager.addfont(path)
+        return str(FontProperties(fname=path).get_name())
+    except (OSError, RuntimeError) as error:
+        raise ValueError(
+            f"{FONT_ENV}={path} is no font file that matplotlib can read ({error}); name a "
+            f".ttf, .otf or .ttc file, or unset {FONT_ENV} to plot with DejaVu Sans"
+        ) from None
+
+
+# (font file or None, character) already named by a plot warning: once per command.
+_warned_plot_glyphs: set[tuple[str | None, str]] = set()
+
+
+def warn_missing_plot_glyphs(characters: str) -> None:
+    """Log one warning naming the ``characters`` that a plot drew as boxes (no font of
+    :func:`plot_font_families` has them), and how to give a font that has them; each
+    character once per font (once per command), however many plots show it."""
+    path = os.environ.get(FONT_ENV) or None
+    new = [c for c in dict.fromkeys(characters) if (path, c) not in _warned_plot_glyphs]
+    if not new:
+        return
+    _warned_plot_glyphs.update((path, c) for c in new)
+    from matplotlib.font_manager import FontProperties
+
+    family = _plot_font_family(path) if path is not None else FontProperties().get_name()
+    given = f" ({FONT_ENV}={path})" if path is not None else ""
+    logger.warning(
+        "the plot font %s%s has no glyph for %s: they are drawn as boxes; set %s to a font "
+        "file that has them (.ttf, .otf or .ttc, such as Noto Sans CJK for Chinese or Japanese)",
+        family,
+        given,
+        " ".join(new),
         FONT_ENV,
     )

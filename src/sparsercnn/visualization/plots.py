@@ -23,6 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from sparsercnn.atomic_file import atomic_write
 from sparsercnn.evaluation.coco_evaluator import PrecisionRecallCurve
@@ -30,6 +31,7 @@ from sparsercnn.evaluation.units import format_percent
 from sparsercnn.json_lines import read_json_lines
 from sparsercnn.text import counted, shortened
 from sparsercnn.visualization.draw import class_color
+from sparsercnn.visualization.font import plot_font_families, warn_missing_plot_glyphs
 
 logger = logging.getLogger(__name__)
 
@@ -155,9 +157,17 @@ _MISSING_GLYPH = re.compile(r"Glyph (\d+) .*missing from font")
 def save_figure(figure: Figure, output_png: str | Path) -> Path:
     """Render ``figure`` (at its own dpi) with Agg and write it as PNG atomically.
 
-    Characters the font lacks (class names in CJK scripts, say) are drawn as boxes, with one
-    logged warning naming them instead of matplotlib's warning per character and figure.
+    Its text is set in the drawings' font, ``$SPARSERCNN_FONT`` where set
+    (:func:`~sparsercnn.visualization.font.plot_font_families`). Characters no font has (class
+    names in CJK scripts, say) are drawn as boxes, with one logged warning per command naming
+    them (:func:`~sparsercnn.visualization.font.warn_missing_plot_glyphs`) instead of
+    matplotlib's warning per character and figure.
     """
+    families = plot_font_families()
+    if families is not None:
+        # Every text made so far; tick labels added while drawing copy the first tick's font.
+        for text in figure.findobj(Text):
+            text.set_fontfamily(families)
     canvas = FigureCanvasAgg(figure)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -169,12 +179,9 @@ def save_figure(figure: Figure, output_png: str | Path) -> Path:
             warnings.warn_explicit(
                 warning.message, warning.category, warning.filename, warning.lineno
             )
-        elif chr(int(match.group(1))) not in missing:
+        else:
             missing.append(chr(int(match.group(1))))
-    if missing:
-        logger.warning(
-            "%s: the plot font has no glyph for %s; drawn as boxes", path, " ".join(missing)
-        )
+    warn_missing_plot_glyphs("".join(missing))
     return path
 
 
