@@ -306,7 +306,8 @@ def test_narrow_projection_trains_on_two_threads() -> None:
     # oneDNN's weight gradient of a channels-last 1x1 stride-2 convolution with fewer input
     # channels than its block (16 on AVX-512, 8 on AVX2) wrote past its workspace: aborts,
     # segfaults, hangs or wrong gradients on two threads (here fp32 at batch 32, bf16 at odd
-    # batches). A child process, so that a crash fails this test instead of the test run.
+    # batches; on AVX-512 up to 15 channels, the boundary). A child process, so that a crash
+    # fails this test instead of the test run.
     script = textwrap.dedent(
         """
         import copy
@@ -316,14 +317,19 @@ def test_narrow_projection_trains_on_two_threads() -> None:
 
         torch.set_num_threads(2)
         torch.manual_seed(0)
-        downsample = ResNet(18, norm="frozen_bn", width=8).layer2[0].downsample
-        downsample = downsample.to(memory_format=torch.channels_last).requires_grad_()
-        weight = downsample[0].weight
-        for dtype, batch, size, steps in [
-            (torch.float32, 32, 128, 10), (torch.bfloat16, 1, 32, 50), (torch.bfloat16, 3, 32, 50)
+        tiny = ResNet(18, norm="frozen_bn", width=8).layer2[0].downsample  # 8 -> 16 channels
+        widest = ResNet(18, norm="frozen_bn", width=15).layer2[0].downsample  # 15, one under 16
+        for downsample, dtype, batch, size, steps in [
+            (tiny, torch.float32, 32, 128, 10),
+            (tiny, torch.bfloat16, 1, 32, 50),
+            (tiny, torch.bfloat16, 3, 32, 50),
+            (widest, torch.float32, 32, 128, 10),
         ]:
+            downsample = downsample.to(memory_format=torch.channels_last).requires_grad_()
+            weight, in_dim = downsample[0].weight, downsample[0].in_channels
             for _ in range(steps):
-                x = torch.randn(batch, 8, size, size).contiguous(memory_format=torch.channels_last)
+                shape = (batch, in_dim, size, size)
+                x = torch.randn(shape).contiguous(memory_format=torch.channels_last)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
                     out = shortcut(downsample, x)
                 (grad,) = torch.autograd.grad(out.float().square().sum(), weight)

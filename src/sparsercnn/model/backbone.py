@@ -22,7 +22,13 @@ STANDARD_WIDTH = 64
 # Stem plus the four stages; ``freeze_at=k`` freezes the first ``k`` of them.
 NUM_FREEZABLE_PARTS = 5
 # Below this many input channels a strided projection runs as subsample + stride-1 conv
-# (:func:`shortcut`).
+# (:func:`shortcut`). The widest channel block among oneDNN's weight-gradient kernels that take
+# a strided 1x1 convolution through the "rtus" workspace (src/cpu/x64/jit_uni_1x1_conv_utils.hpp,
+# oneDNN 3.12, which torch 2.13 bundles; issue 6035 still open): 16 for fp32 AVX-512
+# (jit_avx512_common_1x1_convolution, OIhw16i16o) and bf16 AVX-512 (jit_avx512_core_bf16_1x1_*,
+# simd_w 16), 8 for fp32 AVX2 (jit_avx2_1x1_convolution). AMX (bf16, f16) weight gradients run
+# as brgconv_bwd_w / jit_avx512_core_amx_convolution_bwd_weights, which transpose the source
+# instead: no rtus, so no wider block.
 ONEDNN_SAFE_PROJECTION_CHANNELS = 16
 
 
