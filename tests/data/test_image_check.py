@@ -105,6 +105,44 @@ def test_a_file_name_in_another_case_than_its_file_says_how_to_write_it(tmp_path
     assert "case" not in issues[1].message
 
 
+def test_a_file_name_as_annotation_tools_write_it_says_how_to_write_it(tmp_path: Path) -> None:
+    """Label Studio's URL-encoded names, its 'images/' prefix with images/ given as the folder,
+    and paths of the machine that exported the file: each missing, with where the file is."""
+    root = tmp_path / "images"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    for name in ("my photo.jpg", "a/up.jpg", "a/twice.jpg", "b/twice.jpg"):
+        (root / name).write_bytes(b"")
+    images = [
+        entry(1, "my%20photo.jpg"),
+        entry(2, "images/a/up.jpg"),
+        entry(3, "/home/alice/label-studio/media/upload/4/up.jpg"),
+        entry(4, "..\\..\\upload\\twice.jpg"),
+        entry(5, "/elsewhere/none.jpg"),
+        entry(6, "b/twice.jpg"),
+    ]
+    messages = [issue.message for issue in check_image_files(images, root, decode=False).issues]
+    assert len(messages) == 5
+    assert messages[0].endswith(
+        "(its 'file_name' is URL-encoded, '%20' for a space: write it 'my photo.jpg')"
+    )
+    assert messages[1].endswith(
+        f", but {os.fspath(tmp_path / 'images/a/up.jpg')!r} does: the 'file_name' starts with "
+        f"the image folder's own name 'images'; give the image folder as {os.fspath(tmp_path)!r}, "
+        "the folder the names are relative to"
+    )
+    assert messages[2].endswith(
+        ", but a file of that name is at 'a/up.jpg' under the image folder: if it is this "
+        "image (a 'file_name' with the path of the machine that exported it), write it "
+        "relative to the image folder, 'a/up.jpg'"
+    )
+    assert messages[3].endswith(
+        "; files of that name are at 'a/twice.jpg', 'b/twice.jpg' under the image folder: write "
+        "the 'file_name' relative to the image folder"
+    )
+    assert messages[4] == "image 5: file '/elsewhere/none.jpg' does not exist"  # no guess
+
+
 def test_an_unchanged_file_is_decoded_once_and_a_changed_one_again(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -447,6 +447,56 @@ def test_a_blank_category_name_is_kept_with_a_warning() -> None:
     assert issue.message.startswith("category 7 (categories[1]) has a blank name ' '")
 
 
+def test_a_tools_placeholder_category_is_named_as_such() -> None:
+    """Roboflow's project category (id 0, the others' supercategory) and labelme2coco's
+    _background_: no annotation uses them, and trained they are classes that never occur."""
+    categories = [
+        {"id": 0, "name": "shapes", "supercategory": "none"},
+        {"id": 1, "name": "box", "supercategory": "shapes"},
+        {"id": 2, "name": "_background_", "supercategory": None},
+        {"id": 3, "name": "parent"},  # a parent that is annotated itself: a class
+        {"id": 4, "name": "child", "supercategory": "parent"},
+    ]
+    anns = [box(10, 1, 1, [1, 2, 10, 10]), box(11, 1, 3, [1, 2, 10, 10])]
+    data = {"images": [image(1, "a.png")], "annotations": anns, "categories": categories}
+    checked = check_coco(data, "x.json")
+    assert [c["id"] for c in checked.categories] == [0, 1, 2, 3, 4]  # kept: a warning only
+    assert [(i.severity, i.code) for i in checked.issues] == [
+        ("warning", "placeholder_category")
+    ] * 2
+    roboflow, labelme = (issue.message for issue in checked.issues)
+    assert roboflow == (
+        "category 0 'shapes' has no annotation and is the 'supercategory' of categories 1 (as the "
+        "project category of a Roboflow export is); it is trained as a class that never occurs "
+        "(an extra output): remove it from 'categories'"
+    )
+    assert labelme.startswith(
+        "category 2 '_background_' has no annotation and is named as a background class (as "
+        "labelme2coco writes one): Sparse R-CNN needs none"
+    )
+
+
+def test_ids_and_sizes_as_tools_misspell_them_say_how_to_write_them() -> None:
+    """A VOC-to-COCO converter's file names as image ids, a quoted size, a category with only a
+    'supercategory'."""
+    images = [{**image(1, "a.png"), "id": "2008_000008"}, {**image(2, "b.png"), "width": "40"}]
+    categories = [{"id": 3, "supercategory": "car"}, {"id": 4, "name": "bus"}]
+    data = {"images": images, "annotations": [], "categories": categories}
+    category, named_image, quoted = (issue.message for issue in check_coco(data, "x.json").issues)
+    assert category == (
+        "category 3 (categories[0]): 'name' is missing, only a 'supercategory' 'car': give the "
+        "class a name"
+    )
+    assert named_image == (
+        "images[0] ('a.png'): 'id' is \"2008_000008\", not an integer: COCO ids are integers; "
+        "number the images (1, 2, ...) and write each one's number as its annotations' 'image_id'"
+    )
+    assert quoted == (
+        "image 2 (images[1]): 'width' must be a positive integer, got '40' (write it without "
+        "quotes)"
+    )
+
+
 def test_boxes_written_as_corners_are_named_as_such_once() -> None:
     """An exporter that wrote [x1, y1, x2, y2]: the per-box errors alone do not say why."""
     corners = [[20, 10, 38, 28], [12, 3, 30, 20], [5, 5, 6, 6]]  # every one inside 40x30

@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from sparsercnn.data.image_io import IMAGE_SUFFIXES, ImageReadError, load_image_and_header
 from sparsercnn.data.validation import REPEATED_FILE_CONSEQUENCE, DatasetError, Issue
@@ -181,6 +182,7 @@ def check_image_files(
     root = Path(image_dir)
     listings: dict[Path, set[str]] = {}
     spellings: dict[Path, dict[str, str]] = {}  # a folder's names by their casefold, for hints
+    elsewhere = _FilesByName(root)
     issues: list[Issue] = []
     present: list[tuple[dict[str, Any], Path]] = []
     images = list(images)
@@ -194,7 +196,7 @@ def check_image_files(
         else:
             if path.parent not in spellings:
                 spellings[path.parent] = {name.casefold(): name for name in listings[path.parent]}
-            message = _missing_message(image, path, root, spellings[path.parent])
+            message = _missing_message(image, path, root, spellings[path.parent], elsewhere)
             file = image["file_name"]
             issues.append(Issue("error", "image_file_missing", message, image["id"], None, file))
     issues.extend(_same_file_issues(present))
@@ -218,24 +220,73 @@ def check_image_files(
 
 
 def _missing_message(
-    image: dict[str, Any], path: Path, root: Path, spellings: Mapping[str, str]
+    image: dict[str, Any],
+    path: Path,
+    root: Path,
+    spellings: Mapping[str, str],
+    elsewhere: _FilesByName,
 ) -> str:
     """The ``image_file_missing`` message of ``image`` (its file ``path`` under ``root``), with
-    how to write a ``file_name`` whose file is there under another spelling: with Windows
-    separators, or in another case on a case-sensitive file system (``spellings``: the names in
-    the file's folder by their casefold; a dataset made on macOS or Windows can have either)."""
+    how to write a ``file_name`` whose file is there under another spelling, as annotation tools
+    write them: with Windows separators; URL-encoded (``%20`` for a space); in another case on a
+    case-sensitive file system (``spellings``: the names in the file's folder by their casefold;
+    a dataset made on macOS or Windows can have either); relative to the image folder's parent
+    (``images/a.jpg`` with ``images/`` given as the folder); or as a path where the export was
+    made (absolute, ``../``), whose base name is one file under ``root`` (``elsewhere``). Only
+    a hint: the file used is always the one the JSON names."""
     file = image["file_name"]
     message = f"image {image['id']}: file {os.fspath(path)!r} does not exist"
     posix = file.replace("\\", "/")
     if os.sep == "/" and posix != file and (root / posix).is_file():
         return f"{message} (its 'file_name' has Windows separators: write it {posix!r})"
+    if (decoded := unquote(posix)) != posix and (root / decoded).is_file():
+        return (
+            f"{message} (its 'file_name' is URL-encoded, '%20' for a space: write it {decoded!r})"
+        )
     if (other := spellings.get(path.name.casefold())) is not None:
         written = os.path.join(os.path.dirname(file), other)
         return (
             f"{message}, but {other!r} does, which differs only in case: file names are "
             f"case-sensitive here; write it {written!r}"
         )
+    folder = Path(os.path.abspath(root))
+    parent = root.parent if root.name else folder.parent  # as given where it names the folder
+    if Path(decoded).parts[:1] == (folder.name,) and (parent / decoded).is_file():
+        return (
+            f"{message}, but {os.fspath(parent / decoded)!r} does: the 'file_name' starts with "
+            f"the image folder's own name {folder.name!r}; give the image folder as "
+            f"{os.fspath(parent)!r}, the folder the names are relative to"
+        )
+    found = elsewhere.get(decoded.rsplit("/", 1)[-1])
+    if len(found) == 1:
+        return (
+            f"{message}, but a file of that name is at {found[0]!r} under the image folder: if "
+            "it is this image (a 'file_name' with the path of the machine that exported it), "
+            f"write it relative to the image folder, {found[0]!r}"
+        )
+    if found:
+        return (
+            f"{message}; files of that name are at {listing([repr(name) for name in found])} "
+            "under the image folder: write the 'file_name' relative to the image folder"
+        )
     return message
+
+
+class _FilesByName:
+    """The image files under a folder by base name, as paths relative to it; listed once, when
+    first asked (a missing file's hint)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.by_name: dict[str, list[str]] | None = None
+
+    def get(self, name: str) -> list[str]:
+        """The relative paths of the files called ``name``, sorted."""
+        if self.by_name is None:
+            self.by_name = defaultdict(list)
+            for path in sorted(_image_files_under(self.root)[0]):
+                self.by_name[os.path.basename(path)].append(os.path.relpath(path, self.root))
+        return self.by_name.get(name, [])
 
 
 def _same_file_issues(present: Sequence[tuple[dict[str, Any], Path]]) -> list[Issue]:

@@ -14,7 +14,9 @@ category whose entry has an error), ``bad_iscrowd``, ``malformed_bbox``,
 or height: no training target, as in the reference, spec 1.4; COCO train2017 has two; both are
 evaluated as the file gives them), ``bad_area`` (an ``area`` that COCO evaluation cannot sort
 into small/medium/large as meant; training does not use it),
-``duplicate_category_name``, ``blank_category_name``, ``duplicate_file_name``,
+``duplicate_category_name``, ``blank_category_name``, ``placeholder_category`` (a category no
+annotation uses that an annotation tool adds beside the classes: Roboflow's project category,
+the ``supercategory`` of the others; labelme2coco's ``_background_``), ``duplicate_file_name``,
 ``bbox_corners`` (boxes past their image's right or bottom edge in a file whose every box would
 fit read as corners ``[x1, y1, x2, y2]``: an exporter's mistake that the per-box issues do not
 name; one of the :data:`EXPLAINING_CODES`).
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeGuard
 
 from sparsercnn.structures import coco_area
-from sparsercnn.text import counted
+from sparsercnn.text import counted, listing
 
 # How far a box may extend past the image border, as a fraction of the image width (for x) or
 # height (for y), and still be clipped with a warning instead of being rejected.
@@ -251,6 +253,7 @@ def check_coco(
             '{"id": integer, "name": string}'
         )
         checker.add("error", "no_categories", message)
+    checker.issues += _placeholder_categories(categories, data["annotations"])
     images = checker.images(data["images"])
     annotations = checker.annotations(
         data["annotations"],
@@ -348,10 +351,16 @@ class _Checker:
                 self.add("error", "duplicate_category_id", message)
             elif not isinstance(name, str):
                 position = f"categories[{pos}]"
+                # Some tools write the class as the 'supercategory' only.
+                only = (
+                    f", only a 'supercategory' {entry['supercategory']!r:.40}"
+                    if "supercategory" in entry
+                    else ""
+                )
                 problem = (
                     f"'name' must be a string, got {name!r:.40}"
                     if "name" in entry
-                    else "'name' is missing: give the class a name"
+                    else f"'name' is missing{only}: give the class a name"
                 )
                 message = f"category {cat_id} ({position}): {problem}"
                 self.reject(self.rejected_categories, cat_id, position, message, "bad_category")
@@ -385,6 +394,11 @@ class _Checker:
             if not _is_int(image_id) or image_id not in _INT64:
                 position = f"images[{pos}]"
                 message = f"{position} ({file!r}): {_id_problem(entry, 'id')}"
+                if isinstance(_id_key(image_id), str):  # a name, as VOC-to-COCO converters write
+                    message += (
+                        "; number the images (1, 2, ...) and write each one's number as its "
+                        "annotations' 'image_id'"
+                    )
                 self.reject(
                     self.rejected_images, image_id, position, message, "bad_image", file=file
                 )
@@ -537,6 +551,48 @@ class _Checker:
 
 _ANNOTATION_IDS = ("id", "image_id", "category_id")
 
+# Names annotation tools give a background class (labelme2coco: "_background_"), casefolded.
+_BACKGROUND_NAMES = frozenset({"_background_", "__background__", "background"})
+
+
+def _placeholder_categories(
+    categories: list[dict[str, Any]], annotations: list[Any]
+) -> list[Issue]:
+    """A ``placeholder_category`` warning for every valid category that no annotation entry
+    refers to and that an annotation tool added beside the classes: one the others name as
+    their ``supercategory`` (Roboflow's project category, id 0), or one named as a background
+    class (labelme2coco's ``_background_``). Trained, it is a class that never occurs."""
+    used = {_id_key(ann.get("category_id")) for ann in annotations if isinstance(ann, dict)}
+    issues = []
+    for category in categories:
+        cat_id, name = category["id"], category["name"]
+        if cat_id in used:
+            continue
+        children = [
+            other["id"]
+            for other in categories
+            if other is not category and other.get("supercategory") == name
+        ]
+        if children:
+            ids = listing([str(child) for child in children], limit=5)
+            what = (
+                f"is the 'supercategory' of categories {ids} (as the project category of a "
+                "Roboflow export is)"
+            )
+        elif name.casefold() in _BACKGROUND_NAMES:
+            what = (
+                "is named as a background class (as labelme2coco writes one): Sparse R-CNN needs "
+                "none, every proposal left unmatched learns background"
+            )
+        else:
+            continue
+        message = (
+            f"category {cat_id} {name!r} has no annotation and {what}; it is trained as a class "
+            "that never occurs (an extra output): remove it from 'categories'"
+        )
+        issues.append(Issue("warning", "placeholder_category", message))
+    return issues
+
 
 def _of_image(image: dict[str, Any] | None) -> str:
     """`` (image ID, 'FILE')``: the image of an annotation's issue, for its message; nothing
@@ -650,7 +706,9 @@ def _image_entry_problem(entry: dict[str, Any]) -> str | None:
         if key not in entry:
             return f"{key!r} is missing: give the image's size in pixels, as the file has it"
         if not _is_number(value) or not math.isfinite(value) or value <= 0 or value != int(value):
-            return f"{key!r} must be a positive integer, got {value!r:.40}"
+            quoted = isinstance(value, str) and re.fullmatch(r"[0-9]+", value)
+            hint = " (write it without quotes)" if quoted else ""
+            return f"{key!r} must be a positive integer, got {value!r:.40}{hint}"
     return None
 
 
