@@ -29,6 +29,7 @@ from sparsercnn.engine.checkpoint import (
     save_training_checkpoint,
 )
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
+from sparsercnn.engine.training_images import data_identity
 
 CATEGORIES = CategoryMap([1, 2], ["cat", "dog"])
 
@@ -303,24 +304,42 @@ class _Images:
         self.image_sizes = [size] * len(ids)
 
 
+def _identity(images: _Images, *, with_ids: bool = True) -> dict[str, Any]:
+    """:func:`data_identity` of ``images``; ``with_ids=False``: as a checkpoint written before
+    the ids and sizes were kept holds it."""
+    identity = data_identity(images)
+    assert identity is not None
+    if not with_ids:
+        identity = {key: identity[key] for key in ("num_images", "digest")}
+    return identity
+
+
 @pytest.mark.parametrize(
-    ("images", "expected"),
+    ("images", "with_ids", "expected"),
     [
-        (_Images([1, 2, 3]), None),
-        (_Images([1, 2]), "resuming a run trained on 3 images with 2: it does not continue"),
-        (_Images([1, 2, 4]), "trained on 3 images with 3 others (other image ids or sizes)"),
-        (_Images([1, 2, 3], (80, 64)), "with 3 others (other image ids or sizes)"),
+        (_Images([1, 2, 3]), True, None),
+        (_Images([1, 2, 3]), False, None),
+        (_Images([1, 2]), True, "trained on 3 images with 2 (1 removed: id 3): it does not"),
+        (_Images([1, 2, 4]), True, "trained on 3 images with 3 (1 added: id 4; 1 removed: id 3)"),
+        (_Images([1, 2, 3], (80, 64)), True, "with 3 (3 resized: ids 1 64x80 -> 80x64, 2 64x80"),
+        (_Images([1, 2]), False, "resuming a run trained on 3 images with 2: it does not continue"),
+        (_Images([1, 2, 4]), False, "on 3 images with 3 others (other image ids or sizes)"),
     ],
 )
 def test_resuming_on_other_training_images_is_warned_about(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, images: _Images, expected: str | None
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    images: _Images,
+    with_ids: bool,
+    expected: str | None,
 ) -> None:
     """Was: a run resumed with another --train-json of the same classes went on without a word,
-    on another data order."""
-    _save(tmp_path, 8, extra={"data": checkpoint_module.data_identity(_Images([1, 2, 3]))})
+    on another data order; then: without saying which images changed. A checkpoint written
+    before the ids were kept (``with_ids=False``) still says that they changed."""
+    _save(tmp_path, 8, extra={"data": _identity(_Images([1, 2, 3]), with_ids=with_ids)})
     model, optimizer = _model_and_optimizer()
-    current = checkpoint_module.data_identity(images)
-    with caplog.at_level("WARNING", logger="sparsercnn.engine.checkpoint"):
+    current = data_identity(images)
+    with caplog.at_level("WARNING"):
         restore_training_state(tmp_path, model, optimizer, None, Config(), CATEGORIES, data=current)
     if expected is None:
         assert not caplog.records

@@ -20,15 +20,13 @@ from sparsercnn.data.transforms import build_test_transform, build_train_transfo
 from sparsercnn.engine import checkpoint as checkpoint_module
 from sparsercnn.engine import train_step
 from sparsercnn.engine import trainer as trainer_module
-from sparsercnn.engine.checkpoint import (
-    LAST_CHECKPOINT_FILE,
-    data_identity,
-    load_training_checkpoint,
-)
+from sparsercnn.engine.checkpoint import LAST_CHECKPOINT_FILE, load_training_checkpoint
 from sparsercnn.engine.distributed import DistInfo
+from sparsercnn.engine.lr_schedule import lr_factor
 from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, BudgetedSchedule, TimeBudget
 from sparsercnn.engine.train_step import NonFiniteLossError
 from sparsercnn.engine.trainer import Trainer
+from sparsercnn.engine.training_images import data_identity
 from sparsercnn.loss import NonFiniteCostError, SetLoss
 from sparsercnn.model_file import load_model_file
 from sparsercnn.structures import ModelOutput, Target
@@ -85,8 +83,10 @@ def test_training_writes_outputs(tiny_coco: SyntheticCoco, tmp_path: Path) -> No
     assert (tmp_path / LAST_CHECKPOINT_FILE).read_text().strip() == "checkpoint_0000003.pt"
     # The images trained on, which a resumed run compares its own with.
     data = load_training_checkpoint(tmp_path)["extra"]["data"]
-    assert data == data_identity(trainer.train_dataset)
+    expected = data_identity(trainer.train_dataset)
+    assert expected is not None and data["digest"] == expected["digest"]
     assert data["num_images"] == tiny_coco.num_images
+    assert data["image_ids"].tolist() == trainer.train_dataset.image_ids
     assert Config.load(tmp_path / "config.json") == cfg
     loaded = load_model_file(result.model_final_path or "")
     assert loaded.config == cfg
@@ -147,6 +147,42 @@ def test_a_completed_run_extended_gets_the_decays_of_a_fresh_run_of_that_length(
     budgeted = _trainer(tiny_coco, cfg, tmp_path, resume=True, time_budget_minutes=1.0)
     assert budgeted.budget is not None
     assert budgeted.cfg.train.max_iter == 3 + budgeted.budget.budget.first_fit_iters
+
+
+def test_resuming_with_a_schedule_that_raises_the_lr_is_warned_about(
+    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run that decayed at 2, resumed with a fixed preset's whole schedule (decays at 2400
+    and 2800): the decay was dropped and the learning rate went back up tenfold with only an
+    info line. Its own schedule extended keeps the decay: no warning."""
+    cfg = tiny_config()
+    cfg.train.steps = (2,)
+    _trainer(tiny_coco, cfg, tmp_path).train()
+    cfg.train.max_iter = 15
+    with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
+        _trainer(tiny_coco, cfg, tmp_path, resume=True)
+        assert not [r for r in caplog.records if r.name == trainer_module.__name__]
+        cfg.train.max_iter, cfg.train.steps = 3000, (2400, 2800)
+        resumed = _trainer(tiny_coco, cfg, tmp_path, resume=True)
+    train = resumed.cfg.train
+    before, after = (
+        resumed.base_lr
+        * lr_factor(
+            3,
+            steps=steps,
+            gamma=train.gamma,
+            warmup_iters=train.warmup_iters,
+            warmup_factor=train.warmup_factor,
+        )
+        for steps in ((2,), (2400, 2800))
+    )
+    assert after == pytest.approx(10 * before)
+    messages = [r.getMessage() for r in caplog.records if r.name == trainer_module.__name__]
+    assert len(messages) == 1
+    assert messages[0].startswith("resuming at iteration 3 with another schedule than the run's")
+    assert "steps [2] -> [2400, 2800]" in messages[0]
+    assert f"the learning rate rises from {before:.3g} to {after:.3g} there" in messages[0]
+    assert "resume without --preset or --config (the run's config.json" in messages[0]
 
 
 def test_a_second_interrupt_during_a_checkpoint_names_the_one_before(

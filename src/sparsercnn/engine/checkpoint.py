@@ -2,20 +2,19 @@
 
 A checkpoint ``checkpoint_{iteration:07d}.pt`` in the run's output folder holds the model and
 optimizer states, the gradient-scaler state (or ``None``), the iteration, the random number
-generator states (torch CPU and CUDA, Python ``random``, NumPy), the resolved config and the label
-map. Everything is stored as tensors, numbers, strings, lists and dicts, so that it loads with
-``torch.load(weights_only=True)``: loading never unpickles arbitrary objects. Files are written
-atomically (the same state gives the same bytes), a ``last_checkpoint`` text file names the newest
-one, and only the newest ``keep`` are kept. Resuming reads the newest readable checkpoint (a
-damaged one is skipped with a warning), checks that it belongs to a compatible run and restores
-the model, optimizer, scaler and RNG states (:func:`restore_training_state`). Released models use
-:mod:`sparsercnn.model_file` instead.
+generator states (torch CPU and CUDA, Python ``random``, NumPy), the resolved config, the label
+map and, in ``extra``, the run's best AP and its training images (ids and sizes,
+:mod:`sparsercnn.engine.training_images`). Everything is stored as tensors, numbers, strings,
+lists and dicts, so that it loads with ``torch.load(weights_only=True)``: loading never unpickles
+arbitrary objects. Files are written atomically (the same state gives the same bytes), a
+``last_checkpoint`` text file names the newest one, and only the newest ``keep`` are kept.
+Resuming reads the newest readable checkpoint (a damaged one is skipped with a warning), checks
+that it belongs to a compatible run and restores the model, optimizer, scaler and RNG states
+(:func:`restore_training_state`). Released models use :mod:`sparsercnn.model_file` instead.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import pickle
 import re
@@ -35,8 +34,9 @@ from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine.lr_schedule import Schedule, scaled_lr
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
+from sparsercnn.engine.training_images import log_data_change
 from sparsercnn.model_file import load_state_dict_strict, model_state_dict
-from sparsercnn.text import counted, listing
+from sparsercnn.text import listing
 
 logger = logging.getLogger(__name__)
 
@@ -400,8 +400,10 @@ def restore_training_state(
         world_size: the resumed run's number of processes; another number than the
             checkpoint's (one RNG state per rank) is warned about, as is any change of the
             images per step or the learning rate.
-        data: the training images of the resumed run (:func:`data_identity`); other images than
-            the checkpoint's ``extra["data"]`` are warned about.
+        data: the training images of the resumed run
+            (:func:`~sparsercnn.engine.training_images.data_identity`); other images than the
+            checkpoint's ``extra["data"]`` are warned about, those added, removed or resized
+            named (:func:`~sparsercnn.engine.training_images.log_data_change`).
 
     Raises:
         ValueError: the checkpoint is of a run with another label map or another model
@@ -535,33 +537,6 @@ def log_batch_changes(
         new.grad_accum_steps,
         new_total,
         new_lr,
-    )
-
-
-def data_identity(dataset: object) -> dict[str, Any] | None:
-    """What fixes a run's data order (with its seed and batch): the number of training images
-    and a digest of their ids and sizes, in index order, for a dataset with ``image_ids`` and
-    ``image_sizes`` (``CocoDataset``); ``None`` for others."""
-    ids, sizes = getattr(dataset, "image_ids", None), getattr(dataset, "image_sizes", None)
-    if ids is None or sizes is None:
-        return None
-    digest = hashlib.sha256(json.dumps([list(ids), list(sizes)]).encode()).hexdigest()
-    return {"num_images": len(ids), "digest": digest[:16]}
-
-
-def log_data_change(saved: Mapping[str, Any] | None, current: Mapping[str, Any] | None) -> None:
-    """Warn when a resumed run trains on other images than the run it continues
-    (:func:`data_identity` of each; ``None``: not known). Not refused: a run that stopped on a
-    bad image continues once it is fixed or removed."""
-    if saved is None or current is None or dict(saved) == dict(current):
-        return
-    before, now = int(saved["num_images"]), int(current["num_images"])
-    others = f"{now} others (other image ids or sizes)" if before == now else str(now)
-    logger.warning(
-        "resuming a run trained on %s with %s: it does not continue as the interrupted run "
-        "would have (other batches from here on); its --train-json and --train-images do",
-        counted(before, "image"),
-        others,
     )
 
 

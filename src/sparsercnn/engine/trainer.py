@@ -29,7 +29,6 @@ from sparsercnn.data.loader import build_train_loader
 from sparsercnn.engine.checkpoint import (
     RESUME,
     check_run_folder,
-    data_identity,
     restore_training_state,
     save_training_checkpoint,
 )
@@ -59,6 +58,7 @@ from sparsercnn.engine.train_step import (
     build_adamw,
     grad_scaler_for,
 )
+from sparsercnn.engine.training_images import data_identity
 from sparsercnn.evaluation.units import format_percent
 from sparsercnn.loss import build_criterion
 from sparsercnn.model import build_model, build_postprocessor
@@ -309,6 +309,7 @@ class Trainer:
                 "or more, or from an earlier checkpoint_*.pt of the run"
             )
         self._extend_completed_schedule(point.schedule, point.iteration)
+        self._warn_rising_lr(point.schedule, point.iteration)
         self.iteration = self.last_checkpoint_iteration = point.iteration
         self.checkpoint_path = point.path
         self.evaluations = EvaluationHistory(
@@ -338,6 +339,44 @@ class Trainer:
                 list(extended.steps),
             )
         train.steps = extended.steps
+
+    def _warn_rising_lr(self, saved: Schedule, iteration: int) -> None:
+        """Warn when the resumed schedule sets a higher learning rate at ``iteration`` than the
+        run's own (``saved``, its checkpoint's) does: a fixed preset resumed with its whole
+        schedule, say, drops the decays the run took, which the schedule's info line on resume
+        leaves easy to miss."""
+        train = self.cfg.train
+        current = Schedule(train.max_iter, tuple(train.steps), train.warmup_iters)
+        if current == saved or not self.dist.is_main:
+            return
+        before, after = (
+            self.base_lr
+            * lr_factor(
+                iteration,
+                steps=schedule.steps,
+                gamma=train.gamma,
+                warmup_iters=schedule.warmup_iters,
+                warmup_factor=train.warmup_factor,
+            )
+            for schedule in (saved, current)
+        )
+        if after <= before * (1.0 + 1e-6):
+            return
+        logger.warning(
+            "resuming at iteration %d with another schedule than the run's (max_iter %d -> %d, "
+            "steps %s -> %s, warm-up %d -> %d): the learning rate rises from %.3g to %.3g "
+            "there; to keep the run's schedule, resume without --preset or --config (the run's "
+            "config.json; --set train.max_iter=N trains past its end)",
+            iteration,
+            saved.max_iter,
+            current.max_iter,
+            list(saved.steps),
+            list(current.steps),
+            saved.warmup_iters,
+            current.warmup_iters,
+            before,
+            after,
+        )
 
     def train(self) -> TrainResult:
         """Run the remaining iterations, then checkpoint, evaluate and write the model files.
