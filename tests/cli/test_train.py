@@ -14,7 +14,7 @@ import torch
 
 from sparsercnn import recipe
 from sparsercnn.cli import train as train_command
-from sparsercnn.cli.main import Terminated, main
+from sparsercnn.cli.main import Terminated, check_drawing_font, main
 from sparsercnn.cli.train import RANK_0_WARNINGS
 from sparsercnn.cli.training_setup import removed_if_refused
 from sparsercnn.config import Config
@@ -579,3 +579,35 @@ def test_a_font_that_cannot_be_read_is_refused_before_the_run(
     err = capsys.readouterr().err
     assert f"SPARSERCNN_FONT={font} is no font file that can be read" in err
     assert not run.exists()
+
+
+def test_a_font_matplotlib_cannot_read_is_refused_before_the_run(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A font Pillow reads but matplotlib cannot (a WOFF2 file: matplotlib's FreeType lacks
+    Brotli) failed only at ``train``'s plots, after the whole run; commands that never plot
+    leave matplotlib's font manager unimported."""
+    import matplotlib
+    from matplotlib.font_manager import fontManager
+
+    def not_reached(*args: Any) -> None:
+        raise AssertionError("the data was checked")
+
+    def unreadable(path: str) -> None:
+        raise RuntimeError("FT_Open_Face failed with error 0x55: invalid stream operation")
+
+    monkeypatch.setattr(train_command, "check_training_data", not_reached)
+    monkeypatch.setattr(fontManager, "addfont", unreadable)
+    font = tmp_path / "font.ttf"  # a path of its own: no earlier test read it
+    font.write_bytes(Path(matplotlib.get_data_path(), "fonts/ttf/DejaVuSans.ttf").read_bytes())
+    monkeypatch.setenv("SPARSERCNN_FONT", str(font))
+    files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
+    run = tmp_path / "run"
+    assert main(["train", *files, "--output-dir", str(run), "--preset", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert f"SPARSERCNN_FONT={font} is no font file that matplotlib can read" in err
+    assert len(err.strip().splitlines()) <= 2 and not run.exists()
+    check_drawing_font("predict")  # draws with Pillow only: not refused

@@ -31,8 +31,6 @@ def saved_figures(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
 def fresh_warnings() -> Iterator[None]:
     """The once-per-command font warnings (drawings and plots) forget what earlier tests were
     warned about."""
-    font._warn_missing_glyphs.cache_clear()
-    font._warned_plot_glyphs.clear()
+    font._reported_glyphs.clear()
     yield
-    font._warn_missing_glyphs.cache_clear()
-    font._warned_plot_glyphs.clear()
+    font._reported_glyphs.clear()

@@ -286,9 +286,8 @@ def test_a_name_wider_than_the_image_is_shortened_not_its_score(
 
 
 def test_names_the_font_cannot_draw_are_warned_about_once(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, fresh_warnings: None
 ) -> None:
-    font._warn_missing_glyphs.cache_clear()
     for _ in range(3):
         draw_detections(_gray(), [[10, 10, 90, 90]], [0], [0.9], ["猫 (test_draw)", "dog"])
     records = [r for r in caplog.records if r.name == font.__name__]

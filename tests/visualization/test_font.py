@@ -104,3 +104,19 @@ def test_plot_glyphs_are_warned_about_once_per_character(
     assert len(messages) == 2
     assert "no glyph for 猫 狗:" in messages[0] and "no glyph for 鸟:" in messages[1]
     assert f"set {FONT_ENV} to a font file that has them" in messages[0]
+
+
+def test_a_command_that_draws_and_plots_names_each_character_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, fresh_warnings: None
+) -> None:
+    """The drawings name the classes (their warning comes first in most commands); the plots
+    then name only the characters no warning named yet, and the drawings likewise after a
+    plot."""
+    monkeypatch.delenv(FONT_ENV, raising=False)
+    warn_missing_glyphs(["猫", "dog"])
+    warn_missing_plot_glyphs("猫")
+    warn_missing_plot_glyphs("猫鸟")
+    warn_missing_glyphs(["猫", "鸟", "dog"])
+    messages = [r.getMessage() for r in caplog.records if r.name == font.__name__]
+    assert len(messages) == 2
+    assert "class names '猫' (猫):" in messages[0] and "no glyph for 鸟:" in messages[1]

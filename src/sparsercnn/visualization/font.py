@@ -78,20 +78,32 @@ def missing_glyphs(text: str, font: Font) -> str:
     return "".join(dict.fromkeys(c for c in text if glyph(c) == box))
 
 
+# (font file or None for DejaVu Sans, character) that a warning named already, for drawings and
+# plots alike: a command that draws and plots names each missing character once.
+_reported_glyphs: set[tuple[str | None, str]] = set()
+
+
+def _unreported(path: str | None, characters: str) -> str:
+    """The distinct ``characters`` that no warning named yet for the font file ``path``, in
+    order, now recorded as named (by :func:`warn_missing_glyphs` or
+    :func:`warn_missing_plot_glyphs`, whichever comes first)."""
+    new = "".join(c for c in dict.fromkeys(characters) if (path, c) not in _reported_glyphs)
+    _reported_glyphs.update((path, c) for c in new)
+    return new
+
+
 def warn_missing_glyphs(class_names: Sequence[str]) -> None:
     """Log one warning naming the class names that the drawings' font (:func:`label_font`)
-    lacks characters of, and how to give a font that has them; once per font and set of
-    names (once per command), however many images are drawn."""
-    _warn_missing_glyphs(os.environ.get(FONT_ENV) or None, tuple(class_names))
-
-
-@lru_cache(maxsize=8)
-def _warn_missing_glyphs(path: str | None, class_names: tuple[str, ...]) -> None:
-    font = _font(path, 16)
-    lacking = {name: missing_glyphs(name, font) for name in dict.fromkeys(class_names)}
-    named = [f"{name!r} ({chars})" for name, chars in lacking.items() if chars]
+    lacks characters of, and how to give a font that has them; each character once per font
+    (once per command, plots included: :func:`warn_missing_plot_glyphs`), however many images
+    are drawn."""
+    path = os.environ.get(FONT_ENV) or None
+    lacking = _lacking_glyphs(path, tuple(class_names))
+    new = _unreported(path, "".join(chars for _, chars in lacking))
+    named = [f"{name!r} ({chars})" for name, chars in lacking if set(chars) & set(new)]
     if not named:
         return
+    font = _font(path, 16)
     family = font.getname()[0] if isinstance(font, ImageFont.FreeTypeFont) else "Pillow's default"
     given = f" ({FONT_ENV}={path})" if path is not None else ""
     logger.warning(
@@ -103,6 +115,15 @@ def _warn_missing_glyphs(path: str | None, class_names: tuple[str, ...]) -> None
         listing(named, limit=5),
         FONT_ENV,
     )
+
+
+@lru_cache(maxsize=8)
+def _lacking_glyphs(path: str | None, class_names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """``(name, characters)`` of each distinct class name with characters that the drawing
+    font of ``path`` lacks, in order: measured once per set of names, not per image."""
+    font = _font(path, 16)
+    found = ((name, missing_glyphs(name, font)) for name in dict.fromkeys(class_names))
+    return tuple((name, chars) for name, chars in found if chars)
 
 
 def plot_font_families() -> list[str] | None:
@@ -138,19 +159,15 @@ def _plot_font_family(path: str) -> str:
         ) from None
 
 
-# (font file or None, character) already named by a plot warning: once per command.
-_warned_plot_glyphs: set[tuple[str | None, str]] = set()
-
-
 def warn_missing_plot_glyphs(characters: str) -> None:
     """Log one warning naming the ``characters`` that a plot drew as boxes (no font of
     :func:`plot_font_families` has them), and how to give a font that has them; each
-    character once per font (once per command), however many plots show it."""
+    character once per font (once per command, drawings included: a class name
+    :func:`warn_missing_glyphs` named is not named again), however many plots show it."""
     path = os.environ.get(FONT_ENV) or None
-    new = [c for c in dict.fromkeys(characters) if (path, c) not in _warned_plot_glyphs]
+    new = _unreported(path, characters)
     if not new:
         return
-    _warned_plot_glyphs.update((path, c) for c in new)
     from matplotlib.font_manager import FontProperties
 
     family = _plot_font_family(path) if path is not None else FontProperties().get_name()
