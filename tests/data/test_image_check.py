@@ -383,3 +383,20 @@ def test_names_that_resolve_to_one_file_are_a_duplicate_file_name(
     monkeypatch.undo()  # a case-sensitive file system: 'A.jpg' is a file of its own
     (root / "A.jpg").write_bytes(b"")
     assert [i.image_id for i in check_image_files(images, root, decode=False).issues] == [4]
+
+
+def test_an_entry_without_a_size_gets_its_file_s_after_exif_orientation(tmp_path: Path) -> None:
+    """Missing, 0 or null: nothing to compare with, so no issue, even for an EXIF-turned file;
+    its size is returned (upright) for the boxes, and a check again is remembered."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 64x48, read upright as 48x64
+    Image.new("RGB", (64, 48)).save(tmp_path / "phone.jpg", exif=exif)
+    Image.new("RGB", (32, 48)).save(tmp_path / "small.jpg")
+    images = [
+        {"id": 1, "file_name": "phone.jpg"},
+        {"id": 2, "file_name": "small.jpg", "width": 0, "height": 0},
+        {"id": 3, "file_name": "phone.jpg", "width": None, "height": 64},
+    ]
+    found = check_image_files(images, tmp_path, decode=True)
+    assert found.issues == [] and found.sizes == {1: (48, 64), 2: (32, 48), 3: (48, 64)}
+    assert check_image_files(images, tmp_path, decode=True) == found

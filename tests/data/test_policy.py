@@ -242,3 +242,27 @@ def test_image_files_the_json_does_not_name_are_counted_once(
     # Only the files were looked for, not opened: the same finding.
     exists = inspect_dataset(data.json_path, data.image_dir, image_check="exists")
     assert unlisted in exists.issues
+
+
+def test_entries_without_a_size_are_decoded_once_and_trained_at_their_file_s(
+    write_coco: WriteCoco, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Their files are decoded with the others, once (the check of their boxes waits for the
+    sizes); training takes them with one warning."""
+    data = write_jpegs(write_coco, 3)
+    coco = data.read_json()
+    del coco["images"][0]["width"], coco["images"][0]["height"]
+    coco["images"][1].update(width=0, height=None)
+    data.write_json(coco)
+    with caplog.at_level(logging.INFO, logger="sparsercnn.data"):
+        inspection = checked_for_training(data.json_path, data.image_dir, skip_invalid=False)
+    lines = [r.getMessage() for r in caplog.records if "decoded" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith(f"{data.json_path}: decoded 3 images in ")
+    assert [(i.code, i.severity) for i in inspection.issues] == [("image_size_missing", "warning")]
+    sizes = [(image["width"], image["height"]) for image in inspection.checked.images]
+    assert sizes == [(64, 48)] * 3
+    with pytest.raises(InvalidDataError, match="drop --no-image-check"):
+        apply_policy(
+            inspect_dataset(data.json_path, data.image_dir, image_check="exists"),
+            skip_invalid=False,
+        )

@@ -48,7 +48,7 @@ def bad_report(write_coco: WriteCoco) -> ValidationReport:
         image(3, "missing.png"),
         image(4, "broken.png"),
         image(5, "sized.png", width=50),  # the file is 40 wide
-        {"id": 6, "file_name": "c.png", "width": 0, "height": 30},
+        {"id": 6, "file_name": "c.png", "width": -40, "height": 30},  # 0 or none: the file's
     ]
     categories = [{"id": 3, "name": "car"}, {"id": 7, "name": "bus"}, {"id": 3, "name": "again"}]
     annotations = [
@@ -703,7 +703,8 @@ def test_an_image_id_beyond_64_bits_is_refused_not_a_crash(write_coco: WriteCoco
 @pytest.mark.parametrize(
     ("change", "text"),
     [
-        ({"width": None}, "'width' must be a positive integer, got None"),
+        ({"width": -1}, "'width' must be a positive integer, got -1"),
+        ({"width": None}, "'width' is null: its file's size is used only where the image files"),
         ({"height": "30"}, "'height' must be a positive integer, got '30'"),
         ({"bbox": ["1", "2", "3", "4"]}, "(write the numbers without quotes)"),
         ({"bbox": None}, "'bbox' must be 4 numbers [x, y, w, h], got None"),
@@ -843,3 +844,115 @@ def test_validate_checks_boxes_against_the_decoded_size(write_coco: WriteCoco) -
     # Without decoding, the JSON's size is all there is.
     exists = validate_coco(data.json_path, data.image_dir, image_check="exists")
     assert [(i.code, i.annotation_id) for i in exists.errors] == [("box_outside_image", 1)]
+
+
+# What Label Studio and some converters write for an image's size: nothing, 0 or null.
+NO_SIZES = {
+    "missing": {},
+    "zero": {"width": 0, "height": 0},
+    "null": {"width": None, "height": None},
+    "half": {"width": 40, "height": None},
+}
+
+
+@pytest.mark.parametrize("no_size", NO_SIZES.values(), ids=NO_SIZES.keys())
+def test_an_image_entry_without_a_size_takes_its_file_s(no_size: dict[str, Any]) -> None:
+    """One warning for all such entries; their boxes are checked against, and clipped to, the
+    file's size, which the entries returned carry; a box outside it is still an error."""
+    data = {
+        "images": [{"id": i, "file_name": f"{i}.png", **no_size} for i in (1, 2)]
+        + [image(3, "3.png")],
+        "annotations": [
+            box(1, 1, 1, [50, 35, 10, 10]),  # inside the file's 80x60
+            box(2, 2, 1, [25, 5, 10, 10]),  # past the file's 20x15
+            box(3, 2, 1, [5, 5, 15.5, 5]),  # a little past the file's 20: clipped to it
+            box(4, 3, 1, [1, 1, 5, 5]),
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    checked = check_coco(data, "x.json", image_sizes={1: (80, 60), 2: (20, 15), 3: (40, 30)})
+    found = [(i.code, i.severity, i.annotation_id) for i in checked.issues]
+    assert found == [
+        ("image_size_missing", "warning", None),
+        ("box_outside_image", "error", 2),
+        ("box_clipped", "warning", 3),
+    ]
+    assert checked.issues[0].message == (
+        "2 images have no width/height in x.json (ids 1, 2): their files' sizes are used (after "
+        "EXIF orientation)"
+    )
+    assert checked.issues[1].message.endswith(
+        "exceeds the 20x15 (w x h) image by more than 5% (its file's size; the JSON gives none: "
+        "see [image_size_missing])"
+    )
+    assert [(im["width"], im["height"]) for im in checked.images] == [(80, 60), (20, 15), (40, 30)]
+    assert [ann["id"] for ann in checked.annotations] == [1, 3, 4]
+    assert checked.annotations[1]["bbox"] == [5.0, 5.0, 15.0, 5.0]
+    assert checked.unsized_images == []
+    assert data["images"][0] == {"id": 1, "file_name": "1.png", **no_size}  # not modified
+
+
+def test_an_image_entry_without_a_size_is_an_error_while_its_file_s_is_unknown() -> None:
+    """Not decoded (``--no-image-check``): the error says to decode or to write the size; a
+    file that did not decode: the error points at the file's; a size given wrong is an error
+    whatever the file."""
+    entries = [
+        {"id": 1, "file_name": "a.png"},
+        {"id": 2, "file_name": "b.png", "width": 0, "height": None},
+        {"id": 3, "file_name": "c.png", "width": -40, "height": 30},
+    ]
+    annotations = [box(10, 1, 1, [1, 1, 5, 5]), box(11, 2, 1, [1, 1, 5, 5])]
+    data = {"images": entries, "annotations": annotations, "categories": [{"id": 1, "name": "x"}]}
+    checked = check_coco(data, "x.json")
+    assert [(i.code, i.image_id) for i in checked.issues] == [("bad_image", i) for i in (1, 2, 3)]
+    missing, zero, wrong = (issue.message for issue in checked.issues)
+    assert missing == (
+        "image 1 (images[0]): 'width' and 'height' are missing: its file's size is used only "
+        "where the image files are decoded: drop --no-image-check (image_check='decode' in "
+        "Python), or write its 'width' and 'height' in pixels, as the file has them; its 1 "
+        "annotation is left out with it"
+    )
+    assert zero.startswith("image 2 (images[1]): 'width' is 0, 'height' is null: its file's")
+    assert "'width' must be a positive integer, got -40" in wrong
+    assert [entry["id"] for entry in checked.unsized_images] == [1, 2]
+    undecoded = check_coco(data, "x.json", image_sizes={1: (40, 30)})
+    assert [(i.code, i.image_id) for i in undecoded.issues] == [
+        ("bad_image", 2),
+        ("bad_image", 3),
+        ("image_size_missing", None),
+    ]
+    assert "'width' is 0, 'height' is null, and its file did not decode to give its size (see " in (
+        undecoded.issues[0].message
+    )
+    assert [entry["id"] for entry in undecoded.unsized_images] == [2]
+
+
+def test_validate_sizes_entries_without_a_size_by_their_decoded_files(
+    write_coco: WriteCoco,
+) -> None:
+    """Missing, 0 and null sizes pass with one warning, an EXIF-turned file by its upright
+    size; without decoding (``--no-image-check``) they are refused, saying what to do."""
+    boxes = [[Box(1, (1, 1, 5, 5))], [Box(1, (25, 5, 10, 10))], [Box(1, (1, 30, 10, 8))], []]
+    data = write_coco(size=(30, 40), boxes=boxes, file_format="jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 40x30, read upright as 30x40: the box at y 30..38 fits that
+    Image.new("RGB", (40, 30)).save(data.image_paths[2], exif=exif)
+    coco = data.read_json()
+    for entry, no_size in zip(coco["images"], NO_SIZES.values(), strict=True):
+        entry.pop("width"), entry.pop("height")
+        entry.update(no_size)
+    data.write_json(coco)
+    report = validate_coco(data.json_path, data.image_dir)
+    assert [(i.code, i.severity) for i in report.issues if i.severity != "info"] == [
+        ("image_size_missing", "warning")
+    ]
+    assert "4 images have no width/height" in report.warnings[0].message
+    assert report.ok and report.summary.num_boxes == 3
+    dataset = CocoDataset(data.json_path, data.image_dir)
+    assert dataset.image_sizes == [(30, 40), (30, 40), (40, 30), (30, 40)]
+    not_decoded = validate_coco(data.json_path, data.image_dir, image_check="exists")
+    assert [(i.code, i.image_id) for i in not_decoded.errors] == [
+        *[("bad_image", image_id) for image_id in data.image_ids],
+        ("no_images", None),
+    ]
+    assert "drop --no-image-check" in not_decoded.errors[0].message

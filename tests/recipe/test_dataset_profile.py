@@ -146,3 +146,16 @@ def test_batches_grouped_by_image_pad_as_the_crops_make_them(write_coco: WriteCo
     assert price != profile.padded_batch_pixels(
         cropping, 4, grouping="image", max_images=6, **options
     )
+
+
+def test_images_without_a_size_in_the_json_have_their_files_sizes(write_coco: WriteCoco) -> None:
+    """An entry that gives no width/height (as Label Studio writes them) is profiled, as it is
+    trained, at its file's size."""
+    boxes = [[Box(1, (0, 0, 20, 20))], [Box(3, (0, 0, 8, 8))]]
+    data = write_coco(size=[(96, 128), (64, 64)], boxes=boxes)
+    coco = data.read_json()
+    del coco["images"][0]["width"], coco["images"][0]["height"]
+    data.write_json(coco)
+    profile = DatasetProfile.from_dataset(data.json_path, data.image_dir)
+    assert profile.image_heights.tolist() == [96, 64]
+    assert profile.image_widths.tolist() == [128, 64]

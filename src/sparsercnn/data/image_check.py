@@ -14,7 +14,8 @@ An image folder that does not exist, is a file or is empty fails first, in one l
 (:func:`check_image_folder`), instead of a missing-file error for every image.
 
 A decoded file's size is the truth for its boxes: where it differs from the JSON's ``width`` /
-``height`` (one ``image_size_mismatch`` warning naming both), the data policy checks the image's
+``height`` (one ``image_size_mismatch`` warning naming both), or where the JSON gives none
+(:func:`~sparsercnn.data.validation.image_entry_size`), the data policy checks the image's
 boxes against the file's size (:func:`~sparsercnn.data.validation.check_coco`'s
 ``image_sizes``).
 
@@ -44,7 +45,12 @@ from typing import Any
 from urllib.parse import unquote
 
 from sparsercnn.data.image_io import IMAGE_SUFFIXES, ImageReadError, load_image_and_header
-from sparsercnn.data.validation import REPEATED_FILE_CONSEQUENCE, DatasetError, Issue
+from sparsercnn.data.validation import (
+    REPEATED_FILE_CONSEQUENCE,
+    DatasetError,
+    Issue,
+    image_entry_size,
+)
 from sparsercnn.paths import file_identity
 from sparsercnn.text import counted, listing
 
@@ -169,7 +175,8 @@ def check_image_files(
 
     Args:
         images: ``images`` entries that passed the JSON checks (``id``, ``file_name``,
-            ``width``, ``height``).
+            ``width``, ``height``), or failed them only for giving no size (a file's size is
+            then compared with nothing).
         image_dir: the folder that ``file_name`` is relative to.
         decode: decode every present file (slow: about 1 ms per small image and core).
         num_threads: decoding threads; default ``min(32, cores + 4)`` (the thread pool's
@@ -415,10 +422,10 @@ class _Findings:
     size: tuple[int, int] | None
 
 
-# Decode results by file (path, size, modification time) and JSON entry, for this process: a
-# training run checks its files before choosing its recipe and again when it builds its
-# dataset; the second check decodes only what changed in between.
-_DECODED: dict[tuple[str, int, int, int, str, int, int], _Findings] = {}
+# Decode results by file (path, size, modification time) and JSON entry (id, name, size or
+# None), for this process: a training run checks its files before choosing its recipe and again
+# when it builds its dataset; the second check decodes only what changed in between.
+_DECODED: dict[tuple[str, int, int, int, str, tuple[int, int] | None], _Findings] = {}
 
 
 def _remembered_findings(image: dict[str, Any], path: Path) -> tuple[_Findings, bool]:
@@ -433,8 +440,7 @@ def _remembered_findings(image: dict[str, Any], path: Path) -> tuple[_Findings, 
         stat.st_mtime_ns,
         int(image["id"]),
         str(image["file_name"]),
-        int(image["width"]),
-        int(image["height"]),
+        image_entry_size(image),
     )
     if key in _DECODED:
         return _DECODED[key], False
@@ -452,7 +458,7 @@ def _list_dir(folder: Path) -> set[str]:
 def _findings(image: dict[str, Any], path: Path) -> _Findings:
     """The problems of one image file, from one opening of it: unreadable, or turned away from
     the JSON's size by its EXIF orientation (errors); of another size, or of several frames
-    (warnings)."""
+    (warnings). An entry that gives no size has none to disagree with."""
     image_id, file = image["id"], image["file_name"]
     try:
         decoded, header = load_image_and_header(path)
@@ -470,8 +476,8 @@ def _findings(image: dict[str, Any], path: Path) -> _Findings:
             "frames or pages; only the first is read"
         )
         issues.append(Issue("warning", "image_multi_frame", message, image_id, None, file))
-    json_size = (int(image["width"]), int(image["height"]))
-    if (width, height) == json_size:
+    json_size = image_entry_size(image)
+    if json_size is None or (width, height) == json_size:
         return _Findings(tuple(issues), (width, height))
     if (height, width) == json_size and header.orientation != 1:
         message = (

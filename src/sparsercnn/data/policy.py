@@ -10,9 +10,9 @@ refuse. Each finding is an :class:`~sparsercnn.data.validation.Issue`:
   whose EXIF orientation turns it away from the JSON's size,
   :mod:`~sparsercnn.data.image_check`), or ``no_images`` / ``no_boxes``: no usable image or
   box in the whole file, nothing to learn or to evaluate against;
-- warning: used after a fix (a clipped box, a zero-size box dropped) or as it is (a size that
-  disagrees with the JSON, a file of several frames read as its first, ``too_many_boxes``,
-  repeated names);
+- warning: used after a fix (a clipped box, a zero-size box dropped, an image entry without a
+  size given its decoded file's) or as it is (a size that disagrees with the JSON, a file of
+  several frames read as its first, ``too_many_boxes``, repeated names);
 - info: ``image_without_boxes``, kept as a negative example; ``unlisted_image_files``, image
   files in the image folder that the JSON does not name (one issue for all).
 
@@ -102,7 +102,12 @@ class Inspection:
         gigabytes for a set of COCO's size) once a dataset holds its own index of them, so
         that they do not stay in memory for a whole run; the issues stay."""
         self.checked = replace(
-            self.checked, images=[], annotations=[], scored_objects=[], ground_truth=[]
+            self.checked,
+            images=[],
+            annotations=[],
+            scored_objects=[],
+            ground_truth=[],
+            unsized_images=[],
         )
 
     def for_num_proposals(self, num_proposals: int | None) -> Inspection:
@@ -143,11 +148,15 @@ def inspect_dataset(
     checked = check_coco(data, source, clip_tolerance=clip_tolerance)
     file_issues: list[Issue] = []
     if image_check != "none":
-        check_image_folder(image_dir, checked.images, source=source)
+        # The files of the entries that give no size are looked for, and decoded, too: the
+        # file's size is theirs.
+        listed = [*checked.images, *checked.unsized_images]
+        check_image_folder(image_dir, listed, source=source)
         decode = image_check == "decode"
-        found = check_image_files(checked.images, image_dir, decode=decode, source=source)
-        if _resized(checked.images, found.sizes):
-            # The boxes of an image whose file has another size are checked against the file's.
+        found = check_image_files(listed, image_dir, decode=decode, source=source)
+        if decode and (checked.unsized_images or _resized(checked.images, found.sizes)):
+            # The boxes of an image whose file has another size, or whose entry gives none, are
+            # checked against the file's.
             checked = check_coco(
                 data, source, clip_tolerance=clip_tolerance, image_sizes=found.sizes
             )

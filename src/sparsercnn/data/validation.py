@@ -14,7 +14,10 @@ category whose entry has an error), ``bad_iscrowd``, ``malformed_bbox``,
 or height: no training target, as in the reference, spec 1.4; COCO train2017 has two; both are
 evaluated as the file gives them), ``bad_area`` (an ``area`` that COCO evaluation cannot sort
 into small/medium/large as meant; training does not use it),
-``duplicate_category_name``, ``blank_category_name``, ``placeholder_category`` (a category no
+``image_size_missing`` (image entries that give no ``width`` / ``height``, as Label Studio and
+some converters write them: their decoded files' sizes are used, one warning for all; without
+decoded files such an entry is a ``bad_image`` error), ``duplicate_category_name``,
+``blank_category_name``, ``placeholder_category`` (a category no
 annotation uses that an annotation tool adds beside the classes: Roboflow's project category,
 the ``supercategory`` of the others; labelme2coco's ``_background_``), ``duplicate_file_name``,
 ``bbox_corners`` (boxes past their image's right or bottom edge in a file whose every box would
@@ -124,7 +127,10 @@ class CheckedCoco:
     (every non-crowd annotation that is valid, clipped or of zero size). ``ground_truth`` holds
     what COCO evaluation scores against: every annotation that is not an error (valid, clipped
     or of zero size, crowd regions included), the first of its id, as the file gives it (the
-    parsed entries, unclipped), in file order.
+    parsed entries, unclipped), in file order. ``unsized_images`` are the image entries in
+    ``bad_image`` errors only for giving no size (:func:`image_entry_size`) while their file's
+    size was not given: the data policy decodes their files and checks the file again with the
+    sizes found.
     """
 
     images: list[dict[str, Any]]
@@ -135,6 +141,7 @@ class CheckedCoco:
     num_annotations_in_json: int
     scored_objects: list[ScoredObject] = field(default_factory=list)
     ground_truth: list[dict[str, Any]] = field(default_factory=list)
+    unsized_images: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def num_dropped_images(self) -> int:
@@ -159,6 +166,7 @@ class CheckedCoco:
             annotations=[ann for ann in self.annotations if ann["image_id"] not in drop],
             scored_objects=[obj for obj in self.scored_objects if obj.image_id not in drop],
             ground_truth=[ann for ann in self.ground_truth if ann["image_id"] not in drop],
+            unsized_images=[image for image in self.unsized_images if image["id"] not in drop],
         )
 
 
@@ -234,8 +242,11 @@ def check_coco(
         image_sizes: ``(width, height)`` of image files by image id, after EXIF orientation
             (:attr:`~sparsercnn.data.image_check.FileCheck.sizes`): the truth for the boxes of
             an image whose entry gives another size (its ``image_size_mismatch`` warning names
-            both). Its boxes are checked against, and clipped to, the file's size, and its
-            returned entry carries it. Images not in it keep the JSON's size.
+            both) or none (:func:`image_entry_size`; one ``image_size_missing`` warning names
+            them all). Its boxes are checked against, and clipped to, the file's size, and its
+            returned entry carries it. Images not in it keep the JSON's size; one whose entry
+            gives none is a ``bad_image`` error (``None``: the files were not decoded; a
+            mapping: the decoded files' sizes, so its file did not decode).
 
     Returns:
         The valid entries and every issue found. The annotations of an image whose entry is
@@ -245,7 +256,7 @@ def check_coco(
         ``"image_id": 4`` go with it, not reported as of an unknown image).
     """
     _check_structure(data, source)
-    checker = _Checker(clip_tolerance, image_sizes or {})
+    checker = _Checker(clip_tolerance, image_sizes)
     categories = checker.categories(data["categories"])
     if not categories:
         message = (
@@ -255,6 +266,10 @@ def check_coco(
         checker.add("error", "no_categories", message)
     checker.issues += _placeholder_categories(categories, data["annotations"])
     images = checker.images(data["images"])
+    if checker.sized_by_file:
+        checker.add(
+            "warning", "image_size_missing", _sized_by_file_message(checker.sized_by_file, source)
+        )
     annotations = checker.annotations(
         data["annotations"],
         images={image["id"]: image for image in images},
@@ -272,17 +287,26 @@ def check_coco(
         len(data["annotations"]),
         checker.scored_objects,
         checker.ground_truth,
+        checker.unsized_images,
     )
 
 
 class _Checker:
     """The rules for the three lists of a COCO file; collects issues as it goes."""
 
-    def __init__(self, clip_tolerance: float, image_sizes: Mapping[int, tuple[int, int]]) -> None:
+    def __init__(
+        self, clip_tolerance: float, image_sizes: Mapping[int, tuple[int, int]] | None
+    ) -> None:
         self.clip_tolerance = clip_tolerance
-        self.image_sizes = image_sizes
-        # (width, height) as the JSON gives it, of the images given another size by their file.
-        self.json_sizes: dict[int, tuple[int, int]] = {}
+        self.files_decoded = image_sizes is not None
+        self.image_sizes = image_sizes or {}
+        # (width, height) as the JSON gives it (None: no size), of the images sized by their
+        # file where that differs.
+        self.json_sizes: dict[int, tuple[int, int] | None] = {}
+        # The ids of the images whose entry gives no size, sized by their file.
+        self.sized_by_file: list[int] = []
+        # The entries rejected only for giving no size, their file's size unknown.
+        self.unsized_images: list[dict[str, Any]] = []
         self.issues: list[Issue] = []
         # Image and category entries with errors, by their id as given (:func:`_id_key`):
         # annotations that refer to them are counted in (images) or named after (categories)
@@ -413,6 +437,12 @@ class _Checker:
                 message = f"image {image_id} ({position}): {entry_problem}"
                 ids = {"image_id": image_id, "file": file}
                 self.reject(self.rejected_images, image_id, position, message, "bad_image", **ids)
+            elif (size := self.size(entry)) is None:
+                position = f"images[{pos}]"
+                message = f"image {image_id} ({position}): {self.no_size_problem(entry)}"
+                ids = {"image_id": image_id, "file": file}
+                self.reject(self.rejected_images, image_id, position, message, "bad_image", **ids)
+                self.unsized_images.append(entry)
             else:
                 if file in files:
                     message = (
@@ -421,18 +451,42 @@ class _Checker:
                     )
                     self.add("warning", "duplicate_file_name", message, image_id, None, file)
                 files.setdefault(file, image_id)
-                valid.append(self.sized(entry))
+                same = size == image_entry_size(entry)
+                valid.append(entry if same else {**entry, "width": size[0], "height": size[1]})
             seen.setdefault(image_id, (pos, entry))
         return valid
 
-    def sized(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """A valid image entry, or a copy with its file's size where that differs."""
-        json_size = (int(entry["width"]), int(entry["height"]))
+    def size(self, entry: dict[str, Any]) -> tuple[int, int] | None:
+        """``(width, height)`` to check an otherwise valid image entry's boxes against: its
+        file's where known, else the JSON's; ``None`` where neither is known."""
+        json_size = image_entry_size(entry)
         file_size = self.image_sizes.get(entry["id"], json_size)
-        if file_size == json_size:
-            return entry
-        self.json_sizes[entry["id"]] = json_size
-        return {**entry, "width": file_size[0], "height": file_size[1]}
+        if file_size != json_size:
+            self.json_sizes[entry["id"]] = json_size
+        if json_size is None and file_size is not None:
+            self.sized_by_file.append(entry["id"])
+        return file_size
+
+    def no_size_problem(self, entry: dict[str, Any]) -> str:
+        """Why an image entry that gives no size (:func:`image_entry_size`) is rejected."""
+        said = {
+            key: "missing" if key not in entry else json.dumps(entry[key])
+            for key in _unknown_size_keys(entry)
+        }
+        if len(said) == 2 and len(set(said.values())) == 1:
+            given = f"'width' and 'height' are {said['width']}"
+        else:
+            given = ", ".join(f"{key!r} is {value}" for key, value in said.items())
+        write = "write its 'width' and 'height' in pixels, as the file has them"
+        if self.files_decoded:
+            return (
+                f"{given}, and its file did not decode to give its size (see the image's file "
+                f"error): fix the file, or {write}"
+            )
+        return (
+            f"{given}: its file's size is used only where the image files are decoded: drop "
+            f"--no-image-check (image_check='decode' in Python), or {write}"
+        )
 
     def annotations(
         self, entries: list[Any], images: dict[int, dict[str, Any]], category_ids: set[int]
@@ -533,9 +587,11 @@ class _Checker:
         self.corner_boxes.add(ann["bbox"], width, height)
         bbox, reason = _fit_to_image(ann["bbox"], width, height, self.clip_tolerance)
         if reason is not None and image_id in self.json_sizes:
-            json_width, json_height = self.json_sizes[image_id]
+            json_size = self.json_sizes[image_id]
             reason += (
-                f" (its file's size; the JSON gives {json_width}x{json_height}: "
+                " (its file's size; the JSON gives none: see [image_size_missing])"
+                if json_size is None
+                else f" (its file's size; the JSON gives {json_size[0]}x{json_size[1]}: "
                 "see [image_size_mismatch])"
             )
         if bbox is None:
@@ -697,19 +753,51 @@ def _is_crowd_flag(value: object) -> bool:
     return value is None or (type(value) in (int, float, bool) and value in (0, 1))
 
 
+def _unknown_size_keys(entry: Mapping[str, Any]) -> list[str]:
+    """Which of an image entry's ``width`` and ``height`` say "unknown": missing, null or 0,
+    as Label Studio and some converters write them."""
+    return [
+        key
+        for key in ("width", "height")
+        if entry.get(key) is None or (_is_number(entry[key]) and entry[key] == 0)
+    ]
+
+
+def image_entry_size(entry: Mapping[str, Any]) -> tuple[int, int] | None:
+    """``(width, height)`` in pixels of an image entry that :func:`check_coco`'s entry rules
+    pass, or ``None`` where it gives no size (a ``width`` or ``height`` missing, null or 0):
+    its decoded file's size is then used."""
+    if _unknown_size_keys(entry):
+        return None
+    return int(entry["width"]), int(entry["height"])
+
+
 def _image_entry_problem(entry: dict[str, Any]) -> str | None:
+    """Why an image entry's ``file_name``, ``width`` or ``height`` is wrong, or ``None``; a
+    size it does not give (:func:`image_entry_size`) is not wrong here."""
     file_name = entry.get("file_name")
     if not isinstance(file_name, str) or not file_name:
         return f"'file_name' must be a non-empty string, got {file_name!r}"
-    for key in ("width", "height"):
-        value = entry.get(key)
-        if key not in entry:
-            return f"{key!r} is missing: give the image's size in pixels, as the file has it"
+    unknown = _unknown_size_keys(entry)
+    for key in [key for key in ("width", "height") if key not in unknown]:
+        value = entry[key]
         if not _is_number(value) or not math.isfinite(value) or value <= 0 or value != int(value):
             quoted = isinstance(value, str) and re.fullmatch(r"[0-9]+", value)
             hint = " (write it without quotes)" if quoted else ""
             return f"{key!r} must be a positive integer, got {value!r:.40}{hint}"
     return None
+
+
+def _sized_by_file_message(ids: list[int], source: str) -> str:
+    """The ``image_size_missing`` warning of the images ``ids``, whose entries give no size,
+    sized by their files."""
+    ids_text = listing([str(image_id) for image_id in ids], limit=5)
+    theirs = "its file's size is" if len(ids) == 1 else "their files' sizes are"
+    return (
+        f"{counted(len(ids), 'image')} {'has' if len(ids) == 1 else 'have'} no width/height in "
+        f"{source} (id{'' if len(ids) == 1 else 's'} {ids_text}): {theirs} used (after EXIF "
+        "orientation)"
+    )
 
 
 def _bbox_problem(bbox: Any) -> tuple[str, str] | None:

@@ -2,10 +2,10 @@
 
 :class:`DatasetProfile` holds, per image, its size and number of boxes and, per box, its size
 and class, taken from the entries the data policy keeps (:meth:`DatasetProfile.from_dataset`:
-every image decoded, each of its file's size where the JSON's ``width`` / ``height`` disagree,
-as training sees it). :meth:`DatasetProfile.box_sides_at` answers the question the recipe's
-choice of input size turns on: how large is every object once images are resized as the model
-will see them.
+every image decoded, each of its file's size where the JSON's ``width`` / ``height`` disagree
+or are not given, as training sees it). :meth:`DatasetProfile.box_sides_at` answers the
+question the recipe's choice of input size turns on: how large is every object once images are
+resized as the model will see them.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class DatasetProfile:
         class_names: category names in contiguous-label order.
         boxes_per_class: ``(C,)`` number of (non-crowd) boxes of every class.
         image_heights, image_widths: ``(I,)`` image sizes in pixels (after EXIF orientation:
-            the decoded file's, where it differs from the JSON's).
+            the decoded file's, where it differs from the JSON's or the JSON gives none).
         objects_per_image: ``(I,)`` boxes of every image.
         box_sides: ``(M,)`` ``sqrt(w * h)`` of every box, in pixels of its original image.
         box_images: ``(M,)`` index into the image arrays of every box's image.
@@ -100,8 +100,8 @@ class DatasetProfile:
     ) -> DatasetProfile:
         """The profile of the entries of a COCO set that training keeps, checked by the data
         policy (:func:`~sparsercnn.data.policy.checked_for_training`, every image decoded): an image
-        whose file's size differs from its JSON ``width`` / ``height`` has the file's, which
-        training resizes and its boxes are checked against.
+        whose file's size differs from its JSON ``width`` / ``height``, or whose entry gives
+        none, has the file's, which training resizes and its boxes are checked against.
 
         Args:
             json_path: the COCO instances JSON file.
