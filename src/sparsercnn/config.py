@@ -282,7 +282,8 @@ class TrainConfig:
     def schedule_notes(self) -> list[str]:
         """What of the learning-rate schedule a run of ``max_iter`` steps never reaches (a
         preset's ``steps`` and ``warmup_iters`` kept with a smaller ``--set train.max_iter``):
-        valid, but said, as detectron2 warns of steps past its ``MAX_ITER``."""
+        valid, but said, as detectron2 warns of steps past its ``MAX_ITER`` (the trainer says
+        them of the schedule it trains, once a resume and a time budget have set it)."""
         notes = []
         beyond = [step for step in self.steps if step >= self.max_iter]
         if beyond:

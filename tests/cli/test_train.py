@@ -277,19 +277,6 @@ def test_the_final_ap_alone_when_it_is_the_best(
     assert capsys.readouterr().out.splitlines()[1] == "final AP 37.50%"
 
 
-def test_a_schedule_cut_by_max_iter_is_said(
-    tmp_path: Path, calls: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
-) -> None:
-    """tiny's steps (2400, 2800) and 50 warm-up steps kept with a max_iter of 7: valid, said."""
-    main(_train(tmp_path, "--set", "train.max_iter=7"))
-    notes = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert any("train.steps [2400, 2800] are not before train.max_iter=7" in n for n in notes)
-    assert any("train.warmup_iters=50 is more than train.max_iter=7" in n for n in notes)
-    caplog.clear()
-    main(_train(tmp_path, "--set", "train.max_iter=3000"))
-    assert not [r for r in caplog.records if "train.max_iter" in r.getMessage()]
-
-
 @pytest.mark.parametrize("preset", ["auto", "tiny"])
 @pytest.mark.parametrize("option", ["--init-from", "--backbone-weights"])
 def test_the_starting_weights_are_read_once_and_their_notes_said_once(

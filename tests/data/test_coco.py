@@ -328,6 +328,20 @@ def test_gt_dict_reads_no_file(write_coco: WriteCoco) -> None:
     assert {a["category_id"] for a in gt["annotations"]} == {3}
 
 
+def test_a_training_set_keeps_no_ground_truth_and_says_so(
+    dataset_files: tuple[Path, Path],
+) -> None:
+    """Every dataset kept the evaluation arrays, a training set's too (55 MB for COCO
+    train2017, in every process), though it is never evaluated."""
+    json_path, image_dir = dataset_files
+    training = CocoDataset(json_path, image_dir, keep_ground_truth=False)
+    assert not [name for name in vars(training) if name.startswith("_gt_")]
+    assert training[0].target.boxes.shape == (2, 4)  # the training targets are kept
+    with pytest.raises(RuntimeError, match=f"{re.escape(str(json_path))}.*keep_ground_truth=True"):
+        training.gt_dict()
+    assert CocoDataset(json_path, image_dir).gt_dict()["annotations"]
+
+
 def test_gt_dict_keeps_crowd_regions(dataset_files: tuple[Path, Path]) -> None:
     gt = CocoDataset(*dataset_files).gt_dict()
     assert len(gt["images"]) == 3 and len(gt["annotations"]) == 5
@@ -582,3 +596,24 @@ def test_image_cache_never_serves_a_changed_file_or_another_resolution(
     assert after.shape == (3, 200, 300) and after.float().mean() > 240
     assert len(dataset.image_cache) == 1  # the new version replaced the old one
     assert dataset.image_cache.used_bytes == 200 * 300 * 4
+
+
+def test_an_image_entry_without_a_size_is_trained_and_evaluated_at_its_file_s(
+    write_coco: WriteCoco,
+) -> None:
+    """The file's size (80x60) stands in for the JSON's missing one everywhere the dataset
+    gives a size: the sizes, evaluation's image entries, the sampler's grouping; without
+    decoding the dataset is refused."""
+    data = write_coco(num_images=1, size=(60, 80), boxes=[[Box(1, (50, 35, 10, 10))]])
+    coco = data.read_json()
+    coco["images"][0].update(width=None, height=0)
+    data.write_json(coco)
+    dataset = CocoDataset(data.json_path, data.image_dir)
+    assert dataset.image_sizes == [(60, 80)]
+    assert dataset[0].target.boxes.tolist() == [[50.0, 35.0, 60.0, 45.0]]
+    assert dataset.gt_dict()["images"] == [
+        {"id": 1, "file_name": data.file_names[0], "height": 60, "width": 80}
+    ]
+    assert dataset.grouping_sizes(np.array([0]), np.array([0])).tolist() == [[60, 80]]
+    with pytest.raises(InvalidDataError, match=r"'width' is null, 'height' is 0: .* drop --no"):
+        CocoDataset(data.json_path, data.image_dir, image_check="exists")

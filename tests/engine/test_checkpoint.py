@@ -352,9 +352,39 @@ def test_config_changes_on_resume_are_logged(caplog: pytest.LogCaptureFixture) -
     saved.train.max_iter, current.train.max_iter = 2, 4
     current.model.dropout = 0.5
     with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
-        log_config_changes(saved, current)
-    assert "schedule extended on resume: max_iter 2 -> 4" in caplog.text
+        log_config_changes(saved, current, 2)
+    assert "schedule extended on resume at iteration 2: max_iter 2 -> 4" in caplog.text
     assert "resuming with changed model settings: ['dropout']" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("max_iter", "steps", "warmup_iters", "change"),
+    [
+        (300, (80, 250), 10, "extended"),
+        (90, (80,), 10, "shortened"),
+        (100, (80, 95), 10, "changed ahead"),
+        # Another preset's whole schedule: the decay taken at 80 is gone.
+        (3000, (2400, 2800), 10, "replaced (not the learning rates the run trained with)"),
+        (100, (80, 93), 50, "replaced (not the learning rates the run trained with)"),
+    ],
+)
+def test_a_schedule_change_on_resume_is_named_for_what_it_does(
+    caplog: pytest.LogCaptureFixture,
+    max_iter: int,
+    steps: tuple[int, ...],
+    warmup_iters: int,
+    change: str,
+) -> None:
+    """A run at iteration 85 of its schedule (100 steps, decays at 80 and 93) resumed with
+    another: every longer schedule was "extended", another preset's whole schedule too."""
+    saved, current = Config(), Config()
+    saved.train.max_iter, saved.train.steps, saved.train.warmup_iters = 100, (80, 93), 10
+    current.train.max_iter, current.train.steps = max_iter, steps
+    current.train.warmup_iters = warmup_iters
+    with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
+        log_config_changes(saved, current, 85)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"schedule {change} on resume at iteration 85: max_iter 100 -> ")
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,11 @@ def test_training_images_are_decoded_for_the_transform_and_cached(
     assert isinstance(val_set.transform, InferenceTransform)
     assert val_set.decode_size == val_set.transform.source_size
     assert val_set.image_cache.max_bytes == 0
+    # Only the evaluated set keeps the ground truth (the training set's was 55 MB for COCO
+    # train2017, never read), the same as a dataset built on its own has.
+    assert not train_set.keep_ground_truth and val_set.keep_ground_truth
+    assert not [name for name in vars(train_set) if name.startswith("_gt_")]
+    assert val_set.gt_dict() == CocoDataset(tiny_coco.json_path, tiny_coco.image_dir).gt_dict()
 
 
 def test_a_multi_process_run_reports_its_last_evaluation_instead_of_evaluating_alone(

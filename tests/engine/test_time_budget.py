@@ -3,6 +3,7 @@ share of the budget and the schedule refit of a run."""
 
 from __future__ import annotations
 
+import logging
 import time
 from types import SimpleNamespace
 
@@ -239,3 +240,27 @@ def test_a_budget_extends_a_schedule_the_run_completed() -> None:
     assert refitted and not stop and 100 < train.max_iter < 41 + 98 / 0.5
     # The decay taken stays; the second of a fresh run of that length follows.
     assert train.steps == (36, round(train.max_iter * 14 / 15))
+
+
+@pytest.mark.parametrize("warmup_iters", [60, 1000])
+def test_an_extended_schedule_ending_inside_its_warm_up_is_warned_about_once(
+    warmup_iters: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A completed run of 39 steps, inside its warm-up, extended by a new budget to about 230:
+    the refits warned only where the schedule before them reached the warm-up, which the
+    extension's first steps never do, so a warm-up of 1000 steps went without a word."""
+    train = TrainConfig(max_iter=39, steps=(), warmup_iters=warmup_iters, checkpoint_period=0)
+    budget = TimeBudget(100.0, time.perf_counter(), skip_iters=0, measure_iters=2, refit_every=1)
+    schedule = BudgetedSchedule(budget, train, extend_from=39)
+    assert schedule.extends
+    work = _work(eval_seconds=None, eval_images=None)
+    with caplog.at_level(logging.WARNING, logger=time_budget.__name__):
+        for iteration in range(40, 46):  # refitted after each step from 41 on
+            schedule.after_step(0.5, iteration=iteration, work=work)
+    assert 100 < train.max_iter < 1000
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    if warmup_iters < train.max_iter:
+        assert warnings == []
+    else:
+        (warning,) = warnings
+        assert warning.startswith("the warm-up (1000 steps) is longer than the ")

@@ -149,6 +149,41 @@ def test_a_completed_run_extended_gets_the_decays_of_a_fresh_run_of_that_length(
     assert budgeted.cfg.train.max_iter == 3 + budgeted.budget.budget.first_fit_iters
 
 
+def test_the_schedule_notes_judge_the_schedule_the_run_trains(
+    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """tiny's decays (2400, 2800) and 50 warm-up steps kept with a max_iter of 3: valid, said.
+    ``train`` said it of the config before the resume and the budget set the schedule: a
+    completed run that a new budget extends (its refits judge the warm-up) or a larger
+    max_iter (the decays of a fresh run of that length) was told it would never decay nor
+    reach train.lr."""
+
+    def notes() -> list[str]:
+        messages = [r.getMessage() for r in caplog.records if r.name == trainer_module.__name__]
+        return [
+            message
+            for message in messages
+            if "than train.max_iter" in message or "before train.max_iter" in message
+        ]
+
+    cfg = tiny_config()
+    with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
+        _trainer(tiny_coco, cfg, tmp_path).train()
+        assert notes() == [
+            "train.steps [2400, 2800] are not before train.max_iter=3: the learning rate does "
+            "not decay there; set train.steps to change that",
+            "train.warmup_iters=50 is more than train.max_iter=3: the learning rate never "
+            "reaches train.lr",
+        ]
+        caplog.clear()
+        budgeted = _trainer(tiny_coco, cfg, tmp_path, resume=True, time_budget_minutes=1.0)
+        cfg.train.max_iter = 200
+        extended = _trainer(tiny_coco, cfg, tmp_path, resume=True)
+    assert budgeted.budget is not None and budgeted.budget.extends
+    assert extended.cfg.train.steps == (160, 187)
+    assert notes() == []
+
+
 def test_resuming_with_a_schedule_that_raises_the_lr_is_warned_about(
     tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -156,7 +191,7 @@ def test_resuming_with_a_schedule_that_raises_the_lr_is_warned_about(
     and 2800): the decay was dropped and the learning rate went back up tenfold with only an
     info line. Its own schedule extended keeps the decay: no warning."""
     cfg = tiny_config()
-    cfg.train.steps = (2,)
+    cfg.train.steps, cfg.train.warmup_iters = (2,), 2  # a schedule the run reaches: no notes
     _trainer(tiny_coco, cfg, tmp_path).train()
     cfg.train.max_iter = 15
     with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
@@ -286,6 +321,7 @@ def test_a_run_stopped_by_an_error_names_the_checkpoint_that_resumes_it(
     cfg = tiny_config()
     cfg.train.checkpoint_period, cfg.train.max_iter = checkpoint_period, 4
     trainer = _trainer(tiny_coco, cfg, tmp_path)
+    caplog.clear()  # the notes on tiny's schedule cut by max_iter
     decode, reads = CocoDataset._decode, []
 
     def changed_on_disk(dataset: CocoDataset, position: int) -> Any:

@@ -6,7 +6,6 @@ leave behind."""
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,8 +23,6 @@ if TYPE_CHECKING:
     from sparsercnn.engine.distributed import DistInfo
     from sparsercnn.engine.model_init import StartingWeights
 
-
-logger = logging.getLogger(__name__)
 
 # The automatic recipe's record of its choices, beside the run's config.json.
 RECIPE_FILE = "recipe.json"
@@ -342,9 +339,6 @@ def training_config(
             ).to_dict()
         )
         cfg = Config.from_dict(chosen)
-    if dist_info.is_main:
-        for note in cfg.train.schedule_notes():
-            logger.warning("%s", note)
     return _with_weight_options(cfg, args)
 
 

@@ -62,8 +62,8 @@ class CocoDataset(Dataset[Sample]):
     once, checks every entry and, by default, decodes every image file; boxes slightly outside
     their image are clipped (with a logged warning). It keeps only compact arrays (no
     per-annotation Python objects, so forked data-loading workers share them): the training
-    targets, and the ground truth evaluation scores against (:meth:`gt_dict`), so that the
-    file is parsed once however often the dataset is evaluated.
+    targets, and (``keep_ground_truth``) the ground truth evaluation scores against
+    (:meth:`gt_dict`), so that the file is parsed once however often the dataset is evaluated.
 
     Args:
         json_path: COCO instances JSON (``images``, ``annotations``, ``categories``).
@@ -92,6 +92,9 @@ class CocoDataset(Dataset[Sample]):
             many times.
         require_boxes: a file without a usable box is refused (False: for uses that read only
             the images, as ``diagnose reads``).
+        keep_ground_truth: keep the ground truth for evaluation (:meth:`gt_dict`); False for a
+            set that is only trained on, which then holds no copy of it (about 65 bytes an
+            annotation: 55 MB for COCO train2017, in every process).
         inspection: what :func:`~sparsercnn.data.policy.inspect_dataset` found in
             ``json_path`` and ``image_dir`` with this ``image_check`` and ``clip_tolerance``,
             where the caller checked the files already (``train`` checks its sets before its
@@ -129,6 +132,7 @@ class CocoDataset(Dataset[Sample]):
         decode_size: Callable[[int, int], tuple[int, int]] | None = None,
         cache_bytes: int = 0,
         require_boxes: bool = True,
+        keep_ground_truth: bool = True,
         inspection: Inspection | None = None,
     ) -> None:
         self.coco_json = Path(json_path)
@@ -156,6 +160,7 @@ class CocoDataset(Dataset[Sample]):
         self.category_map = CategoryMap.from_coco(checked.categories)
         # The category entries as the file gives them, in its order (a few; for gt_dict).
         self._categories = [dict(category) for category in checked.categories]
+        self.keep_ground_truth = keep_ground_truth
         self._build_index(checked)
         self._size_warned = False
 
@@ -179,7 +184,8 @@ class CocoDataset(Dataset[Sample]):
         self._labels = np.array(labels, dtype=np.int64)[order]
         counts = np.bincount(owners, minlength=len(images))
         self._offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self._build_ground_truth(checked.ground_truth, position)
+        if self.keep_ground_truth:
+            self._build_ground_truth(checked.ground_truth, position)
 
     def _build_ground_truth(
         self, annotations: list[dict[str, Any]], position: dict[int, int]
@@ -368,7 +374,16 @@ class CocoDataset(Dataset[Sample]):
         (missing: the box area), what COCO bbox evaluation reads; the categories are the
         file's entries. Other keys of the file (segmentations, ``info``, ``licenses``) are not
         kept.
+
+        Raises:
+            RuntimeError: the dataset was built with ``keep_ground_truth=False``.
         """
+        if not self.keep_ground_truth:
+            raise RuntimeError(
+                f"the dataset of {self.coco_json} was built with keep_ground_truth=False (a "
+                "training set) and holds no ground truth to evaluate against; build it with "
+                "keep_ground_truth=True to evaluate it"
+            )
         category_ids = self.category_map.category_ids
         annotations = [
             {

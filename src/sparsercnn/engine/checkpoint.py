@@ -427,10 +427,10 @@ def restore_training_state(
     rng = state["rng"]
     if rank < len(rng):
         restore_rng_states(rng[rank])
-    log_config_changes(saved_config, config)
+    iteration = int(state["iteration"])
+    log_config_changes(saved_config, config, iteration)
     log_batch_changes(saved_config, len(rng), config, world_size)
     log_data_change(state["extra"].get("data"), data)
-    iteration = int(state["iteration"])
     logger.info("resumed from %s at iteration %d", path, iteration)
     extra = state["extra"]
     return ResumePoint(
@@ -439,9 +439,7 @@ def restore_training_state(
         extra.get("best_ap"),
         extra.get("best_iteration"),
         extra.get("last_evaluation"),
-        Schedule(
-            saved_config.train.max_iter, saved_config.train.steps, saved_config.train.warmup_iters
-        ),
+        _schedule_of(saved_config),
     )
 
 
@@ -480,14 +478,16 @@ def check_same_model(saved: Config, current: Config, source: str | Path) -> None
         )
 
 
-def log_config_changes(saved: Config, current: Config) -> None:
-    """Log a changed schedule (info) and changed model, loss or input settings (warning)."""
-    old, new = saved.train, current.train
-    before = (old.max_iter, old.steps, old.warmup_iters)
-    if before != (new.max_iter, new.steps, new.warmup_iters):
+def log_config_changes(saved: Config, current: Config, iteration: int) -> None:
+    """Log a changed schedule of a run resumed at ``iteration`` (info, saying how it changed:
+    :func:`_schedule_change`) and changed model, loss or input settings (warning)."""
+    old, new = _schedule_of(saved), _schedule_of(current)
+    if old != new:
         logger.info(
-            "schedule %s on resume: max_iter %d -> %d, steps %s -> %s, warm-up %d -> %d",
-            "extended" if new.max_iter > old.max_iter else "changed",
+            "schedule %s on resume at iteration %d: max_iter %d -> %d, steps %s -> %s, "
+            "warm-up %d -> %d",
+            _schedule_change(old, new, iteration),
+            iteration,
             old.max_iter,
             new.max_iter,
             list(old.steps),
@@ -499,6 +499,25 @@ def log_config_changes(saved: Config, current: Config) -> None:
         changed = _changed_keys(getattr(saved, section), getattr(current, section))
         if changed:
             logger.warning("resuming with changed %s settings: %s", section, changed)
+
+
+def _schedule_of(config: Config) -> Schedule:
+    train = config.train
+    return Schedule(train.max_iter, tuple(train.steps), train.warmup_iters)
+
+
+def _schedule_change(saved: Schedule, current: Schedule, iteration: int) -> str:
+    """How ``current`` changes the ``saved`` schedule of a run resumed at ``iteration``:
+    "replaced" where it gives the iterations trained other learning rates (another warm-up, or
+    other decays before ``iteration``: another preset's whole schedule, say; the trainer warns
+    where the learning rate then rises), else "extended" or "shortened" (``max_iter``), or
+    "changed ahead" (only decays still to come)."""
+    taken = [tuple(step for step in s.steps if step < iteration) for s in (saved, current)]
+    if saved.warmup_iters != current.warmup_iters or taken[0] != taken[1]:
+        return "replaced (not the learning rates the run trained with)"
+    if current.max_iter != saved.max_iter:
+        return "extended" if current.max_iter > saved.max_iter else "shortened"
+    return "changed ahead"
 
 
 def log_batch_changes(

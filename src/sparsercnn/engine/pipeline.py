@@ -117,6 +117,7 @@ def train_from_coco(
             num_proposals=cfg.model.num_proposals,
             decode_size=transform.source_size,
             cache_bytes=cfg.train.image_cache_mb * 2**20,
+            keep_ground_truth=False,  # never evaluated
             inspection=train_inspection,
         )
     )

@@ -254,8 +254,12 @@ class BudgetedSchedule:
         self.budget = budget
         self.train = train
         self.configured = Schedule(train.max_iter, train.steps, train.warmup_iters)
-        self.completed_at = None
+        self.completed_at: int | None = None
+        # Whether the run has been told that its schedule ends inside the warm-up: the trainer
+        # judged the configured schedule; one the budget extends only its refits judge.
+        self._warmup_cut_said = train.warmup_iters > train.max_iter
         if extend_from is not None and extend_from >= train.max_iter:
+            self._warmup_cut_said = False
             self.completed_at = iteration = extend_from
             train.max_iter = iteration + budget.first_fit_iters
             train.steps = tuple(step for step in train.steps if step < iteration)
@@ -267,6 +271,12 @@ class BudgetedSchedule:
                 iteration,
                 budget.first_fit_iters,
             )
+
+    @property
+    def extends(self) -> bool:
+        """Whether the budget extends a schedule the resumed run had completed (its length
+        then comes from the refits)."""
+        return self.completed_at is not None
 
     def after_step(self, seconds: float, iteration: int, work: PeriodicWork) -> tuple[bool, bool]:
         """Record an iteration of ``seconds`` that brought the run to ``iteration``.
@@ -324,13 +334,15 @@ class BudgetedSchedule:
             logger.info("time budget: %.3f s/iteration, the schedule fits", self.budget.pace)
             return False
         train.max_iter, train.steps = fitted.max_iter, fitted.steps
-        if fitted.warmup_iters > fitted.max_iter and old.warmup_iters <= old.max_iter:
+        warmup_cut = fitted.warmup_iters > fitted.max_iter
+        if warmup_cut and not self._warmup_cut_said:
             logger.warning(
                 "the warm-up (%d steps) is longer than the %d steps the time budget allows: "
                 "the learning rate will not reach its base value; set train.warmup_iters lower",
                 fitted.warmup_iters,
                 fitted.max_iter,
             )
+        self._warmup_cut_said = warmup_cut
         change = "refitted"
         if fitted.max_iter != old.max_iter:
             change = "lengthened" if fitted.max_iter > old.max_iter else "shortened"

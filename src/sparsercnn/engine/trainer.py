@@ -101,7 +101,8 @@ class Trainer:
     Args:
         cfg: the resolved configuration (copied; the caller's object is never modified).
         train_dataset: map-style dataset of training samples whose ``__getitem__`` accepts
-            ``(index, sample_seed)`` (``CocoDataset`` with the training transform).
+            ``(index, sample_seed)`` (``CocoDataset`` with the training transform; never
+            evaluated, so ``keep_ground_truth=False`` spares the memory of its ground truth).
         output_dir: where ``config.json``, ``metrics.jsonl``, checkpoints, the model files and
             ``curves.png`` go.
         val_dataset: evaluated every ``cfg.train.eval_period`` iterations and at the end
@@ -180,7 +181,18 @@ class Trainer:
         if budget is not None:
             extend_from = self.iteration if budget_extends else None
             self.budget = BudgetedSchedule(budget, self.cfg.train, extend_from=extend_from)
+        self._warn_unreached_schedule()
         self.step = self._build_step()
+
+    def _warn_unreached_schedule(self) -> None:
+        """Warn of the decays and warm-up that the schedule this run trains, as the resume set
+        it, never reaches (:meth:`~sparsercnn.config.TrainConfig.schedule_notes`). A schedule
+        the time budget extends is not known yet: its refits judge it
+        (:class:`~sparsercnn.engine.time_budget.BudgetedSchedule`)."""
+        if not self.dist.is_main or (self.budget is not None and self.budget.extends):
+            return
+        for note in self.cfg.train.schedule_notes():
+            logger.warning("%s", note)
 
     def _build_step(self) -> TrainStep:
         """One optimiser step; its model is wrapped in DDP while :meth:`train` runs
