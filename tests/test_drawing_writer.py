@@ -83,3 +83,16 @@ def test_a_file_that_appears_during_the_run_is_kept_and_its_folder_not_marked(
     ):
         writer.write(_empty_prediction(image), [])
     assert sorted(p.name for p in drawn.iterdir()) == ["mine.png"]
+
+
+def test_an_annotated_video_keeps_its_sources_path_with_suffix_mp4(tmp_path: Path) -> None:
+    """A video file's drawing takes .mp4, a frame folder ``f`` gives ``f.mp4``, and the inputs'
+    common folder itself (one frame folder given) its name .mp4 inside the output folder."""
+    (tmp_path / "in" / "frames").mkdir(parents=True)
+    clip, frames = tmp_path / "in" / "clip.mov", tmp_path / "in" / "frames"
+    drawn = tmp_path / "drawn"
+    writer = DrawingWriter(drawn, [clip, frames], score_threshold=0.3)
+    assert writer.video_target(clip) == drawn / "clip.mp4"
+    assert writer.video_target(frames) == drawn / "frames.mp4"
+    alone = DrawingWriter(drawn, [frames], score_threshold=0.3)
+    assert alone.video_target(frames) == drawn / "frames.mp4"

@@ -66,18 +66,25 @@ for _layer, _forbidden in FORBIDDEN.items():
 FORBIDDEN["serving"] = {"cli", "engine", "loss"}
 
 
+def imported_modules(path: Path) -> set[str]:
+    """The absolute imports of ``path``: ``from a.b import c`` gives ``a.b`` and ``a.b.c`` (a
+    module or a name in ``a.b``), so that ``from sparsercnn import video`` names ``video``."""
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules.add(node.module)
+            modules.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return modules
+
+
 def imported_layers(path: Path) -> set[str]:
     layers = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module]
-        for name in names:
-            parts = name.split(".")
-            if parts[0] == "sparsercnn" and len(parts) > 1:
-                layers.add(parts[1])
+    for name in imported_modules(path):
+        parts = name.split(".")
+        if parts[0] == "sparsercnn" and len(parts) > 1:
+            layers.add(parts[1])
     return layers
 
 
@@ -93,3 +100,27 @@ def test_imports_point_one_way(path: Path) -> None:
     forbidden = FORBIDDEN.get(layer_of(path), set())
     wrong = imported_layers(path) & forbidden
     assert not wrong, f"{path.relative_to(PACKAGE)} imports {sorted(wrong)}"
+
+
+# Within the CLI: a command's steps never import the command (its parser and run()), and the
+# steps of ``predict`` import one another one way: inputs <- progress <- sequences.
+CLI_FORBIDDEN = {
+    "predict_inputs": {"predict", "predict_progress", "predict_sequences"},
+    "predict_progress": {"predict", "predict_sequences"},
+    "predict_sequences": {"predict"},
+}
+
+
+@pytest.mark.parametrize(
+    "path", sorted((PACKAGE / "cli").glob("predict_*.py")), ids=lambda p: p.stem
+)
+def test_the_steps_of_a_command_never_import_it(path: Path) -> None:
+    assert path.stem in CLI_FORBIDDEN, f"cli/{path.name}: give its place in CLI_FORBIDDEN"
+    prefix = "sparsercnn.cli."
+    imported = {
+        name.removeprefix(prefix).split(".")[0]
+        for name in imported_modules(path)
+        if name.startswith(prefix)
+    }
+    wrong = imported & CLI_FORBIDDEN[path.stem]
+    assert not wrong, f"cli/{path.name} imports {sorted(wrong)}"

@@ -86,6 +86,17 @@ class DrawingWriter:
         """Where the drawing of the image file ``source`` goes."""
         return self.output_dir / Path(os.path.abspath(source)).relative_to(self.root)
 
+    def video_target(self, source: Path) -> Path:
+        """Where the annotated video of the video file or frame folder ``source`` goes: its
+        :meth:`target` with suffix ``.mp4`` (a folder ``f`` gives ``f.mp4``; the inputs' common
+        folder itself, ``output_dir/<its name>.mp4``)."""
+        target = self.target(source)
+        if not source.is_dir():
+            return target.with_suffix(".mp4")
+        if target == self.output_dir:
+            return target / f"{Path(os.path.abspath(source)).name}.mp4"
+        return target.with_name(f"{target.name}.mp4")
+
     def check_target(self, target: Path, source: str | Path, drawing: str = "drawing") -> None:
         """Raise unless the ``drawing`` of ``source`` (a file or frame folder) may go to
         ``target``: nothing is there, or a drawing of an earlier run (:func:`is_drawing`),

@@ -159,6 +159,13 @@ class BatchPredictor:
         """Whether detections are clipped to their image (the model's ``clip_boxes``)."""
         return self.config.model.clip_boxes
 
+    @property
+    def runs_on(self) -> str:
+        """Where the predictions run, as reports name it (``eval``'s device, ``predict``'s
+        summary, ``benchmark``'s device): ``cpu``, ``cuda:0``, or for an ONNX file its device
+        and execution provider."""
+        raise NotImplementedError
+
     def detect(
         self, images: Sequence[Tensor], original_sizes: Sequence[tuple[int, int]]
     ) -> list[Detections]:
@@ -234,6 +241,11 @@ class Predictor(BatchPredictor):
         self.transform = build_test_transform(config.input)
         self.size_divisibility = model.size_divisibility
         self.postprocessor = build_postprocessor(config)
+
+    @property
+    def runs_on(self) -> str:
+        """The device, ``cpu`` or ``cuda:0``."""
+        return str(self.device)
 
     def with_stages(self, num_stages: int | None) -> Predictor:
         """A predictor sharing this one's model and settings that runs only the first

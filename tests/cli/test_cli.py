@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from PIL import Image
 
 from sparsercnn import drawing_writer
@@ -96,12 +97,15 @@ def test_predict_on_a_folder_writes_coco_results(
 def test_predict_names_where_it_ran_as_eval_does() -> None:
     """predict's summary said nothing of the device, nor of the execution provider that ran an
     --onnx file (eval's report and GET /v1/model name it)."""
-    from sparsercnn.cli.predict import runs_on
     from sparsercnn.export.onnx_runtime import OnnxPredictor
+    from sparsercnn.predictor import Predictor
 
     onnx = OnnxPredictor.__new__(OnnxPredictor)
     onnx.device, onnx.provider = "cuda:0", "CUDAExecutionProvider"
-    assert runs_on(onnx) == "cuda:0 (onnxruntime CUDAExecutionProvider)"
+    assert onnx.runs_on == "cuda:0 (onnxruntime CUDAExecutionProvider)"
+    eager = Predictor.__new__(Predictor)
+    eager.device = torch.device("cuda", 1)
+    assert eager.runs_on == "cuda:1"
 
 
 def test_predict_never_writes_over_its_inputs(

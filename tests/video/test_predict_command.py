@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from sparsercnn import video
-from sparsercnn.cli import predict
+from sparsercnn.cli import predict, predict_inputs, predict_sequences
 from sparsercnn.cli.main import main
 from sparsercnn.cli.predict_progress import PredictionProgress
 from sparsercnn.data.categories import CategoryMap
@@ -208,7 +208,9 @@ def test_a_non_finite_detection_is_refused_naming_its_frame(
     args = argparse.Namespace(every=2, score_threshold=0.3)
     with pytest.raises(ValueError, match=rf"^{re.escape(name)}: 1 of its 1 detections have"):
         writer = video.VideoWriter(tmp_path / "out.mp4", 2)
-        predict.predict_sequence(predictor, sequence, args, writer, [], PredictionProgress([], 1))
+        predict_sequences.predict_sequence(
+            predictor, sequence, args, writer, [], PredictionProgress([], 1)
+        )
 
 
 def test_bad_videos_are_named(
@@ -238,7 +240,7 @@ def test_rate_advice_points_the_right_way(
     too_high: bool, every: int, frame_folder: bool, advice: str
 ) -> None:
     """Only a frame folder's rate is --fps; a video's rate divided by --every."""
-    assert predict._rate_advice(too_high, every, frame_folder) == advice
+    assert predict_sequences._rate_advice(too_high, every, frame_folder) == advice
 
 
 def test_bad_flags_are_named(
@@ -354,9 +356,9 @@ def test_a_variable_frame_rate_video_keeps_its_frame_times(
 def test_camcorder_and_broadcast_recordings_are_videos(tmp_path: Path, suffix: str) -> None:
     """Were taken as images: "cannot read image 'clip.ts': not an image, or a damaged one"."""
     clip = write_clip(tmp_path / f"clip{suffix}", 4)
-    (group,) = predict.input_groups([clip], None)
+    (group,) = predict_inputs.input_groups([clip], None)
     assert isinstance(group, video.VideoFile) and group.size == (64, 96)
-    (found,) = predict.input_groups([tmp_path], None)
+    (found,) = predict_inputs.input_groups([tmp_path], None)
     assert isinstance(found, video.VideoFile) and found.path == clip
 
 
@@ -388,7 +390,7 @@ def test_a_video_changing_size_part_way_is_drawn_at_its_first_size(
     monkeypatch.setattr(video, "predict_video", shrinking)
     args = argparse.Namespace(every=1, score_threshold=0.3)
     target = tmp_path / "out.mp4"
-    listed = predict.predict_sequence(
+    listed = predict_sequences.predict_sequence(
         predictor,
         video.VideoFile(clip),
         args,
@@ -503,9 +505,9 @@ def test_files_are_told_apart_where_the_file_system_numbers_none(
         return os.stat_result(result)
 
     monkeypatch.setattr(os, "stat", unnumbered)
-    predict.refuse_repeated_inputs([(first, first), (second, second)])
+    predict_inputs.refuse_repeated_inputs([(first, first), (second, second)])
     with pytest.raises(ValueError, match=r"a\.png is given twice; give it once"):
-        predict.refuse_repeated_inputs([(first, first), (first, first)])
+        predict_inputs.refuse_repeated_inputs([(first, first), (first, first)])
 
 
 def test_the_annotated_videos_warnings_name_it_and_its_video(

@@ -15,11 +15,7 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    from sparsercnn.video import FrameSequence
-
-    InputGroup = list[Path] | FrameSequence
+    from sparsercnn.cli.predict_inputs import InputGroup
 
 
 class PredictionProgress:

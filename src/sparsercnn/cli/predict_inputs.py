@@ -1,0 +1,141 @@
+"""The inputs of ``sparsercnn predict``: the paths given, found and grouped in order
+(:func:`input_groups`), and refused before any work when one is given twice or an output would
+replace one (:func:`refuse_writing_over_inputs`).
+
+A folder stands for its images and videos (:func:`~sparsercnn.image_inputs.folder_files`), or
+with ``--fps`` for one frame sequence; the command runs each :data:`InputGroup` in turn.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sparsercnn.video.suffixes import VIDEO_SUFFIXES
+
+if TYPE_CHECKING:
+    from sparsercnn.drawing_writer import DrawingWriter
+    from sparsercnn.video import FrameSequence
+
+    # A run of consecutive image files (batched together), or one opened video or frame folder.
+    InputGroup = list[Path] | FrameSequence
+
+
+def input_groups(
+    paths: list[Path], fps: float | None, skip: Path | None = None
+) -> list[InputGroup]:
+    """The inputs in order as runs of consecutive image files and opened frame sequences
+    (videos, and with ``fps`` folders); a folder otherwise stands for its images and videos,
+    sorted by path, leaving out those below the folder ``skip`` and below folders of drawings
+    an earlier run made (:data:`~sparsercnn.image_inputs.DRAWINGS_MARKER`).
+
+    Raises:
+        FileNotFoundError: a path does not exist, or a folder holds no input.
+        ValueError: a file is an input twice (:func:`refuse_repeated_inputs`), a video cannot
+            be read (:class:`~sparsercnn.video.VideoFile`), or ``fps`` is given without a folder.
+    """
+    from sparsercnn.video import FrameFolder, VideoFile
+
+    items: list[Path | FrameSequence] = []
+    given: list[tuple[Path, Path]] = []  # (input, the path the user gave for it)
+    for path in paths:
+        if path.is_dir() and fps is None:
+            given.extend((found, path) for found in folder_inputs(path, skip))
+        elif not path.exists():
+            raise FileNotFoundError(f"input {path} does not exist")
+        else:
+            given.append((path, path))
+    refuse_repeated_inputs(given)
+    for path, _ in given:
+        if fps is not None and path.is_dir():
+            items.append(FrameFolder(path, fps, skip=skip))
+        elif path.suffix.lower() in VIDEO_SUFFIXES:
+            items.append(VideoFile(path))
+        else:
+            items.append(path)
+    if fps is not None and not any(isinstance(item, FrameFolder) for item in items):
+        raise ValueError("--fps reads folders as frame sequences, but no folder was given")
+    groups: list[InputGroup] = []
+    for item in items:
+        if not isinstance(item, Path):
+            groups.append(item)
+        elif groups and isinstance(groups[-1], list):
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
+def refuse_repeated_inputs(given: list[tuple[Path, Path]]) -> None:
+    """Fail before any work when one file (or frame folder) is an input twice: given twice,
+    under two names (``./a.mp4``, a link) or inside a folder also given; its records would be
+    written twice.
+
+    Args:
+        given: each input and the path the user gave for it (itself, or its folder).
+
+    Raises:
+        ValueError: naming both ways it was given.
+    """
+    from sparsercnn.paths import file_identity
+
+    seen: dict[object, str] = {}
+    for path, argument in given:
+        # By file identity; where the file system numbers no files, by the resolved path.
+        key = file_identity(path) or os.path.realpath(path)
+        named = str(path) if path == argument else f"{path} (in folder {argument})"
+        if key not in seen:
+            seen[key] = named
+        elif seen[key] == named:
+            raise ValueError(f"input {named} is given twice; give it once")
+        else:
+            raise ValueError(
+                f"inputs {seen[key]} and {named} are the same file, given twice; give it once"
+            )
+
+
+def folder_inputs(folder: Path, skip: Path | None) -> list[Path]:
+    """The image and video files below ``folder``, sorted, but for drawings
+    (:func:`~sparsercnn.image_inputs.folder_files`).
+
+    Raises:
+        FileNotFoundError: none is left.
+    """
+    from sparsercnn.image_inputs import IMAGE_SUFFIXES, folder_files
+
+    suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
+    found = folder_files(folder, suffixes, skip)
+    if not found:
+        raise FileNotFoundError(
+            f"folder {folder} contains no image or video files ({' '.join(suffixes)})"
+        )
+    return found
+
+
+def refuse_writing_over_inputs(
+    groups: list[InputGroup], output: Path, drawings: DrawingWriter | None
+) -> None:
+    """Fail before any work when ``--output`` is one of the input files, when an image's
+    drawing would replace a file that is no earlier drawing
+    (:meth:`~sparsercnn.drawing_writer.DrawingWriter.check_target`): the image itself
+    (``--save-images`` naming the images' folder), another input, or a file of the user's; or
+    when ``--save-images`` holds the user's images or videos
+    (:meth:`~sparsercnn.drawing_writer.DrawingWriter.check_folder`)."""
+    from sparsercnn.image_inputs import IMAGE_SUFFIXES
+    from sparsercnn.video import FrameFolder
+
+    images = [path for group in groups if isinstance(group, list) for path in group]
+    files = images + [
+        file
+        for group in groups
+        if not isinstance(group, list)
+        for file in (group.files if isinstance(group, FrameFolder) else [group.path])
+    ]
+    if output.exists() and any(output.samefile(file) for file in files):
+        raise ValueError(f"--output {output} is one of the inputs; give another file name")
+    if drawings is None:
+        return
+    for image in images:
+        drawings.check_image(image)
+    drawings.check_folder(IMAGE_SUFFIXES + VIDEO_SUFFIXES)

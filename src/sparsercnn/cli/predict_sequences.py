@@ -1,0 +1,223 @@
+"""The videos and frame folders of ``sparsercnn predict``: each sequence's records through
+:func:`sparsercnn.video.predict_video` (:func:`predict_sequence`), its annotated video
+(:func:`annotated_video_targets`, :func:`video_writer`), and the frame list written beside the
+results (:func:`frame_list_path`, :func:`write_outputs`), which names every frame predicted,
+with or without detections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sparsercnn.cli.predict_inputs import InputGroup
+    from sparsercnn.cli.predict_progress import PredictionProgress
+    from sparsercnn.drawing_writer import DrawingWriter
+    from sparsercnn.export.onnx_runtime import OnnxPredictor
+    from sparsercnn.predictor import Predictor
+    from sparsercnn.video import Frame, FrameSequence, VideoWriter
+
+logger = logging.getLogger(__name__)
+
+
+def _rate_advice(too_high: bool, every: int, frame_folder: bool) -> str:
+    """How to bring an annotated video's rate (the sequence's / ``--every``) into range: only a
+    frame folder's rate is ``--fps``; a video's is its own."""
+    if too_high:
+        return "raise --every or lower --fps" if frame_folder else "raise --every"
+    if every > 1:
+        return "lower --every or raise --fps" if frame_folder else "lower --every"
+    return "raise --fps" if frame_folder else "leave out --save-images for this video"
+
+
+def annotated_video_targets(
+    drawings: DrawingWriter, groups: list[InputGroup], every: int
+) -> dict[Path, Path]:
+    """Where each sequence's annotated video goes
+    (:meth:`~sparsercnn.drawing_writer.DrawingWriter.video_target`).
+
+    Raises:
+        ValueError: two sequences would share a video, a video would replace a file that is
+            no earlier drawing (:meth:`~sparsercnn.drawing_writer.DrawingWriter.check_target`), or
+            its frame rate (the sequence's / ``every``) is too low or too high for a video file.
+    """
+    from sparsercnn.video import FrameFolder, video_rate
+
+    targets: dict[Path, Path] = {}
+    for group in groups:
+        if isinstance(group, list):
+            continue
+        path = group.path
+        try:
+            video_rate(group.fps / every)
+        except ValueError as error:
+            advice = _rate_advice(group.fps / every > 1, every, isinstance(group, FrameFolder))
+            raise ValueError(
+                f"--save-images: the annotated video of {path} ({float(group.fps):g} frames/s, "
+                f"--every {every}) cannot be written: {error}; {advice}"
+            ) from None
+        target = drawings.video_target(path)
+        clash = next((p for p, t in targets.items() if t == target), None)
+        if clash is not None:
+            raise ValueError(
+                f"--save-images: {clash} and {path} would both be drawn to {target}; "
+                "predict them in separate runs, or rename one"
+            )
+        # The .mp4 there may be the user's: the video the frames came from, or one beside a .mov.
+        drawings.check_target(target, path, "annotated video")
+        targets[path] = target
+    return targets
+
+
+def video_writer(
+    drawings: DrawingWriter | None, target: Path | None, sequence: FrameSequence, every: int
+) -> VideoWriter | None:
+    """The writer of ``sequence``'s annotated video, to a file ``drawings`` stages until the run
+    ends (:meth:`~sparsercnn.drawing_writer.DrawingWriter.stage`), whose messages name ``target``
+    (:func:`annotated_video_targets`) and the sequence; None without ``--save-images``."""
+    from sparsercnn.video import VideoWriter
+
+    if drawings is None or target is None:
+        return None
+    staged = drawings.stage(target)
+    return VideoWriter(staged, sequence.fps / every, name=f"{target} (drawn from {sequence.path})")
+
+
+def predict_sequence(
+    predictor: Predictor | OnnxPredictor,
+    sequence: FrameSequence,
+    args: argparse.Namespace,
+    writer: VideoWriter | None,
+    records: list[Mapping[str, Any]],
+    progress: PredictionProgress,
+) -> dict[str, Any]:
+    """Add the records of every ``--every``-th frame of ``sequence`` to ``records`` and, with a
+    ``writer`` (:func:`video_writer`), write its annotated video.
+
+    Returns:
+        The sequence's frame list: ``file_name`` (as in its records), ``frames``, each
+        predicted frame's :func:`~sparsercnn.video.frame_summary` (its detections counted), and
+        ``skipped_frames``, the indices of its frames that did not decode (a damaged video;
+        :attr:`~sparsercnn.video.FrameSequence.skipped_frames`), all of them whatever
+        ``--every`` keeps.
+    """
+    from contextlib import nullcontext
+
+    from PIL import Image, ImageOps
+
+    from sparsercnn.video import FrameFolder, frame_records, frame_summary, predict_video
+    from sparsercnn.visualization.draw import draw_detections
+
+    # A video's frames keep their own times (a variable frame rate stays variable); a frame
+    # folder's are index / fps, the writer's constant rate.
+    timed = not isinstance(sequence, FrameFolder)
+    frames: list[dict[str, Any]] = []
+    resized = False
+    with writer if writer is not None else nullcontext():
+        for frame, prediction in predict_video(predictor, sequence, every=args.every):
+            records.extend(frame_records(frame, prediction, predictor.categories))
+            frames.append(frame_summary(frame, prediction))
+            if writer is not None:
+                drawing = draw_detections(
+                    Image.fromarray(frame.image),
+                    prediction.boxes,
+                    prediction.labels,
+                    prediction.scores,
+                    predictor.categories.distinct_names,
+                    score_threshold=args.score_threshold,
+                    image_name=frame_name(sequence, frame),
+                )
+                if writer.size is not None and drawing.size[::-1] != writer.size:
+                    if not resized:
+                        warn_resized(sequence, frame, writer.size)
+                    resized = True
+                    drawing = ImageOps.pad(drawing, writer.size[::-1])
+                writer.write(drawing, frame.timestamp if timed else None)
+            progress.count()
+    return {
+        "file_name": str(sequence.path),
+        "frames": frames,
+        "skipped_frames": sequence.skipped_frames,
+    }
+
+
+def warn_resized(sequence: FrameSequence, frame: Frame, size: tuple[int, int]) -> None:
+    """Warn that ``frame`` of a video whose resolution changes part-way (a stream that adapts
+    its quality) is drawn scaled to fit the annotated video's ``size`` ``(h, w)``, its first
+    frame's, and padded."""
+    height, width = frame.image.shape[:2]
+    logger.warning(
+        "video %s: frame %d is %dx%d where its first frame is %dx%d; its drawing, and any later "
+        "such, is scaled to fit the annotated video's %dx%d (the records keep each frame's pixels)",
+        sequence.path,
+        frame.index,
+        width,
+        height,
+        size[1],
+        size[0],
+        size[1],
+        size[0],
+    )
+
+
+def frame_name(sequence: FrameSequence, frame: Frame) -> str:
+    """How errors name ``frame``: its file in a frame folder, else the video and its index."""
+    return (
+        str(frame.file) if frame.file is not None else f"video {sequence.path} frame {frame.index}"
+    )
+
+
+def frame_list_path(output: Path) -> Path:
+    """Where ``predict`` lists the frames it predicted, beside its results JSON ``output``:
+    ``predictions.json`` gives ``predictions.frames.json``."""
+    return output.with_suffix(".frames.json")
+
+
+def write_outputs(
+    records: list[Mapping[str, Any]], videos: list[dict[str, Any]], output: Path
+) -> Path | None:
+    """Write the COCO results ``records`` to ``output`` and, when videos or frame folders were
+    predicted, their frame lists (:func:`predict_sequence`) to :func:`frame_list_path`: a JSON
+    object ``{"results": output's name, "videos": [{"file_name", "frames": [{"frame_index",
+    "timestamp", "frame_file" (frame folders only), "num_detections"}, ...], "skipped_frames":
+    [frame_index, ...]}, ...]}``, which tells a frame predicted without detections (no
+    records) from one never predicted, and one that did not decode from one ``--every`` left
+    out.
+
+    Each is written atomically, the frame list staged until the results are in place: a failed
+    write leaves both as they were. A frame list an earlier run left is removed when this run
+    predicted no frame: it described the results now replaced.
+
+    Returns:
+        The frame list's path, or None when none was written.
+    """
+    from sparsercnn.atomic_file import atomic_write_text
+    from sparsercnn.evaluation.results import write_results_json
+
+    frame_list = frame_list_path(output)
+    if not videos:
+        write_results_json(records, output)
+        if frame_list.is_file():
+            logger.warning(
+                "removing %s, the frame list of the earlier %s (this run predicted no video)",
+                frame_list,
+                output,
+            )
+            frame_list.unlink()
+        return None
+    text = json.dumps({"results": output.name, "videos": videos}, separators=(",", ":"))
+    # Under a temporary name until the results are written: the two change together.
+    staged = atomic_write_text(frame_list.with_name(f".{frame_list.name}.staged.tmp"), text)
+    try:
+        write_results_json(records, output)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    os.replace(staged, frame_list)
+    return frame_list
