@@ -388,6 +388,36 @@ def test_a_schedule_change_on_resume_is_named_for_what_it_does(
 
 
 @pytest.mark.parametrize(
+    ("iteration", "gamma", "warmup_factor", "change"),
+    [
+        (85, 0.5, 0.01, "replaced (not the learning rates the run trained with)"),
+        (50, 0.5, 0.01, "changed ahead"),
+        (85, 0.1, 0.1, "replaced (not the learning rates the run trained with)"),
+    ],
+)
+def test_a_changed_gamma_or_warm_up_factor_on_resume_is_logged(
+    caplog: pytest.LogCaptureFixture,
+    iteration: int,
+    gamma: float,
+    warmup_factor: float,
+    change: str,
+) -> None:
+    """Another train.gamma or train.warmup_factor was not said, though it changes the learning
+    rates the run trained with (after its decay at 80, during its warm-up) or will train with."""
+    saved, current = Config(), Config()
+    for config in (saved, current):
+        config.train.max_iter, config.train.steps, config.train.warmup_iters = 100, (80,), 10
+    current.train.gamma, current.train.warmup_factor = gamma, warmup_factor
+    with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
+        log_config_changes(saved, current, iteration)
+    changed = "gamma 0.1 -> 0.5" if gamma == 0.5 else "warm-up factor 0.01 -> 0.1"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"schedule {change} on resume at iteration {iteration}: max_iter 100 -> 100, steps [80] "
+        f"-> [80], warm-up 10 -> 10, {changed}"
+    ]
+
+
+@pytest.mark.parametrize(
     ("world_size", "batch_size", "expected"),
     [
         # torchrun with 2 processes resuming a 1-process run: twice the images, the lr scaled.

@@ -193,6 +193,8 @@ def test_the_final_config_gives_every_learning_rate_the_run_trained_with(
             break
     assert train.max_iter < 200  # refitted
     assert factors == [_factor(train, i) for i in range(len(factors))]
+    # Only decays the run took, each once.
+    assert sorted(set(train.steps)) == list(train.steps) and train.schedule_notes() == []
 
 
 def _factor(train: TrainConfig, iteration: int) -> float:
@@ -264,3 +266,43 @@ def test_an_extended_schedule_ending_inside_its_warm_up_is_warned_about_once(
     else:
         (warning,) = warnings
         assert warning.startswith("the warm-up (1000 steps) is longer than the ")
+
+
+@pytest.mark.parametrize(
+    ("configured", "iteration", "affordable", "fitted"),
+    [
+        # The CLI run that logged "max_iter 14 ... steps [14, 14]": both decays scaled behind
+        # iteration 13, moved to 14, which no step of a 14-step run takes.
+        ((20, (16, 19)), 13, 1, (14, ())),
+        # Both scaled behind iteration 13 (to 8 and 10): they were both moved to 14.
+        ((40, (20, 24)), 13, 3, (16, (14, 15))),
+        # No time left: the schedule ends at 13, where the decay at 13 is never taken.
+        ((20, (10, 13)), 13, 0, (13, (10,))),
+    ],
+)
+def test_a_refit_near_the_end_plans_only_decays_the_run_takes(
+    configured: tuple[int, tuple[int, ...]],
+    iteration: int,
+    affordable: int,
+    fitted: tuple[int, tuple[int, ...]],
+) -> None:
+    """A refit moved the decays still ahead to ``iteration + 1``, on or past the fitted
+    ``max_iter`` or onto each other: config.json then gave decays the run never took."""
+    max_iter, steps = configured
+    train = TrainConfig(max_iter=max_iter, steps=steps, warmup_iters=0, checkpoint_period=0)
+    budget = TimeBudget(100.0, 0.0, skip_iters=0, measure_iters=1)
+    # 1 s per step, the end reserve (FINISH_OVERHEAD_S) and ``affordable`` steps and a half left.
+    clock = 100.0 - FINISH_OVERHEAD_S - affordable - 0.5
+    budget.elapsed = lambda: clock  # type: ignore[method-assign]
+    schedule = BudgetedSchedule(budget, train)
+    work = PeriodicWork(
+        checkpoint_period=0,
+        checkpoint_seconds=0.0,
+        eval_period=0,
+        eval_seconds=None,
+        eval_images=None,
+        images_per_iter=1,
+    )
+    assert schedule.after_step(1.0, iteration=iteration, work=work)[0]
+    assert (train.max_iter, train.steps) == fitted
+    assert train.schedule_notes() == []

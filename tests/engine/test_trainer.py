@@ -220,6 +220,37 @@ def test_resuming_with_a_schedule_that_raises_the_lr_is_warned_about(
     assert "resume without --preset or --config (the run's config.json" in messages[0]
 
 
+def test_the_lr_rise_on_resume_is_judged_by_the_run_s_own_rates(
+    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run with a decay at 2, resumed at 2 with the decay put at 3, was warned of a rise from
+    the decayed rate, which it never trained at (the decay at 2 applies from step 2 on).
+    Resumed at 4, after the decay, with gamma 0.5 for 0.1, the rate rose fivefold unsaid: both
+    schedules were computed with the new gamma."""
+    cfg = tiny_config()
+    cfg.train.max_iter, cfg.train.steps, cfg.train.warmup_iters = 4, (2,), 2
+    cfg.train.checkpoint_period = 2
+    _trainer(tiny_coco, cfg, tmp_path).train()
+
+    def warnings() -> list[str]:
+        records = [r for r in caplog.records if r.name == trainer_module.__name__]
+        return [r.getMessage() for r in records if r.levelno == logging.WARNING]
+
+    cfg.train.steps = (3,)
+    with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
+        _trainer(tiny_coco, cfg, tmp_path, resume=tmp_path / "checkpoint_0000002.pt")
+        assert warnings() == []
+        cfg.train.max_iter, cfg.train.steps, cfg.train.gamma = 6, (2,), 0.5
+        resumed = _trainer(tiny_coco, cfg, tmp_path, resume=True)
+    before, after = resumed.base_lr * 0.1, resumed.base_lr * 0.5
+    (message,) = warnings()
+    assert message.startswith(
+        "resuming at iteration 4 with another schedule than the run's (max_iter 4 -> 6, steps "
+        "[2] -> [2], warm-up 2 -> 2, gamma 0.1 -> 0.5): the learning rate rises from "
+        f"{before:.3g} to {after:.3g} there"
+    )
+
+
 def test_a_second_interrupt_during_a_checkpoint_names_the_one_before(
     tiny_coco: SyntheticCoco,
     tmp_path: Path,
@@ -555,6 +586,28 @@ def test_time_budget_shortens_the_schedule(tiny_coco: SyntheticCoco, tmp_path: P
     assert fitted.steps == (round(800 * scale), round(900 * scale))
     assert fitted.warmup_iters == 100  # kept (longer than the run: warned about)
     assert not result.stopped_early  # the fitted schedule ran to its end
+
+
+def test_a_budget_that_ends_the_run_soon_writes_only_the_decays_it_took(
+    tiny_coco: SyntheticCoco, tmp_path: Path
+) -> None:
+    """Fitted after 3 steps to 4 (6 s: 3 spent, 2 reserved), the decays (800 and 900 of 1000)
+    scale to 3 and 4 and were moved ahead to 4 and 4: config.json said ``max_iter 4, steps [4,
+    4]``, two decays the run never took, and a run from it warned of them."""
+    cfg = tiny_config()
+    cfg.train.max_iter, cfg.train.steps, cfg.train.warmup_iters = 1000, (800, 900), 0
+    trainer = _trainer(tiny_coco, cfg, tmp_path, time_budget_minutes=1.0)
+    trainer.budget = BudgetedSchedule(_VirtualClockBudget(6.0), trainer.cfg.train)
+    result = trainer.train()
+    assert result.iteration == 4
+    assert result.model_final_path is not None
+    for saved in (
+        Config.load(tmp_path / "config.json"),
+        load_model_file(result.model_final_path).config,
+        Config.from_run_dict(load_training_checkpoint(tmp_path)["config"]),
+    ):
+        assert (saved.train.max_iter, saved.train.steps) == (4, ())
+        assert saved.train.schedule_notes() == []
 
 
 def test_bf16_autocast_on_cpu(

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from sparsercnn.atomic_file import atomic_write, ensure_writable_dir, leftover_temporaries
-from sparsercnn.config import Config
+from sparsercnn.config import Config, TrainConfig
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine.lr_schedule import Schedule, scaled_lr
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
@@ -74,7 +74,8 @@ class ResumePoint:
         best_iteration: the iteration of ``best_ap``.
         last_evaluation: the iteration of the run's last evaluation (``None``: none, or a
             checkpoint written before this was recorded).
-        schedule: the schedule of the checkpoint's config (its run's when it was written).
+        train: the training config of the checkpoint (its run's when it was written: the
+            schedule and learning rates it trained with).
     """
 
     path: Path
@@ -82,7 +83,7 @@ class ResumePoint:
     best_ap: float | None
     best_iteration: int | None
     last_evaluation: int | None
-    schedule: Schedule
+    train: TrainConfig
 
 
 def checkpoint_name(iteration: int) -> str:
@@ -439,7 +440,7 @@ def restore_training_state(
         extra.get("best_ap"),
         extra.get("best_iteration"),
         extra.get("last_evaluation"),
-        _schedule_of(saved_config),
+        saved_config.train,
     )
 
 
@@ -480,20 +481,15 @@ def check_same_model(saved: Config, current: Config, source: str | Path) -> None
 
 def log_config_changes(saved: Config, current: Config, iteration: int) -> None:
     """Log a changed schedule of a run resumed at ``iteration`` (info, saying how it changed:
-    :func:`_schedule_change`) and changed model, loss or input settings (warning)."""
-    old, new = _schedule_of(saved), _schedule_of(current)
-    if old != new:
+    :func:`_schedule_change`, and what: :func:`schedule_changes`) and changed model, loss or
+    input settings (warning)."""
+    old, new = saved.train, current.train
+    if _lr_settings(old) != _lr_settings(new):
         logger.info(
-            "schedule %s on resume at iteration %d: max_iter %d -> %d, steps %s -> %s, "
-            "warm-up %d -> %d",
+            "schedule %s on resume at iteration %d: %s",
             _schedule_change(old, new, iteration),
             iteration,
-            old.max_iter,
-            new.max_iter,
-            list(old.steps),
-            list(new.steps),
-            old.warmup_iters,
-            new.warmup_iters,
+            schedule_changes(old, new),
         )
     for section in ("model", "loss", "input"):
         changed = _changed_keys(getattr(saved, section), getattr(current, section))
@@ -501,19 +497,42 @@ def log_config_changes(saved: Config, current: Config, iteration: int) -> None:
             logger.warning("resuming with changed %s settings: %s", section, changed)
 
 
-def _schedule_of(config: Config) -> Schedule:
-    train = config.train
-    return Schedule(train.max_iter, tuple(train.steps), train.warmup_iters)
+def schedule_changes(saved: TrainConfig, current: TrainConfig) -> str:
+    """The learning-rate schedule of ``saved`` against ``current``, for a message:
+    ``max_iter 100 -> 300, steps [80] -> [240], warm-up 10 -> 10``, with ``gamma`` and
+    ``warm-up factor`` where they differ."""
+    text = (
+        f"max_iter {saved.max_iter} -> {current.max_iter}, steps {list(saved.steps)} -> "
+        f"{list(current.steps)}, warm-up {saved.warmup_iters} -> {current.warmup_iters}"
+    )
+    if saved.gamma != current.gamma:
+        text += f", gamma {saved.gamma:g} -> {current.gamma:g}"
+    if saved.warmup_factor != current.warmup_factor:
+        text += f", warm-up factor {saved.warmup_factor:g} -> {current.warmup_factor:g}"
+    return text
 
 
-def _schedule_change(saved: Schedule, current: Schedule, iteration: int) -> str:
+def _lr_settings(train: TrainConfig) -> tuple[Schedule, float, float]:
+    """What sets the learning-rate factor of every iteration (``lr_factor``)."""
+    schedule = Schedule.of(train)
+    return schedule, train.gamma, train.warmup_factor
+
+
+def _schedule_change(saved: TrainConfig, current: TrainConfig, iteration: int) -> str:
     """How ``current`` changes the ``saved`` schedule of a run resumed at ``iteration``:
-    "replaced" where it gives the iterations trained other learning rates (another warm-up, or
-    other decays before ``iteration``: another preset's whole schedule, say; the trainer warns
-    where the learning rate then rises), else "extended" or "shortened" (``max_iter``), or
-    "changed ahead" (only decays still to come)."""
+    "replaced" where it gives the iterations trained other learning rates (another warm-up or
+    warm-up factor, other decays before ``iteration``: another preset's whole schedule, say, or
+    another gamma after a decay; the trainer warns where the learning rate then rises), else
+    "extended" or "shortened" (``max_iter``), or "changed ahead" (only decays still to come, or
+    the gamma of those)."""
     taken = [tuple(step for step in s.steps if step < iteration) for s in (saved, current)]
-    if saved.warmup_iters != current.warmup_iters or taken[0] != taken[1]:
+    warmed = iteration > 0 and saved.warmup_iters > 0
+    if (
+        saved.warmup_iters != current.warmup_iters
+        or taken[0] != taken[1]
+        or (taken[0] and saved.gamma != current.gamma)
+        or (warmed and saved.warmup_factor != current.warmup_factor)
+    ):
         return "replaced (not the learning rates the run trained with)"
     if current.max_iter != saved.max_iter:
         return "extended" if current.max_iter > saved.max_iter else "shortened"

@@ -14,6 +14,10 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sparsercnn.config import TrainConfig
 
 
 def lr_factor(
@@ -107,6 +111,11 @@ class Schedule:
     max_iter: int
     steps: tuple[int, ...]
     warmup_iters: int
+
+    @classmethod
+    def of(cls, train: TrainConfig) -> Schedule:
+        """The schedule of a training config (``train.max_iter``, ``steps``, ``warmup_iters``)."""
+        return cls(train.max_iter, tuple(train.steps), train.warmup_iters)
 
 
 def affordable_iterations(seconds_per_iter: float, remaining_seconds: float) -> int:

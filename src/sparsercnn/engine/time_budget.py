@@ -240,12 +240,14 @@ class BudgetedSchedule:
             budget only shortens the schedule.
 
     A refit changes only the future: the warm-up is kept, and a learning-rate step moves only
-    while the run has not reached it, to an iteration still ahead. So the config the run ends
-    with gives every learning rate it trained with (a run from that ``config.json`` follows the
-    same learning rates), and a decayed learning rate never goes back up. A run stopped by the
-    budget ends its config where it stopped: ``max_iter`` is the last iteration and ``steps``
-    keeps only the decays it reached (those planned later are logged, not written), so that
-    ``--config <run>/config.json`` takes the same steps at the same learning rates.
+    while the run has not reached it, to an iteration still ahead, after the step before it and
+    before ``max_iter`` (a decay the fitted run has no room for is dropped: ``steps`` holds only
+    decays the run takes). So the config the run ends with gives every learning rate it trained
+    with (a run from that ``config.json`` follows the same learning rates), and a decayed
+    learning rate never goes back up. A run stopped by the budget ends its config where it
+    stopped: ``max_iter`` is the last iteration and ``steps`` keeps only the decays it reached
+    (those planned later are logged, not written), so that ``--config <run>/config.json`` takes
+    the same steps at the same learning rates.
     """
 
     def __init__(
@@ -253,7 +255,7 @@ class BudgetedSchedule:
     ) -> None:
         self.budget = budget
         self.train = train
-        self.configured = Schedule(train.max_iter, train.steps, train.warmup_iters)
+        self.configured = Schedule.of(train)
         self.completed_at: int | None = None
         # Whether the run has been told that its schedule ends inside the warm-up: the trainer
         # judged the configured schedule; one the budget extends only its refits judge.
@@ -325,11 +327,14 @@ class BudgetedSchedule:
 
     def _apply(self, fitted: Schedule, iteration: int) -> bool:
         train = self.train
-        old = Schedule(train.max_iter, train.steps, train.warmup_iters)
-        # The steps passed stay; those ahead come from the fit, still ahead.
+        old = Schedule.of(train)
+        # The steps passed stay; those ahead come from the fit, still ahead. A decay at or past
+        # max_iter is dropped (a fit that stops the run now drops one at this iteration): no
+        # step takes it.
         passed = tuple(step for step in old.steps if step <= iteration)
-        ahead = tuple(max(new, iteration + 1) for new in fitted.steps[len(passed) :])
-        fitted = Schedule(fitted.max_iter, passed + ahead, old.warmup_iters)
+        ahead = _steps_ahead(fitted.steps[len(passed) :], iteration + 1, fitted.max_iter)
+        kept = tuple(step for step in passed if step < fitted.max_iter)
+        fitted = Schedule(fitted.max_iter, kept + ahead, old.warmup_iters)
         if fitted == old:
             logger.info("time budget: %.3f s/iteration, the schedule fits", self.budget.pace)
             return False
@@ -357,3 +362,17 @@ class BudgetedSchedule:
             list(fitted.steps),
         )
         return True
+
+
+def _steps_ahead(steps: tuple[int, ...], earliest: int, max_iter: int) -> tuple[int, ...]:
+    """The decays ``steps`` (in order) of a run that has yet to take them: each at ``earliest``
+    or later and after the one before (not two at once, a drop of ``gamma ** 2`` that
+    config.json would show as a repeated step), and only those before ``max_iter``, which the
+    run takes (config.json then gives no decay that it never took)."""
+    ahead: list[int] = []
+    for step in steps:
+        step = max(step, ahead[-1] + 1 if ahead else earliest)
+        if step >= max_iter:
+            break
+        ahead.append(step)
+    return tuple(ahead)

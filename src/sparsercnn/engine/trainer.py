@@ -23,7 +23,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from sparsercnn.atomic_file import atomic_write
-from sparsercnn.config import Config
+from sparsercnn.config import Config, TrainConfig
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.loader import build_train_loader
 from sparsercnn.engine.checkpoint import (
@@ -31,6 +31,7 @@ from sparsercnn.engine.checkpoint import (
     check_run_folder,
     restore_training_state,
     save_training_checkpoint,
+    schedule_changes,
 )
 from sparsercnn.engine.distributed import (
     DistInfo,
@@ -320,8 +321,9 @@ class Trainer:
                 f"{self.cfg.train.max_iter}: resume with --set train.max_iter={point.iteration} "
                 "or more, or from an earlier checkpoint_*.pt of the run"
             )
-        self._extend_completed_schedule(point.schedule, point.iteration)
-        self._warn_rising_lr(point.schedule, point.iteration)
+        saved = point.train
+        self._extend_completed_schedule(Schedule.of(saved), point.iteration)
+        self._warn_rising_lr(saved, point.iteration)
         self.iteration = self.last_checkpoint_iteration = point.iteration
         self.checkpoint_path = point.path
         self.evaluations = EvaluationHistory(
@@ -352,40 +354,36 @@ class Trainer:
             )
         train.steps = extended.steps
 
-    def _warn_rising_lr(self, saved: Schedule, iteration: int) -> None:
+    def _warn_rising_lr(self, saved: TrainConfig, iteration: int) -> None:
         """Warn when the resumed schedule sets a higher learning rate at ``iteration`` than the
-        run's own (``saved``, its checkpoint's) does: a fixed preset resumed with its whole
-        schedule, say, drops the decays the run took, which the schedule's info line on resume
-        leaves easy to miss."""
+        run's own (``saved``: its checkpoint's steps, warm-up, gamma and warm-up factor) does:
+        a fixed preset resumed with its whole schedule, say, drops the decays the run took,
+        which the schedule's info line on resume leaves easy to miss.
+
+        The run's rate is that of its own schedule with only the decays it took: those before
+        ``iteration`` (:func:`~sparsercnn.engine.lr_schedule.lr_factor` applies a step ``s``
+        from iteration ``s`` on). A decay at ``iteration`` that the resumed schedule puts
+        later is no rise: the run never trained at the decayed rate."""
         train = self.cfg.train
-        current = Schedule(train.max_iter, tuple(train.steps), train.warmup_iters)
-        if current == saved or not self.dist.is_main:
+        if not self.dist.is_main:
             return
-        before, after = (
-            self.base_lr
-            * lr_factor(
-                iteration,
-                steps=schedule.steps,
-                gamma=train.gamma,
-                warmup_iters=schedule.warmup_iters,
-                warmup_factor=train.warmup_factor,
-            )
-            for schedule in (saved, current)
+        before = self.base_lr * lr_factor(
+            iteration,
+            steps=[step for step in saved.steps if step < iteration],
+            gamma=saved.gamma,
+            warmup_iters=saved.warmup_iters,
+            warmup_factor=saved.warmup_factor,
         )
+        after = self._lr_at(iteration)
         if after <= before * (1.0 + 1e-6):
             return
         logger.warning(
-            "resuming at iteration %d with another schedule than the run's (max_iter %d -> %d, "
-            "steps %s -> %s, warm-up %d -> %d): the learning rate rises from %.3g to %.3g "
-            "there; to keep the run's schedule, resume without --preset or --config (the run's "
-            "config.json; --set train.max_iter=N trains past its end)",
+            "resuming at iteration %d with another schedule than the run's (%s): the learning "
+            "rate rises from %.3g to %.3g there; to keep the run's schedule, resume without "
+            "--preset or --config (the run's config.json; --set train.max_iter=N trains past "
+            "its end)",
             iteration,
-            saved.max_iter,
-            current.max_iter,
-            list(saved.steps),
-            list(current.steps),
-            saved.warmup_iters,
-            current.warmup_iters,
+            schedule_changes(saved, train),
             before,
             after,
         )
@@ -455,7 +453,7 @@ class Trainer:
         with bar, logging_redirect_tqdm(), interrupt, self._wrapped_for_training():
             self._evaluate_missed()
             while self.iteration < self.cfg.train.max_iter and not self._interrupted(interrupt):
-                stats = self.step(loader, self._lr(), self.iteration)
+                stats = self.step(loader, self._lr_at(self.iteration), self.iteration)
                 self.iteration += 1
                 window.add(stats)
                 bar.update(1)
@@ -555,10 +553,11 @@ class Trainer:
                 train.max_iter,
             )
 
-    def _lr(self) -> float:
+    def _lr_at(self, iteration: int) -> float:
+        """The learning rate of the step taken at ``iteration`` (0-based)."""
         train = self.cfg.train
         return self.base_lr * lr_factor(
-            self.iteration,
+            iteration,
             steps=train.steps,
             gamma=train.gamma,
             warmup_iters=train.warmup_iters,
