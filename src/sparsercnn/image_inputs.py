@@ -51,9 +51,7 @@ def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> list[tuple[Image
             if path.is_dir():
                 files = folder_files(path, IMAGE_SUFFIXES)
                 if not files:
-                    raise FileNotFoundError(
-                        f"folder {path} contains no image files ({', '.join(IMAGE_SUFFIXES)})"
-                    )
+                    raise no_files_error(path, "image files", IMAGE_SUFFIXES)
                 expanded.extend((f, str(f)) for f in files)
             elif path.is_file():
                 expanded.append((path, str(path)))
@@ -79,6 +77,21 @@ def folder_files(folder: Path, suffixes: Sequence[str], skip: Path | None = None
             ", ".join(sorted({str(f) for f in left_out})),
         )
     return found
+
+
+def no_files_error(
+    folder: Path, what: str, suffixes: Sequence[str], *, label: str = "folder"
+) -> FileNotFoundError:
+    """The error of a folder given as input that holds none of its inputs
+    (:func:`folder_files` found none), naming the suffixes looked for.
+
+    Args:
+        folder: the folder, as given.
+        what: what it should hold (``"image files"``, ``"image or video files"``).
+        suffixes: the suffixes looked for.
+        label: what the folder is (``"frame folder"``).
+    """
+    return FileNotFoundError(f"{label} {folder} contains no {what} ({', '.join(suffixes)})")
 
 
 def drawing_folders(folder: Path, skip: Path | None = None) -> list[Path]:

@@ -502,3 +502,26 @@ def test_predict_drawings_caption_classes_sharing_a_name_apart(
     assert captured == [["circle (3)", "circle (7)"]]
     # The results keep the dataset's own names.
     assert {r["category_name"] for r in json.loads(output.read_text())} == {"circle"}
+
+
+def test_validate_counts_one_error_per_broken_image_without_a_size(
+    write_coco: WriteCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An entry without a size whose file is missing or does not decode: its file's error
+    alone, in the summary and the --output JSON (was also a ``bad_image`` saying the file did
+    not decode, two errors per image)."""
+    data = write_coco(num_images=3, size=(48, 64))
+    coco = data.read_json()
+    for entry in coco["images"][:2]:
+        del entry["width"], entry["height"]
+    data.write_json(coco)
+    data.image_paths[0].unlink()
+    data.image_paths[1].write_text("not an image")
+    report = tmp_path / "report.json"
+    argv = ["validate", "--json", str(data.json_path), "--images", str(data.image_dir)]
+    assert main([*argv, "--output", str(report)]) == 2
+    assert "FAILED: 2 errors;" in capsys.readouterr().out
+    written = json.loads(report.read_text())
+    errors = [(i["code"], i["image_id"]) for i in written["issues"] if i["severity"] == "error"]
+    assert errors == [("image_file_missing", 1), ("image_file_unreadable", 2)]
+    assert written["num_errors"] == 2 and written["summary"]["num_images"] == 1

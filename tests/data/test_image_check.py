@@ -244,6 +244,20 @@ def test_a_json_of_the_sideways_pixels_of_an_exif_turned_file_is_an_error(
     assert check_image_files([entry(9, "phone.jpg", 48, 64)], tmp_path, decode=True).issues == []
 
 
+def test_a_swapped_json_size_of_a_file_turned_by_180_degrees_is_a_plain_mismatch(
+    tmp_path: Path,
+) -> None:
+    """Orientation 3 turns the pixels upside down, not sideways: the stored size is the upright
+    one, so a JSON with width and height swapped is no "stored size" of a turned file."""
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    Image.new("RGB", (64, 48)).save(tmp_path / "upside_down.jpg", exif=exif)
+    images = [entry(8, "upside_down.jpg", 48, 64)]
+    (issue,) = check_image_files(images, tmp_path, decode=True).issues
+    assert (issue.code, issue.severity) == ("image_size_mismatch", "warning")
+    assert "the file is 64x48 after EXIF orientation" in issue.message
+
+
 def test_each_file_is_opened_once_and_its_decoded_size_returned(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -400,3 +414,27 @@ def test_an_entry_without_a_size_gets_its_file_s_after_exif_orientation(tmp_path
     found = check_image_files(images, tmp_path, decode=True)
     assert found.issues == [] and found.sizes == {1: (48, 64), 2: (32, 48), 3: (48, 64)}
     assert check_image_files(images, tmp_path, decode=True) == found
+
+
+def test_half_a_size_is_checked_against_the_file_as_a_whole_one_is(tmp_path: Path) -> None:
+    """The half given is compared (a mismatch warning; an EXIF-turned file's stored half, an
+    error); the file's whole size is returned. Was: the file's size taken silently."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 64x48, read upright as 48x64
+    Image.new("RGB", (64, 48)).save(tmp_path / "phone.jpg", exif=exif)
+    Image.new("RGB", (32, 48)).save(tmp_path / "small.jpg")
+    agrees = {"id": 1, "file_name": "small.jpg", "width": None, "height": 48}
+    assert check_image_files([agrees], tmp_path, decode=True).issues == []
+    # The same file and id with another half: checked anew, not remembered from the above.
+    wide = {"id": 1, "file_name": "small.jpg", "width": 40, "height": None}
+    turned = {"id": 2, "file_name": "phone.jpg", "width": 64}
+    found = check_image_files([wide, turned], tmp_path, decode=True)
+    assert found.sizes == {1: (32, 48), 2: (48, 64)}
+    assert [(i.code, i.image_id) for i in found.issues] == [
+        ("image_size_mismatch", 1),
+        ("image_exif_turned", 2),
+    ]
+    mismatch, sideways = (issue.message for issue in found.issues)
+    assert "the JSON gives width 40 and no height but the file is 32x48 after EXIF" in mismatch
+    assert "the JSON gives width 64 and no height, the stored size" in sideways
+    assert sideways.endswith("if on the upright image, write its 'width' 48 and 'height' 64")

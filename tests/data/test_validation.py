@@ -881,9 +881,15 @@ def test_an_image_entry_without_a_size_takes_its_file_s(no_size: dict[str, Any])
         "2 images have no width/height in x.json (ids 1, 2): their files' sizes are used (after "
         "EXIF orientation)"
     )
+    # Half a size given is checked against the file's (image_check's image_size_mismatch).
+    given, see = (
+        ("width 40 and no height", "[image_size_missing] and [image_size_mismatch]")
+        if no_size == NO_SIZES["half"]
+        else ("none", "[image_size_missing]")
+    )
     assert checked.issues[1].message.endswith(
-        "exceeds the 20x15 (w x h) image by more than 5% (its file's size; the JSON gives none: "
-        "see [image_size_missing])"
+        f"exceeds the 20x15 (w x h) image by more than 5% (its file's size; the JSON gives "
+        f"{given}: see {see})"
     )
     assert [(im["width"], im["height"]) for im in checked.images] == [(80, 60), (20, 15), (40, 30)]
     assert [ann["id"] for ann in checked.annotations] == [1, 3, 4]
@@ -894,8 +900,9 @@ def test_an_image_entry_without_a_size_takes_its_file_s(no_size: dict[str, Any])
 
 def test_an_image_entry_without_a_size_is_an_error_while_its_file_s_is_unknown() -> None:
     """Not decoded (``--no-image-check``): the error says to decode or to write the size; a
-    file that did not decode: the error points at the file's; a size given wrong is an error
-    whatever the file."""
+    file that did not decode: the file's error (the image check's) is the image's only one, and
+    its annotations go with it (not reported as of an unknown image); a size given wrong is an
+    error whatever the file."""
     entries = [
         {"id": 1, "file_name": "a.png"},
         {"id": 2, "file_name": "b.png", "width": 0, "height": None},
@@ -917,14 +924,11 @@ def test_an_image_entry_without_a_size_is_an_error_while_its_file_s_is_unknown()
     assert [entry["id"] for entry in checked.unsized_images] == [1, 2]
     undecoded = check_coco(data, "x.json", image_sizes={1: (40, 30)})
     assert [(i.code, i.image_id) for i in undecoded.issues] == [
-        ("bad_image", 2),
         ("bad_image", 3),
         ("image_size_missing", None),
     ]
-    assert "'width' is 0, 'height' is null, and its file did not decode to give its size (see " in (
-        undecoded.issues[0].message
-    )
     assert [entry["id"] for entry in undecoded.unsized_images] == [2]
+    assert [ann["id"] for ann in undecoded.annotations] == [10]
 
 
 def test_validate_sizes_entries_without_a_size_by_their_decoded_files(

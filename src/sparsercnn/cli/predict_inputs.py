@@ -102,14 +102,12 @@ def folder_inputs(folder: Path, skip: Path | None) -> list[Path]:
     Raises:
         FileNotFoundError: none is left.
     """
-    from sparsercnn.image_inputs import IMAGE_SUFFIXES, folder_files
+    from sparsercnn.image_inputs import IMAGE_SUFFIXES, folder_files, no_files_error
 
     suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
     found = folder_files(folder, suffixes, skip)
     if not found:
-        raise FileNotFoundError(
-            f"folder {folder} contains no image or video files ({' '.join(suffixes)})"
-        )
+        raise no_files_error(folder, "image or video files", suffixes)
     return found
 
 

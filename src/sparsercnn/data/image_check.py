@@ -49,7 +49,8 @@ from sparsercnn.data.validation import (
     REPEATED_FILE_CONSEQUENCE,
     DatasetError,
     Issue,
-    image_entry_size,
+    format_given_size,
+    given_image_size,
 )
 from sparsercnn.paths import file_identity
 from sparsercnn.text import counted, listing
@@ -413,6 +414,12 @@ def _log_decoded(source: str, num_decoded: int, num_present: int, start: float) 
     logger.info("%s: decoded %d images in %.1f s%s", source, num_decoded, seconds, again)
 
 
+def _agrees(given: tuple[int | None, int | None], size: tuple[int, int]) -> bool:
+    """Whether an entry's ``(width, height)`` (:func:`given_image_size`, a half ``None``
+    where it gives none) is ``size`` where given."""
+    return all(half is None or half == actual for half, actual in zip(given, size, strict=True))
+
+
 @dataclass(frozen=True)
 class _Findings:
     """What decoding one file found: its issues, and its size ``(width, height)`` after EXIF
@@ -425,7 +432,7 @@ class _Findings:
 # Decode results by file (path, size, modification time) and JSON entry (id, name, size or
 # None), for this process: a training run checks its files before choosing its recipe and again
 # when it builds its dataset; the second check decodes only what changed in between.
-_DECODED: dict[tuple[str, int, int, int, str, tuple[int, int] | None], _Findings] = {}
+_DECODED: dict[tuple[str, int, int, int, str, tuple[int | None, int | None]], _Findings] = {}
 
 
 def _remembered_findings(image: dict[str, Any], path: Path) -> tuple[_Findings, bool]:
@@ -440,7 +447,7 @@ def _remembered_findings(image: dict[str, Any], path: Path) -> tuple[_Findings, 
         stat.st_mtime_ns,
         int(image["id"]),
         str(image["file_name"]),
-        image_entry_size(image),
+        given_image_size(image),
     )
     if key in _DECODED:
         return _DECODED[key], False
@@ -458,7 +465,8 @@ def _list_dir(folder: Path) -> set[str]:
 def _findings(image: dict[str, Any], path: Path) -> _Findings:
     """The problems of one image file, from one opening of it: unreadable, or turned away from
     the JSON's size by its EXIF orientation (errors); of another size, or of several frames
-    (warnings). An entry that gives no size has none to disagree with."""
+    (warnings). An entry that gives half a size is checked on that half; one that gives none
+    has none to disagree with."""
     image_id, file = image["id"], image["file_name"]
     try:
         decoded, header = load_image_and_header(path)
@@ -476,22 +484,29 @@ def _findings(image: dict[str, Any], path: Path) -> _Findings:
             "frames or pages; only the first is read"
         )
         issues.append(Issue("warning", "image_multi_frame", message, image_id, None, file))
-    json_size = image_entry_size(image)
-    if json_size is None or (width, height) == json_size:
+    given = given_image_size(image)
+    if _agrees(given, (width, height)):
         return _Findings(tuple(issues), (width, height))
-    if (height, width) == json_size and header.orientation != 1:
+    whole = None not in given
+    json_size = f"{format_given_size(given)}{' (w x h)' if whole else ''}"
+    upright = (
+        "swap the JSON's width and height"
+        if whole
+        else f"write its 'width' {width} and 'height' {height}"
+    )
+    if _agrees(given, (height, width)) and header.turned:
         message = (
-            f"image {image_id} ({file!r}): the JSON gives {json_size[0]}x{json_size[1]} (w x h), "
+            f"image {image_id} ({file!r}): the JSON gives {json_size}, "
             f"the stored size, but EXIF orientation {header.orientation} turns the file to "
             f"{width}x{height}, so its boxes would land on the wrong pixels: if they were drawn "
             "on the stored (sideways) image, as annotation tools that ignore the tag do, reset "
             "the tag (e.g. `exiftool -Orientation=1 -n -overwrite_original FILE`); if on the "
-            "upright image, swap the JSON's width and height"
+            f"upright image, {upright}"
         )
         issues.append(Issue("error", "image_exif_turned", message, image_id, None, file))
     else:
         message = (
-            f"image {image_id} ({file!r}): the JSON gives {json_size[0]}x{json_size[1]} (w x h) "
+            f"image {image_id} ({file!r}): the JSON gives {json_size} "
             f"but the file is {width}x{height} after EXIF orientation; its boxes are checked "
             "against, and trained on, the file's size: correct the JSON's 'width' and 'height'"
         )

@@ -103,6 +103,12 @@ class ImageHeader(NamedTuple):
     mode: str
     num_frames: int = 1
 
+    @property
+    def turned(self) -> bool:
+        """Whether the orientation turns the stored pixels by 90 or 270 degrees (5-8): the
+        stored size is the displayed one with width and height swapped."""
+        return self.orientation in _TRANSPOSING_ORIENTATIONS
+
 
 class DecodedImage(NamedTuple):
     """An image as :func:`decode_image` returns it.

@@ -14,9 +14,9 @@ category whose entry has an error), ``bad_iscrowd``, ``malformed_bbox``,
 or height: no training target, as in the reference, spec 1.4; COCO train2017 has two; both are
 evaluated as the file gives them), ``bad_area`` (an ``area`` that COCO evaluation cannot sort
 into small/medium/large as meant; training does not use it),
-``image_size_missing`` (image entries that give no ``width`` / ``height``, as Label Studio and
-some converters write them: their decoded files' sizes are used, one warning for all; without
-decoded files such an entry is a ``bad_image`` error), ``duplicate_category_name``,
+``image_size_missing`` (image entries that give no ``width`` / ``height``, or only one, as Label
+Studio and some converters write them: their decoded files' sizes are used, one warning for all;
+without decoded files such an entry is a ``bad_image`` error), ``duplicate_category_name``,
 ``blank_category_name``, ``placeholder_category`` (a category no
 annotation uses that an annotation tool adds beside the classes: Roboflow's project category,
 the ``supercategory`` of the others; labelme2coco's ``_background_``), ``duplicate_file_name``,
@@ -127,10 +127,10 @@ class CheckedCoco:
     (every non-crowd annotation that is valid, clipped or of zero size). ``ground_truth`` holds
     what COCO evaluation scores against: every annotation that is not an error (valid, clipped
     or of zero size, crowd regions included), the first of its id, as the file gives it (the
-    parsed entries, unclipped), in file order. ``unsized_images`` are the image entries in
-    ``bad_image`` errors only for giving no size (:func:`image_entry_size`) while their file's
-    size was not given: the data policy decodes their files and checks the file again with the
-    sizes found.
+    parsed entries, unclipped), in file order. ``unsized_images`` are the image entries left
+    out only for giving no size (:func:`image_entry_size`) while their file's size was not
+    given (each in a ``bad_image`` error where the files were not decoded): the data policy
+    decodes their files and checks the file again with the sizes found.
     """
 
     images: list[dict[str, Any]]
@@ -245,8 +245,10 @@ def check_coco(
             both) or none (:func:`image_entry_size`; one ``image_size_missing`` warning names
             them all). Its boxes are checked against, and clipped to, the file's size, and its
             returned entry carries it. Images not in it keep the JSON's size; one whose entry
-            gives none is a ``bad_image`` error (``None``: the files were not decoded; a
-            mapping: the decoded files' sizes, so its file did not decode).
+            gives none is left out: a ``bad_image`` error where this is ``None`` (the files
+            were not decoded), without an issue of its own where it is a mapping (its file is
+            missing or did not decode: the image check's error for the file is the image's,
+            and its annotations go with it unnamed, as with any such file).
 
     Returns:
         The valid entries and every issue found. The annotations of an image whose entry is
@@ -300,9 +302,9 @@ class _Checker:
         self.clip_tolerance = clip_tolerance
         self.files_decoded = image_sizes is not None
         self.image_sizes = image_sizes or {}
-        # (width, height) as the JSON gives it (None: no size), of the images sized by their
+        # (width, height) as the JSON gives it (given_image_size), of the images sized by their
         # file where that differs.
-        self.json_sizes: dict[int, tuple[int, int] | None] = {}
+        self.json_sizes: dict[int, tuple[int | None, int | None]] = {}
         # The ids of the images whose entry gives no size, sized by their file.
         self.sized_by_file: list[int] = []
         # The entries rejected only for giving no size, their file's size unknown.
@@ -347,7 +349,7 @@ class _Checker:
     def count_left_out(self) -> None:
         """Say in the error of each rejected image or category how many annotations it takes."""
         for rejected in (*self.rejected_images.values(), *self.rejected_categories.values()):
-            if rejected.num_annotations:
+            if rejected.num_annotations and rejected.issue_index is not None:
                 issue = self.issues[rejected.issue_index]
                 num = rejected.num_annotations
                 count = f"{counted(num, 'annotation')} {'is' if num == 1 else 'are'}"
@@ -439,10 +441,17 @@ class _Checker:
                 self.reject(self.rejected_images, image_id, position, message, "bad_image", **ids)
             elif (size := self.size(entry)) is None:
                 position = f"images[{pos}]"
-                message = f"image {image_id} ({position}): {self.no_size_problem(entry)}"
-                ids = {"image_id": image_id, "file": file}
-                self.reject(self.rejected_images, image_id, position, message, "bad_image", **ids)
                 self.unsized_images.append(entry)
+                if self.files_decoded:
+                    # Its file is missing or did not decode: that file's error (the image
+                    # check's) is the image's one, and says what to fix.
+                    self.rejected_images.setdefault(image_id, _Rejected(None, position))
+                else:
+                    message = f"image {image_id} ({position}): {self.no_size_problem(entry)}"
+                    ids = {"image_id": image_id, "file": file}
+                    self.reject(
+                        self.rejected_images, image_id, position, message, "bad_image", **ids
+                    )
             else:
                 if file in files:
                     message = (
@@ -462,13 +471,14 @@ class _Checker:
         json_size = image_entry_size(entry)
         file_size = self.image_sizes.get(entry["id"], json_size)
         if file_size != json_size:
-            self.json_sizes[entry["id"]] = json_size
+            self.json_sizes[entry["id"]] = given_image_size(entry)
         if json_size is None and file_size is not None:
             self.sized_by_file.append(entry["id"])
         return file_size
 
     def no_size_problem(self, entry: dict[str, Any]) -> str:
-        """Why an image entry that gives no size (:func:`image_entry_size`) is rejected."""
+        """Why an image entry that gives no size (:func:`image_entry_size`) is rejected while
+        the image files are not decoded."""
         said = {
             key: "missing" if key not in entry else json.dumps(entry[key])
             for key in _unknown_size_keys(entry)
@@ -477,15 +487,10 @@ class _Checker:
             given = f"'width' and 'height' are {said['width']}"
         else:
             given = ", ".join(f"{key!r} is {value}" for key, value in said.items())
-        write = "write its 'width' and 'height' in pixels, as the file has them"
-        if self.files_decoded:
-            return (
-                f"{given}, and its file did not decode to give its size (see the image's file "
-                f"error): fix the file, or {write}"
-            )
         return (
             f"{given}: its file's size is used only where the image files are decoded: drop "
-            f"--no-image-check (image_check='decode' in Python), or {write}"
+            "--no-image-check (image_check='decode' in Python), or write its 'width' and "
+            "'height' in pixels, as the file has them"
         )
 
     def annotations(
@@ -587,13 +592,7 @@ class _Checker:
         self.corner_boxes.add(ann["bbox"], width, height)
         bbox, reason = _fit_to_image(ann["bbox"], width, height, self.clip_tolerance)
         if reason is not None and image_id in self.json_sizes:
-            json_size = self.json_sizes[image_id]
-            reason += (
-                " (its file's size; the JSON gives none: see [image_size_missing])"
-                if json_size is None
-                else f" (its file's size; the JSON gives {json_size[0]}x{json_size[1]}: "
-                "see [image_size_mismatch])"
-            )
+            reason += _sized_by_file_note(self.json_sizes[image_id], (width, height))
         if bbox is None:
             self.add("error", "box_outside_image", f"{where}: {reason}", image_id, ann_id, file)
             return None
@@ -708,10 +707,11 @@ class _CornerBoxes:
 
 @dataclass
 class _Rejected:
-    """An image or category entry with an error: where its issue is in the checker's list, its
-    position in the file (``"categories[3]"``), and how many annotations refer to it."""
+    """An image or category entry with an error: where its issue is in the checker's list
+    (``None``: an image whose error is its file's, from the image check), its position in the
+    file (``"categories[3]"``), and how many annotations refer to it."""
 
-    issue_index: int
+    issue_index: int | None
     entry: str
     num_annotations: int = 0
 
@@ -767,9 +767,28 @@ def image_entry_size(entry: Mapping[str, Any]) -> tuple[int, int] | None:
     """``(width, height)`` in pixels of an image entry that :func:`check_coco`'s entry rules
     pass, or ``None`` where it gives no size (a ``width`` or ``height`` missing, null or 0):
     its decoded file's size is then used."""
-    if _unknown_size_keys(entry):
-        return None
-    return int(entry["width"]), int(entry["height"])
+    width, height = given_image_size(entry)
+    return None if width is None or height is None else (width, height)
+
+
+def given_image_size(entry: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """``(width, height)`` in pixels as an image entry that :func:`check_coco`'s entry rules
+    pass gives them, each ``None`` where it is missing, null or 0: what its decoded file's size
+    is checked against, half a size included."""
+    unknown = _unknown_size_keys(entry)
+    width, height = (None if key in unknown else int(entry[key]) for key in ("width", "height"))
+    return width, height
+
+
+def format_given_size(given: tuple[int | None, int | None]) -> str:
+    """An image entry's size as :func:`given_image_size` gives it, for messages: ``40x30``,
+    ``width 40 and no height``, ``none``."""
+    width, height = given
+    if width is not None and height is not None:
+        return f"{width}x{height}"
+    if width is None and height is None:
+        return "none"
+    return f"width {width} and no height" if height is None else f"height {height} and no width"
 
 
 def _image_entry_problem(entry: dict[str, Any]) -> str | None:
@@ -798,6 +817,17 @@ def _sized_by_file_message(ids: list[int], source: str) -> str:
         f"{source} (id{'' if len(ids) == 1 else 's'} {ids_text}): {theirs} used (after EXIF "
         "orientation)"
     )
+
+
+def _sized_by_file_note(given: tuple[int | None, int | None], size: tuple[int, int]) -> str:
+    """What a box's clip or rejection adds for an image sized by its file (``size``, ``(width,
+    height)``) where its entry gives another size or half of one (``given``,
+    :func:`given_image_size`): the warnings that name the two."""
+    codes = ["image_size_missing"] if None in given else []
+    if any(half is not None and half != actual for half, actual in zip(given, size, strict=True)):
+        codes.append("image_size_mismatch")
+    see = " and ".join(f"[{code}]" for code in codes)
+    return f" (its file's size; the JSON gives {format_given_size(given)}: see {see})"
 
 
 def _bbox_problem(bbox: Any) -> tuple[str, str] | None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from sparsercnn.data.image_io import load_image, read_image_header
-from sparsercnn.image_inputs import IMAGE_SUFFIXES, folder_files
+from sparsercnn.image_inputs import IMAGE_SUFFIXES, folder_files, no_files_error
 from sparsercnn.text import counted, listing
 from sparsercnn.video.numbering import FrameNumbering
 from sparsercnn.video.suffixes import VIDEO_SUFFIXES
@@ -333,9 +333,7 @@ class FrameFolder:
                 min(videos),
             )
         if not files:
-            raise FileNotFoundError(
-                f"frame folder {self.path} contains no image files ({', '.join(IMAGE_SUFFIXES)})"
-            )
+            raise no_files_error(self.path, "image files", IMAGE_SUFFIXES, label="frame folder")
         self.files = sorted(files, key=lambda p: _natural_key(p.relative_to(self.path)))
         self.num_frames: int | None = len(self.files)
         self.skipped_frames: list[int] = []  # a frame that cannot be read fails the run
