@@ -65,3 +65,11 @@ def test_expected_items_counts_the_frames_every_keeps() -> None:
     assert expected_items(sequence(10), every=3) == 4  # frames 0, 3, 6, 9
     assert expected_items(sequence(None), every=1) is None
     assert known_sum([1, 2]) == 3 and known_sum([1, None]) is None and known_sum([]) == 0
+
+
+def test_the_bar_counts_frames_of_sequences_and_images_otherwise() -> None:
+    """Frames of videos were counted as images (``12 image/s``)."""
+    with PredictionProgress([sequence(3), sequence(4)], every=1) as progress:
+        assert progress.bar.unit == "frame"
+    with PredictionProgress([sequence(3), [Path("a.png")]], every=1) as progress:
+        assert progress.bar.unit == "image"

@@ -37,17 +37,21 @@ def write_clip(
     times_ms: Sequence[int] | None = None,
     rotation: int = 0,
     faststart: bool = False,
+    x264_params: str = "",
 ) -> Path:
     """Write an H.264 video (the container from the suffix) of :func:`clip_frame` frames;
     ``times_ms`` gives each frame's presentation time (a variable frame rate) instead of
     ``index / fps``; ``rotation``: the display rotation, degrees counterclockwise, that players
     apply (a phone's portrait video is stored landscape with 90 or -90); ``faststart``: an MP4's
-    index before its frames, as streamed files have it (a copy cut short keeps it)."""
+    index before its frames, as streamed files have it (a copy cut short keeps it);
+    ``x264_params``: libx264's own options (``"bframes=3:open-gop=1"``); its default has
+    B-frames."""
     import av
 
     options = {"movflags": "faststart"} if faststart else {}
+    codec_options = {"x264-params": x264_params} if x264_params else {}
     with av.open(str(path), "w", options=options) as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream("libx264", rate=fps, options=codec_options)
         stream.height, stream.width = size
         stream.pix_fmt = "yuv420p"
         if rotation:
@@ -61,6 +65,23 @@ def write_clip(
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
+
+
+def cut_at_keyframe(clip: Path, target: Path, keyframe: int = 1) -> Path:
+    """``clip``'s packets from its ``keyframe``-th keyframe on (0 the first), copied into
+    ``target`` without decoding, as a stream-copy cut (``ffmpeg -c copy``) makes them: at an
+    open-GOP keyframe the B-frames after it reference a frame cut away."""
+    import av
+
+    with av.open(str(clip)) as source, av.open(str(target), "w") as container:
+        stream = source.streams.video[0]
+        packets = [packet for packet in source.demux(stream) if packet.size]
+        start = [i for i, packet in enumerate(packets) if packet.is_keyframe][keyframe]
+        copy = container.add_stream_from_template(stream)
+        for packet in packets[start:]:
+            packet.stream = copy
+            container.mux(packet)
+    return target
 
 
 def write_audio_only(path: Path) -> Path:

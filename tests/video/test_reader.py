@@ -12,7 +12,15 @@ import pytest
 from PIL import Image
 
 from sparsercnn.video import FrameFolder, VideoFile, import_av, open_sequence
-from tests.video.clips import RED_BOX_Y, clip_frame, red_box_x, write_audio_only, write_clip
+from tests.video.clips import (
+    RED_BOX_Y,
+    clip_frame,
+    cut_at_keyframe,
+    decode,
+    red_box_x,
+    write_audio_only,
+    write_clip,
+)
 
 
 def test_a_video_file_gives_its_rate_length_and_size(clip: Path) -> None:
@@ -58,6 +66,47 @@ def test_timestamps_count_from_the_first_frame(tmp_path: Path, suffix: str) -> N
     video = VideoFile(write_clip(tmp_path / f"late{suffix}", times_ms=times_ms))
     assert [f.timestamp for f in video.frames()] == pytest.approx([0, 0.1, 0.25, 0.3])
     assert [f.timestamp for f in video.frames(every=3)] == pytest.approx([0, 0.3])
+
+
+def test_h264_in_avi_is_numbered_and_timed_in_presentation_order(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """AVI stores decoding times only: H.264's B-frames came out with the times of other frames
+    (0, 0.17, 0.25, 0.08 s, ...), numbered from 0, 2 (frame 1 taken as skipped, all later frames
+    one too high) with a false warning that the file is damaged."""
+    clip = write_clip(tmp_path / "clip.avi", 12, x264_params="bframes=3:b-pyramid=2")
+    video = VideoFile(clip)
+    frames = list(video.frames())
+    assert [f.index for f in frames] == list(range(12))
+    assert [f.timestamp for f in frames] == pytest.approx([i / 12 for i in range(12)])
+    assert all(np.abs(f.image.astype(int) - clip_frame(f.index)).mean() < 6 for f in frames)
+    assert video.skipped_frames == [] and not caplog.records
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".ts"])
+def test_a_clip_cut_at_an_open_gop_keyframe_starts_at_its_first_shown_frame(
+    tmp_path: Path, suffix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The B-frames after the cut reference a frame cut away: the decoder drops them, as players
+    do. Their packets were counted as frames that did not decode: indices began at 1 (or 2),
+    timestamps at 0.08 s, with a warning that the file is damaged."""
+    source = write_clip(
+        tmp_path / f"source{suffix}",
+        24,
+        x264_params="bframes=3:keyint=12:min-keyint=12:scenecut=0:open-gop=1",
+    )
+    cut = cut_at_keyframe(source, tmp_path / f"cut{suffix}")
+    video = VideoFile(cut)
+    frames = list(video.frames())
+    shown = decode(cut)[0]
+    with import_av().open(str(cut)) as container:
+        num_packets = sum(1 for packet in container.demux(video=0) if packet.size)
+    assert 8 <= len(shown) < num_packets  # the leading B-frames are not decoded
+    assert [f.index for f in frames] == list(range(len(shown)))
+    times = [i / 12 for i in range(len(shown))]
+    assert [f.timestamp for f in frames] == pytest.approx(times, abs=1e-3)  # MKV: milliseconds
+    assert all(np.array_equal(f.image, image) for f, image in zip(frames, shown, strict=True))
+    assert video.skipped_frames == [] and not caplog.records
 
 
 @pytest.mark.parametrize("rotation", [90, -90, 180])

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 class PredictionProgress:
     """A tqdm bar over the images and kept frames of ``groups`` (on stderr, only when it is a
-    terminal), used as a context manager.
+    terminal), used as a context manager; it counts frames when there are only sequences,
+    images otherwise.
 
     Args:
         groups: the inputs in the order predicted: lists of images and frame sequences.
@@ -32,7 +33,8 @@ class PredictionProgress:
         self.bar = tqdm(
             total=known_sum(self._expected),
             desc="predict",
-            unit="image",
+            # Frames of videos and frame folders only, else images (and frames).
+            unit="image" if any(isinstance(group, list) for group in groups) else "frame",
             file=sys.stderr,
             disable=None,  # no bar when stderr is not a terminal
             dynamic_ncols=True,

@@ -36,6 +36,9 @@ MAX_RATE_DENOMINATOR = 65535
 # Fewer frames (or seconds of frames) than this share of what the header announces: the file
 # was probably cut short.
 CUT_SHORT_SHARE = 0.95
+# Containers whose packets carry decoding times only (AVI): libavformat guesses presentation
+# times from them, wrongly for H.264's B-frames (a frame shown after the next one decoded).
+DECODING_TIME_FORMATS = ("avi",)
 
 
 def import_av() -> ModuleType:
@@ -71,7 +74,8 @@ class Frame:
         timestamp: seconds after the source's first frame (frame 0 is at 0.0): in a video
             file its presentation time less the first frame's (``(pts - pts_0) * time_base``;
             a clip cut from a longer recording starts at 0, as players show it and as the
-            annotated video of ``predict --save-images`` times it), ``index / fps`` in a frame
+            annotated video of ``predict --save-images`` times it; in AVI, which stores
+            decoding times, the ``index``-th earliest packet's), ``index / fps`` in a frame
             folder.
         file: the frame's image file in a frame folder, else None.
     """
@@ -196,11 +200,14 @@ class VideoFile:
                 ) from error
             if packet is None:
                 break
-            if packet.size and not packet.is_discard:
+            holds_frame = bool(packet.size) and not packet.is_discard
+            if holds_frame:
                 numbering.add_packet(packet.pts)
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError as error:
+                if holds_frame:
+                    numbering.fail_packet(packet.pts)
                 reason = reason or _reason(error)
                 continue
             num_decoded += len(decoded)
@@ -247,9 +254,14 @@ class VideoFile:
         numbering = FrameNumbering()
         with self._open() as container:
             time_base = container.streams.video[0].time_base
+            decoding_times = container.format.name in DECODING_TIME_FORMATS
             for index, decoded in self._decode(container, numbering):
-                if decoded.pts is not None and numbering.origin is not None and time_base:
-                    timestamp = float((decoded.pts - numbering.origin) * time_base)
+                if decoding_times:
+                    pts, origin = numbering.packet_time(index), numbering.packet_time(0)
+                else:
+                    pts, origin = decoded.pts, numbering.origin
+                if pts is not None and origin is not None and time_base:
+                    timestamp = float((pts - origin) * time_base)
                 else:
                     timestamp = float(index / self.fps)
                 if index % every:
