@@ -196,6 +196,21 @@ def test_a_run_killed_before_its_first_checkpoint_is_named_with_the_command_to_r
         check_run_folder(tmp_path, False, is_main=True)
 
 
+def test_a_run_killed_before_its_first_log_record_is_one_to_start_again(tmp_path: Path) -> None:
+    """The trainer writes config.json and an empty metrics.jsonl before its first step: a run
+    killed before its first record was refused as another run (resume it), and --resume
+    refused it as holding no checkpoint (start a new run), each sending the user to the other."""
+    (tmp_path / "config.json").write_text(Config().to_json())
+    (tmp_path / "metrics.jsonl").write_text("")
+    command = f"rm {tmp_path / 'config.json'} {tmp_path / 'metrics.jsonl'}"
+    with pytest.raises(FileExistsError, match="stopped before its first checkpoint") as refused:
+        check_run_folder(tmp_path, False, is_main=True)
+    assert command in str(refused.value)
+    with pytest.raises(FileNotFoundError, match="there is nothing to resume") as nothing:
+        resolve_checkpoint_path(tmp_path)
+    assert command in str(nothing.value)
+
+
 def test_truncated_file_gives_clear_error(tmp_path: Path) -> None:
     path = _save(tmp_path, 4)
     data = path.read_bytes()

@@ -149,6 +149,26 @@ def test_a_completed_run_extended_gets_the_decays_of_a_fresh_run_of_that_length(
     assert budgeted.cfg.train.max_iter == 3 + budgeted.budget.budget.first_fit_iters
 
 
+def test_a_completed_run_whose_budget_does_not_extend_it_is_not_told_to_give_one(
+    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``demo --resume --time-budget 5`` of a trained demo (budget_extends=False) said to give
+    a time budget to continue the run, the one the demo had just ignored."""
+    cfg = tiny_config()
+    _trainer(tiny_coco, cfg, tmp_path).train()
+
+    def hint(**kwargs: Any) -> str:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger=trainer_module.__name__):
+            _trainer(tiny_coco, cfg, tmp_path, resume=True, **kwargs).train()
+        (line,) = [r.getMessage() for r in caplog.records if "nothing to train" in r.getMessage()]
+        return line
+
+    assert hint().endswith("(raise train.max_iter, or give a time budget, to continue the run)")
+    kept = hint(time_budget_minutes=1.0, budget_extends=False)
+    assert kept.endswith("(raise train.max_iter to continue the run)")
+
+
 def test_the_schedule_notes_judge_the_schedule_the_run_trains(
     tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

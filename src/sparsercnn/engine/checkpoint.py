@@ -636,12 +636,12 @@ _TRAINED_FILES = ("model_final.safetensors", "model_best.safetensors")
 
 
 def _run_without_checkpoint(folder: Path, also: tuple[str, ...] = ()) -> list[Path]:
-    """The files of a run stopped (killed) after its first log record but before its first
-    checkpoint: ``folder``'s :data:`RUN_OUTPUT_FILES` and ``also`` files (plain files only)
-    when it holds a ``metrics.jsonl`` with a record, no checkpoint and no model file; else
-    none."""
+    """The files of a run stopped (killed) before its first checkpoint: ``folder``'s
+    :data:`RUN_OUTPUT_FILES` and ``also`` files (plain files only) when it holds a
+    ``metrics.jsonl`` (which the trainer writes, empty, before its first step), no checkpoint
+    and no model file; else none."""
     metrics = folder / "metrics.jsonl"
-    if not metrics.is_file() or metrics.stat().st_size == 0 or list_checkpoints(folder):
+    if not metrics.is_file() or list_checkpoints(folder):
         return []
     if any((folder / name).exists() for name in _TRAINED_FILES):
         return []

@@ -179,6 +179,7 @@ class Trainer:
             self._resume(self.output_dir if resume is True else Path(resume))
         # The schedule the budget fits is the resumed run's.
         self.budget: BudgetedSchedule | None = None
+        self.budget_extends = budget_extends
         if budget is not None:
             extend_from = self.iteration if budget_extends else None
             self.budget = BudgetedSchedule(budget, self.cfg.train, extend_from=extend_from)
@@ -546,11 +547,14 @@ class Trainer:
             self.amp_dtype or "off",
         )
         if self.iteration >= train.max_iter:
+            # Where a budget does not extend the run (the demo's), only a larger max_iter does.
+            budget = ", or give a time budget," if self.budget_extends else ""
             logger.info(
                 "iteration %d already reaches max_iter %d: nothing to train (raise "
-                "train.max_iter, or give a time budget, to continue the run)",
+                "train.max_iter%s to continue the run)",
                 self.iteration,
                 train.max_iter,
+                budget,
             )
 
     def _lr_at(self, iteration: int) -> float:
