@@ -132,15 +132,20 @@ def test_resuming_past_max_iter_is_refused_before_writing(
 
 
 def test_a_completed_run_extended_gets_the_decays_of_a_fresh_run_of_that_length(
-    tiny_coco: SyntheticCoco, tmp_path: Path
+    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A run stopped by its budget keeps only the decays it took (here none): resumed with a
-    larger train.max_iter it trained on without a decay, and with a new budget not at all."""
+    larger train.max_iter it trained on without a decay, and with a new budget not at all. The
+    resume's schedule line gives the decays the run trains with (it named the schedule before
+    the extension: ``steps [] -> []``, then another line ``-> [12, 14]``)."""
     cfg = tiny_config()
     cfg.train.steps = ()
     _trainer(tiny_coco, cfg, tmp_path).train()
     cfg.train.max_iter = 15
-    assert _trainer(tiny_coco, cfg, tmp_path, resume=True).cfg.train.steps == (12, 14)
+    with caplog.at_level(logging.INFO, logger="sparsercnn.engine"):
+        assert _trainer(tiny_coco, cfg, tmp_path, resume=True).cfg.train.steps == (12, 14)
+    (line,) = [r.getMessage() for r in caplog.records if "on resume at iteration" in r.getMessage()]
+    assert "max_iter 3 -> 15, steps [] -> [12, 14]" in line
     cfg.train.steps = (13,)  # chosen for the extension: kept
     assert _trainer(tiny_coco, cfg, tmp_path, resume=True).cfg.train.steps == (13,)
     cfg.train.max_iter, cfg.train.steps = 3, ()

@@ -74,8 +74,9 @@ class ResumePoint:
         best_iteration: the iteration of ``best_ap``.
         last_evaluation: the iteration of the run's last evaluation (``None``: none, or a
             checkpoint written before this was recorded).
-        train: the training config of the checkpoint (its run's when it was written: the
-            schedule and learning rates it trained with).
+        config: the config of the checkpoint (its run's when it was written: the schedule
+            and learning rates it trained with), for :func:`log_config_changes` once the
+            resumed run's schedule is settled.
     """
 
     path: Path
@@ -83,7 +84,7 @@ class ResumePoint:
     best_ap: float | None
     best_iteration: int | None
     last_evaluation: int | None
-    train: TrainConfig
+    config: Config
 
 
 def checkpoint_name(iteration: int) -> str:
@@ -392,8 +393,9 @@ def restore_training_state(
         source: a ``checkpoint_*.pt`` file, or the run folder (its newest readable checkpoint).
         model, optimizer, scaler: built from ``config`` as for a new run; loaded in place.
         config: the configuration of the resumed run; another model is refused
-            (:func:`check_same_model`), schedule changes are logged, changed loss or input
-            settings (and a changed ``model.dropout``) are warned about.
+            (:func:`check_same_model`); its changed schedule and settings are the caller's to
+            log (:func:`log_config_changes` with :attr:`ResumePoint.config`), once it has
+            settled the schedule the run trains with.
         categories: the label map of the data; it must equal the checkpoint's.
         rank: this process's rank, whose RNG states are restored; a rank the checkpoint has
             none of (more processes than the run had) keeps its own, rather than repeating
@@ -429,7 +431,6 @@ def restore_training_state(
     if rank < len(rng):
         restore_rng_states(rng[rank])
     iteration = int(state["iteration"])
-    log_config_changes(saved_config, config, iteration)
     log_batch_changes(saved_config, len(rng), config, world_size)
     log_data_change(state["extra"].get("data"), data)
     logger.info("resumed from %s at iteration %d", path, iteration)
@@ -440,7 +441,7 @@ def restore_training_state(
         extra.get("best_ap"),
         extra.get("best_iteration"),
         extra.get("last_evaluation"),
-        saved_config.train,
+        saved_config,
     )
 
 

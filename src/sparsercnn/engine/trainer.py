@@ -29,6 +29,7 @@ from sparsercnn.data.loader import build_train_loader
 from sparsercnn.engine.checkpoint import (
     RESUME,
     check_run_folder,
+    log_config_changes,
     restore_training_state,
     save_training_checkpoint,
     schedule_changes,
@@ -322,8 +323,10 @@ class Trainer:
                 f"{self.cfg.train.max_iter}: resume with --set train.max_iter={point.iteration} "
                 "or more, or from an earlier checkpoint_*.pt of the run"
             )
-        saved = point.train
+        saved = point.config.train
         self._extend_completed_schedule(Schedule.of(saved), point.iteration)
+        # Once the schedule is settled (extended above): the changes the run trains with.
+        log_config_changes(point.config, self.cfg, point.iteration)
         self._warn_rising_lr(saved, point.iteration)
         self.iteration = self.last_checkpoint_iteration = point.iteration
         self.checkpoint_path = point.path
