@@ -98,3 +98,22 @@ def python_sigint() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def coco_index_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one at every faster-coco-eval ``COCO`` index a
+    :class:`~sparsercnn.evaluation.CocoGroundTruth` builds while the test runs."""
+    import faster_coco_eval
+
+    from sparsercnn.evaluation import ground_truth
+
+    builds: list[int] = []
+
+    class CountedCOCO(faster_coco_eval.COCO):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            builds.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(ground_truth, "COCO", CountedCOCO)
+    return builds

@@ -157,21 +157,11 @@ def test_reduced_jpegs_are_mapped_as_ordinary_evaluation_maps_them(
 
 
 def test_every_stage_is_scored_against_one_prepared_ground_truth(
-    data: DiagnosticsData, monkeypatch: pytest.MonkeyPatch
+    data: DiagnosticsData, coco_index_builds: list[int]
 ) -> None:
     """Each stage's evaluator copied the ground truth and built its own COCO index of it."""
-    import faster_coco_eval
 
-    from sparsercnn.evaluation import ground_truth
-
-    indexed: list[int] = []
-
-    class CountedCOCO(faster_coco_eval.COCO):  # type: ignore[misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            indexed.append(1)
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(ground_truth, "COCO", CountedCOCO)
+    indexed = coco_index_builds
     evaluation = evaluate_model_file_stages(
         data.model_file, data.json_path, data.image_dir, num_latency_images=0
     )

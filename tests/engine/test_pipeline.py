@@ -147,15 +147,14 @@ def test_a_validation_set_sharing_training_images_is_warned_about_before_trainin
 
 
 def test_a_run_parses_its_validation_json_and_prepares_its_ground_truth_once(
-    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    coco_index_builds: list[int],
 ) -> None:
     """Every periodic evaluation parsed and checked the validation JSON again (``gt_dict``) and
     built a new COCO index of it, as did the final one and the report: one of each per run."""
     import json
-
-    import faster_coco_eval
-
-    from sparsercnn.evaluation import ground_truth
 
     parsed: list[str] = []
     load = json.load
@@ -164,15 +163,8 @@ def test_a_run_parses_its_validation_json_and_prepares_its_ground_truth_once(
         parsed.append(getattr(file, "name", ""))
         return load(file, **kwargs)
 
-    indexed: list[int] = []
-
-    class CountedCOCO(faster_coco_eval.COCO):  # type: ignore[misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            indexed.append(1)
-            super().__init__(*args, **kwargs)
-
     monkeypatch.setattr(json, "load", counted_load)
-    monkeypatch.setattr(ground_truth, "COCO", CountedCOCO)
+    indexed = coco_index_builds
     cfg = tiny_config()
     cfg.train.max_iter = 3
     cfg.train.eval_period = 1

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import faster_coco_eval
 import pytest
 import torch
 
-from sparsercnn.evaluation import CocoEvaluator, CocoGroundTruth, ground_truth
+from sparsercnn.evaluation import CocoEvaluator, CocoGroundTruth
 from sparsercnn.structures import Detections
 
 CATEGORY_IDS = [3, 7]
@@ -42,16 +41,9 @@ def _detections(shift: float) -> list[Detections]:
 
 
 def test_a_shared_ground_truth_scores_as_a_new_one_every_time(
-    monkeypatch: pytest.MonkeyPatch,
+    coco_index_builds: list[int],
 ) -> None:
-    indexed: list[int] = []
-
-    class CountedCOCO(faster_coco_eval.COCO):  # type: ignore[misc]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            indexed.append(1)
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(ground_truth, "COCO", CountedCOCO)
+    indexed = coco_index_builds
     shared = CocoGroundTruth(_coco(), CATEGORY_IDS)
     for shift in (0.0, 3.0, 0.0, 9.0):
         evaluator = CocoEvaluator(shared)

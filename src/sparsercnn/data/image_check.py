@@ -51,6 +51,7 @@ from sparsercnn.data.validation import (
     Issue,
     format_given_size,
     given_image_size,
+    given_size_agrees,
 )
 from sparsercnn.paths import file_identity
 from sparsercnn.text import counted, listing
@@ -414,12 +415,6 @@ def _log_decoded(source: str, num_decoded: int, num_present: int, start: float) 
     logger.info("%s: decoded %d images in %.1f s%s", source, num_decoded, seconds, again)
 
 
-def _agrees(given: tuple[int | None, int | None], size: tuple[int, int]) -> bool:
-    """Whether an entry's ``(width, height)`` (:func:`given_image_size`, a half ``None``
-    where it gives none) is ``size`` where given."""
-    return all(half is None or half == actual for half, actual in zip(given, size, strict=True))
-
-
 @dataclass(frozen=True)
 class _Findings:
     """What decoding one file found: its issues, and its size ``(width, height)`` after EXIF
@@ -485,7 +480,7 @@ def _findings(image: dict[str, Any], path: Path) -> _Findings:
         )
         issues.append(Issue("warning", "image_multi_frame", message, image_id, None, file))
     given = given_image_size(image)
-    if _agrees(given, (width, height)):
+    if given_size_agrees(given, (width, height)):
         return _Findings(tuple(issues), (width, height))
     whole = None not in given
     json_size = f"{format_given_size(given)}{' (w x h)' if whole else ''}"
@@ -494,7 +489,7 @@ def _findings(image: dict[str, Any], path: Path) -> _Findings:
         if whole
         else f"write its 'width' {width} and 'height' {height}"
     )
-    if _agrees(given, (height, width)) and header.turned:
+    if given_size_agrees(given, (height, width)) and header.turned:
         message = (
             f"image {image_id} ({file!r}): the JSON gives {json_size}, "
             f"the stored size, but EXIF orientation {header.orientation} turns the file to "

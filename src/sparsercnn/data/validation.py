@@ -771,6 +771,12 @@ def image_entry_size(entry: Mapping[str, Any]) -> tuple[int, int] | None:
     return None if width is None or height is None else (width, height)
 
 
+def given_size_agrees(given: tuple[int | None, int | None], size: tuple[int, int]) -> bool:
+    """Whether an entry's ``(width, height)`` (:func:`given_image_size`, a half ``None`` where
+    it gives none) is ``size`` where given."""
+    return all(half is None or half == actual for half, actual in zip(given, size, strict=True))
+
+
 def given_image_size(entry: Mapping[str, Any]) -> tuple[int | None, int | None]:
     """``(width, height)`` in pixels as an image entry that :func:`check_coco`'s entry rules
     pass gives them, each ``None`` where it is missing, null or 0: what its decoded file's size
@@ -824,7 +830,7 @@ def _sized_by_file_note(given: tuple[int | None, int | None], size: tuple[int, i
     height)``) where its entry gives another size or half of one (``given``,
     :func:`given_image_size`): the warnings that name the two."""
     codes = ["image_size_missing"] if None in given else []
-    if any(half is not None and half != actual for half, actual in zip(given, size, strict=True)):
+    if not given_size_agrees(given, size):
         codes.append("image_size_mismatch")
     see = " and ".join(f"[{code}]" for code in codes)
     return f" (its file's size; the JSON gives {format_given_size(given)}: see {see})"

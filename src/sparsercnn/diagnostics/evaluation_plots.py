@@ -25,6 +25,7 @@ from sparsercnn.diagnostics.ground_truth import (
     ground_truth_by_image,
 )
 from sparsercnn.engine.evaluation_report import EvaluationReport
+from sparsercnn.engine.inference import evaluation_ground_truth
 from sparsercnn.evaluation import CocoEvaluator, EvaluationResult
 from sparsercnn.structures import Detections
 from sparsercnn.visualization.diagnostic_plots import plot_confusion_matrix
@@ -80,7 +81,7 @@ def write_detection_plots(
     categories = dataset.category_map
     ground_truth = dataset.gt_dict()
     if result is None:
-        evaluator = CocoEvaluator(ground_truth, categories.category_ids, categories.names)
+        evaluator = CocoEvaluator(evaluation_ground_truth(dataset))
         evaluator.update(image_ids, detections)
         result = evaluator.evaluate()
     by_image = ground_truth_by_image(ground_truth, categories)
