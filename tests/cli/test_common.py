@@ -19,7 +19,8 @@ from sparsercnn.cli.common import (
     user_path,
     warn_replacing,
 )
-from sparsercnn.cli.main import build_parser, subcommand_parsers
+from sparsercnn.cli.main import build_parser, main, subcommand_parsers
+from tests.synthetic_coco import WriteCoco
 
 
 def test_only_an_existing_file_is_said_to_be_replaced(
@@ -55,6 +56,23 @@ def test_the_files_a_command_writes_into_a_folder_are_said_to_be_replaced(
     assert [r.getMessage() for r in caplog.records] == [
         f"--report-dir {tmp_path} holds b.json, c.png: this run replaces them"
     ]
+
+
+def test_a_folder_given_for_an_output_file_is_named_as_one_and_left_alone(
+    write_coco: WriteCoco, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``validate --output IMAGES`` said the report "would replace a file in the --images
+    folder": not that a file path is wanted."""
+    data = write_coco(num_images=1, size=(48, 64))
+    before = sorted(data.image_dir.iterdir())
+    argv = ["validate", "--json", str(data.json_path), "--images", str(data.image_dir)]
+    for folder in (data.image_dir, data.json_path.parent):
+        assert main([*argv, "--output", str(folder)]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert lines == [
+            f"sparsercnn validate: error: --output {folder} is a folder; give a file name"
+        ]
+    assert sorted(data.image_dir.iterdir()) == before
 
 
 @pytest.mark.parametrize("name", ["gpu", "cuda:x"])

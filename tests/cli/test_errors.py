@@ -726,3 +726,26 @@ def test_a_command_that_does_not_share_its_work_refuses_torchrun_s_processes(
     monkeypatch.setenv("WORLD_SIZE", "1")
     main(VALIDATE)
     assert len(ran) == 1
+
+
+TRAIN = ["train", "--train-json", "x.json", "--train-images", "x", "--output-dir", "run"]
+
+
+@pytest.mark.parametrize("command", [VALIDATE, TRAIN])
+@pytest.mark.parametrize("value", ["0", "abc"])
+def test_a_world_size_that_is_no_number_of_processes_is_named_once_for_every_command(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    value: str,
+) -> None:
+    """The CLI parsed WORLD_SIZE on its own: ``validate`` ran "in one process, but
+    WORLD_SIZE=abc (torchrun)", ``train`` ran one process with WORLD_SIZE=0. Both now stop,
+    before any work, with the one message that ``init_distributed`` gives."""
+    ran: list[argparse.Namespace] = []
+    monkeypatch.setattr(validate, "run", ran.append)
+    monkeypatch.setenv("WORLD_SIZE", value)
+    assert main(command) == 2
+    (line,) = error_lines(capsys)
+    assert f"environment variable WORLD_SIZE={value!r} is not an integer >= 1" in line
+    assert not ran

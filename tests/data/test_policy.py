@@ -266,3 +266,25 @@ def test_entries_without_a_size_are_decoded_once_and_trained_at_their_file_s(
             inspect_dataset(data.json_path, data.image_dir, image_check="exists"),
             skip_invalid=False,
         )
+
+
+def test_an_unsized_entry_whose_file_is_missing_is_one_error_when_files_are_not_decoded(
+    write_coco: WriteCoco,
+) -> None:
+    """``validate --no-image-check`` gave two errors for one image, the second telling to
+    decode a file that is not there; the missing file is the image's error, as when decoding."""
+    data = write_jpegs(write_coco, 2)
+    coco = data.read_json()
+    del coco["images"][0]["width"], coco["images"][0]["height"]
+    data.write_json(coco)
+    content = data.image_paths[0].read_bytes()
+    data.image_paths[0].unlink()
+    for image_check in ("exists", "decode"):
+        inspection = inspect_dataset(data.json_path, data.image_dir, image_check=image_check)
+        ((code, image_id),) = [(i.code, i.image_id) for i in inspection.errors]
+        assert (code, image_id) == ("image_file_missing", coco["images"][0]["id"])
+    # With the file there, the entry's missing size is the error the unopened files give.
+    data.image_paths[0].write_bytes(content)
+    inspection = inspect_dataset(data.json_path, data.image_dir, image_check="exists")
+    assert [i.code for i in inspection.errors] == ["bad_image"]
+    assert "drop --no-image-check" in inspection.errors[0].message

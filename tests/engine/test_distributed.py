@@ -37,6 +37,7 @@ from sparsercnn.engine.distributed import (
     computed_on_main,
     default_device,
     done_on_main,
+    env_world_size,
     gathered_from_all,
     init_distributed,
     is_main_process,
@@ -102,6 +103,22 @@ def test_incomplete_torchrun_env_is_explained(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("MASTER_ADDR", raising=False)
     with pytest.raises(RuntimeError, match="torchrun"):
         init_distributed(device="cpu")
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", ""])
+def test_a_world_size_that_is_no_number_of_processes_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """``WORLD_SIZE=0`` (or -2) ran one process as if unset, while the CLI, which parsed it on
+    its own, refused ``validate`` as "one of 0 processes" and let "" through."""
+    monkeypatch.setenv("WORLD_SIZE", value)
+    message = f"^environment variable WORLD_SIZE={value!r} is not an integer >= 1: torchrun"
+    with pytest.raises(ValueError, match=message):
+        env_world_size()
+    with pytest.raises(ValueError, match=message):
+        init_distributed(device="cpu")
+    monkeypatch.delenv("WORLD_SIZE")
+    assert env_world_size() == 1
 
 
 def test_a_forward_that_raises_inside_ddp_does_not_keep_the_group(

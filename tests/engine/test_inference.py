@@ -21,6 +21,7 @@ from sparsercnn.engine.inference import (
     EXPORTED_GRAPH,
     FORWARD_PASS,
     evaluate,
+    evaluation_ground_truth,
     run_inference,
 )
 from sparsercnn.evaluation import CocoEvaluator
@@ -351,3 +352,18 @@ def test_an_evaluation_reuses_the_ground_truth_an_earlier_one_prepared(
     _, _, other = _setup(write_coco(num_images=2))
     with pytest.raises(ValueError, match="is of other images than the dataset's"):
         evaluate(model, postprocessor, other, ground_truth=first.ground_truth)
+
+
+def test_the_ground_truth_of_a_dataset_takes_its_new_dict_uncopied(
+    tiny_coco: SyntheticCoco, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every evaluation deep-copied the dict ``gt_dict()`` had just made for it."""
+    from sparsercnn.evaluation import ground_truth
+
+    def no_copy(data: object) -> object:
+        raise AssertionError("copied a dict made for the evaluation alone")
+
+    _, _, dataset = _setup(tiny_coco)
+    monkeypatch.setattr(ground_truth.copy, "deepcopy", no_copy)
+    prepared = evaluation_ground_truth(dataset)
+    assert prepared.image_ids == frozenset(dataset.image_ids)

@@ -3,6 +3,7 @@ scoring exactly as with ground truth prepared for it alone."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -63,3 +64,21 @@ def test_a_prepared_ground_truth_takes_no_second_label_map() -> None:
         CocoEvaluator(shared, CATEGORY_IDS)
     with pytest.raises(ValueError, match="label_to_category_id is needed"):
         CocoEvaluator(_coco())
+
+
+def test_a_given_dict_is_left_as_it_was_and_an_owned_one_is_indexed_uncopied() -> None:
+    """Every dict was deep-copied, also the one ``CocoDataset.gt_dict()`` makes for each
+    evaluation; only a caller's dict is, faster-coco-eval's edits (ids renumbered, ``ignore``
+    flags) staying out of it."""
+    given = _coco()
+    before = copy.deepcopy(given)
+    copied = CocoEvaluator(CocoGroundTruth(given, CATEGORY_IDS))
+    copied.update([1, 2], _detections(0.0))
+    expected = copied.evaluate().to_dict()
+    assert given == before
+    owned = _coco()
+    shared = CocoGroundTruth(owned, CATEGORY_IDS, owned=True)
+    assert shared.coco.anns[1] is owned["annotations"][0]
+    evaluator = CocoEvaluator(shared)
+    evaluator.update([1, 2], _detections(0.0))
+    assert evaluator.evaluate().to_dict() == expected

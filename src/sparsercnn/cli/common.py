@@ -328,10 +328,11 @@ def check_output_path(
     nearest existing folder on its way takes no new file (tried with a temporary file); or when
     the file would replace one of ``inputs`` (the command's input files and folders, by flag):
     one of those files, or an existing file inside one of those folders."""
-    if not folder:
-        refuse_overwriting(path, flag, inputs or {})
+    # A folder first: inside an input folder (the image folder itself) it is no file to replace.
     if not folder and path.is_dir():
         raise IsADirectoryError(f"{flag} {path} is a folder; give a file name")
+    if not folder:
+        refuse_overwriting(path, flag, inputs or {})
     if folder and path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{flag} {path} is a file; give a folder")
     start = [path] if folder else []

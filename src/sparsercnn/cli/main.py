@@ -178,9 +178,12 @@ def report_stop(line: str) -> None:
 
 def check_single_process(command: str) -> None:
     """Refuse a command that does not share its work when launched as one of several processes
-    (``torchrun`` sets ``WORLD_SIZE``): each would run it whole and write the same files."""
-    world_size = os.environ.get("WORLD_SIZE", "1")
-    if command in DISTRIBUTED_COMMANDS or world_size.strip() in ("", "1"):
+    (``torchrun`` sets ``WORLD_SIZE``): each would run it whole and write the same files.
+    ``WORLD_SIZE`` that is no number of processes is refused for every command."""
+    from sparsercnn.engine.distributed import env_world_size
+
+    world_size = env_world_size()
+    if command in DISTRIBUTED_COMMANDS or world_size == 1:
         return
     raise ValueError(
         f"sparsercnn {command} runs in one process, but WORLD_SIZE={world_size} (torchrun): "

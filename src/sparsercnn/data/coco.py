@@ -364,9 +364,10 @@ class CocoDataset(Dataset[Sample]):
     def gt_dict(self) -> dict[str, Any]:
         """The ground truth for COCO evaluation, as a COCO dict (crowd regions included).
 
-        Made from the arrays the dataset keeps (no file is read): its images (``id``,
-        ``file_name`` and the size as checked, :attr:`image_sizes`) and their annotations as
-        the file gives them, in file order: a box a little outside its image, or of zero size,
+        Made anew from the arrays the dataset keeps at every call (no file is read; the caller
+        may modify it, as evaluation does): its images (``id``, ``file_name`` and the size as
+        checked, :attr:`image_sizes`) and their annotations as the file gives them, in file
+        order: a box a little outside its image, or of zero size,
         is evaluated as it is (training clips the one and drops the other), so the metrics are
         those any COCO tool computes on the file. Only annotations the data rules call errors
         (left out with ``skip_invalid``) are left out. Each annotation has ``id``,

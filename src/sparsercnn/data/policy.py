@@ -166,12 +166,24 @@ def inspect_dataset(
         if (unlisted := find_unlisted_images(image_dir, names, source=source)) is not None:
             file_issues.append(unlisted)
         bad = {i.image_id for i in file_issues if i.severity == "error" and i.image_id is not None}
-        checked = checked.without_images(bad)
+        checked = _without_size_errors(checked, bad).without_images(bad)
     issues = [*checked.issues, *file_issues, *_content_issues(checked, source)]
     inspection = Inspection(
         source, os.fspath(image_dir), checked, issues, image_check, clip_tolerance
     )
     return inspection.for_num_proposals(num_proposals)
+
+
+def _without_size_errors(checked: CheckedCoco, bad_files: set[int]) -> CheckedCoco:
+    """``checked`` without the ``bad_image`` error of each image whose entry gives no size
+    (reported where the files are not decoded) and whose file has an error (``bad_files``, by
+    image id): the file's error is the image's one, which says what to fix first, as where the
+    files are decoded (:func:`~sparsercnn.data.validation.check_coco`)."""
+    unsized = {image["id"] for image in checked.unsized_images} & bad_files
+    if not unsized:
+        return checked
+    issues = [i for i in checked.issues if not (i.code == "bad_image" and i.image_id in unsized)]
+    return replace(checked, issues=issues)
 
 
 def _resized(images: list[dict[str, Any]], sizes: dict[int, tuple[int, int]]) -> bool:

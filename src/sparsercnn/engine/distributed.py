@@ -2,12 +2,13 @@
 
 :func:`init_distributed` reads the environment ``torchrun`` sets (``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) and returns a :class:`DistInfo` that the engine
-passes around explicitly. The helpers (:func:`is_main_process`, :func:`all_gather_object`,
-:func:`computed_on_main`, :func:`done_on_main`, :func:`gathered_from_all`,
-:func:`mean_over_ranks`, :func:`barrier`, :func:`wrap_ddp`, :func:`release_from_traceback`,
-:func:`cleanup`) ask
-``torch.distributed`` itself and are no-ops in a single process, so the same code runs with and
-without ``torchrun``. This module keeps no state of its own.
+passes around explicitly; :func:`env_world_size` reads the number of processes alone (the CLI
+refuses the commands that do not share their work). The helpers (:func:`is_main_process`,
+:func:`all_gather_object`, :func:`computed_on_main`, :func:`done_on_main`,
+:func:`gathered_from_all`, :func:`mean_over_ranks`, :func:`barrier`, :func:`wrap_ddp`,
+:func:`release_from_traceback`, :func:`cleanup`) ask ``torch.distributed`` itself and are
+no-ops in a single process, so the same code runs with and without ``torchrun``. This module
+keeps no state of its own.
 """
 
 from __future__ import annotations
@@ -79,12 +80,29 @@ def default_device() -> torch.device:
     return resolve_device(None)
 
 
-def _env_int(name: str) -> int:
+def env_world_size() -> int:
+    """The number of processes ``torchrun`` started (``WORLD_SIZE``); 1 where it is not set.
+
+    Raises:
+        ValueError: ``WORLD_SIZE`` is set but is not a positive integer.
+    """
+    return _env_int("WORLD_SIZE", minimum=1) if "WORLD_SIZE" in os.environ else 1
+
+
+def _env_int(name: str, minimum: int) -> int:
+    """The integer of environment variable ``name`` (which ``torchrun`` sets), at least
+    ``minimum``; the error names the variable and its value."""
     value = os.environ.get(name, "")
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
-        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+        number = None
+    if number is None or number < minimum:
+        raise ValueError(
+            f"environment variable {name}={value!r} is not an integer >= {minimum}: torchrun sets "
+            "WORLD_SIZE, RANK and LOCAL_RANK; unset them to run in one process"
+        )
+    return number
 
 
 def init_distributed(
@@ -109,11 +127,12 @@ def init_distributed(
 
     Raises:
         ValueError: ``device`` names no device, a device type other than CPU and CUDA, or CUDA
-            (or a GPU) that is not here.
+            (or a GPU) that is not here; or ``WORLD_SIZE``, ``RANK`` or ``LOCAL_RANK`` is not
+            an integer in its range (:func:`env_world_size`).
     """
     requested = check_device(device) if device is not None else None
-    world_size = _env_int("WORLD_SIZE") if "WORLD_SIZE" in os.environ else 1
-    if world_size <= 1:
+    world_size = env_world_size()
+    if world_size == 1:
         return DistInfo(device=requested or default_device())
     missing = [name for name in REQUIRED_ENV if name not in os.environ]
     if missing:
@@ -121,7 +140,7 @@ def init_distributed(
             f"WORLD_SIZE={world_size} but {', '.join(missing)} not set; launch multi-process "
             "training with `torchrun --nproc_per_node=N ...`, which sets them"
         )
-    rank, local_rank = _env_int("RANK"), _env_int("LOCAL_RANK")
+    rank, local_rank = _env_int("RANK", minimum=0), _env_int("LOCAL_RANK", minimum=0)
     use_cuda = torch.cuda.is_available() and (requested is None or requested.type == "cuda")
     if use_cuda:
         torch.cuda.set_device(local_rank)

@@ -86,7 +86,9 @@ class EvaluationDataset(Protocol):
 
     def image_info(self, index: int) -> dict[str, Any]: ...
 
-    def gt_dict(self) -> dict[str, Any]: ...
+    def gt_dict(self) -> dict[str, Any]:
+        """The COCO ground truth, made anew at every call: evaluation takes it over and
+        modifies it (:func:`evaluation_ground_truth`)."""
 
     def __len__(self) -> int: ...
 
@@ -370,7 +372,8 @@ def evaluate(
 def evaluation_ground_truth(dataset: EvaluationDataset) -> CocoGroundTruth:
     """``dataset``'s ground truth prepared for its evaluations, with its label map."""
     categories = dataset.category_map
-    return CocoGroundTruth(dataset.gt_dict(), categories.category_ids, categories.names)
+    # gt_dict() makes a new dict at every call: the ground truth takes it over, uncopied.
+    return CocoGroundTruth(dataset.gt_dict(), categories.category_ids, categories.names, owned=True)
 
 
 def _score(

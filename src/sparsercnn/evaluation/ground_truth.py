@@ -1,9 +1,10 @@
 """COCO ground truth prepared for evaluation: :class:`CocoGroundTruth`.
 
-Preparing it (copying the dict, checking the label map, renumbering ids for faster-coco-eval
-and building its ``COCO`` index) is the costly part of setting up an evaluation; one
-:class:`CocoGroundTruth` of a data set serves every :class:`~sparsercnn.evaluation.CocoEvaluator`
-of it: each periodic evaluation of a training run, each stage of ``diagnose stages``.
+Preparing it (copying a caller's dict, checking the label map, renumbering ids for
+faster-coco-eval and building its ``COCO`` index) is the costly part of setting up an
+evaluation; one :class:`CocoGroundTruth` of a data set serves every
+:class:`~sparsercnn.evaluation.CocoEvaluator` of it: each periodic evaluation of a training run,
+each stage of ``diagnose stages``.
 """
 
 from __future__ import annotations
@@ -30,13 +31,17 @@ class CocoGroundTruth:
     same on every run, so any number of evaluations share it and score as with a fresh one.
 
     Args:
-        ground_truth: a COCO instances dict (already loaded JSON; it is copied, never modified)
-            or the path of one.
+        ground_truth: a COCO instances dict (already loaded JSON; it is copied, never modified,
+            unless ``owned``) or the path of one.
         label_to_category_id: dataset category id of every contiguous label (index = label).
             Only these categories are evaluated; GT categories outside it are left out (warned).
         class_names: name of every contiguous label; defaults to the GT category names. A name
             that several categories share gets its id added (``circle (3)``) in the per-class
             results.
+        owned: ``ground_truth`` is a dict made for this object alone (as
+            :meth:`~sparsercnn.data.coco.CocoDataset.gt_dict` makes one): it is used as it is,
+            not copied, and its image and annotation entries are modified (renumbered here;
+            COCOeval adds an ``ignore`` flag to each annotation at every evaluation).
 
     Attributes:
         source: the file, or ``"the ground-truth dict"``, for messages.
@@ -55,8 +60,10 @@ class CocoGroundTruth:
         ground_truth: Mapping[str, Any] | str | Path,
         label_to_category_id: Sequence[int] | Mapping[int, int],
         class_names: Sequence[str] | None = None,
+        *,
+        owned: bool = False,
     ) -> None:
-        data, self.source = _load_ground_truth(ground_truth)
+        data, self.source = _load_ground_truth(ground_truth, owned)
         self.lookup = label_to_category_lookup(label_to_category_id)
         gt_names = {int(c["id"]): str(c["name"]) for c in data["categories"]}
         missing = [c for c in self.lookup if c not in gt_names]
@@ -94,14 +101,17 @@ class CocoGroundTruth:
         self.coco = COCO(data)
 
 
-def _load_ground_truth(ground_truth: Mapping[str, Any] | str | Path) -> tuple[dict[str, Any], str]:
-    """A private deep copy of the GT dict (COCOeval mutates annotations) and a description."""
+def _load_ground_truth(
+    ground_truth: Mapping[str, Any] | str | Path, owned: bool
+) -> tuple[dict[str, Any], str]:
+    """The GT dict to modify (the file's, ``ground_truth`` where ``owned``, else a deep copy:
+    faster-coco-eval indexes and marks the entries themselves) and a description."""
     if isinstance(ground_truth, (str, Path)):
         with open(ground_truth, encoding="utf-8") as f:
             data = json.load(f)
         source = str(ground_truth)
     else:
-        data = copy.deepcopy(dict(ground_truth))
+        data = dict(ground_truth) if owned else copy.deepcopy(dict(ground_truth))
         source = "the ground-truth dict"
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
