@@ -4,6 +4,7 @@ exports themselves are tested in tests/export/)."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +44,16 @@ def test_an_existing_output_is_replaced_with_a_warning(
 
 
 @pytest.mark.parametrize(
-    ("extra", "flags"),
+    ("extra", "expected"),
     [
-        (["--opset", "20"], "--opset"),
-        (["--batch", "static"], "--batch"),
-        (["--batch", "dynamic", "--opset", "18"], "--opset and --batch"),
+        (["--opset", "20"], "--opset shapes an ONNX graph; .* drop it,"),
+        (["--batch", "static"], "--batch shapes an ONNX graph; .* drop it,"),
+        (["--batch", "dynamic", "--opset", "18"], "--opset and --batch shape an .* drop them,"),
     ],
 )
 def test_graph_flags_are_refused_for_an_int8_model_file(
     extra: list[str],
-    flags: str,
+    expected: str,
     model_file: Path,
     tiny_coco: SyntheticCoco,
     tmp_path: Path,
@@ -65,17 +66,20 @@ def test_graph_flags_are_refused_for_an_int8_model_file(
     argv += ["--calibration", str(tiny_coco.image_dir), *extra]
     assert main(argv) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith(f"sparsercnn export: error: {flags} shape an ONNX graph; --output")
-    assert "drop them, or name a .onnx output" in line
+    assert re.match(f"sparsercnn export: error: {expected} or name a .onnx output$", line)
     assert not output.parent.exists()
 
 
 @pytest.mark.parametrize(
-    ("opset", "reason"), [("16", "needs opset 17 or newer"), ("17", "writes opsets 18 to ")]
+    ("opset", "reasons"),
+    [
+        ("16", ["needs opset 17 or newer", "writes opsets 18 to 25"]),
+        ("17", ["writes opsets 18 to "]),
+    ],
 )
 def test_an_opset_the_exporter_cannot_write_is_refused_before_the_export(
     opset: str,
-    reason: str,
+    reasons: list[str],
     model_file: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -95,5 +99,5 @@ def test_an_opset_the_exporter_cannot_write_is_refused_before_the_export(
     assert main(argv) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"sparsercnn export: error: opset (--opset) {opset}: ")
-    assert reason in line and "the default is 18" in line
+    assert all(reason in line for reason in reasons) and "the default is 18" in line
     assert not output.exists()

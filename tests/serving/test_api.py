@@ -145,6 +145,17 @@ def test_score_threshold_and_max_detections_filter_detections(client: TestClient
     assert query.json()["images"][0]["detections"] == everything[:2]
 
 
+def test_a_score_given_as_the_threshold_keeps_its_detection(client: TestClient) -> None:
+    """The threshold is compared with the scores as answered (6 significant digits): copied
+    from an answer, each kept its own detection and those above it; compared with the unrounded
+    scores, about half of them (those rounded up) were dropped."""
+    everything = client.post("/v1/detect", files=files(PNG)).json()["images"][0]["detections"]
+    for index, detection in enumerate(everything):
+        data = {"score_threshold": repr(detection["score"])}
+        kept = client.post("/v1/detect", files=files(PNG), data=data).json()["images"][0]
+        assert kept["detections"][: index + 1] == everything[: index + 1]
+
+
 def test_stages_parameter_runs_the_first_stages(client: TestClient, model_file: Path) -> None:
     body = client.post("/v1/detect", files=files(PNG), data={"stages": "1"}).json()
     assert body["stages"] == 1

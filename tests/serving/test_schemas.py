@@ -1,18 +1,20 @@
-"""The API's request options applied to predictions: score threshold, then the best few."""
+"""The API's request options applied to detections: score threshold, then the best few."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
+from sparsercnn.data.categories import CategoryMap
 from sparsercnn.prediction import Prediction
-from sparsercnn.serving.schemas import DetectOptions, limit_prediction
+from sparsercnn.serving.schemas import DetectOptions, detections_of, limit_detections
+
+CATEGORIES = CategoryMap([4, 9], ["cat", "dog"])
 
 
-def four_detections() -> Prediction:
+def four_detections(scores: list[float] | None = None) -> Prediction:
     return Prediction(
         boxes=torch.arange(16, dtype=torch.float32).reshape(4, 4),
-        scores=torch.tensor([0.9, 0.7, 0.5, 0.1]),
+        scores=torch.tensor(scores or [0.9, 0.7, 0.5, 0.1]),
         labels=torch.tensor([1, 0, 1, 0]),
         class_names=["dog", "cat", "dog", "cat"],
         category_ids=[9, 4, 9, 4],
@@ -22,16 +24,24 @@ def four_detections() -> Prediction:
 
 
 def test_threshold_then_max_detections_keep_the_best_in_order() -> None:
-    prediction = four_detections()
-    limited = limit_prediction(prediction, DetectOptions(score_threshold=0.2, max_detections=2))
-    assert limited.scores.tolist() == pytest.approx([0.9, 0.7])
-    assert limited.class_names == ["dog", "cat"]
-    assert limited.category_ids == [9, 4] and limited.labels.tolist() == [1, 0]
-    assert torch.equal(limited.boxes, prediction.boxes[:2])
-    assert (limited.image_size, limited.source) == ((20, 30), "<input 0>")
+    detections = detections_of(four_detections(), CATEGORIES)
+    limited = limit_detections(detections, DetectOptions(score_threshold=0.2, max_detections=2))
+    assert limited == detections[:2]
+    assert [(d.score, d.category_name, d.category_id) for d in limited] == [
+        (0.9, "dog", 9),
+        (0.7, "cat", 4),
+    ]
     # Fewer left than max_detections: all of them; no option: every detection.
-    few = limit_prediction(prediction, DetectOptions(score_threshold=0.6, max_detections=3))
-    assert few.scores.tolist() == pytest.approx([0.9, 0.7])
-    assert limit_prediction(prediction, DetectOptions()).class_names == prediction.class_names
-    none = limit_prediction(prediction, DetectOptions(score_threshold=0.95, max_detections=1))
-    assert none.boxes.shape == (0, 4) and none.class_names == [] and none.category_ids == []
+    few = limit_detections(detections, DetectOptions(score_threshold=0.6, max_detections=3))
+    assert few == detections[:2]
+    assert limit_detections(detections, DetectOptions()) == detections
+    assert limit_detections(detections, DetectOptions(score_threshold=0.95)) == []
+
+
+def test_a_threshold_copied_from_a_score_keeps_its_detection() -> None:
+    """A score is given to 6 significant digits: 0.12345678 (float32 0.123456784) reads
+    0.123457, and a threshold of 0.123457 dropped it (compared with the unrounded score)."""
+    detections = detections_of(four_detections([0.9, 0.7, 0.12345678, 0.1]), CATEGORIES)
+    assert detections[2].score == 0.123457
+    kept = limit_detections(detections, DetectOptions(score_threshold=detections[2].score))
+    assert kept == detections[:3]

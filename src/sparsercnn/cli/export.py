@@ -108,9 +108,10 @@ def run(args: argparse.Namespace) -> int:
     given = (("--opset", args.opset), ("--batch", args.batch))
     graph_flags = [flag for flag, value in given if value is not None]
     if model_file_output and args.int8 and graph_flags:
+        shape, them = ("shape", "them") if len(graph_flags) > 1 else ("shapes", "it")
         raise ValueError(
-            f"{' and '.join(graph_flags)} shape an ONNX graph; --output {args.output} is an int8 "
-            "model file (.safetensors), which has none: drop them, or name a .onnx output"
+            f"{' and '.join(graph_flags)} {shape} an ONNX graph; --output {args.output} is an "
+            f"int8 model file (.safetensors), which has none: drop {them}, or name a .onnx output"
         )
     calibration = int8_calibration(args)
     if model_file_output and calibration is None:

@@ -307,17 +307,20 @@ def check_opset(opset: int) -> None:
         ValueError: ``opset`` is older than the graph's operators (:data:`MIN_OPSET`) or outside
             :func:`writable_opsets` (names ``--opset`` and the opsets that work).
     """
-    if opset < MIN_OPSET:
-        raise ValueError(
-            f"opset (--opset) {opset}: the graph needs opset {MIN_OPSET} or newer "
-            f"(LayerNormalization); the default is {DEFAULT_OPSET}"
-        )
     opsets = writable_opsets()
+    # Both reasons where both apply: named the graph's minimum alone, 16 led to 17, refused next.
+    reasons = []
+    if opset < MIN_OPSET:
+        reasons.append(f"the graph needs opset {MIN_OPSET} or newer, for LayerNormalization")
     if opsets is not None and opset not in opsets:
-        raise ValueError(
-            f"opset (--opset) {opset}: this exporter (torch {torch.__version__}, onnxscript "
+        reasons.append(
+            f"this exporter (torch {torch.__version__}, onnxscript "
             f"{importlib.metadata.version('onnxscript')}) writes opsets {opsets.start} to "
-            f"{opsets.stop - 1}; choose one of them (the default is {DEFAULT_OPSET})"
+            f"{opsets.stop - 1}; choose one of them"
+        )
+    if reasons:
+        raise ValueError(
+            f"opset (--opset) {opset}: {', and '.join(reasons)} (the default is {DEFAULT_OPSET})"
         )
 
 

@@ -55,7 +55,7 @@ from sparsercnn.serving.schemas import (
     StageView,
     Timing,
     detections_of,
-    limit_prediction,
+    limit_detections,
 )
 from sparsercnn.serving.service import DEFAULT_MAX_QUEUED_IMAGES, DetectionService
 from sparsercnn.serving.uploads import at_input_size, decode_upload
@@ -212,8 +212,8 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
                     name=name,
                     width=image.full_size[1],
                     height=image.full_size[0],
-                    detections=detections_of(
-                        limit_prediction(prediction, options), service.categories
+                    detections=limit_detections(
+                        detections_of(prediction, service.categories), options
                     ),
                 )
                 for name, image, prediction in zip(names, images, result.predictions, strict=True)

@@ -28,7 +28,8 @@ class DetectOptions(BaseModel):
         ge=0.0,
         le=1.0,
         allow_inf_nan=False,
-        description="drop detections scoring below this (default: keep all)",
+        description="drop detections scoring below this, as their score is given (6 "
+        "significant digits; default: keep all)",
     )
     max_detections: int | None = Field(
         None, ge=1, description="keep at most this many detections per image (highest scores)"
@@ -84,7 +85,7 @@ class BBox(BaseModel):
 
 class Detection(BaseModel):
     bbox: BBox
-    score: float
+    score: float = Field(description="the class's sigmoid score, to 6 significant digits")
     category_id: int = Field(description="the dataset's category id")
     category_name: str
 
@@ -234,7 +235,13 @@ def _xyxy(xywh: list[float]) -> list[float]:
     return [x, y, round(x + w, 2), round(y + h, 2)]
 
 
-def limit_prediction(prediction: Prediction, options: DetectOptions) -> Prediction:
-    """``prediction`` above the score threshold, its first ``max_detections``."""
-    kept = prediction.above(options.score_threshold)
-    return kept if options.max_detections is None else kept.top(options.max_detections)
+def limit_detections(detections: list[Detection], options: DetectOptions) -> list[Detection]:
+    """``detections`` (by descending score) scoring at least ``options.score_threshold``, the
+    first ``max_detections`` of them.
+
+    The threshold is compared with each score as the response gives it (6 significant digits,
+    :meth:`~sparsercnn.prediction.Prediction.to_coco_results`), not with the unrounded one: a
+    threshold copied from an answer keeps the detection it was copied from.
+    """
+    kept = [detection for detection in detections if detection.score >= options.score_threshold]
+    return kept if options.max_detections is None else kept[: options.max_detections]
