@@ -96,3 +96,34 @@ def test_an_annotated_video_keeps_its_sources_path_with_suffix_mp4(tmp_path: Pat
     assert writer.video_target(frames) == drawn / "frames.mp4"
     alone = DrawingWriter(drawn, [frames], score_threshold=0.3)
     assert alone.video_target(frames) == drawn / "frames.mp4"
+
+
+def test_the_fonts_glyphs_are_checked_once_per_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The class names were checked against the font for every image drawn."""
+    checks: list[list[str]] = []
+    monkeypatch.setattr(
+        "sparsercnn.visualization.draw.warn_missing_glyphs", lambda names: checks.append(names)
+    )
+    monkeypatch.setattr(
+        "sparsercnn.drawing_writer.warn_missing_glyphs",
+        lambda names: checks.append(names),
+        raising=False,
+    )
+    writer = DrawingWriter(tmp_path / "drawn", [tmp_path / "in"], 0.3)
+    (tmp_path / "in").mkdir()
+    for i in range(3):
+        image = tmp_path / "in" / f"{i}.png"
+        Image.new("RGB", (20, 10), "red").save(image)
+        prediction = Prediction(
+            boxes=torch.tensor([[1.0, 1.0, 8.0, 8.0]]),
+            scores=torch.tensor([0.9]),
+            labels=torch.tensor([0]),
+            class_names=["猫"],
+            category_ids=[1],
+            image_size=(10, 20),
+            source=str(image),
+        )
+        writer.write(prediction, ["猫"])
+    assert checks == [["猫"]]

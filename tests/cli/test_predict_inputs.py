@@ -27,3 +27,20 @@ def test_a_folder_without_inputs_is_refused_as_in_python(tmp_path: Path) -> None
     assert str(from_python.value) == (
         f"folder {tmp_path} contains no image files ({', '.join(IMAGE_SUFFIXES)})"
     )
+
+
+def test_an_animated_gif_is_a_video_and_a_still_one_an_image(tmp_path: Path) -> None:
+    """An animated GIF was an image: its first frame alone was predicted, without a word."""
+    pytest.importorskip("av")
+    from PIL import Image
+
+    from sparsercnn.video import VideoFile
+
+    frames = [Image.new("RGB", (24, 16), color) for color in ("red", "green", "blue")]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    frames[0].save(tmp_path / "still.gif")
+    animated, still = input_groups([tmp_path / "anim.gif", tmp_path / "still.gif"], None)
+    assert isinstance(animated, VideoFile) and still == [tmp_path / "still.gif"]
+    assert [frame.index for frame in animated.frames()] == [0, 1, 2]
+    # The same in a folder.
+    assert [type(group) for group in input_groups([tmp_path], None)] == [VideoFile, list]

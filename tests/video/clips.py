@@ -38,6 +38,8 @@ def write_clip(
     rotation: int = 0,
     faststart: bool = False,
     x264_params: str = "",
+    numbers: Sequence[int] | None = None,
+    muxer_options: dict[str, str] | None = None,
 ) -> Path:
     """Write an H.264 video (the container from the suffix) of :func:`clip_frame` frames;
     ``times_ms`` gives each frame's presentation time (a variable frame rate) instead of
@@ -45,10 +47,13 @@ def write_clip(
     apply (a phone's portrait video is stored landscape with 90 or -90); ``faststart``: an MP4's
     index before its frames, as streamed files have it (a copy cut short keeps it);
     ``x264_params``: libx264's own options (``"bframes=3:open-gop=1"``); its default has
-    B-frames."""
+    B-frames; ``numbers``: the frames written, at ``number / fps``, the others left out (a
+    capture's dropped frames); ``muxer_options``: the container's (Matroska's
+    ``cluster_time_limit``)."""
     import av
 
     options = {"movflags": "faststart"} if faststart else {}
+    options.update(muxer_options or {})
     codec_options = {"x264-params": x264_params} if x264_params else {}
     with av.open(str(path), "w", options=options) as container:
         stream = container.add_stream("libx264", rate=fps, options=codec_options)
@@ -58,10 +63,16 @@ def write_clip(
             stream.set_display_rotation(rotation)
         if times_ms is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
+        if numbers is not None:
+            stream.codec_context.time_base = Fraction(1, fps)
         for index in range(num_frames if times_ms is None else len(times_ms)):
+            if numbers is not None and index not in numbers:
+                continue
             frame = av.VideoFrame.from_ndarray(clip_frame(index, size), format="rgb24")
             if times_ms is not None:
                 frame.pts, frame.time_base = times_ms[index], Fraction(1, 1000)
+            elif numbers is not None:
+                frame.pts, frame.time_base = index, Fraction(1, fps)
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path

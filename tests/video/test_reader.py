@@ -83,6 +83,81 @@ def test_h264_in_avi_is_numbered_and_timed_in_presentation_order(
     assert video.skipped_frames == [] and not caplog.records
 
 
+def test_an_avi_with_dropped_frames_is_not_taken_as_cut_short(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A capture's dropped frames are empty index entries in AVI, which its header's count
+    includes and the demuxer never returns: 30 frames of 40 entries were warned about as "the
+    file may be cut short". One truly cut short still is."""
+    numbers = [i for i in range(40) if not 10 <= i < 20]
+    full = write_clip(tmp_path / "dropped.avi", 40, numbers=numbers, x264_params="bframes=0")
+    video = VideoFile(full)
+    frames = list(video.frames())
+    assert video.num_frames == 40  # the header's index entries
+    assert [f.index for f in frames] == list(range(30)) and video.skipped_frames == []
+    assert [f.timestamp for f in frames] == pytest.approx([i / 12 for i in numbers])
+    assert not caplog.records
+    with import_av().open(str(full)) as container:
+        packets = [p for p in container.demux(video=0) if p.size]
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(full.read_bytes()[: packets[20].pos])
+    assert len(list(VideoFile(cut).frames())) == 20
+    assert "cut.avi: 20 frames read where its header announces 40; the file may be cut short" in (
+        caplog.text
+    )
+
+
+@pytest.mark.parametrize(
+    ("suffix", "muxer_options"), [(".ts", {}), (".mkv", {"cluster_time_limit": "900"})]
+)
+def test_frames_a_damaged_streams_demuxer_skips_are_listed_as_skipped(
+    tmp_path: Path, suffix: str, muxer_options: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """MPEG-TS and Matroska demuxers skip damaged data to where they can read again: those
+    frames never reach the decoder. They were not reported (skipped_frames empty, no warning),
+    and the frames after them were numbered too low."""
+    av = import_av()
+    clip = write_clip(
+        tmp_path / f"clip{suffix}", 40, x264_params="keyint=12", muxer_options=muxer_options
+    )
+    with av.open(str(clip)) as container:
+        packets = [p for p in container.demux(video=0) if p.size]
+        start = container.streams.video[0].start_time
+    first, last = packets[14], packets[17]  # in decoding order
+    assert first.pos is not None and last.pos is not None
+    data = bytearray(clip.read_bytes())
+    data[first.pos : last.pos] = bytes(last.pos - first.pos)
+    damaged = tmp_path / f"damaged{suffix}"
+    damaged.write_bytes(bytes(data))
+    with av.open(str(damaged)) as container:
+        stream = container.streams.video[0]
+        shown = {
+            round((p.pts - start) * stream.time_base * 12)
+            for p in container.demux(stream)
+            if p.size
+        }
+    lost = [i for i in range(max(shown)) if i not in shown]
+    assert 1 <= len(lost) < 10
+    video = VideoFile(damaged)
+    frames = list(video.frames())
+    assert [f.index for f in frames] == [round(f.timestamp * 12) for f in frames]
+    assert [f.index for f in frames] == sorted(shown)
+    assert video.skipped_frames == lost
+    assert f"damaged{suffix}: skipped {len(lost)} frames that did not decode" in caplog.text
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".ts"])
+def test_a_constant_rate_stream_with_a_change_of_rate_is_not_taken_as_damaged(
+    tmp_path: Path, suffix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A variable-rate video whose frames are first 1/12 s apart: the longer intervals after are
+    not frames lost."""
+    times = [*range(0, 1000, 83), *range(1083, 3000, 250)]
+    video = VideoFile(write_clip(tmp_path / f"vfr{suffix}", times_ms=times))
+    assert [f.index for f in video.frames()] == list(range(len(times)))
+    assert video.skipped_frames == [] and not caplog.records
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".ts"])
 def test_a_clip_cut_at_an_open_gop_keyframe_starts_at_its_first_shown_frame(
     tmp_path: Path, suffix: str, caplog: pytest.LogCaptureFixture
@@ -138,9 +213,12 @@ def test_a_video_cut_short_is_read_with_a_warning(
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(full.read_bytes()[: full.stat().st_size * 6 // 10])
     assert len(list(VideoFile(full).frames())) == 40 and not caplog.records
-    decoded = len(list(VideoFile(cut).frames()))
+    video = VideoFile(cut)
+    decoded = len(list(video.frames()))
     assert decoded < 30
-    assert f"cut.mkv: {decoded} frames read, ending at " in caplog.text
+    # A B-frame whose packet was cut away, before a frame that decoded, counts as read.
+    read = decoded + len(video.skipped_frames)
+    assert f"cut.mkv: {read} frames read, ending at " in caplog.text
     assert "where its header announces 3.33 s" in caplog.text
 
 

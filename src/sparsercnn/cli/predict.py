@@ -69,8 +69,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         type=user_path,
         metavar="PATH",
-        help=f"images, videos ({' '.join(VIDEO_SUFFIXES)}; needs pip install 'sparsercnn[video]') "
-        "or folders of them",
+        help=f"images, videos ({' '.join(VIDEO_SUFFIXES)}, and animated .gif; needs pip install "
+        "'sparsercnn[video]') or folders of them",
     )
     parser.add_argument(
         "--output",

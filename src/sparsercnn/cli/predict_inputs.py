@@ -26,16 +26,16 @@ def input_groups(
     paths: list[Path], fps: float | None, skip: Path | None = None
 ) -> list[InputGroup]:
     """The inputs in order as runs of consecutive image files and opened frame sequences
-    (videos, and with ``fps`` folders); a folder otherwise stands for its images and videos,
-    sorted by path, leaving out those below the folder ``skip`` and below folders of drawings
-    an earlier run made (:data:`~sparsercnn.image_inputs.DRAWINGS_MARKER`).
+    (videos and animated GIFs, and with ``fps`` folders); a folder otherwise stands for its
+    images and videos, sorted by path, leaving out those below the folder ``skip`` and below
+    folders of drawings an earlier run made (:data:`~sparsercnn.image_inputs.DRAWINGS_MARKER`).
 
     Raises:
         FileNotFoundError: a path does not exist, or a folder holds no input.
         ValueError: a file is an input twice (:func:`refuse_repeated_inputs`), a video cannot
             be read (:class:`~sparsercnn.video.VideoFile`), or ``fps`` is given without a folder.
     """
-    from sparsercnn.video import FrameFolder, VideoFile
+    from sparsercnn.video import FrameFolder, VideoFile, is_video_file
 
     items: list[Path | FrameSequence] = []
     given: list[tuple[Path, Path]] = []  # (input, the path the user gave for it)
@@ -50,7 +50,7 @@ def input_groups(
     for path, _ in given:
         if fps is not None and path.is_dir():
             items.append(FrameFolder(path, fps, skip=skip))
-        elif path.suffix.lower() in VIDEO_SUFFIXES:
+        elif is_video_file(path):  # an animated GIF too: every frame, not the first alone
             items.append(VideoFile(path))
         else:
             items.append(path)

@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+from PIL import Image
 
 from sparsercnn.data.image_io import load_image, read_image_header
 from sparsercnn.image_inputs import IMAGE_SUFFIXES, folder_files, no_files_error
@@ -39,6 +40,10 @@ CUT_SHORT_SHARE = 0.95
 # Containers whose packets carry decoding times only (AVI): libavformat guesses presentation
 # times from them, wrongly for H.264's B-frames (a frame shown after the next one decoded).
 DECODING_TIME_FORMATS = ("avi",)
+# Containers whose demuxer finds each frame by an index, handing a damaged frame to the decoder
+# (which rejects it) rather than skipping it: gaps in their times are never frames lost, and
+# MP4's variable frame rates (phones) are common.
+INDEXED_FORMATS = ("mov", "mp4", "avi")
 
 
 def import_av() -> ModuleType:
@@ -53,8 +58,23 @@ def import_av() -> ModuleType:
 
 
 def is_video_file(path: str | Path) -> bool:
-    """Whether ``path`` is an existing file with a video suffix (:data:`VIDEO_SUFFIXES`)."""
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES and Path(path).is_file()
+    """Whether ``path`` is an existing file read as a video: one with a video suffix
+    (:data:`VIDEO_SUFFIXES`), or an animated GIF (:func:`is_animated_gif`)."""
+    path = Path(path)
+    return path.is_file() and (path.suffix.lower() in VIDEO_SUFFIXES or is_animated_gif(path))
+
+
+def is_animated_gif(path: str | Path) -> bool:
+    """Whether ``path`` is a ``.gif`` of more than one frame: PyAV reads its frames, where an
+    image is its first frame alone. False for a file Pillow cannot open (read as an image, its
+    error names it)."""
+    if Path(path).suffix.lower() != ".gif":
+        return False
+    try:
+        with Image.open(path) as image:
+            return bool(getattr(image, "is_animated", False))
+    except (OSError, ValueError):
+        return False
 
 
 def check_every(every: int) -> None:
@@ -138,6 +158,8 @@ class VideoFile:
 
     Attributes:
         size: ``(h, w)`` of the upright frames.
+        num_frames: the frame count the container announces (AVI's counts its index entries, a
+            dropped frame's empty one included), or None where it does not say.
         duration: seconds the container announces, or None where it does not say.
         skipped_frames: numbers of the frames that did not decode (a damaged file), in the last
             complete read of :meth:`frames`; empty before one.
@@ -181,7 +203,8 @@ class VideoFile:
         (:class:`~sparsercnn.video.numbering.FrameNumbering`). A packet that does not decode (a
         damaged file, or the last, partial packet of an MP4 cut short) is skipped, as players
         skip it; its frame's number is left out, and :attr:`skipped_frames` lists it, with one
-        warning, once the stream ends.
+        warning, once the stream ends; so are the frames a damaged constant-rate stream's
+        demuxer skipped (:class:`~sparsercnn.video.numbering.FrameNumbering`).
 
         Raises:
             ValueError: the file could not be read part-way; the message names the file.
@@ -202,7 +225,7 @@ class VideoFile:
                 break
             holds_frame = bool(packet.size) and not packet.is_discard
             if holds_frame:
-                numbering.add_packet(packet.pts)
+                numbering.add_packet(packet.pts, packet.dts, packet.duration or 0)
             try:
                 decoded = packet.decode()
             except av.error.FFmpegError as error:
@@ -251,10 +274,15 @@ class VideoFile:
         """
         check_every(every)
         index, timestamp = -1, float(-1 / self.fps)  # no frame: they end at 0 s
-        numbering = FrameNumbering()
         with self._open() as container:
             time_base = container.streams.video[0].time_base
-            decoding_times = container.format.name in DECODING_TIME_FORMATS
+            formats = container.format.name.split(",")
+            decoding_times = any(name in DECODING_TIME_FORMATS for name in formats)
+            # The frame duration in ticks, where gaps in the times may be frames the demuxer
+            # skipped.
+            indexed = any(name in INDEXED_FORMATS for name in formats)
+            frame_duration = None if indexed or not time_base else 1 / (self.fps * time_base)
+            numbering = FrameNumbering(frame_duration, keep_times=decoding_times)
             for index, decoded in self._decode(container, numbering):
                 if decoding_times:
                     pts, origin = numbering.packet_time(index), numbering.packet_time(0)
@@ -268,17 +296,23 @@ class VideoFile:
                     continue
                 pixels = _upright(decoded.to_ndarray(format="rgb24"), decoded.rotation)
                 yield Frame(pixels, index, timestamp)
-        self._warn_if_cut_short(numbering.num_frames, timestamp + float(1 / self.fps))
+        # AVI counts its index entries, one a tick of its time base, a dropped frame's empty
+        # one included (which the demuxer does not return): the end of the packets read, in
+        # ticks, is what its count measures.
+        reached = numbering.end if decoding_times else numbering.num_frames
+        end = timestamp + float(1 / self.fps)
+        self._warn_if_cut_short(numbering.num_frames, reached or 0, end)
 
-    def _warn_if_cut_short(self, num_read: int, end: float) -> None:
-        """Warn when far fewer frames were read (``num_read``, those that did not decode
-        included) than the container announces, or when they end
-        far before its duration (``end``: the last frame's timestamp plus a frame at ``fps``):
-        a file cut short (a download or copy that stopped) ends without a decoding error in some
-        formats. Without a frame count, times and not ``duration * fps`` frames: a
-        variable-rate video (a screen recording that leaves out still frames) has fewer."""
+    def _warn_if_cut_short(self, num_read: int, reached: int, end: float) -> None:
+        """Warn when the frames read (``num_read``, those that did not decode included;
+        ``reached``: that count as the container's frame count counts it) fall far short of the
+        count the container announces, or when they end far before its duration (``end``: the
+        last frame's timestamp plus a frame at ``fps``): a file cut short (a download or copy
+        that stopped) ends without a decoding error in some formats. Without a frame count,
+        times and not ``duration * fps`` frames: a variable-rate video (a screen recording that
+        leaves out still frames) has fewer."""
         if self.num_frames is not None:
-            if num_read < CUT_SHORT_SHARE * self.num_frames - 1:
+            if reached < CUT_SHORT_SHARE * self.num_frames - 1:
                 logger.warning(
                     "video %s: %d frames read where its header announces %d; the file may "
                     "be cut short (copy it again)",

@@ -63,6 +63,7 @@ def draw_detections(
     font_size: int | None = None,
     *,
     image_name: str | None = None,
+    warn_glyphs: bool = True,
 ) -> Image.Image:
     """Draw boxes with ``"name score"`` captions on a copy of ``image``.
 
@@ -78,6 +79,9 @@ def draw_detections(
         line_width: box outline width; default scales with the image (1 px per 320 px side).
         font_size: caption size; default scales with the image.
         image_name: names the image in errors (a file or an image id).
+        warn_glyphs: check the class names against the font (warn_missing_glyphs) when a
+            detection is drawn; False where the caller checked once for all its drawings (a
+            video's frames, a folder of images).
 
     Returns:
         A new RGB image; ``image`` is not modified.
@@ -106,7 +110,7 @@ def draw_detections(
     if scores_np is not None:
         keep = scores_np >= score_threshold
         order = order[keep][np.argsort(scores_np[keep], kind="stable")]  # best drawn last, on top
-    if len(order):
+    if len(order) and warn_glyphs:
         warn_missing_glyphs(class_names)
     draw = ImageDraw.Draw(canvas)
     for i in order.tolist():
