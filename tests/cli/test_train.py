@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -139,19 +140,44 @@ def test_a_refused_run_removes_only_what_it_wrote_before_its_first_step(tmp_path
     assert fresh.is_dir()
 
 
-def test_a_run_stopped_before_its_first_record_leaves_nothing_that_refuses_a_new_try(
+class _StoppedInFirstStep(Exception):
+    """What stops the runs of the tests below in their first step."""
+
+
+@pytest.mark.parametrize("killed", [False, True])
+def test_a_run_stopped_before_its_first_step_leaves_what_the_next_train_accepts_or_explains(
+    killed: bool,
+    tiny_coco: SyntheticCoco,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """A run stopped by an error in its first step (a changed image) left config.json and an
-    empty metrics.jsonl without a checkpoint: a new run there was refused as another run's
-    folder, and --resume as having no checkpoint."""
-    folder = tmp_path / "run"
-    with pytest.raises(ValueError, match="changed on disk"), removed_if_refused(folder):
-        folder.mkdir()
-        (folder / "config.json").write_text("{}")
-        (folder / "metrics.jsonl").write_text("")
-        raise ValueError("image 3 changed on disk")
-    assert not folder.exists()
+    """The trainer wrote an empty metrics.jsonl before its first step: the clean-up of a run
+    stopped by an error (a changed image) and the run-folder check had to tell it from a log.
+    Now a run stopped by an error leaves no folder, and a killed one (no clean-up) its
+    config.json alone, which the next train names with the command that clears it."""
+
+    def stopped(*args: Any, **kwargs: Any) -> Any:
+        raise _StoppedInFirstStep("image 3 changed on disk")
+
+    monkeypatch.setattr("sparsercnn.engine.trainer.build_train_loader", stopped)
+    if killed:  # SIGKILL: nothing of the process runs after it
+        monkeypatch.setattr(train_command, "removed_if_refused", lambda folder: nullcontext())
+    run = tmp_path / "run"
+    files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
+    argv = ["train", *files, "--output-dir", str(run), "--preset", "tiny"]
+    assert main(argv) == 1
+    assert "failed: _StoppedInFirstStep: image 3 changed on disk" in capsys.readouterr().err
+    if not killed:
+        assert not run.exists()
+        return
+    assert [path.name for path in run.iterdir()] == ["config.json"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{run} holds files a training run writes (config.json) but no checkpoint" in err
+    assert f"rm {run / 'config.json'})" in err and "(--resume)" not in err
+    assert main([*argv, "--resume"]) == 2
+    assert "(only config.json: nothing to resume)" in capsys.readouterr().err
 
 
 def test_other_ranks_log_only_their_own_warnings(
@@ -348,15 +374,15 @@ def test_what_the_run_folder_refuses_is_refused_before_the_data_check(
     assert main(argv) == 2
     # A log without a checkpoint: a run killed before its first one, which --resume cannot
     # continue; the message gives the command that clears it.
-    expected = f"{run} holds a run stopped before its first checkpoint (metrics.jsonl)"
+    expected = f"{run} holds files a training run writes (metrics.jsonl) but no checkpoint"
     err = capsys.readouterr().err
     assert expected in err and f"rm {run / 'metrics.jsonl'})" in err
     assert [p.name for p in run.iterdir()] == ["metrics.jsonl"]
     (run / "config.json").write_text(Config().to_json())
     assert main([*argv, "--resume"]) == 2
-    expected = f"--resume (--output-dir): {run} holds a run stopped before its first checkpoint"
+    expected = f"--resume (--output-dir): no training checkpoint (checkpoint_*.pt) in {run} "
     err = capsys.readouterr().err
-    assert expected in err and "there is nothing to resume" in err
+    assert expected + "(only config.json, metrics.jsonl: nothing to resume)" in err
     assert main([*argv[:-2], "--output-dir", str(tmp_path / "new"), "--resume"]) == 2
     assert "--resume" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
@@ -386,8 +412,9 @@ def test_a_fixed_preset_refuses_another_run_s_recipe_or_report(
     files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
     assert main(["train", *files, "--output-dir", str(run), "--preset", "tiny"]) == 2
     shown = "report/" if left == "report" else left
-    expected = f"{run} already holds another training run or files a run writes ({shown})"
-    assert expected in capsys.readouterr().err
+    expected = f"{run} holds files a training run writes ({shown}) but no checkpoint"
+    err = capsys.readouterr().err
+    assert expected in err and ("rm -r " in err) == (left == "report")
     assert [p.name for p in run.iterdir()] == [left]
 
 

@@ -119,7 +119,7 @@ def test_an_earlier_automatic_demo_s_recipe_refuses_a_fixed_preset_demo(
     (out / "train" / "recipe.json").write_text("{}")
     assert main(["demo", "--output-dir", str(out), "--preset", "tiny"]) == 2
     err = capsys.readouterr().err
-    assert "already holds another training run or files a run writes (recipe.json)" in err
+    assert f"{out / 'train'} holds files a training run writes (recipe.json) but no" in err
     assert sorted(path.name for path in (out / "train").iterdir()) == ["recipe.json"]
     assert not (out / "data").exists()
 
@@ -134,8 +134,9 @@ def test_an_earlier_demo_run_is_refused_before_the_data_is_made(
     (out / "train" / "model_final.safetensors").write_bytes(b"the first run's model")
     assert main(["demo", "--output-dir", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "already holds another training run" in err and "model_final.safetensors" in err
-    assert "--resume" in err
+    assert "holds files a training run writes (model_final.safetensors) but no checkpoint" in err
+    # No checkpoint to resume, and a trained model not to delete.
+    assert "--resume" not in err and "rm " not in err
     assert sorted(path.name for path in out.iterdir()) == ["train"]
     (out / "train").rename(out / "kept")
     (out / "train").write_text("not a folder")

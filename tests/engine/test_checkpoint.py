@@ -30,6 +30,7 @@ from sparsercnn.engine.checkpoint import (
 )
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
 from sparsercnn.engine.training_images import data_identity
+from sparsercnn.presets import tiny
 
 CATEGORIES = CategoryMap([1, 2], ["cat", "dog"])
 
@@ -174,41 +175,43 @@ def test_missing_checkpoint_errors_name_the_flag_the_place_and_what_to_do(tmp_pa
         resolve_checkpoint_path(tmp_path, flag=flag)
 
 
-def test_a_run_killed_before_its_first_checkpoint_is_named_with_the_command_to_restart(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "left",
+    [
+        ("config.json",),  # a run killed before its first record, or the user's own config
+        ("config.json", "metrics.jsonl"),  # killed after records, before its first checkpoint
+        ("config.json", "metrics.jsonl", "model_final.safetensors"),  # checkpoints deleted
+    ],
+)
+def test_a_folder_without_a_checkpoint_is_never_sent_to_resume(
+    tmp_path: Path, left: tuple[str, ...]
 ) -> None:
-    """A new run there was refused (resume it), and --resume too (no checkpoint): the folder
-    could only be cleared by hand, with no word of which files."""
-    (tmp_path / "config.json").write_text(Config().to_json())
-    (tmp_path / "metrics.jsonl").write_text('{"iter": 10, "loss": 1.0}\n')
-    command = f"rm {tmp_path / 'config.json'} {tmp_path / 'metrics.jsonl'}"
+    """A folder holding a config.json alone, or a finished run's files without its checkpoints,
+    was refused as another run to resume (--resume), and --resume refused it as holding no
+    checkpoint (start a new run): each sent the user to the other. A run killed before its
+    first checkpoint was told apart by an empty metrics.jsonl the trainer wrote for that."""
+    for name in left:
+        (tmp_path / name).write_text("{}")
     with pytest.raises(FileExistsError) as refused:
         check_run_folder(tmp_path, False, is_main=True)
-    assert "holds a run stopped before its first checkpoint (config.json, metrics.jsonl)" in str(
-        refused.value
-    )
-    assert command in str(refused.value) and "without --resume" in str(refused.value)
-    with pytest.raises(FileNotFoundError, match="there is nothing to resume") as nothing:
+    message = str(refused.value)
+    names = ", ".join(left)
+    assert f"{tmp_path} holds files a training run writes ({names}) but no checkpoint" in message
+    assert "--resume" not in message
+    command = "rm " + " ".join(str(tmp_path / name) for name in left)
+    # Never advised: deleting a trained model.
+    assert (command in message) == ("model_final.safetensors" not in left)
+    expected = f"--resume: no training checkpoint (checkpoint_*.pt) in {tmp_path} (only {names}: "
+    with pytest.raises(FileNotFoundError, match=re.escape(expected)) as nothing:
         resolve_checkpoint_path(tmp_path)
-    assert command in str(nothing.value)
+    assert "start a new run without --resume" in str(nothing.value)
     _save(tmp_path, 10)  # with a checkpoint it is a run to resume
-    with pytest.raises(FileExistsError, match=r"resume that run \(--resume\)"):
+    expected = f"{tmp_path} already holds another training run (checkpoint_0000010.pt, {names}); "
+    with pytest.raises(FileExistsError, match=re.escape(expected + "resume it (--resume)")):
         check_run_folder(tmp_path, False, is_main=True)
-
-
-def test_a_run_killed_before_its_first_log_record_is_one_to_start_again(tmp_path: Path) -> None:
-    """The trainer writes config.json and an empty metrics.jsonl before its first step: a run
-    killed before its first record was refused as another run (resume it), and --resume
-    refused it as holding no checkpoint (start a new run), each sending the user to the other."""
-    (tmp_path / "config.json").write_text(Config().to_json())
-    (tmp_path / "metrics.jsonl").write_text("")
-    command = f"rm {tmp_path / 'config.json'} {tmp_path / 'metrics.jsonl'}"
-    with pytest.raises(FileExistsError, match="stopped before its first checkpoint") as refused:
-        check_run_folder(tmp_path, False, is_main=True)
-    assert command in str(refused.value)
-    with pytest.raises(FileNotFoundError, match="there is nothing to resume") as nothing:
-        resolve_checkpoint_path(tmp_path)
-    assert command in str(nothing.value)
+    assert sorted(path.name for path in tmp_path.iterdir() if path.suffix != ".pt") == sorted(
+        [*left, LAST_CHECKPOINT_FILE]
+    )
 
 
 def test_truncated_file_gives_clear_error(tmp_path: Path) -> None:
@@ -367,9 +370,63 @@ def test_config_changes_on_resume_are_logged(caplog: pytest.LogCaptureFixture) -
     saved.train.max_iter, current.train.max_iter = 2, 4
     current.model.dropout = 0.5
     with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
-        log_config_changes(saved, current, 2)
+        log_config_changes(saved, current, 2, base_lr=1.0)
     assert "schedule extended on resume at iteration 2: max_iter 2 -> 4" in caplog.text
-    assert "resuming with changed model settings: ['dropout']" in caplog.text
+    assert (
+        "resuming with other settings than the run's: model.dropout 0.0 -> 0.5; --set "
+        "model.dropout=0.0 keeps the run's"
+    ) in caplog.text
+
+
+def test_a_fixed_preset_resumed_without_its_set_values_says_each_change_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``train --preset tiny --set train.max_iter=6 'train.steps=[4]' train.warmup_iters=2
+    train.checkpoint_period=3 train.seed=7``, resumed at 3 with ``--preset tiny --resume``: the
+    preset's 3000 steps restarted the warm-up with an info line, and its other checkpoint
+    period and seed (another data order) went unsaid. Each is said once, with the ``--set``
+    that keeps the run's values."""
+    overrides = ["train.max_iter=6", "train.steps=[4]", "train.warmup_iters=2"]
+    overrides += ["train.checkpoint_period=3", "train.seed=7"]
+    saved, current = tiny().apply_overrides(overrides), tiny()
+    with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
+        log_config_changes(saved, current, 3, base_lr=1.0)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            "schedule replaced (not the learning rates the run trained with) on resume at "
+            "iteration 3: max_iter 6 -> 3000, steps [4] -> [2400, 2800], warm-up 2 -> 50; to "
+            "keep the run's schedule, resume without --preset or --config (the run's "
+            "config.json), or with --set train.max_iter=6 'train.steps=[4]' "
+            "train.warmup_iters=2",
+        ),
+        (
+            "WARNING",
+            "resuming with other settings than the run's: train.seed 7 -> 40244023, "
+            "train.checkpoint_period 3 -> 500; --set train.seed=7 train.checkpoint_period=3 "
+            "keeps the run's",
+        ),
+    ]
+
+
+def test_a_completed_run_extended_says_its_decays_are_a_fresh_run_s(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The trainer said the extension in a line of its own and the resume's schedule line
+    said it again."""
+    saved, current = Config(), Config()
+    saved.train.max_iter, saved.train.steps, saved.train.warmup_iters = 39, (), 5
+    current.train.max_iter, current.train.steps, current.train.warmup_iters = 41, (39, 40), 5
+    with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
+        log_config_changes(saved, current, 39, base_lr=1.0)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "INFO",
+            "schedule extended on resume at iteration 39: max_iter 39 -> 41, steps [] -> "
+            "[39, 40], warm-up 5 -> 5 (the decays of a fresh run of that length; set "
+            "train.steps to choose others)",
+        )
+    ]
 
 
 @pytest.mark.parametrize(
@@ -397,9 +454,12 @@ def test_a_schedule_change_on_resume_is_named_for_what_it_does(
     current.train.max_iter, current.train.steps = max_iter, steps
     current.train.warmup_iters = warmup_iters
     with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
-        log_config_changes(saved, current, 85)
-    (line,) = [r.getMessage() for r in caplog.records]
-    assert line.startswith(f"schedule {change} on resume at iteration 85: max_iter 100 -> ")
+        log_config_changes(saved, current, 85, base_lr=1.0)
+    (record,) = caplog.records
+    assert record.getMessage().startswith(
+        f"schedule {change} on resume at iteration 85: max_iter 100 -> "
+    )
+    assert record.levelname == ("WARNING" if change.startswith("replaced") else "INFO")
 
 
 @pytest.mark.parametrize(
@@ -424,12 +484,20 @@ def test_a_changed_gamma_or_warm_up_factor_on_resume_is_logged(
         config.train.max_iter, config.train.steps, config.train.warmup_iters = 100, (80,), 10
     current.train.gamma, current.train.warmup_factor = gamma, warmup_factor
     with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
-        log_config_changes(saved, current, iteration)
+        log_config_changes(saved, current, iteration, base_lr=1.0)
     changed = "gamma 0.1 -> 0.5" if gamma == 0.5 else "warm-up factor 0.01 -> 0.1"
-    assert [r.getMessage() for r in caplog.records] == [
+    line = (
         f"schedule {change} on resume at iteration {iteration}: max_iter 100 -> 100, steps [80] "
         f"-> [80], warm-up 10 -> 10, {changed}"
-    ]
+    )
+    if change.startswith("replaced"):
+        rise = "; the learning rate rises from 0.1 to 0.5 there" if gamma == 0.5 else ""
+        kept = "train.gamma=0.1" if gamma == 0.5 else "train.warmup_factor=0.01"
+        line += (
+            f"{rise}; to keep the run's schedule, resume without --preset or --config (the "
+            f"run's config.json), or with --set {kept}"
+        )
+    assert [r.getMessage() for r in caplog.records] == [line]
 
 
 @pytest.mark.parametrize(

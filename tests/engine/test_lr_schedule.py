@@ -10,6 +10,7 @@ import pytest
 from sparsercnn.engine.lr_schedule import (
     Schedule,
     decay_steps,
+    decays_ahead,
     extended_schedule,
     fit_schedule_to_budget,
     lr_factor,
@@ -129,8 +130,11 @@ def test_decay_steps_are_the_small_presets_fractions() -> None:
         (Schedule(39, (), 50), 200, (160, 187)),
         # Both taken: none more, the learning rate stays where it was.
         (Schedule(3000, (2400, 2800), 50), 4000, (2400, 2800)),
-        # A fresh 41-step run is past both decays at iteration 39: both apply from there on.
-        (Schedule(39, (), 5), 41, (39, 39)),
+        # A fresh 41-step run is past both decays (33, 38) at iteration 39: one from there on,
+        # the other from the step after (they were both put at 39, a drop of gamma ** 2).
+        (Schedule(39, (), 5), 41, (39, 40)),
+        # A fresh 40-step run's (32, 37): the run has one step left, room for one decay.
+        (Schedule(39, (), 5), 40, (39,)),
     ],
 )
 def test_an_extended_schedule_keeps_the_decays_taken_and_adds_a_fresh_run_s(
@@ -139,3 +143,43 @@ def test_an_extended_schedule_keeps_the_decays_taken_and_adds_a_fresh_run_s(
     assert extended_schedule(completed, 39 if completed.max_iter == 39 else 3000, max_iter) == (
         Schedule(max_iter, steps, completed.warmup_iters)
     )
+
+
+def test_a_run_s_decays_taken_are_those_before_its_iteration() -> None:
+    """lr_factor applies a step ``s`` from iteration ``s`` on: a run that has taken 80 steps
+    (iterations 0 to 79) trained with the decays before 80, not with one at 80."""
+    schedule = Schedule(100, (40, 80, 93), 10)
+    assert schedule.decays_taken(80) == (40,)
+    assert schedule.decays_taken(81) == (40, 80)
+    assert lr_factor(79, steps=schedule.steps, gamma=0.1, warmup_iters=10, warmup_factor=0.01) == (
+        pytest.approx(0.1)
+    )
+
+
+def test_decays_ahead_follow_one_per_step_and_end_before_max_iter() -> None:
+    assert decays_ahead((5, 8, 30), 10, 50) == (10, 11, 30)
+    assert decays_ahead((5, 8, 30), 10, 12) == (10, 11)
+    assert decays_ahead((20, 30), 10, 50) == (20, 30)
+    assert decays_ahead((), 10, 50) == ()
+
+
+@pytest.mark.parametrize(("iteration", "max_iter"), [(39, 41), (39, 45), (100, 107), (3000, 3100)])
+def test_an_extended_run_never_decays_twice_at_once_and_reaches_a_fresh_run_s_rate(
+    iteration: int, max_iter: int
+) -> None:
+    """A run trained to its end without a decay, extended past a fresh run's two decays: they
+    coincided at ``iteration`` (``steps (39, 39)``, a hundredfold drop in one step). Each step
+    now drops the rate at most once, and from the step after the decays due the rate is a
+    fresh ``max_iter``-step run's."""
+    extended = extended_schedule(Schedule(iteration, (), 5), iteration, max_iter)
+    assert len(set(extended.steps)) == len(extended.steps) == 2
+    due = sum(step <= iteration for step in decay_steps(max_iter))
+
+    def factor(steps: tuple[int, ...], at: int) -> float:
+        return lr_factor(at, steps=steps, gamma=0.1, warmup_iters=5, warmup_factor=0.01)
+
+    for at in range(iteration, max_iter):
+        ratio = factor(extended.steps, at) / factor(extended.steps, at - 1) if at else 1.0
+        assert ratio >= 0.1 - 1e-12
+        if at >= iteration + max(due - 1, 0):
+            assert factor(extended.steps, at) == pytest.approx(factor(decay_steps(max_iter), at))

@@ -80,6 +80,18 @@ def test_start_on_resume_drops_later_records(tmp_path: Path) -> None:
     assert log.read() == []
 
 
+def test_the_file_is_made_by_the_first_record(tmp_path: Path) -> None:
+    """start(0) wrote an empty metrics.jsonl before the first step, which the run-folder check
+    and the CLI's clean-up of a refused run then had to tell from a log with records."""
+    path = tmp_path / "metrics.jsonl"
+    log = MetricsLog(path)
+    log.start(0)
+    log.start(5)  # a resumed run whose log was deleted
+    assert not path.exists() and log.read() == []
+    log.append({"iter": 6, "loss": 1.0})
+    assert [r["iter"] for r in log.read()] == [6]
+
+
 def test_a_line_cut_off_by_a_killed_run_is_skipped_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

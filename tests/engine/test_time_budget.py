@@ -272,10 +272,12 @@ def test_an_extended_schedule_ending_inside_its_warm_up_is_warned_about_once(
     ("configured", "iteration", "affordable", "fitted"),
     [
         # The CLI run that logged "max_iter 14 ... steps [14, 14]": both decays scaled behind
-        # iteration 13, moved to 14, which no step of a 14-step run takes.
-        ((20, (16, 19)), 13, 1, (14, ())),
-        # Both scaled behind iteration 13 (to 8 and 10): they were both moved to 14.
-        ((40, (20, 24)), 13, 3, (16, (14, 15))),
+        # iteration 13 (to 11 and 13), moved to 14, which no step of a 14-step run takes. The
+        # run's last step, 13, takes the first; the second has no room.
+        ((20, (16, 19)), 13, 1, (14, (13,))),
+        # Both scaled behind iteration 13 (to 8 and 10): they were both moved to 14. One per
+        # step from 13 on, the step the run takes next (a decay at 13 is still ahead).
+        ((40, (20, 24)), 13, 3, (16, (13, 14))),
         # No time left: the schedule ends at 13, where the decay at 13 is never taken.
         ((20, (10, 13)), 13, 0, (13, (10,))),
     ],
@@ -287,7 +289,9 @@ def test_a_refit_near_the_end_plans_only_decays_the_run_takes(
     fitted: tuple[int, tuple[int, ...]],
 ) -> None:
     """A refit moved the decays still ahead to ``iteration + 1``, on or past the fitted
-    ``max_iter`` or onto each other: config.json then gave decays the run never took."""
+    ``max_iter`` or onto each other: config.json then gave decays the run never took. They
+    follow one per step from ``iteration``, the next step the run takes, as an extended
+    schedule's do (:func:`~sparsercnn.engine.lr_schedule.decays_ahead`)."""
     max_iter, steps = configured
     train = TrainConfig(max_iter=max_iter, steps=steps, warmup_iters=0, checkpoint_period=0)
     budget = TimeBudget(100.0, 0.0, skip_iters=0, measure_iters=1)
@@ -306,3 +310,21 @@ def test_a_refit_near_the_end_plans_only_decays_the_run_takes(
     assert schedule.after_step(1.0, iteration=iteration, work=work)[0]
     assert (train.max_iter, train.steps) == fitted
     assert train.schedule_notes() == []
+
+
+def test_a_refit_moves_a_decay_the_run_has_reached_but_not_taken() -> None:
+    """A refit at the iteration of a decay (the step about to be taken, the first at the
+    decayed rate) kept that decay where it was, as if the run had trained with it: lengthened
+    again, the run decayed at the shortened schedule's step, not the configured one's."""
+    train = TrainConfig(max_iter=100, steps=(80,), warmup_iters=0, checkpoint_period=0)
+    budget = TimeBudget(100.0, 0.0, skip_iters=0, measure_iters=1, refit_every=1, pace_window=1)
+    clock = 10.0
+    budget.elapsed = lambda: clock  # type: ignore[method-assign]
+    schedule = BudgetedSchedule(budget, train)
+    work = _work(eval_seconds=None, eval_images=None)
+    schedule.after_step(2.0, iteration=10, work=work)
+    (shortened,) = train.steps
+    assert train.max_iter < 100 and 10 < shortened < 80
+    clock = 20.0  # the pace improves tenfold: the configured schedule fits again
+    assert schedule.after_step(0.1, iteration=shortened, work=work) == (True, False)
+    assert (train.max_iter, train.steps) == (100, (80,))

@@ -146,6 +146,9 @@ def test_a_completed_run_extended_gets_the_decays_of_a_fresh_run_of_that_length(
         assert _trainer(tiny_coco, cfg, tmp_path, resume=True).cfg.train.steps == (12, 14)
     (line,) = [r.getMessage() for r in caplog.records if "on resume at iteration" in r.getMessage()]
     assert "max_iter 3 -> 15, steps [] -> [12, 14]" in line
+    assert "of a fresh run of that length" in line
+    # Said once: the trainer said the extension in a line of its own too.
+    assert sum("[12, 14]" in r.getMessage() for r in caplog.records) == 1
     cfg.train.steps = (13,)  # chosen for the extension: kept
     assert _trainer(tiny_coco, cfg, tmp_path, resume=True).cfg.train.steps == (13,)
     cfg.train.max_iter, cfg.train.steps = 3, ()
@@ -214,14 +217,16 @@ def test_resuming_with_a_schedule_that_raises_the_lr_is_warned_about(
 ) -> None:
     """A run that decayed at 2, resumed with a fixed preset's whole schedule (decays at 2400
     and 2800): the decay was dropped and the learning rate went back up tenfold with only an
-    info line. Its own schedule extended keeps the decay: no warning."""
+    info line. Its own schedule extended keeps the decay: no warning. The schedule's change is
+    said once (the resume's schedule line and the trainer's warning both gave it)."""
     cfg = tiny_config()
     cfg.train.steps, cfg.train.warmup_iters = (2,), 2  # a schedule the run reaches: no notes
     _trainer(tiny_coco, cfg, tmp_path).train()
     cfg.train.max_iter = 15
-    with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
+    with caplog.at_level(logging.INFO, logger="sparsercnn.engine"):
         _trainer(tiny_coco, cfg, tmp_path, resume=True)
-        assert not [r for r in caplog.records if r.name == trainer_module.__name__]
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        caplog.clear()
         cfg.train.max_iter, cfg.train.steps = 3000, (2400, 2800)
         resumed = _trainer(tiny_coco, cfg, tmp_path, resume=True)
     train = resumed.cfg.train
@@ -237,12 +242,12 @@ def test_resuming_with_a_schedule_that_raises_the_lr_is_warned_about(
         for steps in ((2,), (2400, 2800))
     )
     assert after == pytest.approx(10 * before)
-    messages = [r.getMessage() for r in caplog.records if r.name == trainer_module.__name__]
-    assert len(messages) == 1
-    assert messages[0].startswith("resuming at iteration 3 with another schedule than the run's")
-    assert "steps [2] -> [2400, 2800]" in messages[0]
-    assert f"the learning rate rises from {before:.3g} to {after:.3g} there" in messages[0]
-    assert "resume without --preset or --config (the run's config.json" in messages[0]
+    (message,) = [r.getMessage() for r in caplog.records if "steps [2] ->" in r.getMessage()]
+    assert message.startswith("schedule replaced (not the learning rates the run trained with)")
+    assert "steps [2] -> [2400, 2800]" in message
+    assert f"the learning rate rises from {before:.3g} to {after:.3g} there" in message
+    assert "resume without --preset or --config (the run's config.json" in message
+    assert "--set train.max_iter=3 'train.steps=[2]'" in message
 
 
 def test_the_lr_rise_on_resume_is_judged_by_the_run_s_own_rates(
@@ -258,11 +263,10 @@ def test_the_lr_rise_on_resume_is_judged_by_the_run_s_own_rates(
     _trainer(tiny_coco, cfg, tmp_path).train()
 
     def warnings() -> list[str]:
-        records = [r for r in caplog.records if r.name == trainer_module.__name__]
-        return [r.getMessage() for r in records if r.levelno == logging.WARNING]
+        return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
     cfg.train.steps = (3,)
-    with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
+    with caplog.at_level(logging.WARNING, logger="sparsercnn.engine"):
         _trainer(tiny_coco, cfg, tmp_path, resume=tmp_path / "checkpoint_0000002.pt")
         assert warnings() == []
         cfg.train.max_iter, cfg.train.steps, cfg.train.gamma = 6, (2,), 0.5
@@ -270,9 +274,9 @@ def test_the_lr_rise_on_resume_is_judged_by_the_run_s_own_rates(
     before, after = resumed.base_lr * 0.1, resumed.base_lr * 0.5
     (message,) = warnings()
     assert message.startswith(
-        "resuming at iteration 4 with another schedule than the run's (max_iter 4 -> 6, steps "
-        "[2] -> [2], warm-up 2 -> 2, gamma 0.1 -> 0.5): the learning rate rises from "
-        f"{before:.3g} to {after:.3g} there"
+        "schedule replaced (not the learning rates the run trained with) on resume at "
+        "iteration 4: max_iter 4 -> 6, steps [2] -> [2], warm-up 2 -> 2, gamma 0.1 -> 0.5; the "
+        f"learning rate rises from {before:.3g} to {after:.3g} there"
     )
 
 
@@ -417,10 +421,10 @@ def test_refuses_to_overwrite_a_run(tiny_coco: SyntheticCoco, tmp_path: Path, le
     overwrote its model_final and left its model_best beside the new one; a config.json the
     user wrote there was replaced by the run's."""
     (tmp_path / left).write_bytes(b"")
-    with pytest.raises(
-        FileExistsError, match=rf"training run or files a run writes \({left}\).*--resume"
-    ):
+    with pytest.raises(FileExistsError, match=rf"{tmp_path} .*\({left}\)") as refused:
         _trainer(tiny_coco, tiny_config(), tmp_path)
+    # Only a checkpoint can be resumed.
+    assert ("(--resume)" in str(refused.value)) == left.startswith("checkpoint_")
     assert (tmp_path / left).read_bytes() == b""
 
 
@@ -618,7 +622,8 @@ def test_a_budget_that_ends_the_run_soon_writes_only_the_decays_it_took(
 ) -> None:
     """Fitted after 3 steps to 4 (6 s: 3 spent, 2 reserved), the decays (800 and 900 of 1000)
     scale to 3 and 4 and were moved ahead to 4 and 4: config.json said ``max_iter 4, steps [4,
-    4]``, two decays the run never took, and a run from it warned of them."""
+    4]``, two decays the run never took, and a run from it warned of them. The decay at 3 is
+    the last step's, which the run takes; the one at 4 is dropped."""
     cfg = tiny_config()
     cfg.train.max_iter, cfg.train.steps, cfg.train.warmup_iters = 1000, (800, 900), 0
     trainer = _trainer(tiny_coco, cfg, tmp_path, time_budget_minutes=1.0)
@@ -631,7 +636,7 @@ def test_a_budget_that_ends_the_run_soon_writes_only_the_decays_it_took(
         load_model_file(result.model_final_path).config,
         Config.from_run_dict(load_training_checkpoint(tmp_path)["config"]),
     ):
-        assert (saved.train.max_iter, saved.train.steps) == (4, ())
+        assert (saved.train.max_iter, saved.train.steps) == (4, (3,))
         assert saved.train.schedule_notes() == []
 
 

@@ -26,6 +26,7 @@ from sparsercnn.cli.training_setup import (
     training_config,
 )
 from sparsercnn.presets import PRESETS
+from sparsercnn.run_files import CONFIG_FILE, CURVES_FILE, METRICS_FILE
 
 if TYPE_CHECKING:
     import torch
@@ -113,7 +114,7 @@ def check_run_to_start(train_dir: Path, args: argparse.Namespace) -> None:
 
     check_output_path(train_dir, "--output-dir", folder=True)
     if args.resume:
-        if not (train_dir / "config.json").is_file():
+        if not (train_dir / CONFIG_FILE).is_file():
             raise FileNotFoundError(
                 f"--resume: {train_dir} holds no demo run to continue; run the demo without "
                 "--resume, or give the --output-dir of the interrupted one"
@@ -209,8 +210,8 @@ def run(args: argparse.Namespace) -> int:
         f"{report.result.num_images} validation images.\n"
         f"  model:        {model_path}\n"
         f"  metrics:      {out / 'metrics.json'} (COCO results: {out / 'val_results.json'})\n"
-        f"  curves:       {out / 'train' / 'curves.png'}\n"
-        f"  training log: {out / 'train' / 'metrics.jsonl'}\n"
+        f"  curves:       {out / 'train' / CURVES_FILE}\n"
+        f"  training log: {out / 'train' / METRICS_FILE}\n"
         f"  drawings:     {drawings} (score >= 0.3)\n"
         f"  diagnostics:  {out / 'report'} (PR curves, confusion matrix, samples, labels)\n"
         f"  stage figure: {figure} (learned proposals and stages {shown})\n"

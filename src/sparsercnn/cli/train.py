@@ -25,6 +25,7 @@ from sparsercnn.cli.training_setup import (
     starting_weights,
     training_config,
 )
+from sparsercnn.run_files import MODEL_BEST_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     ):
         aps.append(
             f"best AP {format_percent(result.best_ap)} at iteration {result.best_iteration} "
-            "(model_best.safetensors)"
+            f"({MODEL_BEST_FILE})"
         )
     if aps:
         print("; ".join(aps))

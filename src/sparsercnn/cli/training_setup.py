@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from sparsercnn.cli.common import AUTO_PRESET
 from sparsercnn.config import Config, TrainConfig, override_keys
 from sparsercnn.presets import get_preset
+from sparsercnn.run_files import CONFIG_FILE
 
 if TYPE_CHECKING:
     from sparsercnn.data.policy import Inspection
@@ -32,17 +33,16 @@ REPORT_DIR = "report"
 # run's are refused as those are, whatever the new run's preset (it would leave them beside its
 # own, or replace some of a report's files).
 COMMAND_OUTPUT_FILES = (RECIPE_FILE, REPORT_DIR)
-# What a refused run may have written before its first step.
-_SETUP_FILES = (RECIPE_FILE, "config.json")
-# The trainer's log, empty until its first record.
-_METRICS_FILE = "metrics.jsonl"
+# What a refused run may have written before its first step (the trainer's log comes with its
+# first record).
+_SETUP_FILES = (RECIPE_FILE, CONFIG_FILE)
 
 
 @contextmanager
 def removed_if_refused(folder: Path) -> Iterator[None]:
     """Undo a refused run's setup when the command fails: if all it added to ``folder`` are
-    setup files (:data:`_SETUP_FILES`, and a ``metrics.jsonl`` still empty: a run stopped before
-    its first record and checkpoint), they are removed, and so is ``folder`` if the command
+    setup files (:data:`_SETUP_FILES`: a run stopped before its first record and checkpoint),
+    they are removed, and so is ``folder`` if the command
     made it. A refused ``train`` leaves no run folder behind and nothing that would refuse the
     next try; a run that wrote a log record, a checkpoint or a model file keeps everything (it
     can be resumed, or its log read), and files that were there before are never touched."""
@@ -52,19 +52,12 @@ def removed_if_refused(folder: Path) -> Iterator[None]:
     except BaseException:
         if folder.is_dir():
             added = [entry for entry in folder.iterdir() if entry.name not in (before or set())]
-            if all(_is_setup_file(path) for path in added):
+            if all(path.name in _SETUP_FILES for path in added):
                 for path in added:
                     path.unlink()
                 if before is None and not any(folder.iterdir()):
                     folder.rmdir()
         raise
-
-
-def _is_setup_file(path: Path) -> bool:
-    """Whether ``path``, added by a failed run, holds nothing of its training."""
-    if path.name == _METRICS_FILE:
-        return path.is_file() and path.stat().st_size == 0
-    return path.name in _SETUP_FILES
 
 
 def check_config_arguments(args: argparse.Namespace) -> None:
@@ -161,7 +154,7 @@ def check_run_to_start(args: argparse.Namespace, output_dir: Path, *, is_main: b
             checkpoint = resolve_checkpoint_path(args.resume)
         if auto:
             given = load_config_file(
-                output_dir / "config.json", "--resume: the run's config", of_run=True
+                output_dir / CONFIG_FILE, "--resume: the run's config", of_run=True
             ).apply_overrides(list(args.overrides))
         else:
             given = resolve_config(args)
@@ -322,9 +315,7 @@ def training_config(
     if args.config or args.preset != AUTO_PRESET:
         cfg = resolve_config(args)
     elif args.resume:
-        cfg = load_config_file(
-            output_dir / "config.json", "--resume: the run's config", of_run=True
-        )
+        cfg = load_config_file(output_dir / CONFIG_FILE, "--resume: the run's config", of_run=True)
         cfg = cfg.apply_overrides(list(args.overrides))
     else:
         chosen = computed_on_main(

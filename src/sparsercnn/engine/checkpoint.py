@@ -15,6 +15,7 @@ that it belongs to a compatible run and restores the model, optimizer, scaler an
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 import re
@@ -32,10 +33,11 @@ from torch import nn
 from sparsercnn.atomic_file import atomic_write, ensure_writable_dir, leftover_temporaries
 from sparsercnn.config import Config, TrainConfig
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.engine.lr_schedule import Schedule, scaled_lr
+from sparsercnn.engine.lr_schedule import Schedule, extended_schedule, lr_factor, scaled_lr
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
 from sparsercnn.engine.training_images import log_data_change
 from sparsercnn.model_file import load_state_dict_strict, model_state_dict
+from sparsercnn.run_files import MODEL_FILES, RUN_OUTPUT_FILES
 from sparsercnn.text import listing
 
 logger = logging.getLogger(__name__)
@@ -251,18 +253,13 @@ def resolve_checkpoint_path(path_or_dir: str | Path, *, flag: str = RESUME) -> P
     path = Path(path_or_dir)
     if path.is_dir():
         found = find_last_checkpoint(path)
-        unfinished = _run_without_checkpoint(path)
-        if found is None and unfinished:
-            raise FileNotFoundError(
-                f"{flag}: {path} holds a run stopped before its first checkpoint "
-                f"({', '.join(p.name for p in unfinished)}): there is nothing to resume; "
-                f"{_restart_advice(unfinished)}"
-            )
         if found is None:
+            left = _run_outputs(path)
+            held = f" (only {_names(left)}: nothing to resume)" if left else ""
             raise FileNotFoundError(
-                f"{flag}: no training checkpoint (checkpoint_*.pt) in {path}; give the output "
-                "folder of a run that saved one (or one of its checkpoint_*.pt files), or "
-                f"start a new run without {RESUME}"
+                f"{flag}: no training checkpoint (checkpoint_*.pt) in {path}{held}; give the "
+                "output folder of a run that saved one (or one of its checkpoint_*.pt files), "
+                f"or start a new run without {RESUME}"
             )
         return found
     if not path.is_file():
@@ -480,25 +477,126 @@ def check_same_model(saved: Config, current: Config, source: str | Path) -> None
         )
 
 
-def log_config_changes(saved: Config, current: Config, iteration: int) -> None:
-    """Log a changed schedule of a run resumed at ``iteration`` (info, saying how it changed:
-    :func:`_schedule_change`, and what: :func:`schedule_changes`) and changed model, loss or
-    input settings (warning)."""
-    old, new = saved.train, current.train
-    if _lr_settings(old) != _lr_settings(new):
-        logger.info(
-            "schedule %s on resume at iteration %d: %s",
-            _schedule_change(old, new, iteration),
-            iteration,
-            schedule_changes(old, new),
+def log_config_changes(saved: Config, current: Config, iteration: int, *, base_lr: float) -> None:
+    """Say once what the config of a run resumed at ``iteration`` changes from the run's own
+    (``saved``, its checkpoint's): the learning-rate schedule (:func:`_log_schedule_change`),
+    and every other changed setting with both values and the ``--set`` that keeps the run's
+    (warning). The images per step, the learning rate and the data order are
+    :func:`log_batch_changes`'s to say, the model :func:`check_same_model`'s to refuse.
+
+    Args:
+        saved, current: the checkpoint's config and the resumed run's, its schedule settled
+            (a completed run extended).
+        iteration: the iteration the run resumes at.
+        base_lr: the resumed run's learning rate before its schedule's factor (the linear
+            scaling rule applied), to give the rates of a rise.
+    """
+    _log_schedule_change(saved.train, current.train, iteration, base_lr)
+    changed = {
+        key: values
+        for key, values in saved.differences(current).items()
+        if key not in _SAID_APART_ON_RESUME
+    }
+    if changed:
+        logger.warning(
+            "resuming with other settings than the run's: %s; --set %s keeps the run's",
+            ", ".join(
+                f"{key} {_as_json(old)} -> {_as_json(new)}" for key, (old, new) in changed.items()
+            ),
+            _set_values({key: old for key, (old, _) in changed.items()}),
         )
-    for section in ("model", "loss", "input"):
-        changed = _changed_keys(getattr(saved, section), getattr(current, section))
-        if changed:
-            logger.warning("resuming with changed %s settings: %s", section, changed)
 
 
-def schedule_changes(saved: TrainConfig, current: TrainConfig) -> str:
+# The train settings that give the learning-rate factor of every iteration (lr_factor).
+_SCHEDULE_FIELDS = ("max_iter", "steps", "warmup_iters", "gamma", "warmup_factor")
+# Said apart on resume: the schedule (_log_schedule_change), the batch and the data order
+# (log_batch_changes); and the starting weights, which a resumed run does not load.
+_SAID_APART_ON_RESUME = frozenset(
+    {
+        *(f"train.{name}" for name in _SCHEDULE_FIELDS),
+        "train.batch_size",
+        "train.grad_accum_steps",
+        "train.lr",
+        "train.reference_batch_size",
+        "train.scale_lr",
+        "train.aspect_ratio_grouping",
+        "train.init_from",
+        "train.backbone_weights",
+    }
+)
+
+
+def _set_values(values: Mapping[str, Any]) -> str:
+    """``--set`` arguments that give ``values`` (``{"section.key": value}``), quoted for a
+    shell: ``train.max_iter=6 'train.steps=[4]'``."""
+    return " ".join(shlex.quote(f"{key}={_as_json(value)}") for key, value in values.items())
+
+
+def _as_json(value: Any) -> str:
+    """``value`` as ``--set`` reads it (JSON, without spaces: ``[2400,2800]``)."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _log_schedule_change(
+    saved: TrainConfig, current: TrainConfig, iteration: int, base_lr: float
+) -> None:
+    """One line for a changed learning-rate schedule on resume: how it changes
+    (:func:`_schedule_change`) and what (:func:`_schedule_changes`), where the learning rate rises
+    at ``iteration`` above the run's (its own schedule with only the decays it took), and, for a
+    completed run extended, that the decays ahead are a fresh run's of that length. Info, or a
+    warning with the ``--set`` that keeps the run's schedule where the change replaces the
+    learning rates the run trained with or raises the rate."""
+    if _lr_settings(saved) == _lr_settings(current):
+        return
+    change = _schedule_change(saved, current, iteration)
+    text = f"schedule {change} on resume at iteration {iteration}: "
+    text += _schedule_changes(saved, current)
+    if _extends_as_a_fresh_run(saved, current, iteration):
+        text += " (the decays of a fresh run of that length; set train.steps to choose others)"
+    # The run's rate: its own schedule with only the decays it took (one at ``iteration`` that
+    # ``current`` puts later is no rise: the run never trained at the decayed rate).
+    taken = Schedule.of(saved).decays_taken(iteration)
+    before, after = (
+        base_lr
+        * lr_factor(
+            iteration,
+            steps=steps,
+            gamma=train.gamma,
+            warmup_iters=train.warmup_iters,
+            warmup_factor=train.warmup_factor,
+        )
+        for train, steps in ((saved, taken), (current, current.steps))
+    )
+    rises = after > before * (1.0 + 1e-6)
+    if rises:
+        text += f"; the learning rate rises from {before:.3g} to {after:.3g} there"
+    if not (rises or change.startswith("replaced")):
+        logger.info("%s", text)
+        return
+    changed = {
+        f"train.{name}": getattr(saved, name)
+        for name in _SCHEDULE_FIELDS
+        if getattr(saved, name) != getattr(current, name)
+    }
+    logger.warning(
+        "%s; to keep the run's schedule, resume without --preset or --config (the run's "
+        "config.json), or with --set %s",
+        text,
+        _set_values(changed),
+    )
+
+
+def _extends_as_a_fresh_run(saved: TrainConfig, current: TrainConfig, iteration: int) -> bool:
+    """Whether ``current`` continues the run that completed ``saved`` at ``iteration`` with the
+    decays of a fresh run of its length (:func:`~sparsercnn.engine.lr_schedule.extended_schedule`,
+    as the trainer extends a completed run that keeps its steps)."""
+    if iteration < saved.max_iter or current.max_iter <= iteration:
+        return False
+    extended = extended_schedule(Schedule.of(saved), iteration, current.max_iter)
+    return tuple(current.steps) == extended.steps != tuple(saved.steps)
+
+
+def _schedule_changes(saved: TrainConfig, current: TrainConfig) -> str:
     """The learning-rate schedule of ``saved`` against ``current``, for a message:
     ``max_iter 100 -> 300, steps [80] -> [240], warm-up 10 -> 10``, with ``gamma`` and
     ``warm-up factor`` where they differ."""
@@ -523,10 +621,9 @@ def _schedule_change(saved: TrainConfig, current: TrainConfig, iteration: int) -
     """How ``current`` changes the ``saved`` schedule of a run resumed at ``iteration``:
     "replaced" where it gives the iterations trained other learning rates (another warm-up or
     warm-up factor, other decays before ``iteration``: another preset's whole schedule, say, or
-    another gamma after a decay; the trainer warns where the learning rate then rises), else
-    "extended" or "shortened" (``max_iter``), or "changed ahead" (only decays still to come, or
-    the gamma of those)."""
-    taken = [tuple(step for step in s.steps if step < iteration) for s in (saved, current)]
+    another gamma after a decay), else "extended" or "shortened" (``max_iter``), or "changed
+    ahead" (only decays still to come, or the gamma of those)."""
+    taken = [Schedule.of(train).decays_taken(iteration) for train in (saved, current)]
     warmed = iteration > 0 and saved.warmup_iters > 0
     if (
         saved.warmup_iters != current.warmup_iters
@@ -579,23 +676,6 @@ def log_batch_changes(
     )
 
 
-def _changed_keys(saved: object, current: object) -> list[str]:
-    was, now = vars(saved), vars(current)
-    return sorted(key for key in now if was.get(key) != now[key])
-
-
-# What a training run leaves in its folder besides checkpoints: a new run there would overwrite
-# some (a config.json the user wrote, another run's curves) and leave the others beside its own
-# (another run's model_best next to its model_final).
-RUN_OUTPUT_FILES = (
-    "config.json",
-    "metrics.jsonl",
-    "curves.png",
-    "model_final.safetensors",
-    "model_best.safetensors",
-)
-
-
 def check_run_folder(
     output_dir: str | Path,
     resume: bool | str | Path,
@@ -605,57 +685,58 @@ def check_run_folder(
 ) -> None:
     """Fail before any work when the run folder cannot be written (rank 0 checks) or, for a new
     run, already holds another run's checkpoints or outputs (:data:`RUN_OUTPUT_FILES`, and the
-    file or folder names in ``also``; a folder is named with a trailing ``/``), which the run
-    would replace or leave beside its own."""
+    file or folder names in ``also``), which the run would replace or leave beside its own.
+
+    Raises:
+        NotADirectoryError, PermissionError: ``output_dir`` cannot be written
+            (:func:`~sparsercnn.atomic_file.ensure_writable_dir`).
+        FileExistsError: a new run, and ``output_dir`` holds such files; the message names them
+            and what to do: ``--resume`` where a checkpoint is there, else which files to move
+            (or delete, model files never) to start the run in this folder.
+    """
     if is_main:
         ensure_writable_dir(output_dir)
     if resume:
         return
-    unfinished = _run_without_checkpoint(Path(output_dir), also)
-    if unfinished:
+    folder = Path(output_dir)
+    newest = list_checkpoints(folder)[-1:]
+    found = newest + _run_outputs(folder, also)
+    if not found:
+        return
+    if newest:
         raise FileExistsError(
-            f"{output_dir} holds a run stopped before its first checkpoint "
-            f"({', '.join(p.name for p in unfinished)}), which --resume cannot continue: "
-            f"{_restart_advice(unfinished)}"
+            f"{folder} already holds another training run ({_names(found)}); resume it "
+            f"({RESUME}), move those files, or choose another output folder"
         )
-    found = [path.name for path in list_checkpoints(output_dir)[-1:]]
-    for name in (*RUN_OUTPUT_FILES, *also):
-        path = Path(output_dir) / name
-        if path.exists():
-            found.append(f"{name}/" if path.is_dir() else name)
-    if found:
-        raise FileExistsError(
-            f"{output_dir} already holds another training run or files a run writes "
-            f"({', '.join(found)}); resume that run (--resume), move those files, or choose "
-            "another output folder"
-        )
+    # A run stopped before its first checkpoint, a finished one whose checkpoints were deleted,
+    # or files of the user's (a config.json to train with): there is nothing to resume.
+    raise FileExistsError(
+        f"{folder} holds files a training run writes ({_names(found)}) but no checkpoint to "
+        f"resume from; a new run would replace them or leave them beside its own: "
+        f"{_clearing_advice(found)}"
+    )
 
 
-# What a run writes at its end or in a checkpoint: a folder holding one of them holds a run that
-# got that far.
-_TRAINED_FILES = ("model_final.safetensors", "model_best.safetensors")
-
-
-def _run_without_checkpoint(folder: Path, also: tuple[str, ...] = ()) -> list[Path]:
-    """The files of a run stopped (killed) before its first checkpoint: ``folder``'s
-    :data:`RUN_OUTPUT_FILES` and ``also`` files (plain files only) when it holds a
-    ``metrics.jsonl`` (which the trainer writes, empty, before its first step), no checkpoint
-    and no model file; else none."""
-    metrics = folder / "metrics.jsonl"
-    if not metrics.is_file() or list_checkpoints(folder):
-        return []
-    if any((folder / name).exists() for name in _TRAINED_FILES):
-        return []
+def _run_outputs(folder: Path, also: tuple[str, ...] = ()) -> list[Path]:
+    """Those of ``folder``'s :data:`RUN_OUTPUT_FILES` and ``also`` files or folders that
+    exist."""
     names = (*RUN_OUTPUT_FILES, *also)
-    found = [folder / name for name in names if (folder / name).exists()]
-    # A folder of ``also`` (a report) is another run's output: not a run to start again.
-    return [] if any(not path.is_file() for path in found) else found
+    return [folder / name for name in names if (folder / name).exists()]
 
 
-def _restart_advice(files: list[Path]) -> str:
-    """How to start again a run stopped before its first checkpoint (its ``files``)."""
+def _names(paths: list[Path]) -> str:
+    """``paths`` by name, a folder's with a trailing ``/``."""
+    return ", ".join(f"{path.name}/" if path.is_dir() else path.name for path in paths)
+
+
+def _clearing_advice(files: list[Path]) -> str:
+    """How to start a run in a folder holding ``files`` and no checkpoint: move them, or delete
+    them (the command), unless one is a trained model."""
+    if any(path.name in MODEL_FILES for path in files):
+        return "move them elsewhere (they hold a trained model), or choose another output folder"
+    remove = "rm -r" if any(path.is_dir() for path in files) else "rm"
     command = " ".join(shlex.quote(str(path)) for path in files)
     return (
-        f"to start it again in this folder, delete them (rm {command}) and run the same "
-        "command without --resume, or choose another output folder"
+        f"to start a run in this folder, move them or delete them ({remove} {command}), or "
+        "choose another output folder"
     )

@@ -2,10 +2,11 @@
 
 :func:`lr_factor` is the multiplier of the base learning rate at an iteration (linear warm-up,
 then step decay), :func:`scaled_lr` the base learning rate for the actual batch size,
-:func:`decay_steps` where a schedule of a given length decays, :func:`fit_schedule_to_budget`
-shortens a schedule so that training fits a time budget and :func:`extended_schedule` continues
-one a run has completed. The trainer sets ``lr = scaled_lr(...) * lr_factor(iteration, ...)``
-before every optimiser step.
+:func:`decay_steps` where a schedule of a given length decays, :func:`decays_ahead` where a run
+takes the decays still ahead of it, :func:`fit_schedule_to_budget` shortens a schedule so that
+training fits a time budget and :func:`extended_schedule` continues one a run has completed.
+The trainer sets ``lr = scaled_lr(...) * lr_factor(iteration, ...)`` before every optimiser
+step.
 """
 
 from __future__ import annotations
@@ -117,6 +118,31 @@ class Schedule:
         """The schedule of a training config (``train.max_iter``, ``steps``, ``warmup_iters``)."""
         return cls(train.max_iter, tuple(train.steps), train.warmup_iters)
 
+    def decays_taken(self, iteration: int) -> tuple[int, ...]:
+        """The decays a run that has taken ``iteration`` steps (iterations 0 to
+        ``iteration - 1``) trained with: the ``steps`` before ``iteration``, as :func:`lr_factor`
+        applies a step ``s`` from iteration ``s`` on. A decay at ``iteration`` is still ahead:
+        no step trained at its rate, so a new schedule may move it."""
+        return tuple(step for step in self.steps if step < iteration)
+
+
+def decays_ahead(steps: Sequence[int], earliest: int, max_iter: int) -> tuple[int, ...]:
+    """Where a run that has yet to take the decays ``steps`` (in order) takes them: each at
+    ``earliest`` or later and after the one before, and only those before ``max_iter``.
+
+    Decays due before ``earliest`` (a schedule refitted or extended past them) follow one per
+    step from ``earliest`` on, never two at once: a drop of ``gamma ** 2`` in one step, which
+    config.json would show as a repeated step. A decay with no room before ``max_iter`` is
+    dropped: config.json then gives no decay the run never took.
+    """
+    ahead: list[int] = []
+    for step in steps:
+        step = max(step, ahead[-1] + 1 if ahead else earliest)
+        if step >= max_iter:
+            break
+        ahead.append(step)
+    return tuple(ahead)
+
 
 def affordable_iterations(seconds_per_iter: float, remaining_seconds: float) -> int:
     """Iterations of ``seconds_per_iter`` (> 0) that fit in ``remaining_seconds`` (0 when
@@ -171,18 +197,20 @@ def extended_schedule(completed: Schedule, iteration: int, max_iter: int) -> Sch
     ``completed.max_iter``) up to ``max_iter``, with the learning rates of a fresh run of
     ``max_iter`` steps as far as the run's past allows.
 
-    The decays the run took (``completed.steps`` before ``iteration``) are kept: a decayed
-    learning rate never goes back up. The decays of a fresh run of ``max_iter`` steps
-    (:func:`decay_steps`) beyond as many as were taken follow, none before ``iteration``: one
-    the fresh run would have taken already applies from ``iteration`` on. The warm-up is kept.
+    The decays the run took (:meth:`Schedule.decays_taken`) are kept: a decayed learning rate
+    never goes back up. The decays of a fresh run of ``max_iter`` steps (:func:`decay_steps`)
+    beyond as many as were taken follow (:func:`decays_ahead`): one the fresh run would have
+    taken already applies from ``iteration`` on, a second one from the step after (not both at
+    once), so the learning rate is the fresh run's from there on. The warm-up is kept.
 
-    Example: a run stopped by its time budget at 39 after a decay at 36 (``steps [36]``),
-    extended to 200 steps: ``steps (36, 187)`` (a fresh run decays at 160 and 187).
+    Examples: a run stopped by its time budget at 39 after a decay at 36 (``steps [36]``),
+    extended to 200 steps: ``steps (36, 187)`` (a fresh run decays at 160 and 187); one stopped
+    at 39 before any decay, extended to 41 (a fresh run decays at 33 and 38): ``steps (39, 40)``.
     """
     if max_iter <= iteration:
         raise ValueError(
             f"an extended schedule must end after iteration {iteration}, got {max_iter}"
         )
-    taken = tuple(step for step in completed.steps if step < iteration)
-    ahead = tuple(max(step, iteration) for step in decay_steps(max_iter)[len(taken) :])
+    taken = completed.decays_taken(iteration)
+    ahead = decays_ahead(decay_steps(max_iter)[len(taken) :], iteration, max_iter)
     return Schedule(max_iter, taken + ahead, completed.warmup_iters)

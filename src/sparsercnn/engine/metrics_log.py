@@ -128,11 +128,12 @@ class MetricsLog:
         self.path = Path(path)
 
     def start(self, iteration: int) -> None:
-        """Begin a run at ``iteration``: a fresh file at 0, else drop the records after it
-        (a resumed run redoes those iterations) and any unreadable line (warned)."""
-        kept = []
-        if iteration > 0 and self.path.is_file():
-            kept = [record for record in self.read() if _iteration(record) <= iteration]
+        """Begin a run at ``iteration``: drop the records after it (a resumed run redoes those
+        iterations) and any unreadable line (warned). The file is made by the first record
+        (:meth:`append`): a run stopped before it leaves none."""
+        if not self.path.is_file():
+            return
+        kept = [record for record in self.read() if _iteration(record) <= iteration]
         text = "".join(json.dumps(_finite(record), allow_nan=False) + "\n" for record in kept)
         atomic_write(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 

@@ -24,6 +24,7 @@ from sparsercnn.engine.distributed import all_gather_object
 from sparsercnn.engine.lr_schedule import (
     Schedule,
     affordable_iterations,
+    decays_ahead,
     extended_schedule,
     fit_schedule_to_budget,
 )
@@ -207,8 +208,7 @@ def fit_to_budget(
         )
     max_iter = iteration + affordable_iterations(seconds_per_iter, remaining_seconds)
     if max_iter == iteration:  # no time for another step: stop now, with the decays taken
-        taken = tuple(step for step in configured.steps if step < completed_at)
-        return Schedule(iteration, taken, configured.warmup_iters)
+        return Schedule(iteration, configured.decays_taken(completed_at), configured.warmup_iters)
     return extended_schedule(configured, completed_at, max_iter)
 
 
@@ -264,7 +264,7 @@ class BudgetedSchedule:
             self._warmup_cut_said = False
             self.completed_at = iteration = extend_from
             train.max_iter = iteration + budget.first_fit_iters
-            train.steps = tuple(step for step in train.steps if step < iteration)
+            train.steps = self.configured.decays_taken(iteration)
             logger.info(
                 "time budget %.1f min: the run's schedule ended at iteration %d; training on "
                 "for as many steps as the budget holds, with the learning-rate decays of a "
@@ -309,9 +309,7 @@ class BudgetedSchedule:
     def _end_at(self, iteration: int) -> None:
         """Cut the schedule in ``train`` to the ``iteration`` the run stops at."""
         train = self.train
-        # lr_factor applies a step s from iteration s on; the run took iterations 0 to
-        # iteration - 1, so it reached the steps before ``iteration``.
-        reached = tuple(step for step in train.steps if step < iteration)
+        reached = Schedule.of(train).decays_taken(iteration)
         dropped = list(train.steps[len(reached) :])
         logger.warning(
             "time budget of %.1f min reached at iteration %d of %d; stopping (the run's "
@@ -328,13 +326,11 @@ class BudgetedSchedule:
     def _apply(self, fitted: Schedule, iteration: int) -> bool:
         train = self.train
         old = Schedule.of(train)
-        # The steps passed stay; those ahead come from the fit, still ahead. A decay at or past
-        # max_iter is dropped (a fit that stops the run now drops one at this iteration): no
-        # step takes it.
-        passed = tuple(step for step in old.steps if step <= iteration)
-        ahead = _steps_ahead(fitted.steps[len(passed) :], iteration + 1, fitted.max_iter)
-        kept = tuple(step for step in passed if step < fitted.max_iter)
-        fitted = Schedule(fitted.max_iter, kept + ahead, old.warmup_iters)
+        # The decays taken stay; those ahead come from the fit, still ahead, where the run has
+        # room to take them (a fit that stops the run now has none).
+        taken = old.decays_taken(iteration)
+        ahead = decays_ahead(fitted.steps[len(taken) :], iteration, fitted.max_iter)
+        fitted = Schedule(fitted.max_iter, taken + ahead, old.warmup_iters)
         if fitted == old:
             logger.info("time budget: %.3f s/iteration, the schedule fits", self.budget.pace)
             return False
@@ -362,17 +358,3 @@ class BudgetedSchedule:
             list(fitted.steps),
         )
         return True
-
-
-def _steps_ahead(steps: tuple[int, ...], earliest: int, max_iter: int) -> tuple[int, ...]:
-    """The decays ``steps`` (in order) of a run that has yet to take them: each at ``earliest``
-    or later and after the one before (not two at once, a drop of ``gamma ** 2`` that
-    config.json would show as a repeated step), and only those before ``max_iter``, which the
-    run takes (config.json then gives no decay that it never took)."""
-    ahead: list[int] = []
-    for step in steps:
-        step = max(step, ahead[-1] + 1 if ahead else earliest)
-        if step >= max_iter:
-            break
-        ahead.append(step)
-    return tuple(ahead)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from sparsercnn.atomic_file import atomic_write
-from sparsercnn.config import Config, TrainConfig
+from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.loader import build_train_loader
 from sparsercnn.engine.checkpoint import (
@@ -32,7 +32,6 @@ from sparsercnn.engine.checkpoint import (
     log_config_changes,
     restore_training_state,
     save_training_checkpoint,
-    schedule_changes,
 )
 from sparsercnn.engine.distributed import (
     DistInfo,
@@ -65,6 +64,13 @@ from sparsercnn.evaluation.units import format_percent
 from sparsercnn.loss import build_criterion
 from sparsercnn.model import build_model, build_postprocessor
 from sparsercnn.model_file import save_model_file
+from sparsercnn.run_files import (
+    CONFIG_FILE,
+    CURVES_FILE,
+    METRICS_FILE,
+    MODEL_BEST_FILE,
+    MODEL_FINAL_FILE,
+)
 from sparsercnn.runtime import check_device, resolve_device
 from sparsercnn.structures import Sample
 
@@ -167,7 +173,7 @@ class Trainer:
         self.categories = self._resolve_categories(categories)
         self.data_identity = data_identity(train_dataset)
         check_run_folder(self.output_dir, resume, is_main=self.dist.is_main)
-        self.metrics = MetricsLog(self.output_dir / "metrics.jsonl")
+        self.metrics = MetricsLog(self.path(METRICS_FILE))
         self._build_model(load_weights=not resume, weights=starting_weights)
 
         self.iteration = 0
@@ -323,11 +329,10 @@ class Trainer:
                 f"{self.cfg.train.max_iter}: resume with --set train.max_iter={point.iteration} "
                 "or more, or from an earlier checkpoint_*.pt of the run"
             )
-        saved = point.config.train
-        self._extend_completed_schedule(Schedule.of(saved), point.iteration)
-        # Once the schedule is settled (extended above): the changes the run trains with.
-        log_config_changes(point.config, self.cfg, point.iteration)
-        self._warn_rising_lr(saved, point.iteration)
+        self._extend_completed_schedule(Schedule.of(point.config.train), point.iteration)
+        if self.dist.is_main:
+            # Once the schedule is settled (extended above): the changes the run trains with.
+            log_config_changes(point.config, self.cfg, point.iteration, base_lr=self.base_lr)
         self.iteration = self.last_checkpoint_iteration = point.iteration
         self.checkpoint_path = point.path
         self.evaluations = EvaluationHistory(
@@ -339,58 +344,15 @@ class Trainer:
         ``iteration``) and extended to a larger ``max_iter`` with its own ``steps`` the decays
         ahead of a fresh run of that length
         (:func:`~sparsercnn.engine.lr_schedule.extended_schedule`): a run stopped by its time
-        budget keeps only the decays it took, and would otherwise train on without any."""
+        budget keeps only the decays it took, and would otherwise train on without any. The
+        resume's schedule line says so (:func:`~sparsercnn.engine.checkpoint.log_config_changes`).
+        """
         train = self.cfg.train
         if iteration < saved.max_iter or train.max_iter <= iteration:
             return
         if tuple(train.steps) != tuple(saved.steps):
             return  # steps chosen for the extension
-        extended = extended_schedule(saved, iteration, train.max_iter)
-        if extended.steps != tuple(train.steps) and self.dist.is_main:
-            logger.info(
-                "the run's schedule ended at iteration %d; extended to max_iter %d with the "
-                "learning-rate decays of a fresh run of that length: steps %s -> %s (set "
-                "train.steps to choose others)",
-                iteration,
-                train.max_iter,
-                list(train.steps),
-                list(extended.steps),
-            )
-        train.steps = extended.steps
-
-    def _warn_rising_lr(self, saved: TrainConfig, iteration: int) -> None:
-        """Warn when the resumed schedule sets a higher learning rate at ``iteration`` than the
-        run's own (``saved``: its checkpoint's steps, warm-up, gamma and warm-up factor) does:
-        a fixed preset resumed with its whole schedule, say, drops the decays the run took,
-        which the schedule's info line on resume leaves easy to miss.
-
-        The run's rate is that of its own schedule with only the decays it took: those before
-        ``iteration`` (:func:`~sparsercnn.engine.lr_schedule.lr_factor` applies a step ``s``
-        from iteration ``s`` on). A decay at ``iteration`` that the resumed schedule puts
-        later is no rise: the run never trained at the decayed rate."""
-        train = self.cfg.train
-        if not self.dist.is_main:
-            return
-        before = self.base_lr * lr_factor(
-            iteration,
-            steps=[step for step in saved.steps if step < iteration],
-            gamma=saved.gamma,
-            warmup_iters=saved.warmup_iters,
-            warmup_factor=saved.warmup_factor,
-        )
-        after = self._lr_at(iteration)
-        if after <= before * (1.0 + 1e-6):
-            return
-        logger.warning(
-            "resuming at iteration %d with another schedule than the run's (%s): the learning "
-            "rate rises from %.3g to %.3g there; to keep the run's schedule, resume without "
-            "--preset or --config (the run's config.json; --set train.max_iter=N trains past "
-            "its end)",
-            iteration,
-            schedule_changes(saved, train),
-            before,
-            after,
-        )
+        train.steps = extended_schedule(saved, iteration, train.max_iter).steps
 
     def train(self) -> TrainResult:
         """Run the remaining iterations, then checkpoint, evaluate and write the model files.
@@ -612,7 +574,7 @@ class Trainer:
 
     def _write_config(self) -> None:
         text = self.cfg.to_json() + "\n"
-        atomic_write(self.path("config.json"), lambda tmp: tmp.write_text(text))
+        atomic_write(self.path(CONFIG_FILE), lambda tmp: tmp.write_text(text))
 
     def _save_checkpoint(self) -> None:
         """Checkpoint on rank 0 with every rank's RNG states (all ranks must call this; all
@@ -684,9 +646,7 @@ class Trainer:
         self.metrics.append({"iter": self.iteration, "eval": result.to_dict()})
         logger.info("evaluation at iteration %d:\n%s", self.iteration, result.format_table())
         if self.evaluations.record(evaluation, self.iteration):
-            save_model_file(
-                self.path("model_best.safetensors"), self.model, self.cfg, self.categories
-            )
+            save_model_file(self.path(MODEL_BEST_FILE), self.model, self.cfg, self.categories)
             logger.info("new best AP %s at iteration %d", format_percent(result.AP), self.iteration)
 
     def _budget_exhausted(self, seconds: float, bar: tqdm) -> bool:
@@ -750,13 +710,13 @@ class Trainer:
     def _write_outputs(self, result: TrainResult) -> None:
         """Write the final model file and the curves (rank 0) and name the outputs in
         ``result``."""
-        final = self.path("model_final.safetensors")
+        final = self.path(MODEL_FINAL_FILE)
         save_model_file(final, self.model, self.cfg, self.categories)
-        best = self.path("model_best.safetensors")
+        best = self.path(MODEL_BEST_FILE)
         result.model_final_path = final
         result.model_best_path = best if best.is_file() else None
-        result.config_path, result.metrics_path = self.path("config.json"), self.metrics.path
-        result.curves_path = self.metrics.plot(self.path("curves.png"))
+        result.config_path, result.metrics_path = self.path(CONFIG_FILE), self.metrics.path
+        result.curves_path = self.metrics.plot(self.path(CURVES_FILE))
         logger.info(
             "training ended at iteration %d; outputs in %s", self.iteration, self.output_dir
         )
