@@ -19,7 +19,7 @@ from typing import NoReturn
 import pytest
 import torch
 
-from sparsercnn.cli import validate
+from sparsercnn.cli import train, validate
 from sparsercnn.cli.main import DEBUG_HINT, main
 from tests.synthetic_coco import WriteCoco
 
@@ -387,19 +387,32 @@ def test_debug_re_raises_before_or_after_the_command(
         main(argv)
 
 
-@pytest.mark.parametrize("rank", [None, "0", "1"])
+@pytest.mark.parametrize(
+    ("world_size", "rank", "says"),
+    [(None, None, True), ("2", "0", True), ("2", "1", False), (None, "1", True), ("1", "1", True)],
+)
 def test_interrupt_exits_130_and_one_rank_says_so(
-    rank: str | None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    world_size: str | None,
+    rank: str | None,
+    says: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Under torchrun (``RANK`` set) every rank exits 130, and rank 0 alone prints the line."""
-    if rank is None:
-        monkeypatch.delenv("RANK", raising=False)
-    else:
-        monkeypatch.setenv("RANK", rank)
-    raising_handler(monkeypatch, KeyboardInterrupt())
-    assert main(VALIDATE) == 130
-    expected = [] if rank == "1" else ["sparsercnn validate: interrupted"]
-    assert error_lines(capsys) == expected
+    """Under torchrun every rank exits 130, and rank 0 alone prints the line. A single process
+    (``WORLD_SIZE`` unset or 1) is rank 0 whatever ``RANK`` a job script left set, as training
+    takes it: it exited without a word."""
+    for name, value in (("WORLD_SIZE", world_size), ("RANK", rank)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+    def interrupted(args: argparse.Namespace) -> NoReturn:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "run", interrupted)
+    assert main(TRAIN) == 130
+    assert error_lines(capsys) == (["sparsercnn train: interrupted"] if says else [])
 
 
 def test_sigterm_is_handled_as_an_interrupt_and_exits_143(

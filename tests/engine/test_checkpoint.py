@@ -206,12 +206,24 @@ def test_a_folder_without_a_checkpoint_is_never_sent_to_resume(
         resolve_checkpoint_path(tmp_path)
     assert "start a new run without --resume" in str(nothing.value)
     _save(tmp_path, 10)  # with a checkpoint it is a run to resume
-    expected = f"{tmp_path} already holds another training run (checkpoint_0000010.pt, {names}); "
+    expected = f"{tmp_path} already holds another training run (checkpoint_0000010.pt, "
+    expected += f"{LAST_CHECKPOINT_FILE}, {names}); "
     with pytest.raises(FileExistsError, match=re.escape(expected + "resume it (--resume)")):
         check_run_folder(tmp_path, False, is_main=True)
     assert sorted(path.name for path in tmp_path.iterdir() if path.suffix != ".pt") == sorted(
         [*left, LAST_CHECKPOINT_FILE]
     )
+
+
+def test_another_tool_s_checkpoint_pointer_is_not_replaced(tmp_path: Path) -> None:
+    """detectron2 (the reference Sparse R-CNN) names its checkpoint in ``last_checkpoint``: a
+    new run in its folder passed the check and replaced the pointer at its first checkpoint."""
+    (tmp_path / LAST_CHECKPOINT_FILE).write_text("model_final.pth")
+    (tmp_path / "model_final.pth").write_bytes(b"the reference's weights")
+    expected = f"{tmp_path} holds files a training run writes ({LAST_CHECKPOINT_FILE}) but no "
+    with pytest.raises(FileExistsError, match=re.escape(expected)):
+        check_run_folder(tmp_path, False, is_main=True)
+    assert (tmp_path / LAST_CHECKPOINT_FILE).read_text() == "model_final.pth"
 
 
 def test_truncated_file_gives_clear_error(tmp_path: Path) -> None:

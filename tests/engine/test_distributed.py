@@ -37,6 +37,7 @@ from sparsercnn.engine.distributed import (
     computed_on_main,
     default_device,
     done_on_main,
+    env_rank,
     env_world_size,
     gathered_from_all,
     init_distributed,
@@ -119,6 +120,37 @@ def test_a_world_size_that_is_no_number_of_processes_is_refused(
         init_distributed(device="cpu")
     monkeypatch.delenv("WORLD_SIZE")
     assert env_world_size() == 1
+
+
+@pytest.mark.parametrize("rank", ["2", "7"])
+def test_a_rank_not_below_the_world_size_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, rank: str
+) -> None:
+    """``RANK=2`` of ``WORLD_SIZE=2`` went to ``init_process_group``, which waits for a process
+    that never joins (or fails in torch's words)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    message = f"^environment variable RANK={rank} is not below WORLD_SIZE=2: torchrun numbers"
+    with pytest.raises(ValueError, match=message) as refused:
+        init_distributed(device="cpu")
+    assert "\n" not in str(refused.value)
+    with pytest.raises(ValueError, match=message):
+        env_rank()
+
+
+def test_a_single_process_is_rank_0_whatever_rank_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RANK", "3")
+    for world_size in (None, "1"):
+        if world_size is None:
+            monkeypatch.delenv("WORLD_SIZE", raising=False)
+        else:
+            monkeypatch.setenv("WORLD_SIZE", world_size)
+        assert env_rank() == 0
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert env_rank() == 3
 
 
 def test_a_forward_that_raises_inside_ddp_does_not_keep_the_group(

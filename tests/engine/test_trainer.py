@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -306,6 +307,55 @@ def test_a_second_interrupt_during_a_checkpoint_names_the_one_before(
     expected = f"interrupted after iteration 4; checkpoint {earlier} holds iteration 2 (the steps "
     expected += "after it are lost): continue with --resume"
     assert expected in caplog.text
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM as the command line handles it (its Terminated)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_run_interrupted_before_its_first_step_writes_no_checkpoint(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    signum: int,
+) -> None:
+    """A signal before the first step (while the model is wrapped for training) wrote
+    checkpoint_0000000.pt: a folder to --resume at iteration 0 with nothing trained. A resumed
+    run stopped so writes none either: the checkpoint it resumed from holds its progress."""
+    cfg = tiny_config()
+    cfg.train.max_iter, cfg.train.checkpoint_period = 4, 2
+    wrap_ddp = trainer_module.wrap_ddp
+
+    def signalled_wrap(*args: Any, **kwargs: Any) -> torch.nn.Module:
+        signal.raise_signal(signum)
+        return wrap_ddp(*args, **kwargs)
+
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    try:
+        with monkeypatch.context() as signalled:
+            signalled.setattr(trainer_module, "wrap_ddp", signalled_wrap)
+            with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
+                _trainer(tiny_coco, cfg, tmp_path / "new").train()
+        assert not list((tmp_path / "new").glob("*checkpoint*"))
+        assert "interrupted after iteration 0; no checkpoint was written yet" in caplog.text
+
+        cfg.train.max_iter = 2
+        _trainer(tiny_coco, cfg, tmp_path / "resumed").train()
+        cfg.train.max_iter = 4
+        resumed = _trainer(tiny_coco, cfg, tmp_path / "resumed", resume=True)
+        caplog.clear()
+        with monkeypatch.context() as signalled:
+            signalled.setattr(trainer_module, "wrap_ddp", signalled_wrap)
+            with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
+                resumed.train()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    checkpoint = tmp_path / "resumed" / "checkpoint_0000002.pt"
+    assert list((tmp_path / "resumed").glob("checkpoint_*.pt")) == [checkpoint]
+    expected = f"interrupted after iteration 2; checkpoint {checkpoint} holds iteration 2: "
+    assert expected + "continue with --resume" in caplog.text
 
 
 def test_a_failed_evaluation_keeps_the_checkpoint_due_and_resumes_there(

@@ -1043,3 +1043,13 @@ def test_a_schedule_too_short_to_decay_has_no_decay_and_says_so() -> None:
     assert next(c.value for c in recipe.choices if c.name == "schedule") == (
         "2 steps (at most), lr x0.1 at step 1"
     )
+
+
+def test_the_schedule_row_of_given_decays_gives_their_gamma() -> None:
+    # It said "lr x0.1" whatever train.gamma the run decays by.
+    profile = profile_of((160, 160), [30.0] * 400)
+    given = ["train.max_iter=20", "train.steps=[10,15]", "train.gamma=0.5"]
+    recipe = choose(profile, minutes=None, overrides=given)
+    assert next(c.value for c in recipe.choices if c.name == "schedule") == (
+        "20 steps (at most), lr x0.5 at steps 10 and 15"
+    )

@@ -171,8 +171,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def report_stop(line: str) -> None:
     """Print why the command stopped, once per job: under ``torchrun`` every rank stops together
-    (the trainer agrees on it), so only rank 0 (``RANK`` unset or 0) prints."""
-    if os.environ.get("RANK", "0") == "0":
+    (the trainer agrees on it), so only rank 0 prints
+    (:func:`~sparsercnn.engine.distributed.env_rank`: a single process is rank 0 whatever
+    ``RANK`` says). A process stopped before it read the environment, or whose environment that
+    refuses, prints: the stop is said at least once.
+
+    The module is only looked up when already imported (the first command step imports it): an
+    interrupt during that import would not import torch again here.
+    """
+    distributed = sys.modules.get("sparsercnn.engine.distributed")
+    try:
+        rank = 0 if distributed is None else distributed.env_rank()
+    except ValueError:
+        rank = 0
+    if rank == 0:
         print(line, file=sys.stderr)
 
 

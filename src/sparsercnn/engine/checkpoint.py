@@ -684,8 +684,9 @@ def check_run_folder(
     also: tuple[str, ...] = (),
 ) -> None:
     """Fail before any work when the run folder cannot be written (rank 0 checks) or, for a new
-    run, already holds another run's checkpoints or outputs (:data:`RUN_OUTPUT_FILES`, and the
-    file or folder names in ``also``), which the run would replace or leave beside its own.
+    run, already holds another run's checkpoints or outputs (``last_checkpoint``,
+    :data:`RUN_OUTPUT_FILES`, and the file or folder names in ``also``), which the run would
+    replace or leave beside its own.
 
     Raises:
         NotADirectoryError, PermissionError: ``output_dir`` cannot be written
@@ -718,9 +719,11 @@ def check_run_folder(
 
 
 def _run_outputs(folder: Path, also: tuple[str, ...] = ()) -> list[Path]:
-    """Those of ``folder``'s :data:`RUN_OUTPUT_FILES` and ``also`` files or folders that
-    exist."""
-    names = (*RUN_OUTPUT_FILES, *also)
+    """Those of ``folder``'s checkpoint pointer (:data:`LAST_CHECKPOINT_FILE`),
+    :data:`RUN_OUTPUT_FILES` and ``also`` files or folders that exist. The pointer counts alone
+    too: detectron2 (and the reference Sparse R-CNN on it) names its own checkpoint so, which
+    a run's first checkpoint would replace."""
+    names = (LAST_CHECKPOINT_FILE, *RUN_OUTPUT_FILES, *also)
     return [folder / name for name in names if (folder / name).exists()]
 
 

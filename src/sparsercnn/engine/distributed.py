@@ -2,8 +2,9 @@
 
 :func:`init_distributed` reads the environment ``torchrun`` sets (``RANK``, ``WORLD_SIZE``,
 ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) and returns a :class:`DistInfo` that the engine
-passes around explicitly; :func:`env_world_size` reads the number of processes alone (the CLI
-refuses the commands that do not share their work). The helpers (:func:`is_main_process`,
+passes around explicitly; :func:`env_world_size` and :func:`env_rank` read the number of
+processes and this one's rank alone (the CLI refuses the commands that do not share their work,
+and reports a stop from rank 0 only). The helpers (:func:`is_main_process`,
 :func:`all_gather_object`, :func:`computed_on_main`, :func:`done_on_main`,
 :func:`gathered_from_all`, :func:`mean_over_ranks`, :func:`barrier`, :func:`wrap_ddp`,
 :func:`release_from_traceback`, :func:`cleanup`) ask ``torch.distributed`` itself and are
@@ -89,6 +90,27 @@ def env_world_size() -> int:
     return _env_int("WORLD_SIZE", minimum=1) if "WORLD_SIZE" in os.environ else 1
 
 
+def env_rank() -> int:
+    """This process's rank among the :func:`env_world_size` processes ``torchrun`` started
+    (``RANK``); 0 in a single process (``WORLD_SIZE`` unset or 1), whatever ``RANK`` says.
+
+    Raises:
+        ValueError: a multi-process run whose ``RANK`` is not an integer from 0 to
+            ``WORLD_SIZE - 1``; the message names both variables.
+    """
+    world_size = env_world_size()
+    if world_size == 1:
+        return 0
+    rank = _env_int("RANK", minimum=0)
+    if rank >= world_size:
+        raise ValueError(
+            f"environment variable RANK={rank} is not below WORLD_SIZE={world_size}: torchrun "
+            "numbers its processes 0 to WORLD_SIZE - 1; launch with torchrun, or unset WORLD_SIZE, "
+            "RANK and LOCAL_RANK to run in one process"
+        )
+    return rank
+
+
 def _env_int(name: str, minimum: int) -> int:
     """The integer of environment variable ``name`` (which ``torchrun`` sets), at least
     ``minimum``; the error names the variable and its value."""
@@ -128,7 +150,7 @@ def init_distributed(
     Raises:
         ValueError: ``device`` names no device, a device type other than CPU and CUDA, or CUDA
             (or a GPU) that is not here; or ``WORLD_SIZE``, ``RANK`` or ``LOCAL_RANK`` is not
-            an integer in its range (:func:`env_world_size`).
+            an integer in its range (:func:`env_world_size`, :func:`env_rank`).
     """
     requested = check_device(device) if device is not None else None
     world_size = env_world_size()
@@ -140,7 +162,7 @@ def init_distributed(
             f"WORLD_SIZE={world_size} but {', '.join(missing)} not set; launch multi-process "
             "training with `torchrun --nproc_per_node=N ...`, which sets them"
         )
-    rank, local_rank = _env_int("RANK", minimum=0), _env_int("LOCAL_RANK", minimum=0)
+    rank, local_rank = env_rank(), _env_int("LOCAL_RANK", minimum=0)
     use_cuda = torch.cuda.is_available() and (requested is None or requested.type == "cuda")
     if use_cuda:
         torch.cuda.set_device(local_rank)

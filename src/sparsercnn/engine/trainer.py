@@ -472,10 +472,12 @@ class Trainer:
 
     def _save_interrupted(self, window: LogWindow) -> None:
         """Log the steps since the last record and checkpoint them, so that ``--resume``
-        continues from the step the run was interrupted after."""
+        continues from the step the run was interrupted after. A new run stopped before its
+        first step writes none: a checkpoint of iteration 0 holds nothing trained, and would
+        make its folder one to resume rather than to start again (:meth:`_resume_hint`)."""
         if window.num_steps:
             self._log_window(window, None)
-        if self.last_checkpoint_iteration != self.iteration:
+        if self.iteration > 0 and self.last_checkpoint_iteration != self.iteration:
             self._save_checkpoint()
 
     def _resume_hint(self) -> str:

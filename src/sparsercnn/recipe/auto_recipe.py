@@ -41,7 +41,7 @@ import numpy as np
 
 from sparsercnn.config import Config, InputConfig, ModelConfig, override_keys
 from sparsercnn.data.transforms import build_train_transform
-from sparsercnn.engine.lr_schedule import decay_steps
+from sparsercnn.engine.lr_schedule import Schedule, decay_steps
 from sparsercnn.presets import medium, r50_100pro_3x, small
 from sparsercnn.recipe import advice
 from sparsercnn.recipe.dataset_profile import DatasetProfile
@@ -1044,12 +1044,14 @@ def _input_text(cfg: Config) -> str:
 
 
 def _schedule_text(cfg: Config) -> str:
-    decays = [step for step in cfg.train.steps if step < cfg.train.max_iter]
+    """The schedule row of a run's config: its steps and the decays it takes (those before
+    ``max_iter``), by its ``gamma``."""
+    train = cfg.train
+    decays = Schedule.of(train).decays_taken(train.max_iter)
     steps = " and ".join(str(step) for step in decays)
-    lr = (
-        f"lr x0.1 at {'step' if len(decays) == 1 else 'steps'} {steps}" if decays else "no lr decay"
-    )
-    return f"{counted(cfg.train.max_iter, 'step')} (at most), {lr}"
+    where = f"{'step' if len(decays) == 1 else 'steps'} {steps}"
+    lr = f"lr x{train.gamma:g} at {where}" if decays else "no lr decay"
+    return f"{counted(train.max_iter, 'step')} (at most), {lr}"
 
 
 def _augmentation_text(cfg: Config) -> str:
