@@ -35,6 +35,7 @@ FORBIDDEN = {
     "paths": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "json_lines": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "text": ABOVE_BOTTOM | {"config", "structures", "ops"},
+    "scores": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "run_files": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "structures": ABOVE_BOTTOM,
     "config": ABOVE_BOTTOM,

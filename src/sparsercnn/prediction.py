@@ -15,6 +15,7 @@ from torch import Tensor
 
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.evaluation.results import CocoResult, detections_to_coco_results
+from sparsercnn.scores import passes_threshold
 from sparsercnn.structures import Detections, detections_to_cpu
 
 
@@ -41,8 +42,10 @@ class Prediction:
     source: str
 
     def above(self, score_threshold: float) -> Prediction:
-        """Only the detections scoring at least ``score_threshold`` (for display)."""
-        return self.subset((self.scores >= score_threshold).nonzero().flatten().tolist())
+        """Only the detections whose score, as :meth:`to_coco_results` writes it, is at least
+        ``score_threshold`` (:func:`~sparsercnn.scores.passes_threshold`): a threshold copied
+        from a written score keeps that detection."""
+        return self.subset(passes_threshold(self.scores, score_threshold).nonzero()[0].tolist())
 
     def top(self, k: int) -> Prediction:
         """The first ``k`` detections (the ``k`` best: scores descend), all if fewer.

@@ -29,18 +29,36 @@ def test_a_folder_without_inputs_is_refused_as_in_python(tmp_path: Path) -> None
     )
 
 
-def test_an_animated_gif_is_a_video_and_a_still_one_an_image(tmp_path: Path) -> None:
-    """An animated GIF was an image: its first frame alone was predicted, without a word."""
+@pytest.mark.parametrize("suffix", ["gif", "png"])
+def test_an_animated_gif_or_png_is_a_video_and_a_still_one_an_image(
+    tmp_path: Path, suffix: str
+) -> None:
+    """An animated GIF, then an animated PNG (APNG), was an image: its first frame alone was
+    predicted."""
     pytest.importorskip("av")
-    from PIL import Image
-
     from sparsercnn.video import VideoFile
 
-    frames = [Image.new("RGB", (24, 16), color) for color in ("red", "green", "blue")]
-    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
-    frames[0].save(tmp_path / "still.gif")
-    animated, still = input_groups([tmp_path / "anim.gif", tmp_path / "still.gif"], None)
-    assert isinstance(animated, VideoFile) and still == [tmp_path / "still.gif"]
+    animated_file, still_file = tmp_path / f"anim.{suffix}", tmp_path / f"still.{suffix}"
+    _save_frames(animated_file, 3)
+    _save_frames(still_file, 1)
+    animated, still = input_groups([animated_file, still_file], None)
+    assert isinstance(animated, VideoFile) and still == [still_file]
     assert [frame.index for frame in animated.frames()] == [0, 1, 2]
     # The same in a folder.
     assert [type(group) for group in input_groups([tmp_path], None)] == [VideoFile, list]
+
+
+@pytest.mark.parametrize("suffix", ["webp", "tif"])
+def test_an_animated_webp_or_a_multi_page_tiff_is_an_image(tmp_path: Path, suffix: str) -> None:
+    """PyAV fails on an animated WebP and reads a TIFF's first page alone: both stay images
+    (read as their first frame, with a warning: sparsercnn.data.image_io)."""
+    path = tmp_path / f"anim.{suffix}"
+    _save_frames(path, 3)
+    assert input_groups([path], None) == [[path]]
+
+
+def _save_frames(path: Path, num_frames: int) -> None:
+    from PIL import Image
+
+    frames = [Image.new("RGB", (24, 16), color) for color in ("red", "green", "blue")]
+    frames[0].save(path, save_all=num_frames > 1, append_images=frames[1:num_frames], duration=100)

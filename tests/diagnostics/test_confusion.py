@@ -41,6 +41,14 @@ def test_wrong_class_background_and_missed() -> None:
     assert np.array_equal(matrix, expected)
 
 
+def test_a_detection_whose_score_is_written_as_the_threshold_counts() -> None:
+    """float32 0.29999998 is written 0.3 and drawn in the samples at --score-threshold 0.3; the
+    matrix left it out, comparing the unrounded score."""
+    score = float(torch.tensor(0.29999998))
+    assert score < 0.3
+    assert np.array_equal(_matrix(GT_BOXES.tolist()[:1], [0], [score])[0], [1, 0, 0, 0])
+
+
 def test_greedy_by_score_and_iou_threshold() -> None:
     gt = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
     preds = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 9.0], [0.0, 0.0, 4.0, 10.0]])

@@ -25,6 +25,7 @@ from sparsercnn.model import build_postprocessor
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.predictor import Predictor
 from sparsercnn.runtime import fast_bf16_supported
+from sparsercnn.scores import written_score
 from tests.diagnostics.diagnostics_data import NUM_PROPOSALS, DiagnosticsData
 from tests.tiny_model import write_tiny_model_file
 
@@ -108,6 +109,18 @@ def test_tracks_follow_the_final_detections(loaded: LoadedModel, data: Diagnosti
         same = (final["scores"] == tracks.scores[k]) & (final["labels"] == tracks.labels[k])
         assert torch.allclose(final["boxes"][same][0], tracks.boxes[k, -1], atol=1e-4)
     assert len(final_detection_tracks(result, score_threshold=1.01).slots) == 0
+
+
+def test_a_threshold_copied_from_a_written_score_keeps_its_track(
+    loaded: LoadedModel, data: DiagnosticsData
+) -> None:
+    """The trajectories are those of the detections the last stage's panel draws: by their
+    scores as written (compared unrounded, about half of them were dropped at their own)."""
+    result = _compute(loaded, data.image_dir / "000.png")
+    every = final_detection_tracks(result, score_threshold=0.0)
+    for slot, score in zip(every.slots.tolist(), every.scores.tolist(), strict=True):
+        kept = final_detection_tracks(result, score_threshold=written_score(score))
+        assert slot in kept.slots.tolist()
 
 
 def test_figure_stages() -> None:

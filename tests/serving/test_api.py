@@ -379,6 +379,13 @@ def _solid_png(width: int, height: int, mode: str = "RGB") -> bytes:
     return buffer.getvalue()
 
 
+def _animated_gif() -> bytes:
+    buffer = io.BytesIO()
+    frames = [Image.new("RGB", (24, 16), color) for color in ("red", "green", "blue")]
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    return buffer.getvalue()
+
+
 JPEG = encoded_image(128, 96, image_format="JPEG")
 # (request options, status, text the error must hold, field named)
 BAD_REQUESTS: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
@@ -542,6 +549,7 @@ BAD_REQUESTS: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
         "(got '" + "9" * 59 + "... (5002 chars))",
         "stages",
     ),
+    "animated gif": ({"files": files(_animated_gif())}, 415, "3 frames", "images[0]"),
     "text content type": (
         {"content": b"hello", "headers": {"content-type": "text/plain"}},
         415,

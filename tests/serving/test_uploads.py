@@ -3,6 +3,7 @@ and the detections reach the upload's pixels as from the file."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from sparsercnn.data.image_io import DecodedImage
 from sparsercnn.data.transforms import InferenceTransform
 from sparsercnn.predictor import Predictor
 from sparsercnn.serving import Limits
+from sparsercnn.serving.errors import ApiError
 from sparsercnn.serving.schemas import detections_of
 from sparsercnn.serving.uploads import at_input_size, decode_upload
 from sparsercnn.structures import PixelMap
@@ -38,6 +40,30 @@ def test_the_shrunk_image_gives_the_model_the_same_tensor(width: int, height: in
     torch.testing.assert_close(
         TRANSFORM.image_tensor(shrunk.image), TRANSFORM.image_tensor(image), rtol=0, atol=0
     )
+
+
+@pytest.mark.parametrize(
+    ("image_format", "words"),
+    [
+        ("GIF", "3 frames (an animated GIF)"),
+        ("PNG", "3 frames (an animated PNG)"),
+        ("WEBP", "3 frames (an animated WEBP)"),
+        ("TIFF", "3 frames (pages of a TIFF)"),
+    ],
+)
+def test_a_file_of_several_frames_is_refused_naming_them(image_format: str, words: str) -> None:
+    """Its first frame's detections were answered 200, as the file's, with a warning in the
+    server's log alone (naming the upload's temporary file)."""
+    frames = [Image.new("RGB", (24, 16), color) for color in ("red", "green", "blue")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format=image_format, save_all=True, append_images=frames[1:])
+    with pytest.raises(ApiError) as refused:
+        decode_upload(buffer.getvalue(), "images[1]", Limits(), "clip")
+    assert (refused.value.status, refused.value.field) == (415, "images[1]")
+    assert str(refused.value).startswith(f"images[1] (clip) has {words}; this API detects")
+    still = io.BytesIO()
+    frames[0].save(still, format=image_format)
+    assert decode_upload(still.getvalue(), "images[1]", Limits()).image.size == (24, 16)
 
 
 def test_an_image_smaller_than_the_input_is_kept() -> None:

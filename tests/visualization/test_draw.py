@@ -86,6 +86,27 @@ def test_score_threshold_hides_low_scores() -> None:
     assert not np.array_equal(np.asarray(high), np.asarray(image))
 
 
+def test_a_threshold_copied_from_a_written_score_draws_that_detection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """float32 0.29999998 is written 0.3 in predict's JSON; --score-threshold 0.3 did not draw
+    it (nor count it in the panel's title), comparing the unrounded score."""
+    image, boxes = _gray(), np.array([[50.0, 60.0, 150.0, 200.0]])
+    score = torch.tensor([0.29999998])
+    drawn = draw_detections(image, boxes, [0], score, NAMES, score_threshold=0.3)
+    assert not np.array_equal(np.asarray(drawn), np.asarray(image))
+    titles: list[str] = []
+    compose_panels = draw.compose_panels
+
+    def capture(panels: list[tuple[str, Image.Image]], gap: int) -> Image.Image:
+        titles.extend(title for title, _ in panels)
+        return compose_panels(panels, gap=gap)
+
+    monkeypatch.setattr(draw, "compose_panels", capture)
+    draw_ground_truth_and_predictions(image, boxes, [0], boxes, [0], score, NAMES)
+    assert titles[1] == "detections: 1 scoring >= 0.3"
+
+
 def test_ground_truth_without_scores_and_unknown_labels() -> None:
     image = Image.new("L", (100, 80), 0)  # grayscale input becomes RGB
     out = draw_detections(image, [[10.0, 30.0, 60.0, 70.0]], [7], None, NAMES)

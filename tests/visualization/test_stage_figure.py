@@ -183,7 +183,7 @@ def test_stage_titles_count_what_is_drawn(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Each stage's title says how many of its detections reach the threshold (an empty panel
-    is not mistaken for a bug)."""
+    is not mistaken for a bug), by their scores as written: 0.49999998 is written 0.5."""
     titles: list[str] = []
 
     def capture(panels: list[tuple[str, Image.Image]]) -> Image.Image:
@@ -194,7 +194,7 @@ def test_stage_titles_count_what_is_drawn(
     white = Image.new("RGB", (256, 128), (255, 255, 255))
     boxes = [[10.0, 10.0, 50.0, 50.0]] * 3
     stages = [
-        StagePanel("stage 1", boxes, [0, 1, 0], [0.9, 0.5, 0.2]),
+        StagePanel("stage 1", boxes, [0, 1, 0], [0.9, 0.49999998, 0.2]),
         StagePanel("stage 2", [], [], []),
     ]
     tracks = Trajectories(boxes=[[[10.0, 10.0, 50.0, 50.0]] * 3], labels=[0])

@@ -69,8 +69,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         type=user_path,
         metavar="PATH",
-        help=f"images, videos ({' '.join(VIDEO_SUFFIXES)}, and animated .gif; needs pip install "
-        "'sparsercnn[video]') or folders of them",
+        help=f"images, videos ({' '.join(VIDEO_SUFFIXES)}, and animated .gif and .png; needs pip "
+        "install 'sparsercnn[video]') or folders of them; an animated .webp or a multi-page .tif "
+        "is read as its first frame, with a warning",
     )
     parser.add_argument(
         "--output",
@@ -109,8 +110,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--score-threshold",
         type=fraction,
-        help="least score of a drawn detection (--save-images; default "
-        f"{DEFAULT_DRAWING_THRESHOLD}); the --output JSON keeps every detection",
+        help="least score of a drawn detection, as the --output JSON writes it (--save-images; "
+        f"default {DEFAULT_DRAWING_THRESHOLD}); the --output JSON keeps every detection",
     )
     parser.add_argument("--stages", type=int_at_least(1), help="use only the first k stages")
     add_batch_arguments(parser, default_batch_size=4)

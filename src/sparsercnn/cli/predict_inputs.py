@@ -26,7 +26,7 @@ def input_groups(
     paths: list[Path], fps: float | None, skip: Path | None = None
 ) -> list[InputGroup]:
     """The inputs in order as runs of consecutive image files and opened frame sequences
-    (videos and animated GIFs, and with ``fps`` folders); a folder otherwise stands for its
+    (videos and animated GIFs and PNGs, and with ``fps`` folders); a folder otherwise stands for its
     images and videos, sorted by path, leaving out those below the folder ``skip`` and below
     folders of drawings an earlier run made (:data:`~sparsercnn.image_inputs.DRAWINGS_MARKER`).
 
@@ -50,7 +50,7 @@ def input_groups(
     for path, _ in given:
         if fps is not None and path.is_dir():
             items.append(FrameFolder(path, fps, skip=skip))
-        elif is_video_file(path):  # an animated GIF too: every frame, not the first alone
+        elif is_video_file(path):  # an animated GIF or PNG too: every frame, not the first alone
             items.append(VideoFile(path))
         else:
             items.append(path)

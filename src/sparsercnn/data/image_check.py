@@ -475,8 +475,7 @@ def _findings(image: dict[str, Any], path: Path) -> _Findings:
     issues = []
     if header.num_frames > 1:
         message = (
-            f"image {image_id} ({file!r}): the {header.format} file has {header.num_frames} "
-            "frames or pages; only the first is read"
+            f"image {image_id} ({file!r}) has {header.frames_in_words}; only the first is read"
         )
         issues.append(Issue("warning", "image_multi_frame", message, image_id, None, file))
     given = given_image_size(image)

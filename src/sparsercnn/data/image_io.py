@@ -36,7 +36,8 @@ Mode conversions done by :func:`to_rgb`:
 
 A file of several frames (an animated GIF, PNG or WebP, a multi-page TIFF) is read as its first
 frame, and the first such file is named, with its frame count, in a warning once per process (the
-data check lists every one: :mod:`sparsercnn.data.image_check`). A JPEG whose MPO extension holds
+data check lists every one: :mod:`sparsercnn.data.image_check`; ``predict`` reads an animated GIF
+or PNG as a video, and the server refuses such an upload). A JPEG whose MPO extension holds
 previews or a depth map of the same shot counts as one frame.
 """
 
@@ -102,6 +103,12 @@ class ImageHeader(NamedTuple):
     format: str
     mode: str
     num_frames: int = 1
+
+    @property
+    def frames_in_words(self) -> str:
+        """The frames in words, for messages: ``"3 frames (an animated GIF)"``, ``"3 frames
+        (pages of a TIFF)"``."""
+        return _frames_in_words(self.format, self.num_frames)
 
     @property
     def turned(self) -> bool:
@@ -291,6 +298,12 @@ def _num_frames(image: Image.Image) -> int:
         return 1
 
 
+def _frames_in_words(image_format: str, num_frames: int) -> str:
+    """:attr:`ImageHeader.frames_in_words` of a file of Pillow's format ``image_format``."""
+    kind = "pages of a TIFF" if image_format == "TIFF" else f"an animated {image_format}"
+    return f"{num_frames} frames ({kind})"
+
+
 def _note_reading(image: Image.Image, name: str) -> None:
     """Say once per process that a multi-frame file is read as its first frame (warning) and
     that a high-depth one is stretched by its own range (info); later files at DEBUG."""
@@ -300,10 +313,9 @@ def _note_reading(image: Image.Image, name: str) -> None:
         _NOTED.add("frames")
         logger.log(
             level,
-            "image %r has %d frames (%s): only the first is read, as for every such file",
+            "image %r has %s: only the first is read, as for every such file",
             name,
-            num_frames,
-            "pages" if image.format == "TIFF" else f"an animated {image.format}",
+            _frames_in_words(image.format or "", num_frames),
         )
     if image.mode in _HIGH_DEPTH_MODES:
         level = logging.DEBUG if "depth" in _NOTED else logging.INFO

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from sparsercnn.ops.boxes import box_iou
+from sparsercnn.scores import passes_threshold
 
 BACKGROUND = "background"
 MISSED = "missed"
@@ -68,7 +69,7 @@ def image_confusion(
     Boxes are absolute xyxy pixels of the same image, labels contiguous in ``[0, C)``.
     """
     matrix = np.zeros((num_classes + 1, num_classes + 1), dtype=np.int64)
-    keep = pred_scores >= score_threshold
+    keep = torch.from_numpy(passes_threshold(pred_scores, score_threshold)).to(pred_scores.device)
     boxes, labels, scores = pred_boxes[keep], pred_labels[keep].tolist(), pred_scores[keep]
     gt_list = gt_labels.tolist()
     pairs = greedy_match(boxes, scores, gt_boxes, iou_threshold)
@@ -99,7 +100,8 @@ def confusion_matrix(
         predictions: per image ``(boxes (D, 4), labels (D,), scores (D,))``.
         ground_truths: per image, in the same order, ``(boxes (M, 4), labels (M,))``.
         num_classes: ``C``.
-        score_threshold: detections below are ignored.
+        score_threshold: detections whose score as written is below are ignored
+            (:func:`~sparsercnn.scores.passes_threshold`, as in the drawn samples).
         iou_threshold: the least IoU of a match.
 
     Returns:

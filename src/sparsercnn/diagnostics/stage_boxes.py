@@ -30,6 +30,7 @@ from sparsercnn.model.inference import Precision, evaluating, model_device, run_
 from sparsercnn.model.postprocess import TopKDetections, rescale_boxes
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.ops.boxes import clip_boxes
+from sparsercnn.scores import passes_threshold
 from sparsercnn.structures import Detections
 from sparsercnn.text import counted
 from sparsercnn.visualization.drawing_file import drawing_format, save_drawing
@@ -146,14 +147,17 @@ def compute_stage_boxes(
 def final_detection_tracks(
     stage_boxes: StageBoxes, score_threshold: float = 0.3
 ) -> DetectionTracks:
-    """The final (last-stage) detections at or above ``score_threshold`` and their trajectories.
+    """The final (last-stage) detections whose score as written is at or above
+    ``score_threshold`` (:func:`~sparsercnn.scores.passes_threshold`, as the stage panels draw
+    them) and their trajectories.
 
     Detections are the post-processor's (top-k over the flattened ``N x C`` last-stage scores,
     boxes clipping emptied dropped); a slot that scores for several classes appears once, with
     its best.
     """
     final = stage_boxes.final
-    keep = final.valid[0] & (final.scores[0] >= score_threshold)
+    passes = torch.from_numpy(passes_threshold(final.scores[0], score_threshold))
+    keep = final.valid[0] & passes.to(final.valid.device)
     slots = final.slots[0][keep].cpu()
     labels, scores = final.labels[0][keep].cpu(), final.scores[0][keep].float().cpu()
     first = _first_per_slot(slots)

@@ -17,6 +17,7 @@ import torch
 
 from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.ops.boxes import box_xyxy_to_xywh
+from sparsercnn.scores import written_score
 from sparsercnn.structures import Detections
 
 
@@ -65,7 +66,6 @@ def detections_to_coco_results(
     file_name: str | None = None,
     label_names: Sequence[str] | None = None,
     bbox_decimals: int = 2,
-    score_digits: int = 6,
 ) -> list[CocoResult]:
     """Convert the detections of one image to COCO result records (no score threshold).
 
@@ -78,10 +78,10 @@ def detections_to_coco_results(
         label_names: class name of every contiguous label; each record gets its
             ``category_name`` when given.
         bbox_decimals: decimals kept in ``bbox`` (2 = 1/100 pixel, negligible for IoU).
-        score_digits: significant digits kept in ``score`` (keeps the order of tiny scores).
 
     Returns:
-        ``K`` records, in the order of the detections, ``bbox`` in ``bbox_xywh`` format.
+        ``K`` records, in the order of the detections, ``bbox`` in ``bbox_xywh`` format,
+        ``score`` as written (:func:`~sparsercnn.scores.written_score`).
     """
     lookup = label_to_category_lookup(label_to_category_id)
     boxes = detections["boxes"].detach().to("cpu", torch.float64)
@@ -105,7 +105,7 @@ def detections_to_coco_results(
             "image_id": int(image_id),
             "category_id": lookup[label],
             "bbox": bbox,
-            "score": float(f"{score:.{score_digits}g}"),
+            "score": written_score(score),
         }
         if label_names is not None:
             record["category_name"] = label_names[label]

@@ -67,7 +67,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in (
         (400, "a bad image, parameter or body; the message names the field"),
         (413, "over --max-images, --max-image-bytes, --max-image-pixels or the body size"),
-        (415, "neither multipart/form-data nor application/json"),
+        (
+            415,
+            "neither multipart/form-data nor application/json, or an image of several frames "
+            "(an animation, a multi-page TIFF)",
+        ),
         (500, "the model failed on this request"),
         (
             503,

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.prediction import Prediction
+from sparsercnn.scores import SCORE_DIGITS, passes_threshold
 
 
 class DetectOptions(BaseModel):
@@ -28,8 +29,8 @@ class DetectOptions(BaseModel):
         ge=0.0,
         le=1.0,
         allow_inf_nan=False,
-        description="drop detections scoring below this, as their score is given (6 "
-        "significant digits; default: keep all)",
+        description="drop detections scoring below this, as their score is given "
+        f"({SCORE_DIGITS} significant digits; default: keep all)",
     )
     max_detections: int | None = Field(
         None, ge=1, description="keep at most this many detections per image (highest scores)"
@@ -85,7 +86,9 @@ class BBox(BaseModel):
 
 class Detection(BaseModel):
     bbox: BBox
-    score: float = Field(description="the class's sigmoid score, to 6 significant digits")
+    score: float = Field(
+        description=f"the class's sigmoid score, to {SCORE_DIGITS} significant digits"
+    )
     category_id: int = Field(description="the dataset's category id")
     category_name: str
 
@@ -239,9 +242,12 @@ def limit_detections(detections: list[Detection], options: DetectOptions) -> lis
     """``detections`` (by descending score) scoring at least ``options.score_threshold``, the
     first ``max_detections`` of them.
 
-    The threshold is compared with each score as the response gives it (6 significant digits,
-    :meth:`~sparsercnn.prediction.Prediction.to_coco_results`), not with the unrounded one: a
-    threshold copied from an answer keeps the detection it was copied from.
+    The threshold is compared with each score as the response gives it
+    (:func:`~sparsercnn.scores.passes_threshold`), not with the unrounded one: a threshold copied
+    from an answer keeps the detection it was copied from.
     """
-    kept = [detection for detection in detections if detection.score >= options.score_threshold]
+    passes = passes_threshold(
+        [detection.score for detection in detections], options.score_threshold
+    )
+    kept = [detection for detection, passed in zip(detections, passes, strict=True) if passed]
     return kept if options.max_detections is None else kept[: options.max_detections]

@@ -1,7 +1,10 @@
 """Uploaded image bytes to RGB PIL images, through the package's one decoder.
 
 The bytes go to a temporary file read by :func:`~sparsercnn.data.image_io.read_image_header`
-(the pixel limit is checked on the header's size, before any pixel is decoded) and then
+(the pixel limit is checked on the header's size, before any pixel is decoded, and a file of
+several frames is refused: the client would read its first frame's detections as the file's,
+where ``predict`` reads each frame of an animated GIF or PNG and names any other such file in a
+warning) and then
 :func:`~sparsercnn.data.image_io.decode_image` (a truncated file fails; EXIF orientation, mode
 conversion and a large JPEG's reduced scale as in ``predict`` and evaluation). Every failure is
 an :class:`~sparsercnn.serving.errors.ApiError` naming the field. :func:`at_input_size` then
@@ -48,7 +51,9 @@ def decode_upload(
         The RGB image in display orientation, possibly at a reduced scale, and its full size.
 
     Raises:
-        ApiError: 400 empty, not an image, truncated or damaged; 413 over a limit.
+        ApiError: 400 empty, not an image, truncated or damaged; 413 over a limit; 415 a file
+            of several frames (an animation, a multi-page TIFF), of which the detections of
+            one would be answered as the file's.
     """
     label = _label(field, file_name)
     if not data:
@@ -74,6 +79,14 @@ def decode_upload(
                 f"({_reason(error, handle.name)}); send a PNG, JPEG, BMP, TIFF, WebP or GIF file",
                 field,
             ) from None
+        if header.num_frames > 1:
+            # Its first frame's detections, answered 200, would read as the whole file's.
+            raise ApiError(
+                415,
+                f"{label} has {header.frames_in_words}; this API detects objects in one image: "
+                "send the frame you want as a still image (PNG or JPEG)",
+                field,
+            )
         pixels = header.height * header.width
         if pixels > limits.max_image_pixels:
             raise ApiError(

@@ -17,9 +17,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-from PIL import Image
 
-from sparsercnn.data.image_io import load_image, read_image_header
+from sparsercnn.data.image_io import ImageReadError, load_image, read_image_header
 from sparsercnn.image_inputs import IMAGE_SUFFIXES, folder_files, no_files_error
 from sparsercnn.text import counted, listing
 from sparsercnn.video.numbering import FrameNumbering
@@ -44,6 +43,9 @@ DECODING_TIME_FORMATS = ("avi",)
 # (which rejects it) rather than skipping it: gaps in their times are never frames lost, and
 # MP4's variable frame rates (phones) are common.
 INDEXED_FORMATS = ("mov", "mp4", "avi")
+# The image suffixes whose files of several frames PyAV decodes as a video, and Pillow's format
+# name for them: a GIF, and a PNG with an APNG animation.
+ANIMATION_FORMATS = {".gif": "GIF", ".png": "PNG"}
 
 
 def import_av() -> ModuleType:
@@ -59,22 +61,26 @@ def import_av() -> ModuleType:
 
 def is_video_file(path: str | Path) -> bool:
     """Whether ``path`` is an existing file read as a video: one with a video suffix
-    (:data:`VIDEO_SUFFIXES`), or an animated GIF (:func:`is_animated_gif`)."""
+    (:data:`VIDEO_SUFFIXES`), or an animated GIF or PNG (:func:`is_animation`)."""
     path = Path(path)
-    return path.is_file() and (path.suffix.lower() in VIDEO_SUFFIXES or is_animated_gif(path))
+    return path.is_file() and (path.suffix.lower() in VIDEO_SUFFIXES or is_animation(path))
 
 
-def is_animated_gif(path: str | Path) -> bool:
-    """Whether ``path`` is a ``.gif`` of more than one frame: PyAV reads its frames, where an
-    image is its first frame alone. False for a file Pillow cannot open (read as an image, its
-    error names it)."""
-    if Path(path).suffix.lower() != ".gif":
+def is_animation(path: str | Path) -> bool:
+    """Whether ``path`` is an image file of several frames
+    (:attr:`~sparsercnn.data.image_io.ImageHeader.num_frames`) whose frames PyAV decodes: an
+    animated GIF or PNG (:data:`ANIMATION_FORMATS`), where an image is its first frame alone.
+    An animated WebP (which FFmpeg fails to decode) and a multi-page TIFF (whose first page
+    alone it reads) are images, read as their first frame with a warning. False for a file
+    Pillow cannot open (read as an image, its error names it)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in ANIMATION_FORMATS:
         return False
     try:
-        with Image.open(path) as image:
-            return bool(getattr(image, "is_animated", False))
-    except (OSError, ValueError):
+        header = read_image_header(path)
+    except ImageReadError:
         return False
+    return header.num_frames > 1 and header.format == ANIMATION_FORMATS[suffix]
 
 
 def check_every(every: int) -> None:

@@ -17,6 +17,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from sparsercnn.data.image_io import to_rgb
+from sparsercnn.scores import passes_threshold
 from sparsercnn.text import counted, shortened
 from sparsercnn.visualization.font import label_font, warn_missing_glyphs
 from sparsercnn.visualization.panel_size import MAX_PANEL_SIDE
@@ -75,7 +76,8 @@ def draw_detections(
         class_names: name of every contiguous label; unknown labels are shown as ``"class N"``.
             Names with characters the font lacks are drawn with boxes for them, and named in
             one warning per command (:func:`~sparsercnn.visualization.font.warn_missing_glyphs`).
-        score_threshold: detections scoring below are not drawn.
+        score_threshold: detections whose score as written is below are not drawn
+            (:func:`~sparsercnn.scores.passes_threshold`).
         line_width: box outline width; default scales with the image (1 px per 320 px side).
         font_size: caption size; default scales with the image.
         image_name: names the image in errors (a file or an image id).
@@ -108,7 +110,7 @@ def draw_detections(
     font = label_font(font_size if font_size is not None else max(10, round(longest / 50)))
     order = np.arange(len(boxes_np))
     if scores_np is not None:
-        keep = scores_np >= score_threshold
+        keep = passes_threshold(scores_np, score_threshold)
         order = order[keep][np.argsort(scores_np[keep], kind="stable")]  # best drawn last, on top
     if len(order) and warn_glyphs:
         warn_missing_glyphs(class_names)
@@ -265,7 +267,7 @@ def draw_ground_truth_and_predictions(
         image_name=image_name,
     )
     num_boxes = len(as_array(gt_labels, np.int64, ()))
-    shown = int((as_array(pred_scores, np.float64, ()) >= score_threshold).sum())
+    shown = int(passes_threshold(as_array(pred_scores, np.float64, ()), score_threshold).sum())
     titles = (
         f"ground truth: {counted(num_boxes, 'box', 'boxes')}",
         f"detections: {shown} scoring >= {score_threshold:g}",

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sparsercnn.data.image_io import to_rgb
+from sparsercnn.scores import passes_threshold
 from sparsercnn.visualization.draw import (
     ArrayLike,
     as_array,
@@ -159,7 +160,8 @@ def draw_stage_figure(
         class_names: name of every contiguous label (captions).
         trajectories: when given, a last panel draws them (see :func:`draw_trajectories`),
             each last box captioned with its class name.
-        score_threshold: stage detections scoring below are not drawn.
+        score_threshold: stage detections whose score as written is below are not drawn
+            (:func:`~sparsercnn.scores.passes_threshold`).
         max_panel_side: panels are downscaled so their longer side is at most this, and
             smaller images enlarged (:func:`~sparsercnn.visualization.panels.fit_panel`);
             ``None``: the image's own size. Boxes are scaled with them.
@@ -190,7 +192,7 @@ def draw_stage_figure(
             score_threshold=score_threshold,
             image_name=image_name,
         )
-        shown = int((as_array(stage.scores, np.float64, ()) >= score_threshold).sum())
+        shown = int(passes_threshold(as_array(stage.scores, np.float64, ()), score_threshold).sum())
         panels.append((f"{stage.title}: {shown} scoring >= {score_threshold:g}", drawing))
     if trajectories is not None:
         tracks = as_array(trajectories.boxes, np.float64, (4,)) * scale  # (K * S, 4)
