@@ -291,6 +291,31 @@ def test_non_finite_detections_name_the_image(ground_truth: dict[str, Any], fiel
     assert evaluator.image_ids == [1]  # nothing of the refused image was kept
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"category_id": 1}, r"image id 2: detections of category ids \[1\], which the label map"),
+        ({"category_id": "3"}, r"image id 2: detections of category ids \['3'\]"),
+        ({"bbox": [100.0, 100.0, -20.0, 90.0]}, r"image id 2: 1 of its 2 detections have a neg"),
+    ],
+)
+def test_records_that_cannot_be_scored_as_given_name_the_image(
+    ground_truth: dict[str, Any], change: dict[str, Any], message: str
+) -> None:
+    """Records from elsewhere (another tool's results JSON): COCOeval skipped one of a category
+    outside the label map (yet counted it among the detections) and never matched a box of
+    negative width, without a word."""
+    evaluator = CocoEvaluator(ground_truth, CATEGORY_IDS, NAMES)
+    records = [
+        {"image_id": 2, "category_id": 3, "bbox": [5.0, 5.0, 20.0, 20.0], "score": 0.9},
+        {"image_id": 2, "category_id": 90, "bbox": [100.0, 100.0, 120.0, 90.0], "score": 0.8},
+    ]
+    records[1] = {**records[1], **change}
+    with pytest.raises(ValueError, match=message):
+        evaluator.extend([2], [records])  # type: ignore[list-item]
+    assert evaluator.image_ids == []
+
+
 def test_a_null_or_missing_iscrowd_is_no_crowd_region(ground_truth: dict[str, Any]) -> None:
     """The data rules accept ``iscrowd: null`` (0, as in COCO's tools): so does the evaluator."""
     del ground_truth["annotations"][0]["iscrowd"]

@@ -82,3 +82,12 @@ def test_a_given_dict_is_left_as_it_was_and_an_owned_one_is_indexed_uncopied() -
     evaluator = CocoEvaluator(shared)
     evaluator.update([1, 2], _detections(0.0))
     assert evaluator.evaluate().to_dict() == expected
+
+
+def test_a_repeated_image_id_is_refused_naming_it() -> None:
+    """Two images of one id were merged into one: the objects of the second were scored
+    against the detections of the first, or not at all."""
+    coco = _coco()
+    coco["images"].append({"id": 2, "width": 64, "height": 48, "file_name": "3.png"})
+    with pytest.raises(ValueError, match="image id 2 appears 2 times in 'images'"):
+        CocoGroundTruth(coco, CATEGORY_IDS)

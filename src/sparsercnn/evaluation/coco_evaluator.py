@@ -238,7 +238,12 @@ class CocoEvaluator:
         self.extend([int(i) for i in image_ids], results)
 
     def extend(self, image_ids: Sequence[int], results: Sequence[list[CocoResult]]) -> None:
-        """Add converted records (e.g. gathered from other processes), one list per image."""
+        """Add converted records (e.g. gathered from other processes), one list per image.
+
+        Raises:
+            ValueError: an image id is not in the ground truth, or a record cannot be scored as
+                given (:func:`_check_records`); nothing of the call is added.
+        """
         if len(image_ids) != len(results):
             raise ValueError(f"{len(image_ids)} image ids for {len(results)} result lists")
         gt = self.ground_truth
@@ -248,7 +253,7 @@ class CocoEvaluator:
                     f"image id {image_id} is not in {gt.source}; evaluate with the annotation "
                     "file the images came from"
                 )
-            _check_finite(image_id, image_records)
+            _check_records(image_id, image_records, gt)
         self.image_ids.extend(int(i) for i in image_ids)
         self.results.extend(list(r) for r in results)
 
@@ -342,9 +347,12 @@ class CocoEvaluator:
         return coco_eval
 
 
-def _check_finite(image_id: int, records: Sequence[CocoResult]) -> None:
-    """Raise when a record of image ``image_id`` has a NaN or infinite score or box: COCOeval
-    would stop on a NaN score without naming the image, and count a NaN box as a miss."""
+def _check_records(image_id: int, records: Sequence[CocoResult], gt: CocoGroundTruth) -> None:
+    """Raise when a record of image ``image_id`` cannot be scored as given: a NaN or infinite
+    score or box (COCOeval would stop on a NaN score without naming the image, and count a NaN
+    box as a miss), a category id outside the label map of ``gt`` (COCOeval would skip the
+    record unsaid, though counted among the detections) or a box of negative width or height
+    (never matched)."""
     bad = sum(
         not all(math.isfinite(v) for v in (record["score"], *record["bbox"])) for record in records
     )
@@ -354,6 +362,21 @@ def _check_finite(image_id: int, records: Sequence[CocoResult]) -> None:
             "score or box, which COCO evaluation cannot rank or match; the model's outputs are "
             "not finite (diverged training or damaged weights): evaluate a model whose "
             "outputs are finite"
+        )
+    known = set(gt.lookup)
+    unknown = sorted({r["category_id"] for r in records if r["category_id"] not in known}, key=repr)
+    if unknown:
+        raise ValueError(
+            f"image id {image_id}: detections of category ids {unknown[:10]}, which the label "
+            f"map of {gt.source} lacks (its category ids: {sorted(known)[:20]}); a record's "
+            "category_id is the data set's category id, not a contiguous label"
+        )
+    negative = [r["bbox"] for r in records if r["bbox"][2] < 0 or r["bbox"][3] < 0]
+    if negative:
+        raise ValueError(
+            f"image id {image_id}: {len(negative)} of its {len(records)} detections have a "
+            f"negative width or height, such as bbox {negative[0]}; a record's bbox is "
+            "[x, y, width, height] in pixels"
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,8 @@ class CocoGroundTruth:
         coco: the ``COCO`` index, with images and annotations renumbered.
 
     Raises:
-        ValueError: the dict lacks a COCO list, or the label map or names do not fit it.
+        ValueError: the dict lacks a COCO list, repeats an image id, or the label map or names
+            do not fit it.
     """
 
     def __init__(
@@ -89,7 +91,7 @@ class CocoGroundTruth:
                 self.source,
                 ignored,
             )
-        self.image_ids = frozenset(int(image["id"]) for image in data["images"])
+        self.image_ids = _distinct_image_ids(data["images"], self.source)
         # faster-coco-eval holds ids as float64: ids from 2**53 on would collide. It sees the
         # images as 0..n-1 and the annotations as 1..m instead; results keep the file's ids.
         self.dense_id = {image_id: i for i, image_id in enumerate(sorted(self.image_ids))}
@@ -99,6 +101,21 @@ class CocoGroundTruth:
             ann["image_id"] = self.dense_id.get(int(ann["image_id"]), -1)
             ann["id"] = number
         self.coco = COCO(data)
+
+
+def _distinct_image_ids(images: Sequence[Mapping[str, Any]], source: str) -> frozenset[int]:
+    """The ids of ``images``, refused where one repeats: COCOeval would merge the images of
+    an id into one and score another image's objects against its detections."""
+    counts = Counter(int(image["id"]) for image in images)
+    repeated = [(image_id, count) for image_id, count in counts.items() if count > 1]
+    if repeated:
+        image_id, count = repeated[0]
+        raise ValueError(
+            f"{source}: image id {image_id} appears {count} times in 'images' "
+            f"({len(repeated)} ids repeat); give each image its own id (`sparsercnn validate` "
+            "lists them)"
+        )
+    return frozenset(counts)
 
 
 def _load_ground_truth(
