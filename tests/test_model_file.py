@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from sparsercnn.model.int8_features import Int8Calibration, calibrate
 from sparsercnn.model_file import (
+    BACKBONE_FORMAT_NAME,
     INT8_CALIBRATION_KEY,
     load_model_file,
     load_state_dict_strict,
@@ -74,6 +75,19 @@ def test_foreign_safetensors_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.safetensors"
     save_file({"w": torch.zeros(2)}, str(path))
     assert "not a sparsercnn model" in one_line_error(path)
+
+
+def test_a_backbone_file_is_named_as_one(tmp_path: Path) -> None:
+    """What `convert` makes of a torchvision ResNet was said to need `convert`, which refuses it."""
+    path = tmp_path / "resnet18.safetensors"
+    save_file(
+        {"backbone.conv1.weight": torch.zeros(64, 3, 7, 7)},
+        str(path),
+        {"format": BACKBONE_FORMAT_NAME},
+    )
+    message = one_line_error(path)
+    assert "holds only a ResNet's weights" in message and "--backbone-weights" in message
+    assert "convert it" not in message
 
 
 def calibration_of(path: Path) -> Int8Calibration:

@@ -31,6 +31,9 @@ from sparsercnn.text import listing
 
 FORMAT_NAME = "sparsercnn"
 FORMAT_VERSION = "1"
+# Metadata format of the backbone-only safetensors files that `sparsercnn convert` writes from a
+# torchvision ResNet: training's starting weights, no model file.
+BACKBONE_FORMAT_NAME = "sparsercnn-backbone"
 INT8_CALIBRATION_KEY = "int8_calibration"
 # What to do when a file's own config builds a model its weights do not fit.
 CONFIG_DISAGREES = (
@@ -119,6 +122,12 @@ def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str,
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as error:
         raise ValueError(unreadable_model_file_message(path, error)) from error
+    if metadata.get("format") == BACKBONE_FORMAT_NAME:
+        raise ValueError(
+            f"{path} holds only a ResNet's weights (the backbone file `sparsercnn convert` makes "
+            "of a torchvision ResNet), not a detector: train from it with --backbone-weights, "
+            "and give the model file of a detector here"
+        )
     if metadata.get("format") != FORMAT_NAME:
         raise ValueError(
             f"{path} is a safetensors file but not a sparsercnn model (metadata format="

@@ -56,7 +56,11 @@ def test_file_url_with_right_and_wrong_checksum(
     assert loaded.config.model.backbone_norm == "frozen_bn"
     assert len(loaded.categories) == 80
     assert from_pretrained(str(path), sha256=_sha256(path)[:8]).config == loaded.config
-    with pytest.raises(ValueError, match=r"checksum mismatch for .*r18_official\.pth"):
+    with pytest.raises(
+        ValueError,
+        match=r"checksum mismatch for .*r18_official\.pth: expected sha256 0{64}\.\.\., got "
+        r"[0-9a-f]{64}; .* download or copy it again, or check the expected checksum",
+    ):
         from_pretrained(path.as_uri(), sha256="0" * 64)
     with pytest.raises(ValueError, match="hexadecimal"):
         from_pretrained(path.as_uri(), sha256="xyz")
@@ -284,12 +288,23 @@ def test_server_without_range_support_restarts(tmp_path: Path, serve: _Server) -
 def test_wrong_download_is_deleted_and_404_is_not_retried(tmp_path: Path, serve: _Server) -> None:
     serve.payload = b"not the published file"
     dst = tmp_path / "model.pth"
-    with pytest.raises(ValueError, match="checksum mismatch"):
+    # The message names the URL, not the .part file it deletes, and says what to do.
+    with pytest.raises(ValueError) as info:
         download(f"{serve.url}/model.pth", dst, sha256="deadbeef")
+    assert str(info.value).startswith(
+        f"checksum mismatch for the download of {serve.url}/model.pth: expected sha256 "
+        f"deadbeef..., got {hashlib.sha256(serve.payload).hexdigest()}; nothing was kept. Run "
+        "again to download it anew"
+    )
     assert not dst.exists() and not dst.with_name("model.pth.part").exists()
     with pytest.raises(ValueError, match="HTTP 404"):
         download(f"{serve.url}/missing.bin", dst)
     assert len(serve.ranges) == 1
+    # A checksum from an mmdetection name: "rename it" is no advice for a download.
+    named = tmp_path / "sparse_rcnn_20201218-deadbeef.pth"
+    with pytest.raises(ValueError, match=r"deadbeef\.\.\. \(the one its name carries\)") as info:
+        download(f"{serve.url}/{named.name}", named, sha256="deadbeef")
+    assert "rename" not in str(info.value) and ".part" not in str(info.value)
 
 
 def test_a_damaged_cached_file_is_downloaded_again(

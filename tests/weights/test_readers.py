@@ -100,12 +100,25 @@ def test_a_plain_pickle_is_refused_without_being_opened(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "model_final.pkl"
     path.write_bytes(pickle.dumps({"model": _RunsCode(marker)}))
-    with pytest.raises(ValueError, match=r"model_final\.pkl is a Python pickle"):
+    with pytest.raises(ValueError, match=r"model_final\.pkl is a plain Python pickle"):
         read_checkpoint(path)
+    # Told by its content: under a .pth name it is no torch.save file either.
     renamed = path.rename(tmp_path / "model_final.pth")
-    with pytest.raises(ValueError, match=r"model_final\.pth could not be read"):
+    with pytest.raises(ValueError, match=r"model_final\.pth is a plain Python pickle .* not read"):
         read_checkpoint(renamed)
     assert not marker.exists()
+
+
+def test_a_checkpoint_is_told_by_its_content_not_its_name(
+    tmp_path: Path, tiny_pair: ReferencePair
+) -> None:
+    """A torch.save file named .pkl is read (was refused as a pickle), and so is one in
+    torch's legacy format, a pickle that starts with torch's magic number."""
+    named_pkl = save_official(tmp_path / "model_final.pkl", tiny_pair.official)
+    assert read_checkpoint(named_pkl).layout == "official"
+    legacy = tmp_path / "legacy.pth"
+    torch.save({"conv1.weight": torch.ones(2)}, legacy, _use_new_zipfile_serialization=False)
+    assert read_checkpoint(legacy, layout="torchvision").tensors["conv1.weight"].tolist() == [1, 1]
 
 
 def test_a_zip_archive_of_something_else_is_not_called_damaged(
@@ -192,6 +205,58 @@ def test_a_damaged_file_says_so(tmp_path: Path, tiny_files: dict[str, Path]) -> 
         assert message.endswith("); download or copy it again")
     path.write_bytes(b"")
     with pytest.raises(ValueError, match=r"cut\.pth is empty; download or copy"):
+        read_checkpoint(path)
+
+
+def test_a_checkpoint_damaged_inside_a_tensor_is_refused(
+    tmp_path: Path, tiny_files: dict[str, Path]
+) -> None:
+    """torch.load does not check the CRC-32 of the archive's records: a byte changed in a
+    tensor's data was loaded as a weight (and converted without a word)."""
+    source = tiny_files["official"]
+    with zipfile.ZipFile(source) as archive:
+        record = max(archive.infolist(), key=lambda info: info.file_size)
+    # Past the local header (30 bytes, the name and at most 64 bytes of alignment padding).
+    offset = record.header_offset + 30 + len(record.filename) + 64 + record.file_size // 2
+    data = bytearray(source.read_bytes())
+    data[offset] ^= 0xFF
+    path = tmp_path / "bad_copy.pth"
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        ValueError,
+        match=rf"bad_copy\.pth is a damaged PyTorch checkpoint: its record {record.filename} "
+        "does not match the checksum stored with it; download or copy it again",
+    ):
+        read_checkpoint(path)
+
+
+def test_a_checkpoint_saved_without_checksums_is_read(tmp_path: Path) -> None:
+    """torch.save stores 0 for every record after set_crc32_options(False): nothing to check."""
+    path = tmp_path / "no_sums.pth"
+    torch.serialization.set_crc32_options(False)
+    try:
+        torch.save({"conv1.weight": torch.ones(3)}, path)
+    finally:
+        torch.serialization.set_crc32_options(True)
+    with zipfile.ZipFile(path) as archive:
+        assert {info.CRC for info in archive.infolist()} == {0}
+    assert read_checkpoint(path, layout="torchvision").tensors["conv1.weight"].sum() == 3
+
+
+def test_a_damaged_download_in_the_cache_is_to_be_deleted(
+    tmp_path: Path, tiny_files: dict[str, Path]
+) -> None:
+    """A cached download is used again by the next run: "download it again" cannot help, deleting
+    it does."""
+    url = "https://example.org/model.pth"
+    path = tmp_path / "model.pth"
+    path.with_name("model.pth.url").write_text(url + "\n")
+    advice = f"it was downloaded from {url}: delete it, and the next run downloads it again"
+    path.write_bytes(tiny_files["official"].read_bytes()[:1000])
+    with pytest.raises(ValueError, match=rf"damaged or truncated PyTorch checkpoint .*; {advice}$"):
+        read_checkpoint(path)
+    path.write_text("<html><body>Sign in to continue</body></html>")
+    with pytest.raises(ValueError, match=rf"the web page a failed download saved, {advice}$"):
         read_checkpoint(path)
 
 

@@ -25,15 +25,15 @@ from sparsercnn.config import Config, ModelConfig
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import build_model
 from sparsercnn.model.backbone import ARCHITECTURES, Bottleneck
-from sparsercnn.model_file import CONFIG_DISAGREES, load_state_dict_strict, save_model_file
+from sparsercnn.model_file import (
+    BACKBONE_FORMAT_NAME,
+    CONFIG_DISAGREES,
+    load_state_dict_strict,
+    save_model_file,
+)
 from sparsercnn.text import listing
 from sparsercnn.weights.key_tables import Layout, backbone_prefix, rename_keys
-from sparsercnn.weights.readers import (
-    BACKBONE_FORMAT_NAME,
-    RawCheckpoint,
-    detect_layout,
-    read_checkpoint,
-)
+from sparsercnn.weights.readers import RawCheckpoint, detect_layout, read_checkpoint
 
 logger = logging.getLogger(__name__)
 

@@ -33,7 +33,13 @@ from sparsercnn.paths import check_file
 from sparsercnn.runtime import check_device
 from sparsercnn.weights.backoff import retry_delay
 from sparsercnn.weights.convert import convert_checkpoint
-from sparsercnn.weights.download_lock import CACHE_ENV, cache_write, download_lock
+from sparsercnn.weights.download_lock import (
+    CACHE_ENV,
+    cache_write,
+    download_lock,
+    recorded_url,
+    url_record,
+)
 from sparsercnn.weights.key_tables import Layout
 from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS
 
@@ -148,8 +154,8 @@ def _fetch_url(
         # Another process may have downloaded it while this one waited for the lock.
         if _cached(url, dst, expected, remove_bad=True):
             return dst
-        record, part = _url_record(dst), dst.with_name(dst.name + ".part")
-        if part.exists() and _recorded_url(dst) != url:
+        record, part = url_record(dst), dst.with_name(dst.name + ".part")
+        if part.exists() and recorded_url(dst) != url:
             logger.info("%s is part of another download; starting over", part)
             cache_write(dst.parent, part.unlink)
         # Recorded first: an interruption leaves no file without its record, or with another's.
@@ -162,16 +168,6 @@ def _fetch_url(
             raise
 
 
-def _url_record(dst: Path) -> Path:
-    return dst.with_name(dst.name + ".url")
-
-
-def _recorded_url(dst: Path) -> str | None:
-    """The URL the cached ``dst`` (or its ``.part``) was downloaded from, if recorded."""
-    record = _url_record(dst)
-    return record.read_text().strip() if record.is_file() else None
-
-
 def _cached(url: str, dst: Path, expected: str | None, remove_bad: bool) -> bool:
     """Whether the cache holds ``dst`` as downloaded from ``url``, with the expected checksum.
 
@@ -181,7 +177,7 @@ def _cached(url: str, dst: Path, expected: str | None, remove_bad: bool) -> bool
     """
     if not dst.is_file():
         return False
-    recorded = _recorded_url(dst) or url
+    recorded = recorded_url(dst) or url
     try:
         if recorded != url:
             raise ValueError(f"the cached {dst} was downloaded from {recorded}, not {url}")
@@ -211,19 +207,12 @@ def verify_sha256(path: Path, expected: str | None) -> None:
     """Check that the file's SHA-256 starts with ``expected`` (no check when ``None``).
 
     Raises:
-        ValueError: naming the file, the expected and the actual digest.
+        ValueError: naming the file, the expected and the actual digest, and what to do.
     """
-    if expected is None:
+    actual = sha256_mismatch(path, expected)
+    if actual is None:
         return
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(CHUNK_SIZE):
-            digest.update(block)
-    actual = digest.hexdigest()
-    if actual.startswith(expected):
-        return
-    marked = HASH_IN_NAME.search(path.name.removesuffix(".part"))
-    if marked is not None and marked.group(1) == expected:
+    if _expected_from_name(path.name, expected):
         # The check came from the name (expected_sha256), which a file of the user's own
         # may end in by chance (a date: "model-20240101.pth").
         raise ValueError(
@@ -233,8 +222,28 @@ def verify_sha256(path: Path, expected: str | None) -> None:
         )
     raise ValueError(
         f"checksum mismatch for {path}: expected sha256 {expected}..., got {actual}; the "
-        "file is damaged or not the published one"
+        "file is damaged or not the one expected: download or copy it again, or check the "
+        "expected checksum (--sha256)"
     )
+
+
+def sha256_mismatch(path: Path, expected: str | None) -> str | None:
+    """The file's SHA-256 (hex) where it does not start with ``expected``, else None (also
+    when ``expected`` is None: nothing to check)."""
+    if expected is None:
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(CHUNK_SIZE):
+            digest.update(block)
+    actual = digest.hexdigest()
+    return None if actual.startswith(expected) else actual
+
+
+def _expected_from_name(file_name: str, expected: str | None) -> bool:
+    """Whether ``expected`` is the checksum that ``file_name`` carries (:func:`expected_sha256`)."""
+    marked = HASH_IN_NAME.search(file_name)
+    return marked is not None and marked.group(1) == expected
 
 
 def download(
@@ -300,11 +309,16 @@ def download(
             delay,
         )
         sleep(delay)
-    try:
-        verify_sha256(part, sha256)
-    except ValueError:
+    actual = sha256_mismatch(part, sha256)
+    if actual is not None:
         part.unlink()
-        raise
+        named = " (the one its name carries)" if _expected_from_name(dst.name, sha256) else ""
+        raise ValueError(
+            f"checksum mismatch for the download of {url}: expected sha256 {sha256}...{named}, "
+            f"got {actual}; nothing was kept. Run again to download it anew; if the checksum "
+            "differs again, the URL serves another file than the one expected: check the URL "
+            "and the checksum"
+        )
     os.replace(part, dst)
     logger.info("downloaded %s to %s", url, dst)
     return dst

@@ -1,5 +1,6 @@
-"""The download cache's writes: one lock per file being downloaded, and errors that name the
-cache folder. :mod:`sparsercnn.weights.download` fetches through them."""
+"""The download cache's writes: one lock per file being downloaded, errors that name the cache
+folder, and the record of the URL each cached file came from. :mod:`sparsercnn.weights.download`
+fetches through them."""
 
 from __future__ import annotations
 
@@ -32,6 +33,18 @@ def cache_write(folder: Path, action: Callable[[], T]) -> T:
             f"cannot write in the download cache {folder} ({error.strerror or error}); set "
             f"{CACHE_ENV} to a writable folder, or download the file yourself and give its path"
         ) from error
+
+
+def url_record(dst: Path) -> Path:
+    """The file beside the cached ``dst`` that records the URL it was downloaded from."""
+    return dst.with_name(dst.name + ".url")
+
+
+def recorded_url(dst: Path) -> str | None:
+    """The URL the cached ``dst`` (or its ``.part``) was downloaded from, if recorded: None for
+    any file outside the cache, and for one put in it by hand."""
+    record = url_record(dst)
+    return record.read_text().strip() if record.is_file() else None
 
 
 @contextmanager

@@ -5,8 +5,10 @@ Containers (spec 11.1): a PyTorch ``.pth`` holding a flat state dict, ``{"model"
 or one of our training checkpoints (``checkpoint_*.pt``, whose config and label map are kept);
 safetensors files (ours, with config and label map, or a bare state dict). ``.pth`` files are read
 with ``torch.load(weights_only=True)``: only tensors, containers, numbers, strings and plain numpy
-arrays are rebuilt, so a file that tries to run code is refused. detectron2 ``.pkl`` pickles are
-refused outright. :mod:`sparsercnn.weights.convert` renames what this module returns.
+arrays are rebuilt, so a file that tries to run code is refused; the checksums torch.save stores
+with each record are checked, which torch.load does not do. Plain pickles (detectron2's ``.pkl``),
+told by their content whatever their name, are refused outright. :mod:`sparsercnn.weights.convert`
+renames what this module returns.
 """
 
 from __future__ import annotations
@@ -28,18 +30,20 @@ from torch import Tensor
 
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.model_file import FORMAT_NAME, read_model_file
+from sparsercnn.model_file import BACKBONE_FORMAT_NAME, FORMAT_NAME, read_model_file
 from sparsercnn.paths import check_file
 from sparsercnn.text import listing
+from sparsercnn.weights.download_lock import recorded_url
 from sparsercnn.weights.key_tables import LAYOUTS, Layout
 
 logger = logging.getLogger(__name__)
 
 PICKLE_SUFFIXES = (".pkl", ".pickle")
+# What torch.save's legacy (non-zip) format pickles first: a plain pickle lacks it.
+TORCH_LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+CHUNK_SIZE = 1 << 20
 # The largest JSON header safetensors reads (its own limit, 100 MB).
 MAX_SAFETENSORS_HEADER = 100_000_000
-# Metadata format of the backbone-only safetensors files that `sparsercnn convert` writes.
-BACKBONE_FORMAT_NAME = "sparsercnn-backbone"
 # Keys that identify a layout: any key starting with one of these prefixes.
 LAYOUT_MARKERS: dict[Layout, tuple[str, ...]] = {
     "official": ("backbone.bottom_up.", "head.head_series.", "init_proposal_boxes."),
@@ -89,14 +93,15 @@ def read_checkpoint(path: str | Path, layout: Layout | None = None) -> RawCheckp
     check_file(path, "checkpoint", "the checkpoint file")
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"unknown checkpoint layout {layout!r}; choose one of {LAYOUTS}")
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise ValueError(
-            f"{path} is a Python pickle (a detectron2 .pkl); pickles can run arbitrary code when "
-            "loaded, so they are not read. Use the .pth release of the model, or, only if you "
-            "trust the file, re-save its tensors with torch.save and convert that."
-        )
     if _is_safetensors(path):
         checkpoint = _read_safetensors(path, layout)
+    elif _is_plain_pickle(path):
+        raise ValueError(
+            f"{path} is a plain Python pickle (as detectron2's .pkl files are), not a file "
+            "torch.save wrote; pickles can run arbitrary code when loaded, so they are not read. "
+            "Use the .pth release of the model, or, only if you trust the file, re-save its "
+            "tensors with torch.save and convert that."
+        )
     else:
         checkpoint = _read_torch(path, layout)
     logger.info("read %s: %d tensors, %s layout", path, len(checkpoint.tensors), checkpoint.layout)
@@ -140,13 +145,33 @@ def _is_safetensors(path: Path) -> bool:
     return 0 < int.from_bytes(head[:8], "little") <= MAX_SAFETENSORS_HEADER
 
 
+def _is_plain_pickle(path: Path) -> bool:
+    """Whether ``path`` is a pickle that torch.save did not write (a detectron2 ``.pkl``, under
+    any name): one that starts with a protocol mark (``\\x80``) but not with torch's legacy
+    magic number, or a ``.pkl`` name on a file that is no zip archive (torch.save's format)."""
+    with open(path, "rb") as handle:
+        start = handle.read(32)
+    if start[:1] == b"\x80":
+        return TORCH_LEGACY_MAGIC not in start
+    return path.suffix.lower() in PICKLE_SUFFIXES and start[:2] != b"PK"
+
+
+def _fetch_again(path: Path) -> str:
+    """What to do about the damaged file ``path``: fetch it again. A download kept in the cache
+    is used again until it is deleted, which the advice then says."""
+    url = recorded_url(path)
+    if url is None:
+        return "download or copy it again"
+    return f"it was downloaded from {url}: delete it, and the next run downloads it again"
+
+
 def _read_safetensors(path: Path, layout: Layout | None) -> RawCheckpoint:
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
     except (SafetensorError, OSError) as error:
         raise ValueError(
-            f"{path}: damaged or truncated safetensors file ({error}); download or copy it again"
+            f"{path}: damaged or truncated safetensors file ({error}); {_fetch_again(path)}"
         ) from error
     if metadata.get("format") == FORMAT_NAME:
         tensors, config, categories = read_model_file(path)
@@ -183,6 +208,12 @@ def _numpy_allowed() -> Iterator[None]:
 
 
 def _read_torch(path: Path, layout: Layout | None) -> RawCheckpoint:
+    damaged = _damaged_record(path)
+    if damaged is not None:
+        raise ValueError(
+            f"{path} is a damaged PyTorch checkpoint: its record {damaged} does not match the "
+            f"checksum stored with it; {_fetch_again(path)}"
+        )
     try:
         # From an open file: given a path, torch.load reads a .safetensors name as safetensors.
         with _numpy_allowed(), open(path, "rb") as handle, warnings.catch_warnings():
@@ -245,12 +276,16 @@ def _unreadable_message(path: Path, error: Exception) -> str:
         start = handle.read(64)
     head = start[:2]
     if not head:
-        return f"{path} is empty; download or copy the checkpoint again"
+        return f"{path} is empty; {_fetch_again(path)}"
     text = _text_start(start)
     if text is not None:
+        if recorded_url(path) is None:
+            again = "download it again if this is the web page a failed download saved"
+        else:
+            again = f"if this is the web page a failed download saved, {_fetch_again(path)}"
         return (
             f"{path} is a text file, not a checkpoint (it starts {text!r}); give the checkpoint "
-            "file, or download it again if this is the web page a failed download saved"
+            f"file, or {again}"
         )
     failure = _load_failure(error)
     if head == b"PK" and not _holds_pickle(path):
@@ -260,8 +295,7 @@ def _unreadable_message(path: Path, error: Exception) -> str:
         )
     if head == b"PK" and not failure.startswith("it refers to"):
         return (
-            f"{path} is a damaged or truncated PyTorch checkpoint ({failure}); download or copy "
-            "it again"
+            f"{path} is a damaged or truncated PyTorch checkpoint ({failure}); {_fetch_again(path)}"
         )
     return (
         f"{path} could not be read as a PyTorch checkpoint with safe loading ({failure}). It is "
@@ -292,6 +326,33 @@ def _holds_pickle(path: Path) -> bool:
             return any(name.endswith("data.pkl") for name in archive.namelist())
     except (zipfile.BadZipFile, OSError):
         return True
+
+
+def _damaged_record(path: Path) -> str | None:
+    """The first record of the zip archive ``path`` (what torch.save writes) whose bytes do not
+    match the CRC-32 stored with them, or None.
+
+    torch.load does not check these sums, so a checkpoint damaged inside a tensor's data (a bad
+    copy or disk) would load, with wrong weights. Records stored without a sum (torch.save after
+    ``set_crc32_options(False)`` stores 0) are not checked; an archive too damaged to list is
+    left to torch.load, which reports it.
+    """
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        return None
+    with archive:
+        for info in archive.infolist():
+            if info.CRC == 0:
+                continue
+            try:
+                # zipfile compares the sum once the record is read to its end.
+                with archive.open(info) as record:
+                    while record.read(CHUNK_SIZE):
+                        pass
+            except (zipfile.BadZipFile, OSError, EOFError):
+                return info.filename
+    return None
 
 
 def _load_failure(error: Exception) -> str:
