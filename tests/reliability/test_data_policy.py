@@ -231,7 +231,7 @@ def test_eval_skip_invalid_scores_what_training_evaluated(
     metrics_path, results_path = tmp_path / "metrics.json", tmp_path / "results.json"
     args += ["--skip-invalid", "--output", str(metrics_path), "--results", str(results_path)]
     assert main(args) == 0
-    assert "--skip-invalid left out 1 images and 1 annotations" in capsys.readouterr().out
+    assert "--skip-invalid left out 1 image and 1 annotation of the file" in capsys.readouterr().out
     metrics = json.loads(metrics_path.read_text())
     assert metrics["num_images"] == NUM_IMAGES - 1
     assert metrics["dropped_invalid"] == {"images": 1, "annotations": 1}

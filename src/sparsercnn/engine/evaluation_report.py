@@ -17,6 +17,7 @@ from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.engine.inference import Evaluation, Timing
 from sparsercnn.evaluation.coco_evaluator import EvaluationResult
+from sparsercnn.text import counted
 
 
 @dataclass
@@ -91,9 +92,9 @@ class EvaluationReport:
         total_rate = 1.0 / max(self.timing.total_seconds_per_image, 1e-12)
         dataset = self.dataset
         dropped = (
-            f"scored on the {len(dataset)} images kept: --skip-invalid left out "
-            f"{dataset.num_dropped_images} images and {dataset.num_dropped_annotations} "
-            "annotations of the file\n"
+            f"scored on the {counted(len(dataset), 'image')} kept: --skip-invalid left out "
+            f"{counted(dataset.num_dropped_images, 'image')} and "
+            f"{counted(dataset.num_dropped_annotations, 'annotation')} of the file\n"
             if dataset.num_dropped_images or dataset.num_dropped_annotations
             else ""
         )
@@ -103,5 +104,5 @@ class EvaluationReport:
             f"{self.result.format_table()}\n{scope}{dropped}"
             f"speed on {self.device} ({how}): {model_rate:.2f} images/s model only "
             f"({self.timing.model_covers}), {total_rate:.2f} images/s end to end (decode, "
-            f"resize, forward, post-processing) over {self.timing.num_images} images"
+            f"resize, forward, post-processing) over {counted(self.timing.num_images, 'image')}"
         )
