@@ -1,6 +1,6 @@
 """Fixtures shared by every test folder: synthetic COCO data sets made by
 :func:`tests.synthetic_coco.write_coco`, the untrained tiny model file of
-:mod:`tests.tiny_model`, and its ONNX export."""
+:mod:`tests.tiny_model`, and its ONNX export; the font warnings forgotten between tests."""
 
 from __future__ import annotations
 
@@ -98,6 +98,17 @@ def python_sigint() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def fresh_warnings() -> Iterator[None]:
+    """The once-per-command font warnings (drawings and plots) forget what earlier tests were
+    warned about."""
+    from sparsercnn.visualization import font
+
+    font._reported_glyphs.clear()
+    yield
+    font._reported_glyphs.clear()
 
 
 @pytest.fixture

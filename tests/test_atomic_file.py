@@ -61,3 +61,23 @@ def test_errors_name_the_file_as_the_caller_names_it(tmp_path: Path) -> None:
     with pytest.raises(OSError, match=re.escape(f"could not write {blocker / 'x'} (")):
         AtomicFile(blocker / "x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "taken"]
+
+
+def test_write_text_names_the_file_and_removes_the_temporary_on_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """For a file committed later by hand: its error names the destination, not the
+    temporary file, and leaves nothing behind."""
+    file = AtomicFile(tmp_path / "list.json")
+    file.write_text("é")
+    assert file.commit().read_text(encoding="utf-8") == "é"
+
+    def full_disk(path: Path, *args: object, **kwargs: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    staged = AtomicFile(tmp_path / "list.json")
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(OSError, match=re.escape(f"could not write {tmp_path / 'list.json'} (No")):
+        staged.write_text("new")
+    assert staged.tmp is None and leftover_temporaries(tmp_path, "*") == []
+    assert (tmp_path / "list.json").read_text(encoding="utf-8") == "é"

@@ -11,6 +11,7 @@ from PIL import Image
 
 from sparsercnn.drawing_writer import DrawingWriter
 from sparsercnn.prediction import Prediction
+from sparsercnn.visualization import font
 
 
 def _empty_prediction(image: Path) -> Prediction:
@@ -98,32 +99,31 @@ def test_an_annotated_video_keeps_its_sources_path_with_suffix_mp4(tmp_path: Pat
     assert alone.video_target(frames) == drawn / "frames.mp4"
 
 
-def test_the_fonts_glyphs_are_checked_once_per_writer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_name_the_font_lacks_is_warned_about_once_and_only_when_drawn(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, fresh_warnings: None
 ) -> None:
-    """The class names were checked against the font for every image drawn."""
-    checks: list[list[str]] = []
-    monkeypatch.setattr(
-        "sparsercnn.visualization.draw.warn_missing_glyphs", lambda names: checks.append(names)
-    )
-    monkeypatch.setattr(
-        "sparsercnn.drawing_writer.warn_missing_glyphs",
-        lambda names: checks.append(names),
-        raising=False,
-    )
-    writer = DrawingWriter(tmp_path / "drawn", [tmp_path / "in"], 0.3)
+    """One warning for a folder of drawings, not one per image; none where no detection passes
+    the threshold (the name is never drawn)."""
     (tmp_path / "in").mkdir()
-    for i in range(3):
-        image = tmp_path / "in" / f"{i}.png"
-        Image.new("RGB", (20, 10), "red").save(image)
-        prediction = Prediction(
-            boxes=torch.tensor([[1.0, 1.0, 8.0, 8.0]]),
-            scores=torch.tensor([0.9]),
-            labels=torch.tensor([0]),
-            class_names=["猫"],
-            category_ids=[1],
-            image_size=(10, 20),
-            source=str(image),
-        )
-        writer.write(prediction, ["猫"])
-    assert checks == [["猫"]]
+
+    def write_all(score: float) -> list[str]:
+        caplog.clear()
+        with DrawingWriter(tmp_path / f"drawn{score}", [tmp_path / "in"], 0.3) as writer:
+            for i in range(3):
+                image = tmp_path / "in" / f"{i}.png"
+                Image.new("RGB", (20, 10), "red").save(image)
+                prediction = Prediction(
+                    boxes=torch.tensor([[1.0, 1.0, 8.0, 8.0]]),
+                    scores=torch.tensor([score]),
+                    labels=torch.tensor([0]),
+                    class_names=["猫"],
+                    category_ids=[1],
+                    image_size=(10, 20),
+                    source=str(image),
+                )
+                writer.write(prediction, ["猫"])
+        return [r.getMessage() for r in caplog.records if r.name == font.__name__]
+
+    assert write_all(0.1) == []
+    messages = write_all(0.9)
+    assert len(messages) == 1 and "'猫' (猫)" in messages[0]

@@ -72,6 +72,20 @@ class AtomicFile:
         if isinstance(exc, OSError):
             raise write_error(exc, self.name) from exc
 
+    def write_text(self, text: str) -> None:
+        """Write ``text`` (UTF-8) to the temporary file, for a file committed later by hand (a
+        with block's exit names the file of an error itself).
+
+        Raises:
+            OSError: naming the file (:func:`write_error`); the temporary file is removed.
+        """
+        assert self.tmp is not None, "committed or discarded already"
+        try:
+            self.tmp.write_text(text, encoding="utf-8")
+        except OSError as error:
+            self.discard()
+            raise write_error(error, self.name) from error
+
     def commit(self) -> Path:
         """Flush the temporary file to disk, give it the permissions a plain ``open()`` would,
         and rename it to :attr:`path`.

@@ -19,7 +19,6 @@ from sparsercnn.image_inputs import DRAWINGS_MARKER, IMAGE_SUFFIXES
 from sparsercnn.prediction import Prediction
 from sparsercnn.visualization.draw import draw_detections
 from sparsercnn.visualization.drawing_file import drawing_format, save_drawing
-from sparsercnn.visualization.font import warn_missing_glyphs
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +72,6 @@ class DrawingWriter:
         self.overwritten: list[Path] = []
         self._staged: dict[Path, Path] = {}  # target -> staged file
         self._new_folders: set[Path] = set()
-        self._glyphs_checked = False
 
     def __enter__(self) -> DrawingWriter:
         return self
@@ -166,9 +164,7 @@ class DrawingWriter:
             )
 
     def write(self, prediction: Prediction, class_names: Sequence[str]) -> Path:
-        """Draw the prediction on its source image file and stage it for :meth:`commit`. The
-        first drawing checks ``class_names`` against the font, once for all
-        (:func:`~sparsercnn.visualization.font.warn_missing_glyphs`).
+        """Draw the prediction on its source image file and stage it for :meth:`commit`.
 
         Returns:
             The drawing's target path (where it will be after the commit).
@@ -177,9 +173,6 @@ class DrawingWriter:
             ValueError: the target is taken, or not an image format (:meth:`check_image`).
         """
         target = self.check_image(prediction.source)
-        if not self._glyphs_checked:
-            warn_missing_glyphs(class_names)
-            self._glyphs_checked = True
         drawing = draw_detections(
             load_image(prediction.source),
             prediction.boxes,
@@ -188,7 +181,6 @@ class DrawingWriter:
             class_names,
             score_threshold=self.score_threshold,
             image_name=prediction.source,
-            warn_glyphs=False,
         )
         save_drawing(drawing, self.stage(target))
         return target

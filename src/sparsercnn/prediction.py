@@ -45,7 +45,9 @@ class Prediction:
         """Only the detections whose score, as :meth:`to_coco_results` writes it, is at least
         ``score_threshold`` (:func:`~sparsercnn.scores.passes_threshold`): a threshold copied
         from a written score keeps that detection."""
-        return self.subset(passes_threshold(self.scores, score_threshold).nonzero()[0].tolist())
+        return self.subset(
+            passes_threshold(self.scores, score_threshold).nonzero().flatten().tolist()
+        )
 
     def top(self, k: int) -> Prediction:
         """The first ``k`` detections (the ``k`` best: scores descend), all if fewer.

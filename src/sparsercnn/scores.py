@@ -2,7 +2,8 @@
 
 COCO result records (``predict``'s and ``eval``'s JSON, the server's answers) give each score to
 :data:`SCORE_DIGITS` significant digits (:func:`written_score`). Every score threshold (``predict
---save-images``, ``serve``'s ``score_threshold``, ``visualize``, drawings,
+--save-images``, ``serve``'s ``score_threshold``, ``visualize``, drawings, ``diagnose``'s
+confusion matrix, stage figure and slot statistics,
 :meth:`~sparsercnn.prediction.Prediction.above`) compares that written score
 (:func:`passes_threshold`), not the float32 the model computed: a threshold copied from a
 written score keeps that detection everywhere (float32 0.29999998 is written 0.3, and passes
@@ -11,7 +12,9 @@ written score keeps that detection everywhere (float32 0.29999998 is written 0.3
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import overload
 
 import numpy as np
 import torch
@@ -19,25 +22,88 @@ import torch
 # Significant digits of a written score: enough to keep the order of tiny scores apart.
 SCORE_DIGITS = 6
 
+# Writing moves a score s by at most half a unit of its last digit, 0.5 * 10**(e + 1 - digits)
+# for 10**e <= |s|: at most this share of |s|.
+_WRITING_SHARE = 0.5 * 10.0 ** (1 - SCORE_DIGITS)
+
 
 def written_score(score: float) -> float:
     """``score`` to :data:`SCORE_DIGITS` significant digits, as the records write it."""
     return float(f"{score:.{SCORE_DIGITS}g}")
 
 
+@overload
+def passes_threshold(scores: torch.Tensor, threshold: float) -> torch.Tensor: ...
+
+
+@overload
+def passes_threshold(scores: np.ndarray | Sequence[float], threshold: float) -> np.ndarray: ...
+
+
 def passes_threshold(
     scores: torch.Tensor | np.ndarray | Sequence[float], threshold: float
-) -> np.ndarray:
+) -> torch.Tensor | np.ndarray:
     """Whether each score, as written (:func:`written_score`), is at least ``threshold``.
 
+    The scores are compared as they are; only the few close enough to ``threshold`` for
+    writing to move them across it (within 5e-6 of it, relatively) are written and compared
+    again.
+
     Args:
-        scores: ``(K,)`` scores, any float dtype and device.
+        scores: scores of any shape and float dtype; a tensor on any device.
         threshold: the least written score that passes.
 
     Returns:
-        ``(K,)`` bool array.
+        A bool mask of the shape of ``scores``: a tensor on their device for a tensor, else a
+        numpy array.
     """
     if isinstance(scores, torch.Tensor):
-        scores = scores.detach().to("cpu", torch.float64).numpy()
-    values = np.asarray(scores, dtype=np.float64).reshape(-1)
-    return np.array([written_score(score) >= threshold for score in values.tolist()], dtype=bool)
+        return _tensor_passes(scores.detach(), threshold)
+    return _array_passes(np.asarray(scores), threshold)
+
+
+def _tensor_passes(scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """:func:`passes_threshold` of a tensor, on its device."""
+    if not scores.is_floating_point():
+        scores = scores.double()
+    info = torch.finfo(scores.dtype)
+    passes = scores >= threshold
+    near = (scores - threshold).abs() <= _near_band(threshold, info.eps, info.tiny)
+    close = scores[near]  # few: one small copy to the host
+    if len(close):
+        written = _written_passes(close.double().cpu().tolist(), threshold)
+        passes[near] = torch.tensor(written, device=passes.device)
+    return passes
+
+
+def _array_passes(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """:func:`passes_threshold` of a numpy array."""
+    if scores.dtype.kind != "f":
+        scores = scores.astype(np.float64)
+    info = np.finfo(scores.dtype)
+    band = _near_band(threshold, float(info.eps), float(info.tiny))
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN: not near
+        passes = np.asarray(scores >= threshold)
+        near = np.abs(scores - threshold) <= band
+    passes[near] = _written_passes(scores[near].astype(np.float64).tolist(), threshold)
+    return passes
+
+
+def _near_band(threshold: float, eps: float, tiny: float) -> float:
+    """How close to ``threshold`` a score must be for its written value to compare otherwise
+    than itself, for scores of a float type of machine epsilon ``eps`` and least normal
+    ``tiny`` (0 for an infinite threshold, which writing never crosses).
+
+    Writing moves ``s`` by at most ``r |s|`` (``r`` = 5e-6), and parsing the digits back by
+    another float64 rounding: to cross ``t`` it needs ``|s - t| <= r |s|``, so
+    ``|s - t| <= r |t| / (1 - r)``. Comparing and subtracting in the scores' type (``t`` rounded
+    to it) is off by a few ``eps |t|``, or ``tiny`` near 0.
+    """
+    if not math.isfinite(threshold):
+        return 0.0
+    return abs(threshold) * (_WRITING_SHARE / (1 - _WRITING_SHARE) + 4 * eps) + tiny
+
+
+def _written_passes(values: list[float], threshold: float) -> list[bool]:
+    """Whether each of ``values``, written, is at least ``threshold``."""
+    return [written_score(value) >= threshold for value in values]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,14 +26,33 @@ def test_the_frame_list_is_staged_under_a_name_of_its_own(tmp_path: Path) -> Non
     assert json.loads(output.read_text()) == []
 
 
-def test_a_failed_results_write_leaves_no_staged_frame_list(
+def test_a_failed_results_write_names_the_results_and_leaves_no_staged_frame_list(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "preds.json"
+    output.mkdir()  # the results cannot be moved there
+    with pytest.raises(IsADirectoryError) as raised:
+        write_outputs([], VIDEOS, output)
+    assert raised.value.strerror.startswith(f"could not write {output} (")
+    assert list(tmp_path.iterdir()) == [output]
+    assert leftover_temporaries(tmp_path, "*") == []
+
+
+def test_a_failed_frame_list_write_names_the_frame_list(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full_disk(records: object, path: Path) -> None:
-        raise OSError(28, "No space left on device", str(path))
+    write_text = Path.write_text
 
-    monkeypatch.setattr("sparsercnn.evaluation.results.write_results_json", full_disk)
-    with pytest.raises(OSError, match="No space left"):
+    def full_disk(path: Path, text: str, *args: Any, **kwargs: Any) -> int:
+        if ".preds.frames.json." in path.name:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return write_text(path, text, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(OSError) as raised:
         write_outputs([], VIDEOS, tmp_path / "preds.json")
+    assert raised.value.errno == errno.ENOSPC
+    assert raised.value.strerror.startswith(
+        f"could not write {tmp_path / 'preds.frames.json'} (No space left on device)"
+    )
     assert list(tmp_path.iterdir()) == []
-    assert leftover_temporaries(tmp_path, "preds.frames.json") == []

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import GifImagePlugin, Image
 
 from sparsercnn.data import image_io
 from sparsercnn.data.image_io import (
@@ -20,6 +20,7 @@ from sparsercnn.data.image_io import (
     decode_image,
     load_image,
     load_image_and_header,
+    multi_frame_format,
     read_image_header,
     to_rgb,
 )
@@ -216,6 +217,39 @@ def test_an_mpo_jpeg_s_preview_is_not_a_frame(tmp_path: Path) -> None:
     with Image.open(path) as opened:
         assert opened.format == "MPO" and opened.n_frames == 2
     assert read_image_header(path).num_frames == 1
+    assert multi_frame_format(path) is None
+
+
+@pytest.mark.parametrize(
+    ("suffix", "image_format"), [("gif", "GIF"), ("png", "PNG"), ("tif", "TIFF"), ("webp", "WEBP")]
+)
+def test_multi_frame_format_names_a_file_of_several_frames(
+    tmp_path: Path, suffix: str, image_format: str
+) -> None:
+    animated, still = tmp_path / f"animated.{suffix}", tmp_path / f"still.{suffix}"
+    _save_frames(animated, [(8, 6)] * 3, [RED, BLUE, GREEN])
+    Image.new("RGB", (8, 6), RED).save(still)
+    assert multi_frame_format(animated) == image_format
+    assert multi_frame_format(still) is None
+    with pytest.raises(ImageReadError, match="was not found"):
+        multi_frame_format(tmp_path / f"missing.{suffix}")
+
+
+def test_a_gif_is_told_animated_without_counting_its_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several frames or not stops at the second frame (Pillow's is_animated): counting them
+    (n_frames) reads a GIF to its end. A count that fails on a damaged later frame leaves the
+    file of several frames (2 at least), as multi_frame_format says: one decision."""
+    path = tmp_path / "long.gif"
+    _save_frames(path, [(8, 6)] * 3, [RED, BLUE, GREEN])
+
+    def damaged(image: Image.Image) -> int:
+        raise OSError("frame 3 is damaged")
+
+    monkeypatch.setattr(GifImagePlugin.GifImageFile, "n_frames", property(damaged))
+    assert multi_frame_format(path) == "GIF"
+    assert read_image_header(path).num_frames == 2
 
 
 def test_cmyk_becomes_rgb(tmp_path: Path) -> None:

@@ -929,6 +929,13 @@ def test_an_image_entry_without_a_size_is_an_error_while_its_file_s_is_unknown()
     ]
     assert [entry["id"] for entry in undecoded.unsized_images] == [2]
     assert [ann["id"] for ann in undecoded.annotations] == [10]
+    # Not decoded, a file the image check refused (missing) is likewise the image's only error.
+    missing_file = check_coco(data, "x.json", bad_files={1})
+    assert [(i.code, i.image_id) for i in missing_file.issues] == [
+        ("bad_image", 2),
+        ("bad_image", 3),
+    ]
+    assert [entry["id"] for entry in missing_file.unsized_images] == [1, 2]
 
 
 def test_validate_sizes_entries_without_a_size_by_their_decoded_files(

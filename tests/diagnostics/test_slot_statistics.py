@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 from PIL import Image
 
 from sparsercnn.data.categories import CategoryMap
+from sparsercnn.diagnostics import slot_statistics
 from sparsercnn.diagnostics.slot_statistics import (
     NEVER_MATCHED,
     NO_SINGLE_CLASS,
@@ -21,12 +23,14 @@ from sparsercnn.diagnostics.slot_statistics import (
 )
 from sparsercnn.model import build_model
 from sparsercnn.model_file import save_model_file
+from sparsercnn.scores import written_score
 from sparsercnn.structures import PixelMap, Target
 from tests.diagnostics.diagnostics_data import (
     CROWDED_OBJECTS,
     NUM_PROPOSALS,
     DiagnosticsData,
     tiny_config,
+    write_subset_json,
 )
 
 
@@ -174,3 +178,31 @@ def test_match_sizes_are_in_original_pixels_by_the_pixel_map() -> None:
     )
     assert mapped[0, 4] == pytest.approx((200 * 4) ** 0.5)
     assert mapped[0, :4].tolist() == by_ratio[0, :4].tolist()
+
+
+def test_a_threshold_copied_from_a_written_score_counts_that_slot_confident(
+    data: DiagnosticsData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slot's best score compares as written (6 digits), as every other threshold does: a
+    threshold copied from it counts the slot confident, though the float32 is a little below
+    (the raw comparison left it out)."""
+    subset = write_subset_json(data, 1, tmp_path / "one_image.json")
+    bests: list[torch.Tensor] = []
+    run_model = slot_statistics.run_model
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        output = run_model(*args, **kwargs)
+        bests.append(output.last.logits.sigmoid().amax(dim=-1).cpu())
+        return output
+
+    monkeypatch.setattr(slot_statistics, "run_model", recording)
+    slot_statistics_of_model_file(data.model_file, subset, data.image_dir)
+    (best,) = bests  # (1, N)
+    scores = best[0].double().tolist()
+    threshold = max(written_score(s) for s in scores if written_score(s) > s)
+    statistics = slot_statistics_of_model_file(
+        data.model_file, subset, data.image_dir, score_threshold=threshold
+    )
+    expected = [int(written_score(s) >= threshold) for s in scores]
+    assert statistics.confident_counts.tolist() == expected
+    assert expected != [int(s >= threshold) for s in scores]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.prediction import Prediction
-from sparsercnn.serving.schemas import DetectOptions, detections_of, limit_detections
+from sparsercnn.serving.schemas import Detection, DetectOptions, detections_of, limit_detections
 
 CATEGORIES = CategoryMap([4, 9], ["cat", "dog"])
 
@@ -23,25 +25,31 @@ def four_detections(scores: list[float] | None = None) -> Prediction:
     )
 
 
-def test_threshold_then_max_detections_keep_the_best_in_order() -> None:
-    detections = detections_of(four_detections(), CATEGORIES)
-    limited = limit_detections(detections, DetectOptions(score_threshold=0.2, max_detections=2))
+def _limited(prediction: Prediction, **options: Any) -> list[Detection]:
+    """The response items of ``prediction`` under the request's ``options``."""
+    return detections_of(limit_detections(prediction, DetectOptions(**options)), CATEGORIES)
+
+
+def test_threshold_and_max_detections_keep_the_best_in_order() -> None:
+    prediction = four_detections()
+    detections = detections_of(prediction, CATEGORIES)
+    limited = _limited(prediction, score_threshold=0.2, max_detections=2)
     assert limited == detections[:2]
     assert [(d.score, d.category_name, d.category_id) for d in limited] == [
         (0.9, "dog", 9),
         (0.7, "cat", 4),
     ]
     # Fewer left than max_detections: all of them; no option: every detection.
-    few = limit_detections(detections, DetectOptions(score_threshold=0.6, max_detections=3))
-    assert few == detections[:2]
-    assert limit_detections(detections, DetectOptions()) == detections
-    assert limit_detections(detections, DetectOptions(score_threshold=0.95)) == []
+    assert _limited(prediction, score_threshold=0.6, max_detections=3) == detections[:2]
+    assert _limited(prediction) == detections
+    assert _limited(prediction, score_threshold=0.95) == []
 
 
 def test_a_threshold_copied_from_a_score_keeps_its_detection() -> None:
     """A score is given to 6 significant digits: 0.12345678 (float32 0.123456784) reads
     0.123457, and a threshold of 0.123457 dropped it (compared with the unrounded score)."""
-    detections = detections_of(four_detections([0.9, 0.7, 0.12345678, 0.1]), CATEGORIES)
+    prediction = four_detections([0.9, 0.7, 0.12345678, 0.1])
+    detections = detections_of(prediction, CATEGORIES)
     assert detections[2].score == 0.123457
-    kept = limit_detections(detections, DetectOptions(score_threshold=detections[2].score))
-    assert kept == detections[:3]
+    assert _limited(prediction, score_threshold=detections[2].score) == detections[:3]
+    assert _limited(prediction, score_threshold=0.123457, max_detections=3) == detections[:3]

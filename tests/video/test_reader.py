@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import GifImagePlugin, Image
 
 from sparsercnn.video import FrameFolder, VideoFile, import_av, open_sequence
+from sparsercnn.video.reader import is_animation
 from tests.video.clips import (
     RED_BOX_Y,
     clip_frame,
@@ -422,3 +423,20 @@ def test_without_pyav_the_error_says_how_to_install_it(
         import_av()
     with pytest.raises(ImportError, match="PyAV"):
         VideoFile(clip)
+
+
+def test_an_animated_gif_is_told_without_counting_its_frames(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """is_animation runs for every .gif and .png predict is given or finds in a folder: it
+    stops at the second frame, where counting the frames read a GIF to its end."""
+    animated, still = tmp_path / "animated.gif", tmp_path / "still.gif"
+    frames = [Image.new("RGB", (8, 6), colour) for colour in ("red", "green", "blue")]
+    frames[0].save(animated, save_all=True, append_images=frames[1:], duration=100)
+    frames[0].save(still)
+
+    def counted(image: Image.Image) -> int:
+        raise AssertionError("every frame of the GIF was read to count them")
+
+    monkeypatch.setattr(GifImagePlugin.GifImageFile, "n_frames", property(counted))
+    assert is_animation(animated) and not is_animation(still)

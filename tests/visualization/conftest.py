@@ -1,15 +1,13 @@
-"""Fixtures of the plot tests: the figures the plotting functions save, for inspection, and the
-font warnings forgotten between tests."""
+"""Fixtures of the plot tests: the figures the plotting functions save, for inspection."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from matplotlib.figure import Figure
 
-from sparsercnn.visualization import diagnostic_plots, font, plots
+from sparsercnn.visualization import diagnostic_plots, plots
 
 
 @pytest.fixture
@@ -25,12 +23,3 @@ def saved_figures(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
     for module in (plots, diagnostic_plots):
         monkeypatch.setattr(module, "save_figure", capture)
     return figures
-
-
-@pytest.fixture
-def fresh_warnings() -> Iterator[None]:
-    """The once-per-command font warnings (drawings and plots) forget what earlier tests were
-    warned about."""
-    font._reported_glyphs.clear()
-    yield
-    font._reported_glyphs.clear()

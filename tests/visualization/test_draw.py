@@ -107,6 +107,33 @@ def test_a_threshold_copied_from_a_written_score_draws_that_detection(
     assert titles[1] == "detections: 1 scoring >= 0.3"
 
 
+def test_the_threshold_is_tested_once_for_the_drawing_and_its_title(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The predictions panel draws the detections its title counts, from one test of the
+    threshold (the title's count was a second one)."""
+    tested: list[int] = []
+    passes_threshold = draw.passes_threshold
+
+    def counting(scores: Any, threshold: float) -> Any:
+        tested.append(len(scores))
+        return passes_threshold(scores, threshold)
+
+    monkeypatch.setattr(draw, "passes_threshold", counting)
+    boxes = [[50.0, 60.0, 150.0, 200.0], [10.0, 10.0, 40.0, 40.0]]
+    draw_ground_truth_and_predictions(_gray(), boxes, [0, 1], boxes, [0, 1], [0.9, 0.1], NAMES)
+    assert tested == [2]
+
+
+def test_a_given_mask_chooses_the_detections_drawn() -> None:
+    """``keep`` (the caller's passes_threshold) decides what is drawn, not the threshold."""
+    image, boxes = _gray(), np.array([[50.0, 60.0, 150.0, 200.0]])
+    drawn = draw_detections(image, boxes, [0], [0.1], NAMES, keep=np.array([True]))
+    assert not np.array_equal(np.asarray(drawn), np.asarray(image))
+    hidden = draw_detections(image, boxes, [0], [0.9], NAMES, keep=np.array([False]))
+    assert np.array_equal(np.asarray(hidden), np.asarray(image))
+
+
 def test_ground_truth_without_scores_and_unknown_labels() -> None:
     image = Image.new("L", (100, 80), 0)  # grayscale input becomes RGB
     out = draw_detections(image, [[10.0, 30.0, 60.0, 70.0]], [7], None, NAMES)
@@ -313,3 +340,10 @@ def test_names_the_font_cannot_draw_are_warned_about_once(
         draw_detections(_gray(), [[10, 10, 90, 90]], [0], [0.9], ["猫 (test_draw)", "dog"])
     records = [r for r in caplog.records if r.name == font.__name__]
     assert len(records) == 1 and "'猫 (test_draw)' (猫)" in records[0].getMessage()
+
+
+def test_names_are_not_checked_against_the_font_when_nothing_is_drawn(
+    caplog: pytest.LogCaptureFixture, fresh_warnings: None
+) -> None:
+    draw_detections(_gray(), [[10, 10, 90, 90]], [0], [0.1], ["猫 (test_draw)"])
+    assert not [r for r in caplog.records if r.name == font.__name__]

@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sparsercnn.visualization import stage_figure
+from sparsercnn.scores import passes_threshold
+from sparsercnn.visualization import draw, stage_figure
 from sparsercnn.visualization.draw import class_color, draw_detections
 from sparsercnn.visualization.panels import compose_panels
 from sparsercnn.visualization.stage_figure import (
@@ -183,14 +184,22 @@ def test_stage_titles_count_what_is_drawn(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Each stage's title says how many of its detections reach the threshold (an empty panel
-    is not mistaken for a bug), by their scores as written: 0.49999998 is written 0.5."""
+    is not mistaken for a bug), by their scores as written: 0.49999998 is written 0.5. The
+    threshold is tested once per stage, for its drawing and its title alike."""
     titles: list[str] = []
+    tested: list[int] = []
 
     def capture(panels: list[tuple[str, Image.Image]]) -> Image.Image:
         titles.extend(title for title, _ in panels)
         return compose_panels(panels)
 
+    def counting(scores: Any, threshold: float) -> Any:
+        tested.append(len(scores))
+        return passes_threshold(scores, threshold)
+
     monkeypatch.setattr(stage_figure, "compose_panels", capture)
+    monkeypatch.setattr(stage_figure, "passes_threshold", counting)
+    monkeypatch.setattr(draw, "passes_threshold", counting)
     white = Image.new("RGB", (256, 128), (255, 255, 255))
     boxes = [[10.0, 10.0, 50.0, 50.0]] * 3
     stages = [
@@ -212,3 +221,4 @@ def test_stage_titles_count_what_is_drawn(
         "stage 2: 0 scoring >= 0.5",
         "trajectories of 1 slots scoring >= 0.5",
     ]
+    assert tested == [3, 0]

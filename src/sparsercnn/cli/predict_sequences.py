@@ -112,15 +112,12 @@ def predict_sequence(
 
     from sparsercnn.video import FrameFolder, frame_records, frame_summary, predict_video
     from sparsercnn.visualization.draw import draw_detections
-    from sparsercnn.visualization.font import warn_missing_glyphs
 
     # A video's frames keep their own times (a variable frame rate stays variable); a frame
     # folder's are index / fps, the writer's constant rate.
     timed = not isinstance(sequence, FrameFolder)
     frames: list[dict[str, Any]] = []
     resized = False
-    if writer is not None:  # once for all the frames drawn
-        warn_missing_glyphs(predictor.categories.distinct_names)
     with writer if writer is not None else nullcontext():
         for frame, prediction in predict_video(predictor, sequence, every=args.every):
             records.extend(frame_records(frame, prediction, predictor.categories))
@@ -134,7 +131,6 @@ def predict_sequence(
                     predictor.categories.distinct_names,
                     score_threshold=args.score_threshold,
                     image_name=frame_name(sequence, frame),
-                    warn_glyphs=False,
                 )
                 if writer.size is not None and drawing.size[::-1] != writer.size:
                     if not resized:
@@ -200,7 +196,7 @@ def write_outputs(
     Returns:
         The frame list's path, or None when none was written.
     """
-    from sparsercnn.atomic_file import AtomicFile, write_error
+    from sparsercnn.atomic_file import AtomicFile
     from sparsercnn.evaluation.results import write_results_json
 
     frame_list = frame_list_path(output)
@@ -219,11 +215,7 @@ def write_outputs(
     # with block: an error writing the results names the results, not the frame list.
     staged = AtomicFile(frame_list)
     try:
-        assert staged.tmp is not None
-        try:
-            staged.tmp.write_text(text, encoding="utf-8")
-        except OSError as error:
-            raise write_error(error, frame_list) from error
+        staged.write_text(text)
         write_results_json(records, output)
     except BaseException:
         staged.discard()

@@ -288,14 +288,41 @@ def _is_empty(name: str) -> bool:
         return False
 
 
+def multi_frame_format(path: str | os.PathLike[str]) -> str | None:
+    """Pillow's format name (``"GIF"``, ``"PNG"``, ...) of a file of several frames or pages
+    (:attr:`ImageHeader.num_frames` above 1), None for a still image. It looks no further than
+    the second frame, where :func:`read_image_header` counts a GIF's frames to its end.
+
+    Raises:
+        ImageReadError: the file is missing or its header is not a readable image header.
+    """
+    name = os.fspath(path)
+    try:
+        with Image.open(name) as image:
+            return (image.format or "") if _is_multi_frame(image) else None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise _read_error(name, exc) from exc
+
+
+def _is_multi_frame(image: Image.Image) -> bool:
+    """Whether an opened image has several frames or pages: Pillow's ``is_animated``, which
+    stops at the second frame where ``n_frames`` reads a GIF to its end."""
+    if image.format == "MPO":  # the other pictures are the same shot's previews or depth map
+        return False
+    try:
+        return bool(getattr(image, "is_animated", False))
+    except (OSError, ValueError, SyntaxError, EOFError):  # a damaged second frame: decoding says
+        return False
+
+
 def _num_frames(image: Image.Image) -> int:
     """Frames or pages of an opened image (:attr:`ImageHeader.num_frames`)."""
-    if image.format == "MPO":  # the other pictures are the same shot's previews or depth map
+    if not _is_multi_frame(image):
         return 1
     try:
-        return max(1, int(getattr(image, "n_frames", 1)))
-    except (OSError, ValueError, SyntaxError, EOFError):  # a damaged later frame: decoding says
-        return 1
+        return max(2, int(getattr(image, "n_frames", 2)))
+    except (OSError, ValueError, SyntaxError, EOFError):  # a damaged later frame: 2 at least
+        return 2
 
 
 def _frames_in_words(image_format: str, num_frames: int) -> str:
@@ -307,16 +334,16 @@ def _frames_in_words(image_format: str, num_frames: int) -> str:
 def _note_reading(image: Image.Image, name: str) -> None:
     """Say once per process that a multi-frame file is read as its first frame (warning) and
     that a high-depth one is stretched by its own range (info); later files at DEBUG."""
-    num_frames = _num_frames(image)
-    if num_frames > 1:
+    if _is_multi_frame(image):
         level = logging.DEBUG if "frames" in _NOTED else logging.WARNING
         _NOTED.add("frames")
-        logger.log(
-            level,
-            "image %r has %s: only the first is read, as for every such file",
-            name,
-            _frames_in_words(image.format or "", num_frames),
-        )
+        if logger.isEnabledFor(level):  # counting reads a GIF to its end
+            logger.log(
+                level,
+                "image %r has %s: only the first is read, as for every such file",
+                name,
+                _frames_in_words(image.format or "", _num_frames(image)),
+            )
     if image.mode in _HIGH_DEPTH_MODES:
         level = logging.DEBUG if "depth" in _NOTED else logging.INFO
         _NOTED.add("depth")

@@ -154,36 +154,26 @@ def inspect_dataset(
         check_image_folder(image_dir, listed, source=source)
         decode = image_check == "decode"
         found = check_image_files(listed, image_dir, decode=decode, source=source)
-        if decode and (checked.unsized_images or _resized(checked.images, found.sizes)):
-            # The boxes of an image whose file has another size, or whose entry gives none, are
-            # checked against the file's.
-            checked = check_coco(
-                data, source, clip_tolerance=clip_tolerance, image_sizes=found.sizes
-            )
         file_issues = found.issues
+        bad = {i.image_id for i in file_issues if i.severity == "error" and i.image_id is not None}
+        unsized = {image["id"] for image in checked.unsized_images}
+        if (decode and (unsized or _resized(checked.images, found.sizes))) or unsized & bad:
+            # The boxes of an image whose file has another size, or whose entry gives none, are
+            # checked against the file's; a file's error is its image's one.
+            sizes = found.sizes if decode else None
+            checked = check_coco(
+                data, source, clip_tolerance=clip_tolerance, image_sizes=sizes, bad_files=bad
+            )
         entries = [entry for entry in data["images"] if isinstance(entry, dict)]
         names = [entry.get("file_name") for entry in entries]
         if (unlisted := find_unlisted_images(image_dir, names, source=source)) is not None:
             file_issues.append(unlisted)
-        bad = {i.image_id for i in file_issues if i.severity == "error" and i.image_id is not None}
-        checked = _without_size_errors(checked, bad).without_images(bad)
+        checked = checked.without_images(bad)
     issues = [*checked.issues, *file_issues, *_content_issues(checked, source)]
     inspection = Inspection(
         source, os.fspath(image_dir), checked, issues, image_check, clip_tolerance
     )
     return inspection.for_num_proposals(num_proposals)
-
-
-def _without_size_errors(checked: CheckedCoco, bad_files: set[int]) -> CheckedCoco:
-    """``checked`` without the ``bad_image`` error of each image whose entry gives no size
-    (reported where the files are not decoded) and whose file has an error (``bad_files``, by
-    image id): the file's error is the image's one, which says what to fix first, as where the
-    files are decoded (:func:`~sparsercnn.data.validation.check_coco`)."""
-    unsized = {image["id"] for image in checked.unsized_images} & bad_files
-    if not unsized:
-        return checked
-    issues = [i for i in checked.issues if not (i.code == "bad_image" and i.image_id in unsized)]
-    return replace(checked, issues=issues)
 
 
 def _resized(images: list[dict[str, Any]], sizes: dict[int, tuple[int, int]]) -> bool:

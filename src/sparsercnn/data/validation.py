@@ -16,7 +16,8 @@ evaluated as the file gives them), ``bad_area`` (an ``area`` that COCO evaluatio
 into small/medium/large as meant; training does not use it),
 ``image_size_missing`` (image entries that give no ``width`` / ``height``, or only one, as Label
 Studio and some converters write them: their decoded files' sizes are used, one warning for all;
-without decoded files such an entry is a ``bad_image`` error), ``duplicate_category_name``,
+without decoded files such an entry is a ``bad_image`` error, unless its file has an error of
+its own), ``duplicate_category_name``,
 ``blank_category_name``, ``placeholder_category`` (a category no
 annotation uses that an annotation tool adds beside the classes: Roboflow's project category,
 the ``supercategory`` of the others; labelme2coco's ``_background_``), ``duplicate_file_name``,
@@ -129,8 +130,9 @@ class CheckedCoco:
     or of zero size, crowd regions included), the first of its id, as the file gives it (the
     parsed entries, unclipped), in file order. ``unsized_images`` are the image entries left
     out only for giving no size (:func:`image_entry_size`) while their file's size was not
-    given (each in a ``bad_image`` error where the files were not decoded): the data policy
-    decodes their files and checks the file again with the sizes found.
+    given (each in a ``bad_image`` error where the files were not decoded and its file has no
+    error): the data policy decodes their files and checks the file again with the sizes
+    found.
     """
 
     images: list[dict[str, Any]]
@@ -232,6 +234,7 @@ def check_coco(
     *,
     clip_tolerance: float = DEFAULT_CLIP_TOLERANCE,
     image_sizes: Mapping[int, tuple[int, int]] | None = None,
+    bad_files: Collection[int] = (),
 ) -> CheckedCoco:
     """Check the entries of a parsed COCO file (no file-system access).
 
@@ -246,9 +249,12 @@ def check_coco(
             them all). Its boxes are checked against, and clipped to, the file's size, and its
             returned entry carries it. Images not in it keep the JSON's size; one whose entry
             gives none is left out: a ``bad_image`` error where this is ``None`` (the files
-            were not decoded), without an issue of its own where it is a mapping (its file is
-            missing or did not decode: the image check's error for the file is the image's,
-            and its annotations go with it unnamed, as with any such file).
+            were not decoded), without an issue of its own where it is a mapping (its file did
+            not decode) or its id is in ``bad_files``.
+        bad_files: ids of the images whose file the image check refused (missing, or not
+            decoding; :mod:`~sparsercnn.data.image_check`): that error is the image's one,
+            which says what to fix first, and its annotations go with it unnamed, as with any
+            such file; an entry among them that gives no size gets no error of its own.
 
     Returns:
         The valid entries and every issue found. The annotations of an image whose entry is
@@ -258,7 +264,7 @@ def check_coco(
         ``"image_id": 4`` go with it, not reported as of an unknown image).
     """
     _check_structure(data, source)
-    checker = _Checker(clip_tolerance, image_sizes)
+    checker = _Checker(clip_tolerance, image_sizes, bad_files)
     categories = checker.categories(data["categories"])
     if not categories:
         message = (
@@ -297,11 +303,15 @@ class _Checker:
     """The rules for the three lists of a COCO file; collects issues as it goes."""
 
     def __init__(
-        self, clip_tolerance: float, image_sizes: Mapping[int, tuple[int, int]] | None
+        self,
+        clip_tolerance: float,
+        image_sizes: Mapping[int, tuple[int, int]] | None,
+        bad_files: Collection[int],
     ) -> None:
         self.clip_tolerance = clip_tolerance
         self.files_decoded = image_sizes is not None
         self.image_sizes = image_sizes or {}
+        self.bad_files = bad_files
         # (width, height) as the JSON gives it (given_image_size), of the images sized by their
         # file where that differs.
         self.json_sizes: dict[int, tuple[int | None, int | None]] = {}
@@ -442,7 +452,7 @@ class _Checker:
             elif (size := self.size(entry)) is None:
                 position = f"images[{pos}]"
                 self.unsized_images.append(entry)
-                if self.files_decoded:
+                if self.files_decoded or image_id in self.bad_files:
                     # Its file is missing or did not decode: that file's error (the image
                     # check's) is the image's one, and says what to fix.
                     self.rejected_images.setdefault(image_id, _Rejected(None, position))

@@ -69,7 +69,7 @@ def image_confusion(
     Boxes are absolute xyxy pixels of the same image, labels contiguous in ``[0, C)``.
     """
     matrix = np.zeros((num_classes + 1, num_classes + 1), dtype=np.int64)
-    keep = torch.from_numpy(passes_threshold(pred_scores, score_threshold)).to(pred_scores.device)
+    keep = passes_threshold(pred_scores, score_threshold)
     boxes, labels, scores = pred_boxes[keep], pred_labels[keep].tolist(), pred_scores[keep]
     gt_list = gt_labels.tolist()
     pairs = greedy_match(boxes, scores, gt_boxes, iou_threshold)

@@ -27,6 +27,7 @@ from sparsercnn.model import SparseRCNN
 from sparsercnn.model.inference import evaluating, model_device, run_model
 from sparsercnn.ops.boxes import box_xyxy_to_cxcywh
 from sparsercnn.recipe.auto_recipe import PROPOSALS_PER_OBJECT, proposals_for
+from sparsercnn.scores import passes_threshold
 from sparsercnn.structures import PixelMap, Target
 from sparsercnn.text import counted
 from sparsercnn.visualization.diagnostic_plots import (
@@ -56,7 +57,8 @@ class SlotStatistics:
         num_images: images run.
         num_gt_boxes: ground-truth boxes (non-crowd, after the test transform).
         max_objects_per_image: the most ground-truth boxes in one image.
-        score_threshold: a slot is confident in an image when its best class score reaches it.
+        score_threshold: a slot is confident in an image when its best class score, as
+            written (:func:`~sparsercnn.scores.passes_threshold`), reaches it.
         matched_counts: ``(N,)`` times each slot was matched.
         confident_counts: ``(N,)`` images in which each slot was confident.
         class_counts: ``(N, C)`` matches of each slot per ground-truth class.
@@ -277,7 +279,8 @@ def collect_slot_statistics(
         model: the detector (eval mode during the pass, its mode restored after).
         matcher: the model's matcher (``build_criterion(config).matcher``).
         dataset: images with the test transform and their targets.
-        score_threshold: a slot is confident in an image when its best class score reaches it.
+        score_threshold: a slot is confident in an image when its best class score, as
+            written (:func:`~sparsercnn.scores.passes_threshold`), reaches it.
         batch_size: images per forward pass.
         num_workers: data-loading processes.
         batch_invariant: only images of the same padded size share a forward pass.
@@ -306,7 +309,7 @@ def collect_slot_statistics(
                 boxes_norm = output.proposal_boxes[0].float().cpu() / whwh
                 proposals = box_xyxy_to_cxcywh(boxes_norm).double().numpy()
             best = last.logits.sigmoid().amax(dim=-1).cpu()  # (B, N)
-            confident += (best >= score_threshold).sum(dim=0).numpy()
+            confident += passes_threshold(best, score_threshold).sum(dim=0).numpy()
             matches = matcher(last.logits, last.boxes, batch.targets, output.image_sizes)
             for image, (slots, gts) in enumerate(matches):
                 target = batch.targets[image]

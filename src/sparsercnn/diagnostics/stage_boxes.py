@@ -156,8 +156,7 @@ def final_detection_tracks(
     its best.
     """
     final = stage_boxes.final
-    passes = torch.from_numpy(passes_threshold(final.scores[0], score_threshold))
-    keep = final.valid[0] & passes.to(final.valid.device)
+    keep = final.valid[0] & passes_threshold(final.scores[0], score_threshold)
     slots = final.slots[0][keep].cpu()
     labels, scores = final.labels[0][keep].cpu(), final.scores[0][keep].float().cpu()
     first = _first_per_slot(slots)

@@ -216,8 +216,8 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
                     name=name,
                     width=image.full_size[1],
                     height=image.full_size[0],
-                    detections=limit_detections(
-                        detections_of(prediction, service.categories), options
+                    detections=detections_of(
+                        limit_detections(prediction, options), service.categories
                     ),
                 )
                 for name, image, prediction in zip(names, images, result.predictions, strict=True)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.prediction import Prediction
-from sparsercnn.scores import SCORE_DIGITS, passes_threshold
+from sparsercnn.scores import SCORE_DIGITS
 
 
 class DetectOptions(BaseModel):
@@ -238,16 +238,16 @@ def _xyxy(xywh: list[float]) -> list[float]:
     return [x, y, round(x + w, 2), round(y + h, 2)]
 
 
-def limit_detections(detections: list[Detection], options: DetectOptions) -> list[Detection]:
-    """``detections`` (by descending score) scoring at least ``options.score_threshold``, the
-    first ``max_detections`` of them.
+def limit_detections(prediction: Prediction, options: DetectOptions) -> Prediction:
+    """The detections of ``prediction`` (by descending score) to answer: the first
+    ``options.max_detections`` of them, those scoring at least ``options.score_threshold``.
+    Either order keeps the same ones (the scores descend); the best few first, so that only they
+    become response items (:func:`detections_of`).
 
     The threshold is compared with each score as the response gives it
-    (:func:`~sparsercnn.scores.passes_threshold`), not with the unrounded one: a threshold copied
-    from an answer keeps the detection it was copied from.
+    (:meth:`~sparsercnn.prediction.Prediction.above`), not with the unrounded one: a threshold
+    copied from an answer keeps the detection it was copied from.
     """
-    passes = passes_threshold(
-        [detection.score for detection in detections], options.score_threshold
-    )
-    kept = [detection for detection, passed in zip(detections, passes, strict=True) if passed]
-    return kept if options.max_detections is None else kept[: options.max_detections]
+    if options.max_detections is not None:
+        prediction = prediction.top(options.max_detections)
+    return prediction.above(options.score_threshold)

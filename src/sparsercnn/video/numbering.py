@@ -65,7 +65,8 @@ class FrameNumbering:
         self._num_failed_passed = 0
         self._num_packets = 0
         self._num_numbered = 0
-        self._last: tuple[int, int | None] | None = None  # the last number and its pts
+        self._next_number = 0  # one past the last number given
+        self._last_pts: int | None = None  # the last frame numbered's pts (None: none, unknown)
         self._skipped: list[int] = []  # numbers left out before the last number
         self.origin: int | None = None
         self.end: int | None = None
@@ -104,26 +105,25 @@ class FrameNumbering:
         failed_before = len(failed) if pts is None else bisect.bisect_left(failed, pts)
         del failed[:failed_before]
         self._num_failed_passed += failed_before
-        after = self._last[0] + 1 if self._last is not None else 0
-        number = max(self._num_numbered + self._num_failed_passed, after, self._timed(pts))
-        self._skipped.extend(range(after, number))
+        number = max(
+            self._num_numbered + self._num_failed_passed, self._next_number, self._timed(pts)
+        )
+        self._skipped.extend(range(self._next_number, number))
         self._num_numbered += 1
-        self._last = (number, pts)
+        self._next_number = number + 1
+        self._last_pts = pts
         return number
 
     def _timed(self, pts: int | None) -> int:
         """The number of the frame at ``pts`` by its interval from the last frame numbered, in
         a constant-rate stream; -1 where the times say nothing."""
-        if not self._constant_rate or self._last is None:
+        if not self._constant_rate or pts is None or self._last_pts is None:
             return -1
-        last, last_pts = self._last
-        if pts is None or last_pts is None:
-            return -1
-        num_durations = self._is_whole(pts - last_pts)
+        num_durations = self._is_whole(pts - self._last_pts)
         if num_durations is None:  # a variable-rate stream, from here on at least
             self._constant_rate = False
             return -1
-        return last + num_durations
+        return self._next_number - 1 + num_durations
 
     def _is_whole(self, interval: int, *, exactly_one: bool = False) -> int | None:
         """How many frame durations ``interval`` is, where it is a whole number of them (one,
@@ -156,8 +156,7 @@ class FrameNumbering:
     @property
     def _num_numbered_or_failed(self) -> int:
         num_failed = len(self._failed_times) + self._num_failed_passed
-        after = self._last[0] + 1 if self._last is not None else 0
-        return max(after, self._num_numbered + num_failed)
+        return max(self._next_number, self._num_numbered + num_failed)
 
     @property
     def num_frames(self) -> int:
@@ -168,5 +167,4 @@ class FrameNumbering:
     def skipped(self) -> list[int]:
         """Numbers of the frames so far that were lost (their packets failed to decode, or the
         demuxer skipped them), in order."""
-        after = self._last[0] + 1 if self._last is not None else 0
-        return self._skipped + list(range(after, self._num_numbered_or_failed))
+        return self._skipped + list(range(self._next_number, self._num_numbered_or_failed))

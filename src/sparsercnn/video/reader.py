@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from sparsercnn.data.image_io import ImageReadError, load_image, read_image_header
+from sparsercnn.data.image_io import (
+    ImageReadError,
+    load_image,
+    multi_frame_format,
+    read_image_header,
+)
 from sparsercnn.image_inputs import IMAGE_SUFFIXES, folder_files, no_files_error
 from sparsercnn.text import counted, listing
 from sparsercnn.video.numbering import FrameNumbering
@@ -68,7 +73,7 @@ def is_video_file(path: str | Path) -> bool:
 
 def is_animation(path: str | Path) -> bool:
     """Whether ``path`` is an image file of several frames
-    (:attr:`~sparsercnn.data.image_io.ImageHeader.num_frames`) whose frames PyAV decodes: an
+    (:func:`~sparsercnn.data.image_io.multi_frame_format`) whose frames PyAV decodes: an
     animated GIF or PNG (:data:`ANIMATION_FORMATS`), where an image is its first frame alone.
     An animated WebP (which FFmpeg fails to decode) and a multi-page TIFF (whose first page
     alone it reads) are images, read as their first frame with a warning. False for a file
@@ -77,10 +82,9 @@ def is_animation(path: str | Path) -> bool:
     if suffix not in ANIMATION_FORMATS:
         return False
     try:
-        header = read_image_header(path)
+        return multi_frame_format(path) == ANIMATION_FORMATS[suffix]
     except ImageReadError:
         return False
-    return header.num_frames > 1 and header.format == ANIMATION_FORMATS[suffix]
 
 
 def check_every(every: int) -> None:

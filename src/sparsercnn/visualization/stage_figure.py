@@ -183,17 +183,19 @@ def draw_stage_figure(
     outline = contrasting_color(average.tolist())
     panels = [(f"{len(proposals)} learned proposals", draw_proposals(base, proposals, outline))]
     for stage in stages:
+        scores = as_array(stage.scores, np.float64, ())
+        keep = passes_threshold(scores, score_threshold)
         drawing = draw_detections(
             base,
             as_array(stage.boxes, np.float64, (4,)) * scale,
             stage.labels,
-            stage.scores,
+            scores,
             class_names,
-            score_threshold=score_threshold,
             image_name=image_name,
+            keep=keep,
         )
-        shown = int(passes_threshold(as_array(stage.scores, np.float64, ()), score_threshold).sum())
-        panels.append((f"{stage.title}: {shown} scoring >= {score_threshold:g}", drawing))
+        title = f"{stage.title}: {int(keep.sum())} scoring >= {score_threshold:g}"
+        panels.append((title, drawing))
     if trajectories is not None:
         tracks = as_array(trajectories.boxes, np.float64, (4,)) * scale  # (K * S, 4)
         check_finite(tracks, None, image_name, from_model=True)
