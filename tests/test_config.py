@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
 
-from sparsercnn.config import BACKBONE_DEPTHS, NUM_FREEZABLE_PARTS, Config
+from sparsercnn.config import (
+    BACKBONE_DEPTHS,
+    NUM_FREEZABLE_PARTS,
+    Config,
+    override_arguments,
+    override_value,
+)
 from sparsercnn.model import backbone
 from sparsercnn.presets import PRESETS, get_preset
 
@@ -48,6 +55,25 @@ def test_differences_list_the_changed_values_in_field_order() -> None:
     assert list(cfg.differences(changed)) == ["input.crop", "train.steps", "train.seed"]
     assert cfg.differences(changed)["train.steps"] == (cfg.train.steps, (5, 9))
     assert cfg.differences(cfg.apply_overrides([f"train.seed={cfg.train.seed}"])) == {}
+
+
+def test_set_arguments_survive_a_shell_and_give_the_values_back() -> None:
+    """``--set`` arguments in messages are pasted into a shell: ``model.steps=[1, 2]`` is two
+    words there, and a list or a string in brackets or quotes needs quoting."""
+    values = {
+        "train.steps": [2400, 2800],
+        "train.max_iter": 6,
+        "train.scale_lr": False,
+        "model.backbone_norm": "bn",
+        "train.init_from": "my weights/model (old).pth",
+    }
+    arguments = override_arguments(values)
+    assert arguments.startswith("'train.steps=[2400,2800]' train.max_iter=6 train.scale_lr=false ")
+    config = Config().apply_overrides(shlex.split(arguments))
+    assert config.train.steps == (2400, 2800) and config.train.max_iter == 6
+    assert config.train.scale_lr is False and config.model.backbone_norm == "bn"
+    assert config.train.init_from == "my weights/model (old).pth"
+    assert override_value((1, 2)) == "[1,2]"
 
 
 def test_override_errors_suggest_the_near_miss() -> None:

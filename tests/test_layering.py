@@ -37,6 +37,7 @@ FORBIDDEN = {
     "text": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "scores": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "run_files": ABOVE_BOTTOM | {"config", "structures", "ops"},
+    "torch_archive": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "structures": ABOVE_BOTTOM,
     "config": ABOVE_BOTTOM,
     "ops": ABOVE_BOTTOM,

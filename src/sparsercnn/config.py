@@ -11,9 +11,10 @@ import dataclasses
 import difflib
 import json
 import math
+import shlex
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -409,6 +410,18 @@ def override_keys(overrides: Sequence[str]) -> list[str]:
     """The ``section.key`` each ``section.key=value`` override names, in their order (the form
     :meth:`Config.apply_overrides` reads)."""
     return [item.partition("=")[0].strip() for item in overrides]
+
+
+def override_value(value: Any) -> str:
+    """``value`` as a ``section.key=value`` override gives it (:meth:`Config.apply_overrides`):
+    JSON without spaces (``[2400,2800]``, ``true``, ``"bn"``)."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def override_arguments(values: Mapping[str, Any]) -> str:
+    """The ``--set`` arguments that give ``values`` (``{"section.key": value}``), each quoted
+    for a shell where it needs it: ``train.max_iter=6 'train.steps=[4]'``."""
+    return " ".join(shlex.quote(f"{key}={override_value(value)}") for key, value in values.items())
 
 
 def _did_you_mean(name: str, choices: dict[str, Any], prefix: str = "") -> str:

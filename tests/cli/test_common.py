@@ -13,6 +13,7 @@ from sparsercnn.cli.common import (
     add_device_argument,
     checkpoint_source,
     device_name,
+    output_file,
     refuse_model_flags_with_onnx,
     resolve_device,
     torch_device_name,
@@ -122,7 +123,7 @@ def test_every_path_flag_expands_the_home_folder() -> None:
     expanding = {
         f"{prog.removeprefix('sparsercnn ')} {(action.option_strings or [action.metavar])[0]}"
         for prog, action in actions
-        if action.type in (user_path, checkpoint_source)
+        if action.type in (user_path, output_file, checkpoint_source)
     }
     assert {
         "convert SRC",
@@ -136,6 +137,50 @@ def test_every_path_flag_expands_the_home_folder() -> None:
         "serve --onnx",
         "visualize IMAGE",
     } <= expanding
+
+
+def test_every_flag_that_writes_a_file_refuses_a_folder_name() -> None:
+    """``--output newdir/`` (a folder not there yet) wrote a file named ``newdir``: a ``Path``
+    drops the trailing separator."""
+    writing = {
+        f"{prog.removeprefix('sparsercnn ')} {action.option_strings[0]}"
+        for prog, action in _every_action(build_parser())
+        if action.type is output_file
+    }
+    assert writing == {
+        "benchmark --output",
+        "convert --output",
+        "eval --output",
+        "eval --results",
+        "export --output",
+        "predict --output",
+        "validate --output",
+        "visualize --output",
+    }
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^newdir/ names a folder; give a file"):
+        output_file("newdir/")
+    assert output_file("~/a.json") == Path.home() / "a.json"
+
+
+@pytest.mark.parametrize(
+    "command", [["validate", "--json", "{json}", "--images", "{images}"], ["convert", "{json}"]]
+)
+def test_an_output_file_named_as_a_new_folder_is_refused_in_one_line(
+    write_coco: WriteCoco,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    data = write_coco(num_images=1, size=(48, 64))
+    argv = [part.format(json=data.json_path, images=data.image_dir) for part in command]
+    output = f"{tmp_path / 'newdir'}/"
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--output", output])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"sparsercnn {argv[0]}: error: argument --output: {output} names a folder; give a file name"
+    )
+    assert not (tmp_path / "newdir").exists()
 
 
 def test_a_path_flag_given_with_an_equals_sign_names_the_same_file(

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import NoReturn
 
 import pytest
@@ -32,13 +33,16 @@ def image(write_coco: WriteCoco) -> Path:
     return path
 
 
-def raising_handler(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
-    """Make ``validate``'s handler raise ``error`` (the parser looks it up when built)."""
+def raising_handler(
+    monkeypatch: pytest.MonkeyPatch, error: BaseException, command: ModuleType = validate
+) -> None:
+    """Make the handler of ``command`` (a module of :mod:`sparsercnn.cli`, ``validate`` unless
+    given) raise ``error`` (the parser looks it up when built)."""
 
     def handler(args: argparse.Namespace) -> NoReturn:
         raise error
 
-    monkeypatch.setattr(validate, "run", handler)
+    monkeypatch.setattr(command, "run", handler)
 
 
 def error_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
@@ -406,11 +410,7 @@ def test_interrupt_exits_130_and_one_rank_says_so(
             monkeypatch.delenv(name, raising=False)
         else:
             monkeypatch.setenv(name, value)
-
-    def interrupted(args: argparse.Namespace) -> NoReturn:
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(train, "run", interrupted)
+    raising_handler(monkeypatch, KeyboardInterrupt(), train)
     assert main(TRAIN) == 130
     assert error_lines(capsys) == (["sparsercnn train: interrupted"] if says else [])
 
@@ -464,6 +464,23 @@ def test_convert_names_the_published_checkpoints_for_an_unknown_source(
     (line,) = error_lines(capsys)
     assert "SRC r50_100pro is not a file, a URL or a published name" in line
     assert "r50_100pro_3x" in line
+
+
+def test_convert_of_a_published_file_not_there_says_where_to_get_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's table names the published files: ``convert r50_100pro_3x_model.pth`` before
+    downloading it said only that SRC does not exist."""
+    output = str(tmp_path / "m.safetensors")
+    assert main(["convert", "r50_100pro_3x_model.pth", "--output", output]) == 2
+    assert error_lines(capsys) == [
+        "sparsercnn convert: error: SRC r50_100pro_3x_model.pth does not exist; it is the "
+        "download of the published checkpoint r50_100pro_3x: pass the name r50_100pro_3x "
+        "instead (downloaded once, then cached), or download it from "
+        "https://github.com/PeizeSun/SparseR-CNN/releases/download/v0.1/r50_100pro_3x_model.pth"
+    ]
+    assert main(["convert", str(tmp_path / "mine.pth"), "--output", output]) == 2
+    assert error_lines(capsys)[0].endswith("mine.pth does not exist")
 
 
 @pytest.mark.parametrize("command", ["export", "visualize"])

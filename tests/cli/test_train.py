@@ -265,6 +265,7 @@ def test_an_earlier_best_ap_is_printed_beside_the_final_one(
     def trained(cfg: Config, **kwargs: Any) -> Any:
         return SimpleNamespace(
             iteration=40,
+            stopped_early=False,
             output_dir=kwargs["output_dir"],
             final_evaluation=final,
             best_evaluation=best,
@@ -290,6 +291,7 @@ def test_the_final_ap_alone_when_it_is_the_best(
     def trained(cfg: Config, **kwargs: Any) -> Any:
         return SimpleNamespace(
             iteration=40,
+            stopped_early=False,
             output_dir=kwargs["output_dir"],
             final_evaluation=final,
             best_evaluation=final,
@@ -301,6 +303,40 @@ def test_the_final_ap_alone_when_it_is_the_best(
     monkeypatch.setattr(pipeline, "train_from_coco", trained)
     assert main(_train(tmp_path)) == 0
     assert capsys.readouterr().out.splitlines()[1] == "final AP 37.50%"
+
+
+@pytest.mark.parametrize(
+    ("stopped_early", "printed"),
+    [(False, "training ended at iteration 40"), (True, "training stopped by its time budget at")],
+)
+def test_a_finished_run_is_said_to_have_ended_and_a_budget_stop_to_have_stopped(
+    stopped_early: bool,
+    printed: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A run that trained its schedule to the end printed "training stopped at iteration 40",
+    right after the log's "training ended at iteration 40"."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(train_command, "check_training_data", lambda *args: None)
+
+    def trained(cfg: Config, **kwargs: Any) -> Any:
+        return SimpleNamespace(
+            iteration=40,
+            stopped_early=stopped_early,
+            output_dir=kwargs["output_dir"],
+            final_evaluation=None,
+            best_evaluation=None,
+            best_ap=None,
+            best_iteration=None,
+            evaluation_report=None,
+        )
+
+    monkeypatch.setattr(pipeline, "train_from_coco", trained)
+    assert main(_train(tmp_path)) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith(printed)
 
 
 @pytest.mark.parametrize("preset", ["auto", "tiny"])

@@ -51,7 +51,7 @@ def test_auto_is_the_default_and_its_choices_are_saved(
     ]
     assert main(_train(tiny_coco, run, *options)) == 0
     out = capsys.readouterr().out
-    assert "auto recipe" in out and "input size" in out and "training stopped at iteration 3" in out
+    assert "auto recipe" in out and "input size" in out and "training ended at iteration 3" in out
     # The table shows what the run trains with: the proposals given (not chosen), starred, and
     # what --set changed of the recipe's choices.
     assert " *proposals      30 " in out and "given by --set model.num_proposals" in out
@@ -72,7 +72,7 @@ def test_auto_is_the_default_and_its_choices_are_saved(
     # Resuming takes the run's own config (no new recipe), with the new overrides.
     assert main(_train(tiny_coco, run, "--resume", "--set", "train.max_iter=4")) == 0
     out = capsys.readouterr().out
-    assert "auto recipe" not in out and "training stopped at iteration 4" in out
+    assert "auto recipe" not in out and "training ended at iteration 4" in out
     resumed = Config.load(run / "config.json")
     assert resumed.input == cfg.input and resumed.train.max_iter == 4
 

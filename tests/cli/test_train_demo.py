@@ -37,7 +37,7 @@ def test_train_writes_the_model_file_and_the_metrics_log(
     argv += [str(data.train_images), "--output-dir", str(run), "--preset", "tiny"]
     argv += ["--set", "train.max_iter=2", "train.log_period=1", "--device", "cpu"]
     assert main(argv) == 0
-    assert "training stopped at iteration 2" in capsys.readouterr().out
+    assert "training ended at iteration 2" in capsys.readouterr().out
     from sparsercnn.model_file import read_model_file
 
     _, config, categories = read_model_file(run / "model_final.safetensors")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import pickle
 import random
 import re
 from pathlib import Path
@@ -31,6 +32,7 @@ from sparsercnn.engine.checkpoint import (
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
 from sparsercnn.engine.training_images import data_identity
 from sparsercnn.presets import tiny
+from tests.test_torch_archive import flip_a_byte_of_the_largest_record
 
 CATEGORIES = CategoryMap([1, 2], ["cat", "dog"])
 
@@ -236,6 +238,31 @@ def test_truncated_file_gives_clear_error(tmp_path: Path) -> None:
         load_training_checkpoint(tmp_path)
 
 
+def test_a_checkpoint_damaged_inside_a_record_is_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """torch.load does not check the CRC-32 of the archive's records: a checkpoint with a byte
+    changed (a bad copy or disk) was resumed from, with its wrong numbers."""
+    _save(tmp_path, 3)
+    newest = _save(tmp_path, 5)
+    record = flip_a_byte_of_the_largest_record(newest)
+    expected = (
+        rf"checkpoint_0000005\.pt is damaged: its record {record} does not match the checksum "
+        r"stored with it; resume from another checkpoint_\*\.pt"
+    )
+    with pytest.raises(DamagedCheckpointError, match=expected) as refused:
+        load_training_checkpoint(newest)
+    # As the other ranks receive it: pickled (engine.distributed).
+    copy = pickle.loads(pickle.dumps(refused.value))
+    assert (str(copy), copy.reason) == (str(refused.value), refused.value.reason)
+    with caplog.at_level("WARNING"):
+        assert load_training_checkpoint(tmp_path)["iteration"] == 3
+    assert (
+        f"checkpoint_0000005.pt (record {record} does not match its checksum); resuming from "
+        "checkpoint_0000003.pt" in caplog.text
+    )
+
+
 def test_foreign_file_is_not_a_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint_0000001.pt"
     torch.save({"model": {}}, path)
@@ -421,24 +448,25 @@ def test_a_fixed_preset_resumed_without_its_set_values_says_each_change_once(
     ]
 
 
+@pytest.mark.parametrize("extended", [True, False])
 def test_a_completed_run_extended_says_its_decays_are_a_fresh_run_s(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, extended: bool
 ) -> None:
     """The trainer said the extension in a line of its own and the resume's schedule line
-    said it again."""
+    said it again. Steps the user chose for the extension are not called a fresh run's, also
+    where they are the same (the line guessed the extension from the steps)."""
     saved, current = Config(), Config()
     saved.train.max_iter, saved.train.steps, saved.train.warmup_iters = 39, (), 5
     current.train.max_iter, current.train.steps, current.train.warmup_iters = 41, (39, 40), 5
     with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
-        log_config_changes(saved, current, 39, base_lr=1.0)
-    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
-        (
-            "INFO",
-            "schedule extended on resume at iteration 39: max_iter 39 -> 41, steps [] -> "
-            "[39, 40], warm-up 5 -> 5 (the decays of a fresh run of that length; set "
-            "train.steps to choose others)",
-        )
-    ]
+        log_config_changes(saved, current, 39, base_lr=1.0, extended=extended)
+    line = (
+        "schedule extended on resume at iteration 39: max_iter 39 -> 41, steps [] -> [39, 40], "
+        "warm-up 5 -> 5"
+    )
+    if extended:
+        line += " (the decays of a fresh run of that length; set train.steps to choose others)"
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("INFO", line)]
 
 
 @pytest.mark.parametrize(

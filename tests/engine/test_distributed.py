@@ -106,7 +106,7 @@ def test_incomplete_torchrun_env_is_explained(monkeypatch: pytest.MonkeyPatch) -
         init_distributed(device="cpu")
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-2", ""])
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "", "2.0"])
 def test_a_world_size_that_is_no_number_of_processes_is_refused(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
@@ -139,6 +139,30 @@ def test_a_rank_not_below_the_world_size_is_refused_in_one_line(
     assert "\n" not in str(refused.value)
     with pytest.raises(ValueError, match=message):
         env_rank()
+
+
+def test_a_local_rank_without_its_gpu_or_negative_is_refused_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``torchrun --nproc-per-node 4`` on a machine with 2 GPUs: ``LOCAL_RANK=3`` went to
+    ``torch.cuda.set_device``, which failed with CUDA's "invalid device ordinal" traceback."""
+    for name, value in (("WORLD_SIZE", "4"), ("RANK", "3"), ("LOCAL_RANK", "3")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: pytest.fail("not refused"))
+    with pytest.raises(ValueError) as refused:
+        init_distributed()
+    assert str(refused.value) == (
+        "environment variable LOCAL_RANK=3 is not below the number of CUDA devices visible here "
+        "(2): start at most that many processes on this machine (torchrun --nproc-per-node), or "
+        "train on the CPU (--device cpu)"
+    )
+    monkeypatch.setenv("LOCAL_RANK", "-1")
+    with pytest.raises(ValueError, match=r"^environment variable LOCAL_RANK='-1' is not an int"):
+        init_distributed()
 
 
 def test_a_single_process_is_rank_0_whatever_rank_says(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -48,3 +48,13 @@ def test_what_skip_invalid_left_out_is_counted_in_words() -> None:
     text = _report(kept=7, dropped_images=2, dropped_annotations=0).format()
     assert "scored on the 7 images kept: --skip-invalid left out 2 images and 0 annotations" in text
     assert "--skip-invalid" not in _report(kept=7, dropped_images=0, dropped_annotations=0).format()
+
+
+def test_a_detections_file_s_report_says_it_has_no_speed() -> None:
+    report = _report(kept=3, dropped_images=0, dropped_annotations=0)
+    report.evaluation.timing = None
+    detections = EvaluationReport(report.evaluation, report.dataset, Path("d.json"), None, None)
+    assert detections.detections_file == Path("d.json") and report.detections_file is None
+    text = detections.format()
+    assert text.endswith("scored: the detections of d.json (no model ran: no images/s figures)")
+    assert "speed" not in text

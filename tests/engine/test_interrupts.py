@@ -65,3 +65,17 @@ def test_ignored_signals_stay_ignored() -> None:
     finally:
         signal.signal(signal.SIGINT, previous)
     interrupt.deliver()  # nothing recorded: nothing happens
+
+
+def test_the_notice_says_what_the_run_does_when_the_signal_comes(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The notice was fixed when training began: a signal before the first step was told of
+    a checkpoint the run would not write."""
+    state = ["before the first step"]
+    with DeferredInterrupt(notice=lambda: f"interrupted {state[0]}") as interrupt:
+        state[0] = "during a step"
+        signal.raise_signal(signal.SIGINT)
+    assert capfd.readouterr().err == "\ninterrupted during a step\n"
+    with pytest.raises(KeyboardInterrupt):
+        interrupt.deliver()

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from sparsercnn.config import TrainConfig
 from sparsercnn.engine.lr_schedule import (
     Schedule,
     decay_steps,
@@ -14,7 +15,9 @@ from sparsercnn.engine.lr_schedule import (
     extended_schedule,
     fit_schedule_to_budget,
     lr_factor,
+    resumed_steps,
     scaled_lr,
+    train_lr_factor,
 )
 
 
@@ -147,13 +150,56 @@ def test_an_extended_schedule_keeps_the_decays_taken_and_adds_a_fresh_run_s(
 
 def test_a_run_s_decays_taken_are_those_before_its_iteration() -> None:
     """lr_factor applies a step ``s`` from iteration ``s`` on: a run that has taken 80 steps
-    (iterations 0 to 79) trained with the decays before 80, not with one at 80."""
+    (iterations 0 to 79) trained with the decays before 80, not with one at 80. The decays
+    taken alone give every rate the run trained with."""
     schedule = Schedule(100, (40, 80, 93), 10)
     assert schedule.decays_taken(80) == (40,)
     assert schedule.decays_taken(81) == (40, 80)
-    assert lr_factor(79, steps=schedule.steps, gamma=0.1, warmup_iters=10, warmup_factor=0.01) == (
-        pytest.approx(0.1)
-    )
+
+    def factor(iteration: int, steps: tuple[int, ...]) -> float:
+        return lr_factor(iteration, steps=steps, gamma=0.1, warmup_iters=10, warmup_factor=0.01)
+
+    for taken in range(101):
+        decays = schedule.decays_taken(taken)
+        for iteration in range(taken):
+            assert factor(iteration, decays) == factor(iteration, schedule.steps)
+        # The rate of the next step is another wherever a decay falls on it.
+        next_differs = factor(taken, decays) != factor(taken, schedule.steps)
+        assert next_differs == (taken in schedule.steps)
+
+
+def test_a_training_config_s_factor_is_lr_factor_of_its_schedule() -> None:
+    train = TrainConfig(max_iter=100, steps=(40, 80), gamma=0.5, warmup_iters=10, warmup_factor=0.2)
+    for iteration in (0, 5, 39, 40, 80, 99):
+        assert train_lr_factor(train, iteration) == lr_factor(
+            iteration, steps=(40, 80), gamma=0.5, warmup_iters=10, warmup_factor=0.2
+        )
+    assert train_lr_factor(train, 80, steps=(40,)) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("saved", "iteration", "current", "steps"),
+    [
+        # Completed (or stopped by its budget), extended with its own steps: a fresh run's.
+        (Schedule(39, (), 5), 39, Schedule(41, (), 5), (39, 40)),
+        (Schedule(39, (36,), 5), 39, Schedule(200, (36,), 5), (36, 187)),
+        # A fresh 6-step run decays at 5 only: the run took its one decay, its steps stand.
+        (Schedule(4, (2,), 2), 4, Schedule(6, (2,), 2), None),
+        # Steps chosen for the extension stand, also where they are a fresh run's.
+        (Schedule(39, (), 5), 39, Schedule(41, (39, 40), 5), None),
+        (Schedule(39, (), 5), 39, Schedule(41, (40,), 5), None),
+        # Not completed, or not extended.
+        (Schedule(100, (80,), 5), 50, Schedule(200, (80,), 5), None),
+        (Schedule(39, (), 5), 39, Schedule(39, (), 5), None),
+    ],
+)
+def test_a_completed_run_extended_with_its_own_steps_gets_a_fresh_run_s_decays(
+    saved: Schedule,
+    iteration: int,
+    current: Schedule,
+    steps: tuple[int, ...] | None,
+) -> None:
+    assert resumed_steps(saved, iteration, current) == steps
 
 
 def test_decays_ahead_follow_one_per_step_and_end_before_max_iter() -> None:

@@ -23,7 +23,7 @@ from sparsercnn.engine import train_step
 from sparsercnn.engine import trainer as trainer_module
 from sparsercnn.engine.checkpoint import LAST_CHECKPOINT_FILE, load_training_checkpoint
 from sparsercnn.engine.distributed import DistInfo
-from sparsercnn.engine.lr_schedule import lr_factor
+from sparsercnn.engine.lr_schedule import train_lr_factor
 from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, BudgetedSchedule, TimeBudget
 from sparsercnn.engine.train_step import NonFiniteLossError
 from sparsercnn.engine.trainer import Trainer
@@ -152,6 +152,13 @@ def test_a_completed_run_extended_gets_the_decays_of_a_fresh_run_of_that_length(
     assert sum("[12, 14]" in r.getMessage() for r in caplog.records) == 1
     cfg.train.steps = (13,)  # chosen for the extension: kept
     assert _trainer(tiny_coco, cfg, tmp_path, resume=True).cfg.train.steps == (13,)
+    # Chosen as a fresh run's are chosen too (the line guessed the extension from the steps).
+    cfg.train.steps = (12, 14)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sparsercnn.engine"):
+        _trainer(tiny_coco, cfg, tmp_path, resume=True)
+    (line,) = [r.getMessage() for r in caplog.records if "on resume at iteration" in r.getMessage()]
+    assert "steps [] -> [12, 14]" in line and "fresh run" not in line
     cfg.train.max_iter, cfg.train.steps = 3, ()
     budgeted = _trainer(tiny_coco, cfg, tmp_path, resume=True, time_budget_minutes=1.0)
     assert budgeted.budget is not None
@@ -230,16 +237,8 @@ def test_resuming_with_a_schedule_that_raises_the_lr_is_warned_about(
         caplog.clear()
         cfg.train.max_iter, cfg.train.steps = 3000, (2400, 2800)
         resumed = _trainer(tiny_coco, cfg, tmp_path, resume=True)
-    train = resumed.cfg.train
     before, after = (
-        resumed.base_lr
-        * lr_factor(
-            3,
-            steps=steps,
-            gamma=train.gamma,
-            warmup_iters=train.warmup_iters,
-            warmup_factor=train.warmup_factor,
-        )
+        resumed.base_lr * train_lr_factor(resumed.cfg.train, 3, steps=steps)
         for steps in ((2,), (2400, 2800))
     )
     assert after == pytest.approx(10 * before)
@@ -319,11 +318,13 @@ def test_a_run_interrupted_before_its_first_step_writes_no_checkpoint(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
     signum: int,
 ) -> None:
     """A signal before the first step (while the model is wrapped for training) wrote
     checkpoint_0000000.pt: a folder to --resume at iteration 0 with nothing trained. A resumed
-    run stopped so writes none either: the checkpoint it resumed from holds its progress."""
+    run stopped so writes none either: the checkpoint it resumed from holds its progress. The
+    notice the signal prints says so (it said a checkpoint would be saved)."""
     cfg = tiny_config()
     cfg.train.max_iter, cfg.train.checkpoint_period = 4, 2
     wrap_ddp = trainer_module.wrap_ddp
@@ -340,6 +341,8 @@ def test_a_run_interrupted_before_its_first_step_writes_no_checkpoint(
                 _trainer(tiny_coco, cfg, tmp_path / "new").train()
         assert not list((tmp_path / "new").glob("*checkpoint*"))
         assert "interrupted after iteration 0; no checkpoint was written yet" in caplog.text
+        notice = "interrupted before the first step: stopping, with nothing to save"
+        assert notice in capfd.readouterr().err
 
         cfg.train.max_iter = 2
         _trainer(tiny_coco, cfg, tmp_path / "resumed").train()
@@ -356,6 +359,33 @@ def test_a_run_interrupted_before_its_first_step_writes_no_checkpoint(
     assert list((tmp_path / "resumed").glob("checkpoint_*.pt")) == [checkpoint]
     expected = f"interrupted after iteration 2; checkpoint {checkpoint} holds iteration 2: "
     assert expected + "continue with --resume" in caplog.text
+    notice = f"interrupted before the first step: stopping; {checkpoint} holds iteration 2 to "
+    assert notice + "resume from" in capfd.readouterr().err
+
+
+@pytest.mark.usefixtures("python_sigint")
+def test_a_run_interrupted_during_its_first_step_checkpoints_it(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A Ctrl-C while the first step reads its images: the step finishes and is saved, as the
+    notice says (iteration 0 alone does not tell it from a signal before the first step)."""
+    cfg = tiny_config()
+    cfg.train.max_iter = 4
+    decode = CocoDataset._decode
+
+    def interrupted_decode(dataset: CocoDataset, position: int) -> Any:
+        signal.raise_signal(signal.SIGINT)
+        return decode(dataset, position)
+
+    monkeypatch.setattr(CocoDataset, "_decode", interrupted_decode)
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(tiny_coco, cfg, tmp_path).train()
+    assert [path.name for path in tmp_path.glob("checkpoint_*.pt")] == ["checkpoint_0000001.pt"]
+    notice = "interrupted: finishing the step (or evaluation) under way, then saving a checkpoint"
+    assert notice in capfd.readouterr().err
 
 
 def test_a_failed_evaluation_keeps_the_checkpoint_due_and_resumes_there(

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from sparsercnn.evaluation import detections_to_coco_results, write_results_json
+from sparsercnn.evaluation.results import coco_results_to_detections
 from sparsercnn.ops.boxes import box_xywh_to_xyxy
 from sparsercnn.structures import Detections
 
@@ -83,3 +84,19 @@ def test_invalid_detections_raise() -> None:
     bad_shape["scores"] = torch.tensor([0.5])
     with pytest.raises(ValueError, match="image 5"):
         detections_to_coco_results(5, bad_shape, [3, 7, 90])
+
+
+def test_records_back_to_detections() -> None:
+    """``eval --detections`` draws its report from a file's records: the inverse conversion."""
+    detections = {
+        "boxes": torch.tensor([[10.0, 20.0, 110.5, 70.25]]),
+        "scores": torch.tensor([0.5]),
+        "labels": torch.tensor([2]),
+    }
+    records = detections_to_coco_results(1, detections, [3, 7, 90])  # type: ignore[arg-type]
+    back = coco_results_to_detections(records, {3: 0, 7: 1, 90: 2})
+    torch.testing.assert_close(back["boxes"], detections["boxes"])
+    torch.testing.assert_close(back["scores"], detections["scores"])
+    assert back["labels"].tolist() == [2] and back["labels"].dtype == torch.int64
+    empty = coco_results_to_detections([], {3: 0})
+    assert empty["boxes"].shape == (0, 4) and empty["scores"].shape == empty["labels"].shape == (0,)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import re
 import shutil
 import threading
 import time
@@ -98,8 +99,9 @@ def test_a_checksum_from_the_name_says_so(tmp_path: Path) -> None:
     path.write_bytes(b"my own weights")
     with pytest.raises(
         ValueError,
-        match=r"its name ends in -20240101, which marks a published "
-        r"file's SHA-256, .*rename it",
+        match=r"sparse_rcnn-20240101\.pth: expected sha256 20240101\.\.\. \(the one its name "
+        r"carries\), got [0-9a-f]{64}; a name ending in -<8 hex digits>\.pth marks a published "
+        r"file's SHA-256: .*rename it",
     ):
         fetch(str(path))
     with pytest.raises(ValueError, match=r"expected sha256 abcdef12\.\.\., got"):
@@ -108,8 +110,18 @@ def test_a_checksum_from_the_name_says_so(tmp_path: Path) -> None:
 
 
 def test_missing_local_file_and_bad_scheme(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"nothing\.pth"):
+    with pytest.raises(FileNotFoundError, match=r"nothing\.pth does not exist$"):
         fetch((tmp_path / "nothing.pth").as_uri())
+    # The name of a published download (train --init-from x.pth before downloading it).
+    url = PUBLISHED_CHECKPOINTS["mmdet_r50_100pro_1x"].url
+    missing = tmp_path / url.rsplit("/", 1)[-1]
+    with pytest.raises(
+        FileNotFoundError,
+        match=rf"{re.escape(missing.name)} does not exist; it is the download of the published "
+        rf"checkpoint mmdet_r50_100pro_1x: pass the name mmdet_r50_100pro_1x instead .*"
+        rf"download it from {re.escape(url)}$",
+    ):
+        fetch(str(missing))
     with pytest.raises(ValueError, match="unsupported URL scheme 'ftp'"):
         fetch("ftp://example.org/model.pth")
     # A folder exists: it is named as the folder it is (train --backbone-weights DIR).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shlex
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from sparsercnn.weights.finetune import (
     freeze_backbone,
     init_from_checkpoint,
     load_backbone_weights,
+    other_architecture_error,
 )
 from tests.weights.reference_checkpoints import ReferencePair
 
@@ -117,6 +119,19 @@ def test_other_architecture_is_an_error(tiny_files: dict[str, Path]) -> None:
     assert "ffn_dim 64 (the model: 16)" in message
     assert "--set model.num_proposals=8 model.ffn_dim=64, or with --preset auto" in message
     assert "proposals.boxes.weight: file (8, 4) vs model (5, 4)" in str(info.value.__cause__)
+
+
+def test_the_set_of_another_architecture_can_be_pasted_into_a_shell() -> None:
+    """The --set was built on its own, without a shell's quoting (a list's ``[1, 2]`` is two
+    words there): it is the config's (``override_arguments``), and gives the values back."""
+    differences: list[tuple[str, object, object]] = [
+        ("num_proposals", 8, 5),
+        ("use_self_attention", False, True),
+    ]
+    message = str(other_architecture_error("r18 official.pth", differences))
+    given = message.partition("--set ")[2].partition(", or with --preset auto")[0]
+    model = Config().apply_overrides(shlex.split(given)).model
+    assert (model.num_proposals, model.use_self_attention) == (8, False)
 
 
 def _torchvision_resnet18(pair: ReferencePair) -> dict[str, torch.Tensor]:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 
+from sparsercnn.weights import readers
+from sparsercnn.weights.download_lock import recorded_url
 from sparsercnn.weights.readers import detect_layout, read_checkpoint
+from tests.test_torch_archive import flip_a_byte_of_the_largest_record
 from tests.weights.reference_checkpoints import (
     COCO_CLASSES,
     ReferencePair,
@@ -107,6 +112,54 @@ def test_a_plain_pickle_is_refused_without_being_opened(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"model_final\.pth is a plain Python pickle .* not read"):
         read_checkpoint(renamed)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"model_final\.pkl is empty; download or copy it again$"),
+        (
+            b"<!DOCTYPE html>\n<title>404</title>",
+            r"model_final\.pkl is a text file, not a checkpoint \(it starts '<!DOCTYPE html>'\)",
+        ),
+    ],
+)
+def test_a_pkl_name_alone_does_not_make_a_pickle(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    """An empty file or a saved web page under a .pkl name was refused as "a plain Python
+    pickle", not told to be fetched again: a pickle is told by its content only."""
+    path = tmp_path / "model_final.pkl"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        read_checkpoint(path)
+
+
+def test_a_file_is_opened_once_for_its_first_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its first bytes tell its kind and, if torch.load fails, why: they were read anew by each
+    test (four opens of a text file); its download record was read twice for one message."""
+    path = tmp_path / "model.pth"
+    path.write_text("<html><body>Sign in to continue</body></html>")
+    path.with_name("model.pth.url").write_text("https://example.org/model.pth\n")
+    opened: list[object] = []
+    records: list[Path] = []
+
+    def counted_open(file: Path, *args: Any, **kwargs: Any) -> IO[Any]:
+        opened.append(file)
+        return open(file, *args, **kwargs)
+
+    def counted_record(dst: Path) -> str | None:
+        records.append(dst)
+        return recorded_url(dst)
+
+    monkeypatch.setattr(readers, "open", counted_open, raising=False)
+    monkeypatch.setattr(readers, "recorded_url", counted_record)
+    with pytest.raises(ValueError, match=r"is a text file.*delete it"):
+        read_checkpoint(path)
+    assert opened == [path, path]  # its first bytes, then torch.load
+    assert records == [path]
 
 
 def test_a_checkpoint_is_told_by_its_content_not_its_name(
@@ -213,18 +266,12 @@ def test_a_checkpoint_damaged_inside_a_tensor_is_refused(
 ) -> None:
     """torch.load does not check the CRC-32 of the archive's records: a byte changed in a
     tensor's data was loaded as a weight (and converted without a word)."""
-    source = tiny_files["official"]
-    with zipfile.ZipFile(source) as archive:
-        record = max(archive.infolist(), key=lambda info: info.file_size)
-    # Past the local header (30 bytes, the name and at most 64 bytes of alignment padding).
-    offset = record.header_offset + 30 + len(record.filename) + 64 + record.file_size // 2
-    data = bytearray(source.read_bytes())
-    data[offset] ^= 0xFF
     path = tmp_path / "bad_copy.pth"
-    path.write_bytes(bytes(data))
+    shutil.copyfile(tiny_files["official"], path)
+    record = flip_a_byte_of_the_largest_record(path)
     with pytest.raises(
         ValueError,
-        match=rf"bad_copy\.pth is a damaged PyTorch checkpoint: its record {record.filename} "
+        match=rf"bad_copy\.pth is a damaged PyTorch checkpoint: its record {record} "
         "does not match the checksum stored with it; download or copy it again",
     ):
         read_checkpoint(path)

@@ -14,8 +14,8 @@ from sparsercnn.cli.common import (
     check_output_path,
     device_name,
     int_at_least,
+    output_file,
     resolve_device,
-    user_path,
     warn_replacing,
 )
 from sparsercnn.config import CompileMode
@@ -101,7 +101,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--output",
-        type=user_path,
+        type=output_file,
         help="write the result as JSON here (a list of results when several are compared; a "
         "file there is replaced, with a warning)",
     )

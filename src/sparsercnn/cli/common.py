@@ -64,8 +64,18 @@ def add_model_argument(
 def user_path(text: str) -> Path:
     """An argparse ``type`` for a file or folder flag: the path with ``~`` and ``~user``
     expanded, as a shell expands ``--flag ~/x`` but not ``--flag=~/x`` or a quoted ``"~/x"``
-    (every such flag uses it, so that each form names the same file)."""
+    (every such flag uses it, or :func:`output_file`, so that each form names the same file)."""
     return Path(os.path.expanduser(text))
+
+
+def output_file(text: str) -> Path:
+    """An argparse ``type`` for a flag that names a file to write: :func:`user_path`, refusing
+    a name that ends in a separator (``--output newdir/``, a folder not there yet), which a
+    ``Path`` drops: the file would be written as ``newdir``. (A file to read is checked when it
+    is read: a folder named there is said to be one, with what to give in it.)"""
+    if text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"{text} names a folder; give a file name")
+    return user_path(text)
 
 
 def checkpoint_source(text: str) -> str:
@@ -226,22 +236,44 @@ def refuse_model_flags_with_onnx(args: argparse.Namespace) -> None:
 
 
 def add_model_dataset_arguments(
-    parser: argparse.ArgumentParser, *, onnx: bool = False, batches: bool = True
+    parser: argparse.ArgumentParser,
+    *,
+    onnx: bool = False,
+    batches: bool = True,
+    detections: bool = False,
 ) -> None:
     """``--model``, ``--json``, ``--images``, ``--batch-size``, ``--workers``,
     ``--skip-invalid``, ``--device``:
     a model file run over a COCO-format dataset; with ``onnx``, ``--onnx FILE`` (an export)
-    may replace ``--model``; without ``batches``, no batch arguments (one image at a time)."""
-    if onnx:
+    may replace ``--model``; with ``detections``, ``--detections FILE`` (a COCO results JSON,
+    no model run) may, and ``--images`` is then optional (the handler requires it for a model);
+    without ``batches``, no batch arguments (one image at a time)."""
+    if onnx or detections:
         model = parser.add_mutually_exclusive_group(required=True)
         add_model_argument(model, required=False)
+    else:
+        add_model_argument(parser)
+    if onnx:
         model.add_argument(
             "--onnx", type=user_path, help="ONNX file from `sparsercnn export` (run by onnxruntime)"
         )
-    else:
-        add_model_argument(parser)
+    if detections:
+        model.add_argument(
+            "--detections",
+            type=user_path,
+            metavar="FILE",
+            help="score the detections of a COCO results JSON instead of running a model: "
+            "`predict --output`'s, `eval --results`' or another tool's list of {image_id, "
+            "category_id, bbox [x,y,w,h], score} records (predict's name their image by "
+            "file_name); no images/s figures; --images is only needed for --report-dir",
+        )
     parser.add_argument("--json", type=user_path, required=True, help="COCO instances JSON")
-    parser.add_argument("--images", type=user_path, required=True, help="image folder")
+    parser.add_argument(
+        "--images",
+        type=user_path,
+        required=not detections,
+        help="image folder" + (" (needed with --model and --onnx)" if detections else ""),
+    )
     if batches:
         add_batch_arguments(parser, default_batch_size=None)
     parser.add_argument(

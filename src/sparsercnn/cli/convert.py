@@ -8,11 +8,11 @@ from pathlib import Path
 from sparsercnn.cli.common import (
     check_output_path,
     checkpoint_source,
+    output_file,
     refuse_overwriting,
-    user_path,
     warn_replacing,
 )
-from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS
+from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS, published_download_advice
 
 SOURCE_LAYOUTS = ("official", "mmdet", "torchvision")
 
@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--output",
-        type=user_path,
+        type=output_file,
         required=True,
         help="the .safetensors to write (a file there is replaced, with a warning, once the "
         "conversion succeeds)",
@@ -80,7 +80,7 @@ def check_source(src: str) -> None:
     if path.is_dir():
         raise IsADirectoryError(f"SRC {src} is a folder; give the checkpoint file in it")
     if not path.exists() and (path.suffix or len(path.parts) > 1):
-        raise FileNotFoundError(f"SRC {src} does not exist")
+        raise FileNotFoundError(f"SRC {src} does not exist{published_download_advice(src)}")
     if not path.exists():
         raise FileNotFoundError(
             f"SRC {src} is not a file, a URL or a published name "

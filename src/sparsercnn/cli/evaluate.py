@@ -1,4 +1,5 @@
-"""``sparsercnn eval``: COCO metrics of a model file on a COCO-format dataset."""
+"""``sparsercnn eval``: COCO metrics of a model file, an ONNX export or a detections file (a
+COCO results JSON) on a COCO-format dataset."""
 
 from __future__ import annotations
 
@@ -16,36 +17,41 @@ from sparsercnn.cli.common import (
     int_at_least,
     is_below,
     naming_input_flags,
+    output_file,
     refuse_model_flags_with_onnx,
     refuse_overwriting,
     resolve_device,
     user_path,
     warn_replacing,
 )
+from sparsercnn.paths import check_file
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "eval",
-        help="evaluate a model file (or an ONNX export) with the COCO protocol",
+        help="evaluate a model file (or an ONNX export, or a detections file) with the COCO "
+        "protocol",
         description="COCO bbox evaluation (no score threshold; all N detections of an image "
         "scored, maxDets 100 per image and class as in pycocotools): AP, AP50, AP75, "
         "APs, APm, APl and per-class AP, plus model-only and end-to-end images/s. With --onnx, "
         "an exported file (fp32 or int8) runs in onnxruntime instead of the model, on --device "
-        "(cuda needs the onnxruntime-gpu package; the report names the execution provider).",
+        "(cuda needs the onnxruntime-gpu package; the report names the execution provider). "
+        "With --detections, the records of a COCO results JSON (`predict`'s, or another "
+        "tool's) are scored instead, with no model run and no images/s figures.",
     )
-    add_model_dataset_arguments(parser, onnx=True)
+    add_model_dataset_arguments(parser, onnx=True, detections=True)
     add_precision_argument(parser)
     add_cuda_graphs_argument(parser)
     parser.add_argument(
         "--output",
-        type=user_path,
+        type=output_file,
         help="write the metrics as JSON here (AP and AR as 0-1 fractions; a file there is "
         "replaced, with a warning)",
     )
     parser.add_argument(
         "--results",
-        type=user_path,
+        type=output_file,
         help="write the COCO results JSON here (a file there is replaced, with a warning)",
     )
     parser.add_argument(
@@ -124,16 +130,56 @@ def refuse_outputs_in_report(report_dir: Path, outputs: Mapping[str, Path | None
             )
 
 
+def refuse_model_flags_with_detections(args: argparse.Namespace) -> None:
+    """With ``--detections`` no model runs: refuse the flags that configure one (naming those
+    given), ``--results`` (the detections are in that file already), and ``--report-dir``
+    without ``--images`` (its samples draw the images)."""
+    given = [
+        f"--stages {args.stages}" if args.stages is not None else "",
+        "--cuda-graphs" if args.cuda_graphs else "",
+        f"--precision {args.precision}" if args.precision is not None else "",
+        f"--batch-size {args.batch_size}" if args.batch_size is not None else "",
+        "--padded-batches" if args.padded_batches else "",
+        f"--device {args.device}" if args.device is not None else "",
+    ]
+    named = [flag for flag in given if flag]
+    if named:
+        raise ValueError(
+            f"{', '.join(named)}: these configure a model's run, and --detections runs none "
+            f"(it scores the detections of {args.detections}); drop them"
+        )
+    if args.results is not None:
+        raise ValueError(
+            f"--results {args.results} writes a model's detections, and with --detections they "
+            f"are in {args.detections} already; drop --results"
+        )
+    if args.report_dir is not None and args.images is None:
+        raise ValueError(
+            f"--report-dir {args.report_dir} draws sample images with their detections: give "
+            "the image folder of --json as --images too"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from sparsercnn.diagnostics import write_evaluation_report
+    from sparsercnn.engine.detections_evaluation import evaluate_detections_file
     from sparsercnn.engine.model_evaluation import evaluate_model_file, evaluate_onnx_file
 
     check_model_paths(args)
+    if args.detections is not None:
+        check_file(args.detections, "--detections", "the results .json file")
+        refuse_model_flags_with_detections(args)
+    elif args.images is None:
+        raise ValueError(
+            f"--images is needed with {'--onnx' if args.onnx else '--model'}: the image folder "
+            "of --json, to run the model on"
+        )
     if args.onnx is not None:
         refuse_model_flags_with_onnx(args)
     inputs = {
         "--model": args.model,
         "--onnx": args.onnx,
+        "--detections": args.detections,
         "--json": args.json,
         "--images": args.images,
     }
@@ -159,7 +205,16 @@ def run(args: argparse.Namespace) -> int:
         warn_replacing(args.report_dir, "--report-dir", files=REPORT_FILES)
 
     with naming_input_flags({"--images": args.images}, annotation_files={"--json": args.json}):
-        if args.onnx is not None:
+        if args.detections is not None:
+            report = evaluate_detections_file(
+                args.detections,
+                args.json,
+                args.images,
+                skip_invalid=args.skip_invalid,
+                metrics_path=args.output,
+                on_accepted=warn_replacing_outputs,
+            )
+        elif args.onnx is not None:
             report = evaluate_onnx_file(
                 args.onnx,
                 args.json,

@@ -13,6 +13,7 @@ from sparsercnn.cli.common import (
     check_model_paths,
     check_output_path,
     int_at_least,
+    output_file,
     user_path,
     warn_replacing,
 )
@@ -38,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_model_argument(parser)
     parser.add_argument(
         "--output",
-        type=user_path,
+        type=output_file,
         required=True,
         help="destination .onnx file (or, with --int8, a .safetensors model file)",
     )

@@ -24,6 +24,7 @@ from sparsercnn.cli.common import (
     check_output_path,
     fraction,
     int_at_least,
+    output_file,
     positive_number,
     refuse_model_flags_with_onnx,
     resolve_device,
@@ -75,7 +76,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--output",
-        type=user_path,
+        type=output_file,
         default=Path("predictions.json"),
         help="the COCO results JSON to write (default %(default)s; a file there is replaced, "
         "with a warning). With videos or frame folders, every frame predicted is also listed, "

@@ -169,7 +169,9 @@ def run(args: argparse.Namespace) -> int:
         cleanup()
     if not dist_info.is_main:
         return 0
-    print(f"training stopped at iteration {result.iteration}; outputs in {result.output_dir}")
+    # An interrupt raises instead: only the time budget stops a run that returns early.
+    ended = "stopped by its time budget" if result.stopped_early else "ended"
+    print(f"training {ended} at iteration {result.iteration}; outputs in {result.output_dir}")
     aps = []
     if result.final_evaluation is not None:
         aps.append(f"final AP {format_percent(result.final_evaluation.result.AP)}")

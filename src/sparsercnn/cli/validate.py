@@ -8,6 +8,7 @@ import argparse
 from sparsercnn.cli.common import (
     check_output_path,
     naming_input_flags,
+    output_file,
     user_path,
     warn_replacing,
 )
@@ -40,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--output",
-        type=user_path,
+        type=output_file,
         help="also write the report as JSON here: every issue (severity, code, message, "
         "image_id, annotation_id, file), its counts and the summary; written whether or not "
         "errors are found (a file there is replaced, with a warning)",

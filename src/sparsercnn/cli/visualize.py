@@ -11,6 +11,7 @@ from sparsercnn.cli.common import (
     check_output_path,
     fraction,
     int_at_least,
+    output_file,
     resolve_device,
     user_path,
     warn_replacing,
@@ -43,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--output",
-        type=user_path,
+        type=output_file,
         default=Path("stages.png"),
         help="image to write, in the format its suffix names (.png, .jpg, ...; default "
         "%(default)s; a file there is replaced, with a warning)",

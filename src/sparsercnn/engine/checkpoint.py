@@ -15,7 +15,6 @@ that it belongs to a compatible run and restores the model, optimizer, scaler an
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 import re
@@ -31,14 +30,15 @@ import torch
 from torch import nn
 
 from sparsercnn.atomic_file import atomic_write, ensure_writable_dir, leftover_temporaries
-from sparsercnn.config import Config, TrainConfig
+from sparsercnn.config import Config, TrainConfig, override_arguments, override_value
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.engine.lr_schedule import Schedule, extended_schedule, lr_factor, scaled_lr
+from sparsercnn.engine.lr_schedule import Schedule, scaled_lr, train_lr_factor
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
 from sparsercnn.engine.training_images import log_data_change
 from sparsercnn.model_file import load_state_dict_strict, model_state_dict
 from sparsercnn.run_files import MODEL_FILES, RUN_OUTPUT_FILES
 from sparsercnn.text import listing
+from sparsercnn.torch_archive import damaged_record
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,17 @@ class SupportsToDict(Protocol):
 
 
 class DamagedCheckpointError(ValueError):
-    """A training checkpoint that cannot be read back: truncated, corrupt or incomplete."""
+    """A training checkpoint that cannot be read back: truncated, corrupt or incomplete.
+
+    Attributes:
+        reason: what is wrong with it, in a few words (resuming lists the files it skipped).
+            Every raise gives it; the default serves copies made from the message alone
+            (pickling, which restores it after).
+    """
+
+    def __init__(self, message: str, *, reason: str = "damaged") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -286,7 +296,8 @@ def load_training_checkpoint(path_or_dir: str | Path) -> dict[str, Any]:
     Raises:
         FileNotFoundError: no such file, or no checkpoint in the folder.
         DamagedCheckpointError: the file (or every checkpoint of the folder) is truncated or
-            damaged; the message names the files.
+            damaged (a record that does not match the checksum torch.save stored with it,
+            which torch.load does not check); the message names the files.
         ValueError: not a training checkpoint, or it holds Python objects other than plain data
             (refused rather than unpickled). The message names the file and what to do.
     """
@@ -299,7 +310,7 @@ def load_training_checkpoint(path_or_dir: str | Path) -> dict[str, Any]:
         try:
             state = _read_checkpoint(candidate)
         except DamagedCheckpointError as error:
-            damaged.append(f"{candidate.name} ({error.__cause__ or 'incomplete'})")
+            damaged.append(f"{candidate.name} ({error.reason})")
             continue
         if damaged:
             logger.warning(
@@ -311,7 +322,8 @@ def load_training_checkpoint(path_or_dir: str | Path) -> dict[str, Any]:
         return state
     raise DamagedCheckpointError(
         f"every training checkpoint in {path} is damaged or truncated: {'; '.join(damaged)}. "
-        "Start a new run in another output folder."
+        "Start a new run in another output folder.",
+        reason="every checkpoint of the run is damaged",
     )
 
 
@@ -334,7 +346,17 @@ def _read_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:
         # before its directory) is a damaged checkpoint, not a pickle to refuse.
         raise DamagedCheckpointError(
             f"training checkpoint {path} is damaged or truncated (not a zip archive); resume "
-            "from another checkpoint_*.pt of the run (`--resume` alone skips damaged ones)"
+            "from another checkpoint_*.pt of the run (`--resume` alone skips damaged ones)",
+            reason="not a zip archive",
+        )
+    # A look at the config only (``mmap``) reads no tensor, nor their sums; loading does both.
+    damaged = None if mmap else damaged_record(path)
+    if damaged is not None:
+        raise DamagedCheckpointError(
+            f"training checkpoint {path} is damaged: its record {damaged} does not match the "
+            "checksum stored with it; resume from another checkpoint_*.pt of the run "
+            "(`--resume` alone skips damaged ones)",
+            reason=f"record {damaged} does not match its checksum",
         )
     try:
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
@@ -347,7 +369,8 @@ def _read_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as error:
         raise DamagedCheckpointError(
             f"training checkpoint {path} is damaged or truncated ({error}); resume from another "
-            "checkpoint_*.pt of the run (`--resume` alone skips damaged ones)"
+            "checkpoint_*.pt of the run (`--resume` alone skips damaged ones)",
+            reason=str(error),
         ) from error
     return _validated(data, path)
 
@@ -365,9 +388,13 @@ def _validated(data: Any, path: Path) -> dict[str, Any]:
         )
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
-        raise DamagedCheckpointError(f"training checkpoint {path} lacks {missing}; it is damaged")
+        raise DamagedCheckpointError(
+            f"training checkpoint {path} lacks {missing}; it is damaged", reason=f"lacks {missing}"
+        )
     if not isinstance(data["rng"], list) or not data["rng"]:
-        raise DamagedCheckpointError(f"training checkpoint {path} has no RNG states; it is damaged")
+        raise DamagedCheckpointError(
+            f"training checkpoint {path} has no RNG states; it is damaged", reason="no RNG states"
+        )
     data.setdefault("extra", {})
     data["path"] = str(path)
     return data
@@ -477,7 +504,9 @@ def check_same_model(saved: Config, current: Config, source: str | Path) -> None
         )
 
 
-def log_config_changes(saved: Config, current: Config, iteration: int, *, base_lr: float) -> None:
+def log_config_changes(
+    saved: Config, current: Config, iteration: int, *, base_lr: float, extended: bool = False
+) -> None:
     """Say once what the config of a run resumed at ``iteration`` changes from the run's own
     (``saved``, its checkpoint's): the learning-rate schedule (:func:`_log_schedule_change`),
     and every other changed setting with both values and the ``--set`` that keeps the run's
@@ -490,30 +519,37 @@ def log_config_changes(saved: Config, current: Config, iteration: int, *, base_l
         iteration: the iteration the run resumes at.
         base_lr: the resumed run's learning rate before its schedule's factor (the linear
             scaling rule applied), to give the rates of a rise.
+        extended: ``current.train.steps`` are those the trainer gave a run that completed
+            ``saved``'s schedule: a fresh run's of its length
+            (:func:`~sparsercnn.engine.lr_schedule.resumed_steps`), not steps the user chose.
     """
-    _log_schedule_change(saved.train, current.train, iteration, base_lr)
+    differences = saved.differences(current)
+    schedule = {key: values for key, values in differences.items() if key in _SCHEDULE_KEYS}
+    _log_schedule_change(saved.train, current.train, iteration, base_lr, schedule, extended)
     changed = {
-        key: values
-        for key, values in saved.differences(current).items()
-        if key not in _SAID_APART_ON_RESUME
+        key: values for key, values in differences.items() if key not in _SAID_APART_ON_RESUME
     }
     if changed:
         logger.warning(
             "resuming with other settings than the run's: %s; --set %s keeps the run's",
             ", ".join(
-                f"{key} {_as_json(old)} -> {_as_json(new)}" for key, (old, new) in changed.items()
+                f"{key} {override_value(old)} -> {override_value(new)}"
+                for key, (old, new) in changed.items()
             ),
-            _set_values({key: old for key, (old, _) in changed.items()}),
+            override_arguments({key: old for key, (old, _) in changed.items()}),
         )
 
 
-# The train settings that give the learning-rate factor of every iteration (lr_factor).
-_SCHEDULE_FIELDS = ("max_iter", "steps", "warmup_iters", "gamma", "warmup_factor")
+# The learning-rate schedule: the settings that give the factor of every iteration
+# (train_lr_factor) and its length.
+_SCHEDULE_KEYS = frozenset(
+    f"train.{name}" for name in ("max_iter", "steps", "gamma", "warmup_iters", "warmup_factor")
+)
 # Said apart on resume: the schedule (_log_schedule_change), the batch and the data order
 # (log_batch_changes); and the starting weights, which a resumed run does not load.
 _SAID_APART_ON_RESUME = frozenset(
     {
-        *(f"train.{name}" for name in _SCHEDULE_FIELDS),
+        *_SCHEDULE_KEYS,
         "train.batch_size",
         "train.grad_accum_steps",
         "train.lr",
@@ -526,74 +562,45 @@ _SAID_APART_ON_RESUME = frozenset(
 )
 
 
-def _set_values(values: Mapping[str, Any]) -> str:
-    """``--set`` arguments that give ``values`` (``{"section.key": value}``), quoted for a
-    shell: ``train.max_iter=6 'train.steps=[4]'``."""
-    return " ".join(shlex.quote(f"{key}={_as_json(value)}") for key, value in values.items())
-
-
-def _as_json(value: Any) -> str:
-    """``value`` as ``--set`` reads it (JSON, without spaces: ``[2400,2800]``)."""
-    return json.dumps(value, separators=(",", ":"))
-
-
 def _log_schedule_change(
-    saved: TrainConfig, current: TrainConfig, iteration: int, base_lr: float
+    saved: TrainConfig,
+    current: TrainConfig,
+    iteration: int,
+    base_lr: float,
+    changed: Mapping[str, tuple[Any, Any]],
+    extended: bool,
 ) -> None:
-    """One line for a changed learning-rate schedule on resume: how it changes
+    """One line for a changed learning-rate schedule on resume (``changed``: the
+    :data:`_SCHEDULE_KEYS` that differ, ``{"train.key": (saved's, current's)}``): how it changes
     (:func:`_schedule_change`) and what (:func:`_schedule_changes`), where the learning rate rises
     at ``iteration`` above the run's (its own schedule with only the decays it took), and, for a
-    completed run extended, that the decays ahead are a fresh run's of that length. Info, or a
+    completed run ``extended``, that the decays ahead are a fresh run's of that length. Info, or a
     warning with the ``--set`` that keeps the run's schedule where the change replaces the
     learning rates the run trained with or raises the rate."""
-    if _lr_settings(saved) == _lr_settings(current):
+    if not changed:
         return
-    change = _schedule_change(saved, current, iteration)
+    taken = Schedule.of(saved).decays_taken(iteration)
+    change = _schedule_change(saved, current, iteration, taken)
     text = f"schedule {change} on resume at iteration {iteration}: "
     text += _schedule_changes(saved, current)
-    if _extends_as_a_fresh_run(saved, current, iteration):
+    if extended:
         text += " (the decays of a fresh run of that length; set train.steps to choose others)"
     # The run's rate: its own schedule with only the decays it took (one at ``iteration`` that
     # ``current`` puts later is no rise: the run never trained at the decayed rate).
-    taken = Schedule.of(saved).decays_taken(iteration)
-    before, after = (
-        base_lr
-        * lr_factor(
-            iteration,
-            steps=steps,
-            gamma=train.gamma,
-            warmup_iters=train.warmup_iters,
-            warmup_factor=train.warmup_factor,
-        )
-        for train, steps in ((saved, taken), (current, current.steps))
-    )
+    before = base_lr * train_lr_factor(saved, iteration, steps=taken)
+    after = base_lr * train_lr_factor(current, iteration)
     rises = after > before * (1.0 + 1e-6)
     if rises:
         text += f"; the learning rate rises from {before:.3g} to {after:.3g} there"
     if not (rises or change.startswith("replaced")):
         logger.info("%s", text)
         return
-    changed = {
-        f"train.{name}": getattr(saved, name)
-        for name in _SCHEDULE_FIELDS
-        if getattr(saved, name) != getattr(current, name)
-    }
     logger.warning(
         "%s; to keep the run's schedule, resume without --preset or --config (the run's "
         "config.json), or with --set %s",
         text,
-        _set_values(changed),
+        override_arguments({key: old for key, (old, _) in changed.items()}),
     )
-
-
-def _extends_as_a_fresh_run(saved: TrainConfig, current: TrainConfig, iteration: int) -> bool:
-    """Whether ``current`` continues the run that completed ``saved`` at ``iteration`` with the
-    decays of a fresh run of its length (:func:`~sparsercnn.engine.lr_schedule.extended_schedule`,
-    as the trainer extends a completed run that keeps its steps)."""
-    if iteration < saved.max_iter or current.max_iter <= iteration:
-        return False
-    extended = extended_schedule(Schedule.of(saved), iteration, current.max_iter)
-    return tuple(current.steps) == extended.steps != tuple(saved.steps)
 
 
 def _schedule_changes(saved: TrainConfig, current: TrainConfig) -> str:
@@ -611,24 +618,20 @@ def _schedule_changes(saved: TrainConfig, current: TrainConfig) -> str:
     return text
 
 
-def _lr_settings(train: TrainConfig) -> tuple[Schedule, float, float]:
-    """What sets the learning-rate factor of every iteration (``lr_factor``)."""
-    schedule = Schedule.of(train)
-    return schedule, train.gamma, train.warmup_factor
-
-
-def _schedule_change(saved: TrainConfig, current: TrainConfig, iteration: int) -> str:
-    """How ``current`` changes the ``saved`` schedule of a run resumed at ``iteration``:
-    "replaced" where it gives the iterations trained other learning rates (another warm-up or
-    warm-up factor, other decays before ``iteration``: another preset's whole schedule, say, or
-    another gamma after a decay), else "extended" or "shortened" (``max_iter``), or "changed
-    ahead" (only decays still to come, or the gamma of those)."""
-    taken = [Schedule.of(train).decays_taken(iteration) for train in (saved, current)]
+def _schedule_change(
+    saved: TrainConfig, current: TrainConfig, iteration: int, taken: tuple[int, ...]
+) -> str:
+    """How ``current`` changes the ``saved`` schedule of a run resumed at ``iteration`` (which
+    took the decays ``taken``): "replaced" where it gives the iterations trained other learning
+    rates (another warm-up or warm-up factor, other decays before ``iteration``: another
+    preset's whole schedule, say, or another gamma after a decay), else "extended" or
+    "shortened" (``max_iter``), or "changed ahead" (only decays still to come, or the gamma of
+    those)."""
     warmed = iteration > 0 and saved.warmup_iters > 0
     if (
         saved.warmup_iters != current.warmup_iters
-        or taken[0] != taken[1]
-        or (taken[0] and saved.gamma != current.gamma)
+        or taken != Schedule.of(current).decays_taken(iteration)
+        or (taken and saved.gamma != current.gamma)
         or (warmed and saved.warmup_factor != current.warmup_factor)
     ):
         return "replaced (not the learning rates the run trained with)"

@@ -118,13 +118,14 @@ def _env_int(name: str, minimum: int) -> int:
     try:
         number = int(value)
     except ValueError:
-        number = None
-    if number is None or number < minimum:
-        raise ValueError(
-            f"environment variable {name}={value!r} is not an integer >= {minimum}: torchrun sets "
-            "WORLD_SIZE, RANK and LOCAL_RANK; unset them to run in one process"
-        )
-    return number
+        pass  # refused below, as a number below minimum is
+    else:
+        if number >= minimum:
+            return number
+    raise ValueError(
+        f"environment variable {name}={value!r} is not an integer >= {minimum}: torchrun sets "
+        "WORLD_SIZE, RANK and LOCAL_RANK; unset them to run in one process"
+    )
 
 
 def init_distributed(
@@ -150,7 +151,8 @@ def init_distributed(
     Raises:
         ValueError: ``device`` names no device, a device type other than CPU and CUDA, or CUDA
             (or a GPU) that is not here; or ``WORLD_SIZE``, ``RANK`` or ``LOCAL_RANK`` is not
-            an integer in its range (:func:`env_world_size`, :func:`env_rank`).
+            an integer in its range (:func:`env_world_size`, :func:`env_rank`), or, on CUDA,
+            ``LOCAL_RANK`` is not below the number of GPUs visible.
     """
     requested = check_device(device) if device is not None else None
     world_size = env_world_size()
@@ -164,6 +166,13 @@ def init_distributed(
         )
     rank, local_rank = env_rank(), _env_int("LOCAL_RANK", minimum=0)
     use_cuda = torch.cuda.is_available() and (requested is None or requested.type == "cuda")
+    if use_cuda and local_rank >= torch.cuda.device_count():
+        raise ValueError(
+            f"environment variable LOCAL_RANK={local_rank} is not below the number of CUDA "
+            f"devices visible here ({torch.cuda.device_count()}): start at most that many "
+            "processes on this machine (torchrun --nproc-per-node), or train on the CPU "
+            "(--device cpu)"
+        )
     if use_cuda:
         torch.cuda.set_device(local_rank)
         device_used, backend = torch.device("cuda", local_rank), "nccl"

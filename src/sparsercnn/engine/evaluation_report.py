@@ -1,8 +1,10 @@
-"""The record of one evaluation of a model file or ONNX file: :class:`EvaluationReport`.
+"""The record of one evaluation of a model file, ONNX file or detections file:
+:class:`EvaluationReport`.
 
-What :mod:`~sparsercnn.engine.model_evaluation` returns and training's final evaluation
-reuses: the metrics, the speed and the detections behind them, printed as a table
-(:meth:`EvaluationReport.format`), written as JSON (:meth:`EvaluationReport.write_files`), and
+What :mod:`~sparsercnn.engine.model_evaluation` and
+:mod:`~sparsercnn.engine.detections_evaluation` return and training's final evaluation
+reuses: the metrics, the speed (where a model ran) and the detections behind them, printed as a
+table (:meth:`EvaluationReport.format`), written as JSON (:meth:`EvaluationReport.write_files`), and
 drawn as plots by :mod:`~sparsercnn.diagnostics.evaluation_plots`.
 """
 
@@ -22,18 +24,22 @@ from sparsercnn.text import counted
 
 @dataclass
 class EvaluationReport:
-    """One evaluation of a model file: metrics, speed and the detections behind them.
+    """One evaluation of a model file (or of a detections file): metrics, speed and the
+    detections behind them.
 
     Attributes:
-        evaluation: metrics, timing and per-image detections (:func:`evaluate`).
+        evaluation: metrics, timing and per-image detections (:func:`evaluate`); no timing for
+            a detections file.
         dataset: the evaluated dataset (ground truth, label map, image folder), for plots.
-        model_file: the evaluated file.
+        model_file: the evaluated file: the model or ONNX file that ran, or (``device`` None)
+            the COCO results file whose detections were scored, no model run
+            (:attr:`detections_file`).
         device: where the model ran (``cpu``, ``cuda:0``); for an ONNX file, where its
             onnxruntime session ran and by which execution provider
             (:class:`~sparsercnn.export.onnx_runtime.OnnxPredictor`'s ``device`` and
             ``provider``): ``cpu (onnxruntime CPUExecutionProvider)``, ``cuda:0 (onnxruntime
-            CUDAExecutionProvider)``.
-        num_proposals: the model's N.
+            CUDAExecutionProvider)``; None for a detections file.
+        num_proposals: the model's N; None for a detections file.
         precision: how it computed: ``fp32``, ``bf16`` (autocast), ``winograd`` (fp32 with
             Winograd 3x3 convolutions) or ``int8`` (a model file's int8 backbone and FPN, or
             an ONNX file quantized by ``export --int8``).
@@ -43,10 +49,15 @@ class EvaluationReport:
     evaluation: Evaluation
     dataset: CocoDataset
     model_file: Path
-    device: str
-    num_proposals: int
+    device: str | None
+    num_proposals: int | None
     precision: str = "fp32"
     cuda_graphs: bool = False
+
+    @property
+    def detections_file(self) -> Path | None:
+        """The COCO results file whose detections were scored; None where a model ran."""
+        return self.model_file if self.device is None else None
 
     @property
     def result(self) -> EvaluationResult:
@@ -54,19 +65,28 @@ class EvaluationReport:
 
     @property
     def timing(self) -> Timing:
+        """The inference pass's timing (a report of a model file only)."""
+        if self.evaluation.timing is None:
+            raise RuntimeError(f"no model ran: the detections were read from {self.model_file}")
         return self.evaluation.timing
 
     def to_dict(self) -> dict[str, Any]:
         """The metrics (0-1 floats under AP, AP50, AP75, APs, APm, APl, per_class), the images
-        scored and what ``skip_invalid`` left out of the file, and the speed."""
-        return {
-            **self.result.to_dict(),
-            "model_file": str(self.model_file),
+        scored and what ``skip_invalid`` left out of the file, and (of a model file) the speed;
+        of a detections file, ``detections_file`` in place of the model's keys."""
+        scope = {
             "num_images": len(self.dataset),
             "dropped_invalid": {
                 "images": self.dataset.num_dropped_images,
                 "annotations": self.dataset.num_dropped_annotations,
             },
+        }
+        if self.detections_file is not None:
+            return {**self.result.to_dict(), "detections_file": str(self.detections_file), **scope}
+        return {
+            **self.result.to_dict(),
+            "model_file": str(self.model_file),
+            **scope,
             "num_stages": self.evaluation.num_stages,
             "device": self.device,
             "precision": self.precision,
@@ -86,10 +106,8 @@ class EvaluationReport:
             atomic_write_text(metrics_path, json.dumps(self.to_dict(), indent=2))
 
     def format(self) -> str:
-        """The COCO table followed by the speed, saying what each figure measures."""
-        how = self.precision + (", CUDA graphs" if self.cuda_graphs else "")
-        model_rate = 1.0 / max(self.timing.model_seconds_per_image, 1e-12)
-        total_rate = 1.0 / max(self.timing.total_seconds_per_image, 1e-12)
+        """The COCO table followed by the speed, saying what each figure measures (of a
+        detections file, that there is none)."""
         dataset = self.dataset
         dropped = (
             f"scored on the {counted(len(dataset), 'image')} kept: --skip-invalid left out "
@@ -100,6 +118,14 @@ class EvaluationReport:
         )
         stages = self.evaluation.num_stages
         scope = f"scored: the detections of stage {stages} (--stages {stages})\n" if stages else ""
+        if self.detections_file is not None:
+            return (
+                f"{self.result.format_table()}\n{dropped}scored: the detections of "
+                f"{self.detections_file} (no model ran: no images/s figures)"
+            )
+        how = self.precision + (", CUDA graphs" if self.cuda_graphs else "")
+        model_rate = 1.0 / max(self.timing.model_seconds_per_image, 1e-12)
+        total_rate = 1.0 / max(self.timing.total_seconds_per_image, 1e-12)
         return (
             f"{self.result.format_table()}\n{scope}{dropped}"
             f"speed on {self.device} ({how}): {model_rate:.2f} images/s model only "

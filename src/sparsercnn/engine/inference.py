@@ -156,7 +156,8 @@ class Evaluation:
 
     Attributes:
         result: the COCO metrics.
-        timing: the slowest rank's timing.
+        timing: the slowest rank's timing; None where no model ran (the detections of a
+            COCO results file, :mod:`~sparsercnn.engine.detections_evaluation`).
         image_ids: every evaluated image, in dataset order.
         detections: their detections (CPU, absolute xyxy pixels of the original images).
         num_stages: the stages whose output was evaluated (``None``: all).
@@ -165,7 +166,7 @@ class Evaluation:
     """
 
     result: EvaluationResult
-    timing: Timing
+    timing: Timing | None
     image_ids: list[int]
     detections: list[Detections]
     num_stages: int | None = None

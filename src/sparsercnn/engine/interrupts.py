@@ -21,6 +21,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -37,10 +38,11 @@ class DeferredInterrupt:
     the previous handlers are restored.
 
     Args:
-        notice: written to stderr when a signal is first deferred.
+        notice: called when a signal is first deferred; what it returns (what the run does
+            now, as it stands then) is written to stderr. ``None``: nothing is written.
     """
 
-    def __init__(self, *, notice: str = "") -> None:
+    def __init__(self, *, notice: Callable[[], str] | None = None) -> None:
         self.notice = notice
         self.requested: int | None = None
         self._requested_at = 0.0
@@ -86,9 +88,9 @@ class DeferredInterrupt:
             return
         self.requested = signum
         self._requested_at = time.monotonic()
-        if self.notice:
+        if self.notice is not None:
             # os.write: no lock a logging or print call interrupted here might hold.
-            os.write(2, f"\n{self.notice}\n".encode())
+            os.write(2, f"\n{self.notice()}\n".encode())
 
     def _restore(self) -> None:
         for signum, previous in self._previous.items():

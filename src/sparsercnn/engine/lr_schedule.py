@@ -1,12 +1,13 @@
 """The learning-rate schedule as pure functions of the iteration (spec 9).
 
 :func:`lr_factor` is the multiplier of the base learning rate at an iteration (linear warm-up,
-then step decay), :func:`scaled_lr` the base learning rate for the actual batch size,
-:func:`decay_steps` where a schedule of a given length decays, :func:`decays_ahead` where a run
-takes the decays still ahead of it, :func:`fit_schedule_to_budget` shortens a schedule so that
-training fits a time budget and :func:`extended_schedule` continues one a run has completed.
-The trainer sets ``lr = scaled_lr(...) * lr_factor(iteration, ...)`` before every optimiser
-step.
+then step decay; :func:`train_lr_factor` that of a training config), :func:`scaled_lr` the base
+learning rate for the actual batch size, :func:`decay_steps` where a schedule of a given length
+decays, :func:`decays_ahead` where a run takes the decays still ahead of it,
+:func:`fit_schedule_to_budget` shortens a schedule so that training fits a time budget, and
+:func:`extended_schedule` continues one a run has completed (:func:`resumed_steps`: the decays
+of a resumed run that a larger ``max_iter`` extends so). The trainer sets
+``lr = scaled_lr(...) * train_lr_factor(train, iteration)`` before every optimiser step.
 """
 
 from __future__ import annotations
@@ -55,6 +56,21 @@ def lr_factor(
         return decay
     alpha = iteration / warmup_iters
     return decay * (warmup_factor * (1.0 - alpha) + alpha)
+
+
+def train_lr_factor(
+    train: TrainConfig, iteration: int, *, steps: Sequence[int] | None = None
+) -> float:
+    """:func:`lr_factor` at ``iteration`` of the schedule of ``train`` (its ``steps``, ``gamma``,
+    ``warmup_iters`` and ``warmup_factor``); ``steps``: these decays instead of ``train.steps``
+    (the decays a resumed run took, say)."""
+    return lr_factor(
+        iteration,
+        steps=train.steps if steps is None else steps,
+        gamma=train.gamma,
+        warmup_iters=train.warmup_iters,
+        warmup_factor=train.warmup_factor,
+    )
 
 
 def scaled_lr(base_lr: float, total_batch: int, reference_batch: int, enabled: bool) -> float:
@@ -214,3 +230,21 @@ def extended_schedule(completed: Schedule, iteration: int, max_iter: int) -> Sch
     taken = completed.decays_taken(iteration)
     ahead = decays_ahead(decay_steps(max_iter)[len(taken) :], iteration, max_iter)
     return Schedule(max_iter, taken + ahead, completed.warmup_iters)
+
+
+def resumed_steps(saved: Schedule, iteration: int, current: Schedule) -> tuple[int, ...] | None:
+    """The decays of a run resumed at ``iteration`` from a checkpoint of schedule ``saved``
+    with the schedule ``current``, where the run is extended as a fresh run; ``None`` where
+    ``current.steps`` stand.
+
+    A run at the end of its schedule (``iteration >= saved.max_iter``: trained to its end, or
+    stopped by its time budget) given a larger ``max_iter`` and its own ``steps`` gets the
+    decays of :func:`extended_schedule` (``None`` where those are its own steps: a fresh run of
+    that length takes no more): a run stopped by its budget keeps only the decays it took, and
+    would otherwise train on without any. ``steps`` other than the run's are chosen for the
+    extension, and stand.
+    """
+    if iteration < saved.max_iter or current.max_iter <= iteration or current.steps != saved.steps:
+        return None
+    steps = extended_schedule(saved, iteration, current.max_iter).steps
+    return None if steps == saved.steps else steps

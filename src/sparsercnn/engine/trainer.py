@@ -47,7 +47,7 @@ from sparsercnn.engine.distributed import (
 from sparsercnn.engine.evaluation_history import EvaluationHistory
 from sparsercnn.engine.inference import Evaluation, EvaluationDataset, evaluate
 from sparsercnn.engine.interrupts import DeferredInterrupt
-from sparsercnn.engine.lr_schedule import Schedule, extended_schedule, lr_factor, scaled_lr
+from sparsercnn.engine.lr_schedule import Schedule, resumed_steps, scaled_lr, train_lr_factor
 from sparsercnn.engine.metrics_log import LogWindow, MetricsLog
 from sparsercnn.engine.model_init import StartingWeights, prepare_model
 from sparsercnn.engine.rng_state import rng_states, seed_everything
@@ -104,7 +104,7 @@ class Trainer:
     """Trains a Sparse R-CNN with the recipe of ``cfg.train`` (spec 9).
 
     AdamW over every trainable parameter in one group (weight decay on all of them, spec 9);
-    ``lr = scaled_lr(...) * lr_factor(iteration)`` set before each step.
+    ``lr = scaled_lr(...) * train_lr_factor(train, iteration)`` set before each step.
 
     Args:
         cfg: the resolved configuration (copied; the caller's object is never modified).
@@ -123,7 +123,7 @@ class Trainer:
             with a larger ``max_iter`` or other ``steps`` changes the schedule from there on. A
             run resumed at the end of its schedule with a larger ``max_iter`` and its own
             ``steps`` gets the decays ahead that a fresh run of that length would take
-            (:func:`~sparsercnn.engine.lr_schedule.extended_schedule`).
+            (:func:`~sparsercnn.engine.lr_schedule.resumed_steps`).
         time_budget_minutes: wall-clock limit of this invocation (from construction, the final
             checkpoint and evaluation included): the schedule is shortened to fit after a few
             measured iterations, and training stops early if time still runs out.
@@ -182,6 +182,8 @@ class Trainer:
         self.checkpoint_path: Path | None = None
         self.checkpoint_seconds = 0.0
         self.last_losses: dict[str, float] = {}
+        # Whether train() has begun a step: an interrupt then has steps to checkpoint.
+        self._stepped = False
         if resume:
             self._resume(self.output_dir if resume is True else Path(resume))
         # The schedule the budget fits is the resumed run's.
@@ -323,36 +325,30 @@ class Trainer:
             world_size=self.dist.world_size,
             data=self.data_identity,
         )
-        if point.iteration > self.cfg.train.max_iter:
+        train = self.cfg.train
+        if point.iteration > train.max_iter:
             raise ValueError(
                 f"{point.path} is at iteration {point.iteration}, past train.max_iter "
-                f"{self.cfg.train.max_iter}: resume with --set train.max_iter={point.iteration} "
+                f"{train.max_iter}: resume with --set train.max_iter={point.iteration} "
                 "or more, or from an earlier checkpoint_*.pt of the run"
             )
-        self._extend_completed_schedule(Schedule.of(point.config.train), point.iteration)
+        # A completed run extended gets a fresh run's decays ahead; the schedule is then settled.
+        steps = resumed_steps(Schedule.of(point.config.train), point.iteration, Schedule.of(train))
+        if steps is not None:
+            train.steps = steps
         if self.dist.is_main:
-            # Once the schedule is settled (extended above): the changes the run trains with.
-            log_config_changes(point.config, self.cfg, point.iteration, base_lr=self.base_lr)
+            log_config_changes(
+                point.config,
+                self.cfg,
+                point.iteration,
+                base_lr=self.base_lr,
+                extended=steps is not None,
+            )
         self.iteration = self.last_checkpoint_iteration = point.iteration
         self.checkpoint_path = point.path
         self.evaluations = EvaluationHistory(
             point.best_ap, point.best_iteration, last_iteration=point.last_evaluation
         )
-
-    def _extend_completed_schedule(self, saved: Schedule, iteration: int) -> None:
-        """Give a run resumed at the end of its schedule (``saved``, its checkpoint's, ended by
-        ``iteration``) and extended to a larger ``max_iter`` with its own ``steps`` the decays
-        ahead of a fresh run of that length
-        (:func:`~sparsercnn.engine.lr_schedule.extended_schedule`): a run stopped by its time
-        budget keeps only the decays it took, and would otherwise train on without any. The
-        resume's schedule line says so (:func:`~sparsercnn.engine.checkpoint.log_config_changes`).
-        """
-        train = self.cfg.train
-        if iteration < saved.max_iter or train.max_iter <= iteration:
-            return
-        if tuple(train.steps) != tuple(saved.steps):
-            return  # steps chosen for the extension
-        train.steps = extended_schedule(saved, iteration, train.max_iter).steps
 
     def train(self) -> TrainResult:
         """Run the remaining iterations, then checkpoint, evaluate and write the model files.
@@ -402,12 +398,7 @@ class Trainer:
         )
         stopped_early = False
         window = LogWindow()
-        interrupt = DeferredInterrupt(
-            notice="interrupted: finishing the step (or evaluation) under way, then saving a "
-            "checkpoint to resume from (interrupt again to stop at once, without one)"
-            if self.dist.is_main
-            else "",
-        )
+        interrupt = DeferredInterrupt(notice=self._interrupt_notice if self.dist.is_main else None)
         bar = tqdm(
             total=train.max_iter,
             initial=self.iteration,
@@ -419,6 +410,7 @@ class Trainer:
         with bar, logging_redirect_tqdm(), interrupt, self._wrapped_for_training():
             self._evaluate_missed()
             while self.iteration < self.cfg.train.max_iter and not self._interrupted(interrupt):
+                self._stepped = True
                 stats = self.step(loader, self._lr_at(self.iteration), self.iteration)
                 self.iteration += 1
                 window.add(stats)
@@ -469,6 +461,23 @@ class Trainer:
         """Whether some rank has a deferred signal; every rank calls this at the same points
         of the loop, so that all stop after the same step."""
         return any_rank(interrupt.requested is not None, self.device)
+
+    def _interrupt_notice(self) -> str:
+        """What a first Ctrl-C or SIGTERM does, said when it comes (:meth:`_save_interrupted`):
+        once a step has begun, the run checkpoints its steps; before that it has none to save,
+        and stops with the checkpoint it resumed from, if any."""
+        again = "interrupt again to stop at once"
+        if self._stepped:
+            return (
+                "interrupted: finishing the step (or evaluation) under way, then saving a "
+                f"checkpoint to resume from ({again}, without one)"
+            )
+        if self.checkpoint_path is None:
+            return f"interrupted before the first step: stopping, with nothing to save ({again})"
+        return (
+            f"interrupted before the first step: stopping; {self.checkpoint_path} holds "
+            f"iteration {self.iteration} to resume from ({again})"
+        )
 
     def _save_interrupted(self, window: LogWindow) -> None:
         """Log the steps since the last record and checkpoint them, so that ``--resume``
@@ -526,14 +535,7 @@ class Trainer:
 
     def _lr_at(self, iteration: int) -> float:
         """The learning rate of the step taken at ``iteration`` (0-based)."""
-        train = self.cfg.train
-        return self.base_lr * lr_factor(
-            iteration,
-            steps=train.steps,
-            gamma=train.gamma,
-            warmup_iters=train.warmup_iters,
-            warmup_factor=train.warmup_factor,
-        )
+        return self.base_lr * train_lr_factor(self.cfg.train, iteration)
 
     def _after_step(self, window: LogWindow, bar: tqdm) -> None:
         """Log, evaluate and checkpoint when their period (``<= 0``: never) divides the

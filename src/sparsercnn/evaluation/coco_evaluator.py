@@ -359,11 +359,11 @@ def _check_records(image_id: int, records: Sequence[CocoResult], gt: CocoGroundT
     if bad:
         raise ValueError(
             f"image id {image_id}: {bad} of its {len(records)} detections have a NaN or infinite "
-            "score or box, which COCO evaluation cannot rank or match; the model's outputs are "
-            "not finite (diverged training or damaged weights): evaluate a model whose "
-            "outputs are finite"
+            "score or box, which COCO evaluation cannot rank or match; a model gives such "
+            "outputs after diverged training or from damaged weights: evaluate finite "
+            "detections"
         )
-    known = set(gt.lookup)
+    known = gt.category_ids
     unknown = sorted({r["category_id"] for r in records if r["category_id"] not in known}, key=repr)
     if unknown:
         raise ValueError(

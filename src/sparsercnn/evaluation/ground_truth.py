@@ -47,6 +47,7 @@ class CocoGroundTruth:
     Attributes:
         source: the file, or ``"the ground-truth dict"``, for messages.
         lookup: dataset category id of every contiguous label.
+        category_ids: the ids of ``lookup``, the categories a detection record may name.
         names: distinct class name by category id.
         image_ids: the ground truth's image ids (as the file gives them).
         dense_id: faster-coco-eval's id of every image id (``0 .. n-1``).
@@ -74,7 +75,8 @@ class CocoGroundTruth:
                 f"category ids {missing} of the label map are not in {self.source} "
                 f"(which has {sorted(gt_names)}); the label map does not match this data set"
             )
-        if len(set(self.lookup)) != len(self.lookup):
+        self.category_ids = frozenset(self.lookup)
+        if len(self.category_ids) != len(self.lookup):
             raise ValueError(f"label -> category id mapping has duplicates: {self.lookup}")
         if class_names is None:
             class_names = [gt_names[c] for c in self.lookup]
@@ -84,7 +86,7 @@ class CocoGroundTruth:
             )
         names = distinct_names(self.lookup, [str(n) for n in class_names])
         self.names = dict(zip(self.lookup, names, strict=True))
-        ignored = sorted(set(gt_names) - set(self.lookup))
+        ignored = sorted(set(gt_names) - self.category_ids)
         if ignored:
             logger.warning(
                 "%s: categories %s are not in the label map and are not evaluated",

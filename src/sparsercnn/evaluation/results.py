@@ -16,7 +16,7 @@ from typing import TypedDict
 import torch
 
 from sparsercnn.atomic_file import atomic_write_text
-from sparsercnn.ops.boxes import box_xyxy_to_xywh
+from sparsercnn.ops.boxes import box_xywh_to_xyxy, box_xyxy_to_xywh
 from sparsercnn.scores import written_score
 from sparsercnn.structures import Detections
 
@@ -113,6 +113,30 @@ def detections_to_coco_results(
             record["file_name"] = file_name
         results.append(record)
     return results
+
+
+def coco_results_to_detections(
+    records: Sequence[CocoResult], category_to_label: Mapping[int, int]
+) -> Detections:
+    """The inverse of :func:`detections_to_coco_results`: one image's records as
+    :class:`~sparsercnn.structures.Detections`.
+
+    Args:
+        records: ``K`` records of one image, ``bbox`` ``[x, y, w, h]`` absolute pixels.
+        category_to_label: contiguous label of every dataset category id of the records.
+
+    Returns:
+        ``boxes`` ``(K, 4)`` float32 absolute xyxy pixels, ``scores`` ``(K,)`` float32,
+        ``labels`` ``(K,)`` int64, in the order of the records.
+    """
+    xywh = torch.tensor([r["bbox"] for r in records], dtype=torch.float64).reshape(-1, 4)
+    return Detections(
+        boxes=box_xywh_to_xyxy(xywh).float(),
+        scores=torch.tensor([float(r["score"]) for r in records], dtype=torch.float32),
+        labels=torch.tensor(
+            [category_to_label[r["category_id"]] for r in records], dtype=torch.int64
+        ),
+    )
 
 
 def write_results_json(results: Sequence[Mapping[str, object]], path: str | Path) -> Path:

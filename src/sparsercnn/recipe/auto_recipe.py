@@ -279,8 +279,8 @@ def _given_steps_and_batch(
 
 def _scratch_model(overrides: list[str]) -> tuple[Config, str]:
     """The model to start from without weights, and why: the small one, or the medium one when
-    the ``overrides`` fit only it (``model.num_heads=8`` divides the medium head's width, not
-    the small one's).
+    the ``overrides`` fit only it (``model.num_heads=128`` divides the medium head's width of
+    128, not the small one's 64).
 
     Raises:
         ValueError: the overrides fit neither (the small model's error).

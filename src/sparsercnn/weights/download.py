@@ -41,7 +41,7 @@ from sparsercnn.weights.download_lock import (
     url_record,
 )
 from sparsercnn.weights.key_tables import Layout
-from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS
+from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS, published_download_advice
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,10 @@ def fetch(
         raise ValueError(f"unsupported URL scheme {scheme!r} in {text}; use http(s)://, file://")
     else:
         path = Path(text).expanduser()
-    check_file(path, "checkpoint", "the checkpoint file")
+    try:
+        check_file(path, "checkpoint", "the checkpoint file")
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{error}{published_download_advice(str(path))}") from None
     verify_sha256(path, expected_sha256(path.name, sha256))
     return path
 
@@ -209,29 +212,29 @@ def verify_sha256(path: Path, expected: str | None) -> None:
     Raises:
         ValueError: naming the file, the expected and the actual digest, and what to do.
     """
-    actual = sha256_mismatch(path, expected)
+    if expected is None:
+        return
+    actual = _sha256_mismatch(path, expected)
     if actual is None:
         return
-    if _expected_from_name(path.name, expected):
-        # The check came from the name (expected_sha256), which a file of the user's own
-        # may end in by chance (a date: "model-20240101.pth").
-        raise ValueError(
-            f"checksum mismatch for {path}: its name ends in -{expected}, which marks a published "
-            f"file's SHA-256, but its SHA-256 is {actual}; download it again, or if it is a file "
-            "of your own, rename it so that its name does not end in -<8 hex digits>.pth"
+    from_name = expected_sha256(path.name, None) == expected
+    if from_name:
+        # A file of the user's own may end in what looks like a checksum by chance (a date:
+        # "model-20240101.pth").
+        advice = (
+            "a name ending in -<8 hex digits>.pth marks a published file's SHA-256: download it "
+            "again, or if it is a file of your own, rename it so that its name does not end so"
         )
-    raise ValueError(
-        f"checksum mismatch for {path}: expected sha256 {expected}..., got {actual}; the "
-        "file is damaged or not the one expected: download or copy it again, or check the "
-        "expected checksum (--sha256)"
-    )
+    else:
+        advice = (
+            "the file is damaged or not the one expected: download or copy it again, or check "
+            "the expected checksum (--sha256)"
+        )
+    raise ValueError(_mismatch_message(str(path), expected, actual, from_name, advice))
 
 
-def sha256_mismatch(path: Path, expected: str | None) -> str | None:
-    """The file's SHA-256 (hex) where it does not start with ``expected``, else None (also
-    when ``expected`` is None: nothing to check)."""
-    if expected is None:
-        return None
+def _sha256_mismatch(path: Path, expected: str) -> str | None:
+    """The file's SHA-256 (hex) where it does not start with ``expected``, else None."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(CHUNK_SIZE):
@@ -240,10 +243,17 @@ def sha256_mismatch(path: Path, expected: str | None) -> str | None:
     return None if actual.startswith(expected) else actual
 
 
-def _expected_from_name(file_name: str, expected: str | None) -> bool:
-    """Whether ``expected`` is the checksum that ``file_name`` carries (:func:`expected_sha256`)."""
-    marked = HASH_IN_NAME.search(file_name)
-    return marked is not None and marked.group(1) == expected
+def _mismatch_message(
+    subject: str, expected: str, actual: str, from_name: bool, advice: str
+) -> str:
+    """The one wording of a checksum mismatch: what was checked (``subject``: a file, a
+    download), the expected digest (and whether it came from the file's name, see
+    :func:`expected_sha256`) and the actual one, then ``advice``, what to do there."""
+    named = " (the one its name carries)" if from_name else ""
+    return (
+        f"checksum mismatch for {subject}: expected sha256 {expected}...{named}, got {actual}; "
+        f"{advice}"
+    )
 
 
 def download(
@@ -309,15 +319,18 @@ def download(
             delay,
         )
         sleep(delay)
-    actual = sha256_mismatch(part, sha256)
-    if actual is not None:
+    if sha256 is not None and (actual := _sha256_mismatch(part, sha256)) is not None:
         part.unlink()
-        named = " (the one its name carries)" if _expected_from_name(dst.name, sha256) else ""
         raise ValueError(
-            f"checksum mismatch for the download of {url}: expected sha256 {sha256}...{named}, "
-            f"got {actual}; nothing was kept. Run again to download it anew; if the checksum "
-            "differs again, the URL serves another file than the one expected: check the URL "
-            "and the checksum"
+            _mismatch_message(
+                f"the download of {url}",
+                sha256,
+                actual,
+                expected_sha256(dst.name, None) == sha256,
+                "nothing was kept. Run again to download it anew; if the checksum differs again, "
+                "the URL serves another file than the one expected: check the URL and the "
+                "checksum",
+            )
         )
     os.replace(part, dst)
     logger.info("downloaded %s to %s", url, dst)

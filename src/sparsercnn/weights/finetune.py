@@ -10,7 +10,6 @@ backbone. The freezing helpers choose what the optimiser may change.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -20,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from sparsercnn.config import ModelConfig
+from sparsercnn.config import ModelConfig, override_arguments
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import SparseRCNN
 from sparsercnn.model.backbone import NUM_FREEZABLE_PARTS
@@ -118,7 +117,7 @@ def other_architecture_error(
     (:func:`architecture_differences`) from the model's: the settings and the ``--set`` that
     fits."""
     shown = ", ".join(f"{name} {theirs} (the model: {ours})" for name, theirs, ours in differences)
-    fix = " ".join(f"model.{name}={json.dumps(theirs)}" for name, theirs, _ in differences)
+    fix = override_arguments({f"model.{name}": theirs for name, theirs, _ in differences})
     return ValueError(
         f"{source} is a model of another architecture: {shown}; train with --set {fix}, or "
         "with --preset auto, which takes the checkpoint's architecture"

@@ -65,3 +65,17 @@ PUBLISHED_CHECKPOINTS: dict[str, PublishedCheckpoint] = {
         46.2,
     ),
 }
+
+
+def published_download_advice(path: str) -> str:
+    """For a checkpoint file ``path`` that is not there, what to do when its name is that of a
+    published checkpoint's download (``r50_100pro_3x_model.pth``, as the README's table lists
+    them): "; ... pass its name ... or download it from URL", else "" (a message goes on)."""
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    for key, published in PUBLISHED_CHECKPOINTS.items():
+        if published.url.rsplit("/", 1)[-1] == name:
+            return (
+                f"; it is the download of the published checkpoint {key}: pass the name {key} "
+                f"instead (downloaded once, then cached), or download it from {published.url}"
+            )
+    return ""

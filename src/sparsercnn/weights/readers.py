@@ -33,15 +33,17 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model_file import BACKBONE_FORMAT_NAME, FORMAT_NAME, read_model_file
 from sparsercnn.paths import check_file
 from sparsercnn.text import listing
+from sparsercnn.torch_archive import damaged_record
 from sparsercnn.weights.download_lock import recorded_url
 from sparsercnn.weights.key_tables import LAYOUTS, Layout
 
 logger = logging.getLogger(__name__)
 
-PICKLE_SUFFIXES = (".pkl", ".pickle")
+# How many of a file's first bytes tell its kind: a safetensors header length, a pickle's
+# protocol mark and torch's legacy magic number, a text file's first line.
+START_SIZE = 64
 # What torch.save's legacy (non-zip) format pickles first: a plain pickle lacks it.
 TORCH_LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
-CHUNK_SIZE = 1 << 20
 # The largest JSON header safetensors reads (its own limit, 100 MB).
 MAX_SAFETENSORS_HEADER = 100_000_000
 # Keys that identify a layout: any key starting with one of these prefixes.
@@ -93,9 +95,11 @@ def read_checkpoint(path: str | Path, layout: Layout | None = None) -> RawCheckp
     check_file(path, "checkpoint", "the checkpoint file")
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"unknown checkpoint layout {layout!r}; choose one of {LAYOUTS}")
-    if _is_safetensors(path):
+    with open(path, "rb") as handle:
+        start = handle.read(START_SIZE)
+    if _is_safetensors(start):
         checkpoint = _read_safetensors(path, layout)
-    elif _is_plain_pickle(path):
+    elif _is_plain_pickle(start):
         raise ValueError(
             f"{path} is a plain Python pickle (as detectron2's .pkl files are), not a file "
             "torch.save wrote; pickles can run arbitrary code when loaded, so they are not read. "
@@ -103,7 +107,7 @@ def read_checkpoint(path: str | Path, layout: Layout | None = None) -> RawCheckp
             "tensors with torch.save and convert that."
         )
     else:
-        checkpoint = _read_torch(path, layout)
+        checkpoint = _read_torch(path, start, layout)
     logger.info("read %s: %d tensors, %s layout", path, len(checkpoint.tensors), checkpoint.layout)
     return checkpoint
 
@@ -132,34 +136,30 @@ def detect_layout(keys: list[str], source: str) -> Layout:
     return found[0]
 
 
-def _is_safetensors(path: Path) -> bool:
-    """safetensors files start with an 8-byte little-endian header length, then ``{``.
+def _is_safetensors(start: bytes) -> bool:
+    """Whether a file's first bytes ``start`` are a safetensors file's: an 8-byte little-endian
+    header length, then ``{``.
 
     The length is not checked against the file's size: a file cut short inside its header is
     still a (damaged) safetensors file, which safetensors then reports as such.
     """
-    with open(path, "rb") as handle:
-        head = handle.read(9)
-    if len(head) < 9 or head[8:9] != b"{":
+    if len(start) < 9 or start[8:9] != b"{":
         return False
-    return 0 < int.from_bytes(head[:8], "little") <= MAX_SAFETENSORS_HEADER
+    return 0 < int.from_bytes(start[:8], "little") <= MAX_SAFETENSORS_HEADER
 
 
-def _is_plain_pickle(path: Path) -> bool:
-    """Whether ``path`` is a pickle that torch.save did not write (a detectron2 ``.pkl``, under
-    any name): one that starts with a protocol mark (``\\x80``) but not with torch's legacy
-    magic number, or a ``.pkl`` name on a file that is no zip archive (torch.save's format)."""
-    with open(path, "rb") as handle:
-        start = handle.read(32)
-    if start[:1] == b"\x80":
-        return TORCH_LEGACY_MAGIC not in start
-    return path.suffix.lower() in PICKLE_SUFFIXES and start[:2] != b"PK"
+def _is_plain_pickle(start: bytes) -> bool:
+    """Whether a file's first bytes ``start`` are those of a pickle that torch.save did not
+    write (a detectron2 ``.pkl``, under any name): a protocol mark (``\\x80``) without torch's
+    legacy magic number. Anything else, whatever its name, is left to torch.load (which only
+    rebuilds tensors and containers) and to :func:`_unreadable_message`."""
+    return start[:1] == b"\x80" and TORCH_LEGACY_MAGIC not in start
 
 
-def _fetch_again(path: Path) -> str:
-    """What to do about the damaged file ``path``: fetch it again. A download kept in the cache
-    is used again until it is deleted, which the advice then says."""
-    url = recorded_url(path)
+def _fetch_again(url: str | None) -> str:
+    """What to do about a damaged file downloaded from ``url`` (its :func:`recorded_url`: None
+    for a file not downloaded into the cache): fetch it again. A download kept in the cache is
+    used again until it is deleted, which the advice then says."""
     if url is None:
         return "download or copy it again"
     return f"it was downloaded from {url}: delete it, and the next run downloads it again"
@@ -170,8 +170,9 @@ def _read_safetensors(path: Path, layout: Layout | None) -> RawCheckpoint:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
     except (SafetensorError, OSError) as error:
+        again = _fetch_again(recorded_url(path))
         raise ValueError(
-            f"{path}: damaged or truncated safetensors file ({error}); {_fetch_again(path)}"
+            f"{path}: damaged or truncated safetensors file ({error}); {again}"
         ) from error
     if metadata.get("format") == FORMAT_NAME:
         tensors, config, categories = read_model_file(path)
@@ -207,12 +208,13 @@ def _numpy_allowed() -> Iterator[None]:
         yield
 
 
-def _read_torch(path: Path, layout: Layout | None) -> RawCheckpoint:
-    damaged = _damaged_record(path)
+def _read_torch(path: Path, start: bytes, layout: Layout | None) -> RawCheckpoint:
+    """Read the torch.save file ``path``, whose first bytes are ``start``."""
+    damaged = damaged_record(path)
     if damaged is not None:
         raise ValueError(
             f"{path} is a damaged PyTorch checkpoint: its record {damaged} does not match the "
-            f"checksum stored with it; {_fetch_again(path)}"
+            f"checksum stored with it; {_fetch_again(recorded_url(path))}"
         )
     try:
         # From an open file: given a path, torch.load reads a .safetensors name as safetensors.
@@ -221,7 +223,7 @@ def _read_torch(path: Path, layout: Layout | None) -> RawCheckpoint:
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             obj = torch.load(handle, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        raise ValueError(_unreadable_message(path, error)) from error
+        raise ValueError(_unreadable_message(path, start, error)) from error
     tensors, meta = _find_state_dict(obj, path)
     tensors = _strip_prefix(tensors, "module.")
     assert isinstance(obj, Mapping)  # _find_state_dict refuses anything else
@@ -267,22 +269,21 @@ def _training_checkpoint_labels(
         ) from error
 
 
-def _unreadable_message(path: Path, error: Exception) -> str:
-    """Why ``torch.load`` could not read ``path`` and what to do: an empty file, a text file (the
-    web page of a failed download, say) or a damaged zip archive (what torch.save writes, e.g. a
-    download cut short) is to be fetched again; a file that refers to Python objects is refused
-    by safe loading."""
-    with open(path, "rb") as handle:
-        start = handle.read(64)
+def _unreadable_message(path: Path, start: bytes, error: Exception) -> str:
+    """Why ``torch.load`` could not read ``path`` (whose first bytes are ``start``) and what to
+    do: an empty file, a text file (the web page of a failed download, say) or a damaged zip
+    archive (what torch.save writes, e.g. a download cut short) is to be fetched again; a file
+    that refers to Python objects is refused by safe loading."""
     head = start[:2]
+    url = recorded_url(path)
     if not head:
-        return f"{path} is empty; {_fetch_again(path)}"
+        return f"{path} is empty; {_fetch_again(url)}"
     text = _text_start(start)
     if text is not None:
-        if recorded_url(path) is None:
+        if url is None:
             again = "download it again if this is the web page a failed download saved"
         else:
-            again = f"if this is the web page a failed download saved, {_fetch_again(path)}"
+            again = f"if this is the web page a failed download saved, {_fetch_again(url)}"
         return (
             f"{path} is a text file, not a checkpoint (it starts {text!r}); give the checkpoint "
             f"file, or {again}"
@@ -295,7 +296,7 @@ def _unreadable_message(path: Path, error: Exception) -> str:
         )
     if head == b"PK" and not failure.startswith("it refers to"):
         return (
-            f"{path} is a damaged or truncated PyTorch checkpoint ({failure}); {_fetch_again(path)}"
+            f"{path} is a damaged or truncated PyTorch checkpoint ({failure}); {_fetch_again(url)}"
         )
     return (
         f"{path} could not be read as a PyTorch checkpoint with safe loading ({failure}). It is "
@@ -326,33 +327,6 @@ def _holds_pickle(path: Path) -> bool:
             return any(name.endswith("data.pkl") for name in archive.namelist())
     except (zipfile.BadZipFile, OSError):
         return True
-
-
-def _damaged_record(path: Path) -> str | None:
-    """The first record of the zip archive ``path`` (what torch.save writes) whose bytes do not
-    match the CRC-32 stored with them, or None.
-
-    torch.load does not check these sums, so a checkpoint damaged inside a tensor's data (a bad
-    copy or disk) would load, with wrong weights. Records stored without a sum (torch.save after
-    ``set_crc32_options(False)`` stores 0) are not checked; an archive too damaged to list is
-    left to torch.load, which reports it.
-    """
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError):
-        return None
-    with archive:
-        for info in archive.infolist():
-            if info.CRC == 0:
-                continue
-            try:
-                # zipfile compares the sum once the record is read to its end.
-                with archive.open(info) as record:
-                    while record.read(CHUNK_SIZE):
-                        pass
-            except (zipfile.BadZipFile, OSError, EOFError):
-                return info.filename
-    return None
 
 
 def _load_failure(error: Exception) -> str:

@@ -1,0 +1,130 @@
+"""COCO evaluation of a detections file: a COCO results JSON that ``predict``, ``eval
+--results`` or another tool wrote, scored on a data set without running a model.
+
+What ``sparsercnn eval --detections`` calls: the data set under the same data policy as
+:func:`~sparsercnn.engine.model_evaluation.evaluate_model_file`'s (so ``skip_invalid`` scores
+the same images), the records read and given their images
+(:mod:`~sparsercnn.evaluation.results_file`), one :class:`~sparsercnn.evaluation.CocoEvaluator`
+pass, and an :class:`~sparsercnn.engine.evaluation_report.EvaluationReport` without speed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from sparsercnn.data.coco import CocoDataset
+from sparsercnn.data.policy import ImageCheck, inspect_dataset
+from sparsercnn.engine.evaluation_report import EvaluationReport
+from sparsercnn.engine.inference import Evaluation, evaluation_ground_truth
+from sparsercnn.engine.model_evaluation import check_output_paths
+from sparsercnn.evaluation import CocoEvaluator
+from sparsercnn.evaluation.results import coco_results_to_detections
+from sparsercnn.evaluation.results_file import (
+    check_category_ids,
+    read_results_file,
+    records_by_image,
+)
+from sparsercnn.text import counted
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate_detections_file(
+    detections_path: str | Path,
+    json_path: str | Path,
+    image_dir: str | Path | None = None,
+    *,
+    skip_invalid: bool = False,
+    metrics_path: Path | None = None,
+    on_accepted: Callable[[], None] | None = None,
+) -> EvaluationReport:
+    """COCO evaluation of the detections in ``detections_path`` on the data set of
+    ``json_path``, optionally writing the metrics (:meth:`EvaluationReport.write_files`).
+
+    Every image of the data set is scored, as a model's evaluation scores them: an image
+    without records is one where nothing was detected (a warning says how many). With
+    ``image_dir`` the image files are checked as a model's evaluation checks them (needed for
+    the report's sample drawings); without, only the annotation file is, and ``skip_invalid``
+    leaves out the entries it calls errors, with their records.
+
+    Args:
+        detections_path: a COCO results JSON
+            (:func:`~sparsercnn.evaluation.results_file.read_results_file`).
+        json_path: the COCO instances file the detections are of.
+        image_dir: the image folder of ``json_path``, or None.
+        skip_invalid: score the entries the data policy keeps instead of refusing a data set
+            with errors.
+        metrics_path: where to write the metrics as JSON.
+        on_accepted: called once the files are read and checked, before the evaluation.
+
+    Raises:
+        ValueError: the detections file is not a results file, or its records name images or
+            categories that ``json_path`` lacks, or cannot be scored (non-finite, negative
+            size), each naming the file; ``metrics_path`` is a folder.
+    """
+    check_output_paths(None, metrics_path)
+    records = read_results_file(detections_path)
+    folder = Path(image_dir) if image_dir is not None else Path(json_path).parent
+    image_check: ImageCheck = "decode" if image_dir is not None else "none"
+    inspection = inspect_dataset(json_path, folder, image_check=image_check)
+    dataset = CocoDataset(
+        json_path, folder, skip_invalid=skip_invalid, image_check=image_check, inspection=inspection
+    )
+    image_ids = dataset.image_ids
+    images = {image_id: dataset.image_info(i)["file_name"] for i, image_id in enumerate(image_ids)}
+    left_out = {
+        issue.image_id: issue.file or ""
+        for issue in inspection.errors
+        if issue.image_id is not None and issue.image_id not in images
+    }
+    source, ground_truth = str(detections_path), str(json_path)
+    categories = dataset.category_map
+    grouped, num_left_out = records_by_image(
+        records, images, left_out=left_out, source=source, ground_truth=ground_truth
+    )
+    scored = [record for image_records in grouped.values() for record in image_records]
+    check_category_ids(scored, categories.category_ids, source=source, ground_truth=ground_truth)
+    _warn_incomplete(source, len(records), num_left_out, len(image_ids) - len(grouped))
+    if on_accepted is not None:
+        on_accepted()
+    results = [grouped.get(image_id, []) for image_id in image_ids]
+    evaluator = CocoEvaluator(evaluation_ground_truth(dataset))
+    try:
+        evaluator.extend(image_ids, results)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
+    labels = {
+        category_id: categories.to_label(category_id) for category_id in categories.category_ids
+    }
+    evaluation = Evaluation(
+        evaluator.evaluate(),
+        None,
+        image_ids,
+        [coco_results_to_detections(image_results, labels) for image_results in results],
+        ground_truth=evaluator.ground_truth,
+    )
+    # No device: no model ran, the report is of the detections file.
+    report = EvaluationReport(evaluation, dataset, Path(detections_path), None, None)
+    report.write_files(metrics_path=metrics_path)
+    return report
+
+
+def _warn_incomplete(source: str, num_records: int, num_left_out: int, num_empty: int) -> None:
+    """Say what of the file is not scored, and which images are scored without detections."""
+    if num_left_out:
+        logger.warning(
+            "%s: %s of images that skip_invalid (--skip-invalid) left out are not scored",
+            source,
+            counted(num_left_out, "record"),
+        )
+    if num_records == 0:
+        logger.warning("%s holds no detection: every AP and AR is 0", source)
+    elif num_empty:
+        logger.warning(
+            "%s has no detection of %s of the data set: scored as nothing detected there "
+            "(their objects count as missed)",
+            source,
+            counted(num_empty, "image"),
+        )

@@ -1,0 +1,220 @@
+"""A COCO results file read back for evaluation: ``predict``'s, ``eval --results``' or another
+tool's detections, scored without running a model (``sparsercnn eval --detections``).
+
+A COCO results JSON is a list of ``{"image_id", "category_id", "bbox", "score"}`` records
+(:class:`~sparsercnn.evaluation.results.CocoResult`: ``bbox_xywh`` absolute pixels of the
+original image, the data set's category ids). ``sparsercnn predict`` writes the same list
+without ``image_id``, naming each image by ``file_name``, the path it was given: such a record
+is of the image whose ``file_name`` in the annotation file ends that path. :func:`read_results_file`
+checks every record's keys and types; :func:`records_by_image` gives each its image and
+:func:`check_category_ids` its category; the values themselves (finite, no negative size) are
+checked where every record is, by :meth:`~sparsercnn.evaluation.CocoEvaluator.extend`.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sparsercnn.evaluation.results import CocoResult
+from sparsercnn.text import counted, listing, shortened
+
+# What a results file holds, for every message about one that does not.
+RECORDS = (
+    'a COCO results JSON is a list of {"image_id", "category_id", "bbox": [x, y, width, '
+    'height], "score"} records (or `sparsercnn predict`\'s, with "file_name" for "image_id")'
+)
+
+
+def read_results_file(path: str | Path) -> list[dict[str, Any]]:
+    """The records of the COCO results file ``path``, their keys and types checked.
+
+    Returns:
+        The records as the file gives them: each has ``category_id`` (an integer), ``bbox``
+        (4 numbers), ``score`` (a number) and an integer ``image_id`` or a ``file_name``.
+
+    Raises:
+        ValueError: naming the file, and the first bad record by its index: the file is not
+            JSON or not a list of records (``predict``'s frame list or a ground-truth file are
+            named as such), or a record lacks a key, has one of another type, or is of a video
+            frame (which no annotation file's image id names).
+    """
+    try:
+        with open(path, "rb") as file:
+            data = json.load(file)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not JSON ({error}); {RECORDS}") from None
+    if not isinstance(data, list):
+        raise ValueError(f"{path} {_what_instead(data)}; {RECORDS}")
+    for index, record in enumerate(data):
+        problem = _record_problem(record)
+        if problem is not None:
+            shown = shortened(json.dumps(record), 120)
+            raise ValueError(f"{path}: record {index} ({shown}) {problem}; {RECORDS}")
+    return data
+
+
+def _what_instead(data: Any) -> str:
+    """What a results file holds that is no list of records, in words."""
+    if isinstance(data, dict) and "videos" in data and "results" in data:
+        return (
+            "is the frame list `sparsercnn predict` writes beside its results, not the results: "
+            f"give the results file it names ({data['results']!r}, in the same folder)"
+        )
+    if isinstance(data, dict) and "annotations" in data and "images" in data:
+        return "is a COCO instances (ground-truth) file, not detections"
+    kind = type(data).__name__
+    return f"holds a JSON {'object' if kind == 'dict' else kind}, not a list of records"
+
+
+def _record_problem(record: Any) -> str | None:
+    """Why ``record`` is no detection record (None: it is one)."""
+    if not isinstance(record, dict):
+        return "is not an object"
+    if "frame_index" in record:
+        return (
+            f"is of frame {record['frame_index']} of the video {record.get('file_name')!r}, "
+            "which no image of an annotation file is; evaluate the detections of images"
+        )
+    if "image_id" in record:
+        if not _is_integer(record["image_id"]):
+            return "has an image_id that is no integer"
+    elif not isinstance(record.get("file_name"), str):
+        return "names no image: it has neither an image_id nor a file_name"
+    if not _is_integer(record.get("category_id")):
+        return "has no integer category_id (the data set's category id)"
+    bbox = record.get("bbox")
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
+        return "has no bbox of 4 numbers [x, y, width, height]"
+    if not _is_number(record.get("score")):
+        return "has no number as score"
+    return None
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def records_by_image(
+    records: Sequence[Mapping[str, Any]],
+    images: Mapping[int, str],
+    *,
+    left_out: Mapping[int, str] | None = None,
+    source: str,
+    ground_truth: str,
+) -> tuple[dict[int, list[CocoResult]], int]:
+    """The records of :func:`read_results_file` by the image they are of.
+
+    A record's image is its ``image_id``, or else the image whose ``file_name`` ends the
+    record's ``file_name`` path (``predict`` writes the path as it was given:
+    ``val/images/a.jpg`` is of ``a.jpg`` or ``images/a.jpg``; the longest such wins).
+
+    Args:
+        records: checked records.
+        images: ``file_name`` of every evaluated image, by image id.
+        left_out: ``file_name`` of every image of the annotation file that is not evaluated
+            (``--skip-invalid`` left it out), by image id: their records are left out too.
+        source: the results file, for messages.
+        ground_truth: the annotation file, for messages.
+
+    Returns:
+        The records of each evaluated image that has any, as :class:`CocoResult` s (the four
+        keys COCO reads) in file order, and the number of records left out with their image.
+
+    Raises:
+        ValueError: records name images the annotation file does not have (a few named, and
+            how many): the results of another data set, or of other images.
+    """
+    left_out = left_out or {}
+    by_name = {_path_parts(name): i for i, name in (*left_out.items(), *images.items()) if name}
+    grouped: dict[int, list[CocoResult]] = {}
+    unknown_ids: dict[int, int] = {}
+    unknown_files: dict[str, int] = {}
+    num_left_out = 0
+    for record in records:
+        image_id = record.get("image_id")
+        if image_id is None:
+            image_id = _image_of_file(record["file_name"], by_name)
+            if image_id is None:
+                unknown_files[record["file_name"]] = unknown_files.get(record["file_name"], 0) + 1
+                continue
+        if image_id in images:
+            grouped.setdefault(image_id, []).append(
+                {
+                    "image_id": image_id,
+                    "category_id": record["category_id"],
+                    "bbox": [float(v) for v in record["bbox"]],
+                    "score": float(record["score"]),
+                }
+            )
+        elif image_id in left_out:
+            num_left_out += 1
+        else:
+            unknown_ids[image_id] = unknown_ids.get(image_id, 0) + 1
+    if unknown_ids:
+        raise ValueError(
+            f"{source}: {counted(sum(unknown_ids.values()), 'record')} of "
+            f"{counted(len(unknown_ids), 'image id')} that {ground_truth} does not have: "
+            f"{listing([str(i) for i in sorted(unknown_ids)], 5)}; these are detections of "
+            "other images (another data set's?): give the annotation file they were made on"
+        )
+    if unknown_files:
+        raise ValueError(
+            f"{source}: {counted(sum(unknown_files.values()), 'record')} of "
+            f"{counted(len(unknown_files), 'file')} that no image of {ground_truth} is: "
+            f"{listing(sorted(unknown_files), 3)} (a record without image_id is of the image "
+            "whose file_name ends its file_name); give the annotation file of these images"
+        )
+    return grouped, num_left_out
+
+
+def _path_parts(name: str) -> tuple[str, ...]:
+    """``name``'s path components, ``.`` and ``..`` folded (``./a/b.jpg`` -> ``a``, ``b.jpg``)."""
+    return tuple(part for part in posixpath.normpath(name).split("/") if part not in ("", "."))
+
+
+def _image_of_file(name: str, by_name: Mapping[tuple[str, ...], int]) -> int | None:
+    """The image whose ``file_name`` is the longest ending of the path ``name``; None: none."""
+    parts = _path_parts(name)
+    for start in range(len(parts)):
+        image_id = by_name.get(parts[start:])
+        if image_id is not None:
+            return image_id
+    return None
+
+
+def check_category_ids(
+    records: Sequence[Mapping[str, Any]],
+    category_ids: Collection[int],
+    *,
+    source: str,
+    ground_truth: str,
+) -> None:
+    """Raise when records have category ids that the annotation file lacks, naming them all
+    (COCOeval would skip such records unsaid).
+
+    Args:
+        records: checked records.
+        category_ids: the annotation file's category ids (those evaluated).
+        source: the results file, for messages.
+        ground_truth: the annotation file, for messages.
+    """
+    known = set(category_ids)
+    unknown: dict[int, int] = {}
+    for record in records:
+        if record["category_id"] not in known:
+            unknown[record["category_id"]] = unknown.get(record["category_id"], 0) + 1
+    if unknown:
+        raise ValueError(
+            f"{source}: {counted(sum(unknown.values()), 'record')} of category ids "
+            f"{listing([str(c) for c in sorted(unknown)])}, which {ground_truth} does not have "
+            f"(its category ids: {listing([str(c) for c in sorted(known)])}); a record's "
+            "category_id is the data set's category id (categories[].id), not a 0-based label"
+        )

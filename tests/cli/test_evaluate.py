@@ -1,0 +1,94 @@
+"""``sparsercnn eval --detections``: a results file scored as the model that wrote it, and the
+flags that have no meaning without a model refused in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sparsercnn.cli.main import main
+from tests.synthetic_coco import Box, WriteCoco
+from tests.tiny_model import write_tiny_model_file
+
+SIZES = [(48, 64), (64, 48)]
+
+
+@pytest.fixture
+def data(write_coco: WriteCoco) -> list[str]:
+    """``--json`` and ``--images`` of two images whose objects fill them: the untrained tiny
+    model's boxes (its proposals start as the whole image) then match some, so AP is not 0."""
+    dataset = write_coco(
+        categories=[{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}],
+        size=SIZES,
+        boxes=[[Box(3, (0, 0, w, h)), Box(7, (2, 2, w - 4, h - 4))] for h, w in SIZES],
+    )
+    return ["--json", str(dataset.json_path), "--images", str(dataset.image_dir)]
+
+
+def test_predict_then_eval_detections_gives_the_model_s_ap(
+    data: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = str(write_tiny_model_file(tmp_path / "model.safetensors"))
+    predictions, by_model, by_file = (
+        tmp_path / "predictions.json",
+        tmp_path / "model.json",
+        tmp_path / "file.json",
+    )
+    same_run = ["--batch-size", "1"]
+    argv = ["predict", "--model", model, data[3], "--output", str(predictions), *same_run]
+    assert main(argv) == 0
+    eval_model = ["eval", "--model", model, *data, "--workers", "0", *same_run]
+    assert main([*eval_model, "--output", str(by_model)]) == 0
+    capsys.readouterr()
+    assert (
+        main(["eval", "--detections", str(predictions), *data[:2], "--output", str(by_file)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert f"scored: the detections of {predictions} (no model ran: no images/s figures)" in out
+    expected, got = json.loads(by_model.read_text()), json.loads(by_file.read_text())
+    assert expected["AP"] > 0
+    for name in ("AP", "AP50", "AP75", "AR1", "AR10", "AR100", "per_class", "num_detections"):
+        assert got[name] == expected[name], name
+    assert got["detections_file"] == str(predictions) and "images_per_second" not in str(got)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--stages", "1", "--device", "cpu"], "--stages 1, --device cpu: these configure a model"),
+        (["--results", "r.json"], "--results r.json writes a model's detections"),
+        (["--report-dir", "report"], "--report-dir report draws sample images"),
+    ],
+)
+def test_flags_without_meaning_for_a_detections_file_are_refused(
+    data: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    flags: list[str],
+    message: str,
+) -> None:
+    detections = tmp_path / "d.json"
+    detections.write_text("[]")
+    assert main(["eval", "--detections", str(detections), *data[:2], *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_images_stay_required_with_a_model(
+    data: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = str(write_tiny_model_file(tmp_path / "model.safetensors"))
+    assert main(["eval", "--model", model, *data[:2]]) == 2
+    assert "--images is needed with --model" in capsys.readouterr().err
+
+
+def test_a_file_that_is_no_results_file_is_one_line(
+    data: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    detections = tmp_path / "d.json"
+    detections.write_text("{not json")
+    assert main(["eval", "--detections", str(detections), *data[:2]]) == 2
+    err = capsys.readouterr().err
+    assert f"sparsercnn eval: error: {detections} is not JSON" in err
+    assert len(err.strip().splitlines()) == 1

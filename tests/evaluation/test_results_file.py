@@ -1,0 +1,90 @@
+"""A COCO results file read back: its records' keys checked, each given its image by id or by
+``predict``'s file name, and every fault named in one line with the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sparsercnn.evaluation.results_file import (
+    check_category_ids,
+    read_results_file,
+    records_by_image,
+)
+
+RECORD = {"image_id": 1, "category_id": 3, "bbox": [1.0, 2.0, 3.0, 4.0], "score": 0.5}
+
+
+def _file(tmp_path: Path, data: Any) -> Path:
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"results": "p.json", "videos": []}, r"is the frame list `sparsercnn predict` writes"),
+        ({"images": [], "annotations": []}, r"is a COCO instances \(ground-truth\) file"),
+        ({"detections": []}, r"holds a JSON object, not a list of records"),
+        ([RECORD, 3], r"record 1 \(3\) is not an object"),
+        ([{**RECORD, "bbox": [1, 2, 3]}], r"record 0 .* has no bbox of 4 numbers"),
+        ([{**RECORD, "score": "high"}], r"record 0 .* has no number as score"),
+        ([{**RECORD, "category_id": "3"}], r"has no integer category_id"),
+        ([{"category_id": 3, "bbox": [0, 0, 1, 1], "score": 1}], r"neither an image_id nor"),
+        ([{**RECORD, "frame_index": 4, "file_name": "v.mp4"}], r"frame 4 of the video 'v.mp4'"),
+    ],
+)
+def test_a_file_of_something_else_is_named_as_such(tmp_path: Path, data: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=r"d.json.*" + message + ".*a COCO results JSON is a list"):
+        read_results_file(_file(tmp_path, data))
+
+
+def test_text_that_is_no_json(tmp_path: Path) -> None:
+    path = tmp_path / "d.json"
+    path.write_text("image 1: cat 0.9")
+    with pytest.raises(ValueError, match=r"d.json is not JSON \(Expecting value"):
+        read_results_file(path)
+
+
+def test_file_names_match_the_longest_ending_of_the_path() -> None:
+    images = {1: "a.jpg", 2: "sub/a.jpg", 3: "./b.jpg"}
+    records = [
+        {**RECORD, "file_name": name}
+        for name in ("/data/sub/a.jpg", "/data/other/a.jpg", "b.jpg", "x/../b.jpg")
+    ]
+    for record in records:
+        del record["image_id"]
+    grouped, left_out = records_by_image(records, images, source="d.json", ground_truth="gt")
+    assert {i: len(r) for i, r in grouped.items()} == {2: 1, 1: 1, 3: 2}
+    assert grouped[2] == [{**RECORD, "image_id": 2}] and left_out == 0
+
+
+def test_records_of_other_images_are_counted_and_a_few_named() -> None:
+    records = [{**RECORD, "image_id": i} for i in (1, 50, 51, 52, 53, 54, 55, 55)]
+    with pytest.raises(
+        ValueError,
+        match=r"d.json: 7 records of 6 image ids that gt does not "
+        r"have: 50, 51, 52, 53, 54 ... \(6 in all\)",
+    ):
+        records_by_image(records, {1: "a.jpg"}, source="d.json", ground_truth="gt")
+    grouped, left_out = records_by_image(
+        records[:2], {1: "a.jpg"}, left_out={50: "b.jpg"}, source="d.json", ground_truth="gt"
+    )
+    assert list(grouped) == [1] and left_out == 1
+    named = [{k: v for k, v in RECORD.items() if k != "image_id"} | {"file_name": "c.jpg"}]
+    with pytest.raises(ValueError, match=r"1 record of 1 file that no image of gt is: c.jpg"):
+        records_by_image(named, {1: "a.jpg"}, source="d.json", ground_truth="gt")
+
+
+def test_unknown_category_ids_are_all_named() -> None:
+    records = [{**RECORD, "category_id": c} for c in (0, 1, 3, 1)]
+    with pytest.raises(
+        ValueError,
+        match=r"3 records of category ids 0, 1, which gt does not "
+        r"have \(its category ids: 3, 7\); a record's category_id is the data",
+    ):
+        check_category_ids(records, [3, 7], source="d.json", ground_truth="gt")
