@@ -81,3 +81,28 @@ def test_write_text_names_the_file_and_removes_the_temporary_on_error(
         staged.write_text("new")
     assert staged.tmp is None and leftover_temporaries(tmp_path, "*") == []
     assert (tmp_path / "list.json").read_text(encoding="utf-8") == "é"
+
+
+def test_write_text_in_a_with_block_names_the_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: "could not write X (could not write X (No space ...); ...); ...": the exit named
+    the file of write_text's error, which names it already, again. Used by hand or in a with
+    block, one message, of the errno's kind."""
+
+    def full_disk(path: Path, *args: object, **kwargs: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    target = tmp_path / "list.json"
+    expected = (
+        f"[Errno {errno.ENOSPC}] could not write {target} (No space left on device); any "
+        "previous version of it is intact"
+    )
+    with pytest.raises(OSError) as by_hand:
+        AtomicFile(target).write_text("new")
+    with pytest.raises(OSError) as in_block, AtomicFile(target) as file:
+        file.write_text("new")
+    for raised in (by_hand, in_block):
+        assert str(raised.value) == expected and raised.value.errno == errno.ENOSPC
+    assert leftover_temporaries(tmp_path, "*") == [] and not target.exists()

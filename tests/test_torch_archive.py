@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import torch
 
 from sparsercnn.torch_archive import damaged_record
-
-
-def flip_a_byte_of_the_largest_record(path: Path) -> str:
-    """Change one byte in the middle of ``path``'s largest record; return the record's name."""
-    with zipfile.ZipFile(path) as archive:
-        record = max(archive.infolist(), key=lambda info: info.file_size)
-    # Past the local header (30 bytes, the name and at most 64 bytes of alignment padding).
-    offset = record.header_offset + 30 + len(record.filename) + 64 + record.file_size // 2
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0xFF
-    path.write_bytes(bytes(data))
-    return record.filename
+from tests.damaged_archive import flip_a_byte_of_the_largest_record
 
 
 def test_a_changed_byte_names_its_record(tmp_path: Path) -> None:

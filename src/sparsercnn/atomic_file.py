@@ -15,6 +15,8 @@ from pathlib import Path
 from types import TracebackType
 
 _TEMPORARY_SUFFIX = ".tmp"
+# The end of every message of write_error, by which it knows its own.
+_INTACT = "; any previous version of it is intact"
 
 
 def leftover_temporaries(directory: str | Path, name_pattern: str) -> list[Path]:
@@ -70,11 +72,13 @@ class AtomicFile:
             return
         self.discard()
         if isinstance(exc, OSError):
-            raise write_error(exc, self.name) from exc
+            named = write_error(exc, self.name)
+            if named is not exc:  # else it names the file already and goes on as it is
+                raise named from exc
 
     def write_text(self, text: str) -> None:
-        """Write ``text`` (UTF-8) to the temporary file, for a file committed later by hand (a
-        with block's exit names the file of an error itself).
+        """Write ``text`` (UTF-8) to the temporary file, for a file committed later by hand or
+        by a with block's exit.
 
         Raises:
             OSError: naming the file (:func:`write_error`); the temporary file is removed.
@@ -135,9 +139,13 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
 
 def write_error(error: OSError, name: str | Path) -> OSError:
     """``error`` as a one-line error of the same kind (by errno: ``PermissionError`` for
-    EACCES, ...) that names the file ``name`` not written, rather than its temporary file."""
+    EACCES, ...) that names the file ``name`` not written, rather than its temporary file;
+    ``error`` itself where it is this function's error of ``name`` already (a
+    :meth:`AtomicFile.write_text` in a with block), never named twice."""
     reason = error.strerror or str(error)
-    message = f"could not write {name} ({reason}); any previous version of it is intact"
+    if reason.startswith(f"could not write {name} (") and reason.endswith(_INTACT):
+        return error
+    message = f"could not write {name} ({reason}){_INTACT}"
     if error.errno is None:
         return OSError(message)
     return OSError(error.errno, message)

@@ -439,6 +439,22 @@ def test_help_imports_neither_the_model_nor_matplotlib() -> None:
     assert done.stdout.strip() == ""
 
 
+def test_the_torchrun_environment_is_read_without_torch() -> None:
+    """A stop before the first command step imported the engine was printed by every rank of a
+    torchrun job (the rank was read from the engine's module only where already imported), and
+    the refusal of a command under torchrun imported the engine and torch to read WORLD_SIZE."""
+    code = (
+        "import os, sys\n"
+        "from sparsercnn.cli.main import check_single_process, report_stop\n"
+        "os.environ.update(WORLD_SIZE='2', RANK='1')\n"
+        "report_stop('sparsercnn train: interrupted')\n"
+        "check_single_process('train')\n"
+        "print(','.join(m for m in ('torch', 'sparsercnn.engine') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert (done.stdout.strip(), done.stderr) == ("", "")
+
+
 def test_train_help_says_where_presets_are_described_and_what_config_leaves_out(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

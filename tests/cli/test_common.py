@@ -11,9 +11,11 @@ import torch
 
 from sparsercnn.cli.common import (
     add_device_argument,
+    check_model_paths,
     checkpoint_source,
     device_name,
     output_file,
+    refuse_flags,
     refuse_model_flags_with_onnx,
     resolve_device,
     torch_device_name,
@@ -221,8 +223,20 @@ def test_device_goes_with_onnx_and_the_model_only_flags_are_refused() -> None:
     args = argparse.Namespace(stages=None, device="cuda:1", cuda_graphs=False)
     refuse_model_flags_with_onnx(args)
     args.stages, args.cuda_graphs = 2, True
-    with pytest.raises(ValueError, match=r"^--stages 2 and --cuda-graphs: --stages and "):
+    with pytest.raises(ValueError, match=r"^--stages 2, --cuda-graphs: --stages and "):
         refuse_model_flags_with_onnx(args)
+
+
+def test_flags_given_are_named_with_their_values_and_those_not_given_are_not() -> None:
+    """One helper for every "these flags mean nothing here" refusal (--onnx, --detections):
+    not given is None or a switch's False; 0 is given."""
+    args = argparse.Namespace(stages=None, cuda_graphs=False, workers=0, batch_size=None)
+    refuse_flags(args, ("--stages", "--cuda-graphs", "--batch-size"), "unused")
+    with pytest.raises(ValueError, match=r"^--workers 0: no model runs; drop it$"):
+        refuse_flags(args, ("--stages", "--cuda-graphs", "--workers"), "no model runs")
+    args.cuda_graphs = True
+    with pytest.raises(ValueError, match=r"^--cuda-graphs, --workers 0: no model; drop them$"):
+        refuse_flags(args, ("--cuda-graphs", "--workers"), "no model")
 
 
 def test_eval_and_predict_run_the_onnx_file_on_device(
@@ -301,6 +315,16 @@ def test_a_gpu_is_checked_by_what_runs_on_it(
     assert onnx_parser.parse_args(["--device", "cuda"]).device == "cuda"
 
 
+def test_the_detections_file_is_checked_with_the_model_files(tmp_path: Path) -> None:
+    """--detections was checked by a call of its own beside check_model_paths."""
+    args = argparse.Namespace(model=None, onnx=None, detections=tmp_path)
+    with pytest.raises(IsADirectoryError, match=r"^--detections .* give the results .json file"):
+        check_model_paths(args)
+    args.detections = tmp_path / "missing.json"
+    with pytest.raises(FileNotFoundError, match=r"^--detections .*missing.json does not exist"):
+        check_model_paths(args)
+
+
 @pytest.mark.parametrize(
     ("command", "flag", "wanted"),
     [
@@ -323,6 +347,11 @@ def test_a_gpu_is_checked_by_what_runs_on_it(
             ],
             "--onnx",
             ".onnx",
+        ),
+        (
+            ["eval", "--json", "x.json", "--output", "{folder}/existing.json"],
+            "--detections",
+            "results .json",
         ),
         (["benchmark", "--output", "{folder}/existing.json"], "--model", ".safetensors"),
     ],

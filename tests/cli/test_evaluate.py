@@ -58,6 +58,8 @@ def test_predict_then_eval_detections_gives_the_model_s_ap(
     ("flags", "message"),
     [
         (["--stages", "1", "--device", "cpu"], "--stages 1, --device cpu: these configure a model"),
+        # Was: --workers ignored unsaid (its default 2 could not be told from a flag given).
+        (["--workers", "2"], "--workers 2: these configure a model's run, and --detections"),
         (["--results", "r.json"], "--results r.json writes a model's detections"),
         (["--report-dir", "report"], "--report-dir report draws sample images"),
     ],
@@ -73,6 +75,25 @@ def test_flags_without_meaning_for_a_detections_file_are_refused(
     detections.write_text("[]")
     assert main(["eval", "--detections", str(detections), *data[:2], *flags]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_model_run_has_two_workers_unless_told(
+    data: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--workers defaults to None (so that --detections can refuse it), 2 for a model run."""
+    from sparsercnn.engine import model_evaluation
+
+    model = str(write_tiny_model_file(tmp_path / "model.safetensors"))
+    workers: list[int] = []
+
+    def stop(*args: object, num_workers: int, **kwargs: object) -> None:
+        workers.append(num_workers)
+        raise ValueError("stopped before the run")
+
+    monkeypatch.setattr(model_evaluation, "evaluate_model_file", stop)
+    assert main(["eval", "--model", model, *data]) == 2
+    assert main(["eval", "--model", model, *data, "--workers", "0"]) == 2
+    assert workers == [2, 0]
 
 
 def test_images_stay_required_with_a_model(

@@ -186,7 +186,7 @@ def test_other_ranks_log_only_their_own_warnings(
     """Under torchrun, a warning every rank finds alike (the data's, the resumed checkpoint's,
     the budget's) is logged once, by rank 0; a rank's own (an image it replaced) by that rank."""
     rank_1 = distributed.DistInfo(rank=1, world_size=2, local_rank=1, device=torch.device("cpu"))
-    monkeypatch.setattr(distributed, "init_distributed", lambda device: rank_1)
+    monkeypatch.setattr(distributed, "init_distributed", lambda device, argument: rank_1)
     monkeypatch.setattr(distributed, "cleanup", lambda: None)
 
     def train_from_coco(cfg: Config, **kwargs: Any) -> Any:
@@ -216,7 +216,7 @@ def test_a_rank_stopped_by_an_error_ctrl_c_or_sigterm_leaves_the_process_group(
     """Under torchrun every way out of a run ends the process group (``cleanup``), so that its
     threads stop before the interpreter's shutdown, which would otherwise tear them down."""
     rank_1 = distributed.DistInfo(rank=1, world_size=2, local_rank=1, device=torch.device("cpu"))
-    monkeypatch.setattr(distributed, "init_distributed", lambda device: rank_1)
+    monkeypatch.setattr(distributed, "init_distributed", lambda device, argument: rank_1)
     cleanups: list[int] = []
     monkeypatch.setattr(distributed, "cleanup", lambda: cleanups.append(1))
 

@@ -301,6 +301,29 @@ def test_non_image_and_truncated_files_raise_image_read_error(tmp_path: Path) ->
         load_image(truncated)
 
 
+def test_every_reader_opens_a_file_through_one_place_that_names_it(tmp_path: Path) -> None:
+    """The four readers share one opening (``_opened_image``): a bad file gives each the same
+    error, and a Pillow error raised while the file is open (decoding) names it too."""
+    full = tmp_path / "full.png"
+    Image.fromarray(_quadrants(64, 64)).save(full)
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(full.read_bytes()[:-100])
+    damaged = r"cut\.png': the file is truncated or damaged \("
+    with pytest.raises(ImageReadError, match=damaged), image_io._opened_image(str(truncated)) as im:
+        im.load()
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image")
+    readers = (read_image_header, decode_image, load_image_and_header, multi_frame_format)
+    for path in (text, tmp_path / "missing.png", tmp_path):
+        messages = set()
+        for read in readers:
+            with pytest.raises(ImageReadError) as info:
+                read(path)
+            assert info.value.path == str(path)
+            messages.add(str(info.value))
+        assert len(messages) == 1, messages
+
+
 def test_an_empty_file_says_so(tmp_path: Path) -> None:
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")

@@ -32,7 +32,7 @@ from sparsercnn.engine.checkpoint import (
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
 from sparsercnn.engine.training_images import data_identity
 from sparsercnn.presets import tiny
-from tests.test_torch_archive import flip_a_byte_of_the_largest_record
+from tests.damaged_archive import flip_a_byte_of_the_largest_record
 
 CATEGORIES = CategoryMap([1, 2], ["cat", "dog"])
 
@@ -238,6 +238,33 @@ def test_truncated_file_gives_clear_error(tmp_path: Path) -> None:
         load_training_checkpoint(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [("no optimizer", "lacks ['optimizer']"), ("no RNG states", "no RNG states")],
+)
+def test_an_incomplete_checkpoint_is_named_with_what_to_do_and_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, change: str, reason: str
+) -> None:
+    _save(tmp_path, 3)
+    newest = _save(tmp_path, 5)
+    data = torch.load(newest, weights_only=True)
+    if change == "no optimizer":
+        del data["optimizer"]
+    else:
+        data["rng"] = []
+    torch.save(data, newest)
+    expected = (
+        f"training checkpoint {newest} is damaged ({reason}); resume from another "
+        "checkpoint_*.pt of the run (`--resume` alone skips damaged ones)"
+    )
+    with pytest.raises(DamagedCheckpointError, match=re.escape(expected)) as refused:
+        load_training_checkpoint(newest)
+    assert refused.value.reason == reason
+    with caplog.at_level("WARNING"):
+        assert load_training_checkpoint(tmp_path)["iteration"] == 3
+    assert f"checkpoint_0000005.pt ({reason}); resuming from checkpoint_0000003.pt" in caplog.text
+
+
 def test_a_checkpoint_damaged_inside_a_record_is_skipped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -247,8 +274,8 @@ def test_a_checkpoint_damaged_inside_a_record_is_skipped(
     newest = _save(tmp_path, 5)
     record = flip_a_byte_of_the_largest_record(newest)
     expected = (
-        rf"checkpoint_0000005\.pt is damaged: its record {record} does not match the checksum "
-        r"stored with it; resume from another checkpoint_\*\.pt"
+        rf"checkpoint_0000005\.pt is damaged \(record {record} does not match the checksum "
+        r"stored with it\); resume from another checkpoint_\*\.pt"
     )
     with pytest.raises(DamagedCheckpointError, match=expected) as refused:
         load_training_checkpoint(newest)
@@ -258,8 +285,8 @@ def test_a_checkpoint_damaged_inside_a_record_is_skipped(
     with caplog.at_level("WARNING"):
         assert load_training_checkpoint(tmp_path)["iteration"] == 3
     assert (
-        f"checkpoint_0000005.pt (record {record} does not match its checksum); resuming from "
-        "checkpoint_0000003.pt" in caplog.text
+        f"checkpoint_0000005.pt (record {record} does not match the checksum stored with it); "
+        "resuming from checkpoint_0000003.pt" in caplog.text
     )
 
 
@@ -409,7 +436,7 @@ def test_config_changes_on_resume_are_logged(caplog: pytest.LogCaptureFixture) -
     saved.train.max_iter, current.train.max_iter = 2, 4
     current.model.dropout = 0.5
     with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
-        log_config_changes(saved, current, 2, base_lr=1.0)
+        log_config_changes(saved, current, 2, base_lr=1.0, extended=False)
     assert "schedule extended on resume at iteration 2: max_iter 2 -> 4" in caplog.text
     assert (
         "resuming with other settings than the run's: model.dropout 0.0 -> 0.5; --set "
@@ -429,7 +456,7 @@ def test_a_fixed_preset_resumed_without_its_set_values_says_each_change_once(
     overrides += ["train.checkpoint_period=3", "train.seed=7"]
     saved, current = tiny().apply_overrides(overrides), tiny()
     with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
-        log_config_changes(saved, current, 3, base_lr=1.0)
+        log_config_changes(saved, current, 3, base_lr=1.0, extended=False)
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         (
             "WARNING",
@@ -494,7 +521,7 @@ def test_a_schedule_change_on_resume_is_named_for_what_it_does(
     current.train.max_iter, current.train.steps = max_iter, steps
     current.train.warmup_iters = warmup_iters
     with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
-        log_config_changes(saved, current, 85, base_lr=1.0)
+        log_config_changes(saved, current, 85, base_lr=1.0, extended=False)
     (record,) = caplog.records
     assert record.getMessage().startswith(
         f"schedule {change} on resume at iteration 85: max_iter 100 -> "
@@ -524,7 +551,7 @@ def test_a_changed_gamma_or_warm_up_factor_on_resume_is_logged(
         config.train.max_iter, config.train.steps, config.train.warmup_iters = 100, (80,), 10
     current.train.gamma, current.train.warmup_factor = gamma, warmup_factor
     with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
-        log_config_changes(saved, current, iteration, base_lr=1.0)
+        log_config_changes(saved, current, iteration, base_lr=1.0, extended=False)
     changed = "gamma 0.1 -> 0.5" if gamma == 0.5 else "warm-up factor 0.01 -> 0.1"
     line = (
         f"schedule {change} on resume at iteration {iteration}: max_iter 100 -> 100, steps [80] "

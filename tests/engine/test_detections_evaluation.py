@@ -127,8 +127,9 @@ def test_predict_records_are_matched_by_the_end_of_their_file_name(tmp_path: Pat
         ),
         (
             {"category_id": 0},
-            r"d.json: 1 record of category ids 0, which .*instances.json does not have \(its "
-            r"category ids: 2, 5\); a record's category_id is the data set's category id",
+            r"d.json: image id 10: 1 record of category id 0, which are not among the categories "
+            r"evaluated on .*instances.json \(their ids: 2, 5\); a record's category_id is the "
+            r"data set's category id",
         ),
         ({"bbox": [1, 2, -3, 4]}, r"d.json: image id 10: 1 of its \d+ detections have a neg"),
     ],
@@ -142,6 +143,26 @@ def test_records_that_do_not_fit_the_data_set_name_the_file(
     records[0] = {**records[0], **change}
     with pytest.raises(ValueError, match=message):
         evaluate_detections_file(_write(tmp_path / "d.json", records), gt_path)
+
+
+@pytest.mark.parametrize(
+    "change", [{"category_id": 0}, {"bbox": [1, 2, -3, 4]}, {"score": float("nan")}]
+)
+def test_a_refused_record_is_refused_before_the_files_are_accepted(
+    tmp_path: Path, change: dict[str, Any]
+) -> None:
+    """Was: a NaN score or negative size was refused after on_accepted, so that eval warned
+    that --output would be replaced and then replaced nothing."""
+    ground_truth = _ground_truth()
+    gt_path = _write(tmp_path / "instances.json", ground_truth)
+    records = _detections(ground_truth)
+    records[3] = {**records[3], **change}
+    accepted: list[bool] = []
+    with pytest.raises(ValueError, match=r"d.json: image id"):
+        evaluate_detections_file(
+            _write(tmp_path / "d.json", records), gt_path, on_accepted=lambda: accepted.append(True)
+        )
+    assert accepted == []
 
 
 def test_an_empty_file_scores_zero_with_a_warning(

@@ -37,8 +37,6 @@ from sparsercnn.engine.distributed import (
     computed_on_main,
     default_device,
     done_on_main,
-    env_rank,
-    env_world_size,
     gathered_from_all,
     init_distributed,
     is_main_process,
@@ -47,6 +45,7 @@ from sparsercnn.engine.distributed import (
 from sparsercnn.engine.trainer import Trainer
 from sparsercnn.runtime import resolve_device
 from sparsercnn.text import counted
+from sparsercnn.torchrun_env import env_rank, env_world_size
 from tests.synthetic_coco import SyntheticCoco, tiny_config
 
 TIMEOUT_S = 180
@@ -158,23 +157,35 @@ def test_a_local_rank_without_its_gpu_or_negative_is_refused_in_one_line(
     assert str(refused.value) == (
         "environment variable LOCAL_RANK=3 is not below the number of CUDA devices visible here "
         "(2): start at most that many processes on this machine (torchrun --nproc-per-node), or "
-        "train on the CPU (--device cpu)"
+        "train on the CPU (device='cpu')"
     )
     monkeypatch.setenv("LOCAL_RANK", "-1")
     with pytest.raises(ValueError, match=r"^environment variable LOCAL_RANK='-1' is not an int"):
         init_distributed()
 
 
-def test_a_single_process_is_rank_0_whatever_rank_says(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RANK", "3")
-    for world_size in (None, "1"):
-        if world_size is None:
-            monkeypatch.delenv("WORLD_SIZE", raising=False)
-        else:
-            monkeypatch.setenv("WORLD_SIZE", world_size)
-        assert env_rank() == 0
-    monkeypatch.setenv("WORLD_SIZE", "4")
-    assert env_rank() == 3
+@pytest.mark.parametrize("argument", ["device", "--device"])
+def test_a_gpu_index_under_torchrun_is_refused_not_ignored(
+    monkeypatch: pytest.MonkeyPatch, argument: str
+) -> None:
+    """``torchrun ... train --device cuda:1``: every process took the GPU of its LOCAL_RANK
+    (GPU 0 for rank 0) without a word; a single process still runs on the GPU it names."""
+    for name, value in (("WORLD_SIZE", "2"), ("RANK", "0"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: pytest.fail("not refused"))
+    with pytest.raises(ValueError) as refused:
+        init_distributed("cuda:1", argument=argument)
+    cuda = "--device cuda" if argument == "--device" else "device='cuda'"
+    assert str(refused.value) == (
+        f"{argument} 'cuda:1': under torchrun each process uses the GPU of its LOCAL_RANK; give "
+        f"{cuda} (CUDA_VISIBLE_DEVICES chooses the GPUs torchrun's processes see)"
+    )
+    monkeypatch.delenv("WORLD_SIZE")
+    assert init_distributed("cuda:1", argument=argument).device == torch.device("cuda", 1)
 
 
 def test_a_forward_that_raises_inside_ddp_does_not_keep_the_group(

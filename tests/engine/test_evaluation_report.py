@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from sparsercnn.engine.evaluation_report import EvaluationReport
 
 
@@ -53,8 +55,27 @@ def test_what_skip_invalid_left_out_is_counted_in_words() -> None:
 def test_a_detections_file_s_report_says_it_has_no_speed() -> None:
     report = _report(kept=3, dropped_images=0, dropped_annotations=0)
     report.evaluation.timing = None
-    detections = EvaluationReport(report.evaluation, report.dataset, Path("d.json"), None, None)
+    detections = EvaluationReport(
+        report.evaluation, report.dataset, None, None, None, detections_file=Path("d.json")
+    )
     assert detections.detections_file == Path("d.json") and report.detections_file is None
     text = detections.format()
     assert text.endswith("scored: the detections of d.json (no model ran: no images/s figures)")
     assert "speed" not in text
+    with pytest.raises(RuntimeError, match=r"^no model ran: the detections were read from d.json"):
+        detections.timing  # noqa: B018
+
+
+def test_a_report_is_of_a_model_file_or_of_a_detections_file() -> None:
+    """Was: a detections file's report held it as its model_file, told by device None."""
+    report = _report(kept=3, dropped_images=0, dropped_annotations=0)
+    for model_file, detections_file in ((Path("m.safetensors"), Path("d.json")), (None, None)):
+        with pytest.raises(ValueError, match="of a model file or of a detections file"):
+            EvaluationReport(
+                report.evaluation,
+                report.dataset,
+                model_file,
+                "cpu",
+                None,
+                detections_file=detections_file,
+            )

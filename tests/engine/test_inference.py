@@ -367,3 +367,5 @@ def test_the_ground_truth_of_a_dataset_takes_its_new_dict_uncopied(
     monkeypatch.setattr(ground_truth.copy, "deepcopy", no_copy)
     prepared = evaluation_ground_truth(dataset)
     assert prepared.image_ids == frozenset(dataset.image_ids)
+    # Was "the ground-truth dict": messages name the annotation file, as the user knows it.
+    assert prepared.source == str(tiny_coco.json_path)

@@ -11,7 +11,7 @@ import pytest
 
 from sparsercnn.config import TrainConfig
 from sparsercnn.engine import time_budget
-from sparsercnn.engine.lr_schedule import lr_factor
+from sparsercnn.engine.lr_schedule import train_lr_factor
 from sparsercnn.engine.time_budget import (
     EVAL_OVERHEAD_S,
     FINISH_OVERHEAD_S,
@@ -140,7 +140,7 @@ def test_a_stopped_run_s_config_keeps_only_the_decays_it_reached(
     """A run stopped by its budget wrote ``max_iter 13, steps [16, 19]``: a config whose decays
     lie past its end, which a run from it warns about and never takes."""
     train = TrainConfig(max_iter=20, steps=(10, 13, 16), warmup_iters=5, checkpoint_period=0)
-    trained = [_factor(train, iteration) for iteration in range(13)]
+    trained = [train_lr_factor(train, iteration) for iteration in range(13)]
     budget = TimeBudget(100.0, time.perf_counter(), skip_iters=0, measure_iters=100)
     schedule = BudgetedSchedule(budget, train)
     budget.start -= 200.0  # spent before the first refit
@@ -152,7 +152,7 @@ def test_a_stopped_run_s_config_keeps_only_the_decays_it_reached(
     # Iterations 0-12 ran: the decay at 10 was taken, the one at 13 and later were not.
     assert (train.max_iter, train.steps, train.warmup_iters) == (13, (10,), 5)
     assert train.schedule_notes() == []
-    assert [_factor(train, iteration) for iteration in range(13)] == trained
+    assert [train_lr_factor(train, iteration) for iteration in range(13)] == trained
     (message,) = [record.getMessage() for record in caplog.records]
     assert "reached at iteration 13 of 20" in message
     assert "max_iter 13, steps [10], without the decays planned at [13, 16]" in message
@@ -187,24 +187,14 @@ def test_the_final_config_gives_every_learning_rate_the_run_trained_with(
     clock, factors = 0.0, []
     budget.elapsed = lambda: clock  # type: ignore[method-assign]
     for iteration, seconds in enumerate(paces, start=1):
-        factors.append(_factor(train, iteration - 1))  # the learning rate of this step
+        factors.append(train_lr_factor(train, iteration - 1))  # the learning rate of this step
         clock += seconds
         if schedule.after_step(seconds, iteration=iteration, work=work)[1]:
             break
     assert train.max_iter < 200  # refitted
-    assert factors == [_factor(train, i) for i in range(len(factors))]
+    assert factors == [train_lr_factor(train, i) for i in range(len(factors))]
     # Only decays the run took, each once.
     assert sorted(set(train.steps)) == list(train.steps) and train.schedule_notes() == []
-
-
-def _factor(train: TrainConfig, iteration: int) -> float:
-    return lr_factor(
-        iteration,
-        steps=train.steps,
-        gamma=train.gamma,
-        warmup_iters=train.warmup_iters,
-        warmup_factor=train.warmup_factor,
-    )
 
 
 def test_a_longer_refit_never_moves_a_passed_step_or_warm_up_back() -> None:

@@ -409,6 +409,38 @@ def _raise_runtime_error(*args: object, **kwargs: object) -> None:
     raise RuntimeError("evaluation failed")
 
 
+@pytest.mark.usefixtures("python_sigint")
+def test_a_resumed_run_with_no_step_left_says_so_when_interrupted_in_its_evaluation(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A finished run resumed for its missed final evaluation, Ctrl-C'd during it: the notice
+    said "interrupted before the first step", of a run that had no step to take."""
+    cfg = tiny_config()
+    cfg.train.checkpoint_period = cfg.train.eval_period = 0
+    cfg.train.max_iter = 1
+    with monkeypatch.context() as failing, pytest.raises(RuntimeError, match="evaluation failed"):
+        failing.setattr(trainer_module, "evaluate", _raise_runtime_error)
+        _trainer(tiny_coco, cfg, tmp_path, with_val=True).train()
+    evaluate = trainer_module.evaluate
+
+    def interrupted_evaluate(*args: Any, **kwargs: Any) -> Any:
+        signal.raise_signal(signal.SIGINT)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "evaluate", interrupted_evaluate)
+    capfd.readouterr()
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(tiny_coco, cfg, tmp_path, with_val=True, resume=True).train()
+    checkpoint = tmp_path / "checkpoint_0000001.pt"
+    assert [path.name for path in tmp_path.glob("checkpoint_*.pt")] == [checkpoint.name]
+    notice = "interrupted with no step left to train: stopping after the final evaluation, if "
+    notice += f"one is under way, with nothing new to save; {checkpoint} holds iteration 1 to "
+    assert notice + "resume from" in capfd.readouterr().err
+
+
 def test_a_failed_periodic_evaluation_is_redone_on_resume(
     tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,7 @@ import copy
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +277,26 @@ def test_invalid_inputs_raise_clear_errors(ground_truth: dict[str, Any]) -> None
         evaluator.update([99], [_empty()])
 
 
+def test_unknown_image_ids_are_counted_and_the_file_named(
+    ground_truth: dict[str, Any], tmp_path: Path
+) -> None:
+    """Was: the first unknown id alone, the others unsaid. Each unknown id counts once (a
+    padded distributed sampler repeats ids), the first five are named, and so is the file."""
+    path = tmp_path / "val.json"
+    path.write_text(json.dumps(ground_truth))
+    evaluator = CocoEvaluator(path, CATEGORY_IDS)
+    ids = [1, 99, 98, 99, 2, 97, 96, 95, 94]
+    with pytest.raises(ValueError) as refused:
+        evaluator.update(ids, [_empty() for _ in ids])
+    assert str(refused.value) == (
+        f"image ids 99, 98, 97, 96, 95 ... (6 in all) are not in {path}; evaluate with the "
+        "annotation file the images came from"
+    )
+    with pytest.raises(ValueError, match=rf"^image id 99 is not in {re.escape(str(path))};"):
+        evaluator.update([1, 99], [_empty(), _empty()])
+    assert evaluator.image_ids == []  # nothing of a refused call is kept
+
+
 @pytest.mark.parametrize("field", ["score", "box"])
 def test_non_finite_detections_name_the_image(ground_truth: dict[str, Any], field: str) -> None:
     """A NaN score stopped COCOeval without naming the image, a NaN box counted as a miss."""
@@ -294,8 +315,8 @@ def test_non_finite_detections_name_the_image(ground_truth: dict[str, Any], fiel
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"category_id": 1}, r"image id 2: detections of category ids \[1\], which the label map"),
-        ({"category_id": "3"}, r"image id 2: detections of category ids \['3'\]"),
+        ({"category_id": 1}, r"image id 2: 1 record of category id 1, which are not among"),
+        ({"category_id": "3"}, r"image id 2: 1 record of category id '3', which"),
         ({"bbox": [100.0, 100.0, -20.0, 90.0]}, r"image id 2: 1 of its 2 detections have a neg"),
     ],
 )
@@ -313,6 +334,27 @@ def test_records_that_cannot_be_scored_as_given_name_the_image(
     records[1] = {**records[1], **change}
     with pytest.raises(ValueError, match=message):
         evaluator.extend([2], [records])  # type: ignore[list-item]
+    assert evaluator.image_ids == []
+
+
+def test_unknown_category_ids_of_a_call_are_all_named(ground_truth: dict[str, Any]) -> None:
+    """Was: those of the first image with one only, the others unsaid. Every unknown id of the
+    call is named, with its records and images counted (an image given twice counts once)."""
+    evaluator = CocoEvaluator(ground_truth, CATEGORY_IDS, NAMES)
+    record = {"category_id": 3, "bbox": [5.0, 5.0, 20.0, 20.0], "score": 0.9}
+    results = [
+        [{**record, "image_id": 1}, {**record, "image_id": 1, "category_id": 0}],
+        [{**record, "image_id": 3, "category_id": 91}, {**record, "image_id": 3}],
+        [{**record, "image_id": 4, "category_id": 0}],
+        [{**record, "image_id": 1, "category_id": 0}],
+    ]
+    with pytest.raises(ValueError) as refused:
+        evaluator.extend([1, 3, 4, 1], results)  # type: ignore[arg-type]
+    assert str(refused.value) == (
+        "image ids 1, 3, 4: 3 records of category ids 0, 91, which are not among the "
+        "categories evaluated on the ground-truth dict (their ids: 3, 7, 90); a record's "
+        "category_id is the data set's category id (categories[].id), not a 0-based label"
+    )
     assert evaluator.image_ids == []
 
 

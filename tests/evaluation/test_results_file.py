@@ -9,11 +9,7 @@ from typing import Any
 
 import pytest
 
-from sparsercnn.evaluation.results_file import (
-    check_category_ids,
-    read_results_file,
-    records_by_image,
-)
+from sparsercnn.evaluation.results_file import read_results_file, records_by_image
 
 RECORD = {"image_id": 1, "category_id": 3, "bbox": [1.0, 2.0, 3.0, 4.0], "score": 0.5}
 
@@ -78,13 +74,3 @@ def test_records_of_other_images_are_counted_and_a_few_named() -> None:
     named = [{k: v for k, v in RECORD.items() if k != "image_id"} | {"file_name": "c.jpg"}]
     with pytest.raises(ValueError, match=r"1 record of 1 file that no image of gt is: c.jpg"):
         records_by_image(named, {1: "a.jpg"}, source="d.json", ground_truth="gt")
-
-
-def test_unknown_category_ids_are_all_named() -> None:
-    records = [{**RECORD, "category_id": c} for c in (0, 1, 3, 1)]
-    with pytest.raises(
-        ValueError,
-        match=r"3 records of category ids 0, 1, which gt does not "
-        r"have \(its category ids: 3, 7\); a record's category_id is the data",
-    ):
-        check_category_ids(records, [3, 7], source="d.json", ground_truth="gt")

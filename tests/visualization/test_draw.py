@@ -107,31 +107,28 @@ def test_a_threshold_copied_from_a_written_score_draws_that_detection(
     assert titles[1] == "detections: 1 scoring >= 0.3"
 
 
-def test_the_threshold_is_tested_once_for_the_drawing_and_its_title(
+def test_the_predictions_panel_draws_what_its_title_counts_at_the_threshold_given(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The predictions panel draws the detections its title counts, from one test of the
-    threshold (the title's count was a second one)."""
-    tested: list[int] = []
-    passes_threshold = draw.passes_threshold
+    """The panel's drawing and its title both follow ``score_threshold`` (the drawing took a
+    mask from its caller beside a threshold that defaulted to 0.3 unsaid)."""
+    panels: list[tuple[str, Image.Image]] = []
+    compose_panels = draw.compose_panels
 
-    def counting(scores: Any, threshold: float) -> Any:
-        tested.append(len(scores))
-        return passes_threshold(scores, threshold)
+    def capture(given: list[tuple[str, Image.Image]], gap: int) -> Image.Image:
+        panels.extend(given)
+        return compose_panels(given, gap=gap)
 
-    monkeypatch.setattr(draw, "passes_threshold", counting)
+    monkeypatch.setattr(draw, "compose_panels", capture)
     boxes = [[50.0, 60.0, 150.0, 200.0], [10.0, 10.0, 40.0, 40.0]]
-    draw_ground_truth_and_predictions(_gray(), boxes, [0, 1], boxes, [0, 1], [0.9, 0.1], NAMES)
-    assert tested == [2]
-
-
-def test_a_given_mask_chooses_the_detections_drawn() -> None:
-    """``keep`` (the caller's passes_threshold) decides what is drawn, not the threshold."""
-    image, boxes = _gray(), np.array([[50.0, 60.0, 150.0, 200.0]])
-    drawn = draw_detections(image, boxes, [0], [0.1], NAMES, keep=np.array([True]))
-    assert not np.array_equal(np.asarray(drawn), np.asarray(image))
-    hidden = draw_detections(image, boxes, [0], [0.9], NAMES, keep=np.array([False]))
-    assert np.array_equal(np.asarray(hidden), np.asarray(image))
+    scores = [0.9, 0.1]
+    draw_ground_truth_and_predictions(
+        _gray(), boxes, [0, 1], boxes, [0, 1], scores, NAMES, 0.05, max_panel_side=None
+    )
+    title, drawing = panels[1]
+    assert title == "detections: 2 scoring >= 0.05"
+    both = draw_detections(_gray(), boxes, [0, 1], scores, NAMES, score_threshold=0.0)
+    assert np.array_equal(np.asarray(drawing), np.asarray(both))
 
 
 def test_ground_truth_without_scores_and_unknown_labels() -> None:

@@ -319,6 +319,20 @@ def test_wrong_download_is_deleted_and_404_is_not_retried(tmp_path: Path, serve:
     assert "rename" not in str(info.value) and ".part" not in str(info.value)
 
 
+def test_download_takes_a_checksum_in_any_case(tmp_path: Path, serve: _Server) -> None:
+    """Was: download() called directly with "DEADBEEF..." (as sha256sum's output is often
+    copied in upper case) reported a mismatch for the right file; only fetch() lowercased it.
+    A checksum that is no hex digits is refused before anything is downloaded."""
+    serve.payload = b"the published bytes"
+    digest = hashlib.sha256(serve.payload).hexdigest()
+    dst = tmp_path / "model.pth"
+    assert download(f"{serve.url}/model.pth", dst, sha256=f" {digest.upper()} ") == dst
+    assert dst.read_bytes() == serve.payload
+    with pytest.raises(ValueError, match="sha256 'not-hex!' must be 8 to 64 hexadecimal digits"):
+        download(f"{serve.url}/model.pth", tmp_path / "other.pth", sha256="NOT-HEX!")
+    assert len(serve.ranges) == 1
+
+
 def test_a_damaged_cached_file_is_downloaded_again(
     tmp_path: Path, serve: _Server, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -16,7 +16,7 @@ from safetensors.torch import save_file
 from sparsercnn.weights import readers
 from sparsercnn.weights.download_lock import recorded_url
 from sparsercnn.weights.readers import detect_layout, read_checkpoint
-from tests.test_torch_archive import flip_a_byte_of_the_largest_record
+from tests.damaged_archive import flip_a_byte_of_the_largest_record
 from tests.weights.reference_checkpoints import (
     COCO_CLASSES,
     ReferencePair,

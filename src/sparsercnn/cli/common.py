@@ -217,22 +217,34 @@ def add_cuda_graphs_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def refuse_flags(args: argparse.Namespace, flags: Sequence[str], reason: str) -> None:
+    """Raise ``ValueError`` naming those of ``flags`` that were given (each with its value; not
+    given: None or a switch's False), then ``reason``, and asking to drop them:
+    ``"--stages 2, --cuda-graphs: <reason>; drop them"``."""
+    named = []
+    for flag in flags:
+        value = getattr(args, flag.removeprefix("--").replace("-", "_"))
+        if value is not None and value is not False:
+            named.append(flag if value is True else f"{flag} {value}")
+    if named:
+        raise ValueError(f"{', '.join(named)}: {reason}; drop {'them' if len(named) > 1 else 'it'}")
+
+
 def refuse_model_flags_with_onnx(args: argparse.Namespace) -> None:
     """``--stages`` and ``--cuda-graphs`` configure a PyTorch model file; an ONNX file runs
-    every stage, by onnxruntime on ``--device``. Raises ``ValueError`` naming the ones given.
-    (A ``--precision`` is checked against the graph's once it is loaded:
-    :func:`~sparsercnn.export.onnx_runtime.check_graph_precision`.)"""
-    given = [
-        f"--stages {args.stages}" if args.stages is not None else "",
-        "--cuda-graphs" if args.cuda_graphs else "",
-    ]
-    named = [flag for flag in given if flag]
-    if named:
-        raise ValueError(
-            f"{' and '.join(named)}: --stages and --cuda-graphs apply to --model, not to "
-            "--onnx, which runs every stage at the precision it was exported in; "
-            f"drop {'them' if len(named) > 1 else 'it'}"
-        )
+    every stage, by onnxruntime on ``--device``. Raises ``ValueError`` naming the ones given
+    (:func:`refuse_flags`). (A ``--precision`` is checked against the graph's once it is
+    loaded: :func:`~sparsercnn.export.onnx_runtime.check_graph_precision`.)"""
+    refuse_flags(
+        args,
+        ("--stages", "--cuda-graphs"),
+        "--stages and --cuda-graphs apply to --model, not to --onnx, which runs every stage at "
+        "the precision it was exported in",
+    )
+
+
+# Data-loading processes of a model's run over a dataset where --workers is not given.
+DEFAULT_WORKERS = 2
 
 
 def add_model_dataset_arguments(
@@ -246,7 +258,8 @@ def add_model_dataset_arguments(
     ``--skip-invalid``, ``--device``:
     a model file run over a COCO-format dataset; with ``onnx``, ``--onnx FILE`` (an export)
     may replace ``--model``; with ``detections``, ``--detections FILE`` (a COCO results JSON,
-    no model run) may, and ``--images`` is then optional (the handler requires it for a model);
+    no model run) may, ``--images`` is then optional (the handler requires it for a model) and
+    ``--workers`` None when not given (:data:`DEFAULT_WORKERS` for a model);
     without ``batches``, no batch arguments (one image at a time)."""
     if onnx or detections:
         model = parser.add_mutually_exclusive_group(required=True)
@@ -279,8 +292,9 @@ def add_model_dataset_arguments(
     parser.add_argument(
         "--workers",
         type=int_at_least(0),
-        default=2,
-        help="data-loading processes (default %(default)s)",
+        # None where --detections may run no model: its handler then tells a flag given.
+        default=None if detections else DEFAULT_WORKERS,
+        help=f"data-loading processes (default {DEFAULT_WORKERS})",
     )
     parser.add_argument(
         "--skip-invalid",
@@ -339,13 +353,18 @@ def warn_replacing(path: Path | None, flag: str, *, files: Sequence[str] = ()) -
 
 
 def check_model_paths(args: argparse.Namespace) -> None:
-    """Fail first when ``--model`` or ``--onnx`` (those the command has and was given) names no
-    file, naming the flag: before an output path is checked against it, so that ``--model .``
-    is said to be a folder, not an input folder that an output would write into."""
-    for flag, suffix in (("--model", ".safetensors"), ("--onnx", ".onnx")):
+    """Fail first when ``--model``, ``--onnx`` or ``--detections`` (those the command has and
+    was given) names no file, naming the flag: before an output path is checked against it, so
+    that ``--model .`` is said to be a folder, not an input folder that an output would write
+    into."""
+    for flag, wanted in (
+        ("--model", "the .safetensors file"),
+        ("--onnx", "the .onnx file"),
+        ("--detections", "the results .json file"),
+    ):
         path = getattr(args, flag.removeprefix("--"), None)
         if path is not None:
-            check_file(Path(path), flag, f"the {suffix} file")
+            check_file(Path(path), flag, wanted)
 
 
 def check_output_path(

@@ -135,7 +135,8 @@ def write_demo_outputs(
     # Training's report of model_best, as `train` draws report/ from: the validation pass
     # training ran (or, after a resume, one of model_best's file).
     report = result.evaluation_report
-    assert report is not None  # one process, with a validation set
+    # One process, with a validation set; training evaluates its model files.
+    assert report is not None and report.model_file is not None
     report.write_files(results_path=out / "val_results.json", metrics_path=out / "metrics.json")
     print(report.format())
     drawings = draw_predictions(report, out / "predictions", limit=12)

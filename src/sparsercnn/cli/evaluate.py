@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sparsercnn.cli.common import (
+    DEFAULT_WORKERS,
     add_cuda_graphs_argument,
     add_model_dataset_arguments,
     add_precision_argument,
@@ -18,13 +19,13 @@ from sparsercnn.cli.common import (
     is_below,
     naming_input_flags,
     output_file,
+    refuse_flags,
     refuse_model_flags_with_onnx,
     refuse_overwriting,
     resolve_device,
     user_path,
     warn_replacing,
 )
-from sparsercnn.paths import check_file
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -130,24 +131,29 @@ def refuse_outputs_in_report(report_dir: Path, outputs: Mapping[str, Path | None
             )
 
 
+# The flags of a model's run over the data set, which --detections runs none of (--workers
+# defaults to None here, so that one given shows).
+MODEL_RUN_FLAGS = (
+    "--stages",
+    "--cuda-graphs",
+    "--precision",
+    "--batch-size",
+    "--workers",
+    "--padded-batches",
+    "--device",
+)
+
+
 def refuse_model_flags_with_detections(args: argparse.Namespace) -> None:
     """With ``--detections`` no model runs: refuse the flags that configure one (naming those
     given), ``--results`` (the detections are in that file already), and ``--report-dir``
     without ``--images`` (its samples draw the images)."""
-    given = [
-        f"--stages {args.stages}" if args.stages is not None else "",
-        "--cuda-graphs" if args.cuda_graphs else "",
-        f"--precision {args.precision}" if args.precision is not None else "",
-        f"--batch-size {args.batch_size}" if args.batch_size is not None else "",
-        "--padded-batches" if args.padded_batches else "",
-        f"--device {args.device}" if args.device is not None else "",
-    ]
-    named = [flag for flag in given if flag]
-    if named:
-        raise ValueError(
-            f"{', '.join(named)}: these configure a model's run, and --detections runs none "
-            f"(it scores the detections of {args.detections}); drop them"
-        )
+    refuse_flags(
+        args,
+        MODEL_RUN_FLAGS,
+        f"these configure a model's run, and --detections runs none (it scores the detections "
+        f"of {args.detections})",
+    )
     if args.results is not None:
         raise ValueError(
             f"--results {args.results} writes a model's detections, and with --detections they "
@@ -167,7 +173,6 @@ def run(args: argparse.Namespace) -> int:
 
     check_model_paths(args)
     if args.detections is not None:
-        check_file(args.detections, "--detections", "the results .json file")
         refuse_model_flags_with_detections(args)
     elif args.images is None:
         raise ValueError(
@@ -204,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
         warn_replacing(args.results, "--results")
         warn_replacing(args.report_dir, "--report-dir", files=REPORT_FILES)
 
+    num_workers = DEFAULT_WORKERS if args.workers is None else args.workers
     with naming_input_flags({"--images": args.images}, annotation_files={"--json": args.json}):
         if args.detections is not None:
             report = evaluate_detections_file(
@@ -221,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
                 args.images,
                 device=args.device,
                 batch_size=args.batch_size,
-                num_workers=args.workers,
+                num_workers=num_workers,
                 batch_invariant=not args.padded_batches,
                 precision=args.precision,
                 skip_invalid=args.skip_invalid,
@@ -237,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
                 device=resolve_device(args.device),
                 num_stages=args.stages,
                 batch_size=args.batch_size,
-                num_workers=args.workers,
+                num_workers=num_workers,
                 batch_invariant=not args.padded_batches,
                 precision=args.precision or "fp32",
                 cuda_graphs=args.cuda_graphs,

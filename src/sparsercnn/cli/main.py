@@ -34,6 +34,7 @@ from sparsercnn.cli import (
     validate,
     visualize,
 )
+from sparsercnn.torchrun_env import env_rank, env_world_size
 
 COMMANDS = (
     demo,
@@ -171,17 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def report_stop(line: str) -> None:
     """Print why the command stopped, once per job: under ``torchrun`` every rank stops together
-    (the trainer agrees on it), so only rank 0 prints
-    (:func:`~sparsercnn.engine.distributed.env_rank`: a single process is rank 0 whatever
-    ``RANK`` says). A process stopped before it read the environment, or whose environment that
-    refuses, prints: the stop is said at least once.
-
-    The module is only looked up when already imported (the first command step imports it): an
-    interrupt during that import would not import torch again here.
-    """
-    distributed = sys.modules.get("sparsercnn.engine.distributed")
+    (the trainer agrees on it), so only rank 0 prints (:func:`~sparsercnn.torchrun_env.env_rank`:
+    a single process is rank 0 whatever ``RANK`` says). A process whose environment that refuses
+    prints: the stop is said at least once."""
     try:
-        rank = 0 if distributed is None else distributed.env_rank()
+        rank = env_rank()
     except ValueError:
         rank = 0
     if rank == 0:
@@ -192,8 +187,6 @@ def check_single_process(command: str) -> None:
     """Refuse a command that does not share its work when launched as one of several processes
     (``torchrun`` sets ``WORLD_SIZE``): each would run it whole and write the same files.
     ``WORLD_SIZE`` that is no number of processes is refused for every command."""
-    from sparsercnn.engine.distributed import env_world_size
-
     world_size = env_world_size()
     if command in DISTRIBUTED_COMMANDS or world_size == 1:
         return

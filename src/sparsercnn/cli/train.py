@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if (args.val_json is None) != (args.val_images is None):
         raise ValueError("give both --val-json and --val-images, or neither")
     check_config_arguments(args)
-    dist_info = init_distributed(args.device)
+    dist_info = init_distributed(args.device, argument="--device")
     if not dist_info.is_main:
         # One copy of the run's log (rank 0's): the other ranks report their own warnings (an
         # image replaced) and errors, not those every rank finds alike and rank 0 reports.
@@ -190,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
     # evaluation training ran.
     report = result.evaluation_report
     if report is not None:
+        assert report.model_file is not None  # training evaluates its model files
         write_evaluation_report(report, args.output_dir / REPORT_DIR)
         print(f"evaluation plots of {report.model_file.name} in {args.output_dir / REPORT_DIR}")
     return 0

@@ -11,11 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from sparsercnn.json_values import is_int
 from sparsercnn.structures import distinct_names
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class CategoryMap:
@@ -37,7 +34,7 @@ class CategoryMap:
             )
         seen: set[int] = set()
         for cat_id, name in zip(category_ids, names, strict=True):
-            if not _is_int(cat_id):
+            if not is_int(cat_id):
                 raise ValueError(f"category id {cat_id!r} is not an integer")
             if cat_id in seen:
                 raise ValueError(f"category id {cat_id} appears more than once")

@@ -45,7 +45,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -188,11 +189,8 @@ def decode_image(
         ImageReadError: the file is missing, truncated, not an image or in an unsupported mode.
     """
     name = os.fspath(path)
-    try:
-        with Image.open(name) as opened:
-            return _decode_opened(opened, name, at_least)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise _read_error(name, exc) from exc
+    with _opened_image(name) as opened:
+        return _decode_opened(opened, name, at_least)
 
 
 def load_image_and_header(path: str | os.PathLike[str]) -> tuple[Image.Image, ImageHeader]:
@@ -207,12 +205,9 @@ def load_image_and_header(path: str | os.PathLike[str]) -> tuple[Image.Image, Im
         ImageReadError: the file is missing, truncated, not an image or in an unsupported mode.
     """
     name = os.fspath(path)
-    try:
-        with Image.open(name) as opened:
-            header = _header(opened)
-            image = _decode_opened(opened, name, None).image
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise _read_error(name, exc) from exc
+    with _opened_image(name) as opened:
+        header = _header(opened)
+        image = _decode_opened(opened, name, None).image
     return image, header._replace(height=image.height, width=image.width)
 
 
@@ -250,6 +245,22 @@ def _decode_opened(
     if orientation in _TRANSPOSING_ORIENTATIONS:
         full_size = (stored_width, stored_height)
     return DecodedImage(image, full_size, _reduced_pixel_map(full_size, reduction, orientation))
+
+
+@contextmanager
+def _opened_image(name: str) -> Iterator[Image.Image]:
+    """The image file ``name`` opened by Pillow for the block, closed after it; Pillow's errors,
+    in opening it and in the block (decoding, reading a header), raise as the
+    :class:`ImageReadError` naming the file (:func:`_read_error`).
+
+    Raises:
+        ImageReadError: the file is missing, truncated, not an image or in an unsupported mode.
+    """
+    try:
+        with Image.open(name) as opened:
+            yield opened
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise _read_error(name, exc) from exc
 
 
 def _read_error(name: str, exc: BaseException) -> ImageReadError:
@@ -296,12 +307,8 @@ def multi_frame_format(path: str | os.PathLike[str]) -> str | None:
     Raises:
         ImageReadError: the file is missing or its header is not a readable image header.
     """
-    name = os.fspath(path)
-    try:
-        with Image.open(name) as image:
-            return (image.format or "") if _is_multi_frame(image) else None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise _read_error(name, exc) from exc
+    with _opened_image(os.fspath(path)) as image:
+        return (image.format or "") if _is_multi_frame(image) else None
 
 
 def _is_multi_frame(image: Image.Image) -> bool:
@@ -383,12 +390,8 @@ def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:
     Raises:
         ImageReadError: the file is missing or its header is not a readable image header.
     """
-    name = os.fspath(path)
-    try:
-        with Image.open(name) as image:
-            return _header(image)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise _read_error(name, exc) from exc
+    with _opened_image(os.fspath(path)) as image:
+        return _header(image)
 
 
 def _header(image: Image.Image) -> ImageHeader:

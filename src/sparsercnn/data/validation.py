@@ -34,8 +34,9 @@ import os
 import re
 from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeGuard
+from typing import Any, Literal
 
+from sparsercnn.json_values import is_int, is_number
 from sparsercnn.structures import coco_area
 from sparsercnn.text import counted, listing
 
@@ -170,15 +171,6 @@ class CheckedCoco:
             ground_truth=[ann for ann in self.ground_truth if ann["image_id"] not in drop],
             unsized_images=[image for image in self.unsized_images if image["id"] not in drop],
         )
-
-
-# Exact type tests: JSON gives plain int/float, and bool (an int subclass) must not pass.
-def _is_int(value: object) -> TypeGuard[int]:
-    return type(value) is int
-
-
-def _is_number(value: object) -> TypeGuard[int | float]:
-    return type(value) is int or type(value) is float
 
 
 def load_coco_json(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -377,7 +369,7 @@ class _Checker:
                 )
                 continue
             cat_id, name = entry.get("id"), entry.get("name")
-            if not _is_int(cat_id):
+            if not is_int(cat_id):
                 position = f"categories[{pos}]"
                 message = f"{position} (name {name!r:.40}): {_id_problem(entry, 'id')}"
                 self.reject(self.rejected_categories, cat_id, position, message, "bad_category")
@@ -412,7 +404,7 @@ class _Checker:
                     self.add("warning", "blank_category_name", message)
                 names.setdefault(name, cat_id)
                 valid.append(entry)
-            if _is_int(cat_id):
+            if is_int(cat_id):
                 seen.setdefault(cat_id, (pos, entry))
         return valid
 
@@ -427,7 +419,7 @@ class _Checker:
             image_id = entry.get("id")
             file = entry.get("file_name")
             file = file if isinstance(file, str) else None
-            if not _is_int(image_id) or image_id not in _INT64:
+            if not is_int(image_id) or image_id not in _INT64:
                 position = f"images[{pos}]"
                 message = f"{position} ({file!r}): {_id_problem(entry, 'id')}"
                 if isinstance(_id_key(image_id), str):  # a name, as VOC-to-COCO converters write
@@ -515,15 +507,15 @@ class _Checker:
                 continue
             ann_id, image_id = ann.get("id"), ann.get("image_id")
             problems = [
-                _id_problem(ann, key) for key in _ANNOTATION_IDS if not _is_int(ann.get(key))
+                _id_problem(ann, key) for key in _ANNOTATION_IDS if not is_int(ann.get(key))
             ]
             if problems:
-                where = f"annotation {ann_id}" if _is_int(ann_id) else f"annotations[{pos}]"
+                where = f"annotation {ann_id}" if is_int(ann_id) else f"annotations[{pos}]"
                 # An image named by "4" is image 4: its report counts this annotation.
                 key = _id_key(image_id)
                 image = images.get(key) if isinstance(key, int) else None
                 message = f"{where}{_of_image(image)}: {'; '.join(problems)}"
-                of_ann = ann_id if _is_int(ann_id) else None
+                of_ann = ann_id if is_int(ann_id) else None
                 # An issue with a file but no annotation id is its image's own (policy.py).
                 file = image["file_name"] if image is not None and of_ann is not None else None
                 of_image = image["id"] if image is not None else None
@@ -543,7 +535,7 @@ class _Checker:
                 checked = self.annotation(ann, images[image_id], category_ids)
                 if checked is not None:
                     valid.append(checked)
-            if _is_int(ann_id):
+            if is_int(ann_id):
                 seen.setdefault(ann_id, (pos, ann))
         self.count_left_out()
         return valid
@@ -586,7 +578,7 @@ class _Checker:
         if "area" in ann and (area_problem := _area_problem(ann["area"], ann["bbox"])):
             self.add("warning", "bad_area", f"{where}: {area_problem}", image_id, ann_id, file)
         # Evaluation scores a zero-size or clipped box as the file gives it (crowds: ignored).
-        area_from_field = _is_number(ann.get("area"))
+        area_from_field = is_number(ann.get("area"))
         scored = [ScoredObject(image_id, ann_id, coco_area(ann), area_from_field)]
         scored = [] if ann.get("iscrowd") else scored
         if ann["bbox"][2] == 0 or ann["bbox"][3] == 0:
@@ -729,7 +721,7 @@ class _Rejected:
 def _id_key(value: object) -> Hashable | None:
     """What an id as given is matched by: ``4``, ``4.0`` and ``"4"`` are all 4, another string
     is itself, and anything else (missing, null, true, a list) matches nothing."""
-    if _is_int(value):
+    if is_int(value):
         return value
     if type(value) is float and value.is_integer():
         return int(value)
@@ -744,7 +736,7 @@ def _id_problem(entry: dict[str, Any], key: str) -> str:
     if key not in entry:
         return f"{key!r} is missing"
     value = entry[key]
-    if _is_int(value):
+    if is_int(value):
         return f"{key!r} {value} does not fit in 64 bits: number the entries from 0 or 1"
     shown = json.dumps(value, default=repr)
     shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
@@ -769,7 +761,7 @@ def _unknown_size_keys(entry: Mapping[str, Any]) -> list[str]:
     return [
         key
         for key in ("width", "height")
-        if entry.get(key) is None or (_is_number(entry[key]) and entry[key] == 0)
+        if entry.get(key) is None or (is_number(entry[key]) and entry[key] == 0)
     ]
 
 
@@ -816,7 +808,7 @@ def _image_entry_problem(entry: dict[str, Any]) -> str | None:
     unknown = _unknown_size_keys(entry)
     for key in [key for key in ("width", "height") if key not in unknown]:
         value = entry[key]
-        if not _is_number(value) or not math.isfinite(value) or value <= 0 or value != int(value):
+        if not is_number(value) or not math.isfinite(value) or value <= 0 or value != int(value):
             quoted = isinstance(value, str) and re.fullmatch(r"[0-9]+", value)
             hint = " (write it without quotes)" if quoted else ""
             return f"{key!r} must be a positive integer, got {value!r:.40}{hint}"
@@ -848,7 +840,7 @@ def _sized_by_file_note(given: tuple[int | None, int | None], size: tuple[int, i
 
 def _bbox_problem(bbox: Any) -> tuple[str, str] | None:
     """``(code, reason)`` unless ``bbox`` is 4 finite numbers with positive width and height."""
-    if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(_is_number, bbox))):
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(is_number, bbox))):
         quoted = isinstance(bbox, list) and any(isinstance(value, str) for value in bbox)
         hint = " (write the numbers without quotes)" if quoted else ""
         return "malformed_bbox", f"'bbox' must be 4 numbers [x, y, w, h], got {bbox!r:.80}{hint}"
@@ -867,7 +859,7 @@ def _area_problem(area: object, bbox: list[float]) -> str | None:
     """Why COCO evaluation would misread an annotation's ``area`` (what it sorts objects into
     small, medium and large by, :func:`~sparsercnn.structures.coco_area`), or ``None``."""
     fix = "fix its 'area', or remove it to use the box's w*h"
-    if not _is_number(area):
+    if not is_number(area):
         return (
             f"'area' {area!r:.40} is not a number: evaluation sorts the object by its box's "
             f"w*h ({bbox[2] * bbox[3]:g}) instead; give a number, or remove the 'area'"

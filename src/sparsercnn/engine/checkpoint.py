@@ -66,8 +66,9 @@ class DamagedCheckpointError(ValueError):
 
     Attributes:
         reason: what is wrong with it, in a few words (resuming lists the files it skipped).
-            Every raise gives it; the default serves copies made from the message alone
-            (pickling, which restores it after).
+            Every raise for one file gives it (:func:`_damaged`); the default serves the error
+            for a whole run folder and copies made from the message alone (pickling, which
+            restores it after).
     """
 
     def __init__(self, message: str, *, reason: str = "damaged") -> None:
@@ -322,8 +323,7 @@ def load_training_checkpoint(path_or_dir: str | Path) -> dict[str, Any]:
         return state
     raise DamagedCheckpointError(
         f"every training checkpoint in {path} is damaged or truncated: {'; '.join(damaged)}. "
-        "Start a new run in another output folder.",
-        reason="every checkpoint of the run is damaged",
+        "Start a new run in another output folder."
     )
 
 
@@ -344,20 +344,11 @@ def _read_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:
     if path.is_file() and not zipfile.is_zipfile(path):
         # torch.save writes a zip archive: anything else (overwritten, half-copied, truncated
         # before its directory) is a damaged checkpoint, not a pickle to refuse.
-        raise DamagedCheckpointError(
-            f"training checkpoint {path} is damaged or truncated (not a zip archive); resume "
-            "from another checkpoint_*.pt of the run (`--resume` alone skips damaged ones)",
-            reason="not a zip archive",
-        )
+        raise _damaged(path, "truncated, or not a zip archive")
     # A look at the config only (``mmap``) reads no tensor, nor their sums; loading does both.
     damaged = None if mmap else damaged_record(path)
     if damaged is not None:
-        raise DamagedCheckpointError(
-            f"training checkpoint {path} is damaged: its record {damaged} does not match the "
-            "checksum stored with it; resume from another checkpoint_*.pt of the run "
-            "(`--resume` alone skips damaged ones)",
-            reason=f"record {damaged} does not match its checksum",
-        )
+        raise _damaged(path, f"record {damaged} does not match the checksum stored with it")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
@@ -367,11 +358,7 @@ def _read_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:
             f"checkpoint; use one written by `sparsercnn train`. Details: {error}"
         ) from error
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as error:
-        raise DamagedCheckpointError(
-            f"training checkpoint {path} is damaged or truncated ({error}); resume from another "
-            "checkpoint_*.pt of the run (`--resume` alone skips damaged ones)",
-            reason=str(error),
-        ) from error
+        raise _damaged(path, str(error)) from error
     return _validated(data, path)
 
 
@@ -388,16 +375,22 @@ def _validated(data: Any, path: Path) -> dict[str, Any]:
         )
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
-        raise DamagedCheckpointError(
-            f"training checkpoint {path} lacks {missing}; it is damaged", reason=f"lacks {missing}"
-        )
+        raise _damaged(path, f"lacks {missing}")
     if not isinstance(data["rng"], list) or not data["rng"]:
-        raise DamagedCheckpointError(
-            f"training checkpoint {path} has no RNG states; it is damaged", reason="no RNG states"
-        )
+        raise _damaged(path, "no RNG states")
     data.setdefault("extra", {})
     data["path"] = str(path)
     return data
+
+
+def _damaged(path: Path, reason: str) -> DamagedCheckpointError:
+    """The error for the checkpoint at ``path``: what is wrong with it (``reason``, in a few
+    words) and what to do."""
+    return DamagedCheckpointError(
+        f"training checkpoint {path} is damaged ({reason}); resume from another checkpoint_*.pt "
+        "of the run (`--resume` alone skips damaged ones)",
+        reason=reason,
+    )
 
 
 def restore_training_state(
@@ -505,7 +498,7 @@ def check_same_model(saved: Config, current: Config, source: str | Path) -> None
 
 
 def log_config_changes(
-    saved: Config, current: Config, iteration: int, *, base_lr: float, extended: bool = False
+    saved: Config, current: Config, iteration: int, *, base_lr: float, extended: bool
 ) -> None:
     """Say once what the config of a run resumed at ``iteration`` changes from the run's own
     (``saved``, its checkpoint's): the learning-rate schedule (:func:`_log_schedule_change`),
@@ -651,10 +644,10 @@ def log_batch_changes(
     if old.aspect_ratio_grouping != new.aspect_ratio_grouping:
         logger.warning(
             "resuming a run trained %s aspect-ratio grouping %s it (other batches from here on); "
-            "--set train.aspect_ratio_grouping=%s continues as it was",
+            "--set %s continues as it was",
             "with" if old.aspect_ratio_grouping else "without",
             "without" if old.aspect_ratio_grouping else "with",
-            str(old.aspect_ratio_grouping).lower(),
+            override_arguments({"train.aspect_ratio_grouping": old.aspect_ratio_grouping}),
         )
     old_total = old.batch_size * old.grad_accum_steps * saved_world_size
     new_total = new.batch_size * new.grad_accum_steps * world_size

@@ -21,11 +21,7 @@ from sparsercnn.engine.inference import Evaluation, evaluation_ground_truth
 from sparsercnn.engine.model_evaluation import check_output_paths
 from sparsercnn.evaluation import CocoEvaluator
 from sparsercnn.evaluation.results import coco_results_to_detections
-from sparsercnn.evaluation.results_file import (
-    check_category_ids,
-    read_results_file,
-    records_by_image,
-)
+from sparsercnn.evaluation.results_file import read_results_file, records_by_image
 from sparsercnn.text import counted
 
 logger = logging.getLogger(__name__)
@@ -79,22 +75,22 @@ def evaluate_detections_file(
         for issue in inspection.errors
         if issue.image_id is not None and issue.image_id not in images
     }
-    source, ground_truth = str(detections_path), str(json_path)
-    categories = dataset.category_map
+    source = str(detections_path)
     grouped, num_left_out = records_by_image(
-        records, images, left_out=left_out, source=source, ground_truth=ground_truth
+        records, images, left_out=left_out, source=source, ground_truth=str(json_path)
     )
-    scored = [record for image_records in grouped.values() for record in image_records]
-    check_category_ids(scored, categories.category_ids, source=source, ground_truth=ground_truth)
-    _warn_incomplete(source, len(records), num_left_out, len(image_ids) - len(grouped))
-    if on_accepted is not None:
-        on_accepted()
     results = [grouped.get(image_id, []) for image_id in image_ids]
     evaluator = CocoEvaluator(evaluation_ground_truth(dataset))
     try:
+        # Checks every record's category and values: before on_accepted, which warns that
+        # outputs will be replaced.
         evaluator.extend(image_ids, results)
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from None
+    _warn_incomplete(source, len(records), num_left_out, len(image_ids) - len(grouped))
+    if on_accepted is not None:
+        on_accepted()
+    categories = dataset.category_map
     labels = {
         category_id: categories.to_label(category_id) for category_id in categories.category_ids
     }
@@ -105,8 +101,9 @@ def evaluate_detections_file(
         [coco_results_to_detections(image_results, labels) for image_results in results],
         ground_truth=evaluator.ground_truth,
     )
-    # No device: no model ran, the report is of the detections file.
-    report = EvaluationReport(evaluation, dataset, Path(detections_path), None, None)
+    report = EvaluationReport(
+        evaluation, dataset, None, None, None, detections_file=Path(detections_path)
+    )
     report.write_files(metrics_path=metrics_path)
     return report
 

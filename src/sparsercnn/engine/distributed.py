@@ -1,10 +1,9 @@
 """Multi-process training and evaluation glue around ``torch.distributed``.
 
 :func:`init_distributed` reads the environment ``torchrun`` sets (``RANK``, ``WORLD_SIZE``,
-``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) and returns a :class:`DistInfo` that the engine
-passes around explicitly; :func:`env_world_size` and :func:`env_rank` read the number of
-processes and this one's rank alone (the CLI refuses the commands that do not share their work,
-and reports a stop from rank 0 only). The helpers (:func:`is_main_process`,
+``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``; the first three checked by
+:mod:`sparsercnn.torchrun_env`) and returns a :class:`DistInfo` that the engine passes around
+explicitly. The helpers (:func:`is_main_process`,
 :func:`all_gather_object`, :func:`computed_on_main`, :func:`done_on_main`,
 :func:`gathered_from_all`, :func:`mean_over_ranks`, :func:`barrier`, :func:`wrap_ddp`,
 :func:`release_from_traceback`, :func:`cleanup`) ask ``torch.distributed`` itself and are
@@ -33,6 +32,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from sparsercnn.runtime import check_device, resolve_device
+from sparsercnn.torchrun_env import env_local_rank, env_rank, env_world_size
 
 logger = logging.getLogger(__name__)
 
@@ -81,55 +81,11 @@ def default_device() -> torch.device:
     return resolve_device(None)
 
 
-def env_world_size() -> int:
-    """The number of processes ``torchrun`` started (``WORLD_SIZE``); 1 where it is not set.
-
-    Raises:
-        ValueError: ``WORLD_SIZE`` is set but is not a positive integer.
-    """
-    return _env_int("WORLD_SIZE", minimum=1) if "WORLD_SIZE" in os.environ else 1
-
-
-def env_rank() -> int:
-    """This process's rank among the :func:`env_world_size` processes ``torchrun`` started
-    (``RANK``); 0 in a single process (``WORLD_SIZE`` unset or 1), whatever ``RANK`` says.
-
-    Raises:
-        ValueError: a multi-process run whose ``RANK`` is not an integer from 0 to
-            ``WORLD_SIZE - 1``; the message names both variables.
-    """
-    world_size = env_world_size()
-    if world_size == 1:
-        return 0
-    rank = _env_int("RANK", minimum=0)
-    if rank >= world_size:
-        raise ValueError(
-            f"environment variable RANK={rank} is not below WORLD_SIZE={world_size}: torchrun "
-            "numbers its processes 0 to WORLD_SIZE - 1; launch with torchrun, or unset WORLD_SIZE, "
-            "RANK and LOCAL_RANK to run in one process"
-        )
-    return rank
-
-
-def _env_int(name: str, minimum: int) -> int:
-    """The integer of environment variable ``name`` (which ``torchrun`` sets), at least
-    ``minimum``; the error names the variable and its value."""
-    value = os.environ.get(name, "")
-    try:
-        number = int(value)
-    except ValueError:
-        pass  # refused below, as a number below minimum is
-    else:
-        if number >= minimum:
-            return number
-    raise ValueError(
-        f"environment variable {name}={value!r} is not an integer >= {minimum}: torchrun sets "
-        "WORLD_SIZE, RANK and LOCAL_RANK; unset them to run in one process"
-    )
-
-
 def init_distributed(
-    device: torch.device | str | None = None, timeout_s: float = 1800.0
+    device: torch.device | str | None = None,
+    timeout_s: float = 1800.0,
+    *,
+    argument: str = "device",
 ) -> DistInfo:
     """Join the process group described by torchrun's environment, or run single-process.
 
@@ -141,37 +97,47 @@ def init_distributed(
 
     Args:
         device: ``"cpu"`` forces gloo on the CPU even where GPUs exist; ``"cuda"`` or ``None``
-            use GPU ``LOCAL_RANK`` when CUDA is available. Checked first
+            use GPU ``LOCAL_RANK`` when CUDA is available; ``"cuda:N"`` is that GPU in a single
+            process, and refused under ``torchrun``. Checked first
             (:func:`~sparsercnn.runtime.check_device`).
         timeout_s: how long collective operations wait for the other processes before failing.
+        argument: what the messages call ``device`` (``--device`` for the command line).
 
     Returns:
         This process's :class:`DistInfo`.
 
     Raises:
         ValueError: ``device`` names no device, a device type other than CPU and CUDA, or CUDA
-            (or a GPU) that is not here; or ``WORLD_SIZE``, ``RANK`` or ``LOCAL_RANK`` is not
-            an integer in its range (:func:`env_world_size`, :func:`env_rank`), or, on CUDA,
-            ``LOCAL_RANK`` is not below the number of GPUs visible.
+            (or a GPU) that is not here, or a GPU index under ``torchrun``; or ``WORLD_SIZE``,
+            ``RANK`` or ``LOCAL_RANK`` is not an integer in its range
+            (:mod:`sparsercnn.torchrun_env`), or, on CUDA, ``LOCAL_RANK`` is not below the
+            number of GPUs visible.
     """
-    requested = check_device(device) if device is not None else None
+    requested = check_device(device, argument=argument) if device is not None else None
     world_size = env_world_size()
     if world_size == 1:
         return DistInfo(device=requested or default_device())
+    if requested is not None and requested.index is not None:
+        # Each process takes GPU LOCAL_RANK: one index for all of them would be ignored.
+        raise ValueError(
+            f"{argument} {str(device)!r}: under torchrun each process uses the GPU of its "
+            f"LOCAL_RANK; give {_given(argument, 'cuda')} (CUDA_VISIBLE_DEVICES chooses the GPUs "
+            "torchrun's processes see)"
+        )
     missing = [name for name in REQUIRED_ENV if name not in os.environ]
     if missing:
         raise RuntimeError(
             f"WORLD_SIZE={world_size} but {', '.join(missing)} not set; launch multi-process "
             "training with `torchrun --nproc_per_node=N ...`, which sets them"
         )
-    rank, local_rank = env_rank(), _env_int("LOCAL_RANK", minimum=0)
+    rank, local_rank = env_rank(), env_local_rank()
     use_cuda = torch.cuda.is_available() and (requested is None or requested.type == "cuda")
     if use_cuda and local_rank >= torch.cuda.device_count():
         raise ValueError(
             f"environment variable LOCAL_RANK={local_rank} is not below the number of CUDA "
             f"devices visible here ({torch.cuda.device_count()}): start at most that many "
             "processes on this machine (torchrun --nproc-per-node), or train on the CPU "
-            "(--device cpu)"
+            f"({_given(argument, 'cpu')})"
         )
     if use_cuda:
         torch.cuda.set_device(local_rank)
@@ -189,6 +155,11 @@ def init_distributed(
         )
         logger.info("rank %d of %d joined the %s process group", rank, world_size, backend)
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device_used)
+
+
+def _given(argument: str, device: str) -> str:
+    """``device`` given as ``argument``: ``--device cpu`` for a flag, ``device='cpu'`` else."""
+    return f"{argument} {device}" if argument.startswith("-") else f"{argument}={device!r}"
 
 
 def _import_group_default_modules() -> None:

@@ -31,9 +31,7 @@ class EvaluationReport:
         evaluation: metrics, timing and per-image detections (:func:`evaluate`); no timing for
             a detections file.
         dataset: the evaluated dataset (ground truth, label map, image folder), for plots.
-        model_file: the evaluated file: the model or ONNX file that ran, or (``device`` None)
-            the COCO results file whose detections were scored, no model run
-            (:attr:`detections_file`).
+        model_file: the model or ONNX file that ran; None for a detections file.
         device: where the model ran (``cpu``, ``cuda:0``); for an ONNX file, where its
             onnxruntime session ran and by which execution provider
             (:class:`~sparsercnn.export.onnx_runtime.OnnxPredictor`'s ``device`` and
@@ -44,20 +42,28 @@ class EvaluationReport:
             Winograd 3x3 convolutions) or ``int8`` (a model file's int8 backbone and FPN, or
             an ONNX file quantized by ``export --int8``).
         cuda_graphs: the forward passes were replayed from CUDA graphs.
+        detections_file: the COCO results file whose detections were scored, no model run
+            (``model_file`` None); None where a model ran.
+
+    Raises:
+        ValueError: neither or both of ``model_file`` and ``detections_file`` are given.
     """
 
     evaluation: Evaluation
     dataset: CocoDataset
-    model_file: Path
+    model_file: Path | None
     device: str | None
     num_proposals: int | None
     precision: str = "fp32"
     cuda_graphs: bool = False
+    detections_file: Path | None = None
 
-    @property
-    def detections_file(self) -> Path | None:
-        """The COCO results file whose detections were scored; None where a model ran."""
-        return self.model_file if self.device is None else None
+    def __post_init__(self) -> None:
+        if (self.model_file is None) == (self.detections_file is None):
+            raise ValueError(
+                "an evaluation report is of a model file or of a detections file: give one of "
+                f"model_file ({self.model_file}) and detections_file ({self.detections_file})"
+            )
 
     @property
     def result(self) -> EvaluationResult:
@@ -67,7 +73,9 @@ class EvaluationReport:
     def timing(self) -> Timing:
         """The inference pass's timing (a report of a model file only)."""
         if self.evaluation.timing is None:
-            raise RuntimeError(f"no model ran: the detections were read from {self.model_file}")
+            raise RuntimeError(
+                f"no model ran: the detections were read from {self.detections_file}"
+            )
         return self.evaluation.timing
 
     def to_dict(self) -> dict[str, Any]:

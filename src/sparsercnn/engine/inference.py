@@ -78,6 +78,10 @@ class EvaluationDataset(Protocol):
     def category_map(self) -> LabelMap: ...
 
     @property
+    def coco_json(self) -> Path:
+        """The annotation file, which messages about the ground truth name."""
+
+    @property
     def image_ids(self) -> list[int]: ...
 
     @property
@@ -374,7 +378,13 @@ def evaluation_ground_truth(dataset: EvaluationDataset) -> CocoGroundTruth:
     """``dataset``'s ground truth prepared for its evaluations, with its label map."""
     categories = dataset.category_map
     # gt_dict() makes a new dict at every call: the ground truth takes it over, uncopied.
-    return CocoGroundTruth(dataset.gt_dict(), categories.category_ids, categories.names, owned=True)
+    return CocoGroundTruth(
+        dataset.gt_dict(),
+        categories.category_ids,
+        categories.names,
+        owned=True,
+        source=str(dataset.coco_json),
+    )
 
 
 def _score(

@@ -465,7 +465,8 @@ class Trainer:
     def _interrupt_notice(self) -> str:
         """What a first Ctrl-C or SIGTERM does, said when it comes (:meth:`_save_interrupted`):
         once a step has begun, the run checkpoints its steps; before that it has none to save,
-        and stops with the checkpoint it resumed from, if any."""
+        and stops with the checkpoint it resumed from, if any; a resumed run with no step left
+        (signalled during its final evaluation) has nothing new to save either."""
         again = "interrupt again to stop at once"
         if self._stepped:
             return (
@@ -474,10 +475,13 @@ class Trainer:
             )
         if self.checkpoint_path is None:
             return f"interrupted before the first step: stopping, with nothing to save ({again})"
-        return (
-            f"interrupted before the first step: stopping; {self.checkpoint_path} holds "
-            f"iteration {self.iteration} to resume from ({again})"
-        )
+        kept = f"{self.checkpoint_path} holds iteration {self.iteration} to resume from ({again})"
+        if self.iteration >= self.cfg.train.max_iter:
+            return (
+                "interrupted with no step left to train: stopping after the final evaluation, if "
+                f"one is under way, with nothing new to save; {kept}"
+            )
+        return f"interrupted before the first step: stopping; {kept}"
 
     def _save_interrupted(self, window: LogWindow) -> None:
         """Log the steps since the last record and checkpoint them, so that ``--resume``

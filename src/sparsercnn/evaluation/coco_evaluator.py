@@ -26,7 +26,9 @@ from sparsercnn.evaluation.results import (
     detections_to_coco_results,
 )
 from sparsercnn.evaluation.units import format_percent
+from sparsercnn.json_values import is_int
 from sparsercnn.structures import Detections
+from sparsercnn.text import counted, listing
 
 logger = logging.getLogger(__name__)
 
@@ -241,19 +243,27 @@ class CocoEvaluator:
         """Add converted records (e.g. gathered from other processes), one list per image.
 
         Raises:
-            ValueError: an image id is not in the ground truth, or a record cannot be scored as
-                given (:func:`_check_records`); nothing of the call is added.
+            ValueError: image ids are not in the ground truth (the first five named, and how
+                many), records of the call name categories outside its label map (every such
+                id named: :func:`_check_category_ids`), or a record cannot be scored as given
+                (:func:`_check_records`); nothing of the call is added.
         """
         if len(image_ids) != len(results):
             raise ValueError(f"{len(image_ids)} image ids for {len(results)} result lists")
         gt = self.ground_truth
+        # Each once: a padded distributed sampler repeats image ids.
+        given = dict.fromkeys(int(i) for i in image_ids)
+        unknown = [str(i) for i in given if i not in gt.image_ids]
+        if unknown:
+            named = "image id" if len(unknown) == 1 else "image ids"
+            verb = "is" if len(unknown) == 1 else "are"
+            raise ValueError(
+                f"{named} {listing(unknown, 5)} {verb} not in {gt.source}; evaluate with the "
+                "annotation file the images came from"
+            )
+        _check_category_ids(image_ids, results, gt)
         for image_id, image_records in zip(image_ids, results, strict=True):
-            if int(image_id) not in gt.image_ids:
-                raise ValueError(
-                    f"image id {image_id} is not in {gt.source}; evaluate with the annotation "
-                    "file the images came from"
-                )
-            _check_records(image_id, image_records, gt)
+            _check_records(image_id, image_records)
         self.image_ids.extend(int(i) for i in image_ids)
         self.results.extend(list(r) for r in results)
 
@@ -347,12 +357,43 @@ class CocoEvaluator:
         return coco_eval
 
 
-def _check_records(image_id: int, records: Sequence[CocoResult], gt: CocoGroundTruth) -> None:
+def _check_category_ids(
+    image_ids: Sequence[int], results: Sequence[Sequence[CocoResult]], gt: CocoGroundTruth
+) -> None:
+    """Raise when records name category ids outside the label map of ``gt`` (COCOeval would
+    skip such records unsaid, though counted among the detections), naming every such id, the
+    first images with one, and the ids the label map has. An image id given twice (a padded
+    distributed sampler) counts once."""
+    per_image: dict[int, Sequence[CocoResult]] = {}
+    for image_id, records in zip(image_ids, results, strict=True):
+        per_image.setdefault(int(image_id), records)
+    known = gt.category_ids
+    unknown: set[object] = set()
+    num_records = 0
+    images = []
+    for image_id, records in per_image.items():
+        of_image = [r["category_id"] for r in records if r["category_id"] not in known]
+        if of_image:
+            unknown.update(of_image)
+            num_records += len(of_image)
+            images.append(image_id)
+    if unknown:
+        # Integers in order; anything else (no JSON integer) after them, as Python writes it.
+        named = sorted(unknown, key=lambda c: (not is_int(c), c if is_int(c) else 0, repr(c)))
+        raise ValueError(
+            f"image id{'s' if len(images) > 1 else ''} "
+            f"{listing([str(i) for i in sorted(images)], 5)}: {counted(num_records, 'record')} "
+            f"of category id{'s' if len(named) > 1 else ''} {', '.join(repr(c) for c in named)}, "
+            f"which are not among the categories evaluated on {gt.source} (their ids: "
+            f"{listing([str(c) for c in sorted(known)])}); a record's category_id is the data "
+            "set's category id (categories[].id), not a 0-based label"
+        )
+
+
+def _check_records(image_id: int, records: Sequence[CocoResult]) -> None:
     """Raise when a record of image ``image_id`` cannot be scored as given: a NaN or infinite
     score or box (COCOeval would stop on a NaN score without naming the image, and count a NaN
-    box as a miss), a category id outside the label map of ``gt`` (COCOeval would skip the
-    record unsaid, though counted among the detections) or a box of negative width or height
-    (never matched)."""
+    box as a miss) or a box of negative width or height (never matched)."""
     bad = sum(
         not all(math.isfinite(v) for v in (record["score"], *record["bbox"])) for record in records
     )
@@ -362,14 +403,6 @@ def _check_records(image_id: int, records: Sequence[CocoResult], gt: CocoGroundT
             "score or box, which COCO evaluation cannot rank or match; a model gives such "
             "outputs after diverged training or from damaged weights: evaluate finite "
             "detections"
-        )
-    known = gt.category_ids
-    unknown = sorted({r["category_id"] for r in records if r["category_id"] not in known}, key=repr)
-    if unknown:
-        raise ValueError(
-            f"image id {image_id}: detections of category ids {unknown[:10]}, which the label "
-            f"map of {gt.source} lacks (its category ids: {sorted(known)[:20]}); a record's "
-            "category_id is the data set's category id, not a contiguous label"
         )
     negative = [r["bbox"] for r in records if r["bbox"][2] < 0 or r["bbox"][3] < 0]
     if negative:

@@ -43,9 +43,11 @@ class CocoGroundTruth:
             :meth:`~sparsercnn.data.coco.CocoDataset.gt_dict` makes one): it is used as it is,
             not copied, and its image and annotation entries are modified (renumbered here;
             COCOeval adds an ``ignore`` flag to each annotation at every evaluation).
+        source: how messages name the ground truth: the annotation file a dict was made from
+            (a dataset's); default: the file given, or ``"the ground-truth dict"``.
 
     Attributes:
-        source: the file, or ``"the ground-truth dict"``, for messages.
+        source: the ground truth as messages name it (``source``).
         lookup: dataset category id of every contiguous label.
         category_ids: the ids of ``lookup``, the categories a detection record may name.
         names: distinct class name by category id.
@@ -65,8 +67,11 @@ class CocoGroundTruth:
         class_names: Sequence[str] | None = None,
         *,
         owned: bool = False,
+        source: str | None = None,
     ) -> None:
         data, self.source = _load_ground_truth(ground_truth, owned)
+        if source is not None:
+            self.source = source
         self.lookup = label_to_category_lookup(label_to_category_id)
         gt_names = {int(c["id"]): str(c["name"]) for c in data["categories"]}
         missing = [c for c in self.lookup if c not in gt_names]

@@ -6,20 +6,21 @@ A COCO results JSON is a list of ``{"image_id", "category_id", "bbox", "score"}`
 original image, the data set's category ids). ``sparsercnn predict`` writes the same list
 without ``image_id``, naming each image by ``file_name``, the path it was given: such a record
 is of the image whose ``file_name`` in the annotation file ends that path. :func:`read_results_file`
-checks every record's keys and types; :func:`records_by_image` gives each its image and
-:func:`check_category_ids` its category; the values themselves (finite, no negative size) are
-checked where every record is, by :meth:`~sparsercnn.evaluation.CocoEvaluator.extend`.
+checks every record's keys and types, and :func:`records_by_image` gives each its image; its
+category and values (a category of the data set, finite, no negative size) are checked where
+every record is, by :meth:`~sparsercnn.evaluation.CocoEvaluator.extend`.
 """
 
 from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sparsercnn.evaluation.results import CocoResult
+from sparsercnn.json_values import is_int, is_number
 from sparsercnn.text import counted, listing, shortened
 
 # What a results file holds, for every message about one that does not.
@@ -80,26 +81,18 @@ def _record_problem(record: Any) -> str | None:
             "which no image of an annotation file is; evaluate the detections of images"
         )
     if "image_id" in record:
-        if not _is_integer(record["image_id"]):
+        if not is_int(record["image_id"]):
             return "has an image_id that is no integer"
     elif not isinstance(record.get("file_name"), str):
         return "names no image: it has neither an image_id nor a file_name"
-    if not _is_integer(record.get("category_id")):
+    if not is_int(record.get("category_id")):
         return "has no integer category_id (the data set's category id)"
     bbox = record.get("bbox")
-    if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
         return "has no bbox of 4 numbers [x, y, width, height]"
-    if not _is_number(record.get("score")):
+    if not is_number(record.get("score")):
         return "has no number as score"
     return None
-
-
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def records_by_image(
@@ -188,33 +181,3 @@ def _image_of_file(name: str, by_name: Mapping[tuple[str, ...], int]) -> int | N
         if image_id is not None:
             return image_id
     return None
-
-
-def check_category_ids(
-    records: Sequence[Mapping[str, Any]],
-    category_ids: Collection[int],
-    *,
-    source: str,
-    ground_truth: str,
-) -> None:
-    """Raise when records have category ids that the annotation file lacks, naming them all
-    (COCOeval would skip such records unsaid).
-
-    Args:
-        records: checked records.
-        category_ids: the annotation file's category ids (those evaluated).
-        source: the results file, for messages.
-        ground_truth: the annotation file, for messages.
-    """
-    known = set(category_ids)
-    unknown: dict[int, int] = {}
-    for record in records:
-        if record["category_id"] not in known:
-            unknown[record["category_id"]] = unknown.get(record["category_id"], 0) + 1
-    if unknown:
-        raise ValueError(
-            f"{source}: {counted(sum(unknown.values()), 'record')} of category ids "
-            f"{listing([str(c) for c in sorted(unknown)])}, which {ground_truth} does not have "
-            f"(its category ids: {listing([str(c) for c in sorted(known)])}); a record's "
-            "category_id is the data set's category id (categories[].id), not a 0-based label"
-        )

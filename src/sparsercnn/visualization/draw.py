@@ -64,7 +64,6 @@ def draw_detections(
     font_size: int | None = None,
     *,
     image_name: str | None = None,
-    keep: np.ndarray | None = None,
 ) -> Image.Image:
     """Draw boxes with ``"name score"`` captions on a copy of ``image``.
 
@@ -81,8 +80,6 @@ def draw_detections(
         line_width: box outline width; default scales with the image (1 px per 320 px side).
         font_size: caption size; default scales with the image.
         image_name: names the image in errors (a file or an image id).
-        keep: ``(K,)`` bool, ``passes_threshold(scores, score_threshold)`` where the caller
-            has it already (to count the detections drawn); ignored without ``scores``.
 
     Returns:
         A new RGB image; ``image`` is not modified.
@@ -109,8 +106,7 @@ def draw_detections(
     font = label_font(font_size if font_size is not None else max(10, round(longest / 50)))
     order = np.arange(len(boxes_np))
     if scores_np is not None:
-        if keep is None:
-            keep = passes_threshold(scores_np, score_threshold)
+        keep = passes_threshold(scores_np, score_threshold)
         order = order[keep][np.argsort(scores_np[keep], kind="stable")]  # best drawn last, on top
     if len(order):
         warn_missing_glyphs(class_names)
@@ -258,19 +254,19 @@ def draw_ground_truth_and_predictions(
     gt = as_array(gt_boxes, np.float64, (4,)) * scale
     left = draw_detections(panel, gt, gt_labels, None, class_names, image_name=image_name)
     scores = as_array(pred_scores, np.float64, ())
-    keep = passes_threshold(scores, score_threshold)
     right = draw_detections(
         panel,
         as_array(pred_boxes, np.float64, (4,)) * scale,
         pred_labels,
         scores,
         class_names,
+        score_threshold=score_threshold,
         image_name=image_name,
-        keep=keep,
     )
     num_boxes = len(as_array(gt_labels, np.int64, ()))
+    num_drawn = int(passes_threshold(scores, score_threshold).sum())
     titles = (
         f"ground truth: {counted(num_boxes, 'box', 'boxes')}",
-        f"detections: {int(keep.sum())} scoring >= {score_threshold:g}",
+        f"detections: {num_drawn} scoring >= {score_threshold:g}",
     )
     return compose_panels(list(zip(titles, (left, right), strict=True)), gap=gap)

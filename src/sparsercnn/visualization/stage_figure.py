@@ -184,17 +184,17 @@ def draw_stage_figure(
     panels = [(f"{len(proposals)} learned proposals", draw_proposals(base, proposals, outline))]
     for stage in stages:
         scores = as_array(stage.scores, np.float64, ())
-        keep = passes_threshold(scores, score_threshold)
         drawing = draw_detections(
             base,
             as_array(stage.boxes, np.float64, (4,)) * scale,
             stage.labels,
             scores,
             class_names,
+            score_threshold=score_threshold,
             image_name=image_name,
-            keep=keep,
         )
-        title = f"{stage.title}: {int(keep.sum())} scoring >= {score_threshold:g}"
+        num_drawn = int(passes_threshold(scores, score_threshold).sum())
+        title = f"{stage.title}: {num_drawn} scoring >= {score_threshold:g}"
         panels.append((title, drawing))
     if trajectories is not None:
         tracks = as_array(trajectories.boxes, np.float64, (4,)) * scale  # (K * S, 4)

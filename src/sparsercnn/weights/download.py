@@ -196,24 +196,38 @@ def _cached(url: str, dst: Path, expected: str | None, remove_bad: bool) -> bool
 
 
 def expected_sha256(file_name: str, sha256: str | None) -> str | None:
-    """The explicit checksum if given, else the 8-digit prefix in an mmdetection file name."""
+    """The explicit checksum if given (:func:`_normalised_sha256`), else the 8-digit prefix in
+    an mmdetection file name."""
     if sha256 is not None:
-        sha256 = sha256.strip().lower()
-        if not re.fullmatch(r"[0-9a-f]{8,64}", sha256):
-            raise ValueError(f"sha256 {sha256!r} must be 8 to 64 hexadecimal digits")
-        return sha256
+        return _normalised_sha256(sha256)
     match = HASH_IN_NAME.search(file_name)
     return match.group(1) if match else None
 
 
-def verify_sha256(path: Path, expected: str | None) -> None:
-    """Check that the file's SHA-256 starts with ``expected`` (no check when ``None``).
+def _normalised_sha256(sha256: str) -> str:
+    """A checksum as it is compared with a digest: stripped, lower case (``hashlib``'s
+    ``hexdigest``), whatever case the user copied it in.
 
     Raises:
-        ValueError: naming the file, the expected and the actual digest, and what to do.
+        ValueError: it is not 8 to 64 hexadecimal digits.
+    """
+    normalised = sha256.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{8,64}", normalised):
+        raise ValueError(f"sha256 {normalised!r} must be 8 to 64 hexadecimal digits")
+    return normalised
+
+
+def verify_sha256(path: Path, expected: str | None) -> None:
+    """Check that the file's SHA-256 starts with ``expected`` (in any case; no check when
+    ``None``).
+
+    Raises:
+        ValueError: naming the file, the expected and the actual digest, and what to do; or
+            ``expected`` is not 8 to 64 hexadecimal digits.
     """
     if expected is None:
         return
+    expected = _normalised_sha256(expected)
     actual = _sha256_mismatch(path, expected)
     if actual is None:
         return
@@ -268,15 +282,19 @@ def download(
 
     A failed attempt is followed by the next one after
     :func:`~sparsercnn.weights.backoff.retry_delay` seconds (1, 2, 4, ... or the server's
-    ``Retry-After``), waited by ``sleep``.
+    ``Retry-After``), waited by ``sleep``. ``sha256`` (hex, or a prefix of at least 8 digits)
+    may be in any case.
 
     Raises:
         PermissionError: the folder of ``dst`` cannot be written (naming it).
         ConnectionError: every attempt failed (the ``.part`` file stays, for resuming, when it
             holds anything).
         ValueError: the server refused the URL (4xx but 408 and 429, which are retried) or
-            the checksum does not match (the ``.part`` file is deleted).
+            the checksum does not match (the ``.part`` file is deleted); or ``sha256`` is not
+            8 to 64 hexadecimal digits (before anything is downloaded).
     """
+    if sha256 is not None:
+        sha256 = _normalised_sha256(sha256)
     folder = dst.parent
     cache_write(folder, lambda: folder.mkdir(parents=True, exist_ok=True))
     # A folder that takes no file fails here, not as a network error after every attempt.
