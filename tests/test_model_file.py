@@ -4,6 +4,7 @@ for files it cannot load."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,7 +24,10 @@ from sparsercnn.model_file import (
     read_model_file,
     save_model_file,
 )
+from sparsercnn.predictor import Predictor
 from sparsercnn.runtime import check_device
+from sparsercnn.safetensors_file import DIGEST_KEY
+from tests.damaged_safetensors import flip_a_tensor_byte
 
 
 def test_round_trip(model_file: Path) -> None:
@@ -33,6 +37,39 @@ def test_round_trip(model_file: Path) -> None:
     assert categories.names == ["cat", "dog"]
     state = loaded.model.state_dict()
     assert all(torch.equal(state[key], value) for key, value in tensors.items())
+    with safe_open(str(model_file), framework="pt") as handle:
+        assert len(handle.metadata()[DIGEST_KEY]) == 8
+
+
+def test_a_byte_flipped_inside_a_tensor_is_refused(model_file: Path) -> None:
+    """safetensors checks the header and sizes only: a bad copy was loaded with a wrong weight."""
+    flip_a_tensor_byte(model_file)
+    damaged = f"{model_file} is damaged: its tensor data do not match the CRC-32"
+    assert damaged in one_line_error(model_file)
+    assert one_line_error(model_file).endswith("; copy, download or save it again")
+    for load in (load_model_file, Predictor.from_file):
+        with pytest.raises(ValueError, match=re.escape(damaged)):
+            load(model_file)
+
+
+def test_a_file_written_before_the_digest_loads_unchecked(model_file: Path, tmp_path: Path) -> None:
+    """Model files of earlier versions have no digest, and the same format version."""
+    path = with_metadata(model_file, tmp_path, **{DIGEST_KEY: None})
+    with safe_open(str(path), framework="pt") as handle:
+        assert DIGEST_KEY not in handle.metadata()
+    tensors, _, _ = read_model_file(path)
+    original, _, _ = read_model_file(model_file)
+    assert all(torch.equal(tensors[key], original[key]) for key in original)
+    flip_a_tensor_byte(path)
+    load_model_file(path)
+
+
+def test_the_same_model_saved_twice_gives_the_same_bytes(model_file: Path, tmp_path: Path) -> None:
+    loaded = load_model_file(model_file)
+    again = save_model_file(
+        tmp_path / "again.safetensors", loaded.model, loaded.config, loaded.categories
+    )
+    assert again.read_bytes() == model_file.read_bytes()
 
 
 def one_line_error(path: Path) -> str:

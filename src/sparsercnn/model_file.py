@@ -4,8 +4,14 @@ The file's metadata carries ``format`` ("sparsercnn"), ``format_version``, ``con
 :class:`~sparsercnn.config.Config` as JSON) and ``categories`` (the label map: contiguous label ->
 dataset category id and name), and optionally ``int8_calibration`` (the activation ranges of
 :class:`~sparsercnn.model.int8_features.Int8Calibration`, written by ``export --int8`` to a
-``.safetensors`` output). Loading never unpickles anything. The same weights, config and
-label map always give the same bytes.
+``.safetensors`` output), and ``tensors_crc32``, the CRC-32 of the tensor data that loading
+checks (:mod:`sparsercnn.safetensors_file`). Loading never unpickles anything. The same weights,
+config and label map always give the same bytes.
+
+Adding ``tensors_crc32`` kept format version 1: it is one more metadata entry, which earlier
+versions of sparsercnn ignore (they load these files, unchecked), and files without it, which
+those versions wrote, load as before, unchecked. The version goes up only for a change that a
+reader unaware of it would read wrongly.
 """
 
 from __future__ import annotations
@@ -17,16 +23,15 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from sparsercnn.atomic_file import atomic_write
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import SparseRCNN, build_model
 from sparsercnn.model.int8_features import Int8Calibration
 from sparsercnn.paths import check_file
 from sparsercnn.runtime import check_device
+from sparsercnn.safetensors_file import check_tensor_data, write_safetensors
 from sparsercnn.text import listing
 
 FORMAT_NAME = "sparsercnn"
@@ -66,7 +71,7 @@ def save_model_file(
     int8_calibration: Int8Calibration | None = None,
 ) -> Path:
     """Write the model to ``path`` (``.safetensors``) atomically, with ``int8_calibration``
-    in its metadata when given."""
+    in its metadata when given (:func:`~sparsercnn.safetensors_file.write_safetensors`)."""
     path = Path(path)
     if len(categories) != config.model.num_classes:
         raise ValueError(
@@ -80,35 +85,17 @@ def save_model_file(
     }
     if int8_calibration is not None:
         metadata[INT8_CALIBRATION_KEY] = int8_calibration.to_json()
-    tensors = model_state_dict(model)
-
-    def write(tmp: Path) -> None:
-        save_file(tensors, str(tmp), metadata=metadata)
-        _sort_header(tmp)
-
-    atomic_write(path, write)
-    return path
-
-
-def _sort_header(path: Path) -> None:
-    """Rewrite a safetensors file's JSON header with sorted keys, in place.
-
-    safetensors writes its metadata in hash-map order, which changes from one process to the
-    next, so that equal models would differ in bytes. Sorting keeps the header's length (the same
-    entries, compact JSON, padded with spaces as before) and every tensor's data offsets.
-    """
-    with open(path, "r+b") as handle:
-        size = int.from_bytes(handle.read(8), "little")
-        header = json.loads(handle.read(size))
-        text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        encoded = text.encode("utf-8")
-        assert len(encoded) <= size, "sorted safetensors header longer than the original"
-        handle.seek(8)
-        handle.write(encoded.ljust(size))
+    return write_safetensors(path, model_state_dict(model), metadata)
 
 
 def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, CategoryMap]:
-    """Read weights, config and label map from a file written by :func:`save_model_file`."""
+    """Read weights, config and label map from a file written by :func:`save_model_file`.
+
+    Raises:
+        FileNotFoundError, IsADirectoryError: ``path`` is no file.
+        ValueError: the file is not a readable sparsercnn model file, or its tensor data do not
+            match the CRC-32 stored with them (a damaged copy).
+    """
     tensors, config, categories, _ = _read(Path(path))
     return tensors, config, categories
 
@@ -138,6 +125,7 @@ def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str,
             f"{path} has model file format version {metadata.get('format_version')!r}; this "
             f"sparsercnn reads version {FORMAT_VERSION}: use the sparsercnn that wrote it"
         )
+    check_tensor_data(path, metadata, "copy, download or save it again")
     try:
         config = Config.from_run_dict(json.loads(metadata["config"]))
         categories = CategoryMap.from_dict(json.loads(metadata["categories"]))
@@ -203,7 +191,8 @@ def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> Loa
 
     Raises:
         FileNotFoundError, IsADirectoryError: ``path`` is no file.
-        ValueError: the file is not a readable sparsercnn model file, or ``device`` is not one
+        ValueError: the file is not a readable sparsercnn model file, is damaged
+            (:func:`read_model_file`), or ``device`` is not one
             (:func:`~sparsercnn.runtime.check_device`).
     """
     device = check_device(device)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sparsercnn import atomic_file, model_file
+from sparsercnn import atomic_file, safetensors_file
 from sparsercnn.cli.main import main
 from tests.reliability.training_run import TrainingRun
 from tests.synthetic_coco import SyntheticCoco
@@ -84,7 +84,7 @@ def test_disk_full_while_writing_the_model_names_the_file(
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     run = TrainingRun(tiny_coco, tmp_path / "run")
-    monkeypatch.setattr(model_file, "save_file", fill_the_disk)
+    monkeypatch.setattr(safetensors_file, "save_file", fill_the_disk)
     assert main(_train(run)) == 1  # a runtime failure, not bad input
     final = run.file("model_final.safetensors")
     message, hint = capsys.readouterr().err.strip().splitlines()[-2:]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 from sparsercnn.cli import convert as convert_cli
@@ -19,6 +20,7 @@ from sparsercnn.model import build_model, build_postprocessor
 from sparsercnn.model_file import load_model_file, load_state_dict_strict, read_model_file
 from sparsercnn.ops.boxes import clip_boxes
 from sparsercnn.presets import get_preset
+from sparsercnn.safetensors_file import DIGEST_KEY
 from sparsercnn.weights.convert import (
     COCO_CATEGORIES,
     backbone_state_dict,
@@ -28,6 +30,7 @@ from sparsercnn.weights.convert import (
     export_state_dict,
     save_converted,
 )
+from tests.damaged_safetensors import flip_a_tensor_byte
 from tests.weights.reference_checkpoints import (
     COCO_CLASSES,
     R50_100,
@@ -282,6 +285,12 @@ def test_a_backbone_file_is_not_a_detector(tmp_path: Path, tiny_pair: ReferenceP
     backbone = save_converted(tmp_path / "resnet18.pth", tmp_path / "resnet18.safetensors")
     with pytest.raises(ValueError, match=r"resnet18\.safetensors holds only a ResNet .*--backbone"):
         convert_checkpoint(backbone)
+    # Written as model files are: with the CRC-32 of its tensors, checked when it is read.
+    with safe_open(str(backbone), framework="pt") as handle:
+        assert DIGEST_KEY in handle.metadata()
+    flip_a_tensor_byte(backbone)
+    with pytest.raises(ValueError, match=r"resnet18\.safetensors is damaged: its tensor data"):
+        backbone_state_dict(backbone)
 
 
 def test_bare_state_dict_of_a_narrow_backbone(tmp_path: Path) -> None:

@@ -13,10 +13,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from sparsercnn.model_file import BACKBONE_FORMAT_NAME
+from sparsercnn.safetensors_file import write_safetensors
 from sparsercnn.weights import readers
 from sparsercnn.weights.download_lock import recorded_url
 from sparsercnn.weights.readers import detect_layout, read_checkpoint
 from tests.damaged_archive import flip_a_byte_of_the_largest_record
+from tests.damaged_safetensors import flip_a_tensor_byte
+from tests.tiny_model import write_tiny_model_file
 from tests.weights.reference_checkpoints import (
     COCO_CLASSES,
     ReferencePair,
@@ -316,6 +320,33 @@ def test_a_safetensors_file_cut_in_its_header_is_damaged(
     path = tmp_path / "cut.safetensors"
     path.write_bytes(whole.read_bytes()[:100])
     with pytest.raises(ValueError, match=r"cut\.safetensors: damaged or truncated safetensors"):
+        read_checkpoint(path)
+
+
+def test_a_model_file_damaged_inside_a_tensor_is_refused(tmp_path: Path) -> None:
+    """What `convert` and --init-from read: our model file, checked by its CRC-32."""
+    path = write_tiny_model_file(tmp_path / "model.safetensors")
+    assert read_checkpoint(path).layout == "ours"
+    flip_a_tensor_byte(path)
+    with pytest.raises(ValueError, match=r"model\.safetensors is damaged: its tensor data do not"):
+        read_checkpoint(path)
+
+
+def test_a_backbone_file_damaged_inside_a_tensor_is_refused(
+    tmp_path: Path, tiny_pair: ReferencePair
+) -> None:
+    """What --backbone-weights reads: a backbone file `convert` wrote, with its CRC-32; a cached
+    download of one is to be deleted."""
+    resnet = {k: v.contiguous() for k, v in tiny_pair.mmdet.items() if k.startswith("backbone.")}
+    path = tmp_path / "resnet.safetensors"
+    write_safetensors(path, resnet, {"format": BACKBONE_FORMAT_NAME})
+    assert read_checkpoint(path).layout == "ours"
+    flip_a_tensor_byte(path, 0.0)
+    with pytest.raises(ValueError, match=r"resnet\.safetensors is damaged: .*; download or copy"):
+        read_checkpoint(path)
+    url = "https://example.org/resnet.safetensors"
+    path.with_name("resnet.safetensors.url").write_text(url + "\n")
+    with pytest.raises(ValueError, match=rf"is damaged: .*; it was downloaded from {url}: delete"):
         read_checkpoint(path)
 
 

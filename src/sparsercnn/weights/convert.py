@@ -17,10 +17,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from safetensors.torch import save_file
 from torch import Tensor
 
-from sparsercnn.atomic_file import atomic_write
 from sparsercnn.config import Config, ModelConfig
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model import build_model
@@ -31,6 +29,7 @@ from sparsercnn.model_file import (
     load_state_dict_strict,
     save_model_file,
 )
+from sparsercnn.safetensors_file import write_safetensors
 from sparsercnn.text import listing
 from sparsercnn.weights.key_tables import Layout, backbone_prefix, rename_keys
 from sparsercnn.weights.readers import RawCheckpoint, detect_layout, read_checkpoint
@@ -470,8 +469,7 @@ def save_converted(src: str | Path, dst: str | Path, layout: Layout | None = Non
             "format": BACKBONE_FORMAT_NAME,
             "depth": str(infer_depth(tensors, checkpoint.source)),
         }
-        atomic_write(dst, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
-        return dst
+        return write_safetensors(dst, tensors, metadata)
     converted = convert_raw(checkpoint)
     model = build_model(converted.config)
     load_state_dict_strict(model, converted.state_dict, checkpoint.source)

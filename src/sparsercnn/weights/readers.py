@@ -32,6 +32,7 @@ from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model_file import BACKBONE_FORMAT_NAME, FORMAT_NAME, read_model_file
 from sparsercnn.paths import check_file
+from sparsercnn.safetensors_file import check_tensor_data
 from sparsercnn.text import listing
 from sparsercnn.torch_archive import damaged_record
 from sparsercnn.weights.download_lock import recorded_url
@@ -177,6 +178,7 @@ def _read_safetensors(path: Path, layout: Layout | None) -> RawCheckpoint:
     if metadata.get("format") == FORMAT_NAME:
         tensors, config, categories = read_model_file(path)
         return RawCheckpoint(tensors, "ours", str(path), categories.names, config, categories)
+    check_tensor_data(path, metadata, _fetch_again(recorded_url(path)))
     with safe_open(str(path), framework="pt") as handle:
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     if metadata.get("format") == BACKBONE_FORMAT_NAME:
