@@ -723,8 +723,8 @@ def test_an_unreadable_annotation_file_is_one_line_naming_its_flag(
     assert main(argv) == 2
     (line,) = error_lines(capsys)
     assert f"annotation file {json_path} (the {flag} path) " in line
-    problem = "was not found: check the path" if kind == "missing" else "cannot be read as JSON"
-    assert problem in line
+    problems = {"missing": "was not found: check the path", "folder": "is a folder; give the COCO"}
+    assert problems[kind] in line
 
 
 def test_a_wrong_validation_image_folder_names_its_flag(

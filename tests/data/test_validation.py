@@ -111,7 +111,7 @@ def test_malformed_boxes_and_warnings(bad_report: ValidationReport) -> None:
 
     (clipped,) = by_code(bad_report, "box_clipped")
     assert clipped.severity == "warning" and clipped.annotation_id == 16
-    assert "[35.0, 5.0, 5.0, 5.0]" in clipped.message
+    assert "trained as [35, 5, 5, 5]" in clipped.message
 
     (zero,) = by_code(bad_report, "empty_box")
     assert zero.severity == "warning" and zero.annotation_id == 15
@@ -408,6 +408,16 @@ def test_exif_rotation_mismatch_is_an_error_saying_what_to_do(write_coco: WriteC
         ('{"images": [], "annotations": []}', "'categories' missing"),
         ('{"images": {}, "annotations": [], "categories": []}', "'images' must be a JSON list"),
         ('{"images": [', "as JSON"),
+        # The other exports of the annotation tools: what to export instead.
+        (
+            '[{"id": 1, "data": {"image": "/data/upload/1/a.jpg"}, "annotations": []}]',
+            r"holds Label Studio tasks \(its 'JSON' export\).*: export the project as 'COCO'$",
+        ),
+        (
+            '\ufeff<?xml version="1.0"?>\n<annotations><version>1.1</version></annotations>',
+            r"is XML, not JSON \(a 'CVAT for images' or Pascal VOC export\?\): export the "
+            "annotations as COCO$",
+        ),
     ],
 )
 def test_files_that_are_not_coco_instances(tmp_path: Path, content: str, match: str) -> None:
@@ -423,6 +433,20 @@ def test_a_file_in_another_encoding_than_utf8_says_so(tmp_path: Path) -> None:
     json_path.write_bytes('{"images": [{"file_name": "café.jpg"}]}'.encode("latin-1"))
     with pytest.raises(AnnotationFileError, match=r"is not UTF-8 text \(byte 0xe9 at offset 30\)"):
         load_coco_json(json_path)
+
+
+def test_a_folder_given_as_the_annotation_file_names_the_json_files_in_it(tmp_path: Path) -> None:
+    """A Roboflow split's folder, which holds its _annotations.coco.json beside the images."""
+    (tmp_path / "a.jpg").write_bytes(b"")
+    with pytest.raises(AnnotationFileError) as info:
+        load_coco_json(tmp_path)
+    assert str(info.value.given_as("--json")) == (
+        f"annotation file {tmp_path} (the --json path) is a folder; give the COCO instances "
+        "JSON file"
+    )
+    (tmp_path / "_annotations.coco.json").write_text("{}")
+    with pytest.raises(AnnotationFileError, match=r"give the COCO JSON file in it \('_annotations"):
+        load_coco_json(tmp_path)
 
 
 def test_an_unreadable_annotation_file_names_every_flag_until_told_which(tmp_path: Path) -> None:
@@ -514,6 +538,59 @@ def test_boxes_written_as_corners_are_named_as_such_once() -> None:
     # Genuine [x, y, w, h] boxes, one a little past the edge: no such hint.
     data["annotations"].append(box(9, 1, 1, [30, 25, 5, 5]))  # x > w: not corners
     assert "bbox_corners" not in [issue.code for issue in check_coco(data, "x.json").issues]
+
+
+def test_a_box_past_the_edge_by_an_exporter_s_rounding_is_clipped_without_a_warning() -> None:
+    """Label Studio and FiftyOne store boxes as fractions of the image: a box drawn to the edge
+    comes back 1e-13 px past it, and one rounded to two decimals 0.01 px. Such a box is inside
+    for every check (no warning for a file of good boxes), and trained clipped."""
+    width, height = 40, 30
+    x, w = 8 / 100 * width, 92 / 100 * width  # x + w == 40.00000000000001
+    y, h = 7 / 100 * height, 93 / 100 * height  # y + h == 30.000000000000004
+    assert x + w > width and y + h > height
+    data = {
+        "images": [image(1, "a.png", width, height)],
+        "annotations": [
+            box(1, 1, 1, [x, y, w, h]),
+            box(2, 1, 1, [-0.01, 20.335, 10.0, 9.675]),  # rounded to two decimals
+            box(3, 1, 1, [35.0, 20.0, 5.1, 5.0]),  # 0.1 px past: a box drawn past the edge
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    checked = check_coco(data, "ls.json")
+    assert [(issue.code, issue.annotation_id) for issue in checked.issues] == [("box_clipped", 3)]
+    trained = {ann["id"]: ann["bbox"] for ann in checked.annotations}
+    assert trained[1] == pytest.approx([x, y, width - x, height - y])
+    assert trained[1][0] + trained[1][2] <= width and trained[1][1] + trained[1][3] <= height
+    assert trained[2] == pytest.approx([0.0, 20.335, 9.99, 9.665])
+    # Evaluation scores every box as the file gives it.
+    assert [ann["bbox"] for ann in checked.ground_truth] == [
+        ann["bbox"] for ann in data["annotations"]
+    ]
+
+
+def test_annotations_marked_ignore_are_named_once_as_trained_and_evaluated() -> None:
+    """COCO's tools read 'iscrowd' only: boxes a converter marked "ignore": 1 (detectron2
+    refuses them) are trained and evaluated as objects, which one warning says; Label Studio's
+    "ignore": 0 beside every box, and a crowd region's, say nothing."""
+    annotations = [box(i, 1, 1, [1, 1, 5, 5], ignore=1) for i in range(1, 8)]
+    annotations += [box(8, 1, 1, [1, 1, 5, 5], ignore=0), box(9, 1, 1, [1, 1, 5, 5], ignore="0")]
+    annotations.append(box(10, 1, 1, [1, 1, 5, 5], ignore=1, iscrowd=1))
+    data = {
+        "images": [image(1, "a.png")],
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    checked = check_coco(data, "x.json")
+    assert [(issue.severity, issue.code) for issue in checked.issues] == [
+        ("warning", "ignore_flag")
+    ]
+    assert checked.issues[0].message == (
+        '7 annotations in x.json (ids 1, 2, 3, 4, 5 ... (7 in all)) have "ignore": 1, which '
+        "COCO's tools do not read: they are trained and evaluated as objects; to make them "
+        "regions that neither counts, set their 'iscrowd' to 1"
+    )
+    assert len(checked.annotations) == 10
 
 
 def test_refusal_to_train_on_corner_boxes_says_so(write_coco: WriteCoco) -> None:
@@ -722,13 +799,24 @@ def test_a_missing_or_quoted_value_is_named_as_such(change: dict[str, Any], text
     assert f"'{next(iter(change))}' is missing" in missing
 
 
-def test_a_segment_without_a_bbox_says_to_add_its_bounding_box() -> None:
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [({}, "'bbox' is missing, the"), ({"bbox": []}, "'bbox' is [], the"), ({"bbox": None}, "null")],
+)
+def test_a_segment_without_a_bbox_says_to_add_its_bounding_box(
+    given: dict[str, Any], said: str
+) -> None:
     ann = {"id": 10, "image_id": 1, "category_id": 3, "segmentation": [[1, 2, 11, 2, 11, 12]]}
     categories = [{"id": 3, "name": "car"}]
-    data = {"images": [image(1, "a.png")], "annotations": [ann], "categories": categories}
+    data = {"images": [image(1, "a.png")], "annotations": [ann | given], "categories": categories}
     (issue,) = check_coco(data, "x.json").issues
     assert (issue.code, issue.annotation_id) == ("malformed_bbox", 10)
+    assert said in issue.message
     assert "has only a 'segmentation': add the segment's bounding box as 'bbox'" in issue.message
+    # An empty segmentation (Label Studio writes one beside every box) has no box to give.
+    data["annotations"] = [ann | given | {"segmentation": []}]
+    (issue,) = check_coco(data, "x.json").issues
+    assert "segment" not in issue.message
 
 
 def test_a_repeated_id_says_whether_the_entry_is_a_copy() -> None:

@@ -170,11 +170,9 @@ def check_same_categories(
     only_expected = [pair for pair in expected_pairs if pair not in found_pairs]
     # Where they share categories, the difference is what to read (past the first ten, too).
     shared = len(only_found) < len(found_pairs)
-    difference = (
-        f": it alone has {_first_pairs(only_found)} and lacks {_first_pairs(only_expected)}"
-        if shared
-        else ""
-    )
+    parts = [f"alone has {_first_pairs(only_found)}"] if only_found else []
+    parts += [f"lacks {_first_pairs(only_expected)}"] if only_expected else []
+    difference = f": it {' and '.join(parts)}" if shared else ""
     raise ValueError(
         f"{what} has categories {_first_pairs(found_pairs)} but {expected_from} "
         f"{_first_pairs(expected_pairs)}{difference}; use a dataset with the same COCO "

@@ -10,7 +10,9 @@ Issue codes. Errors: ``bad_category``, ``duplicate_category_id``, ``no_categorie
 ``bad_image``, ``duplicate_image_id``, ``bad_annotation``, ``duplicate_annotation_id``,
 ``unknown_image_id``, ``unknown_category_id``, ``rejected_category`` (an annotation of a
 category whose entry has an error), ``bad_iscrowd``, ``malformed_bbox``,
-``negative_size``, ``box_outside_image``. Warnings: ``box_clipped``, ``empty_box`` (zero width
+``negative_size``, ``box_outside_image``. Warnings: ``box_clipped`` (a box past its image's
+edge by more than :data:`ROUNDING_PX`, the rounding of exporters, and within the clip
+tolerance: trained clipped to the image), ``empty_box`` (zero width
 or height: no training target, as in the reference, spec 1.4; COCO train2017 has two; both are
 evaluated as the file gives them), ``bad_area`` (an ``area`` that COCO evaluation cannot sort
 into small/medium/large as meant; training does not use it),
@@ -21,9 +23,11 @@ its own), ``duplicate_category_name``,
 ``blank_category_name``, ``placeholder_category`` (a category no
 annotation uses that an annotation tool adds beside the classes: Roboflow's project category,
 the ``supercategory`` of the others; labelme2coco's ``_background_``), ``duplicate_file_name``,
-``bbox_corners`` (boxes past their image's right or bottom edge in a file whose every box would
-fit read as corners ``[x1, y1, x2, y2]``: an exporter's mistake that the per-box issues do not
-name; one of the :data:`EXPLAINING_CODES`).
+``ignore_flag`` (non-crowd annotations with ``"ignore": 1``, as some converters mark regions
+to ignore: COCO evaluation reads ``iscrowd`` only; one warning for all), ``bbox_corners``
+(boxes past their image's right or bottom edge, by more than :data:`ROUNDING_PX`, in a file
+whose every box would fit read as corners ``[x1, y1, x2, y2]``: an exporter's mistake that the
+per-box issues do not name; one of the :data:`EXPLAINING_CODES`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ from sparsercnn.text import counted, listing
 # How far a box may extend past the image border, as a fraction of the image width (for x) or
 # height (for y), and still be clipped with a warning instead of being rejected.
 DEFAULT_CLIP_TOLERANCE = 0.05
+# How far, in pixels, a box may end past its image's edge and still count as inside it: clipped
+# without a warning. Exporters that store coordinates as fractions of the image (Label Studio,
+# FiftyOne) write a box drawn to the edge 1e-13 px past it, and those that round x and w to two
+# decimals each up to 0.01 px (plus the float error of adding them).
+ROUNDING_PX = 0.02
 REQUIRED_KEYS = ("images", "annotations", "categories")
 
 Severity = Literal["error", "warning", "info"]
@@ -177,10 +186,13 @@ def load_coco_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse a COCO instances file and check its top-level structure.
 
     Raises:
-        AnnotationFileError: the file is missing, unreadable or not JSON.
+        AnnotationFileError: the file is missing, a folder (the JSON files in it named, as the
+            ``_annotations.coco.json`` of a Roboflow split), unreadable or not JSON.
         DatasetError: it lacks a list-valued ``images``, ``annotations`` or ``categories``; the
             message names the file and the key.
     """
+    if os.path.isdir(path):
+        raise AnnotationFileError(path, _folder_problem(path))
     try:
         with open(path, "rb") as file:
             data = json.load(file)
@@ -192,19 +204,45 @@ def load_coco_json(path: str | os.PathLike[str]) -> dict[str, Any]:
             "JSON must be: save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
         )
         raise AnnotationFileError(path, problem) from exc
-    except (OSError, json.JSONDecodeError) as exc:
+    except json.JSONDecodeError as exc:
+        if exc.doc.lstrip().startswith("<"):
+            problem = (
+                "is XML, not JSON (a 'CVAT for images' or Pascal VOC export?): export the "
+                "annotations as COCO"
+            )
+        else:
+            problem = f"cannot be read as JSON ({exc}): give a COCO instances JSON file"
+        raise AnnotationFileError(path, problem) from exc
+    except OSError as exc:
         problem = f"cannot be read as JSON ({exc}): give a COCO instances JSON file"
         raise AnnotationFileError(path, problem) from exc
     _check_structure(data, os.fspath(path))
     return data
 
 
+def _folder_problem(folder: str | os.PathLike[str]) -> str:
+    """What to give instead of a folder given as a COCO file: the JSON files in it, if any."""
+    try:
+        with os.scandir(folder) as entries:
+            names = sorted(repr(entry.name) for entry in entries if entry.name.endswith(".json"))
+    except OSError:  # not listable: nothing to name
+        names = []
+    if not names:
+        return "is a folder; give the COCO instances JSON file"
+    return f"is a folder; give the COCO JSON file in it ({listing(names, limit=3)})"
+
+
 def _check_structure(data: Any, source: str) -> None:
     expected = "a COCO instances file (an object with 'images', 'annotations' and 'categories')"
     if isinstance(data, list):
-        looks_like_results = bool(data) and isinstance(data[0], dict) and "score" in data[0]
-        what = "detection results (a list with scores)" if looks_like_results else "a JSON list"
-        raise DatasetError(f"{source} holds {what}, but {expected} is needed")
+        first = data[0] if data and isinstance(data[0], dict) else {}
+        what, fix = "a JSON list", ""
+        if "score" in first:
+            what = "detection results (a list with scores)"
+        elif "data" in first and ("annotations" in first or "predictions" in first):
+            what = "Label Studio tasks (its 'JSON' export)"
+            fix = ": export the project as 'COCO'"
+        raise DatasetError(f"{source} holds {what}, but {expected} is needed{fix}")
     if not isinstance(data, dict):
         raise DatasetError(f"{source} holds a JSON {type(data).__name__}; {expected} is needed")
     missing = [key for key in REQUIRED_KEYS if key not in data]
@@ -275,6 +313,9 @@ def check_coco(
         images={image["id"]: image for image in images},
         category_ids={category["id"] for category in categories},
     )
+    if checker.ignore_flagged:
+        message = _ignore_flag_message(checker.ignore_flagged, source)
+        checker.add("warning", "ignore_flag", message)
     if (corners := checker.corner_boxes.message(source)) is not None:
         # First: it explains the box issues that follow.
         checker.issues.insert(0, Issue("warning", "bbox_corners", corners))
@@ -311,6 +352,8 @@ class _Checker:
         self.sized_by_file: list[int] = []
         # The entries rejected only for giving no size, their file's size unknown.
         self.unsized_images: list[dict[str, Any]] = []
+        # The ids of the valid non-crowd annotations with "ignore": 1 (ignore_flag).
+        self.ignore_flagged: list[int] = []
         self.issues: list[Issue] = []
         # Image and category entries with errors, by their id as given (:func:`_id_key`):
         # annotations that refer to them are counted in (images) or named after (categories)
@@ -562,10 +605,11 @@ class _Checker:
             problem = ("unknown_category_id", f"category id {cat_id} is not in 'categories'")
         elif not _is_crowd_flag(crowd := ann.get("iscrowd")):
             problem = ("bad_iscrowd", f"'iscrowd' must be 0 or 1, got {crowd!r:.40}")
-        elif "bbox" not in ann and "segmentation" in ann:
+        elif ann.get("bbox") in (None, []) and ann.get("segmentation"):
+            given = "missing" if "bbox" not in ann else json.dumps(ann["bbox"])
             problem = (
                 "malformed_bbox",
-                "'bbox' is missing, the annotation has only a 'segmentation': add the segment's "
+                f"'bbox' is {given}, the annotation has only a 'segmentation': add the segment's "
                 "bounding box as 'bbox' [x, y, w, h] pixels (pycocotools' mask.toBbox gives it)",
             )
         elif "bbox" not in ann:
@@ -577,6 +621,8 @@ class _Checker:
             return None
         if "area" in ann and (area_problem := _area_problem(ann["area"], ann["bbox"])):
             self.add("warning", "bad_area", f"{where}: {area_problem}", image_id, ann_id, file)
+        if ann.get("ignore") in (1, True) and not ann.get("iscrowd"):
+            self.ignore_flagged.append(ann_id)
         # Evaluation scores a zero-size or clipped box as the file gives it (crowds: ignored).
         area_from_field = is_number(ann.get("area"))
         scored = [ScoredObject(image_id, ann_id, coco_area(ann), area_from_field)]
@@ -602,8 +648,7 @@ class _Checker:
         self.ground_truth.append(ann)
         if reason is not None:
             self.add("warning", "box_clipped", f"{where}: {reason}", image_id, ann_id, file)
-            return {**ann, "bbox": bbox}
-        return ann
+        return ann if bbox is ann["bbox"] else {**ann, "bbox": bbox}
 
 
 _ANNOTATION_IDS = ("id", "image_id", "category_id")
@@ -689,7 +734,7 @@ class _CornerBoxes:
     def add(self, bbox: list[float], width: int, height: int) -> None:
         x, y, a, b = bbox  # [x, y, w, h] as COCO's, [x1, y1, x2, y2] as corners
         self.num_boxes += 1
-        self.num_past_edge += x + a > width or y + b > height
+        self.num_past_edge += x + a > width + ROUNDING_PX or y + b > height + ROUNDING_PX
         tol_x, tol_y = self.tolerance * width, self.tolerance * height
         self.all_fit_as_corners &= (
             -tol_x <= x <= a <= width + tol_x and -tol_y <= y <= b <= height + tol_y
@@ -827,6 +872,18 @@ def _sized_by_file_message(ids: list[int], source: str) -> str:
     )
 
 
+def _ignore_flag_message(ids: list[int], source: str) -> str:
+    """The ``ignore_flag`` warning of the annotations ``ids``: non-crowd, with
+    ``"ignore": 1``."""
+    ids_text = listing([str(ann_id) for ann_id in ids], limit=5)
+    return (
+        f"{counted(len(ids), 'annotation')} in {source} (id{'' if len(ids) == 1 else 's'} "
+        f'{ids_text}) {"has" if len(ids) == 1 else "have"} "ignore": 1, which COCO\'s tools '
+        "do not read: they are trained and evaluated as objects; to make them regions that "
+        "neither counts, set their 'iscrowd' to 1"
+    )
+
+
 def _sized_by_file_note(given: tuple[int | None, int | None], size: tuple[int, int]) -> str:
     """What a box's clip or rejection adds for an image sized by its file (``size``, ``(width,
     height)``) where its entry gives another size or half of one (``given``,
@@ -886,7 +943,7 @@ def _fit_to_image(
 
     Returns:
         The box to use (``bbox`` itself, a clipped copy, or ``None`` when rejected) and, for a
-        clipped or rejected box, the reason.
+        rejected box or one clipped by more than :data:`ROUNDING_PX`, the reason.
     """
     x1, y1, w, h = bbox
     x2, y2 = x1 + w, y1 + h
@@ -901,8 +958,11 @@ def _fit_to_image(
     if cx2 <= cx1 or cy2 <= cy1:
         return None, f"bbox {bbox} (xyxy {xyxy}) lies outside {size}"
     clipped = [float(cx1), float(cy1), float(cx2 - cx1), float(cy2 - cy1)]
+    if max(-x1, -y1, x2 - width, y2 - height) <= ROUNDING_PX:
+        return clipped, None
+    shown = ", ".join(f"{value:g}" for value in clipped)
     return clipped, (
-        f"bbox {bbox} is slightly outside {size}; trained as {clipped} (evaluation scores it "
+        f"bbox {bbox} is slightly outside {size}; trained as [{shown}] (evaluation scores it "
         "as given)"
     )
 
