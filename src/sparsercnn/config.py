@@ -35,6 +35,9 @@ BACKBONE_DEPTHS = (18, 34, 50, 101)
 NUM_FREEZABLE_PARTS = 5
 # Finest FPN levels whose output conv can run on demand (P2..P4; P5 is always dense).
 MAX_ON_DEMAND_LEVELS = 3
+# Data-loading processes where none are given: training's train.num_workers, and a model file's
+# run over a dataset (eval, diagnose and their library functions; --workers).
+DEFAULT_NUM_WORKERS = 2
 
 
 @dataclass
@@ -237,7 +240,7 @@ class TrainConfig:
     grad_accum_steps: int = 1
     amp: bool = False  # bf16 autocast where supported; matching and losses stay fp32
     seed: int = 40244023
-    num_workers: int = 2
+    num_workers: int = DEFAULT_NUM_WORKERS
     # Batches of one orientation each (w > h or not), as both references train (spec 1.4);
     # false: consecutive samples, so a batch mixing them is padded to max(h) x max(w).
     aspect_ratio_grouping: bool = True

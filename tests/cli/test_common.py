@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 from pathlib import Path
 
@@ -23,6 +24,10 @@ from sparsercnn.cli.common import (
     warn_replacing,
 )
 from sparsercnn.cli.main import build_parser, main, subcommand_parsers
+from sparsercnn.config import DEFAULT_NUM_WORKERS, TrainConfig
+from sparsercnn.diagnostics import evaluate_model_file_stages, slot_statistics_of_model_file
+from sparsercnn.diagnostics.feature_reads import collect_feature_reads
+from sparsercnn.engine.model_evaluation import evaluate_model_file, evaluate_onnx_file
 from tests.synthetic_coco import WriteCoco
 
 
@@ -139,6 +144,26 @@ def test_every_path_flag_expands_the_home_folder() -> None:
         "serve --onnx",
         "visualize IMAGE",
     } <= expanding
+
+
+def test_every_workers_default_is_the_config_s() -> None:
+    """``diagnose stages`` and ``diagnose slots`` loaded with 2 processes by default, their
+    library functions with none: the default number of loading processes is one constant,
+    which every --workers flag (and its help), model file's run and train.num_workers take."""
+    flags = [action for _, action in _every_action(build_parser()) if action.dest == "workers"]
+    assert len(flags) >= 5
+    assert all(action.default in (None, DEFAULT_NUM_WORKERS) for action in flags)
+    assert all(f"(default {DEFAULT_NUM_WORKERS})" in str(action.help) for action in flags)
+    for run in (
+        evaluate_model_file,
+        evaluate_onnx_file,
+        collect_feature_reads,
+        evaluate_model_file_stages,
+        slot_statistics_of_model_file,
+    ):
+        default = inspect.signature(run).parameters["num_workers"].default
+        assert default == DEFAULT_NUM_WORKERS, run.__name__
+    assert TrainConfig().num_workers == DEFAULT_NUM_WORKERS
 
 
 def test_every_flag_that_writes_a_file_refuses_a_folder_name() -> None:

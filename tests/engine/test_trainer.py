@@ -403,6 +403,16 @@ def test_a_failed_evaluation_keeps_the_checkpoint_due_and_resumes_there(
     assert not (tmp_path / "model_final.safetensors").exists()
     result = _trainer(tiny_coco, cfg, tmp_path, with_val=True, resume=True).train()
     assert result.iteration == 3 and result.final_metrics is not None
+    assert result.model_final_path is not None and result.model_final_path.is_file()
+    assert result.model_best_path is not None and result.model_best_path.is_file()
+    # The checkpoint was written again with the evaluation, as at a normal end: resuming the
+    # run once more evaluated it a second time (two records of iteration 3).
+    extra = load_training_checkpoint(tmp_path / "checkpoint_0000003.pt")["extra"]
+    assert extra["last_evaluation"] == 3 and extra["best_ap"] == result.best_ap
+    records = _records(tmp_path)
+    assert [r["iter"] for r in records if "eval" in r] == [3]
+    _trainer(tiny_coco, cfg, tmp_path, with_val=True, resume=True).train()
+    assert _records(tmp_path) == records
 
 
 def _raise_runtime_error(*args: object, **kwargs: object) -> None:
@@ -417,7 +427,8 @@ def test_a_resumed_run_with_no_step_left_says_so_when_interrupted_in_its_evaluat
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     """A finished run resumed for its missed final evaluation, Ctrl-C'd during it: the notice
-    said "interrupted before the first step", of a run that had no step to take."""
+    said "interrupted before the first step", of a run that had no step to take; and the
+    evaluation was not checkpointed, so that the next resume evaluated it again."""
     cfg = tiny_config()
     cfg.train.checkpoint_period = cfg.train.eval_period = 0
     cfg.train.max_iter = 1
@@ -436,9 +447,30 @@ def test_a_resumed_run_with_no_step_left_says_so_when_interrupted_in_its_evaluat
         _trainer(tiny_coco, cfg, tmp_path, with_val=True, resume=True).train()
     checkpoint = tmp_path / "checkpoint_0000001.pt"
     assert [path.name for path in tmp_path.glob("checkpoint_*.pt")] == [checkpoint.name]
-    notice = "interrupted with no step left to train: stopping after the final evaluation, if "
-    notice += f"one is under way, with nothing new to save; {checkpoint} holds iteration 1 to "
-    assert notice + "resume from" in capfd.readouterr().err
+    notice = "interrupted with no step left to train: stopping after the final evaluation under "
+    notice += f"way, if any, saved with it; {checkpoint} holds iteration 1 to resume from"
+    assert notice in capfd.readouterr().err
+    assert load_training_checkpoint(checkpoint)["extra"]["last_evaluation"] == 1
+    assert not (tmp_path / "model_final.safetensors").exists()
+    records = _records(tmp_path)
+    assert [r["iter"] for r in records if "eval" in r] == [1]
+    monkeypatch.setattr(trainer_module, "evaluate", _raise_runtime_error)  # nothing to evaluate
+    result = _trainer(tiny_coco, cfg, tmp_path, with_val=True, resume=True).train()
+    assert _records(tmp_path) == records
+    assert result.model_final_path is not None and result.model_final_path.is_file()
+    assert result.model_best_path is not None and result.model_best_path.is_file()
+    wrap_ddp = trainer_module.wrap_ddp
+
+    def signalled_wrap(*args: Any, **kwargs: Any) -> torch.nn.Module:
+        signal.raise_signal(signal.SIGINT)
+        return wrap_ddp(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "wrap_ddp", signalled_wrap)
+    capfd.readouterr()
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(tiny_coco, cfg, tmp_path, with_val=True, resume=True).train()
+    notice = "interrupted with no step left to train: stopping, with nothing new to save; "
+    assert notice + f"{checkpoint} holds iteration 1" in capfd.readouterr().err
 
 
 def test_a_failed_periodic_evaluation_is_redone_on_resume(

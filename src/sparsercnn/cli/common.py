@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
-from sparsercnn.config import Precision
+from sparsercnn.config import DEFAULT_NUM_WORKERS, Precision
 from sparsercnn.paths import check_file, is_below
 from sparsercnn.presets import PRESETS
 
@@ -243,10 +243,6 @@ def refuse_model_flags_with_onnx(args: argparse.Namespace) -> None:
     )
 
 
-# Data-loading processes of a model's run over a dataset where --workers is not given.
-DEFAULT_WORKERS = 2
-
-
 def add_model_dataset_arguments(
     parser: argparse.ArgumentParser,
     *,
@@ -259,8 +255,8 @@ def add_model_dataset_arguments(
     a model file run over a COCO-format dataset; with ``onnx``, ``--onnx FILE`` (an export)
     may replace ``--model``; with ``detections``, ``--detections FILE`` (a COCO results JSON,
     no model run) may, ``--images`` is then optional (the handler requires it for a model) and
-    ``--workers`` None when not given (:data:`DEFAULT_WORKERS` for a model);
-    without ``batches``, no batch arguments (one image at a time)."""
+    ``--workers`` None when not given (:data:`~sparsercnn.config.DEFAULT_NUM_WORKERS` for a
+    model); without ``batches``, no batch arguments (one image at a time)."""
     if onnx or detections:
         model = parser.add_mutually_exclusive_group(required=True)
         add_model_argument(model, required=False)
@@ -293,8 +289,8 @@ def add_model_dataset_arguments(
         "--workers",
         type=int_at_least(0),
         # None where --detections may run no model: its handler then tells a flag given.
-        default=None if detections else DEFAULT_WORKERS,
-        help=f"data-loading processes (default {DEFAULT_WORKERS})",
+        default=None if detections else DEFAULT_NUM_WORKERS,
+        help=f"data-loading processes (default {DEFAULT_NUM_WORKERS})",
     )
     parser.add_argument(
         "--skip-invalid",

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sparsercnn.cli.common import (
-    DEFAULT_WORKERS,
     add_cuda_graphs_argument,
     add_model_dataset_arguments,
     add_precision_argument,
@@ -26,6 +25,7 @@ from sparsercnn.cli.common import (
     user_path,
     warn_replacing,
 )
+from sparsercnn.config import DEFAULT_NUM_WORKERS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
         warn_replacing(args.results, "--results")
         warn_replacing(args.report_dir, "--report-dir", files=REPORT_FILES)
 
-    num_workers = DEFAULT_WORKERS if args.workers is None else args.workers
+    num_workers = DEFAULT_NUM_WORKERS if args.workers is None else args.workers
     with naming_input_flags({"--images": args.images}, annotation_files={"--json": args.json}):
         if args.detections is not None:
             report = evaluate_detections_file(

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from sparsercnn.atomic_file import atomic_write_text
+from sparsercnn.config import DEFAULT_NUM_WORKERS
 from sparsercnn.data.loader import build_test_loader
 from sparsercnn.engine.model_evaluation import load_model_and_dataset
 from sparsercnn.model import SparseRCNN
@@ -152,7 +153,7 @@ def collect_feature_reads(
     *,
     device: torch.device | str = "cpu",
     max_images: int | None = None,
-    num_workers: int = 2,
+    num_workers: int = DEFAULT_NUM_WORKERS,
     skip_invalid: bool = False,
 ) -> FeatureReads:
     """The model's FPN reads over a COCO-format dataset (its test resize), image by image."""

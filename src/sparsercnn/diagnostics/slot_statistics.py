@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from sparsercnn.atomic_file import atomic_write_text
+from sparsercnn.config import DEFAULT_NUM_WORKERS
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.loader import build_test_loader
 from sparsercnn.engine.model_evaluation import load_model_and_dataset
@@ -351,7 +352,7 @@ def slot_statistics_of_model_file(
     device: torch.device | str = "cpu",
     score_threshold: float = 0.3,
     batch_size: int | None = None,
-    num_workers: int = 0,
+    num_workers: int = DEFAULT_NUM_WORKERS,
     batch_invariant: bool = True,
     skip_invalid: bool = False,
 ) -> SlotStatistics:

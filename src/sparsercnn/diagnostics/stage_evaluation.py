@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from sparsercnn.atomic_file import atomic_write_text
+from sparsercnn.config import DEFAULT_NUM_WORKERS
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.loader import build_test_loader
 from sparsercnn.engine.inference import evaluation_ground_truth
@@ -219,7 +220,7 @@ def evaluate_model_file_stages(
     device: torch.device | str = "cpu",
     num_latency_images: int = 5,
     batch_size: int | None = None,
-    num_workers: int = 0,
+    num_workers: int = DEFAULT_NUM_WORKERS,
     batch_invariant: bool = True,
     skip_invalid: bool = False,
 ) -> StageEvaluation:

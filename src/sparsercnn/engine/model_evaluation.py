@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from sparsercnn.config import Config
+from sparsercnn.config import DEFAULT_NUM_WORKERS, Config
 from sparsercnn.data.categories import check_same_categories
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.policy import Inspection
@@ -101,7 +101,7 @@ def evaluate_model_file(
     device: torch.device | str = "cpu",
     num_stages: int | None = None,
     batch_size: int | None = None,
-    num_workers: int = 2,
+    num_workers: int = DEFAULT_NUM_WORKERS,
     batch_invariant: bool = True,
     precision: Precision = "fp32",
     cuda_graphs: bool = False,
@@ -178,7 +178,7 @@ def evaluate_onnx_file(
     *,
     device: torch.device | str | None = "cpu",
     batch_size: int | None = None,
-    num_workers: int = 2,
+    num_workers: int = DEFAULT_NUM_WORKERS,
     num_threads: int | None = None,
     batch_invariant: bool = True,
     precision: Precision | None = None,

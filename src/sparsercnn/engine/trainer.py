@@ -466,7 +466,7 @@ class Trainer:
         """What a first Ctrl-C or SIGTERM does, said when it comes (:meth:`_save_interrupted`):
         once a step has begun, the run checkpoints its steps; before that it has none to save,
         and stops with the checkpoint it resumed from, if any; a resumed run with no step left
-        (signalled during its final evaluation) has nothing new to save either."""
+        saves only the final evaluation under way, if any, checkpointed with it."""
         again = "interrupt again to stop at once"
         if self._stepped:
             return (
@@ -476,12 +476,14 @@ class Trainer:
         if self.checkpoint_path is None:
             return f"interrupted before the first step: stopping, with nothing to save ({again})"
         kept = f"{self.checkpoint_path} holds iteration {self.iteration} to resume from ({again})"
-        if self.iteration >= self.cfg.train.max_iter:
+        if self.iteration < self.cfg.train.max_iter:
+            return f"interrupted before the first step: stopping; {kept}"
+        if self._final_evaluation_due():
             return (
-                "interrupted with no step left to train: stopping after the final evaluation, if "
-                f"one is under way, with nothing new to save; {kept}"
+                "interrupted with no step left to train: stopping after the final evaluation "
+                f"under way, if any, saved with it; {kept}"
             )
-        return f"interrupted before the first step: stopping; {kept}"
+        return f"interrupted with no step left to train: stopping, with nothing new to save; {kept}"
 
     def _save_interrupted(self, window: LogWindow) -> None:
         """Log the steps since the last record and checkpoint them, so that ``--resume``
@@ -683,14 +685,22 @@ class Trainer:
             images_per_iter=train.batch_size * train.grad_accum_steps,
         )
 
+    def _final_evaluation_due(self) -> bool:
+        """Whether the iteration training ends at has no evaluation yet (a validation set given):
+        none ran there, or the checkpoint a finished run resumed from holds none (it failed)."""
+        return self.val_dataset is not None and self.evaluations.last_iteration != self.iteration
+
     def _final_evaluation_and_checkpoint(self, window: LogWindow) -> None:
-        """Log the last steps, then the final evaluation and checkpoint (each unless this
-        iteration has one already, as a resumed finished run has)."""
+        """Log the last steps, then the final evaluation and the checkpoint that holds it. A
+        resumed finished run whose checkpoint holds its evaluation does neither again; one
+        whose final evaluation had failed evaluates and checkpoints again with it, so that the
+        next resume evaluates nothing."""
         if window.num_steps:
             self._log_window(window, None)
-        if self.val_dataset is not None and self.evaluations.last_iteration != self.iteration:
+        evaluated = self._final_evaluation_due()
+        if evaluated:
             self._evaluate(checkpoint_due=self.last_checkpoint_iteration != self.iteration)
-        if self.last_checkpoint_iteration != self.iteration:
+        if evaluated or self.last_checkpoint_iteration != self.iteration:
             self._save_checkpoint()
 
     def _finish(self, stopped_early: bool) -> TrainResult:
