@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sparsercnn.atomic_file import AtomicFile, atomic_write, leftover_temporaries
+from sparsercnn.atomic_file import AtomicFile, atomic_write, leftover_temporaries, write_error
 
 
 def test_a_streamed_file_appears_complete_on_commit(tmp_path: Path) -> None:
@@ -106,3 +106,16 @@ def test_write_text_in_a_with_block_names_the_file_once(
     for raised in (by_hand, in_block):
         assert str(raised.value) == expected and raised.value.errno == errno.ENOSPC
     assert leftover_temporaries(tmp_path, "*") == [] and not target.exists()
+
+
+def test_write_error_knows_its_own_errors_by_mark_not_by_text() -> None:
+    """Was: an error whose text merely looked like write_error's (a message passed on from
+    elsewhere) went unnamed; its own errors are marked with the name they give."""
+    look_alike = OSError(
+        errno.EIO, "could not write a.json (x); any previous version of it is intact"
+    )
+    assert write_error(look_alike, "a.json") is not look_alike
+    own = write_error(OSError(errno.ENOSPC, "No space left on device"), "a.json")
+    assert write_error(own, "a.json") is own
+    renamed = write_error(own, "b.json")
+    assert renamed.errno == errno.ENOSPC and "could not write b.json (" in str(renamed)

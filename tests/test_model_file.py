@@ -52,6 +52,43 @@ def test_a_byte_flipped_inside_a_tensor_is_refused(model_file: Path) -> None:
             load(model_file)
 
 
+def test_a_refused_file_loads_no_tensor(
+    model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: every tensor loaded, then the file read again for its CRC-32 or its metadata
+    refused. The header is checked first; the tensors are loaded only from a file that passes."""
+    loaded: list[str] = []
+
+    class CountingHandle:
+        def __init__(self, path: str, framework: str) -> None:
+            self.handle = safe_open(path, framework=framework)
+
+        def __enter__(self) -> CountingHandle:
+            self.handle.__enter__()
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.__exit__(*exc)
+
+        def metadata(self) -> dict[str, str]:
+            return self.handle.metadata()
+
+        def keys(self) -> list[str]:
+            return self.handle.keys()
+
+        def get_tensor(self, key: str) -> torch.Tensor:
+            loaded.append(key)
+            return self.handle.get_tensor(key)
+
+    monkeypatch.setattr("sparsercnn.model_file.safe_open", CountingHandle)
+    wrong_version = with_metadata(model_file, tmp_path, format_version="0")
+    flip_a_tensor_byte(model_file)
+    for refused in (model_file, wrong_version):
+        with pytest.raises(ValueError):
+            read_model_file(refused)
+    assert loaded == []
+
+
 def test_a_file_written_before_the_digest_loads_unchecked(model_file: Path, tmp_path: Path) -> None:
     """Model files of earlier versions have no digest, and the same format version."""
     path = with_metadata(model_file, tmp_path, **{DIGEST_KEY: None})

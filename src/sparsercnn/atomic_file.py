@@ -15,8 +15,9 @@ from pathlib import Path
 from types import TracebackType
 
 _TEMPORARY_SUFFIX = ".tmp"
-# The end of every message of write_error, by which it knows its own.
-_INTACT = "; any previous version of it is intact"
+# The attribute by which write_error marks its errors with the name they give, so as to know its
+# own and never name a file twice.
+_WRITTEN_NAME = "written_name"
 
 
 def leftover_temporaries(directory: str | Path, name_pattern: str) -> list[Path]:
@@ -142,13 +143,14 @@ def write_error(error: OSError, name: str | Path) -> OSError:
     EACCES, ...) that names the file ``name`` not written, rather than its temporary file;
     ``error`` itself where it is this function's error of ``name`` already (a
     :meth:`AtomicFile.write_text` in a with block), never named twice."""
-    reason = error.strerror or str(error)
-    if reason.startswith(f"could not write {name} (") and reason.endswith(_INTACT):
+    if getattr(error, _WRITTEN_NAME, None) == str(name):
         return error
-    message = f"could not write {name} ({reason}){_INTACT}"
-    if error.errno is None:
-        return OSError(message)
-    return OSError(error.errno, message)
+    message = (
+        f"could not write {name} ({error.strerror or error}); any previous version of it is intact"
+    )
+    named = OSError(message) if error.errno is None else OSError(error.errno, message)
+    setattr(named, _WRITTEN_NAME, str(name))
+    return named
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -101,12 +101,12 @@ def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, Catego
 
 
 def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str, str]]:
-    """Weights, config, label map and the whole metadata, read once."""
+    """Weights, config, label map and the whole metadata: the header is checked (format,
+    version, tensor data CRC-32, config and label map) before any tensor is loaded."""
     check_file(path, "model file", "the .safetensors file")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError) as error:
         raise ValueError(unreadable_model_file_message(path, error)) from error
     if metadata.get("format") == BACKBONE_FORMAT_NAME:
@@ -140,6 +140,11 @@ def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str,
             f"{path}: damaged metadata: the label map has {len(categories)} classes but the "
             f"config has model.num_classes={config.model.num_classes}; re-export the model"
         )
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(unreadable_model_file_message(path, error)) from error
     return tensors, config, categories, metadata
 
 

@@ -23,12 +23,12 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from sparsercnn.atomic_file import atomic_write
+from sparsercnn.torch_archive import CHUNK_SIZE
 
 DIGEST_KEY = "tensors_crc32"
 # Written first in the digest's place: the digest has the same length, so the header keeps its
 # size and every tensor its offsets when the digest replaces it.
 _PLACEHOLDER = "0" * 8
-CHUNK_SIZE = 1 << 20
 
 
 def write_safetensors(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+# How much of a file is read at a time wherever one is read whole in a stream: the records of an
+# archive here, safetensors tensor data (safetensors_file), downloads and their SHA-256 (weights).
 CHUNK_SIZE = 1 << 20
 
 

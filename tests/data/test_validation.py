@@ -567,6 +567,12 @@ def test_a_box_past_the_edge_by_an_exporter_s_rounding_is_clipped_without_a_warn
     assert [ann["bbox"] for ann in checked.ground_truth] == [
         ann["bbox"] for ann in data["annotations"]
     ]
+    # Was: with no clip tolerance, a box 1e-13 px past the edge was box_outside_image.
+    strict = check_coco(data, "ls.json", clip_tolerance=0)
+    assert [(issue.code, issue.annotation_id) for issue in strict.issues] == [
+        ("box_outside_image", 3)
+    ]
+    assert [ann["bbox"] for ann in strict.annotations] == [trained[1], trained[2]]
 
 
 def test_annotations_marked_ignore_are_named_once_as_trained_and_evaluated() -> None:

@@ -333,6 +333,27 @@ def test_download_takes_a_checksum_in_any_case(tmp_path: Path, serve: _Server) -
     assert len(serve.ranges) == 1
 
 
+def test_fetch_normalises_a_checksum_once(
+    tmp_path: Path, serve: _Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: fetch, the cache check and download each normalised the same checksum again; now
+    the public entry point does, once, and the rest compare the normalised one."""
+    from sparsercnn.weights import download as module
+
+    normalised: list[str] = []
+    real = module._normalised_sha256
+
+    def counting(sha256: str) -> str:
+        normalised.append(sha256)
+        return real(sha256)
+
+    monkeypatch.setattr(module, "_normalised_sha256", counting)
+    serve.payload = b"the published bytes"
+    digest = hashlib.sha256(serve.payload).hexdigest().upper()
+    fetched = fetch(f"{serve.url}/model.pth", sha256=digest, cache_dir=tmp_path)
+    assert fetched.read_bytes() == serve.payload and normalised == [digest]
+
+
 def test_a_damaged_cached_file_is_downloaded_again(
     tmp_path: Path, serve: _Server, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -45,7 +45,8 @@ from sparsercnn.structures import coco_area
 from sparsercnn.text import counted, listing
 
 # How far a box may extend past the image border, as a fraction of the image width (for x) or
-# height (for y), and still be clipped with a warning instead of being rejected.
+# height (for y), and still be clipped with a warning instead of being rejected; ROUNDING_PX
+# more is allowed at any tolerance, 0 included.
 DEFAULT_CLIP_TOLERANCE = 0.05
 # How far, in pixels, a box may end past its image's edge and still count as inside it: clipped
 # without a warning. Exporters that store coordinates as fractions of the image (Label Studio,
@@ -204,17 +205,14 @@ def load_coco_json(path: str | os.PathLike[str]) -> dict[str, Any]:
             "JSON must be: save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`)"
         )
         raise AnnotationFileError(path, problem) from exc
-    except json.JSONDecodeError as exc:
-        if exc.doc.lstrip().startswith("<"):
+    except (json.JSONDecodeError, OSError) as exc:
+        if isinstance(exc, json.JSONDecodeError) and exc.doc.lstrip().startswith("<"):
             problem = (
                 "is XML, not JSON (a 'CVAT for images' or Pascal VOC export?): export the "
                 "annotations as COCO"
             )
         else:
             problem = f"cannot be read as JSON ({exc}): give a COCO instances JSON file"
-        raise AnnotationFileError(path, problem) from exc
-    except OSError as exc:
-        problem = f"cannot be read as JSON ({exc}): give a COCO instances JSON file"
         raise AnnotationFileError(path, problem) from exc
     _check_structure(data, os.fspath(path))
     return data
@@ -621,7 +619,7 @@ class _Checker:
             return None
         if "area" in ann and (area_problem := _area_problem(ann["area"], ann["bbox"])):
             self.add("warning", "bad_area", f"{where}: {area_problem}", image_id, ann_id, file)
-        if ann.get("ignore") in (1, True) and not ann.get("iscrowd"):
+        if ann.get("ignore") == 1 and not ann.get("iscrowd"):
             self.ignore_flagged.append(ann_id)
         # Evaluation scores a zero-size or clipped box as the file gives it (crowds: ignored).
         area_from_field = is_number(ann.get("area"))
@@ -951,14 +949,15 @@ def _fit_to_image(
         return bbox, None
     size = f"the {width}x{height} (w x h) image"
     xyxy = f"[{x1:g}, {y1:g}, {x2:g}, {y2:g}]"
-    tol_x, tol_y = tolerance * width, tolerance * height
-    if x1 < -tol_x or y1 < -tol_y or x2 > width + tol_x or y2 > height + tol_y:
+    past_x, past_y = max(-x1, x2 - width), max(-y1, y2 - height)
+    # An exporter's rounding is allowed on top of the tolerance, even a tolerance of 0.
+    if past_x > tolerance * width + ROUNDING_PX or past_y > tolerance * height + ROUNDING_PX:
         return None, f"bbox {bbox} (xyxy {xyxy}) exceeds {size} by more than {tolerance:.0%}"
     cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
     if cx2 <= cx1 or cy2 <= cy1:
         return None, f"bbox {bbox} (xyxy {xyxy}) lies outside {size}"
     clipped = [float(cx1), float(cy1), float(cx2 - cx1), float(cy2 - cy1)]
-    if max(-x1, -y1, x2 - width, y2 - height) <= ROUNDING_PX:
+    if max(past_x, past_y) <= ROUNDING_PX:
         return clipped, None
     shown = ", ".join(f"{value:g}" for value in clipped)
     return clipped, (

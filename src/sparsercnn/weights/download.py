@@ -31,6 +31,7 @@ from sparsercnn.model import build_model
 from sparsercnn.model_file import LoadedModel, load_state_dict_strict
 from sparsercnn.paths import check_file
 from sparsercnn.runtime import check_device
+from sparsercnn.torch_archive import CHUNK_SIZE
 from sparsercnn.weights.backoff import retry_delay
 from sparsercnn.weights.convert import convert_checkpoint
 from sparsercnn.weights.download_lock import (
@@ -45,7 +46,6 @@ from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS, published_downlo
 
 logger = logging.getLogger(__name__)
 
-CHUNK_SIZE = 1 << 20
 # Client errors that a later attempt may not get: Request Timeout, Too Many Requests.
 TRANSIENT_HTTP_CODES = (408, 429)
 # mmdetection's publish_model convention: "<name>-<first 8 hex digits of the sha256>.pth".
@@ -164,7 +164,7 @@ def _fetch_url(
         # Recorded first: an interruption leaves no file without its record, or with another's.
         cache_write(dst.parent, lambda: record.write_text(url + "\n"))
         try:
-            return download(url, dst, expected, max_attempts, sleep=sleep)
+            return _download(url, dst, expected, max_attempts, sleep=sleep)
         except BaseException:
             if not part.exists():  # nothing kept to resume: no record of it either
                 record.unlink(missing_ok=True)
@@ -218,16 +218,14 @@ def _normalised_sha256(sha256: str) -> str:
 
 
 def verify_sha256(path: Path, expected: str | None) -> None:
-    """Check that the file's SHA-256 starts with ``expected`` (in any case; no check when
-    ``None``).
+    """Check that the file's SHA-256 starts with ``expected`` (as :func:`expected_sha256`
+    gives it; no check when ``None``).
 
     Raises:
-        ValueError: naming the file, the expected and the actual digest, and what to do; or
-            ``expected`` is not 8 to 64 hexadecimal digits.
+        ValueError: naming the file, the expected and the actual digest, and what to do.
     """
     if expected is None:
         return
-    expected = _normalised_sha256(expected)
     actual = _sha256_mismatch(path, expected)
     if actual is None:
         return
@@ -293,8 +291,20 @@ def download(
             the checksum does not match (the ``.part`` file is deleted); or ``sha256`` is not
             8 to 64 hexadecimal digits (before anything is downloaded).
     """
-    if sha256 is not None:
-        sha256 = _normalised_sha256(sha256)
+    expected = None if sha256 is None else _normalised_sha256(sha256)
+    return _download(url, dst, expected, max_attempts, timeout, sleep)
+
+
+def _download(
+    url: str,
+    dst: Path,
+    expected: str | None,
+    max_attempts: int = 3,
+    timeout: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Path:
+    """:func:`download` with the checksum ``expected`` normalised already
+    (:func:`_normalised_sha256`)."""
     folder = dst.parent
     cache_write(folder, lambda: folder.mkdir(parents=True, exist_ok=True))
     # A folder that takes no file fails here, not as a network error after every attempt.
@@ -337,14 +347,14 @@ def download(
             delay,
         )
         sleep(delay)
-    if sha256 is not None and (actual := _sha256_mismatch(part, sha256)) is not None:
+    if expected is not None and (actual := _sha256_mismatch(part, expected)) is not None:
         part.unlink()
         raise ValueError(
             _mismatch_message(
                 f"the download of {url}",
-                sha256,
+                expected,
                 actual,
-                expected_sha256(dst.name, None) == sha256,
+                expected_sha256(dst.name, None) == expected,
                 "nothing was kept. Run again to download it anew; if the checksum differs again, "
                 "the URL serves another file than the one expected: check the URL and the "
                 "checksum",
