@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 import re
@@ -212,6 +213,14 @@ def test_summary_of_a_clean_dataset(write_coco: WriteCoco) -> None:
 
     text = report.format()
     assert "OK" in text and "zebra" in text and "mean 1.33" in text
+
+
+def test_a_sparse_data_set_s_boxes_per_image_keep_their_digits(write_coco: WriteCoco) -> None:
+    # One box over hundreds of images: two decimals would print "mean 0.00".
+    data = write_coco(file_names=["one.png"], size=[(30, 40)], boxes=[[Box(1, (0, 0, 4, 4))]])
+    summary = validate_coco(data.json_path, data.image_dir).summary
+    sparse = dataclasses.replace(summary, objects_per_image_mean=1 / 400)
+    assert "mean 0.0025, max 1" in "\n".join(sparse.format())
 
 
 def test_too_many_boxes_and_wrong_image_folder(write_coco: WriteCoco, tmp_path: Path) -> None:

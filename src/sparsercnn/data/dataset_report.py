@@ -144,7 +144,7 @@ class DatasetSummary:
             f"{counted(s.num_boxes, 'box', 'boxes')} and "
             f"{counted(s.num_crowd_boxes, 'crowd region')} (not trained on)",
             f"boxes per image: min {s.objects_per_image_min}, "
-            f"mean {s.objects_per_image_mean:.2f}, max {s.objects_per_image_max}",
+            f"mean {s.objects_per_image_mean:.3g}, max {s.objects_per_image_max}",
         ]
         if s.sqrt_area_min is not None:
             lines.append(
