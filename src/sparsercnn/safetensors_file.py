@@ -7,8 +7,9 @@ under ``tensors_crc32`` in the metadata the CRC-32 of the file's tensor data, as
 of every byte after the header, as safetensors stores them, so the value is defined by the file
 alone. :func:`check_tensor_data` compares it when the file is read. CRC-32 rather than SHA-256:
 it is there for accidental damage (it catches every burst of up to 32 bits, any other damage but
-once in 4 billion), not for tampering, and it reads a 440 MB ResNet-50 model in about 0.2 s on
-one core, where SHA-256 takes twice that with SHA instructions and several times that without.
+once in 4 billion), not for tampering, and it is about twice as fast as SHA-256 with SHA
+instructions (machine A, BENCHMARKS.md session 32: about 0.2 s estimated for a 440 MB ResNet-50
+model on one core).
 """
 
 from __future__ import annotations

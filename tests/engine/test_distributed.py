@@ -139,13 +139,7 @@ def test_a_local_rank_without_its_gpu_or_negative_is_refused_in_one_line(
 ) -> None:
     """``torchrun --nproc-per-node 4`` on a machine with 2 GPUs: ``LOCAL_RANK=3`` went to
     ``torch.cuda.set_device``, which failed with CUDA's "invalid device ordinal" traceback."""
-    for name, value in (("WORLD_SIZE", "4"), ("RANK", "3"), ("LOCAL_RANK", "3")):
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", "29500")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(torch.cuda, "set_device", lambda device: pytest.fail("not refused"))
+    _torchrun_on_two_gpus(monkeypatch, world_size=4, rank=3)
     with pytest.raises(ValueError) as refused:
         init_distributed()
     assert str(refused.value) == (
@@ -164,13 +158,7 @@ def test_a_gpu_index_under_torchrun_is_refused_not_ignored(
 ) -> None:
     """``torchrun ... train --device cuda:1``: every process took the GPU of its LOCAL_RANK
     (GPU 0 for rank 0) without a word; a single process still runs on the GPU it names."""
-    for name, value in (("WORLD_SIZE", "2"), ("RANK", "0"), ("LOCAL_RANK", "0")):
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", "29500")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(torch.cuda, "set_device", lambda device: pytest.fail("not refused"))
+    _torchrun_on_two_gpus(monkeypatch, world_size=2, rank=0)
     with pytest.raises(ValueError) as refused:
         init_distributed("cuda:1", argument=argument)
     cuda = "--device cuda" if argument == "--device" else "device='cuda'"
@@ -668,3 +656,15 @@ if __name__ == "__main__":
     }
     worker = workers[sys.argv[1]]
     worker(int(sys.argv[2]), *(Path(arg) for arg in sys.argv[3:7]))
+
+
+def _torchrun_on_two_gpus(monkeypatch: pytest.MonkeyPatch, *, world_size: int, rank: int) -> None:
+    """The environment torchrun gives process ``rank`` (its LOCAL_RANK too) of ``world_size`` on
+    a machine that shows 2 GPUs; selecting a GPU fails the test (it should be refused first)."""
+    for name, value in (("WORLD_SIZE", world_size), ("RANK", rank), ("LOCAL_RANK", rank)):
+        monkeypatch.setenv(name, str(value))
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: pytest.fail("not refused"))

@@ -23,6 +23,20 @@ from sparsercnn.visualization.font import label_font
 NAMES = ["cat", "dog", "eel"]
 
 
+@pytest.fixture
+def composed_panels(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Image.Image]]:
+    """The ``(title, image)`` panels ``compose_panels`` is given during the test, in order."""
+    panels: list[tuple[str, Image.Image]] = []
+    compose_panels = draw.compose_panels
+
+    def capture(given: list[tuple[str, Image.Image]], gap: int) -> Image.Image:
+        panels.extend(given)
+        return compose_panels(given, gap=gap)
+
+    monkeypatch.setattr(draw, "compose_panels", capture)
+    return panels
+
+
 def _gray(width: int = 320, height: int = 240) -> Image.Image:
     return Image.new("RGB", (width, height), (128, 128, 128))
 
@@ -87,7 +101,7 @@ def test_score_threshold_hides_low_scores() -> None:
 
 
 def test_a_threshold_copied_from_a_written_score_draws_that_detection(
-    monkeypatch: pytest.MonkeyPatch,
+    composed_panels: list[tuple[str, Image.Image]],
 ) -> None:
     """float32 0.29999998 is written 0.3 in predict's JSON; --score-threshold 0.3 did not draw
     it (nor count it in the panel's title), comparing the unrounded score."""
@@ -95,37 +109,21 @@ def test_a_threshold_copied_from_a_written_score_draws_that_detection(
     score = torch.tensor([0.29999998])
     drawn = draw_detections(image, boxes, [0], score, NAMES, score_threshold=0.3)
     assert not np.array_equal(np.asarray(drawn), np.asarray(image))
-    titles: list[str] = []
-    compose_panels = draw.compose_panels
-
-    def capture(panels: list[tuple[str, Image.Image]], gap: int) -> Image.Image:
-        titles.extend(title for title, _ in panels)
-        return compose_panels(panels, gap=gap)
-
-    monkeypatch.setattr(draw, "compose_panels", capture)
     draw_ground_truth_and_predictions(image, boxes, [0], boxes, [0], score, NAMES)
-    assert titles[1] == "detections: 1 scoring >= 0.3"
+    assert composed_panels[1][0] == "detections: 1 scoring >= 0.3"
 
 
 def test_the_predictions_panel_draws_what_its_title_counts_at_the_threshold_given(
-    monkeypatch: pytest.MonkeyPatch,
+    composed_panels: list[tuple[str, Image.Image]],
 ) -> None:
     """The panel's drawing and its title both follow ``score_threshold`` (the drawing took a
     mask from its caller beside a threshold that defaulted to 0.3 unsaid)."""
-    panels: list[tuple[str, Image.Image]] = []
-    compose_panels = draw.compose_panels
-
-    def capture(given: list[tuple[str, Image.Image]], gap: int) -> Image.Image:
-        panels.extend(given)
-        return compose_panels(given, gap=gap)
-
-    monkeypatch.setattr(draw, "compose_panels", capture)
     boxes = [[50.0, 60.0, 150.0, 200.0], [10.0, 10.0, 40.0, 40.0]]
     scores = [0.9, 0.1]
     draw_ground_truth_and_predictions(
         _gray(), boxes, [0, 1], boxes, [0, 1], scores, NAMES, 0.05, max_panel_side=None
     )
-    title, drawing = panels[1]
+    title, drawing = composed_panels[1]
     assert title == "detections: 2 scoring >= 0.05"
     both = draw_detections(_gray(), boxes, [0, 1], scores, NAMES, score_threshold=0.0)
     assert np.array_equal(np.asarray(drawing), np.asarray(both))
@@ -155,18 +153,10 @@ def test_mismatched_inputs_raise() -> None:
         draw_detections(_gray(), [[0.0, 0.0, 10.0, 10.0]], [0, 1], [0.5], NAMES)
 
 
-def test_side_by_side_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_side_by_side_layout(composed_panels: list[tuple[str, Image.Image]]) -> None:
     """The panels of a 200x100 image are 256x128: a small image is enlarged to the stage
     figure's least panel side (they were the image's own size, which left a small image's
     captions and titles larger than its panels), its boxes scaled by the same 1.28."""
-    titles: list[str] = []
-    compose_panels = draw.compose_panels
-
-    def capture(panels: list[tuple[str, Image.Image]], gap: int) -> Image.Image:
-        titles.extend(title for title, _ in panels)
-        return compose_panels(panels, gap=gap)
-
-    monkeypatch.setattr(draw, "compose_panels", capture)
     image = _gray(200, 100)
     out = draw_ground_truth_and_predictions(
         image,
@@ -179,7 +169,10 @@ def test_side_by_side_layout(monkeypatch: pytest.MonkeyPatch) -> None:
         gap=10,
     )
     # Each panel says what it shows: an empty right panel reads as "nothing scored enough".
-    assert titles == ["ground truth: 1 box", "detections: 1 scoring >= 0.3"]
+    assert [title for title, _ in composed_panels] == [
+        "ground truth: 1 box",
+        "detections: 1 scoring >= 0.3",
+    ]
     top = out.height - 10 - 128  # the panels' first row, below the titles
     assert out.width == 10 + 256 + 10 + 256 + 10 and top > 10
     pixels = np.asarray(out)
