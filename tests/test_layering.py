@@ -38,6 +38,7 @@ FORBIDDEN = {
     "json_values": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "scores": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "run_files": ABOVE_BOTTOM | {"config", "structures", "ops"},
+    "file_chunks": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "torch_archive": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "safetensors_file": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "torchrun_env": ABOVE_BOTTOM | {"config", "structures", "ops", "runtime"},

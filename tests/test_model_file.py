@@ -19,14 +19,13 @@ from sparsercnn.model_file import (
     INT8_CALIBRATION_KEY,
     load_model_file,
     load_state_dict_strict,
-    model_state_dict,
     read_int8_calibration,
     read_model_file,
     save_model_file,
 )
 from sparsercnn.predictor import Predictor
 from sparsercnn.runtime import check_device
-from sparsercnn.safetensors_file import DIGEST_KEY
+from sparsercnn.safetensors_file import DIGEST_KEY, HEADER_DIGEST_KEY
 from tests.damaged_safetensors import flip_a_tensor_byte
 
 
@@ -49,6 +48,24 @@ def test_a_byte_flipped_inside_a_tensor_is_refused(model_file: Path) -> None:
     assert one_line_error(model_file).endswith("; copy, download or save it again")
     for load in (load_model_file, Predictor.from_file):
         with pytest.raises(ValueError, match=re.escape(damaged)):
+            load(model_file)
+
+
+def test_a_config_damaged_in_the_header_is_refused(model_file: Path) -> None:
+    """Was: a byte changed in the stored config (still valid JSON, still a valid config: a pixel
+    mean of 923.675) loaded a model that detects otherwise than the one saved; only the tensor
+    data were summed."""
+    data = model_file.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    assert data[8 : 8 + size].count(b" 123.675,") == 1  # model.pixel_mean[0]
+    model_file.write_bytes(data.replace(b" 123.675,", b" 923.675,", 1))
+    message = one_line_error(model_file)
+    assert message == (
+        f"{model_file} is damaged: its header does not match the CRC-32 stored in it (a bad copy "
+        "or a disk error); copy, download or save it again"
+    )
+    for load in (load_model_file, Predictor.from_file):
+        with pytest.raises(ValueError, match="its header does not match"):
             load(model_file)
 
 
@@ -215,12 +232,7 @@ def test_int8_calibration_round_trips(model_file: Path, tmp_path: Path) -> None:
 def test_a_damaged_int8_calibration_names_the_file(
     model_file: Path, tmp_path: Path, record: str
 ) -> None:
-    loaded = load_model_file(model_file)
-    with safe_open(str(model_file), framework="pt") as handle:
-        metadata = dict(handle.metadata())
-    path = tmp_path / "damaged.safetensors"
-    metadata[INT8_CALIBRATION_KEY] = record
-    save_file(model_state_dict(loaded.model), str(path), metadata=metadata)
+    path = with_metadata(model_file, tmp_path, **{INT8_CALIBRATION_KEY: record})
     read_model_file(path)  # the rest of the file is fine
     for read in (read_int8_calibration, load_model_file):
         with pytest.raises(ValueError, match="damaged int8 calibration record") as info:
@@ -229,10 +241,13 @@ def test_a_damaged_int8_calibration_names_the_file(
 
 
 def with_metadata(model_file: Path, tmp_path: Path, **changes: str | None) -> Path:
-    """A copy of ``model_file`` whose metadata entries are replaced (``None``: removed)."""
+    """A copy of ``model_file`` whose metadata entries are replaced (``None``: removed), as
+    another program or an earlier sparsercnn writes it: without the header's CRC-32, which an
+    edited header would not match."""
     with safe_open(str(model_file), framework="pt") as handle:
         metadata = dict(handle.metadata())
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    metadata.pop(HEADER_DIGEST_KEY)
     for key, value in changes.items():
         if value is None:
             metadata.pop(key)

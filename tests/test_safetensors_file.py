@@ -1,5 +1,5 @@
-"""Our safetensors files: reproducible bytes, and the CRC-32 of their tensor data, stored when
-written and checked when read."""
+"""Our safetensors files: reproducible bytes, and the CRC-32 of their header and of their tensor
+data, stored when written and checked when read."""
 
 from __future__ import annotations
 
@@ -12,11 +12,20 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from sparsercnn.safetensors_file import DIGEST_KEY, check_tensor_data, write_safetensors
+from sparsercnn.safetensors_file import (
+    DIGEST_KEY,
+    HEADER_DIGEST_KEY,
+    check_crc32,
+    write_safetensors,
+)
 from tests.damaged_safetensors import flip_a_tensor_byte
 
 TENSORS = {"b": torch.arange(6.0).reshape(2, 3), "a": torch.tensor([1, 2], dtype=torch.int64)}
 AGAIN = "copy it again"
+
+
+def again() -> str:
+    return AGAIN
 
 
 def metadata_of(path: Path) -> dict[str, str]:
@@ -31,11 +40,15 @@ def test_the_digest_is_the_crc32_of_the_bytes_after_the_header(tmp_path: Path) -
     size = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + size])
     assert list(header) == sorted(header)
-    assert list(header["__metadata__"]) == ["format", DIGEST_KEY]
+    assert list(header["__metadata__"]) == ["format", HEADER_DIGEST_KEY, DIGEST_KEY]
     assert header["__metadata__"][DIGEST_KEY] == f"{zlib.crc32(data[8 + size :]):08x}"
+    stored = header["__metadata__"][HEADER_DIGEST_KEY]
+    entry = f'"{HEADER_DIGEST_KEY}":"{stored}"'.encode()
+    unsummed = data[: 8 + size].replace(entry, f'"{HEADER_DIGEST_KEY}":"00000000"'.encode())
+    assert stored == f"{zlib.crc32(unsummed):08x}"
     with safe_open(str(path), framework="pt") as handle:
         assert all(torch.equal(handle.get_tensor(k), v) for k, v in TENSORS.items())
-    check_tensor_data(path, metadata_of(path), AGAIN)
+    check_crc32(path, metadata_of(path), again)
 
 
 def test_the_same_tensors_and_metadata_give_the_same_bytes(tmp_path: Path) -> None:
@@ -51,7 +64,7 @@ def test_a_byte_flipped_in_the_tensor_data_is_refused(tmp_path: Path, fraction: 
     path = write_safetensors(tmp_path / "t.safetensors", TENSORS, {})
     flip_a_tensor_byte(path, fraction)
     with pytest.raises(ValueError) as info:
-        check_tensor_data(path, metadata_of(path), AGAIN)
+        check_crc32(path, metadata_of(path), again)
     assert str(info.value) == (
         f"{path} is damaged: its tensor data do not match the CRC-32 stored in its header (a bad "
         "copy or a disk error); copy it again"
@@ -63,4 +76,64 @@ def test_a_file_without_the_digest_is_not_checked(tmp_path: Path) -> None:
     path = tmp_path / "t.safetensors"
     save_file(TENSORS, str(path), metadata={"format": "x"})
     flip_a_tensor_byte(path)
-    check_tensor_data(path, metadata_of(path), AGAIN)
+    check_crc32(path, metadata_of(path), again)
+
+
+def replace_in_header(path: Path, old: bytes, new: bytes) -> None:
+    """Change ``old`` to ``new`` (as long) in ``path``'s header: damage that keeps it valid."""
+    data = path.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    assert len(old) == len(new) and data[8 : 8 + size].count(old) == 1
+    path.write_bytes(data[:8] + data[8 : 8 + size].replace(old, new) + data[8 + size :])
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'"dtype":"F32"', b'"dtype":"I32"'),  # the same size: safetensors reads it
+        (b'"shape":[2,3]', b'"shape":[3,2]'),
+        (b'"format":"x"', b'"format":"y"'),
+    ],
+)
+def test_a_header_damaged_but_still_valid_is_refused(
+    tmp_path: Path, old: bytes, new: bytes
+) -> None:
+    """Was: only the tensor data were summed, and a file whose header said I32 for F32, or
+    another shape, or other metadata loaded with wrong tensors."""
+    path = write_safetensors(tmp_path / "t.safetensors", TENSORS, {"format": "x"})
+    replace_in_header(path, old, new)
+    with safe_open(str(path), framework="pt") as handle:
+        handle.get_tensor("b")  # safetensors itself finds nothing wrong
+    with pytest.raises(ValueError) as info:
+        check_crc32(path, metadata_of(path), again)
+    assert str(info.value) == (
+        f"{path} is damaged: its header does not match the CRC-32 stored in it (a bad copy or a "
+        "disk error); copy it again"
+    )
+
+
+def test_a_damaged_header_digest_is_refused(tmp_path: Path) -> None:
+    path = write_safetensors(tmp_path / "t.safetensors", TENSORS, {})
+    stored = metadata_of(path)[HEADER_DIGEST_KEY]
+    damaged = f"{int(stored, 16) ^ 1:08x}"
+    replace_in_header(path, stored.encode(), damaged.encode())
+    with pytest.raises(ValueError, match="its header does not match"):
+        check_crc32(path, metadata_of(path), again)
+
+
+def test_the_advice_is_made_only_for_a_damaged_file(tmp_path: Path) -> None:
+    """Was: the advice (which looks for the file's download record) was built for every read."""
+    path = write_safetensors(tmp_path / "t.safetensors", TENSORS, {})
+
+    def not_called() -> str:
+        raise AssertionError("advice built for an intact file")
+
+    check_crc32(path, metadata_of(path), not_called)
+
+
+def test_a_file_without_the_header_digest_has_its_data_checked(tmp_path: Path) -> None:
+    """Files sparsercnn wrote before the header digest: their tensor data are still checked."""
+    path = tmp_path / "t.safetensors"
+    save_file(TENSORS, str(path), metadata={DIGEST_KEY: "00000000"})
+    with pytest.raises(ValueError, match="its tensor data do not match"):
+        check_crc32(path, metadata_of(path), again)

@@ -4,14 +4,14 @@ The file's metadata carries ``format`` ("sparsercnn"), ``format_version``, ``con
 :class:`~sparsercnn.config.Config` as JSON) and ``categories`` (the label map: contiguous label ->
 dataset category id and name), and optionally ``int8_calibration`` (the activation ranges of
 :class:`~sparsercnn.model.int8_features.Int8Calibration`, written by ``export --int8`` to a
-``.safetensors`` output), and ``tensors_crc32``, the CRC-32 of the tensor data that loading
-checks (:mod:`sparsercnn.safetensors_file`). Loading never unpickles anything. The same weights,
-config and label map always give the same bytes.
+``.safetensors`` output), and ``tensors_crc32`` and ``header_crc32``, the CRC-32 of the tensor
+data and of the header that loading checks (:mod:`sparsercnn.safetensors_file`). Loading never
+unpickles anything. The same weights, config and label map always give the same bytes.
 
-Adding ``tensors_crc32`` kept format version 1: it is one more metadata entry, which earlier
-versions of sparsercnn ignore (they load these files, unchecked), and files without it, which
-those versions wrote, load as before, unchecked. The version goes up only for a change that a
-reader unaware of it would read wrongly.
+Adding ``tensors_crc32``, then ``header_crc32``, kept format version 1: each is one more metadata
+entry, which earlier versions of sparsercnn ignore (they load these files, unchecked), and files
+without it, which those versions wrote, load as before, unchecked. The version goes up only for a
+change that a reader unaware of it would read wrongly.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from sparsercnn.model import SparseRCNN, build_model
 from sparsercnn.model.int8_features import Int8Calibration
 from sparsercnn.paths import check_file
 from sparsercnn.runtime import check_device
-from sparsercnn.safetensors_file import check_tensor_data, write_safetensors
+from sparsercnn.safetensors_file import check_crc32, write_safetensors
 from sparsercnn.text import listing
 
 FORMAT_NAME = "sparsercnn"
@@ -93,8 +93,8 @@ def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, Catego
 
     Raises:
         FileNotFoundError, IsADirectoryError: ``path`` is no file.
-        ValueError: the file is not a readable sparsercnn model file, or its tensor data do not
-            match the CRC-32 stored with them (a damaged copy).
+        ValueError: the file is not a readable sparsercnn model file, or its header or tensor
+            data do not match the CRC-32 stored with them (a damaged copy).
     """
     tensors, config, categories, _ = _read(Path(path))
     return tensors, config, categories
@@ -102,7 +102,8 @@ def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, Catego
 
 def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str, str]]:
     """Weights, config, label map and the whole metadata: the header is checked (format,
-    version, tensor data CRC-32, config and label map) before any tensor is loaded."""
+    version, header and tensor data CRC-32, config and label map) before any tensor is
+    loaded."""
     check_file(path, "model file", "the .safetensors file")
     try:
         with safe_open(str(path), framework="pt") as handle:
@@ -125,7 +126,7 @@ def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str,
             f"{path} has model file format version {metadata.get('format_version')!r}; this "
             f"sparsercnn reads version {FORMAT_VERSION}: use the sparsercnn that wrote it"
         )
-    check_tensor_data(path, metadata, "copy, download or save it again")
+    check_crc32(path, metadata, lambda: "copy, download or save it again")
     try:
         config = Config.from_run_dict(json.loads(metadata["config"]))
         categories = CategoryMap.from_dict(json.loads(metadata["categories"]))

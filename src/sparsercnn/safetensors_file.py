@@ -1,22 +1,31 @@
 """Writing our safetensors files (model files, backbone files) reproducibly, and checking their
-tensor data when they are read.
+header and tensor data when they are read.
 
-safetensors checks a file's header and sizes, not its tensor data: a file damaged inside a tensor
-(a bad copy, a disk error) loads, with wrong weights. :func:`write_safetensors` therefore stores
-under ``tensors_crc32`` in the metadata the CRC-32 of the file's tensor data, as 8 hex digits:
-of every byte after the header, as safetensors stores them, so the value is defined by the file
-alone. :func:`check_tensor_data` compares it when the file is read. CRC-32 rather than SHA-256:
-it is there for accidental damage (it catches every burst of up to 32 bits, any other damage but
-once in 4 billion), not for tampering, and it is about twice as fast as SHA-256 with SHA
-instructions (machine A, BENCHMARKS.md session 32: about 0.2 s estimated for a 440 MB ResNet-50
-model on one core).
+safetensors checks that a file's header is JSON and that its sizes add up, not its tensor data
+nor what the header says: a file damaged inside a tensor, or in a header's dtype, shape or
+metadata where the sizes still add up (a bad copy, a disk error), loads, with wrong weights or a
+wrong config. :func:`write_safetensors` therefore stores two CRC-32 in the metadata, as 8 hex
+digits each, both defined by the file alone:
+
+- ``tensors_crc32`` (:data:`DIGEST_KEY`): of every byte after the header, as safetensors stores
+  them;
+- ``header_crc32`` (:data:`HEADER_DIGEST_KEY`): of the file's first bytes up to the tensor data
+  (the header's 8-byte length, the JSON header and its padding), with the 8 digits of
+  ``header_crc32`` itself read as ``0``.
+
+:func:`check_crc32` compares them when the file is read; a file without one (another program's,
+or one sparsercnn wrote before it stored that one) is not checked on that part. CRC-32 rather
+than SHA-256: it is there for accidental damage (it catches every burst of up to 32 bits, any
+other damage but once in 4 billion), not for tampering, and it is about twice as fast as SHA-256
+with SHA instructions (machine A, BENCHMARKS.md session 32: about 0.2 s estimated for a 440 MB
+ResNet-50 model on one core).
 """
 
 from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,11 +33,13 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from sparsercnn.atomic_file import atomic_write
-from sparsercnn.torch_archive import CHUNK_SIZE
+from sparsercnn.file_chunks import chunks
 
 DIGEST_KEY = "tensors_crc32"
-# Written first in the digest's place: the digest has the same length, so the header keeps its
-# size and every tensor its offsets when the digest replaces it.
+HEADER_DIGEST_KEY = "header_crc32"
+# Written first in each digest's place: a digest has the same length, so the header keeps its
+# size and every tensor its offsets when the digests replace them. The header's own digest is
+# computed with it in its place.
 _PLACEHOLDER = "0" * 8
 
 
@@ -36,23 +47,24 @@ def write_safetensors(
     path: str | Path, tensors: dict[str, Tensor], metadata: dict[str, str]
 ) -> Path:
     """Write ``tensors`` (contiguous, on the CPU) and ``metadata`` with the CRC-32 of the tensor
-    data (:data:`DIGEST_KEY`) to ``path`` atomically; the same tensors and metadata always give
-    the same bytes.
+    data (:data:`DIGEST_KEY`) and of the header (:data:`HEADER_DIGEST_KEY`) to ``path``
+    atomically; the same tensors and metadata always give the same bytes.
 
     Raises:
         OSError: the file could not be written (:func:`~sparsercnn.atomic_file.atomic_write`).
     """
+    placeholders = {DIGEST_KEY: _PLACEHOLDER, HEADER_DIGEST_KEY: _PLACEHOLDER}
 
     def write(tmp: Path) -> None:
-        save_file(tensors, str(tmp), metadata={**metadata, DIGEST_KEY: _PLACEHOLDER})
+        save_file(tensors, str(tmp), metadata={**metadata, **placeholders})
         _finish_header(tmp)
 
     return atomic_write(path, write)
 
 
 def _finish_header(path: Path) -> None:
-    """Put the CRC-32 of the tensor data of the safetensors file ``path`` in its header and sort
-    the header's keys, in place.
+    """Put the CRC-32 of the tensor data and then that of the header of the safetensors file
+    ``path`` in its header and sort the header's keys, in place.
 
     safetensors writes its metadata in hash-map order, which changes from one process to the
     next, so that equal models would differ in bytes. Sorting keeps the header's length (the same
@@ -60,44 +72,69 @@ def _finish_header(path: Path) -> None:
     tensor data are read back in chunks, never held whole a second time.
     """
     with open(path, "r+b") as handle:
-        size = int.from_bytes(handle.read(8), "little")
+        length = handle.read(8)
+        size = int.from_bytes(length, "little")
         header = json.loads(handle.read(size))
         header["__metadata__"][DIGEST_KEY] = _data_crc32(handle)
+        header["__metadata__"][HEADER_DIGEST_KEY] = _PLACEHOLDER
         text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         encoded = text.encode("utf-8")
         assert len(encoded) <= size, "sorted safetensors header longer than the original"
-        handle.seek(8)
-        handle.write(encoded.ljust(size))
+        unsummed = length + encoded.ljust(size)
+        summed = unsummed.replace(
+            _digest_entry(_PLACEHOLDER), _digest_entry(f"{zlib.crc32(unsummed):08x}")
+        )
+        handle.seek(0)
+        handle.write(summed)
+
+
+def _digest_entry(digest: str) -> bytes:
+    """The header's :data:`HEADER_DIGEST_KEY` entry holding ``digest``, as compact JSON (what
+    :func:`write_safetensors` writes): whatever the header holds, only this entry has this form,
+    since quotes inside a JSON string are escaped."""
+    return json.dumps({HEADER_DIGEST_KEY: digest}, separators=(",", ":"))[1:-1].encode()
 
 
 def _data_crc32(handle: BinaryIO) -> str:
     """The CRC-32, as 8 hex digits, of what is left to read of ``handle``: a safetensors file's
     tensor data once its header is read."""
     crc = 0
-    while chunk := handle.read(CHUNK_SIZE):
+    for chunk in chunks(handle):
         crc = zlib.crc32(chunk, crc)
     return f"{crc:08x}"
 
 
-def check_tensor_data(path: Path, metadata: Mapping[str, str], again: str) -> None:
-    """Check the tensor data of the safetensors file ``path`` against the CRC-32 its header's
-    ``metadata`` holds; a file without one (written by other programs, or by sparsercnn before
-    it stored one) is not checked.
+def check_crc32(path: Path, metadata: Mapping[str, str], again: Callable[[], str]) -> None:
+    """Check the header and the tensor data of the safetensors file ``path`` against the CRC-32
+    its header's ``metadata`` holds (:data:`HEADER_DIGEST_KEY`, :data:`DIGEST_KEY`); a part
+    without its CRC-32 is not checked.
 
     Args:
-        again: what to do about a damaged file ("copy it again", ...), for the message.
+        again: what to do about a damaged file ("copy it again", ...), for the message; called
+            only for a damaged file.
 
     Raises:
-        ValueError: the tensor data do not match; the message names ``path``.
+        ValueError: the header or the tensor data do not match; the message names ``path``.
     """
-    stored = metadata.get(DIGEST_KEY)
-    if stored is None:
+    stored_header, stored_data = metadata.get(HEADER_DIGEST_KEY), metadata.get(DIGEST_KEY)
+    if stored_header is None and stored_data is None:
         return
     with open(path, "rb") as handle:
-        handle.seek(8 + int.from_bytes(handle.read(8), "little"))
-        actual = _data_crc32(handle)
-    if actual != stored:
-        raise ValueError(
-            f"{path} is damaged: its tensor data do not match the CRC-32 stored in its header "
-            f"(a bad copy or a disk error); {again}"
-        )
+        length = handle.read(8)
+        header = length + handle.read(int.from_bytes(length, "little"))
+        damaged = None
+        if stored_header is not None and not _header_matches(header, stored_header):
+            damaged = "its header does not match the CRC-32 stored in it"
+        elif stored_data is not None and _data_crc32(handle) != stored_data:
+            damaged = "its tensor data do not match the CRC-32 stored in its header"
+    if damaged is not None:
+        raise ValueError(f"{path} is damaged: {damaged} (a bad copy or a disk error); {again()}")
+
+
+def _header_matches(header: bytes, stored: str) -> bool:
+    """Whether ``header`` (a safetensors file's bytes up to its tensor data) has the CRC-32
+    ``stored``, computed with the digits of ``stored`` in it read as ``0``."""
+    entry = _digest_entry(stored)
+    if header.count(entry) != 1:  # not written by write_safetensors, or damaged in the entry
+        return False
+    return f"{zlib.crc32(header.replace(entry, _digest_entry(_PLACEHOLDER))):08x}" == stored

@@ -3,8 +3,9 @@
 torch.save stores a CRC-32 with every record of its archive, but torch.load never checks them: a
 file damaged inside a tensor's data (a bad copy or disk) loads, with wrong numbers.
 :func:`damaged_record` checks them before :mod:`sparsercnn.weights.readers` and
-:mod:`sparsercnn.engine.checkpoint` load a file: it reads the whole file once more, in less time
-than torch.load takes.
+:mod:`sparsercnn.engine.checkpoint` load a file: it reads the whole file, in less time than
+torch.load takes. (The readers then map the file rather than read it again: the check is their
+one read of its bytes.)
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-# How much of a file is read at a time wherever one is read whole in a stream: the records of an
-# archive here, safetensors tensor data (safetensors_file), downloads and their SHA-256 (weights).
-CHUNK_SIZE = 1 << 20
+from sparsercnn.file_chunks import chunks
 
 
 def damaged_record(path: str | Path) -> str | None:
@@ -36,7 +35,7 @@ def damaged_record(path: str | Path) -> str | None:
             try:
                 # zipfile compares the sum once the record is read to its end.
                 with archive.open(info) as record:
-                    while record.read(CHUNK_SIZE):
+                    for _ in chunks(record):
                         pass
             except (zipfile.BadZipFile, OSError, EOFError):
                 return info.filename

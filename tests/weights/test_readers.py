@@ -361,3 +361,56 @@ def test_mmdet_v3_class_names(tmp_path: Path, tiny_pair: ReferencePair) -> None:
     meta = {"dataset_meta": {"classes": COCO_CLASSES, "palette": [(220, 20, 60)] * 80}}
     torch.save({"meta": meta, "state_dict": tiny_pair.mmdet}, path)
     assert read_checkpoint(path).class_names == list(COCO_CLASSES)
+
+
+def test_an_intact_backbone_file_looks_up_no_download_record(
+    tmp_path: Path, tiny_pair: ReferencePair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: the advice for a damaged download (which reads the file's ``.url`` record) was built
+    for every backbone file read, damaged or not."""
+    resnet = {k: v.contiguous() for k, v in tiny_pair.mmdet.items() if k.startswith("backbone.")}
+    path = write_safetensors(tmp_path / "resnet.safetensors", resnet, {})
+    looked_up: list[Path] = []
+    monkeypatch.setattr(readers, "recorded_url", lambda path: looked_up.append(path))
+    assert read_checkpoint(path, layout="ours").layout == "ours"
+    assert looked_up == []
+
+
+@pytest.mark.parametrize("layout", ["official", "mmdet"])
+def test_a_checkpoint_is_read_once(
+    tiny_files: dict[str, Path],
+    tiny_pair: ReferencePair,
+    monkeypatch: pytest.MonkeyPatch,
+    layout: str,
+) -> None:
+    """Was: read whole twice, for the records' CRC-32 and by torch.load (then a third time to
+    copy the tensors into a model). The check reads it; torch.load maps the pages it read."""
+    path, tensors = tiny_files[layout], getattr(tiny_pair, layout)
+    read_bytes = 0
+    real_open = open
+
+    def counting_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        handle = real_open(file, mode, *args, **kwargs)
+        if isinstance(file, (str, Path)) and Path(file) == path:
+            read, readinto = handle.read, handle.readinto
+
+            def counted_read(*size: int) -> bytes:
+                nonlocal read_bytes
+                data = read(*size)
+                read_bytes += len(data)
+                return data
+
+            def counted_readinto(buffer: Any) -> int:
+                nonlocal read_bytes
+                count = readinto(buffer)
+                read_bytes += count
+                return count
+
+            handle.read, handle.readinto = counted_read, counted_readinto
+        return handle
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    monkeypatch.setattr("io.open", counting_open)
+    checkpoint = read_checkpoint(path)
+    assert all(torch.equal(checkpoint.tensors[key], value) for key, value in tensors.items())
+    assert 0.9 * path.stat().st_size < read_bytes < 1.1 * path.stat().st_size

@@ -80,7 +80,7 @@ def check_source(src: str) -> None:
     if path.is_dir():
         raise IsADirectoryError(f"SRC {src} is a folder; give the checkpoint file in it")
     if not path.exists() and (path.suffix or len(path.parts) > 1):
-        raise FileNotFoundError(f"SRC {src} does not exist{published_download_advice(src)}")
+        raise FileNotFoundError(f"SRC {src} does not exist{published_download_advice(path)}")
     if not path.exists():
         raise FileNotFoundError(
             f"SRC {src} is not a file, a URL or a published name "

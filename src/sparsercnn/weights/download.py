@@ -27,11 +27,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from sparsercnn.file_chunks import chunks
 from sparsercnn.model import build_model
 from sparsercnn.model_file import LoadedModel, load_state_dict_strict
 from sparsercnn.paths import check_file
 from sparsercnn.runtime import check_device
-from sparsercnn.torch_archive import CHUNK_SIZE
 from sparsercnn.weights.backoff import retry_delay
 from sparsercnn.weights.convert import convert_checkpoint
 from sparsercnn.weights.download_lock import (
@@ -135,7 +135,7 @@ def fetch(
     try:
         check_file(path, "checkpoint", "the checkpoint file")
     except FileNotFoundError as error:
-        raise FileNotFoundError(f"{error}{published_download_advice(str(path))}") from None
+        raise FileNotFoundError(f"{error}{published_download_advice(path)}") from None
     verify_sha256(path, expected_sha256(path.name, sha256))
     return path
 
@@ -249,7 +249,7 @@ def _sha256_mismatch(path: Path, expected: str) -> str | None:
     """The file's SHA-256 (hex) where it does not start with ``expected``, else None."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        while block := handle.read(CHUNK_SIZE):
+        for block in chunks(handle):
             digest.update(block)
     actual = digest.hexdigest()
     return None if actual.startswith(expected) else actual
@@ -398,7 +398,7 @@ def _download_once(url: str, part: Path, timeout: float) -> None:
                 disable=None,
             ) as bar,
         ):
-            while chunk := response.read(CHUNK_SIZE):
+            for chunk in chunks(response):
                 handle.write(chunk)
                 written += len(chunk)
                 bar.update(len(chunk))

@@ -6,6 +6,7 @@ Plain data with no heavy imports, so that the CLI can list the names in its help
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 OFFICIAL_URL = "https://github.com/PeizeSun/SparseR-CNN/releases/download/v0.1/{}"
@@ -67,13 +68,12 @@ PUBLISHED_CHECKPOINTS: dict[str, PublishedCheckpoint] = {
 }
 
 
-def published_download_advice(path: str) -> str:
+def published_download_advice(path: Path) -> str:
     """For a checkpoint file ``path`` that is not there, what to do when its name is that of a
     published checkpoint's download (``r50_100pro_3x_model.pth``, as the README's table lists
     them): "; ... pass its name ... or download it from URL", else "" (a message goes on)."""
-    name = path.replace("\\", "/").rsplit("/", 1)[-1]
     for key, published in PUBLISHED_CHECKPOINTS.items():
-        if published.url.rsplit("/", 1)[-1] == name:
+        if published.url.rsplit("/", 1)[-1] == path.name:
             return (
                 f"; it is the download of the published checkpoint {key}: pass the name {key} "
                 f"instead (downloaded once, then cached), or download it from {published.url}"

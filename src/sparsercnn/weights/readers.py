@@ -32,7 +32,7 @@ from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.model_file import BACKBONE_FORMAT_NAME, FORMAT_NAME, read_model_file
 from sparsercnn.paths import check_file
-from sparsercnn.safetensors_file import check_tensor_data
+from sparsercnn.safetensors_file import check_crc32
 from sparsercnn.text import listing
 from sparsercnn.torch_archive import damaged_record
 from sparsercnn.weights.download_lock import recorded_url
@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 START_SIZE = 64
 # What torch.save's legacy (non-zip) format pickles first: a plain pickle lacks it.
 TORCH_LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+# How a zip archive (what torch.save writes) starts: a local file header's signature.
+ZIP_MAGIC = b"PK\x03\x04"
 # The largest JSON header safetensors reads (its own limit, 100 MB).
 MAX_SAFETENSORS_HEADER = 100_000_000
 # Keys that identify a layout: any key starting with one of these prefixes.
@@ -178,7 +180,7 @@ def _read_safetensors(path: Path, layout: Layout | None) -> RawCheckpoint:
     if metadata.get("format") == FORMAT_NAME:
         tensors, config, categories = read_model_file(path)
         return RawCheckpoint(tensors, "ours", str(path), categories.names, config, categories)
-    check_tensor_data(path, metadata, _fetch_again(recorded_url(path)))
+    check_crc32(path, metadata, lambda: _fetch_again(recorded_url(path)))
     with safe_open(str(path), framework="pt") as handle:
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     if metadata.get("format") == BACKBONE_FORMAT_NAME:
@@ -219,11 +221,10 @@ def _read_torch(path: Path, start: bytes, layout: Layout | None) -> RawCheckpoin
             f"checksum stored with it; {_fetch_again(recorded_url(path))}"
         )
     try:
-        # From an open file: given a path, torch.load reads a .safetensors name as safetensors.
-        with _numpy_allowed(), open(path, "rb") as handle, warnings.catch_warnings():
+        with _numpy_allowed(), warnings.catch_warnings():
             # torch warns about any legacy pickle's protocol; refused or read, it says nothing.
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            obj = torch.load(handle, map_location="cpu", weights_only=True)
+            obj = _torch_load(path, start)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
         raise ValueError(_unreadable_message(path, start, error)) from error
     tensors, meta = _find_state_dict(obj, path)
@@ -237,6 +238,22 @@ def _read_torch(path: Path, start: bytes, layout: Layout | None) -> RawCheckpoin
         )
     layout = layout or detect_layout(list(tensors), str(path))
     return RawCheckpoint(tensors, layout, str(path), _mmdet_class_names(meta))
+
+
+def _torch_load(path: Path, start: bytes) -> Any:
+    """torch.load of ``path`` (whose first bytes are ``start``), with safe loading, on the CPU.
+
+    A zip archive is mapped into memory (``mmap``), not read: its tensors are views of the file's
+    pages, which :func:`~sparsercnn.torch_archive.damaged_record` has just read to check them,
+    so that its bytes are read once and never held twice (the model's copy is made from those
+    pages). torch maps a file by path, and given a path it reads a ``.safetensors`` name as
+    safetensors: such a file, and torch.save's legacy format (not mapped), are read from an
+    open file.
+    """
+    if start.startswith(ZIP_MAGIC) and path.suffix.lower() != ".safetensors":
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    with open(path, "rb") as handle:
+        return torch.load(handle, map_location="cpu", weights_only=True)
 
 
 def _mmdet_class_names(meta: object) -> list[str] | None:
