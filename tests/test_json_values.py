@@ -1,10 +1,19 @@
-"""JSON value type tests: one pair for the annotation file, results file and label map checks."""
+"""JSON value type tests: one pair for the annotation file, results file and label map checks,
+and the one rule for ids written as whole floats."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from sparsercnn.json_values import is_int, is_number
+from sparsercnn.json_values import (
+    MAX_EXACT_FLOAT_INTEGER,
+    is_int,
+    is_number,
+    is_real,
+    whole_float,
+    with_integer_ids,
+)
 
 
 @pytest.mark.parametrize(
@@ -24,3 +33,39 @@ def test_a_bool_is_neither_an_integer_nor_a_number(
     value: object, integer: bool, number: bool
 ) -> None:
     assert is_int(value) is integer and is_number(value) is number
+
+
+@pytest.mark.parametrize(
+    ("value", "whole"),
+    [
+        (3.0, 3),
+        (-1.0, -1),
+        (np.float64(4.0), 4),
+        (float(MAX_EXACT_FLOAT_INTEGER), MAX_EXACT_FLOAT_INTEGER),
+        (2.0**60, None),  # past 2**53: digits may be lost
+        (2.5, None),
+        (float("nan"), None),
+        (float("inf"), None),
+        (3, None),  # already an integer
+        (True, None),
+        ("3", None),
+    ],
+)
+def test_a_whole_float_stands_for_its_integer(value: object, whole: int | None) -> None:
+    assert whole_float(value) == whole
+
+
+def test_real_numbers_of_memory_include_numpy_scalars_never_bools() -> None:
+    assert all(map(is_real, (3, 2.5, np.float32(1), np.int64(2))))
+    assert not any(map(is_real, (True, np.bool_(True), "3", None)))
+
+
+def test_whole_float_ids_become_integers_in_new_entries_and_are_counted() -> None:
+    entries = [{"id": 1.0, "image_id": 2.0}, {"id": 2, "image_id": 2.5}, "not an entry"]
+    fixed, counts = with_integer_ids(entries, ("id", "image_id"))
+    assert fixed == [{"id": 1, "image_id": 2}, {"id": 2, "image_id": 2.5}, "not an entry"]
+    assert type(fixed[0]["id"]) is int and dict(counts) == {"id": 1, "image_id": 1}
+    assert entries[0] == {"id": 1.0, "image_id": 2.0} and type(entries[0]["id"]) is float
+    assert fixed[1] is entries[1]
+    unchanged = [{"id": 1}]
+    assert with_integer_ids(unchanged, ("id",)) == (unchanged, {})

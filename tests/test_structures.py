@@ -4,9 +4,18 @@ the CPU."""
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
-from sparsercnn.structures import Batch, Detections, PixelMap, Target, detections_to_cpu
+from sparsercnn.structures import (
+    Batch,
+    Detections,
+    PixelMap,
+    Target,
+    coco_area,
+    detections_to_cpu,
+)
 
 # A JPEG decoded at 1/8 and mirrored by EXIF: its grid starts 5 full pixels before the image.
 DECODED = PixelMap(8.0, 8.0, -5.0, -3.0)
@@ -87,3 +96,12 @@ def test_detections_reach_the_cpu_as_float32_whatever_the_model_ran_in() -> None
     assert on_cpu["labels"].dtype == torch.int64
     torch.testing.assert_close(on_cpu["boxes"], torch.tensor([[1.5, 2.0, 3.0, 4.25]]))
     torch.testing.assert_close(on_cpu["scores"], torch.tensor([0.75]))
+
+
+@pytest.mark.parametrize("area", [900, 900.0, np.float32(900.0), np.float64(900.0), np.int64(900)])
+def test_coco_area_reads_the_area_field_as_memory_holds_it(area: object) -> None:
+    """Was: an ``np.float32`` or ``np.int64`` area (a dict built in memory, as from pandas) was
+    passed over for the box's w*h, unsaid; a bool or a string still is."""
+    assert coco_area({"area": area, "bbox": [0, 0, 10, 20]}) == 900.0
+    assert coco_area({"area": True, "bbox": [0, 0, 10, 20]}) == 200.0
+    assert coco_area({"area": "900", "bbox": [0, 0, 10, 20]}) == 200.0

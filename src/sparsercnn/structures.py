@@ -22,6 +22,7 @@ from typing import Any, NamedTuple, TypedDict
 import torch
 from torch import Tensor
 
+from sparsercnn.json_values import is_real
 from sparsercnn.ops.boxes import clip_boxes, nonempty_boxes
 
 
@@ -329,6 +330,6 @@ def coco_area(annotation: Mapping[str, Any]) -> float:
     """The area COCO evaluation sorts an annotation by (small < 32², large >= 96²): its
     ``area`` field (a segment's area in COCO's own files), else its box's ``w * h``."""
     area = annotation.get("area")
-    if isinstance(area, int | float) and not isinstance(area, bool):
+    if is_real(area):  # numpy scalars too: a ground-truth dict may be built in memory
         return float(area)
     return float(annotation["bbox"][2]) * float(annotation["bbox"][3])

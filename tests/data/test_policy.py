@@ -288,3 +288,26 @@ def test_an_unsized_entry_whose_file_is_missing_is_one_error_when_files_are_not_
     inspection = inspect_dataset(data.json_path, data.image_dir, image_check="exists")
     assert [i.code for i in inspection.errors] == ["bad_image"]
     assert "drop --no-image-check" in inspection.errors[0].message
+
+
+def test_warnings_of_one_kind_take_one_line_with_their_count_and_ids(
+    write_coco: WriteCoco, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: three in full per kind, then "... and N more": nothing said which. Now one line per
+    kind: the count, the first in full, and the ids of the others (a few, then how many)."""
+    data = write_jpegs(write_coco, 8, objects_per_image=3)
+    coco = data.read_json()
+    for ann in coco["annotations"][::3]:
+        ann["bbox"] = [60, 10, 6, 10]  # 2 px past the right edge of 64: clipped
+    coco["annotations"][1]["bbox"] = [10, 10, 0, 10]
+    data.write_json(coco)
+    with caplog.at_level(logging.WARNING, logger="sparsercnn.data.policy"):
+        apply_policy(inspect_dataset(data.json_path, data.image_dir), skip_invalid=False)
+    (record,) = caplog.records
+    header, clipped, empty = record.getMessage().split("\n")
+    ids = [ann["id"] for ann in coco["annotations"][::3]]
+    assert header.endswith(": 9 warning(s):")
+    assert clipped.startswith(f"  [box_clipped] 8 issues, the first: annotation {ids[0]} (image")
+    others = ", ".join(map(str, ids[1:6]))
+    assert clipped.endswith(f"; the others: annotations {others} ... (7 in all)")
+    assert empty.startswith(f"  [empty_box] annotation {coco['annotations'][1]['id']} (image")

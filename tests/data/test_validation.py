@@ -714,7 +714,7 @@ def test_size_ranges_agree_with_the_evaluator(write_coco: WriteCoco) -> None:
 
 
 def test_an_entry_rejected_for_its_id_takes_its_annotations_along() -> None:
-    """An image or category whose id is written as a string (or a float) is one error saying
+    """An image or category whose id is written as a string (or a fraction) is one error saying
     how to write it; its annotations are not reported as of an unknown image or category."""
     data = {
         "images": [image(1, "a.png"), {**image(0, "b.png"), "id": "4"}, image(5, "c.png")],
@@ -751,9 +751,44 @@ def test_an_entry_rejected_for_its_id_takes_its_annotations_along() -> None:
     assert strings[15].image_id == 1 and "'category_id' is \"3\"" in strings[15].message
     assert [ann["id"] for ann in checked.annotations] == [10]
 
-    data["images"][1]["id"] = 4.0
+    data["images"][1]["id"] = 4.5
     (bad,) = [i for i in check_coco(data, "x.json").issues if i.code == "bad_image"]
-    assert "'id' is 4.0, not an integer: write it as 4;" in bad.message
+    assert bad.message.endswith("'id' is 4.5, not an integer: COCO ids are integers")
+
+
+def test_ids_written_as_whole_floats_are_read_as_integers_with_one_warning() -> None:
+    """Was: refused, every annotation an error (pandas writes integer columns as 3.0). Now
+    read as the integers, counted in one warning; a fraction, or a float too large to hold its
+    digits, is still refused; the parsed file is not modified."""
+    data = {
+        "images": [{**image(0, "a.png"), "id": 1.0}, image(2, "b.png")],
+        "categories": [{"id": 3.0, "name": "car"}],
+        "annotations": [
+            {**box(10.0, 1.0, 3.0, [1, 2, 10, 10]), "area": 100},
+            box(11, 2, 3, [1, 2, 10, 10]),
+            box(12, 2.5, 3, [1, 2, 10, 10]),
+            box(13, 2, 2.0**60, [1, 2, 10, 10]),
+        ],
+    }
+    checked = check_coco(data, "x.json")
+    assert [issue.code for issue in checked.issues] == ["float_id", *["bad_annotation"] * 2]
+    note, fraction, large = checked.issues
+    assert note.severity == "warning" and note.message == (
+        "x.json: 5 ids written as whole floats (3.0, as pandas writes integer columns) are read "
+        "as the integers (images[].id 1, categories[].id 1, annotations[].id 1, "
+        "annotations[].image_id 1, annotations[].category_id 1); write ids as integers (e.g. "
+        "df.astype({'image_id': int}))"
+    )
+    assert "'image_id' is 2.5, not an integer: COCO ids are integers" in fraction.message
+    assert "a float this large may have lost digits" in large.message
+    assert [type(image["id"]) for image in checked.images] == [int, int]
+    assert checked.categories == [{"id": 3, "name": "car"}]
+    first = checked.annotations[0]
+    assert (first["id"], first["image_id"], first["category_id"]) == (10, 1, 3)
+    assert all(type(first[key]) is int for key in ("id", "image_id", "category_id"))
+    assert [ann["id"] for ann in checked.ground_truth] == [10, 11]
+    assert type(checked.ground_truth[0]["id"]) is int
+    assert data["images"][0]["id"] == 1.0 and type(data["images"][0]["id"]) is float
 
 
 def test_an_annotation_whose_category_is_rejected_is_not_a_negative_example(

@@ -265,6 +265,21 @@ def test_duplicate_image_ids_count_once(ground_truth: dict[str, Any]) -> None:
     assert math.isclose(result.AP, 1.0, abs_tol=1e-12)
 
 
+def test_each_image_is_kept_once_and_a_repeat_s_records_are_not_checked(
+    ground_truth: dict[str, Any],
+) -> None:
+    """Was: repeats were kept in ``image_ids`` and de-duplicated in three places, and a
+    repeat's records, never scored, could refuse the call. Each image is kept once, its first
+    records; a repeat (a padded distributed sampler) is left out unchecked."""
+    evaluator = CocoEvaluator(ground_truth, CATEGORY_IDS, NAMES)
+    evaluator.update([1, 2, 1], [_gt_detections(ground_truth, i) for i in (1, 2, 1)])
+    repeat = _gt_detections(ground_truth, 2)
+    repeat["scores"][0] = float("nan")  # would be refused, were it scored
+    evaluator.update([2, 3], [repeat, _gt_detections(ground_truth, 3)])
+    assert evaluator.image_ids == [1, 2, 3] and len(evaluator.results) == 3
+    assert evaluator.evaluate().num_images == 3
+
+
 def test_invalid_inputs_raise_clear_errors(ground_truth: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="category ids \\[5\\]"):
         CocoEvaluator(ground_truth, [3, 5])

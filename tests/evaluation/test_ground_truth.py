@@ -4,8 +4,11 @@ scoring exactly as with ground truth prepared for it alone."""
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -102,3 +105,30 @@ def test_the_category_ids_records_may_name_are_the_label_map_s() -> None:
     evaluator.extend([1], [[record]])
     with pytest.raises(ValueError, match=r"category id 5, .*\(their ids: 3, 7\)"):
         evaluator.extend([2], [[{**record, "image_id": 2, "category_id": 5}]])
+
+
+def test_ids_are_integers_whole_floats_read_as_such_and_others_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: every id went through int(), so image_id 2.5 became image 2 unsaid (and "2" too).
+    Whole floats (pandas' 2.0) and numpy integers are read as the integers, the floats counted
+    in one warning; anything else is refused, naming the entry."""
+    coco = _coco()
+    coco["images"][1]["id"] = 2.0
+    coco["annotations"][3]["image_id"] = np.int64(2)
+    coco["annotations"][3]["category_id"] = 7.0
+    ground_truth = CocoGroundTruth(coco, CATEGORY_IDS)
+    assert ground_truth.image_ids == {1, 2}
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "2 ids written as whole floats" in warning
+    assert "(images[].id 1, annotations[].category_id 1)" in warning
+    evaluator = CocoEvaluator(ground_truth)
+    evaluator.update([1, 2], _detections(0.0))
+    assert evaluator.evaluate().num_detections == 3
+    for key, value in (("image_id", 2.5), ("category_id", "7")):
+        bad = _coco()
+        bad["annotations"][3][key] = value
+        path = tmp_path / "gt.json"
+        path.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=rf"gt.json: annotations\[3\] has '{key}' "):
+            CocoGroundTruth(path, CATEGORY_IDS)

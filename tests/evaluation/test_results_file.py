@@ -74,3 +74,23 @@ def test_records_of_other_images_are_counted_and_a_few_named() -> None:
     named = [{k: v for k, v in RECORD.items() if k != "image_id"} | {"file_name": "c.jpg"}]
     with pytest.raises(ValueError, match=r"1 record of 1 file that no image of gt is: c.jpg"):
         records_by_image(named, {1: "a.jpg"}, source="d.json", ground_truth="gt")
+
+
+def test_ids_written_as_whole_floats_are_read_as_integers_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: refused ("has an image_id that is no integer") for pandas' 3.0. Now read as the
+    integers, counted in one warning; a fraction is still refused, shown as the file gives it."""
+    records = [{**RECORD, "image_id": 1.0, "category_id": 3.0}, {**RECORD, "image_id": 2.0}]
+    path = _file(tmp_path, records)
+    read = read_results_file(path)
+    assert read == [RECORD, {**RECORD, "image_id": 2}]
+    assert all(type(r["image_id"]) is int and type(r["category_id"]) is int for r in read)
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning.startswith(f"{path}: 3 ids written as whole floats (3.0, as pandas writes")
+    assert "(image_id 2, category_id 1)" in warning
+    caplog.clear()
+    path = _file(tmp_path, [*records, {**RECORD, "image_id": 2.5, "category_id": 3.0}])
+    with pytest.raises(ValueError, match=r'record 2 \(\{"image_id": 2.5, "category_id": 3.0,'):
+        read_results_file(path)
+    assert not caplog.records  # no warning about a file refused

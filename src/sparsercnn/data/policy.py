@@ -45,8 +45,8 @@ from sparsercnn.data.validation import (
     DatasetError,
     Issue,
     check_coco,
-    format_issues,
     load_coco_json,
+    summarize_issues,
 )
 from sparsercnn.text import counted, listing
 
@@ -288,7 +288,7 @@ def apply_policy(
         logger.warning("%s", _dropped_summary(source, checked, errors))
     warnings = [issue for issue in inspection.issues if issue.severity == "warning"]
     if warnings:
-        lines = "\n".join(format_issues(warnings, max_per_code=3))
+        lines = "\n".join(summarize_issues(warnings))
         logger.warning("%s: %d warning(s):\n%s", source, len(warnings), lines)
     empty = sum(issue.code == "image_without_boxes" for issue in inspection.issues)
     if empty:

@@ -24,7 +24,9 @@ its own), ``duplicate_category_name``,
 annotation uses that an annotation tool adds beside the classes: Roboflow's project category,
 the ``supercategory`` of the others; labelme2coco's ``_background_``), ``duplicate_file_name``,
 ``ignore_flag`` (non-crowd annotations with ``"ignore": 1``, as some converters mark regions
-to ignore: COCO evaluation reads ``iscrowd`` only; one warning for all), ``bbox_corners``
+to ignore: COCO evaluation reads ``iscrowd`` only; one warning for all), ``float_id`` (ids
+written as whole floats, ``3.0``, as pandas writes integer columns: read as the integers, one
+warning for all; :func:`~sparsercnn.json_values.whole_float`), ``bbox_corners``
 (boxes past their image's right or bottom edge, by more than :data:`ROUNDING_PX`, in a file
 whose every box would fit read as corners ``[x1, y1, x2, y2]``: an exporter's mistake that the
 per-box issues do not name; one of the :data:`EXPLAINING_CODES`).
@@ -40,7 +42,13 @@ from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from sparsercnn.json_values import is_int, is_number
+from sparsercnn.json_values import (
+    is_int,
+    is_number,
+    whole_float,
+    whole_float_ids_message,
+    with_integer_ids,
+)
 from sparsercnn.structures import coco_area
 from sparsercnn.text import counted, listing
 
@@ -139,11 +147,11 @@ class CheckedCoco:
     (every non-crowd annotation that is valid, clipped or of zero size). ``ground_truth`` holds
     what COCO evaluation scores against: every annotation that is not an error (valid, clipped
     or of zero size, crowd regions included), the first of its id, as the file gives it (the
-    parsed entries, unclipped), in file order. ``unsized_images`` are the image entries left
-    out only for giving no size (:func:`image_entry_size`) while their file's size was not
-    given (each in a ``bad_image`` error where the files were not decoded and its file has no
-    error): the data policy decodes their files and checks the file again with the sizes
-    found.
+    parsed entries, unclipped; ids written as whole floats made integers), in file order.
+    ``unsized_images`` are the image entries left out only for giving no size
+    (:func:`image_entry_size`) while their file's size was not given (each in a ``bad_image``
+    error where the files were not decoded and its file has no error): the data policy decodes
+    their files and checks the file again with the sizes found.
     """
 
     images: list[dict[str, Any]]
@@ -289,10 +297,15 @@ def check_coco(
         invalid are dropped with it, counted in its error; those of a category whose entry is
         invalid each get a ``rejected_category`` error naming its image. An entry is matched
         by its id as given (an image ``"id": "4"`` is rejected, and its annotations with
-        ``"image_id": 4`` go with it, not reported as of an unknown image).
+        ``"image_id": 4`` go with it, not reported as of an unknown image). Ids written as
+        whole floats (``4.0``) are read as the integers, in copies of their entries (``data`` is
+        not modified), with one ``float_id`` warning that counts them.
     """
     _check_structure(data, source)
+    data, whole_floats = _with_integer_ids(data)
     checker = _Checker(clip_tolerance, image_sizes, bad_files)
+    if whole_floats:
+        checker.add("warning", "float_id", whole_float_ids_message(source, whole_floats))
     categories = checker.categories(data["categories"])
     if not categories:
         message = (
@@ -328,6 +341,26 @@ def check_coco(
         checker.ground_truth,
         checker.unsized_images,
     )
+
+
+# The id keys of the entries of each list of a COCO file.
+_ID_KEYS = {
+    "images": ("id",),
+    "categories": ("id",),
+    "annotations": ("id", "image_id", "category_id"),
+}
+
+
+def _with_integer_ids(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """``data`` (a new dict, ``data`` is not modified) with its ids written as whole floats
+    made integers (:func:`~sparsercnn.json_values.with_integer_ids`), and how many were, by key
+    (``"annotations[].image_id"``)."""
+    counts: dict[str, int] = {}
+    data = dict(data)
+    for list_key, keys in _ID_KEYS.items():
+        data[list_key], found = with_integer_ids(data[list_key], keys)
+        counts.update((f"{list_key}[].{key}", count) for key, count in found.items())
+    return data, counts
 
 
 class _Checker:
@@ -766,16 +799,17 @@ def _id_key(value: object) -> Hashable | None:
     is itself, and anything else (missing, null, true, a list) matches nothing."""
     if is_int(value):
         return value
-    if type(value) is float and value.is_integer():
-        return int(value)
+    if (whole := whole_float(value)) is not None:
+        return whole
     if isinstance(value, str):
         return int(value) if re.fullmatch(r"-?[0-9]+", value) else value
     return None
 
 
 def _id_problem(entry: dict[str, Any], key: str) -> str:
-    """Why ``entry[key]`` is no COCO id (an integer; an image id within :data:`_INT64`), with
-    what to write instead."""
+    """Why ``entry[key]`` is no COCO id (an integer, or a whole float that
+    :func:`check_coco` reads as one; an image id within :data:`_INT64`), with what to write
+    instead."""
     if key not in entry:
         return f"{key!r} is missing"
     value = entry[key]
@@ -786,8 +820,9 @@ def _id_problem(entry: dict[str, Any], key: str) -> str:
     whole = _id_key(value)
     if isinstance(whole, int) and isinstance(value, str):
         fix = f"write it as {whole}, without quotes"
-    elif isinstance(whole, int):
-        fix = f"write it as {whole}"
+    elif type(value) is float and value.is_integer():
+        # Past 2**53 (whole_float): an int64 column pandas wrote as float64.
+        fix = "a float this large may have lost digits: write ids as integers"
     else:
         fix = "COCO ids are integers"
     return f"{key!r} is {shown}, not an integer: {fix}"
@@ -977,4 +1012,27 @@ def format_issues(issues: Iterable[Issue], max_per_code: int | None = 10) -> lis
         lines.extend(f"  {issue}" for issue in found[:max_per_code])
         if max_per_code is not None and len(found) > max_per_code:
             lines.append(f"  ... and {len(found) - max_per_code} more [{code}]")
+    return lines
+
+
+def summarize_issues(issues: Iterable[Issue]) -> list[str]:
+    """One line per code, for a log: its one issue, or how many there are, the first in full
+    and the ids of the others (a few, then how many), so that ten thousand clipped boxes take
+    one line; :func:`format_issues` lists them one per line."""
+    by_code: dict[str, list[Issue]] = {}
+    for issue in issues:
+        by_code.setdefault(issue.code, []).append(issue)
+    lines = []
+    for code, (first, *others) in by_code.items():
+        if not others:
+            lines.append(f"  {first}")
+            continue
+        line = f"  [{code}] {len(others) + 1} issues, the first: {first.message}"
+        if all(issue.annotation_id is not None for issue in others):
+            noun, ids = "annotations", [str(issue.annotation_id) for issue in others]
+        elif all(issue.image_id is not None for issue in others):
+            noun, ids = "images", list(dict.fromkeys(str(issue.image_id) for issue in others))
+        else:
+            noun, ids = "", []
+        lines.append(f"{line}; the others: {noun} {listing(ids, limit=5)}" if ids else line)
     return lines

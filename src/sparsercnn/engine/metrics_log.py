@@ -24,6 +24,7 @@ from typing import Any
 
 from sparsercnn.atomic_file import atomic_write
 from sparsercnn.json_lines import read_json_lines
+from sparsercnn.json_values import is_number
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ class MetricsLog:
 def _iteration(record: dict[str, Any]) -> float:
     """The ``iter`` of a record; one without a number there counts as the run's start."""
     value = record.get("iter")
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+    return value if is_number(value) else 0
 
 
 def _finite(value: Any) -> Any:

@@ -198,8 +198,8 @@ class CocoEvaluator:
 
     ``image_ids`` and ``results`` are plain parallel lists (one list of :class:`CocoResult`
     per updated image), so a distributed engine can all-gather them and :meth:`extend` the
-    evaluator of the main process. An image id seen twice (a padded distributed sampler) is
-    evaluated once.
+    evaluator of the main process. They hold each image once: an image id seen again (a padded
+    distributed sampler) is left out, its first records kept.
     """
 
     def __init__(
@@ -223,11 +223,13 @@ class CocoEvaluator:
             self.ground_truth = CocoGroundTruth(ground_truth, label_to_category_id, class_names)
         self.image_ids: list[int] = []
         self.results: list[list[CocoResult]] = []
+        self._seen: set[int] = set()  # the ids of image_ids
 
     def reset(self) -> None:
         """Forget all accumulated detections."""
         self.image_ids.clear()
         self.results.clear()
+        self._seen.clear()
 
     def update(self, image_ids: Sequence[int], detections: Sequence[Detections]) -> None:
         """Add the detections of a batch (boxes absolute xyxy pixels of the original images)."""
@@ -251,9 +253,12 @@ class CocoEvaluator:
         if len(image_ids) != len(results):
             raise ValueError(f"{len(image_ids)} image ids for {len(results)} result lists")
         gt = self.ground_truth
-        # Each once: a padded distributed sampler repeats image ids.
-        given = dict.fromkeys(int(i) for i in image_ids)
-        unknown = [str(i) for i in given if i not in gt.image_ids]
+        # Each image once, its first records winning: a padded distributed sampler repeats ids.
+        new: dict[int, list[CocoResult]] = {}
+        for image_id, image_records in zip(image_ids, results, strict=True):
+            if int(image_id) not in self._seen:
+                new.setdefault(int(image_id), list(image_records))
+        unknown = [str(i) for i in new if i not in gt.image_ids]
         if unknown:
             named = "image id" if len(unknown) == 1 else "image ids"
             verb = "is" if len(unknown) == 1 else "are"
@@ -261,25 +266,23 @@ class CocoEvaluator:
                 f"{named} {listing(unknown, 5)} {verb} not in {gt.source}; evaluate with the "
                 "annotation file the images came from"
             )
-        _check_category_ids(image_ids, results, gt)
-        for image_id, image_records in zip(image_ids, results, strict=True):
+        _check_category_ids(new, gt)
+        for image_id, image_records in new.items():
             _check_records(image_id, image_records)
-        self.image_ids.extend(int(i) for i in image_ids)
-        self.results.extend(list(r) for r in results)
+        self.image_ids.extend(new)
+        self.results.extend(new.values())
+        self._seen.update(new)
 
     def coco_results(self) -> list[CocoResult]:
         """All accumulated records, each image once (first update wins), for the results JSON."""
-        per_image: dict[int, list[CocoResult]] = {}
-        for image_id, image_records in zip(self.image_ids, self.results, strict=True):
-            per_image.setdefault(image_id, image_records)
-        return [record for records in per_image.values() for record in records]
+        return [record for records in self.results for record in records]
 
     def evaluate(self) -> EvaluationResult:
         """Run COCOeval on the updated images (``params.imgIds`` = those images, no others)."""
         if not self.image_ids:
             raise RuntimeError("CocoEvaluator.evaluate() called before any update()")
         gt = self.ground_truth
-        image_ids = sorted(set(self.image_ids))
+        image_ids = sorted(self.image_ids)
         records = self.coco_results()
         if len(image_ids) < len(gt.image_ids):
             logger.info(
@@ -357,16 +360,10 @@ class CocoEvaluator:
         return coco_eval
 
 
-def _check_category_ids(
-    image_ids: Sequence[int], results: Sequence[Sequence[CocoResult]], gt: CocoGroundTruth
-) -> None:
-    """Raise when records name category ids outside the label map of ``gt`` (COCOeval would
-    skip such records unsaid, though counted among the detections), naming every such id, the
-    first images with one, and the ids the label map has. An image id given twice (a padded
-    distributed sampler) counts once."""
-    per_image: dict[int, Sequence[CocoResult]] = {}
-    for image_id, records in zip(image_ids, results, strict=True):
-        per_image.setdefault(int(image_id), records)
+def _check_category_ids(per_image: Mapping[int, Sequence[CocoResult]], gt: CocoGroundTruth) -> None:
+    """Raise when records (by image id) name category ids outside the label map of ``gt``
+    (COCOeval would skip such records unsaid, though counted among the detections), naming
+    every such id, the first images with one, and the ids the label map has."""
     known = gt.category_ids
     unknown: set[object] = set()
     num_records = 0

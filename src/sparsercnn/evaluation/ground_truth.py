@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import numbers
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 from faster_coco_eval import COCO
 
 from sparsercnn.evaluation.results import label_to_category_lookup
+from sparsercnn.json_values import whole_float, whole_float_ids_message
 from sparsercnn.structures import coco_area, distinct_names
 
 logger = logging.getLogger(__name__)
@@ -140,9 +142,48 @@ def _load_ground_truth(
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise ValueError(f"{source}: COCO ground truth needs a list under {key!r}")
+    _integer_ids(data, source)
     for ann in data["annotations"]:
         # pycocotools needs both for the area ranges and crowd handling; COCO files have them.
         # A null iscrowd (0 for COCO's tools and the data rules) would crash faster-coco-eval.
         ann["iscrowd"] = int(bool(ann.get("iscrowd")))
         ann["area"] = coco_area(ann)
     return data, source
+
+
+# The ids of each list of a COCO dict that evaluation reads (annotation ids are renumbered).
+_ID_KEYS = {"images": ("id",), "categories": ("id",), "annotations": ("image_id", "category_id")}
+
+
+def _integer_ids(data: dict[str, Any], source: str) -> None:
+    """Make the ids of ``data`` (:data:`_ID_KEYS`) Python ints, in place: integers (numpy's
+    included) as they are, whole floats (``3.0``) with one warning that counts them
+    (:func:`~sparsercnn.json_values.whole_float`).
+
+    Raises:
+        ValueError: an entry is no object, or an id is anything else, which ``int()`` would
+            read as another id (``2.5`` as 2, ``"2"`` as 2) or not at all; the message names
+            the entry.
+    """
+    counts: Counter[str] = Counter()
+    for list_key, keys in _ID_KEYS.items():
+        for position, entry in enumerate(data[list_key]):
+            if not isinstance(entry, dict):
+                raise ValueError(f"{source}: {list_key}[{position}] is not an object")
+            for key in keys:
+                value = entry.get(key)
+                if type(value) is int:
+                    continue
+                if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                    entry[key] = int(value)
+                elif (whole := whole_float(value)) is not None:
+                    entry[key] = whole
+                    counts[f"{list_key}[].{key}"] += 1
+                else:
+                    raise ValueError(
+                        f"{source}: {list_key}[{position}] has {key!r} {value!r:.40}, not an "
+                        "integer id; write COCO ids as integers (`sparsercnn validate` checks "
+                        "an annotation file)"
+                    )
+    if counts:
+        logger.warning("%s", whole_float_ids_message(source, counts))

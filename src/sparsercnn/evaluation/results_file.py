@@ -14,14 +14,22 @@ every record is, by :meth:`~sparsercnn.evaluation.CocoEvaluator.extend`.
 from __future__ import annotations
 
 import json
+import logging
 import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from sparsercnn.evaluation.results import CocoResult
-from sparsercnn.json_values import is_int, is_number
+from sparsercnn.json_values import (
+    is_int,
+    is_number,
+    whole_float_ids_message,
+    with_integer_ids,
+)
 from sparsercnn.text import counted, listing, shortened
+
+logger = logging.getLogger(__name__)
 
 # What a results file holds, for every message about one that does not.
 RECORDS = (
@@ -35,7 +43,10 @@ def read_results_file(path: str | Path) -> list[dict[str, Any]]:
 
     Returns:
         The records as the file gives them: each has ``category_id`` (an integer), ``bbox``
-        (4 numbers), ``score`` (a number) and an integer ``image_id`` or a ``file_name``.
+        (4 numbers), ``score`` (a number) and an integer ``image_id`` or a ``file_name``. Ids
+        written as whole floats (``3.0``, as pandas writes integer columns) are read as the
+        integers, with one warning that counts them
+        (:func:`~sparsercnn.json_values.with_integer_ids`); other floats are refused.
 
     Raises:
         ValueError: naming the file, and the first bad record by its index: the file is not
@@ -50,12 +61,15 @@ def read_results_file(path: str | Path) -> list[dict[str, Any]]:
         raise ValueError(f"{path} is not JSON ({error}); {RECORDS}") from None
     if not isinstance(data, list):
         raise ValueError(f"{path} {_what_instead(data)}; {RECORDS}")
-    for index, record in enumerate(data):
+    records, whole_floats = with_integer_ids(data, ("image_id", "category_id"))
+    for index, record in enumerate(records):
         problem = _record_problem(record)
         if problem is not None:
-            shown = shortened(json.dumps(record), 120)
+            shown = shortened(json.dumps(data[index]), 120)  # as the file gives it
             raise ValueError(f"{path}: record {index} ({shown}) {problem}; {RECORDS}")
-    return data
+    if whole_floats:
+        logger.warning("%s", whole_float_ids_message(str(path), whole_floats))
+    return records
 
 
 def _what_instead(data: Any) -> str:
