@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,38 @@ def test_an_animated_webp_or_a_multi_page_tiff_is_an_image(tmp_path: Path, suffi
     path = tmp_path / f"anim.{suffix}"
     _save_frames(path, 3)
     assert input_groups([path], None) == [[path]]
+
+
+def test_every_image_read_as_its_first_frame_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder of two animated WebPs and a multi-page TIFF: only the first was named (once per
+    process, when read), the others at DEBUG."""
+    from sparsercnn.data import image_io
+
+    monkeypatch.setattr(image_io, "_NOTED", set())
+    paths = [tmp_path / name for name in ("a.webp", "b.webp", "c.tif")]
+    for path in paths:
+        _save_frames(path, 3)
+    assert input_groups([tmp_path], None) == [paths]
+    (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warning.getMessage().startswith("3 images have several frames or pages")
+    assert all(f"{path}: 3 frames (" in warning.getMessage() for path in paths)
+
+
+def test_a_file_given_that_is_no_image_or_video_is_refused_before_any_work(
+    tmp_path: Path,
+) -> None:
+    """It was read as an image when its turn came, failing the run part-way: "cannot read image
+    'notes.txt': not an image, or a damaged one". An image of another suffix is still one."""
+    notes, still = tmp_path / "notes.txt", tmp_path / "photo.jfif"
+    notes.write_text("not an image")
+    _save_frames(still, 1)
+    with pytest.raises(
+        ValueError, match=r"notes\.txt is neither an image nor a video: its suffix "
+    ):
+        input_groups([still, notes], None)
+    assert input_groups([still], None) == [[still]]
 
 
 def _save_frames(path: Path, num_frames: int) -> None:

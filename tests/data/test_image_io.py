@@ -23,6 +23,7 @@ from sparsercnn.data.image_io import (
     multi_frame_format,
     read_image_header,
     to_rgb,
+    warn_multi_frame_files,
 )
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
@@ -209,6 +210,30 @@ def test_a_multi_frame_file_is_its_first_frame_named_once(
     (warning,) = [record for record in caplog.records if record.levelno >= logging.WARNING]
     assert "first." in warning.getMessage() and "3 frames" in warning.getMessage()
     assert "second." in caplog.records[-1].getMessage()  # the others at DEBUG
+
+
+def test_the_multi_frame_files_of_a_run_are_named_in_one_warning(
+    tmp_path: Path, fresh_notes: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The images a run reads, known beforehand: only the first multi-frame file read was
+    named, the others at DEBUG. Stills, unreadable files and JPEGs (whose headers are not read)
+    are left out of it, and reading the files warns no more."""
+    files = [tmp_path / name for name in ("a.webp", "b.tif", "c.png", "still.png", "bad.gif")]
+    _save_frames(files[0], [(8, 6)] * 3, [RED, BLUE, GREEN])
+    _save_frames(files[1], [(8, 6)] * 2, [RED, BLUE])
+    _save_frames(files[2], [(8, 6)] * 2, [RED, BLUE])
+    Image.new("RGB", (8, 6), RED).save(files[3])
+    files[4].write_bytes(b"not a gif")
+    with caplog.at_level(logging.DEBUG, logger=image_io.__name__):
+        warn_multi_frame_files(files)
+        for file in files[:3]:
+            load_image(file)
+    (warning,) = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert warning.getMessage() == (
+        "3 images have several frames or pages, of which only the first is read, as for every "
+        f"such file: {files[0]}: 3 frames (an animated WEBP), {files[1]}: 2 frames (pages of a "
+        f"TIFF), {files[2]}: 2 frames (an animated PNG)"
+    )
 
 
 def test_an_mpo_jpeg_s_preview_is_not_a_frame(tmp_path: Path) -> None:

@@ -272,6 +272,13 @@ def test_bad_flags_are_named(
     assert f"--save-images {a_file} is a file" in error_line(capsys)
     assert run_predict(model_file, clip, "--output", a_file / "p.json") == 2
     assert str(a_file) in error_line(capsys)
+    # The results JSON was written as drawn.mp4, replacing a video there with a warning.
+    drawn = write_clip(tmp_path / "drawn.mp4", 2)
+    assert run_predict(model_file, clip, "--output", drawn) == 2
+    assert f"--output {drawn} names an image or video file, but --output is the results JSON" in (
+        error_line(capsys)
+    )
+    assert decode(drawn)[0]
 
 
 def test_drawings_that_would_collide_or_replace_an_input_are_refused(

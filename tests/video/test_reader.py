@@ -148,6 +148,28 @@ def test_frames_a_damaged_streams_demuxer_skips_are_listed_as_skipped(
 
 
 @pytest.mark.parametrize("suffix", [".mkv", ".ts"])
+def test_a_paused_recording_is_numbered_on_and_said_once_as_information(
+    tmp_path: Path, suffix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A constant-rate stream with no frames for 2 s (a recording paused), and no damage: the
+    gap was taken as 24 frames lost, numbered 12 to 35, with a warning that the file is
+    damaged."""
+    numbers = [*range(12), *range(36, 48)]
+    clip = write_clip(tmp_path / f"paused{suffix}", 48, numbers=numbers, x264_params="bframes=0")
+    caplog.set_level(logging.INFO)
+    video = VideoFile(clip)
+    frames = list(video.frames())
+    assert [f.index for f in frames] == list(range(24))
+    assert [f.timestamp for f in frames] == pytest.approx([i / 12 for i in numbers], abs=1e-3)
+    assert video.skipped_frames == []
+    assert [r.levelno for r in caplog.records] == [logging.INFO]
+    assert f"paused{suffix}: 1 gap in its times without damage (a paused recording), the " in (
+        caplog.text
+    )
+    assert "the longest 2.08 s after the frame at 0.92 s" in caplog.text
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".ts"])
 def test_a_constant_rate_stream_with_a_change_of_rate_is_not_taken_as_damaged(
     tmp_path: Path, suffix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -362,10 +384,36 @@ def test_a_frame_folder_leaves_out_drawings_and_videos(
     (tmp_path / "frames" / "drawn").mkdir()
     Image.fromarray(clip_frame(0)).save(tmp_path / "frames" / "drawn" / "frame_9.png")
     clip.rename(tmp_path / "frames" / "clip.mp4")
+    write_clip(tmp_path / "frames" / "other.mkv", 2)
     sequence = FrameFolder(tmp_path / "frames", fps=5, skip=tmp_path / "frames" / "drawn")
     assert sequence.files == paths
-    assert "leaving out its 1 video file, which are not frames" in caplog.text
+    # Only the first video was named: "(.../clip.mp4 first)".
+    videos = f"{tmp_path / 'frames' / 'clip.mp4'}, {tmp_path / 'frames' / 'other.mkv'}"
+    assert f"leaving out 2 video files ({videos}): a video is not a frame" in caplog.text
     assert str(tmp_path / "frames" / "drawn") in caplog.text
+
+
+def test_a_frame_folders_animated_images_are_named_in_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each is one frame, its first: only the first such file read was named, once per process
+    (the others at DEBUG)."""
+    from sparsercnn.data import image_io
+
+    monkeypatch.setattr(image_io, "_NOTED", set())
+    write_frames(tmp_path / "frames", 4)
+    frames = [Image.fromarray(clip_frame(i)) for i in range(3)]
+    for number in (1, 3):
+        path = tmp_path / "frames" / f"frame_{number}.gif"
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=100)
+        (tmp_path / "frames" / f"frame_{number}.png").unlink()
+    sequence = FrameFolder(tmp_path / "frames", fps=5)
+    assert [frame.image.shape for frame in sequence.frames()] == [(64, 96, 3)] * 4
+    (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    named = [
+        f"{tmp_path / 'frames' / f'frame_{n}.gif'}: 3 frames (an animated GIF)" for n in (1, 3)
+    ]
+    assert warning.getMessage().endswith(": " + ", ".join(named))
 
 
 def test_frames_of_another_size_are_refused_naming_the_frame(tmp_path: Path) -> None:

@@ -161,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         )
         video_targets = annotated_video_targets(drawings, groups, args.every)
     refuse_writing_over_inputs(groups, args.output, drawings)
+    refuse_media_output(args.output)
     # Not before the flags and paths are refused (--precision against an ONNX graph's once it
     # is loaded, an --output that is an input): a refused command has nothing to replace.
     warn_replacing(args.output, "--output")
@@ -199,6 +200,18 @@ def run(args: argparse.Namespace) -> int:
             + (f" ({len(replaced)} earlier drawings replaced)" if replaced else "")
         )
     return 0
+
+
+def refuse_media_output(output: Path) -> None:
+    """Fail before any work when ``--output`` names an image or a video (``--output
+    drawn.mp4``): the results JSON would be written under that name, replacing such a file."""
+    from sparsercnn.data.image_io import IMAGE_SUFFIXES
+
+    if output.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
+        raise ValueError(
+            f"--output {output} names an image or video file, but --output is the results "
+            "JSON: give a .json name (--save-images DIR draws the detections)"
+        )
 
 
 def build_predictor(args: argparse.Namespace) -> Predictor | OnnxPredictor:

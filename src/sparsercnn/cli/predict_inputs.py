@@ -29,12 +29,16 @@ def input_groups(
     (videos and animated GIFs and PNGs, and with ``fps`` folders); a folder otherwise stands for its
     images and videos, sorted by path, leaving out those below the folder ``skip`` and below
     folders of drawings an earlier run made (:data:`~sparsercnn.image_inputs.DRAWINGS_MARKER`).
+    The images read as their first frame (an animated WebP, a multi-page TIFF) are named, all in
+    one warning (:func:`~sparsercnn.data.image_io.warn_multi_frame_files`).
 
     Raises:
         FileNotFoundError: a path does not exist, or a folder holds no input.
-        ValueError: a file is an input twice (:func:`refuse_repeated_inputs`), a video cannot
-            be read (:class:`~sparsercnn.video.VideoFile`), or ``fps`` is given without a folder.
+        ValueError: a file is an input twice (:func:`refuse_repeated_inputs`), a file given
+            is no image or video (:func:`refuse_unknown_file`), a video cannot be read
+            (:class:`~sparsercnn.video.VideoFile`), or ``fps`` is given without a folder.
     """
+    from sparsercnn.data.image_io import warn_multi_frame_files
     from sparsercnn.video import FrameFolder, VideoFile, is_video_file
 
     items: list[Path | FrameSequence] = []
@@ -45,6 +49,7 @@ def input_groups(
         elif not path.exists():
             raise FileNotFoundError(f"input {path} does not exist")
         else:
+            refuse_unknown_file(path)
             given.append((path, path))
     refuse_repeated_inputs(given)
     for path, _ in given:
@@ -56,6 +61,7 @@ def input_groups(
             items.append(path)
     if fps is not None and not any(isinstance(item, FrameFolder) for item in items):
         raise ValueError("--fps reads folders as frame sequences, but no folder was given")
+    warn_multi_frame_files([item for item in items if isinstance(item, Path)])
     groups: list[InputGroup] = []
     for item in items:
         if not isinstance(item, Path):
@@ -65,6 +71,29 @@ def input_groups(
         else:
             groups.append([item])
     return groups
+
+
+def refuse_unknown_file(path: Path) -> None:
+    """Fail before any work when a file given, whose suffix is neither an image's nor a
+    video's, is no image Pillow reads either (``notes.txt``, a video ``.ogv``): it was read as
+    an image when its turn came, failing the run part-way as "not an image, or a damaged one".
+
+    Raises:
+        ValueError: naming the file, its suffix and the suffixes read.
+    """
+    from sparsercnn.data.image_io import IMAGE_SUFFIXES, ImageReadError, read_image_header
+
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
+        return
+    try:
+        read_image_header(path)
+    except ImageReadError:
+        raise ValueError(
+            f"input {path} is neither an image nor a video: its suffix {path.suffix or '(none)'} "
+            f"is not an image's ({', '.join(IMAGE_SUFFIXES)}) nor a video's "
+            f"({', '.join(VIDEO_SUFFIXES)}), and Pillow cannot read it; convert it, or rename "
+            "it if it is one"
+        ) from None
 
 
 def refuse_repeated_inputs(given: list[tuple[Path, Path]]) -> None:

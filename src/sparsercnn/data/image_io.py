@@ -35,17 +35,18 @@ Mode conversions done by :func:`to_rgb`:
   beforehand where absolute intensities matter. A file read so is named once per process (INFO).
 
 A file of several frames (an animated GIF, PNG or WebP, a multi-page TIFF) is read as its first
-frame, and the first such file is named, with its frame count, in a warning once per process (the
-data check lists every one: :mod:`sparsercnn.data.image_check`; ``predict`` reads an animated GIF
-or PNG as a video, and the server refuses such an upload). A JPEG whose MPO extension holds
-previews or a depth map of the same shot counts as one frame.
+frame, and the first such file is named, with its frame count, in a warning once per process;
+where a run knows its images beforehand, :func:`warn_multi_frame_files` names every one in that
+warning (the data check lists every one too: :mod:`sparsercnn.data.image_check`; ``predict``
+reads an animated GIF or PNG as a video, and the server refuses such an upload). A JPEG whose
+MPO extension holds previews or a depth map of the same shot counts as one frame.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -54,11 +55,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sparsercnn.data.transforms import resize_image
 from sparsercnn.structures import PixelMap
+from sparsercnn.text import counted, listing
 
 logger = logging.getLogger(__name__)
 
 # The suffixes (lower case) of the files taken for images where a folder is read or looked over.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+# Those of formats whose files may hold several frames or pages: GIF, APNG, WebP, TIFF.
+MULTI_FRAME_SUFFIXES = (".png", ".tif", ".tiff", ".webp", ".gif")
 _ORIENTATION_TAG = 0x0112
 # EXIF orientations 5-8 rotate by 90 or 270 degrees: the displayed image has w and h swapped.
 _TRANSPOSING_ORIENTATIONS = frozenset({5, 6, 7, 8})
@@ -309,6 +313,44 @@ def multi_frame_format(path: str | os.PathLike[str]) -> str | None:
     """
     with _opened_image(os.fspath(path)) as image:
         return (image.format or "") if _is_multi_frame(image) else None
+
+
+def warn_multi_frame_files(paths: Sequence[str | os.PathLike[str]]) -> None:
+    """Warn, naming every one, of the files of ``paths`` that have several frames or pages
+    (:func:`warn_multi_frame`): the images a run is about to read. Only the headers of files
+    with a suffix of :data:`MULTI_FRAME_SUFFIXES` are read; a file whose header cannot be read
+    is left to its reading to report."""
+    headers = []
+    for path in paths:
+        if os.fspath(path).lower().endswith(MULTI_FRAME_SUFFIXES):
+            try:
+                headers.append((os.fspath(path), read_image_header(path)))
+            except ImageReadError:
+                continue
+    warn_multi_frame(headers)
+
+
+def warn_multi_frame(headers: Iterable[tuple[str, ImageHeader]]) -> None:
+    """One warning naming each file (the first 10, and how many) whose header says it has
+    several frames or pages, of which only the first is read: the images a run is about to read,
+    their headers read beforehand. It stands for the once-per-process warning of reading such a
+    file, which then names the files read at DEBUG only.
+
+    Args:
+        headers: each file's name, as messages give it, and its header
+            (:func:`read_image_header`).
+    """
+    named = [
+        f"{name}: {header.frames_in_words}" for name, header in headers if header.num_frames > 1
+    ]
+    if not named:
+        return
+    _NOTED.add("frames")
+    logger.warning(
+        "%s several frames or pages, of which only the first is read, as for every such file: %s",
+        counted(len(named), "image has", "images have"),
+        listing(named),
+    )
 
 
 def _is_multi_frame(image: Image.Image) -> bool:

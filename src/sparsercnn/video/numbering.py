@@ -14,6 +14,10 @@ from fractions import Fraction
 # hundredth of a frame for a frame rate the container rounds.
 _TICK_TOLERANCE = 1
 _FRAME_TOLERANCE = Fraction(1, 100)
+# How many frame durations from where the demuxer showed damage a gap in the times may lie and
+# still be frames lost: the frames presented around a skip were decoded up to 16 places from
+# it (H.264's deepest reordering).
+_DAMAGE_REACH = 16
 
 
 class FrameNumbering:
@@ -29,11 +33,15 @@ class FrameNumbering:
     are not always presentation times (H.264 in AVI carries decoding times).
 
     A demuxer that meets damage (MPEG-TS, Matroska) skips to where it can read again: those
-    frames never reach the decoder, and show only as a gap in the times. With the stream's
+    frames never reach the decoder, and show only as a gap in the times, next to a packet the
+    demuxer marks as damaged (``add_packet(..., damaged=True)``). With the stream's
     ``frame_duration``, while the stream is constant-rate (every packet declares that duration,
     and every interval between the frames presented is a whole number of it), an interval of
-    ``k`` durations leaves ``k - 1`` numbers out. The first interval that is not (a
-    variable-rate video) ends this for the rest of the stream: its gaps say nothing.
+    ``k`` durations within :data:`_DAMAGE_REACH` durations of such a packet leaves ``k - 1``
+    numbers out. A gap far from damage is a pause (a recording paused, or stopped between
+    motions): its frames are numbered on, and :attr:`pauses` counts it. The first interval that
+    is not a whole number of durations (a variable-rate video) ends this for the rest of the
+    stream: its gaps say nothing.
 
     Memory stays small however long the video: only the packets not yet presented are kept.
 
@@ -49,6 +57,9 @@ class FrameNumbering:
             that failed), in the stream's time base; None before the first frame is numbered.
         end: the latest end of a packet demuxed (its time plus its duration), in the stream's
             time base; None before a packet with a time.
+        pauses: how many gaps in a constant-rate stream's times are pauses, not frames lost.
+        longest_pause: ``(start, end)`` presentation times of the longest pause (the frames
+            before and after it), in the stream's time base; None without a pause.
     """
 
     def __init__(self, frame_duration: Fraction | None = None, *, keep_times: bool = False) -> None:
@@ -68,14 +79,27 @@ class FrameNumbering:
         self._next_number = 0  # one past the last number given
         self._last_pts: int | None = None  # the last frame numbered's pts (None: none, unknown)
         self._skipped: list[int] = []  # numbers left out before the last number
+        # Sorted times of the packets marked damaged, near or after the last frame numbered.
+        self._damage_times: list[int] = []
         self.origin: int | None = None
         self.end: int | None = None
+        self.pauses = 0
+        self.longest_pause: tuple[int, int] | None = None
 
-    def add_packet(self, pts: int | None, dts: int | None = None, duration: int = 0) -> None:
+    def add_packet(
+        self, pts: int | None, dts: int | None = None, duration: int = 0, *, damaged: bool = False
+    ) -> None:
         """Count a packet that holds a frame (not the empty one that flushes the decoder, nor
-        one the container marks to discard), with its times and declared duration (0: none)."""
+        one the container marks to discard), with its times and declared duration (0: none);
+        ``damaged``: the demuxer showed damage at it or just before it (flagged it corrupt, or
+        skipped part of the file to reach it), so a gap in the times near it is frames lost."""
         self._num_packets += 1
         time = dts if dts is not None else pts
+        if damaged:
+            # Presentation times where known: the gaps are measured in them.
+            damage_time = pts if pts is not None else time if time is not None else self.end
+            if damage_time is not None:
+                bisect.insort(self._damage_times, damage_time)
         if time is not None:
             self.end = max(self.end if self.end is not None else time, time + duration)
         if self._constant_rate and not self._is_whole(duration, exactly_one=True):
@@ -123,7 +147,28 @@ class FrameNumbering:
         if num_durations is None:  # a variable-rate stream, from here on at least
             self._constant_rate = False
             return -1
+        if num_durations > 1 and not self._near_damage(self._last_pts, pts):
+            self._add_pause(self._last_pts, pts)
+            return -1
         return self._next_number - 1 + num_durations
+
+    def _near_damage(self, start: int, end: int) -> bool:
+        """Whether a packet marked damaged lies within :data:`_DAMAGE_REACH` frame durations of
+        the gap between the frames at ``start`` and ``end``; the marks before that reach are let
+        go (the frames come in presentation order)."""
+        assert self._frame_duration is not None
+        reach = _DAMAGE_REACH * self._frame_duration
+        times = self._damage_times
+        del times[: bisect.bisect_left(times, start - reach)]
+        return bool(times) and times[0] <= end + reach
+
+    def _add_pause(self, start: int, end: int) -> None:
+        self.pauses += 1
+        if (
+            self.longest_pause is None
+            or end - start > self.longest_pause[1] - self.longest_pause[0]
+        ):
+            self.longest_pause = (start, end)
 
     def _is_whole(self, interval: int, *, exactly_one: bool = False) -> int | None:
         """How many frame durations ``interval`` is, where it is a whole number of them (one,

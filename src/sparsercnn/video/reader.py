@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 
@@ -23,9 +23,11 @@ from sparsercnn.data.image_io import (
     load_image,
     multi_frame_format,
     read_image_header,
+    warn_multi_frame,
 )
 from sparsercnn.image_inputs import IMAGE_SUFFIXES, folder_files, no_files_error
 from sparsercnn.text import counted, listing
+from sparsercnn.video.demux_damage import DemuxDamage
 from sparsercnn.video.numbering import FrameNumbering
 from sparsercnn.video.suffixes import VIDEO_SUFFIXES
 
@@ -214,14 +216,18 @@ class VideoFile:
         damaged file, or the last, partial packet of an MP4 cut short) is skipped, as players
         skip it; its frame's number is left out, and :attr:`skipped_frames` lists it, with one
         warning, once the stream ends; so are the frames a damaged constant-rate stream's
-        demuxer skipped (:class:`~sparsercnn.video.numbering.FrameNumbering`).
+        demuxer skipped (a gap in the times where it showed damage,
+        :class:`~sparsercnn.video.demux_damage.DemuxDamage`), where a gap without damage (a
+        paused recording) is numbered on.
 
         Raises:
             ValueError: the file could not be read part-way; the message names the file.
         """
         av = import_av()
         numbering = numbering or FrameNumbering()
-        packets = container.demux(container.streams.video[0])
+        video = container.streams.video[0]
+        damage = DemuxDamage(container.format.name, video.index)
+        packets = container.demux()  # every stream's: a stretch skipped may end at any of them
         num_decoded, reason = 0, ""
         while True:
             try:
@@ -233,11 +239,15 @@ class VideoFile:
                 ) from error
             if packet is None:
                 break
+            damaged = damage.damaged(packet)
+            if packet.stream.index != video.index:
+                continue
             holds_frame = bool(packet.size) and not packet.is_discard
             if holds_frame:
-                numbering.add_packet(packet.pts, packet.dts, packet.duration or 0)
+                numbering.add_packet(packet.pts, packet.dts, packet.duration or 0, damaged=damaged)
             try:
-                decoded = packet.decode()
+                # A video stream's packet (demux() types every stream's alike).
+                decoded = cast("list[VideoFrame]", packet.decode())
             except av.error.FFmpegError as error:
                 if holds_frame:
                     numbering.fail_packet(packet.pts)
@@ -312,6 +322,22 @@ class VideoFile:
         reached = numbering.end if decoding_times else numbering.num_frames
         end = timestamp + float(1 / self.fps)
         self._warn_if_cut_short(numbering.num_frames, reached or 0, end)
+        self._tell_pauses(numbering, time_base)
+
+    def _tell_pauses(self, numbering: FrameNumbering, time_base: Fraction | None) -> None:
+        """Say once, as information, where a constant-rate stream's times have gaps without
+        damage (a recording paused): its frame numbers run on where its timestamps jump."""
+        if numbering.longest_pause is None or numbering.origin is None or not time_base:
+            return
+        start, end = numbering.longest_pause
+        logger.info(
+            "video %s: %s in its times without damage (a paused recording), the longest %.2f s "
+            "after the frame at %.2f s; the frames after a gap are numbered on",
+            self.path,
+            counted(numbering.pauses, "gap"),
+            float((end - start) * time_base),
+            float((start - numbering.origin) * time_base),
+        )
 
     def _warn_if_cut_short(self, num_read: int, reached: int, end: float) -> None:
         """Warn when the frames read (``num_read``, those that did not decode included;
@@ -347,8 +373,9 @@ class FrameFolder:
     Frames are ordered by their path below the folder, numbers compared as numbers
     (``frame_2.png`` before ``frame_10.png``); every frame must have the first one's size,
     checked on the files' headers when the folder is opened (a run fails before any work, not
-    at the odd frame). Video files in the folder are not frames: they are left out with a
-    warning.
+    at the odd frame); a frame file of several frames or pages (an animated GIF) is one frame,
+    its first, named in a warning with every other such file. Video files in the folder are not
+    frames: they are left out with a warning naming them.
 
     Args:
         path: the folder.
@@ -382,11 +409,11 @@ class FrameFolder:
         videos = folder_files(self.path, VIDEO_SUFFIXES, skip)
         if videos:
             logger.warning(
-                "frame folder %s: leaving out its %s, which are not frames (%s "
-                "first); give a video as an input of its own",
+                "frame folder %s: leaving out %s (%s): a video is not a frame; give it as an "
+                "input of its own",
                 self.path,
                 counted(len(videos), "video file"),
-                min(videos),
+                listing([str(video) for video in videos]),
             )
         if not files:
             raise no_files_error(self.path, "image files", IMAGE_SUFFIXES, label="frame folder")
@@ -396,16 +423,17 @@ class FrameFolder:
         self.size = self._frame_size()
 
     def _frame_size(self) -> tuple[int, int]:
-        """``(h, w)`` of every frame, from the headers (EXIF orientation applied)."""
-        first = read_image_header(self.files[0])
-        size = (first.height, first.width)
-        for file in self.files[1:]:
-            header = read_image_header(file)
+        """``(h, w)`` of every frame, from the headers (EXIF orientation applied); the frame
+        files of several frames are named in a warning."""
+        headers = [(str(file), read_image_header(file)) for file in self.files]
+        size = (headers[0][1].height, headers[0][1].width)
+        for file, header in headers[1:]:
             if (header.height, header.width) != size:
                 raise ValueError(
                     f"frame {file} is {header.width}x{header.height} but the first frame of "
                     f"{self.path} is {size[1]}x{size[0]}; frames of a sequence share one size"
                 )
+        warn_multi_frame(headers)
         return size
 
     def frames(self, every: int = 1) -> Iterator[Frame]:

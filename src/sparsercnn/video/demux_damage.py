@@ -1,0 +1,62 @@
+"""Where a video file's demuxer met damage: the signal that tells frames lost (a gap in a stream's
+times next to damage, :class:`~sparsercnn.video.numbering.FrameNumbering`) from a pause in the
+recording (a gap with none), for :class:`~sparsercnn.video.reader.VideoFile`.
+
+A demuxer that meets damage skips to where it can read again, quietly but for two traces:
+MPEG-TS flags the packet whose data it found broken (a continuity counter that jumps), and in
+Matroska the packets, which lie one after the other in the file a few bytes of framing apart,
+have a stretch of bytes between them that no packet holds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from av.packet import Packet
+
+# Containers whose packets lie one after the other in the file (their demuxer's name).
+CONTIGUOUS_FORMATS = ("matroska",)
+# Bytes of a contiguous container between one packet's end and the next packet's data that are
+# framing, not a stretch skipped: Matroska's largest is a new cluster's header with a CRC and
+# a block group's elements (about 60 bytes), and a laced block's lace sizes.
+MAX_FRAMING_BYTES = 128
+
+
+class DemuxDamage:
+    """Follows a container's packets in demuxing order, every stream's, and tells which of its
+    video stream's packets come at or just after damage.
+
+    Args:
+        format_name: the container's demuxer names (PyAV's ``container.format.name``,
+            ``"matroska,webm"``).
+        video_index: index of the video stream among the container's streams.
+    """
+
+    def __init__(self, format_name: str, video_index: int) -> None:
+        self._contiguous = any(name in CONTIGUOUS_FORMATS for name in format_name.split(","))
+        self._video_index = video_index
+        self._block_pos: int | None = None  # where the last packet's data starts
+        self._end: int | None = None  # where the last packet's block ends, as far as known
+        self._skipped = False  # a stretch skipped since the last video packet
+
+    def damaged(self, packet: Packet) -> bool:
+        """Take the next packet demuxed (of any stream); whether it is a video packet that the
+        demuxer flagged corrupt, or the first video packet after a stretch of the file it
+        skipped (False for another stream's packet, whose skip passes to the next video one)."""
+        self._skipped = self._skipped_before(packet) or self._skipped
+        if packet.stream.index != self._video_index or not packet.size:
+            return False
+        damaged, self._skipped = self._skipped or packet.is_corrupt, False
+        return damaged
+
+    def _skipped_before(self, packet: Packet) -> bool:
+        if not self._contiguous or packet.pos is None or not packet.size:
+            return False
+        if packet.pos == self._block_pos and self._end is not None:
+            # The next frame of a laced block (Matroska's audio), which shares its position.
+            self._end += packet.size
+            return False
+        skipped = self._end is not None and packet.pos - self._end > MAX_FRAMING_BYTES
+        self._block_pos, self._end = packet.pos, packet.pos + packet.size
+        return skipped
