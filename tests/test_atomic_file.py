@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from sparsercnn.atomic_file import AtomicFile, atomic_write, leftover_temporaries, write_error
+from sparsercnn.atomic_file import (
+    AtomicFile,
+    atomic_write,
+    atomic_write_text,
+    leftover_temporaries,
+    write_error,
+)
 
 
 def test_a_streamed_file_appears_complete_on_commit(tmp_path: Path) -> None:
@@ -46,8 +52,8 @@ def test_errors_name_the_file_as_the_caller_names_it(tmp_path: Path) -> None:
     """A file staged to be moved on later (an annotated video) is named by its final name, and
     an error keeps its kind; the temporary file is never named."""
     name = "drawn/clip.mp4 (drawn from clip.mkv)"
-    with pytest.raises(OSError) as raised, AtomicFile(tmp_path / "v.mp4", name=name):
-        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".v.mp4.x.tmp"))
+    with pytest.raises(OSError) as raised, AtomicFile(tmp_path / "v.mp4", name=name) as file:
+        raise OSError(errno.ENOSPC, "No space left on device", str(file.tmp))
     assert raised.value.errno == errno.ENOSPC
     assert str(raised.value).endswith(
         f"could not write {name} (No space left on device); any previous version of it is intact"
@@ -110,12 +116,71 @@ def test_write_text_in_a_with_block_names_the_file_once(
 
 def test_write_error_knows_its_own_errors_by_mark_not_by_text() -> None:
     """Was: an error whose text merely looked like write_error's (a message passed on from
-    elsewhere) went unnamed; its own errors are marked with the name they give."""
+    elsewhere) went unnamed; its own errors are marked with the name and the reason they give,
+    so that one named again (for another file) names that file alone, once."""
     look_alike = OSError(
         errno.EIO, "could not write a.json (x); any previous version of it is intact"
     )
-    assert write_error(look_alike, "a.json") is not look_alike
+    assert str(write_error(look_alike, "a.json")).endswith(
+        f"could not write a.json ({look_alike.strerror}); any previous version of it is intact"
+    )
     own = write_error(OSError(errno.ENOSPC, "No space left on device"), "a.json")
-    assert write_error(own, "a.json") is own
     renamed = write_error(own, "b.json")
-    assert renamed.errno == errno.ENOSPC and "could not write b.json (" in str(renamed)
+    assert renamed.errno == errno.ENOSPC
+    assert renamed.strerror == (
+        "could not write b.json (No space left on device); any previous version of it is intact"
+    )
+
+
+def _full_disk(path: Path, *args: object, **kwargs: object) -> int:
+    raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+
+def test_a_writer_that_writes_its_temporary_file_atomically_names_the_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: "could not write m.safetensors (could not write .m.safetensors.x.tmp (No space
+    ...); ...); ...": a writer that writes the temporary file through atomic_write itself (an
+    int8 model file written by save_model_file) named the hidden file, and the file twice."""
+    monkeypatch.setattr(Path, "write_text", _full_disk)
+    target = tmp_path / "m.safetensors"
+    with pytest.raises(OSError) as raised:
+        atomic_write(target, lambda tmp: atomic_write_text(tmp, "weights"))
+    assert raised.value.errno == errno.ENOSPC
+    assert raised.value.strerror == (
+        f"could not write {target} (No space left on device); any previous version of it is intact"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_error_naming_another_file_leaves_a_with_block_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that changes together with another (predict's frame list, staged until its
+    results are written) is written in a with block: an error writing the other one names that
+    one, not the staged file, and the staged file is discarded; so does an error reading
+    another file. Was: "could not write the frame list (could not write the results (...);
+    ...); ...", and "could not write int8.onnx (No such file or directory)" for its input."""
+    staged, results = tmp_path / "preds.frames.json", tmp_path / "preds.json"
+    staged.write_text("earlier")
+    write_text = Path.write_text
+
+    def full_disk(path: Path, text: str, *args: object, **kwargs: object) -> int:
+        if path.name.startswith(".preds.json."):
+            _full_disk(path)
+        return write_text(path, text, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(OSError) as raised, AtomicFile(staged) as file:
+        file.write_text("new")
+        atomic_write_text(results, "[]")
+    assert raised.value.strerror == (
+        f"could not write {results} (No space left on device); any previous version of it is intact"
+    )
+    assert staged.read_text() == "earlier" and leftover_temporaries(tmp_path, "*") == []
+    # An input the writer reads, missing: its own error, not "could not write" the output.
+    missing = tmp_path / "model.onnx"
+    with pytest.raises(FileNotFoundError) as raised:
+        atomic_write(tmp_path / "int8.onnx", lambda tmp: tmp.write_bytes(missing.read_bytes()))
+    assert raised.value.filename == str(missing) and "could not write" not in str(raised.value)
+    assert leftover_temporaries(tmp_path, "*") == []

@@ -7,14 +7,17 @@ download: this keeps them from rotting between the sessions that run them. Speed
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.util
 import itertools
 import json
 import runpy
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,6 +31,8 @@ from sparsercnn.model import build_model, inference, winograd
 from sparsercnn.model.int8_features import int8_available
 from sparsercnn.model.winograd import winograd_available
 from sparsercnn.presets import get_preset
+from sparsercnn.recipe import for_dataset
+from sparsercnn.recipe.step_timing import StepCost
 from sparsercnn.runtime import fast_bf16_supported
 from tests.synthetic_coco import WriteCoco
 
@@ -96,12 +101,43 @@ def test_bench_batching_prints_both_batchings(
     assert "argument --repeats: must be >= 1" in capsys.readouterr().err
 
 
+@pytest.fixture
+def train_commands(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The ``sparsercnn train`` runs of bench_recipes, each command as the script gives it,
+    recorded and made in this process instead of a subprocess: the auto recipe's step timing is
+    priced by the test (0.01 s a step, nothing timed) and every run trains 2 steps, well inside
+    a budget of minutes. So the runs and their table do not depend on the machine's load (a
+    0.5-minute budget, timed, was refused as too short on a busy machine) and take seconds."""
+    from sparsercnn.cli.main import main
+
+    commands: list[list[str]] = []
+    run = subprocess.run
+
+    def train(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[Any]:
+        if command[:4] != [sys.executable, "-m", "sparsercnn", "train"]:
+            return run(command, **kwargs)  # the machine's description
+        assert kwargs["check"]
+        commands.append(command)
+        with contextlib.redirect_stdout(kwargs["stdout"]):  # the run's log, as the subprocess's
+            code = main([*command[3:], "--set", "train.max_iter=2"])
+        if code != 0:
+            raise subprocess.CalledProcessError(code, command)
+        return subprocess.CompletedProcess(command, code)
+
+    monkeypatch.setattr(subprocess, "run", train)
+    monkeypatch.setattr(for_dataset, "_time_step_cost", lambda *args: StepCost(0.01, 0.0))
+    return commands
+
+
 @pytest.mark.slow
 def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    train_commands: list[list[str]],
 ) -> None:
     script = SCRIPT.parent / "bench_recipes.py"
-    argv = [str(script), "--datasets", "shapes", "--recipes", "auto", "tiny", "--minutes", "0.5"]
+    argv = [str(script), "--datasets", "shapes", "--recipes", "auto", "tiny", "--minutes", "5"]
     argv += ["--max-images", "8", "--root", str(tmp_path), "--seeds", "1", "2"]
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(script), run_name="__main__")
@@ -116,6 +152,10 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
         ("tiny", "1"),
         ("tiny", "2"),
     ]
+    assert [(cells[7].strip(), cells[-2].strip() != "-") for cells in details] == [("2", True)] * 4
+    recipes = [command[command.index("--preset") + 1] for command in train_commands]
+    assert recipes == ["auto", "auto", "tiny", "tiny"]
+    assert {float(command[command.index("--time-budget") + 1]) for command in train_commands} == {5}
     aps = [float(cells[9]) for cells in details]
     auto_cell, tiny_cell, gap = (cell.strip() for cell in summary.split("|")[2:5])
     # The mean, then the range (the printed APs are rounded: the mean of them within 1e-3).
@@ -125,7 +165,7 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
         assert spread == f"({min(pair):.3f}-{max(pair):.3f})"
     assert float(gap) == pytest.approx((aps[0] + aps[1] - aps[2] - aps[3]) / 2, abs=2e-3)
     for seed in (1, 2):
-        run = tmp_path / "runs" / f"shapes-auto-0.5min-seed{seed}"
+        run = tmp_path / "runs" / f"shapes-auto-5min-seed{seed}"
         assert json.loads((run / "config.json").read_text())["train"]["seed"] == seed
 
     # The finished runs are refused, or read back into the same table with --reuse.
@@ -133,6 +173,7 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
         runpy.run_path(str(script), run_name="__main__")
     monkeypatch.setattr(sys, "argv", [*argv, "--reuse"])
     runpy.run_path(str(script), run_name="__main__")
+    assert len(train_commands) == 4  # nothing trained again
     reread = capsys.readouterr().out.splitlines()
     reread_header = reread.index(lines[header])
     assert reread[reread_header + 2] == summary
@@ -144,7 +185,7 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
     # A dataset on disk, given as NAME=DIR (here the synthetic set's own folder), names the runs.
     data = tmp_path / "data" / "shapes-8"
     on_disk = [str(script), "--datasets", f"shapes={data}", "--recipes", "auto", "tiny"]
-    on_disk += ["--minutes", "0.5", "--root", str(tmp_path), "--seeds", "1", "2", "--reuse"]
+    on_disk += ["--minutes", "5", "--root", str(tmp_path), "--seeds", "1", "2", "--reuse"]
     monkeypatch.setattr(sys, "argv", on_disk)
     runpy.run_path(str(script), run_name="__main__")
     assert summary in capsys.readouterr().out.splitlines()
@@ -157,7 +198,7 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
 
     # A --set variant, named by --tag in the table and the run folder; one without the other
     # is refused.
-    variant = [str(script), "--datasets", "shapes", "--recipes", "auto", "--minutes", "0.5"]
+    variant = [str(script), "--datasets", "shapes", "--recipes", "auto", "--minutes", "5"]
     variant += ["--max-images", "8", "--root", str(tmp_path), "--seeds", "1"]
     monkeypatch.setattr(sys, "argv", [*variant, "--set", "input.crop=true"])
     with pytest.raises(SystemExit, match="--set and --tag go together"):
@@ -166,7 +207,7 @@ def test_bench_recipes_trains_each_recipe_and_tabulates_the_gap(
     runpy.run_path(str(script), run_name="__main__")
     out = capsys.readouterr().out
     assert "| AP auto+crops | auto - best fixed |" in out and "| shapes | auto+crops | 1 |" in out
-    run = tmp_path / "runs" / "shapes-auto+crops-0.5min-seed1"
+    run = tmp_path / "runs" / "shapes-auto+crops-5min-seed1"
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["input"]["crop"] is True and cfg["train"]["seed"] == 1
 

@@ -15,9 +15,11 @@ from pathlib import Path
 from types import TracebackType
 
 _TEMPORARY_SUFFIX = ".tmp"
-# The attribute by which write_error marks its errors with the name they give, so as to know its
-# own and never name a file twice.
+# The attributes by which write_error marks its errors with the file they name and the reason
+# they give: a with block then knows the errors that name a file already (AtomicFile.__exit__),
+# and a file is never named twice in one message.
 _WRITTEN_NAME = "written_name"
+_WRITTEN_REASON = "written_reason"
 
 
 def leftover_temporaries(directory: str | Path, name_pattern: str) -> list[Path]:
@@ -33,8 +35,12 @@ class AtomicFile:
     video's frames) as well as for :func:`atomic_write`.
 
     The temporary file (:attr:`tmp`) is created at once. As a context manager, it is committed
-    (:meth:`commit`) on a clean exit and discarded (:meth:`discard`) on an exception, which an
-    OSError leaves naming the file (:func:`write_error`); or call the two directly.
+    (:meth:`commit`) on a clean exit and discarded (:meth:`discard`) on an exception. An
+    OSError leaves the block naming the file (:func:`write_error`) where it names no file or
+    the temporary file (a writer that writes it through :func:`atomic_write` itself); one that
+    names a file already goes on as it is: this one (:meth:`write_text`'s), or another file
+    the block wrote or read (one that changes together with this one). Or call
+    :meth:`commit` and :meth:`discard` directly.
 
     Args:
         path: the destination; its folder is created.
@@ -71,11 +77,10 @@ class AtomicFile:
         if exc is None:
             self.commit()
             return
+        temporary = None if self.tmp is None else str(self.tmp)
         self.discard()
-        if isinstance(exc, OSError):
-            named = write_error(exc, self.name)
-            if named is not exc:  # else it names the file already and goes on as it is
-                raise named from exc
+        if isinstance(exc, OSError) and _named_file(exc) in (None, temporary):
+            raise write_error(exc, self.name) from exc
 
     def write_text(self, text: str) -> None:
         """Write ``text`` (UTF-8) to the temporary file, for a file committed later by hand or
@@ -140,16 +145,22 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
 
 def write_error(error: OSError, name: str | Path) -> OSError:
     """``error`` as a one-line error of the same kind (by errno: ``PermissionError`` for
-    EACCES, ...) that names the file ``name`` not written, rather than its temporary file;
-    ``error`` itself where it is this function's error of ``name`` already (a
-    :meth:`AtomicFile.write_text` in a with block), never named twice."""
-    if getattr(error, _WRITTEN_NAME, None) == str(name):
-        return error
-    message = (
-        f"could not write {name} ({error.strerror or error}); any previous version of it is intact"
-    )
+    EACCES, ...) that names the file ``name`` not written, rather than its temporary file. An
+    error of this function gives its reason, not its message: one file is named, once."""
+    reason = getattr(error, _WRITTEN_REASON, None) or error.strerror or str(error)
+    message = f"could not write {name} ({reason}); any previous version of it is intact"
     named = OSError(message) if error.errno is None else OSError(error.errno, message)
     setattr(named, _WRITTEN_NAME, str(name))
+    setattr(named, _WRITTEN_REASON, reason)
+    return named
+
+
+def _named_file(error: OSError) -> str | None:
+    """The file ``error`` names: :func:`write_error`'s, else the system's (its ``filename``),
+    if any."""
+    named = getattr(error, _WRITTEN_NAME, None)
+    if named is None and error.filename is not None:
+        named = os.fsdecode(error.filename)
     return named
 
 

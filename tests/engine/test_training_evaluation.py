@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -86,11 +87,21 @@ def test_ctrl_c_during_the_final_evaluation_keeps_the_last_steps(
 
 
 def test_after_a_resume_the_report_is_of_model_best(
-    tiny_coco: SyntheticCoco, tmp_path: Path
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Evaluations at 2 and 4, resumed in between: the best AP (at 2, the model of
     model_best) was kept only as a number, so the result had no best and the report drew
-    model_final; a finished run resumed reported nothing at all."""
+    model_final; a finished run resumed reported nothing at all. One pass of each model an
+    invocation reports or evaluates: the resumed run's of iteration 4 and of model_best (whose
+    detections no earlier invocation kept), the finished run's of model_best alone."""
+    passes: list[int] = []
+    run_inference = inference.run_inference
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        passes.append(1)
+        return run_inference(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "run_inference", counted)
     cfg = tiny_config()
     cfg.train.checkpoint_period = cfg.train.eval_period = 2
     cfg.train.max_iter = 2
@@ -105,8 +116,10 @@ def test_after_a_resume_the_report_is_of_model_best(
     cfg.train.max_iter = 4
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     evaluated_at_2 = next(r["eval"] for r in records if "eval" in r)
-    for _ in range(2):  # resumed from 2 to 4, then the finished run resumed
+    for expected_passes in (2, 1):  # resumed from 2 to 4, then the finished run resumed
+        passes.clear()
         result = train_from_coco(cfg, **data, resume=True)
+        assert len(passes) == expected_passes
         # The tiny model's AP does not improve over 2 steps: the first evaluation stays best.
         assert result.best_iteration == 2 and result.best_ap == evaluated_at_2["AP"]
         report = result.evaluation_report

@@ -129,6 +129,31 @@ def test_the_predictions_panel_draws_what_its_title_counts_at_the_threshold_give
     assert np.array_equal(np.asarray(drawing), np.asarray(both))
 
 
+def test_a_panel_counts_what_it_drew_applying_its_threshold_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Was: the predictions panel's drawing and its title each applied the threshold
+    (draw_detections to draw, its caller again to count for the title): two applications of
+    one rule. detections_panel counts what draw_detections drew."""
+    thresholds: list[float] = []
+    passes_threshold = draw.passes_threshold
+
+    def counted(scores: Any, threshold: float) -> Any:
+        thresholds.append(threshold)
+        return passes_threshold(scores, threshold)
+
+    monkeypatch.setattr(draw, "passes_threshold", counted)
+    boxes = [[50.0, 60.0, 150.0, 200.0], [10.0, 10.0, 40.0, 40.0]]
+    draw_ground_truth_and_predictions(_gray(), boxes, [0, 1], boxes, [0, 1], [0.9, 0.1], NAMES)
+    assert thresholds == [0.3]
+    title, drawing = draw.detections_panel(
+        "stage 2", _gray(), boxes, [0, 1], [0.9, 0.1], NAMES, 0.05
+    )
+    assert title == "stage 2: 2 scoring >= 0.05"
+    both = draw_detections(_gray(), boxes, [0, 1], [0.9, 0.1], NAMES, score_threshold=0.05)
+    assert np.array_equal(np.asarray(drawing), np.asarray(both))
+
+
 def test_ground_truth_without_scores_and_unknown_labels() -> None:
     image = Image.new("L", (100, 80), 0)  # grayscale input becomes RGB
     out = draw_detections(image, [[10.0, 30.0, 60.0, 70.0]], [7], None, NAMES)
@@ -198,13 +223,20 @@ def test_sample_panels_are_sized_as_the_stage_figure_s(
     drawing); the boxes are scaled per axis with the panel, so that a box on the image's far
     edge is on the panel's far edge although its side was rounded to a whole pixel."""
     drawn: list[tuple[tuple[int, int], np.ndarray]] = []
-    draw_detections = draw.draw_detections
+    draw_detections, detections_panel = draw.draw_detections, draw.detections_panel
 
     def capture(image: Image.Image, boxes: np.ndarray, *args: Any, **kwargs: Any) -> Image.Image:
         drawn.append((image.size, np.asarray(boxes)))
         return draw_detections(image, boxes, *args, **kwargs)
 
+    def capture_panel(
+        title: str, image: Image.Image, boxes: np.ndarray, *args: Any, **kwargs: Any
+    ) -> tuple[str, Image.Image]:
+        drawn.append((image.size, np.asarray(boxes)))
+        return detections_panel(title, image, boxes, *args, **kwargs)
+
     monkeypatch.setattr(draw, "draw_detections", capture)
+    monkeypatch.setattr(draw, "detections_panel", capture_panel)
     width, height = image_size
     whole = [[0.0, 0.0, float(width), float(height)]]
     out = draw_ground_truth_and_predictions(

@@ -95,12 +95,15 @@ def test_a_tiny_image_is_enlarged_with_its_boxes(monkeypatch: pytest.MonkeyPatch
     """A 20x20 image gets 256-pixel panels (captions legible), its boxes scaled by the same
     12.8; ``max_panel_side`` below that caps the enlargement."""
     drawn: list[tuple[tuple[int, int], np.ndarray]] = []
+    detections_panel = stage_figure.detections_panel
 
-    def capture(image: Image.Image, boxes: np.ndarray, *args: Any, **kwargs: Any) -> Image.Image:
+    def capture(
+        title: str, image: Image.Image, boxes: np.ndarray, *args: Any, **kwargs: Any
+    ) -> tuple[str, Image.Image]:
         drawn.append((image.size, boxes))
-        return draw_detections(image, boxes, *args, **kwargs)
+        return detections_panel(title, image, boxes, *args, **kwargs)
 
-    monkeypatch.setattr(stage_figure, "draw_detections", capture)
+    monkeypatch.setattr(stage_figure, "detections_panel", capture)
     image = Image.new("RGB", (20, 10), (90, 90, 90))
     stage = StagePanel("stage 1", [[5.0, 2.0, 15.0, 8.0]], [0], [0.9])
     out = draw_stage_figure(image, [[0.0, 0.0, 20.0, 10.0]], [stage], NAMES)

@@ -211,13 +211,9 @@ def write_outputs(
             frame_list.unlink()
         return None
     text = json.dumps({"results": output.name, "videos": videos}, separators=(",", ":"))
-    # Under a temporary name until the results are written: the two change together. Not a
-    # with block: an error writing the results names the results, not the frame list.
-    staged = AtomicFile(frame_list)
-    try:
+    # Under a temporary name until the results are written: the two change together (an error
+    # writing the results names the results).
+    with AtomicFile(frame_list) as staged:
         staged.write_text(text)
         write_results_json(records, output)
-    except BaseException:
-        staged.discard()
-        raise
-    return staged.commit()
+    return frame_list

@@ -88,6 +88,64 @@ def draw_detections(
         ValueError: the arrays' lengths differ, or a box or score is NaN or infinite (as COCO
             evaluation refuses such detections: a diverged or damaged model's).
     """
+    drawing, _ = _draw_detections(
+        image,
+        boxes,
+        labels,
+        scores,
+        class_names,
+        score_threshold,
+        line_width,
+        font_size,
+        image_name=image_name,
+    )
+    return drawing
+
+
+def detections_panel(
+    title: str,
+    image: Image.Image,
+    boxes: ArrayLike,
+    labels: ArrayLike,
+    scores: ArrayLike,
+    class_names: Sequence[str],
+    score_threshold: float,
+    *,
+    image_name: str | None = None,
+) -> tuple[str, Image.Image]:
+    """A panel of scored detections for
+    :func:`~sparsercnn.visualization.panels.compose_panels`: :func:`draw_detections`' drawing,
+    titled ``"{title}: N scoring >= {score_threshold}"`` with the N it drew (an empty panel is
+    not mistaken for a bug).
+
+    Args:
+        boxes: ``(K, 4)`` absolute xyxy pixels of ``image``; labels, scores: ``(K,)``.
+
+    Returns:
+        ``(title, drawing)``.
+
+    Raises:
+        ValueError: as :func:`draw_detections`.
+    """
+    drawing, num_drawn = _draw_detections(
+        image, boxes, labels, scores, class_names, score_threshold, image_name=image_name
+    )
+    return f"{title}: {num_drawn} scoring >= {score_threshold:g}", drawing
+
+
+def _draw_detections(
+    image: Image.Image,
+    boxes: ArrayLike,
+    labels: ArrayLike,
+    scores: ArrayLike | None,
+    class_names: Sequence[str],
+    score_threshold: float,
+    line_width: int | None = None,
+    font_size: int | None = None,
+    *,
+    image_name: str | None = None,
+) -> tuple[Image.Image, int]:
+    """:func:`draw_detections`' drawing and the number of detections it drew."""
     # A copy, pixels of other modes converted as the model reads them (16-bit by their range).
     canvas = to_rgb(image).copy()
     boxes_np = as_array(boxes, np.float64, (4,))
@@ -118,7 +176,7 @@ def draw_detections(
         # The whole tag (text and padding on both sides) within the image's width.
         caption = fitted_caption(name, score, font, canvas.width - 2 * max(1, width))
         _draw_box(draw, boxes_np[i].tolist(), caption, class_color(label), width, font, canvas.size)
-    return canvas
+    return canvas, len(order)
 
 
 def fitted_caption(
@@ -253,20 +311,17 @@ def draw_ground_truth_and_predictions(
     panel, scale = fit_panel(to_rgb(image), max_panel_side)
     gt = as_array(gt_boxes, np.float64, (4,)) * scale
     left = draw_detections(panel, gt, gt_labels, None, class_names, image_name=image_name)
-    scores = as_array(pred_scores, np.float64, ())
-    right = draw_detections(
+    right = detections_panel(
+        "detections",
         panel,
         as_array(pred_boxes, np.float64, (4,)) * scale,
         pred_labels,
-        scores,
+        pred_scores,
         class_names,
-        score_threshold=score_threshold,
+        score_threshold,
         image_name=image_name,
     )
     num_boxes = len(as_array(gt_labels, np.int64, ()))
-    num_drawn = int(passes_threshold(scores, score_threshold).sum())
-    titles = (
-        f"ground truth: {counted(num_boxes, 'box', 'boxes')}",
-        f"detections: {num_drawn} scoring >= {score_threshold:g}",
+    return compose_panels(
+        [(f"ground truth: {counted(num_boxes, 'box', 'boxes')}", left), right], gap=gap
     )
-    return compose_panels(list(zip(titles, (left, right), strict=True)), gap=gap)

@@ -16,13 +16,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sparsercnn.data.image_io import to_rgb
-from sparsercnn.scores import passes_threshold
 from sparsercnn.visualization.draw import (
     ArrayLike,
     as_array,
     check_finite,
     class_color,
     contrasting_color,
+    detections_panel,
     draw_detections,
 )
 from sparsercnn.visualization.panel_size import MAX_PANEL_SIDE
@@ -183,19 +183,19 @@ def draw_stage_figure(
     outline = contrasting_color(average.tolist())
     panels = [(f"{len(proposals)} learned proposals", draw_proposals(base, proposals, outline))]
     for stage in stages:
-        scores = as_array(stage.scores, np.float64, ())
-        drawing = draw_detections(
-            base,
-            as_array(stage.boxes, np.float64, (4,)) * scale,
-            stage.labels,
-            scores,
-            class_names,
-            score_threshold=score_threshold,
-            image_name=image_name,
+        boxes = as_array(stage.boxes, np.float64, (4,)) * scale
+        panels.append(
+            detections_panel(
+                stage.title,
+                base,
+                boxes,
+                stage.labels,
+                stage.scores,
+                class_names,
+                score_threshold,
+                image_name=image_name,
+            )
         )
-        num_drawn = int(passes_threshold(scores, score_threshold).sum())
-        title = f"{stage.title}: {num_drawn} scoring >= {score_threshold:g}"
-        panels.append((title, drawing))
     if trajectories is not None:
         tracks = as_array(trajectories.boxes, np.float64, (4,)) * scale  # (K * S, 4)
         check_finite(tracks, None, image_name, from_model=True)
