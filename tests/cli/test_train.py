@@ -81,7 +81,14 @@ def test_repeated_set_flags_all_apply_in_order(tmp_path: Path, calls: list[dict[
     assert (cfg.train.max_iter, cfg.train.seed, cfg.input.crop) == (9, 3, True)
 
 
+def _run_config(tmp_path: Path) -> None:
+    """A run's config.json in ``_train``'s --output-dir, which --resume trains with."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(get_preset("tiny").to_json())
+
+
 def test_resume_with_and_without_a_path(tmp_path: Path, calls: list[dict[str, Any]]) -> None:
+    _run_config(tmp_path)
     main(_train(tmp_path))
     main(_train(tmp_path, "--resume"))
     main(_train(tmp_path, "--resume", "old/checkpoint_0000010.pt"))
@@ -457,7 +464,6 @@ def test_a_fixed_preset_refuses_another_run_s_recipe_or_report(
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
-        (["--preset", "small"], "model.backbone_width 8 -> 32"),
         (["--set", "model.num_heads=4"], "(model.num_heads 2 -> 4)"),
         (["--freeze", "backbone"], "(train.freeze 'none' -> 'backbone')"),
     ],
@@ -470,9 +476,9 @@ def test_a_resume_that_changes_the_model_is_refused_before_the_data_check(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Was: refused only after every image was decoded, with every key of the other preset's
-    model listed; a changed model.num_heads resumed with a warning, and --freeze failed in the
-    optimizer naming no option."""
+    """Was: refused only after every image was decoded; a changed model.num_heads resumed with a
+    warning, and --freeze failed in the optimizer naming no option (another --preset:
+    tests/cli/test_training_setup.py)."""
 
     def not_reached(*args: Any) -> None:
         raise AssertionError("the data was checked")
@@ -523,6 +529,7 @@ def test_freezing_weights_that_are_not_loaded_is_refused(
             capsys.readouterr().err
         )
     assert calls == []
+    _run_config(tmp_path)
     main(_train(tmp_path, "--freeze", freeze, "--init-from", "detector.pth"))
     main(_train(tmp_path, "--freeze", freeze, "--resume"))  # the run's own weights
     assert len(calls) == 2

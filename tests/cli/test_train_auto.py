@@ -77,7 +77,7 @@ def test_auto_is_the_default_and_its_choices_are_saved(
     assert resumed.input == cfg.input and resumed.train.max_iter == 4
 
 
-def test_resume_without_a_config_names_the_file(
+def test_resume_of_no_run_names_the_folder(
     tiny_coco: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(_train(tiny_coco, tmp_path / "nothing", "--resume")) == 2
@@ -85,7 +85,7 @@ def test_resume_without_a_config_names_the_file(
     (tmp_path / "nothing").mkdir()
     assert main(_train(tiny_coco, tmp_path / "nothing", "--resume")) == 2
     err = capsys.readouterr().err
-    assert "--resume: the run's config" in err and "config.json" in err
+    assert f"--resume (--output-dir): no training checkpoint (checkpoint_*.pt) in {tmp_path}" in err
 
 
 def test_bad_data_is_refused_before_the_recipe_times_anything(

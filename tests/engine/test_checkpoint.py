@@ -19,7 +19,9 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine import checkpoint as checkpoint_module
 from sparsercnn.engine.checkpoint import (
     LAST_CHECKPOINT_FILE,
+    CheckedResume,
     DamagedCheckpointError,
+    check_resume,
     check_run_folder,
     find_last_checkpoint,
     list_checkpoints,
@@ -646,6 +648,42 @@ def test_resuming_with_grouping_turned_on_or_off_is_warned_about(
     if warned:
         flag = str(bool(saved)).lower()
         assert f"--set train.aspect_ratio_grouping={flag} continues as it was" in warnings[0]
+
+
+def test_a_resume_checked_first_is_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """check_resume says before the data what restoring says after it (was: only restoring, after
+    the data's check): restoring from the checkpoint checked says nothing again, from another
+    one (the checked one damaged) says it of that one; what it refuses, both refuse."""
+    saved = Config()
+    saved.train.max_iter, saved.train.steps = 40, (30,)
+    model, optimizer = _model_and_optimizer()
+    save_training_checkpoint(tmp_path, 20, model, optimizer, None, saved, CATEGORIES)
+    newest = save_training_checkpoint(tmp_path, 40, model, optimizer, None, saved, CATEGORIES)
+    current = Config()
+    current.train.max_iter, current.train.steps, current.train.log_period = 40, (30,), 5
+    with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
+        checked = check_resume(tmp_path, current)
+    said = [r.getMessage() for r in caplog.records]
+    assert checked is not None and (checked.path, checked.iteration) == (newest, 40)
+    assert "train.log_period 20 -> 5" in said[0] and "nothing to train" in said[1]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
+        restore_training_state(
+            tmp_path, model, optimizer, None, current, CATEGORIES, checked=checked
+        )
+    assert [r.getMessage() for r in caplog.records] == [f"resumed from {newest} at iteration 40"]
+    older = CheckedResume(tmp_path / "checkpoint_0000020.pt", 20)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="sparsercnn.engine.checkpoint"):
+        restore_training_state(tmp_path, model, optimizer, None, current, CATEGORIES, checked=older)
+    assert sum("train.log_period 20 -> 5" in r.getMessage() for r in caplog.records) == 1
+    current.train.max_iter = 30
+    with pytest.raises(ValueError, match=r"at iteration 40, past train\.max_iter 30"):
+        check_resume(tmp_path, current)
+    with pytest.raises(ValueError, match=r"at iteration 40, past train\.max_iter 30"):
+        restore_training_state(tmp_path, model, optimizer, None, current, CATEGORIES)
 
 
 def test_pruning_keeps_the_checkpoint_just_written(tmp_path: Path) -> None:

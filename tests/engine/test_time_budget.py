@@ -158,6 +158,18 @@ def test_a_stopped_run_s_config_keeps_only_the_decays_it_reached(
     assert "max_iter 13, steps [10], without the decays planned at [13, 16]" in message
 
 
+def test_a_short_budget_is_named_as_given(caplog: pytest.LogCaptureFixture) -> None:
+    """Was: ``--time-budget 0.02`` stopped with "time budget of 0.0 min reached"."""
+    train = TrainConfig(max_iter=20, steps=(), warmup_iters=0, checkpoint_period=0)
+    budget = TimeBudget(1.2, time.perf_counter(), skip_iters=0, measure_iters=100)
+    schedule = BudgetedSchedule(budget, train)
+    budget.start -= 200.0
+    with caplog.at_level("WARNING", logger="sparsercnn.engine.time_budget"):
+        schedule.after_step(0.5, iteration=3, work=_work(eval_seconds=None))
+    (message,) = [record.getMessage() for record in caplog.records]
+    assert message.startswith("time budget of 0.02 min reached at iteration 3 of 20")
+
+
 def test_a_refit_says_whether_it_shortened_or_lengthened_the_schedule(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -20,6 +20,7 @@ from sparsercnn.cli.common import (
 from sparsercnn.cli.training_setup import (
     RECIPE_FILE,
     check_config_arguments,
+    check_resume_to_start,
     check_training_data,
     remaining_budget,
     starting_weights,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     import torch
 
     from sparsercnn.data.demo_dataset import DemoDatasetPaths
+    from sparsercnn.engine.checkpoint import CheckedResume
     from sparsercnn.engine.evaluation_report import EvaluationReport
     from sparsercnn.engine.train_result import TrainResult
 
@@ -44,6 +46,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIME_BUDGET_MINUTES = 9.5
 # Fixed-size images (no padding waste in a batch) at the size the demo preset trains on.
 DEMO_IMAGE_SIZE = (160, 160)
+# The least score of a drawn prediction.
+DRAWING_THRESHOLD = 0.3
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -84,13 +88,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def draw_predictions(report: EvaluationReport, output_dir: Path, limit: int) -> Path:
-    """Draw the evaluation's detections (score >= 0.3) of the first ``limit`` images."""
+    """Draw the evaluation's detections (score >= DRAWING_THRESHOLD) of the first ``limit``
+    images."""
     from sparsercnn.drawing_writer import DrawingWriter
     from sparsercnn.prediction import prediction_from_detections
 
     dataset = report.dataset
     pairs = zip(report.evaluation.image_ids, report.evaluation.detections, strict=True)
-    with DrawingWriter(output_dir, [dataset.image_dir], score_threshold=0.3) as writer:
+    with DrawingWriter(
+        output_dir, [dataset.image_dir], score_threshold=DRAWING_THRESHOLD
+    ) as writer:
         for image_id, detections in list(pairs)[:limit]:
             info = dataset.image_info(dataset.image_ids.index(image_id))
             source = str(dataset.image_dir / info["file_name"])
@@ -100,10 +107,12 @@ def draw_predictions(report: EvaluationReport, output_dir: Path, limit: int) -> 
     return output_dir
 
 
-def check_run_to_start(train_dir: Path, args: argparse.Namespace) -> None:
+def check_run_to_start(train_dir: Path, args: argparse.Namespace) -> CheckedResume | None:
     """Refuse, before the data is made and decoded, what training would refuse after it: a
-    ``--resume`` with no run in ``train_dir`` to continue, or a new run where an earlier demo
-    left its checkpoints and outputs (which training would replace or leave beside its own).
+    ``--resume`` with no run in ``train_dir`` to continue (else what it changes is said and the
+    resume returned, :func:`~sparsercnn.cli.training_setup.check_resume_to_start`), or a new run
+    where an earlier demo left its checkpoints and outputs (which training would replace or leave
+    beside its own).
 
     Raises:
         FileNotFoundError: ``--resume`` and ``train_dir`` holds no run's ``config.json``.
@@ -119,10 +128,11 @@ def check_run_to_start(train_dir: Path, args: argparse.Namespace) -> None:
                 f"--resume: {train_dir} holds no demo run to continue; run the demo without "
                 "--resume, or give the --output-dir of the interrupted one"
             )
-        return
+        return check_resume_to_start(args, train_dir, is_main=True, budget_extends=False)
     # is_main=False: look only, without creating the folder (check_output_path tried writing).
     # An earlier automatic demo's recipe.json is another run's file whatever this one's preset.
     check_run_folder(train_dir, False, is_main=False, also=(RECIPE_FILE,))
+    return None
 
 
 def write_demo_outputs(
@@ -160,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     # What would be refused after the data is made is refused before.
     check_output_path(out, "--output-dir", folder=True)
     check_config_arguments(args)
-    check_run_to_start(out / "train", args)
+    checked_resume = check_run_to_start(out / "train", args)
     # As in `train`: `--set train.init_from` / `train.backbone_weights` read once, up front.
     weights = starting_weights(args)
     data = generate_demo_dataset(out / "data", image_size=DEMO_IMAGE_SIZE)
@@ -192,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
         val_inspection=None if checked is None else checked.val,
         # The budget is a default here: --resume of a trained demo finishes it, training no more.
         budget_extends=False,
+        checked_resume=checked_resume,
     )
     try:
         report, drawings, figure = write_demo_outputs(result, data, out, device)
@@ -213,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         f"  metrics:      {out / 'metrics.json'} (COCO results: {out / 'val_results.json'})\n"
         f"  curves:       {out / 'train' / CURVES_FILE}\n"
         f"  training log: {out / 'train' / METRICS_FILE}\n"
-        f"  drawings:     {drawings} (score >= 0.3)\n"
+        f"  drawings:     {drawings} (score >= {DRAWING_THRESHOLD:g})\n"
         f"  diagnostics:  {out / 'report'} (PR curves, confusion matrix, samples, labels)\n"
         f"  stage figure: {figure} (learned proposals and stages {shown})\n"
         f"Predict on your own images: sparsercnn predict --model {model_path} IMAGE..."

@@ -125,8 +125,11 @@ def run(args: argparse.Namespace) -> int:
     folder = removed_if_refused(args.output_dir) if dist_info.is_main else nullcontext()
     try:
         with folder:
-            # What is cheap to refuse comes before the data's check (every image decoded).
-            check_run_to_start(args, args.output_dir, is_main=dist_info.is_main)
+            # What is cheap to refuse, then what a resume changes, comes before the data's check
+            # (every image decoded).
+            checked_resume = check_run_to_start(
+                args, args.output_dir, is_main=dist_info.is_main, world_size=dist_info.world_size
+            )
             weights = starting_weights(args)
             val = (args.val_json, args.val_images) if args.val_json is not None else None
             folders = {"--train-images": args.train_images, "--val-images": args.val_images}
@@ -164,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
                 # Rank 0's check of the sets: the datasets take it, not reading them again.
                 train_inspection=None if checked is None else checked.train,
                 val_inspection=None if checked is None else checked.val,
+                checked_resume=checked_resume,
             )
     finally:
         cleanup()

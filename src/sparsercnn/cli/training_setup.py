@@ -6,6 +6,7 @@ leave behind."""
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,16 +15,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sparsercnn.cli.common import AUTO_PRESET
-from sparsercnn.config import Config, TrainConfig, override_keys
+from sparsercnn.config import Config, TrainConfig, override_keys, override_value
 from sparsercnn.presets import get_preset
 from sparsercnn.run_files import CONFIG_FILE
+from sparsercnn.text import listing
 
 if TYPE_CHECKING:
     from sparsercnn.data.policy import Inspection
     from sparsercnn.data.validation import CheckedCoco
+    from sparsercnn.engine.checkpoint import CheckedResume
     from sparsercnn.engine.distributed import DistInfo
     from sparsercnn.engine.model_init import StartingWeights
 
+logger = logging.getLogger(__name__)
 
 # The automatic recipe's record of its choices, beside the run's config.json.
 RECIPE_FILE = "recipe.json"
@@ -124,62 +128,153 @@ def _train_overrides(overrides: list[str]) -> list[str]:
     return [item for item, key in zip(overrides, keys, strict=True) if key.startswith("train.")]
 
 
-def check_run_to_start(args: argparse.Namespace, output_dir: Path, *, is_main: bool) -> None:
+def check_run_to_start(
+    args: argparse.Namespace,
+    output_dir: Path,
+    *,
+    is_main: bool,
+    world_size: int = 1,
+    budget_extends: bool = True,
+) -> CheckedResume | None:
     """Refuse, before any data work (the data's check decodes every image), what training would
-    refuse after it: a new run where another run's checkpoints or outputs are (its
-    ``recipe.json`` and ``report/`` too, :data:`COMMAND_OUTPUT_FILES`), a ``--resume`` with no
-    run to continue (no ``config.json`` for ``auto`` to reuse, no checkpoint) or with options
-    that change its model. ``is_main``: this process may create ``output_dir`` (rank 0), else
-    it only looks.
+    refuse after it, and say what a resume changes: a new run where another run's checkpoints
+    or outputs are (its ``recipe.json`` and ``report/`` too, :data:`COMMAND_OUTPUT_FILES`); a
+    ``--resume`` with no run to continue, with a ``--preset`` or ``--config`` not the run's
+    (:func:`resumed_config`), or that changes its model or ends before its checkpoint; then
+    what the resume changes (:func:`~sparsercnn.engine.checkpoint.check_resume`, of the
+    ``world_size`` processes that resume it, ``budget_extends``: a ``--time-budget`` trains a
+    completed run on). ``is_main``: this process may create ``output_dir`` (rank 0), else it
+    only looks, and says nothing.
+
+    Returns:
+        The resume as checked (``None`` for a new run, or a damaged checkpoint that training
+        replaces with an older one, saying then what it changes).
 
     Raises:
         FileExistsError: a new run and ``output_dir`` holds another run's files.
         FileNotFoundError: ``--resume`` and nothing to resume.
-        ValueError: ``--resume`` with ``--preset``, ``--config``, ``--freeze`` or ``--set`` values
-            that change the run's model.
+        ValueError: ``--resume`` with ``--preset`` or ``--config`` of another model than the
+            run's, ``--freeze`` or ``--set`` values that change its model, or a
+            ``train.max_iter`` below its checkpoint's iteration.
         NotADirectoryError, PermissionError: ``output_dir`` cannot be written.
     """
-    from sparsercnn.engine.checkpoint import RESUME, check_run_folder, resolve_checkpoint_path
+    from sparsercnn.engine.checkpoint import check_run_folder
 
-    auto = not args.config and args.preset == AUTO_PRESET
     if args.resume:
-        if args.resume is True and not output_dir.is_dir():
-            raise FileNotFoundError(
-                f"--resume: {output_dir} (--output-dir) is not a run folder; give the "
-                "--output-dir of the run to continue, or start a new run without --resume"
-            )
-        if args.resume is not True:
-            # The file the user named first: a --resume CHECKPOINT that is not there is what to
-            # fix, not the config.json that a new --output-dir lacks.
-            checkpoint = resolve_checkpoint_path(args.resume)
-        if auto:
-            given = load_config_file(
-                output_dir / CONFIG_FILE, "--resume: the run's config", of_run=True
-            ).apply_overrides(list(args.overrides))
-        else:
-            given = resolve_config(args)
-        if args.resume is True:
-            checkpoint = resolve_checkpoint_path(output_dir, flag=f"{RESUME} (--output-dir)")
-        _check_resumed_model(checkpoint, _with_weight_options(given, args))
-        return
+        return check_resume_to_start(
+            args, output_dir, is_main=is_main, world_size=world_size, budget_extends=budget_extends
+        )
     check_run_folder(output_dir, False, is_main=is_main, also=COMMAND_OUTPUT_FILES)
+    return None
 
 
-def _check_resumed_model(checkpoint: Path, given: Config) -> None:
-    """Refuse a ``--resume`` whose options (``given``) change the model of ``checkpoint``'s run
-    (:func:`~sparsercnn.engine.checkpoint.check_same_model`), as training would after the
-    data's check. A damaged checkpoint is left to training, which resumes from an older one."""
-    from sparsercnn.engine.checkpoint import (
-        DamagedCheckpointError,
-        check_same_model,
-        read_checkpoint_config,
+def check_resume_to_start(
+    args: argparse.Namespace,
+    output_dir: Path,
+    *,
+    is_main: bool,
+    world_size: int = 1,
+    budget_extends: bool = True,
+) -> CheckedResume | None:
+    """:func:`check_run_to_start` of a ``--resume`` (``train``'s, the demo's): refusals first,
+    then what the resume changes."""
+    from sparsercnn.engine.checkpoint import check_resume
+
+    if args.resume is True and not output_dir.is_dir():
+        raise FileNotFoundError(
+            f"--resume: {output_dir} (--output-dir) is not a run folder; give the "
+            "--output-dir of the run to continue, or start a new run without --resume"
+        )
+    checkpoint = _resumed_checkpoint(args, output_dir)
+    cfg, origin = _run_config(args, output_dir)
+    if args.config or args.preset != AUTO_PRESET:
+        _check_given_is_runs(args, cfg, origin, output_dir, say=is_main)
+    return check_resume(
+        checkpoint,
+        _with_weight_options(cfg, args),
+        world_size,
+        budget_extends=budget_extends and args.time_budget is not None,
+        extends_hint=budget_extends,
+        say=is_main,
     )
 
-    try:
-        saved = read_checkpoint_config(checkpoint)
-    except DamagedCheckpointError:
-        return
-    check_same_model(saved, given, checkpoint)
+
+def _resumed_checkpoint(args: argparse.Namespace, output_dir: Path) -> Path:
+    """The checkpoint ``--resume`` continues from: ``--resume CHECKPOINT``, else the newest of
+    ``output_dir``.
+
+    Raises:
+        FileNotFoundError: naming the file or folder, and what to do.
+    """
+    from sparsercnn.engine.checkpoint import RESUME, resolve_checkpoint_path
+
+    if args.resume is True:
+        return resolve_checkpoint_path(output_dir, flag=f"{RESUME} (--output-dir)")
+    return resolve_checkpoint_path(args.resume)
+
+
+def resumed_config(args: argparse.Namespace, output_dir: Path) -> Config:
+    """The config a ``--resume`` trains with, whatever ``--preset`` or ``--config``
+    (:func:`check_resume_to_start` refuses one of another model): the run's own
+    (:func:`_run_config`), with the ``--set`` overrides, ``--init-from``,
+    ``--backbone-weights`` and ``--freeze``. A run's ``config.json`` is never rewritten into
+    another preset's.
+
+    Raises:
+        FileNotFoundError: no checkpoint to read the config from.
+        ValueError: a bad config file or override.
+    """
+    return _with_weight_options(_run_config(args, output_dir)[0], args)
+
+
+def _run_config(args: argparse.Namespace, output_dir: Path) -> tuple[Config, str]:
+    """The run's own config with the ``--set`` overrides, and the file it was read from: its
+    ``config.json``, or where ``output_dir`` has none (a ``--resume CHECKPOINT`` into a new
+    folder) the checkpoint's."""
+    from sparsercnn.engine.checkpoint import read_checkpoint_config
+
+    run_file = output_dir / CONFIG_FILE
+    if run_file.is_file():
+        own = load_config_file(run_file, "--resume: the run's config", of_run=True)
+        origin = str(run_file)
+    else:
+        checkpoint = _resumed_checkpoint(args, output_dir)
+        own, origin = read_checkpoint_config(checkpoint), str(checkpoint)
+    return own.apply_overrides(list(args.overrides)), origin
+
+
+def _check_given_is_runs(
+    args: argparse.Namespace, run: Config, origin: str, output_dir: Path, *, say: bool
+) -> None:
+    """Refuse a resume's ``--preset`` or ``--config`` whose model (with the ``--set`` overrides)
+    is not the run's (``run``, read from ``origin``, with them); say (``say``), where the model
+    is the run's, which of its other settings stand instead of the option's."""
+    from sparsercnn.engine.checkpoint import model_changes
+
+    given = resolve_config(args)
+    option = f"--config {args.config}" if args.config else f"--preset {args.preset}"
+    changed = model_changes(run, given)
+    if changed:
+        keys = [f"model.{key} {old!r} -> {new!r}" for key, (old, new) in changed.items()]
+        raise ValueError(
+            f"--resume: {option} is another model than the run's in {output_dir} ({origin} -> "
+            f"{option}: {listing(keys, limit=3)}); --resume continues a run with its own "
+            f"config.json: drop {option} to resume it, or start a new run with {option} in "
+            "another --output-dir"
+        )
+    others = {
+        key: values for key, values in run.differences(given).items() if key != "model.num_classes"
+    }
+    if others and say:
+        logger.info(
+            "resuming with the run's own settings (%s), not those of %s: %s (--set changes them)",
+            origin,
+            option,
+            ", ".join(
+                f"{key} {override_value(old)} (not {override_value(new)})"
+                for key, (old, new) in others.items()
+            ),
+        )
 
 
 def starting_weights(args: argparse.Namespace) -> StartingWeights | None:
@@ -302,21 +397,20 @@ def training_config(
     weights: StartingWeights | None = None,
     checked: CheckedData | None = None,
 ) -> Config:
-    """The config of a training run (``train``, ``demo``): a fixed ``--preset`` or ``--config``;
-    with ``--preset auto``, the recipe chosen from the training set (rank 0 chooses, every rank
-    trains with it) and ``weights`` (:func:`starting_weights`: the recipe takes their
-    architecture), or on ``--resume`` the run's own ``config.json``. ``--set`` overrides apply
-    last, then ``--init-from``, ``--backbone-weights`` and ``--freeze``. ``checked``: the sets
-    as :func:`check_training_data` found them (rank 0's), whose training set the recipe
-    profiles without checking it again; None: the recipe checks it."""
+    """The config of a training run (``train``, ``demo``): on ``--resume`` the run's own
+    (:func:`resumed_config`); else a fixed ``--preset`` or ``--config``, or with ``--preset
+    auto`` the recipe chosen from the training set (rank 0 chooses, every rank trains with it)
+    and ``weights`` (:func:`starting_weights`: the recipe takes their architecture). ``--set``
+    overrides apply last, then ``--init-from``, ``--backbone-weights`` and ``--freeze``.
+    ``checked``: the sets as :func:`check_training_data` found them (rank 0's), whose training
+    set the recipe profiles without checking it again; None: the recipe checks it."""
     from sparsercnn.config import Config
     from sparsercnn.engine.distributed import computed_on_main
 
+    if args.resume:
+        return resumed_config(args, output_dir)
     if args.config or args.preset != AUTO_PRESET:
         cfg = resolve_config(args)
-    elif args.resume:
-        cfg = load_config_file(output_dir / CONFIG_FILE, "--resume: the run's config", of_run=True)
-        cfg = cfg.apply_overrides(list(args.overrides))
     else:
         chosen = computed_on_main(
             lambda: _auto_config(

@@ -10,7 +10,9 @@ arbitrary objects. Files are written atomically (the same state gives the same b
 ``last_checkpoint`` text file names the newest one, and only the newest ``keep`` are kept.
 Resuming reads the newest readable checkpoint (a damaged one is skipped with a warning), checks
 that it belongs to a compatible run and restores the model, optimizer, scaler and RNG states
-(:func:`restore_training_state`). Released models use :mod:`sparsercnn.model_file` instead.
+(:func:`restore_training_state`); what a resume refuses or changes is decided from the checkpoint
+and the resumed run's config alone (:func:`check_resume`), so that a command says it before the
+data is read. Released models use :mod:`sparsercnn.model_file` instead.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import shlex
 import sys
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,7 +34,7 @@ from torch import nn
 from sparsercnn.atomic_file import atomic_write, ensure_writable_dir, leftover_temporaries
 from sparsercnn.config import Config, TrainConfig, override_arguments, override_value
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.engine.lr_schedule import Schedule, scaled_lr, train_lr_factor
+from sparsercnn.engine.lr_schedule import Schedule, resumed_steps, scaled_lr, train_lr_factor
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
 from sparsercnn.engine.training_images import log_data_change
 from sparsercnn.model_file import load_state_dict_strict, model_state_dict
@@ -87,9 +89,9 @@ class ResumePoint:
         best_iteration: the iteration of ``best_ap``.
         last_evaluation: the iteration of the run's last evaluation (``None``: none, or a
             checkpoint written before this was recorded).
-        config: the config of the checkpoint (its run's when it was written: the schedule
-            and learning rates it trained with), for :func:`log_config_changes` once the
-            resumed run's schedule is settled.
+        steps: the decays of a completed run that a larger ``max_iter`` extends
+            (:func:`~sparsercnn.engine.lr_schedule.resumed_steps`); ``None`` where the resumed
+            run's ``train.steps`` stand.
     """
 
     path: Path
@@ -97,7 +99,22 @@ class ResumePoint:
     best_ap: float | None
     best_iteration: int | None
     last_evaluation: int | None
-    config: Config
+    steps: tuple[int, ...] | None
+
+
+@dataclass(frozen=True)
+class CheckedResume:
+    """A resume checked before the data is read (:func:`check_resume`): the checkpoint it read,
+    whose refusals passed and whose messages were said; :func:`restore_training_state` says them
+    again only if it resumes from another one (this one turned out damaged).
+
+    Attributes:
+        path: the checkpoint.
+        iteration: optimiser steps it holds.
+    """
+
+    path: Path
+    iteration: int
 
 
 def checkpoint_name(iteration: int) -> str:
@@ -405,16 +422,18 @@ def restore_training_state(
     rank: int = 0,
     world_size: int = 1,
     data: Mapping[str, Any] | None = None,
+    *,
+    budget_extends: bool = False,
+    extends_hint: bool = False,
+    checked: CheckedResume | None = None,
 ) -> ResumePoint:
     """Continue a run: load a checkpoint into the model, optimizer and scaler, restore the RNGs.
 
     Args:
         source: a ``checkpoint_*.pt`` file, or the run folder (its newest readable checkpoint).
         model, optimizer, scaler: built from ``config`` as for a new run; loaded in place.
-        config: the configuration of the resumed run; another model is refused
-            (:func:`check_same_model`); its changed schedule and settings are the caller's to
-            log (:func:`log_config_changes` with :attr:`ResumePoint.config`), once it has
-            settled the schedule the run trains with.
+        config: the configuration of the resumed run; what of it cannot continue the run is
+            refused, and what it changes said (:func:`check_resume`).
         categories: the label map of the data; it must equal the checkpoint's.
         rank: this process's rank, whose RNG states are restored; a rank the checkpoint has
             none of (more processes than the run had) keeps its own, rather than repeating
@@ -426,10 +445,13 @@ def restore_training_state(
             (:func:`~sparsercnn.engine.training_images.data_identity`); other images than the
             checkpoint's ``extra["data"]`` are warned about, those added, removed or resized
             named (:func:`~sparsercnn.engine.training_images.log_data_change`).
+        budget_extends, extends_hint: as :func:`check_resume`.
+        checked: the resume as a command checked it before reading the data: its messages are
+            not said again if this checkpoint is the one it read.
 
     Raises:
-        ValueError: the checkpoint is of a run with another label map or another model
-            (:func:`check_same_model`), or cannot be read (see
+        ValueError: the checkpoint is of a run with another label map, another model or past
+            ``train.max_iter`` (:func:`check_resume`), or cannot be read (see
             :func:`load_training_checkpoint`).
     """
     state = load_training_checkpoint(source)
@@ -441,16 +463,26 @@ def restore_training_state(
             f"{path} was trained with {saved_categories}, but the data set has {categories}; "
             "resume with the data set of that run"
         )
-    check_same_model(saved_config, config, path)
+    rng = state["rng"]
+    iteration = int(state["iteration"])
+    said = checked is not None and (checked.path, checked.iteration) == (path, iteration)
+    steps = _checked_resume(
+        path,
+        saved_config,
+        len(rng),
+        iteration,
+        config,
+        world_size,
+        budget_extends=budget_extends,
+        extends_hint=extends_hint,
+        say=rank == 0 and not said,
+    )
     load_state_dict_strict(model, state["model"], source=str(path))
     optimizer.load_state_dict(state["optimizer"])
     if scaler is not None and state["scaler"] is not None:
         scaler.load_state_dict(state["scaler"])
-    rng = state["rng"]
     if rank < len(rng):
         restore_rng_states(rng[rank])
-    iteration = int(state["iteration"])
-    log_batch_changes(saved_config, len(rng), config, world_size)
     log_data_change(state["extra"].get("data"), data)
     logger.info("resumed from %s at iteration %d", path, iteration)
     extra = state["extra"]
@@ -460,8 +492,115 @@ def restore_training_state(
         extra.get("best_ap"),
         extra.get("best_iteration"),
         extra.get("last_evaluation"),
-        saved_config,
+        steps,
     )
+
+
+def check_resume(
+    source: str | Path,
+    config: Config,
+    world_size: int = 1,
+    *,
+    budget_extends: bool = False,
+    extends_hint: bool = False,
+    say: bool = True,
+) -> CheckedResume | None:
+    """Refuse, then say, what resuming from ``source`` with ``config`` does, from the checkpoint's
+    config alone (its tensors mapped, not read): what :func:`restore_training_state` would
+    refuse and say after the data's check, so that a command says it first.
+
+    Refused: another model (:func:`check_same_model`), a checkpoint past ``train.max_iter``.
+    Said (``say``; rank 0): other images per step or learning rate (:func:`log_batch_changes`),
+    another schedule or other settings (:func:`log_config_changes`), and a run with nothing left
+    to train.
+
+    Args:
+        source: a ``checkpoint_*.pt`` file, or a run folder (the checkpoint resuming reads first).
+        config: the resumed run's config (``model.num_classes`` the data's).
+        world_size: the resumed run's number of processes.
+        budget_extends: a time budget trains a completed run on
+            (:class:`~sparsercnn.engine.time_budget.BudgetedSchedule`): it is not "nothing to
+            train".
+        extends_hint: a time budget would (the command extends runs with one): the "nothing to
+            train" line says so.
+        say: log the messages (rank 0); the refusals are raised either way.
+
+    Returns:
+        The checkpoint checked; ``None`` where it is damaged (resuming then reads an older one,
+        and :func:`restore_training_state` says what this would have).
+
+    Raises:
+        FileNotFoundError: as :func:`resolve_checkpoint_path`.
+        ValueError: another model, past ``train.max_iter``, or not a training checkpoint.
+    """
+    path = resolve_checkpoint_path(source)
+    try:
+        state = _read_checkpoint(path, mmap=True)
+    except DamagedCheckpointError:
+        return None
+    iteration = int(state["iteration"])
+    saved = Config.from_run_dict(state["config"])
+    _checked_resume(
+        path,
+        saved,
+        len(state["rng"]),
+        iteration,
+        config,
+        world_size,
+        budget_extends=budget_extends,
+        extends_hint=extends_hint,
+        say=say,
+    )
+    return CheckedResume(path, iteration)
+
+
+def _checked_resume(
+    path: Path,
+    saved: Config,
+    saved_world_size: int,
+    iteration: int,
+    current: Config,
+    world_size: int,
+    *,
+    budget_extends: bool,
+    extends_hint: bool,
+    say: bool,
+) -> tuple[int, ...] | None:
+    """:func:`check_resume` of the checkpoint at ``path`` (``saved``: its config, of a run of
+    ``saved_world_size`` processes, at ``iteration``); returns the decays of a completed run
+    extended (:attr:`ResumePoint.steps`)."""
+    check_same_model(saved, current, path)
+    train = current.train
+    if iteration > train.max_iter:
+        raise ValueError(
+            f"{path} is at iteration {iteration}, past train.max_iter {train.max_iter}: resume "
+            f"with --set train.max_iter={iteration} or more, or from an earlier "
+            "checkpoint_*.pt of the run"
+        )
+    # A completed run extended gets a fresh run's decays ahead; the schedule is then settled.
+    steps = resumed_steps(Schedule.of(saved.train), iteration, Schedule.of(train))
+    if not say:
+        return steps
+    settled = current if steps is None else _with_steps(current, steps)
+    log_batch_changes(saved, saved_world_size, settled, world_size)
+    total_batch = train.batch_size * train.grad_accum_steps * world_size
+    base_lr = scaled_lr(train.lr, total_batch, train.reference_batch_size, train.scale_lr)
+    log_config_changes(saved, settled, iteration, base_lr=base_lr, extended=steps is not None)
+    if iteration >= train.max_iter and not budget_extends:
+        logger.info(
+            "%s is at iteration %d, the end of train.max_iter %d: nothing to train (raise "
+            "train.max_iter%s to continue the run)",
+            path,
+            iteration,
+            train.max_iter,
+            ", or give a time budget," if extends_hint else "",
+        )
+    return steps
+
+
+def _with_steps(config: Config, steps: tuple[int, ...]) -> Config:
+    """``config`` with ``train.steps`` replaced."""
+    return replace(config, train=replace(config.train, steps=steps))
 
 
 def read_checkpoint_config(path: str | Path) -> Config:
@@ -484,9 +623,8 @@ def check_same_model(saved: Config, current: Config, source: str | Path) -> None
         ValueError: naming each changed key with both values, and what to do.
     """
     changed = [
-        f"model.{key} {getattr(saved.model, key)!r} -> {value!r}"
-        for key, value in vars(current.model).items()
-        if key not in RESUMABLE_MODEL_KEYS and getattr(saved.model, key) != value
+        f"model.{key} {old!r} -> {new!r}"
+        for key, (old, new) in model_changes(saved, current).items()
     ]
     if saved.train.freeze != current.train.freeze:
         changed.append(f"train.freeze {saved.train.freeze!r} -> {current.train.freeze!r}")
@@ -497,6 +635,16 @@ def check_same_model(saved: Config, current: Config, source: str | Path) -> None
             "--set model.* reads them from its config.json), or start a new run in another "
             "output folder"
         )
+
+
+def model_changes(saved: Config, current: Config) -> dict[str, tuple[Any, Any]]:
+    """The model settings of ``current`` that differ from ``saved``'s and that a resumed run
+    may not change (all but :data:`RESUMABLE_MODEL_KEYS`): ``{"key": (saved's, current's)}``."""
+    return {
+        key: (getattr(saved.model, key), value)
+        for key, value in vars(current.model).items()
+        if key not in RESUMABLE_MODEL_KEYS and getattr(saved.model, key) != value
+    }
 
 
 def log_config_changes(

@@ -23,7 +23,7 @@ from sparsercnn.data.policy import Inspection
 from sparsercnn.data.split_overlap import split_overlap_warning
 from sparsercnn.data.transforms import build_train_transform
 from sparsercnn.data.validation import DatasetError
-from sparsercnn.engine.checkpoint import check_run_folder
+from sparsercnn.engine.checkpoint import CheckedResume, check_run_folder
 from sparsercnn.engine.distributed import (
     DistInfo,
     computed_on_main,
@@ -61,6 +61,7 @@ def train_from_coco(
     train_inspection: Inspection | None = None,
     val_inspection: Inspection | None = None,
     budget_extends: bool = True,
+    checked_resume: CheckedResume | None = None,
 ) -> TrainResult:
     """Train on a COCO-format dataset with ``cfg`` (a :class:`Config`, e.g.
     ``get_preset("small")``); ``model.num_classes`` is taken from the dataset.
@@ -90,7 +91,8 @@ def train_from_coco(
     are read. ``starting_weights``: the files of ``cfg.train.init_from`` and
     ``backbone_weights`` already read (:func:`~sparsercnn.engine.model_init.read_starting_weights`),
     which are then not read again (their tensors are released once loaded). ``budget_extends``:
-    whether a run resumed at the end of its schedule trains on for the time budget (see
+    whether a run resumed at the end of its schedule trains on for the time budget, and
+    ``checked_resume`` the resume as the caller checked it before the data (see
     :class:`~sparsercnn.engine.trainer.Trainer`).
     """
     if not isinstance(cfg, Config):
@@ -155,6 +157,7 @@ def train_from_coco(
         dist_info=dist_info,
         starting_weights=starting_weights,
         budget_extends=budget_extends,
+        checked_resume=checked_resume,
     )
     result = trainer.train()
     if val_set is not None:

@@ -266,7 +266,7 @@ class BudgetedSchedule:
             train.max_iter = iteration + budget.first_fit_iters
             train.steps = self.configured.decays_taken(iteration)
             logger.info(
-                "time budget %.1f min: the run's schedule ended at iteration %d; training on "
+                "time budget %.3g min: the run's schedule ended at iteration %d; training on "
                 "for as many steps as the budget holds, with the learning-rate decays of a "
                 "fresh run of that length (fitted after %d steps)",
                 budget.seconds / 60.0,
@@ -312,7 +312,7 @@ class BudgetedSchedule:
         reached = Schedule.of(train).decays_taken(iteration)
         dropped = list(train.steps[len(reached) :])
         logger.warning(
-            "time budget of %.1f min reached at iteration %d of %d; stopping (the run's "
+            "time budget of %.3g min reached at iteration %d of %d; stopping (the run's "
             "config now ends there: max_iter %d, steps %s%s)",
             self.budget.seconds / 60.0,
             iteration,
@@ -348,7 +348,7 @@ class BudgetedSchedule:
         if fitted.max_iter != old.max_iter:
             change = "lengthened" if fitted.max_iter > old.max_iter else "shortened"
         logger.info(
-            "time budget %.1f min at %.3f s/iteration: schedule %s to max_iter %d "
+            "time budget %.3g min at %.3f s/iteration: schedule %s to max_iter %d "
             "(was %d), steps %s",
             self.budget.seconds / 60.0,
             self.budget.pace,

@@ -28,8 +28,8 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.loader import build_train_loader
 from sparsercnn.engine.checkpoint import (
     RESUME,
+    CheckedResume,
     check_run_folder,
-    log_config_changes,
     restore_training_state,
     save_training_checkpoint,
 )
@@ -47,7 +47,7 @@ from sparsercnn.engine.distributed import (
 from sparsercnn.engine.evaluation_history import EvaluationHistory
 from sparsercnn.engine.inference import Evaluation, EvaluationDataset, evaluate
 from sparsercnn.engine.interrupts import DeferredInterrupt
-from sparsercnn.engine.lr_schedule import Schedule, resumed_steps, scaled_lr, train_lr_factor
+from sparsercnn.engine.lr_schedule import scaled_lr, train_lr_factor
 from sparsercnn.engine.metrics_log import LogWindow, MetricsLog
 from sparsercnn.engine.model_init import StartingWeights, prepare_model
 from sparsercnn.engine.rng_state import rng_states, seed_everything
@@ -132,6 +132,8 @@ class Trainer:
             the budget holds (:class:`~sparsercnn.engine.time_budget.BudgetedSchedule`);
             ``False``: it has nothing to train, as without a budget (the demo, whose budget is
             a default, finishes a trained run on ``--resume``).
+        checked_resume: ``resume`` as a command checked it before reading the data
+            (:func:`~sparsercnn.engine.checkpoint.check_resume`): what it said is not said again.
         dist_info: this process's place in a multi-process run (``init_distributed()``).
         categories: the label map saved with checkpoints and models; default
             ``train_dataset.category_map``.
@@ -156,6 +158,7 @@ class Trainer:
         progress: bool = True,
         starting_weights: StartingWeights | None = None,
         budget_extends: bool = True,
+        checked_resume: CheckedResume | None = None,
     ) -> None:
         start = time.perf_counter()
         self.cfg = copy.deepcopy(cfg)
@@ -185,7 +188,8 @@ class Trainer:
         # Whether train() has begun a step: an interrupt then has steps to checkpoint.
         self._stepped = False
         if resume:
-            self._resume(self.output_dir if resume is True else Path(resume))
+            source = self.output_dir if resume is True else Path(resume)
+            self._resume(source, budget is not None, budget_extends, checked_resume)
         # The schedule the budget fits is the resumed run's.
         self.budget: BudgetedSchedule | None = None
         self.budget_extends = budget_extends
@@ -306,13 +310,22 @@ class Trainer:
             )
         return found
 
-    def _resume(self, source: Path) -> None:
+    def _resume(
+        self,
+        source: Path,
+        budgeted: bool,
+        extends_hint: bool,
+        checked: CheckedResume | None = None,
+    ) -> None:
         """Restore model, optimizer, scaler, iteration, RNG and the best AP from ``source`` (a
-        checkpoint, or the run folder: its newest readable checkpoint).
+        checkpoint, or the run folder: its newest readable checkpoint), and the decays of a
+        completed run extended; ``budgeted``: a time budget is given, ``extends_hint``: it
+        extends a completed run (``budget_extends``).
 
         Raises:
-            ValueError: the checkpoint is past ``train.max_iter``: the run's ``config.json`` and
-                model files would then give a schedule shorter than the steps it trained.
+            ValueError: as :func:`~sparsercnn.engine.checkpoint.restore_training_state` (a
+                checkpoint past ``train.max_iter``: the run's ``config.json`` and model files
+                would then give a schedule shorter than the steps it trained).
         """
         point = restore_training_state(
             source,
@@ -324,26 +337,12 @@ class Trainer:
             rank=self.dist.rank,
             world_size=self.dist.world_size,
             data=self.data_identity,
+            budget_extends=budgeted and extends_hint,
+            extends_hint=extends_hint,
+            checked=checked,
         )
-        train = self.cfg.train
-        if point.iteration > train.max_iter:
-            raise ValueError(
-                f"{point.path} is at iteration {point.iteration}, past train.max_iter "
-                f"{train.max_iter}: resume with --set train.max_iter={point.iteration} "
-                "or more, or from an earlier checkpoint_*.pt of the run"
-            )
-        # A completed run extended gets a fresh run's decays ahead; the schedule is then settled.
-        steps = resumed_steps(Schedule.of(point.config.train), point.iteration, Schedule.of(train))
-        if steps is not None:
-            train.steps = steps
-        if self.dist.is_main:
-            log_config_changes(
-                point.config,
-                self.cfg,
-                point.iteration,
-                base_lr=self.base_lr,
-                extended=steps is not None,
-            )
+        if point.steps is not None:
+            self.cfg.train.steps = point.steps
         self.iteration = self.last_checkpoint_iteration = point.iteration
         self.checkpoint_path = point.path
         self.evaluations = EvaluationHistory(
@@ -528,16 +527,6 @@ class Trainer:
             train.warmup_iters,
             self.amp_dtype or "off",
         )
-        if self.iteration >= train.max_iter:
-            # Where a budget does not extend the run (the demo's), only a larger max_iter does.
-            budget = ", or give a time budget," if self.budget_extends else ""
-            logger.info(
-                "iteration %d already reaches max_iter %d: nothing to train (raise "
-                "train.max_iter%s to continue the run)",
-                self.iteration,
-                train.max_iter,
-                budget,
-            )
 
     def _lr_at(self, iteration: int) -> float:
         """The learning rate of the step taken at ``iteration`` (0-based)."""
