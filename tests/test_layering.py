@@ -39,6 +39,7 @@ FORBIDDEN = {
     "scores": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "run_files": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "file_chunks": ABOVE_BOTTOM | {"config", "structures", "ops"},
+    "fetched_file": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "torch_archive": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "safetensors_file": ABOVE_BOTTOM | {"config", "structures", "ops"},
     "torchrun_env": ABOVE_BOTTOM | {"config", "structures", "ops", "runtime"},

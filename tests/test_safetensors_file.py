@@ -22,6 +22,11 @@ from tests.damaged_safetensors import flip_a_tensor_byte
 
 TENSORS = {"b": torch.arange(6.0).reshape(2, 3), "a": torch.tensor([1, 2], dtype=torch.int64)}
 AGAIN = "copy it again"
+RESAVED = (
+    "If another program re-saved it with changed tensors or metadata, it copied our "
+    f"{DIGEST_KEY} and {HEADER_DIGEST_KEY} metadata entries, which no longer fit: save it without "
+    "them"
+)
 
 
 def again() -> str:
@@ -42,10 +47,9 @@ def test_the_digest_is_the_crc32_of_the_bytes_after_the_header(tmp_path: Path) -
     assert list(header) == sorted(header)
     assert list(header["__metadata__"]) == ["format", HEADER_DIGEST_KEY, DIGEST_KEY]
     assert header["__metadata__"][DIGEST_KEY] == f"{zlib.crc32(data[8 + size :]):08x}"
-    stored = header["__metadata__"][HEADER_DIGEST_KEY]
-    entry = f'"{HEADER_DIGEST_KEY}":"{stored}"'.encode()
-    unsummed = data[: 8 + size].replace(entry, f'"{HEADER_DIGEST_KEY}":"00000000"'.encode())
-    assert stored == f"{zlib.crc32(unsummed):08x}"
+    stored = header["__metadata__"].pop(HEADER_DIGEST_KEY)
+    canonical = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    assert stored == f"{zlib.crc32(canonical):08x}"
     with safe_open(str(path), framework="pt") as handle:
         assert all(torch.equal(handle.get_tensor(k), v) for k, v in TENSORS.items())
     check_crc32(path, metadata_of(path), again)
@@ -67,7 +71,7 @@ def test_a_byte_flipped_in_the_tensor_data_is_refused(tmp_path: Path, fraction: 
         check_crc32(path, metadata_of(path), again)
     assert str(info.value) == (
         f"{path} is damaged: its tensor data do not match the CRC-32 stored in its header (a bad "
-        "copy or a disk error); copy it again"
+        f"copy or a disk error); copy it again. {RESAVED}"
     )
 
 
@@ -108,8 +112,41 @@ def test_a_header_damaged_but_still_valid_is_refused(
         check_crc32(path, metadata_of(path), again)
     assert str(info.value) == (
         f"{path} is damaged: its header does not match the CRC-32 stored in it (a bad copy or a "
-        "disk error); copy it again"
+        f"disk error); copy it again. {RESAVED}"
     )
+
+
+def test_a_data_offset_changed_in_the_header_is_refused(tmp_path: Path) -> None:
+    """An offset that no longer adds up is safetensors' to refuse; the CRC-32 catches it too."""
+    path = write_safetensors(tmp_path / "t.safetensors", TENSORS, {"format": "x"})
+    metadata = metadata_of(path)
+    replace_in_header(path, b'"data_offsets":[16,40]', b'"data_offsets":[16,48]')
+    with pytest.raises(ValueError, match="its header does not match"):
+        check_crc32(path, metadata, again)
+
+
+def resave(path: Path, out: Path) -> Path:
+    """``path`` loaded with safetensors and saved again by its own ``save_file``, metadata kept,
+    as another program re-saves a file: its header in another key order and layout."""
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    save_file(tensors, str(out), metadata=metadata)
+    return out
+
+
+def test_the_same_tensors_and_metadata_saved_by_another_program_are_not_damage(
+    tmp_path: Path,
+) -> None:
+    """Was: the header's CRC-32 was of its bytes, and a file safetensors' own save_file had
+    re-saved with the same tensors and metadata (another key order) was called damaged."""
+    path = write_safetensors(tmp_path / "t.safetensors", TENSORS, {"format": "x", "z": "é"})
+    resaved = resave(path, tmp_path / "resaved.safetensors")
+    assert resaved.read_bytes() != path.read_bytes()
+    check_crc32(resaved, metadata_of(resaved), again)
+    replace_in_header(resaved, b'"format":"x"', b'"format":"y"')
+    with pytest.raises(ValueError, match="its header does not match"):
+        check_crc32(resaved, metadata_of(resaved), again)
 
 
 def test_a_damaged_header_digest_is_refused(tmp_path: Path) -> None:

@@ -27,12 +27,14 @@ from torch import Tensor, nn
 
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
+from sparsercnn.fetched_file import FetchedFile
 from sparsercnn.model import SparseRCNN, build_model
 from sparsercnn.model.int8_features import Int8Calibration
 from sparsercnn.paths import check_file
 from sparsercnn.runtime import check_device
 from sparsercnn.safetensors_file import check_crc32, write_safetensors
 from sparsercnn.text import listing
+from sparsercnn.torch_archive import ZIP_MAGIC
 
 FORMAT_NAME = "sparsercnn"
 FORMAT_VERSION = "1"
@@ -88,22 +90,29 @@ def save_model_file(
     return write_safetensors(path, model_state_dict(model), metadata)
 
 
-def read_model_file(path: str | Path) -> tuple[dict[str, Tensor], Config, CategoryMap]:
-    """Read weights, config and label map from a file written by :func:`save_model_file`.
+def read_model_file(
+    path: str | Path | FetchedFile,
+) -> tuple[dict[str, Tensor], Config, CategoryMap]:
+    """Read weights, config and label map from a file written by :func:`save_model_file`
+    (its CRC-32 unread where ``path`` is a fetched file whose SHA-256 matched,
+    :func:`~sparsercnn.safetensors_file.check_crc32`).
 
     Raises:
         FileNotFoundError, IsADirectoryError: ``path`` is no file.
         ValueError: the file is not a readable sparsercnn model file, or its header or tensor
             data do not match the CRC-32 stored with them (a damaged copy).
     """
-    tensors, config, categories, _ = _read(Path(path))
+    tensors, config, categories, _ = _read(path)
     return tensors, config, categories
 
 
-def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str, str]]:
+def _read(
+    file: str | Path | FetchedFile,
+) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str, str]]:
     """Weights, config, label map and the whole metadata: the header is checked (format,
     version, header and tensor data CRC-32, config and label map) before any tensor is
     loaded."""
+    path = Path(file)
     check_file(path, "model file", "the .safetensors file")
     try:
         with safe_open(str(path), framework="pt") as handle:
@@ -126,7 +135,7 @@ def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str,
             f"{path} has model file format version {metadata.get('format_version')!r}; this "
             f"sparsercnn reads version {FORMAT_VERSION}: use the sparsercnn that wrote it"
         )
-    check_crc32(path, metadata, lambda: "copy, download or save it again")
+    check_crc32(file, metadata, lambda: "copy, download or save it again")
     try:
         config = Config.from_run_dict(json.loads(metadata["config"]))
         categories = CategoryMap.from_dict(json.loads(metadata["categories"]))
@@ -152,14 +161,14 @@ def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str,
 def unreadable_model_file_message(path: Path, error: Exception) -> str:
     """One line saying what ``path``, which safetensors could not read, is and what to do."""
     with open(path, "rb") as handle:
-        head = handle.read(2)
+        head = handle.read(len(ZIP_MAGIC))
     if path.suffix.lower() == ".onnx":
         return (
             f"{path} is an ONNX export, not a model file (.safetensors): predict and eval take "
             "it with --onnx (serve: --onnx beside --model); other commands need the .safetensors "
             "it was exported from"
         )
-    if head == b"PK" or head[:1] == b"\x80":  # torch.save's zip archive, or a bare pickle
+    if head == ZIP_MAGIC or head[:1] == b"\x80":  # torch.save's zip archive, or a bare pickle
         return (
             f"{path} is a PyTorch checkpoint, not a model file (.safetensors): convert a published "
             "checkpoint with `sparsercnn convert`; a run's model files are model_final.safetensors "
@@ -202,7 +211,7 @@ def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> Loa
             (:func:`~sparsercnn.runtime.check_device`).
     """
     device = check_device(device)
-    tensors, config, categories, metadata = _read(Path(path))
+    tensors, config, categories, metadata = _read(path)
     model = build_model(config)
     try:
         load_state_dict_strict(model, tensors, source=str(path))

@@ -9,9 +9,12 @@ digits each, both defined by the file alone:
 
 - ``tensors_crc32`` (:data:`DIGEST_KEY`): of every byte after the header, as safetensors stores
   them;
-- ``header_crc32`` (:data:`HEADER_DIGEST_KEY`): of the file's first bytes up to the tensor data
-  (the header's 8-byte length, the JSON header and its padding), with the 8 digits of
-  ``header_crc32`` itself read as ``0``.
+- ``header_crc32`` (:data:`HEADER_DIGEST_KEY`): of what the JSON header says, in one form: the
+  header without ``header_crc32`` itself, as UTF-8 JSON with sorted keys and no spaces
+  (:func:`_header_crc32`). Another program that re-saves the same tensors and metadata (its own
+  key order and layout, as safetensors' ``save_file(tensors, metadata=handle.metadata())``
+  writes them) keeps it valid; a changed dtype, shape, data offset, name or metadata value does
+  not.
 
 :func:`check_crc32` compares them when the file is read; a file without one (another program's,
 or one sparsercnn wrote before it stored that one) is not checked on that part. CRC-32 rather
@@ -24,22 +27,23 @@ ResNet-50 model on one core).
 from __future__ import annotations
 
 import json
+import os
 import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from safetensors.torch import save_file
 from torch import Tensor
 
 from sparsercnn.atomic_file import atomic_write
+from sparsercnn.fetched_file import checksum_verified
 from sparsercnn.file_chunks import chunks
 
 DIGEST_KEY = "tensors_crc32"
 HEADER_DIGEST_KEY = "header_crc32"
 # Written first in each digest's place: a digest has the same length, so the header keeps its
-# size and every tensor its offsets when the digests replace them. The header's own digest is
-# computed with it in its place.
+# size and every tensor its offsets when the digests replace them.
 _PLACEHOLDER = "0" * 8
 
 
@@ -76,23 +80,26 @@ def _finish_header(path: Path) -> None:
         size = int.from_bytes(length, "little")
         header = json.loads(handle.read(size))
         header["__metadata__"][DIGEST_KEY] = _data_crc32(handle)
-        header["__metadata__"][HEADER_DIGEST_KEY] = _PLACEHOLDER
-        text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        encoded = text.encode("utf-8")
+        header["__metadata__"][HEADER_DIGEST_KEY] = _header_crc32(header)
+        encoded = _canonical_json(header)
         assert len(encoded) <= size, "sorted safetensors header longer than the original"
-        unsummed = length + encoded.ljust(size)
-        summed = unsummed.replace(
-            _digest_entry(_PLACEHOLDER), _digest_entry(f"{zlib.crc32(unsummed):08x}")
-        )
         handle.seek(0)
-        handle.write(summed)
+        handle.write(length + encoded.ljust(size))
 
 
-def _digest_entry(digest: str) -> bytes:
-    """The header's :data:`HEADER_DIGEST_KEY` entry holding ``digest``, as compact JSON (what
-    :func:`write_safetensors` writes): whatever the header holds, only this entry has this form,
-    since quotes inside a JSON string are escaped."""
-    return json.dumps({HEADER_DIGEST_KEY: digest}, separators=(",", ":"))[1:-1].encode()
+def _header_crc32(header: Mapping[str, Any]) -> str:
+    """The :data:`HEADER_DIGEST_KEY` of a safetensors file whose parsed JSON header is
+    ``header``: the CRC-32, as 8 hex digits, of ``header`` without that entry of its
+    ``__metadata__`` (:func:`_canonical_json`), so that it depends on what the header says, not
+    on how a program lays it out."""
+    metadata = {k: v for k, v in header.get("__metadata__", {}).items() if k != HEADER_DIGEST_KEY}
+    return f"{zlib.crc32(_canonical_json({**header, '__metadata__': metadata})):08x}"
+
+
+def _canonical_json(value: object) -> bytes:
+    """``value`` as UTF-8 JSON with sorted keys and no spaces: one text for one value."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8")
 
 
 def _data_crc32(handle: BinaryIO) -> str:
@@ -104,10 +111,13 @@ def _data_crc32(handle: BinaryIO) -> str:
     return f"{crc:08x}"
 
 
-def check_crc32(path: Path, metadata: Mapping[str, str], again: Callable[[], str]) -> None:
+def check_crc32(
+    path: str | os.PathLike[str], metadata: Mapping[str, str], again: Callable[[], str]
+) -> None:
     """Check the header and the tensor data of the safetensors file ``path`` against the CRC-32
     its header's ``metadata`` holds (:data:`HEADER_DIGEST_KEY`, :data:`DIGEST_KEY`); a part
-    without its CRC-32 is not checked.
+    without its CRC-32 is not checked, nor a file whose SHA-256 matched
+    (:func:`~sparsercnn.fetched_file.checksum_verified`: it is not read again).
 
     Args:
         again: what to do about a damaged file ("copy it again", ...), for the message; called
@@ -117,24 +127,32 @@ def check_crc32(path: Path, metadata: Mapping[str, str], again: Callable[[], str
         ValueError: the header or the tensor data do not match; the message names ``path``.
     """
     stored_header, stored_data = metadata.get(HEADER_DIGEST_KEY), metadata.get(DIGEST_KEY)
-    if stored_header is None and stored_data is None:
+    if (stored_header is None and stored_data is None) or checksum_verified(path):
         return
     with open(path, "rb") as handle:
         length = handle.read(8)
-        header = length + handle.read(int.from_bytes(length, "little"))
+        header = handle.read(int.from_bytes(length, "little"))
         damaged = None
-        if stored_header is not None and not _header_matches(header, stored_header):
+        if stored_header is not None and _parsed_header_crc32(header) != stored_header:
             damaged = "its header does not match the CRC-32 stored in it"
         elif stored_data is not None and _data_crc32(handle) != stored_data:
             damaged = "its tensor data do not match the CRC-32 stored in its header"
     if damaged is not None:
-        raise ValueError(f"{path} is damaged: {damaged} (a bad copy or a disk error); {again()}")
+        raise ValueError(
+            f"{path} is damaged: {damaged} (a bad copy or a disk error); {again()}. If another "
+            "program re-saved it with changed tensors or metadata, it copied our "
+            f"{DIGEST_KEY} and {HEADER_DIGEST_KEY} metadata entries, which no longer fit: save "
+            "it without them"
+        )
 
 
-def _header_matches(header: bytes, stored: str) -> bool:
-    """Whether ``header`` (a safetensors file's bytes up to its tensor data) has the CRC-32
-    ``stored``, computed with the digits of ``stored`` in it read as ``0``."""
-    entry = _digest_entry(stored)
-    if header.count(entry) != 1:  # not written by write_safetensors, or damaged in the entry
-        return False
-    return f"{zlib.crc32(header.replace(entry, _digest_entry(_PLACEHOLDER))):08x}" == stored
+def _parsed_header_crc32(header: bytes) -> str | None:
+    """:func:`_header_crc32` of ``header`` (a safetensors file's JSON header), None where it is
+    no JSON object (safetensors would refuse it too)."""
+    try:
+        parsed = json.loads(header)
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("__metadata__", {}), dict):
+        return None
+    return _header_crc32(parsed)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from sparsercnn.fetched_file import FetchedFile
 from sparsercnn.weights.download import (
     PUBLISHED_CHECKPOINTS,
     default_cache_dir,
@@ -46,7 +47,7 @@ def test_published_table() -> None:
 
 def test_published_name_uses_the_cache_offline(tmp_path: Path, tiny_files: dict[str, Path]) -> None:
     cached = shutil.copy(tiny_files["official"], tmp_path / "r50_100pro_3x_model.pth")
-    assert fetch("r50_100pro_3x", cache_dir=tmp_path) == Path(cached)
+    assert fetch("r50_100pro_3x", cache_dir=tmp_path).path == Path(cached)
 
 
 def test_file_url_with_right_and_wrong_checksum(
@@ -106,7 +107,7 @@ def test_a_checksum_from_the_name_says_so(tmp_path: Path) -> None:
         fetch(str(path))
     with pytest.raises(ValueError, match=r"expected sha256 abcdef12\.\.\., got"):
         fetch(str(path), sha256="abcdef12")
-    assert fetch(str(path), sha256=_sha256(path)) == path
+    assert fetch(str(path), sha256=_sha256(path)) == FetchedFile(path, _sha256(path))
 
 
 def test_missing_local_file_and_bad_scheme(tmp_path: Path) -> None:
@@ -219,7 +220,7 @@ def test_interrupted_download_resumes(
     assert not (cache / "r18_model.pth").exists()
     path = fetch(url, cache_dir=cache, sha256=hashlib.sha256(serve.payload).hexdigest())
     assert serve.ranges == [None, f"bytes={serve.truncate_first}-"]
-    assert path.read_bytes() == serve.payload and not part.exists()
+    assert path.path.read_bytes() == serve.payload and not part.exists()
     fetch(url, cache_dir=cache)  # cached: no new request
     assert len(serve.ranges) == 2
 
@@ -351,7 +352,7 @@ def test_fetch_normalises_a_checksum_once(
     serve.payload = b"the published bytes"
     digest = hashlib.sha256(serve.payload).hexdigest().upper()
     fetched = fetch(f"{serve.url}/model.pth", sha256=digest, cache_dir=tmp_path)
-    assert fetched.read_bytes() == serve.payload and normalised == [digest]
+    assert fetched.path.read_bytes() == serve.payload and normalised == [digest]
 
 
 def test_a_damaged_cached_file_is_downloaded_again(
@@ -362,7 +363,7 @@ def test_a_damaged_cached_file_is_downloaded_again(
     cached = tmp_path / f"model_20201218-{digest[:8]}.pth"
     cached.write_bytes(b"the published by")  # cut short, e.g. copied in by hand
     with caplog.at_level(logging.WARNING):
-        assert fetch(f"{serve.url}/{cached.name}", cache_dir=tmp_path) == cached
+        assert fetch(f"{serve.url}/{cached.name}", cache_dir=tmp_path).path == cached
     assert caplog.text.count(f"checksum mismatch for {cached}") == 1
     assert "downloading it again" in caplog.text
     assert cached.read_bytes() == serve.payload and serve.ranges == [None]
@@ -376,7 +377,7 @@ def test_processes_fetching_one_file_at_once_download_it_once(
     url = f"{serve.url}/shared.pth"
     results: list[Path] = []
     threads = [
-        threading.Thread(target=lambda: results.append(fetch(url, cache_dir=tmp_path)))
+        threading.Thread(target=lambda: results.append(fetch(url, cache_dir=tmp_path).path))
         for _ in range(3)
     ]
     for thread in threads:
@@ -407,7 +408,7 @@ def test_a_cached_file_is_read_without_writing_the_cache(
         raise PermissionError(f"{folder} is read-only")
 
     monkeypatch.setattr("sparsercnn.weights.download.cache_write", refuse)
-    assert fetch(f"{serve.url}/model.pth", cache_dir=tmp_path) == tmp_path / "model.pth"
+    assert fetch(f"{serve.url}/model.pth", cache_dir=tmp_path).path == tmp_path / "model.pth"
     assert serve.ranges == [] and sorted(p.name for p in tmp_path.iterdir()) == ["model.pth"]
 
 
@@ -418,13 +419,13 @@ def test_two_urls_of_one_file_name_never_share_the_cached_file(
     other's from the cache; a file put in the cache by hand still serves any URL of its name."""
     first, second = f"{serve.url}/run1/model.pth", f"{serve.url}/run2/model.pth"
     serve.payload = b"weights of run 1"
-    assert fetch(first, cache_dir=tmp_path).read_bytes() == b"weights of run 1"
+    assert fetch(first, cache_dir=tmp_path).path.read_bytes() == b"weights of run 1"
     serve.payload = b"weights of run 2"
-    assert fetch(second, cache_dir=tmp_path).read_bytes() == b"weights of run 2"
-    assert fetch(second, cache_dir=tmp_path).read_bytes() == b"weights of run 2"  # cached
+    assert fetch(second, cache_dir=tmp_path).path.read_bytes() == b"weights of run 2"
+    assert fetch(second, cache_dir=tmp_path).path.read_bytes() == b"weights of run 2"  # cached
     assert len(serve.ranges) == 2
     (tmp_path / "model.pth.url").unlink()
-    assert fetch(first, cache_dir=tmp_path).read_bytes() == b"weights of run 2"
+    assert fetch(first, cache_dir=tmp_path).path.read_bytes() == b"weights of run 2"
     assert len(serve.ranges) == 2
 
 
@@ -437,5 +438,5 @@ def test_a_partial_download_of_another_url_is_not_resumed(
         fetch(f"{serve.url}/run1/model.pth", cache_dir=tmp_path, max_attempts=1)
     serve.payload = tiny_files["mmdet"].read_bytes()
     path = fetch(f"{serve.url}/run2/model.pth", cache_dir=tmp_path)
-    assert path.read_bytes() == serve.payload
+    assert path.path.read_bytes() == serve.payload
     assert serve.ranges == [None, None]  # started over, no Range on run1's bytes

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import pickle
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 
 from sparsercnn.model_file import BACKBONE_FORMAT_NAME
 from sparsercnn.safetensors_file import write_safetensors
 from sparsercnn.weights import readers
+from sparsercnn.weights.download import fetch
 from sparsercnn.weights.download_lock import recorded_url
 from sparsercnn.weights.readers import detect_layout, read_checkpoint
 from tests.damaged_archive import flip_a_byte_of_the_largest_record
@@ -376,22 +381,16 @@ def test_an_intact_backbone_file_looks_up_no_download_record(
     assert looked_up == []
 
 
-@pytest.mark.parametrize("layout", ["official", "mmdet"])
-def test_a_checkpoint_is_read_once(
-    tiny_files: dict[str, Path],
-    tiny_pair: ReferencePair,
-    monkeypatch: pytest.MonkeyPatch,
-    layout: str,
-) -> None:
-    """Was: read whole twice, for the records' CRC-32 and by torch.load (then a third time to
-    copy the tensors into a model). The check reads it; torch.load maps the pages it read."""
-    path, tensors = tiny_files[layout], getattr(tiny_pair, layout)
+def _count_reads(monkeypatch: pytest.MonkeyPatch, path: Path) -> Callable[[], float]:
+    """Count what Python's ``open`` reads of ``path`` from now on: the function returns it,
+    in multiples of the file's size (torch.load's and safetensors' maps of a file are no reads:
+    their pages are those a check read before)."""
     read_bytes = 0
     real_open = open
 
     def counting_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         handle = real_open(file, mode, *args, **kwargs)
-        if isinstance(file, (str, Path)) and Path(file) == path:
+        if isinstance(file, (str, os.PathLike)) and Path(file) == path:
             read, readinto = handle.read, handle.readinto
 
             def counted_read(*size: int) -> bytes:
@@ -411,6 +410,71 @@ def test_a_checkpoint_is_read_once(
 
     monkeypatch.setattr("builtins.open", counting_open)
     monkeypatch.setattr("io.open", counting_open)
+    return lambda: read_bytes / path.stat().st_size
+
+
+@pytest.mark.parametrize("layout", ["official", "mmdet"])
+def test_a_checkpoint_is_read_once(
+    tiny_files: dict[str, Path],
+    tiny_pair: ReferencePair,
+    monkeypatch: pytest.MonkeyPatch,
+    layout: str,
+) -> None:
+    """Was: read whole twice, for the records' CRC-32 and by torch.load (then a third time to
+    copy the tensors into a model). The check reads it; torch.load maps the pages it read."""
+    path, tensors = tiny_files[layout], getattr(tiny_pair, layout)
+    reads = _count_reads(monkeypatch, path)
     checkpoint = read_checkpoint(path)
     assert all(torch.equal(checkpoint.tensors[key], value) for key, value in tensors.items())
-    assert 0.9 * path.stat().st_size < read_bytes < 1.1 * path.stat().st_size
+    assert 0.9 < reads() < 1.1
+
+
+def test_a_checksummed_checkpoint_is_read_once(
+    tmp_path: Path,
+    tiny_files: dict[str, Path],
+    tiny_pair: ReferencePair,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Was: read whole twice, by fetch for the SHA-256 its mmdetection name carries, then for
+    the records' CRC-32, which a matched SHA-256 makes redundant."""
+    digest = hashlib.sha256(tiny_files["mmdet"].read_bytes()).hexdigest()
+    path = Path(shutil.copy(tiny_files["mmdet"], tmp_path / f"sparse_rcnn_r50-{digest[:8]}.pth"))
+    reads = _count_reads(monkeypatch, path)
+    checkpoint = read_checkpoint(fetch(path))
+    assert all(torch.equal(checkpoint.tensors[k], v) for k, v in tiny_pair.mmdet.items())
+    assert 0.9 < reads() < 1.1
+
+
+@pytest.mark.parametrize("sha256", [False, True])
+def test_a_model_file_is_read_once_for_its_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sha256: bool
+) -> None:
+    """A model file given to --init-from: read once, for its CRC-32 or (was: and) for the
+    SHA-256 given with it, then mapped by safetensors, each tensor fetched once."""
+    path = write_tiny_model_file(tmp_path / "model.safetensors")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if sha256 else None
+    reads = _count_reads(monkeypatch, path)
+    fetched: list[str] = []
+
+    class CountingSafeOpen:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.inner = safe_open(*args, **kwargs)
+
+        def __enter__(self) -> CountingSafeOpen:
+            self.handle = self.inner.__enter__()
+            return self
+
+        def __exit__(self, *error: object) -> None:
+            self.inner.__exit__(*error)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.handle, name)
+
+        def get_tensor(self, key: str) -> torch.Tensor:
+            fetched.append(key)
+            return self.handle.get_tensor(key)
+
+    monkeypatch.setattr("sparsercnn.model_file.safe_open", CountingSafeOpen)
+    checkpoint = read_checkpoint(fetch(path, sha256=digest))
+    assert 0.9 < reads() < 1.1
+    assert sorted(fetched) == sorted(checkpoint.tensors)

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_suffix(args.output)
     source = fetch(args.src, sha256=args.sha256)
     # SRC as a file:// URL or a published name is only known as a file now.
-    refuse_overwriting(args.output, "--output", {"SRC": source})
+    refuse_overwriting(args.output, "--output", {"SRC": source.path})
     warn_replacing(args.output, "--output")
     output = save_converted(source, args.output, args.layout)
     print(f"wrote {output}")

@@ -18,6 +18,7 @@ from sparsercnn.lazy_import import lazy_exports as _lazy_exports
 _EXPORTS = {
     "COCO_CATEGORIES": "sparsercnn.weights.convert",
     "ConvertedCheckpoint": "sparsercnn.weights.convert",
+    "FetchedFile": "sparsercnn.fetched_file",
     "LAYOUTS": "sparsercnn.weights.key_tables",
     "Layout": "sparsercnn.weights.key_tables",
     "PUBLISHED_CHECKPOINTS": "sparsercnn.weights.published",
@@ -40,6 +41,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+    from sparsercnn.fetched_file import FetchedFile
     from sparsercnn.weights.convert import (
         COCO_CATEGORIES,
         ConvertedCheckpoint,
@@ -71,6 +73,7 @@ __all__ = [
     "LAYOUTS",
     "PUBLISHED_CHECKPOINTS",
     "ConvertedCheckpoint",
+    "FetchedFile",
     "Layout",
     "PublishedCheckpoint",
     "RawCheckpoint",

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from sparsercnn.config import Config, ModelConfig
 from sparsercnn.data.categories import CategoryMap
+from sparsercnn.fetched_file import FetchedFile
 from sparsercnn.model import build_model
 from sparsercnn.model.backbone import ARCHITECTURES, Bottleneck
 from sparsercnn.model_file import (
@@ -79,7 +80,9 @@ def coco_categories() -> CategoryMap:
     return CategoryMap([i for i, _ in COCO_CATEGORIES], [name for _, name in COCO_CATEGORIES])
 
 
-def convert_checkpoint(src: str | Path, layout: Layout | None = None) -> ConvertedCheckpoint:
+def convert_checkpoint(
+    src: str | Path | FetchedFile, layout: Layout | None = None
+) -> ConvertedCheckpoint:
     """Read a detector checkpoint of any supported layout and convert it to ours.
 
     Args:
@@ -393,7 +396,9 @@ def categories_for(num_classes: int, class_names: list[str] | None, source: str)
     if class_names is not None and len(class_names) != num_classes:
         raise ValueError(
             f"{source}: the file names {len(class_names)} classes but the class logits have "
-            f"{num_classes} rows"
+            f"{num_classes} rows, so the names (its meta's CLASSES or dataset_meta) are not those "
+            f"of these weights: re-save the checkpoint with its {num_classes} class names there, "
+            "or without its meta, and convert that"
         )
     if num_classes == len(coco) and class_names in (None, coco.names):
         return coco
@@ -424,7 +429,9 @@ def export_state_dict(tensors: Mapping[str, Tensor], layout: Layout) -> dict[str
     return reconcile_counters(renamed, counters | set(renamed))
 
 
-def backbone_state_dict(src: str | Path, layout: Layout | None = None) -> dict[str, Tensor]:
+def backbone_state_dict(
+    src: str | Path | FetchedFile, layout: Layout | None = None
+) -> dict[str, Tensor]:
     """The ResNet weights of any supported file, in our names (``backbone.*``).
 
     ``src`` may be a torchvision ImageNet ResNet (``fc.*`` is dropped), a backbone file written
@@ -454,7 +461,9 @@ def _backbone_of(checkpoint: RawCheckpoint) -> dict[str, Tensor]:
     return backbone
 
 
-def save_converted(src: str | Path, dst: str | Path, layout: Layout | None = None) -> Path:
+def save_converted(
+    src: str | Path | FetchedFile, dst: str | Path, layout: Layout | None = None
+) -> Path:
     """Convert ``src`` and write it to ``dst`` (``.safetensors``).
 
     A detector checkpoint becomes our model file (weights, config, label map) readable with

@@ -1,11 +1,13 @@
 """Getting published weights: a name, URL or path in, a ready model out.
 
 :func:`fetch` resolves a published name (:data:`PUBLISHED_CHECKPOINTS`), an ``http(s)://`` URL,
-a ``file://`` URL or a local path to a verified local file. Downloads go to a cache folder
-(``$SPARSERCNN_CACHE`` or ``~/.cache/sparsercnn``) through a ``.part`` file that is resumed with
-an HTTP Range request after an interruption and renamed into place only once complete and
-checked. The URL is recorded beside the file, so that two URLs of one file name never share it,
-and processes fetching the same file at once wait for one download (a lock file beside it).
+a ``file://`` URL or a local path to a verified local file (a
+:class:`~sparsercnn.fetched_file.FetchedFile`, which tells the readers not to read it again for
+its inner checksums). Downloads go to a cache folder (``$SPARSERCNN_CACHE`` or
+``~/.cache/sparsercnn``) through a ``.part`` file that is resumed with an HTTP Range request
+after an interruption and renamed into place only once complete and checked. The URL is
+recorded beside the file, so that two URLs of one file name never share it, and processes
+fetching the same file at once wait for one download (a lock file beside it).
 :func:`from_pretrained` then converts any supported layout on the fly.
 """
 
@@ -27,6 +29,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from sparsercnn.fetched_file import FetchedFile
 from sparsercnn.file_chunks import chunks
 from sparsercnn.model import build_model
 from sparsercnn.model_file import LoadedModel, load_state_dict_strict
@@ -100,7 +103,7 @@ def fetch(
     cache_dir: str | Path | None = None,
     max_attempts: int = 3,
     sleep: Callable[[float], None] = time.sleep,
-) -> Path:
+) -> FetchedFile:
     """A verified local file for a published name, a path, a ``file://`` or ``http(s)://`` URL.
 
     A key of :data:`PUBLISHED_CHECKPOINTS` (that is not also an existing path) stands for its
@@ -108,6 +111,11 @@ def fetch(
     path component); a cached file is checked again and fetched anew if it fails the check or
     was downloaded from another URL of the same name. Failed download attempts are retried
     after a wait (see :func:`download`; ``sleep`` waits it).
+
+    Returns:
+        The file, with the checksum it matched (None where none was expected): the readers
+        (:func:`~sparsercnn.weights.readers.read_checkpoint`) take it as a path and, when it
+        matched, skip the CRC-32 checks inside it, a second read of the whole file.
 
     Raises:
         FileNotFoundError: a local file does not exist.
@@ -125,7 +133,8 @@ def fetch(
     if scheme in ("http", "https"):
         name = Path(urllib.parse.urlparse(text).path).name or "checkpoint.pth"
         dst = Path(cache_dir if cache_dir is not None else default_cache_dir()) / name
-        return _fetch_url(text, dst, expected_sha256(name, sha256), max_attempts, sleep)
+        expected = expected_sha256(name, sha256)
+        return FetchedFile(_fetch_url(text, dst, expected, max_attempts, sleep), expected)
     if scheme == "file":
         path = Path(urllib.request.url2pathname(urllib.parse.urlparse(text).path))
     elif len(scheme) > 1:  # one letter is a Windows drive
@@ -136,8 +145,9 @@ def fetch(
         check_file(path, "checkpoint", "the checkpoint file")
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{error}{published_download_advice(path)}") from None
-    verify_sha256(path, expected_sha256(path.name, sha256))
-    return path
+    expected = expected_sha256(path.name, sha256)
+    verify_sha256(path, expected)
+    return FetchedFile(path, expected)
 
 
 def _fetch_url(

@@ -6,9 +6,10 @@ or one of our training checkpoints (``checkpoint_*.pt``, whose config and label 
 safetensors files (ours, with config and label map, or a bare state dict). ``.pth`` files are read
 with ``torch.load(weights_only=True)``: only tensors, containers, numbers, strings and plain numpy
 arrays are rebuilt, so a file that tries to run code is refused; the checksums torch.save stores
-with each record are checked, which torch.load does not do. Plain pickles (detectron2's ``.pkl``),
-told by their content whatever their name, are refused outright. :mod:`sparsercnn.weights.convert`
-renames what this module returns.
+with each record are checked, which torch.load does not do (but for a file whose SHA-256
+:func:`~sparsercnn.weights.download.fetch` has matched, see :mod:`sparsercnn.fetched_file`).
+Plain pickles (detectron2's ``.pkl``), told by their content whatever their name, are refused
+outright. :mod:`sparsercnn.weights.convert` renames what this module returns.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from torch import Tensor
 
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
+from sparsercnn.fetched_file import FetchedFile
 from sparsercnn.model_file import BACKBONE_FORMAT_NAME, FORMAT_NAME, read_model_file
 from sparsercnn.paths import check_file
 from sparsercnn.safetensors_file import check_crc32
 from sparsercnn.text import listing
-from sparsercnn.torch_archive import damaged_record
+from sparsercnn.torch_archive import ZIP_MAGIC, damaged_record
 from sparsercnn.weights.download_lock import recorded_url
 from sparsercnn.weights.key_tables import LAYOUTS, Layout
 
@@ -45,8 +47,6 @@ logger = logging.getLogger(__name__)
 START_SIZE = 64
 # What torch.save's legacy (non-zip) format pickles first: a plain pickle lacks it.
 TORCH_LEGACY_MAGIC = (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
-# How a zip archive (what torch.save writes) starts: a local file header's signature.
-ZIP_MAGIC = b"PK\x03\x04"
 # The largest JSON header safetensors reads (its own limit, 100 MB).
 MAX_SAFETENSORS_HEADER = 100_000_000
 # Keys that identify a layout: any key starting with one of these prefixes.
@@ -80,12 +80,14 @@ class RawCheckpoint:
     categories: CategoryMap | None = None
 
 
-def read_checkpoint(path: str | Path, layout: Layout | None = None) -> RawCheckpoint:
+def read_checkpoint(path: str | Path | FetchedFile, layout: Layout | None = None) -> RawCheckpoint:
     """Read the state dict of a checkpoint file and detect its layout.
 
     Args:
         path: a ``.pth``/``.pt`` (official, mmdetection, torchvision or a raw state dict in our
-            names) or ``.safetensors`` file.
+            names) or ``.safetensors`` file; where it is what
+            :func:`~sparsercnn.weights.download.fetch` returned with a matched SHA-256, the
+            CRC-32 inside the file are not read again.
         layout: force the layout instead of detecting it from the keys.
 
     Raises:
@@ -94,14 +96,14 @@ def read_checkpoint(path: str | Path, layout: Layout | None = None) -> RawCheckp
         ValueError: the file is a pickle, not a checkpoint, holds objects safe loading refuses,
             or its layout cannot be told (the message names the file and says what to do).
     """
-    path = Path(path)
+    file, path = path, Path(path)
     check_file(path, "checkpoint", "the checkpoint file")
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"unknown checkpoint layout {layout!r}; choose one of {LAYOUTS}")
     with open(path, "rb") as handle:
         start = handle.read(START_SIZE)
     if _is_safetensors(start):
-        checkpoint = _read_safetensors(path, layout)
+        checkpoint = _read_safetensors(file, layout)
     elif _is_plain_pickle(start):
         raise ValueError(
             f"{path} is a plain Python pickle (as detectron2's .pkl files are), not a file "
@@ -110,7 +112,7 @@ def read_checkpoint(path: str | Path, layout: Layout | None = None) -> RawCheckp
             "tensors with torch.save and convert that."
         )
     else:
-        checkpoint = _read_torch(path, start, layout)
+        checkpoint = _read_torch(file, start, layout)
     logger.info("read %s: %d tensors, %s layout", path, len(checkpoint.tensors), checkpoint.layout)
     return checkpoint
 
@@ -168,7 +170,8 @@ def _fetch_again(url: str | None) -> str:
     return f"it was downloaded from {url}: delete it, and the next run downloads it again"
 
 
-def _read_safetensors(path: Path, layout: Layout | None) -> RawCheckpoint:
+def _read_safetensors(file: str | Path | FetchedFile, layout: Layout | None) -> RawCheckpoint:
+    path = Path(file)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
@@ -178,9 +181,9 @@ def _read_safetensors(path: Path, layout: Layout | None) -> RawCheckpoint:
             f"{path}: damaged or truncated safetensors file ({error}); {again}"
         ) from error
     if metadata.get("format") == FORMAT_NAME:
-        tensors, config, categories = read_model_file(path)
+        tensors, config, categories = read_model_file(file)
         return RawCheckpoint(tensors, "ours", str(path), categories.names, config, categories)
-    check_crc32(path, metadata, lambda: _fetch_again(recorded_url(path)))
+    check_crc32(file, metadata, lambda: _fetch_again(recorded_url(path)))
     with safe_open(str(path), framework="pt") as handle:
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     if metadata.get("format") == BACKBONE_FORMAT_NAME:
@@ -212,9 +215,12 @@ def _numpy_allowed() -> Iterator[None]:
         yield
 
 
-def _read_torch(path: Path, start: bytes, layout: Layout | None) -> RawCheckpoint:
-    """Read the torch.save file ``path``, whose first bytes are ``start``."""
-    damaged = damaged_record(path)
+def _read_torch(
+    file: str | Path | FetchedFile, start: bytes, layout: Layout | None
+) -> RawCheckpoint:
+    """Read the torch.save file ``file``, whose first bytes are ``start``."""
+    path = Path(file)
+    damaged = damaged_record(file)
     if damaged is not None:
         raise ValueError(
             f"{path} is a damaged PyTorch checkpoint: its record {damaged} does not match the "
@@ -244,8 +250,9 @@ def _torch_load(path: Path, start: bytes) -> Any:
     """torch.load of ``path`` (whose first bytes are ``start``), with safe loading, on the CPU.
 
     A zip archive is mapped into memory (``mmap``), not read: its tensors are views of the file's
-    pages, which :func:`~sparsercnn.torch_archive.damaged_record` has just read to check them,
-    so that its bytes are read once and never held twice (the model's copy is made from those
+    pages, which :func:`~sparsercnn.torch_archive.damaged_record` (or, for a checksummed file,
+    :func:`~sparsercnn.weights.download.fetch`) has just read to check them, so that its bytes
+    are read once and never held twice (the model's copy is made from those
     pages). torch maps a file by path, and given a path it reads a ``.safetensors`` name as
     safetensors: such a file, and torch.save's legacy format (not mapped), are read from an
     open file.
@@ -293,9 +300,8 @@ def _unreadable_message(path: Path, start: bytes, error: Exception) -> str:
     do: an empty file, a text file (the web page of a failed download, say) or a damaged zip
     archive (what torch.save writes, e.g. a download cut short) is to be fetched again; a file
     that refers to Python objects is refused by safe loading."""
-    head = start[:2]
     url = recorded_url(path)
-    if not head:
+    if not start:
         return f"{path} is empty; {_fetch_again(url)}"
     text = _text_start(start)
     if text is not None:
@@ -308,12 +314,12 @@ def _unreadable_message(path: Path, start: bytes, error: Exception) -> str:
             f"file, or {again}"
         )
     failure = _load_failure(error)
-    if head == b"PK" and not _holds_pickle(path):
+    if start.startswith(ZIP_MAGIC) and not _holds_pickle(path):
         return (
             f"{path} is a zip archive but not a PyTorch checkpoint (torch.save's archives hold a "
             "data.pkl); give the checkpoint itself, unpacked from the archive if it is in one"
         )
-    if head == b"PK" and not failure.startswith("it refers to"):
+    if start.startswith(ZIP_MAGIC) and not failure.startswith("it refers to"):
         return (
             f"{path} is a damaged or truncated PyTorch checkpoint ({failure}); {_fetch_again(url)}"
         )
