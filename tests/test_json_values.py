@@ -1,5 +1,6 @@
 """JSON value type tests: one pair for the annotation file, results file and label map checks,
-and the one rule for ids written as whole floats."""
+and the one rule for ids: the COCO id keys, whole floats read as integers, other values refused
+in one wording."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import pytest
 
 from sparsercnn.json_values import (
     MAX_EXACT_FLOAT_INTEGER,
+    coco_with_integer_ids,
+    id_problem,
     is_int,
     is_number,
     is_real,
@@ -69,3 +72,37 @@ def test_whole_float_ids_become_integers_in_new_entries_and_are_counted() -> Non
     assert fixed[1] is entries[1]
     unchanged = [{"id": 1}]
     assert with_integer_ids(unchanged, ("id",)) == (unchanged, {})
+
+
+def test_coco_ids_are_made_integers_by_one_table_counted_by_list_and_key() -> None:
+    """Was: the ground truth's own loop and table (which left out annotation ids) beside the
+    data rules'; numpy integers of a dict built in memory were refused by the data rules."""
+    data = {
+        "images": [{"id": 1.0}, {"id": np.int64(2)}],
+        "categories": [{"id": 3}],
+        "annotations": [{"id": 7.0, "image_id": 2.0, "category_id": np.int32(3)}, "no entry"],
+        "info": {"id": 1.0},
+    }
+    fixed, counts = coco_with_integer_ids(data)
+    assert fixed["images"] == [{"id": 1}, {"id": 2}]
+    assert all(type(image["id"]) is int for image in fixed["images"])
+    assert fixed["annotations"][0] == {"id": 7, "image_id": 2, "category_id": 3}
+    assert type(fixed["annotations"][0]["category_id"]) is int
+    assert dict(counts) == {"images[].id": 1, "annotations[].id": 1, "annotations[].image_id": 1}
+    assert fixed["categories"] is data["categories"] and fixed["info"] is data["info"]
+    assert type(data["images"][1]["id"]) is np.int64  # the given dict is left as it was
+    assert coco_with_integer_ids({"images": None}) == ({"images": None}, {})
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ({"id": "4"}, """'id' is "4", not an integer: write it as 4, without quotes"""),
+        ({"id": True}, "'id' is true, not an integer: COCO ids are integers"),
+        ({"id": 2.0**60}, "'id' is 1.152921504606847e+18, not an integer: a float this large"),
+        ({"id": "x" * 50}, f"""'id' is "{"x" * 36}..., not an integer: COCO ids are"""),
+        ({}, "'id' is missing"),
+    ],
+)
+def test_a_value_that_is_no_id_is_told_as_the_json_gives_it(entry: dict, problem: str) -> None:
+    assert id_problem(entry, "id").startswith(problem)

@@ -1,5 +1,6 @@
 """Type tests of values parsed from JSON (annotation files, results files, label maps): an
-integer or a number, never a bool; and the one rule for ids written as whole floats.
+integer or a number, never a bool; and the one rule for ids: the id keys of a COCO file
+(:data:`COCO_ID_KEYS`), ids written as whole floats read as the integers, counted.
 
 Exact types: JSON gives plain ``int`` and ``float``, and ``True`` (an ``int`` subclass to
 Python) must not pass for ``1``. :func:`is_real` is the test for JSON-like dicts built in memory,
@@ -8,7 +9,9 @@ whose numbers may be numpy scalars.
 
 from __future__ import annotations
 
+import json
 import numbers
+import re
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any, TypeGuard
@@ -44,30 +47,92 @@ def whole_float(value: object) -> int | None:
     return int(value) if abs(value) <= MAX_EXACT_FLOAT_INTEGER else None
 
 
+# The id keys of the entries of each list of a COCO instances file.
+COCO_ID_KEYS: Mapping[str, tuple[str, ...]] = {
+    "images": ("id",),
+    "categories": ("id",),
+    "annotations": ("id", "image_id", "category_id"),
+}
+
+
 def with_integer_ids(entries: list[Any], keys: tuple[str, ...]) -> tuple[list[Any], Counter[str]]:
-    """``entries`` with every id under ``keys`` written as a whole float (:func:`whole_float`)
-    made the integer it stands for, and how many were, by key.
+    """``entries`` with every id under ``keys`` that stands for an integer made a Python
+    ``int``, and how many were written as whole floats, by key.
+
+    An id stands for an integer where it is a numpy integer (a dict built in memory; not
+    counted) or a whole float (:func:`whole_float`, ``3.0`` as pandas writes integer columns;
+    counted). Anything else (``2.5``, ``"3"``, ``true``, a float past
+    :data:`MAX_EXACT_FLOAT_INTEGER`) is left as it is, for the caller to refuse naming the entry.
 
     Args:
         entries: parsed JSON entries (objects; anything else is passed through).
         keys: the id keys of an entry (``"image_id"``, ``"category_id"``).
 
     Returns:
-        The entries (the list itself where no id is a whole float, else a new list with new
-        dicts in place of the changed entries: ``entries`` is never modified) and the number of
-        ids made integers per key (only keys with some).
+        The entries (the list itself where no id changes, else a new list with new dicts in
+        place of the changed entries: ``entries`` is never modified) and the number of ids
+        read from whole floats per key (only keys with some).
     """
     counts: Counter[str] = Counter()
     fixed: list[Any] | None = None
     for position, entry in enumerate(entries):
         if not isinstance(entry, dict):
             continue
-        ints = {key: whole for key in keys if (whole := whole_float(entry.get(key))) is not None}
+        ints: dict[str, int] = {}
+        for key in keys:
+            value = entry.get(key)
+            if type(value) is int or isinstance(value, bool):
+                continue
+            if isinstance(value, numbers.Integral):
+                ints[key] = int(value)
+            elif (whole := whole_float(value)) is not None:
+                ints[key] = whole
+                counts[key] += 1
         if ints:
             fixed = list(entries) if fixed is None else fixed
             fixed[position] = {**entry, **ints}
-            counts.update(ints.keys())
     return (entries if fixed is None else fixed), counts
+
+
+def coco_with_integer_ids(data: Mapping[str, Any]) -> tuple[dict[str, Any], Counter[str]]:
+    """A COCO instances dict with its ids (:data:`COCO_ID_KEYS`) made integers as
+    :func:`with_integer_ids` makes them, and how many were whole floats, by list and key
+    (``"annotations[].image_id"``, as :func:`whole_float_ids_message` names them).
+
+    Returns:
+        A new dict (``data`` and its entries are never modified; lists and entries with no id
+        changed are shared) and the counts. A list key that is missing or holds no list is
+        left as it is.
+    """
+    fixed = dict(data)
+    counts: Counter[str] = Counter()
+    for list_key, keys in COCO_ID_KEYS.items():
+        if not isinstance(fixed.get(list_key), list):
+            continue
+        fixed[list_key], found = with_integer_ids(fixed[list_key], keys)
+        counts.update({f"{list_key}[].{key}": count for key, count in found.items()})
+    return fixed, counts
+
+
+def id_problem(entry: Mapping[str, Any], key: str) -> str:
+    """Why ``entry[key]`` is no id (after :func:`with_integer_ids`, where an id is an ``int``),
+    with what to write instead: ``'id' is "4", not an integer: write it as 4, without quotes``.
+
+    The value is shown as the JSON gives it, cut at 40 characters.
+    """
+    if key not in entry:
+        return f"{key!r} is missing"
+    value = entry[key]
+    shown = json.dumps(value, default=repr)
+    shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
+        fix = f"write it as {int(value)}, without quotes"
+    elif type(value) is float and value.is_integer():
+        # Past MAX_EXACT_FLOAT_INTEGER (whole_float): an int64 column pandas wrote as float64.
+        fix = "a float this large may have lost digits: write ids as integers"
+    else:
+        fix = "COCO ids are integers"
+    return f"{key!r} is {shown}, not an integer: {fix}"
 
 
 def whole_float_ids_message(source: str, counts: Mapping[str, int]) -> str:

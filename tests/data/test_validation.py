@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -19,7 +20,9 @@ from sparsercnn.data.validation import (
     DatasetError,
     Issue,
     check_coco,
+    issue_subjects,
     load_coco_json,
+    summarize_issues,
 )
 from sparsercnn.structures import coco_area
 from tests.synthetic_coco import Box, WriteCoco, truncate
@@ -756,6 +759,44 @@ def test_an_entry_rejected_for_its_id_takes_its_annotations_along() -> None:
     assert bad.message.endswith("'id' is 4.5, not an integer: COCO ids are integers")
 
 
+def test_an_id_and_its_whole_float_in_one_file_are_a_duplicate_not_merged() -> None:
+    """1 and 1.0 are one id: reported as repeated (with the float_id warning), never two
+    entries of one id kept, nor one silently dropped."""
+    data = {
+        "images": [image(1, "a.png"), {**image(2, "b.png"), "id": 1.0}],
+        "categories": [{"id": 3, "name": "car"}, {"id": 3.0, "name": "bus"}],
+        "annotations": [box(10, 1, 3, [1, 2, 10, 10]), box(10.0, 1, 3, [5, 2, 10, 10])],
+    }
+    checked = check_coco(data, "x.json")
+    codes = [issue.code for issue in checked.issues]
+    assert codes == [
+        "float_id",
+        "duplicate_category_id",
+        "duplicate_image_id",
+        "duplicate_annotation_id",
+    ]
+    assert "image id 1 ('b.png') is repeated at images[1], first at images[0]" in str(
+        checked.issues[2]
+    )
+    assert [image["file_name"] for image in checked.images] == ["a.png"]
+
+
+def test_numpy_integer_ids_of_a_dict_built_in_memory_are_the_integers() -> None:
+    """Was: refused as no integer ('id' is "np.int64(1)"), as the evaluation's ground truth
+    reads them; now one rule for both (json_values.with_integer_ids), and no float_id warning:
+    they are integers."""
+    data = {
+        "images": [{**image(0, "a.png"), "id": np.int64(1)}],
+        "categories": [{"id": np.int32(3), "name": "car"}],
+        "annotations": [box(np.int64(10), np.int64(1), np.int64(3), [1, 2, 10, 10])],
+    }
+    checked = check_coco(data, "x.json")
+    assert checked.issues == []
+    ann = checked.annotations[0]
+    assert all(type(ann[key]) is int for key in ("id", "image_id", "category_id"))
+    assert type(checked.images[0]["id"]) is int and type(checked.categories[0]["id"]) is int
+
+
 def test_ids_written_as_whole_floats_are_read_as_integers_with_one_warning() -> None:
     """Was: refused, every annotation an error (pandas writes integer columns as 3.0). Now
     read as the integers, counted in one warning; a fraction, or a float too large to hold its
@@ -1105,3 +1146,29 @@ def test_validate_sizes_entries_without_a_size_by_their_decoded_files(
         ("no_images", None),
     ]
     assert "drop --no-image-check" in not_decoded.errors[0].message
+
+
+def test_what_issues_are_of_is_named_alike_in_every_summary() -> None:
+    """Was: the log's summary named the others of a kind by image id, and only where all were
+    of one kind; the --skip-invalid summary "annotation 11, annotation 12" or files. One
+    listing: annotations, then files, then images, each once."""
+    issues = [
+        Issue("error", "x", "m", image_id=1, annotation_id=11),
+        Issue("error", "x", "m", image_id=1, annotation_id=12),
+        Issue("error", "x", "m", image_id=2, file="b.jpg"),
+        Issue("error", "x", "m", image_id=2, file="b.jpg"),
+        Issue("error", "x", "m", image_id=3),
+        Issue("error", "x", "m"),
+    ]
+    assert issue_subjects(issues, limit=5) == "annotations 11, 12, b.jpg, image 3"
+    assert issue_subjects(issues[:1], limit=5) == "annotation 11"
+    assert issue_subjects(issues[-1:], limit=5) == ""
+    sized = [
+        Issue("warning", "image_size_mismatch", f"image {i} is resized", i, None, f"{i}.jpg")
+        for i in range(1, 9)
+    ]
+    (line,) = summarize_issues(sized)
+    assert line == (
+        "  [image_size_mismatch] 8 issues, the first: image 1 is resized; the others: 2.jpg, "
+        "3.jpg, 4.jpg, 5.jpg, 6.jpg ... (7 in all)"
+    )

@@ -280,6 +280,20 @@ def test_each_image_is_kept_once_and_a_repeat_s_records_are_not_checked(
     assert evaluator.evaluate().num_images == 3
 
 
+def test_image_ids_and_results_are_read_from_one_store(ground_truth: dict[str, Any]) -> None:
+    """Was: image_ids, results and the ids seen kept in step by hand, and a caller changing one
+    list put them out of step (an image evaluated without its records, or left out). They are
+    copies read from the evaluator's one store of records by image id."""
+    evaluator = CocoEvaluator(ground_truth, CATEGORY_IDS, NAMES)
+    evaluator.update([1, 2], [_gt_detections(ground_truth, i) for i in (1, 2)])
+    evaluator.image_ids.append(3)
+    evaluator.results.pop()
+    assert evaluator.image_ids == [1, 2] and len(evaluator.results) == 2
+    assert evaluator.evaluate().num_images == 2
+    evaluator.reset()
+    assert evaluator.image_ids == [] and evaluator.results == []
+
+
 def test_invalid_inputs_raise_clear_errors(ground_truth: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="category ids \\[5\\]"):
         CocoEvaluator(ground_truth, [3, 5])

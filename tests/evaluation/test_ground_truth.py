@@ -125,10 +125,47 @@ def test_ids_are_integers_whole_floats_read_as_such_and_others_refused(
     evaluator = CocoEvaluator(ground_truth)
     evaluator.update([1, 2], _detections(0.0))
     assert evaluator.evaluate().num_detections == 3
-    for key, value in (("image_id", 2.5), ("category_id", "7")):
+    for key, value, problem in (
+        ("image_id", 2.5, "is 2.5, not an integer: COCO ids are integers"),
+        ("category_id", "7", 'is "7", not an integer: write it as 7, without quotes'),
+        ("category_id", True, "is true, not an integer"),
+    ):
         bad = _coco()
         bad["annotations"][3][key] = value
         path = tmp_path / "gt.json"
         path.write_text(json.dumps(bad))
-        with pytest.raises(ValueError, match=rf"gt.json: annotations\[3\] has '{key}' "):
+        with pytest.raises(ValueError, match=rf"gt.json: annotations\[3\]: '{key}' {problem}"):
             CocoGroundTruth(path, CATEGORY_IDS)
+
+
+def test_a_category_id_written_twice_1_and_1_0_is_refused_not_merged() -> None:
+    """Was: the second category silently took the id's name (and the first was lost)."""
+    coco = _coco()
+    coco["categories"].append({"id": 3.0, "name": "tiger"})
+    with pytest.raises(ValueError, match=r"category id 3 appears 2 times in 'categories' \(1 id"):
+        CocoGroundTruth(coco, CATEGORY_IDS)
+
+
+@pytest.mark.parametrize("swapped", [False, True])
+def test_category_ids_past_2_to_the_53_are_scored_as_distinct(swapped: bool) -> None:
+    """Was: faster-coco-eval holds ids as float64, where 2**60 and 2**60 + 1 are one: its
+    evaluation failed (RuntimeError: invalid detection dimension). Categories are renumbered
+    for it as images are; results keep the file's ids."""
+    ids = [2**60, 2**60 + 1]
+    coco = _coco()
+    by_old = dict(zip(CATEGORY_IDS, ids, strict=True))
+    coco["categories"] = [{**c, "id": by_old[c["id"]]} for c in coco["categories"]]
+    for ann in coco["annotations"]:
+        ann["category_id"] = by_old[ann["category_id"]]
+    evaluator = CocoEvaluator(coco, ids)
+    records = [
+        {"image_id": a["image_id"], "bbox": a["bbox"], "score": 0.9, "category_id": c}
+        for a in coco["annotations"][1:]
+        for c in [ids[1 - ids.index(a["category_id"])] if swapped else a["category_id"]]
+    ]
+    evaluator.extend([1, 2], [records[:2], records[2:]])
+    result = evaluator.evaluate()
+    ap = result.AP  # a perfect match, but of the other class where swapped
+    assert ap == (0.0 if swapped else 1.0)
+    assert [c.category_id for c in result.precision_recall] == ids
+    assert evaluator.coco_results() == records  # the file's ids

@@ -45,6 +45,8 @@ from sparsercnn.data.validation import (
     DatasetError,
     Issue,
     check_coco,
+    issue_subjects,
+    issues_by_code,
     load_coco_json,
     summarize_issues,
 )
@@ -318,7 +320,10 @@ def refuse_invalid(
     errors = [issue for issue in inspection.errors if issue.code not in _DATASET_CODES]
     if errors and not skip_invalid:
         explaining = [issue for issue in inspection.issues if issue.code in EXPLAINING_CODES]
-        message = _refusal_message(source, inspection.image_dir, errors, explaining)
+        # Without the image files checked (eval --detections without --images) the folder is
+        # but the JSON's: validate is told to check the image folder the user knows of.
+        checked_dir = inspection.image_dir if inspection.image_check != "none" else None
+        message = _refusal_message(source, checked_dir, errors, explaining)
         raise InvalidDataError(message)
     if not checked.categories:
         raise DatasetError(f"{source}: the file has no valid category")
@@ -352,15 +357,18 @@ def checked_for_training(
 
 
 def _refusal_message(
-    source: str, image_dir: str, errors: list[Issue], explaining: list[Issue]
+    source: str, image_dir: str | None, errors: list[Issue], explaining: list[Issue]
 ) -> str:
     """Why a dataset is refused, in two lines: what is wrong and what to do, then the
     ``explaining`` warnings (:data:`~sparsercnn.data.validation.EXPLAINING_CODES`), every bad
     file (capped), the first issue of each kind of file error (why those files are bad), and the
-    first annotation issues. ``validate`` lists them all."""
+    first annotation issues. ``validate`` lists them all, with the image folder ``image_dir``
+    (None: the image files were not checked, and no folder is known)."""
+    where = f"images in {image_dir}" if image_dir is not None else "its image files not checked"
+    images = image_dir if image_dir is not None else "<its image folder>"
     first = (
-        f"{source}: {len(errors)} error(s) in the dataset (images in {image_dir}); fix or remove "
-        f"them (`sparsercnn validate --json {source} --images {image_dir} --all` lists each), or "
+        f"{source}: {len(errors)} error(s) in the dataset ({where}); fix or remove them "
+        f"(`sparsercnn validate --json {source} --images {images} --all` lists each), or "
         f"{SKIP_INVALID_HINT} to drop them up front"
     )
     parts = [str(issue) for issue in explaining]
@@ -368,11 +376,8 @@ def _refusal_message(
     if files:
         parts.append(f"bad files ({len(files)}): {listing(files, limit=_MAX_LISTED_FILES)}")
     # An image's own error (missing, unreadable, a repeated id): one example of each kind.
-    of_images: dict[str, list[Issue]] = {}
-    for issue in errors:
-        if issue.file is not None and issue.annotation_id is None:
-            of_images.setdefault(issue.code, []).append(issue)
-    for found in of_images.values():
+    of_images = [i for i in errors if i.file is not None and i.annotation_id is None]
+    for found in issues_by_code(of_images).values():
         more = f" (and {len(found) - 1} more like it)" if len(found) > 1 else ""
         parts.append(f"{found[0]}{more}")
     # Issues no file names (an annotation's box or ids, the JSON itself): the first few, in full.
@@ -385,16 +390,13 @@ def _refusal_message(
 
 
 def _dropped_summary(source: str, checked: CheckedCoco, errors: list[Issue]) -> str:
-    """One line: how many images and annotations ``--skip-invalid`` dropped, and why."""
-    by_code: dict[str, list[str]] = {}
-    for issue in errors:
-        ann = issue.annotation_id
-        what = f"annotation {ann}" if ann is not None else issue.file or ""
-        by_code.setdefault(issue.code, []).append(what)
+    """One line: how many images and annotations ``--skip-invalid`` dropped, and why (each
+    code's count and what its issues are of, :func:`~sparsercnn.data.validation.issue_subjects`).
+    """
     reasons = []
-    for code, whats in by_code.items():
-        named = [what for what in dict.fromkeys(whats) if what]
-        reasons.append(f"{len(whats)} {code}" + (f" ({listing(named, limit=3)})" if named else ""))
+    for code, found in issues_by_code(errors).items():
+        subjects = issue_subjects(found, limit=3)
+        reasons.append(f"{len(found)} {code}" + (f" ({subjects})" if subjects else ""))
     return (
         f"{source}: --skip-invalid dropped {checked.num_dropped_images} of "
         f"{checked.num_images_in_json} images and {checked.num_dropped_annotations} of "

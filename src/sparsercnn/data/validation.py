@@ -43,11 +43,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sparsercnn.json_values import (
+    COCO_ID_KEYS,
+    coco_with_integer_ids,
+    id_problem,
     is_int,
     is_number,
-    whole_float,
     whole_float_ids_message,
-    with_integer_ids,
 )
 from sparsercnn.structures import coco_area
 from sparsercnn.text import counted, listing
@@ -299,10 +300,12 @@ def check_coco(
         by its id as given (an image ``"id": "4"`` is rejected, and its annotations with
         ``"image_id": 4`` go with it, not reported as of an unknown image). Ids written as
         whole floats (``4.0``) are read as the integers, in copies of their entries (``data`` is
-        not modified), with one ``float_id`` warning that counts them.
+        not modified), with one ``float_id`` warning that counts them; numpy integers (a dict
+        built in memory) too, uncounted
+        (:func:`~sparsercnn.json_values.coco_with_integer_ids`).
     """
     _check_structure(data, source)
-    data, whole_floats = _with_integer_ids(data)
+    data, whole_floats = coco_with_integer_ids(data)
     checker = _Checker(clip_tolerance, image_sizes, bad_files)
     if whole_floats:
         checker.add("warning", "float_id", whole_float_ids_message(source, whole_floats))
@@ -341,26 +344,6 @@ def check_coco(
         checker.ground_truth,
         checker.unsized_images,
     )
-
-
-# The id keys of the entries of each list of a COCO file.
-_ID_KEYS = {
-    "images": ("id",),
-    "categories": ("id",),
-    "annotations": ("id", "image_id", "category_id"),
-}
-
-
-def _with_integer_ids(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
-    """``data`` (a new dict, ``data`` is not modified) with its ids written as whole floats
-    made integers (:func:`~sparsercnn.json_values.with_integer_ids`), and how many were, by key
-    (``"annotations[].image_id"``)."""
-    counts: dict[str, int] = {}
-    data = dict(data)
-    for list_key, keys in _ID_KEYS.items():
-        data[list_key], found = with_integer_ids(data[list_key], keys)
-        counts.update((f"{list_key}[].{key}", count) for key, count in found.items())
-    return data, counts
 
 
 class _Checker:
@@ -581,7 +564,9 @@ class _Checker:
                 continue
             ann_id, image_id = ann.get("id"), ann.get("image_id")
             problems = [
-                _id_problem(ann, key) for key in _ANNOTATION_IDS if not is_int(ann.get(key))
+                _id_problem(ann, key)
+                for key in COCO_ID_KEYS["annotations"]
+                if not is_int(ann.get(key))
             ]
             if problems:
                 where = f"annotation {ann_id}" if is_int(ann_id) else f"annotations[{pos}]"
@@ -681,8 +666,6 @@ class _Checker:
             self.add("warning", "box_clipped", f"{where}: {reason}", image_id, ann_id, file)
         return ann if bbox is ann["bbox"] else {**ann, "bbox": bbox}
 
-
-_ANNOTATION_IDS = ("id", "image_id", "category_id")
 
 # Names annotation tools give a background class (labelme2coco: "_background_"), casefolded.
 _BACKGROUND_NAMES = frozenset({"_background_", "__background__", "background"})
@@ -795,12 +778,11 @@ class _Rejected:
 
 
 def _id_key(value: object) -> Hashable | None:
-    """What an id as given is matched by: ``4``, ``4.0`` and ``"4"`` are all 4, another string
-    is itself, and anything else (missing, null, true, a list) matches nothing."""
+    """What an id as given (whole floats already integers: :func:`check_coco`) is matched by:
+    ``4`` and ``"4"`` are both 4, another string is itself, and anything else (missing, null,
+    true, a fraction, a list) matches nothing."""
     if is_int(value):
         return value
-    if (whole := whole_float(value)) is not None:
-        return whole
     if isinstance(value, str):
         return int(value) if re.fullmatch(r"-?[0-9]+", value) else value
     return None
@@ -809,23 +791,11 @@ def _id_key(value: object) -> Hashable | None:
 def _id_problem(entry: dict[str, Any], key: str) -> str:
     """Why ``entry[key]`` is no COCO id (an integer, or a whole float that
     :func:`check_coco` reads as one; an image id within :data:`_INT64`), with what to write
-    instead."""
-    if key not in entry:
-        return f"{key!r} is missing"
-    value = entry[key]
+    instead (:func:`~sparsercnn.json_values.id_problem`)."""
+    value = entry.get(key)
     if is_int(value):
         return f"{key!r} {value} does not fit in 64 bits: number the entries from 0 or 1"
-    shown = json.dumps(value, default=repr)
-    shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
-    whole = _id_key(value)
-    if isinstance(whole, int) and isinstance(value, str):
-        fix = f"write it as {whole}, without quotes"
-    elif type(value) is float and value.is_integer():
-        # Past 2**53 (whole_float): an int64 column pandas wrote as float64.
-        fix = "a float this large may have lost digits: write ids as integers"
-    else:
-        fix = "COCO ids are integers"
-    return f"{key!r} is {shown}, not an integer: {fix}"
+    return id_problem(entry, key)
 
 
 def _is_crowd_flag(value: object) -> bool:
@@ -1001,14 +971,43 @@ def _fit_to_image(
     )
 
 
-def format_issues(issues: Iterable[Issue], max_per_code: int | None = 10) -> list[str]:
-    """One line per issue, at most ``max_per_code`` per code (``None``: every one), then a
-    count of the rest."""
+def issues_by_code(issues: Iterable[Issue]) -> dict[str, list[Issue]]:
+    """``issues`` grouped by code: the codes in the order they first come, each code's issues in
+    theirs."""
     by_code: dict[str, list[Issue]] = {}
     for issue in issues:
         by_code.setdefault(issue.code, []).append(issue)
+    return by_code
+
+
+def issue_subjects(issues: Iterable[Issue], limit: int) -> str:
+    """What ``issues`` are of, each named once, for a one-line summary: their annotations
+    ("annotations 4, 9 ... (12 in all)"), the files of the others ("000.jpg, 003.jpg"), the
+    images of the rest ("image 7"); the first ``limit`` of each kind, "" where none names one."""
+    annotations: list[str] = []
+    files: list[str] = []
+    images: list[str] = []
+    for issue in issues:
+        if issue.annotation_id is not None:
+            annotations.append(str(issue.annotation_id))
+        elif issue.file is not None:
+            files.append(issue.file)
+        elif issue.image_id is not None:
+            images.append(str(issue.image_id))
+    parts = []
+    for noun, names in (("annotation", annotations), ("", files), ("image", images)):
+        distinct = list(dict.fromkeys(names))
+        if distinct:
+            named = f"{noun}{'s' if len(distinct) > 1 else ''} " if noun else ""
+            parts.append(named + listing(distinct, limit))
+    return ", ".join(parts)
+
+
+def format_issues(issues: Iterable[Issue], max_per_code: int | None = 10) -> list[str]:
+    """One line per issue, at most ``max_per_code`` per code (``None``: every one), then a
+    count of the rest."""
     lines: list[str] = []
-    for code, found in by_code.items():
+    for code, found in issues_by_code(issues).items():
         lines.extend(f"  {issue}" for issue in found[:max_per_code])
         if max_per_code is not None and len(found) > max_per_code:
             lines.append(f"  ... and {len(found) - max_per_code} more [{code}]")
@@ -1017,22 +1016,14 @@ def format_issues(issues: Iterable[Issue], max_per_code: int | None = 10) -> lis
 
 def summarize_issues(issues: Iterable[Issue]) -> list[str]:
     """One line per code, for a log: its one issue, or how many there are, the first in full
-    and the ids of the others (a few, then how many), so that ten thousand clipped boxes take
-    one line; :func:`format_issues` lists them one per line."""
-    by_code: dict[str, list[Issue]] = {}
-    for issue in issues:
-        by_code.setdefault(issue.code, []).append(issue)
+    and what the others are of (:func:`issue_subjects`: a few, then how many), so that ten
+    thousand clipped boxes take one line; :func:`format_issues` lists them one per line."""
     lines = []
-    for code, (first, *others) in by_code.items():
+    for code, (first, *others) in issues_by_code(issues).items():
         if not others:
             lines.append(f"  {first}")
             continue
         line = f"  [{code}] {len(others) + 1} issues, the first: {first.message}"
-        if all(issue.annotation_id is not None for issue in others):
-            noun, ids = "annotations", [str(issue.annotation_id) for issue in others]
-        elif all(issue.image_id is not None for issue in others):
-            noun, ids = "images", list(dict.fromkeys(str(issue.image_id) for issue in others))
-        else:
-            noun, ids = "", []
-        lines.append(f"{line}; the others: {noun} {listing(ids, limit=5)}" if ids else line)
+        subjects = issue_subjects(others, limit=5)
+        lines.append(f"{line}; the others: {subjects}" if subjects else line)
     return lines

@@ -196,10 +196,10 @@ class CocoEvaluator:
         label_to_category_id: dataset category id of every contiguous label (index = label).
         class_names: name of every contiguous label; defaults to the GT category names.
 
-    ``image_ids`` and ``results`` are plain parallel lists (one list of :class:`CocoResult`
-    per updated image), so a distributed engine can all-gather them and :meth:`extend` the
-    evaluator of the main process. They hold each image once: an image id seen again (a padded
-    distributed sampler) is left out, its first records kept.
+    ``image_ids`` and ``results`` are parallel lists (one list of :class:`CocoResult` per
+    updated image, copies read from the evaluator), so a distributed engine can all-gather them
+    and :meth:`extend` the evaluator of the main process. They hold each image once: an image id
+    seen again (a padded distributed sampler) is left out, its first records kept.
     """
 
     def __init__(
@@ -221,15 +221,21 @@ class CocoEvaluator:
             )
         else:
             self.ground_truth = CocoGroundTruth(ground_truth, label_to_category_id, class_names)
-        self.image_ids: list[int] = []
-        self.results: list[list[CocoResult]] = []
-        self._seen: set[int] = set()  # the ids of image_ids
+        self._results: dict[int, list[CocoResult]] = {}  # by image id, in the order added
+
+    @property
+    def image_ids(self) -> list[int]:
+        """The ids of the updated images, each once, in the order they were added."""
+        return list(self._results)
+
+    @property
+    def results(self) -> list[list[CocoResult]]:
+        """The records of each image of :attr:`image_ids`, in its order."""
+        return list(self._results.values())
 
     def reset(self) -> None:
         """Forget all accumulated detections."""
-        self.image_ids.clear()
-        self.results.clear()
-        self._seen.clear()
+        self._results.clear()
 
     def update(self, image_ids: Sequence[int], detections: Sequence[Detections]) -> None:
         """Add the detections of a batch (boxes absolute xyxy pixels of the original images)."""
@@ -256,7 +262,7 @@ class CocoEvaluator:
         # Each image once, its first records winning: a padded distributed sampler repeats ids.
         new: dict[int, list[CocoResult]] = {}
         for image_id, image_records in zip(image_ids, results, strict=True):
-            if int(image_id) not in self._seen:
+            if int(image_id) not in self._results:
                 new.setdefault(int(image_id), list(image_records))
         unknown = [str(i) for i in new if i not in gt.image_ids]
         if unknown:
@@ -269,20 +275,18 @@ class CocoEvaluator:
         _check_category_ids(new, gt)
         for image_id, image_records in new.items():
             _check_records(image_id, image_records)
-        self.image_ids.extend(new)
-        self.results.extend(new.values())
-        self._seen.update(new)
+        self._results.update(new)
 
     def coco_results(self) -> list[CocoResult]:
         """All accumulated records, each image once (first update wins), for the results JSON."""
-        return [record for records in self.results for record in records]
+        return [record for records in self._results.values() for record in records]
 
     def evaluate(self) -> EvaluationResult:
         """Run COCOeval on the updated images (``params.imgIds`` = those images, no others)."""
-        if not self.image_ids:
+        if not self._results:
             raise RuntimeError("CocoEvaluator.evaluate() called before any update()")
         gt = self.ground_truth
-        image_ids = sorted(self.image_ids)
+        image_ids = sorted(self._results)
         records = self.coco_results()
         if len(image_ids) < len(gt.image_ids):
             logger.info(
@@ -297,7 +301,7 @@ class CocoEvaluator:
             logger.warning("no ground-truth boxes in the evaluated images of %s", gt.source)
         params = coco_eval.params
         curves = precision_recall_curves(
-            coco_eval.eval["precision"], params.iouThrs, params.recThrs, params.catIds, gt.names
+            coco_eval.eval["precision"], params.iouThrs, params.recThrs, sorted(gt.lookup), gt.names
         )
         scored = {c.category_id for c in curves}
         result = EvaluationResult(
@@ -335,7 +339,14 @@ class CocoEvaluator:
         gt = self.ground_truth
         image_ids = [gt.dense_id[i] for i in image_ids]
         # New dicts: loadRes also adds keys (id, area, segmentation) to the records it is given.
-        records = [{**r, "image_id": gt.dense_id[int(r["image_id"])]} for r in records]
+        records = [
+            {
+                **r,
+                "image_id": gt.dense_id[int(r["image_id"])],
+                "category_id": gt.dense_category_id[r["category_id"]],
+            }
+            for r in records
+        ]
         if not records:
             # pycocotools and older faster-coco-eval fail on empty results. One zero-score box
             # far outside every image matches nothing: with no true positive, precision is 0
@@ -344,7 +355,7 @@ class CocoEvaluator:
             records = [
                 {
                     "image_id": image_ids[0],
-                    "category_id": gt.lookup[0],
+                    "category_id": gt.dense_category_id[gt.lookup[0]],
                     "bbox": bbox,
                     "score": 0.0,
                 }
@@ -352,7 +363,8 @@ class CocoEvaluator:
         coco_dt = gt.coco.loadRes(records)
         coco_eval = COCOeval_faster(gt.coco, coco_dt, iouType="bbox", print_function=_quiet)
         coco_eval.params.imgIds = image_ids
-        coco_eval.params.catIds = sorted(gt.lookup)
+        # The dense ids keep the order of the category ids: params.catIds is sorted(gt.lookup).
+        coco_eval.params.catIds = sorted(gt.dense_category_id[c] for c in gt.lookup)
         coco_eval.params.maxDets = [1, 10, 100]
         coco_eval.evaluate()
         coco_eval.accumulate()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import numbers
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,8 +20,15 @@ from typing import Any
 from faster_coco_eval import COCO
 
 from sparsercnn.evaluation.results import label_to_category_lookup
-from sparsercnn.json_values import whole_float, whole_float_ids_message
+from sparsercnn.json_values import (
+    COCO_ID_KEYS,
+    coco_with_integer_ids,
+    id_problem,
+    is_int,
+    whole_float_ids_message,
+)
 from sparsercnn.structures import coco_area, distinct_names
+from sparsercnn.text import counted
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +61,14 @@ class CocoGroundTruth:
         names: distinct class name by category id.
         image_ids: the ground truth's image ids (as the file gives them).
         dense_id: faster-coco-eval's id of every image id (``0 .. n-1``).
-        coco: the ``COCO`` index, with images and annotations renumbered.
+        dense_category_id: faster-coco-eval's id of every category id (``1 .. K``, in the
+            order of the category ids).
+        coco: the ``COCO`` index, with images, categories and annotations renumbered.
 
     Raises:
-        ValueError: the dict lacks a COCO list, repeats an image id, or the label map or names
-            do not fit it.
+        ValueError: the dict lacks a COCO list, an entry is no object, an id is no integer
+            (whole floats are read as integers, with one warning), an image or category id
+            repeats (``1`` and ``1.0`` included), or the label map or names do not fit it.
     """
 
     def __init__(
@@ -75,7 +84,8 @@ class CocoGroundTruth:
         if source is not None:
             self.source = source
         self.lookup = label_to_category_lookup(label_to_category_id)
-        gt_names = {int(c["id"]): str(c["name"]) for c in data["categories"]}
+        _distinct_ids(data["categories"], "categories", "category", self.source)
+        gt_names = {c["id"]: str(c["name"]) for c in data["categories"]}
         missing = [c for c in self.lookup if c not in gt_names]
         if missing:
             raise ValueError(
@@ -100,29 +110,39 @@ class CocoGroundTruth:
                 self.source,
                 ignored,
             )
-        self.image_ids = _distinct_image_ids(data["images"], self.source)
-        # faster-coco-eval holds ids as float64: ids from 2**53 on would collide. It sees the
-        # images as 0..n-1 and the annotations as 1..m instead; results keep the file's ids.
+        self.image_ids = _distinct_ids(data["images"], "images", "image", self.source)
+        # faster-coco-eval holds ids as float64: ids from 2**53 on would collide (two
+        # categories merged, or its evaluation failing). It sees the images as 0..n-1, the
+        # categories as 1..K and the annotations as 1..m instead; results keep the file's ids.
         self.dense_id = {image_id: i for i, image_id in enumerate(sorted(self.image_ids))}
+        self.dense_category_id = {c: i for i, c in enumerate(sorted(gt_names), start=1)}
         for image in data["images"]:
-            image["id"] = self.dense_id[int(image["id"])]
+            image["id"] = self.dense_id[image["id"]]
+        for category in data["categories"]:
+            category["id"] = self.dense_category_id[category["id"]]
         for number, ann in enumerate(data["annotations"], start=1):
-            ann["image_id"] = self.dense_id.get(int(ann["image_id"]), -1)
+            # -1: of no image or category of the file, so never scored.
+            ann["image_id"] = self.dense_id.get(ann["image_id"], -1)
+            ann["category_id"] = self.dense_category_id.get(ann["category_id"], -1)
             ann["id"] = number
         self.coco = COCO(data)
 
 
-def _distinct_image_ids(images: Sequence[Mapping[str, Any]], source: str) -> frozenset[int]:
-    """The ids of ``images``, refused where one repeats: COCOeval would merge the images of
-    an id into one and score another image's objects against its detections."""
-    counts = Counter(int(image["id"]) for image in images)
-    repeated = [(image_id, count) for image_id, count in counts.items() if count > 1]
+def _distinct_ids(
+    entries: Sequence[Mapping[str, Any]], list_key: str, noun: str, source: str
+) -> frozenset[int]:
+    """The ids of ``entries``, a COCO dict's ``list_key`` list (each entry a ``noun`` to the
+    message), refused where one repeats: COCOeval would merge the images of an id into one
+    and score another image's objects against its detections; of two categories of an id, one
+    would take the other's name and objects."""
+    counts = Counter(entry["id"] for entry in entries)
+    repeated = [(entry_id, count) for entry_id, count in counts.items() if count > 1]
     if repeated:
-        image_id, count = repeated[0]
+        entry_id, count = repeated[0]
         raise ValueError(
-            f"{source}: image id {image_id} appears {count} times in 'images' "
-            f"({len(repeated)} ids repeat); give each image its own id (`sparsercnn validate` "
-            "lists them)"
+            f"{source}: {noun} id {entry_id} appears {count} times in {list_key!r} "
+            f"({counted(len(repeated), 'id')} repeat{'s' if len(repeated) == 1 else ''}); give "
+            f"each {noun} its own id (`sparsercnn validate` lists them)"
         )
     return frozenset(counts)
 
@@ -142,7 +162,10 @@ def _load_ground_truth(
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise ValueError(f"{source}: COCO ground truth needs a list under {key!r}")
-    _integer_ids(data, source)
+    data, whole_floats = coco_with_integer_ids(data)
+    _check_ids(data, source)
+    if whole_floats:
+        logger.warning("%s", whole_float_ids_message(source, whole_floats))
     for ann in data["annotations"]:
         # pycocotools needs both for the area ranges and crowd handling; COCO files have them.
         # A null iscrowd (0 for COCO's tools and the data rules) would crash faster-coco-eval.
@@ -151,39 +174,23 @@ def _load_ground_truth(
     return data, source
 
 
-# The ids of each list of a COCO dict that evaluation reads (annotation ids are renumbered).
-_ID_KEYS = {"images": ("id",), "categories": ("id",), "annotations": ("image_id", "category_id")}
-
-
-def _integer_ids(data: dict[str, Any], source: str) -> None:
-    """Make the ids of ``data`` (:data:`_ID_KEYS`) Python ints, in place: integers (numpy's
-    included) as they are, whole floats (``3.0``) with one warning that counts them
-    (:func:`~sparsercnn.json_values.whole_float`).
+def _check_ids(data: Mapping[str, Any], source: str) -> None:
+    """Refuse the entries of ``data`` (:data:`~sparsercnn.json_values.COCO_ID_KEYS`, after
+    :func:`~sparsercnn.json_values.coco_with_integer_ids`) that are no object or whose id is
+    no ``int``, which ``int()`` would read as another id (``2.5`` as 2, ``"2"`` as 2) or not
+    at all. Annotation ids are renumbered, never read: any value will do.
 
     Raises:
-        ValueError: an entry is no object, or an id is anything else, which ``int()`` would
-            read as another id (``2.5`` as 2, ``"2"`` as 2) or not at all; the message names
-            the entry.
+        ValueError: naming the entry, the key and the value.
     """
-    counts: Counter[str] = Counter()
-    for list_key, keys in _ID_KEYS.items():
+    for list_key, keys in COCO_ID_KEYS.items():
+        read = [key for key in keys if (list_key, key) != ("annotations", "id")]
         for position, entry in enumerate(data[list_key]):
             if not isinstance(entry, dict):
                 raise ValueError(f"{source}: {list_key}[{position}] is not an object")
-            for key in keys:
-                value = entry.get(key)
-                if type(value) is int:
-                    continue
-                if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-                    entry[key] = int(value)
-                elif (whole := whole_float(value)) is not None:
-                    entry[key] = whole
-                    counts[f"{list_key}[].{key}"] += 1
-                else:
+            for key in read:
+                if not is_int(entry.get(key)):
                     raise ValueError(
-                        f"{source}: {list_key}[{position}] has {key!r} {value!r:.40}, not an "
-                        "integer id; write COCO ids as integers (`sparsercnn validate` checks "
-                        "an annotation file)"
+                        f"{source}: {list_key}[{position}]: {id_problem(entry, key)} "
+                        "(`sparsercnn validate` checks an annotation file)"
                     )
-    if counts:
-        logger.warning("%s", whole_float_ids_message(source, counts))
