@@ -286,8 +286,11 @@ class TrainConfig:
     def schedule_notes(self) -> list[str]:
         """What of the learning-rate schedule a run of ``max_iter`` steps never reaches (a
         preset's ``steps`` and ``warmup_iters`` kept with a smaller ``--set train.max_iter``):
-        valid, but said, as detectron2 warns of steps past its ``MAX_ITER`` (the trainer says
-        them of the schedule it trains, once a resume and a time budget have set it)."""
+        valid, but said, as detectron2 warns of steps past its ``MAX_ITER``: once, of the
+        schedule a run trains, where it is known (a command says a fixed preset's before the
+        data's check and ``auto``'s with its recipe; a resume says the schedule it settles,
+        unless the run has nothing to train; the trainer says a new run's where no command
+        did; a time budget's refits judge a schedule it extends)."""
         notes = []
         beyond = [step for step in self.steps if step >= self.max_iter]
         if beyond:

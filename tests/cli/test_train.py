@@ -197,7 +197,13 @@ def test_other_ranks_log_only_their_own_warnings(
     monkeypatch.setattr(distributed, "cleanup", lambda: None)
 
     def train_from_coco(cfg: Config, **kwargs: Any) -> Any:
-        for name in ("data.policy", "engine.checkpoint", "engine.time_budget", "data.coco"):
+        for name in (
+            "data.policy",
+            "engine.checkpoint",
+            "engine.resume",
+            "engine.time_budget",
+            "data.coco",
+        ):
             logging.getLogger(f"sparsercnn.{name}").warning("from %s", name)
         raise ValueError("stop here")
 

@@ -130,3 +130,53 @@ def test_a_checkpoint_resumed_into_a_new_folder_brings_its_config(
         assert main(argv) == 1  # stopped at the data's check
         assert resumed_config(build_parser().parse_args(argv), tmp_path / "new") == cfg
         assert not (tmp_path / "new").exists()  # a refused run leaves no folder
+
+
+def test_set_values_on_resume_are_checked_against_the_runs_config(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    no_data_check: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A run of tiny with 48 channels in 6 heads, resumed with its own ``--set
+    model.num_heads=6``, was refused: the value fit none of auto's presets (nor tiny's 32
+    channels with ``--preset tiny``), though the run trains with its config.json."""
+    run = tmp_path / "run"
+    widths = ["model.hidden_dim=48", "model.fpn_dim=48", "model.num_heads=6"]
+    cfg = get_preset("tiny").apply_overrides(["train.max_iter=40", "train.steps=[30]", *widths])
+    layer = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.AdamW(layer.parameters())
+    save_training_checkpoint(
+        run, 20, layer, optimizer, None, cfg, CategoryMap([1, 3], ["red", "green"])
+    )
+    (run / "config.json").write_text(cfg.to_json())
+    assert main(_resume(tiny_coco, run, "--set", "model.num_heads=6")) == 1  # the data's check
+    assert "the data's check" in capsys.readouterr().err
+    assert main(_resume(tiny_coco, run, "--preset", "tiny", "--set", "model.num_heads=6")) == 2
+    error = capsys.readouterr().err
+    assert "--resume: --preset tiny is another model than the run's" in error
+    assert "model.hidden_dim 48 -> 32" in error and "num_heads" not in error
+    assert main(_resume(tiny_coco, run, "--set", "model.num_heads=5")) == 2
+    error = capsys.readouterr().err
+    assert "--set: model.hidden_dim (48) must be a multiple of model.num_heads (5)" in error
+    assert f"(in the run's config, {run / 'config.json'})" in error
+
+
+def test_a_new_run_of_a_fixed_preset_is_told_its_schedule_notes_before_the_data_check(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    no_data_check: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """tiny's decays at 2400 and 2800 with ``--set train.max_iter=30``: said by the trainer,
+    after every image was decoded."""
+    files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
+    argv = ["train", *files, "--output-dir", str(tmp_path / "run"), "--preset", "tiny"]
+    with caplog.at_level(logging.WARNING, logger="sparsercnn"):
+        assert main([*argv, "--set", "train.max_iter=30"]) == 1  # stopped at the data's check
+    assert [r.getMessage() for r in caplog.records] == [
+        "train.steps [2400, 2800] are not before train.max_iter=30: the learning rate does not "
+        "decay there; set train.steps to change that",
+        "train.warmup_iters=50 is more than train.max_iter=30: the learning rate never reaches "
+        "train.lr",
+    ]

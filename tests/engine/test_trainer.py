@@ -23,13 +23,15 @@ from sparsercnn.engine import train_step
 from sparsercnn.engine import trainer as trainer_module
 from sparsercnn.engine.checkpoint import LAST_CHECKPOINT_FILE, load_training_checkpoint
 from sparsercnn.engine.distributed import DistInfo
+from sparsercnn.engine.evaluation_history import EvaluationHistory, model_file_crc32
 from sparsercnn.engine.lr_schedule import train_lr_factor
 from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, BudgetedSchedule, TimeBudget
 from sparsercnn.engine.train_step import NonFiniteLossError
 from sparsercnn.engine.trainer import Trainer
 from sparsercnn.engine.training_images import data_identity
 from sparsercnn.loss import NonFiniteCostError, SetLoss
-from sparsercnn.model_file import load_model_file
+from sparsercnn.model_file import load_model_file, save_model_file
+from sparsercnn.run_files import MODEL_BEST_FILE
 from sparsercnn.structures import ModelOutput, Target
 from tests.synthetic_coco import SyntheticCoco, tiny_config
 
@@ -114,6 +116,8 @@ def test_a_checkpoint_holds_the_evaluation_of_its_iteration(
         extra = load_training_checkpoint(tmp_path / f"checkpoint_{iteration:07d}.pt")["extra"]
         best = max(ap for i, ap in evaluations.items() if i <= iteration)
         assert extra["best_ap"] == pytest.approx(best) and extra["last_evaluation"] == iteration
+    # Which model_best holds that AP: the file written for it.
+    assert extra["best_model_crc32"] == model_file_crc32(tmp_path / MODEL_BEST_FILE)
     result = _trainer(tiny_coco, cfg, tmp_path, with_val=True, resume=True).train()
     assert result.iteration == 4 and _records(tmp_path) == records  # nothing evaluated again
 
@@ -183,6 +187,74 @@ def test_a_completed_run_whose_budget_does_not_extend_it_is_not_told_to_give_one
     assert hint().endswith("(raise train.max_iter, or give a time budget, to continue the run)")
     kept = hint(time_budget_minutes=1.0, budget_extends=False)
     assert kept.endswith("(raise train.max_iter to continue the run)")
+
+
+def test_the_schedule_notes_are_said_once_and_not_to_a_run_with_nothing_to_train(
+    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """tiny's decays and warm-up, never reached in 3 steps, were said again to the finished run
+    resumed with nothing to train; and a command that said them before the data's check had
+    them said twice."""
+    cfg = tiny_config()
+    with caplog.at_level(logging.WARNING, logger="sparsercnn"):
+        trainer = _trainer(tiny_coco, cfg, tmp_path, schedule_notes_said=True)
+        trainer.iteration = cfg.train.max_iter  # trained to its end
+        trainer._save_checkpoint()
+        _trainer(tiny_coco, cfg, tmp_path, resume=True)
+    assert not [r for r in caplog.records if "than train.max_iter" in r.getMessage()]
+
+
+def _run_with_a_later_model_best(
+    data: SyntheticCoco, tmp_path: Path, best_iteration: int
+) -> tuple[Path, str]:
+    """A run whose checkpoint at 2 records AP 25% at ``best_iteration`` with model_best's
+    CRC-32, that went on to write another model_best; returns the checkpoint and that CRC."""
+    trainer = _trainer(data, tiny_config(), tmp_path)
+    best = tmp_path / MODEL_BEST_FILE
+    save_model_file(best, trainer.model, trainer.cfg, trainer.categories)
+    recorded = model_file_crc32(best)
+    trainer.iteration = 2
+    trainer.evaluations = EvaluationHistory(0.25, best_iteration, recorded, last_iteration=2)
+    trainer._save_checkpoint()
+    with torch.no_grad():  # trained on: a later iteration's weights
+        for parameter in trainer.model.parameters():
+            parameter.add_(0.5)
+    save_model_file(best, trainer.model, trainer.cfg, trainer.categories)
+    assert recorded is not None and model_file_crc32(best) != recorded
+    return tmp_path / "checkpoint_0000002.pt", recorded
+
+
+@pytest.mark.parametrize("best_iteration", [2, 1])
+def test_a_model_best_written_after_the_checkpoint_resumed_is_not_named_its_best(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    best_iteration: int,
+) -> None:
+    """``--resume checkpoint_2.pt`` of a run that went on to write model_best later restored
+    iteration 2's best AP, and the report evaluated the later file as "best at iteration 2".
+    The checkpoint of the best's iteration holds its model: model_best is written again from
+    it. An earlier best's model is in no file: the best counts again from the next evaluation."""
+    checkpoint, recorded = _run_with_a_later_model_best(tiny_coco, tmp_path, best_iteration)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
+        resumed = _trainer(tiny_coco, tiny_config(), tmp_path, resume=checkpoint)
+    (message,) = [r.getMessage() for r in caplog.records if MODEL_BEST_FILE in r.getMessage()]
+    best = tmp_path / MODEL_BEST_FILE
+    assert message.startswith(
+        f"{best} holds another model, one written after that checkpoint (in the iterations this "
+        f"resume trains again) or put there, not the best model {checkpoint} records (AP 25.00% "
+        f"at iteration {best_iteration})"
+    )
+    history = resumed.evaluations
+    if best_iteration == 2:
+        assert message.endswith("written again from that checkpoint, which holds it")
+        assert model_file_crc32(best) == history.best_model_crc32 == recorded
+        assert (history.best_ap, history.best_iteration) == (0.25, 2)
+    else:
+        assert "the best AP counts again from this run's next evaluation" in message
+        assert (history.best_ap, history.best_iteration, history.best_model_crc32) == (None,) * 3
+        assert history.last_iteration == 2
 
 
 def test_the_schedule_notes_judge_the_schedule_the_run_trains(

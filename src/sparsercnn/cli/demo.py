@@ -23,6 +23,7 @@ from sparsercnn.cli.training_setup import (
     check_resume_to_start,
     check_training_data,
     remaining_budget,
+    say_schedule_notes,
     starting_weights,
     training_config,
 )
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
     import torch
 
     from sparsercnn.data.demo_dataset import DemoDatasetPaths
-    from sparsercnn.engine.checkpoint import CheckedResume
     from sparsercnn.engine.evaluation_report import EvaluationReport
+    from sparsercnn.engine.resume import CheckedResume
     from sparsercnn.engine.train_result import TrainResult
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,8 @@ def check_run_to_start(train_dir: Path, args: argparse.Namespace) -> CheckedResu
     ``--resume`` with no run in ``train_dir`` to continue (else what it changes is said and the
     resume returned, :func:`~sparsercnn.cli.training_setup.check_resume_to_start`), or a new run
     where an earlier demo left its checkpoints and outputs (which training would replace or leave
-    beside its own).
+    beside its own); a new run of a fixed preset is told what of its schedule it never reaches
+    (:func:`~sparsercnn.cli.training_setup.say_schedule_notes`).
 
     Raises:
         FileNotFoundError: ``--resume`` and ``train_dir`` holds no run's ``config.json``.
@@ -132,6 +134,7 @@ def check_run_to_start(train_dir: Path, args: argparse.Namespace) -> CheckedResu
     # is_main=False: look only, without creating the folder (check_output_path tried writing).
     # An earlier automatic demo's recipe.json is another run's file whatever this one's preset.
     check_run_folder(train_dir, False, is_main=False, also=(RECIPE_FILE,))
+    say_schedule_notes(args)
     return None
 
 
@@ -203,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
         # The budget is a default here: --resume of a trained demo finishes it, training no more.
         budget_extends=False,
         checked_resume=checked_resume,
+        # Said before the data is made (check_run_to_start), or with the recipe.
+        schedule_notes_said=True,
     )
     try:
         report, drawings, figure = write_demo_outputs(result, data, out, device)

@@ -100,6 +100,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 RANK_0_WARNINGS = (
     "sparsercnn.data.policy",
     "sparsercnn.engine.checkpoint",
+    "sparsercnn.engine.resume",
     "sparsercnn.engine.time_budget",
     "sparsercnn.weights.convert",
 )
@@ -168,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
                 train_inspection=None if checked is None else checked.train,
                 val_inspection=None if checked is None else checked.val,
                 checked_resume=checked_resume,
+                # Said before the data's check (check_run_to_start), or with the recipe.
+                schedule_notes_said=True,
             )
     finally:
         cleanup()

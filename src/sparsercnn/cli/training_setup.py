@@ -23,9 +23,9 @@ from sparsercnn.text import listing
 if TYPE_CHECKING:
     from sparsercnn.data.policy import Inspection
     from sparsercnn.data.validation import CheckedCoco
-    from sparsercnn.engine.checkpoint import CheckedResume
     from sparsercnn.engine.distributed import DistInfo
     from sparsercnn.engine.model_init import StartingWeights
+    from sparsercnn.engine.resume import CheckedResume
 
 logger = logging.getLogger(__name__)
 
@@ -65,16 +65,19 @@ def removed_if_refused(folder: Path) -> Iterator[None]:
 
 
 def check_config_arguments(args: argparse.Namespace) -> None:
-    """Refuse a bad ``--config``, ``--preset`` or ``--set`` before any work (the data's check,
-    the recipe's timing): the fixed config is resolved, the overrides of ``auto`` parsed and
-    refused if they fit none of the models it may choose; and a new run that would freeze
-    weights it does not load (``--freeze`` without ``--init-from``).
+    """Refuse a bad ``--config``, ``--preset`` or ``--set`` of a new run before any work (the
+    data's check, the recipe's timing): the fixed config is resolved, the overrides of ``auto``
+    parsed and refused if they fit none of the models it may choose; and a new run that would
+    freeze weights it does not load (``--freeze`` without ``--init-from``). A ``--resume``
+    trains with the run's own config, against which :func:`check_resume_to_start` checks them.
 
     Raises:
         ValueError: the message names the key or option.
     """
+    if args.resume:
+        return
     train = _given_config(args).train
-    if not args.resume and train.freeze != "none" and not train.init_from:
+    if train.freeze != "none" and not train.init_from:
         # --backbone-weights hold no FPN, which --freeze backbone freezes too.
         raise ValueError(
             f"--freeze {train.freeze} (train.freeze) freezes the ResNet and the FPN, which only "
@@ -141,10 +144,11 @@ def check_run_to_start(
     or outputs are (its ``recipe.json`` and ``report/`` too, :data:`COMMAND_OUTPUT_FILES`); a
     ``--resume`` with no run to continue, with a ``--preset`` or ``--config`` not the run's
     (:func:`resumed_config`), or that changes its model or ends before its checkpoint; then
-    what the resume changes (:func:`~sparsercnn.engine.checkpoint.check_resume`, of the
+    what the resume changes (:func:`~sparsercnn.engine.resume.check_resume`, of the
     ``world_size`` processes that resume it, ``budget_extends``: a ``--time-budget`` trains a
-    completed run on). ``is_main``: this process may create ``output_dir`` (rank 0), else it
-    only looks, and says nothing.
+    completed run on), or what a new run's schedule never reaches (:func:`say_schedule_notes`).
+    ``is_main``: this process may create ``output_dir`` (rank 0), else it only looks, and says
+    nothing.
 
     Returns:
         The resume as checked (``None`` for a new run, or a damaged checkpoint that training
@@ -165,7 +169,25 @@ def check_run_to_start(
             args, output_dir, is_main=is_main, world_size=world_size, budget_extends=budget_extends
         )
     check_run_folder(output_dir, False, is_main=is_main, also=COMMAND_OUTPUT_FILES)
+    if is_main:
+        say_schedule_notes(args)
     return None
+
+
+def say_schedule_notes(args: argparse.Namespace) -> None:
+    """Warn of what of its learning-rate schedule a new run of a fixed ``--preset`` or
+    ``--config`` never reaches (:meth:`~sparsercnn.config.TrainConfig.schedule_notes`), before
+    the data's check; ``auto``'s schedule is the recipe's, said with it (:func:`_auto_config`),
+    and a resumed run's with what the resume changes
+    (:func:`~sparsercnn.engine.resume.check_resume`)."""
+    if not (args.config or args.preset != AUTO_PRESET):
+        return
+    _say_notes(_given_config(args).train)
+
+
+def _say_notes(train: TrainConfig) -> None:
+    for note in train.schedule_notes():
+        logger.warning("%s", note)
 
 
 def check_resume_to_start(
@@ -178,7 +200,7 @@ def check_resume_to_start(
 ) -> CheckedResume | None:
     """:func:`check_run_to_start` of a ``--resume`` (``train``'s, the demo's): refusals first,
     then what the resume changes."""
-    from sparsercnn.engine.checkpoint import check_resume
+    from sparsercnn.engine.resume import check_resume
 
     if args.resume is True and not output_dir.is_dir():
         raise FileNotFoundError(
@@ -240,7 +262,10 @@ def _run_config(args: argparse.Namespace, output_dir: Path) -> tuple[Config, str
     else:
         checkpoint = _resumed_checkpoint(args, output_dir)
         own, origin = read_checkpoint_config(checkpoint), str(checkpoint)
-    return own.apply_overrides(list(args.overrides)), origin
+    try:
+        return own.apply_overrides(list(args.overrides)), origin
+    except ValueError as error:
+        raise ValueError(f"--set: {error} (in the run's config, {origin})") from error
 
 
 def _check_given_is_runs(
@@ -248,12 +273,22 @@ def _check_given_is_runs(
 ) -> None:
     """Refuse a resume's ``--preset`` or ``--config`` whose model (with the ``--set`` overrides)
     is not the run's (``run``, read from ``origin``, with them); say (``say``), where the model
-    is the run's, which of its other settings stand instead of the option's."""
-    from sparsercnn.engine.checkpoint import model_changes
+    is the run's, which of its other settings stand instead of the option's.
 
-    given = resolve_config(args)
+    The option's config is compared without the overrides, but for the keys they set, which
+    are the run's in both: the overrides are checked against the config the run trains with
+    (``run``), not against the option's, which may not fit them (a width of the run's).
+    """
+    from sparsercnn.engine.resume import model_changes
+
+    given = _fixed_config(args)
+    overridden = set(override_keys(list(args.overrides)))
     option = f"--config {args.config}" if args.config else f"--preset {args.preset}"
-    changed = model_changes(run, given)
+    changed = {
+        key: values
+        for key, values in model_changes(run, given).items()
+        if f"model.{key}" not in overridden
+    }
     if changed:
         keys = [f"model.{key} {old!r} -> {new!r}" for key, (old, new) in changed.items()]
         raise ValueError(
@@ -263,7 +298,9 @@ def _check_given_is_runs(
             "another --output-dir"
         )
     others = {
-        key: values for key, values in run.differences(given).items() if key != "model.num_classes"
+        key: values
+        for key, values in run.differences(given).items()
+        if key != "model.num_classes" and key not in overridden
     }
     if others and say:
         logger.info(
@@ -369,9 +406,14 @@ def _check_data(
 
 def resolve_config(args: argparse.Namespace) -> Config:
     """The config of a fixed ``--preset`` or ``--config``, with the ``--set`` overrides applied."""
+    return _fixed_config(args).apply_overrides(list(args.overrides))
+
+
+def _fixed_config(args: argparse.Namespace) -> Config:
+    """The config of a fixed ``--preset`` or ``--config``, without the ``--set`` overrides."""
     if not args.config:
-        return get_preset(args.preset).apply_overrides(list(args.overrides))
-    return load_config_file(args.config, "--config").apply_overrides(list(args.overrides))
+        return get_preset(args.preset)
+    return load_config_file(args.config, "--config")
 
 
 def load_config_file(path: Path, what: str, *, of_run: bool = False) -> Config:
@@ -500,6 +542,7 @@ def _auto_config(
             "give values that fit it, or a fixed --preset"
         ) from error
     print(recipe.format(trained=cfg), flush=True)
+    _say_notes(cfg.train)
     text = json.dumps(recipe.to_dict(trained=cfg), indent=2)
     atomic_write(output_dir / RECIPE_FILE, lambda tmp: tmp.write_text(text))
     return cfg

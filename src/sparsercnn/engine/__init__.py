@@ -6,8 +6,9 @@
 - :mod:`~sparsercnn.engine.pipeline`: ``train_from_coco``, training from files on disk, and
   :mod:`~sparsercnn.engine.model_evaluation`: ``evaluate_model_file`` and ``evaluate_onnx_file``,
   which return an :mod:`~sparsercnn.engine.evaluation_report` (metrics, speed, detections);
-- :mod:`~sparsercnn.engine.checkpoint`: resumable training checkpoints, and
-  :mod:`~sparsercnn.engine.rng_state` the random number generator states they hold;
+- :mod:`~sparsercnn.engine.checkpoint`: resumable training checkpoints,
+  :mod:`~sparsercnn.engine.rng_state` the random number generator states they hold, and
+  :mod:`~sparsercnn.engine.resume` continuing a run from one;
 - :mod:`~sparsercnn.engine.lr_schedule`: the learning-rate schedule as pure functions;
 - :mod:`~sparsercnn.engine.distributed`: ``torchrun`` process-group set-up and helpers;
 - :mod:`~sparsercnn.engine.time_budget` and :mod:`~sparsercnn.engine.metrics_log`: the

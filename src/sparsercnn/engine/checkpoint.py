@@ -1,18 +1,18 @@
-"""Training checkpoints: everything needed to continue a run exactly where it stopped.
+"""Training checkpoints, the file format: everything needed to continue a run exactly where it
+stopped.
 
 A checkpoint ``checkpoint_{iteration:07d}.pt`` in the run's output folder holds the model and
 optimizer states, the gradient-scaler state (or ``None``), the iteration, the random number
 generator states (torch CPU and CUDA, Python ``random``, NumPy), the resolved config, the label
-map and, in ``extra``, the run's best AP and its training images (ids and sizes,
+map and, in ``extra``, the run's evaluations (best AP, its iteration, the ``tensors_crc32`` of
+the ``model_best`` file that holds it) and its training images (ids and sizes,
 :mod:`sparsercnn.engine.training_images`). Everything is stored as tensors, numbers, strings,
 lists and dicts, so that it loads with ``torch.load(weights_only=True)``: loading never unpickles
 arbitrary objects. Files are written atomically (the same state gives the same bytes), a
 ``last_checkpoint`` text file names the newest one, and only the newest ``keep`` are kept.
-Resuming reads the newest readable checkpoint (a damaged one is skipped with a warning), checks
-that it belongs to a compatible run and restores the model, optimizer, scaler and RNG states
-(:func:`restore_training_state`); what a resume refuses or changes is decided from the checkpoint
-and the resumed run's config alone (:func:`check_resume`), so that a command says it before the
-data is read. Released models use :mod:`sparsercnn.model_file` instead.
+Reading finds the newest readable checkpoint (a damaged one is skipped with a warning). Whether
+a run may resume from one, what that changes, and restoring its states are
+:mod:`sparsercnn.engine.resume`'s. Released models use :mod:`sparsercnn.model_file` instead.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import shlex
 import sys
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,14 +31,10 @@ import torch
 from torch import nn
 
 from sparsercnn.atomic_file import atomic_write, ensure_writable_dir, leftover_temporaries
-from sparsercnn.config import Config, TrainConfig, override_arguments, override_value
-from sparsercnn.data.categories import CategoryMap
-from sparsercnn.engine.lr_schedule import Schedule, resumed_steps, scaled_lr, train_lr_factor
-from sparsercnn.engine.rng_state import restore_rng_states, rng_states
-from sparsercnn.engine.training_images import log_data_change
-from sparsercnn.model_file import load_state_dict_strict, model_state_dict
+from sparsercnn.config import Config
+from sparsercnn.engine.rng_state import rng_states
+from sparsercnn.model_file import model_state_dict
 from sparsercnn.run_files import MODEL_FILES, RUN_OUTPUT_FILES
-from sparsercnn.text import listing
 from sparsercnn.torch_archive import damaged_record
 
 logger = logging.getLogger(__name__)
@@ -51,10 +46,6 @@ REQUIRED_KEYS = ("iteration", "model", "optimizer", "scaler", "rng", "config", "
 _NAME_PATTERN = re.compile(r"^checkpoint_(\d+)\.pt$")
 # How errors name the option that resumes a run: the CLI flag (train_from_coco's ``resume``).
 RESUME = "--resume"
-# The model settings a resumed run may change: dropout acts in training only, the prior
-# probability in the initialisation only, on-demand FPN levels compute the same outputs, and
-# the label map (``num_classes``) is checked on its own.
-RESUMABLE_MODEL_KEYS = frozenset({"dropout", "prior_prob", "fpn_on_demand_levels", "num_classes"})
 
 
 class SupportsToDict(Protocol):
@@ -76,45 +67,6 @@ class DamagedCheckpointError(ValueError):
     def __init__(self, message: str, *, reason: str = "damaged") -> None:
         super().__init__(message)
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class ResumePoint:
-    """Where a resumed run continues (see :func:`restore_training_state`).
-
-    Attributes:
-        path: the checkpoint read.
-        iteration: optimiser steps already taken.
-        best_ap: the best evaluation AP of the run so far (``None``: never evaluated).
-        best_iteration: the iteration of ``best_ap``.
-        last_evaluation: the iteration of the run's last evaluation (``None``: none, or a
-            checkpoint written before this was recorded).
-        steps: the decays of a completed run that a larger ``max_iter`` extends
-            (:func:`~sparsercnn.engine.lr_schedule.resumed_steps`); ``None`` where the resumed
-            run's ``train.steps`` stand.
-    """
-
-    path: Path
-    iteration: int
-    best_ap: float | None
-    best_iteration: int | None
-    last_evaluation: int | None
-    steps: tuple[int, ...] | None
-
-
-@dataclass(frozen=True)
-class CheckedResume:
-    """A resume checked before the data is read (:func:`check_resume`): the checkpoint it read,
-    whose refusals passed and whose messages were said; :func:`restore_training_state` says them
-    again only if it resumes from another one (this one turned out damaged).
-
-    Attributes:
-        path: the checkpoint.
-        iteration: optimiser steps it holds.
-    """
-
-    path: Path
-    iteration: int
 
 
 def checkpoint_name(iteration: int) -> str:
@@ -306,10 +258,16 @@ def load_training_checkpoint(path_or_dir: str | Path) -> dict[str, Any]:
             ``last_checkpoint`` names, else the newest; a damaged one is skipped with a warning
             naming it, and the next newest readable one is read.
 
+    The file is read once: its records' checksums are checked, then its tensors are mapped
+    into memory (``torch.load(mmap=True)``), views of the pages that check has just read, rather
+    than read again into a second copy (a copy of them is what restoring makes,
+    :func:`~sparsercnn.engine.resume.restore_training_state`).
+
     Returns:
-        The checkpoint dict (tensors on the CPU) with keys ``iteration``, ``model``,
-        ``optimizer``, ``scaler``, ``rng`` (a list: one ``rng_states()`` dict per rank),
-        ``config``, ``categories``, ``extra`` and ``path`` (the file read).
+        The checkpoint dict (tensors on the CPU, mapped from the file: private, so that changing
+        them changes no file) with keys ``iteration``, ``model``, ``optimizer``, ``scaler``,
+        ``rng`` (a list: one ``rng_states()`` dict per rank), ``config``, ``categories``,
+        ``extra`` and ``path`` (the file read).
 
     Raises:
         FileNotFoundError: no such file, or no checkpoint in the folder.
@@ -351,8 +309,21 @@ def _newest_first(directory: Path) -> list[Path]:
     return ([first] if first is not None else []) + rest
 
 
-def _read_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:
-    """The checkpoint at ``path``, validated; ``mmap``: its tensors mapped, not read."""
+def look_at_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint at ``path`` as :func:`load_training_checkpoint` gives it, but with its
+    records' checksums unchecked: nothing of its tensors is read, for a look at its iteration,
+    config and extra before the work that comes ahead of loading it
+    (:func:`~sparsercnn.engine.resume.check_resume`).
+
+    Raises:
+        DamagedCheckpointError, ValueError: as :func:`load_training_checkpoint`.
+    """
+    return _read_checkpoint(Path(path), check_sums=False)
+
+
+def _read_checkpoint(path: Path, *, check_sums: bool = True) -> dict[str, Any]:
+    """The checkpoint at ``path``, validated, its tensors mapped; ``check_sums``: its records'
+    checksums checked first (a pass over the whole file)."""
     if path.suffix == ".safetensors":
         raise ValueError(
             f"{path} is a model file, not a training checkpoint; resume from a checkpoint_*.pt "
@@ -362,14 +333,14 @@ def _read_checkpoint(path: Path, *, mmap: bool = False) -> dict[str, Any]:
         # torch.save writes a zip archive: anything else (overwritten, half-copied, truncated
         # before its directory) is a damaged checkpoint, not a pickle to refuse.
         raise _damaged(path, "truncated, or not a zip archive")
-    # A look at the config only (``mmap``) reads no tensor, nor their sums; loading does both:
-    # the sums are a second read of the file (a third of torch.load's time on a tiny-preset
-    # checkpoint, BENCHMARKS session 32), paid for a resume never starting from wrong weights.
-    damaged = None if mmap else damaged_record(path)
+    # The sums are a pass over the file (a third of torch.load's time on a tiny-preset
+    # checkpoint, BENCHMARKS session 32), paid for a resume never starting from wrong weights;
+    # the tensors are then mapped, views of the pages it read, not read a second time.
+    damaged = damaged_record(path) if check_sums else None
     if damaged is not None:
         raise _damaged(path, f"record {damaged} does not match the checksum stored with it")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as error:
         raise ValueError(
             f"{path} holds Python objects other than tensors and plain data, so it was not "
@@ -412,414 +383,13 @@ def _damaged(path: Path, reason: str) -> DamagedCheckpointError:
     )
 
 
-def restore_training_state(
-    source: str | Path,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler | None,
-    config: Config,
-    categories: CategoryMap,
-    rank: int = 0,
-    world_size: int = 1,
-    data: Mapping[str, Any] | None = None,
-    *,
-    budget_extends: bool = False,
-    extends_hint: bool = False,
-    checked: CheckedResume | None = None,
-) -> ResumePoint:
-    """Continue a run: load a checkpoint into the model, optimizer and scaler, restore the RNGs.
-
-    Args:
-        source: a ``checkpoint_*.pt`` file, or the run folder (its newest readable checkpoint).
-        model, optimizer, scaler: built from ``config`` as for a new run; loaded in place.
-        config: the configuration of the resumed run; what of it cannot continue the run is
-            refused, and what it changes said (:func:`check_resume`).
-        categories: the label map of the data; it must equal the checkpoint's.
-        rank: this process's rank, whose RNG states are restored; a rank the checkpoint has
-            none of (more processes than the run had) keeps its own, rather than repeating
-            rank 0's random numbers.
-        world_size: the resumed run's number of processes; another number than the
-            checkpoint's (one RNG state per rank) is warned about, as is any change of the
-            images per step or the learning rate.
-        data: the training images of the resumed run
-            (:func:`~sparsercnn.engine.training_images.data_identity`); other images than the
-            checkpoint's ``extra["data"]`` are warned about, those added, removed or resized
-            named (:func:`~sparsercnn.engine.training_images.log_data_change`).
-        budget_extends, extends_hint: as :func:`check_resume`.
-        checked: the resume as a command checked it before reading the data: its messages are
-            not said again if this checkpoint is the one it read.
-
-    Raises:
-        ValueError: the checkpoint is of a run with another label map, another model or past
-            ``train.max_iter`` (:func:`check_resume`), or cannot be read (see
-            :func:`load_training_checkpoint`).
-    """
-    state = load_training_checkpoint(source)
-    path = Path(state["path"])
-    saved_config = Config.from_run_dict(state["config"])
-    saved_categories = CategoryMap.from_dict(state["categories"])
-    if saved_categories != categories:
-        raise ValueError(
-            f"{path} was trained with {saved_categories}, but the data set has {categories}; "
-            "resume with the data set of that run"
-        )
-    rng = state["rng"]
-    iteration = int(state["iteration"])
-    said = checked is not None and (checked.path, checked.iteration) == (path, iteration)
-    steps = _checked_resume(
-        path,
-        saved_config,
-        len(rng),
-        iteration,
-        config,
-        world_size,
-        budget_extends=budget_extends,
-        extends_hint=extends_hint,
-        say=rank == 0 and not said,
-    )
-    load_state_dict_strict(model, state["model"], source=str(path))
-    optimizer.load_state_dict(state["optimizer"])
-    if scaler is not None and state["scaler"] is not None:
-        scaler.load_state_dict(state["scaler"])
-    if rank < len(rng):
-        restore_rng_states(rng[rank])
-    log_data_change(state["extra"].get("data"), data)
-    logger.info("resumed from %s at iteration %d", path, iteration)
-    extra = state["extra"]
-    return ResumePoint(
-        path,
-        iteration,
-        extra.get("best_ap"),
-        extra.get("best_iteration"),
-        extra.get("last_evaluation"),
-        steps,
-    )
-
-
-def check_resume(
-    source: str | Path,
-    config: Config,
-    world_size: int = 1,
-    *,
-    budget_extends: bool = False,
-    extends_hint: bool = False,
-    say: bool = True,
-) -> CheckedResume | None:
-    """Refuse, then say, what resuming from ``source`` with ``config`` does, from the checkpoint's
-    config alone (its tensors mapped, not read): what :func:`restore_training_state` would
-    refuse and say after the data's check, so that a command says it first.
-
-    Refused: another model (:func:`check_same_model`), a checkpoint past ``train.max_iter``.
-    Said (``say``; rank 0): other images per step or learning rate (:func:`log_batch_changes`),
-    another schedule or other settings (:func:`log_config_changes`), and a run with nothing left
-    to train.
-
-    Args:
-        source: a ``checkpoint_*.pt`` file, or a run folder (the checkpoint resuming reads first).
-        config: the resumed run's config (``model.num_classes`` the data's).
-        world_size: the resumed run's number of processes.
-        budget_extends: a time budget trains a completed run on
-            (:class:`~sparsercnn.engine.time_budget.BudgetedSchedule`): it is not "nothing to
-            train".
-        extends_hint: a time budget would (the command extends runs with one): the "nothing to
-            train" line says so.
-        say: log the messages (rank 0); the refusals are raised either way.
-
-    Returns:
-        The checkpoint checked; ``None`` where it is damaged (resuming then reads an older one,
-        and :func:`restore_training_state` says what this would have).
-
-    Raises:
-        FileNotFoundError: as :func:`resolve_checkpoint_path`.
-        ValueError: another model, past ``train.max_iter``, or not a training checkpoint.
-    """
-    path = resolve_checkpoint_path(source)
-    try:
-        state = _read_checkpoint(path, mmap=True)
-    except DamagedCheckpointError:
-        return None
-    iteration = int(state["iteration"])
-    saved = Config.from_run_dict(state["config"])
-    _checked_resume(
-        path,
-        saved,
-        len(state["rng"]),
-        iteration,
-        config,
-        world_size,
-        budget_extends=budget_extends,
-        extends_hint=extends_hint,
-        say=say,
-    )
-    return CheckedResume(path, iteration)
-
-
-def _checked_resume(
-    path: Path,
-    saved: Config,
-    saved_world_size: int,
-    iteration: int,
-    current: Config,
-    world_size: int,
-    *,
-    budget_extends: bool,
-    extends_hint: bool,
-    say: bool,
-) -> tuple[int, ...] | None:
-    """:func:`check_resume` of the checkpoint at ``path`` (``saved``: its config, of a run of
-    ``saved_world_size`` processes, at ``iteration``); returns the decays of a completed run
-    extended (:attr:`ResumePoint.steps`)."""
-    check_same_model(saved, current, path)
-    train = current.train
-    if iteration > train.max_iter:
-        raise ValueError(
-            f"{path} is at iteration {iteration}, past train.max_iter {train.max_iter}: resume "
-            f"with --set train.max_iter={iteration} or more, or from an earlier "
-            "checkpoint_*.pt of the run"
-        )
-    # A completed run extended gets a fresh run's decays ahead; the schedule is then settled.
-    steps = resumed_steps(Schedule.of(saved.train), iteration, Schedule.of(train))
-    if not say:
-        return steps
-    settled = current if steps is None else _with_steps(current, steps)
-    log_batch_changes(saved, saved_world_size, settled, world_size)
-    total_batch = train.batch_size * train.grad_accum_steps * world_size
-    base_lr = scaled_lr(train.lr, total_batch, train.reference_batch_size, train.scale_lr)
-    log_config_changes(saved, settled, iteration, base_lr=base_lr, extended=steps is not None)
-    if iteration >= train.max_iter and not budget_extends:
-        logger.info(
-            "%s is at iteration %d, the end of train.max_iter %d: nothing to train (raise "
-            "train.max_iter%s to continue the run)",
-            path,
-            iteration,
-            train.max_iter,
-            ", or give a time budget," if extends_hint else "",
-        )
-    return steps
-
-
-def _with_steps(config: Config, steps: tuple[int, ...]) -> Config:
-    """``config`` with ``train.steps`` replaced."""
-    return replace(config, train=replace(config.train, steps=steps))
-
-
 def read_checkpoint_config(path: str | Path) -> Config:
-    """The config of the run that wrote checkpoint ``path``, its tensors mapped rather than
-    read: a look before the work that comes ahead of loading it (:func:`check_same_model`).
+    """The config of the run that wrote checkpoint ``path`` (:func:`look_at_checkpoint`).
 
     Raises:
         DamagedCheckpointError, ValueError: as :func:`load_training_checkpoint`.
     """
-    return Config.from_run_dict(_read_checkpoint(Path(path), mmap=True)["config"])
-
-
-def check_same_model(saved: Config, current: Config, source: str | Path) -> None:
-    """Refuse to continue the run of checkpoint ``source`` (``saved``: its config) with another
-    model (``current``): a model setting changed other than :data:`RESUMABLE_MODEL_KEYS` (its
-    weights would be loaded into another architecture, or one that computes something else with
-    them), or another ``train.freeze`` (the optimizer state holds other tensors).
-
-    Raises:
-        ValueError: naming each changed key with both values, and what to do.
-    """
-    changed = [
-        f"model.{key} {old!r} -> {new!r}"
-        for key, (old, new) in model_changes(saved, current).items()
-    ]
-    if saved.train.freeze != current.train.freeze:
-        changed.append(f"train.freeze {saved.train.freeze!r} -> {current.train.freeze!r}")
-    if changed:
-        raise ValueError(
-            f"{source} is from a run with another model ({listing(changed, limit=4)}): resume "
-            "with the run's own settings (--resume without --preset, --config, --freeze or "
-            "--set model.* reads them from its config.json), or start a new run in another "
-            "output folder"
-        )
-
-
-def model_changes(saved: Config, current: Config) -> dict[str, tuple[Any, Any]]:
-    """The model settings of ``current`` that differ from ``saved``'s and that a resumed run
-    may not change (all but :data:`RESUMABLE_MODEL_KEYS`): ``{"key": (saved's, current's)}``."""
-    return {
-        key: (getattr(saved.model, key), value)
-        for key, value in vars(current.model).items()
-        if key not in RESUMABLE_MODEL_KEYS and getattr(saved.model, key) != value
-    }
-
-
-def log_config_changes(
-    saved: Config, current: Config, iteration: int, *, base_lr: float, extended: bool
-) -> None:
-    """Say once what the config of a run resumed at ``iteration`` changes from the run's own
-    (``saved``, its checkpoint's): the learning-rate schedule (:func:`_log_schedule_change`),
-    and every other changed setting with both values and the ``--set`` that keeps the run's
-    (warning). The images per step, the learning rate and the data order are
-    :func:`log_batch_changes`'s to say, the model :func:`check_same_model`'s to refuse.
-
-    Args:
-        saved, current: the checkpoint's config and the resumed run's, its schedule settled
-            (a completed run extended).
-        iteration: the iteration the run resumes at.
-        base_lr: the resumed run's learning rate before its schedule's factor (the linear
-            scaling rule applied), to give the rates of a rise.
-        extended: ``current.train.steps`` are those the trainer gave a run that completed
-            ``saved``'s schedule: a fresh run's of its length
-            (:func:`~sparsercnn.engine.lr_schedule.resumed_steps`), not steps the user chose.
-    """
-    differences = saved.differences(current)
-    schedule = {key: values for key, values in differences.items() if key in _SCHEDULE_KEYS}
-    _log_schedule_change(saved.train, current.train, iteration, base_lr, schedule, extended)
-    changed = {
-        key: values for key, values in differences.items() if key not in _SAID_APART_ON_RESUME
-    }
-    if changed:
-        logger.warning(
-            "resuming with other settings than the run's: %s; --set %s keeps the run's",
-            ", ".join(
-                f"{key} {override_value(old)} -> {override_value(new)}"
-                for key, (old, new) in changed.items()
-            ),
-            override_arguments({key: old for key, (old, _) in changed.items()}),
-        )
-
-
-# The learning-rate schedule: the settings that give the factor of every iteration
-# (train_lr_factor) and its length.
-_SCHEDULE_KEYS = frozenset(
-    f"train.{name}" for name in ("max_iter", "steps", "gamma", "warmup_iters", "warmup_factor")
-)
-# Said apart on resume: the schedule (_log_schedule_change), the batch and the data order
-# (log_batch_changes); and the starting weights, which a resumed run does not load.
-_SAID_APART_ON_RESUME = frozenset(
-    {
-        *_SCHEDULE_KEYS,
-        "train.batch_size",
-        "train.grad_accum_steps",
-        "train.lr",
-        "train.reference_batch_size",
-        "train.scale_lr",
-        "train.aspect_ratio_grouping",
-        "train.init_from",
-        "train.backbone_weights",
-    }
-)
-
-
-def _log_schedule_change(
-    saved: TrainConfig,
-    current: TrainConfig,
-    iteration: int,
-    base_lr: float,
-    changed: Mapping[str, tuple[Any, Any]],
-    extended: bool,
-) -> None:
-    """One line for a changed learning-rate schedule on resume (``changed``: the
-    :data:`_SCHEDULE_KEYS` that differ, ``{"train.key": (saved's, current's)}``): how it changes
-    (:func:`_schedule_change`) and what (:func:`_schedule_changes`), where the learning rate rises
-    at ``iteration`` above the run's (its own schedule with only the decays it took), and, for a
-    completed run ``extended``, that the decays ahead are a fresh run's of that length. Info, or a
-    warning with the ``--set`` that keeps the run's schedule where the change replaces the
-    learning rates the run trained with or raises the rate."""
-    if not changed:
-        return
-    taken = Schedule.of(saved).decays_taken(iteration)
-    change = _schedule_change(saved, current, iteration, taken)
-    text = f"schedule {change} on resume at iteration {iteration}: "
-    text += _schedule_changes(saved, current)
-    if extended:
-        text += " (the decays of a fresh run of that length; set train.steps to choose others)"
-    # The run's rate: its own schedule with only the decays it took (one at ``iteration`` that
-    # ``current`` puts later is no rise: the run never trained at the decayed rate).
-    before = base_lr * train_lr_factor(saved, iteration, steps=taken)
-    after = base_lr * train_lr_factor(current, iteration)
-    rises = after > before * (1.0 + 1e-6)
-    if rises:
-        text += f"; the learning rate rises from {before:.3g} to {after:.3g} there"
-    if not (rises or change.startswith("replaced")):
-        logger.info("%s", text)
-        return
-    logger.warning(
-        "%s; to keep the run's schedule, resume without --preset or --config (the run's "
-        "config.json), or with --set %s",
-        text,
-        override_arguments({key: old for key, (old, _) in changed.items()}),
-    )
-
-
-def _schedule_changes(saved: TrainConfig, current: TrainConfig) -> str:
-    """The learning-rate schedule of ``saved`` against ``current``, for a message:
-    ``max_iter 100 -> 300, steps [80] -> [240], warm-up 10 -> 10``, with ``gamma`` and
-    ``warm-up factor`` where they differ."""
-    text = (
-        f"max_iter {saved.max_iter} -> {current.max_iter}, steps {list(saved.steps)} -> "
-        f"{list(current.steps)}, warm-up {saved.warmup_iters} -> {current.warmup_iters}"
-    )
-    if saved.gamma != current.gamma:
-        text += f", gamma {saved.gamma:g} -> {current.gamma:g}"
-    if saved.warmup_factor != current.warmup_factor:
-        text += f", warm-up factor {saved.warmup_factor:g} -> {current.warmup_factor:g}"
-    return text
-
-
-def _schedule_change(
-    saved: TrainConfig, current: TrainConfig, iteration: int, taken: tuple[int, ...]
-) -> str:
-    """How ``current`` changes the ``saved`` schedule of a run resumed at ``iteration`` (which
-    took the decays ``taken``): "replaced" where it gives the iterations trained other learning
-    rates (another warm-up or warm-up factor, other decays before ``iteration``: another
-    preset's whole schedule, say, or another gamma after a decay), else "extended" or
-    "shortened" (``max_iter``), or "changed ahead" (only decays still to come, or the gamma of
-    those)."""
-    warmed = iteration > 0 and saved.warmup_iters > 0
-    if (
-        saved.warmup_iters != current.warmup_iters
-        or taken != Schedule.of(current).decays_taken(iteration)
-        or (taken and saved.gamma != current.gamma)
-        or (warmed and saved.warmup_factor != current.warmup_factor)
-    ):
-        return "replaced (not the learning rates the run trained with)"
-    if current.max_iter != saved.max_iter:
-        return "extended" if current.max_iter > saved.max_iter else "shortened"
-    return "changed ahead"
-
-
-def log_batch_changes(
-    saved: Config, saved_world_size: int, current: Config, world_size: int
-) -> None:
-    """Warn when a resumed run takes other steps than the run it continues: another number of
-    processes (each reads its own shard: another data order), other images per step, another
-    learning rate (``train.lr``, or the linear scaling of a changed batch), or aspect-ratio
-    grouping turned on or off (other batches)."""
-    old, new = saved.train, current.train
-    if old.aspect_ratio_grouping != new.aspect_ratio_grouping:
-        logger.warning(
-            "resuming a run trained %s aspect-ratio grouping %s it (other batches from here on); "
-            "--set %s continues as it was",
-            "with" if old.aspect_ratio_grouping else "without",
-            "without" if old.aspect_ratio_grouping else "with",
-            override_arguments({"train.aspect_ratio_grouping": old.aspect_ratio_grouping}),
-        )
-    old_total = old.batch_size * old.grad_accum_steps * saved_world_size
-    new_total = new.batch_size * new.grad_accum_steps * world_size
-    old_lr = scaled_lr(old.lr, old_total, old.reference_batch_size, old.scale_lr)
-    new_lr = scaled_lr(new.lr, new_total, new.reference_batch_size, new.scale_lr)
-    if (saved_world_size, old_total, old_lr) == (world_size, new_total, new_lr):
-        return
-    logger.warning(
-        "resuming a run of %d process(es) x %d image(s) x %d micro-batch(es) (%d images/step, "
-        "lr %.3g) with %d x %d x %d (%d images/step, lr %.3g): it does not continue as the "
-        "interrupted run would have",
-        saved_world_size,
-        old.batch_size,
-        old.grad_accum_steps,
-        old_total,
-        old_lr,
-        world_size,
-        new.batch_size,
-        new.grad_accum_steps,
-        new_total,
-        new_lr,
-    )
+    return Config.from_run_dict(look_at_checkpoint(path)["config"])
 
 
 def check_run_folder(

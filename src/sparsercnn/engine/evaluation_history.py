@@ -1,11 +1,16 @@
 """The evaluations of a training run: the last one, and the best by AP (what ``model_best``
-holds), kept with their detections so that the end of the run reports them without a new pass."""
+holds, told from another file by its ``tensors_crc32``), kept with their detections so that the
+end of the run reports them without a new pass."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from safetensors import SafetensorError, safe_open
 
 from sparsercnn.engine.inference import Evaluation
+from sparsercnn.safetensors_file import DIGEST_KEY
 
 
 @dataclass
@@ -14,6 +19,9 @@ class EvaluationHistory:
     best_ap: the best AP of the run so far, also one restored from a checkpoint (``None``:
         never evaluated).
     best_iteration: the iteration of ``best_ap``.
+    best_model_crc32: the ``tensors_crc32`` of the ``model_best`` file written for ``best_ap``
+        (:func:`model_file_crc32`; ``None``: not known), which a checkpoint records, so that a
+        run resumed from it tells that file from one written after it.
     best: the evaluation that last beat ``best_ap`` in this invocation, whose model is
         ``model_best`` (rank 0 only; ``None`` if none beat an AP restored on resume).
     last: the last evaluation (rank 0 only).
@@ -23,6 +31,7 @@ class EvaluationHistory:
 
     best_ap: float | None = None
     best_iteration: int | None = None
+    best_model_crc32: str | None = None
     best: Evaluation | None = None
     last: Evaluation | None = None
     last_iteration: int | None = None
@@ -30,9 +39,23 @@ class EvaluationHistory:
 
     def record(self, evaluation: Evaluation, iteration: int) -> bool:
         """Keep ``evaluation`` as the last one, and as the best when its AP beats the best so
-        far. Returns whether it is the new best."""
+        far. Returns whether it is the new best (whose model the caller writes, then records
+        its :attr:`best_model_crc32`)."""
         self.last = evaluation
         if self.best_ap is not None and self.best_ap >= evaluation.result.AP:
             return False
         self.best_ap, self.best_iteration, self.best = evaluation.result.AP, iteration, evaluation
+        self.best_model_crc32 = None
         return True
+
+
+def model_file_crc32(path: Path) -> str | None:
+    """The ``tensors_crc32`` of the model file at ``path`` (the CRC-32 of its weights that its
+    metadata holds, :mod:`sparsercnn.safetensors_file`): which model it is. ``None`` where there
+    is no readable safetensors file there, or it holds none."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (OSError, SafetensorError):
+        return None
+    return metadata.get(DIGEST_KEY)

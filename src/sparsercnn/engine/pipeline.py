@@ -23,7 +23,7 @@ from sparsercnn.data.policy import Inspection
 from sparsercnn.data.split_overlap import split_overlap_warning
 from sparsercnn.data.transforms import build_train_transform
 from sparsercnn.data.validation import DatasetError
-from sparsercnn.engine.checkpoint import CheckedResume, check_run_folder
+from sparsercnn.engine.checkpoint import check_run_folder
 from sparsercnn.engine.distributed import (
     DistInfo,
     computed_on_main,
@@ -35,6 +35,7 @@ from sparsercnn.engine.evaluation_report import EvaluationReport
 from sparsercnn.engine.inference import evaluate
 from sparsercnn.engine.model_evaluation import evaluation_dataset
 from sparsercnn.engine.model_init import StartingWeights
+from sparsercnn.engine.resume import CheckedResume
 from sparsercnn.engine.train_result import TrainResult
 from sparsercnn.engine.trainer import Trainer
 from sparsercnn.model import build_postprocessor
@@ -62,6 +63,7 @@ def train_from_coco(
     val_inspection: Inspection | None = None,
     budget_extends: bool = True,
     checked_resume: CheckedResume | None = None,
+    schedule_notes_said: bool = False,
 ) -> TrainResult:
     """Train on a COCO-format dataset with ``cfg`` (a :class:`Config`, e.g.
     ``get_preset("small")``); ``model.num_classes`` is taken from the dataset.
@@ -91,9 +93,10 @@ def train_from_coco(
     are read. ``starting_weights``: the files of ``cfg.train.init_from`` and
     ``backbone_weights`` already read (:func:`~sparsercnn.engine.model_init.read_starting_weights`),
     which are then not read again (their tensors are released once loaded). ``budget_extends``:
-    whether a run resumed at the end of its schedule trains on for the time budget, and
-    ``checked_resume`` the resume as the caller checked it before the data (see
-    :class:`~sparsercnn.engine.trainer.Trainer`).
+    whether a run resumed at the end of its schedule trains on for the time budget,
+    ``checked_resume`` the resume as the caller checked it before the data, and
+    ``schedule_notes_said`` whether the caller said what of a new run's schedule it never
+    reaches (see :class:`~sparsercnn.engine.trainer.Trainer`).
     """
     if not isinstance(cfg, Config):
         raise TypeError(
@@ -158,6 +161,7 @@ def train_from_coco(
         starting_weights=starting_weights,
         budget_extends=budget_extends,
         checked_resume=checked_resume,
+        schedule_notes_said=schedule_notes_said,
     )
     result = trainer.train()
     if val_set is not None:

@@ -257,8 +257,9 @@ class BudgetedSchedule:
         self.train = train
         self.configured = Schedule.of(train)
         self.completed_at: int | None = None
-        # Whether the run has been told that its schedule ends inside the warm-up: the trainer
-        # judged the configured schedule; one the budget extends only its refits judge.
+        # Whether the run has been told that its schedule ends inside the warm-up: the configured
+        # schedule was judged (TrainConfig.schedule_notes); one the budget extends only its
+        # refits judge.
         self._warmup_cut_said = train.warmup_iters > train.max_iter
         if extend_from is not None and extend_from >= train.max_iter:
             self._warmup_cut_said = False

@@ -26,13 +26,7 @@ from sparsercnn.atomic_file import atomic_write
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.loader import build_train_loader
-from sparsercnn.engine.checkpoint import (
-    RESUME,
-    CheckedResume,
-    check_run_folder,
-    restore_training_state,
-    save_training_checkpoint,
-)
+from sparsercnn.engine.checkpoint import RESUME, check_run_folder, save_training_checkpoint
 from sparsercnn.engine.distributed import (
     DistInfo,
     all_gather_object,
@@ -44,12 +38,13 @@ from sparsercnn.engine.distributed import (
     release_from_traceback,
     wrap_ddp,
 )
-from sparsercnn.engine.evaluation_history import EvaluationHistory
+from sparsercnn.engine.evaluation_history import EvaluationHistory, model_file_crc32
 from sparsercnn.engine.inference import Evaluation, EvaluationDataset, evaluate
 from sparsercnn.engine.interrupts import DeferredInterrupt
 from sparsercnn.engine.lr_schedule import scaled_lr, train_lr_factor
 from sparsercnn.engine.metrics_log import LogWindow, MetricsLog
 from sparsercnn.engine.model_init import StartingWeights, prepare_model
+from sparsercnn.engine.resume import CheckedResume, ResumePoint, restore_training_state
 from sparsercnn.engine.rng_state import rng_states, seed_everything
 from sparsercnn.engine.time_budget import BudgetedSchedule, PeriodicWork, TimeBudget
 from sparsercnn.engine.train_result import TrainResult
@@ -133,7 +128,11 @@ class Trainer:
             ``False``: it has nothing to train, as without a budget (the demo, whose budget is
             a default, finishes a trained run on ``--resume``).
         checked_resume: ``resume`` as a command checked it before reading the data
-            (:func:`~sparsercnn.engine.checkpoint.check_resume`): what it said is not said again.
+            (:func:`~sparsercnn.engine.resume.check_resume`): what it said is not said again.
+        schedule_notes_said: the caller said what of a new run's schedule it never reaches
+            (:meth:`~sparsercnn.config.TrainConfig.schedule_notes`, as a command does before
+            the data's check): not said again. A resumed run's are said with what the resume
+            changes.
         dist_info: this process's place in a multi-process run (``init_distributed()``).
         categories: the label map saved with checkpoints and models; default
             ``train_dataset.category_map``.
@@ -159,6 +158,7 @@ class Trainer:
         starting_weights: StartingWeights | None = None,
         budget_extends: bool = True,
         checked_resume: CheckedResume | None = None,
+        schedule_notes_said: bool = False,
     ) -> None:
         start = time.perf_counter()
         self.cfg = copy.deepcopy(cfg)
@@ -196,18 +196,11 @@ class Trainer:
         if budget is not None:
             extend_from = self.iteration if budget_extends else None
             self.budget = BudgetedSchedule(budget, self.cfg.train, extend_from=extend_from)
-        self._warn_unreached_schedule()
+        # A new run's; a resumed run's are said with what the resume changes (check_resume).
+        if not (resume or schedule_notes_said) and self.dist.is_main:
+            for note in self.cfg.train.schedule_notes():
+                logger.warning("%s", note)
         self.step = self._build_step()
-
-    def _warn_unreached_schedule(self) -> None:
-        """Warn of the decays and warm-up that the schedule this run trains, as the resume set
-        it, never reaches (:meth:`~sparsercnn.config.TrainConfig.schedule_notes`). A schedule
-        the time budget extends is not known yet: its refits judge it
-        (:class:`~sparsercnn.engine.time_budget.BudgetedSchedule`)."""
-        if not self.dist.is_main or (self.budget is not None and self.budget.extends):
-            return
-        for note in self.cfg.train.schedule_notes():
-            logger.warning("%s", note)
 
     def _build_step(self) -> TrainStep:
         """One optimiser step; its model is wrapped in DDP while :meth:`train` runs
@@ -323,7 +316,7 @@ class Trainer:
         extends a completed run (``budget_extends``).
 
         Raises:
-            ValueError: as :func:`~sparsercnn.engine.checkpoint.restore_training_state` (a
+            ValueError: as :func:`~sparsercnn.engine.resume.restore_training_state` (a
                 checkpoint past ``train.max_iter``: the run's ``config.json`` and model files
                 would then give a schedule shorter than the steps it trained).
         """
@@ -346,8 +339,51 @@ class Trainer:
         self.iteration = self.last_checkpoint_iteration = point.iteration
         self.checkpoint_path = point.path
         self.evaluations = EvaluationHistory(
-            point.best_ap, point.best_iteration, last_iteration=point.last_evaluation
+            point.best_ap,
+            point.best_iteration,
+            point.best_model_crc32,
+            last_iteration=point.last_evaluation,
         )
+        if self.dist.is_main:
+            self._check_model_best(point)
+
+    def _check_model_best(self, point: ResumePoint) -> None:
+        """Make ``model_best`` the model of the best AP the checkpoint resumed from records, or
+        say that it is not and count the best again. Resumed from an earlier checkpoint, the
+        run's ``model_best`` may be one it wrote after it, in the iterations this resume trains
+        again; resumed into another folder, there is none. A checkpoint of the best's own
+        iteration holds its model, which is written again; else no file of this run holds it,
+        and the best AP counts again from the next evaluation, which writes ``model_best``. A
+        checkpoint that recorded no file (older than the record) is taken at its word."""
+        history = self.evaluations
+        best = self.path(MODEL_BEST_FILE)
+        if history.best_ap is None or point.best_model_crc32 is None:
+            return
+        if model_file_crc32(best) == point.best_model_crc32:
+            return
+        found = (
+            "holds another model, one written after that checkpoint (in the iterations this "
+            "resume trains again) or put there"
+            if best.is_file()
+            else "is not there"
+        )
+        recorded = (
+            f"{best} {found}, not the best model {point.path} records (AP "
+            f"{format_percent(history.best_ap)} at iteration {history.best_iteration})"
+        )
+        if history.best_iteration == point.iteration:
+            save_model_file(best, self.model, self.cfg, self.categories)
+            history.best_model_crc32 = model_file_crc32(best)
+            logger.warning("%s: written again from that checkpoint, which holds it", recorded)
+            return
+        logger.warning(
+            "%s, which no file of this run holds now: the best AP counts again from this run's "
+            "next evaluation, which writes %s%s",
+            recorded,
+            best.name,
+            " (copy this one elsewhere to keep it)" if best.is_file() else "",
+        )
+        self.evaluations = EvaluationHistory(last_iteration=history.last_iteration)
 
     def train(self) -> TrainResult:
         """Run the remaining iterations, then checkpoint, evaluate and write the model files.
@@ -593,6 +629,7 @@ class Trainer:
                 extra={
                     "best_ap": self.evaluations.best_ap,
                     "best_iteration": self.evaluations.best_iteration,
+                    "best_model_crc32": self.evaluations.best_model_crc32,
                     "last_evaluation": self.evaluations.last_iteration,
                     "data": self.data_identity,
                 },
@@ -645,7 +682,10 @@ class Trainer:
         self.metrics.append({"iter": self.iteration, "eval": result.to_dict()})
         logger.info("evaluation at iteration %d:\n%s", self.iteration, result.format_table())
         if self.evaluations.record(evaluation, self.iteration):
-            save_model_file(self.path(MODEL_BEST_FILE), self.model, self.cfg, self.categories)
+            best = save_model_file(
+                self.path(MODEL_BEST_FILE), self.model, self.cfg, self.categories
+            )
+            self.evaluations.best_model_crc32 = model_file_crc32(best)
             logger.info("new best AP %s at iteration %d", format_percent(result.AP), self.iteration)
 
     def _budget_exhausted(self, seconds: float, bar: tqdm) -> bool:
@@ -721,7 +761,10 @@ class Trainer:
         save_model_file(final, self.model, self.cfg, self.categories)
         best = self.path(MODEL_BEST_FILE)
         result.model_final_path = final
-        result.model_best_path = best if best.is_file() else None
+        # A model_best of no evaluation of this run's (one it wrote in iterations a resume
+        # trained again, without a validation set since) is not named.
+        known = self.evaluations.best_ap is not None
+        result.model_best_path = best if known and best.is_file() else None
         result.config_path, result.metrics_path = self.path(CONFIG_FILE), self.metrics.path
         result.curves_path = self.metrics.plot(self.path(CURVES_FILE))
         logger.info(

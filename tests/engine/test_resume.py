@@ -1,0 +1,444 @@
+"""Resuming a run: refusals (another model, past max_iter), what a resume says it changes
+(schedule, batch, settings, images), said once, and the states restored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from sparsercnn.config import Config
+from sparsercnn.data.categories import CategoryMap
+from sparsercnn.engine import resume as resume_module
+from sparsercnn.engine.checkpoint import save_training_checkpoint
+from sparsercnn.engine.resume import (
+    CheckedResume,
+    check_resume,
+    log_config_changes,
+    restore_training_state,
+)
+from sparsercnn.engine.training_images import data_identity
+from sparsercnn.presets import tiny
+from tests.file_mappings import mapped_from, needs_proc_maps
+
+CATEGORIES = CategoryMap([1, 2], ["cat", "dog"])
+
+
+def _model_and_optimizer() -> tuple[nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    model(torch.randn(5, 4)).sum().backward()
+    optimizer.step()
+    return model, optimizer
+
+
+def _save(directory: Path, iteration: int, **kwargs: Any) -> Path:
+    model, optimizer = _model_and_optimizer()
+    return save_training_checkpoint(
+        directory, iteration, model, optimizer, None, Config(), CATEGORIES, **kwargs
+    )
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("model", "num_heads", 4),  # the same tensors, split into other heads
+        ("model", "freeze_at", 4),  # other trainable tensors than the optimizer state's
+        ("train", "freeze", "backbone"),
+    ],
+)
+def test_resuming_with_another_model_is_refused_naming_each_change(
+    tmp_path: Path, section: str, key: str, value: object
+) -> None:
+    """Was: a changed model.num_heads resumed with a warning (weights trained for 8 heads read as
+    4), a changed freeze failed in the optimizer ("loaded state dict contains a parameter group
+    that doesn't match the size of optimizer's group"), neither naming the key."""
+    path = _save(tmp_path, 8)
+    model, optimizer = _model_and_optimizer()
+    current = Config()
+    before = getattr(getattr(current, section), key)
+    setattr(getattr(current, section), key, value)
+    with pytest.raises(ValueError) as error:
+        restore_training_state(tmp_path, model, optimizer, None, current, CATEGORIES)
+    message = str(error.value)
+    assert message.startswith(f"{path} is from a run with another model ")
+    assert f"({section}.{key} {before!r} -> {value!r})" in message
+    assert "--resume without --preset, --config, --freeze or --set model.*" in message
+
+
+def test_a_changed_dropout_resumes() -> None:
+    """Dropout acts in training only: the weights compute what they did."""
+    saved, current = Config(), Config()
+    current.model.dropout = 0.5
+    resume_module.check_same_model(saved, current, "checkpoint_0000008.pt")
+
+
+class _Images:
+    """What :func:`data_identity` reads of a ``CocoDataset``."""
+
+    def __init__(self, ids: list[int], size: tuple[int, int] = (64, 80)) -> None:
+        self.image_ids = ids
+        self.image_sizes = [size] * len(ids)
+
+
+def _identity(images: _Images, *, with_ids: bool = True) -> dict[str, Any]:
+    """:func:`data_identity` of ``images``; ``with_ids=False``: as a checkpoint written before
+    the ids and sizes were kept holds it."""
+    identity = data_identity(images)
+    assert identity is not None
+    if not with_ids:
+        identity = {key: identity[key] for key in ("num_images", "digest")}
+    return identity
+
+
+@pytest.mark.parametrize(
+    ("images", "with_ids", "expected"),
+    [
+        (_Images([1, 2, 3]), True, None),
+        (_Images([1, 2, 3]), False, None),
+        (_Images([1, 2]), True, "trained on 3 images with 2 (1 removed: id 3): it does not"),
+        (_Images([1, 2, 4]), True, "trained on 3 images with 3 (1 added: id 4; 1 removed: id 3)"),
+        (_Images([1, 2, 3], (80, 64)), True, "with 3 (3 resized: ids 1 64x80 -> 80x64, 2 64x80"),
+        (_Images([1, 2]), False, "resuming a run trained on 3 images with 2: it does not continue"),
+        (_Images([1, 2, 4]), False, "on 3 images with 3 others (other image ids or sizes)"),
+    ],
+)
+def test_resuming_on_other_training_images_is_warned_about(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    images: _Images,
+    with_ids: bool,
+    expected: str | None,
+) -> None:
+    """Was: a run resumed with another --train-json of the same classes went on without a word,
+    on another data order; then: without saying which images changed. A checkpoint written
+    before the ids were kept (``with_ids=False``) still says that they changed."""
+    _save(tmp_path, 8, extra={"data": _identity(_Images([1, 2, 3]), with_ids=with_ids)})
+    model, optimizer = _model_and_optimizer()
+    current = data_identity(images)
+    with caplog.at_level("WARNING"):
+        restore_training_state(tmp_path, model, optimizer, None, Config(), CATEGORIES, data=current)
+    if expected is None:
+        assert not caplog.records
+    else:
+        assert expected in caplog.text and "--train-json and --train-images" in caplog.text
+
+
+def test_config_changes_on_resume_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+    saved, current = Config(), Config()
+    saved.train.max_iter, current.train.max_iter = 2, 4
+    current.model.dropout = 0.5
+    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
+        log_config_changes(saved, current, 2, base_lr=1.0, extended=False)
+    assert "schedule extended on resume at iteration 2: max_iter 2 -> 4" in caplog.text
+    assert (
+        "resuming with other settings than the run's: model.dropout 0.0 -> 0.5; --set "
+        "model.dropout=0.0 keeps the run's"
+    ) in caplog.text
+
+
+def test_a_fixed_preset_resumed_without_its_set_values_says_each_change_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``train --preset tiny --set train.max_iter=6 'train.steps=[4]' train.warmup_iters=2
+    train.checkpoint_period=3 train.seed=7``, resumed at 3 with ``--preset tiny --resume``: the
+    preset's 3000 steps restarted the warm-up with an info line, and its other checkpoint
+    period and seed (another data order) went unsaid. Each is said once, with the ``--set``
+    that keeps the run's values."""
+    overrides = ["train.max_iter=6", "train.steps=[4]", "train.warmup_iters=2"]
+    overrides += ["train.checkpoint_period=3", "train.seed=7"]
+    saved, current = tiny().apply_overrides(overrides), tiny()
+    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
+        log_config_changes(saved, current, 3, base_lr=1.0, extended=False)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            "schedule replaced (not the learning rates the run trained with) on resume at "
+            "iteration 3: max_iter 6 -> 3000, steps [4] -> [2400, 2800], warm-up 2 -> 50; to "
+            "keep the run's schedule, resume without --preset or --config (the run's "
+            "config.json), or with --set train.max_iter=6 'train.steps=[4]' "
+            "train.warmup_iters=2",
+        ),
+        (
+            "WARNING",
+            "resuming with other settings than the run's: train.seed 7 -> 40244023, "
+            "train.checkpoint_period 3 -> 500; --set train.seed=7 train.checkpoint_period=3 "
+            "keeps the run's",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("extended", [True, False])
+def test_a_completed_run_extended_says_its_decays_are_a_fresh_run_s(
+    caplog: pytest.LogCaptureFixture, extended: bool
+) -> None:
+    """The trainer said the extension in a line of its own and the resume's schedule line
+    said it again. Steps the user chose for the extension are not called a fresh run's, also
+    where they are the same (the line guessed the extension from the steps)."""
+    saved, current = Config(), Config()
+    saved.train.max_iter, saved.train.steps, saved.train.warmup_iters = 39, (), 5
+    current.train.max_iter, current.train.steps, current.train.warmup_iters = 41, (39, 40), 5
+    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
+        log_config_changes(saved, current, 39, base_lr=1.0, extended=extended)
+    line = (
+        "schedule extended on resume at iteration 39: max_iter 39 -> 41, steps [] -> [39, 40], "
+        "warm-up 5 -> 5"
+    )
+    if extended:
+        line += " (the decays of a fresh run of that length; set train.steps to choose others)"
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("INFO", line)]
+
+
+@pytest.mark.parametrize(
+    ("max_iter", "steps", "warmup_iters", "change"),
+    [
+        (300, (80, 250), 10, "extended"),
+        (90, (80,), 10, "shortened"),
+        (100, (80, 95), 10, "changed ahead"),
+        # Another preset's whole schedule: the decay taken at 80 is gone.
+        (3000, (2400, 2800), 10, "replaced (not the learning rates the run trained with)"),
+        (100, (80, 93), 50, "replaced (not the learning rates the run trained with)"),
+    ],
+)
+def test_a_schedule_change_on_resume_is_named_for_what_it_does(
+    caplog: pytest.LogCaptureFixture,
+    max_iter: int,
+    steps: tuple[int, ...],
+    warmup_iters: int,
+    change: str,
+) -> None:
+    """A run at iteration 85 of its schedule (100 steps, decays at 80 and 93) resumed with
+    another: every longer schedule was "extended", another preset's whole schedule too."""
+    saved, current = Config(), Config()
+    saved.train.max_iter, saved.train.steps, saved.train.warmup_iters = 100, (80, 93), 10
+    current.train.max_iter, current.train.steps = max_iter, steps
+    current.train.warmup_iters = warmup_iters
+    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
+        log_config_changes(saved, current, 85, base_lr=1.0, extended=False)
+    (record,) = caplog.records
+    assert record.getMessage().startswith(
+        f"schedule {change} on resume at iteration 85: max_iter 100 -> "
+    )
+    assert record.levelname == ("WARNING" if change.startswith("replaced") else "INFO")
+
+
+@pytest.mark.parametrize(
+    ("iteration", "gamma", "warmup_factor", "change"),
+    [
+        (85, 0.5, 0.01, "replaced (not the learning rates the run trained with)"),
+        (50, 0.5, 0.01, "changed ahead"),
+        (85, 0.1, 0.1, "replaced (not the learning rates the run trained with)"),
+    ],
+)
+def test_a_changed_gamma_or_warm_up_factor_on_resume_is_logged(
+    caplog: pytest.LogCaptureFixture,
+    iteration: int,
+    gamma: float,
+    warmup_factor: float,
+    change: str,
+) -> None:
+    """Another train.gamma or train.warmup_factor was not said, though it changes the learning
+    rates the run trained with (after its decay at 80, during its warm-up) or will train with."""
+    saved, current = Config(), Config()
+    for config in (saved, current):
+        config.train.max_iter, config.train.steps, config.train.warmup_iters = 100, (80,), 10
+    current.train.gamma, current.train.warmup_factor = gamma, warmup_factor
+    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
+        log_config_changes(saved, current, iteration, base_lr=1.0, extended=False)
+    changed = "gamma 0.1 -> 0.5" if gamma == 0.5 else "warm-up factor 0.01 -> 0.1"
+    line = (
+        f"schedule {change} on resume at iteration {iteration}: max_iter 100 -> 100, steps [80] "
+        f"-> [80], warm-up 10 -> 10, {changed}"
+    )
+    if change.startswith("replaced"):
+        rise = "; the learning rate rises from 0.1 to 0.5 there" if gamma == 0.5 else ""
+        kept = "train.gamma=0.1" if gamma == 0.5 else "train.warmup_factor=0.01"
+        line += (
+            f"{rise}; to keep the run's schedule, resume without --preset or --config (the "
+            f"run's config.json), or with --set {kept}"
+        )
+    assert [r.getMessage() for r in caplog.records] == [line]
+
+
+@pytest.mark.parametrize(
+    ("world_size", "batch_size", "expected"),
+    [
+        # torchrun with 2 processes resuming a 1-process run: twice the images, the lr scaled.
+        (
+            2,
+            2,
+            "1 process(es) x 2 image(s) x 1 micro-batch(es) (2 images/step, lr 3.13e-06)"
+            " with 2 x 2 x 1 (4 images/step, lr 6.25e-06)",
+        ),
+        (1, 4, "(2 images/step, lr 3.13e-06) with 1 x 4 x 1 (4 images/step, lr 6.25e-06)"),
+        (1, 2, None),
+    ],
+)
+def test_resuming_with_other_processes_or_batch_is_warned_about(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    world_size: int,
+    batch_size: int,
+    expected: str | None,
+) -> None:
+    """The checkpoint holds one RNG state per process: resuming with another number of processes
+    (or another batch) changes the images per step, the scaled lr and the data order."""
+    saved = Config()
+    saved.train.batch_size = 2
+    model, optimizer = _model_and_optimizer()
+    save_training_checkpoint(tmp_path, 8, model, optimizer, None, saved, CATEGORIES)
+    resumed = Config()
+    resumed.train.batch_size = batch_size
+    with caplog.at_level("WARNING", logger="sparsercnn.engine.resume"):
+        restore_training_state(
+            tmp_path, model, optimizer, None, resumed, CATEGORIES, world_size=world_size
+        )
+    warnings = [r.getMessage() for r in caplog.records if "resuming a run of" in r.getMessage()]
+    if expected is None:
+        assert not warnings
+    else:
+        (warning,) = warnings
+        assert expected in warning and "does not continue as the interrupted run" in warning
+
+
+@pytest.mark.parametrize(
+    ("saved", "resumed", "warned"),
+    [(None, True, True), (None, False, False), (True, False, True), (True, True, False)],
+)
+def test_resuming_with_grouping_turned_on_or_off_is_warned_about(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    saved: bool | None,
+    resumed: bool,
+    warned: bool,
+) -> None:
+    """Grouping changes the batches: resuming with it switched is warned about, and a
+    checkpoint saved before the option existed (``None``: no key) counts as ungrouped."""
+    config = Config()
+    if saved is not None:
+        config.train.aspect_ratio_grouping = saved
+    else:
+        original = Config.to_dict
+
+        def without_key(self: Config) -> dict[str, Any]:
+            data = original(self)
+            del data["train"]["aspect_ratio_grouping"]
+            return data
+
+        monkeypatch.setattr(Config, "to_dict", without_key)
+    model, optimizer = _model_and_optimizer()
+    save_training_checkpoint(tmp_path, 8, model, optimizer, None, config, CATEGORIES)
+    monkeypatch.undo()
+    current = Config()
+    current.train.aspect_ratio_grouping = resumed
+    with caplog.at_level("WARNING", logger="sparsercnn.engine.resume"):
+        restore_training_state(tmp_path, model, optimizer, None, current, CATEGORIES)
+    warnings = [r.getMessage() for r in caplog.records if "aspect-ratio grouping" in r.getMessage()]
+    assert bool(warnings) == warned
+    if warned:
+        flag = str(bool(saved)).lower()
+        assert f"--set train.aspect_ratio_grouping={flag} continues as it was" in warnings[0]
+
+
+def test_a_resume_checked_first_is_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """check_resume says before the data what restoring says after it (was: only restoring, after
+    the data's check): restoring from the checkpoint checked says nothing again, from another
+    one (the checked one damaged) says it of that one; what it refuses, both refuse."""
+    saved = Config()
+    saved.train.max_iter, saved.train.steps = 40, (30,)
+    model, optimizer = _model_and_optimizer()
+    save_training_checkpoint(tmp_path, 20, model, optimizer, None, saved, CATEGORIES)
+    newest = save_training_checkpoint(tmp_path, 40, model, optimizer, None, saved, CATEGORIES)
+    current = Config()
+    current.train.max_iter, current.train.steps, current.train.log_period = 40, (30,), 5
+    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
+        checked = check_resume(tmp_path, current)
+    said = [r.getMessage() for r in caplog.records]
+    assert checked is not None and (checked.path, checked.iteration) == (newest, 40)
+    assert "train.log_period 20 -> 5" in said[0] and "nothing to train" in said[1]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
+        restore_training_state(
+            tmp_path, model, optimizer, None, current, CATEGORIES, checked=checked
+        )
+    assert [r.getMessage() for r in caplog.records] == [f"resumed from {newest} at iteration 40"]
+    older = CheckedResume(tmp_path / "checkpoint_0000020.pt", 20)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
+        restore_training_state(tmp_path, model, optimizer, None, current, CATEGORIES, checked=older)
+    assert sum("train.log_period 20 -> 5" in r.getMessage() for r in caplog.records) == 1
+    current.train.max_iter = 30
+    with pytest.raises(ValueError, match=r"at iteration 40, past train\.max_iter 30"):
+        check_resume(tmp_path, current)
+    with pytest.raises(ValueError, match=r"at iteration 40, past train\.max_iter 30"):
+        restore_training_state(tmp_path, model, optimizer, None, current, CATEGORIES)
+
+
+def test_a_rank_the_checkpoint_has_no_state_of_keeps_its_own(tmp_path: Path) -> None:
+    """Resuming a 1-process run with 2: rank 1 keeps its own random numbers instead of taking
+    rank 0's (both would then draw the same dropout masks)."""
+    _save(tmp_path, 8)
+    model, optimizer = _model_and_optimizer()
+    streams = []
+    for rank in (0, 1):
+        torch.manual_seed(100 + rank)
+        restore_training_state(
+            tmp_path, model, optimizer, None, Config(), CATEGORIES, rank=rank, world_size=2
+        )
+        streams.append(torch.rand(4))
+    assert not torch.equal(streams[0], streams[1])
+    torch.manual_seed(101)
+    assert torch.equal(streams[1], torch.rand(4))
+
+
+@needs_proc_maps
+def test_a_restored_optimizer_trains_on_its_own_memory_not_the_file(tmp_path: Path) -> None:
+    """The checkpoint's tensors are mapped (read once): the model copies its weights, but the
+    optimizer keeps moments on its parameters' device as they are given, and trained on views
+    of a file the run prunes later."""
+    path = _save(tmp_path, 8)
+    model, optimizer = _model_and_optimizer()
+    restore_training_state(tmp_path, model, optimizer, None, Config(), CATEGORIES)
+    moments = [value for state in optimizer.state.values() for value in state.values()]
+    assert moments and not any(mapped_from(value, path) for value in moments)
+    assert not any(mapped_from(value, path) for value in model.state_dict().values())
+
+
+def _notes(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "before train.max_iter" in r.getMessage()]
+
+
+def test_the_schedule_notes_of_a_resumed_run_are_said_with_its_check_and_only_if_it_trains(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The trainer said what of the schedule a run never reaches after the data's check, and
+    also to a finished run resumed with nothing to train. check_resume says it before, once,
+    of a run that trains."""
+    config = Config()
+    config.train.max_iter, config.train.steps, config.train.warmup_iters = 40, (50,), 5
+    model, optimizer = _model_and_optimizer()
+    save_training_checkpoint(tmp_path / "run", 20, model, optimizer, None, config, CATEGORIES)
+    finished = tmp_path / "finished"
+    save_training_checkpoint(finished, 40, model, optimizer, None, config, CATEGORIES)
+    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
+        checked = check_resume(tmp_path / "run", config)
+        assert _notes(caplog) == [
+            "train.steps [50] are not before train.max_iter=40: the learning rate does not decay "
+            "there; set train.steps to change that"
+        ]
+        restore_training_state(
+            tmp_path / "run", model, optimizer, None, config, CATEGORIES, checked=checked
+        )
+        assert len(_notes(caplog)) == 1
+        caplog.clear()
+        check_resume(finished, config)
+        restore_training_state(finished, model, optimizer, None, config, CATEGORIES)
+    assert any("nothing to train" in r.getMessage() for r in caplog.records)
+    assert _notes(caplog) == []
