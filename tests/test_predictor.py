@@ -15,7 +15,7 @@ from PIL import Image
 
 from sparsercnn.cli.main import main
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.data.image_io import decode_image, load_image
+from sparsercnn.data.image_io import ImageReadError, decode_image, load_image
 from sparsercnn.drawing_writer import DrawingWriter
 from sparsercnn.engine.model_evaluation import evaluate_model_file
 from sparsercnn.image_inputs import DRAWINGS_MARKER
@@ -417,6 +417,26 @@ def test_errors_about_decoded_inputs_name_the_input(model_file: Path) -> None:
     # A generator is not a list of inputs: the message says what is accepted.
     with pytest.raises(TypeError, match="type generator; give a path, folder, PIL image"):
         predictor(image for image in [good])  # type: ignore[arg-type]
+
+
+def test_an_unreadable_file_raises_naming_it_or_is_left_out_when_asked(
+    model_file: Path, dataset: SyntheticCoco, tmp_path: Path
+) -> None:
+    """A truncated image among the files: the call raises naming it; iter_predictions with
+    on_unreadable predicts every other file, in order, and hands over the bad file's error."""
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes((dataset.image_dir / dataset.file_names[0]).read_bytes()[:200])
+    predictor = Predictor.from_file(model_file, batch_size=2)
+    good = dataset.image_paths[:3]
+    inputs = [good[0], truncated, *good[1:]]
+    with pytest.raises(ImageReadError, match=r"cut\.jpg'"):
+        predictor(inputs)
+    errors: list[ImageReadError] = []
+    predictions = list(predictor.iter_predictions(inputs, on_unreadable=errors.append))
+    assert [p.source for p in predictions] == [str(path) for path in good]
+    assert [error.path for error in errors] == [str(truncated)]
+    alone = predictor(good)
+    assert all(torch.equal(a.boxes, b.boxes) for a, b in zip(alone, predictions, strict=True))
 
 
 def test_iteration_is_lazy_ordered_and_holds_one_decoded_image_at_a_time(

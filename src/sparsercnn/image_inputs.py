@@ -16,13 +16,8 @@ import numpy as np
 from PIL import Image
 from torch import Tensor
 
-from sparsercnn.data.image_io import (
-    IMAGE_SUFFIXES,
-    DecodedImage,
-    decode_image,
-    load_image,
-    to_rgb,
-)
+from sparsercnn.data.image_io import DecodedImage, decode_image, load_image, to_rgb
+from sparsercnn.data.image_suffixes import IMAGE_SUFFIXES
 from sparsercnn.data.transforms import InferenceTransform
 from sparsercnn.paths import is_below
 

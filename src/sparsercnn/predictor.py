@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from torch import Tensor
 
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.data.image_io import DecodedImage
+from sparsercnn.data.image_io import DecodedImage, ImageReadError
 from sparsercnn.data.transforms import InferenceTransform, build_test_transform
 from sparsercnn.image_inputs import ImageInput, decode_input, expand_inputs
 from sparsercnn.model import SparseRCNN, build_postprocessor
@@ -95,10 +95,24 @@ class BatchPredictor:
         Image files are decoded as evaluation decodes them
         (:func:`~sparsercnn.image_inputs.decode_input`: a JPEG of at least twice the model's
         input in both sides at a reduced scale), so a file gets the same detections here as in
-        ``sparsercnn eval``; an image given decoded is used as it is."""
+        ``sparsercnn eval``; an image given decoded is used as it is.
+
+        Raises:
+            FileNotFoundError: a path does not exist, or a folder holds no image file.
+            ImageReadError: an image file (given, or found in a folder) cannot be read, naming
+                it: the call returns nothing, the predictions of the other images included;
+                :meth:`iter_predictions` with ``on_unreadable`` leaves such files out instead.
+            ValueError, TypeError: an image given decoded is unusable (naming it
+                ``<input i>``).
+        """
         return list(self.iter_predictions(inputs))
 
-    def iter_predictions(self, inputs: ImageInput | Sequence[ImageInput]) -> Iterator[Prediction]:
+    def iter_predictions(
+        self,
+        inputs: ImageInput | Sequence[ImageInput],
+        *,
+        on_unreadable: Callable[[ImageReadError], None] | None = None,
+    ) -> Iterator[Prediction]:
         """Like :meth:`__call__`, but yields predictions as they come (for large folders).
 
         Lazy: nothing is read before the first prediction is asked for. Inputs are read
@@ -108,31 +122,52 @@ class BatchPredictor:
         most the test resize's size each), however large the files. Predictions come in input
         order.
 
+        Args:
+            inputs: as :meth:`__call__` takes them.
+            on_unreadable: called with the error of each image file that cannot be read (a
+                truncated JPEG, an empty PNG; :attr:`ImageReadError.path
+                <sparsercnn.data.image_io.ImageReadError.path>` names it), which then has no
+                prediction: the others are predicted. ``None``: such a file raises.
+
         Raises:
             FileNotFoundError: a path does not exist, or a folder holds no image file.
-            ImageReadError: an image file cannot be read (naming it).
+            ImageReadError: an image file cannot be read (naming it), without
+                ``on_unreadable``; the predictions of its window of inputs, and of those after
+                it, are not made.
             ValueError, TypeError: an image given decoded is unusable (naming it
                 ``<input i>``).
         """
         items = expand_inputs(inputs)
         window = self.batch_size * LOOKAHEAD_BATCHES
         for start in range(0, len(items), window):
-            yield from self._predict_window(items[start : start + window])
+            yield from self._predict_window(items[start : start + window], on_unreadable)
 
-    def _predict_window(self, items: list[tuple[ImageInput, str]]) -> list[Prediction]:
+    def _predict_window(
+        self,
+        window: list[tuple[ImageInput, str]],
+        on_unreadable: Callable[[ImageReadError], None] | None,
+    ) -> list[Prediction]:
         resized: list[Tensor] = []
         rescale_sizes: list[tuple[int, int]] = []
         # Each image's pixel map (None: by the ratio of sizes) and full size: its detections
         # reach the full image as evaluation's do (Batch.rescale_sizes, Batch.to_original).
         to_full: list[tuple[PixelMap | None, tuple[int, int]]] = []
-        for image, source in items:
-            decoded = _decode_named(image, source, self.transform)
+        sources: list[str] = []  # of the images read
+        for image, source in window:
+            try:
+                decoded = _decode_named(image, source, self.transform)
+            except ImageReadError as error:
+                if on_unreadable is None:
+                    raise
+                on_unreadable(error)
+                continue
+            sources.append(source)
             tensor = self.transform.image_tensor(decoded.image)
             input_size = (int(tensor.shape[1]), int(tensor.shape[2]))
             resized.append(tensor)
             rescale_sizes.append(decoded.rescale_size(input_size))
             to_full.append((decoded.input_map(input_size), decoded.full_size))
-        groups = [list(range(len(items)))]
+        groups = [list(range(len(sources)))]
         if self.batch_invariant:
             sizes = [(int(t.shape[1]), int(t.shape[2])) for t in resized]
             groups = group_by_padded_size(sizes, self.size_divisibility)
@@ -145,7 +180,7 @@ class BatchPredictor:
                 )
                 detections.update(zip(batch, results, strict=True))
         predictions = []
-        for i, ((pixel_map, full_size), (_, source)) in enumerate(zip(to_full, items, strict=True)):
+        for i, ((pixel_map, full_size), source) in enumerate(zip(to_full, sources, strict=True)):
             found = detections_to_cpu(detections[i])
             if pixel_map is not None:
                 found = pixel_map.detections_to_full_image(found, full_size, self.clip_boxes)

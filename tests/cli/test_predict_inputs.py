@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sparsercnn.cli.predict_inputs import input_groups
-from sparsercnn.data.image_io import IMAGE_SUFFIXES
+from sparsercnn.cli.predict_inputs import INPUT_SUFFIXES, input_groups
+from sparsercnn.data.image_suffixes import IMAGE_SUFFIXES
 from sparsercnn.image_inputs import expand_inputs
-from sparsercnn.video.suffixes import VIDEO_SUFFIXES
 
 
 def test_a_folder_without_inputs_is_refused_as_in_python(tmp_path: Path) -> None:
@@ -22,8 +21,7 @@ def test_a_folder_without_inputs_is_refused_as_in_python(tmp_path: Path) -> None
     with pytest.raises(FileNotFoundError) as from_python:
         expand_inputs(tmp_path)
     assert str(from_cli.value) == (
-        f"folder {tmp_path} contains no image or video files "
-        f"({', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)})"
+        f"folder {tmp_path} contains no image or video files ({', '.join(INPUT_SUFFIXES)})"
     )
     assert str(from_python.value) == (
         f"folder {tmp_path} contains no image files ({', '.join(IMAGE_SUFFIXES)})"
@@ -88,6 +86,43 @@ def test_a_file_given_that_is_no_image_or_video_is_refused_before_any_work(
     ):
         input_groups([still, notes], None)
     assert input_groups([still], None) == [[still]]
+
+
+def test_each_image_is_opened_once_before_any_work(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every .png and .gif was opened twice: to tell an animation, then for the multi-frame
+    warning. A still one is opened once, and so is a multi-page TIFF (whose frames the warning
+    counts) and a GIF or PNG of another format's animation (a GIF named .png, an image that the
+    warning names); a JPEG is not opened."""
+    from PIL import Image
+
+    from sparsercnn.data import image_io
+
+    monkeypatch.setattr(image_io, "_NOTED", set())
+    names = ["still.png", "still.gif", "broken.png", "pages.tif", "photo.jpg", "gif.png"]
+    paths = [tmp_path / name for name in names]
+    for path in paths[:2]:
+        _save_frames(path, 1)
+    paths[2].write_bytes(b"not a png")
+    _save_frames(paths[3], 2)
+    _save_frames(paths[4], 1)
+    _save_frames(tmp_path / "animation.gif", 3)
+    (tmp_path / "animation.gif").rename(paths[5])
+    opened: list[str] = []
+    real_open = Image.open
+
+    def counting_open(name: str, *args: object, **kwargs: object) -> Image.Image:
+        opened.append(Path(name).name)
+        return real_open(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Image, "open", counting_open)
+    assert input_groups(paths, None) == [paths]
+    # The mislabelled GIF, opened again to count its frames for the warning.
+    assert sorted(opened) == sorted([*names[:4], "gif.png", "gif.png"])
+    (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert f"{paths[3]}: 2 frames (pages of a TIFF)" in warning.getMessage()
+    assert f"{paths[5]}: 3 frames (an animated GIF)" in warning.getMessage()
 
 
 def _save_frames(path: Path, num_frames: int) -> None:

@@ -21,7 +21,7 @@ def test_the_frame_list_is_staged_under_a_name_of_its_own(tmp_path: Path) -> Non
     hidden file."""
     output = tmp_path / "preds.json"
     (tmp_path / ".preds.frames.json.staged.tmp").mkdir()
-    assert write_outputs([], VIDEOS, output) == tmp_path / "preds.frames.json"
+    assert write_outputs([], VIDEOS, [], output) == tmp_path / "preds.frames.json"
     assert json.loads((tmp_path / "preds.frames.json").read_text())["videos"] == VIDEOS
     assert json.loads(output.read_text()) == []
 
@@ -32,7 +32,7 @@ def test_a_failed_results_write_names_the_results_and_leaves_no_staged_frame_lis
     output = tmp_path / "preds.json"
     output.mkdir()  # the results cannot be moved there
     with pytest.raises(IsADirectoryError) as raised:
-        write_outputs([], VIDEOS, output)
+        write_outputs([], VIDEOS, [], output)
     assert raised.value.strerror.startswith(f"could not write {output} (")
     assert list(tmp_path.iterdir()) == [output]
     assert leftover_temporaries(tmp_path, "*") == []
@@ -50,7 +50,7 @@ def test_a_failed_frame_list_write_names_the_frame_list(
 
     monkeypatch.setattr(Path, "write_text", full_disk)
     with pytest.raises(OSError) as raised:
-        write_outputs([], VIDEOS, tmp_path / "preds.json")
+        write_outputs([], VIDEOS, [], tmp_path / "preds.json")
     assert raised.value.errno == errno.ENOSPC
     assert raised.value.strerror.startswith(
         f"could not write {tmp_path / 'preds.frames.json'} (No space left on device)"

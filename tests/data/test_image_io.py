@@ -357,6 +357,22 @@ def test_an_empty_file_says_so(tmp_path: Path) -> None:
             read(empty)
 
 
+def test_a_read_error_gives_its_reason_apart_from_the_file_name(tmp_path: Path) -> None:
+    """What a list of unreadable files (predict's warning and frame list) gives beside each
+    name, without repeating it."""
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    for path, reason in [
+        (empty, "the file is empty (0 bytes): copy or export it again"),
+        (tmp_path / "missing.jpg", "not found: check the path"),
+        (tmp_path, "it is a folder, not a file"),
+    ]:
+        with pytest.raises(ImageReadError) as info:
+            load_image(path)
+        assert (info.value.path, info.value.reason) == (str(path), reason)
+        assert str(info.value).endswith(reason)
+
+
 def test_a_truncated_file_says_what_to_do(tmp_path: Path) -> None:
     full = tmp_path / "full.png"
     Image.fromarray(_quadrants(64, 64)).save(full)

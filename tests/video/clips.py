@@ -6,8 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import av
 
 RED_BOX_Y = (8, 28)  # rows of the red box
 GREEN_BOX = (40, 60, 60, 90)  # y1, y2, x1, x2 (for 64x96 frames)
@@ -40,6 +44,7 @@ def write_clip(
     x264_params: str = "",
     numbers: Sequence[int] | None = None,
     muxer_options: dict[str, str] | None = None,
+    audio: bool = False,
 ) -> Path:
     """Write an H.264 video (the container from the suffix) of :func:`clip_frame` frames;
     ``times_ms`` gives each frame's presentation time (a variable frame rate) instead of
@@ -49,7 +54,8 @@ def write_clip(
     ``x264_params``: libx264's own options (``"bframes=3:open-gop=1"``); its default has
     B-frames; ``numbers``: the frames written, at ``number / fps``, the others left out (a
     capture's dropped frames); ``muxer_options``: the container's (Matroska's
-    ``cluster_time_limit``)."""
+    ``cluster_time_limit``); ``audio``: a silent AAC stream beside the video, as a camera
+    records it, its packets interleaved with the frames'."""
     import av
 
     options = {"movflags": "faststart"} if faststart else {}
@@ -61,6 +67,7 @@ def write_clip(
         stream.pix_fmt = "yuv420p"
         if rotation:
             stream.set_display_rotation(rotation)
+        sound = container.add_stream("aac", rate=8000) if audio else None
         if times_ms is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
         if numbers is not None:
@@ -74,8 +81,23 @@ def write_clip(
             elif numbers is not None:
                 frame.pts, frame.time_base = index, Fraction(1, fps)
             container.mux(stream.encode(frame))
+            if sound is not None:
+                container.mux(sound.encode(_silence(sound.rate)))
         container.mux(stream.encode())
+        if sound is not None:
+            container.mux(sound.encode())
     return path
+
+
+def _silence(rate: int) -> av.AudioFrame:
+    """1024 silent mono samples (an AAC frame) at ``rate`` per second."""
+    import av
+
+    frame = av.AudioFrame.from_ndarray(
+        np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+    )
+    frame.sample_rate = rate
+    return frame
 
 
 def cut_at_keyframe(clip: Path, target: Path, keyframe: int = 1) -> Path:
@@ -101,11 +123,7 @@ def write_audio_only(path: Path) -> Path:
 
     with av.open(str(path), "w") as container:
         stream = container.add_stream("aac", rate=8000)
-        frame = av.AudioFrame.from_ndarray(
-            np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
-        )
-        frame.sample_rate = 8000
-        container.mux(stream.encode(frame))
+        container.mux(stream.encode(_silence(stream.rate)))
         container.mux(stream.encode())
     return path
 

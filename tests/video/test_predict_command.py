@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import sys
 from collections import defaultdict
@@ -28,7 +29,8 @@ from sparsercnn.image_inputs import DRAWINGS_MARKER
 from sparsercnn.prediction import Prediction
 from sparsercnn.video import VIDEO_SUFFIXES
 from sparsercnn.visualization.draw import draw_detections
-from tests.video.clips import clip_frame, decode, write_audio_only, write_clip
+from tests.synthetic_coco import truncate
+from tests.video.clips import RED_BOX_Y, clip_frame, decode, red_box_x, write_audio_only, write_clip
 from tests.video.test_reader import damage_packets, write_frames
 
 
@@ -123,6 +125,39 @@ def test_a_frame_folder_with_fps_is_one_video(unclipped_model_file: Path, tmp_pa
     assert sorted(p.name for p in drawn.iterdir()) == [DRAWINGS_MARKER, "frames.mp4"]
     frames, fps, _ = decode(drawn / "frames.mp4")
     assert len(frames) == 3 and fps == Fraction(3)
+
+
+def test_a_frame_folder_s_unreadable_frames_are_skipped_keeping_the_later_frames_times(
+    unclipped_model_file: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A truncated frame stopped the run, writing nothing. It is skipped as a damaged video's
+    frame is, listed and warned about; in the annotated video, at a constant rate, the frame
+    drawn before it holds its place (the first frame read holds the first places)."""
+    paths = write_frames(tmp_path / "frames", 6)
+    for index in (0, 3, 5):
+        truncate(paths[index])
+    output, drawn = tmp_path / "preds.json", tmp_path / "drawn"
+    args = [tmp_path / "frames", "--fps", "6", "--output", output, "--save-images", drawn]
+    with caplog.at_level(logging.WARNING):
+        assert run_predict(unclipped_model_file, *args, "--score-threshold", "1") == 0
+    assert "on 3 frames of 1 video written to" in capsys.readouterr().out
+    (listed,) = json.loads((tmp_path / "preds.frames.json").read_text())["videos"]
+    assert [frame["frame_index"] for frame in listed["frames"]] == [1, 2, 4]
+    assert listed["skipped_frames"] == [0, 3, 5]
+    (warning,) = [r.getMessage() for r in caplog.records if "could not be read" in r.getMessage()]
+    assert warning.startswith(
+        f"frame folder {tmp_path / 'frames'}: skipped 3 frames that could not be read, numbered "
+        f"0 ({paths[0]}: the file is truncated"
+    )
+    frames, fps, _ = decode(drawn / "frames.mp4")
+    assert len(frames) == 6 and fps == 6
+    # Where each frame's red box is: the frame drawn in each place.
+    red = [np.flatnonzero((f[RED_BOX_Y[0] + 2, :, 0] > 180) & (f[RED_BOX_Y[0] + 2, :, 1] < 80))
+           for f in frames]  # fmt: skip
+    assert [int(columns[0]) for columns in red] == [red_box_x(i)[0] for i in (1, 1, 2, 2, 4, 4)]
 
 
 def test_a_frame_folder_leaves_out_the_drawings_below_it(

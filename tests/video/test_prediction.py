@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,9 +13,11 @@ from PIL import Image
 from torch import Tensor
 
 from sparsercnn.data.categories import CategoryMap
+from sparsercnn.data.image_io import ImageReadError
 from sparsercnn.predictor import BatchPredictor, Predictor
 from sparsercnn.structures import Detections
 from sparsercnn.video import FrameFolder, VideoFile, frame_records, predict_video
+from tests.synthetic_coco import truncate
 from tests.video.clips import write_clip
 from tests.video.test_reader import write_frames
 
@@ -127,3 +130,27 @@ def test_a_folder_sequence_can_be_given_opened(predictor: Predictor, tmp_path: P
     write_frames(tmp_path / "frames", 3)
     results = list(predict_video(predictor, FrameFolder(tmp_path / "frames", fps=30)))
     assert [frame.index for frame, _ in results] == [0, 1, 2]
+
+
+def test_a_frame_folder_s_unreadable_frames_are_skipped_and_listed(
+    predictor: Predictor, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A truncated frame raised, losing every prediction after it; now it is skipped as a
+    damaged video's frame is (those ``every`` leaves out are not read, nor listed). A folder of
+    which no frame kept can be read is an error naming each."""
+    paths = write_frames(tmp_path / "frames", 7)
+    for index in (2, 3, 6):
+        truncate(paths[index])
+    folder = FrameFolder(tmp_path / "frames", fps=5)
+    with caplog.at_level(logging.WARNING):
+        results = list(predict_video(predictor, folder, every=2))
+    assert [frame.index for frame, _ in results] == [0, 4]
+    assert [prediction.source for _, prediction in results] == [str(folder.path)] * 2
+    assert folder.skipped_frames == [2, 6]
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert f"numbered 2 ({paths[2]}: the file is truncated" in warning
+    assert list(predict_video(predictor, folder, every=3))  # 0, 3, 6: 0 is read
+    assert folder.skipped_frames == [3, 6]
+    truncate(paths[0])
+    with pytest.raises(ImageReadError, match=r"none of the 3 frames to predict could be read"):
+        list(predict_video(predictor, folder, every=3))

@@ -6,6 +6,7 @@ import logging
 import sys
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -488,3 +489,26 @@ def test_an_animated_gif_is_told_without_counting_its_frames(
 
     monkeypatch.setattr(GifImagePlugin.GifImageFile, "n_frames", property(counted))
     assert is_animation(animated) and not is_animation(still)
+
+
+@pytest.mark.parametrize(("suffix", "audio_followed"), [("mp4", False), ("mkv", True)])
+def test_only_matroska_s_other_streams_are_followed_for_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str, audio_followed: bool
+) -> None:
+    """Every audio packet of an MP4 (or AVI, MPEG-TS) was demuxed and looked at for damage,
+    which only Matroska's need (a stretch skipped may end at any stream's packet)."""
+    from sparsercnn.video.demux_damage import DemuxDamage
+
+    video = VideoFile(write_clip(tmp_path / f"clip.{suffix}", 8, audio=True))
+    followed: list[str] = []
+    for method in ("damaged", "pass_over"):
+        original = getattr(DemuxDamage, method)
+
+        def spy(self: DemuxDamage, packet: Any, _original: Any = original) -> Any:
+            followed.append(packet.stream.type)
+            return _original(self, packet)
+
+        monkeypatch.setattr(DemuxDamage, method, spy)
+    assert [frame.index for frame in video.frames()] == list(range(8))
+    assert ("audio" in followed) == audio_followed
+    assert followed.count("video") >= 8

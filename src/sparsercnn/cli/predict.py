@@ -4,7 +4,8 @@ Inputs run in the order given (:func:`~sparsercnn.cli.predict_inputs.input_group
 consecutive images share batches, and each video (or, with ``--fps``, each folder of frames)
 runs through :func:`~sparsercnn.cli.predict_sequences.predict_sequence`; the frames predicted are
 listed beside the results (:func:`~sparsercnn.cli.predict_sequences.frame_list_path`), with or
-without detections.
+without detections. An image that cannot be read is left out, the others written
+(:func:`~sparsercnn.cli.predict_inputs.unreadable_images`), and the exit status is 2.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ from sparsercnn.cli.common import (
     user_path,
     warn_replacing,
 )
-from sparsercnn.cli.predict_inputs import input_groups, refuse_writing_over_inputs
+from sparsercnn.cli.predict_inputs import (
+    input_groups,
+    refuse_media_output,
+    refuse_writing_over_inputs,
+    unreadable_images,
+    warn_unreadable,
+)
 from sparsercnn.cli.predict_sequences import (
     annotated_video_targets,
     predict_sequence,
@@ -43,6 +50,7 @@ from sparsercnn.video.suffixes import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
     from sparsercnn.cli.predict_inputs import InputGroup
+    from sparsercnn.data.image_io import ImageReadError
     from sparsercnn.export.onnx_runtime import OnnxPredictor
     from sparsercnn.predictor import Predictor
 
@@ -60,7 +68,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "video), and file_name is the video; every frame predicted, with or without detections, "
         "is listed in OUTPUT.frames.json. Optionally draw the detections: images keep their "
         "relative paths and formats below the inputs' common folder, videos and frame folders "
-        "become annotated .mp4 videos there.",
+        "become annotated .mp4 videos there. An image that cannot be read (a truncated "
+        "JPEG, an empty PNG) is left out and the others are predicted and written; a warning "
+        "names each such image, OUTPUT.frames.json lists it, and the exit status is 2; a run "
+        "that reads no input at all is an error that writes nothing. A frame of an --fps "
+        "folder that cannot be read is skipped as a damaged video's is, with a warning.",
     )
     model = parser.add_mutually_exclusive_group(required=True)
     add_model_argument(model, required=False)
@@ -82,7 +94,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "with a warning). With videos or frame folders, every frame predicted is also listed, "
         "with its number of detections, in the same name with suffix .frames.json "
         "(predictions.frames.json), with the frames of a damaged video that did not decode "
-        "(images are listed by their records alone)",
+        "(and a frame folder's that could not be read); "
+        "so are the images that could not be read (images are otherwise listed by their "
+        "records alone)",
     )
     parser.add_argument(
         "--save-images",
@@ -123,15 +137,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Predict every input and write the outputs.
+
+    Returns:
+        0, or 2 (:data:`~sparsercnn.cli.main.EXIT_BAD_INPUT`) when images could not be read
+        and were left out, the others' outputs written
+        (:func:`~sparsercnn.cli.predict_inputs.unreadable_images`).
+    """
     from contextlib import nullcontext
 
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from sparsercnn.cli.main import EXIT_BAD_INPUT
     from sparsercnn.cli.predict_progress import PredictionProgress
     from sparsercnn.drawing_writer import DrawingWriter
 
     check_model_paths(args)
     check_output_path(args.output, "--output", inputs={"--model": args.model, "--onnx": args.onnx})
+    refuse_media_output(args.output, args.paths)
     if args.save_images is not None:
         check_output_path(args.save_images, "--save-images", folder=True)
     elif args.score_threshold is not None:
@@ -161,7 +184,6 @@ def run(args: argparse.Namespace) -> int:
         )
         video_targets = annotated_video_targets(drawings, groups, args.every)
     refuse_writing_over_inputs(groups, args.output, drawings)
-    refuse_media_output(args.output)
     # Not before the flags and paths are refused (--precision against an ONNX graph's once it
     # is loaded, an --output that is an input): a refused command has nothing to replace.
     warn_replacing(args.output, "--output")
@@ -170,28 +192,41 @@ def run(args: argparse.Namespace) -> int:
     records: list[Mapping[str, Any]] = []
     videos: list[dict[str, Any]] = []  # each sequence's frame list
     num_images = 0
+    errors: list[ImageReadError] = []  # of the images that could not be read, left out
     progress = PredictionProgress(groups, args.every)
+
+    def leave_out(error: ImageReadError) -> None:
+        errors.append(error)
+        progress.count()
+
     # The drawings take their places once the JSON is written; an error leaves neither.
     with progress, logging_redirect_tqdm(), drawings if drawings is not None else nullcontext():
         for i, group in enumerate(groups):
             if isinstance(group, list):
-                for prediction in predictor.iter_predictions(group):
+                for prediction in predictor.iter_predictions(group, on_unreadable=leave_out):
                     records.extend(prediction.to_coco_results(predictor.categories))
                     if drawings is not None:
                         drawings.write(prediction, predictor.categories.distinct_names)
                     progress.count()
-                num_images += len(group)
+                    num_images += 1
             else:
                 writer = video_writer(drawings, video_targets.get(group.path), group, args.every)
                 videos.append(predict_sequence(predictor, group, args, writer, records, progress))
             progress.input_done(i)
-        frame_list = write_outputs(records, videos, args.output)
-    num_frames = sum(len(video["frames"]) for video in videos)
+        num_frames = sum(len(video["frames"]) for video in videos)
+        unreadable = unreadable_images(errors, num_images + num_frames)
+        frame_list = write_outputs(records, videos, unreadable, args.output)
+    warn_unreadable(unreadable, frame_list)
     print(
         f"{len(records)} detections on {describe(groups, num_images, num_frames)} written to "
         f"{args.output}"
-        + (f" (every frame predicted listed in {frame_list})" if frame_list else "")
+        + (f" (every frame predicted listed in {frame_list})" if videos else "")
         + f"; run on {predictor.runs_on}"
+        + (
+            f"; {counted(len(unreadable), 'image')} could not be read (listed in {frame_list})"
+            if unreadable
+            else ""
+        )
     )
     if drawings is not None:
         replaced = drawings.overwritten
@@ -199,19 +234,7 @@ def run(args: argparse.Namespace) -> int:
             f"drawn detections (score >= {args.score_threshold}) in {args.save_images}"
             + (f" ({len(replaced)} earlier drawings replaced)" if replaced else "")
         )
-    return 0
-
-
-def refuse_media_output(output: Path) -> None:
-    """Fail before any work when ``--output`` names an image or a video (``--output
-    drawn.mp4``): the results JSON would be written under that name, replacing such a file."""
-    from sparsercnn.data.image_io import IMAGE_SUFFIXES
-
-    if output.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
-        raise ValueError(
-            f"--output {output} names an image or video file, but --output is the results "
-            "JSON: give a .json name (--save-images DIR draws the detections)"
-        )
+    return EXIT_BAD_INPUT if unreadable else 0
 
 
 def build_predictor(args: argparse.Namespace) -> Predictor | OnnxPredictor:

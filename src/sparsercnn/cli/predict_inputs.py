@@ -1,6 +1,7 @@
 """The inputs of ``sparsercnn predict``: the paths given, found and grouped in order
-(:func:`input_groups`), and refused before any work when one is given twice or an output would
-replace one (:func:`refuse_writing_over_inputs`).
+(:func:`input_groups`), refused before any work when one is given twice or an output would
+replace one (:func:`refuse_writing_over_inputs`, :func:`refuse_media_output`), and the images
+that could not be read when their turn came (:func:`unreadable_images`, :func:`warn_unreadable`).
 
 A folder stands for its images and videos (:func:`~sparsercnn.image_inputs.folder_files`), or
 with ``--fps`` for one frame sequence; the command runs each :data:`InputGroup` in turn.
@@ -8,18 +9,28 @@ with ``--fps`` for one frame sequence; the command runs each :data:`InputGroup` 
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sparsercnn.data.image_suffixes import IMAGE_SUFFIXES
 from sparsercnn.video.suffixes import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
+    from sparsercnn.data.image_io import ImageReadError
     from sparsercnn.drawing_writer import DrawingWriter
     from sparsercnn.video import FrameSequence
 
     # A run of consecutive image files (batched together), or one opened video or frame folder.
     InputGroup = list[Path] | FrameSequence
+
+logger = logging.getLogger(__name__)
+
+# The suffixes of the files predict reads: a folder's inputs, and a file given that is not
+# looked into first (:func:`refuse_unknown_file`).
+INPUT_SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
 
 
 def input_groups(
@@ -41,6 +52,9 @@ def input_groups(
     from sparsercnn.data.image_io import warn_multi_frame_files
     from sparsercnn.video import FrameFolder, VideoFile, is_video_file
 
+    # multi_frame_format of the .gif and .png files, read once to tell an animation.
+    frames_formats: dict[str, str | None] = {}
+
     items: list[Path | FrameSequence] = []
     given: list[tuple[Path, Path]] = []  # (input, the path the user gave for it)
     for path in paths:
@@ -55,13 +69,13 @@ def input_groups(
     for path, _ in given:
         if fps is not None and path.is_dir():
             items.append(FrameFolder(path, fps, skip=skip))
-        elif is_video_file(path):  # an animated GIF or PNG too: every frame, not the first alone
+        elif is_video_file(path, frames_formats):  # an animated GIF or PNG: every frame
             items.append(VideoFile(path))
         else:
             items.append(path)
     if fps is not None and not any(isinstance(item, FrameFolder) for item in items):
         raise ValueError("--fps reads folders as frame sequences, but no folder was given")
-    warn_multi_frame_files([item for item in items if isinstance(item, Path)])
+    warn_multi_frame_files([item for item in items if isinstance(item, Path)], frames_formats)
     groups: list[InputGroup] = []
     for item in items:
         if not isinstance(item, Path):
@@ -81,9 +95,9 @@ def refuse_unknown_file(path: Path) -> None:
     Raises:
         ValueError: naming the file, its suffix and the suffixes read.
     """
-    from sparsercnn.data.image_io import IMAGE_SUFFIXES, ImageReadError, read_image_header
+    from sparsercnn.data.image_io import ImageReadError, read_image_header
 
-    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
+    if path.is_dir() or path.suffix.lower() in INPUT_SUFFIXES:
         return
     try:
         read_image_header(path)
@@ -131,12 +145,11 @@ def folder_inputs(folder: Path, skip: Path | None) -> list[Path]:
     Raises:
         FileNotFoundError: none is left.
     """
-    from sparsercnn.image_inputs import IMAGE_SUFFIXES, folder_files, no_files_error
+    from sparsercnn.image_inputs import folder_files, no_files_error
 
-    suffixes = IMAGE_SUFFIXES + VIDEO_SUFFIXES
-    found = folder_files(folder, suffixes, skip)
+    found = folder_files(folder, INPUT_SUFFIXES, skip)
     if not found:
-        raise no_files_error(folder, "image or video files", suffixes)
+        raise no_files_error(folder, "image or video files", INPUT_SUFFIXES)
     return found
 
 
@@ -149,7 +162,6 @@ def refuse_writing_over_inputs(
     (``--save-images`` naming the images' folder), another input, or a file of the user's; or
     when ``--save-images`` holds the user's images or videos
     (:meth:`~sparsercnn.drawing_writer.DrawingWriter.check_folder`)."""
-    from sparsercnn.image_inputs import IMAGE_SUFFIXES
     from sparsercnn.video import FrameFolder
 
     images = [path for group in groups if isinstance(group, list) for path in group]
@@ -160,9 +172,71 @@ def refuse_writing_over_inputs(
         for file in (group.files if isinstance(group, FrameFolder) else [group.path])
     ]
     if output.exists() and any(output.samefile(file) for file in files):
-        raise ValueError(f"--output {output} is one of the inputs; give another file name")
+        raise _output_is_an_input(output)
     if drawings is None:
         return
     for image in images:
         drawings.check_image(image)
-    drawings.check_folder(IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+    drawings.check_folder(INPUT_SUFFIXES)
+
+
+def refuse_media_output(output: Path, paths: Sequence[Path]) -> None:
+    """Fail before any work when ``--output`` names an image or a video (``--output
+    drawn.mp4``): the results JSON would be written under that name, replacing such a file.
+    Its suffix alone tells: call it before the model is loaded and the inputs opened. One of
+    the input ``paths`` as given is named as such (as :func:`refuse_writing_over_inputs`
+    names every input file)."""
+    if output.suffix.lower() in INPUT_SUFFIXES:
+        if output.is_file() and any(path.is_file() and output.samefile(path) for path in paths):
+            raise _output_is_an_input(output)
+        raise ValueError(
+            f"--output {output} names an image or video file, but --output is the results "
+            "JSON: give a .json name (--save-images DIR draws the detections)"
+        )
+
+
+def _output_is_an_input(output: Path) -> ValueError:
+    return ValueError(f"--output {output} is one of the inputs; give another file name")
+
+
+def unreadable_images(errors: list[ImageReadError], num_read: int) -> list[dict[str, str]]:
+    """The images that could not be read (a truncated JPEG, an empty PNG), as the frame list
+    records them (:func:`~sparsercnn.cli.predict_sequences.write_outputs`): ``file_name`` (as
+    records name an image) and ``reason``. Such an image is left out and the others predicted,
+    unless no input was predicted at all.
+
+    Args:
+        errors: the error of each image that could not be read, in input order.
+        num_read: how many images and frames were predicted.
+
+    Raises:
+        ImageReadError: no input was read (``num_read`` is 0): the one image's own error, or
+            one naming every image and why.
+    """
+    from sparsercnn.data.image_io import ImageReadError
+    from sparsercnn.text import counted, listing
+
+    if errors and num_read == 0:
+        if len(errors) == 1:
+            raise errors[0]
+        raise ImageReadError(
+            f"none of the {counted(len(errors), 'image')} could be read: "
+            + listing([f"{error.path} ({error.reason})" for error in errors])
+        )
+    return [{"file_name": error.path, "reason": error.reason} for error in errors]
+
+
+def warn_unreadable(unreadable: list[dict[str, str]], listed_in: Path | None) -> None:
+    """One warning naming each image of :func:`unreadable_images` (the first 10, and how many)
+    and why, and the file ``listed_in`` that lists them all."""
+    from sparsercnn.text import counted, listing
+
+    if not unreadable:
+        return
+    logger.warning(
+        "%s could not be read and %s left out (listed in %s): %s",
+        counted(len(unreadable), "image"),
+        "was" if len(unreadable) == 1 else "were",
+        listed_in,
+        listing([f"{image['file_name']} ({image['reason']})" for image in unreadable]),
+    )

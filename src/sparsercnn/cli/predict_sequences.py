@@ -2,7 +2,7 @@
 :func:`sparsercnn.video.predict_video` (:func:`predict_sequence`), its annotated video
 (:func:`annotated_video_targets`, :func:`video_writer`), and the frame list written beside the
 results (:func:`frame_list_path`, :func:`write_outputs`), which names every frame predicted,
-with or without detections.
+with or without detections, and every image that could not be read.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from sparsercnn.cli.predict_inputs import InputGroup
     from sparsercnn.cli.predict_progress import PredictionProgress
     from sparsercnn.drawing_writer import DrawingWriter
@@ -99,12 +101,16 @@ def predict_sequence(
     """Add the records of every ``--every``-th frame of ``sequence`` to ``records`` and, with a
     ``writer`` (:func:`video_writer`), write its annotated video.
 
+    A frame folder's annotated video is at a constant rate: a frame that could not be read is
+    drawn as the frame before it (the first frames, as the first frame read), which keeps
+    every later frame at its time.
+
     Returns:
         The sequence's frame list: ``file_name`` (as in its records), ``frames``, each
         predicted frame's :func:`~sparsercnn.video.frame_summary` (its detections counted), and
-        ``skipped_frames``, the indices of its frames that did not decode (a damaged video;
-        :attr:`~sparsercnn.video.FrameSequence.skipped_frames`), all of them whatever
-        ``--every`` keeps.
+        ``skipped_frames``, the indices of its frames that did not decode
+        (:attr:`~sparsercnn.video.FrameSequence.skipped_frames`): a damaged video's, all of
+        them whatever ``--every`` keeps; a frame folder's, those kept that could not be read.
     """
     from contextlib import nullcontext
 
@@ -118,6 +124,7 @@ def predict_sequence(
     timed = not isinstance(sequence, FrameFolder)
     frames: list[dict[str, Any]] = []
     resized = False
+    drawn: Image.Image | None = None  # the last frame drawn
     with writer if writer is not None else nullcontext():
         for frame, prediction in predict_video(predictor, sequence, every=args.every):
             records.extend(frame_records(frame, prediction, predictor.categories))
@@ -137,13 +144,25 @@ def predict_sequence(
                         warn_resized(sequence, frame, writer.size)
                     resized = True
                     drawing = ImageOps.pad(drawing, writer.size[::-1])
+                if not timed:  # frames before this one that could not be read hold their places
+                    hold(writer, drawing if drawn is None else drawn, frame.index // args.every)
                 writer.write(drawing, frame.timestamp if timed else None)
+                drawn = drawing
             progress.count()
+        if writer is not None and drawn is not None and not timed:
+            hold(writer, drawn, len(range(0, sequence.num_frames or 0, args.every)))
     return {
         "file_name": str(sequence.path),
         "frames": frames,
         "skipped_frames": sequence.skipped_frames,
     }
+
+
+def hold(writer: VideoWriter, drawing: Image.Image, num_frames: int) -> None:
+    """Write ``drawing`` until the constant-rate ``writer`` holds ``num_frames`` frames: in the
+    places of a frame folder's frames that could not be read."""
+    for _ in range(num_frames - writer.num_frames):
+        writer.write(drawing)
 
 
 def warn_resized(sequence: FrameSequence, frame: Frame, size: tuple[int, int]) -> None:
@@ -179,19 +198,24 @@ def frame_list_path(output: Path) -> Path:
 
 
 def write_outputs(
-    records: list[Mapping[str, Any]], videos: list[dict[str, Any]], output: Path
+    records: list[Mapping[str, Any]],
+    videos: list[dict[str, Any]],
+    unreadable: list[dict[str, str]],
+    output: Path,
 ) -> Path | None:
     """Write the COCO results ``records`` to ``output`` and, when videos or frame folders were
-    predicted, their frame lists (:func:`predict_sequence`) to :func:`frame_list_path`: a JSON
+    predicted or images could not be read, the frame list to :func:`frame_list_path`: a JSON
     object ``{"results": output's name, "videos": [{"file_name", "frames": [{"frame_index",
     "timestamp", "frame_file" (frame folders only), "num_detections"}, ...], "skipped_frames":
-    [frame_index, ...]}, ...]}``, which tells a frame predicted without detections (no
-    records) from one never predicted, and one that did not decode from one ``--every`` left
-    out.
+    [frame_index, ...]}, ...], "unreadable_images": [{"file_name", "reason"}, ...]}``
+    (:func:`predict_sequence`, :func:`~sparsercnn.cli.predict_inputs.unreadable_images`), which
+    tells a frame predicted without detections (no records) from one never predicted, one that
+    did not decode from one ``--every`` left out, and an image without detections from one that
+    could not be read.
 
     Each is written atomically, the frame list staged until the results are in place: a failed
     write leaves both as they were. A frame list an earlier run left is removed when this run
-    predicted no frame: it described the results now replaced.
+    has none to write: it described the results now replaced.
 
     Returns:
         The frame list's path, or None when none was written.
@@ -200,17 +224,19 @@ def write_outputs(
     from sparsercnn.evaluation.results import write_results_json
 
     frame_list = frame_list_path(output)
-    if not videos:
+    if not videos and not unreadable:
         write_results_json(records, output)
         if frame_list.is_file():
             logger.warning(
-                "removing %s, the frame list of the earlier %s (this run predicted no video)",
+                "removing %s, the frame list of the earlier %s (this run predicted no video, "
+                "and read every image)",
                 frame_list,
                 output,
             )
             frame_list.unlink()
         return None
-    text = json.dumps({"results": output.name, "videos": videos}, separators=(",", ":"))
+    listed = {"results": output.name, "videos": videos, "unreadable_images": unreadable}
+    text = json.dumps(listed, separators=(",", ":"))
     # Under a temporary name until the results are written: the two change together (an error
     # writing the results names the results).
     with AtomicFile(frame_list) as staged:

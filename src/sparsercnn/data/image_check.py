@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from sparsercnn.data.image_io import IMAGE_SUFFIXES, ImageReadError, load_image_and_header
+from sparsercnn.data.image_io import ImageReadError, load_image_and_header
+from sparsercnn.data.image_suffixes import IMAGE_SUFFIXES
 from sparsercnn.data.validation import (
     REPEATED_FILE_CONSEQUENCE,
     DatasetError,

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -59,8 +59,6 @@ from sparsercnn.text import counted, listing
 
 logger = logging.getLogger(__name__)
 
-# The suffixes (lower case) of the files taken for images where a folder is read or looked over.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 # Those of formats whose files may hold several frames or pages: GIF, APNG, WebP, TIFF.
 MULTI_FRAME_SUFFIXES = (".png", ".tif", ".tiff", ".webp", ".gif")
 _ORIENTATION_TAG = 0x0112
@@ -81,13 +79,16 @@ class ImageReadError(OSError):
 
     Attributes:
         path: the offending file, as given by the caller.
+        reason: why, in words, without the file's name (``"the file is empty (0 bytes): copy
+            or export it again"``): what a list of such files gives beside each name.
     """
 
-    def __init__(self, message: str, path: str = "") -> None:
+    def __init__(self, message: str, path: str = "", reason: str = "") -> None:
         # A single argument keeps OSError from reading it as (errno, strerror) and lets the
         # DataLoader re-raise worker errors as this type (it calls ``type(exc)(message)``).
         super().__init__(message)
         self.path = path
+        self.reason = reason or message
 
 
 class ImageHeader(NamedTuple):
@@ -269,31 +270,33 @@ def _opened_image(name: str) -> Iterator[Image.Image]:
 
 def _read_error(name: str, exc: BaseException) -> ImageReadError:
     """The error of a file that cannot be opened or decoded, saying why in words."""
-    if isinstance(exc, FileNotFoundError) and os.path.islink(name):
-        reason = f"it is a link to {os.readlink(name)!r}, which does not exist: fix or remove it"
-        return ImageReadError(f"cannot read image {name!r}: {reason}", name)
-    if isinstance(exc, FileNotFoundError):
-        return ImageReadError(f"image file {name!r} was not found: check the path", name)
+    if isinstance(exc, FileNotFoundError) and not os.path.islink(name):
+        reason = "not found: check the path"
+        return ImageReadError(f"image file {name!r} was {reason}", name, reason)
+    reason = _read_error_reason(name, exc)
+    return ImageReadError(f"cannot read image {name!r}: {reason}", name, reason)
+
+
+def _read_error_reason(name: str, exc: BaseException) -> str:
+    """Why the file ``name`` cannot be read, in words (:func:`_read_error`)."""
+    if isinstance(exc, FileNotFoundError):  # a link whose target is gone
+        return f"it is a link to {os.readlink(name)!r}, which does not exist: fix or remove it"
     if isinstance(exc, IsADirectoryError):
-        return ImageReadError(f"cannot read image {name!r}: it is a folder, not a file", name)
+        return "it is a folder, not a file"
     if isinstance(exc, PermissionError):
-        return ImageReadError(f"cannot read image {name!r}: permission denied", name)
+        return "permission denied"
     if isinstance(exc, Image.DecompressionBombError):
-        reason = (
+        return (
             f"{exc} (Pillow's guard against decompression bombs); if the file is trusted, "
             "downscale it, or raise PIL.Image.MAX_IMAGE_PIXELS in Python"
         )
-        return ImageReadError(f"cannot read image {name!r}: {reason}", name)
     if isinstance(exc, UnidentifiedImageError):
         if _is_empty(name):
-            reason = "the file is empty (0 bytes): copy or export it again"
-        else:
-            reason = "not an image, or a damaged one (Pillow cannot identify its format)"
-        return ImageReadError(f"cannot read image {name!r}: {reason}", name)
+            return "the file is empty (0 bytes): copy or export it again"
+        return "not an image, or a damaged one (Pillow cannot identify its format)"
     if isinstance(exc, ValueError):  # Pillow's own words: a mode with no RGB, a bad tile
-        return ImageReadError(f"cannot read image {name!r}: {exc}", name)
-    reason = f"the file is truncated or damaged ({exc}): copy or export it again"
-    return ImageReadError(f"cannot read image {name!r}: {reason}", name)
+        return str(exc)
+    return f"the file is truncated or damaged ({exc}): copy or export it again"
 
 
 def _is_empty(name: str) -> bool:
@@ -315,18 +318,31 @@ def multi_frame_format(path: str | os.PathLike[str]) -> str | None:
         return (image.format or "") if _is_multi_frame(image) else None
 
 
-def warn_multi_frame_files(paths: Sequence[str | os.PathLike[str]]) -> None:
+def warn_multi_frame_files(
+    paths: Sequence[str | os.PathLike[str]], frames_formats: Mapping[str, str | None] | None = None
+) -> None:
     """Warn, naming every one, of the files of ``paths`` that have several frames or pages
     (:func:`warn_multi_frame`): the images a run is about to read. Only the headers of files
     with a suffix of :data:`MULTI_FRAME_SUFFIXES` are read; a file whose header cannot be read
-    is left to its reading to report."""
+    is left to its reading to report.
+
+    Args:
+        paths: the image files.
+        frames_formats: :func:`multi_frame_format` of files already opened, by name (None: a
+            still image, or one that cannot be opened): those are opened again only to count
+            the frames of one that has several.
+    """
+    known = frames_formats or {}
     headers = []
     for path in paths:
-        if os.fspath(path).lower().endswith(MULTI_FRAME_SUFFIXES):
-            try:
-                headers.append((os.fspath(path), read_image_header(path)))
-            except ImageReadError:
-                continue
+        name = os.fspath(path)
+        still = name in known and known[name] is None  # or unreadable: its reading says so
+        if still or not name.lower().endswith(MULTI_FRAME_SUFFIXES):
+            continue
+        try:
+            headers.append((name, read_image_header(path)))
+        except ImageReadError:
+            continue
     warn_multi_frame(headers)
 
 

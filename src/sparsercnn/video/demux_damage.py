@@ -24,34 +24,42 @@ MAX_FRAMING_BYTES = 128
 
 
 class DemuxDamage:
-    """Follows a container's packets in demuxing order, every stream's, and tells which of its
-    video stream's packets come at or just after damage.
+    """Follows a container's packets in demuxing order and tells which of its video stream's
+    packets come at or just after damage: the video stream's alone (:meth:`damaged`), or in a
+    :attr:`contiguous` container every stream's, the others' through :meth:`pass_over`.
 
     Args:
         format_name: the container's demuxer names (PyAV's ``container.format.name``,
             ``"matroska,webm"``).
-        video_index: index of the video stream among the container's streams.
+
+    Attributes:
+        contiguous: whether the container's packets lie one after the other
+            (:data:`CONTIGUOUS_FORMATS`): a stretch skipped shows between any two packets, of
+            any stream, so every stream's packets are to be followed.
     """
 
-    def __init__(self, format_name: str, video_index: int) -> None:
-        self._contiguous = any(name in CONTIGUOUS_FORMATS for name in format_name.split(","))
-        self._video_index = video_index
+    def __init__(self, format_name: str) -> None:
+        self.contiguous = any(name in CONTIGUOUS_FORMATS for name in format_name.split(","))
         self._block_pos: int | None = None  # where the last packet's data starts
         self._end: int | None = None  # where the last packet's block ends, as far as known
         self._skipped = False  # a stretch skipped since the last video packet
 
     def damaged(self, packet: Packet) -> bool:
-        """Take the next packet demuxed (of any stream); whether it is a video packet that the
-        demuxer flagged corrupt, or the first video packet after a stretch of the file it
-        skipped (False for another stream's packet, whose skip passes to the next video one)."""
-        self._skipped = self._skipped_before(packet) or self._skipped
-        if packet.stream.index != self._video_index or not packet.size:
+        """Take the next video packet demuxed; whether the demuxer flagged it corrupt, or it is
+        the first video packet after a stretch of the file the demuxer skipped."""
+        self.pass_over(packet)
+        if not packet.size:
             return False
         damaged, self._skipped = self._skipped or packet.is_corrupt, False
         return damaged
 
+    def pass_over(self, packet: Packet) -> None:
+        """Take the next packet demuxed of another stream (a :attr:`contiguous` container's): a
+        stretch skipped before it marks the next video packet."""
+        self._skipped = self._skipped_before(packet) or self._skipped
+
     def _skipped_before(self, packet: Packet) -> bool:
-        if not self._contiguous or packet.pos is None or not packet.size:
+        if not self.contiguous or packet.pos is None or not packet.size:
             return False
         if packet.pos == self._block_pos and self._end is not None:
             # The next frame of a laced block (Matroska's audio), which shares its position.

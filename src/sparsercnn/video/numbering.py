@@ -97,7 +97,7 @@ class FrameNumbering:
         time = dts if dts is not None else pts
         if damaged:
             # Presentation times where known: the gaps are measured in them.
-            damage_time = pts if pts is not None else time if time is not None else self.end
+            damage_time = pts if pts is not None else dts if dts is not None else self.end
             if damage_time is not None:
                 bisect.insort(self._damage_times, damage_time)
         if time is not None:

@@ -8,15 +8,20 @@ with :class:`~sparsercnn.predictor.Predictor` and the ONNX predictor alike.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from sparsercnn.data.categories import CategoryMap
+from sparsercnn.data.image_io import ImageReadError
 from sparsercnn.prediction import Prediction
 from sparsercnn.predictor import BatchPredictor
+from sparsercnn.text import counted, listing
 from sparsercnn.video.reader import Frame, FrameFolder, FrameSequence, VideoFile, check_every
+
+logger = logging.getLogger(__name__)
 
 
 def open_sequence(path: str | Path, fps: float | Fraction | None = None) -> FrameSequence:
@@ -53,28 +58,89 @@ def predict_video(
 
     Yields:
         ``(frame, prediction)``: the frame (pixels, index, timestamp) and its detections in
-        frame pixels, whose ``source`` is the video's path.
+        frame pixels, whose ``source`` is the video's path. A frame that does not decode is
+        skipped with a warning, as :meth:`VideoFile.frames` skips a damaged video's: a frame
+        folder's image that cannot be read (a truncated JPEG) too, listed, once the read is
+        complete, in the folder's ``skipped_frames`` (:func:`_skip_unreadable`).
+
+    Raises:
+        ImageReadError: no frame of a frame folder kept by ``every`` could be read.
     """
     check_every(every)
     sequence = video if not isinstance(video, str | Path) else open_sequence(video, fps)
     source = str(sequence.path)
     batch: list[Frame] = []
+    unreadable: list[tuple[Frame, ImageReadError]] = []
+    num_predicted = 0
     for frame in sequence.frames(every):
         batch.append(frame)
         if len(batch) == predictor.batch_size:
-            yield from _predict_batch(predictor, batch, source)
+            for predicted in _predict_batch(predictor, batch, source, unreadable):
+                num_predicted += 1
+                yield predicted
             batch = []
-    yield from _predict_batch(predictor, batch, source)
+    for predicted in _predict_batch(predictor, batch, source, unreadable):
+        num_predicted += 1
+        yield predicted
+    if isinstance(sequence, FrameFolder):
+        _skip_unreadable(sequence, unreadable, num_predicted)
 
 
 def _predict_batch(
-    predictor: BatchPredictor, frames: list[Frame], source: str
+    predictor: BatchPredictor,
+    frames: list[Frame],
+    source: str,
+    unreadable: list[tuple[Frame, ImageReadError]],
 ) -> Iterator[tuple[Frame, Prediction]]:
+    """The predictions of ``frames``; those whose image file cannot be read are added to
+    ``unreadable`` instead."""
     if not frames:
         return
-    predictions = predictor.iter_predictions([frame.model_input for frame in frames])
-    for frame, prediction in zip(frames, predictions, strict=True):
+    errors: dict[str, ImageReadError] = {}  # by the file's name, as the error gives it
+
+    def leave_out(error: ImageReadError) -> None:
+        errors[error.path] = error
+
+    inputs = [frame.model_input for frame in frames]
+    predictions = list(predictor.iter_predictions(inputs, on_unreadable=leave_out))
+    read = []
+    for frame in frames:
+        error = errors.get(str(frame.file)) if frame.file is not None else None
+        if error is None:
+            read.append(frame)
+        else:
+            unreadable.append((frame, error))
+    for frame, prediction in zip(read, predictions, strict=True):
         yield frame, dataclasses.replace(prediction, source=source)
+
+
+def _skip_unreadable(
+    folder: FrameFolder, unreadable: list[tuple[Frame, ImageReadError]], num_predicted: int
+) -> None:
+    """Set the ``skipped_frames`` of ``folder``'s complete read to the frames that could not be
+    read, named in one warning.
+
+    Raises:
+        ImageReadError: none was predicted (``num_predicted`` is 0).
+    """
+    folder.skipped_frames = [frame.index for frame, _ in unreadable]
+    if not unreadable:
+        return
+    named = listing(
+        [f"{frame.index} ({error.path}: {error.reason})" for frame, error in unreadable]
+    )
+    if num_predicted == 0:
+        raise ImageReadError(
+            f"frame folder {folder.path}: none of the {counted(len(unreadable), 'frame')} to "
+            f"predict could be read, numbered {named}"
+        )
+    logger.warning(
+        "frame folder %s: skipped %s that could not be read, numbered %s (the frames after "
+        "them keep their numbers)",
+        folder.path,
+        counted(len(unreadable), "frame"),
+        named,
+    )
 
 
 def frame_position(frame: Frame) -> dict[str, Any]:

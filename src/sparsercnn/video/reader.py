@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -33,6 +33,7 @@ from sparsercnn.video.suffixes import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
     from av.container import InputContainer
+    from av.packet import Packet
     from av.video.frame import VideoFrame
     from av.video.stream import VideoStream
 
@@ -66,27 +67,41 @@ def import_av() -> ModuleType:
     return av
 
 
-def is_video_file(path: str | Path) -> bool:
+def is_video_file(path: str | Path, frames_formats: dict[str, str | None] | None = None) -> bool:
     """Whether ``path`` is an existing file read as a video: one with a video suffix
-    (:data:`VIDEO_SUFFIXES`), or an animated GIF or PNG (:func:`is_animation`)."""
+    (:data:`VIDEO_SUFFIXES`), or an animated GIF or PNG (:func:`is_animation`, which
+    ``frames_formats`` is given to)."""
     path = Path(path)
-    return path.is_file() and (path.suffix.lower() in VIDEO_SUFFIXES or is_animation(path))
+    if not path.is_file():
+        return False
+    return path.suffix.lower() in VIDEO_SUFFIXES or is_animation(path, frames_formats)
 
 
-def is_animation(path: str | Path) -> bool:
+def is_animation(path: str | Path, frames_formats: dict[str, str | None] | None = None) -> bool:
     """Whether ``path`` is an image file of several frames
     (:func:`~sparsercnn.data.image_io.multi_frame_format`) whose frames PyAV decodes: an
     animated GIF or PNG (:data:`ANIMATION_FORMATS`), where an image is its first frame alone.
     An animated WebP (which FFmpeg fails to decode) and a multi-page TIFF (whose first page
     alone it reads) are images, read as their first frame with a warning. False for a file
-    Pillow cannot open (read as an image, its error names it)."""
+    Pillow cannot open (read as an image, its error names it).
+
+    Args:
+        path: the file.
+        frames_formats: where to keep what the file's header said, by ``str(path)``, for
+            :func:`~sparsercnn.data.image_io.warn_multi_frame_files` (which then opens a GIF or
+            PNG no more): its ``multi_frame_format``, None for a still image or one Pillow
+            cannot open. Nothing is kept for a suffix other than a GIF's or PNG's (not opened).
+    """
     suffix = Path(path).suffix.lower()
     if suffix not in ANIMATION_FORMATS:
         return False
     try:
-        return multi_frame_format(path) == ANIMATION_FORMATS[suffix]
+        frames_format = multi_frame_format(path)
     except ImageReadError:
-        return False
+        frames_format = None
+    if frames_formats is not None:
+        frames_formats[str(path)] = frames_format
+    return frames_format == ANIMATION_FORMATS[suffix]
 
 
 def check_every(every: int) -> None:
@@ -147,7 +162,8 @@ class FrameSequence(Protocol):
         fps: frames per second (the average rate of a video file).
         num_frames: number of frames, or None when the container does not say.
         skipped_frames: indices of the frames the last complete read of :meth:`frames` could
-            not decode (a damaged video file); empty before one, and for a frame folder.
+            not decode (a damaged video file), or of a frame folder's, those whose files
+            :func:`~sparsercnn.video.prediction.predict_video` could not read; empty before one.
     """
 
     path: Path
@@ -226,8 +242,12 @@ class VideoFile:
         av = import_av()
         numbering = numbering or FrameNumbering()
         video = container.streams.video[0]
-        damage = DemuxDamage(container.format.name, video.index)
-        packets = container.demux()  # every stream's: a stretch skipped may end at any of them
+        damage = DemuxDamage(container.format.name)
+        # Every stream's where a stretch skipped may end at any of them (Matroska); elsewhere
+        # the video stream's alone.
+        packets: Iterator[Packet[Any]] = (
+            container.demux() if damage.contiguous else container.demux(video)
+        )
         num_decoded, reason = 0, ""
         while True:
             try:
@@ -239,9 +259,10 @@ class VideoFile:
                 ) from error
             if packet is None:
                 break
-            damaged = damage.damaged(packet)
             if packet.stream.index != video.index:
+                damage.pass_over(packet)
                 continue
+            damaged = damage.damaged(packet)
             holds_frame = bool(packet.size) and not packet.is_discard
             if holds_frame:
                 numbering.add_packet(packet.pts, packet.dts, packet.duration or 0, damaged=damaged)
@@ -327,8 +348,10 @@ class VideoFile:
     def _tell_pauses(self, numbering: FrameNumbering, time_base: Fraction | None) -> None:
         """Say once, as information, where a constant-rate stream's times have gaps without
         damage (a recording paused): its frame numbers run on where its timestamps jump."""
-        if numbering.longest_pause is None or numbering.origin is None or not time_base:
+        if numbering.longest_pause is None or not time_base:
             return
+        # A pause lies between two frames numbered: the first set the origin.
+        assert numbering.origin is not None
         start, end = numbering.longest_pause
         logger.info(
             "video %s: %s in its times without damage (a paused recording), the longest %.2f s "
@@ -419,7 +442,8 @@ class FrameFolder:
             raise no_files_error(self.path, "image files", IMAGE_SUFFIXES, label="frame folder")
         self.files = sorted(files, key=lambda p: _natural_key(p.relative_to(self.path)))
         self.num_frames: int | None = len(self.files)
-        self.skipped_frames: list[int] = []  # a frame that cannot be read fails the run
+        # Set by predict_video, which reads the frames' files: those it could not.
+        self.skipped_frames: list[int] = []
         self.size = self._frame_size()
 
     def _frame_size(self) -> tuple[int, int]:
@@ -437,10 +461,12 @@ class FrameFolder:
         return size
 
     def frames(self, every: int = 1) -> Iterator[Frame]:
-        """Load every ``every``-th image (EXIF orientation applied).
+        """Every ``every``-th image, decoded when first used (EXIF orientation applied).
 
         Raises:
-            ImageReadError: an image cannot be decoded (when the predictor reads it).
+            ImageReadError: when its pixels are asked for, an image that cannot be decoded
+                (:func:`~sparsercnn.video.prediction.predict_video` skips such a frame instead,
+                listing it in :attr:`skipped_frames`).
         """
         check_every(every)
         for index in range(0, len(self.files), every):

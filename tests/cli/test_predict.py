@@ -1,0 +1,114 @@
+"""``sparsercnn predict`` on a folder holding images that cannot be read: the others predicted,
+written and drawn, the unreadable named in one warning and in the frame list, exit status 2."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from sparsercnn.cli import predict
+from sparsercnn.cli.main import main
+from sparsercnn.image_inputs import DRAWINGS_MARKER
+from tests.synthetic_coco import SyntheticCoco, WriteCoco, truncate
+
+
+@pytest.fixture
+def damaged(write_coco: WriteCoco) -> SyntheticCoco:
+    """Four images: a.jpg and nested/c.png readable, b.jpg truncated, d.png empty."""
+    data = write_coco(file_names=["a.jpg", "b.jpg", "nested/c.png", "d.png"], size=(48, 64))
+    truncate(data.image_dir / "b.jpg")
+    (data.image_dir / "d.png").write_bytes(b"")
+    return data
+
+
+def test_unreadable_images_are_left_out_named_and_listed_and_the_run_exits_2(
+    model_file: Path,
+    damaged: SyntheticCoco,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One truncated JPEG stopped the run part-way, writing nothing: every other image's
+    results were lost."""
+    folder, output, drawn = damaged.image_dir, tmp_path / "preds.json", tmp_path / "drawn"
+    argv = ["predict", "--model", str(model_file), str(folder), "--output", str(output)]
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, "--save-images", str(drawn), "--score-threshold", "0"]) == 2
+    sources = {record["file_name"] for record in json.loads(output.read_text())}
+    assert sources == {str(folder / "a.jpg"), str(folder / "nested" / "c.png")}
+    drawings = sorted(str(p.relative_to(drawn)) for p in drawn.rglob("*") if p.is_file())
+    assert drawings == [DRAWINGS_MARKER, "a.jpg", "nested/c.png"]
+    frame_list = tmp_path / "preds.frames.json"
+    listed = json.loads(frame_list.read_text())
+    assert listed["videos"] == []
+    assert listed["unreadable_images"] == [
+        {"file_name": str(folder / "b.jpg"), "reason": listed["unreadable_images"][0]["reason"]},
+        {
+            "file_name": str(folder / "d.png"),
+            "reason": "the file is empty (0 bytes): copy or export it again",
+        },
+    ]
+    assert listed["unreadable_images"][0]["reason"].startswith("the file is truncated")
+    (warning,) = [r.getMessage() for r in caplog.records if "could not be read" in r.getMessage()]
+    assert warning.startswith(
+        f"2 images could not be read and were left out (listed in {frame_list})"
+    )
+    assert f"{folder / 'b.jpg'} (the file is truncated" in warning
+    assert f"{folder / 'd.png'} (the file is empty (0 bytes)" in warning
+    out = capsys.readouterr().out
+    assert "detections on 2 images written to " in out and "2 images could not be read" in out
+    # A later run reading every image removes the frame list, which described earlier results.
+    assert (
+        main(
+            ["predict", "--model", str(model_file), str(folder / "a.jpg"), "--output", str(output)]
+        )
+        == 0
+    )
+    assert not frame_list.exists()
+
+
+def test_a_run_that_reads_no_image_is_an_error_that_writes_nothing(
+    model_file: Path, damaged: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A single image named that cannot be read fails as before; several name each."""
+    folder, output = damaged.image_dir, tmp_path / "preds.json"
+    argv = ["predict", "--model", str(model_file), "--output", str(output)]
+    assert main([*argv, str(folder / "b.jpg")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"sparsercnn predict: error: cannot read image '{folder / 'b.jpg'}': ")
+    assert main([*argv, str(folder / "b.jpg"), str(folder / "d.png")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(
+        f"sparsercnn predict: error: none of the 2 images could be read: {folder / 'b.jpg'} (the "
+    )
+    assert f"{folder / 'd.png'} (the file is empty (0 bytes)" in line
+    assert not output.exists() and not (tmp_path / "preds.frames.json").exists()
+
+
+@pytest.mark.parametrize("name", ["drawn.mp4", "drawn.PNG"])
+def test_an_output_naming_an_image_or_video_is_refused_before_the_model_loads(
+    model_file: Path,
+    damaged: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+) -> None:
+    """Its suffix alone tells, yet the refusal came after the model was loaded and every input
+    video opened."""
+
+    def loaded(args: object) -> None:
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(predict, "build_predictor", loaded)
+    output = tmp_path / name
+    argv = ["predict", "--model", str(model_file), str(damaged.image_dir / "a.jpg")]
+    assert main([*argv, "--output", str(output)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        f"sparsercnn predict: error: --output {output} names an image or video file, but "
+        "--output is the results JSON: give a .json name (--save-images DIR draws the detections)"
+    )
