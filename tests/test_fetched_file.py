@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sparsercnn.fetched_file import FetchedFile, checksum_verified
+import pytest
+
+from sparsercnn.fetched_file import FetchedFile, checksum_verified, checksummed_file
 
 
 def test_a_fetched_file_is_used_as_its_path(tmp_path: Path) -> None:
     path = tmp_path / "model.pth"
     path.write_bytes(b"weights")
-    fetched = FetchedFile(path, "0123abcd")
+    fetched = checksummed_file(path)
     with open(fetched, "rb") as handle:
         assert handle.read() == b"weights"
     assert Path(fetched) == path and str(fetched) == str(path)
@@ -19,6 +21,16 @@ def test_a_fetched_file_is_used_as_its_path(tmp_path: Path) -> None:
 
 def test_only_a_matched_checksum_spares_the_inner_checks(tmp_path: Path) -> None:
     path = tmp_path / "model.pth"
-    assert checksum_verified(FetchedFile(path, "0123abcd"))
+    assert checksum_verified(checksummed_file(path))
     assert not checksum_verified(FetchedFile(path))
     assert not checksum_verified(path) and not checksum_verified(str(path))
+
+
+def test_a_caller_cannot_declare_a_file_verified(tmp_path: Path) -> None:
+    """Only fetch, having compared the digest, makes a verified file: the constructor takes no
+    checksum, and a file's fact cannot be changed afterwards."""
+    path = tmp_path / "model.pth"
+    with pytest.raises(TypeError):
+        FetchedFile(path, "anything")  # type: ignore[call-arg]
+    with pytest.raises(AttributeError):
+        FetchedFile(path).verified = True  # type: ignore[misc]

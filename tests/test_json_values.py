@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 
 from sparsercnn.json_values import (
+    COCO_ID_KEYS,
     MAX_EXACT_FLOAT_INTEGER,
     coco_with_integer_ids,
     id_problem,
     is_int,
     is_number,
     is_real,
+    quoted_int,
     whole_float,
     with_integer_ids,
 )
@@ -83,7 +85,7 @@ def test_coco_ids_are_made_integers_by_one_table_counted_by_list_and_key() -> No
         "annotations": [{"id": 7.0, "image_id": 2.0, "category_id": np.int32(3)}, "no entry"],
         "info": {"id": 1.0},
     }
-    fixed, counts = coco_with_integer_ids(data)
+    fixed, counts = coco_with_integer_ids(data, COCO_ID_KEYS)
     assert fixed["images"] == [{"id": 1}, {"id": 2}]
     assert all(type(image["id"]) is int for image in fixed["images"])
     assert fixed["annotations"][0] == {"id": 7, "image_id": 2, "category_id": 3}
@@ -91,7 +93,19 @@ def test_coco_ids_are_made_integers_by_one_table_counted_by_list_and_key() -> No
     assert dict(counts) == {"images[].id": 1, "annotations[].id": 1, "annotations[].image_id": 1}
     assert fixed["categories"] is data["categories"] and fixed["info"] is data["info"]
     assert type(data["images"][1]["id"]) is np.int64  # the given dict is left as it was
-    assert coco_with_integer_ids({"images": None}) == ({"images": None}, {})
+    assert coco_with_integer_ids({"images": None}, COCO_ID_KEYS) == ({"images": None}, {})
+    unread = {**COCO_ID_KEYS, "annotations": ("image_id",)}
+    fixed, counts = coco_with_integer_ids(data, unread)
+    assert fixed["annotations"][0]["id"] == 7.0 and "annotations[].id" not in counts
+
+
+@pytest.mark.parametrize(
+    ("value", "integer"),
+    [("4", 4), ("-2", -2), ("007", 7), ("4.0", None), (" 4", None), ("car", None), (4, None)],
+)
+def test_a_quoted_id_is_read_by_one_rule(value: object, integer: int | None) -> None:
+    """The one rule for an id in quotes, which validation matches and id_problem tells."""
+    assert quoted_int(value) == integer
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""A local file as :func:`~sparsercnn.weights.download.fetch` hands it on: its path, and the
-SHA-256 its bytes were found to match, when one was expected.
+"""A local file as :func:`~sparsercnn.weights.download.fetch` hands it on: its path, and whether
+its bytes matched the SHA-256 expected of them.
 
 The readers of weight files (:mod:`sparsercnn.weights.readers`, :mod:`sparsercnn.model_file`)
 take it wherever they take a path. The CRC-32 checks of the bytes inside a file
@@ -7,13 +7,15 @@ take it wherever they take a path. The CRC-32 checks of the bytes inside a file
 :func:`~sparsercnn.safetensors_file.check_crc32`) pass a file whose SHA-256 matched without
 reading it: the digest covers every byte, so that a checksummed 440 MB checkpoint is read once,
 by fetch, not a second time for its CRC-32. (Even an 8-digit prefix, all an mmdetection name
-carries, misses accidental damage as rarely as a CRC-32 does: once in 4 billion.)
+carries, misses accidental damage as rarely as a CRC-32 does: once in 4 billion.) Only
+:func:`checksummed_file`, which fetch calls once it has compared the digest, makes such a file:
+``FetchedFile(path)`` is a file nothing has checked.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -23,12 +25,12 @@ class FetchedFile:
 
     Attributes:
         path: the file.
-        sha256: the SHA-256 (lower-case hex, or a prefix of at least 8 digits) that the file's
-            bytes matched when fetched; None when no checksum was expected.
+        verified: whether fetch found the file's bytes to match the SHA-256 expected of them
+            (set by :func:`checksummed_file` alone; False where no checksum was expected).
     """
 
     path: Path
-    sha256: str | None = None
+    verified: bool = field(default=False, init=False)
 
     def __fspath__(self) -> str:
         return os.fspath(self.path)
@@ -37,7 +39,15 @@ class FetchedFile:
         return str(self.path)
 
 
+def checksummed_file(path: Path) -> FetchedFile:
+    """``path`` as fetch hands it on right after its bytes matched the expected SHA-256 (for
+    :func:`~sparsercnn.weights.download.fetch` alone: its CRC-32 checks are then skipped)."""
+    file = FetchedFile(path)
+    object.__setattr__(file, "verified", True)  # frozen: the one place the fact is set
+    return file
+
+
 def checksum_verified(file: str | os.PathLike[str]) -> bool:
     """Whether ``file`` is a :class:`FetchedFile` whose bytes matched a SHA-256: its own
     CRC-32 need not be read."""
-    return isinstance(file, FetchedFile) and file.sha256 is not None
+    return isinstance(file, FetchedFile) and file.verified

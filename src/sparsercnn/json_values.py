@@ -47,6 +47,14 @@ def whole_float(value: object) -> int | None:
     return int(value) if abs(value) <= MAX_EXACT_FLOAT_INTEGER else None
 
 
+def quoted_int(value: object) -> int | None:
+    """The integer a string of decimal digits stands for (``"4"`` -> 4, ``"-2"`` -> -2), as
+    some exporters quote ids; ``None`` for anything else (``"4.0"``, ``"car"``, a number)."""
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
+        return int(value)
+    return None
+
+
 # The id keys of the entries of each list of a COCO instances file.
 COCO_ID_KEYS: Mapping[str, tuple[str, ...]] = {
     "images": ("id",),
@@ -94,10 +102,13 @@ def with_integer_ids(entries: list[Any], keys: tuple[str, ...]) -> tuple[list[An
     return (entries if fixed is None else fixed), counts
 
 
-def coco_with_integer_ids(data: Mapping[str, Any]) -> tuple[dict[str, Any], Counter[str]]:
-    """A COCO instances dict with its ids (:data:`COCO_ID_KEYS`) made integers as
-    :func:`with_integer_ids` makes them, and how many were whole floats, by list and key
-    (``"annotations[].image_id"``, as :func:`whole_float_ids_message` names them).
+def coco_with_integer_ids(
+    data: Mapping[str, Any], id_keys: Mapping[str, tuple[str, ...]]
+) -> tuple[dict[str, Any], Counter[str]]:
+    """A COCO instances dict with its ids under ``id_keys`` (by list, as :data:`COCO_ID_KEYS`
+    or those of it a caller reads) made integers as :func:`with_integer_ids` makes them, and
+    how many were whole floats, by list and key (``"annotations[].image_id"``, as
+    :func:`whole_float_ids_message` names them).
 
     Returns:
         A new dict (``data`` and its entries are never modified; lists and entries with no id
@@ -106,7 +117,7 @@ def coco_with_integer_ids(data: Mapping[str, Any]) -> tuple[dict[str, Any], Coun
     """
     fixed = dict(data)
     counts: Counter[str] = Counter()
-    for list_key, keys in COCO_ID_KEYS.items():
+    for list_key, keys in id_keys.items():
         if not isinstance(fixed.get(list_key), list):
             continue
         fixed[list_key], found = with_integer_ids(fixed[list_key], keys)
@@ -125,8 +136,8 @@ def id_problem(entry: Mapping[str, Any], key: str) -> str:
     value = entry[key]
     shown = json.dumps(value, default=repr)
     shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
-    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
-        fix = f"write it as {int(value)}, without quotes"
+    if (quoted := quoted_int(value)) is not None:
+        fix = f"write it as {quoted}, without quotes"
     elif type(value) is float and value.is_integer():
         # Past MAX_EXACT_FLOAT_INTEGER (whole_float): an int64 column pandas wrote as float64.
         fix = "a float this large may have lost digits: write ids as integers"

@@ -117,23 +117,36 @@ def test_refusal_says_why_each_kind_of_bad_file_is_bad(write_coco: WriteCoco) ->
     assert "[image_file_unreadable] image 2: " in files and "(and 1 more like it)" in files
 
 
-def test_a_refusal_of_unchecked_image_files_names_no_folder_as_theirs(
-    write_coco: WriteCoco,
-) -> None:
+def test_a_refusal_without_an_image_folder_names_none_as_theirs(write_coco: WriteCoco) -> None:
     """Was: eval --detections without --images said "(images in .)", the JSON's folder, and
     told to validate with --images . , which holds no image where the images are elsewhere."""
     data = write_jpegs(write_coco, 2)
     coco = data.read_json()
     coco["annotations"][0]["bbox"] = [1, 1, -10, 10]
     data.write_json(coco)
-    json_folder = str(data.json_path.parent)
-    inspection = inspect_dataset(data.json_path, json_folder, image_check="none")
+    inspection = inspect_dataset(data.json_path, None, image_check="none")
     with pytest.raises(InvalidDataError) as info:
         apply_policy(inspection, skip_invalid=False)
     first = str(info.value).split("\n")[0]
     assert "1 error(s) in the dataset (its image files not checked); " in first
     assert f"--json {data.json_path} --images <its image folder> --all` lists each" in first
-    assert json_folder not in first.replace(str(data.json_path), "")
+    with pytest.raises(ValueError, match=r"image_check='exists' needs the image folder"):
+        inspect_dataset(data.json_path, None, image_check="exists")
+
+
+def test_a_refusal_of_unchecked_files_names_the_folder_given(write_coco: WriteCoco) -> None:
+    """Was: a folder given with image_check="none" (CocoDataset in Python) was taken for none:
+    validate was to be run with --images <its image folder>, the folder given unsaid."""
+    data = write_jpegs(write_coco, 2)
+    coco = data.read_json()
+    coco["annotations"][0]["bbox"] = [1, 1, -10, 10]
+    data.write_json(coco)
+    inspection = inspect_dataset(data.json_path, data.image_dir, image_check="none")
+    with pytest.raises(InvalidDataError) as info:
+        apply_policy(inspection, skip_invalid=False)
+    first = str(info.value).split("\n")[0]
+    assert "1 error(s) in the dataset (its image files not checked); " in first
+    assert f"--json {data.json_path} --images {data.image_dir} --all` lists each" in first
 
 
 def test_checked_for_training_refuses_as_training_does_or_keeps_what_it_trains(

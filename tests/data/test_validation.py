@@ -760,8 +760,8 @@ def test_an_entry_rejected_for_its_id_takes_its_annotations_along() -> None:
 
 
 def test_an_id_and_its_whole_float_in_one_file_are_a_duplicate_not_merged() -> None:
-    """1 and 1.0 are one id: reported as repeated (with the float_id warning), never two
-    entries of one id kept, nor one silently dropped."""
+    """A regression guard, not a fix's test: 1 and 1.0 are one id, reported as repeated (with
+    the float_id warning), never two entries of one id kept, nor one silently dropped."""
     data = {
         "images": [image(1, "a.png"), {**image(2, "b.png"), "id": 1.0}],
         "categories": [{"id": 3, "name": "car"}, {"id": 3.0, "name": "bus"}],

@@ -197,8 +197,10 @@ def test_skip_invalid_leaves_out_the_records_of_the_images_it_leaves_out(
     ground_truth["images"][1]["height"] = -3  # image 11: an error the data policy drops
     gt_path = _write(tmp_path / "instances.json", ground_truth)
     det_path = _write(tmp_path / "d.json", _detections(ground_truth))
-    with pytest.raises(ValueError, match="error"):
+    with pytest.raises(ValueError, match="error") as refused:
         evaluate_detections_file(det_path, gt_path)
+    # A guard: without --images the JSON's folder, which the dataset is given, is not named.
+    assert "--images <its image folder> --all" in str(refused.value)
     metrics = tmp_path / "metrics.json"
     with caplog.at_level(logging.WARNING):
         report = evaluate_detections_file(

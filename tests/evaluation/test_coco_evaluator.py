@@ -146,7 +146,7 @@ def test_non_contiguous_category_ids_map_to_names(ground_truth: dict[str, Any]) 
         )
     evaluator = CocoEvaluator(ground_truth, CATEGORY_IDS, NAMES)
     evaluator.update(list(detections), list(detections.values()))
-    assert {r["category_id"] for recs in evaluator.results for r in recs} == {90}
+    assert {r["category_id"] for r in evaluator.coco_results()} == {90}
     result = evaluator.evaluate()
     assert result.per_class == {"cat": 0.0, "dog": 0.0, "eel": pytest.approx(1.0)}
     assert math.isclose(result.AP, 1.0 / 3.0, abs_tol=1e-12)
@@ -276,22 +276,10 @@ def test_each_image_is_kept_once_and_a_repeat_s_records_are_not_checked(
     repeat = _gt_detections(ground_truth, 2)
     repeat["scores"][0] = float("nan")  # would be refused, were it scored
     evaluator.update([2, 3], [repeat, _gt_detections(ground_truth, 3)])
-    assert evaluator.image_ids == [1, 2, 3] and len(evaluator.results) == 3
+    once = CocoEvaluator(ground_truth, CATEGORY_IDS, NAMES)
+    once.update([1, 2, 3], [_gt_detections(ground_truth, i) for i in (1, 2, 3)])
+    assert evaluator.coco_results() == once.coco_results()
     assert evaluator.evaluate().num_images == 3
-
-
-def test_image_ids_and_results_are_read_from_one_store(ground_truth: dict[str, Any]) -> None:
-    """Was: image_ids, results and the ids seen kept in step by hand, and a caller changing one
-    list put them out of step (an image evaluated without its records, or left out). They are
-    copies read from the evaluator's one store of records by image id."""
-    evaluator = CocoEvaluator(ground_truth, CATEGORY_IDS, NAMES)
-    evaluator.update([1, 2], [_gt_detections(ground_truth, i) for i in (1, 2)])
-    evaluator.image_ids.append(3)
-    evaluator.results.pop()
-    assert evaluator.image_ids == [1, 2] and len(evaluator.results) == 2
-    assert evaluator.evaluate().num_images == 2
-    evaluator.reset()
-    assert evaluator.image_ids == [] and evaluator.results == []
 
 
 def test_invalid_inputs_raise_clear_errors(ground_truth: dict[str, Any]) -> None:
@@ -323,7 +311,7 @@ def test_unknown_image_ids_are_counted_and_the_file_named(
     )
     with pytest.raises(ValueError, match=rf"^image id 99 is not in {re.escape(str(path))};"):
         evaluator.update([1, 99], [_empty(), _empty()])
-    assert evaluator.image_ids == []  # nothing of a refused call is kept
+    _assert_nothing_kept(evaluator)
 
 
 @pytest.mark.parametrize("field", ["score", "box"])
@@ -338,7 +326,7 @@ def test_non_finite_detections_name_the_image(ground_truth: dict[str, Any], fiel
     evaluator.update([1], [_gt_detections(ground_truth, 1)])
     with pytest.raises(ValueError, match="image id 2: 1 of its 2 detections have a NaN or inf"):
         evaluator.update([2], [detections])
-    assert evaluator.image_ids == [1]  # nothing of the refused image was kept
+    assert evaluator.evaluate().num_images == 1  # nothing of the refused image was kept
 
 
 @pytest.mark.parametrize(
@@ -363,7 +351,7 @@ def test_records_that_cannot_be_scored_as_given_name_the_image(
     records[1] = {**records[1], **change}
     with pytest.raises(ValueError, match=message):
         evaluator.extend([2], [records])  # type: ignore[list-item]
-    assert evaluator.image_ids == []
+    _assert_nothing_kept(evaluator)
 
 
 def test_unknown_category_ids_of_a_call_are_all_named(ground_truth: dict[str, Any]) -> None:
@@ -384,7 +372,7 @@ def test_unknown_category_ids_of_a_call_are_all_named(ground_truth: dict[str, An
         "categories evaluated on the ground-truth dict (their ids: 3, 7, 90); a record's "
         "category_id is the data set's category id (categories[].id), not a 0-based label"
     )
-    assert evaluator.image_ids == []
+    _assert_nothing_kept(evaluator)
 
 
 def test_a_null_or_missing_iscrowd_is_no_crowd_region(ground_truth: dict[str, Any]) -> None:
@@ -506,3 +494,9 @@ def test_matches_pycocotools_on_random_data() -> None:
         p = reference.eval["precision"][:, :, k, 0, -1]
         assert result.per_class[name] == pytest.approx(float(p[p > -1].mean()), abs=1e-12)
     assert not any(math.isnan(v) for v in result.per_class.values())
+
+
+def _assert_nothing_kept(evaluator: CocoEvaluator) -> None:
+    """Nothing of a refused call was kept: the evaluator holds no image."""
+    with pytest.raises(RuntimeError, match="before any update"):
+        evaluator.evaluate()

@@ -97,9 +97,10 @@ def test_a_repeated_image_id_is_refused_naming_it() -> None:
 
 
 def test_the_category_ids_records_may_name_are_the_label_map_s() -> None:
-    """Every update checks its records' category ids against those of the label map."""
-    ground_truth = CocoGroundTruth(_coco(), CATEGORY_IDS)
-    assert ground_truth.category_ids == frozenset(CATEGORY_IDS)
+    """Every update checks its records' category ids against those of the label map, kept
+    once, sorted, the order COCOeval scores them in (was: a set, sorted again at each use)."""
+    ground_truth = CocoGroundTruth(_coco(), CATEGORY_IDS[::-1])
+    assert ground_truth.category_ids == [3, 7]
     evaluator = CocoEvaluator(ground_truth)
     record = {"image_id": 1, "category_id": 7, "bbox": [1.0, 2.0, 3.0, 4.0], "score": 0.5}
     evaluator.extend([1], [[record]])
@@ -112,11 +113,14 @@ def test_ids_are_integers_whole_floats_read_as_such_and_others_refused(
 ) -> None:
     """Was: every id went through int(), so image_id 2.5 became image 2 unsaid (and "2" too).
     Whole floats (pandas' 2.0) and numpy integers are read as the integers, the floats counted
-    in one warning; anything else is refused, naming the entry."""
+    in one warning; anything else is refused, naming the entry. Annotation ids, renumbered and
+    never read, are neither (was: a whole-float annotation id counted in the warning)."""
     coco = _coco()
     coco["images"][1]["id"] = 2.0
     coco["annotations"][3]["image_id"] = np.int64(2)
     coco["annotations"][3]["category_id"] = 7.0
+    coco["annotations"][0]["id"] = 11.0  # renumbered, never read: neither counted nor refused
+    coco["annotations"][1]["id"] = "x"
     ground_truth = CocoGroundTruth(coco, CATEGORY_IDS)
     assert ground_truth.image_ids == {1, 2}
     (warning,) = [r.getMessage() for r in caplog.records]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sparsercnn.fetched_file import FetchedFile
+from sparsercnn.fetched_file import FetchedFile, checksummed_file
 from sparsercnn.weights.download import (
     PUBLISHED_CHECKPOINTS,
     default_cache_dir,
@@ -107,7 +107,9 @@ def test_a_checksum_from_the_name_says_so(tmp_path: Path) -> None:
         fetch(str(path))
     with pytest.raises(ValueError, match=r"expected sha256 abcdef12\.\.\., got"):
         fetch(str(path), sha256="abcdef12")
-    assert fetch(str(path), sha256=_sha256(path)) == FetchedFile(path, _sha256(path))
+    assert fetch(str(path), sha256=_sha256(path)) == checksummed_file(path)
+    unchecked = path.rename(tmp_path / "sparse_rcnn.pth")
+    assert fetch(str(unchecked)) == FetchedFile(unchecked)
 
 
 def test_missing_local_file_and_bad_scheme(tmp_path: Path) -> None:

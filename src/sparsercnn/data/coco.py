@@ -419,8 +419,10 @@ def _check_inspection(
     image_check: ImageCheck,
     clip_tolerance: float,
 ) -> None:
-    """Raise unless ``inspection`` is the one the dataset would make of its files."""
-    given = (Path(inspection.source), Path(inspection.image_dir))
+    """Raise unless ``inspection`` is the one the dataset would make of its files (one of no
+    image folder, which read no image file, fits any)."""
+    folder = image_dir if inspection.image_dir is None else Path(inspection.image_dir)
+    given = (Path(inspection.source), folder)
     made = (inspection.image_check, inspection.clip_tolerance)
     if given != (json_path, image_dir) or made != (image_check, clip_tolerance):
         raise ValueError(

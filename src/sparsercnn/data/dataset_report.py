@@ -361,7 +361,7 @@ def validate_coco(
     )
     return ValidationReport(
         inspection.source,
-        inspection.image_dir,
+        os.fspath(image_dir),
         inspection.issues,
         DatasetSummary.from_checked(inspection.checked),
         image_check,

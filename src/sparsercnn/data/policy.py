@@ -80,7 +80,8 @@ class Inspection:
 
     Attributes:
         source: the JSON file, for messages.
-        image_dir: the image folder.
+        image_dir: the image folder; None where none was given (``eval --detections``
+            without ``--images``: the image files are not checked).
         checked: the entries that pass every check (what ``--skip-invalid`` keeps).
         issues: every finding: the JSON rules', the image files', what is left to learn from,
             then the ``too_many_boxes`` warnings (:meth:`for_num_proposals`), each in file order.
@@ -89,7 +90,7 @@ class Inspection:
     """
 
     source: str
-    image_dir: str
+    image_dir: str | None
     checked: CheckedCoco
     issues: list[Issue]
     image_check: ImageCheck
@@ -124,7 +125,7 @@ class Inspection:
 
 def inspect_dataset(
     json_path: str | os.PathLike[str],
-    image_dir: str | os.PathLike[str],
+    image_dir: str | os.PathLike[str] | None,
     *,
     image_check: ImageCheck = "decode",
     clip_tolerance: float = DEFAULT_CLIP_TOLERANCE,
@@ -134,7 +135,8 @@ def inspect_dataset(
 
     Args:
         json_path: the COCO instances JSON file.
-        image_dir: the folder that ``images[].file_name`` is relative to.
+        image_dir: the folder that ``images[].file_name`` is relative to; None where none is
+            known (with ``image_check="none"`` only): a refusal then names none.
         image_check: see :data:`ImageCheck`; ``"decode"`` reads every pixel, in parallel.
         clip_tolerance: see :data:`~sparsercnn.data.validation.DEFAULT_CLIP_TOLERANCE`.
         num_proposals: if given, warn about images with more boxes than proposals (every box
@@ -144,12 +146,15 @@ def inspect_dataset(
         DatasetError: the file is missing, not JSON, or not a COCO instances file; or (unless
             ``image_check`` is ``"none"``) the image folder is missing, a file, or empty
             (:func:`~sparsercnn.data.image_check.check_image_folder`).
+        ValueError: no ``image_dir`` for an ``image_check`` other than ``"none"``.
     """
+    if image_dir is None and image_check != "none":
+        raise ValueError(f"image_check={image_check!r} needs the image folder (image_dir)")
     source = os.fspath(json_path)
     data = load_coco_json(json_path)
     checked = check_coco(data, source, clip_tolerance=clip_tolerance)
     file_issues: list[Issue] = []
-    if image_check != "none":
+    if image_dir is not None and image_check != "none":
         # The files of the entries that give no size are looked for, and decoded, too: the
         # file's size is theirs.
         listed = [*checked.images, *checked.unsized_images]
@@ -172,9 +177,8 @@ def inspect_dataset(
             file_issues.append(unlisted)
         checked = checked.without_images(bad)
     issues = [*checked.issues, *file_issues, *_content_issues(checked, source)]
-    inspection = Inspection(
-        source, os.fspath(image_dir), checked, issues, image_check, clip_tolerance
-    )
+    folder = None if image_dir is None else os.fspath(image_dir)
+    inspection = Inspection(source, folder, checked, issues, image_check, clip_tolerance)
     return inspection.for_num_proposals(num_proposals)
 
 
@@ -319,12 +323,7 @@ def refuse_invalid(
     source, checked = inspection.source, inspection.checked
     errors = [issue for issue in inspection.errors if issue.code not in _DATASET_CODES]
     if errors and not skip_invalid:
-        explaining = [issue for issue in inspection.issues if issue.code in EXPLAINING_CODES]
-        # Without the image files checked (eval --detections without --images) the folder is
-        # but the JSON's: validate is told to check the image folder the user knows of.
-        checked_dir = inspection.image_dir if inspection.image_check != "none" else None
-        message = _refusal_message(source, checked_dir, errors, explaining)
-        raise InvalidDataError(message)
+        raise InvalidDataError(_refusal_message(inspection, errors))
     if not checked.categories:
         raise DatasetError(f"{source}: the file has no valid category")
     for issue in inspection.errors:
@@ -356,22 +355,23 @@ def checked_for_training(
     return inspection
 
 
-def _refusal_message(
-    source: str, image_dir: str | None, errors: list[Issue], explaining: list[Issue]
-) -> str:
-    """Why a dataset is refused, in two lines: what is wrong and what to do, then the
-    ``explaining`` warnings (:data:`~sparsercnn.data.validation.EXPLAINING_CODES`), every bad
-    file (capped), the first issue of each kind of file error (why those files are bad), and the
-    first annotation issues. ``validate`` lists them all, with the image folder ``image_dir``
-    (None: the image files were not checked, and no folder is known)."""
-    where = f"images in {image_dir}" if image_dir is not None else "its image files not checked"
+def _refusal_message(inspection: Inspection, errors: list[Issue]) -> str:
+    """Why the dataset of ``inspection`` is refused for its ``errors``, in two lines: what is
+    wrong and what to do, then the explaining warnings
+    (:data:`~sparsercnn.data.validation.EXPLAINING_CODES`), every bad file (capped), the first
+    issue of each kind of file error (why those files are bad), and the first annotation
+    issues. ``validate`` lists them all, with the inspection's image folder (where none was
+    given, the user is told to name theirs)."""
+    source, image_dir = inspection.source, inspection.image_dir
+    checked = inspection.image_check != "none"
+    where = f"images in {image_dir}" if checked else "its image files not checked"
     images = image_dir if image_dir is not None else "<its image folder>"
     first = (
         f"{source}: {len(errors)} error(s) in the dataset ({where}); fix or remove them "
         f"(`sparsercnn validate --json {source} --images {images} --all` lists each), or "
         f"{SKIP_INVALID_HINT} to drop them up front"
     )
-    parts = [str(issue) for issue in explaining]
+    parts = [str(issue) for issue in inspection.issues if issue.code in EXPLAINING_CODES]
     files = list(dict.fromkeys(issue.file for issue in errors if issue.file is not None))
     if files:
         parts.append(f"bad files ({len(files)}): {listing(files, limit=_MAX_LISTED_FILES)}")

@@ -48,6 +48,7 @@ from sparsercnn.json_values import (
     id_problem,
     is_int,
     is_number,
+    quoted_int,
     whole_float_ids_message,
 )
 from sparsercnn.structures import coco_area
@@ -305,7 +306,7 @@ def check_coco(
         (:func:`~sparsercnn.json_values.coco_with_integer_ids`).
     """
     _check_structure(data, source)
-    data, whole_floats = coco_with_integer_ids(data)
+    data, whole_floats = coco_with_integer_ids(data, COCO_ID_KEYS)
     checker = _Checker(clip_tolerance, image_sizes, bad_files)
     if whole_floats:
         checker.add("warning", "float_id", whole_float_ids_message(source, whole_floats))
@@ -784,7 +785,8 @@ def _id_key(value: object) -> Hashable | None:
     if is_int(value):
         return value
     if isinstance(value, str):
-        return int(value) if re.fullmatch(r"-?[0-9]+", value) else value
+        quoted = quoted_int(value)
+        return value if quoted is None else quoted
     return None
 
 

@@ -62,9 +62,10 @@ def evaluate_detections_file(
     """
     check_output_paths(None, metrics_path)
     records = read_results_file(detections_path)
-    folder = Path(image_dir) if image_dir is not None else Path(json_path).parent
     image_check: ImageCheck = "decode" if image_dir is not None else "none"
-    inspection = inspect_dataset(json_path, folder, image_check=image_check)
+    inspection = inspect_dataset(json_path, image_dir, image_check=image_check)
+    # The dataset wants a folder; without one its images are never read.
+    folder = Path(image_dir) if image_dir is not None else Path(json_path).parent
     dataset = CocoDataset(
         json_path, folder, skip_invalid=skip_invalid, image_check=image_check, inspection=inspection
     )

@@ -196,10 +196,9 @@ class CocoEvaluator:
         label_to_category_id: dataset category id of every contiguous label (index = label).
         class_names: name of every contiguous label; defaults to the GT category names.
 
-    ``image_ids`` and ``results`` are parallel lists (one list of :class:`CocoResult` per
-    updated image, copies read from the evaluator), so a distributed engine can all-gather them
-    and :meth:`extend` the evaluator of the main process. They hold each image once: an image id
-    seen again (a padded distributed sampler) is left out, its first records kept.
+    It holds each image once: an image id seen again (a padded distributed sampler) is left
+    out, its first records kept. :meth:`coco_results` gives the records, :meth:`evaluate` the
+    metrics.
     """
 
     def __init__(
@@ -222,16 +221,6 @@ class CocoEvaluator:
         else:
             self.ground_truth = CocoGroundTruth(ground_truth, label_to_category_id, class_names)
         self._results: dict[int, list[CocoResult]] = {}  # by image id, in the order added
-
-    @property
-    def image_ids(self) -> list[int]:
-        """The ids of the updated images, each once, in the order they were added."""
-        return list(self._results)
-
-    @property
-    def results(self) -> list[list[CocoResult]]:
-        """The records of each image of :attr:`image_ids`, in its order."""
-        return list(self._results.values())
 
     def reset(self) -> None:
         """Forget all accumulated detections."""
@@ -301,7 +290,7 @@ class CocoEvaluator:
             logger.warning("no ground-truth boxes in the evaluated images of %s", gt.source)
         params = coco_eval.params
         curves = precision_recall_curves(
-            coco_eval.eval["precision"], params.iouThrs, params.recThrs, sorted(gt.lookup), gt.names
+            coco_eval.eval["precision"], params.iouThrs, params.recThrs, gt.category_ids, gt.names
         )
         scored = {c.category_id for c in curves}
         result = EvaluationResult(
@@ -322,9 +311,7 @@ class CocoEvaluator:
             num_gt_images=len(gt.image_ids),
             num_detections=len(records),
             precision_recall=curves,
-            classes_without_ground_truth=[
-                gt.names[c] for c in sorted(gt.lookup) if c not in scored
-            ],
+            classes_without_ground_truth=[gt.names[c] for c in gt.category_ids if c not in scored],
         )
         logger.info(
             "COCO bbox AP %s AP50 %s AP75 %s on %d images",
@@ -363,8 +350,8 @@ class CocoEvaluator:
         coco_dt = gt.coco.loadRes(records)
         coco_eval = COCOeval_faster(gt.coco, coco_dt, iouType="bbox", print_function=_quiet)
         coco_eval.params.imgIds = image_ids
-        # The dense ids keep the order of the category ids: params.catIds is sorted(gt.lookup).
-        coco_eval.params.catIds = sorted(gt.dense_category_id[c] for c in gt.lookup)
+        # In the order of gt.category_ids (the dense ids keep it), that of the curves' classes.
+        coco_eval.params.catIds = [gt.dense_category_id[c] for c in gt.category_ids]
         coco_eval.params.maxDets = [1, 10, 100]
         coco_eval.evaluate()
         coco_eval.accumulate()
@@ -376,7 +363,7 @@ def _check_category_ids(per_image: Mapping[int, Sequence[CocoResult]], gt: CocoG
     """Raise when records (by image id) name category ids outside the label map of ``gt``
     (COCOeval would skip such records unsaid, though counted among the detections), naming
     every such id, the first images with one, and the ids the label map has."""
-    known = gt.category_ids
+    known = frozenset(gt.category_ids)
     unknown: set[object] = set()
     num_records = 0
     images = []
@@ -394,7 +381,7 @@ def _check_category_ids(per_image: Mapping[int, Sequence[CocoResult]], gt: CocoG
             f"{listing([str(i) for i in sorted(images)], 5)}: {counted(num_records, 'record')} "
             f"of category id{'s' if len(named) > 1 else ''} {', '.join(repr(c) for c in named)}, "
             f"which are not among the categories evaluated on {gt.source} (their ids: "
-            f"{listing([str(c) for c in sorted(known)])}); a record's category_id is the data "
+            f"{listing([str(c) for c in gt.category_ids])}); a record's category_id is the data "
             "set's category id (categories[].id), not a 0-based label"
         )
 

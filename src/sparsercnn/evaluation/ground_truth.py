@@ -32,6 +32,12 @@ from sparsercnn.text import counted
 
 logger = logging.getLogger(__name__)
 
+# The ids evaluation reads: annotation ids are renumbered, never read, so any value will do.
+_READ_ID_KEYS: Mapping[str, tuple[str, ...]] = {
+    **COCO_ID_KEYS,
+    "annotations": ("image_id", "category_id"),
+}
+
 
 class CocoGroundTruth:
     """A data set's COCO ground truth and label map, indexed for COCOeval once.
@@ -57,7 +63,8 @@ class CocoGroundTruth:
     Attributes:
         source: the ground truth as messages name it (``source``).
         lookup: dataset category id of every contiguous label.
-        category_ids: the ids of ``lookup``, the categories a detection record may name.
+        category_ids: the ids of ``lookup``, sorted: the categories evaluated (COCOeval's
+            ``params.catIds``, in this order) and those a detection record may name.
         names: distinct class name by category id.
         image_ids: the ground truth's image ids (as the file gives them).
         dense_id: faster-coco-eval's id of every image id (``0 .. n-1``).
@@ -84,18 +91,19 @@ class CocoGroundTruth:
         if source is not None:
             self.source = source
         self.lookup = label_to_category_lookup(label_to_category_id)
-        _distinct_ids(data["categories"], "categories", "category", self.source)
-        gt_names = {c["id"]: str(c["name"]) for c in data["categories"]}
-        missing = [c for c in self.lookup if c not in gt_names]
+        gt_category_ids = _distinct_ids(data["categories"], "categories", "category", self.source)
+        missing = [c for c in self.lookup if c not in gt_category_ids]
         if missing:
             raise ValueError(
                 f"category ids {missing} of the label map are not in {self.source} "
-                f"(which has {sorted(gt_names)}); the label map does not match this data set"
+                f"(which has {sorted(gt_category_ids)}); the label map does not match this data "
+                "set"
             )
-        self.category_ids = frozenset(self.lookup)
+        self.category_ids = sorted(set(self.lookup))
         if len(self.category_ids) != len(self.lookup):
             raise ValueError(f"label -> category id mapping has duplicates: {self.lookup}")
         if class_names is None:
+            gt_names = {c["id"]: str(c["name"]) for c in data["categories"]}
             class_names = [gt_names[c] for c in self.lookup]
         if len(class_names) != len(self.lookup):
             raise ValueError(
@@ -103,7 +111,7 @@ class CocoGroundTruth:
             )
         names = distinct_names(self.lookup, [str(n) for n in class_names])
         self.names = dict(zip(self.lookup, names, strict=True))
-        ignored = sorted(set(gt_names) - self.category_ids)
+        ignored = sorted(gt_category_ids - set(self.lookup))
         if ignored:
             logger.warning(
                 "%s: categories %s are not in the label map and are not evaluated",
@@ -114,8 +122,9 @@ class CocoGroundTruth:
         # faster-coco-eval holds ids as float64: ids from 2**53 on would collide (two
         # categories merged, or its evaluation failing). It sees the images as 0..n-1, the
         # categories as 1..K and the annotations as 1..m instead; results keep the file's ids.
+        # The dense category ids keep the order of the ids: category_ids stays sorted in them.
         self.dense_id = {image_id: i for i, image_id in enumerate(sorted(self.image_ids))}
-        self.dense_category_id = {c: i for i, c in enumerate(sorted(gt_names), start=1)}
+        self.dense_category_id = {c: i for i, c in enumerate(sorted(gt_category_ids), start=1)}
         for image in data["images"]:
             image["id"] = self.dense_id[image["id"]]
         for category in data["categories"]:
@@ -162,8 +171,8 @@ def _load_ground_truth(
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise ValueError(f"{source}: COCO ground truth needs a list under {key!r}")
-    data, whole_floats = coco_with_integer_ids(data)
-    _check_ids(data, source)
+    data, whole_floats = coco_with_integer_ids(data, _READ_ID_KEYS)
+    _check_ids(data, _READ_ID_KEYS, source)
     if whole_floats:
         logger.warning("%s", whole_float_ids_message(source, whole_floats))
     for ann in data["annotations"]:
@@ -174,21 +183,22 @@ def _load_ground_truth(
     return data, source
 
 
-def _check_ids(data: Mapping[str, Any], source: str) -> None:
-    """Refuse the entries of ``data`` (:data:`~sparsercnn.json_values.COCO_ID_KEYS`, after
-    :func:`~sparsercnn.json_values.coco_with_integer_ids`) that are no object or whose id is
-    no ``int``, which ``int()`` would read as another id (``2.5`` as 2, ``"2"`` as 2) or not
-    at all. Annotation ids are renumbered, never read: any value will do.
+def _check_ids(
+    data: Mapping[str, Any], id_keys: Mapping[str, tuple[str, ...]], source: str
+) -> None:
+    """Refuse the entries of ``data`` (the lists of ``id_keys``, after
+    :func:`~sparsercnn.json_values.coco_with_integer_ids`) that are no object or whose id
+    under ``id_keys`` is no ``int``, which ``int()`` would read as another id (``2.5`` as 2,
+    ``"2"`` as 2) or not at all.
 
     Raises:
         ValueError: naming the entry, the key and the value.
     """
-    for list_key, keys in COCO_ID_KEYS.items():
-        read = [key for key in keys if (list_key, key) != ("annotations", "id")]
+    for list_key, keys in id_keys.items():
         for position, entry in enumerate(data[list_key]):
             if not isinstance(entry, dict):
                 raise ValueError(f"{source}: {list_key}[{position}] is not an object")
-            for key in read:
+            for key in keys:
                 if not is_int(entry.get(key)):
                     raise ValueError(
                         f"{source}: {list_key}[{position}]: {id_problem(entry, key)} "

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from sparsercnn.fetched_file import FetchedFile
+from sparsercnn.fetched_file import FetchedFile, checksummed_file
 from sparsercnn.file_chunks import chunks
 from sparsercnn.model import build_model
 from sparsercnn.model_file import LoadedModel, load_state_dict_strict
@@ -113,9 +113,9 @@ def fetch(
     after a wait (see :func:`download`; ``sleep`` waits it).
 
     Returns:
-        The file, with the checksum it matched (None where none was expected): the readers
+        The file, ``verified`` where a checksum was expected (it matched): the readers
         (:func:`~sparsercnn.weights.readers.read_checkpoint`) take it as a path and, when it
-        matched, skip the CRC-32 checks inside it, a second read of the whole file.
+        is verified, skip the CRC-32 checks inside it, a second read of the whole file.
 
     Raises:
         FileNotFoundError: a local file does not exist.
@@ -134,7 +134,7 @@ def fetch(
         name = Path(urllib.parse.urlparse(text).path).name or "checkpoint.pth"
         dst = Path(cache_dir if cache_dir is not None else default_cache_dir()) / name
         expected = expected_sha256(name, sha256)
-        return FetchedFile(_fetch_url(text, dst, expected, max_attempts, sleep), expected)
+        return _fetched(_fetch_url(text, dst, expected, max_attempts, sleep), expected)
     if scheme == "file":
         path = Path(urllib.request.url2pathname(urllib.parse.urlparse(text).path))
     elif len(scheme) > 1:  # one letter is a Windows drive
@@ -147,7 +147,12 @@ def fetch(
         raise FileNotFoundError(f"{error}{published_download_advice(path)}") from None
     expected = expected_sha256(path.name, sha256)
     verify_sha256(path, expected)
-    return FetchedFile(path, expected)
+    return _fetched(path, expected)
+
+
+def _fetched(path: Path, expected: str | None) -> FetchedFile:
+    """``path``, whose bytes matched ``expected`` where one was (else nothing checked them)."""
+    return FetchedFile(path) if expected is None else checksummed_file(path)
 
 
 def _fetch_url(
