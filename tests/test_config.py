@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from sparsercnn.config import (
     BACKBONE_DEPTHS,
     NUM_FREEZABLE_PARTS,
     Config,
+    log_schedule_notes,
     override_arguments,
     override_value,
 )
@@ -251,6 +253,16 @@ def test_schedule_notes_say_what_max_iter_cuts_off() -> None:
         .train.schedule_notes()
     )
     assert "[20]" in at_end
+
+
+def test_the_schedule_notes_are_logged_by_one_helper(caplog: pytest.LogCaptureFixture) -> None:
+    """The command, the resume check and the trainer each wrote this loop."""
+    cut = get_preset("small").apply_overrides(["train.max_iter=40"]).train
+    with caplog.at_level(logging.WARNING, logger="sparsercnn.config"):
+        log_schedule_notes(cut)
+        log_schedule_notes(Config().train)
+    assert [r.getMessage() for r in caplog.records] == cut.schedule_notes()
+    assert {r.levelno for r in caplog.records} == {logging.WARNING}
 
 
 def test_a_run_saved_with_steps_out_of_order_still_reads(tmp_path: Path) -> None:

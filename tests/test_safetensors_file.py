@@ -16,6 +16,7 @@ from sparsercnn.safetensors_file import (
     DIGEST_KEY,
     HEADER_DIGEST_KEY,
     check_crc32,
+    stored_tensors_crc32,
     write_safetensors,
 )
 from tests.damaged_safetensors import flip_a_tensor_byte
@@ -53,6 +54,16 @@ def test_the_digest_is_the_crc32_of_the_bytes_after_the_header(tmp_path: Path) -
     with safe_open(str(path), framework="pt") as handle:
         assert all(torch.equal(handle.get_tensor(k), v) for k, v in TENSORS.items())
     check_crc32(path, metadata_of(path), again)
+
+
+def test_the_stored_digest_is_read_from_the_header_alone(tmp_path: Path) -> None:
+    """What tells one model file from another (a run's model_best) is read where the digest is
+    defined; no file, or one that is no safetensors file, has none."""
+    path = write_safetensors(tmp_path / "t.safetensors", TENSORS, {})
+    assert stored_tensors_crc32(path) == metadata_of(path)[DIGEST_KEY]
+    assert stored_tensors_crc32(tmp_path / "missing.safetensors") is None
+    (tmp_path / "text.safetensors").write_text("not a model")
+    assert stored_tensors_crc32(tmp_path / "text.safetensors") is None
 
 
 def test_the_same_tensors_and_metadata_give_the_same_bytes(tmp_path: Path) -> None:

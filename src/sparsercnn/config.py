@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import difflib
 import json
+import logging
 import math
 import shlex
 import types
@@ -18,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+logger = logging.getLogger(__name__)
 
 BackboneNorm = Literal["frozen_bn", "bn_eval", "bn"]
 ProposalInit = Literal["image", "center", "grid", "random"]
@@ -304,6 +307,13 @@ class TrainConfig:
                 f"{self.max_iter}: the learning rate never reaches train.lr"
             )
         return notes
+
+
+def log_schedule_notes(train: TrainConfig) -> None:
+    """Warn of each of ``train``'s :meth:`~TrainConfig.schedule_notes`, where the caller
+    decided that they are said (once, of the schedule a run trains)."""
+    for note in train.schedule_notes():
+        logger.warning("%s", note)
 
 
 # Keys added after runs were saved without them, with the value that gives what those runs did.

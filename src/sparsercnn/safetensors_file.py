@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
@@ -109,6 +110,18 @@ def _data_crc32(handle: BinaryIO) -> str:
     for chunk in chunks(handle):
         crc = zlib.crc32(chunk, crc)
     return f"{crc:08x}"
+
+
+def stored_tensors_crc32(path: Path) -> str | None:
+    """The :data:`DIGEST_KEY` that the header of the safetensors file at ``path`` holds (which
+    tensors it is, without reading them); ``None`` where there is no readable safetensors file
+    there, or it holds none."""
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (OSError, SafetensorError):
+        return None
+    return metadata.get(DIGEST_KEY)
 
 
 def check_crc32(

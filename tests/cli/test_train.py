@@ -3,6 +3,7 @@ with and without a path, the starting weights read once, the run folder checked 
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
 import logging
@@ -23,6 +24,7 @@ from sparsercnn.data import policy
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine import distributed, pipeline
 from sparsercnn.engine.checkpoint import save_training_checkpoint
+from sparsercnn.engine.resume import CheckedResume
 from sparsercnn.engine.trainer import Trainer
 from sparsercnn.model import build_model
 from sparsercnn.presets import get_preset
@@ -41,8 +43,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     run folder's or the reading of the starting weights)."""
     seen: list[dict[str, Any]] = []
     monkeypatch.setattr(train_command, "check_training_data", lambda *args: None)
-    monkeypatch.setattr(train_command, "check_run_to_start", lambda *args, **kwargs: None)
-    monkeypatch.setattr(train_command, "starting_weights", lambda args: None)
+    monkeypatch.setattr(train_command, "check_run_to_start", _config_of_run)
+    monkeypatch.setattr(train_command, "starting_weights", lambda args, given: None)
 
     def record(cfg: Config, **kwargs: Any) -> Any:
         seen.append({"cfg": cfg, **kwargs})
@@ -50,6 +52,14 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
     monkeypatch.setattr(pipeline, "train_from_coco", record)
     return seen
+
+
+def _config_of_run(args: argparse.Namespace, *rest: Any, **kwargs: Any) -> CheckedResume | None:
+    """``check_run_to_start`` without the run folder's check: a resume's config is tiny's (that
+    of ``_run_config``), its checkpoint not read."""
+    if not args.resume:
+        return None
+    return CheckedResume(get_preset("tiny"), args.output_dir, None)
 
 
 def _train(tmp_path: Path, *extra: str) -> list[str]:

@@ -12,10 +12,12 @@ import pytest
 import torch
 
 from sparsercnn.cli import train as train_command
-from sparsercnn.cli.main import build_parser, main
-from sparsercnn.cli.training_setup import resumed_config
+from sparsercnn.cli import training_setup
+from sparsercnn.cli.main import main
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
+from sparsercnn.engine import checkpoint as checkpoint_module
+from sparsercnn.engine import pipeline
 from sparsercnn.engine.checkpoint import save_training_checkpoint
 from sparsercnn.presets import get_preset
 from tests.synthetic_coco import SyntheticCoco
@@ -42,6 +44,21 @@ def no_data_check(monkeypatch: pytest.MonkeyPatch) -> None:
         raise RuntimeError("the data's check")
 
     monkeypatch.setattr(train_command, "check_training_data", stop)
+
+
+@pytest.fixture
+def handed(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
+    """The configs ``train`` hands ``train_from_coco`` (which is not run, nor the data's check:
+    ``train`` then stops with exit status 1)."""
+    seen: list[Config] = []
+    monkeypatch.setattr(train_command, "check_training_data", lambda *args: None)
+
+    def record(cfg: Config, **kwargs: Any) -> None:
+        seen.append(cfg)
+        raise RuntimeError("train_from_coco")
+
+    monkeypatch.setattr(pipeline, "train_from_coco", record)
+    return seen
 
 
 def _resume(tiny_coco: SyntheticCoco, run: Path, *extra: str) -> list[str]:
@@ -75,7 +92,7 @@ def test_another_preset_than_the_runs_is_refused_naming_both(
 def test_the_runs_preset_resumes_with_the_runs_own_settings(
     tiny_coco: SyntheticCoco,
     tmp_path: Path,
-    no_data_check: None,
+    handed: list[Config],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Was: ``--preset tiny --resume`` without the run's ``--set`` values trained the finished
@@ -84,7 +101,7 @@ def test_the_runs_preset_resumes_with_the_runs_own_settings(
     cfg, checkpoint = _finished_run(run)
     argv = _resume(tiny_coco, run, "--preset", "tiny")
     with caplog.at_level(logging.INFO, logger="sparsercnn"):
-        assert main(argv) == 1  # stopped at the data's check
+        assert main(argv) == 1  # stopped at train_from_coco
     messages = [record.getMessage() for record in caplog.records]
     assert "not those of --preset tiny: train.max_iter 40 (not 3000)" in messages[0]
     assert (
@@ -92,7 +109,7 @@ def test_the_runs_preset_resumes_with_the_runs_own_settings(
         in (messages[1])
     )
     assert not any(record.levelno >= logging.WARNING for record in caplog.records)
-    assert resumed_config(build_parser().parse_args(argv), run) == cfg
+    assert handed == [cfg]
 
 
 def test_resume_refusals_and_changes_come_before_the_data_check(
@@ -120,16 +137,43 @@ def test_resume_refusals_and_changes_come_before_the_data_check(
 
 
 def test_a_checkpoint_resumed_into_a_new_folder_brings_its_config(
-    tiny_coco: SyntheticCoco, tmp_path: Path, no_data_check: None
+    tiny_coco: SyntheticCoco, tmp_path: Path, handed: list[Config]
 ) -> None:
     """Was: with ``--preset auto`` (the default), "--resume: the run's config new/config.json is
     not a file"; with a fixed preset, the preset's schedule instead of the checkpoint's."""
     cfg, checkpoint = _finished_run(tmp_path / "run")
     for preset in ("auto", "tiny"):
         argv = _resume(tiny_coco, tmp_path / "new", str(checkpoint), "--preset", preset)
-        assert main(argv) == 1  # stopped at the data's check
-        assert resumed_config(build_parser().parse_args(argv), tmp_path / "new") == cfg
-        assert not (tmp_path / "new").exists()  # a refused run leaves no folder
+        assert main(argv) == 1  # stopped at train_from_coco
+    assert handed == [cfg, cfg]
+
+
+def test_a_resume_reads_the_runs_config_and_checkpoint_once(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    handed: list[Config],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The run's config.json was read by the check before the data and again after it (and a
+    checkpoint's config mapped a third time): the config the check read is the one trained."""
+    run = tmp_path / "run"
+    _, checkpoint = _finished_run(run)
+    read: list[Path] = []
+    load, look = Config.load, checkpoint_module._read_checkpoint
+
+    def counted_load(path: Path, **kwargs: Any) -> Config:
+        read.append(Path(path))
+        return load(path, **kwargs)
+
+    def counted_look(path: Path, **kwargs: Any) -> dict[str, Any]:
+        read.append(path)
+        return look(path, **kwargs)
+
+    monkeypatch.setattr(Config, "load", counted_load)
+    monkeypatch.setattr(checkpoint_module, "_read_checkpoint", counted_look)
+    assert main(_resume(tiny_coco, run, "--set", "train.max_iter=80")) == 1
+    assert sorted(read) == [checkpoint, run / "config.json"]
+    assert handed[0].train.max_iter == 80
 
 
 def test_set_values_on_resume_are_checked_against_the_runs_config(
@@ -160,6 +204,30 @@ def test_set_values_on_resume_are_checked_against_the_runs_config(
     error = capsys.readouterr().err
     assert "--set: model.hidden_dim (48) must be a multiple of model.num_heads (5)" in error
     assert f"(in the run's config, {run / 'config.json'})" in error
+
+
+def test_a_config_file_is_read_once_before_the_data_check(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    no_data_check: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--config`` was loaded and the ``--set`` overrides applied three times before the
+    data's check: by the options' check, by the schedule notes and by the starting weights."""
+    config_file = tmp_path / "config.json"
+    config_file.write_text(get_preset("tiny").to_json())
+    reads: list[Path] = []
+    load = training_setup.load_config_file
+
+    def counted(path: Path, what: str, *, of_run: bool = False) -> Config:
+        reads.append(path)
+        return load(path, what, of_run=of_run)
+
+    monkeypatch.setattr(training_setup, "load_config_file", counted)
+    files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
+    argv = ["train", *files, "--output-dir", str(tmp_path / "run"), "--config", str(config_file)]
+    assert main([*argv, "--set", "train.max_iter=30"]) == 1  # stopped at the data's check
+    assert reads == [config_file]
 
 
 def test_a_new_run_of_a_fixed_preset_is_told_its_schedule_notes_before_the_data_check(

@@ -14,8 +14,10 @@ from sparsercnn.engine.lr_schedule import (
     decays_ahead,
     extended_schedule,
     fit_schedule_to_budget,
+    images_per_step,
     lr_factor,
     resumed_steps,
+    run_lr,
     scaled_lr,
     train_lr_factor,
 )
@@ -74,6 +76,16 @@ def test_scaled_lr_linear_rule() -> None:
     assert scaled_lr(2.5e-5, 4, 16, True) == pytest.approx(2.5e-5 / 4)
     assert scaled_lr(2.5e-5, 32, 16, True) == pytest.approx(5e-5)
     assert scaled_lr(2.5e-5, 4, 16, False) == 2.5e-5
+
+
+def test_a_run_s_lr_is_its_lr_scaled_to_all_its_images_per_step() -> None:
+    """The sum of the images per step (batch x micro-batches x processes) was written in three
+    places: the trainer's, the checkpoint's and each side of a resume's batch warning."""
+    train = TrainConfig(lr=1e-4, batch_size=2, grad_accum_steps=3, reference_batch_size=16)
+    assert images_per_step(train, 2) == 12
+    assert run_lr(train, 2) == pytest.approx(1e-4 * 12 / 16)
+    train.scale_lr = False
+    assert run_lr(train, 2) == 1e-4
 
 
 @pytest.mark.parametrize(("lr", "total", "reference"), [(0.0, 16, 16), (1e-4, 0, 16), (1e-4, 8, 0)])

@@ -1,5 +1,6 @@
 """Resuming a run: refusals (another model, past max_iter), what a resume says it changes
-(schedule, batch, settings, images), said once, and the states restored."""
+(batch, images; the schedule and settings in test_resume_changes), said once, and the states
+restored."""
 
 from __future__ import annotations
 
@@ -14,14 +15,8 @@ from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine import resume as resume_module
 from sparsercnn.engine.checkpoint import save_training_checkpoint
-from sparsercnn.engine.resume import (
-    CheckedResume,
-    check_resume,
-    log_config_changes,
-    restore_training_state,
-)
+from sparsercnn.engine.resume import CheckedResume, check_resume, restore_training_state
 from sparsercnn.engine.training_images import data_identity
-from sparsercnn.presets import tiny
 from tests.file_mappings import mapped_from, needs_proc_maps
 
 CATEGORIES = CategoryMap([1, 2], ["cat", "dog"])
@@ -128,142 +123,6 @@ def test_resuming_on_other_training_images_is_warned_about(
         assert expected in caplog.text and "--train-json and --train-images" in caplog.text
 
 
-def test_config_changes_on_resume_are_logged(caplog: pytest.LogCaptureFixture) -> None:
-    saved, current = Config(), Config()
-    saved.train.max_iter, current.train.max_iter = 2, 4
-    current.model.dropout = 0.5
-    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
-        log_config_changes(saved, current, 2, base_lr=1.0, extended=False)
-    assert "schedule extended on resume at iteration 2: max_iter 2 -> 4" in caplog.text
-    assert (
-        "resuming with other settings than the run's: model.dropout 0.0 -> 0.5; --set "
-        "model.dropout=0.0 keeps the run's"
-    ) in caplog.text
-
-
-def test_a_fixed_preset_resumed_without_its_set_values_says_each_change_once(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """``train --preset tiny --set train.max_iter=6 'train.steps=[4]' train.warmup_iters=2
-    train.checkpoint_period=3 train.seed=7``, resumed at 3 with ``--preset tiny --resume``: the
-    preset's 3000 steps restarted the warm-up with an info line, and its other checkpoint
-    period and seed (another data order) went unsaid. Each is said once, with the ``--set``
-    that keeps the run's values."""
-    overrides = ["train.max_iter=6", "train.steps=[4]", "train.warmup_iters=2"]
-    overrides += ["train.checkpoint_period=3", "train.seed=7"]
-    saved, current = tiny().apply_overrides(overrides), tiny()
-    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
-        log_config_changes(saved, current, 3, base_lr=1.0, extended=False)
-    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
-        (
-            "WARNING",
-            "schedule replaced (not the learning rates the run trained with) on resume at "
-            "iteration 3: max_iter 6 -> 3000, steps [4] -> [2400, 2800], warm-up 2 -> 50; to "
-            "keep the run's schedule, resume without --preset or --config (the run's "
-            "config.json), or with --set train.max_iter=6 'train.steps=[4]' "
-            "train.warmup_iters=2",
-        ),
-        (
-            "WARNING",
-            "resuming with other settings than the run's: train.seed 7 -> 40244023, "
-            "train.checkpoint_period 3 -> 500; --set train.seed=7 train.checkpoint_period=3 "
-            "keeps the run's",
-        ),
-    ]
-
-
-@pytest.mark.parametrize("extended", [True, False])
-def test_a_completed_run_extended_says_its_decays_are_a_fresh_run_s(
-    caplog: pytest.LogCaptureFixture, extended: bool
-) -> None:
-    """The trainer said the extension in a line of its own and the resume's schedule line
-    said it again. Steps the user chose for the extension are not called a fresh run's, also
-    where they are the same (the line guessed the extension from the steps)."""
-    saved, current = Config(), Config()
-    saved.train.max_iter, saved.train.steps, saved.train.warmup_iters = 39, (), 5
-    current.train.max_iter, current.train.steps, current.train.warmup_iters = 41, (39, 40), 5
-    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
-        log_config_changes(saved, current, 39, base_lr=1.0, extended=extended)
-    line = (
-        "schedule extended on resume at iteration 39: max_iter 39 -> 41, steps [] -> [39, 40], "
-        "warm-up 5 -> 5"
-    )
-    if extended:
-        line += " (the decays of a fresh run of that length; set train.steps to choose others)"
-    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("INFO", line)]
-
-
-@pytest.mark.parametrize(
-    ("max_iter", "steps", "warmup_iters", "change"),
-    [
-        (300, (80, 250), 10, "extended"),
-        (90, (80,), 10, "shortened"),
-        (100, (80, 95), 10, "changed ahead"),
-        # Another preset's whole schedule: the decay taken at 80 is gone.
-        (3000, (2400, 2800), 10, "replaced (not the learning rates the run trained with)"),
-        (100, (80, 93), 50, "replaced (not the learning rates the run trained with)"),
-    ],
-)
-def test_a_schedule_change_on_resume_is_named_for_what_it_does(
-    caplog: pytest.LogCaptureFixture,
-    max_iter: int,
-    steps: tuple[int, ...],
-    warmup_iters: int,
-    change: str,
-) -> None:
-    """A run at iteration 85 of its schedule (100 steps, decays at 80 and 93) resumed with
-    another: every longer schedule was "extended", another preset's whole schedule too."""
-    saved, current = Config(), Config()
-    saved.train.max_iter, saved.train.steps, saved.train.warmup_iters = 100, (80, 93), 10
-    current.train.max_iter, current.train.steps = max_iter, steps
-    current.train.warmup_iters = warmup_iters
-    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
-        log_config_changes(saved, current, 85, base_lr=1.0, extended=False)
-    (record,) = caplog.records
-    assert record.getMessage().startswith(
-        f"schedule {change} on resume at iteration 85: max_iter 100 -> "
-    )
-    assert record.levelname == ("WARNING" if change.startswith("replaced") else "INFO")
-
-
-@pytest.mark.parametrize(
-    ("iteration", "gamma", "warmup_factor", "change"),
-    [
-        (85, 0.5, 0.01, "replaced (not the learning rates the run trained with)"),
-        (50, 0.5, 0.01, "changed ahead"),
-        (85, 0.1, 0.1, "replaced (not the learning rates the run trained with)"),
-    ],
-)
-def test_a_changed_gamma_or_warm_up_factor_on_resume_is_logged(
-    caplog: pytest.LogCaptureFixture,
-    iteration: int,
-    gamma: float,
-    warmup_factor: float,
-    change: str,
-) -> None:
-    """Another train.gamma or train.warmup_factor was not said, though it changes the learning
-    rates the run trained with (after its decay at 80, during its warm-up) or will train with."""
-    saved, current = Config(), Config()
-    for config in (saved, current):
-        config.train.max_iter, config.train.steps, config.train.warmup_iters = 100, (80,), 10
-    current.train.gamma, current.train.warmup_factor = gamma, warmup_factor
-    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
-        log_config_changes(saved, current, iteration, base_lr=1.0, extended=False)
-    changed = "gamma 0.1 -> 0.5" if gamma == 0.5 else "warm-up factor 0.01 -> 0.1"
-    line = (
-        f"schedule {change} on resume at iteration {iteration}: max_iter 100 -> 100, steps [80] "
-        f"-> [80], warm-up 10 -> 10, {changed}"
-    )
-    if change.startswith("replaced"):
-        rise = "; the learning rate rises from 0.1 to 0.5 there" if gamma == 0.5 else ""
-        kept = "train.gamma=0.1" if gamma == 0.5 else "train.warmup_factor=0.01"
-        line += (
-            f"{rise}; to keep the run's schedule, resume without --preset or --config (the "
-            f"run's config.json), or with --set {kept}"
-        )
-    assert [r.getMessage() for r in caplog.records] == [line]
-
-
 @pytest.mark.parametrize(
     ("world_size", "batch_size", "expected"),
     [
@@ -293,7 +152,7 @@ def test_resuming_with_other_processes_or_batch_is_warned_about(
     save_training_checkpoint(tmp_path, 8, model, optimizer, None, saved, CATEGORIES)
     resumed = Config()
     resumed.train.batch_size = batch_size
-    with caplog.at_level("WARNING", logger="sparsercnn.engine.resume"):
+    with caplog.at_level("WARNING", logger="sparsercnn.engine"):
         restore_training_state(
             tmp_path, model, optimizer, None, resumed, CATEGORIES, world_size=world_size
         )
@@ -336,7 +195,7 @@ def test_resuming_with_grouping_turned_on_or_off_is_warned_about(
     monkeypatch.undo()
     current = Config()
     current.train.aspect_ratio_grouping = resumed
-    with caplog.at_level("WARNING", logger="sparsercnn.engine.resume"):
+    with caplog.at_level("WARNING", logger="sparsercnn.engine"):
         restore_training_state(tmp_path, model, optimizer, None, current, CATEGORIES)
     warnings = [r.getMessage() for r in caplog.records if "aspect-ratio grouping" in r.getMessage()]
     assert bool(warnings) == warned
@@ -358,20 +217,20 @@ def test_a_resume_checked_first_is_said_once(
     newest = save_training_checkpoint(tmp_path, 40, model, optimizer, None, saved, CATEGORIES)
     current = Config()
     current.train.max_iter, current.train.steps, current.train.log_period = 40, (30,), 5
-    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
+    with caplog.at_level("INFO", logger="sparsercnn.engine"):
         checked = check_resume(tmp_path, current)
     said = [r.getMessage() for r in caplog.records]
     assert checked is not None and (checked.path, checked.iteration) == (newest, 40)
     assert "train.log_period 20 -> 5" in said[0] and "nothing to train" in said[1]
     caplog.clear()
-    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
+    with caplog.at_level("INFO", logger="sparsercnn.engine"):
         restore_training_state(
             tmp_path, model, optimizer, None, current, CATEGORIES, checked=checked
         )
     assert [r.getMessage() for r in caplog.records] == [f"resumed from {newest} at iteration 40"]
-    older = CheckedResume(tmp_path / "checkpoint_0000020.pt", 20)
+    older = CheckedResume(current, tmp_path / "checkpoint_0000020.pt", 20)
     caplog.clear()
-    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
+    with caplog.at_level("INFO", logger="sparsercnn.engine"):
         restore_training_state(tmp_path, model, optimizer, None, current, CATEGORIES, checked=older)
     assert sum("train.log_period 20 -> 5" in r.getMessage() for r in caplog.records) == 1
     current.train.max_iter = 30
@@ -427,7 +286,7 @@ def test_the_schedule_notes_of_a_resumed_run_are_said_with_its_check_and_only_if
     save_training_checkpoint(tmp_path / "run", 20, model, optimizer, None, config, CATEGORIES)
     finished = tmp_path / "finished"
     save_training_checkpoint(finished, 40, model, optimizer, None, config, CATEGORIES)
-    with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
+    with caplog.at_level("INFO", logger="sparsercnn.engine"):
         checked = check_resume(tmp_path / "run", config)
         assert _notes(caplog) == [
             "train.steps [50] are not before train.max_iter=40: the learning rate does not decay "
@@ -442,3 +301,62 @@ def test_the_schedule_notes_of_a_resumed_run_are_said_with_its_check_and_only_if
         restore_training_state(finished, model, optimizer, None, config, CATEGORIES)
     assert any("nothing to train" in r.getMessage() for r in caplog.records)
     assert _notes(caplog) == []
+
+
+@pytest.mark.parametrize(
+    ("budget_given", "budget_extends", "said"),
+    [
+        (False, True, "(raise train.max_iter, or give a time budget, to continue the run)"),
+        (True, True, None),  # the budget trains the run on
+        (True, False, "(raise train.max_iter to continue the run)"),  # the demo's
+        (False, False, "(raise train.max_iter to continue the run)"),
+    ],
+)
+def test_a_finished_run_is_told_of_a_time_budget_only_where_one_would_extend_it(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    budget_given: bool,
+    budget_extends: bool,
+    said: str | None,
+) -> None:
+    """Whether a budget is given and whether the command's budget extends a finished run were
+    passed as "extends" (the conjunction) and "hint", a pair whose callers each computed the
+    conjunction; both entry points take the two facts and say alike."""
+    path = _save(tmp_path, Config().train.max_iter)
+    model, optimizer = _model_and_optimizer()
+    flags = {"budget_given": budget_given, "budget_extends": budget_extends}
+    for check in (
+        lambda: check_resume(path, Config(), **flags),
+        lambda: restore_training_state(path, model, optimizer, None, Config(), CATEGORIES, **flags),
+    ):
+        caplog.clear()
+        with caplog.at_level("INFO", logger="sparsercnn.engine.resume"):
+            check()
+        lines = [r.getMessage() for r in caplog.records if "nothing to train" in r.getMessage()]
+        if said is None:
+            assert not lines
+        else:
+            (line,) = lines
+            assert line.endswith(said)
+
+
+def test_a_damaged_checkpoint_is_checked_as_nothing_said_with_the_run_s_config(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged checkpoint gave None: the config the resume trains with, checked, was lost
+    with it and read again after the data's check. Restoring (from an older one) says what it
+    changes."""
+    _save(tmp_path, 4)
+    newest = _save(tmp_path, 8)
+    newest.write_bytes(b"not a zip archive")
+    config = Config()
+    config.train.log_period = 5
+    checked = check_resume(newest, config)
+    assert (checked.config, checked.path, checked.iteration) == (config, newest, None)
+    model, optimizer = _model_and_optimizer()
+    with caplog.at_level("INFO", logger="sparsercnn.engine"):
+        point = restore_training_state(
+            tmp_path, model, optimizer, None, config, CATEGORIES, checked=checked
+        )
+    assert point.iteration == 4
+    assert any("train.log_period 20 -> 5" in r.getMessage() for r in caplog.records)

@@ -256,7 +256,7 @@ def test_an_extended_schedule_ending_inside_its_warm_up_is_warned_about_once(
     train = TrainConfig(max_iter=39, steps=(), warmup_iters=warmup_iters, checkpoint_period=0)
     budget = TimeBudget(100.0, time.perf_counter(), skip_iters=0, measure_iters=2, refit_every=1)
     schedule = BudgetedSchedule(budget, train, extend_from=39)
-    assert schedule.extends
+    assert schedule.completed_at is not None
     work = _work(eval_seconds=None, eval_images=None)
     with caplog.at_level(logging.WARNING, logger=time_budget.__name__):
         for iteration in range(40, 46):  # refitted after each step from 41 on

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 
+from sparsercnn import config as config_module
 from sparsercnn.config import Config
 from sparsercnn.data.coco import CocoDataset, ImageChangedError
 from sparsercnn.data.image_io import ImageReadError
@@ -23,7 +24,7 @@ from sparsercnn.engine import train_step
 from sparsercnn.engine import trainer as trainer_module
 from sparsercnn.engine.checkpoint import LAST_CHECKPOINT_FILE, load_training_checkpoint
 from sparsercnn.engine.distributed import DistInfo
-from sparsercnn.engine.evaluation_history import EvaluationHistory, model_file_crc32
+from sparsercnn.engine.evaluation_history import EvaluationHistory
 from sparsercnn.engine.lr_schedule import train_lr_factor
 from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, BudgetedSchedule, TimeBudget
 from sparsercnn.engine.train_step import NonFiniteLossError
@@ -32,6 +33,7 @@ from sparsercnn.engine.training_images import data_identity
 from sparsercnn.loss import NonFiniteCostError, SetLoss
 from sparsercnn.model_file import load_model_file, save_model_file
 from sparsercnn.run_files import MODEL_BEST_FILE
+from sparsercnn.safetensors_file import stored_tensors_crc32
 from sparsercnn.structures import ModelOutput, Target
 from tests.synthetic_coco import SyntheticCoco, tiny_config
 
@@ -117,7 +119,7 @@ def test_a_checkpoint_holds_the_evaluation_of_its_iteration(
         best = max(ap for i, ap in evaluations.items() if i <= iteration)
         assert extra["best_ap"] == pytest.approx(best) and extra["last_evaluation"] == iteration
     # Which model_best holds that AP: the file written for it.
-    assert extra["best_model_crc32"] == model_file_crc32(tmp_path / MODEL_BEST_FILE)
+    assert extra["best_model_crc32"] == stored_tensors_crc32(tmp_path / MODEL_BEST_FILE)
     result = _trainer(tiny_coco, cfg, tmp_path, with_val=True, resume=True).train()
     assert result.iteration == 4 and _records(tmp_path) == records  # nothing evaluated again
 
@@ -212,7 +214,7 @@ def _run_with_a_later_model_best(
     trainer = _trainer(data, tiny_config(), tmp_path)
     best = tmp_path / MODEL_BEST_FILE
     save_model_file(best, trainer.model, trainer.cfg, trainer.categories)
-    recorded = model_file_crc32(best)
+    recorded = stored_tensors_crc32(best)
     trainer.iteration = 2
     trainer.evaluations = EvaluationHistory(0.25, best_iteration, recorded, last_iteration=2)
     trainer._save_checkpoint()
@@ -220,7 +222,7 @@ def _run_with_a_later_model_best(
         for parameter in trainer.model.parameters():
             parameter.add_(0.5)
     save_model_file(best, trainer.model, trainer.cfg, trainer.categories)
-    assert recorded is not None and model_file_crc32(best) != recorded
+    assert recorded is not None and stored_tensors_crc32(best) != recorded
     return tmp_path / "checkpoint_0000002.pt", recorded
 
 
@@ -249,7 +251,7 @@ def test_a_model_best_written_after_the_checkpoint_resumed_is_not_named_its_best
     history = resumed.evaluations
     if best_iteration == 2:
         assert message.endswith("written again from that checkpoint, which holds it")
-        assert model_file_crc32(best) == history.best_model_crc32 == recorded
+        assert stored_tensors_crc32(best) == history.best_model_crc32 == recorded
         assert (history.best_ap, history.best_iteration) == (0.25, 2)
     else:
         assert "the best AP counts again from this run's next evaluation" in message
@@ -267,7 +269,7 @@ def test_the_schedule_notes_judge_the_schedule_the_run_trains(
     reach train.lr."""
 
     def notes() -> list[str]:
-        messages = [r.getMessage() for r in caplog.records if r.name == trainer_module.__name__]
+        messages = [r.getMessage() for r in caplog.records if r.name == config_module.__name__]
         return [
             message
             for message in messages
@@ -275,7 +277,7 @@ def test_the_schedule_notes_judge_the_schedule_the_run_trains(
         ]
 
     cfg = tiny_config()
-    with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
+    with caplog.at_level(logging.WARNING, logger=config_module.__name__):
         _trainer(tiny_coco, cfg, tmp_path).train()
         assert notes() == [
             "train.steps [2400, 2800] are not before train.max_iter=3: the learning rate does "
@@ -287,7 +289,7 @@ def test_the_schedule_notes_judge_the_schedule_the_run_trains(
         budgeted = _trainer(tiny_coco, cfg, tmp_path, resume=True, time_budget_minutes=1.0)
         cfg.train.max_iter = 200
         extended = _trainer(tiny_coco, cfg, tmp_path, resume=True)
-    assert budgeted.budget is not None and budgeted.budget.extends
+    assert budgeted.budget is not None and budgeted.budget.completed_at is not None
     assert extended.cfg.train.steps == (160, 187)
     assert notes() == []
 

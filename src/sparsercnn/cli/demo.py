@@ -33,6 +33,7 @@ from sparsercnn.run_files import CONFIG_FILE, CURVES_FILE, METRICS_FILE
 if TYPE_CHECKING:
     import torch
 
+    from sparsercnn.config import Config
     from sparsercnn.data.demo_dataset import DemoDatasetPaths
     from sparsercnn.engine.evaluation_report import EvaluationReport
     from sparsercnn.engine.resume import CheckedResume
@@ -108,13 +109,16 @@ def draw_predictions(report: EvaluationReport, output_dir: Path, limit: int) -> 
     return output_dir
 
 
-def check_run_to_start(train_dir: Path, args: argparse.Namespace) -> CheckedResume | None:
+def check_run_to_start(
+    train_dir: Path, args: argparse.Namespace, given: Config | None
+) -> CheckedResume | None:
     """Refuse, before the data is made and decoded, what training would refuse after it: a
     ``--resume`` with no run in ``train_dir`` to continue (else what it changes is said and the
     resume returned, :func:`~sparsercnn.cli.training_setup.check_resume_to_start`), or a new run
     where an earlier demo left its checkpoints and outputs (which training would replace or leave
     beside its own); a new run of a fixed preset is told what of its schedule it never reaches
-    (:func:`~sparsercnn.cli.training_setup.say_schedule_notes`).
+    (:func:`~sparsercnn.cli.training_setup.say_schedule_notes` of ``given``, as
+    :func:`~sparsercnn.cli.training_setup.check_config_arguments` returned it).
 
     Raises:
         FileNotFoundError: ``--resume`` and ``train_dir`` holds no run's ``config.json``.
@@ -134,7 +138,8 @@ def check_run_to_start(train_dir: Path, args: argparse.Namespace) -> CheckedResu
     # is_main=False: look only, without creating the folder (check_output_path tried writing).
     # An earlier automatic demo's recipe.json is another run's file whatever this one's preset.
     check_run_folder(train_dir, False, is_main=False, also=(RECIPE_FILE,))
-    say_schedule_notes(args)
+    assert given is not None, "check_config_arguments resolves a new run's config"
+    say_schedule_notes(args, given)
     return None
 
 
@@ -172,10 +177,10 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.output_dir
     # What would be refused after the data is made is refused before.
     check_output_path(out, "--output-dir", folder=True)
-    check_config_arguments(args)
-    checked_resume = check_run_to_start(out / "train", args)
+    given = check_config_arguments(args)
+    checked_resume = check_run_to_start(out / "train", args, given)
     # As in `train`: `--set train.init_from` / `train.backbone_weights` read once, up front.
-    weights = starting_weights(args)
+    weights = starting_weights(args, given)
     data = generate_demo_dataset(out / "data", image_size=DEMO_IMAGE_SIZE)
     print(f"demo data: {data.train_json} / {data.val_json}")
     device = resolve_device(args.device)
@@ -186,7 +191,14 @@ def run(args: argparse.Namespace) -> int:
     )
     budget_start = time.perf_counter()
     cfg = training_config(
-        args, data.train_json, data.train_images, out / "train", dist_info, weights, checked
+        args,
+        data.train_json,
+        data.train_images,
+        out / "train",
+        dist_info,
+        weights,
+        checked,
+        checked_resume,
     )
     result = train_from_coco(
         cfg,

@@ -101,6 +101,7 @@ RANK_0_WARNINGS = (
     "sparsercnn.data.policy",
     "sparsercnn.engine.checkpoint",
     "sparsercnn.engine.resume",
+    "sparsercnn.engine.resume_changes",
     "sparsercnn.engine.time_budget",
     "sparsercnn.weights.convert",
 )
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.val_json is None) != (args.val_images is None):
         raise ValueError("give both --val-json and --val-images, or neither")
-    check_config_arguments(args)
+    given = check_config_arguments(args)
     dist_info = init_distributed(args.device, argument="--device")
     if not dist_info.is_main:
         # One copy of the run's log (rank 0's): the other ranks report their own warnings (an
@@ -129,9 +130,13 @@ def run(args: argparse.Namespace) -> int:
             # What is cheap to refuse, then what a resume changes, comes before the data's check
             # (every image decoded).
             checked_resume = check_run_to_start(
-                args, args.output_dir, is_main=dist_info.is_main, world_size=dist_info.world_size
+                args,
+                args.output_dir,
+                given,
+                is_main=dist_info.is_main,
+                world_size=dist_info.world_size,
             )
-            weights = starting_weights(args)
+            weights = starting_weights(args, given)
             val = (args.val_json, args.val_images) if args.val_json is not None else None
             folders = {"--train-images": args.train_images, "--val-images": args.val_images}
             files = {"--train-json": args.train_json, "--val-json": args.val_json}
@@ -149,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
                 dist_info,
                 weights,
                 checked,
+                checked_resume,
             )
             # Rank 0's clock decides, so that a spent budget stops every rank alike.
             budget = computed_on_main(lambda: remaining_budget(args.time_budget, start))

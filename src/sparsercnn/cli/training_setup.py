@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sparsercnn.cli.common import AUTO_PRESET
-from sparsercnn.config import Config, TrainConfig, override_keys, override_value
+from sparsercnn.config import (
+    Config,
+    TrainConfig,
+    log_schedule_notes,
+    override_keys,
+    override_value,
+)
 from sparsercnn.presets import get_preset
 from sparsercnn.run_files import CONFIG_FILE
 from sparsercnn.text import listing
@@ -64,19 +70,24 @@ def removed_if_refused(folder: Path) -> Iterator[None]:
         raise
 
 
-def check_config_arguments(args: argparse.Namespace) -> None:
+def check_config_arguments(args: argparse.Namespace) -> Config | None:
     """Refuse a bad ``--config``, ``--preset`` or ``--set`` of a new run before any work (the
     data's check, the recipe's timing): the fixed config is resolved, the overrides of ``auto``
     parsed and refused if they fit none of the models it may choose; and a new run that would
     freeze weights it does not load (``--freeze`` without ``--init-from``). A ``--resume``
     trains with the run's own config, against which :func:`check_resume_to_start` checks them.
 
+    Returns:
+        What the options say of a new run (:func:`_given_config`), which
+        :func:`check_run_to_start` and :func:`starting_weights` take; ``None`` on ``--resume``.
+
     Raises:
         ValueError: the message names the key or option.
     """
     if args.resume:
-        return
-    train = _given_config(args).train
+        return None
+    given = _given_config(args)
+    train = given.train
     if train.freeze != "none" and not train.init_from:
         # --backbone-weights hold no FPN, which --freeze backbone freezes too.
         raise ValueError(
@@ -85,6 +96,13 @@ def check_config_arguments(args: argparse.Namespace) -> None:
             "initialisation; start from a detector checkpoint, or train without --freeze "
             "(model.freeze_at freezes early ResNet stages)"
         )
+    return given
+
+
+def fixed_preset(args: argparse.Namespace) -> bool:
+    """Whether the options fix the config (``--config``, or a ``--preset`` other than
+    ``auto``, whose recipe chooses it from the data)."""
+    return bool(args.config) or args.preset != AUTO_PRESET
 
 
 def _given_config(args: argparse.Namespace) -> Config:
@@ -96,7 +114,7 @@ def _given_config(args: argparse.Namespace) -> Config:
     Raises:
         ValueError: a bad override, or (``auto``) overrides that fit none of its models.
     """
-    if args.config or args.preset != AUTO_PRESET:
+    if fixed_preset(args):
         return _with_weight_options(resolve_config(args), args)
     overrides = list(args.overrides)
     errors: dict[str, ValueError] = {}
@@ -134,25 +152,25 @@ def _train_overrides(overrides: list[str]) -> list[str]:
 def check_run_to_start(
     args: argparse.Namespace,
     output_dir: Path,
+    given: Config | None,
     *,
     is_main: bool,
     world_size: int = 1,
-    budget_extends: bool = True,
 ) -> CheckedResume | None:
     """Refuse, before any data work (the data's check decodes every image), what training would
     refuse after it, and say what a resume changes: a new run where another run's checkpoints
     or outputs are (its ``recipe.json`` and ``report/`` too, :data:`COMMAND_OUTPUT_FILES`); a
     ``--resume`` with no run to continue, with a ``--preset`` or ``--config`` not the run's
-    (:func:`resumed_config`), or that changes its model or ends before its checkpoint; then
-    what the resume changes (:func:`~sparsercnn.engine.resume.check_resume`, of the
-    ``world_size`` processes that resume it, ``budget_extends``: a ``--time-budget`` trains a
-    completed run on), or what a new run's schedule never reaches (:func:`say_schedule_notes`).
-    ``is_main``: this process may create ``output_dir`` (rank 0), else it only looks, and says
-    nothing.
+    (:func:`check_resume_to_start`), or that changes its model or ends before its checkpoint;
+    then what the resume changes (:func:`~sparsercnn.engine.resume.check_resume`, of the
+    ``world_size`` processes that resume it; a ``--time-budget`` trains a completed run on), or
+    what a new run's schedule never reaches (:func:`say_schedule_notes`, of ``given``: what
+    :func:`check_config_arguments` returned). ``is_main``: this process may create
+    ``output_dir`` (rank 0), else it only looks, and says nothing.
 
     Returns:
-        The resume as checked (``None`` for a new run, or a damaged checkpoint that training
-        replaces with an older one, saying then what it changes).
+        The resume as checked, with the config it trains with (:func:`training_config` takes
+        it); ``None`` for a new run.
 
     Raises:
         FileExistsError: a new run and ``output_dir`` holds another run's files.
@@ -165,29 +183,22 @@ def check_run_to_start(
     from sparsercnn.engine.checkpoint import check_run_folder
 
     if args.resume:
-        return check_resume_to_start(
-            args, output_dir, is_main=is_main, world_size=world_size, budget_extends=budget_extends
-        )
+        return check_resume_to_start(args, output_dir, is_main=is_main, world_size=world_size)
     check_run_folder(output_dir, False, is_main=is_main, also=COMMAND_OUTPUT_FILES)
+    assert given is not None, "check_config_arguments resolves a new run's config"
     if is_main:
-        say_schedule_notes(args)
+        say_schedule_notes(args, given)
     return None
 
 
-def say_schedule_notes(args: argparse.Namespace) -> None:
+def say_schedule_notes(args: argparse.Namespace, given: Config) -> None:
     """Warn of what of its learning-rate schedule a new run of a fixed ``--preset`` or
-    ``--config`` never reaches (:meth:`~sparsercnn.config.TrainConfig.schedule_notes`), before
-    the data's check; ``auto``'s schedule is the recipe's, said with it (:func:`_auto_config`),
-    and a resumed run's with what the resume changes
-    (:func:`~sparsercnn.engine.resume.check_resume`)."""
-    if not (args.config or args.preset != AUTO_PRESET):
-        return
-    _say_notes(_given_config(args).train)
-
-
-def _say_notes(train: TrainConfig) -> None:
-    for note in train.schedule_notes():
-        logger.warning("%s", note)
+    ``--config`` (``given``, as :func:`check_config_arguments` resolved it) never reaches
+    (:meth:`~sparsercnn.config.TrainConfig.schedule_notes`), before the data's check;
+    ``auto``'s schedule is the recipe's, said with it (:func:`_auto_config`), and a resumed
+    run's with what the resume changes (:func:`~sparsercnn.engine.resume.check_resume`)."""
+    if fixed_preset(args):
+        log_schedule_notes(given.train)
 
 
 def check_resume_to_start(
@@ -197,9 +208,16 @@ def check_resume_to_start(
     is_main: bool,
     world_size: int = 1,
     budget_extends: bool = True,
-) -> CheckedResume | None:
+) -> CheckedResume:
     """:func:`check_run_to_start` of a ``--resume`` (``train``'s, the demo's): refusals first,
-    then what the resume changes."""
+    then what the resume changes; ``budget_extends``: a ``--time-budget`` trains a completed run
+    on (the demo's, a default, does not).
+
+    The resume trains with the run's own config whatever ``--preset`` or ``--config`` (one of
+    another model is refused): its ``config.json``, or where ``output_dir`` has none (a
+    ``--resume CHECKPOINT`` into a new folder) the checkpoint's, with the ``--set`` overrides,
+    ``--init-from``, ``--backbone-weights`` and ``--freeze``. A run's ``config.json`` is never
+    rewritten into another preset's."""
     from sparsercnn.engine.resume import check_resume
 
     if args.resume is True and not output_dir.is_dir():
@@ -208,15 +226,15 @@ def check_resume_to_start(
             "--output-dir of the run to continue, or start a new run without --resume"
         )
     checkpoint = _resumed_checkpoint(args, output_dir)
-    cfg, origin = _run_config(args, output_dir)
-    if args.config or args.preset != AUTO_PRESET:
+    cfg, origin = _run_config(args, output_dir, checkpoint)
+    if fixed_preset(args):
         _check_given_is_runs(args, cfg, origin, output_dir, say=is_main)
     return check_resume(
         checkpoint,
         _with_weight_options(cfg, args),
         world_size,
-        budget_extends=budget_extends and args.time_budget is not None,
-        extends_hint=budget_extends,
+        budget_given=args.time_budget is not None,
+        budget_extends=budget_extends,
         say=is_main,
     )
 
@@ -235,24 +253,10 @@ def _resumed_checkpoint(args: argparse.Namespace, output_dir: Path) -> Path:
     return resolve_checkpoint_path(args.resume)
 
 
-def resumed_config(args: argparse.Namespace, output_dir: Path) -> Config:
-    """The config a ``--resume`` trains with, whatever ``--preset`` or ``--config``
-    (:func:`check_resume_to_start` refuses one of another model): the run's own
-    (:func:`_run_config`), with the ``--set`` overrides, ``--init-from``,
-    ``--backbone-weights`` and ``--freeze``. A run's ``config.json`` is never rewritten into
-    another preset's.
-
-    Raises:
-        FileNotFoundError: no checkpoint to read the config from.
-        ValueError: a bad config file or override.
-    """
-    return _with_weight_options(_run_config(args, output_dir)[0], args)
-
-
-def _run_config(args: argparse.Namespace, output_dir: Path) -> tuple[Config, str]:
+def _run_config(args: argparse.Namespace, output_dir: Path, checkpoint: Path) -> tuple[Config, str]:
     """The run's own config with the ``--set`` overrides, and the file it was read from: its
     ``config.json``, or where ``output_dir`` has none (a ``--resume CHECKPOINT`` into a new
-    folder) the checkpoint's."""
+    folder) that of ``checkpoint``, the one resumed."""
     from sparsercnn.engine.checkpoint import read_checkpoint_config
 
     run_file = output_dir / CONFIG_FILE
@@ -260,7 +264,6 @@ def _run_config(args: argparse.Namespace, output_dir: Path) -> tuple[Config, str
         own = load_config_file(run_file, "--resume: the run's config", of_run=True)
         origin = str(run_file)
     else:
-        checkpoint = _resumed_checkpoint(args, output_dir)
         own, origin = read_checkpoint_config(checkpoint), str(checkpoint)
     try:
         return own.apply_overrides(list(args.overrides)), origin
@@ -284,13 +287,12 @@ def _check_given_is_runs(
     given = _fixed_config(args)
     overridden = set(override_keys(list(args.overrides)))
     option = f"--config {args.config}" if args.config else f"--preset {args.preset}"
-    changed = {
-        key: values
-        for key, values in model_changes(run, given).items()
+    keys = [
+        change
+        for key, change in model_changes(run, given).items()
         if f"model.{key}" not in overridden
-    }
-    if changed:
-        keys = [f"model.{key} {old!r} -> {new!r}" for key, (old, new) in changed.items()]
+    ]
+    if keys:
         raise ValueError(
             f"--resume: {option} is another model than the run's in {output_dir} ({origin} -> "
             f"{option}: {listing(keys, limit=3)}); --resume continues a run with its own "
@@ -314,24 +316,23 @@ def _check_given_is_runs(
         )
 
 
-def starting_weights(args: argparse.Namespace) -> StartingWeights | None:
+def starting_weights(args: argparse.Namespace, given: Config | None) -> StartingWeights | None:
     """The files of ``train.init_from`` and ``train.backbone_weights`` (``--init-from``,
     ``--backbone-weights``, or ``--set``), read and converted once, before the data's check (a
     wrong file is named at once): the recipe reads the architecture off them and training loads
     them (:func:`training_config`, ``train_from_coco``); a fixed ``--preset`` or ``--config``
     of another architecture is refused then, and so are ``--set`` values that change the
-    weights' architecture, which ``auto`` keeps. None without any, and on ``--resume`` (the run
-    restores its own weights)."""
+    weights' architecture, which ``auto`` keeps. ``given``: what :func:`check_config_arguments`
+    returned. None without any, and on ``--resume`` (the run restores its own weights)."""
     from sparsercnn.engine.model_init import read_starting_weights
 
-    if args.resume:
+    if given is None:
         return None
-    given = _given_config(args)
     train = given.train
     if not (train.init_from or train.backbone_weights):
         return None
     weights = read_starting_weights(train.init_from, train.backbone_weights)
-    if args.config or args.preset != AUTO_PRESET:
+    if fixed_preset(args):
         weights.check_fits(given.model)
     else:  # auto takes the weights' architecture, which --set must keep
         from sparsercnn.recipe.auto_recipe import check_overrides_fit_weights
@@ -438,20 +439,23 @@ def training_config(
     dist_info: DistInfo,
     weights: StartingWeights | None = None,
     checked: CheckedData | None = None,
+    resumed: CheckedResume | None = None,
 ) -> Config:
-    """The config of a training run (``train``, ``demo``): on ``--resume`` the run's own
-    (:func:`resumed_config`); else a fixed ``--preset`` or ``--config``, or with ``--preset
-    auto`` the recipe chosen from the training set (rank 0 chooses, every rank trains with it)
-    and ``weights`` (:func:`starting_weights`: the recipe takes their architecture). ``--set``
-    overrides apply last, then ``--init-from``, ``--backbone-weights`` and ``--freeze``.
+    """The config of a training run (``train``, ``demo``): on ``--resume`` the run's own, as
+    :func:`check_run_to_start` read it (``resumed``, which it returned); else a fixed
+    ``--preset`` or ``--config``, or with ``--preset auto`` the recipe chosen from the training
+    set (rank 0 chooses, every rank trains with it) and ``weights`` (:func:`starting_weights`:
+    the recipe takes their architecture). ``--set`` overrides apply last, then ``--init-from``,
+    ``--backbone-weights`` and ``--freeze``.
     ``checked``: the sets as :func:`check_training_data` found them (rank 0's), whose training
     set the recipe profiles without checking it again; None: the recipe checks it."""
     from sparsercnn.config import Config
     from sparsercnn.engine.distributed import computed_on_main
 
     if args.resume:
-        return resumed_config(args, output_dir)
-    if args.config or args.preset != AUTO_PRESET:
+        assert resumed is not None, "check_run_to_start checks a resume first"
+        return resumed.config
+    if fixed_preset(args):
         cfg = resolve_config(args)
     else:
         chosen = computed_on_main(
@@ -542,7 +546,7 @@ def _auto_config(
             "give values that fit it, or a fixed --preset"
         ) from error
     print(recipe.format(trained=cfg), flush=True)
-    _say_notes(cfg.train)
+    log_schedule_notes(cfg.train)
     text = json.dumps(recipe.to_dict(trained=cfg), indent=2)
     atomic_write(output_dir / RECIPE_FILE, lambda tmp: tmp.write_text(text))
     return cfg

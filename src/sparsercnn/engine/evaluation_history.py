@@ -5,12 +5,8 @@ end of the run reports them without a new pass."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-
-from safetensors import SafetensorError, safe_open
 
 from sparsercnn.engine.inference import Evaluation
-from sparsercnn.safetensors_file import DIGEST_KEY
 
 
 @dataclass
@@ -20,8 +16,9 @@ class EvaluationHistory:
         never evaluated).
     best_iteration: the iteration of ``best_ap``.
     best_model_crc32: the ``tensors_crc32`` of the ``model_best`` file written for ``best_ap``
-        (:func:`model_file_crc32`; ``None``: not known), which a checkpoint records, so that a
-        run resumed from it tells that file from one written after it.
+        (:func:`~sparsercnn.safetensors_file.stored_tensors_crc32`; ``None``: not known),
+        which a checkpoint records, so that a run resumed from it tells that file from one
+        written after it.
     best: the evaluation that last beat ``best_ap`` in this invocation, whose model is
         ``model_best`` (rank 0 only; ``None`` if none beat an AP restored on resume).
     last: the last evaluation (rank 0 only).
@@ -47,15 +44,3 @@ class EvaluationHistory:
         self.best_ap, self.best_iteration, self.best = evaluation.result.AP, iteration, evaluation
         self.best_model_crc32 = None
         return True
-
-
-def model_file_crc32(path: Path) -> str | None:
-    """The ``tensors_crc32`` of the model file at ``path`` (the CRC-32 of its weights that its
-    metadata holds, :mod:`sparsercnn.safetensors_file`): which model it is. ``None`` where there
-    is no readable safetensors file there, or it holds none."""
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (OSError, SafetensorError):
-        return None
-    return metadata.get(DIGEST_KEY)

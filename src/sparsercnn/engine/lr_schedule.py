@@ -2,12 +2,14 @@
 
 :func:`lr_factor` is the multiplier of the base learning rate at an iteration (linear warm-up,
 then step decay; :func:`train_lr_factor` that of a training config), :func:`scaled_lr` the base
-learning rate for the actual batch size, :func:`decay_steps` where a schedule of a given length
-decays, :func:`decays_ahead` where a run takes the decays still ahead of it,
-:func:`fit_schedule_to_budget` shortens a schedule so that training fits a time budget, and
-:func:`extended_schedule` continues one a run has completed (:func:`resumed_steps`: the decays
-of a resumed run that a larger ``max_iter`` extends so). The trainer sets
-``lr = scaled_lr(...) * train_lr_factor(train, iteration)`` before every optimiser step.
+learning rate for the actual batch size (:func:`run_lr` that of a run), :func:`decay_steps`
+where a schedule of a given length decays, :func:`decays_ahead` where a run takes the decays
+still ahead of it, :func:`fit_schedule_to_budget` shortens a schedule so that training fits a
+time budget, and :func:`extended_schedule` continues one a run has completed
+(:func:`resumed_steps`: the decays of a resumed run that a larger ``max_iter`` extends so). The
+trainer sets
+``lr = run_lr(train, world_size) * train_lr_factor(train, iteration)`` before every optimiser
+step.
 """
 
 from __future__ import annotations
@@ -100,6 +102,20 @@ def scaled_lr(base_lr: float, total_batch: int, reference_batch: int, enabled: b
     if not enabled:
         return base_lr
     return base_lr * total_batch / reference_batch
+
+
+def images_per_step(train: TrainConfig, world_size: int) -> int:
+    """Images per optimiser step of a run of ``train`` in ``world_size`` processes:
+    ``batch_size * grad_accum_steps * world_size``."""
+    return train.batch_size * train.grad_accum_steps * world_size
+
+
+def run_lr(train: TrainConfig, world_size: int) -> float:
+    """The base learning rate of a run of ``train`` in ``world_size`` processes: ``train.lr``
+    scaled to its :func:`images_per_step` (:func:`scaled_lr`), before the schedule's factor."""
+    return scaled_lr(
+        train.lr, images_per_step(train, world_size), train.reference_batch_size, train.scale_lr
+    )
 
 
 # Where a schedule decays, as fractions of its length: the small presets' 2400 and 2800 of 3000

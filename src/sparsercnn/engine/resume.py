@@ -1,10 +1,10 @@
-"""Resuming a training run: whether a checkpoint may continue it, what that changes, and
-restoring its states.
+"""Resuming a training run: whether a checkpoint may continue it, and restoring its states.
 
 What a resume refuses (another model, a checkpoint past ``train.max_iter``) or changes (the
 learning-rate schedule, the batch, other settings) is decided from the checkpoint's config and
 the resumed run's alone (:func:`check_resume`), so that a command says it before the data is
-read; :func:`restore_training_state` then loads the model, optimizer, scaler and RNG states,
+read (what it changes is :mod:`sparsercnn.engine.resume_changes`'s to say);
+:func:`restore_training_state` then loads the model, optimizer, scaler and RNG states,
 saying it only where the command did not (the checkpoint it checked turned out damaged). The
 file format is :mod:`sparsercnn.engine.checkpoint`'s.
 """
@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sparsercnn.config import Config, TrainConfig, override_arguments, override_value
+from sparsercnn.config import Config, log_schedule_notes
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine.checkpoint import (
     DamagedCheckpointError,
@@ -28,7 +28,8 @@ from sparsercnn.engine.checkpoint import (
     look_at_checkpoint,
     resolve_checkpoint_path,
 )
-from sparsercnn.engine.lr_schedule import Schedule, resumed_steps, scaled_lr, train_lr_factor
+from sparsercnn.engine.lr_schedule import Schedule, resumed_steps, run_lr
+from sparsercnn.engine.resume_changes import log_batch_changes, log_config_changes
 from sparsercnn.engine.rng_state import restore_rng_states
 from sparsercnn.engine.training_images import log_data_change
 from sparsercnn.model_file import load_state_dict_strict
@@ -73,17 +74,21 @@ class ResumePoint:
 
 @dataclass(frozen=True)
 class CheckedResume:
-    """A resume checked before the data is read (:func:`check_resume`): the checkpoint it read,
-    whose refusals passed and whose messages were said; :func:`restore_training_state` says them
-    again only if it resumes from another one (this one turned out damaged).
+    """A resume checked before the data is read (:func:`check_resume`): the config it trains
+    with, and the checkpoint it read, whose refusals passed and whose messages were said;
+    :func:`restore_training_state` says them again only if it resumes from another one (this
+    one turned out damaged).
 
     Attributes:
+        config: the resumed run's config, as checked.
         path: the checkpoint.
-        iteration: optimiser steps it holds.
+        iteration: optimiser steps it holds; ``None``: it is damaged, and nothing was checked
+            or said of it (resuming reads an older one, and says what that changes).
     """
 
+    config: Config
     path: Path
-    iteration: int
+    iteration: int | None
 
 
 def restore_training_state(
@@ -97,8 +102,8 @@ def restore_training_state(
     world_size: int = 1,
     data: Mapping[str, Any] | None = None,
     *,
+    budget_given: bool = False,
     budget_extends: bool = False,
-    extends_hint: bool = False,
     checked: CheckedResume | None = None,
 ) -> ResumePoint:
     """Continue a run: load a checkpoint into the model, optimizer and scaler, restore the RNGs.
@@ -123,7 +128,7 @@ def restore_training_state(
             (:func:`~sparsercnn.engine.training_images.data_identity`); other images than the
             checkpoint's ``extra["data"]`` are warned about, those added, removed or resized
             named (:func:`~sparsercnn.engine.training_images.log_data_change`).
-        budget_extends, extends_hint: as :func:`check_resume`.
+        budget_given, budget_extends: as :func:`check_resume`.
         checked: the resume as a command checked it before reading the data: its messages are
             not said again if this checkpoint is the one it read.
 
@@ -151,12 +156,13 @@ def restore_training_state(
         iteration,
         config,
         world_size,
+        budget_given=budget_given,
         budget_extends=budget_extends,
-        extends_hint=extends_hint,
         say=rank == 0 and not said,
     )
     load_state_dict_strict(model, state["model"], source=str(path))
-    optimizer.load_state_dict(_copied(state["optimizer"]))
+    optimizer.load_state_dict(state["optimizer"])
+    _copy_out_of_file(optimizer)
     if scaler is not None and state["scaler"] is not None:
         scaler.load_state_dict(state["scaler"])
     if rank < len(rng):
@@ -175,20 +181,14 @@ def restore_training_state(
     )
 
 
-def _copied(optimizer_state: dict[str, Any]) -> dict[str, Any]:
-    """``optimizer_state`` with its tensors (moments, step counts) copied out of the mapped
-    checkpoint: the optimizer keeps a tensor it is given that is on its parameter's device
-    already (on the CPU) and would train on views of the file."""
-    return {
-        **optimizer_state,
-        "state": {
-            key: {
-                name: value.clone() if isinstance(value, torch.Tensor) else value
-                for name, value in entries.items()
-            }
-            for key, entries in optimizer_state["state"].items()
-        },
-    }
+def _copy_out_of_file(optimizer: torch.optim.Optimizer) -> None:
+    """Copy the optimizer's CPU tensors (moments of CPU parameters, step counts) out of the
+    mapped checkpoint: ``load_state_dict`` keeps a tensor that is on its parameter's device
+    already, which would stay a view of the file; one it moved to a GPU is a copy already."""
+    for entries in optimizer.state.values():
+        for name, value in entries.items():
+            if isinstance(value, torch.Tensor) and value.device.type == "cpu":
+                entries[name] = value.clone()
 
 
 def check_resume(
@@ -196,10 +196,10 @@ def check_resume(
     config: Config,
     world_size: int = 1,
     *,
+    budget_given: bool = False,
     budget_extends: bool = False,
-    extends_hint: bool = False,
     say: bool = True,
-) -> CheckedResume | None:
+) -> CheckedResume:
     """Refuse, then say, what resuming from ``source`` with ``config`` does, from the checkpoint's
     config alone (its tensors mapped, not read): what :func:`restore_training_state` would
     refuse and say after the data's check, so that a command says it first.
@@ -214,16 +214,17 @@ def check_resume(
         source: a ``checkpoint_*.pt`` file, or a run folder (the checkpoint resuming reads first).
         config: the resumed run's config (``model.num_classes`` the data's).
         world_size: the resumed run's number of processes.
+        budget_given: the run has a time budget.
         budget_extends: a time budget trains a completed run on
-            (:class:`~sparsercnn.engine.time_budget.BudgetedSchedule`): it is not "nothing to
-            train".
-        extends_hint: a time budget would (the command extends runs with one): the "nothing to
-            train" line says so.
+            (:class:`~sparsercnn.engine.time_budget.BudgetedSchedule`; the demo's does not):
+            given one, such a run is not "nothing to train"; without one, that line says a
+            budget would continue it.
         say: log the messages (rank 0); the refusals are raised either way.
 
     Returns:
-        The checkpoint checked; ``None`` where it is damaged (resuming then reads an older one,
-        and :func:`restore_training_state` says what this would have).
+        The resume checked (its ``iteration`` ``None`` where the checkpoint is damaged:
+        resuming then reads an older one, and :func:`restore_training_state` says what this
+        would have).
 
     Raises:
         FileNotFoundError: as :func:`~sparsercnn.engine.checkpoint.resolve_checkpoint_path`.
@@ -233,7 +234,7 @@ def check_resume(
     try:
         state = look_at_checkpoint(path)
     except DamagedCheckpointError:
-        return None
+        return CheckedResume(config, path, None)
     iteration = int(state["iteration"])
     saved = Config.from_run_dict(state["config"])
     _checked_resume(
@@ -243,11 +244,11 @@ def check_resume(
         iteration,
         config,
         world_size,
+        budget_given=budget_given,
         budget_extends=budget_extends,
-        extends_hint=extends_hint,
         say=say,
     )
-    return CheckedResume(path, iteration)
+    return CheckedResume(config, path, iteration)
 
 
 def _checked_resume(
@@ -258,8 +259,8 @@ def _checked_resume(
     current: Config,
     world_size: int,
     *,
+    budget_given: bool,
     budget_extends: bool,
-    extends_hint: bool,
     say: bool,
 ) -> tuple[int, ...] | None:
     """:func:`check_resume` of the checkpoint at ``path`` (``saved``: its config, of a run of
@@ -279,22 +280,20 @@ def _checked_resume(
         return steps
     settled = current if steps is None else _with_steps(current, steps)
     log_batch_changes(saved, saved_world_size, settled, world_size)
-    total_batch = train.batch_size * train.grad_accum_steps * world_size
-    base_lr = scaled_lr(train.lr, total_batch, train.reference_batch_size, train.scale_lr)
+    base_lr = run_lr(train, world_size)
     log_config_changes(saved, settled, iteration, base_lr=base_lr, extended=steps is not None)
     if iteration < train.max_iter:
         # A completed run that a time budget extends has its schedule from the budget's refits,
         # which judge it; one with nothing to train never reaches any of it.
-        for note in settled.train.schedule_notes():
-            logger.warning("%s", note)
-    elif not budget_extends:
+        log_schedule_notes(settled.train)
+    elif not (budget_given and budget_extends):
         logger.info(
             "%s is at iteration %d, the end of train.max_iter %d: nothing to train (raise "
             "train.max_iter%s to continue the run)",
             path,
             iteration,
             train.max_iter,
-            ", or give a time budget," if extends_hint else "",
+            ", or give a time budget," if budget_extends else "",
         )
     return steps
 
@@ -313,10 +312,7 @@ def check_same_model(saved: Config, current: Config, source: str | Path) -> None
     Raises:
         ValueError: naming each changed key with both values, and what to do.
     """
-    changed = [
-        f"model.{key} {old!r} -> {new!r}"
-        for key, (old, new) in model_changes(saved, current).items()
-    ]
+    changed = list(model_changes(saved, current).values())
     if saved.train.freeze != current.train.freeze:
         changed.append(f"train.freeze {saved.train.freeze!r} -> {current.train.freeze!r}")
     if changed:
@@ -328,186 +324,12 @@ def check_same_model(saved: Config, current: Config, source: str | Path) -> None
         )
 
 
-def model_changes(saved: Config, current: Config) -> dict[str, tuple[Any, Any]]:
+def model_changes(saved: Config, current: Config) -> dict[str, str]:
     """The model settings of ``current`` that differ from ``saved``'s and that a resumed run
-    may not change (all but :data:`RESUMABLE_MODEL_KEYS`): ``{"key": (saved's, current's)}``."""
+    may not change (all but :data:`RESUMABLE_MODEL_KEYS`), each with both values for a message:
+    ``{"backbone_width": "model.backbone_width 8 -> 32"}``."""
     return {
-        key: (getattr(saved.model, key), value)
+        key: f"model.{key} {getattr(saved.model, key)!r} -> {value!r}"
         for key, value in vars(current.model).items()
         if key not in RESUMABLE_MODEL_KEYS and getattr(saved.model, key) != value
     }
-
-
-def log_config_changes(
-    saved: Config, current: Config, iteration: int, *, base_lr: float, extended: bool
-) -> None:
-    """Say once what the config of a run resumed at ``iteration`` changes from the run's own
-    (``saved``, its checkpoint's): the learning-rate schedule (:func:`_log_schedule_change`),
-    and every other changed setting with both values and the ``--set`` that keeps the run's
-    (warning). The images per step, the learning rate and the data order are
-    :func:`log_batch_changes`'s to say, the model :func:`check_same_model`'s to refuse.
-
-    Args:
-        saved, current: the checkpoint's config and the resumed run's, its schedule settled
-            (a completed run extended).
-        iteration: the iteration the run resumes at.
-        base_lr: the resumed run's learning rate before its schedule's factor (the linear
-            scaling rule applied), to give the rates of a rise.
-        extended: ``current.train.steps`` are those the trainer gave a run that completed
-            ``saved``'s schedule: a fresh run's of its length
-            (:func:`~sparsercnn.engine.lr_schedule.resumed_steps`), not steps the user chose.
-    """
-    differences = saved.differences(current)
-    schedule = {key: values for key, values in differences.items() if key in _SCHEDULE_KEYS}
-    _log_schedule_change(saved.train, current.train, iteration, base_lr, schedule, extended)
-    changed = {
-        key: values for key, values in differences.items() if key not in _SAID_APART_ON_RESUME
-    }
-    if changed:
-        logger.warning(
-            "resuming with other settings than the run's: %s; --set %s keeps the run's",
-            ", ".join(
-                f"{key} {override_value(old)} -> {override_value(new)}"
-                for key, (old, new) in changed.items()
-            ),
-            override_arguments({key: old for key, (old, _) in changed.items()}),
-        )
-
-
-# The learning-rate schedule: the settings that give the factor of every iteration
-# (train_lr_factor) and its length.
-_SCHEDULE_KEYS = frozenset(
-    f"train.{name}" for name in ("max_iter", "steps", "gamma", "warmup_iters", "warmup_factor")
-)
-# Said apart on resume: the schedule (_log_schedule_change), the batch and the data order
-# (log_batch_changes); and the starting weights, which a resumed run does not load.
-_SAID_APART_ON_RESUME = frozenset(
-    {
-        *_SCHEDULE_KEYS,
-        "train.batch_size",
-        "train.grad_accum_steps",
-        "train.lr",
-        "train.reference_batch_size",
-        "train.scale_lr",
-        "train.aspect_ratio_grouping",
-        "train.init_from",
-        "train.backbone_weights",
-    }
-)
-
-
-def _log_schedule_change(
-    saved: TrainConfig,
-    current: TrainConfig,
-    iteration: int,
-    base_lr: float,
-    changed: Mapping[str, tuple[Any, Any]],
-    extended: bool,
-) -> None:
-    """One line for a changed learning-rate schedule on resume (``changed``: the
-    :data:`_SCHEDULE_KEYS` that differ, ``{"train.key": (saved's, current's)}``): how it changes
-    (:func:`_schedule_change`) and what (:func:`_schedule_changes`), where the learning rate rises
-    at ``iteration`` above the run's (its own schedule with only the decays it took), and, for a
-    completed run ``extended``, that the decays ahead are a fresh run's of that length. Info, or a
-    warning with the ``--set`` that keeps the run's schedule where the change replaces the
-    learning rates the run trained with or raises the rate."""
-    if not changed:
-        return
-    taken = Schedule.of(saved).decays_taken(iteration)
-    change = _schedule_change(saved, current, iteration, taken)
-    text = f"schedule {change} on resume at iteration {iteration}: "
-    text += _schedule_changes(saved, current)
-    if extended:
-        text += " (the decays of a fresh run of that length; set train.steps to choose others)"
-    # The run's rate: its own schedule with only the decays it took (one at ``iteration`` that
-    # ``current`` puts later is no rise: the run never trained at the decayed rate).
-    before = base_lr * train_lr_factor(saved, iteration, steps=taken)
-    after = base_lr * train_lr_factor(current, iteration)
-    rises = after > before * (1.0 + 1e-6)
-    if rises:
-        text += f"; the learning rate rises from {before:.3g} to {after:.3g} there"
-    if not (rises or change.startswith("replaced")):
-        logger.info("%s", text)
-        return
-    logger.warning(
-        "%s; to keep the run's schedule, resume without --preset or --config (the run's "
-        "config.json), or with --set %s",
-        text,
-        override_arguments({key: old for key, (old, _) in changed.items()}),
-    )
-
-
-def _schedule_changes(saved: TrainConfig, current: TrainConfig) -> str:
-    """The learning-rate schedule of ``saved`` against ``current``, for a message:
-    ``max_iter 100 -> 300, steps [80] -> [240], warm-up 10 -> 10``, with ``gamma`` and
-    ``warm-up factor`` where they differ."""
-    text = (
-        f"max_iter {saved.max_iter} -> {current.max_iter}, steps {list(saved.steps)} -> "
-        f"{list(current.steps)}, warm-up {saved.warmup_iters} -> {current.warmup_iters}"
-    )
-    if saved.gamma != current.gamma:
-        text += f", gamma {saved.gamma:g} -> {current.gamma:g}"
-    if saved.warmup_factor != current.warmup_factor:
-        text += f", warm-up factor {saved.warmup_factor:g} -> {current.warmup_factor:g}"
-    return text
-
-
-def _schedule_change(
-    saved: TrainConfig, current: TrainConfig, iteration: int, taken: tuple[int, ...]
-) -> str:
-    """How ``current`` changes the ``saved`` schedule of a run resumed at ``iteration`` (which
-    took the decays ``taken``): "replaced" where it gives the iterations trained other learning
-    rates (another warm-up or warm-up factor, other decays before ``iteration``: another
-    preset's whole schedule, say, or another gamma after a decay), else "extended" or
-    "shortened" (``max_iter``), or "changed ahead" (only decays still to come, or the gamma of
-    those)."""
-    warmed = iteration > 0 and saved.warmup_iters > 0
-    if (
-        saved.warmup_iters != current.warmup_iters
-        or taken != Schedule.of(current).decays_taken(iteration)
-        or (taken and saved.gamma != current.gamma)
-        or (warmed and saved.warmup_factor != current.warmup_factor)
-    ):
-        return "replaced (not the learning rates the run trained with)"
-    if current.max_iter != saved.max_iter:
-        return "extended" if current.max_iter > saved.max_iter else "shortened"
-    return "changed ahead"
-
-
-def log_batch_changes(
-    saved: Config, saved_world_size: int, current: Config, world_size: int
-) -> None:
-    """Warn when a resumed run takes other steps than the run it continues: another number of
-    processes (each reads its own shard: another data order), other images per step, another
-    learning rate (``train.lr``, or the linear scaling of a changed batch), or aspect-ratio
-    grouping turned on or off (other batches)."""
-    old, new = saved.train, current.train
-    if old.aspect_ratio_grouping != new.aspect_ratio_grouping:
-        logger.warning(
-            "resuming a run trained %s aspect-ratio grouping %s it (other batches from here on); "
-            "--set %s continues as it was",
-            "with" if old.aspect_ratio_grouping else "without",
-            "without" if old.aspect_ratio_grouping else "with",
-            override_arguments({"train.aspect_ratio_grouping": old.aspect_ratio_grouping}),
-        )
-    old_total = old.batch_size * old.grad_accum_steps * saved_world_size
-    new_total = new.batch_size * new.grad_accum_steps * world_size
-    old_lr = scaled_lr(old.lr, old_total, old.reference_batch_size, old.scale_lr)
-    new_lr = scaled_lr(new.lr, new_total, new.reference_batch_size, new.scale_lr)
-    if (saved_world_size, old_total, old_lr) == (world_size, new_total, new_lr):
-        return
-    logger.warning(
-        "resuming a run of %d process(es) x %d image(s) x %d micro-batch(es) (%d images/step, "
-        "lr %.3g) with %d x %d x %d (%d images/step, lr %.3g): it does not continue as the "
-        "interrupted run would have",
-        saved_world_size,
-        old.batch_size,
-        old.grad_accum_steps,
-        old_total,
-        old_lr,
-        world_size,
-        new.batch_size,
-        new.grad_accum_steps,
-        new_total,
-        new_lr,
-    )

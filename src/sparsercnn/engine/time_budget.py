@@ -275,12 +275,6 @@ class BudgetedSchedule:
                 budget.first_fit_iters,
             )
 
-    @property
-    def extends(self) -> bool:
-        """Whether the budget extends a schedule the resumed run had completed (its length
-        then comes from the refits)."""
-        return self.completed_at is not None
-
     def after_step(self, seconds: float, iteration: int, work: PeriodicWork) -> tuple[bool, bool]:
         """Record an iteration of ``seconds`` that brought the run to ``iteration``.
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from sparsercnn.atomic_file import atomic_write
-from sparsercnn.config import Config
+from sparsercnn.config import Config, log_schedule_notes
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.loader import build_train_loader
 from sparsercnn.engine.checkpoint import RESUME, check_run_folder, save_training_checkpoint
@@ -38,10 +38,10 @@ from sparsercnn.engine.distributed import (
     release_from_traceback,
     wrap_ddp,
 )
-from sparsercnn.engine.evaluation_history import EvaluationHistory, model_file_crc32
+from sparsercnn.engine.evaluation_history import EvaluationHistory
 from sparsercnn.engine.inference import Evaluation, EvaluationDataset, evaluate
 from sparsercnn.engine.interrupts import DeferredInterrupt
-from sparsercnn.engine.lr_schedule import scaled_lr, train_lr_factor
+from sparsercnn.engine.lr_schedule import images_per_step, run_lr, train_lr_factor
 from sparsercnn.engine.metrics_log import LogWindow, MetricsLog
 from sparsercnn.engine.model_init import StartingWeights, prepare_model
 from sparsercnn.engine.resume import CheckedResume, ResumePoint, restore_training_state
@@ -67,6 +67,7 @@ from sparsercnn.run_files import (
     MODEL_FINAL_FILE,
 )
 from sparsercnn.runtime import check_device, resolve_device
+from sparsercnn.safetensors_file import stored_tensors_crc32
 from sparsercnn.structures import Sample
 
 logger = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class Trainer:
     """Trains a Sparse R-CNN with the recipe of ``cfg.train`` (spec 9).
 
     AdamW over every trainable parameter in one group (weight decay on all of them, spec 9);
-    ``lr = scaled_lr(...) * train_lr_factor(train, iteration)`` set before each step.
+    ``lr = run_lr(train, world_size) * train_lr_factor(train, iteration)`` set before each step.
 
     Args:
         cfg: the resolved configuration (copied; the caller's object is never modified).
@@ -189,17 +190,20 @@ class Trainer:
         self._stepped = False
         if resume:
             source = self.output_dir if resume is True else Path(resume)
-            self._resume(source, budget is not None, budget_extends, checked_resume)
+            self._resume(
+                source,
+                checked_resume,
+                budget_given=budget is not None,
+                budget_extends=budget_extends,
+            )
         # The schedule the budget fits is the resumed run's.
         self.budget: BudgetedSchedule | None = None
-        self.budget_extends = budget_extends
         if budget is not None:
             extend_from = self.iteration if budget_extends else None
             self.budget = BudgetedSchedule(budget, self.cfg.train, extend_from=extend_from)
         # A new run's; a resumed run's are said with what the resume changes (check_resume).
         if not (resume or schedule_notes_said) and self.dist.is_main:
-            for note in self.cfg.train.schedule_notes():
-                logger.warning("%s", note)
+            log_schedule_notes(self.cfg.train)
         self.step = self._build_step()
 
     def _build_step(self) -> TrainStep:
@@ -278,16 +282,12 @@ class Trainer:
     @property
     def total_batch_size(self) -> int:
         """Images per optimiser step over all processes and micro-batches."""
-        train = self.cfg.train
-        return train.batch_size * self.dist.world_size * train.grad_accum_steps
+        return images_per_step(self.cfg.train, self.dist.world_size)
 
     @property
     def base_lr(self) -> float:
         """The configured lr after the linear scaling rule."""
-        train = self.cfg.train
-        return scaled_lr(
-            train.lr, self.total_batch_size, train.reference_batch_size, train.scale_lr
-        )
+        return run_lr(self.cfg.train, self.dist.world_size)
 
     def _resolve_categories(self, categories: CategoryMap | None) -> CategoryMap:
         found = categories or getattr(self.train_dataset, "category_map", None)
@@ -306,14 +306,15 @@ class Trainer:
     def _resume(
         self,
         source: Path,
-        budgeted: bool,
-        extends_hint: bool,
-        checked: CheckedResume | None = None,
+        checked: CheckedResume | None,
+        *,
+        budget_given: bool,
+        budget_extends: bool,
     ) -> None:
         """Restore model, optimizer, scaler, iteration, RNG and the best AP from ``source`` (a
         checkpoint, or the run folder: its newest readable checkpoint), and the decays of a
-        completed run extended; ``budgeted``: a time budget is given, ``extends_hint``: it
-        extends a completed run (``budget_extends``).
+        completed run extended; ``checked``, ``budget_given`` and ``budget_extends`` as
+        :func:`~sparsercnn.engine.resume.restore_training_state`'s.
 
         Raises:
             ValueError: as :func:`~sparsercnn.engine.resume.restore_training_state` (a
@@ -330,8 +331,8 @@ class Trainer:
             rank=self.dist.rank,
             world_size=self.dist.world_size,
             data=self.data_identity,
-            budget_extends=budgeted and extends_hint,
-            extends_hint=extends_hint,
+            budget_given=budget_given,
+            budget_extends=budget_extends,
             checked=checked,
         )
         if point.steps is not None:
@@ -359,7 +360,7 @@ class Trainer:
         best = self.path(MODEL_BEST_FILE)
         if history.best_ap is None or point.best_model_crc32 is None:
             return
-        if model_file_crc32(best) == point.best_model_crc32:
+        if stored_tensors_crc32(best) == point.best_model_crc32:
             return
         found = (
             "holds another model, one written after that checkpoint (in the iterations this "
@@ -373,7 +374,7 @@ class Trainer:
         )
         if history.best_iteration == point.iteration:
             save_model_file(best, self.model, self.cfg, self.categories)
-            history.best_model_crc32 = model_file_crc32(best)
+            history.best_model_crc32 = stored_tensors_crc32(best)
             logger.warning("%s: written again from that checkpoint, which holds it", recorded)
             return
         logger.warning(
@@ -685,7 +686,7 @@ class Trainer:
             best = save_model_file(
                 self.path(MODEL_BEST_FILE), self.model, self.cfg, self.categories
             )
-            self.evaluations.best_model_crc32 = model_file_crc32(best)
+            self.evaluations.best_model_crc32 = stored_tensors_crc32(best)
             logger.info("new best AP %s at iteration %d", format_percent(result.AP), self.iteration)
 
     def _budget_exhausted(self, seconds: float, bar: tqdm) -> bool:
