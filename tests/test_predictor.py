@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,7 @@ from sparsercnn.predictor import Predictor
 from sparsercnn.presets import get_preset
 from sparsercnn.runtime import fast_bf16_supported
 from tests import synthetic_coco
-from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco
+from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco, truncate
 
 CATEGORIES = [{"id": 4, "name": "cat"}, {"id": 9, "name": "dog"}]
 # (h, w) of the test images: mixed sizes, two pairs sharing a padded size (after the tiny
@@ -425,7 +426,8 @@ def test_an_unreadable_file_raises_naming_it_or_is_left_out_when_asked(
     """A truncated image among the files: the call raises naming it; iter_predictions with
     on_unreadable predicts every other file, in order, and hands over the bad file's error."""
     truncated = tmp_path / "cut.jpg"
-    truncated.write_bytes((dataset.image_dir / dataset.file_names[0]).read_bytes()[:200])
+    shutil.copyfile(dataset.image_paths[0], truncated)
+    truncate(truncated)
     predictor = Predictor.from_file(model_file, batch_size=2)
     good = dataset.image_paths[:3]
     inputs = [good[0], truncated, *good[1:]]

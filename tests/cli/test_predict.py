@@ -112,3 +112,56 @@ def test_an_output_naming_an_image_or_video_is_refused_before_the_model_loads(
         f"sparsercnn predict: error: --output {output} names an image or video file, but "
         "--output is the results JSON: give a .json name (--save-images DIR draws the detections)"
     )
+
+
+def test_an_unreadable_image_exits_2_and_a_skipped_frame_0_as_help_says(
+    model_file: Path,
+    damaged: SyntheticCoco,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An image that cannot be read is a whole input lost (2); a frame of an --fps folder that
+    cannot be read, truncated or empty, is one part of an input, whose other frames are written
+    (0, a warning; an empty one failed the run). --help's exit-status text says which and
+    why."""
+    folder = damaged.image_dir
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in ("a.jpg", "b.jpg", "d.png"):  # b.jpg is truncated, d.png empty
+        (frames / name).write_bytes((folder / name).read_bytes())
+    argv = ["predict", "--model", str(model_file), "--output", str(tmp_path / "preds.json")]
+    with caplog.at_level(logging.WARNING):
+        assert main([*argv, "--fps", "5", str(frames), str(folder / "a.jpg")]) == 0
+    assert f"frame folder {frames}: skipped 2 frames that could not be read" in caplog.text
+    assert main([*argv, "--fps", "5", str(frames), str(folder / "b.jpg")]) == 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "Exit status: 2 when an image could not be read, 0 when only frames were skipped, as "
+        "an image is a whole input lost and a frame one part of an input whose other frames "
+        "are written."
+    ) in help_text
+
+
+def test_the_progress_bar_counts_only_the_images_and_frames_predicted(
+    model_file: Path, damaged: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unreadable image was counted as predicted, an unreadable --fps frame was not."""
+    from sparsercnn.cli.predict_progress import PredictionProgress
+
+    counted: list[None] = []
+    monkeypatch.setattr(PredictionProgress, "count", lambda self: counted.append(None))
+    folder = damaged.image_dir
+    argv = ["predict", "--model", str(model_file), "--output", str(tmp_path / "preds.json")]
+    assert main([*argv, str(folder)]) == 2  # a.jpg and nested/c.png of 4 images
+    assert len(counted) == 2
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for name in ("a.jpg", "b.jpg"):  # b.jpg is truncated
+        (frames / name).write_bytes((folder / name).read_bytes())
+    counted.clear()
+    assert main([*argv, "--fps", "5", str(frames)]) == 0
+    assert len(counted) == 1

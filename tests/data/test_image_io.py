@@ -21,8 +21,10 @@ from sparsercnn.data.image_io import (
     load_image,
     load_image_and_header,
     multi_frame_format,
+    none_read_error,
     read_image_header,
     to_rgb,
+    unreadable_listing,
     warn_multi_frame_files,
 )
 
@@ -598,3 +600,21 @@ def test_load_image_and_header_is_both_from_one_opening(tmp_path: Path) -> None:
         assert header == read_image_header(path)
         assert np.array_equal(np.asarray(image), np.asarray(load_image(path)))
         assert (header.width, header.height) == image.size
+
+
+def test_unreadable_files_are_listed_with_their_reasons_and_a_run_reading_none_says_so(
+    tmp_path: Path,
+) -> None:
+    """One wording for predict's unreadable images and a frame folder's unreadable frames."""
+    errors = []
+    for name in ("a.jpg", "b.png"):
+        (tmp_path / name).write_bytes(b"")
+        with pytest.raises(ImageReadError) as info:
+            load_image(tmp_path / name)
+        errors.append(info.value)
+    empty = "the file is empty (0 bytes): copy or export it again"
+    listed = f"{tmp_path / 'a.jpg'} ({empty}), {tmp_path / 'b.png'} ({empty})"
+    assert unreadable_listing(errors) == listed
+    error = none_read_error("2 images", errors)
+    assert isinstance(error, ImageReadError)
+    assert str(error) == f"none of the 2 images could be read: {listed}"

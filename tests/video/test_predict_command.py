@@ -150,7 +150,7 @@ def test_a_frame_folder_s_unreadable_frames_are_skipped_keeping_the_later_frames
     (warning,) = [r.getMessage() for r in caplog.records if "could not be read" in r.getMessage()]
     assert warning.startswith(
         f"frame folder {tmp_path / 'frames'}: skipped 3 frames that could not be read, numbered "
-        f"0 ({paths[0]}: the file is truncated"
+        f"0, 3, 5 (the frames after them keep their numbers): {paths[0]} (the file is truncated"
     )
     frames, fps, _ = decode(drawn / "frames.mp4")
     assert len(frames) == 6 and fps == 6

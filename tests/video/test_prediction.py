@@ -148,9 +148,14 @@ def test_a_frame_folder_s_unreadable_frames_are_skipped_and_listed(
     assert [prediction.source for _, prediction in results] == [str(folder.path)] * 2
     assert folder.skipped_frames == [2, 6]
     (warning,) = [r.getMessage() for r in caplog.records]
-    assert f"numbered 2 ({paths[2]}: the file is truncated" in warning
+    assert f"numbered 2, 6 (the frames after them keep their numbers): {paths[2]} (the " in warning
+    assert f", {paths[6]} (the file is truncated" in warning
     assert list(predict_video(predictor, folder, every=3))  # 0, 3, 6: 0 is read
     assert folder.skipped_frames == [3, 6]
     truncate(paths[0])
-    with pytest.raises(ImageReadError, match=r"none of the 3 frames to predict could be read"):
+    with pytest.raises(ImageReadError) as info:
         list(predict_video(predictor, folder, every=3))
+    assert str(info.value).startswith(
+        f"none of the 3 frames to predict in frame folder {folder.path} could be read: "
+        f"{paths[0]} (the file is truncated"
+    )

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import GifImagePlugin, Image
 
+from sparsercnn.data.image_io import ImageReadError
 from sparsercnn.video import FrameFolder, VideoFile, import_av, open_sequence
-from sparsercnn.video.reader import is_animation
+from sparsercnn.video.reader import is_video_file
 from tests.video.clips import (
     RED_BOX_Y,
     clip_frame,
@@ -362,6 +363,25 @@ def test_a_frame_folder_is_sorted_by_number_and_timed_by_fps(tmp_path: Path) -> 
     assert all(np.array_equal(f.image, clip_frame(f.index)) for f in frames)  # PNG: lossless
 
 
+def test_a_frame_folder_s_empty_frame_is_left_to_be_skipped(tmp_path: Path) -> None:
+    """An empty frame file (whose header does not read) failed the whole folder before any
+    work, where a truncated one is skipped when predicted; a folder of which no frame reads
+    names each."""
+    paths = write_frames(tmp_path / "frames", 3)
+    paths[1].write_bytes(b"")
+    sequence = FrameFolder(tmp_path / "frames", fps=4)
+    assert sequence.size == clip_frame(0).shape[:2]
+    assert [frame.file for frame in sequence.frames()] == paths
+    for path in paths:
+        path.write_bytes(b"")
+    with pytest.raises(ImageReadError) as info:
+        FrameFolder(tmp_path / "frames", fps=4)
+    assert str(info.value).startswith(
+        f"none of the 3 frames in frame folder {tmp_path / 'frames'} could be read: {paths[0]} "
+        "(the file is empty (0 bytes)"
+    )
+
+
 def test_a_frame_folder_keeps_its_frame_rate_exact(tmp_path: Path) -> None:
     """Timestamps are index / fps as given: no rounding to a video file's rate denominators
     (a time-lapse at one frame per 100 000 s was timed 65535 s, and below 1/131070 fps
@@ -477,7 +497,7 @@ def test_without_pyav_the_error_says_how_to_install_it(
 def test_an_animated_gif_is_told_without_counting_its_frames(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """is_animation runs for every .gif and .png predict is given or finds in a folder: it
+    """An animation is told for every .gif and .png predict is given or finds in a folder: it
     stops at the second frame, where counting the frames read a GIF to its end."""
     animated, still = tmp_path / "animated.gif", tmp_path / "still.gif"
     frames = [Image.new("RGB", (8, 6), colour) for colour in ("red", "green", "blue")]
@@ -488,7 +508,7 @@ def test_an_animated_gif_is_told_without_counting_its_frames(
         raise AssertionError("every frame of the GIF was read to count them")
 
     monkeypatch.setattr(GifImagePlugin.GifImageFile, "n_frames", property(counted))
-    assert is_animation(animated) and not is_animation(still)
+    assert is_video_file(animated) and not is_video_file(still)
 
 
 @pytest.mark.parametrize(("suffix", "audio_followed"), [("mp4", False), ("mkv", True)])

@@ -5,7 +5,9 @@ consecutive images share batches, and each video (or, with ``--fps``, each folde
 runs through :func:`~sparsercnn.cli.predict_sequences.predict_sequence`; the frames predicted are
 listed beside the results (:func:`~sparsercnn.cli.predict_sequences.frame_list_path`), with or
 without detections. An image that cannot be read is left out, the others written
-(:func:`~sparsercnn.cli.predict_inputs.unreadable_images`), and the exit status is 2.
+(:func:`~sparsercnn.cli.predict_inputs.unreadable_images`), and the exit status is 2: a whole
+input lost. A frame skipped (a damaged video's, an ``--fps`` folder's unreadable file) is one
+part of an input: a warning, and the exit status stays 0.
 """
 
 from __future__ import annotations
@@ -69,10 +71,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "is listed in OUTPUT.frames.json. Optionally draw the detections: images keep their "
         "relative paths and formats below the inputs' common folder, videos and frame folders "
         "become annotated .mp4 videos there. An image that cannot be read (a truncated "
-        "JPEG, an empty PNG) is left out and the others are predicted and written; a warning "
-        "names each such image, OUTPUT.frames.json lists it, and the exit status is 2; a run "
-        "that reads no input at all is an error that writes nothing. A frame of an --fps "
-        "folder that cannot be read is skipped as a damaged video's is, with a warning.",
+        "JPEG, an empty PNG) is left out and the others are predicted and written; a frame "
+        "of a damaged video or of an --fps folder that cannot be read is skipped; a warning "
+        "names each, and OUTPUT.frames.json lists it; a run that reads no input at all is an "
+        "error that writes nothing. Exit status: 2 when an image could not be read, 0 when "
+        "only frames were skipped, as an image is a whole input lost and a frame one part of "
+        "an input whose other frames are written.",
     )
     model = parser.add_mutually_exclusive_group(required=True)
     add_model_argument(model, required=False)
@@ -193,17 +197,14 @@ def run(args: argparse.Namespace) -> int:
     videos: list[dict[str, Any]] = []  # each sequence's frame list
     num_images = 0
     errors: list[ImageReadError] = []  # of the images that could not be read, left out
+    # Counts the images and frames predicted; one that cannot be read is left out of the
+    # total once its input is done (input_done).
     progress = PredictionProgress(groups, args.every)
-
-    def leave_out(error: ImageReadError) -> None:
-        errors.append(error)
-        progress.count()
-
     # The drawings take their places once the JSON is written; an error leaves neither.
     with progress, logging_redirect_tqdm(), drawings if drawings is not None else nullcontext():
         for i, group in enumerate(groups):
             if isinstance(group, list):
-                for prediction in predictor.iter_predictions(group, on_unreadable=leave_out):
+                for prediction in predictor.iter_predictions(group, on_unreadable=errors.append):
                     records.extend(prediction.to_coco_results(predictor.categories))
                     if drawings is not None:
                         drawings.write(prediction, predictor.categories.distinct_names)
@@ -216,7 +217,9 @@ def run(args: argparse.Namespace) -> int:
         num_frames = sum(len(video["frames"]) for video in videos)
         unreadable = unreadable_images(errors, num_images + num_frames)
         frame_list = write_outputs(records, videos, unreadable, args.output)
-    warn_unreadable(unreadable, frame_list)
+    if errors:
+        assert frame_list is not None  # it lists them
+        warn_unreadable(errors, frame_list)
     print(
         f"{len(records)} detections on {describe(groups, num_images, num_frames)} written to "
         f"{args.output}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,10 +50,8 @@ def input_groups(
             (:class:`~sparsercnn.video.VideoFile`), or ``fps`` is given without a folder.
     """
     from sparsercnn.data.image_io import warn_multi_frame_files
-    from sparsercnn.video import FrameFolder, VideoFile, is_video_file
-
-    # multi_frame_format of the .gif and .png files, read once to tell an animation.
-    frames_formats: dict[str, str | None] = {}
+    from sparsercnn.video import FrameFolder, VideoFile
+    from sparsercnn.video.reader import ANIMATION_FORMATS, frames_format, is_animation
 
     items: list[Path | FrameSequence] = []
     given: list[tuple[Path, Path]] = []  # (input, the path the user gave for it)
@@ -66,16 +64,23 @@ def input_groups(
             refuse_unknown_file(path)
             given.append((path, path))
     refuse_repeated_inputs(given)
+    # The images whose headers may say they have several frames: not a GIF or PNG whose header,
+    # read once to tell an animation, said it has one (or is unreadable: its reading says so).
+    maybe_multi_frame: list[Path] = []
     for path, _ in given:
         if fps is not None and path.is_dir():
             items.append(FrameFolder(path, fps, skip=skip))
-        elif is_video_file(path, frames_formats):  # an animated GIF or PNG: every frame
-            items.append(VideoFile(path))
-        else:
-            items.append(path)
+            continue
+        suffix, image_format = path.suffix.lower(), frames_format(path)
+        if suffix in VIDEO_SUFFIXES or is_animation(suffix, image_format):
+            items.append(VideoFile(path))  # an animated GIF or PNG too: every frame
+            continue
+        items.append(path)
+        if image_format is not None or suffix not in ANIMATION_FORMATS:
+            maybe_multi_frame.append(path)
     if fps is not None and not any(isinstance(item, FrameFolder) for item in items):
         raise ValueError("--fps reads folders as frame sequences, but no folder was given")
-    warn_multi_frame_files([item for item in items if isinstance(item, Path)], frames_formats)
+    warn_multi_frame_files(maybe_multi_frame)
     groups: list[InputGroup] = []
     for item in items:
         if not isinstance(item, Path):
@@ -171,8 +176,7 @@ def refuse_writing_over_inputs(
         if not isinstance(group, list)
         for file in (group.files if isinstance(group, FrameFolder) else [group.path])
     ]
-    if output.exists() and any(output.samefile(file) for file in files):
-        raise _output_is_an_input(output)
+    _refuse_output_among(output, files)
     if drawings is None:
         return
     for image in images:
@@ -187,16 +191,18 @@ def refuse_media_output(output: Path, paths: Sequence[Path]) -> None:
     the input ``paths`` as given is named as such (as :func:`refuse_writing_over_inputs`
     names every input file)."""
     if output.suffix.lower() in INPUT_SUFFIXES:
-        if output.is_file() and any(path.is_file() and output.samefile(path) for path in paths):
-            raise _output_is_an_input(output)
+        _refuse_output_among(output, paths)
         raise ValueError(
             f"--output {output} names an image or video file, but --output is the results "
             "JSON: give a .json name (--save-images DIR draws the detections)"
         )
 
 
-def _output_is_an_input(output: Path) -> ValueError:
-    return ValueError(f"--output {output} is one of the inputs; give another file name")
+def _refuse_output_among(output: Path, files: Iterable[Path]) -> None:
+    """Fail when ``output`` is an existing file that is one of ``files`` (by file identity: a
+    link, another spelling)."""
+    if output.is_file() and any(file.is_file() and output.samefile(file) for file in files):
+        raise ValueError(f"--output {output} is one of the inputs; give another file name")
 
 
 def unreadable_images(errors: list[ImageReadError], num_read: int) -> list[dict[str, str]]:
@@ -211,32 +217,29 @@ def unreadable_images(errors: list[ImageReadError], num_read: int) -> list[dict[
 
     Raises:
         ImageReadError: no input was read (``num_read`` is 0): the one image's own error, or
-            one naming every image and why.
+            one naming every image and why (:func:`~sparsercnn.data.image_io.none_read_error`).
     """
-    from sparsercnn.data.image_io import ImageReadError
-    from sparsercnn.text import counted, listing
+    from sparsercnn.data.image_io import none_read_error
+    from sparsercnn.text import counted
 
     if errors and num_read == 0:
         if len(errors) == 1:
             raise errors[0]
-        raise ImageReadError(
-            f"none of the {counted(len(errors), 'image')} could be read: "
-            + listing([f"{error.path} ({error.reason})" for error in errors])
-        )
+        raise none_read_error(counted(len(errors), "image"), errors)
     return [{"file_name": error.path, "reason": error.reason} for error in errors]
 
 
-def warn_unreadable(unreadable: list[dict[str, str]], listed_in: Path | None) -> None:
-    """One warning naming each image of :func:`unreadable_images` (the first 10, and how many)
-    and why, and the file ``listed_in`` that lists them all."""
-    from sparsercnn.text import counted, listing
+def warn_unreadable(errors: list[ImageReadError], listed_in: Path) -> None:
+    """One warning naming each image of :func:`unreadable_images` and why
+    (:func:`~sparsercnn.data.image_io.unreadable_listing`), and the file ``listed_in`` that
+    lists them all."""
+    from sparsercnn.data.image_io import unreadable_listing
+    from sparsercnn.text import counted
 
-    if not unreadable:
-        return
     logger.warning(
         "%s could not be read and %s left out (listed in %s): %s",
-        counted(len(unreadable), "image"),
-        "was" if len(unreadable) == 1 else "were",
+        counted(len(errors), "image"),
+        "was" if len(errors) == 1 else "were",
         listed_in,
-        listing([f"{image['file_name']} ({image['reason']})" for image in unreadable]),
+        unreadable_listing(errors),
     )

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import NamedTuple
 
@@ -89,6 +89,19 @@ class ImageReadError(OSError):
         super().__init__(message)
         self.path = path
         self.reason = reason or message
+
+
+def unreadable_listing(errors: Sequence[ImageReadError]) -> str:
+    """The files of ``errors`` and why each cannot be read, for a message (the first 10, and
+    how many): ``a.jpg (the file is empty (0 bytes): copy or export it again), b.png (...)``."""
+    return listing([f"{error.path} ({error.reason})" for error in errors])
+
+
+def none_read_error(what: str, errors: Sequence[ImageReadError]) -> ImageReadError:
+    """The error of a run that could read none of its files, ``what`` naming them (``"2
+    images"``, ``"3 frames to predict in frame folder frames"``): ``none of the {what} could be
+    read: `` and :func:`unreadable_listing`."""
+    return ImageReadError(f"none of the {what} could be read: {unreadable_listing(errors)}")
 
 
 class ImageHeader(NamedTuple):
@@ -318,29 +331,17 @@ def multi_frame_format(path: str | os.PathLike[str]) -> str | None:
         return (image.format or "") if _is_multi_frame(image) else None
 
 
-def warn_multi_frame_files(
-    paths: Sequence[str | os.PathLike[str]], frames_formats: Mapping[str, str | None] | None = None
-) -> None:
+def warn_multi_frame_files(paths: Sequence[str | os.PathLike[str]]) -> None:
     """Warn, naming every one, of the files of ``paths`` that have several frames or pages
     (:func:`warn_multi_frame`): the images a run is about to read. Only the headers of files
     with a suffix of :data:`MULTI_FRAME_SUFFIXES` are read; a file whose header cannot be read
-    is left to its reading to report.
-
-    Args:
-        paths: the image files.
-        frames_formats: :func:`multi_frame_format` of files already opened, by name (None: a
-            still image, or one that cannot be opened): those are opened again only to count
-            the frames of one that has several.
-    """
-    known = frames_formats or {}
+    is left to its reading to report."""
     headers = []
     for path in paths:
-        name = os.fspath(path)
-        still = name in known and known[name] is None  # or unreadable: its reading says so
-        if still or not name.lower().endswith(MULTI_FRAME_SUFFIXES):
+        if not os.fspath(path).lower().endswith(MULTI_FRAME_SUFFIXES):
             continue
         try:
-            headers.append((name, read_image_header(path)))
+            headers.append((os.fspath(path), read_image_header(path)))
         except ImageReadError:
             continue
     warn_multi_frame(headers)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.data.image_io import ImageReadError
+from sparsercnn.data.image_io import ImageReadError, none_read_error, unreadable_listing
 from sparsercnn.prediction import Prediction
 from sparsercnn.predictor import BatchPredictor
 from sparsercnn.text import counted, listing
@@ -71,19 +71,14 @@ def predict_video(
     source = str(sequence.path)
     batch: list[Frame] = []
     unreadable: list[tuple[Frame, ImageReadError]] = []
-    num_predicted = 0
     for frame in sequence.frames(every):
         batch.append(frame)
         if len(batch) == predictor.batch_size:
-            for predicted in _predict_batch(predictor, batch, source, unreadable):
-                num_predicted += 1
-                yield predicted
+            yield from _predict_batch(predictor, batch, source, unreadable)
             batch = []
-    for predicted in _predict_batch(predictor, batch, source, unreadable):
-        num_predicted += 1
-        yield predicted
+    yield from _predict_batch(predictor, batch, source, unreadable)
     if isinstance(sequence, FrameFolder):
-        _skip_unreadable(sequence, unreadable, num_predicted)
+        _skip_unreadable(sequence, unreadable, num_kept=len(range(0, len(sequence.files), every)))
 
 
 def _predict_batch(
@@ -96,50 +91,42 @@ def _predict_batch(
     ``unreadable`` instead."""
     if not frames:
         return
-    errors: dict[str, ImageReadError] = {}  # by the file's name, as the error gives it
-
-    def leave_out(error: ImageReadError) -> None:
-        errors[error.path] = error
-
+    errors: list[ImageReadError] = []  # in frame order
     inputs = [frame.model_input for frame in frames]
-    predictions = list(predictor.iter_predictions(inputs, on_unreadable=leave_out))
-    read = []
-    for frame in frames:
-        error = errors.get(str(frame.file)) if frame.file is not None else None
-        if error is None:
-            read.append(frame)
-        else:
-            unreadable.append((frame, error))
+    predictions = list(predictor.iter_predictions(inputs, on_unreadable=errors.append))
+    # A prediction's source names the file it read; a video frame's pixels always read.
+    sources = {prediction.source for prediction in predictions}
+    read = [frame for frame in frames if frame.file is None or str(frame.file) in sources]
+    unread = [frame for frame in frames if frame not in read]
+    unreadable.extend(zip(unread, errors, strict=True))
     for frame, prediction in zip(read, predictions, strict=True):
         yield frame, dataclasses.replace(prediction, source=source)
 
 
 def _skip_unreadable(
-    folder: FrameFolder, unreadable: list[tuple[Frame, ImageReadError]], num_predicted: int
+    folder: FrameFolder, unreadable: list[tuple[Frame, ImageReadError]], num_kept: int
 ) -> None:
     """Set the ``skipped_frames`` of ``folder``'s complete read to the frames that could not be
     read, named in one warning.
 
     Raises:
-        ImageReadError: none was predicted (``num_predicted`` is 0).
+        ImageReadError: none of the ``num_kept`` frames that ``every`` keeps could be read.
     """
     folder.skipped_frames = [frame.index for frame, _ in unreadable]
     if not unreadable:
         return
-    named = listing(
-        [f"{frame.index} ({error.path}: {error.reason})" for frame, error in unreadable]
-    )
-    if num_predicted == 0:
-        raise ImageReadError(
-            f"frame folder {folder.path}: none of the {counted(len(unreadable), 'frame')} to "
-            f"predict could be read, numbered {named}"
+    errors = [error for _, error in unreadable]
+    if len(unreadable) == num_kept:
+        raise none_read_error(
+            f"{counted(num_kept, 'frame')} to predict in frame folder {folder.path}", errors
         )
     logger.warning(
         "frame folder %s: skipped %s that could not be read, numbered %s (the frames after "
-        "them keep their numbers)",
+        "them keep their numbers): %s",
         folder.path,
         counted(len(unreadable), "frame"),
-        named,
+        listing([str(index) for index in folder.skipped_frames]),
+        unreadable_listing(errors),
     )
 
 

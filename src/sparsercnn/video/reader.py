@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import numpy as np
 
 from sparsercnn.data.image_io import (
+    ImageHeader,
     ImageReadError,
     load_image,
     multi_frame_format,
+    none_read_error,
     read_image_header,
     warn_multi_frame,
 )
@@ -67,41 +69,35 @@ def import_av() -> ModuleType:
     return av
 
 
-def is_video_file(path: str | Path, frames_formats: dict[str, str | None] | None = None) -> bool:
+def is_video_file(path: str | Path) -> bool:
     """Whether ``path`` is an existing file read as a video: one with a video suffix
-    (:data:`VIDEO_SUFFIXES`), or an animated GIF or PNG (:func:`is_animation`, which
-    ``frames_formats`` is given to)."""
+    (:data:`VIDEO_SUFFIXES`), or an animated GIF or PNG (:func:`is_animation`)."""
     path = Path(path)
     if not path.is_file():
         return False
-    return path.suffix.lower() in VIDEO_SUFFIXES or is_animation(path, frames_formats)
+    return path.suffix.lower() in VIDEO_SUFFIXES or is_animation(path.suffix, frames_format(path))
 
 
-def is_animation(path: str | Path, frames_formats: dict[str, str | None] | None = None) -> bool:
-    """Whether ``path`` is an image file of several frames
-    (:func:`~sparsercnn.data.image_io.multi_frame_format`) whose frames PyAV decodes: an
-    animated GIF or PNG (:data:`ANIMATION_FORMATS`), where an image is its first frame alone.
-    An animated WebP (which FFmpeg fails to decode) and a multi-page TIFF (whose first page
-    alone it reads) are images, read as their first frame with a warning. False for a file
-    Pillow cannot open (read as an image, its error names it).
-
-    Args:
-        path: the file.
-        frames_formats: where to keep what the file's header said, by ``str(path)``, for
-            :func:`~sparsercnn.data.image_io.warn_multi_frame_files` (which then opens a GIF or
-            PNG no more): its ``multi_frame_format``, None for a still image or one Pillow
-            cannot open. Nothing is kept for a suffix other than a GIF's or PNG's (not opened).
-    """
-    suffix = Path(path).suffix.lower()
-    if suffix not in ANIMATION_FORMATS:
-        return False
+def frames_format(path: str | Path) -> str | None:
+    """:func:`~sparsercnn.data.image_io.multi_frame_format` of a GIF or PNG
+    (:data:`ANIMATION_FORMATS`), which tells an animation (:func:`is_animation`); None for a
+    still image, one Pillow cannot open (read as an image, its error names it), and a file of
+    another suffix (not opened)."""
+    if Path(path).suffix.lower() not in ANIMATION_FORMATS:
+        return None
     try:
-        frames_format = multi_frame_format(path)
+        return multi_frame_format(path)
     except ImageReadError:
-        frames_format = None
-    if frames_formats is not None:
-        frames_formats[str(path)] = frames_format
-    return frames_format == ANIMATION_FORMATS[suffix]
+        return None
+
+
+def is_animation(suffix: str, frames_format: str | None) -> bool:
+    """Whether a file of ``suffix`` whose :func:`frames_format` is ``frames_format`` is one
+    whose frames PyAV decodes: an animated GIF or PNG (:data:`ANIMATION_FORMATS`), where an
+    image is its first frame alone. An animated WebP (which FFmpeg fails to decode), a
+    multi-page TIFF (whose first page alone it reads) and a GIF named ``.png`` are images, read
+    as their first frame with a warning."""
+    return frames_format is not None and ANIMATION_FORMATS.get(suffix.lower()) == frames_format
 
 
 def check_every(every: int) -> None:
@@ -415,7 +411,7 @@ class FrameFolder:
         FileNotFoundError: ``path`` is not a folder or holds no image file.
         ValueError: ``fps`` is not a finite number > 0, or a frame's size differs from the
             first frame's.
-        ImageReadError: a frame's header cannot be read.
+        ImageReadError: no frame's header can be read.
     """
 
     def __init__(
@@ -448,13 +444,24 @@ class FrameFolder:
 
     def _frame_size(self) -> tuple[int, int]:
         """``(h, w)`` of every frame, from the headers (EXIF orientation applied); the frame
-        files of several frames are named in a warning."""
-        headers = [(str(file), read_image_header(file)) for file in self.files]
+        files of several frames are named in a warning. A file whose header cannot be read (an
+        empty file) is left to :func:`~sparsercnn.video.prediction.predict_video`, which skips
+        it as it skips a truncated one."""
+        headers: list[tuple[str, ImageHeader]] = []
+        errors: list[ImageReadError] = []
+        for file in self.files:
+            try:
+                headers.append((str(file), read_image_header(file)))
+            except ImageReadError as error:
+                errors.append(error)
+        if not headers:
+            what = f"{counted(len(errors), 'frame')} in frame folder {self.path}"
+            raise none_read_error(what, errors)
         size = (headers[0][1].height, headers[0][1].width)
-        for file, header in headers[1:]:
+        for name, header in headers[1:]:
             if (header.height, header.width) != size:
                 raise ValueError(
-                    f"frame {file} is {header.width}x{header.height} but the first frame of "
+                    f"frame {name} is {header.width}x{header.height} but the first frame of "
                     f"{self.path} is {size[1]}x{size[0]}; frames of a sequence share one size"
                 )
         warn_multi_frame(headers)
