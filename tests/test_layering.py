@@ -111,16 +111,26 @@ def test_imports_point_one_way(path: Path) -> None:
 
 
 # Within the CLI: a command's steps never import the command (its parser and run()), and the
-# steps of ``predict`` import one another one way: inputs <- progress <- sequences.
+# steps of ``predict`` import one another one way: inputs <- progress <- sequences; those of
+# ``train`` and ``demo`` too: config_options <- resume_setup <- training_setup.
 CLI_FORBIDDEN = {
     "predict_inputs": {"predict", "predict_progress", "predict_sequences"},
     "predict_progress": {"predict", "predict_sequences"},
     "predict_sequences": {"predict"},
+    "config_options": {"train", "demo", "resume_setup", "training_setup"},
+    "resume_setup": {"train", "demo", "training_setup"},
+    "training_setup": {"train", "demo"},
 }
+TRAINING_STEPS = ("config_options", "resume_setup", "training_setup")
 
 
 @pytest.mark.parametrize(
-    "path", sorted((PACKAGE / "cli").glob("predict_*.py")), ids=lambda p: p.stem
+    "path",
+    sorted(
+        [*(PACKAGE / "cli").glob("predict_*.py")]
+        + [PACKAGE / "cli" / f"{name}.py" for name in TRAINING_STEPS]
+    ),
+    ids=lambda p: p.stem,
 )
 def test_the_steps_of_a_command_never_import_it(path: Path) -> None:
     assert path.stem in CLI_FORBIDDEN, f"cli/{path.name}: give its place in CLI_FORBIDDEN"

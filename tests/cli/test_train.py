@@ -494,7 +494,7 @@ def test_a_resume_that_changes_the_model_is_refused_before_the_data_check(
 ) -> None:
     """Was: refused only after every image was decoded; a changed model.num_heads resumed with a
     warning, and --freeze failed in the optimizer naming no option (another --preset:
-    tests/cli/test_training_setup.py)."""
+    tests/cli/test_resume_setup.py)."""
 
     def not_reached(*args: Any) -> None:
         raise AssertionError("the data was checked")

@@ -1,6 +1,5 @@
-"""How ``train`` sets up a resumed run: the run's own config.json is the config whatever
-``--preset``, one of another model is refused, and what the resume refuses or changes is said
-before the data's check."""
+"""How ``train`` sets a new run up: what of its schedule a fixed preset's run never reaches is
+said before the data's check, and once."""
 
 from __future__ import annotations
 
@@ -9,31 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from sparsercnn.cli import train as train_command
-from sparsercnn.cli import training_setup
 from sparsercnn.cli.main import main
-from sparsercnn.config import Config
-from sparsercnn.data.categories import CategoryMap
-from sparsercnn.engine import checkpoint as checkpoint_module
-from sparsercnn.engine import pipeline
-from sparsercnn.engine.checkpoint import save_training_checkpoint
-from sparsercnn.presets import get_preset
+from sparsercnn.engine.trainer import Trainer
+from sparsercnn.recipe import for_dataset
+from sparsercnn.recipe.step_timing import StepCost
 from tests.synthetic_coco import SyntheticCoco
-
-
-def _finished_run(run: Path) -> tuple[Config, Path]:
-    """A tiny-preset run trained with ``--set train.max_iter=40 'train.steps=[30]'`` to its end:
-    its config.json and its last checkpoint (a stand-in model: only its config is read first)."""
-    cfg = get_preset("tiny").apply_overrides(["train.max_iter=40", "train.steps=[30]"])
-    layer = torch.nn.Linear(1, 1)
-    optimizer = torch.optim.AdamW(layer.parameters())
-    checkpoint = save_training_checkpoint(
-        run, 40, layer, optimizer, None, cfg, CategoryMap([1, 3], ["red", "green"])
-    )
-    (run / "config.json").write_text(cfg.to_json())
-    return cfg, checkpoint
 
 
 @pytest.fixture
@@ -44,190 +25,6 @@ def no_data_check(monkeypatch: pytest.MonkeyPatch) -> None:
         raise RuntimeError("the data's check")
 
     monkeypatch.setattr(train_command, "check_training_data", stop)
-
-
-@pytest.fixture
-def handed(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
-    """The configs ``train`` hands ``train_from_coco`` (which is not run, nor the data's check:
-    ``train`` then stops with exit status 1)."""
-    seen: list[Config] = []
-    monkeypatch.setattr(train_command, "check_training_data", lambda *args: None)
-
-    def record(cfg: Config, **kwargs: Any) -> None:
-        seen.append(cfg)
-        raise RuntimeError("train_from_coco")
-
-    monkeypatch.setattr(pipeline, "train_from_coco", record)
-    return seen
-
-
-def _resume(tiny_coco: SyntheticCoco, run: Path, *extra: str) -> list[str]:
-    files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
-    return ["train", *files, "--output-dir", str(run), "--resume", *extra]
-
-
-def test_another_preset_than_the_runs_is_refused_naming_both(
-    tiny_coco: SyntheticCoco,
-    tmp_path: Path,
-    no_data_check: None,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """Was: "checkpoint_0000040.pt is from a run with another model", naming neither the preset
-    nor the run's config.json; a preset of the same model replaced the run's schedule."""
-    cfg, _ = _finished_run(tmp_path / "run")
-    assert main(_resume(tiny_coco, tmp_path / "run", "--preset", "small")) == 2
-    error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1
-    assert f"--resume: --preset small is another model than the run's in {tmp_path / 'run'} (" in (
-        error
-    )
-    assert (
-        f"{tmp_path / 'run' / 'config.json'} -> --preset small: model.backbone_width 8 -> 32"
-        in (error)
-    )
-    assert "drop --preset small to resume it, or start a new run with --preset small" in error
-    assert (tmp_path / "run" / "config.json").read_text() == cfg.to_json()
-
-
-def test_the_runs_preset_resumes_with_the_runs_own_settings(
-    tiny_coco: SyntheticCoco,
-    tmp_path: Path,
-    handed: list[Config],
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Was: ``--preset tiny --resume`` without the run's ``--set`` values trained the finished
-    40-step run on to the preset's 3000 steps (a warning after the data's check)."""
-    run = tmp_path / "run"
-    cfg, checkpoint = _finished_run(run)
-    argv = _resume(tiny_coco, run, "--preset", "tiny")
-    with caplog.at_level(logging.INFO, logger="sparsercnn"):
-        assert main(argv) == 1  # stopped at train_from_coco
-    messages = [record.getMessage() for record in caplog.records]
-    assert "not those of --preset tiny: train.max_iter 40 (not 3000)" in messages[0]
-    assert (
-        f"{checkpoint} is at iteration 40, the end of train.max_iter 40: nothing to train"
-        in (messages[1])
-    )
-    assert not any(record.levelno >= logging.WARNING for record in caplog.records)
-    assert handed == [cfg]
-
-
-def test_resume_refusals_and_changes_come_before_the_data_check(
-    tiny_coco: SyntheticCoco,
-    tmp_path: Path,
-    no_data_check: None,
-    caplog: pytest.LogCaptureFixture,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """Was: a train.max_iter below the checkpoint's iteration, and a changed schedule or
-    setting, were said only after every image was decoded."""
-    run = tmp_path / "run"
-    _, checkpoint = _finished_run(run)
-    assert main(_resume(tiny_coco, run, "--set", "train.max_iter=20")) == 2
-    assert f"error: {checkpoint} is at iteration 40, past train.max_iter 20" in (
-        capsys.readouterr().err
-    )
-    with caplog.at_level(logging.INFO, logger="sparsercnn"):
-        argv = _resume(tiny_coco, run, "--set", "train.max_iter=80", "train.log_period=5")
-        assert main(argv) == 1
-    messages = [record.getMessage() for record in caplog.records]
-    assert messages[0].startswith("schedule extended on resume at iteration 40: max_iter 40 -> 80")
-    assert "train.log_period 10 -> 5; --set train.log_period=10 keeps the run's" in messages[1]
-    assert "the data's check" in capsys.readouterr().err
-
-
-def test_a_checkpoint_resumed_into_a_new_folder_brings_its_config(
-    tiny_coco: SyntheticCoco, tmp_path: Path, handed: list[Config]
-) -> None:
-    """Was: with ``--preset auto`` (the default), "--resume: the run's config new/config.json is
-    not a file"; with a fixed preset, the preset's schedule instead of the checkpoint's."""
-    cfg, checkpoint = _finished_run(tmp_path / "run")
-    for preset in ("auto", "tiny"):
-        argv = _resume(tiny_coco, tmp_path / "new", str(checkpoint), "--preset", preset)
-        assert main(argv) == 1  # stopped at train_from_coco
-    assert handed == [cfg, cfg]
-
-
-def test_a_resume_reads_the_runs_config_and_checkpoint_once(
-    tiny_coco: SyntheticCoco,
-    tmp_path: Path,
-    handed: list[Config],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The run's config.json was read by the check before the data and again after it (and a
-    checkpoint's config mapped a third time): the config the check read is the one trained."""
-    run = tmp_path / "run"
-    _, checkpoint = _finished_run(run)
-    read: list[Path] = []
-    load, look = Config.load, checkpoint_module._read_checkpoint
-
-    def counted_load(path: Path, **kwargs: Any) -> Config:
-        read.append(Path(path))
-        return load(path, **kwargs)
-
-    def counted_look(path: Path, **kwargs: Any) -> dict[str, Any]:
-        read.append(path)
-        return look(path, **kwargs)
-
-    monkeypatch.setattr(Config, "load", counted_load)
-    monkeypatch.setattr(checkpoint_module, "_read_checkpoint", counted_look)
-    assert main(_resume(tiny_coco, run, "--set", "train.max_iter=80")) == 1
-    assert sorted(read) == [checkpoint, run / "config.json"]
-    assert handed[0].train.max_iter == 80
-
-
-def test_set_values_on_resume_are_checked_against_the_runs_config(
-    tiny_coco: SyntheticCoco,
-    tmp_path: Path,
-    no_data_check: None,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """A run of tiny with 48 channels in 6 heads, resumed with its own ``--set
-    model.num_heads=6``, was refused: the value fit none of auto's presets (nor tiny's 32
-    channels with ``--preset tiny``), though the run trains with its config.json."""
-    run = tmp_path / "run"
-    widths = ["model.hidden_dim=48", "model.fpn_dim=48", "model.num_heads=6"]
-    cfg = get_preset("tiny").apply_overrides(["train.max_iter=40", "train.steps=[30]", *widths])
-    layer = torch.nn.Linear(1, 1)
-    optimizer = torch.optim.AdamW(layer.parameters())
-    save_training_checkpoint(
-        run, 20, layer, optimizer, None, cfg, CategoryMap([1, 3], ["red", "green"])
-    )
-    (run / "config.json").write_text(cfg.to_json())
-    assert main(_resume(tiny_coco, run, "--set", "model.num_heads=6")) == 1  # the data's check
-    assert "the data's check" in capsys.readouterr().err
-    assert main(_resume(tiny_coco, run, "--preset", "tiny", "--set", "model.num_heads=6")) == 2
-    error = capsys.readouterr().err
-    assert "--resume: --preset tiny is another model than the run's" in error
-    assert "model.hidden_dim 48 -> 32" in error and "num_heads" not in error
-    assert main(_resume(tiny_coco, run, "--set", "model.num_heads=5")) == 2
-    error = capsys.readouterr().err
-    assert "--set: model.hidden_dim (48) must be a multiple of model.num_heads (5)" in error
-    assert f"(in the run's config, {run / 'config.json'})" in error
-
-
-def test_a_config_file_is_read_once_before_the_data_check(
-    tiny_coco: SyntheticCoco,
-    tmp_path: Path,
-    no_data_check: None,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """``--config`` was loaded and the ``--set`` overrides applied three times before the
-    data's check: by the options' check, by the schedule notes and by the starting weights."""
-    config_file = tmp_path / "config.json"
-    config_file.write_text(get_preset("tiny").to_json())
-    reads: list[Path] = []
-    load = training_setup.load_config_file
-
-    def counted(path: Path, what: str, *, of_run: bool = False) -> Config:
-        reads.append(path)
-        return load(path, what, of_run=of_run)
-
-    monkeypatch.setattr(training_setup, "load_config_file", counted)
-    files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
-    argv = ["train", *files, "--output-dir", str(tmp_path / "run"), "--config", str(config_file)]
-    assert main([*argv, "--set", "train.max_iter=30"]) == 1  # stopped at the data's check
-    assert reads == [config_file]
 
 
 def test_a_new_run_of_a_fixed_preset_is_told_its_schedule_notes_before_the_data_check(
@@ -247,4 +44,32 @@ def test_a_new_run_of_a_fixed_preset_is_told_its_schedule_notes_before_the_data_
         "decay there; set train.steps to change that",
         "train.warmup_iters=50 is more than train.max_iter=30: the learning rate never reaches "
         "train.lr",
+    ]
+
+
+@pytest.mark.parametrize("preset", ["tiny", "auto"])
+def test_a_new_runs_schedule_notes_are_said_once_by_train(
+    preset: str,
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Said before the data's check (a fixed preset) or with the recipe (``auto``), and not
+    again by the trainer that ``train`` builds."""
+
+    def built(self: Trainer) -> Any:
+        raise RuntimeError("stop once the trainer is built")
+
+    monkeypatch.setattr(Trainer, "train", built)
+    monkeypatch.setattr(for_dataset, "_time_step_cost", lambda *args: StepCost(0.01, 0.0))
+    files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
+    argv = ["train", *files, "--output-dir", str(tmp_path / "run"), "--preset", preset]
+    argv += ["--set", "train.max_iter=2", "train.warmup_iters=50", "--device", "cpu"]
+    with caplog.at_level(logging.WARNING, logger="sparsercnn"):
+        assert main(argv) == 1  # stopped once the trainer is built
+    notes = [r.getMessage() for r in caplog.records if "than train.max_iter" in r.getMessage()]
+    assert notes == [
+        "train.warmup_iters=50 is more than train.max_iter=2: the learning rate never reaches "
+        "train.lr"
     ]

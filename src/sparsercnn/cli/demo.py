@@ -17,10 +17,10 @@ from sparsercnn.cli.common import (
     resolve_device,
     user_path,
 )
+from sparsercnn.cli.config_options import check_config_arguments
+from sparsercnn.cli.resume_setup import check_resume_to_start
 from sparsercnn.cli.training_setup import (
     RECIPE_FILE,
-    check_config_arguments,
-    check_resume_to_start,
     check_training_data,
     remaining_budget,
     say_schedule_notes,
@@ -114,11 +114,11 @@ def check_run_to_start(
 ) -> CheckedResume | None:
     """Refuse, before the data is made and decoded, what training would refuse after it: a
     ``--resume`` with no run in ``train_dir`` to continue (else what it changes is said and the
-    resume returned, :func:`~sparsercnn.cli.training_setup.check_resume_to_start`), or a new run
+    resume returned, :func:`~sparsercnn.cli.resume_setup.check_resume_to_start`), or a new run
     where an earlier demo left its checkpoints and outputs (which training would replace or leave
     beside its own); a new run of a fixed preset is told what of its schedule it never reaches
     (:func:`~sparsercnn.cli.training_setup.say_schedule_notes` of ``given``, as
-    :func:`~sparsercnn.cli.training_setup.check_config_arguments` returned it).
+    :func:`~sparsercnn.cli.config_options.check_config_arguments` returned it).
 
     Raises:
         FileNotFoundError: ``--resume`` and ``train_dir`` holds no run's ``config.json``.
@@ -192,13 +192,14 @@ def run(args: argparse.Namespace) -> int:
     budget_start = time.perf_counter()
     cfg = training_config(
         args,
+        given,
+        checked_resume,
         data.train_json,
         data.train_images,
         out / "train",
         dist_info,
         weights,
         checked,
-        checked_resume,
     )
     result = train_from_coco(
         cfg,

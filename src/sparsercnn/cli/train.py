@@ -15,9 +15,9 @@ from sparsercnn.cli.common import (
     positive_number,
     user_path,
 )
+from sparsercnn.cli.config_options import check_config_arguments
 from sparsercnn.cli.training_setup import (
     REPORT_DIR,
-    check_config_arguments,
     check_run_to_start,
     check_training_data,
     remaining_budget,
@@ -148,13 +148,14 @@ def run(args: argparse.Namespace) -> int:
             start = time.perf_counter()
             cfg = training_config(
                 args,
+                given,
+                checked_resume,
                 args.train_json,
                 args.train_images,
                 args.output_dir,
                 dist_info,
                 weights,
                 checked,
-                checked_resume,
             )
             # Rank 0's clock decides, so that a spent budget stops every rank alike.
             budget = computed_on_main(lambda: remaining_budget(args.time_budget, start))

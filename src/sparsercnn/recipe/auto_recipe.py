@@ -41,7 +41,7 @@ import numpy as np
 
 from sparsercnn.config import Config, InputConfig, ModelConfig, override_keys
 from sparsercnn.data.transforms import build_train_transform
-from sparsercnn.engine.lr_schedule import Schedule, decay_steps
+from sparsercnn.engine.lr_schedule import Schedule, decay_steps, images_per_step
 from sparsercnn.presets import medium, r50_100pro_3x, small
 from sparsercnn.recipe import advice
 from sparsercnn.recipe.dataset_profile import DatasetProfile
@@ -461,8 +461,7 @@ class _Builder:
     @property
     def images_per_step(self) -> int:
         """Images per optimiser step over every process (what the lr and passes follow)."""
-        train = self.trained().train
-        return train.batch_size * train.grad_accum_steps * self.world_size
+        return images_per_step(self.trained().train, self.world_size)
 
     def _wanted_proposals(self) -> int:
         """Comfortably above the most objects in one image (from scratch; else the weights'),
