@@ -5,14 +5,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import re
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -215,7 +218,7 @@ def test_interrupted_download_resumes(
     serve.truncate_first = len(serve.payload) // 3
     url = f"{serve.url}/official/r18_model.pth"
     cache = tmp_path / "cache"
-    with pytest.raises(ConnectionError, match="next attempt resumes"):
+    with pytest.raises(ConnectionError, match="fetching the URL again resumes from there"):
         fetch(url, cache_dir=cache, max_attempts=1)
     part = cache / "r18_model.pth.part"
     assert part.stat().st_size == serve.truncate_first
@@ -278,15 +281,18 @@ def test_attempts_are_spaced_out_as_the_server_asks(
     with caplog.at_level(logging.WARNING):
         assert download(f"{serve.url}/model.pth", dst, sleep=waits.append) == dst
     assert waits == [1.0, 7.0] and dst.read_bytes() == b"weights"
-    assert f"download of {serve.url}/model.pth interrupted at 0 bytes" in caplog.text
-    assert "attempt 2 of 3 in 1 s" in caplog.text and "attempt 3 of 3 in 7 s" in caplog.text
+    url = f"{serve.url}/model.pth"
+    assert f"{url} answered HTTP 503 Service Unavailable; attempt 2 of 3 in 1 s" in caplog.text
+    assert f"{url} answered HTTP 429 Too Many Requests; attempt 3 of 3 in 7 s" in caplog.text
 
 
 def test_the_last_failed_attempt_is_not_waited_for(tmp_path: Path, serve: _Server) -> None:
     serve.errors = [(502, None)] * 4
     waits: list[float] = []
     url = f"{serve.url}/model.pth"
-    with pytest.raises(ConnectionError, match=rf"downloading {url} failed after 4 attempt"):
+    with pytest.raises(
+        ConnectionError, match=rf"{url} answered HTTP 502 Bad Gateway; gave up after 4 attempt"
+    ):
         download(url, tmp_path / "model.pth", max_attempts=4, sleep=waits.append)
     assert waits == [1.0, 2.0, 4.0] and len(serve.ranges) == 4
 
@@ -436,9 +442,107 @@ def test_a_partial_download_of_another_url_is_not_resumed(
 ) -> None:
     serve.payload = tiny_files["official"].read_bytes()
     serve.truncate_first = len(serve.payload) // 3
-    with pytest.raises(ConnectionError, match="next attempt resumes"):
+    with pytest.raises(ConnectionError, match="fetching the URL again resumes from there"):
         fetch(f"{serve.url}/run1/model.pth", cache_dir=tmp_path, max_attempts=1)
     serve.payload = tiny_files["mmdet"].read_bytes()
     path = fetch(f"{serve.url}/run2/model.pth", cache_dir=tmp_path)
     assert path.path.read_bytes() == serve.payload
     assert serve.ranges == [None, None]  # started over, no Range on run1's bytes
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch, folder: Path) -> dict[str, int]:
+    """The bytes Python's ``open`` reads of each file in ``folder`` from now on, by file name."""
+    read_bytes: dict[str, int] = {}
+    real_open = open
+
+    def counting_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        handle = real_open(file, mode, *args, **kwargs)
+        if isinstance(file, (str, os.PathLike)) and Path(file).parent == folder:
+            read, name = handle.read, Path(file).name
+
+            def counted_read(*size: int) -> Any:
+                data = read(*size)
+                read_bytes[name] = read_bytes.get(name, 0) + len(data)
+                return data
+
+            handle.read = counted_read
+        return handle
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    monkeypatch.setattr("io.open", counting_open)
+    return read_bytes
+
+
+def test_a_download_is_not_read_again_for_its_checksum(
+    tmp_path: Path, serve: _Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: the finished download read whole again for its SHA-256. Now hashed as it is written
+    (across the attempts of a call); a part left by an earlier call is read once, when resumed."""
+    serve.payload = bytes(range(256)) * 4096
+    serve.truncate_first = 100_000
+    digest = hashlib.sha256(serve.payload).hexdigest()
+    url, cache = f"{serve.url}/model.pth", tmp_path / "cache"
+    reads = _count_reads(monkeypatch, cache)
+    assert fetch(url, sha256=digest, cache_dir=cache, sleep=lambda _: None) == checksummed_file(
+        cache / "model.pth"
+    )
+    assert serve.ranges == [None, "bytes=100000-"] and reads.get("model.pth.part", 0) == 0
+    # Resumed in a later call: the part it had is read once; the finished file, never.
+    (cache / "model.pth").unlink()
+    (cache / "model.pth.part").write_bytes(serve.payload[:5000])
+    serve.truncate_first, reads["model.pth.part"] = None, 0
+    assert fetch(url, sha256=digest, cache_dir=cache).path.read_bytes() == serve.payload
+    assert serve.ranges[-1] == "bytes=5000-" and reads["model.pth.part"] == 5000
+    assert reads["model.pth"] == len(serve.payload)  # this test's read_bytes, only
+    # A wrong download is still caught, and nothing of it kept.
+    (cache / "model.pth").unlink()
+    serve.payload = b"another file" * 1000
+    with pytest.raises(ValueError, match="checksum mismatch for the download of"):
+        fetch(url, sha256=digest, cache_dir=cache)
+    assert not (cache / "model.pth.part").exists() and not (cache / "model.pth").exists()
+
+
+def test_a_refused_connection_says_it_could_not_connect(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: "download of URL interrupted at 0 bytes (<urlopen error [Errno 111] Connection
+    refused>)", as if a transfer had started."""
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    with socket.socket() as closed:  # a port nothing listens on once it is closed
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/model.pth"
+    with caplog.at_level(logging.WARNING), pytest.raises(ConnectionError) as info:
+        download(url, tmp_path / "model.pth", max_attempts=2, sleep=lambda _: None)
+    assert f"could not connect to {url} (Connection refused); attempt 2 of 2 in 1 s" in caplog.text
+    assert str(info.value) == (
+        f"could not connect to {url} (Connection refused); gave up after 2 attempt(s), nothing "
+        "was received: check the network and the URL, or download the file yourself and give "
+        "its path"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_url_says_what_to_do(tmp_path: Path, serve: _Server) -> None:
+    with pytest.raises(ValueError) as info:
+        fetch(f"{serve.url}/gone.bin", cache_dir=tmp_path)
+    assert str(info.value) == (
+        f"cannot download {serve.url}/gone.bin: the server answered HTTP 404 Not Found; check "
+        "the URL, or download the file yourself and give its path"
+    )
+    assert list(tmp_path.iterdir()) == []  # no record of a URL that gave nothing
+
+
+def test_a_wrong_checksum_costs_no_good_cached_file(tmp_path: Path, serve: _Server) -> None:
+    """Was: fetch(url, sha256=<a typo>) deleted the good cached file before downloading it again
+    (to the same mismatch), so the next fetch downloaded it a third time. The cached file is now
+    replaced only by a download that matches."""
+    serve.payload = b"the published bytes"
+    url = f"{serve.url}/model.pth"
+    fetch(url, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="checksum mismatch for the download of"):
+        fetch(url, sha256="deadbeef", cache_dir=tmp_path)
+    assert (tmp_path / "model.pth").read_bytes() == serve.payload
+    assert fetch(url, sha256=hashlib.sha256(serve.payload).hexdigest(), cache_dir=tmp_path)
+    assert len(serve.ranges) == 2  # the file as first cached, not downloaded a third time
+    assert fetch(f"{serve.url}/other/model.pth", cache_dir=tmp_path).path.read_bytes()
+    assert len(serve.ranges) == 3  # its record still names its URL: not another URL's file

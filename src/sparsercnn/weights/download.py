@@ -13,7 +13,6 @@ fetching the same file at once wait for one download (a lock file beside it).
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -44,6 +43,7 @@ from sparsercnn.weights.download_lock import (
     recorded_url,
     url_record,
 )
+from sparsercnn.weights.file_digest import FileSha256, file_sha256
 from sparsercnn.weights.key_tables import Layout
 from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS, published_download_advice
 
@@ -108,9 +108,10 @@ def fetch(
 
     A key of :data:`PUBLISHED_CHECKPOINTS` (that is not also an existing path) stands for its
     URL and checksum. URLs are downloaded once into ``cache_dir`` (named after the URL's last
-    path component); a cached file is checked again and fetched anew if it fails the check or
-    was downloaded from another URL of the same name. Failed download attempts are retried
-    after a wait (see :func:`download`; ``sleep`` waits it).
+    path component); a cached file is checked again and fetched anew if it fails the check (it
+    is replaced only by a download that matches) or was downloaded from another URL of the same
+    name. Failed download attempts are retried after a wait (see :func:`download`; ``sleep``
+    waits it).
 
     Returns:
         The file, ``verified`` where a checksum was expected (it matched): the readers
@@ -166,11 +167,11 @@ def _fetch_url(
     record, is used for any URL of its name.
     """
     # A read-only cache that holds the file is enough; the lock needs a writable one.
-    if _cached(url, dst, expected, remove_bad=False):
+    if _cached(url, dst, expected, under_lock=False):
         return dst
     with download_lock(dst):
         # Another process may have downloaded it while this one waited for the lock.
-        if _cached(url, dst, expected, remove_bad=True):
+        if _cached(url, dst, expected, under_lock=True):
             return dst
         record, part = url_record(dst), dst.with_name(dst.name + ".part")
         if part.exists() and recorded_url(dst) != url:
@@ -181,17 +182,18 @@ def _fetch_url(
         try:
             return _download(url, dst, expected, max_attempts, sleep=sleep)
         except BaseException:
-            if not part.exists():  # nothing kept to resume: no record of it either
+            if not part.exists() and not dst.exists():  # nothing kept: no record either
                 record.unlink(missing_ok=True)
             raise
 
 
-def _cached(url: str, dst: Path, expected: str | None, remove_bad: bool) -> bool:
+def _cached(url: str, dst: Path, expected: str | None, under_lock: bool) -> bool:
     """Whether the cache holds ``dst`` as downloaded from ``url``, with the expected checksum.
 
-    A cached file that fails the check, or came from another URL, is reported (without
-    ``remove_bad``: the first look) or deleted (with it: under the download lock), to be
-    downloaded again.
+    A cached file that came from another URL is reported (the first look) or deleted
+    (``under_lock``: its record is about to be replaced), to be downloaded again. One that fails
+    the check is reported and kept until a download that matches replaces it: a wrong checksum
+    given costs no good file.
     """
     if not dst.is_file():
         return False
@@ -201,10 +203,10 @@ def _cached(url: str, dst: Path, expected: str | None, remove_bad: bool) -> bool
             raise ValueError(f"the cached {dst} was downloaded from {recorded}, not {url}")
         verify_sha256(dst, expected)
     except ValueError as error:
-        if remove_bad:
-            cache_write(dst.parent, dst.unlink)
-        else:
+        if not under_lock:
             logger.warning("%s; downloading it again", error)
+        elif recorded != url:
+            cache_write(dst.parent, dst.unlink)
         return False
     logger.info("using cached %s", dst)
     return True
@@ -228,7 +230,10 @@ def _normalised_sha256(sha256: str) -> str:
     """
     normalised = sha256.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{8,64}", normalised):
-        raise ValueError(f"sha256 {normalised!r} must be 8 to 64 hexadecimal digits")
+        raise ValueError(
+            f"sha256 {normalised!r} must be 8 to 64 hexadecimal digits: the file's SHA-256 as "
+            "sha256sum prints it, or its first 8 or more digits"
+        )
     return normalised
 
 
@@ -241,8 +246,8 @@ def verify_sha256(path: Path, expected: str | None) -> None:
     """
     if expected is None:
         return
-    actual = _sha256_mismatch(path, expected)
-    if actual is None:
+    actual = file_sha256(path)
+    if actual.startswith(expected):
         return
     from_name = expected_sha256(path.name, None) == expected
     if from_name:
@@ -258,16 +263,6 @@ def verify_sha256(path: Path, expected: str | None) -> None:
             "the expected checksum (--sha256)"
         )
     raise ValueError(_mismatch_message(str(path), expected, actual, from_name, advice))
-
-
-def _sha256_mismatch(path: Path, expected: str) -> str | None:
-    """The file's SHA-256 (hex) where it does not start with ``expected``, else None."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in chunks(handle):
-            digest.update(block)
-    actual = digest.hexdigest()
-    return None if actual.startswith(expected) else actual
 
 
 def _mismatch_message(
@@ -325,44 +320,45 @@ def _download(
     # A folder that takes no file fails here, not as a network error after every attempt.
     cache_write(folder, lambda: tempfile.TemporaryFile(dir=folder).close())
     part = dst.with_name(dst.name + ".part")
+    # Hashed as it is written: the finished download is not read again for its checksum.
+    digest = None if expected is None else FileSha256(part)
     for attempt in range(1, max_attempts + 1):
         retry_after = None
         try:
-            _download_once(url, part, timeout)
+            _download_once(url, part, timeout, digest)
             break
         except urllib.error.HTTPError as error:
             if 400 <= error.code < 500 and error.code not in TRANSIENT_HTTP_CODES:
                 raise ValueError(
-                    f"cannot download {url}: HTTP {error.code} {error.reason}"
+                    f"cannot download {url}: the server answered HTTP {error.code} "
+                    f"{error.reason}; check the URL, or download the file yourself and give its "
+                    "path"
                 ) from error
             failure: Exception = error
             retry_after = error.headers.get("Retry-After") if error.headers else None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
             failure = error
         have = part.stat().st_size if part.exists() else 0
+        what = _attempt_failure(url, failure, have)
         if attempt == max_attempts:
             if not have:
                 part.unlink(missing_ok=True)
                 raise ConnectionError(
-                    f"downloading {url} failed after {attempt} attempt(s) ({failure}); nothing "
-                    "was received: check the network and the URL, or give a local file"
+                    f"{what}; gave up after {attempt} attempt(s), nothing was received: check "
+                    "the network and the URL, or download the file yourself and give its path"
                 ) from failure
             raise ConnectionError(
-                f"downloading {url} failed after {attempt} attempt(s) ({failure}); {have} bytes "
-                f"are kept in {part} and the next attempt resumes from there"
+                f"{what}; gave up after {attempt} attempt(s): {have} bytes are kept in {part}, "
+                "and fetching the URL again resumes from there"
             ) from failure
         delay = retry_delay(attempt, retry_after)
-        logger.warning(
-            "download of %s interrupted at %d bytes (%s); attempt %d of %d in %g s",
-            url,
-            have,
-            failure,
-            attempt + 1,
-            max_attempts,
-            delay,
-        )
+        logger.warning("%s; attempt %d of %d in %g s", what, attempt + 1, max_attempts, delay)
         sleep(delay)
-    if expected is not None and (actual := _sha256_mismatch(part, expected)) is not None:
+    if (
+        digest is not None
+        and expected is not None
+        and not (actual := digest.hexdigest()).startswith(expected)
+    ):
         part.unlink()
         raise ValueError(
             _mismatch_message(
@@ -380,8 +376,21 @@ def _download(
     return dst
 
 
-def _download_once(url: str, part: Path, timeout: float) -> None:
-    """Append the rest of ``url`` to ``part`` (or start over if the server ignores Range)."""
+def _attempt_failure(url: str, error: Exception, have: int) -> str:
+    """How a download attempt failed, naming ``url``: it could not connect, the server answered
+    an error status, or the transfer broke off with ``have`` bytes of the file kept."""
+    if isinstance(error, urllib.error.HTTPError):
+        return f"{url} answered HTTP {error.code} {error.reason}"
+    if isinstance(error, urllib.error.URLError):  # urlopen's error before any response
+        reason = error.reason
+        text = reason.strerror if isinstance(reason, OSError) and reason.strerror else reason
+        return f"could not connect to {url} ({text})"
+    return f"download of {url} interrupted at {have} bytes ({str(error) or type(error).__name__})"
+
+
+def _download_once(url: str, part: Path, timeout: float, digest: FileSha256 | None) -> None:
+    """Append the rest of ``url`` to ``part`` (or start over if the server ignores Range),
+    passing what is written to ``digest``, the SHA-256 of ``part``, where one is kept."""
     offset = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": "sparsercnn"}
     if offset:
@@ -398,6 +407,10 @@ def _download_once(url: str, part: Path, timeout: float) -> None:
         content_range = response.headers.get("Content-Range", "")
         if not (offset and response.status == 206 and content_range.startswith(f"bytes {offset}-")):
             offset = 0
+        if digest is not None and offset:
+            digest.catch_up()  # an earlier run's bytes: read once, before those appended
+        elif digest is not None:
+            digest.start_over()
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
         written = offset
@@ -415,7 +428,9 @@ def _download_once(url: str, part: Path, timeout: float) -> None:
         ):
             for chunk in chunks(response):
                 handle.write(chunk)
+                if digest is not None:
+                    digest.update(chunk)
                 written += len(chunk)
                 bar.update(len(chunk))
     if total is not None and written < total:
-        raise ConnectionError(f"connection closed after {written} of {total} bytes")
+        raise ConnectionError(f"connection closed before the end, at {written} of {total} bytes")
