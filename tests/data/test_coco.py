@@ -168,7 +168,8 @@ def test_invalid_data_raises_naming_every_bad_file(write_coco: WriteCoco) -> Non
     assert isinstance(info.value, ValueError)
     for text in ("annotation 11", "annotation 12", "image id 77", "gone.png"):
         assert text in message
-    assert "bad files (3): a.png, b.png, gone.png" in message
+    # a.png and b.png are readable: only their annotations are wrong, and name them.
+    assert "bad files (1): gone.png;" in message
     assert "sparsercnn validate" in message and "--skip-invalid" in message
 
 

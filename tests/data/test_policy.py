@@ -111,10 +111,51 @@ def test_refusal_says_why_each_kind_of_bad_file_is_bad(write_coco: WriteCoco) ->
     with pytest.raises(InvalidDataError) as info:
         apply_policy(inspect_dataset(data.json_path, data.image_dir), skip_invalid=False)
     files = str(info.value).split("\n")[1]
-    assert files.startswith("bad files (4): 000.jpg, 003.jpg, 001.jpg, 002.jpg; ")
+    # 000.jpg decodes: its entry's id is what is wrong.
+    assert files.startswith("bad files (3): 003.jpg, 001.jpg, 002.jpg; bad image entries (1): ")
+    assert "; bad image entries (1): 000.jpg; " in files
     assert "[image_file_missing] image 4: file " in files and "003.jpg' does not exist" in files
     assert "[duplicate_image_id] image id 1 ('000.jpg') is repeated at images[4]" in files
     assert "[image_file_unreadable] image 2: " in files and "(and 1 more like it)" in files
+
+
+def test_a_refusal_names_no_image_with_only_annotation_errors_as_a_bad_file(
+    write_coco: WriteCoco,
+) -> None:
+    """Was: a negative box on 001.jpg gave "bad files (2): 001.jpg, 002.jpg", as if 001.jpg
+    were damaged too."""
+    data = write_jpegs(write_coco, 3, bad={2: "truncated"})
+    coco = data.read_json()
+    coco["annotations"][1]["bbox"] = [1, 1, -10, 10]
+    data.write_json(coco)
+    with pytest.raises(InvalidDataError) as info:
+        apply_policy(inspect_dataset(data.json_path, data.image_dir), skip_invalid=False)
+    files = str(info.value).split("\n")[1]
+    assert files.startswith("bad files (1): 002.jpg; ")
+    assert "bad image entries" not in files
+    assert "[negative_size] annotation 2 (image 2, '001.jpg')" in files
+
+
+def test_skip_invalid_names_the_images_left_without_a_usable_box(
+    write_coco: WriteCoco, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: "1 of 3 images have no boxes (kept as negative examples)" for an image whose only
+    box --skip-invalid dropped: its object counts as background, which is no true negative."""
+    data = write_coco(categories=CATEGORIES, boxes=[[Box(1, (4, 4, 20, 20))], [], []])
+    coco = data.read_json()
+    coco["annotations"].append({**coco["annotations"][0], "id": 9, "image_id": 2, "category_id": 5})
+    data.write_json(coco)
+    with caplog.at_level(logging.INFO, logger="sparsercnn.data.policy"):
+        apply_policy(inspect_dataset(data.json_path, data.image_dir), skip_invalid=True)
+    file_2 = data.read_json()["images"][1]["file_name"]
+    (unlabelled,) = [r for r in caplog.records if "no usable box" in r.message]
+    assert unlabelled.levelno == logging.WARNING
+    assert f"1 of the 3 images kept ({file_2}) has annotations but no usable box" in (
+        unlabelled.message
+    )
+    assert "their objects counted as background" in unlabelled.message
+    (negatives,) = [r for r in caplog.records if "no boxes" in r.message]
+    assert "1 of 3 images have no boxes (kept as negative examples)" in negatives.message
 
 
 def test_a_refusal_without_an_image_folder_names_none_as_theirs(write_coco: WriteCoco) -> None:

@@ -146,7 +146,7 @@ def test_class_names_other_than_coco(tmp_path: Path, caplog: pytest.LogCaptureFi
         converted = convert_checkpoint(path)
     assert converted.categories.names == ["cat", "dog", "bird"]
     assert converted.categories.category_ids == [1, 2, 3]
-    assert "not COCO's" in caplog.text
+    assert "not COCO's" in caplog.text and "named class_" not in caplog.text
     path = save_mmdet(tmp_path / "wrong.pth", pair.mmdet, classes=("cat", "dog"))
     with pytest.raises(
         ValueError,
@@ -255,9 +255,27 @@ def test_bare_state_dict_in_our_names(tmp_path: Path, caplog: pytest.LogCaptureF
     with caplog.at_level(logging.WARNING):
         converted = convert_checkpoint(path)
     assert "without a config" in caplog.text
+    # Was: "save models with save_model_file to keep them", a Python name to a CLI user.
+    cli_way = caplog.text.index("use the model file `sparsercnn train` wrote")
+    assert "model_final.safetensors" in caplog.text
+    assert caplog.text.index("sparsercnn.save_model_file") > cli_way
     assert converted.config.model.backbone_norm == "bn_eval"  # it has BatchNorm counters
     assert converted.config.model.num_proposals == 16 and converted.config.model.num_stages == 2
     assert all(torch.equal(converted.state_dict[k], v) for k, v in model.state_dict().items())
+
+
+def test_classes_of_a_file_without_names_are_said_to_be_named_by_number(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: "assigning category ids 1..2", not saying that predictions would read "class_1"."""
+    cfg = get_preset("tiny")
+    cfg.model.num_classes = 2
+    path = tmp_path / "bare.pth"
+    torch.save(build_model(cfg).state_dict(), path)
+    with caplog.at_level(logging.WARNING):
+        converted = convert_checkpoint(path)
+    assert converted.categories.names == ["class_1", "class_2"]
+    assert "ids 1..2 in stored order, named class_1..class_2 (the file names none)" in caplog.text
 
 
 def test_a_training_checkpoint_keeps_its_config_and_label_map(tmp_path: Path) -> None:

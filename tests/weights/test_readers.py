@@ -239,10 +239,21 @@ def test_safetensors_state_dict_and_layout_detection(
     assert detect_layout(["conv1.weight", "layer1.0.conv1.weight", "fc.weight"], "x") == (
         "torchvision"
     )
-    with pytest.raises(ValueError, match=r"match no known layout.*sparsercnn convert.*--from"):
+    with pytest.raises(ValueError, match=r"match no known layout: it is no Sparse R-CNN") as info:
         detect_layout(["foo.weight"], "x")
-    with pytest.raises(ValueError, match="several layouts"):
+    # Was: "name its layout with `sparsercnn convert SRC --from LAYOUT`", which cannot help.
+    assert "--from" not in str(info.value) and "wrapper" not in str(info.value)
+    with pytest.raises(ValueError, match=r"several layouts.*sparsercnn convert SRC --from"):
         detect_layout(["backbone.bottom_up.stem.conv1.weight", "neck.x"], "x")
+
+
+def test_keys_under_a_wrapper_s_prefix_are_named_with_the_fix() -> None:
+    """A Lightning module's state dict (``model.head.stages...``) fits ours under ``model.``."""
+    keys = ["model.head.stages.0.cls.weight", "model.fpn.inner.0.weight"]
+    with pytest.raises(ValueError, match="no known layout") as info:
+        detect_layout(keys, "x")
+    assert "every key starts with 'model.', as a training wrapper's do" in str(info.value)
+    assert "its keys without 'model.'" in str(info.value)
 
 
 def test_forced_layout_skips_detection(tmp_path: Path) -> None:

@@ -64,6 +64,9 @@ _MAX_NAMED_UNLISTED = 5
 
 # The flags an image folder can come from, named where the one given is not known.
 IMAGE_FOLDER_FLAGS = "--images, --train-images or --val-images"
+# The errors of an image file itself, not of its JSON entry or its annotations: what a refusal
+# lists as bad files.
+FILE_ERROR_CODES = frozenset({"image_file_missing", "image_file_unreadable", "image_exif_turned"})
 
 
 class ImageFolderError(DatasetError):

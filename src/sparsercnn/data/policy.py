@@ -16,13 +16,13 @@ refuse. Each finding is an :class:`~sparsercnn.data.validation.Issue`:
 - info: ``image_without_boxes``, kept as a negative example; ``unlisted_image_files``, image
   files in the image folder that the JSON does not name (one issue for all).
 
-:func:`apply_policy` then raises :class:`InvalidDataError`, naming every bad file (capped), or,
-with ``--skip-invalid`` (``skip_invalid=True`` in Python), drops the images and annotations
-concerned up front and logs one summary line. ``no_boxes`` and an empty remainder are never
-skipped. After this check a file that fails to load (changed on disk) stops the run
-(:func:`read_failure_message`), unless the training set was built with ``--skip-invalid``:
-then the sample is replaced and the replacement counted (``skipped_images`` in
-``metrics.jsonl``).
+:func:`apply_policy` then raises :class:`InvalidDataError`, naming every bad file and image
+entry (capped), or, with ``--skip-invalid`` (``skip_invalid=True`` in Python), drops the images
+and annotations concerned up front and logs one summary line, and a warning naming the images
+left without a usable box. ``no_boxes`` and an empty remainder are never skipped. After this
+check a file that fails to load (changed on disk) stops the run (:func:`read_failure_message`),
+unless the training set was built with ``--skip-invalid``: then the sample is replaced and the
+replacement counted (``skipped_images`` in ``metrics.jsonl``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from sparsercnn.data.image_check import (
+    FILE_ERROR_CODES,
     check_image_files,
     check_image_folder,
     find_unlisted_images,
@@ -71,7 +72,7 @@ _MAX_LISTED_FILES = 20
 
 class InvalidDataError(DatasetError):
     """A dataset has errors and ``--skip-invalid`` was not given; the message names every bad
-    file (capped with a count) and says how to go on."""
+    file and image entry (capped with a count) and says how to go on."""
 
 
 @dataclass
@@ -296,18 +297,40 @@ def apply_policy(
     if warnings:
         lines = "\n".join(summarize_issues(warnings))
         logger.warning("%s: %d warning(s):\n%s", source, len(warnings), lines)
-    empty = sum(issue.code == "image_without_boxes" for issue in inspection.issues)
-    if empty:
-        logger.info(
-            "%s: %d of %d images have no boxes (kept as negative examples)",
-            source,
-            empty,
-            len(checked.images),
-        )
+    _log_images_without_boxes(inspection)
     for issue in inspection.issues:
         if issue.code == "unlisted_image_files":
             logger.info("%s", issue.message)
     return checked
+
+
+def _log_images_without_boxes(inspection: Inspection) -> None:
+    """Log the images kept without a box to learn: one warning naming those whose every
+    annotation has an error (dropped by ``--skip-invalid``) or zero size, whose objects count
+    as background, and one info line counting the others (negative examples)."""
+    source, num_images = inspection.source, len(inspection.checked.images)
+    unused = _unused_annotations(inspection.issues)
+    empty = [issue for issue in inspection.issues if issue.code == "image_without_boxes"]
+    unlabelled = [issue for issue in empty if unused[issue.image_id]]
+    if unlabelled:
+        files = listing([str(issue.file) for issue in unlabelled], limit=5)
+        logger.warning(
+            "%s: %d of the %d images kept (%s) %s annotations but no usable box, each with an "
+            "error or of zero size: kept as negative examples, their objects counted as "
+            "background (in training and evaluation); fix their annotations, or remove the images",
+            source,
+            len(unlabelled),
+            num_images,
+            files,
+            "has" if len(unlabelled) == 1 else "have",
+        )
+    if negatives := len(empty) - len(unlabelled):
+        logger.info(
+            "%s: %d of %d images have no boxes (kept as negative examples)",
+            source,
+            negatives,
+            num_images,
+        )
 
 
 def refuse_invalid(
@@ -358,10 +381,11 @@ def checked_for_training(
 def _refusal_message(inspection: Inspection, errors: list[Issue]) -> str:
     """Why the dataset of ``inspection`` is refused for its ``errors``, in two lines: what is
     wrong and what to do, then the explaining warnings
-    (:data:`~sparsercnn.data.validation.EXPLAINING_CODES`), every bad file (capped), the first
-    issue of each kind of file error (why those files are bad), and the first annotation
-    issues. ``validate`` lists them all, with the inspection's image folder (where none was
-    given, the user is told to name theirs)."""
+    (:data:`~sparsercnn.data.validation.EXPLAINING_CODES`), every bad file (missing,
+    unreadable or turned by its EXIF orientation; capped), every image entry with an error of
+    its own (capped), the first issue of each of those kinds (why they are bad), and the first
+    annotation issues, which name their images. ``validate`` lists them all, with the
+    inspection's image folder (where none was given, the user is told to name theirs)."""
     source, image_dir = inspection.source, inspection.image_dir
     checked = inspection.image_check != "none"
     where = f"images in {image_dir}" if checked else "its image files not checked"
@@ -372,11 +396,15 @@ def _refusal_message(inspection: Inspection, errors: list[Issue]) -> str:
         f"{SKIP_INVALID_HINT} to drop them up front"
     )
     parts = [str(issue) for issue in inspection.issues if issue.code in EXPLAINING_CODES]
-    files = list(dict.fromkeys(issue.file for issue in errors if issue.file is not None))
-    if files:
-        parts.append(f"bad files ({len(files)}): {listing(files, limit=_MAX_LISTED_FILES)}")
-    # An image's own error (missing, unreadable, a repeated id): one example of each kind.
+    # An image's own error (its file missing or unreadable, its entry's id repeated): every
+    # image named once, the files apart from the entries; an image with annotation errors only
+    # is not bad, its annotations' issues name it.
     of_images = [i for i in errors if i.file is not None and i.annotation_id is None]
+    of_files = [i.file for i in of_images if i.file and i.code in FILE_ERROR_CODES]
+    of_entries = [i.file for i in of_images if i.file and i.code not in FILE_ERROR_CODES]
+    for what, names in (("bad files", of_files), ("bad image entries", of_entries)):
+        if distinct := list(dict.fromkeys(names)):
+            parts.append(f"{what} ({len(distinct)}): {listing(distinct, limit=_MAX_LISTED_FILES)}")
     for found in issues_by_code(of_images).values():
         more = f" (and {len(found) - 1} more like it)" if len(found) > 1 else ""
         parts.append(f"{found[0]}{more}")

@@ -123,8 +123,10 @@ def convert_raw(checkpoint: RawCheckpoint, base: ModelConfig | None = None) -> C
         behaviour: dict[str, Any] = {"backbone_norm": norm}
         logger.warning(
             "%s is a bare state dict without a config: settings that tensor shapes do not show "
-            "(num_heads, dropout, box clamp, ...) take their default values; save models with "
-            "save_model_file to keep them",
+            "(num_heads, dropout, box clamp, ...) take their default values, the released "
+            "models'; for a model trained with others, use the model file `sparsercnn train` "
+            "wrote (model_final.safetensors), which keeps them (in Python, save a model with "
+            "sparsercnn.save_model_file)",
             source,
         )
     else:
@@ -404,10 +406,11 @@ def categories_for(num_classes: int, class_names: list[str] | None, source: str)
         return coco
     names = class_names or [f"class_{i}" for i in range(1, num_classes + 1)]
     logger.warning(
-        "%s: %d classes that are not COCO's; assigning category ids 1..%d in stored order",
+        "%s: %d classes that are not COCO's; assigning category ids 1..%d in stored order%s",
         source,
         num_classes,
         num_classes,
+        "" if class_names else f", named class_1..class_{num_classes} (the file names none)",
     )
     return CategoryMap(list(range(1, num_classes + 1)), names)
 

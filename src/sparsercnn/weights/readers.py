@@ -121,7 +121,9 @@ def detect_layout(keys: list[str], source: str) -> Layout:
     """The layout whose marker prefixes the keys carry; exactly one must fit.
 
     Raises:
-        ValueError: no layout or several layouts fit; the message suggests ``--from``.
+        ValueError: no layout fits (the message names a wrapper's prefix that every key
+            carries, where the keys under it fit one), or several do (the message suggests
+            ``--from``).
     """
     found = [
         layout
@@ -131,14 +133,34 @@ def detect_layout(keys: list[str], source: str) -> Layout:
     # A torchvision ResNet has top-level conv1/bn1/layerK keys and nothing else.
     if len(found) > 1 and "torchvision" in found:
         found.remove("torchvision")
-    if len(found) != 1:
-        what = "match several layouts " + str(found) if found else "match no known layout"
+    if not found:
         raise ValueError(
-            f"{source}: the key names ({listing(keys, limit=5)}) {what}; name its layout with "
-            "`sparsercnn convert SRC --from LAYOUT --output FILE` (official, mmdet, torchvision) "
-            "and use the converted file, or pass layout= in Python"
+            f"{source}: the key names ({listing(keys, limit=5)}) match no known layout: it is "
+            "no Sparse R-CNN checkpoint of the official code, mmdetection or ours, nor a "
+            f"torchvision ResNet{_wrapper_hint(keys)}"
+        )
+    if len(found) > 1:
+        raise ValueError(
+            f"{source}: the key names ({listing(keys, limit=5)}) match several layouts {found}; "
+            "name its layout with `sparsercnn convert SRC --from LAYOUT --output FILE` "
+            "(official, mmdet, torchvision) and use the converted file, or pass layout= in Python"
         )
     return found[0]
+
+
+def _wrapper_hint(keys: list[str]) -> str:
+    """How to go on where every key carries one prefix (``model.``, as a training wrapper such
+    as a Lightning module adds) under which the keys fit a known layout; "" otherwise."""
+    prefix = keys[0].split(".", 1)[0] + "."
+    if not all(key.startswith(prefix) and key != prefix for key in keys):
+        return ""
+    inner = [key.removeprefix(prefix) for key in keys]
+    if not any(key.startswith(markers) for key in inner for markers in LAYOUT_MARKERS.values()):
+        return ""
+    return (
+        f"; every key starts with {prefix!r}, as a training wrapper's do: save the state dict "
+        f"of the model inside it (its keys without {prefix!r}) and convert that"
+    )
 
 
 def _is_safetensors(start: bytes) -> bool:
