@@ -3,6 +3,7 @@ folder of the user's images as drawings."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,34 @@ def test_a_file_that_appears_during_the_run_is_kept_and_its_folder_not_marked(
     ):
         writer.write(_empty_prediction(image), [])
     assert sorted(p.name for p in drawn.iterdir()) == ["mine.png"]
+
+
+def test_an_earlier_drawing_of_an_input_not_drawn_this_time_is_removed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An image drawn by an earlier run that this run checked but did not draw (it can no longer
+    be read) kept its old drawing: the folder showed detections the results no longer had."""
+    images = [tmp_path / "in" / name for name in ("x.png", "y.png", "z.png")]
+    images[0].parent.mkdir()
+    for image in images:
+        Image.new("RGB", (20, 10), "red").save(image)
+    drawn = tmp_path / "drawn"
+    with DrawingWriter(drawn, [images[0].parent], score_threshold=0.3) as writer:
+        for image in images:
+            writer.write(_empty_prediction(image), [])
+    x, y, z = (drawn / image.name for image in images)
+    # y was checked before the run, then not drawn; the run failing leaves every drawing.
+    for fail in (True, False):
+        writer = DrawingWriter(drawn, [images[0].parent], score_threshold=0.3)
+        with pytest.raises(RuntimeError) if fail else contextlib.nullcontext(), writer:
+            for image in images[:2]:
+                writer.check_image(image)
+            writer.write(_empty_prediction(images[0]), [])
+            if fail:
+                raise RuntimeError("the model failed")
+        assert (x.is_file(), y.is_file(), z.is_file()) == (True, fail, True)
+    assert writer.removed == [y] and writer.overwritten == [x]
+    assert f"removing {y}, the drawing of {images[1]} from an earlier run" in caplog.text
 
 
 def test_an_annotated_video_keeps_its_sources_path_with_suffix_mp4(tmp_path: Path) -> None:

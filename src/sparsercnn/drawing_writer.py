@@ -47,7 +47,9 @@ class DrawingWriter:
     (hidden files) and take their places when the block ends without an error; after an error
     they are deleted and the folder keeps what it held (drawings of an earlier run included).
     A drawing replaces a drawing of an earlier run (:func:`is_drawing`), never an input or
-    another file of the user's (:meth:`check_target`).
+    another file of the user's (:meth:`check_target`). An earlier run's drawing of an input
+    checked this time but not drawn (an image that can no longer be read) is removed at the
+    commit, so that the folder matches the run's results.
 
     Args:
         output_dir: where drawings go.
@@ -70,6 +72,8 @@ class DrawingWriter:
         folders = [_folder_of(Path(p)) for p in inputs]
         self.root = Path(os.path.commonpath(folders)) if folders else Path.cwd()
         self.overwritten: list[Path] = []
+        self.removed: list[Path] = []
+        self._checked: dict[Path, str] = {}  # target -> its input, as messages name it
         self._staged: dict[Path, Path] = {}  # target -> staged file
         self._new_folders: set[Path] = set()
 
@@ -100,14 +104,16 @@ class DrawingWriter:
     def check_target(self, target: Path, source: str | Path, drawing: str = "drawing") -> None:
         """Raise unless the ``drawing`` of ``source`` (a file or frame folder) may go to
         ``target``: nothing is there, or a drawing of an earlier run (:func:`is_drawing`),
-        which :meth:`commit` replaces with a warning. Callers check every target before the
-        model runs; :meth:`write` checks its own (:meth:`check_image`).
+        which :meth:`commit` replaces with a warning, or removes if nothing is drawn to
+        ``target`` this time. Callers check every target before the model runs; :meth:`write`
+        checks its own (:meth:`check_image`).
 
         Raises:
             ValueError: ``target`` is ``source`` itself, or a file no run drew (the user's
                 photo or video of the same name, an input of this run): naming it, the folder
                 (by :attr:`flag`) and what to do.
         """
+        self._checked[target] = str(source)
         if not target.exists():
             return
         folder = self._named_folder()
@@ -199,8 +205,10 @@ class DrawingWriter:
 
     def commit(self) -> list[Path]:
         """Move every staged drawing to its target; a drawing an earlier run left there is
-        replaced with a warning (and listed in :attr:`overwritten`). Staged files a killed
-        earlier run left in the same folders are deleted. The output folder is marked
+        replaced with a warning (and listed in :attr:`overwritten`). An earlier run's drawing at
+        a target checked (:meth:`check_target`) but not drawn is removed with a warning (and
+        listed in :attr:`removed`): it showed results this run no longer has. Staged files a
+        killed earlier run left in the same folders are deleted. The output folder is marked
         (:data:`DRAWINGS_MARKER`), so that a later run over a folder above it does not read the
         drawings as inputs. Returns the targets.
 
@@ -233,7 +241,17 @@ class DrawingWriter:
                 self.overwritten.append(target)
                 logger.warning("replacing %s, a drawing from an earlier run", target)
             os.replace(staged, target)
+        for target, source in self._checked.items():
+            if target not in self._staged and target.is_file() and is_drawing(target):
+                logger.warning(
+                    "removing %s, the drawing of %s from an earlier run: this run drew none",
+                    target,
+                    source,
+                )
+                target.unlink()
+                self.removed.append(target)
         targets, self._staged, self._new_folders = list(self._staged), {}, set()
+        self._checked = {}
         for folder in {target.parent for target in targets}:
             for leftover in folder.glob(_STAGED_NAMES):
                 leftover.unlink(missing_ok=True)
@@ -248,7 +266,7 @@ class DrawingWriter:
         were."""
         for staged in self._staged.values():
             staged.unlink(missing_ok=True)
-        self._staged = {}
+        self._staged, self._checked = {}, {}
         for folder in sorted(self._new_folders, key=lambda path: len(path.parts), reverse=True):
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()

@@ -70,6 +70,30 @@ def test_unreadable_images_are_left_out_named_and_listed_and_the_run_exits_2(
     assert not frame_list.exists()
 
 
+def test_an_image_no_longer_readable_loses_its_earlier_drawing(
+    model_file: Path, write_coco: WriteCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """b.jpg, drawn by a first run, is truncated before the second: its old drawing stayed in
+    the drawings folder, showing detections the results no longer had."""
+    folder = write_coco(file_names=["a.jpg", "b.jpg"], size=(48, 64)).image_dir
+    drawn = tmp_path / "drawn"
+    argv = [
+        "predict",
+        "--model",
+        str(model_file),
+        str(folder),
+        "--output",
+        str(tmp_path / "p.json"),
+    ]
+    assert main([*argv, "--save-images", str(drawn)]) == 0
+    assert (drawn / "b.jpg").is_file()
+    truncate(folder / "b.jpg")
+    capsys.readouterr()
+    assert main([*argv, "--save-images", str(drawn)]) == 2
+    assert sorted(p.name for p in drawn.iterdir()) == [DRAWINGS_MARKER, "a.jpg"]
+    assert "(1 earlier drawing replaced, 1 earlier drawing removed)" in capsys.readouterr().out
+
+
 def test_a_run_that_reads_no_image_is_an_error_that_writes_nothing(
     model_file: Path, damaged: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -349,7 +349,7 @@ def test_an_annotated_video_never_replaces_a_file_no_run_drew(
     output = tmp_path / "p.json"  # not predictions.json in the working folder
     for _ in range(2):
         assert run_predict(model_file, mov, "--save-images", drawn, "--output", output) == 0
-    assert "(1 earlier drawings replaced)" in capsys.readouterr().out
+    assert "(1 earlier drawing replaced)" in capsys.readouterr().out
 
 
 def test_without_pyav_a_video_says_how_to_install_it(
@@ -583,6 +583,30 @@ def test_a_damaged_videos_frames_keep_their_numbers_and_the_skipped_are_listed(
     (listed,) = json.loads((tmp_path / "preds.frames.json").read_text())["videos"]
     assert [frame["frame_index"] for frame in listed["frames"]] == kept
     assert listed["skipped_frames"] == [11, 12]
+
+
+def test_a_video_whose_first_frame_does_not_decode_is_drawn_at_its_records_times(
+    unclipped_model_file: Path, tmp_path: Path
+) -> None:
+    """Frame 0 does not decode: the annotated video started at the first frame drawn, so each
+    drawing was shown one kept frame earlier than its records' timestamp (frame 2, at 1/6 s in
+    its records, at 0 s)."""
+    import av
+
+    clip = write_clip(
+        tmp_path / "clip.mp4", 8, size=(48, 64), faststart=True, x264_params="keyint=1"
+    )
+    damaged = damage_packets(clip, tmp_path / "damaged.mp4", [0])
+    output, drawn = tmp_path / "preds.json", tmp_path / "drawn"
+    args = [damaged, "--every", "2", "--output", output, "--save-images", drawn]
+    assert run_predict(unclipped_model_file, *args) == 0
+    listed = json.loads((tmp_path / "preds.frames.json").read_text())["videos"][0]
+    assert [frame["frame_index"] for frame in listed["frames"]] == [2, 4, 6]
+    with av.open(str(drawn / "damaged.mp4")) as container:
+        times = [float(frame.time) for frame in container.decode(video=0)]
+    # The first drawing is shown from 0 s, in the place of frame 0, then every one at its time.
+    timestamps = [frame["timestamp"] for frame in listed["frames"]]
+    assert times == pytest.approx([0.0, *timestamps], abs=1e-4)
 
 
 def bar_states(err: str) -> list[tuple[int, int | None]]:

@@ -447,8 +447,18 @@ def test_frames_of_another_size_are_refused_naming_the_frame(tmp_path: Path) -> 
     portrait.save(tmp_path / "frames" / "frame_3.jpg", exif=exif)
     assert FrameFolder(tmp_path / "frames", fps=10).size == (64, 96)
     Image.fromarray(clip_frame(4, (32, 48))).save(tmp_path / "frames" / "frame_4.png")
-    with pytest.raises(ValueError, match=r"frame_4\.png is 48x32 but the first frame"):
-        FrameFolder(tmp_path / "frames", fps=10)
+    folder = tmp_path / "frames"
+    with pytest.raises(ValueError, match=r"frame_4\.png is 48x32 but \S+frame_0\.png, the first"):
+        FrameFolder(folder, fps=10)
+    # Frame 0's header does not read: the size is frame 1's, which the message names (it said
+    # "the first frame of <folder>", which is frame 0).
+    (folder / "frame_0.png").write_bytes(b"")
+    with pytest.raises(ValueError) as info:
+        FrameFolder(folder, fps=10)
+    assert str(info.value) == (
+        f"frame {folder / 'frame_4.png'} is 48x32 but {folder / 'frame_1.png'}, the first frame "
+        f"of {folder} whose header reads, is 96x64; frames of a sequence share one size"
+    )
 
 
 def test_a_folder_needs_a_frame_rate_and_images(tmp_path: Path) -> None:

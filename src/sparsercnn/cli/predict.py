@@ -110,7 +110,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "annotated video DIR/<relative path>.mp4 (H.264, or MPEG-4 for odd sizes): a video's "
         "kept frames at their own times (a variable frame rate stays variable), a frame "
         "folder's at --fps / --every. DIR is new, holds no image or video, or holds an "
-        "earlier run's drawings (which are replaced)",
+        "earlier run's drawings (which are replaced; an input's earlier drawing is removed "
+        "when it is not drawn this time, as an image that can no longer be read)",
     )
     parser.add_argument(
         "--every",
@@ -232,10 +233,15 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     if drawings is not None:
-        replaced = drawings.overwritten
+        # Removed: an earlier drawing of an input not drawn this time (an unreadable image).
+        earlier = [
+            f"{counted(len(changed), 'earlier drawing')} {what}"
+            for changed, what in ((drawings.overwritten, "replaced"), (drawings.removed, "removed"))
+            if changed
+        ]
         print(
             f"drawn detections (score >= {args.score_threshold}) in {args.save_images}"
-            + (f" ({len(replaced)} earlier drawings replaced)" if replaced else "")
+            + (f" ({', '.join(earlier)})" if earlier else "")
         )
     return EXIT_BAD_INPUT if unreadable else 0
 

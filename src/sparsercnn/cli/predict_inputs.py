@@ -51,7 +51,7 @@ def input_groups(
     """
     from sparsercnn.data.image_io import warn_multi_frame_files
     from sparsercnn.video import FrameFolder, VideoFile
-    from sparsercnn.video.reader import ANIMATION_FORMATS, frames_format, is_animation
+    from sparsercnn.video.reader import ANIMATION_FORMATS, frames_format, reads_as_video
 
     items: list[Path | FrameSequence] = []
     given: list[tuple[Path, Path]] = []  # (input, the path the user gave for it)
@@ -72,7 +72,7 @@ def input_groups(
             items.append(FrameFolder(path, fps, skip=skip))
             continue
         suffix, image_format = path.suffix.lower(), frames_format(path)
-        if suffix in VIDEO_SUFFIXES or is_animation(suffix, image_format):
+        if reads_as_video(suffix, image_format):
             items.append(VideoFile(path))  # an animated GIF or PNG too: every frame
             continue
         items.append(path)

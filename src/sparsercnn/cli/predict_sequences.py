@@ -101,9 +101,11 @@ def predict_sequence(
     """Add the records of every ``--every``-th frame of ``sequence`` to ``records`` and, with a
     ``writer`` (:func:`video_writer`), write its annotated video.
 
-    A frame folder's annotated video is at a constant rate: a frame that could not be read is
-    drawn as the frame before it (the first frames, as the first frame read), which keeps
-    every later frame at its time.
+    Every drawn frame sits at its records' ``timestamp`` in the annotated video. A frame
+    folder's is at a constant rate: a frame that could not be read is drawn as the frame before
+    it (the first frames, as the first frame read). A video's frames keep their own times, and
+    where its first frames did not decode (a damaged file) its first drawn frame is also shown
+    from 0 s, where the writer's clock starts.
 
     Returns:
         The sequence's frame list: ``file_name`` (as in its records), ``frames``, each
@@ -146,6 +148,10 @@ def predict_sequence(
                     drawing = ImageOps.pad(drawing, writer.size[::-1])
                 if not timed:  # frames before this one that could not be read hold their places
                     hold(writer, drawing if drawn is None else drawn, frame.index // args.every)
+                elif drawn is None and frame.timestamp > 0:
+                    # Frame 0 did not decode: the writer counts time from its first frame, which
+                    # would move every frame one place earlier than its records say.
+                    writer.write(drawing, 0.0)
                 writer.write(drawing, frame.timestamp if timed else None)
                 drawn = drawing
             progress.count()

@@ -71,14 +71,16 @@ def predict_video(
     source = str(sequence.path)
     batch: list[Frame] = []
     unreadable: list[tuple[Frame, ImageReadError]] = []
+    num_kept = 0
     for frame in sequence.frames(every):
+        num_kept += 1
         batch.append(frame)
         if len(batch) == predictor.batch_size:
             yield from _predict_batch(predictor, batch, source, unreadable)
             batch = []
     yield from _predict_batch(predictor, batch, source, unreadable)
     if isinstance(sequence, FrameFolder):
-        _skip_unreadable(sequence, unreadable, num_kept=len(range(0, len(sequence.files), every)))
+        _skip_unreadable(sequence, unreadable, num_kept)
 
 
 def _predict_batch(
@@ -91,16 +93,16 @@ def _predict_batch(
     ``unreadable`` instead."""
     if not frames:
         return
-    errors: list[ImageReadError] = []  # in frame order
+    errors: list[ImageReadError] = []
     inputs = [frame.model_input for frame in frames]
-    predictions = list(predictor.iter_predictions(inputs, on_unreadable=errors.append))
-    # A prediction's source names the file it read; a video frame's pixels always read.
-    sources = {prediction.source for prediction in predictions}
-    read = [frame for frame in frames if frame.file is None or str(frame.file) in sources]
-    unread = [frame for frame in frames if frame not in read]
-    unreadable.extend(zip(unread, errors, strict=True))
-    for frame, prediction in zip(read, predictions, strict=True):
-        yield frame, dataclasses.replace(prediction, source=source)
+    predictions = iter(list(predictor.iter_predictions(inputs, on_unreadable=errors.append)))
+    # An error names the file it could not read; a video frame's pixels always read.
+    unread = {error.path: error for error in errors}
+    for frame in frames:
+        if frame.file is not None and str(frame.file) in unread:
+            unreadable.append((frame, unread[str(frame.file)]))
+        else:
+            yield frame, dataclasses.replace(next(predictions), source=source)
 
 
 def _skip_unreadable(

@@ -70,17 +70,14 @@ def import_av() -> ModuleType:
 
 
 def is_video_file(path: str | Path) -> bool:
-    """Whether ``path`` is an existing file read as a video: one with a video suffix
-    (:data:`VIDEO_SUFFIXES`), or an animated GIF or PNG (:func:`is_animation`)."""
+    """Whether ``path`` is an existing file read as a video (:func:`reads_as_video`)."""
     path = Path(path)
-    if not path.is_file():
-        return False
-    return path.suffix.lower() in VIDEO_SUFFIXES or is_animation(path.suffix, frames_format(path))
+    return path.is_file() and reads_as_video(path.suffix, frames_format(path))
 
 
 def frames_format(path: str | Path) -> str | None:
     """:func:`~sparsercnn.data.image_io.multi_frame_format` of a GIF or PNG
-    (:data:`ANIMATION_FORMATS`), which tells an animation (:func:`is_animation`); None for a
+    (:data:`ANIMATION_FORMATS`), which tells an animation (:func:`reads_as_video`); None for a
     still image, one Pillow cannot open (read as an image, its error names it), and a file of
     another suffix (not opened)."""
     if Path(path).suffix.lower() not in ANIMATION_FORMATS:
@@ -91,13 +88,15 @@ def frames_format(path: str | Path) -> str | None:
         return None
 
 
-def is_animation(suffix: str, frames_format: str | None) -> bool:
-    """Whether a file of ``suffix`` whose :func:`frames_format` is ``frames_format`` is one
-    whose frames PyAV decodes: an animated GIF or PNG (:data:`ANIMATION_FORMATS`), where an
-    image is its first frame alone. An animated WebP (which FFmpeg fails to decode), a
-    multi-page TIFF (whose first page alone it reads) and a GIF named ``.png`` are images, read
-    as their first frame with a warning."""
-    return frames_format is not None and ANIMATION_FORMATS.get(suffix.lower()) == frames_format
+def reads_as_video(suffix: str, frames_format: str | None) -> bool:
+    """Whether a file of ``suffix`` whose :func:`frames_format` is ``frames_format`` is read as
+    a video, every frame decoded by PyAV: one with a video suffix (:data:`VIDEO_SUFFIXES`), or
+    an animated GIF or PNG (:data:`ANIMATION_FORMATS`), where an image is its first frame alone.
+    An animated WebP (which FFmpeg fails to decode), a multi-page TIFF (whose first page alone
+    it reads) and a GIF named ``.png`` are images, read as their first frame with a warning."""
+    suffix = suffix.lower()
+    animated = frames_format is not None and ANIMATION_FORMATS.get(suffix) == frames_format
+    return suffix in VIDEO_SUFFIXES or animated
 
 
 def check_every(every: int) -> None:
@@ -410,7 +409,7 @@ class FrameFolder:
     Raises:
         FileNotFoundError: ``path`` is not a folder or holds no image file.
         ValueError: ``fps`` is not a finite number > 0, or a frame's size differs from the
-            first frame's.
+            first frame's (the first whose header could be read; the message names both).
         ImageReadError: no frame's header can be read.
     """
 
@@ -457,12 +456,15 @@ class FrameFolder:
         if not headers:
             what = f"{counted(len(errors), 'frame')} in frame folder {self.path}"
             raise none_read_error(what, errors)
-        size = (headers[0][1].height, headers[0][1].width)
+        first, header = headers[0]
+        size = (header.height, header.width)
+        # Named: it is not the folder's first frame where that one's header could not be read.
+        which = f"the first frame of {self.path}" + (" whose header reads" if errors else "")
         for name, header in headers[1:]:
             if (header.height, header.width) != size:
                 raise ValueError(
-                    f"frame {name} is {header.width}x{header.height} but the first frame of "
-                    f"{self.path} is {size[1]}x{size[0]}; frames of a sequence share one size"
+                    f"frame {name} is {header.width}x{header.height} but {first}, {which}, is "
+                    f"{size[1]}x{size[0]}; frames of a sequence share one size"
                 )
         warn_multi_frame(headers)
         return size
