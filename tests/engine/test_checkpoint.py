@@ -12,7 +12,6 @@ from typing import Any, BinaryIO
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
@@ -29,29 +28,12 @@ from sparsercnn.engine.checkpoint import (
 )
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
 from tests.damaged_archive import flip_a_byte_of_the_largest_record
+from tests.engine.small_checkpoints import CATEGORIES, model_and_optimizer, save_checkpoint
 from tests.file_mappings import mapped_from, needs_proc_maps
-
-CATEGORIES = CategoryMap([1, 2], ["cat", "dog"])
-
-
-def _model_and_optimizer() -> tuple[nn.Module, torch.optim.Optimizer]:
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    model(torch.randn(5, 4)).sum().backward()
-    optimizer.step()
-    return model, optimizer
-
-
-def _save(directory: Path, iteration: int, keep: int = 0, **kwargs: Any) -> Path:
-    model, optimizer = _model_and_optimizer()
-    return save_training_checkpoint(
-        directory, iteration, model, optimizer, None, Config(), CATEGORIES, keep=keep, **kwargs
-    )
 
 
 def test_round_trip(tmp_path: Path) -> None:
-    model, optimizer = _model_and_optimizer()
+    model, optimizer = model_and_optimizer()
     config = Config()
     config.train.max_iter = 1234
     path = save_training_checkpoint(
@@ -78,7 +60,7 @@ def test_round_trip(tmp_path: Path) -> None:
 def test_a_checkpoint_is_read_once_its_tensors_mapped(tmp_path: Path) -> None:
     """Resuming read a checkpoint twice: its records' checksums, then torch.load into memory, a
     second copy. Its tensors are now views of the pages the checksums read."""
-    path = _save(tmp_path, 3)
+    path = save_checkpoint(tmp_path, 3)
     state = load_training_checkpoint(tmp_path)
     assert mapped_from(state["model"]["0.weight"], path)
     assert mapped_from(state["optimizer"]["state"][0]["exp_avg"], path)
@@ -100,7 +82,7 @@ def test_rng_states_restore_every_generator() -> None:
 def test_rng_states_survive_the_file(tmp_path: Path) -> None:
     np.random.seed(5)
     np.random.randn()  # leaves a cached Gaussian in the NumPy state
-    _save(tmp_path, 1)
+    save_checkpoint(tmp_path, 1)
     expected = (torch.rand(2), random.random(), np.random.randn(2))
     restore_rng_states(load_training_checkpoint(tmp_path)["rng"][0])
     assert torch.equal(torch.rand(2), expected[0])
@@ -111,7 +93,7 @@ def test_rng_states_survive_the_file(tmp_path: Path) -> None:
 def test_failed_write_leaves_no_partial_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _save(tmp_path, 1)
+    save_checkpoint(tmp_path, 1)
 
     def broken_save(obj: object, handle: BinaryIO) -> None:
         handle.write(b"PK\x03\x04 half a checkpoint")
@@ -119,7 +101,7 @@ def test_failed_write_leaves_no_partial_file(
 
     monkeypatch.setattr(checkpoint_module.torch, "save", broken_save)
     with pytest.raises(OSError, match=r"checkpoint_0000002\.pt \(No space left") as caught:
-        _save(tmp_path, 2)
+        save_checkpoint(tmp_path, 2)
     assert caught.value.errno == errno.ENOSPC
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "checkpoint_0000001.pt",
@@ -130,7 +112,7 @@ def test_failed_write_leaves_no_partial_file(
 
 def test_keeps_only_the_newest(tmp_path: Path) -> None:
     for iteration in (10, 20, 30, 40, 50):
-        _save(tmp_path, iteration, keep=2)
+        save_checkpoint(tmp_path, iteration, keep=2)
     assert [p.name for p in list_checkpoints(tmp_path)] == [
         "checkpoint_0000040.pt",
         "checkpoint_0000050.pt",
@@ -149,19 +131,19 @@ def test_a_half_written_checkpoint_of_a_killed_run_is_deleted(tmp_path: Path) ->
         path.write_bytes(b"\0" * 1000)
     other = tmp_path / ".notes.txt.abc.tmp"
     other.write_text("not ours")
-    _save(tmp_path, 30)
+    save_checkpoint(tmp_path, 30)
     assert [path.name for path in stale if path.exists()] == [] and other.exists()
 
 
 def test_keep_zero_keeps_all(tmp_path: Path) -> None:
     for iteration in (1, 2, 3):
-        _save(tmp_path, iteration, keep=0)
+        save_checkpoint(tmp_path, iteration, keep=0)
     assert len(list_checkpoints(tmp_path)) == 3
 
 
 def test_stale_pointer_falls_back_to_newest(tmp_path: Path) -> None:
-    _save(tmp_path, 3)
-    _save(tmp_path, 7)
+    save_checkpoint(tmp_path, 3)
+    save_checkpoint(tmp_path, 7)
     (tmp_path / LAST_CHECKPOINT_FILE).write_text("checkpoint_0000099.pt\n")
     found = find_last_checkpoint(tmp_path)
     assert found is not None and found.name == "checkpoint_0000007.pt"
@@ -214,7 +196,7 @@ def test_a_folder_without_a_checkpoint_is_never_sent_to_resume(
     with pytest.raises(FileNotFoundError, match=re.escape(expected)) as nothing:
         resolve_checkpoint_path(tmp_path)
     assert "start a new run without --resume" in str(nothing.value)
-    _save(tmp_path, 10)  # with a checkpoint it is a run to resume
+    save_checkpoint(tmp_path, 10)  # with a checkpoint it is a run to resume
     expected = f"{tmp_path} already holds another training run (checkpoint_0000010.pt, "
     expected += f"{LAST_CHECKPOINT_FILE}, {names}); "
     with pytest.raises(FileExistsError, match=re.escape(expected + "resume it (--resume)")):
@@ -236,7 +218,7 @@ def test_another_tool_s_checkpoint_pointer_is_not_replaced(tmp_path: Path) -> No
 
 
 def test_truncated_file_gives_clear_error(tmp_path: Path) -> None:
-    path = _save(tmp_path, 4)
+    path = save_checkpoint(tmp_path, 4)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(DamagedCheckpointError, match=r"checkpoint_0000004\.pt is damaged"):
@@ -252,8 +234,8 @@ def test_truncated_file_gives_clear_error(tmp_path: Path) -> None:
 def test_an_incomplete_checkpoint_is_named_with_what_to_do_and_skipped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, change: str, reason: str
 ) -> None:
-    _save(tmp_path, 3)
-    newest = _save(tmp_path, 5)
+    save_checkpoint(tmp_path, 3)
+    newest = save_checkpoint(tmp_path, 5)
     data = torch.load(newest, weights_only=True)
     if change == "no optimizer":
         del data["optimizer"]
@@ -277,8 +259,8 @@ def test_a_checkpoint_damaged_inside_a_record_is_skipped(
 ) -> None:
     """torch.load does not check the CRC-32 of the archive's records: a checkpoint with a byte
     changed (a bad copy or disk) was resumed from, with its wrong numbers."""
-    _save(tmp_path, 3)
-    newest = _save(tmp_path, 5)
+    save_checkpoint(tmp_path, 3)
+    newest = save_checkpoint(tmp_path, 5)
     record = flip_a_byte_of_the_largest_record(newest)
     expected = (
         rf"checkpoint_0000005\.pt is damaged \(record {record} does not match the checksum "
@@ -326,9 +308,9 @@ def test_pickle_that_runs_code_is_refused(tmp_path: Path) -> None:
 def test_damaged_newest_falls_back_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    _save(tmp_path, 3)
-    _save(tmp_path, 5)
-    newest = _save(tmp_path, 7)
+    save_checkpoint(tmp_path, 3)
+    save_checkpoint(tmp_path, 5)
+    newest = save_checkpoint(tmp_path, 7)
     newest.write_bytes(newest.read_bytes()[:100])
     (tmp_path / "checkpoint_0000005.pt").write_bytes(b"")
     (tmp_path / "checkpoint_0000006.pt").write_text("garbage")  # overwritten: not a zip
@@ -348,8 +330,8 @@ def test_model_file_is_not_a_checkpoint(tmp_path: Path) -> None:
 
 
 def test_equal_states_give_equal_bytes(tmp_path: Path) -> None:
-    first = _save(tmp_path / "a", 3, rng=[{"seed": torch.tensor([1, 2])}])
-    second = _save(tmp_path / "b", 3, rng=[{"seed": torch.tensor([1, 2])}])
+    first = save_checkpoint(tmp_path / "a", 3, rng=[{"seed": torch.tensor([1, 2])}])
+    second = save_checkpoint(tmp_path / "b", 3, rng=[{"seed": torch.tensor([1, 2])}])
     assert first.read_bytes() == second.read_bytes()
 
 
@@ -357,11 +339,11 @@ def test_pruning_keeps_the_checkpoint_just_written(tmp_path: Path) -> None:
     """A run resumed from an earlier checkpoint (a copy) into a folder holding later ones: the
     checkpoint it writes is the one ``--resume`` must read, not the first one pruned."""
     for iteration in (30, 40):
-        _save(tmp_path, iteration, keep=2)
-    written = _save(tmp_path, 15, keep=2)
+        save_checkpoint(tmp_path, iteration, keep=2)
+    written = save_checkpoint(tmp_path, 15, keep=2)
     assert written.is_file()
     assert load_training_checkpoint(tmp_path)["iteration"] == 15
-    _save(tmp_path, 35, keep=2)
+    save_checkpoint(tmp_path, 35, keep=2)
     # Up to the one written, the newest two are kept; 40 is still ahead of the run.
     assert [p.name for p in list_checkpoints(tmp_path)] == [
         "checkpoint_0000030.pt",
@@ -380,7 +362,7 @@ def test_pruning_keeps_the_checkpoint_just_written(tmp_path: Path) -> None:
 def test_a_failed_pointer_write_does_not_resume_from_the_previous_checkpoint(
     failure: BaseException, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _save(tmp_path, 1)
+    save_checkpoint(tmp_path, 1)
     write = checkpoint_module.atomic_write
 
     def failing_for_the_pointer(path: Path, content: Any) -> Path:
@@ -390,5 +372,5 @@ def test_a_failed_pointer_write_does_not_resume_from_the_previous_checkpoint(
 
     monkeypatch.setattr(checkpoint_module, "atomic_write", failing_for_the_pointer)
     with pytest.raises(type(failure)):
-        _save(tmp_path, 2)
+        save_checkpoint(tmp_path, 2)
     assert load_training_checkpoint(tmp_path)["iteration"] == 2

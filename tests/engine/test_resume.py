@@ -9,33 +9,14 @@ from typing import Any
 
 import pytest
 import torch
-from torch import nn
 
 from sparsercnn.config import Config
-from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine import resume as resume_module
 from sparsercnn.engine.checkpoint import save_training_checkpoint
 from sparsercnn.engine.resume import CheckedResume, check_resume, restore_training_state
 from sparsercnn.engine.training_images import data_identity
+from tests.engine.small_checkpoints import CATEGORIES, model_and_optimizer, save_checkpoint
 from tests.file_mappings import mapped_from, needs_proc_maps
-
-CATEGORIES = CategoryMap([1, 2], ["cat", "dog"])
-
-
-def _model_and_optimizer() -> tuple[nn.Module, torch.optim.Optimizer]:
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
-    model(torch.randn(5, 4)).sum().backward()
-    optimizer.step()
-    return model, optimizer
-
-
-def _save(directory: Path, iteration: int, **kwargs: Any) -> Path:
-    model, optimizer = _model_and_optimizer()
-    return save_training_checkpoint(
-        directory, iteration, model, optimizer, None, Config(), CATEGORIES, **kwargs
-    )
 
 
 @pytest.mark.parametrize(
@@ -52,8 +33,8 @@ def test_resuming_with_another_model_is_refused_naming_each_change(
     """Was: a changed model.num_heads resumed with a warning (weights trained for 8 heads read as
     4), a changed freeze failed in the optimizer ("loaded state dict contains a parameter group
     that doesn't match the size of optimizer's group"), neither naming the key."""
-    path = _save(tmp_path, 8)
-    model, optimizer = _model_and_optimizer()
+    path = save_checkpoint(tmp_path, 8)
+    model, optimizer = model_and_optimizer()
     current = Config()
     before = getattr(getattr(current, section), key)
     setattr(getattr(current, section), key, value)
@@ -112,8 +93,8 @@ def test_resuming_on_other_training_images_is_warned_about(
     """Was: a run resumed with another --train-json of the same classes went on without a word,
     on another data order; then: without saying which images changed. A checkpoint written
     before the ids were kept (``with_ids=False``) still says that they changed."""
-    _save(tmp_path, 8, extra={"data": _identity(_Images([1, 2, 3]), with_ids=with_ids)})
-    model, optimizer = _model_and_optimizer()
+    save_checkpoint(tmp_path, 8, extra={"data": _identity(_Images([1, 2, 3]), with_ids=with_ids)})
+    model, optimizer = model_and_optimizer()
     current = data_identity(images)
     with caplog.at_level("WARNING"):
         restore_training_state(tmp_path, model, optimizer, None, Config(), CATEGORIES, data=current)
@@ -148,7 +129,7 @@ def test_resuming_with_other_processes_or_batch_is_warned_about(
     (or another batch) changes the images per step, the scaled lr and the data order."""
     saved = Config()
     saved.train.batch_size = 2
-    model, optimizer = _model_and_optimizer()
+    model, optimizer = model_and_optimizer()
     save_training_checkpoint(tmp_path, 8, model, optimizer, None, saved, CATEGORIES)
     resumed = Config()
     resumed.train.batch_size = batch_size
@@ -190,7 +171,7 @@ def test_resuming_with_grouping_turned_on_or_off_is_warned_about(
             return data
 
         monkeypatch.setattr(Config, "to_dict", without_key)
-    model, optimizer = _model_and_optimizer()
+    model, optimizer = model_and_optimizer()
     save_training_checkpoint(tmp_path, 8, model, optimizer, None, config, CATEGORIES)
     monkeypatch.undo()
     current = Config()
@@ -212,7 +193,7 @@ def test_a_resume_checked_first_is_said_once(
     one (the checked one damaged) says it of that one; what it refuses, both refuse."""
     saved = Config()
     saved.train.max_iter, saved.train.steps = 40, (30,)
-    model, optimizer = _model_and_optimizer()
+    model, optimizer = model_and_optimizer()
     save_training_checkpoint(tmp_path, 20, model, optimizer, None, saved, CATEGORIES)
     newest = save_training_checkpoint(tmp_path, 40, model, optimizer, None, saved, CATEGORIES)
     current = Config()
@@ -243,8 +224,8 @@ def test_a_resume_checked_first_is_said_once(
 def test_a_rank_the_checkpoint_has_no_state_of_keeps_its_own(tmp_path: Path) -> None:
     """Resuming a 1-process run with 2: rank 1 keeps its own random numbers instead of taking
     rank 0's (both would then draw the same dropout masks)."""
-    _save(tmp_path, 8)
-    model, optimizer = _model_and_optimizer()
+    save_checkpoint(tmp_path, 8)
+    model, optimizer = model_and_optimizer()
     streams = []
     for rank in (0, 1):
         torch.manual_seed(100 + rank)
@@ -262,8 +243,8 @@ def test_a_restored_optimizer_trains_on_its_own_memory_not_the_file(tmp_path: Pa
     """The checkpoint's tensors are mapped (read once): the model copies its weights, but the
     optimizer keeps moments on its parameters' device as they are given, and trained on views
     of a file the run prunes later."""
-    path = _save(tmp_path, 8)
-    model, optimizer = _model_and_optimizer()
+    path = save_checkpoint(tmp_path, 8)
+    model, optimizer = model_and_optimizer()
     restore_training_state(tmp_path, model, optimizer, None, Config(), CATEGORIES)
     moments = [value for state in optimizer.state.values() for value in state.values()]
     assert moments and not any(mapped_from(value, path) for value in moments)
@@ -282,7 +263,7 @@ def test_the_schedule_notes_of_a_resumed_run_are_said_with_its_check_and_only_if
     of a run that trains."""
     config = Config()
     config.train.max_iter, config.train.steps, config.train.warmup_iters = 40, (50,), 5
-    model, optimizer = _model_and_optimizer()
+    model, optimizer = model_and_optimizer()
     save_training_checkpoint(tmp_path / "run", 20, model, optimizer, None, config, CATEGORIES)
     finished = tmp_path / "finished"
     save_training_checkpoint(finished, 40, model, optimizer, None, config, CATEGORIES)
@@ -322,8 +303,8 @@ def test_a_finished_run_is_told_of_a_time_budget_only_where_one_would_extend_it(
     """Whether a budget is given and whether the command's budget extends a finished run were
     passed as "extends" (the conjunction) and "hint", a pair whose callers each computed the
     conjunction; both entry points take the two facts and say alike."""
-    path = _save(tmp_path, Config().train.max_iter)
-    model, optimizer = _model_and_optimizer()
+    path = save_checkpoint(tmp_path, Config().train.max_iter)
+    model, optimizer = model_and_optimizer()
     flags = {"budget_given": budget_given, "budget_extends": budget_extends}
     for check in (
         lambda: check_resume(path, Config(), **flags),
@@ -346,14 +327,14 @@ def test_a_damaged_checkpoint_is_checked_as_nothing_said_with_the_run_s_config(
     """A damaged checkpoint gave None: the config the resume trains with, checked, was lost
     with it and read again after the data's check. Restoring (from an older one) says what it
     changes."""
-    _save(tmp_path, 4)
-    newest = _save(tmp_path, 8)
+    save_checkpoint(tmp_path, 4)
+    newest = save_checkpoint(tmp_path, 8)
     newest.write_bytes(b"not a zip archive")
     config = Config()
     config.train.log_period = 5
     checked = check_resume(newest, config)
     assert (checked.config, checked.path, checked.iteration) == (config, newest, None)
-    model, optimizer = _model_and_optimizer()
+    model, optimizer = model_and_optimizer()
     with caplog.at_level("INFO", logger="sparsercnn.engine"):
         point = restore_training_state(
             tmp_path, model, optimizer, None, config, CATEGORIES, checked=checked
