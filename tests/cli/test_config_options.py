@@ -4,21 +4,21 @@ and the config it resolves is the one trained."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from sparsercnn.cli import config_options
-from sparsercnn.cli import train as train_command
 from sparsercnn.cli.main import main
 from sparsercnn.config import Config
-from sparsercnn.engine import pipeline
 from sparsercnn.presets import get_preset
 from tests.synthetic_coco import SyntheticCoco
 
 
 def test_a_config_file_is_read_once_for_the_whole_setup(
-    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    handed: list[Config],
 ) -> None:
     """``--config`` was loaded and the ``--set`` overrides applied three times before the
     data's check (by the options' check, by the schedule notes and by the starting weights),
@@ -33,15 +33,7 @@ def test_a_config_file_is_read_once_for_the_whole_setup(
         reads.append(path)
         return load(path, what, of_run=of_run)
 
-    handed: list[Config] = []
-
-    def record(cfg: Config, **kwargs: Any) -> None:
-        handed.append(cfg)
-        raise RuntimeError("train_from_coco")
-
     monkeypatch.setattr(config_options, "load_config_file", counted)
-    monkeypatch.setattr(train_command, "check_training_data", lambda *args: None)
-    monkeypatch.setattr(pipeline, "train_from_coco", record)
     files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
     argv = ["train", *files, "--output-dir", str(tmp_path / "run"), "--config", str(config_file)]
     assert main([*argv, "--set", "train.max_iter=30"]) == 1  # stopped at train_from_coco

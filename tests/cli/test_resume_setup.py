@@ -11,12 +11,10 @@ from typing import Any
 import pytest
 import torch
 
-from sparsercnn.cli import train as train_command
 from sparsercnn.cli.main import main
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine import checkpoint as checkpoint_module
-from sparsercnn.engine import pipeline
 from sparsercnn.engine.checkpoint import save_training_checkpoint
 from sparsercnn.presets import get_preset
 from tests.synthetic_coco import SyntheticCoco
@@ -33,31 +31,6 @@ def _finished_run(run: Path) -> tuple[Config, Path]:
     )
     (run / "config.json").write_text(cfg.to_json())
     return cfg, checkpoint
-
-
-@pytest.fixture
-def no_data_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stop ``train`` at the data's check: what comes before it is what the tests look at."""
-
-    def stop(*args: Any) -> None:
-        raise RuntimeError("the data's check")
-
-    monkeypatch.setattr(train_command, "check_training_data", stop)
-
-
-@pytest.fixture
-def handed(monkeypatch: pytest.MonkeyPatch) -> list[Config]:
-    """The configs ``train`` hands ``train_from_coco`` (which is not run, nor the data's check:
-    ``train`` then stops with exit status 1)."""
-    seen: list[Config] = []
-    monkeypatch.setattr(train_command, "check_training_data", lambda *args: None)
-
-    def record(cfg: Config, **kwargs: Any) -> None:
-        seen.append(cfg)
-        raise RuntimeError("train_from_coco")
-
-    monkeypatch.setattr(pipeline, "train_from_coco", record)
-    return seen
 
 
 def _resume(tiny_coco: SyntheticCoco, run: Path, *extra: str) -> list[str]:

@@ -9,22 +9,11 @@ from typing import Any
 
 import pytest
 
-from sparsercnn.cli import train as train_command
 from sparsercnn.cli.main import main
 from sparsercnn.engine.trainer import Trainer
 from sparsercnn.recipe import for_dataset
 from sparsercnn.recipe.step_timing import StepCost
 from tests.synthetic_coco import SyntheticCoco
-
-
-@pytest.fixture
-def no_data_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stop ``train`` at the data's check: what comes before it is what the tests look at."""
-
-    def stop(*args: Any) -> None:
-        raise RuntimeError("the data's check")
-
-    monkeypatch.setattr(train_command, "check_training_data", stop)
 
 
 def test_a_new_run_of_a_fixed_preset_is_told_its_schedule_notes_before_the_data_check(

@@ -7,7 +7,6 @@ recipe's timing, and a run folder that a refused run does not leave behind."""
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     from sparsercnn.engine.model_init import StartingWeights
     from sparsercnn.engine.resume import CheckedResume
 
-logger = logging.getLogger(__name__)
 
 # The automatic recipe's record of its choices, beside the run's config.json.
 RECIPE_FILE = "recipe.json"
