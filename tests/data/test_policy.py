@@ -255,6 +255,34 @@ def test_some_images_without_boxes_give_one_info_line(
     assert line.levelno == logging.INFO and "3 of 4 images have no boxes" in line.message
 
 
+def test_images_without_a_usable_box_have_their_own_code(
+    write_coco: WriteCoco, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An image whose every annotation has an error or zero size is told from a true negative
+    once, by its issue's code, and the log follows the issues: one warning for those, one info
+    line for the negatives."""
+    data = write_coco(categories=CATEGORIES, boxes=[[Box(1, (4, 4, 20, 20))], [], [], []])
+    coco = data.read_json()
+    coco["annotations"] += [
+        {**coco["annotations"][0], "id": 8, "image_id": 2, "category_id": 5},
+        {**coco["annotations"][0], "id": 9, "image_id": 3, "bbox": [4, 4, 0, 10]},
+    ]
+    data.write_json(coco)
+    inspection = inspect_dataset(data.json_path, data.image_dir)
+    codes = {i.image_id: i.code for i in inspection.issues if i.code.startswith("image_without")}
+    assert codes == {
+        2: "image_without_usable_boxes",
+        3: "image_without_usable_boxes",
+        4: "image_without_boxes",
+    }
+    with caplog.at_level(logging.INFO, logger="sparsercnn.data.policy"):
+        apply_policy(inspection, skip_invalid=True)
+    (unlabelled,) = [r for r in caplog.records if "no usable box" in r.message]
+    assert "2 of the 4 images kept" in unlabelled.message
+    (negatives,) = [r for r in caplog.records if "no boxes" in r.message]
+    assert "1 of 4 images have no boxes" in negatives.message
+
+
 def test_a_set_checked_again_is_neither_decoded_nor_logged_again(
     write_coco: WriteCoco, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -256,6 +256,17 @@ def test_keys_under_a_wrapper_s_prefix_are_named_with_the_fix() -> None:
     assert "its keys without 'model.'" in str(info.value)
 
 
+def test_a_safetensors_file_without_tensors_is_refused_with_a_value_error(
+    tmp_path: Path,
+) -> None:
+    """Was: IndexError from the wrapper hint (``keys[0]`` of no keys), a traceback instead of
+    the message naming the file."""
+    path = tmp_path / "empty.safetensors"
+    save_file({}, str(path))
+    with pytest.raises(ValueError, match=r"empty\.safetensors: the key names .* no known layout"):
+        read_checkpoint(path)
+
+
 def test_forced_layout_skips_detection(tmp_path: Path) -> None:
     path = tmp_path / "odd.pth"
     torch.save({"foo.weight": torch.zeros(1)}, path)

@@ -13,8 +13,10 @@ refuse. Each finding is an :class:`~sparsercnn.data.validation.Issue`:
 - warning: used after a fix (a clipped box, a zero-size box dropped, an image entry without a
   size given its decoded file's) or as it is (a size that disagrees with the JSON, a file of
   several frames read as its first, ``too_many_boxes``, repeated names);
-- info: ``image_without_boxes``, kept as a negative example; ``unlisted_image_files``, image
-  files in the image folder that the JSON does not name (one issue for all).
+- info: ``image_without_boxes``, kept as a negative example; ``image_without_usable_boxes``,
+  an image whose every annotation has an error or zero size, kept as a negative example all
+  the same (its objects count as background); ``unlisted_image_files``, image files in the image
+  folder that the JSON does not name (one issue for all).
 
 :func:`apply_policy` then raises :class:`InvalidDataError`, naming every bad file and image
 entry (capped), or, with ``--skip-invalid`` (``skip_invalid=True`` in Python), drops the images
@@ -198,7 +200,8 @@ def _boxes_per_image(checked: CheckedCoco) -> Counter[int]:
 
 
 def _content_issues(checked: CheckedCoco, source: str) -> list[Issue]:
-    """``no_images``, ``no_boxes`` (errors), ``image_without_boxes`` (info)."""
+    """``no_images``, ``no_boxes`` (errors), ``image_without_boxes`` and
+    ``image_without_usable_boxes`` (info)."""
     per_image = _boxes_per_image(checked)
     issues: list[Issue] = []
     if not checked.images:
@@ -218,8 +221,9 @@ def _content_issues(checked: CheckedCoco, source: str) -> list[Issue]:
     for image in checked.images:
         image_id, file = image["id"], image["file_name"]
         if per_image[image_id] == 0:
+            code = "image_without_usable_boxes" if unused[image_id] else "image_without_boxes"
             message = f"image {image_id} ({file!r}) " + _why_no_boxes(unused[image_id])
-            issues.append(Issue("info", "image_without_boxes", message, image_id, None, file))
+            issues.append(Issue("info", code, message, image_id, None, file))
     return issues
 
 
@@ -307,11 +311,11 @@ def apply_policy(
 def _log_images_without_boxes(inspection: Inspection) -> None:
     """Log the images kept without a box to learn: one warning naming those whose every
     annotation has an error (dropped by ``--skip-invalid``) or zero size, whose objects count
-    as background, and one info line counting the others (negative examples)."""
+    as background (``image_without_usable_boxes``), and one info line counting the others
+    (``image_without_boxes``: negative examples)."""
     source, num_images = inspection.source, len(inspection.checked.images)
-    unused = _unused_annotations(inspection.issues)
-    empty = [issue for issue in inspection.issues if issue.code == "image_without_boxes"]
-    unlabelled = [issue for issue in empty if unused[issue.image_id]]
+    by_code = issues_by_code(inspection.issues)
+    unlabelled = by_code.get("image_without_usable_boxes", [])
     if unlabelled:
         files = listing([str(issue.file) for issue in unlabelled], limit=5)
         logger.warning(
@@ -324,7 +328,7 @@ def _log_images_without_boxes(inspection: Inspection) -> None:
             files,
             "has" if len(unlabelled) == 1 else "have",
         )
-    if negatives := len(empty) - len(unlabelled):
+    if negatives := len(by_code.get("image_without_boxes", [])):
         logger.info(
             "%s: %d of %d images have no boxes (kept as negative examples)",
             source,

@@ -18,11 +18,11 @@ import logging
 import re
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ from sparsercnn.weights.download_lock import recorded_url
 from sparsercnn.weights.key_tables import LAYOUTS, Layout
 
 logger = logging.getLogger(__name__)
+_Value = TypeVar("_Value")
 
 # How many of a file's first bytes tell its kind: a safetensors header length, a pickle's
 # protocol mark and torch's legacy magic number, a text file's first line.
@@ -125,14 +126,7 @@ def detect_layout(keys: list[str], source: str) -> Layout:
             carries, where the keys under it fit one), or several do (the message suggests
             ``--from``).
     """
-    found = [
-        layout
-        for layout, prefixes in LAYOUT_MARKERS.items()
-        if any(key.startswith(prefixes) for key in keys)
-    ]
-    # A torchvision ResNet has top-level conv1/bn1/layerK keys and nothing else.
-    if len(found) > 1 and "torchvision" in found:
-        found.remove("torchvision")
+    found = _layouts_fitting(keys)
     if not found:
         raise ValueError(
             f"{source}: the key names ({listing(keys, limit=5)}) match no known layout: it is "
@@ -148,14 +142,31 @@ def detect_layout(keys: list[str], source: str) -> Layout:
     return found[0]
 
 
+def _layouts_fitting(keys: Iterable[str]) -> list[Layout]:
+    """The layouts whose marker prefixes (:data:`LAYOUT_MARKERS`) some key carries, torchvision
+    only where no other fits (a torchvision ResNet has top-level conv1/bn1/layerK keys and
+    nothing else)."""
+    keys = list(keys)
+    found = [
+        layout
+        for layout, prefixes in LAYOUT_MARKERS.items()
+        if any(key.startswith(prefixes) for key in keys)
+    ]
+    if len(found) > 1 and "torchvision" in found:
+        found.remove("torchvision")
+    return found
+
+
 def _wrapper_hint(keys: list[str]) -> str:
     """How to go on where every key carries one prefix (``model.``, as a training wrapper such
-    as a Lightning module adds) under which the keys fit a known layout; "" otherwise."""
-    prefix = keys[0].split(".", 1)[0] + "."
-    if not all(key.startswith(prefix) and key != prefix for key in keys):
+    as a Lightning module adds) under which the keys fit a known layout; "" otherwise (and for
+    no keys: a file without tensors)."""
+    if not keys:
         return ""
-    inner = [key.removeprefix(prefix) for key in keys]
-    if not any(key.startswith(markers) for key in inner for markers in LAYOUT_MARKERS.values()):
+    prefix = keys[0].split(".", 1)[0] + "."
+    names = dict.fromkeys(keys)
+    inner = _strip_prefix(names, prefix)
+    if inner is names or not _layouts_fitting(inner):
         return ""
     return (
         f"; every key starts with {prefix!r}, as a training wrapper's do: save the state dict "
@@ -419,8 +430,9 @@ def _as_tensors(state: Mapping[str, Any], path: Path) -> dict[str, Tensor]:
     return tensors
 
 
-def _strip_prefix(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    """Remove a wrapper prefix (DistributedDataParallel's ``module.``) carried by every key."""
-    if all(key.startswith(prefix) for key in tensors):
-        return {key[len(prefix) :]: value for key, value in tensors.items()}
-    return tensors
+def _strip_prefix(entries: dict[str, _Value], prefix: str) -> dict[str, _Value]:
+    """Remove a wrapper prefix (DistributedDataParallel's ``module.``) carried by every key;
+    ``entries`` itself where some key lacks it."""
+    if all(key.startswith(prefix) for key in entries):
+        return {key[len(prefix) :]: value for key, value in entries.items()}
+    return entries
