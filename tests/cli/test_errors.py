@@ -22,6 +22,7 @@ import torch
 
 from sparsercnn.cli import train, validate
 from sparsercnn.cli.main import DEBUG_HINT, main
+from sparsercnn.weights.http_download import DownloadFailed
 from tests.synthetic_coco import WriteCoco
 
 VALIDATE = ["validate", "--json", "x.json", "--images", "x"]
@@ -381,6 +382,21 @@ def test_other_exceptions_exit_1_with_their_type_and_the_debug_hint(
     assert shown in first and second == DEBUG_HINT and "Traceback" not in err
 
 
+def test_a_failure_that_says_what_to_do_is_shown_without_type_and_debug_hint(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Was: "failed: ConnectionError: ..." and "run again with --debug for the full traceback"
+    after a download's retries, like a crash, though the message says what to do."""
+    message = (
+        "could not connect to https://example.org/m.pth (Name or service not known); gave up "
+        "after 3 attempt(s), nothing was received: check the network and the URL, or download "
+        "the file yourself and give its path"
+    )
+    raising_handler(monkeypatch, DownloadFailed(message))
+    assert main(VALIDATE) == 1  # the input is not wrong: the run failed
+    assert error_lines(capsys) == [f"sparsercnn validate: failed: {message}"]
+
+
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_debug_re_raises_before_or_after_the_command(
     where: str, monkeypatch: pytest.MonkeyPatch
@@ -462,7 +478,7 @@ def test_convert_names_the_published_checkpoints_for_an_unknown_source(
 ) -> None:
     assert main(["convert", "r50_100pro", "--output", str(tmp_path / "m.safetensors")]) == 2
     (line,) = error_lines(capsys)
-    assert "SRC r50_100pro is not a file, a URL or a published name" in line
+    assert "SRC r50_100pro does not exist; nor is it a published name (" in line
     assert "r50_100pro_3x" in line
 
 
@@ -479,8 +495,12 @@ def test_convert_of_a_published_file_not_there_says_where_to_get_it(
         "instead (downloaded once, then cached), or download it from "
         "https://github.com/PeizeSun/SparseR-CNN/releases/download/v0.1/r50_100pro_3x_model.pth"
     ]
+    # Was: "SRC .../mine.pth does not exist", with nothing to do.
     assert main(["convert", str(tmp_path / "mine.pth"), "--output", output]) == 2
-    assert error_lines(capsys)[0].endswith("mine.pth does not exist")
+    assert error_lines(capsys)[0].endswith(
+        "mine.pth does not exist; check the path, or give a published name instead "
+        "(`sparsercnn convert --help` lists them)"
+    )
 
 
 @pytest.mark.parametrize("command", ["export", "visualize"])

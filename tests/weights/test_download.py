@@ -1,4 +1,5 @@
-"""from_pretrained: local files and file:// URLs with checksums; resumable HTTP downloads."""
+"""fetch and from_pretrained: published names, local files and file:// URLs with checksums;
+URLs through the download cache (resumed, recorded, locked, checked)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,7 @@ import logging
 import os
 import re
 import shutil
-import socket
 import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +19,11 @@ from sparsercnn.fetched_file import FetchedFile, checksummed_file
 from sparsercnn.weights.download import (
     PUBLISHED_CHECKPOINTS,
     default_cache_dir,
-    download,
-    expected_sha256,
     fetch,
     from_pretrained,
 )
+from sparsercnn.weights.file_digest import expected_sha256
+from tests.weights.weights_server import WeightsServer
 
 
 def _sha256(path: Path) -> str:
@@ -76,7 +72,7 @@ def test_file_url_with_right_and_wrong_checksum(
     [("gpu", "^device 'gpu' is not a device"), ("mps", "^device 'mps': sparsercnn runs on")],
 )
 def test_a_bad_device_is_refused_before_anything_is_downloaded(
-    tmp_path: Path, serve: _Server, device: str, message: str
+    tmp_path: Path, serve: WeightsServer, device: str, message: str
 ) -> None:
     """Was downloaded and converted first, then refused by torch's own error in model.to."""
     serve.payload = b"never fetched"
@@ -116,8 +112,16 @@ def test_a_checksum_from_the_name_says_so(tmp_path: Path) -> None:
 
 
 def test_missing_local_file_and_bad_scheme(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"nothing\.pth does not exist$"):
-        fetch((tmp_path / "nothing.pth").as_uri())
+    # Was: "checkpoint .../nothing.pth does not exist", with nothing to do.
+    for given in ((tmp_path / "nothing.pth").as_uri(), str(tmp_path / "nothing.pth")):
+        with pytest.raises(
+            FileNotFoundError,
+            match=r"nothing\.pth does not exist; check the path, or give a published name "
+            r"instead \(`sparsercnn convert --help` lists them\)$",
+        ):
+            fetch(given)
+    with pytest.raises(FileNotFoundError, match=r"r50_100pro does not exist; nor is it a pub"):
+        fetch("r50_100pro")
     # The name of a published download (train --init-from x.pth before downloading it).
     url = PUBLISHED_CHECKPOINTS["mmdet_r50_100pro_1x"].url
     missing = tmp_path / url.rsplit("/", 1)[-1]
@@ -136,83 +140,8 @@ def test_missing_local_file_and_bad_scheme(tmp_path: Path) -> None:
             fetch(given)
 
 
-@dataclass
-class _Server:
-    """What the test server serves and what it saw."""
-
-    payload: bytes
-    truncate_first: int | None = None  # bytes sent by the first response before hanging up
-    honour_range: bool = True
-    delay: float = 0.0  # seconds before each response, so that concurrent requests overlap
-    # (status, Retry-After header or None) answered to the first requests, one each
-    errors: list[tuple[int, str | None]] = field(default_factory=list)
-    ranges: list[str | None] = field(default_factory=list)
-    url: str = ""
-
-
-def _handler(state: _Server) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if not self.path.endswith(".pth"):
-                self.send_error(404)
-                return
-            requested = self.headers.get("Range")
-            state.ranges.append(requested)
-            time.sleep(state.delay)
-            if state.errors:
-                status, retry_after = state.errors.pop(0)
-                self.send_response(status)
-                if retry_after is not None:
-                    self.send_header("Retry-After", retry_after)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            start = 0
-            if requested and state.honour_range:
-                start = int(requested.removeprefix("bytes=").split("-")[0])
-                if start >= len(state.payload):
-                    self.send_error(416)
-                    return
-                self.send_response(206)
-                end = len(state.payload) - 1
-                self.send_header("Content-Range", f"bytes {start}-{end}/{len(state.payload)}")
-            else:
-                self.send_response(200)
-            body = state.payload[start:]
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if state.truncate_first is not None and len(state.ranges) == 1:
-                body = body[: state.truncate_first]
-                self.close_connection = True
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            del format, args
-
-    return Handler
-
-
-@pytest.fixture
-def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Server]:
-    """An HTTP server with Range support on 127.0.0.1, shut down after the test."""
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    state = _Server(payload=b"")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
 def test_interrupted_download_resumes(
-    tmp_path: Path, serve: _Server, tiny_files: dict[str, Path]
+    tmp_path: Path, serve: WeightsServer, tiny_files: dict[str, Path]
 ) -> None:
     serve.payload = tiny_files["official"].read_bytes()
     serve.truncate_first = len(serve.payload) // 3
@@ -241,7 +170,7 @@ def test_a_cache_folder_set_with_a_tilde_is_in_the_home_folder(
 
 
 def test_a_download_that_received_nothing_keeps_nothing(
-    tmp_path: Path, serve: _Server, tiny_files: dict[str, Path]
+    tmp_path: Path, serve: WeightsServer, tiny_files: dict[str, Path]
 ) -> None:
     serve.payload = tiny_files["official"].read_bytes()
     serve.truncate_first = 0  # headers, then the connection drops
@@ -252,7 +181,10 @@ def test_a_download_that_received_nothing_keeps_nothing(
 
 
 def test_from_pretrained_over_http_retries_and_converts(
-    tmp_path: Path, serve: _Server, tiny_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    serve: WeightsServer,
+    tiny_files: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     serve.payload = tiny_files["mmdet"].read_bytes()
     serve.truncate_first = 1000
@@ -268,95 +200,21 @@ def test_from_pretrained_over_http_retries_and_converts(
     assert waits == [1.0]
 
 
-def test_attempts_are_spaced_out_as_the_server_asks(
-    tmp_path: Path, serve: _Server, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Was: the next attempt at once, three in a fraction of a second against a server
-    that is restarting or rate-limiting. Now 1 s, 2 s, ... or the Retry-After it sends;
-    a 429 (too many requests) is retried like a 5xx, not refused as a bad URL."""
-    serve.payload = b"weights"
-    serve.errors = [(503, None), (429, "7")]
-    waits: list[float] = []
-    dst = tmp_path / "model.pth"
-    with caplog.at_level(logging.WARNING):
-        assert download(f"{serve.url}/model.pth", dst, sleep=waits.append) == dst
-    assert waits == [1.0, 7.0] and dst.read_bytes() == b"weights"
-    url = f"{serve.url}/model.pth"
-    assert f"{url} answered HTTP 503 Service Unavailable; attempt 2 of 3 in 1 s" in caplog.text
-    assert f"{url} answered HTTP 429 Too Many Requests; attempt 3 of 3 in 7 s" in caplog.text
-
-
-def test_the_last_failed_attempt_is_not_waited_for(tmp_path: Path, serve: _Server) -> None:
-    serve.errors = [(502, None)] * 4
-    waits: list[float] = []
-    url = f"{serve.url}/model.pth"
-    with pytest.raises(
-        ConnectionError, match=rf"{url} answered HTTP 502 Bad Gateway; gave up after 4 attempt"
-    ):
-        download(url, tmp_path / "model.pth", max_attempts=4, sleep=waits.append)
-    assert waits == [1.0, 2.0, 4.0] and len(serve.ranges) == 4
-
-
-def test_server_without_range_support_restarts(tmp_path: Path, serve: _Server) -> None:
-    serve.payload = bytes(range(256)) * 64
-    serve.honour_range = False
-    dst = tmp_path / "blob.pth"
-    dst.with_name("blob.pth.part").write_bytes(b"stale bytes")
-    download(f"{serve.url}/blob.pth", dst)
-    assert dst.read_bytes() == serve.payload
-
-
-def test_wrong_download_is_deleted_and_404_is_not_retried(tmp_path: Path, serve: _Server) -> None:
-    serve.payload = b"not the published file"
-    dst = tmp_path / "model.pth"
-    # The message names the URL, not the .part file it deletes, and says what to do.
-    with pytest.raises(ValueError) as info:
-        download(f"{serve.url}/model.pth", dst, sha256="deadbeef")
-    assert str(info.value).startswith(
-        f"checksum mismatch for the download of {serve.url}/model.pth: expected sha256 "
-        f"deadbeef..., got {hashlib.sha256(serve.payload).hexdigest()}; nothing was kept. Run "
-        "again to download it anew"
-    )
-    assert not dst.exists() and not dst.with_name("model.pth.part").exists()
-    with pytest.raises(ValueError, match="HTTP 404"):
-        download(f"{serve.url}/missing.bin", dst)
-    assert len(serve.ranges) == 1
-    # A checksum from an mmdetection name: "rename it" is no advice for a download.
-    named = tmp_path / "sparse_rcnn_20201218-deadbeef.pth"
-    with pytest.raises(ValueError, match=r"deadbeef\.\.\. \(the one its name carries\)") as info:
-        download(f"{serve.url}/{named.name}", named, sha256="deadbeef")
-    assert "rename" not in str(info.value) and ".part" not in str(info.value)
-
-
-def test_download_takes_a_checksum_in_any_case(tmp_path: Path, serve: _Server) -> None:
-    """Was: download() called directly with "DEADBEEF..." (as sha256sum's output is often
-    copied in upper case) reported a mismatch for the right file; only fetch() lowercased it.
-    A checksum that is no hex digits is refused before anything is downloaded."""
-    serve.payload = b"the published bytes"
-    digest = hashlib.sha256(serve.payload).hexdigest()
-    dst = tmp_path / "model.pth"
-    assert download(f"{serve.url}/model.pth", dst, sha256=f" {digest.upper()} ") == dst
-    assert dst.read_bytes() == serve.payload
-    with pytest.raises(ValueError, match="sha256 'not-hex!' must be 8 to 64 hexadecimal digits"):
-        download(f"{serve.url}/model.pth", tmp_path / "other.pth", sha256="NOT-HEX!")
-    assert len(serve.ranges) == 1
-
-
 def test_fetch_normalises_a_checksum_once(
-    tmp_path: Path, serve: _Server, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, serve: WeightsServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Was: fetch, the cache check and download each normalised the same checksum again; now
     the public entry point does, once, and the rest compare the normalised one."""
-    from sparsercnn.weights import download as module
+    from sparsercnn.weights import file_digest as module
 
     normalised: list[str] = []
-    real = module._normalised_sha256
+    real = module.normalised_sha256
 
     def counting(sha256: str) -> str:
         normalised.append(sha256)
         return real(sha256)
 
-    monkeypatch.setattr(module, "_normalised_sha256", counting)
+    monkeypatch.setattr(module, "normalised_sha256", counting)
     serve.payload = b"the published bytes"
     digest = hashlib.sha256(serve.payload).hexdigest().upper()
     fetched = fetch(f"{serve.url}/model.pth", sha256=digest, cache_dir=tmp_path)
@@ -364,7 +222,7 @@ def test_fetch_normalises_a_checksum_once(
 
 
 def test_a_damaged_cached_file_is_downloaded_again(
-    tmp_path: Path, serve: _Server, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, serve: WeightsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     serve.payload = b"the published bytes"
     digest = hashlib.sha256(serve.payload).hexdigest()
@@ -378,7 +236,7 @@ def test_a_damaged_cached_file_is_downloaded_again(
 
 
 def test_processes_fetching_one_file_at_once_download_it_once(
-    tmp_path: Path, serve: _Server
+    tmp_path: Path, serve: WeightsServer
 ) -> None:
     serve.payload = bytes(range(256)) * 4096
     serve.delay = 0.3
@@ -398,7 +256,7 @@ def test_processes_fetching_one_file_at_once_download_it_once(
     assert not (tmp_path / "shared.pth.part").exists()
 
 
-def test_a_cache_that_takes_no_file_is_named(tmp_path: Path, serve: _Server) -> None:
+def test_a_cache_that_takes_no_file_is_named(tmp_path: Path, serve: WeightsServer) -> None:
     serve.payload = b"weights"
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("a file where the cache folder should be")
@@ -408,7 +266,7 @@ def test_a_cache_that_takes_no_file_is_named(tmp_path: Path, serve: _Server) -> 
 
 
 def test_a_cached_file_is_read_without_writing_the_cache(
-    tmp_path: Path, serve: _Server, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, serve: WeightsServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "model.pth").write_bytes(b"weights")
 
@@ -421,7 +279,7 @@ def test_a_cached_file_is_read_without_writing_the_cache(
 
 
 def test_two_urls_of_one_file_name_never_share_the_cached_file(
-    tmp_path: Path, serve: _Server
+    tmp_path: Path, serve: WeightsServer
 ) -> None:
     """Two runs' model_final files on one server: each URL gets its own bytes, never the
     other's from the cache; a file put in the cache by hand still serves any URL of its name."""
@@ -438,7 +296,7 @@ def test_two_urls_of_one_file_name_never_share_the_cached_file(
 
 
 def test_a_partial_download_of_another_url_is_not_resumed(
-    tmp_path: Path, serve: _Server, tiny_files: dict[str, Path]
+    tmp_path: Path, serve: WeightsServer, tiny_files: dict[str, Path]
 ) -> None:
     serve.payload = tiny_files["official"].read_bytes()
     serve.truncate_first = len(serve.payload) // 3
@@ -474,7 +332,7 @@ def _count_reads(monkeypatch: pytest.MonkeyPatch, folder: Path) -> dict[str, int
 
 
 def test_a_download_is_not_read_again_for_its_checksum(
-    tmp_path: Path, serve: _Server, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, serve: WeightsServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Was: the finished download read whole again for its SHA-256. Now hashed as it is written
     (across the attempts of a call); a part left by an earlier call is read once, when resumed."""
@@ -502,27 +360,7 @@ def test_a_download_is_not_read_again_for_its_checksum(
     assert not (cache / "model.pth.part").exists() and not (cache / "model.pth").exists()
 
 
-def test_a_refused_connection_says_it_could_not_connect(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Was: "download of URL interrupted at 0 bytes (<urlopen error [Errno 111] Connection
-    refused>)", as if a transfer had started."""
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
-    with socket.socket() as closed:  # a port nothing listens on once it is closed
-        closed.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{closed.getsockname()[1]}/model.pth"
-    with caplog.at_level(logging.WARNING), pytest.raises(ConnectionError) as info:
-        download(url, tmp_path / "model.pth", max_attempts=2, sleep=lambda _: None)
-    assert f"could not connect to {url} (Connection refused); attempt 2 of 2 in 1 s" in caplog.text
-    assert str(info.value) == (
-        f"could not connect to {url} (Connection refused); gave up after 2 attempt(s), nothing "
-        "was received: check the network and the URL, or download the file yourself and give "
-        "its path"
-    )
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_a_missing_url_says_what_to_do(tmp_path: Path, serve: _Server) -> None:
+def test_a_missing_url_says_what_to_do(tmp_path: Path, serve: WeightsServer) -> None:
     with pytest.raises(ValueError) as info:
         fetch(f"{serve.url}/gone.bin", cache_dir=tmp_path)
     assert str(info.value) == (
@@ -532,7 +370,7 @@ def test_a_missing_url_says_what_to_do(tmp_path: Path, serve: _Server) -> None:
     assert list(tmp_path.iterdir()) == []  # no record of a URL that gave nothing
 
 
-def test_a_wrong_checksum_costs_no_good_cached_file(tmp_path: Path, serve: _Server) -> None:
+def test_a_wrong_checksum_costs_no_good_cached_file(tmp_path: Path, serve: WeightsServer) -> None:
     """Was: fetch(url, sha256=<a typo>) deleted the good cached file before downloading it again
     (to the same mismatch), so the next fetch downloaded it a third time. The cached file is now
     replaced only by a download that matches."""

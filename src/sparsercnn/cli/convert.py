@@ -12,7 +12,7 @@ from sparsercnn.cli.common import (
     refuse_overwriting,
     warn_replacing,
 )
-from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS, published_download_advice
+from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS, missing_checkpoint_advice
 
 SOURCE_LAYOUTS = ("official", "mmdet", "torchvision")
 
@@ -79,10 +79,5 @@ def check_source(src: str) -> None:
     path = Path(src)
     if path.is_dir():
         raise IsADirectoryError(f"SRC {src} is a folder; give the checkpoint file in it")
-    if not path.exists() and (path.suffix or len(path.parts) > 1):
-        raise FileNotFoundError(f"SRC {src} does not exist{published_download_advice(path)}")
     if not path.exists():
-        raise FileNotFoundError(
-            f"SRC {src} is not a file, a URL or a published name "
-            f"({', '.join(PUBLISHED_CHECKPOINTS)})"
-        )
+        raise FileNotFoundError(f"SRC {src} does not exist{missing_checkpoint_advice(path)}")

@@ -2,7 +2,9 @@
 
 Every fault ends in one or two lines on stderr and an exit code: 2 when the input is wrong (a
 path, a flag, a config key, a file's content; the message names it and says what to do), 1 when
-the run failed for another reason (a full disk, out of memory, a bug), 130 when interrupted
+the run failed for another reason (a full disk, out of memory, a bug; a failure whose message
+says what to do, such as a download that failed after its retries, without the exception type
+and the ``--debug`` hint of a crash), 130 when interrupted
 (Ctrl-C), 143 when terminated (SIGTERM, handled as Ctrl-C is: what the command staged is
 cleaned up).
 ``--debug`` re-raises instead, with the full traceback.
@@ -34,6 +36,7 @@ from sparsercnn.cli import (
     validate,
     visualize,
 )
+from sparsercnn.explained_failure import ExplainedFailure
 from sparsercnn.torchrun_env import env_rank, env_world_size
 
 COMMANDS = (
@@ -235,11 +238,14 @@ def report_error(command: str, error: Exception) -> str:
     """What stderr shows for ``error``: at most two lines, without a traceback.
 
     Bad input: ``sparsercnn COMMAND: error: MESSAGE`` (a second message line is kept).
+    An :class:`~sparsercnn.explained_failure.ExplainedFailure` (its message says what to do):
+    ``sparsercnn COMMAND: failed: MESSAGE``, likewise.
     Anything else: ``sparsercnn COMMAND: failed: TYPE: MESSAGE`` and the ``--debug`` hint.
     """
-    if is_bad_input(error):
+    if is_bad_input(error) or isinstance(error, ExplainedFailure):
         lines = message_lines(error, max_lines=2)
-        return "\n".join([f"sparsercnn {command}: error: {lines[0]}", *lines[1:]])
+        outcome = "error" if is_bad_input(error) else "failed"
+        return "\n".join([f"sparsercnn {command}: {outcome}: {lines[0]}", *lines[1:]])
     (line,) = message_lines(error, max_lines=1)
     hint = failure_hint(error)
     line = f"{line} ({hint})" if hint else line

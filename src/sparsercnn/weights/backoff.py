@@ -1,5 +1,5 @@
 """How long a failed download waits before its next attempt: doubling delays, or what the
-server asks for. :func:`~sparsercnn.weights.download.download` sleeps them between attempts."""
+server asks for. :func:`~sparsercnn.weights.http_download.download` sleeps them between attempts."""
 
 from __future__ import annotations
 

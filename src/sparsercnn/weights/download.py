@@ -4,37 +4,30 @@
 a ``file://`` URL or a local path to a verified local file (a
 :class:`~sparsercnn.fetched_file.FetchedFile`, which tells the readers not to read it again for
 its inner checksums). Downloads go to a cache folder (``$SPARSERCNN_CACHE`` or
-``~/.cache/sparsercnn``) through a ``.part`` file that is resumed with an HTTP Range request
-after an interruption and renamed into place only once complete and checked. The URL is
-recorded beside the file, so that two URLs of one file name never share it, and processes
-fetching the same file at once wait for one download (a lock file beside it).
+``~/.cache/sparsercnn``), resumed after an interruption and renamed into place only once
+complete and checked (:mod:`.http_download`). The URL is recorded beside the file, so that
+two URLs of one file name never share it, and processes fetching the same file at once wait for
+one download (a lock file beside it).
 :func:`from_pretrained` then converts any supported layout on the fly.
 """
 
 from __future__ import annotations
 
-import http.client
 import logging
 import os
-import re
-import tempfile
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from sparsercnn.fetched_file import FetchedFile, checksummed_file
-from sparsercnn.file_chunks import chunks
 from sparsercnn.model import build_model
 from sparsercnn.model_file import LoadedModel, load_state_dict_strict
 from sparsercnn.paths import check_file
 from sparsercnn.runtime import check_device
-from sparsercnn.weights.backoff import retry_delay
 from sparsercnn.weights.convert import convert_checkpoint
 from sparsercnn.weights.download_lock import (
     CACHE_ENV,
@@ -43,16 +36,12 @@ from sparsercnn.weights.download_lock import (
     recorded_url,
     url_record,
 )
-from sparsercnn.weights.file_digest import FileSha256, file_sha256
+from sparsercnn.weights.file_digest import expected_sha256, verify_sha256
+from sparsercnn.weights.http_download import download_expecting
 from sparsercnn.weights.key_tables import Layout
-from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS, published_download_advice
+from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS, missing_checkpoint_advice
 
 logger = logging.getLogger(__name__)
-
-# Client errors that a later attempt may not get: Request Timeout, Too Many Requests.
-TRANSIENT_HTTP_CODES = (408, 429)
-# mmdetection's publish_model convention: "<name>-<first 8 hex digits of the sha256>.pth".
-HASH_IN_NAME = re.compile(r"-([0-9a-f]{8})\.pth$")
 
 
 def default_cache_dir() -> Path:
@@ -110,7 +99,8 @@ def fetch(
     URL and checksum. URLs are downloaded once into ``cache_dir`` (named after the URL's last
     path component); a cached file is checked again and fetched anew if it fails the check (it
     is replaced only by a download that matches) or was downloaded from another URL of the same
-    name. Failed download attempts are retried after a wait (see :func:`download`; ``sleep``
+    name. Failed download attempts are retried after a wait (see
+    :func:`~sparsercnn.weights.http_download.download`; ``sleep``
     waits it).
 
     Returns:
@@ -119,12 +109,13 @@ def fetch(
         is verified, skip the CRC-32 checks inside it, a second read of the whole file.
 
     Raises:
-        FileNotFoundError: a local file does not exist.
+        FileNotFoundError: a local file does not exist (the message says what to do:
+            :func:`~sparsercnn.weights.published.missing_checkpoint_advice`).
         IsADirectoryError: a local path is a folder.
         ValueError: the checksum does not match, or the URL scheme is not supported.
         PermissionError: the file is not cached and the cache folder cannot be written.
-        ConnectionError: the download failed ``max_attempts`` times; the partial file is kept
-            and the next call resumes it.
+        DownloadFailed: (a ``ConnectionError``) the download failed ``max_attempts`` times;
+            the partial file is kept and the next call resumes it.
     """
     text = str(path_or_url)
     published = PUBLISHED_CHECKPOINTS.get(text)
@@ -145,7 +136,7 @@ def fetch(
     try:
         check_file(path, "checkpoint", "the checkpoint file")
     except FileNotFoundError as error:
-        raise FileNotFoundError(f"{error}{published_download_advice(path)}") from None
+        raise FileNotFoundError(f"{error}{missing_checkpoint_advice(path)}") from None
     expected = expected_sha256(path.name, sha256)
     verify_sha256(path, expected)
     return _fetched(path, expected)
@@ -180,7 +171,7 @@ def _fetch_url(
         # Recorded first: an interruption leaves no file without its record, or with another's.
         cache_write(dst.parent, lambda: record.write_text(url + "\n"))
         try:
-            return _download(url, dst, expected, max_attempts, sleep=sleep)
+            return download_expecting(url, dst, expected, max_attempts, sleep=sleep)
         except BaseException:
             if not part.exists() and not dst.exists():  # nothing kept: no record either
                 record.unlink(missing_ok=True)
@@ -210,227 +201,3 @@ def _cached(url: str, dst: Path, expected: str | None, under_lock: bool) -> bool
         return False
     logger.info("using cached %s", dst)
     return True
-
-
-def expected_sha256(file_name: str, sha256: str | None) -> str | None:
-    """The explicit checksum if given (:func:`_normalised_sha256`), else the 8-digit prefix in
-    an mmdetection file name."""
-    if sha256 is not None:
-        return _normalised_sha256(sha256)
-    match = HASH_IN_NAME.search(file_name)
-    return match.group(1) if match else None
-
-
-def _normalised_sha256(sha256: str) -> str:
-    """A checksum as it is compared with a digest: stripped, lower case (``hashlib``'s
-    ``hexdigest``), whatever case the user copied it in.
-
-    Raises:
-        ValueError: it is not 8 to 64 hexadecimal digits.
-    """
-    normalised = sha256.strip().lower()
-    if not re.fullmatch(r"[0-9a-f]{8,64}", normalised):
-        raise ValueError(
-            f"sha256 {normalised!r} must be 8 to 64 hexadecimal digits: the file's SHA-256 as "
-            "sha256sum prints it, or its first 8 or more digits"
-        )
-    return normalised
-
-
-def verify_sha256(path: Path, expected: str | None) -> None:
-    """Check that the file's SHA-256 starts with ``expected`` (as :func:`expected_sha256`
-    gives it; no check when ``None``).
-
-    Raises:
-        ValueError: naming the file, the expected and the actual digest, and what to do.
-    """
-    if expected is None:
-        return
-    actual = file_sha256(path)
-    if actual.startswith(expected):
-        return
-    from_name = expected_sha256(path.name, None) == expected
-    if from_name:
-        # A file of the user's own may end in what looks like a checksum by chance (a date:
-        # "model-20240101.pth").
-        advice = (
-            "a name ending in -<8 hex digits>.pth marks a published file's SHA-256: download it "
-            "again, or if it is a file of your own, rename it so that its name does not end so"
-        )
-    else:
-        advice = (
-            "the file is damaged or not the one expected: download or copy it again, or check "
-            "the expected checksum (--sha256)"
-        )
-    raise ValueError(_mismatch_message(str(path), expected, actual, from_name, advice))
-
-
-def _mismatch_message(
-    subject: str, expected: str, actual: str, from_name: bool, advice: str
-) -> str:
-    """The one wording of a checksum mismatch: what was checked (``subject``: a file, a
-    download), the expected digest (and whether it came from the file's name, see
-    :func:`expected_sha256`) and the actual one, then ``advice``, what to do there."""
-    named = " (the one its name carries)" if from_name else ""
-    return (
-        f"checksum mismatch for {subject}: expected sha256 {expected}...{named}, got {actual}; "
-        f"{advice}"
-    )
-
-
-def download(
-    url: str,
-    dst: Path,
-    sha256: str | None = None,
-    max_attempts: int = 3,
-    timeout: float = 60.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Path:
-    """Download ``url`` to ``dst`` through ``dst.part``, resuming, verifying, renaming at the end.
-
-    A failed attempt is followed by the next one after
-    :func:`~sparsercnn.weights.backoff.retry_delay` seconds (1, 2, 4, ... or the server's
-    ``Retry-After``), waited by ``sleep``. ``sha256`` (hex, or a prefix of at least 8 digits)
-    may be in any case.
-
-    Raises:
-        PermissionError: the folder of ``dst`` cannot be written (naming it).
-        ConnectionError: every attempt failed (the ``.part`` file stays, for resuming, when it
-            holds anything).
-        ValueError: the server refused the URL (4xx but 408 and 429, which are retried) or
-            the checksum does not match (the ``.part`` file is deleted); or ``sha256`` is not
-            8 to 64 hexadecimal digits (before anything is downloaded).
-    """
-    expected = None if sha256 is None else _normalised_sha256(sha256)
-    return _download(url, dst, expected, max_attempts, timeout, sleep)
-
-
-def _download(
-    url: str,
-    dst: Path,
-    expected: str | None,
-    max_attempts: int = 3,
-    timeout: float = 60.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Path:
-    """:func:`download` with the checksum ``expected`` normalised already
-    (:func:`_normalised_sha256`)."""
-    folder = dst.parent
-    cache_write(folder, lambda: folder.mkdir(parents=True, exist_ok=True))
-    # A folder that takes no file fails here, not as a network error after every attempt.
-    cache_write(folder, lambda: tempfile.TemporaryFile(dir=folder).close())
-    part = dst.with_name(dst.name + ".part")
-    # Hashed as it is written: the finished download is not read again for its checksum.
-    digest = None if expected is None else FileSha256(part)
-    for attempt in range(1, max_attempts + 1):
-        retry_after = None
-        try:
-            _download_once(url, part, timeout, digest)
-            break
-        except urllib.error.HTTPError as error:
-            if 400 <= error.code < 500 and error.code not in TRANSIENT_HTTP_CODES:
-                raise ValueError(
-                    f"cannot download {url}: the server answered HTTP {error.code} "
-                    f"{error.reason}; check the URL, or download the file yourself and give its "
-                    "path"
-                ) from error
-            failure: Exception = error
-            retry_after = error.headers.get("Retry-After") if error.headers else None
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-            failure = error
-        have = part.stat().st_size if part.exists() else 0
-        what = _attempt_failure(url, failure, have)
-        if attempt == max_attempts:
-            if not have:
-                part.unlink(missing_ok=True)
-                raise ConnectionError(
-                    f"{what}; gave up after {attempt} attempt(s), nothing was received: check "
-                    "the network and the URL, or download the file yourself and give its path"
-                ) from failure
-            raise ConnectionError(
-                f"{what}; gave up after {attempt} attempt(s): {have} bytes are kept in {part}, "
-                "and fetching the URL again resumes from there"
-            ) from failure
-        delay = retry_delay(attempt, retry_after)
-        logger.warning("%s; attempt %d of %d in %g s", what, attempt + 1, max_attempts, delay)
-        sleep(delay)
-    if (
-        digest is not None
-        and expected is not None
-        and not (actual := digest.hexdigest()).startswith(expected)
-    ):
-        part.unlink()
-        raise ValueError(
-            _mismatch_message(
-                f"the download of {url}",
-                expected,
-                actual,
-                expected_sha256(dst.name, None) == expected,
-                "nothing was kept. Run again to download it anew; if the checksum differs again, "
-                "the URL serves another file than the one expected: check the URL and the "
-                "checksum",
-            )
-        )
-    os.replace(part, dst)
-    logger.info("downloaded %s to %s", url, dst)
-    return dst
-
-
-def _attempt_failure(url: str, error: Exception, have: int) -> str:
-    """How a download attempt failed, naming ``url``: it could not connect, the server answered
-    an error status, or the transfer broke off with ``have`` bytes of the file kept."""
-    if isinstance(error, urllib.error.HTTPError):
-        return f"{url} answered HTTP {error.code} {error.reason}"
-    if isinstance(error, urllib.error.URLError):  # urlopen's error before any response
-        reason = error.reason
-        text = reason.strerror if isinstance(reason, OSError) and reason.strerror else reason
-        return f"could not connect to {url} ({text})"
-    return f"download of {url} interrupted at {have} bytes ({str(error) or type(error).__name__})"
-
-
-def _download_once(url: str, part: Path, timeout: float, digest: FileSha256 | None) -> None:
-    """Append the rest of ``url`` to ``part`` (or start over if the server ignores Range),
-    passing what is written to ``digest``, the SHA-256 of ``part``, where one is kept."""
-    offset = part.stat().st_size if part.exists() else 0
-    headers = {"User-Agent": "sparsercnn"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    try:
-        response = urllib.request.urlopen(
-            urllib.request.Request(url, headers=headers), timeout=timeout
-        )
-    except urllib.error.HTTPError as error:
-        if error.code == 416 and offset:  # nothing left after ``offset``: already complete
-            return
-        raise
-    with response:
-        content_range = response.headers.get("Content-Range", "")
-        if not (offset and response.status == 206 and content_range.startswith(f"bytes {offset}-")):
-            offset = 0
-        if digest is not None and offset:
-            digest.catch_up()  # an earlier run's bytes: read once, before those appended
-        elif digest is not None:
-            digest.start_over()
-        length = response.headers.get("Content-Length")
-        total = offset + int(length) if length is not None else None
-        written = offset
-        with (
-            open(part, "ab" if offset else "wb") as handle,
-            tqdm(
-                total=total,
-                initial=offset,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=part.name.removesuffix(".part"),
-                disable=None,
-            ) as bar,
-        ):
-            for chunk in chunks(response):
-                handle.write(chunk)
-                if digest is not None:
-                    digest.update(chunk)
-                written += len(chunk)
-                bar.update(len(chunk))
-    if total is not None and written < total:
-        raise ConnectionError(f"connection closed before the end, at {written} of {total} bytes")

@@ -1,6 +1,6 @@
 """The download cache's writes: one lock per file being downloaded, errors that name the cache
 folder, and the record of the URL each cached file came from. :mod:`sparsercnn.weights.download`
-fetches through them."""
+fetches through them, and :mod:`sparsercnn.weights.http_download` writes the file."""
 
 from __future__ import annotations
 

@@ -68,14 +68,21 @@ PUBLISHED_CHECKPOINTS: dict[str, PublishedCheckpoint] = {
 }
 
 
-def published_download_advice(path: Path) -> str:
-    """For a checkpoint file ``path`` that is not there, what to do when its name is that of a
-    published checkpoint's download (``r50_100pro_3x_model.pth``, as the README's table lists
-    them): "; ... pass its name ... or download it from URL", else "" (a message goes on)."""
+def missing_checkpoint_advice(path: Path) -> str:
+    """What to do about a checkpoint file ``path`` that is not there, to follow "... does not
+    exist" (starting "; "): where its name is that of a published checkpoint's download
+    (``r50_100pro_3x_model.pth``, as the README's table lists them), pass the published name or
+    download it; a bare word is most likely a published name mistyped, so the names are listed;
+    anything else is a path to check."""
     for key, published in PUBLISHED_CHECKPOINTS.items():
         if published.url.rsplit("/", 1)[-1] == path.name:
             return (
                 f"; it is the download of the published checkpoint {key}: pass the name {key} "
                 f"instead (downloaded once, then cached), or download it from {published.url}"
             )
-    return ""
+    if not path.suffix and len(path.parts) == 1:
+        return f"; nor is it a published name ({', '.join(PUBLISHED_CHECKPOINTS)})"
+    return (
+        "; check the path, or give a published name instead (`sparsercnn convert --help` "
+        "lists them)"
+    )
