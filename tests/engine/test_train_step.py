@@ -16,7 +16,14 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from sparsercnn.engine.train_step import TrainStep, build_adamw, grad_scaler_for
+from sparsercnn.cli.main import report_error
+from sparsercnn.engine.train_step import (
+    NonFiniteLossError,
+    TrainStep,
+    build_adamw,
+    grad_scaler_for,
+)
+from sparsercnn.explained_failure import ExplainedFailure
 from sparsercnn.loss import SetLoss
 from sparsercnn.structures import Batch
 
@@ -139,3 +146,41 @@ def test_overflowing_gradients_are_skipped_by_the_scaler() -> None:
     assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before, strict=True))
     assert scaler.get_scale() == INIT_SCALE / 8  # halved at each skipped step
     assert step.skipped_steps == 3 and step.consecutive_nonfinite == 0
+
+
+class NaNCriterion:
+    """A loss that is NaN at every step."""
+
+    def __call__(self, output: Any, targets: list[Any]) -> SetLoss:
+        total = output.stages[0].logits.float().mean() * math.nan
+        return SetLoss(total=total, terms={"loss_cls/stage0": total}, indices=[])
+
+
+def test_repeated_nonfinite_losses_stop_training_with_advice_and_no_crash_report() -> None:
+    """Was: "sparsercnn train: failed: NonFiniteLossError: ... resume from the last good
+    checkpoint of the run." and the --debug hint, as for a crash, though the message says what
+    to change. Now an ExplainedFailure: its message alone (still a RuntimeError)."""
+    model = LinearDetector()
+    step = TrainStep(
+        model,
+        NaNCriterion(),
+        build_adamw(list(model.parameters()), lr=0.1, weight_decay=0.0),
+        None,
+        device=torch.device("cpu"),
+        amp_dtype=None,
+        grad_accum_steps=1,
+        clip_grad_norm=1.0,
+        max_nonfinite_steps=2,
+        distributed=False,
+    )
+    loader = batches()
+    assert not step(loader, lr=0.1, iteration=0).applied
+    with pytest.raises(NonFiniteLossError) as info:
+        step(loader, lr=0.1, iteration=1)
+    assert isinstance(info.value, ExplainedFailure) and isinstance(info.value, RuntimeError)
+    assert report_error("train", info.value) == (
+        "sparsercnn train: failed: 2 consecutive steps with a non-finite loss or gradient norm "
+        "(train.max_nonfinite_steps=2), the last at iteration 1. Lower the learning rate "
+        "(train.lr), check the annotations for degenerate boxes, or turn off train.amp, then "
+        "resume from the last good checkpoint of the run."
+    )

@@ -260,11 +260,15 @@ def test_a_safetensors_file_without_tensors_is_refused_with_a_value_error(
     tmp_path: Path,
 ) -> None:
     """Was: IndexError from the wrapper hint (``keys[0]`` of no keys), a traceback instead of
-    the message naming the file."""
+    the message naming the file; then "the key names () match no known layout", and with a
+    forced layout no error here (``convert --from official``: "holds only a ResNet"). Now it
+    says the file holds no tensors, as a .pth's "holds an empty state dict"."""
     path = tmp_path / "empty.safetensors"
-    save_file({}, str(path))
-    with pytest.raises(ValueError, match=r"empty\.safetensors: the key names .* no known layout"):
-        read_checkpoint(path)
+    save_file({}, str(path), metadata={"note": "no tensors"})
+    for layout in (None, "official"):
+        with pytest.raises(ValueError) as info:
+            read_checkpoint(path, layout=layout)
+        assert str(info.value) == f"{path} holds no tensors"
 
 
 def test_forced_layout_skips_detection(tmp_path: Path) -> None:

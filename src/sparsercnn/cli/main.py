@@ -242,9 +242,10 @@ def report_error(command: str, error: Exception) -> str:
     ``sparsercnn COMMAND: failed: MESSAGE``, likewise.
     Anything else: ``sparsercnn COMMAND: failed: TYPE: MESSAGE`` and the ``--debug`` hint.
     """
-    if is_bad_input(error) or isinstance(error, ExplainedFailure):
+    bad_input = is_bad_input(error)
+    if bad_input or isinstance(error, ExplainedFailure):
         lines = message_lines(error, max_lines=2)
-        outcome = "error" if is_bad_input(error) else "failed"
+        outcome = "error" if bad_input else "failed"
         return "\n".join([f"sparsercnn {command}: {outcome}: {lines[0]}", *lines[1:]])
     (line,) = message_lines(error, max_lines=1)
     hint = failure_hint(error)

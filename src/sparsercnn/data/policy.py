@@ -257,8 +257,9 @@ def _unused_annotations(issues: list[Issue]) -> dict[int | None, Counter[str]]:
 
 
 def _why_no_boxes(unused: Counter[str]) -> str:
-    """The rest of an ``image_without_boxes`` message: a true negative example, or an image
-    whose annotations give no box, which is trained as a negative all the same."""
+    """The rest of the message of an image without boxes: a true negative example
+    (``image_without_boxes``), or an image whose annotations give no usable box, which is
+    trained as a negative all the same (``image_without_usable_boxes``)."""
     empty = counted(unused["empty"], "zero-size box", "zero-size boxes")
     if unused["error"]:
         errors = counted(unused["error"], "annotation")

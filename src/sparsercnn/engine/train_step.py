@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from sparsercnn.engine.metrics_log import StepStats
+from sparsercnn.explained_failure import ExplainedFailure
 from sparsercnn.loss import NonFiniteCostError, SetLoss
 from sparsercnn.runtime import fast_bf16_supported
 from sparsercnn.structures import Batch, ModelOutput, Target
@@ -65,8 +66,9 @@ def build_adamw(params: list[nn.Parameter], lr: float, weight_decay: float) -> t
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
 
 
-class NonFiniteLossError(RuntimeError):
-    """Too many consecutive steps had a non-finite loss or gradient norm."""
+class NonFiniteLossError(ExplainedFailure, RuntimeError):
+    """Too many consecutive steps had a non-finite loss or gradient norm; the message says what
+    to change before resuming."""
 
 
 class TrainStep:

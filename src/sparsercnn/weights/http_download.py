@@ -84,8 +84,9 @@ def download_expecting(
     # A folder that takes no file fails here, not as a network error after every attempt.
     cache_write(folder, lambda: tempfile.TemporaryFile(dir=folder).close())
     part = dst.with_name(dst.name + ".part")
-    # Hashed as it is written: the finished download is not read again for its checksum.
-    digest = None if expected is None else FileSha256(part)
+    # Hashed as it is written, checked or not (cheap next to the network; a resumed .part is
+    # read once): the finished download is not read again for its checksum.
+    digest = FileSha256(part)
     for attempt in range(1, max_attempts + 1):
         retry_after = None
         try:
@@ -118,11 +119,7 @@ def download_expecting(
         delay = retry_delay(attempt, retry_after)
         logger.warning("%s; attempt %d of %d in %g s", what, attempt + 1, max_attempts, delay)
         sleep(delay)
-    if (
-        digest is not None
-        and expected is not None
-        and not (actual := digest.hexdigest()).startswith(expected)
-    ):
+    if expected is not None and not (actual := digest.hexdigest()).startswith(expected):
         part.unlink()
         raise ValueError(
             mismatch_message(
@@ -152,9 +149,9 @@ def _attempt_failure(url: str, error: Exception, have: int) -> str:
     return f"download of {url} interrupted at {have} bytes ({str(error) or type(error).__name__})"
 
 
-def _download_once(url: str, part: Path, timeout: float, digest: FileSha256 | None) -> None:
+def _download_once(url: str, part: Path, timeout: float, digest: FileSha256) -> None:
     """Append the rest of ``url`` to ``part`` (or start over if the server ignores Range),
-    passing what is written to ``digest``, the SHA-256 of ``part``, where one is kept."""
+    passing what is written to ``digest``, the SHA-256 of ``part``."""
     offset = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": "sparsercnn"}
     if offset:
@@ -171,9 +168,9 @@ def _download_once(url: str, part: Path, timeout: float, digest: FileSha256 | No
         content_range = response.headers.get("Content-Range", "")
         if not (offset and response.status == 206 and content_range.startswith(f"bytes {offset}-")):
             offset = 0
-        if digest is not None and offset:
+        if offset:
             digest.catch_up()  # an earlier run's bytes: read once, before those appended
-        elif digest is not None:
+        else:
             digest.start_over()
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
@@ -192,8 +189,7 @@ def _download_once(url: str, part: Path, timeout: float, digest: FileSha256 | No
         ):
             for chunk in chunks(response):
                 handle.write(chunk)
-                if digest is not None:
-                    digest.update(chunk)
+                digest.update(chunk)
                 written += len(chunk)
                 bar.update(len(chunk))
     if total is not None and written < total:

@@ -18,11 +18,11 @@ import logging
 import re
 import warnings
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,8 +41,6 @@ from sparsercnn.weights.download_lock import recorded_url
 from sparsercnn.weights.key_tables import LAYOUTS, Layout
 
 logger = logging.getLogger(__name__)
-_Value = TypeVar("_Value")
-
 # How many of a file's first bytes tell its kind: a safetensors header length, a pickle's
 # protocol mark and torch's legacy magic number, a text file's first line.
 START_SIZE = 64
@@ -142,11 +140,10 @@ def detect_layout(keys: list[str], source: str) -> Layout:
     return found[0]
 
 
-def _layouts_fitting(keys: Iterable[str]) -> list[Layout]:
+def _layouts_fitting(keys: Collection[str]) -> list[Layout]:
     """The layouts whose marker prefixes (:data:`LAYOUT_MARKERS`) some key carries, torchvision
     only where no other fits (a torchvision ResNet has top-level conv1/bn1/layerK keys and
     nothing else)."""
-    keys = list(keys)
     found = [
         layout
         for layout, prefixes in LAYOUT_MARKERS.items()
@@ -164,9 +161,9 @@ def _wrapper_hint(keys: list[str]) -> str:
     if not keys:
         return ""
     prefix = keys[0].split(".", 1)[0] + "."
-    names = dict.fromkeys(keys)
-    inner = _strip_prefix(names, prefix)
-    if inner is names or not _layouts_fitting(inner):
+    if not all(key.startswith(prefix) for key in keys):
+        return ""
+    if not _layouts_fitting([key.removeprefix(prefix) for key in keys]):
         return ""
     return (
         f"; every key starts with {prefix!r}, as a training wrapper's do: save the state dict "
@@ -219,6 +216,8 @@ def _read_safetensors(file: str | Path | FetchedFile, layout: Layout | None) -> 
     check_crc32(file, metadata, lambda: _fetch_again(recorded_url(path)))
     with safe_open(str(path), framework="pt") as handle:
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    if not tensors:
+        raise ValueError(f"{path} holds no tensors")
     if metadata.get("format") == BACKBONE_FORMAT_NAME:
         layout = layout or "ours"
     return RawCheckpoint(tensors, layout or detect_layout(list(tensors), str(path)), str(path))
@@ -430,9 +429,8 @@ def _as_tensors(state: Mapping[str, Any], path: Path) -> dict[str, Tensor]:
     return tensors
 
 
-def _strip_prefix(entries: dict[str, _Value], prefix: str) -> dict[str, _Value]:
-    """Remove a wrapper prefix (DistributedDataParallel's ``module.``) carried by every key;
-    ``entries`` itself where some key lacks it."""
-    if all(key.startswith(prefix) for key in entries):
-        return {key[len(prefix) :]: value for key, value in entries.items()}
-    return entries
+def _strip_prefix(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """Remove a wrapper prefix (DistributedDataParallel's ``module.``) carried by every key."""
+    if all(key.startswith(prefix) for key in tensors):
+        return {key[len(prefix) :]: value for key, value in tensors.items()}
+    return tensors
