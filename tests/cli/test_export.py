@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sparsercnn.cli.main import main
-from sparsercnn.export import onnx_export
+from sparsercnn.export import OnnxCheckError, ParityCheck, onnx_export
 from tests.synthetic_coco import SyntheticCoco
 
 
@@ -41,6 +41,34 @@ def test_an_existing_output_is_replaced_with_a_warning(
         assert main(["export", "--model", str(model_file), "--output", str(output)]) == 0
     assert f"--output {output} exists: it will be replaced once this run succeeds" in caplog.text
     assert calls == [{"opset": onnx_export.DEFAULT_OPSET, "dynamic_batch": True, "check": True}]
+
+
+def test_a_failed_check_says_the_flag_once(
+    model_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The library's advice names its parameter (``check=False``); the command line says its
+    flag instead, not both."""
+    parity = ParityCheck(
+        inputs=[(2, 64, 64)],
+        max_box_diff=3.0,
+        max_box_rel_diff=0.05,
+        max_score_diff=0.2,
+        unmatched=1,
+    )
+
+    def export(model: Path, output: Path, **options: Any) -> _Report:
+        raise OnnxCheckError(output, parity)
+
+    monkeypatch.setattr(onnx_export, "export_onnx", export)
+    output = tmp_path / "model.onnx"
+    assert main(["export", "--model", str(model_file), "--output", str(output)]) == 1
+    failed, advice = capsys.readouterr().err.strip().splitlines()
+    assert failed.startswith(f"sparsercnn export: check failed: {output}: onnxruntime disagrees")
+    assert failed.endswith("; the file was not written") and "check=False" not in failed
+    assert advice == "export with --no-check to write the file anyway"
 
 
 @pytest.mark.parametrize(

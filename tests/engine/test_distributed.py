@@ -97,11 +97,22 @@ def test_the_default_device_is_the_runtime_s(monkeypatch: pytest.MonkeyPatch) ->
     assert default_device() == resolve_device(None) == torch.device("cpu")
 
 
-def test_incomplete_torchrun_env_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_incomplete_torchrun_env_is_bad_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``WORLD_SIZE`` without torchrun's other variables was a ``RuntimeError``, which the
+    command line reports as a crash (``failed: RuntimeError``, the ``--debug`` hint): it is the
+    environment, refused as a ``ValueError`` (exit 2) as a malformed ``WORLD_SIZE`` is."""
     monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("LOCAL_RANK", "0")
     monkeypatch.delenv("MASTER_ADDR", raising=False)
-    with pytest.raises(RuntimeError, match="torchrun"):
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    message = (
+        "^environment variable WORLD_SIZE=2 but MASTER_ADDR, MASTER_PORT not set: launch "
+        "multi-process training with `torchrun"
+    )
+    with pytest.raises(ValueError, match=message) as refused:
         init_distributed(device="cpu")
+    assert "unset WORLD_SIZE" in str(refused.value) and "\n" not in str(refused.value)
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-2", "", "2.0"])

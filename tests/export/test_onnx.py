@@ -22,7 +22,13 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.image_io import decode_image
 from sparsercnn.engine.model_evaluation import evaluate_model_file, evaluate_onnx_file
 from sparsercnn.export import OnnxPredictor, export_onnx, onnx_export
-from sparsercnn.export.onnx_export import ExportReport, check_graph_opset, match_detections
+from sparsercnn.export.onnx_export import (
+    ExportReport,
+    OnnxCheckError,
+    ParityCheck,
+    check_graph_opset,
+    match_detections,
+)
 from sparsercnn.export.onnx_wrapper import drop_invalid_last
 from sparsercnn.model import PostProcessor, build_model
 from sparsercnn.model.postprocess import select_top_k
@@ -63,6 +69,23 @@ def test_export_checks_itself(exported: ExportReport) -> None:
 
 
 @pytest.mark.slow
+def test_a_failed_check_says_how_to_write_the_file_anyway(tmp_path: Path) -> None:
+    """The error said what failed but not what to do (only the command line added
+    ``--no-check``): a caller of :func:`export_onnx` learns the parameter."""
+    parity = ParityCheck(
+        inputs=[(2, 64, 64)],
+        max_box_diff=3.0,
+        max_box_rel_diff=0.05,
+        max_score_diff=0.2,
+        unmatched=1,
+    )
+    error = OnnxCheckError(tmp_path / "model.onnx", parity)
+    assert str(error) == f"{error.finding}; export with check=False to write it anyway"
+    assert error.finding.startswith(f"{tmp_path / 'model.onnx'}: onnxruntime disagrees with ")
+    assert error.finding.endswith("unmatched=1)); the file was not written")
+    assert error.path == tmp_path / "model.onnx" and error.parity is parity
+
+
 def test_graph_has_no_scatter_or_loop(exported: ExportReport) -> None:
     """The head's level table is one Concat and every stage is unrolled: no ScatterND (a zeroed
     table written slice by slice, ~4x slower in onnxruntime) and no data-dependent control flow."""

@@ -23,11 +23,12 @@ import torch
 from sparsercnn.cli.main import main
 from sparsercnn.engine.inference import EXPORTED_GRAPH
 from sparsercnn.engine.model_evaluation import evaluate_model_file, evaluate_onnx_file
-from sparsercnn.export import OnnxPredictor, quantization
+from sparsercnn.export import OnnxCheckError, OnnxPredictor, ParityCheck, quantization
 from sparsercnn.export.quantization import (
     QuantizationReport,
     calibration_images,
     compare_predictions,
+    export_int8_onnx,
     quantization_record,
     quantize_onnx,
 )
@@ -299,6 +300,31 @@ def test_an_unreadable_calibration_image_is_a_bad_input(fp32_path: Path, tmp_pat
     broken.write_bytes(b"\xff\xd8 not a jpeg")
     with pytest.raises(ValueError, match=r"calibration cannot read image .*broken\.jpg"):
         quantization.calibration_feed(OnnxPredictor(fp32_path, batch_size=1), broken)
+
+
+def test_a_failed_fp32_check_names_the_int8_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fp32 graph is checked in a temporary folder, whose path the error named: the user
+    was told that a file they never asked for was not written."""
+    parity = ParityCheck(
+        inputs=[(2, 64, 64)],
+        max_box_diff=3.0,
+        max_box_rel_diff=0.05,
+        max_score_diff=0.2,
+        unmatched=1,
+    )
+
+    def export(model: object, output: Path, **options: object) -> None:
+        raise OnnxCheckError(output, parity)
+
+    monkeypatch.setattr(quantization, "export_onnx", export)
+    output = tmp_path / "int8.onnx"
+    with pytest.raises(OnnxCheckError) as failed:
+        export_int8_onnx(tmp_path / "model.safetensors", output, [tmp_path / "image.jpg"])
+    assert failed.value.path == output and failed.value.parity is parity
+    assert str(failed.value).startswith(f"{output}: onnxruntime disagrees with PyTorch on its fp32")
+    assert "check=False" in str(failed.value) and not output.exists()
 
 
 @pytest.mark.slow

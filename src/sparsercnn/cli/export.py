@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
                 check=args.check,
             )
     except OnnxCheckError as error:
-        print(f"sparsercnn export: check failed: {error}", file=sys.stderr)
+        print(f"sparsercnn export: check failed: {error.finding}", file=sys.stderr)
         print("export with --no-check to write the file anyway", file=sys.stderr)
         return 1
     print(report.summary())

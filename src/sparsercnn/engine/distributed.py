@@ -110,8 +110,9 @@ def init_distributed(
         ValueError: ``device`` names no device, a device type other than CPU and CUDA, or CUDA
             (or a GPU) that is not here, or a GPU index under ``torchrun``; or ``WORLD_SIZE``,
             ``RANK`` or ``LOCAL_RANK`` is not an integer in its range
-            (:mod:`sparsercnn.torchrun_env`), or, on CUDA, ``LOCAL_RANK`` is not below the
-            number of GPUs visible.
+            (:mod:`sparsercnn.torchrun_env`), or a multi-process run lacks one of
+            :data:`REQUIRED_ENV`, or, on CUDA, ``LOCAL_RANK`` is not below the number of GPUs
+            visible.
     """
     requested = check_device(device, argument=argument) if device is not None else None
     world_size = env_world_size()
@@ -126,9 +127,11 @@ def init_distributed(
         )
     missing = [name for name in REQUIRED_ENV if name not in os.environ]
     if missing:
-        raise RuntimeError(
-            f"WORLD_SIZE={world_size} but {', '.join(missing)} not set; launch multi-process "
-            "training with `torchrun --nproc_per_node=N ...`, which sets them"
+        # The environment is the input here: refused as torchrun_env refuses its variables.
+        raise ValueError(
+            f"environment variable WORLD_SIZE={world_size} but {', '.join(missing)} not set: "
+            "launch multi-process training with `torchrun --nproc-per-node=N ...`, which sets "
+            "them, or unset WORLD_SIZE to run in one process"
         )
     rank, local_rank = env_rank(), env_local_rank()
     use_cuda = torch.cuda.is_available() and (requested is None or requested.type == "cuda")

@@ -60,7 +60,28 @@ EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "onnxscript", "onnx_ir")
 
 
 class OnnxCheckError(RuntimeError):
-    """onnxruntime's outputs differ from PyTorch's beyond the tolerances."""
+    """onnxruntime's outputs differ from PyTorch's beyond the tolerances; nothing was written.
+
+    The message is :attr:`finding` and what to do about it in the export functions' terms
+    (``check=False``); the command line says it with its own flag after :attr:`finding`.
+
+    Attributes:
+        path: the file that was not written.
+        parity: the failed comparison.
+        finding: what was found, without the advice.
+    """
+
+    def __init__(self, path: str | Path, parity: ParityCheck, graph: str = "") -> None:
+        """``graph``: which graph was compared, where it is not the file's own (``"its fp32
+        graph"`` of an int8 export)."""
+        self.path = Path(path)
+        self.parity = parity
+        compared = f" on {graph}" if graph else ""
+        self.finding = (
+            f"{path}: onnxruntime disagrees with PyTorch{compared} ({parity}); "
+            "the file was not written"
+        )
+        super().__init__(f"{self.finding}; export with check=False to write it anyway")
 
 
 @dataclass
@@ -214,10 +235,7 @@ def _write(
         if check:
             parity.append(check_parity(wrapper, tmp, loaded.config, dynamic_batch))
             if not parity[0].passed:
-                raise OnnxCheckError(
-                    f"{output_path}: onnxruntime disagrees with PyTorch ({parity[0]}); "
-                    "the file was not written"
-                )
+                raise OnnxCheckError(output_path, parity[0])
 
     path = atomic_write(output_path, write)
     return ExportReport(

@@ -32,6 +32,7 @@ from sparsercnn.atomic_file import atomic_write
 from sparsercnn.data.image_io import ImageReadError
 from sparsercnn.export.onnx_export import (
     DEFAULT_OPSET,
+    OnnxCheckError,
     ParityCheck,
     export_onnx,
     require_modules,
@@ -254,7 +255,8 @@ def export_int8_onnx(
     to that graph), then quantize it into ``output_path`` (:func:`quantize_onnx`).
 
     Raises:
-        OnnxCheckError: the fp32 graph failed its check (nothing is written).
+        OnnxCheckError: the fp32 graph failed its check (nothing is written; the error names
+            ``output_path``).
         ValueError, ImportError: see :func:`quantize_onnx`.
     """
     # The quantizer's onnxruntime is needed even without the fp32 graph's check: say so now,
@@ -262,13 +264,17 @@ def export_int8_onnx(
     require_modules("onnx", "onnxscript", "onnxruntime")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sparsercnn-export-") as folder:
-        fp32 = export_onnx(
-            model_file_or_loaded,
-            Path(folder) / "fp32.onnx",
-            opset=opset,
-            dynamic_batch=dynamic_batch,
-            check=check,
-        )
+        try:
+            fp32 = export_onnx(
+                model_file_or_loaded,
+                Path(folder) / "fp32.onnx",
+                opset=opset,
+                dynamic_batch=dynamic_batch,
+                check=check,
+            )
+        except OnnxCheckError as error:
+            # Named by the temporary file, which the user never sees.
+            raise OnnxCheckError(output_path, error.parity, graph="its fp32 graph") from None
         report = quantize_onnx(fp32.path, output_path, calibration, compare=compare)
     report.fp32_check = fp32.check
     report.seconds = time.perf_counter() - start
