@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sparsercnn.cli.main import main
-from tests.synthetic_coco import Box, WriteCoco
+from tests.synthetic_coco import Box, WriteCoco, truncate
 from tests.tiny_model import write_tiny_model_file
 
 SIZES = [(48, 64), (64, 48)]
@@ -52,6 +52,30 @@ def test_predict_then_eval_detections_gives_the_model_s_ap(
     for name in ("AP", "AP50", "AP75", "AR1", "AR10", "AR100", "per_class", "num_detections"):
         assert got[name] == expected[name], name
     assert got["detections_file"] == str(predictions) and "images_per_second" not in str(got)
+
+
+def test_eval_detections_names_the_images_predict_could_not_read(
+    write_coco: WriteCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: predict left out an unreadable image (listing it in its frame list), and eval
+    --detections scored it as missed with no word that predict never read it."""
+    dataset = write_coco(
+        num_images=3, categories=[{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]
+    )
+    truncate(dataset.image_paths[1])
+    model = str(write_tiny_model_file(tmp_path / "model.safetensors"))
+    predictions = tmp_path / "predictions.json"
+    predict = ["predict", "--model", model, str(dataset.image_dir), "--output", str(predictions)]
+    assert main(predict) == 2
+    caplog.clear()
+    assert main(["eval", "--detections", str(predictions), "--json", str(dataset.json_path)]) == 0
+    err = caplog.text
+    assert (
+        f"{predictions}: 1 of the 3 images of {dataset.json_path} could not be read by predict "
+        f"({tmp_path / 'predictions.frames.json'} lists it: {dataset.image_paths[1]}): scored "
+        "as nothing detected there (their objects count as missed)"
+    ) in err
+    assert "has no detection of" not in err
 
 
 @pytest.mark.parametrize(

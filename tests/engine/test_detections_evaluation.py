@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from faster_coco_eval import COCO, COCOeval_faster
 
+from sparsercnn.cli.predict_sequences import write_outputs
 from sparsercnn.engine.detections_evaluation import evaluate_detections_file
 from sparsercnn.evaluation.coco_evaluator import METRIC_NAMES, RECALL_NAMES
 
@@ -185,9 +186,37 @@ def test_images_without_records_are_scored_as_missed_and_said(
         report = evaluate_detections_file(_write(tmp_path / "d.json", records), gt_path)
     assert report.result.num_images == 5
     assert (
-        "d.json has no detection of 1 image of the data set: scored as nothing detected"
+        f"d.json has no detection of 1 of the 5 images of {gt_path} (sub/12.jpg): scored as "
+        "nothing detected there (their objects count as missed; for the AP of part of the "
+        "images, give an annotation file of those images only)" in caplog.text
+    )
+
+
+def test_images_predict_could_not_read_are_named_as_such(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: an image predict left out as unreadable (listed in its frame list) was scored as
+    missed among the images without records, and no message said that predict never read it."""
+    ground_truth = _ground_truth()
+    gt_path = _write(tmp_path / "instances.json", ground_truth)
+    records = []
+    for record in _detections(ground_truth):
+        if record["image_id"] not in (11, 12):
+            record["file_name"] = f"val/sub/{record.pop('image_id')}.jpg"
+            records.append(record)
+    output = tmp_path / "preds.json"
+    unreadable = [{"file_name": "val/sub/11.jpg", "reason": "truncated"}]
+    write_outputs(records, [], unreadable, output)
+    with caplog.at_level(logging.WARNING):
+        report = evaluate_detections_file(output, gt_path)
+    assert report.result.num_images == 5
+    assert (
+        f"preds.json: 1 of the 5 images of {gt_path} could not be read by predict "
+        f"({tmp_path / 'preds.frames.json'} lists it: val/sub/11.jpg): scored as nothing "
+        "detected there (their objects count as missed); predict them again once they read"
         in caplog.text
     )
+    assert f"has no detection of 1 of the 5 images of {gt_path} (sub/12.jpg)" in caplog.text
 
 
 def test_skip_invalid_leaves_out_the_records_of_the_images_it_leaves_out(

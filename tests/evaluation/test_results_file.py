@@ -9,7 +9,12 @@ from typing import Any
 
 import pytest
 
-from sparsercnn.evaluation.results_file import read_results_file, records_by_image
+from sparsercnn.evaluation.results_file import (
+    images_of_files,
+    listed_unreadable_images,
+    read_results_file,
+    records_by_image,
+)
 
 RECORD = {"image_id": 1, "category_id": 3, "bbox": [1.0, 2.0, 3.0, 4.0], "score": 0.5}
 
@@ -94,3 +99,27 @@ def test_ids_written_as_whole_floats_are_read_as_integers_with_one_warning(
     with pytest.raises(ValueError, match=r'record 2 \(\{"image_id": 2.5, "category_id": 3.0,'):
         read_results_file(path)
     assert not caplog.records  # no warning about a file refused
+
+
+def test_the_unreadable_images_of_predict_s_frame_list(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    results = _file(tmp_path, [])
+    frame_list = tmp_path / "d.frames.json"
+    assert listed_unreadable_images(results) is None  # no frame list: predict read every image
+    listed = [{"file_name": "x/a.jpg", "reason": "truncated"}]
+    frame_list.write_text(
+        json.dumps({"results": "d.json", "videos": [], "unreadable_images": listed})
+    )
+    assert listed_unreadable_images(results) == (frame_list, ["x/a.jpg"])
+    frame_list.write_text(json.dumps({"results": "other.json", "unreadable_images": listed}))
+    assert listed_unreadable_images(results) is None
+    assert "is not the frame list predict wrote with" in caplog.text
+
+
+def test_images_of_files_match_as_records_do() -> None:
+    images = {1: "a.jpg", 2: "sub/a.jpg", 3: "b.jpg"}
+    assert images_of_files(["/data/sub/a.jpg", "c.jpg", "./b.jpg"], images) == {
+        2: "/data/sub/a.jpg",
+        3: "./b.jpg",
+    }

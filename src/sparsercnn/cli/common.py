@@ -274,7 +274,9 @@ def add_model_dataset_arguments(
             help="score the detections of a COCO results JSON instead of running a model: "
             "`predict --output`'s, `eval --results`' or another tool's list of {image_id, "
             "category_id, bbox [x,y,w,h], score} records (predict's name their image by "
-            "file_name); no images/s figures; --images is only needed for --report-dir",
+            "file_name); every image of --json is scored, one without records as nothing "
+            "detected (a warning names such images, and those predict could not read); no "
+            "images/s figures; --images is only needed for --report-dir",
         )
     parser.add_argument("--json", type=user_path, required=True, help="COCO instances JSON")
     parser.add_argument(

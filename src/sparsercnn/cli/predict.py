@@ -3,7 +3,7 @@
 Inputs run in the order given (:func:`~sparsercnn.cli.predict_inputs.input_groups`):
 consecutive images share batches, and each video (or, with ``--fps``, each folder of frames)
 runs through :func:`~sparsercnn.cli.predict_sequences.predict_sequence`; the frames predicted are
-listed beside the results (:func:`~sparsercnn.cli.predict_sequences.frame_list_path`), with or
+listed beside the results (:func:`~sparsercnn.evaluation.results_file.frame_list_path`), with or
 without detections. An image that cannot be read is left out, the others written
 (:func:`~sparsercnn.cli.predict_inputs.unreadable_images`), and the exit status is 2: a whole
 input lost. A frame skipped (a damaged video's, an ``--fps`` folder's unreadable file) is one

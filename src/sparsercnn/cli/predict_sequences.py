@@ -1,7 +1,8 @@
 """The videos and frame folders of ``sparsercnn predict``: each sequence's records through
 :func:`sparsercnn.video.predict_video` (:func:`predict_sequence`), its annotated video
 (:func:`annotated_video_targets`, :func:`video_writer`), and the frame list written beside the
-results (:func:`frame_list_path`, :func:`write_outputs`), which names every frame predicted,
+results (:func:`write_outputs`, at
+:func:`~sparsercnn.evaluation.results_file.frame_list_path`), which names every frame predicted,
 with or without detections, and every image that could not be read.
 """
 
@@ -197,12 +198,6 @@ def frame_name(sequence: FrameSequence, frame: Frame) -> str:
     )
 
 
-def frame_list_path(output: Path) -> Path:
-    """Where ``predict`` lists the frames it predicted, beside its results JSON ``output``:
-    ``predictions.json`` gives ``predictions.frames.json``."""
-    return output.with_suffix(".frames.json")
-
-
 def write_outputs(
     records: list[Mapping[str, Any]],
     videos: list[dict[str, Any]],
@@ -210,7 +205,9 @@ def write_outputs(
     output: Path,
 ) -> Path | None:
     """Write the COCO results ``records`` to ``output`` and, when videos or frame folders were
-    predicted or images could not be read, the frame list to :func:`frame_list_path`: a JSON
+    predicted or images could not be read, the frame list to
+    :func:`~sparsercnn.evaluation.results_file.frame_list_path` (which ``eval --detections``
+    reads, :func:`~sparsercnn.evaluation.results_file.listed_unreadable_images`): a JSON
     object ``{"results": output's name, "videos": [{"file_name", "frames": [{"frame_index",
     "timestamp", "frame_file" (frame folders only), "num_detections"}, ...], "skipped_frames":
     [frame_index, ...]}, ...], "unreadable_images": [{"file_name", "reason"}, ...]}``
@@ -228,6 +225,7 @@ def write_outputs(
     """
     from sparsercnn.atomic_file import AtomicFile
     from sparsercnn.evaluation.results import write_results_json
+    from sparsercnn.evaluation.results_file import frame_list_path
 
     frame_list = frame_list_path(output)
     if not videos and not unreadable:

@@ -21,8 +21,13 @@ from sparsercnn.engine.inference import Evaluation, evaluation_ground_truth
 from sparsercnn.engine.model_evaluation import check_output_paths
 from sparsercnn.evaluation import CocoEvaluator
 from sparsercnn.evaluation.results import coco_results_to_detections
-from sparsercnn.evaluation.results_file import read_results_file, records_by_image
-from sparsercnn.text import counted
+from sparsercnn.evaluation.results_file import (
+    images_of_files,
+    listed_unreadable_images,
+    read_results_file,
+    records_by_image,
+)
+from sparsercnn.text import counted, listing
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +44,11 @@ def evaluate_detections_file(
     """COCO evaluation of the detections in ``detections_path`` on the data set of
     ``json_path``, optionally writing the metrics (:meth:`EvaluationReport.write_files`).
 
-    Every image of the data set is scored, as a model's evaluation scores them: an image
-    without records is one where nothing was detected (a warning says how many). With
+    Every image of the data set is scored, as a model's evaluation and pycocotools score them:
+    an image without records is one where nothing was detected, its objects missed. A warning
+    says how many of the images have no records and names a few, and another those of them that
+    ``predict`` could not read (listed in its frame list beside the results,
+    :func:`~sparsercnn.evaluation.results_file.listed_unreadable_images`). With
     ``image_dir`` the image files are checked as a model's evaluation checks them (needed for
     the report's sample drawings); without, only the annotation file is, and ``skip_invalid``
     leaves out the entries it calls errors, with their records.
@@ -88,7 +96,8 @@ def evaluate_detections_file(
         evaluator.extend(image_ids, results)
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from None
-    _warn_incomplete(source, len(records), num_left_out, len(image_ids) - len(grouped))
+    without = {image_id: name for image_id, name in images.items() if image_id not in grouped}
+    _warn_incomplete(source, len(records), num_left_out, without, len(image_ids), str(json_path))
     if on_accepted is not None:
         on_accepted()
     categories = dataset.category_map
@@ -109,8 +118,17 @@ def evaluate_detections_file(
     return report
 
 
-def _warn_incomplete(source: str, num_records: int, num_left_out: int, num_empty: int) -> None:
-    """Say what of the file is not scored, and which images are scored without detections."""
+def _warn_incomplete(
+    source: str,
+    num_records: int,
+    num_left_out: int,
+    without: dict[int, str],
+    num_images: int,
+    ground_truth: str,
+) -> None:
+    """Say what of the file is not scored, and which of the ``num_images`` scored images are
+    scored without detections (``without``: their ``file_name`` by image id), telling apart
+    those ``predict`` could not read."""
     if num_left_out:
         logger.warning(
             "%s: %s of images that skip_invalid (--skip-invalid) left out are not scored",
@@ -119,10 +137,43 @@ def _warn_incomplete(source: str, num_records: int, num_left_out: int, num_empty
         )
     if num_records == 0:
         logger.warning("%s holds no detection: every AP and AR is 0", source)
-    elif num_empty:
+        return
+    unread: dict[int, str] = {}
+    listed = listed_unreadable_images(source)
+    if listed is not None:
+        frame_list, names = listed
+        unread = images_of_files(names, without)
+        _warn_unread(source, unread, num_images, ground_truth, frame_list)
+    others = sorted(name for image_id, name in without.items() if image_id not in unread)
+    if others:
         logger.warning(
-            "%s has no detection of %s of the data set: scored as nothing detected there "
-            "(their objects count as missed)",
+            "%s has no detection of %d of the %d images of %s (%s): scored as nothing "
+            "detected there (their objects count as missed; for the AP of part of the images, "
+            "give an annotation file of those images only)",
             source,
-            counted(num_empty, "image"),
+            len(others),
+            num_images,
+            ground_truth,
+            listing(others, 3),
         )
+
+
+def _warn_unread(
+    source: str, unread: dict[int, str], num_images: int, ground_truth: str, frame_list: Path
+) -> None:
+    """Say which images of the data set ``predict`` could not read (``unread``: their path in
+    ``frame_list`` by image id), which are scored without detections."""
+    if not unread:
+        return
+    logger.warning(
+        "%s: %d of the %d images of %s could not be read by predict (%s lists %s: %s): scored "
+        "as nothing detected there (their objects count as missed); predict them again once "
+        "they read",
+        source,
+        len(unread),
+        num_images,
+        ground_truth,
+        frame_list,
+        "it" if len(unread) == 1 else "them",
+        listing(sorted(unread.values()), 3),
+    )

@@ -8,7 +8,9 @@ without ``image_id``, naming each image by ``file_name``, the path it was given:
 is of the image whose ``file_name`` in the annotation file ends that path. :func:`read_results_file`
 checks every record's keys and types, and :func:`records_by_image` gives each its image; its
 category and values (a category of the data set, finite, no negative size) are checked where
-every record is, by :meth:`~sparsercnn.evaluation.CocoEvaluator.extend`.
+every record is, by :meth:`~sparsercnn.evaluation.CocoEvaluator.extend`. The frame list
+``predict`` writes beside its results (:func:`frame_list_path`) names the images it could not
+read (:func:`listed_unreadable_images`), which have no records.
 """
 
 from __future__ import annotations
@@ -70,6 +72,46 @@ def read_results_file(path: str | Path) -> list[dict[str, Any]]:
     if whole_floats:
         logger.warning("%s", whole_float_ids_message(str(path), whole_floats))
     return records
+
+
+def frame_list_path(results: Path) -> Path:
+    """Where ``predict`` lists the frames it predicted and the images it could not read, beside
+    its results JSON ``results``: ``predictions.json`` gives ``predictions.frames.json``."""
+    return results.with_suffix(".frames.json")
+
+
+def listed_unreadable_images(results: str | Path) -> tuple[Path, list[str]] | None:
+    """The images ``predict`` could not read when it wrote the results file ``results``, as
+    its frame list (:func:`frame_list_path`) names them (``"unreadable_images": [{"file_name",
+    "reason"}, ...]``, ``file_name`` as records name an image).
+
+    Returns:
+        The frame list and those file names (empty when it lists none), or None when there is
+        no frame list of ``results`` (another tool's file, a renamed one, a run that read every
+        image). A frame list that cannot be read, or names other results, is warned about and
+        taken as none.
+    """
+    frame_list = frame_list_path(Path(results))
+    if not frame_list.is_file():
+        return None
+    try:
+        data = json.loads(frame_list.read_bytes())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        logger.warning(
+            "%s, predict's frame list of %s, cannot be read: %s", frame_list, results, error
+        )
+        return None
+    listed = data.get("unreadable_images", []) if isinstance(data, dict) else None
+    if not isinstance(listed, list) or data.get("results") != Path(results).name:
+        logger.warning(
+            "%s is not the frame list predict wrote with %s (it names other results, or is no "
+            "frame list); the images it may list as unreadable are not told apart",
+            frame_list,
+            results,
+        )
+        return None
+    names = [entry["file_name"] for entry in listed if isinstance(entry, dict)]
+    return frame_list, [name for name in names if isinstance(name, str)]
 
 
 def _what_instead(data: Any) -> str:
@@ -180,6 +222,23 @@ def records_by_image(
             "whose file_name ends its file_name); give the annotation file of these images"
         )
     return grouped, num_left_out
+
+
+def images_of_files(names: Sequence[str], images: Mapping[int, str]) -> dict[int, str]:
+    """The images of ``images`` (``file_name`` by image id) that the paths ``names`` are of, as
+    a record's ``file_name`` is matched (:func:`records_by_image`): ``names`` of no image are
+    left out.
+
+    Returns:
+        Each matched image's path from ``names``, by image id.
+    """
+    by_name = {_path_parts(name): i for i, name in images.items() if name}
+    matched = {}
+    for name in names:
+        image_id = _image_of_file(name, by_name)
+        if image_id is not None:
+            matched[image_id] = name
+    return matched
 
 
 def _path_parts(name: str) -> tuple[str, ...]:
