@@ -49,9 +49,43 @@ def test_train_writes_the_model_file_and_the_metrics_log(
     assert all(r["loss"] > 0 for r in steps)
 
 
+TABLE_HEADER = "COCO bbox evaluation on"  # the first line of EvaluationResult.format_table()
+
+
+@pytest.mark.slow
+def test_train_prints_the_final_table_once_with_its_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Training logs each evaluation on one line; the table of the model report/ draws is
+    printed once, after the summary (the log held the same table before it)."""
+    data = generate_demo_dataset(tmp_path / "data", num_train=4, num_val=2, image_size=(96, 128))
+    run = tmp_path / "run"
+    argv = ["train", "--train-json", str(data.train_json), "--train-images"]
+    argv += [str(data.train_images), "--val-json", str(data.val_json), "--val-images"]
+    argv += [str(data.val_images), "--output-dir", str(run), "--preset", "tiny"]
+    argv += ["--set", "train.max_iter=2", "train.eval_period=2", "--device", "cpu"]
+    with caplog.at_level(logging.INFO):
+        assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert (printed + caplog.text).count(TABLE_HEADER) == 1
+    assert "Per-class AP:" in printed and "speed on cpu" in printed
+    summary = printed.index("final AP")
+    assert (
+        summary
+        < printed.index("evaluation of model_best.safetensors:")
+        < printed.index(TABLE_HEADER)
+    )
+    logged = [r.getMessage() for r in caplog.records if r.name == "sparsercnn.engine.trainer"]
+    assert any(m.startswith("evaluation at iteration 2: COCO bbox AP ") for m in logged)
+    assert caplog.text.count("COCO bbox AP ") == 1  # not the evaluator's line besides
+
+
 @pytest.mark.slow
 def test_demo_trains_evaluates_and_writes_every_listed_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The demo's data set, cut from 600 + 100 images to 6 + 3.
     small = functools.partial(generate_demo_dataset, num_train=6, num_val=3)
@@ -68,10 +102,14 @@ def test_demo_trains_evaluates_and_writes_every_listed_file(
     out = tmp_path / "demo"
     argv = ["demo", "--output-dir", str(out), "--time-budget", "1", "--device", "cpu"]
     overrides = ["train.max_iter=2", "train.batch_size=2", "model.num_stages=4"]
-    assert main([*argv, "--set", *overrides]) == 0
+    with caplog.at_level(logging.INFO):
+        assert main([*argv, "--set", *overrides]) == 0
     assert len(passes) == 1
     printed = capsys.readouterr().out
     assert "AP = " in printed and "on 3 validation images" in printed
+    # The last evaluation's table once, just before the summary: training logged it on one line.
+    assert (printed + caplog.text).count(TABLE_HEADER) == 1
+    assert printed.index(TABLE_HEADER) < printed.index("Demo finished")
     assert "auto recipe" in printed and "input size" in printed
     # The best model when an evaluation ran within the budget, else the final one.
     model = Path(printed.split("model:")[1].split()[0])

@@ -192,6 +192,19 @@ def test_table_says_what_a_dash_means(ground_truth: dict[str, Any]) -> None:
     assert "(-:" not in full.format_table() and "Not scored" not in full.format_table()
 
 
+def test_one_line_headline_gives_the_ap_figures_and_the_images_scored(
+    ground_truth: dict[str, Any],
+) -> None:
+    """A training run logs each evaluation on this line; the table is printed once, at the end."""
+    result = _evaluate(ground_truth, {3: _gt_detections(ground_truth, 3)})
+    line = result.format_line()
+    assert "\n" not in line
+    assert line == (
+        "COCO bbox AP 100.00% AP50 100.00% AP75 100.00% APs - APm 100.00% APl - "
+        "on 1 of 4 images (subset)"
+    )
+
+
 def test_size_ranges_use_the_area_field_and_crowd_regions_are_ignored(
     ground_truth: dict[str, Any],
 ) -> None:

@@ -146,8 +146,9 @@ def check_run_to_start(
 def write_demo_outputs(
     result: TrainResult, data: DemoDatasetPaths, out: Path, device: torch.device
 ) -> tuple[EvaluationReport, Path, Path]:
-    """Print the trained model's evaluation and write its files, drawings, plots and stage figure
-    under ``out``; return the evaluation and the drawings' folder and figure's path."""
+    """Write the trained model's evaluation files, drawings, plots and stage figure under
+    ``out``; return the evaluation (which :func:`run` prints with its summary) and the drawings'
+    folder and figure's path."""
     from sparsercnn.diagnostics import write_evaluation_report, write_stage_figure
 
     # Training's report of model_best, as `train` draws report/ from: the validation pass
@@ -156,7 +157,6 @@ def write_demo_outputs(
     # One process, with a validation set; training evaluates its model files.
     assert report is not None and report.model_file is not None
     report.write_files(results_path=out / "val_results.json", metrics_path=out / "metrics.json")
-    print(report.format())
     drawings = draw_predictions(report, out / "predictions", limit=12)
     write_evaluation_report(report, out / "report")
     first_val_image = sorted(data.val_images.iterdir())[0]
@@ -235,6 +235,8 @@ def run(args: argparse.Namespace) -> int:
     model_path = report.model_file
     shown = ", ".join(str(s) for s in default_figure_stages(cfg.model.num_stages))
     minutes = (time.perf_counter() - start) / 60
+    # Training logged its evaluations on one line each: the table is printed here, once.
+    print(report.format())
     print(
         f"\nDemo finished in {minutes:.1f} min. AP = {format_percent(report.result.AP)} on "
         f"{report.result.num_images} validation images.\n"

@@ -200,11 +200,13 @@ def run(args: argparse.Namespace) -> int:
         )
     if aps:
         print("; ".join(aps))
-    # Run-folder diagnostics (PR curves, confusion matrix, samples, label summary) from the
-    # evaluation training ran.
+    # The table of the model report/ draws, once (training logged each evaluation on one line),
+    # and the run-folder diagnostics (PR curves, confusion matrix, samples, label summary) from
+    # the evaluation training ran.
     report = result.evaluation_report
     if report is not None:
         assert report.model_file is not None  # training evaluates its model files
+        print(f"evaluation of {report.model_file.name}:\n{report.format()}")
         write_evaluation_report(report, args.output_dir / REPORT_DIR)
         print(f"evaluation plots of {report.model_file.name} in {args.output_dir / REPORT_DIR}")
     return 0

@@ -677,11 +677,13 @@ class Trainer:
         done_on_main(lambda: self._record(evaluation))
 
     def _record(self, evaluation: Evaluation | None) -> None:
-        """Log rank 0's evaluation, and keep its model as ``model_best`` when it is the best."""
+        """Log rank 0's evaluation on one line, and keep its model as ``model_best`` when it is
+        the best. The whole result (AR, per-class AP) goes to ``metrics.jsonl``; the table is
+        for the caller to print once, of the model it reports (``train``, ``demo``)."""
         assert evaluation is not None, "evaluate() returns the evaluation on rank 0"
         result = evaluation.result
         self.metrics.append({"iter": self.iteration, "eval": result.to_dict()})
-        logger.info("evaluation at iteration %d:\n%s", self.iteration, result.format_table())
+        logger.info("evaluation at iteration %d: %s", self.iteration, result.format_line())
         if self.evaluations.record(evaluation, self.iteration):
             best = save_model_file(
                 self.path(MODEL_BEST_FILE), self.model, self.cfg, self.categories

@@ -148,12 +148,15 @@ class EvaluationResult:
         out["num_detections"] = self.num_detections
         return out
 
+    def format_line(self) -> str:
+        """The headline on one line: the six AP figures in percent and the images scored (a
+        training run's periodic evaluations; :meth:`format_table` gives the whole result)."""
+        figures = " ".join(f"{name} {format_percent(getattr(self, name))}" for name in METRIC_NAMES)
+        return f"COCO bbox {figures} on {self._scope()}"
+
     def format_table(self) -> str:
         """A readable summary (AP and AR in percent) followed by a per-class AP table."""
-        scope = f"{self.num_images} images"
-        if self.is_subset:
-            scope = f"{self.num_images} of {self.num_gt_images} images (subset)"
-        lines = [f"COCO bbox evaluation on {scope}, {self.num_detections} detections"]
+        lines = [f"COCO bbox evaluation on {self._scope()}, {self.num_detections} detections"]
         for ap_name, ar_name in zip(METRIC_NAMES, RECALL_NAMES, strict=True):
             ap, ar = getattr(self, ap_name), getattr(self, ar_name)
             lines.append(
@@ -170,6 +173,11 @@ class EvaluationResult:
                 + ", ".join(self.classes_without_ground_truth)
             )
         return "\n".join(lines)
+
+    def _scope(self) -> str:
+        if self.is_subset:
+            return f"{self.num_images} of {self.num_gt_images} images (subset)"
+        return f"{self.num_images} images"
 
 
 def _columns(cells: list[tuple[str, str]], num_columns: int) -> list[str]:
@@ -313,13 +321,8 @@ class CocoEvaluator:
             precision_recall=curves,
             classes_without_ground_truth=[gt.names[c] for c in gt.category_ids if c not in scored],
         )
-        logger.info(
-            "COCO bbox AP %s AP50 %s AP75 %s on %d images",
-            format_percent(result.AP),
-            format_percent(result.AP50),
-            format_percent(result.AP75),
-            result.num_images,
-        )
+        # The caller says the result (a table, or a training run's one line): not said twice.
+        logger.debug("%s", result.format_line())
         return result
 
     def _run(self, image_ids: list[int], records: list[CocoResult]) -> COCOeval_faster:
