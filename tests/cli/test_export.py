@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from sparsercnn.cli.main import main
-from sparsercnn.export import OnnxCheckError, ParityCheck, onnx_export
+from sparsercnn.export import OnnxCheckError, onnx_export
+from tests.export.failed_check import FAILED_PARITY
 from tests.synthetic_coco import SyntheticCoco
 
 
@@ -51,13 +52,7 @@ def test_a_failed_check_says_the_flag_once(
 ) -> None:
     """The library's advice names its parameter (``check=False``); the command line says its
     flag instead, not both."""
-    parity = ParityCheck(
-        inputs=[(2, 64, 64)],
-        max_box_diff=3.0,
-        max_box_rel_diff=0.05,
-        max_score_diff=0.2,
-        unmatched=1,
-    )
+    parity = FAILED_PARITY
 
     def export(model: Path, output: Path, **options: Any) -> _Report:
         raise OnnxCheckError(output, parity)

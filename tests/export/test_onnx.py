@@ -25,7 +25,6 @@ from sparsercnn.export import OnnxPredictor, export_onnx, onnx_export
 from sparsercnn.export.onnx_export import (
     ExportReport,
     OnnxCheckError,
-    ParityCheck,
     check_graph_opset,
     match_detections,
 )
@@ -36,6 +35,7 @@ from sparsercnn.model_file import LoadedModel, load_model_file, save_model_file
 from sparsercnn.predictor import Predictor
 from sparsercnn.presets import get_preset
 from sparsercnn.structures import ImageBatch
+from tests.export.failed_check import FAILED_PARITY
 from tests.synthetic_coco import WriteCoco
 from tests.tiny_model import write_tiny_model_file
 
@@ -72,13 +72,7 @@ def test_export_checks_itself(exported: ExportReport) -> None:
 def test_a_failed_check_says_how_to_write_the_file_anyway(tmp_path: Path) -> None:
     """The error said what failed but not what to do (only the command line added
     ``--no-check``): a caller of :func:`export_onnx` learns the parameter."""
-    parity = ParityCheck(
-        inputs=[(2, 64, 64)],
-        max_box_diff=3.0,
-        max_box_rel_diff=0.05,
-        max_score_diff=0.2,
-        unmatched=1,
-    )
+    parity = FAILED_PARITY
     error = OnnxCheckError(tmp_path / "model.onnx", parity)
     assert str(error) == f"{error.finding}; export with check=False to write it anyway"
     assert error.finding.startswith(f"{tmp_path / 'model.onnx'}: onnxruntime disagrees with ")

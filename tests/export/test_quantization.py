@@ -23,7 +23,7 @@ import torch
 from sparsercnn.cli.main import main
 from sparsercnn.engine.inference import EXPORTED_GRAPH
 from sparsercnn.engine.model_evaluation import evaluate_model_file, evaluate_onnx_file
-from sparsercnn.export import OnnxCheckError, OnnxPredictor, ParityCheck, quantization
+from sparsercnn.export import OnnxCheckError, OnnxPredictor, quantization
 from sparsercnn.export.quantization import (
     QuantizationReport,
     calibration_images,
@@ -34,6 +34,7 @@ from sparsercnn.export.quantization import (
 )
 from sparsercnn.prediction import Prediction
 from tests import synthetic_coco
+from tests.export.failed_check import FAILED_PARITY
 from tests.synthetic_coco import SyntheticCoco
 
 onnx = pytest.importorskip("onnx")
@@ -307,13 +308,7 @@ def test_a_failed_fp32_check_names_the_int8_output(
 ) -> None:
     """The fp32 graph is checked in a temporary folder, whose path the error named: the user
     was told that a file they never asked for was not written."""
-    parity = ParityCheck(
-        inputs=[(2, 64, 64)],
-        max_box_diff=3.0,
-        max_box_rel_diff=0.05,
-        max_score_diff=0.2,
-        unmatched=1,
-    )
+    parity = FAILED_PARITY
 
     def export(model: object, output: Path, **options: object) -> None:
         raise OnnxCheckError(output, parity)
