@@ -1,8 +1,9 @@
 """Reading a file, or a download, whole in a stream: a chunk at a time, never all at once.
 
 The checksums of torch.save's archive records (:mod:`sparsercnn.torch_archive`), of safetensors
-tensor data (:mod:`sparsercnn.safetensors_file`) and of downloads
-(:mod:`sparsercnn.weights.download`), and downloads themselves, read their bytes so.
+tensor data (:mod:`sparsercnn.safetensors_file`) and of downloaded files
+(:mod:`sparsercnn.weights.file_digest`), and downloads themselves
+(:mod:`sparsercnn.weights.http_download`), read their bytes so.
 """
 
 from __future__ import annotations

@@ -318,7 +318,7 @@ def _log_images_without_boxes(inspection: Inspection) -> None:
     by_code = issues_by_code(inspection.issues)
     unlabelled = by_code.get("image_without_usable_boxes", [])
     if unlabelled:
-        files = listing([str(issue.file) for issue in unlabelled], limit=5)
+        files = issue_subjects(unlabelled, limit=5)
         logger.warning(
             "%s: %d of the %d images kept (%s) %s annotations but no usable box, each with an "
             "error or of zero size: kept as negative examples, their objects counted as "

@@ -27,7 +27,8 @@ from sparsercnn.data.image_io import (
     read_image_header,
     warn_multi_frame,
 )
-from sparsercnn.image_inputs import IMAGE_SUFFIXES, folder_files, no_files_error
+from sparsercnn.data.image_suffixes import IMAGE_SUFFIXES
+from sparsercnn.image_inputs import folder_files, no_files_error
 from sparsercnn.text import counted, listing
 from sparsercnn.video.demux_damage import DemuxDamage
 from sparsercnn.video.numbering import FrameNumbering
@@ -88,14 +89,14 @@ def frames_format(path: str | Path) -> str | None:
         return None
 
 
-def reads_as_video(suffix: str, frames_format: str | None) -> bool:
-    """Whether a file of ``suffix`` whose :func:`frames_format` is ``frames_format`` is read as
+def reads_as_video(suffix: str, image_format: str | None) -> bool:
+    """Whether a file of ``suffix`` whose :func:`frames_format` is ``image_format`` is read as
     a video, every frame decoded by PyAV: one with a video suffix (:data:`VIDEO_SUFFIXES`), or
     an animated GIF or PNG (:data:`ANIMATION_FORMATS`), where an image is its first frame alone.
     An animated WebP (which FFmpeg fails to decode), a multi-page TIFF (whose first page alone
     it reads) and a GIF named ``.png`` are images, read as their first frame with a warning."""
     suffix = suffix.lower()
-    animated = frames_format is not None and ANIMATION_FORMATS.get(suffix) == frames_format
+    animated = image_format is not None and ANIMATION_FORMATS.get(suffix) == image_format
     return suffix in VIDEO_SUFFIXES or animated
 
 
@@ -478,6 +479,7 @@ class FrameFolder:
                 listing it in :attr:`skipped_frames`).
         """
         check_every(every)
+        self.skipped_frames = []  # an earlier read's, until this one's predict_video sets them
         for index in range(0, len(self.files), every):
             yield Frame(None, index, float(index / self.fps), self.files[index])
 
