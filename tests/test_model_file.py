@@ -4,9 +4,11 @@ for files it cannot load."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -77,7 +79,8 @@ def test_a_refused_file_loads_no_tensor(
     model_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Was: every tensor loaded, then the file read again for its CRC-32 or its metadata
-    refused. The header is checked first; the tensors are loaded only from a file that passes."""
+    refused. The header is checked first (format version, its CRC-32); the tensors are loaded
+    only from a file whose header passes (their data are checked as they load)."""
     loaded: list[str] = []
 
     class CountingHandle:
@@ -103,11 +106,52 @@ def test_a_refused_file_loads_no_tensor(
 
     monkeypatch.setattr("sparsercnn.model_file.safe_open", CountingHandle)
     wrong_version = with_metadata(model_file, tmp_path, format_version="0")
-    flip_a_tensor_byte(model_file)
+    data = model_file.read_bytes()
+    model_file.write_bytes(data.replace(b" 123.675,", b" 923.675,", 1))  # a config value
     for refused in (model_file, wrong_version):
         with pytest.raises(ValueError):
             read_model_file(refused)
     assert loaded == []
+
+
+def test_a_model_file_is_opened_once_and_its_data_read_once(
+    model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: opened by safetensors twice, and its tensor data read whole through ``open`` for
+    their CRC-32 besides being loaded. Now one handle reads the header and loads the tensors,
+    whose CRC-32 is summed from the loaded tensors: ``open`` reads the header alone."""
+    opened: list[str] = []
+    read_bytes = 0
+    real_open, real_safe_open = open, safe_open
+
+    def counting_safe_open(path: str, framework: str) -> Any:
+        opened.append(path)
+        return real_safe_open(path, framework=framework)
+
+    def counting_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        handle = real_open(file, mode, *args, **kwargs)
+        if isinstance(file, (str, os.PathLike)) and Path(file) == model_file:
+            read = handle.read
+
+            def counted_read(*size: int) -> bytes:
+                nonlocal read_bytes
+                data = read(*size)
+                read_bytes += len(data)
+                return data
+
+            handle.read = counted_read
+        return handle
+
+    header_size = 8 + int.from_bytes(model_file.read_bytes()[:8], "little")
+    monkeypatch.setattr("sparsercnn.model_file.safe_open", counting_safe_open)
+    monkeypatch.setattr("builtins.open", counting_open)
+    read_model_file(model_file)
+    assert opened == [str(model_file)]
+    assert 0 < read_bytes <= 2 * header_size < model_file.stat().st_size / 10
+    monkeypatch.undo()
+    flip_a_tensor_byte(model_file)
+    with pytest.raises(ValueError, match="its tensor data do not match the CRC-32"):
+        read_model_file(model_file)
 
 
 def test_a_file_written_before_the_digest_loads_unchecked(model_file: Path, tmp_path: Path) -> None:

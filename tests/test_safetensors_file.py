@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ from safetensors.torch import save_file
 from sparsercnn.safetensors_file import (
     DIGEST_KEY,
     HEADER_DIGEST_KEY,
-    check_crc32,
+    check_header_crc32,
+    load_tensors,
     stored_tensors_crc32,
     write_safetensors,
 )
@@ -32,6 +34,13 @@ RESAVED = (
 
 def again() -> str:
     return AGAIN
+
+
+def check_crc32(path: Path, metadata: dict[str, str], again: Callable[[], str]) -> None:
+    """Read ``path`` as the readers do: its header checked, then its tensors loaded, checked."""
+    check_header_crc32(path, metadata, again)
+    with safe_open(str(path), framework="pt") as handle:
+        assert sorted(load_tensors(handle, path, metadata, again)) == sorted(TENSORS)
 
 
 def metadata_of(path: Path) -> dict[str, str]:

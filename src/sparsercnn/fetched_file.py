@@ -4,9 +4,10 @@ its bytes matched the SHA-256 expected of them.
 The readers of weight files (:mod:`sparsercnn.weights.readers`, :mod:`sparsercnn.model_file`)
 take it wherever they take a path. The CRC-32 checks of the bytes inside a file
 (:func:`~sparsercnn.torch_archive.damaged_record`,
-:func:`~sparsercnn.safetensors_file.check_crc32`) pass a file whose SHA-256 matched without
-reading it: the digest covers every byte, so that a checksummed 440 MB checkpoint is read once,
-by fetch, not a second time for its CRC-32. (Even an 8-digit prefix, all an mmdetection name
+:func:`~sparsercnn.safetensors_file.check_header_crc32` and
+:func:`~sparsercnn.safetensors_file.load_tensors`) pass a file whose SHA-256 matched without
+summing it: the digest covers every byte, so that a checksummed 440 MB checkpoint is summed
+once, by fetch, not a second time for its CRC-32. (Even an 8-digit prefix, all an mmdetection name
 carries, misses accidental damage as rarely as a CRC-32 does: once in 4 billion.) Only
 :func:`checksummed_file`, which fetch calls once it has compared the digest, makes such a file:
 ``FetchedFile(path)`` is a file nothing has checked.

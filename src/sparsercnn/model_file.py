@@ -32,7 +32,7 @@ from sparsercnn.model import SparseRCNN, build_model
 from sparsercnn.model.int8_features import Int8Calibration
 from sparsercnn.paths import check_file
 from sparsercnn.runtime import check_device
-from sparsercnn.safetensors_file import check_crc32, write_safetensors
+from sparsercnn.safetensors_file import check_header_crc32, load_tensors, write_safetensors
 from sparsercnn.text import listing
 from sparsercnn.torch_archive import ZIP_MAGIC
 
@@ -94,8 +94,8 @@ def read_model_file(
     path: str | Path | FetchedFile,
 ) -> tuple[dict[str, Tensor], Config, CategoryMap]:
     """Read weights, config and label map from a file written by :func:`save_model_file`
-    (its CRC-32 unread where ``path`` is a fetched file whose SHA-256 matched,
-    :func:`~sparsercnn.safetensors_file.check_crc32`).
+    (its CRC-32 unchecked where ``path`` is a fetched file whose SHA-256 matched,
+    :func:`~sparsercnn.safetensors_file.load_tensors`).
 
     Raises:
         FileNotFoundError, IsADirectoryError: ``path`` is no file.
@@ -109,16 +109,32 @@ def read_model_file(
 def _read(
     file: str | Path | FetchedFile,
 ) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str, str]]:
-    """Weights, config, label map and the whole metadata: the header is checked (format,
-    version, header and tensor data CRC-32, config and label map) before any tensor is
-    loaded."""
+    """Weights, config, label map and the whole metadata, the file opened once: the header is
+    checked (format, version, its CRC-32, config and label map) before any tensor is loaded,
+    the tensor data against their CRC-32 as they are loaded
+    (:func:`~sparsercnn.safetensors_file.load_tensors`)."""
     path = Path(file)
     check_file(path, "model file", "the .safetensors file")
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
+        opened = safe_open(str(path), framework="pt")  # reads and checks the header's layout
     except (SafetensorError, OSError, ValueError) as error:
         raise ValueError(unreadable_model_file_message(path, error)) from error
+    with opened as handle:
+        metadata = handle.metadata() or {}
+        config, categories = _checked_header(file, metadata)
+        try:
+            tensors = load_tensors(handle, file, metadata, _copy_again)
+        except (SafetensorError, OSError) as error:
+            raise ValueError(unreadable_model_file_message(path, error)) from error
+    return tensors, config, categories, metadata
+
+
+def _checked_header(
+    file: str | Path | FetchedFile, metadata: dict[str, str]
+) -> tuple[Config, CategoryMap]:
+    """The config and label map that the header's ``metadata`` holds, once its format, version
+    and CRC-32 (:func:`~sparsercnn.safetensors_file.check_header_crc32`) are checked."""
+    path = Path(file)
     if metadata.get("format") == BACKBONE_FORMAT_NAME:
         raise ValueError(
             f"{path} holds only a ResNet's weights (the backbone file `sparsercnn convert` makes "
@@ -135,7 +151,7 @@ def _read(
             f"{path} has model file format version {metadata.get('format_version')!r}; this "
             f"sparsercnn reads version {FORMAT_VERSION}: use the sparsercnn that wrote it"
         )
-    check_crc32(file, metadata, lambda: "copy, download or save it again")
+    check_header_crc32(file, metadata, _copy_again)
     try:
         config = Config.from_run_dict(json.loads(metadata["config"]))
         categories = CategoryMap.from_dict(json.loads(metadata["categories"]))
@@ -150,12 +166,12 @@ def _read(
             f"{path}: damaged metadata: the label map has {len(categories)} classes but the "
             f"config has model.num_classes={config.model.num_classes}; re-export the model"
         )
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError) as error:
-        raise ValueError(unreadable_model_file_message(path, error)) from error
-    return tensors, config, categories, metadata
+    return config, categories
+
+
+def _copy_again() -> str:
+    """What to do about a damaged model file, for the message."""
+    return "copy, download or save it again"
 
 
 def unreadable_model_file_message(path: Path, error: Exception) -> str:

@@ -16,12 +16,13 @@ digits each, both defined by the file alone:
   writes them) keeps it valid; a changed dtype, shape, data offset, name or metadata value does
   not.
 
-:func:`check_crc32` compares them when the file is read; a file without one (another program's,
-or one sparsercnn wrote before it stored that one) is not checked on that part. CRC-32 rather
-than SHA-256: it is there for accidental damage (it catches every burst of up to 32 bits, any
-other damage but once in 4 billion), not for tampering, and it is about twice as fast as SHA-256
-with SHA instructions (machine A, BENCHMARKS.md session 32: about 0.2 s estimated for a 440 MB
-ResNet-50 model on one core).
+:func:`check_header_crc32` and :func:`load_tensors` compare them when the file is read (the
+latter on the loaded tensors, so that the data are read once); a file without one (another
+program's, or one sparsercnn wrote before it stored that one) is not checked on that part.
+CRC-32 rather than SHA-256: it is there for accidental damage (it catches every burst of up to
+32 bits, any other damage but once in 4 billion), not for tampering, and it is about twice as
+fast as SHA-256 with SHA instructions (machine A, BENCHMARKS.md session 32: about 0.2 s
+estimated for a 440 MB ResNet-50 model on one core).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
@@ -124,39 +126,74 @@ def stored_tensors_crc32(path: Path) -> str | None:
     return metadata.get(DIGEST_KEY)
 
 
-def check_crc32(
+def check_header_crc32(
     path: str | os.PathLike[str], metadata: Mapping[str, str], again: Callable[[], str]
 ) -> None:
-    """Check the header and the tensor data of the safetensors file ``path`` against the CRC-32
-    its header's ``metadata`` holds (:data:`HEADER_DIGEST_KEY`, :data:`DIGEST_KEY`); a part
-    without its CRC-32 is not checked, nor a file whose SHA-256 matched
-    (:func:`~sparsercnn.fetched_file.checksum_verified`: it is not read again).
+    """Check the header of the safetensors file ``path`` against the CRC-32 its ``metadata``
+    holds (:data:`HEADER_DIGEST_KEY`), reading the header alone, before anything it says is
+    used; unchecked where there is none, or where the file's SHA-256 matched
+    (:func:`~sparsercnn.fetched_file.checksum_verified`).
 
     Args:
         again: what to do about a damaged file ("copy it again", ...), for the message; called
             only for a damaged file.
 
     Raises:
-        ValueError: the header or the tensor data do not match; the message names ``path``.
+        ValueError: the header does not match; the message names ``path``.
     """
-    stored_header, stored_data = metadata.get(HEADER_DIGEST_KEY), metadata.get(DIGEST_KEY)
-    if (stored_header is None and stored_data is None) or checksum_verified(path):
+    stored = metadata.get(HEADER_DIGEST_KEY)
+    if stored is None or checksum_verified(path):
         return
+    if _parsed_header_crc32(_header_bytes(path)) != stored:
+        raise _damaged(path, "its header does not match the CRC-32 stored in it", again)
+
+
+def load_tensors(
+    handle: safe_open,
+    path: str | os.PathLike[str],
+    metadata: Mapping[str, str],
+    again: Callable[[], str],
+) -> dict[str, Tensor]:
+    """Every tensor of the safetensors file ``path``, open as ``handle`` (``safe_open``, its
+    header checked: :func:`check_header_crc32`), checked against the CRC-32 of the tensor data
+    its ``metadata`` holds (:data:`DIGEST_KEY`): computed from the loaded tensors, so that the
+    file's data are read once. Unchecked where there is none, or where the file's SHA-256
+    matched (:func:`~sparsercnn.fetched_file.checksum_verified`).
+
+    Raises:
+        ValueError: the tensor data do not match; the message names ``path``.
+    """
+    tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    stored = metadata.get(DIGEST_KEY)
+    if stored is None or checksum_verified(path):
+        return tensors
+    # safetensors refuses a file whose data have gaps or bytes no tensor covers: the data are
+    # the tensors' bytes, one after the other in the order of their offsets.
+    entries = json.loads(_header_bytes(path))
+    order = sorted(tensors, key=lambda key: entries[key]["data_offsets"][0])
+    crc = 0
+    for key in order:
+        crc = zlib.crc32(tensors[key].reshape(-1).view(torch.uint8).numpy(), crc)
+    if f"{crc:08x}" != stored:
+        raise _damaged(path, "its tensor data do not match the CRC-32 stored in its header", again)
+    return tensors
+
+
+def _header_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The JSON header of the safetensors file ``path``, as its bytes."""
     with open(path, "rb") as handle:
-        length = handle.read(8)
-        header = handle.read(int.from_bytes(length, "little"))
-        damaged = None
-        if stored_header is not None and _parsed_header_crc32(header) != stored_header:
-            damaged = "its header does not match the CRC-32 stored in it"
-        elif stored_data is not None and _data_crc32(handle) != stored_data:
-            damaged = "its tensor data do not match the CRC-32 stored in its header"
-    if damaged is not None:
-        raise ValueError(
-            f"{path} is damaged: {damaged} (a bad copy or a disk error); {again()}. If another "
-            "program re-saved it with changed tensors or metadata, it copied our "
-            f"{DIGEST_KEY} and {HEADER_DIGEST_KEY} metadata entries, which no longer fit: save "
-            "it without them"
-        )
+        return handle.read(int.from_bytes(handle.read(8), "little"))
+
+
+def _damaged(path: str | os.PathLike[str], what: str, again: Callable[[], str]) -> ValueError:
+    """The error of the safetensors file ``path`` whose header or data (``what``) do not match
+    the CRC-32 stored with them."""
+    return ValueError(
+        f"{path} is damaged: {what} (a bad copy or a disk error); {again()}. If another "
+        "program re-saved it with changed tensors or metadata, it copied our "
+        f"{DIGEST_KEY} and {HEADER_DIGEST_KEY} metadata entries, which no longer fit: save "
+        "it without them"
+    )
 
 
 def _parsed_header_crc32(header: bytes) -> str | None:

@@ -478,7 +478,7 @@ def test_convert_names_the_published_checkpoints_for_an_unknown_source(
 ) -> None:
     assert main(["convert", "r50_100pro", "--output", str(tmp_path / "m.safetensors")]) == 2
     (line,) = error_lines(capsys)
-    assert "SRC r50_100pro does not exist; nor is it a published name (" in line
+    assert "SRC: checkpoint r50_100pro does not exist; nor is it a published name (" in line
     assert "r50_100pro_3x" in line
 
 
@@ -490,7 +490,8 @@ def test_convert_of_a_published_file_not_there_says_where_to_get_it(
     output = str(tmp_path / "m.safetensors")
     assert main(["convert", "r50_100pro_3x_model.pth", "--output", output]) == 2
     assert error_lines(capsys) == [
-        "sparsercnn convert: error: SRC r50_100pro_3x_model.pth does not exist; it is the "
+        "sparsercnn convert: error: SRC: checkpoint r50_100pro_3x_model.pth does not exist; it is "
+        "the "
         "download of the published checkpoint r50_100pro_3x: pass the name r50_100pro_3x "
         "instead (downloaded once, then cached), or download it from "
         "https://github.com/PeizeSun/SparseR-CNN/releases/download/v0.1/r50_100pro_3x_model.pth"

@@ -40,6 +40,7 @@ from tests.weights.reference_checkpoints import (
     save_mmdet,
     save_official,
 )
+from tests.weights.weights_server import WeightsServer
 
 
 def test_coco_table() -> None:
@@ -402,3 +403,42 @@ def test_a_resnext_or_wide_resnet_is_named_as_such(
         check_backbone(_resnet50(first_block), "rx.pth", "torchvision")
     assert "mis-shaped" not in str(info.value)
     assert check_backbone(_resnet50({}), "r50.pth", "torchvision") == 50
+
+
+def test_cli_convert_exit_status_says_whose_checksum_failed(
+    tmp_path: Path,
+    serve: WeightsServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Was: exit 2 ("the input is wrong") for every checksum mismatch of a download. A file
+    the server sent that fails its published checksum (here: the one its mmdetection name
+    carries) is a failed download, exit 1; one that fails the --sha256 given is wrong input,
+    exit 2, and the message says which checksum it was."""
+    from sparsercnn.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, main
+
+    monkeypatch.setenv("SPARSERCNN_CACHE", str(tmp_path / "cache"))
+    serve.payload = b"an error page, not the published file"
+    url = f"{serve.url}/sparse_rcnn_r50_20201218_154234-7bc5c054.pth"
+    output = str(tmp_path / "model.safetensors")
+    assert main(["convert", url, "--output", output]) == EXIT_FAILED
+    failed = capsys.readouterr().err.strip()
+    assert failed.startswith("sparsercnn convert: failed: checksum mismatch for the download")
+    assert "7bc5c054... (the one its name carries)" in failed
+    assert "the server sent another file than the one published" in failed
+    assert main(["convert", url, "--output", output, "--sha256", "deadbeef"]) == EXIT_BAD_INPUT
+    refused = capsys.readouterr().err.strip()
+    assert refused.startswith("sparsercnn convert: error: checksum mismatch for the download")
+    assert "the URL serves another file than the checksum given (--sha256)" in refused
+    assert not Path(output).exists()
+
+
+def test_cli_convert_checks_src_first_as_fetch_does(tmp_path: Path) -> None:
+    """Was: convert's own check of SRC, which let any URL through, so that a missing file://
+    SRC was reported after the --output checks ("ending in .safetensors"); the check is now
+    fetch's own, naming SRC, before --output is looked at."""
+    missing = (tmp_path / "nothing.pth").as_uri()
+    with pytest.raises(FileNotFoundError, match=r"^SRC: checkpoint .*nothing\.pth does not exist"):
+        _cli(["convert", missing, "--output", str(tmp_path / "model.pth")])
+    with pytest.raises(IsADirectoryError, match=r"^SRC: checkpoint .* is a folder"):
+        _cli(["convert", str(tmp_path), "--output", str(tmp_path / "model.pth")])

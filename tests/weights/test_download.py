@@ -22,7 +22,7 @@ from sparsercnn.weights.download import (
     fetch,
     from_pretrained,
 )
-from sparsercnn.weights.file_digest import expected_sha256
+from sparsercnn.weights.file_digest import ExpectedSha256, expected_sha256
 from tests.weights.weights_server import WeightsServer
 
 
@@ -41,7 +41,7 @@ def test_published_table() -> None:
         "sparse_rcnn_r50_fpn_mstrain_480-800_3x_coco/"
         "sparse_rcnn_r50_fpn_mstrain_480-800_3x_coco_20201218_154234-7bc5c054.pth"
     )
-    assert expected_sha256(mmdet.url.rsplit("/", 1)[1], None) == "7bc5c054"
+    assert expected_sha256(mmdet.url.rsplit("/", 1)[1], None) == ExpectedSha256("7bc5c054", "name")
 
 
 def test_published_name_uses_the_cache_offline(tmp_path: Path, tiny_files: dict[str, Path]) -> None:
@@ -204,8 +204,10 @@ def test_fetch_normalises_a_checksum_once(
     tmp_path: Path, serve: WeightsServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Was: fetch, the cache check and download each normalised the same checksum again; now
-    the public entry point does, once, and the rest compare the normalised one."""
-    from sparsercnn.weights import file_digest, http_download
+    the public entry point does, once, and the rest compare the normalised one. One copied in
+    upper case (as sha256sum's output often is) matches; one that is no hex digits is refused
+    before anything is downloaded."""
+    from sparsercnn.weights import file_digest
 
     normalised: list[str] = []
     real = file_digest.normalised_sha256
@@ -214,13 +216,14 @@ def test_fetch_normalises_a_checksum_once(
         normalised.append(sha256)
         return real(sha256)
 
-    # Both names: http_download imports it by name, so a second normalisation there counts.
-    for module in (file_digest, http_download):
-        monkeypatch.setattr(module, "normalised_sha256", counting)
+    monkeypatch.setattr(file_digest, "normalised_sha256", counting)
     serve.payload = b"the published bytes"
-    digest = hashlib.sha256(serve.payload).hexdigest().upper()
+    digest = f" {hashlib.sha256(serve.payload).hexdigest().upper()} "
     fetched = fetch(f"{serve.url}/model.pth", sha256=digest, cache_dir=tmp_path)
     assert fetched.path.read_bytes() == serve.payload and normalised == [digest]
+    with pytest.raises(ValueError, match="sha256 'not-hex!' must be 8 to 64 hexadecimal digits"):
+        fetch(f"{serve.url}/other.pth", sha256="NOT-HEX!", cache_dir=tmp_path)
+    assert len(serve.ranges) == 1
 
 
 def test_a_damaged_cached_file_is_downloaded_again(
@@ -386,3 +389,26 @@ def test_a_wrong_checksum_costs_no_good_cached_file(tmp_path: Path, serve: Weigh
     assert len(serve.ranges) == 2  # the file as first cached, not downloaded a third time
     assert fetch(f"{serve.url}/other/model.pth", cache_dir=tmp_path).path.read_bytes()
     assert len(serve.ranges) == 3  # its record still names its URL: not another URL's file
+
+
+def test_a_cached_file_that_fails_the_checksum_is_read_once(
+    tmp_path: Path, serve: WeightsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: read whole twice for its SHA-256 by every fetch given a wrong checksum (before and
+    after taking the download lock), though nothing had changed it; now once."""
+    from sparsercnn.weights import file_digest
+
+    serve.payload = b"the published bytes"
+    url, cached = f"{serve.url}/model.pth", tmp_path / "model.pth"
+    fetch(url, cache_dir=tmp_path)
+    hashed: list[Path] = []
+    real = file_digest.file_sha256
+
+    def counting(path: Path) -> str:
+        hashed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(file_digest, "file_sha256", counting)
+    with pytest.raises(ValueError, match="checksum mismatch for the download of"):
+        fetch(url, sha256="deadbeef", cache_dir=tmp_path)
+    assert hashed == [cached] and cached.read_bytes() == serve.payload

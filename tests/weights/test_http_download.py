@@ -7,10 +7,12 @@ import hashlib
 import logging
 import socket
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
 from sparsercnn.explained_failure import ExplainedFailure
+from sparsercnn.weights.file_digest import ExpectedSha256
 from sparsercnn.weights.http_download import DownloadFailed, download
 from tests.weights.weights_server import WeightsServer
 
@@ -60,35 +62,80 @@ def test_wrong_download_is_deleted_and_404_is_not_retried(
     dst = tmp_path / "model.pth"
     # The message names the URL, not the .part file it deletes, and says what to do.
     with pytest.raises(ValueError) as info:
-        download(f"{serve.url}/model.pth", dst, sha256="deadbeef")
-    assert str(info.value).startswith(
+        download(f"{serve.url}/model.pth", dst, ExpectedSha256("deadbeef", "given"))
+    assert str(info.value) == (
         f"checksum mismatch for the download of {serve.url}/model.pth: expected sha256 "
-        f"deadbeef..., got {hashlib.sha256(serve.payload).hexdigest()}; nothing was kept. Run "
-        "again to download it anew"
+        f"deadbeef..., got {hashlib.sha256(serve.payload).hexdigest()}; nothing was kept: the URL "
+        "serves another file than the checksum given (--sha256) describes; check the checksum "
+        "and the URL"
     )
     assert not dst.exists() and not dst.with_name("model.pth.part").exists()
     with pytest.raises(ValueError, match="HTTP 404"):
         download(f"{serve.url}/missing.bin", dst)
     assert len(serve.ranges) == 1
-    # A checksum from an mmdetection name: "rename it" is no advice for a download.
+
+
+@pytest.mark.parametrize(
+    ("origin", "whose"),
+    [("published", "the published one"), ("name", "the one its name carries")],
+)
+def test_a_download_that_fails_a_published_checksum_is_a_failed_download(
+    tmp_path: Path, serve: WeightsServer, origin: Literal["published", "name"], whose: str
+) -> None:
+    """Was: a ValueError (``sparsercnn`` exit 2, "the input is wrong") whatever the checksum's
+    origin, and "check the URL and the checksum" for a checksum the user never gave. A published
+    checksum (or the one an mmdetection name carries) that the server's file fails is a failed
+    download (exit 1), and says so; nothing is kept, and "rename it" is no advice for a URL."""
+    serve.payload = b"not the published file"
     named = tmp_path / "sparse_rcnn_20201218-deadbeef.pth"
-    with pytest.raises(ValueError, match=r"deadbeef\.\.\. \(the one its name carries\)") as info:
-        download(f"{serve.url}/{named.name}", named, sha256="deadbeef")
-    assert "rename" not in str(info.value) and ".part" not in str(info.value)
+    with pytest.raises(DownloadFailed) as info:
+        download(f"{serve.url}/{named.name}", named, ExpectedSha256("deadbeef", origin))
+    message = str(info.value)
+    assert f"expected sha256 deadbeef... ({whose}), got" in message
+    assert "the server sent another file than the one published" in message
+    assert "--sha256" not in message and "rename" not in message and ".part" not in message
+    assert not isinstance(info.value, ValueError)
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_download_takes_a_checksum_in_any_case(tmp_path: Path, serve: WeightsServer) -> None:
-    """Was: download() called directly with "DEADBEEF..." (as sha256sum's output is often
-    copied in upper case) reported a mismatch for the right file; only fetch() lowercased it.
-    A checksum that is no hex digits is refused before anything is downloaded."""
-    serve.payload = b"the published bytes"
-    digest = hashlib.sha256(serve.payload).hexdigest()
-    dst = tmp_path / "model.pth"
-    assert download(f"{serve.url}/model.pth", dst, sha256=f" {digest.upper()} ") == dst
+@pytest.mark.parametrize("kept", [0, 1000])
+def test_a_chunked_download_cut_short_keeps_what_it_received(
+    tmp_path: Path, serve: WeightsServer, kept: int
+) -> None:
+    """Was: "interrupted at 0 bytes (IncompleteRead(1000 bytes read))": the whole chunks of the
+    read that failed were dropped, and with them the attempt's only bytes ("nothing was
+    received"). They are kept now, for resuming; the cut file is never the finished one."""
+    serve.payload = bytes(range(256)) * 16
+    serve.framing, serve.truncate_first = "chunked", kept
+    dst, url = tmp_path / "model.pth", f"{serve.url}/model.pth"
+    with pytest.raises(DownloadFailed) as info:
+        download(url, dst, max_attempts=1)
+    assert f"interrupted at {kept} bytes (connection closed before the end" in str(info.value)
+    assert not dst.exists()
+    part = dst.with_name("model.pth.part")
+    assert part.read_bytes() == serve.payload[:kept] if kept else not part.exists()
+    assert download(url, dst, ExpectedSha256(hashlib.sha256(serve.payload).hexdigest(), "given"))
     assert dst.read_bytes() == serve.payload
-    with pytest.raises(ValueError, match="sha256 'not-hex!' must be 8 to 64 hexadecimal digits"):
-        download(f"{serve.url}/model.pth", tmp_path / "other.pth", sha256="NOT-HEX!")
-    assert len(serve.ranges) == 1
+    assert serve.ranges == [None, f"bytes={kept}-" if kept else None]
+
+
+def test_a_download_of_unsaid_length_warns_that_it_is_unchecked(
+    tmp_path: Path, serve: WeightsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A body the server ends by closing the connection reads as complete when cut short:
+    nothing tells them apart but a checksum, which the warning asks for."""
+    serve.payload, serve.framing = b"weights", "close"
+    url = f"{serve.url}/model.pth"
+    with caplog.at_level(logging.WARNING):
+        download(url, tmp_path / "model.pth")
+    assert f"{url} did not say how long the file is: a download cut short cannot be" in caplog.text
+    caplog.clear()
+    digest = hashlib.sha256(serve.payload).hexdigest()
+    with caplog.at_level(logging.WARNING):
+        download(url, tmp_path / "checked.pth", ExpectedSha256(digest, "given"))
+        serve.framing = "chunked"
+        download(url, tmp_path / "chunked.pth")
+    assert caplog.text == ""
 
 
 def test_a_refused_connection_says_it_could_not_connect(

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
 
 
 @dataclass
@@ -18,6 +19,8 @@ class WeightsServer:
     payload: bytes
     truncate_first: int | None = None  # bytes sent by the first response before hanging up
     honour_range: bool = True
+    # How a body's end is told: its Content-Length, chunks (HTTP/1.1), or closing the connection
+    framing: Literal["length", "chunked", "close"] = "length"
     delay: float = 0.0  # seconds before each response, so that concurrent requests overlap
     # (status, Retry-After header or None) answered to the first requests, one each
     errors: list[tuple[int, str | None]] = field(default_factory=list)
@@ -31,6 +34,8 @@ def handler(state: WeightsServer) -> type[BaseHTTPRequestHandler]:
             if not self.path.endswith(".pth"):
                 self.send_error(404)
                 return
+            # Chunks are HTTP/1.1 (the connection still closes after the response: urllib asks so)
+            self.protocol_version = "HTTP/1.1" if state.framing == "chunked" else "HTTP/1.0"
             requested = self.headers.get("Range")
             state.ranges.append(requested)
             time.sleep(state.delay)
@@ -54,12 +59,22 @@ def handler(state: WeightsServer) -> type[BaseHTTPRequestHandler]:
             else:
                 self.send_response(200)
             body = state.payload[start:]
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if state.truncate_first is not None and len(state.ranges) == 1:
+            cut = state.truncate_first is not None and len(state.ranges) == 1
+            if cut:
                 body = body[: state.truncate_first]
                 self.close_connection = True
-            self.wfile.write(body)
+            if state.framing == "length":
+                self.send_header("Content-Length", str(len(state.payload) - start))
+            elif state.framing == "chunked":
+                self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            if state.framing != "chunked":
+                self.wfile.write(body)
+                return
+            if body:
+                self.wfile.write(f"{len(body):x}\r\n".encode() + body + b"\r\n")
+            # Cut: the next chunk's size line and a byte of it, then the connection closes.
+            self.wfile.write(b"10\r\nx" if cut else b"0\r\n\r\n")
 
         def log_message(self, format: str, *args: object) -> None:
             del format, args

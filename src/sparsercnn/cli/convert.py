@@ -12,7 +12,7 @@ from sparsercnn.cli.common import (
     refuse_overwriting,
     warn_replacing,
 )
-from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS, missing_checkpoint_advice
+from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS
 
 SOURCE_LAYOUTS = ("official", "mmdet", "torchvision")
 
@@ -47,10 +47,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sparsercnn.engine.model_init import naming_option
     from sparsercnn.weights.convert import save_converted
-    from sparsercnn.weights.download import fetch
+    from sparsercnn.weights.download import fetch, local_checkpoint
 
-    check_source(args.src)
+    # A missing or unusable SRC fails before --output is looked at.
+    with naming_option("SRC"):
+        local_checkpoint(args.src)
     check_output_path(args.output, "--output", inputs={"SRC": args.src})
     check_output_suffix(args.output)
     source = fetch(args.src, sha256=args.sha256)
@@ -70,14 +73,3 @@ def check_output_suffix(output: Path) -> None:
             f"--output {output}: convert writes a safetensors file; give it a name ending in "
             f".safetensors (e.g. {output.with_suffix('.safetensors').name})"
         )
-
-
-def check_source(src: str) -> None:
-    """Fail early, naming the choices, when SRC is neither a URL, a published name nor a file."""
-    if "://" in src or src in PUBLISHED_CHECKPOINTS:
-        return
-    path = Path(src)
-    if path.is_dir():
-        raise IsADirectoryError(f"SRC {src} is a folder; give the checkpoint file in it")
-    if not path.exists():
-        raise FileNotFoundError(f"SRC {src} does not exist{missing_checkpoint_advice(path)}")

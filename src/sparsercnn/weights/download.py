@@ -36,8 +36,8 @@ from sparsercnn.weights.download_lock import (
     recorded_url,
     url_record,
 )
-from sparsercnn.weights.file_digest import expected_sha256, verify_sha256
-from sparsercnn.weights.http_download import download_expecting
+from sparsercnn.weights.file_digest import ExpectedSha256, expected_sha256, verify_sha256
+from sparsercnn.weights.http_download import download
 from sparsercnn.weights.key_tables import Layout
 from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS, missing_checkpoint_advice
 
@@ -100,8 +100,7 @@ def fetch(
     path component); a cached file is checked again and fetched anew if it fails the check (it
     is replaced only by a download that matches) or was downloaded from another URL of the same
     name. Failed download attempts are retried after a wait (see
-    :func:`~sparsercnn.weights.http_download.download`; ``sleep``
-    waits it).
+    :func:`~sparsercnn.weights.http_download.download`; ``sleep`` waits it).
 
     Returns:
         The file, ``verified`` where a checksum was expected (it matched): the readers
@@ -112,43 +111,69 @@ def fetch(
         FileNotFoundError: a local file does not exist (the message says what to do:
             :func:`~sparsercnn.weights.published.missing_checkpoint_advice`).
         IsADirectoryError: a local path is a folder.
-        ValueError: the checksum does not match, or the URL scheme is not supported.
+        ValueError: the checksum given does not match, a local file does not match the one its
+            name carries, or the URL scheme is not supported.
         PermissionError: the file is not cached and the cache folder cannot be written.
-        DownloadFailed: (a ``ConnectionError``) the download failed ``max_attempts`` times;
-            the partial file is kept and the next call resumes it.
+        DownloadFailed: (a ``ConnectionError``) the download failed ``max_attempts`` times
+            (the partial file is kept and the next call resumes it), or the server sent another
+            file than the one published (a checksum published or in its name).
     """
-    text = str(path_or_url)
-    published = PUBLISHED_CHECKPOINTS.get(text)
-    if published is not None and not Path(text).exists():
-        text, sha256 = published.url, sha256 or published.sha256
-    scheme = urllib.parse.urlparse(text).scheme
-    if scheme in ("http", "https"):
+    text, published_sha256 = str(path_or_url), None
+    path = local_checkpoint(text)
+    if path is None:
+        published = PUBLISHED_CHECKPOINTS.get(text)
+        if published is not None:
+            text, published_sha256 = published.url, published.sha256
         name = Path(urllib.parse.urlparse(text).path).name or "checkpoint.pth"
         dst = Path(cache_dir if cache_dir is not None else default_cache_dir()) / name
-        expected = expected_sha256(name, sha256)
+        expected = expected_sha256(name, sha256, published_sha256)
         return _fetched(_fetch_url(text, dst, expected, max_attempts, sleep), expected)
-    if scheme == "file":
-        path = Path(urllib.request.url2pathname(urllib.parse.urlparse(text).path))
-    elif len(scheme) > 1:  # one letter is a Windows drive
-        raise ValueError(f"unsupported URL scheme {scheme!r} in {text}; use http(s)://, file://")
-    else:
-        path = Path(text).expanduser()
-    try:
-        check_file(path, "checkpoint", "the checkpoint file")
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"{error}{missing_checkpoint_advice(path)}") from None
     expected = expected_sha256(path.name, sha256)
     verify_sha256(path, expected)
     return _fetched(path, expected)
 
 
-def _fetched(path: Path, expected: str | None) -> FetchedFile:
+def local_checkpoint(source: str) -> Path | None:
+    """The local file that ``source`` (what :func:`fetch` takes) names, checked to be one:
+    a path or a ``file://`` URL; ``None`` for an ``http(s)://`` URL and for a published name
+    (a key of :data:`PUBLISHED_CHECKPOINTS` that is not also an existing path), both
+    downloaded.
+
+    Raises:
+        FileNotFoundError: there is no such file (the message says what to do:
+            :func:`~sparsercnn.weights.published.missing_checkpoint_advice`).
+        IsADirectoryError: it is a folder.
+        ValueError: the URL scheme is not supported.
+    """
+    if source in PUBLISHED_CHECKPOINTS and not Path(source).exists():
+        return None
+    scheme = urllib.parse.urlparse(source).scheme
+    if scheme in ("http", "https"):
+        return None
+    if scheme == "file":
+        path = Path(urllib.request.url2pathname(urllib.parse.urlparse(source).path))
+    elif len(scheme) > 1:  # one letter is a Windows drive
+        raise ValueError(f"unsupported URL scheme {scheme!r} in {source}; use http(s)://, file://")
+    else:
+        path = Path(source).expanduser()
+    try:
+        check_file(path, "checkpoint", "the checkpoint file")
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{error}{missing_checkpoint_advice(path)}") from None
+    return path
+
+
+def _fetched(path: Path, expected: ExpectedSha256 | None) -> FetchedFile:
     """``path``, whose bytes matched ``expected`` where one was (else nothing checked them)."""
     return FetchedFile(path) if expected is None else checksummed_file(path)
 
 
 def _fetch_url(
-    url: str, dst: Path, expected: str | None, max_attempts: int, sleep: Callable[[float], None]
+    url: str,
+    dst: Path,
+    expected: ExpectedSha256 | None,
+    max_attempts: int,
+    sleep: Callable[[float], None],
 ) -> Path:
     """``dst`` (in the cache) downloaded from ``url`` unless it is there already, checked.
 
@@ -158,11 +183,12 @@ def _fetch_url(
     record, is used for any URL of its name.
     """
     # A read-only cache that holds the file is enough; the lock needs a writable one.
-    if _cached(url, dst, expected, under_lock=False):
+    mismatched: set[tuple[int, int, int]] = set()
+    if _cached(url, dst, expected, mismatched, under_lock=False):
         return dst
     with download_lock(dst):
         # Another process may have downloaded it while this one waited for the lock.
-        if _cached(url, dst, expected, under_lock=True):
+        if _cached(url, dst, expected, mismatched, under_lock=True):
             return dst
         record, part = url_record(dst), dst.with_name(dst.name + ".part")
         if part.exists() and recorded_url(dst) != url:
@@ -171,24 +197,36 @@ def _fetch_url(
         # Recorded first: an interruption leaves no file without its record, or with another's.
         cache_write(dst.parent, lambda: record.write_text(url + "\n"))
         try:
-            return download_expecting(url, dst, expected, max_attempts, sleep=sleep)
+            return download(url, dst, expected, max_attempts, sleep=sleep)
         except BaseException:
             if not part.exists() and not dst.exists():  # nothing kept: no record either
                 record.unlink(missing_ok=True)
             raise
 
 
-def _cached(url: str, dst: Path, expected: str | None, under_lock: bool) -> bool:
+def _cached(
+    url: str,
+    dst: Path,
+    expected: ExpectedSha256 | None,
+    mismatched: set[tuple[int, int, int]],
+    under_lock: bool,
+) -> bool:
     """Whether the cache holds ``dst`` as downloaded from ``url``, with the expected checksum.
 
     A cached file that came from another URL is reported (the first look) or deleted
     (``under_lock``: its record is about to be replaced), to be downloaded again. One that fails
     the check is reported and kept until a download that matches replaces it: a wrong checksum
-    given costs no good file.
+    given costs no good file. ``mismatched`` holds the files (inode, size, modification time)
+    this fetch found to fail it: a second look after waiting for the lock reads only a file
+    another process has since replaced.
     """
     if not dst.is_file():
         return False
     recorded = recorded_url(dst) or url
+    status = dst.stat()
+    identity = (status.st_ino, status.st_size, status.st_mtime_ns)
+    if recorded == url and identity in mismatched:
+        return False
     try:
         if recorded != url:
             raise ValueError(f"the cached {dst} was downloaded from {recorded}, not {url}")
@@ -196,8 +234,11 @@ def _cached(url: str, dst: Path, expected: str | None, under_lock: bool) -> bool
     except ValueError as error:
         if not under_lock:
             logger.warning("%s; downloading it again", error)
-        elif recorded != url:
-            cache_write(dst.parent, dst.unlink)
+        if recorded != url:
+            if under_lock:
+                cache_write(dst.parent, dst.unlink)
+        else:
+            mismatched.add(identity)
         return False
     logger.info("using cached %s", dst)
     return True

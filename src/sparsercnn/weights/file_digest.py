@@ -1,15 +1,18 @@
 """SHA-256 digests of weight files and their checks: a file's digest read a chunk at a time
 (:func:`file_sha256`), a download's ``.part`` file's kept as its bytes are written
 (:class:`FileSha256`, so that a finished download is checked without being read again), the
-checksum a file is expected to have (given, or in an mmdetection file name) and the one
-wording of a mismatch. :mod:`sparsercnn.weights.download` and
-:mod:`sparsercnn.weights.http_download` check their files with them."""
+checksum a file is expected to have and whose word it is (:class:`ExpectedSha256`: given,
+published, or in an mmdetection file name) and the one wording of a mismatch.
+:mod:`sparsercnn.weights.download` and :mod:`sparsercnn.weights.http_download` check their
+files with them."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from sparsercnn.file_chunks import chunks
 
@@ -64,13 +67,44 @@ class FileSha256:
         return self._digest.hexdigest()
 
 
-def expected_sha256(file_name: str, sha256: str | None) -> str | None:
-    """The explicit checksum if given (:func:`normalised_sha256`), else the 8-digit prefix in
-    an mmdetection file name."""
-    if sha256 is not None:
-        return normalised_sha256(sha256)
+@dataclass(frozen=True)
+class ExpectedSha256:
+    """The SHA-256 a file is expected to have, and whose word it is.
+
+    Attributes:
+        digest: lower-case hex, 8 to 64 digits: the file's SHA-256 or its first digits.
+        origin: ``"given"`` by the caller (``--sha256``), ``"published"`` with a published
+            name (:data:`~sparsercnn.weights.published.PUBLISHED_CHECKPOINTS`), or carried by
+            the file's ``"name"`` (mmdetection's ``<name>-<8 hex digits>.pth``). A download
+            that fails a given checksum is wrong input (the checksum or the URL); one that fails
+            a published checksum or its name's is a failed download (the server sent another
+            file).
+    """
+
+    digest: str
+    origin: Literal["given", "published", "name"]
+
+    def matches(self, actual: str) -> bool:
+        """Whether ``actual`` (a whole SHA-256, hex) is the digest expected."""
+        return actual.startswith(self.digest)
+
+
+def expected_sha256(
+    file_name: str, given: str | None, published: str | None = None
+) -> ExpectedSha256 | None:
+    """The checksum the file ``file_name`` is expected to have: the one ``given`` (normalised,
+    :func:`normalised_sha256`), else the ``published`` one, else the 8-digit prefix in an
+    mmdetection file name; ``None`` where there is none.
+
+    Raises:
+        ValueError: ``given`` or ``published`` is not 8 to 64 hexadecimal digits.
+    """
+    if given is not None:
+        return ExpectedSha256(normalised_sha256(given), "given")
+    if published is not None:
+        return ExpectedSha256(normalised_sha256(published), "published")
     match = HASH_IN_NAME.search(file_name)
-    return match.group(1) if match else None
+    return ExpectedSha256(match.group(1), "name") if match else None
 
 
 def normalised_sha256(sha256: str) -> str:
@@ -89,9 +123,8 @@ def normalised_sha256(sha256: str) -> str:
     return normalised
 
 
-def verify_sha256(path: Path, expected: str | None) -> None:
-    """Check that the file's SHA-256 starts with ``expected`` (as :func:`expected_sha256`
-    gives it; no check when ``None``).
+def verify_sha256(path: Path, expected: ExpectedSha256 | None) -> None:
+    """Check that the file's SHA-256 is the one ``expected`` (no check when ``None``).
 
     Raises:
         ValueError: naming the file, the expected and the actual digest, and what to do.
@@ -99,30 +132,35 @@ def verify_sha256(path: Path, expected: str | None) -> None:
     if expected is None:
         return
     actual = file_sha256(path)
-    if actual.startswith(expected):
+    if expected.matches(actual):
         return
-    from_name = expected_sha256(path.name, None) == expected
-    if from_name:
+    if expected.origin == "name":
         # A file of the user's own may end in what looks like a checksum by chance (a date:
         # "model-20240101.pth").
         advice = (
             "a name ending in -<8 hex digits>.pth marks a published file's SHA-256: download it "
             "again, or if it is a file of your own, rename it so that its name does not end so"
         )
+    elif expected.origin == "published":
+        advice = "the file is damaged or not the published one: download or copy it again"
     else:
         advice = (
             "the file is damaged or not the one expected: download or copy it again, or check "
             "the expected checksum (--sha256)"
         )
-    raise ValueError(mismatch_message(str(path), expected, actual, from_name, advice))
+    raise ValueError(mismatch_message(str(path), expected, actual, advice))
 
 
-def mismatch_message(subject: str, expected: str, actual: str, from_name: bool, advice: str) -> str:
+def mismatch_message(subject: str, expected: ExpectedSha256, actual: str, advice: str) -> str:
     """The one wording of a checksum mismatch: what was checked (``subject``: a file, a
-    download), the expected digest (and whether it came from the file's name, see
-    :func:`expected_sha256`) and the actual one, then ``advice``, what to do there."""
-    named = " (the one its name carries)" if from_name else ""
+    download), the expected digest (and whose it is, where not the caller's) and the actual
+    one, then ``advice``, what to do there."""
+    whose = {
+        "given": "",
+        "published": " (the published one)",
+        "name": " (the one its name carries)",
+    }[expected.origin]
     return (
-        f"checksum mismatch for {subject}: expected sha256 {expected}...{named}, got {actual}; "
-        f"{advice}"
+        f"checksum mismatch for {subject}: expected sha256 {expected.digest}...{whose}, got "
+        f"{actual}; {advice}"
     )

@@ -23,12 +23,7 @@ from sparsercnn.explained_failure import ExplainedFailure
 from sparsercnn.file_chunks import chunks
 from sparsercnn.weights.backoff import retry_delay
 from sparsercnn.weights.download_lock import cache_write
-from sparsercnn.weights.file_digest import (
-    FileSha256,
-    expected_sha256,
-    mismatch_message,
-    normalised_sha256,
-)
+from sparsercnn.weights.file_digest import ExpectedSha256, FileSha256, mismatch_message
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +32,16 @@ TRANSIENT_HTTP_CODES = (408, 429)
 
 
 class DownloadFailed(ExplainedFailure, ConnectionError):
-    """Every attempt of a download failed; the message says how the last one did and what to do
-    (check the network and the URL, or run again to resume the bytes kept)."""
+    """A download failed: every attempt did, or the server sent another file than the one
+    published (its checksum, or the one its name carries, does not match). The message says how
+    and what to do (check the network and the URL, run again to resume the bytes kept or to
+    download it anew)."""
 
 
 def download(
     url: str,
     dst: Path,
-    sha256: str | None = None,
+    expected: ExpectedSha256 | None = None,
     max_attempts: int = 3,
     timeout: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
@@ -53,32 +50,21 @@ def download(
 
     A failed attempt is followed by the next one after
     :func:`~sparsercnn.weights.backoff.retry_delay` seconds (1, 2, 4, ... or the server's
-    ``Retry-After``), waited by ``sleep``. ``sha256`` (hex, or a prefix of at least 8 digits)
-    may be in any case.
+    ``Retry-After``), waited by ``sleep``. :func:`~sparsercnn.weights.download.fetch` calls it
+    for a file not in its cache.
+
+    Args:
+        expected: the checksum the file must have
+            (:func:`~sparsercnn.weights.file_digest.expected_sha256`); ``None``: unchecked.
 
     Raises:
         PermissionError: the folder of ``dst`` cannot be written (naming it).
         DownloadFailed: (a ``ConnectionError``) every attempt failed (the ``.part`` file
-            stays, for resuming, when it holds anything).
+            stays, for resuming, when it holds anything), or the file does not match a
+            published checksum or the one its name carries (the ``.part`` file is deleted).
         ValueError: the server refused the URL (4xx but 408 and 429, which are retried) or
-            the checksum does not match (the ``.part`` file is deleted); or ``sha256`` is not
-            8 to 64 hexadecimal digits (before anything is downloaded).
+            the file does not match the checksum given (the ``.part`` file is deleted).
     """
-    expected = None if sha256 is None else normalised_sha256(sha256)
-    return download_expecting(url, dst, expected, max_attempts, timeout, sleep)
-
-
-def download_expecting(
-    url: str,
-    dst: Path,
-    expected: str | None,
-    max_attempts: int = 3,
-    timeout: float = 60.0,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Path:
-    """:func:`download` with the checksum ``expected`` normalised already
-    (:func:`~sparsercnn.weights.file_digest.normalised_sha256`), as
-    :func:`~sparsercnn.weights.file_digest.expected_sha256` gives it; ``None``: unchecked."""
     folder = dst.parent
     cache_write(folder, lambda: folder.mkdir(parents=True, exist_ok=True))
     # A folder that takes no file fails here, not as a network error after every attempt.
@@ -90,7 +76,7 @@ def download_expecting(
     for attempt in range(1, max_attempts + 1):
         retry_after = None
         try:
-            _download_once(url, part, timeout, digest)
+            sized = _download_once(url, part, timeout, digest)
             break
         except urllib.error.HTTPError as error:
             if 400 <= error.code < 500 and error.code not in TRANSIENT_HTTP_CODES:
@@ -119,22 +105,40 @@ def download_expecting(
         delay = retry_delay(attempt, retry_after)
         logger.warning("%s; attempt %d of %d in %g s", what, attempt + 1, max_attempts, delay)
         sleep(delay)
-    if expected is not None and not (actual := digest.hexdigest()).startswith(expected):
+    if expected is not None and not expected.matches(actual := digest.hexdigest()):
         part.unlink()
-        raise ValueError(
-            mismatch_message(
-                f"the download of {url}",
-                expected,
-                actual,
-                expected_sha256(dst.name, None) == expected,
-                "nothing was kept. Run again to download it anew; if the checksum differs again, "
-                "the URL serves another file than the one expected: check the URL and the "
-                "checksum",
-            )
+        raise _mismatch(url, expected, actual)
+    if expected is None and not sized:
+        logger.warning(
+            "%s did not say how long the file is: a download cut short cannot be told from a "
+            "complete one; give its SHA-256 (--sha256) to check it",
+            url,
         )
     os.replace(part, dst)
     logger.info("downloaded %s to %s", url, dst)
     return dst
+
+
+def _mismatch(url: str, expected: ExpectedSha256, actual: str) -> Exception:
+    """The error of a download of ``url`` whose SHA-256 is ``actual``, not ``expected`` (its
+    ``.part`` file deleted): wrong input where the checksum was given (it, or the URL, is wrong:
+    a ``ValueError``), a failed download where it was published (the server sent another file:
+    :class:`DownloadFailed`)."""
+    subject = f"the download of {url}"
+    if expected.origin == "given":
+        advice = (
+            "nothing was kept: the URL serves another file than the checksum given (--sha256) "
+            "describes; check the checksum and the URL"
+        )
+        return ValueError(mismatch_message(subject, expected, actual, advice))
+    advice = (
+        "nothing was kept: the server sent another file than the one published (damaged on the "
+        "way, or replaced there). Run again to download it anew; if it differs again, download "
+        "the file yourself and give its path"
+    )
+    if expected.origin == "name":
+        advice += " (or, for a file of your own whose name ends so by chance, its own checksum)"
+    return DownloadFailed(mismatch_message(subject, expected, actual, advice))
 
 
 def _attempt_failure(url: str, error: Exception, have: int) -> str:
@@ -149,9 +153,18 @@ def _attempt_failure(url: str, error: Exception, have: int) -> str:
     return f"download of {url} interrupted at {have} bytes ({str(error) or type(error).__name__})"
 
 
-def _download_once(url: str, part: Path, timeout: float, digest: FileSha256) -> None:
+def _download_once(url: str, part: Path, timeout: float, digest: FileSha256) -> bool:
     """Append the rest of ``url`` to ``part`` (or start over if the server ignores Range),
-    passing what is written to ``digest``, the SHA-256 of ``part``."""
+    passing what is written to ``digest``, the SHA-256 of ``part``.
+
+    Returns:
+        Whether the response said where its body ends (a length, or chunks): a body the server
+        ends by closing the connection, cut short, reads as complete.
+
+    Raises:
+        ConnectionError: the connection closed before the end the response said (the bytes
+            received before are kept in ``part``).
+    """
     offset = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": "sparsercnn"}
     if offset:
@@ -162,7 +175,7 @@ def _download_once(url: str, part: Path, timeout: float, digest: FileSha256) -> 
         )
     except urllib.error.HTTPError as error:
         if error.code == 416 and offset:  # nothing left after ``offset``: already complete
-            return
+            return True
         raise
     with response:
         content_range = response.headers.get("Content-Range", "")
@@ -187,10 +200,19 @@ def _download_once(url: str, part: Path, timeout: float, digest: FileSha256) -> 
                 disable=None,
             ) as bar,
         ):
-            for chunk in chunks(response):
-                handle.write(chunk)
-                digest.update(chunk)
-                written += len(chunk)
-                bar.update(len(chunk))
+            try:
+                for chunk in chunks(response):
+                    handle.write(chunk)
+                    digest.update(chunk)
+                    written += len(chunk)
+                    bar.update(len(chunk))
+            except http.client.IncompleteRead as error:
+                # A chunked body cut off: the whole chunks of the failed read are the file's
+                # next bytes, kept for resuming.
+                handle.write(error.partial)
+                digest.update(error.partial)
+                written += len(error.partial)
+                raise ConnectionError("connection closed before the end") from error
     if total is not None and written < total:
         raise ConnectionError(f"connection closed before the end, at {written} of {total} bytes")
+    return total is not None or bool(response.chunked)

@@ -34,7 +34,7 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.fetched_file import FetchedFile
 from sparsercnn.model_file import BACKBONE_FORMAT_NAME, FORMAT_NAME, read_model_file
 from sparsercnn.paths import check_file
-from sparsercnn.safetensors_file import check_crc32
+from sparsercnn.safetensors_file import check_header_crc32, load_tensors
 from sparsercnn.text import listing
 from sparsercnn.torch_archive import ZIP_MAGIC, damaged_record
 from sparsercnn.weights.download_lock import recorded_url
@@ -202,20 +202,23 @@ def _fetch_again(url: str | None) -> str:
 
 def _read_safetensors(file: str | Path | FetchedFile, layout: Layout | None) -> RawCheckpoint:
     path = Path(file)
+
+    def again() -> str:
+        return _fetch_again(recorded_url(path))
+
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = dict(handle.metadata() or {})
+            if metadata.get("format") != FORMAT_NAME:  # a model file: read_model_file's
+                check_header_crc32(file, metadata, again)
+                tensors = load_tensors(handle, file, metadata, again)
     except (SafetensorError, OSError) as error:
-        again = _fetch_again(recorded_url(path))
         raise ValueError(
-            f"{path}: damaged or truncated safetensors file ({error}); {again}"
+            f"{path}: damaged or truncated safetensors file ({error}); {again()}"
         ) from error
     if metadata.get("format") == FORMAT_NAME:
         tensors, config, categories = read_model_file(file)
         return RawCheckpoint(tensors, "ours", str(path), categories.names, config, categories)
-    check_crc32(file, metadata, lambda: _fetch_again(recorded_url(path)))
-    with safe_open(str(path), framework="pt") as handle:
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     if not tensors:
         raise ValueError(f"{path} holds no tensors")
     if metadata.get("format") == BACKBONE_FORMAT_NAME:
