@@ -905,3 +905,29 @@ def test_trainer_builds_its_loader_with_the_configured_grouping(
     with pytest.raises(_LoaderBuilt):
         trainer.train()
     assert seen["aspect_ratio_grouping"] is grouping
+
+
+def test_a_checkpoint_resumed_into_a_new_folder_brings_its_model_best(
+    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: ``--resume run/checkpoint_2.pt --output-dir new`` of a best at iteration 1 said
+    "new/model_best.safetensors is not there ... which no file of this run holds now" and
+    counted the best again, while run/model_best.safetensors held it: it is copied."""
+    run = tmp_path / "run"
+    trainer = _trainer(tiny_coco, tiny_config(), run)
+    best = save_model_file(run / MODEL_BEST_FILE, trainer.model, trainer.cfg, trainer.categories)
+    recorded = stored_tensors_crc32(best)
+    trainer.iteration = 2
+    trainer.evaluations = EvaluationHistory(0.25, 1, recorded, last_iteration=2)
+    trainer._save_checkpoint()
+    new = tmp_path / "new"
+    with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
+        resumed = _trainer(tiny_coco, tiny_config(), new, resume=run / "checkpoint_0000002.pt")
+    assert not [r for r in caplog.records if r.name == trainer_module.__name__]
+    history = resumed.evaluations
+    assert (history.best_ap, history.best_iteration, history.best_model_crc32) == (
+        0.25,
+        1,
+        recorded,
+    )
+    assert (new / MODEL_BEST_FILE).read_bytes() == best.read_bytes()

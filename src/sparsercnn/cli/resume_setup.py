@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sparsercnn.cli.config_options import (
     fixed_config,
@@ -52,7 +52,7 @@ def check_resume_to_start(
             "--output-dir of the run to continue, or start a new run without --resume"
         )
     checkpoint = _resumed_checkpoint(args, output_dir)
-    cfg, origin = _run_config(args, output_dir, checkpoint)
+    cfg, origin, looked = _run_config(args, output_dir, checkpoint)
     if fixed_preset(args):
         _check_given_is_runs(args, cfg, origin, output_dir, say=is_main)
     return check_resume(
@@ -62,6 +62,7 @@ def check_resume_to_start(
         budget_given=args.time_budget is not None,
         budget_extends=budget_extends,
         say=is_main,
+        looked=looked,
     )
 
 
@@ -79,20 +80,30 @@ def _resumed_checkpoint(args: argparse.Namespace, output_dir: Path) -> Path:
     return resolve_checkpoint_path(args.resume)
 
 
-def _run_config(args: argparse.Namespace, output_dir: Path, checkpoint: Path) -> tuple[Config, str]:
-    """The run's own config with the ``--set`` overrides, and the file it was read from: its
-    ``config.json``, or where ``output_dir`` has none (a ``--resume CHECKPOINT`` into a new
-    folder) that of ``checkpoint``, the one resumed."""
-    from sparsercnn.engine.checkpoint import read_checkpoint_config
+def _run_config(
+    args: argparse.Namespace, output_dir: Path, checkpoint: Path
+) -> tuple[Config, str, dict[str, Any] | None]:
+    """The run's own config with the ``--set`` overrides, the file it was read from, and the
+    checkpoint where it was read from that: its ``config.json``, or where ``output_dir`` has
+    none (a ``--resume CHECKPOINT`` into a new folder) that of ``checkpoint``, the one resumed,
+    as :func:`~sparsercnn.engine.checkpoint.look_at_checkpoint` gives it (``None``: not looked
+    at).
+
+    Raises:
+        DamagedCheckpointError: ``checkpoint`` holds the config, and cannot be read.
+    """
+    from sparsercnn.engine.checkpoint import look_at_checkpoint
 
     run_file = output_dir / CONFIG_FILE
+    looked = None
     if run_file.is_file():
         own = load_config_file(run_file, "--resume: the run's config", of_run=True)
         origin = str(run_file)
     else:
-        own, origin = read_checkpoint_config(checkpoint), str(checkpoint)
+        looked = look_at_checkpoint(checkpoint)
+        own, origin = Config.from_run_dict(looked["config"]), str(checkpoint)
     try:
-        return own.apply_overrides(list(args.overrides)), origin
+        return own.apply_overrides(list(args.overrides)), origin, looked
     except ValueError as error:
         raise ValueError(f"--set: {error} (in the run's config, {origin})") from error
 

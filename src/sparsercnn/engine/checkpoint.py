@@ -383,15 +383,6 @@ def _damaged(path: Path, reason: str) -> DamagedCheckpointError:
     )
 
 
-def read_checkpoint_config(path: str | Path) -> Config:
-    """The config of the run that wrote checkpoint ``path`` (:func:`look_at_checkpoint`).
-
-    Raises:
-        DamagedCheckpointError, ValueError: as :func:`load_training_checkpoint`.
-    """
-    return Config.from_run_dict(look_at_checkpoint(path)["config"])
-
-
 def check_run_folder(
     output_dir: str | Path,
     resume: bool | str | Path,

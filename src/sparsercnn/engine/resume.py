@@ -199,6 +199,7 @@ def check_resume(
     budget_given: bool = False,
     budget_extends: bool = False,
     say: bool = True,
+    looked: Mapping[str, Any] | None = None,
 ) -> CheckedResume:
     """Refuse, then say, what resuming from ``source`` with ``config`` does, from the checkpoint's
     config alone (its tensors mapped, not read): what :func:`restore_training_state` would
@@ -220,6 +221,10 @@ def check_resume(
             given one, such a run is not "nothing to train"; without one, that line says a
             budget would continue it.
         say: log the messages (rank 0); the refusals are raised either way.
+        looked: the checkpoint ``source`` names, as
+            :func:`~sparsercnn.engine.checkpoint.look_at_checkpoint` gave it to a caller that
+            read its config (a resume into a folder without ``config.json``): not looked at
+            again.
 
     Returns:
         The resume checked (its ``iteration`` ``None`` where the checkpoint is damaged:
@@ -230,11 +235,14 @@ def check_resume(
         FileNotFoundError: as :func:`~sparsercnn.engine.checkpoint.resolve_checkpoint_path`.
         ValueError: another model, past ``train.max_iter``, or not a training checkpoint.
     """
-    path = resolve_checkpoint_path(source)
-    try:
-        state = look_at_checkpoint(path)
-    except DamagedCheckpointError:
-        return CheckedResume(config, path, None)
+    if looked is not None:
+        path, state = Path(looked["path"]), looked
+    else:
+        path = resolve_checkpoint_path(source)
+        try:
+            state = look_at_checkpoint(path)
+        except DamagedCheckpointError:
+            return CheckedResume(config, path, None)
     iteration = int(state["iteration"])
     saved = Config.from_run_dict(state["config"])
     _checked_resume(
