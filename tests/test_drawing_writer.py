@@ -87,32 +87,41 @@ def test_a_file_that_appears_during_the_run_is_kept_and_its_folder_not_marked(
     assert sorted(p.name for p in drawn.iterdir()) == ["mine.png"]
 
 
-def test_an_earlier_drawing_of_an_input_not_drawn_this_time_is_removed(
+def test_the_folder_keeps_only_this_run_s_drawings_and_never_a_file_it_did_not_draw(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """An image drawn by an earlier run that this run checked but did not draw (it can no longer
-    be read) kept its old drawing: the folder showed detections the results no longer had."""
-    images = [tmp_path / "in" / name for name in ("x.png", "y.png", "z.png")]
-    images[0].parent.mkdir()
+    """Drawings of inputs deleted from the input folder (or no longer given) stayed, beside
+    this run's, and so did the subfolders they emptied: the folder mixed two runs' results.
+    Only the drawings the last run listed in the marker are removed; a file of the user's in the
+    folder, and a drawing given as an input, stay; a failed run changes nothing."""
+    folder = tmp_path / "in"
+    images = [folder / name for name in ("x.png", "y.png", "sub/z.png")]
+    (folder / "sub").mkdir(parents=True)
     for image in images:
         Image.new("RGB", (20, 10), "red").save(image)
     drawn = tmp_path / "drawn"
-    with DrawingWriter(drawn, [images[0].parent], score_threshold=0.3) as writer:
+    with DrawingWriter(drawn, [folder], score_threshold=0.3) as writer:
         for image in images:
             writer.write(_empty_prediction(image), [])
-    x, y, z = (drawn / image.name for image in images)
-    # y was checked before the run, then not drawn; the run failing leaves every drawing.
+    x, y, z = (drawn / image.relative_to(folder) for image in images)
+    (drawn / "notes.png").write_bytes(b"the user's, saved here later")
     for fail in (True, False):
-        writer = DrawingWriter(drawn, [images[0].parent], score_threshold=0.3)
+        writer = DrawingWriter(drawn, [folder], score_threshold=0.3)
         with pytest.raises(RuntimeError) if fail else contextlib.nullcontext(), writer:
-            for image in images[:2]:
-                writer.check_image(image)
             writer.write(_empty_prediction(images[0]), [])
             if fail:
                 raise RuntimeError("the model failed")
-        assert (x.is_file(), y.is_file(), z.is_file()) == (True, fail, True)
-    assert writer.removed == [y] and writer.overwritten == [x]
-    assert f"removing {y}, the drawing of {images[1]} from an earlier run" in caplog.text
+        assert (x.is_file(), y.is_file(), z.is_file()) == (True, fail, fail)
+    assert set(writer.removed) == {y, z} and writer.overwritten == [x]
+    assert not (drawn / "sub").exists()
+    assert (drawn / "notes.png").read_bytes() == b"the user's, saved here later"
+    assert f"removing 2 drawings that the last run drew and this one did not: {z}, {y}" in (
+        caplog.text
+    )
+    # A drawing of the last run given as an input of this one is read, never removed.
+    with DrawingWriter(drawn, [x, images[1]], score_threshold=0.3) as writer:
+        writer.write(_empty_prediction(images[1]), [])
+    assert x.is_file() and writer.removed == []
 
 
 def test_an_annotated_video_keeps_its_sources_path_with_suffix_mp4(tmp_path: Path) -> None:

@@ -2,21 +2,26 @@
 
 :class:`DrawingWriter` puts each image's drawing below the output folder at its path below the
 inputs' common folder, stages it until the run ends and marks the folder
-(:data:`~sparsercnn.image_inputs.DRAWINGS_MARKER`), so that later runs tell its drawings
-(:func:`is_drawing`), which they may replace, from the user's images and videos, which they
-never replace. ``predict --save-images`` and the demo write through it.
+(:data:`~sparsercnn.image_inputs.DRAWINGS_MARKER`, which lists them), so that later runs tell its
+drawings (:func:`is_drawing`), which they may replace, from the user's images and videos, which
+they never replace, and remove those it drew that they do not (the folder shows one run's
+results). ``predict --save-images`` and the demo write through it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.data.image_io import load_image
 from sparsercnn.image_inputs import DRAWINGS_MARKER, IMAGE_SUFFIXES
+from sparsercnn.paths import is_below
 from sparsercnn.prediction import Prediction
+from sparsercnn.text import counted, listing
 from sparsercnn.visualization.draw import draw_detections
 from sparsercnn.visualization.drawing_file import drawing_format, save_drawing
 
@@ -25,6 +30,13 @@ logger = logging.getLogger(__name__)
 # Marks a drawing staged until its run ends: ``.NAME.partial.EXT`` beside ``NAME.EXT``.
 _STAGED = ".partial"
 _STAGED_NAMES = f".*{_STAGED}.*"
+# What the marker says to a user who opens it; its "drawings" list the last run's, by their
+# paths below the marked folder.
+_MARKER_NOTE = (
+    "Drawings of `sparsercnn predict --save-images`: predict leaves this folder out when it "
+    "reads a folder above it; a later run into it replaces and removes only the drawings listed "
+    "here, and leaves any other file."
+)
 
 
 def is_drawing(path: Path) -> bool:
@@ -47,9 +59,12 @@ class DrawingWriter:
     (hidden files) and take their places when the block ends without an error; after an error
     they are deleted and the folder keeps what it held (drawings of an earlier run included).
     A drawing replaces a drawing of an earlier run (:func:`is_drawing`), never an input or
-    another file of the user's (:meth:`check_target`). An earlier run's drawing of an input
-    checked this time but not drawn (an image that can no longer be read) is removed at the
-    commit, so that the folder matches the run's results.
+    another file of the user's (:meth:`check_target`). The folder then holds this run's
+    drawings alone: those the last run into it drew (the marker lists them) and this run did
+    not (an image that can no longer be read, an input no longer given or deleted, an image
+    drawn where ``--fps`` now draws its folder as a video, or the other way round) are removed
+    at the commit, and the folders they leave empty; a file the marker does not list is never
+    removed.
 
     Args:
         output_dir: where drawings go.
@@ -69,11 +84,12 @@ class DrawingWriter:
         self.output_dir = output_dir
         self.score_threshold = score_threshold
         self.flag = flag
+        # Absolute: an input given inside the output folder is never removed (_remove_earlier).
+        self._inputs = [Path(os.path.abspath(p)) for p in inputs]
         folders = [_folder_of(Path(p)) for p in inputs]
         self.root = Path(os.path.commonpath(folders)) if folders else Path.cwd()
         self.overwritten: list[Path] = []
         self.removed: list[Path] = []
-        self._checked: dict[Path, str] = {}  # target -> its input, as messages name it
         self._staged: dict[Path, Path] = {}  # target -> staged file
         self._new_folders: set[Path] = set()
 
@@ -104,16 +120,15 @@ class DrawingWriter:
     def check_target(self, target: Path, source: str | Path, drawing: str = "drawing") -> None:
         """Raise unless the ``drawing`` of ``source`` (a file or frame folder) may go to
         ``target``: nothing is there, or a drawing of an earlier run (:func:`is_drawing`),
-        which :meth:`commit` replaces with a warning, or removes if nothing is drawn to
-        ``target`` this time. Callers check every target before the model runs; :meth:`write`
-        checks its own (:meth:`check_image`).
+        which :meth:`commit` replaces with a warning (or removes, if the last run drew it and
+        nothing is drawn to ``target`` this time). Callers check every target before the model
+        runs; :meth:`write` checks its own (:meth:`check_image`).
 
         Raises:
             ValueError: ``target`` is ``source`` itself, or a file no run drew (the user's
                 photo or video of the same name, an input of this run): naming it, the folder
                 (by :attr:`flag`) and what to do.
         """
-        self._checked[target] = str(source)
         if not target.exists():
             return
         folder = self._named_folder()
@@ -205,19 +220,22 @@ class DrawingWriter:
 
     def commit(self) -> list[Path]:
         """Move every staged drawing to its target; a drawing an earlier run left there is
-        replaced with a warning (and listed in :attr:`overwritten`). An earlier run's drawing at
-        a target checked (:meth:`check_target`) but not drawn is removed with a warning (and
-        listed in :attr:`removed`): it showed results this run no longer has. Staged files a
-        killed earlier run left in the same folders are deleted. The output folder is marked
-        (:data:`DRAWINGS_MARKER`), so that a later run over a folder above it does not read the
-        drawings as inputs. Returns the targets.
+        replaced (listed in :attr:`overwritten`). A target staged but never written (an
+        annotated video none of whose frames could be read) is not drawn. The drawings the last
+        run into the folder drew (:data:`DRAWINGS_MARKER` lists them) and this run did not are
+        removed (listed in :attr:`removed`; :meth:`_remove_earlier`): they showed results this
+        run no longer has. One warning names each kind. Staged files a killed earlier run left
+        in the same folders are deleted. The output folder is marked, listing this run's
+        drawings, so that a later run over a folder above it does not read them as inputs, and
+        a later run into it knows which files are drawings to remove. Returns the targets.
 
         Raises:
             ValueError: a file no run drew took a target's place while the drawings were made,
                 or the folder holds images no run drew (:meth:`check_folder`); nothing is moved
                 and the staged drawings are deleted (:meth:`discard`).
         """
-        taken = [t for t in self._staged if t.exists() and not is_drawing(t)]
+        drawn = {target: staged for target, staged in self._staged.items() if staged.exists()}
+        taken = [t for t in drawn if t.exists() and not is_drawing(t)]
         try:
             if taken:
                 raise ValueError(
@@ -225,37 +243,56 @@ class DrawingWriter:
                     "drew it: no drawing was moved; move that file away, or choose another "
                     "folder, and run again"
                 )
-            if self._staged:
+            if drawn:
                 self.check_folder()
         except ValueError:
             self.discard()
             raise
-        if self._staged:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / DRAWINGS_MARKER).write_text(
-                "Drawings of `sparsercnn predict --save-images`: predict leaves this folder out "
-                "when it reads a folder above it, and replaces only the drawings in it.\n"
-            )
-        for target, staged in self._staged.items():
-            if target.exists():
-                self.overwritten.append(target)
-                logger.warning("replacing %s, a drawing from an earlier run", target)
+        earlier = _listed_drawings(self.output_dir)
+        if drawn or earlier:
+            # Listing the earlier drawings too until they are removed: a run killed part-way
+            # leaves none that a later run does not know as its to remove.
+            self._mark([*earlier, *drawn])
+        self.overwritten = [target for target in drawn if target.exists()]
+        for target, staged in drawn.items():
             os.replace(staged, target)
-        for target, source in self._checked.items():
-            if target not in self._staged and target.is_file() and is_drawing(target):
-                logger.warning(
-                    "removing %s, the drawing of %s from an earlier run: this run drew none",
-                    target,
-                    source,
-                )
-                target.unlink()
-                self.removed.append(target)
-        targets, self._staged, self._new_folders = list(self._staged), {}, set()
-        self._checked = {}
+        self._remove_earlier([path for path in earlier if path not in drawn])
+        if drawn or earlier:
+            self._mark(list(drawn))
+        _warn_changed(self.overwritten, "replacing {} that an earlier run drew: %s")
+        _warn_changed(self.removed, "removing {} that the last run drew and this one did not: %s")
+        targets, self._staged, self._new_folders = list(drawn), {}, set()
         for folder in {target.parent for target in targets}:
             for leftover in folder.glob(_STAGED_NAMES):
                 leftover.unlink(missing_ok=True)
         return targets
+
+    def _mark(self, drawings: list[Path]) -> None:
+        """Mark :attr:`output_dir` as a folder of drawings (:data:`DRAWINGS_MARKER`), listing
+        ``drawings`` (paths below it)."""
+        names = sorted({path.relative_to(self.output_dir).as_posix() for path in drawings})
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        text = json.dumps({"about": _MARKER_NOTE, "drawings": names}, indent=1)
+        atomic_write_text(self.output_dir / DRAWINGS_MARKER, text + "\n")
+
+    def _remove_earlier(self, drawings: list[Path]) -> None:
+        """Remove the earlier run's ``drawings`` that are still drawings (:func:`is_drawing`) and
+        no input of this run (a drawing given as an input, or one in a folder of them given),
+        adding them to :attr:`removed`, and the folders below :attr:`output_dir` they leave
+        empty."""
+        for path in drawings:
+            read = any(
+                is_below(path, given) and is_below(given, self.output_dir) for given in self._inputs
+            )
+            if path.is_file() and is_drawing(path) and not read:
+                path.unlink()
+                self.removed.append(path)
+                for folder in path.parents:
+                    if folder == self.output_dir or not is_below(folder, self.output_dir):
+                        break
+                    if any(folder.iterdir()):
+                        break
+                    folder.rmdir()
 
     def _named_folder(self) -> str:
         """The output folder as errors name it: by its flag, where one gave it."""
@@ -266,11 +303,34 @@ class DrawingWriter:
         were."""
         for staged in self._staged.values():
             staged.unlink(missing_ok=True)
-        self._staged, self._checked = {}, {}
+        self._staged = {}
         for folder in sorted(self._new_folders, key=lambda path: len(path.parts), reverse=True):
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         self._new_folders = set()
+
+
+def _listed_drawings(folder: Path) -> list[Path]:
+    """The drawings the marker of ``folder`` lists (:meth:`DrawingWriter._mark`), as paths
+    below it: none where it is missing or lists none (an older marker, or a damaged one), and
+    never a path outside ``folder``."""
+    try:
+        listed = json.loads((folder / DRAWINGS_MARKER).read_text(encoding="utf-8"))["drawings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    if not isinstance(listed, list):
+        return []
+    paths = [folder / name for name in listed if isinstance(name, str) and name]
+    return [path for path in paths if is_below(path, folder, strictly=True)]
+
+
+def _warn_changed(paths: list[Path], message: str) -> None:
+    """One warning naming ``paths``, the earlier drawings a commit replaced or removed:
+    ``message`` with ``{}`` how many and ``%s`` their listing."""
+    if paths:
+        logger.warning(
+            message.format(counted(len(paths), "drawing")), listing([str(p) for p in paths])
+        )
 
 
 def _folder_of(path: Path) -> Path:

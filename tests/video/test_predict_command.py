@@ -127,6 +127,65 @@ def test_a_frame_folder_with_fps_is_one_video(unclipped_model_file: Path, tmp_pa
     assert len(frames) == 3 and fps == Fraction(3)
 
 
+def test_switching_fps_replaces_the_other_mode_s_drawings(
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder drawn as images, then with --fps as one video (and back), left the other run's
+    drawings beside this one's: the folder showed two runs' results mixed."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_frames(folder / "frames", 2)
+    output, drawn = tmp_path / "preds.json", tmp_path / "drawn"
+    images = ["frames/frame_0.png", "frames/frame_1.png"]
+    for fps, expected in (([], images), (["--fps", "4"], ["in.mp4"]), ([], images)):
+        args = [folder, *fps, "--output", output, "--save-images", drawn]
+        assert run_predict(model_file, *args) == 0
+        drawings = sorted(p.relative_to(drawn).as_posix() for p in drawn.rglob("*") if p.is_file())
+        assert drawings == [DRAWINGS_MARKER, *expected]
+        # The images' subfolder goes with them.
+        assert (drawn / "frames").is_dir() == (expected == images)
+    assert "(1 earlier drawing removed)" in capsys.readouterr().out
+
+
+def test_a_frame_folder_none_of_whose_frames_reads_is_left_out_as_an_image_is(
+    model_file: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Such a folder (truncated frames, or empty ones whose headers do not read) stopped the
+    whole run, writing nothing of the other inputs; now it is named, listed with every frame
+    kept skipped, its earlier annotated video removed, and the run exits 2. A run that reads
+    nothing else is an error that writes nothing."""
+    good, bad, empty = (tmp_path / name for name in ("good", "bad", "empty"))
+    write_frames(good, 2)
+    for path in write_frames(empty, 2):
+        path.write_bytes(b"")
+    output, drawn = tmp_path / "preds.json", tmp_path / "drawn"
+    args = ["--fps", "4", "--output", output, "--save-images", drawn]
+    frames = write_frames(bad, 3)
+    assert run_predict(model_file, good, bad, *args) == 0
+    for path in frames:
+        truncate(path)
+    capsys.readouterr()
+    with caplog.at_level(logging.WARNING):
+        assert run_predict(model_file, good, bad, *args) == 2
+    assert f"none of the 3 frames to predict in frame folder {bad} could be read" in caplog.text
+    out = capsys.readouterr().out
+    assert "on 2 frames of 1 video written to" in out
+    assert "; 1 frame folder could not be read (listed in " in out
+    listed = json.loads((tmp_path / "preds.frames.json").read_text())["videos"]
+    assert listed[1] == {"file_name": str(bad), "frames": [], "skipped_frames": [0, 1, 2]}
+    assert sorted(p.name for p in drawn.iterdir()) == [DRAWINGS_MARKER, "good.mp4"]
+    output.unlink()
+    assert run_predict(model_file, bad, empty, "--fps", "4", "--output", output) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"sparsercnn predict: error: none of the inputs could be read: frame folder {bad} (no "
+        f"frame of it read, as warned), frame folder {empty} (no frame of it read, as warned)"
+    )
+    assert not output.exists()
+
+
 def test_a_frame_folder_s_unreadable_frames_are_skipped_keeping_the_later_frames_times(
     unclipped_model_file: Path,
     tmp_path: Path,

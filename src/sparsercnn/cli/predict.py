@@ -43,6 +43,7 @@ from sparsercnn.cli.predict_inputs import (
 )
 from sparsercnn.cli.predict_sequences import (
     annotated_video_targets,
+    lost_sequences,
     predict_sequence,
     video_writer,
     write_outputs,
@@ -51,7 +52,6 @@ from sparsercnn.text import counted
 from sparsercnn.video.suffixes import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
-    from sparsercnn.cli.predict_inputs import InputGroup
     from sparsercnn.data.image_io import ImageReadError
     from sparsercnn.export.onnx_runtime import OnnxPredictor
     from sparsercnn.predictor import Predictor
@@ -74,9 +74,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "JPEG, an empty PNG) is left out and the others are predicted and written; a frame "
         "of a damaged video or of an --fps folder that cannot be read is skipped; a warning "
         "names each, and OUTPUT.frames.json lists it; a run that reads no input at all is an "
-        "error that writes nothing. Exit status: 2 when an image could not be read, 0 when "
-        "only frames were skipped, as an image is a whole input lost and a frame one part of "
-        "an input whose other frames are written.",
+        "error that writes nothing; an --fps folder none of whose frames can be read is left "
+        "out as an image is. Exit status: 2 when an image (or every frame of an --fps folder) "
+        "could not be read, 0 when only frames were skipped, as an image is a whole input lost "
+        "and a frame one part of an input whose other frames are written.",
     )
     model = parser.add_mutually_exclusive_group(required=True)
     add_model_argument(model, required=False)
@@ -110,8 +111,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "annotated video DIR/<relative path>.mp4 (H.264, or MPEG-4 for odd sizes): a video's "
         "kept frames at their own times (a variable frame rate stays variable), a frame "
         "folder's at --fps / --every. DIR is new, holds no image or video, or holds an "
-        "earlier run's drawings (which are replaced; an input's earlier drawing is removed "
-        "when it is not drawn this time, as an image that can no longer be read)",
+        "earlier run's drawings: it then holds this run's alone (the earlier drawings are "
+        "replaced, and those not drawn this time removed: of an image that can no longer be "
+        "read, of an input no longer given, or drawn without --fps where it is now given or "
+        "the other way round); a file no run drew is never replaced nor removed",
     )
     parser.add_argument(
         "--every",
@@ -145,9 +148,9 @@ def run(args: argparse.Namespace) -> int:
     """Predict every input and write the outputs.
 
     Returns:
-        0, or 2 (:data:`~sparsercnn.cli.main.EXIT_BAD_INPUT`) when images could not be read
-        and were left out, the others' outputs written
-        (:func:`~sparsercnn.cli.predict_inputs.unreadable_images`).
+        0, or 2 (:data:`~sparsercnn.cli.main.EXIT_BAD_INPUT`) when images could not be read,
+        or frame folders none of whose frames kept could, and were left out, the others'
+        outputs written (:func:`~sparsercnn.cli.predict_inputs.unreadable_images`).
     """
     from contextlib import nullcontext
 
@@ -216,24 +219,27 @@ def run(args: argparse.Namespace) -> int:
                 videos.append(predict_sequence(predictor, group, args, writer, records, progress))
             progress.input_done(i)
         num_frames = sum(len(video["frames"]) for video in videos)
-        unreadable = unreadable_images(errors, num_images + num_frames)
+        lost = lost_sequences(videos)
+        unreadable = unreadable_images(errors, num_images + num_frames, lost)
         frame_list = write_outputs(records, videos, unreadable, args.output)
     if errors:
         assert frame_list is not None  # it lists them
         warn_unreadable(errors, frame_list)
     print(
-        f"{len(records)} detections on {describe(groups, num_images, num_frames)} written to "
-        f"{args.output}"
+        f"{len(records)} detections on "
+        f"{describe(num_images, num_frames, len(videos) - len(lost))} written to {args.output}"
         + (f" (every frame predicted listed in {frame_list})" if videos else "")
         + f"; run on {predictor.runs_on}"
         + (
-            f"; {counted(len(unreadable), 'image')} could not be read (listed in {frame_list})"
-            if unreadable
+            f"; {lost_inputs(len(unreadable), len(lost))} could not be read (listed in "
+            f"{frame_list})"
+            if unreadable or lost
             else ""
         )
     )
     if drawings is not None:
-        # Removed: an earlier drawing of an input not drawn this time (an unreadable image).
+        # Removed: the last run's drawings not drawn this time (an unreadable image, an input no
+        # longer given, an image folder now drawn as one video with --fps).
         earlier = [
             f"{counted(len(changed), 'earlier drawing')} {what}"
             for changed, what in ((drawings.overwritten, "replaced"), (drawings.removed, "removed"))
@@ -243,7 +249,14 @@ def run(args: argparse.Namespace) -> int:
             f"drawn detections (score >= {args.score_threshold}) in {args.save_images}"
             + (f" ({', '.join(earlier)})" if earlier else "")
         )
-    return EXIT_BAD_INPUT if unreadable else 0
+    return EXIT_BAD_INPUT if unreadable or lost else 0
+
+
+def lost_inputs(num_images: int, num_folders: int) -> str:
+    """The inputs lost, e.g. ``1 image and 1 frame folder``: images that could not be read, and
+    frame folders of which no frame kept could."""
+    counts = ((num_images, "image"), (num_folders, "frame folder"))
+    return " and ".join(counted(n, what) for n, what in counts if n)
 
 
 def build_predictor(args: argparse.Namespace) -> Predictor | OnnxPredictor:
@@ -270,9 +283,9 @@ def build_predictor(args: argparse.Namespace) -> Predictor | OnnxPredictor:
     )
 
 
-def describe(groups: list[InputGroup], num_images: int, num_frames: int) -> str:
-    """What a run predicted, e.g. ``1 image and 30 frames of 2 videos``."""
-    num_sequences = sum(not isinstance(group, list) for group in groups)
+def describe(num_images: int, num_frames: int, num_sequences: int) -> str:
+    """What a run predicted, e.g. ``1 image and 30 frames of 2 videos``: ``num_sequences``
+    counts the videos and frame folders of which a frame was predicted."""
     images = counted(num_images, "image")
     if num_sequences == 0:
         return images

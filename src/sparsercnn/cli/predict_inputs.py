@@ -205,7 +205,9 @@ def _refuse_output_among(output: Path, files: Iterable[Path]) -> None:
         raise ValueError(f"--output {output} is one of the inputs; give another file name")
 
 
-def unreadable_images(errors: list[ImageReadError], num_read: int) -> list[dict[str, str]]:
+def unreadable_images(
+    errors: list[ImageReadError], num_read: int, lost_folders: Sequence[str] = ()
+) -> list[dict[str, str]]:
     """The images that could not be read (a truncated JPEG, an empty PNG), as the frame list
     records them (:func:`~sparsercnn.cli.predict_sequences.write_outputs`): ``file_name`` (as
     records name an image) and ``reason``. Such an image is left out and the others predicted,
@@ -214,14 +216,23 @@ def unreadable_images(errors: list[ImageReadError], num_read: int) -> list[dict[
     Args:
         errors: the error of each image that could not be read, in input order.
         num_read: how many images and frames were predicted.
+        lost_folders: the frame folders none of whose frames kept could be read
+            (:func:`~sparsercnn.cli.predict_sequences.lost_sequences`), each named in a warning.
 
     Raises:
         ImageReadError: no input was read (``num_read`` is 0): the one image's own error, or
-            one naming every image and why (:func:`~sparsercnn.data.image_io.none_read_error`).
+            one naming every image and why (:func:`~sparsercnn.data.image_io.none_read_error`)
+            and every frame folder lost.
     """
-    from sparsercnn.data.image_io import none_read_error
-    from sparsercnn.text import counted
+    from sparsercnn.data.image_io import ImageReadError, none_read_error
+    from sparsercnn.text import counted, listing
 
+    if num_read == 0 and lost_folders:
+        named = [
+            f"frame folder {folder} (no frame of it read, as warned)" for folder in lost_folders
+        ]
+        named += [f"{error.path} ({error.reason})" for error in errors]
+        raise ImageReadError(f"none of the inputs could be read: {listing(named)}")
     if errors and num_read == 0:
         if len(errors) == 1:
             raise errors[0]

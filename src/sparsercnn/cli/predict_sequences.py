@@ -100,7 +100,9 @@ def predict_sequence(
     progress: PredictionProgress,
 ) -> dict[str, Any]:
     """Add the records of every ``--every``-th frame of ``sequence`` to ``records`` and, with a
-    ``writer`` (:func:`video_writer`), write its annotated video.
+    ``writer`` (:func:`video_writer`), write its annotated video. A frame folder of which no
+    frame kept can be read is left out with a warning: it has no frame predicted, no annotated
+    video, and every frame kept is listed as skipped (:func:`lost_sequences`).
 
     Every drawn frame sits at its records' ``timestamp`` in the annotated video. A frame
     folder's is at a constant rate: a frame that could not be read is drawn as the frame before
@@ -119,6 +121,7 @@ def predict_sequence(
 
     from PIL import Image, ImageOps
 
+    from sparsercnn.data.image_io import ImageReadError
     from sparsercnn.video import FrameFolder, frame_records, frame_summary, predict_video
     from sparsercnn.visualization.draw import draw_detections
 
@@ -128,41 +131,55 @@ def predict_sequence(
     frames: list[dict[str, Any]] = []
     resized = False
     drawn: Image.Image | None = None  # the last frame drawn
-    with writer if writer is not None else nullcontext():
-        for frame, prediction in predict_video(predictor, sequence, every=args.every):
-            records.extend(frame_records(frame, prediction, predictor.categories))
-            frames.append(frame_summary(frame, prediction))
-            if writer is not None:
-                drawing = draw_detections(
-                    Image.fromarray(frame.image),
-                    prediction.boxes,
-                    prediction.labels,
-                    prediction.scores,
-                    predictor.categories.distinct_names,
-                    score_threshold=args.score_threshold,
-                    image_name=frame_name(sequence, frame),
-                )
-                if writer.size is not None and drawing.size[::-1] != writer.size:
-                    if not resized:
-                        warn_resized(sequence, frame, writer.size)
-                    resized = True
-                    drawing = ImageOps.pad(drawing, writer.size[::-1])
-                if not timed:  # frames before this one that could not be read hold their places
-                    hold(writer, drawing if drawn is None else drawn, frame.index // args.every)
-                elif drawn is None and frame.timestamp > 0:
-                    # Frame 0 did not decode: the writer counts time from its first frame, which
-                    # would move every frame one place earlier than its records say.
-                    writer.write(drawing, 0.0)
-                writer.write(drawing, frame.timestamp if timed else None)
-                drawn = drawing
-            progress.count()
-        if writer is not None and drawn is not None and not timed:
-            hold(writer, drawn, len(range(0, sequence.num_frames or 0, args.every)))
+    try:
+        with writer if writer is not None else nullcontext():
+            for frame, prediction in predict_video(predictor, sequence, every=args.every):
+                records.extend(frame_records(frame, prediction, predictor.categories))
+                frames.append(frame_summary(frame, prediction))
+                if writer is not None:
+                    drawing = draw_detections(
+                        Image.fromarray(frame.image),
+                        prediction.boxes,
+                        prediction.labels,
+                        prediction.scores,
+                        predictor.categories.distinct_names,
+                        score_threshold=args.score_threshold,
+                        image_name=frame_name(sequence, frame),
+                    )
+                    if writer.size is not None and drawing.size[::-1] != writer.size:
+                        if not resized:
+                            warn_resized(sequence, frame, writer.size)
+                        resized = True
+                        drawing = ImageOps.pad(drawing, writer.size[::-1])
+                    if not timed:
+                        # Frames before this one that could not be read hold their places.
+                        hold(writer, drawing if drawn is None else drawn, frame.index // args.every)
+                    elif drawn is None and frame.timestamp > 0:
+                        # Frame 0 did not decode: the writer counts time from its first frame,
+                        # which would move every frame one place earlier than its records say.
+                        writer.write(drawing, 0.0)
+                    writer.write(drawing, frame.timestamp if timed else None)
+                    drawn = drawing
+                progress.count()
+            if writer is not None and drawn is not None and not timed:
+                hold(writer, drawn, len(range(0, sequence.num_frames or 0, args.every)))
+    except ImageReadError as error:
+        if frames:  # a frame read for its detections, and not when drawn
+            raise
+        # None of a frame folder's frames kept could be read: an input lost, as an image.
+        logger.warning("%s; it is left out", error)
     return {
         "file_name": str(sequence.path),
         "frames": frames,
         "skipped_frames": sequence.skipped_frames,
     }
+
+
+def lost_sequences(videos: list[dict[str, Any]]) -> list[str]:
+    """The sequences of the frame lists ``videos`` (:func:`predict_sequence`) of which no frame
+    was predicted, by ``file_name``: frame folders none of whose frames kept could be read, each
+    a whole input lost, as an image that cannot be read is."""
+    return [video["file_name"] for video in videos if not video["frames"]]
 
 
 def hold(writer: VideoWriter, drawing: Image.Image, num_frames: int) -> None:

@@ -25,7 +25,6 @@ _EXPORTS = {
     "FrameSequence": "sparsercnn.video.reader",
     "VideoFile": "sparsercnn.video.reader",
     "import_av": "sparsercnn.video.reader",
-    "is_video_file": "sparsercnn.video.reader",
     "VIDEO_SUFFIXES": "sparsercnn.video.suffixes",
     "VideoWriter": "sparsercnn.video.writer",
     "choose_codec": "sparsercnn.video.writer",
@@ -45,7 +44,6 @@ if TYPE_CHECKING:
         FrameSequence,
         VideoFile,
         import_av,
-        is_video_file,
     )
     from sparsercnn.video.suffixes import VIDEO_SUFFIXES
     from sparsercnn.video.writer import VideoWriter, choose_codec, video_rate
@@ -63,7 +61,6 @@ __all__ = [
     "frame_records",
     "frame_summary",
     "import_av",
-    "is_video_file",
     "open_sequence",
     "predict_video",
     "video_rate",

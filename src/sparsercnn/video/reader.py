@@ -23,7 +23,6 @@ from sparsercnn.data.image_io import (
     ImageReadError,
     load_image,
     multi_frame_format,
-    none_read_error,
     read_image_header,
     warn_multi_frame,
 )
@@ -68,12 +67,6 @@ def import_av() -> ModuleType:
             "video needs PyAV, which is not installed: pip install 'sparsercnn[video]'"
         ) from error
     return av
-
-
-def is_video_file(path: str | Path) -> bool:
-    """Whether ``path`` is an existing file read as a video (:func:`reads_as_video`)."""
-    path = Path(path)
-    return path.is_file() and reads_as_video(path.suffix, frames_format(path))
 
 
 def frames_format(path: str | Path) -> str | None:
@@ -405,13 +398,16 @@ class FrameFolder:
             (:func:`~sparsercnn.image_inputs.folder_files`).
 
     Attributes:
-        size: ``(h, w)`` of the upright frames.
+        size: ``(h, w)`` of the upright frames; None where no frame's header can be read (every
+            frame then fails to read when predicted, and
+            :func:`~sparsercnn.video.prediction.predict_video` names each, as it names a folder
+            of truncated frames: the folder is one input that cannot be read, as a damaged image
+            is, not a refusal before any work).
 
     Raises:
         FileNotFoundError: ``path`` is not a folder or holds no image file.
         ValueError: ``fps`` is not a finite number > 0, or a frame's size differs from the
             first frame's (the first whose header could be read; the message names both).
-        ImageReadError: no frame's header can be read.
     """
 
     def __init__(
@@ -442,25 +438,25 @@ class FrameFolder:
         self.skipped_frames: list[int] = []
         self.size = self._frame_size()
 
-    def _frame_size(self) -> tuple[int, int]:
-        """``(h, w)`` of every frame, from the headers (EXIF orientation applied); the frame
-        files of several frames are named in a warning. A file whose header cannot be read (an
-        empty file) is left to :func:`~sparsercnn.video.prediction.predict_video`, which skips
-        it as it skips a truncated one."""
+    def _frame_size(self) -> tuple[int, int] | None:
+        """``(h, w)`` of every frame, from the headers (EXIF orientation applied), None where
+        none reads; the frame files of several frames are named in a warning. A file whose
+        header cannot be read (an empty file) is left to
+        :func:`~sparsercnn.video.prediction.predict_video`, which skips it as it skips a
+        truncated one."""
         headers: list[tuple[str, ImageHeader]] = []
-        errors: list[ImageReadError] = []
         for file in self.files:
             try:
                 headers.append((str(file), read_image_header(file)))
-            except ImageReadError as error:
-                errors.append(error)
+            except ImageReadError:
+                continue
         if not headers:
-            what = f"{counted(len(errors), 'frame')} in frame folder {self.path}"
-            raise none_read_error(what, errors)
+            return None
         first, header = headers[0]
         size = (header.height, header.width)
         # Named: it is not the folder's first frame where that one's header could not be read.
-        which = f"the first frame of {self.path}" + (" whose header reads" if errors else "")
+        unread = len(headers) < len(self.files)
+        which = f"the first frame of {self.path}" + (" whose header reads" if unread else "")
         for name, header in headers[1:]:
             if (header.height, header.width) != size:
                 raise ValueError(
