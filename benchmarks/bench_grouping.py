@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sparsercnn.benchmarking import machine_kind
 from sparsercnn.cli.common import int_at_least, user_path
-from sparsercnn.data.synthetic_styles import generate_styled_dataset
+from sparsercnn.data.synthetic_styles import DATASET_STYLES, generate_styled_dataset
 from sparsercnn.data.transforms import TrainTransform, build_train_transform
 from sparsercnn.presets import get_preset
 from sparsercnn.recipe.dataset_profile import DatasetProfile
@@ -62,7 +62,9 @@ def _data_argument(text: str) -> tuple[str, Path, Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--styles", nargs="*", default=["large_few", "shapes"])
+    parser.add_argument(
+        "--styles", nargs="*", choices=sorted(DATASET_STYLES), default=["large_few", "shapes"]
+    )
     parser.add_argument("--data", nargs="*", type=_data_argument, default=[])
     parser.add_argument("--root", type=user_path, default=REPO / "runs" / "bench_grouping")
     parser.add_argument("--presets", nargs="+", default=["r50_300pro_3x", "r50_100pro_3x"])

@@ -136,14 +136,18 @@ def id_problem(entry: Mapping[str, Any], key: str) -> str:
     value = entry[key]
     shown = json.dumps(value, default=repr)
     shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
+    return f"{key!r} is {shown}, not an integer: {id_fix(value)}"
+
+
+def id_fix(value: object) -> str:
+    """What to write instead of ``value``, an id that is no integer (after
+    :func:`with_integer_ids`): ``write it as 4, without quotes`` for ``"4"``."""
     if (quoted := quoted_int(value)) is not None:
-        fix = f"write it as {quoted}, without quotes"
-    elif type(value) is float and value.is_integer():
+        return f"write it as {quoted}, without quotes"
+    if type(value) is float and value.is_integer():
         # Past MAX_EXACT_FLOAT_INTEGER (whole_float): an int64 column pandas wrote as float64.
-        fix = "a float this large may have lost digits: write ids as integers"
-    else:
-        fix = "COCO ids are integers"
-    return f"{key!r} is {shown}, not an integer: {fix}"
+        return "a float this large may have lost digits: write ids as integers"
+    return "COCO ids are integers"
 
 
 def whole_float_ids_message(source: str, counts: Mapping[str, int]) -> str:

@@ -256,6 +256,11 @@ def test_a_swapped_json_size_of_a_file_turned_by_180_degrees_is_a_plain_mismatch
     (issue,) = check_image_files(images, tmp_path, decode=True).issues
     assert (issue.code, issue.severity) == ("image_size_mismatch", "warning")
     assert "the file is 64x48 after EXIF orientation" in issue.message
+    # Worded for every command that shows it: ``eval`` trains nothing.
+    assert issue.message.endswith(
+        "its boxes are checked against the file's size (and clipped to it for training): correct "
+        "the JSON's 'width' and 'height'"
+    )
 
 
 def test_each_file_is_opened_once_and_its_decoded_size_returned(

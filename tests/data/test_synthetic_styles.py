@@ -204,5 +204,8 @@ def test_presets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     marker = _load(data.root / MARKER_NAME)
     assert marker["style"] == {"num_classes": 12} and marker["image_size"] == [96, 96]
     assert len(_load(data.val_json)["images"]) == 1
-    with pytest.raises(KeyError, match="crowded"):
+    # Was a KeyError, which a command line prints quoted, or as a crash.
+    with pytest.raises(
+        ValueError, match=r"^unknown synthetic data set 'nope'; choose one of crowded, large_few, "
+    ):
         generate_styled_dataset("nope", tmp_path / "nope")

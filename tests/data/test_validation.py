@@ -998,7 +998,12 @@ def test_boxes_are_checked_against_the_file_size_where_given() -> None:
     ]
     outside = checked.issues[0].message
     assert "exceeds the 20x15 (w x h) image by more than 5%" in outside
-    assert outside.endswith("(its file's size; the JSON gives 40x30: see [image_size_mismatch])")
+    # Self-contained: a refusal to train or evaluate shows it without the warnings.
+    assert outside.endswith(
+        "(its file's size, after EXIF orientation; the JSON gives 40x30: if the boxes were drawn "
+        "on an image of the JSON's size, the file was resized since; rescale the boxes, or "
+        "restore the file)"
+    )
     assert [ann["id"] for ann in checked.annotations] == [1, 3, 4]
     assert checked.annotations[1]["bbox"] == [5.0, 5.0, 15.0, 5.0]
     assert [(im["width"], im["height"]) for im in checked.images] == [(80, 60), (20, 15), (40, 30)]
@@ -1062,14 +1067,15 @@ def test_an_image_entry_without_a_size_takes_its_file_s(no_size: dict[str, Any])
         "EXIF orientation)"
     )
     # Half a size given is checked against the file's (image_check's image_size_mismatch).
-    given, see = (
-        ("width 40 and no height", "[image_size_missing] and [image_size_mismatch]")
+    resized = ": if the boxes were drawn on an image of the JSON's size, the file was resized"
+    given = (
+        f"width 40 and no height{resized} since; rescale the boxes, or restore the file"
         if no_size == NO_SIZES["half"]
-        else ("none", "[image_size_missing]")
+        else "none"
     )
     assert checked.issues[1].message.endswith(
-        f"exceeds the 20x15 (w x h) image by more than 5% (its file's size; the JSON gives "
-        f"{given}: see {see})"
+        "exceeds the 20x15 (w x h) image by more than 5% (its file's size, after EXIF "
+        f"orientation; the JSON gives {given})"
     )
     assert [(im["width"], im["height"]) for im in checked.images] == [(80, 60), (20, 15), (40, 30)]
     assert [ann["id"] for ann in checked.annotations] == [1, 3, 4]

@@ -128,7 +128,7 @@ def test_predict_records_are_matched_by_the_end_of_their_file_name(tmp_path: Pat
         ),
         (
             {"category_id": 0},
-            r"d.json: image id 10: 1 record of category id 0, which are not among the categories "
+            r"d.json: image id 10: 1 record of category id 0, which is not among the categories "
             r"evaluated on .*instances.json \(their ids: 2, 5\); a record's category_id is the "
             r"data set's category id",
         ),

@@ -345,7 +345,7 @@ def test_non_finite_detections_name_the_image(ground_truth: dict[str, Any], fiel
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"category_id": 1}, r"image id 2: 1 record of category id 1, which are not among"),
+        ({"category_id": 1}, r"image id 2: 1 record of category id 1, which is not among"),
         ({"category_id": "3"}, r"image id 2: 1 record of category id '3', which"),
         ({"bbox": [100.0, 100.0, -20.0, 90.0]}, r"image id 2: 1 of its 2 detections have a neg"),
     ],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,16 @@ def test_a_failed_check_says_how_to_write_the_file_anyway(tmp_path: Path) -> Non
     assert error.finding.startswith(f"{tmp_path / 'model.onnx'}: onnxruntime disagrees with ")
     assert error.finding.endswith("unmatched=1)); the file was not written")
     assert error.path == tmp_path / "model.onnx" and error.parity is parity
+
+
+def test_a_failed_check_pickles_as_itself(tmp_path: Path) -> None:
+    """Was: ``pickle.loads`` raised TypeError (the args held the message alone), so the error
+    could not cross to another process (a DataLoader worker, a multiprocessing pool)."""
+    error = OnnxCheckError(tmp_path / "model.onnx", FAILED_PARITY, graph="its fp32 graph")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is OnnxCheckError and str(copy) == str(error)
+    assert (copy.path, copy.parity, copy.finding) == (error.path, error.parity, error.finding)
+    assert "PyTorch on its fp32 graph (" in copy.finding
 
 
 def test_graph_has_no_scatter_or_loop(exported: ExportReport) -> None:

@@ -506,7 +506,8 @@ def _findings(image: dict[str, Any], path: Path) -> _Findings:
         message = (
             f"image {image_id} ({file!r}): the JSON gives {json_size} "
             f"but the file is {width}x{height} after EXIF orientation; its boxes are checked "
-            "against, and trained on, the file's size: correct the JSON's 'width' and 'height'"
+            "against the file's size (and clipped to it for training): correct the JSON's "
+            "'width' and 'height'"
         )
         issues.append(Issue("warning", "image_size_mismatch", message, image_id, None, file))
     return _Findings(tuple(issues), (width, height))

@@ -77,14 +77,13 @@ def generate_styled_dataset(name: str, root: Path, seed: int = 0) -> DemoDataset
     :func:`generate_demo_dataset`: reused when complete, regenerated when parameters changed).
 
     Raises:
-        KeyError: ``name`` is not a preset; the message lists them.
+        ValueError: ``name`` is not a preset; the message lists them (a bad value, as a command
+            line reports one: a ``KeyError`` would print its message quoted, as a lookup's).
     """
-    try:
-        spec = DATASET_STYLES[name]
-    except KeyError:
-        raise KeyError(
-            f"unknown synthetic data set {name!r}; choose one of {sorted(DATASET_STYLES)}"
-        ) from None
+    if name not in DATASET_STYLES:
+        names = ", ".join(sorted(DATASET_STYLES))
+        raise ValueError(f"unknown synthetic data set {name!r}; choose one of {names}")
+    spec = DATASET_STYLES[name]
     return generate_demo_dataset(
         root,
         num_train=spec.num_train,

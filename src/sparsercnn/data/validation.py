@@ -892,12 +892,17 @@ def _ignore_flag_message(ids: list[int], source: str) -> str:
 def _sized_by_file_note(given: tuple[int | None, int | None], size: tuple[int, int]) -> str:
     """What a box's clip or rejection adds for an image sized by its file (``size``, ``(width,
     height)``) where its entry gives another size or half of one (``given``,
-    :func:`given_image_size`): the warnings that name the two."""
-    codes = ["image_size_missing"] if None in given else []
+    :func:`given_image_size`): both sizes, and where they disagree what that may mean. It says
+    it all itself: a refusal to train or evaluate shows the error without the
+    ``image_size_mismatch`` / ``image_size_missing`` warnings, which only ``validate`` lists
+    beside it."""
+    note = f" (its file's size, after EXIF orientation; the JSON gives {format_given_size(given)}"
     if not given_size_agrees(given, size):
-        codes.append("image_size_mismatch")
-    see = " and ".join(f"[{code}]" for code in codes)
-    return f" (its file's size; the JSON gives {format_given_size(given)}: see {see})"
+        note += (
+            ": if the boxes were drawn on an image of the JSON's size, the file was resized "
+            "since; rescale the boxes, or restore the file"
+        )
+    return note + ")"
 
 
 def _bbox_problem(bbox: Any) -> tuple[str, str] | None:

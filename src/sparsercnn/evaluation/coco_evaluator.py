@@ -366,12 +366,11 @@ def _check_category_ids(per_image: Mapping[int, Sequence[CocoResult]], gt: CocoG
     """Raise when records (by image id) name category ids outside the label map of ``gt``
     (COCOeval would skip such records unsaid, though counted among the detections), naming
     every such id, the first images with one, and the ids the label map has."""
-    known = frozenset(gt.category_ids)
     unknown: set[object] = set()
     num_records = 0
     images = []
     for image_id, records in per_image.items():
-        of_image = [r["category_id"] for r in records if r["category_id"] not in known]
+        of_image = [r["category_id"] for r in records if r["category_id"] not in gt.category_id_set]
         if of_image:
             unknown.update(of_image)
             num_records += len(of_image)
@@ -383,9 +382,9 @@ def _check_category_ids(per_image: Mapping[int, Sequence[CocoResult]], gt: CocoG
             f"image id{'s' if len(images) > 1 else ''} "
             f"{listing([str(i) for i in sorted(images)], 5)}: {counted(num_records, 'record')} "
             f"of category id{'s' if len(named) > 1 else ''} {', '.join(repr(c) for c in named)}, "
-            f"which are not among the categories evaluated on {gt.source} (their ids: "
-            f"{listing([str(c) for c in gt.category_ids])}); a record's category_id is the data "
-            "set's category id (categories[].id), not a 0-based label"
+            f"which {'are' if len(named) > 1 else 'is'} not among the categories evaluated on "
+            f"{gt.source} (their ids: {listing([str(c) for c in gt.category_ids])}); a record's "
+            "category_id is the data set's category id (categories[].id), not a 0-based label"
         )
 
 

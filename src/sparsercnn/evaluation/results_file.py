@@ -24,6 +24,7 @@ from typing import Any
 
 from sparsercnn.evaluation.results import CocoResult
 from sparsercnn.json_values import (
+    id_fix,
     is_int,
     is_number,
     whole_float_ids_message,
@@ -138,11 +139,12 @@ def _record_problem(record: Any) -> str | None:
         )
     if "image_id" in record:
         if not is_int(record["image_id"]):
-            return "has an image_id that is no integer"
+            return f"has an image_id that is no integer: {id_fix(record['image_id'])}"
     elif not isinstance(record.get("file_name"), str):
         return "names no image: it has neither an image_id nor a file_name"
     if not is_int(record.get("category_id")):
-        return "has no integer category_id (the data set's category id)"
+        fix = f": {id_fix(record['category_id'])}" if "category_id" in record else ""
+        return f"has no integer category_id (the data set's category id){fix}"
     bbox = record.get("bbox")
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
         return "has no bbox of 4 numbers [x, y, width, height]"

@@ -74,6 +74,7 @@ class OnnxCheckError(RuntimeError):
     def __init__(self, path: str | Path, parity: ParityCheck, graph: str = "") -> None:
         """``graph``: which graph was compared, where it is not the file's own (``"its fp32
         graph"`` of an int8 export)."""
+        super().__init__(path, parity, graph)  # the args a pickled copy is made of
         self.path = Path(path)
         self.parity = parity
         compared = f" on {graph}" if graph else ""
@@ -81,7 +82,9 @@ class OnnxCheckError(RuntimeError):
             f"{path}: onnxruntime disagrees with PyTorch{compared} ({parity}); "
             "the file was not written"
         )
-        super().__init__(f"{self.finding}; export with check=False to write it anyway")
+
+    def __str__(self) -> str:
+        return f"{self.finding}; export with check=False to write it anyway"
 
 
 @dataclass
