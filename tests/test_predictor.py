@@ -420,6 +420,30 @@ def test_errors_about_decoded_inputs_name_the_input(model_file: Path) -> None:
         predictor(image for image in [good])  # type: ignore[arg-type]
 
 
+def test_a_lazily_opened_pil_image_that_cannot_be_read_is_named(
+    model_file: Path, tmp_path: Path
+) -> None:
+    # Image.open reads pixels only when they are used: a truncated file, or one closed by its
+    # `with` block (Pillow raised a bare AssertionError), failed in the resize, naming nothing.
+    predictor = Predictor.from_file(model_file)
+    good = np.zeros((8, 8, 3), np.uint8)
+    path = tmp_path / "photo.jpg"
+    noise = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(path)
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"^<input 1>: .*cut\.jpg.*truncated"):
+        predictor([good, Image.open(truncated)])
+    with Image.open(path) as closed:
+        pass
+    with pytest.raises(ValueError, match=r"^<input 1>: .*photo\.jpg.*inside the `with Image"):
+        predictor([good, closed])
+    opened = Image.open(path)
+    opened.close()
+    with pytest.raises(ValueError, match=r"^<input 0>: .*photo\.jpg.*closed"):
+        predictor(opened)
+
+
 def test_an_unreadable_file_raises_naming_it_or_is_left_out_when_asked(
     model_file: Path, dataset: SyntheticCoco, tmp_path: Path
 ) -> None:

@@ -126,7 +126,8 @@ def to_pil(image: ImageInput) -> Image.Image:
     0-255 are refused).
 
     Raises:
-        ValueError: an array or tensor of another shape or range, or an empty image.
+        ValueError: an array or tensor of another shape or range, an empty image, or a PIL
+            image whose file cannot be read (truncated, or closed before its pixels were read).
         TypeError: an input of another type.
     """
     if isinstance(image, str | Path):
@@ -134,6 +135,7 @@ def to_pil(image: ImageInput) -> Image.Image:
     if isinstance(image, Image.Image):
         if 0 in image.size:
             raise ValueError(f"the image is empty: {image.width}x{image.height} pixels")
+        _read_pixels(image)
         return to_rgb(image)
     if isinstance(image, Tensor):
         if image.dim() != 3 or image.shape[0] not in (1, 3):
@@ -160,6 +162,29 @@ def to_pil(image: ImageInput) -> Image.Image:
         f"unsupported image input of type {type(image).__name__}; give a path, folder, PIL "
         "image, HxWx3 uint8 RGB array or (3, H, W) tensor, or a list or tuple of them"
     )
+
+
+def _read_pixels(image: Image.Image) -> None:
+    """Read the pixels of a PIL image now: ``Image.open`` reads them at their first use, where a
+    file that cannot be read failed without a word of which input it was.
+
+    Raises:
+        ValueError: its file is truncated or damaged, or was closed before its pixels were read.
+    """
+    filename = getattr(image, "filename", "")
+    file = f"the PIL image's file {filename}" if filename else "the PIL image's file"
+    try:
+        image.load()
+    except OSError as error:
+        raise ValueError(f"{file} cannot be read ({error}): it is truncated or damaged") from None
+    except (ValueError, AssertionError, AttributeError):
+        # Pillow's errors for a closed image: ValueError after image.close(), a bare assertion
+        # (AttributeError under -O) on a file its `with Image.open(...)` block closed.
+        raise ValueError(
+            f"{file} was closed before its pixels were read: call "
+            "image.load() inside the `with Image.open(...)` block (or before image.close()), "
+            "or give the path"
+        ) from None
 
 
 def _layout_hint(shape: tuple[int, ...], fix: str, where: str) -> str:

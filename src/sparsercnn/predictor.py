@@ -300,7 +300,13 @@ class Predictor(BatchPredictor):
     def from_file(path: str | Path, **kwargs: Any) -> Predictor:
         """Build a predictor from a model file (see :mod:`sparsercnn.model_file`); an INFO line
         says when the file's int8 calibration could make it faster
-        (:func:`~sparsercnn.model.inference.unused_int8_calibration`)."""
+        (:func:`~sparsercnn.model.inference.unused_int8_calibration`).
+
+        Args:
+            path: the ``.safetensors`` model file.
+            kwargs: the keyword arguments of :class:`Predictor`: ``device``, ``batch_size``,
+                ``num_stages``, ``batch_invariant``, ``precision``, ``cuda_graphs``.
+        """
         loaded = load_model_file(path)
         predictor = Predictor(loaded.model, loaded.config, loaded.categories, **kwargs)
         note = unused_int8_calibration(predictor.model, predictor.precision, predictor.device)

@@ -449,6 +449,13 @@ BAD_REQUESTS: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
         "unknown parameter 'treshold'",
         "treshold",
     ),
+    # Was "unknown parameter 'images'; this endpoint accepts: images, ...".
+    "images in the query string": (
+        {"files": files(PNG), "params": {"images": "photo.jpg"}},
+        400,
+        "images go in the request body, not in the query string",
+        "images",
+    ),
     "unknown form field": (
         {"files": files(PNG), "data": {"max_dets": "3"}},
         400,

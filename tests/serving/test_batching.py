@@ -211,6 +211,9 @@ def test_a_job_past_the_queue_limit_is_refused_at_once() -> None:
         with pytest.raises(BatcherFull, match="--max-queued-images"):
             batcher.check_room(1)
         batcher.check_room(0)
+        # A task (the stage view) holding an image waits as a job does: it was never refused.
+        with pytest.raises(BatcherFull, match=r"request's 1$"):
+            batcher.call(lambda: None, _images(11))
         model.gate.set()
         for future in (running, *queued):
             future.result(5)
@@ -236,7 +239,7 @@ def test_through_the_app_a_request_past_the_queue_limit_gets_503(
 
     batcher.detect = blocked
     image = files(encoded_image(64, 48))
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(3) as pool:
         # One request runs (blocked), then the other waits: the queue holds one image. (Sent
         # together, the second could find the first still queued and be refused.)
         first = [pool.submit(client.post, "/v1/detect", files=image)]
@@ -251,10 +254,16 @@ def test_through_the_app_a_request_past_the_queue_limit_gets_503(
                 gate.set()
                 pytest.fail("no request queued")
         busy = client.post("/v1/detect", files=image)
-        gate.set()
+        # The stage view was never refused: it waited for the model, past the limit.
+        busy_stages = pool.submit(client.post, "/v1/stages", files=image)
+        try:
+            busy_stages.result(5)
+        finally:
+            gate.set()
         assert [f.result(10).status_code for f in first] == [200, 200]
     assert busy.status_code == 503, busy.text
     assert "the server is busy: its queue holds 1 of at most 1 images" in busy.json()["error"]
+    assert busy_stages.result().status_code == 503, busy_stages.result().text
     assert client.post("/v1/detect", files=image).status_code == 200
 
 

@@ -243,7 +243,7 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
         the refinement figure of the paper, drawn by the page at ``/``."""
         uploads, _ = await read_image_request(request, StagesOptions, 1, limits.max_image_bytes)
         name = uploads[0].name
-        _batcher(service)  # the app runs with its lifespan
+        _batcher(service).check_room(1)  # before decoding: call checks it again
         (image,) = await _decode(uploads, limits, service, app.state.decode_limiter)
         del uploads  # as in /v1/detect
 
@@ -252,7 +252,7 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
             start = time.perf_counter()
             return service.stage_boxes(image), _ms(time.perf_counter() - start)
 
-        result, inference_ms = await asyncio.wrap_future(_batcher(service).call(run))
+        result, inference_ms = await asyncio.wrap_future(_batcher(service).call(run, [image]))
         size = image.full_size
         return StageView(
             name=name,

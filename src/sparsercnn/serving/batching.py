@@ -9,9 +9,9 @@ forward passes of at most ``max_batch_images`` images of one padded size, so an 
 detections do not depend on the requests it was batched with. When a batch of several jobs
 fails, each job is run again alone, so that only the jobs that fail on their own get the error.
 Other work that needs the model (the stage view) goes through :meth:`~RequestBatcher.call`, run
-alone between batches. The queue holds at most ``max_queued_images`` images: past it, a job is
-refused at once (:class:`~sparsercnn.serving.errors.BatcherFull`), so that a burst of requests
-cannot hold the server's memory without bound.
+alone between batches. The queue holds at most ``max_queued_images`` images (a task's counted as
+a job's): past it, a job is refused at once (:class:`~sparsercnn.serving.errors.BatcherFull`),
+so that a burst of requests cannot hold the server's memory without bound.
 """
 
 from __future__ import annotations
@@ -126,9 +126,19 @@ class RequestBatcher:
         with self._condition:
             self._check_room(count)
 
-    def call(self, task: Callable[[], T]) -> Future[T]:
-        """Run ``task`` on the worker thread, alone, after the jobs queued before it."""
-        return self._put(_Job(images=[], num_stages=None, future=Future(), task=task))
+    def call(self, task: Callable[[], T], images: Sequence[ImageInput] = ()) -> Future[T]:
+        """Run ``task`` on the worker thread, alone, after the jobs queued before it.
+
+        Args:
+            task: the work.
+            images: the images ``task`` holds, counted against ``max_queued_images`` while it
+                waits as a job's are.
+
+        Raises:
+            BatcherClosed: the batcher is closed.
+            BatcherFull: the queue has no room for ``images`` (see :meth:`check_room`).
+        """
+        return self._put(_Job(images=images, num_stages=None, future=Future(), task=task))
 
     @property
     def queued(self) -> int:

@@ -67,6 +67,12 @@ async def read_image_request(
         raise ApiError(400, f"request body is empty; {_how_to_send()}")
     values: dict[str, Any] = {}
     for name, value in request.query_params.multi_items():
+        if name == IMAGES_FIELD:  # else "unknown parameter 'images'; ... accepts: images"
+            raise ApiError(
+                400,
+                f"{IMAGES_FIELD} go in the request body, not in the query string; {_how_to_send()}",
+                IMAGES_FIELD,
+            )
         _put(values, name, value, "query string")
     if content_type == "multipart/form-data":
         images = await _read_multipart(request, values, max_images, max_image_bytes)
