@@ -16,6 +16,8 @@ from sparsercnn.json_values import (
     is_number,
     is_real,
     quoted_int,
+    quoted_number,
+    unquoted_fix,
     whole_float,
     with_integer_ids,
 )
@@ -106,6 +108,27 @@ def test_coco_ids_are_made_integers_by_one_table_counted_by_list_and_key() -> No
 def test_a_quoted_id_is_read_by_one_rule(value: object, integer: int | None) -> None:
     """The one rule for an id in quotes, which validation matches and id_problem tells."""
     assert quoted_int(value) == integer
+
+
+@pytest.mark.parametrize(
+    ("value", "number", "fix"),
+    [
+        ("0.9", 0.9, "write it as 0.9, without quotes"),
+        ("4", 4, "write it as 4, without quotes"),
+        ("-.5", -0.5, "write it as -0.5, without quotes"),
+        ("1e-3", 0.001, "write it as 0.001, without quotes"),
+        ("nan", None, None),
+        ("0.9 ", None, None),
+        ("high", None, None),
+        (0.9, None, None),
+    ],
+)
+def test_a_quoted_number_is_told_by_one_rule(
+    value: object, number: float | None, fix: str | None
+) -> None:
+    """Was: a results file's quoted score ("0.9") was refused as no number, without the hint
+    that quoted ids got."""
+    assert quoted_number(value) == number and unquoted_fix(value) == fix
 
 
 @pytest.mark.parametrize(

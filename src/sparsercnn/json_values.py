@@ -47,12 +47,31 @@ def whole_float(value: object) -> int | None:
     return int(value) if abs(value) <= MAX_EXACT_FLOAT_INTEGER else None
 
 
+# A decimal number as JSON and exporters write one: "4", "-2", "0.9", ".5", "1e-3".
+_NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def quoted_number(value: object) -> int | float | None:
+    """The number a string holding a decimal number stands for (``"0.9"`` -> 0.9, ``"4"`` ->
+    4, ``"1e-3"`` -> 0.001), as some exporters quote numbers and ids; ``None`` for anything
+    else (``"car"``, ``"nan"``, ``" 4"``, a number)."""
+    if not isinstance(value, str) or not _NUMBER.fullmatch(value):
+        return None
+    return int(value) if re.fullmatch(r"-?[0-9]+", value) else float(value)
+
+
 def quoted_int(value: object) -> int | None:
     """The integer a string of decimal digits stands for (``"4"`` -> 4, ``"-2"`` -> -2), as
     some exporters quote ids; ``None`` for anything else (``"4.0"``, ``"car"``, a number)."""
-    if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
-        return int(value)
-    return None
+    number = quoted_number(value)
+    return number if type(number) is int else None
+
+
+def unquoted_fix(value: object) -> str | None:
+    """What to write instead of ``value`` where it is a quoted number (:func:`quoted_number`):
+    ``write it as 0.9, without quotes`` for ``"0.9"``; ``None`` for anything else."""
+    number = quoted_number(value)
+    return None if number is None else f"write it as {number!r}, without quotes"
 
 
 # The id keys of the entries of each list of a COCO instances file.
@@ -142,8 +161,9 @@ def id_problem(entry: Mapping[str, Any], key: str) -> str:
 def id_fix(value: object) -> str:
     """What to write instead of ``value``, an id that is no integer (after
     :func:`with_integer_ids`): ``write it as 4, without quotes`` for ``"4"``."""
-    if (quoted := quoted_int(value)) is not None:
-        return f"write it as {quoted}, without quotes"
+    fix = unquoted_fix(value)
+    if fix is not None and quoted_int(value) is not None:
+        return fix
     if type(value) is float and value.is_integer():
         # Past MAX_EXACT_FLOAT_INTEGER (whole_float): an int64 column pandas wrote as float64.
         return "a float this large may have lost digits: write ids as integers"

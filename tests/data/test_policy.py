@@ -229,6 +229,21 @@ def test_zero_annotations_is_an_error_even_with_skip_invalid(write_coco: WriteCo
             apply_policy(inspection, skip_invalid=skip_invalid)
 
 
+def test_an_image_without_a_usable_box_in_a_set_without_one_is_not_sent_to_skip_invalid(
+    write_coco: WriteCoco,
+) -> None:
+    """Was: its info said that with --skip-invalid the image trains as a negative example,
+    while the no_boxes error, which --skip-invalid cannot drop, refuses the set."""
+    data = write_coco(categories=CATEGORIES, boxes=[[Box(1, (4, 4, 20, 20))]])
+    coco = data.read_json()
+    coco["annotations"][0]["bbox"] = [4, 4, -3, 20]
+    data.write_json(coco)
+    inspection = inspect_dataset(data.json_path, data.image_dir)
+    assert [e.code for e in inspection.errors] == ["negative_size", "no_boxes"]
+    (info,) = [i for i in inspection.issues if i.code == "image_without_usable_boxes"]
+    assert info.message.endswith("has no usable box: 1 annotation with errors: fix its annotations")
+
+
 def test_no_usable_image_is_an_error_of_validate_and_training(write_coco: WriteCoco) -> None:
     data = write_jpegs(write_coco, 2, bad={0: "text", 1: "empty"})
     coco = data.read_json()

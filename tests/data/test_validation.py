@@ -553,6 +553,25 @@ def test_boxes_written_as_corners_are_named_as_such_once() -> None:
     assert "bbox_corners" not in [issue.code for issue in check_coco(data, "x.json").issues]
 
 
+def test_boxes_written_as_fractions_of_the_image_are_named_as_such_once() -> None:
+    """Was: a file of normalised boxes (YOLO's, some converters') passed without a warning and
+    trained on boxes under a pixel."""
+    fractions = [[0.25, 0.5, 0.25, 0.2], [0.1, 0.1, 0.5, 0.5]]
+    data = {
+        "images": [image(1, "a.png", 640, 480), image(2, "b.png", 640, 480)],
+        "annotations": [box(i, 1 + i, 1, bbox) for i, bbox in enumerate(fractions)],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    (issue,) = check_coco(data, "f.json").issues
+    assert (issue.severity, issue.code) == ("warning", "bbox_fractions")
+    assert issue.message.startswith(
+        "f.json: every one of the 2 boxes lies within [0, 1] (image 1: [0.25, 0.5, 0.25, 0.2]), "
+        "on images of 480 px or more a side: fractions of the image size?"
+    )
+    data["annotations"].append(box(7, 1, 1, [10, 20, 30, 40]))
+    assert check_coco(data, "f.json").issues == []
+
+
 def test_a_box_past_the_edge_by_an_exporter_s_rounding_is_clipped_without_a_warning() -> None:
     """Label Studio and FiftyOne store boxes as fractions of the image: a box drawn to the edge
     comes back 1e-13 px past it, and one rounded to two decimals 0.01 px. Such a box is inside

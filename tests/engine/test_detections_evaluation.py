@@ -243,3 +243,23 @@ def test_skip_invalid_leaves_out_the_records_of_the_images_it_leaves_out(
     written = json.loads(metrics.read_text())
     assert written["detections_file"] == str(det_path)
     assert written["dropped_invalid"]["images"] == 1 and "model_file" not in written
+
+
+def test_boxes_outside_their_images_are_scored_with_a_warning_that_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: boxes in pixels of other images scored AP 0 with nothing to say why. The sizes are
+    the annotation file's; a file of good boxes gets no such warning."""
+    ground_truth = _ground_truth()
+    gt_path = _write(tmp_path / "instances.json", ground_truth)
+    records = _detections(ground_truth)
+    with caplog.at_level(logging.WARNING):
+        evaluate_detections_file(_write(tmp_path / "good.json", records), gt_path)
+    assert "boxes" not in caplog.text
+    for record in records:
+        x, y, w, h = record["bbox"]
+        record["bbox"] = [x + 1000, y + 1000, w, h]
+    with caplog.at_level(logging.WARNING):
+        report = evaluate_detections_file(_write(tmp_path / "d.json", records), gt_path)
+    assert report.result.AP == 0.0
+    assert f"d.json: {len(records)} of {len(records)} boxes lie mostly outside" in caplog.text

@@ -4,16 +4,20 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sparsercnn.evaluation.results import CocoResult
 from sparsercnn.evaluation.results_file import (
     images_of_files,
     listed_unreadable_images,
     read_results_file,
     records_by_image,
+    warn_box_format,
 )
 
 RECORD = {"image_id": 1, "category_id": 3, "bbox": [1.0, 2.0, 3.0, 4.0], "score": 0.5}
@@ -33,7 +37,12 @@ def _file(tmp_path: Path, data: Any) -> Path:
         ({"detections": []}, r"holds a JSON object, not a list of records"),
         ([RECORD, 3], r"record 1 \(3\) is not an object"),
         ([{**RECORD, "bbox": [1, 2, 3]}], r"record 0 .* has no bbox of 4 numbers"),
-        ([{**RECORD, "score": "high"}], r"record 0 .* has no number as score"),
+        ([{**RECORD, "score": "high"}], r"record 0 .* has no number as score;"),
+        ([{**RECORD, "score": "0.9"}], r"has no number as score: write it as 0.9, without quotes"),
+        (
+            [{**RECORD, "bbox": ["1", 2, 3, 4]}],
+            r"of 4 numbers .*: write its numbers without quotes",
+        ),
         ([{**RECORD, "category_id": "3"}], r"has no integer category_id .*: write it as 3,"),
         ([{**RECORD, "image_id": "1"}], r"image_id that is no integer: write it as 1, without"),
         ([{**RECORD, "image_id": "a1"}], r"image_id that is no integer: COCO ids are integers"),
@@ -125,3 +134,36 @@ def test_images_of_files_match_as_records_do() -> None:
         2: "/data/sub/a.jpg",
         3: "./b.jpg",
     }
+
+
+@pytest.mark.parametrize(
+    ("bbox", "message"),
+    [
+        (
+            [1500, 1500, 500, 500],
+            r"d.json: 3 of 3 boxes lie mostly outside their image \(images 1, 2",
+        ),
+        ([0.1, 0.2, 0.3, 0.25], r"d.json: every one of the 3 boxes lies within \[0, 1\]"),
+        ([50, 30, 75, 55], r"d.json: 3 of 3 boxes extend past .* read as corners"),
+    ],
+)
+def test_boxes_in_another_format_are_scored_with_one_warning(
+    bbox: list[float], message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: boxes far outside their 80x60 image, fractions of it or corners scored AP near 0
+    with nothing to say why."""
+    results: dict[int, list[CocoResult]] = {
+        image_id: [{**RECORD, "image_id": image_id, "bbox": bbox}] for image_id in (1, 2, 3)
+    }
+    sizes = dict.fromkeys(results, (80, 60))
+    with caplog.at_level(logging.WARNING):
+        warn_box_format(results, sizes, tolerance=0.05, source="d.json")
+    (warning,) = caplog.records
+    assert re.search(message, warning.message)
+    assert warning.message.endswith(
+        "; scored as given, which scores boxes in another format near 0"
+    )
+    caplog.clear()
+    good = {image_id: [{**RECORD, "image_id": image_id}] for image_id in results}
+    warn_box_format(good, sizes, tolerance=0.05, source="d.json")
+    assert not caplog.records

@@ -222,7 +222,8 @@ def _content_issues(checked: CheckedCoco, source: str) -> list[Issue]:
         image_id, file = image["id"], image["file_name"]
         if per_image[image_id] == 0:
             code = "image_without_usable_boxes" if unused[image_id] else "image_without_boxes"
-            message = f"image {image_id} ({file!r}) " + _why_no_boxes(unused[image_id])
+            why = _why_no_boxes(unused[image_id], kept_as_negative=bool(per_image))
+            message = f"image {image_id} ({file!r}) {why}"
             issues.append(Issue("info", code, message, image_id, None, file))
     return issues
 
@@ -256,25 +257,32 @@ def _unused_annotations(issues: list[Issue]) -> dict[int | None, Counter[str]]:
     return unused
 
 
-def _why_no_boxes(unused: Counter[str]) -> str:
+def _why_no_boxes(unused: Counter[str], *, kept_as_negative: bool) -> str:
     """The rest of the message of an image without boxes: a true negative example
     (``image_without_boxes``), or an image whose annotations give no usable box, which is
-    trained as a negative all the same (``image_without_usable_boxes``)."""
+    trained as a negative all the same (``image_without_usable_boxes``). Where no image of the
+    set has a usable box (not ``kept_as_negative``: the ``no_boxes`` error, which
+    ``--skip-invalid`` cannot drop), nothing is trained, and the message says only what to fix.
+    """
     empty = counted(unused["empty"], "zero-size box", "zero-size boxes")
     if unused["error"]:
         errors = counted(unused["error"], "annotation")
         also = f" and {empty}" if unused["empty"] else ""
+        if not kept_as_negative:
+            return f"has no usable box: {errors} with errors{also}: fix its annotations"
         return (
             f"has no usable box: {errors} with errors{also}; with --skip-invalid "
             "it is trained as a negative example, its objects as background: fix its "
             "annotations, or remove the image"
         )
     if unused["empty"]:
+        if not kept_as_negative:
+            return f"has no usable box, only {empty} (no training target): fix the boxes"
         return (
             f"has no usable box, only {empty} (no training target): it is trained as a negative "
             "example, its objects as background; fix the boxes, or remove the image"
         )
-    return "has no boxes (kept as a negative example)"
+    return "has no boxes" + (" (kept as a negative example)" if kept_as_negative else "")
 
 
 def apply_policy(

@@ -29,7 +29,9 @@ written as whole floats, ``3.0``, as pandas writes integer columns: read as the 
 warning for all; :func:`~sparsercnn.json_values.whole_float`), ``bbox_corners``
 (boxes past their image's right or bottom edge, by more than :data:`ROUNDING_PX`, in a file
 whose every box would fit read as corners ``[x1, y1, x2, y2]``: an exporter's mistake that the
-per-box issues do not name; one of the :data:`EXPLAINING_CODES`).
+per-box issues do not name; one of the :data:`EXPLAINING_CODES`), ``bbox_fractions`` (every box
+within ``[0, 1]`` on images of a few pixels or more: fractions of the image size, which train
+as boxes under a pixel); both :class:`~sparsercnn.box_format_evidence.BoxFormatEvidence`'s.
 """
 
 from __future__ import annotations
@@ -37,11 +39,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from sparsercnn.box_format_evidence import ROUNDING_PX, BoxFormatEvidence, BoxFormatSign
 from sparsercnn.json_values import (
     COCO_ID_KEYS,
     coco_with_integer_ids,
@@ -49,6 +51,7 @@ from sparsercnn.json_values import (
     is_int,
     is_number,
     quoted_int,
+    unquoted_fix,
     whole_float_ids_message,
 )
 from sparsercnn.structures import coco_area
@@ -58,16 +61,18 @@ from sparsercnn.text import counted, listing
 # height (for y), and still be clipped with a warning instead of being rejected; ROUNDING_PX
 # more is allowed at any tolerance, 0 included.
 DEFAULT_CLIP_TOLERANCE = 0.05
-# How far, in pixels, a box may end past its image's edge and still count as inside it: clipped
-# without a warning. Exporters that store coordinates as fractions of the image (Label Studio,
-# FiftyOne) write a box drawn to the edge 1e-13 px past it, and those that round x and w to two
-# decimals each up to 0.01 px (plus the float error of adding them).
-ROUNDING_PX = 0.02
 REQUIRED_KEYS = ("images", "annotations", "categories")
 
 Severity = Literal["error", "warning", "info"]
 # Warnings about the whole file that explain its errors: a refusal to train shows them too.
 EXPLAINING_CODES = frozenset({"bbox_corners"})
+# The warning of each sign that the file's boxes are in another format than COCO's
+# (:class:`~sparsercnn.box_format_evidence.BoxFormatEvidence`); boxes mostly outside their image
+# are errors, each its own.
+BOX_FORMAT_CODES: Mapping[BoxFormatSign, str] = {
+    "corners": "bbox_corners",
+    "fractions": "bbox_fractions",
+}
 # What a duplicate_file_name warning does and how to fix it (the JSON's equal names, and the
 # image check's names that the file system resolves to one file).
 REPEATED_FILE_CONSEQUENCE = (
@@ -331,9 +336,12 @@ def check_coco(
     if checker.ignore_flagged:
         message = _ignore_flag_message(checker.ignore_flagged, source)
         checker.add("warning", "ignore_flag", message)
-    if (corners := checker.corner_boxes.message(source)) is not None:
-        # First: it explains the box issues that follow.
-        checker.issues.insert(0, Issue("warning", "bbox_corners", corners))
+    if (finding := checker.box_format.finding(source)) is not None:
+        sign, message = finding
+        # First: it explains the box issues that follow (each box outside its image is an
+        # error of its own, which says where).
+        if sign in BOX_FORMAT_CODES:
+            checker.issues.insert(0, Issue("warning", BOX_FORMAT_CODES[sign], message))
     return CheckedCoco(
         images,
         annotations,
@@ -377,7 +385,7 @@ class _Checker:
         self.rejected_categories: dict[Hashable, _Rejected] = {}
         self.scored_objects: list[ScoredObject] = []
         self.ground_truth: list[dict[str, Any]] = []
-        self.corner_boxes = _CornerBoxes(clip_tolerance)
+        self.box_format = BoxFormatEvidence(clip_tolerance)
 
     def add(
         self,
@@ -654,7 +662,7 @@ class _Checker:
             self.ground_truth.append(ann)
             return None
         width, height = int(image["width"]), int(image["height"])
-        self.corner_boxes.add(ann["bbox"], width, height)
+        self.box_format.add(ann["bbox"], width, height, image_id)
         bbox, reason = _fit_to_image(ann["bbox"], width, height, self.clip_tolerance)
         if reason is not None and image_id in self.json_sizes:
             reason += _sized_by_file_note(self.json_sizes[image_id], (width, height))
@@ -730,41 +738,6 @@ def _repeat_message(
 
 # The image ids the dataset can hold: it keeps them as 64-bit integers.
 _INT64 = range(-(2**63), 2**63)
-
-
-@dataclass
-class _CornerBoxes:
-    """Whether a file's boxes look like corners ``[x1, y1, x2, y2]`` written as COCO's
-    ``[x, y, w, h]``: some extend past their image's right or bottom edge, yet every one, read
-    as corners, lies inside its image (within the clip tolerance) with ``x2 >= x1, y2 >= y1``.
-
-    Fed with every well-formed box of positive size (:meth:`add`), in image pixels.
-    """
-
-    tolerance: float
-    num_boxes: int = 0
-    num_past_edge: int = 0
-    all_fit_as_corners: bool = True
-
-    def add(self, bbox: list[float], width: int, height: int) -> None:
-        x, y, a, b = bbox  # [x, y, w, h] as COCO's, [x1, y1, x2, y2] as corners
-        self.num_boxes += 1
-        self.num_past_edge += x + a > width + ROUNDING_PX or y + b > height + ROUNDING_PX
-        tol_x, tol_y = self.tolerance * width, self.tolerance * height
-        self.all_fit_as_corners &= (
-            -tol_x <= x <= a <= width + tol_x and -tol_y <= y <= b <= height + tol_y
-        )
-
-    def message(self, source: str) -> str | None:
-        """The ``bbox_corners`` warning, or ``None`` when the boxes do not look like corners."""
-        if not (self.num_past_edge and self.all_fit_as_corners):
-            return None
-        return (
-            f"{source}: {self.num_past_edge} of {self.num_boxes} boxes extend past the right or "
-            "bottom edge of their image read as COCO's [x, y, w, h], but every box would lie "
-            "inside its image read as corners [x1, y1, x2, y2]: if the exporter wrote corners, "
-            "write each 'bbox' as [x1, y1, x2 - x1, y2 - y1]"
-        )
 
 
 @dataclass
@@ -859,8 +832,7 @@ def _image_entry_problem(entry: dict[str, Any]) -> str | None:
     for key in [key for key in ("width", "height") if key not in unknown]:
         value = entry[key]
         if not is_number(value) or not math.isfinite(value) or value <= 0 or value != int(value):
-            quoted = isinstance(value, str) and re.fullmatch(r"[0-9]+", value)
-            hint = " (write it without quotes)" if quoted else ""
+            hint = " (write it without quotes)" if quoted_int(value) is not None else ""
             return f"{key!r} must be a positive integer, got {value!r:.40}{hint}"
     return None
 
@@ -908,7 +880,7 @@ def _sized_by_file_note(given: tuple[int | None, int | None], size: tuple[int, i
 def _bbox_problem(bbox: Any) -> tuple[str, str] | None:
     """``(code, reason)`` unless ``bbox`` is 4 finite numbers with positive width and height."""
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(is_number, bbox))):
-        quoted = isinstance(bbox, list) and any(isinstance(value, str) for value in bbox)
+        quoted = isinstance(bbox, list) and any(unquoted_fix(value) is not None for value in bbox)
         hint = " (write the numbers without quotes)" if quoted else ""
         return "malformed_bbox", f"'bbox' must be 4 numbers [x, y, w, h], got {bbox!r:.80}{hint}"
     if not all(map(math.isfinite, bbox)):

@@ -26,6 +26,7 @@ from sparsercnn.evaluation.results_file import (
     listed_unreadable_images,
     read_results_file,
     records_by_image,
+    warn_box_format,
 )
 from sparsercnn.text import counted, listing
 
@@ -78,7 +79,8 @@ def evaluate_detections_file(
         json_path, folder, skip_invalid=skip_invalid, image_check=image_check, inspection=inspection
     )
     image_ids = dataset.image_ids
-    images = {image_id: dataset.image_info(i)["file_name"] for i, image_id in enumerate(image_ids)}
+    infos = [dataset.image_info(i) for i in range(len(image_ids))]
+    images = {info["id"]: info["file_name"] for info in infos}
     left_out = {
         issue.image_id: issue.file or ""
         for issue in inspection.errors
@@ -96,6 +98,8 @@ def evaluate_detections_file(
         evaluator.extend(image_ids, results)
     except ValueError as error:
         raise ValueError(f"{source}: {error}") from None
+    sizes = {info["id"]: (info["width"], info["height"]) for info in infos}
+    warn_box_format(grouped, sizes, tolerance=inspection.clip_tolerance, source=source)
     without = {image_id: name for image_id, name in images.items() if image_id not in grouped}
     _warn_incomplete(source, len(records), num_left_out, without, len(image_ids), str(json_path))
     if on_accepted is not None:

@@ -10,7 +10,9 @@ checks every record's keys and types, and :func:`records_by_image` gives each it
 category and values (a category of the data set, finite, no negative size) are checked where
 every record is, by :meth:`~sparsercnn.evaluation.CocoEvaluator.extend`. The frame list
 ``predict`` writes beside its results (:func:`frame_list_path`) names the images it could not
-read (:func:`listed_unreadable_images`), which have no records.
+read (:func:`listed_unreadable_images`), which have no records. Boxes that look written in
+another format (corners, fractions of the image, another image's pixels) are warned about,
+never refused (:func:`warn_box_format`).
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sparsercnn.box_format_evidence import BoxFormatEvidence
 from sparsercnn.evaluation.results import CocoResult
 from sparsercnn.json_values import (
     id_fix,
     is_int,
     is_number,
+    unquoted_fix,
     whole_float_ids_message,
     with_integer_ids,
 )
@@ -147,9 +151,13 @@ def _record_problem(record: Any) -> str | None:
         return f"has no integer category_id (the data set's category id){fix}"
     bbox = record.get("bbox")
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
-        return "has no bbox of 4 numbers [x, y, width, height]"
+        quoted = isinstance(bbox, list) and any(unquoted_fix(v) is not None for v in bbox)
+        return "has no bbox of 4 numbers [x, y, width, height]" + (
+            ": write its numbers without quotes" if quoted else ""
+        )
     if not is_number(record.get("score")):
-        return "has no number as score"
+        score_fix = unquoted_fix(record.get("score"))
+        return "has no number as score" + ("" if score_fix is None else f": {score_fix}")
     return None
 
 
@@ -224,6 +232,39 @@ def records_by_image(
             "whose file_name ends its file_name); give the annotation file of these images"
         )
     return grouped, num_left_out
+
+
+def warn_box_format(
+    results: Mapping[int, Sequence[CocoResult]],
+    sizes: Mapping[int, tuple[int, int]],
+    *,
+    tolerance: float,
+    source: str,
+) -> None:
+    """Warn once where the boxes of ``results`` look written in another format than COCO's
+    ``[x, y, width, height]`` in pixels of their image
+    (:class:`~sparsercnn.box_format_evidence.BoxFormatEvidence`: as corners, as fractions of
+    the image, or mostly outside their images), which scores them near 0 with nothing else to
+    say why. A model may predict boxes outside its image: they are scored as given.
+
+    Args:
+        results: the checked records of each image (finite, no negative size), by image id.
+        sizes: ``(width, height)`` in pixels of every image of ``results``, by image id.
+        tolerance: how far past its image a box read as corners may end and still fit it, a
+            fraction of the image's side (the data's clip tolerance).
+        source: the results file, for the message.
+    """
+    evidence = BoxFormatEvidence(tolerance)
+    for image_id, image_results in results.items():
+        width, height = sizes[image_id]
+        for result in image_results:
+            evidence.add(result["bbox"], width, height, image_id)
+    finding = evidence.finding(source)
+    if finding is not None:
+        logger.warning(
+            "%s; scored as given, which scores boxes in another format near 0",
+            finding[1],
+        )
 
 
 def images_of_files(names: Sequence[str], images: Mapping[int, str]) -> dict[int, str]:

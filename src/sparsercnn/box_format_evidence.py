@@ -1,0 +1,150 @@
+"""Signs that a file's COCO boxes were written in another format than the ``[x, y, width,
+height]`` in pixels of their image that COCO reads: corners ``[x1, y1, x2, y2]``, fractions of
+the image size, or pixels of another image. No one box tells: the file's boxes together do.
+
+One rule for both kinds of file: an annotation file's boxes (``validate``, ``train``, ``eval``:
+:mod:`~sparsercnn.data.validation`'s ``bbox_corners`` and ``bbox_fractions`` warnings) and a
+detections file's (``eval --detections``: :mod:`~sparsercnn.evaluation.results_file`). A model
+may predict boxes outside its image, so a sign is only ever a warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sparsercnn.text import listing
+
+# How far, in pixels, a box may end past its image's edge and still count as inside it: clipped
+# without a warning. Exporters that store coordinates as fractions of the image (Label Studio,
+# FiftyOne) write a box drawn to the edge 1e-13 px past it, and those that round x and w to two
+# decimals each up to 0.01 px (plus the float error of adding them).
+ROUNDING_PX = 0.02
+# The share of a file's boxes that lie mostly outside their image (less than half of a box's
+# area inside it) from which the file's boxes look like pixels of other images: a detector
+# clips its boxes to the image, and an annotation tool draws inside it.
+MOSTLY_OUTSIDE_SHARE = 0.25
+# The smallest image side, in pixels, on which boxes all within [0, 1] are taken for fractions
+# of the image: on a smaller image a box of one pixel at its corner is plausible.
+MIN_SIDE_FOR_FRACTIONS = 8
+# How many images a sign's message names.
+NAMED_IMAGES = 5
+
+BoxFormatSign = Literal["corners", "outside", "fractions"]
+
+
+@dataclass
+class _Boxes:
+    """How many boxes show a sign, and the first images (ids) of them."""
+
+    count: int = 0
+    image_ids: dict[int, None] = field(default_factory=dict)
+
+    def add(self, image_id: int) -> None:
+        self.count += 1
+        if len(self.image_ids) < NAMED_IMAGES:
+            self.image_ids[image_id] = None
+
+    def named(self) -> str:
+        """The images, for a message: ``images 3, 7`` (more than :data:`NAMED_IMAGES`: and
+        so on)."""
+        ids = [str(image_id) for image_id in self.image_ids]
+        more = " ..." if self.count > len(ids) and len(ids) == NAMED_IMAGES else ""
+        return f"image{'s' if len(ids) > 1 else ''} {listing(ids, NAMED_IMAGES)}{more}"
+
+
+@dataclass
+class BoxFormatEvidence:
+    """What a file's boxes, read as COCO's ``[x, y, w, h]`` in pixels, say of their format.
+
+    Fed with every box (:meth:`add`): finite, no negative width or height (an annotation file's
+    zero-size boxes left out). :meth:`finding` then names the likeliest other format, if any:
+
+    - ``"corners"``: some boxes extend past their image's right or bottom edge (by more than
+      :data:`ROUNDING_PX`), yet every box, read as corners ``[x1, y1, x2, y2]``, lies inside
+      its image (within ``tolerance``) with ``x2 >= x1, y2 >= y1``;
+    - ``"outside"``: at least :data:`MOSTLY_OUTSIDE_SHARE` of the boxes lie mostly outside
+      their image (pixels of a resized or another image, or another format);
+    - ``"fractions"``: every box lies within ``[0, 1]^4``, some of positive size, on images of
+      :data:`MIN_SIDE_FOR_FRACTIONS` px or more a side (fractions of the image size, as YOLO's
+      and some tools' normalised boxes are).
+
+    Attributes:
+        tolerance: how far past its image a box read as corners may end and still fit it, as a
+            fraction of the image width (for x) or height (for y): the data's clip tolerance.
+    """
+
+    tolerance: float
+    num_boxes: int = 0
+    past_edge: _Boxes = field(default_factory=_Boxes)
+    mostly_outside: _Boxes = field(default_factory=_Boxes)
+    all_fit_as_corners: bool = True
+    all_within_unit: bool = True
+    any_positive_size: bool = False
+    min_image_side: int | None = None
+    first_box: tuple[int, list[float]] | None = None
+
+    def add(self, bbox: list[float], width: int, height: int, image_id: int) -> None:
+        """Take the box ``bbox`` (``[x, y, w, h]`` as COCO's) of the ``width`` x ``height``
+        image ``image_id``."""
+        x, y, a, b = bbox  # [x, y, w, h] as COCO's, [x1, y1, x2, y2] as corners
+        self.num_boxes += 1
+        self.first_box = self.first_box or (image_id, list(bbox))
+        if x + a > width + ROUNDING_PX or y + b > height + ROUNDING_PX:
+            self.past_edge.add(image_id)
+        tol_x, tol_y = self.tolerance * width, self.tolerance * height
+        self.all_fit_as_corners &= (
+            -tol_x <= x <= a <= width + tol_x and -tol_y <= y <= b <= height + tol_y
+        )
+        if _mostly_outside(bbox, width, height):
+            self.mostly_outside.add(image_id)
+        self.all_within_unit &= all(0 <= value <= 1 for value in bbox)
+        self.any_positive_size |= a > 0 and b > 0
+        side = min(width, height)
+        self.min_image_side = min(side, self.min_image_side or side)
+
+    def finding(self, source: str) -> tuple[BoxFormatSign, str] | None:
+        """The likeliest other format of the boxes of ``source`` and a message naming the
+        signs (counted, a few images named), the format COCO reads and the fix; ``None`` where
+        the boxes look like COCO's."""
+        if self.past_edge.count and self.all_fit_as_corners:
+            return "corners", (
+                f"{source}: {self.past_edge.count} of {self.num_boxes} boxes extend past the "
+                f"right or bottom edge of their image ({self.past_edge.named()}) read as COCO's "
+                "[x, y, w, h], but every box would lie inside its image read as corners [x1, "
+                "y1, x2, y2]: if they were written as corners, write each 'bbox' as [x1, y1, "
+                "x2 - x1, y2 - y1]"
+            )
+        if self.num_boxes and self.mostly_outside.count >= MOSTLY_OUTSIDE_SHARE * self.num_boxes:
+            return "outside", (
+                f"{source}: {self.mostly_outside.count} of {self.num_boxes} boxes lie mostly "
+                f"outside their image ({self.mostly_outside.named()}): COCO's 'bbox' is [x, y, "
+                "width, height] in pixels of the image as the annotation file sizes it; boxes "
+                "in pixels of a resized image, or in another format, lie elsewhere"
+            )
+        if (
+            self.all_within_unit
+            and self.any_positive_size
+            and (self.min_image_side or 0) >= MIN_SIDE_FOR_FRACTIONS
+            and self.first_box is not None
+        ):
+            image_id, bbox = self.first_box
+            shown = ", ".join(f"{value:.3g}" for value in bbox)
+            return "fractions", (
+                f"{source}: every one of the {self.num_boxes} boxes lies within [0, 1] (image "
+                f"{image_id}: [{shown}]), on images of {self.min_image_side} px or more a side: "
+                "fractions of the image size? COCO's 'bbox' is [x, y, width, height] in pixels: "
+                "multiply x and width by the image's width, y and height by its height"
+            )
+        return None
+
+
+def _mostly_outside(bbox: list[float], width: int, height: int) -> bool:
+    """Whether less than half of the area of ``bbox`` (``[x, y, w, h]``) lies inside the
+    ``width`` x ``height`` image; a box of no area: whether its corner lies outside."""
+    x, y, w, h = bbox
+    if w * h == 0:
+        return not (0 <= x <= width and 0 <= y <= height)
+    inside_w = max(0.0, min(x + w, width) - max(x, 0.0))
+    inside_h = max(0.0, min(y + h, height) - max(y, 0.0))
+    return inside_w * inside_h < 0.5 * w * h

@@ -1,0 +1,59 @@
+"""Signs that a file's boxes are in another format than COCO's [x, y, w, h] in pixels: the one
+rule that annotation files and detections files are both read by."""
+
+from __future__ import annotations
+
+import pytest
+
+from sparsercnn.box_format_evidence import BoxFormatEvidence
+
+
+def _finding(boxes: list[list[float]], size: tuple[int, int] = (80, 60)) -> tuple[str, str] | None:
+    """The finding of ``boxes``, each of its own image ``0, 1, ...`` of ``size`` (w, h)."""
+    evidence = BoxFormatEvidence(tolerance=0.05)
+    for image_id, bbox in enumerate(boxes):
+        evidence.add(bbox, *size, image_id)
+    return evidence.finding("d.json")
+
+
+def test_boxes_of_coco_s_format_show_no_sign() -> None:
+    """Boxes inside their image, one a model predicted past its edge, and none at all."""
+    assert _finding([[10, 10, 30, 20], [60, 40, 25, 25], [0, 0, 80, 60], [3, 2, 0, 0]]) is None
+    assert _finding([]) is None
+
+
+def test_corners_are_told_by_boxes_past_the_edge_that_fit_as_corners() -> None:
+    sign, message = _finding([[50, 30, 75, 55], [10, 10, 40, 30], [5, 5, 6, 6]]) or ("", "")
+    assert sign == "corners"
+    assert message.startswith(
+        "d.json: 1 of 3 boxes extend past the right or bottom edge of their image (image 0) "
+        "read as COCO's [x, y, w, h], but every box would lie inside its image read as corners"
+    )
+    # One box that cannot be corners (x2 < x1) and the file is not.
+    assert (_finding([[50, 30, 75, 55], [70, 10, 15, 20]]) or ("",))[0] != "corners"
+
+
+def test_boxes_mostly_outside_their_images_are_counted_and_a_few_named() -> None:
+    boxes = [[1500, 1500, 500, 500]] * 7 + [[10, 10, 30, 20]] * 3
+    sign, message = _finding(boxes) or ("", "")
+    assert sign == "outside"
+    assert message.startswith(
+        "d.json: 7 of 10 boxes lie mostly outside their image (images 0, 1, 2, 3, 4 ...): COCO's "
+        "'bbox' is [x, y, width, height] in pixels of the image"
+    )
+    # A few of many (a detector's boxes past the edge) are no sign.
+    assert _finding([[70, 50, 40, 40]] + [[10, 10, 30, 20]] * 9) is None
+
+
+@pytest.mark.parametrize(("size", "sign"), [((640, 480), "fractions"), ((4, 4), None)])
+def test_boxes_all_within_0_1_are_fractions_on_images_of_more_than_a_few_px(
+    size: tuple[int, int], sign: str | None
+) -> None:
+    finding = _finding([[0.125, 0.25, 0.5, 0.25], [0, 0, 1, 1]], size)
+    assert (finding and finding[0]) == sign
+    if finding is not None:
+        assert (
+            "every one of the 2 boxes lies within [0, 1] (image 0: [0.125, 0.25, 0.5, 0.25])"
+            in (finding[1])
+        )
+        assert "multiply x and width by the image's width" in finding[1]
