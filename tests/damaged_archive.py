@@ -7,10 +7,12 @@ import zipfile
 from pathlib import Path
 
 
-def flip_a_byte_of_the_largest_record(path: Path) -> str:
-    """Change one byte in the middle of ``path``'s largest record; return the record's name."""
+def flip_a_byte_of_the_largest_record(path: Path, *, tensor: bool = False) -> str:
+    """Change one byte in the middle of ``path``'s largest record (``tensor``: of the largest
+    tensor's, ``ARCHIVE/data/N``, rather than the pickle's); return the record's name."""
     with zipfile.ZipFile(path) as archive:
-        record = max(archive.infolist(), key=lambda info: info.file_size)
+        records = [info for info in archive.infolist() if not tensor or "/data/" in info.filename]
+        record = max(records, key=lambda info: info.file_size)
     # Past the local header (30 bytes, the name and at most 64 bytes of alignment padding).
     offset = record.header_offset + 30 + len(record.filename) + 64 + record.file_size // 2
     data = bytearray(path.read_bytes())

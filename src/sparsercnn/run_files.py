@@ -19,3 +19,6 @@ MODEL_BEST_FILE = "model_best.safetensors"
 RUN_OUTPUT_FILES = (CONFIG_FILE, METRICS_FILE, CURVES_FILE, MODEL_FINAL_FILE, MODEL_BEST_FILE)
 # The trained models: files the check of a run folder never advises deleting.
 MODEL_FILES = (MODEL_FINAL_FILE, MODEL_BEST_FILE)
+# The lock a run holds on its folder while it runs (:mod:`sparsercnn.engine.run_lock`), removed
+# when it ends; one a killed run leaves behind holds no lock, and is no run's output.
+RUN_LOCK_FILE = ".run.lock"

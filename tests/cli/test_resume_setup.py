@@ -17,6 +17,7 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine import checkpoint as checkpoint_module
 from sparsercnn.engine.checkpoint import save_training_checkpoint
 from sparsercnn.presets import get_preset
+from tests.damaged_archive import flip_a_byte_of_the_largest_record
 from tests.synthetic_coco import SyntheticCoco
 
 
@@ -181,3 +182,28 @@ def test_set_values_on_resume_are_checked_against_the_runs_config(
     error = capsys.readouterr().err
     assert "--set: model.hidden_dim (48) must be a multiple of model.num_heads (5)" in error
     assert f"(in the run's config, {run / 'config.json'})" in error
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_before_the_data_check(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    no_data_check: None,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Was: "schedule extended on resume at iteration 40" before the data's check, of a
+    checkpoint damaged inside a tensor, which restoring then skipped to say another schedule at
+    iteration 20. What is said first is of the checkpoint resumed."""
+    run = tmp_path / "run"
+    cfg, newest = _finished_run(run)
+    layer = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.AdamW(layer.parameters())
+    categories = CategoryMap([1, 3], ["red", "green"])
+    save_training_checkpoint(run, 20, layer, optimizer, None, cfg, categories)
+    (run / "last_checkpoint").write_text(newest.name)
+    flip_a_byte_of_the_largest_record(newest, tensor=True)
+    with caplog.at_level(logging.INFO, logger="sparsercnn"):
+        assert main(_resume(tiny_coco, run, "--set", "train.max_iter=80")) == 1
+    messages = [record.getMessage() for record in caplog.records]
+    assert f"skipped damaged training checkpoint(s) in {run}: {newest.name} (record" in messages[0]
+    assert messages[1] == "schedule extended on resume at iteration 20: max_iter 40 -> 80"
+    assert not any("iteration 40" in message for message in messages)

@@ -18,7 +18,7 @@ from sparsercnn import recipe
 from sparsercnn.cli import train as train_command
 from sparsercnn.cli.main import Terminated, check_drawing_font, main
 from sparsercnn.cli.train import RANK_0_WARNINGS
-from sparsercnn.cli.training_setup import removed_if_refused
+from sparsercnn.cli.training_setup import held_run_folder
 from sparsercnn.config import Config
 from sparsercnn.data import policy
 from sparsercnn.data.categories import CategoryMap
@@ -30,10 +30,12 @@ from sparsercnn.model import build_model
 from sparsercnn.presets import get_preset
 from sparsercnn.recipe import for_dataset
 from sparsercnn.recipe.step_timing import StepCost
+from sparsercnn.run_files import RUN_LOCK_FILE
 from sparsercnn.weights import convert
 from sparsercnn.weights.convert import export_state_dict
 from sparsercnn.weights.key_tables import Layout
 from sparsercnn.weights.readers import RawCheckpoint
+from tests.lock_holder import lock_held_elsewhere
 from tests.synthetic_coco import SyntheticCoco, WriteCoco, tiny_config, truncate
 
 
@@ -59,7 +61,7 @@ def _config_of_run(args: argparse.Namespace, *rest: Any, **kwargs: Any) -> Check
     of ``_run_config``), its checkpoint not read."""
     if not args.resume:
         return None
-    return CheckedResume(get_preset("tiny"), args.output_dir, None)
+    return CheckedResume(get_preset("tiny"), args.output_dir / "checkpoint_0000000.pt", 0)
 
 
 def _train(tmp_path: Path, *extra: str) -> list[str]:
@@ -133,7 +135,7 @@ def test_a_validation_set_of_other_classes_is_refused_before_the_recipe(
 
 
 def test_a_refused_run_removes_only_what_it_wrote_before_its_first_step(tmp_path: Path) -> None:
-    """``removed_if_refused``: the setup files a refused run wrote go, and its folder if it made
+    """``held_run_folder``: the setup files a refused run wrote go, and its folder if it made
     it; files that were there before stay, and so does everything of a run that wrote a log
     (it can be resumed)."""
     fresh, logged, existing = tmp_path / "fresh", tmp_path / "logged", tmp_path / "existing"
@@ -144,7 +146,7 @@ def test_a_refused_run_removes_only_what_it_wrote_before_its_first_step(tmp_path
         (logged, ("config.json", "metrics.jsonl")),
         (existing, ("recipe.json", "config.json")),
     ]:
-        with pytest.raises(KeyboardInterrupt), removed_if_refused(folder):
+        with pytest.raises(KeyboardInterrupt), held_run_folder(folder, make=True, is_main=True):
             folder.mkdir(exist_ok=True)
             for name in written:
                 (folder / name).write_text("{}")
@@ -152,8 +154,8 @@ def test_a_refused_run_removes_only_what_it_wrote_before_its_first_step(tmp_path
     assert not fresh.exists()
     assert sorted(p.name for p in logged.iterdir()) == ["config.json", "metrics.jsonl"]
     assert [p.name for p in existing.iterdir()] == ["notes.txt"]
-    with removed_if_refused(fresh):  # success keeps it
-        fresh.mkdir()
+    with held_run_folder(fresh, make=True, is_main=True):  # success keeps it
+        pass
     assert fresh.is_dir()
 
 
@@ -179,7 +181,7 @@ def test_a_run_stopped_before_its_first_step_leaves_what_the_next_train_accepts_
 
     monkeypatch.setattr("sparsercnn.engine.trainer.build_train_loader", stopped)
     if killed:  # SIGKILL: nothing of the process runs after it
-        monkeypatch.setattr(train_command, "removed_if_refused", lambda folder: nullcontext())
+        monkeypatch.setattr(train_command, "held_run_folder", lambda *args, **kwargs: nullcontext())
     run = tmp_path / "run"
     files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
     argv = ["train", *files, "--output-dir", str(run), "--preset", "tiny"]
@@ -445,6 +447,46 @@ def test_what_the_run_folder_refuses_is_refused_before_the_data_check(
     assert main([*argv[:-2], "--output-dir", str(tmp_path / "new"), "--resume"]) == 2
     assert "--resume" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("resume", [True, False])
+def test_a_folder_another_run_trains_in_is_refused_first(
+    resume: bool,
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Was: ``train --resume`` of a run still going in the background (or another ``train``
+    into its folder) was accepted, and both wrote checkpoints, metrics.jsonl and model_best in
+    it. The second is refused before any work, in one line naming the folder and the process
+    that runs in it, and touches nothing there."""
+
+    def not_reached(*args: Any) -> None:
+        raise AssertionError("the data was checked")
+
+    monkeypatch.setattr(train_command, "check_training_data", not_reached)
+    run = tmp_path / "run"
+    run.mkdir()
+    if resume:
+        cfg = get_preset("tiny")
+        layer = torch.nn.Linear(1, 1)
+        optimizer = torch.optim.AdamW(layer.parameters())
+        categories = CategoryMap([1, 3], ["red", "green"])
+        save_training_checkpoint(run, 2, layer, optimizer, None, cfg, categories)
+        (run / "config.json").write_text(cfg.to_json())
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
+    argv = ["train", *files, "--output-dir", str(run), "--preset", "tiny"]
+    with lock_held_elsewhere(run / RUN_LOCK_FILE) as other:
+        before[RUN_LOCK_FILE] = (run / RUN_LOCK_FILE).read_bytes()
+        assert main([*argv, "--resume"] if resume else argv) == 2
+        assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+    assert capsys.readouterr().err == (
+        f"sparsercnn train: error: {run} is in use by another training run (process "
+        f"{other.pid}, lock {run / RUN_LOCK_FILE}); wait for that run to end (or stop it) and "
+        "run again, or choose another output folder\n"
+    )
 
 
 @pytest.mark.parametrize("left", ["recipe.json", "report"])

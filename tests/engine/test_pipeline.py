@@ -13,6 +13,9 @@ import pytest
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.transforms import InferenceTransform, TrainTransform
 from sparsercnn.engine import model_evaluation, pipeline
+from sparsercnn.engine.run_lock import RunFolderInUseError
+from sparsercnn.run_files import RUN_LOCK_FILE
+from tests.lock_holder import lock_held_elsewhere
 from tests.synthetic_coco import SyntheticCoco, tiny_config
 
 
@@ -180,3 +183,29 @@ def test_a_run_parses_its_validation_json_and_prepares_its_ground_truth_once(
     # One parse for the training set, one for the validation set (the same file here).
     assert parsed.count(str(tiny_coco.json_path)) == 2
     assert len(indexed) == 1
+
+
+def test_a_run_into_a_folder_another_run_holds_is_refused_before_its_data_is_read(
+    tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: two ``train_from_coco`` into one folder (a notebook's and a background job's) both
+    wrote its checkpoints, metrics.jsonl and model files."""
+
+    def not_reached(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the data was read")
+
+    monkeypatch.setattr(pipeline, "CocoDataset", not_reached)
+    run = tmp_path / "run"
+    run.mkdir()
+    with (
+        lock_held_elsewhere(run / RUN_LOCK_FILE) as other,
+        pytest.raises(
+            RunFolderInUseError, match=f"in use by another training run \\(process {other.pid}"
+        ),
+    ):
+        pipeline.train_from_coco(
+            tiny_config(),
+            train_json=tiny_coco.json_path,
+            train_images=tiny_coco.image_dir,
+            output_dir=run,
+        )

@@ -13,8 +13,9 @@ import torch
 from sparsercnn.config import Config
 from sparsercnn.engine import resume as resume_module
 from sparsercnn.engine.checkpoint import save_training_checkpoint
-from sparsercnn.engine.resume import CheckedResume, check_resume, restore_training_state
+from sparsercnn.engine.resume import check_resume, restore_training_state
 from sparsercnn.engine.training_images import data_identity
+from tests.damaged_archive import flip_a_byte_of_the_largest_record
 from tests.engine.small_checkpoints import CATEGORIES, model_and_optimizer, save_checkpoint
 from tests.file_mappings import mapped_from, needs_proc_maps
 
@@ -189,8 +190,8 @@ def test_a_resume_checked_first_is_said_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """check_resume says before the data what restoring says after it (was: only restoring, after
-    the data's check): restoring from the checkpoint checked says nothing again, from another
-    one (the checked one damaged) says it of that one; what it refuses, both refuse."""
+    the data's check): restoring the checkpoint checked says nothing again; what it refuses,
+    both refuse."""
     saved = Config()
     saved.train.max_iter, saved.train.steps = 40, (30,)
     model, optimizer = model_and_optimizer()
@@ -209,11 +210,6 @@ def test_a_resume_checked_first_is_said_once(
             tmp_path, model, optimizer, None, current, CATEGORIES, checked=checked
         )
     assert [r.getMessage() for r in caplog.records] == [f"resumed from {newest} at iteration 40"]
-    older = CheckedResume(current, tmp_path / "checkpoint_0000020.pt", 20)
-    caplog.clear()
-    with caplog.at_level("INFO", logger="sparsercnn.engine"):
-        restore_training_state(tmp_path, model, optimizer, None, current, CATEGORIES, checked=older)
-    assert sum("train.log_period 20 -> 5" in r.getMessage() for r in caplog.records) == 1
     current.train.max_iter = 30
     with pytest.raises(ValueError, match=r"at iteration 40, past train\.max_iter 30"):
         check_resume(tmp_path, current)
@@ -321,23 +317,32 @@ def test_a_finished_run_is_told_of_a_time_budget_only_where_one_would_extend_it(
             assert line.endswith(said)
 
 
-def test_a_damaged_checkpoint_is_checked_as_nothing_said_with_the_run_s_config(
+def test_a_damaged_newest_checkpoint_is_skipped_by_the_check_which_says_it_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A damaged checkpoint gave None: the config the resume trains with, checked, was lost
-    with it and read again after the data's check. Restoring (from an older one) says what it
-    changes."""
+    """A run folder whose newest checkpoint is damaged inside a tensor: the check (before the
+    data) said what resuming it at iteration 8 changes, then restoring (after the data) skipped
+    it and said it again of iteration 4, taking back nothing. The check chooses the checkpoint
+    restoring reads, and says so once."""
     save_checkpoint(tmp_path, 4)
     newest = save_checkpoint(tmp_path, 8)
-    newest.write_bytes(b"not a zip archive")
+    flip_a_byte_of_the_largest_record(newest, tensor=True)
     config = Config()
     config.train.log_period = 5
-    checked = check_resume(newest, config)
-    assert (checked.config, checked.path, checked.iteration) == (config, newest, None)
+    with caplog.at_level("INFO", logger="sparsercnn.engine"):
+        checked = check_resume(tmp_path, config)
+    older = tmp_path / "checkpoint_0000004.pt"
+    assert (checked.config, checked.path, checked.iteration) == (config, older, 4)
+    said = [r.getMessage() for r in caplog.records]
+    assert (
+        "checkpoint_0000008.pt (record" in said[0] and "resuming from checkpoint_0000004" in said[0]
+    )
+    assert sum("train.log_period 20 -> 5" in line for line in said) == 1
+    caplog.clear()
     model, optimizer = model_and_optimizer()
     with caplog.at_level("INFO", logger="sparsercnn.engine"):
         point = restore_training_state(
             tmp_path, model, optimizer, None, config, CATEGORIES, checked=checked
         )
     assert point.iteration == 4
-    assert any("train.log_period 20 -> 5" in r.getMessage() for r in caplog.records)
+    assert [r.getMessage() for r in caplog.records] == [f"resumed from {older} at iteration 4"]

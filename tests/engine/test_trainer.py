@@ -349,7 +349,7 @@ def test_the_lr_rise_on_resume_is_judged_by_the_run_s_own_rates(
     (message,) = warnings()
     assert message.startswith(
         "schedule replaced (not the learning rates the run trained with) on resume at "
-        "iteration 4: max_iter 4 -> 6, steps [2] -> [2], warm-up 2 -> 2, gamma 0.1 -> 0.5; the "
+        "iteration 4: max_iter 4 -> 6, gamma 0.1 -> 0.5; the "
         f"learning rate rises from {before:.3g} to {after:.3g} there"
     )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,58 +53,58 @@ def check_resume_to_start(
             "--output-dir of the run to continue, or start a new run without --resume"
         )
     checkpoint = _resumed_checkpoint(args, output_dir)
-    cfg, origin, looked = _run_config(args, output_dir, checkpoint)
+    cfg, origin = _run_config(args, output_dir, checkpoint)
     if fixed_preset(args):
         _check_given_is_runs(args, cfg, origin, output_dir, say=is_main)
     return check_resume(
-        checkpoint,
+        checkpoint["path"],
         with_weight_options(cfg, args),
         world_size,
         budget_given=args.time_budget is not None,
         budget_extends=budget_extends,
         say=is_main,
-        looked=looked,
+        looked=checkpoint,
     )
 
 
-def _resumed_checkpoint(args: argparse.Namespace, output_dir: Path) -> Path:
-    """The checkpoint ``--resume`` continues from: ``--resume CHECKPOINT``, else the newest of
-    ``output_dir``.
+def _resumed_checkpoint(args: argparse.Namespace, output_dir: Path) -> dict[str, Any]:
+    """The checkpoint ``--resume`` continues from, as
+    :func:`~sparsercnn.engine.checkpoint.load_training_checkpoint` reads it (its records'
+    checksums checked, its tensors mapped): ``--resume CHECKPOINT``, else the newest readable
+    one of ``output_dir`` (damaged ones skipped with a warning), which is what training then
+    restores, and what the resume's messages are about.
 
     Raises:
         FileNotFoundError: naming the file or folder, and what to do.
+        DamagedCheckpointError: ``--resume CHECKPOINT`` is damaged, or every checkpoint of
+            ``output_dir`` is.
     """
-    from sparsercnn.engine.checkpoint import RESUME, resolve_checkpoint_path
+    from sparsercnn.engine.checkpoint import (
+        RESUME,
+        load_training_checkpoint,
+        resolve_checkpoint_path,
+    )
 
     if args.resume is True:
-        return resolve_checkpoint_path(output_dir, flag=f"{RESUME} (--output-dir)")
-    return resolve_checkpoint_path(args.resume)
+        resolve_checkpoint_path(output_dir, flag=f"{RESUME} (--output-dir)")
+        return load_training_checkpoint(output_dir)
+    return load_training_checkpoint(resolve_checkpoint_path(args.resume))
 
 
 def _run_config(
-    args: argparse.Namespace, output_dir: Path, checkpoint: Path
-) -> tuple[Config, str, dict[str, Any] | None]:
-    """The run's own config with the ``--set`` overrides, the file it was read from, and the
-    checkpoint where it was read from that: its ``config.json``, or where ``output_dir`` has
-    none (a ``--resume CHECKPOINT`` into a new folder) that of ``checkpoint``, the one resumed,
-    as :func:`~sparsercnn.engine.checkpoint.look_at_checkpoint` gives it (``None``: not looked
-    at).
-
-    Raises:
-        DamagedCheckpointError: ``checkpoint`` holds the config, and cannot be read.
-    """
-    from sparsercnn.engine.checkpoint import look_at_checkpoint
-
+    args: argparse.Namespace, output_dir: Path, checkpoint: Mapping[str, Any]
+) -> tuple[Config, str]:
+    """The run's own config with the ``--set`` overrides, and the file it was read from: its
+    ``config.json``, or where ``output_dir`` has none (a ``--resume CHECKPOINT`` into a new
+    folder) that of ``checkpoint``, the one resumed (:func:`_resumed_checkpoint`)."""
     run_file = output_dir / CONFIG_FILE
-    looked = None
     if run_file.is_file():
         own = load_config_file(run_file, "--resume: the run's config", of_run=True)
         origin = str(run_file)
     else:
-        looked = look_at_checkpoint(checkpoint)
-        own, origin = Config.from_run_dict(looked["config"]), str(checkpoint)
+        own, origin = Config.from_run_dict(checkpoint["config"]), str(checkpoint["path"])
     try:
-        return own.apply_overrides(list(args.overrides)), origin, looked
+        return own.apply_overrides(list(args.overrides)), origin
     except ValueError as error:
         raise ValueError(f"--set: {error} (in the run's config, {origin})") from error
 

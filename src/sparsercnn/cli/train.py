@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from contextlib import nullcontext
 
 from sparsercnn.cli.common import (
     add_config_arguments,
@@ -20,8 +19,8 @@ from sparsercnn.cli.training_setup import (
     REPORT_DIR,
     check_run_to_start,
     check_training_data,
+    held_run_folder,
     remaining_budget,
-    removed_if_refused,
     starting_weights,
     training_config,
 )
@@ -123,8 +122,11 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("sparsercnn").setLevel(logging.WARNING)
         for name in RANK_0_WARNINGS:
             logging.getLogger(name).setLevel(logging.ERROR)
-    # A run refused before its first step leaves no run folder behind (rank 0 made it).
-    folder = removed_if_refused(args.output_dir) if dist_info.is_main else nullcontext()
+    # Another run into the folder is refused first; one refused before its first step leaves
+    # no run folder behind (rank 0 made it).
+    folder = held_run_folder(
+        args.output_dir, make=args.resume is not True, is_main=dist_info.is_main
+    )
     try:
         with folder:
             # What is cheap to refuse, then what a resume changes, comes before the data's check

@@ -2,7 +2,8 @@
 folder, a resume: :mod:`~sparsercnn.cli.resume_setup`), the starting weights (read once), the
 data's check, the config (the options' fixed one, :mod:`~sparsercnn.cli.config_options`, the
 automatic recipe, or on ``--resume`` the run's own), what is left of ``--time-budget`` after the
-recipe's timing, and a run folder that a refused run does not leave behind."""
+recipe's timing, and the run folder, held for the run's life and not left behind by a refused
+run."""
 
 from __future__ import annotations
 
@@ -41,25 +42,46 @@ _SETUP_FILES = (RECIPE_FILE, CONFIG_FILE)
 
 
 @contextmanager
-def removed_if_refused(folder: Path) -> Iterator[None]:
-    """Undo a refused run's setup when the command fails: if all it added to ``folder`` are
-    setup files (:data:`_SETUP_FILES`: a run stopped before its first record and checkpoint),
-    they are removed, and so is ``folder`` if the command
-    made it. A refused ``train`` leaves no run folder behind and nothing that would refuse the
-    next try; a run that wrote a log record, a checkpoint or a model file keeps everything (it
-    can be resumed, or its log read), and files that were there before are never touched."""
-    before = {entry.name for entry in folder.iterdir()} if folder.is_dir() else None
+def held_run_folder(folder: Path, *, make: bool, is_main: bool) -> Iterator[None]:
+    """Hold the run folder of a training command for the command's life: its lock
+    (:func:`~sparsercnn.engine.run_lock.run_folder_lock`: another run into it is refused at
+    once, before any work; ``make`` as there), and on rank 0 (``is_main``) the undoing of a
+    refused run's setup.
+
+    When the command fails, if all it added to ``folder`` are setup files
+    (:data:`_SETUP_FILES`: a run stopped before its first record and checkpoint), they are
+    removed, and so is ``folder`` if the command made it. A refused ``train`` leaves no run
+    folder behind and nothing that would refuse the next try; a run that wrote a log record, a
+    checkpoint or a model file keeps everything (it can be resumed, or its log read), and files
+    that were there before the lock was taken (no other run writes them after) are never
+    touched."""
+    from sparsercnn.engine.run_lock import run_folder_lock
+
+    made = is_main and not folder.exists()
     try:
-        yield
+        with run_folder_lock(folder, make=make):
+            before = {entry.name for entry in folder.iterdir()} if folder.is_dir() else set()
+            try:
+                yield
+            except BaseException:
+                if is_main:
+                    _remove_setup_files(folder, before)
+                raise
     except BaseException:
-        if folder.is_dir():
-            added = [entry for entry in folder.iterdir() if entry.name not in (before or set())]
-            if all(path.name in _SETUP_FILES for path in added):
-                for path in added:
-                    path.unlink()
-                if before is None and not any(folder.iterdir()):
-                    folder.rmdir()
+        if made and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
         raise
+
+
+def _remove_setup_files(folder: Path, before: set[str]) -> None:
+    """Remove what a refused run added to ``folder`` (the names not in ``before``) if all of it
+    is setup files."""
+    if not folder.is_dir():
+        return
+    added = [entry for entry in folder.iterdir() if entry.name not in before]
+    if all(path.name in _SETUP_FILES for path in added):
+        for path in added:
+            path.unlink()
 
 
 def check_run_to_start(

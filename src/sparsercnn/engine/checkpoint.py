@@ -309,21 +309,9 @@ def _newest_first(directory: Path) -> list[Path]:
     return ([first] if first is not None else []) + rest
 
 
-def look_at_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint at ``path`` as :func:`load_training_checkpoint` gives it, but with its
-    records' checksums unchecked: nothing of its tensors is read, for a look at its iteration,
-    config and extra before the work that comes ahead of loading it
-    (:func:`~sparsercnn.engine.resume.check_resume`).
-
-    Raises:
-        DamagedCheckpointError, ValueError: as :func:`load_training_checkpoint`.
-    """
-    return _read_checkpoint(Path(path), check_sums=False)
-
-
-def _read_checkpoint(path: Path, *, check_sums: bool = True) -> dict[str, Any]:
-    """The checkpoint at ``path``, validated, its tensors mapped; ``check_sums``: its records'
-    checksums checked first (a pass over the whole file)."""
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint at ``path``, validated, its records' checksums checked (a pass over the
+    whole file), its tensors mapped."""
     if path.suffix == ".safetensors":
         raise ValueError(
             f"{path} is a model file, not a training checkpoint; resume from a checkpoint_*.pt "
@@ -336,7 +324,7 @@ def _read_checkpoint(path: Path, *, check_sums: bool = True) -> dict[str, Any]:
     # The sums are a pass over the file (a third of torch.load's time on a tiny-preset
     # checkpoint, BENCHMARKS session 32), paid for a resume never starting from wrong weights;
     # the tensors are then mapped, views of the pages it read, not read a second time.
-    damaged = damaged_record(path) if check_sums else None
+    damaged = damaged_record(path)
     if damaged is not None:
         raise _damaged(path, f"record {damaged} does not match the checksum stored with it")
     try:

@@ -36,6 +36,7 @@ from sparsercnn.engine.inference import evaluate
 from sparsercnn.engine.model_evaluation import evaluation_dataset
 from sparsercnn.engine.model_init import StartingWeights
 from sparsercnn.engine.resume import CheckedResume
+from sparsercnn.engine.run_lock import run_folder_lock
 from sparsercnn.engine.train_result import TrainResult
 from sparsercnn.engine.trainer import Trainer
 from sparsercnn.model import build_postprocessor
@@ -90,11 +91,13 @@ def train_from_coco(
 
     ``resume``: ``True`` continues the run in ``output_dir``, a path from that checkpoint (see
     :class:`~sparsercnn.engine.trainer.Trainer`). The output folder is checked before the data
-    are read. ``starting_weights``: the files of ``cfg.train.init_from`` and
-    ``backbone_weights`` already read (:func:`~sparsercnn.engine.model_init.read_starting_weights`),
-    which are then not read again (their tensors are released once loaded). ``budget_extends``:
-    whether a run resumed at the end of its schedule trains on for the time budget,
-    ``checked_resume`` the resume as the caller checked it before the data, and
+    are read, and held (:func:`~sparsercnn.engine.run_lock.run_folder_lock`) until the run
+    ends: a second run into it is refused. ``starting_weights``: the files of
+    ``cfg.train.init_from`` and ``backbone_weights`` already read
+    (:func:`~sparsercnn.engine.model_init.read_starting_weights`), which are then not read
+    again (their tensors are released once loaded). ``budget_extends``: whether a run resumed
+    at the end of its schedule trains on for the time budget, ``checked_resume`` the resume as
+    the caller checked it before the data, and
     ``schedule_notes_said`` whether the caller said what of a new run's schedule it never
     reaches (see :class:`~sparsercnn.engine.trainer.Trainer`).
     """
@@ -110,65 +113,67 @@ def train_from_coco(
         raise ValueError(
             f"{given} is given without {missing}: give both to evaluate during training, or neither"
         )
-    check_run_folder(output_dir, resume, is_main=dist_info is None or dist_info.is_main)
-    transform = build_train_transform(cfg.input)
-    train_set = _built_on_rank_0(
-        lambda: CocoDataset(
-            train_json,
-            train_images,
-            transform=transform,
-            skip_invalid=skip_invalid,
-            skip_unreadable=skip_invalid,
-            num_proposals=cfg.model.num_proposals,
-            decode_size=transform.source_size,
-            cache_bytes=cfg.train.image_cache_mb * 2**20,
-            keep_ground_truth=False,  # never evaluated
-            inspection=train_inspection,
-        )
-    )
-    num_classes = train_set.category_map.num_classes
-    if cfg.model.num_classes != num_classes:
-        logger.info(
-            "model.num_classes set to %d from %s (was %d)",
-            num_classes,
-            train_json,
-            cfg.model.num_classes,
-        )
-        cfg = replace(cfg, model=replace(cfg.model, num_classes=num_classes))
-    val_set = None
-    if val_json is not None and val_images is not None:
-        val_set = _built_on_rank_0(
-            lambda: evaluation_dataset(
-                val_json, val_images, cfg, skip_invalid=skip_invalid, inspection=val_inspection
+    # Held from the folder's check to the report: another run into it is refused.
+    with run_folder_lock(output_dir):
+        check_run_folder(output_dir, resume, is_main=dist_info is None or dist_info.is_main)
+        transform = build_train_transform(cfg.input)
+        train_set = _built_on_rank_0(
+            lambda: CocoDataset(
+                train_json,
+                train_images,
+                transform=transform,
+                skip_invalid=skip_invalid,
+                skip_unreadable=skip_invalid,
+                num_proposals=cfg.model.num_proposals,
+                decode_size=transform.source_size,
+                cache_bytes=cfg.train.image_cache_mb * 2**20,
+                keep_ground_truth=False,  # never evaluated
+                inspection=train_inspection,
             )
         )
-        check_same_categories(
-            train_set.category_map, val_set.category_map, str(val_json), f"{train_json} has"
+        num_classes = train_set.category_map.num_classes
+        if cfg.model.num_classes != num_classes:
+            logger.info(
+                "model.num_classes set to %d from %s (was %d)",
+                num_classes,
+                train_json,
+                cfg.model.num_classes,
+            )
+            cfg = replace(cfg, model=replace(cfg.model, num_classes=num_classes))
+        val_set = None
+        if val_json is not None and val_images is not None:
+            val_set = _built_on_rank_0(
+                lambda: evaluation_dataset(
+                    val_json, val_images, cfg, skip_invalid=skip_invalid, inspection=val_inspection
+                )
+            )
+            check_same_categories(
+                train_set.category_map, val_set.category_map, str(val_json), f"{train_json} has"
+            )
+            if (overlap := split_overlap_warning(train_set, val_set)) is not None:
+                logger.warning("%s", overlap)
+        for inspection in (train_inspection, val_inspection):
+            if inspection is not None:
+                inspection.drop_entries()
+        trainer = Trainer(
+            cfg,
+            train_set,
+            output_dir,
+            val_dataset=val_set,
+            resume=resume,
+            time_budget_minutes=time_budget_minutes,
+            dist_info=dist_info,
+            starting_weights=starting_weights,
+            budget_extends=budget_extends,
+            checked_resume=checked_resume,
+            schedule_notes_said=schedule_notes_said,
         )
-        if (overlap := split_overlap_warning(train_set, val_set)) is not None:
-            logger.warning("%s", overlap)
-    for inspection in (train_inspection, val_inspection):
-        if inspection is not None:
-            inspection.drop_entries()
-    trainer = Trainer(
-        cfg,
-        train_set,
-        output_dir,
-        val_dataset=val_set,
-        resume=resume,
-        time_budget_minutes=time_budget_minutes,
-        dist_info=dist_info,
-        starting_weights=starting_weights,
-        budget_extends=budget_extends,
-        checked_resume=checked_resume,
-        schedule_notes_said=schedule_notes_said,
-    )
-    result = trainer.train()
-    if val_set is not None:
-        result.evaluation_report = _training_evaluation_report(
-            result, val_set, cfg, trainer.device, distributed=trainer.dist.is_distributed
-        )
-    return result
+        result = trainer.train()
+        if val_set is not None:
+            result.evaluation_report = _training_evaluation_report(
+                result, val_set, cfg, trainer.device, distributed=trainer.dist.is_distributed
+            )
+        return result
 
 
 def _built_on_rank_0(build: Callable[[], CocoDataset]) -> CocoDataset:

@@ -2,11 +2,11 @@
 
 What a resume refuses (another model, a checkpoint past ``train.max_iter``) or changes (the
 learning-rate schedule, the batch, other settings) is decided from the checkpoint's config and
-the resumed run's alone (:func:`check_resume`), so that a command says it before the data is
-read (what it changes is :mod:`sparsercnn.engine.resume_changes`'s to say);
-:func:`restore_training_state` then loads the model, optimizer, scaler and RNG states,
-saying it only where the command did not (the checkpoint it checked turned out damaged). The
-file format is :mod:`sparsercnn.engine.checkpoint`'s.
+the resumed run's alone (:func:`check_resume`, which chooses the checkpoint: the newest readable
+one of a run folder), so that a command says it before the data is read (what it changes is
+:mod:`sparsercnn.engine.resume_changes`'s to say); :func:`restore_training_state` then loads
+that checkpoint's model, optimizer, scaler and RNG states, saying it only where no command
+did. The file format is :mod:`sparsercnn.engine.checkpoint`'s.
 """
 
 from __future__ import annotations
@@ -22,12 +22,7 @@ from torch import nn
 
 from sparsercnn.config import Config, log_schedule_notes
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.engine.checkpoint import (
-    DamagedCheckpointError,
-    load_training_checkpoint,
-    look_at_checkpoint,
-    resolve_checkpoint_path,
-)
+from sparsercnn.engine.checkpoint import load_training_checkpoint
 from sparsercnn.engine.lr_schedule import Schedule, resumed_steps, run_lr
 from sparsercnn.engine.resume_changes import log_batch_changes, log_config_changes
 from sparsercnn.engine.rng_state import restore_rng_states
@@ -75,20 +70,18 @@ class ResumePoint:
 @dataclass(frozen=True)
 class CheckedResume:
     """A resume checked before the data is read (:func:`check_resume`): the config it trains
-    with, and the checkpoint it read, whose refusals passed and whose messages were said;
-    :func:`restore_training_state` says them again only if it resumes from another one (this
-    one turned out damaged).
+    with, and the checkpoint it chose and read, whose refusals passed and whose messages were
+    said; :func:`restore_training_state` restores that checkpoint, saying nothing again.
 
     Attributes:
         config: the resumed run's config, as checked.
-        path: the checkpoint.
-        iteration: optimiser steps it holds; ``None``: it is damaged, and nothing was checked
-            or said of it (resuming reads an older one, and says what that changes).
+        path: the checkpoint (a ``checkpoint_*.pt`` file, its records' checksums checked).
+        iteration: optimiser steps it holds.
     """
 
     config: Config
     path: Path
-    iteration: int | None
+    iteration: int
 
 
 def restore_training_state(
@@ -113,7 +106,8 @@ def restore_training_state(
     which the run prunes later.
 
     Args:
-        source: a ``checkpoint_*.pt`` file, or the run folder (its newest readable checkpoint).
+        source: a ``checkpoint_*.pt`` file, or the run folder (its newest readable checkpoint);
+            with ``checked``, the checkpoint it chose is read instead.
         model, optimizer, scaler: built from ``config`` as for a new run; loaded in place.
         config: the configuration of the resumed run; what of it cannot continue the run is
             refused, and what it changes said (:func:`check_resume`).
@@ -129,15 +123,16 @@ def restore_training_state(
             checkpoint's ``extra["data"]`` are warned about, those added, removed or resized
             named (:func:`~sparsercnn.engine.training_images.log_data_change`).
         budget_given, budget_extends: as :func:`check_resume`.
-        checked: the resume as a command checked it before reading the data: its messages are
-            not said again if this checkpoint is the one it read.
+        checked: the resume as a command checked it before reading the data
+            (:func:`check_resume` of ``source``): its checkpoint is restored, and what it said is
+            not said again.
 
     Raises:
         ValueError: the checkpoint is of a run with another label map, another model or past
             ``train.max_iter`` (:func:`check_resume`), or cannot be read (see
             :func:`~sparsercnn.engine.checkpoint.load_training_checkpoint`).
     """
-    state = load_training_checkpoint(source)
+    state = load_training_checkpoint(source if checked is None else checked.path)
     path = Path(state["path"])
     saved_config = Config.from_run_dict(state["config"])
     saved_categories = CategoryMap.from_dict(state["categories"])
@@ -148,7 +143,6 @@ def restore_training_state(
         )
     rng = state["rng"]
     iteration = int(state["iteration"])
-    said = checked is not None and (checked.path, checked.iteration) == (path, iteration)
     steps = _checked_resume(
         path,
         saved_config,
@@ -158,7 +152,7 @@ def restore_training_state(
         world_size,
         budget_given=budget_given,
         budget_extends=budget_extends,
-        say=rank == 0 and not said,
+        say=rank == 0 and checked is None,
     )
     load_state_dict_strict(model, state["model"], source=str(path))
     optimizer.load_state_dict(state["optimizer"])
@@ -202,8 +196,9 @@ def check_resume(
     looked: Mapping[str, Any] | None = None,
 ) -> CheckedResume:
     """Refuse, then say, what resuming from ``source`` with ``config`` does, from the checkpoint's
-    config alone (its tensors mapped, not read): what :func:`restore_training_state` would
-    refuse and say after the data's check, so that a command says it first.
+    config alone (its records' checksums checked, its tensors mapped, not loaded): what
+    :func:`restore_training_state` would refuse and say after the data's check, so that a
+    command says it first, of the checkpoint it will restore.
 
     Refused: another model (:func:`check_same_model`), a checkpoint past ``train.max_iter``.
     Said (``say``; rank 0): other images per step or learning rate (:func:`log_batch_changes`),
@@ -212,7 +207,9 @@ def check_resume(
     that it has nothing left to train.
 
     Args:
-        source: a ``checkpoint_*.pt`` file, or a run folder (the checkpoint resuming reads first).
+        source: a ``checkpoint_*.pt`` file, or a run folder: its newest readable checkpoint,
+            damaged ones skipped with a warning
+            (:func:`~sparsercnn.engine.checkpoint.load_training_checkpoint`).
         config: the resumed run's config (``model.num_classes`` the data's).
         world_size: the resumed run's number of processes.
         budget_given: the run has a time budget.
@@ -221,28 +218,21 @@ def check_resume(
             given one, such a run is not "nothing to train"; without one, that line says a
             budget would continue it.
         say: log the messages (rank 0); the refusals are raised either way.
-        looked: the checkpoint ``source`` names, as
-            :func:`~sparsercnn.engine.checkpoint.look_at_checkpoint` gave it to a caller that
-            read its config (a resume into a folder without ``config.json``): not looked at
-            again.
+        looked: the checkpoint of ``source``, as
+            :func:`~sparsercnn.engine.checkpoint.load_training_checkpoint` gave it to a caller
+            that read it already (a command, which takes the run's config from it where the run
+            folder has no ``config.json``): not read again.
 
     Returns:
-        The resume checked (its ``iteration`` ``None`` where the checkpoint is damaged:
-        resuming then reads an older one, and :func:`restore_training_state` says what this
-        would have).
+        The resume checked, with the checkpoint :func:`restore_training_state` restores.
 
     Raises:
         FileNotFoundError: as :func:`~sparsercnn.engine.checkpoint.resolve_checkpoint_path`.
+        DamagedCheckpointError: the checkpoint file is damaged, or every one of the folder.
         ValueError: another model, past ``train.max_iter``, or not a training checkpoint.
     """
-    if looked is not None:
-        path, state = Path(looked["path"]), looked
-    else:
-        path = resolve_checkpoint_path(source)
-        try:
-            state = look_at_checkpoint(path)
-        except DamagedCheckpointError:
-            return CheckedResume(config, path, None)
+    state = load_training_checkpoint(source) if looked is None else looked
+    path = Path(state["path"])
     iteration = int(state["iteration"])
     saved = Config.from_run_dict(state["config"])
     _checked_resume(

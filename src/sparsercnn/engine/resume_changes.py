@@ -117,18 +117,26 @@ def _log_schedule_change(
 
 
 def _schedule_changes(saved: TrainConfig, current: TrainConfig) -> str:
-    """The learning-rate schedule of ``saved`` against ``current``, for a message:
-    ``max_iter 100 -> 300, steps [80] -> [240], warm-up 10 -> 10``, with ``gamma`` and
-    ``warm-up factor`` where they differ."""
-    text = (
-        f"max_iter {saved.max_iter} -> {current.max_iter}, steps {list(saved.steps)} -> "
-        f"{list(current.steps)}, warm-up {saved.warmup_iters} -> {current.warmup_iters}"
+    """What of the learning-rate schedule ``current`` changes from ``saved``, for a message:
+    ``max_iter 100 -> 300, steps [80] -> [240]``, each of ``max_iter``, ``steps``, ``warm-up``,
+    ``gamma`` and ``warm-up factor`` only where it differs."""
+    values = {
+        "max_iter": (saved.max_iter, current.max_iter),
+        "steps": (list(saved.steps), list(current.steps)),
+        "warm-up": (saved.warmup_iters, current.warmup_iters),
+        "gamma": (saved.gamma, current.gamma),
+        "warm-up factor": (saved.warmup_factor, current.warmup_factor),
+    }
+    return ", ".join(
+        f"{name} {_shown(old)} -> {_shown(new)}"
+        for name, (old, new) in values.items()
+        if old != new
     )
-    if saved.gamma != current.gamma:
-        text += f", gamma {saved.gamma:g} -> {current.gamma:g}"
-    if saved.warmup_factor != current.warmup_factor:
-        text += f", warm-up factor {saved.warmup_factor:g} -> {current.warmup_factor:g}"
-    return text
+
+
+def _shown(value: object) -> str:
+    """A schedule setting for a message: a float in its shortest form (``0.1``)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _schedule_change(

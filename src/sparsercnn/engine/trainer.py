@@ -130,7 +130,8 @@ class Trainer:
             ``False``: it has nothing to train, as without a budget (the demo, whose budget is
             a default, finishes a trained run on ``--resume``).
         checked_resume: ``resume`` as a command checked it before reading the data
-            (:func:`~sparsercnn.engine.resume.check_resume`): what it said is not said again.
+            (:func:`~sparsercnn.engine.resume.check_resume`): the checkpoint it chose is
+            restored, and what it said is not said again.
         schedule_notes_said: the caller said what of a new run's schedule it never reaches
             (:meth:`~sparsercnn.config.TrainConfig.schedule_notes`, as a command does before
             the data's check): not said again. A resumed run's are said with what the resume
