@@ -300,6 +300,40 @@ def test_two_urls_of_one_file_name_never_share_the_cached_file(
     assert len(serve.ranges) == 2
 
 
+def test_a_failed_download_of_another_url_keeps_the_cached_file(
+    tmp_path: Path, serve: WeightsServer
+) -> None:
+    """Was: fetching another URL of a cached file's name (a typo, another mirror) deleted the
+    cached file before the download; a 404, an interruption or a wrong checksum then left
+    neither. The file and its record now stay until the new download is complete and checked,
+    which then replaces both."""
+    first, second = f"{serve.url}/run1/model.pth", f"{serve.url}/typo/model.pth"
+    cached, record = tmp_path / "model.pth", tmp_path / "model.pth.url"
+    serve.payload = b"weights of run 1"
+    fetch(first, cache_dir=tmp_path)
+    serve.errors = [(404, None)]
+    with pytest.raises(ValueError, match="HTTP 404"):
+        fetch(second, cache_dir=tmp_path)
+    serve.payload = b"weights of run 2" * 1000
+    with pytest.raises(ValueError, match="checksum mismatch for the download of"):
+        fetch(second, sha256="deadbeef", cache_dir=tmp_path)
+    assert cached.read_bytes() == b"weights of run 1" and record.read_text() == first + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pth", "model.pth.url"]
+    assert fetch(first, cache_dir=tmp_path).path.read_bytes() == b"weights of run 1"
+    assert len(serve.ranges) == 3  # from the cache
+    # Interrupted: the part has a record of its own, the cached file keeps its own.
+    serve.truncate_first, serve.ranges = 5000, []
+    with pytest.raises(ConnectionError, match="fetching the URL again resumes from there"):
+        fetch(second, cache_dir=tmp_path, max_attempts=1)
+    assert cached.read_bytes() == b"weights of run 1" and record.read_text() == first + "\n"
+    assert (tmp_path / "model.pth.part.url").read_text() == second + "\n"
+    assert fetch(first, cache_dir=tmp_path).path.read_bytes() == b"weights of run 1"
+    assert fetch(second, cache_dir=tmp_path).path.read_bytes() == serve.payload
+    assert serve.ranges == [None, "bytes=5000-"]  # resumed
+    assert record.read_text() == second + "\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pth", "model.pth.url"]
+
+
 def test_a_partial_download_of_another_url_is_not_resumed(
     tmp_path: Path, serve: WeightsServer, tiny_files: dict[str, Path]
 ) -> None:
@@ -353,6 +387,7 @@ def test_a_download_is_not_read_again_for_its_checksum(
     # Resumed in a later call: the part it had is read once; the finished file, never.
     (cache / "model.pth").unlink()
     (cache / "model.pth.part").write_bytes(serve.payload[:5000])
+    (cache / "model.pth.part.url").write_text(url + "\n")  # as that call recorded it
     serve.truncate_first, reads["model.pth.part"] = None, 0
     assert fetch(url, sha256=digest, cache_dir=cache).path.read_bytes() == serve.payload
     assert serve.ranges[-1] == "bytes=5000-" and reads["model.pth.part"] == 5000

@@ -6,8 +6,9 @@ a ``file://`` URL or a local path to a verified local file (a
 its inner checksums). Downloads go to a cache folder (``$SPARSERCNN_CACHE`` or
 ``~/.cache/sparsercnn``), resumed after an interruption and renamed into place only once
 complete and checked (:mod:`.http_download`). The URL is recorded beside the file, so that
-two URLs of one file name never share it, and processes fetching the same file at once wait for
-one download (a lock file beside it).
+two URLs of one file name never share it (the file of one stays until the other's download has
+replaced it, complete and checked), and processes fetching the same file at once wait for one
+download (a lock file beside it).
 :func:`from_pretrained` then converts any supported layout on the fly.
 """
 
@@ -33,6 +34,7 @@ from sparsercnn.weights.download_lock import (
     CACHE_ENV,
     cache_write,
     download_lock,
+    install_download,
     recorded_url,
     url_record,
 )
@@ -97,10 +99,11 @@ def fetch(
 
     A key of :data:`PUBLISHED_CHECKPOINTS` (that is not also an existing path) stands for its
     URL and checksum. URLs are downloaded once into ``cache_dir`` (named after the URL's last
-    path component); a cached file is checked again and fetched anew if it fails the check (it
-    is replaced only by a download that matches) or was downloaded from another URL of the same
-    name. Failed download attempts are retried after a wait (see
-    :func:`~sparsercnn.weights.http_download.download`; ``sleep`` waits it).
+    path component); a cached file is checked again and fetched anew if it fails the check or
+    was downloaded from another URL of the same name: it is replaced only by a download that is
+    complete and matches, and stays where the download fails. Failed download attempts are
+    retried after a wait (see :func:`~sparsercnn.weights.http_download.download`; ``sleep``
+    waits it).
 
     Returns:
         The file, ``verified`` where a checksum was expected (it matched): the readers
@@ -177,10 +180,13 @@ def _fetch_url(
 ) -> Path:
     """``dst`` (in the cache) downloaded from ``url`` unless it is there already, checked.
 
-    The URL a file was downloaded from is kept beside it (``dst.url``): two URLs of the same
-    file name (``.../run1/model_final.safetensors``, ``.../run2/...``) share the cache name, and
-    the file of one is never used for the other. A file put in the cache by hand, without that
-    record, is used for any URL of its name.
+    The URL a file was downloaded from is kept beside it (``dst.url``), and that of a download
+    under way beside its part (``dst.part.url``): two URLs of the same file name
+    (``.../run1/model_final.safetensors``, ``.../run2/...``) share the cache name, and the file
+    of one is never used for the other, nor its part resumed for it. The cached file of another
+    URL stays until this one's download is complete and checked, then gives way to it
+    (:func:`~sparsercnn.weights.download_lock.install_download`): a URL mistyped costs no cached
+    file. A file put in the cache by hand, without a record, is used for any URL of its name.
     """
     # A read-only cache that holds the file is enough; the lock needs a writable one.
     mismatched: set[tuple[int, int, int]] = set()
@@ -190,16 +196,17 @@ def _fetch_url(
         # Another process may have downloaded it while this one waited for the lock.
         if _cached(url, dst, expected, mismatched, under_lock=True):
             return dst
-        record, part = url_record(dst), dst.with_name(dst.name + ".part")
-        if part.exists() and recorded_url(dst) != url:
+        part = dst.with_name(dst.name + ".part")
+        record = url_record(part)
+        if part.exists() and recorded_url(part) != url:
             logger.info("%s is part of another download; starting over", part)
             cache_write(dst.parent, part.unlink)
-        # Recorded first: an interruption leaves no file without its record, or with another's.
+        # Recorded first: an interruption leaves no part without its record, or with another's.
         cache_write(dst.parent, lambda: record.write_text(url + "\n"))
         try:
-            return download(url, dst, expected, max_attempts, sleep=sleep)
+            return download(url, dst, expected, max_attempts, sleep=sleep, install=install_download)
         except BaseException:
-            if not part.exists() and not dst.exists():  # nothing kept: no record either
+            if not part.exists():  # nothing kept: no record either
                 record.unlink(missing_ok=True)
             raise
 
@@ -213,12 +220,11 @@ def _cached(
 ) -> bool:
     """Whether the cache holds ``dst`` as downloaded from ``url``, with the expected checksum.
 
-    A cached file that came from another URL is reported (the first look) or deleted
-    (``under_lock``: its record is about to be replaced), to be downloaded again. One that fails
-    the check is reported and kept until a download that matches replaces it: a wrong checksum
-    given costs no good file. ``mismatched`` holds the files (inode, size, modification time)
-    this fetch found to fail it: a second look after waiting for the lock reads only a file
-    another process has since replaced.
+    A cached file that came from another URL, or that fails the check, is reported (the first
+    look) and kept until a download that is complete and matches replaces it: a wrong URL or
+    checksum given costs no good file. ``mismatched`` holds the files (inode, size,
+    modification time) this fetch found to fail it: a second look after waiting for the lock
+    reads only a file another process has since replaced.
     """
     if not dst.is_file():
         return False
@@ -233,11 +239,12 @@ def _cached(
         verify_sha256(dst, expected)
     except ValueError as error:
         if not under_lock:
-            logger.warning("%s; downloading it again", error)
-        if recorded != url:
-            if under_lock:
-                cache_write(dst.parent, dst.unlink)
-        else:
+            logger.warning(
+                "%s; downloading it again (the cached file stays until the download is complete "
+                "and checked)",
+                error,
+            )
+        if recorded == url:
             mismatched.add(identity)
         return False
     logger.info("using cached %s", dst)

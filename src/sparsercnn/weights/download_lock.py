@@ -1,20 +1,20 @@
 """The download cache's writes: one lock per file being downloaded, errors that name the cache
-folder, and the record of the URL each cached file came from. :mod:`sparsercnn.weights.download`
-fetches through them, and :mod:`sparsercnn.weights.http_download` writes the file."""
+folder, the record of the URL each cached file (and each ``.part`` of a download under way) came
+from, and the move of a finished download, with its record, into a cached file's place
+(:func:`install_download`). :mod:`sparsercnn.weights.download` fetches through them, and
+:mod:`sparsercnn.weights.http_download` writes the file."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import TypeVar
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None  # type: ignore[assignment]
+from sparsercnn.atomic_file import atomic_write_text
+from sparsercnn.file_lock import exclusive_lock
 
 logger = logging.getLogger(__name__)
 
@@ -36,51 +36,51 @@ def cache_write(folder: Path, action: Callable[[], T]) -> T:
 
 
 def url_record(dst: Path) -> Path:
-    """The file beside the cached ``dst`` that records the URL it was downloaded from."""
+    """The file beside the cached ``dst`` (or a download's ``.part``) that records the URL it
+    was downloaded from."""
     return dst.with_name(dst.name + ".url")
 
 
 def recorded_url(dst: Path) -> str | None:
-    """The URL the cached ``dst`` (or its ``.part``) was downloaded from, if recorded: None for
-    any file outside the cache, and for one put in it by hand."""
+    """The URL the cached ``dst`` (or a download's ``.part``) was downloaded from, if recorded:
+    None for any file outside the cache, and for one put in it by hand."""
     record = url_record(dst)
     return record.read_text().strip() if record.is_file() else None
 
 
+def install_download(part: Path, dst: Path) -> None:
+    """Put the complete, checked download ``part``, whose URL its own :func:`url_record` holds,
+    in the place of the cached ``dst`` and its record. Until then ``dst`` stays as it was (a
+    download that fails costs no cached file, of its URL or of another of its name); then it is
+    removed, its record replaced, and the part moved in, in that order: a file never lies
+    beside another URL's record (it would be taken as that URL's), and a process stopped
+    part-way leaves the part with its record, which the next fetch resumes and finds complete.
+
+    Raises:
+        PermissionError: the cache cannot be written (:func:`cache_write`).
+    """
+    url = recorded_url(part)
+    assert url is not None, f"{part} has no record of its URL"
+    folder = dst.parent
+    cache_write(folder, lambda: dst.unlink(missing_ok=True))
+    cache_write(folder, lambda: atomic_write_text(url_record(dst), url + "\n"))
+    cache_write(folder, lambda: os.replace(part, dst))
+    cache_write(folder, lambda: url_record(part).unlink(missing_ok=True))
+
+
 @contextmanager
 def download_lock(dst: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``dst``'s download (the file ``dst.lock``, removed afterwards),
-    so that processes fetching the same file at once (the ranks of a ``torchrun``) download it
-    once: the others wait, then find it in the cache. No lock where ``fcntl`` is missing
-    (Windows)."""
+    """Hold an exclusive lock on ``dst``'s download (:func:`~sparsercnn.file_lock.exclusive_lock`
+    on the file ``dst.lock``, removed afterwards), so that processes fetching the same file at
+    once (the ranks of a ``torchrun``) download it once: the others wait, then find it in the
+    cache. No lock where ``fcntl`` is missing (Windows)."""
     folder = dst.parent
     cache_write(folder, lambda: folder.mkdir(parents=True, exist_ok=True))
-    if fcntl is None:
-        yield
-        return
     lock_path = dst.with_name(dst.name + ".lock")
-    handle = _locked(lock_path, dst)
-    try:
+
+    def waiting(holder: str | None) -> None:
+        logger.info("waiting for %s, downloading %s", holder or "another process", dst)
+
+    with ExitStack() as stack:
+        cache_write(folder, lambda: stack.enter_context(exclusive_lock(lock_path, waiting)))
         yield
-    finally:
-        lock_path.unlink(missing_ok=True)  # before unlocking: a waiter then sees it is stale
-        handle.close()
-
-
-def _locked(lock_path: Path, dst: Path) -> IO[str]:
-    """An open ``lock_path`` this process holds the lock of. A waiter that gets the lock of a
-    file its holder has since removed tries again with the new file."""
-    assert fcntl is not None
-    while True:
-        handle = cache_write(lock_path.parent, lambda: open(lock_path, "a"))  # noqa: SIM115
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            logger.info("waiting for another process downloading %s", dst)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            if os.stat(lock_path).st_ino == os.fstat(handle.fileno()).st_ino:
-                return handle
-        except FileNotFoundError:
-            pass
-        handle.close()

@@ -45,6 +45,7 @@ def download(
     max_attempts: int = 3,
     timeout: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
+    install: Callable[[Path, Path], None] = os.replace,
 ) -> Path:
     """Download ``url`` to ``dst`` through ``dst.part``, resuming, verifying, renaming at the end.
 
@@ -56,6 +57,9 @@ def download(
     Args:
         expected: the checksum the file must have
             (:func:`~sparsercnn.weights.file_digest.expected_sha256`); ``None``: unchecked.
+        install: moves the complete, checked ``dst.part`` to ``dst`` (``install(part, dst)``);
+            ``dst`` is left as it was until then. The download cache's also moves the part's
+            URL record (:func:`~sparsercnn.weights.download_lock.install_download`).
 
     Raises:
         PermissionError: the folder of ``dst`` cannot be written (naming it).
@@ -114,7 +118,7 @@ def download(
             "complete one; give its SHA-256 (--sha256) to check it",
             url,
         )
-    os.replace(part, dst)
+    install(part, dst)
     logger.info("downloaded %s to %s", url, dst)
     return dst
 
