@@ -4,6 +4,7 @@ folder of the user's images as drawings."""
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 from PIL import Image
 
 from sparsercnn.drawing_writer import DrawingWriter
+from sparsercnn.image_inputs import DRAWINGS_MARKER
 from sparsercnn.prediction import Prediction
 from sparsercnn.visualization import font
 
@@ -87,13 +89,13 @@ def test_a_file_that_appears_during_the_run_is_kept_and_its_folder_not_marked(
     assert sorted(p.name for p in drawn.iterdir()) == ["mine.png"]
 
 
-def test_the_folder_keeps_only_this_run_s_drawings_and_never_a_file_it_did_not_draw(
+def test_a_folder_given_again_loses_the_drawings_it_no_longer_draws_and_no_file_of_the_user(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Drawings of inputs deleted from the input folder (or no longer given) stayed, beside
-    this run's, and so did the subfolders they emptied: the folder mixed two runs' results.
-    Only the drawings the last run listed in the marker are removed; a file of the user's in the
-    folder, and a drawing given as an input, stay; a failed run changes nothing."""
+    """Drawings of a given folder's images that this run did not draw (unreadable now) stayed,
+    beside this run's, and so did the subfolders they emptied: the folder mixed two runs'
+    results. Only drawings the marker lists are removed; a file of the user's in the folder,
+    and a drawing given as an input, stay; a failed run changes nothing."""
     folder = tmp_path / "in"
     images = [folder / name for name in ("x.png", "y.png", "sub/z.png")]
     (folder / "sub").mkdir(parents=True)
@@ -115,13 +117,50 @@ def test_the_folder_keeps_only_this_run_s_drawings_and_never_a_file_it_did_not_d
     assert set(writer.removed) == {y, z} and writer.overwritten == [x]
     assert not (drawn / "sub").exists()
     assert (drawn / "notes.png").read_bytes() == b"the user's, saved here later"
-    assert f"removing 2 drawings that the last run drew and this one did not: {z}, {y}" in (
-        caplog.text
-    )
-    # A drawing of the last run given as an input of this one is read, never removed.
-    with DrawingWriter(drawn, [x, images[1]], score_threshold=0.3) as writer:
+    assert (
+        f"removing 2 drawings of inputs given this run (or below a folder given) that it did not "
+        f"draw again: {z}, {y}"
+    ) in caplog.text
+    # A drawing given as an input of this run is read, never removed, and stays listed.
+    with DrawingWriter(drawn, [x, folder], score_threshold=0.3) as writer:
         writer.write(_empty_prediction(images[1]), [])
     assert x.is_file() and writer.removed == []
+    assert sorted(_listed(drawn)) == ["in/y.png", "x.png"]
+
+
+def _listed(drawn: Path) -> dict[str, str]:
+    """The drawings the marker of ``drawn`` lists, each with its input."""
+    listed: dict[str, str] = json.loads((drawn / DRAWINGS_MARKER).read_text())["drawings"]
+    return listed
+
+
+def test_a_drawing_is_removed_only_by_a_run_given_its_input_or_a_folder_above_it(
+    tmp_path: Path,
+) -> None:
+    """A run removed every drawing the last run drew and it did not: predicting images one at
+    a time into one folder (a shell loop; today's images beside yesterday's) left only the last
+    image's drawing. Now a drawing of an input not given this run stays, and stays listed with
+    its input, so that a later run given that input's folder removes it once its image is
+    deleted."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    images = [folder / name for name in ("a.png", "b.png", "c.png")]
+    for image in images:
+        Image.new("RGB", (20, 10), "red").save(image)
+    drawn = tmp_path / "drawn"
+    for image in [*images, images[1]]:
+        with DrawingWriter(drawn, [image], score_threshold=0.3) as writer:
+            writer.write(_empty_prediction(image), [])
+        assert writer.removed == []
+    targets = [drawn / image.name for image in images]
+    assert all(target.is_file() for target in targets)
+    assert _listed(drawn) == {image.name: str(image) for image in images}
+    images[0].unlink()
+    with DrawingWriter(drawn, [folder], score_threshold=0.3) as writer:
+        for image in images[1:]:
+            writer.write(_empty_prediction(image), [])
+    assert writer.removed == [targets[0]] and not targets[0].exists()
+    assert _listed(drawn) == {image.name: str(image) for image in images[1:]}
 
 
 def test_an_annotated_video_keeps_its_sources_path_with_suffix_mp4(tmp_path: Path) -> None:

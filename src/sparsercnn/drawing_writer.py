@@ -2,10 +2,11 @@
 
 :class:`DrawingWriter` puts each image's drawing below the output folder at its path below the
 inputs' common folder, stages it until the run ends and marks the folder
-(:data:`~sparsercnn.image_inputs.DRAWINGS_MARKER`, which lists them), so that later runs tell its
-drawings (:func:`is_drawing`), which they may replace, from the user's images and videos, which
-they never replace, and remove those it drew that they do not (the folder shows one run's
-results). ``predict --save-images`` and the demo write through it.
+(:data:`~sparsercnn.image_inputs.DRAWINGS_MARKER`, which lists them with their inputs), so that
+later runs tell its drawings (:func:`is_drawing`), which they may replace, from the user's images
+and videos, which they never replace, and remove those they no longer draw of the inputs they
+are given (the folder never shows results a later run no longer has). ``predict --save-images``
+and the demo write through it.
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ logger = logging.getLogger(__name__)
 # Marks a drawing staged until its run ends: ``.NAME.partial.EXT`` beside ``NAME.EXT``.
 _STAGED = ".partial"
 _STAGED_NAMES = f".*{_STAGED}.*"
-# What the marker says to a user who opens it; its "drawings" list the last run's, by their
-# paths below the marked folder.
+# What the marker says to a user who opens it; its "drawings" map each drawing, by its path
+# below the marked folder, to the input it was drawn from (absolute).
 _MARKER_NOTE = (
     "Drawings of `sparsercnn predict --save-images`: predict leaves this folder out when it "
     "reads a folder above it; a later run into it replaces and removes only the drawings listed "
-    "here, and leaves any other file."
+    "here (removing one only when given its input, or a folder above it, and not drawing it "
+    "again), and leaves any other file."
 )
 
 
@@ -59,16 +61,18 @@ class DrawingWriter:
     (hidden files) and take their places when the block ends without an error; after an error
     they are deleted and the folder keeps what it held (drawings of an earlier run included).
     A drawing replaces a drawing of an earlier run (:func:`is_drawing`), never an input or
-    another file of the user's (:meth:`check_target`). The folder then holds this run's
-    drawings alone: those the last run into it drew (the marker lists them) and this run did
-    not (an image that can no longer be read, an input no longer given or deleted, an image
-    drawn where ``--fps`` now draws its folder as a video, or the other way round) are removed
-    at the commit, and the folders they leave empty; a file the marker does not list is never
-    removed.
+    another file of the user's (:meth:`check_target`). An earlier drawing (the marker lists
+    each with its input) that this run does not draw is removed at the commit, with the folders
+    it leaves empty, where this run covers its input (:meth:`_covers`): an image that can no
+    longer be read, one deleted from a folder given, an image drawn where ``--fps`` now draws
+    its folder as a video, or the other way round. The drawings of inputs not given this run
+    stay (predicting images one at a time into the same folder keeps them all); a file the
+    marker does not list is never removed.
 
     Args:
         output_dir: where drawings go.
-        inputs: the paths the user gave (files or folders); their common folder is the root.
+        inputs: the paths the user gave (files or folders); their common folder is the root,
+            and they are what this run covers.
         score_threshold: least score of a drawn detection.
         flag: the command-line flag that gave ``output_dir``, named in errors (None: none).
     """
@@ -84,13 +88,15 @@ class DrawingWriter:
         self.output_dir = output_dir
         self.score_threshold = score_threshold
         self.flag = flag
-        # Absolute: an input given inside the output folder is never removed (_remove_earlier).
+        # Absolute, as the marker names sources (_covers), and an input given inside the output
+        # folder is never removed (_remove_earlier).
         self._inputs = [Path(os.path.abspath(p)) for p in inputs]
         folders = [_folder_of(Path(p)) for p in inputs]
         self.root = Path(os.path.commonpath(folders)) if folders else Path.cwd()
         self.overwritten: list[Path] = []
         self.removed: list[Path] = []
         self._staged: dict[Path, Path] = {}  # target -> staged file
+        self._sources: dict[Path, str] = {}  # target -> its input, absolute
         self._new_folders: set[Path] = set()
 
     def __enter__(self) -> DrawingWriter:
@@ -120,9 +126,9 @@ class DrawingWriter:
     def check_target(self, target: Path, source: str | Path, drawing: str = "drawing") -> None:
         """Raise unless the ``drawing`` of ``source`` (a file or frame folder) may go to
         ``target``: nothing is there, or a drawing of an earlier run (:func:`is_drawing`),
-        which :meth:`commit` replaces with a warning (or removes, if the last run drew it and
-        nothing is drawn to ``target`` this time). Callers check every target before the model
-        runs; :meth:`write` checks its own (:meth:`check_image`).
+        which :meth:`commit` replaces with a warning (or removes, if nothing is drawn to
+        ``target`` this time and this run covers its input: :meth:`_covers`). Callers check
+        every target before the model runs; :meth:`write` checks its own (:meth:`check_image`).
 
         Raises:
             ValueError: ``target`` is ``source`` itself, or a file no run drew (the user's
@@ -203,14 +209,16 @@ class DrawingWriter:
             score_threshold=self.score_threshold,
             image_name=prediction.source,
         )
-        save_drawing(drawing, self.stage(target))
+        save_drawing(drawing, self.stage(target, prediction.source))
         return target
 
-    def stage(self, target: Path) -> Path:
-        """The hidden file beside ``target`` that a drawing (or an annotated video) is written
-        to until :meth:`commit` moves it there."""
+    def stage(self, target: Path, source: str | Path) -> Path:
+        """The hidden file beside ``target`` that the drawing (or annotated video) of ``source``
+        (an image or video file, or a frame folder) is written to until :meth:`commit` moves it
+        there."""
         staged = target.with_name(f".{target.stem}{_STAGED}{target.suffix}")
         self._staged[target] = staged
+        self._sources[target] = os.path.abspath(source)
         # Folders the drawing will create, removed again if the run fails.
         for folder in (target.parent, *target.parent.parents):
             if folder.exists():
@@ -221,13 +229,14 @@ class DrawingWriter:
     def commit(self) -> list[Path]:
         """Move every staged drawing to its target; a drawing an earlier run left there is
         replaced (listed in :attr:`overwritten`). A target staged but never written (an
-        annotated video none of whose frames could be read) is not drawn. The drawings the last
-        run into the folder drew (:data:`DRAWINGS_MARKER` lists them) and this run did not are
-        removed (listed in :attr:`removed`; :meth:`_remove_earlier`): they showed results this
-        run no longer has. One warning names each kind. Staged files a killed earlier run left
-        in the same folders are deleted. The output folder is marked, listing this run's
-        drawings, so that a later run over a folder above it does not read them as inputs, and
-        a later run into it knows which files are drawings to remove. Returns the targets.
+        annotated video none of whose frames could be read) is not drawn. The earlier drawings
+        (:data:`DRAWINGS_MARKER` lists them with their inputs) that this run did not draw and
+        whose inputs it covers (:meth:`_covers`) are removed (listed in :attr:`removed`;
+        :meth:`_remove_earlier`): they showed results this run no longer has. One warning names
+        each kind. Staged files a killed earlier run left in the same folders are deleted. The
+        output folder is marked, listing this run's drawings and the earlier ones kept, so that
+        a later run over a folder above it does not read them as inputs, and a later run into it
+        knows which files are drawings to remove. Returns the targets.
 
         Raises:
             ValueError: a file no run drew took a target's place while the drawings were made,
@@ -249,34 +258,48 @@ class DrawingWriter:
             self.discard()
             raise
         earlier = _listed_drawings(self.output_dir)
-        if drawn or earlier:
+        listed = earlier | {target: self._sources[target] for target in drawn}
+        if listed:
             # Listing the earlier drawings too until they are removed: a run killed part-way
             # leaves none that a later run does not know as its to remove.
-            self._mark([*earlier, *drawn])
+            self._mark(listed)
         self.overwritten = [target for target in drawn if target.exists()]
         for target, staged in drawn.items():
             os.replace(staged, target)
-        self._remove_earlier([path for path in earlier if path not in drawn])
-        if drawn or earlier:
-            self._mark(list(drawn))
+        self._remove_earlier(
+            [path for path, source in earlier.items() if path not in drawn and self._covers(source)]
+        )
+        if listed:
+            self._mark({p: s for p, s in listed.items() if p in drawn or p.is_file()})
         _warn_changed(self.overwritten, "replacing {} that an earlier run drew: %s")
-        _warn_changed(self.removed, "removing {} that the last run drew and this one did not: %s")
-        targets, self._staged, self._new_folders = list(drawn), {}, set()
+        _warn_changed(
+            self.removed,
+            "removing {} of inputs given this run (or below a folder given) that "
+            "it did not draw again: %s",
+        )
+        targets, self._staged, self._sources, self._new_folders = list(drawn), {}, {}, set()
         for folder in {target.parent for target in targets}:
             for leftover in folder.glob(_STAGED_NAMES):
                 leftover.unlink(missing_ok=True)
         return targets
 
-    def _mark(self, drawings: list[Path]) -> None:
+    def _covers(self, source: str) -> bool:
+        """Whether this run reads the input ``source`` (absolute) of an earlier drawing, so that
+        the drawing goes if this run does not draw it again: ``source`` was given, or lies below
+        a folder given (an image since deleted or unreadable, a frame folder or video read in
+        the other ``--fps`` mode)."""
+        return any(is_below(Path(source), given) for given in self._inputs)
+
+    def _mark(self, drawings: dict[Path, str]) -> None:
         """Mark :attr:`output_dir` as a folder of drawings (:data:`DRAWINGS_MARKER`), listing
-        ``drawings`` (paths below it)."""
-        names = sorted({path.relative_to(self.output_dir).as_posix() for path in drawings})
+        ``drawings`` (paths below it, each with its input)."""
+        names = {path.relative_to(self.output_dir).as_posix(): s for path, s in drawings.items()}
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"about": _MARKER_NOTE, "drawings": names}, indent=1)
+        text = json.dumps({"about": _MARKER_NOTE, "drawings": names}, indent=1, sort_keys=True)
         atomic_write_text(self.output_dir / DRAWINGS_MARKER, text + "\n")
 
     def _remove_earlier(self, drawings: list[Path]) -> None:
-        """Remove the earlier run's ``drawings`` that are still drawings (:func:`is_drawing`) and
+        """Remove the earlier ``drawings`` that are still drawings (:func:`is_drawing`) and
         no input of this run (a drawing given as an input, or one in a folder of them given),
         adding them to :attr:`removed`, and the folders below :attr:`output_dir` they leave
         empty."""
@@ -303,25 +326,31 @@ class DrawingWriter:
         were."""
         for staged in self._staged.values():
             staged.unlink(missing_ok=True)
-        self._staged = {}
+        self._staged, self._sources = {}, {}
         for folder in sorted(self._new_folders, key=lambda path: len(path.parts), reverse=True):
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
         self._new_folders = set()
 
 
-def _listed_drawings(folder: Path) -> list[Path]:
+def _listed_drawings(folder: Path) -> dict[Path, str]:
     """The drawings the marker of ``folder`` lists (:meth:`DrawingWriter._mark`), as paths
-    below it: none where it is missing or lists none (an older marker, or a damaged one), and
-    never a path outside ``folder``."""
+    below it, each with its input: none where it is missing or lists none (an older marker, or
+    a damaged one), and never a path outside ``folder``."""
     try:
         listed = json.loads((folder / DRAWINGS_MARKER).read_text(encoding="utf-8"))["drawings"]
     except (OSError, ValueError, KeyError, TypeError):
-        return []
-    if not isinstance(listed, list):
-        return []
-    paths = [folder / name for name in listed if isinstance(name, str) and name]
-    return [path for path in paths if is_below(path, folder, strictly=True)]
+        return {}
+    if not isinstance(listed, dict):
+        return {}
+    return {
+        folder / name: source
+        for name, source in sorted(listed.items())
+        if name
+        and isinstance(source, str)
+        and os.path.isabs(source)
+        and is_below(folder / name, folder, strictly=True)
+    }
 
 
 def _warn_changed(paths: list[Path], message: str) -> None:

@@ -31,7 +31,7 @@ from sparsercnn.video import VIDEO_SUFFIXES
 from sparsercnn.visualization.draw import draw_detections
 from tests.synthetic_coco import truncate
 from tests.video.clips import RED_BOX_Y, clip_frame, decode, red_box_x, write_audio_only, write_clip
-from tests.video.test_reader import damage_packets, write_frames
+from tests.video.test_reader import damage_packets, fail_reading_at, write_frames
 
 
 def run_predict(model: Path, *args: str | Path) -> int:
@@ -131,17 +131,21 @@ def test_switching_fps_replaces_the_other_mode_s_drawings(
     model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A folder drawn as images, then with --fps as one video (and back), left the other run's
-    drawings beside this one's: the folder showed two runs' results mixed."""
+    drawings beside this one's: the folder showed two runs' results mixed. The drawing of an
+    image not given in these runs, drawn into the same folder before, stays (it was removed)."""
     folder = tmp_path / "in"
     folder.mkdir()
     write_frames(folder / "frames", 2)
+    (frame,) = write_frames(tmp_path / "other", 1)
+    other = frame.rename(frame.with_name("other.png"))
     output, drawn = tmp_path / "preds.json", tmp_path / "drawn"
+    assert run_predict(model_file, other, "--output", output, "--save-images", drawn) == 0
     images = ["frames/frame_0.png", "frames/frame_1.png"]
     for fps, expected in (([], images), (["--fps", "4"], ["in.mp4"]), ([], images)):
         args = [folder, *fps, "--output", output, "--save-images", drawn]
         assert run_predict(model_file, *args) == 0
         drawings = sorted(p.relative_to(drawn).as_posix() for p in drawn.rglob("*") if p.is_file())
-        assert drawings == [DRAWINGS_MARKER, *expected]
+        assert drawings == [DRAWINGS_MARKER, *expected, other.name]
         # The images' subfolder goes with them.
         assert (drawn / "frames").is_dir() == (expected == images)
     assert "(1 earlier drawing removed)" in capsys.readouterr().out
@@ -701,3 +705,47 @@ def test_a_progress_bar_ends_at_its_total_whatever_the_video_announces(
     states = bar_states(capsys.readouterr().err)
     assert states[-1] == (11, 11)
     assert all(total is not None and n < total for n, total in states if n < 11)
+
+
+def test_a_video_whose_reading_fails_part_way_keeps_its_frames_and_the_other_inputs(
+    unclipped_model_file: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Reading the first video fails at a frame part-way: the run stopped there ("reading failed
+    after N frames"), writing no records, frame list or drawing of any input. Now the frames
+    before it keep their records and drawings, the other inputs are predicted, the frame list
+    says where it failed, and the run exits 2, as for an image that cannot be read."""
+    good = write_clip(tmp_path / "good.mp4", 6)
+    failing = fail_reading_at(write_clip(tmp_path / "clip.mp4"), tmp_path / "failing.mp4", 12)
+    image = tmp_path / "a.png"
+    Image.fromarray(clip_frame(0)).save(image)
+    output, drawn = tmp_path / "preds.json", tmp_path / "drawn"
+    args = [failing, good, image, "--every", "2", "--output", output, "--save-images", drawn]
+    with caplog.at_level(logging.WARNING):
+        assert run_predict(unclipped_model_file, *args, "--score-threshold", "0") == 2
+    frame_list = tmp_path / "preds.frames.json"
+    listed_failing, listed_good = json.loads(frame_list.read_text())["videos"]
+    failure = listed_failing["read_failure"]
+    failed_at = failure["frame_index"]
+    assert failure["reason"] == "Cannot allocate memory" and 4 <= failed_at <= 12
+    kept = list(range(0, failed_at, 2))
+    assert [frame["frame_index"] for frame in listed_failing["frames"]] == kept
+    assert [frame["frame_index"] for frame in listed_good["frames"]] == [0, 2, 4]
+    assert "read_failure" not in listed_good
+    records = frames_of(json.loads(output.read_text()))
+    expected = [(str(failing), i) for i in kept] + [(str(good), i) for i in (0, 2, 4)]
+    assert set(records) == {*expected, (str(image), None)}
+    assert len(decode(drawn / "failing.mp4")[0]) == len(kept)
+    assert len(decode(drawn / "good.mp4")[0]) == 3 and (drawn / "a.png").is_file()
+    (warning,) = [r.getMessage() for r in caplog.records if "reading failed" in r.getMessage()]
+    assert warning == (
+        f"video {failing}: reading failed at frame {failed_at} (Cannot allocate memory); the "
+        f"file is damaged, and no frame from {failed_at} on could be read; the "
+        f"{len(kept)} frames predicted before it are kept and drawn, the rest of the video left "
+        "out"
+    )
+    out = capsys.readouterr().out
+    assert f"on 1 image and {len(kept) + 3} frames of 2 videos written to {output}" in out
+    assert f"; 1 video could be read only up to a damaged frame (named in {frame_list})" in out

@@ -16,10 +16,16 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.image_io import ImageReadError
 from sparsercnn.predictor import BatchPredictor, Predictor
 from sparsercnn.structures import Detections
-from sparsercnn.video import FrameFolder, VideoFile, frame_records, predict_video
+from sparsercnn.video import (
+    FrameFolder,
+    VideoFile,
+    VideoReadError,
+    frame_records,
+    predict_video,
+)
 from tests.synthetic_coco import truncate
 from tests.video.clips import write_clip
-from tests.video.test_reader import write_frames
+from tests.video.test_reader import fail_reading_at, write_frames
 
 
 @pytest.fixture
@@ -101,6 +107,19 @@ def test_frames_are_batched_batch_size_at_a_time(predictor: Predictor, clip: Pat
     results = list(predict_video(recording, VideoFile(clip), every=2))
     assert recording.batches == [3, 3, 3, 3]  # 12 kept frames
     assert [frame.index for frame, _ in results] == list(range(0, 24, 2))
+
+
+def test_a_video_whose_reading_fails_part_way_keeps_every_frame_read_before_it(
+    predictor: Predictor, tmp_path: Path
+) -> None:
+    """The frames read but not yet batched (up to ``batch_size - 1``) were lost with the
+    error."""
+    failing = fail_reading_at(write_clip(tmp_path / "clip.mp4"), tmp_path / "failing.mp4", 12)
+    results: list[int] = []
+    with pytest.raises(VideoReadError) as raised:
+        results.extend(frame.index for frame, _ in predict_video(predictor, failing))
+    assert raised.value.frame_index % predictor.batch_size  # a batch was pending
+    assert results == list(range(raised.value.frame_index))
 
 
 def test_frame_records_carry_the_frame_position(predictor: Predictor, tmp_path: Path) -> None:

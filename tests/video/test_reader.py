@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import pickle
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import GifImagePlugin, Image
 
-from sparsercnn.video import FrameFolder, VideoFile, import_av, open_sequence
+from sparsercnn.video import FrameFolder, VideoFile, VideoReadError, import_av, open_sequence
 from sparsercnn.video.reader import frames_format, reads_as_video
 from tests.video.clips import (
     RED_BOX_Y,
@@ -280,6 +281,57 @@ def damage_packets(clip: Path, target: Path, numbers: list[int]) -> Path:
         data[pos : pos + size] = b"\xff" * size
     target.write_bytes(bytes(data))
     return target
+
+
+def fail_reading_at(clip: Path, target: Path, sample: int) -> Path:
+    """``clip``, an MP4 with its index last (no faststart), whose index gives packet ``sample``
+    (in decoding order) a size of 768 MiB: FFmpeg's demuxer fails there ("Cannot allocate
+    memory") rather than ending, as on a damaged index or a disk that fails. The frames the
+    decoder gave before it are read; the test checks the failure is real, not an early end."""
+    data = bytearray(clip.read_bytes())
+    # stsz: box size, "stsz", version and flags, one size for all (0: none), count, sizes.
+    sizes = data.index(b"stsz") + 16
+    assert int.from_bytes(data[sizes - 8 : sizes - 4], "big") == 0
+    data[sizes + 4 * sample : sizes + 4 * sample + 4] = (768 << 20).to_bytes(4, "big")
+    target.write_bytes(bytes(data))
+    return target
+
+
+def test_a_video_whose_tags_are_not_utf8_is_read(tmp_path: Path) -> None:
+    """Was refused with "'utf-8' codec can't decode byte 0xe9 ...", naming no file: an old
+    camera's Latin-1 tag stopped the run."""
+    data = write_clip(tmp_path / "clip.mp4", 4).read_bytes()
+    tagged = tmp_path / "tagged.mp4"
+    tagged.write_bytes(data.replace(b"Lavf", b"\xe9\xe9vf", 1))  # the encoder tag
+    assert [frame.index for frame in VideoFile(tagged).frames()] == [0, 1, 2, 3]
+
+
+def test_a_video_whose_reading_fails_part_way_gives_its_frames_then_names_the_frame(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was a plain ValueError "reading failed after N frames": which frame, and which frames
+    were read, only the message said (in decoded frames, not frame numbers)."""
+    clip = write_clip(tmp_path / "clip.mp4", 24)
+    failing = fail_reading_at(clip, tmp_path / "failing.mp4", 12)
+    video = VideoFile(failing)
+    frames: list[int] = []
+    with pytest.raises(VideoReadError) as raised:
+        frames.extend(frame.index for frame in video.frames())
+    failed_at = raised.value.frame_index
+    # Every frame before the failure, in order (those the decoder held back are not read).
+    assert 4 <= failed_at <= 12 and frames == list(range(failed_at))
+    assert str(raised.value) == (
+        f"video {failing}: reading failed at frame {failed_at} (Cannot allocate memory); the "
+        f"file is damaged, and no frame from {failed_at} on could be read"
+    )
+    assert video.skipped_frames == [] and "cut short" not in caplog.text
+    assert isinstance(raised.value, ValueError)
+    copy = pickle.loads(pickle.dumps(raised.value))
+    assert (copy.path, copy.frame_index, copy.reason) == (failing, failed_at, raised.value.reason)
+    kept: list[int] = []  # with every=5, the frames kept before it
+    with pytest.raises(VideoReadError):
+        kept.extend(frame.index for frame in video.frames(every=5))
+    assert kept == list(range(0, failed_at, 5))
 
 
 def test_frames_after_a_damaged_one_keep_their_numbers(

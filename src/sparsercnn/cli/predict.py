@@ -6,8 +6,9 @@ runs through :func:`~sparsercnn.cli.predict_sequences.predict_sequence`; the fra
 listed beside the results (:func:`~sparsercnn.evaluation.results_file.frame_list_path`), with or
 without detections. An image that cannot be read is left out, the others written
 (:func:`~sparsercnn.cli.predict_inputs.unreadable_images`), and the exit status is 2: a whole
-input lost. A frame skipped (a damaged video's, an ``--fps`` folder's unreadable file) is one
-part of an input: a warning, and the exit status stays 0.
+input lost; so is the rest of a video whose reading fails part-way, its frames before that kept.
+A frame skipped (a damaged video's, an ``--fps`` folder's unreadable file) is one part of an
+input: a warning, and the exit status stays 0.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from sparsercnn.cli.predict_inputs import (
 from sparsercnn.cli.predict_sequences import (
     annotated_video_targets,
     lost_sequences,
+    partly_read_sequences,
     predict_sequence,
     video_writer,
     write_outputs,
@@ -75,8 +77,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "of a damaged video or of an --fps folder that cannot be read is skipped; a warning "
         "names each, and OUTPUT.frames.json lists it; a run that reads no input at all is an "
         "error that writes nothing; an --fps folder none of whose frames can be read is left "
-        "out as an image is. Exit status: 2 when an image (or every frame of an --fps folder) "
-        "could not be read, 0 when only frames were skipped, as an image is a whole input lost "
+        "out as an image is; a video whose reading fails part-way keeps the frames before that "
+        "frame, and the frame list names where it failed. Exit status: 2 when an image (or every "
+        "frame of an --fps folder, or the rest of a video) could not be read, 0 when only frames "
+        "were skipped, as an image is a whole input lost "
         "and a frame one part of an input whose other frames are written.",
     )
     model = parser.add_mutually_exclusive_group(required=True)
@@ -110,11 +114,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="draw detections here: images as images, each video or frame folder as one "
         "annotated video DIR/<relative path>.mp4 (H.264, or MPEG-4 for odd sizes): a video's "
         "kept frames at their own times (a variable frame rate stays variable), a frame "
-        "folder's at --fps / --every. DIR is new, holds no image or video, or holds an "
-        "earlier run's drawings: it then holds this run's alone (the earlier drawings are "
-        "replaced, and those not drawn this time removed: of an image that can no longer be "
-        "read, of an input no longer given, or drawn without --fps where it is now given or "
-        "the other way round); a file no run drew is never replaced nor removed",
+        "folder's at --fps / --every. DIR is new, holds no image or video, or holds earlier "
+        "runs' drawings: those this run draws again are replaced, and those it does not "
+        "removed where it is given their input or a folder above it (an image deleted or that "
+        "can no longer be read, a folder drawn without --fps where it is now given or the "
+        "other way round); the drawings of other inputs stay (predicting images one at a time "
+        "into DIR keeps them all), and a file no run drew is never replaced nor removed",
     )
     parser.add_argument(
         "--every",
@@ -149,8 +154,10 @@ def run(args: argparse.Namespace) -> int:
 
     Returns:
         0, or 2 (:data:`~sparsercnn.cli.main.EXIT_BAD_INPUT`) when images could not be read,
-        or frame folders none of whose frames kept could, and were left out, the others'
-        outputs written (:func:`~sparsercnn.cli.predict_inputs.unreadable_images`).
+        or frame folders none of whose frames kept could, and were left out, or videos could
+        be read only up to a frame
+        (:func:`~sparsercnn.cli.predict_sequences.partly_read_sequences`), the others' outputs
+        written (:func:`~sparsercnn.cli.predict_inputs.unreadable_images`).
     """
     from contextlib import nullcontext
 
@@ -220,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
             progress.input_done(i)
         num_frames = sum(len(video["frames"]) for video in videos)
         lost = lost_sequences(videos)
+        partly_read = partly_read_sequences(videos)
         unreadable = unreadable_images(errors, num_images + num_frames, lost)
         frame_list = write_outputs(records, videos, unreadable, args.output)
     if errors:
@@ -236,10 +244,17 @@ def run(args: argparse.Namespace) -> int:
             if unreadable or lost
             else ""
         )
+        + (
+            f"; {counted(len(partly_read), 'video')} could be read only up to a damaged frame "
+            f"(named in {frame_list})"
+            if partly_read
+            else ""
+        )
     )
     if drawings is not None:
-        # Removed: the last run's drawings not drawn this time (an unreadable image, an input no
-        # longer given, an image folder now drawn as one video with --fps).
+        # Removed: earlier drawings of inputs given this run (or below a folder given) not drawn
+        # this time (an unreadable or deleted image, an image folder now drawn as one video
+        # with --fps).
         earlier = [
             f"{counted(len(changed), 'earlier drawing')} {what}"
             for changed, what in ((drawings.overwritten, "replaced"), (drawings.removed, "removed"))
@@ -249,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
             f"drawn detections (score >= {args.score_threshold}) in {args.save_images}"
             + (f" ({', '.join(earlier)})" if earlier else "")
         )
-    return EXIT_BAD_INPUT if unreadable or lost else 0
+    return EXIT_BAD_INPUT if unreadable or lost or partly_read else 0
 
 
 def lost_inputs(num_images: int, num_folders: int) -> str:

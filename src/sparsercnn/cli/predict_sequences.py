@@ -3,7 +3,8 @@
 (:func:`annotated_video_targets`, :func:`video_writer`), and the frame list written beside the
 results (:func:`write_outputs`, at
 :func:`~sparsercnn.evaluation.results_file.frame_list_path`), which names every frame predicted,
-with or without detections, and every image that could not be read.
+with or without detections, every image that could not be read, and where a video's reading
+failed.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from sparsercnn.text import counted
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -22,8 +25,9 @@ if TYPE_CHECKING:
     from sparsercnn.cli.predict_progress import PredictionProgress
     from sparsercnn.drawing_writer import DrawingWriter
     from sparsercnn.export.onnx_runtime import OnnxPredictor
+    from sparsercnn.prediction import Prediction
     from sparsercnn.predictor import Predictor
-    from sparsercnn.video import Frame, FrameSequence, VideoWriter
+    from sparsercnn.video import Frame, FrameSequence, VideoReadError, VideoWriter
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +91,7 @@ def video_writer(
 
     if drawings is None or target is None:
         return None
-    staged = drawings.stage(target)
+    staged = drawings.stage(target, sequence.path)
     return VideoWriter(staged, sequence.fps / every, name=f"{target} (drawn from {sequence.path})")
 
 
@@ -102,7 +106,10 @@ def predict_sequence(
     """Add the records of every ``--every``-th frame of ``sequence`` to ``records`` and, with a
     ``writer`` (:func:`video_writer`), write its annotated video. A frame folder of which no
     frame kept can be read is left out with a warning: it has no frame predicted, no annotated
-    video, and every frame kept is listed as skipped (:func:`lost_sequences`).
+    video, and every frame kept is listed as skipped (:func:`lost_sequences`). A video whose
+    reading fails part-way (:class:`~sparsercnn.video.VideoReadError`) keeps the frames
+    predicted before it, records and annotated video alike, and is named in a warning and in
+    its frame list's ``read_failure`` (:func:`partly_read_sequences`).
 
     Every drawn frame sits at its records' ``timestamp`` in the annotated video. A frame
     folder's is at a constant rate: a frame that could not be read is drawn as the frame before
@@ -115,14 +122,16 @@ def predict_sequence(
         predicted frame's :func:`~sparsercnn.video.frame_summary` (its detections counted), and
         ``skipped_frames``, the indices of its frames that did not decode
         (:attr:`~sparsercnn.video.FrameSequence.skipped_frames`): a damaged video's, all of
-        them whatever ``--every`` keeps; a frame folder's, those kept that could not be read.
+        them whatever ``--every`` keeps (those before a read failure); a frame folder's, those
+        kept that could not be read; and for a video whose reading failed part-way,
+        ``read_failure``: ``{"frame_index"``, the first frame not read, ``"reason"}``.
     """
     from contextlib import nullcontext
 
     from PIL import Image, ImageOps
 
     from sparsercnn.data.image_io import ImageReadError
-    from sparsercnn.video import FrameFolder, frame_records, frame_summary, predict_video
+    from sparsercnn.video import FrameFolder, frame_records, frame_summary
     from sparsercnn.visualization.draw import draw_detections
 
     # A video's frames keep their own times (a variable frame rate stays variable); a frame
@@ -131,9 +140,10 @@ def predict_sequence(
     frames: list[dict[str, Any]] = []
     resized = False
     drawn: Image.Image | None = None  # the last frame drawn
+    failures: list[VideoReadError] = []
     try:
         with writer if writer is not None else nullcontext():
-            for frame, prediction in predict_video(predictor, sequence, every=args.every):
+            for frame, prediction in predicted_frames(predictor, sequence, args.every, failures):
                 records.extend(frame_records(frame, prediction, predictor.categories))
                 frames.append(frame_summary(frame, prediction))
                 if writer is not None:
@@ -168,18 +178,55 @@ def predict_sequence(
             raise
         # None of a frame folder's frames kept could be read: an input lost, as an image.
         logger.warning("%s; it is left out", error)
-    return {
+    listed: dict[str, Any] = {
         "file_name": str(sequence.path),
         "frames": frames,
         "skipped_frames": sequence.skipped_frames,
     }
+    for failure in failures:
+        logger.warning(
+            "%s; the %s predicted before it %s kept%s, the rest of the video left out",
+            failure,
+            counted(len(frames), "frame"),
+            "is" if len(frames) == 1 else "are",
+            " and drawn" if writer is not None else "",
+        )
+        listed["read_failure"] = {"frame_index": failure.frame_index, "reason": failure.reason}
+    return listed
+
+
+def predicted_frames(
+    predictor: Predictor | OnnxPredictor,
+    sequence: FrameSequence,
+    every: int,
+    failures: list[VideoReadError],
+) -> Iterator[tuple[Frame, Prediction]]:
+    """:func:`~sparsercnn.video.predict_video`'s frames of ``sequence``, up to where reading a
+    video fails part-way: that error is added to ``failures`` instead of raised."""
+    from sparsercnn.video import VideoReadError, predict_video
+
+    try:
+        yield from predict_video(predictor, sequence, every=every)
+    except VideoReadError as error:
+        failures.append(error)
 
 
 def lost_sequences(videos: list[dict[str, Any]]) -> list[str]:
     """The sequences of the frame lists ``videos`` (:func:`predict_sequence`) of which no frame
     was predicted, by ``file_name``: frame folders none of whose frames kept could be read, each
-    a whole input lost, as an image that cannot be read is."""
-    return [video["file_name"] for video in videos if not video["frames"]]
+    a whole input lost, as an image that cannot be read is (a video whose reading failed before
+    its first frame kept is one of :func:`partly_read_sequences`)."""
+    return [
+        video["file_name"]
+        for video in videos
+        if not video["frames"] and "read_failure" not in video
+    ]
+
+
+def partly_read_sequences(videos: list[dict[str, Any]]) -> list[str]:
+    """The videos of the frame lists ``videos`` (:func:`predict_sequence`) whose reading failed
+    part-way, by ``file_name``: the rest of each is an input lost."""
+    return [video["file_name"] for video in videos if "read_failure" in video]
 
 
 def hold(writer: VideoWriter, drawing: Image.Image, num_frames: int) -> None:
@@ -227,11 +274,12 @@ def write_outputs(
     reads, :func:`~sparsercnn.evaluation.results_file.listed_unreadable_images`): a JSON
     object ``{"results": output's name, "videos": [{"file_name", "frames": [{"frame_index",
     "timestamp", "frame_file" (frame folders only), "num_detections"}, ...], "skipped_frames":
-    [frame_index, ...]}, ...], "unreadable_images": [{"file_name", "reason"}, ...]}``
+    [frame_index, ...], "read_failure" (a video read in part only): {"frame_index", "reason"}},
+    ...], "unreadable_images": [{"file_name", "reason"}, ...]}``
     (:func:`predict_sequence`, :func:`~sparsercnn.cli.predict_inputs.unreadable_images`), which
     tells a frame predicted without detections (no records) from one never predicted, one that
-    did not decode from one ``--every`` left out, and an image without detections from one that
-    could not be read.
+    did not decode from one ``--every`` left out, the end of a video from where its reading
+    failed, and an image without detections from one that could not be read.
 
     Each is written atomically, the frame list staged until the results are in place: a failed
     write leaves both as they were. A frame list an earlier run left is removed when this run

@@ -24,6 +24,7 @@ _EXPORTS = {
     "FrameFolder": "sparsercnn.video.reader",
     "FrameSequence": "sparsercnn.video.reader",
     "VideoFile": "sparsercnn.video.reader",
+    "VideoReadError": "sparsercnn.video.reader",
     "import_av": "sparsercnn.video.reader",
     "VIDEO_SUFFIXES": "sparsercnn.video.suffixes",
     "VideoWriter": "sparsercnn.video.writer",
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
         FrameFolder,
         FrameSequence,
         VideoFile,
+        VideoReadError,
         import_av,
     )
     from sparsercnn.video.suffixes import VIDEO_SUFFIXES
@@ -56,6 +58,7 @@ __all__ = [
     "FrameFolder",
     "FrameSequence",
     "VideoFile",
+    "VideoReadError",
     "VideoWriter",
     "choose_codec",
     "frame_records",

@@ -209,6 +209,12 @@ class FrameNumbering:
         more."""
         return max(self._num_packets, self._num_numbered_or_failed)
 
+    @property
+    def next_number(self) -> int:
+        """One past the last number given: the first frame not decoded so far, where reading
+        stops part-way (the frames whose packets the decoder still holds are not counted)."""
+        return self._next_number
+
     def skipped(self) -> list[int]:
         """Numbers of the frames so far that were lost (their packets failed to decode, or the
         demuxer skipped them), in order."""

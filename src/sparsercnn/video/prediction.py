@@ -19,7 +19,14 @@ from sparsercnn.data.image_io import ImageReadError, none_read_error, unreadable
 from sparsercnn.prediction import Prediction
 from sparsercnn.predictor import BatchPredictor
 from sparsercnn.text import counted, listing
-from sparsercnn.video.reader import Frame, FrameFolder, FrameSequence, VideoFile, check_every
+from sparsercnn.video.reader import (
+    Frame,
+    FrameFolder,
+    FrameSequence,
+    VideoFile,
+    VideoReadError,
+    check_every,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +72,8 @@ def predict_video(
 
     Raises:
         ImageReadError: no frame of a frame folder kept by ``every`` could be read.
+        VideoReadError: reading a video file failed part-way, once every frame kept before
+            it is yielded.
     """
     check_every(every)
     sequence = video if not isinstance(video, str | Path) else open_sequence(video, fps)
@@ -72,12 +81,17 @@ def predict_video(
     batch: list[Frame] = []
     unreadable: list[tuple[Frame, ImageReadError]] = []
     num_kept = 0
-    for frame in sequence.frames(every):
-        num_kept += 1
-        batch.append(frame)
-        if len(batch) == predictor.batch_size:
-            yield from _predict_batch(predictor, batch, source, unreadable)
-            batch = []
+    try:
+        for frame in sequence.frames(every):
+            num_kept += 1
+            batch.append(frame)
+            if len(batch) == predictor.batch_size:
+                yield from _predict_batch(predictor, batch, source, unreadable)
+                batch = []
+    except VideoReadError:
+        # The frames read before the failure keep their detections.
+        yield from _predict_batch(predictor, batch, source, unreadable)
+        raise
     yield from _predict_batch(predictor, batch, source, unreadable)
     if isinstance(sequence, FrameFolder):
         _skip_unreadable(sequence, unreadable, num_kept)

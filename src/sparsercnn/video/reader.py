@@ -98,6 +98,30 @@ def check_every(every: int) -> None:
         raise ValueError(f"every (--every) must be an integer >= 1, got {every!r}")
 
 
+class VideoReadError(ValueError):
+    """Reading a video file failed part-way (a damaged file, a disk that fails): the frames
+    numbered before :attr:`frame_index` were read, none from it on.
+
+    Attributes:
+        path: the video file.
+        frame_index: where reading failed: the number of the first frame not read, as
+            :attr:`Frame.index` counts (the frames before it that did not decode included).
+        reason: FFmpeg's reason (``"Invalid data found when processing input"``).
+    """
+
+    def __init__(self, path: Path, frame_index: int, reason: str) -> None:
+        super().__init__(
+            f"video {path}: reading failed at frame {frame_index} ({reason}); the file is "
+            f"damaged, and no frame from {frame_index} on could be read"
+        )
+        self.path = path
+        self.frame_index = frame_index
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[VideoReadError], tuple[Path, int, str]]:
+        return type(self), (self.path, self.frame_index, self.reason)
+
+
 class Frame:
     """One frame of a :class:`FrameSequence`.
 
@@ -226,7 +250,8 @@ class VideoFile:
         paused recording) is numbered on.
 
         Raises:
-            ValueError: the file could not be read part-way; the message names the file.
+            VideoReadError: the file could not be read part-way, after the frames yielded;
+                :attr:`skipped_frames` lists those skipped before it.
         """
         av = import_av()
         numbering = numbering or FrameNumbering()
@@ -237,15 +262,16 @@ class VideoFile:
         packets: Iterator[Packet[Any]] = (
             container.demux() if damage.contiguous else container.demux(video)
         )
-        num_decoded, reason = 0, ""
+        reason = ""
         while True:
             try:
                 packet = next(packets, None)
             except av.error.FFmpegError as error:
-                raise ValueError(
-                    f"video {self.path}: reading failed after {counted(num_decoded, 'frame')} "
-                    f"({_reason(error)}); the file is damaged"
-                ) from error
+                # The frames the decoder still holds are not flushed: the packets of frames
+                # presented between them may lie past the failure, and they would be misnumbered.
+                failed_at = numbering.next_number
+                self._note_skipped([n for n in numbering.skipped() if n < failed_at], reason)
+                raise VideoReadError(self.path, failed_at, _reason(error)) from error
             if packet is None:
                 break
             if packet.stream.index != video.index:
@@ -263,24 +289,30 @@ class VideoFile:
                     numbering.fail_packet(packet.pts)
                 reason = reason or _reason(error)
                 continue
-            num_decoded += len(decoded)
             for frame in decoded:
                 yield numbering.number(frame.pts), frame
-        self.skipped_frames = numbering.skipped()
-        if self.skipped_frames:
+        self._note_skipped(numbering.skipped(), reason)
+
+    def _note_skipped(self, skipped: list[int], reason: str) -> None:
+        """Set :attr:`skipped_frames` to the numbers of the frames a read skipped, named in one
+        warning with the ``reason`` of the first that did not decode ("" where unknown)."""
+        self.skipped_frames = skipped
+        if skipped:
             logger.warning(
                 "video %s: skipped %s that did not decode, numbered %s%s; the file is damaged "
                 "(the frames after them keep their numbers)",
                 self.path,
-                counted(len(self.skipped_frames), "frame"),
-                listing([str(number) for number in self.skipped_frames]),
+                counted(len(skipped), "frame"),
+                listing([str(number) for number in skipped]),
                 f" ({reason})" if reason else "",
             )
 
     def _open(self) -> InputContainer:
         av = import_av()
         try:
-            container = av.open(str(self.path))
+            # Tags in another encoding than UTF-8 (an old camera's Latin-1 title) are not read
+            # here; strict decoding refused the whole video.
+            container = av.open(str(self.path), metadata_errors="replace")
         except av.error.FFmpegError as error:
             raise ValueError(
                 f"video {self.path} could not be read ({_reason(error)}): not a video or a "
@@ -299,8 +331,8 @@ class VideoFile:
         once the read is complete.
 
         Raises:
-            ValueError: reading the file failed part-way (a damaged file); the message names
-                the file.
+            VideoReadError: reading the file failed part-way (a damaged file), after the
+                frames before it were yielded; the message names the file and the frame.
         """
         check_every(every)
         index, timestamp = -1, float(-1 / self.fps)  # no frame: they end at 0 s
