@@ -1,7 +1,12 @@
-"""The result of inference on one image: selection by written score."""
+"""The result of inference on one image: selection by written score, its records and its
+dictionary."""
 
 from __future__ import annotations
 
+import json
+import math
+
+import pytest
 import torch
 
 from sparsercnn.data.categories import CategoryMap
@@ -10,11 +15,9 @@ from sparsercnn.prediction import Prediction
 CATEGORIES = CategoryMap([4, 9], ["cat", "dog"])
 
 
-def test_above_keeps_the_detection_whose_written_score_is_the_threshold() -> None:
-    """0.12345678 is written 0.123457 (to_coco_results): above(0.123457), a threshold copied
-    from the JSON, dropped it, comparing the unrounded score."""
-    prediction = Prediction(
-        boxes=torch.zeros(3, 4),
+def three_detections() -> Prediction:
+    return Prediction(
+        boxes=torch.tensor([[1.0, 2.0, 11.0, 12.0], [0.004, 0.25, 0.016, 4.0], [0, 0, 20, 10]]),
         scores=torch.tensor([0.9, 0.12345678, 0.1]),
         labels=torch.tensor([1, 0, 1]),
         class_names=["dog", "cat", "dog"],
@@ -22,6 +25,55 @@ def test_above_keeps_the_detection_whose_written_score_is_the_threshold() -> Non
         image_size=(10, 20),
         source="a.jpg",
     )
+
+
+def test_above_keeps_the_detection_whose_written_score_is_the_threshold() -> None:
+    """0.12345678 is written 0.123457 (to_coco_results): above(0.123457), a threshold copied
+    from the JSON, dropped it, comparing the unrounded score."""
+    prediction = three_detections()
     (_, copied, _) = [record["score"] for record in prediction.to_coco_results(CATEGORIES)]
     assert copied == 0.123457
     assert prediction.above(copied).class_names == ["dog", "cat"]
+
+
+@pytest.mark.parametrize("threshold", [math.nan, math.inf, -math.inf, -0.1, 1.5])
+def test_above_refuses_a_threshold_that_is_no_score(threshold: float) -> None:
+    """NaN kept no detection and -inf every one, without a word."""
+    with pytest.raises(ValueError, match=r"score_threshold must be a number in \[0, 1\], got"):
+        three_detections().above(threshold)
+    assert (
+        len(three_detections().above(0.0).scores),
+        len(three_detections().above(1.0).scores),
+    ) == (3, 0)
+
+
+def test_records_name_classes_by_the_prediction_and_refuse_another_label_map() -> None:
+    """Another model's label map was taken: its names and ids, silently."""
+    prediction = three_detections()
+    records = prediction.to_coco_results()
+    assert [(r["category_id"], r["category_name"]) for r in records] == [
+        (9, "dog"),
+        (4, "cat"),
+        (9, "dog"),
+    ]
+    assert prediction.to_coco_results(CATEGORIES) == records
+    for other in (CategoryMap([1, 2], ["car", "person"]), CategoryMap([4], ["cat"])):
+        with pytest.raises(ValueError, match=r"a\.jpg: the label map makes label 1 .* another"):
+            prediction.to_coco_results(other)
+
+
+def test_the_dictionary_holds_both_box_forms_scores_and_classes_as_json() -> None:
+    prediction = three_detections()
+    as_dict = prediction.to_dict()
+    assert json.loads(json.dumps(as_dict)) == as_dict
+    assert (as_dict["name"], as_dict["width"], as_dict["height"]) == ("a.jpg", 20, 10)
+    first, second, _ = as_dict["detections"]
+    assert first == {
+        "bbox": {"xyxy": [1.0, 2.0, 11.0, 12.0], "xywh": [1.0, 2.0, 10.0, 10.0]},
+        "score": 0.9,
+        "category_id": 9,
+        "category_name": "dog",
+    }
+    # x2 is x + w of the rounded COCO box (0.0 + 0.01), not 0.016 rounded.
+    assert second["bbox"] == {"xyxy": [0.0, 0.25, 0.01, 4.0], "xywh": [0.0, 0.25, 0.01, 3.75]}
+    assert second["score"] == 0.123457

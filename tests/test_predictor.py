@@ -26,7 +26,7 @@ from sparsercnn.model_file import load_model_file, save_model_file
 from sparsercnn.prediction import Prediction
 from sparsercnn.predictor import Predictor
 from sparsercnn.presets import get_preset
-from sparsercnn.runtime import fast_bf16_supported
+from sparsercnn.runtime import fast_bf16_supported, resolve_device
 from tests import synthetic_coco
 from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco, truncate
 
@@ -400,6 +400,13 @@ def test_with_stages_shares_the_model_and_matches_a_stage_limited_predictor(
     assert not torch.equal(got[0].scores, full(dataset.image_paths[:1])[0].scores)
     with pytest.raises(ValueError, match=r"stages 1\.\.2"):
         full.with_stages(3)
+
+
+def test_no_device_is_the_default_device_as_the_server_takes_it(model_file: Path) -> None:
+    """device=None was refused ("device None is not a device") where create_app and
+    DetectionService take it for the default device."""
+    predictor = Predictor.from_file(model_file, device=None)
+    assert predictor.device == resolve_device(None)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

@@ -7,13 +7,20 @@ import pytest
 import torch
 
 from sparsercnn import scores as scores_module
-from sparsercnn.scores import passes_threshold, written_score
+from sparsercnn.scores import check_score_threshold, passes_threshold, written_score
 
 
 def test_a_score_is_written_to_six_significant_digits() -> None:
     assert written_score(0.12345678) == 0.123457
     assert written_score(float(np.float32(0.3))) == 0.3  # not 0.30000001192092896
     assert written_score(1.23456789e-7) == 1.23457e-07  # tiny scores keep their order
+
+
+def test_a_threshold_is_a_number_in_the_range_of_scores() -> None:
+    assert (check_score_threshold(0), check_score_threshold(1.0)) == (0.0, 1.0)
+    for bad in (float("nan"), float("-inf"), -1e-9, 1.0001, True, "0.5"):
+        with pytest.raises(ValueError, match=r"^score_threshold must be a number in \[0, 1\]"):
+            check_score_threshold(bad)  # type: ignore[arg-type]
 
 
 def test_a_score_passes_the_threshold_it_is_written_as() -> None:

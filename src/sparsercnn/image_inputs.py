@@ -53,8 +53,14 @@ def expand_inputs(inputs: ImageInput | Sequence[ImageInput]) -> list[tuple[Image
             else:
                 raise FileNotFoundError(f"input {path} does not exist")
         else:
-            expanded.append((item, f"<input {i}>"))
+            expanded.append((item, input_name(i)))
     return expanded
+
+
+def input_name(index: int) -> str:
+    """How :func:`expand_inputs` names the ``index``-th input when it is not a path (the source
+    of its prediction and errors): ``<input i>``."""
+    return f"<input {index}>"
 
 
 def folder_files(folder: Path, suffixes: Sequence[str], skip: Path | None = None) -> list[Path]:

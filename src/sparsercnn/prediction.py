@@ -1,22 +1,69 @@
 """The result of inference on one image: :class:`Prediction`, detections in original pixels
-with their class names, and its COCO result records.
+with their class names, its COCO result records and its dictionary (:class:`PredictionDict`).
 
 The predictors (:mod:`sparsercnn.predictor`, :mod:`sparsercnn.export.onnx_runtime`) return one
-per image; the drawings, the server's responses and ``predict``'s JSON are made from it.
+per image; the drawings, ``predict``'s JSON (:meth:`Prediction.to_coco_results`) and the
+server's responses (:meth:`Prediction.to_dict`, which they validate) are made from it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 import torch
 from torch import Tensor
 
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.evaluation.results import CocoResult, detections_to_coco_results
-from sparsercnn.scores import passes_threshold
+from sparsercnn.scores import check_score_threshold, passes_threshold
 from sparsercnn.structures import Detections, detections_to_cpu
+
+
+class BoxDict(TypedDict):
+    """One box in two forms, absolute pixels of the original image, rounded to 1/100 pixel."""
+
+    xyxy: list[float]  # [x1, y1, x2, y2], with x2 = x + width and y2 = y + height of xywh
+    xywh: list[float]  # COCO [x, y, width, height], as to_coco_results writes it
+
+
+class DetectionDict(TypedDict):
+    """One detection of :class:`PredictionDict`."""
+
+    bbox: BoxDict
+    score: float  # as written (:func:`~sparsercnn.scores.written_score`)
+    category_id: int  # the dataset's category id
+    category_name: str
+
+
+class PredictionDict(TypedDict):
+    """:meth:`Prediction.to_dict`: the detections of one image, as the server answers them."""
+
+    name: str  # the prediction's source
+    width: int
+    height: int
+    detections: list[DetectionDict]  # by descending score
+
+
+class NonFiniteDetectionsError(ValueError):
+    """Detections with a NaN or infinite score or box (a diverged or damaged model's): they can
+    be neither ranked, drawn nor written as JSON.
+
+    Attributes:
+        source: the image's name (a file, or ``<input i>``).
+        reason: the message without ``source``, for a caller that names the image otherwise
+            (the server: ``images[i]``).
+    """
+
+    def __init__(self, source: str, num_bad: int, num_detections: int) -> None:
+        self.source = source
+        self.reason = (
+            f"{num_bad} of its {num_detections} detections have a NaN or infinite score or box; "
+            "the model's outputs are not finite (diverged training or damaged weights): use a "
+            "model whose outputs are finite"
+        )
+        super().__init__(f"{source}: {self.reason}")
 
 
 @dataclass
@@ -44,7 +91,13 @@ class Prediction:
     def above(self, score_threshold: float) -> Prediction:
         """Only the detections whose score, as :meth:`to_coco_results` writes it, is at least
         ``score_threshold`` (:func:`~sparsercnn.scores.passes_threshold`): a threshold copied
-        from a written score keeps that detection."""
+        from a written score keeps that detection.
+
+        Raises:
+            ValueError: ``score_threshold`` is not a number in [0, 1]
+                (:func:`~sparsercnn.scores.check_score_threshold`).
+        """
+        check_score_threshold(score_threshold)
         return self.subset(
             passes_threshold(self.scores, score_threshold).nonzero().flatten().tolist()
         )
@@ -73,27 +126,71 @@ class Prediction:
         )
 
     def to_coco_results(
-        self, categories: CategoryMap, image_id: int | None = None
+        self, categories: CategoryMap | None = None, image_id: int | None = None
     ) -> list[CocoResult]:
-        """COCO result records (``bbox`` as ``[x, y, w, h]``) with the dataset's
-        ``category_id``, its ``category_name`` and the source as ``file_name``.
+        """COCO result records (``bbox`` as ``[x, y, w, h]``, rounded to 1/100 pixel) with the
+        dataset's ``category_id`` and ``category_name`` of each detection (its own
+        :attr:`category_ids` and :attr:`class_names`) and the source as ``file_name``.
 
         Args:
-            categories: the model's label map.
+            categories: a label map to check the detections' classes against (optional: the
+                prediction names its classes itself).
             image_id: stored in the records when given.
+
+        Raises:
+            ValueError: ``categories`` names a detection's label otherwise than the prediction
+                does (another model's label map).
         """
-        detections = Detections(boxes=self.boxes, scores=self.scores, labels=self.labels)
+        if categories is not None:
+            self._check_label_map(categories)
+        # Each detection its own "label": its category id and name come from the prediction.
+        detections = Detections(
+            boxes=self.boxes, scores=self.scores, labels=torch.arange(len(self.scores))
+        )
         records = detections_to_coco_results(
             image_id if image_id is not None else -1,
             detections,
-            categories.category_ids,
+            self.category_ids,
             file_name=self.source,
-            label_names=categories.names,
+            label_names=self.class_names,
         )
         if image_id is None:
             for record in records:
                 del record["image_id"]  # type: ignore[misc]
         return records
+
+    def to_dict(self) -> PredictionDict:
+        """The prediction as the server's ``POST /v1/detect`` gives each image (which validates
+        this dictionary): ``name`` (:attr:`source`), ``width``, ``height``, and the detections
+        by descending score, each with its box in absolute pixels as ``xyxy`` and as the COCO
+        ``xywh`` of :meth:`to_coco_results` (rounded to 1/100 pixel), its written ``score``,
+        ``category_id`` and ``category_name``. Plain JSON values.
+        """
+        height, width = self.image_size
+        detections: list[DetectionDict] = [
+            {
+                "bbox": {"xyxy": _xyxy(record["bbox"]), "xywh": record["bbox"]},
+                "score": record["score"],
+                "category_id": record["category_id"],
+                "category_name": record["category_name"],
+            }
+            for record in self.to_coco_results()
+        ]
+        return {"name": self.source, "width": width, "height": height, "detections": detections}
+
+    def _check_label_map(self, categories: CategoryMap) -> None:
+        """Raise unless ``categories`` gives every detection's label its class name and id."""
+        names, ids = categories.names, categories.category_ids
+        for label, name, category_id in zip(
+            self.labels.tolist(), self.class_names, self.category_ids, strict=True
+        ):
+            theirs = (names[label], ids[label]) if 0 <= label < len(categories) else None
+            if theirs != (name, category_id):
+                raise ValueError(
+                    f"{self.source}: the label map makes label {label} (name, id) {theirs}, but "
+                    f"the prediction's detection of it is {(name, category_id)}: it is another "
+                    "model's label map; leave it out (the prediction names its classes)"
+                )
 
 
 def prediction_from_detections(
@@ -102,17 +199,12 @@ def prediction_from_detections(
     """A :class:`Prediction` of detections (any device and float dtype) with their class names.
 
     Raises:
-        ValueError: a score or box is NaN or infinite (a diverged or damaged model's), naming
-            ``source``: such detections can be neither ranked, drawn nor written as JSON.
+        NonFiniteDetectionsError: a score or box is NaN or infinite, naming ``source``.
     """
     detections = detections_to_cpu(detections)
     finite = torch.isfinite(detections["scores"]) & torch.isfinite(detections["boxes"]).all(-1)
     if not bool(finite.all()):
-        raise ValueError(
-            f"{source}: {int((~finite).sum())} of its {len(finite)} detections have a NaN or "
-            "infinite score or box; the model's outputs are not finite (diverged training or "
-            "damaged weights): use a model whose outputs are finite"
-        )
+        raise NonFiniteDetectionsError(source, int((~finite).sum()), len(finite))
     labels = detections["labels"]
     return Prediction(
         boxes=detections["boxes"],
@@ -123,3 +215,10 @@ def prediction_from_detections(
         image_size=image_size,
         source=source,
     )
+
+
+def _xyxy(xywh: list[float]) -> list[float]:
+    """The corners of a rounded COCO box: ``x + w`` is ``x2`` (rounding each apart would leave
+    them 0.01 apart)."""
+    x, y, w, h = xywh
+    return [x, y, round(x + w, 2), round(y + h, 2)]

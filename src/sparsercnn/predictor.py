@@ -37,7 +37,7 @@ from sparsercnn.model.inference import (
 )
 from sparsercnn.model_file import load_model_file
 from sparsercnn.prediction import Prediction, prediction_from_detections
-from sparsercnn.runtime import check_device, retain_freed_memory
+from sparsercnn.runtime import resolve_device, retain_freed_memory
 from sparsercnn.structures import Detections, ModelOutput, PixelMap, detections_to_cpu
 
 logger = logging.getLogger(__name__)
@@ -220,7 +220,8 @@ class Predictor(BatchPredictor):
         model: the detector (moved to ``device`` and put in eval mode).
         config: its resolved config (test resize and post-processing come from it).
         categories: label map (names and dataset category ids).
-        device: where to run.
+        device: where to run (None: CUDA where a GPU is available, else the CPU;
+            :func:`~sparsercnn.runtime.resolve_device`).
         batch_size: most images per forward pass.
         num_stages: run only the first k stages (default all).
         batch_invariant: batch only images with the same padded size (default); False pads
@@ -247,7 +248,7 @@ class Predictor(BatchPredictor):
         config: Config,
         categories: CategoryMap,
         *,
-        device: torch.device | str = "cpu",
+        device: torch.device | str | None = "cpu",
         batch_size: int = 4,
         num_stages: int | None = None,
         batch_invariant: bool = True,
@@ -258,7 +259,7 @@ class Predictor(BatchPredictor):
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         _check_num_stages(num_stages, model)
         _check_label_map(model, config, categories)
-        self.device = check_device(device)
+        self.device = resolve_device(device)
         check_precision(precision, self.device)
         check_calibrated(model, precision)
         self.precision = precision

@@ -7,7 +7,7 @@ confusion matrix, stage figure and slot statistics,
 :meth:`~sparsercnn.prediction.Prediction.above`) compares that written score
 (:func:`passes_threshold`), not the float32 the model computed: a threshold copied from a
 written score keeps that detection everywhere (float32 0.29999998 is written 0.3, and passes
-0.3).
+0.3). A threshold given by a user is checked by :func:`check_score_threshold`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,25 @@ _WRITING_SHARE = 0.5 * 10.0 ** (1 - SCORE_DIGITS)
 def written_score(score: float) -> float:
     """``score`` to :data:`SCORE_DIGITS` significant digits, as the records write it."""
     return float(f"{score:.{SCORE_DIGITS}g}")
+
+
+def check_score_threshold(threshold: float, *, argument: str | None = "score_threshold") -> float:
+    """``threshold`` if it is a score threshold: a number in [0, 1] (a sigmoid score's range).
+
+    Args:
+        threshold: the threshold given.
+        argument: what the message calls it (``score_threshold``, a CLI flag), or None where
+            the caller names it (argparse's ``argument --score-threshold:`` prefix).
+
+    Raises:
+        ValueError: ``threshold`` is NaN, infinite or outside [0, 1] (NaN would keep no
+            detection, and a threshold past either end all or none, without a word).
+    """
+    number = isinstance(threshold, int | float) and not isinstance(threshold, bool)
+    if not (number and 0.0 <= threshold <= 1.0):  # False for NaN
+        named = f"{argument} " if argument else ""
+        raise ValueError(f"{named}must be a number in [0, 1], got {threshold!r}")
+    return float(threshold)
 
 
 @overload

@@ -10,6 +10,7 @@ import io
 import json
 import re
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,6 @@ from sparsercnn.model_file import load_model_file
 from sparsercnn.ops.boxes import box_xyxy_to_xywh
 from sparsercnn.predictor import Predictor
 from sparsercnn.serving import Limits, create_app
-from sparsercnn.serving.schemas import detections_of
 from tests.serving.conftest import MakeClient, TestClient, decoded, encoded_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -143,6 +143,16 @@ def test_score_threshold_and_max_detections_filter_detections(client: TestClient
     assert above.json()["images"][0]["detections"] == everything[:3]
     query = client.post("/v1/detect?max_detections=2", json={"images": [b64(PNG)]})
     assert query.json()["images"][0]["detections"] == everything[:2]
+
+
+def test_json_null_is_the_default_of_every_option(client: TestClient) -> None:
+    """{"score_threshold": null} was a 400 ("Input should be a valid number") where
+    {"max_detections": null} and {"stages": null} meant their defaults."""
+    default = client.post("/v1/detect", json={"images": [b64(PNG)]})
+    options = {"score_threshold": None, "max_detections": None, "stages": None}
+    nulls = client.post("/v1/detect", json={"images": [b64(PNG)], **options})
+    assert nulls.status_code == 200, nulls.text
+    assert nulls.json()["images"] == default.json()["images"]
 
 
 def test_a_score_given_as_the_threshold_keeps_its_detection(client: TestClient) -> None:
@@ -301,10 +311,9 @@ def test_a_queued_request_holds_its_images_at_the_models_input_size(
     assert [(i["width"], i["height"]) for i in body["images"]] == [(1600, 1200), (128, 96)]
     predictor = Predictor.from_file(model_file, batch_size=4)
     expected = predictor([decoded(large), decoded(PNG)])  # what the server answered before
-    for image, prediction in zip(body["images"], expected, strict=True):
-        assert image["detections"] == [
-            d.model_dump() for d in detections_of(prediction, predictor.categories)
-        ]
+    # Each image's answer is its Prediction.to_dict(), named after the upload.
+    for index, (image, prediction) in enumerate(zip(body["images"], expected, strict=True)):
+        assert image == replace(prediction, source=f"image{index}.png").to_dict()
     view = client.post("/v1/stages", files=files(large)).json()
     assert (view["width"], view["height"]) == (1600, 1200)
     stage_boxes = compute_stage_boxes(
@@ -424,10 +433,11 @@ BAD_REQUESTS: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
         "images[0]",
     ),
     # 196 M pixels in 24 kB: over Pillow's decompression-bomb threshold, refused from the header.
+    # Was "has over 178956970 pixels (Pillow's decompression-bomb guard)": Pillow's limit.
     "decompression bomb": (
         {"files": files(_solid_png(14000, 14000, mode="1"))},
         413,
-        "(Pillow's decompression-bomb guard), more than the limit of",
+        "images[0] (image0.png) is 14000x14000 = 196000000 pixels, more than the limit of 40000",
         "images[0]",
     ),
     "too many images": ({"files": files(PNG, PNG, PNG, PNG)}, 413, "limit of 3", "images"),
@@ -696,6 +706,32 @@ def test_a_failing_batch_answers_500_and_the_next_request_succeeds(
     assert_serving(client)
 
 
+def test_non_finite_model_outputs_answer_500_naming_the_requests_image(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The message named the predictor's input ("<input 1>: ...") and no field."""
+    client = make_client(raise_server_exceptions=False)
+    predictor = client.app.state.service.predictor  # type: ignore[attr-defined]
+    postprocess = predictor.postprocessor
+
+    def nan_on_wide_images(output: Any, sizes: list[tuple[int, int]]) -> Any:
+        detections = postprocess(output, sizes)
+        for found, (height, width) in zip(detections, sizes, strict=True):
+            if width > 2 * height:
+                found["scores"][0] = float("nan")
+        return detections
+
+    monkeypatch.setattr(predictor, "postprocessor", nan_on_wide_images)
+    response = client.post("/v1/detect", files=files(PNG, WIDE_PNG))
+    assert response.status_code == 500, response.text
+    body = response.json()
+    assert body["field"] == "images[1]"
+    assert re.match(
+        r"images\[1\] \(image1\.png\): 1 of its \d+ detections have a NaN", body["error"]
+    )
+    assert_serving(client)
+
+
 @pytest.mark.slow
 def test_onnx_engine_serves_full_stage_requests(
     make_client: MakeClient, model_file: Path, model_file_onnx: Path
@@ -861,7 +897,8 @@ def test_openapi_documents_query_parameters_image_counts_and_error_answers(
     query = {p["name"]: p for p in detect["parameters"]}
     assert set(query) == {"score_threshold", "max_detections", "stages"}
     assert all(p["in"] == "query" and not p["required"] for p in query.values())
-    assert query["score_threshold"]["schema"]["maximum"] == 1.0
+    number, null = query["score_threshold"]["schema"]["anyOf"]  # null: the default
+    assert (number["minimum"], number["maximum"], null["type"]) == (0.0, 1.0, "null")
     content = detect["requestBody"]["content"]
     for images in (
         content["multipart/form-data"]["schema"]["properties"]["images"],

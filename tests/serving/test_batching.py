@@ -394,6 +394,22 @@ def test_through_the_app_a_failing_image_fails_only_its_own_request(
         assert response.json()["images"][0]["detections"]
 
 
+def test_through_the_app_all_stages_by_default_or_by_count_share_a_batch(
+    make_client: MakeClient,
+) -> None:
+    """A request giving stages=2 (the model's count) and one giving none ran in two batches:
+    the batcher grouped jobs by the stages value as sent."""
+    client = make_client(max_batch_images=8, max_wait_ms=1000)
+    requests = [{"files": files(encoded_image(128, 96))}] * 2
+    requests[1] = {**requests[1], "data": {"stages": "2"}}
+    with ThreadPoolExecutor(2) as pool:
+        responses = list(pool.map(lambda r: client.post("/v1/detect", **r), requests))
+    assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
+    assert [r.json()["stages"] for r in responses] == [2, 2]
+    health = client.get("/health").json()
+    assert (health["batches"], health["images"]) == (1, 2)
+
+
 def test_a_request_after_shutdown_gets_503(make_client: MakeClient) -> None:
     client = make_client()
     client.app.state.service.batcher.close()  # type: ignore[attr-defined]

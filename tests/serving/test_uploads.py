@@ -109,5 +109,5 @@ def test_a_reduced_mirrored_jpeg_is_shrunk_and_answered_as_the_predictor_answers
     assert response.status_code == 200, response.text
     (image,) = response.json()["images"]
     assert (image["width"], image["height"]) == (2563, 1283)
-    expected = [d.model_dump() for d in detections_of(from_file, predictor.categories)]
+    expected = [d.model_dump() for d in detections_of(from_file)]
     assert image["detections"] == expected

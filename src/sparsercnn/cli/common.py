@@ -112,14 +112,19 @@ def positive_number(text: str) -> float:
 
 
 def fraction(text: str) -> float:
-    """An argparse ``type``: a number in [0, 1] (a score threshold)."""
+    """An argparse ``type``: a number in [0, 1] (a score threshold,
+    :func:`~sparsercnn.scores.check_score_threshold`). Imports torch, which only happens when
+    the flag is given."""
+    from sparsercnn.scores import check_score_threshold
+
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
-    return value
+    try:
+        return check_score_threshold(value, argument=None)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def device_name(text: str) -> str:

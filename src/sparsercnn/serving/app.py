@@ -30,8 +30,9 @@ from fastapi.staticfiles import StaticFiles
 from sparsercnn import __version__
 from sparsercnn.data.image_io import DecodedImage
 from sparsercnn.diagnostics.stage_boxes import StageBoxes
+from sparsercnn.image_inputs import input_name
 from sparsercnn.model.inference import Precision
-from sparsercnn.prediction import prediction_from_detections
+from sparsercnn.prediction import NonFiniteDetectionsError, prediction_from_detections
 from sparsercnn.serving.batching import RequestBatcher
 from sparsercnn.serving.docs import add_docs
 from sparsercnn.serving.errors import ApiError, install_error_handlers
@@ -48,13 +49,13 @@ from sparsercnn.serving.schemas import (
     DetectResponse,
     ErrorBody,
     Health,
-    ImageDetections,
     ModelInfo,
     StagesJsonRequest,
     StagesOptions,
     StageView,
     Timing,
     detections_of,
+    image_detections,
     limit_detections,
 )
 from sparsercnn.serving.service import DEFAULT_MAX_QUEUED_IMAGES, DetectionService
@@ -205,22 +206,21 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
         read = time.perf_counter()
         _batcher(service).check_room(len(uploads))  # before decoding: submit checks it again
         names = [upload.name for upload in uploads]
+        # The predictor names the request's i-th image by input_name(i) in its errors.
+        named = {input_name(i): (upload.label, upload.field) for i, upload in enumerate(uploads)}
         images = await _decode(uploads, limits, service, app.state.decode_limiter)
         del uploads  # the encoded files: a queued request holds its images at input size alone
         decoded = time.perf_counter()
-        future = _batcher(service).submit(images, options.stages)
-        result = await asyncio.wrap_future(future)
+        future = _batcher(service).submit(images, service.stages_to_run(options.stages))
+        try:
+            result = await asyncio.wrap_future(future)
+        except NonFiniteDetectionsError as error:
+            label, field = named.get(error.source, (error.source, None))
+            raise ApiError(500, f"{label}: {error.reason}", field) from None
         return DetectResponse(
             images=[
-                ImageDetections(
-                    name=name,
-                    width=image.full_size[1],
-                    height=image.full_size[0],
-                    detections=detections_of(
-                        limit_detections(prediction, options), service.categories
-                    ),
-                )
-                for name, image, prediction in zip(names, images, result.predictions, strict=True)
+                image_detections(limit_detections(prediction, options), name)
+                for name, prediction in zip(names, result.predictions, strict=True)
             ],
             stages=options.stages or service.num_stages,
             timing=Timing(
@@ -261,10 +261,7 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
             num_stages=result.num_stages,
             proposals=result.proposal_boxes.double().round(decimals=2).tolist(),
             stages=[
-                detections_of(
-                    prediction_from_detections(d, service.categories, size, name),
-                    service.categories,
-                )
+                detections_of(prediction_from_detections(d, service.categories, size, name))
                 for d in result.detections
             ],
             inference_ms=inference_ms,

@@ -18,7 +18,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 
 from sparsercnn.serving.errors import ApiError, BodyTooLarge
-from sparsercnn.serving.uploads import check_file_size, decode_base64
+from sparsercnn.serving.uploads import check_file_size, decode_base64, upload_label
 
 IMAGES_FIELD = "images"
 # Parts a multipart body may have (before our own count check names the limit).
@@ -43,6 +43,11 @@ class UploadedImage:
     field: str
     data: bytes
     file_name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How messages name it: ``images[1] (photo.jpg)``, or ``images[1]``."""
+        return upload_label(self.field, self.file_name)
 
 
 async def read_image_request(

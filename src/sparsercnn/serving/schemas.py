@@ -1,31 +1,34 @@
 """The request parameters and response bodies of the HTTP API (pydantic models, shown at
 ``/docs``), and the conversion of :class:`~sparsercnn.prediction.Prediction` into them.
 
-Boxes are in pixels of the original image (after its EXIF orientation): ``bbox.xyxy`` is
-``[x1, y1, x2, y2]`` and ``bbox.xywh`` the COCO ``[x, y, width, height]`` of
+An image's detections are :meth:`~sparsercnn.prediction.Prediction.to_dict`, validated: boxes in
+pixels of the original image (after its EXIF orientation), ``bbox.xyxy`` ``[x1, y1, x2, y2]``
+and ``bbox.xywh`` the COCO ``[x, y, width, height]`` of
 :meth:`~sparsercnn.prediction.Prediction.to_coco_results` (rounded to 1/100 pixel), with
 ``x2 = x + width`` and ``y2 = y + height``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from sparsercnn.data.categories import CategoryMap
 from sparsercnn.prediction import Prediction
 from sparsercnn.scores import SCORE_DIGITS
 
 
 class DetectOptions(BaseModel):
-    """Parameters of ``POST /v1/detect`` (query string, form fields or JSON keys)."""
+    """Parameters of ``POST /v1/detect`` (query string, form fields or JSON keys); a JSON
+    ``null`` is the default of each."""
 
     model_config = ConfigDict(extra="forbid")
 
-    # NaN failed "less than or equal to 1", which it is not greater than either.
-    score_threshold: float = Field(
-        0.0,
+    # NaN failed "less than or equal to 1", which it is not greater than either. The bounds are
+    # those of check_score_threshold, written here for the API's schema.
+    score_threshold: float | None = Field(
+        None,
         ge=0.0,
         le=1.0,
         allow_inf_nan=False,
@@ -218,24 +221,15 @@ class Health(BaseModel):
     )
 
 
-def detections_of(prediction: Prediction, categories: CategoryMap) -> list[Detection]:
+def image_detections(prediction: Prediction, name: str) -> ImageDetections:
+    """The prediction's response item (:meth:`~sparsercnn.prediction.Prediction.to_dict`),
+    named ``name`` (the upload's)."""
+    return ImageDetections.model_validate(replace(prediction, source=name).to_dict())
+
+
+def detections_of(prediction: Prediction) -> list[Detection]:
     """The prediction's detections as response items, in its order (descending score)."""
-    return [
-        Detection(
-            bbox=BBox(xyxy=_xyxy(record["bbox"]), xywh=record["bbox"]),
-            score=record["score"],
-            category_id=record["category_id"],
-            category_name=record["category_name"],
-        )
-        for record in prediction.to_coco_results(categories)
-    ]
-
-
-def _xyxy(xywh: list[float]) -> list[float]:
-    """The corners of a rounded COCO box: ``x + w`` is ``x2`` (rounding each apart would leave
-    them 0.01 apart)."""
-    x, y, w, h = xywh
-    return [x, y, round(x + w, 2), round(y + h, 2)]
+    return [Detection.model_validate(d) for d in prediction.to_dict()["detections"]]
 
 
 def limit_detections(prediction: Prediction, options: DetectOptions) -> Prediction:
@@ -250,4 +244,6 @@ def limit_detections(prediction: Prediction, options: DetectOptions) -> Predicti
     """
     if options.max_detections is not None:
         prediction = prediction.top(options.max_detections)
-    return prediction.above(options.score_threshold)
+    if options.score_threshold is not None:
+        prediction = prediction.above(options.score_threshold)
+    return prediction

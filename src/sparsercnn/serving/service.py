@@ -27,7 +27,6 @@ from sparsercnn.image_inputs import ImageInput
 from sparsercnn.model.inference import Precision
 from sparsercnn.prediction import Prediction
 from sparsercnn.predictor import Predictor
-from sparsercnn.runtime import resolve_device
 from sparsercnn.serving.batching import RequestBatcher
 from sparsercnn.serving.limits import Limits
 from sparsercnn.serving.schemas import CategoryInfo, EngineInfo, ModelInfo
@@ -108,7 +107,7 @@ class DetectionService:
             self.onnx = _load_onnx(Path(onnx_file), device, max_batch_images, precision)
         self.predictor = Predictor.from_file(
             model_file,
-            device=resolve_device(device),
+            device=device,
             batch_size=max_batch_images,
             precision=precision or "fp32",
             cuda_graphs=cuda_graphs,
@@ -155,14 +154,18 @@ class DetectionService:
             self.batcher.close()
             self.batcher = None
 
+    def stages_to_run(self, num_stages: int | None) -> int | None:
+        """``num_stages`` as :meth:`detect` runs it and the batcher groups requests by it: None
+        for every stage (None, or the model's count), so that both share batches."""
+        return None if num_stages == self.num_stages else num_stages
+
     def detect(self, images: Sequence[ImageInput], num_stages: int | None) -> list[Prediction]:
         """Detections of ``images`` (decoded uploads) with the first ``num_stages`` stages
         (None: all).
 
         Called by the batcher's worker thread only.
         """
-        if num_stages == self.num_stages:
-            num_stages = None
+        num_stages = self.stages_to_run(num_stages)
         if num_stages is None and self.onnx is not None:
             return self.onnx(images)
         return self.predictor.with_stages(num_stages)(images)

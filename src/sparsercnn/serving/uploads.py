@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import struct
 import tempfile
 from collections.abc import Callable
 
@@ -55,7 +56,7 @@ def decode_upload(
             of several frames (an animation, a multi-page TIFF), of which the detections of
             one would be answered as the file's.
     """
-    label = _label(field, file_name)
+    label = upload_label(field, file_name)
     if not data:
         raise ApiError(400, f"{label} is empty (0 bytes); send the image file's contents", field)
     check_file_size(len(data), field, file_name, limits.max_image_bytes)
@@ -66,6 +67,11 @@ def decode_upload(
             header = read_image_header(handle.name)
         except ImageReadError as error:
             if isinstance(error.__cause__, Image.DecompressionBombError):
+                # Over twice Pillow's MAX_IMAGE_PIXELS, which the service keeps at least the
+                # limit: the guard, which names no size, stands for our own refusal.
+                size = _stored_size(handle.name)
+                if size is not None:
+                    raise _too_many_pixels(label, *size, limits, field) from None
                 raise ApiError(
                     413,
                     f"{label} has over {2 * (Image.MAX_IMAGE_PIXELS or 0)} pixels (Pillow's "
@@ -87,14 +93,8 @@ def decode_upload(
                 "send the frame you want as a still image (PNG or JPEG)",
                 field,
             )
-        pixels = header.height * header.width
-        if pixels > limits.max_image_pixels:
-            raise ApiError(
-                413,
-                f"{label} is {header.width}x{header.height} = {pixels} pixels, more than the "
-                f"limit of {limits.max_image_pixels}; downscale it first",
-                field,
-            )
+        if header.height * header.width > limits.max_image_pixels:
+            raise _too_many_pixels(label, header.width, header.height, limits, field)
         try:
             return decode_image(handle.name, at_least)
         except ImageReadError as error:
@@ -115,13 +115,44 @@ def check_file_size(size: int, field: str, file_name: str | None, max_image_byte
     if size > max_image_bytes:
         raise ApiError(
             413,
-            f"{_label(field, file_name)} is {size} bytes, more than the limit of "
+            f"{upload_label(field, file_name)} is {size} bytes, more than the limit of "
             f"{max_image_bytes}; send a smaller file",
             field,
         )
 
 
-def _label(field: str, file_name: str | None) -> str:
+def _too_many_pixels(label: str, width: int, height: int, limits: Limits, field: str) -> ApiError:
+    """The 413 of an image of ``width`` x ``height`` pixels over ``limits.max_image_pixels``."""
+    return ApiError(
+        413,
+        f"{label} is {width}x{height} = {width * height} pixels, more than the limit of "
+        f"{limits.max_image_pixels}; downscale it first",
+        field,
+    )
+
+
+def _stored_size(path: str) -> tuple[int, int] | None:
+    """``(width, height)`` of the image file ``path`` as stored, from its header read by
+    Pillow's format plugin without the decompression-bomb guard of ``Image.open`` (no pixel is
+    decoded); None where no plugin reads it."""
+    Image.init()
+    with open(path, "rb") as handle:
+        prefix = handle.read(16)
+        for format_id in Image.ID:
+            factory, accept = Image.OPEN[format_id]
+            if accept is not None and not accept(prefix):
+                continue
+            handle.seek(0)
+            try:
+                width, height = factory(handle, path).size
+            except (OSError, ValueError, SyntaxError, IndexError, TypeError, struct.error):
+                continue
+            return width, height
+    return None
+
+
+def upload_label(field: str, file_name: str | None) -> str:
+    """How messages name an upload: ``images[1] (photo.jpg)``, or ``images[1]``."""
     return f"{field} ({file_name})" if file_name else field
 
 
