@@ -32,7 +32,13 @@ from sparsercnn.model import SparseRCNN, build_model
 from sparsercnn.model.int8_features import Int8Calibration
 from sparsercnn.paths import check_file
 from sparsercnn.runtime import check_device
-from sparsercnn.safetensors_file import check_header_crc32, load_tensors, write_safetensors
+from sparsercnn.safetensors_file import (
+    SafetensorsHeader,
+    check_header_crc32,
+    load_tensors,
+    read_header,
+    write_safetensors,
+)
 from sparsercnn.text import listing
 from sparsercnn.torch_archive import ZIP_MAGIC
 
@@ -109,10 +115,8 @@ def read_model_file(
 def _read(
     file: str | Path | FetchedFile,
 ) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str, str]]:
-    """Weights, config, label map and the whole metadata, the file opened once: the header is
-    checked (format, version, its CRC-32, config and label map) before any tensor is loaded,
-    the tensor data against their CRC-32 as they are loaded
-    (:func:`~sparsercnn.safetensors_file.load_tensors`)."""
+    """Weights, config, label map and the whole metadata, the file opened once
+    (:func:`read_open_model_file`)."""
     path = Path(file)
     check_file(path, "model file", "the .safetensors file")
     try:
@@ -120,21 +124,45 @@ def _read(
     except (SafetensorError, OSError, ValueError) as error:
         raise ValueError(unreadable_model_file_message(path, error)) from error
     with opened as handle:
-        metadata = handle.metadata() or {}
-        config, categories = _checked_header(file, metadata)
-        try:
-            tensors = load_tensors(handle, file, metadata, _copy_again)
-        except (SafetensorError, OSError) as error:
-            raise ValueError(unreadable_model_file_message(path, error)) from error
-    return tensors, config, categories, metadata
+        header = read_header(path)
+        tensors, config, categories = read_open_model_file(handle, file, header, _copy_again)
+    return tensors, config, categories, header.metadata
+
+
+def read_open_model_file(
+    handle: safe_open,
+    file: str | Path | FetchedFile,
+    header: SafetensorsHeader,
+    again: Callable[[], str],
+) -> tuple[dict[str, Tensor], Config, CategoryMap]:
+    """Weights, config and label map of the model file ``file``, open as ``handle``
+    (``safe_open``) with its ``header`` read
+    (:func:`~sparsercnn.safetensors_file.read_header`), as a reader that opened a safetensors
+    file and found a model file hands it on: the header is checked (format, version, its
+    CRC-32, config and label map) before any tensor is loaded, the tensor data against their
+    CRC-32 as they are loaded (:func:`~sparsercnn.safetensors_file.load_tensors`).
+
+    Args:
+        again: what to do about a file that fails its CRC-32, for the message (a download
+            kept in the cache: delete it); called only for a damaged file.
+
+    Raises:
+        ValueError: as :func:`read_model_file`.
+    """
+    config, categories = _checked_header(file, header, again)
+    try:
+        tensors = load_tensors(handle, file, header, again)
+    except (SafetensorError, OSError) as error:
+        raise ValueError(unreadable_model_file_message(Path(file), error)) from error
+    return tensors, config, categories
 
 
 def _checked_header(
-    file: str | Path | FetchedFile, metadata: dict[str, str]
+    file: str | Path | FetchedFile, header: SafetensorsHeader, again: Callable[[], str]
 ) -> tuple[Config, CategoryMap]:
-    """The config and label map that the header's ``metadata`` holds, once its format, version
+    """The config and label map that the ``header``'s metadata holds, once its format, version
     and CRC-32 (:func:`~sparsercnn.safetensors_file.check_header_crc32`) are checked."""
-    path = Path(file)
+    path, metadata = Path(file), header.metadata
     if metadata.get("format") == BACKBONE_FORMAT_NAME:
         raise ValueError(
             f"{path} holds only a ResNet's weights (the backbone file `sparsercnn convert` makes "
@@ -151,7 +179,7 @@ def _checked_header(
             f"{path} has model file format version {metadata.get('format_version')!r}; this "
             f"sparsercnn reads version {FORMAT_VERSION}: use the sparsercnn that wrote it"
         )
-    check_header_crc32(file, metadata, _copy_again)
+    check_header_crc32(file, header, again)
     try:
         config = Config.from_run_dict(json.loads(metadata["config"]))
         categories = CategoryMap.from_dict(json.loads(metadata["categories"]))

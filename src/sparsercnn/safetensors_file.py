@@ -16,9 +16,10 @@ digits each, both defined by the file alone:
   writes them) keeps it valid; a changed dtype, shape, data offset, name or metadata value does
   not.
 
-:func:`check_header_crc32` and :func:`load_tensors` compare them when the file is read (the
-latter on the loaded tensors, so that the data are read once); a file without one (another
-program's, or one sparsercnn wrote before it stored that one) is not checked on that part.
+:func:`check_header_crc32` and :func:`load_tensors` compare them when the file is read, with
+its header read once (:func:`read_header`) and its data once (the latter's CRC-32 is summed from
+the loaded tensors); a file without one (another program's, or one sparsercnn wrote before it
+stored that one) is not checked on that part.
 CRC-32 rather than SHA-256: it is there for accidental damage (it catches every burst of up to
 32 bits, any other damage but once in 4 billion), not for tampering, and it is about twice as
 fast as SHA-256 with SHA instructions (machine A, BENCHMARKS.md session 32: about 0.2 s
@@ -31,6 +32,7 @@ import json
 import os
 import zlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -126,11 +128,40 @@ def stored_tensors_crc32(path: Path) -> str | None:
     return metadata.get(DIGEST_KEY)
 
 
+@dataclass(frozen=True)
+class SafetensorsHeader:
+    """The JSON header of a safetensors file, read once (:func:`read_header`) for its metadata
+    and the checks of :func:`check_header_crc32` and :func:`load_tensors`.
+
+    Attributes:
+        entries: the parsed JSON object: each tensor's ``dtype``, ``shape`` and
+            ``data_offsets`` under its name, and the metadata under ``__metadata__``.
+    """
+
+    entries: Mapping[str, Any]
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The file's metadata (``{}`` where it has none), as ``safe_open``'s ``metadata()``."""
+        return dict(self.entries.get("__metadata__") or {})
+
+
+def read_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
+    """The header of the safetensors file ``path``, which ``safe_open`` has opened (and so
+    found to be a JSON object whose sizes add up), read and parsed once.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    with open(path, "rb") as handle:
+        return SafetensorsHeader(json.loads(handle.read(int.from_bytes(handle.read(8), "little"))))
+
+
 def check_header_crc32(
-    path: str | os.PathLike[str], metadata: Mapping[str, str], again: Callable[[], str]
+    path: str | os.PathLike[str], header: SafetensorsHeader, again: Callable[[], str]
 ) -> None:
-    """Check the header of the safetensors file ``path`` against the CRC-32 its ``metadata``
-    holds (:data:`HEADER_DIGEST_KEY`), reading the header alone, before anything it says is
+    """Check the ``header`` of the safetensors file ``path`` (:func:`read_header`) against
+    the CRC-32 its metadata holds (:data:`HEADER_DIGEST_KEY`), before anything it says is
     used; unchecked where there is none, or where the file's SHA-256 matched
     (:func:`~sparsercnn.fetched_file.checksum_verified`).
 
@@ -141,22 +172,22 @@ def check_header_crc32(
     Raises:
         ValueError: the header does not match; the message names ``path``.
     """
-    stored = metadata.get(HEADER_DIGEST_KEY)
+    stored = header.metadata.get(HEADER_DIGEST_KEY)
     if stored is None or checksum_verified(path):
         return
-    if _parsed_header_crc32(_header_bytes(path)) != stored:
+    if _header_crc32(header.entries) != stored:
         raise _damaged(path, "its header does not match the CRC-32 stored in it", again)
 
 
 def load_tensors(
     handle: safe_open,
     path: str | os.PathLike[str],
-    metadata: Mapping[str, str],
+    header: SafetensorsHeader,
     again: Callable[[], str],
 ) -> dict[str, Tensor]:
     """Every tensor of the safetensors file ``path``, open as ``handle`` (``safe_open``, its
-    header checked: :func:`check_header_crc32`), checked against the CRC-32 of the tensor data
-    its ``metadata`` holds (:data:`DIGEST_KEY`): computed from the loaded tensors, so that the
+    ``header`` checked: :func:`check_header_crc32`), checked against the CRC-32 of the tensor
+    data its metadata holds (:data:`DIGEST_KEY`): computed from the loaded tensors, so that the
     file's data are read once. Unchecked where there is none, or where the file's SHA-256
     matched (:func:`~sparsercnn.fetched_file.checksum_verified`).
 
@@ -164,25 +195,18 @@ def load_tensors(
         ValueError: the tensor data do not match; the message names ``path``.
     """
     tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    stored = metadata.get(DIGEST_KEY)
+    stored = header.metadata.get(DIGEST_KEY)
     if stored is None or checksum_verified(path):
         return tensors
     # safetensors refuses a file whose data have gaps or bytes no tensor covers: the data are
     # the tensors' bytes, one after the other in the order of their offsets.
-    entries = json.loads(_header_bytes(path))
-    order = sorted(tensors, key=lambda key: entries[key]["data_offsets"][0])
+    order = sorted(tensors, key=lambda key: header.entries[key]["data_offsets"][0])
     crc = 0
     for key in order:
         crc = zlib.crc32(tensors[key].reshape(-1).view(torch.uint8).numpy(), crc)
     if f"{crc:08x}" != stored:
         raise _damaged(path, "its tensor data do not match the CRC-32 stored in its header", again)
     return tensors
-
-
-def _header_bytes(path: str | os.PathLike[str]) -> bytes:
-    """The JSON header of the safetensors file ``path``, as its bytes."""
-    with open(path, "rb") as handle:
-        return handle.read(int.from_bytes(handle.read(8), "little"))
 
 
 def _damaged(path: str | os.PathLike[str], what: str, again: Callable[[], str]) -> ValueError:
@@ -194,15 +218,3 @@ def _damaged(path: str | os.PathLike[str], what: str, again: Callable[[], str]) 
         f"{DIGEST_KEY} and {HEADER_DIGEST_KEY} metadata entries, which no longer fit: save "
         "it without them"
     )
-
-
-def _parsed_header_crc32(header: bytes) -> str | None:
-    """:func:`_header_crc32` of ``header`` (a safetensors file's JSON header), None where it is
-    no JSON object (safetensors would refuse it too)."""
-    try:
-        parsed = json.loads(header)
-    except ValueError:  # not JSON, or not UTF-8
-        return None
-    if not isinstance(parsed, dict) or not isinstance(parsed.get("__metadata__", {}), dict):
-        return None
-    return _header_crc32(parsed)

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,25 @@ def test_published_table() -> None:
 def test_published_name_uses_the_cache_offline(tmp_path: Path, tiny_files: dict[str, Path]) -> None:
     cached = shutil.copy(tiny_files["official"], tmp_path / "r50_100pro_3x_model.pth")
     assert fetch("r50_100pro_3x", cache_dir=tmp_path).path == Path(cached)
+
+
+def test_a_published_name_with_a_wrong_checksum_given_names_no_url_to_check(
+    tmp_path: Path, serve: WeightsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: "the URL serves another file ...; check the checksum and the URL" for a published
+    name given with a wrong --sha256, whose URL the user never gave."""
+    published = PUBLISHED_CHECKPOINTS["r50_100pro_3x"]
+    url = f"{serve.url}/r50_100pro_3x_model.pth"
+    monkeypatch.setitem(PUBLISHED_CHECKPOINTS, "r50_100pro_3x", replace(published, url=url))
+    serve.payload = b"the published file"
+    with pytest.raises(ValueError) as info:
+        fetch("r50_100pro_3x", sha256="deadbeef", cache_dir=tmp_path)
+    assert str(info.value) == (
+        f"checksum mismatch for the download of {url}: expected sha256 deadbeef..., got "
+        f"{hashlib.sha256(serve.payload).hexdigest()}; nothing was kept: the published file "
+        "r50_100pro_3x does not match the checksum given (--sha256); check the checksum"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_file_url_with_right_and_wrong_checksum(
@@ -235,8 +255,13 @@ def test_a_damaged_cached_file_is_downloaded_again(
     cached.write_bytes(b"the published by")  # cut short, e.g. copied in by hand
     with caplog.at_level(logging.WARNING):
         assert fetch(f"{serve.url}/{cached.name}", cache_dir=tmp_path).path == cached
-    assert caplog.text.count(f"checksum mismatch for {cached}") == 1
-    assert "downloading it again" in caplog.text
+    # Was: the advice for a file of one's own ("download it again, or ... rename it") and then
+    # "; downloading it again", in one line.
+    assert caplog.messages == [
+        f"checksum mismatch for {cached}: expected sha256 {digest[:8]}... (the one its name "
+        f"carries), got {hashlib.sha256(b'the published by').hexdigest()}; downloading it again "
+        "(the cached file stays until the download is complete and checked)"
+    ]
     assert cached.read_bytes() == serve.payload and serve.ranges == [None]
 
 
@@ -431,19 +456,10 @@ def test_a_cached_file_that_fails_the_checksum_is_read_once(
 ) -> None:
     """Was: read whole twice for its SHA-256 by every fetch given a wrong checksum (before and
     after taking the download lock), though nothing had changed it; now once."""
-    from sparsercnn.weights import file_digest
-
     serve.payload = b"the published bytes"
     url, cached = f"{serve.url}/model.pth", tmp_path / "model.pth"
     fetch(url, cache_dir=tmp_path)
-    hashed: list[Path] = []
-    real = file_digest.file_sha256
-
-    def counting(path: Path) -> str:
-        hashed.append(path)
-        return real(path)
-
-    monkeypatch.setattr(file_digest, "file_sha256", counting)
+    reads = _count_reads(monkeypatch, tmp_path)
     with pytest.raises(ValueError, match="checksum mismatch for the download of"):
         fetch(url, sha256="deadbeef", cache_dir=tmp_path)
-    assert hashed == [cached] and cached.read_bytes() == serve.payload
+    assert reads["model.pth"] == len(serve.payload) and cached.read_bytes() == serve.payload

@@ -123,12 +123,16 @@ def test_a_download_of_unsaid_length_warns_that_it_is_unchecked(
     tmp_path: Path, serve: WeightsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A body the server ends by closing the connection reads as complete when cut short:
-    nothing tells them apart but a checksum, which the warning asks for."""
+    nothing tells them apart but a checksum. Was: "give its SHA-256 (--sha256)", a flag that
+    train's --init-from and --backbone-weights, which download through it too, do not have."""
     serve.payload, serve.framing = b"weights", "close"
     url = f"{serve.url}/model.pth"
     with caplog.at_level(logging.WARNING):
         download(url, tmp_path / "model.pth")
-    assert f"{url} did not say how long the file is: a download cut short cannot be" in caplog.text
+    assert caplog.messages == [
+        f"{url} did not say how long the file is, and no SHA-256 was given to check it: a "
+        "download cut short cannot be told from a complete one"
+    ]
     caplog.clear()
     digest = hashlib.sha256(serve.payload).hexdigest()
     with caplog.at_level(logging.WARNING):

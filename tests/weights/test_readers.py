@@ -363,6 +363,20 @@ def test_a_model_file_damaged_inside_a_tensor_is_refused(tmp_path: Path) -> None
         read_checkpoint(path)
 
 
+def test_a_damaged_model_file_in_the_cache_is_to_be_deleted(tmp_path: Path) -> None:
+    """Was: "copy, download or save it again" for a model file downloaded into the cache (by
+    convert or --init-from URL), which the next run takes from the cache again, damaged."""
+    url = "https://example.org/model.safetensors"
+    path = write_tiny_model_file(tmp_path / "model.safetensors")
+    path.with_name("model.safetensors.url").write_text(url + "\n")
+    flip_a_tensor_byte(path)
+    with pytest.raises(ValueError) as info:
+        read_checkpoint(path)
+    assert f"; it was downloaded from {url}: delete it, and the next run downloads it again. " in (
+        str(info.value)
+    )
+
+
 def test_a_backbone_file_damaged_inside_a_tensor_is_refused(
     tmp_path: Path, tiny_pair: ReferencePair
 ) -> None:
@@ -471,19 +485,16 @@ def test_a_checksummed_checkpoint_is_read_once(
     assert 0.9 < reads() < 1.1
 
 
-def test_a_checksummed_model_file_is_read_once_for_its_checks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A model file given to --init-from with its SHA-256: read once, for the SHA-256 (not a
-    second time for its CRC-32), then mapped by safetensors, each tensor fetched once."""
-    path = write_tiny_model_file(tmp_path / "model.safetensors")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    reads = _count_reads(monkeypatch, path)
+def _count_safe_opens(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str]]:
+    """Count what the readers' and the model file's ``safe_open`` open from now on: the lists
+    returned get each file opened, and each tensor fetched."""
+    opened: list[str] = []
     fetched: list[str] = []
 
     class CountingSafeOpen:
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            self.inner = safe_open(*args, **kwargs)
+        def __init__(self, path: str, framework: str) -> None:
+            opened.append(path)
+            self.inner = safe_open(path, framework=framework)
 
         def __enter__(self) -> CountingSafeOpen:
             self.handle = self.inner.__enter__()
@@ -500,6 +511,36 @@ def test_a_checksummed_model_file_is_read_once_for_its_checks(
             return self.handle.get_tensor(key)
 
     monkeypatch.setattr("sparsercnn.model_file.safe_open", CountingSafeOpen)
+    monkeypatch.setattr("sparsercnn.weights.readers.safe_open", CountingSafeOpen)
+    return opened, fetched
+
+
+def test_a_checksummed_model_file_is_read_once_for_its_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model file given to --init-from with its SHA-256: read once, for the SHA-256 (not a
+    second time for its CRC-32), then mapped by safetensors, each tensor fetched once."""
+    path = write_tiny_model_file(tmp_path / "model.safetensors")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    reads = _count_reads(monkeypatch, path)
+    opened, fetched = _count_safe_opens(monkeypatch)
     checkpoint = read_checkpoint(fetch(path, sha256=digest))
     assert 0.9 < reads() < 1.1
-    assert sorted(fetched) == sorted(checkpoint.tensors)
+    assert opened == [str(path)] and sorted(fetched) == sorted(checkpoint.tensors)
+
+
+def test_a_model_file_is_opened_once_and_its_header_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: a model file given to convert or --init-from opened by safetensors to tell it from
+    other safetensors files, closed, and opened again to be read as a model file, whose header
+    was then read again for its CRC-32 and a third time for the tensors' order. Now one handle
+    reads it all; ``open`` reads its first bytes (to tell its kind) and its header, once."""
+    path = write_tiny_model_file(tmp_path / "model.safetensors")
+    header_size = 8 + int.from_bytes(path.read_bytes()[:8], "little")
+    reads = _count_reads(monkeypatch, path)
+    opened, fetched = _count_safe_opens(monkeypatch)
+    checkpoint = read_checkpoint(path)
+    assert checkpoint.layout == "ours" and checkpoint.config is not None
+    assert opened == [str(path)] and sorted(fetched) == sorted(checkpoint.tensors)
+    assert round(reads() * path.stat().st_size) == readers.START_SIZE + header_size

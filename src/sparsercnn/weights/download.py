@@ -38,12 +38,22 @@ from sparsercnn.weights.download_lock import (
     recorded_url,
     url_record,
 )
-from sparsercnn.weights.file_digest import ExpectedSha256, expected_sha256, verify_sha256
+from sparsercnn.weights.file_digest import (
+    ExpectedSha256,
+    expected_sha256,
+    file_sha256,
+    mismatch_message,
+    verify_sha256,
+)
 from sparsercnn.weights.http_download import download
 from sparsercnn.weights.key_tables import Layout
 from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS, missing_checkpoint_advice
 
 logger = logging.getLogger(__name__)
+
+# A cached file (:func:`_file_identity`): its inode, size and modification time (ns).
+FileIdentity = tuple[int, int, int]
+_KEPT_UNTIL_REPLACED = "the cached file stays until the download is complete and checked"
 
 
 def default_cache_dir() -> Path:
@@ -121,16 +131,18 @@ def fetch(
             (the partial file is kept and the next call resumes it), or the server sent another
             file than the one published (a checksum published or in its name).
     """
-    text, published_sha256 = str(path_or_url), None
+    text = str(path_or_url)
     path = local_checkpoint(text)
     if path is None:
         published = PUBLISHED_CHECKPOINTS.get(text)
-        if published is not None:
-            text, published_sha256 = published.url, published.sha256
-        name = Path(urllib.parse.urlparse(text).path).name or "checkpoint.pth"
+        url = published.url if published is not None else text
+        name = Path(urllib.parse.urlparse(url).path).name or "checkpoint.pth"
         dst = Path(cache_dir if cache_dir is not None else default_cache_dir()) / name
-        expected = expected_sha256(name, sha256, published_sha256)
-        return _fetched(_fetch_url(text, dst, expected, max_attempts, sleep), expected)
+        expected = expected_sha256(name, sha256, published.sha256 if published else None)
+        published_name = text if published is not None else None
+        return _fetched(
+            _fetch_url(url, dst, expected, max_attempts, sleep, published_name), expected
+        )
     expected = expected_sha256(path.name, sha256)
     verify_sha256(path, expected)
     return _fetched(path, expected)
@@ -177,8 +189,10 @@ def _fetch_url(
     expected: ExpectedSha256 | None,
     max_attempts: int,
     sleep: Callable[[float], None],
+    published_name: str | None,
 ) -> Path:
-    """``dst`` (in the cache) downloaded from ``url`` unless it is there already, checked.
+    """``dst`` (in the cache) downloaded from ``url`` (the URL of ``published_name``, where it
+    was given as one) unless it is there already, checked.
 
     The URL a file was downloaded from is kept beside it (``dst.url``), and that of a download
     under way beside its part (``dst.part.url``): two URLs of the same file name
@@ -189,12 +203,12 @@ def _fetch_url(
     file. A file put in the cache by hand, without a record, is used for any URL of its name.
     """
     # A read-only cache that holds the file is enough; the lock needs a writable one.
-    mismatched: set[tuple[int, int, int]] = set()
-    if _cached(url, dst, expected, mismatched, under_lock=False):
+    usable, unusable = _cached(url, dst, expected)
+    if usable:
         return dst
     with download_lock(dst):
         # Another process may have downloaded it while this one waited for the lock.
-        if _cached(url, dst, expected, mismatched, under_lock=True):
+        if _cached(url, dst, expected, unusable)[0]:
             return dst
         part = dst.with_name(dst.name + ".part")
         record = url_record(part)
@@ -204,7 +218,15 @@ def _fetch_url(
         # Recorded first: an interruption leaves no part without its record, or with another's.
         cache_write(dst.parent, lambda: record.write_text(url + "\n"))
         try:
-            return download(url, dst, expected, max_attempts, sleep=sleep, install=install_download)
+            return download(
+                url,
+                dst,
+                expected,
+                max_attempts,
+                sleep=sleep,
+                install=install_download,
+                published_name=published_name,
+            )
         except BaseException:
             if not part.exists():  # nothing kept: no record either
                 record.unlink(missing_ok=True)
@@ -215,37 +237,48 @@ def _cached(
     url: str,
     dst: Path,
     expected: ExpectedSha256 | None,
-    mismatched: set[tuple[int, int, int]],
-    under_lock: bool,
-) -> bool:
+    seen_unusable: FileIdentity | None = None,
+) -> tuple[bool, FileIdentity | None]:
     """Whether the cache holds ``dst`` as downloaded from ``url``, with the expected checksum.
 
-    A cached file that came from another URL, or that fails the check, is reported (the first
-    look) and kept until a download that is complete and matches replaces it: a wrong URL or
-    checksum given costs no good file. ``mismatched`` holds the files (inode, size,
-    modification time) this fetch found to fail it: a second look after waiting for the lock
-    reads only a file another process has since replaced.
+    A cached file that came from another URL, or that fails the check, is reported (where it
+    was not ``seen_unusable`` already) and kept until a download that is complete and matches
+    replaces it: a wrong URL or checksum given costs no good file.
+
+    Args:
+        seen_unusable: the file an earlier look of this fetch found unusable
+            (:func:`_file_identity`): a second look after waiting for the lock reads only a file
+            another process has since replaced.
+
+    Returns:
+        Whether it is usable, and where it is not, the identity of the file there (``None``
+        where there is none).
     """
     if not dst.is_file():
-        return False
-    recorded = recorded_url(dst) or url
-    status = dst.stat()
-    identity = (status.st_ino, status.st_size, status.st_mtime_ns)
-    if recorded == url and identity in mismatched:
-        return False
-    try:
-        if recorded != url:
-            raise ValueError(f"the cached {dst} was downloaded from {recorded}, not {url}")
-        verify_sha256(dst, expected)
-    except ValueError as error:
-        if not under_lock:
-            logger.warning(
-                "%s; downloading it again (the cached file stays until the download is complete "
-                "and checked)",
-                error,
-            )
-        if recorded == url:
-            mismatched.add(identity)
-        return False
+        return False, None
+    identity = _file_identity(dst)
+    if identity == seen_unusable:
+        return False, identity
+    recorded = recorded_url(dst)
+    if recorded is not None and recorded != url:
+        logger.warning(
+            "the cached %s was downloaded from %s, not %s; downloading it (%s)",
+            dst,
+            recorded,
+            url,
+            _KEPT_UNTIL_REPLACED,
+        )
+        return False, identity
+    if expected is not None and not expected.matches(actual := file_sha256(dst)):
+        advice = f"downloading it again ({_KEPT_UNTIL_REPLACED})"
+        logger.warning("%s", mismatch_message(str(dst), expected, actual, advice))
+        return False, identity
     logger.info("using cached %s", dst)
-    return True
+    return True, None
+
+
+def _file_identity(path: Path) -> FileIdentity:
+    """The file at ``path`` as the cache tells it from a replacement: inode, size and
+    modification time."""
+    status = path.stat()
+    return status.st_ino, status.st_size, status.st_mtime_ns

@@ -32,9 +32,9 @@ from torch import Tensor
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.fetched_file import FetchedFile
-from sparsercnn.model_file import BACKBONE_FORMAT_NAME, FORMAT_NAME, read_model_file
+from sparsercnn.model_file import BACKBONE_FORMAT_NAME, FORMAT_NAME, read_open_model_file
 from sparsercnn.paths import check_file
-from sparsercnn.safetensors_file import check_header_crc32, load_tensors
+from sparsercnn.safetensors_file import check_header_crc32, load_tensors, read_header
 from sparsercnn.text import listing
 from sparsercnn.torch_archive import ZIP_MAGIC, damaged_record
 from sparsercnn.weights.download_lock import recorded_url
@@ -208,17 +208,19 @@ def _read_safetensors(file: str | Path | FetchedFile, layout: Layout | None) -> 
 
     try:
         with safe_open(str(path), framework="pt") as handle:
-            metadata = dict(handle.metadata() or {})
-            if metadata.get("format") != FORMAT_NAME:  # a model file: read_model_file's
-                check_header_crc32(file, metadata, again)
-                tensors = load_tensors(handle, file, metadata, again)
+            header = read_header(path)
+            metadata = header.metadata
+            if metadata.get("format") == FORMAT_NAME:  # a model file: opened once, here
+                tensors, config, categories = read_open_model_file(handle, file, header, again)
+                return RawCheckpoint(
+                    tensors, "ours", str(path), categories.names, config, categories
+                )
+            check_header_crc32(file, header, again)
+            tensors = load_tensors(handle, file, header, again)
     except (SafetensorError, OSError) as error:
         raise ValueError(
             f"{path}: damaged or truncated safetensors file ({error}); {again()}"
         ) from error
-    if metadata.get("format") == FORMAT_NAME:
-        tensors, config, categories = read_model_file(file)
-        return RawCheckpoint(tensors, "ours", str(path), categories.names, config, categories)
     if not tensors:
         raise ValueError(f"{path} holds no tensors")
     if metadata.get("format") == BACKBONE_FORMAT_NAME:
