@@ -147,7 +147,7 @@ def test_a_resume_reads_the_runs_config_and_checkpoint_once(
     assert main(_resume(tiny_coco, run, "--set", "train.max_iter=80")) == 1
     assert sorted(read) == [checkpoint, run / "config.json"]
     assert handed[0].train.max_iter == 80
-    # Into a new folder, the checkpoint holds the config: it was looked at twice.
+    # Into a new folder, the checkpoint holds the config. Was: looked at twice; now once.
     read.clear()
     assert main(_resume(tiny_coco, tmp_path / "new", str(checkpoint))) == 1
     assert read == [checkpoint]

@@ -136,9 +136,10 @@ def test_a_validation_set_of_other_classes_is_refused_before_the_recipe(
 
 def test_a_refused_run_removes_only_what_it_wrote_before_its_first_step(tmp_path: Path) -> None:
     """``held_run_folder``: the setup files a refused run wrote go, and its folder if it made
-    it; files that were there before stay, and so does everything of a run that wrote a log
-    (it can be resumed)."""
-    fresh, logged, existing = tmp_path / "fresh", tmp_path / "logged", tmp_path / "existing"
+    it (and the folders above it it made: was left); files that were there before stay, and so
+    does everything of a run that wrote a log (it can be resumed)."""
+    fresh, logged = tmp_path / "runs" / "fresh", tmp_path / "logged"
+    existing = tmp_path / "existing"
     existing.mkdir()
     (existing / "notes.txt").write_text("mine")
     for folder, written in [
@@ -151,7 +152,7 @@ def test_a_refused_run_removes_only_what_it_wrote_before_its_first_step(tmp_path
             for name in written:
                 (folder / name).write_text("{}")
             raise KeyboardInterrupt
-    assert not fresh.exists()
+    assert not (tmp_path / "runs").exists()
     assert sorted(p.name for p in logged.iterdir()) == ["config.json", "metrics.jsonl"]
     assert [p.name for p in existing.iterdir()] == ["notes.txt"]
     with held_run_folder(fresh, make=True, is_main=True):  # success keeps it

@@ -21,9 +21,11 @@ from sparsercnn.image_inputs import DRAWINGS_MARKER
 from sparsercnn.model import build_model
 from sparsercnn.recipe import for_dataset
 from sparsercnn.recipe.step_timing import StepCost
+from sparsercnn.run_files import RUN_LOCK_FILE
 from sparsercnn.weights import convert
 from sparsercnn.weights.key_tables import Layout
 from sparsercnn.weights.readers import RawCheckpoint
+from tests.lock_holder import lock_held_elsewhere
 from tests.synthetic_coco import tiny_config
 
 
@@ -181,6 +183,36 @@ def test_an_earlier_demo_run_is_refused_before_the_data_is_made(
     assert main(["demo", "--output-dir", str(out)]) == 2
     assert "is a file; give a folder" in capsys.readouterr().err
     assert not (out / "data").exists()
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_demo_into_the_folder_of_a_running_one_is_refused_before_the_data_is_made(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    resume: bool,
+) -> None:
+    """Was: the demo took the run folder's lock only when training started, so a second demo
+    into the folder of one still making its data (or resumed) made the data again under it.
+    It is refused first, in one line naming the folder and the process that runs in it, and
+    makes nothing."""
+    small = functools.partial(generate_demo_dataset, num_train=4, num_val=2)
+    monkeypatch.setattr(demo_dataset, "generate_demo_dataset", small)
+    out = tmp_path / "demo"
+    (out / "train").mkdir(parents=True)
+    if resume:
+        (out / "train" / "config.json").write_text("{}")
+    files = sorted(path.name for path in (out / "train").iterdir())
+    argv = ["demo", "--output-dir", str(out), "--preset", "tiny", "--device", "cpu"]
+    with lock_held_elsewhere(out / "train" / RUN_LOCK_FILE) as other:
+        assert main([*argv, "--resume"] if resume else argv) == 2
+        assert sorted(path.name for path in out.iterdir()) == ["train"]
+        assert sorted(path.name for path in (out / "train").iterdir()) == [RUN_LOCK_FILE, *files]
+    assert capsys.readouterr().err == (
+        f"sparsercnn demo: error: {out / 'train'} is in use by another training run (process "
+        f"{other.pid}, lock {out / 'train' / RUN_LOCK_FILE}); wait for that run to end (or stop "
+        "it) and run again, or choose another output folder\n"
+    )
 
 
 @pytest.mark.slow

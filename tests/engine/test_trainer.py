@@ -931,3 +931,30 @@ def test_a_checkpoint_resumed_into_a_new_folder_brings_its_model_best(
         recorded,
     )
     assert (new / MODEL_BEST_FILE).read_bytes() == best.read_bytes()
+
+
+def test_a_model_best_in_the_new_folder_is_kept_not_replaced_by_the_checkpoint_s(
+    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: resumed into a folder holding another model_best, that file was replaced at once by
+    a copy of the one beside the checkpoint. It is the user's: kept until this run's next
+    evaluation writes model_best, and the warning says to copy it elsewhere to keep it."""
+    run = tmp_path / "run"
+    trainer = _trainer(tiny_coco, tiny_config(), run)
+    best = save_model_file(run / MODEL_BEST_FILE, trainer.model, trainer.cfg, trainer.categories)
+    trainer.iteration = 2
+    trainer.evaluations = EvaluationHistory(0.25, 1, stored_tensors_crc32(best), last_iteration=2)
+    trainer._save_checkpoint()
+    with torch.no_grad():  # another run's weights
+        for parameter in trainer.model.parameters():
+            parameter.add_(0.5)
+    new = tmp_path / "new"
+    theirs = save_model_file(new / MODEL_BEST_FILE, trainer.model, trainer.cfg, trainer.categories)
+    kept = theirs.read_bytes()
+    with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
+        resumed = _trainer(tiny_coco, tiny_config(), new, resume=run / "checkpoint_0000002.pt")
+    assert theirs.read_bytes() == kept
+    (message,) = [r.getMessage() for r in caplog.records if r.name == trainer_module.__name__]
+    assert message.startswith(f"{theirs} holds another model")
+    assert message.endswith("writes model_best.safetensors (copy this one elsewhere to keep it)")
+    assert resumed.evaluations.best_ap is None

@@ -22,6 +22,7 @@ from sparsercnn.cli.resume_setup import check_resume_to_start
 from sparsercnn.cli.training_setup import (
     RECIPE_FILE,
     check_training_data,
+    held_run_folder,
     remaining_budget,
     say_schedule_notes,
     starting_weights,
@@ -123,11 +124,9 @@ def check_run_to_start(
     Raises:
         FileNotFoundError: ``--resume`` and ``train_dir`` holds no run's ``config.json``.
         FileExistsError: no ``--resume`` and ``train_dir`` holds another run's files.
-        NotADirectoryError: ``train_dir`` is a file.
     """
     from sparsercnn.engine.checkpoint import check_run_folder
 
-    check_output_path(train_dir, "--output-dir", folder=True)
     if args.resume:
         if not (train_dir / CONFIG_FILE).is_file():
             raise FileNotFoundError(
@@ -135,7 +134,7 @@ def check_run_to_start(
                 "--resume, or give the --output-dir of the interrupted one"
             )
         return check_resume_to_start(args, train_dir, is_main=True, budget_extends=False)
-    # is_main=False: look only, without creating the folder (check_output_path tried writing).
+    # is_main=False: look only (run checked the folder, and took its lock).
     # An earlier automatic demo's recipe.json is another run's file whatever this one's preset.
     check_run_folder(train_dir, False, is_main=False, also=(RECIPE_FILE,))
     assert given is not None, "check_config_arguments resolves a new run's config"
@@ -167,17 +166,27 @@ def write_demo_outputs(
 
 
 def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    out: Path = args.output_dir
+    # What would be refused after the data is made is refused before.
+    check_output_path(out, "--output-dir", folder=True)
+    check_output_path(out / "train", "--output-dir", folder=True)
+    given = check_config_arguments(args)
+    # As in `train`: another run into the folder is refused first, and this one holds it while
+    # it makes the data, trains and draws (a second demo would make the data again under it).
+    with held_run_folder(out / "train", make=not args.resume, is_main=True):
+        return _run_held(args, given, start)
+
+
+def _run_held(args: argparse.Namespace, given: Config | None, start: float) -> int:
+    """:func:`run` once the run folder is held; ``start``: when the command started."""
     from sparsercnn.data.demo_dataset import generate_demo_dataset
     from sparsercnn.diagnostics import default_figure_stages
     from sparsercnn.engine.distributed import DistInfo
     from sparsercnn.engine.pipeline import train_from_coco
     from sparsercnn.evaluation.units import format_percent
 
-    start = time.perf_counter()
     out: Path = args.output_dir
-    # What would be refused after the data is made is refused before.
-    check_output_path(out, "--output-dir", folder=True)
-    given = check_config_arguments(args)
     checked_resume = check_run_to_start(out / "train", args, given)
     # As in `train`: `--set train.init_from` / `train.backbone_weights` read once, up front.
     weights = starting_weights(args, given)

@@ -57,13 +57,12 @@ def check_resume_to_start(
     if fixed_preset(args):
         _check_given_is_runs(args, cfg, origin, output_dir, say=is_main)
     return check_resume(
-        checkpoint["path"],
+        checkpoint,
         with_weight_options(cfg, args),
         world_size,
         budget_given=args.time_budget is not None,
         budget_extends=budget_extends,
         say=is_main,
-        looked=checkpoint,
     )
 
 

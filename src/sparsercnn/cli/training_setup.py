@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import takewhile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,14 +51,16 @@ def held_run_folder(folder: Path, *, make: bool, is_main: bool) -> Iterator[None
 
     When the command fails, if all it added to ``folder`` are setup files
     (:data:`_SETUP_FILES`: a run stopped before its first record and checkpoint), they are
-    removed, and so is ``folder`` if the command made it. A refused ``train`` leaves no run
-    folder behind and nothing that would refuse the next try; a run that wrote a log record, a
-    checkpoint or a model file keeps everything (it can be resumed, or its log read), and files
-    that were there before the lock was taken (no other run writes them after) are never
-    touched."""
+    removed, and so are ``folder`` and the folders above it that the command made, where empty.
+    A refused ``train`` leaves no run folder behind and nothing that would refuse the next try;
+    a run that wrote a log record, a checkpoint or a model file keeps everything (it can be
+    resumed, or its log read), and files that were there before the lock was taken (no other
+    run writes them after) are never touched."""
     from sparsercnn.engine.run_lock import run_folder_lock
 
-    made = is_main and not folder.exists()
+    # The folders rank 0 makes for the lock, deepest first.
+    missing = takewhile(lambda path: not path.exists(), (folder, *folder.parents))
+    made = list(missing) if is_main else []
     try:
         with run_folder_lock(folder, make=make):
             before = {entry.name for entry in folder.iterdir()} if folder.is_dir() else set()
@@ -68,8 +71,10 @@ def held_run_folder(folder: Path, *, make: bool, is_main: bool) -> Iterator[None
                     _remove_setup_files(folder, before)
                 raise
     except BaseException:
-        if made and folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
+        for path in made:
+            if not path.is_dir() or any(path.iterdir()):
+                break
+            path.rmdir()
         raise
 
 

@@ -186,14 +186,13 @@ def _copy_out_of_file(optimizer: torch.optim.Optimizer) -> None:
 
 
 def check_resume(
-    source: str | Path,
+    source: str | Path | Mapping[str, Any],
     config: Config,
     world_size: int = 1,
     *,
     budget_given: bool = False,
     budget_extends: bool = False,
     say: bool = True,
-    looked: Mapping[str, Any] | None = None,
 ) -> CheckedResume:
     """Refuse, then say, what resuming from ``source`` with ``config`` does, from the checkpoint's
     config alone (its records' checksums checked, its tensors mapped, not loaded): what
@@ -209,7 +208,9 @@ def check_resume(
     Args:
         source: a ``checkpoint_*.pt`` file, or a run folder: its newest readable checkpoint,
             damaged ones skipped with a warning
-            (:func:`~sparsercnn.engine.checkpoint.load_training_checkpoint`).
+            (:func:`~sparsercnn.engine.checkpoint.load_training_checkpoint`); or the checkpoint
+            as that function read it already (a command's, which may take the run's config from
+            it), not read again.
         config: the resumed run's config (``model.num_classes`` the data's).
         world_size: the resumed run's number of processes.
         budget_given: the run has a time budget.
@@ -218,10 +219,6 @@ def check_resume(
             given one, such a run is not "nothing to train"; without one, that line says a
             budget would continue it.
         say: log the messages (rank 0); the refusals are raised either way.
-        looked: the checkpoint of ``source``, as
-            :func:`~sparsercnn.engine.checkpoint.load_training_checkpoint` gave it to a caller
-            that read it already (a command, which takes the run's config from it where the run
-            folder has no ``config.json``): not read again.
 
     Returns:
         The resume checked, with the checkpoint :func:`restore_training_state` restores.
@@ -231,7 +228,7 @@ def check_resume(
         DamagedCheckpointError: the checkpoint file is damaged, or every one of the folder.
         ValueError: another model, past ``train.max_iter``, or not a training checkpoint.
     """
-    state = load_training_checkpoint(source) if looked is None else looked
+    state = source if isinstance(source, Mapping) else load_training_checkpoint(source)
     path = Path(state["path"])
     iteration = int(state["iteration"])
     saved = Config.from_run_dict(state["config"])

@@ -355,10 +355,11 @@ class Trainer:
         say that it is not and count the best again. Resumed from an earlier checkpoint, the
         run's ``model_best`` may be one it wrote after it, in the iterations this resume trains
         again; resumed into another folder, there is none. A checkpoint of the best's own
-        iteration holds its model, which is written again; resumed into another folder, the
-        ``model_best`` beside the checkpoint that holds it is copied; else no file holds it,
-        and the best AP counts again from the next evaluation, which writes ``model_best``. A
-        checkpoint that recorded no file (older than the record) is taken at its word."""
+        iteration holds its model, which is written again; resumed into another folder that
+        has no ``model_best``, the one beside the checkpoint that holds it is copied; else no
+        file of this run holds it, and the best AP counts again from the next evaluation, which
+        writes ``model_best`` (a file there is kept until then). A checkpoint that recorded no
+        file (older than the record) is taken at its word."""
         history = self.evaluations
         best = self.path(MODEL_BEST_FILE)
         if history.best_ap is None or point.best_model_crc32 is None:
@@ -381,15 +382,10 @@ class Trainer:
             logger.warning("%s: written again from that checkpoint, which holds it", recorded)
             return
         beside = point.path.parent / MODEL_BEST_FILE
-        if beside.resolve() != best.resolve() and (
-            stored_tensors_crc32(beside) == point.best_model_crc32
-        ):
-            replaced = best.is_file()
+        # Into a folder without one only: a file there is the user's until an evaluation.
+        if not best.exists() and stored_tensors_crc32(beside) == point.best_model_crc32:
             atomic_write(best, lambda tmp: shutil.copyfile(beside, tmp))
-            if replaced:
-                logger.warning("%s: replaced by a copy of %s, which holds it", recorded, beside)
-            else:
-                logger.info("copied %s, the best model %s records, to %s", beside, point.path, best)
+            logger.info("copied %s, the best model %s records, to %s", beside, point.path, best)
             return
         logger.warning(
             "%s, which no file of this run holds now: the best AP counts again from this run's "
