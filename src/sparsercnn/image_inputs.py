@@ -179,18 +179,23 @@ def _read_pixels(image: Image.Image) -> None:
     """
     filename = getattr(image, "filename", "")
     file = f"the PIL image's file {filename}" if filename else "the PIL image's file"
+    closed = ValueError(
+        f"{file} was closed before its pixels were read: call "
+        "image.load() inside the `with Image.open(...)` block (or before image.close()), "
+        "or give the path"
+    )
+    # The end of its `with Image.open(...)` block, or image.close(), drops the file of an image
+    # whose pixels are still to be read (Pillow would fail with a bare assertion).
+    if getattr(image, "tile", None) and getattr(image, "fp", None) is None:
+        raise closed
     try:
         image.load()
-    except OSError as error:
+    except (OSError, ValueError) as error:
+        # Pillow raises ValueError for an image closed after its pixels were read, and for some
+        # damaged files too ("Tile offset cannot be negative").
+        if str(error) == "Operation on closed image":
+            raise closed from None
         raise ValueError(f"{file} cannot be read ({error}): it is truncated or damaged") from None
-    except (ValueError, AssertionError, AttributeError):
-        # Pillow's errors for a closed image: ValueError after image.close(), a bare assertion
-        # (AttributeError under -O) on a file its `with Image.open(...)` block closed.
-        raise ValueError(
-            f"{file} was closed before its pixels were read: call "
-            "image.load() inside the `with Image.open(...)` block (or before image.close()), "
-            "or give the path"
-        ) from None
 
 
 def _layout_hint(shape: tuple[int, ...], fix: str, where: str) -> str:

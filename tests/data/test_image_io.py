@@ -615,6 +615,10 @@ def test_unreadable_files_are_listed_with_their_reasons_and_a_run_reading_none_s
     empty = "the file is empty (0 bytes): copy or export it again"
     listed = f"{tmp_path / 'a.jpg'} ({empty}), {tmp_path / 'b.png'} ({empty})"
     assert unreadable_listing(errors) == listed
+    assert (
+        unreadable_listing(errors, before=["frame folder f (...)"])
+        == f"frame folder f (...), {listed}"
+    )
     error = none_read_error("2 images", errors)
     assert isinstance(error, ImageReadError)
     assert str(error) == f"none of the 2 images could be read: {listed}"

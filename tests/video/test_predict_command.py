@@ -181,6 +181,13 @@ def test_a_frame_folder_none_of_whose_frames_reads_is_left_out_as_an_image_is(
     listed = json.loads((tmp_path / "preds.frames.json").read_text())["videos"]
     assert listed[1] == {"file_name": str(bad), "frames": [], "skipped_frames": [0, 1, 2]}
     assert sorted(p.name for p in drawn.iterdir()) == [DRAWINGS_MARKER, "good.mp4"]
+    # With no frame predicted, the frame list lists no frame predicted.
+    image = tmp_path / "a.png"
+    Image.fromarray(clip_frame(0)).save(image)
+    assert run_predict(model_file, image, bad, "--fps", "4", "--output", output) == 2
+    out = capsys.readouterr().out
+    assert "on 1 image written to" in out and "every frame predicted" not in out
+    assert f"1 frame folder could not be read (listed in {tmp_path / 'preds.frames.json'})" in out
     output.unlink()
     assert run_predict(model_file, bad, empty, "--fps", "4", "--output", output) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (

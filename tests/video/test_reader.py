@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import GifImagePlugin, Image
 
+from sparsercnn.data.image_io import ImageReadError
 from sparsercnn.video import FrameFolder, VideoFile, VideoReadError, import_av, open_sequence
 from sparsercnn.video.reader import frames_format, reads_as_video
 from tests.video.clips import (
@@ -427,7 +428,14 @@ def test_a_frame_folder_s_empty_frame_is_left_to_be_skipped(tmp_path: Path) -> N
     for path in paths:
         path.write_bytes(b"")
     sequence = FrameFolder(tmp_path / "frames", fps=4)
-    assert sequence.size is None and sequence.files == paths
+    assert sequence.files == paths
+    # size stays a tuple where known: one that is not is an error naming the frames.
+    with pytest.raises(ImageReadError) as info:
+        sequence.size  # noqa: B018
+    assert str(info.value).startswith(
+        f"none of the 3 frames in frame folder {tmp_path / 'frames'} could be read: {paths[0]} "
+        "(the file is empty (0 bytes)"
+    )
 
 
 def test_a_frame_folder_keeps_its_frame_rate_exact(tmp_path: Path) -> None:

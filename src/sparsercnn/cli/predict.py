@@ -236,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{len(records)} detections on "
         f"{describe(num_images, num_frames, len(videos) - len(lost))} written to {args.output}"
-        + (f" (every frame predicted listed in {frame_list})" if videos else "")
+        + (f" (every frame predicted listed in {frame_list})" if len(videos) > len(lost) else "")
         + f"; run on {predictor.runs_on}"
         + (
             f"; {lost_inputs(len(unreadable), len(lost))} could not be read (listed in "

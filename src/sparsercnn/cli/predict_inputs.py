@@ -206,7 +206,7 @@ def _refuse_output_among(output: Path, files: Iterable[Path]) -> None:
 
 
 def unreadable_images(
-    errors: list[ImageReadError], num_read: int, lost_folders: Sequence[str] = ()
+    errors: list[ImageReadError], num_read: int, lost_folders: Sequence[str]
 ) -> list[dict[str, str]]:
     """The images that could not be read (a truncated JPEG, an empty PNG), as the frame list
     records them (:func:`~sparsercnn.cli.predict_sequences.write_outputs`): ``file_name`` (as
@@ -224,15 +224,14 @@ def unreadable_images(
             one naming every image and why (:func:`~sparsercnn.data.image_io.none_read_error`)
             and every frame folder lost.
     """
-    from sparsercnn.data.image_io import ImageReadError, none_read_error
-    from sparsercnn.text import counted, listing
+    from sparsercnn.data.image_io import ImageReadError, none_read_error, unreadable_listing
+    from sparsercnn.text import counted
 
     if num_read == 0 and lost_folders:
-        named = [
-            f"frame folder {folder} (no frame of it read, as warned)" for folder in lost_folders
-        ]
-        named += [f"{error.path} ({error.reason})" for error in errors]
-        raise ImageReadError(f"none of the inputs could be read: {listing(named)}")
+        folders = [f"frame folder {f} (no frame of it read, as warned)" for f in lost_folders]
+        raise ImageReadError(
+            f"none of the inputs could be read: {unreadable_listing(errors, before=folders)}"
+        )
     if errors and num_read == 0:
         if len(errors) == 1:
             raise errors[0]

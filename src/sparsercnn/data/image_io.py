@@ -91,10 +91,11 @@ class ImageReadError(OSError):
         self.reason = reason or message
 
 
-def unreadable_listing(errors: Sequence[ImageReadError]) -> str:
+def unreadable_listing(errors: Sequence[ImageReadError], before: Sequence[str] = ()) -> str:
     """The files of ``errors`` and why each cannot be read, for a message (the first 10, and
-    how many): ``a.jpg (the file is empty (0 bytes): copy or export it again), b.png (...)``."""
-    return listing([f"{error.path} ({error.reason})" for error in errors])
+    how many): ``a.jpg (the file is empty (0 bytes): copy or export it again), b.png (...)``;
+    ``before`` names other inputs lost, listed first (``"frame folder f (...)"``)."""
+    return listing([*before, *(f"{error.path} ({error.reason})" for error in errors)])
 
 
 def none_read_error(what: str, errors: Sequence[ImageReadError]) -> ImageReadError:

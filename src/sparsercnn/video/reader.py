@@ -23,6 +23,7 @@ from sparsercnn.data.image_io import (
     ImageReadError,
     load_image,
     multi_frame_format,
+    none_read_error,
     read_image_header,
     warn_multi_frame,
 )
@@ -429,12 +430,10 @@ class FrameFolder:
             drawings of earlier runs are left out too
             (:func:`~sparsercnn.image_inputs.folder_files`).
 
-    Attributes:
-        size: ``(h, w)`` of the upright frames; None where no frame's header can be read (every
-            frame then fails to read when predicted, and
-            :func:`~sparsercnn.video.prediction.predict_video` names each, as it names a folder
-            of truncated frames: the folder is one input that cannot be read, as a damaged image
-            is, not a refusal before any work).
+    A folder of which no frame's header can be read opens all the same: every frame then fails
+    to read when predicted, and :func:`~sparsercnn.video.prediction.predict_video` names each,
+    as it names a folder of truncated frames (the folder is one input that cannot be read, as a
+    damaged image is, not a refusal before any work); only its :attr:`size` is unknown.
 
     Raises:
         FileNotFoundError: ``path`` is not a folder or holds no image file.
@@ -468,7 +467,22 @@ class FrameFolder:
         self.num_frames: int | None = len(self.files)
         # Set by predict_video, which reads the frames' files: those it could not.
         self.skipped_frames: list[int] = []
-        self.size = self._frame_size()
+        # The frames whose header did not read: the error of size where none did.
+        self._header_errors: list[ImageReadError] = []
+        self._size = self._frame_size()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(h, w)`` of the upright frames.
+
+        Raises:
+            ImageReadError: no frame's header can be read; the message names each frame and
+                why.
+        """
+        if self._size is None:
+            what = f"{counted(len(self.files), 'frame')} in frame folder {self.path}"
+            raise none_read_error(what, self._header_errors)
+        return self._size
 
     def _frame_size(self) -> tuple[int, int] | None:
         """``(h, w)`` of every frame, from the headers (EXIF orientation applied), None where
@@ -480,8 +494,8 @@ class FrameFolder:
         for file in self.files:
             try:
                 headers.append((str(file), read_image_header(file)))
-            except ImageReadError:
-                continue
+            except ImageReadError as error:
+                self._header_errors.append(error)
         if not headers:
             return None
         first, header = headers[0]

@@ -1,0 +1,45 @@
+"""Tests of the images a predictor takes (:mod:`sparsercnn.image_inputs`)."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from sparsercnn.image_inputs import to_pil
+
+
+def _negative_strip_offset_tiff(path: Path) -> Path:
+    """A grey TIFF whose strip offset is a signed -16: Pillow opens it, and its load raises
+    ValueError("Tile offset cannot be negative"), not OSError."""
+    Image.new("L", (8, 6), 128).save(path)
+    data = bytearray(path.read_bytes())
+    assert data[:2] == b"II"
+    ifd = struct.unpack_from("<I", data, 4)[0]
+    for entry in range(ifd + 2, ifd + 2 + 12 * struct.unpack_from("<H", data, ifd)[0], 12):
+        if struct.unpack_from("<H", data, entry)[0] == 273:  # StripOffsets
+            struct.pack_into("<HHIi", data, entry, 273, 9, 1, -16)  # type 9: SLONG
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_damaged_pil_image_is_told_damaged_and_a_closed_one_closed(tmp_path: Path) -> None:
+    # Every ValueError of image.load() was taken for a closed file, a damaged one included.
+    damaged = _negative_strip_offset_tiff(tmp_path / "damaged.tif")
+    with pytest.raises(ValueError, match=r"damaged\.tif cannot be read \(Tile offset.*damaged$"):
+        to_pil(Image.open(damaged))
+    good = tmp_path / "good.png"
+    Image.new("RGB", (8, 6)).save(good)
+    with Image.open(good) as ended:
+        pass
+    closed_before = Image.open(good)
+    closed_before.close()
+    closed_after = Image.open(good)
+    closed_after.load()
+    closed_after.close()
+    for closed in (ended, closed_before, closed_after):
+        with pytest.raises(ValueError, match=r"good\.png was closed .*inside the `with Image"):
+            to_pil(closed)
+    assert to_pil(Image.open(good)).size == (8, 6)
