@@ -163,6 +163,35 @@ def test_a_drawing_is_removed_only_by_a_run_given_its_input_or_a_folder_above_it
     assert _listed(drawn) == {image.name: str(image) for image in images[1:]}
 
 
+def test_a_drawing_replaced_by_that_of_another_input_is_named_with_both_inputs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Images of one name in two folders, predicted one run each into one folder, share a
+    target (each run's root is its image's folder): the second replaced the first's drawing
+    with only "replacing 1 drawing that an earlier run drew", as a run again on the same image
+    does. Now the warning names the drawing's earlier input and its new one."""
+    images = [tmp_path / folder / "x.png" for folder in ("a", "b")]
+    for image in images:
+        image.parent.mkdir()
+        Image.new("RGB", (20, 10), "red").save(image)
+    drawn = tmp_path / "drawn"
+    warnings = []
+    for image in (images[0], images[1], images[1]):
+        caplog.clear()
+        with DrawingWriter(drawn, [image], score_threshold=0.3) as writer:
+            writer.write(_empty_prediction(image), [])
+        warnings.append(caplog.text)
+    target = drawn / "x.png"
+    assert (
+        f"replacing 1 drawing of other inputs (give them in one run to keep each): {target}, "
+        f"the drawing of {images[0]}, replaced by that of {images[1]}"
+    ) in warnings[1]
+    assert "earlier run drew" not in warnings[1]
+    assert f"replacing 1 drawing that an earlier run drew: {target}" in warnings[2]
+    assert "other inputs" not in warnings[2]
+    assert _listed(drawn) == {"x.png": str(images[1])}
+
+
 def test_an_annotated_video_keeps_its_sources_path_with_suffix_mp4(tmp_path: Path) -> None:
     """A video file's drawing takes .mp4, a frame folder ``f`` gives ``f.mp4``, and the inputs'
     common folder itself (one frame folder given) its name .mp4 inside the output folder."""

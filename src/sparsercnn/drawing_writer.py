@@ -228,8 +228,9 @@ class DrawingWriter:
 
     def commit(self) -> list[Path]:
         """Move every staged drawing to its target; a drawing an earlier run left there is
-        replaced (listed in :attr:`overwritten`). A target staged but never written (an
-        annotated video none of whose frames could be read) is not drawn. The earlier drawings
+        replaced (listed in :attr:`overwritten`; the warning names both inputs where it was of
+        another, an image of the same name in another folder). A target staged but never written
+        (an annotated video none of whose frames could be read) is not drawn. The earlier drawings
         (:data:`DRAWINGS_MARKER` lists them with their inputs) that this run did not draw and
         whose inputs it covers (:meth:`_covers`) are removed (listed in :attr:`removed`;
         :meth:`_remove_earlier`): they showed results this run no longer has. One warning names
@@ -271,7 +272,22 @@ class DrawingWriter:
         )
         if listed:
             self._mark({p: s for p, s in listed.items() if p in drawn or p.is_file()})
-        _warn_changed(self.overwritten, "replacing {} that an earlier run drew: %s")
+        # Of another input: images of one name in two folders, predicted one run each into
+        # this folder, share a target (each run's root is its image's folder).
+        others = [
+            t for t in self.overwritten if earlier.get(t, self._sources[t]) != self._sources[t]
+        ]
+        _warn_changed(
+            [t for t in self.overwritten if t not in others],
+            "replacing {} that an earlier run drew: %s",
+        )
+        _warn_changed(
+            [
+                f"{t}, the drawing of {earlier[t]}, replaced by that of {self._sources[t]}"
+                for t in others
+            ],
+            "replacing {} of other inputs (give them in one run to keep each): %s",
+        )
         _warn_changed(
             self.removed,
             "removing {} of inputs given this run (or below a folder given) that "
@@ -353,12 +369,12 @@ def _listed_drawings(folder: Path) -> dict[Path, str]:
     }
 
 
-def _warn_changed(paths: list[Path], message: str) -> None:
-    """One warning naming ``paths``, the earlier drawings a commit replaced or removed:
-    ``message`` with ``{}`` how many and ``%s`` their listing."""
-    if paths:
+def _warn_changed(drawings: Sequence[object], message: str) -> None:
+    """One warning naming ``drawings``, the earlier drawings a commit replaced or removed (their
+    paths, or lines about them): ``message`` with ``{}`` how many and ``%s`` their listing."""
+    if drawings:
         logger.warning(
-            message.format(counted(len(paths), "drawing")), listing([str(p) for p in paths])
+            message.format(counted(len(drawings), "drawing")), listing([str(d) for d in drawings])
         )
 
 

@@ -155,19 +155,11 @@ def id_problem(entry: Mapping[str, Any], key: str) -> str:
     value = entry[key]
     shown = json.dumps(value, default=repr)
     shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
-    return f"{key!r} is {shown}, not an integer: {id_fix(value)}"
-
-
-def id_fix(value: object) -> str:
-    """What to write instead of ``value``, an id that is no integer (after
-    :func:`with_integer_ids`): ``write it as 4, without quotes`` for ``"4"``."""
-    fix = unquoted_fix(value)
-    if fix is not None and quoted_int(value) is not None:
-        return fix
-    if type(value) is float and value.is_integer():
+    fix = unquoted_fix(value) if quoted_int(value) is not None else None
+    if fix is None and type(value) is float and value.is_integer():
         # Past MAX_EXACT_FLOAT_INTEGER (whole_float): an int64 column pandas wrote as float64.
-        return "a float this large may have lost digits: write ids as integers"
-    return "COCO ids are integers"
+        fix = "a float this large may have lost digits: write ids as integers"
+    return f"{key!r} is {shown}, not an integer: {fix or 'COCO ids are integers'}"
 
 
 def whole_float_ids_message(source: str, counts: Mapping[str, int]) -> str:

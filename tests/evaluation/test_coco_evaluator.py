@@ -188,6 +188,11 @@ def test_table_says_what_a_dash_means(ground_truth: dict[str, Any]) -> None:
     table = result.format_table()
     assert "APs         -" in table and "(-: no ground-truth object of that size" in table
     assert result.classes_without_ground_truth == ["cat", "eel"]
+    # Was: "1 detections"; and "1 images" where the ground truth has that one image.
+    assert table.startswith("COCO bbox evaluation on 1 of 4 images (subset), 1 detection\n")
+    alone = {**ground_truth, "images": [i for i in ground_truth["images"] if i["id"] == 3]}
+    table = _evaluate(alone, {3: _gt_detections(ground_truth, 3)}).format_table()
+    assert table.startswith("COCO bbox evaluation on 1 image, 1 detection\n")
     full = _evaluate(ground_truth, {i: _gt_detections(ground_truth, i) for i in (1, 2, 3, 4)})
     assert "(-:" not in full.format_table() and "Not scored" not in full.format_table()
 

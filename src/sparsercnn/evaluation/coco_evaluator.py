@@ -156,7 +156,9 @@ class EvaluationResult:
 
     def format_table(self) -> str:
         """A readable summary (AP and AR in percent) followed by a per-class AP table."""
-        lines = [f"COCO bbox evaluation on {self._scope()}, {self.num_detections} detections"]
+        lines = [
+            f"COCO bbox evaluation on {self._scope()}, {counted(self.num_detections, 'detection')}"
+        ]
         for ap_name, ar_name in zip(METRIC_NAMES, RECALL_NAMES, strict=True):
             ap, ar = getattr(self, ap_name), getattr(self, ar_name)
             lines.append(
@@ -176,8 +178,8 @@ class EvaluationResult:
 
     def _scope(self) -> str:
         if self.is_subset:
-            return f"{self.num_images} of {self.num_gt_images} images (subset)"
-        return f"{self.num_images} images"
+            return f"{self.num_images} of {counted(self.num_gt_images, 'image')} (subset)"
+        return counted(self.num_images, "image")
 
 
 def _columns(cells: list[tuple[str, str]], num_columns: int) -> list[str]:
@@ -370,7 +372,7 @@ def _check_category_ids(per_image: Mapping[int, Sequence[CocoResult]], gt: CocoG
     num_records = 0
     images = []
     for image_id, records in per_image.items():
-        of_image = [r["category_id"] for r in records if r["category_id"] not in gt.category_id_set]
+        of_image = [r["category_id"] for r in records if r["category_id"] not in gt.names]
         if of_image:
             unknown.update(of_image)
             num_records += len(of_image)

@@ -65,8 +65,8 @@ class CocoGroundTruth:
         lookup: dataset category id of every contiguous label.
         category_ids: the ids of ``lookup``, sorted: the categories evaluated (COCOeval's
             ``params.catIds``, in this order) and those a detection record may name.
-        category_id_set: the same ids as a set, to test each record's against.
-        names: distinct class name by category id.
+        names: distinct class name by category id (keyed by exactly the ids of ``lookup``:
+            a record's category id is tested against it).
         image_ids: the ground truth's image ids (as the file gives them).
         dense_id: faster-coco-eval's id of every image id (``0 .. n-1``).
         dense_category_id: faster-coco-eval's id of every category id (``1 .. K``, in the
@@ -100,8 +100,7 @@ class CocoGroundTruth:
                 f"(which has {sorted(gt_category_ids)}); the label map does not match this data "
                 "set"
             )
-        self.category_id_set = frozenset(self.lookup)
-        self.category_ids = sorted(self.category_id_set)
+        self.category_ids = sorted(set(self.lookup))
         if len(self.category_ids) != len(self.lookup):
             raise ValueError(f"label -> category id mapping has duplicates: {self.lookup}")
         if class_names is None:

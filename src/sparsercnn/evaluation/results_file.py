@@ -27,7 +27,7 @@ from typing import Any
 from sparsercnn.box_format_evidence import BoxFormatEvidence
 from sparsercnn.evaluation.results import CocoResult
 from sparsercnn.json_values import (
-    id_fix,
+    id_problem,
     is_int,
     is_number,
     unquoted_fix,
@@ -129,7 +129,22 @@ def _what_instead(data: Any) -> str:
     if isinstance(data, dict) and "annotations" in data and "images" in data:
         return "is a COCO instances (ground-truth) file, not detections"
     kind = type(data).__name__
-    return f"holds a JSON {'object' if kind == 'dict' else kind}, not a list of records"
+    instead = f"holds a JSON {'object' if kind == 'dict' else kind}, not a list of records"
+    if isinstance(data, dict):
+        # Records wrapped in an object, as some tools write them ({"annotations": [...]}).
+        for key, value in data.items():
+            if value and isinstance(value, list) and all(_looks_like_record(v) for v in value):
+                return (
+                    f"{instead}; its {key!r} holds {counted(len(value), 'record')}: give that "
+                    "list alone"
+                )
+    return instead
+
+
+def _looks_like_record(entry: Any) -> bool:
+    """Whether ``entry`` looks like a detection record (an object with a bbox and a score),
+    however its values are written."""
+    return isinstance(entry, dict) and "bbox" in entry and "score" in entry
 
 
 def _record_problem(record: Any) -> str | None:
@@ -143,12 +158,13 @@ def _record_problem(record: Any) -> str | None:
         )
     if "image_id" in record:
         if not is_int(record["image_id"]):
-            return f"has an image_id that is no integer: {id_fix(record['image_id'])}"
+            return f"has a wrong id: {id_problem(record, 'image_id')}"
     elif not isinstance(record.get("file_name"), str):
         return "names no image: it has neither an image_id nor a file_name"
-    if not is_int(record.get("category_id")):
-        fix = f": {id_fix(record['category_id'])}" if "category_id" in record else ""
-        return f"has no integer category_id (the data set's category id){fix}"
+    if "category_id" not in record:
+        return "has no category_id (the data set's category id)"
+    if not is_int(record["category_id"]):
+        return f"has a wrong id: {id_problem(record, 'category_id')}"
     bbox = record.get("bbox")
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
         quoted = isinstance(bbox, list) and any(unquoted_fix(v) is not None for v in bbox)
