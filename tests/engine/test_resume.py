@@ -4,6 +4,8 @@ restored."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,13 @@ import pytest
 import torch
 
 from sparsercnn.config import Config
+from sparsercnn.engine import checkpoint as checkpoint_module
 from sparsercnn.engine import resume as resume_module
-from sparsercnn.engine.checkpoint import save_training_checkpoint
+from sparsercnn.engine.checkpoint import (
+    DamagedCheckpointError,
+    load_training_checkpoint,
+    save_training_checkpoint,
+)
 from sparsercnn.engine.resume import check_resume, restore_training_state
 from sparsercnn.engine.training_images import data_identity
 from tests.damaged_archive import flip_a_byte_of_the_largest_record
@@ -346,3 +353,35 @@ def test_a_damaged_newest_checkpoint_is_skipped_by_the_check_which_says_it_once(
         )
     assert point.iteration == 4
     assert [r.getMessage() for r in caplog.records] == [f"resumed from {older} at iteration 4"]
+
+
+@pytest.mark.parametrize("read_first", [False, True])
+def test_a_checkpoint_checked_before_the_data_is_not_summed_again_unless_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_first: bool
+) -> None:
+    """Was: the check before the data summed every record of the checkpoint, and restoring it
+    after the data summed them all again (a third of torch.load's time). The file the check
+    summed is not summed again; one put in its place since is (here damaged, and refused).
+    ``read_first``: the check takes the checkpoint a command read (for its config)."""
+    save_checkpoint(tmp_path, 4)
+    real = checkpoint_module.damaged_record
+    summed: list[Path] = []
+
+    def counted(path: Path) -> str | None:
+        summed.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(checkpoint_module, "damaged_record", counted)
+    checked = check_resume(load_training_checkpoint(tmp_path) if read_first else tmp_path, Config())
+    model, optimizer = model_and_optimizer()
+    restore_training_state(tmp_path, model, optimizer, None, Config(), CATEGORIES, checked=checked)
+    assert summed == [checked.path]
+    copy = tmp_path / "copy.pt"
+    shutil.copyfile(checked.path, copy)
+    flip_a_byte_of_the_largest_record(copy, tensor=True)
+    os.replace(copy, checked.path)
+    with pytest.raises(DamagedCheckpointError, match=r"checkpoint_0000004\.pt is damaged \(record"):
+        restore_training_state(
+            tmp_path, model, optimizer, None, Config(), CATEGORIES, checked=checked
+        )
+    assert summed == [checked.path] * 2

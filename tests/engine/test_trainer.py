@@ -958,3 +958,36 @@ def test_a_model_best_in_the_new_folder_is_kept_not_replaced_by_the_checkpoint_s
     assert message.startswith(f"{theirs} holds another model")
     assert message.endswith("writes model_best.safetensors (copy this one elsewhere to keep it)")
     assert resumed.evaluations.best_ap is None
+
+
+def test_a_model_best_in_the_new_folder_is_kept_at_the_best_s_own_iteration_too(
+    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: resumed into a folder holding another model_best from the checkpoint of the best's
+    own iteration, that file was replaced at once by the checkpoint's model. It is kept as where
+    the checkpoint is of a later iteration; into the checkpoint's own folder it is written."""
+    run = tmp_path / "run"
+    trainer = _trainer(tiny_coco, tiny_config(), run)
+    best = save_model_file(run / MODEL_BEST_FILE, trainer.model, trainer.cfg, trainer.categories)
+    trainer.iteration = 2
+    recorded = stored_tensors_crc32(best)
+    trainer.evaluations = EvaluationHistory(0.25, 2, recorded, last_iteration=2)
+    trainer._save_checkpoint()
+    with torch.no_grad():  # another run's weights
+        for parameter in trainer.model.parameters():
+            parameter.add_(0.5)
+    new = tmp_path / "new"
+    theirs = save_model_file(new / MODEL_BEST_FILE, trainer.model, trainer.cfg, trainer.categories)
+    kept = theirs.read_bytes()
+    with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
+        resumed = _trainer(tiny_coco, tiny_config(), new, resume=run / "checkpoint_0000002.pt")
+    assert theirs.read_bytes() == kept
+    (message,) = [r.getMessage() for r in caplog.records if r.name == trainer_module.__name__]
+    assert message.startswith(f"{theirs} holds another model")
+    assert message.endswith("writes model_best.safetensors (copy this one elsewhere to keep it)")
+    assert resumed.evaluations.best_ap is None
+    save_model_file(best, trainer.model, trainer.cfg, trainer.categories)  # written after
+    resumed = _trainer(tiny_coco, tiny_config(), run, resume=True)
+    history = resumed.evaluations
+    assert (history.best_ap, history.best_model_crc32) == (0.25, recorded)
+    assert stored_tensors_crc32(best) == recorded

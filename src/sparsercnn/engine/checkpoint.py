@@ -18,6 +18,7 @@ a run may resume from one, what that changes, and restoring its states are
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import re
 import shlex
@@ -46,6 +47,10 @@ REQUIRED_KEYS = ("iteration", "model", "optimizer", "scaler", "rng", "config", "
 _NAME_PATTERN = re.compile(r"^checkpoint_(\d+)\.pt$")
 # How errors name the option that resumes a run: the CLI flag (train_from_coco's ``resume``).
 RESUME = "--resume"
+# A checkpoint file as a read that checked its records' checksums found it (:func:`_stamp`):
+# device, inode, size and modification time (ns); a file replaced or rewritten since, or another
+# machine's copy, has another.
+FileStamp = tuple[int, int, int, int]
 
 
 class SupportsToDict(Protocol):
@@ -250,13 +255,18 @@ def resolve_checkpoint_path(path_or_dir: str | Path, *, flag: str = RESUME) -> P
     return path
 
 
-def load_training_checkpoint(path_or_dir: str | Path) -> dict[str, Any]:
+def load_training_checkpoint(
+    path_or_dir: str | Path, *, summed: FileStamp | None = None
+) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_training_checkpoint`, safely.
 
     Args:
         path_or_dir: a ``checkpoint_*.pt`` file, or a run folder: the checkpoint its
             ``last_checkpoint`` names, else the newest; a damaged one is skipped with a warning
             naming it, and the next newest readable one is read.
+        summed: the ``stamp`` of an earlier read of this file, which checked its checksums:
+            the file found as that read found it is not summed again (a resume checked before
+            the data's check, restored after it).
 
     The file is read once: its records' checksums are checked, then its tensors are mapped
     into memory (``torch.load(mmap=True)``), views of the pages that check has just read, rather
@@ -267,7 +277,8 @@ def load_training_checkpoint(path_or_dir: str | Path) -> dict[str, Any]:
         The checkpoint dict (tensors on the CPU, mapped from the file: private, so that changing
         them changes no file) with keys ``iteration``, ``model``, ``optimizer``, ``scaler``,
         ``rng`` (a list: one ``rng_states()`` dict per rank), ``config``, ``categories``,
-        ``extra`` and ``path`` (the file read).
+        ``extra``, ``path`` (the file read) and ``stamp`` (the file as its checksums were
+        checked, a :data:`FileStamp`: ``summed`` of a later read of it).
 
     Raises:
         FileNotFoundError: no such file, or no checkpoint in the folder.
@@ -279,7 +290,7 @@ def load_training_checkpoint(path_or_dir: str | Path) -> dict[str, Any]:
     """
     path = Path(path_or_dir)
     if not path.is_dir():
-        return _read_checkpoint(resolve_checkpoint_path(path))
+        return _read_checkpoint(resolve_checkpoint_path(path), summed=summed)
     resolve_checkpoint_path(path)  # no checkpoint at all: FileNotFoundError
     damaged: list[str] = []
     for candidate in _newest_first(path):
@@ -309,9 +320,10 @@ def _newest_first(directory: Path) -> list[Path]:
     return ([first] if first is not None else []) + rest
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
+def _read_checkpoint(path: Path, *, summed: FileStamp | None = None) -> dict[str, Any]:
     """The checkpoint at ``path``, validated, its records' checksums checked (a pass over the
-    whole file), its tensors mapped."""
+    whole file; not where the file is as ``summed``, a read that checked them, found it), its
+    tensors mapped."""
     if path.suffix == ".safetensors":
         raise ValueError(
             f"{path} is a model file, not a training checkpoint; resume from a checkpoint_*.pt "
@@ -324,7 +336,9 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     # The sums are a pass over the file (a third of torch.load's time on a tiny-preset
     # checkpoint, BENCHMARKS session 32), paid for a resume never starting from wrong weights;
     # the tensors are then mapped, views of the pages it read, not read a second time.
-    damaged = damaged_record(path)
+    # Stamped before the pass: a file replaced during it is not taken for the one it checked.
+    stamp = _stamp(path)
+    damaged = None if summed is not None and stamp == summed else damaged_record(path)
     if damaged is not None:
         raise _damaged(path, f"record {damaged} does not match the checksum stored with it")
     try:
@@ -337,7 +351,19 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
         ) from error
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as error:
         raise _damaged(path, str(error)) from error
-    return _validated(data, path)
+    checked = _validated(data, path)
+    checked["stamp"] = stamp
+    return checked
+
+
+def _stamp(path: Path) -> FileStamp | None:
+    """The :data:`FileStamp` of the file at ``path``; ``None`` where it cannot be read (which
+    reading it then reports)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def _validated(data: Any, path: Path) -> dict[str, Any]:

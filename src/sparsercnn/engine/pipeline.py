@@ -116,45 +116,14 @@ def train_from_coco(
     # Held from the folder's check to the report: another run into it is refused.
     with run_folder_lock(output_dir):
         check_run_folder(output_dir, resume, is_main=dist_info is None or dist_info.is_main)
-        transform = build_train_transform(cfg.input)
-        train_set = _built_on_rank_0(
-            lambda: CocoDataset(
-                train_json,
-                train_images,
-                transform=transform,
-                skip_invalid=skip_invalid,
-                skip_unreadable=skip_invalid,
-                num_proposals=cfg.model.num_proposals,
-                decode_size=transform.source_size,
-                cache_bytes=cfg.train.image_cache_mb * 2**20,
-                keep_ground_truth=False,  # never evaluated
-                inspection=train_inspection,
-            )
+        cfg, train_set, val_set = _training_datasets(
+            cfg,
+            (train_json, train_images),
+            None if val_json is None or val_images is None else (val_json, val_images),
+            skip_invalid=skip_invalid,
+            train_inspection=train_inspection,
+            val_inspection=val_inspection,
         )
-        num_classes = train_set.category_map.num_classes
-        if cfg.model.num_classes != num_classes:
-            logger.info(
-                "model.num_classes set to %d from %s (was %d)",
-                num_classes,
-                train_json,
-                cfg.model.num_classes,
-            )
-            cfg = replace(cfg, model=replace(cfg.model, num_classes=num_classes))
-        val_set = None
-        if val_json is not None and val_images is not None:
-            val_set = _built_on_rank_0(
-                lambda: evaluation_dataset(
-                    val_json, val_images, cfg, skip_invalid=skip_invalid, inspection=val_inspection
-                )
-            )
-            check_same_categories(
-                train_set.category_map, val_set.category_map, str(val_json), f"{train_json} has"
-            )
-            if (overlap := split_overlap_warning(train_set, val_set)) is not None:
-                logger.warning("%s", overlap)
-        for inspection in (train_inspection, val_inspection):
-            if inspection is not None:
-                inspection.drop_entries()
         trainer = Trainer(
             cfg,
             train_set,
@@ -174,6 +143,63 @@ def train_from_coco(
                 result, val_set, cfg, trainer.device, distributed=trainer.dist.is_distributed
             )
         return result
+
+
+def _training_datasets(
+    cfg: Config,
+    train: tuple[Path, Path],
+    val: tuple[Path, Path] | None,
+    *,
+    skip_invalid: bool,
+    train_inspection: Inspection | None,
+    val_inspection: Inspection | None,
+) -> tuple[Config, CocoDataset, CocoDataset | None]:
+    """The training set and the validation set (``train``, ``val``: annotation file and image
+    folder) of :func:`train_from_coco`, built on rank 0 for every rank, their label maps checked
+    to agree, and ``cfg`` with the training set's ``model.num_classes``; the inspections are
+    dropped once taken."""
+    train_json, train_images = train
+    transform = build_train_transform(cfg.input)
+    train_set = _built_on_rank_0(
+        lambda: CocoDataset(
+            train_json,
+            train_images,
+            transform=transform,
+            skip_invalid=skip_invalid,
+            skip_unreadable=skip_invalid,
+            num_proposals=cfg.model.num_proposals,
+            decode_size=transform.source_size,
+            cache_bytes=cfg.train.image_cache_mb * 2**20,
+            keep_ground_truth=False,  # never evaluated
+            inspection=train_inspection,
+        )
+    )
+    num_classes = train_set.category_map.num_classes
+    if cfg.model.num_classes != num_classes:
+        logger.info(
+            "model.num_classes set to %d from %s (was %d)",
+            num_classes,
+            train_json,
+            cfg.model.num_classes,
+        )
+        cfg = replace(cfg, model=replace(cfg.model, num_classes=num_classes))
+    val_set = None
+    if val is not None:
+        val_json, val_images = val
+        val_set = _built_on_rank_0(
+            lambda: evaluation_dataset(
+                val_json, val_images, cfg, skip_invalid=skip_invalid, inspection=val_inspection
+            )
+        )
+        check_same_categories(
+            train_set.category_map, val_set.category_map, str(val_json), f"{train_json} has"
+        )
+        if (overlap := split_overlap_warning(train_set, val_set)) is not None:
+            logger.warning("%s", overlap)
+    for inspection in (train_inspection, val_inspection):
+        if inspection is not None:
+            inspection.drop_entries()
+    return cfg, train_set, val_set
 
 
 def _built_on_rank_0(build: Callable[[], CocoDataset]) -> CocoDataset:

@@ -22,7 +22,7 @@ from torch import nn
 
 from sparsercnn.config import Config, log_schedule_notes
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.engine.checkpoint import load_training_checkpoint
+from sparsercnn.engine.checkpoint import FileStamp, load_training_checkpoint
 from sparsercnn.engine.lr_schedule import Schedule, resumed_steps, run_lr
 from sparsercnn.engine.resume_changes import log_batch_changes, log_config_changes
 from sparsercnn.engine.rng_state import restore_rng_states
@@ -77,11 +77,13 @@ class CheckedResume:
         config: the resumed run's config, as checked.
         path: the checkpoint (a ``checkpoint_*.pt`` file, its records' checksums checked).
         iteration: optimiser steps it holds.
+        stamp: the file as its checksums were checked (``None``: unknown, checked again).
     """
 
     config: Config
     path: Path
     iteration: int
+    stamp: FileStamp | None = None
 
 
 def restore_training_state(
@@ -124,15 +126,23 @@ def restore_training_state(
             named (:func:`~sparsercnn.engine.training_images.log_data_change`).
         budget_given, budget_extends: as :func:`check_resume`.
         checked: the resume as a command checked it before reading the data
-            (:func:`check_resume` of ``source``): its checkpoint is restored, and what it said is
-            not said again.
+            (:func:`check_resume` of ``source``): its checkpoint is restored (its checksums not
+            summed again where the file is the one the check summed), and what it said is not
+            said again.
 
     Raises:
         ValueError: the checkpoint is of a run with another label map, another model or past
             ``train.max_iter`` (:func:`check_resume`), or cannot be read (see
             :func:`~sparsercnn.engine.checkpoint.load_training_checkpoint`).
     """
-    state = load_training_checkpoint(source if checked is None else checked.path)
+    if checked is None:
+        state = load_training_checkpoint(source)
+    else:
+        # Its checksums are not summed a second time: the run-folder lock keeps the run's
+        # checkpoints as they were since the check; a file another run replaced since (a
+        # --resume CHECKPOINT of another folder), or another machine's copy, has another stamp,
+        # and is checked again.
+        state = load_training_checkpoint(checked.path, summed=checked.stamp)
     path = Path(state["path"])
     saved_config = Config.from_run_dict(state["config"])
     saved_categories = CategoryMap.from_dict(state["categories"])
@@ -243,7 +253,7 @@ def check_resume(
         budget_extends=budget_extends,
         say=say,
     )
-    return CheckedResume(config, path, iteration)
+    return CheckedResume(config, path, iteration, state.get("stamp"))
 
 
 def _checked_resume(

@@ -54,10 +54,15 @@ def log_config_changes(
 
 
 # The learning-rate schedule: the settings that give the factor of every iteration
-# (train_lr_factor) and its length.
-_SCHEDULE_KEYS = frozenset(
-    f"train.{name}" for name in ("max_iter", "steps", "gamma", "warmup_iters", "warmup_factor")
-)
+# (train_lr_factor) and its length, as the line of its change names them, in its order.
+_SCHEDULE_LABELS = {
+    "train.max_iter": "max_iter",
+    "train.steps": "steps",
+    "train.warmup_iters": "warm-up",
+    "train.gamma": "gamma",
+    "train.warmup_factor": "warm-up factor",
+}
+_SCHEDULE_KEYS = frozenset(_SCHEDULE_LABELS)
 # Said apart on resume: the schedule (_log_schedule_change), the batch and the data order
 # (log_batch_changes); and the starting weights, which a resumed run does not load.
 _SAID_APART_ON_RESUME = frozenset(
@@ -95,7 +100,7 @@ def _log_schedule_change(
     taken = Schedule.of(saved).decays_taken(iteration)
     change = _schedule_change(saved, current, iteration, taken)
     text = f"schedule {change} on resume at iteration {iteration}: "
-    text += _schedule_changes(saved, current)
+    text += _schedule_changes(changed)
     if extended:
         text += " (the decays of a fresh run of that length; set train.steps to choose others)"
     # The run's rate: its own schedule with only the decays it took (one at ``iteration`` that
@@ -116,27 +121,23 @@ def _log_schedule_change(
     )
 
 
-def _schedule_changes(saved: TrainConfig, current: TrainConfig) -> str:
-    """What of the learning-rate schedule ``current`` changes from ``saved``, for a message:
-    ``max_iter 100 -> 300, steps [80] -> [240]``, each of ``max_iter``, ``steps``, ``warm-up``,
-    ``gamma`` and ``warm-up factor`` only where it differs."""
-    values = {
-        "max_iter": (saved.max_iter, current.max_iter),
-        "steps": (list(saved.steps), list(current.steps)),
-        "warm-up": (saved.warmup_iters, current.warmup_iters),
-        "gamma": (saved.gamma, current.gamma),
-        "warm-up factor": (saved.warmup_factor, current.warmup_factor),
-    }
+def _schedule_changes(changed: Mapping[str, tuple[Any, Any]]) -> str:
+    """The schedule settings ``changed`` (``{"train.key": (saved's, current's)}``, of
+    :data:`_SCHEDULE_KEYS`) for a message, in :data:`_SCHEDULE_LABELS`'s order and words:
+    ``max_iter 100 -> 300, steps [80] -> [240]``."""
     return ", ".join(
-        f"{name} {_shown(old)} -> {_shown(new)}"
-        for name, (old, new) in values.items()
-        if old != new
+        f"{label} {_shown(changed[key][0])} -> {_shown(changed[key][1])}"
+        for key, label in _SCHEDULE_LABELS.items()
+        if key in changed
     )
 
 
 def _shown(value: object) -> str:
-    """A schedule setting for a message: a float in its shortest form (``0.1``)."""
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    """A schedule setting for a message: a float in its shortest form (``0.1``), steps as a
+    list (``[80, 90]``)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(list(value)) if isinstance(value, tuple) else str(value)
 
 
 def _schedule_change(

@@ -355,11 +355,12 @@ class Trainer:
         say that it is not and count the best again. Resumed from an earlier checkpoint, the
         run's ``model_best`` may be one it wrote after it, in the iterations this resume trains
         again; resumed into another folder, there is none. A checkpoint of the best's own
-        iteration holds its model, which is written again; resumed into another folder that
-        has no ``model_best``, the one beside the checkpoint that holds it is copied; else no
-        file of this run holds it, and the best AP counts again from the next evaluation, which
-        writes ``model_best`` (a file there is kept until then). A checkpoint that recorded no
-        file (older than the record) is taken at its word."""
+        iteration holds its model, which is written again (into another folder, only where it
+        has no ``model_best``); resumed into another folder that has none, the one beside the
+        checkpoint that holds it is copied; else no file of this run holds it, and the best AP
+        counts again from the next evaluation, which writes ``model_best`` (a file there is
+        kept until then). A checkpoint that recorded no file (older than the record) is taken
+        at its word."""
         history = self.evaluations
         best = self.path(MODEL_BEST_FILE)
         if history.best_ap is None or point.best_model_crc32 is None:
@@ -376,13 +377,15 @@ class Trainer:
             f"{best} {found}, not the best model {point.path} records (AP "
             f"{format_percent(history.best_ap)} at iteration {history.best_iteration})"
         )
-        if history.best_iteration == point.iteration:
+        beside = point.path.parent / MODEL_BEST_FILE
+        # In another folder than the checkpoint's, a model_best there is the user's until an
+        # evaluation: never replaced at once.
+        ours = beside.resolve() == best.resolve() or not best.exists()
+        if history.best_iteration == point.iteration and ours:
             save_model_file(best, self.model, self.cfg, self.categories)
             history.best_model_crc32 = stored_tensors_crc32(best)
             logger.warning("%s: written again from that checkpoint, which holds it", recorded)
             return
-        beside = point.path.parent / MODEL_BEST_FILE
-        # Into a folder without one only: a file there is the user's until an evaluation.
         if not best.exists() and stored_tensors_crc32(beside) == point.best_model_crc32:
             atomic_write(best, lambda tmp: shutil.copyfile(beside, tmp))
             logger.info("copied %s, the best model %s records, to %s", beside, point.path, best)
