@@ -38,11 +38,21 @@ def test_boxes_mostly_outside_their_images_are_counted_and_a_few_named() -> None
     sign, message = _finding(boxes) or ("", "")
     assert sign == "outside"
     assert message.startswith(
-        "d.json: 7 of 10 boxes lie mostly outside their image (images 0, 1, 2, 3, 4 ...): COCO's "
-        "'bbox' is [x, y, width, height] in pixels of the image"
+        "d.json: 7 of 10 boxes lie mostly outside their image (images 0, 1, 2, 3, 4 ... (7 in "
+        "all)): COCO's 'bbox' is [x, y, width, height] in pixels of the image"
     )
     # A few of many (a detector's boxes past the edge) are no sign.
     assert _finding([[70, 50, 40, 40]] + [[10, 10, 30, 20]] * 9) is None
+
+
+def test_images_are_named_not_boxes() -> None:
+    """Five images with two such boxes each: the five are named, no more are implied."""
+    evidence = BoxFormatEvidence(tolerance=0.05)
+    for image_id in [1, 2, 3, 4, 5] * 2:
+        evidence.add([1500, 1500, 500, 500], 80, 60, image_id)
+    sign, message = evidence.finding("d.json") or ("", "")
+    assert sign == "outside"
+    assert "10 of 10 boxes lie mostly outside their image (images 1, 2, 3, 4, 5): " in message
 
 
 @pytest.mark.parametrize(("size", "sign"), [((640, 480), "fractions"), ((4, 4), None)])

@@ -136,6 +136,7 @@ def test_a_quoted_number_is_told_by_one_rule(
     [
         ({"id": "4"}, """'id' is "4", not an integer: write it as 4, without quotes"""),
         ({"id": True}, "'id' is true, not an integer: COCO ids are integers"),
+        ({"id": "4.5"}, """'id' is "4.5", not an integer: COCO ids are integers"""),
         ({"id": 2.0**60}, "'id' is 1.152921504606847e+18, not an integer: a float this large"),
         ({"id": "x" * 50}, f"""'id' is "{"x" * 36}..., not an integer: COCO ids are"""),
         ({}, "'id' is missing"),

@@ -35,22 +35,20 @@ BoxFormatSign = Literal["corners", "outside", "fractions"]
 
 @dataclass
 class _Boxes:
-    """How many boxes show a sign, and the first images (ids) of them."""
+    """How many boxes show a sign, and the images (ids, in the order first seen) of them."""
 
     count: int = 0
     image_ids: dict[int, None] = field(default_factory=dict)
 
     def add(self, image_id: int) -> None:
         self.count += 1
-        if len(self.image_ids) < NAMED_IMAGES:
-            self.image_ids[image_id] = None
+        self.image_ids[image_id] = None
 
     def named(self) -> str:
-        """The images, for a message: ``images 3, 7`` (more than :data:`NAMED_IMAGES`: and
-        so on)."""
+        """The images, for a message: ``images 3, 7``; more than :data:`NAMED_IMAGES`: the
+        first of them and how many in all (``images 3, 7, 8, 9, 12 ... (40 in all)``)."""
         ids = [str(image_id) for image_id in self.image_ids]
-        more = " ..." if self.count > len(ids) and len(ids) == NAMED_IMAGES else ""
-        return f"image{'s' if len(ids) > 1 else ''} {listing(ids, NAMED_IMAGES)}{more}"
+        return f"image{'s' if len(ids) > 1 else ''} {listing(ids, NAMED_IMAGES)}"
 
 
 @dataclass
@@ -92,14 +90,18 @@ class BoxFormatEvidence:
         self.first_box = self.first_box or (image_id, list(bbox))
         if x + a > width + ROUNDING_PX or y + b > height + ROUNDING_PX:
             self.past_edge.add(image_id)
-        tol_x, tol_y = self.tolerance * width, self.tolerance * height
-        self.all_fit_as_corners &= (
-            -tol_x <= x <= a <= width + tol_x and -tol_y <= y <= b <= height + tol_y
-        )
+        # Each flag, once settled, is not computed again (add runs once per box of the file).
+        if self.all_fit_as_corners:
+            tol_x, tol_y = self.tolerance * width, self.tolerance * height
+            self.all_fit_as_corners = (
+                -tol_x <= x <= a <= width + tol_x and -tol_y <= y <= b <= height + tol_y
+            )
         if _mostly_outside(bbox, width, height):
             self.mostly_outside.add(image_id)
-        self.all_within_unit &= all(0 <= value <= 1 for value in bbox)
-        self.any_positive_size |= a > 0 and b > 0
+        if self.all_within_unit:
+            self.all_within_unit = 0 <= x <= 1 and 0 <= y <= 1 and 0 <= a <= 1 and 0 <= b <= 1
+        if not self.any_positive_size:
+            self.any_positive_size = a > 0 and b > 0
         side = min(width, height)
         self.min_image_side = min(side, self.min_image_side or side)
 

@@ -57,7 +57,7 @@ def quoted_number(value: object) -> int | float | None:
     else (``"car"``, ``"nan"``, ``" 4"``, a number)."""
     if not isinstance(value, str) or not _NUMBER.fullmatch(value):
         return None
-    return int(value) if re.fullmatch(r"-?[0-9]+", value) else float(value)
+    return float(value) if any(mark in value for mark in ".eE") else int(value)
 
 
 def quoted_int(value: object) -> int | None:
@@ -67,10 +67,11 @@ def quoted_int(value: object) -> int | None:
     return number if type(number) is int else None
 
 
-def unquoted_fix(value: object) -> str | None:
-    """What to write instead of ``value`` where it is a quoted number (:func:`quoted_number`):
-    ``write it as 0.9, without quotes`` for ``"0.9"``; ``None`` for anything else."""
-    number = quoted_number(value)
+def unquoted_fix(value: object, *, integer: bool = False) -> str | None:
+    """What to write instead of ``value`` where it is a quoted number (:func:`quoted_number`;
+    ``integer``: a quoted integer, :func:`quoted_int`, as an id must be): ``write it as 0.9,
+    without quotes`` for ``"0.9"``; ``None`` for anything else."""
+    number = quoted_int(value) if integer else quoted_number(value)
     return None if number is None else f"write it as {number!r}, without quotes"
 
 
@@ -155,7 +156,7 @@ def id_problem(entry: Mapping[str, Any], key: str) -> str:
     value = entry[key]
     shown = json.dumps(value, default=repr)
     shown = shown if len(shown) <= 40 else f"{shown[:37]}..."
-    fix = unquoted_fix(value) if quoted_int(value) is not None else None
+    fix = unquoted_fix(value, integer=True)
     if fix is None and type(value) is float and value.is_integer():
         # Past MAX_EXACT_FLOAT_INTEGER (whole_float): an int64 column pandas wrote as float64.
         fix = "a float this large may have lost digits: write ids as integers"

@@ -911,6 +911,19 @@ def test_a_missing_or_quoted_value_is_named_as_such(change: dict[str, Any], text
 
 
 @pytest.mark.parametrize(
+    ("width", "hint"), [("40", True), ("40.0", True), ("-3", False), ("0.5", False)]
+)
+def test_a_quoted_size_is_told_to_be_unquoted_only_where_that_would_pass(
+    width: str, hint: bool
+) -> None:
+    entry = image(1, "a.png") | {"width": width}
+    data = {"images": [entry], "annotations": [], "categories": [{"id": 3, "name": "car"}]}
+    (issue,) = check_coco(data, "x.json").issues
+    assert f"'width' must be a positive integer, got {width!r}" in issue.message
+    assert ("(write it without quotes)" in issue.message) == hint
+
+
+@pytest.mark.parametrize(
     ("given", "said"),
     [({}, "'bbox' is missing, the"), ({"bbox": []}, "'bbox' is [], the"), ({"bbox": None}, "null")],
 )

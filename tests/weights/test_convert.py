@@ -429,7 +429,9 @@ def test_cli_convert_exit_status_says_whose_checksum_failed(
     assert main(["convert", url, "--output", output, "--sha256", "deadbeef"]) == EXIT_BAD_INPUT
     refused = capsys.readouterr().err.strip()
     assert refused.startswith("sparsercnn convert: error: checksum mismatch for the download")
-    assert "the URL serves another file than the checksum given (--sha256)" in refused
+    assert (
+        "the URL serves another file than the checksum given describes; check --sha256" in refused
+    )
     assert not Path(output).exists()
 
 

@@ -64,9 +64,32 @@ def test_a_published_name_with_a_wrong_checksum_given_names_no_url_to_check(
     assert str(info.value) == (
         f"checksum mismatch for the download of {url}: expected sha256 deadbeef..., got "
         f"{hashlib.sha256(serve.payload).hexdigest()}; nothing was kept: the published file "
-        "r50_100pro_3x does not match the checksum given (--sha256); check the checksum"
+        "r50_100pro_3x does not match the checksum given; check --sha256 (sha256=)"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checksum_given_against_a_published_file_name_s_is_refused_before_downloading(
+    tmp_path: Path, serve: WeightsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: the whole file downloaded, then refused for a --sha256 that its published name
+    (mmdetection's, ``...-<8 hex>.pth``) already contradicted."""
+    serve.payload = b"the published file"
+    digest = hashlib.sha256(serve.payload).hexdigest()
+    file_name = f"sparse_rcnn_20201222_214453-{digest[:8]}.pth"
+    published = PUBLISHED_CHECKPOINTS["mmdet_r50_100pro_1x"]
+    url = f"{serve.url}/{file_name}"
+    monkeypatch.setitem(PUBLISHED_CHECKPOINTS, "mmdet_r50_100pro_1x", replace(published, url=url))
+    with pytest.raises(ValueError) as info:
+        fetch("mmdet_r50_100pro_1x", sha256="DEADBEEF", cache_dir=tmp_path)
+    assert str(info.value) == (
+        "--sha256 (sha256=) deadbeef is not the checksum of the published checkpoint "
+        f"mmdet_r50_100pro_1x, {digest[:8]}... (in its file name {file_name}): nothing was "
+        "downloaded; give none (the published one is checked), or correct it"
+    )
+    assert serve.ranges == [] and list(tmp_path.iterdir()) == []
+    # The whole checksum, of which the name carries the first digits, is the published file's.
+    assert fetch("mmdet_r50_100pro_1x", sha256=digest, cache_dir=tmp_path).path.name == file_name
 
 
 def test_file_url_with_right_and_wrong_checksum(
@@ -80,7 +103,8 @@ def test_file_url_with_right_and_wrong_checksum(
     with pytest.raises(
         ValueError,
         match=r"checksum mismatch for .*r18_official\.pth: expected sha256 0{64}\.\.\., got "
-        r"[0-9a-f]{64}; .* download or copy it again, or check the expected checksum",
+        r"[0-9a-f]{64}; .* download or copy it again, or check the expected checksum, "
+        r"--sha256 \(sha256=\)$",
     ):
         from_pretrained(path.as_uri(), sha256="0" * 64)
     with pytest.raises(ValueError, match="hexadecimal"):

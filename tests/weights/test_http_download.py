@@ -66,8 +66,8 @@ def test_wrong_download_is_deleted_and_404_is_not_retried(
     assert str(info.value) == (
         f"checksum mismatch for the download of {serve.url}/model.pth: expected sha256 "
         f"deadbeef..., got {hashlib.sha256(serve.payload).hexdigest()}; nothing was kept: the URL "
-        "serves another file than the checksum given (--sha256) describes; check the checksum "
-        "and the URL"
+        "serves another file than the checksum given describes; check --sha256 (sha256=) and "
+        "the URL"
     )
     assert not dst.exists() and not dst.with_name("model.pth.part").exists()
     with pytest.raises(ValueError, match="HTTP 404"):

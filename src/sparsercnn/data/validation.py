@@ -51,7 +51,7 @@ from sparsercnn.json_values import (
     is_int,
     is_number,
     quoted_int,
-    unquoted_fix,
+    quoted_number,
     whole_float_ids_message,
 )
 from sparsercnn.structures import coco_area
@@ -831,10 +831,15 @@ def _image_entry_problem(entry: dict[str, Any]) -> str | None:
     unknown = _unknown_size_keys(entry)
     for key in [key for key in ("width", "height") if key not in unknown]:
         value = entry[key]
-        if not is_number(value) or not math.isfinite(value) or value <= 0 or value != int(value):
-            hint = " (write it without quotes)" if quoted_int(value) is not None else ""
+        if not _is_side(value):
+            hint = " (write it without quotes)" if _is_side(quoted_number(value)) else ""
             return f"{key!r} must be a positive integer, got {value!r:.40}{hint}"
     return None
+
+
+def _is_side(value: object) -> bool:
+    """Whether ``value`` is an image entry's width or height: a positive whole number."""
+    return is_number(value) and math.isfinite(value) and value > 0 and value == int(value)
 
 
 def _sized_by_file_message(ids: list[int], source: str) -> str:
@@ -880,7 +885,7 @@ def _sized_by_file_note(given: tuple[int | None, int | None], size: tuple[int, i
 def _bbox_problem(bbox: Any) -> tuple[str, str] | None:
     """``(code, reason)`` unless ``bbox`` is 4 finite numbers with positive width and height."""
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(is_number, bbox))):
-        quoted = isinstance(bbox, list) and any(unquoted_fix(value) is not None for value in bbox)
+        quoted = isinstance(bbox, list) and any(quoted_number(value) is not None for value in bbox)
         hint = " (write the numbers without quotes)" if quoted else ""
         return "malformed_bbox", f"'bbox' must be 4 numbers [x, y, w, h], got {bbox!r:.80}{hint}"
     if not all(map(math.isfinite, bbox)):

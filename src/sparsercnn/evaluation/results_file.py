@@ -30,6 +30,7 @@ from sparsercnn.json_values import (
     id_problem,
     is_int,
     is_number,
+    quoted_number,
     unquoted_fix,
     whole_float_ids_message,
     with_integer_ids,
@@ -167,7 +168,7 @@ def _record_problem(record: Any) -> str | None:
         return f"has a wrong id: {id_problem(record, 'category_id')}"
     bbox = record.get("bbox")
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
-        quoted = isinstance(bbox, list) and any(unquoted_fix(v) is not None for v in bbox)
+        quoted = isinstance(bbox, list) and any(quoted_number(v) is not None for v in bbox)
         return "has no bbox of 4 numbers [x, y, width, height]" + (
             ": write its numbers without quotes" if quoted else ""
         )

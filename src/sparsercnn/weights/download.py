@@ -124,7 +124,8 @@ def fetch(
         FileNotFoundError: a local file does not exist (the message says what to do:
             :func:`~sparsercnn.weights.published.missing_checkpoint_advice`).
         IsADirectoryError: a local path is a folder.
-        ValueError: the checksum given does not match, a local file does not match the one its
+        ValueError: the checksum given does not match (or, for a published name, contradicts
+            its published one: nothing is downloaded), a local file does not match the one its
             name carries, or the URL scheme is not supported.
         PermissionError: the file is not cached and the cache folder cannot be written.
         DownloadFailed: (a ``ConnectionError``) the download failed ``max_attempts`` times
@@ -138,8 +139,10 @@ def fetch(
         url = published.url if published is not None else text
         name = Path(urllib.parse.urlparse(url).path).name or "checkpoint.pth"
         dst = Path(cache_dir if cache_dir is not None else default_cache_dir()) / name
-        expected = expected_sha256(name, sha256, published.sha256 if published else None)
         published_name = text if published is not None else None
+        expected = expected_sha256(
+            name, sha256, published.sha256 if published else None, published_name=published_name
+        )
         return _fetched(
             _fetch_url(url, dst, expected, max_attempts, sleep, published_name), expected
         )

@@ -73,12 +73,12 @@ class ExpectedSha256:
 
     Attributes:
         digest: lower-case hex, 8 to 64 digits: the file's SHA-256 or its first digits.
-        origin: ``"given"`` by the caller (``--sha256``), ``"published"`` with a published
-            name (:data:`~sparsercnn.weights.published.PUBLISHED_CHECKPOINTS`), or carried by
-            the file's ``"name"`` (mmdetection's ``<name>-<8 hex digits>.pth``). A download
-            that fails a given checksum is wrong input (the checksum or the URL); one that fails
-            a published checksum or its name's is a failed download (the server sent another
-            file).
+        origin: ``"given"`` by the caller (``--sha256``, ``sha256=``), ``"published"`` with
+            a published name (:data:`~sparsercnn.weights.published.PUBLISHED_CHECKPOINTS`), or
+            carried by the file's ``"name"`` (mmdetection's ``<name>-<8 hex digits>.pth``). A
+            download that fails a given checksum is wrong input (the checksum or the URL); one
+            that fails a published checksum or its name's is a failed download (the server sent
+            another file).
     """
 
     digest: str
@@ -90,21 +90,44 @@ class ExpectedSha256:
 
 
 def expected_sha256(
-    file_name: str, given: str | None, published: str | None = None
+    file_name: str,
+    given: str | None,
+    published: str | None = None,
+    *,
+    published_name: str | None = None,
 ) -> ExpectedSha256 | None:
     """The checksum the file ``file_name`` is expected to have: the one ``given`` (normalised,
     :func:`normalised_sha256`), else the ``published`` one, else the 8-digit prefix in an
     mmdetection file name; ``None`` where there is none.
 
+    Args:
+        published_name: the published name (a key of
+            :data:`~sparsercnn.weights.published.PUBLISHED_CHECKPOINTS`) the file is fetched
+            as, whose ``published`` checksum or file name's is the file's for certain: a
+            ``given`` one that contradicts it is refused, before anything is downloaded.
+
     Raises:
-        ValueError: ``given`` or ``published`` is not 8 to 64 hexadecimal digits.
+        ValueError: ``given`` or ``published`` is not 8 to 64 hexadecimal digits, or ``given``
+            contradicts the checksum of ``published_name``.
     """
-    if given is not None:
-        return ExpectedSha256(normalised_sha256(given), "given")
     if published is not None:
-        return ExpectedSha256(normalised_sha256(published), "published")
-    match = HASH_IN_NAME.search(file_name)
-    return ExpectedSha256(match.group(1), "name") if match else None
+        known: ExpectedSha256 | None = ExpectedSha256(normalised_sha256(published), "published")
+    else:
+        match = HASH_IN_NAME.search(file_name)
+        known = ExpectedSha256(match.group(1), "name") if match else None
+    if given is None:
+        return known
+    expected = ExpectedSha256(normalised_sha256(given), "given")
+    if published_name is not None and known is not None:
+        shorter, longer = sorted((expected.digest, known.digest), key=len)
+        if not longer.startswith(shorter):
+            where = "published" if known.origin == "published" else f"in its file name {file_name}"
+            raise ValueError(
+                f"--sha256 (sha256=) {expected.digest} is not the checksum of the published "
+                f"checkpoint {published_name}, {known.digest}... ({where}): nothing was "
+                "downloaded; give none (the published one is checked), or correct it"
+            )
+    return expected
 
 
 def normalised_sha256(sha256: str) -> str:
@@ -146,7 +169,7 @@ def verify_sha256(path: Path, expected: ExpectedSha256 | None) -> None:
     else:
         advice = (
             "the file is damaged or not the one expected: download or copy it again, or check "
-            "the expected checksum (--sha256)"
+            "the expected checksum, --sha256 (sha256=)"
         )
     raise ValueError(mismatch_message(str(path), expected, actual, advice))
 

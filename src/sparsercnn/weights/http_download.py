@@ -140,12 +140,12 @@ def _mismatch(
         if published_name is not None:
             advice = (
                 f"nothing was kept: the published file {published_name} does not match the "
-                "checksum given (--sha256); check the checksum"
+                "checksum given; check --sha256 (sha256=)"
             )
         else:
             advice = (
                 "nothing was kept: the URL serves another file than the checksum given "
-                "(--sha256) describes; check the checksum and the URL"
+                "describes; check --sha256 (sha256=) and the URL"
             )
         return ValueError(mismatch_message(subject, expected, actual, advice))
     advice = (
