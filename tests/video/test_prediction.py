@@ -127,7 +127,7 @@ def test_frame_records_carry_the_frame_position(predictor: Predictor, tmp_path: 
     results = list(predict_video(predictor, tmp_path / "frames", fps=2, every=2))
     assert [(frame.index, frame.timestamp) for frame, _ in results] == [(0, 0), (2, 1), (4, 2)]
     frame, prediction = results[1]
-    records = frame_records(frame, prediction, predictor.categories)
+    records = frame_records(frame, prediction)
     assert len(records) == len(prediction.scores) > 0
     for record, box in zip(records, prediction.boxes.tolist(), strict=True):
         assert list(record)[:4] == ["file_name", "frame_index", "timestamp", "frame_file"]
@@ -141,7 +141,7 @@ def test_frame_records_carry_the_frame_position(predictor: Predictor, tmp_path: 
 
 def test_video_records_have_no_frame_file(predictor: Predictor, clip: Path) -> None:
     frame, prediction = next(predict_video(predictor, clip, every=12))
-    (record, *_) = frame_records(frame, prediction, CategoryMap([3, 7], ["cat", "dog"]))
+    (record, *_) = frame_records(frame, prediction)
     assert "frame_file" not in record and record["file_name"] == str(clip)
 
 

@@ -78,7 +78,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "names each, and OUTPUT.frames.json lists it; a run that reads no input at all is an "
         "error that writes nothing; an --fps folder none of whose frames can be read is left "
         "out as an image is; a video whose reading fails part-way keeps the frames before that "
-        "frame, and the frame list names where it failed. Exit status: 2 when an image (or every "
+        "frame (if none was kept, it is left out as an image is), and the frame list names "
+        "where it failed. Exit status: 2 when an image (or every "
         "frame of an --fps folder, or the rest of a video) could not be read, 0 when only frames "
         "were skipped, as an image is a whole input lost "
         "and a frame one part of an input whose other frames are written.",
@@ -154,8 +155,9 @@ def run(args: argparse.Namespace) -> int:
 
     Returns:
         0, or 2 (:data:`~sparsercnn.cli.main.EXIT_BAD_INPUT`) when images could not be read,
-        or frame folders none of whose frames kept could, and were left out, or videos could
-        be read only up to a frame
+        or frame folders none of whose frames kept could, or videos none of whose frames kept
+        could before their reading failed, and were left out, or videos could be read only up
+        to a frame
         (:func:`~sparsercnn.cli.predict_sequences.partly_read_sequences`), the others' outputs
         written (:func:`~sparsercnn.cli.predict_inputs.unreadable_images`).
     """
@@ -216,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
         for i, group in enumerate(groups):
             if isinstance(group, list):
                 for prediction in predictor.iter_predictions(group, on_unreadable=errors.append):
-                    records.extend(prediction.to_coco_results(predictor.categories))
+                    records.extend(prediction.to_coco_results())
                     if drawings is not None:
                         drawings.write(prediction, predictor.categories.distinct_names)
                     progress.count()
@@ -239,8 +241,7 @@ def run(args: argparse.Namespace) -> int:
         + (f" (every frame predicted listed in {frame_list})" if len(videos) > len(lost) else "")
         + f"; run on {predictor.runs_on}"
         + (
-            f"; {lost_inputs(len(unreadable), len(lost))} could not be read (listed in "
-            f"{frame_list})"
+            f"; {lost_inputs(len(unreadable), lost)} could not be read (listed in {frame_list})"
             if unreadable or lost
             else ""
         )
@@ -267,10 +268,12 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if unreadable or lost or partly_read else 0
 
 
-def lost_inputs(num_images: int, num_folders: int) -> str:
+def lost_inputs(num_images: int, lost: list[tuple[str, str]]) -> str:
     """The inputs lost, e.g. ``1 image and 1 frame folder``: images that could not be read, and
-    frame folders of which no frame kept could."""
-    counts = ((num_images, "image"), (num_folders, "frame folder"))
+    the frame folders and videos of which no frame was predicted
+    (:func:`~sparsercnn.cli.predict_sequences.lost_sequences`)."""
+    kinds = [kind for kind, _ in lost]
+    counts = [(num_images, "image"), *((kinds.count(k), k) for k in ("frame folder", "video"))]
     return " and ".join(counted(n, what) for n, what in counts if n)
 
 

@@ -206,7 +206,7 @@ def _refuse_output_among(output: Path, files: Iterable[Path]) -> None:
 
 
 def unreadable_images(
-    errors: list[ImageReadError], num_read: int, lost_folders: Sequence[str]
+    errors: list[ImageReadError], num_read: int, lost_sequences: Sequence[tuple[str, str]]
 ) -> list[dict[str, str]]:
     """The images that could not be read (a truncated JPEG, an empty PNG), as the frame list
     records them (:func:`~sparsercnn.cli.predict_sequences.write_outputs`): ``file_name`` (as
@@ -216,21 +216,22 @@ def unreadable_images(
     Args:
         errors: the error of each image that could not be read, in input order.
         num_read: how many images and frames were predicted.
-        lost_folders: the frame folders none of whose frames kept could be read
-            (:func:`~sparsercnn.cli.predict_sequences.lost_sequences`), each named in a warning.
+        lost_sequences: ``(kind, path)`` of the frame folders and videos of which no frame was
+            predicted (:func:`~sparsercnn.cli.predict_sequences.lost_sequences`), each named in
+            a warning.
 
     Raises:
         ImageReadError: no input was read (``num_read`` is 0): the one image's own error, or
             one naming every image and why (:func:`~sparsercnn.data.image_io.none_read_error`)
-            and every frame folder lost.
+            and every frame folder and video lost.
     """
     from sparsercnn.data.image_io import ImageReadError, none_read_error, unreadable_listing
     from sparsercnn.text import counted
 
-    if num_read == 0 and lost_folders:
-        folders = [f"frame folder {f} (no frame of it read, as warned)" for f in lost_folders]
+    if num_read == 0 and lost_sequences:
+        lost = [f"{kind} {path} (no frame of it read, as warned)" for kind, path in lost_sequences]
         raise ImageReadError(
-            f"none of the inputs could be read: {unreadable_listing(errors, before=folders)}"
+            f"none of the inputs could be read: {unreadable_listing(errors, before=lost)}"
         )
     if errors and num_read == 0:
         if len(errors) == 1:

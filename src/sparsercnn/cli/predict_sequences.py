@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,9 +25,8 @@ if TYPE_CHECKING:
     from sparsercnn.cli.predict_progress import PredictionProgress
     from sparsercnn.drawing_writer import DrawingWriter
     from sparsercnn.export.onnx_runtime import OnnxPredictor
-    from sparsercnn.prediction import Prediction
     from sparsercnn.predictor import Predictor
-    from sparsercnn.video import Frame, FrameSequence, VideoReadError, VideoWriter
+    from sparsercnn.video import Frame, FrameSequence, VideoWriter
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +108,8 @@ def predict_sequence(
     video, and every frame kept is listed as skipped (:func:`lost_sequences`). A video whose
     reading fails part-way (:class:`~sparsercnn.video.VideoReadError`) keeps the frames
     predicted before it, records and annotated video alike, and is named in a warning and in
-    its frame list's ``read_failure`` (:func:`partly_read_sequences`).
+    its frame list's ``read_failure`` (:func:`partly_read_sequences`); where that is before its
+    first frame kept, it is left out as such a frame folder is (:func:`lost_sequences`).
 
     Every drawn frame sits at its records' ``timestamp`` in the annotated video. A frame
     folder's is at a constant rate: a frame that could not be read is drawn as the frame before
@@ -131,7 +131,13 @@ def predict_sequence(
     from PIL import Image, ImageOps
 
     from sparsercnn.data.image_io import ImageReadError
-    from sparsercnn.video import FrameFolder, frame_records, frame_summary
+    from sparsercnn.video import (
+        FrameFolder,
+        VideoReadError,
+        frame_records,
+        frame_summary,
+        predict_video,
+    )
     from sparsercnn.visualization.draw import draw_detections
 
     # A video's frames keep their own times (a variable frame rate stays variable); a frame
@@ -140,37 +146,47 @@ def predict_sequence(
     frames: list[dict[str, Any]] = []
     resized = False
     drawn: Image.Image | None = None  # the last frame drawn
-    failures: list[VideoReadError] = []
+    failure: VideoReadError | None = None
     try:
         with writer if writer is not None else nullcontext():
-            for frame, prediction in predicted_frames(predictor, sequence, args.every, failures):
-                records.extend(frame_records(frame, prediction, predictor.categories))
-                frames.append(frame_summary(frame, prediction))
-                if writer is not None:
-                    drawing = draw_detections(
-                        Image.fromarray(frame.image),
-                        prediction.boxes,
-                        prediction.labels,
-                        prediction.scores,
-                        predictor.categories.distinct_names,
-                        score_threshold=args.score_threshold,
-                        image_name=frame_name(sequence, frame),
-                    )
-                    if writer.size is not None and drawing.size[::-1] != writer.size:
-                        if not resized:
-                            warn_resized(sequence, frame, writer.size)
-                        resized = True
-                        drawing = ImageOps.pad(drawing, writer.size[::-1])
-                    if not timed:
-                        # Frames before this one that could not be read hold their places.
-                        hold(writer, drawing if drawn is None else drawn, frame.index // args.every)
-                    elif drawn is None and frame.timestamp > 0:
-                        # Frame 0 did not decode: the writer counts time from its first frame,
-                        # which would move every frame one place earlier than its records say.
-                        writer.write(drawing, 0.0)
-                    writer.write(drawing, frame.timestamp if timed else None)
-                    drawn = drawing
-                progress.count()
+            try:
+                for frame, prediction in predict_video(predictor, sequence, every=args.every):
+                    records.extend(frame_records(frame, prediction))
+                    frames.append(frame_summary(frame, prediction))
+                    if writer is not None:
+                        drawing = draw_detections(
+                            Image.fromarray(frame.image),
+                            prediction.boxes,
+                            prediction.labels,
+                            prediction.scores,
+                            predictor.categories.distinct_names,
+                            score_threshold=args.score_threshold,
+                            image_name=frame_name(sequence, frame),
+                        )
+                        if writer.size is not None and drawing.size[::-1] != writer.size:
+                            if not resized:
+                                warn_resized(sequence, frame, writer.size)
+                            resized = True
+                            drawing = ImageOps.pad(drawing, writer.size[::-1])
+                        if not timed:
+                            # Frames before this one that could not be read hold their places.
+                            hold(
+                                writer,
+                                drawing if drawn is None else drawn,
+                                frame.index // args.every,
+                            )
+                        elif drawn is None and frame.timestamp > 0:
+                            # Frame 0 did not decode: the writer counts time from its first
+                            # frame, which would move every frame one place earlier than its
+                            # records say.
+                            writer.write(drawing, 0.0)
+                        writer.write(drawing, frame.timestamp if timed else None)
+                        drawn = drawing
+                    progress.count()
+            except VideoReadError as error:
+                failure = error
+                if not frames:
+                    raise  # the whole video lost: its writer leaves no file
             if writer is not None and drawn is not None and not timed:
                 hold(writer, drawn, len(range(0, sequence.num_frames or 0, args.every)))
     except ImageReadError as error:
@@ -178,55 +194,44 @@ def predict_sequence(
             raise
         # None of a frame folder's frames kept could be read: an input lost, as an image.
         logger.warning("%s; it is left out", error)
+    except VideoReadError as error:
+        # Its reading failed before the first frame kept: an input lost, as an image.
+        logger.warning("%s; no frame to predict came before it: the video is left out", error)
     listed: dict[str, Any] = {
         "file_name": str(sequence.path),
         "frames": frames,
         "skipped_frames": sequence.skipped_frames,
     }
-    for failure in failures:
-        logger.warning(
-            "%s; the %s predicted before it %s kept%s, the rest of the video left out",
-            failure,
-            counted(len(frames), "frame"),
-            "is" if len(frames) == 1 else "are",
-            " and drawn" if writer is not None else "",
-        )
+    if failure is not None:
         listed["read_failure"] = {"frame_index": failure.frame_index, "reason": failure.reason}
+        if frames:
+            logger.warning(
+                "%s; the %s predicted before it %s kept%s, the rest of the video left out",
+                failure,
+                counted(len(frames), "frame"),
+                "is" if len(frames) == 1 else "are",
+                " and drawn" if writer is not None else "",
+            )
     return listed
 
 
-def predicted_frames(
-    predictor: Predictor | OnnxPredictor,
-    sequence: FrameSequence,
-    every: int,
-    failures: list[VideoReadError],
-) -> Iterator[tuple[Frame, Prediction]]:
-    """:func:`~sparsercnn.video.predict_video`'s frames of ``sequence``, up to where reading a
-    video fails part-way: that error is added to ``failures`` instead of raised."""
-    from sparsercnn.video import VideoReadError, predict_video
-
-    try:
-        yield from predict_video(predictor, sequence, every=every)
-    except VideoReadError as error:
-        failures.append(error)
-
-
-def lost_sequences(videos: list[dict[str, Any]]) -> list[str]:
+def lost_sequences(videos: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """The sequences of the frame lists ``videos`` (:func:`predict_sequence`) of which no frame
-    was predicted, by ``file_name``: frame folders none of whose frames kept could be read, each
-    a whole input lost, as an image that cannot be read is (a video whose reading failed before
-    its first frame kept is one of :func:`partly_read_sequences`)."""
+    was predicted, each a whole input lost, as an image that cannot be read is: ``("frame
+    folder", file_name)`` for a frame folder none of whose frames kept could be read,
+    ``("video", file_name)`` for a video whose reading failed before its first frame kept."""
     return [
-        video["file_name"]
+        ("video" if "read_failure" in video else "frame folder", video["file_name"])
         for video in videos
-        if not video["frames"] and "read_failure" not in video
+        if not video["frames"]
     ]
 
 
 def partly_read_sequences(videos: list[dict[str, Any]]) -> list[str]:
     """The videos of the frame lists ``videos`` (:func:`predict_sequence`) whose reading failed
-    part-way, by ``file_name``: the rest of each is an input lost."""
-    return [video["file_name"] for video in videos if "read_failure" in video]
+    part-way, after a frame was predicted, by ``file_name``: the rest of each is an input
+    lost."""
+    return [video["file_name"] for video in videos if "read_failure" in video and video["frames"]]
 
 
 def hold(writer: VideoWriter, drawing: Image.Image, num_frames: int) -> None:

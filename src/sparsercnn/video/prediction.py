@@ -14,7 +14,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.image_io import ImageReadError, none_read_error, unreadable_listing
 from sparsercnn.prediction import Prediction
 from sparsercnn.predictor import BatchPredictor
@@ -156,15 +155,13 @@ def frame_position(frame: Frame) -> dict[str, Any]:
     return position
 
 
-def frame_records(
-    frame: Frame, prediction: Prediction, categories: CategoryMap
-) -> list[dict[str, Any]]:
+def frame_records(frame: Frame, prediction: Prediction) -> list[dict[str, Any]]:
     """COCO result records of one frame: ``file_name`` (the video), its
     :func:`frame_position`, then ``category_id``, ``category_name``, ``bbox`` ``[x, y, w, h]``
     in frame pixels and ``score``. A frame without detections has none: :func:`frame_summary`
     tells it from a frame not predicted."""
     position = {"file_name": prediction.source, **frame_position(frame)}
-    return [{**position, **record} for record in prediction.to_coco_results(categories)]
+    return [{**position, **record} for record in prediction.to_coco_results()]
 
 
 def frame_summary(frame: Frame, prediction: Prediction) -> dict[str, Any]:
