@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,6 +46,13 @@ def test_above_refuses_a_threshold_that_is_no_score(threshold: float) -> None:
         len(three_detections().above(0.0).scores),
         len(three_detections().above(1.0).scores),
     ) == (3, 0)
+
+
+def test_above_takes_a_threshold_of_numpy_or_a_0_dim_tensor() -> None:
+    """A score of the model's output as the threshold: refused since above() checked it."""
+    prediction = three_detections()
+    assert prediction.above(prediction.scores[1]).class_names == ["dog", "cat"]
+    assert prediction.above(np.float32(0.5)).class_names == ["dog"]  # type: ignore[arg-type]
 
 
 def test_records_name_classes_by_the_prediction_and_refuse_another_label_map() -> None:

@@ -18,7 +18,13 @@ def test_a_score_is_written_to_six_significant_digits() -> None:
 
 def test_a_threshold_is_a_number_in_the_range_of_scores() -> None:
     assert (check_score_threshold(0), check_score_threshold(1.0)) == (0.0, 1.0)
-    for bad in (float("nan"), float("-inf"), -1e-9, 1.0001, True, "0.5"):
+    # Was refused as "must be a number in [0, 1], got np.float32(0.5)": a number of numpy or a
+    # 0-dim tensor (a score taken from the model's output) is a number.
+    for number in (np.float32(0.5), np.float64(0.5), torch.tensor(0.5), np.array(0.5)):
+        value = check_score_threshold(number)  # type: ignore[arg-type]
+        assert (type(value), value) == (float, 0.5)
+    bad_tensors = (torch.tensor([0.5]), torch.tensor(True), np.bool_(True), torch.tensor(1j))
+    for bad in (float("nan"), float("-inf"), -1e-9, 1.0001, True, "0.5", *bad_tensors):
         with pytest.raises(ValueError, match=r"^score_threshold must be a number in \[0, 1\]"):
             check_score_threshold(bad)  # type: ignore[arg-type]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sparsercnn.text import counted, listing, shortened
+from sparsercnn.text import counted, listing, shortened, some_of_its
 
 
 def test_counted_puts_the_noun_in_the_plural_unless_there_is_one() -> None:
@@ -25,3 +25,14 @@ def test_shortened_keeps_both_ends_within_the_limit() -> None:
     assert shortened("abcdefghijkl", 1) == "\u2026"
     long_names = [shortened("a" * 100 + f" ({i})", 20) for i in (3, 7)]
     assert long_names == ["a" * 10 + "\u2026aaaaa (3)", "a" * 10 + "\u2026aaaaa (7)"]
+
+
+def test_some_of_its_agrees_the_verb_and_says_all_or_only() -> None:
+    """Was "1 of its 1 detections have a NaN ..." in three messages, each built on its own."""
+    assert [some_of_its(n, 5, "detection", "a NaN") for n in (1, 2, 5)] == [
+        "1 of its 5 detections has a NaN",
+        "2 of its 5 detections have a NaN",
+        "all 5 detections have a NaN",
+    ]
+    assert some_of_its(1, 1, "box", "a NaN", "boxes") == "its only box has a NaN"
+    assert some_of_its(1, 2, "box", "a NaN", "boxes") == "1 of its 2 boxes has a NaN"

@@ -19,6 +19,7 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.evaluation.results import CocoResult, detections_to_coco_results
 from sparsercnn.scores import check_score_threshold, passes_threshold
 from sparsercnn.structures import Detections, detections_to_cpu
+from sparsercnn.text import some_of_its
 
 
 class BoxDict(TypedDict):
@@ -58,10 +59,11 @@ class NonFiniteDetectionsError(ValueError):
 
     def __init__(self, source: str, num_bad: int, num_detections: int) -> None:
         self.source = source
+        flaw = "a NaN or infinite score or box"
         self.reason = (
-            f"{num_bad} of its {num_detections} detections have a NaN or infinite score or box; "
-            "the model's outputs are not finite (diverged training or damaged weights): use a "
-            "model whose outputs are finite"
+            f"{some_of_its(num_bad, num_detections, 'detection', flaw)}; the model's outputs are "
+            "not finite (diverged training or damaged weights): use a model whose outputs are "
+            "finite"
         )
         super().__init__(f"{source}: {self.reason}")
 
@@ -97,10 +99,8 @@ class Prediction:
             ValueError: ``score_threshold`` is not a number in [0, 1]
                 (:func:`~sparsercnn.scores.check_score_threshold`).
         """
-        check_score_threshold(score_threshold)
-        return self.subset(
-            passes_threshold(self.scores, score_threshold).nonzero().flatten().tolist()
-        )
+        threshold = check_score_threshold(score_threshold)
+        return self.subset(passes_threshold(self.scores, threshold).nonzero().flatten().tolist())
 
     def top(self, k: int) -> Prediction:
         """The first ``k`` detections (the ``k`` best: scores descend), all if fewer.

@@ -13,6 +13,7 @@ written score keeps that detection everywhere (float32 0.29999998 is written 0.3
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import overload
 
@@ -33,22 +34,36 @@ def written_score(score: float) -> float:
 
 
 def check_score_threshold(threshold: float, *, argument: str | None = "score_threshold") -> float:
-    """``threshold`` if it is a score threshold: a number in [0, 1] (a sigmoid score's range).
+    """``threshold`` as a float if it is a score threshold: a number in [0, 1] (a sigmoid
+    score's range).
 
     Args:
-        threshold: the threshold given.
+        threshold: the threshold given: a real number (``float``, ``int``, ``np.float32``, ...)
+            or a 0-dim tensor or array of one, not a bool.
         argument: what the message calls it (``score_threshold``, a CLI flag), or None where
             the caller names it (argparse's ``argument --score-threshold:`` prefix).
 
     Raises:
-        ValueError: ``threshold`` is NaN, infinite or outside [0, 1] (NaN would keep no
-            detection, and a threshold past either end all or none, without a word).
+        ValueError: ``threshold`` is no number, or NaN, infinite or outside [0, 1] (NaN would
+            keep no detection, and a threshold past either end all or none, without a word).
     """
-    number = isinstance(threshold, int | float) and not isinstance(threshold, bool)
-    if not (number and 0.0 <= threshold <= 1.0):  # False for NaN
+    value = _real_number(threshold)
+    if value is None or not 0.0 <= value <= 1.0:  # False for NaN
         named = f"{argument} " if argument else ""
         raise ValueError(f"{named}must be a number in [0, 1], got {threshold!r}")
-    return float(threshold)
+    return value
+
+
+def _real_number(value: object) -> float | None:
+    """``value`` as a float if it is a real number or a 0-dim tensor or array of one, and no
+    bool; else None."""
+    if isinstance(value, torch.Tensor | np.ndarray):
+        if value.ndim != 0:
+            return None
+        value = value.item()  # a Python bool, int, float or complex
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 @overload

@@ -1,5 +1,5 @@
-"""Wording shared by the messages and reports: a count with its noun, a capped list, a name
-shortened to fit."""
+"""Wording shared by the messages and reports: a count with its noun, how many of an image's
+items something holds for, a capped list, a name shortened to fit."""
 
 from __future__ import annotations
 
@@ -8,6 +8,21 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
     """``count`` and ``noun``, plural unless ``count`` is 1: "1 image", "3 images",
     "2 categories" (``plural`` for a noun that does not just add an s)."""
     return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
+def some_of_its(
+    count: int, total: int, noun: str, predicate: str, plural: str | None = None
+) -> str:
+    """That ``count`` of the ``total`` items (``noun``) of something (an image) have
+    ``predicate``, the verb agreeing: "2 of its 5 detections have a NaN", "1 of its 5
+    detections has a NaN", "all 3 detections have a NaN", "its only detection has a NaN"
+    (``predicate`` "a NaN"; ``plural`` as in :func:`counted`). ``1 <= count <= total``."""
+    verb = "has" if count == 1 else "have"
+    if count < total:
+        which = f"{count} of its {counted(total, noun, plural)}"
+    else:
+        which = f"its only {noun}" if total == 1 else f"all {counted(total, noun, plural)}"
+    return f"{which} {verb} {predicate}"
 
 
 def listing(items: list[str], limit: int = 10) -> str:

@@ -132,7 +132,7 @@ def test_predict_records_are_matched_by_the_end_of_their_file_name(tmp_path: Pat
             r"evaluated on .*instances.json \(their ids: 2, 5\); a record's category_id is the "
             r"data set's category id",
         ),
-        ({"bbox": [1, 2, -3, 4]}, r"d.json: image id 10: 1 of its \d+ detections have a neg"),
+        ({"bbox": [1, 2, -3, 4]}, r"d.json: image id 10: 1 of its \d+ detections has a neg"),
     ],
 )
 def test_records_that_do_not_fit_the_data_set_name_the_file(

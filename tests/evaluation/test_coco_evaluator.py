@@ -342,7 +342,7 @@ def test_non_finite_detections_name_the_image(ground_truth: dict[str, Any], fiel
         detections["boxes"][0, 2] = float("inf")
     evaluator = CocoEvaluator(ground_truth, CATEGORY_IDS, NAMES)
     evaluator.update([1], [_gt_detections(ground_truth, 1)])
-    with pytest.raises(ValueError, match="image id 2: 1 of its 2 detections have a NaN or inf"):
+    with pytest.raises(ValueError, match="image id 2: 1 of its 2 detections has a NaN or inf"):
         evaluator.update([2], [detections])
     assert evaluator.evaluate().num_images == 1  # nothing of the refused image was kept
 
@@ -352,7 +352,7 @@ def test_non_finite_detections_name_the_image(ground_truth: dict[str, Any], fiel
     [
         ({"category_id": 1}, r"image id 2: 1 record of category id 1, which is not among"),
         ({"category_id": "3"}, r"image id 2: 1 record of category id '3', which"),
-        ({"bbox": [100.0, 100.0, -20.0, 90.0]}, r"image id 2: 1 of its 2 detections have a neg"),
+        ({"bbox": [100.0, 100.0, -20.0, 90.0]}, r"image id 2: 1 of its 2 detections has a neg"),
     ],
 )
 def test_records_that_cannot_be_scored_as_given_name_the_image(

@@ -66,6 +66,30 @@ def test_a_file_of_several_frames_is_refused_naming_them(image_format: str, word
     assert decode_upload(still.getvalue(), "images[1]", Limits()).image.size == (24, 16)
 
 
+def test_an_image_over_pillows_guard_is_refused_by_its_pixel_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A JPEG stored 100x40 and shown 40x100 (EXIF orientation 6) over the limit: under
+    Pillow's decompression-bomb guard it is told by its displayed size, over it by its pixel
+    count. Was "is 100x40 = 4000 pixels" over the guard: its stored size, read through Pillow's
+    private plugin registry."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.new("RGB", (100, 40)).save(buffer, format="JPEG", exif=exif)
+    limits = Limits(max_image_pixels=500)
+    with pytest.raises(ApiError) as refused:
+        decode_upload(buffer.getvalue(), "images[0]", limits, "a.jpg")
+    assert str(refused.value).startswith("images[0] (a.jpg) is 40x100 = 4000 pixels, more than")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # the guard refuses 2001 pixels and up
+    with pytest.raises(ApiError) as refused:
+        decode_upload(buffer.getvalue(), "images[0]", limits, "a.jpg")
+    assert (refused.value.status, str(refused.value)) == (
+        413,
+        "images[0] (a.jpg) has 4000 pixels, more than the limit of 500; downscale it first",
+    )
+
+
 def test_an_image_smaller_than_the_input_is_kept() -> None:
     small = DecodedImage(Image.new("RGB", (64, 48)), (48, 64))
     assert at_input_size(small, TRANSFORM) is small

@@ -311,7 +311,7 @@ def test_a_non_finite_detection_is_refused_naming_its_frame(
     predictor: Any = SimpleNamespace(categories=CategoryMap([3], ["cat"]))  # what it reads
     monkeypatch.setattr(video, "predict_video", diverged)
     args = argparse.Namespace(every=2, score_threshold=0.3)
-    with pytest.raises(ValueError, match=rf"^{re.escape(name)}: 1 of its 1 detections have"):
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)}: its only detection has"):
         writer = video.VideoWriter(tmp_path / "out.mp4", 2)
         predict_sequences.predict_sequence(
             predictor, sequence, args, writer, [], PredictionProgress([], 1)
@@ -756,3 +756,58 @@ def test_a_video_whose_reading_fails_part_way_keeps_its_frames_and_the_other_inp
     out = capsys.readouterr().out
     assert f"on 1 image and {len(kept) + 3} frames of 2 videos written to {output}" in out
     assert f"; 1 video could be read only up to a damaged frame (named in {frame_list})" in out
+
+
+def test_a_video_whose_reading_fails_before_a_frame_kept_is_left_out_as_an_image_is(
+    unclipped_model_file: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Frame 0 does not decode and reading fails at frame 4, before frame 8 that --every keeps:
+    the video was told "could be read only up to a damaged frame", its "0 frames predicted
+    before it ... kept and drawn", and the run failed with "no frames to write" (its annotated
+    video); alone, it wrote an empty --output. Now it is an input lost, as a frame folder none
+    of whose frames reads: named, its earlier drawing removed, and alone an error."""
+    clip = write_clip(tmp_path / "clip.mp4", 12, x264_params="keyint=1")
+    failing = tmp_path / "failing.mp4"
+    failing.write_bytes(clip.read_bytes())
+    image = tmp_path / "a.png"
+    Image.fromarray(clip_frame(0)).save(image)
+    output, drawn = tmp_path / "preds.json", tmp_path / "drawn"
+    args = ["--every", "8", "--output", output, "--save-images", drawn]
+    assert run_predict(unclipped_model_file, failing, image, *args) == 0
+    damaged = damage_packets(clip, tmp_path / "damaged.mp4", [0])
+    fail_reading_at(damaged, failing, 4)
+    capsys.readouterr()
+    with caplog.at_level(logging.WARNING):
+        assert run_predict(unclipped_model_file, failing, image, *args) == 2
+    assert (
+        f"video {failing}: reading failed at frame 4 (Cannot allocate memory); the file is "
+        "damaged, and no frame from 4 on could be read; no frame to predict came before it: "
+        "the video is left out"
+    ) in caplog.text
+    assert "predicted before it" not in caplog.text
+    frame_list = tmp_path / "preds.frames.json"
+    (listed,) = json.loads(frame_list.read_text())["videos"]
+    assert listed["frames"] == [] and listed["read_failure"]["frame_index"] == 4
+    out = capsys.readouterr().out
+    assert f"on 1 image written to {output}; run on " in out
+    assert f"; 1 video could not be read (listed in {frame_list})" in out
+    assert "only up to a damaged frame" not in out
+    assert sorted(p.name for p in drawn.iterdir()) == [DRAWINGS_MARKER, "a.png"]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"")
+    output.unlink()
+    for inputs in ([failing], [failing, bad]):
+        assert run_predict(unclipped_model_file, *inputs, *args) == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"sparsercnn predict: error: none of the inputs could be read: video {failing} (no "
+            "frame of it read, as warned)"
+            + (
+                f", {bad} (the file is empty (0 bytes): copy or export it again)"
+                if bad in inputs
+                else ""
+            )
+        )
+        assert not output.exists()

@@ -280,12 +280,12 @@ def test_non_finite_detections_are_refused_naming_the_image(
     integer"), a NaN score was left out without a word."""
     with pytest.raises(
         ValueError,
-        match=r"^image id 7: 1 of its 1 detections have a NaN or "
+        match=r"^image id 7: its only detection has a NaN or "
         r"infinite score or box, which cannot be drawn; .*finite",
     ):
         draw_detections(_gray(), boxes, [0], scores, NAMES, image_name="image id 7")
     if not np.isfinite(boxes).all():  # ground truth: boxes only
-        with pytest.raises(ValueError, match=r"^x.png: 1 of its 1 boxes have a NaN or infinite"):
+        with pytest.raises(ValueError, match=r"^x.png: its only box has a NaN or infinite"):
             draw_ground_truth_and_predictions(
                 _gray(), boxes, [0], [], [], [], NAMES, image_name="x.png"
             )

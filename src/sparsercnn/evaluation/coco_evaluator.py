@@ -28,7 +28,7 @@ from sparsercnn.evaluation.results import (
 from sparsercnn.evaluation.units import format_percent
 from sparsercnn.json_values import is_int
 from sparsercnn.structures import Detections
-from sparsercnn.text import counted, listing
+from sparsercnn.text import counted, listing, some_of_its
 
 logger = logging.getLogger(__name__)
 
@@ -399,17 +399,17 @@ def _check_records(image_id: int, records: Sequence[CocoResult]) -> None:
     )
     if bad:
         raise ValueError(
-            f"image id {image_id}: {bad} of its {len(records)} detections have a NaN or infinite "
-            "score or box, which COCO evaluation cannot rank or match; a model gives such "
-            "outputs after diverged training or from damaged weights: evaluate finite "
-            "detections"
+            f"image id {image_id}: "
+            f"{some_of_its(bad, len(records), 'detection', 'a NaN or infinite score or box')}, "
+            "which COCO evaluation cannot rank or match; a model gives such outputs after "
+            "diverged training or from damaged weights: evaluate finite detections"
         )
     negative = [r["bbox"] for r in records if r["bbox"][2] < 0 or r["bbox"][3] < 0]
     if negative:
         raise ValueError(
-            f"image id {image_id}: {len(negative)} of its {len(records)} detections have a "
-            f"negative width or height, such as bbox {negative[0]}; a record's bbox is "
-            "[x, y, width, height] in pixels"
+            f"image id {image_id}: "
+            f"{some_of_its(len(negative), len(records), 'detection', 'a negative width or height')}"
+            f", such as bbox {negative[0]}; a record's bbox is [x, y, width, height] in pixels"
         )
 
 

@@ -10,7 +10,6 @@ and ``bbox.xywh`` the COCO ``[x, y, width, height]`` of
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -224,7 +223,7 @@ class Health(BaseModel):
 def image_detections(prediction: Prediction, name: str) -> ImageDetections:
     """The prediction's response item (:meth:`~sparsercnn.prediction.Prediction.to_dict`),
     named ``name`` (the upload's)."""
-    return ImageDetections.model_validate(replace(prediction, source=name).to_dict())
+    return ImageDetections.model_validate({**prediction.to_dict(), "name": name})
 
 
 def detections_of(prediction: Prediction) -> list[Detection]:

@@ -155,17 +155,17 @@ class DetectionService:
             self.batcher = None
 
     def stages_to_run(self, num_stages: int | None) -> int | None:
-        """``num_stages`` as :meth:`detect` runs it and the batcher groups requests by it: None
-        for every stage (None, or the model's count), so that both share batches."""
+        """A request's ``stages`` as the batcher groups requests by it and :meth:`detect` runs
+        it: None for every stage (None, or the model's count), so that both share batches and
+        run the ONNX file where there is one."""
         return None if num_stages == self.num_stages else num_stages
 
     def detect(self, images: Sequence[ImageInput], num_stages: int | None) -> list[Prediction]:
         """Detections of ``images`` (decoded uploads) with the first ``num_stages`` stages
-        (None: all).
+        (None: all), as :meth:`stages_to_run` gives it.
 
         Called by the batcher's worker thread only.
         """
-        num_stages = self.stages_to_run(num_stages)
         if num_stages is None and self.onnx is not None:
             return self.onnx(images)
         return self.predictor.with_stages(num_stages)(images)

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from sparsercnn.data.image_io import to_rgb
 from sparsercnn.scores import passes_threshold
-from sparsercnn.text import counted, shortened
+from sparsercnn.text import counted, shortened, some_of_its
 from sparsercnn.visualization.font import label_font, warn_missing_glyphs
 from sparsercnn.visualization.panel_size import MAX_PANEL_SIDE
 from sparsercnn.visualization.panels import compose_panels, fit_panel
@@ -223,11 +223,12 @@ def check_finite(
         bad |= ~np.isfinite(scores)
     if not bad.any():
         return
-    problem = (
-        "boxes have a NaN or infinite coordinate"
+    noun, plural, flaw = (
+        ("box", "boxes", "a NaN or infinite coordinate")
         if scores is None
-        else "detections have a NaN or infinite score or box"
+        else ("detection", None, "a NaN or infinite score or box")
     )
+    problem = some_of_its(int(bad.sum()), len(boxes), noun, flaw, plural)
     remedy = (
         "the model's outputs are not finite (diverged training or damaged weights): draw those "
         "of a model whose outputs are finite"
@@ -235,8 +236,7 @@ def check_finite(
         else "give finite boxes"
     )
     raise ValueError(
-        f"{image_name or 'draw_detections'}: {int(bad.sum())} of its {len(boxes)} {problem}, "
-        f"which cannot be drawn; {remedy}"
+        f"{image_name or 'draw_detections'}: {problem}, which cannot be drawn; {remedy}"
     )
 
 
