@@ -3,6 +3,7 @@ for files it cannot load."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -213,6 +214,37 @@ def test_truncated_file_says_damaged(model_file: Path, cut: float) -> None:
     damaged = model_file.with_name("damaged.safetensors")
     damaged.write_bytes(data[: int(cut * len(data)) if isinstance(cut, float) else cut])
     assert "is damaged or not a model file" in one_line_error(damaged)
+
+
+def test_tensor_data_it_cannot_read_says_damaged(
+    model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read error in the tensor data (a disk error) is the model file's one line, as a file
+    safetensors cannot open is (the readers of convert and --init-from give their own)."""
+
+    class UnreadableData:
+        def __init__(self, path: str, framework: str) -> None:
+            self.handle = safe_open(path, framework=framework)
+
+        def __enter__(self) -> UnreadableData:
+            self.handle.__enter__()
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.__exit__(*exc)
+
+        def keys(self) -> list[str]:
+            return self.handle.keys()
+
+        def get_tensor(self, key: str) -> torch.Tensor:
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("sparsercnn.model_file.safe_open", UnreadableData)
+    assert one_line_error(model_file) == (
+        f"{model_file} is damaged or not a model file (safetensors: [Errno 5] Input/output "
+        "error); copy it again, or convert official/mmdetection checkpoints with `sparsercnn "
+        "convert`"
+    )
 
 
 def test_an_onnx_export_points_to_the_onnx_flag(tmp_path: Path) -> None:

@@ -125,7 +125,10 @@ def _read(
         raise ValueError(unreadable_model_file_message(path, error)) from error
     with opened as handle:
         header = read_header(path)
-        tensors, config, categories = read_open_model_file(handle, file, header, _copy_again)
+        try:
+            tensors, config, categories = read_open_model_file(handle, file, header, _copy_again)
+        except (SafetensorError, OSError) as error:
+            raise ValueError(unreadable_model_file_message(path, error)) from error
     return tensors, config, categories, header.metadata
 
 
@@ -147,14 +150,13 @@ def read_open_model_file(
             kept in the cache: delete it); called only for a damaged file.
 
     Raises:
-        ValueError: as :func:`read_model_file`.
+        ValueError: the header is not a readable sparsercnn model file's, or the header or the
+            tensor data do not match their CRC-32.
+        SafetensorError, OSError: the tensor data could not be read; the caller, which opened
+            the file, says what to do about it.
     """
     config, categories = _checked_header(file, header, again)
-    try:
-        tensors = load_tensors(handle, file, header, again)
-    except (SafetensorError, OSError) as error:
-        raise ValueError(unreadable_model_file_message(Path(file), error)) from error
-    return tensors, config, categories
+    return load_tensors(handle, file, header, again), config, categories
 
 
 def _checked_header(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import pickle
@@ -374,6 +375,43 @@ def test_a_damaged_model_file_in_the_cache_is_to_be_deleted(tmp_path: Path) -> N
         read_checkpoint(path)
     assert f"; it was downloaded from {url}: delete it, and the next run downloads it again. " in (
         str(info.value)
+    )
+
+
+def test_a_cached_model_file_whose_tensor_data_cannot_be_read_is_to_be_deleted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: "damaged or not a model file ...; copy it again, or convert official/mmdetection
+    checkpoints with `sparsercnn convert`" (the model file's own advice, given inside the
+    readers) for a model file downloaded into the cache whose tensor data safetensors could not
+    read (a disk error), which the next run takes from the cache again."""
+    url = "https://example.org/model.safetensors"
+    path = write_tiny_model_file(tmp_path / "model.safetensors")
+    path.with_name("model.safetensors.url").write_text(url + "\n")
+
+    class UnreadableData:
+        def __init__(self, path: str, framework: str) -> None:
+            self.inner = safe_open(path, framework=framework)
+
+        def __enter__(self) -> UnreadableData:
+            self.handle = self.inner.__enter__()
+            return self
+
+        def __exit__(self, *error: object) -> None:
+            self.inner.__exit__(*error)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.handle, name)
+
+        def get_tensor(self, key: str) -> torch.Tensor:
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(readers, "safe_open", UnreadableData)
+    with pytest.raises(ValueError) as info:
+        read_checkpoint(path)
+    assert str(info.value) == (
+        f"{path}: damaged or truncated safetensors file ([Errno 5] Input/output error); it was "
+        f"downloaded from {url}: delete it, and the next run downloads it again"
     )
 
 

@@ -41,8 +41,6 @@ from sparsercnn.weights.download_lock import (
 from sparsercnn.weights.file_digest import (
     ExpectedSha256,
     expected_sha256,
-    file_sha256,
-    mismatch_message,
     verify_sha256,
 )
 from sparsercnn.weights.http_download import download
@@ -139,13 +137,8 @@ def fetch(
         url = published.url if published is not None else text
         name = Path(urllib.parse.urlparse(url).path).name or "checkpoint.pth"
         dst = Path(cache_dir if cache_dir is not None else default_cache_dir()) / name
-        published_name = text if published is not None else None
-        expected = expected_sha256(
-            name, sha256, published.sha256 if published else None, published_name=published_name
-        )
-        return _fetched(
-            _fetch_url(url, dst, expected, max_attempts, sleep, published_name), expected
-        )
+        expected = expected_sha256(name, sha256, text if published is not None else None)
+        return _fetched(_fetch_url(url, dst, expected, max_attempts, sleep), expected)
     expected = expected_sha256(path.name, sha256)
     verify_sha256(path, expected)
     return _fetched(path, expected)
@@ -192,10 +185,8 @@ def _fetch_url(
     expected: ExpectedSha256 | None,
     max_attempts: int,
     sleep: Callable[[float], None],
-    published_name: str | None,
 ) -> Path:
-    """``dst`` (in the cache) downloaded from ``url`` (the URL of ``published_name``, where it
-    was given as one) unless it is there already, checked.
+    """``dst`` (in the cache) downloaded from ``url`` unless it is there already, checked.
 
     The URL a file was downloaded from is kept beside it (``dst.url``), and that of a download
     under way beside its part (``dst.part.url``): two URLs of the same file name
@@ -221,15 +212,7 @@ def _fetch_url(
         # Recorded first: an interruption leaves no part without its record, or with another's.
         cache_write(dst.parent, lambda: record.write_text(url + "\n"))
         try:
-            return download(
-                url,
-                dst,
-                expected,
-                max_attempts,
-                sleep=sleep,
-                install=install_download,
-                published_name=published_name,
-            )
+            return download(url, dst, expected, max_attempts, sleep=sleep, install=install_download)
         except BaseException:
             if not part.exists():  # nothing kept: no record either
                 record.unlink(missing_ok=True)
@@ -272,9 +255,10 @@ def _cached(
             _KEPT_UNTIL_REPLACED,
         )
         return False, identity
-    if expected is not None and not expected.matches(actual := file_sha256(dst)):
-        advice = f"downloading it again ({_KEPT_UNTIL_REPLACED})"
-        logger.warning("%s", mismatch_message(str(dst), expected, actual, advice))
+    try:
+        verify_sha256(dst, expected, advice=f"downloading it again ({_KEPT_UNTIL_REPLACED})")
+    except ValueError as mismatch:
+        logger.warning("%s", mismatch)
         return False, identity
     logger.info("using cached %s", dst)
     return True, None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from sparsercnn.file_chunks import chunks
+from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS
 
 # mmdetection's publish_model convention: "<name>-<first 8 hex digits of the sha256>.pth".
 HASH_IN_NAME = re.compile(r"-([0-9a-f]{8})\.pth$")
@@ -79,10 +80,14 @@ class ExpectedSha256:
             download that fails a given checksum is wrong input (the checksum or the URL); one
             that fails a published checksum or its name's is a failed download (the server sent
             another file).
+        published_name: the published name the file is fetched as, for the messages (a
+            mismatch of a checksum given for it names the published file, not its URL, which
+            the user never gave); ``None`` for a URL or a path.
     """
 
     digest: str
     origin: Literal["given", "published", "name"]
+    published_name: str | None = None
 
     def matches(self, actual: str) -> bool:
         """Whether ``actual`` (a whole SHA-256, hex) is the digest expected."""
@@ -90,34 +95,32 @@ class ExpectedSha256:
 
 
 def expected_sha256(
-    file_name: str,
-    given: str | None,
-    published: str | None = None,
-    *,
-    published_name: str | None = None,
+    file_name: str, given: str | None, published_name: str | None = None
 ) -> ExpectedSha256 | None:
     """The checksum the file ``file_name`` is expected to have: the one ``given`` (normalised,
-    :func:`normalised_sha256`), else the ``published`` one, else the 8-digit prefix in an
-    mmdetection file name; ``None`` where there is none.
+    :func:`normalised_sha256`), else the one published for ``published_name``, else the
+    8-digit prefix in an mmdetection file name; ``None`` where there is none.
 
     Args:
         published_name: the published name (a key of
             :data:`~sparsercnn.weights.published.PUBLISHED_CHECKPOINTS`) the file is fetched
-            as, whose ``published`` checksum or file name's is the file's for certain: a
-            ``given`` one that contradicts it is refused, before anything is downloaded.
+            as, whose published checksum or file name's is the file's for certain: a ``given``
+            one that contradicts it is refused, before anything is downloaded.
 
     Raises:
-        ValueError: ``given`` or ``published`` is not 8 to 64 hexadecimal digits, or ``given``
-            contradicts the checksum of ``published_name``.
+        ValueError: ``given`` is not 8 to 64 hexadecimal digits, or it contradicts the
+            checksum of ``published_name``.
     """
+    published = PUBLISHED_CHECKPOINTS[published_name].sha256 if published_name is not None else None
+    known: ExpectedSha256 | None
     if published is not None:
-        known: ExpectedSha256 | None = ExpectedSha256(normalised_sha256(published), "published")
+        known = ExpectedSha256(normalised_sha256(published), "published", published_name)
     else:
         match = HASH_IN_NAME.search(file_name)
-        known = ExpectedSha256(match.group(1), "name") if match else None
+        known = ExpectedSha256(match.group(1), "name", published_name) if match else None
     if given is None:
         return known
-    expected = ExpectedSha256(normalised_sha256(given), "given")
+    expected = ExpectedSha256(normalised_sha256(given), "given", published_name)
     if published_name is not None and known is not None:
         shorter, longer = sorted((expected.digest, known.digest), key=len)
         if not longer.startswith(shorter):
@@ -146,8 +149,12 @@ def normalised_sha256(sha256: str) -> str:
     return normalised
 
 
-def verify_sha256(path: Path, expected: ExpectedSha256 | None) -> None:
+def verify_sha256(path: Path, expected: ExpectedSha256 | None, advice: str | None = None) -> None:
     """Check that the file's SHA-256 is the one ``expected`` (no check when ``None``).
+
+    Args:
+        advice: what to do about a mismatch, for the message (a cached download's: it is
+            downloaded again); by default, what to do about a file given (:func:`_file_advice`).
 
     Raises:
         ValueError: naming the file, the expected and the actual digest, and what to do.
@@ -155,23 +162,26 @@ def verify_sha256(path: Path, expected: ExpectedSha256 | None) -> None:
     if expected is None:
         return
     actual = file_sha256(path)
-    if expected.matches(actual):
-        return
+    if not expected.matches(actual):
+        advice = advice or _file_advice(expected)
+        raise ValueError(mismatch_message(str(path), expected, actual, advice))
+
+
+def _file_advice(expected: ExpectedSha256) -> str:
+    """What to do about a file given that does not match ``expected``, by whose word it is."""
     if expected.origin == "name":
         # A file of the user's own may end in what looks like a checksum by chance (a date:
         # "model-20240101.pth").
-        advice = (
+        return (
             "a name ending in -<8 hex digits>.pth marks a published file's SHA-256: download it "
             "again, or if it is a file of your own, rename it so that its name does not end so"
         )
-    elif expected.origin == "published":
-        advice = "the file is damaged or not the published one: download or copy it again"
-    else:
-        advice = (
-            "the file is damaged or not the one expected: download or copy it again, or check "
-            "the expected checksum, --sha256 (sha256=)"
-        )
-    raise ValueError(mismatch_message(str(path), expected, actual, advice))
+    if expected.origin == "published":
+        return "the file is damaged or not the published one: download or copy it again"
+    return (
+        "the file is damaged or not the one expected: download or copy it again, or check "
+        "the expected checksum, --sha256 (sha256=)"
+    )
 
 
 def mismatch_message(subject: str, expected: ExpectedSha256, actual: str, advice: str) -> str:

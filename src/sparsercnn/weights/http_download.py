@@ -46,7 +46,6 @@ def download(
     timeout: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
     install: Callable[[Path, Path], None] = os.replace,
-    published_name: str | None = None,
 ) -> Path:
     """Download ``url`` to ``dst`` through ``dst.part``, resuming, verifying, renaming at the end.
 
@@ -61,9 +60,6 @@ def download(
         install: moves the complete, checked ``dst.part`` to ``dst`` (``install(part, dst)``);
             ``dst`` is left as it was until then. The download cache's also moves the part's
             URL record (:func:`~sparsercnn.weights.download_lock.install_download`).
-        published_name: the published name (a key of
-            :data:`~sparsercnn.weights.published.PUBLISHED_CHECKPOINTS`) that ``url`` was given
-            as, for the messages; ``None`` for a URL given as such.
 
     Raises:
         PermissionError: the folder of ``dst`` cannot be written (naming it).
@@ -115,7 +111,7 @@ def download(
         sleep(delay)
     if expected is not None and not expected.matches(actual := digest.hexdigest()):
         part.unlink()
-        raise _mismatch(url, expected, actual, published_name)
+        raise _mismatch(url, expected, actual)
     if expected is None and not sized:
         # Not "give --sha256": train's --init-from and --backbone-weights take none.
         logger.warning(
@@ -128,19 +124,17 @@ def download(
     return dst
 
 
-def _mismatch(
-    url: str, expected: ExpectedSha256, actual: str, published_name: str | None
-) -> Exception:
-    """The error of a download of ``url`` (of ``published_name``, where it was given as one)
-    whose SHA-256 is ``actual``, not ``expected`` (its ``.part`` file deleted): wrong input
-    where the checksum was given (it, or a URL given, is wrong: a ``ValueError``), a failed
-    download where it was published (the server sent another file: :class:`DownloadFailed`)."""
+def _mismatch(url: str, expected: ExpectedSha256, actual: str) -> Exception:
+    """The error of a download of ``url`` whose SHA-256 is ``actual``, not ``expected`` (its
+    ``.part`` file deleted): wrong input where the checksum was given (it, or a URL given, is
+    wrong: a ``ValueError``), a failed download where it was published (the server sent another
+    file: :class:`DownloadFailed`)."""
     subject = f"the download of {url}"
     if expected.origin == "given":
-        if published_name is not None:
+        if expected.published_name is not None:
             advice = (
-                f"nothing was kept: the published file {published_name} does not match the "
-                "checksum given; check --sha256 (sha256=)"
+                f"nothing was kept: the published file {expected.published_name} does not "
+                "match the checksum given; check --sha256 (sha256=)"
             )
         else:
             advice = (
