@@ -192,6 +192,25 @@ def test_a_drawing_replaced_by_that_of_another_input_is_named_with_both_inputs(
     assert _listed(drawn) == {"x.png": str(images[1])}
 
 
+def test_a_drawing_replaced_by_that_of_its_image_given_through_a_link_is_of_the_same_input(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The marker names inputs by absolute path, links unresolved: the same image given through
+    a linked folder was said to be another input whose drawing replaced the first's."""
+    image, linked = tmp_path / "a" / "x.png", tmp_path / "link" / "x.png"
+    image.parent.mkdir()
+    (tmp_path / "link").symlink_to(image.parent)
+    Image.new("RGB", (20, 10), "red").save(image)
+    drawn = tmp_path / "drawn"
+    for given in (image, linked):
+        caplog.clear()
+        with DrawingWriter(drawn, [given], score_threshold=0.3) as writer:
+            writer.write(_empty_prediction(given), [])
+    assert f"replacing 1 drawing that an earlier run drew: {drawn / 'x.png'}" in caplog.text
+    assert "other inputs" not in caplog.text
+    assert writer.overwritten == [drawn / "x.png"]
+
+
 def test_an_annotated_video_keeps_its_sources_path_with_suffix_mp4(tmp_path: Path) -> None:
     """A video file's drawing takes .mp4, a frame folder ``f`` gives ``f.mp4``, and the inputs'
     common folder itself (one frame folder given) its name .mp4 inside the output folder."""

@@ -1,5 +1,5 @@
-"""Paths as the user gave them: a file check that names what was expected, is_below, and the
-file a path resolves to."""
+"""Paths as the user gave them: a file check that names what was expected, is_below, the
+file a path resolves to, and the folders a command makes and removes again."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from sparsercnn.paths import check_file, file_identity, is_below
+from sparsercnn.paths import (
+    check_file,
+    file_identity,
+    is_below,
+    missing_folders,
+    remove_empty_folders,
+    same_file,
+)
 
 
 def test_a_file_check_names_a_folder_and_a_missing_path_apart(tmp_path: Path) -> None:
@@ -49,3 +56,33 @@ def test_file_identity_follows_links_and_knows_no_file_without_a_number(
 
     monkeypatch.setattr(os, "stat", unnumbered)
     assert file_identity(file) is None
+
+
+def test_same_file_follows_links_and_falls_back_to_resolved_paths(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    (tmp_path / "a" / "x.png").write_bytes(b"x")
+    (tmp_path / "a" / "y.png").write_bytes(b"y")
+    assert same_file(tmp_path / "link" / "x.png", tmp_path / "a" / "x.png")
+    assert not same_file(tmp_path / "a" / "y.png", tmp_path / "a" / "x.png")
+    # One of them gone: by the paths with links resolved.
+    assert same_file(tmp_path / "link" / "gone.png", str(tmp_path / "a" / "gone.png"))
+    assert not same_file(tmp_path / "a" / "gone.png", tmp_path / "a" / "x.png")
+
+
+def test_the_folders_made_for_a_path_are_removed_again_where_empty(tmp_path: Path) -> None:
+    """Deepest first, so that a folder left empty by removing one below goes too; one that
+    holds a file stays, and so does each above it."""
+    run, other = tmp_path / "runs" / "a" / "b", tmp_path / "runs" / "c"
+    assert missing_folders(run) == [run, run.parent, tmp_path / "runs"]
+    assert missing_folders(tmp_path) == []
+    made = missing_folders(run)
+    run.mkdir(parents=True)
+    made += missing_folders(other)  # a sibling's, as a set of drawings' folders gathers them
+    other.mkdir()
+    remove_empty_folders(made)
+    assert not (tmp_path / "runs").exists()
+    run.mkdir(parents=True)
+    (run.parent / "kept.txt").write_text("")
+    remove_empty_folders([run.parent, run, tmp_path / "never made"])
+    assert not run.exists() and (run.parent / "kept.txt").is_file()

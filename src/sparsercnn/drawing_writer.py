@@ -20,7 +20,7 @@ from pathlib import Path
 from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.data.image_io import load_image
 from sparsercnn.image_inputs import DRAWINGS_MARKER, IMAGE_SUFFIXES
-from sparsercnn.paths import is_below
+from sparsercnn.paths import is_below, missing_folders, remove_empty_folders, same_file
 from sparsercnn.prediction import Prediction
 from sparsercnn.text import counted, listing
 from sparsercnn.visualization.draw import draw_detections
@@ -220,10 +220,7 @@ class DrawingWriter:
         self._staged[target] = staged
         self._sources[target] = os.path.abspath(source)
         # Folders the drawing will create, removed again if the run fails.
-        for folder in (target.parent, *target.parent.parents):
-            if folder.exists():
-                break
-            self._new_folders.add(folder)
+        self._new_folders.update(missing_folders(target.parent))
         return staged
 
     def commit(self) -> list[Path]:
@@ -264,7 +261,17 @@ class DrawingWriter:
             # Listing the earlier drawings too until they are removed: a run killed part-way
             # leaves none that a later run does not know as its to remove.
             self._mark(listed)
-        self.overwritten = [target for target in drawn if target.exists()]
+        # A drawing replaced is of another input where the marker names another file (images
+        # of one name in two folders, predicted one run each into this folder, share a target:
+        # each run's root is its image's folder); one image given through a link is the same.
+        self.overwritten = []
+        again: list[Path] = []  # of the same input
+        others: list[Path] = []
+        for target in drawn:
+            if target.exists():
+                self.overwritten.append(target)
+                other = target in earlier and not same_file(earlier[target], self._sources[target])
+                (others if other else again).append(target)
         for target, staged in drawn.items():
             os.replace(staged, target)
         self._remove_earlier(
@@ -272,15 +279,7 @@ class DrawingWriter:
         )
         if listed:
             self._mark({p: s for p, s in listed.items() if p in drawn or p.is_file()})
-        # Of another input: images of one name in two folders, predicted one run each into
-        # this folder, share a target (each run's root is its image's folder).
-        others = [
-            t for t in self.overwritten if earlier.get(t, self._sources[t]) != self._sources[t]
-        ]
-        _warn_changed(
-            [t for t in self.overwritten if t not in others],
-            "replacing {} that an earlier run drew: %s",
-        )
+        _warn_changed(again, "replacing {} that an earlier run drew: %s")
         _warn_changed(
             [
                 f"{t}, the drawing of {earlier[t]}, replaced by that of {self._sources[t]}"
@@ -326,12 +325,9 @@ class DrawingWriter:
             if path.is_file() and is_drawing(path) and not read:
                 path.unlink()
                 self.removed.append(path)
-                for folder in path.parents:
-                    if folder == self.output_dir or not is_below(folder, self.output_dir):
-                        break
-                    if any(folder.iterdir()):
-                        break
-                    folder.rmdir()
+                remove_empty_folders(
+                    f for f in path.parents if is_below(f, self.output_dir, strictly=True)
+                )
 
     def _named_folder(self) -> str:
         """The output folder as errors name it: by its flag, where one gave it."""
@@ -343,9 +339,7 @@ class DrawingWriter:
         for staged in self._staged.values():
             staged.unlink(missing_ok=True)
         self._staged, self._sources = {}, {}
-        for folder in sorted(self._new_folders, key=lambda path: len(path.parts), reverse=True):
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+        remove_empty_folders(self._new_folders)
         self._new_folders = set()
 
 

@@ -1,9 +1,11 @@
 """Paths as the user gave them: whether one names a file, where one lies relative to a folder
-(as written: no links resolved), and which file one resolves to."""
+(as written: no links resolved), which file one resolves to, and the folders a command makes for
+one (removed again, where empty, when it fails)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -38,3 +40,33 @@ def file_identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     except OSError:
         return None
     return (stat.st_dev, stat.st_ino) if stat.st_ino else None
+
+
+def same_file(path: str | os.PathLike[str], other: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` and ``other`` name one file: by :func:`file_identity` where both have
+    one, else (one since deleted, a file system that numbers no files) by their paths with
+    links resolved."""
+    identities = file_identity(path), file_identity(other)
+    if None not in identities:
+        return identities[0] == identities[1]
+    return os.path.realpath(path) == os.path.realpath(other)
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """The folders that making ``folder`` (``mkdir(parents=True)``) creates: it and those above
+    it that do not exist yet, deepest first."""
+    missing = []
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        missing.append(path)
+    return missing
+
+
+def remove_empty_folders(folders: Iterable[Path]) -> None:
+    """Remove those of ``folders`` that are empty folders (those a failed command made, as
+    :func:`missing_folders` listed them before, or those above a file removed), deepest first,
+    so that one left empty by removing another goes too; any that holds something stays."""
+    for folder in sorted(folders, key=lambda path: len(path.parts), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()

@@ -12,13 +12,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import takewhile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sparsercnn.cli.config_options import fixed_preset, overridden_train_value, with_weight_options
 from sparsercnn.cli.resume_setup import check_resume_to_start
 from sparsercnn.config import Config, TrainConfig, log_schedule_notes
+from sparsercnn.paths import missing_folders, remove_empty_folders
 from sparsercnn.run_files import CONFIG_FILE
 
 if TYPE_CHECKING:
@@ -58,9 +58,7 @@ def held_run_folder(folder: Path, *, make: bool, is_main: bool) -> Iterator[None
     run writes them after) are never touched."""
     from sparsercnn.engine.run_lock import run_folder_lock
 
-    # The folders rank 0 makes for the lock, deepest first.
-    missing = takewhile(lambda path: not path.exists(), (folder, *folder.parents))
-    made = list(missing) if is_main else []
+    made = missing_folders(folder) if is_main else []  # rank 0 makes them for the lock
     try:
         with run_folder_lock(folder, make=make):
             before = {entry.name for entry in folder.iterdir()} if folder.is_dir() else set()
@@ -71,10 +69,7 @@ def held_run_folder(folder: Path, *, make: bool, is_main: bool) -> Iterator[None
                     _remove_setup_files(folder, before)
                 raise
     except BaseException:
-        for path in made:
-            if not path.is_dir() or any(path.iterdir()):
-                break
-            path.rmdir()
+        remove_empty_folders(made)
         raise
 
 

@@ -132,9 +132,10 @@ def _what_instead(data: Any) -> str:
     kind = type(data).__name__
     instead = f"holds a JSON {'object' if kind == 'dict' else kind}, not a list of records"
     if isinstance(data, dict):
-        # Records wrapped in an object, as some tools write them ({"annotations": [...]}).
+        # Records wrapped in an object, as some tools write them ({"annotations": [...]}); a
+        # list with some entries amiss is still the records, whose check then names those.
         for key, value in data.items():
-            if value and isinstance(value, list) and all(_looks_like_record(v) for v in value):
+            if isinstance(value, list) and any(_looks_like_record(v) for v in value):
                 return (
                     f"{instead}; its {key!r} holds {counted(len(value), 'record')}: give that "
                     "list alone"
