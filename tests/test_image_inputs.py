@@ -43,3 +43,17 @@ def test_a_damaged_pil_image_is_told_damaged_and_a_closed_one_closed(tmp_path: P
         with pytest.raises(ValueError, match=r"good\.png was closed .*inside the `with Image"):
             to_pil(closed)
     assert to_pil(Image.open(good)).size == (8, 6)
+
+
+def test_a_pil_image_whose_file_object_was_closed_is_told_closed(tmp_path: Path) -> None:
+    # Its file object is still there, closed: Pillow's "seek of closed file" was told damaged.
+    good = tmp_path / "good.png"
+    Image.new("RGB", (8, 6)).save(good)
+    with open(good, "rb") as file:
+        image = Image.open(file)
+    with pytest.raises(ValueError, match=r"good\.png was closed .*inside the `with open"):
+        to_pil(image)
+    with open(good, "rb") as file:
+        loaded = Image.open(file)
+        loaded.load()
+    assert to_pil(loaded).size == (8, 6)

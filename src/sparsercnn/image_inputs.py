@@ -177,16 +177,21 @@ def _read_pixels(image: Image.Image) -> None:
     Raises:
         ValueError: its file is truncated or damaged, or was closed before its pixels were read.
     """
-    filename = getattr(image, "filename", "")
-    file = f"the PIL image's file {filename}" if filename else "the PIL image's file"
+    fp = getattr(image, "fp", None)
+    # An image opened from a file object has no filename, but its file has a name.
+    filename = getattr(image, "filename", "") or getattr(fp, "name", "")
+    named = isinstance(filename, str) and filename
+    file = f"the PIL image's file {filename}" if named else "the PIL image's file"
+    block = "`with open(...)` block" if fp is not None else "`with Image.open(...)` block"
     closed = ValueError(
-        f"{file} was closed before its pixels were read: call "
-        "image.load() inside the `with Image.open(...)` block (or before image.close()), "
-        "or give the path"
+        f"{file} was closed before its pixels were read: call image.load() inside the "
+        f"{block} (or before image.close()), or give the path"
     )
     # The end of its `with Image.open(...)` block, or image.close(), drops the file of an image
-    # whose pixels are still to be read (Pillow would fail with a bare assertion).
-    if getattr(image, "tile", None) and getattr(image, "fp", None) is None:
+    # whose pixels are still to be read (Pillow would fail with a bare assertion); the end of a
+    # `with open(...)` block whose file object Image.open was given closes that file object
+    # (Pillow would fail with "seek of closed file", as if the file were damaged).
+    if getattr(image, "tile", None) and (fp is None or getattr(fp, "closed", False)):
         raise closed
     try:
         image.load()

@@ -164,9 +164,9 @@ def test_an_unreadable_image_exits_2_and_a_skipped_frame_0_as_help_says(
         main(["predict", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert (
-        "Exit status: 2 when an image (or every frame of an --fps folder, or the rest of a "
-        "video) could not be read, 0 when only frames were skipped, as an image is a whole "
-        "input lost and a frame one part of an input whose other frames are written."
+        "Exit status: 2 when an image (or every frame kept of an --fps folder or video, or the "
+        "rest of a video) could not be read, 0 when only frames were skipped, as an image is a "
+        "whole input lost and a frame one part of an input whose other frames are written."
     ) in help_text
 
 

@@ -622,3 +622,6 @@ def test_unreadable_files_are_listed_with_their_reasons_and_a_run_reading_none_s
     error = none_read_error("2 images", errors)
     assert isinstance(error, ImageReadError)
     assert str(error) == f"none of the 2 images could be read: {listed}"
+    # predict's inputs: the frame folders and videos lost first, as unreadable_listing gives.
+    error = none_read_error("inputs", errors, before=["frame folder f (...)"])
+    assert str(error) == f"none of the inputs could be read: frame folder f (...), {listed}"

@@ -811,3 +811,33 @@ def test_a_video_whose_reading_fails_before_a_frame_kept_is_left_out_as_an_image
             )
         )
         assert not output.exists()
+
+
+def test_a_damaged_video_none_of_whose_frames_kept_decodes_is_left_out_as_an_image_is(
+    unclipped_model_file: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Frames 0 and 8, those --every 8 keeps, do not decode, and reading does not fail: the
+    video was told "1 frame folder could not be read", and with --save-images the run failed
+    with "no frames to write" (its annotated video), writing nothing of the image."""
+    clip = write_clip(tmp_path / "clip.mp4", 12, x264_params="keyint=1")
+    damaged = damage_packets(clip, tmp_path / "damaged.mp4", [0, 8])
+    image = tmp_path / "a.png"
+    Image.fromarray(clip_frame(0)).save(image)
+    output, drawn = tmp_path / "preds.json", tmp_path / "drawn"
+    args = ["--every", "8", "--output", output, "--save-images", drawn]
+    with caplog.at_level(logging.WARNING):
+        assert run_predict(unclipped_model_file, damaged, image, *args) == 2
+    assert (
+        f"video {damaged}: none of the frames to predict decoded (the file is damaged): the "
+        "video is left out"
+    ) in caplog.text
+    frame_list = tmp_path / "preds.frames.json"
+    (listed,) = json.loads(frame_list.read_text())["videos"]
+    assert listed == {"file_name": str(damaged), "frames": [], "skipped_frames": [0, 8]}
+    out = capsys.readouterr().out
+    assert f"on 1 image written to {output}; run on " in out
+    assert f"; 1 video could not be read (listed in {frame_list})" in out
+    assert sorted(p.name for p in drawn.iterdir()) == [DRAWINGS_MARKER, "a.png"]

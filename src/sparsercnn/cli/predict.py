@@ -76,13 +76,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "JPEG, an empty PNG) is left out and the others are predicted and written; a frame "
         "of a damaged video or of an --fps folder that cannot be read is skipped; a warning "
         "names each, and OUTPUT.frames.json lists it; a run that reads no input at all is an "
-        "error that writes nothing; an --fps folder none of whose frames can be read is left "
-        "out as an image is; a video whose reading fails part-way keeps the frames before that "
-        "frame (if none was kept, it is left out as an image is), and the frame list names "
-        "where it failed. Exit status: 2 when an image (or every "
-        "frame of an --fps folder, or the rest of a video) could not be read, 0 when only frames "
-        "were skipped, as an image is a whole input lost "
-        "and a frame one part of an input whose other frames are written.",
+        "error that writes nothing; an --fps folder none of whose frames can be read, or a "
+        "damaged video none of whose frames kept decode, is left out as an image is; a video "
+        "whose reading fails part-way keeps the frames before that frame (if none was kept, "
+        "it is left out as an image is), and the frame list names where it failed. Exit "
+        "status: 2 when an image (or every frame kept of an --fps folder or video, or the rest "
+        "of a video) could not be read, 0 when only frames were skipped, as an image is a whole "
+        "input lost and a frame one part of an input whose other frames are written.",
     )
     model = parser.add_mutually_exclusive_group(required=True)
     add_model_argument(model, required=False)
@@ -156,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
     Returns:
         0, or 2 (:data:`~sparsercnn.cli.main.EXIT_BAD_INPUT`) when images could not be read,
         or frame folders none of whose frames kept could, or videos none of whose frames kept
-        could before their reading failed, and were left out, or videos could be read only up
-        to a frame
+        could (decoded, or before their reading failed), and were left out, or videos could be
+        read only up to a frame
         (:func:`~sparsercnn.cli.predict_sequences.partly_read_sequences`), the others' outputs
         written (:func:`~sparsercnn.cli.predict_inputs.unreadable_images`).
     """
@@ -236,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
         assert frame_list is not None  # it lists them
         warn_unreadable(errors, frame_list)
     print(
-        f"{len(records)} detections on "
+        f"{counted(len(records), 'detection')} on "
         f"{describe(num_images, num_frames, len(videos) - len(lost))} written to {args.output}"
         + (f" (every frame predicted listed in {frame_list})" if len(videos) > len(lost) else "")
         + f"; run on {predictor.runs_on}"

@@ -225,14 +225,12 @@ def unreadable_images(
             one naming every image and why (:func:`~sparsercnn.data.image_io.none_read_error`)
             and every frame folder and video lost.
     """
-    from sparsercnn.data.image_io import ImageReadError, none_read_error, unreadable_listing
+    from sparsercnn.data.image_io import none_read_error
     from sparsercnn.text import counted
 
     if num_read == 0 and lost_sequences:
         lost = [f"{kind} {path} (no frame of it read, as warned)" for kind, path in lost_sequences]
-        raise ImageReadError(
-            f"none of the inputs could be read: {unreadable_listing(errors, before=lost)}"
-        )
+        raise none_read_error("inputs", errors, before=lost)
     if errors and num_read == 0:
         if len(errors) == 1:
             raise errors[0]

@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+class _NoFrameDecoded(Exception):
+    """None of a damaged video's frames kept decoded: raised inside its writer's block, which
+    then leaves no file (closing it with no frame would fail the run)."""
+
+
 def _rate_advice(too_high: bool, every: int, frame_folder: bool) -> str:
     """How to bring an annotated video's rate (the sequence's / ``--every``) into range: only a
     frame folder's rate is ``--fps``; a video's is its own."""
@@ -109,7 +114,8 @@ def predict_sequence(
     reading fails part-way (:class:`~sparsercnn.video.VideoReadError`) keeps the frames
     predicted before it, records and annotated video alike, and is named in a warning and in
     its frame list's ``read_failure`` (:func:`partly_read_sequences`); where that is before its
-    first frame kept, it is left out as such a frame folder is (:func:`lost_sequences`).
+    first frame kept, it is left out as such a frame folder is (:func:`lost_sequences`), and so
+    is a damaged video none of whose frames kept decoded.
 
     Every drawn frame sits at its records' ``timestamp`` in the annotated video. A frame
     folder's is at a constant rate: a frame that could not be read is drawn as the frame before
@@ -187,6 +193,9 @@ def predict_sequence(
                 failure = error
                 if not frames:
                     raise  # the whole video lost: its writer leaves no file
+            if not frames:
+                # A frame folder none of whose frames kept read has raised ImageReadError.
+                raise _NoFrameDecoded
             if writer is not None and drawn is not None and not timed:
                 hold(writer, drawn, len(range(0, sequence.num_frames or 0, args.every)))
     except ImageReadError as error:
@@ -197,6 +206,12 @@ def predict_sequence(
     except VideoReadError as error:
         # Its reading failed before the first frame kept: an input lost, as an image.
         logger.warning("%s; no frame to predict came before it: the video is left out", error)
+    except _NoFrameDecoded:
+        logger.warning(
+            "video %s: none of the frames to predict decoded (the file is damaged): the video is "
+            "left out",
+            sequence.path,
+        )
     listed: dict[str, Any] = {
         "file_name": str(sequence.path),
         "frames": frames,
@@ -219,9 +234,10 @@ def lost_sequences(videos: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """The sequences of the frame lists ``videos`` (:func:`predict_sequence`) of which no frame
     was predicted, each a whole input lost, as an image that cannot be read is: ``("frame
     folder", file_name)`` for a frame folder none of whose frames kept could be read,
-    ``("video", file_name)`` for a video whose reading failed before its first frame kept."""
+    ``("video", file_name)`` for a video whose reading failed before its first frame kept, or
+    none of whose frames kept decoded."""
     return [
-        ("video" if "read_failure" in video else "frame folder", video["file_name"])
+        ("frame folder" if Path(video["file_name"]).is_dir() else "video", video["file_name"])
         for video in videos
         if not video["frames"]
     ]

@@ -98,11 +98,14 @@ def unreadable_listing(errors: Sequence[ImageReadError], before: Sequence[str] =
     return listing([*before, *(f"{error.path} ({error.reason})" for error in errors)])
 
 
-def none_read_error(what: str, errors: Sequence[ImageReadError]) -> ImageReadError:
+def none_read_error(
+    what: str, errors: Sequence[ImageReadError], before: Sequence[str] = ()
+) -> ImageReadError:
     """The error of a run that could read none of its files, ``what`` naming them (``"2
     images"``, ``"3 frames to predict in frame folder frames"``): ``none of the {what} could be
-    read: `` and :func:`unreadable_listing`."""
-    return ImageReadError(f"none of the {what} could be read: {unreadable_listing(errors)}")
+    read: `` and :func:`unreadable_listing` (``before``, the other inputs lost, first)."""
+    listed = unreadable_listing(errors, before=before)
+    return ImageReadError(f"none of the {what} could be read: {listed}")
 
 
 class ImageHeader(NamedTuple):
