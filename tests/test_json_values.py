@@ -19,6 +19,7 @@ from sparsercnn.json_values import (
     quoted_number,
     unquoted_fix,
     whole_float,
+    whole_float_ids_message,
     with_integer_ids,
 )
 
@@ -76,6 +77,14 @@ def test_whole_float_ids_become_integers_in_new_entries_and_are_counted() -> Non
     assert fixed[1] is entries[1]
     unchanged = [{"id": 1}]
     assert with_integer_ids(unchanged, ("id",)) == (unchanged, {})
+
+
+def test_the_whole_float_ids_warning_agrees_with_one_id() -> None:
+    """One id: noun and verb in the singular (the count by text.counted)."""
+    assert whole_float_ids_message("x.json", {"image_id": 1}).startswith(
+        "x.json: 1 id written as whole floats (3.0, as pandas writes integer columns) is read "
+        "as the integers (image_id 1);"
+    )
 
 
 def test_coco_ids_are_made_integers_by_one_table_counted_by_list_and_key() -> None:

@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.prediction import Prediction
+from sparsercnn.prediction import (
+    NonFiniteDetectionsError,
+    Prediction,
+    prediction_from_detections,
+)
+from sparsercnn.structures import Detections
+from sparsercnn.text import non_finite_outputs
 
 CATEGORIES = CategoryMap([4, 9], ["cat", "dog"])
 
@@ -53,6 +59,19 @@ def test_above_takes_a_threshold_of_numpy_or_a_0_dim_tensor() -> None:
     prediction = three_detections()
     assert prediction.above(prediction.scores[1]).class_names == ["dog", "cat"]
     assert prediction.above(np.float32(0.5)).class_names == ["dog"]  # type: ignore[arg-type]
+
+
+def test_non_finite_detections_are_refused_with_the_shared_message() -> None:
+    """The message was written out here, in the drawings' and in COCO evaluation's."""
+    detections = Detections(
+        boxes=torch.tensor([[0.0, 0.0, 5.0, 5.0], [0.0, 0.0, 5.0, 5.0]]),
+        scores=torch.tensor([0.9, math.nan]),
+        labels=torch.tensor([0, 1]),
+    )
+    with pytest.raises(NonFiniteDetectionsError) as info:
+        prediction_from_detections(detections, CATEGORIES, (10, 20), "a.jpg")
+    reason = non_finite_outputs(1, 2, "which can be neither ranked nor written")
+    assert (str(info.value), info.value.reason) == (f"a.jpg: {reason}", reason)
 
 
 def test_records_name_classes_by_the_prediction_and_refuse_another_label_map() -> None:

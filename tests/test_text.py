@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sparsercnn.text import counted, listing, shortened, some_of_its
+from sparsercnn.text import counted, listing, non_finite_outputs, shortened, some_of_its
 
 
 def test_counted_puts_the_noun_in_the_plural_unless_there_is_one() -> None:
@@ -36,3 +36,15 @@ def test_some_of_its_agrees_the_verb_and_says_all_or_only() -> None:
     ]
     assert some_of_its(1, 1, "box", "a NaN", "boxes") == "its only box has a NaN"
     assert some_of_its(1, 2, "box", "a NaN", "boxes") == "1 of its 2 boxes has a NaN"
+
+
+def test_non_finite_outputs_is_one_sentence_of_cause_and_remedy() -> None:
+    """Was written out in prediction, drawing and COCO evaluation, each its own way."""
+    assert non_finite_outputs(2, 5, "which cannot be drawn") == (
+        "2 of its 5 detections have a NaN or infinite score or box, which cannot be drawn; a "
+        "model gives such outputs after diverged training or from damaged weights: use one "
+        "whose outputs are finite"
+    )
+    assert non_finite_outputs(1, 1, "which cannot be drawn", boxes_only=True).startswith(
+        "its only box has a NaN or infinite coordinate, which cannot be drawn; a model gives"
+    )

@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
+from sparsercnn.text import counted
+
 # A float holds every integer up to 2**53 exactly; one past it may have lost digits (pandas
 # writes an int64 column with a missing value as float64), so it is no id.
 MAX_EXACT_FLOAT_INTEGER = 2**53
@@ -169,7 +171,7 @@ def whole_float_ids_message(source: str, counts: Mapping[str, int]) -> str:
     total = sum(counts.values())
     by_key = ", ".join(f"{key} {count}" for key, count in counts.items())
     return (
-        f"{source}: {total} id{'' if total == 1 else 's'} written as whole floats (3.0, as "
+        f"{source}: {counted(total, 'id')} written as whole floats (3.0, as "
         f"pandas writes integer columns) {'is' if total == 1 else 'are'} read as the integers "
         f"({by_key}); write ids as integers (e.g. df.astype({{'image_id': int}}))"
     )

@@ -19,7 +19,7 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.evaluation.results import CocoResult, detections_to_coco_results
 from sparsercnn.scores import check_score_threshold, passes_threshold
 from sparsercnn.structures import Detections, detections_to_cpu
-from sparsercnn.text import some_of_its
+from sparsercnn.text import non_finite_outputs
 
 
 class BoxDict(TypedDict):
@@ -59,11 +59,8 @@ class NonFiniteDetectionsError(ValueError):
 
     def __init__(self, source: str, num_bad: int, num_detections: int) -> None:
         self.source = source
-        flaw = "a NaN or infinite score or box"
-        self.reason = (
-            f"{some_of_its(num_bad, num_detections, 'detection', flaw)}; the model's outputs are "
-            "not finite (diverged training or damaged weights): use a model whose outputs are "
-            "finite"
+        self.reason = non_finite_outputs(
+            num_bad, num_detections, "which can be neither ranked nor written"
         )
         super().__init__(f"{source}: {self.reason}")
 

@@ -1,5 +1,6 @@
 """Wording shared by the messages and reports: a count with its noun, how many of an image's
-items something holds for, a capped list, a name shortened to fit."""
+items something holds for, the one message for a model's NaN or infinite outputs, a capped
+list, a name shortened to fit."""
 
 from __future__ import annotations
 
@@ -23,6 +24,27 @@ def some_of_its(
     else:
         which = f"its only {noun}" if total == 1 else f"all {counted(total, noun, plural)}"
     return f"{which} {verb} {predicate}"
+
+
+def non_finite_outputs(
+    num_bad: int, total: int, consequence: str, *, boxes_only: bool = False
+) -> str:
+    """Why ``num_bad`` of the ``total`` detections a model gave an image cannot be used, and
+    what to do, for the caller to prefix with its subject (an image, a detections file's image
+    id): "2 of its 5 detections have a NaN or infinite score or box, which cannot be drawn; a
+    model gives such outputs after diverged training or from damaged weights: use one whose
+    outputs are finite" (``consequence`` "which cannot be drawn"). ``boxes_only``: boxes
+    without scores (proposals, trajectories), "its only box has a NaN or infinite coordinate".
+    ``1 <= num_bad <= total``."""
+    problem = (
+        some_of_its(num_bad, total, "box", "a NaN or infinite coordinate", "boxes")
+        if boxes_only
+        else some_of_its(num_bad, total, "detection", "a NaN or infinite score or box")
+    )
+    return (
+        f"{problem}, {consequence}; a model gives such outputs after diverged training or from "
+        "damaged weights: use one whose outputs are finite"
+    )
 
 
 def listing(items: list[str], limit: int = 10) -> str:

@@ -102,6 +102,10 @@ def test_dead_slots_and_advice_by_hand() -> None:
     assert [line.split(" ")[0] for line in statistics.advice()] == ["1"]  # one dead slot only
     # Slots 1 and 2 were never matched: not listed among the most matched with "(0)".
     assert "most matched slots: 0 (3)\n" in statistics.format()
+    # One slot of each count: "1 slots" was written.
+    single = _hand_made(matched=[2, 0, 1], confident=[1, 1, 1], most=1)
+    assert "never matched: 1 slot;" in single.format()
+    assert [name for name, _ in single.size_groups()] == ["group 1: 1 slot", "group 2: 1 slot"]
     unmatched = _hand_made(matched=[0, 0, 0], confident=[1, 1, 1], most=1)
     assert unmatched.format().endswith("most matched slots: none")
     crowded = _hand_made(matched=[1, 1, 1], confident=[1, 1, 1], most=3).advice()

@@ -18,6 +18,7 @@ from matplotlib.text import Text
 from PIL import Image
 
 from sparsercnn.evaluation import PrecisionRecallCurve
+from sparsercnn.text import counted
 from sparsercnn.visualization import plot_precision_recall, plot_training_curves
 from sparsercnn.visualization.draw import class_color
 from sparsercnn.visualization.font import FONT_ENV
@@ -137,7 +138,7 @@ def test_training_curves_from_empty_file(tmp_path: Path, saved_figures: list[Fig
     ]
 
 
-@pytest.mark.parametrize("num_classes", [0, 3, 30])
+@pytest.mark.parametrize("num_classes", [0, 1, 3, 30])
 def test_precision_recall_plot(
     tmp_path: Path, num_classes: int, saved_figures: list[Figure]
 ) -> None:
@@ -164,7 +165,8 @@ def test_precision_recall_plot(
         assert ax.get_title() == f"precision-recall, IoU {iou}" and ax.get_xlabel() == "recall"
         assert len(ax.get_lines()) == num_classes + 1
         expected = np.mean([getattr(c, attribute) for c in curves], axis=0)
-        mean_label = f"mean of {num_classes} classes (AP {100 * expected.mean():.2f}%)"
+        classes = counted(num_classes, "class", "classes")  # "mean of 1 classes" was written
+        mean_label = f"mean of {classes} (AP {100 * expected.mean():.2f}%)"
         x, mean = line_data(ax, mean_label)
         np.testing.assert_allclose(x, recall)
         np.testing.assert_allclose(mean, expected)

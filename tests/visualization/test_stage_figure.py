@@ -213,10 +213,10 @@ def test_stage_titles_count_what_is_drawn(
         score_threshold=0.5,
     )
     assert titles == [
-        "1 learned proposals",
+        "1 learned proposal",
         "stage 1: 2 scoring >= 0.5",
         "stage 2: 0 scoring >= 0.5",
-        "trajectories of 1 slots scoring >= 0.5",
+        "trajectories of 1 slot scoring >= 0.5",
     ]
     kept = draw_detections(white, boxes[:2], [0, 1], [0.9, 0.5], NAMES, score_threshold=0.0)
     assert np.array_equal(np.asarray(drawings[1]), np.asarray(kept))

@@ -42,6 +42,7 @@ from sparsercnn.data.validation import (
     DatasetError,
 )
 from sparsercnn.structures import Sample, Target, coco_area
+from sparsercnn.text import counted
 
 __all__ = ["CocoDataset", "DatasetError", "ImageChangedError", "InvalidDataError"]
 
@@ -233,8 +234,9 @@ class CocoDataset(Dataset[Sample]):
                 continue
             return self._sample(position, decoded, rng, tuple(replaced))
         raise ImageChangedError(
-            f"{len(replaced)} images in a row, from index {index} of {self.coco_json}, could not "
-            f"be loaded from {self.image_dir} (first {replaced[0]!r}): check the image folder"
+            f"{counted(len(replaced), 'image')} in a row, from index {index} of "
+            f"{self.coco_json}, could not be loaded from {self.image_dir} (first "
+            f"{replaced[0]!r}): check the image folder"
         )
 
     def _parse_key(self, key: int | tuple[int, int]) -> tuple[int, random.Random]:

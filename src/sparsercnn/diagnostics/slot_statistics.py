@@ -143,7 +143,7 @@ class SlotStatistics:
         groups = []
         for index, slots in enumerate(np.array_split(order, min(num_groups, len(order)))):
             values = self.match_sqrt_areas[np.isin(self.match_slots, slots)]
-            groups.append((f"group {index + 1}: {len(slots)} slots", values))
+            groups.append((f"group {index + 1}: {counted(len(slots), 'slot')}", values))
         return groups
 
     def advice(self) -> list[str]:
@@ -207,7 +207,7 @@ class SlotStatistics:
             f"proposal slots on {counted(self.num_images, 'image')}: N = {self.num_proposals}, "
             f"{self.num_gt_boxes} ground-truth boxes, {self.num_matched} matched, at most "
             f"{self.max_objects_per_image} per image",
-            f"never matched: {len(self.never_matched)} slots; never confident (score >= "
+            f"never matched: {counted(len(self.never_matched), 'slot')}; never confident (score >= "
             f"{self.score_threshold}): {len(self.never_confident)}; dead (both): "
             f"{len(self.dead_slots)}",
         ]

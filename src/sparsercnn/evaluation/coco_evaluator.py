@@ -28,7 +28,7 @@ from sparsercnn.evaluation.results import (
 from sparsercnn.evaluation.units import format_percent
 from sparsercnn.json_values import is_int
 from sparsercnn.structures import Detections
-from sparsercnn.text import counted, listing, some_of_its
+from sparsercnn.text import counted, listing, non_finite_outputs, some_of_its
 
 logger = logging.getLogger(__name__)
 
@@ -398,12 +398,8 @@ def _check_records(image_id: int, records: Sequence[CocoResult]) -> None:
         not all(math.isfinite(v) for v in (record["score"], *record["bbox"])) for record in records
     )
     if bad:
-        raise ValueError(
-            f"image id {image_id}: "
-            f"{some_of_its(bad, len(records), 'detection', 'a NaN or infinite score or box')}, "
-            "which COCO evaluation cannot rank or match; a model gives such outputs after "
-            "diverged training or from damaged weights: evaluate finite detections"
-        )
+        reason = non_finite_outputs(bad, len(records), "which COCO evaluation cannot rank or match")
+        raise ValueError(f"image id {image_id}: {reason}")
     negative = [r["bbox"] for r in records if r["bbox"][2] < 0 or r["bbox"][3] < 0]
     if negative:
         raise ValueError(

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from sparsercnn.data.image_io import to_rgb
 from sparsercnn.scores import passes_threshold
-from sparsercnn.text import counted, shortened, some_of_its
+from sparsercnn.text import counted, non_finite_outputs, shortened, some_of_its
 from sparsercnn.visualization.font import label_font, warn_missing_glyphs
 from sparsercnn.visualization.panel_size import MAX_PANEL_SIDE
 from sparsercnn.visualization.panels import compose_panels, fit_panel
@@ -155,8 +155,10 @@ def _draw_detections(
         scores_np is not None and len(scores_np) != len(boxes_np)
     ):
         raise ValueError(
-            f"draw_detections: {len(boxes_np)} boxes, {len(labels_np)} labels and "
-            f"{'no' if scores_np is None else len(scores_np)} scores; they must match"
+            f"draw_detections: {counted(len(boxes_np), 'box', 'boxes')}, "
+            f"{counted(len(labels_np), 'label')} and "
+            f"{'no scores' if scores_np is None else counted(len(scores_np), 'score')}; they "
+            "must match"
         )
     check_finite(boxes_np, scores_np, image_name, from_model=scores_np is not None)
     longest = max(canvas.size)
@@ -223,21 +225,14 @@ def check_finite(
         bad |= ~np.isfinite(scores)
     if not bad.any():
         return
-    noun, plural, flaw = (
-        ("box", "boxes", "a NaN or infinite coordinate")
-        if scores is None
-        else ("detection", None, "a NaN or infinite score or box")
-    )
-    problem = some_of_its(int(bad.sum()), len(boxes), noun, flaw, plural)
-    remedy = (
-        "the model's outputs are not finite (diverged training or damaged weights): draw those "
-        "of a model whose outputs are finite"
-        if from_model
-        else "give finite boxes"
-    )
-    raise ValueError(
-        f"{image_name or 'draw_detections'}: {problem}, which cannot be drawn; {remedy}"
-    )
+    num_bad = int(bad.sum())
+    if from_model:
+        consequence = "which cannot be drawn"
+        reason = non_finite_outputs(num_bad, len(boxes), consequence, boxes_only=scores is None)
+    else:
+        problem = some_of_its(num_bad, len(boxes), "box", "a NaN or infinite coordinate", "boxes")
+        reason = f"{problem}, which cannot be drawn; give finite boxes"
+    raise ValueError(f"{image_name or 'draw_detections'}: {reason}")
 
 
 def _draw_box(

@@ -276,12 +276,13 @@ def plot_precision_recall(
                 color=None if label is None else class_rgb(label),
             )
         mean = np.mean([getattr(c, attribute) for c in curves], axis=0)
+        classes = counted(len(curves), "class", "classes")
         ax.plot(
             curves[0].recall,
             mean,
             color="black",
             linewidth=2.5,
-            label=f"mean of {len(curves)} classes (AP {format_percent(float(mean.mean()))})",
+            label=f"mean of {classes} (AP {format_percent(float(mean.mean()))})",
         )
         ax.set_title(f"precision-recall, {title}")
         ax.set_xlabel("recall")

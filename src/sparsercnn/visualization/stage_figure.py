@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from sparsercnn.data.image_io import to_rgb
+from sparsercnn.text import counted
 from sparsercnn.visualization.draw import (
     ArrayLike,
     as_array,
@@ -181,7 +182,9 @@ def draw_stage_figure(
     # White outlines vanish on a light image, black ones on a dark image.
     average = np.asarray(base, dtype=np.float64).reshape(-1, 3).mean(axis=0)
     outline = contrasting_color(average.tolist())
-    panels = [(f"{len(proposals)} learned proposals", draw_proposals(base, proposals, outline))]
+    panels = [
+        (counted(len(proposals), "learned proposal"), draw_proposals(base, proposals, outline))
+    ]
     for stage in stages:
         boxes = as_array(stage.boxes, np.float64, (4,)) * scale
         panels.append(
@@ -201,7 +204,7 @@ def draw_stage_figure(
         check_finite(tracks, None, image_name, from_model=True)
         labels = as_array(trajectories.labels, np.int64, ())
         # One track per slot: a slot scoring for two classes is one track, two detections.
-        title = f"trajectories of {len(labels)} slots scoring >= {score_threshold:g}"
+        title = f"trajectories of {counted(len(labels), 'slot')} scoring >= {score_threshold:g}"
         drawing = draw_trajectories(base, tracks, labels)
         # The class of each track (its colour's legend), captioned on its last box.
         last = tracks.reshape(len(labels), -1, 4)[:, -1] if len(labels) else tracks
