@@ -1,5 +1,6 @@
 """Paths as the user gave them: a file check that names what was expected, is_below, the
-file a path resolves to, and the folders a command makes and removes again."""
+file a path resolves to (and whether it changed), and the folders a command makes and removes
+again."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from sparsercnn.paths import (
     check_file,
     file_identity,
+    file_version,
     is_below,
     missing_folders,
     remove_empty_folders,
@@ -56,6 +58,18 @@ def test_file_identity_follows_links_and_knows_no_file_without_a_number(
 
     monkeypatch.setattr(os, "stat", unnumbered)
     assert file_identity(file) is None
+
+
+def test_a_file_version_changes_with_the_file_and_follows_links(tmp_path: Path) -> None:
+    file, link = tmp_path / "checkpoint.pt", tmp_path / "link.pt"
+    file.write_bytes(b"a")
+    link.symlink_to(file)
+    version = file_version(file)
+    assert version is not None and file_version(link) == version
+    assert version[:2] == file_identity(file)
+    file.write_bytes(b"ab")  # rewritten in place: same file number, another size
+    assert file_version(file) not in (None, version)
+    assert file_version(tmp_path / "missing.pt") is None
 
 
 def test_same_file_follows_links_and_falls_back_to_resolved_paths(tmp_path: Path) -> None:

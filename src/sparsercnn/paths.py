@@ -1,6 +1,6 @@
 """Paths as the user gave them: whether one names a file, where one lies relative to a folder
-(as written: no links resolved), which file one resolves to, and the folders a command makes for
-one (removed again, where empty, when it fails)."""
+(as written: no links resolved), which file one resolves to (and whether it has changed since),
+and the folders a command makes for one (removed again, where empty, when it fails)."""
 
 from __future__ import annotations
 
@@ -30,16 +30,29 @@ def check_file(path: Path, what: str, wanted: str) -> None:
         raise FileNotFoundError(f"{what} {path} does not exist")
 
 
-def file_identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
-    """The file that ``path`` resolves to (links followed, and another case or Unicode form
-    where the file system ignores them), as the file system tells files apart: ``(device, file
-    number)``; ``None`` where nothing is there, or where the file system numbers no files
-    (``st_ino`` 0, as some Windows ones give)."""
+# A file as it is at one time (:func:`file_version`): device, file number, size and modification
+# time (ns). A file replaced or rewritten since, or another machine's copy, has another.
+FileVersion = tuple[int, int, int, int]
+
+
+def file_version(path: str | os.PathLike[str]) -> FileVersion | None:
+    """The :data:`FileVersion` of the file that ``path`` resolves to (links followed), by which
+    a later look tells whether it is still the file an earlier one read; ``None`` where nothing
+    is there, or it cannot be looked at."""
     try:
         stat = os.stat(path)
     except OSError:
         return None
-    return (stat.st_dev, stat.st_ino) if stat.st_ino else None
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def file_identity(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """The file that ``path`` resolves to (links followed, and another case or Unicode form
+    where the file system ignores them), as the file system tells files apart: ``(device, file
+    number)`` of its :func:`file_version`; ``None`` where nothing is there, or where the file
+    system numbers no files (``st_ino`` 0, as some Windows ones give)."""
+    version = file_version(path)
+    return version[:2] if version is not None and version[1] else None
 
 
 def same_file(path: str | os.PathLike[str], other: str | os.PathLike[str]) -> bool:

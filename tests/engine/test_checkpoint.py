@@ -322,6 +322,28 @@ def test_damaged_newest_falls_back_with_a_warning(
     assert "resuming from checkpoint_0000003.pt" in caplog.text
 
 
+def test_a_folder_s_checkpoint_read_before_is_not_summed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: ``summed`` taken for a checkpoint file only, and ignored for a run folder (every
+    checkpoint of it summed again). The file an earlier read summed is not; another is."""
+    save_checkpoint(tmp_path, 3)
+    state = load_training_checkpoint(tmp_path)
+    real = checkpoint_module.damaged_record
+    summed: list[Path] = []
+
+    def counted(path: Path) -> str | None:
+        summed.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(checkpoint_module, "damaged_record", counted)
+    assert load_training_checkpoint(tmp_path, summed=state["stamp"])["iteration"] == 3
+    assert summed == []
+    newest = save_checkpoint(tmp_path, 5)
+    assert load_training_checkpoint(tmp_path, summed=state["stamp"])["iteration"] == 5
+    assert summed == [newest]
+
+
 def test_model_file_is_not_a_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "model_final.safetensors"
     path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")

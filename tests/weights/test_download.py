@@ -24,6 +24,7 @@ from sparsercnn.weights.download import (
     from_pretrained,
 )
 from sparsercnn.weights.file_digest import ExpectedSha256, expected_sha256
+from sparsercnn.weights.http_download import DownloadFailed
 from tests.weights.weights_server import WeightsServer
 
 
@@ -84,12 +85,38 @@ def test_a_checksum_given_against_a_published_file_name_s_is_refused_before_down
         fetch("mmdet_r50_100pro_1x", sha256="DEADBEEF", cache_dir=tmp_path)
     assert str(info.value) == (
         "--sha256 (sha256=) deadbeef is not the checksum of the published checkpoint "
-        f"mmdet_r50_100pro_1x, {digest[:8]}... (in its file name {file_name}): nothing was "
-        "downloaded; give none (the published one is checked), or correct it"
+        f"mmdet_r50_100pro_1x ({file_name}), {digest[:8]}... (the one its name carries): nothing "
+        "was downloaded; give none (the published one is checked), or correct it"
     )
     assert serve.ranges == [] and list(tmp_path.iterdir()) == []
     # The whole checksum, of which the name carries the first digits, is the published file's.
     assert fetch("mmdet_r50_100pro_1x", sha256=digest, cache_dir=tmp_path).path.name == file_name
+
+
+def test_a_checksum_given_that_agrees_with_the_published_one_fails_as_a_download(
+    tmp_path: Path, serve: WeightsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: a --sha256 agreeing with the one a published file name carries taken as the user's
+    word, so that a download that failed it said "the published file ... does not match the
+    checksum given; check --sha256" (a ValueError: exit 2, wrong input). The server sent
+    another file: a failed download (exit 1), checked against the whole digest given."""
+    digest = hashlib.sha256(b"the published file").hexdigest()
+    file_name = f"sparse_rcnn_20201222_214453-{digest[:8]}.pth"
+    published = PUBLISHED_CHECKPOINTS["mmdet_r50_100pro_1x"]
+    url = f"{serve.url}/{file_name}"
+    monkeypatch.setitem(PUBLISHED_CHECKPOINTS, "mmdet_r50_100pro_1x", replace(published, url=url))
+    assert expected_sha256(file_name, digest.upper(), "mmdet_r50_100pro_1x") == ExpectedSha256(
+        digest, "name", "mmdet_r50_100pro_1x"
+    )
+    assert expected_sha256(file_name, digest[:10], "mmdet_r50_100pro_1x") == ExpectedSha256(
+        digest[:10], "name", "mmdet_r50_100pro_1x"
+    )
+    serve.payload = b"another file"
+    with pytest.raises(DownloadFailed) as info:
+        fetch("mmdet_r50_100pro_1x", sha256=digest, cache_dir=tmp_path)
+    assert f"expected sha256 {digest}... (the one its name carries), got" in str(info.value)
+    assert "the server sent another file than the one published" in str(info.value)
+    assert "--sha256" not in str(info.value) and list(tmp_path.iterdir()) == []
 
 
 def test_file_url_with_right_and_wrong_checksum(

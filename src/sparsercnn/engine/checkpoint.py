@@ -18,7 +18,6 @@ a run may resume from one, what that changes, and restoring its states are
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import re
 import shlex
@@ -35,6 +34,7 @@ from sparsercnn.atomic_file import atomic_write, ensure_writable_dir, leftover_t
 from sparsercnn.config import Config
 from sparsercnn.engine.rng_state import rng_states
 from sparsercnn.model_file import model_state_dict
+from sparsercnn.paths import FileVersion, file_version
 from sparsercnn.run_files import MODEL_FILES, RUN_OUTPUT_FILES
 from sparsercnn.torch_archive import damaged_record
 
@@ -47,10 +47,6 @@ REQUIRED_KEYS = ("iteration", "model", "optimizer", "scaler", "rng", "config", "
 _NAME_PATTERN = re.compile(r"^checkpoint_(\d+)\.pt$")
 # How errors name the option that resumes a run: the CLI flag (train_from_coco's ``resume``).
 RESUME = "--resume"
-# A checkpoint file as a read that checked its records' checksums found it (:func:`_stamp`):
-# device, inode, size and modification time (ns); a file replaced or rewritten since, or another
-# machine's copy, has another.
-FileStamp = tuple[int, int, int, int]
 
 
 class SupportsToDict(Protocol):
@@ -256,7 +252,7 @@ def resolve_checkpoint_path(path_or_dir: str | Path, *, flag: str = RESUME) -> P
 
 
 def load_training_checkpoint(
-    path_or_dir: str | Path, *, summed: FileStamp | None = None
+    path_or_dir: str | Path, *, summed: FileVersion | None = None
 ) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_training_checkpoint`, safely.
 
@@ -264,9 +260,9 @@ def load_training_checkpoint(
         path_or_dir: a ``checkpoint_*.pt`` file, or a run folder: the checkpoint its
             ``last_checkpoint`` names, else the newest; a damaged one is skipped with a warning
             naming it, and the next newest readable one is read.
-        summed: the ``stamp`` of an earlier read of this file, which checked its checksums:
-            the file found as that read found it is not summed again (a resume checked before
-            the data's check, restored after it).
+        summed: the ``stamp`` of an earlier read, which checked its file's checksums: that
+            file, found as that read found it, is not summed again (a resume checked before the
+            data's check, restored after it); in a folder, any other is.
 
     The file is read once: its records' checksums are checked, then its tensors are mapped
     into memory (``torch.load(mmap=True)``), views of the pages that check has just read, rather
@@ -278,7 +274,7 @@ def load_training_checkpoint(
         them changes no file) with keys ``iteration``, ``model``, ``optimizer``, ``scaler``,
         ``rng`` (a list: one ``rng_states()`` dict per rank), ``config``, ``categories``,
         ``extra``, ``path`` (the file read) and ``stamp`` (the file as its checksums were
-        checked, a :data:`FileStamp`: ``summed`` of a later read of it).
+        checked, a :data:`~sparsercnn.paths.FileVersion`: ``summed`` of a later read of it).
 
     Raises:
         FileNotFoundError: no such file, or no checkpoint in the folder.
@@ -295,7 +291,7 @@ def load_training_checkpoint(
     damaged: list[str] = []
     for candidate in _newest_first(path):
         try:
-            state = _read_checkpoint(candidate)
+            state = _read_checkpoint(candidate, summed=summed)
         except DamagedCheckpointError as error:
             damaged.append(f"{candidate.name} ({error.reason})")
             continue
@@ -320,7 +316,7 @@ def _newest_first(directory: Path) -> list[Path]:
     return ([first] if first is not None else []) + rest
 
 
-def _read_checkpoint(path: Path, *, summed: FileStamp | None = None) -> dict[str, Any]:
+def _read_checkpoint(path: Path, *, summed: FileVersion | None = None) -> dict[str, Any]:
     """The checkpoint at ``path``, validated, its records' checksums checked (a pass over the
     whole file; not where the file is as ``summed``, a read that checked them, found it), its
     tensors mapped."""
@@ -337,7 +333,7 @@ def _read_checkpoint(path: Path, *, summed: FileStamp | None = None) -> dict[str
     # checkpoint, BENCHMARKS session 32), paid for a resume never starting from wrong weights;
     # the tensors are then mapped, views of the pages it read, not read a second time.
     # Stamped before the pass: a file replaced during it is not taken for the one it checked.
-    stamp = _stamp(path)
+    stamp = file_version(path)
     damaged = None if summed is not None and stamp == summed else damaged_record(path)
     if damaged is not None:
         raise _damaged(path, f"record {damaged} does not match the checksum stored with it")
@@ -354,16 +350,6 @@ def _read_checkpoint(path: Path, *, summed: FileStamp | None = None) -> dict[str
     checked = _validated(data, path)
     checked["stamp"] = stamp
     return checked
-
-
-def _stamp(path: Path) -> FileStamp | None:
-    """The :data:`FileStamp` of the file at ``path``; ``None`` where it cannot be read (which
-    reading it then reports)."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def _validated(data: Any, path: Path) -> dict[str, Any]:

@@ -22,12 +22,13 @@ from torch import nn
 
 from sparsercnn.config import Config, log_schedule_notes
 from sparsercnn.data.categories import CategoryMap
-from sparsercnn.engine.checkpoint import FileStamp, load_training_checkpoint
+from sparsercnn.engine.checkpoint import load_training_checkpoint
 from sparsercnn.engine.lr_schedule import Schedule, resumed_steps, run_lr
 from sparsercnn.engine.resume_changes import log_batch_changes, log_config_changes
 from sparsercnn.engine.rng_state import restore_rng_states
 from sparsercnn.engine.training_images import log_data_change
 from sparsercnn.model_file import load_state_dict_strict
+from sparsercnn.paths import FileVersion
 from sparsercnn.text import listing
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class CheckedResume:
     config: Config
     path: Path
     iteration: int
-    stamp: FileStamp | None = None
+    stamp: FileVersion | None = None
 
 
 def restore_training_state(

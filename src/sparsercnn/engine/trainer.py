@@ -60,6 +60,7 @@ from sparsercnn.evaluation.units import format_percent
 from sparsercnn.loss import build_criterion
 from sparsercnn.model import build_model, build_postprocessor
 from sparsercnn.model_file import save_model_file
+from sparsercnn.paths import same_file
 from sparsercnn.run_files import (
     CONFIG_FILE,
     CURVES_FILE,
@@ -380,7 +381,7 @@ class Trainer:
         beside = point.path.parent / MODEL_BEST_FILE
         # In another folder than the checkpoint's, a model_best there is the user's until an
         # evaluation: never replaced at once.
-        ours = beside.resolve() == best.resolve() or not best.exists()
+        ours = same_file(beside, best) or not best.exists()
         if history.best_iteration == point.iteration and ours:
             save_model_file(best, self.model, self.cfg, self.categories)
             history.best_model_crc32 = stored_tensors_crc32(best)

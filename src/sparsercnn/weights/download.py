@@ -27,7 +27,7 @@ import torch
 from sparsercnn.fetched_file import FetchedFile, checksummed_file
 from sparsercnn.model import build_model
 from sparsercnn.model_file import LoadedModel, load_state_dict_strict
-from sparsercnn.paths import check_file
+from sparsercnn.paths import FileVersion, check_file, file_version
 from sparsercnn.runtime import check_device
 from sparsercnn.weights.convert import convert_checkpoint
 from sparsercnn.weights.download_lock import (
@@ -49,8 +49,6 @@ from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS, missing_checkpoi
 
 logger = logging.getLogger(__name__)
 
-# A cached file (:func:`_file_identity`): its inode, size and modification time (ns).
-FileIdentity = tuple[int, int, int]
 _KEPT_UNTIL_REPLACED = "the cached file stays until the download is complete and checked"
 
 
@@ -223,8 +221,8 @@ def _cached(
     url: str,
     dst: Path,
     expected: ExpectedSha256 | None,
-    seen_unusable: FileIdentity | None = None,
-) -> tuple[bool, FileIdentity | None]:
+    seen_unusable: FileVersion | None = None,
+) -> tuple[bool, FileVersion | None]:
     """Whether the cache holds ``dst`` as downloaded from ``url``, with the expected checksum.
 
     A cached file that came from another URL, or that fails the check, is reported (where it
@@ -233,18 +231,16 @@ def _cached(
 
     Args:
         seen_unusable: the file an earlier look of this fetch found unusable
-            (:func:`_file_identity`): a second look after waiting for the lock reads only a file
-            another process has since replaced.
+            (its :func:`~sparsercnn.paths.file_version`): a second look after waiting for the
+            lock reads only a file another process has since replaced.
 
     Returns:
-        Whether it is usable, and where it is not, the identity of the file there (``None``
+        Whether it is usable, and where it is not, the version of the file there (``None``
         where there is none).
     """
-    if not dst.is_file():
-        return False, None
-    identity = _file_identity(dst)
-    if identity == seen_unusable:
-        return False, identity
+    version = file_version(dst) if dst.is_file() else None
+    if version is None or version == seen_unusable:
+        return False, version
     recorded = recorded_url(dst)
     if recorded is not None and recorded != url:
         logger.warning(
@@ -254,18 +250,11 @@ def _cached(
             url,
             _KEPT_UNTIL_REPLACED,
         )
-        return False, identity
+        return False, version
     try:
         verify_sha256(dst, expected, advice=f"downloading it again ({_KEPT_UNTIL_REPLACED})")
     except ValueError as mismatch:
         logger.warning("%s", mismatch)
-        return False, identity
+        return False, version
     logger.info("using cached %s", dst)
     return True, None
-
-
-def _file_identity(path: Path) -> FileIdentity:
-    """The file at ``path`` as the cache tells it from a replacement: inode, size and
-    modification time."""
-    status = path.stat()
-    return status.st_ino, status.st_size, status.st_mtime_ns

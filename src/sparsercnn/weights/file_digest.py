@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -93,6 +93,16 @@ class ExpectedSha256:
         """Whether ``actual`` (a whole SHA-256, hex) is the digest expected."""
         return actual.startswith(self.digest)
 
+    @property
+    def whose(self) -> str:
+        """Whose checksum it is, for the messages: ``""`` where the caller's, else the words in
+        parentheses after it, a leading space included."""
+        return {
+            "given": "",
+            "published": " (the published one)",
+            "name": " (the one its name carries)",
+        }[self.origin]
+
 
 def expected_sha256(
     file_name: str, given: str | None, published_name: str | None = None
@@ -105,7 +115,9 @@ def expected_sha256(
         published_name: the published name (a key of
             :data:`~sparsercnn.weights.published.PUBLISHED_CHECKPOINTS`) the file is fetched
             as, whose published checksum or file name's is the file's for certain: a ``given``
-            one that contradicts it is refused, before anything is downloaded.
+            one that contradicts it is refused, before anything is downloaded, and one that
+            agrees with it is the published one (the longer of the two digests), so that a
+            download that fails it is a failed download, not wrong input.
 
     Raises:
         ValueError: ``given`` is not 8 to 64 hexadecimal digits, or it contradicts the
@@ -121,16 +133,16 @@ def expected_sha256(
     if given is None:
         return known
     expected = ExpectedSha256(normalised_sha256(given), "given", published_name)
-    if published_name is not None and known is not None:
-        shorter, longer = sorted((expected.digest, known.digest), key=len)
-        if not longer.startswith(shorter):
-            where = "published" if known.origin == "published" else f"in its file name {file_name}"
-            raise ValueError(
-                f"--sha256 (sha256=) {expected.digest} is not the checksum of the published "
-                f"checkpoint {published_name}, {known.digest}... ({where}): nothing was "
-                "downloaded; give none (the published one is checked), or correct it"
-            )
-    return expected
+    if published_name is None or known is None:
+        return expected
+    shorter, longer = sorted((expected.digest, known.digest), key=len)
+    if not longer.startswith(shorter):
+        raise ValueError(
+            f"--sha256 (sha256=) {expected.digest} is not the checksum of the published "
+            f"checkpoint {published_name} ({file_name}), {known.digest}...{known.whose}: "
+            "nothing was downloaded; give none (the published one is checked), or correct it"
+        )
+    return replace(known, digest=longer)
 
 
 def normalised_sha256(sha256: str) -> str:
@@ -188,12 +200,7 @@ def mismatch_message(subject: str, expected: ExpectedSha256, actual: str, advice
     """The one wording of a checksum mismatch: what was checked (``subject``: a file, a
     download), the expected digest (and whose it is, where not the caller's) and the actual
     one, then ``advice``, what to do there."""
-    whose = {
-        "given": "",
-        "published": " (the published one)",
-        "name": " (the one its name carries)",
-    }[expected.origin]
     return (
-        f"checksum mismatch for {subject}: expected sha256 {expected.digest}...{whose}, got "
-        f"{actual}; {advice}"
+        f"checksum mismatch for {subject}: expected sha256 {expected.digest}...{expected.whose}, "
+        f"got {actual}; {advice}"
     )
