@@ -189,3 +189,11 @@ def test_the_progress_bar_counts_only_the_images_and_frames_predicted(
     counted.clear()
     assert main([*argv, "--fps", "5", str(frames)]) == 0
     assert len(counted) == 1
+
+
+def test_lost_inputs_counts_every_kind_in_the_order_given() -> None:
+    """The kinds were counted from a fixed ("frame folder", "video"): a kind outside it was
+    dropped from the count."""
+    lost = [("video", "a.mp4"), ("frame folder", "f"), ("video", "b.mp4"), ("animation", "c")]
+    assert predict.lost_inputs(1, lost) == "1 image and 2 videos and 1 frame folder and 1 animation"
+    assert predict.lost_inputs(0, lost[1:2]) == "1 frame folder"

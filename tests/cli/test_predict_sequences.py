@@ -1,16 +1,21 @@
-"""The frame list ``predict`` writes beside its results (write_outputs)."""
+"""The frame list ``predict`` writes beside its results (write_outputs), and the sequences it
+tells lost (lost_sequences)."""
 
 from __future__ import annotations
 
 import errno
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from sparsercnn.atomic_file import leftover_temporaries
-from sparsercnn.cli.predict_sequences import write_outputs
+from sparsercnn.cli.predict_sequences import lost_sequences, write_outputs
+from sparsercnn.video import FrameFolder
 
 VIDEOS = [{"file_name": "clip.mp4", "frames": [], "skipped_frames": []}]
 
@@ -56,3 +61,18 @@ def test_a_failed_frame_list_write_names_the_frame_list(
         f"could not write {tmp_path / 'preds.frames.json'} (No space left on device)"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lost_frame_folder_is_told_by_its_sequence_not_the_file_system(tmp_path: Path) -> None:
+    """The kind was read from the disk at the end of the run: a frame folder removed meanwhile
+    was told a video."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(frames / "0.png")
+    folder = FrameFolder(frames, fps=5)
+    shutil.rmtree(frames)
+    listed = [
+        {"file_name": str(frames), "frames": [], "skipped_frames": [0]},
+        {"file_name": "kept", "frames": [{"frame_index": 0}], "skipped_frames": []},
+    ]
+    assert lost_sequences([folder, folder], listed) == [("frame folder", str(frames))]

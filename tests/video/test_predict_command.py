@@ -821,7 +821,8 @@ def test_a_damaged_video_none_of_whose_frames_kept_decodes_is_left_out_as_an_ima
 ) -> None:
     """Frames 0 and 8, those --every 8 keeps, do not decode, and reading does not fail: the
     video was told "1 frame folder could not be read", and with --save-images the run failed
-    with "no frames to write" (its annotated video), writing nothing of the image."""
+    with "no frames to write" (its annotated video), writing nothing of the image. The error
+    is predict_video's (ImageReadError), as for a frame folder none of whose frames reads."""
     clip = write_clip(tmp_path / "clip.mp4", 12, x264_params="keyint=1")
     damaged = damage_packets(clip, tmp_path / "damaged.mp4", [0, 8])
     image = tmp_path / "a.png"
@@ -831,8 +832,8 @@ def test_a_damaged_video_none_of_whose_frames_kept_decodes_is_left_out_as_an_ima
     with caplog.at_level(logging.WARNING):
         assert run_predict(unclipped_model_file, damaged, image, *args) == 2
     assert (
-        f"video {damaged}: none of the frames to predict decoded (the file is damaged): the "
-        "video is left out"
+        f"video {damaged}: none of the frames to predict decoded (the file is damaged); it is "
+        "left out"
     ) in caplog.text
     frame_list = tmp_path / "preds.frames.json"
     (listed,) = json.loads(frame_list.read_text())["videos"]

@@ -25,7 +25,7 @@ from sparsercnn.video import (
 )
 from tests.synthetic_coco import truncate
 from tests.video.clips import write_clip
-from tests.video.test_reader import fail_reading_at, write_frames
+from tests.video.test_reader import damage_packets, fail_reading_at, write_frames
 
 
 @pytest.fixture
@@ -120,6 +120,22 @@ def test_a_video_whose_reading_fails_part_way_keeps_every_frame_read_before_it(
         results.extend(frame.index for frame, _ in predict_video(predictor, failing))
     assert raised.value.frame_index % predictor.batch_size  # a batch was pending
     assert results == list(range(raised.value.frame_index))
+
+
+def test_a_damaged_video_none_of_whose_frames_kept_decodes_is_an_error_naming_it(
+    predictor: Predictor, tmp_path: Path
+) -> None:
+    """Frames 0 and 8, those ``every=8`` keeps, do not decode: nothing was yielded, without an
+    error, where a frame folder none of whose frames kept reads raises ImageReadError."""
+    clip = write_clip(tmp_path / "clip.mp4", 12, x264_params="keyint=1")
+    damaged = damage_packets(clip, tmp_path / "damaged.mp4", [0, 8])
+    with pytest.raises(ImageReadError) as raised:
+        list(predict_video(predictor, damaged, every=8))
+    assert str(raised.value) == (
+        f"video {damaged}: none of the frames to predict decoded (the file is damaged)"
+    )
+    assert raised.value.path == str(damaged)
+    assert [frame.index for frame, _ in predict_video(predictor, damaged, every=3)] == [3, 6, 9]
 
 
 def test_frame_records_carry_the_frame_position(predictor: Predictor, tmp_path: Path) -> None:

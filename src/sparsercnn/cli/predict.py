@@ -14,6 +14,7 @@ input: a warning, and the exit status stays 0.
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -154,12 +155,13 @@ def run(args: argparse.Namespace) -> int:
     """Predict every input and write the outputs.
 
     Returns:
-        0, or 2 (:data:`~sparsercnn.cli.main.EXIT_BAD_INPUT`) when images could not be read,
-        or frame folders none of whose frames kept could, or videos none of whose frames kept
-        could (decoded, or before their reading failed), and were left out, or videos could be
-        read only up to a frame
-        (:func:`~sparsercnn.cli.predict_sequences.partly_read_sequences`), the others' outputs
-        written (:func:`~sparsercnn.cli.predict_inputs.unreadable_images`).
+        0, or 2 (:data:`~sparsercnn.cli.main.EXIT_BAD_INPUT`) when inputs were left out, the
+        others' outputs written (:func:`~sparsercnn.cli.predict_inputs.unreadable_images`):
+        images that could not be read, frame folders none of whose frames kept could be read,
+        videos none of whose frames kept decoded or whose reading failed before their first
+        frame kept (:func:`~sparsercnn.cli.predict_sequences.lost_sequences`); or when videos
+        could be read only up to a frame
+        (:func:`~sparsercnn.cli.predict_sequences.partly_read_sequences`).
     """
     from contextlib import nullcontext
 
@@ -228,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
                 videos.append(predict_sequence(predictor, group, args, writer, records, progress))
             progress.input_done(i)
         num_frames = sum(len(video["frames"]) for video in videos)
-        lost = lost_sequences(videos)
+        lost = lost_sequences([g for g in groups if not isinstance(g, list)], videos)
         partly_read = partly_read_sequences(videos)
         unreadable = unreadable_images(errors, num_images + num_frames, lost)
         frame_list = write_outputs(records, videos, unreadable, args.output)
@@ -272,8 +274,8 @@ def lost_inputs(num_images: int, lost: list[tuple[str, str]]) -> str:
     """The inputs lost, e.g. ``1 image and 1 frame folder``: images that could not be read, and
     the frame folders and videos of which no frame was predicted
     (:func:`~sparsercnn.cli.predict_sequences.lost_sequences`)."""
-    kinds = [kind for kind, _ in lost]
-    counts = [(num_images, "image"), *((kinds.count(k), k) for k in ("frame folder", "video"))]
+    kinds = Counter(kind for kind, _ in lost)  # in the order the inputs were given
+    counts = [(num_images, "image"), *((n, kind) for kind, n in kinds.items())]
     return " and ".join(counted(n, what) for n, what in counts if n)
 
 

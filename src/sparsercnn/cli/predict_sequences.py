@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,15 +25,11 @@ if TYPE_CHECKING:
     from sparsercnn.cli.predict_progress import PredictionProgress
     from sparsercnn.drawing_writer import DrawingWriter
     from sparsercnn.export.onnx_runtime import OnnxPredictor
+    from sparsercnn.prediction import Prediction
     from sparsercnn.predictor import Predictor
     from sparsercnn.video import Frame, FrameSequence, VideoWriter
 
 logger = logging.getLogger(__name__)
-
-
-class _NoFrameDecoded(Exception):
-    """None of a damaged video's frames kept decoded: raised inside its writer's block, which
-    then leaves no file (closing it with no frame would fail the run)."""
 
 
 def _rate_advice(too_high: bool, every: int, frame_folder: bool) -> str:
@@ -117,24 +113,21 @@ def predict_sequence(
     first frame kept, it is left out as such a frame folder is (:func:`lost_sequences`), and so
     is a damaged video none of whose frames kept decoded.
 
-    Every drawn frame sits at its records' ``timestamp`` in the annotated video. A frame
-    folder's is at a constant rate: a frame that could not be read is drawn as the frame before
-    it (the first frames, as the first frame read). A video's frames keep their own times, and
-    where its first frames did not decode (a damaged file) its first drawn frame is also shown
-    from 0 s, where the writer's clock starts.
+    Every drawn frame sits at its records' ``timestamp`` in the annotated video
+    (:func:`_draw_frame`).
 
     Returns:
         The sequence's frame list: ``file_name`` (as in its records), ``frames``, each
-        predicted frame's :func:`~sparsercnn.video.frame_summary` (its detections counted), and
+        predicted frame's :func:`~sparsercnn.video.frame_summary` (its detections counted;
+        empty where none of the sequence was predicted, an input lost), and
         ``skipped_frames``, the indices of its frames that did not decode
         (:attr:`~sparsercnn.video.FrameSequence.skipped_frames`): a damaged video's, all of
         them whatever ``--every`` keeps (those before a read failure); a frame folder's, those
-        kept that could not be read; and for a video whose reading failed part-way,
-        ``read_failure``: ``{"frame_index"``, the first frame not read, ``"reason"}``.
+        kept that could not be read; and for a video whose reading failed (part-way, or before
+        its first frame kept), ``read_failure``: ``{"frame_index"``, the first frame not read,
+        ``"reason"}``.
     """
     from contextlib import nullcontext
-
-    from PIL import Image, ImageOps
 
     from sparsercnn.data.image_io import ImageReadError
     from sparsercnn.video import (
@@ -144,14 +137,10 @@ def predict_sequence(
         frame_summary,
         predict_video,
     )
-    from sparsercnn.visualization.draw import draw_detections
 
-    # A video's frames keep their own times (a variable frame rate stays variable); a frame
-    # folder's are index / fps, the writer's constant rate.
-    timed = not isinstance(sequence, FrameFolder)
     frames: list[dict[str, Any]] = []
-    resized = False
     drawn: Image.Image | None = None  # the last frame drawn
+    resized = False
     failure: VideoReadError | None = None
     try:
         with writer if writer is not None else nullcontext():
@@ -160,58 +149,26 @@ def predict_sequence(
                     records.extend(frame_records(frame, prediction))
                     frames.append(frame_summary(frame, prediction))
                     if writer is not None:
-                        drawing = draw_detections(
-                            Image.fromarray(frame.image),
-                            prediction.boxes,
-                            prediction.labels,
-                            prediction.scores,
-                            predictor.categories.distinct_names,
-                            score_threshold=args.score_threshold,
-                            image_name=frame_name(sequence, frame),
+                        names = predictor.categories.distinct_names
+                        drawn, resized = _draw_frame(
+                            writer, sequence, frame, prediction, names, args, drawn, resized
                         )
-                        if writer.size is not None and drawing.size[::-1] != writer.size:
-                            if not resized:
-                                warn_resized(sequence, frame, writer.size)
-                            resized = True
-                            drawing = ImageOps.pad(drawing, writer.size[::-1])
-                        if not timed:
-                            # Frames before this one that could not be read hold their places.
-                            hold(
-                                writer,
-                                drawing if drawn is None else drawn,
-                                frame.index // args.every,
-                            )
-                        elif drawn is None and frame.timestamp > 0:
-                            # Frame 0 did not decode: the writer counts time from its first
-                            # frame, which would move every frame one place earlier than its
-                            # records say.
-                            writer.write(drawing, 0.0)
-                        writer.write(drawing, frame.timestamp if timed else None)
-                        drawn = drawing
                     progress.count()
             except VideoReadError as error:
                 failure = error
                 if not frames:
                     raise  # the whole video lost: its writer leaves no file
-            if not frames:
-                # A frame folder none of whose frames kept read has raised ImageReadError.
-                raise _NoFrameDecoded
-            if writer is not None and drawn is not None and not timed:
+            if writer is not None and drawn is not None and isinstance(sequence, FrameFolder):
                 hold(writer, drawn, len(range(0, sequence.num_frames or 0, args.every)))
     except ImageReadError as error:
         if frames:  # a frame read for its detections, and not when drawn
             raise
-        # None of a frame folder's frames kept could be read: an input lost, as an image.
+        # None of the frames kept could be read (a frame folder's files) or decoded (a damaged
+        # video's): an input lost, as an image. Its writer leaves no file.
         logger.warning("%s; it is left out", error)
     except VideoReadError as error:
         # Its reading failed before the first frame kept: an input lost, as an image.
         logger.warning("%s; no frame to predict came before it: the video is left out", error)
-    except _NoFrameDecoded:
-        logger.warning(
-            "video %s: none of the frames to predict decoded (the file is damaged): the video is "
-            "left out",
-            sequence.path,
-        )
     listed: dict[str, Any] = {
         "file_name": str(sequence.path),
         "frames": frames,
@@ -230,15 +187,75 @@ def predict_sequence(
     return listed
 
 
-def lost_sequences(videos: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """The sequences of the frame lists ``videos`` (:func:`predict_sequence`) of which no frame
-    was predicted, each a whole input lost, as an image that cannot be read is: ``("frame
-    folder", file_name)`` for a frame folder none of whose frames kept could be read,
-    ``("video", file_name)`` for a video whose reading failed before its first frame kept, or
-    none of whose frames kept decoded."""
+def _draw_frame(
+    writer: VideoWriter,
+    sequence: FrameSequence,
+    frame: Frame,
+    prediction: Prediction,
+    names: Sequence[str],
+    args: argparse.Namespace,
+    drawn: Image.Image | None,
+    resized: bool,
+) -> tuple[Image.Image, bool]:
+    """Write the drawing of ``frame``'s detections (``prediction``, above
+    ``args.score_threshold``) to ``sequence``'s annotated video at its records' ``timestamp``,
+    after ``drawn``, the frame drawn before it (None for the first); ``resized`` says whether an
+    earlier frame's drawing was scaled to the video's size (:func:`warn_resized`, once).
+
+    A frame folder's video is at a constant rate: a frame that could not be read is drawn as
+    the frame before it (the first frames, as the first frame read). A video's frames keep
+    their own times, and where its first frames did not decode (a damaged file) its first
+    drawn frame is also shown from 0 s, where the writer's clock starts.
+
+    Returns:
+        The drawing as written, and whether this or an earlier frame's was scaled.
+    """
+    from PIL import Image, ImageOps
+
+    from sparsercnn.video import FrameFolder
+    from sparsercnn.visualization.draw import draw_detections
+
+    drawing = draw_detections(
+        Image.fromarray(frame.image),
+        prediction.boxes,
+        prediction.labels,
+        prediction.scores,
+        names,
+        score_threshold=args.score_threshold,
+        image_name=frame_name(sequence, frame),
+    )
+    if writer.size is not None and drawing.size[::-1] != writer.size:
+        if not resized:
+            warn_resized(sequence, frame, writer.size)
+        resized = True
+        drawing = ImageOps.pad(drawing, writer.size[::-1])
+    if isinstance(sequence, FrameFolder):
+        # At a constant rate: frames before this one that could not be read hold their places.
+        hold(writer, drawing if drawn is None else drawn, frame.index // args.every)
+        writer.write(drawing)
+        return drawing, resized
+    # A video's frames keep their own times (a variable frame rate stays variable).
+    if drawn is None and frame.timestamp > 0:
+        # Frame 0 did not decode: the writer counts time from its first frame, which would
+        # move every frame one place earlier than its records say.
+        writer.write(drawing, 0.0)
+    writer.write(drawing, frame.timestamp)
+    return drawing, resized
+
+
+def lost_sequences(
+    sequences: Sequence[FrameSequence], videos: list[dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """The sequences of which no frame was predicted, from their frame lists ``videos``
+    (:func:`predict_sequence`, in the order of ``sequences``), each a whole input lost, as an
+    image that cannot be read is: ``("frame folder", file_name)`` for a frame folder none of
+    whose frames kept could be read, ``("video", file_name)`` for a video whose reading failed
+    before its first frame kept, or none of whose frames kept decoded."""
+    from sparsercnn.video import FrameFolder
+
     return [
-        ("frame folder" if Path(video["file_name"]).is_dir() else "video", video["file_name"])
-        for video in videos
+        ("frame folder" if isinstance(sequence, FrameFolder) else "video", video["file_name"])
+        for sequence, video in zip(sequences, videos, strict=True)
         if not video["frames"]
     ]
 
@@ -294,9 +311,10 @@ def write_outputs(
     :func:`~sparsercnn.evaluation.results_file.frame_list_path` (which ``eval --detections``
     reads, :func:`~sparsercnn.evaluation.results_file.listed_unreadable_images`): a JSON
     object ``{"results": output's name, "videos": [{"file_name", "frames": [{"frame_index",
-    "timestamp", "frame_file" (frame folders only), "num_detections"}, ...], "skipped_frames":
-    [frame_index, ...], "read_failure" (a video read in part only): {"frame_index", "reason"}},
-    ...], "unreadable_images": [{"file_name", "reason"}, ...]}``
+    "timestamp", "frame_file" (frame folders only), "num_detections"}, ...] (empty: none of it
+    predicted, an input lost), "skipped_frames": [frame_index, ...], "read_failure" (a video
+    whose reading failed): {"frame_index", "reason"}}, ...], "unreadable_images": [{"file_name",
+    "reason"}, ...]}``
     (:func:`predict_sequence`, :func:`~sparsercnn.cli.predict_inputs.unreadable_images`), which
     tells a frame predicted without detections (no records) from one never predicted, one that
     did not decode from one ``--every`` left out, the end of a video from where its reading

@@ -70,7 +70,9 @@ def predict_video(
         complete, in the folder's ``skipped_frames`` (:func:`_skip_unreadable`).
 
     Raises:
-        ImageReadError: no frame of a frame folder kept by ``every`` could be read.
+        ImageReadError: no frame kept by ``every`` could be read: a frame folder's files
+            (each named), or a damaged video's frames, none of which decoded; nothing is
+            yielded.
         VideoReadError: reading a video file failed part-way, once every frame kept before
             it is yielded.
     """
@@ -92,6 +94,13 @@ def predict_video(
         yield from _predict_batch(predictor, batch, source, unreadable)
         raise
     yield from _predict_batch(predictor, batch, source, unreadable)
+    if num_kept == 0:
+        # A frame folder keeps frame 0 whatever its files hold: here a video's did not decode.
+        raise ImageReadError(
+            f"video {source}: none of the frames to predict decoded (the file is damaged)",
+            path=source,
+            reason="none of the frames to predict decoded (the file is damaged)",
+        )
     if isinstance(sequence, FrameFolder):
         _skip_unreadable(sequence, unreadable, num_kept)
 
