@@ -38,7 +38,7 @@ def test_above_keeps_the_detection_whose_written_score_is_the_threshold() -> Non
     """0.12345678 is written 0.123457 (to_coco_results): above(0.123457), a threshold copied
     from the JSON, dropped it, comparing the unrounded score."""
     prediction = three_detections()
-    (_, copied, _) = [record["score"] for record in prediction.to_coco_results(CATEGORIES)]
+    (_, copied, _) = [record["score"] for record in prediction.to_coco_results()]
     assert copied == 0.123457
     assert prediction.above(copied).class_names == ["dog", "cat"]
 
@@ -74,7 +74,7 @@ def test_non_finite_detections_are_refused_with_the_shared_message() -> None:
     assert (str(info.value), info.value.reason) == (f"a.jpg: {reason}", reason)
 
 
-def test_records_name_classes_by_the_prediction_and_refuse_another_label_map() -> None:
+def test_records_name_classes_by_the_prediction() -> None:
     """Another model's label map was taken: its names and ids, silently."""
     prediction = three_detections()
     records = prediction.to_coco_results()
@@ -83,10 +83,8 @@ def test_records_name_classes_by_the_prediction_and_refuse_another_label_map() -
         (4, "cat"),
         (9, "dog"),
     ]
-    assert prediction.to_coco_results(CATEGORIES) == records
-    for other in (CategoryMap([1, 2], ["car", "person"]), CategoryMap([4], ["cat"])):
-        with pytest.raises(ValueError, match=r"a\.jpg: the label map makes label 1 .* another"):
-            prediction.to_coco_results(other)
+    assert "image_id" not in records[0]
+    assert [r["image_id"] for r in prediction.to_coco_results(image_id=7)] == [7, 7, 7]
 
 
 def test_the_dictionary_holds_both_box_forms_scores_and_classes_as_json() -> None:

@@ -277,7 +277,7 @@ def test_top_and_above_select_by_rank_and_score(model_file: Path) -> None:
 def test_records_carry_the_class_name(model_file: Path, dataset: SyntheticCoco) -> None:
     predictor = Predictor.from_file(model_file)
     (prediction,) = predictor(dataset.image_paths[:1])
-    records = prediction.to_coco_results(predictor.categories)
+    records = prediction.to_coco_results()
     assert len(records) == len(prediction.scores) > 0
     names = {4: "cat", 9: "dog"}
     assert all(r["category_name"] == names[r["category_id"]] for r in records)

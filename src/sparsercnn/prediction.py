@@ -122,24 +122,14 @@ class Prediction:
             source=self.source,
         )
 
-    def to_coco_results(
-        self, categories: CategoryMap | None = None, image_id: int | None = None
-    ) -> list[CocoResult]:
+    def to_coco_results(self, *, image_id: int | None = None) -> list[CocoResult]:
         """COCO result records (``bbox`` as ``[x, y, w, h]``, rounded to 1/100 pixel) with the
         dataset's ``category_id`` and ``category_name`` of each detection (its own
         :attr:`category_ids` and :attr:`class_names`) and the source as ``file_name``.
 
         Args:
-            categories: a label map to check the detections' classes against (optional: the
-                prediction names its classes itself).
             image_id: stored in the records when given.
-
-        Raises:
-            ValueError: ``categories`` names a detection's label otherwise than the prediction
-                does (another model's label map).
         """
-        if categories is not None:
-            self._check_label_map(categories)
         # Each detection its own "label": its category id and name come from the prediction.
         detections = Detections(
             boxes=self.boxes, scores=self.scores, labels=torch.arange(len(self.scores))
@@ -174,20 +164,6 @@ class Prediction:
             for record in self.to_coco_results()
         ]
         return {"name": self.source, "width": width, "height": height, "detections": detections}
-
-    def _check_label_map(self, categories: CategoryMap) -> None:
-        """Raise unless ``categories`` gives every detection's label its class name and id."""
-        names, ids = categories.names, categories.category_ids
-        for label, name, category_id in zip(
-            self.labels.tolist(), self.class_names, self.category_ids, strict=True
-        ):
-            theirs = (names[label], ids[label]) if 0 <= label < len(categories) else None
-            if theirs != (name, category_id):
-                raise ValueError(
-                    f"{self.source}: the label map makes label {label} (name, id) {theirs}, but "
-                    f"the prediction's detection of it is {(name, category_id)}: it is another "
-                    "model's label map; leave it out (the prediction names its classes)"
-                )
 
 
 def prediction_from_detections(

@@ -27,6 +27,9 @@ SCORE_DIGITS = 6
 # for 10**e <= |s|: at most this share of |s|.
 _WRITING_SHARE = 0.5 * 10.0 ** (1 - SCORE_DIGITS)
 
+# What check_score_threshold asks of a threshold, in the words of its message.
+SCORE_THRESHOLD_RULE = "must be a number in [0, 1]"
+
 
 def written_score(score: float) -> float:
     """``score`` to :data:`SCORE_DIGITS` significant digits, as the records write it."""
@@ -50,7 +53,7 @@ def check_score_threshold(threshold: float, *, argument: str | None = "score_thr
     value = _real_number(threshold)
     if value is None or not 0.0 <= value <= 1.0:  # False for NaN
         named = f"{argument} " if argument else ""
-        raise ValueError(f"{named}must be a number in [0, 1], got {threshold!r}")
+        raise ValueError(f"{named}{SCORE_THRESHOLD_RULE}, got {threshold!r}")
     return value
 
 
@@ -62,7 +65,10 @@ def _real_number(value: object) -> float | None:
             return None
         value = value.item()  # a Python bool, int, float or complex
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int past float's range: no score either
+            return None
     return None
 
 

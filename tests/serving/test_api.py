@@ -429,7 +429,7 @@ BAD_REQUESTS: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
     "too many pixels": (
         {"files": files(_solid_png(300, 300))},
         413,
-        "300x300 = 90000 pixels",
+        "images[0] (image0.png) has 90000 pixels (300x300), more than the limit of 40000",
         "images[0]",
     ),
     # 196 M pixels in 24 kB: over Pillow's decompression-bomb threshold, refused from the header.
@@ -499,11 +499,12 @@ BAD_REQUESTS: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
         "score_threshold",
         "score_threshold",
     ),
-    # NaN was refused as "less than or equal to 1" (it is not greater either).
+    # NaN was refused as "less than or equal to 1" (it is not greater either), then as "Input
+    # should be a finite number": not as Prediction.above and --score-threshold refuse it.
     "score nan": (
         {"files": files(PNG), "data": {"score_threshold": "nan"}},
         400,
-        "parameter score_threshold: Input should be a finite number (got 'nan')",
+        "parameter score_threshold: must be a number in [0, 1] (got 'nan')",
         "score_threshold",
     ),
     "parameter twice": (

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
+import pytest
 import torch
 
 from sparsercnn.prediction import Prediction
+from sparsercnn.scores import check_score_threshold
+from sparsercnn.serving.errors import ApiError
+from sparsercnn.serving.request_parsing import validate_options
 from sparsercnn.serving.schemas import Detection, DetectOptions, detections_of, limit_detections
 
 
@@ -50,3 +56,26 @@ def test_a_threshold_copied_from_a_score_keeps_its_detection() -> None:
     assert detections[2].score == 0.123457
     assert _limited(prediction, score_threshold=detections[2].score) == detections[:3]
     assert _limited(prediction, score_threshold=0.123457, max_detections=3) == detections[:3]
+
+
+@pytest.mark.parametrize(
+    "value", [math.nan, math.inf, -math.inf, -1e-9, 1.0000000000000002, 2, 0, 1, -0.0, 0.5, 1e-400]
+)
+def test_the_score_threshold_is_checked_as_the_python_api_and_the_cli_check_it(
+    value: float,
+) -> None:
+    """The schema's own constraints checked it, with their own words ("Input should be a finite
+    number", "less than or equal to 1") for what Prediction.above and --score-threshold refuse
+    as "must be a number in [0, 1]"."""
+    for sent in (value, repr(value), np.float64(value)):  # JSON, a form field, a Python value
+        try:
+            expected: float | str = check_score_threshold(value)
+        except ValueError:
+            expected = f"parameter score_threshold: must be a number in [0, 1] (got {sent!r})"
+        try:
+            got: float | str | None = validate_options(
+                DetectOptions, {"score_threshold": sent}
+            ).score_threshold
+        except ApiError as error:
+            got = str(error)
+        assert got == expected

@@ -66,13 +66,14 @@ def test_a_file_of_several_frames_is_refused_naming_them(image_format: str, word
     assert decode_upload(still.getvalue(), "images[1]", Limits()).image.size == (24, 16)
 
 
-def test_an_image_over_pillows_guard_is_refused_by_its_pixel_count(
+def test_an_image_over_the_limit_is_told_by_one_sentence_under_and_over_pillows_guard(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A JPEG stored 100x40 and shown 40x100 (EXIF orientation 6) over the limit: under
-    Pillow's decompression-bomb guard it is told by its displayed size, over it by its pixel
-    count. Was "is 100x40 = 4000 pixels" over the guard: its stored size, read through Pillow's
-    private plugin registry."""
+    Pillow's decompression-bomb guard it is told its count and displayed size, over it its
+    count alone. Was "is 100x40 = 4000 pixels" over the guard: its stored size, read through
+    Pillow's private plugin registry; then "is 40x100 = 4000 pixels" under the guard and "has
+    4000 pixels" over it, two wordings of one refusal."""
     exif = Image.Exif()
     exif[0x0112] = 6
     buffer = io.BytesIO()
@@ -80,7 +81,11 @@ def test_an_image_over_pillows_guard_is_refused_by_its_pixel_count(
     limits = Limits(max_image_pixels=500)
     with pytest.raises(ApiError) as refused:
         decode_upload(buffer.getvalue(), "images[0]", limits, "a.jpg")
-    assert str(refused.value).startswith("images[0] (a.jpg) is 40x100 = 4000 pixels, more than")
+    assert (refused.value.status, str(refused.value)) == (
+        413,
+        "images[0] (a.jpg) has 4000 pixels (40x100), more than the limit of 500; downscale it "
+        "first",
+    )
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # the guard refuses 2001 pixels and up
     with pytest.raises(ApiError) as refused:
         decode_upload(buffer.getvalue(), "images[0]", limits, "a.jpg")

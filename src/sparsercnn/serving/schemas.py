@@ -10,12 +10,30 @@ and ``bbox.xywh`` the COCO ``[x, y, width, height]`` of
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from sparsercnn.prediction import Prediction
-from sparsercnn.scores import SCORE_DIGITS
+from sparsercnn.scores import SCORE_DIGITS, SCORE_THRESHOLD_RULE, check_score_threshold
+
+
+def _score_threshold(value: float) -> float:
+    """The parsed ``score_threshold`` through :func:`~sparsercnn.scores.check_score_threshold`,
+    the check of :meth:`~sparsercnn.prediction.Prediction.above` and the CLI's flags."""
+    try:
+        return check_score_threshold(value)
+    except ValueError:
+        # The request's parser names the parameter and the value as it was sent.
+        raise ValueError(SCORE_THRESHOLD_RULE) from None
+
+
+# A float checked as every score threshold is; the schema states the bounds for /docs.
+ScoreThreshold = Annotated[
+    float,
+    AfterValidator(_score_threshold),
+    WithJsonSchema({"type": "number", "minimum": 0.0, "maximum": 1.0}),
+]
 
 
 class DetectOptions(BaseModel):
@@ -24,13 +42,9 @@ class DetectOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # NaN failed "less than or equal to 1", which it is not greater than either. The bounds are
-    # those of check_score_threshold, written here for the API's schema.
-    score_threshold: float | None = Field(
+    # Was checked by its own field constraints (and NaN failed "less than or equal to 1").
+    score_threshold: ScoreThreshold | None = Field(
         None,
-        ge=0.0,
-        le=1.0,
-        allow_inf_nan=False,
         description="drop detections scoring below this, as their score is given "
         f"({SCORE_DIGITS} significant digits; default: keep all)",
     )

@@ -70,12 +70,7 @@ def decode_upload(
             if isinstance(cause, Image.DecompressionBombError):
                 # Over twice Pillow's MAX_IMAGE_PIXELS, which the service keeps at least the
                 # limit: the guard stands for our own refusal.
-                raise ApiError(
-                    413,
-                    f"{label} has {_bomb_pixels(cause)} pixels, more than the limit of "
-                    f"{limits.max_image_pixels}; downscale it first",
-                    field,
-                ) from None
+                raise _too_many_pixels(label, field, limits, _bomb_pixels(cause)) from None
             raise ApiError(
                 400,
                 f"{label} is not an image file Pillow can read "
@@ -91,7 +86,9 @@ def decode_upload(
                 field,
             )
         if header.height * header.width > limits.max_image_pixels:
-            raise _too_many_pixels(label, header.width, header.height, limits, field)
+            raise _too_many_pixels(
+                label, field, limits, header.height * header.width, (header.width, header.height)
+            )
         try:
             return decode_image(handle.name, at_least)
         except ImageReadError as error:
@@ -118,11 +115,17 @@ def check_file_size(size: int, field: str, file_name: str | None, max_image_byte
         )
 
 
-def _too_many_pixels(label: str, width: int, height: int, limits: Limits, field: str) -> ApiError:
-    """The 413 of an image of ``width`` x ``height`` pixels over ``limits.max_image_pixels``."""
+def _too_many_pixels(
+    label: str, field: str, limits: Limits, pixels: str | int, size: tuple[int, int] | None = None
+) -> ApiError:
+    """The 413 of an image over ``limits.max_image_pixels``, one sentence for both refusals:
+    "has N pixels (WxH)" where the header gave its displayed ``(width, height)``, "has N pixels"
+    (or "has over N pixels") where Pillow's decompression-bomb guard refused it first and only
+    its count is known (:func:`_bomb_pixels`)."""
+    shape = f" ({size[0]}x{size[1]})" if size is not None else ""
     return ApiError(
         413,
-        f"{label} is {width}x{height} = {width * height} pixels, more than the limit of "
+        f"{label} has {pixels} pixels{shape}, more than the limit of "
         f"{limits.max_image_pixels}; downscale it first",
         field,
     )
