@@ -18,6 +18,7 @@ from sparsercnn.json_values import (
     quoted_int,
     quoted_number,
     unquoted_fix,
+    unquoted_numbers,
     whole_float,
     whole_float_ids_message,
     with_integer_ids,
@@ -138,6 +139,25 @@ def test_a_quoted_number_is_told_by_one_rule(
     """Was: a results file's quoted score ("0.9") was refused as no number, without the hint
     that quoted ids got."""
     assert quoted_number(value) == number and unquoted_fix(value) == fix
+
+
+@pytest.mark.parametrize(
+    ("value", "numbers"),
+    [
+        (["1", "2.5", 3, 4], [1, 2.5, 3, 4]),
+        ([1, 2, 3, 4], [1, 2, 3, 4]),
+        (["1", "2", "3"], None),
+        (["10", "x", 3, 4], None),
+        (["1", "2", "3", True], None),
+        ("1, 2, 3, 4", None),
+    ],
+)
+def test_a_list_is_unquoted_only_where_that_gives_its_numbers(
+    value: object, numbers: list[float] | None
+) -> None:
+    """Was: a bbox with any one quoted number was told to unquote its numbers, even where that
+    left 3 of them or a "x" (the hint of validation and of a results file alike)."""
+    assert unquoted_numbers(value) == numbers
 
 
 @pytest.mark.parametrize(

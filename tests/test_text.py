@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from sparsercnn.text import counted, listing, non_finite_outputs, shortened, some_of_its
+from sparsercnn.text import (
+    counted,
+    listing,
+    non_finite_outputs,
+    shortened,
+    some_of_its,
+    verb,
+)
 
 
 def test_counted_puts_the_noun_in_the_plural_unless_there_is_one() -> None:
@@ -11,11 +18,26 @@ def test_counted_puts_the_noun_in_the_plural_unless_there_is_one() -> None:
     assert counted(3, "category", "categories") == "3 categories"
 
 
+def test_verb_agrees_with_a_count_as_counted_does() -> None:
+    """Was written out as "'is' if n == 1 else 'are'" in a dozen messages (and "1 of 3 slots
+    were never matched" in one that did not)."""
+    assert [verb(n, "is") for n in (0, 1, 2)] == ["are", "is", "are"]
+    assert [verb(2, word) for word in ("has", "was", "does")] == ["have", "were", "do"]
+    assert [verb(1, "repeats"), verb(3, "repeats"), verb(3, "gives")] == [
+        "repeats",
+        "repeat",
+        "give",
+    ]
+
+
 def test_listing_shows_the_first_few_and_counts_the_rest() -> None:
     assert listing([]) == ""
     assert listing(["a", "b"]) == "a, b"
     assert listing([str(n) for n in range(10)]) == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9"
     assert listing([str(n) for n in range(12)], limit=3) == "0, 1, 2 ... (12 in all)"
+    # The first few of many, and how many in all.
+    assert listing(["0", "1", "2"], limit=3, total=40) == "0, 1, 2 ... (40 in all)"
+    assert listing(["0", "1", "2"], limit=3, total=3) == "0, 1, 2"
 
 
 def test_shortened_keeps_both_ends_within_the_limit() -> None:

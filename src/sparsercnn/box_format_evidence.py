@@ -11,6 +11,7 @@ may predict boxes outside its image, so a sign is only ever a warning.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Literal
 
 from sparsercnn.text import listing
@@ -47,8 +48,9 @@ class _Boxes:
     def named(self) -> str:
         """The images, for a message: ``images 3, 7``; more than :data:`NAMED_IMAGES`: the
         first of them and how many in all (``images 3, 7, 8, 9, 12 ... (40 in all)``)."""
-        ids = [str(image_id) for image_id in self.image_ids]
-        return f"image{'s' if len(ids) > 1 else ''} {listing(ids, NAMED_IMAGES)}"
+        total = len(self.image_ids)
+        ids = [str(image_id) for image_id in islice(self.image_ids, NAMED_IMAGES)]
+        return f"image{'s' if total > 1 else ''} {listing(ids, NAMED_IMAGES, total=total)}"
 
 
 @dataclass

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-from sparsercnn.text import counted
+from sparsercnn.text import counted, verb
 
 # A float holds every integer up to 2**53 exactly; one past it may have lost digits (pandas
 # writes an int64 column with a missing value as float64), so it is no id.
@@ -75,6 +75,22 @@ def unquoted_fix(value: object, *, integer: bool = False) -> str | None:
     without quotes`` for ``"0.9"``; ``None`` for anything else."""
     number = quoted_int(value) if integer else quoted_number(value)
     return None if number is None else f"write it as {number!r}, without quotes"
+
+
+def unquoted_numbers(value: object, length: int = 4) -> list[float] | None:
+    """The numbers a list stands for with its quoted numbers (:func:`quoted_number`) unquoted,
+    where that gives ``length`` numbers (``["1", "2", 3, 4]`` -> ``[1, 2, 3, 4]``, as a
+    ``bbox`` some exporters write); ``None`` for anything else (``["1", "2", "3"]``, ``["10",
+    "x", 3, 4]``, no list): where unquoting would not fix it, a message does not suggest it."""
+    if not isinstance(value, list) or len(value) != length:
+        return None
+    numbers: list[float] = []
+    for item in value:
+        number = item if is_number(item) else quoted_number(item)
+        if number is None:
+            return None
+        numbers.append(number)
+    return numbers
 
 
 # The id keys of the entries of each list of a COCO instances file.
@@ -172,6 +188,6 @@ def whole_float_ids_message(source: str, counts: Mapping[str, int]) -> str:
     by_key = ", ".join(f"{key} {count}" for key, count in counts.items())
     return (
         f"{source}: {counted(total, 'id')} written as whole floats (3.0, as "
-        f"pandas writes integer columns) {'is' if total == 1 else 'are'} read as the integers "
+        f"pandas writes integer columns) {verb(total, 'is')} read as the integers "
         f"({by_key}); write ids as integers (e.g. df.astype({{'image_id': int}}))"
     )

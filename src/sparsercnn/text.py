@@ -1,6 +1,6 @@
-"""Wording shared by the messages and reports: a count with its noun, how many of an image's
-items something holds for, the one message for a model's NaN or infinite outputs, a capped
-list, a name shortened to fit."""
+"""Wording shared by the messages and reports: a count with its noun, a verb agreeing with a
+count, how many of an image's items something holds for, the one message for a model's NaN or
+infinite outputs, a capped list, a name shortened to fit."""
 
 from __future__ import annotations
 
@@ -11,6 +11,20 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
     return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
+# The verbs whose plural is not their singular less its s.
+_IRREGULAR_PLURALS = {"is": "are", "has": "have", "was": "were", "does": "do"}
+
+
+def verb(count: int, singular: str) -> str:
+    """``singular`` (a verb in the third person) where ``count`` is 1, else its plural, to
+    agree with a count as :func:`counted` does: "is"/"are", "has"/"have", "was"/"were",
+    "does"/"do", else the singular less its s ("gives"/"give", "repeats"/"repeat"):
+    f"{counted(n, 'slot')} {verb(n, 'was')} never matched"."""
+    if count == 1:
+        return singular
+    return _IRREGULAR_PLURALS.get(singular) or singular.removesuffix("s")
+
+
 def some_of_its(
     count: int, total: int, noun: str, predicate: str, plural: str | None = None
 ) -> str:
@@ -18,12 +32,11 @@ def some_of_its(
     ``predicate``, the verb agreeing: "2 of its 5 detections have a NaN", "1 of its 5
     detections has a NaN", "all 3 detections have a NaN", "its only detection has a NaN"
     (``predicate`` "a NaN"; ``plural`` as in :func:`counted`). ``1 <= count <= total``."""
-    verb = "has" if count == 1 else "have"
     if count < total:
         which = f"{count} of its {counted(total, noun, plural)}"
     else:
         which = f"its only {noun}" if total == 1 else f"all {counted(total, noun, plural)}"
-    return f"{which} {verb} {predicate}"
+    return f"{which} {verb(count, 'has')} {predicate}"
 
 
 def non_finite_outputs(
@@ -47,10 +60,13 @@ def non_finite_outputs(
     )
 
 
-def listing(items: list[str], limit: int = 10) -> str:
+def listing(items: list[str], limit: int = 10, *, total: int | None = None) -> str:
     """``items`` joined by commas, the first ``limit`` of them and, past that, how many in
-    all: "a, b ... (12 in all)" (the keys a checkpoint lacks, the classes of a dataset)."""
-    more = f" ... ({len(items)} in all)" if len(items) > limit else ""
+    all: "a, b ... (12 in all)" (the keys a checkpoint lacks, the classes of a dataset).
+    ``total``: how many there are in all where ``items`` holds only the first of them (a
+    caller that names a few of many need not make every one a string)."""
+    total = len(items) if total is None else total
+    more = f" ... ({total} in all)" if total > limit else ""
     return ", ".join(items[:limit]) + more
 
 

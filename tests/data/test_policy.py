@@ -155,7 +155,7 @@ def test_skip_invalid_names_the_images_left_without_a_usable_box(
     )
     assert "their objects counted as background" in unlabelled.message
     (negatives,) = [r for r in caplog.records if "no boxes" in r.message]
-    assert "1 of 3 images have no boxes (kept as negative examples)" in negatives.message
+    assert "1 of 3 images has no boxes (kept as negative examples)" in negatives.message
 
 
 def test_a_refusal_without_an_image_folder_names_none_as_theirs(write_coco: WriteCoco) -> None:
@@ -295,7 +295,7 @@ def test_images_without_a_usable_box_have_their_own_code(
     (unlabelled,) = [r for r in caplog.records if "no usable box" in r.message]
     assert "2 of the 4 images kept" in unlabelled.message
     (negatives,) = [r for r in caplog.records if "no boxes" in r.message]
-    assert "1 of 4 images have no boxes" in negatives.message
+    assert "1 of 4 images has no boxes" in negatives.message
 
 
 def test_a_set_checked_again_is_neither_decoded_nor_logged_again(

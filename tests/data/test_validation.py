@@ -911,6 +911,23 @@ def test_a_missing_or_quoted_value_is_named_as_such(change: dict[str, Any], text
 
 
 @pytest.mark.parametrize(
+    ("bbox", "hint"),
+    [(["1", "2", 10, 10], True), (["1", "2", "3"], False), (["10", "x", 3, 4], False)],
+)
+def test_a_quoted_bbox_is_told_to_be_unquoted_only_where_that_gives_4_numbers(
+    bbox: list[Any], hint: bool
+) -> None:
+    data = {
+        "images": [image(1, "a.png")],
+        "annotations": [box(10, 1, 3, bbox)],
+        "categories": [{"id": 3, "name": "car"}],
+    }
+    (issue,) = check_coco(data, "x.json").issues
+    assert "'bbox' must be 4 numbers [x, y, w, h]" in issue.message
+    assert ("(write the numbers without quotes)" in issue.message) == hint
+
+
+@pytest.mark.parametrize(
     ("width", "hint"), [("40", True), ("40.0", True), ("-3", False), ("0.5", False)]
 )
 def test_a_quoted_size_is_told_to_be_unquoted_only_where_that_would_pass(

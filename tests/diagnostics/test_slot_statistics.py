@@ -99,7 +99,10 @@ def test_dead_slots_and_advice_by_hand() -> None:
     assert statistics.dead_slots == [2]
     assert statistics.mean_sqrt_areas[0] == pytest.approx(2.0)
     assert statistics.dominant_labels.tolist() == [0, -1, -1]
-    assert [line.split(" ")[0] for line in statistics.advice()] == ["1"]  # one dead slot only
+    (dead,) = statistics.advice()  # one dead slot only
+    assert dead.startswith("1 of 3 slots was never matched and never confident (score >= 0.5)")
+    two_dead = _hand_made(matched=[3, 0, 0], confident=[4, 0, 0], most=2).advice()
+    assert two_dead[0].startswith("2 of 3 slots were never matched")
     # Slots 1 and 2 were never matched: not listed among the most matched with "(0)".
     assert "most matched slots: 0 (3)\n" in statistics.format()
     # One slot of each count: "1 slots" was written.

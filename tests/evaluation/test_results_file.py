@@ -64,6 +64,15 @@ def test_a_file_of_something_else_is_named_as_such(tmp_path: Path, data: Any, me
         read_results_file(_file(tmp_path, data))
 
 
+@pytest.mark.parametrize("bbox", [["1", "2", "3"], ["10", "x", 3, 4]])
+def test_a_bbox_that_unquoting_would_not_fix_gets_no_such_hint(
+    tmp_path: Path, bbox: list[Any]
+) -> None:
+    with pytest.raises(ValueError, match=r"has no bbox of 4 numbers") as raised:
+        read_results_file(_file(tmp_path, [{**RECORD, "bbox": bbox}]))
+    assert "without quotes" not in str(raised.value)
+
+
 def test_text_that_is_no_json(tmp_path: Path) -> None:
     path = tmp_path / "d.json"
     path.write_text("image 1: cat 0.9")

@@ -32,7 +32,7 @@ from sparsercnn.data.validation import (
     Issue,
     format_issues,
 )
-from sparsercnn.text import counted, listing
+from sparsercnn.text import counted, listing, verb
 
 # COCO evaluation's size ranges (APs / APm / APl) in px^2, faster-coco-eval's and pycocotools'
 # defaults. Both ends are closed: COCOeval ignores an object in a range when
@@ -306,7 +306,7 @@ class ValidationReport:
         named = " and ".join(f"[{code}]" for code in unskippable)
         return (
             f"FAILED: {errors}; `sparsercnn train` and `eval` refuse this dataset, with "
-            f"--skip-invalid too: {named} {'is' if len(unskippable) == 1 else 'are'} about the "
+            f"--skip-invalid too: {named} {verb(len(unskippable), 'is')} about the "
             "whole dataset, which dropping the offending entries cannot fix. Fix the files as "
             "the errors above say."
         )

@@ -55,7 +55,7 @@ from sparsercnn.data.validation import (
     given_size_agrees,
 )
 from sparsercnn.paths import file_identity
-from sparsercnn.text import counted, listing
+from sparsercnn.text import counted, listing, verb
 
 logger = logging.getLogger(__name__)
 
@@ -376,7 +376,7 @@ def find_unlisted_images(
     examples = listing([repr(name) for name in shown], limit=_MAX_NAMED_UNLISTED)
     message = (
         f"{counted(len(unlisted), 'image file')} under {os.fspath(root)!r} "
-        f"{'is' if len(unlisted) == 1 else 'are'} not in {source} (e.g. {examples}): "
+        f"{verb(len(unlisted), 'is')} not in {source} (e.g. {examples}): "
         "not trained or evaluated on; annotate them if they should be, or check that the JSON "
         "is the one for this folder (another file listing them, such as a validation split, is "
         "fine)"

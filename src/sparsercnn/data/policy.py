@@ -53,7 +53,7 @@ from sparsercnn.data.validation import (
     load_coco_json,
     summarize_issues,
 )
-from sparsercnn.text import counted, listing
+from sparsercnn.text import counted, listing, verb
 
 logger = logging.getLogger(__name__)
 
@@ -335,14 +335,15 @@ def _log_images_without_boxes(inspection: Inspection) -> None:
             len(unlabelled),
             num_images,
             files,
-            "has" if len(unlabelled) == 1 else "have",
+            verb(len(unlabelled), "has"),
         )
     if negatives := len(by_code.get("image_without_boxes", [])):
         logger.info(
-            "%s: %d of %d images have no boxes (kept as negative examples)",
+            "%s: %d of %d images %s no boxes (kept as negative examples)",
             source,
             negatives,
             num_images,
+            verb(negatives, "has"),
         )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from sparsercnn.data.coco import CocoDataset
-from sparsercnn.text import counted
+from sparsercnn.text import counted, verb
 
 
 def _image_files(dataset: CocoDataset) -> list[tuple[str, str]]:
@@ -37,7 +37,7 @@ def split_overlap_warning(train: CocoDataset, val: CocoDataset) -> str | None:
         return None
     return (
         f"{len(shared)} of the {counted(len(val), 'image')} of the validation set "
-        f"{val.coco_json} {'is' if len(shared) == 1 else 'are'} also in the training set "
+        f"{val.coco_json} {verb(len(shared), 'is')} also in the training set "
         f"{train.coco_json} (e.g. {shared[0]!r}): the validation metrics overstate how well the "
         "model does on new images; give the two sets no image in common"
     )

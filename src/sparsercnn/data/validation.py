@@ -52,10 +52,11 @@ from sparsercnn.json_values import (
     is_number,
     quoted_int,
     quoted_number,
+    unquoted_numbers,
     whole_float_ids_message,
 )
 from sparsercnn.structures import coco_area
-from sparsercnn.text import counted, listing
+from sparsercnn.text import counted, listing, verb
 
 # How far a box may extend past the image border, as a fraction of the image width (for x) or
 # height (for y), and still be clipped with a warning instead of being rejected; ROUNDING_PX
@@ -420,7 +421,7 @@ class _Checker:
             if rejected.num_annotations and rejected.issue_index is not None:
                 issue = self.issues[rejected.issue_index]
                 num = rejected.num_annotations
-                count = f"{counted(num, 'annotation')} {'is' if num == 1 else 'are'}"
+                count = f"{counted(num, 'annotation')} {verb(num, 'is')}"
                 message = f"{issue.message}; its {count} left out with it"
                 self.issues[rejected.issue_index] = replace(issue, message=message)
 
@@ -848,7 +849,7 @@ def _sized_by_file_message(ids: list[int], source: str) -> str:
     ids_text = listing([str(image_id) for image_id in ids], limit=5)
     theirs = "its file's size is" if len(ids) == 1 else "their files' sizes are"
     return (
-        f"{counted(len(ids), 'image')} {'has' if len(ids) == 1 else 'have'} no width/height in "
+        f"{counted(len(ids), 'image')} {verb(len(ids), 'has')} no width/height in "
         f"{source} (id{'' if len(ids) == 1 else 's'} {ids_text}): {theirs} used (after EXIF "
         "orientation)"
     )
@@ -860,7 +861,7 @@ def _ignore_flag_message(ids: list[int], source: str) -> str:
     ids_text = listing([str(ann_id) for ann_id in ids], limit=5)
     return (
         f"{counted(len(ids), 'annotation')} in {source} (id{'' if len(ids) == 1 else 's'} "
-        f'{ids_text}) {"has" if len(ids) == 1 else "have"} "ignore": 1, which COCO\'s tools '
+        f'{ids_text}) {verb(len(ids), "has")} "ignore": 1, which COCO\'s tools '
         "do not read: they are trained and evaluated as objects; to make them regions that "
         "neither counts, set their 'iscrowd' to 1"
     )
@@ -885,8 +886,7 @@ def _sized_by_file_note(given: tuple[int | None, int | None], size: tuple[int, i
 def _bbox_problem(bbox: Any) -> tuple[str, str] | None:
     """``(code, reason)`` unless ``bbox`` is 4 finite numbers with positive width and height."""
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(is_number, bbox))):
-        quoted = isinstance(bbox, list) and any(quoted_number(value) is not None for value in bbox)
-        hint = " (write the numbers without quotes)" if quoted else ""
+        hint = " (write the numbers without quotes)" if unquoted_numbers(bbox) is not None else ""
         return "malformed_bbox", f"'bbox' must be 4 numbers [x, y, w, h], got {bbox!r:.80}{hint}"
     if not all(map(math.isfinite, bbox)):
         return "malformed_bbox", f"bbox {bbox} has a NaN or infinite value"

@@ -30,7 +30,7 @@ from sparsercnn.ops.boxes import box_xyxy_to_cxcywh
 from sparsercnn.recipe.auto_recipe import PROPOSALS_PER_OBJECT, proposals_for
 from sparsercnn.scores import passes_threshold
 from sparsercnn.structures import PixelMap, Target
-from sparsercnn.text import counted
+from sparsercnn.text import counted, verb
 from sparsercnn.visualization.diagnostic_plots import (
     plot_slot_centres,
     plot_slot_match_counts,
@@ -164,8 +164,8 @@ class SlotStatistics:
         dead = self.dead_slots
         if dead:
             lines.append(
-                f"{len(dead)} of {n} slots were never matched and never confident (score >= "
-                f"{self.score_threshold}) on these {self.num_images} images"
+                f"{len(dead)} of {n} slots {verb(len(dead), 'was')} never matched and never "
+                f"confident (score >= {self.score_threshold}) on these {self.num_images} images"
             )
         return lines
 

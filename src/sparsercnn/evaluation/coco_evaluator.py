@@ -28,7 +28,7 @@ from sparsercnn.evaluation.results import (
 from sparsercnn.evaluation.units import format_percent
 from sparsercnn.json_values import is_int
 from sparsercnn.structures import Detections
-from sparsercnn.text import counted, listing, non_finite_outputs, some_of_its
+from sparsercnn.text import counted, listing, non_finite_outputs, some_of_its, verb
 
 logger = logging.getLogger(__name__)
 
@@ -266,10 +266,9 @@ class CocoEvaluator:
         unknown = [str(i) for i in new if i not in gt.image_ids]
         if unknown:
             named = "image id" if len(unknown) == 1 else "image ids"
-            verb = "is" if len(unknown) == 1 else "are"
             raise ValueError(
-                f"{named} {listing(unknown, 5)} {verb} not in {gt.source}; evaluate with the "
-                "annotation file the images came from"
+                f"{named} {listing(unknown, 5)} {verb(len(unknown), 'is')} not in {gt.source}; "
+                "evaluate with the annotation file the images came from"
             )
         _check_category_ids(new, gt)
         for image_id, image_records in new.items():
@@ -384,7 +383,7 @@ def _check_category_ids(per_image: Mapping[int, Sequence[CocoResult]], gt: CocoG
             f"image id{'s' if len(images) > 1 else ''} "
             f"{listing([str(i) for i in sorted(images)], 5)}: {counted(num_records, 'record')} "
             f"of category id{'s' if len(named) > 1 else ''} {', '.join(repr(c) for c in named)}, "
-            f"which {'are' if len(named) > 1 else 'is'} not among the categories evaluated on "
+            f"which {verb(len(named), 'is')} not among the categories evaluated on "
             f"{gt.source} (their ids: {listing([str(c) for c in gt.category_ids])}); a record's "
             "category_id is the data set's category id (categories[].id), not a 0-based label"
         )

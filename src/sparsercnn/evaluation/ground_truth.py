@@ -28,7 +28,7 @@ from sparsercnn.json_values import (
     whole_float_ids_message,
 )
 from sparsercnn.structures import coco_area, distinct_names
-from sparsercnn.text import counted
+from sparsercnn.text import counted, verb
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def _distinct_ids(
         entry_id, count = repeated[0]
         raise ValueError(
             f"{source}: {noun} id {entry_id} appears {count} times in {list_key!r} "
-            f"({counted(len(repeated), 'id')} repeat{'s' if len(repeated) == 1 else ''}); give "
+            f"({counted(len(repeated), 'id')} {verb(len(repeated), 'repeats')}); give "
             f"each {noun} its own id (`sparsercnn validate` lists them)"
         )
     return frozenset(counts)

@@ -30,8 +30,8 @@ from sparsercnn.json_values import (
     id_problem,
     is_int,
     is_number,
-    quoted_number,
     unquoted_fix,
+    unquoted_numbers,
     whole_float_ids_message,
     with_integer_ids,
 )
@@ -169,9 +169,8 @@ def _record_problem(record: Any) -> str | None:
         return f"has a wrong id: {id_problem(record, 'category_id')}"
     bbox = record.get("bbox")
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
-        quoted = isinstance(bbox, list) and any(quoted_number(v) is not None for v in bbox)
         return "has no bbox of 4 numbers [x, y, width, height]" + (
-            ": write its numbers without quotes" if quoted else ""
+            ": write its numbers without quotes" if unquoted_numbers(bbox) is not None else ""
         )
     if not is_number(record.get("score")):
         score_fix = unquoted_fix(record.get("score"))

@@ -13,7 +13,7 @@ from sparsercnn.recipe.input_size import (
     largest_input_reason,
     shrink_factor,
 )
-from sparsercnn.text import counted, listing
+from sparsercnn.text import counted, listing, verb
 
 # A box whose sqrt(w * h) falls below this after resizing covers under two cells of the
 # stride-4 level (P2) that small boxes are pooled from: the model can hardly tell it apart.
@@ -58,8 +58,9 @@ def tiny_box_warning(
             "or set a larger input with --set (input.train_min_sizes, input.train_max_size, "
             "input.test_min_size, input.test_max_size; slower steps)"
         )
+    num_tiny = int(tiny.sum())
     return (
-        f"{int(tiny.sum())} of {tiny.size} boxes ({tiny.mean():.0%}) are under "
+        f"{num_tiny} of {tiny.size} boxes ({tiny.mean():.0%}) {verb(num_tiny, 'is')} under "
         f"{MIN_RESOLVABLE_PX:.0f} px at input size {size} ({most_affected_classes(profile, tiny)}) "
         f"and will be hard to detect; {advice}"
     )
@@ -76,7 +77,7 @@ def crowd_warning(profile: DatasetProfile, num_proposals: int, remedy: str) -> s
     images = counted(crowded, "image")
     return (
         f"{lost} of {profile.num_boxes} boxes ({lost / profile.num_boxes:.0%}) cannot be detected: "
-        f"{images} {'has' if crowded == 1 else 'have'} more objects than the {num_proposals} "
+        f"{images} {verb(crowded, 'has')} more objects than the {num_proposals} "
         f"proposals (up to {profile.max_objects} in one image); {remedy}"
     )
 
@@ -91,10 +92,9 @@ def rare_class_warning(profile: DatasetProfile) -> str | None:
     ]
     if not few:
         return None
-    have = "class has" if len(few) == 1 else "classes have"
     return (
-        f"{len(few)} {have} fewer than {FEW_BOXES_PER_CLASS} boxes: {listing(few, limit=8)}; "
-        "expect a low AP on them"
+        f"{counted(len(few), 'class', 'classes')} {verb(len(few), 'has')} fewer than "
+        f"{FEW_BOXES_PER_CLASS} boxes: {listing(few, limit=8)}; expect a low AP on them"
     )
 
 
