@@ -1,9 +1,15 @@
-"""A safetensors file damaged the way a bad copy or disk damages it, inside its tensor data, for
-the tests of the readers that check its CRC-32 (:func:`flip_a_tensor_byte`)."""
+"""A safetensors file damaged the way a bad copy or disk damages it, for the tests of its readers:
+one byte of its tensor data changed, which its CRC-32 catches (:func:`flip_a_tensor_byte`), or
+tensor data that cannot be read, a disk error (:class:`UnreadableTensorData`)."""
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
 
 
 def flip_a_tensor_byte(path: Path, fraction: float = 0.5) -> None:
@@ -13,3 +19,25 @@ def flip_a_tensor_byte(path: Path, fraction: float = 0.5) -> None:
     start = 8 + int.from_bytes(data[:8], "little")
     data[start + round(fraction * (len(data) - 1 - start))] ^= 0xFF
     path.write_bytes(bytes(data))
+
+
+class UnreadableTensorData:
+    """``safe_open`` for a file whose header reads but whose tensor data do not (a disk error):
+    :meth:`get_tensor` raises ``EIO``; put in place of a reader's ``safe_open`` with
+    ``monkeypatch.setattr``."""
+
+    def __init__(self, path: str, framework: str) -> None:
+        self.inner = safe_open(path, framework=framework)
+
+    def __enter__(self) -> UnreadableTensorData:
+        self.handle = self.inner.__enter__()
+        return self
+
+    def __exit__(self, *error: object) -> None:
+        self.inner.__exit__(*error)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.handle, name)
+
+    def get_tensor(self, key: str) -> torch.Tensor:
+        raise OSError(errno.EIO, "Input/output error")

@@ -29,7 +29,7 @@ from sparsercnn.model_file import (
 from sparsercnn.predictor import Predictor
 from sparsercnn.runtime import check_device
 from sparsercnn.safetensors_file import DIGEST_KEY, HEADER_DIGEST_KEY
-from tests.damaged_safetensors import flip_a_tensor_byte
+from tests.damaged_safetensors import UnreadableTensorData, flip_a_tensor_byte
 
 
 def test_round_trip(model_file: Path) -> None:
@@ -222,29 +222,25 @@ def test_tensor_data_it_cannot_read_says_damaged(
     """A read error in the tensor data (a disk error) is the model file's one line, as a file
     safetensors cannot open is (the readers of convert and --init-from give their own)."""
 
-    class UnreadableData:
-        def __init__(self, path: str, framework: str) -> None:
-            self.handle = safe_open(path, framework=framework)
-
-        def __enter__(self) -> UnreadableData:
-            self.handle.__enter__()
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self.handle.__exit__(*exc)
-
-        def keys(self) -> list[str]:
-            return self.handle.keys()
-
-        def get_tensor(self, key: str) -> torch.Tensor:
-            raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr("sparsercnn.model_file.safe_open", UnreadableData)
+    monkeypatch.setattr("sparsercnn.model_file.safe_open", UnreadableTensorData)
     assert one_line_error(model_file) == (
         f"{model_file} is damaged or not a model file (safetensors: [Errno 5] Input/output "
         "error); copy it again, or convert official/mmdetection checkpoints with `sparsercnn "
         "convert`"
     )
+
+
+def test_a_header_it_cannot_read_says_damaged(
+    model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: a raw OSError (a traceback) for a read error in the header, once safe_open had
+    opened the file; the model file's one line, as for its tensor data."""
+
+    def unreadable_header(path: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("sparsercnn.model_file.read_header", unreadable_header)
+    assert "is damaged or not a model file (safetensors: [Errno 5]" in one_line_error(model_file)
 
 
 def test_an_onnx_export_points_to_the_onnx_flag(tmp_path: Path) -> None:

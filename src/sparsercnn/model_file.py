@@ -124,8 +124,8 @@ def _read(
     except (SafetensorError, OSError, ValueError) as error:
         raise ValueError(unreadable_model_file_message(path, error)) from error
     with opened as handle:
-        header = read_header(path)
         try:
+            header = read_header(path)
             tensors, config, categories = read_open_model_file(handle, file, header, _copy_again)
         except (SafetensorError, OSError) as error:
             raise ValueError(unreadable_model_file_message(path, error)) from error

@@ -106,10 +106,10 @@ def test_a_checksum_given_that_agrees_with_the_published_one_fails_as_a_download
     url = f"{serve.url}/{file_name}"
     monkeypatch.setitem(PUBLISHED_CHECKPOINTS, "mmdet_r50_100pro_1x", replace(published, url=url))
     assert expected_sha256(file_name, digest.upper(), "mmdet_r50_100pro_1x") == ExpectedSha256(
-        digest, "name", "mmdet_r50_100pro_1x"
+        digest, "name"
     )
     assert expected_sha256(file_name, digest[:10], "mmdet_r50_100pro_1x") == ExpectedSha256(
-        digest[:10], "name", "mmdet_r50_100pro_1x"
+        digest[:10], "name"
     )
     serve.payload = b"another file"
     with pytest.raises(DownloadFailed) as info:
@@ -117,6 +117,26 @@ def test_a_checksum_given_that_agrees_with_the_published_one_fails_as_a_download
     assert f"expected sha256 {digest}... (the one its name carries), got" in str(info.value)
     assert "the server sent another file than the one published" in str(info.value)
     assert "--sha256" not in str(info.value) and list(tmp_path.iterdir()) == []
+
+
+def test_a_published_checksum_is_checked_and_one_given_against_it_refused(
+    tmp_path: Path, serve: WeightsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checksum the table publishes for a name (the official checkpoints publish none yet)
+    is the one its download is checked against, and a --sha256 that contradicts it is refused
+    before anything is downloaded."""
+    serve.payload = b"the published file"
+    digest = hashlib.sha256(serve.payload).hexdigest()
+    published = PUBLISHED_CHECKPOINTS["r50_100pro_3x"]
+    url = f"{serve.url}/r50_100pro_3x_model.pth"
+    monkeypatch.setitem(
+        PUBLISHED_CHECKPOINTS, "r50_100pro_3x", replace(published, url=url, sha256=digest.upper())
+    )
+    with pytest.raises(ValueError, match=r"deadbeef is not the checksum of the published check"):
+        fetch("r50_100pro_3x", sha256="deadbeef", cache_dir=tmp_path)
+    assert serve.ranges == [] and list(tmp_path.iterdir()) == []
+    fetched = fetch("r50_100pro_3x", cache_dir=tmp_path)
+    assert fetched.path.read_bytes() == serve.payload and fetched.verified
 
 
 def test_file_url_with_right_and_wrong_checksum(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import pickle
@@ -25,7 +24,7 @@ from sparsercnn.weights.download import fetch
 from sparsercnn.weights.download_lock import recorded_url
 from sparsercnn.weights.readers import detect_layout, read_checkpoint
 from tests.damaged_archive import flip_a_byte_of_the_largest_record
-from tests.damaged_safetensors import flip_a_tensor_byte
+from tests.damaged_safetensors import UnreadableTensorData, flip_a_tensor_byte
 from tests.tiny_model import write_tiny_model_file
 from tests.weights.reference_checkpoints import (
     COCO_CLASSES,
@@ -389,24 +388,7 @@ def test_a_cached_model_file_whose_tensor_data_cannot_be_read_is_to_be_deleted(
     path = write_tiny_model_file(tmp_path / "model.safetensors")
     path.with_name("model.safetensors.url").write_text(url + "\n")
 
-    class UnreadableData:
-        def __init__(self, path: str, framework: str) -> None:
-            self.inner = safe_open(path, framework=framework)
-
-        def __enter__(self) -> UnreadableData:
-            self.handle = self.inner.__enter__()
-            return self
-
-        def __exit__(self, *error: object) -> None:
-            self.inner.__exit__(*error)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.handle, name)
-
-        def get_tensor(self, key: str) -> torch.Tensor:
-            raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr(readers, "safe_open", UnreadableData)
+    monkeypatch.setattr(readers, "safe_open", UnreadableTensorData)
     with pytest.raises(ValueError) as info:
         read_checkpoint(path)
     assert str(info.value) == (

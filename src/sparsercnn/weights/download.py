@@ -135,7 +135,10 @@ def fetch(
         url = published.url if published is not None else text
         name = Path(urllib.parse.urlparse(url).path).name or "checkpoint.pth"
         dst = Path(cache_dir if cache_dir is not None else default_cache_dir()) / name
-        expected = expected_sha256(name, sha256, text if published is not None else None)
+        if published is None:
+            expected = expected_sha256(name, sha256)
+        else:
+            expected = expected_sha256(name, sha256, text, published.sha256)
         return _fetched(_fetch_url(url, dst, expected, max_attempts, sleep), expected)
     expected = expected_sha256(path.name, sha256)
     verify_sha256(path, expected)

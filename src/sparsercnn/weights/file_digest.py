@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Literal
 
 from sparsercnn.file_chunks import chunks
-from sparsercnn.weights.published import PUBLISHED_CHECKPOINTS
 
 # mmdetection's publish_model convention: "<name>-<first 8 hex digits of the sha256>.pth".
 HASH_IN_NAME = re.compile(r"-([0-9a-f]{8})\.pth$")
@@ -80,9 +79,9 @@ class ExpectedSha256:
             download that fails a given checksum is wrong input (the checksum or the URL); one
             that fails a published checksum or its name's is a failed download (the server sent
             another file).
-        published_name: the published name the file is fetched as, for the messages (a
-            mismatch of a checksum given for it names the published file, not its URL, which
-            the user never gave); ``None`` for a URL or a path.
+        published_name: for a checksum ``"given"``, the published name the file is fetched
+            as, for the messages (a mismatch names the published file, not its URL, which the
+            user never gave); ``None`` for a URL or a path, and for a checksum not given.
     """
 
     digest: str
@@ -105,11 +104,14 @@ class ExpectedSha256:
 
 
 def expected_sha256(
-    file_name: str, given: str | None, published_name: str | None = None
+    file_name: str,
+    given: str | None,
+    published_name: str | None = None,
+    published_sha256: str | None = None,
 ) -> ExpectedSha256 | None:
     """The checksum the file ``file_name`` is expected to have: the one ``given`` (normalised,
-    :func:`normalised_sha256`), else the one published for ``published_name``, else the
-    8-digit prefix in an mmdetection file name; ``None`` where there is none.
+    :func:`normalised_sha256`), else ``published_sha256``, else the 8-digit prefix in an
+    mmdetection file name; ``None`` where there is none.
 
     Args:
         published_name: the published name (a key of
@@ -118,18 +120,19 @@ def expected_sha256(
             one that contradicts it is refused, before anything is downloaded, and one that
             agrees with it is the published one (the longer of the two digests), so that a
             download that fails it is a failed download, not wrong input.
+        published_sha256: the checksum published for ``published_name``
+            (:attr:`~sparsercnn.weights.published.PublishedCheckpoint.sha256`), where it has one.
 
     Raises:
         ValueError: ``given`` is not 8 to 64 hexadecimal digits, or it contradicts the
             checksum of ``published_name``.
     """
-    published = PUBLISHED_CHECKPOINTS[published_name].sha256 if published_name is not None else None
     known: ExpectedSha256 | None
-    if published is not None:
-        known = ExpectedSha256(normalised_sha256(published), "published", published_name)
+    if published_sha256 is not None:
+        known = ExpectedSha256(normalised_sha256(published_sha256), "published")
     else:
         match = HASH_IN_NAME.search(file_name)
-        known = ExpectedSha256(match.group(1), "name", published_name) if match else None
+        known = ExpectedSha256(match.group(1), "name") if match else None
     if given is None:
         return known
     expected = ExpectedSha256(normalised_sha256(given), "given", published_name)
