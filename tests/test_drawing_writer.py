@@ -211,6 +211,29 @@ def test_a_drawing_replaced_by_that_of_its_image_given_through_a_link_is_of_the_
     assert writer.overwritten == [drawn / "x.png"]
 
 
+def test_a_folder_given_again_through_a_link_loses_the_drawing_of_an_image_since_deleted(
+    tmp_path: Path,
+) -> None:
+    """A run covered an earlier drawing's input by its path as written only: a folder drawn,
+    one image then deleted, and the folder given again through a link to it, kept the deleted
+    image's drawing (while its other drawing was known as of the same input)."""
+    folder, link = tmp_path / "a", tmp_path / "link"
+    folder.mkdir()
+    link.symlink_to(folder)
+    images = [folder / name for name in ("x.png", "y.png")]
+    for image in images:
+        Image.new("RGB", (20, 10), "red").save(image)
+    drawn = tmp_path / "drawn"
+    with DrawingWriter(drawn, [folder], score_threshold=0.3) as writer:
+        for image in images:
+            writer.write(_empty_prediction(image), [])
+    images[1].unlink()
+    with DrawingWriter(drawn, [link], score_threshold=0.3) as writer:
+        writer.write(_empty_prediction(link / "x.png"), [])
+    assert writer.removed == [drawn / "y.png"] and not (drawn / "y.png").exists()
+    assert _listed(drawn) == {"x.png": str(link / "x.png")}
+
+
 def test_an_annotated_video_keeps_its_sources_path_with_suffix_mp4(tmp_path: Path) -> None:
     """A video file's drawing takes .mp4, a frame folder ``f`` gives ``f.mp4``, and the inputs'
     common folder itself (one frame folder given) its name .mp4 inside the output folder."""

@@ -91,6 +91,7 @@ class DrawingWriter:
         # Absolute, as the marker names sources (_covers), and an input given inside the output
         # folder is never removed (_remove_earlier).
         self._inputs = [Path(os.path.abspath(p)) for p in inputs]
+        self._resolved_inputs = [Path(os.path.realpath(p)) for p in inputs]
         folders = [_folder_of(Path(p)) for p in inputs]
         self.root = Path(os.path.commonpath(folders)) if folders else Path.cwd()
         self.overwritten: list[Path] = []
@@ -264,14 +265,14 @@ class DrawingWriter:
         # A drawing replaced is of another input where the marker names another file (images
         # of one name in two folders, predicted one run each into this folder, share a target:
         # each run's root is its image's folder); one image given through a link is the same.
-        self.overwritten = []
-        again: list[Path] = []  # of the same input
-        others: list[Path] = []
-        for target in drawn:
-            if target.exists():
-                self.overwritten.append(target)
-                other = target in earlier and not same_file(earlier[target], self._sources[target])
-                (others if other else again).append(target)
+        self.overwritten = [target for target in drawn if target.exists()]
+        of_other = {
+            t
+            for t in self.overwritten
+            if t in earlier and not same_file(earlier[t], self._sources[t])
+        }
+        others = [t for t in self.overwritten if t in of_other]
+        again = [t for t in self.overwritten if t not in of_other]
         for target, staged in drawn.items():
             os.replace(staged, target)
         self._remove_earlier(
@@ -302,8 +303,15 @@ class DrawingWriter:
         """Whether this run reads the input ``source`` (absolute) of an earlier drawing, so that
         the drawing goes if this run does not draw it again: ``source`` was given, or lies below
         a folder given (an image since deleted or unreadable, a frame folder or video read in
-        the other ``--fps`` mode)."""
-        return any(is_below(Path(source), given) for given in self._inputs)
+        the other ``--fps`` mode). Paths are compared as written and with links resolved (as
+        :func:`~sparsercnn.paths.same_file` compares a file since deleted): a folder given
+        through a link covers the inputs drawn from the folder it links to, and the other way
+        round."""
+        resolved = Path(os.path.realpath(source))
+        return any(
+            is_below(Path(source), given) or is_below(resolved, given_resolved)
+            for given, given_resolved in zip(self._inputs, self._resolved_inputs, strict=True)
+        )
 
     def _mark(self, drawings: dict[Path, str]) -> None:
         """Mark :attr:`output_dir` as a folder of drawings (:data:`DRAWINGS_MARKER`), listing
@@ -318,6 +326,7 @@ class DrawingWriter:
         no input of this run (a drawing given as an input, or one in a folder of them given),
         adding them to :attr:`removed`, and the folders below :attr:`output_dir` they leave
         empty."""
+        emptied: set[Path] = set()
         for path in drawings:
             read = any(
                 is_below(path, given) and is_below(given, self.output_dir) for given in self._inputs
@@ -325,9 +334,10 @@ class DrawingWriter:
             if path.is_file() and is_drawing(path) and not read:
                 path.unlink()
                 self.removed.append(path)
-                remove_empty_folders(
+                emptied.update(
                     f for f in path.parents if is_below(f, self.output_dir, strictly=True)
                 )
+        remove_empty_folders(emptied)
 
     def _named_folder(self) -> str:
         """The output folder as errors name it: by its flag, where one gave it."""

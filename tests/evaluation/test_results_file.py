@@ -39,9 +39,9 @@ def _file(tmp_path: Path, data: Any) -> Path:
             {"info": {}, "annotations": [RECORD, RECORD]},
             r"holds a JSON object, not a list of records; its 'annotations' holds 2 records: give",
         ),
-        (  # one entry amiss, even the first, leaves the hint
+        (  # one entry amiss, even the first, leaves the hint; only records are counted
             {"info": {}, "annotations": [3, RECORD, {**RECORD, "bbox": None}]},
-            r"its 'annotations' holds 3 records: give that list alone",
+            r"its 'annotations' holds 2 records: give that list alone",
         ),
         ([RECORD, 3], r"record 1 \(3\) is not an object"),
         ([{**RECORD, "bbox": [1, 2, 3]}], r"record 0 .* has no bbox of 4 numbers"),

@@ -135,9 +135,10 @@ def _what_instead(data: Any) -> str:
         # Records wrapped in an object, as some tools write them ({"annotations": [...]}); a
         # list with some entries amiss is still the records, whose check then names those.
         for key, value in data.items():
-            if isinstance(value, list) and any(_looks_like_record(v) for v in value):
+            records = sum(_looks_like_record(v) for v in value) if isinstance(value, list) else 0
+            if records:
                 return (
-                    f"{instead}; its {key!r} holds {counted(len(value), 'record')}: give that "
+                    f"{instead}; its {key!r} holds {counted(records, 'record')}: give that "
                     "list alone"
                 )
     return instead
