@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 
@@ -57,3 +58,17 @@ def test_a_pil_image_whose_file_object_was_closed_is_told_closed(tmp_path: Path)
         loaded = Image.open(file)
         loaded.load()
     assert to_pil(loaded).size == (8, 6)
+
+
+def test_a_pil_image_whose_in_memory_file_was_closed_is_told_of_that_file() -> None:
+    # It was told to call image.load() inside "the `with open(...)` block", and to give a path.
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6)).save(buffer, "PNG")
+    with io.BytesIO(buffer.getvalue()) as file:
+        image = Image.open(file)
+    with pytest.raises(ValueError) as info:
+        to_pil(image)
+    assert str(info.value) == (
+        "the PIL image's file was closed before its pixels were read: call image.load() before "
+        "the file object given to Image.open is closed (or before image.close())"
+    )

@@ -70,8 +70,10 @@ def test_non_finite_detections_are_refused_with_the_shared_message() -> None:
     )
     with pytest.raises(NonFiniteDetectionsError) as info:
         prediction_from_detections(detections, CATEGORIES, (10, 20), "a.jpg")
-    reason = non_finite_outputs(1, 2, "which can be neither ranked nor written")
+    reason = non_finite_outputs(1, 2, "which cannot be ranked or used")
     assert (str(info.value), info.value.reason) == (f"a.jpg: {reason}", reason)
+    # The server answers this reason too, where nothing is written.
+    assert "written" not in reason
 
 
 def test_records_name_classes_by_the_prediction() -> None:

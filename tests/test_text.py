@@ -5,6 +5,7 @@ from __future__ import annotations
 from sparsercnn.text import (
     counted,
     listing,
+    non_finite_boxes,
     non_finite_outputs,
     shortened,
     some_of_its,
@@ -70,3 +71,17 @@ def test_non_finite_outputs_is_one_sentence_of_cause_and_remedy() -> None:
     assert non_finite_outputs(1, 1, "which cannot be drawn", boxes_only=True).startswith(
         "its only box has a NaN or infinite coordinate, which cannot be drawn; a model gives"
     )
+
+
+def test_non_finite_outputs_takes_the_remedy_of_detections_not_from_a_model_of_ours() -> None:
+    """COCO evaluation of another tool's detections file was told to use another model."""
+    assert non_finite_outputs(1, 2, "which cannot be ranked", remedy="evaluate finite ones") == (
+        "1 of its 2 detections has a NaN or infinite score or box, which cannot be ranked; a "
+        "model gives such outputs after diverged training or from damaged weights: evaluate "
+        "finite ones"
+    )
+
+
+def test_non_finite_boxes_counts_boxes_without_scores() -> None:
+    assert non_finite_boxes(2, 5) == "2 of its 5 boxes have a NaN or infinite coordinate"
+    assert non_finite_boxes(1, 1) == "its only box has a NaN or infinite coordinate"

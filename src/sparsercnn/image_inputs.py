@@ -182,10 +182,15 @@ def _read_pixels(image: Image.Image) -> None:
     filename = getattr(image, "filename", "") or getattr(fp, "name", "")
     named = isinstance(filename, str) and filename
     file = f"the PIL image's file {filename}" if named else "the PIL image's file"
-    block = "`with open(...)` block" if fp is not None else "`with Image.open(...)` block"
+    if fp is None:
+        when = "inside the `with Image.open(...)` block"
+    elif named:
+        when = "inside the `with open(...)` block"
+    else:  # an io.BytesIO, a socket's file, ...: the `with` block may be any
+        when = "before the file object given to Image.open is closed"
     closed = ValueError(
-        f"{file} was closed before its pixels were read: call image.load() inside the "
-        f"{block} (or before image.close()), or give the path"
+        f"{file} was closed before its pixels were read: call image.load() {when} (or before "
+        f"image.close()){', or give the path' if named else ''}"
     )
     # The end of its `with Image.open(...)` block, or image.close(), drops the file of an image
     # whose pixels are still to be read (Pillow would fail with a bare assertion); the end of a

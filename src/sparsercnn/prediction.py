@@ -59,9 +59,7 @@ class NonFiniteDetectionsError(ValueError):
 
     def __init__(self, source: str, num_bad: int, num_detections: int) -> None:
         self.source = source
-        self.reason = non_finite_outputs(
-            num_bad, num_detections, "which can be neither ranked nor written"
-        )
+        self.reason = non_finite_outputs(num_bad, num_detections, "which cannot be ranked or used")
         super().__init__(f"{source}: {self.reason}")
 
 

@@ -1,6 +1,6 @@
 """Wording shared by the messages and reports: a count with its noun, a verb agreeing with a
-count, how many of an image's items something holds for, the one message for a model's NaN or
-infinite outputs, a capped list, a name shortened to fit."""
+count, how many of an image's items something holds for, NaN or infinite boxes and the one
+message for a model's NaN or infinite outputs, a capped list, a name shortened to fit."""
 
 from __future__ import annotations
 
@@ -39,24 +39,39 @@ def some_of_its(
     return f"{which} {verb(count, 'has')} {predicate}"
 
 
+def non_finite_boxes(num_bad: int, total: int) -> str:
+    """That ``num_bad`` of the ``total`` boxes (without scores) of an image are not finite:
+    "its only box has a NaN or infinite coordinate", "2 of its 5 boxes have a NaN or infinite
+    coordinate" (ground truth, and a model's proposals in :func:`non_finite_outputs`).
+    ``1 <= num_bad <= total``."""
+    return some_of_its(num_bad, total, "box", "a NaN or infinite coordinate", "boxes")
+
+
 def non_finite_outputs(
-    num_bad: int, total: int, consequence: str, *, boxes_only: bool = False
+    num_bad: int,
+    total: int,
+    consequence: str,
+    *,
+    boxes_only: bool = False,
+    remedy: str = "use one whose outputs are finite",
 ) -> str:
     """Why ``num_bad`` of the ``total`` detections a model gave an image cannot be used, and
     what to do, for the caller to prefix with its subject (an image, a detections file's image
     id): "2 of its 5 detections have a NaN or infinite score or box, which cannot be drawn; a
     model gives such outputs after diverged training or from damaged weights: use one whose
     outputs are finite" (``consequence`` "which cannot be drawn"). ``boxes_only``: boxes
-    without scores (proposals, trajectories), "its only box has a NaN or infinite coordinate".
+    without scores (proposals, trajectories): :func:`non_finite_boxes`. ``remedy``: what to
+    do where the detections need not come from a model the user runs (COCO evaluation, given
+    another tool's detections file too: "evaluate finite detections").
     ``1 <= num_bad <= total``."""
     problem = (
-        some_of_its(num_bad, total, "box", "a NaN or infinite coordinate", "boxes")
+        non_finite_boxes(num_bad, total)
         if boxes_only
         else some_of_its(num_bad, total, "detection", "a NaN or infinite score or box")
     )
     return (
         f"{problem}, {consequence}; a model gives such outputs after diverged training or from "
-        "damaged weights: use one whose outputs are finite"
+        f"damaged weights: {remedy}"
     )
 
 

@@ -343,7 +343,11 @@ def test_non_finite_detections_name_the_image(ground_truth: dict[str, Any], fiel
         detections["boxes"][0, 2] = float("inf")
     evaluator = CocoEvaluator(ground_truth, CATEGORY_IDS, NAMES)
     evaluator.update([1], [_gt_detections(ground_truth, 1)])
-    reason = non_finite_outputs(1, 2, "which COCO evaluation cannot rank or match")
+    reason = non_finite_outputs(
+        1, 2, "which COCO evaluation cannot rank or match", remedy="evaluate finite detections"
+    )
+    # Also given another tool's detections file (eval --detections): no "use one [model]".
+    assert reason.endswith("damaged weights: evaluate finite detections")
     with pytest.raises(ValueError, match=rf"^{re.escape(f'image id 2: {reason}')}$"):
         evaluator.update([2], [detections])
     assert evaluator.evaluate().num_images == 1  # nothing of the refused image was kept

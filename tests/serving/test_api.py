@@ -728,7 +728,9 @@ def test_non_finite_model_outputs_answer_500_naming_the_requests_image(
     body = response.json()
     assert body["field"] == "images[1]"
     assert re.match(
-        r"images\[1\] \(image1\.png\): 1 of its \d+ detections has a NaN", body["error"]
+        r"images\[1\] \(image1\.png\): 1 of its \d+ detections has a NaN or infinite score or "
+        r"box, which cannot be ranked or used; a model gives",
+        body["error"],
     )
     assert_serving(client)
 

@@ -285,7 +285,9 @@ def test_non_finite_detections_are_refused_naming_the_image(
     with pytest.raises(ValueError, match=rf"^{re.escape(f'image id 7: {reason}')}$"):
         draw_detections(_gray(), boxes, [0], scores, NAMES, image_name="image id 7")
     if not np.isfinite(boxes).all():  # ground truth: boxes only
-        with pytest.raises(ValueError, match=r"^x.png: its only box has a NaN or infinite"):
+        # Ground truth is no model's output: no "a model gives such outputs".
+        given = "x.png: its only box has a NaN or infinite coordinate, which cannot be drawn; give"
+        with pytest.raises(ValueError, match=rf"^{re.escape(given)} finite boxes$"):
             draw_ground_truth_and_predictions(
                 _gray(), boxes, [0], [], [], [], NAMES, image_name="x.png"
             )

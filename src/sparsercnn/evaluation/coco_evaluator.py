@@ -397,7 +397,13 @@ def _check_records(image_id: int, records: Sequence[CocoResult]) -> None:
         not all(math.isfinite(v) for v in (record["score"], *record["bbox"])) for record in records
     )
     if bad:
-        reason = non_finite_outputs(bad, len(records), "which COCO evaluation cannot rank or match")
+        # The records may be another tool's (eval --detections): no model of ours to replace.
+        reason = non_finite_outputs(
+            bad,
+            len(records),
+            "which COCO evaluation cannot rank or match",
+            remedy="evaluate finite detections",
+        )
         raise ValueError(f"image id {image_id}: {reason}")
     negative = [r["bbox"] for r in records if r["bbox"][2] < 0 or r["bbox"][3] < 0]
     if negative:

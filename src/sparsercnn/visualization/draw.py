@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from sparsercnn.data.image_io import to_rgb
 from sparsercnn.scores import passes_threshold
-from sparsercnn.text import counted, non_finite_outputs, shortened, some_of_its
+from sparsercnn.text import counted, non_finite_boxes, non_finite_outputs, shortened
 from sparsercnn.visualization.font import label_font, warn_missing_glyphs
 from sparsercnn.visualization.panel_size import MAX_PANEL_SIDE
 from sparsercnn.visualization.panels import compose_panels, fit_panel
@@ -230,8 +230,9 @@ def check_finite(
         consequence = "which cannot be drawn"
         reason = non_finite_outputs(num_bad, len(boxes), consequence, boxes_only=scores is None)
     else:
-        problem = some_of_its(num_bad, len(boxes), "box", "a NaN or infinite coordinate", "boxes")
-        reason = f"{problem}, which cannot be drawn; give finite boxes"
+        reason = (
+            f"{non_finite_boxes(num_bad, len(boxes))}, which cannot be drawn; give finite boxes"
+        )
     raise ValueError(f"{image_name or 'draw_detections'}: {reason}")
 
 
