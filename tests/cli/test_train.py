@@ -331,6 +331,42 @@ def test_the_final_ap_alone_when_it_is_the_best(
     assert capsys.readouterr().out.splitlines()[1] == "final AP 37.50%"
 
 
+def test_the_report_is_written_while_the_run_folder_is_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """report/ was written after the run folder's lock was let go: a second ``train --resume``
+    could take the folder while it was written."""
+    from types import SimpleNamespace
+
+    from sparsercnn import diagnostics
+
+    monkeypatch.setattr(train_command, "check_training_data", lambda *args: None)
+    report = SimpleNamespace(model_file=Path("model_best.safetensors"), format=lambda: "table")
+    held: list[bool] = []
+
+    def trained(cfg: Config, **kwargs: Any) -> Any:
+        return SimpleNamespace(
+            iteration=40,
+            stopped_early=False,
+            output_dir=kwargs["output_dir"],
+            final_evaluation=None,
+            best_evaluation=None,
+            best_ap=None,
+            best_iteration=None,
+            evaluation_report=report,
+        )
+
+    def write(written: Any, folder: Path) -> None:
+        held.append(written is report and (folder.parent / RUN_LOCK_FILE).is_file())
+
+    monkeypatch.setattr(pipeline, "train_from_coco", trained)
+    monkeypatch.setattr(diagnostics, "write_evaluation_report", write)
+    assert main(_train(tmp_path)) == 0
+    assert held == [True]
+    assert not (tmp_path / "run" / RUN_LOCK_FILE).exists()
+    assert "evaluation plots of model_best.safetensors in" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("stopped_early", "printed"),
     [(False, "training ended at iteration 40"), (True, "training stopped by its time budget at")],

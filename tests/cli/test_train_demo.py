@@ -181,7 +181,11 @@ def test_an_earlier_demo_run_is_refused_before_the_data_is_made(
     (out / "train").rename(out / "kept")
     (out / "train").write_text("not a folder")
     assert main(["demo", "--output-dir", str(out)]) == 2
-    assert "is a file; give a folder" in capsys.readouterr().err
+    # Was: "--output-dir OUT/train is a file; give a folder", a path the user never gave.
+    assert capsys.readouterr().err.endswith(
+        f"--output-dir {out}: {out / 'train'} is a file where the demo's run folder goes; move "
+        "it, or choose another --output-dir\n"
+    )
     assert not (out / "data").exists()
 
 

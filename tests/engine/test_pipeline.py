@@ -189,7 +189,8 @@ def test_a_run_into_a_folder_another_run_holds_is_refused_before_its_data_is_rea
     tiny_coco: SyntheticCoco, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Was: two ``train_from_coco`` into one folder (a notebook's and a background job's) both
-    wrote its checkpoints, metrics.jsonl and model files."""
+    wrote its checkpoints, metrics.jsonl and model files. The folder given as a str is held
+    too (was: AttributeError on ``str.resolve``)."""
 
     def not_reached(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the data was read")
@@ -207,5 +208,5 @@ def test_a_run_into_a_folder_another_run_holds_is_refused_before_its_data_is_rea
             tiny_config(),
             train_json=tiny_coco.json_path,
             train_images=tiny_coco.image_dir,
-            output_dir=run,
+            output_dir=str(run),
         )

@@ -213,9 +213,7 @@ def test_a_resume_checked_first_is_said_once(
     assert "train.log_period 20 -> 5" in said[0] and "nothing to train" in said[1]
     caplog.clear()
     with caplog.at_level("INFO", logger="sparsercnn.engine"):
-        restore_training_state(
-            tmp_path, model, optimizer, None, current, CATEGORIES, checked=checked
-        )
+        restore_training_state(checked, model, optimizer, None, current, CATEGORIES)
     assert [r.getMessage() for r in caplog.records] == [f"resumed from {newest} at iteration 40"]
     current.train.max_iter = 30
     with pytest.raises(ValueError, match=r"at iteration 40, past train\.max_iter 30"):
@@ -276,9 +274,7 @@ def test_the_schedule_notes_of_a_resumed_run_are_said_with_its_check_and_only_if
             "train.steps [50] are not before train.max_iter=40: the learning rate does not decay "
             "there; set train.steps to change that"
         ]
-        restore_training_state(
-            tmp_path / "run", model, optimizer, None, config, CATEGORIES, checked=checked
-        )
+        restore_training_state(checked, model, optimizer, None, config, CATEGORIES)
         assert len(_notes(caplog)) == 1
         caplog.clear()
         check_resume(finished, config)
@@ -348,9 +344,7 @@ def test_a_damaged_newest_checkpoint_is_skipped_by_the_check_which_says_it_once(
     caplog.clear()
     model, optimizer = model_and_optimizer()
     with caplog.at_level("INFO", logger="sparsercnn.engine"):
-        point = restore_training_state(
-            tmp_path, model, optimizer, None, config, CATEGORIES, checked=checked
-        )
+        point = restore_training_state(checked, model, optimizer, None, config, CATEGORIES)
     assert point.iteration == 4
     assert [r.getMessage() for r in caplog.records] == [f"resumed from {older} at iteration 4"]
 
@@ -374,14 +368,12 @@ def test_a_checkpoint_checked_before_the_data_is_not_summed_again_unless_replace
     monkeypatch.setattr(checkpoint_module, "damaged_record", counted)
     checked = check_resume(load_training_checkpoint(tmp_path) if read_first else tmp_path, Config())
     model, optimizer = model_and_optimizer()
-    restore_training_state(tmp_path, model, optimizer, None, Config(), CATEGORIES, checked=checked)
+    restore_training_state(checked, model, optimizer, None, Config(), CATEGORIES)
     assert summed == [checked.path]
     copy = tmp_path / "copy.pt"
     shutil.copyfile(checked.path, copy)
     flip_a_byte_of_the_largest_record(copy, tensor=True)
     os.replace(copy, checked.path)
     with pytest.raises(DamagedCheckpointError, match=r"checkpoint_0000004\.pt is damaged \(record"):
-        restore_training_state(
-            tmp_path, model, optimizer, None, Config(), CATEGORIES, checked=checked
-        )
+        restore_training_state(checked, model, optimizer, None, Config(), CATEGORIES)
     assert summed == [checked.path] * 2

@@ -85,8 +85,8 @@ def test_a_checksum_given_against_a_published_file_name_s_is_refused_before_down
         fetch("mmdet_r50_100pro_1x", sha256="DEADBEEF", cache_dir=tmp_path)
     assert str(info.value) == (
         "--sha256 (sha256=) deadbeef is not the checksum of the published checkpoint "
-        f"mmdet_r50_100pro_1x ({file_name}), {digest[:8]}... (the one its name carries): nothing "
-        "was downloaded; give none (the published one is checked), or correct it"
+        f"mmdet_r50_100pro_1x ({file_name}), {digest[:8]}... (the published one): nothing was "
+        "downloaded; give none (the published one is checked), or correct it"
     )
     assert serve.ranges == [] and list(tmp_path.iterdir()) == []
     # The whole checksum, of which the name carries the first digits, is the published file's.
@@ -99,24 +99,38 @@ def test_a_checksum_given_that_agrees_with_the_published_one_fails_as_a_download
     """Was: a --sha256 agreeing with the one a published file name carries taken as the user's
     word, so that a download that failed it said "the published file ... does not match the
     checksum given; check --sha256" (a ValueError: exit 2, wrong input). The server sent
-    another file: a failed download (exit 1), checked against the whole digest given."""
+    another file: a failed download (exit 1). A whole --sha256 whose digits past the name's 8
+    are wrong was then a failed download too, "Run again" failing alike every time: it is the
+    checksum given that is wrong. A published file's name is never one ending so by chance."""
     digest = hashlib.sha256(b"the published file").hexdigest()
     file_name = f"sparse_rcnn_20201222_214453-{digest[:8]}.pth"
     published = PUBLISHED_CHECKPOINTS["mmdet_r50_100pro_1x"]
     url = f"{serve.url}/{file_name}"
     monkeypatch.setitem(PUBLISHED_CHECKPOINTS, "mmdet_r50_100pro_1x", replace(published, url=url))
+    name_s = ExpectedSha256(digest[:8], "published")
+    assert expected_sha256(file_name, None, "mmdet_r50_100pro_1x") == name_s
+    assert expected_sha256(file_name, digest[:8].upper(), "mmdet_r50_100pro_1x") == name_s
     assert expected_sha256(file_name, digest.upper(), "mmdet_r50_100pro_1x") == ExpectedSha256(
-        digest, "name"
-    )
-    assert expected_sha256(file_name, digest[:10], "mmdet_r50_100pro_1x") == ExpectedSha256(
-        digest[:10], "name"
+        digest, "given", "mmdet_r50_100pro_1x", name_s
     )
     serve.payload = b"another file"
-    with pytest.raises(DownloadFailed) as info:
-        fetch("mmdet_r50_100pro_1x", sha256=digest, cache_dir=tmp_path)
-    assert f"expected sha256 {digest}... (the one its name carries), got" in str(info.value)
-    assert "the server sent another file than the one published" in str(info.value)
-    assert "--sha256" not in str(info.value) and list(tmp_path.iterdir()) == []
+    for given in (digest, None):
+        with pytest.raises(DownloadFailed) as info:
+            fetch("mmdet_r50_100pro_1x", sha256=given, cache_dir=tmp_path)
+        assert f"expected sha256 {digest[:8]}... (the published one), got" in str(info.value)
+        assert "the server sent another file than the one published" in str(info.value)
+        assert "--sha256" not in str(info.value) and "by chance" not in str(info.value)
+        assert list(tmp_path.iterdir()) == []
+    serve.payload = b"the published file"
+    wrong = digest[:8] + ("1" if digest[8] == "0" else "0") + digest[9:]
+    with pytest.raises(ValueError) as error:
+        fetch("mmdet_r50_100pro_1x", sha256=wrong, cache_dir=tmp_path)
+    assert str(error.value) == (
+        f"checksum mismatch for the download of {url}: expected sha256 {wrong}..., got {digest}; "
+        "nothing was kept: the published file mmdet_r50_100pro_1x does not match the checksum "
+        "given; check --sha256 (sha256=)"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_published_checksum_is_checked_and_one_given_against_it_refused(

@@ -85,8 +85,7 @@ def _resumed_checkpoint(args: argparse.Namespace, output_dir: Path) -> dict[str,
     )
 
     if args.resume is True:
-        resolve_checkpoint_path(output_dir, flag=f"{RESUME} (--output-dir)")
-        return load_training_checkpoint(output_dir)
+        return load_training_checkpoint(output_dir, flag=f"{RESUME} (--output-dir)")
     return load_training_checkpoint(resolve_checkpoint_path(args.resume))
 
 

@@ -181,6 +181,12 @@ def run(args: argparse.Namespace) -> int:
                 # Said before the data's check (check_run_to_start), or with the recipe.
                 schedule_notes_said=True,
             )
+            # The run-folder diagnostics (PR curves, confusion matrix, samples, label summary)
+            # from the evaluation training ran, written while the folder is held: another run
+            # into it is refused until they are.
+            report = result.evaluation_report
+            if dist_info.is_main and report is not None:
+                write_evaluation_report(report, args.output_dir / REPORT_DIR)
     finally:
         cleanup()
     if not dist_info.is_main:
@@ -202,13 +208,9 @@ def run(args: argparse.Namespace) -> int:
         )
     if aps:
         print("; ".join(aps))
-    # The table of the model report/ draws, once (training logged each evaluation on one line),
-    # and the run-folder diagnostics (PR curves, confusion matrix, samples, label summary) from
-    # the evaluation training ran.
-    report = result.evaluation_report
+    # The table of the model report/ draws, once (training logged each evaluation on one line).
     if report is not None:
         assert report.model_file is not None  # training evaluates its model files
         print(f"evaluation of {report.model_file.name}:\n{report.format()}")
-        write_evaluation_report(report, args.output_dir / REPORT_DIR)
         print(f"evaluation plots of {report.model_file.name} in {args.output_dir / REPORT_DIR}")
     return 0

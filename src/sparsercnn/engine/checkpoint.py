@@ -252,7 +252,7 @@ def resolve_checkpoint_path(path_or_dir: str | Path, *, flag: str = RESUME) -> P
 
 
 def load_training_checkpoint(
-    path_or_dir: str | Path, *, summed: FileVersion | None = None
+    path_or_dir: str | Path, *, summed: FileVersion | None = None, flag: str = RESUME
 ) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_training_checkpoint`, safely.
 
@@ -263,6 +263,8 @@ def load_training_checkpoint(
         summed: the ``stamp`` of an earlier read, which checked its file's checksums: that
             file, found as that read found it, is not summed again (a resume checked before the
             data's check, restored after it); in a folder, any other is.
+        flag: the option that gave ``path_or_dir``, which a missing file's or a folder without
+            a checkpoint's error names (:func:`resolve_checkpoint_path`).
 
     The file is read once: its records' checksums are checked, then its tensors are mapped
     into memory (``torch.load(mmap=True)``), views of the pages that check has just read, rather
@@ -286,8 +288,8 @@ def load_training_checkpoint(
     """
     path = Path(path_or_dir)
     if not path.is_dir():
-        return _read_checkpoint(resolve_checkpoint_path(path), summed=summed)
-    resolve_checkpoint_path(path)  # no checkpoint at all: FileNotFoundError
+        return _read_checkpoint(resolve_checkpoint_path(path, flag=flag), summed=summed)
+    resolve_checkpoint_path(path, flag=flag)  # no checkpoint at all: FileNotFoundError
     damaged: list[str] = []
     for candidate in _newest_first(path):
         try:

@@ -52,7 +52,7 @@ def train_from_coco(
     *,
     train_json: Path,
     train_images: Path,
-    output_dir: Path,
+    output_dir: str | Path,
     val_json: Path | None = None,
     val_images: Path | None = None,
     resume: bool | Path = False,

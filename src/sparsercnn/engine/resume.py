@@ -88,7 +88,7 @@ class CheckedResume:
 
 
 def restore_training_state(
-    source: str | Path,
+    source: str | Path | CheckedResume,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler | None,
@@ -100,7 +100,6 @@ def restore_training_state(
     *,
     budget_given: bool = False,
     budget_extends: bool = False,
-    checked: CheckedResume | None = None,
 ) -> ResumePoint:
     """Continue a run: load a checkpoint into the model, optimizer and scaler, restore the RNGs.
 
@@ -110,7 +109,9 @@ def restore_training_state(
 
     Args:
         source: a ``checkpoint_*.pt`` file, or the run folder (its newest readable checkpoint);
-            with ``checked``, the checkpoint it chose is read instead.
+            or the resume as a command checked it before reading the data (:func:`check_resume`
+            of either): its checkpoint is restored (its checksums not summed again where the
+            file is the one the check summed), and what it said is not said again.
         model, optimizer, scaler: built from ``config`` as for a new run; loaded in place.
         config: the configuration of the resumed run; what of it cannot continue the run is
             refused, and what it changes said (:func:`check_resume`).
@@ -126,24 +127,20 @@ def restore_training_state(
             checkpoint's ``extra["data"]`` are warned about, those added, removed or resized
             named (:func:`~sparsercnn.engine.training_images.log_data_change`).
         budget_given, budget_extends: as :func:`check_resume`.
-        checked: the resume as a command checked it before reading the data
-            (:func:`check_resume` of ``source``): its checkpoint is restored (its checksums not
-            summed again where the file is the one the check summed), and what it said is not
-            said again.
 
     Raises:
         ValueError: the checkpoint is of a run with another label map, another model or past
             ``train.max_iter`` (:func:`check_resume`), or cannot be read (see
             :func:`~sparsercnn.engine.checkpoint.load_training_checkpoint`).
     """
-    if checked is None:
-        state = load_training_checkpoint(source)
-    else:
+    if isinstance(source, CheckedResume):
         # Its checksums are not summed a second time: the run-folder lock keeps the run's
         # checkpoints as they were since the check; a file another run replaced since (a
         # --resume CHECKPOINT of another folder), or another machine's copy, has another stamp,
         # and is checked again.
-        state = load_training_checkpoint(checked.path, summed=checked.stamp)
+        state = load_training_checkpoint(source.path, summed=source.stamp)
+    else:
+        state = load_training_checkpoint(source)
     path = Path(state["path"])
     saved_config = Config.from_run_dict(state["config"])
     saved_categories = CategoryMap.from_dict(state["categories"])
@@ -163,7 +160,7 @@ def restore_training_state(
         world_size,
         budget_given=budget_given,
         budget_extends=budget_extends,
-        say=rank == 0 and checked is None,
+        say=rank == 0 and not isinstance(source, CheckedResume),  # said by the check
     )
     load_state_dict_strict(model, state["model"], source=str(path))
     optimizer.load_state_dict(state["optimizer"])

@@ -26,7 +26,7 @@ class RunFolderInUseError(FileExistsError):
 
 
 @contextmanager
-def run_folder_lock(folder: Path, *, make: bool = True) -> Iterator[None]:
+def run_folder_lock(folder: str | Path, *, make: bool = True) -> Iterator[None]:
     """Hold the lock of the run folder ``folder`` while the block runs: on rank 0, which every
     rank of a ``torchrun`` waits for (they raise its refusal too); a hold within one of this
     process's is the same.
@@ -43,7 +43,7 @@ def run_folder_lock(folder: Path, *, make: bool = True) -> Iterator[None]:
             (:func:`~sparsercnn.atomic_file.ensure_writable_dir`).
     """
     with ExitStack() as stack:
-        done_on_main(lambda: stack.enter_context(_held_here(folder, make)))
+        done_on_main(lambda: stack.enter_context(_held_here(Path(folder), make)))
         yield
 
 

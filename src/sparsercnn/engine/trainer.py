@@ -194,8 +194,7 @@ class Trainer:
         if resume:
             source = self.output_dir if resume is True else Path(resume)
             self._resume(
-                source,
-                checked_resume,
+                source if checked_resume is None else checked_resume,
                 budget_given=budget is not None,
                 budget_extends=budget_extends,
             )
@@ -308,15 +307,15 @@ class Trainer:
 
     def _resume(
         self,
-        source: Path,
-        checked: CheckedResume | None,
+        source: Path | CheckedResume,
         *,
         budget_given: bool,
         budget_extends: bool,
     ) -> None:
         """Restore model, optimizer, scaler, iteration, RNG and the best AP from ``source`` (a
         checkpoint, or the run folder: its newest readable checkpoint), and the decays of a
-        completed run extended; ``checked``, ``budget_given`` and ``budget_extends`` as
+        completed run extended; ``source`` (or the resume a command checked from it),
+        ``budget_given`` and ``budget_extends`` as
         :func:`~sparsercnn.engine.resume.restore_training_state`'s.
 
         Raises:
@@ -336,7 +335,6 @@ class Trainer:
             data=self.data_identity,
             budget_given=budget_given,
             budget_extends=budget_extends,
-            checked=checked,
         )
         if point.steps is not None:
             self.cfg.train.steps = point.steps

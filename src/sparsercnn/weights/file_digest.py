@@ -82,11 +82,16 @@ class ExpectedSha256:
         published_name: for a checksum ``"given"``, the published name the file is fetched
             as, for the messages (a mismatch names the published file, not its URL, which the
             user never gave); ``None`` for a URL or a path, and for a checksum not given.
+        published: for a checksum ``"given"`` longer than the published one it agrees with
+            (the whole SHA-256 of a file whose name carries 8 digits), the published one: a
+            download that fails it too is a failed download, one that fails only the digits
+            past it is wrong input.
     """
 
     digest: str
     origin: Literal["given", "published", "name"]
     published_name: str | None = None
+    published: ExpectedSha256 | None = None
 
     def matches(self, actual: str) -> bool:
         """Whether ``actual`` (a whole SHA-256, hex) is the digest expected."""
@@ -111,15 +116,17 @@ def expected_sha256(
 ) -> ExpectedSha256 | None:
     """The checksum the file ``file_name`` is expected to have: the one ``given`` (normalised,
     :func:`normalised_sha256`), else ``published_sha256``, else the 8-digit prefix in an
-    mmdetection file name; ``None`` where there is none.
+    mmdetection file name (the published one, for a published name); ``None`` where there is
+    none.
 
     Args:
         published_name: the published name (a key of
             :data:`~sparsercnn.weights.published.PUBLISHED_CHECKPOINTS`) the file is fetched
             as, whose published checksum or file name's is the file's for certain: a ``given``
             one that contradicts it is refused, before anything is downloaded, and one that
-            agrees with it is the published one (the longer of the two digests), so that a
-            download that fails it is a failed download, not wrong input.
+            agrees with it is the published one where that has as many digits, so that a
+            download that fails it is a failed download, not wrong input; a longer one is the
+            given one, with the published one (:attr:`ExpectedSha256.published`).
         published_sha256: the checksum published for ``published_name``
             (:attr:`~sparsercnn.weights.published.PublishedCheckpoint.sha256`), where it has one.
 
@@ -132,7 +139,9 @@ def expected_sha256(
         known = ExpectedSha256(normalised_sha256(published_sha256), "published")
     else:
         match = HASH_IN_NAME.search(file_name)
-        known = ExpectedSha256(match.group(1), "name") if match else None
+        # A published file's name carries its publisher's checksum, not one by chance.
+        origin: Literal["published", "name"] = "name" if published_name is None else "published"
+        known = ExpectedSha256(match.group(1), origin) if match else None
     if given is None:
         return known
     expected = ExpectedSha256(normalised_sha256(given), "given", published_name)
@@ -145,7 +154,10 @@ def expected_sha256(
             f"checkpoint {published_name} ({file_name}), {known.digest}...{known.whose}: "
             "nothing was downloaded; give none (the published one is checked), or correct it"
         )
-    return replace(known, digest=longer)
+    if len(known.digest) >= len(expected.digest):
+        return known
+    # The digits past the published ones are the caller's word alone.
+    return replace(expected, published=known)
 
 
 def normalised_sha256(sha256: str) -> str:
@@ -183,7 +195,8 @@ def verify_sha256(path: Path, expected: ExpectedSha256 | None, advice: str | Non
 
 
 def _file_advice(expected: ExpectedSha256) -> str:
-    """What to do about a file given that does not match ``expected``, by whose word it is."""
+    """What to do about a file given that does not match ``expected``, by whose word it is: its
+    name's or the caller's (a local file has no published checksum)."""
     if expected.origin == "name":
         # A file of the user's own may end in what looks like a checksum by chance (a date:
         # "model-20240101.pth").
@@ -191,8 +204,6 @@ def _file_advice(expected: ExpectedSha256) -> str:
             "a name ending in -<8 hex digits>.pth marks a published file's SHA-256: download it "
             "again, or if it is a file of your own, rename it so that its name does not end so"
         )
-    if expected.origin == "published":
-        return "the file is damaged or not the published one: download or copy it again"
     return (
         "the file is damaged or not the one expected: download or copy it again, or check "
         "the expected checksum, --sha256 (sha256=)"

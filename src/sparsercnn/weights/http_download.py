@@ -127,9 +127,12 @@ def download(
 def _mismatch(url: str, expected: ExpectedSha256, actual: str) -> Exception:
     """The error of a download of ``url`` whose SHA-256 is ``actual``, not ``expected`` (its
     ``.part`` file deleted): wrong input where the checksum was given (it, or a URL given, is
-    wrong: a ``ValueError``), a failed download where it was published (the server sent another
-    file: :class:`DownloadFailed`)."""
+    wrong: a ``ValueError``), a failed download where it was published, or the download fails
+    the published digits that a given checksum extends too (the server sent another file:
+    :class:`DownloadFailed`)."""
     subject = f"the download of {url}"
+    if expected.published is not None and not expected.published.matches(actual):
+        expected = expected.published  # not even the published digits: another file was sent
     if expected.origin == "given":
         if expected.published_name is not None:
             advice = (
