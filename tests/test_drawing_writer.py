@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import threading
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
+from sparsercnn import drawing_writer
 from sparsercnn.drawing_writer import DrawingWriter
 from sparsercnn.image_inputs import DRAWINGS_MARKER
 from sparsercnn.prediction import Prediction
@@ -232,6 +235,90 @@ def test_a_folder_given_again_through_a_link_loses_the_drawing_of_an_image_since
         writer.write(_empty_prediction(link / "x.png"), [])
     assert writer.removed == [drawn / "y.png"] and not (drawn / "y.png").exists()
     assert _listed(drawn) == {"x.png": str(link / "x.png")}
+
+
+def test_a_staged_file_a_killed_run_left_is_not_taken_for_this_runs_drawing(
+    tmp_path: Path,
+) -> None:
+    """A run killed between an annotated video's close and its commit leaves drawn/.clip.partial
+    .mp4; a later run that stages that video but writes none of it (no frame readable now) moved
+    the old file into place and listed it as its own drawing."""
+    clip, drawn = tmp_path / "clip.mov", tmp_path / "drawn"
+    drawn.mkdir()
+    (drawn / ".clip.partial.mp4").write_bytes(b"the killed run's video")
+    writer = DrawingWriter(drawn, [clip], score_threshold=0.3)
+    writer.stage(writer.video_target(clip), clip)
+    assert writer.commit() == [] and sorted(p.name for p in drawn.iterdir()) == []
+
+
+def test_a_file_a_marker_does_not_list_is_the_users_and_an_older_marker_marks_the_folder(
+    tmp_path: Path,
+) -> None:
+    """Any file below a marked folder counted as a drawing: a photo the user saved into a
+    folder of drawings, at the name of an image drawn later, was replaced. A marker that lists
+    the drawings counts those only; one of an older run (no list) still counts its folder."""
+    images = [tmp_path / "in" / name for name in ("a.png", "x.png")]
+    images[0].parent.mkdir()
+    for image in images:
+        Image.new("RGB", (20, 10), "red").save(image)
+    drawn = tmp_path / "drawn"
+    with DrawingWriter(drawn, [images[0]], score_threshold=0.3) as writer:
+        writer.write(_empty_prediction(images[0]), [])
+    photo = drawn / "x.png"
+    photo.write_bytes(b"the user's photo")
+    assert drawing_writer.is_drawing(drawn / "a.png") and not drawing_writer.is_drawing(photo)
+    with (
+        pytest.raises(ValueError, match=f"would replace {photo}, which no earlier run drew"),
+        DrawingWriter(drawn, [images[1]], score_threshold=0.3) as writer,
+    ):
+        writer.write(_empty_prediction(images[1]), [])
+    assert photo.read_bytes() == b"the user's photo"
+    (drawn / DRAWINGS_MARKER).write_text("drawings of sparsercnn predict\n")  # an older run's
+    assert drawing_writer.is_drawing(photo)
+    with DrawingWriter(drawn, [images[1]], score_threshold=0.3) as writer:
+        writer.write(_empty_prediction(images[1]), [])
+    assert writer.overwritten == [photo] and _listed(drawn) == {"x.png": str(images[1])}
+
+
+def test_runs_committing_into_one_folder_at_once_keep_each_others_drawings_listed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs into one folder (images predicted one at a time, in parallel) read, merged and
+    rewrote the marker unlocked: the second to write it dropped the other's drawing, which a
+    later run then took for the user's file. Here run b commits while run a is between reading
+    the marker and writing it: b waits for a's lock, then lists both (and a's commit no longer
+    deletes the staged files in its folders, b's among them, as a killed run's leftovers)."""
+    images = [tmp_path / "in" / name for name in ("a.png", "b.png")]
+    images[0].parent.mkdir()
+    for image in images:
+        Image.new("RGB", (20, 10), "red").save(image)
+    drawn = tmp_path / "drawn"
+    writers = [DrawingWriter(drawn, [image], score_threshold=0.3) for image in images]
+    for writer, image in zip(writers, images, strict=True):
+        writer.write(_empty_prediction(image), [])
+    b_waits_or_ends = threading.Event()
+    caplog.set_level(logging.INFO, logger=drawing_writer.__name__)
+    waiting = logging.Handler()
+    waiting.emit = lambda record: b_waits_or_ends.set()  # type: ignore[method-assign]
+    b = threading.Thread(target=lambda: (writers[1].commit(), b_waits_or_ends.set()))
+    write = drawing_writer.atomic_write_text
+
+    def b_commits_first(path: Path, text: str) -> None:
+        if b.ident is None and threading.current_thread() is threading.main_thread():
+            b.start()
+            assert b_waits_or_ends.wait(timeout=60)
+        write(path, text)
+
+    monkeypatch.setattr(drawing_writer, "atomic_write_text", b_commits_first)
+    logging.getLogger(drawing_writer.__name__).addHandler(waiting)
+    try:
+        writers[0].commit()
+        b.join()
+    finally:
+        logging.getLogger(drawing_writer.__name__).removeHandler(waiting)
+    assert "waiting for process" in caplog.text
+    assert _listed(drawn) == {image.name: str(image) for image in images}
+    assert sorted(p.name for p in drawn.iterdir()) == [DRAWINGS_MARKER, "a.png", "b.png"]
 
 
 def test_an_annotated_video_keeps_its_sources_path_with_suffix_mp4(tmp_path: Path) -> None:

@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.data.image_io import load_image
+from sparsercnn.file_lock import exclusive_lock
 from sparsercnn.image_inputs import DRAWINGS_MARKER, IMAGE_SUFFIXES
 from sparsercnn.paths import is_below, missing_folders, remove_empty_folders, same_file
 from sparsercnn.prediction import Prediction
@@ -31,6 +34,10 @@ logger = logging.getLogger(__name__)
 # Marks a drawing staged until its run ends: ``.NAME.partial.EXT`` beside ``NAME.EXT``.
 _STAGED = ".partial"
 _STAGED_NAMES = f".*{_STAGED}.*"
+# Held by a commit while it reads, changes and rewrites the marker, so that runs into one folder
+# at once (images predicted one at a time, in parallel) keep each other's drawings listed. Not
+# an image or video suffix: never read as an input, nor taken for a drawing or a user's image.
+_MARKER_LOCK = f"{DRAWINGS_MARKER}.lock"
 # What the marker says to a user who opens it; its "drawings" map each drawing, by its path
 # below the marked folder, to the input it was drawn from (absolute).
 _MARKER_NOTE = (
@@ -42,14 +49,21 @@ _MARKER_NOTE = (
 
 
 def is_drawing(path: Path) -> bool:
-    """Whether the file ``path`` is a drawing of an earlier run: it lies in a folder a
-    :class:`DrawingWriter` marked (:data:`DRAWINGS_MARKER`) or below one, or is a staged drawing
-    a killed run left. Any other file is the user's, which a drawing never replaces (and a
-    folder holding such files is never marked: :meth:`DrawingWriter.check_folder`)."""
+    """Whether the file ``path`` is a drawing of an earlier run: a folder above it that a
+    :class:`DrawingWriter` marked (:data:`DRAWINGS_MARKER`) lists it, or has a marker that lists
+    no drawings (an older run's: any file in or below that folder counts), or it is a staged
+    drawing a killed run left. Any other file is the user's, which a drawing never replaces nor
+    removes (and a folder holding such images is never marked:
+    :meth:`DrawingWriter.check_folder`)."""
     absolute = Path(os.path.abspath(path))
     if absolute.match(_STAGED_NAMES):
         return True
-    return any((folder / DRAWINGS_MARKER).is_file() for folder in absolute.parents)
+    for folder in absolute.parents:
+        if (folder / DRAWINGS_MARKER).is_file():
+            listed = _listed_drawings(folder)
+            if listed is None or absolute in listed:
+                return True
+    return False
 
 
 class DrawingWriter:
@@ -218,6 +232,8 @@ class DrawingWriter:
         (an image or video file, or a frame folder) is written to until :meth:`commit` moves it
         there."""
         staged = target.with_name(f".{target.stem}{_STAGED}{target.suffix}")
+        # One a killed run left would count as drawn (commit) if this run draws nothing there.
+        staged.unlink(missing_ok=True)
         self._staged[target] = staged
         self._sources[target] = os.path.abspath(source)
         # Folders the drawing will create, removed again if the run fails.
@@ -232,16 +248,23 @@ class DrawingWriter:
         (:data:`DRAWINGS_MARKER` lists them with their inputs) that this run did not draw and
         whose inputs it covers (:meth:`_covers`) are removed (listed in :attr:`removed`;
         :meth:`_remove_earlier`): they showed results this run no longer has. One warning names
-        each kind. Staged files a killed earlier run left in the same folders are deleted. The
-        output folder is marked, listing this run's drawings and the earlier ones kept, so that
-        a later run over a folder above it does not read them as inputs, and a later run into it
-        knows which files are drawings to remove. Returns the targets.
+        each kind. The output folder is marked, listing this run's drawings and the earlier ones
+        kept, so that a later run over a folder above it does not read them as inputs, and a
+        later run into it knows which files are drawings to replace and remove; a run committing
+        into the same folder meanwhile waits (:meth:`_marker_lock`). Returns the targets.
 
         Raises:
             ValueError: a file no run drew took a target's place while the drawings were made,
                 or the folder holds images no run drew (:meth:`check_folder`); nothing is moved
                 and the staged drawings are deleted (:meth:`discard`).
         """
+        with self._marker_lock():
+            targets = self._commit_locked()
+        self._staged, self._sources, self._new_folders = {}, {}, set()
+        return targets
+
+    def _commit_locked(self) -> list[Path]:
+        """:meth:`commit`, under the lock of the output folder's marker."""
         drawn = {target: staged for target, staged in self._staged.items() if staged.exists()}
         taken = [t for t in drawn if t.exists() and not is_drawing(t)]
         try:
@@ -256,7 +279,7 @@ class DrawingWriter:
         except ValueError:
             self.discard()
             raise
-        earlier = _listed_drawings(self.output_dir)
+        earlier = dict(_listed_drawings(self.output_dir) or {})
         listed = earlier | {target: self._sources[target] for target in drawn}
         if listed:
             # Listing the earlier drawings too until they are removed: a run killed part-way
@@ -293,11 +316,27 @@ class DrawingWriter:
             "removing {} of inputs given this run (or below a folder given) that "
             "it did not draw again: %s",
         )
-        targets, self._staged, self._sources, self._new_folders = list(drawn), {}, {}, set()
-        for folder in {target.parent for target in targets}:
-            for leftover in folder.glob(_STAGED_NAMES):
-                leftover.unlink(missing_ok=True)
-        return targets
+        return list(drawn)
+
+    @contextmanager
+    def _marker_lock(self) -> Iterator[None]:
+        """Hold the lock of :attr:`output_dir`'s marker (:data:`_MARKER_LOCK` in it,
+        :func:`~sparsercnn.file_lock.exclusive_lock`) while the block runs, waiting, with a
+        message, for another run that holds it; none where the folder does not exist (nothing
+        was drawn there, and no marker is to be read)."""
+        if not self.output_dir.is_dir():
+            yield
+            return
+
+        def waiting(holder: str | None) -> None:
+            logger.info(
+                "waiting for %s, which lists its drawings in %s",
+                holder or "another process",
+                self.output_dir,
+            )
+
+        with exclusive_lock(self.output_dir / _MARKER_LOCK, waiting):
+            yield
 
     def _covers(self, source: str) -> bool:
         """Whether this run reads the input ``source`` (absolute) of an earlier drawing, so that
@@ -353,16 +392,26 @@ class DrawingWriter:
         self._new_folders = set()
 
 
-def _listed_drawings(folder: Path) -> dict[Path, str]:
+def _listed_drawings(folder: Path) -> dict[Path, str] | None:
     """The drawings the marker of ``folder`` lists (:meth:`DrawingWriter._mark`), as paths
-    below it, each with its input: none where it is missing or lists none (an older marker, or
-    a damaged one), and never a path outside ``folder``."""
+    below it, each with its input, never a path outside ``folder``; ``None`` where it is missing
+    or lists none (an older marker, or a damaged one). Callers must not change the mapping:
+    one text of the marker is parsed once (:func:`is_drawing` asks for each file)."""
     try:
-        listed = json.loads((folder / DRAWINGS_MARKER).read_text(encoding="utf-8"))["drawings"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+        return _parse_listing(folder, (folder / DRAWINGS_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+@lru_cache(maxsize=4)
+def _parse_listing(folder: Path, text: str) -> dict[Path, str] | None:
+    """:func:`_listed_drawings` of the marker of ``folder``, which reads ``text``."""
+    try:
+        listed = json.loads(text)["drawings"]
+    except (ValueError, KeyError, TypeError):
+        return None
     if not isinstance(listed, dict):
-        return {}
+        return None
     return {
         folder / name: source
         for name, source in sorted(listed.items())

@@ -24,8 +24,9 @@ from sparsercnn.paths import is_below
 logger = logging.getLogger(__name__)
 
 # Marks a folder of drawings (:class:`~sparsercnn.drawing_writer.DrawingWriter`): a folder given
-# to predict leaves out the marked folders below it, and a drawing replaces only files in or
-# below a marked folder (:func:`~sparsercnn.drawing_writer.is_drawing`).
+# to predict leaves out the marked folders below it, and a drawing replaces only the files a
+# marker lists, or any below the folder of an older marker that lists none
+# (:func:`~sparsercnn.drawing_writer.is_drawing`).
 DRAWINGS_MARKER = ".sparsercnn-drawings"
 ImageInput = str | Path | Image.Image | np.ndarray | Tensor | DecodedImage
 
