@@ -23,28 +23,30 @@ from sparsercnn.text import non_finite_outputs
 
 
 class BoxDict(TypedDict):
-    """One box in two forms, absolute pixels of the original image, rounded to 1/100 pixel."""
+    """One box of :class:`DetectionDict`."""
 
-    xyxy: list[float]  # [x1, y1, x2, y2], with x2 = x + width and y2 = y + height of xywh
-    xywh: list[float]  # COCO [x, y, width, height], as to_coco_results writes it
+    xyxy: list[float]
+    xywh: list[float]
 
 
 class DetectionDict(TypedDict):
     """One detection of :class:`PredictionDict`."""
 
     bbox: BoxDict
-    score: float  # as written (:func:`~sparsercnn.scores.written_score`)
-    category_id: int  # the dataset's category id
+    score: float
+    category_id: int
     category_name: str
 
 
 class PredictionDict(TypedDict):
-    """:meth:`Prediction.to_dict`: the detections of one image, as the server answers them."""
+    """:meth:`Prediction.to_dict`: the detections of one image, as the server answers them
+    (:class:`~sparsercnn.serving.schemas.ImageDetections` validates it, and describes its fields
+    at ``/docs``); that method says what each field holds."""
 
-    name: str  # the prediction's source
+    name: str
     width: int
     height: int
-    detections: list[DetectionDict]  # by descending score
+    detections: list[DetectionDict]
 
 
 class NonFiniteDetectionsError(ValueError):
@@ -147,9 +149,11 @@ class Prediction:
     def to_dict(self) -> PredictionDict:
         """The prediction as the server's ``POST /v1/detect`` gives each image (which validates
         this dictionary): ``name`` (:attr:`source`), ``width``, ``height``, and the detections
-        by descending score, each with its box in absolute pixels as ``xyxy`` and as the COCO
-        ``xywh`` of :meth:`to_coco_results` (rounded to 1/100 pixel), its written ``score``,
-        ``category_id`` and ``category_name``. Plain JSON values.
+        by descending score, each with its box in absolute pixels of the original image as
+        ``xyxy`` ``[x1, y1, x2, y2]`` and as the COCO ``xywh`` ``[x, y, width, height]`` of
+        :meth:`to_coco_results` (rounded to 1/100 pixel; ``x2 = x + width``), its ``score`` as
+        written (:func:`~sparsercnn.scores.written_score`), ``category_id`` (the dataset's) and
+        ``category_name``. Plain JSON values.
         """
         height, width = self.image_size
         detections: list[DetectionDict] = [

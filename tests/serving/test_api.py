@@ -735,6 +735,33 @@ def test_non_finite_model_outputs_answer_500_naming_the_requests_image(
     assert_serving(client)
 
 
+def test_non_finite_stage_detections_answer_500_naming_the_requests_image(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/v1/stages answered "internal error: NonFiniteDetectionsError: ..." with no field, where
+    /v1/detect names the upload and its field."""
+    client = make_client(raise_server_exceptions=False)
+    service = client.app.state.service  # type: ignore[attr-defined]
+    stage_boxes = service.stage_boxes
+
+    def nan_in_the_last_stage(image: Any) -> Any:
+        result = stage_boxes(image)
+        result.detections[-1]["scores"][0] = float("nan")
+        return result
+
+    monkeypatch.setattr(service, "stage_boxes", nan_in_the_last_stage)
+    response = client.post("/v1/stages", files=files(PNG))
+    assert response.status_code == 500, response.text
+    body = response.json()
+    assert body["field"] == "images[0]"
+    assert re.match(
+        r"images\[0\] \(image0\.png\): 1 of its \d+ detections has a NaN or infinite score or "
+        r"box, which cannot be ranked or used; a model gives",
+        body["error"],
+    )
+    assert_serving(client)
+
+
 @pytest.mark.slow
 def test_onnx_engine_serves_full_stage_requests(
     make_client: MakeClient, model_file: Path, model_file_onnx: Path

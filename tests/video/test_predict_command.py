@@ -842,3 +842,54 @@ def test_a_damaged_video_none_of_whose_frames_kept_decodes_is_left_out_as_an_ima
     assert f"on 1 image written to {output}; run on " in out
     assert f"; 1 video could not be read (listed in {frame_list})" in out
     assert sorted(p.name for p in drawn.iterdir()) == [DRAWINGS_MARKER, "a.png"]
+
+
+def test_a_video_none_of_whose_frames_decodes_or_reads_is_left_out_as_an_image_is(
+    unclipped_model_file: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With --every 1, a video none of whose frames decodes, or whose reading fails at its first
+    frame, was refused when opened ("holds no frame that can be decoded", "reading failed at
+    frame 0"): the run exited 2 and wrote nothing of the other inputs. Now each is an input
+    lost, as when none of the frames --every keeps decodes: named, listed, alone an error."""
+    clip = write_clip(tmp_path / "clip.mp4", 6, x264_params="keyint=1")
+    undecodable = damage_packets(clip, tmp_path / "undecodable.mp4", list(range(6)))
+    failing = fail_reading_at(clip, tmp_path / "failing.mp4", 0)
+    image = tmp_path / "a.png"
+    Image.fromarray(clip_frame(0)).save(image)
+    output = tmp_path / "preds.json"
+    with caplog.at_level(logging.WARNING):
+        assert (
+            run_predict(unclipped_model_file, undecodable, failing, image, "--output", output) == 2
+        )
+    assert (
+        f"video {undecodable}: none of the frames to predict decoded (the file is damaged); it "
+        "is left out"
+    ) in caplog.text
+    assert (
+        f"video {failing}: reading failed at frame 0 (Cannot allocate memory); the file is "
+        "damaged, and no frame from 0 on could be read; no frame to predict came before it: "
+        "the video is left out"
+    ) in caplog.text
+    assert caplog.text.count(f"video {undecodable}: skipped 6 frames that did not decode") == 1
+    frame_list = tmp_path / "preds.frames.json"
+    listed_undecodable, listed_failing = json.loads(frame_list.read_text())["videos"]
+    assert listed_undecodable == {
+        "file_name": str(undecodable),
+        "frames": [],
+        "skipped_frames": list(range(6)),
+    }
+    assert listed_failing["frames"] == [] and listed_failing["read_failure"]["frame_index"] == 0
+    assert set(frames_of(json.loads(output.read_text()))) == {(str(image), None)}
+    out = capsys.readouterr().out
+    assert f"on 1 image written to {output}; run on " in out
+    assert f"; 2 videos could not be read (listed in {frame_list})" in out
+    output.unlink()
+    assert run_predict(unclipped_model_file, undecodable, failing, "--output", output) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"sparsercnn predict: error: none of the inputs could be read: video {undecodable} (no "
+        f"frame of it read, as warned), video {failing} (no frame of it read, as warned)"
+    )
+    assert not output.exists()

@@ -221,13 +221,17 @@ def test_a_rotated_video_is_read_upright(tmp_path: Path, rotation: int) -> None:
         assert np.abs(frame.image.astype(int) - upright).mean() < 6
 
 
-def test_a_video_without_a_decodable_frame_is_refused_on_opening(tmp_path: Path) -> None:
-    """The first kilobyte of a Matroska file: a header with a video stream, and no frame."""
+def test_a_video_without_a_decodable_frame_opens_and_has_no_frame(tmp_path: Path) -> None:
+    """The first kilobyte of a Matroska file: a header with a video stream, and no frame. It
+    was refused on opening, which failed predict before any work instead of leaving it out;
+    now it opens, as a frame folder none of whose frames reads, and only its size is unknown."""
     full = write_clip(tmp_path / "full.mkv", 10)
     header = tmp_path / "header.mkv"
     header.write_bytes(full.read_bytes()[:1000])
+    video = VideoFile(header)
     with pytest.raises(ValueError, match=r"header\.mkv holds no frame that can be decoded"):
-        VideoFile(header)
+        video.size  # noqa: B018
+    assert list(video.frames()) == []
 
 
 def test_a_video_cut_short_is_read_with_a_warning(
@@ -359,7 +363,7 @@ def test_frames_after_a_damaged_one_keep_their_numbers(
     assert video.skipped_frames == [11, 14]
 
 
-def test_a_video_whose_only_frame_is_damaged_is_refused_on_opening(tmp_path: Path) -> None:
+def test_a_video_whose_only_frame_is_damaged_opens_without_a_size(tmp_path: Path) -> None:
     full = write_clip(tmp_path / "full.mp4", 10, faststart=True)
     av = import_av()
     with av.open(str(full)) as container:
@@ -367,8 +371,9 @@ def test_a_video_whose_only_frame_is_damaged_is_refused_on_opening(tmp_path: Pat
     assert first.pos is not None
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(full.read_bytes()[: first.pos + first.size // 2])
+    video = VideoFile(cut)
     with pytest.raises(ValueError, match=r"cut\.mp4 holds no frame that can be decoded"):
-        VideoFile(cut)
+        video.size  # noqa: B018
 
 
 def test_a_variable_rate_clip_is_not_taken_as_cut_short(

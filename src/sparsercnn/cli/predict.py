@@ -187,8 +187,9 @@ def run(args: argparse.Namespace) -> int:
     if args.score_threshold is None:
         args.score_threshold = DEFAULT_DRAWING_THRESHOLD
     predictor = build_predictor(args)
-    # Opens every video: bad ones fail before work. Drawings of an earlier run in a folder below
-    # an input folder are outputs, not inputs.
+    # Opens every video: a file that is none fails before work (one none of whose frames reads
+    # is an input lost once predicted). Drawings of an earlier run in a folder below an input
+    # folder are outputs, not inputs.
     groups = input_groups(args.paths, args.fps, skip=args.save_images)
     if args.every != 1 and all(isinstance(group, list) for group in groups):
         raise ValueError(

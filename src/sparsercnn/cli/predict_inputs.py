@@ -243,12 +243,12 @@ def warn_unreadable(errors: list[ImageReadError], listed_in: Path) -> None:
     (:func:`~sparsercnn.data.image_io.unreadable_listing`), and the file ``listed_in`` that
     lists them all."""
     from sparsercnn.data.image_io import unreadable_listing
-    from sparsercnn.text import counted
+    from sparsercnn.text import counted, verb
 
     logger.warning(
         "%s could not be read and %s left out (listed in %s): %s",
         counted(len(errors), "image"),
-        "was" if len(errors) == 1 else "were",
+        verb(len(errors), "was"),
         listed_in,
         unreadable_listing(errors),
     )

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sparsercnn.text import counted
+from sparsercnn.text import counted, verb
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -181,7 +181,7 @@ def predict_sequence(
                 "%s; the %s predicted before it %s kept%s, the rest of the video left out",
                 failure,
                 counted(len(frames), "frame"),
-                "is" if len(frames) == 1 else "are",
+                verb(len(frames), "is"),
                 " and drawn" if writer is not None else "",
             )
     return listed

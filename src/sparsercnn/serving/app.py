@@ -242,7 +242,7 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
         """The learned proposals and every stage's detections of one image (one forward pass):
         the refinement figure of the paper, drawn by the page at ``/``."""
         uploads, _ = await read_image_request(request, StagesOptions, 1, limits.max_image_bytes)
-        name = uploads[0].name
+        name, label, field = uploads[0].name, uploads[0].label, uploads[0].field
         _batcher(service).check_room(1)  # before decoding: call checks it again
         (image,) = await _decode(uploads, limits, service, app.state.decode_limiter)
         del uploads  # as in /v1/detect
@@ -254,16 +254,20 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
 
         result, inference_ms = await asyncio.wrap_future(_batcher(service).call(run, [image]))
         size = image.full_size
+        try:
+            stages = [
+                detections_of(prediction_from_detections(d, service.categories, size, name))
+                for d in result.detections
+            ]
+        except NonFiniteDetectionsError as error:
+            raise ApiError(500, f"{label}: {error.reason}", field) from None
         return StageView(
             name=name,
             width=size[1],
             height=size[0],
             num_stages=result.num_stages,
             proposals=result.proposal_boxes.double().round(decimals=2).tolist(),
-            stages=[
-                detections_of(prediction_from_detections(d, service.categories, size, name))
-                for d in result.detections
-            ],
+            stages=stages,
             inference_ms=inference_ms,
         )
 

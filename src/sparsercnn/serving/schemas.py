@@ -42,7 +42,6 @@ class DetectOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # Was checked by its own field constraints (and NaN failed "less than or equal to 1").
     score_threshold: ScoreThreshold | None = Field(
         None,
         description="drop detections scoring below this, as their score is given "

@@ -175,9 +175,10 @@ class FrameSequence(Protocol):
         path: the video file or frame folder.
         fps: frames per second (the average rate of a video file).
         num_frames: number of frames, or None when the container does not say.
-        skipped_frames: indices of the frames the last complete read of :meth:`frames` could
-            not decode (a damaged video file), or of a frame folder's, those whose files
-            :func:`~sparsercnn.video.prediction.predict_video` could not read; empty before one.
+        skipped_frames: indices of the frames the last read of :meth:`frames` (up to a read
+            failure) could not decode (a damaged video file), or of a frame folder's, those
+            whose files :func:`~sparsercnn.video.prediction.predict_video` could not read;
+            empty before one.
     """
 
     path: Path
@@ -198,18 +199,22 @@ class VideoFile:
     upright by the video's display rotation (a phone's portrait video stored landscape), as
     image files are by their EXIF orientation.
 
+    A video none of whose frames decodes, or whose reading fails before its first frame, opens
+    all the same, as a frame folder none of whose frames reads: reading its frames then fails
+    (:func:`~sparsercnn.video.prediction.predict_video` names why), one input that cannot be
+    read, not a refusal before any work; only its :attr:`size` is unknown.
+
     Attributes:
-        size: ``(h, w)`` of the upright frames.
         num_frames: the frame count the container announces (AVI's counts its index entries, a
             dropped frame's empty one included), or None where it does not say.
         duration: seconds the container announces, or None where it does not say.
         skipped_frames: numbers of the frames that did not decode (a damaged file), in the last
-            complete read of :meth:`frames`; empty before one.
+            read of :meth:`frames` (up to a read failure); empty before one.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ValueError: ``path`` is not a video PyAV can read, holds no video stream, or no frame
-            that decodes.
+        ValueError: ``path`` is not a video PyAV can read, or holds no video stream or frame
+            rate.
         ImportError: PyAV is not installed.
     """
 
@@ -224,22 +229,44 @@ class VideoFile:
                 raise ValueError(f"video {self.path}: its video stream has no frame rate")
             self.fps = Fraction(rate).limit_denominator(MAX_RATE_DENOMINATOR)
             self.num_frames: int | None = stream.frames or None
-            first = self._first_frame(container)
-            # (h, w) as shown: a phone video stored landscape with a 90-degree rotation is
-            # shown, and read, in portrait.
-            turned = round(first.rotation / 90) % 2 == 1
-            self.size = (first.width, first.height) if turned else (first.height, first.width)
+            self._size = self._first_frame_size(container)
             self.duration = _duration_seconds(container, stream)
         self.skipped_frames: list[int] = []
 
-    def _first_frame(self, container: InputContainer) -> VideoFrame:
-        first = next(self._decode(container), None)
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(h, w)`` of the upright frames, as the first frame that decodes shows them.
+
+        Raises:
+            ValueError: no frame decodes, or :class:`VideoReadError`: reading fails before the
+                first frame.
+        """
+        if isinstance(self._size, ValueError):
+            raise self._size
+        return self._size
+
+    def _first_frame_size(self, container: InputContainer) -> tuple[int, int] | ValueError:
+        """``(h, w)`` of the first frame that decodes, upright; else why there is none: no frame
+        decodes, or reading fails before one. The frames skipped are not warned about: reading
+        the frames tells them."""
+        try:
+            first = next(self._decode(container, quiet=True), None)
+        except VideoReadError as error:
+            return error
         if first is None:
-            raise ValueError(f"video {self.path} holds no frame that can be decoded")
-        return first[1]
+            return ValueError(f"video {self.path} holds no frame that can be decoded")
+        frame = first[1]
+        # As shown: a phone video stored landscape with a 90-degree rotation is shown, and
+        # read, in portrait.
+        turned = round(frame.rotation / 90) % 2 == 1
+        return (frame.width, frame.height) if turned else (frame.height, frame.width)
 
     def _decode(
-        self, container: InputContainer, numbering: FrameNumbering | None = None
+        self,
+        container: InputContainer,
+        numbering: FrameNumbering | None = None,
+        *,
+        quiet: bool = False,
     ) -> Iterator[tuple[int, VideoFrame]]:
         """The video stream's frames in presentation order, with their numbers in the source
         (:class:`~sparsercnn.video.numbering.FrameNumbering`). A packet that does not decode (a
@@ -248,7 +275,8 @@ class VideoFile:
         warning, once the stream ends; so are the frames a damaged constant-rate stream's
         demuxer skipped (a gap in the times where it showed damage,
         :class:`~sparsercnn.video.demux_damage.DemuxDamage`), where a gap without damage (a
-        paused recording) is numbered on.
+        paused recording) is numbered on. ``quiet`` (opening's read of the first frame) leaves
+        :attr:`skipped_frames` and the warning to the reads of :meth:`frames`.
 
         Raises:
             VideoReadError: the file could not be read part-way, after the frames yielded;
@@ -271,7 +299,8 @@ class VideoFile:
                 # The frames the decoder still holds are not flushed: the packets of frames
                 # presented between them may lie past the failure, and they would be misnumbered.
                 failed_at = numbering.next_number
-                self._note_skipped([n for n in numbering.skipped() if n < failed_at], reason)
+                if not quiet:
+                    self._note_skipped([n for n in numbering.skipped() if n < failed_at], reason)
                 raise VideoReadError(self.path, failed_at, _reason(error)) from error
             if packet is None:
                 break
@@ -292,7 +321,8 @@ class VideoFile:
                 continue
             for frame in decoded:
                 yield numbering.number(frame.pts), frame
-        self._note_skipped(numbering.skipped(), reason)
+        if not quiet:
+            self._note_skipped(numbering.skipped(), reason)
 
     def _note_skipped(self, skipped: list[int], reason: str) -> None:
         """Set :attr:`skipped_frames` to the numbers of the frames a read skipped, named in one
