@@ -26,7 +26,7 @@ def test_corners_are_told_by_boxes_past_the_edge_that_fit_as_corners() -> None:
     sign, message = _finding([[50, 30, 75, 55], [10, 10, 40, 30], [5, 5, 6, 6]]) or ("", "")
     assert sign == "corners"
     assert message.startswith(
-        "d.json: 1 of 3 boxes extend past the right or bottom edge of their image (image 0) "
+        "d.json: 1 of 3 boxes extends past the right or bottom edge of their image (image 0) "
         "read as COCO's [x, y, w, h], but every box would lie inside its image read as corners"
     )
     # One box that cannot be corners (x2 < x1) and the file is not.
@@ -67,3 +67,19 @@ def test_boxes_all_within_0_1_are_fractions_on_images_of_more_than_a_few_px(
             in (finding[1])
         )
         assert "multiply x and width by the image's width" in finding[1]
+
+
+def test_one_box_is_told_in_the_singular() -> None:
+    """Was: "1 of 1 boxes extend past", "1 of 1 boxes lie mostly outside", "every one of the 1
+    boxes lies within [0, 1]"."""
+    messages = [
+        (_finding([bbox], size) or ("", ""))[1]
+        for bbox, size in [
+            ([50, 30, 75, 55], (80, 60)),
+            ([1500, 1500, 500, 500], (80, 60)),
+            ([0.125, 0.25, 0.5, 0.25], (640, 480)),
+        ]
+    ]
+    assert messages[0].startswith("d.json: 1 of 1 box extends past the right or bottom edge")
+    assert messages[1].startswith("d.json: 1 of 1 box lies mostly outside their image (image 0)")
+    assert messages[2].startswith("d.json: its only box lies within [0, 1] (image 0: [0.125,")

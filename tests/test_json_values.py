@@ -14,11 +14,11 @@ from sparsercnn.json_values import (
     id_problem,
     is_int,
     is_number,
+    is_quoted_box,
     is_real,
     quoted_int,
     quoted_number,
     unquoted_fix,
-    unquoted_numbers,
     whole_float,
     whole_float_ids_message,
     with_integer_ids,
@@ -142,22 +142,29 @@ def test_a_quoted_number_is_told_by_one_rule(
 
 
 @pytest.mark.parametrize(
-    ("value", "numbers"),
+    ("value", "quoted"),
     [
-        (["1", "2.5", 3, 4], [1, 2.5, 3, 4]),
-        ([1, 2, 3, 4], [1, 2, 3, 4]),
-        (["1", "2", "3"], None),
-        (["10", "x", 3, 4], None),
-        (["1", "2", "3", True], None),
-        ("1, 2, 3, 4", None),
+        (["1", "2.5", 3, 4], True),
+        ([1, 2, 3, 4], False),
+        (["1", "2", "3"], False),
+        (["10", "x", 3, 4], False),
+        (["1", "2", "3", True], False),
+        (["1e999", "2", 3, 4], False),
+        ("1, 2, 3, 4", False),
     ],
 )
-def test_a_list_is_unquoted_only_where_that_gives_its_numbers(
-    value: object, numbers: list[float] | None
-) -> None:
+def test_a_list_is_unquoted_only_where_that_gives_its_numbers(value: object, quoted: bool) -> None:
     """Was: a bbox with any one quoted number was told to unquote its numbers, even where that
     left 3 of them or a "x" (the hint of validation and of a results file alike)."""
-    assert unquoted_numbers(value) == numbers
+    assert is_quoted_box(value) is quoted
+
+
+@pytest.mark.parametrize("value", ["1e999", "-1E400", "9" * 5000, "1" * 65])
+def test_a_quoted_number_past_a_float_or_any_exporter_is_none(value: str) -> None:
+    """Was: "1e999" was told "write it as inf, without quotes", and a string of 5000 digits
+    raised ValueError from int() while the message was built."""
+    assert quoted_number(value) is None and unquoted_fix(value) is None
+    assert quoted_int(value) is None and unquoted_fix(value, integer=True) is None
 
 
 @pytest.mark.parametrize(

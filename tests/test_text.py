@@ -31,6 +31,14 @@ def test_verb_agrees_with_a_count_as_counted_does() -> None:
     ]
 
 
+def test_verb_drops_the_es_a_sibilant_took() -> None:
+    """Was: every plural was the singular less its s: "2 boxes passe", "3 names matche"."""
+    plurals = [verb(2, word) for word in ("passes", "matches", "pushes", "fixes", "buzzes")]
+    assert plurals == ["pass", "match", "push", "fix", "buzz"]
+    assert [verb(2, "uses"), verb(2, "lies"), verb(2, "goes")] == ["use", "lie", "go"]
+    assert [verb(2, "caches", "cache"), verb(1, "caches", "cache")] == ["cache", "caches"]
+
+
 def test_listing_shows_the_first_few_and_counts_the_rest() -> None:
     assert listing([]) == ""
     assert listing(["a", "b"]) == "a, b"

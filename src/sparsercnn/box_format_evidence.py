@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Literal
 
-from sparsercnn.text import listing
+from sparsercnn.text import counted, listing, verb
 
 # How far, in pixels, a box may end past its image's edge and still count as inside it: clipped
 # without a warning. Exporters that store coordinates as fractions of the image (Label Studio,
@@ -111,20 +111,22 @@ class BoxFormatEvidence:
         """The likeliest other format of the boxes of ``source`` and a message naming the
         signs (counted, a few images named), the format COCO reads and the fix; ``None`` where
         the boxes look like COCO's."""
+        boxes = counted(self.num_boxes, "box", "boxes")
         if self.past_edge.count and self.all_fit_as_corners:
             return "corners", (
-                f"{source}: {self.past_edge.count} of {self.num_boxes} boxes extend past the "
-                f"right or bottom edge of their image ({self.past_edge.named()}) read as COCO's "
-                "[x, y, w, h], but every box would lie inside its image read as corners [x1, "
-                "y1, x2, y2]: if they were written as corners, write each 'bbox' as [x1, y1, "
-                "x2 - x1, y2 - y1]"
+                f"{source}: {self.past_edge.count} of {boxes} "
+                f"{verb(self.past_edge.count, 'extends')} past the right or bottom edge of their "
+                f"image ({self.past_edge.named()}) read as COCO's [x, y, w, h], but every box "
+                "would lie inside its image read as corners [x1, y1, x2, y2]: if they were "
+                "written as corners, write each 'bbox' as [x1, y1, x2 - x1, y2 - y1]"
             )
         if self.num_boxes and self.mostly_outside.count >= MOSTLY_OUTSIDE_SHARE * self.num_boxes:
             return "outside", (
-                f"{source}: {self.mostly_outside.count} of {self.num_boxes} boxes lie mostly "
-                f"outside their image ({self.mostly_outside.named()}): COCO's 'bbox' is [x, y, "
-                "width, height] in pixels of the image as the annotation file sizes it; boxes "
-                "in pixels of a resized image, or in another format, lie elsewhere"
+                f"{source}: {self.mostly_outside.count} of {boxes} "
+                f"{verb(self.mostly_outside.count, 'lies')} mostly outside their image "
+                f"({self.mostly_outside.named()}): COCO's 'bbox' is [x, y, width, height] in "
+                "pixels of the image as the annotation file sizes it; boxes in pixels of a "
+                "resized image, or in another format, lie elsewhere"
             )
         if (
             self.all_within_unit
@@ -134,11 +136,12 @@ class BoxFormatEvidence:
         ):
             image_id, bbox = self.first_box
             shown = ", ".join(f"{value:.3g}" for value in bbox)
+            every = "its only box" if self.num_boxes == 1 else f"every one of the {boxes}"
             return "fractions", (
-                f"{source}: every one of the {self.num_boxes} boxes lies within [0, 1] (image "
-                f"{image_id}: [{shown}]), on images of {self.min_image_side} px or more a side: "
-                "fractions of the image size? COCO's 'bbox' is [x, y, width, height] in pixels: "
-                "multiply x and width by the image's width, y and height by its height"
+                f"{source}: {every} lies within [0, 1] (image {image_id}: [{shown}]), on images "
+                f"of {self.min_image_side} px or more a side: fractions of the image size? "
+                "COCO's 'bbox' is [x, y, width, height] in pixels: multiply x and width by the "
+                "image's width, y and height by its height"
             )
         return None
 

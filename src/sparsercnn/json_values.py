@@ -10,6 +10,7 @@ whose numbers may be numpy scalars.
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import re
 from collections import Counter
@@ -52,14 +53,26 @@ def whole_float(value: object) -> int | None:
 # A decimal number as JSON and exporters write one: "4", "-2", "0.9", ".5", "1e-3".
 _NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
+# The longest quoted number read: past it a string is no exporter's number, and int() of one
+# past 4300 digits raises.
+_MAX_NUMBER_LENGTH = 64
+
 
 def quoted_number(value: object) -> int | float | None:
     """The number a string holding a decimal number stands for (``"0.9"`` -> 0.9, ``"4"`` ->
     4, ``"1e-3"`` -> 0.001), as some exporters quote numbers and ids; ``None`` for anything
-    else (``"car"``, ``"nan"``, ``" 4"``, a number)."""
-    if not isinstance(value, str) or not _NUMBER.fullmatch(value):
+    else (``"car"``, ``"nan"``, ``" 4"``, a number), for one past a float's range (``"1e999"``)
+    and for a string longer than :data:`_MAX_NUMBER_LENGTH`."""
+    if (
+        not isinstance(value, str)
+        or len(value) > _MAX_NUMBER_LENGTH
+        or not _NUMBER.fullmatch(value)
+    ):
         return None
-    return float(value) if any(mark in value for mark in ".eE") else int(value)
+    if not any(mark in value for mark in ".eE"):
+        return int(value)
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def quoted_int(value: object) -> int | None:
@@ -77,20 +90,15 @@ def unquoted_fix(value: object, *, integer: bool = False) -> str | None:
     return None if number is None else f"write it as {number!r}, without quotes"
 
 
-def unquoted_numbers(value: object, length: int = 4) -> list[float] | None:
-    """The numbers a list stands for with its quoted numbers (:func:`quoted_number`) unquoted,
-    where that gives ``length`` numbers (``["1", "2", 3, 4]`` -> ``[1, 2, 3, 4]``, as a
-    ``bbox`` some exporters write); ``None`` for anything else (``["1", "2", "3"]``, ``["10",
-    "x", 3, 4]``, no list): where unquoting would not fix it, a message does not suggest it."""
-    if not isinstance(value, list) or len(value) != length:
-        return None
-    numbers: list[float] = []
-    for item in value:
-        number = item if is_number(item) else quoted_number(item)
-        if number is None:
-            return None
-        numbers.append(number)
-    return numbers
+def is_quoted_box(value: object) -> bool:
+    """Whether ``value`` is a list of 4 numbers with some of them quoted
+    (:func:`quoted_number`), as a ``bbox`` some exporters write (``["1", "2", 3, 4]``); not
+    for ``["1", "2", "3"]``, ``["10", "x", 3, 4]``, 4 unquoted numbers or no list: where
+    unquoting would not fix it, a message does not suggest it."""
+    if not isinstance(value, list) or len(value) != 4:
+        return False
+    numbers = [item if is_number(item) else quoted_number(item) for item in value]
+    return None not in numbers and numbers != value
 
 
 # The id keys of the entries of each list of a COCO instances file.

@@ -11,18 +11,30 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
     return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
-# The verbs whose plural is not their singular less its s.
-_IRREGULAR_PLURALS = {"is": "are", "has": "have", "was": "were", "does": "do"}
+# The verbs whose plural is not their singular less its s (or es, :data:`_ES_ENDINGS`).
+_IRREGULAR_PLURALS = {"is": "are", "has": "have", "was": "were", "does": "do", "goes": "go"}
+
+# Endings after which a verb's singular adds "es": "passes", "pushes", "matches", "fixes",
+# "buzzes" (not a single s or z: "uses", "sizes" add only the s).
+_ES_ENDINGS = ("sses", "shes", "ches", "xes", "zzes")
 
 
-def verb(count: int, singular: str) -> str:
+def verb(count: int, singular: str, plural: str | None = None) -> str:
     """``singular`` (a verb in the third person) where ``count`` is 1, else its plural, to
     agree with a count as :func:`counted` does: "is"/"are", "has"/"have", "was"/"were",
-    "does"/"do", else the singular less its s ("gives"/"give", "repeats"/"repeat"):
-    f"{counted(n, 'slot')} {verb(n, 'was')} never matched"."""
+    "does"/"do", "goes"/"go"; the singular less its es after ss, sh, ch, x, zz
+    ("passes"/"pass", "matches"/"match"); else the singular less its s ("gives"/"give",
+    "repeats"/"repeat", "uses"/"use"): f"{counted(n, 'slot')} {verb(n, 'was')} never
+    matched". ``plural`` for a verb these rules miss ("caches"/"cache")."""
     if count == 1:
         return singular
-    return _IRREGULAR_PLURALS.get(singular) or singular.removesuffix("s")
+    if plural is not None:
+        return plural
+    if singular in _IRREGULAR_PLURALS:
+        return _IRREGULAR_PLURALS[singular]
+    if singular.endswith(_ES_ENDINGS):
+        return singular.removesuffix("es")
+    return singular.removesuffix("s")
 
 
 def some_of_its(

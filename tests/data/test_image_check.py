@@ -256,10 +256,14 @@ def test_a_swapped_json_size_of_a_file_turned_by_180_degrees_is_a_plain_mismatch
     (issue,) = check_image_files(images, tmp_path, decode=True).issues
     assert (issue.code, issue.severity) == ("image_size_mismatch", "warning")
     assert "the file is 64x48 after EXIF orientation" in issue.message
-    # Worded for every command that shows it: ``eval`` trains nothing.
+    # Worded for every command that shows it: ``eval`` trains nothing. Was: only "correct the
+    # JSON's 'width' and 'height'", which for a file enlarged after annotation (its boxes still
+    # fit) hid the one warning while the boxes trained at the wrong scale.
     assert issue.message.endswith(
-        "its boxes are checked against the file's size (and clipped to it for training): correct "
-        "the JSON's 'width' and 'height'"
+        "its boxes are checked against the file's size (and clipped to it for training): if they "
+        "were drawn on the file as it is, correct the JSON's 'width' and 'height'; if the boxes "
+        "were drawn on an image of the JSON's size, the file was resized since; rescale the "
+        "boxes, or restore the file"
     )
 
 

@@ -34,6 +34,14 @@ def _file(tmp_path: Path, data: Any) -> Path:
     [
         ({"results": "p.json", "videos": []}, r"is the frame list `sparsercnn predict` writes"),
         ({"images": [], "annotations": []}, r"is a COCO instances \(ground-truth\) file"),
+        (
+            {"images": [{"id": 1}], "annotations": [{"id": 1, "bbox": [0, 0, 1, 1]}]},
+            r"is a COCO instances \(ground-truth\) file",
+        ),
+        (  # was: detections exported in COCO form were told a ground-truth file
+            {"images": [{"id": 1}], "annotations": [RECORD]},
+            r"its 'annotations' holds 1 record: give that list alone",
+        ),
         ({"detections": []}, r"holds a JSON object, not a list of records;"),
         (
             {"info": {}, "annotations": [RECORD, RECORD]},

@@ -47,6 +47,7 @@ from urllib.parse import unquote
 from sparsercnn.data.image_io import ImageReadError, load_image_and_header
 from sparsercnn.data.image_suffixes import IMAGE_SUFFIXES
 from sparsercnn.data.validation import (
+    FILE_RESIZED_REMEDY,
     REPEATED_FILE_CONSEQUENCE,
     DatasetError,
     Issue,
@@ -506,8 +507,8 @@ def _findings(image: dict[str, Any], path: Path) -> _Findings:
         message = (
             f"image {image_id} ({file!r}): the JSON gives {json_size} "
             f"but the file is {width}x{height} after EXIF orientation; its boxes are checked "
-            "against the file's size (and clipped to it for training): correct the JSON's "
-            "'width' and 'height'"
+            "against the file's size (and clipped to it for training): if they were drawn on "
+            f"the file as it is, correct the JSON's 'width' and 'height'; {FILE_RESIZED_REMEDY}"
         )
         issues.append(Issue("warning", "image_size_mismatch", message, image_id, None, file))
     return _Findings(tuple(issues), (width, height))

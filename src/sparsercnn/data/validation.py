@@ -50,9 +50,9 @@ from sparsercnn.json_values import (
     id_problem,
     is_int,
     is_number,
+    is_quoted_box,
     quoted_int,
     quoted_number,
-    unquoted_numbers,
     whole_float_ids_message,
 )
 from sparsercnn.structures import coco_area
@@ -68,8 +68,9 @@ Severity = Literal["error", "warning", "info"]
 # Warnings about the whole file that explain its errors: a refusal to train shows them too.
 EXPLAINING_CODES = frozenset({"bbox_corners"})
 # The warning of each sign that the file's boxes are in another format than COCO's
-# (:class:`~sparsercnn.box_format_evidence.BoxFormatEvidence`); boxes mostly outside their image
-# are errors, each its own.
+# (:class:`~sparsercnn.box_format_evidence.BoxFormatEvidence`). Boxes mostly outside their image
+# have none: each is told by its own issue, a box_outside_image error past the clip tolerance
+# or, a box small enough to end within it, clipped (with a box_clipped warning past rounding).
 BOX_FORMAT_CODES: Mapping[BoxFormatSign, str] = {
     "corners": "bbox_corners",
     "fractions": "bbox_fractions",
@@ -339,8 +340,8 @@ def check_coco(
         checker.add("warning", "ignore_flag", message)
     if (finding := checker.box_format.finding(source)) is not None:
         sign, message = finding
-        # First: it explains the box issues that follow (each box outside its image is an
-        # error of its own, which says where).
+        # First: it explains the box issues that follow (each box outside its image has an
+        # issue of its own, which says where: an error, or a clip within the tolerance).
         if sign in BOX_FORMAT_CODES:
             checker.issues.insert(0, Issue("warning", BOX_FORMAT_CODES[sign], message))
     return CheckedCoco(
@@ -797,6 +798,14 @@ def image_entry_size(entry: Mapping[str, Any]) -> tuple[int, int] | None:
     return None if width is None or height is None else (width, height)
 
 
+# What a file whose size is not its entry's may mean when its boxes fit the entry's size, for
+# both messages that tell it (image_size_mismatch, and a box's clip or rejection on the file).
+FILE_RESIZED_REMEDY = (
+    "if the boxes were drawn on an image of the JSON's size, the file was resized since; "
+    "rescale the boxes, or restore the file"
+)
+
+
 def given_size_agrees(given: tuple[int | None, int | None], size: tuple[int, int]) -> bool:
     """Whether an entry's ``(width, height)`` (:func:`given_image_size`, a half ``None`` where
     it gives none) is ``size`` where given."""
@@ -876,17 +885,14 @@ def _sized_by_file_note(given: tuple[int | None, int | None], size: tuple[int, i
     beside it."""
     note = f" (its file's size, after EXIF orientation; the JSON gives {format_given_size(given)}"
     if not given_size_agrees(given, size):
-        note += (
-            ": if the boxes were drawn on an image of the JSON's size, the file was resized "
-            "since; rescale the boxes, or restore the file"
-        )
+        note += f": {FILE_RESIZED_REMEDY}"
     return note + ")"
 
 
 def _bbox_problem(bbox: Any) -> tuple[str, str] | None:
     """``(code, reason)`` unless ``bbox`` is 4 finite numbers with positive width and height."""
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(map(is_number, bbox))):
-        hint = " (write the numbers without quotes)" if unquoted_numbers(bbox) is not None else ""
+        hint = " (write the numbers without quotes)" if is_quoted_box(bbox) else ""
         return "malformed_bbox", f"'bbox' must be 4 numbers [x, y, w, h], got {bbox!r:.80}{hint}"
     if not all(map(math.isfinite, bbox)):
         return "malformed_bbox", f"bbox {bbox} has a NaN or infinite value"

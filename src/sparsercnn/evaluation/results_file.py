@@ -30,8 +30,8 @@ from sparsercnn.json_values import (
     id_problem,
     is_int,
     is_number,
+    is_quoted_box,
     unquoted_fix,
-    unquoted_numbers,
     whole_float_ids_message,
     with_integer_ids,
 )
@@ -127,20 +127,22 @@ def _what_instead(data: Any) -> str:
             "is the frame list `sparsercnn predict` writes beside its results, not the results: "
             f"give the results file it names ({data['results']!r}, in the same folder)"
         )
-    if isinstance(data, dict) and "annotations" in data and "images" in data:
-        return "is a COCO instances (ground-truth) file, not detections"
     kind = type(data).__name__
     instead = f"holds a JSON {'object' if kind == 'dict' else kind}, not a list of records"
-    if isinstance(data, dict):
-        # Records wrapped in an object, as some tools write them ({"annotations": [...]}); a
-        # list with some entries amiss is still the records, whose check then names those.
-        for key, value in data.items():
-            records = sum(_looks_like_record(v) for v in value) if isinstance(value, list) else 0
-            if records:
-                return (
-                    f"{instead}; its {key!r} holds {counted(records, 'record')}: give that "
-                    "list alone"
-                )
+    if not isinstance(data, dict):
+        return instead
+    # Records wrapped in an object, as some tools write them ({"annotations": [...]}, with
+    # "images" too where they export detections in COCO form: told before a ground-truth file,
+    # which has no scores); a list with some entries amiss is still the records, whose check
+    # then names those.
+    for key, value in data.items():
+        records = sum(_looks_like_record(v) for v in value) if isinstance(value, list) else 0
+        if records:
+            return (
+                f"{instead}; its {key!r} holds {counted(records, 'record')}: give that list alone"
+            )
+    if "annotations" in data and "images" in data:
+        return "is a COCO instances (ground-truth) file, not detections"
     return instead
 
 
@@ -171,7 +173,7 @@ def _record_problem(record: Any) -> str | None:
     bbox = record.get("bbox")
     if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
         return "has no bbox of 4 numbers [x, y, width, height]" + (
-            ": write its numbers without quotes" if unquoted_numbers(bbox) is not None else ""
+            ": write its numbers without quotes" if is_quoted_box(bbox) else ""
         )
     if not is_number(record.get("score")):
         score_fix = unquoted_fix(record.get("score"))
