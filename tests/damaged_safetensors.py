@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import errno
 from pathlib import Path
-from typing import Any
 
 import torch
-from safetensors import safe_open
+
+from tests.wrapped_safe_open import WrappedSafeOpen
 
 
 def flip_a_tensor_byte(path: Path, fraction: float = 0.5) -> None:
@@ -21,23 +21,10 @@ def flip_a_tensor_byte(path: Path, fraction: float = 0.5) -> None:
     path.write_bytes(bytes(data))
 
 
-class UnreadableTensorData:
+class UnreadableTensorData(WrappedSafeOpen):
     """``safe_open`` for a file whose header reads but whose tensor data do not (a disk error):
     :meth:`get_tensor` raises ``EIO``; put in place of a reader's ``safe_open`` with
     ``monkeypatch.setattr``."""
-
-    def __init__(self, path: str, framework: str) -> None:
-        self.inner = safe_open(path, framework=framework)
-
-    def __enter__(self) -> UnreadableTensorData:
-        self.handle = self.inner.__enter__()
-        return self
-
-    def __exit__(self, *error: object) -> None:
-        self.inner.__exit__(*error)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.handle, name)
 
     def get_tensor(self, key: str) -> torch.Tensor:
         raise OSError(errno.EIO, "Input/output error")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from sparsercnn.model.int8_features import Int8Calibration, calibrate
 from sparsercnn.model_file import (
@@ -22,22 +22,21 @@ from sparsercnn.model_file import (
     INT8_CALIBRATION_KEY,
     load_model_file,
     load_state_dict_strict,
-    read_int8_calibration,
-    read_model_file,
     save_model_file,
 )
 from sparsercnn.predictor import Predictor
 from sparsercnn.runtime import check_device
 from sparsercnn.safetensors_file import DIGEST_KEY, HEADER_DIGEST_KEY
 from tests.damaged_safetensors import UnreadableTensorData, flip_a_tensor_byte
+from tests.wrapped_safe_open import WrappedSafeOpen
 
 
 def test_round_trip(model_file: Path) -> None:
     loaded = load_model_file(model_file)
-    tensors, config, categories = read_model_file(model_file)
-    assert config == loaded.config and config.model.num_classes == 2
-    assert categories.names == ["cat", "dog"]
+    assert loaded.config.model.num_classes == 2 and loaded.categories.names == ["cat", "dog"]
     state = loaded.model.state_dict()
+    tensors = load_file(model_file)
+    assert tensors.keys() == state.keys()
     assert all(torch.equal(state[key], value) for key, value in tensors.items())
     with safe_open(str(model_file), framework="pt") as handle:
         assert len(handle.metadata()[DIGEST_KEY]) == 8
@@ -84,26 +83,10 @@ def test_a_refused_file_loads_no_tensor(
     only from a file whose header passes (their data are checked as they load)."""
     loaded: list[str] = []
 
-    class CountingHandle:
-        def __init__(self, path: str, framework: str) -> None:
-            self.handle = safe_open(path, framework=framework)
-
-        def __enter__(self) -> CountingHandle:
-            self.handle.__enter__()
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            self.handle.__exit__(*exc)
-
-        def metadata(self) -> dict[str, str]:
-            return self.handle.metadata()
-
-        def keys(self) -> list[str]:
-            return self.handle.keys()
-
+    class CountingHandle(WrappedSafeOpen):
         def get_tensor(self, key: str) -> torch.Tensor:
             loaded.append(key)
-            return self.handle.get_tensor(key)
+            return super().get_tensor(key)
 
     monkeypatch.setattr("sparsercnn.model_file.safe_open", CountingHandle)
     wrong_version = with_metadata(model_file, tmp_path, format_version="0")
@@ -111,7 +94,7 @@ def test_a_refused_file_loads_no_tensor(
     model_file.write_bytes(data.replace(b" 123.675,", b" 923.675,", 1))  # a config value
     for refused in (model_file, wrong_version):
         with pytest.raises(ValueError):
-            read_model_file(refused)
+            load_model_file(refused)
     assert loaded == []
 
 
@@ -147,13 +130,13 @@ def test_a_model_file_is_opened_once_and_its_data_read_once(
     header_size = 8 + int.from_bytes(model_file.read_bytes()[:8], "little")
     monkeypatch.setattr("sparsercnn.model_file.safe_open", counting_safe_open)
     monkeypatch.setattr("builtins.open", counting_open)
-    read_model_file(model_file)
+    load_model_file(model_file)
     assert opened == [str(model_file)]
     assert read_bytes == header_size < model_file.stat().st_size / 10
     monkeypatch.undo()
     flip_a_tensor_byte(model_file)
     with pytest.raises(ValueError, match="its tensor data do not match the CRC-32"):
-        read_model_file(model_file)
+        load_model_file(model_file)
 
 
 def test_a_file_written_before_the_digest_loads_unchecked(model_file: Path, tmp_path: Path) -> None:
@@ -161,9 +144,7 @@ def test_a_file_written_before_the_digest_loads_unchecked(model_file: Path, tmp_
     path = with_metadata(model_file, tmp_path, **{DIGEST_KEY: None})
     with safe_open(str(path), framework="pt") as handle:
         assert DIGEST_KEY not in handle.metadata()
-    tensors, _, _ = read_model_file(path)
-    original, _, _ = read_model_file(model_file)
-    assert all(torch.equal(tensors[key], original[key]) for key in original)
+    assert_same_weights(path, model_file)
     flip_a_tensor_byte(path)
     load_model_file(path)
 
@@ -178,7 +159,7 @@ def test_a_model_file_re_saved_by_safetensors_with_its_metadata_loads(
         path = tmp_path / "resaved.safetensors"
         save_file(tensors, str(path), metadata=handle.metadata())
     assert path.read_bytes() != model_file.read_bytes()
-    loaded, _, _ = read_model_file(path)
+    loaded = load_model_file(path).model.state_dict()
     assert all(torch.equal(loaded[key], value) for key, value in tensors.items())
     data = path.read_bytes()
     size = int.from_bytes(data[:8], "little")
@@ -197,7 +178,7 @@ def test_the_same_model_saved_twice_gives_the_same_bytes(model_file: Path, tmp_p
 
 def one_line_error(path: Path) -> str:
     with pytest.raises((ValueError, OSError)) as info:
-        read_model_file(path)
+        load_model_file(path)
     message = str(info.value)
     assert str(path) in message and "\n" not in message
     return message
@@ -289,7 +270,6 @@ def calibration_of(path: Path) -> Int8Calibration:
 
 def test_int8_calibration_round_trips(model_file: Path, tmp_path: Path) -> None:
     assert load_model_file(model_file).model.int8_calibration is None
-    assert read_int8_calibration(model_file) is None
     calibration = calibration_of(model_file)
     assert calibration.num_images == 1
     assert {"stem", "layer1.0", "layer1.0.conv1", "fpn.merged2", "fpn.merged5"} <= set(
@@ -305,14 +285,8 @@ def test_int8_calibration_round_trips(model_file: Path, tmp_path: Path) -> None:
         int8_calibration=calibration,
     )
     restored = load_model_file(path).model.int8_calibration
-    assert restored is not None and restored.num_images == 1
-    assert restored.ranges == calibration.ranges  # floats through JSON: exact
-    assert read_int8_calibration(path) == calibration
-    # The weights are those of the file without calibration.
-    tensors, _, _ = read_model_file(path)
-    original, _, _ = read_model_file(model_file)
-    assert tensors.keys() == original.keys()
-    assert all(torch.equal(tensors[key], original[key]) for key in original)
+    assert restored == calibration  # floats through JSON: exact
+    assert_same_weights(path, model_file)  # those of the file without calibration
 
 
 @pytest.mark.parametrize(
@@ -329,11 +303,16 @@ def test_a_damaged_int8_calibration_names_the_file(
     model_file: Path, tmp_path: Path, record: str
 ) -> None:
     path = with_metadata(model_file, tmp_path, **{INT8_CALIBRATION_KEY: record})
-    read_model_file(path)  # the rest of the file is fine
-    for read in (read_int8_calibration, load_model_file):
-        with pytest.raises(ValueError, match="damaged int8 calibration record") as info:
-            read(path)
-        assert str(path) in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(ValueError, match="damaged int8 calibration record") as info:
+        load_model_file(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def assert_same_weights(path: Path, expected: Path) -> None:
+    """The model files ``path`` and ``expected`` load the same weights, bit for bit."""
+    tensors = load_model_file(path).model.state_dict()
+    original = load_model_file(expected).model.state_dict()
+    assert all(torch.equal(tensors[key], original[key]) for key in original)
 
 
 def with_metadata(model_file: Path, tmp_path: Path, **changes: str | None) -> Path:

@@ -96,28 +96,15 @@ def save_model_file(
     return write_safetensors(path, model_state_dict(model), metadata)
 
 
-def read_model_file(
-    path: str | Path | FetchedFile,
-) -> tuple[dict[str, Tensor], Config, CategoryMap]:
-    """Read weights, config and label map from a file written by :func:`save_model_file`
-    (its CRC-32 unchecked where ``path`` is a fetched file whose SHA-256 matched,
-    :func:`~sparsercnn.safetensors_file.load_tensors`).
+def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str, str]]:
+    """Weights, config, label map and the whole metadata of the model file ``path``, opened once
+    (:func:`read_open_model_file`).
 
     Raises:
         FileNotFoundError, IsADirectoryError: ``path`` is no file.
         ValueError: the file is not a readable sparsercnn model file, or its header or tensor
             data do not match the CRC-32 stored with them (a damaged copy).
     """
-    tensors, config, categories, _ = _read(path)
-    return tensors, config, categories
-
-
-def _read(
-    file: str | Path | FetchedFile,
-) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str, str]]:
-    """Weights, config, label map and the whole metadata, the file opened once
-    (:func:`read_open_model_file`)."""
-    path = Path(file)
     check_file(path, "model file", "the .safetensors file")
     try:
         opened = safe_open(str(path), framework="pt")  # reads and checks the header's layout
@@ -126,7 +113,7 @@ def _read(
     with opened as handle:
         try:
             header = read_header(path)
-            tensors, config, categories = read_open_model_file(handle, file, header, _copy_again)
+            tensors, config, categories = read_open_model_file(handle, path, header, _copy_again)
         except (SafetensorError, OSError) as error:
             raise ValueError(unreadable_model_file_message(path, error)) from error
     return tensors, config, categories, header.metadata
@@ -226,16 +213,6 @@ def unreadable_model_file_message(path: Path, error: Exception) -> str:
     )
 
 
-def read_int8_calibration(path: str | Path) -> Int8Calibration | None:
-    """The int8 calibration stored in a model file (its header only), None where it has none.
-
-    Raises:
-        ValueError: the record is damaged.
-    """
-    with safe_open(str(path), framework="pt") as handle:
-        return _int8_calibration(handle.metadata() or {}, path)
-
-
 def _int8_calibration(metadata: dict[str, str], path: str | Path) -> Int8Calibration | None:
     record = metadata.get(INT8_CALIBRATION_KEY)
     if record is None:
@@ -252,12 +229,13 @@ def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> Loa
 
     Raises:
         FileNotFoundError, IsADirectoryError: ``path`` is no file.
-        ValueError: the file is not a readable sparsercnn model file, is damaged
-            (:func:`read_model_file`), or ``device`` is not one
+        ValueError: the file is not a readable sparsercnn model file, is damaged (its header or
+            tensor data do not match their CRC-32, its config does not fit its weights, or its
+            int8 calibration record is unreadable), or ``device`` is not one
             (:func:`~sparsercnn.runtime.check_device`).
     """
     device = check_device(device)
-    tensors, config, categories, metadata = _read(path)
+    tensors, config, categories, metadata = _read(Path(path))
     model = build_model(config)
     try:
         load_state_dict_strict(model, tensors, source=str(path))

@@ -1,16 +1,18 @@
 """A small model and optimizer with state, and training checkpoints of them, for the tests of
-checkpoint files and of resuming."""
+checkpoint files and of resuming, and a count of the checkpoints whose records are summed."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from torch import nn
 
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
+from sparsercnn.engine import checkpoint as checkpoint_module
 from sparsercnn.engine.checkpoint import save_training_checkpoint
 
 CATEGORIES = CategoryMap([1, 2], ["cat", "dog"])
@@ -34,3 +36,17 @@ def save_checkpoint(directory: Path, iteration: int, **kwargs: Any) -> Path:
     return save_training_checkpoint(
         directory, iteration, model, optimizer, None, Config(), CATEGORIES, **kwargs
     )
+
+
+def count_summed_checkpoints(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The checkpoint files whose records loading sums against their CRC-32 from now on
+    (:func:`~sparsercnn.torch_archive.damaged_record`), one entry each time, in order."""
+    real = checkpoint_module.damaged_record
+    summed: list[Path] = []
+
+    def counted(path: Path) -> str | None:
+        summed.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(checkpoint_module, "damaged_record", counted)
+    return summed

@@ -28,7 +28,12 @@ from sparsercnn.engine.checkpoint import (
 )
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
 from tests.damaged_archive import flip_a_byte_of_the_largest_record
-from tests.engine.small_checkpoints import CATEGORIES, model_and_optimizer, save_checkpoint
+from tests.engine.small_checkpoints import (
+    CATEGORIES,
+    count_summed_checkpoints,
+    model_and_optimizer,
+    save_checkpoint,
+)
 from tests.file_mappings import mapped_from, needs_proc_maps
 
 
@@ -329,14 +334,7 @@ def test_a_folder_s_checkpoint_read_before_is_not_summed_again(
     checkpoint of it summed again). The file an earlier read summed is not; another is."""
     save_checkpoint(tmp_path, 3)
     state = load_training_checkpoint(tmp_path)
-    real = checkpoint_module.damaged_record
-    summed: list[Path] = []
-
-    def counted(path: Path) -> str | None:
-        summed.append(Path(path))
-        return real(path)
-
-    monkeypatch.setattr(checkpoint_module, "damaged_record", counted)
+    summed = count_summed_checkpoints(monkeypatch)
     assert load_training_checkpoint(tmp_path, summed=state["stamp"])["iteration"] == 3
     assert summed == []
     newest = save_checkpoint(tmp_path, 5)

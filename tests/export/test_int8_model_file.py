@@ -23,7 +23,7 @@ from sparsercnn.cli.main import main
 from sparsercnn.export import int8_model_file
 from sparsercnn.model import inference
 from sparsercnn.model.int8_features import Int8Features, int8_available
-from sparsercnn.model_file import read_int8_calibration, read_model_file
+from sparsercnn.model_file import load_model_file
 from sparsercnn.predictor import Predictor
 from tests.synthetic_coco import SyntheticCoco
 
@@ -90,18 +90,18 @@ def test_export_writes_the_same_model_with_its_calibration(
     int8_export: tuple[Path, str], model_file: Path
 ) -> None:
     path, printed = int8_export
-    calibration = read_int8_calibration(path)
+    loaded, expected = load_model_file(path), load_model_file(model_file)
+    calibration = loaded.model.int8_calibration
     assert calibration is not None and calibration.num_images == 3
     names = {"stem", "layer1.0", "layer1.0.conv1", "layer2.0.downsample", "fpn.merged2"}
     assert names <= set(calibration.ranges) and "fpn.merged5" in calibration.ranges
     assert all(r.low <= 0.0 <= r.high for r in calibration.ranges.values())
     assert calibration.ranges["stem"].high > 0  # a ReLU output that saw the images
-    assert read_int8_calibration(model_file) is None
-    tensors, config, categories = read_model_file(path)
-    expected, expected_config, expected_categories = read_model_file(model_file)
-    assert config == expected_config and categories.to_dict() == expected_categories.to_dict()
-    assert tensors.keys() == expected.keys()
-    assert all(torch.equal(tensors[key], expected[key]) for key in expected)
+    assert expected.model.int8_calibration is None
+    assert loaded.config == expected.config
+    assert loaded.categories.to_dict() == expected.categories.to_dict()
+    tensors, expected_tensors = loaded.model.state_dict(), expected.model.state_dict()
+    assert all(torch.equal(tensors[key], expected_tensors[key]) for key in expected_tensors)
     assert "calibrated on 3 images" in printed and "run it with --precision int8" in printed
     assert "int8 vs fp32 on 3 calibration images" in printed
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left

@@ -17,7 +17,7 @@ from sparsercnn.cli import convert as convert_cli
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine.checkpoint import save_training_checkpoint
 from sparsercnn.model import build_model, build_postprocessor
-from sparsercnn.model_file import load_model_file, load_state_dict_strict, read_model_file
+from sparsercnn.model_file import load_model_file, load_state_dict_strict, model_state_dict
 from sparsercnn.ops.boxes import clip_boxes
 from sparsercnn.presets import get_preset
 from sparsercnn.safetensors_file import DIGEST_KEY
@@ -55,12 +55,11 @@ def test_round_trip_is_bit_exact(
     tmp_path: Path, tiny_files: dict[str, Path], tiny_pair: ReferencePair, layout: str
 ) -> None:
     """reference -> our safetensors file -> reference names: every tensor bit for bit."""
-    dst = save_converted(tiny_files[layout], tmp_path / "model.safetensors")
-    tensors, config, categories = read_model_file(dst)
-    assert categories == coco_categories()
-    assert config.model.box_delta_clamp == layout
+    loaded = load_model_file(save_converted(tiny_files[layout], tmp_path / "model.safetensors"))
+    assert loaded.categories == coco_categories()
+    assert loaded.config.model.box_delta_clamp == layout
     source = tiny_pair.official if layout == "official" else tiny_pair.mmdet
-    exported = export_state_dict(tensors, layout)
+    exported = export_state_dict(model_state_dict(loaded.model), layout)
     assert set(exported) == set(source)
     for key, value in source.items():
         assert exported[key].dtype == value.dtype, key
@@ -170,15 +169,15 @@ def test_our_file_whose_config_was_edited_is_blamed_not_the_user(
 ) -> None:
     """``--init-from``/``convert`` of a model file whose metadata no longer fits its weights."""
     dst = save_converted(tiny_files["official"], tmp_path / "ours.safetensors")
-    tensors, config, categories = read_model_file(dst)
-    edited = replace(config, model=replace(config.model, num_proposals=300))
+    loaded = load_model_file(dst)
+    edited = replace(loaded.config, model=replace(loaded.config.model, num_proposals=300))
     metadata = {
         "format": "sparsercnn",
         "format_version": "1",
         "config": edited.to_json(),
-        "categories": json.dumps(categories.to_dict()),
+        "categories": json.dumps(loaded.categories.to_dict()),
     }
-    save_file(tensors, str(dst), metadata=metadata)
+    save_file(model_state_dict(loaded.model), str(dst), metadata=metadata)
     with pytest.raises(ValueError) as info:
         convert_checkpoint(dst)
     message = str(info.value)

@@ -14,7 +14,6 @@ from typing import IO, Any
 import numpy as np
 import pytest
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 from sparsercnn.model_file import BACKBONE_FORMAT_NAME
@@ -32,6 +31,7 @@ from tests.weights.reference_checkpoints import (
     save_mmdet,
     save_official,
 )
+from tests.wrapped_safe_open import WrappedSafeOpen
 
 
 @pytest.mark.parametrize(("wrap", "name"), [(True, "model.pth"), (False, "model.safetensors")])
@@ -511,24 +511,14 @@ def _count_safe_opens(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[
     opened: list[str] = []
     fetched: list[str] = []
 
-    class CountingSafeOpen:
+    class CountingSafeOpen(WrappedSafeOpen):
         def __init__(self, path: str, framework: str) -> None:
             opened.append(path)
-            self.inner = safe_open(path, framework=framework)
-
-        def __enter__(self) -> CountingSafeOpen:
-            self.handle = self.inner.__enter__()
-            return self
-
-        def __exit__(self, *error: object) -> None:
-            self.inner.__exit__(*error)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.handle, name)
+            super().__init__(path, framework)
 
         def get_tensor(self, key: str) -> torch.Tensor:
             fetched.append(key)
-            return self.handle.get_tensor(key)
+            return super().get_tensor(key)
 
     monkeypatch.setattr("sparsercnn.model_file.safe_open", CountingSafeOpen)
     monkeypatch.setattr("sparsercnn.weights.readers.safe_open", CountingSafeOpen)
