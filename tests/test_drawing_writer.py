@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sparsercnn import drawing_writer
+from sparsercnn import drawings_marker
 from sparsercnn.drawing_writer import DrawingWriter
 from sparsercnn.image_inputs import DRAWINGS_MARKER
 from sparsercnn.prediction import Prediction
@@ -131,9 +131,9 @@ def test_a_folder_given_again_loses_the_drawings_it_no_longer_draws_and_no_file_
     assert sorted(_listed(drawn)) == ["in/y.png", "x.png"]
 
 
-def _listed(drawn: Path) -> dict[str, str]:
-    """The drawings the marker of ``drawn`` lists, each with its input."""
-    listed: dict[str, str] = json.loads((drawn / DRAWINGS_MARKER).read_text())["drawings"]
+def _listed(drawn: Path) -> dict[str, str | None]:
+    """The drawings the marker of ``drawn`` lists, each with its input (None: unknown)."""
+    listed: dict[str, str | None] = json.loads((drawn / DRAWINGS_MARKER).read_text())["drawings"]
     return listed
 
 
@@ -266,7 +266,6 @@ def test_a_file_a_marker_does_not_list_is_the_users_and_an_older_marker_marks_th
         writer.write(_empty_prediction(images[0]), [])
     photo = drawn / "x.png"
     photo.write_bytes(b"the user's photo")
-    assert drawing_writer.is_drawing(drawn / "a.png") and not drawing_writer.is_drawing(photo)
     with (
         pytest.raises(ValueError, match=f"would replace {photo}, which no earlier run drew"),
         DrawingWriter(drawn, [images[1]], score_threshold=0.3) as writer,
@@ -274,10 +273,38 @@ def test_a_file_a_marker_does_not_list_is_the_users_and_an_older_marker_marks_th
         writer.write(_empty_prediction(images[1]), [])
     assert photo.read_bytes() == b"the user's photo"
     (drawn / DRAWINGS_MARKER).write_text("drawings of sparsercnn predict\n")  # an older run's
-    assert drawing_writer.is_drawing(photo)
     with DrawingWriter(drawn, [images[1]], score_threshold=0.3) as writer:
         writer.write(_empty_prediction(images[1]), [])
-    assert writer.overwritten == [photo] and _listed(drawn) == {"x.png": str(images[1])}
+    assert writer.overwritten == [photo]
+    assert _listed(drawn) == {"a.png": None, "x.png": str(images[1])}
+
+
+def test_the_drawings_of_an_older_marker_stay_drawings_once_the_marker_lists_them(
+    tmp_path: Path,
+) -> None:
+    """An older marker (no list: every file below counts) was rewritten listing only the new
+    run's drawings: the earlier ones became the user's files, which a later run refused to
+    replace ("which no earlier run drew") and never removed. They are listed from then on, of
+    an unknown input: replaced where drawn again, never removed."""
+    folder = tmp_path / "in"
+    images = [folder / name for name in ("a.png", "x.png")]
+    folder.mkdir()
+    for image in images:
+        Image.new("RGB", (20, 10), "red").save(image)
+    drawn = tmp_path / "drawn"
+    (drawn / "sub").mkdir(parents=True)
+    (drawn / DRAWINGS_MARKER).write_text("drawings of sparsercnn predict\n")  # an older run's
+    for name in ("a.png", "sub/clip.mp4", ".b.partial.png", "notes.txt"):
+        (drawn / name).write_bytes(b"drawn by an older run")
+    # Given the folder of a.png, drawing x.png only (as if a.png could not be read now).
+    with DrawingWriter(drawn, [folder], score_threshold=0.3) as writer:
+        writer.write(_empty_prediction(images[1]), [])
+    assert writer.removed == [] and (drawn / "a.png").is_file()
+    assert _listed(drawn) == {"a.png": None, "sub/clip.mp4": None, "x.png": str(images[1])}
+    with DrawingWriter(drawn, [images[0]], score_threshold=0.3) as writer:
+        writer.write(_empty_prediction(images[0]), [])
+    assert writer.overwritten == [drawn / "a.png"]
+    assert _listed(drawn)["a.png"] == str(images[0])
 
 
 def test_runs_committing_into_one_folder_at_once_keep_each_others_drawings_listed(
@@ -297,11 +324,11 @@ def test_runs_committing_into_one_folder_at_once_keep_each_others_drawings_liste
     for writer, image in zip(writers, images, strict=True):
         writer.write(_empty_prediction(image), [])
     b_waits_or_ends = threading.Event()
-    caplog.set_level(logging.INFO, logger=drawing_writer.__name__)
+    caplog.set_level(logging.INFO, logger=drawings_marker.__name__)
     waiting = logging.Handler()
     waiting.emit = lambda record: b_waits_or_ends.set()  # type: ignore[method-assign]
     b = threading.Thread(target=lambda: (writers[1].commit(), b_waits_or_ends.set()))
-    write = drawing_writer.atomic_write_text
+    write = drawings_marker.atomic_write_text
 
     def b_commits_first(path: Path, text: str) -> None:
         if b.ident is None and threading.current_thread() is threading.main_thread():
@@ -309,13 +336,13 @@ def test_runs_committing_into_one_folder_at_once_keep_each_others_drawings_liste
             assert b_waits_or_ends.wait(timeout=60)
         write(path, text)
 
-    monkeypatch.setattr(drawing_writer, "atomic_write_text", b_commits_first)
-    logging.getLogger(drawing_writer.__name__).addHandler(waiting)
+    monkeypatch.setattr(drawings_marker, "atomic_write_text", b_commits_first)
+    logging.getLogger(drawings_marker.__name__).addHandler(waiting)
     try:
         writers[0].commit()
         b.join()
     finally:
-        logging.getLogger(drawing_writer.__name__).removeHandler(waiting)
+        logging.getLogger(drawings_marker.__name__).removeHandler(waiting)
     assert "waiting for process" in caplog.text
     assert _listed(drawn) == {image.name: str(image) for image in images}
     assert sorted(p.name for p in drawn.iterdir()) == [DRAWINGS_MARKER, "a.png", "b.png"]

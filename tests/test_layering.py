@@ -23,6 +23,7 @@ ABOVE_BOTTOM = PREDICTOR | {
     "engine",
     "cli",
     "drawing_writer",
+    "drawings_marker",
     "visualization",
     "recipe",
     "video",
@@ -68,6 +69,9 @@ FORBIDDEN = {
     # Reading inputs needs no model: only image decoding and the test resize.
     "image_inputs": ABOVE_BOTTOM - {"data"},
     "drawing_writer": {"cli", "engine"},
+    # The marker of a folder of drawings sits on its name (image_inputs), below the writer: no
+    # drawing, data or model code; the input listing finds marked folders by the name alone.
+    "drawings_marker": ABOVE_BOTTOM - {"image_inputs", "drawings_marker"},
     "video": {"cli", "engine", "export"},
 }
 # The server is an entry point like the CLI: only the CLI imports it.

@@ -2,68 +2,38 @@
 
 :class:`DrawingWriter` puts each image's drawing below the output folder at its path below the
 inputs' common folder, stages it until the run ends and marks the folder
-(:data:`~sparsercnn.image_inputs.DRAWINGS_MARKER`, which lists them with their inputs), so that
-later runs tell its drawings (:func:`is_drawing`), which they may replace, from the user's images
-and videos, which they never replace, and remove those they no longer draw of the inputs they
-are given (the folder never shows results a later run no longer has). ``predict --save-images``
-and the demo write through it.
+(:mod:`~sparsercnn.drawings_marker`: it lists them with their inputs), so that later runs tell
+its drawings (:func:`~sparsercnn.drawings_marker.is_drawing`), which they may replace, from the
+user's images and videos, which they never replace, and remove those they no longer draw of the
+inputs they are given (the folder never shows results a later run no longer has).
+``predict --save-images`` and the demo write through it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from functools import lru_cache
+from collections.abc import Sequence
 from pathlib import Path
 
-from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.data.image_io import load_image
-from sparsercnn.file_lock import exclusive_lock
-from sparsercnn.image_inputs import DRAWINGS_MARKER, IMAGE_SUFFIXES
+from sparsercnn.drawings_marker import (
+    earlier_drawings,
+    is_drawing,
+    is_marked,
+    marker_lock,
+    staged_path,
+    write_marker,
+)
+from sparsercnn.image_inputs import IMAGE_SUFFIXES
 from sparsercnn.paths import is_below, missing_folders, remove_empty_folders, same_file
 from sparsercnn.prediction import Prediction
 from sparsercnn.text import counted, listing
+from sparsercnn.video.suffixes import VIDEO_SUFFIXES
 from sparsercnn.visualization.draw import draw_detections
 from sparsercnn.visualization.drawing_file import drawing_format, save_drawing
 
 logger = logging.getLogger(__name__)
-
-# Marks a drawing staged until its run ends: ``.NAME.partial.EXT`` beside ``NAME.EXT``.
-_STAGED = ".partial"
-_STAGED_NAMES = f".*{_STAGED}.*"
-# Held by a commit while it reads, changes and rewrites the marker, so that runs into one folder
-# at once (images predicted one at a time, in parallel) keep each other's drawings listed. Not
-# an image or video suffix: never read as an input, nor taken for a drawing or a user's image.
-_MARKER_LOCK = f"{DRAWINGS_MARKER}.lock"
-# What the marker says to a user who opens it; its "drawings" map each drawing, by its path
-# below the marked folder, to the input it was drawn from (absolute).
-_MARKER_NOTE = (
-    "Drawings of `sparsercnn predict --save-images`: predict leaves this folder out when it "
-    "reads a folder above it; a later run into it replaces and removes only the drawings listed "
-    "here (removing one only when given its input, or a folder above it, and not drawing it "
-    "again), and leaves any other file."
-)
-
-
-def is_drawing(path: Path) -> bool:
-    """Whether the file ``path`` is a drawing of an earlier run: a folder above it that a
-    :class:`DrawingWriter` marked (:data:`DRAWINGS_MARKER`) lists it, or has a marker that lists
-    no drawings (an older run's: any file in or below that folder counts), or it is a staged
-    drawing a killed run left. Any other file is the user's, which a drawing never replaces nor
-    removes (and a folder holding such images is never marked:
-    :meth:`DrawingWriter.check_folder`)."""
-    absolute = Path(os.path.abspath(path))
-    if absolute.match(_STAGED_NAMES):
-        return True
-    for folder in absolute.parents:
-        if (folder / DRAWINGS_MARKER).is_file():
-            listed = _listed_drawings(folder)
-            if listed is None or absolute in listed:
-                return True
-    return False
 
 
 class DrawingWriter:
@@ -80,8 +50,9 @@ class DrawingWriter:
     it leaves empty, where this run covers its input (:meth:`_covers`): an image that can no
     longer be read, one deleted from a folder given, an image drawn where ``--fps`` now draws
     its folder as a video, or the other way round. The drawings of inputs not given this run
-    stay (predicting images one at a time into the same folder keeps them all); a file the
-    marker does not list is never removed.
+    stay (predicting images one at a time into the same folder keeps them all), and so do those
+    of unknown inputs (an older run's, whose marker listed none); a file the marker does not
+    list is never removed.
 
     Args:
         output_dir: where drawings go.
@@ -190,7 +161,7 @@ class DrawingWriter:
             ValueError: naming one such file, the folder (by :attr:`flag`) and what to do.
         """
         folder = self.output_dir
-        if not folder.is_dir() or (folder / DRAWINGS_MARKER).is_file():
+        if not folder.is_dir() or is_marked(folder):
             return
         found = (
             path
@@ -231,7 +202,7 @@ class DrawingWriter:
         """The hidden file beside ``target`` that the drawing (or annotated video) of ``source``
         (an image or video file, or a frame folder) is written to until :meth:`commit` moves it
         there."""
-        staged = target.with_name(f".{target.stem}{_STAGED}{target.suffix}")
+        staged = staged_path(target)
         # One a killed run left would count as drawn (commit) if this run draws nothing there.
         staged.unlink(missing_ok=True)
         self._staged[target] = staged
@@ -245,20 +216,23 @@ class DrawingWriter:
         replaced (listed in :attr:`overwritten`; the warning names both inputs where it was of
         another, an image of the same name in another folder). A target staged but never written
         (an annotated video none of whose frames could be read) is not drawn. The earlier drawings
-        (:data:`DRAWINGS_MARKER` lists them with their inputs) that this run did not draw and
+        (the marker lists them with their inputs:
+        :func:`~sparsercnn.drawings_marker.earlier_drawings`; those of an older marker that
+        listed none are listed from now on, of unknown inputs) that this run did not draw and
         whose inputs it covers (:meth:`_covers`) are removed (listed in :attr:`removed`;
         :meth:`_remove_earlier`): they showed results this run no longer has. One warning names
         each kind. The output folder is marked, listing this run's drawings and the earlier ones
         kept, so that a later run over a folder above it does not read them as inputs, and a
         later run into it knows which files are drawings to replace and remove; a run committing
-        into the same folder meanwhile waits (:meth:`_marker_lock`). Returns the targets.
+        into the same folder meanwhile waits
+        (:func:`~sparsercnn.drawings_marker.marker_lock`). Returns the targets.
 
         Raises:
             ValueError: a file no run drew took a target's place while the drawings were made,
                 or the folder holds images no run drew (:meth:`check_folder`); nothing is moved
                 and the staged drawings are deleted (:meth:`discard`).
         """
-        with self._marker_lock():
+        with marker_lock(self.output_dir):
             targets = self._commit_locked()
         self._staged, self._sources, self._new_folders = {}, {}, set()
         return targets
@@ -279,20 +253,21 @@ class DrawingWriter:
         except ValueError:
             self.discard()
             raise
-        earlier = dict(_listed_drawings(self.output_dir) or {})
+        earlier = earlier_drawings(self.output_dir, IMAGE_SUFFIXES + VIDEO_SUFFIXES)
         listed = earlier | {target: self._sources[target] for target in drawn}
         if listed:
             # Listing the earlier drawings too until they are removed: a run killed part-way
             # leaves none that a later run does not know as its to remove.
-            self._mark(listed)
+            write_marker(self.output_dir, listed)
         # A drawing replaced is of another input where the marker names another file (images
         # of one name in two folders, predicted one run each into this folder, share a target:
         # each run's root is its image's folder); one image given through a link is the same.
         self.overwritten = [target for target in drawn if target.exists()]
+        # An earlier drawing of an unknown input (an older run's) counts as of the same input.
         of_other = {
             t
             for t in self.overwritten
-            if t in earlier and not same_file(earlier[t], self._sources[t])
+            if (source := earlier.get(t)) is not None and not same_file(source, self._sources[t])
         }
         others = [t for t in self.overwritten if t in of_other]
         again = [t for t in self.overwritten if t not in of_other]
@@ -302,7 +277,9 @@ class DrawingWriter:
             [path for path, source in earlier.items() if path not in drawn and self._covers(source)]
         )
         if listed:
-            self._mark({p: s for p, s in listed.items() if p in drawn or p.is_file()})
+            write_marker(
+                self.output_dir, {p: s for p, s in listed.items() if p in drawn or p.is_file()}
+            )
         _warn_changed(again, "replacing {} that an earlier run drew: %s")
         _warn_changed(
             [
@@ -318,59 +295,33 @@ class DrawingWriter:
         )
         return list(drawn)
 
-    @contextmanager
-    def _marker_lock(self) -> Iterator[None]:
-        """Hold the lock of :attr:`output_dir`'s marker (:data:`_MARKER_LOCK` in it,
-        :func:`~sparsercnn.file_lock.exclusive_lock`) while the block runs, waiting, with a
-        message, for another run that holds it; none where the folder does not exist (nothing
-        was drawn there, and no marker is to be read)."""
-        if not self.output_dir.is_dir():
-            yield
-            return
-
-        def waiting(holder: str | None) -> None:
-            logger.info(
-                "waiting for %s, which lists its drawings in %s",
-                holder or "another process",
-                self.output_dir,
-            )
-
-        with exclusive_lock(self.output_dir / _MARKER_LOCK, waiting):
-            yield
-
-    def _covers(self, source: str) -> bool:
+    def _covers(self, source: str | None) -> bool:
         """Whether this run reads the input ``source`` (absolute) of an earlier drawing, so that
         the drawing goes if this run does not draw it again: ``source`` was given, or lies below
         a folder given (an image since deleted or unreadable, a frame folder or video read in
         the other ``--fps`` mode). Paths are compared as written and with links resolved (as
         :func:`~sparsercnn.paths.same_file` compares a file since deleted): a folder given
         through a link covers the inputs drawn from the folder it links to, and the other way
-        round."""
+        round. An unknown input (``None``: an older run's drawing) is never covered: the drawing
+        is replaced where this run draws its name, never removed."""
+        if source is None:
+            return False
         resolved = Path(os.path.realpath(source))
         return any(
             is_below(Path(source), given) or is_below(resolved, given_resolved)
             for given, given_resolved in zip(self._inputs, self._resolved_inputs, strict=True)
         )
 
-    def _mark(self, drawings: dict[Path, str]) -> None:
-        """Mark :attr:`output_dir` as a folder of drawings (:data:`DRAWINGS_MARKER`), listing
-        ``drawings`` (paths below it, each with its input)."""
-        names = {path.relative_to(self.output_dir).as_posix(): s for path, s in drawings.items()}
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"about": _MARKER_NOTE, "drawings": names}, indent=1, sort_keys=True)
-        atomic_write_text(self.output_dir / DRAWINGS_MARKER, text + "\n")
-
     def _remove_earlier(self, drawings: list[Path]) -> None:
-        """Remove the earlier ``drawings`` that are still drawings (:func:`is_drawing`) and
-        no input of this run (a drawing given as an input, or one in a folder of them given),
-        adding them to :attr:`removed`, and the folders below :attr:`output_dir` they leave
-        empty."""
+        """Remove the earlier ``drawings`` (the marker lists them) that are no input of this run
+        (a drawing given as an input, or one in a folder of them given), adding them to
+        :attr:`removed`, and the folders below :attr:`output_dir` they leave empty."""
         emptied: set[Path] = set()
         for path in drawings:
             read = any(
                 is_below(path, given) and is_below(given, self.output_dir) for given in self._inputs
             )
-            if path.is_file() and is_drawing(path) and not read:
+            if path.is_file() and not read:
                 path.unlink()
                 self.removed.append(path)
                 emptied.update(
@@ -390,36 +341,6 @@ class DrawingWriter:
         self._staged, self._sources = {}, {}
         remove_empty_folders(self._new_folders)
         self._new_folders = set()
-
-
-def _listed_drawings(folder: Path) -> dict[Path, str] | None:
-    """The drawings the marker of ``folder`` lists (:meth:`DrawingWriter._mark`), as paths
-    below it, each with its input, never a path outside ``folder``; ``None`` where it is missing
-    or lists none (an older marker, or a damaged one). Callers must not change the mapping:
-    one text of the marker is parsed once (:func:`is_drawing` asks for each file)."""
-    try:
-        return _parse_listing(folder, (folder / DRAWINGS_MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-@lru_cache(maxsize=4)
-def _parse_listing(folder: Path, text: str) -> dict[Path, str] | None:
-    """:func:`_listed_drawings` of the marker of ``folder``, which reads ``text``."""
-    try:
-        listed = json.loads(text)["drawings"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(listed, dict):
-        return None
-    return {
-        folder / name: source
-        for name, source in sorted(listed.items())
-        if name
-        and isinstance(source, str)
-        and os.path.isabs(source)
-        and is_below(folder / name, folder, strictly=True)
-    }
 
 
 def _warn_changed(drawings: Sequence[object], message: str) -> None:

@@ -23,10 +23,10 @@ from sparsercnn.paths import is_below
 
 logger = logging.getLogger(__name__)
 
-# Marks a folder of drawings (:class:`~sparsercnn.drawing_writer.DrawingWriter`): a folder given
-# to predict leaves out the marked folders below it, and a drawing replaces only the files a
-# marker lists, or any below the folder of an older marker that lists none
-# (:func:`~sparsercnn.drawing_writer.is_drawing`).
+# Marks a folder of drawings (:mod:`~sparsercnn.drawings_marker`, which writes and reads it): a
+# folder given to predict leaves out the marked folders below it, and a drawing replaces only the
+# files a marker lists, or any below the folder of an older marker that lists none
+# (:func:`~sparsercnn.drawings_marker.is_drawing`).
 DRAWINGS_MARKER = ".sparsercnn-drawings"
 ImageInput = str | Path | Image.Image | np.ndarray | Tensor | DecodedImage
 
