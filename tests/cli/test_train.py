@@ -58,10 +58,12 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
 
 def _config_of_run(args: argparse.Namespace, *rest: Any, **kwargs: Any) -> CheckedResume | None:
     """``check_run_to_start`` without the run folder's check: a resume's config is tiny's (that
-    of ``_run_config``), its checkpoint not read."""
+    of ``_run_config``), its checkpoint (``--resume CHECKPOINT``, else the run folder's first)
+    not read."""
     if not args.resume:
         return None
-    return CheckedResume(get_preset("tiny"), args.output_dir / "checkpoint_0000000.pt", 0)
+    path = args.output_dir / "checkpoint_0000000.pt" if args.resume is True else args.resume
+    return CheckedResume(get_preset("tiny"), path, 0)
 
 
 def _train(tmp_path: Path, *extra: str) -> list[str]:
@@ -105,8 +107,11 @@ def test_resume_with_and_without_a_path(tmp_path: Path, calls: list[dict[str, An
     main(_train(tmp_path, "--resume"))
     main(_train(tmp_path, "--resume", "old/checkpoint_0000010.pt"))
     main(["train", "--resume", *_train(tmp_path)[1:]])  # a flag before the next option
+    # The resume as checked before the data: one value, the checkpoint it chose.
     resumes = [call["resume"] for call in calls]
-    assert resumes == [False, True, Path("old/checkpoint_0000010.pt"), True]
+    assert resumes[0] is False and all(isinstance(r, CheckedResume) for r in resumes[1:])
+    ours = tmp_path / "run" / "checkpoint_0000000.pt"
+    assert [r.path for r in resumes[1:]] == [ours, Path("old/checkpoint_0000010.pt"), ours]
 
 
 def test_a_validation_set_of_other_classes_is_refused_before_the_recipe(

@@ -40,11 +40,11 @@ def test_train_writes_the_model_file_and_the_metrics_log(
     argv += ["--set", "train.max_iter=2", "train.log_period=1", "--device", "cpu"]
     assert main(argv) == 0
     assert "training ended at iteration 2" in capsys.readouterr().out
-    from sparsercnn.model_file import read_model_file
+    from sparsercnn.model_file import load_model_file
 
-    _, config, categories = read_model_file(run / "model_final.safetensors")
-    assert config.model.num_classes == len(DEMO_CLASSES) and config.train.max_iter == 2
-    assert categories.names == list(DEMO_CLASSES)
+    loaded = load_model_file(run / "model_final.safetensors")
+    assert loaded.config.model.num_classes == len(DEMO_CLASSES)
+    assert loaded.config.train.max_iter == 2 and loaded.categories.names == list(DEMO_CLASSES)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if "loss" in r]
     assert [r["iter"] for r in steps] == [1, 2]

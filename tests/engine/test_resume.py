@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from sparsercnn.config import Config
-from sparsercnn.engine import checkpoint as checkpoint_module
 from sparsercnn.engine import resume as resume_module
 from sparsercnn.engine.checkpoint import (
     DamagedCheckpointError,
@@ -23,7 +22,12 @@ from sparsercnn.engine.checkpoint import (
 from sparsercnn.engine.resume import check_resume, restore_training_state
 from sparsercnn.engine.training_images import data_identity
 from tests.damaged_archive import flip_a_byte_of_the_largest_record
-from tests.engine.small_checkpoints import CATEGORIES, model_and_optimizer, save_checkpoint
+from tests.engine.small_checkpoints import (
+    CATEGORIES,
+    count_summed_checkpoints,
+    model_and_optimizer,
+    save_checkpoint,
+)
 from tests.file_mappings import mapped_from, needs_proc_maps
 
 
@@ -358,14 +362,7 @@ def test_a_checkpoint_checked_before_the_data_is_not_summed_again_unless_replace
     summed is not summed again; one put in its place since is (here damaged, and refused).
     ``read_first``: the check takes the checkpoint a command read (for its config)."""
     save_checkpoint(tmp_path, 4)
-    real = checkpoint_module.damaged_record
-    summed: list[Path] = []
-
-    def counted(path: Path) -> str | None:
-        summed.append(Path(path))
-        return real(path)
-
-    monkeypatch.setattr(checkpoint_module, "damaged_record", counted)
+    summed = count_summed_checkpoints(monkeypatch)
     checked = check_resume(load_training_checkpoint(tmp_path) if read_first else tmp_path, Config())
     model, optimizer = model_and_optimizer()
     restore_training_state(checked, model, optimizer, None, Config(), CATEGORIES)

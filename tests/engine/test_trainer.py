@@ -26,6 +26,7 @@ from sparsercnn.engine.checkpoint import LAST_CHECKPOINT_FILE, load_training_che
 from sparsercnn.engine.distributed import DistInfo
 from sparsercnn.engine.evaluation_history import EvaluationHistory
 from sparsercnn.engine.lr_schedule import train_lr_factor
+from sparsercnn.engine.resume import check_resume
 from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, BudgetedSchedule, TimeBudget
 from sparsercnn.engine.train_step import NonFiniteLossError
 from sparsercnn.engine.trainer import Trainer
@@ -189,6 +190,29 @@ def test_a_completed_run_whose_budget_does_not_extend_it_is_not_told_to_give_one
     assert hint().endswith("(raise train.max_iter, or give a time budget, to continue the run)")
     kept = hint(time_budget_minutes=1.0, budget_extends=False)
     assert kept.endswith("(raise train.max_iter to continue the run)")
+
+
+def test_a_checked_resume_is_the_one_value_that_says_what_to_restore(
+    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A command's resume, checked before the data, was given as ``checked_resume`` beside a
+    ``resume`` it had to agree with (``resume=False`` with it trained a new run). It is the
+    ``resume``: the checkpoint it chose is restored (here not the newest), and what its check
+    said (the schedule notes) is not said again."""
+    cfg = tiny_config()
+    cfg.train.checkpoint_period = 2
+    _trainer(tiny_coco, cfg, tmp_path).train()
+    chosen = tmp_path / "checkpoint_0000002.pt"
+    with caplog.at_level(logging.INFO, logger="sparsercnn"):
+        checked = check_resume(chosen, cfg)
+    notes = [r.getMessage() for r in caplog.records if "than train.max_iter" in r.getMessage()]
+    assert notes  # tiny's decays are past its 3 steps
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sparsercnn"):
+        resumed = _trainer(tiny_coco, cfg, tmp_path, resume=checked)
+    assert (resumed.iteration, resumed.checkpoint_path) == (2, chosen)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [f"resumed from {chosen} at iteration 2"]
 
 
 def test_the_schedule_notes_are_said_once_and_not_to_a_run_with_nothing_to_train(
@@ -933,17 +957,19 @@ def test_a_checkpoint_resumed_into_a_new_folder_brings_its_model_best(
     assert (new / MODEL_BEST_FILE).read_bytes() == best.read_bytes()
 
 
-def test_a_model_best_in_the_new_folder_is_kept_not_replaced_by_the_checkpoint_s(
-    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Was: resumed into a folder holding another model_best, that file was replaced at once by
-    a copy of the one beside the checkpoint. It is the user's: kept until this run's next
-    evaluation writes model_best, and the warning says to copy it elsewhere to keep it."""
+def _resume_beside_another_model_best(
+    data: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture, best_iteration: int
+) -> tuple[Trainer, Path, int]:
+    """Resume the checkpoint of iteration 2 of a run whose best (AP 0.25) was at
+    ``best_iteration`` into a new folder holding another run's model_best, and check that file
+    is kept and the warning says so. Returns the trainer (now holding the other run's weights),
+    the first run's model_best and the CRC-32 recorded for it."""
     run = tmp_path / "run"
-    trainer = _trainer(tiny_coco, tiny_config(), run)
+    trainer = _trainer(data, tiny_config(), run)
     best = save_model_file(run / MODEL_BEST_FILE, trainer.model, trainer.cfg, trainer.categories)
     trainer.iteration = 2
-    trainer.evaluations = EvaluationHistory(0.25, 1, stored_tensors_crc32(best), last_iteration=2)
+    recorded = stored_tensors_crc32(best)
+    trainer.evaluations = EvaluationHistory(0.25, best_iteration, recorded, last_iteration=2)
     trainer._save_checkpoint()
     with torch.no_grad():  # another run's weights
         for parameter in trainer.model.parameters():
@@ -952,12 +978,22 @@ def test_a_model_best_in_the_new_folder_is_kept_not_replaced_by_the_checkpoint_s
     theirs = save_model_file(new / MODEL_BEST_FILE, trainer.model, trainer.cfg, trainer.categories)
     kept = theirs.read_bytes()
     with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
-        resumed = _trainer(tiny_coco, tiny_config(), new, resume=run / "checkpoint_0000002.pt")
+        resumed = _trainer(data, tiny_config(), new, resume=run / "checkpoint_0000002.pt")
     assert theirs.read_bytes() == kept
     (message,) = [r.getMessage() for r in caplog.records if r.name == trainer_module.__name__]
     assert message.startswith(f"{theirs} holds another model")
     assert message.endswith("writes model_best.safetensors (copy this one elsewhere to keep it)")
     assert resumed.evaluations.best_ap is None
+    return trainer, best, recorded
+
+
+def test_a_model_best_in_the_new_folder_is_kept_not_replaced_by_the_checkpoint_s(
+    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: resumed into a folder holding another model_best, that file was replaced at once by
+    a copy of the one beside the checkpoint. It is the user's: kept until this run's next
+    evaluation writes model_best, and the warning says to copy it elsewhere to keep it."""
+    _resume_beside_another_model_best(tiny_coco, tmp_path, caplog, best_iteration=1)
 
 
 def test_a_model_best_in_the_new_folder_is_kept_at_the_best_s_own_iteration_too(
@@ -966,28 +1002,11 @@ def test_a_model_best_in_the_new_folder_is_kept_at_the_best_s_own_iteration_too(
     """Was: resumed into a folder holding another model_best from the checkpoint of the best's
     own iteration, that file was replaced at once by the checkpoint's model. It is kept as where
     the checkpoint is of a later iteration; into the checkpoint's own folder it is written."""
-    run = tmp_path / "run"
-    trainer = _trainer(tiny_coco, tiny_config(), run)
-    best = save_model_file(run / MODEL_BEST_FILE, trainer.model, trainer.cfg, trainer.categories)
-    trainer.iteration = 2
-    recorded = stored_tensors_crc32(best)
-    trainer.evaluations = EvaluationHistory(0.25, 2, recorded, last_iteration=2)
-    trainer._save_checkpoint()
-    with torch.no_grad():  # another run's weights
-        for parameter in trainer.model.parameters():
-            parameter.add_(0.5)
-    new = tmp_path / "new"
-    theirs = save_model_file(new / MODEL_BEST_FILE, trainer.model, trainer.cfg, trainer.categories)
-    kept = theirs.read_bytes()
-    with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
-        resumed = _trainer(tiny_coco, tiny_config(), new, resume=run / "checkpoint_0000002.pt")
-    assert theirs.read_bytes() == kept
-    (message,) = [r.getMessage() for r in caplog.records if r.name == trainer_module.__name__]
-    assert message.startswith(f"{theirs} holds another model")
-    assert message.endswith("writes model_best.safetensors (copy this one elsewhere to keep it)")
-    assert resumed.evaluations.best_ap is None
+    trainer, best, recorded = _resume_beside_another_model_best(
+        tiny_coco, tmp_path, caplog, best_iteration=2
+    )
     save_model_file(best, trainer.model, trainer.cfg, trainer.categories)  # written after
-    resumed = _trainer(tiny_coco, tiny_config(), run, resume=True)
+    resumed = _trainer(tiny_coco, tiny_config(), best.parent, resume=True)
     history = resumed.evaluations
     assert (history.best_ap, history.best_model_crc32) == (0.25, recorded)
     assert stored_tensors_crc32(best) == recorded

@@ -223,7 +223,8 @@ def _run_held(args: argparse.Namespace, given: Config | None, start: float) -> i
         val_json=data.val_json,
         val_images=data.val_images,
         output_dir=out / "train",
-        resume=args.resume,
+        # The checkpoint --resume names, as checked before the data is made (check_run_to_start).
+        resume=checked_resume or False,
         # The recipe's timing counts against the budget.
         time_budget_minutes=remaining_budget(args.time_budget, budget_start),
         dist_info=dist_info,
@@ -233,7 +234,6 @@ def _run_held(args: argparse.Namespace, given: Config | None, start: float) -> i
         val_inspection=None if checked is None else checked.val,
         # The budget is a default here: --resume of a trained demo finishes it, training no more.
         budget_extends=False,
-        checked_resume=checked_resume,
         # Said before the data is made (check_run_to_start), or with the recipe.
         schedule_notes_said=True,
     )

@@ -168,7 +168,8 @@ def run(args: argparse.Namespace) -> int:
                 val_json=args.val_json,
                 val_images=args.val_images,
                 output_dir=args.output_dir,
-                resume=args.resume,
+                # The checkpoint --resume names, as checked before the data (check_run_to_start).
+                resume=checked_resume or False,
                 # The recipe's timing counts against the budget.
                 time_budget_minutes=budget,
                 skip_invalid=args.skip_invalid,
@@ -177,7 +178,6 @@ def run(args: argparse.Namespace) -> int:
                 # Rank 0's check of the sets: the datasets take it, not reading them again.
                 train_inspection=None if checked is None else checked.train,
                 val_inspection=None if checked is None else checked.val,
-                checked_resume=checked_resume,
                 # Said before the data's check (check_run_to_start), or with the recipe.
                 schedule_notes_said=True,
             )

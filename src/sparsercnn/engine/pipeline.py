@@ -55,7 +55,7 @@ def train_from_coco(
     output_dir: str | Path,
     val_json: Path | None = None,
     val_images: Path | None = None,
-    resume: bool | Path = False,
+    resume: bool | str | Path | CheckedResume = False,
     time_budget_minutes: float | None = None,
     skip_invalid: bool = False,
     dist_info: DistInfo | None = None,
@@ -63,7 +63,6 @@ def train_from_coco(
     train_inspection: Inspection | None = None,
     val_inspection: Inspection | None = None,
     budget_extends: bool = True,
-    checked_resume: CheckedResume | None = None,
     schedule_notes_said: bool = False,
 ) -> TrainResult:
     """Train on a COCO-format dataset with ``cfg`` (a :class:`Config`, e.g.
@@ -89,17 +88,17 @@ def train_from_coco(
     (:meth:`~sparsercnn.data.policy.Inspection.drop_entries`), as a dataset built from paths
     keeps none for the run.
 
-    ``resume``: ``True`` continues the run in ``output_dir``, a path from that checkpoint (see
-    :class:`~sparsercnn.engine.trainer.Trainer`). The output folder is checked before the data
-    are read, and held (:func:`~sparsercnn.engine.run_lock.run_folder_lock`) until the run
-    ends: a second run into it is refused. ``starting_weights``: the files of
-    ``cfg.train.init_from`` and ``backbone_weights`` already read
-    (:func:`~sparsercnn.engine.model_init.read_starting_weights`), which are then not read
-    again (their tensors are released once loaded). ``budget_extends``: whether a run resumed
-    at the end of its schedule trains on for the time budget, ``checked_resume`` the resume as
-    the caller checked it before the data, and
-    ``schedule_notes_said`` whether the caller said what of a new run's schedule it never
-    reaches (see :class:`~sparsercnn.engine.trainer.Trainer`).
+    ``resume``: ``True`` continues the run in ``output_dir``, a path from that checkpoint, a
+    :class:`~sparsercnn.engine.resume.CheckedResume` (the resume as the caller checked it before
+    the data) from the checkpoint it chose (see :class:`~sparsercnn.engine.trainer.Trainer`).
+    The output folder is checked before the data are read, and held
+    (:func:`~sparsercnn.engine.run_lock.run_folder_lock`) until the run ends: a second run into
+    it is refused. ``starting_weights``: the files of ``cfg.train.init_from`` and
+    ``backbone_weights`` already read (:func:`~sparsercnn.engine.model_init.read_starting_weights`),
+    which are then not read again (their tensors are released once loaded).
+    ``budget_extends``: whether a run resumed at the end of its schedule trains on for the time
+    budget, and ``schedule_notes_said`` whether the caller said what of a new run's schedule it
+    never reaches (see :class:`~sparsercnn.engine.trainer.Trainer`).
     """
     if not isinstance(cfg, Config):
         raise TypeError(
@@ -115,7 +114,7 @@ def train_from_coco(
         )
     # Held from the folder's check to the report: another run into it is refused.
     with run_folder_lock(output_dir):
-        check_run_folder(output_dir, resume, is_main=dist_info is None or dist_info.is_main)
+        check_run_folder(output_dir, bool(resume), is_main=dist_info is None or dist_info.is_main)
         cfg, train_set, val_set = _training_datasets(
             cfg,
             (train_json, train_images),
@@ -134,7 +133,6 @@ def train_from_coco(
             dist_info=dist_info,
             starting_weights=starting_weights,
             budget_extends=budget_extends,
-            checked_resume=checked_resume,
             schedule_notes_said=schedule_notes_said,
         )
         result = trainer.train()

@@ -98,6 +98,20 @@ def _process_place(device: torch.device | str | None, dist_info: DistInfo | None
     return dist_info
 
 
+def _resume_source(
+    resume: bool | str | Path | CheckedResume, output_dir: Path
+) -> Path | CheckedResume | None:
+    """What a :class:`Trainer`'s ``resume`` restores
+    (:func:`~sparsercnn.engine.resume.restore_training_state`'s ``source``): the run folder
+    ``output_dir`` for ``True``, the checkpoint path, or the resume a command checked;
+    ``None``: a new run."""
+    if isinstance(resume, CheckedResume):
+        return resume
+    if not resume:
+        return None
+    return output_dir if resume is True else Path(resume)
+
+
 class Trainer:
     """Trains a Sparse R-CNN with the recipe of ``cfg.train`` (spec 9).
 
@@ -117,7 +131,10 @@ class Trainer:
             checked by :func:`~sparsercnn.runtime.resolve_device`. With ``dist_info`` it may
             only repeat ``dist_info.device``, which decides; another device is refused.
         resume: ``True`` continues from the newest readable checkpoint in ``output_dir``, a path
-            from that ``checkpoint_*.pt`` (of a run with the same model and label map); a ``cfg``
+            from that ``checkpoint_*.pt`` (of a run with the same model and label map), a
+            :class:`~sparsercnn.engine.resume.CheckedResume` (a command's
+            :func:`~sparsercnn.engine.resume.check_resume` before reading the data) from the
+            checkpoint it chose, what it said not said again; ``False``: a new run. A ``cfg``
             with a larger ``max_iter`` or other ``steps`` changes the schedule from there on. A
             run resumed at the end of its schedule with a larger ``max_iter`` and its own
             ``steps`` gets the decays ahead that a fresh run of that length would take
@@ -130,9 +147,6 @@ class Trainer:
             the budget holds (:class:`~sparsercnn.engine.time_budget.BudgetedSchedule`);
             ``False``: it has nothing to train, as without a budget (the demo, whose budget is
             a default, finishes a trained run on ``--resume``).
-        checked_resume: ``resume`` as a command checked it before reading the data
-            (:func:`~sparsercnn.engine.resume.check_resume`): the checkpoint it chose is
-            restored, and what it said is not said again.
         schedule_notes_said: the caller said what of a new run's schedule it never reaches
             (:meth:`~sparsercnn.config.TrainConfig.schedule_notes`, as a command does before
             the data's check): not said again. A resumed run's are said with what the resume
@@ -154,14 +168,13 @@ class Trainer:
         output_dir: str | Path,
         val_dataset: EvaluationDataset | None = None,
         device: torch.device | str | None = None,
-        resume: bool | str | Path = False,
+        resume: bool | str | Path | CheckedResume = False,
         time_budget_minutes: float | None = None,
         dist_info: DistInfo | None = None,
         categories: CategoryMap | None = None,
         progress: bool = True,
         starting_weights: StartingWeights | None = None,
         budget_extends: bool = True,
-        checked_resume: CheckedResume | None = None,
         schedule_notes_said: bool = False,
     ) -> None:
         start = time.perf_counter()
@@ -179,9 +192,10 @@ class Trainer:
             budget = TimeBudget(60.0 * time_budget_minutes, start)
         self.categories = self._resolve_categories(categories)
         self.data_identity = data_identity(train_dataset)
-        check_run_folder(self.output_dir, resume, is_main=self.dist.is_main)
+        source = _resume_source(resume, self.output_dir)
+        check_run_folder(self.output_dir, source is not None, is_main=self.dist.is_main)
         self.metrics = MetricsLog(self.path(METRICS_FILE))
-        self._build_model(load_weights=not resume, weights=starting_weights)
+        self._build_model(load_weights=source is None, weights=starting_weights)
 
         self.iteration = 0
         self.evaluations = EvaluationHistory()
@@ -191,10 +205,9 @@ class Trainer:
         self.last_losses: dict[str, float] = {}
         # Whether train() has begun a step: an interrupt then has steps to checkpoint.
         self._stepped = False
-        if resume:
-            source = self.output_dir if resume is True else Path(resume)
+        if source is not None:
             self._resume(
-                source if checked_resume is None else checked_resume,
+                source,
                 budget_given=budget is not None,
                 budget_extends=budget_extends,
             )
@@ -204,7 +217,7 @@ class Trainer:
             extend_from = self.iteration if budget_extends else None
             self.budget = BudgetedSchedule(budget, self.cfg.train, extend_from=extend_from)
         # A new run's; a resumed run's are said with what the resume changes (check_resume).
-        if not (resume or schedule_notes_said) and self.dist.is_main:
+        if source is None and not schedule_notes_said and self.dist.is_main:
             log_schedule_notes(self.cfg.train)
         self.step = self._build_step()
 
@@ -313,10 +326,9 @@ class Trainer:
         budget_extends: bool,
     ) -> None:
         """Restore model, optimizer, scaler, iteration, RNG and the best AP from ``source`` (a
-        checkpoint, or the run folder: its newest readable checkpoint), and the decays of a
-        completed run extended; ``source`` (or the resume a command checked from it),
-        ``budget_given`` and ``budget_extends`` as
-        :func:`~sparsercnn.engine.resume.restore_training_state`'s.
+        checkpoint, the run folder: its newest readable checkpoint, or the resume a command
+        checked), and the decays of a completed run extended; ``source``, ``budget_given`` and
+        ``budget_extends`` as :func:`~sparsercnn.engine.resume.restore_training_state`'s.
 
         Raises:
             ValueError: as :func:`~sparsercnn.engine.resume.restore_training_state` (a
