@@ -32,6 +32,35 @@ def test_a_video_file_gives_its_rate_length_and_size(clip: Path) -> None:
     assert (video.fps, video.num_frames, video.size) == (Fraction(12), 24, (64, 96))
 
 
+def test_opening_a_video_decodes_no_frame_and_size_decodes_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening decoded up to the first frame that decodes, for a size nothing but a caller of
+    size reads: the whole file, where none decodes, before frames() decoded it all again."""
+    reads: list[int] = []
+    decode_frames = VideoFile._decode
+
+    def counted_decode(self: VideoFile, *args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        return decode_frames(self, *args, **kwargs)
+
+    monkeypatch.setattr(VideoFile, "_decode", counted_decode)
+    full = write_clip(tmp_path / "full.mkv", 10)
+    header = tmp_path / "header.mkv"
+    header.write_bytes(full.read_bytes()[:1000])
+    for path, size in [(full, (64, 96)), (header, None)]:
+        reads.clear()
+        video = VideoFile(path)
+        assert reads == []
+        for _ in range(2):
+            if size is None:
+                with pytest.raises(ValueError, match="holds no frame that can be decoded"):
+                    video.size  # noqa: B018
+            else:
+                assert video.size == size
+        assert len(reads) == 1 and video.skipped_frames == []
+
+
 def test_frames_are_rgb_in_order_with_pts_timestamps(clip: Path) -> None:
     frames = list(VideoFile(clip).frames())
     assert [f.index for f in frames] == list(range(24))

@@ -215,8 +215,7 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
         try:
             result = await asyncio.wrap_future(future)
         except NonFiniteDetectionsError as error:
-            label, field = named.get(error.source, (error.source, None))
-            raise ApiError(500, f"{label}: {error.reason}", field) from None
+            raise _non_finite_error(error, named) from None
         return DetectResponse(
             images=[
                 image_detections(limit_detections(prediction, options), name)
@@ -260,7 +259,7 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
                 for d in result.detections
             ]
         except NonFiniteDetectionsError as error:
-            raise ApiError(500, f"{label}: {error.reason}", field) from None
+            raise _non_finite_error(error, {name: (label, field)}) from None
         return StageView(
             name=name,
             width=size[1],
@@ -276,6 +275,17 @@ def _batcher(service: DetectionService) -> RequestBatcher:
     if service.batcher is None:
         raise RuntimeError("the batcher is not running: serve the app with its lifespan")
     return service.batcher
+
+
+def _non_finite_error(
+    error: NonFiniteDetectionsError, named: dict[str, tuple[str, str]]
+) -> ApiError:
+    """The 500 answering a model's NaN or infinite detections of one of the request's images,
+    named as the request names it (``images[1] (photo.jpg)``, field ``images[1]``): ``named``
+    maps the predictor's name of each image (:attr:`NonFiniteDetectionsError.source`) to its
+    label and field."""
+    label, field = named.get(error.source, (error.source, None))
+    return ApiError(500, f"{label}: {error.reason}", field)
 
 
 def _check_stages(stages: int | None, num_stages: int) -> None:

@@ -194,10 +194,11 @@ class FrameSequence(Protocol):
 class VideoFile:
     """The first video stream of a video file, decoded by PyAV.
 
-    Opening checks that the file is a readable video with a frame rate and decodes its first
-    frame; each call of :meth:`frames` decodes it again from the start. Frames are turned
-    upright by the video's display rotation (a phone's portrait video stored landscape), as
-    image files are by their EXIF orientation.
+    Opening checks that the file is a readable video with a video stream and a frame rate,
+    from its header alone: no frame is decoded. Each call of :meth:`frames` decodes it from the
+    start; :attr:`size` decodes up to the first frame that decodes, once, when first asked for.
+    Frames are turned upright by the video's display rotation (a phone's portrait video stored
+    landscape), as image files are by their EXIF orientation.
 
     A video none of whose frames decodes, or whose reading fails before its first frame, opens
     all the same, as a frame folder none of whose frames reads: reading its frames then fails
@@ -229,26 +230,31 @@ class VideoFile:
                 raise ValueError(f"video {self.path}: its video stream has no frame rate")
             self.fps = Fraction(rate).limit_denominator(MAX_RATE_DENOMINATOR)
             self.num_frames: int | None = stream.frames or None
-            self._size = self._first_frame_size(container)
             self.duration = _duration_seconds(container, stream)
         self.skipped_frames: list[int] = []
+        # Worked out by size when first asked for: the size, or why there is none.
+        self._size: tuple[int, int] | ValueError | None = None
 
     @property
     def size(self) -> tuple[int, int]:
-        """``(h, w)`` of the upright frames, as the first frame that decodes shows them.
+        """``(h, w)`` of the upright frames, as the first frame that decodes shows them; the
+        file is decoded up to it at the first use, the answer (or the error) kept.
 
         Raises:
             ValueError: no frame decodes, or :class:`VideoReadError`: reading fails before the
                 first frame.
         """
+        if self._size is None:
+            with self._open() as container:
+                self._size = self._first_frame_size(container)
         if isinstance(self._size, ValueError):
             raise self._size
         return self._size
 
     def _first_frame_size(self, container: InputContainer) -> tuple[int, int] | ValueError:
         """``(h, w)`` of the first frame that decodes, upright; else why there is none: no frame
-        decodes, or reading fails before one. The frames skipped are not warned about: reading
-        the frames tells them."""
+        decodes, or reading fails before one. The frames skipped are not warned about, nor kept
+        in :attr:`skipped_frames`: reading the frames tells them."""
         try:
             first = next(self._decode(container, quiet=True), None)
         except VideoReadError as error:
@@ -275,7 +281,7 @@ class VideoFile:
         warning, once the stream ends; so are the frames a damaged constant-rate stream's
         demuxer skipped (a gap in the times where it showed damage,
         :class:`~sparsercnn.video.demux_damage.DemuxDamage`), where a gap without damage (a
-        paused recording) is numbered on. ``quiet`` (opening's read of the first frame) leaves
+        paused recording) is numbered on. ``quiet`` (:attr:`size`'s read of the first frame) leaves
         :attr:`skipped_frames` and the warning to the reads of :meth:`frames`.
 
         Raises:
