@@ -410,6 +410,7 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM as the command line handles it (its Terminated)
 
 
+@pytest.mark.usefixtures("python_sigint")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_run_interrupted_before_its_first_step_writes_no_checkpoint(
     tiny_coco: SyntheticCoco,
