@@ -105,9 +105,7 @@ def test_a_folder_given_again_loses_the_drawings_it_no_longer_draws_and_no_file_
     for image in images:
         Image.new("RGB", (20, 10), "red").save(image)
     drawn = tmp_path / "drawn"
-    with DrawingWriter(drawn, [folder], score_threshold=0.3) as writer:
-        for image in images:
-            writer.write(_empty_prediction(image), [])
+    _run(drawn, [folder], images)
     x, y, z = (drawn / image.relative_to(folder) for image in images)
     (drawn / "notes.png").write_bytes(b"the user's, saved here later")
     for fail in (True, False):
@@ -125,10 +123,18 @@ def test_a_folder_given_again_loses_the_drawings_it_no_longer_draws_and_no_file_
         f"draw again: {z}, {y}"
     ) in caplog.text
     # A drawing given as an input of this run is read, never removed, and stays listed.
-    with DrawingWriter(drawn, [x, folder], score_threshold=0.3) as writer:
-        writer.write(_empty_prediction(images[1]), [])
+    writer = _run(drawn, [x, folder], [images[1]])
     assert x.is_file() and writer.removed == []
     assert sorted(_listed(drawn)) == ["in/y.png", "x.png"]
+
+
+def _run(drawn: Path, given: list[Path], images: list[Path]) -> DrawingWriter:
+    """One run into ``drawn``, given ``given`` and drawing ``images`` (no detections);
+    returns its writer, committed."""
+    with DrawingWriter(drawn, given, score_threshold=0.3) as writer:
+        for image in images:
+            writer.write(_empty_prediction(image), [])
+    return writer
 
 
 def _listed(drawn: Path) -> dict[str, str | None]:
@@ -152,16 +158,13 @@ def test_a_drawing_is_removed_only_by_a_run_given_its_input_or_a_folder_above_it
         Image.new("RGB", (20, 10), "red").save(image)
     drawn = tmp_path / "drawn"
     for image in [*images, images[1]]:
-        with DrawingWriter(drawn, [image], score_threshold=0.3) as writer:
-            writer.write(_empty_prediction(image), [])
+        writer = _run(drawn, [image], [image])
         assert writer.removed == []
     targets = [drawn / image.name for image in images]
     assert all(target.is_file() for target in targets)
     assert _listed(drawn) == {image.name: str(image) for image in images}
     images[0].unlink()
-    with DrawingWriter(drawn, [folder], score_threshold=0.3) as writer:
-        for image in images[1:]:
-            writer.write(_empty_prediction(image), [])
+    writer = _run(drawn, [folder], images[1:])
     assert writer.removed == [targets[0]] and not targets[0].exists()
     assert _listed(drawn) == {image.name: str(image) for image in images[1:]}
 
@@ -181,8 +184,7 @@ def test_a_drawing_replaced_by_that_of_another_input_is_named_with_both_inputs(
     warnings = []
     for image in (images[0], images[1], images[1]):
         caplog.clear()
-        with DrawingWriter(drawn, [image], score_threshold=0.3) as writer:
-            writer.write(_empty_prediction(image), [])
+        _run(drawn, [image], [image])
         warnings.append(caplog.text)
     target = drawn / "x.png"
     assert (
@@ -227,12 +229,9 @@ def test_a_folder_given_again_through_a_link_loses_the_drawing_of_an_image_since
     for image in images:
         Image.new("RGB", (20, 10), "red").save(image)
     drawn = tmp_path / "drawn"
-    with DrawingWriter(drawn, [folder], score_threshold=0.3) as writer:
-        for image in images:
-            writer.write(_empty_prediction(image), [])
+    _run(drawn, [folder], images)
     images[1].unlink()
-    with DrawingWriter(drawn, [link], score_threshold=0.3) as writer:
-        writer.write(_empty_prediction(link / "x.png"), [])
+    writer = _run(drawn, [link], [link / "x.png"])
     assert writer.removed == [drawn / "y.png"] and not (drawn / "y.png").exists()
     assert _listed(drawn) == {"x.png": str(link / "x.png")}
 
@@ -262,8 +261,7 @@ def test_a_file_a_marker_does_not_list_is_the_users_and_an_older_marker_marks_th
     for image in images:
         Image.new("RGB", (20, 10), "red").save(image)
     drawn = tmp_path / "drawn"
-    with DrawingWriter(drawn, [images[0]], score_threshold=0.3) as writer:
-        writer.write(_empty_prediction(images[0]), [])
+    _run(drawn, [images[0]], [images[0]])
     photo = drawn / "x.png"
     photo.write_bytes(b"the user's photo")
     with (
@@ -273,8 +271,7 @@ def test_a_file_a_marker_does_not_list_is_the_users_and_an_older_marker_marks_th
         writer.write(_empty_prediction(images[1]), [])
     assert photo.read_bytes() == b"the user's photo"
     (drawn / DRAWINGS_MARKER).write_text("drawings of sparsercnn predict\n")  # an older run's
-    with DrawingWriter(drawn, [images[1]], score_threshold=0.3) as writer:
-        writer.write(_empty_prediction(images[1]), [])
+    writer = _run(drawn, [images[1]], [images[1]])
     assert writer.overwritten == [photo]
     assert _listed(drawn) == {"a.png": None, "x.png": str(images[1])}
 
@@ -297,12 +294,10 @@ def test_the_drawings_of_an_older_marker_stay_drawings_once_the_marker_lists_the
     for name in ("a.png", "sub/clip.mp4", ".b.partial.png", "notes.txt"):
         (drawn / name).write_bytes(b"drawn by an older run")
     # Given the folder of a.png, drawing x.png only (as if a.png could not be read now).
-    with DrawingWriter(drawn, [folder], score_threshold=0.3) as writer:
-        writer.write(_empty_prediction(images[1]), [])
+    writer = _run(drawn, [folder], [images[1]])
     assert writer.removed == [] and (drawn / "a.png").is_file()
     assert _listed(drawn) == {"a.png": None, "sub/clip.mp4": None, "x.png": str(images[1])}
-    with DrawingWriter(drawn, [images[0]], score_threshold=0.3) as writer:
-        writer.write(_empty_prediction(images[0]), [])
+    writer = _run(drawn, [images[0]], [images[0]])
     assert writer.overwritten == [drawn / "a.png"]
     assert _listed(drawn)["a.png"] == str(images[0])
 

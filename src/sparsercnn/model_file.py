@@ -97,7 +97,8 @@ def save_model_file(
 
 
 def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str, str]]:
-    """Weights, config, label map and the whole metadata of the model file ``path``, opened once
+    """Weights, config, label map and the whole metadata of the model file ``path``: its tensor
+    data read once, its header (a few kB) a second time for the CRC-32
     (:func:`read_open_model_file`).
 
     Raises:

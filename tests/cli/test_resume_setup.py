@@ -184,15 +184,19 @@ def test_set_values_on_resume_are_checked_against_the_runs_config(
     assert f"(in the run's config, {run / 'config.json'})" in error
 
 
+@pytest.mark.parametrize("named", [False, True])
 def test_a_damaged_newest_checkpoint_is_skipped_before_the_data_check(
     tiny_coco: SyntheticCoco,
     tmp_path: Path,
     no_data_check: None,
     caplog: pytest.LogCaptureFixture,
+    named: bool,
 ) -> None:
     """Was: "schedule extended on resume at iteration 40" before the data's check, of a
     checkpoint damaged inside a tensor, which restoring then skipped to say another schedule at
-    iteration 20. What is said first is of the checkpoint resumed."""
+    iteration 20. What is said first is of the checkpoint resumed. ``--resume RUN`` naming the
+    run folder skips it as plain ``--resume`` does (was: refused, the folder turned into its
+    newest file first)."""
     run = tmp_path / "run"
     cfg, newest = _finished_run(run)
     layer = torch.nn.Linear(1, 1)
@@ -202,7 +206,8 @@ def test_a_damaged_newest_checkpoint_is_skipped_before_the_data_check(
     (run / "last_checkpoint").write_text(newest.name)
     flip_a_byte_of_the_largest_record(newest, tensor=True)
     with caplog.at_level(logging.INFO, logger="sparsercnn"):
-        assert main(_resume(tiny_coco, run, "--set", "train.max_iter=80")) == 1
+        named_run = [str(run)] if named else []
+        assert main(_resume(tiny_coco, run, *named_run, "--set", "train.max_iter=80")) == 1
     messages = [record.getMessage() for record in caplog.records]
     assert f"skipped damaged training checkpoint(s) in {run}: {newest.name} (record" in messages[0]
     assert messages[1] == "schedule extended on resume at iteration 20: max_iter 40 -> 80"

@@ -210,3 +210,20 @@ def test_a_run_into_a_folder_another_run_holds_is_refused_before_its_data_is_rea
             train_images=tiny_coco.image_dir,
             output_dir=str(run),
         )
+
+
+def test_a_resume_of_a_folder_that_does_not_exist_makes_none(
+    tiny_coco: SyntheticCoco, tmp_path: Path
+) -> None:
+    """Was: the run-folder lock made the folder (a typo's) before the resume was refused,
+    leaving it empty."""
+    run = tmp_path / "typo"
+    with pytest.raises(FileNotFoundError):
+        pipeline.train_from_coco(
+            tiny_config(),
+            train_json=tiny_coco.json_path,
+            train_images=tiny_coco.image_dir,
+            output_dir=run,
+            resume=True,
+        )
+    assert not run.exists()

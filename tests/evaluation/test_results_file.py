@@ -144,7 +144,8 @@ def test_the_unreadable_images_of_predict_s_frame_list(
     results = _file(tmp_path, [])
     frame_list = tmp_path / "d.frames.json"
     assert listed_unreadable_images(results) is None  # no frame list: predict read every image
-    listed = [{"file_name": "x/a.jpg", "reason": "truncated"}]
+    # An entry without its name (a hand-edited list) is left out (was: KeyError).
+    listed = [{"file_name": "x/a.jpg", "reason": "truncated"}, {"reason": "no name"}]
     frame_list.write_text(
         json.dumps({"results": "d.json", "videos": [], "unreadable_images": listed})
     )

@@ -170,13 +170,13 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.output_dir
     # What would be refused after the data is made is refused before.
     check_output_path(out, "--output-dir", folder=True)
+    # OUT is a writable folder, or can be made: its run folder can be too, unless a file holds
+    # that name (said of the OUT the user gave).
     if (out / "train").exists() and not (out / "train").is_dir():
-        # Not "--output-dir OUT/train is a file": the user gave OUT.
         raise NotADirectoryError(
             f"--output-dir {out}: {out / 'train'} is a file where the demo's run folder goes; "
             "move it, or choose another --output-dir"
         )
-    check_output_path(out / "train", "--output-dir", folder=True)
     given = check_config_arguments(args)
     # As in `train`: another run into the folder is refused first, and this one holds it while
     # it makes the data, trains and draws (a second demo would make the data again under it).

@@ -78,15 +78,11 @@ def _resumed_checkpoint(args: argparse.Namespace, output_dir: Path) -> dict[str,
         DamagedCheckpointError: ``--resume CHECKPOINT`` is damaged, or every checkpoint of
             ``output_dir`` is.
     """
-    from sparsercnn.engine.checkpoint import (
-        RESUME,
-        load_training_checkpoint,
-        resolve_checkpoint_path,
-    )
+    from sparsercnn.engine.checkpoint import RESUME, load_training_checkpoint
 
     if args.resume is True:
         return load_training_checkpoint(output_dir, flag=f"{RESUME} (--output-dir)")
-    return load_training_checkpoint(resolve_checkpoint_path(args.resume))
+    return load_training_checkpoint(args.resume)
 
 
 def _run_config(

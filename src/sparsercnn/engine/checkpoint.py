@@ -404,11 +404,13 @@ def check_run_folder(
             and what to do: ``--resume`` where a checkpoint is there, else which files to move
             (or delete, model files never) to start the run in this folder.
     """
-    if is_main:
-        ensure_writable_dir(output_dir)
+    folder = Path(output_dir)
+    # A run continued in place (``resume`` True) is made no folder: a missing one is refused
+    # when its checkpoint is looked for, and a typo's folder is not left behind.
+    if is_main and (resume is not True or folder.exists()):
+        ensure_writable_dir(folder)
     if resume:
         return
-    folder = Path(output_dir)
     newest = list_checkpoints(folder)[-1:]
     found = newest + _run_outputs(folder, also)
     if not found:

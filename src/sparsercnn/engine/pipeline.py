@@ -113,7 +113,7 @@ def train_from_coco(
             f"{given} is given without {missing}: give both to evaluate during training, or neither"
         )
     # Held from the folder's check to the report: another run into it is refused.
-    with run_folder_lock(output_dir):
+    with run_folder_lock(output_dir, make=resume is not True):  # no folder made to resume
         check_run_folder(output_dir, bool(resume), is_main=dist_info is None or dist_info.is_main)
         cfg, train_set, val_set = _training_datasets(
             cfg,

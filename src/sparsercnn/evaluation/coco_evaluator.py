@@ -322,9 +322,7 @@ class CocoEvaluator:
             precision_recall=curves,
             classes_without_ground_truth=[gt.names[c] for c in gt.category_ids if c not in scored],
         )
-        # The caller says the result (a table, or a training run's one line): not said twice.
-        logger.debug("%s", result.format_line())
-        return result
+        return result  # the caller says it (a table, or a training run's one line)
 
     def _run(self, image_ids: list[int], records: list[CocoResult]) -> COCOeval_faster:
         gt = self.ground_truth

@@ -116,7 +116,7 @@ def listed_unreadable_images(results: str | Path) -> tuple[Path, list[str]] | No
             results,
         )
         return None
-    names = [entry["file_name"] for entry in listed if isinstance(entry, dict)]
+    names = [entry.get("file_name") for entry in listed if isinstance(entry, dict)]
     return frame_list, [name for name in names if isinstance(name, str)]
 
 

@@ -96,11 +96,12 @@ def predict_video(
     yield from _predict_batch(predictor, batch, source, unreadable)
     if num_kept == 0:
         # A frame folder keeps frame 0 whatever its files hold: here a video's did not decode.
-        raise ImageReadError(
-            f"video {source}: none of the frames to predict decoded (the file is damaged)",
-            path=source,
-            reason="none of the frames to predict decoded (the file is damaged)",
+        reason = (
+            "none of the frames to predict decoded (the file is damaged)"
+            if sequence.skipped_frames
+            else "it holds no frame"
         )
+        raise ImageReadError(f"video {source}: {reason}", path=source, reason=reason)
     if isinstance(sequence, FrameFolder):
         _skip_unreadable(sequence, unreadable, num_kept)
 

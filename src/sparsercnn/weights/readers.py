@@ -210,7 +210,7 @@ def _read_safetensors(file: str | Path | FetchedFile, layout: Layout | None) -> 
         with safe_open(str(path), framework="pt") as handle:
             header = read_header(path)
             metadata = header.metadata
-            if metadata.get("format") == FORMAT_NAME:  # a model file: opened once, here
+            if metadata.get("format") == FORMAT_NAME:  # a model file: its data read once, here
                 tensors, config, categories = read_open_model_file(handle, file, header, again)
                 return RawCheckpoint(
                     tensors, "ours", str(path), categories.names, config, categories
