@@ -312,18 +312,19 @@ def test_cli_with_a_model_file_records_no_preset(
 
 
 @pytest.mark.parametrize(
-    ("flags", "kind"),
+    ("family", "flags", "kind"),
     [
-        ("avx2 avx512f avx512_bf16 amx_bf16 amx_int8 amx_tile", "machine C"),
-        ("avx2 avx512f avx512_bf16", "machine A"),
-        ("sse4_2 avx2", "machine B"),
-        ("neon", "ARM"),
+        ("6", "avx2 avx512f avx512_bf16 amx_bf16 amx_int8 amx_tile", "machine C"),
+        ("25", "avx2 avx512f avx512_bf16", "machine A"),
+        ("26", "avx2 avx512f avx512_bf16 avx512_vp2intersect", "machine D"),
+        ("25", "sse4_2 avx2", "machine B"),
+        ("8", "neon", "ARM"),
     ],
 )
 def test_machine_kind_names_the_development_machines(
-    monkeypatch: pytest.MonkeyPatch, flags: str, kind: str
+    monkeypatch: pytest.MonkeyPatch, family: str, flags: str, kind: str
 ) -> None:
-    listing = f"Model name: ARM\nCPU(s): 2\nFlags: {flags}\n"
+    listing = f"Model name: ARM\nCPU(s): 2\nCPU family: {family}\nFlags: {flags}\n"
     completed = subprocess.CompletedProcess(["lscpu"], 0, stdout=listing, stderr="")
     monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: completed)
     assert benchmarking.machine_kind().startswith(kind)

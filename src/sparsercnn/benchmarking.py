@@ -632,8 +632,9 @@ def hardware_info(device: torch.device) -> dict[str, Any]:
 
 def machine_kind() -> str:
     """The development machine kind for benchmark tables: ``machine C`` (AVX-512 with AMX
-    tiles for bf16 and int8), ``machine A`` (AVX-512 with avx512_bf16), ``machine B`` (AVX2
-    only), or the CPU model (from ``lscpu``)."""
+    tiles for bf16 and int8), ``machine D`` (AMD CPU family 26, Zen 5: AVX-512 with
+    avx512_bf16 on full-width units), ``machine A`` (AVX-512 with avx512_bf16, AMD family 25),
+    ``machine B`` (AVX2 only), or the CPU model (from ``lscpu``)."""
     try:
         text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
@@ -642,8 +643,11 @@ def machine_kind() -> str:
     flags = fields.get("Flags", "").split()
     name = fields.get("Model name", "unknown CPU").strip()
     cores = fields.get("CPU(s)", "?").strip()
+    family = fields.get("CPU family", "").strip()
     if "amx_bf16" in flags:
         return f"machine C ({name}, {cores} CPUs, AVX-512 with AMX bf16 and int8)"
+    if "avx512_bf16" in flags and family == "26":
+        return f"machine D ({name} family 26, {cores} CPUs, AVX-512 with avx512_bf16, Zen 5)"
     if "avx512_bf16" in flags:
         return f"machine A ({name}, {cores} CPUs, AVX-512 with avx512_bf16)"
     if "avx2" in flags:
