@@ -3,9 +3,10 @@ height]`` in pixels of their image that COCO reads: corners ``[x1, y1, x2, y2]``
 the image size, or pixels of another image. No one box tells: the file's boxes together do.
 
 One rule for both kinds of file: an annotation file's boxes (``validate``, ``train``, ``eval``:
-:mod:`~sparsercnn.data.validation`'s ``bbox_corners`` and ``bbox_fractions`` warnings) and a
-detections file's (``eval --detections``: :mod:`~sparsercnn.evaluation.results_file`). A model
-may predict boxes outside its image, so a sign is only ever a warning.
+:mod:`~sparsercnn.data.validation`'s ``bbox_corners``, ``bbox_outside`` and ``bbox_fractions``
+warnings) and a detections file's (``eval --detections``:
+:mod:`~sparsercnn.evaluation.results_file`). A model may predict boxes outside its image, so a
+sign is only ever a warning.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Literal
 
-from sparsercnn.text import counted, listing, verb
+from sparsercnn.text import agreeing_noun, counted, listing, verb
 
 # How far, in pixels, a box may end past its image's edge and still count as inside it: clipped
 # without a warning. Exporters that store coordinates as fractions of the image (Label Studio,
@@ -25,6 +26,9 @@ ROUNDING_PX = 0.02
 # area inside it) from which the file's boxes look like pixels of other images: a detector
 # clips its boxes to the image, and an annotation tool draws inside it.
 MOSTLY_OUTSIDE_SHARE = 0.25
+# The fewest boxes mostly outside their image that are a sign: one or two (a small file's box
+# drawn past the edge, a clipped box at a corner) are told by their own issues.
+MIN_MOSTLY_OUTSIDE = 3
 # The smallest image side, in pixels, on which boxes all within [0, 1] are taken for fractions
 # of the image: on a smaller image a box of one pixel at its corner is plausible.
 MIN_SIDE_FOR_FRACTIONS = 8
@@ -50,7 +54,7 @@ class _Boxes:
         first of them and how many in all (``images 3, 7, 8, 9, 12 ... (40 in all)``)."""
         total = len(self.image_ids)
         ids = [str(image_id) for image_id in islice(self.image_ids, NAMED_IMAGES)]
-        return f"image{'s' if total > 1 else ''} {listing(ids, NAMED_IMAGES, total=total)}"
+        return f"{agreeing_noun(total, 'image')} {listing(ids, NAMED_IMAGES, total=total)}"
 
 
 @dataclass
@@ -63,8 +67,9 @@ class BoxFormatEvidence:
     - ``"corners"``: some boxes extend past their image's right or bottom edge (by more than
       :data:`ROUNDING_PX`), yet every box, read as corners ``[x1, y1, x2, y2]``, lies inside
       its image (within ``tolerance``) with ``x2 >= x1, y2 >= y1``;
-    - ``"outside"``: at least :data:`MOSTLY_OUTSIDE_SHARE` of the boxes lie mostly outside
-      their image (pixels of a resized or another image, or another format);
+    - ``"outside"``: at least :data:`MOSTLY_OUTSIDE_SHARE` of the boxes, and
+      :data:`MIN_MOSTLY_OUTSIDE` or more, lie mostly outside their image (pixels of a resized or
+      another image, or another format);
     - ``"fractions"``: every box lies within ``[0, 1]^4``, some of positive size, on images of
       :data:`MIN_SIDE_FOR_FRACTIONS` px or more a side (fractions of the image size, as YOLO's
       and some tools' normalised boxes are).
@@ -120,13 +125,14 @@ class BoxFormatEvidence:
                 "would lie inside its image read as corners [x1, y1, x2, y2]: if they were "
                 "written as corners, write each 'bbox' as [x1, y1, x2 - x1, y2 - y1]"
             )
-        if self.num_boxes and self.mostly_outside.count >= MOSTLY_OUTSIDE_SHARE * self.num_boxes:
+        outside = self.mostly_outside.count
+        if outside >= max(MIN_MOSTLY_OUTSIDE, MOSTLY_OUTSIDE_SHARE * self.num_boxes):
             return "outside", (
                 f"{source}: {self.mostly_outside.count} of {boxes} "
                 f"{verb(self.mostly_outside.count, 'lies')} mostly outside their image "
                 f"({self.mostly_outside.named()}): COCO's 'bbox' is [x, y, width, height] in "
-                "pixels of the image as the annotation file sizes it; boxes in pixels of a "
-                "resized image, or in another format, lie elsewhere"
+                "pixels of the image as the annotation file sizes it (boxes in pixels of a "
+                "resized image, or in another format, lie elsewhere): rescale or convert them"
             )
         if (
             self.all_within_unit

@@ -388,7 +388,10 @@ def test_an_image_whose_boxes_are_all_unusable_is_not_called_a_negative(
     assert "with --skip-invalid it is trained as a negative example" in messages[3]
     assert messages[4].startswith("image 4 ('d.png') has no usable box, only 1 zero-size box (")
     assert "categories without a usable box" not in report.format()
-    assert "1 category without a usable box (id 2): the model gets an output" in report.format()
+    assert (
+        "1 category without a usable box (id 2): the model gets an output for it but never "
+        "learns it; remove it from 'categories' unless it is meant so"
+    ) in report.format()
 
 
 def test_many_categories_without_a_box_are_listed_capped_with_a_count(
@@ -398,8 +401,9 @@ def test_many_categories_without_a_box_are_listed_capped_with_a_count(
     data = write_coco(num_images=1, size=(30, 40), categories=categories, objects_per_image=1)
     text = validate_coco(data.json_path, data.image_dir).format()
     assert (
-        "12 categories without a usable box (id 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 ... (12 in all)): "
-        "the model gets an output"
+        "12 categories without a usable box (ids 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 ... (12 in all)): "
+        "the model gets an output for each but never learns it; remove them from 'categories' "
+        "unless they are meant so"
     ) in text, text
 
 
@@ -570,6 +574,33 @@ def test_boxes_written_as_fractions_of_the_image_are_named_as_such_once() -> Non
     )
     data["annotations"].append(box(7, 1, 1, [10, 20, 30, 40]))
     assert check_coco(data, "f.json").issues == []
+
+
+def test_boxes_in_pixels_of_a_larger_image_are_named_as_such_once() -> None:
+    """Was: the sign was computed, then dropped: a file of boxes drawn on images twice the size
+    the JSON gives got one box_outside_image error per box and no word of why."""
+    double = [[40, 30, 30, 20], [50, 36, 20, 20], [44, 32, 30, 24], [2, 2, 10, 8]]  # on 80x60
+    data = {
+        "images": [image(1, "a.png"), image(2, "b.png")],
+        "annotations": [box(i, 1 + i % 2, 1, bbox) for i, bbox in enumerate(double)],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    first, *rest = check_coco(data, "big.json").issues
+    assert (first.severity, first.code) == ("warning", "bbox_outside")
+    assert first.message == (
+        "big.json: 3 of 4 boxes lie mostly outside their image (images 1, 2): COCO's 'bbox' is "
+        "[x, y, width, height] in pixels of the image as the annotation file sizes it (boxes "
+        "in pixels of a resized image, or in another format, lie elsewhere): rescale or "
+        "convert them"
+    )
+    assert [issue.code for issue in rest] == ["box_outside_image"] * 3
+
+
+def test_refusal_to_train_on_boxes_outside_their_images_says_why(write_coco: WriteCoco) -> None:
+    far = [Box(1, (35, 30, 60, 55)), Box(1, (30, 25, 40, 40))]
+    data = write_coco(size=(30, 40), boxes=[far, [Box(1, (2, 3, 9, 9)), *far[:1]]])
+    with pytest.raises(DatasetError, match=r"\[bbox_outside\] .*: 3 of 4 boxes lie mostly"):
+        CocoDataset(data.json_path, data.image_dir)
 
 
 def test_a_box_past_the_edge_by_an_exporter_s_rounding_is_clipped_without_a_warning() -> None:

@@ -71,6 +71,21 @@ def test_last_stage_matches_the_predictor(loaded: LoadedModel, data: Diagnostics
     assert torch.allclose(last["boxes"], prediction.boxes)
 
 
+def test_stage_view_of_the_last_stage_is_the_predictor_s_answer(
+    loaded: LoadedModel, data: DiagnosticsData
+) -> None:
+    """:meth:`StageBoxes.to_dict` (what ``POST /v1/stages`` answers) against the predictor's
+    :meth:`~sparsercnn.prediction.Prediction.to_dict` (what ``POST /v1/detect`` answers)."""
+    image = data.image_dir / "003.png"
+    view = _compute(loaded, image).to_dict(loaded.categories, "003.png")
+    prediction = Predictor(loaded.model, loaded.config, loaded.categories)(image)[0]
+    answer = prediction.to_dict()
+    assert (view["name"], view["width"], view["height"]) == ("003.png", 128, 96)
+    assert view["num_stages"] == 2 and len(view["stages"]) == 2
+    assert view["stages"][-1] == answer["detections"]
+    assert view["proposals"][0] == [0.0, 0.0, 32.0, 24.0]
+
+
 @pytest.mark.skipif(not fast_bf16_supported(torch.device("cpu")), reason="no native bf16 here")
 def test_bf16_stages_match_the_bf16_predictor(loaded: LoadedModel, data: DiagnosticsData) -> None:
     image = data.image_dir / "003.png"

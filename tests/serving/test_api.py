@@ -188,6 +188,10 @@ def test_stage_view_is_compute_stage_boxes(client: TestClient, model_file: Path)
     )
     assert (view["width"], view["height"], view["num_stages"]) == (150, 70, 2)
     assert len(view["proposals"]) == loaded.config.model.num_proposals
+    # The Python API gives what the client receives, to the last digit (one function: was
+    # written out in the route alone).
+    assert view.pop("inference_ms") >= 0
+    assert view == expected.to_dict(loaded.categories, "image0.png")
     torch.testing.assert_close(
         torch.tensor(view["proposals"]), expected.proposal_boxes, rtol=0, atol=0.006
     )

@@ -32,7 +32,7 @@ from sparsercnn.data.validation import (
     Issue,
     format_issues,
 )
-from sparsercnn.text import counted, listing, verb
+from sparsercnn.text import agreeing_noun, counted, listing, verb
 
 # COCO evaluation's size ranges (APs / APm / APl) in px^2, faster-coco-eval's and pycocotools'
 # defaults. Both ends are closed: COCOeval ignores an object in a range when
@@ -157,10 +157,14 @@ class DatasetSummary:
         lines.append(f"boxes per category ({categories}):")
         unused = [str(cat_id) for cat_id, _, count in s.boxes_per_category if count == 0]
         if unused and s.num_boxes:
+            # Was "remove them ... unless they are meant so" of one category.
+            one = len(unused) == 1
             lines.append(
-                f"  {counted(len(unused), 'category', 'categories')} without a usable box (id "
-                f"{listing(unused)}): the model gets an output for each but never learns it; "
-                "remove them from 'categories' unless they are meant so"
+                f"  {counted(len(unused), 'category', 'categories')} without a usable box "
+                f"({agreeing_noun(len(unused), 'id')} {listing(unused)}): the model gets an "
+                f"output for {'it' if one else 'each'} but never learns it; remove "
+                f"{'it' if one else 'them'} from 'categories' unless "
+                f"{'it is' if one else 'they are'} meant so"
             )
         lines.append(f"  {'label':>5} {'id':>6} {'boxes':>8}  name")
         for label, (cat_id, name, count) in enumerate(s.boxes_per_category):

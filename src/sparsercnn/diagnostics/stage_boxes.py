@@ -17,11 +17,13 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import torch
 from PIL import Image
 from torch import Tensor
 
+from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.image_io import decode_image
 from sparsercnn.data.transforms import InferenceTransform, build_test_transform
 from sparsercnn.image_inputs import ImageInput, decode_input
@@ -30,6 +32,7 @@ from sparsercnn.model.inference import Precision, evaluating, model_device, run_
 from sparsercnn.model.postprocess import TopKDetections, rescale_boxes
 from sparsercnn.model_file import LoadedModel, load_model_file
 from sparsercnn.ops.boxes import clip_boxes
+from sparsercnn.prediction import DetectionDict, Prediction, prediction_from_detections
 from sparsercnn.scores import passes_threshold
 from sparsercnn.structures import Detections
 from sparsercnn.text import counted
@@ -70,6 +73,50 @@ class StageBoxes:
     @property
     def num_stages(self) -> int:
         return int(self.boxes.shape[0])
+
+    def predictions(self, categories: CategoryMap, source: str) -> list[Prediction]:
+        """Every stage's :attr:`detections` as a prediction of ``source`` (stage ``s``, 1-based,
+        is item ``s - 1``), named by the model's label map ``categories``.
+
+        Raises:
+            NonFiniteDetectionsError: a stage's score or box is NaN or infinite.
+        """
+        return [
+            prediction_from_detections(stage, categories, self.full_size, source)
+            for stage in self.detections
+        ]
+
+    def to_dict(self, categories: CategoryMap, name: str) -> StageViewDict:
+        """The stage view as the server's ``POST /v1/stages`` answers it (which validates this
+        dictionary, adding its timing), plain JSON values: ``name``, the original image's
+        ``width`` and ``height``, ``num_stages``, the learned ``proposals`` (absolute xyxy
+        pixels of the original image, rounded to 1/100 pixel) and the detections of every stage
+        as :meth:`~sparsercnn.prediction.Prediction.to_dict` gives them (:meth:`predictions`).
+
+        Raises:
+            NonFiniteDetectionsError: a stage's score or box is NaN or infinite.
+        """
+        height, width = self.full_size
+        return {
+            "name": name,
+            "width": width,
+            "height": height,
+            "num_stages": self.num_stages,
+            "proposals": self.proposal_boxes.double().round(decimals=2).tolist(),
+            "stages": [p.to_dict()["detections"] for p in self.predictions(categories, name)],
+        }
+
+
+class StageViewDict(TypedDict):
+    """:meth:`StageBoxes.to_dict`: what ``POST /v1/stages`` answers for one image
+    (:class:`~sparsercnn.serving.schemas.StageView` validates it and describes its fields)."""
+
+    name: str
+    width: int
+    height: int
+    num_stages: int
+    proposals: list[list[float]]
+    stages: list[list[DetectionDict]]
 
 
 @dataclass

@@ -32,7 +32,7 @@ from sparsercnn.data.image_io import DecodedImage
 from sparsercnn.diagnostics.stage_boxes import StageBoxes
 from sparsercnn.image_inputs import input_name
 from sparsercnn.model.inference import Precision
-from sparsercnn.prediction import NonFiniteDetectionsError, prediction_from_detections
+from sparsercnn.prediction import NonFiniteDetectionsError
 from sparsercnn.serving.batching import RequestBatcher
 from sparsercnn.serving.docs import add_docs
 from sparsercnn.serving.errors import ApiError, install_error_handlers
@@ -54,7 +54,6 @@ from sparsercnn.serving.schemas import (
     StagesOptions,
     StageView,
     Timing,
-    detections_of,
     image_detections,
     limit_detections,
 )
@@ -252,23 +251,11 @@ def _add_routes(app: FastAPI, service: DetectionService) -> None:
             return service.stage_boxes(image), _ms(time.perf_counter() - start)
 
         result, inference_ms = await asyncio.wrap_future(_batcher(service).call(run, [image]))
-        size = image.full_size
         try:
-            stages = [
-                detections_of(prediction_from_detections(d, service.categories, size, name))
-                for d in result.detections
-            ]
+            view = result.to_dict(service.categories, name)
         except NonFiniteDetectionsError as error:
             raise _non_finite_error(error, {name: (label, field)}) from None
-        return StageView(
-            name=name,
-            width=size[1],
-            height=size[0],
-            num_stages=result.num_stages,
-            proposals=result.proposal_boxes.double().round(decimals=2).tolist(),
-            stages=stages,
-            inference_ms=inference_ms,
-        )
+        return StageView.model_validate({**view, "inference_ms": inference_ms})
 
 
 def _batcher(service: DetectionService) -> RequestBatcher:
