@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from sparsercnn.fetched_file import FetchedFile, checksum_verified, checksummed_file
+from sparsercnn.fetched_file import FetchedFile, checksum_verified
 
 
 def test_a_fetched_file_is_used_as_its_path(tmp_path: Path) -> None:
     path = tmp_path / "model.pth"
     path.write_bytes(b"weights")
-    fetched = checksummed_file(path)
+    fetched = FetchedFile(path, verified=True)
     with open(fetched, "rb") as handle:
         assert handle.read() == b"weights"
     assert Path(fetched) == path and str(fetched) == str(path)
@@ -21,16 +21,16 @@ def test_a_fetched_file_is_used_as_its_path(tmp_path: Path) -> None:
 
 def test_only_a_matched_checksum_spares_the_inner_checks(tmp_path: Path) -> None:
     path = tmp_path / "model.pth"
-    assert checksum_verified(checksummed_file(path))
+    assert checksum_verified(FetchedFile(path, verified=True))
     assert not checksum_verified(FetchedFile(path))
     assert not checksum_verified(path) and not checksum_verified(str(path))
 
 
-def test_a_caller_cannot_declare_a_file_verified(tmp_path: Path) -> None:
-    """Only fetch, having compared the digest, makes a verified file: the constructor takes no
-    checksum, and a file's fact cannot be changed afterwards."""
+def test_a_file_is_declared_verified_by_name_only_and_for_good(tmp_path: Path) -> None:
+    """Fetch, having compared the digest, says so by keyword: no second positional argument is
+    taken for it (a checksum passed by mistake), and a file's fact cannot be changed afterwards."""
     path = tmp_path / "model.pth"
     with pytest.raises(TypeError):
-        FetchedFile(path, "anything")  # type: ignore[call-arg]
+        FetchedFile(path, True)  # type: ignore[call-arg]
     with pytest.raises(AttributeError):
         FetchedFile(path).verified = True  # type: ignore[misc]

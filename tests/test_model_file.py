@@ -27,6 +27,7 @@ from sparsercnn.model_file import (
 from sparsercnn.predictor import Predictor
 from sparsercnn.runtime import check_device
 from sparsercnn.safetensors_file import DIGEST_KEY, HEADER_DIGEST_KEY
+from sparsercnn.torch_archive import ZIP_MAGIC
 from tests.damaged_safetensors import UnreadableTensorData, flip_a_tensor_byte
 from tests.wrapped_safe_open import WrappedSafeOpen
 
@@ -104,7 +105,8 @@ def test_a_model_file_is_opened_once_and_its_data_read_once(
     """Was: opened by safetensors twice, and its tensor data read whole through ``open`` for
     their CRC-32 besides being loaded (then its header twice, for its CRC-32 and the tensors'
     order). Now one handle reads the header and loads the tensors, whose CRC-32 is summed from
-    the loaded tensors: ``open`` reads the header alone, once."""
+    the loaded tensors: ``open`` reads the header alone, once, and the 4 bytes before it that
+    tell what a file safetensors refuses is (a PyTorch checkpoint, ...)."""
     opened: list[str] = []
     read_bytes = 0
     real_open, real_safe_open = open, safe_open
@@ -132,7 +134,7 @@ def test_a_model_file_is_opened_once_and_its_data_read_once(
     monkeypatch.setattr("builtins.open", counting_open)
     load_model_file(model_file)
     assert opened == [str(model_file)]
-    assert read_bytes == header_size < model_file.stat().st_size / 10
+    assert read_bytes == header_size + len(ZIP_MAGIC) < model_file.stat().st_size / 10
     monkeypatch.undo()
     flip_a_tensor_byte(model_file)
     with pytest.raises(ValueError, match="its tensor data do not match the CRC-32"):
@@ -222,6 +224,31 @@ def test_a_header_it_cannot_read_says_damaged(
 
     monkeypatch.setattr("sparsercnn.model_file.read_header", unreadable_header)
     assert "is damaged or not a model file (safetensors: [Errno 5]" in one_line_error(model_file)
+
+
+def test_a_file_safetensors_cannot_open_is_told_from_the_bytes_already_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: the message read the file again to tell a PyTorch checkpoint, after safe_open had
+    failed: on a disk that fails from then on, a raw OSError (a traceback) instead of the line.
+    The first bytes are read once, before safe_open, and the message is made of them."""
+    path = tmp_path / "model_final.pth"
+    torch.save({"model": {"w": torch.zeros(2)}}, path)
+    failed: list[bool] = []
+    real_open = open
+
+    def disk_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if failed:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_open(file, *args, **kwargs)
+
+    def failing_safe_open(file: str, framework: str) -> None:
+        failed.append(True)
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr("sparsercnn.model_file.open", disk_open, raising=False)
+    monkeypatch.setattr("sparsercnn.model_file.safe_open", failing_safe_open)
+    assert "is a PyTorch checkpoint, not a model file" in one_line_error(path)
 
 
 def test_an_onnx_export_points_to_the_onnx_flag(tmp_path: Path) -> None:

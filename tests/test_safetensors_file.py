@@ -78,6 +78,24 @@ def test_the_stored_digest_is_read_from_the_header_alone(tmp_path: Path) -> None
     assert stored_tensors_crc32(tmp_path / "text.safetensors") is None
 
 
+def test_a_header_is_read_whole_and_only_from_a_whole_file(tmp_path: Path) -> None:
+    """read_header, the one reader of a header, stands without safe_open: a file cut short in
+    its data or its header, or one that is no safetensors file, is refused naming it, and has
+    no stored digest (a run's model_best cut short is no longer the model it records)."""
+    path = write_safetensors(tmp_path / "t.safetensors", TENSORS, {})
+    whole = path.read_bytes()
+    assert read_header(path).metadata[DIGEST_KEY] == metadata_of(path)[DIGEST_KEY]
+    size = int.from_bytes(whole[:8], "little")
+    for cut, what in [(len(whole) - 1, "the file has"), (8 + size // 2, "runs past the end")]:
+        path.write_bytes(whole[:cut])
+        with pytest.raises(ValueError, match=rf"^{path} is no whole safetensors file: .*{what}"):
+            read_header(path)
+        assert stored_tensors_crc32(path) is None
+    path.write_bytes(whole[:8] + b"[" + whole[9:])
+    with pytest.raises(ValueError, match="its header is not the JSON safetensors writes"):
+        read_header(path)
+
+
 def test_the_same_tensors_and_metadata_give_the_same_bytes(tmp_path: Path) -> None:
     first = write_safetensors(tmp_path / "1.safetensors", TENSORS, {"a": "1", "b": "2"})
     second = write_safetensors(
@@ -140,10 +158,16 @@ def test_a_header_damaged_but_still_valid_is_refused(
 
 
 def test_a_data_offset_changed_in_the_header_is_refused(tmp_path: Path) -> None:
-    """An offset that no longer adds up is safetensors' to refuse; the CRC-32 catches it too."""
+    """An offset that no longer adds up is safetensors' to refuse; the CRC-32 catches it too,
+    and an end past the file's is refused as the header is read."""
     path = write_safetensors(tmp_path / "t.safetensors", TENSORS, {"format": "x"})
-    replace_in_header(path, b'"data_offsets":[16,40]', b'"data_offsets":[16,48]')
+    whole = path.read_bytes()
+    replace_in_header(path, b'"data_offsets":[16,40]', b'"data_offsets":[17,40]')
     with pytest.raises(ValueError, match="its header does not match"):
+        check_crc32(path, again)
+    path.write_bytes(whole)
+    replace_in_header(path, b'"data_offsets":[16,40]', b'"data_offsets":[16,48]')
+    with pytest.raises(ValueError, match="its header says 256 bytes, the file has 248"):
         check_crc32(path, again)
 
 

@@ -8,8 +8,8 @@ take it wherever they take a path. The CRC-32 checks of the bytes inside a file
 :func:`~sparsercnn.safetensors_file.load_tensors`) pass a file whose SHA-256 matched without
 summing it: the digest covers every byte, so that a checksummed 440 MB checkpoint is summed
 once, by fetch, not a second time for its CRC-32. (Even an 8-digit prefix, all an mmdetection name
-carries, misses accidental damage as rarely as a CRC-32 does: once in 4 billion.) Only
-:func:`checksummed_file`, which fetch calls once it has compared the digest, makes such a file:
+carries, misses accidental damage as rarely as a CRC-32 does: once in 4 billion.) Fetch says so,
+by keyword, once it has compared the digest (``FetchedFile(path, verified=True)``);
 ``FetchedFile(path)`` is a file nothing has checked.
 """
 
@@ -27,25 +27,17 @@ class FetchedFile:
     Attributes:
         path: the file.
         verified: whether fetch found the file's bytes to match the SHA-256 expected of them
-            (set by :func:`checksummed_file` alone; False where no checksum was expected).
+            (False where no checksum was expected); given by keyword only, and fixed once made.
     """
 
     path: Path
-    verified: bool = field(default=False, init=False)
+    verified: bool = field(default=False, kw_only=True)
 
     def __fspath__(self) -> str:
         return os.fspath(self.path)
 
     def __str__(self) -> str:
         return str(self.path)
-
-
-def checksummed_file(path: Path) -> FetchedFile:
-    """``path`` as fetch hands it on right after its bytes matched the expected SHA-256 (for
-    :func:`~sparsercnn.weights.download.fetch` alone: its CRC-32 checks are then skipped)."""
-    file = FetchedFile(path)
-    object.__setattr__(file, "verified", True)  # frozen: the one place the fact is set
-    return file
 
 
 def checksum_verified(file: str | os.PathLike[str]) -> bool:

@@ -99,7 +99,8 @@ def save_model_file(
 def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str, str]]:
     """Weights, config, label map and the whole metadata of the model file ``path``: its tensor
     data read once, its header (a few kB) a second time for the CRC-32
-    (:func:`read_open_model_file`).
+    (:func:`read_open_model_file`), and its first 4 bytes before, which tell what a file
+    safetensors refuses is (:func:`unreadable_model_file_message`).
 
     Raises:
         FileNotFoundError, IsADirectoryError: ``path`` is no file.
@@ -107,16 +108,19 @@ def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str,
             data do not match the CRC-32 stored with them (a damaged copy).
     """
     check_file(path, "model file", "the .safetensors file")
+    start = b""
     try:
+        with open(path, "rb") as file:
+            start = file.read(len(ZIP_MAGIC))
         opened = safe_open(str(path), framework="pt")  # reads and checks the header's layout
     except (SafetensorError, OSError, ValueError) as error:
-        raise ValueError(unreadable_model_file_message(path, error)) from error
+        raise ValueError(unreadable_model_file_message(path, start, error)) from error
     with opened as handle:
         try:
             header = read_header(path)
             tensors, config, categories = read_open_model_file(handle, path, header, _copy_again)
         except (SafetensorError, OSError) as error:
-            raise ValueError(unreadable_model_file_message(path, error)) from error
+            raise ValueError(unreadable_model_file_message(path, start, error)) from error
     return tensors, config, categories, header.metadata
 
 
@@ -192,17 +196,16 @@ def _copy_again() -> str:
     return "copy, download or save it again"
 
 
-def unreadable_model_file_message(path: Path, error: Exception) -> str:
-    """One line saying what ``path``, which safetensors could not read, is and what to do."""
-    with open(path, "rb") as handle:
-        head = handle.read(len(ZIP_MAGIC))
+def unreadable_model_file_message(path: Path, start: bytes, error: Exception) -> str:
+    """One line saying what ``path``, which safetensors could not read (``error``), is and what
+    to do, told from its name and its first bytes ``start`` (``b""``: none could be read)."""
     if path.suffix.lower() == ".onnx":
         return (
             f"{path} is an ONNX export, not a model file (.safetensors): predict and eval take "
             "it with --onnx (serve: --onnx beside --model); other commands need the .safetensors "
             "it was exported from"
         )
-    if head == ZIP_MAGIC or head[:1] == b"\x80":  # torch.save's zip archive, or a bare pickle
+    if start == ZIP_MAGIC or start[:1] == b"\x80":  # torch.save's zip archive, or a bare pickle
         return (
             f"{path} is a PyTorch checkpoint, not a model file (.safetensors): convert a published "
             "checkpoint with `sparsercnn convert`; a run's model files are model_final.safetensors "

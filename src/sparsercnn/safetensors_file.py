@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
@@ -116,18 +116,6 @@ def _data_crc32(handle: BinaryIO) -> str:
     return f"{crc:08x}"
 
 
-def stored_tensors_crc32(path: Path) -> str | None:
-    """The :data:`DIGEST_KEY` that the header of the safetensors file at ``path`` holds (which
-    tensors it is, without reading them); ``None`` where there is no readable safetensors file
-    there, or it holds none."""
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (OSError, SafetensorError):
-        return None
-    return metadata.get(DIGEST_KEY)
-
-
 @dataclass(frozen=True)
 class SafetensorsHeader:
     """The JSON header of a safetensors file, read once (:func:`read_header`) for its metadata
@@ -147,14 +135,51 @@ class SafetensorsHeader:
 
 
 def read_header(path: str | os.PathLike[str]) -> SafetensorsHeader:
-    """The header of the safetensors file ``path``, which ``safe_open`` has opened (and so
-    found to be a JSON object whose sizes add up), read and parsed once.
+    """The header of the safetensors file ``path``, read and parsed once, and checked as far as
+    what is read of it here needs: a JSON object within the file, whose tensors' data end where
+    the file does (a file cut short fails). ``safe_open`` checks the rest (dtypes, shapes, gaps)
+    where a reader opens the file.
 
     Raises:
         OSError: the file cannot be read.
+        ValueError: it is no safetensors file, or one cut short; the message names ``path``.
     """
     with open(path, "rb") as handle:
-        return SafetensorsHeader(json.loads(handle.read(int.from_bytes(handle.read(8), "little"))))
+        size = os.fstat(handle.fileno()).st_size
+        length = int.from_bytes(handle.read(8), "little")
+        if size < 8 or length > size - 8:
+            raise _not_whole(path, "its header runs past the end of the file")
+        text = handle.read(length)
+    try:
+        entries = json.loads(text)
+        metadata = entries.get("__metadata__") or {}
+        data_end = max(
+            (entry["data_offsets"][1] for key, entry in entries.items() if key != "__metadata__"),
+            default=0,
+        )
+    except (ValueError, AttributeError, KeyError, TypeError, IndexError) as error:
+        raise _not_whole(path, f"its header is not the JSON safetensors writes ({error})") from None
+    if not isinstance(metadata, dict) or not isinstance(data_end, int):
+        raise _not_whole(path, "its header is not the JSON safetensors writes")
+    if (whole := 8 + length + data_end) != size:
+        raise _not_whole(path, f"its header says {whole} bytes, the file has {size}")
+    return SafetensorsHeader(entries)
+
+
+def _not_whole(path: str | os.PathLike[str], what: str) -> ValueError:
+    """The error of ``path``, which is no safetensors file, or one cut short (``what`` says
+    how it fails)."""
+    return ValueError(f"{path} is no whole safetensors file: {what}")
+
+
+def stored_tensors_crc32(path: Path) -> str | None:
+    """The :data:`DIGEST_KEY` that the header of the safetensors file at ``path`` holds (which
+    tensors it is, without reading them); ``None`` where there is no whole safetensors file
+    there (:func:`read_header`), or it holds none."""
+    try:
+        return read_header(path).metadata.get(DIGEST_KEY)
+    except (OSError, ValueError):
+        return None
 
 
 def check_header_crc32(

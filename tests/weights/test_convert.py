@@ -112,6 +112,55 @@ def test_missing_and_misshaped_keys_are_listed_in_the_files_names(
         convert_checkpoint(save_official(tmp_path / "extra.pth", tensors))
 
 
+def test_a_checkpoint_missing_some_attention_tensors_names_them_as_missing(
+    tmp_path: Path, tiny_pair: ReferencePair
+) -> None:
+    """Was: self-attention read from stage 0's in_proj alone, so a file without it was taken
+    for a model without self-attention, and refused for every other attention tensor as
+    "unexpected", with no word of what to do."""
+    tensors = dict(tiny_pair.mmdet)
+    gone = [k for k in tensors if k.startswith("roi_head.bbox_head.0.attention.attn.in_proj")]
+    for key in gone:
+        del tensors[key]
+    with pytest.raises(ValueError) as info:
+        convert_checkpoint(save_mmdet(tmp_path / "cut.pth", tensors))
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'cut.pth'} does not fit the model: missing keys: ")
+    assert all(key in message for key in gone) and "unexpected" not in message
+    assert message.endswith(
+        "not as published (damaged, cut short, or saved by modified code): "
+        "download or copy it again"
+    )
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_weights_with_nan_or_infinity_are_refused_naming_the_tensor(
+    tmp_path: Path, tiny_pair: ReferencePair, value: float
+) -> None:
+    """Was: converted and written without a word, to give NaN detections (or losses) later."""
+    key = "head.head_series.1.norm1.weight"
+    tensors = dict(tiny_pair.official)
+    tensors[key] = tensors[key].clone()
+    tensors[key][3] = value
+    src, dst = tmp_path / "nan.pth", tmp_path / "nan.safetensors"
+    with pytest.raises(
+        ValueError,
+        match=rf"^{src}: 1 tensor\(s\) hold NaN or infinite values "
+        rf"\({key}\): the file is damaged.*download or copy it again$",
+    ):
+        save_converted(save_official(src, tensors), dst)
+    assert not dst.exists()
+    resnet = {  # an ImageNet ResNet, in torchvision's names
+        k.removeprefix("backbone."): v
+        for k, v in tiny_pair.mmdet.items()
+        if k.startswith("backbone.")
+    }
+    resnet["layer2.0.bn1.running_var"] = torch.full_like(resnet["layer2.0.bn1.running_var"], value)
+    torch.save(resnet, src)
+    with pytest.raises(ValueError, match=r"\(layer2\.0\.bn1\.running_var\): the file is damaged"):
+        backbone_state_dict(src)
+
+
 def test_stages_with_other_classes_are_named_not_the_others(
     tmp_path: Path, tiny_pair: ReferencePair
 ) -> None:
@@ -378,6 +427,26 @@ def _resnet50(first_block: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor
     for conv, shape in first_block.items():
         resnet[f"backbone.layer1.0.{conv}.weight"] = torch.empty(shape, device="meta")
     return resnet
+
+
+@pytest.mark.parametrize(
+    ("dropped", "blocks"),
+    [("backbone.layer3.5.", "(3, 4, 5, 3)"), ("backbone.layer4.", "(3, 4, 6, 0)")],
+)
+def test_a_resnet_with_blocks_missing_says_which_depths_exist_and_what_to_do(
+    dropped: str, blocks: str
+) -> None:
+    """Was: "is not one of depths [18, 34, 50, 101]", nothing said of what the file lacks or
+    what to give instead."""
+    resnet = {k: v for k, v in _resnet50({}).items() if not k.startswith(dropped)}
+    with pytest.raises(ValueError) as info:
+        check_backbone(resnet, "r50.pth", "torchvision")
+    assert str(info.value) == (
+        f"r50.pth: a ResNet with {blocks} bottleneck blocks per stage, which no supported depth "
+        "has (ResNet-50 (3, 4, 6, 3), ResNet-101 (3, 4, 23, 3)): the file lacks blocks or has "
+        "extra ones (cut short, edited, or another network); use the complete weights of a "
+        "ResNet-18/34/50/101"
+    )
 
 
 @pytest.mark.parametrize(

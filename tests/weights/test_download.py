@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sparsercnn.fetched_file import FetchedFile, checksummed_file
+from sparsercnn.fetched_file import FetchedFile
 from sparsercnn.weights.download import (
     PUBLISHED_CHECKPOINTS,
     default_cache_dir,
@@ -211,7 +211,7 @@ def test_a_checksum_from_the_name_says_so(tmp_path: Path) -> None:
         fetch(str(path))
     with pytest.raises(ValueError, match=r"expected sha256 abcdef12\.\.\., got"):
         fetch(str(path), sha256="abcdef12")
-    assert fetch(str(path), sha256=_sha256(path)) == checksummed_file(path)
+    assert fetch(str(path), sha256=_sha256(path)) == FetchedFile(path, verified=True)
     unchecked = path.rename(tmp_path / "sparse_rcnn.pth")
     assert fetch(str(unchecked)) == FetchedFile(unchecked)
 
@@ -490,9 +490,8 @@ def test_a_download_is_not_read_again_for_its_checksum(
     digest = hashlib.sha256(serve.payload).hexdigest()
     url, cache = f"{serve.url}/model.pth", tmp_path / "cache"
     reads = _count_reads(monkeypatch, cache)
-    assert fetch(url, sha256=digest, cache_dir=cache, sleep=lambda _: None) == checksummed_file(
-        cache / "model.pth"
-    )
+    fetched = fetch(url, sha256=digest, cache_dir=cache, sleep=lambda _: None)
+    assert fetched == FetchedFile(cache / "model.pth", verified=True)
     assert serve.ranges == [None, "bytes=100000-"] and reads.get("model.pth.part", 0) == 0
     # Resumed in a later call: the part it had is read once; the finished file, never.
     (cache / "model.pth").unlink()

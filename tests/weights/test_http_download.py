@@ -1,5 +1,5 @@
-"""download: one URL to one file over HTTP, resumed, retried after a wait, checked; each failed
-attempt said in words."""
+"""download: one URL to one ``.part`` file over HTTP, resumed, retried after a wait, checked;
+each failed attempt said in words."""
 
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ def test_attempts_are_spaced_out_as_the_server_asks(
     serve.payload = b"weights"
     serve.errors = [(503, None), (429, "7")]
     waits: list[float] = []
-    dst = tmp_path / "model.pth"
+    part = tmp_path / "model.pth.part"
     with caplog.at_level(logging.WARNING):
-        assert download(f"{serve.url}/model.pth", dst, sleep=waits.append) == dst
-    assert waits == [1.0, 7.0] and dst.read_bytes() == b"weights"
+        download(f"{serve.url}/model.pth", part, sleep=waits.append)
+    assert waits == [1.0, 7.0] and part.read_bytes() == b"weights"
     url = f"{serve.url}/model.pth"
     assert f"{url} answered HTTP 503 Service Unavailable; attempt 2 of 3 in 1 s" in caplog.text
     assert f"{url} answered HTTP 429 Too Many Requests; attempt 3 of 3 in 7 s" in caplog.text
@@ -42,36 +42,36 @@ def test_the_last_failed_attempt_is_not_waited_for(tmp_path: Path, serve: Weight
     with pytest.raises(
         ConnectionError, match=rf"{url} answered HTTP 502 Bad Gateway; gave up after 4 attempt"
     ):
-        download(url, tmp_path / "model.pth", max_attempts=4, sleep=waits.append)
+        download(url, tmp_path / "model.pth.part", max_attempts=4, sleep=waits.append)
     assert waits == [1.0, 2.0, 4.0] and len(serve.ranges) == 4
 
 
 def test_server_without_range_support_restarts(tmp_path: Path, serve: WeightsServer) -> None:
     serve.payload = bytes(range(256)) * 64
     serve.honour_range = False
-    dst = tmp_path / "blob.pth"
-    dst.with_name("blob.pth.part").write_bytes(b"stale bytes")
-    download(f"{serve.url}/blob.pth", dst)
-    assert dst.read_bytes() == serve.payload
+    part = tmp_path / "blob.pth.part"
+    part.write_bytes(b"stale bytes")
+    download(f"{serve.url}/blob.pth", part)
+    assert part.read_bytes() == serve.payload
 
 
 def test_wrong_download_is_deleted_and_404_is_not_retried(
     tmp_path: Path, serve: WeightsServer
 ) -> None:
     serve.payload = b"not the published file"
-    dst = tmp_path / "model.pth"
+    part = tmp_path / "model.pth.part"
     # The message names the URL, not the .part file it deletes, and says what to do.
     with pytest.raises(ValueError) as info:
-        download(f"{serve.url}/model.pth", dst, ExpectedSha256("deadbeef", "given"))
+        download(f"{serve.url}/model.pth", part, ExpectedSha256("deadbeef", "given"))
     assert str(info.value) == (
         f"checksum mismatch for the download of {serve.url}/model.pth: expected sha256 "
         f"deadbeef..., got {hashlib.sha256(serve.payload).hexdigest()}; nothing was kept: the URL "
         "serves another file than the checksum given describes; check --sha256 (sha256=) and "
         "the URL"
     )
-    assert not dst.exists() and not dst.with_name("model.pth.part").exists()
+    assert list(tmp_path.iterdir()) == []
     with pytest.raises(ValueError, match="HTTP 404"):
-        download(f"{serve.url}/missing.bin", dst)
+        download(f"{serve.url}/missing.bin", part)
     assert len(serve.ranges) == 1
 
 
@@ -87,9 +87,11 @@ def test_a_download_that_fails_a_published_checksum_is_a_failed_download(
     checksum (or the one an mmdetection name carries) that the server's file fails is a failed
     download (exit 1), and says so; nothing is kept, and "rename it" is no advice for a URL."""
     serve.payload = b"not the published file"
-    named = tmp_path / "sparse_rcnn_20201218-deadbeef.pth"
+    name = "sparse_rcnn_20201218-deadbeef.pth"
     with pytest.raises(DownloadFailed) as info:
-        download(f"{serve.url}/{named.name}", named, ExpectedSha256("deadbeef", origin))
+        download(
+            f"{serve.url}/{name}", tmp_path / f"{name}.part", ExpectedSha256("deadbeef", origin)
+        )
     message = str(info.value)
     assert f"expected sha256 deadbeef... ({whose}), got" in message
     assert "the server sent another file than the one published" in message
@@ -107,15 +109,13 @@ def test_a_chunked_download_cut_short_keeps_what_it_received(
     received"). They are kept now, for resuming; the cut file is never the finished one."""
     serve.payload = bytes(range(256)) * 16
     serve.framing, serve.truncate_first = "chunked", kept
-    dst, url = tmp_path / "model.pth", f"{serve.url}/model.pth"
+    part, url = tmp_path / "model.pth.part", f"{serve.url}/model.pth"
     with pytest.raises(DownloadFailed) as info:
-        download(url, dst, max_attempts=1)
+        download(url, part, max_attempts=1)
     assert f"interrupted at {kept} bytes (connection closed before the end" in str(info.value)
-    assert not dst.exists()
-    part = dst.with_name("model.pth.part")
     assert part.read_bytes() == serve.payload[:kept] if kept else not part.exists()
-    assert download(url, dst, ExpectedSha256(hashlib.sha256(serve.payload).hexdigest(), "given"))
-    assert dst.read_bytes() == serve.payload
+    download(url, part, ExpectedSha256(hashlib.sha256(serve.payload).hexdigest(), "given"))
+    assert part.read_bytes() == serve.payload
     assert serve.ranges == [None, f"bytes={kept}-" if kept else None]
 
 
@@ -128,7 +128,7 @@ def test_a_download_of_unsaid_length_warns_that_it_is_unchecked(
     serve.payload, serve.framing = b"weights", "close"
     url = f"{serve.url}/model.pth"
     with caplog.at_level(logging.WARNING):
-        download(url, tmp_path / "model.pth")
+        download(url, tmp_path / "model.pth.part")
     assert caplog.messages == [
         f"{url} did not say how long the file is, and no SHA-256 was given to check it: a "
         "download cut short cannot be told from a complete one"
@@ -136,9 +136,9 @@ def test_a_download_of_unsaid_length_warns_that_it_is_unchecked(
     caplog.clear()
     digest = hashlib.sha256(serve.payload).hexdigest()
     with caplog.at_level(logging.WARNING):
-        download(url, tmp_path / "checked.pth", ExpectedSha256(digest, "given"))
+        download(url, tmp_path / "checked.pth.part", ExpectedSha256(digest, "given"))
         serve.framing = "chunked"
-        download(url, tmp_path / "chunked.pth")
+        download(url, tmp_path / "chunked.pth.part")
     assert caplog.text == ""
 
 
@@ -152,7 +152,7 @@ def test_a_refused_connection_says_it_could_not_connect(
         closed.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{closed.getsockname()[1]}/model.pth"
     with caplog.at_level(logging.WARNING), pytest.raises(ConnectionError) as info:
-        download(url, tmp_path / "model.pth", max_attempts=2, sleep=lambda _: None)
+        download(url, tmp_path / "model.pth.part", max_attempts=2, sleep=lambda _: None)
     assert f"could not connect to {url} (Connection refused); attempt 2 of 2 in 1 s" in caplog.text
     assert str(info.value) == (
         f"could not connect to {url} (Connection refused); gave up after 2 attempt(s), nothing "
@@ -171,9 +171,9 @@ def test_a_download_that_gave_up_says_what_to_do_as_an_explained_failure(
     serve.payload = bytes(1000)
     serve.truncate_first = 100
     with pytest.raises(DownloadFailed, match="fetching the URL again resumes") as kept:
-        download(f"{serve.url}/model.pth", tmp_path / "model.pth", max_attempts=1)
+        download(f"{serve.url}/model.pth", tmp_path / "model.pth.part", max_attempts=1)
     serve.errors = [(503, None)]
     with pytest.raises(DownloadFailed, match="nothing was received: check the") as nothing:
-        download(f"{serve.url}/other.pth", tmp_path / "other.pth", max_attempts=1)
+        download(f"{serve.url}/other.pth", tmp_path / "other.pth.part", max_attempts=1)
     for info in (kept, nothing):
         assert isinstance(info.value, ExplainedFailure) and isinstance(info.value, ConnectionError)

@@ -38,6 +38,11 @@ from sparsercnn.weights.readers import RawCheckpoint, detect_layout, read_checkp
 logger = logging.getLogger(__name__)
 
 COUNTER = "num_batches_tracked"
+# What to do about a checkpoint whose tensors do not make the model their shapes describe.
+NOT_AS_PUBLISHED = (
+    "the checkpoint is incomplete or not as published (damaged, cut short, or saved by modified "
+    "code): download or copy it again"
+)
 
 # The 80 COCO classes: (category id, name), in label order (spec 1.4, 11.6).
 COCO_CATEGORIES: tuple[tuple[int, str], ...] = (
@@ -108,6 +113,7 @@ def convert_raw(checkpoint: RawCheckpoint, base: ModelConfig | None = None) -> C
     source, layout = checkpoint.source, checkpoint.layout
     if layout == "torchvision":
         raise ValueError(_backbone_only_message(source, "a torchvision ResNet"))
+    check_finite(checkpoint.tensors, source)
     if checkpoint.config is not None and checkpoint.categories is not None:
         try:
             tensors = check_fits(checkpoint.tensors, checkpoint.config.model, source, layout)
@@ -132,7 +138,10 @@ def convert_raw(checkpoint: RawCheckpoint, base: ModelConfig | None = None) -> C
     else:
         behaviour = SOURCE_BEHAVIOUR[layout]
     model_cfg = replace(infer_model_config(tensors, source, base, layout), **behaviour)
-    tensors = check_fits(tensors, model_cfg, source, layout)
+    try:
+        tensors = check_fits(tensors, model_cfg, source, layout)
+    except ValueError as error:
+        raise ValueError(f"{error}; {NOT_AS_PUBLISHED}") from None
     categories = categories_for(model_cfg.num_classes, checkpoint.class_names, source)
     logger.info(
         "converted %s (%s layout): ResNet-%d, %d proposals, %d stages, %d classes, %s",
@@ -145,6 +154,32 @@ def convert_raw(checkpoint: RawCheckpoint, base: ModelConfig | None = None) -> C
         ", ".join(f"{k}={v}" for k, v in behaviour.items()),
     )
     return ConvertedCheckpoint(tensors, Config(model=model_cfg), categories)
+
+
+def check_finite(tensors: Mapping[str, Tensor], source: str) -> None:
+    """Refuse weights with NaN or infinite values, which would give NaN detections or losses
+    far from the file that holds them.
+
+    Args:
+        tensors: in the file's own key names, which the message gives; those on the ``meta``
+            device (shapes without values) are not checked.
+
+    Raises:
+        ValueError: some tensor holds a NaN or an infinity; the message names them.
+    """
+    bad = [
+        key
+        for key, tensor in tensors.items()
+        if tensor.is_floating_point()
+        and not tensor.is_meta
+        and not bool(torch.isfinite(tensor).all())
+    ]
+    if bad:
+        raise ValueError(
+            f"{source}: {len(bad)} tensor(s) hold NaN or infinite values ({listing(bad, limit=5)})"
+            ": the file is damaged, or was saved from a training run that diverged; use a "
+            "checkpoint saved before that, or download or copy it again"
+        )
 
 
 def _backbone_only_message(source: str, what: str) -> str:
@@ -239,8 +274,19 @@ def infer_model_config(
         # Each tower layer is (Linear, LayerNorm, ReLU): Linear indices are multiples of 3.
         num_cls_layers=sum(1 for i in towers["cls_tower"] if i % 3 == 0),
         num_reg_layers=sum(1 for i in towers["reg_tower"] if i % 3 == 0),
-        use_self_attention=stage + "self_attn.in_proj_weight" in tensors,
-        use_dynamic_conv=stage + "instance_interaction.dynamic_layer.weight" in tensors,
+        use_self_attention=_in_some_stage(tensors, ("self_attn.", "attn_norm.")),
+        use_dynamic_conv=_in_some_stage(tensors, ("instance_interaction.dynamic_layer.",)),
+    )
+
+
+def _in_some_stage(tensors: Mapping[str, Tensor], parts: tuple[str, ...]) -> bool:
+    """Whether a key of some head stage starts with one of ``parts`` (``"self_attn."``): a
+    part the model has, so that a checkpoint lacking some of its tensors is refused for those
+    (missing keys), not for the rest (unexpected keys, as if the part did not belong)."""
+    return any(
+        key.startswith("head.stages.") and key.split(".", 3)[3].startswith(parts)
+        for key in tensors
+        if key.count(".") >= 3
     )
 
 
@@ -285,10 +331,16 @@ def infer_depth(tensors: Mapping[str, Tensor], source: str, layout: Layout = "ou
     for depth, (block, counts) in ARCHITECTURES.items():
         if counts == blocks and (block is Bottleneck) == bottleneck:
             return depth
+    kind = "bottleneck" if bottleneck else "basic"
+    known = ", ".join(
+        f"ResNet-{depth} {counts}"
+        for depth, (block, counts) in ARCHITECTURES.items()
+        if (block is Bottleneck) == bottleneck
+    )
     raise ValueError(
-        f"{source}: a ResNet with {blocks} blocks per stage "
-        f"({'bottleneck' if bottleneck else 'basic'} blocks) is not one of depths "
-        f"{sorted(ARCHITECTURES)}"
+        f"{source}: a ResNet with {blocks} {kind} blocks per stage, which no supported depth "
+        f"has ({known}): the file lacks blocks or has extra ones (cut short, edited, or another "
+        f"network); use the complete weights of a ResNet-{'/'.join(map(str, ARCHITECTURES))}"
     )
 
 
@@ -452,6 +504,7 @@ def _backbone_of(checkpoint: RawCheckpoint) -> dict[str, Tensor]:
     if not resnet:
         hint = _other_layout_hint(checkpoint.tensors, layout, source)
         raise ValueError(f"{source} holds no ResNet weights (no key starts with {prefix!r}){hint}")
+    check_finite(resnet, source)
     backbone = to_our_names(resnet, layout, source)
     if len(resnet) < len(checkpoint.tensors):
         logger.info(

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from sparsercnn.fetched_file import FetchedFile, checksummed_file
+from sparsercnn.fetched_file import FetchedFile
 from sparsercnn.model import build_model
 from sparsercnn.model_file import LoadedModel, load_state_dict_strict
 from sparsercnn.paths import FileVersion, check_file, file_version
@@ -139,10 +139,11 @@ def fetch(
             expected = expected_sha256(name, sha256)
         else:
             expected = expected_sha256(name, sha256, text, published.sha256)
-        return _fetched(_fetch_url(url, dst, expected, max_attempts, sleep), expected)
-    expected = expected_sha256(path.name, sha256)
-    verify_sha256(path, expected)
-    return _fetched(path, expected)
+        path = _fetch_url(url, dst, expected, max_attempts, sleep)
+    else:
+        expected = expected_sha256(path.name, sha256)
+        verify_sha256(path, expected)
+    return FetchedFile(path, verified=expected is not None)
 
 
 def local_checkpoint(source: str) -> Path | None:
@@ -173,11 +174,6 @@ def local_checkpoint(source: str) -> Path | None:
     except FileNotFoundError as error:
         raise FileNotFoundError(f"{error}{missing_checkpoint_advice(path)}") from None
     return path
-
-
-def _fetched(path: Path, expected: ExpectedSha256 | None) -> FetchedFile:
-    """``path``, whose bytes matched ``expected`` where one was (else nothing checked them)."""
-    return FetchedFile(path) if expected is None else checksummed_file(path)
 
 
 def _fetch_url(
@@ -213,11 +209,14 @@ def _fetch_url(
         # Recorded first: an interruption leaves no part without its record, or with another's.
         cache_write(dst.parent, lambda: record.write_text(url + "\n"))
         try:
-            return download(url, dst, expected, max_attempts, sleep=sleep, install=install_download)
+            download(url, part, expected, max_attempts, sleep=sleep)
         except BaseException:
             if not part.exists():  # nothing kept: no record either
                 record.unlink(missing_ok=True)
             raise
+        install_download(part, dst)
+        logger.info("downloaded %s to %s", url, dst)
+        return dst
 
 
 def _cached(

@@ -1,7 +1,8 @@
-"""One URL downloaded to one file over HTTP(S): through a ``.part`` file that is resumed with a
-Range request after an interruption, hashed as it is written, checked and renamed into place
-only once complete. Failed attempts are retried after a wait (:mod:`.backoff`), and each is
-reported in words (could not connect, an HTTP status, cut off at N bytes).
+"""One URL downloaded to one file over HTTP(S): a ``.part`` file, resumed with a Range request
+after an interruption, hashed as it is written and checked once complete; its caller then moves
+it into place, so that a file already there stays until the download is whole and checked.
+Failed attempts are retried after a wait (:mod:`.backoff`), and each is reported in words
+(could not connect, an HTTP status, cut off at N bytes).
 :func:`~sparsercnn.weights.download.fetch` downloads into its cache through it.
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import os
 import tempfile
 import time
 import urllib.error
@@ -40,40 +40,39 @@ class DownloadFailed(ExplainedFailure, ConnectionError):
 
 def download(
     url: str,
-    dst: Path,
+    part: Path,
     expected: ExpectedSha256 | None = None,
     max_attempts: int = 3,
     timeout: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
-    install: Callable[[Path, Path], None] = os.replace,
-) -> Path:
-    """Download ``url`` to ``dst`` through ``dst.part``, resuming, verifying, renaming at the end.
+) -> None:
+    """Download ``url`` into the file ``part``, resuming from the bytes it holds, and check it.
 
-    A failed attempt is followed by the next one after
-    :func:`~sparsercnn.weights.backoff.retry_delay` seconds (1, 2, 4, ... or the server's
-    ``Retry-After``), waited by ``sleep``. :func:`~sparsercnn.weights.download.fetch` calls it
-    for a file not in its cache.
+    Once this returns, ``part`` holds the whole file, matching ``expected``; the caller moves
+    it into place (:func:`~sparsercnn.weights.download_lock.install_download` in the download
+    cache), so that the file it replaces stays until then. A failed attempt is followed by the
+    next one after :func:`~sparsercnn.weights.backoff.retry_delay` seconds (1, 2, 4, ... or the
+    server's ``Retry-After``), waited by ``sleep``. :func:`~sparsercnn.weights.download.fetch`
+    calls it for a file not in its cache.
 
     Args:
+        part: the file written (``NAME.part`` beside the ``NAME`` it becomes: its progress bar
+            shows ``NAME``).
         expected: the checksum the file must have
             (:func:`~sparsercnn.weights.file_digest.expected_sha256`); ``None``: unchecked.
-        install: moves the complete, checked ``dst.part`` to ``dst`` (``install(part, dst)``);
-            ``dst`` is left as it was until then. The download cache's also moves the part's
-            URL record (:func:`~sparsercnn.weights.download_lock.install_download`).
 
     Raises:
-        PermissionError: the folder of ``dst`` cannot be written (naming it).
+        PermissionError: the folder of ``part`` cannot be written (naming it).
         DownloadFailed: (a ``ConnectionError``) every attempt failed (the ``.part`` file
             stays, for resuming, when it holds anything), or the file does not match a
             published checksum or the one its name carries (the ``.part`` file is deleted).
         ValueError: the server refused the URL (4xx but 408 and 429, which are retried) or
             the file does not match the checksum given (the ``.part`` file is deleted).
     """
-    folder = dst.parent
+    folder = part.parent
     cache_write(folder, lambda: folder.mkdir(parents=True, exist_ok=True))
     # A folder that takes no file fails here, not as a network error after every attempt.
     cache_write(folder, lambda: tempfile.TemporaryFile(dir=folder).close())
-    part = dst.with_name(dst.name + ".part")
     # Hashed as it is written, checked or not (cheap next to the network; a resumed .part is
     # read once): the finished download is not read again for its checksum.
     digest = FileSha256(part)
@@ -119,9 +118,6 @@ def download(
             "download cut short cannot be told from a complete one",
             url,
         )
-    install(part, dst)
-    logger.info("downloaded %s to %s", url, dst)
-    return dst
 
 
 def _mismatch(url: str, expected: ExpectedSha256, actual: str) -> Exception:
