@@ -292,8 +292,8 @@ class TrainConfig:
         valid, but said, as detectron2 warns of steps past its ``MAX_ITER``: once, of the
         schedule a run trains, where it is known (a command says a fixed preset's before the
         data's check and ``auto``'s with its recipe; a resume says the schedule it settles,
-        unless the run has nothing to train; the trainer says a new run's where no command
-        did; a time budget's refits judge a schedule it extends)."""
+        unless the run has nothing to train; the trainer says none, a Python caller's new run's
+        being the caller's to say; a time budget's refits judge a schedule it extends)."""
         notes = []
         beyond = [step for step in self.steps if step >= self.max_iter]
         if beyond:

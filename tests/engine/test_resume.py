@@ -374,3 +374,52 @@ def test_a_checkpoint_checked_before_the_data_is_not_summed_again_unless_replace
     with pytest.raises(DamagedCheckpointError, match=r"checkpoint_0000004\.pt is damaged \(record"):
         restore_training_state(checked, model, optimizer, None, Config(), CATEGORIES)
     assert summed == [checked.path] * 2
+
+
+def test_a_checked_resume_is_checked_once_and_restored_only_with_its_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command's check of the resume carried its config, and restoring it checked the resume
+    again against the trainer's own: two checks of one resume, and a config other than the one
+    checked (whose changes the check had said) restored without a word. The check runs once;
+    restoring with another config is refused, with one message naming what differs."""
+    saved = Config()
+    saved.train.max_iter, saved.train.steps = 40, (30,)
+    model, optimizer = model_and_optimizer()
+    path = save_training_checkpoint(tmp_path, 20, model, optimizer, None, saved, CATEGORIES)
+    checks: list[object] = []
+    check_same_model = resume_module.check_same_model
+
+    def counted(saved: Config, current: Config, source: str | Path) -> None:
+        checks.append(source)
+        check_same_model(saved, current, source)
+
+    monkeypatch.setattr(resume_module, "check_same_model", counted)
+    checked = check_resume(tmp_path, saved)
+    point = restore_training_state(checked, model, optimizer, None, saved, CATEGORIES)
+    assert point.iteration == 20 and checks == [path]
+    other = Config()
+    other.train.max_iter, other.train.steps = 50, (30,)
+    with pytest.raises(ValueError) as error:
+        restore_training_state(checked, model, optimizer, None, other, CATEGORIES)
+    assert str(error.value) == (
+        f"{path}: the resume was checked with another config than the one it is restored with "
+        "(train.max_iter 40 -> 50): check it again (check_resume) with the config the run "
+        "trains with"
+    )
+    assert checks == [path]
+
+
+def test_a_checked_checkpoint_rewritten_with_another_iteration_is_refused(tmp_path: Path) -> None:
+    """The checked file, replaced since the check by a checkpoint of another iteration, is not
+    restored as the one checked (whose iteration the check judged against train.max_iter)."""
+    config = Config()
+    model, optimizer = model_and_optimizer()
+    path = save_training_checkpoint(tmp_path, 20, model, optimizer, None, config, CATEGORIES)
+    checked = check_resume(path, config)
+    later = save_training_checkpoint(
+        tmp_path / "other", 30, model, optimizer, None, config, CATEGORIES
+    )
+    shutil.copyfile(later, path)
+    with pytest.raises(ValueError, match=r"holds iteration 30, not 20 as when the resume was"):
+        restore_training_state(checked, model, optimizer, None, config, CATEGORIES)

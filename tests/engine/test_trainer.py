@@ -24,7 +24,6 @@ from sparsercnn.engine import train_step
 from sparsercnn.engine import trainer as trainer_module
 from sparsercnn.engine.checkpoint import LAST_CHECKPOINT_FILE, load_training_checkpoint
 from sparsercnn.engine.distributed import DistInfo
-from sparsercnn.engine.evaluation_history import EvaluationHistory
 from sparsercnn.engine.lr_schedule import train_lr_factor
 from sparsercnn.engine.resume import check_resume
 from sparsercnn.engine.time_budget import FINISH_OVERHEAD_S, BudgetedSchedule, TimeBudget
@@ -32,7 +31,7 @@ from sparsercnn.engine.train_step import NonFiniteLossError
 from sparsercnn.engine.trainer import Trainer
 from sparsercnn.engine.training_images import data_identity
 from sparsercnn.loss import NonFiniteCostError, SetLoss
-from sparsercnn.model_file import load_model_file, save_model_file
+from sparsercnn.model_file import load_model_file
 from sparsercnn.run_files import MODEL_BEST_FILE
 from sparsercnn.safetensors_file import stored_tensors_crc32
 from sparsercnn.structures import ModelOutput, Target
@@ -215,82 +214,30 @@ def test_a_checked_resume_is_the_one_value_that_says_what_to_restore(
     assert said == [f"resumed from {chosen} at iteration 2"]
 
 
-def test_the_schedule_notes_are_said_once_and_not_to_a_run_with_nothing_to_train(
+def test_the_trainer_says_no_schedule_notes(
     tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """tiny's decays and warm-up, never reached in 3 steps, were said again to the finished run
-    resumed with nothing to train; and a command that said them before the data's check had
-    them said twice."""
+    resumed with nothing to train; and a new run's were said by the trainer unless its caller
+    passed a flag saying it had said them (a command, before the data's check). A new run's are
+    its caller's to say, a resumed run's its check's: the trainer says none."""
     cfg = tiny_config()
     with caplog.at_level(logging.WARNING, logger="sparsercnn"):
-        trainer = _trainer(tiny_coco, cfg, tmp_path, schedule_notes_said=True)
+        trainer = _trainer(tiny_coco, cfg, tmp_path)
         trainer.iteration = cfg.train.max_iter  # trained to its end
         trainer._save_checkpoint()
         _trainer(tiny_coco, cfg, tmp_path, resume=True)
     assert not [r for r in caplog.records if "than train.max_iter" in r.getMessage()]
 
 
-def _run_with_a_later_model_best(
-    data: SyntheticCoco, tmp_path: Path, best_iteration: int
-) -> tuple[Path, str]:
-    """A run whose checkpoint at 2 records AP 25% at ``best_iteration`` with model_best's
-    CRC-32, that went on to write another model_best; returns the checkpoint and that CRC."""
-    trainer = _trainer(data, tiny_config(), tmp_path)
-    best = tmp_path / MODEL_BEST_FILE
-    save_model_file(best, trainer.model, trainer.cfg, trainer.categories)
-    recorded = stored_tensors_crc32(best)
-    trainer.iteration = 2
-    trainer.evaluations = EvaluationHistory(0.25, best_iteration, recorded, last_iteration=2)
-    trainer._save_checkpoint()
-    with torch.no_grad():  # trained on: a later iteration's weights
-        for parameter in trainer.model.parameters():
-            parameter.add_(0.5)
-    save_model_file(best, trainer.model, trainer.cfg, trainer.categories)
-    assert recorded is not None and stored_tensors_crc32(best) != recorded
-    return tmp_path / "checkpoint_0000002.pt", recorded
-
-
-@pytest.mark.parametrize("best_iteration", [2, 1])
-def test_a_model_best_written_after_the_checkpoint_resumed_is_not_named_its_best(
-    tiny_coco: SyntheticCoco,
-    tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
-    best_iteration: int,
-) -> None:
-    """``--resume checkpoint_2.pt`` of a run that went on to write model_best later restored
-    iteration 2's best AP, and the report evaluated the later file as "best at iteration 2".
-    The checkpoint of the best's iteration holds its model: model_best is written again from
-    it. An earlier best's model is in no file: the best counts again from the next evaluation."""
-    checkpoint, recorded = _run_with_a_later_model_best(tiny_coco, tmp_path, best_iteration)
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
-        resumed = _trainer(tiny_coco, tiny_config(), tmp_path, resume=checkpoint)
-    (message,) = [r.getMessage() for r in caplog.records if MODEL_BEST_FILE in r.getMessage()]
-    best = tmp_path / MODEL_BEST_FILE
-    assert message.startswith(
-        f"{best} holds another model, one written after that checkpoint (in the iterations this "
-        f"resume trains again) or put there, not the best model {checkpoint} records (AP 25.00% "
-        f"at iteration {best_iteration})"
-    )
-    history = resumed.evaluations
-    if best_iteration == 2:
-        assert message.endswith("written again from that checkpoint, which holds it")
-        assert stored_tensors_crc32(best) == history.best_model_crc32 == recorded
-        assert (history.best_ap, history.best_iteration) == (0.25, 2)
-    else:
-        assert "the best AP counts again from this run's next evaluation" in message
-        assert (history.best_ap, history.best_iteration, history.best_model_crc32) == (None,) * 3
-        assert history.last_iteration == 2
-
-
 def test_the_schedule_notes_judge_the_schedule_the_run_trains(
     tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """tiny's decays (2400, 2800) and 50 warm-up steps kept with a max_iter of 3: valid, said.
-    ``train`` said it of the config before the resume and the budget set the schedule: a
-    completed run that a new budget extends (its refits judge the warm-up) or a larger
-    max_iter (the decays of a fresh run of that length) was told it would never decay nor
-    reach train.lr."""
+    """tiny's decays (2400, 2800) and 50 warm-up steps kept with a max_iter of 3: valid, said
+    by the run's caller (the trainer says none). ``train`` said it of the config before the
+    resume and the budget set the schedule: a completed run that a new budget extends (its
+    refits judge the warm-up) or a larger max_iter (the decays of a fresh run of that length)
+    was told it would never decay nor reach train.lr."""
 
     def notes() -> list[str]:
         messages = [r.getMessage() for r in caplog.records if r.name == config_module.__name__]
@@ -302,6 +249,7 @@ def test_the_schedule_notes_judge_the_schedule_the_run_trains(
 
     cfg = tiny_config()
     with caplog.at_level(logging.WARNING, logger=config_module.__name__):
+        config_module.log_schedule_notes(cfg.train)
         _trainer(tiny_coco, cfg, tmp_path).train()
         assert notes() == [
             "train.steps [2400, 2800] are not before train.max_iter=3: the learning rate does "
@@ -930,84 +878,3 @@ def test_trainer_builds_its_loader_with_the_configured_grouping(
     with pytest.raises(_LoaderBuilt):
         trainer.train()
     assert seen["aspect_ratio_grouping"] is grouping
-
-
-def test_a_checkpoint_resumed_into_a_new_folder_brings_its_model_best(
-    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Was: ``--resume run/checkpoint_2.pt --output-dir new`` of a best at iteration 1 said
-    "new/model_best.safetensors is not there ... which no file of this run holds now" and
-    counted the best again, while run/model_best.safetensors held it: it is copied."""
-    run = tmp_path / "run"
-    trainer = _trainer(tiny_coco, tiny_config(), run)
-    best = save_model_file(run / MODEL_BEST_FILE, trainer.model, trainer.cfg, trainer.categories)
-    recorded = stored_tensors_crc32(best)
-    trainer.iteration = 2
-    trainer.evaluations = EvaluationHistory(0.25, 1, recorded, last_iteration=2)
-    trainer._save_checkpoint()
-    new = tmp_path / "new"
-    with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
-        resumed = _trainer(tiny_coco, tiny_config(), new, resume=run / "checkpoint_0000002.pt")
-    assert not [r for r in caplog.records if r.name == trainer_module.__name__]
-    history = resumed.evaluations
-    assert (history.best_ap, history.best_iteration, history.best_model_crc32) == (
-        0.25,
-        1,
-        recorded,
-    )
-    assert (new / MODEL_BEST_FILE).read_bytes() == best.read_bytes()
-
-
-def _resume_beside_another_model_best(
-    data: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture, best_iteration: int
-) -> tuple[Trainer, Path, int]:
-    """Resume the checkpoint of iteration 2 of a run whose best (AP 0.25) was at
-    ``best_iteration`` into a new folder holding another run's model_best, and check that file
-    is kept and the warning says so. Returns the trainer (now holding the other run's weights),
-    the first run's model_best and the CRC-32 recorded for it."""
-    run = tmp_path / "run"
-    trainer = _trainer(data, tiny_config(), run)
-    best = save_model_file(run / MODEL_BEST_FILE, trainer.model, trainer.cfg, trainer.categories)
-    trainer.iteration = 2
-    recorded = stored_tensors_crc32(best)
-    trainer.evaluations = EvaluationHistory(0.25, best_iteration, recorded, last_iteration=2)
-    trainer._save_checkpoint()
-    with torch.no_grad():  # another run's weights
-        for parameter in trainer.model.parameters():
-            parameter.add_(0.5)
-    new = tmp_path / "new"
-    theirs = save_model_file(new / MODEL_BEST_FILE, trainer.model, trainer.cfg, trainer.categories)
-    kept = theirs.read_bytes()
-    with caplog.at_level(logging.WARNING, logger=trainer_module.__name__):
-        resumed = _trainer(data, tiny_config(), new, resume=run / "checkpoint_0000002.pt")
-    assert theirs.read_bytes() == kept
-    (message,) = [r.getMessage() for r in caplog.records if r.name == trainer_module.__name__]
-    assert message.startswith(f"{theirs} holds another model")
-    assert message.endswith("writes model_best.safetensors (copy this one elsewhere to keep it)")
-    assert resumed.evaluations.best_ap is None
-    return trainer, best, recorded
-
-
-def test_a_model_best_in_the_new_folder_is_kept_not_replaced_by_the_checkpoint_s(
-    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Was: resumed into a folder holding another model_best, that file was replaced at once by
-    a copy of the one beside the checkpoint. It is the user's: kept until this run's next
-    evaluation writes model_best, and the warning says to copy it elsewhere to keep it."""
-    _resume_beside_another_model_best(tiny_coco, tmp_path, caplog, best_iteration=1)
-
-
-def test_a_model_best_in_the_new_folder_is_kept_at_the_best_s_own_iteration_too(
-    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Was: resumed into a folder holding another model_best from the checkpoint of the best's
-    own iteration, that file was replaced at once by the checkpoint's model. It is kept as where
-    the checkpoint is of a later iteration; into the checkpoint's own folder it is written."""
-    trainer, best, recorded = _resume_beside_another_model_best(
-        tiny_coco, tmp_path, caplog, best_iteration=2
-    )
-    save_model_file(best, trainer.model, trainer.cfg, trainer.categories)  # written after
-    resumed = _trainer(tiny_coco, tiny_config(), best.parent, resume=True)
-    history = resumed.evaluations
-    assert (history.best_ap, history.best_model_crc32) == (0.25, recorded)
-    assert stored_tensors_crc32(best) == recorded

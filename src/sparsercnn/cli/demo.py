@@ -234,8 +234,6 @@ def _run_held(args: argparse.Namespace, given: Config | None, start: float) -> i
         val_inspection=None if checked is None else checked.val,
         # The budget is a default here: --resume of a trained demo finishes it, training no more.
         budget_extends=False,
-        # Said before the data is made (check_run_to_start), or with the recipe.
-        schedule_notes_said=True,
     )
     try:
         report, drawings, figure = write_demo_outputs(result, data, out, device)

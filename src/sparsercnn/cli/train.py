@@ -178,8 +178,6 @@ def run(args: argparse.Namespace) -> int:
                 # Rank 0's check of the sets: the datasets take it, not reading them again.
                 train_inspection=None if checked is None else checked.train,
                 val_inspection=None if checked is None else checked.val,
-                # Said before the data's check (check_run_to_start), or with the recipe.
-                schedule_notes_said=True,
             )
             # The run-folder diagnostics (PR curves, confusion matrix, samples, label summary)
             # from the evaluation training ran, written while the folder is held: another run

@@ -63,7 +63,6 @@ def train_from_coco(
     train_inspection: Inspection | None = None,
     val_inspection: Inspection | None = None,
     budget_extends: bool = True,
-    schedule_notes_said: bool = False,
 ) -> TrainResult:
     """Train on a COCO-format dataset with ``cfg`` (a :class:`Config`, e.g.
     ``get_preset("small")``); ``model.num_classes`` is taken from the dataset.
@@ -97,8 +96,11 @@ def train_from_coco(
     ``backbone_weights`` already read (:func:`~sparsercnn.engine.model_init.read_starting_weights`),
     which are then not read again (their tensors are released once loaded).
     ``budget_extends``: whether a run resumed at the end of its schedule trains on for the time
-    budget, and ``schedule_notes_said`` whether the caller said what of a new run's schedule it
-    never reaches (see :class:`~sparsercnn.engine.trainer.Trainer`).
+    budget (see :class:`~sparsercnn.engine.trainer.Trainer`).
+
+    What of a new run's schedule ``cfg`` never reaches is not said here: the caller says it
+    where it settles ``cfg`` (:func:`~sparsercnn.config.log_schedule_notes`, as ``train`` does
+    before the data's check); a resumed run's is said by the resume's check.
     """
     if not isinstance(cfg, Config):
         raise TypeError(
@@ -133,7 +135,6 @@ def train_from_coco(
             dist_info=dist_info,
             starting_weights=starting_weights,
             budget_extends=budget_extends,
-            schedule_notes_said=schedule_notes_said,
         )
         result = trainer.train()
         if val_set is not None:

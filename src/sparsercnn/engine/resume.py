@@ -5,8 +5,9 @@ learning-rate schedule, the batch, other settings) is decided from the checkpoin
 the resumed run's alone (:func:`check_resume`, which chooses the checkpoint: the newest readable
 one of a run folder), so that a command says it before the data is read (what it changes is
 :mod:`sparsercnn.engine.resume_changes`'s to say); :func:`restore_training_state` then loads
-that checkpoint's model, optimizer, scaler and RNG states, saying it only where no command
-did. The file format is :mod:`sparsercnn.engine.checkpoint`'s.
+that checkpoint's model, optimizer, scaler and RNG states, checking the resume itself only
+where no command did (given the command's :class:`CheckedResume`, it takes that check's
+outcome). The file format is :mod:`sparsercnn.engine.checkpoint`'s.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sparsercnn.config import Config, log_schedule_notes
+from sparsercnn.config import Config, log_schedule_notes, override_value
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine.checkpoint import load_training_checkpoint
 from sparsercnn.engine.lr_schedule import Schedule, resumed_steps, run_lr
@@ -51,7 +52,7 @@ class ResumePoint:
         best_model_crc32: the ``tensors_crc32`` of the ``model_best`` file that holds
             ``best_ap``'s model, as the run wrote it (``None``: no best, or a checkpoint written
             before this was recorded), which tells that file from one the run wrote after this
-            checkpoint (:meth:`~sparsercnn.engine.trainer.Trainer._check_model_best`).
+            checkpoint (:func:`~sparsercnn.engine.model_best.reconcile_model_best`).
         last_evaluation: the iteration of the run's last evaluation (``None``: none, or a
             checkpoint written before this was recorded).
         steps: the decays of a completed run that a larger ``max_iter`` extends
@@ -72,18 +73,22 @@ class ResumePoint:
 class CheckedResume:
     """A resume checked before the data is read (:func:`check_resume`): the config it trains
     with, and the checkpoint it chose and read, whose refusals passed and whose messages were
-    said; :func:`restore_training_state` restores that checkpoint, saying nothing again.
+    said; :func:`restore_training_state` restores that checkpoint with that config (another is
+    refused), neither checking nor saying anything again.
 
     Attributes:
         config: the resumed run's config, as checked.
         path: the checkpoint (a ``checkpoint_*.pt`` file, its records' checksums checked).
         iteration: optimiser steps it holds.
+        steps: the decays of a completed run that a larger ``max_iter`` extends
+            (:attr:`ResumePoint.steps`); ``None`` where ``config.train.steps`` stand.
         stamp: the file as its checksums were checked (``None``: unknown, checked again).
     """
 
     config: Config
     path: Path
     iteration: int
+    steps: tuple[int, ...] | None = None
     stamp: FileVersion | None = None
 
 
@@ -108,13 +113,15 @@ def restore_training_state(
     which the run prunes later.
 
     Args:
-        source: a ``checkpoint_*.pt`` file, or the run folder (its newest readable checkpoint);
-            or the resume as a command checked it before reading the data (:func:`check_resume`
-            of either): its checkpoint is restored (its checksums not summed again where the
-            file is the one the check summed), and what it said is not said again.
+        source: a ``checkpoint_*.pt`` file, or the run folder (its newest readable checkpoint),
+            which is checked here (:func:`check_resume`); or the resume as a command checked it
+            before reading the data (:func:`check_resume` of either): its checkpoint is
+            restored (its checksums not summed again where the file is the one the check
+            summed), and it is not checked nor said again.
         model, optimizer, scaler: built from ``config`` as for a new run; loaded in place.
         config: the configuration of the resumed run; what of it cannot continue the run is
-            refused, and what it changes said (:func:`check_resume`).
+            refused, and what it changes said (:func:`check_resume`). Given a
+            :class:`CheckedResume`, it must be the config that resume was checked with.
         categories: the label map of the data; it must equal the checkpoint's.
         rank: this process's rank, whose RNG states are restored; a rank the checkpoint has
             none of (more processes than the run had) keeps its own, rather than repeating
@@ -126,42 +133,43 @@ def restore_training_state(
             (:func:`~sparsercnn.engine.training_images.data_identity`); other images than the
             checkpoint's ``extra["data"]`` are warned about, those added, removed or resized
             named (:func:`~sparsercnn.engine.training_images.log_data_change`).
-        budget_given, budget_extends: as :func:`check_resume`.
+        budget_given, budget_extends: as :func:`check_resume` (of a ``source`` checked here).
 
     Raises:
         ValueError: the checkpoint is of a run with another label map, another model or past
             ``train.max_iter`` (:func:`check_resume`), or cannot be read (see
-            :func:`~sparsercnn.engine.checkpoint.load_training_checkpoint`).
+            :func:`~sparsercnn.engine.checkpoint.load_training_checkpoint`); a
+            :class:`CheckedResume` checked with another config than ``config``, or whose
+            checkpoint file holds another iteration now.
     """
     if isinstance(source, CheckedResume):
         # Its checksums are not summed a second time: the run-folder lock keeps the run's
         # checkpoints as they were since the check; a file another run replaced since (a
-        # --resume CHECKPOINT of another folder), or another machine's copy, has another stamp,
-        # and is checked again.
+        # --resume CHECKPOINT of another folder), or another machine's copy, has another stamp:
+        # summed again, and refused if it holds another iteration than the one checked.
         state = load_training_checkpoint(source.path, summed=source.stamp)
     else:
         state = load_training_checkpoint(source)
     path = Path(state["path"])
-    saved_config = Config.from_run_dict(state["config"])
     saved_categories = CategoryMap.from_dict(state["categories"])
     if saved_categories != categories:
         raise ValueError(
             f"{path} was trained with {saved_categories}, but the data set has {categories}; "
             "resume with the data set of that run"
         )
+    if isinstance(source, CheckedResume):
+        checked = _as_checked(source, state, config)
+    else:
+        checked = check_resume(
+            state,
+            config,
+            world_size,
+            budget_given=budget_given,
+            budget_extends=budget_extends,
+            say=rank == 0,
+        )
     rng = state["rng"]
-    iteration = int(state["iteration"])
-    steps = _checked_resume(
-        path,
-        saved_config,
-        len(rng),
-        iteration,
-        config,
-        world_size,
-        budget_given=budget_given,
-        budget_extends=budget_extends,
-        say=rank == 0 and not isinstance(source, CheckedResume),  # said by the check
-    )
+    iteration = checked.iteration
     load_state_dict_strict(model, state["model"], source=str(path))
     optimizer.load_state_dict(state["optimizer"])
     _copy_out_of_file(optimizer)
@@ -179,8 +187,35 @@ def restore_training_state(
         extra.get("best_iteration"),
         extra.get("best_model_crc32"),
         extra.get("last_evaluation"),
-        steps,
+        checked.steps,
     )
+
+
+def _as_checked(checked: CheckedResume, state: Mapping[str, Any], config: Config) -> CheckedResume:
+    """``checked``, the resume a command checked, once ``state`` (its checkpoint, read again to
+    restore it) and ``config`` (the config restored with) are those it checked.
+
+    Raises:
+        ValueError: ``config`` is not the config the resume was checked with (the keys that
+            differ named), or the checkpoint holds another iteration than when it was checked.
+    """
+    if config != checked.config:
+        changed = [
+            f"{key} {override_value(old)} -> {override_value(new)}"
+            for key, (old, new) in checked.config.differences(config).items()
+        ]
+        raise ValueError(
+            f"{checked.path}: the resume was checked with another config than the one it is "
+            f"restored with ({listing(changed, limit=4)}): check it again (check_resume) with "
+            "the config the run trains with"
+        )
+    iteration = int(state["iteration"])
+    if iteration != checked.iteration:
+        raise ValueError(
+            f"{checked.path} holds iteration {iteration}, not {checked.iteration} as when the "
+            "resume was checked (another run wrote it since): check the resume again"
+        )
+    return checked
 
 
 def _copy_out_of_file(optimizer: torch.optim.Optimizer) -> None:
@@ -229,7 +264,8 @@ def check_resume(
         say: log the messages (rank 0); the refusals are raised either way.
 
     Returns:
-        The resume checked, with the checkpoint :func:`restore_training_state` restores.
+        The resume checked, with the checkpoint :func:`restore_training_state` restores and the
+        decays a larger ``max_iter`` extends.
 
     Raises:
         FileNotFoundError: as :func:`~sparsercnn.engine.checkpoint.resolve_checkpoint_path`.
@@ -240,7 +276,7 @@ def check_resume(
     path = Path(state["path"])
     iteration = int(state["iteration"])
     saved = Config.from_run_dict(state["config"])
-    _checked_resume(
+    steps = _checked_resume(
         path,
         saved,
         len(state["rng"]),
@@ -251,7 +287,7 @@ def check_resume(
         budget_extends=budget_extends,
         say=say,
     )
-    return CheckedResume(config, path, iteration, state.get("stamp"))
+    return CheckedResume(config, path, iteration, steps, state.get("stamp"))
 
 
 def _checked_resume(

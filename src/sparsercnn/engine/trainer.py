@@ -1,11 +1,14 @@
 """The iteration-based training loop of Sparse R-CNN (spec 9), single- or multi-process.
 
-:class:`Trainer` builds the model, the criterion and AdamW from a
-:class:`~sparsercnn.config.Config`, then :meth:`Trainer.train` runs ``max_iter`` optimiser steps
-(each one a :class:`~sparsercnn.engine.train_step.TrainStep`: accumulation, mixed precision,
-clipping, non-finite guard) with warm-up and step decay of the learning rate, periodic
-checkpoints and evaluation, an optional wall-clock budget, metrics in ``metrics.jsonl`` and model
-files at the end. A run resumed from a checkpoint continues bit-identically on the CPU.
+:class:`Trainer` builds what it optimises from a :class:`~sparsercnn.config.Config`
+(:mod:`~sparsercnn.engine.training_parts`), then :meth:`Trainer.train` runs ``max_iter``
+optimiser steps (each one a :class:`~sparsercnn.engine.train_step.TrainStep`: accumulation,
+mixed precision, clipping, non-finite guard) with warm-up and step decay of the learning rate,
+periodic checkpoints (:mod:`~sparsercnn.engine.checkpoint_writer`) and evaluations (the best
+model kept by :mod:`~sparsercnn.engine.model_best`), an optional wall-clock budget, metrics in
+``metrics.jsonl`` and model files at the end; a run stopped early says how to resume it
+(:mod:`~sparsercnn.engine.stop_notices`). A run resumed from a checkpoint continues
+bit-identically on the CPU.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,16 +26,15 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from sparsercnn.atomic_file import atomic_write
-from sparsercnn.config import Config, log_schedule_notes
+from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.data.loader import build_train_loader
-from sparsercnn.engine.checkpoint import RESUME, check_run_folder, save_training_checkpoint
+from sparsercnn.engine.checkpoint import check_run_folder
+from sparsercnn.engine.checkpoint_writer import CheckpointWriter
 from sparsercnn.engine.distributed import (
     DistInfo,
-    all_gather_object,
     any_rank,
     broadcast_buffers,
-    computed_on_main,
     done_on_main,
     mean_over_ranks,
     release_from_traceback,
@@ -44,23 +45,17 @@ from sparsercnn.engine.inference import Evaluation, EvaluationDataset, evaluate
 from sparsercnn.engine.interrupts import DeferredInterrupt
 from sparsercnn.engine.lr_schedule import images_per_step, run_lr, train_lr_factor
 from sparsercnn.engine.metrics_log import LogWindow, MetricsLog
-from sparsercnn.engine.model_init import StartingWeights, prepare_model
-from sparsercnn.engine.resume import CheckedResume, ResumePoint, restore_training_state
-from sparsercnn.engine.rng_state import rng_states, seed_everything
+from sparsercnn.engine.model_best import keep_if_best, reconcile_model_best
+from sparsercnn.engine.model_init import StartingWeights
+from sparsercnn.engine.resume import CheckedResume, restore_training_state
+from sparsercnn.engine.stop_notices import interrupt_notice, resume_hint
 from sparsercnn.engine.time_budget import BudgetedSchedule, PeriodicWork, TimeBudget
 from sparsercnn.engine.train_result import TrainResult
-from sparsercnn.engine.train_step import (
-    TrainStep,
-    autocast_dtype,
-    build_adamw,
-    grad_scaler_for,
-)
+from sparsercnn.engine.train_step import TrainStep
 from sparsercnn.engine.training_images import data_identity
-from sparsercnn.evaluation.units import format_percent
+from sparsercnn.engine.training_parts import build_training_parts
 from sparsercnn.loss import build_criterion
-from sparsercnn.model import build_model, build_postprocessor
 from sparsercnn.model_file import save_model_file
-from sparsercnn.paths import same_file
 from sparsercnn.run_files import (
     CONFIG_FILE,
     CURVES_FILE,
@@ -69,7 +64,6 @@ from sparsercnn.run_files import (
     MODEL_FINAL_FILE,
 )
 from sparsercnn.runtime import check_device, resolve_device
-from sparsercnn.safetensors_file import stored_tensors_crc32
 from sparsercnn.structures import Sample
 
 logger = logging.getLogger(__name__)
@@ -118,6 +112,12 @@ class Trainer:
     AdamW over every trainable parameter in one group (weight decay on all of them, spec 9);
     ``lr = run_lr(train, world_size) * train_lr_factor(train, iteration)`` set before each step.
 
+    What of a new run's learning-rate schedule it never reaches
+    (:meth:`~sparsercnn.config.TrainConfig.schedule_notes`) is not said here: it is for whoever
+    settles the config to say, with :func:`~sparsercnn.config.log_schedule_notes` (a command
+    does before the data's check, or with its recipe); a resumed run's are said by the resume's
+    check (:func:`~sparsercnn.engine.resume.check_resume`), with what the resume changes.
+
     Args:
         cfg: the resolved configuration (copied; the caller's object is never modified).
         train_dataset: map-style dataset of training samples whose ``__getitem__`` accepts
@@ -131,14 +131,15 @@ class Trainer:
             checked by :func:`~sparsercnn.runtime.resolve_device`. With ``dist_info`` it may
             only repeat ``dist_info.device``, which decides; another device is refused.
         resume: ``True`` continues from the newest readable checkpoint in ``output_dir``, a path
-            from that ``checkpoint_*.pt`` (of a run with the same model and label map), a
+            from that ``checkpoint_*.pt`` (of a run with the same model and label map), both
+            checked here (:func:`~sparsercnn.engine.resume.check_resume`); a
             :class:`~sparsercnn.engine.resume.CheckedResume` (a command's
-            :func:`~sparsercnn.engine.resume.check_resume` before reading the data) from the
-            checkpoint it chose, what it said not said again; ``False``: a new run. A ``cfg``
-            with a larger ``max_iter`` or other ``steps`` changes the schedule from there on. A
-            run resumed at the end of its schedule with a larger ``max_iter`` and its own
-            ``steps`` gets the decays ahead that a fresh run of that length would take
-            (:func:`~sparsercnn.engine.lr_schedule.resumed_steps`).
+            :func:`~sparsercnn.engine.resume.check_resume` before reading the data, with
+            ``cfg``) from the checkpoint it chose, not checked nor said again; ``False``: a new
+            run. A ``cfg`` with a larger ``max_iter`` or other ``steps`` changes the schedule
+            from there on. A run resumed at the end of its schedule with a larger ``max_iter``
+            and its own ``steps`` gets the decays ahead that a fresh run of that length would
+            take (:func:`~sparsercnn.engine.lr_schedule.resumed_steps`).
         time_budget_minutes: wall-clock limit of this invocation (from construction, the final
             checkpoint and evaluation included): the schedule is shortened to fit after a few
             measured iterations, and training stops early if time still runs out.
@@ -147,10 +148,6 @@ class Trainer:
             the budget holds (:class:`~sparsercnn.engine.time_budget.BudgetedSchedule`);
             ``False``: it has nothing to train, as without a budget (the demo, whose budget is
             a default, finishes a trained run on ``--resume``).
-        schedule_notes_said: the caller said what of a new run's schedule it never reaches
-            (:meth:`~sparsercnn.config.TrainConfig.schedule_notes`, as a command does before
-            the data's check): not said again. A resumed run's are said with what the resume
-            changes.
         dist_info: this process's place in a multi-process run (``init_distributed()``).
         categories: the label map saved with checkpoints and models; default
             ``train_dataset.category_map``.
@@ -159,6 +156,12 @@ class Trainer:
             read (:func:`~sparsercnn.engine.model_init.read_starting_weights`), not read again;
             their tensors are released once the model is built
             (:meth:`~sparsercnn.engine.model_init.StartingWeights.release`).
+
+    Raises:
+        ValueError: as :func:`~sparsercnn.engine.resume.restore_training_state` (a checkpoint
+            of another model or label map, or past ``train.max_iter``: the run's
+            ``config.json`` and model files would then give a schedule shorter than the steps
+            it trained; a ``CheckedResume`` checked with another config than ``cfg``).
     """
 
     def __init__(
@@ -175,7 +178,6 @@ class Trainer:
         progress: bool = True,
         starting_weights: StartingWeights | None = None,
         budget_extends: bool = True,
-        schedule_notes_said: bool = False,
     ) -> None:
         start = time.perf_counter()
         self.cfg = copy.deepcopy(cfg)
@@ -195,30 +197,30 @@ class Trainer:
         source = _resume_source(resume, self.output_dir)
         check_run_folder(self.output_dir, source is not None, is_main=self.dist.is_main)
         self.metrics = MetricsLog(self.path(METRICS_FILE))
-        self._build_model(load_weights=source is None, weights=starting_weights)
+        parts = build_training_parts(
+            self.cfg,
+            self.categories,
+            self.device,
+            self.dist.rank,
+            load_weights=source is None,
+            weights=starting_weights,
+        )
+        self.model, self.postprocessor = parts.model, parts.postprocessor
+        self.optimizer, self.amp_dtype, self.scaler = parts.optimizer, parts.amp_dtype, parts.scaler
 
         self.iteration = 0
         self.evaluations = EvaluationHistory()
-        self.last_checkpoint_iteration: int | None = None
-        self.checkpoint_path: Path | None = None
-        self.checkpoint_seconds = 0.0
+        self.checkpoints = CheckpointWriter(self.output_dir)
         self.last_losses: dict[str, float] = {}
         # Whether train() has begun a step: an interrupt then has steps to checkpoint.
         self._stepped = False
         if source is not None:
-            self._resume(
-                source,
-                budget_given=budget is not None,
-                budget_extends=budget_extends,
-            )
+            self._resume(source, budget_given=budget is not None, budget_extends=budget_extends)
         # The schedule the budget fits is the resumed run's.
         self.budget: BudgetedSchedule | None = None
         if budget is not None:
             extend_from = self.iteration if budget_extends else None
             self.budget = BudgetedSchedule(budget, self.cfg.train, extend_from=extend_from)
-        # A new run's; a resumed run's are said with what the resume changes (check_resume).
-        if source is None and not schedule_notes_said and self.dist.is_main:
-            log_schedule_notes(self.cfg.train)
         self.step = self._build_step()
 
     def _build_step(self) -> TrainStep:
@@ -260,36 +262,6 @@ class Trainer:
             self.step.model = self.model
             del wrapped
 
-    def _build_model(self, load_weights: bool, weights: StartingWeights | None = None) -> None:
-        """The model (seeded, starting weights loaded unless resuming), post-processor,
-        optimizer and gradient scaler."""
-        # Denormal floats (tiny Adam second moments, tiny gradients) make CPU arithmetic tens of
-        # times slower; flushing them to zero changes nothing measurable in training.
-        torch.set_flush_denormal(True)
-        seed_everything(self.cfg.train.seed)
-        self.model = build_model(self.cfg)
-        prepare_model(
-            self.model,
-            self.cfg,
-            load_weights=load_weights,
-            categories=self.categories,
-            weights=weights,
-        )
-        if weights is not None:
-            # Loaded (or, resuming, not needed): the callers would hold them through training.
-            weights.release()
-        self.model.to(self.device)
-        self.postprocessor = build_postprocessor(self.cfg)
-        self.optimizer = build_adamw(
-            [p for p in self.model.parameters() if p.requires_grad],
-            lr=self.cfg.train.lr,
-            weight_decay=self.cfg.train.weight_decay,
-        )
-        self.amp_dtype = autocast_dtype(self.device, self.cfg.train.amp)
-        self.scaler = grad_scaler_for(self.amp_dtype, self.device)
-        # Each rank sees different data; it also gets its own dropout masks.
-        seed_everything(self.cfg.train.seed + self.dist.rank)
-
     def path(self, name: str) -> Path:
         """Output file ``name`` (``config.json``, ``model_final.safetensors``, ...)."""
         return self.output_dir / name
@@ -303,6 +275,11 @@ class Trainer:
     def base_lr(self) -> float:
         """The configured lr after the linear scaling rule."""
         return run_lr(self.cfg.train, self.dist.world_size)
+
+    @property
+    def checkpoint_path(self) -> Path | None:
+        """The run's newest checkpoint, written or resumed from (``None``: none yet)."""
+        return self.checkpoints.path
 
     def _resolve_categories(self, categories: CategoryMap | None) -> CategoryMap:
         found = categories or getattr(self.train_dataset, "category_map", None)
@@ -319,21 +296,17 @@ class Trainer:
         return found
 
     def _resume(
-        self,
-        source: Path | CheckedResume,
-        *,
-        budget_given: bool,
-        budget_extends: bool,
+        self, source: Path | CheckedResume, *, budget_given: bool, budget_extends: bool
     ) -> None:
         """Restore model, optimizer, scaler, iteration, RNG and the best AP from ``source`` (a
         checkpoint, the run folder: its newest readable checkpoint, or the resume a command
         checked), and the decays of a completed run extended; ``source``, ``budget_given`` and
-        ``budget_extends`` as :func:`~sparsercnn.engine.resume.restore_training_state`'s.
+        ``budget_extends`` as :func:`~sparsercnn.engine.resume.restore_training_state`'s. Rank
+        0 makes ``model_best`` agree with the best the checkpoint records
+        (:func:`~sparsercnn.engine.model_best.reconcile_model_best`).
 
         Raises:
-            ValueError: as :func:`~sparsercnn.engine.resume.restore_training_state` (a
-                checkpoint past ``train.max_iter``: the run's ``config.json`` and model files
-                would then give a schedule shorter than the steps it trained).
+            ValueError: as :func:`~sparsercnn.engine.resume.restore_training_state`.
         """
         point = restore_training_state(
             source,
@@ -350,8 +323,8 @@ class Trainer:
         )
         if point.steps is not None:
             self.cfg.train.steps = point.steps
-        self.iteration = self.last_checkpoint_iteration = point.iteration
-        self.checkpoint_path = point.path
+        self.iteration = point.iteration
+        self.checkpoints.resumed_from(point.path, point.iteration)
         self.evaluations = EvaluationHistory(
             point.best_ap,
             point.best_iteration,
@@ -359,56 +332,14 @@ class Trainer:
             last_iteration=point.last_evaluation,
         )
         if self.dist.is_main:
-            self._check_model_best(point)
-
-    def _check_model_best(self, point: ResumePoint) -> None:
-        """Make ``model_best`` the model of the best AP the checkpoint resumed from records, or
-        say that it is not and count the best again. Resumed from an earlier checkpoint, the
-        run's ``model_best`` may be one it wrote after it, in the iterations this resume trains
-        again; resumed into another folder, there is none. A checkpoint of the best's own
-        iteration holds its model, which is written again (into another folder, only where it
-        has no ``model_best``); resumed into another folder that has none, the one beside the
-        checkpoint that holds it is copied; else no file of this run holds it, and the best AP
-        counts again from the next evaluation, which writes ``model_best`` (a file there is
-        kept until then). A checkpoint that recorded no file (older than the record) is taken
-        at its word."""
-        history = self.evaluations
-        best = self.path(MODEL_BEST_FILE)
-        if history.best_ap is None or point.best_model_crc32 is None:
-            return
-        if stored_tensors_crc32(best) == point.best_model_crc32:
-            return
-        found = (
-            "holds another model, one written after that checkpoint (in the iterations this "
-            "resume trains again) or put there"
-            if best.is_file()
-            else "is not there"
-        )
-        recorded = (
-            f"{best} {found}, not the best model {point.path} records (AP "
-            f"{format_percent(history.best_ap)} at iteration {history.best_iteration})"
-        )
-        beside = point.path.parent / MODEL_BEST_FILE
-        # In another folder than the checkpoint's, a model_best there is the user's until an
-        # evaluation: never replaced at once.
-        ours = same_file(beside, best) or not best.exists()
-        if history.best_iteration == point.iteration and ours:
-            save_model_file(best, self.model, self.cfg, self.categories)
-            history.best_model_crc32 = stored_tensors_crc32(best)
-            logger.warning("%s: written again from that checkpoint, which holds it", recorded)
-            return
-        if not best.exists() and stored_tensors_crc32(beside) == point.best_model_crc32:
-            atomic_write(best, lambda tmp: shutil.copyfile(beside, tmp))
-            logger.info("copied %s, the best model %s records, to %s", beside, point.path, best)
-            return
-        logger.warning(
-            "%s, which no file of this run holds now: the best AP counts again from this run's "
-            "next evaluation, which writes %s%s",
-            recorded,
-            best.name,
-            " (copy this one elsewhere to keep it)" if best.is_file() else "",
-        )
-        self.evaluations = EvaluationHistory(last_iteration=history.last_iteration)
+            self.evaluations = reconcile_model_best(
+                point,
+                self.evaluations,
+                self.path(MODEL_BEST_FILE),
+                self.model,
+                self.cfg,
+                self.categories,
+            )
 
     def train(self) -> TrainResult:
         """Run the remaining iterations, then checkpoint, evaluate and write the model files.
@@ -523,27 +454,15 @@ class Trainer:
         return any_rank(interrupt.requested is not None, self.device)
 
     def _interrupt_notice(self) -> str:
-        """What a first Ctrl-C or SIGTERM does, said when it comes (:meth:`_save_interrupted`):
-        once a step has begun, the run checkpoints its steps; before that it has none to save,
-        and stops with the checkpoint it resumed from, if any; a resumed run with no step left
-        saves only the final evaluation under way, if any, checkpointed with it."""
-        again = "interrupt again to stop at once"
-        if self._stepped:
-            return (
-                "interrupted: finishing the step (or evaluation) under way, then saving a "
-                f"checkpoint to resume from ({again}, without one)"
-            )
-        if self.checkpoint_path is None:
-            return f"interrupted before the first step: stopping, with nothing to save ({again})"
-        kept = f"{self.checkpoint_path} holds iteration {self.iteration} to resume from ({again})"
-        if self.iteration < self.cfg.train.max_iter:
-            return f"interrupted before the first step: stopping; {kept}"
-        if self._final_evaluation_due():
-            return (
-                "interrupted with no step left to train: stopping after the final evaluation "
-                f"under way, if any, saved with it; {kept}"
-            )
-        return f"interrupted with no step left to train: stopping, with nothing new to save; {kept}"
+        """What a first Ctrl-C or SIGTERM does, said when it comes (:meth:`_save_interrupted`;
+        :func:`~sparsercnn.engine.stop_notices.interrupt_notice`)."""
+        return interrupt_notice(
+            stepped=self._stepped,
+            checkpoint=self.checkpoint_path,
+            iteration=self.iteration,
+            max_iter=self.cfg.train.max_iter,
+            final_evaluation_due=self._final_evaluation_due(),
+        )
 
     def _save_interrupted(self, window: LogWindow) -> None:
         """Log the steps since the last record and checkpoint them, so that ``--resume``
@@ -552,23 +471,12 @@ class Trainer:
         make its folder one to resume rather than to start again (:meth:`_resume_hint`)."""
         if window.num_steps:
             self._log_window(window, None)
-        if self.iteration > 0 and self.last_checkpoint_iteration != self.iteration:
+        if self.iteration > 0 and self.checkpoints.iteration != self.iteration:
             self._save_checkpoint()
 
     def _resume_hint(self) -> str:
-        """The checkpoint that holds the run's progress and the flag that continues from it, or
-        that none was written yet: how a run stopped early (interrupted, or by an error) ends."""
-        if self.checkpoint_path is None:
-            return (
-                "no checkpoint was written yet, so there is nothing to resume: start the run again"
-            )
-        lost = ""
-        if self.last_checkpoint_iteration != self.iteration:
-            lost = " (the steps after it are lost)"
-        return (
-            f"checkpoint {self.checkpoint_path} holds iteration {self.last_checkpoint_iteration}"
-            f"{lost}: continue with {RESUME}"
-        )
+        """How a run stopped early ends (:func:`~sparsercnn.engine.stop_notices.resume_hint`)."""
+        return resume_hint(self.checkpoint_path, self.checkpoints.iteration, self.iteration)
 
     def _log_setup(self) -> None:
         train = self.cfg.train
@@ -637,33 +545,25 @@ class Trainer:
         atomic_write(self.path(CONFIG_FILE), lambda tmp: tmp.write_text(text))
 
     def _save_checkpoint(self) -> None:
-        """Checkpoint on rank 0 with every rank's RNG states (all ranks must call this; all
-        raise what stops rank 0's write)."""
-        start = time.perf_counter()
-        states = all_gather_object(rng_states())
-        # Rank 0 writes; what stops it (a full disk) stops every rank with its error.
-        self.checkpoint_path = computed_on_main(
-            lambda: save_training_checkpoint(
-                self.output_dir,
-                self.iteration,
-                self.model,
-                self.optimizer,
-                self.scaler,
-                self.cfg,
-                self.categories,
-                extra={
-                    "best_ap": self.evaluations.best_ap,
-                    "best_iteration": self.evaluations.best_iteration,
-                    "best_model_crc32": self.evaluations.best_model_crc32,
-                    "last_evaluation": self.evaluations.last_iteration,
-                    "data": self.data_identity,
-                },
-                keep=self.cfg.train.keep_checkpoints,
-                rng=states,
-            )
+        """Checkpoint the current iteration with the evaluations' record and the training
+        images (:meth:`~sparsercnn.engine.checkpoint_writer.CheckpointWriter.save`: all ranks
+        must call this; all raise what stops rank 0's write)."""
+        history = self.evaluations
+        self.checkpoints.save(
+            self.iteration,
+            self.model,
+            self.optimizer,
+            self.scaler,
+            self.cfg,
+            self.categories,
+            extra={
+                "best_ap": history.best_ap,
+                "best_iteration": history.best_iteration,
+                "best_model_crc32": history.best_model_crc32,
+                "last_evaluation": history.last_iteration,
+                "data": self.data_identity,
+            },
         )
-        self.last_checkpoint_iteration = self.iteration
-        self.checkpoint_seconds = time.perf_counter() - start
 
     def _evaluate(self, checkpoint_due: bool) -> None:
         """Evaluate on the validation set (all ranks); rank 0 records it and keeps the best.
@@ -702,18 +602,22 @@ class Trainer:
 
     def _record(self, evaluation: Evaluation | None) -> None:
         """Log rank 0's evaluation on one line, and keep its model as ``model_best`` when it is
-        the best. The whole result (AR, per-class AP) goes to ``metrics.jsonl``; the table is
-        for the caller to print once, of the model it reports (``train``, ``demo``)."""
+        the best (:func:`~sparsercnn.engine.model_best.keep_if_best`). The whole result (AR,
+        per-class AP) goes to ``metrics.jsonl``; the table is for the caller to print once, of
+        the model it reports (``train``, ``demo``)."""
         assert evaluation is not None, "evaluate() returns the evaluation on rank 0"
         result = evaluation.result
         self.metrics.append({"iter": self.iteration, "eval": result.to_dict()})
         logger.info("evaluation at iteration %d: %s", self.iteration, result.format_line())
-        if self.evaluations.record(evaluation, self.iteration):
-            best = save_model_file(
-                self.path(MODEL_BEST_FILE), self.model, self.cfg, self.categories
-            )
-            self.evaluations.best_model_crc32 = stored_tensors_crc32(best)
-            logger.info("new best AP %s at iteration %d", format_percent(result.AP), self.iteration)
+        keep_if_best(
+            evaluation,
+            self.iteration,
+            self.evaluations,
+            self.path(MODEL_BEST_FILE),
+            self.model,
+            self.cfg,
+            self.categories,
+        )
 
     def _budget_exhausted(self, seconds: float, bar: tqdm) -> bool:
         """Fit the schedule once the pace is measured; say when time is up (rank 0 decides)."""
@@ -734,7 +638,7 @@ class Trainer:
             eval_images = -(-len(self.val_dataset) // self.dist.world_size)
         return PeriodicWork(
             checkpoint_period=train.checkpoint_period,
-            checkpoint_seconds=self.checkpoint_seconds,
+            checkpoint_seconds=self.checkpoints.seconds,
             eval_period=train.eval_period,
             eval_seconds=self.evaluations.seconds,
             eval_images=eval_images,
@@ -754,9 +658,10 @@ class Trainer:
         if window.num_steps:
             self._log_window(window, None)
         evaluated = self._final_evaluation_due()
+        unsaved = self.checkpoints.iteration != self.iteration
         if evaluated:
-            self._evaluate(checkpoint_due=self.last_checkpoint_iteration != self.iteration)
-        if evaluated or self.last_checkpoint_iteration != self.iteration:
+            self._evaluate(checkpoint_due=unsaved)
+        if evaluated or unsaved:
             self._save_checkpoint()
 
     def _finish(self, stopped_early: bool) -> TrainResult:
