@@ -4,6 +4,7 @@ an older marker (no list) counts its whole folder, and a listing never leaves it
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,10 @@ from sparsercnn.drawings_marker import (
     is_marked,
     listed_drawings,
     marker_lock,
-    staged_path,
     write_marker,
 )
 from sparsercnn.image_inputs import DRAWINGS_MARKER
+from sparsercnn.staged_drawings import staged_path
 
 
 def _files(folder: Path, *names: str) -> list[Path]:
@@ -122,3 +123,28 @@ def test_each_version_of_the_marker_is_read_once_however_many_files_are_asked_ab
     listing = {path.name: str(tmp_path / path.name) for path in drawings}
     (drawn / DRAWINGS_MARKER).write_text(json.dumps({"drawings": listing}))
     assert all(is_drawing(path) for path in drawings) and len(reads) == 2
+
+
+def test_is_drawing_looks_at_each_folders_marker_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """is_drawing looked at each folder's marker twice (is it there? which version?): two
+    system calls per folder above each file asked about, for every file of a folder looked
+    over."""
+    drawn = tmp_path / "drawn"
+    drawing, photo = _files(drawn / "sub", "a.png", "x.png")
+    write_marker(drawn, {drawing: str(tmp_path / "a.png")})
+    looks: list[str] = []
+    stat = os.stat
+
+    def counted(path: os.PathLike[str] | str, *args: object, **kwargs: object) -> os.stat_result:
+        if os.fspath(path).endswith(DRAWINGS_MARKER):
+            looks.append(os.fspath(path))
+        return stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "stat", counted)
+    assert is_drawing(drawing)
+    assert looks == [str(drawn / "sub" / DRAWINGS_MARKER), str(drawn / DRAWINGS_MARKER)]
+    looks.clear()
+    assert not is_drawing(photo)
+    assert len(looks) == len(photo.parents) == len(set(looks))

@@ -11,6 +11,7 @@ inputs they are given (the folder never shows results a later run no longer has)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -22,14 +23,14 @@ from sparsercnn.drawings_marker import (
     is_drawing,
     is_marked,
     marker_lock,
-    staged_path,
     write_marker,
 )
-from sparsercnn.image_inputs import IMAGE_SUFFIXES
+from sparsercnn.explained_failure import ExplainedFailure
 from sparsercnn.paths import is_below, missing_folders, remove_empty_folders, same_file
 from sparsercnn.prediction import Prediction
+from sparsercnn.staged_drawings import StagingLock, staged_path
 from sparsercnn.text import counted, listing
-from sparsercnn.video.suffixes import VIDEO_SUFFIXES
+from sparsercnn.video.suffixes import IMAGE_AND_VIDEO_SUFFIXES
 from sparsercnn.visualization.draw import draw_detections
 from sparsercnn.visualization.drawing_file import drawing_format, save_drawing
 
@@ -84,6 +85,9 @@ class DrawingWriter:
         self._staged: dict[Path, Path] = {}  # target -> staged file
         self._sources: dict[Path, str] = {}  # target -> its input, absolute
         self._new_folders: set[Path] = set()
+        # Held from the first staged file to the commit or discard: it tells a later run that
+        # this one's staged files are alive (those of a run killed are removed at a commit).
+        self._staging = StagingLock(output_dir)
 
     def __enter__(self) -> DrawingWriter:
         return self
@@ -150,12 +154,12 @@ class DrawingWriter:
         drawing_format(target, advice=advice + (f", or leave out {self.flag}" if self.flag else ""))
         return target
 
-    def check_folder(self, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> None:
+    def check_folder(self) -> None:
         """Raise unless :attr:`output_dir` may be marked as a folder of drawings at
-        :meth:`commit`: it is new, marked already, or holds no file with one of ``suffixes``
-        (images, and for ``predict`` videos) but drawings (:func:`is_drawing`). Marked, such a
-        file would count as a drawing: left out of the inputs of a folder above, and replaced by
-        a drawing of its name. Callers check before the model runs.
+        :meth:`commit`: it is new, marked already, or holds no image or video file but drawings
+        (:func:`is_drawing`). Marked, such a file would count as a drawing: left out of the
+        inputs of a folder above, and replaced by a drawing of its name. Callers check before
+        the model runs.
 
         Raises:
             ValueError: naming one such file, the folder (by :attr:`flag`) and what to do.
@@ -166,7 +170,7 @@ class DrawingWriter:
         found = (
             path
             for path in folder.rglob("*")
-            if path.suffix.lower() in suffixes and not is_drawing(path)
+            if path.suffix.lower() in IMAGE_AND_VIDEO_SUFFIXES and not is_drawing(path)
         )
         users = next(found, None)
         if users is not None:
@@ -203,12 +207,13 @@ class DrawingWriter:
         (an image or video file, or a frame folder) is written to until :meth:`commit` moves it
         there."""
         staged = staged_path(target)
+        # Folders the drawing will create, removed again if the run fails.
+        self._new_folders.update(missing_folders(target.parent))
+        self._staging.hold()
         # One a killed run left would count as drawn (commit) if this run draws nothing there.
         staged.unlink(missing_ok=True)
         self._staged[target] = staged
         self._sources[target] = os.path.abspath(source)
-        # Folders the drawing will create, removed again if the run fails.
-        self._new_folders.update(missing_folders(target.parent))
         return staged
 
     def commit(self) -> list[Path]:
@@ -225,15 +230,33 @@ class DrawingWriter:
         kept, so that a later run over a folder above it does not read them as inputs, and a
         later run into it knows which files are drawings to replace and remove; a run committing
         into the same folder meanwhile waits
-        (:func:`~sparsercnn.drawings_marker.marker_lock`). Returns the targets.
+        (:func:`~sparsercnn.drawings_marker.marker_lock`). Still holding that lock, it removes
+        the staged files of runs killed before their commit, where no run living stages there
+        (:class:`~sparsercnn.staged_drawings.StagingLock`), and says how many. Returns the
+        targets.
 
         Raises:
             ValueError: a file no run drew took a target's place while the drawings were made,
                 or the folder holds images no run drew (:meth:`check_folder`); nothing is moved
                 and the staged drawings are deleted (:meth:`discard`).
+            DrawingsCommitError: moving the drawings into place or rewriting the marker failed
+                (a full disk, a permission): the drawings not moved are deleted, and the marker
+                lists what the folder holds (:meth:`_commit_failed`).
         """
         with marker_lock(self.output_dir):
-            targets = self._commit_locked()
+            try:
+                targets = self._commit_locked()
+            except BaseException:
+                self.discard()
+                raise
+            swept = self._staging.release(sweep=True, keep=list(self._staged.values()))
+        if swept:
+            logger.info(
+                "removed %s of runs killed before their end (drawings staged, files half "
+                "written) in %s",
+                counted(len(swept), "hidden file"),
+                self.output_dir,
+            )
         self._staged, self._sources, self._new_folders = {}, {}, set()
         return targets
 
@@ -241,20 +264,34 @@ class DrawingWriter:
         """:meth:`commit`, under the lock of the output folder's marker."""
         drawn = {target: staged for target, staged in self._staged.items() if staged.exists()}
         taken = [t for t in drawn if t.exists() and not is_drawing(t)]
-        try:
-            if taken:
-                raise ValueError(
-                    f"{self._named_folder()}: {taken[0]} appeared during the run, and no run "
-                    "drew it: no drawing was moved; move that file away, or choose another "
-                    "folder, and run again"
-                )
-            if drawn:
-                self.check_folder()
-        except ValueError:
-            self.discard()
-            raise
-        earlier = earlier_drawings(self.output_dir, IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+        if taken:
+            raise ValueError(
+                f"{self._named_folder()}: {taken[0]} appeared during the run, and no run "
+                "drew it: no drawing was moved; move that file away, or choose another "
+                "folder, and run again"
+            )
+        if drawn:
+            self.check_folder()
+        earlier = earlier_drawings(self.output_dir, IMAGE_AND_VIDEO_SUFFIXES)
         listed = earlier | {target: self._sources[target] for target in drawn}
+        moved: list[Path] = []
+        try:
+            self._move(drawn, earlier, listed, moved)
+        except OSError as error:
+            raise self._commit_failed(error, drawn, earlier, moved) from error
+        return list(drawn)
+
+    def _move(
+        self,
+        drawn: dict[Path, Path],
+        earlier: dict[Path, str | None],
+        listed: dict[Path, str | None],
+        moved: list[Path],
+    ) -> None:
+        """Move the ``drawn`` staged files (target -> staged file) into place, adding each
+        target to ``moved``; remove the ``earlier`` drawings this run covers and did not draw;
+        mark the folder, listing ``listed`` (the earlier drawings and this run's) that are
+        there; and warn of the drawings replaced and removed."""
         if listed:
             # Listing the earlier drawings too until they are removed: a run killed part-way
             # leaves none that a later run does not know as its to remove.
@@ -273,6 +310,7 @@ class DrawingWriter:
         again = [t for t in self.overwritten if t not in of_other]
         for target, staged in drawn.items():
             os.replace(staged, target)
+            moved.append(target)
         self._remove_earlier(
             [path for path, source in earlier.items() if path not in drawn and self._covers(source)]
         )
@@ -293,7 +331,35 @@ class DrawingWriter:
             "removing {} of inputs given this run (or below a folder given) that "
             "it did not draw again: %s",
         )
-        return list(drawn)
+
+    def _commit_failed(
+        self,
+        error: OSError,
+        drawn: dict[Path, Path],
+        earlier: dict[Path, str | None],
+        moved: list[Path],
+    ) -> DrawingsCommitError:
+        """The error of a commit that ``error`` stopped after ``moved`` of the ``drawn``
+        targets: the staged drawings left are deleted (:meth:`discard`), and the marker is
+        rewritten (where it can be) to list what the folder holds: the drawings moved with this
+        run's inputs, the earlier ones still there with theirs."""
+        holds = {t: self._sources[t] for t in moved} | {
+            p: s for p, s in earlier.items() if p not in moved and p.is_file()
+        }
+        self.discard()
+        self.overwritten = [t for t in self.overwritten if t in moved]
+        with contextlib.suppress(OSError):  # the error said first is the one to act on
+            write_marker(self.output_dir, holds)
+        reason = error.strerror or str(error)
+        reason = f"{error.filename}: {reason}" if error.filename else reason
+        failed = DrawingsCommitError(
+            f"{self._named_folder()}: could not put the drawings in place ({reason}); "
+            f"{len(moved)} of {counted(len(drawn), 'drawing')} moved, the others deleted (the "
+            "earlier drawings they would replace stay): free disk space or make the folder "
+            "writable, and run again"
+        )
+        failed.errno = error.errno
+        return failed
 
     def _covers(self, source: str | None) -> bool:
         """Whether this run reads the input ``source`` (absolute) of an earlier drawing, so that
@@ -339,8 +405,15 @@ class DrawingWriter:
         for staged in self._staged.values():
             staged.unlink(missing_ok=True)
         self._staged, self._sources = {}, {}
+        self._staging.release()
         remove_empty_folders(self._new_folders)
         self._new_folders = set()
+
+
+class DrawingsCommitError(ExplainedFailure, OSError):
+    """Moving a run's drawings into place failed part-way (a full disk, a permission): the
+    message names the folder, how many were moved and what to do (:meth:`DrawingWriter.commit`);
+    ``errno`` is the failure's."""
 
 
 def _warn_changed(drawings: Sequence[object], message: str) -> None:

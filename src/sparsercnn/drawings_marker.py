@@ -19,17 +19,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from stat import S_ISREG
 
 from sparsercnn.atomic_file import atomic_write_text
 from sparsercnn.file_lock import exclusive_lock
 from sparsercnn.image_inputs import DRAWINGS_MARKER
-from sparsercnn.paths import FileVersion, file_version, is_below
+from sparsercnn.paths import FileVersion, is_below
+from sparsercnn.staged_drawings import is_staged
 
 logger = logging.getLogger(__name__)
 
-# Marks a drawing staged until its run ends: ``.NAME.partial.EXT`` beside ``NAME.EXT``.
-_STAGED = ".partial"
-_STAGED_NAMES = f".*{_STAGED}.*"
 # Held by a commit while it reads, changes and rewrites the marker, so that runs into one folder
 # at once (images predicted one at a time, in parallel) keep each other's drawings listed. Not
 # an image or video suffix: never read as an input, nor taken for a drawing or a user's image.
@@ -44,38 +43,39 @@ _MARKER_NOTE = (
 )
 
 
-def staged_path(target: Path) -> Path:
-    """The hidden file beside ``target`` that its drawing is written to until the run ends:
-    ``.NAME.partial.EXT`` beside ``NAME.EXT``. One a killed run left counts as a drawing
-    (:func:`is_drawing`)."""
-    return target.with_name(f".{target.stem}{_STAGED}{target.suffix}")
-
-
-def is_staged(path: Path) -> bool:
-    """Whether ``path`` names a staged drawing (:func:`staged_path`)."""
-    return Path(os.path.abspath(path)).match(_STAGED_NAMES)
-
-
 def is_marked(folder: Path) -> bool:
     """Whether ``folder`` holds a marker (:data:`DRAWINGS_MARKER`): a folder of drawings."""
-    return (folder / DRAWINGS_MARKER).is_file()
+    return _marker_version(folder) is not None
+
+
+def _marker_version(folder: Path) -> FileVersion | None:
+    """The :func:`~sparsercnn.paths.file_version` of the marker of ``folder``, None where it
+    holds none (nothing, or no file, by that name): one look tells both."""
+    try:
+        stat = os.stat(folder / DRAWINGS_MARKER)
+    except OSError:
+        return None
+    if not S_ISREG(stat.st_mode):
+        return None
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def is_drawing(path: Path) -> bool:
     """Whether the file ``path`` is a drawing of an earlier run: a folder above it that a
     :class:`~sparsercnn.drawing_writer.DrawingWriter` marked (:data:`DRAWINGS_MARKER`) lists
     it, or has a marker that lists no drawings (an older run's: any file in or below that folder
-    counts), or it is a staged drawing a killed run left (:func:`staged_path`). Any other file is
-    the user's, which a drawing never replaces nor removes (and a folder holding such images is
-    never marked: :meth:`~sparsercnn.drawing_writer.DrawingWriter.check_folder`)."""
+    counts), or it is a staged drawing a killed run left
+    (:func:`~sparsercnn.staged_drawings.staged_path`). Any other file is the user's, which a
+    drawing never replaces nor removes (and a folder holding such images is never marked:
+    :meth:`~sparsercnn.drawing_writer.DrawingWriter.check_folder`). Each folder's marker is
+    looked at once (and read once per version: :func:`listed_drawings`)."""
     if is_staged(path):
         return True
     absolute = Path(os.path.abspath(path))
     for folder in absolute.parents:
-        if is_marked(folder):
-            listed = listed_drawings(folder)
-            if listed is None or absolute in listed:
-                return True
+        marked, listed = _marker_listing(folder)
+        if marked and (listed is None or absolute in listed):
+            return True
     return False
 
 
@@ -85,8 +85,14 @@ def listed_drawings(folder: Path) -> dict[Path, str | None] | None:
     is missing or lists none (an older marker, or a damaged one). Callers must not change the
     mapping: each version of the marker (:func:`~sparsercnn.paths.file_version`) is read once
     (:func:`is_drawing` asks for each file)."""
-    version = file_version(folder / DRAWINGS_MARKER)
-    return None if version is None else _read_listing(folder, version)
+    return _marker_listing(folder)[1]
+
+
+def _marker_listing(folder: Path) -> tuple[bool, dict[Path, str | None] | None]:
+    """Whether ``folder`` is marked (:func:`is_marked`), and its :func:`listed_drawings`, from
+    one look at the marker."""
+    version = _marker_version(folder)
+    return (False, None) if version is None else (True, _read_listing(folder, version))
 
 
 @lru_cache(maxsize=4)
@@ -112,9 +118,10 @@ def earlier_drawings(folder: Path, suffixes: Sequence[str]) -> dict[Path, str | 
     a run that rewrites its marker: those the marker lists (:func:`listed_drawings`), or, where
     an older marker lists none (so that every file below counts: :func:`is_drawing`), every
     file below with one of ``suffixes`` (those of images and videos) but staged ones
-    (:func:`staged_path`), of unknown inputs; none where the folder is not marked."""
-    listed = listed_drawings(folder)
-    if listed is not None or not is_marked(folder):
+    (:func:`~sparsercnn.staged_drawings.is_staged`), of unknown inputs; none where the folder is
+    not marked."""
+    marked, listed = _marker_listing(folder)
+    if listed is not None or not marked:
         return dict(listed or {})
     return {
         path: None

@@ -20,6 +20,7 @@ from sparsercnn.data.image_io import DecodedImage, decode_image, load_image, to_
 from sparsercnn.data.image_suffixes import IMAGE_SUFFIXES
 from sparsercnn.data.transforms import InferenceTransform
 from sparsercnn.paths import is_below
+from sparsercnn.text import counted
 
 logger = logging.getLogger(__name__)
 
@@ -66,17 +67,24 @@ def input_name(index: int) -> str:
 
 def folder_files(folder: Path, suffixes: Sequence[str], skip: Path | None = None) -> list[Path]:
     """The files below ``folder`` with one of ``suffixes``, sorted by path, but for those in
-    :func:`drawing_folders` (how many were left out is logged): what a folder given as input
-    stands for, in Python and in ``predict``."""
+    :func:`drawing_folders` and the staged drawings a run killed before its end left
+    (:func:`~sparsercnn.staged_drawings.is_staged`; how many were left out is logged): what a
+    folder given as input stands for, in Python and in ``predict``."""
+    from sparsercnn.staged_drawings import is_staged  # it names files by the marker's name
+
     left_out = drawing_folders(folder, skip)
     candidates = [p for p in folder.rglob("*") if p.suffix.lower() in suffixes]
-    found = sorted(p for p in candidates if not any(is_below(p, f) for f in left_out))
+    staged = {p for p in candidates if is_staged(p)}
+    found = sorted(
+        p for p in candidates if p not in staged and not any(is_below(p, f) for f in left_out)
+    )
     if len(found) < len(candidates):
+        places = {str(f) for f in left_out} | {f"{p.parent}, staged" for p in staged}
         logger.info(
-            "%s: leaving out %d drawings of earlier runs (in %s)",
+            "%s: leaving out %s of earlier runs (in %s)",
             folder,
-            len(candidates) - len(found),
-            ", ".join(sorted({str(f) for f in left_out})),
+            counted(len(candidates) - len(found), "drawing"),
+            ", ".join(sorted(places)),
         )
     return found
 

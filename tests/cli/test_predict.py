@@ -112,6 +112,34 @@ def test_a_run_that_reads_no_image_is_an_error_that_writes_nothing(
     assert not output.exists() and not (tmp_path / "preds.frames.json").exists()
 
 
+def test_a_run_that_reads_no_input_leaves_an_earlier_runs_outputs_as_they_were(
+    model_file: Path, damaged: SyntheticCoco, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run none of whose inputs can be read is an error: the results, frame list and drawings
+    of the earlier run into the same files stay whole and as they were (its drawing of an image
+    since damaged too: only a run that writes removes it), and it leaves nothing half-written
+    (no staged drawing, lock or temporary file)."""
+    folder, out = damaged.image_dir, tmp_path / "out"
+    output, drawn = out / "preds.json", out / "drawn"
+    argv = ["predict", "--model", str(model_file), "--output", str(output)]
+    assert main([*argv, "--save-images", str(drawn), str(folder)]) == 2  # b.jpg, d.png
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert {p.name for p in before} == {
+        "preds.json",
+        "preds.frames.json",
+        DRAWINGS_MARKER,
+        "a.jpg",
+        "c.png",
+    }
+    truncate(folder / "a.jpg")
+    capsys.readouterr()
+    given = [str(folder / name) for name in ("a.jpg", "b.jpg", "d.png")]
+    assert main([*argv, "--save-images", str(drawn), *given]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("sparsercnn predict: error: none of the 3 images could be read: ")
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
 @pytest.mark.parametrize("name", ["drawn.mp4", "drawn.PNG"])
 def test_an_output_naming_an_image_or_video_is_refused_before_the_model_loads(
     model_file: Path,

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sparsercnn.cli.predict_inputs import INPUT_SUFFIXES, input_groups
+from sparsercnn.cli.predict_inputs import input_groups
 from sparsercnn.data.image_suffixes import IMAGE_SUFFIXES
 from sparsercnn.image_inputs import expand_inputs
+from sparsercnn.video.suffixes import IMAGE_AND_VIDEO_SUFFIXES
 
 
 def test_a_folder_without_inputs_is_refused_as_in_python(tmp_path: Path) -> None:
@@ -21,7 +22,8 @@ def test_a_folder_without_inputs_is_refused_as_in_python(tmp_path: Path) -> None
     with pytest.raises(FileNotFoundError) as from_python:
         expand_inputs(tmp_path)
     assert str(from_cli.value) == (
-        f"folder {tmp_path} contains no image or video files ({', '.join(INPUT_SUFFIXES)})"
+        f"folder {tmp_path} contains no image or video files "
+        f"({', '.join(IMAGE_AND_VIDEO_SUFFIXES)})"
     )
     assert str(from_python.value) == (
         f"folder {tmp_path} contains no image files ({', '.join(IMAGE_SUFFIXES)})"
@@ -130,3 +132,23 @@ def _save_frames(path: Path, num_frames: int) -> None:
 
     frames = [Image.new("RGB", (24, 16), color) for color in ("red", "green", "blue")]
     frames[0].save(path, save_all=num_frames > 1, append_images=frames[1:num_frames], duration=100)
+
+
+def test_a_staged_drawing_a_killed_run_left_in_an_input_folder_is_no_input(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run killed before its commit into a new folder inside the input folder (so never
+    marked) left its hidden staged drawing there; the next run given the input folder predicted
+    that drawing as an image of the user's, its records in the results."""
+    from PIL import Image
+
+    image, staged = tmp_path / "y.png", tmp_path / "drawn" / ".y.partial.png"
+    staged.parent.mkdir()
+    for path in (image, staged):
+        Image.new("RGB", (20, 10), "red").save(path, format="PNG")
+    with caplog.at_level(logging.INFO):
+        assert input_groups([tmp_path], None) == [[image]]
+        assert expand_inputs(tmp_path) == [(image, str(image))]
+    assert f"{tmp_path}: leaving out 1 drawing of earlier runs (in {staged.parent}, staged)" in (
+        caplog.text
+    )

@@ -392,7 +392,7 @@ def test_drawings_that_would_collide_or_replace_an_input_are_refused(
     other = write_clip(tmp_path / "clip.mov", 2)
     assert run_predict(model_file, clip, other, "--save-images", tmp_path / "drawn") == 2
     line = error_line(capsys)
-    assert "would both be drawn to" in line and "predict them in separate runs" in line
+    assert "would both be drawn to" in line and "into separate --save-images folders" in line
     assert run_predict(model_file, clip, "--save-images", tmp_path) == 2
     assert f"would replace the input {clip} with its annotated video" in error_line(capsys)
     assert not (tmp_path / "drawn").exists()

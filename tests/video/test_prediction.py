@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from sparsercnn.data.image_io import ImageReadError
 from sparsercnn.predictor import BatchPredictor, Predictor
 from sparsercnn.structures import Detections
 from sparsercnn.video import (
+    Frame,
     FrameFolder,
     VideoFile,
     VideoReadError,
@@ -136,6 +138,37 @@ def test_a_damaged_video_none_of_whose_frames_kept_decodes_is_an_error_naming_it
     )
     assert raised.value.path == str(damaged)
     assert [frame.index for frame, _ in predict_video(predictor, damaged, every=3)] == [3, 6, 9]
+
+
+class _EmptySequence:
+    """A caller's frame sequence (the Python API) that yields no frame, and says it skipped
+    two."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fps = Fraction(10)
+        self.num_frames: int | None = None
+        self.skipped_frames = [0, 1]
+
+    def frames(self, every: int = 1) -> Iterator[Frame]:
+        return iter([])
+
+
+def test_a_callers_sequence_that_yields_no_frame_is_not_called_a_damaged_video_file(
+    predictor: Predictor, tmp_path: Path
+) -> None:
+    """Any sequence that had skipped frames and yielded none was "video X: none of the frames
+    to predict decoded (the file is damaged)": there may be no file, and nothing is known of
+    damage. It says what is known; a video file keeps its wording (above)."""
+    sequence = _EmptySequence(tmp_path / "camera-0")
+    with pytest.raises(ImageReadError) as raised:
+        list(predict_video(predictor, sequence, every=2))
+    assert str(raised.value) == (
+        f"frame sequence {sequence.path} (_EmptySequence): it yielded no frame of those every=2 "
+        "keeps, and lists 2 frames as skipped"
+    )
+    assert raised.value.path == str(sequence.path)
+    assert "damaged" not in raised.value.reason
 
 
 def test_frame_records_carry_the_frame_position(predictor: Predictor, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sparsercnn.data.image_suffixes import IMAGE_SUFFIXES
-from sparsercnn.video.suffixes import VIDEO_SUFFIXES
+from sparsercnn.video.suffixes import IMAGE_AND_VIDEO_SUFFIXES, VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
     from sparsercnn.data.image_io import ImageReadError
@@ -27,10 +27,6 @@ if TYPE_CHECKING:
     InputGroup = list[Path] | FrameSequence
 
 logger = logging.getLogger(__name__)
-
-# The suffixes of the files predict reads: a folder's inputs, and a file given that is not
-# looked into first (:func:`refuse_unknown_file`).
-INPUT_SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
 
 
 def input_groups(
@@ -102,7 +98,7 @@ def refuse_unknown_file(path: Path) -> None:
     """
     from sparsercnn.data.image_io import ImageReadError, read_image_header
 
-    if path.is_dir() or path.suffix.lower() in INPUT_SUFFIXES:
+    if path.is_dir() or path.suffix.lower() in IMAGE_AND_VIDEO_SUFFIXES:
         return
     try:
         read_image_header(path)
@@ -152,9 +148,9 @@ def folder_inputs(folder: Path, skip: Path | None) -> list[Path]:
     """
     from sparsercnn.image_inputs import folder_files, no_files_error
 
-    found = folder_files(folder, INPUT_SUFFIXES, skip)
+    found = folder_files(folder, IMAGE_AND_VIDEO_SUFFIXES, skip)
     if not found:
-        raise no_files_error(folder, "image or video files", INPUT_SUFFIXES)
+        raise no_files_error(folder, "image or video files", IMAGE_AND_VIDEO_SUFFIXES)
     return found
 
 
@@ -181,7 +177,7 @@ def refuse_writing_over_inputs(
         return
     for image in images:
         drawings.check_image(image)
-    drawings.check_folder(INPUT_SUFFIXES)
+    drawings.check_folder()
 
 
 def refuse_media_output(output: Path, paths: Sequence[Path]) -> None:
@@ -190,7 +186,7 @@ def refuse_media_output(output: Path, paths: Sequence[Path]) -> None:
     Its suffix alone tells: call it before the model is loaded and the inputs opened. One of
     the input ``paths`` as given is named as such (as :func:`refuse_writing_over_inputs`
     names every input file)."""
-    if output.suffix.lower() in INPUT_SUFFIXES:
+    if output.suffix.lower() in IMAGE_AND_VIDEO_SUFFIXES:
         _refuse_output_among(output, paths)
         raise ValueError(
             f"--output {output} names an image or video file, but --output is the results "

@@ -73,7 +73,8 @@ def annotated_video_targets(
         if clash is not None:
             raise ValueError(
                 f"--save-images: {clash} and {path} would both be drawn to {target}; "
-                "predict them in separate runs, or rename one"
+                "predict them in separate runs into separate --save-images folders, or rename "
+                "one"
             )
         # The .mp4 there may be the user's: the video the frames came from, or one beside a .mov.
         drawings.check_target(target, path, "annotated video")

@@ -71,8 +71,8 @@ def predict_video(
 
     Raises:
         ImageReadError: no frame kept by ``every`` could be read: a frame folder's files
-            (each named), or a damaged video's frames, none of which decoded; nothing is
-            yielded.
+            (each named), or a damaged video's frames, none of which decoded (a video holding
+            none, or a caller's sequence yielding none, is said to be so); nothing is yielded.
         VideoReadError: reading a video file failed part-way, once every frame kept before
             it is yielded.
     """
@@ -95,15 +95,31 @@ def predict_video(
         raise
     yield from _predict_batch(predictor, batch, source, unreadable)
     if num_kept == 0:
-        # A frame folder keeps frame 0 whatever its files hold: here a video's did not decode.
+        raise _no_frame_error(sequence, every)
+    if isinstance(sequence, FrameFolder):
+        _skip_unreadable(sequence, unreadable, num_kept)
+
+
+def _no_frame_error(sequence: FrameSequence, every: int) -> ImageReadError:
+    """The error of ``sequence`` yielding no frame that ``every`` keeps. A frame folder keeps
+    frame 0 whatever its files hold; a video file says what is known of it (its frames did not
+    decode: it is damaged; or it holds none); any other sequence (a caller's) only that it
+    yielded none."""
+    source = str(sequence.path)
+    if isinstance(sequence, VideoFile):
         reason = (
             "none of the frames to predict decoded (the file is damaged)"
             if sequence.skipped_frames
             else "it holds no frame"
         )
-        raise ImageReadError(f"video {source}: {reason}", path=source, reason=reason)
-    if isinstance(sequence, FrameFolder):
-        _skip_unreadable(sequence, unreadable, num_kept)
+        return ImageReadError(f"video {source}: {reason}", path=source, reason=reason)
+    kept = "" if every == 1 else f" of those every={every} keeps"
+    skipped = sequence.skipped_frames
+    said = f", and lists {counted(len(skipped), 'frame')} as skipped" if skipped else ""
+    reason = f"it yielded no frame{kept}{said}"
+    return ImageReadError(
+        f"frame sequence {source} ({type(sequence).__name__}): {reason}", path=source, reason=reason
+    )
 
 
 def _predict_batch(

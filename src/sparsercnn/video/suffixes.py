@@ -1,7 +1,10 @@
-"""The file suffixes read as videos. A plain tuple, importing nothing: the command line's
-``--help`` states them without loading torch or PyAV."""
+"""The file suffixes read as videos, and those of images and videos together. Plain tuples,
+importing nothing heavy: the command line's ``--help`` states them without loading torch or
+PyAV."""
 
 from __future__ import annotations
+
+from sparsercnn.data.image_suffixes import IMAGE_SUFFIXES
 
 # Camcorder and broadcast recordings (MPEG transport and program streams: .mts, .m2ts, .ts,
 # .mpg) and older formats (.flv, .wmv, .3gp) decode with PyAV as the others do.
@@ -21,3 +24,6 @@ VIDEO_SUFFIXES = (
     ".wmv",
     ".3gp",
 )
+
+# The files ``predict`` reads (a folder's inputs), and those a folder of drawings may hold.
+IMAGE_AND_VIDEO_SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES
