@@ -384,3 +384,24 @@ def test_a_name_the_font_lacks_is_warned_about_once_and_only_when_drawn(
     assert write_all(0.1) == []
     messages = write_all(0.9)
     assert len(messages) == 1 and "'猫' (猫)" in messages[0]
+
+
+def test_a_folder_holding_hidden_files_of_the_users_may_take_drawings_that_leave_them_be(
+    tmp_path: Path,
+) -> None:
+    """A ``--save-images`` folder copied from a Mac (``._x.jpg`` beside its images, hidden
+    thumbnails) was refused: "holds ._x.jpg, which no run drew". Hidden files are no inputs and
+    no drawing replaces them, so they do not keep a folder from being marked; they stay."""
+    image = tmp_path / "in" / "x.png"
+    image.parent.mkdir()
+    Image.new("RGB", (20, 10), "red").save(image)
+    drawn = tmp_path / "drawn"
+    hidden = [drawn / "._x.jpg", drawn / ".thumbnails" / "x.jpg"]
+    for path in hidden:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+    with DrawingWriter(drawn, [image], score_threshold=0.3, flag="--save-images") as writer:
+        writer.check_folder()
+        writer.write(_empty_prediction(image), [])
+    assert (drawn / "x.png").is_file() and (drawn / DRAWINGS_MARKER).is_file()
+    assert all(path.read_bytes().endswith(b"Mac OS X") for path in hidden)

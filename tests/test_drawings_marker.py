@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 
 from sparsercnn.drawings_marker import (
+    earlier_drawings,
     is_drawing,
     is_marked,
-    listed_drawings,
     marker_lock,
     write_marker,
 )
 from sparsercnn.image_inputs import DRAWINGS_MARKER
 from sparsercnn.staged_drawings import staged_path
+from sparsercnn.video.suffixes import IMAGE_AND_VIDEO_SUFFIXES
 
 
 def _files(folder: Path, *names: str) -> list[Path]:
@@ -28,15 +29,19 @@ def _files(folder: Path, *names: str) -> list[Path]:
     return paths
 
 
+def _earlier(folder: Path) -> dict[Path, str | None]:
+    return earlier_drawings(folder, IMAGE_AND_VIDEO_SUFFIXES)
+
+
 def test_a_marker_lists_its_drawings_with_their_inputs_and_counts_those_only(
     tmp_path: Path,
 ) -> None:
     drawn = tmp_path / "drawn"
     drawing, photo, below = _files(drawn, "a.png", "x.png", "sub/y.png")
     source = str(tmp_path / "in" / "a.png")
-    assert not is_marked(drawn) and listed_drawings(drawn) is None
+    assert not is_marked(drawn) and _earlier(drawn) == {}
     write_marker(drawn, {drawing: source})
-    assert is_marked(drawn) and listed_drawings(drawn) == {drawing: source}
+    assert is_marked(drawn) and _earlier(drawn) == {drawing: source}
     assert json.loads((drawn / DRAWINGS_MARKER).read_text())["drawings"] == {"a.png": source}
     assert is_drawing(drawing)
     assert not is_drawing(photo) and not is_drawing(below)  # the user's, saved there later
@@ -56,7 +61,7 @@ def test_a_marker_that_lists_no_drawings_counts_every_file_below_its_folder(
     drawn = tmp_path / "drawn"
     files = _files(drawn, "x.png", "sub/y.png")
     (drawn / DRAWINGS_MARKER).write_text(text)
-    assert listed_drawings(drawn) is None
+    assert _earlier(drawn) == {path: None for path in files}  # of unknown inputs
     assert all(is_drawing(path) for path in files)
     assert not is_drawing(tmp_path / "beside.png")
 
@@ -80,7 +85,7 @@ def test_a_listing_never_names_a_file_outside_its_folder_nor_an_input_by_a_relat
         "d.png": None,
     }
     (drawn / DRAWINGS_MARKER).write_text(json.dumps({"drawings": listing}))
-    assert listed_drawings(drawn) == {drawn / "a.png": source, drawn / "d.png": None}
+    assert _earlier(drawn) == {drawn / "a.png": source, drawn / "d.png": None}
     assert not is_drawing(tmp_path / "outside.png")
 
 

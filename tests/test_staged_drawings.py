@@ -198,3 +198,68 @@ def test_a_staged_name_is_the_targets_hidden_and_its_temporary_is_one_too(tmp_pa
     assert staged.name == ".clip.v2.partial.mp4" and is_staged(staged)
     assert is_staged(tmp_path / "..clip.v2.partial.mp4.k2j3h4g5.tmp")
     assert not is_staged(tmp_path / "clip.v2.mp4") and not is_staged(tmp_path / ".notes.txt")
+
+
+def test_a_relative_output_folder_keeps_the_staged_files_of_a_run_drawing_into_a_folder_above(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``predict --save-images deep`` (run in ``drawn/sub``) kept the folder as typed: its
+    parents were only ``.``, so a commit never saw the lock of the run living that draws into
+    ``drawn`` (its drawings of ``in/sub/deep`` go to ``drawn/sub/deep``), and removed its staged
+    drawing."""
+    (a,) = _images(tmp_path / "in", "a.png")
+    (b,) = _images(tmp_path / "in" / "sub" / "deep", "b.png")
+    drawn = tmp_path / "drawn"
+    (drawn / "sub" / "deep").mkdir(parents=True)
+    with _staging_run(drawn, b, tmp_path / "in" / "clip.mov"):
+        staged = drawn / "sub" / "deep" / ".b.partial.png"
+        assert staged.is_file()
+        monkeypatch.chdir(drawn / "sub")
+        _run(Path("deep"), [a])
+        assert staged.is_file() and (drawn / "sub" / "deep" / "a.png").is_file()
+
+
+def test_a_file_system_without_locks_is_left_no_lock_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Where flock fails with ENOLCK (some network and FUSE mounts), a run created the staging
+    lock and never removed it: a failed run left a new output folder holding only that file,
+    and a good run left it for good. Now neither leaves it, and one warning a run says what is
+    lost."""
+    import fcntl
+
+    def no_locks(*args: object) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    (image,) = _images(tmp_path / "in", "a.png")
+    drawn = tmp_path / "new" / "drawn"
+    with pytest.raises(RuntimeError), DrawingWriter(drawn, [image], 0.3) as writer:
+        writer.write(_empty_prediction(image), [])
+        raise RuntimeError("the model failed")
+    assert not (tmp_path / "new").exists()
+    caplog.clear()
+    _run(drawn, [image])
+    assert sorted(p.name for p in drawn.iterdir()) == [DRAWINGS_MARKER, "a.png"]
+    assert caplog.text.count(f"cannot lock {drawn / STAGING_LOCK} (No locks available)") == 1
+
+
+def test_a_commit_removes_only_what_a_run_staged_and_nothing_in_hidden_folders(
+    tmp_path: Path,
+) -> None:
+    """The sweep removed any hidden ``.X.partial.EXT`` and ``..X.partial.EXT.Y.tmp`` below the
+    output folder, hidden folders included: files no run of sparsercnn wrote (a folder of the
+    user's given to ``--save-images``). Now only a drawing's staged name (an image's suffix or
+    .mp4) and its atomic write's temporary go, and nothing in a hidden folder below."""
+    (image,) = _images(tmp_path / "in", "a.png")
+    drawn = tmp_path / "drawn"
+    dead = [drawn / ".b.partial.png", drawn / "sub" / ".c.partial.JPG"]
+    dead.append(drawn / "sub" / "..clip.partial.mp4.k2j3h4_5.tmp")
+    kept = [drawn / ".notes.partial.txt", drawn / "..notes.partial.txt.k2j3h4g5.tmp"]
+    kept += [drawn / ".b.partial.png.bak", drawn / "..b.partial.png.tmp"]
+    kept += [drawn / ".cache" / ".d.partial.png", drawn / ".cache" / "sub" / ".e.partial.png"]
+    for path in dead + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"a hidden file")
+    _run(drawn, [image])
+    assert [p for p in dead if p.exists()] == [] and all(p.exists() for p in kept)

@@ -26,6 +26,7 @@ from sparsercnn.drawings_marker import (
     write_marker,
 )
 from sparsercnn.explained_failure import ExplainedFailure
+from sparsercnn.image_inputs import is_hidden
 from sparsercnn.paths import is_below, missing_folders, remove_empty_folders, same_file
 from sparsercnn.prediction import Prediction
 from sparsercnn.staged_drawings import StagingLock, staged_path
@@ -52,8 +53,12 @@ class DrawingWriter:
     longer be read, one deleted from a folder given, an image drawn where ``--fps`` now draws
     its folder as a video, or the other way round. The drawings of inputs not given this run
     stay (predicting images one at a time into the same folder keeps them all), and so do those
-    of unknown inputs (an older run's, whose marker listed none); a file the marker does not
-    list is never removed.
+    of unknown inputs (an older run's, whose marker listed none). Of the files the marker does
+    not list, a commit removes only the hidden ones a run killed before its end left
+    (:class:`~sparsercnn.staged_drawings.StagingLock`): a staged drawing ``.NAME.partial.EXT``
+    of an image's suffix or ``.mp4``, the temporary file of one (``..NAME.partial.EXT.*.tmp``)
+    or of the marker, where no run living stages there, and none in hidden folders below
+    ``output_dir``; it never removes any other.
 
     Args:
         output_dir: where drawings go.
@@ -157,9 +162,11 @@ class DrawingWriter:
     def check_folder(self) -> None:
         """Raise unless :attr:`output_dir` may be marked as a folder of drawings at
         :meth:`commit`: it is new, marked already, or holds no image or video file but drawings
-        (:func:`is_drawing`). Marked, such a file would count as a drawing: left out of the
-        inputs of a folder above, and replaced by a drawing of its name. Callers check before
-        the model runs.
+        (:func:`is_drawing`) and hidden ones (named ".*", or in a folder so named below it:
+        never inputs, :func:`~sparsercnn.image_inputs.folder_files`, nor replaced, as no marker
+        lists them). Marked, such a file would count as a drawing: left out of the inputs of a
+        folder above, and replaced by a drawing of its name. Callers check before the model
+        runs.
 
         Raises:
             ValueError: naming one such file, the folder (by :attr:`flag`) and what to do.
@@ -170,7 +177,9 @@ class DrawingWriter:
         found = (
             path
             for path in folder.rglob("*")
-            if path.suffix.lower() in IMAGE_AND_VIDEO_SUFFIXES and not is_drawing(path)
+            if path.suffix.lower() in IMAGE_AND_VIDEO_SUFFIXES
+            and not is_hidden(path, folder)
+            and not is_drawing(path)
         )
         users = next(found, None)
         if users is not None:
@@ -249,7 +258,7 @@ class DrawingWriter:
             except BaseException:
                 self.discard()
                 raise
-            swept = self._staging.release(sweep=True, keep=list(self._staged.values()))
+            swept = self._staging.release(sweep=True)
         if swept:
             logger.info(
                 "removed %s of runs killed before their end (drawings staged, files half "
@@ -340,13 +349,12 @@ class DrawingWriter:
         moved: list[Path],
     ) -> DrawingsCommitError:
         """The error of a commit that ``error`` stopped after ``moved`` of the ``drawn``
-        targets: the staged drawings left are deleted (:meth:`discard`), and the marker is
-        rewritten (where it can be) to list what the folder holds: the drawings moved with this
-        run's inputs, the earlier ones still there with theirs."""
+        targets (:meth:`commit` then deletes the staged drawings left: :meth:`discard`); the
+        marker is rewritten (where it can be) to list what the folder holds: the drawings moved
+        with this run's inputs, the earlier ones still there with theirs."""
         holds = {t: self._sources[t] for t in moved} | {
             p: s for p, s in earlier.items() if p not in moved and p.is_file()
         }
-        self.discard()
         self.overwritten = [t for t in self.overwritten if t in moved]
         with contextlib.suppress(OSError):  # the error said first is the one to act on
             write_marker(self.output_dir, holds)

@@ -68,7 +68,7 @@ def is_drawing(path: Path) -> bool:
     (:func:`~sparsercnn.staged_drawings.staged_path`). Any other file is the user's, which a
     drawing never replaces nor removes (and a folder holding such images is never marked:
     :meth:`~sparsercnn.drawing_writer.DrawingWriter.check_folder`). Each folder's marker is
-    looked at once (and read once per version: :func:`listed_drawings`)."""
+    looked at once, and read once per version (:func:`_read_listing`)."""
     if is_staged(path):
         return True
     absolute = Path(os.path.abspath(path))
@@ -79,25 +79,21 @@ def is_drawing(path: Path) -> bool:
     return False
 
 
-def listed_drawings(folder: Path) -> dict[Path, str | None] | None:
-    """The drawings the marker of ``folder`` lists (:func:`write_marker`), as paths below it,
-    each with its input (``None``: unknown), never a path outside ``folder``; ``None`` where it
-    is missing or lists none (an older marker, or a damaged one). Callers must not change the
-    mapping: each version of the marker (:func:`~sparsercnn.paths.file_version`) is read once
-    (:func:`is_drawing` asks for each file)."""
-    return _marker_listing(folder)[1]
-
-
 def _marker_listing(folder: Path) -> tuple[bool, dict[Path, str | None] | None]:
-    """Whether ``folder`` is marked (:func:`is_marked`), and its :func:`listed_drawings`, from
-    one look at the marker."""
+    """Whether ``folder`` is marked (:func:`is_marked`), and the drawings its marker lists
+    (:func:`_read_listing`; ``None`` where it is missing or lists none), from one look at the
+    marker."""
     version = _marker_version(folder)
     return (False, None) if version is None else (True, _read_listing(folder, version))
 
 
 @lru_cache(maxsize=4)
 def _read_listing(folder: Path, version: FileVersion) -> dict[Path, str | None] | None:
-    """:func:`listed_drawings` of the marker of ``folder``, at ``version``."""
+    """The drawings the marker of ``folder`` lists (:func:`write_marker`) at ``version``, as
+    paths below it, each with its input (``None``: unknown), never a path outside ``folder``;
+    ``None`` where it lists none (an older marker, or a damaged one). Callers must not change
+    the mapping: each version of the marker (:func:`~sparsercnn.paths.file_version`) is read
+    once (:func:`is_drawing` asks for each file)."""
     try:
         listed = json.loads((folder / DRAWINGS_MARKER).read_text(encoding="utf-8"))["drawings"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -115,7 +111,7 @@ def _read_listing(folder: Path, version: FileVersion) -> dict[Path, str | None] 
 
 def earlier_drawings(folder: Path, suffixes: Sequence[str]) -> dict[Path, str | None]:
     """The drawings of earlier runs in ``folder``, each with its input (``None``: unknown), for
-    a run that rewrites its marker: those the marker lists (:func:`listed_drawings`), or, where
+    a run that rewrites its marker: those the marker lists (:func:`_read_listing`), or, where
     an older marker lists none (so that every file below counts: :func:`is_drawing`), every
     file below with one of ``suffixes`` (those of images and videos) but staged ones
     (:func:`~sparsercnn.staged_drawings.is_staged`), of unknown inputs; none where the folder is

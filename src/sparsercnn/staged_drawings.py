@@ -13,28 +13,32 @@ commit that then gets that lock alone knows that no run living stages there, and
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import re
-from collections.abc import Collection
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from sparsercnn.data.image_suffixes import IMAGE_SUFFIXES
+from sparsercnn.file_lock import exclusive_lock, is_held, shared_lock
 from sparsercnn.image_inputs import DRAWINGS_MARKER
-
-try:
-    import fcntl
-except ImportError:  # Windows: no lock, so no staged file is ever proved dead
-    fcntl = None  # type: ignore[assignment]
 
 # Held shared by every run staging drawings in its folder. Not an image or video suffix: never
 # read as an input, nor taken for a drawing or a user's image.
 STAGING_LOCK = f"{DRAWINGS_MARKER}.staging"
-# A staged drawing (staged_path), and the temporary file an atomic write of one makes.
-_STAGED_NAME = re.compile(r"\..+\.partial\.[^.]+")
-_STAGED_TEMPORARY = re.compile(r"\.\..+\.partial\.[^.]+\.[^.]+\.tmp")
-# What flock raises on a file system that has no such locks (some network and FUSE mounts).
-_NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
+# The suffixes of the drawings a run stages: those of the images a folder gives, and .mp4 (an
+# annotated video). A staged name with another is not taken for one: no run removes it.
+_DRAWN_SUFFIXES = (*IMAGE_SUFFIXES, ".mp4")
+# A staged drawing (staged_path): ".NAME.partial.EXT".
+_STAGED_NAME = re.compile(r"\..+\.partial(\.[^.]+)")
+# The temporary file of an atomic write of NAME (sparsercnn.atomic_file, through tempfile's
+# mkstemp: 8 characters of a-z, 0-9 and "_").
+_TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")
+# What a run goes on without where its output folder's file system has no locks.
+_UNLOCKED = (
+    "which tells other runs drawing there that this one lives (without it, no run removes the "
+    "drawings staged there by runs killed before their end)"
+)
 
 
 def staged_path(target: Path) -> Path:
@@ -45,93 +49,79 @@ def staged_path(target: Path) -> Path:
 
 
 def is_staged(path: Path) -> bool:
-    """Whether ``path`` names a staged drawing (:func:`staged_path`) or the temporary file of
-    one being written."""
+    """Whether ``path`` names a staged drawing (:func:`staged_path`) of a drawing's suffix (an
+    image's, or .mp4), or the temporary file of one being written."""
     name = Path(path).name
-    return bool(_STAGED_NAME.fullmatch(name) or _STAGED_TEMPORARY.fullmatch(name))
+    temporary = _TEMPORARY.fullmatch(name)
+    staged = _STAGED_NAME.fullmatch(temporary.group(1) if temporary else name)
+    return staged is not None and staged.group(1).lower() in _DRAWN_SUFFIXES
 
 
 class StagingLock:
-    """A run's shared lock on the :data:`STAGING_LOCK` of its output folder ``folder``, held
-    from :meth:`hold` (its first staged file) to :meth:`release`.
+    """A run's shared lock on the :data:`STAGING_LOCK` of its output folder ``folder`` (made
+    absolute: a sweep looks for the locks of the folders above it), held from :meth:`hold` (its
+    first staged file) to :meth:`release`.
 
-    No lock where ``fcntl`` is missing (Windows) or the file system has no ``flock``: then no
-    run proves another dead, and none removes staged files it did not make.
+    No lock where ``fcntl`` is missing (Windows) or, with a warning, the file system has no
+    ``flock`` (no lock file is left there): then no run proves another dead, and none removes
+    staged files it did not make.
     """
 
     def __init__(self, folder: Path) -> None:
-        self.folder = folder
+        self.folder = Path(os.path.abspath(folder))
         self._handle: IO[str] | None = None
+        self._unlocked = False  # the file system has no locks: hold and release do nothing
 
     def hold(self) -> None:
         """Hold the lock shared (making :attr:`folder`), unless held already; it waits only
         while another run removes dead staged files (:meth:`release`)."""
-        if self._handle is not None or fcntl is None:
+        if self._handle is not None or self._unlocked:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / STAGING_LOCK
-        while True:
-            handle = open(path, "a")  # noqa: SIM115
-            try:
-                fcntl.flock(handle, fcntl.LOCK_SH)
-                # A run that released the lock alone has removed this file: lock the new one.
-                if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
-                    self._handle = handle
-                    return
-            except FileNotFoundError:
-                pass
-            except OSError as error:
-                handle.close()
-                if error.errno in _NO_LOCKS:
-                    return
-                raise
-            except BaseException:
-                handle.close()
-                raise
-            handle.close()
+        self._handle = shared_lock(self.folder / STAGING_LOCK, unlocked=_UNLOCKED)
+        self._unlocked = self._handle is None
 
-    def release(self, sweep: bool = False, keep: Collection[Path] = ()) -> list[Path]:
+    def release(self, sweep: bool = False) -> list[Path]:
         """Drop the lock. Where no other run holds it (nor that of a folder above), the lock
-        file goes, and with ``sweep`` (a commit, under the marker's lock) so do the staged files
-        (:func:`is_staged`) below :attr:`folder` but ``keep`` and those below a folder another
-        run stages in (its own lock held), and the temporary files of a marker write a killed
-        run left: their runs are dead.
+        file goes, and with ``sweep`` (a commit, under the marker's lock, with no staged file of
+        its own left) so do the staged files of dead runs (:func:`_remove_dead_staged`).
 
         Returns:
             The files removed.
         """
-        path = self.folder / STAGING_LOCK
         handle, self._handle = self._handle, None
-        if fcntl is None or (handle is None and not sweep) or not self.folder.is_dir():
+        if handle is not None:
+            handle.close()
+        if self._unlocked or (handle is None and not sweep) or not self.folder.is_dir():
             return []
         try:
-            if handle is None:
-                handle = open(path, "a")  # noqa: SIM115
-            # Taken only where no other run holds it shared.
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held by another run; or a folder this run cannot write, left as it is
-            if handle is not None:
-                handle.close()
-            return []
-        with handle:
-            removed = _remove_dead_staged(self.folder, keep) if sweep else []
-            # Before unlocking: a run waiting sees it is gone.
-            with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
-            return removed
+            with exclusive_lock(self.folder / STAGING_LOCK, _refuse, unlocked=_UNLOCKED) as held:
+                return _remove_dead_staged(self.folder) if held and sweep else []
+        except (_HeldElsewhere, OSError):  # a run living stages there; or a folder this run
+            return []  # cannot write, left as it is
 
 
-def _remove_dead_staged(folder: Path, keep: Collection[Path]) -> list[Path]:
-    """Remove the staged files below ``folder`` but ``keep``, for a run holding its staging
-    lock alone and its marker's lock (:meth:`StagingLock.release`); none where a run stages in a
-    folder above. Returns them."""
-    if any(_held(parent / STAGING_LOCK) for parent in folder.parents):
+class _HeldElsewhere(Exception):
+    """Another run holds the staging lock: it lives, and so do its staged files."""
+
+
+def _refuse(holder: str | None) -> None:
+    raise _HeldElsewhere(holder)
+
+
+def _remove_dead_staged(folder: Path) -> list[Path]:
+    """Remove the staged files (:func:`is_staged`) of runs killed before their end below
+    ``folder`` (absolute), for a run holding its staging lock alone and its marker's lock
+    (:meth:`StagingLock.release`), and the temporary files of a marker write a killed run left
+    in it. Left: those in hidden folders below ``folder`` (none of a drawing's folders but where
+    an input given by its path is in one), those below a folder another run stages in (its own
+    lock held), and all where a run stages in a folder above. Returns the files removed."""
+    if any(is_held(parent / STAGING_LOCK) for parent in folder.parents):
         return []
-    hidden = sorted(path for path in folder.rglob(".*") if path.is_file())
+    hidden = sorted(_hidden_files(folder))
     # Another run's output folder below this one: its lock held, its staged files alive.
     living = [p.parent for p in hidden if p.name == STAGING_LOCK and p.parent != folder]
-    living = [p for p in living if _held(p / STAGING_LOCK)]
-    kept = {Path(os.path.abspath(p)) for p in keep}
+    living = [p for p in living if is_held(p / STAGING_LOCK)]
     dead = [
         path
         for path in hidden
@@ -140,32 +130,21 @@ def _remove_dead_staged(folder: Path, keep: Collection[Path]) -> list[Path]:
     ]
     removed = []
     for path in dead:
-        if Path(os.path.abspath(path)) in kept:
-            continue
         with contextlib.suppress(OSError):  # one this run may not remove stays, as it was
             path.unlink()
             removed.append(path)
     return removed
 
 
+def _hidden_files(folder: Path) -> Iterator[Path]:
+    """The files named ".*" below ``folder``, but in hidden folders below it."""
+    for parent, folders, files in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        yield from (Path(parent, name) for name in files if name.startswith("."))
+
+
 def _is_marker_temporary(name: str) -> bool:
     """Whether ``name`` is the temporary file of an atomic write of the marker (written only
     under the marker's lock: one the lock's holder finds is a killed run's)."""
-    return name.startswith(f".{DRAWINGS_MARKER}.") and name.endswith(".tmp")
-
-
-def _held(lock: Path) -> bool:
-    """Whether another process holds the lock file ``lock`` (or it cannot be told)."""
-    assert fcntl is not None
-    try:
-        handle = open(lock)  # noqa: SIM115
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-    return False
+    temporary = _TEMPORARY.fullmatch(name)
+    return temporary is not None and temporary.group(1) == DRAWINGS_MARKER

@@ -149,6 +149,7 @@ def test_a_staged_drawing_a_killed_run_left_in_an_input_folder_is_no_input(
     with caplog.at_level(logging.INFO):
         assert input_groups([tmp_path], None) == [[image]]
         assert expand_inputs(tmp_path) == [(image, str(image))]
-    assert f"{tmp_path}: leaving out 1 drawing of earlier runs (in {staged.parent}, staged)" in (
-        caplog.text
-    )
+    assert (
+        f"{tmp_path}: leaving out 1 drawing of earlier runs (staged in {staged.parent} by runs "
+        "killed before their end)"
+    ) in caplog.text
