@@ -4,7 +4,9 @@ and no temporary file is left, whether written in one call or streamed."""
 from __future__ import annotations
 
 import errno
+import os
 import re
+import stat
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,9 @@ from sparsercnn.atomic_file import (
     atomic_write,
     atomic_write_text,
     leftover_temporaries,
+    special_file_kind,
     write_error,
+    write_target,
 )
 
 
@@ -184,3 +188,45 @@ def test_an_error_naming_another_file_leaves_a_with_block_as_it_is(
         atomic_write(tmp_path / "int8.onnx", lambda tmp: tmp.write_bytes(missing.read_bytes()))
     assert raised.value.filename == str(missing) and "could not write" not in str(raised.value)
     assert leftover_temporaries(tmp_path, "*") == []
+
+
+def test_a_write_through_a_link_replaces_its_target_and_keeps_the_link(tmp_path: Path) -> None:
+    """The rename replaced the link itself by a regular file, its target keeping the old
+    content: a write goes through the link, as a shell's ``>`` does."""
+    target = tmp_path / "runs" / "metrics.json"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "metrics.json"
+    link.symlink_to(Path("runs") / "metrics.json")
+    assert write_target(link) == target and write_target(target) == target
+    assert atomic_write_text(link, "new") == target
+    assert link.is_symlink() and target.read_text() == "new"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["metrics.json"]
+    dangling = tmp_path / "new.json"
+    dangling.symlink_to(tmp_path / "runs" / "new.json")
+    atomic_write_text(dangling, "created")
+    assert dangling.is_symlink() and (target.parent / "new.json").read_text() == "created"
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(OSError, match=r"could not write .*a \(Too many levels of symbolic"):
+        atomic_write_text(tmp_path / "a", "x")
+    assert (tmp_path / "a").is_symlink()
+
+
+def test_a_named_pipe_is_refused_not_replaced(tmp_path: Path) -> None:
+    """A rename over a named pipe (or, as root, a device such as /dev/null) put a regular file
+    in its place."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    assert special_file_kind(pipe) == "a named pipe"
+    assert special_file_kind(tmp_path) is None and special_file_kind(tmp_path / "none") is None
+    with pytest.raises(
+        OSError, match=re.escape(f"could not write {pipe} (it is a named pipe, not")
+    ):
+        atomic_write_text(pipe, "x")
+    link = tmp_path / "link"
+    link.symlink_to(pipe)
+    with pytest.raises(OSError, match=re.escape(f"could not write {pipe} (it is a named pipe")):
+        atomic_write_text(link, "x")
+    assert stat.S_ISFIFO(pipe.stat().st_mode) and link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "pipe"]  # no temporary

@@ -1,14 +1,17 @@
 """Atomic file writes: readers see the old file or the complete new one, never a partial file.
 
 Used for everything the package writes that a user keeps: model files, training checkpoints,
-results and metrics JSON, plots, annotated videos. :func:`ensure_writable_dir` checks an output
-folder before a long job writes there.
+results and metrics JSON, plots, annotated videos. A write replaces a regular file only: through
+a symbolic link it replaces the link's target (:func:`write_target`), and a device, named pipe
+or socket there is refused (:func:`special_file_kind`). :func:`ensure_writable_dir` checks an
+output folder before a long job writes there.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -43,18 +46,28 @@ class AtomicFile:
     :meth:`commit` and :meth:`discard` directly.
 
     Args:
-        path: the destination; its folder is created.
-        name: how error messages name the file (default ``path``): a writer whose file is
+        path: the destination; its folder is created. A symbolic link there is written
+            through: :attr:`path` is its target (:func:`write_target`), which is replaced and
+            the link kept.
+        name: how error messages name the file (default :attr:`path`): a writer whose file is
             moved on later gives the final name.
 
     Raises:
-        OSError: the temporary file cannot be created; the message names the file
-            (:func:`write_error`).
+        OSError: ``path`` is a device, a named pipe or a socket (:func:`special_file_kind`),
+            which a rename would replace by a regular file, or a loop of links; or the
+            temporary file cannot be created. The message names the file (:func:`write_error`).
     """
 
     def __init__(self, path: str | Path, *, name: str | None = None) -> None:
-        self.path = Path(path)
+        try:
+            self.path = write_target(path)
+        except OSError as error:
+            raise write_error(error, path if name is None else name) from error
         self.name = str(self.path) if name is None else name
+        kind = special_file_kind(self.path)
+        if kind is not None:
+            reason = f"it is {kind}, not a regular file: give the path of a regular file"
+            raise write_error(OSError(reason), self.name)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(
@@ -127,6 +140,44 @@ class AtomicFile:
         if self.tmp is not None:
             self.tmp.unlink(missing_ok=True)
             self.tmp = None
+
+
+def write_target(path: str | Path) -> Path:
+    """The file that writing ``path`` replaces: where ``path`` is a symbolic link, the file it
+    leads to (through every link, absolute; one that does not exist yet is created), as a
+    shell's ``>`` writes through a link: the link stays, pointing at the new content. Else
+    ``path`` as given.
+
+    Raises:
+        OSError: ``path`` is a loop of links (``ELOOP``), which leads to no file.
+    """
+    path = Path(path)
+    if not path.is_symlink():
+        return path
+    try:
+        return Path(os.path.realpath(path, strict=True))
+    except FileNotFoundError:
+        return Path(os.path.realpath(path))  # a dangling link: its target is created
+
+
+# What a file of each kind that is no regular file, folder or link is called in messages.
+_SPECIAL_FILE_KINDS = (
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def special_file_kind(path: str | Path) -> str | None:
+    """What ``path`` is, in words (``"a named pipe"``), where it is a device, a named pipe or a
+    socket (links followed), which an atomic write would replace by a regular file (as root,
+    ``/dev/null`` itself); None where it is a regular file, a folder, or nothing."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    return next((kind for is_kind, kind in _SPECIAL_FILE_KINDS if is_kind(mode)), None)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import inspect
 import logging
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ import torch
 from sparsercnn.cli.common import (
     add_device_argument,
     check_model_paths,
+    check_output_path,
     checkpoint_source,
     device_name,
     output_file,
@@ -64,6 +67,43 @@ def test_the_files_a_command_writes_into_a_folder_are_said_to_be_replaced(
     assert [r.getMessage() for r in caplog.records] == [
         f"--report-dir {tmp_path} holds b.json, c.png: this run replaces them"
     ]
+
+
+def test_a_link_among_the_files_replaced_is_said_to_be_one_with_its_target(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A write goes through a link (:func:`~sparsercnn.atomic_file.write_target`): the
+    warning names the file whose content it replaces."""
+    target = tmp_path / "kept.png"
+    target.write_text("an earlier report's")
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "a.png").symlink_to(target)
+    (tmp_path / "link.json").symlink_to(target)
+    with caplog.at_level(logging.WARNING):
+        warn_replacing(tmp_path / "report", "--report-dir", files=("a.png", "b.png"))
+        warn_replacing(tmp_path / "link.json", "--output")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"--report-dir {tmp_path / 'report'} holds a.png (a link: its target {target}): this "
+        "run replaces them",
+        f"--output {tmp_path / 'link.json'} (a link: its target {target}) exists: it will be "
+        "replaced once this run succeeds",
+    ]
+
+
+@pytest.mark.skipif(
+    not (os.path.exists(os.devnull) and stat.S_ISCHR(os.stat(os.devnull).st_mode)),
+    reason="no character device at os.devnull",
+)
+def test_a_device_given_as_an_output_file_is_refused_before_any_write() -> None:
+    """As root, ``eval --output /dev/null`` replaced the device by a regular file. Only the
+    check runs here, which writes nothing to the path it refuses."""
+    with pytest.raises(ValueError) as refused:
+        check_output_path(Path(os.devnull), "--output")
+    assert str(refused.value) == (
+        f"--output {os.devnull} is a character device, not a regular file, and a command "
+        "writes its files whole (replacing what is there); give the path of a regular file"
+    )
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
 
 
 def test_a_folder_given_for_an_output_file_is_named_as_one_and_left_alone(

@@ -4,6 +4,9 @@ flags that have no meaning without a model refused in one line."""
 from __future__ import annotations
 
 import json
+import logging
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -137,3 +140,93 @@ def test_a_file_that_is_no_results_file_is_one_line(
     err = capsys.readouterr().err
     assert f"sparsercnn eval: error: {detections} is not JSON" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_an_output_that_is_no_regular_file_is_refused_and_left_as_it_is(
+    data: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--output PIPE`` replaced the named pipe by a regular file (and, as root, ``--output
+    /dev/null`` the device): an atomic write renames over whatever is there."""
+    detections = tmp_path / "d.json"
+    detections.write_text("[]")
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    argv = ["eval", "--detections", str(detections), *data]
+    assert main([*argv, "--output", str(pipe)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"sparsercnn eval: error: --output {pipe} is a named pipe, not a regular file, and a "
+        "command writes its files whole (replacing what is there); give the path of a regular "
+        "file"
+    ]
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    os.mkfifo(report_dir / "confusion_matrix.json")
+    assert main([*argv, "--report-dir", str(report_dir)]) == 2
+    assert (
+        f"--report-dir {report_dir}: {report_dir / 'confusion_matrix.json'} is a named pipe"
+        in capsys.readouterr().err
+    )
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
+    assert stat.S_ISFIFO((report_dir / "confusion_matrix.json").stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coco", "d.json", "pipe", "report"]
+
+
+def test_an_output_given_as_a_link_is_written_through_to_its_target(
+    data: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``--output link.json`` replaced the link by a regular file, leaving its target as it
+    was, and said "metrics written to link.json": the target now gets the metrics (as a
+    shell's ``>`` writes through a link), the link stays, and the messages name the target."""
+    detections = tmp_path / "d.json"
+    detections.write_text("[]")
+    target = tmp_path / "runs" / "metrics.json"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "link.json"
+    link.symlink_to(Path("runs") / "metrics.json")
+    with caplog.at_level(logging.WARNING):
+        argv = ["eval", "--detections", str(detections), *data[:2], "--output", str(link)]
+        assert main(argv) == 0
+    assert link.is_symlink() and os.readlink(link) == str(Path("runs") / "metrics.json")
+    assert json.loads(target.read_text())["detections_file"] == str(detections)
+    assert f"metrics written to {target} (AP and AR" in capsys.readouterr().out
+    assert f"--output {target} exists: it will be replaced" in caplog.text
+    # A link to a file not there yet creates it; a loop of links is refused by the parser.
+    dangling = tmp_path / "dangling.json"
+    dangling.symlink_to(tmp_path / "runs" / "new.json")
+    assert main([*argv[:-1], str(dangling)]) == 0
+    assert dangling.is_symlink() and "AP" in json.loads(
+        (tmp_path / "runs" / "new.json").read_text()
+    )
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(SystemExit):
+        main([*argv[:-1], str(tmp_path / "a")])
+    assert (
+        f"argument --output: {tmp_path / 'a'} is a symbolic link that leads to no file"
+        in capsys.readouterr().err
+    )
+
+
+def test_a_model_of_other_categories_is_refused_before_any_image_is_decoded(
+    write_coco: WriteCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The data's check decoded every image before the model's categories were compared."""
+    from sparsercnn.data import policy
+
+    def decode(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an image was decoded")
+
+    monkeypatch.setattr(policy, "check_image_files", decode)
+    dataset = write_coco(categories=[{"id": 3, "name": "cat"}, {"id": 8, "name": "bird"}])
+    model = str(write_tiny_model_file(tmp_path / "model.safetensors"))
+    data = ["--json", str(dataset.json_path), "--images", str(dataset.image_dir)]
+    assert main(["eval", "--model", model, *data]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "(8, 'bird')" in line and "but the model was trained on [(3, 'cat'), (7, 'dog')]" in line

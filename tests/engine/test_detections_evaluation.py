@@ -106,6 +106,20 @@ def test_metrics_equal_faster_coco_eval_on_the_same_two_files(tmp_path: Path) ->
     assert "no model ran: no images/s figures" in report.format()
 
 
+def test_the_metrics_file_names_the_annotation_file_scored_against(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """metrics.json named the detections, not the ground truth they were scored on: by its
+    absolute path, whatever folder the command ran in."""
+    ground_truth = _ground_truth()
+    gt_path = _write(tmp_path / "instances.json", ground_truth)
+    det_path = _write(tmp_path / "detections.json", _detections(ground_truth))
+    monkeypatch.chdir(tmp_path)
+    evaluate_detections_file(det_path, "instances.json", metrics_path=tmp_path / "metrics.json")
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["ground_truth_file"] == str(gt_path) and gt_path.is_absolute()
+
+
 def test_predict_records_are_matched_by_the_end_of_their_file_name(tmp_path: Path) -> None:
     """``predict`` names an image by the path it was given, not by its id."""
     ground_truth = _ground_truth()
@@ -159,11 +173,28 @@ def test_a_refused_record_is_refused_before_the_files_are_accepted(
     records = _detections(ground_truth)
     records[3] = {**records[3], **change}
     accepted: list[bool] = []
-    with pytest.raises(ValueError, match=r"d.json: image id"):
+    with pytest.raises(ValueError, match=r"d.json: (image id|record 3)"):
         evaluate_detections_file(
             _write(tmp_path / "d.json", records), gt_path, on_accepted=lambda: accepted.append(True)
         )
     assert accepted == []
+
+
+def test_non_finite_numbers_are_said_to_be_the_file_s_by_record(tmp_path: Path) -> None:
+    """A NaN in a detections file was refused as a model's output, "after diverged training or
+    from damaged weights", by its image id: it is the file's, named by its record."""
+    ground_truth = _ground_truth()
+    gt_path = _write(tmp_path / "instances.json", ground_truth)
+    records = _detections(ground_truth)
+    records[2] = {**records[2], "score": float("nan")}
+    records[4] = {**records[4], "bbox": [1.0, 2.0, float("inf"), 4.0]}
+    det_path = _write(tmp_path / "d.json", records)
+    with pytest.raises(ValueError) as refused:
+        evaluate_detections_file(det_path, gt_path)
+    message = str(refused.value)
+    assert message.startswith(f"{det_path}: record 2 ({json.dumps(records[2])}) has a NaN or ")
+    assert "infinite score: the file holds non-finite numbers (2 records with some)" in message
+    assert "model" not in message and "\n" not in message
 
 
 def test_an_empty_file_scores_zero_with_a_warning(

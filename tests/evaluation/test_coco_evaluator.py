@@ -182,6 +182,31 @@ def test_class_without_ground_truth_is_omitted(ground_truth: dict[str, Any]) -> 
     assert "Not scored, no ground truth in these images: dog" in result.format_table()
 
 
+def test_a_class_with_only_crowd_regions_is_said_to_have_only_those(
+    ground_truth: dict[str, Any],
+) -> None:
+    """A class whose only annotations are crowd regions was said to have "no ground truth in
+    these images": it has some, which COCO ignores."""
+    gt = copy.deepcopy(ground_truth)
+    for ann in gt["annotations"]:
+        ann["iscrowd"] = int(ann["category_id"] == 7)
+    gt["annotations"] = [a for a in gt["annotations"] if a["category_id"] != 90]
+    gt["annotations"].append({**_ann(99, 3, 3, [0.0, 0.0, 50.0, 50.0]), "iscrowd": 1})
+    result = _evaluate(gt, {i: _gt_detections(gt, i) for i in (1, 2, 3, 4)})
+    assert set(result.per_class) == {"cat"}  # a crowd region beside cat's objects: scored
+    assert result.classes_with_only_crowd_regions == ["dog"]
+    assert result.classes_without_ground_truth == ["eel"]
+    assert result.to_dict()["classes_with_only_crowd_regions"] == ["dog"]
+    assert result.format_table().splitlines()[-2:] == [
+        "Not scored, no ground truth in these images: eel",
+        "Not scored, only crowd regions in these images (iscrowd, which COCO ignores): dog",
+    ]
+    # Image 2 alone: dog's crowd regions are in images 1 and 3.
+    subset = _evaluate(gt, {2: _gt_detections(gt, 2)})
+    assert subset.classes_without_ground_truth == ["dog", "eel"]
+    assert subset.classes_with_only_crowd_regions == []
+
+
 def test_table_says_what_a_dash_means(ground_truth: dict[str, Any]) -> None:
     # Only image 3 (one medium box): no small or large object, shown as "-" and explained.
     result = _evaluate(ground_truth, {3: _gt_detections(ground_truth, 3)})

@@ -88,6 +88,24 @@ def test_text_that_is_no_json(tmp_path: Path) -> None:
         read_results_file(path)
 
 
+def test_non_finite_numbers_are_refused_naming_the_first_record(tmp_path: Path) -> None:
+    """JSON's NaN and Infinity, and a number past a float's range, read as non-finite floats."""
+    path = tmp_path / "d.json"
+    path.write_text(
+        '[{"image_id": 1, "category_id": 3, "bbox": [1, 2, 3, 4], "score": 0.5}, '
+        '{"image_id": 1, "category_id": 3, "bbox": [1, 2, Infinity, 1e400], "score": NaN}, '
+        '{"image_id": 1, "category_id": 3, "bbox": [1, 2, 3, 4], "score": 1e999}]'
+    )
+    with pytest.raises(ValueError) as refused:
+        read_results_file(path)
+    assert str(refused.value) == (
+        f"{path}: record 1 "
+        '({"image_id": 1, "category_id": 3, "bbox": [1, 2, Infinity, Infinity], "score": NaN}) '
+        "has a NaN or infinite score and bbox: the file holds non-finite numbers (2 records with "
+        "some), which COCO evaluation cannot rank or match; give a file of finite detections"
+    )
+
+
 def test_file_names_match_the_longest_ending_of_the_path() -> None:
     images = {1: "a.jpg", 2: "sub/a.jpg", 3: "./b.jpg"}
     records = [
@@ -99,6 +117,27 @@ def test_file_names_match_the_longest_ending_of_the_path() -> None:
     grouped, left_out = records_by_image(records, images, source="d.json", ground_truth="gt")
     assert {i: len(r) for i, r in grouped.items()} == {2: 1, 1: 1, 3: 2}
     assert grouped[2] == [{**RECORD, "image_id": 2}] and left_out == 0
+
+
+def test_a_file_name_that_several_images_share_is_refused_where_a_record_uses_it() -> None:
+    """Records named by a file_name two images of the ground truth share all went to the
+    last of them: which one each is of, only an image_id says."""
+    images = {3: "a.jpg", 5: "b.jpg", 7: "./a.jpg"}
+    by_id = [{**RECORD, "image_id": 3}, {**RECORD, "image_id": 7}]
+    named = [{k: v for k, v in RECORD.items() if k != "image_id"} | {"file_name": "b.jpg"}]
+    grouped, _ = records_by_image([*by_id, *named], images, source="d.json", ground_truth="gt")
+    assert sorted(grouped) == [3, 5, 7]  # the shared name is used by no record
+    shared = [named[0] | {"file_name": "val/a.jpg"}]
+    with pytest.raises(ValueError) as refused:
+        records_by_image([*named, *shared], images, source="d.json", ground_truth="gt")
+    assert str(refused.value) == (
+        "d.json: records name their image by file_name 'val/a.jpg', which is of images 3, 7 of "
+        "gt (they share a file_name); give these records the image_id of their image instead"
+    )
+    with pytest.raises(ValueError, match="which is of images 3, 7 of gt"):
+        records_by_image(shared, {3: "a.jpg"}, left_out={7: "a.jpg"}, source="d", ground_truth="gt")
+    # predict's frame list naming the file as unreadable: each image of that file was unread.
+    assert images_of_files(["val/a.jpg"], images) == {3: "val/a.jpg", 7: "val/a.jpg"}
 
 
 def test_records_of_other_images_are_counted_and_a_few_named() -> None:

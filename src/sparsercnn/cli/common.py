@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
+from sparsercnn.atomic_file import special_file_kind, write_target
 from sparsercnn.config import DEFAULT_NUM_WORKERS, Precision
 from sparsercnn.paths import check_file, is_below
 from sparsercnn.presets import PRESETS
@@ -72,10 +73,20 @@ def output_file(text: str) -> Path:
     """An argparse ``type`` for a flag that names a file to write: :func:`user_path`, refusing
     a name that ends in a separator (``--output newdir/``, a folder not there yet), which a
     ``Path`` drops: the file would be written as ``newdir``. (A file to read is checked when it
-    is read: a folder named there is said to be one, with what to give in it.)"""
+    is read: a folder named there is said to be one, with what to give in it.)
+
+    A symbolic link is written through, as a shell's ``>`` writes through one: the path is the
+    link's target (absolute, :func:`~sparsercnn.atomic_file.write_target`), which the command
+    replaces, keeps the link, and names in its messages. A loop of links is refused."""
     if text.endswith(("/", os.sep)):
         raise argparse.ArgumentTypeError(f"{text} names a folder; give a file name")
-    return user_path(text)
+    try:
+        return write_target(user_path(text))
+    except OSError as error:
+        raise argparse.ArgumentTypeError(
+            f"{text} is a symbolic link that leads to no file ({error.strerror}); give a file "
+            "name, or fix the link"
+        ) from None
 
 
 def checkpoint_source(text: str) -> str:
@@ -346,13 +357,23 @@ def warn_replacing(path: Path | None, flag: str, *, files: Sequence[str] = ()) -
     if path is None:
         return
     if files:
-        existing = [name for name in files if (path / name).is_file()]
+        existing = [_replaced(path / name, name) for name in files if (path / name).is_file()]
         if existing:
             logger.warning(
                 "%s %s holds %s: this run replaces them", flag, path, ", ".join(existing)
             )
     elif path.is_file():
-        logger.warning("%s %s exists: it will be replaced once this run succeeds", flag, path)
+        logger.warning(
+            "%s %s exists: it will be replaced once this run succeeds", flag, _replaced(path)
+        )
+
+
+def _replaced(path: Path, name: str | None = None) -> str:
+    """``path`` (shown as ``name``) as a warning names the file a write replaces: a symbolic
+    link's target, whose content is replaced (the link kept: :func:`output_file`)."""
+    target = write_target(path)
+    shown = str(path) if name is None else name
+    return shown if target == path else f"{shown} (a link: its target {target})"
 
 
 def check_model_paths(args: argparse.Namespace) -> None:
@@ -378,14 +399,16 @@ def check_output_path(
     inputs: Mapping[str, Path | str | None] | None = None,
 ) -> None:
     """Fail before any work when ``path`` (a file, or with ``folder`` a folder) cannot be written:
-    it is a folder where a file is wanted (or the reverse), it would sit inside a file, or the
-    nearest existing folder on its way takes no new file (tried with a temporary file); or when
-    the file would replace one of ``inputs`` (the command's input files and folders, by flag):
-    one of those files, or an existing file inside one of those folders."""
+    it is a folder where a file is wanted (or the reverse), a device, named pipe or socket
+    (:func:`refuse_special_file`), it would sit inside a file, or the nearest existing folder
+    on its way takes no new file (tried with a temporary file); or when the file would replace
+    one of ``inputs`` (the command's input files and folders, by flag): one of those files, or
+    an existing file inside one of those folders."""
     # A folder first: inside an input folder (the image folder itself) it is no file to replace.
     if not folder and path.is_dir():
         raise IsADirectoryError(f"{flag} {path} is a folder; give a file name")
     if not folder:
+        refuse_special_file(path, flag)
         refuse_overwriting(path, flag, inputs or {})
     if folder and path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{flag} {path} is a file; give a folder")
@@ -405,6 +428,20 @@ def check_output_path(
                     "choose another path"
                 ) from None
             return
+
+
+def refuse_special_file(path: Path, flag: str, *, folder: Path | None = None) -> None:
+    """Raise when the file ``path`` (given as ``flag``, or written into the ``folder`` given as
+    ``flag``) is a device, a named pipe or a socket: writing it would put a regular file in its
+    place (as root, ``/dev/null`` itself), never write into it."""
+    kind = special_file_kind(path)
+    if kind is None:
+        return
+    subject = f"{flag} {path}" if folder is None else f"{flag} {folder}: {path}"
+    raise ValueError(
+        f"{subject} is {kind}, not a regular file, and a command writes its files whole "
+        "(replacing what is there); give the path of a regular file"
+    )
 
 
 def refuse_overwriting(path: Path, flag: str, inputs: Mapping[str, Path | str | None]) -> None:
@@ -488,12 +525,12 @@ def naming_input_flags(
     file that cannot be read.
 
     The check (:func:`~sparsercnn.data.image_check.check_image_folder`) and the loader
-    (:func:`~sparsercnn.data.validation.load_coco_json`) do not know the flag and name every
+    (:func:`~sparsercnn.data.coco_file.load_coco_json`) do not know the flag and name every
     flag a folder or file can come from; ``image_folders`` maps this command's image folder
     flags to their values, ``annotation_files`` its COCO file flags (None: not given).
     """
+    from sparsercnn.data.dataset_error import AnnotationFileError
     from sparsercnn.data.image_check import ImageFolderError
-    from sparsercnn.data.validation import AnnotationFileError
 
     try:
         yield

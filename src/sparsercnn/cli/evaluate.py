@@ -21,6 +21,7 @@ from sparsercnn.cli.common import (
     refuse_flags,
     refuse_model_flags_with_onnx,
     refuse_overwriting,
+    refuse_special_file,
     resolve_device,
     user_path,
     warn_replacing,
@@ -80,14 +81,15 @@ def check_report_dir(
 ) -> None:
     """Fail before the model runs when an evaluation report cannot be written into
     ``report_dir`` (given as ``flag``): the folder cannot be written, one of its
-    :data:`REPORT_FILES` would replace one of ``inputs`` (by flag), its drawings would land
-    among the images (:func:`refuse_report_over_images`), its ``samples`` is a file, or holds
-    a file named as a drawing that no report drew
+    :data:`REPORT_FILES` is a device, named pipe or socket or would replace one of ``inputs``
+    (by flag), its drawings would land among the images (:func:`refuse_report_over_images`),
+    its ``samples`` is a file, or holds a file named as a drawing that no report drew
     (:func:`~sparsercnn.diagnostics.evaluation_plots.check_sample_targets`)."""
     from sparsercnn.diagnostics.evaluation_plots import check_sample_targets
 
     check_output_path(report_dir, flag, folder=True)
     for name in REPORT_FILES:
+        refuse_special_file(report_dir / name, flag, folder=report_dir)
         refuse_overwriting(report_dir / name, flag, inputs)
     refuse_report_over_images(report_dir, images, flag)
     samples = report_dir / "samples"

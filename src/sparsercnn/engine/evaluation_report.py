@@ -79,10 +79,12 @@ class EvaluationReport:
         return self.evaluation.timing
 
     def to_dict(self) -> dict[str, Any]:
-        """The metrics (0-1 floats under AP, AP50, AP75, APs, APm, APl, per_class), the images
+        """The metrics (0-1 floats under AP, AP50, AP75, APs, APm, APl, per_class), the
+        annotation file scored against (``ground_truth_file``, an absolute path), the images
         scored and what ``skip_invalid`` left out of the file, and (of a model file) the speed;
         of a detections file, ``detections_file`` in place of the model's keys."""
         scope = {
+            "ground_truth_file": str(self.dataset.coco_json.absolute()),
             "num_images": len(self.dataset),
             "dropped_invalid": {
                 "images": self.dataset.num_dropped_images,

@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 
 from sparsercnn.config import DEFAULT_NUM_WORKERS, Config
-from sparsercnn.data.categories import check_same_categories
+from sparsercnn.data.categories import CategoryMap, check_same_categories
 from sparsercnn.data.coco import CocoDataset
-from sparsercnn.data.policy import Inspection
+from sparsercnn.data.policy import Inspection, inspect_dataset
 from sparsercnn.data.transforms import build_test_transform
 from sparsercnn.engine.distributed import DistInfo
 from sparsercnn.engine.evaluation_report import EvaluationReport
@@ -65,6 +65,26 @@ def evaluation_dataset(
     )
 
 
+# The errors of a COCO file's category list (:mod:`sparsercnn.data.validation`).
+_CATEGORY_ERRORS = frozenset({"bad_category", "duplicate_category_id", "no_categories"})
+
+
+def check_categories_first(expected: CategoryMap, json_path: str | Path) -> None:
+    """Refuse a COCO file whose categories differ from ``expected`` (a model's label map) from
+    its entries alone, before :func:`evaluation_dataset` decodes its images (minutes for a large
+    set). A category list with errors is left to the data policy, which names them.
+
+    Raises:
+        ValueError: the categories differ (:func:`check_same_categories`); DatasetError: the
+            file is missing or no COCO instances file.
+    """
+    entries = inspect_dataset(json_path, None, image_check="none")
+    if any(issue.code in _CATEGORY_ERRORS for issue in entries.errors):
+        return
+    found = CategoryMap.from_coco(entries.checked.categories)
+    check_same_categories(expected, found, str(json_path))
+
+
 def load_model_and_dataset(
     model_file: str | Path,
     json_path: str | Path,
@@ -85,6 +105,8 @@ def load_model_and_dataset(
     """
     loaded = load_model_file(model_file, device=device)
     loaded.model.eval()
+    if labelled:
+        check_categories_first(loaded.categories, json_path)
     dataset = evaluation_dataset(
         json_path, image_dir, loaded.config, skip_invalid=skip_invalid, require_boxes=require_boxes
     )
@@ -141,6 +163,7 @@ def evaluate_model_file(
     note = unused_int8_calibration(loaded.model, precision, device)
     if note is not None:
         logger.info("%s %s", model_file, note)
+    check_categories_first(loaded.categories, json_path)
     dataset = evaluation_dataset(json_path, image_dir, loaded.config, skip_invalid=skip_invalid)
     check_same_categories(loaded.categories, dataset.category_map, str(json_path))
     if on_accepted is not None:
@@ -213,6 +236,7 @@ def evaluate_onnx_file(
     )
     check_graph_precision(predictor, precision)
     config = predictor.config
+    check_categories_first(predictor.categories, json_path)
     dataset = evaluation_dataset(json_path, image_dir, config, skip_invalid=skip_invalid)
     check_same_categories(predictor.categories, dataset.category_map, str(json_path))
     if on_accepted is not None:

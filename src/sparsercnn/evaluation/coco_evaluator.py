@@ -109,7 +109,10 @@ class EvaluationResult:
     ``-1``). The overall metrics are 0.0 (and a warning is logged) if there is no ground truth
     at all. ``per_class`` maps class name -> AP@[.5:.95] for the classes with ground truth in the
     evaluated images only; classes without are not in it (COCO's AP leaves them out too) but
-    named in ``classes_without_ground_truth``, so no class disappears unsaid.
+    named in ``classes_without_ground_truth`` (no annotation there) or
+    ``classes_with_only_crowd_regions`` (only ``iscrowd`` annotations there, which COCO
+    ignores: a detection of one is neither a hit nor a false positive), so no class disappears
+    unsaid.
     ``precision_recall`` holds the per-class curves and is left out of :meth:`to_dict`.
     """
 
@@ -131,6 +134,7 @@ class EvaluationResult:
     num_detections: int
     precision_recall: list[PrecisionRecallCurve] = field(default_factory=list, repr=False)
     classes_without_ground_truth: list[str] = field(default_factory=list)
+    classes_with_only_crowd_regions: list[str] = field(default_factory=list)
 
     @property
     def is_subset(self) -> bool:
@@ -139,10 +143,11 @@ class EvaluationResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary: the 12 metrics, ``per_class`` (and the classes left out of it for
-        want of ground truth), image and detection counts."""
+        want of ground truth that COCO scores), image and detection counts."""
         out: dict[str, Any] = {name: getattr(self, name) for name in METRIC_NAMES + RECALL_NAMES}
         out["per_class"] = dict(self.per_class)
         out["classes_without_ground_truth"] = list(self.classes_without_ground_truth)
+        out["classes_with_only_crowd_regions"] = list(self.classes_with_only_crowd_regions)
         out["num_images"] = self.num_images
         out["num_gt_images"] = self.num_gt_images
         out["num_detections"] = self.num_detections
@@ -173,6 +178,11 @@ class EvaluationResult:
             lines.append(
                 "Not scored, no ground truth in these images: "
                 + ", ".join(self.classes_without_ground_truth)
+            )
+        if self.classes_with_only_crowd_regions:
+            lines.append(
+                "Not scored, only crowd regions in these images (iscrowd, which COCO ignores): "
+                + ", ".join(self.classes_with_only_crowd_regions)
             )
         return "\n".join(lines)
 
@@ -302,6 +312,8 @@ class CocoEvaluator:
             coco_eval.eval["precision"], params.iouThrs, params.recThrs, gt.category_ids, gt.names
         )
         scored = {c.category_id for c in curves}
+        unscored = [c for c in gt.category_ids if c not in scored]
+        crowd_only = _with_crowd_regions(gt, image_ids, unscored)
         result = EvaluationResult(
             AP=_overall(stats["AP"]),
             AP50=_overall(stats["AP50"]),
@@ -320,7 +332,8 @@ class CocoEvaluator:
             num_gt_images=len(gt.image_ids),
             num_detections=len(records),
             precision_recall=curves,
-            classes_without_ground_truth=[gt.names[c] for c in gt.category_ids if c not in scored],
+            classes_without_ground_truth=[gt.names[c] for c in unscored if c not in crowd_only],
+            classes_with_only_crowd_regions=[gt.names[c] for c in unscored if c in crowd_only],
         )
         return result  # the caller says it (a table, or a training run's one line)
 
@@ -359,6 +372,23 @@ class CocoEvaluator:
         coco_eval.accumulate()
         coco_eval.summarize()
         return coco_eval
+
+
+def _with_crowd_regions(
+    gt: CocoGroundTruth, image_ids: Sequence[int], category_ids: Sequence[int]
+) -> set[int]:
+    """Those of ``category_ids`` (of classes COCO scored no ground truth of) that have crowd
+    regions (``iscrowd`` annotations) in the images ``image_ids``: their only ground truth
+    there, which COCO ignores."""
+    if not category_ids:
+        return set()
+    by_dense_id = {gt.dense_category_id[c]: c for c in category_ids}
+    images = {gt.dense_id[i] for i in image_ids}
+    return {
+        by_dense_id[ann["category_id"]]
+        for ann in gt.coco.dataset["annotations"]
+        if ann["iscrowd"] and ann["category_id"] in by_dense_id and ann["image_id"] in images
+    }
 
 
 def _check_category_ids(per_image: Mapping[int, Sequence[CocoResult]], gt: CocoGroundTruth) -> None:

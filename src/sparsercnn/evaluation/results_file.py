@@ -5,12 +5,13 @@ A COCO results JSON is a list of ``{"image_id", "category_id", "bbox", "score"}`
 (:class:`~sparsercnn.evaluation.results.CocoResult`: ``bbox_xywh`` absolute pixels of the
 original image, the data set's category ids). ``sparsercnn predict`` writes the same list
 without ``image_id``, naming each image by ``file_name``, the path it was given: such a record
-is of the image whose ``file_name`` in the annotation file ends that path. :func:`read_results_file`
-checks every record's keys and types, and :func:`records_by_image` gives each its image; its
-category and values (a category of the data set, finite, no negative size) are checked where
-every record is, by :meth:`~sparsercnn.evaluation.CocoEvaluator.extend`. The frame list
-``predict`` writes beside its results (:func:`frame_list_path`) names the images it could not
-read (:func:`listed_unreadable_images`), which have no records. Boxes that look written in
+is of the image whose ``file_name`` in the annotation file ends that path.
+:func:`read_results_file` checks every record's keys, types and that its numbers are finite,
+and :func:`records_by_image` gives each its image; its category and size (a category of the
+data set, no negative size) are checked where every record is, by
+:meth:`~sparsercnn.evaluation.CocoEvaluator.extend`. The frame list ``predict`` writes beside
+its results (:func:`frame_list_path`) names the images it could not read
+(:func:`listed_unreadable_images`), which have no records. Boxes that look written in
 another format (corners, fractions of the image, another image's pixels) are warned about,
 never refused (:func:`warn_box_format`).
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -60,7 +62,9 @@ def read_results_file(path: str | Path) -> list[dict[str, Any]]:
         ValueError: naming the file, and the first bad record by its index: the file is not
             JSON or not a list of records (``predict``'s frame list or a ground-truth file are
             named as such), or a record lacks a key, has one of another type, or is of a video
-            frame (which no annotation file's image id names).
+            frame (which no annotation file's image id names); or records hold a NaN or
+            infinite score or bbox (JSON's ``NaN``, ``Infinity``, or a number past a float's
+            range), which COCO evaluation cannot rank or match (how many counted).
     """
     try:
         with open(path, "rb") as file:
@@ -75,9 +79,35 @@ def read_results_file(path: str | Path) -> list[dict[str, Any]]:
         if problem is not None:
             shown = shortened(json.dumps(data[index]), 120)  # as the file gives it
             raise ValueError(f"{path}: record {index} ({shown}) {problem}; {RECORDS}")
+    _check_finite(path, records, data)
     if whole_floats:
         logger.warning("%s", whole_float_ids_message(str(path), whole_floats))
     return records
+
+
+def _check_finite(path: str | Path, records: Sequence[dict[str, Any]], data: list[Any]) -> None:
+    """Raise when records of the file ``path`` (checked by :func:`_record_problem`; ``data``:
+    as the file gives them) hold a NaN or infinite score or bbox, naming the first and counting
+    them: the file's numbers, not a model's, which the message does not speak of."""
+    bad = [
+        index
+        for index, record in enumerate(records)
+        if not all(math.isfinite(v) for v in (record["score"], *record["bbox"]))
+    ]
+    if not bad:
+        return
+    first = records[bad[0]]
+    which = [
+        key
+        for key, values in (("score", [first["score"]]), ("bbox", first["bbox"]))
+        if not all(math.isfinite(v) for v in values)
+    ]
+    shown = shortened(json.dumps(data[bad[0]]), 120)
+    raise ValueError(
+        f"{path}: record {bad[0]} ({shown}) has a NaN or infinite {' and '.join(which)}: the "
+        f"file holds non-finite numbers ({counted(len(bad), 'record')} with some), which COCO "
+        "evaluation cannot rank or match; give a file of finite detections"
+    )
 
 
 def frame_list_path(results: Path) -> Path:
@@ -209,10 +239,12 @@ def records_by_image(
 
     Raises:
         ValueError: records name images the annotation file does not have (a few named, and
-            how many): the results of another data set, or of other images.
+            how many): the results of another data set, or of other images; or a record's
+            ``file_name`` is of several images (their ``file_name`` is the same), which only
+            its ``image_id`` would tell apart.
     """
     left_out = left_out or {}
-    by_name = {_path_parts(name): i for i, name in (*left_out.items(), *images.items()) if name}
+    by_name = _images_by_path({**left_out, **images})
     grouped: dict[int, list[CocoResult]] = {}
     unknown_ids: dict[int, int] = {}
     unknown_files: dict[str, int] = {}
@@ -220,10 +252,18 @@ def records_by_image(
     for record in records:
         image_id = record.get("image_id")
         if image_id is None:
-            image_id = _image_of_file(record["file_name"], by_name)
-            if image_id is None:
+            matched = _images_of_file(record["file_name"], by_name)
+            if not matched:
                 unknown_files[record["file_name"]] = unknown_files.get(record["file_name"], 0) + 1
                 continue
+            if len(matched) > 1:
+                shared = listing([str(i) for i in sorted(matched)], 5)
+                raise ValueError(
+                    f"{source}: records name their image by file_name {record['file_name']!r}, "
+                    f"which is of images {shared} of {ground_truth} (they share a file_name); "
+                    "give these records the image_id of their image instead"
+                )
+            (image_id,) = matched
         if image_id in images:
             grouped.setdefault(image_id, []).append(
                 {
@@ -295,11 +335,10 @@ def images_of_files(names: Sequence[str], images: Mapping[int, str]) -> dict[int
     Returns:
         Each matched image's path from ``names``, by image id.
     """
-    by_name = {_path_parts(name): i for i, name in images.items() if name}
+    by_name = _images_by_path(images)
     matched = {}
     for name in names:
-        image_id = _image_of_file(name, by_name)
-        if image_id is not None:
+        for image_id in _images_of_file(name, by_name):
             matched[image_id] = name
     return matched
 
@@ -309,11 +348,22 @@ def _path_parts(name: str) -> tuple[str, ...]:
     return tuple(part for part in posixpath.normpath(name).split("/") if part not in ("", "."))
 
 
-def _image_of_file(name: str, by_name: Mapping[tuple[str, ...], int]) -> int | None:
-    """The image whose ``file_name`` is the longest ending of the path ``name``; None: none."""
+def _images_by_path(images: Mapping[int, str]) -> dict[tuple[str, ...], list[int]]:
+    """The ids of ``images`` (``file_name`` by image id) by the path components of their
+    ``file_name`` (:func:`_path_parts`): several where images share one."""
+    by_path: dict[tuple[str, ...], list[int]] = {}
+    for image_id, name in images.items():
+        if name:
+            by_path.setdefault(_path_parts(name), []).append(image_id)
+    return by_path
+
+
+def _images_of_file(name: str, by_path: Mapping[tuple[str, ...], list[int]]) -> list[int]:
+    """The images whose ``file_name`` is the longest ending of the path ``name`` (several where
+    they share it); empty: none."""
     parts = _path_parts(name)
     for start in range(len(parts)):
-        image_id = by_name.get(parts[start:])
-        if image_id is not None:
-            return image_id
-    return None
+        image_ids = by_path.get(parts[start:])
+        if image_ids:
+            return image_ids
+    return []
