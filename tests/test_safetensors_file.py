@@ -17,9 +17,11 @@ from sparsercnn.safetensors_file import (
     DIGEST_KEY,
     HEADER_DIGEST_KEY,
     check_header_crc32,
+    file_tensors_crc32,
     load_tensors,
     read_header,
     stored_tensors_crc32,
+    tensors_crc32,
     write_safetensors,
 )
 from tests.damaged_safetensors import flip_a_tensor_byte
@@ -114,6 +116,27 @@ def test_a_byte_flipped_in_the_tensor_data_is_refused(tmp_path: Path, fraction: 
         f"{path} is damaged: its tensor data do not match the CRC-32 stored in its header (a bad "
         f"copy or a disk error); copy it again. {RESAVED}"
     )
+
+
+def test_the_digest_of_a_file_or_of_tensors_is_the_one_their_file_stores(
+    tmp_path: Path,
+) -> None:
+    """What ``export`` records of the weights it exports (a model file, or a model in memory)
+    and ``serve`` compares with its ``--model``: read from the header where it is there, else
+    computed from the file's data; of tensors, what writing them would store."""
+    many = {
+        f"t{i}": torch.full((i + 1,), float(i), dtype=dtype)
+        for i, dtype in enumerate(
+            (torch.float32, torch.int64, torch.float16, torch.uint8, torch.bfloat16)
+        )
+    }
+    path = write_safetensors(tmp_path / "t.safetensors", many, {})
+    stored = metadata_of(path)[DIGEST_KEY]
+    assert file_tensors_crc32(path) == tensors_crc32(many) == stored
+    plain = tmp_path / "plain.safetensors"
+    save_file(many, str(plain))  # no digest stored: computed
+    assert file_tensors_crc32(plain) == stored
+    assert tensors_crc32({**many, "t0": many["t0"] + 1}) != stored
 
 
 def test_a_file_without_the_digest_is_not_checked(tmp_path: Path) -> None:

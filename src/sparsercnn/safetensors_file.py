@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save, save_file
 from torch import Tensor
 
 from sparsercnn.atomic_file import atomic_write
@@ -180,6 +180,32 @@ def stored_tensors_crc32(path: Path) -> str | None:
         return read_header(path).metadata.get(DIGEST_KEY)
     except (OSError, ValueError):
         return None
+
+
+def file_tensors_crc32(path: str | os.PathLike[str]) -> str:
+    """The :data:`DIGEST_KEY` of the safetensors file ``path``: the one its header holds
+    (:func:`stored_tensors_crc32`, the header alone is read), else (a file written before
+    sparsercnn stored it, or by another program) computed from its tensor data.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: it is no whole safetensors file (:func:`read_header`).
+    """
+    header = read_header(path)
+    stored = header.metadata.get(DIGEST_KEY)
+    if stored is not None:
+        return stored
+    with open(path, "rb") as handle:
+        handle.seek(8 + int.from_bytes(handle.read(8), "little"))
+        return _data_crc32(handle)
+
+
+def tensors_crc32(tensors: dict[str, Tensor]) -> str:
+    """The :data:`DIGEST_KEY` that :func:`write_safetensors` would store for ``tensors``
+    (contiguous, on the CPU), computed in memory: safetensors' own serialisation gives the
+    order of the tensors in the file (holds a copy of the tensors while it runs)."""
+    data = save(tensors)
+    return f"{zlib.crc32(memoryview(data)[8 + int.from_bytes(data[:8], 'little') :]):08x}"
 
 
 def check_header_crc32(

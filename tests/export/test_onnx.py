@@ -35,6 +35,7 @@ from sparsercnn.model.postprocess import select_top_k
 from sparsercnn.model_file import LoadedModel, load_model_file, save_model_file
 from sparsercnn.predictor import Predictor
 from sparsercnn.presets import get_preset
+from sparsercnn.safetensors_file import stored_tensors_crc32
 from sparsercnn.structures import ImageBatch
 from tests.export.failed_check import FAILED_PARITY
 from tests.synthetic_coco import WriteCoco
@@ -102,7 +103,9 @@ def test_graph_has_no_scatter_or_loop(exported: ExportReport) -> None:
 
 
 @pytest.mark.slow
-def test_metadata_describes_the_model(exported: ExportReport, loaded: LoadedModel) -> None:
+def test_metadata_describes_the_model(
+    exported: ExportReport, loaded: LoadedModel, session_model_file: Path
+) -> None:
     session = onnxruntime.InferenceSession(str(exported.path), providers=["CPUExecutionProvider"])
     metadata = session.get_modelmeta().custom_metadata_map
     assert metadata["format"] == "sparsercnn-onnx"
@@ -114,6 +117,8 @@ def test_metadata_describes_the_model(exported: ExportReport, loaded: LoadedMode
     assert int(metadata["num_proposals"]) == loaded.config.model.num_proposals
     assert Config.from_dict(json.loads(metadata["config"])) == loaded.config
     assert "pixel_mean" in metadata and "preprocessing" in metadata
+    # What serve checks its --onnx against: the model file's own CRC-32, not computed again.
+    assert metadata["weights_crc32"] == stored_tensors_crc32(session_model_file) is not None
     # Dynamic batch, height and width axes.
     assert [i.name for i in session.get_inputs()] == ["images", "image_sizes", "original_sizes"]
     batch, _, height, width = session.get_inputs()[0].shape
@@ -554,3 +559,55 @@ def test_adaptive_roi_sampling_is_refused_before_tracing(tmp_path: Path) -> None
     with pytest.raises(ValueError, match=r"adaptive\.safetensors: model\.sampling_ratio=0 \("):
         export_onnx(model_file, tmp_path / "adaptive.onnx")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["adaptive.safetensors"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("test_min_size", "test_max_size"), [(24, 32), (36, 64)])
+def test_a_model_resizing_to_small_or_unpadded_sides_exports_and_checks(
+    tmp_path: Path, test_min_size: int, test_max_size: int
+) -> None:
+    """The tracing example was the check image at the test size: 24x32 failed in torch.export
+    ("24 not in range [33, 4096]"; the recipe sets a 32 px short side for small images), and
+    36x48 (a width that is no multiple of 32, as a 256 px short side's 256x341 is) on a guard
+    of its padding."""
+    cfg = get_preset("tiny")
+    cfg.model.num_classes = 2
+    cfg.input.test_min_size, cfg.input.test_max_size = test_min_size, test_max_size
+    torch.manual_seed(0)
+    model_file = save_model_file(
+        tmp_path / "small.safetensors", build_model(cfg), cfg, CategoryMap([3, 7], ["a", "b"])
+    )
+    report = export_onnx(model_file, tmp_path / "small.onnx")
+    assert report.check is not None and report.check.passed, report.check
+    assert report.check.inputs[0] == (2, test_min_size, test_min_size * 4 // 3)
+    # OnnxPredictor pads to 32: a 32x32 input (a 1x1 P5 level) for the 24 px model.
+    image = np.random.default_rng(0).integers(0, 256, (60, 90, 3), dtype=np.uint8)
+    expected = Predictor.from_file(model_file)([image])[0]
+    actual = OnnxPredictor(report.path)([image])[0]
+    assert actual.category_ids == expected.category_ids
+    torch.testing.assert_close(actual.boxes, expected.boxes, atol=1e-2, rtol=0)
+    torch.testing.assert_close(actual.scores, expected.scores, atol=1e-4, rtol=0)
+
+
+def test_the_readme_and_export_help_state_the_checks_tolerances() -> None:
+    """The README said the ONNX predictor "reproduces the PyTorch post-processing exactly":
+    true of which detections it keeps, not of their numbers, which agree within the check's
+    tolerances."""
+    from sparsercnn.cli import export as export_cli
+
+    def power(value: float) -> str:
+        return f"{value:.0e}".replace("e-0", "e-")
+
+    stated = (
+        f"a score within {power(onnx_export.SCORE_TOLERANCE)} and box coordinates within "
+        f"{power(onnx_export.BOX_TOLERANCE)} of the image's longer side"
+    )
+    parser = argparse.ArgumentParser()
+    export_cli.add_parser(parser.add_subparsers())
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    help_text = " ".join(subparsers.choices["export"].description.split())
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    deploy = " ".join(readme.split("## Deploy")[1].split("\n## ")[0].split())
+    for text in (help_text, deploy):
+        assert stated in text and "up to float rounding, not to the bit" in text
+    assert "exactly" not in deploy

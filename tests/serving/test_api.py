@@ -22,8 +22,9 @@ from starlette.datastructures import UploadFile
 from sparsercnn.data.image_io import DecodedImage
 from sparsercnn.data.transforms import build_test_transform
 from sparsercnn.diagnostics.stage_boxes import compute_stage_boxes
+from sparsercnn.export.onnx_export import WEIGHTS_DIGEST_KEY
 from sparsercnn.model import build_postprocessor
-from sparsercnn.model_file import load_model_file
+from sparsercnn.model_file import load_model_file, save_model_file
 from sparsercnn.ops.boxes import box_xyxy_to_xywh
 from sparsercnn.predictor import Predictor
 from sparsercnn.serving import Limits, create_app
@@ -400,6 +401,27 @@ def _animated_gif() -> bytes:
 
 
 JPEG = encoded_image(128, 96, image_format="JPEG")
+MULTIPART_TYPE = "multipart/form-data; boundary=x"
+
+
+def _multipart(*images: bytes) -> bytes:
+    """A whole multipart body (boundary ``x``) of PNG ``images`` as file parts."""
+    parts = [
+        b'--x\r\nContent-Disposition: form-data; name="images"; filename="a%d.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n%s\r\n" % (i, data)
+        for i, data in enumerate(images)
+    ]
+    return b"".join(parts) + b"--x--\r\n"
+
+
+def test_a_whole_handmade_multipart_body_is_read(client: TestClient) -> None:
+    """The body the cut-off cases of :data:`BAD_REQUESTS` cut, whole, and with an epilogue."""
+    for body in (_multipart(PNG, PNG), _multipart(PNG) + b"an epilogue\r\n"):
+        response = client.post("/v1/detect", content=body, headers={"content-type": MULTIPART_TYPE})
+        assert response.status_code == 200, response.text
+    assert len(response.json()["images"]) == 1
+
+
 # (request options, status, text the error must hold, field named)
 BAD_REQUESTS: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
     "not an image": (
@@ -424,6 +446,20 @@ BAD_REQUESTS: dict[str, tuple[dict[str, Any], int, str, str | None]] = {
         None,
     ),
     "no image": ({"json": {"images": []}}, 400, "no image in the request", "images"),
+    # python-multipart drops a part the body ends inside of: was "no image in the request".
+    "multipart body cut off": (
+        {"content": _multipart(PNG)[:-100], "headers": {"content-type": MULTIPART_TYPE}},
+        400,
+        "the multipart body is cut off or malformed: it ends before its closing boundary",
+        None,
+    ),
+    # Was answered with the first image's detections alone.
+    "multipart body cut off in its second image": (
+        {"content": _multipart(PNG, PNG)[:-100], "headers": {"content-type": MULTIPART_TYPE}},
+        400,
+        "the multipart body is cut off or malformed",
+        None,
+    ),
     "too many bytes": (
         {"files": files(encoded_image(200, 190))},
         413,
@@ -921,6 +957,52 @@ def test_an_onnx_file_of_another_model_is_refused(
     onnx.save(graph, onnx_file)
     with pytest.raises(ValueError, match=message):
         create_app(model_file, onnx_file=onnx_file)
+
+
+def test_an_onnx_file_of_other_weights_is_refused(
+    model_file: Path, model_file_onnx: Path, tmp_path: Path
+) -> None:
+    """An export of another checkpoint of the same run (model_best beside model_final: the
+    same classes and config) answered full-stage requests while the page and ``stages`` ran
+    --model, silently."""
+    pytest.importorskip("onnxruntime")
+    loaded = load_model_file(model_file)
+    with torch.no_grad():
+        next(loaded.model.parameters()).add_(0.01)
+    other = save_model_file(
+        tmp_path / "model_final.safetensors", loaded.model, loaded.config, loaded.categories
+    )
+    with pytest.raises(ValueError) as info:
+        create_app(other, onnx_file=model_file_onnx)
+    message = str(info.value)
+    assert message.startswith(
+        f"--onnx {model_file_onnx} was exported from other weights than --model {other} "
+        "(weights CRC-32 "
+    )
+    assert f"export one from --model (`sparsercnn export --model {other} --output" in message
+
+
+def test_an_onnx_file_recording_no_weights_is_served_with_one_warning(
+    model_file: Path, model_file_onnx: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Files exported before the weights' CRC-32 was recorded cannot be checked: said once."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    graph = onnx.load(model_file_onnx)
+    props = {p.key: p.value for p in graph.metadata_props if p.key != WEIGHTS_DIGEST_KEY}
+    assert len(props) == len(graph.metadata_props) - 1
+    del graph.metadata_props[:]
+    onnx.helper.set_model_props(graph, props)
+    old = tmp_path / "old.onnx"
+    onnx.save(graph, old)
+    with caplog.at_level("WARNING", logger="sparsercnn.serving.service"):
+        create_app(model_file, onnx_file=old)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"--onnx {old} does not record which weights it was exported from (an export of an "
+        f"older sparsercnn): that it is an export of --model {model_file} cannot be checked; "
+        f"re-export it with `sparsercnn export --model {model_file}` to have it checked"
+    ]
 
 
 def test_openapi_documents_query_parameters_image_counts_and_error_answers(

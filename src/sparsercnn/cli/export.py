@@ -31,8 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "RGB 0-255 images with their sizes and original sizes, outputs the top-N boxes (xyxy, "
         "original pixels), scores and labels, and num_detections: each image's first "
         "num_detections entries are its detections (the rest are boxes clipping emptied); "
-        "normalisation, padding and post-processing are inside the graph. Label map and test "
-        "resize are stored in the file's metadata. With "
+        "normalisation, padding and post-processing are inside the graph. Label map, test "
+        "resize and the weights' CRC-32 (which serve --onnx checks against --model) are stored "
+        "in the file's metadata. The file is written only once onnxruntime has reproduced "
+        "PyTorch on two sample images: the same detections (each with a counterpart of the "
+        "same label, a score within 1e-4 and box coordinates within 1e-3 of the image's longer "
+        "side; scores straddling the top-k cut within 1e-4 of each other excepted), equal up to "
+        "float rounding, not to the bit. With "
         "--int8 and a .safetensors --output: a model file calibrated for int8 PyTorch "
         "inference (predict/eval/serve --precision int8) instead.",
     )

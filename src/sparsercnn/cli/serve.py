@@ -40,7 +40,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--onnx",
         type=user_path,
-        help="ONNX export of the model, run by onnxruntime on --device (cuda needs the "
+        help="ONNX export of --model (of its weights: an export of another checkpoint is "
+        "refused), run by onnxruntime on --device (cuda needs the "
         "onnxruntime-gpu package) for requests running every stage; --model runs requests with "
         "fewer stages and the page's stage view (GET /v1/model names both, and the execution "
         "provider)",

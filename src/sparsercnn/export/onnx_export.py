@@ -18,6 +18,7 @@ import importlib.metadata
 import importlib.util
 import json
 import logging
+import math
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,7 +38,8 @@ from sparsercnn.data.transforms import resized_shape
 from sparsercnn.export.onnx_wrapper import INPUT_NAMES, OUTPUT_NAMES, SparseRCNNOnnxModel
 from sparsercnn.model import SparseRCNN
 from sparsercnn.model.inference import evaluating
-from sparsercnn.model_file import LoadedModel, load_model_file
+from sparsercnn.model_file import LoadedModel, load_model_file, model_state_dict
+from sparsercnn.safetensors_file import file_tensors_crc32, tensors_crc32
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +47,25 @@ METADATA_FORMAT = "sparsercnn-onnx"
 # Version 2 added the ``num_detections`` output; version 1 graphs marked removed boxes by a score
 # of 0 alone, which a real detection's score can also be.
 METADATA_VERSION = "2"
+# The metadata key of the CRC-32 of the weights the graph was exported from, as the model file's
+# ``tensors_crc32`` (:func:`~sparsercnn.safetensors_file.file_tensors_crc32`): ``serve`` checks
+# that its ``--onnx`` is an export of its ``--model``. Exports before it have none.
+WEIGHTS_DIGEST_KEY = "weights_crc32"
 DEFAULT_OPSET = 18
 # The oldest opset the graph's operators exist in (LayerNormalization); which opsets the exporter
 # writes is another matter (:func:`writable_opsets`).
 MIN_OPSET = 17
-# Height and width must exceed one stride of P5 (32): torch.export specialises a 1x1 P5 level.
+# The range of heights and widths torch.export traces for: above one stride of P5 (32), as
+# torch.export specialises a 1x1 P5 level. The graph itself runs smaller inputs too (a 1x1 P5
+# level after its padding), which the check covers for a model resizing to under 33 px.
 MIN_SIDE = 33
 MAX_SIDE = 4096
+# The tracing example's sides are multiples of this (the P5 stride; :func:`tracing_example`).
+TRACED_MULTIPLE = 32
 # Original (h, w) of the check images before the test resize: landscape and portrait COCO-like.
 CHECK_ORIGINAL_SIZES = ((480, 640), (640, 427))
+# How far onnxruntime's numbers may be from PyTorch's (float rounding, not the detections kept);
+# the README's Deploy section and ``export --help`` state them.
 BOX_TOLERANCE = 1e-3  # of the original image's longer side
 SCORE_TOLERANCE = 1e-4
 EXPORTER_LOGGERS = ("torch.onnx", "torch.export", "onnxscript", "onnx_ir")
@@ -174,15 +186,21 @@ def export_onnx(
     ``(h, w)``; ``boxes (B, N, 4)`` xyxy original pixels, ``scores (B, N)``, ``labels (B, N)``
     and ``num_detections (B,)`` int64: image ``i``'s detections are its first
     ``num_detections[i]`` entries, the boxes removed by the official clipping come after them
-    (see the wrapper). ``H`` and ``W`` are dynamic (33-4096); ``B`` is dynamic unless
-    ``dynamic_batch`` is False (then 1).
+    (see the wrapper). ``H`` and ``W`` are dynamic, any size up to :data:`MAX_SIDE` (4096):
+    torch.export traces sides from :data:`MIN_SIDE` (33) up, and the graph pads smaller ones to
+    32 as it pads larger ones to multiples of 32 (a 1x1 P5 level; onnxruntime matches PyTorch
+    there too, down to 1x1 inputs, and the check runs them for a model resizing to under 33 px).
+    ``B`` is dynamic unless ``dynamic_batch`` is False (then 1). The metadata records the CRC-32
+    of the weights (:data:`WEIGHTS_DIGEST_KEY`), which ``serve`` checks against its model file.
 
     Args:
         model_file_or_loaded: a model file path or a :class:`LoadedModel`.
         output_path: destination ``.onnx``; written atomically, weights inside the file.
         opset: ONNX opset (:func:`check_opset`: one this exporter writes, 17 or newer).
         dynamic_batch: dynamic batch axis (else fixed at 1).
-        check: run the file with onnxruntime on two image sizes and compare with PyTorch.
+        check: run the file with onnxruntime on two image sizes and compare with PyTorch
+            (:class:`ParityCheck`: the same detections, scores within :data:`SCORE_TOLERANCE`
+            and boxes within :data:`BOX_TOLERANCE` of the image's longer side).
         num_stages: export only the first k stages (default all).
 
     Raises:
@@ -197,9 +215,13 @@ def export_onnx(
     start = time.perf_counter()
     if isinstance(model_file_or_loaded, LoadedModel):
         loaded, source = model_file_or_loaded, "the model"
+        weights_crc32 = None
     else:
         loaded, source = load_model_file(model_file_or_loaded), str(model_file_or_loaded)
+        weights_crc32 = file_tensors_crc32(model_file_or_loaded)  # mostly read from its header
     check_exportable(loaded.config, source)
+    if weights_crc32 is None:  # as if it were saved (for serve's check against its model file)
+        weights_crc32 = tensors_crc32(model_state_dict(loaded.model))
     model = loaded.model
     if next(model.parameters()).device.type != "cpu" or model.pixel_mean.dtype != torch.float32:
         model = copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
@@ -207,10 +229,16 @@ def export_onnx(
         model, clip_boxes=loaded.config.model.clip_boxes, num_stages=num_stages
     )
     with evaluating(wrapper):
-        example = sample_inputs(loaded.config, batch_size=2 if dynamic_batch else 1)[0]
+        sample = sample_inputs(loaded.config, batch_size=2 if dynamic_batch else 1)[0]
+        example = tracing_example(sample, loaded.config.model.size_divisibility)
         program = _export_program(wrapper, example, opset=opset, dynamic_batch=dynamic_batch)
         check_graph_opset(program.model_proto, opset)
-        report = _write(program, wrapper, loaded, output_path, opset, dynamic_batch, check)
+        metadata = build_metadata(
+            loaded.config, loaded.categories, wrapper.num_stages, weights_crc32=weights_crc32
+        )
+        report = _write(
+            program, wrapper, loaded, metadata, output_path, opset, dynamic_batch, check
+        )
     report.seconds = time.perf_counter() - start
     logger.info("exported %s in %.1f s", report.path, report.seconds)
     return report
@@ -220,6 +248,7 @@ def _write(
     program: torch.onnx.ONNXProgram,
     wrapper: SparseRCNNOnnxModel,
     loaded: LoadedModel,
+    metadata: dict[str, str],
     output_path: str | Path,
     opset: int,
     dynamic_batch: bool,
@@ -229,7 +258,6 @@ def _write(
     import onnx
 
     proto = program.model_proto
-    metadata = build_metadata(loaded.config, loaded.categories, wrapper.num_stages)
     onnx.helper.set_model_props(proto, metadata)
     parity: list[ParityCheck] = []
 
@@ -477,14 +505,20 @@ def export_backbone_fpn(
 
 
 def build_metadata(
-    config: Config, categories: CategoryMap, num_stages: int | None = None
+    config: Config,
+    categories: CategoryMap,
+    num_stages: int | None = None,
+    *,
+    weights_crc32: str,
 ) -> dict[str, str]:
-    """The ``metadata_props`` of an exported file: label map, preprocessing, source config."""
+    """The ``metadata_props`` of an exported file: label map, preprocessing, source config and
+    the CRC-32 of the weights (:data:`WEIGHTS_DIGEST_KEY`)."""
     model_cfg = config.model
     return {
         "format": METADATA_FORMAT,
         "format_version": METADATA_VERSION,
         "producer": f"sparsercnn {__version__}, torch {torch.__version__}",
+        WEIGHTS_DIGEST_KEY: weights_crc32,
         "class_names": json.dumps(categories.names),
         "category_ids": json.dumps(categories.category_ids),
         "num_classes": str(model_cfg.num_classes),
@@ -577,6 +611,28 @@ def sample_inputs(
             images[i, :, :, sizes[i, 1] :] = 0
         samples.append((images, sizes, originals))
     return samples
+
+
+def tracing_example(
+    sample: tuple[Tensor, Tensor, Tensor], size_divisibility: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``sample`` (as :func:`sample_inputs` makes it) with its images tensor zero-padded at the
+    bottom and right as the graph pads it (to a multiple of ``size_divisibility`` and of the
+    P5 stride, :data:`TRACED_MULTIPLE`), and to at least :data:`MIN_SIDE`; the images' sizes
+    are unchanged.
+
+    torch.export fails on an example outside the traced range (a model whose test resize gives
+    a side under 33 px, as the recipe's 32 px short side for small images does) and on one whose
+    width is no multiple of 32 (torch 2.13: a 256x341 example, the check image of a model
+    resizing to a 256 px short side, fails on a guard of the padding).
+    """
+    images, image_sizes, original_sizes = sample
+    multiple = math.lcm(TRACED_MULTIPLE, size_divisibility)
+    pad_h, pad_w = (
+        -(-max(side, MIN_SIDE) // multiple) * multiple - side for side in images.shape[2:]
+    )
+    images = torch.nn.functional.pad(images, (0, pad_w, 0, pad_h))
+    return images, image_sizes, original_sizes
 
 
 def check_parity(

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from sparsercnn.data.transforms import build_test_transform
-from sparsercnn.export.onnx_export import detections_of, parse_metadata
+from sparsercnn.export.onnx_export import WEIGHTS_DIGEST_KEY, detections_of, parse_metadata
 from sparsercnn.export.onnx_wrapper import INPUT_NAMES, OUTPUT_NAMES
 from sparsercnn.paths import check_file
 from sparsercnn.predictor import BatchPredictor
@@ -51,6 +51,9 @@ class OnnxPredictor(BatchPredictor):
 
     Attributes:
         precision: ``int8`` for a file quantized by ``sparsercnn export --int8``, else ``fp32``.
+        weights_crc32: the CRC-32 of the weights it was exported from, as their model file's
+            ``tensors_crc32`` (:data:`~sparsercnn.export.onnx_export.WEIGHTS_DIGEST_KEY`);
+            None for a file exported before sparsercnn recorded it.
         device: where the session runs, as a torch device name (``cpu``, ``cuda:0``).
         provider: the execution provider that runs it (``CPUExecutionProvider``,
             ``CUDAExecutionProvider``), as onnxruntime reports it.
@@ -94,6 +97,7 @@ class OnnxPredictor(BatchPredictor):
         metadata = self.session.get_modelmeta().custom_metadata_map
         self.config, self.categories = parse_metadata(metadata, str(self.path))
         self.precision = "int8" if QUANTIZATION_KEY in metadata else "fp32"
+        self.weights_crc32: str | None = metadata.get(WEIGHTS_DIGEST_KEY)
         # The stages the graph runs: a stage-limited export keeps the full model's config.
         self.num_stages = int(metadata.get("num_stages", self.config.model.num_stages))
         inputs = self.session.get_inputs()

@@ -9,12 +9,14 @@ given twice, an empty body, too many images and other content types.
 from __future__ import annotations
 
 import json
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from sparsercnn.serving.errors import ApiError, BodyTooLarge
@@ -113,11 +115,30 @@ def validate_options(options_model: type[Options], values: dict[str, Any]) -> Op
         raise ApiError(400, f"parameter {field}: {message} (got {got})", field) from None
 
 
-async def _read_multipart(
-    request: Request, values: dict[str, Any], max_images: int, max_image_bytes: int
-) -> list[UploadedImage]:
+class _EndCheckingParser(MultiPartParser):
+    """starlette's multipart parser, noting whether the body reached its closing boundary:
+    python-multipart drops a part the body ends inside of without a word."""
+
+    ended = False
+
+    def on_end(self) -> None:
+        self.ended = True
+
+
+async def _parse_multipart(request: Request, max_images: int) -> FormData:
+    """The parts of ``request``'s multipart body (:meth:`Request.form`'s parsing), checked
+    to end with the closing boundary.
+
+    Raises:
+        ApiError: 400 (malformed, or cut off before its closing boundary), 413 (far more than
+            ``max_images`` files).
+    """
     try:
-        form = await request.form(max_files=max_images + MULTIPART_SLACK, max_fields=64)
+        async with aclosing(request.stream()) as stream:
+            parser = _EndCheckingParser(
+                request.headers, stream, max_files=max_images + MULTIPART_SLACK, max_fields=64
+            )
+            form = await parser.parse()
     except (BodyTooLarge, ApiError, ClientDisconnect):  # answered by their own handlers
         raise
     except Exception as error:  # python-multipart raises several types on malformed bodies
@@ -130,6 +151,32 @@ async def _read_multipart(
                 IMAGES_FIELD,
             ) from None
         raise ApiError(400, f"the multipart body could not be parsed: {detail}") from None
+    if not parser.ended:
+        await form.close()
+        raise ApiError(
+            400,
+            "the multipart body is cut off or malformed: it ends before its closing boundary "
+            "line (--BOUNDARY--), inside a part that was not read; send the whole body",
+        )
+    return form
+
+
+async def _read_multipart(
+    request: Request, values: dict[str, Any], max_images: int, max_image_bytes: int
+) -> list[UploadedImage]:
+    form = await _parse_multipart(request, max_images)
+    try:
+        return await _read_parts(form, values, max_images, max_image_bytes)
+    finally:
+        # The parts' temporary files (on disk past 1 MB) would stay until the answer, queue
+        # included, or, on an error, until collected.
+        await form.close()
+
+
+async def _read_parts(
+    form: FormData, values: dict[str, Any], max_images: int, max_image_bytes: int
+) -> list[UploadedImage]:
+    """The image files of ``form``; its other fields go into ``values``."""
     # Counted and sized before any file is read into memory.
     files = [v for n, v in form.multi_items() if n == IMAGES_FIELD and isinstance(v, UploadFile)]
     _check_count(len(files), max_images)
@@ -154,8 +201,6 @@ async def _read_multipart(
             )
         else:
             _put(values, name, value, "form fields")
-    # The parts' temporary files (on disk past 1 MB) would stay until the answer, queue included.
-    await form.close()
     return images
 
 

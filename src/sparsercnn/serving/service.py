@@ -27,6 +27,7 @@ from sparsercnn.image_inputs import ImageInput
 from sparsercnn.model.inference import Precision
 from sparsercnn.prediction import Prediction
 from sparsercnn.predictor import Predictor
+from sparsercnn.safetensors_file import file_tensors_crc32
 from sparsercnn.serving.batching import RequestBatcher
 from sparsercnn.serving.limits import Limits
 from sparsercnn.serving.schemas import CategoryInfo, EngineInfo, ModelInfo
@@ -69,8 +70,8 @@ class DetectionService:
 
     Raises:
         FileNotFoundError, ValueError: a file is missing or not a model of this package, the
-            ONNX file's classes differ from the model file's, or it computes in another
-            ``precision`` than the one given.
+            ONNX file is no export of the model file (other classes, config or weights), or it
+            computes in another ``precision`` than the one given.
     """
 
     def __init__(
@@ -113,7 +114,7 @@ class DetectionService:
             cuda_graphs=cuda_graphs,
         )
         if self.onnx is not None:
-            _check_same_model(self.onnx, self.predictor)
+            _check_same_model(self.onnx, self.predictor, self.model_file)
             full_stage, stage_limited = self.engines()
             logger.info(
                 "full-stage requests run %s on %s (%s, %s); stage-limited ones and the stage "
@@ -245,9 +246,10 @@ def _load_onnx(
     return onnx
 
 
-def _check_same_model(onnx: OnnxPredictor, predictor: Predictor) -> None:
-    """Raise unless ``onnx`` is an export of the model file: the same classes, stages,
-    architecture and test resize."""
+def _check_same_model(onnx: OnnxPredictor, predictor: Predictor, model_file: Path) -> None:
+    """Raise unless ``onnx`` is an export of ``predictor``'s ``model_file``: the same classes,
+    stages, architecture, test resize and weights (warns where ``onnx`` records no digest of
+    its weights, as files exported before it was recorded)."""
     path = onnx.path
     ours, theirs = predictor.categories, onnx.categories
     if (ours.category_ids, ours.names) != (theirs.category_ids, theirs.names):
@@ -272,6 +274,30 @@ def _check_same_model(onnx: OnnxPredictor, predictor: Predictor) -> None:
         raise ValueError(
             f"--onnx {path} is not an export of --model: it has {', '.join(differences)}; "
             "export the ONNX file from that model"
+        )
+    _check_same_weights(onnx, model_file)
+
+
+def _check_same_weights(onnx: OnnxPredictor, model_file: Path) -> None:
+    """Raise unless ``onnx`` records the CRC-32 of ``model_file``'s weights; another model of
+    the same run (``model_best`` and ``model_final``) has the same classes and config."""
+    if onnx.weights_crc32 is None:
+        logger.warning(
+            "--onnx %s does not record which weights it was exported from (an export of an "
+            "older sparsercnn): that it is an export of --model %s cannot be checked; "
+            "re-export it with `sparsercnn export --model %s` to have it checked",
+            onnx.path,
+            model_file,
+            model_file,
+        )
+        return
+    weights = file_tensors_crc32(model_file)
+    if onnx.weights_crc32 != weights:
+        raise ValueError(
+            f"--onnx {onnx.path} was exported from other weights than --model {model_file} "
+            f"(weights CRC-32 {onnx.weights_crc32}, --model's {weights}), such as another "
+            f"checkpoint of the same run; export one from --model (`sparsercnn export --model "
+            f"{model_file} --output model.onnx`), or serve the model file it was exported from"
         )
 
 
