@@ -41,6 +41,13 @@ def test_boxes_mostly_outside_their_images_are_counted_and_a_few_named() -> None
         "d.json: 7 of 10 boxes lie mostly outside their image (images 0, 1, 2, 3, 4 ... (7 in "
         "all)): COCO's 'bbox' is [x, y, width, height] in pixels of the image"
     )
+    # Was: "rescale or convert them" only, as if the boxes were always the ones that are wrong.
+    assert message.endswith(
+        "If the boxes are in pixels of another size of their images (drawn on the originals of "
+        "resized copies) or in another format, rescale or convert them; if the annotation "
+        "file's image 'width' and 'height' are wrong (the size of thumbnails or resized copies), "
+        "correct them to the size of the images the boxes were drawn on"
+    )
     # A few of many (a detector's boxes past the edge) are no sign, nor two of a small file.
     assert _finding([[70, 50, 40, 40]] + [[10, 10, 30, 20]] * 9) is None
     assert _finding([[70, 50, 40, 40]] * 2 + [[10, 10, 30, 20]]) is None

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import logging
 import struct
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from sparsercnn.image_inputs import to_pil
+from sparsercnn.image_inputs import expand_inputs, folder_files, to_pil
 
 
 def _negative_strip_offset_tiff(path: Path) -> Path:
@@ -72,3 +73,55 @@ def test_a_pil_image_whose_in_memory_file_was_closed_is_told_of_that_file() -> N
         "the PIL image's file was closed before its pixels were read: call image.load() before "
         "the file object given to Image.open is closed (or before image.close())"
     )
+
+
+def test_hidden_files_in_a_folder_are_no_inputs_but_one_named_is_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A folder copied from a Mac holds ``._a.jpg`` (an AppleDouble companion, no image) beside
+    ``a.jpg``: it was listed as an input, so predict refused the folder ("could not be read")
+    and int8 calibration the whole export. Hidden files and folders are left out, with one log
+    line; the folder given may itself be hidden, and a hidden image named by its path is read."""
+    folder = tmp_path / ".photos"
+    (folder / ".thumbnails").mkdir(parents=True)
+    image, hidden_image = folder / "a.jpg", folder / ".b.jpg"
+    for path in (image, hidden_image, folder / ".thumbnails" / "c.jpg"):
+        Image.new("RGB", (8, 6), "red").save(path, format="JPEG")
+    (folder / "._a.jpg").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X")
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    with caplog.at_level(logging.INFO):
+        assert expand_inputs(folder) == [(image, str(image))]
+    assert (
+        f"{folder}: leaving out 3 hidden files (._a.jpg, .b.jpg, .thumbnails/c.jpg): a folder's "
+        "files and folders named '.*' are no inputs; give such a file by its path to read it"
+        in caplog.text
+    )
+    assert expand_inputs(hidden_image) == [(hidden_image, str(hidden_image))]
+
+
+def test_a_folder_without_hidden_files_logs_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    Image.new("RGB", (8, 6)).save(tmp_path / "a.png")
+    with caplog.at_level(logging.INFO):
+        assert folder_files(tmp_path, [".png"]) == [tmp_path / "a.png"]
+    assert "leaving out" not in caplog.text
+
+
+def test_the_drawings_left_out_say_which_folders_are_marked_and_where_runs_were_killed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The line read "(in /a/drawn, /a/sub, staged)": "staged" a third place."""
+    from sparsercnn.drawings_marker import write_marker
+
+    drawing, staged = tmp_path / "drawn" / "x.png", tmp_path / "sub" / ".y.partial.png"
+    for path in (drawing, staged, tmp_path / "a.png"):
+        path.parent.mkdir(exist_ok=True)
+        Image.new("RGB", (8, 6)).save(path, format="PNG")
+    write_marker(drawing.parent, {drawing: str(tmp_path / "x.png")})
+    with caplog.at_level(logging.INFO):
+        assert folder_files(tmp_path, [".png"]) == [tmp_path / "a.png"]
+    assert (
+        f"{tmp_path}: leaving out 2 drawings of earlier runs (in {drawing.parent}; staged in "
+        f"{staged.parent} by runs killed before their end)"
+    ) in caplog.text

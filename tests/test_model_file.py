@@ -251,6 +251,26 @@ def test_a_file_safetensors_cannot_open_is_told_from_the_bytes_already_read(
     assert "is a PyTorch checkpoint, not a model file" in one_line_error(path)
 
 
+def test_a_file_the_user_may_not_read_is_told_apart_from_a_damaged_one(
+    model_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: "... is damaged or not a model file (safetensors: [Errno 13] Permission denied ...);
+    copy it again": a file the user may not read (chmod has no effect as root: open refuses)."""
+    real_open = open
+
+    def denied_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if Path(file) == model_file:
+            raise PermissionError(errno.EACCES, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("sparsercnn.model_file.open", denied_open, raising=False)
+    with pytest.raises(PermissionError) as raised:
+        load_model_file(model_file)
+    assert str(raised.value) == (
+        f"model file {model_file} cannot be read (Permission denied); check its permissions"
+    )
+
+
 def test_an_onnx_export_points_to_the_onnx_flag(tmp_path: Path) -> None:
     path = tmp_path / "model.onnx"
     path.write_bytes(b"\x08\x08\x12\x07pytorch")  # how an ONNX ModelProto starts

@@ -19,6 +19,7 @@ from sparsercnn.paths import (
     remove_empty_folders,
     same_file,
 )
+from tests.denied_file import deny_reading
 
 
 def test_a_file_check_names_a_folder_and_a_missing_path_apart(tmp_path: Path) -> None:
@@ -28,6 +29,21 @@ def test_a_file_check_names_a_folder_and_a_missing_path_apart(tmp_path: Path) ->
         check_file(tmp_path, "ONNX model", "the .onnx file")
     with pytest.raises(FileNotFoundError, match=r"^checkpoint .*x\.pth does not exist$"):
         check_file(tmp_path / "x.pth", "checkpoint", "the checkpoint file")
+
+
+def test_a_file_check_tells_a_file_the_user_may_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: passed, for whatever read the file to fail with a raw "[Errno 13] Permission
+    denied: '...'" (or to call the file damaged)."""
+    path = tmp_path / "x.pth"
+    path.write_bytes(b"")
+    deny_reading(monkeypatch, "sparsercnn.paths", path)
+    with pytest.raises(PermissionError) as raised:
+        check_file(path, "checkpoint", "the checkpoint file")
+    assert str(raised.value) == (
+        f"checkpoint {path} cannot be read (Permission denied); check its permissions"
+    )
 
 
 def test_is_below_compares_paths_as_written(

@@ -29,6 +29,13 @@ MOSTLY_OUTSIDE_SHARE = 0.25
 # The fewest boxes mostly outside their image that are a sign: one or two (a small file's box
 # drawn past the edge, a clipped box at a corner) are told by their own issues.
 MIN_MOSTLY_OUTSIDE = 3
+# What boxes mostly outside their image may mean, and what to do for each.
+OUTSIDE_CAUSES = (
+    "If the boxes are in pixels of another size of their images (drawn on the originals of "
+    "resized copies) or in another format, rescale or convert them; if the annotation file's "
+    "image 'width' and 'height' are wrong (the size of thumbnails or resized copies), correct "
+    "them to the size of the images the boxes were drawn on"
+)
 # The smallest image side, in pixels, on which boxes all within [0, 1] are taken for fractions
 # of the image: on a smaller image a box of one pixel at its corner is plausible.
 MIN_SIDE_FOR_FRACTIONS = 8
@@ -69,7 +76,7 @@ class BoxFormatEvidence:
       its image (within ``tolerance``) with ``x2 >= x1, y2 >= y1``;
     - ``"outside"``: at least :data:`MOSTLY_OUTSIDE_SHARE` of the boxes, and
       :data:`MIN_MOSTLY_OUTSIDE` or more, lie mostly outside their image (pixels of a resized or
-      another image, or another format);
+      another image, another format, or image entries of a wrong size: :data:`OUTSIDE_CAUSES`);
     - ``"fractions"``: every box lies within ``[0, 1]^4``, some of positive size, on images of
       :data:`MIN_SIDE_FOR_FRACTIONS` px or more a side (fractions of the image size, as YOLO's
       and some tools' normalised boxes are).
@@ -131,8 +138,7 @@ class BoxFormatEvidence:
                 f"{source}: {self.mostly_outside.count} of {boxes} "
                 f"{verb(self.mostly_outside.count, 'lies')} mostly outside their image "
                 f"({self.mostly_outside.named()}): COCO's 'bbox' is [x, y, width, height] in "
-                "pixels of the image as the annotation file sizes it (boxes in pixels of a "
-                "resized image, or in another format, lie elsewhere): rescale or convert them"
+                f"pixels of the image at the size the annotation file gives it. {OUTSIDE_CAUSES}"
             )
         if (
             self.all_within_unit

@@ -1,9 +1,10 @@
 """The images a predictor takes: paths, folders, PIL images, arrays and tensors.
 
 :func:`expand_inputs` turns what a caller gives into ``(image, source name)`` pairs (a folder
-into its image files, leaving out drawings of earlier runs), :func:`decode_input` reads one
-as evaluation does, and :func:`to_pil` checks and converts arrays and tensors. The predictors
-(:class:`~sparsercnn.predictor.BatchPredictor`) resize and batch what these give.
+into its image files, leaving out hidden files and drawings of earlier runs),
+:func:`decode_input` reads one as evaluation does, and :func:`to_pil` checks and converts arrays
+and tensors. The predictors (:class:`~sparsercnn.predictor.BatchPredictor`) resize and batch
+what these give.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sparsercnn.data.image_io import DecodedImage, decode_image, load_image, to_
 from sparsercnn.data.image_suffixes import IMAGE_SUFFIXES
 from sparsercnn.data.transforms import InferenceTransform
 from sparsercnn.paths import is_below
-from sparsercnn.text import counted
+from sparsercnn.text import counted, listing
 
 logger = logging.getLogger(__name__)
 
@@ -66,27 +67,47 @@ def input_name(index: int) -> str:
 
 
 def folder_files(folder: Path, suffixes: Sequence[str], skip: Path | None = None) -> list[Path]:
-    """The files below ``folder`` with one of ``suffixes``, sorted by path, but for those in
-    :func:`drawing_folders` and the staged drawings a run killed before its end left
-    (:func:`~sparsercnn.staged_drawings.is_staged`; how many were left out is logged): what a
-    folder given as input stands for, in Python and in ``predict``."""
+    """The files below ``folder`` with one of ``suffixes``, sorted by path: what a folder given
+    as input stands for, in Python and in ``predict``. Left out, with a log line saying how many:
+    those in :func:`drawing_folders`, the staged drawings a run killed before its end left
+    (:func:`~sparsercnn.staged_drawings.is_staged`), and the other hidden files, whose name or
+    that of a folder they are in below ``folder`` starts with "." (macOS's ``._NAME`` companions,
+    which hold no image; a hidden file given by its own path is read)."""
     from sparsercnn.staged_drawings import is_staged  # it names files by the marker's name
 
     left_out = drawing_folders(folder, skip)
     candidates = [p for p in folder.rglob("*") if p.suffix.lower() in suffixes]
-    staged = {p for p in candidates if is_staged(p)}
-    found = sorted(
-        p for p in candidates if p not in staged and not any(is_below(p, f) for f in left_out)
-    )
-    if len(found) < len(candidates):
-        places = {str(f) for f in left_out} | {f"{p.parent}, staged" for p in staged}
+    hidden = {p for p in candidates if is_hidden(p, folder)}
+    staged = {p for p in hidden if is_staged(p)}
+    drawings = staged | {p for p in candidates if any(is_below(p, f) for f in left_out)}
+    hidden -= drawings
+    if drawings:
+        marked = {str(f) for f in left_out if any(is_below(p, f) for p in drawings - staged)}
+        places = [f"in {', '.join(sorted(marked))}"] if marked else []
+        if staged:
+            parents = sorted({str(p.parent) for p in staged})
+            places.append(f"staged in {', '.join(parents)} by runs killed before their end")
         logger.info(
-            "%s: leaving out %s of earlier runs (in %s)",
+            "%s: leaving out %s of earlier runs (%s)",
             folder,
-            counted(len(candidates) - len(found), "drawing"),
-            ", ".join(sorted(places)),
+            counted(len(drawings), "drawing"),
+            "; ".join(places),
         )
-    return found
+    if hidden:
+        logger.info(
+            "%s: leaving out %s (%s): a folder's files and folders named '.*' are no inputs; "
+            "give such a file by its path to read it",
+            folder,
+            counted(len(hidden), "hidden file"),
+            listing([str(p.relative_to(folder)) for p in sorted(hidden)], 3),
+        )
+    return sorted(p for p in candidates if p not in drawings and p not in hidden)
+
+
+def is_hidden(path: Path, folder: Path) -> bool:
+    """Whether ``path``, a file below ``folder``, or a folder it is in below ``folder``, has a
+    name starting with "." (``folder`` itself may be hidden: a user gave it)."""
+    return any(part.startswith(".") for part in path.relative_to(folder).parts)
 
 
 def no_files_error(

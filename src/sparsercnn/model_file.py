@@ -30,7 +30,7 @@ from sparsercnn.data.categories import CategoryMap
 from sparsercnn.fetched_file import FetchedFile
 from sparsercnn.model import SparseRCNN, build_model
 from sparsercnn.model.int8_features import Int8Calibration
-from sparsercnn.paths import check_file
+from sparsercnn.paths import check_file, permission_error
 from sparsercnn.runtime import check_device
 from sparsercnn.safetensors_file import (
     SafetensorsHeader,
@@ -104,6 +104,7 @@ def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str,
 
     Raises:
         FileNotFoundError, IsADirectoryError: ``path`` is no file.
+        PermissionError: the user may not read it.
         ValueError: the file is not a readable sparsercnn model file, or its header or tensor
             data do not match the CRC-32 stored with them (a damaged copy).
     """
@@ -113,6 +114,8 @@ def _read(path: Path) -> tuple[dict[str, Tensor], Config, CategoryMap, dict[str,
         with open(path, "rb") as file:
             start = file.read(len(ZIP_MAGIC))
         opened = safe_open(str(path), framework="pt")  # reads and checks the header's layout
+    except PermissionError as error:  # not a damaged file: one the user may not read
+        raise permission_error(f"model file {path}", error) from None
     except (SafetensorError, OSError, ValueError) as error:
         raise ValueError(unreadable_model_file_message(path, start, error)) from error
     with opened as handle:
@@ -233,6 +236,7 @@ def load_model_file(path: str | Path, device: torch.device | str = "cpu") -> Loa
 
     Raises:
         FileNotFoundError, IsADirectoryError: ``path`` is no file.
+        PermissionError: the user may not read it.
         ValueError: the file is not a readable sparsercnn model file, is damaged (its header or
             tensor data do not match their CRC-32, its config does not fit its weights, or its
             int8 calibration record is unreadable), or ``device`` is not one

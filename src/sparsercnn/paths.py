@@ -1,6 +1,7 @@
-"""Paths as the user gave them: whether one names a file, where one lies relative to a folder
-(as written: no links resolved), which file one resolves to (and whether it has changed since),
-and the folders a command makes for one (removed again, where empty, when it fails)."""
+"""Paths as the user gave them: whether one names a file the user may read (and the error of
+one they may not), where one lies relative to a folder (as written: no links resolved), which
+file one resolves to (and whether it has changed since), and the folders a command makes for
+one (removed again, where empty, when it fails)."""
 
 from __future__ import annotations
 
@@ -17,17 +18,36 @@ def is_below(path: Path, folder: Path, strictly: bool = False) -> bool:
 
 
 def check_file(path: Path, what: str, wanted: str) -> None:
-    """Raise unless ``path`` is a file, naming it as ``what`` ("model file", "checkpoint").
+    """Raise unless ``path`` is a file the user may read, naming it as ``what`` ("model file",
+    "checkpoint").
 
     Raises:
         IsADirectoryError: ``path`` is a folder; the message asks for ``wanted`` in it ("the
             .safetensors file").
         FileNotFoundError: nothing is at ``path``.
+        PermissionError: the user may not read it, or look into its folder
+            (:func:`permission_error`).
     """
-    if path.is_dir():
-        raise IsADirectoryError(f"{what} {path} is a folder; give {wanted} in it")
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} {path} does not exist")
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(f"{what} {path} is a folder; give {wanted} in it")
+        if not path.is_file():
+            raise FileNotFoundError(f"{what} {path} does not exist")
+        # Opened, not only looked at: a file of another user's, or without read permission, is
+        # told here rather than as a raw "[Errno 13]" (or a damaged file) by whatever reads it.
+        with open(path, "rb"):
+            pass
+    except PermissionError as error:
+        raise permission_error(f"{what} {path}", error) from None
+
+
+def permission_error(name: str, error: PermissionError) -> PermissionError:
+    """The error for a file the user may not read, ``name`` being what and which it is ("model
+    file x.safetensors"): "model file x.safetensors cannot be read (Permission denied); check
+    its permissions", rather than ``error``'s "[Errno 13] Permission denied: 'x.safetensors'"."""
+    return PermissionError(
+        f"{name} cannot be read ({error.strerror or error}); check its permissions"
+    )
 
 
 # A file as it is at one time (:func:`file_version`): device, file number, size and modification

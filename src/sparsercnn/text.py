@@ -1,6 +1,7 @@
 """Wording shared by the messages and reports: a count with its noun, a noun and a verb agreeing
-with a count, how many of an image's items something holds for, NaN or infinite boxes and the one
-message for a model's NaN or infinite outputs, a capped list, a name shortened to fit."""
+with a count, how many of some items (a set's, an image's) something holds for, NaN or infinite
+boxes and the one message for a model's NaN or infinite outputs, a capped list, a name shortened
+to fit."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
     return f"{count} {agreeing_noun(count, noun, plural)}"
 
 
-def agreeing_noun(count: int, noun: str, plural: str | None = None) -> str:
+def agreeing_noun(count: float, noun: str, plural: str | None = None) -> str:
     """``noun`` alone, plural unless ``count`` is 1, for a noun written apart from its count:
-    "image 7" / "images 7, 9", "id 3" / "ids 3, 4" (``plural`` as in :func:`counted`)."""
+    "image 7" / "images 7, 9", "id 3" / "ids 3, 4", "1.5 objects" (a median: a fraction agrees
+    as several; ``plural`` as in :func:`counted`)."""
     return noun if count == 1 else plural or noun + "s"
 
 
@@ -32,13 +34,13 @@ VERB_PLURALS = {
 }
 
 
-def verb(count: int, singular: str, plural: str | None = None) -> str:
+def verb(count: float, singular: str, plural: str | None = None) -> str:
     """``singular`` (a verb in the third person) where ``count`` is 1, else its plural, to
     agree with a count as :func:`counted` does: f"{counted(n, 'slot')} {verb(n, 'was')} never
     matched" gives "1 slot was", "0 slots were", "2 slots were".
 
     Args:
-        count: how many items the verb is of.
+        count: how many items the verb is of (a fraction, as a median, agrees as several).
         singular: the verb beside one item ("is", "has", "extends").
         plural: the verb beside several; needed for a verb not in :data:`VERB_PLURALS`.
 
@@ -55,6 +57,17 @@ def verb(count: int, singular: str, plural: str | None = None) -> str:
     return singular if count == 1 else plural
 
 
+def some_of(
+    count: int, total: int, noun: str, plural: str | None = None, *, whose: str = "the"
+) -> str:
+    """``count`` of ``total`` items (``noun``): "2 of the 5 images", "all 3 images", "the only
+    image" (``whose`` "its": "2 of its 5 detections", "its only detection"; ``plural`` as in
+    :func:`counted`). ``1 <= count <= total``."""
+    if count < total:
+        return f"{count} of {whose} {counted(total, noun, plural)}"
+    return f"{whose} only {noun}" if total == 1 else f"all {counted(total, noun, plural)}"
+
+
 def some_of_its(
     count: int, total: int, noun: str, predicate: str, plural: str | None = None
 ) -> str:
@@ -62,10 +75,7 @@ def some_of_its(
     ``predicate``, the verb agreeing: "2 of its 5 detections have a NaN", "1 of its 5
     detections has a NaN", "all 3 detections have a NaN", "its only detection has a NaN"
     (``predicate`` "a NaN"; ``plural`` as in :func:`counted`). ``1 <= count <= total``."""
-    if count < total:
-        which = f"{count} of its {counted(total, noun, plural)}"
-    else:
-        which = f"its only {noun}" if total == 1 else f"all {counted(total, noun, plural)}"
+    which = some_of(count, total, noun, plural, whose="its")
     return f"{which} {verb(count, 'has')} {predicate}"
 
 

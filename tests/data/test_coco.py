@@ -239,7 +239,7 @@ def test_images_without_boxes_give_one_info_line(
         CocoDataset(*dataset_files)
     lines = [r for r in caplog.records if "no boxes" in r.message]
     assert len(lines) == 1 and lines[0].levelno == logging.INFO
-    assert "1 of 3 images has no boxes" in lines[0].message
+    assert "1 of the 3 images has no boxes" in lines[0].message
 
 
 def test_gt_dict_keeps_zero_size_boxes_training_drops(write_coco: WriteCoco) -> None:

@@ -14,13 +14,13 @@ import pytest
 from PIL import Image
 
 from sparsercnn.data import image_check
+from sparsercnn.data.dataset_error import DatasetError
 from sparsercnn.data.image_check import (
     IMAGE_FOLDER_FLAGS,
     ImageFolderError,
     check_image_files,
     check_image_folder,
 )
-from sparsercnn.data.validation import DatasetError
 from tests.synthetic_coco import WriteCoco, truncate
 
 
@@ -140,7 +140,11 @@ def test_a_file_name_as_annotation_tools_write_it_says_how_to_write_it(tmp_path:
         "; files of that name are at 'a/twice.jpg', 'b/twice.jpg' under the image folder: write "
         "the 'file_name' relative to the image folder"
     )
-    assert messages[4] == "image 5: file '/elsewhere/none.jpg' does not exist"  # no guess
+    # No guess, but what to do (was "does not exist" and nothing more).
+    assert messages[4] == (
+        "image 5: file '/elsewhere/none.jpg' does not exist: restore the file, or correct the "
+        f"'file_name' (relative to the image folder {os.fspath(root)!r})"
+    )
 
 
 def test_an_unchanged_file_is_decoded_once_and_a_changed_one_again(
@@ -178,8 +182,8 @@ def test_the_decoded_line_counts_only_the_files_decoded_now(
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert len(lines) == 2, lines
     assert lines[0].startswith("train.json: decoded 2 images in ")
-    assert lines[1].startswith("train.json: decoded 1 images in ")
-    assert lines[1].endswith("(1 others unchanged since their check)")
+    assert lines[1].startswith("train.json: decoded 1 image in ")
+    assert lines[1].endswith("(1 other unchanged since its check)")
 
 
 @pytest.mark.parametrize(
@@ -447,3 +451,50 @@ def test_half_a_size_is_checked_against_the_file_as_a_whole_one_is(tmp_path: Pat
     assert "the JSON gives width 40 and no height but the file is 32x48 after EXIF" in mismatch
     assert "the JSON gives width 64 and no height, the stored size" in sideways
     assert sideways.endswith("if on the upright image, write its 'width' 48 and 'height' 64")
+
+
+def test_a_folder_whose_files_are_mostly_of_other_sizes_is_called_the_wrong_one(
+    tmp_path: Path,
+) -> None:
+    """The folder of another split whose exporter numbers its files alike (``000000.jpg``...):
+    every file is found, of another size; one error first says the folder may be the wrong one.
+    Was: only a size warning per file, advising to correct the JSON or rescale the boxes."""
+    for index in range(4):
+        Image.new("RGB", (32, 24)).save(tmp_path / f"{index:06d}.jpg")
+    images = [entry(index + 1, f"{index:06d}.jpg") for index in range(4)]  # 64x48
+    issues = check_image_files(images, tmp_path, decode=True, source="val.json").issues
+    assert [(issue.code, issue.severity) for issue in issues] == [
+        ("wrong_image_folder", "error"),
+        *[("image_size_mismatch", "warning")] * 4,
+    ]
+    assert issues[0].image_id is None and issues[0].file is None
+    assert issues[0].message.startswith(
+        f"image folder {str(tmp_path)!r} may be the wrong one for val.json: 4 of the 4 image "
+        "files differ in size from its 'width' and 'height' (e.g. '000000.jpg': JSON 64x48, "
+        f"file 32x24): give the folder of its images ({IMAGE_FOLDER_FLAGS}); if this is it, "
+    )
+    # A few resized files among many, or too few files to tell, leave the folder be.
+    Image.new("RGB", (64, 48)).save(tmp_path / "000002.jpg")
+    Image.new("RGB", (64, 48)).save(tmp_path / "000003.jpg")
+    for few in (images, images[:2]):
+        codes = [issue.code for issue in check_image_files(few, tmp_path, decode=True).issues]
+        assert codes == ["image_size_mismatch"] * 2
+
+
+def test_a_folder_that_lacks_most_of_the_files_is_called_the_wrong_one(tmp_path: Path) -> None:
+    """Was: an error per missing file and "pass --skip-invalid", the folder named only where
+    none of the files is there. Files there under another spelling do not count."""
+    Image.new("RGB", (64, 48)).save(tmp_path / "a.jpg")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "d.jpg").write_bytes(b"")
+    images = [entry(1, "a.jpg"), entry(2, "b.jpg"), entry(3, "c.jpg"), entry(4, "/x/d.jpg")]
+    issues = check_image_files(images, tmp_path, decode=False).issues
+    assert [issue.code for issue in issues] == ["image_file_missing"] * 3  # 2 of 4, one hinted
+    images.append(entry(5, "e.jpg"))
+    issues = check_image_files(images, tmp_path, decode=True, source="train.json").issues
+    assert [issue.code for issue in issues] == ["wrong_image_folder", *["image_file_missing"] * 4]
+    assert issues[0].message == (
+        f"image folder {str(tmp_path)!r} may be the wrong one for train.json: 3 of its 5 image "
+        "files do not exist in it (e.g. 'b.jpg'): give the folder that its 'file_name' entries "
+        f"are relative to ({IMAGE_FOLDER_FLAGS})"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -9,13 +10,13 @@ from pathlib import Path
 import pytest
 
 import sparsercnn
+from sparsercnn.data.dataset_error import DatasetError
 from sparsercnn.data.policy import (
     InvalidDataError,
     apply_policy,
     checked_for_training,
     inspect_dataset,
 )
-from sparsercnn.data.validation import DatasetError
 from tests.synthetic_coco import Box, SyntheticCoco, WriteCoco, truncate
 
 CATEGORIES = [{"id": 1, "name": "thing"}]
@@ -95,7 +96,8 @@ def test_long_lists_of_bad_files_are_capped_with_a_count(write_coco: WriteCoco) 
     with pytest.raises(InvalidDataError) as info:
         apply_policy(inspect_dataset(data.json_path, data.image_dir), skip_invalid=False)
     first, files = str(info.value).split("\n")  # two lines: the CLI shows both in full
-    assert "24 error(s)" in first and "--skip-invalid" in first and "sparsercnn validate" in first
+    assert "24 errors in the dataset" in first and "fix or remove them" in first
+    assert "--skip-invalid" in first and "sparsercnn validate" in first
     assert files.startswith("bad files (24): 000.jpg, 001.jpg")
     assert "019.jpg ... (24 in all); " in files
     assert "020.jpg" not in files
@@ -153,9 +155,36 @@ def test_skip_invalid_names_the_images_left_without_a_usable_box(
     assert f"1 of the 3 images kept ({file_2}) has annotations but no usable box" in (
         unlabelled.message
     )
-    assert "their objects counted as background" in unlabelled.message
+    assert "a negative example, its objects counted as background" in unlabelled.message
     (negatives,) = [r for r in caplog.records if "no boxes" in r.message]
-    assert "1 of 3 images has no boxes (kept as negative examples)" in negatives.message
+    assert "1 of the 3 images has no boxes (kept as a negative example)" in negatives.message
+
+
+def test_the_only_image_without_a_box_is_told_in_the_singular(
+    write_coco: WriteCoco, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A set without a usable box, read for its images only (``diagnose reads``). Was: "1 of
+    the 1 images kept (...) has annotations ... kept as negative examples, their objects", and
+    "1 of 1 images has no boxes (kept as negative examples)"."""
+    data = write_coco(categories=CATEGORIES, boxes=[[Box(1, (4, 4, 20, 20))]])
+    coco = data.read_json()
+    coco["annotations"][0]["category_id"] = 5  # no such category: dropped
+    data.write_json(coco)
+    with caplog.at_level(logging.INFO, logger="sparsercnn.data.policy"):
+        inspection = inspect_dataset(data.json_path, data.image_dir)
+        apply_policy(inspection, skip_invalid=True, require_boxes=False)
+    file = coco["images"][0]["file_name"]
+    (unlabelled,) = [r.message for r in caplog.records if "no usable box" in r.message]
+    assert f": the only image kept ({file}) has annotations but no usable box" in unlabelled
+    assert "kept as a negative example, its objects counted as background" in unlabelled
+    assert unlabelled.endswith("; fix its annotations, or remove it")
+    caplog.clear()
+    data = write_coco(categories=CATEGORIES, boxes=[[]])
+    with caplog.at_level(logging.INFO, logger="sparsercnn.data.policy"):
+        inspection = inspect_dataset(data.json_path, data.image_dir)
+        apply_policy(inspection, skip_invalid=False, require_boxes=False)
+    (negatives,) = [r.message for r in caplog.records if "no boxes" in r.message]
+    assert negatives.endswith(": the only image has no boxes (kept as a negative example)")
 
 
 def test_a_refusal_without_an_image_folder_names_none_as_theirs(write_coco: WriteCoco) -> None:
@@ -169,7 +198,7 @@ def test_a_refusal_without_an_image_folder_names_none_as_theirs(write_coco: Writ
     with pytest.raises(InvalidDataError) as info:
         apply_policy(inspection, skip_invalid=False)
     first = str(info.value).split("\n")[0]
-    assert "1 error(s) in the dataset (its image files not checked); " in first
+    assert "1 error in the dataset (its image files not checked); fix or remove it " in first
     assert f"--json {data.json_path} --images <its image folder> --all` lists each" in first
     with pytest.raises(ValueError, match=r"image_check='exists' needs the image folder"):
         inspect_dataset(data.json_path, None, image_check="exists")
@@ -186,7 +215,7 @@ def test_a_refusal_of_unchecked_files_names_the_folder_given(write_coco: WriteCo
     with pytest.raises(InvalidDataError) as info:
         apply_policy(inspection, skip_invalid=False)
     first = str(info.value).split("\n")[0]
-    assert "1 error(s) in the dataset (its image files not checked); " in first
+    assert "1 error in the dataset (its image files not checked); fix or remove it " in first
     assert f"--json {data.json_path} --images {data.image_dir} --all` lists each" in first
 
 
@@ -267,7 +296,7 @@ def test_some_images_without_boxes_give_one_info_line(
     with caplog.at_level(logging.INFO, logger="sparsercnn.data.policy"):
         apply_policy(inspect_dataset(data.json_path, data.image_dir), skip_invalid=False)
     (line,) = [r for r in caplog.records if "no boxes" in r.message]
-    assert line.levelno == logging.INFO and "3 of 4 images have no boxes" in line.message
+    assert line.levelno == logging.INFO and "3 of the 4 images have no boxes" in line.message
 
 
 def test_images_without_a_usable_box_have_their_own_code(
@@ -295,7 +324,7 @@ def test_images_without_a_usable_box_have_their_own_code(
     (unlabelled,) = [r for r in caplog.records if "no usable box" in r.message]
     assert "2 of the 4 images kept" in unlabelled.message
     (negatives,) = [r for r in caplog.records if "no boxes" in r.message]
-    assert "1 of 4 images has no boxes" in negatives.message
+    assert "1 of the 4 images has no boxes" in negatives.message
 
 
 def test_a_set_checked_again_is_neither_decoded_nor_logged_again(
@@ -422,8 +451,84 @@ def test_warnings_of_one_kind_take_one_line_with_their_count_and_ids(
     (record,) = caplog.records
     header, clipped, empty = record.getMessage().split("\n")
     ids = [ann["id"] for ann in coco["annotations"][::3]]
-    assert header.endswith(": 9 warning(s):")
+    assert header.endswith(": 9 warnings:")
     assert clipped.startswith(f"  [box_clipped] 8 issues, the first: annotation {ids[0]} (image")
     others = ", ".join(map(str, ids[1:6]))
     assert clipped.endswith(f"; the others: annotations {others} ... (7 in all)")
     assert empty.startswith(f"  [empty_box] annotation {coco['annotations'][1]['id']} (image")
+
+
+def _val_json_over_train_images(data: SyntheticCoco, tmp_path: Path) -> Path:
+    """A validation file naming the training set's file names (``000.jpg``...: exporters number
+    every split alike) at another size, as a validation set's own pictures would be."""
+    coco = data.read_json()
+    coco["images"] = [{**image, "width": 80, "height": 60} for image in coco["images"]]
+    path = tmp_path / "val.json"
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def test_the_images_of_another_split_are_refused_as_a_wrong_folder(
+    write_coco: WriteCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``--val-images train/``: every file is there but none of the JSON's size. Was: size
+    warnings and a validation AP on the wrong pictures; now a refusal leading with the folder,
+    ``--skip-invalid`` named last, which goes on with one warning (nothing to drop)."""
+    data = write_jpegs(write_coco, 4)
+    val_json = _val_json_over_train_images(data, tmp_path)
+    inspection = inspect_dataset(val_json, data.image_dir)
+    with pytest.raises(InvalidDataError) as info:
+        apply_policy(inspection, skip_invalid=False)
+    assert str(info.value) == (
+        f"{val_json}: image folder {str(data.image_dir)!r} may be the wrong one for {val_json}: "
+        "4 of the 4 image files differ in size from its 'width' and 'height' (e.g. '000.jpg': "
+        "JSON 80x60, file 64x48): give the folder of its images (--images, --train-images or "
+        "--val-images); if this is it, correct the JSON's 'width' and 'height', or rescale the "
+        "boxes if the files were resized after they were drawn; to use the files as they are, "
+        "pass --skip-invalid to `sparsercnn train`, `eval` or `diagnose` (skip_invalid=True in "
+        "Python)"
+    )
+    with caplog.at_level(logging.WARNING, logger="sparsercnn.data.policy"):
+        checked = apply_policy(inspection, skip_invalid=True)
+    assert len(checked.images) == 4
+    warnings = [r.getMessage() for r in caplog.records]
+    assert "may be the wrong one" in warnings[0] and "going on with --skip-invalid" in warnings[0]
+    assert not any("dropped" in warning for warning in warnings)
+
+
+def test_a_folder_lacking_most_files_leads_the_refusal_before_skip_invalid(
+    write_coco: WriteCoco,
+) -> None:
+    """Was: "4 errors ...; fix or remove them ..., or pass --skip-invalid", the folder unnamed."""
+    data = write_jpegs(write_coco, 5)
+    for path in data.image_paths[1:]:
+        path.unlink()
+    with pytest.raises(InvalidDataError) as info:
+        apply_policy(inspect_dataset(data.json_path, data.image_dir), skip_invalid=False)
+    first, files = str(info.value).split("\n")
+    assert first.startswith(
+        f"{data.json_path}: image folder {str(data.image_dir)!r} may be the wrong one for "
+        f"{data.json_path}: 4 of its 5 image files do not exist in it (e.g. '001.jpg'): give "
+        "the folder that its 'file_name' entries are relative to"
+    )
+    assert first.index("If the folder is right, the dataset has 4 other errors: fix or remove") < (
+        first.index("--skip-invalid")
+    )
+    assert files.startswith("bad files (4): 001.jpg, 002.jpg, 003.jpg, 004.jpg; ")
+    assert "wrong_image_folder" not in files  # said once, first
+
+
+def test_too_many_boxes_names_the_setting_that_gives_every_image_enough(
+    write_coco: WriteCoco,
+) -> None:
+    """Was: "use more proposals", without the setting or a number."""
+    boxes = [[Box(1, (1, 1, 8, 8))] * count for count in (3, 5, 1)]
+    data = write_coco(size=(48, 64), categories=CATEGORIES, boxes=boxes)
+    inspection = inspect_dataset(data.json_path, data.image_dir, num_proposals=2)
+    crowded = [issue for issue in inspection.issues if issue.code == "too_many_boxes"]
+    assert [issue.image_id for issue in crowded] == [1, 2]
+    assert crowded[0].message.endswith(
+        "has 3 boxes, more than the 2 proposals: each box needs its own, so 1 of them cannot be "
+        "learned or detected; give the model at least 5 proposals, the most boxes of an image "
+        "here (`--set model.num_proposals=5`, cfg.model.num_proposals in Python)"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sparsercnn.data.coco import CocoDataset
 from sparsercnn.data.split_overlap import shared_images, split_overlap_warning
 from tests.synthetic_coco import WriteCoco
@@ -32,3 +34,24 @@ def test_disjoint_sets_give_no_warning(write_coco: WriteCoco) -> None:
     train = CocoDataset(first.json_path, first.image_dir)
     val = CocoDataset(other.json_path, other.image_dir)  # the same file names, another folder
     assert shared_images(train, val) == [] and split_overlap_warning(train, val) is None
+
+
+def test_a_shared_file_of_two_sizes_is_called_a_folder_mix_up(write_coco: WriteCoco) -> None:
+    """``--val-images train/`` with ``--skip-invalid``: the validation JSON gives the training
+    files other sizes, so they are not its pictures. Was: "the validation metrics overstate"."""
+    data = write_coco(num_images=3, size=(24, 32))
+    train = CocoDataset(data.json_path, data.image_dir)
+    coco = data.read_json()
+    coco["images"] = [{**image, "width": 40, "height": 30} for image in coco["images"]]
+    val_json = data.json_path.with_name("val.json")
+    val_json.write_text(json.dumps(coco))
+    val = CocoDataset(val_json, data.image_dir, skip_invalid=True)  # wrong_image_folder else
+    assert val.image_sizes == train.image_sizes  # the files' sizes, checked against
+    warning = split_overlap_warning(train, val)
+    assert warning == (
+        f"3 of the 3 images of the validation set {val_json} are also in the training set "
+        f"{data.json_path}, but the two JSON files give all 3 shared files different sizes "
+        f"(e.g. {data.file_names[0]!r}: 40x30 in {val_json}, 32x24 in {data.json_path}): one "
+        "file cannot be two pictures, so an image folder is likely the wrong one (--val-images "
+        "given the training images?); give each JSON the folder of its own images"
+    )

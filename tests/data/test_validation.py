@@ -13,17 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sparsercnn.box_format_evidence import OUTSIDE_CAUSES
 from sparsercnn.data.coco import CocoDataset
+from sparsercnn.data.coco_file import load_coco_json
+from sparsercnn.data.dataset_error import AnnotationFileError, DatasetError
 from sparsercnn.data.dataset_report import ValidationReport, validate_coco
-from sparsercnn.data.validation import (
-    AnnotationFileError,
-    DatasetError,
-    Issue,
-    check_coco,
-    issue_subjects,
-    load_coco_json,
-    summarize_issues,
-)
+from sparsercnn.data.issues import Issue, issue_subjects, summarize_issues
+from sparsercnn.data.validation import check_coco
 from sparsercnn.structures import coco_area
 from tests.synthetic_coco import Box, WriteCoco, truncate
 
@@ -589,9 +585,8 @@ def test_boxes_in_pixels_of_a_larger_image_are_named_as_such_once() -> None:
     assert (first.severity, first.code) == ("warning", "bbox_outside")
     assert first.message == (
         "big.json: 3 of 4 boxes lie mostly outside their image (images 1, 2): COCO's 'bbox' is "
-        "[x, y, width, height] in pixels of the image as the annotation file sizes it (boxes "
-        "in pixels of a resized image, or in another format, lie elsewhere): rescale or "
-        "convert them"
+        "[x, y, width, height] in pixels of the image at the size the annotation file gives "
+        f"it. {OUTSIDE_CAUSES}"
     )
     assert [issue.code for issue in rest] == ["box_outside_image"] * 3
 

@@ -29,6 +29,7 @@ from sparsercnn.weights import convert
 from sparsercnn.weights.convert import export_state_dict
 from sparsercnn.weights.key_tables import Layout
 from sparsercnn.weights.readers import RawCheckpoint
+from tests.denied_file import deny_reading
 from tests.synthetic_coco import SyntheticCoco, tiny_config
 
 
@@ -135,6 +136,27 @@ def test_reading_a_missing_file_names_its_option(option: str, message: str, tmp_
         read_starting_weights(**{option: str(tmp_path / "missing.pth")})
     with pytest.raises(IsADirectoryError, match=r"is a folder"):
         read_starting_weights(**{option: str(tmp_path)})
+
+
+@pytest.mark.parametrize(
+    ("option", "named"),
+    [
+        ("init_from", "--init-from (train.init_from)"),
+        ("backbone_weights", "--backbone-weights (train.backbone_weights)"),
+    ],
+)
+def test_a_file_the_user_may_not_read_is_said_so_naming_its_option(
+    option: str, named: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: "[Errno 13] Permission denied: '...'", the raw OSError, without the option."""
+    path = tmp_path / "weights.pth"
+    torch.save({}, path)
+    deny_reading(monkeypatch, "sparsercnn.paths", path)
+    with pytest.raises(PermissionError) as raised:
+        read_starting_weights(**{option: str(path)})
+    assert str(raised.value) == (
+        f"{named}: checkpoint {path} cannot be read (Permission denied); check its permissions"
+    )
 
 
 @pytest.mark.parametrize(

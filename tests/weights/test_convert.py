@@ -31,6 +31,7 @@ from sparsercnn.weights.convert import (
     save_converted,
 )
 from tests.damaged_safetensors import flip_a_tensor_byte
+from tests.denied_file import deny_reading
 from tests.weights.reference_checkpoints import (
     COCO_CLASSES,
     R50_100,
@@ -145,7 +146,7 @@ def test_weights_with_nan_or_infinity_are_refused_naming_the_tensor(
     src, dst = tmp_path / "nan.pth", tmp_path / "nan.safetensors"
     with pytest.raises(
         ValueError,
-        match=rf"^{src}: 1 tensor\(s\) hold NaN or infinite values "
+        match=rf"^{src}: 1 tensor holds NaN or infinite values "
         rf"\({key}\): the file is damaged.*download or copy it again$",
     ):
         save_converted(save_official(src, tensors), dst)
@@ -266,10 +267,24 @@ def test_cli_convert(
     assert loaded.config.model.clip_boxes is True
     with pytest.raises(
         ValueError,
-        match=r"r18_mmdet\.pth: \d+ key\(s\) are not part of the official layout: .*; the key "
+        match=r"r18_mmdet\.pth: \d+ keys are not part of the official layout: .*; the key "
         r"names are those of the mmdet layout: drop --from",
     ):
         _cli(["convert", str(tiny_files["mmdet"]), "--output", str(dst), "--from", "official"])
+
+
+def test_cli_convert_of_a_file_the_user_may_not_read_says_so(
+    tmp_path: Path, tiny_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: "[Errno 13] Permission denied: '...'", the raw OSError."""
+    src, dst = tiny_files["official"], tmp_path / "out.safetensors"
+    deny_reading(monkeypatch, "sparsercnn.paths", src)
+    with pytest.raises(PermissionError) as raised:
+        _cli(["convert", str(src), "--output", str(dst)])
+    assert str(raised.value) == (
+        f"SRC: checkpoint {src} cannot be read (Permission denied); check its permissions"
+    )
+    assert not dst.exists()
 
 
 def test_cli_convert_never_replaces_its_source_and_warns_before_replacing(

@@ -24,7 +24,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from sparsercnn.data.box_rules import DEFAULT_CLIP_TOLERANCE
 from sparsercnn.data.categories import CategoryMap
+from sparsercnn.data.checked_coco import CheckedCoco
+from sparsercnn.data.dataset_error import DatasetError
 from sparsercnn.data.image_cache import ImageCache
 from sparsercnn.data.image_io import DecodedImage, ImageReadError, decode_image
 from sparsercnn.data.policy import (
@@ -36,11 +39,6 @@ from sparsercnn.data.policy import (
     read_failure_message,
 )
 from sparsercnn.data.transforms import EMPTY_BOX_THRESHOLD, TrainTransform, Transform
-from sparsercnn.data.validation import (
-    DEFAULT_CLIP_TOLERANCE,
-    CheckedCoco,
-    DatasetError,
-)
 from sparsercnn.structures import Sample, Target, coco_area
 from sparsercnn.text import counted
 
@@ -80,7 +78,7 @@ class CocoDataset(Dataset[Sample]):
             ``Sample.replaced_files``, instead of raising :class:`ImageChangedError`. For
             training with ``--skip-invalid`` only: in evaluation a substitute would be scored
             as the wrong image.
-        clip_tolerance: see :data:`~sparsercnn.data.validation.DEFAULT_CLIP_TOLERANCE`.
+        clip_tolerance: see :data:`~sparsercnn.data.box_rules.DEFAULT_CLIP_TOLERANCE`.
         num_proposals: the model's N, to warn about images with more boxes than proposals.
         decode_size: ``(h, w) -> (h, w)``, the resolution the transform needs of an image of
             its checked size (e.g. :meth:`~sparsercnn.data.transforms.TrainTransform.source_size`):
@@ -106,6 +104,8 @@ class CocoDataset(Dataset[Sample]):
     Attributes:
         num_dropped_images, num_dropped_annotations: what ``skip_invalid`` left out of the
             file (annotations of dropped images included); 0 without it.
+        json_sizes: the JSON's ``(width, height)`` of the images whose decoded file has
+            another size (:attr:`image_sizes` gives the file's), by image id.
 
     Raises:
         InvalidDataError: the data has errors and ``skip_invalid`` is false (the message names
@@ -158,6 +158,7 @@ class CocoDataset(Dataset[Sample]):
         )
         self.num_dropped_images = checked.num_dropped_images
         self.num_dropped_annotations = checked.num_dropped_annotations
+        self.json_sizes = dict(inspection.json_sizes)
         self.category_map = CategoryMap.from_coco(checked.categories)
         # The category entries as the file gives them, in its order (a few; for gt_dict).
         self._categories = [dict(category) for category in checked.categories]

@@ -18,19 +18,15 @@ from typing import Any
 import numpy as np
 
 from sparsercnn.atomic_file import atomic_write_text
+from sparsercnn.data.box_rules import DEFAULT_CLIP_TOLERANCE, MAX_COCO_AREA
 from sparsercnn.data.categories import CategoryMap
+from sparsercnn.data.checked_coco import CheckedCoco
+from sparsercnn.data.issues import Issue, format_issues
 from sparsercnn.data.policy import (
     SKIP_INVALID_HINT,
     UNSKIPPABLE_CODES,
     ImageCheck,
     inspect_dataset,
-)
-from sparsercnn.data.validation import (
-    DEFAULT_CLIP_TOLERANCE,
-    MAX_COCO_AREA,
-    CheckedCoco,
-    Issue,
-    format_issues,
 )
 from sparsercnn.text import agreeing_noun, counted, listing, verb
 
@@ -345,7 +341,7 @@ def validate_coco(
             that every one exists and decodes in full (in parallel), its decoded size compared
             with the JSON's; ``"exists"``, that every one exists (and the folder, as for
             ``"decode"``); ``"none"``, not at all.
-        clip_tolerance: see :data:`~sparsercnn.data.validation.DEFAULT_CLIP_TOLERANCE`.
+        clip_tolerance: see :data:`~sparsercnn.data.box_rules.DEFAULT_CLIP_TOLERANCE`.
         num_proposals: if given, warn about images with more boxes than proposals (every box
             needs its own proposal in the matching, spec 7.1).
 

@@ -15,11 +15,13 @@ An image folder that does not exist, is a file or is empty fails first, in one l
 
 A decoded file's size is the truth for its boxes: where it differs from the JSON's ``width`` /
 ``height`` (one ``image_size_mismatch`` warning naming both), or where the JSON gives none
-(:func:`~sparsercnn.data.validation.image_entry_size`), the data policy checks the image's
+(:func:`~sparsercnn.data.image_entry.image_entry_size`), the data policy checks the image's
 boxes against the file's size (:func:`~sparsercnn.data.validation.check_coco`'s
 ``image_sizes``).
 
-Issue codes. Errors: ``image_file_missing``, ``no_image_found``, ``image_file_unreadable``
+Issue codes. Errors: ``image_file_missing``, ``no_image_found``, ``wrong_image_folder`` (most
+of the files, and a few, missing from the folder, or of other sizes than the JSON's: the folder
+of another split, whose files are numbered alike, say), ``image_file_unreadable``
 (not an image, truncated, or in a mode that cannot become RGB), ``image_exif_turned`` (the JSON
 gives the stored size of a file that its EXIF orientation turns by 90 degrees: the boxes were
 most likely drawn on the sideways pixels, and would land on the wrong ones). Warnings:
@@ -44,17 +46,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from sparsercnn.data.image_io import ImageReadError, load_image_and_header
-from sparsercnn.data.image_suffixes import IMAGE_SUFFIXES
-from sparsercnn.data.validation import (
+from sparsercnn.data.dataset_error import DatasetError
+from sparsercnn.data.image_entry import (
     FILE_RESIZED_REMEDY,
-    REPEATED_FILE_CONSEQUENCE,
-    DatasetError,
-    Issue,
     format_given_size,
     given_image_size,
     given_size_agrees,
 )
+from sparsercnn.data.image_io import ImageReadError, load_image_and_header
+from sparsercnn.data.image_suffixes import IMAGE_SUFFIXES
+from sparsercnn.data.issues import Issue
+from sparsercnn.data.validation import REPEATED_FILE_CONSEQUENCE
 from sparsercnn.paths import file_identity
 from sparsercnn.text import counted, listing, verb
 
@@ -65,6 +67,9 @@ _MAX_NAMED_UNLISTED = 5
 
 # The flags an image folder can come from, named where the one given is not known.
 IMAGE_FOLDER_FLAGS = "--images, --train-images or --val-images"
+# A folder is called the wrong one (wrong_image_folder) when more than half of the files, and
+# at least this many, are missing from it or differ in size from the JSON's.
+_MIN_FILES_OF_WRONG_FOLDER = 3
 # The errors of an image file itself, not of its JSON entry or its annotations: what a refusal
 # lists as bad files.
 FILE_ERROR_CODES = frozenset({"image_file_missing", "image_file_unreadable", "image_exif_turned"})
@@ -151,8 +156,10 @@ class FileCheck:
     """What :func:`check_image_files` found.
 
     Attributes:
-        issues: the issues: a folder without any of the files first, then those of the names
-            (missing files, names of one file), then those of decoding, each in image order.
+        issues: the issues: a folder without any or most of the files, or whose files are
+            mostly of other sizes (``no_image_found``, ``wrong_image_folder``) first, then those
+            of the names (missing files, names of one file), then those of decoding, each in
+            image order.
         sizes: ``(width, height)`` in pixels after EXIF orientation of every decoded file, by
             image id (empty without decoding): the size its boxes are checked against.
     """
@@ -176,9 +183,11 @@ def check_image_files(
     reads every pixel, so a file truncated after its header is an error; a decoded size that
     differs from the JSON's ``width`` / ``height`` (after EXIF orientation) is a warning, or an
     error where the JSON gives the size before an EXIF turn by 90 degrees; a file of several
-    frames is a warning (its first is read). A
-    file decoded before in this process, unchanged since (size, modification time), is not
-    decoded again; the logged ``decoded N images`` line counts only the files decoded now.
+    frames is a warning (its first is read). A folder without any of the files, or where most
+    of them (and a few) are missing or of another size, is one more error, first: the folder is
+    likely the wrong one. A file decoded before in this process, unchanged since (size,
+    modification time), is not decoded again; the logged ``decoded N images`` line counts only
+    the files decoded now.
 
     Args:
         images: ``images`` entries that passed the JSON checks (``id``, ``file_name``,
@@ -188,7 +197,8 @@ def check_image_files(
         decode: decode every present file (slow: about 1 ms per small image and core).
         num_threads: decoding threads; default ``min(32, cores + 4)`` (the thread pool's
             default: decoding also waits for the disk).
-        source: what the log line names (the COCO file); default the image folder.
+        source: what the log line and a ``wrong_image_folder`` error name (the COCO file);
+            default the image folder (the log line) and "the JSON" (the error).
 
     Returns:
         The issues and, with ``decode``, the size of every file that decodes.
@@ -199,6 +209,7 @@ def check_image_files(
     elsewhere = _FilesByName(root)
     issues: list[Issue] = []
     present: list[tuple[dict[str, Any], Path]] = []
+    missing: list[dict[str, Any]] = []
     images = list(images)
     for image in images:
         path = root / image["file_name"]
@@ -210,16 +221,26 @@ def check_image_files(
         else:
             if path.parent not in spellings:
                 spellings[path.parent] = {name.casefold(): name for name in listings[path.parent]}
-            message = _missing_message(image, path, root, spellings[path.parent], elsewhere)
+            hint = _missing_hint(image, path, root, spellings[path.parent], elsewhere)
+            if hint is None:
+                hint = (
+                    ": restore the file, or correct the 'file_name' (relative to the image "
+                    f"folder {os.fspath(root)!r})"
+                )
+                missing.append(image)  # not there under another spelling either
+            message = f"image {image['id']}: file {os.fspath(path)!r} does not exist{hint}"
             file = image["file_name"]
             issues.append(Issue("error", "image_file_missing", message, image["id"], None, file))
     issues.extend(_same_file_issues(present))
+    mostly_missing = _is_most(len(missing), len(images))
     if len(images) > 1 and not present:
         message = (
             f"none of the {len(images)} image files exist under {os.fspath(root)!r} (e.g. "
             f"{images[0]['file_name']!r}): is the image folder right?"
         )
         issues.insert(0, Issue("error", "no_image_found", message))
+    elif mostly_missing:
+        issues.insert(0, _mostly_missing_issue(root, missing, len(images), source))
     sizes: dict[int, tuple[int, int]] = {}
     if decode and present:
         start = time.perf_counter()
@@ -230,60 +251,117 @@ def check_image_files(
             if findings.size is not None:
                 sizes[image["id"]] = findings.size
         _log_decoded(source or os.fspath(root), sum(fresh for _, fresh in found), len(found), start)
+        if not mostly_missing:  # one folder issue is enough
+            pairs = zip(present, found, strict=True)
+            decoded = [(image, findings) for (image, _), (findings, _) in pairs]
+            if (resized := _mostly_resized_issue(root, decoded, source)) is not None:
+                issues.insert(0, resized)
     return FileCheck(issues, sizes)
 
 
-def _missing_message(
+def _is_most(count: int, total: int) -> bool:
+    """Whether ``count`` of ``total`` image files is most of them, and a few: what calls the
+    image folder into question (``wrong_image_folder``) rather than the files."""
+    return count >= _MIN_FILES_OF_WRONG_FOLDER and 2 * count > total
+
+
+def _mostly_missing_issue(
+    root: Path, missing: Sequence[dict[str, Any]], total: int, source: str | None
+) -> Issue:
+    """The ``wrong_image_folder`` error of a folder that lacks most of the files."""
+    message = (
+        f"image folder {os.fspath(root)!r} may be the wrong one for {source or 'the JSON'}: "
+        f"{len(missing)} of its {total} image files do not exist in it (e.g. "
+        f"{missing[0]['file_name']!r}): give the folder that its 'file_name' entries are "
+        f"relative to ({IMAGE_FOLDER_FLAGS})"
+    )
+    return Issue("error", "wrong_image_folder", message)
+
+
+def _mostly_resized_issue(
+    root: Path, decoded: Sequence[tuple[dict[str, Any], _Findings]], source: str | None
+) -> Issue | None:
+    """The ``wrong_image_folder`` error of a folder most of whose decoded files differ in size
+    from the JSON's (``decoded``: the present images with their findings), else ``None``: the
+    files of another split, numbered alike (``000000.jpg``...), are found but are other
+    pictures, and their boxes would be checked and clipped against pictures they were not
+    drawn on. Entries that give no size are not counted."""
+    sized = [
+        (image, findings)
+        for image, findings in decoded
+        if findings.size is not None and given_image_size(image) != (None, None)
+    ]
+    resized = [
+        (image, findings.size)
+        for image, findings in sized
+        if any(issue.code == "image_size_mismatch" for issue in findings.issues)
+    ]
+    if not _is_most(len(resized), len(sized)):
+        return None
+    image, size = resized[0]
+    assert size is not None  # sized files only
+    json = source or "the JSON"
+    message = (
+        f"image folder {os.fspath(root)!r} may be the wrong one for {json}: {len(resized)} of "
+        f"the {len(sized)} image files differ in size from its 'width' and 'height' (e.g. "
+        f"{image['file_name']!r}: JSON {format_given_size(given_image_size(image))}, file "
+        f"{size[0]}x{size[1]}): give the folder of its images ({IMAGE_FOLDER_FLAGS}); if this "
+        "is it, correct the JSON's 'width' and 'height', or rescale the boxes if the files were "
+        "resized after they were drawn"
+    )
+    return Issue("error", "wrong_image_folder", message)
+
+
+def _missing_hint(
     image: dict[str, Any],
     path: Path,
     root: Path,
     spellings: Mapping[str, str],
     elsewhere: _FilesByName,
-) -> str:
-    """The ``image_file_missing`` message of ``image`` (its file ``path`` under ``root``), with
-    how to write a ``file_name`` whose file is there under another spelling, as annotation tools
-    write them: with Windows separators; URL-encoded (``%20`` for a space); in another case on a
-    case-sensitive file system (``spellings``: the names in the file's folder by their casefold;
-    a dataset made on macOS or Windows can have either); relative to the image folder's parent
-    (``images/a.jpg`` with ``images/`` given as the folder); or as a path where the export was
-    made (absolute, ``../``), whose base name is one file under ``root`` (``elsewhere``). Only
-    a hint: the file used is always the one the JSON names."""
+) -> str | None:
+    """The end of the ``image_file_missing`` message of ``image`` (its file ``path`` under
+    ``root``, which does not exist) where its file is there under another spelling: how to
+    write its ``file_name``, as annotation tools write them: with Windows separators;
+    URL-encoded (``%20`` for a space); in another case on a case-sensitive file system
+    (``spellings``: the names in the file's folder by their casefold; a dataset made on macOS
+    or Windows can have either); relative to the image folder's parent (``images/a.jpg`` with
+    ``images/`` given as the folder); or as a path where the export was made (absolute,
+    ``../``), whose base name is one file under ``root`` (``elsewhere``). Only a hint: the
+    file used is always the one the JSON names. ``None``: no such file (a folder where most
+    files have none is likely the wrong one)."""
     file = image["file_name"]
-    message = f"image {image['id']}: file {os.fspath(path)!r} does not exist"
     posix = file.replace("\\", "/")
     if os.sep == "/" and posix != file and (root / posix).is_file():
-        return f"{message} (its 'file_name' has Windows separators: write it {posix!r})"
+        return f" (its 'file_name' has Windows separators: write it {posix!r})"
     if (decoded := unquote(posix)) != posix and (root / decoded).is_file():
-        return (
-            f"{message} (its 'file_name' is URL-encoded, '%20' for a space: write it {decoded!r})"
-        )
+        return f" (its 'file_name' is URL-encoded, '%20' for a space: write it {decoded!r})"
     if (other := spellings.get(path.name.casefold())) is not None:
         written = os.path.join(os.path.dirname(file), other)
         return (
-            f"{message}, but {other!r} does, which differs only in case: file names are "
+            f", but {other!r} does, which differs only in case: file names are "
             f"case-sensitive here; write it {written!r}"
         )
     folder = Path(os.path.abspath(root))
     parent = root.parent if root.name else folder.parent  # as given where it names the folder
     if Path(decoded).parts[:1] == (folder.name,) and (parent / decoded).is_file():
         return (
-            f"{message}, but {os.fspath(parent / decoded)!r} does: the 'file_name' starts with "
+            f", but {os.fspath(parent / decoded)!r} does: the 'file_name' starts with "
             f"the image folder's own name {folder.name!r}; give the image folder as "
             f"{os.fspath(parent)!r}, the folder the names are relative to"
         )
     found = elsewhere.get(decoded.rsplit("/", 1)[-1])
     if len(found) == 1:
         return (
-            f"{message}, but a file of that name is at {found[0]!r} under the image folder: if "
+            f", but a file of that name is at {found[0]!r} under the image folder: if "
             "it is this image (a 'file_name' with the path of the machine that exported it), "
             f"write it relative to the image folder, {found[0]!r}"
         )
     if found:
         return (
-            f"{message}; files of that name are at {listing([repr(name) for name in found])} "
+            f"; files of that name are at {listing([repr(name) for name in found])} "
             "under the image folder: write the 'file_name' relative to the image folder"
         )
-    return message
+    return None
 
 
 class _FilesByName:
@@ -410,14 +488,15 @@ def _image_files_under(root: Path) -> tuple[list[str], bool]:
 def _log_decoded(source: str, num_decoded: int, num_present: int, start: float) -> None:
     """One line on what was decoded now; files remembered from an earlier check are not."""
     remembered = num_present - num_decoded
+    since = "since its check" if remembered == 1 else "since their check"
     if num_decoded == 0:
         logger.debug(
-            "%s: %d images unchanged since their check, not decoded again", source, remembered
+            "%s: %s unchanged %s, not decoded again", source, counted(remembered, "image"), since
         )
         return
     seconds = time.perf_counter() - start
-    again = f" ({remembered} others unchanged since their check)" if remembered else ""
-    logger.info("%s: decoded %d images in %.1f s%s", source, num_decoded, seconds, again)
+    again = f" ({counted(remembered, 'other')} unchanged {since})" if remembered else ""
+    logger.info("%s: decoded %s in %.1f s%s", source, counted(num_decoded, "image"), seconds, again)
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,12 @@
 ``sparsercnn validate`` (through :func:`~sparsercnn.data.dataset_report.validate_coco`),
 training, evaluation and :class:`~sparsercnn.data.coco.CocoDataset` all call
 :func:`inspect_dataset`, so what ``validate`` calls an error is what ``train`` and ``eval``
-refuse. Each finding is an :class:`~sparsercnn.data.validation.Issue`:
+refuse. Each finding is an :class:`~sparsercnn.data.issues.Issue`:
 
 - error: an entry that cannot be used as given (the JSON rules of
   :mod:`~sparsercnn.data.validation`; a missing, undecodable or truncated image file, or one
-  whose EXIF orientation turns it away from the JSON's size,
+  whose EXIF orientation turns it away from the JSON's size; an image folder that is likely the
+  wrong one, most files missing from it or of other sizes than the JSON's,
   :mod:`~sparsercnn.data.image_check`), or ``no_images`` / ``no_boxes``: no usable image or
   box in the whole file, nothing to learn or to evaluate against;
 - warning: used after a fix (a clipped box, a zero-size box dropped, an image entry without a
@@ -35,25 +36,19 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from sparsercnn.data.box_rules import DEFAULT_CLIP_TOLERANCE
+from sparsercnn.data.checked_coco import CheckedCoco
+from sparsercnn.data.coco_file import load_coco_json
+from sparsercnn.data.dataset_error import DatasetError
 from sparsercnn.data.image_check import (
     FILE_ERROR_CODES,
     check_image_files,
     check_image_folder,
     find_unlisted_images,
 )
-from sparsercnn.data.validation import (
-    DEFAULT_CLIP_TOLERANCE,
-    EXPLAINING_CODES,
-    CheckedCoco,
-    DatasetError,
-    Issue,
-    check_coco,
-    issue_subjects,
-    issues_by_code,
-    load_coco_json,
-    summarize_issues,
-)
-from sparsercnn.text import counted, listing, verb
+from sparsercnn.data.issues import Issue, issue_subjects, issues_by_code, summarize_issues
+from sparsercnn.data.validation import EXPLAINING_CODES, check_coco
+from sparsercnn.text import counted, listing, some_of, verb
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +63,9 @@ _DATASET_CODES = frozenset({"no_images", "no_boxes"})
 # Every error that --skip-invalid cannot fix: those above, a file without a valid category, and
 # an image folder that holds none of the files (what would be left is no image).
 UNSKIPPABLE_CODES = _DATASET_CODES | {"no_categories", "no_image_found"}
+# Errors that call the image folder into question: a refusal leads with them, and says first to
+# give the right folder (--skip-invalid would drop, or train on, the files of a wrong one).
+_FOLDER_CODES = frozenset({"no_image_found", "wrong_image_folder"})
 _MAX_LISTED_ISSUES = 10
 _MAX_LISTED_FILES = 20
 
@@ -90,6 +88,8 @@ class Inspection:
             then the ``too_many_boxes`` warnings (:meth:`for_num_proposals`), each in file order.
         image_check: how far the image files were checked.
         clip_tolerance: the tolerance the boxes were clipped with.
+        json_sizes: the JSON's ``(width, height)`` of every image whose decoded file has
+            another size, by image id (``checked`` gives the file's): a few ints an image.
     """
 
     source: str
@@ -98,6 +98,7 @@ class Inspection:
     issues: list[Issue]
     image_check: ImageCheck
     clip_tolerance: float
+    json_sizes: dict[int, tuple[int, int]]
 
     @property
     def errors(self) -> list[Issue]:
@@ -141,7 +142,7 @@ def inspect_dataset(
         image_dir: the folder that ``images[].file_name`` is relative to; None where none is
             known (with ``image_check="none"`` only): a refusal then names none.
         image_check: see :data:`ImageCheck`; ``"decode"`` reads every pixel, in parallel.
-        clip_tolerance: see :data:`~sparsercnn.data.validation.DEFAULT_CLIP_TOLERANCE`.
+        clip_tolerance: see :data:`~sparsercnn.data.box_rules.DEFAULT_CLIP_TOLERANCE`.
         num_proposals: if given, warn about images with more boxes than proposals (every box
             needs its own proposal in the matching, spec 7.1).
 
@@ -157,6 +158,7 @@ def inspect_dataset(
     data = load_coco_json(json_path)
     checked = check_coco(data, source, clip_tolerance=clip_tolerance)
     file_issues: list[Issue] = []
+    json_sizes: dict[int, tuple[int, int]] = {}
     if image_dir is not None and image_check != "none":
         # The files of the entries that give no size are looked for, and decoded, too: the
         # file's size is theirs.
@@ -167,7 +169,8 @@ def inspect_dataset(
         file_issues = found.issues
         bad = {i.image_id for i in file_issues if i.severity == "error" and i.image_id is not None}
         unsized = {image["id"] for image in checked.unsized_images}
-        if (decode and (unsized or _resized(checked.images, found.sizes))) or unsized & bad:
+        json_sizes = _resized(checked.images, found.sizes)
+        if (decode and (unsized or json_sizes)) or unsized & bad:
             # The boxes of an image whose file has another size, or whose entry gives none, are
             # checked against the file's; a file's error is its image's one.
             sizes = found.sizes if decode else None
@@ -181,17 +184,19 @@ def inspect_dataset(
         checked = checked.without_images(bad)
     issues = [*checked.issues, *file_issues, *_content_issues(checked, source)]
     folder = None if image_dir is None else os.fspath(image_dir)
-    inspection = Inspection(source, folder, checked, issues, image_check, clip_tolerance)
+    inspection = Inspection(
+        source, folder, checked, issues, image_check, clip_tolerance, json_sizes
+    )
     return inspection.for_num_proposals(num_proposals)
 
 
-def _resized(images: list[dict[str, Any]], sizes: dict[int, tuple[int, int]]) -> bool:
-    """Whether a file's ``(width, height)`` in ``sizes`` differs from its entry's."""
-    return any(
-        sizes.get(image["id"], (image["width"], image["height"]))
-        != (image["width"], image["height"])
-        for image in images
-    )
+def _resized(
+    images: list[dict[str, Any]], sizes: dict[int, tuple[int, int]]
+) -> dict[int, tuple[int, int]]:
+    """The entry's ``(width, height)`` of every image whose file's in ``sizes`` differs, by
+    image id."""
+    given = {image["id"]: (image["width"], image["height"]) for image in images}
+    return {image_id: size for image_id, size in given.items() if sizes.get(image_id, size) != size}
 
 
 def _boxes_per_image(checked: CheckedCoco) -> Counter[int]:
@@ -229,15 +234,20 @@ def _content_issues(checked: CheckedCoco, source: str) -> list[Issue]:
 
 
 def _too_many_boxes(checked: CheckedCoco, num_proposals: int) -> list[Issue]:
-    """A ``too_many_boxes`` warning for every image with more boxes than ``num_proposals``."""
+    """A ``too_many_boxes`` warning for every image with more boxes than ``num_proposals``,
+    each naming the setting that gives every image of the set enough: the most boxes of one."""
     per_image = _boxes_per_image(checked)
+    most = max(per_image.values(), default=0)
     issues = []
     for image in checked.images:
         image_id, file, count = image["id"], image["file_name"], per_image[image["id"]]
         if count > num_proposals:
             message = (
                 f"image {image_id} ({file!r}) has {count} boxes, more than the {num_proposals} "
-                "proposals (each box needs its own): use more proposals"
+                f"proposals: each box needs its own, so {count - num_proposals} of them cannot "
+                f"be learned or detected; give the model at least {most} proposals, the most "
+                f"boxes of an image here (`--set model.num_proposals={most}`, "
+                "cfg.model.num_proposals in Python)"
             )
             issues.append(Issue("warning", "too_many_boxes", message, image_id, None, file))
     return issues
@@ -304,12 +314,16 @@ def apply_policy(
     refuse_invalid(inspection, skip_invalid=skip_invalid, require_boxes=require_boxes)
     source, checked = inspection.source, inspection.checked
     errors = [issue for issue in inspection.errors if issue.code not in _DATASET_CODES]
+    for issue in errors:
+        if issue.code in _FOLDER_CODES:  # of no entry: nothing to drop
+            logger.warning("%s: %s (going on with --skip-invalid)", source, issue.message)
+    errors = [issue for issue in errors if issue.code not in _FOLDER_CODES]
     if errors:
         logger.warning("%s", _dropped_summary(source, checked, errors))
     warnings = [issue for issue in inspection.issues if issue.severity == "warning"]
     if warnings:
         lines = "\n".join(summarize_issues(warnings))
-        logger.warning("%s: %d warning(s):\n%s", source, len(warnings), lines)
+        logger.warning("%s: %s:\n%s", source, counted(len(warnings), "warning"), lines)
     _log_images_without_boxes(inspection)
     for issue in inspection.issues:
         if issue.code == "unlisted_image_files":
@@ -326,25 +340,33 @@ def _log_images_without_boxes(inspection: Inspection) -> None:
     by_code = issues_by_code(inspection.issues)
     unlabelled = by_code.get("image_without_usable_boxes", [])
     if unlabelled:
-        files = issue_subjects(unlabelled, limit=5)
+        their, them = ("its", "it") if len(unlabelled) == 1 else ("their", "them")
         logger.warning(
-            "%s: %d of the %d images kept (%s) %s annotations but no usable box, each with an "
-            "error or of zero size: kept as negative examples, their objects counted as "
-            "background (in training and evaluation); fix their annotations, or remove the images",
+            "%s: %s kept (%s) %s annotations but no usable box, each with an error or of zero "
+            "size: kept as %s, %s objects counted as background (in training and evaluation); "
+            "fix %s annotations, or remove %s",
             source,
-            len(unlabelled),
-            num_images,
-            files,
+            some_of(len(unlabelled), num_images, "image"),
+            issue_subjects(unlabelled, limit=5),
             verb(len(unlabelled), "has"),
+            _negative_examples(len(unlabelled)),
+            their,
+            their,
+            them,
         )
     if negatives := len(by_code.get("image_without_boxes", [])):
         logger.info(
-            "%s: %d of %d images %s no boxes (kept as negative examples)",
+            "%s: %s %s no boxes (kept as %s)",
             source,
-            negatives,
-            num_images,
+            some_of(negatives, num_images, "image"),
             verb(negatives, "has"),
+            _negative_examples(negatives),
         )
+
+
+def _negative_examples(count: int) -> str:
+    """What ``count`` images without a box to learn are kept as."""
+    return "a negative example" if count == 1 else "negative examples"
 
 
 def refuse_invalid(
@@ -394,21 +416,14 @@ def checked_for_training(
 
 def _refusal_message(inspection: Inspection, errors: list[Issue]) -> str:
     """Why the dataset of ``inspection`` is refused for its ``errors``, in two lines: what is
-    wrong and what to do, then the explaining warnings
+    wrong and what to do (:func:`_refusal_first_line`), then the explaining warnings
     (:data:`~sparsercnn.data.validation.EXPLAINING_CODES`), every bad file (missing,
     unreadable or turned by its EXIF orientation; capped), every image entry with an error of
     its own (capped), the first issue of each of those kinds (why they are bad), and the first
     annotation issues, which name their images. ``validate`` lists them all, with the
     inspection's image folder (where none was given, the user is told to name theirs)."""
-    source, image_dir = inspection.source, inspection.image_dir
-    checked = inspection.image_check != "none"
-    where = f"images in {image_dir}" if checked else "its image files not checked"
-    images = image_dir if image_dir is not None else "<its image folder>"
-    first = (
-        f"{source}: {len(errors)} error(s) in the dataset ({where}); fix or remove them "
-        f"(`sparsercnn validate --json {source} --images {images} --all` lists each), or "
-        f"{SKIP_INVALID_HINT} to drop them up front"
-    )
+    folder = next((issue for issue in errors if issue.code in _FOLDER_CODES), None)
+    errors = [issue for issue in errors if issue is not folder]
     parts = [str(issue) for issue in inspection.issues if issue.code in EXPLAINING_CODES]
     # An image's own error (its file missing or unreadable, its entry's id repeated): every
     # image named once, the files apart from the entries; an image with annotation errors only
@@ -428,12 +443,44 @@ def _refusal_message(inspection: Inspection, errors: list[Issue]) -> str:
     parts += [str(issue) for issue in shown]
     if len(unnamed) > len(shown):
         parts.append(f"... and {len(unnamed) - len(shown)} more")
-    return f"{first}\n{'; '.join(parts)}"
+    first = _refusal_first_line(inspection, errors, folder)
+    return f"{first}\n{'; '.join(parts)}" if parts else first
+
+
+def _refusal_first_line(inspection: Inspection, errors: list[Issue], folder: Issue | None) -> str:
+    """What is wrong with the dataset of ``inspection`` and what to do: fix or remove the
+    ``errors``, or drop them with ``--skip-invalid``; led by the ``folder`` issue where the
+    image folder is likely the wrong one (``no_image_found``, ``wrong_image_folder``), whose
+    remedy, another folder, comes first: ``--skip-invalid`` would drop, or use, the files of
+    the wrong folder, and is named last, where it can do anything at all."""
+    source, image_dir = inspection.source, inspection.image_dir
+    checked = inspection.image_check != "none"
+    where = f"images in {image_dir}" if checked else "its image files not checked"
+    images = image_dir if image_dir is not None else "<its image folder>"
+    them = "it" if len(errors) == 1 else "them"
+    fix = (
+        f"fix or remove {them} (`sparsercnn validate --json {source} --images {images} --all` "
+        f"lists each)"
+    )
+    if folder is None:
+        return (
+            f"{source}: {counted(len(errors), 'error')} in the dataset ({where}); {fix}, or "
+            f"{SKIP_INVALID_HINT} to drop {them} up front"
+        )
+    if folder.code in UNSKIPPABLE_CODES:
+        return f"{source}: {folder.message}"
+    if not errors:  # the files are there, of other sizes: --skip-invalid uses them as they are
+        return f"{source}: {folder.message}; to use the files as they are, {SKIP_INVALID_HINT}"
+    return (
+        f"{source}: {folder.message}. If the folder is right, the dataset has "
+        f"{counted(len(errors), 'other error')}: {fix}, or {SKIP_INVALID_HINT} to drop {them} "
+        "up front"
+    )
 
 
 def _dropped_summary(source: str, checked: CheckedCoco, errors: list[Issue]) -> str:
     """One line: how many images and annotations ``--skip-invalid`` dropped, and why (each
-    code's count and what its issues are of, :func:`~sparsercnn.data.validation.issue_subjects`).
+    code's count and what its issues are of, :func:`~sparsercnn.data.issues.issue_subjects`).
     """
     reasons = []
     for code, found in issues_by_code(errors).items():

@@ -8,8 +8,9 @@ each naming the image id, annotation id and file. This is the JSON half of the d
 :mod:`sparsercnn.data.image_check`. The rules of one kind of field have their own modules
 (:mod:`~sparsercnn.data.entry_ids`, :mod:`~sparsercnn.data.image_entry`,
 :mod:`~sparsercnn.data.box_rules`, :mod:`~sparsercnn.data.placeholder_categories`); this one
-applies them in file order, and the public names of the JSON half (``__all__``) are imported
-from here.
+applies them in file order. Each name is imported from the module that defines it (the file's
+reading and structure: :mod:`~sparsercnn.data.coco_file`; what passes:
+:mod:`~sparsercnn.data.checked_coco`; the issues: :mod:`~sparsercnn.data.issues`).
 
 Issue codes. Errors: ``bad_category``, ``duplicate_category_id``, ``no_categories``,
 ``bad_image``, ``duplicate_image_id``, ``bad_annotation``, ``duplicate_annotation_id``,
@@ -37,8 +38,10 @@ warning for all; :func:`~sparsercnn.json_values.whole_float`), ``bbox_corners``
 :data:`~sparsercnn.box_format_evidence.ROUNDING_PX`, in a file
 whose every box would fit read as corners ``[x1, y1, x2, y2]``: an exporter's mistake that the
 per-box issues do not name; one of the :data:`EXPLAINING_CODES`), ``bbox_outside`` (a quarter
-of the boxes or more lie mostly outside their image: pixels of a resized image, or another
-format; one of the :data:`EXPLAINING_CODES` too), ``bbox_fractions`` (every box within
+of the boxes or more, and at least
+:data:`~sparsercnn.box_format_evidence.MIN_MOSTLY_OUTSIDE` of them, lie mostly outside their
+image: pixels of a resized image, another format, or image entries of a wrong size; one of the
+:data:`EXPLAINING_CODES` too), ``bbox_fractions`` (every box within
 ``[0, 1]`` on images of a few pixels or more: fractions of the image size, which train as boxes
 under a pixel); all three :class:`~sparsercnn.box_format_evidence.BoxFormatEvidence`'s.
 """
@@ -53,20 +56,15 @@ from typing import Any
 from sparsercnn.box_format_evidence import BoxFormatEvidence, BoxFormatSign
 from sparsercnn.data.box_rules import (
     DEFAULT_CLIP_TOLERANCE,
-    MAX_COCO_AREA,
     area_problem,
     bbox_problem,
     fit_to_image,
 )
 from sparsercnn.data.checked_coco import CheckedCoco, ScoredObject
-from sparsercnn.data.coco_file import REQUIRED_KEYS, check_structure, load_coco_json
-from sparsercnn.data.dataset_error import ANNOTATION_FILE_FLAGS, AnnotationFileError, DatasetError
+from sparsercnn.data.coco_file import check_structure
 from sparsercnn.data.entry_ids import INT64_IDS, entry_id_problem, id_key, repeat_message
 from sparsercnn.data.image_entry import (
-    FILE_RESIZED_REMEDY,
-    format_given_size,
     given_image_size,
-    given_size_agrees,
     image_entry_problem,
     image_entry_size,
     sized_by_file_note,
@@ -75,10 +73,6 @@ from sparsercnn.data.image_entry import (
 from sparsercnn.data.issues import (
     Issue,
     Severity,
-    format_issues,
-    issue_subjects,
-    issues_by_code,
-    summarize_issues,
 )
 from sparsercnn.data.placeholder_categories import placeholder_categories
 from sparsercnn.json_values import (
@@ -91,32 +85,7 @@ from sparsercnn.json_values import (
 from sparsercnn.structures import coco_area
 from sparsercnn.text import agreeing_noun, counted, listing, verb
 
-__all__ = [
-    "ANNOTATION_FILE_FLAGS",
-    "BOX_FORMAT_CODES",
-    "DEFAULT_CLIP_TOLERANCE",
-    "EXPLAINING_CODES",
-    "FILE_RESIZED_REMEDY",
-    "MAX_COCO_AREA",
-    "REPEATED_FILE_CONSEQUENCE",
-    "REQUIRED_KEYS",
-    "AnnotationFileError",
-    "CheckedCoco",
-    "DatasetError",
-    "Issue",
-    "ScoredObject",
-    "Severity",
-    "check_coco",
-    "format_given_size",
-    "format_issues",
-    "given_image_size",
-    "given_size_agrees",
-    "image_entry_size",
-    "issue_subjects",
-    "issues_by_code",
-    "load_coco_json",
-    "summarize_issues",
-]
+__all__ = ["BOX_FORMAT_CODES", "EXPLAINING_CODES", "REPEATED_FILE_CONSEQUENCE", "check_coco"]
 
 # Warnings about the whole file that explain its errors: a refusal to train shows them too.
 EXPLAINING_CODES = frozenset({"bbox_corners", "bbox_outside"})
@@ -147,7 +116,7 @@ def check_coco(
     """Check the entries of a parsed COCO file (no file-system access).
 
     Args:
-        data: the parsed file (as :func:`load_coco_json` returns it).
+        data: the parsed file (as :func:`~sparsercnn.data.coco_file.load_coco_json` returns it).
         source: the file name, for messages.
         clip_tolerance: see :data:`DEFAULT_CLIP_TOLERANCE`.
         image_sizes: ``(width, height)`` of image files by image id, after EXIF orientation

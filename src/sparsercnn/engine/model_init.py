@@ -45,14 +45,15 @@ def naming_option(option: str) -> Iterator[None]:
     """Prefix the error of a missing or unusable file inside with the option that named it.
 
     :func:`~sparsercnn.weights.download.fetch` says "checkpoint x.pth does not exist" (or is a
-    folder), and the conversion "x.json is a text file, not a checkpoint ..." (any
-    ValueError: not a checkpoint, damaged, no known layout), without knowing which option gave
-    the file; this makes it "--init-from (train.init_from): checkpoint x.pth does not exist".
+    folder, or cannot be read), and the conversion "x.json is a text file, not a checkpoint ..."
+    (any ValueError: not a checkpoint, damaged, no known layout), without knowing which option
+    gave the file; this makes it "--init-from (train.init_from): checkpoint x.pth does not
+    exist".
     A message that already starts with the option is left as it is.
     """
     try:
         yield
-    except (FileNotFoundError, IsADirectoryError) as error:
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as error:
         raise type(error)(f"{option}: {error}") from None
     except ValueError as error:
         if str(error).startswith(option):
@@ -133,7 +134,8 @@ def read_starting_weights(init_from: str = "", backbone_weights: str = "") -> St
     none. What the conversion assumed is logged here, once.
 
     Raises:
-        FileNotFoundError, IsADirectoryError: no such file; the message names the option.
+        FileNotFoundError, IsADirectoryError, PermissionError: no such file, or one the user
+            may not read; the message names the option.
         ValueError: both are given (the detector checkpoint holds a backbone of its own, which
             would replace the other weights), or a file is not a checkpoint or not one of the
             supported layouts (the message names the option and the file).

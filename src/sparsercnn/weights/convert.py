@@ -31,7 +31,7 @@ from sparsercnn.model_file import (
     save_model_file,
 )
 from sparsercnn.safetensors_file import write_safetensors
-from sparsercnn.text import listing
+from sparsercnn.text import counted, listing, verb
 from sparsercnn.weights.key_tables import Layout, backbone_prefix, rename_keys
 from sparsercnn.weights.readers import RawCheckpoint, detect_layout, read_checkpoint
 
@@ -96,6 +96,8 @@ def convert_checkpoint(
         layout: force ``"official"``, ``"mmdet"`` or ``"ours"`` instead of detecting it.
 
     Raises:
+        FileNotFoundError, IsADirectoryError, PermissionError: as
+            :func:`~sparsercnn.weights.readers.read_checkpoint`.
         ValueError: unreadable file, a backbone-only (torchvision) file, or tensors that do not
             make a consistent model (the message lists the offending keys).
     """
@@ -176,9 +178,10 @@ def check_finite(tensors: Mapping[str, Tensor], source: str) -> None:
     ]
     if bad:
         raise ValueError(
-            f"{source}: {len(bad)} tensor(s) hold NaN or infinite values ({listing(bad, limit=5)})"
-            ": the file is damaged, or was saved from a training run that diverged; use a "
-            "checkpoint saved before that, or download or copy it again"
+            f"{source}: {counted(len(bad), 'tensor')} {verb(len(bad), 'holds', 'hold')} NaN or "
+            f"infinite values ({listing(bad, limit=5)}): the file is damaged, or was saved from "
+            "a training run that diverged; use a checkpoint saved before that, or download or "
+            "copy it again"
         )
 
 
@@ -210,11 +213,13 @@ def to_our_names(tensors: Mapping[str, Tensor], layout: Layout, source: str) -> 
                 "state dict without those keys and use that file"
             )
         raise ValueError(
-            f"{source}: {len(unmatched)} key(s) are not part of the {layout} layout: "
-            f"{listing(unmatched, limit=5)}{hint}"
+            f"{source}: {counted(len(unmatched), 'key')} {verb(len(unmatched), 'is')} not part "
+            f"of the {layout} layout: {listing(unmatched, limit=5)}{hint}"
         )
     if dropped:
-        logger.info("%s: dropped %d unused tensor(s): %s", source, len(dropped), listing(dropped))
+        logger.info(
+            "%s: dropped %s: %s", source, counted(len(dropped), "unused tensor"), listing(dropped)
+        )
     return renamed
 
 

@@ -92,6 +92,7 @@ def read_checkpoint(path: str | Path | FetchedFile, layout: Layout | None = None
     Raises:
         FileNotFoundError: the file does not exist.
         IsADirectoryError: the path is a folder.
+        PermissionError: the user may not read the file (:func:`~sparsercnn.paths.check_file`).
         ValueError: the file is a pickle, not a checkpoint, holds objects safe loading refuses,
             or its layout cannot be told (the message names the file and says what to do).
     """
