@@ -238,24 +238,34 @@ def test_the_rules_and_numbers_the_readme_states_are_the_codes() -> None:
     from sparsercnn.config import TrainConfig
     from sparsercnn.data.demo_dataset import generate_demo_dataset
     from sparsercnn.presets import medium, small
-    from sparsercnn.recipe import advice, auto_recipe, input_size
+    from sparsercnn.recipe import (
+        advice,
+        crops,
+        input_size,
+        learning_rate,
+        model_size,
+        proposals,
+        schedule,
+        stages,
+    )
 
-    r, i = auto_recipe, input_size
+    i = input_size
     num_val = inspect.signature(generate_demo_dataset).parameters["num_val"].default
     s, m = small(), medium()
     phrases = [
-        f"at least {r.PROPOSALS_PER_OBJECT:g} x the most objects in one image "
-        f"(+{r.PROPOSALS_SLACK}), rounded up to a multiple of 10, at most {r.MAX_PROPOSALS}",
+        f"at least {proposals.PROPOSALS_PER_OBJECT:g} x the most objects in one image "
+        f"(+{proposals.PROPOSALS_SLACK}), rounded up to a multiple of 10, at most "
+        f"{proposals.MAX_PROPOSALS}",
         f"from {i.INVISIBLE_BOX_PX:g} px (0) to {i.FULL_BOX_PX:g} px (1)",
         f"`1 - exp(-(steps - {i.LEARNING_DELAY_STEPS:g}) / {i.PROGRESS_STEPS:g})`",
         f"With room for {i.ENOUGH_STEPS}+ steps",
-        f"`medium` when the budget gives it {r.MEDIUM_MODEL_ITERATIONS}+ steps",
-        f"{r.SHORT_BUDGET_STAGES} refinement stages unless the paper's 6 still get "
-        f"{r.SIX_STAGE_ITERATIONS} steps",
-        f"the median image holds at most {r.FEW_OBJECTS_PER_IMAGE} objects",
-        f"{r.SCRATCH_EPOCHS} epochs (at least {3 * r.MIN_ITERATIONS} steps)",
-        f"passes over each image {r.CROP_FROM_PASSES} times or more",
-        f"enlarge the median image more than {r.CROP_MAX_FRAME_ZOOM:g}x",
+        f"`medium` when the budget gives it {model_size.MEDIUM_MODEL_ITERATIONS}+ steps",
+        f"{stages.SHORT_BUDGET_STAGES} refinement stages unless the paper's 6 still get "
+        f"{stages.SIX_STAGE_ITERATIONS} steps",
+        f"the median image holds at most {stages.FEW_OBJECTS_PER_IMAGE} objects",
+        f"{schedule.SCRATCH_EPOCHS} epochs (at least {3 * schedule.MIN_ITERATIONS} steps)",
+        f"passes over each image {crops.CROP_FROM_PASSES} times or more",
+        f"enlarge the median image more than {crops.CROP_MAX_FRAME_ZOOM:g}x",
         f"backbone frozen under {advice.SMALL_SET_BOXES} boxes",
         f"boxes that stay under {advice.MIN_RESOLVABLE_PX:g} px",
         f"fewer than {advice.FEW_BOXES_PER_CLASS} boxes",
@@ -269,7 +279,7 @@ def test_the_rules_and_numbers_the_readme_states_are_the_codes() -> None:
     ]
     assert [phrase for phrase in phrases if phrase not in FLAT_TEXT] == []
     lr = re.search(r"AdamW ([0-9.e-]+) from scratch", FLAT_TEXT)
-    assert lr is not None and float(lr.group(1)) == r.SCRATCH_LR_BATCH_8
+    assert lr is not None and float(lr.group(1)) == learning_rate.SCRATCH_LR_BATCH_8
 
 
 def test_the_published_weights_table_is_the_codes() -> None:

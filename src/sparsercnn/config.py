@@ -290,10 +290,9 @@ class TrainConfig:
         """What of the learning-rate schedule a run of ``max_iter`` steps never reaches (a
         preset's ``steps`` and ``warmup_iters`` kept with a smaller ``--set train.max_iter``):
         valid, but said, as detectron2 warns of steps past its ``MAX_ITER``: once, of the
-        schedule a run trains, where it is known (a command says a fixed preset's before the
-        data's check and ``auto``'s with its recipe; a resume says the schedule it settles,
-        unless the run has nothing to train; the trainer says none, a Python caller's new run's
-        being the caller's to say; a time budget's refits judge a schedule it extends)."""
+        schedule a run trains, where it is known (``train_from_coco`` says a new run's, before
+        reading the data; a resume says the schedule it settles, unless the run has nothing to
+        train; the trainer says none; a time budget's refits judge a schedule it extends)."""
         notes = []
         beyond = [step for step in self.steps if step >= self.max_iter]
         if beyond:

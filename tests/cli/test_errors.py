@@ -473,6 +473,31 @@ def test_warnings_logged_before_a_failure_still_show(tmp_path: Path) -> None:
     assert lines[1:] == ["sparsercnn validate: failed: RuntimeError: boom", DEBUG_HINT]
 
 
+def test_torch_info_records_do_not_show_after_an_interrupt(tmp_path: Path) -> None:
+    """Ctrl-C during torch's import (which the command starts with) left its loggers on the
+    root's INFO level: its exit logged three "INFO torch._subclasses.fake_tensor: FakeTensor
+    cache stats" lines after "interrupted". Its warnings still show."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import logging, sys\n"
+        "from sparsercnn.cli import main as cli\n"
+        "def interrupted_import():\n"
+        "    # torch._subclasses.fake_tensor logs at exit; torch sets its loggers up last.\n"
+        "    log = logging.getLogger('torch._subclasses.fake_tensor')\n"
+        "    log.info('FakeTensor cache stats:')\n"
+        "    log.warning('a torch warning')\n"
+        "    raise KeyboardInterrupt\n"
+        "cli.retain_freed_memory = interrupted_import\n"
+        "assert 'torch' not in sys.modules\n"
+        "sys.exit(cli.main(['validate', '--json', 'j', '--images', 'i']))\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert done.returncode == 130
+    lines = done.stderr.strip().splitlines()
+    assert "WARNING torch._subclasses.fake_tensor: a torch warning" in lines[0]
+    assert lines[1:] == ["sparsercnn validate: interrupted"]
+
+
 def test_convert_names_the_published_checkpoints_for_an_unknown_source(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -688,7 +713,9 @@ def test_a_wrong_image_folder_is_one_line_naming_it(
     kind: str,
 ) -> None:
     """Not one line per missing image: the folder, its flag and what to do, before any work."""
-    data = write_coco(num_images=3, size=(48, 64))
+    # The model's categories: eval compares them before it looks at the images.
+    categories = [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]
+    data = write_coco(num_images=3, size=(48, 64), categories=categories)
     images = tmp_path / "images"
     if kind == "file":
         images.write_text("not a folder")

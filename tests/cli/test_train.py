@@ -372,6 +372,42 @@ def test_the_report_is_written_while_the_run_folder_is_held(
     assert "evaluation plots of model_best.safetensors in" in capsys.readouterr().out
 
 
+def test_a_report_stopped_while_drawn_leaves_no_empty_folder_and_says_resume_draws_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Ctrl-C while the report's plots were drawn left an empty report/, and nothing said that
+    ``--resume`` draws them."""
+    from types import SimpleNamespace
+
+    from sparsercnn import diagnostics
+
+    monkeypatch.setattr(train_command, "check_training_data", lambda *args: None)
+    report = SimpleNamespace(model_file=Path("model_best.safetensors"), format=lambda: "table")
+
+    def trained(cfg: Config, **kwargs: Any) -> Any:
+        (kwargs["output_dir"] / "model_best.safetensors").write_bytes(b"")
+        return SimpleNamespace(evaluation_report=report)
+
+    def write(written: Any, folder: Path) -> None:
+        folder.mkdir()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "train_from_coco", trained)
+    monkeypatch.setattr(diagnostics, "write_evaluation_report", write)
+    with caplog.at_level(logging.WARNING, logger="sparsercnn.cli.train"):
+        assert main(_train(tmp_path)) == 130
+    assert not (tmp_path / "run" / "report").exists()
+    assert (tmp_path / "run" / "model_best.safetensors").is_file()
+    assert [record.getMessage() for record in caplog.records] == [
+        "stopped drawing the evaluation plots; the run is trained: the same command with "
+        f"--resume draws them in {tmp_path / 'run' / 'report'}"
+    ]
+    assert capsys.readouterr().err.strip() == "sparsercnn train: interrupted"
+
+
 @pytest.mark.parametrize(
     ("stopped_early", "printed"),
     [(False, "training ended at iteration 40"), (True, "training stopped by its time budget at")],

@@ -13,7 +13,7 @@ import torch
 from sparsercnn.cli.main import main
 from sparsercnn.config import Config
 from sparsercnn.data import policy
-from sparsercnn.data.validation import CheckedCoco
+from sparsercnn.data.checked_coco import CheckedCoco
 from sparsercnn.engine.model_init import StartingWeights
 from sparsercnn.model import build_model
 from sparsercnn.recipe import for_dataset

@@ -77,7 +77,8 @@ def test_train_prints_the_final_table_once_with_its_summary(
         < printed.index("evaluation of model_best.safetensors:")
         < printed.index(TABLE_HEADER)
     )
-    logged = [r.getMessage() for r in caplog.records if r.name == "sparsercnn.engine.trainer"]
+    evaluations = "sparsercnn.engine.training_evaluation"
+    logged = [r.getMessage() for r in caplog.records if r.name == evaluations]
     assert any(m.startswith("evaluation at iteration 2: COCO bbox AP ") for m in logged)
     assert caplog.text.count("COCO bbox AP ") == 1  # not the evaluator's line besides
 

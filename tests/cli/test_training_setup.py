@@ -1,5 +1,5 @@
-"""How ``train`` sets a new run up: what of its schedule a fixed preset's run never reaches is
-said before the data's check, and once."""
+"""How ``train`` sets a new run up: what of its schedule the run never reaches is said once, by
+``train_from_coco``, of the config it trains."""
 
 from __future__ import annotations
 
@@ -16,26 +16,6 @@ from sparsercnn.recipe.step_timing import StepCost
 from tests.synthetic_coco import SyntheticCoco
 
 
-def test_a_new_run_of_a_fixed_preset_is_told_its_schedule_notes_before_the_data_check(
-    tiny_coco: SyntheticCoco,
-    tmp_path: Path,
-    no_data_check: None,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """tiny's decays at 2400 and 2800 with ``--set train.max_iter=30``: said by the trainer,
-    after every image was decoded."""
-    files = ["--train-json", str(tiny_coco.json_path), "--train-images", str(tiny_coco.image_dir)]
-    argv = ["train", *files, "--output-dir", str(tmp_path / "run"), "--preset", "tiny"]
-    with caplog.at_level(logging.WARNING, logger="sparsercnn"):
-        assert main([*argv, "--set", "train.max_iter=30"]) == 1  # stopped at the data's check
-    assert [r.getMessage() for r in caplog.records] == [
-        "train.steps [2400, 2800] are not before train.max_iter=30: the learning rate does not "
-        "decay there; set train.steps to change that",
-        "train.warmup_iters=50 is more than train.max_iter=30: the learning rate never reaches "
-        "train.lr",
-    ]
-
-
 @pytest.mark.parametrize("preset", ["tiny", "auto"])
 def test_a_new_runs_schedule_notes_are_said_once_by_train(
     preset: str,
@@ -44,8 +24,9 @@ def test_a_new_runs_schedule_notes_are_said_once_by_train(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Said before the data's check (a fixed preset) or with the recipe (``auto``), and not
-    again by the trainer that ``train`` builds."""
+    """Said by ``train_from_coco`` of the config ``train`` settled (a fixed preset's, or the
+    recipe's for ``auto``), before the datasets are built; not by the command, nor by the
+    trainer that ``train_from_coco`` builds."""
 
     def built(self: Trainer) -> Any:
         raise RuntimeError("stop once the trainer is built")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sparsercnn.cli import diagnose, visualize
-from sparsercnn.data.validation import DatasetError
+from sparsercnn.data.dataset_error import DatasetError
 from tests.diagnostics.diagnostics_data import DiagnosticsData, write_subset_json
 
 

@@ -6,6 +6,7 @@ import errno
 import pickle
 import random
 import re
+import signal
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -16,6 +17,7 @@ import torch
 from sparsercnn.config import Config
 from sparsercnn.data.categories import CategoryMap
 from sparsercnn.engine import checkpoint as checkpoint_module
+from sparsercnn.engine import interrupts as interrupts_module
 from sparsercnn.engine.checkpoint import (
     LAST_CHECKPOINT_FILE,
     DamagedCheckpointError,
@@ -26,6 +28,7 @@ from sparsercnn.engine.checkpoint import (
     resolve_checkpoint_path,
     save_training_checkpoint,
 )
+from sparsercnn.engine.interrupts import DeferredInterrupt
 from sparsercnn.engine.rng_state import restore_rng_states, rng_states
 from tests.damaged_archive import flip_a_byte_of_the_largest_record
 from tests.engine.small_checkpoints import (
@@ -394,3 +397,49 @@ def test_a_failed_pointer_write_does_not_resume_from_the_previous_checkpoint(
     with pytest.raises(type(failure)):
         save_checkpoint(tmp_path, 2)
     assert load_training_checkpoint(tmp_path)["iteration"] == 2
+
+
+@pytest.mark.usefixtures("python_sigint")
+@pytest.mark.parametrize("writes_before", [1, 2])
+def test_a_second_ctrl_c_during_the_write_stops_as_an_interrupt(
+    writes_before: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second Ctrl-C handled inside a write that torch's archive writer called (which turns
+    what it raises into a RuntimeError) stops the run as an interrupt, leaving nothing
+    half-written."""
+    save_checkpoint(tmp_path, 1)
+    real_open = open
+
+    class SignalledFile:
+        def __init__(self, handle: BinaryIO) -> None:
+            self.handle, self.writes = handle, 0
+
+        def write(self, data: bytes) -> int:
+            if self.writes == writes_before:
+                signal.raise_signal(signal.SIGINT)  # the second Ctrl-C: it acts at once
+            self.writes += 1
+            return self.handle.write(data)
+
+        def flush(self) -> None:
+            self.handle.flush()
+
+        def __enter__(self) -> SignalledFile:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()
+
+    def signalled_open(path: Path, mode: str) -> SignalledFile:
+        return SignalledFile(real_open(path, mode))
+
+    monkeypatch.setattr(checkpoint_module, "open", signalled_open, raising=False)
+    monkeypatch.setattr(interrupts_module, "REPEAT_GRACE_S", 0.0)  # a second press, not a repeat
+    with DeferredInterrupt() as interrupt:
+        signal.raise_signal(signal.SIGINT)  # the first Ctrl-C: a checkpoint is written
+        assert interrupt.requested == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            save_checkpoint(tmp_path, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint_0000001.pt",
+        LAST_CHECKPOINT_FILE,
+    ]

@@ -227,3 +227,36 @@ def test_a_resume_of_a_folder_that_does_not_exist_makes_none(
             resume=True,
         )
     assert not run.exists()
+
+
+def test_a_new_run_is_told_once_what_of_its_schedule_it_never_reaches(
+    tiny_coco: SyntheticCoco,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """tiny's decays (2400, 2800) and 50 warm-up steps with a max_iter of 1: was said by the
+    CLI alone, so that a Python caller's new run was told nothing. Said before the data are
+    read, and once in a run."""
+    cfg = tiny_config()
+    cfg.train.max_iter = 1
+    notes = [
+        "train.steps [2400, 2800] are not before train.max_iter=1: the learning rate does not "
+        "decay there; set train.steps to change that",
+        "train.warmup_iters=50 is more than train.max_iter=1: the learning rate never reaches "
+        "train.lr",
+    ]
+    data = {"train_json": tiny_coco.json_path, "train_images": tiny_coco.image_dir}
+
+    def not_read(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the data's check")
+
+    with monkeypatch.context() as stopped, caplog.at_level(logging.WARNING, logger="sparsercnn"):
+        stopped.setattr(pipeline, "CocoDataset", not_read)
+        with pytest.raises(RuntimeError, match="the data's check"):
+            pipeline.train_from_coco(cfg, **data, output_dir=tmp_path / "stopped")
+    assert [r.getMessage() for r in caplog.records] == notes
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sparsercnn"):
+        pipeline.train_from_coco(cfg, **data, output_dir=tmp_path / "run")
+    assert [r.getMessage() for r in caplog.records if r.getMessage() in notes] == notes

@@ -423,3 +423,31 @@ def test_a_checked_checkpoint_rewritten_with_another_iteration_is_refused(tmp_pa
     shutil.copyfile(later, path)
     with pytest.raises(ValueError, match=r"holds iteration 30, not 20 as when the resume was"):
         restore_training_state(checked, model, optimizer, None, config, CATEGORIES)
+
+
+def test_a_checked_checkpoint_replaced_by_another_run_s_is_checked_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was: a file replaced since the check had its iteration compared only, so another run's
+    checkpoint at the same iteration, of another model, was restored (here its tensors fit, so
+    nothing else refused it). Its config is checked again, as a resume from it would be."""
+    config = Config()
+    model, optimizer = model_and_optimizer()
+    path = save_training_checkpoint(tmp_path, 20, model, optimizer, None, config, CATEGORIES)
+    checked = check_resume(path, config)
+    another = Config()
+    another.model.num_heads = 4
+    theirs = save_training_checkpoint(
+        tmp_path / "other", 20, model, optimizer, None, another, CATEGORIES
+    )
+    shutil.copyfile(theirs, path)
+    refused = pytest.raises(ValueError, match=r"is from a run with another model \(model\.num_h")
+    with caplog.at_level("WARNING", logger="sparsercnn.engine"), refused:
+        restore_training_state(checked, model, optimizer, None, config, CATEGORIES)
+    assert caplog.messages == [
+        f"{path} was rewritten or replaced since the resume was checked: checked again"
+    ]
+    # The run's own checkpoint put back (another stamp, the same config) is restored.
+    save_training_checkpoint(tmp_path, 20, model, optimizer, None, config, CATEGORIES)
+    point = restore_training_state(checked, model, optimizer, None, config, CATEGORIES)
+    assert (point.path, point.iteration) == (path, 20)

@@ -330,3 +330,33 @@ def test_a_refit_moves_a_decay_the_run_has_reached_but_not_taken() -> None:
     clock = 20.0  # the pace improves tenfold: the configured schedule fits again
     assert schedule.after_step(0.1, iteration=shortened, work=work) == (True, False)
     assert (train.max_iter, train.steps) == (100, (80,))
+
+
+def test_a_budget_partly_spent_timing_steps_is_given_whole_with_what_is_left() -> None:
+    """``--time-budget 0.5`` logged "time budget 0.41 min": what the recipe's timing left."""
+    budget = TimeBudget(0.41 * 60.0, 0.0, spent=0.09 * 60.0)
+    assert budget.describe() == (
+        "time budget 0.5 min (0.41 min for training: 0.09 min spent timing steps)"
+    )
+    assert TimeBudget(30.0, 0.0).describe() == "time budget 0.5 min"
+
+
+def test_a_budget_extending_a_run_past_all_its_decays_says_it_trains_at_the_decayed_rate(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A finished run that took both its decays, resumed with a new budget, was said to train
+    on "with the learning-rate decays of a fresh run of that length", at 1% of the rate."""
+    train = TrainConfig(max_iter=8, steps=(6, 7), warmup_iters=0, checkpoint_period=0)
+    budget = TimeBudget(100.0, time.perf_counter(), skip_iters=0, measure_iters=2)
+    with caplog.at_level(logging.INFO, logger=time_budget.__name__):
+        BudgetedSchedule(budget, train, extend_from=8)
+    assert train.steps == (6, 7)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            "time budget 1.67 min: the run's schedule ended at iteration 8 with its decays "
+            "[6, 7] all behind it: training on for as many steps as the budget holds at their "
+            "decayed rate, 0.01 x the base learning rate; --set 'train.steps=[]' gives them a "
+            "fresh run's decays ahead instead",
+        )
+    ]

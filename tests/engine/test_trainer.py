@@ -20,7 +20,7 @@ from sparsercnn.data.image_io import ImageReadError
 from sparsercnn.data.loader import build_train_loader
 from sparsercnn.data.transforms import build_test_transform, build_train_transform
 from sparsercnn.engine import checkpoint as checkpoint_module
-from sparsercnn.engine import train_step
+from sparsercnn.engine import train_step, training_evaluation
 from sparsercnn.engine import trainer as trainer_module
 from sparsercnn.engine.checkpoint import LAST_CHECKPOINT_FILE, load_training_checkpoint
 from sparsercnn.engine.distributed import DistInfo
@@ -171,6 +171,31 @@ def test_a_completed_run_extended_gets_the_decays_of_a_fresh_run_of_that_length(
     assert budgeted.cfg.train.max_iter == 3 + budgeted.budget.budget.first_fit_iters
 
 
+def test_a_completed_run_extended_past_all_its_decays_is_told_its_rate_and_how_to_decay_ahead(
+    tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run that took both its decays (steps [1, 2] of 3), resumed with train.max_iter=6,
+    trained every new step at gamma ** 2 of the rate while its lines gave the base rate and
+    an extension as of a fresh run: the rate in effect is logged, and a warning says the steps
+    added train at it with the --set that puts decays ahead."""
+    cfg = tiny_config()
+    cfg.train.steps, cfg.train.warmup_iters = (1, 2), 0
+    _trainer(tiny_coco, cfg, tmp_path).train()
+    cfg.train.max_iter = 6
+    with caplog.at_level(logging.INFO, logger="sparsercnn.engine"):
+        trainer = _trainer(tiny_coco, cfg, tmp_path, resume=True)
+        lr = trainer.base_lr * cfg.train.gamma**2
+        trainer.train()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning == (
+        "schedule extended on resume at iteration 3: max_iter 3 -> 6; its decays [1, 2] are all "
+        f"behind iteration 3: the steps added train at lr {lr:.3g}; --set 'train.steps=[5]' "
+        "gives them a fresh run's decays ahead instead"
+    )
+    (setup,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("training on")]
+    assert f"lr {lr:.3g} at iteration 3 (base {trainer.base_lr:.3g}, " in setup
+
+
 def test_a_completed_run_whose_budget_does_not_extend_it_is_not_told_to_give_one(
     tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -220,7 +245,8 @@ def test_the_trainer_says_no_schedule_notes(
     """tiny's decays and warm-up, never reached in 3 steps, were said again to the finished run
     resumed with nothing to train; and a new run's were said by the trainer unless its caller
     passed a flag saying it had said them (a command, before the data's check). A new run's are
-    its caller's to say, a resumed run's its check's: the trainer says none."""
+    its caller's to say (``train_from_coco``), a resumed run's its check's: the trainer says
+    none."""
     cfg = tiny_config()
     with caplog.at_level(logging.WARNING, logger="sparsercnn"):
         trainer = _trainer(tiny_coco, cfg, tmp_path)
@@ -234,7 +260,7 @@ def test_the_schedule_notes_judge_the_schedule_the_run_trains(
     tiny_coco: SyntheticCoco, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """tiny's decays (2400, 2800) and 50 warm-up steps kept with a max_iter of 3: valid, said
-    by the run's caller (the trainer says none). ``train`` said it of the config before the
+    by the run's caller (the trainer says none). The command said it of the config before the
     resume and the budget set the schedule: a completed run that a new budget extends (its
     refits judge the warm-up) or a larger max_iter (the decays of a fresh run of that length)
     was told it would never decay nor reach train.lr."""
@@ -444,7 +470,7 @@ def test_a_failed_evaluation_keeps_the_checkpoint_due_and_resumes_there(
     cfg.train.checkpoint_period = cfg.train.eval_period = 0
     cfg.train.max_iter = 3
     with monkeypatch.context() as failing, pytest.raises(RuntimeError, match="evaluation failed"):
-        failing.setattr(trainer_module, "evaluate", _raise_runtime_error)
+        failing.setattr(training_evaluation, "evaluate", _raise_runtime_error)
         _trainer(tiny_coco, cfg, tmp_path, with_val=True).train()
     assert (tmp_path / "checkpoint_0000003.pt").is_file()
     assert not (tmp_path / "model_final.safetensors").exists()
@@ -480,15 +506,15 @@ def test_a_resumed_run_with_no_step_left_says_so_when_interrupted_in_its_evaluat
     cfg.train.checkpoint_period = cfg.train.eval_period = 0
     cfg.train.max_iter = 1
     with monkeypatch.context() as failing, pytest.raises(RuntimeError, match="evaluation failed"):
-        failing.setattr(trainer_module, "evaluate", _raise_runtime_error)
+        failing.setattr(training_evaluation, "evaluate", _raise_runtime_error)
         _trainer(tiny_coco, cfg, tmp_path, with_val=True).train()
-    evaluate = trainer_module.evaluate
+    evaluate = training_evaluation.evaluate
 
     def interrupted_evaluate(*args: Any, **kwargs: Any) -> Any:
         signal.raise_signal(signal.SIGINT)
         return evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "evaluate", interrupted_evaluate)
+    monkeypatch.setattr(training_evaluation, "evaluate", interrupted_evaluate)
     capfd.readouterr()
     with pytest.raises(KeyboardInterrupt):
         _trainer(tiny_coco, cfg, tmp_path, with_val=True, resume=True).train()
@@ -501,7 +527,8 @@ def test_a_resumed_run_with_no_step_left_says_so_when_interrupted_in_its_evaluat
     assert not (tmp_path / "model_final.safetensors").exists()
     records = _records(tmp_path)
     assert [r["iter"] for r in records if "eval" in r] == [1]
-    monkeypatch.setattr(trainer_module, "evaluate", _raise_runtime_error)  # nothing to evaluate
+    # Nothing is left to evaluate: an evaluation would raise.
+    monkeypatch.setattr(training_evaluation, "evaluate", _raise_runtime_error)
     result = _trainer(tiny_coco, cfg, tmp_path, with_val=True, resume=True).train()
     assert _records(tmp_path) == records
     assert result.model_final_path is not None and result.model_final_path.is_file()
@@ -529,7 +556,7 @@ def test_a_failed_periodic_evaluation_is_redone_on_resume(
     cfg.train.checkpoint_period = cfg.train.eval_period = 2
     cfg.train.max_iter = 4
     with monkeypatch.context() as failing, pytest.raises(RuntimeError, match="evaluation failed"):
-        failing.setattr(trainer_module, "evaluate", _raise_runtime_error)
+        failing.setattr(training_evaluation, "evaluate", _raise_runtime_error)
         _trainer(tiny_coco, cfg, tmp_path, with_val=True).train()
     checkpoint = tmp_path / "checkpoint_0000002.pt"
     assert load_training_checkpoint(checkpoint)["extra"]["last_evaluation"] is None

@@ -30,7 +30,7 @@ def test_eval_of_the_saved_model_reproduces_training_evaluation(
         passes.append(1)
         return evaluate(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("sparsercnn.engine.trainer.evaluate", counting_evaluate)
+    monkeypatch.setattr("sparsercnn.engine.training_evaluation.evaluate", counting_evaluate)
     data = {"train_json": tiny_coco.json_path, "train_images": tiny_coco.image_dir}
     result = train_from_coco(
         cfg,
@@ -70,7 +70,7 @@ def test_ctrl_c_during_the_final_evaluation_keeps_the_last_steps(
         signal.raise_signal(signal.SIGINT)
         return evaluate(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("sparsercnn.engine.trainer.evaluate", interrupted_evaluate)
+    monkeypatch.setattr("sparsercnn.engine.training_evaluation.evaluate", interrupted_evaluate)
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train_from_coco(

@@ -15,12 +15,7 @@ from sparsercnn.data.transforms import build_train_transform
 from sparsercnn.data.validation import check_coco
 from sparsercnn.presets import get_preset, r50_300pro_3x, small
 from sparsercnn.recipe import Budget, DatasetProfile, Hardware, StepCost, choose_recipe
-from sparsercnn.recipe.auto_recipe import (
-    CROP_FROM_PASSES,
-    SHORT_BUDGET_STAGES,
-    candidate_presets,
-    check_overrides_fit_weights,
-)
+from sparsercnn.recipe.crops import CROP_FROM_PASSES
 from sparsercnn.recipe.input_size import (
     FULL_BOX_PX,
     INVISIBLE_BOX_PX,
@@ -31,6 +26,8 @@ from sparsercnn.recipe.input_size import (
     size_score,
     training_progress,
 )
+from sparsercnn.recipe.model_size import candidate_presets, check_overrides_fit_weights
+from sparsercnn.recipe.stages import SHORT_BUDGET_STAGES
 
 CPU = Hardware(device="cpu", cpu_threads=2, native_bf16=True)
 # 0.2 s per step plus 1 s per megapixel: 160x160 -> 0.226 s, 640x640 -> 0.61 s (the test sets

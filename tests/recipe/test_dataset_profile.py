@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from sparsercnn.data.coco import CocoDataset
+from sparsercnn.data.dataset_error import DatasetError
 from sparsercnn.data.loader import build_train_loader
 from sparsercnn.data.policy import InvalidDataError
 from sparsercnn.data.sampler import orientation_groups, training_batches
 from sparsercnn.data.transforms import TrainTransform
-from sparsercnn.data.validation import DatasetError
 from sparsercnn.recipe import DatasetProfile
 from sparsercnn.structures import ImageBatch, padded_size
 from tests.synthetic_coco import Box, WriteCoco, truncate

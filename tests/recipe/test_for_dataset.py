@@ -116,7 +116,8 @@ def test_the_architecture_comes_from_the_weights_given_without_reading_a_file(
 def test_the_recipe_sizes_the_images_by_their_files_where_the_json_disagrees(
     write_coco: WriteCoco, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The JSON gives every image twice its file's size: the recipe reads the files' sizes (as
+    """The JSON gives every image twice its file's size (refused as a wrong image folder unless
+    ``skip_invalid``, which uses the files as they are): the recipe reads the files' sizes (as
     training resizes the files), so it chooses what it chooses for the JSON with the right
     sizes, not the larger input that images twice as large would need for their boxes."""
     data = write_coco(size=(96, 128), boxes=[[Box(1, (10, 10, 12, 12))]] * 4)
@@ -133,7 +134,9 @@ def test_the_recipe_sizes_the_images_by_their_files_where_the_json_disagrees(
         return choose(profile, *args, **kwargs)
 
     monkeypatch.setattr(for_dataset, "choose_recipe", choose_seen)
-    wrong = for_dataset.recipe_for_dataset(data.json_path, data.image_dir, torch.device("cpu"))
+    wrong = for_dataset.recipe_for_dataset(
+        data.json_path, data.image_dir, torch.device("cpu"), skip_invalid=True
+    )
     (profile,) = profiles
     assert set(profile.image_heights.tolist()) == {96} and set(profile.image_widths.tolist()) == {
         128

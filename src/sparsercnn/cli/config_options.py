@@ -19,7 +19,8 @@ def check_config_arguments(args: argparse.Namespace) -> Config | None:
     """Refuse a bad ``--config``, ``--preset`` or ``--set`` of a new run before any work (the
     data's check, the recipe's timing): the fixed config is resolved, the overrides of ``auto``
     parsed and refused if they fit none of the models it may choose; and a new run that would
-    freeze weights it does not load (``--freeze`` without ``--init-from``). A ``--resume``
+    freeze weights it does not load (``--freeze`` without ``--init-from``), and a
+    ``--set model.num_classes`` other than the data's (:func:`_check_num_classes`). A ``--resume``
     trains with the run's own config, against which
     :func:`~sparsercnn.cli.resume_setup.check_resume_to_start` checks them.
 
@@ -43,7 +44,36 @@ def check_config_arguments(args: argparse.Namespace) -> Config | None:
             "initialisation; start from a detector checkpoint, or train without --freeze "
             "(model.freeze_at freezes early ResNet stages)"
         )
+    _check_num_classes(args, given.model.num_classes)
     return given
+
+
+def _check_num_classes(args: argparse.Namespace, num_classes: int) -> None:
+    """Refuse a ``--set model.num_classes`` (``num_classes``) other than the number of
+    categories of the training data (``--train-json``'s, read without its images; ``demo``'s
+    data set), which training takes instead. A file that cannot be read is left to the data's
+    check, which names what is wrong with it."""
+    if "model.num_classes" not in override_keys(list(args.overrides)):
+        return
+    train_json = getattr(args, "train_json", None)
+    if train_json is None:  # demo: the data set it makes
+        from sparsercnn.data.demo_dataset import DEFAULT_STYLE
+
+        found, data, fewer = DEFAULT_STYLE.num_classes, "the demo's data set", "`train` on"
+    else:
+        from sparsercnn.data.policy import inspect_dataset
+
+        try:
+            categories = inspect_dataset(train_json, None, image_check="none").checked.categories
+        except ValueError:  # DatasetError
+            return
+        found, data, fewer = len(categories), f"--train-json {train_json}", "give"
+    if num_classes != found:
+        raise ValueError(
+            f"--set model.num_classes={num_classes}: {data} has {found} categories, and the "
+            "model's classes are the training JSON's categories; drop the --set, or to train on "
+            f"fewer classes, {fewer} a JSON of those categories and their annotations only"
+        )
 
 
 def fixed_preset(args: argparse.Namespace) -> bool:
@@ -81,8 +111,8 @@ def _given_config(args: argparse.Namespace) -> Config:
 
 def _auto_candidates(args: argparse.Namespace) -> tuple[str, ...]:
     """The presets whose model ``--preset auto`` may train with these options
-    (:func:`~sparsercnn.recipe.auto_recipe.candidate_presets`)."""
-    from sparsercnn.recipe.auto_recipe import candidate_presets
+    (:func:`~sparsercnn.recipe.model_size.candidate_presets`)."""
+    from sparsercnn.recipe.model_size import candidate_presets
 
     train_overrides = _train_overrides(list(args.overrides))
     train = with_weight_options(Config().apply_overrides(train_overrides), args).train

@@ -24,7 +24,6 @@ from sparsercnn.cli.training_setup import (
     check_training_data,
     held_run_folder,
     remaining_budget,
-    say_schedule_notes,
     starting_weights,
     training_config,
 )
@@ -110,16 +109,13 @@ def draw_predictions(report: EvaluationReport, output_dir: Path, limit: int) -> 
     return output_dir
 
 
-def check_run_to_start(
-    train_dir: Path, args: argparse.Namespace, given: Config | None
-) -> CheckedResume | None:
+def check_run_to_start(train_dir: Path, args: argparse.Namespace) -> CheckedResume | None:
     """Refuse, before the data is made and decoded, what training would refuse after it: a
     ``--resume`` with no run in ``train_dir`` to continue (else what it changes is said and the
     resume returned, :func:`~sparsercnn.cli.resume_setup.check_resume_to_start`), or a new run
     where an earlier demo left its checkpoints and outputs (which training would replace or leave
-    beside its own); a new run of a fixed preset is told what of its schedule it never reaches
-    (:func:`~sparsercnn.cli.training_setup.say_schedule_notes` of ``given``, as
-    :func:`~sparsercnn.cli.config_options.check_config_arguments` returned it).
+    beside its own). What of a new run's schedule it never reaches is said by
+    ``train_from_coco``.
 
     Raises:
         FileNotFoundError: ``--resume`` and ``train_dir`` holds no run's ``config.json``.
@@ -137,8 +133,6 @@ def check_run_to_start(
     # is_main=False: look only (run checked the folder, and took its lock).
     # An earlier automatic demo's recipe.json is another run's file whatever this one's preset.
     check_run_folder(train_dir, False, is_main=False, also=(RECIPE_FILE,))
-    assert given is not None, "check_config_arguments resolves a new run's config"
-    say_schedule_notes(args, given)
     return None
 
 
@@ -193,7 +187,7 @@ def _run_held(args: argparse.Namespace, given: Config | None, start: float) -> i
     from sparsercnn.evaluation.units import format_percent
 
     out: Path = args.output_dir
-    checked_resume = check_run_to_start(out / "train", args, given)
+    checked_resume = check_run_to_start(out / "train", args)
     # As in `train`: `--set train.init_from` / `train.backbone_weights` read once, up front.
     weights = starting_weights(args, given)
     data = generate_demo_dataset(out / "data", image_size=DEMO_IMAGE_SIZE)

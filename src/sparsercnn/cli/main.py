@@ -151,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    # torch keeps its own loggers at WARNING once its import ends; an import that Ctrl-C stops
+    # leaves them on the root level above, and its exit logs INFO lines after "interrupted".
+    # TORCH_LOGS still sets the levels it names, on torch's import.
+    logging.getLogger("torch").setLevel(logging.WARNING)
     command = " ".join(
         name for name in (args.command, getattr(args, "diagnosis", None)) if name is not None
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sparsercnn.cli.common import (
     add_config_arguments,
@@ -24,7 +26,11 @@ from sparsercnn.cli.training_setup import (
     starting_weights,
     training_config,
 )
+from sparsercnn.paths import missing_folders, remove_empty_folders
 from sparsercnn.run_files import MODEL_BEST_FILE
+
+if TYPE_CHECKING:
+    from sparsercnn.engine.evaluation_report import EvaluationReport
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +113,6 @@ RANK_0_WARNINGS = (
 
 
 def run(args: argparse.Namespace) -> int:
-    from sparsercnn.diagnostics import write_evaluation_report
     from sparsercnn.engine.distributed import cleanup, computed_on_main, init_distributed
     from sparsercnn.engine.pipeline import train_from_coco
     from sparsercnn.evaluation.units import format_percent
@@ -134,7 +139,6 @@ def run(args: argparse.Namespace) -> int:
             checked_resume = check_run_to_start(
                 args,
                 args.output_dir,
-                given,
                 is_main=dist_info.is_main,
                 world_size=dist_info.world_size,
             )
@@ -172,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
                 resume=checked_resume or False,
                 # The recipe's timing counts against the budget.
                 time_budget_minutes=budget,
+                budget_spent_minutes=0.0 if budget is None else args.time_budget - budget,
                 skip_invalid=args.skip_invalid,
                 dist_info=dist_info,
                 starting_weights=weights,
@@ -184,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
             # into it is refused until they are.
             report = result.evaluation_report
             if dist_info.is_main and report is not None:
-                write_evaluation_report(report, args.output_dir / REPORT_DIR)
+                _write_report(report, args.output_dir / REPORT_DIR)
     finally:
         cleanup()
     if not dist_info.is_main:
@@ -212,3 +217,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"evaluation of {report.model_file.name}:\n{report.format()}")
         print(f"evaluation plots of {report.model_file.name} in {args.output_dir / REPORT_DIR}")
     return 0
+
+
+def _write_report(report: EvaluationReport, folder: Path) -> None:
+    """Draw the evaluation plots of the run's best model into ``folder`` (``report/``); when
+    that stops (Ctrl-C, a full disk), say that ``--resume`` draws them, and leave no empty
+    ``folder`` behind."""
+    from sparsercnn.diagnostics import write_evaluation_report
+
+    made = missing_folders(folder)
+    try:
+        write_evaluation_report(report, folder)
+    except BaseException:
+        remove_empty_folders(made)
+        logger.warning(
+            "stopped drawing the evaluation plots; the run is trained: the same command with "
+            "--resume draws them in %s",
+            folder,
+        )
+        raise

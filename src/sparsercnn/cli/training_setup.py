@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING
 
 from sparsercnn.cli.config_options import fixed_preset, overridden_train_value, with_weight_options
 from sparsercnn.cli.resume_setup import check_resume_to_start
-from sparsercnn.config import Config, TrainConfig, log_schedule_notes
+from sparsercnn.config import Config, TrainConfig
 from sparsercnn.paths import missing_folders, remove_empty_folders
 from sparsercnn.run_files import CONFIG_FILE
 
 if TYPE_CHECKING:
+    from sparsercnn.data.checked_coco import CheckedCoco
     from sparsercnn.data.policy import Inspection
-    from sparsercnn.data.validation import CheckedCoco
     from sparsercnn.engine.distributed import DistInfo
     from sparsercnn.engine.model_init import StartingWeights
     from sparsercnn.engine.resume import CheckedResume
@@ -87,7 +87,6 @@ def _remove_setup_files(folder: Path, before: set[str]) -> None:
 def check_run_to_start(
     args: argparse.Namespace,
     output_dir: Path,
-    given: Config | None,
     *,
     is_main: bool,
     world_size: int = 1,
@@ -99,9 +98,8 @@ def check_run_to_start(
     (:func:`~sparsercnn.cli.resume_setup.check_resume_to_start`), or that changes its model or
     ends before its checkpoint; then what the resume changes
     (:func:`~sparsercnn.engine.resume.check_resume`, of the ``world_size`` processes that resume
-    it; a ``--time-budget`` trains a completed run on), or what a new run's schedule never
-    reaches (:func:`say_schedule_notes`, of ``given``: what
-    :func:`~sparsercnn.cli.config_options.check_config_arguments` returned). ``is_main``: this
+    it; a ``--time-budget`` trains a completed run on). What a new run's schedule never
+    reaches is said by ``train_from_coco``, of the config it trains. ``is_main``: this
     process may create ``output_dir`` (rank 0), else it only looks, and says nothing.
 
     Returns:
@@ -121,21 +119,7 @@ def check_run_to_start(
     if args.resume:
         return check_resume_to_start(args, output_dir, is_main=is_main, world_size=world_size)
     check_run_folder(output_dir, False, is_main=is_main, also=COMMAND_OUTPUT_FILES)
-    assert given is not None, "check_config_arguments resolves a new run's config"
-    if is_main:
-        say_schedule_notes(args, given)
     return None
-
-
-def say_schedule_notes(args: argparse.Namespace, given: Config) -> None:
-    """Warn of what of its learning-rate schedule a new run of a fixed ``--preset`` or
-    ``--config`` (``given``, as
-    :func:`~sparsercnn.cli.config_options.check_config_arguments` resolved it) never reaches
-    (:meth:`~sparsercnn.config.TrainConfig.schedule_notes`), before the data's check;
-    ``auto``'s schedule is the recipe's, said with it (:func:`_auto_config`), and a resumed
-    run's with what the resume changes (:func:`~sparsercnn.engine.resume.check_resume`)."""
-    if fixed_preset(args):
-        log_schedule_notes(given.train)
 
 
 def starting_weights(args: argparse.Namespace, given: Config | None) -> StartingWeights | None:
@@ -158,7 +142,7 @@ def starting_weights(args: argparse.Namespace, given: Config | None) -> Starting
     if fixed_preset(args):
         weights.check_fits(given.model)
     else:  # auto takes the weights' architecture, which --set must keep
-        from sparsercnn.recipe.auto_recipe import check_overrides_fit_weights
+        from sparsercnn.recipe.model_size import check_overrides_fit_weights
 
         checkpoint = weights.checkpoint
         model = check_overrides_fit_weights(
@@ -331,7 +315,6 @@ def _auto_config(
             "give values that fit it, or a fixed --preset"
         ) from error
     print(recipe.format(trained=cfg), flush=True)
-    log_schedule_notes(cfg.train)
     text = json.dumps(recipe.to_dict(trained=cfg), indent=2)
     atomic_write(output_dir / RECIPE_FILE, lambda tmp: tmp.write_text(text))
     return cfg

@@ -27,7 +27,7 @@ from sparsercnn.loss import HungarianMatcher, build_criterion
 from sparsercnn.model import SparseRCNN
 from sparsercnn.model.inference import evaluating, model_device, run_model
 from sparsercnn.ops.boxes import box_xyxy_to_cxcywh
-from sparsercnn.recipe.auto_recipe import PROPOSALS_PER_OBJECT, proposals_for
+from sparsercnn.recipe.proposals import PROPOSALS_PER_OBJECT, proposals_for
 from sparsercnn.scores import passes_threshold
 from sparsercnn.structures import PixelMap, Target
 from sparsercnn.text import counted, verb

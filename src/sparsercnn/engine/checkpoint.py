@@ -25,7 +25,7 @@ import sys
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 import torch
 from torch import nn
@@ -165,7 +165,49 @@ def _save_payload(payload: dict[str, Any], path: Path) -> None:
     # Through a file object: torch.save names the archive inside the zip after a path's file name
     # (here the random temporary one), which would make equal checkpoints differ in bytes.
     with open(path, "wb") as handle:
-        torch.save(_by_value(payload), handle)
+        writer = _InterruptibleWriter(handle)
+        try:
+            # The writer has what torch.save uses of a binary file: write and flush.
+            torch.save(_by_value(payload), cast(BinaryIO, writer))
+        except Exception as error:
+            # A Ctrl-C (or SIGTERM) handled inside a write that torch's C++ archive writer called
+            # comes out as "RuntimeError: [enforce fail at inline_container.cc] unexpected pos":
+            # it is the interrupt, and stops the run as one.
+            interrupt = writer.interrupt or _interrupt_behind(error)
+            if interrupt is None:
+                raise
+            raise interrupt from None
+
+
+class _InterruptibleWriter:
+    """A binary file for ``torch.save`` that remembers the ``KeyboardInterrupt`` (or the command
+    line's ``Terminated``) a signal raised in one of its writes, which torch turns into a
+    ``RuntimeError`` on its way out."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.interrupt: KeyboardInterrupt | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except KeyboardInterrupt as interrupt:
+            self.interrupt = interrupt
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def _interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The ``KeyboardInterrupt`` during whose handling ``error`` was raised (one raised in the
+    pickling, before torch closed the archive), if any."""
+    seen: BaseException | None = error.__context__
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return seen
+        seen = seen.__context__
+    return None
 
 
 def _by_value(value: Any) -> Any:

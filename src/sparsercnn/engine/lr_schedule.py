@@ -4,12 +4,12 @@
 then step decay; :func:`train_lr_factor` that of a training config), :func:`scaled_lr` the base
 learning rate for the actual batch size (:func:`run_lr` that of a run), :func:`decay_steps`
 where a schedule of a given length decays, :func:`decays_ahead` where a run takes the decays
-still ahead of it, :func:`fit_schedule_to_budget` shortens a schedule so that training fits a
-time budget, and :func:`extended_schedule` continues one a run has completed
+still ahead of it (:func:`fresh_decays_ahead` those of a fresh run; :func:`decays_all_behind`
+whether a run has none left), :func:`fit_schedule_to_budget` shortens a schedule so that
+training fits a time budget, and :func:`extended_schedule` continues one a run has completed
 (:func:`resumed_steps`: the decays of a resumed run that a larger ``max_iter`` extends so). The
-trainer sets
-``lr = run_lr(train, world_size) * train_lr_factor(train, iteration)`` before every optimiser
-step.
+trainer sets ``lr = run_lr(train, world_size) * train_lr_factor(train, iteration)`` before every
+optimiser step.
 """
 
 from __future__ import annotations
@@ -174,6 +174,20 @@ def decays_ahead(steps: Sequence[int], earliest: int, max_iter: int) -> tuple[in
             break
         ahead.append(step)
     return tuple(ahead)
+
+
+def decays_all_behind(schedule: Schedule, iteration: int) -> bool:
+    """Whether a run at ``iteration`` has taken a decay of ``schedule`` and has none ahead: its
+    remaining steps, an extension's included, all train at the decayed learning rate."""
+    return bool(schedule.steps) and max(schedule.steps) < iteration
+
+
+def fresh_decays_ahead(iteration: int, max_iter: int) -> tuple[int, ...]:
+    """The decays of a fresh run of ``max_iter`` steps (:func:`decay_steps`), none before
+    ``iteration`` (:func:`decays_ahead`): the ``train.steps`` that give a run resumed at
+    ``iteration``, its decays all behind it, a fresh run's decays ahead (its learning rate back
+    at the base rate until the first)."""
+    return decays_ahead(decay_steps(max_iter), iteration, max_iter)
 
 
 def affordable_iterations(seconds_per_iter: float, remaining_seconds: float) -> int:

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import torch
 
-from sparsercnn.config import Config
+from sparsercnn.config import Config, log_schedule_notes
 from sparsercnn.data.categories import check_same_categories
 from sparsercnn.data.coco import CocoDataset
+from sparsercnn.data.dataset_error import DatasetError
 from sparsercnn.data.image_check import check_image_files
 from sparsercnn.data.policy import Inspection
 from sparsercnn.data.split_overlap import split_overlap_warning
 from sparsercnn.data.transforms import build_train_transform
-from sparsercnn.data.validation import DatasetError
 from sparsercnn.engine.checkpoint import check_run_folder
 from sparsercnn.engine.distributed import (
     DistInfo,
@@ -63,6 +63,7 @@ def train_from_coco(
     train_inspection: Inspection | None = None,
     val_inspection: Inspection | None = None,
     budget_extends: bool = True,
+    budget_spent_minutes: float = 0.0,
 ) -> TrainResult:
     """Train on a COCO-format dataset with ``cfg`` (a :class:`Config`, e.g.
     ``get_preset("small")``); ``model.num_classes`` is taken from the dataset.
@@ -96,11 +97,14 @@ def train_from_coco(
     ``backbone_weights`` already read (:func:`~sparsercnn.engine.model_init.read_starting_weights`),
     which are then not read again (their tensors are released once loaded).
     ``budget_extends``: whether a run resumed at the end of its schedule trains on for the time
-    budget (see :class:`~sparsercnn.engine.trainer.Trainer`).
+    budget; ``budget_spent_minutes``: what of the command's budget was spent before
+    ``time_budget_minutes`` (see :class:`~sparsercnn.engine.trainer.Trainer`).
 
-    What of a new run's schedule ``cfg`` never reaches is not said here: the caller says it
-    where it settles ``cfg`` (:func:`~sparsercnn.config.log_schedule_notes`, as ``train`` does
-    before the data's check); a resumed run's is said by the resume's check.
+    What of its learning-rate schedule a new run never reaches
+    (:meth:`~sparsercnn.config.TrainConfig.schedule_notes`: a preset's decays kept with a
+    smaller ``train.max_iter``) is warned of here, once the output folder is checked and before
+    the data are read (on rank 0); a resumed run's is said by the resume's check
+    (:func:`~sparsercnn.engine.resume.check_resume`), with what the resume changes.
     """
     if not isinstance(cfg, Config):
         raise TypeError(
@@ -116,7 +120,10 @@ def train_from_coco(
         )
     # Held from the folder's check to the report: another run into it is refused.
     with run_folder_lock(output_dir, make=resume is not True):  # no folder made to resume
-        check_run_folder(output_dir, bool(resume), is_main=dist_info is None or dist_info.is_main)
+        is_main = dist_info is None or dist_info.is_main
+        check_run_folder(output_dir, bool(resume), is_main=is_main)
+        if not resume and is_main:
+            log_schedule_notes(cfg.train)
         cfg, train_set, val_set = _training_datasets(
             cfg,
             (train_json, train_images),
@@ -135,6 +142,7 @@ def train_from_coco(
             dist_info=dist_info,
             starting_weights=starting_weights,
             budget_extends=budget_extends,
+            budget_spent_minutes=budget_spent_minutes,
         )
         result = trainer.train()
         if val_set is not None:

@@ -74,7 +74,7 @@ class CheckedResume:
     """A resume checked before the data is read (:func:`check_resume`): the config it trains
     with, and the checkpoint it chose and read, whose refusals passed and whose messages were
     said; :func:`restore_training_state` restores that checkpoint with that config (another is
-    refused), neither checking nor saying anything again.
+    refused), neither checking nor saying anything again unless the file was replaced since.
 
     Attributes:
         config: the resumed run's config, as checked.
@@ -117,7 +117,7 @@ def restore_training_state(
             which is checked here (:func:`check_resume`); or the resume as a command checked it
             before reading the data (:func:`check_resume` of either): its checkpoint is
             restored (its checksums not summed again where the file is the one the check
-            summed), and it is not checked nor said again.
+            summed), and it is not checked nor said again unless its file was replaced since.
         model, optimizer, scaler: built from ``config`` as for a new run; loaded in place.
         config: the configuration of the resumed run; what of it cannot continue the run is
             refused, and what it changes said (:func:`check_resume`). Given a
@@ -140,13 +140,15 @@ def restore_training_state(
             ``train.max_iter`` (:func:`check_resume`), or cannot be read (see
             :func:`~sparsercnn.engine.checkpoint.load_training_checkpoint`); a
             :class:`CheckedResume` checked with another config than ``config``, or whose
-            checkpoint file holds another iteration now.
+            checkpoint file holds another iteration now, or was replaced since by one that
+            :func:`check_resume` refuses.
     """
     if isinstance(source, CheckedResume):
         # Its checksums are not summed a second time: the run-folder lock keeps the run's
         # checkpoints as they were since the check; a file another run replaced since (a
         # --resume CHECKPOINT of another folder), or another machine's copy, has another stamp:
-        # summed again, and refused if it holds another iteration than the one checked.
+        # summed again, refused if it holds another iteration than the one checked, and its
+        # config checked again (_as_checked).
         state = load_training_checkpoint(source.path, summed=source.stamp)
     else:
         state = load_training_checkpoint(source)
@@ -158,7 +160,15 @@ def restore_training_state(
             "resume with the data set of that run"
         )
     if isinstance(source, CheckedResume):
-        checked = _as_checked(source, state, config)
+        checked = _as_checked(
+            source,
+            state,
+            config,
+            world_size,
+            budget_given=budget_given,
+            budget_extends=budget_extends,
+            say=rank == 0,
+        )
     else:
         checked = check_resume(
             state,
@@ -191,13 +201,26 @@ def restore_training_state(
     )
 
 
-def _as_checked(checked: CheckedResume, state: Mapping[str, Any], config: Config) -> CheckedResume:
+def _as_checked(
+    checked: CheckedResume,
+    state: Mapping[str, Any],
+    config: Config,
+    world_size: int,
+    *,
+    budget_given: bool,
+    budget_extends: bool,
+    say: bool,
+) -> CheckedResume:
     """``checked``, the resume a command checked, once ``state`` (its checkpoint, read again to
-    restore it) and ``config`` (the config restored with) are those it checked.
+    restore it) and ``config`` (the config restored with) are those it checked. A checkpoint
+    file replaced or rewritten since the check (another stamp) is checked again whole
+    (:func:`check_resume`; ``world_size``, ``budget_given``, ``budget_extends`` and ``say`` as
+    its): its config may be another run's.
 
     Raises:
         ValueError: ``config`` is not the config the resume was checked with (the keys that
-            differ named), or the checkpoint holds another iteration than when it was checked.
+            differ named), the checkpoint holds another iteration than when it was checked, or
+            (replaced since) :func:`check_resume` refuses it.
     """
     if config != checked.config:
         changed = [
@@ -215,7 +238,21 @@ def _as_checked(checked: CheckedResume, state: Mapping[str, Any], config: Config
             f"{checked.path} holds iteration {iteration}, not {checked.iteration} as when the "
             "resume was checked (another run wrote it since): check the resume again"
         )
-    return checked
+    if checked.stamp is not None and state.get("stamp") == checked.stamp:
+        return checked
+    if say and checked.stamp is not None:
+        logger.warning(
+            "%s was rewritten or replaced since the resume was checked: checked again",
+            checked.path,
+        )
+    return check_resume(
+        state,
+        config,
+        world_size,
+        budget_given=budget_given,
+        budget_extends=budget_extends,
+        say=say,
+    )
 
 
 def _copy_out_of_file(optimizer: torch.optim.Optimizer) -> None:

@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from sparsercnn.config import Config, TrainConfig, override_arguments, override_value
-from sparsercnn.engine.lr_schedule import Schedule, images_per_step, run_lr, train_lr_factor
+from sparsercnn.engine.lr_schedule import (
+    Schedule,
+    decays_all_behind,
+    fresh_decays_ahead,
+    images_per_step,
+    run_lr,
+    train_lr_factor,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +101,9 @@ def _log_schedule_change(
     at ``iteration`` above the run's (its own schedule with only the decays it took), and, for a
     completed run ``extended``, that the decays ahead are a fresh run's of that length. Info, or a
     warning with the ``--set`` that keeps the run's schedule where the change replaces the
-    learning rates the run trained with or raises the rate."""
+    learning rates the run trained with or raises the rate, or with the ``--set`` that gives
+    a fresh run's decays ahead where it extends a run whose decays are all behind it (the steps
+    added would train at the decayed rate)."""
     if not changed:
         return
     taken = Schedule.of(saved).decays_taken(iteration)
@@ -108,6 +117,18 @@ def _log_schedule_change(
     before = base_lr * train_lr_factor(saved, iteration, steps=taken)
     after = base_lr * train_lr_factor(current, iteration)
     rises = after > before * (1.0 + 1e-6)
+    if change == "extended" and decays_all_behind(Schedule.of(current), iteration):
+        ahead = fresh_decays_ahead(iteration, current.max_iter)
+        logger.warning(
+            "%s; its decays %s are all behind iteration %d: the steps added train at lr %.3g; "
+            "--set %s gives them a fresh run's decays ahead instead",
+            text,
+            list(taken),
+            iteration,
+            after,
+            override_arguments({"train.steps": list(ahead)}),
+        )
+        return
     if rises:
         text += f"; the learning rate rises from {before:.3g} to {after:.3g} there"
     if not (rises or change.startswith("replaced")):

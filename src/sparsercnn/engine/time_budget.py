@@ -19,14 +19,16 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from sparsercnn.config import TrainConfig
+from sparsercnn.config import TrainConfig, override_arguments
 from sparsercnn.engine.distributed import all_gather_object
 from sparsercnn.engine.lr_schedule import (
+    DECAY_FRACTIONS,
     Schedule,
     affordable_iterations,
     decays_ahead,
     extended_schedule,
     fit_schedule_to_budget,
+    train_lr_factor,
 )
 
 logger = logging.getLogger(__name__)
@@ -45,8 +47,10 @@ class TimeBudget:
     """Tracks elapsed time against a budget of ``seconds`` that began at ``start``.
 
     Args:
-        seconds: the whole budget.
+        seconds: the budget from ``start`` on.
         start: ``time.perf_counter()`` value at which the budget began.
+        spent: seconds of the budget spent before ``start`` (timing the recipe's steps), which
+            the messages give with ``seconds`` (:meth:`describe`).
         skip_iters: first iterations left out of the measurement (start-up, allocator warm-up).
         measure_iters: iterations measured before the first refit.
         refit_every: after the first refit, ask for one this often (iterations).
@@ -62,6 +66,7 @@ class TimeBudget:
         measure_iters: int = 8,
         refit_every: int = 25,
         pace_window: int = 100,
+        spent: float = 0.0,
     ) -> None:
         if seconds <= 0:
             raise ValueError(f"the time budget must be positive, got {seconds} s")
@@ -72,6 +77,7 @@ class TimeBudget:
             )
         self.seconds = seconds
         self.start = start
+        self.spent = max(spent, 0.0)
         self.skip_iters = skip_iters
         self.measure_iters = measure_iters
         self.refit_every = refit_every
@@ -105,6 +111,17 @@ class TimeBudget:
     def pace(self) -> float:
         """:attr:`seconds_per_iter` once measured, else the last recorded iteration's duration."""
         return self.seconds_per_iter or self._last
+
+    def describe(self) -> str:
+        """The budget for a message: ``time budget 0.5 min``, or, part of it spent before
+        ``start``, ``time budget 0.5 min (0.41 min for training: 0.09 min spent timing steps)``."""
+        whole = f"time budget {(self.seconds + self.spent) / 60.0:.3g} min"
+        if not self.spent:
+            return whole
+        return (
+            f"{whole} ({self.seconds / 60.0:.3g} min for training: {self.spent / 60.0:.2g} min "
+            "spent timing steps)"
+        )
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -265,15 +282,29 @@ class BudgetedSchedule:
             self._warmup_cut_said = False
             self.completed_at = iteration = extend_from
             train.max_iter = iteration + budget.first_fit_iters
-            train.steps = self.configured.decays_taken(iteration)
-            logger.info(
-                "time budget %.3g min: the run's schedule ended at iteration %d; training on "
-                "for as many steps as the budget holds, with the learning-rate decays of a "
-                "fresh run of that length (fitted after %d steps)",
-                budget.seconds / 60.0,
-                iteration,
-                budget.first_fit_iters,
-            )
+            train.steps = taken = self.configured.decays_taken(iteration)
+            if len(taken) < len(DECAY_FRACTIONS):
+                logger.info(
+                    "%s: the run's schedule ended at iteration %d; training on for as many "
+                    "steps as the budget holds, with the learning-rate decays of a fresh run of "
+                    "that length (fitted after %d steps)",
+                    budget.describe(),
+                    iteration,
+                    budget.first_fit_iters,
+                )
+            else:
+                # A fresh run takes no more decays than these: none is ahead of the extension.
+                logger.warning(
+                    "%s: the run's schedule ended at iteration %d with its decays %s all behind "
+                    "it: training on for as many steps as the budget holds at their decayed "
+                    "rate, %.3g x the base learning rate; --set %s gives them a fresh run's "
+                    "decays ahead instead",
+                    budget.describe(),
+                    iteration,
+                    list(taken),
+                    train_lr_factor(train, iteration),
+                    override_arguments({"train.steps": []}),
+                )
 
     def after_step(self, seconds: float, iteration: int, work: PeriodicWork) -> tuple[bool, bool]:
         """Record an iteration of ``seconds`` that brought the run to ``iteration``.
@@ -309,7 +340,7 @@ class BudgetedSchedule:
         logger.warning(
             "time budget of %.3g min reached at iteration %d of %d; stopping (the run's "
             "config now ends there: max_iter %d, steps %s%s)",
-            self.budget.seconds / 60.0,
+            (self.budget.seconds + self.budget.spent) / 60.0,
             iteration,
             train.max_iter,
             iteration,
@@ -343,9 +374,8 @@ class BudgetedSchedule:
         if fitted.max_iter != old.max_iter:
             change = "lengthened" if fitted.max_iter > old.max_iter else "shortened"
         logger.info(
-            "time budget %.3g min at %.3f s/iteration: schedule %s to max_iter %d "
-            "(was %d), steps %s",
-            self.budget.seconds / 60.0,
+            "%s at %.3f s/iteration: schedule %s to max_iter %d (was %d), steps %s",
+            self.budget.describe(),
             self.budget.pace,
             change,
             fitted.max_iter,

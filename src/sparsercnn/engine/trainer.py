@@ -4,8 +4,8 @@
 (:mod:`~sparsercnn.engine.training_parts`), then :meth:`Trainer.train` runs ``max_iter``
 optimiser steps (each one a :class:`~sparsercnn.engine.train_step.TrainStep`: accumulation,
 mixed precision, clipping, non-finite guard) with warm-up and step decay of the learning rate,
-periodic checkpoints (:mod:`~sparsercnn.engine.checkpoint_writer`) and evaluations (the best
-model kept by :mod:`~sparsercnn.engine.model_best`), an optional wall-clock budget, metrics in
+periodic checkpoints (:mod:`~sparsercnn.engine.checkpoint_writer`) and evaluations
+(:mod:`~sparsercnn.engine.training_evaluation`), an optional wall-clock budget, metrics in
 ``metrics.jsonl`` and model files at the end; a run stopped early says how to resume it
 (:mod:`~sparsercnn.engine.stop_notices`). A run resumed from a checkpoint continues
 bit-identically on the CPU.
@@ -34,24 +34,24 @@ from sparsercnn.engine.checkpoint_writer import CheckpointWriter
 from sparsercnn.engine.distributed import (
     DistInfo,
     any_rank,
-    broadcast_buffers,
     done_on_main,
     mean_over_ranks,
     release_from_traceback,
     wrap_ddp,
 )
 from sparsercnn.engine.evaluation_history import EvaluationHistory
-from sparsercnn.engine.inference import Evaluation, EvaluationDataset, evaluate
+from sparsercnn.engine.inference import EvaluationDataset
 from sparsercnn.engine.interrupts import DeferredInterrupt
 from sparsercnn.engine.lr_schedule import images_per_step, run_lr, train_lr_factor
 from sparsercnn.engine.metrics_log import LogWindow, MetricsLog
-from sparsercnn.engine.model_best import keep_if_best, reconcile_model_best
+from sparsercnn.engine.model_best import reconcile_model_best
 from sparsercnn.engine.model_init import StartingWeights
 from sparsercnn.engine.resume import CheckedResume, restore_training_state
 from sparsercnn.engine.stop_notices import interrupt_notice, resume_hint
 from sparsercnn.engine.time_budget import BudgetedSchedule, PeriodicWork, TimeBudget
 from sparsercnn.engine.train_result import TrainResult
 from sparsercnn.engine.train_step import TrainStep
+from sparsercnn.engine.training_evaluation import TrainingEvaluator
 from sparsercnn.engine.training_images import data_identity
 from sparsercnn.engine.training_parts import build_training_parts
 from sparsercnn.loss import build_criterion
@@ -114,9 +114,10 @@ class Trainer:
 
     What of a new run's learning-rate schedule it never reaches
     (:meth:`~sparsercnn.config.TrainConfig.schedule_notes`) is not said here: it is for whoever
-    settles the config to say, with :func:`~sparsercnn.config.log_schedule_notes` (a command
-    does before the data's check, or with its recipe); a resumed run's are said by the resume's
-    check (:func:`~sparsercnn.engine.resume.check_resume`), with what the resume changes.
+    settles the config to say, with :func:`~sparsercnn.config.log_schedule_notes`
+    (:func:`~sparsercnn.engine.pipeline.train_from_coco` does, before the data are read); a
+    resumed run's are said by the resume's check
+    (:func:`~sparsercnn.engine.resume.check_resume`), with what the resume changes.
 
     Args:
         cfg: the resolved configuration (copied; the caller's object is never modified).
@@ -143,6 +144,9 @@ class Trainer:
         time_budget_minutes: wall-clock limit of this invocation (from construction, the final
             checkpoint and evaluation included): the schedule is shortened to fit after a few
             measured iterations, and training stops early if time still runs out.
+        budget_spent_minutes: minutes of the command's budget spent before the trainer (timing
+            the recipe's steps), not in ``time_budget_minutes``: its messages give the whole
+            budget and what is left of it for training.
         budget_extends: a run resumed at the end of its schedule (trained to its end, or
             stopped by its budget) with ``time_budget_minutes`` trains on for as many steps as
             the budget holds (:class:`~sparsercnn.engine.time_budget.BudgetedSchedule`);
@@ -178,6 +182,7 @@ class Trainer:
         progress: bool = True,
         starting_weights: StartingWeights | None = None,
         budget_extends: bool = True,
+        budget_spent_minutes: float = 0.0,
     ) -> None:
         start = time.perf_counter()
         self.cfg = copy.deepcopy(cfg)
@@ -191,7 +196,9 @@ class Trainer:
         if time_budget_minutes is not None:
             if not time_budget_minutes > 0:
                 raise ValueError(f"time_budget_minutes must be positive, got {time_budget_minutes}")
-            budget = TimeBudget(60.0 * time_budget_minutes, start)
+            budget = TimeBudget(
+                60.0 * time_budget_minutes, start, spent=60.0 * budget_spent_minutes
+            )
         self.categories = self._resolve_categories(categories)
         self.data_identity = data_identity(train_dataset)
         source = _resume_source(resume, self.output_dir)
@@ -211,6 +218,19 @@ class Trainer:
         self.iteration = 0
         self.evaluations = EvaluationHistory()
         self.checkpoints = CheckpointWriter(self.output_dir)
+        self.evaluator: TrainingEvaluator | None = None
+        if val_dataset is not None:
+            self.evaluator = TrainingEvaluator(
+                val_dataset,
+                self.model,
+                self.postprocessor,
+                self.cfg,
+                self.dist,
+                self.metrics,
+                self.path(MODEL_BEST_FILE),
+                self.categories,
+                save_checkpoint=self._save_checkpoint,
+            )
         self.last_losses: dict[str, float] = {}
         # Whether train() has begun a step: an interrupt then has steps to checkpoint.
         self._stepped = False
@@ -427,26 +447,15 @@ class Trainer:
         return self._finish(stopped_early)
 
     def _evaluate_missed(self) -> None:
-        """Evaluate the iteration a resumed run starts at when its periodic evaluation was due but
-        its checkpoint holds none (the evaluation failed, see :meth:`_evaluate`), then checkpoint
-        it again with that evaluation. The last iteration's is
-        :meth:`_final_evaluation_and_checkpoint`'s."""
-        train = self.cfg.train
-        if (
-            self.val_dataset is None
-            or not 0 < self.iteration < train.max_iter
-            or not _due(self.iteration, train.eval_period)
-            or self.evaluations.last_iteration == self.iteration
-        ):
-            return
-        if self.dist.is_main:
-            logger.info(
-                "%s holds no evaluation of iteration %d: evaluating it now",
-                self.checkpoint_path,
+        """The evaluation a resumed run missed where it starts
+        (:meth:`~sparsercnn.engine.training_evaluation.TrainingEvaluator.evaluate_missed`)."""
+        if self.evaluator is not None:
+            self.evaluator.evaluate_missed(
                 self.iteration,
+                self.evaluations,
+                due=_due(self.iteration, self.cfg.train.eval_period),
+                checkpoint=self.checkpoint_path,
             )
-        self._evaluate(checkpoint_due=False)
-        self._save_checkpoint()
 
     def _interrupted(self, interrupt: DeferredInterrupt) -> bool:
         """Whether some rank has a deferred signal; every rank calls this at the same points
@@ -482,7 +491,8 @@ class Trainer:
         train = self.cfg.train
         logger.info(
             "training on %s x%d from iteration %d to %d: %d images/step (%d per process x %d "
-            "micro-batches), lr %.3g (configured %.3g), steps %s, warm-up %d, amp %s",
+            "micro-batches), lr %.3g at iteration %d (base %.3g, configured %.3g), steps %s, "
+            "warm-up %d, amp %s",
             self.device,
             self.dist.world_size,
             self.iteration,
@@ -490,6 +500,8 @@ class Trainer:
             self.total_batch_size,
             train.batch_size,
             train.grad_accum_steps,
+            self._lr_at(self.iteration),
+            self.iteration,
             self.base_lr,
             train.lr,
             list(train.steps),
@@ -518,8 +530,8 @@ class Trainer:
             self._log_window(window, bar)
         if last:
             return
-        if self.val_dataset is not None and _due(self.iteration, train.eval_period):
-            self._evaluate(checkpoint_due=checkpoint)
+        if self.evaluator is not None and _due(self.iteration, train.eval_period):
+            self.evaluator.evaluate(self.iteration, self.evaluations, checkpoint_due=checkpoint)
         if checkpoint:
             self._save_checkpoint()
 
@@ -565,60 +577,6 @@ class Trainer:
             },
         )
 
-    def _evaluate(self, checkpoint_due: bool) -> None:
-        """Evaluate on the validation set (all ranks); rank 0 records it and keeps the best.
-
-        When the evaluation fails and a checkpoint is due at this iteration, the checkpoint is
-        written first (without this evaluation): the trained weights outlive a failure of the
-        evaluation, and the run resumes there, evaluating again, once its cause is fixed
-        (:meth:`train` names the checkpoint).
-        """
-        assert self.val_dataset is not None
-        start = time.perf_counter()
-        # Every rank evaluates its shard with the model rank 0 saves: the same running
-        # statistics (each rank's last forward pass updated its own).
-        broadcast_buffers(self.model)
-        # Rank 0 prepares the validation ground truth at the first evaluation, for them all.
-        last = self.evaluations.last
-        try:
-            evaluation = evaluate(
-                self.model,
-                self.postprocessor,
-                self.val_dataset,
-                batch_size=self.cfg.input.test_batch_size,
-                num_workers=self.cfg.train.num_workers,
-                dist_info=self.dist,
-                ground_truth=None if last is None else last.ground_truth,
-            )
-        except Exception:
-            if checkpoint_due:
-                logger.error("the evaluation at iteration %d failed", self.iteration)
-                self._save_checkpoint()
-            raise
-        self.evaluations.seconds = time.perf_counter() - start
-        self.evaluations.last_iteration = self.iteration
-        # What stops rank 0's record (a full disk) stops every rank with its error.
-        done_on_main(lambda: self._record(evaluation))
-
-    def _record(self, evaluation: Evaluation | None) -> None:
-        """Log rank 0's evaluation on one line, and keep its model as ``model_best`` when it is
-        the best (:func:`~sparsercnn.engine.model_best.keep_if_best`). The whole result (AR,
-        per-class AP) goes to ``metrics.jsonl``; the table is for the caller to print once, of
-        the model it reports (``train``, ``demo``)."""
-        assert evaluation is not None, "evaluate() returns the evaluation on rank 0"
-        result = evaluation.result
-        self.metrics.append({"iter": self.iteration, "eval": result.to_dict()})
-        logger.info("evaluation at iteration %d: %s", self.iteration, result.format_line())
-        keep_if_best(
-            evaluation,
-            self.iteration,
-            self.evaluations,
-            self.path(MODEL_BEST_FILE),
-            self.model,
-            self.cfg,
-            self.categories,
-        )
-
     def _budget_exhausted(self, seconds: float, bar: tqdm) -> bool:
         """Fit the schedule once the pace is measured; say when time is up (rank 0 decides)."""
         if self.budget is None:
@@ -646,9 +604,10 @@ class Trainer:
         )
 
     def _final_evaluation_due(self) -> bool:
-        """Whether the iteration training ends at has no evaluation yet (a validation set given):
-        none ran there, or the checkpoint a finished run resumed from holds none (it failed)."""
-        return self.val_dataset is not None and self.evaluations.last_iteration != self.iteration
+        """Whether the iteration training ends at has no evaluation yet (a validation set given;
+        :meth:`~sparsercnn.engine.training_evaluation.TrainingEvaluator.final_due`)."""
+        evaluator = self.evaluator
+        return evaluator is not None and evaluator.final_due(self.iteration, self.evaluations)
 
     def _final_evaluation_and_checkpoint(self, window: LogWindow) -> None:
         """Log the last steps, then the final evaluation and the checkpoint that holds it. A
@@ -660,7 +619,8 @@ class Trainer:
         evaluated = self._final_evaluation_due()
         unsaved = self.checkpoints.iteration != self.iteration
         if evaluated:
-            self._evaluate(checkpoint_due=unsaved)
+            assert self.evaluator is not None
+            self.evaluator.evaluate(self.iteration, self.evaluations, checkpoint_due=unsaved)
         if evaluated or unsaved:
             self._save_checkpoint()
 

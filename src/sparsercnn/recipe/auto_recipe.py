@@ -12,18 +12,18 @@ published weights) and sets, each with its reason, in the modules named after th
 - the **number of proposals** (:mod:`~sparsercnn.recipe.proposals`): comfortably above the most
   objects in one image;
 - the **number of stages** (:mod:`~sparsercnn.recipe.stages`) from scratch under a time budget:
-  :data:`SHORT_BUDGET_STAGES` unless the paper's six still get :data:`SIX_STAGE_ITERATIONS`
-  steps or the given ``train.max_iter``, or the images hold few objects
-  (:data:`FEW_OBJECTS_PER_IMAGE`); without a budget the paper's six. Fewer stages are taken only
-  where they buy steps: a run of given steps trains the same stages with a budget that fits them
-  as without one;
+  :data:`~sparsercnn.recipe.stages.SHORT_BUDGET_STAGES` unless the paper's six still get
+  :data:`~sparsercnn.recipe.stages.SIX_STAGE_ITERATIONS` steps or the given ``train.max_iter``,
+  or the images hold few objects (:data:`~sparsercnn.recipe.stages.FEW_OBJECTS_PER_IMAGE`);
+  without a budget the paper's six. Fewer stages are taken only where they buy steps: a run of
+  given steps trains the same stages with a budget that fits them as without one;
 - the model (:mod:`~sparsercnn.recipe.model_size`): the medium one from scratch when it still
-  gets :data:`MEDIUM_MODEL_ITERATIONS` steps;
+  gets :data:`~sparsercnn.recipe.model_size.MEDIUM_MODEL_ITERATIONS` steps;
 - the schedule (:mod:`~sparsercnn.recipe.schedule`), fitted to the budget, and warm-up;
 - from scratch, **random crops** (:mod:`~sparsercnn.recipe.crops`) besides the flips when the
-  schedule passes over each image :data:`CROP_FROM_PASSES` times or more (a small set, a long
-  budget, or none); the steps, and under a time budget the input size, are then priced with the
-  crops;
+  schedule passes over each image :data:`~sparsercnn.recipe.crops.CROP_FROM_PASSES` times or
+  more (a small set, a long budget, or none); the steps, and under a time budget the input size,
+  are then priced with the crops;
 - the learning rate (:mod:`~sparsercnn.recipe.learning_rate`); with weights (``--init-from``,
   ``--backbone-weights``): the architecture they fit, the fine-tuning learning rate, and a
   frozen backbone when the set is very small.
@@ -49,8 +49,6 @@ from sparsercnn.config import Config, ModelConfig, override_keys
 from sparsercnn.recipe import advice
 from sparsercnn.recipe.batch_and_precision import set_precision_and_batch
 from sparsercnn.recipe.crops import (
-    CROP_FROM_PASSES,
-    CROP_MAX_FRAME_ZOOM,
     choose_crops,
     note_augmentation,
 )
@@ -65,37 +63,27 @@ from sparsercnn.recipe.input_size import (
     largest_input_reason,
     resolvable_share,
 )
-from sparsercnn.recipe.learning_rate import SCRATCH_LR_BATCH_8, set_learning_rate
+from sparsercnn.recipe.learning_rate import set_learning_rate
 from sparsercnn.recipe.model_size import (
-    MEDIUM_MODEL_ITERATIONS,
-    candidate_presets,
     check_overrides_fit_weights,
     note_model,
     starting_model,
     take_medium_if_roomy,
 )
 from sparsercnn.recipe.proposals import (
-    MAX_PROPOSALS,
-    PROPOSALS_PER_OBJECT,
-    PROPOSALS_SLACK,
     choose_proposals_and_size,
-    proposals_for,
     proposals_reason,
     set_proposals,
     wanted_proposals,
 )
 from sparsercnn.recipe.recipe import Budget, Recipe
 from sparsercnn.recipe.schedule import (
-    MIN_ITERATIONS,
-    SCRATCH_EPOCHS,
     epoch_iterations,
     epochs_reason,
     set_schedule,
 )
 from sparsercnn.recipe.stages import (
-    FEW_OBJECTS_PER_IMAGE,
     SHORT_BUDGET_STAGES,
-    SIX_STAGE_ITERATIONS,
     note_stages,
     timed_stages,
     try_six_stages,
@@ -110,29 +98,6 @@ from sparsercnn.recipe.step_budget import (
     warn_given_steps,
 )
 from sparsercnn.text import counted
-
-# The rules' constants where the README and callers name them (each is defined in the module of
-# its choice).
-__all__ = [
-    "CROP_FROM_PASSES",
-    "CROP_MAX_FRAME_ZOOM",
-    "FEW_OBJECTS_PER_IMAGE",
-    "MAX_PROPOSALS",
-    "MEDIUM_MODEL_ITERATIONS",
-    "MIN_ITERATIONS",
-    "PROPOSALS_PER_OBJECT",
-    "PROPOSALS_SLACK",
-    "SCRATCH_EPOCHS",
-    "SCRATCH_LR_BATCH_8",
-    "SHORT_BUDGET_STAGES",
-    "SIX_STAGE_ITERATIONS",
-    "SpentSeconds",
-    "StepCostOf",
-    "candidate_presets",
-    "check_overrides_fit_weights",
-    "choose_recipe",
-    "proposals_for",
-]
 
 
 def choose_recipe(

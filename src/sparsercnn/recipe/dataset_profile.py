@@ -18,10 +18,10 @@ from typing import Literal
 import numpy as np
 
 from sparsercnn.data.categories import CategoryMap
+from sparsercnn.data.checked_coco import CheckedCoco
 from sparsercnn.data.policy import checked_for_training
 from sparsercnn.data.sampler import SampleGroups, orientation_groups, training_batches
 from sparsercnn.data.transforms import TrainTransform, resized_shape
-from sparsercnn.data.validation import CheckedCoco
 from sparsercnn.structures import padded_size
 
 # The price of a padded batch: the mean of the first this many batches training deals...

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from sparsercnn.config import Config, TrainConfig
+from sparsercnn.data.checked_coco import CheckedCoco
 from sparsercnn.data.image_cache import image_bytes
 from sparsercnn.data.image_io import ImageReadError, decode_image
 from sparsercnn.data.transforms import resize_image, resized_shape
-from sparsercnn.data.validation import CheckedCoco
 from sparsercnn.recipe.auto_recipe import choose_recipe
 from sparsercnn.recipe.dataset_profile import DatasetProfile
 from sparsercnn.recipe.hardware import detect_hardware

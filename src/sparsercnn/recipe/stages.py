@@ -16,7 +16,7 @@ from sparsercnn.recipe.draft import RecipeDraft
 from sparsercnn.recipe.input_size import InputChoice
 from sparsercnn.recipe.proposals import choose_proposals_and_size
 from sparsercnn.recipe.step_budget import is_given, steps_at
-from sparsercnn.text import counted
+from sparsercnn.text import agreeing_noun, counted, verb
 
 # From scratch under a time budget, the small model trains this many refinement stages unless
 # the paper's six still get SIX_STAGE_ITERATIONS steps, or the given train.max_iter (which fewer
@@ -67,9 +67,9 @@ def timed_stages(draft: RecipeDraft) -> tuple[bool, str | None]:
     median = float(np.median(draft.profile.objects_per_image))
     if short_budget and median <= FEW_OBJECTS_PER_IMAGE:
         draft.cfg.model.num_stages = ModelConfig.num_stages
-        objects = f"{median:g} object{'' if median == 1 else 's'} in the median image"
+        objects = f"{median:g} {agreeing_noun(median, 'object')} in the median image"
         reason = (
-            f"the paper's: {objects} give{'s' if median == 1 else ''} each stage few boxes to "
+            f"the paper's: {objects} {verb(median, 'gives', 'give')} each stage few boxes to "
             "learn from, and every stage counts"
         )
     return short_budget, reason
